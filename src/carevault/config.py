@@ -1,0 +1,136 @@
+"""Settings: the one place configuration is read (environment prefix ``CAREVAULT_``).
+
+``Settings`` is built by the composition root and passed down; nothing imports a
+global instance. Defaults are safe for a demo on one machine. In production mode
+``check_production`` refuses to start when a setting is unsafe.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Environment = Literal["development", "demo", "test", "benchmark", "production"]
+
+
+class UnsafeConfiguration(RuntimeError):
+    """Raised when the settings would make a production deployment unsafe."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CAREVAULT_", extra="ignore", frozen=True)
+
+    environment: Environment = "development"
+    home: Path = Path("./carevault-data")
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL; defaults to an embedded SQLite file in the data directory.",
+    )
+
+    keys_database_url: str | None = Field(
+        default=None,
+        description=(
+            "The key store's database; defaults to <home>/keys/keys.db with SQLite, "
+            "or the records database with PostgreSQL."
+        ),
+    )
+    timezone: str = Field(
+        default="Asia/Hong_Kong",
+        description="Time zone for dates written without one (search values, birth dates).",
+    )
+
+    # Keys
+    key_provider: Literal["local", "pkcs11"] = "local"
+    keyring_path: Path | None = Field(
+        default=None, description="Local keyring file; defaults to <home>/keys/keyring.json."
+    )
+    pkcs11_module: Path = Path("/usr/lib/softhsm/libsofthsm2.so")
+    pkcs11_token_label: str = "carevault"  # noqa: S105 - a label, not a secret
+    pkcs11_pin: SecretStr | None = None
+    dek_cache_size: int = Field(default=4096, ge=0, le=1_000_000)
+    dek_cache_seconds: float = Field(default=60.0, ge=0, le=3600)
+
+    # FHIR server
+    public_base_url: str | None = Field(
+        default=None,
+        description="Base URL used in fullUrl and paging links, e.g. https://ehr.example/fhir",
+    )
+    max_body_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
+    search_default_count: int = Field(default=20, ge=1)
+    search_max_count: int = Field(default=1000, ge=1)
+    sort_candidate_limit: int = Field(
+        default=5000,
+        ge=1,
+        description="Most resources a search may decrypt to sort or filter on encrypted values.",
+    )
+
+    #: Only a benchmark may turn encryption off, to measure the unencrypted baseline.
+    encryption: bool = True
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _strip_slash(cls, value: str | None) -> str | None:
+        return value.rstrip("/") if value else value
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.home / 'carevault.db').resolve()}"
+
+    @property
+    def resolved_keys_database_url(self) -> str:
+        if self.keys_database_url:
+            return self.keys_database_url
+        if self.is_sqlite:
+            return f"sqlite:///{(self.home / 'keys' / 'keys.db').resolve()}"
+        return self.resolved_database_url
+
+    @property
+    def resolved_keyring_path(self) -> Path:
+        return self.keyring_path or self.home / "keys" / "keyring.json"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.resolved_database_url.startswith("sqlite")
+
+    def check(self) -> None:
+        """Refuse settings that are never acceptable, then the production rules."""
+        if not self.encryption and self.environment != "benchmark":
+            raise UnsafeConfiguration(
+                "encryption can be turned off only in the benchmark environment"
+            )
+        if self.environment == "production":
+            check_production(self)
+
+
+def check_production(settings: Settings) -> None:
+    problems: list[str] = []
+    if settings.is_sqlite:
+        problems.append("production needs PostgreSQL: set CAREVAULT_DATABASE_URL")
+    if settings.key_provider == "local":
+        path = settings.resolved_keyring_path
+        if path.exists() and stat.S_IMODE(path.stat().st_mode) & 0o077:
+            problems.append(f"keyring file {path} is readable by others: chmod 600")
+    if settings.key_provider == "pkcs11" and settings.pkcs11_pin is None:
+        problems.append("CAREVAULT_PKCS11_PIN is required with the pkcs11 key provider")
+    if not (settings.public_base_url or "").startswith("https://"):
+        problems.append("CAREVAULT_PUBLIC_BASE_URL must be set to an https:// URL in production")
+    if problems:
+        raise UnsafeConfiguration("; ".join(problems))
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings from the environment, with explicit overrides (CLI flags, tests)."""
+    settings = Settings(**overrides)  # type: ignore[arg-type]
+    settings.check()
+    return settings
+
+
+def private_file_mode() -> int:
+    return 0o600 if os.name == "posix" else 0o666

@@ -1,0 +1,100 @@
+"""Database engine and transactions, shared by the modules that own tables.
+
+SQLite (embedded default) and PostgreSQL (production) behave alike here:
+
+* SQLite runs in WAL mode with a busy timeout, and write transactions start with
+  ``BEGIN IMMEDIATE`` so two writers queue instead of failing on lock upgrade.
+* ``synchronous=FULL`` keeps every committed transaction across a power loss,
+  which the audit ledger's fail-closed promise needs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import BigInteger, Connection, Engine, Integer, MetaData, create_engine, event
+from sqlalchemy.pool import NullPool
+
+#: One metadata for every table; each module declares its own tables on it.
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+_IMMEDIATE = "carevault_immediate"
+
+#: A 64-bit integer key that SQLite also treats as its rowid (so it autoincrements).
+Sequence64 = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def make_engine(url: str, *, pool_size: int = 16) -> Engine:
+    """Create the engine for ``url`` with the settings CareVault relies on."""
+    if url.startswith("sqlite"):
+        return _sqlite_engine(url)
+    return create_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        future=True,
+    )
+
+
+def _sqlite_engine(url: str) -> Engine:
+    path = url.split("///", 1)[-1]
+    if path and path != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(
+        url,
+        connect_args={"check_same_thread": False, "timeout": 30},
+        poolclass=None if path != ":memory:" else NullPool,
+        pool_size=32,
+        max_overflow=32,
+    )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take transaction control away from the sqlite3 module so that BEGIN is ours.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        immediate = connection.get_execution_options().get(_IMMEDIATE, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+@contextmanager
+def write_transaction(engine: Engine) -> Iterator[Connection]:
+    """A transaction that will write: on SQLite it takes the write lock at once.
+
+    Taking the lock up front turns a read-then-write race between processes into a
+    wait rather than a "database is locked" error half-way through.
+    """
+    with engine.connect() as connection:
+        if engine.dialect.name == "sqlite":
+            connection = connection.execution_options(**{_IMMEDIATE: True})
+        with connection.begin():
+            yield connection
+
+
+@contextmanager
+def read_transaction(engine: Engine) -> Iterator[Connection]:
+    """A consistent read: one snapshot for everything read inside it."""
+    with engine.connect() as connection, connection.begin():
+        yield connection

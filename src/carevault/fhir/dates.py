@@ -1,0 +1,247 @@
+"""FHIR date search: value ranges, prefixes, and blind-indexable day tokens.
+
+Dates are encrypted, so the store keeps blind tokens of the local day on which a
+value starts and ends, at three granularities (year, month, day). A search turns
+its prefix into a set of tokens that covers every possible match (a superset);
+the exact comparison, with the spec's range semantics, runs after decryption.
+Values without a zone are read in the clinic group's time zone.
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta, tzinfo
+from enum import StrEnum
+from typing import Any
+
+MIN_YEAR = 1850
+MAX_YEAR = 2150
+
+_DATETIME = re.compile(
+    r"^(?P<year>\d{4})(?:-(?P<month>\d{2})(?:-(?P<day>\d{2})"
+    r"(?:T(?P<hour>\d{2}):(?P<minute>\d{2})(?::(?P<second>\d{2})(?:\.(?P<fraction>\d{1,9}))?)?"
+    r"(?P<zone>Z|[+-]\d{2}:\d{2})?)?)?)?$"
+)
+
+
+class DateFormatError(ValueError):
+    """A date search value or stored date is not a FHIR date, dateTime or instant."""
+
+
+class Prefix(StrEnum):
+    EQ = "eq"
+    NE = "ne"
+    GT = "gt"
+    LT = "lt"
+    GE = "ge"
+    LE = "le"
+    SA = "sa"
+    EB = "eb"
+
+
+@dataclass(frozen=True)
+class DateRange:
+    """[low, high): ``None`` is unbounded on that side."""
+
+    low: datetime | None
+    high: datetime | None
+
+
+def parse(text: str, zone: tzinfo) -> DateRange:
+    """The range a FHIR date/dateTime/instant covers at its precision."""
+    match = _DATETIME.match(text.strip())
+    if not match:
+        raise DateFormatError("not a FHIR date, dateTime or instant")
+    parts = match.groupdict()
+    try:
+        year = int(parts["year"])
+        if parts["month"] is None:
+            low = datetime(year, 1, 1, tzinfo=zone)
+            return DateRange(low, low.replace(year=year + 1))
+        month = int(parts["month"])
+        if parts["day"] is None:
+            low = datetime(year, month, 1, tzinfo=zone)
+            return DateRange(low, _add_month(low))
+        day = int(parts["day"])
+        if parts["hour"] is None:
+            low = datetime(year, month, day, tzinfo=zone)
+            return DateRange(low, low + timedelta(days=1))
+        offset = _zone(parts["zone"]) if parts["zone"] else zone
+        low = datetime(year, month, day, int(parts["hour"]), int(parts["minute"]), tzinfo=offset)
+        if parts["second"] is None:
+            return DateRange(low, low + timedelta(minutes=1))
+        low = low.replace(second=int(parts["second"]))
+        if parts["fraction"] is None:
+            return DateRange(low, low + timedelta(seconds=1))
+        fraction = parts["fraction"]
+        micros = int(fraction[:6].ljust(6, "0"))
+        low = low.replace(microsecond=micros)
+        step = timedelta(microseconds=max(1, 10 ** (6 - min(len(fraction), 6))))
+        return DateRange(low, low + step)
+    except ValueError as error:  # a day or hour out of range
+        raise DateFormatError("not a valid calendar date or time") from error
+
+
+def _zone(text: str) -> tzinfo:
+    from datetime import timezone
+
+    if text == "Z":
+        return UTC
+    sign = 1 if text[0] == "+" else -1
+    hours, minutes = int(text[1:3]), int(text[4:6])
+    return timezone(sign * timedelta(hours=hours, minutes=minutes))
+
+
+def _add_month(moment: datetime) -> datetime:
+    if moment.month == 12:
+        return moment.replace(year=moment.year + 1, month=1)
+    return moment.replace(month=moment.month + 1)
+
+
+def value_range(value: Any, zone: tzinfo) -> DateRange | None:
+    """The range of a stored element: a date string or a Period; None if unusable."""
+    try:
+        if isinstance(value, str):
+            return parse(value, zone)
+        if isinstance(value, dict) and ("start" in value or "end" in value):
+            start = parse(value["start"], zone).low if isinstance(value.get("start"), str) else None
+            end = parse(value["end"], zone).high if isinstance(value.get("end"), str) else None
+            return DateRange(start, end)
+    except DateFormatError:
+        return None
+    return None
+
+
+def split_prefix(text: str) -> tuple[Prefix, str]:
+    if len(text) > 2 and text[:2].isalpha():
+        try:
+            return Prefix(text[:2]), text[2:]
+        except ValueError as error:
+            raise DateFormatError(f"unsupported date prefix '{text[:2]}'") from error
+    return Prefix.EQ, text
+
+
+def matches(prefix: Prefix, search: DateRange, target: DateRange) -> bool:
+    """FHIR R4 date comparison (search page §3.1.1.5.1), on ranges."""
+    assert search.low is not None and search.high is not None  # noqa: S101 - parse() bounds both
+    t_low, t_high = target.low, target.high
+    above = t_high is None or t_high > search.high
+    below = t_low is None or t_low < search.low
+    within = (
+        t_low is not None and t_high is not None and search.low <= t_low and t_high <= search.high
+    )
+    if prefix is Prefix.EQ:
+        return within
+    if prefix is Prefix.NE:
+        return not within
+    if prefix is Prefix.GT:
+        return above
+    if prefix is Prefix.LT:
+        return below
+    if prefix is Prefix.GE:
+        return above or within
+    if prefix is Prefix.LE:
+        return below or within
+    if prefix is Prefix.SA:
+        return t_low is not None and t_low >= search.high
+    return t_high is not None and t_high <= search.low  # EB
+
+
+# --- tokens -----------------------------------------------------------------------------------
+
+START, END, POINT = "s", "e", "p"
+
+
+def _day_tokens(side: str, day: date) -> list[str]:
+    if day.year < MIN_YEAR:
+        return [f"{side}:Ybefore"]
+    if day.year > MAX_YEAR:
+        return [f"{side}:Yafter"]
+    return [f"{side}:Y{day:%Y}", f"{side}:M{day:%Y-%m}", f"{side}:D{day:%Y-%m-%d}"]
+
+
+def tokens(target: DateRange, zone: tzinfo) -> list[str]:
+    """Tokens stored for a value: its first and last local day, or 'open' ends.
+
+    A value within one day (most instants and dates) stores one set of 'point'
+    tokens that stand for both its start and its end, halving the index.
+    """
+    found: list[str] = []
+    if target.low is not None and target.high is not None:
+        first = target.low.astimezone(zone).date()
+        last = (target.high - timedelta(microseconds=1)).astimezone(zone).date()
+        if first == last:
+            return _day_tokens(POINT, first)
+    if target.low is None:
+        found.append(f"{START}:open")
+    else:
+        found.extend(_day_tokens(START, target.low.astimezone(zone).date()))
+    if target.high is None:
+        found.append(f"{END}:open")
+    else:
+        last = (target.high - timedelta(microseconds=1)).astimezone(zone).date()
+        found.extend(_day_tokens(END, last))
+    return found
+
+
+def cover_from(side: str, first: date) -> list[str]:
+    """Tokens matching any ``side`` (or point) day on or after ``first``."""
+    return _cover_from(side, first) + _cover_from(POINT, first)
+
+
+def cover_until(side: str, last: date) -> list[str]:
+    """Tokens matching any ``side`` (or point) day on or before ``last``."""
+    return _cover_until(side, last) + _cover_until(POINT, last)
+
+
+def _cover_from(side: str, first: date) -> list[str]:
+    if first.year > MAX_YEAR:
+        return [f"{side}:Yafter"]
+    if first.year < MIN_YEAR:
+        return [f"{side}:Ybefore", *_cover_from(side, date(MIN_YEAR, 1, 1))]
+    last_day = calendar.monthrange(first.year, first.month)[1]
+    found = [
+        f"{side}:D{first.year:04d}-{first.month:02d}-{d:02d}"
+        for d in range(first.day, last_day + 1)
+    ]
+    found += [f"{side}:M{first.year:04d}-{m:02d}" for m in range(first.month + 1, 13)]
+    found += [f"{side}:Y{y:04d}" for y in range(first.year + 1, MAX_YEAR + 1)]
+    found.append(f"{side}:Yafter")
+    return found
+
+
+def _cover_until(side: str, last: date) -> list[str]:
+    if last.year < MIN_YEAR:
+        return [f"{side}:Ybefore"]
+    if last.year > MAX_YEAR:
+        return [*_cover_until(side, date(MAX_YEAR, 12, 31)), f"{side}:Yafter"]
+    found = [f"{side}:Ybefore"]
+    found += [f"{side}:Y{y:04d}" for y in range(MIN_YEAR, last.year)]
+    found += [f"{side}:M{last.year:04d}-{m:02d}" for m in range(1, last.month)]
+    found += [f"{side}:D{last.year:04d}-{last.month:02d}-{d:02d}" for d in range(1, last.day + 1)]
+    return found
+
+
+def candidate_covers(prefix: Prefix, search: DateRange, zone: tzinfo) -> list[list[str]] | None:
+    """Token sets that every match has a token in (each list one condition, all must hold).
+
+    A day of slack on each side absorbs time-zone edges; ``None`` means no
+    narrowing is possible (``ne``) and every value is a candidate.
+    """
+    assert search.low is not None and search.high is not None  # noqa: S101
+    first = search.low.astimezone(zone).date() - timedelta(days=1)
+    last = (search.high - timedelta(microseconds=1)).astimezone(zone).date() + timedelta(days=1)
+    open_end, open_start = [f"{END}:open"], [f"{START}:open"]
+    if prefix is Prefix.EQ:
+        return [cover_from(START, first), cover_until(END, last)]
+    if prefix in (Prefix.GT, Prefix.GE):
+        return [cover_from(END, first) + open_end]
+    if prefix in (Prefix.LT, Prefix.LE):
+        return [cover_until(START, last) + open_start]
+    if prefix is Prefix.SA:
+        return [cover_from(START, last - timedelta(days=2))]
+    if prefix is Prefix.EB:
+        return [cover_until(END, first + timedelta(days=2))]
+    return None

@@ -1,0 +1,117 @@
+"""Search terms of a resource: what its search parameters index, normalised.
+
+A term is a string such as ``any|8480-6`` or ``sys|http://loinc.org|8480-6``; the
+vault turns each into a blind-index token (or keeps it clear where DESIGN.md
+allows). Query parsing builds terms with the same functions, so both sides agree.
+"""
+
+from __future__ import annotations
+
+from datetime import tzinfo
+from typing import Any
+
+from carevault.fhir import dates, normalise
+from carevault.fhir.elements import parse_reference, values_at
+from carevault.fhir.registry import ParamKind, ResourceType, SearchParam
+
+
+def any_term(value: str) -> str:
+    return f"any|{value}"
+
+
+def system_term(system: str | None, value: str) -> str:
+    return f"sys|{system}|{value}" if system else f"nosys|{value}"
+
+
+def reference_term(resource_type: str, resource_id: str) -> str:
+    return f"ref|{resource_type}/{resource_id}"
+
+
+def _coding_terms(system: Any, code: Any) -> list[str]:
+    if not isinstance(code, str) or not code.strip():
+        return []
+    value = normalise.code(code)
+    return [any_term(value), system_term(system if isinstance(system, str) else None, value)]
+
+
+def _token_terms(param: SearchParam, value: Any) -> list[str]:
+    if isinstance(value, str):
+        return _coding_terms(None, value)[:1]
+    if not isinstance(value, dict):
+        return []
+    if param.telecom_system is not None:
+        if value.get("system") != param.telecom_system or not isinstance(value.get("value"), str):
+            return []
+        raw = value["value"]
+        text = normalise.phone(raw) if param.telecom_system == "phone" else normalise.email(raw)
+        return [any_term(text)] if text else []
+    if "coding" in value:  # CodeableConcept
+        terms: list[str] = []
+        for coding in value.get("coding") or []:
+            if isinstance(coding, dict):
+                terms.extend(_coding_terms(coding.get("system"), coding.get("code")))
+        return terms
+    if "code" in value:  # Coding
+        return _coding_terms(value.get("system"), value.get("code"))
+    if isinstance(value.get("value"), str):  # Identifier
+        system = value.get("system") if isinstance(value.get("system"), str) else None
+        text = normalise.identifier_value(system, value["value"])
+        if not text:
+            return []
+        return [any_term(normalise.identifier_any(value["value"])), system_term(system, text)]
+    return []
+
+
+def _string_terms(param: SearchParam, value: Any) -> list[str]:
+    texts: list[str] = []
+    if isinstance(value, str):
+        texts.append(value)
+    elif isinstance(value, dict):
+        parts = param.name_parts or ("text", "family", "given", "prefix", "suffix")
+        for part in parts:
+            found = value.get(part)
+            if isinstance(found, str):
+                texts.append(found)
+            elif isinstance(found, list):
+                texts.extend(item for item in found if isinstance(item, str))
+    terms: list[str] = []
+    for text in texts:
+        for word in normalise.name_words(text):
+            terms.extend(normalise.prefixes(word))
+    return terms
+
+
+def _reference_terms(param: SearchParam, value: Any) -> list[str]:
+    parsed = parse_reference(value)
+    if parsed is None or (param.targets and parsed[0] not in param.targets):
+        return []
+    return [reference_term(*parsed)]
+
+
+def param_terms(param: SearchParam, resource: dict[str, Any], zone: tzinfo) -> set[str]:
+    terms: set[str] = set()
+    for path in param.paths:
+        for value in values_at(resource, path):
+            if param.kind is ParamKind.TOKEN:
+                terms.update(_token_terms(param, value))
+            elif param.kind is ParamKind.STRING:
+                terms.update(_string_terms(param, value))
+            elif param.kind is ParamKind.REFERENCE:
+                terms.update(_reference_terms(param, value))
+            else:
+                found = dates.value_range(value, zone)
+                if found is not None:
+                    terms.update(dates.tokens(found, zone))
+    return terms
+
+
+def index_terms(
+    resource_type: ResourceType, resource: dict[str, Any], zone: tzinfo
+) -> list[tuple[SearchParam, str]]:
+    """Every (parameter, term) the resource is found by; patient links are not terms."""
+    found: list[tuple[SearchParam, str]] = []
+    for param in resource_type.params:
+        if param.patient:
+            continue
+        found.extend((param, term) for term in sorted(param_terms(param, resource, zone)))
+    return found

@@ -1,0 +1,398 @@
+"""The resource table: adding a resource type is an entry here, not a new module.
+
+Each entry says where the resource points at its patient and clinic, which
+search parameters it supports and how each is indexed, and which data
+categories (DESIGN.md) its elements belong to.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from carevault.domain.categories import DataCategory as C
+
+
+class ParamKind(StrEnum):
+    TOKEN = "token"  # noqa: S105 - the FHIR search parameter type, not a secret
+    STRING = "string"
+    DATE = "date"
+    REFERENCE = "reference"
+
+
+@dataclass(frozen=True)
+class SearchParam:
+    """A search parameter and the element paths it reads.
+
+    ``clear`` marks parameters DESIGN.md allows in the clear (status); all others
+    are stored as blind-index tokens. A parameter with ``patient=True`` is answered
+    from the clear patient pseudonym column instead of tokens.
+    """
+
+    name: str
+    kind: ParamKind
+    paths: tuple[str, ...] = ()
+    clear: bool = False
+    patient: bool = False
+    #: For token parameters on ContactPoint: only values of this telecom system.
+    telecom_system: str | None = None
+    #: For string parameters: which HumanName parts ("family", "given") or all text.
+    name_parts: tuple[str, ...] = ()
+    #: For reference parameters: the resource types a reference may point at.
+    targets: tuple[str, ...] = ()
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class ResourceType:
+    name: str
+    #: Paths holding the reference to the patient the resource belongs to.
+    patient_paths: tuple[str, ...] = ()
+    #: Paths holding references from which the clinic is found (Organization,
+    #: Location or Encounter references), first hit wins.
+    clinic_paths: tuple[str, ...] = ()
+    category: C = C.CLINICAL
+    #: Top-level elements whose category differs from ``category``.
+    element_categories: Mapping[str, C] = field(default_factory=dict)
+    params: tuple[SearchParam, ...] = ()
+    #: The ``date`` parameter a ``_sort=date`` uses, if any.
+    sort_dates: tuple[str, ...] = ()
+
+    @property
+    def is_patient(self) -> bool:
+        return self.name == "Patient"
+
+    @property
+    def is_patient_data(self) -> bool:
+        return self.is_patient or bool(self.patient_paths)
+
+    def param(self, name: str) -> SearchParam | None:
+        for candidate in self.params:
+            if candidate.name == name:
+                return candidate
+        return None
+
+
+def _choice(stem: str, *types: str) -> tuple[str, ...]:
+    return tuple(stem + kind for kind in types)
+
+
+def _patient_ref(*paths: str) -> tuple[SearchParam, ...]:
+    """``patient`` (and ``subject`` where the element is called subject)."""
+    params = [
+        SearchParam("patient", ParamKind.REFERENCE, paths, patient=True, targets=("Patient",))
+    ]
+    if "subject" in paths:
+        params.append(
+            SearchParam("subject", ParamKind.REFERENCE, paths, patient=True, targets=("Patient",))
+        )
+    return tuple(params)
+
+
+def _clinical(
+    name: str,
+    *,
+    patient: tuple[str, ...],
+    code: tuple[str, ...],
+    date: tuple[str, ...],
+    category: C = C.CLINICAL,
+    clinic: tuple[str, ...] = ("encounter",),
+    status: bool = True,
+    extra: tuple[SearchParam, ...] = (),
+) -> ResourceType:
+    params: list[SearchParam] = [*_patient_ref(*patient)]
+    if code:
+        params.append(SearchParam("code", ParamKind.TOKEN, code))
+    if date:
+        params.append(SearchParam("date", ParamKind.DATE, date))
+    if status:
+        params.append(SearchParam("status", ParamKind.TOKEN, ("status",), clear=True))
+    params.extend(extra)
+    return ResourceType(
+        name=name,
+        patient_paths=patient,
+        clinic_paths=clinic,
+        category=category,
+        params=tuple(params),
+        sort_dates=("date",) if date else (),
+    )
+
+
+_STATUS = SearchParam("status", ParamKind.TOKEN, ("status",), clear=True)
+_IDENTIFIER = SearchParam("identifier", ParamKind.TOKEN, ("identifier",))
+_NAME_STRING = SearchParam("name", ParamKind.STRING, ("name",))
+
+_PATIENT = ResourceType(
+    name="Patient",
+    clinic_paths=("managingOrganization",),
+    category=C.IDENTITY,
+    element_categories={
+        "identifier": C.GOVERNMENT_ID,
+        "name": C.IDENTITY,
+        "photo": C.IDENTITY,
+        "telecom": C.CONTACT,
+        "address": C.CONTACT,
+        "contact": C.CONTACT,
+        "birthDate": C.DEMOGRAPHIC,
+        "gender": C.DEMOGRAPHIC,
+        "communication": C.DEMOGRAPHIC,
+        "maritalStatus": C.DEMOGRAPHIC,
+        "multipleBirthBoolean": C.DEMOGRAPHIC,
+        "multipleBirthInteger": C.DEMOGRAPHIC,
+        "deceasedBoolean": C.CLINICAL,
+        "deceasedDateTime": C.CLINICAL,
+        "extension": C.DEMOGRAPHIC,
+        "generalPractitioner": C.VISIT,
+        "managingOrganization": C.VISIT,
+    },
+    params=(
+        _IDENTIFIER,
+        SearchParam("name", ParamKind.STRING, ("name",)),
+        SearchParam("family", ParamKind.STRING, ("name",), name_parts=("family",)),
+        SearchParam("given", ParamKind.STRING, ("name",), name_parts=("given",)),
+        SearchParam("birthdate", ParamKind.DATE, ("birthDate",)),
+        SearchParam("phone", ParamKind.TOKEN, ("telecom",), telecom_system="phone"),
+        SearchParam("email", ParamKind.TOKEN, ("telecom",), telecom_system="email"),
+        SearchParam("gender", ParamKind.TOKEN, ("gender",)),
+    ),
+    sort_dates=("birthdate",),
+)
+
+_DIRECTORY_NAME = (_IDENTIFIER, _NAME_STRING)
+
+RESOURCE_TYPES: dict[str, ResourceType] = {
+    rt.name: rt
+    for rt in (
+        _PATIENT,
+        ResourceType(
+            "Practitioner",
+            category=C.IDENTITY,
+            params=(
+                *_DIRECTORY_NAME,
+                SearchParam("family", ParamKind.STRING, ("name",), name_parts=("family",)),
+                SearchParam("given", ParamKind.STRING, ("name",), name_parts=("given",)),
+            ),
+        ),
+        ResourceType(
+            "PractitionerRole",
+            clinic_paths=("organization",),
+            category=C.IDENTITY,
+            params=(
+                _IDENTIFIER,
+                SearchParam(
+                    "practitioner",
+                    ParamKind.REFERENCE,
+                    ("practitioner",),
+                    targets=("Practitioner",),
+                ),
+                SearchParam(
+                    "organization",
+                    ParamKind.REFERENCE,
+                    ("organization",),
+                    targets=("Organization",),
+                ),
+                SearchParam("specialty", ParamKind.TOKEN, ("specialty",)),
+            ),
+        ),
+        ResourceType(
+            "Organization",
+            clinic_paths=("id",),
+            category=C.IDENTITY,
+            params=(
+                *_DIRECTORY_NAME,
+                SearchParam("partof", ParamKind.REFERENCE, ("partOf",), targets=("Organization",)),
+            ),
+        ),
+        ResourceType(
+            "Location",
+            clinic_paths=("managingOrganization",),
+            category=C.IDENTITY,
+            params=(
+                *_DIRECTORY_NAME,
+                _STATUS,
+                SearchParam(
+                    "organization",
+                    ParamKind.REFERENCE,
+                    ("managingOrganization",),
+                    targets=("Organization",),
+                ),
+            ),
+        ),
+        ResourceType(
+            "Schedule",
+            clinic_paths=("actor",),
+            category=C.VISIT,
+            params=(
+                _IDENTIFIER,
+                SearchParam(
+                    "actor",
+                    ParamKind.REFERENCE,
+                    ("actor",),
+                    targets=("Practitioner", "Location", "PractitionerRole"),
+                ),
+                SearchParam("date", ParamKind.DATE, ("planningHorizon",)),
+            ),
+            sort_dates=("date",),
+        ),
+        ResourceType(
+            "Slot",
+            clinic_paths=("schedule",),
+            category=C.VISIT,
+            params=(
+                _IDENTIFIER,
+                SearchParam("schedule", ParamKind.REFERENCE, ("schedule",), targets=("Schedule",)),
+                SearchParam("start", ParamKind.DATE, ("start",)),
+                _STATUS,
+            ),
+            sort_dates=("start",),
+        ),
+        _clinical(
+            "Encounter",
+            patient=("subject",),
+            code=("type",),
+            date=("period",),
+            category=C.VISIT,
+            clinic=("serviceProvider", "location.location"),
+            extra=(
+                SearchParam(
+                    "practitioner",
+                    ParamKind.REFERENCE,
+                    ("participant.individual",),
+                    targets=("Practitioner",),
+                ),
+                _IDENTIFIER,
+            ),
+        ),
+        _clinical(
+            "Appointment",
+            patient=("participant.actor",),
+            code=("serviceType",),
+            date=("start",),
+            category=C.VISIT,
+            clinic=("participant.actor",),
+            extra=(
+                SearchParam(
+                    "practitioner",
+                    ParamKind.REFERENCE,
+                    ("participant.actor",),
+                    targets=("Practitioner",),
+                ),
+                SearchParam(
+                    "location", ParamKind.REFERENCE, ("participant.actor",), targets=("Location",)
+                ),
+                SearchParam(
+                    "actor",
+                    ParamKind.REFERENCE,
+                    ("participant.actor",),
+                    targets=("Practitioner", "Location", "Patient"),
+                ),
+                _IDENTIFIER,
+            ),
+        ),
+        _clinical(
+            "Condition",
+            patient=("subject",),
+            code=("code",),
+            date=_choice("onset", "DateTime", "Period") + ("recordedDate",),
+            status=False,
+            extra=(SearchParam("clinical-status", ParamKind.TOKEN, ("clinicalStatus",)),),
+        ),
+        _clinical(
+            "Observation",
+            patient=("subject",),
+            code=("code",),
+            date=_choice("effective", "DateTime", "Period", "Instant"),
+            extra=(SearchParam("category", ParamKind.TOKEN, ("category",)),),
+        ),
+        _clinical(
+            "DiagnosticReport",
+            patient=("subject",),
+            code=("code",),
+            date=_choice("effective", "DateTime", "Period"),
+        ),
+        _clinical(
+            "Procedure",
+            patient=("subject",),
+            code=("code",),
+            date=_choice("performed", "DateTime", "Period"),
+        ),
+        _clinical(
+            "Immunization",
+            patient=("patient",),
+            code=("vaccineCode",),
+            date=_choice("occurrence", "DateTime"),
+        ),
+        _clinical(
+            "AllergyIntolerance",
+            patient=("patient",),
+            code=("code",),
+            date=("recordedDate",),
+            status=False,
+            extra=(SearchParam("clinical-status", ParamKind.TOKEN, ("clinicalStatus",)),),
+        ),
+        _clinical(
+            "MedicationRequest",
+            patient=("subject",),
+            code=("medicationCodeableConcept",),
+            date=("authoredOn",),
+            category=C.MEDICATION,
+        ),
+        _clinical("CarePlan", patient=("subject",), code=("category",), date=("period",)),
+        _clinical(
+            "Goal",
+            patient=("subject",),
+            code=("description",),
+            date=("startDate",),
+            status=False,
+            clinic=(),
+            extra=(
+                SearchParam("lifecycle-status", ParamKind.TOKEN, ("lifecycleStatus",), clear=True),
+            ),
+        ),
+        _clinical("ImagingStudy", patient=("subject",), code=("modality",), date=("started",)),
+        _clinical(
+            "DocumentReference",
+            patient=("subject",),
+            code=("type",),
+            date=("date",),
+            clinic=("context.encounter", "custodian"),
+        ),
+        _clinical(
+            "Coverage",
+            patient=("beneficiary",),
+            code=("type",),
+            date=("period",),
+            category=C.FINANCIAL,
+            clinic=(),
+        ),
+        _clinical(
+            "Claim",
+            patient=("patient",),
+            code=("type",),
+            date=("created",),
+            category=C.FINANCIAL,
+            clinic=("provider", "facility"),
+        ),
+        _clinical(
+            "ExplanationOfBenefit",
+            patient=("patient",),
+            code=("type",),
+            date=("created",),
+            category=C.FINANCIAL,
+            clinic=("provider", "facility"),
+        ),
+    )
+}
+
+#: Parameters every resource type supports, answered from clear columns.
+COMMON_PARAMS = ("_id", "_lastUpdated")
+
+#: Result parameters: they shape the result rather than select resources.
+RESULT_PARAMS = frozenset(
+    {"_count", "_sort", "_offset", "_total", "_format", "_summary", "_elements"}
+)
+
+
+def resource_type(name: str) -> ResourceType | None:
+    return RESOURCE_TYPES.get(name)

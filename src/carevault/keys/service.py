@@ -1,0 +1,174 @@
+"""The key service: data keys, wrapped by the key provider, and the unwrap log.
+
+Security contract:
+* a data key leaves this service only after its unwrap has been durably
+  recorded (principal, key id — a patient pseudonym, never an identity —,
+  purpose, time): if the record cannot be written, no key is returned;
+* unwrapped keys are cached only briefly and in bounded number (``DataKeyCache``);
+* a shredded key is gone: its records can never be decrypted again.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from sqlalchemy import Engine, insert, select, update
+
+from carevault.clock import Clock, to_micros, utc_now
+from carevault.db import read_transaction, write_transaction
+from carevault.keys.cache import DataKeyCache
+from carevault.keys.provider import KeyProvider, WrappedKey
+from carevault.keys.tables import data_key, unwrap_log
+
+DATA_KEY_BYTES = 32
+
+#: Key ids of the keys that are not a patient's.
+DIRECTORY_KEY_ID = "directory"
+INDEX_KEY_ID = "index"
+
+
+class DataKeyError(RuntimeError):
+    """A data key is missing or unusable."""
+
+
+class DataKeyShredded(DataKeyError):
+    """The data key was destroyed on an erasure request: its records are unreadable for good."""
+
+
+class UnwrapLogUnavailable(DataKeyError):
+    """The unwrap could not be recorded, so the key is withheld (fail closed)."""
+
+
+@dataclass(frozen=True)
+class UnwrapEvent:
+    at_us: int
+    principal: str
+    key_id: str
+    purpose: str
+    kek_version: int
+
+
+class UnwrapRecorder(Protocol):
+    """Durably records unwraps; returns only once they are on disk."""
+
+    def record(self, events: Sequence[UnwrapEvent]) -> None: ...
+
+
+class TableUnwrapRecorder:
+    """Appends unwrap events to the key store's ``unwrap_log`` table."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def record(self, events: Sequence[UnwrapEvent]) -> None:
+        rows = [event.__dict__ for event in events]
+        with write_transaction(self._engine) as connection:
+            connection.execute(insert(unwrap_log), rows)
+
+
+class KeyService:
+    def __init__(
+        self,
+        engine: Engine,
+        provider: KeyProvider,
+        cache: DataKeyCache,
+        recorder: UnwrapRecorder,
+        clock: Clock = utc_now,
+    ) -> None:
+        self.engine = engine
+        self.provider = provider
+        self._cache = cache
+        self._recorder = recorder
+        self._clock = clock
+        self._create_lock = threading.Lock()
+
+    def create_data_key(self, key_id: str, kind: str) -> bytes:
+        """Generate a data key, wrap it, and store it; the caller already holds it."""
+        key = secrets.token_bytes(DATA_KEY_BYTES)
+        wrapped = self.provider.wrap(key_id, key)
+        with write_transaction(self.engine) as connection:
+            connection.execute(
+                insert(data_key).values(
+                    key_id=key_id,
+                    kind=kind,
+                    kek_version=wrapped.kek_version,
+                    wrapped=wrapped.blob,
+                    created_us=to_micros(self._clock()),
+                )
+            )
+        self._cache.put(key_id, key)
+        return key
+
+    def ensure_data_key(self, key_id: str, kind: str, *, principal: str, purpose: str) -> bytes:
+        """The key ``key_id``, created on first use (for the shared directory and index keys)."""
+        with self._create_lock:
+            found = self._wrapped([key_id])
+            if key_id not in found:
+                return self.create_data_key(key_id, kind)
+        return self.data_keys([key_id], principal=principal, purpose=purpose)[key_id]
+
+    def data_keys(
+        self, key_ids: Collection[str], *, principal: str, purpose: str
+    ) -> dict[str, bytes]:
+        """Unwrapped keys for ``key_ids``; misses are unwrapped and logged in one write."""
+        keys: dict[str, bytes] = {}
+        missing: list[str] = []
+        for key_id in set(key_ids):
+            cached = self._cache.get(key_id)
+            if cached is None:
+                missing.append(key_id)
+            else:
+                keys[key_id] = cached
+        if not missing:
+            return keys
+        wrapped = self._wrapped(missing)
+        unknown = [key_id for key_id in missing if key_id not in wrapped]
+        if unknown:
+            raise DataKeyError(f"no data key {unknown[0]}")
+        now = to_micros(self._clock())
+        unwrapped: dict[str, bytes] = {}
+        events: list[UnwrapEvent] = []
+        for key_id, found in wrapped.items():
+            if found is None:
+                raise DataKeyShredded(f"data key {key_id} was shredded")
+            unwrapped[key_id] = self.provider.unwrap(key_id, found)
+            events.append(UnwrapEvent(now, principal, key_id, purpose, found.kek_version))
+        try:
+            self._recorder.record(events)
+        except Exception as error:
+            raise UnwrapLogUnavailable("the unwrap log could not be written") from error
+        for key_id, key in unwrapped.items():
+            self._cache.put(key_id, key)
+        keys.update(unwrapped)
+        return keys
+
+    def _wrapped(self, key_ids: Iterable[str]) -> dict[str, WrappedKey | None]:
+        with read_transaction(self.engine) as connection:
+            rows = connection.execute(
+                select(data_key.c.key_id, data_key.c.kek_version, data_key.c.wrapped).where(
+                    data_key.c.key_id.in_(list(key_ids))
+                )
+            ).all()
+        return {
+            row.key_id: None
+            if row.wrapped is None
+            else WrappedKey(kek_version=row.kek_version, blob=row.wrapped)
+            for row in rows
+        }
+
+    def shred(self, key_id: str) -> None:
+        """Destroy a data key for good (crypto-shredding on an erasure request)."""
+        with write_transaction(self.engine) as connection:
+            connection.execute(
+                update(data_key)
+                .where(data_key.c.key_id == key_id)
+                .values(wrapped=None, kek_version=None, shredded_us=to_micros(self._clock()))
+            )
+        self._cache.discard(key_id)
+
+    def forget_cached(self) -> None:
+        self._cache.clear()

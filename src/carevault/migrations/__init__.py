@@ -1,0 +1,33 @@
+"""Schema migrations (Alembic), one history per store.
+
+The records store and the key store are separate databases with SQLite and may
+share one with PostgreSQL, so each keeps its own version table.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine
+
+_HERE = Path(__file__).parent
+
+STORES = {
+    "records": "alembic_version",
+    "keys": "alembic_version_keys",
+}
+
+
+def _config(store: str, engine: Engine) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(_HERE / store))
+    config.attributes["engine"] = engine
+    config.attributes["version_table"] = STORES[store]
+    return config
+
+
+def upgrade(store: str, engine: Engine, revision: str = "head") -> None:
+    """Bring ``store`` on ``engine`` to ``revision``."""
+    command.upgrade(_config(store, engine), revision)

@@ -1,0 +1,138 @@
+"""Assembling Bundles around stored resource JSON without parsing it again.
+
+The vault returns each resource as its stored JSON bytes; a searchset of a
+hundred resources is built by joining those bytes into the Bundle's frame.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import urlencode
+
+from carevault.clock import fhir_instant, from_micros, utc_now
+from carevault.vault.records import Head, Opened
+
+
+def dumps(value: Any) -> bytes:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def full_url(base: str, head: Head) -> str:
+    return f"{base}/{head.resource_type}/{head.resource_id}"
+
+
+def etag(version_id: int) -> str:
+    return f'W/"{version_id}"'
+
+
+def last_modified(head: Head) -> str:
+    moment = from_micros(head.last_updated_us)
+    return moment.strftime("%a, %d %b %Y %H:%M:%S GMT")
+
+
+def _frame(bundle_type: str, total: int | None, links: list[dict[str, str]]) -> dict[str, Any]:
+    frame: dict[str, Any] = {
+        "resourceType": "Bundle",
+        "id": str(uuid.uuid4()),
+        "meta": {"lastUpdated": fhir_instant(utc_now())},
+        "type": bundle_type,
+    }
+    if total is not None:
+        frame["total"] = total
+    if links:
+        frame["link"] = links
+    return frame
+
+
+def assemble(frame: dict[str, Any], entries: Sequence[bytes]) -> bytes:
+    """The frame's JSON with ``entry`` set to the pre-serialised ``entries``."""
+    head = dumps(frame)
+    if not entries:
+        return head
+    return head[:-1] + b',"entry":[' + b",".join(entries) + b"]}"
+
+
+def match_entry(base: str, item: Opened, mode: str = "match") -> bytes:
+    assert item.body is not None  # noqa: S101 - searches return live resources only
+    return (
+        b'{"fullUrl":'
+        + dumps(full_url(base, item.head))
+        + b',"resource":'
+        + item.body
+        + b',"search":{"mode":"'
+        + mode.encode()
+        + b'"}}'
+    )
+
+
+def outcome_entry(outcome: dict[str, Any]) -> bytes:
+    return dumps({"resource": outcome, "search": {"mode": "outcome"}})
+
+
+def paging_links(
+    url: str,
+    params: Sequence[tuple[str, str]],
+    *,
+    count: int,
+    offset: int,
+    total: int,
+) -> list[dict[str, str]]:
+    """self, first, previous and next links, repeating the applied parameters."""
+    kept = [(name, value) for name, value in params if name not in ("_count", "_offset")]
+
+    def link(relation: str, at: int) -> dict[str, str]:
+        query = urlencode([*kept, ("_count", str(count)), ("_offset", str(at))])
+        return {"relation": relation, "url": f"{url}?{query}"}
+
+    links = [link("self", offset), link("first", 0)]
+    if offset > 0:
+        links.append(link("previous", max(0, offset - count)))
+    if count and offset + count < total:
+        links.append(link("next", offset + count))
+    return links
+
+
+def searchset(
+    base: str,
+    items: Sequence[Opened],
+    *,
+    total: int,
+    links: list[dict[str, str]],
+    included: Sequence[Opened] = (),
+    outcome: dict[str, Any] | None = None,
+) -> bytes:
+    entries = [match_entry(base, item) for item in items]
+    entries += [match_entry(base, item, "include") for item in included]
+    if outcome is not None:
+        entries.append(outcome_entry(outcome))
+    return assemble(_frame("searchset", total, links), entries)
+
+
+def history(base: str, versions: Sequence[Opened]) -> bytes:
+    entries: list[bytes] = []
+    for item in versions:
+        head = item.head
+        url = f"{head.resource_type}/{head.resource_id}"
+        if item.body is None:
+            request = {"method": "DELETE", "url": url}
+            response = {"status": "204 No Content", "etag": etag(head.version_id)}
+        else:
+            request = {"method": "POST" if head.version_id == 1 else "PUT", "url": url}
+            response = {
+                "status": "201 Created" if head.version_id == 1 else "200 OK",
+                "etag": etag(head.version_id),
+                "lastModified": fhir_instant(from_micros(head.last_updated_us)),
+            }
+        entry = {"fullUrl": full_url(base, head), "request": request, "response": response}
+        encoded = dumps(entry)
+        if item.body is not None:
+            encoded = encoded[:-1] + b',"resource":' + item.body + b"}"
+        entries.append(encoded)
+    return assemble(_frame("history", len(versions), []), entries)
+
+
+def response_bundle(bundle_type: str, entries: Sequence[bytes]) -> bytes:
+    return assemble(_frame(bundle_type, None, []), entries)

@@ -1,0 +1,79 @@
+"""The CapabilityStatement, derived from the resource table so it cannot drift from it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from carevault import __version__
+from carevault.clock import fhir_instant, utc_now
+from carevault.fhir.registry import RESOURCE_TYPES, ResourceType
+
+_TYPE_INTERACTIONS = [
+    "read",
+    "vread",
+    "update",
+    "delete",
+    "history-instance",
+    "create",
+    "search-type",
+]
+_SPEC = "http://hl7.org/fhir/SearchParameter"
+
+
+def _resource(rt: ResourceType) -> dict[str, Any]:
+    params = [
+        {"name": "_id", "definition": f"{_SPEC}/Resource-id", "type": "token"},
+        {"name": "_lastUpdated", "definition": f"{_SPEC}/Resource-lastUpdated", "type": "date"},
+    ]
+    params += [
+        {"name": param.name, "type": str(param.kind)}
+        | ({"documentation": param.description} if param.description else {})
+        for param in rt.params
+    ]
+    entry: dict[str, Any] = {
+        "type": rt.name,
+        "interaction": [{"code": code} for code in _TYPE_INTERACTIONS],
+        "versioning": "versioned-update",
+        "readHistory": True,
+        "updateCreate": True,
+        "conditionalCreate": True,
+        "conditionalRead": "not-supported",
+        "conditionalUpdate": False,
+        "conditionalDelete": "not-supported",
+        "searchParam": params,
+    }
+    if rt.is_patient:
+        entry["operation"] = [
+            {
+                "name": "everything",
+                "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything",
+            }
+        ]
+    return entry
+
+
+def capability_statement(base: str) -> dict[str, Any]:
+    return {
+        "resourceType": "CapabilityStatement",
+        "status": "active",
+        "date": fhir_instant(utc_now()),
+        "publisher": "CareVault",
+        "kind": "instance",
+        "software": {"name": "CareVault", "version": __version__},
+        "implementation": {"description": "CareVault FHIR R4 server", "url": base},
+        "fhirVersion": "4.0.1",
+        "format": ["application/fhir+json", "json"],
+        "rest": [
+            {
+                "mode": "server",
+                "documentation": (
+                    "Every resource body is encrypted per patient. Unknown search parameters "
+                    "are ignored and reported, or rejected with Prefer: handling=strict. "
+                    "Date search and _sort on dates open candidate records, at most a "
+                    "configured number per search."
+                ),
+                "resource": [_resource(rt) for rt in RESOURCE_TYPES.values()],
+                "interaction": [{"code": "transaction"}, {"code": "batch"}],
+            }
+        ],
+    }

@@ -1,0 +1,56 @@
+"""Mapping domain errors to FHIR errors: one table, used by every interaction."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from carevault.fhir.outcome import FhirError, Issue
+from carevault.fhir.query import SearchError
+from carevault.keys.provider import KeyProviderUnavailable
+from carevault.keys.service import UnwrapLogUnavailable
+from carevault.vault.envelope import RecordIntegrityError
+from carevault.vault.records import (
+    Erased,
+    Gone,
+    MissingReference,
+    NotFound,
+    ReferenceConflict,
+    VersionConflict,
+)
+from carevault.vault.search import SearchTooCostly
+
+_STATUS: list[tuple[type[Exception], int, str]] = [
+    (NotFound, 404, "not-found"),
+    (Gone, 410, "deleted"),
+    (Erased, 410, "deleted"),
+    (VersionConflict, 412, "conflict"),
+    (ReferenceConflict, 409, "conflict"),
+    (MissingReference, 422, "processing"),
+    (SearchTooCostly, 400, "too-costly"),
+    (SearchError, 400, "invalid"),
+    (RecordIntegrityError, 500, "security"),
+    (KeyProviderUnavailable, 503, "transient"),
+    (UnwrapLogUnavailable, 503, "transient"),
+]
+
+
+def to_fhir_error(error: Exception) -> FhirError | None:
+    for kind, status, code in _STATUS:
+        if isinstance(error, kind):
+            return FhirError(status, [Issue(code, str(error))])
+    return None
+
+
+@contextmanager
+def translated() -> Iterator[None]:
+    """Re-raise known domain errors as the FhirError a client should see."""
+    try:
+        yield
+    except FhirError:
+        raise
+    except Exception as error:
+        mapped = to_fhir_error(error)
+        if mapped is None:
+            raise
+        raise mapped from error

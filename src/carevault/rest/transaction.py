@@ -1,0 +1,287 @@
+"""Batch and transaction Bundles (FHIR R4 http.html#transaction).
+
+A transaction is all or nothing: every entry is validated, ``urn:uuid:``
+references are resolved to the ids the server assigns, and all writes go to the
+gate in one call, which commits them in one database transaction. Entries are
+processed in the order the spec sets (DELETE, POST, PUT, then GET) and answered
+in the order they came. A batch runs each entry on its own and reports each
+entry's outcome.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl
+
+from carevault.fhir.elements import walk_references
+from carevault.fhir.outcome import FhirError, Issue, bad_request, outcome
+from carevault.fhir.registry import ResourceType
+from carevault.fhir.validate import InvalidResource, parse_json, validate_resource
+from carevault.gate import Caller
+from carevault.rest import bundles
+from carevault.rest.errors import to_fhir_error, translated
+from carevault.rest.interactions import (
+    FhirInteractions,
+    FhirResponse,
+    checked_id,
+    parse_etag,
+    resource_type_named,
+    write_response_entry,
+)
+from carevault.vault.writer import Delete, Operation, Put
+
+_ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "GET": 3}
+MAX_ENTRIES = 10_000
+
+
+@dataclass
+class _Entry:
+    index: int
+    method: str
+    url: str
+    full_url: str | None
+    resource: dict[str, Any] | None
+    if_match: str | None
+    if_none_exist: str | None
+    resource_type: ResourceType | None = None
+    resource_id: str | None = None
+    #: A conditional create (ifNoneExist) that found its resource: nothing to write.
+    matched_existing: bool = False
+
+    @property
+    def reference(self) -> str:
+        assert self.resource_type is not None  # noqa: S101 - set by _target first
+        return f"{self.resource_type.name}/{self.resource_id}"
+
+
+def process(interactions: FhirInteractions, caller: Caller, body: bytes, base: str) -> FhirResponse:
+    bundle = parse_json(body)
+    if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
+        raise bad_request("POST to the base URL takes a Bundle of type batch or transaction")
+    kind = bundle.get("type")
+    if kind not in ("batch", "transaction"):
+        raise bad_request("the Bundle type must be batch or transaction")
+    entries = _entries(bundle)
+    if kind == "transaction":
+        return _transaction(interactions, caller, entries, base)
+    return _batch(interactions, caller, entries, base)
+
+
+def _entries(bundle: dict[str, Any]) -> list[_Entry]:
+    raw = bundle.get("entry", [])
+    if not isinstance(raw, list):
+        raise bad_request("Bundle.entry must be an array")
+    if len(raw) > MAX_ENTRIES:
+        raise bad_request(f"a Bundle may hold at most {MAX_ENTRIES} entries", code="too-costly")
+    entries: list[_Entry] = []
+    for index, item in enumerate(raw):
+        where = f"Bundle.entry[{index}]"
+        request = item.get("request") if isinstance(item, dict) else None
+        if not isinstance(request, dict):
+            raise _entry_error(where, "each entry needs a request")
+        method, url = request.get("method"), request.get("url")
+        if method not in _ORDER or not isinstance(url, str) or not url:
+            raise _entry_error(where, "request.method must be GET, POST, PUT or DELETE with a url")
+        resource = item.get("resource")
+        if method in ("POST", "PUT") and not isinstance(resource, dict):
+            raise _entry_error(where, f"a {method} entry needs a resource")
+        full = item.get("fullUrl")
+        entries.append(
+            _Entry(
+                index=index,
+                method=method,
+                url=url,
+                full_url=full if isinstance(full, str) else None,
+                resource=resource if method in ("POST", "PUT") else None,
+                if_match=_text(request.get("ifMatch")),
+                if_none_exist=_text(request.get("ifNoneExist")),
+            )
+        )
+    return entries
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _entry_error(where: str, message: str, status: int = 400) -> FhirError:
+    return FhirError(status, [Issue("invalid", f"{where}: {message}", expression=(where,))])
+
+
+def _target(entry: _Entry) -> None:
+    """Fill in the entry's resource type and id from its method and URL."""
+    where = f"Bundle.entry[{entry.index}]"
+    path = entry.url.split("?", 1)[0].strip("/")
+    parts = path.split("/")
+    try:
+        entry.resource_type = resource_type_named(parts[0])
+        if entry.method == "POST":
+            if len(parts) != 1:
+                raise bad_request("POST goes to a type, e.g. Patient")
+            entry.resource_id = str(uuid.uuid4())
+        elif entry.method in ("PUT", "DELETE"):
+            if len(parts) != 2 or "?" in entry.url:
+                raise bad_request("conditional update and delete are not supported")
+            entry.resource_id = checked_id(parts[1])
+    except FhirError as error:
+        raise _entry_error(where, str(error), error.status) from None
+    if (
+        entry.resource is not None
+        and entry.resource.get("resourceType") != entry.resource_type.name
+    ):
+        raise _entry_error(where, "the resource's type does not match request.url")
+
+
+def _transaction(
+    interactions: FhirInteractions, caller: Caller, entries: list[_Entry], base: str
+) -> FhirResponse:
+    for entry in entries:
+        _target(entry)
+    _resolve_conditional_creates(interactions, caller, entries)
+    _resolve_references(entries)
+    operations: list[tuple[_Entry, Operation]] = []
+    issues: list[Issue] = []
+    for entry in sorted(entries, key=lambda e: (_ORDER[e.method], e.index)):
+        if entry.method == "GET" or entry.matched_existing:
+            continue
+        try:
+            operations.append((entry, _operation(entry)))
+        except InvalidResource as error:
+            issues.extend(_prefixed(error, entry.index))
+    if issues:
+        raise FhirError(400, issues[:50])
+    with translated():
+        results = interactions.gate.write(caller, [operation for _, operation in operations])
+    responses: dict[int, bytes] = {
+        entry.index: bundles.dumps({"response": write_response_entry(result, base)})
+        for (entry, _), result in zip(operations, results, strict=True)
+    }
+    for entry in entries:
+        if entry.method == "GET":
+            responses[entry.index] = _get_entry(interactions, caller, entry, base)
+        elif entry.matched_existing:
+            responses[entry.index] = bundles.dumps(
+                {"response": {"status": "200 OK", "location": entry.reference}}
+            )
+    ordered = [responses[entry.index] for entry in entries]
+    return FhirResponse(200, bundles.response_bundle("transaction-response", ordered))
+
+
+def _operation(entry: _Entry) -> Operation:
+    assert entry.resource_type is not None and entry.resource_id is not None  # noqa: S101
+    expected = parse_etag(entry.if_match)
+    if entry.method == "DELETE":
+        return Delete(entry.resource_type, entry.resource_id, expected)
+    resource = validate_resource(entry.resource, entry.resource_type.name)
+    if entry.method == "PUT" and resource.get("id") != entry.resource_id:
+        raise InvalidResource(400, [Issue("invariant", "the resource's id must match request.url")])
+    return Put(
+        entry.resource_type,
+        entry.resource_id,
+        resource,
+        if_match=expected,
+        fresh=entry.method == "POST",
+    )
+
+
+def _prefixed(error: FhirError, index: int) -> list[Issue]:
+    where = f"Bundle.entry[{index}].resource"
+    return [
+        Issue(issue.code, f"{where}: {issue.diagnostics}", issue.severity, (where,))
+        for issue in error.issues
+    ]
+
+
+def _resolve_conditional_creates(
+    interactions: FhirInteractions, caller: Caller, entries: list[_Entry]
+) -> None:
+    for entry in entries:
+        if entry.method != "POST" or not entry.if_none_exist or entry.resource_type is None:
+            continue
+        existing = interactions._existing(caller, entry.resource_type, entry.if_none_exist)
+        if existing is not None:
+            entry.matched_existing = True
+            entry.resource_id = existing.head.resource_id
+
+
+def _resolve_references(entries: list[_Entry]) -> None:
+    """Point references at the ids the server assigned, or fail on unresolvable urn: ones."""
+    assigned: dict[str, str] = {}
+    for entry in entries:
+        if entry.full_url and entry.resource_id:
+            assigned[entry.full_url] = entry.reference
+    for entry in entries:
+        if entry.resource is None:
+            continue
+        for node in walk_references(entry.resource):
+            reference = node["reference"]
+            if reference in assigned:
+                node["reference"] = assigned[reference]
+            elif reference.startswith(("urn:uuid:", "urn:oid:")):
+                raise _entry_error(
+                    f"Bundle.entry[{entry.index}]",
+                    "a urn: reference does not match the fullUrl of any entry",
+                )
+
+
+def _get_entry(interactions: FhirInteractions, caller: Caller, entry: _Entry, base: str) -> bytes:
+    response = _run_get(interactions, caller, entry.url, base)
+    body = response.body or b"{}"
+    return (
+        b'{"resource":'
+        + body
+        + b',"response":'
+        + bundles.dumps({"status": f"{response.status} OK"})
+        + b"}"
+    )
+
+
+def _run_get(interactions: FhirInteractions, caller: Caller, url: str, base: str) -> FhirResponse:
+    path, _, query = url.partition("?")
+    parts = path.strip("/").split("/")
+    if len(parts) == 1:
+        return interactions.search(caller, parts[0], parse_qsl(query), base, strict=False)
+    if len(parts) == 2:
+        return interactions.read(caller, parts[0], parts[1], base)
+    if len(parts) == 4 and parts[2] == "_history":
+        return interactions.vread(caller, parts[0], parts[1], parts[3], base)
+    raise bad_request("GET entries support read, vread and search")
+
+
+def _batch(
+    interactions: FhirInteractions, caller: Caller, entries: list[_Entry], base: str
+) -> FhirResponse:
+    responses: list[bytes] = []
+    for entry in entries:
+        try:
+            responses.append(_batch_entry(interactions, caller, entry, base))
+        except Exception as error:
+            mapped = error if isinstance(error, FhirError) else to_fhir_error(error)
+            if mapped is None:
+                raise
+            responses.append(
+                bundles.dumps(
+                    {
+                        "response": {
+                            "status": str(mapped.status),
+                            "outcome": outcome(mapped.issues),
+                        }
+                    }
+                )
+            )
+    return FhirResponse(200, bundles.response_bundle("batch-response", responses))
+
+
+def _batch_entry(interactions: FhirInteractions, caller: Caller, entry: _Entry, base: str) -> bytes:
+    if entry.method == "GET":
+        return _get_entry(interactions, caller, entry, base)
+    _target(entry)
+    if entry.resource is not None:
+        for node in walk_references(entry.resource):
+            if node["reference"].startswith(("urn:uuid:", "urn:oid:")):
+                raise bad_request("a batch cannot resolve urn: references; use a transaction")
+    with translated():
+        [result] = interactions.gate.write(caller, [_operation(entry)])
+    return bundles.dumps({"response": write_response_entry(result, base)})

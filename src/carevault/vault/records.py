@@ -1,0 +1,92 @@
+"""Record types shared by the vault's reads and writes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import RowMapping
+
+
+class VaultError(RuntimeError):
+    """Base of the vault's domain errors; messages never carry patient data."""
+
+
+class NotFound(VaultError):
+    """No such resource (404)."""
+
+
+class Gone(VaultError):
+    """The resource was deleted (410)."""
+
+
+class VersionConflict(VaultError):
+    """If-Match named a version that is not current (412)."""
+
+
+class ReferenceConflict(VaultError):
+    """The write would leave records pointing at nothing: a patient still referenced (409)."""
+
+
+class MissingReference(VaultError):
+    """The resource names a patient that does not exist (422)."""
+
+
+class Erased(VaultError):
+    """The patient's data key was shredded on an erasure request: the record is unreadable."""
+
+
+@dataclass(frozen=True)
+class Head:
+    """The clear metadata of one resource version: what the gate decides on."""
+
+    row_id: int
+    resource_type: str
+    resource_id: str
+    version_id: int
+    last_updated_us: int
+    deleted: bool
+    patient_pseudonym: str | None
+    clinic_id: str | None
+    status: str | None
+
+    @property
+    def reference(self) -> str:
+        return f"{self.resource_type}/{self.resource_id}"
+
+
+@dataclass(frozen=True)
+class Sealed:
+    """A located version, still sealed: opening it needs the gate."""
+
+    head: Head
+    key_id: str | None
+    sealed: bytes | None
+
+
+@dataclass(frozen=True)
+class Opened:
+    """A version opened through the gate: ``body`` is the resource's JSON (None if deleted)."""
+
+    head: Head
+    body: bytes | None
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    head: Head
+    created: bool
+    body: bytes | None
+
+
+def head_from_row(mapping: RowMapping) -> Head:
+    return Head(
+        row_id=mapping["row_id"],
+        resource_type=mapping["resource_type"],
+        resource_id=mapping["resource_id"],
+        version_id=mapping["version_id"],
+        last_updated_us=mapping["last_updated_us"],
+        deleted=bool(mapping["deleted"]),
+        patient_pseudonym=mapping["patient_pseudonym"],
+        clinic_id=mapping["clinic_id"],
+        status=mapping["status"],
+    )

@@ -1,0 +1,223 @@
+"""Running a parsed FHIR search against clear columns and blind-index tokens.
+
+Tokens narrow the candidates in SQL. Date conditions and date sorts need the
+encrypted values, so when a query has them the candidates (at most
+``candidate_limit``, else the search is refused as too costly) are opened and
+filtered exactly; otherwise counting and paging happen in SQL.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, false, func, not_, or_, select
+
+from carevault.clock import to_micros
+from carevault.db import read_transaction
+from carevault.fhir import dates
+from carevault.fhir.elements import values_at
+from carevault.fhir.query import (
+    LastUpdatedCondition,
+    SearchError,
+    SearchQuery,
+    TermCondition,
+)
+from carevault.vault.records import Opened, Sealed
+from carevault.vault.store import Restriction, Vault
+from carevault.vault.tables import resource_head, search_token
+
+
+class SearchTooCostly(SearchError):
+    """The search would open more records than allowed; narrow it."""
+
+
+def find(
+    vault: Vault,
+    query: SearchQuery,
+    *,
+    principal: str,
+    purpose: str,
+    restrict: Restriction,
+    candidate_limit: int,
+) -> tuple[list[Sealed | Opened], int]:
+    """The requested page (sealed, or opened when filtering needed it) and the total."""
+    conditions = _conditions(vault, query)
+    if restrict is not None:
+        conditions.append(restrict)
+    if not query.needs_decryption:
+        return _sql_page(vault, query, conditions)
+    with read_transaction(vault.engine) as connection:
+        row_ids = [
+            int(row_id)
+            for row_id in connection.execute(
+                select(resource_head.c.row_id).where(*conditions).limit(candidate_limit + 1)
+            ).scalars()
+        ]
+    if len(row_ids) > candidate_limit:
+        raise SearchTooCostly(
+            f"this search would open more than {candidate_limit} records; "
+            "narrow it (for example by patient)"
+        )
+    opened = vault.open(vault.locate_rows(row_ids), principal=principal, purpose=purpose)
+    matching = [item for item in opened if _dates_match(vault, query, item)]
+    matching = _sorted(vault, query, matching)
+    if query.summary_count:
+        return [], len(matching)
+    page: list[Sealed | Opened] = list(matching[query.offset : query.offset + query.count])
+    return page, len(matching)
+
+
+def _sql_page(
+    vault: Vault, query: SearchQuery, conditions: list[ColumnElement[bool]]
+) -> tuple[list[Sealed | Opened], int]:
+    with read_transaction(vault.engine) as connection:
+        total = connection.execute(
+            select(func.count()).select_from(resource_head).where(*conditions)
+        ).scalar_one()
+        if query.summary_count or query.count == 0:
+            return [], int(total)
+        statement = (
+            select(resource_head.c.row_id)
+            .where(*conditions)
+            .order_by(*_sql_order(query))
+            .limit(query.count)
+            .offset(query.offset)
+        )
+        row_ids = [int(row_id) for row_id in connection.execute(statement).scalars()]
+    return list(vault.locate_rows(row_ids)), int(total)
+
+
+def _sql_order(query: SearchQuery) -> list[Any]:
+    order: list[Any] = []
+    for key in query.sort:
+        column = (
+            resource_head.c.resource_id if key.name == "_id" else resource_head.c.last_updated_us
+        )
+        order.append(column.desc() if key.descending else column.asc())
+    order += [resource_head.c.last_updated_us, resource_head.c.row_id]
+    return order
+
+
+def _conditions(vault: Vault, query: SearchQuery) -> list[ColumnElement[bool]]:
+    rt = query.resource_type
+    conditions: list[ColumnElement[bool]] = [
+        resource_head.c.resource_type == rt.name,
+        resource_head.c.deleted.is_(False),
+    ]
+    for ids in query.ids:
+        conditions.append(resource_head.c.resource_id.in_(ids))
+    for patients in query.patients:
+        pseudonyms = list(vault.patient_pseudonyms(patients.patient_ids).values())
+        conditions.append(
+            resource_head.c.patient_pseudonym.in_(pseudonyms) if pseudonyms else false()
+        )
+    for updated in query.last_updated:
+        conditions.append(_last_updated(updated))
+    for term_condition in query.terms:
+        conditions.append(_terms(vault, rt.name, term_condition))
+    for date_condition in query.dates:
+        for cover in date_condition.covers or ():
+            tokens = [vault.token(rt.name, date_condition.param.name, term) for term in cover]
+            conditions.append(_has_any(tokens))
+    return conditions
+
+
+def _has_any(tokens: Sequence[bytes]) -> ColumnElement[bool]:
+    return resource_head.c.row_id.in_(
+        select(search_token.c.row_id).where(search_token.c.token.in_(list(tokens)))
+    )
+
+
+def _terms(vault: Vault, type_name: str, condition: TermCondition) -> ColumnElement[bool]:
+    """OR over the alternatives; an alternative of several terms needs all of them."""
+    param = condition.param
+
+    def token(term: str) -> bytes:
+        return vault.token(type_name, param.name, term, clear=param.clear)
+
+    singles = [alternative[0] for alternative in condition.alternatives if len(alternative) == 1]
+    clauses: list[ColumnElement[bool]] = []
+    if singles:
+        clauses.append(_has_any([token(term) for term in singles]))
+    for alternative in condition.alternatives:
+        if len(alternative) > 1:
+            clauses.append(and_(*(_has_any([token(term)]) for term in alternative)))
+    return or_(*clauses)
+
+
+def _last_updated(condition: LastUpdatedCondition) -> ColumnElement[bool]:
+    assert condition.search.low is not None and condition.search.high is not None  # noqa: S101
+    low, high = to_micros(condition.search.low), to_micros(condition.search.high)
+    column = resource_head.c.last_updated_us
+    prefix = condition.prefix
+    within = and_(column >= low, column < high)
+    return {
+        dates.Prefix.EQ: within,
+        dates.Prefix.NE: not_(within),
+        dates.Prefix.GT: column >= high,
+        dates.Prefix.SA: column >= high,
+        dates.Prefix.LT: column < low,
+        dates.Prefix.EB: column < low,
+        dates.Prefix.GE: column >= low,
+        dates.Prefix.LE: column < high,
+    }[prefix]
+
+
+def _resource_ranges(
+    vault: Vault, resource: dict[str, Any], paths: tuple[str, ...]
+) -> list[dates.DateRange]:
+    found: list[dates.DateRange] = []
+    for path in paths:
+        for value in values_at(resource, path):
+            parsed = dates.value_range(value, vault.zone)
+            if parsed is not None:
+                found.append(parsed)
+    return found
+
+
+def _dates_match(vault: Vault, query: SearchQuery, item: Opened) -> bool:
+    if not query.dates or item.body is None:
+        return item.body is not None
+    resource = json.loads(item.body)
+    for condition in query.dates:
+        ranges = _resource_ranges(vault, resource, condition.param.paths)
+        if not any(dates.matches(condition.prefix, condition.search, r) for r in ranges):
+            return False
+    return True
+
+
+def _sorted(vault: Vault, query: SearchQuery, items: list[Opened]) -> list[Opened]:
+    if not query.sort:
+        return items
+    keyed: list[tuple[list[Any], Opened]] = []
+    for item in items:
+        resource = json.loads(item.body or b"{}")
+        keyed.append((_sort_key(vault, query, item, resource), item))
+    # Sort by the last key first: Python's sort is stable, so earlier keys win.
+    for index in reversed(range(len(query.sort))):
+        descending = query.sort[index].descending
+        present = [pair for pair in keyed if pair[0][index] is not None]
+        missing = [pair for pair in keyed if pair[0][index] is None]
+        present.sort(key=lambda pair: pair[0][index], reverse=descending)
+        keyed = present + missing  # resources without the value come last either way
+    return [item for _, item in keyed]
+
+
+def _sort_key(
+    vault: Vault, query: SearchQuery, item: Opened, resource: dict[str, Any]
+) -> list[Any]:
+    key: list[Any] = []
+    for sort in query.sort:
+        if sort.name == "_lastUpdated":
+            key.append(item.head.last_updated_us)
+        elif sort.name == "_id":
+            key.append(item.head.resource_id)
+        else:
+            param = query.resource_type.param(sort.name)
+            ranges = _resource_ranges(vault, resource, param.paths if param else ())
+            lows: list[datetime] = [r.low for r in ranges if r.low is not None]
+            key.append(min(lows) if lows else None)
+    return key

@@ -1,0 +1,271 @@
+"""The vault: sealed resource versions and their clear metadata.
+
+Reads come in two steps so the gate can decide before anything is decrypted:
+``locate``/``find`` return clear metadata and sealed bytes; ``open`` decrypts,
+and only the gate calls it (import-linter contract "only the gate opens records").
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Sequence
+from datetime import tzinfo
+from typing import Any
+
+from sqlalchemy import ColumnElement, Engine, and_, select
+
+from carevault.clock import Clock, utc_now
+from carevault.db import read_transaction
+from carevault.keys.service import (
+    DIRECTORY_KEY_ID,
+    INDEX_KEY_ID,
+    DataKeyShredded,
+    KeyService,
+)
+from carevault.vault.blind import BlindIndex
+from carevault.vault.envelope import Envelope, record_aad
+from carevault.vault.records import (
+    Erased,
+    Head,
+    NotFound,
+    Opened,
+    Sealed,
+    head_from_row,
+)
+from carevault.vault.tables import resource_head, resource_version
+
+SYSTEM_PRINCIPAL = "system:carevault"
+
+#: An extra SQL condition on resource_head that the gate adds to every search
+#: (the access policy's reach); None means no restriction.
+Restriction = ColumnElement[bool] | None
+
+_HEAD_COLUMNS = (
+    resource_head.c.row_id,
+    resource_head.c.resource_type,
+    resource_head.c.resource_id,
+    resource_head.c.version_id,
+    resource_head.c.last_updated_us,
+    resource_head.c.deleted,
+    resource_head.c.patient_pseudonym,
+    resource_head.c.clinic_id,
+    resource_head.c.status,
+)
+
+
+def _sealed_join() -> Any:
+    return resource_head.join(
+        resource_version,
+        and_(
+            resource_version.c.resource_type == resource_head.c.resource_type,
+            resource_version.c.resource_id == resource_head.c.resource_id,
+            resource_version.c.version_id == resource_head.c.version_id,
+        ),
+    )
+
+
+class Vault:
+    def __init__(
+        self,
+        engine: Engine,
+        keys: KeyService | None,
+        envelope: Envelope,
+        zone: tzinfo,
+        clock: Clock = utc_now,
+    ) -> None:
+        if envelope.encrypted and keys is None:
+            raise ValueError("an encrypting vault needs a key service")
+        self.engine = engine
+        self.keys = keys
+        self.envelope = envelope
+        self.zone = zone
+        self.clock = clock
+        self.blind = BlindIndex(None)
+
+    def start(self) -> None:
+        """Fetch the blind-index key (an unwrap, logged like any other)."""
+        if self.keys is not None and self.envelope.encrypted:
+            key = self.keys.ensure_data_key(
+                INDEX_KEY_ID, "index", principal=SYSTEM_PRINCIPAL, purpose="blind-index"
+            )
+            self.blind = BlindIndex(key)
+
+    # --- tokens and keys ---------------------------------------------------------------------
+
+    def token(self, resource_type: str, param: str, term: str, *, clear: bool = False) -> bytes:
+        if clear:
+            return f"{resource_type}|{param}|{term}".encode()
+        return self.blind.token(resource_type, param, term)
+
+    def data_keys(
+        self, key_ids: Collection[str | None], *, principal: str, purpose: str
+    ) -> dict[str, bytes]:
+        if not self.envelope.encrypted or self.keys is None:
+            return {}
+        wanted = {key_id for key_id in key_ids if key_id is not None}
+        if not wanted:
+            return {}
+        try:
+            return self.keys.data_keys(wanted, principal=principal, purpose=purpose)
+        except DataKeyShredded as error:
+            raise Erased("the patient's records were erased") from error
+
+    @staticmethod
+    def key_id_for(pseudonym: str | None) -> str:
+        return pseudonym or DIRECTORY_KEY_ID
+
+    # --- clear lookups -----------------------------------------------------------------------
+
+    def locate(self, resource_type: str, resource_id: str) -> Sealed:
+        """The current version of a resource, sealed; raises NotFound."""
+        with read_transaction(self.engine) as connection:
+            row = connection.execute(
+                select(*_HEAD_COLUMNS, resource_version.c.key_id, resource_version.c.sealed)
+                .select_from(_sealed_join())
+                .where(
+                    resource_head.c.resource_type == resource_type,
+                    resource_head.c.resource_id == resource_id,
+                )
+            ).first()
+        if row is None:
+            raise NotFound(f"{resource_type}/{resource_id} is not known")
+        return Sealed(head_from_row(row._mapping), row.key_id, row.sealed)
+
+    def locate_version(self, resource_type: str, resource_id: str, version_id: int) -> Sealed:
+        current = self.locate(resource_type, resource_id)
+        with read_transaction(self.engine) as connection:
+            row = connection.execute(
+                select(resource_version).where(
+                    resource_version.c.resource_type == resource_type,
+                    resource_version.c.resource_id == resource_id,
+                    resource_version.c.version_id == version_id,
+                )
+            ).first()
+        if row is None:
+            raise NotFound(f"{resource_type}/{resource_id} has no version {version_id}")
+        head = _version_head(current.head, row)
+        return Sealed(head, row.key_id, row.sealed)
+
+    def locate_history(self, resource_type: str, resource_id: str) -> list[Sealed]:
+        """Every version, newest first."""
+        current = self.locate(resource_type, resource_id)
+        with read_transaction(self.engine) as connection:
+            rows = connection.execute(
+                select(resource_version)
+                .where(
+                    resource_version.c.resource_type == resource_type,
+                    resource_version.c.resource_id == resource_id,
+                )
+                .order_by(resource_version.c.version_id.desc())
+            ).all()
+        return [Sealed(_version_head(current.head, row), row.key_id, row.sealed) for row in rows]
+
+    def patient_pseudonyms(self, patient_ids: Sequence[str]) -> dict[str, str]:
+        """Pseudonym of each live Patient among ``patient_ids``."""
+        with read_transaction(self.engine) as connection:
+            rows = connection.execute(
+                select(resource_head.c.resource_id, resource_head.c.patient_pseudonym).where(
+                    resource_head.c.resource_type == "Patient",
+                    resource_head.c.resource_id.in_(list(patient_ids)),
+                    resource_head.c.deleted.is_(False),
+                )
+            ).all()
+        return {row.resource_id: row.patient_pseudonym for row in rows}
+
+    def locate_compartment(self, pseudonym: str, restrict: Restriction = None) -> list[Sealed]:
+        """Every live resource of one patient, sealed, in a stable order."""
+        conditions = [
+            resource_head.c.patient_pseudonym == pseudonym,
+            resource_head.c.deleted.is_(False),
+        ]
+        if restrict is not None:
+            conditions.append(restrict)
+        return self._locate_where(conditions)
+
+    def locate_many(self, references: Collection[tuple[str, str]]) -> list[Sealed]:
+        """The live resources among ``references`` ((type, id) pairs)."""
+        by_type: dict[str, list[str]] = {}
+        for resource_type, resource_id in references:
+            by_type.setdefault(resource_type, []).append(resource_id)
+        found: list[Sealed] = []
+        for resource_type, ids in sorted(by_type.items()):
+            found.extend(
+                self._locate_where(
+                    [
+                        resource_head.c.resource_type == resource_type,
+                        resource_head.c.resource_id.in_(ids),
+                        resource_head.c.deleted.is_(False),
+                    ]
+                )
+            )
+        return found
+
+    def locate_rows(self, row_ids: Sequence[int]) -> list[Sealed]:
+        """Current versions of the given rows, in the order given."""
+        if not row_ids:
+            return []
+        found = {
+            item.head.row_id: item
+            for item in self._locate_where([resource_head.c.row_id.in_(list(row_ids))])
+        }
+        return [found[row_id] for row_id in row_ids if row_id in found]
+
+    def _locate_where(self, conditions: list[ColumnElement[bool]]) -> list[Sealed]:
+        with read_transaction(self.engine) as connection:
+            rows = connection.execute(
+                select(*_HEAD_COLUMNS, resource_version.c.key_id, resource_version.c.sealed)
+                .select_from(_sealed_join())
+                .where(*conditions)
+                .order_by(
+                    resource_head.c.resource_type,
+                    resource_head.c.last_updated_us,
+                    resource_head.c.row_id,
+                )
+            ).all()
+        return [Sealed(head_from_row(row._mapping), row.key_id, row.sealed) for row in rows]
+
+    # --- decrypting reads: the gate only -----------------------------------------------------
+
+    def open(self, items: Sequence[Sealed], *, principal: str, purpose: str) -> list[Opened]:
+        """Decrypt ``items``; raises RecordIntegrityError if a ciphertext is not its row's."""
+        keys = self.data_keys(
+            [item.key_id for item in items if item.sealed is not None],
+            principal=principal,
+            purpose=purpose,
+        )
+        opened: list[Opened] = []
+        for item in items:
+            if item.sealed is None:
+                opened.append(Opened(item.head, None))
+                continue
+            head = item.head
+            body = self.envelope.open(
+                keys.get(item.key_id or ""),
+                record_aad(
+                    head.resource_type, head.resource_id, head.version_id, item.key_id or ""
+                ),
+                item.sealed,
+                where=f"{head.reference} version {head.version_id}",
+            )
+            opened.append(Opened(head, body))
+        return opened
+
+
+def _version_head(current: Head, row: Any) -> Head:
+    return Head(
+        row_id=current.row_id,
+        resource_type=current.resource_type,
+        resource_id=current.resource_id,
+        version_id=row.version_id,
+        last_updated_us=row.last_updated_us,
+        deleted=bool(row.deleted),
+        patient_pseudonym=current.patient_pseudonym,
+        clinic_id=current.clinic_id,
+        status=current.status,
+    )
+
+
+def parse_body(body: bytes) -> dict[str, Any]:
+    parsed = json.loads(body)
+    assert isinstance(parsed, dict)  # noqa: S101 - the vault only stores JSON objects
+    return parsed

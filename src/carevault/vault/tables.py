@@ -1,0 +1,62 @@
+"""Tables of the record store. In the clear: type, id, version, lastUpdated,
+patient pseudonym, clinic id, status and blind-index tokens — nothing else."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Table,
+    UniqueConstraint,
+)
+
+from carevault.db import Sequence64, metadata
+
+#: The current version of every resource: what reads and searches start from.
+resource_head = Table(
+    "resource_head",
+    metadata,
+    # A compact surrogate key, so that each search token costs few bytes.
+    Column("row_id", Sequence64, primary_key=True, autoincrement=True),
+    Column("resource_type", String(64), nullable=False),
+    Column("resource_id", String(64), nullable=False),
+    Column("version_id", Integer, nullable=False),
+    Column("last_updated_us", BigInteger, nullable=False),
+    Column("deleted", Boolean, nullable=False),
+    Column("patient_pseudonym", String(40), nullable=True),
+    Column("clinic_id", String(64), nullable=True),
+    Column("status", String(64), nullable=True),
+    UniqueConstraint("resource_type", "resource_id", name="uq_resource_head_type_id"),
+    Index("ix_resource_head_patient", "patient_pseudonym", "resource_type"),
+    Index("ix_resource_head_updated", "resource_type", "last_updated_us", "resource_id"),
+)
+
+#: Every version ever written, sealed. A deletion is a version without a body.
+resource_version = Table(
+    "resource_version",
+    metadata,
+    Column("resource_type", String(64), primary_key=True),
+    Column("resource_id", String(64), primary_key=True),
+    Column("version_id", Integer, primary_key=True),
+    Column("last_updated_us", BigInteger, nullable=False),
+    Column("deleted", Boolean, nullable=False),
+    Column("key_id", String(64), nullable=True),
+    Column("sealed", LargeBinary, nullable=True),
+)
+
+#: Search tokens of current versions: blind-index HMACs, or clear values where
+#: DESIGN.md allows (status). A token already names its resource type and
+#: search parameter (they are inside the HMAC), so the row is just (token, row).
+search_token = Table(
+    "search_token",
+    metadata,
+    Column("token", LargeBinary, primary_key=True),
+    Column("row_id", BigInteger, primary_key=True, autoincrement=False),
+    Index("ix_search_token_row", "row_id"),
+    sqlite_with_rowid=False,
+)

@@ -1,0 +1,57 @@
+"""The app factory: ``create_app(settings)`` builds the services and mounts the routes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import JSONResponse
+
+from carevault import __version__
+from carevault.bootstrap import Services, build_services
+from carevault.config import Settings
+from carevault.fhir.outcome import FhirError
+from carevault.web import fhir_routes
+from carevault.web.responses import (
+    on_fhir_error,
+    on_http_error,
+    on_unexpected,
+    on_validation_error,
+)
+
+
+def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
+    """Build the app. Services are built now (failing fast on bad settings) and closed on shutdown."""
+    built = services or build_services(settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            if services is None:
+                built.close()
+
+    app = FastAPI(
+        title="CareVault",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    app.state.services = built
+    app.add_exception_handler(FhirError, on_fhir_error)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(Exception, on_unexpected)
+    app.include_router(fhir_routes.router)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def health() -> JSONResponse:
+        return JSONResponse({"status": "ok", "version": __version__})
+
+    return app

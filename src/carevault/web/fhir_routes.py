@@ -1,0 +1,202 @@
+"""Routes under /fhir: parse the HTTP request, call one interaction, answer FHIR."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any
+from urllib.parse import parse_qsl
+
+from fastapi import APIRouter, Depends, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from carevault.bootstrap import Services
+from carevault.fhir.outcome import FhirError, Issue, bad_request
+from carevault.gate import Caller
+from carevault.rest import transaction
+from carevault.rest.bundles import dumps
+from carevault.rest.capability import capability_statement
+from carevault.rest.interactions import FhirResponse
+from carevault.web.responses import fhir_response
+
+router = APIRouter(prefix="/fhir")
+
+_JSON_TYPES = ("application/fhir+json", "application/json")
+
+
+def services(request: Request) -> Services:
+    found: Services = request.app.state.services
+    return found
+
+
+ServicesDep = Annotated[Services, Depends(services)]
+
+
+def caller(request: Request) -> Caller:
+    client = request.client.host if request.client else None
+    return Caller(
+        principal="anonymous",
+        source_address=client,
+        user_agent=request.headers.get("user-agent"),
+    )
+
+
+CallerDep = Annotated[Caller, Depends(caller)]
+
+
+def base_url(request: Request) -> str:
+    configured: str | None = request.app.state.services.settings.public_base_url
+    if configured:
+        return configured
+    return f"{request.url.scheme}://{request.url.netloc}/fhir"
+
+
+def query_params(request: Request) -> list[tuple[str, str]]:
+    return parse_qsl(request.url.query, keep_blank_values=True)
+
+
+def strict_handling(request: Request) -> bool:
+    prefer = request.headers.get("prefer", "")
+    return any(part.strip() == "handling=strict" for part in prefer.split(";") + prefer.split(","))
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 before it is read if it is over ``limit``."""
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > limit):
+        raise FhirError(413, [Issue("too-long", f"the body is over the limit of {limit} bytes")])
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise FhirError(
+                413, [Issue("too-long", f"the body is over the limit of {limit} bytes")]
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def fhir_body(request: Request, limit: int) -> bytes:
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media not in _JSON_TYPES:
+        raise FhirError(415, [Issue("not-supported", "send application/fhir+json")])
+    return await read_body(request, limit)
+
+
+async def run(call: Callable[..., FhirResponse], *args: Any, **kwargs: Any) -> Response:
+    return fhir_response(await run_in_threadpool(call, *args, **kwargs))
+
+
+@router.get("/metadata")
+async def metadata(request: Request) -> Response:
+    statement = capability_statement(base_url(request))
+    return fhir_response(FhirResponse(200, dumps(statement)))
+
+
+@router.post("")
+@router.post("/")
+async def bundle(request: Request, svc: ServicesDep, who: CallerDep) -> Response:
+    body = await fhir_body(request, svc.settings.max_body_bytes)
+    return await run(transaction.process, svc.fhir, who, body, base_url(request))
+
+
+@router.get("/{type_name}")
+async def search(type_name: str, request: Request, svc: ServicesDep, who: CallerDep) -> Response:
+    return await run(
+        svc.fhir.search,
+        who,
+        type_name,
+        query_params(request),
+        base_url(request),
+        strict=strict_handling(request),
+    )
+
+
+@router.post("/{type_name}/_search")
+async def search_post(
+    type_name: str, request: Request, svc: ServicesDep, who: CallerDep
+) -> Response:
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media != "application/x-www-form-urlencoded":
+        raise FhirError(415, [Issue("not-supported", "_search takes a form-encoded body")])
+    form = (await read_body(request, svc.settings.max_body_bytes)).decode("utf-8", "replace")
+    params = query_params(request) + parse_qsl(form, keep_blank_values=True)
+    return await run(
+        svc.fhir.search, who, type_name, params, base_url(request), strict=strict_handling(request)
+    )
+
+
+@router.post("/{type_name}")
+async def create(type_name: str, request: Request, svc: ServicesDep, who: CallerDep) -> Response:
+    body = await fhir_body(request, svc.settings.max_body_bytes)
+    return await run(
+        svc.fhir.create,
+        who,
+        type_name,
+        body,
+        base_url(request),
+        prefer=request.headers.get("prefer"),
+        if_none_exist=request.headers.get("if-none-exist"),
+    )
+
+
+@router.get("/Patient/{patient_id}/$everything")
+async def everything(
+    patient_id: str, request: Request, svc: ServicesDep, who: CallerDep
+) -> Response:
+    return await run(svc.fhir.everything, who, patient_id, query_params(request), base_url(request))
+
+
+@router.get("/{type_name}/{resource_id}")
+async def read(
+    type_name: str, resource_id: str, request: Request, svc: ServicesDep, who: CallerDep
+) -> Response:
+    return await run(svc.fhir.read, who, type_name, resource_id, base_url(request))
+
+
+@router.put("/{type_name}/{resource_id}")
+async def update(
+    type_name: str, resource_id: str, request: Request, svc: ServicesDep, who: CallerDep
+) -> Response:
+    body = await fhir_body(request, svc.settings.max_body_bytes)
+    return await run(
+        svc.fhir.update,
+        who,
+        type_name,
+        resource_id,
+        body,
+        base_url(request),
+        if_match=request.headers.get("if-match"),
+        prefer=request.headers.get("prefer"),
+    )
+
+
+@router.delete("/{type_name}/{resource_id}")
+async def delete(
+    type_name: str, resource_id: str, request: Request, svc: ServicesDep, who: CallerDep
+) -> Response:
+    return await run(
+        svc.fhir.delete, who, type_name, resource_id, if_match=request.headers.get("if-match")
+    )
+
+
+@router.get("/{type_name}/{resource_id}/_history")
+async def history(
+    type_name: str, resource_id: str, request: Request, svc: ServicesDep, who: CallerDep
+) -> Response:
+    if query_params(request):
+        raise bad_request("instance history takes no parameters")
+    return await run(svc.fhir.history, who, type_name, resource_id, base_url(request))
+
+
+@router.get("/{type_name}/{resource_id}/_history/{version_id}")
+async def vread(
+    type_name: str,
+    resource_id: str,
+    version_id: str,
+    request: Request,
+    svc: ServicesDep,
+    who: CallerDep,
+) -> Response:
+    return await run(svc.fhir.vread, who, type_name, resource_id, version_id, base_url(request))

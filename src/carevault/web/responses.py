@@ -1,0 +1,60 @@
+"""FHIR responses and the error handlers that turn failures into OperationOutcomes."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from fastapi import Request
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from carevault.fhir.outcome import FhirError, Issue, outcome
+from carevault.rest.bundles import dumps
+from carevault.rest.interactions import JSON, FhirResponse
+
+log = logging.getLogger("carevault.web")
+
+#: Patient data must never sit in a shared cache or the browser's disk cache.
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache", "X-Content-Type-Options": "nosniff"}
+
+
+def fhir_response(result: FhirResponse) -> Response:
+    headers = {**NO_STORE, **result.headers}
+    if result.body is None:
+        return Response(status_code=result.status, headers=headers)
+    return Response(result.body, status_code=result.status, headers=headers, media_type=JSON)
+
+
+def outcome_response(error: FhirError) -> Response:
+    body = dumps(outcome(error.issues))
+    return Response(
+        body, status_code=error.status, headers={**NO_STORE, **error.headers}, media_type=JSON
+    )
+
+
+async def on_fhir_error(_request: Request, error: Exception) -> Response:
+    assert isinstance(error, FhirError)  # noqa: S101 - registered for FhirError only
+    return outcome_response(error)
+
+
+async def on_http_error(_request: Request, error: Exception) -> Response:
+    assert isinstance(error, StarletteHTTPException)  # noqa: S101
+    code = {404: "not-found", 405: "not-supported", 413: "too-long"}.get(
+        error.status_code, "invalid"
+    )
+    detail = error.detail if isinstance(error.detail, str) else "request refused"
+    return outcome_response(FhirError(error.status_code, [Issue(code, detail)]))
+
+
+async def on_validation_error(_request: Request, _error: Exception) -> Response:
+    return outcome_response(FhirError(400, [Issue("invalid", "the request is malformed")]))
+
+
+async def on_unexpected(_request: Request, error: Exception) -> Response:
+    # The message of an unexpected error might quote data; log only its type and a reference.
+    reference = uuid.uuid4().hex[:12]
+    log.error("unexpected %s (reference %s)", type(error).__name__, reference)
+    return outcome_response(
+        FhirError(500, [Issue("exception", f"internal error; reference {reference}")])
+    )
