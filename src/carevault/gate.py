@@ -12,7 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from carevault.fhir.query import SearchQuery
-from carevault.fhir.registry import ResourceType
+from carevault.fhir.registry import RESOURCE_TYPES, ResourceType
+from carevault.vault.opening import open_sealed
 from carevault.vault.records import Gone, Opened, Sealed, WriteResult
 from carevault.vault.search import find
 from carevault.vault.store import Vault
@@ -35,7 +36,7 @@ class Gate:
         self.candidate_limit = candidate_limit
 
     def _open(self, caller: Caller, items: Sequence[Sealed]) -> list[Opened]:
-        return self.vault.open(items, principal=caller.principal, purpose=caller.purpose)
+        return open_sealed(self.vault, items, principal=caller.principal, purpose=caller.purpose)
 
     def read(self, caller: Caller, resource_type: ResourceType, resource_id: str) -> Opened:
         located = self.vault.locate(resource_type.name, resource_id)
@@ -72,7 +73,7 @@ class Gate:
 
     def everything(self, caller: Caller, patient_id: str) -> list[Opened]:
         """The patient, every live resource of theirs, and what those refer to outside it."""
-        patient = self.read(caller, _patient_type(), patient_id)
+        patient = self.read(caller, RESOURCE_TYPES["Patient"], patient_id)
         assert patient.head.patient_pseudonym is not None  # noqa: S101 - every Patient has one
         compartment = self.vault.locate_compartment(patient.head.patient_pseudonym)
         opened = self._open(
@@ -93,9 +94,3 @@ class Gate:
         return apply_writes(
             self.vault, operations, principal=caller.principal, purpose=caller.purpose
         )
-
-
-def _patient_type() -> ResourceType:
-    from carevault.fhir.registry import RESOURCE_TYPES
-
-    return RESOURCE_TYPES["Patient"]

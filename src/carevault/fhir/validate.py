@@ -113,11 +113,17 @@ _BOOL, _INTEGER, _DECIMAL, _STRING, _COMPLEX, _RESOURCE, _ANY = range(7)
 
 @cache
 def _fields(model: Any) -> dict[str, tuple[bool, int, Any]]:
-    """element name → (is_list, kind, model class for complex kinds)."""
+    """element name → (is_list, kind, detail): the model class of a complex element, or
+    the allowed codes of a code element bound to a required value set."""
     found: dict[str, tuple[bool, int, Any]] = {}
     for name, info in model.model_fields.items():
         alias = info.alias or name
-        found[alias] = _kind(info.annotation)
+        is_list, kind, detail = _kind(info.annotation)
+        extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+        codes = extra.get("enum_values")
+        if kind == _STRING and isinstance(codes, list) and codes:
+            detail = frozenset(str(code) for code in codes)
+        found[alias] = (is_list, kind, detail)
     return found
 
 
@@ -201,6 +207,8 @@ def _check_value(
         wrong = "must be a JSON string"
     elif kind == _STRING and not value.strip():
         wrong = "must not be empty"
+    elif kind == _STRING and klass is not None and value not in klass:
+        wrong = "is not a code of the required value set"
     elif kind in (_COMPLEX, _RESOURCE) and not isinstance(value, dict):
         wrong = "must be a JSON object"
     if wrong is not None:

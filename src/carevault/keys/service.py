@@ -16,7 +16,7 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Engine, delete, insert, select, update
 
 from carevault.clock import Clock, to_micros, utc_now
 from carevault.db import read_transaction, write_transaction
@@ -102,6 +102,17 @@ class KeyService:
             )
         self._cache.put(key_id, key)
         return key
+
+    def discard_unused(self, key_ids: Sequence[str]) -> None:
+        """Remove patient keys just created for records that were then rolled back."""
+        with write_transaction(self.engine) as connection:
+            connection.execute(
+                delete(data_key).where(
+                    data_key.c.key_id.in_(list(key_ids)), data_key.c.kind == "patient"
+                )
+            )
+        for key_id in key_ids:
+            self._cache.discard(key_id)
 
     def ensure_data_key(self, key_id: str, kind: str, *, principal: str, purpose: str) -> bytes:
         """The key ``key_id``, created on first use (for the shared directory and index keys)."""

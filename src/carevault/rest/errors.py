@@ -7,7 +7,7 @@ from contextlib import contextmanager
 
 from carevault.fhir.outcome import FhirError, Issue
 from carevault.fhir.query import SearchError
-from carevault.keys.provider import KeyProviderUnavailable
+from carevault.keys.provider import KeyIntegrityError, KeyProviderUnavailable
 from carevault.keys.service import UnwrapLogUnavailable
 from carevault.vault.envelope import RecordIntegrityError
 from carevault.vault.records import (
@@ -30,6 +30,7 @@ _STATUS: list[tuple[type[Exception], int, str]] = [
     (SearchTooCostly, 400, "too-costly"),
     (SearchError, 400, "invalid"),
     (RecordIntegrityError, 500, "security"),
+    (KeyIntegrityError, 500, "security"),
     (KeyProviderUnavailable, 503, "transient"),
     (UnwrapLogUnavailable, 503, "transient"),
 ]

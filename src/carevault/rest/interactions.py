@@ -70,7 +70,7 @@ def version_headers(head: Head, base: str) -> dict[str, str]:
     return {
         "ETag": bundles.etag(head.version_id),
         "Last-Modified": bundles.last_modified(head),
-        "Content-Location": f"{base}/{head.resource_type}/{head.resource_id}/_history/{head.version_id}",
+        "Content-Location": f"{bundles.full_url(base, head)}/_history/{head.version_id}",
     }
 
 

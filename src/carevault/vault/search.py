@@ -25,6 +25,7 @@ from carevault.fhir.query import (
     SearchQuery,
     TermCondition,
 )
+from carevault.vault.opening import open_sealed
 from carevault.vault.records import Opened, Sealed
 from carevault.vault.store import Restriction, Vault
 from carevault.vault.tables import resource_head, search_token
@@ -61,7 +62,7 @@ def find(
             f"this search would open more than {candidate_limit} records; "
             "narrow it (for example by patient)"
         )
-    opened = vault.open(vault.locate_rows(row_ids), principal=principal, purpose=purpose)
+    opened = open_sealed(vault, vault.locate_rows(row_ids), principal=principal, purpose=purpose)
     matching = [item for item in opened if _dates_match(vault, query, item)]
     matching = _sorted(vault, query, matching)
     if query.summary_count:

@@ -1,8 +1,8 @@
 """The vault: sealed resource versions and their clear metadata.
 
 Reads come in two steps so the gate can decide before anything is decrypted:
-``locate``/``find`` return clear metadata and sealed bytes; ``open`` decrypts,
-and only the gate calls it (import-linter contract "only the gate opens records").
+``locate`` returns clear metadata and sealed bytes; ``vault.opening`` decrypts,
+and only the gate may import it (an import-linter contract).
 """
 
 from __future__ import annotations
@@ -23,12 +23,11 @@ from carevault.keys.service import (
     KeyService,
 )
 from carevault.vault.blind import BlindIndex
-from carevault.vault.envelope import Envelope, record_aad
+from carevault.vault.envelope import Envelope
 from carevault.vault.records import (
     Erased,
     Head,
     NotFound,
-    Opened,
     Sealed,
     head_from_row,
 )
@@ -223,32 +222,6 @@ class Vault:
                 )
             ).all()
         return [Sealed(head_from_row(row._mapping), row.key_id, row.sealed) for row in rows]
-
-    # --- decrypting reads: the gate only -----------------------------------------------------
-
-    def open(self, items: Sequence[Sealed], *, principal: str, purpose: str) -> list[Opened]:
-        """Decrypt ``items``; raises RecordIntegrityError if a ciphertext is not its row's."""
-        keys = self.data_keys(
-            [item.key_id for item in items if item.sealed is not None],
-            principal=principal,
-            purpose=purpose,
-        )
-        opened: list[Opened] = []
-        for item in items:
-            if item.sealed is None:
-                opened.append(Opened(item.head, None))
-                continue
-            head = item.head
-            body = self.envelope.open(
-                keys.get(item.key_id or ""),
-                record_aad(
-                    head.resource_type, head.resource_id, head.version_id, item.key_id or ""
-                ),
-                item.sealed,
-                where=f"{head.reference} version {head.version_id}",
-            )
-            opened.append(Opened(head, body))
-        return opened
 
 
 def _version_head(current: Head, row: Any) -> Head:

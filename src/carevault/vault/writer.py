@@ -70,23 +70,38 @@ def apply_writes(
     before_commit: BeforeCommit | None = None,
 ) -> list[WriteResult]:
     now_us = to_micros(vault.clock())
-    with write_transaction(vault.engine) as connection:
-        writer = _Writer(vault, connection, now_us, principal, purpose)
-        results = [writer.apply(operation) for operation in operations]
-        if before_commit is not None:
-            before_commit(connection, results)
+    created_keys: list[str] = []
+    try:
+        with write_transaction(vault.engine) as connection:
+            writer = _Writer(vault, connection, now_us, principal, purpose, created_keys)
+            results = [writer.apply(operation) for operation in operations]
+            if before_commit is not None:
+                before_commit(connection, results)
+    except BaseException:
+        # The key store is a separate database: keys made for patients whose records
+        # were rolled back are removed again (they never sealed anything that was kept).
+        if created_keys and vault.keys is not None:
+            vault.keys.discard_unused(created_keys)
+        raise
     return results
 
 
 class _Writer:
     def __init__(
-        self, vault: Vault, connection: Connection, now_us: int, principal: str, purpose: str
+        self,
+        vault: Vault,
+        connection: Connection,
+        now_us: int,
+        principal: str,
+        purpose: str,
+        created_keys: list[str],
     ) -> None:
         self.vault = vault
         self.connection = connection
         self.now_us = now_us
         self.principal = principal
         self.purpose = purpose
+        self.created_keys = created_keys
 
     def apply(self, operation: Operation) -> WriteResult:
         if isinstance(operation, Delete):
@@ -203,6 +218,7 @@ class _Writer:
         if not vault.envelope.encrypted or vault.keys is None:
             return None
         if new_patient:
+            self.created_keys.append(key_id)
             return vault.keys.create_data_key(key_id, "patient")
         keys = vault.data_keys([key_id], principal=self.principal, purpose=self.purpose)
         return keys[key_id]

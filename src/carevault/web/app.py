@@ -24,7 +24,7 @@ from carevault.web.responses import (
 
 
 def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
-    """Build the app. Services are built now (failing fast on bad settings) and closed on shutdown."""
+    """Build the app; services are built now (failing fast on bad settings), closed on shutdown."""
     built = services or build_services(settings)
 
     @asynccontextmanager

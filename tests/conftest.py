@@ -1,0 +1,103 @@
+"""Shared fixtures: a fresh data directory per test, on SQLite and on a real PostgreSQL.
+
+PostgreSQL: one database per test run (created at start, dropped at the end), one
+schema per test. The admin URL comes from CAREVAULT_TEST_PG_URL (default: the
+local server with trust auth). If PostgreSQL is unreachable the tests fail: they
+never skip silently.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from carevault.bootstrap import Services, build_services
+from carevault.config import Settings
+
+PG_ADMIN_URL = os.environ.get(
+    "CAREVAULT_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+BACKENDS = ["sqlite", "postgres"]
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """A PostgreSQL database of this test run's own, dropped afterwards."""
+    name = f"carevault_test_{os.getpid()}_{secrets.token_hex(4)}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as error:  # pragma: no cover - the environment is broken
+        pytest.fail(f"PostgreSQL at {PG_ADMIN_URL} is not usable: {error}")
+    url = make_url(PG_ADMIN_URL).set(database=name)
+    yield url.render_as_string(hide_password=False)
+    with admin.connect() as connection:
+        connection.execute(
+            text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = :name AND pid <> pg_backend_pid()"
+            ),
+            {"name": name},
+        )
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+    admin.dispose()
+
+
+@pytest.fixture
+def pg_schema(pg_database: str) -> Iterator[str]:
+    """A schema of this test's own in the run's database; yields a URL that uses it."""
+    schema = f"t_{secrets.token_hex(6)}"
+    engine = create_engine(pg_database, isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    url = make_url(pg_database).update_query_dict({"options": f"-csearch_path={schema}"})
+    yield url.render_as_string(hide_password=False)
+    with engine.connect() as connection:
+        connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    engine.dispose()
+
+
+def make_settings(home: Path, database_url: str | None = None, **extra: Any) -> Settings:
+    values: dict[str, Any] = {
+        "environment": "test",
+        "home": home,
+        "database_url": database_url,
+        **extra,
+    }
+    return Settings(**values)
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def settings(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
+    url = request.getfixturevalue("pg_schema") if backend == "postgres" else None
+    return make_settings(tmp_path / "home", url)
+
+
+@pytest.fixture
+def services(settings: Settings) -> Iterator[Services]:
+    built = build_services(settings, create_keys=True, migrate=True)
+    yield built
+    built.close()
+
+
+@pytest.fixture
+def api(services: Services) -> Iterator[Any]:
+    """The FHIR API in-process, every response checked with fhirclient's strict R4 models."""
+    from carevault.web.app import create_app
+    from tests.support.client import FhirTestClient
+
+    with FhirTestClient(create_app(services.settings, services)) as client:
+        yield client

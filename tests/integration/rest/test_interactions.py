@@ -1,0 +1,286 @@
+"""FHIR RESTful interactions end to end through the app, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.support.client import FhirTestClient
+
+HKID_SYSTEM = "http://carevault.hk/sid/hkid"
+
+
+def patient(
+    family: str = "Chan", given: str = "Tai Man", hkid: str = "A123456(3)"
+) -> dict[str, Any]:
+    return {
+        "resourceType": "Patient",
+        "identifier": [{"system": HKID_SYSTEM, "value": hkid}],
+        "name": [{"use": "official", "family": family, "given": [given]}, {"text": "陳大文"}],
+        "gender": "male",
+        "birthDate": "1980-05-01",
+        "telecom": [
+            {"system": "phone", "value": "+852 9123 4567"},
+            {"system": "email", "value": "Tai.Man@Example.hk"},
+        ],
+    }
+
+
+def create(api: FhirTestClient, body: dict[str, Any]) -> dict[str, Any]:
+    response = api.post_json(f"/fhir/{body['resourceType']}", body)
+    assert response.status_code == 201, response.text
+    created: dict[str, Any] = response.json()
+    return created
+
+
+def observation(
+    patient_id: str, when: str, code: str = "8480-6", value: int = 120
+) -> dict[str, Any]:
+    return {
+        "resourceType": "Observation",
+        "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": code}]},
+        "subject": {"reference": f"Patient/{patient_id}"},
+        "effectiveDateTime": when,
+        "valueQuantity": {"value": value, "unit": "mmHg"},
+    }
+
+
+def ids(bundle: dict[str, Any]) -> list[str]:
+    return [
+        entry["resource"]["id"]
+        for entry in bundle.get("entry", [])
+        if entry.get("search", {}).get("mode") == "match"
+    ]
+
+
+def test_create_sets_id_version_and_location(api: FhirTestClient) -> None:
+    response = api.post_json("/fhir/Patient", {**patient(), "id": "client-chosen"})
+    assert response.status_code == 201
+    body = response.json()
+    assert body["id"] != "client-chosen"
+    assert body["meta"]["versionId"] == "1"
+    assert response.headers["etag"] == 'W/"1"'
+    assert response.headers["location"].endswith(f"/fhir/Patient/{body['id']}/_history/1")
+    assert response.headers["cache-control"] == "no-store"
+
+
+def test_read_returns_what_was_written(api: FhirTestClient) -> None:
+    created = create(api, patient())
+    response = api.get(f"/fhir/Patient/{created['id']}")
+    assert response.status_code == 200
+    assert response.json() == created
+    assert response.headers["etag"] == 'W/"1"'
+    assert "last-modified" in response.headers
+
+
+def test_update_with_if_match_makes_a_new_version(api: FhirTestClient) -> None:
+    created = create(api, patient())
+    changed = {**created, "gender": "female"}
+    response = api.put_json(f"/fhir/Patient/{created['id']}", changed, **{"If-Match": 'W/"1"'})
+    assert response.status_code == 200, response.text
+    assert response.json()["meta"]["versionId"] == "2"
+    assert api.get(f"/fhir/Patient/{created['id']}").json()["gender"] == "female"
+    old = api.get(f"/fhir/Patient/{created['id']}/_history/1")
+    assert old.status_code == 200 and old.json()["gender"] == "male"
+
+
+def test_update_of_unknown_id_creates_it(api: FhirTestClient) -> None:
+    body = {**patient(), "id": "walk-in-0001"}
+    response = api.put_json("/fhir/Patient/walk-in-0001", body)
+    assert response.status_code == 201
+    assert api.get("/fhir/Patient/walk-in-0001").status_code == 200
+
+
+def test_delete_then_read_answers_410_and_history_keeps_every_version(api: FhirTestClient) -> None:
+    created = create(api, patient())
+    api.put_json(f"/fhir/Patient/{created['id']}", {**created, "gender": "other"})
+    assert api.delete(f"/fhir/Patient/{created['id']}").status_code == 204
+    gone = api.get(f"/fhir/Patient/{created['id']}")
+    assert gone.status_code == 410
+    assert gone.json()["issue"][0]["code"] == "deleted"
+    history = api.get(f"/fhir/Patient/{created['id']}/_history").json()
+    assert history["type"] == "history" and history["total"] == 3
+    methods = [entry["request"]["method"] for entry in history["entry"]]
+    assert methods == ["DELETE", "PUT", "POST"]
+    assert "resource" not in history["entry"][0]
+    assert api.get(f"/fhir/Patient/{created['id']}/_history/3").status_code == 410
+    assert api.delete(f"/fhir/Patient/{created['id']}").status_code == 204
+
+
+def test_deleting_a_patient_with_records_is_refused(api: FhirTestClient) -> None:
+    created = create(api, patient())
+    create(api, observation(created["id"], "2024-03-01"))
+    response = api.delete(f"/fhir/Patient/{created['id']}")
+    assert response.status_code == 409
+    assert api.get(f"/fhir/Patient/{created['id']}").status_code == 200
+
+
+def test_patient_search_by_identity_fields(api: FhirTestClient) -> None:
+    chan = create(api, patient())
+    wong = create(api, patient("Wong", "Ka Yan", "Z683365(5)"))
+    searches = {
+        "name=chan": [chan],
+        "name=CHA": [chan],
+        "name=陳大文": [chan, wong],
+        "family=wong": [wong],
+        "given=ka": [wong],
+        "given=chan": [],
+        f"identifier={HKID_SYSTEM}|A123456(3)": [chan],
+        "identifier=a1234563": [chan],
+        "identifier=A 123456 (3)": [chan],
+        "phone=91234567": [chan, wong],
+        "phone=+852-9123-4567": [chan, wong],
+        "email=tai.man@example.hk": [chan, wong],
+        "birthdate=1980-05-01": [chan, wong],
+        "birthdate=1980": [chan, wong],
+        "birthdate=gt1980-05-01": [],
+        "birthdate=le1980-05-01": [chan, wong],
+        "gender=male": [chan, wong],
+        f"_id={chan['id']}": [chan],
+        f"_id={chan['id']},{wong['id']}": [chan, wong],
+        "name=chan,wong": [chan, wong],
+        "name=chan&family=wong": [],
+    }
+    for query, expected in searches.items():
+        bundle = api.get(f"/fhir/Patient?{query}").json()
+        assert sorted(ids(bundle)) == sorted(p["id"] for p in expected), query
+        assert bundle["total"] == len(expected), query
+
+
+def test_clinical_search_by_patient_code_date_and_status(api: FhirTestClient) -> None:
+    someone = create(api, patient())
+    other = create(api, patient("Lee", "Siu Ming", "B987654(0)"))
+    march = create(api, observation(someone["id"], "2024-03-01T09:30:00+08:00"))
+    june = create(api, observation(someone["id"], "2024-06-15", code="8462-4"))
+    theirs = create(api, observation(other["id"], "2024-03-01"))
+    searches = {
+        f"patient={someone['id']}": [march, june],
+        f"subject=Patient/{someone['id']}": [march, june],
+        f"patient={other['id']}": [theirs],
+        "code=8480-6": [march, theirs],
+        "code=http://loinc.org|8462-4": [june],
+        "code=http://snomed.info/sct|8462-4": [],
+        "date=2024-03-01": [march, theirs],
+        "date=2024-03": [march, theirs],
+        "date=ge2024-04-01": [june],
+        "date=lt2024-03-01T09:00:00%2B08:00": [theirs],
+        "date=ge2024-03-01&date=le2024-03-31": [march, theirs],
+        "date=sa2024-03-31": [june],
+        "date=eb2024-06-15": [march, theirs],
+        f"patient={someone['id']}&code=8480-6&date=2024": [march],
+        "status=final": [march, june, theirs],
+        "status=cancelled": [],
+    }
+    for query, expected in searches.items():
+        bundle = api.get(f"/fhir/Observation?{query}").json()
+        assert sorted(ids(bundle)) == sorted(o["id"] for o in expected), query
+
+
+def test_sort_by_date_and_last_updated(api: FhirTestClient) -> None:
+    someone = create(api, patient())
+    dates = ["2023-01-05", "2021-07-30", "2024-11-02", "2022-02-14"]
+    made = [create(api, observation(someone["id"], when)) for when in dates]
+    by_date = ids(api.get(f"/fhir/Observation?patient={someone['id']}&_sort=date").json())
+    assert by_date == [made[i]["id"] for i in (1, 3, 0, 2)]
+    newest = ids(api.get(f"/fhir/Observation?patient={someone['id']}&_sort=-date").json())
+    assert newest == list(reversed(by_date))
+    created_order = ids(api.get("/fhir/Observation?_sort=_lastUpdated").json())
+    assert created_order == [m["id"] for m in made]
+    assert ids(api.get("/fhir/Observation?_sort=-_lastUpdated").json()) == list(
+        reversed(created_order)
+    )
+
+
+def test_paging_links_walk_every_result_once(api: FhirTestClient) -> None:
+    made = {create(api, patient(given=f"Person {i}"))["id"] for i in range(7)}
+    seen: list[str] = []
+    url: str | None = "/fhir/Patient?name=chan&_count=3"
+    pages = 0
+    while url:
+        bundle = api.get(url).json()
+        assert bundle["total"] == 7
+        seen += ids(bundle)
+        pages += 1
+        links = {link["relation"]: link["url"] for link in bundle["link"]}
+        url = links.get("next")
+        if url:
+            url = url[url.index("/fhir") :]
+    assert pages == 3
+    assert sorted(seen) == sorted(made)
+
+
+def test_last_updated_search_uses_the_clear_timestamp(api: FhirTestClient) -> None:
+    created = create(api, patient())
+    stamp = created["meta"]["lastUpdated"]
+    assert ids(api.get(f"/fhir/Patient?_lastUpdated=ge{stamp[:10]}").json()) == [created["id"]]
+    assert ids(api.get("/fhir/Patient?_lastUpdated=lt2000-01-01").json()) == []
+
+
+def test_unknown_parameter_is_reported_or_rejected_as_the_spec_says(api: FhirTestClient) -> None:
+    create(api, patient())
+    lenient = api.get("/fhir/Patient?name=chan&shoe-size=44")
+    assert lenient.status_code == 200
+    bundle = lenient.json()
+    assert bundle["total"] == 1
+    outcomes = [e for e in bundle["entry"] if e["search"]["mode"] == "outcome"]
+    assert "shoe-size" in outcomes[0]["resource"]["issue"][0]["diagnostics"]
+    self_link = next(link["url"] for link in bundle["link"] if link["relation"] == "self")
+    assert "shoe-size" not in self_link
+    strict = api.get("/fhir/Patient?name=chan&shoe-size=44", headers={"Prefer": "handling=strict"})
+    assert strict.status_code == 400
+    assert "shoe-size" in strict.json()["issue"][0]["diagnostics"]
+
+
+def test_everything_returns_the_patients_records_and_what_they_refer_to(
+    api: FhirTestClient,
+) -> None:
+    clinic = create(api, {"resourceType": "Organization", "name": "Harbour Clinic Central"})
+    someone = create(
+        api, {**patient(), "managingOrganization": {"reference": f"Organization/{clinic['id']}"}}
+    )
+    other = create(api, patient("Lee", "Siu Ming", "B987654(0)"))
+    mine = [create(api, observation(someone["id"], f"2024-0{m}-01")) for m in range(1, 4)]
+    create(api, observation(other["id"], "2024-01-01"))
+    bundle = api.get(f"/fhir/Patient/{someone['id']}/$everything").json()
+    got = {(e["resource"]["resourceType"], e["resource"]["id"]) for e in bundle["entry"]}
+    expected = {("Patient", someone["id"]), ("Organization", clinic["id"])}
+    expected |= {("Observation", o["id"]) for o in mine}
+    assert got == expected
+    assert bundle["total"] == 5
+
+
+def test_metadata_lists_exactly_what_is_supported(api: FhirTestClient) -> None:
+    statement = api.get("/fhir/metadata").json()
+    assert statement["fhirVersion"] == "4.0.1"
+    resources = {r["type"]: r for r in statement["rest"][0]["resource"]}
+    assert len(resources) == 23
+    patient_params = {p["name"] for p in resources["Patient"]["searchParam"]}
+    assert {
+        "identifier",
+        "name",
+        "family",
+        "given",
+        "birthdate",
+        "phone",
+        "email",
+    } <= patient_params
+    observation_params = {p["name"] for p in resources["Observation"]["searchParam"]}
+    assert {
+        "patient",
+        "subject",
+        "date",
+        "code",
+        "status",
+        "_id",
+        "_lastUpdated",
+    } <= observation_params
+    assert resources["Patient"]["operation"][0]["name"] == "everything"
+    # Every parameter the statement lists is accepted by a strict search.
+    for type_name, resource in resources.items():
+        for param in resource["searchParam"]:
+            name = param["name"]
+            value = {"date": "2024", "reference": "x1", "string": "ab", "token": "x"}[param["type"]]
+            response = api.get(
+                f"/fhir/{type_name}?{name}={value}", headers={"Prefer": "handling=strict"}
+            )
+            assert response.status_code == 200, (type_name, name, response.text)

@@ -1,0 +1,31 @@
+"""An in-process client that checks every FHIR response body for conformance."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.testclient import TestClient
+
+from tests.support.conformance import check_body
+
+FHIR_JSON = {"content-type": "application/fhir+json"}
+
+
+class FhirTestClient(TestClient):
+    """A TestClient whose every /fhir response body must parse with fhirclient's strict models."""
+
+    checked = 0
+
+    def request(self, method: str, url: Any, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        response = super().request(method, url, *args, **kwargs)
+        if "/fhir" in str(url):
+            check_body(response.headers.get("content-type", ""), response.content)
+            FhirTestClient.checked += 1
+        return response
+
+    def post_json(self, url: str, body: Any, **headers: str) -> Any:
+        return self.post(url, content=json.dumps(body), headers={**FHIR_JSON, **headers})
+
+    def put_json(self, url: str, body: Any, **headers: str) -> Any:
+        return self.put(url, content=json.dumps(body), headers={**FHIR_JSON, **headers})

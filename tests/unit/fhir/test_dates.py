@@ -1,0 +1,116 @@
+"""Date ranges, prefixes and the blind-token covers that narrow a date search."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from carevault.fhir import dates
+from carevault.fhir.dates import DateRange, Prefix
+
+HK = ZoneInfo("Asia/Hong_Kong")
+
+
+def test_precision_sets_the_range() -> None:
+    assert dates.parse("2024", HK) == DateRange(
+        datetime(2024, 1, 1, tzinfo=HK), datetime(2025, 1, 1, tzinfo=HK)
+    )
+    assert dates.parse("2024-12", HK).high == datetime(2025, 1, 1, tzinfo=HK)
+    day = dates.parse("2024-02-29", HK)
+    assert day.high is not None and day.low is not None
+    assert day.high - day.low == timedelta(days=1)
+    instant = dates.parse("2024-03-01T10:00:00Z", HK)
+    assert instant.low == datetime(2024, 3, 1, 10, tzinfo=UTC)
+    assert instant.high == datetime(2024, 3, 1, 10, 0, 1, tzinfo=UTC)
+    fraction = dates.parse("2024-03-01T10:00:00.250+08:00", HK)
+    assert fraction.low is not None and fraction.low.microsecond == 250_000
+
+
+@pytest.mark.parametrize(
+    "text", ["yesterday", "2024-13-01", "2024-02-30", "24-01-01", "2024-01-01T25:00:00Z", ""]
+)
+def test_invalid_dates_are_refused(text: str) -> None:
+    with pytest.raises(dates.DateFormatError):
+        dates.parse(text, HK)
+
+
+def test_prefixes() -> None:
+    assert dates.split_prefix("ge2024") == (Prefix.GE, "2024")
+    assert dates.split_prefix("2024") == (Prefix.EQ, "2024")
+    with pytest.raises(dates.DateFormatError):
+        dates.split_prefix("ap2024")
+
+
+def test_period_without_end_is_open() -> None:
+    found = dates.value_range({"start": "2020-01-01"}, HK)
+    assert found is not None and found.high is None
+    assert dates.tokens(found, HK)[-1] == "e:open"
+    assert dates.value_range({"start": "garbage"}, HK) is None
+    assert dates.value_range(42, HK) is None
+
+
+def test_comparison_follows_the_spec_on_ranges() -> None:
+    march = dates.parse("2024-03", HK)
+    day = dates.parse("2024-03-10", HK)
+    straddles = DateRange(datetime(2024, 2, 20, tzinfo=HK), datetime(2024, 3, 5, tzinfo=HK))
+    assert dates.matches(Prefix.EQ, march, day)
+    assert not dates.matches(Prefix.EQ, march, straddles)
+    assert dates.matches(Prefix.NE, march, straddles)
+    assert dates.matches(Prefix.LT, march, straddles)
+    assert not dates.matches(Prefix.GT, march, straddles)
+    assert dates.matches(Prefix.GE, march, day)
+    assert dates.matches(Prefix.SA, dates.parse("2024-02", HK), day)
+    assert dates.matches(Prefix.EB, dates.parse("2024-04", HK), day)
+
+
+BOUNDS = st.datetimes(
+    min_value=datetime(1800, 1, 1), max_value=datetime(2200, 1, 1), timezones=st.just(UTC)
+)
+SEARCH_TEXT = st.one_of(
+    st.dates(min_value=date(1845, 1, 1), max_value=date(2160, 1, 1)).map(lambda d: d.isoformat()),
+    st.integers(1845, 2160).map(str),
+    st.tuples(st.integers(1845, 2160), st.integers(1, 12)).map(lambda ym: f"{ym[0]}-{ym[1]:02d}"),
+)
+
+
+@st.composite
+def targets(draw: st.DrawFn) -> DateRange:
+    low = draw(st.one_of(st.none(), BOUNDS))
+    length = draw(st.one_of(st.none(), st.timedeltas(timedelta(seconds=1), timedelta(days=800))))
+    if low is None:
+        high = draw(st.one_of(st.none(), BOUNDS))
+        return DateRange(None, high)
+    return DateRange(low, None if length is None else low + length)
+
+
+@settings(max_examples=400, deadline=None)
+@given(targets(), SEARCH_TEXT, st.sampled_from([p for p in Prefix if p is not Prefix.NE]))
+def test_every_match_carries_a_token_of_every_cover(
+    target: DateRange, text: str, prefix: Prefix
+) -> None:
+    """The blind-token covers never lose a match (they may let extra candidates through)."""
+    search = dates.parse(text, HK)
+    covers = dates.candidate_covers(prefix, search, HK)
+    assert covers is not None
+    stored = set(dates.tokens(target, HK))
+    if dates.matches(prefix, search, target):
+        for cover in covers:
+            assert stored & set(cover), (target, text, prefix)
+
+
+def test_ne_cannot_be_narrowed() -> None:
+    assert dates.candidate_covers(Prefix.NE, dates.parse("2024", HK), HK) is None
+
+
+def test_a_value_within_a_day_stores_point_tokens() -> None:
+    assert dates.tokens(dates.parse("1980-05-01", HK), HK) == [
+        "p:Y1980",
+        "p:M1980-05",
+        "p:D1980-05-01",
+    ]
+    far = dates.tokens(dates.parse("1700-01-01", HK), HK)
+    assert far == ["p:Ybefore"]
