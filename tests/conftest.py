@@ -101,3 +101,15 @@ def api(services: Services) -> Iterator[Any]:
 
     with FhirTestClient(create_app(services.settings, services)) as client:
         yield client
+
+
+@pytest.fixture
+def live_server(settings: Settings, tmp_path: Path) -> Iterator[Any]:
+    """A real server process (``carevault serve``) on loopback over an initialised home."""
+    from tests.support.server import environment, run_cli, running_server
+
+    env = environment(settings.home, settings.database_url)
+    prepared = run_cli(env, "init")
+    assert prepared.returncode == 0, prepared.stderr
+    with running_server(env, tmp_path) as server:
+        yield server

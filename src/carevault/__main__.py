@@ -1,0 +1,5 @@
+"""``python -m carevault`` runs the CLI."""
+
+from carevault.cli import main
+
+main()

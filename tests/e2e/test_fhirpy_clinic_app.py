@@ -1,0 +1,82 @@
+"""A clinic app built on fhirpy, a FHIR client we did not write, against a running server."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import requests
+from fhirpy import SyncFHIRClient
+from fhirpy.base.exceptions import ResourceNotFound
+
+from tests.support.conformance import check_body
+from tests.support.server import RunningServer
+
+pytestmark = pytest.mark.e2e
+
+HKID_SYSTEM = "http://carevault.hk/sid/hkid"
+
+
+def clinic_app(server: RunningServer, seen: list[int]) -> SyncFHIRClient:
+    def conformant(response: requests.Response, *_args: Any, **_kwargs: Any) -> None:
+        check_body(response.headers.get("content-type", ""), response.content)
+        seen.append(response.status_code)
+
+    return SyncFHIRClient(
+        server.fhir,
+        requests_config={"hooks": {"response": [conformant]}, "timeout": 30},
+    )
+
+
+def test_a_clinic_app_works_through_fhirpy(live_server: RunningServer) -> None:
+    seen: list[int] = []
+    client = clinic_app(live_server, seen)
+
+    patient = client.resource(
+        "Patient",
+        identifier=[{"system": HKID_SYSTEM, "value": "K654321(2)"}],
+        name=[{"family": "Leung", "given": ["Wing Sze"]}, {"text": "梁穎詩"}],
+        gender="female",
+        birthDate="1991-08-12",
+        telecom=[{"system": "phone", "value": "+852 6123 4567"}],
+    )
+    patient.save()
+    assert patient.id and patient["meta"]["versionId"] == "1"
+
+    encounter = client.resource(
+        "Encounter",
+        status="finished",
+        **{"class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"}},
+        subject=patient.to_reference(),
+        period={"start": "2026-11-27T09:00:00+08:00", "end": "2026-11-27T09:20:00+08:00"},
+    )
+    encounter.save()
+
+    by_name = client.resources("Patient").search(name="leung").fetch_all()
+    assert [found.id for found in by_name] == [patient.id]
+    by_hkid = client.resources("Patient").search(identifier=f"{HKID_SYSTEM}|K654321(2)").fetch()
+    assert [found.id for found in by_hkid] == [patient.id]
+    by_chinese_name = client.resources("Patient").search(name="梁穎詩").fetch()
+    assert [found.id for found in by_chinese_name] == [patient.id]
+
+    visits = client.resources("Encounter").search(patient=patient.id, date="2026-11-27").fetch()
+    assert [found.id for found in visits] == [encounter.id]
+
+    read = client.reference("Patient", patient.id).to_resource()
+    assert read["name"][0]["family"] == "Leung"
+
+    read["telecom"] = [{"system": "phone", "value": "+852 6999 0000"}]
+    read.save()
+    assert read["meta"]["versionId"] == "2"
+    assert client.resources("Patient").search(phone="69990000").count() == 1
+    assert client.resources("Patient").search(phone="61234567").count() == 0
+
+    history = read.execute("_history", method="get")
+    assert [entry["resource"]["meta"]["versionId"] for entry in history["entry"]] == ["2", "1"]
+
+    encounter.delete()
+    with pytest.raises(ResourceNotFound):
+        client.reference("Encounter", encounter.id).to_resource()
+
+    assert len(seen) >= 12
+    assert all(200 <= status < 300 for status in seen[:-1])
