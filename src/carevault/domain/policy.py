@@ -1,0 +1,102 @@
+"""The access decision: pure, no I/O; the gate gathers the facts and asks here.
+
+``decide`` answers one question: may this actor read (or write) these data
+categories of this patient's record, and which of them? The reason is always
+given, for the audit ledger and for a clear 403.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from carevault.domain.categories import HEALTH_CATEGORIES, DataCategory
+from carevault.domain.roles import CLINICIANS, GROUP_WIDE, RIGHTS, Right, Role
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who acts: a staff member or an integration client, after sign-in."""
+
+    principal: str
+    role: Role
+    clinic_ids: frozenset[str]
+    practitioner_id: str | None = None
+    #: Categories the SMART scopes of the token allow, if the token narrows them.
+    scope_categories: frozenset[DataCategory] | None = None
+
+
+@dataclass(frozen=True)
+class Target:
+    """What is known, in the clear, about the record being touched."""
+
+    #: The patient's pseudonym; None for resources that are no one's patient data.
+    patient_pseudonym: str | None
+    #: Clinics the record belongs to (the resource's, and the patient's home clinic).
+    clinic_ids: frozenset[str]
+    care_relationship: bool = False
+    break_glass: bool = False
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    #: Of the categories asked for, those the actor gets; the rest are withheld.
+    granted: frozenset[DataCategory]
+    withheld: frozenset[DataCategory]
+    reason: str
+    break_glass_used: bool = False
+    notes: tuple[str, ...] = field(default=())
+
+
+def rights_of(actor: Actor, category: DataCategory) -> frozenset[Right]:
+    rights = RIGHTS[actor.role].get(category, frozenset())
+    if actor.scope_categories is not None and category not in actor.scope_categories:
+        return frozenset()
+    return rights
+
+
+def decide(
+    actor: Actor, right: Right, categories: Iterable[DataCategory], target: Target
+) -> Decision:
+    """Grant each asked category the actor's role and relationship allow; allowed if any.
+
+    A write must be allowed for every category it touches: a partial write
+    would change data the writer cannot see.
+    """
+    asked = frozenset(categories)
+    in_clinic = actor.role in GROUP_WIDE or bool(actor.clinic_ids & target.clinic_ids)
+    directory = target.patient_pseudonym is None
+    granted: set[DataCategory] = set()
+    reasons: dict[DataCategory, str] = {}
+    used_glass = False
+    for category in asked:
+        if right not in rights_of(actor, category):
+            reasons[category] = f"{actor.role} may not {right} {category}"
+        elif directory:
+            granted.add(category)
+        elif category in HEALTH_CATEGORIES and actor.role in CLINICIANS:
+            if target.care_relationship:
+                granted.add(category)
+            elif target.break_glass:
+                granted.add(category)
+                used_glass = True
+            else:
+                reasons[category] = f"no care relationship for {category}"
+        elif in_clinic or (
+            actor.role in CLINICIANS and (target.care_relationship or target.break_glass)
+        ):
+            granted.add(category)
+            used_glass = used_glass or (not in_clinic and not target.care_relationship)
+        else:
+            reasons[category] = "the patient is not at any of your clinics"
+    withheld = asked - granted
+    if right is Right.WRITE and withheld:
+        return Decision(False, frozenset(), asked, "; ".join(sorted(set(reasons.values()))))
+    if not granted:
+        reason = "; ".join(sorted(set(reasons.values()))) or "nothing requested"
+        return Decision(False, frozenset(), asked, reason)
+    reason = "break the glass" if used_glass else "role and relationship allow it"
+    if withheld:
+        reason += f"; withheld: {', '.join(sorted(withheld))}"
+    return Decision(True, frozenset(granted), frozenset(withheld), reason, used_glass)

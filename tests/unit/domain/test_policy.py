@@ -1,0 +1,222 @@
+"""The access policy, cell by cell.
+
+EXPECTED is the policy written out by hand: for each role and data category, four
+cells — the patient at one of the actor's clinics with a care relationship, at one of
+their clinics without one, at another clinic with one, at another clinic without
+one — each saying whether the actor may Read and/or Write ("RW", "R", "W", "-").
+The test asks ``decide`` every cell, for reading and for writing.
+"""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from carevault.domain.categories import DataCategory
+from carevault.domain.policy import Actor, Target, decide
+from carevault.domain.roles import Right, Role
+
+CELLS = ("same clinic, care", "same clinic, no care", "other clinic, care", "other clinic, no care")
+
+# fmt: off
+EXPECTED: dict[Role, dict[str, tuple[str, str, str, str]]] = {
+    #                    same+care same   other+care other
+    Role.PHYSICIAN: {
+        "identity":           ("RW", "RW", "RW", "-"),
+        "contact":            ("RW", "RW", "RW", "-"),
+        "demographic":        ("RW", "RW", "RW", "-"),
+        "visit":              ("RW", "RW", "RW", "-"),
+        "government_id":      ("R",  "R",  "R",  "-"),
+        "financial":          ("-",  "-",  "-",  "-"),
+        "clinical":           ("RW", "-",  "RW", "-"),
+        "medication":         ("RW", "-",  "RW", "-"),
+        "sensitive_clinical": ("RW", "-",  "RW", "-"),
+        "credentials":        ("-",  "-",  "-",  "-"),
+    },
+    Role.NURSE: {
+        "identity":           ("RW", "RW", "RW", "-"),
+        "contact":            ("RW", "RW", "RW", "-"),
+        "demographic":        ("RW", "RW", "RW", "-"),
+        "visit":              ("RW", "RW", "RW", "-"),
+        "government_id":      ("R",  "R",  "R",  "-"),
+        "financial":          ("-",  "-",  "-",  "-"),
+        "clinical":           ("RW", "-",  "RW", "-"),
+        "medication":         ("R",  "-",  "R",  "-"),
+        "sensitive_clinical": ("R",  "-",  "R",  "-"),
+        "credentials":        ("-",  "-",  "-",  "-"),
+    },
+    Role.PHARMACIST: {
+        "identity":           ("R",  "R",  "R",  "-"),
+        "contact":            ("R",  "R",  "R",  "-"),
+        "demographic":        ("R",  "R",  "R",  "-"),
+        "visit":              ("R",  "R",  "R",  "-"),
+        "government_id":      ("-",  "-",  "-",  "-"),
+        "financial":          ("-",  "-",  "-",  "-"),
+        "clinical":           ("R",  "-",  "R",  "-"),
+        "medication":         ("RW", "-",  "RW", "-"),
+        "sensitive_clinical": ("-",  "-",  "-",  "-"),
+        "credentials":        ("-",  "-",  "-",  "-"),
+    },
+    Role.FRONT_DESK: {
+        "identity":           ("RW", "RW", "-",  "-"),
+        "contact":            ("RW", "RW", "-",  "-"),
+        "demographic":        ("RW", "RW", "-",  "-"),
+        "visit":              ("RW", "RW", "-",  "-"),
+        "government_id":      ("W",  "W",  "-",  "-"),
+        "financial":          ("-",  "-",  "-",  "-"),
+        "clinical":           ("-",  "-",  "-",  "-"),
+        "medication":         ("-",  "-",  "-",  "-"),
+        "sensitive_clinical": ("-",  "-",  "-",  "-"),
+        "credentials":        ("-",  "-",  "-",  "-"),
+    },
+    Role.BILLING: {  # group-wide
+        "identity":           ("R",  "R",  "R",  "R"),
+        "contact":            ("-",  "-",  "-",  "-"),
+        "demographic":        ("-",  "-",  "-",  "-"),
+        "visit":              ("-",  "-",  "-",  "-"),
+        "government_id":      ("-",  "-",  "-",  "-"),
+        "financial":          ("RW", "RW", "RW", "RW"),
+        "clinical":           ("-",  "-",  "-",  "-"),
+        "medication":         ("-",  "-",  "-",  "-"),
+        "sensitive_clinical": ("-",  "-",  "-",  "-"),
+        "credentials":        ("-",  "-",  "-",  "-"),
+    },
+    Role.CLINIC_MANAGER: {
+        "identity":           ("R",  "R",  "-",  "-"),
+        "contact":            ("R",  "R",  "-",  "-"),
+        "demographic":        ("R",  "R",  "-",  "-"),
+        "visit":              ("RW", "RW", "-",  "-"),
+        "government_id":      ("-",  "-",  "-",  "-"),
+        "financial":          ("-",  "-",  "-",  "-"),
+        "clinical":           ("-",  "-",  "-",  "-"),
+        "medication":         ("-",  "-",  "-",  "-"),
+        "sensitive_clinical": ("-",  "-",  "-",  "-"),
+        "credentials":        ("-",  "-",  "-",  "-"),
+    },
+    Role.PRIVACY_OFFICER: {  # group-wide; no clinical by default
+        "identity":           ("R",  "R",  "R",  "R"),
+        "contact":            ("R",  "R",  "R",  "R"),
+        "demographic":        ("-",  "-",  "-",  "-"),
+        "visit":              ("-",  "-",  "-",  "-"),
+        "government_id":      ("-",  "-",  "-",  "-"),
+        "financial":          ("-",  "-",  "-",  "-"),
+        "clinical":           ("-",  "-",  "-",  "-"),
+        "medication":         ("-",  "-",  "-",  "-"),
+        "sensitive_clinical": ("-",  "-",  "-",  "-"),
+        "credentials":        ("-",  "-",  "-",  "-"),
+    },
+    Role.INTEGRATION: {  # a service: its clinics, no care relationship involved
+        "identity":           ("RW", "RW", "-",  "-"),
+        "contact":            ("RW", "RW", "-",  "-"),
+        "demographic":        ("RW", "RW", "-",  "-"),
+        "visit":              ("RW", "RW", "-",  "-"),
+        "government_id":      ("RW", "RW", "-",  "-"),
+        "financial":          ("RW", "RW", "-",  "-"),
+        "clinical":           ("RW", "RW", "-",  "-"),
+        "medication":         ("RW", "RW", "-",  "-"),
+        "sensitive_clinical": ("-",  "-",  "-",  "-"),
+        "credentials":        ("-",  "-",  "-",  "-"),
+    },
+}
+# fmt: on
+
+MY_CLINIC, OTHER_CLINIC = "clinic-mong-kok", "clinic-sha-tin"
+
+
+def target(cell: int, *, break_glass: bool = False) -> Target:
+    clinic = MY_CLINIC if cell < 2 else OTHER_CLINIC
+    return Target(
+        patient_pseudonym="p-1",
+        clinic_ids=frozenset({clinic}),
+        care_relationship=cell in (0, 2),
+        break_glass=break_glass,
+    )
+
+
+def actor(role: Role) -> Actor:
+    return Actor(principal=f"staff:{role}", role=role, clinic_ids=frozenset({MY_CLINIC}))
+
+
+def test_the_table_covers_every_role_and_category() -> None:
+    assert set(EXPECTED) == set(Role)
+    for role, row in EXPECTED.items():
+        assert set(row) == {str(c) for c in DataCategory}, role
+
+
+CASES = [
+    (role, category, cell)
+    for role in Role
+    for category in DataCategory
+    for cell in range(len(CELLS))
+]
+
+
+@pytest.mark.parametrize(("role", "category", "cell"), CASES)
+def test_policy_cell(role: Role, category: DataCategory, cell: int) -> None:
+    expected = EXPECTED[role][str(category)][cell]
+    for right, letter in ((Right.READ, "R"), (Right.WRITE, "W")):
+        decision = decide(actor(role), right, [category], target(cell))
+        assert decision.allowed == (letter in expected), (role, category, CELLS[cell], right)
+        assert decision.reason
+        if decision.allowed:
+            assert decision.granted == {category}
+        else:
+            assert decision.granted == frozenset()
+
+
+@pytest.mark.parametrize("role", [Role.PHYSICIAN, Role.NURSE, Role.PHARMACIST])
+def test_break_glass_opens_health_data_for_clinicians_and_says_so(role: Role) -> None:
+    decision = decide(actor(role), Right.READ, [DataCategory.CLINICAL], target(3, break_glass=True))
+    assert decision.allowed and decision.break_glass_used
+    assert decision.reason == "break the glass"
+
+
+@pytest.mark.parametrize("role", [Role.FRONT_DESK, Role.BILLING, Role.CLINIC_MANAGER, Role.PRIVACY_OFFICER])
+def test_break_glass_gives_nothing_to_non_clinicians(role: Role) -> None:
+    decision = decide(actor(role), Right.READ, [DataCategory.CLINICAL], target(3, break_glass=True))
+    assert not decision.allowed
+
+
+def test_reads_are_subsetted_writes_are_all_or_nothing() -> None:
+    asked = [DataCategory.IDENTITY, DataCategory.GOVERNMENT_ID, DataCategory.CONTACT]
+    front_desk = actor(Role.FRONT_DESK)
+    read = decide(front_desk, Right.READ, asked, target(1))
+    assert read.allowed
+    assert read.withheld == {DataCategory.GOVERNMENT_ID}
+    assert "withheld: government_id" in read.reason
+    pharmacist = actor(Role.PHARMACIST)
+    write = decide(pharmacist, Right.WRITE, [DataCategory.MEDICATION, DataCategory.CLINICAL], target(0))
+    assert not write.allowed and write.granted == frozenset()
+
+
+def test_scopes_narrow_a_role_never_widen_it() -> None:
+    lab = Actor("client:lab", Role.INTEGRATION, frozenset({MY_CLINIC}),
+                scope_categories=frozenset({DataCategory.CLINICAL, DataCategory.SENSITIVE_CLINICAL}))
+    assert decide(lab, Right.WRITE, [DataCategory.CLINICAL], target(1)).allowed
+    assert not decide(lab, Right.READ, [DataCategory.IDENTITY], target(1)).allowed
+    assert not decide(lab, Right.READ, [DataCategory.SENSITIVE_CLINICAL], target(1)).allowed
+
+
+def test_directory_resources_need_only_the_role_right() -> None:
+    clinic_record = Target(patient_pseudonym=None, clinic_ids=frozenset({OTHER_CLINIC}))
+    assert decide(actor(Role.FRONT_DESK), Right.READ, [DataCategory.IDENTITY], clinic_record).allowed
+
+
+@given(
+    st.sampled_from(list(Role)),
+    st.sets(st.sampled_from(list(DataCategory)), min_size=1),
+    st.integers(0, 3),
+    st.booleans(),
+    st.sampled_from([Right.READ, Right.WRITE]),
+)
+def test_granted_and_withheld_split_what_was_asked(
+    role: Role, asked: set[DataCategory], cell: int, glass: bool, right: Right
+) -> None:
+    decision = decide(actor(role), right, asked, target(cell, break_glass=glass))
+    assert decision.granted | decision.withheld == asked
+    assert not decision.granted & decision.withheld
+    assert decision.allowed == bool(decision.granted)
+    for category in decision.granted:
+        single = decide(actor(role), right, [category], target(cell, break_glass=glass))
+        assert single.allowed
