@@ -70,6 +70,10 @@ def make_settings(home: Path, database_url: str | None = None, **extra: Any) -> 
         "environment": "test",
         "home": home,
         "database_url": database_url,
+        # The weakest argon2 the settings allow: sign-ins in tests need not be slow.
+        "argon2_memory_kib": 8192,
+        "argon2_time_cost": 1,
+        "checkpoint_seconds": 0,
         **extra,
     }
     return Settings(**values)
@@ -95,21 +99,35 @@ def services(settings: Settings) -> Iterator[Services]:
 
 @pytest.fixture
 def api(services: Services) -> Iterator[Any]:
-    """The FHIR API in-process, every response checked with fhirclient's strict R4 models."""
+    """The FHIR API in-process as the system itself (no token, no policy; the ledger still
+    records every access), every response checked with fhirclient's strict R4 models."""
+    from carevault.gate import Caller
     from carevault.web.app import create_app
+    from carevault.web.security import caller
     from tests.support.client import FhirTestClient
 
-    with FhirTestClient(create_app(services.settings, services)) as client:
+    app = create_app(services.settings, services)
+    app.dependency_overrides[caller] = lambda: Caller(principal="system:test")
+    with FhirTestClient(app) as client:
         yield client
 
 
 @pytest.fixture
 def live_server(settings: Settings, tmp_path: Path) -> Iterator[Any]:
-    """A real server process (``carevault serve``) on loopback over an initialised home."""
+    """A real server process (``carevault serve``) on loopback over a home seeded with the
+    clinic group and its staff accounts (no patients); the direct grant is on."""
     from tests.support.server import environment, run_cli, running_server
 
-    env = environment(settings.home, settings.database_url)
-    prepared = run_cli(env, "init")
+    env = environment(
+        settings.home,
+        settings.database_url,
+        {
+            "CAREVAULT_DIRECT_GRANT": "true",
+            "CAREVAULT_ARGON2_MEMORY_KIB": "8192",
+            "CAREVAULT_ARGON2_TIME_COST": "1",
+        },
+    )
+    prepared = run_cli(env, "seed", "--patients", "0")
     assert prepared.returncode == 0, prepared.stderr
     with running_server(env, tmp_path) as server:
         yield server

@@ -8,35 +8,89 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine
 
+from carevault.access.accounts import StaffAccounts
+from carevault.access.admin import Administration
+from carevault.access.breakglass import BreakGlass
+from carevault.access.care import CareRelationships
+from carevault.access.clients import ClientApps
+from carevault.access.control import AccessControl
+from carevault.access.oauth import OAuth
+from carevault.access.passwords import Passwords
+from carevault.access.sessions import Sessions
+from carevault.access.tokens import TokenSigner
+from carevault.clock import Clock, to_micros, utc_now
 from carevault.config import Settings
 from carevault.db import make_engine
-from carevault.gate import Gate
+from carevault.gate import CareSettings, Gate
 from carevault.keys.cache import DataKeyCache
+from carevault.keys.envelope import Envelope
+from carevault.keys.files import ed25519_key
 from carevault.keys.local import LocalKeyring
 from carevault.keys.provider import KeyProvider
-from carevault.keys.service import DIRECTORY_KEY_ID, KeyService, TableUnwrapRecorder
+from carevault.keys.service import DIRECTORY_KEY_ID, KeyService
+from carevault.ledger.checkpoints import CheckpointSchedule, CheckpointSigner
+from carevault.ledger.schema import AUDIT_LEDGER, audit_tables
+from carevault.ledger.service import Ledger, open_ledger
+from carevault.ledger.unwrap import UNWRAP_LEDGER, LedgerUnwrapRecorder, unwrap_tables
+from carevault.ledger.verifier import VerifierKey
+from carevault.ledger.witness import DirectoryWitness, HttpWitness, Witness, WitnessCore
+from carevault.ledger.writer import LedgerWriter
 from carevault.migrations import upgrade
 from carevault.rest.interactions import FhirInteractions, SearchSettings
-from carevault.vault.envelope import Envelope
 from carevault.vault.store import SYSTEM_PRINCIPAL, Vault
 
 
 @dataclass
 class Services:
     settings: Settings
+    clock: Clock
     engine: Engine
     key_engine: Engine
     provider: KeyProvider | None
     keys: KeyService | None
     vault: Vault
+    audit_ledger: Ledger
+    unwrap_ledger: Ledger
+    accounts: StaffAccounts
+    clients: ClientApps
+    sessions: Sessions
+    break_glass: BreakGlass
+    access: AccessControl
+    oauth: OAuth
+    admin: Administration
     gate: Gate
     fhir: FhirInteractions
+    schedule: CheckpointSchedule | None = None
     _closed: bool = field(default=False, repr=False)
+
+    @property
+    def audit(self) -> LedgerWriter:
+        """Where security events go (the AuditTrail of the audit ledger)."""
+        return self.audit_ledger.writer
+
+    def now_us(self) -> int:
+        return to_micros(self.clock())
+
+    def ledgers(self) -> list[Ledger]:
+        return [self.audit_ledger, self.unwrap_ledger]
+
+    def start_background(self) -> None:
+        """The checkpoint schedule, for a long-running server."""
+        if self.schedule is None:
+            self.schedule = CheckpointSchedule(
+                [ledger.checkpoints for ledger in self.ledgers()],
+                self.settings.checkpoint_seconds,
+            )
+            self.schedule.start()
 
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
+        if self.schedule is not None:
+            self.schedule.stop()
+        self.audit_ledger.close()
+        self.unwrap_ledger.close()
         if self.keys is not None:
             self.keys.forget_cached()
         self.engine.dispose()
@@ -59,6 +113,20 @@ def make_provider(settings: Settings, *, create: bool = False) -> KeyProvider:
     return LocalKeyring(path)
 
 
+def make_witnesses(settings: Settings, vkeys: list[VerifierKey]) -> list[Witness]:
+    witnesses: list[Witness] = []
+    if settings.witness_url and settings.witness_vkey:
+        witnesses.append(
+            HttpWitness(settings.witness_url, VerifierKey.parse(settings.witness_vkey))
+        )
+    directory = settings.resolved_witness_dir
+    if directory is not None:
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        core = WitnessCore(directory, f"{settings.ledger_origin}/witness", vkeys)
+        witnesses.append(DirectoryWitness(core))
+    return witnesses
+
+
 def initialise(settings: Settings) -> None:
     """Prepare a data directory and databases: idempotent, never overwrites keys."""
     settings.home.mkdir(parents=True, exist_ok=True)
@@ -68,7 +136,11 @@ def initialise(settings: Settings) -> None:
 
 
 def build_services(
-    settings: Settings, *, create_keys: bool = False, migrate: bool = False
+    settings: Settings,
+    *,
+    create_keys: bool = False,
+    migrate: bool = False,
+    clock: Clock = utc_now,
 ) -> Services:
     settings.check()
     engine = make_engine(settings.resolved_database_url)
@@ -77,20 +149,72 @@ def build_services(
     if migrate:
         upgrade("records", engine)
         upgrade("keys", key_engine)
+
+    def now_us() -> int:
+        return to_micros(clock())
+
+    ledger_key = ed25519_key(settings.resolved_ledger_key_path, create=create_keys)
+    audit_signer = CheckpointSigner(f"{settings.ledger_origin}/{AUDIT_LEDGER}", ledger_key)
+    unwrap_signer = CheckpointSigner(f"{settings.ledger_origin}/{UNWRAP_LEDGER}", ledger_key)
+    witnesses = make_witnesses(settings, [audit_signer.vkey, unwrap_signer.vkey])
+    audit_ledger = open_ledger(engine, audit_tables, AUDIT_LEDGER, audit_signer, witnesses, now_us)
+    unwrap_ledger = open_ledger(
+        key_engine, unwrap_tables, UNWRAP_LEDGER, unwrap_signer, witnesses, now_us
+    )
+
     provider: KeyProvider | None = None
     keys: KeyService | None = None
     if settings.encryption:
         provider = make_provider(settings, create=create_keys)
         cache = DataKeyCache(settings.dek_cache_size, settings.dek_cache_seconds)
-        keys = KeyService(key_engine, provider, cache, TableUnwrapRecorder(key_engine))
+        keys = KeyService(key_engine, provider, cache, LedgerUnwrapRecorder(unwrap_ledger.writer))
     zone = ZoneInfo(settings.timezone)
-    vault = Vault(engine, keys, Envelope(encrypted=settings.encryption), zone)
+    envelope = Envelope(encrypted=settings.encryption)
+    vault = Vault(engine, keys, envelope, zone)
     vault.start()
     if keys is not None:
         keys.ensure_data_key(
             DIRECTORY_KEY_ID, "directory", principal=SYSTEM_PRINCIPAL, purpose="startup"
         )
-    gate = Gate(vault, candidate_limit=settings.sort_candidate_limit)
+
+    issuer = settings.public_base_url or f"urn:carevault:{settings.ledger_origin}"
+    signer = TokenSigner(
+        ed25519_key(settings.resolved_token_key_path, create=create_keys),
+        issuer,
+        f"{issuer}/fhir",
+    )
+    passwords = Passwords(settings.argon2_memory_kib, settings.argon2_time_cost)
+    accounts = StaffAccounts(engine, passwords, keys, envelope, clock)
+    clients = ClientApps(engine, clock)
+    sessions = Sessions(
+        engine,
+        signer,
+        access_seconds=settings.access_token_seconds,
+        refresh_seconds=settings.refresh_token_seconds,
+        session_seconds=settings.session_max_seconds,
+        clock=clock,
+    )
+    care = CareRelationships(
+        engine, lambda practitioner: vault.token("CareRelationship", "practitioner", practitioner)
+    )
+    break_glass = BreakGlass(engine, keys, envelope, settings.break_glass_minutes, clock)
+    access = AccessControl(engine, signer, sessions, care, break_glass, clock)
+    oauth = OAuth(
+        engine,
+        accounts,
+        clients,
+        sessions,
+        audit_ledger.writer,
+        direct_grant=settings.direct_grant,
+        clock=clock,
+    )
+    gate = Gate(
+        vault,
+        audit_ledger.writer,
+        access,
+        CareSettings(zone, settings.care_days_before, settings.care_days_after),
+        candidate_limit=settings.sort_candidate_limit,
+    )
     fhir = FhirInteractions(
         gate,
         SearchSettings(
@@ -99,4 +223,23 @@ def build_services(
             max_count=settings.search_max_count,
         ),
     )
-    return Services(settings, engine, key_engine, provider, keys, vault, gate, fhir)
+    return Services(
+        settings=settings,
+        clock=clock,
+        engine=engine,
+        key_engine=key_engine,
+        provider=provider,
+        keys=keys,
+        vault=vault,
+        audit_ledger=audit_ledger,
+        unwrap_ledger=unwrap_ledger,
+        accounts=accounts,
+        clients=clients,
+        sessions=sessions,
+        break_glass=break_glass,
+        access=access,
+        oauth=oauth,
+        admin=Administration(accounts, clients, sessions, audit_ledger.writer, clock),
+        gate=gate,
+        fhir=fhir,
+    )

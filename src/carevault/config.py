@@ -69,6 +69,55 @@ class Settings(BaseSettings):
         description="Most resources a search may decrypt to sort or filter on encrypted values.",
     )
 
+    # Sign-in and tokens
+    token_signing_key_path: Path | None = Field(
+        default=None,
+        description="Ed25519 key that signs access tokens; <home>/keys/token-signing.pem.",
+    )
+    access_token_seconds: int = Field(default=300, ge=30, le=3600)
+    refresh_token_seconds: int = Field(default=8 * 3600, ge=60)
+    session_max_seconds: int = Field(default=12 * 3600, ge=60)
+    direct_grant: bool = Field(
+        default=False,
+        description="Token endpoint takes username + password + TOTP directly (scripts, demo).",
+    )
+    argon2_memory_kib: int = Field(default=65_536, ge=8192)
+    argon2_time_cost: int = Field(default=3, ge=1)
+    care_days_before: int = Field(
+        default=30, ge=0, description="A visit opens the record this early."
+    )
+    care_days_after: int = Field(default=90, ge=0, description="A visit keeps it open this long.")
+    break_glass_minutes: int = Field(default=60, ge=1, le=24 * 60)
+
+    # Audit ledger
+    ledger_origin: str = Field(
+        default="carevault.local",
+        description=(
+            "This deployment's name in its checkpoints (a schema-less URL such as "
+            "ehr.example.hk); the ledgers are <origin>/audit and <origin>/unwrap."
+        ),
+    )
+    ledger_signing_key_path: Path | None = Field(
+        default=None,
+        description="Ed25519 key that signs checkpoints; <home>/keys/ledger-signing.pem.",
+    )
+    checkpoint_seconds: float = Field(
+        default=60.0, ge=0, description="A signed checkpoint this often while the ledger grows."
+    )
+    witness_dir: Path | None = Field(
+        default=None,
+        description=(
+            "A witness kept in this directory (another host's mount in production); "
+            "defaults to <home>/witness."
+        ),
+    )
+    witness_url: str | None = Field(
+        default=None, description="An HTTP witness (C2SP tlog-witness), e.g. http://w:7380"
+    )
+    witness_vkey: str | None = Field(
+        default=None, description="The HTTP witness's verifier key (name+id+key)."
+    )
+
     #: Only a benchmark may turn encryption off, to measure the unencrypted baseline.
     encryption: bool = True
 
@@ -96,6 +145,20 @@ class Settings(BaseSettings):
         return self.keyring_path or self.home / "keys" / "keyring.json"
 
     @property
+    def resolved_token_key_path(self) -> Path:
+        return self.token_signing_key_path or self.home / "keys" / "token-signing.pem"
+
+    @property
+    def resolved_ledger_key_path(self) -> Path:
+        return self.ledger_signing_key_path or self.home / "keys" / "ledger-signing.pem"
+
+    @property
+    def resolved_witness_dir(self) -> Path | None:
+        if self.witness_url:
+            return self.witness_dir
+        return self.witness_dir or self.home / "witness"
+
+    @property
     def is_sqlite(self) -> bool:
         return self.resolved_database_url.startswith("sqlite")
 
@@ -113,14 +176,26 @@ def check_production(settings: Settings) -> None:
     problems: list[str] = []
     if settings.is_sqlite:
         problems.append("production needs PostgreSQL: set CAREVAULT_DATABASE_URL")
-    if settings.key_provider == "local":
-        path = settings.resolved_keyring_path
+    for path in (
+        settings.resolved_keyring_path,
+        settings.resolved_token_key_path,
+        settings.resolved_ledger_key_path,
+    ):
         if path.exists() and stat.S_IMODE(path.stat().st_mode) & 0o077:
-            problems.append(f"keyring file {path} is readable by others: chmod 600")
+            problems.append(f"key file {path} is readable by others: chmod 600")
+    if settings.direct_grant:
+        problems.append("CAREVAULT_DIRECT_GRANT must be off in production")
     if settings.key_provider == "pkcs11" and settings.pkcs11_pin is None:
         problems.append("CAREVAULT_PKCS11_PIN is required with the pkcs11 key provider")
     if not (settings.public_base_url or "").startswith("https://"):
         problems.append("CAREVAULT_PUBLIC_BASE_URL must be set to an https:// URL in production")
+    if settings.witness_url and not settings.witness_vkey:
+        problems.append("CAREVAULT_WITNESS_VKEY is required with CAREVAULT_WITNESS_URL")
+    if not settings.witness_url and settings.witness_dir is None:
+        problems.append(
+            "production needs a witness outside the data directory: set CAREVAULT_WITNESS_URL "
+            "or CAREVAULT_WITNESS_DIR"
+        )
     if problems:
         raise UnsafeConfiguration("; ".join(problems))
 

@@ -9,6 +9,8 @@ import requests
 from fhirpy import SyncFHIRClient
 from fhirpy.base.exceptions import ResourceNotFound
 
+from carevault.config import Settings
+from tests.support.auth import colleagues, token_for
 from tests.support.conformance import check_body
 from tests.support.server import RunningServer
 
@@ -17,22 +19,26 @@ pytestmark = pytest.mark.e2e
 HKID_SYSTEM = "http://carevault.hk/sid/hkid"
 
 
-def clinic_app(server: RunningServer, seen: list[int]) -> SyncFHIRClient:
+def clinic_app(server: RunningServer, seen: list[int], token: str) -> SyncFHIRClient:
     def conformant(response: requests.Response, *_args: Any, **_kwargs: Any) -> None:
         check_body(response.headers.get("content-type", ""), response.content)
         seen.append(response.status_code)
 
     return SyncFHIRClient(
         server.fhir,
+        authorization=f"Bearer {token}",
         requests_config={"hooks": {"response": [conformant]}, "timeout": 30},
     )
 
 
-def test_a_clinic_app_works_through_fhirpy(live_server: RunningServer) -> None:
+def test_a_clinic_app_works_through_fhirpy(live_server: RunningServer, settings: Settings) -> None:
+    """The front desk registers a patient; a physician at the same clinic sees them."""
     seen: list[int] = []
-    client = clinic_app(live_server, seen)
+    (desk, doctor), _ = colleagues(settings.home, "front_desk", "physician")
+    front = clinic_app(live_server, seen, token_for(live_server.url, desk))
+    client = clinic_app(live_server, seen, token_for(live_server.url, doctor))
 
-    patient = client.resource(
+    patient = front.resource(
         "Patient",
         identifier=[{"system": HKID_SYSTEM, "value": "K654321(2)"}],
         name=[{"family": "Leung", "given": ["Wing Sze"]}, {"text": "梁穎詩"}],
@@ -64,10 +70,20 @@ def test_a_clinic_app_works_through_fhirpy(live_server: RunningServer) -> None:
 
     read = client.reference("Patient", patient.id).to_resource()
     assert read["name"][0]["family"] == "Leung"
+    assert read["identifier"][0]["value"] == "K654321(2)"  # physicians may read the HKID
+
+    # The front desk registered the HKID but cannot read it back: it is withheld and
+    # the resource is labelled SUBSETTED. Updating the phone number keeps the HKID.
+    at_desk = front.reference("Patient", patient.id).to_resource()
+    assert "identifier" not in at_desk
+    assert any(label["code"] == "SUBSETTED" for label in at_desk["meta"]["security"])
 
     read["telecom"] = [{"system": "phone", "value": "+852 6999 0000"}]
-    read.save()
+    read.save()  # a physician may change contact details without rewriting the HKID
     assert read["meta"]["versionId"] == "2"
+    assert client.reference("Patient", patient.id).to_resource()["identifier"] == [
+        {"system": HKID_SYSTEM, "value": "K654321(2)"}
+    ]
     assert client.resources("Patient").search(phone="69990000").count() == 1
     assert client.resources("Patient").search(phone="61234567").count() == 0
 

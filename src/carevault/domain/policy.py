@@ -24,6 +24,7 @@ class Actor:
     practitioner_id: str | None = None
     #: Categories the SMART scopes of the token allow, if the token narrows them.
     scope_categories: frozenset[DataCategory] | None = None
+    account_id: str | None = None
 
 
 @dataclass(frozen=True)

@@ -350,6 +350,22 @@ RESOURCE_TYPES: dict[str, ResourceType] = {
                 SearchParam("lifecycle-status", ParamKind.TOKEN, ("lifecycleStatus",), clear=True),
             ),
         ),
+        _clinical(
+            "CareTeam",
+            patient=("subject",),
+            code=("category",),
+            date=("period",),
+            category=C.VISIT,
+            clinic=("managingOrganization",),
+            extra=(
+                SearchParam(
+                    "participant",
+                    ParamKind.REFERENCE,
+                    ("participant.member",),
+                    targets=("Practitioner", "PractitionerRole", "Organization"),
+                ),
+            ),
+        ),
         _clinical("ImagingStudy", patient=("subject",), code=("modality",), date=("started",)),
         _clinical(
             "DocumentReference",

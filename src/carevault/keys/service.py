@@ -22,7 +22,7 @@ from carevault.clock import Clock, to_micros, utc_now
 from carevault.db import read_transaction, write_transaction
 from carevault.keys.cache import DataKeyCache
 from carevault.keys.provider import KeyProvider, WrappedKey
-from carevault.keys.tables import data_key, unwrap_log
+from carevault.keys.tables import data_key
 
 DATA_KEY_BYTES = 32
 
@@ -56,18 +56,6 @@ class UnwrapRecorder(Protocol):
     """Durably records unwraps; returns only once they are on disk."""
 
     def record(self, events: Sequence[UnwrapEvent]) -> None: ...
-
-
-class TableUnwrapRecorder:
-    """Appends unwrap events to the key store's ``unwrap_log`` table."""
-
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
-
-    def record(self, events: Sequence[UnwrapEvent]) -> None:
-        rows = [event.__dict__ for event in events]
-        with write_transaction(self._engine) as connection:
-            connection.execute(insert(unwrap_log), rows)
 
 
 class KeyService:

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from sqlalchemy import BigInteger, Column, Integer, LargeBinary, MetaData, String, Table
 
-from carevault.db import Sequence64
-
 key_metadata = MetaData(
     naming_convention={
         "ix": "ix_%(column_0_label)s",
@@ -27,15 +25,4 @@ data_key = Table(
     Column("wrapped", LargeBinary, nullable=True),
     Column("created_us", BigInteger, nullable=False),
     Column("shredded_us", BigInteger, nullable=True),
-)
-
-unwrap_log = Table(
-    "unwrap_log",
-    key_metadata,
-    Column("seq", Sequence64, primary_key=True, autoincrement=True),
-    Column("at_us", BigInteger, nullable=False, index=True),
-    Column("principal", String(200), nullable=False),
-    Column("key_id", String(64), nullable=False, index=True),
-    Column("purpose", String(64), nullable=False),
-    Column("kek_version", Integer, nullable=False),
 )

@@ -7,20 +7,24 @@ from contextlib import contextmanager
 
 from carevault.fhir.outcome import FhirError, Issue
 from carevault.fhir.query import SearchError
+from carevault.gate import AccessDenied
+from carevault.keys.envelope import RecordIntegrityError
 from carevault.keys.provider import KeyIntegrityError, KeyProviderUnavailable
 from carevault.keys.service import UnwrapLogUnavailable
-from carevault.vault.envelope import RecordIntegrityError
+from carevault.ledger.trail import AuditUnavailable
 from carevault.vault.records import (
     Erased,
     Gone,
     MissingReference,
     NotFound,
     ReferenceConflict,
+    SearchTooCostly,
     VersionConflict,
 )
-from carevault.vault.search import SearchTooCostly
 
 _STATUS: list[tuple[type[Exception], int, str]] = [
+    (AccessDenied, 403, "forbidden"),
+    (AuditUnavailable, 503, "transient"),
     (NotFound, 404, "not-found"),
     (Gone, 410, "deleted"),
     (Erased, 410, "deleted"),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from carevault.vault.envelope import record_aad
+from carevault.keys.envelope import record_aad
 from carevault.vault.records import Opened, Sealed
 from carevault.vault.store import Vault
 

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import RowMapping
+
+from carevault.fhir.query import SearchError
 
 
 class VaultError(RuntimeError):
@@ -73,9 +76,13 @@ class Opened:
 
 @dataclass(frozen=True)
 class WriteResult:
+    """A written version. ``resource`` is the plaintext as written, kept in memory only,
+    for what must be derived in the same transaction (care relationships, audit)."""
+
     head: Head
     created: bool
     body: bytes | None
+    resource: dict[str, Any] | None = None
 
 
 def head_from_row(mapping: RowMapping) -> Head:
@@ -90,3 +97,7 @@ def head_from_row(mapping: RowMapping) -> Head:
         clinic_id=mapping["clinic_id"],
         status=mapping["status"],
     )
+
+
+class SearchTooCostly(SearchError):
+    """The search would open more records than allowed; narrow it."""

@@ -9,7 +9,7 @@ filtered exactly; otherwise counting and paging happen in SQL.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -21,18 +21,13 @@ from carevault.fhir import dates
 from carevault.fhir.elements import values_at
 from carevault.fhir.query import (
     LastUpdatedCondition,
-    SearchError,
     SearchQuery,
     TermCondition,
 )
 from carevault.vault.opening import open_sealed
-from carevault.vault.records import Opened, Sealed
+from carevault.vault.records import Opened, Sealed, SearchTooCostly
 from carevault.vault.store import Restriction, Vault
 from carevault.vault.tables import resource_head, search_token
-
-
-class SearchTooCostly(SearchError):
-    """The search would open more records than allowed; narrow it."""
 
 
 def find(
@@ -43,12 +38,18 @@ def find(
     purpose: str,
     restrict: Restriction,
     candidate_limit: int,
+    keep: Callable[[Opened], bool] | None = None,
 ) -> tuple[list[Sealed | Opened], int]:
-    """The requested page (sealed, or opened when filtering needed it) and the total."""
+    """The requested page (sealed, or opened when filtering needed it) and the total.
+
+    ``keep`` filters opened records on what only decryption shows (the gate uses it
+    for sensitive records); with it, every candidate is opened so the total counts
+    only what is kept.
+    """
     conditions = _conditions(vault, query)
     if restrict is not None:
         conditions.append(restrict)
-    if not query.needs_decryption:
+    if not query.needs_decryption and keep is None:
         return _sql_page(vault, query, conditions)
     with read_transaction(vault.engine) as connection:
         row_ids = [
@@ -63,7 +64,9 @@ def find(
             "narrow it (for example by patient)"
         )
     opened = open_sealed(vault, vault.locate_rows(row_ids), principal=principal, purpose=purpose)
-    matching = [item for item in opened if _dates_match(vault, query, item)]
+    matching = [
+        item for item in opened if _dates_match(vault, query, item) and (keep is None or keep(item))
+    ]
     matching = _sorted(vault, query, matching)
     if query.summary_count:
         return [], len(matching)

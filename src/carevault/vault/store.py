@@ -16,6 +16,7 @@ from sqlalchemy import ColumnElement, Engine, and_, select
 
 from carevault.clock import Clock, utc_now
 from carevault.db import read_transaction
+from carevault.keys.envelope import Envelope
 from carevault.keys.service import (
     DIRECTORY_KEY_ID,
     INDEX_KEY_ID,
@@ -23,7 +24,6 @@ from carevault.keys.service import (
     KeyService,
 )
 from carevault.vault.blind import BlindIndex
-from carevault.vault.envelope import Envelope
 from carevault.vault.records import (
     Erased,
     Head,

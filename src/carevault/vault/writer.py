@@ -21,7 +21,7 @@ from carevault.db import write_transaction
 from carevault.fhir.elements import reference_targets
 from carevault.fhir.indexing import index_terms
 from carevault.fhir.registry import ResourceType
-from carevault.vault.envelope import record_aad
+from carevault.keys.envelope import record_aad
 from carevault.vault.records import (
     Head,
     MissingReference,
@@ -59,6 +59,12 @@ class Delete:
 
 Operation = Put | Delete
 BeforeCommit = Callable[[Connection, list[WriteResult]], None]
+#: Called for each operation once the patient and clinic it touches are known, before
+#: anything is sealed or stored, inside the transaction: raising refuses the whole request.
+Authorize = Callable[[Connection, Operation, Head], None]
+#: Called after each operation is stored, inside the transaction, so that what is
+#: derived from it (care relationships) is visible to the operations after it.
+AfterWrite = Callable[[Connection, WriteResult], None]
 
 
 def apply_writes(
@@ -68,13 +74,20 @@ def apply_writes(
     principal: str,
     purpose: str,
     before_commit: BeforeCommit | None = None,
+    authorize: Authorize | None = None,
+    after_write: AfterWrite | None = None,
 ) -> list[WriteResult]:
     now_us = to_micros(vault.clock())
     created_keys: list[str] = []
     try:
         with write_transaction(vault.engine) as connection:
-            writer = _Writer(vault, connection, now_us, principal, purpose, created_keys)
-            results = [writer.apply(operation) for operation in operations]
+            writer = _Writer(vault, connection, now_us, principal, purpose, created_keys, authorize)
+            results = []
+            for operation in operations:
+                result = writer.apply(operation)
+                if after_write is not None:
+                    after_write(connection, result)
+                results.append(result)
             if before_commit is not None:
                 before_commit(connection, results)
     except BaseException:
@@ -95,6 +108,7 @@ class _Writer:
         principal: str,
         purpose: str,
         created_keys: list[str],
+        authorize: Authorize | None,
     ) -> None:
         self.vault = vault
         self.connection = connection
@@ -102,6 +116,7 @@ class _Writer:
         self.principal = principal
         self.purpose = purpose
         self.created_keys = created_keys
+        self.authorize = authorize
 
     def apply(self, operation: Operation) -> WriteResult:
         if isinstance(operation, Delete):
@@ -124,6 +139,23 @@ class _Writer:
         _check_version(current, operation.if_match, rt.name, operation.resource_id)
         version = 1 if current is None else current.version_id + 1
         pseudonym = self._pseudonym(rt, operation.resource, current)
+        clinic_id = self._clinic(rt, operation.resource, operation.resource_id)
+        if self.authorize is not None:
+            self.authorize(
+                self.connection,
+                operation,
+                Head(
+                    row_id=current.row_id if current else 0,
+                    resource_type=rt.name,
+                    resource_id=operation.resource_id,
+                    version_id=version,
+                    last_updated_us=self.now_us,
+                    deleted=False,
+                    patient_pseudonym=pseudonym,
+                    clinic_id=clinic_id,
+                    status=None,
+                ),
+            )
         key_id = self.vault.key_id_for(pseudonym)
         body = _with_meta(operation.resource, operation.resource_id, version, self.now_us)
         sealed = self.vault.envelope.seal(
@@ -137,7 +169,7 @@ class _Writer:
             "last_updated_us": self.now_us,
             "deleted": False,
             "patient_pseudonym": pseudonym,
-            "clinic_id": self._clinic(rt, operation.resource, operation.resource_id),
+            "clinic_id": clinic_id,
             "status": status if isinstance(status, str) else None,
         }
         row_id = self._store_head(rt.name, operation.resource_id, current, values)
@@ -146,7 +178,12 @@ class _Writer:
         head = Head(
             row_id=row_id, resource_type=rt.name, resource_id=operation.resource_id, **values
         )
-        return WriteResult(head=head, created=current is None or current.deleted, body=body)
+        return WriteResult(
+            head=head,
+            created=current is None or current.deleted,
+            body=body,
+            resource=operation.resource,
+        )
 
     def _delete(self, operation: Delete) -> WriteResult:
         rt = operation.resource_type
@@ -154,6 +191,8 @@ class _Writer:
         if current is None:
             raise NotFound(f"{rt.name}/{operation.resource_id} is not known")
         _check_version(current, operation.if_match, rt.name, operation.resource_id)
+        if self.authorize is not None:
+            self.authorize(self.connection, operation, current)
         if current.deleted:
             return WriteResult(head=current, created=False, body=None)
         if rt.is_patient and self._patient_still_referenced(current.patient_pseudonym):

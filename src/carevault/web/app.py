@@ -14,7 +14,7 @@ from carevault import __version__
 from carevault.bootstrap import Services, build_services
 from carevault.config import Settings
 from carevault.fhir.outcome import FhirError
-from carevault.web import fhir_routes
+from carevault.web import auth_routes, fhir_routes
 from carevault.web.responses import (
     on_fhir_error,
     on_http_error,
@@ -29,6 +29,8 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if services is None:
+            built.start_background()
         try:
             yield
         finally:
@@ -49,6 +51,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(Exception, on_unexpected)
     app.include_router(fhir_routes.router)
+    app.include_router(auth_routes.router)
 
     @app.get("/healthz", include_in_schema=False)
     async def health() -> JSONResponse:

@@ -3,45 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Any
 from urllib.parse import parse_qsl
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from carevault.bootstrap import Services
 from carevault.fhir.outcome import FhirError, Issue, bad_request
-from carevault.gate import Caller
 from carevault.rest import transaction
 from carevault.rest.bundles import dumps
 from carevault.rest.capability import capability_statement
 from carevault.rest.interactions import FhirResponse
 from carevault.web.responses import fhir_response
+from carevault.web.security import CallerDep, ServicesDep
 
 router = APIRouter(prefix="/fhir")
 
 _JSON_TYPES = ("application/fhir+json", "application/json")
-
-
-def services(request: Request) -> Services:
-    found: Services = request.app.state.services
-    return found
-
-
-ServicesDep = Annotated[Services, Depends(services)]
-
-
-def caller(request: Request) -> Caller:
-    client = request.client.host if request.client else None
-    return Caller(
-        principal="anonymous",
-        source_address=client,
-        user_agent=request.headers.get("user-agent"),
-    )
-
-
-CallerDep = Annotated[Caller, Depends(caller)]
 
 
 def base_url(request: Request) -> str:

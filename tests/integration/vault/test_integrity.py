@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 from sqlalchemy import select, update
 
 from carevault.bootstrap import Services
-from carevault.keys.tables import data_key, unwrap_log
+from carevault.keys.tables import data_key
 from carevault.vault.tables import resource_version
 from tests.integration.rest.test_interactions import create, observation, patient
 from tests.support.client import FhirTestClient
@@ -126,12 +128,13 @@ def test_every_unwrap_is_logged_with_principal_pseudonym_and_purpose(
     api.get(f"/fhir/Patient/{someone['id']}")  # served from the short-lived cache
     services.keys.forget_cached()
     api.get(f"/fhir/Patient?_id={someone['id']}")
-    with services.key_engine.connect() as connection:
-        rows = connection.execute(
-            select(unwrap_log).where(unwrap_log.c.key_id.notin_(["index", "directory"]))
-        ).all()
+    rows = [
+        entry
+        for entry in (json.loads(data) for _, data in services.unwrap_ledger.store.entries())
+        if entry["key_id"] not in ("index", "directory", "credentials")
+    ]
     assert len(rows) == 2
-    assert {row.principal for row in rows} == {"anonymous"}
-    assert {row.purpose for row in rows} == {"TREAT"}
-    assert len({row.key_id for row in rows}) == 1
-    assert someone["id"] not in rows[0].key_id  # a pseudonym, not the patient's id
+    assert {row["principal"] for row in rows} == {"system:test"}
+    assert {row["purpose"] for row in rows} == {"TREAT"}
+    assert len({row["key_id"] for row in rows}) == 1
+    assert someone["id"] not in rows[0]["key_id"]  # a pseudonym, not the patient's id

@@ -172,7 +172,9 @@ def test_break_glass_opens_health_data_for_clinicians_and_says_so(role: Role) ->
     assert decision.reason == "break the glass"
 
 
-@pytest.mark.parametrize("role", [Role.FRONT_DESK, Role.BILLING, Role.CLINIC_MANAGER, Role.PRIVACY_OFFICER])
+@pytest.mark.parametrize(
+    "role", [Role.FRONT_DESK, Role.BILLING, Role.CLINIC_MANAGER, Role.PRIVACY_OFFICER]
+)
 def test_break_glass_gives_nothing_to_non_clinicians(role: Role) -> None:
     decision = decide(actor(role), Right.READ, [DataCategory.CLINICAL], target(3, break_glass=True))
     assert not decision.allowed
@@ -186,13 +188,19 @@ def test_reads_are_subsetted_writes_are_all_or_nothing() -> None:
     assert read.withheld == {DataCategory.GOVERNMENT_ID}
     assert "withheld: government_id" in read.reason
     pharmacist = actor(Role.PHARMACIST)
-    write = decide(pharmacist, Right.WRITE, [DataCategory.MEDICATION, DataCategory.CLINICAL], target(0))
+    write = decide(
+        pharmacist, Right.WRITE, [DataCategory.MEDICATION, DataCategory.CLINICAL], target(0)
+    )
     assert not write.allowed and write.granted == frozenset()
 
 
 def test_scopes_narrow_a_role_never_widen_it() -> None:
-    lab = Actor("client:lab", Role.INTEGRATION, frozenset({MY_CLINIC}),
-                scope_categories=frozenset({DataCategory.CLINICAL, DataCategory.SENSITIVE_CLINICAL}))
+    lab = Actor(
+        "client:lab",
+        Role.INTEGRATION,
+        frozenset({MY_CLINIC}),
+        scope_categories=frozenset({DataCategory.CLINICAL, DataCategory.SENSITIVE_CLINICAL}),
+    )
     assert decide(lab, Right.WRITE, [DataCategory.CLINICAL], target(1)).allowed
     assert not decide(lab, Right.READ, [DataCategory.IDENTITY], target(1)).allowed
     assert not decide(lab, Right.READ, [DataCategory.SENSITIVE_CLINICAL], target(1)).allowed
@@ -200,7 +208,9 @@ def test_scopes_narrow_a_role_never_widen_it() -> None:
 
 def test_directory_resources_need_only_the_role_right() -> None:
     clinic_record = Target(patient_pseudonym=None, clinic_ids=frozenset({OTHER_CLINIC}))
-    assert decide(actor(Role.FRONT_DESK), Right.READ, [DataCategory.IDENTITY], clinic_record).allowed
+    assert decide(
+        actor(Role.FRONT_DESK), Right.READ, [DataCategory.IDENTITY], clinic_record
+    ).allowed
 
 
 @given(

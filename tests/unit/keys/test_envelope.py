@@ -6,8 +6,7 @@ import secrets
 
 import pytest
 
-from carevault.vault.blind import BlindIndex
-from carevault.vault.envelope import Envelope, RecordIntegrityError, record_aad
+from carevault.keys.envelope import Envelope, RecordIntegrityError, record_aad
 
 KEY = secrets.token_bytes(32)
 
@@ -35,14 +34,3 @@ def test_an_encrypting_envelope_refuses_plaintext_rows() -> None:
     with pytest.raises(RecordIntegrityError, match="not sealed"):
         Envelope().open(KEY, b"", plain, where="Patient/p1")
     assert Envelope(encrypted=False).open(None, b"", plain, where="x") == b"{}"
-
-
-def test_blind_tokens_are_keyed_and_separated_by_type_and_parameter() -> None:
-    index = BlindIndex(KEY)
-    token = index.token("Patient", "phone", "any|91234567")
-    assert len(token) == 16
-    assert token == index.token("Patient", "phone", "any|91234567")
-    assert token != index.token("Practitioner", "phone", "any|91234567")
-    assert token != index.token("Patient", "email", "any|91234567")
-    assert token != BlindIndex(secrets.token_bytes(32)).token("Patient", "phone", "any|91234567")
-    assert b"91234567" not in token

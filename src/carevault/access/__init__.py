@@ -1,0 +1,1 @@
+"""Sign-in, tokens and sessions, SMART scopes, break-the-glass, care relationships."""

@@ -1,0 +1,302 @@
+"""Staff accounts: creation, sign-in with password and TOTP, lockout, suspension.
+
+Sign-in failures all look the same to the caller — unknown user, wrong password,
+wrong or replayed code, back-off, lockout, suspension — and take the same time
+(an unknown user is checked against a decoy hash). The audit ledger gets the
+real reason.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import Engine, insert, select, update
+
+from carevault.access import totp
+from carevault.access.passwords import Passwords, check_strength
+from carevault.access.tables import staff_account
+from carevault.clock import Clock, to_micros, utc_now
+from carevault.db import read_transaction, write_transaction
+from carevault.domain.roles import Role
+from carevault.keys.envelope import Envelope
+from carevault.keys.service import KeyService
+
+CREDENTIALS_KEY_ID = "credentials"
+BACKOFF_AFTER = 3
+LOCK_AFTER = 10
+LOCK_SECONDS = 15 * 60
+MAX_BACKOFF_SECONDS = 60
+
+
+class AccountError(ValueError):
+    """An administrative action on an account could not be done; the message says why."""
+
+
+class SignInFailed(Exception):
+    """Sign-in refused. ``str()`` is what the caller sees; ``reason`` is for the audit only."""
+
+    PUBLIC = "sign-in failed: check the username, password and code, and try again later"
+
+    def __init__(self, reason: str, account_id: str | None = None) -> None:
+        super().__init__(self.PUBLIC)
+        self.reason = reason
+        self.account_id = account_id
+
+
+@dataclass(frozen=True)
+class Account:
+    account_id: str
+    username: str
+    display_name: str
+    role: Role
+    clinic_ids: frozenset[str]
+    practitioner_id: str | None
+    suspended: bool
+
+
+def _account(row: object) -> Account:
+    mapping = row._mapping  # type: ignore[attr-defined]
+    return Account(
+        account_id=mapping["account_id"],
+        username=mapping["username"],
+        display_name=mapping["display_name"],
+        role=Role(mapping["role"]),
+        clinic_ids=frozenset(filter(None, mapping["clinic_ids"].split(","))),
+        practitioner_id=mapping["practitioner_id"],
+        suspended=mapping["suspended_us"] is not None,
+    )
+
+
+def backoff_seconds(failures: int) -> int:
+    """Wait imposed after ``failures`` failed attempts in a row: 0, then 1, 2, 4 … 60 s."""
+    if failures < BACKOFF_AFTER:
+        return 0
+    return min(1 << (failures - BACKOFF_AFTER), MAX_BACKOFF_SECONDS)
+
+
+class StaffAccounts:
+    def __init__(
+        self,
+        engine: Engine,
+        passwords: Passwords,
+        keys: KeyService | None,
+        envelope: Envelope,
+        clock: Clock = utc_now,
+    ) -> None:
+        self.engine = engine
+        self.passwords = passwords
+        self.keys = keys
+        self.envelope = envelope
+        self.clock = clock
+
+    # --- the TOTP secret, sealed -----------------------------------------------------------
+
+    def _credentials_key(self, purpose: str) -> bytes | None:
+        if self.keys is None:
+            return None
+        return self.keys.ensure_data_key(
+            CREDENTIALS_KEY_ID, "credentials", principal="system:access", purpose=purpose
+        )
+
+    def _seal_secret(self, account_id: str, secret: str) -> bytes:
+        aad = f"carevault-totp|{account_id}".encode()
+        return self.envelope.seal(self._credentials_key("totp-enrol"), aad, secret.encode())
+
+    def _open_secret(self, account_id: str, sealed: bytes) -> str:
+        aad = f"carevault-totp|{account_id}".encode()
+        key = self._credentials_key("sign-in")
+        return self.envelope.open(key, aad, sealed, where=f"TOTP secret of {account_id}").decode()
+
+    # --- administration --------------------------------------------------------------------
+
+    def add(
+        self,
+        username: str,
+        display_name: str,
+        role: Role,
+        clinic_ids: Sequence[str],
+        password: str,
+        practitioner_id: str | None = None,
+        *,
+        check_password: bool = True,
+    ) -> tuple[Account, str]:
+        """Create an account; returns it and its new TOTP secret (shown once, for enrolment)."""
+        username = username.strip().casefold()
+        if not username or len(username) > 64:
+            raise AccountError("a username needs 1 to 64 characters")
+        if check_password:
+            check_strength(password, username)
+        account_id = f"st-{secrets.token_hex(8)}"
+        secret = totp.new_secret()
+        now = to_micros(self.clock())
+        with write_transaction(self.engine) as connection:
+            taken = connection.execute(
+                select(staff_account.c.account_id).where(staff_account.c.username == username)
+            ).first()
+            if taken is not None:
+                raise AccountError(f"username {username} is taken")
+            connection.execute(
+                insert(staff_account).values(
+                    account_id=account_id,
+                    username=username,
+                    display_name=display_name,
+                    role=str(role),
+                    clinic_ids=",".join(sorted(clinic_ids)),
+                    practitioner_id=practitioner_id,
+                    password_hash=self.passwords.hash(password),
+                    totp_sealed=self._seal_secret(account_id, secret),
+                    totp_last_step=None,
+                    failed_count=0,
+                    next_attempt_us=0,
+                    locked_until_us=0,
+                    suspended_us=None,
+                    password_changed_us=now,
+                    created_us=now,
+                )
+            )
+        account = self.find(username)
+        assert account is not None  # noqa: S101 - just written
+        return account, secret
+
+    def find(self, username: str) -> Account | None:
+        with read_transaction(self.engine) as connection:
+            row = connection.execute(
+                select(staff_account).where(staff_account.c.username == username.strip().casefold())
+            ).first()
+        return None if row is None else _account(row)
+
+    def get(self, account_id: str) -> Account | None:
+        with read_transaction(self.engine) as connection:
+            row = connection.execute(
+                select(staff_account).where(staff_account.c.account_id == account_id)
+            ).first()
+        return None if row is None else _account(row)
+
+    def all(self) -> list[Account]:
+        with read_transaction(self.engine) as connection:
+            rows = connection.execute(
+                select(staff_account).order_by(staff_account.c.username)
+            ).all()
+        return [_account(row) for row in rows]
+
+    def _require(self, username: str) -> Account:
+        account = self.find(username)
+        if account is None:
+            raise AccountError(f"no account {username}")
+        return account
+
+    def set_suspended(self, username: str, suspended: bool) -> Account:
+        account = self._require(username)
+        with write_transaction(self.engine) as connection:
+            connection.execute(
+                update(staff_account)
+                .where(staff_account.c.account_id == account.account_id)
+                .values(suspended_us=to_micros(self.clock()) if suspended else None)
+            )
+        return self._require(username)
+
+    def set_password(self, username: str, password: str) -> Account:
+        account = self._require(username)
+        check_strength(password, account.username)
+        with write_transaction(self.engine) as connection:
+            connection.execute(
+                update(staff_account)
+                .where(staff_account.c.account_id == account.account_id)
+                .values(
+                    password_hash=self.passwords.hash(password),
+                    password_changed_us=to_micros(self.clock()),
+                    failed_count=0,
+                    next_attempt_us=0,
+                    locked_until_us=0,
+                )
+            )
+        return account
+
+    def reset_totp(self, username: str) -> tuple[Account, str]:
+        account = self._require(username)
+        secret = totp.new_secret()
+        with write_transaction(self.engine) as connection:
+            connection.execute(
+                update(staff_account)
+                .where(staff_account.c.account_id == account.account_id)
+                .values(
+                    totp_sealed=self._seal_secret(account.account_id, secret), totp_last_step=None
+                )
+            )
+        return account, secret
+
+    # --- sign-in ---------------------------------------------------------------------------
+
+    def authenticate(self, username: str, password: str, code: str) -> Account:
+        """The account, if all three factors hold; otherwise ``SignInFailed``."""
+        now_us = to_micros(self.clock())
+        with read_transaction(self.engine) as connection:
+            row = connection.execute(
+                select(staff_account).where(staff_account.c.username == username.strip().casefold())
+            ).first()
+        stored_hash = None if row is None else row.password_hash
+        password_ok = self.passwords.verify(stored_hash, password)
+        if row is None:
+            raise SignInFailed("unknown username")
+        account = _account(row)
+        if row.locked_until_us > now_us:
+            raise SignInFailed("account locked after repeated failures", account.account_id)
+        if row.next_attempt_us > now_us:
+            raise SignInFailed("attempt during back-off", account.account_id)
+        if not password_ok:
+            self._failed(account.account_id, now_us)
+            raise SignInFailed("wrong password", account.account_id)
+        step = None
+        if row.totp_sealed is not None:
+            secret = self._open_secret(account.account_id, row.totp_sealed)
+            step = totp.verify(secret, code, last_step=row.totp_last_step, now=now_us / 1e6)
+        if step is None:
+            self._failed(account.account_id, now_us)
+            raise SignInFailed("wrong or replayed TOTP code", account.account_id)
+        if account.suspended:
+            raise SignInFailed("account suspended", account.account_id)
+        with write_transaction(self.engine) as connection:
+            # The step guard makes a concurrent replay of the same code lose the race.
+            claimed = connection.execute(
+                update(staff_account)
+                .where(
+                    staff_account.c.account_id == account.account_id,
+                    (staff_account.c.totp_last_step.is_(None))
+                    | (staff_account.c.totp_last_step < step),
+                )
+                .values(totp_last_step=step, failed_count=0, next_attempt_us=0, locked_until_us=0)
+            ).rowcount
+        if claimed != 1:
+            raise SignInFailed("TOTP code replayed", account.account_id)
+        if self.passwords.needs_rehash(row.password_hash):
+            with write_transaction(self.engine) as connection:
+                connection.execute(
+                    update(staff_account)
+                    .where(staff_account.c.account_id == account.account_id)
+                    .values(password_hash=self.passwords.hash(password))
+                )
+        return account
+
+    def _failed(self, account_id: str, now_us: int) -> None:
+        with write_transaction(self.engine) as connection:
+            count = (
+                connection.execute(
+                    select(staff_account.c.failed_count).where(
+                        staff_account.c.account_id == account_id
+                    )
+                ).scalar_one()
+                + 1
+            )
+            values = {
+                "failed_count": count,
+                "next_attempt_us": now_us + backoff_seconds(count) * 1_000_000,
+            }
+            if count >= LOCK_AFTER:
+                values["locked_until_us"] = now_us + LOCK_SECONDS * 1_000_000
+            connection.execute(
+                update(staff_account)
+                .where(staff_account.c.account_id == account_id)
+                .values(**values)
+            )

@@ -1,0 +1,123 @@
+"""Administration of accounts and client apps, each action recorded in the audit ledger.
+
+Whatever weakens an identity ends its sessions at once: suspending an account,
+changing its password or resetting its TOTP revokes every session and refresh
+token it holds; revoking a client app ends every session opened through it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from carevault.access.accounts import Account, StaffAccounts
+from carevault.access.clients import ClientApp, ClientApps
+from carevault.access.sessions import Sessions
+from carevault.clock import Clock, to_micros, utc_now
+from carevault.domain.roles import Role
+from carevault.ledger.events import AuditEvent, Outcome, Tag
+from carevault.ledger.trail import AuditTrail
+
+
+class Administration:
+    def __init__(
+        self,
+        accounts: StaffAccounts,
+        clients: ClientApps,
+        sessions: Sessions,
+        audit: AuditTrail,
+        clock: Clock = utc_now,
+    ) -> None:
+        self.accounts = accounts
+        self.clients = clients
+        self.sessions = sessions
+        self.audit = audit
+        self.clock = clock
+
+    def _record(self, by: str, tag: Tag, subject: str, **detail: Any) -> None:
+        self.audit.record(
+            [
+                AuditEvent(
+                    tag=tag,
+                    outcome=Outcome.SUCCESS,
+                    at_us=to_micros(self.clock()),
+                    principal=by,
+                    role="administrator",
+                    reason=subject,
+                    detail=detail,
+                )
+            ]
+        )
+
+    def add_staff(
+        self,
+        by: str,
+        username: str,
+        display_name: str,
+        role: Role,
+        clinic_ids: Sequence[str],
+        password: str,
+        practitioner_id: str | None = None,
+    ) -> tuple[Account, str]:
+        account, secret = self.accounts.add(
+            username, display_name, role, clinic_ids, password, practitioner_id
+        )
+        self._record(
+            by,
+            Tag.ADMIN_STAFF_ADDED,
+            account.account_id,
+            role=str(role),
+            clinics=sorted(clinic_ids),
+        )
+        return account, secret
+
+    def suspend(self, by: str, username: str, *, reason: str) -> tuple[Account, int]:
+        account = self.accounts.set_suspended(username, True)
+        ended = self.sessions.revoke_all(account_id=account.account_id, reason=reason)
+        self._record(by, Tag.ADMIN_STAFF_SUSPENDED, account.account_id, sessions_ended=ended)
+        return account, ended
+
+    def reinstate(self, by: str, username: str) -> Account:
+        account = self.accounts.set_suspended(username, False)
+        self._record(by, Tag.ADMIN_STAFF_REINSTATED, account.account_id)
+        return account
+
+    def reset_password(self, by: str, username: str, password: str) -> int:
+        account = self.accounts.set_password(username, password)
+        ended = self.sessions.revoke_all(account_id=account.account_id, reason="password changed")
+        self._record(by, Tag.ADMIN_PASSWORD_CHANGED, account.account_id, sessions_ended=ended)
+        return ended
+
+    def reset_totp(self, by: str, username: str) -> tuple[Account, str]:
+        account, secret = self.accounts.reset_totp(username)
+        ended = self.sessions.revoke_all(account_id=account.account_id, reason="TOTP reset")
+        self._record(by, Tag.ADMIN_TOTP_RESET, account.account_id, sessions_ended=ended)
+        return account, secret
+
+    def add_client(
+        self,
+        by: str,
+        client_id: str,
+        name: str,
+        *,
+        confidential: bool,
+        scopes: str,
+        redirect_uris: Sequence[str] = (),
+        clinic_ids: Sequence[str] = (),
+    ) -> tuple[ClientApp, str | None]:
+        app, secret = self.clients.add(
+            client_id,
+            name,
+            confidential=confidential,
+            scopes=scopes,
+            redirect_uris=redirect_uris,
+            clinic_ids=clinic_ids,
+        )
+        self._record(by, Tag.ADMIN_CLIENT_ADDED, client_id, scopes=scopes)
+        return app, secret
+
+    def revoke_client(self, by: str, client_id: str) -> tuple[ClientApp, int]:
+        app = self.clients.revoke(client_id)
+        ended = self.sessions.revoke_all(client_id=client_id, reason="client app revoked")
+        self._record(by, Tag.ADMIN_CLIENT_REVOKED, client_id, sessions_ended=ended)
+        return app, ended

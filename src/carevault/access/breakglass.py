@@ -1,0 +1,173 @@
+"""Break the glass: a clinician's time-limited access to one patient outside a care
+relationship, with a stated reason, queued for the privacy officer's review."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import ColumnElement, Engine, insert, select, update
+
+from carevault.access.tables import break_glass
+from carevault.clock import Clock, to_micros, utc_now
+from carevault.db import read_transaction, write_transaction
+from carevault.domain.roles import BreakGlassReason
+from carevault.keys.envelope import Envelope
+from carevault.keys.service import KeyService
+
+BREAK_GLASS_KEY_ID = "break-glass"
+MAX_TEXT = 1000
+
+
+class BreakGlassError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Grant:
+    grant_id: str
+    account_id: str
+    patient_pseudonym: str
+    reason: BreakGlassReason
+    granted_us: int
+    expires_us: int
+    reviewed: bool
+    review_outcome: str | None
+
+
+def _grant(row: object) -> Grant:
+    m = row._mapping  # type: ignore[attr-defined]
+    return Grant(
+        grant_id=m["grant_id"],
+        account_id=m["account_id"],
+        patient_pseudonym=m["patient_pseudonym"],
+        reason=BreakGlassReason(m["reason_code"]),
+        granted_us=m["granted_us"],
+        expires_us=m["expires_us"],
+        reviewed=m["reviewed_us"] is not None,
+        review_outcome=m["review_outcome"],
+    )
+
+
+class BreakGlass:
+    def __init__(
+        self,
+        engine: Engine,
+        keys: KeyService | None,
+        envelope: Envelope,
+        minutes: int,
+        clock: Clock = utc_now,
+    ) -> None:
+        self.engine = engine
+        self.keys = keys
+        self.envelope = envelope
+        self.minutes = minutes
+        self.clock = clock
+
+    def _key(self, purpose: str) -> bytes | None:
+        if self.keys is None:
+            return None
+        return self.keys.ensure_data_key(
+            BREAK_GLASS_KEY_ID, "audit", principal="system:access", purpose=purpose
+        )
+
+    def grant(self, account_id: str, pseudonym: str, reason: str, text: str) -> Grant:
+        try:
+            code = BreakGlassReason(reason)
+        except ValueError:
+            choices = ", ".join(r.value for r in BreakGlassReason)
+            raise BreakGlassError(f"the reason must be one of: {choices}") from None
+        text = text.strip()
+        if not text or len(text) > MAX_TEXT:
+            raise BreakGlassError(f"say why in 1 to {MAX_TEXT} characters")
+        grant_id = f"bg-{secrets.token_hex(8)}"
+        now_us = to_micros(self.clock())
+        sealed = self.envelope.seal(
+            self._key("break-glass"), f"carevault-bg|{grant_id}".encode(), text.encode()
+        )
+        with write_transaction(self.engine) as connection:
+            connection.execute(
+                insert(break_glass).values(
+                    grant_id=grant_id,
+                    account_id=account_id,
+                    patient_pseudonym=pseudonym,
+                    reason_code=code.value,
+                    reason_sealed=sealed,
+                    granted_us=now_us,
+                    expires_us=now_us + self.minutes * 60_000_000,
+                    reviewed_us=None,
+                    reviewed_by=None,
+                    review_outcome=None,
+                )
+            )
+        return self.get(grant_id)
+
+    def get(self, grant_id: str) -> Grant:
+        with read_transaction(self.engine) as connection:
+            row = connection.execute(
+                select(break_glass).where(break_glass.c.grant_id == grant_id)
+            ).first()
+        if row is None:
+            raise BreakGlassError(f"no break-the-glass grant {grant_id}")
+        return _grant(row)
+
+    def reason_text(self, grant_id: str) -> str:
+        with read_transaction(self.engine) as connection:
+            sealed = connection.execute(
+                select(break_glass.c.reason_sealed).where(break_glass.c.grant_id == grant_id)
+            ).scalar_one()
+        return self.envelope.open(
+            self._key("break-glass-review"),
+            f"carevault-bg|{grant_id}".encode(),
+            sealed,
+            where=f"break-glass grant {grant_id}",
+        ).decode()
+
+    def _active(self, account_id: str, now_us: int) -> ColumnElement[bool]:
+        return (
+            (break_glass.c.account_id == account_id)
+            & (break_glass.c.granted_us <= now_us)
+            & (break_glass.c.expires_us > now_us)
+        )
+
+    def active(self, account_id: str, pseudonym: str, now_us: int) -> Grant | None:
+        with read_transaction(self.engine) as connection:
+            row = connection.execute(
+                select(break_glass)
+                .where(
+                    self._active(account_id, now_us), break_glass.c.patient_pseudonym == pseudonym
+                )
+                .order_by(break_glass.c.expires_us.desc())
+            ).first()
+        return None if row is None else _grant(row)
+
+    def patients(self, account_id: str, now_us: int) -> object:
+        """Subquery: pseudonyms of the patients this account has broken the glass for, now."""
+        return select(break_glass.c.patient_pseudonym).where(self._active(account_id, now_us))
+
+    def queue(self) -> list[Grant]:
+        """Grants not yet reviewed, oldest first."""
+        with read_transaction(self.engine) as connection:
+            rows = connection.execute(
+                select(break_glass)
+                .where(break_glass.c.reviewed_us.is_(None))
+                .order_by(break_glass.c.granted_us)
+            ).all()
+        return [_grant(row) for row in rows]
+
+    def review(self, grant_id: str, reviewer_id: str, outcome: str) -> Grant:
+        if outcome not in ("justified", "unjustified"):
+            raise BreakGlassError("a review outcome is 'justified' or 'unjustified'")
+        with write_transaction(self.engine) as connection:
+            changed = connection.execute(
+                update(break_glass)
+                .where(break_glass.c.grant_id == grant_id, break_glass.c.reviewed_us.is_(None))
+                .values(
+                    reviewed_us=to_micros(self.clock()),
+                    reviewed_by=reviewer_id,
+                    review_outcome=outcome,
+                )
+            ).rowcount
+        if changed != 1:
+            raise BreakGlassError(f"grant {grant_id} does not exist or was already reviewed")
+        return self.get(grant_id)

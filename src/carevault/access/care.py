@@ -1,0 +1,162 @@
+"""Care relationships: who may open a patient's health data, and until when.
+
+Derived when an Encounter, Appointment or CareTeam is written (inside the same
+transaction), kept in a table of clear clinic ids, blind practitioner tokens and
+day-granular windows. A clinician has a care relationship with a patient now if
+a window covers now for one of their clinics or for them as a practitioner.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, tzinfo
+from typing import Any
+
+from sqlalchemy import ColumnElement, Connection, Engine, delete, exists, insert, or_, select
+
+from carevault.access.tables import care_relationship
+from carevault.clock import to_micros
+from carevault.db import read_transaction
+from carevault.fhir import dates
+from carevault.fhir.elements import reference_targets
+
+#: Statuses that do not make a relationship.
+_VOID = frozenset({"cancelled", "noshow", "entered-in-error", "inactive"})
+#: How far ahead an open-ended care team reaches.
+_OPEN_END = datetime(9999, 1, 1, tzinfo=UTC)
+
+_SOURCES: dict[str, tuple[str, tuple[str, ...]]] = {
+    # resource type → (element giving the time, elements naming practitioners)
+    "Encounter": ("period", ("participant.individual",)),
+    "Appointment": ("start", ("participant.actor",)),
+    "CareTeam": ("period", ("participant.member",)),
+}
+
+
+@dataclass(frozen=True)
+class Relationship:
+    clinic_id: str | None
+    practitioner_id: str | None
+    valid_from_us: int
+    valid_until_us: int
+
+
+def derive(
+    resource_type: str,
+    resource: dict[str, Any],
+    clinic_id: str | None,
+    zone: tzinfo,
+    *,
+    days_before: int,
+    days_after: int,
+) -> list[Relationship]:
+    """The relationships a resource creates (pure)."""
+    source = _SOURCES.get(resource_type)
+    if source is None or resource.get("status") in _VOID:
+        return []
+    when_path, people_paths = source
+    value: Any = resource.get(when_path)
+    if resource_type == "Appointment":
+        value = {
+            "start": resource.get("start"),
+            "end": resource.get("end") or resource.get("start"),
+        }
+    found = dates.value_range(value, zone) if value is not None else None
+    if found is None and resource_type != "CareTeam":
+        return []
+    low = found.low if found is not None else None
+    high = found.high if found is not None else None
+    if resource_type == "CareTeam":
+        start = (low or datetime(1900, 1, 1, tzinfo=zone)) - timedelta(days=days_before)
+        end = high + timedelta(days=days_after) if high is not None else _OPEN_END
+    else:
+        if low is None:
+            return []
+        start = low - timedelta(days=days_before)
+        end = (high or low) + timedelta(days=days_after)
+    window = (to_micros(start), to_micros(end))
+    practitioners = sorted(
+        {
+            ident
+            for kind, ident in reference_targets(resource, people_paths)
+            if kind == "Practitioner"
+        }
+    )
+    made = [Relationship(clinic_id, None, *window)] if clinic_id else []
+    made += [Relationship(None, practitioner, *window) for practitioner in practitioners]
+    return made
+
+
+class CareRelationships:
+    def __init__(self, engine: Engine, practitioner_token: Callable[[str], bytes]) -> None:
+        self.engine = engine
+        self._token = practitioner_token
+
+    def replace(
+        self,
+        connection: Connection,
+        source_row_id: int,
+        pseudonym: str | None,
+        relationships: Iterable[Relationship],
+    ) -> None:
+        """Inside the write's transaction: the source's relationships are now these."""
+        connection.execute(
+            delete(care_relationship).where(care_relationship.c.source_row_id == source_row_id)
+        )
+        rows = [
+            {
+                "patient_pseudonym": pseudonym,
+                "clinic_id": item.clinic_id,
+                "practitioner_token": self._token(item.practitioner_id)
+                if item.practitioner_id
+                else None,
+                "source_row_id": source_row_id,
+                "valid_from_us": item.valid_from_us,
+                "valid_until_us": item.valid_until_us,
+            }
+            for item in relationships
+        ]
+        if pseudonym is not None and rows:
+            connection.execute(insert(care_relationship), rows)
+
+    def _matches(
+        self, clinic_ids: frozenset[str], practitioner_id: str | None, now_us: int
+    ) -> ColumnElement[bool]:
+        who: list[ColumnElement[bool]] = []
+        if clinic_ids:
+            who.append(care_relationship.c.clinic_id.in_(sorted(clinic_ids)))
+        if practitioner_id:
+            who.append(care_relationship.c.practitioner_token == self._token(practitioner_id))
+        if not who:
+            return care_relationship.c.source_row_id.is_(None)  # matches nothing
+        return (
+            or_(*who)
+            & (care_relationship.c.valid_from_us <= now_us)
+            & (care_relationship.c.valid_until_us >= now_us)
+        )
+
+    def exists(
+        self,
+        pseudonym: str,
+        clinic_ids: frozenset[str],
+        practitioner_id: str | None,
+        now_us: int,
+        connection: Connection | None = None,
+    ) -> bool:
+        statement = select(
+            exists().where(
+                care_relationship.c.patient_pseudonym == pseudonym,
+                self._matches(clinic_ids, practitioner_id, now_us),
+            )
+        )
+        if connection is not None:
+            return bool(connection.execute(statement).scalar())
+        with read_transaction(self.engine) as reading:
+            return bool(reading.execute(statement).scalar())
+
+    def patients(self, clinic_ids: frozenset[str], practitioner_id: str | None, now_us: int) -> Any:
+        """A subquery of the pseudonyms the clinician has a care relationship with now."""
+        return select(care_relationship.c.patient_pseudonym).where(
+            self._matches(clinic_ids, practitioner_id, now_us)
+        )

@@ -1,0 +1,152 @@
+"""Client apps: user-facing apps (public, PKCE) and integration services (confidential)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import Engine, insert, select, update
+
+from carevault.access import scopes as smart
+from carevault.access.tables import client_app
+from carevault.clock import Clock, to_micros, utc_now
+from carevault.db import read_transaction, write_transaction
+
+_CLIENT_ID = re.compile(r"^[a-z0-9][a-z0-9\-_.]{2,63}$")
+
+
+class ClientError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class ClientApp:
+    client_id: str
+    name: str
+    confidential: bool
+    redirect_uris: tuple[str, ...]
+    scopes: smart.Scopes
+    clinic_ids: frozenset[str]
+    revoked: bool
+
+
+def _hash_secret(secret: str) -> str:
+    # Client secrets are 256-bit random values, so a fast hash is enough to store them.
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _client(row: object) -> ClientApp:
+    m = row._mapping  # type: ignore[attr-defined]
+    contexts = frozenset({"system"} if m["kind"] == "confidential" else {"user", "patient"})
+    return ClientApp(
+        client_id=m["client_id"],
+        name=m["name"],
+        confidential=m["kind"] == "confidential",
+        redirect_uris=tuple(json.loads(m["redirect_uris"])),
+        scopes=smart.parse(m["scopes"], allowed_contexts=contexts),
+        clinic_ids=frozenset(filter(None, m["clinic_ids"].split(","))),
+        revoked=m["revoked_us"] is not None,
+    )
+
+
+class ClientApps:
+    def __init__(self, engine: Engine, clock: Clock = utc_now) -> None:
+        self.engine = engine
+        self.clock = clock
+
+    def add(
+        self,
+        client_id: str,
+        name: str,
+        *,
+        confidential: bool,
+        scopes: str,
+        redirect_uris: Sequence[str] = (),
+        clinic_ids: Sequence[str] = (),
+    ) -> tuple[ClientApp, str | None]:
+        """Register an app; a confidential one gets a secret, returned once."""
+        if not _CLIENT_ID.match(client_id):
+            raise ClientError("a client id is 3-64 of a-z 0-9 - _ .")
+        contexts = frozenset({"system"} if confidential else {"user", "patient"})
+        try:
+            smart.parse(scopes, allowed_contexts=contexts)
+        except smart.InvalidScope as error:
+            raise ClientError(str(error)) from None
+        for uri in redirect_uris:
+            if not (
+                uri.startswith("https://")
+                or uri.startswith("http://127.0.0.1")
+                or uri.startswith("http://localhost")
+            ):
+                raise ClientError(
+                    "redirect URIs must be https (or http on loopback for development)"
+                )
+        if not confidential and not redirect_uris:
+            raise ClientError("a public app needs at least one redirect URI")
+        if confidential and not clinic_ids:
+            raise ClientError("an integration app must be limited to at least one clinic")
+        secret = secrets.token_urlsafe(32) if confidential else None
+        with write_transaction(self.engine) as connection:
+            exists = connection.execute(
+                select(client_app.c.client_id).where(client_app.c.client_id == client_id)
+            ).first()
+            if exists is not None:
+                raise ClientError(f"client {client_id} exists")
+            connection.execute(
+                insert(client_app).values(
+                    client_id=client_id,
+                    name=name,
+                    kind="confidential" if confidential else "public",
+                    secret_hash=_hash_secret(secret) if secret else None,
+                    redirect_uris=json.dumps(list(redirect_uris)),
+                    scopes=scopes,
+                    clinic_ids=",".join(sorted(clinic_ids)),
+                    revoked_us=None,
+                    created_us=to_micros(self.clock()),
+                )
+            )
+        found = self.get(client_id)
+        assert found is not None  # noqa: S101 - just written
+        return found, secret
+
+    def get(self, client_id: str) -> ClientApp | None:
+        with read_transaction(self.engine) as connection:
+            row = connection.execute(
+                select(client_app).where(client_app.c.client_id == client_id)
+            ).first()
+        return None if row is None else _client(row)
+
+    def all(self) -> list[ClientApp]:
+        with read_transaction(self.engine) as connection:
+            rows = connection.execute(select(client_app).order_by(client_app.c.client_id)).all()
+        return [_client(row) for row in rows]
+
+    def revoke(self, client_id: str) -> ClientApp:
+        with write_transaction(self.engine) as connection:
+            changed = connection.execute(
+                update(client_app)
+                .where(client_app.c.client_id == client_id)
+                .values(revoked_us=to_micros(self.clock()))
+            ).rowcount
+        if changed != 1:
+            raise ClientError(f"no client {client_id}")
+        found = self.get(client_id)
+        assert found is not None  # noqa: S101
+        return found
+
+    def authenticate(self, client_id: str, secret: str) -> ClientApp | None:
+        """The confidential client, if the secret is right and it is not revoked."""
+        with read_transaction(self.engine) as connection:
+            row = connection.execute(
+                select(client_app).where(client_app.c.client_id == client_id)
+            ).first()
+        expected = row.secret_hash if row is not None and row.secret_hash else _hash_secret("-")
+        matches = hmac.compare_digest(expected, _hash_secret(secret))
+        if row is None or not matches or row.revoked_us is not None or row.kind != "confidential":
+            return None
+        return _client(row)

@@ -1,0 +1,156 @@
+"""Access control for the gate: who a request acts for, and the facts a decision needs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import ColumnElement, Connection, Engine, false, or_, select
+
+from carevault.access import scopes as smart
+from carevault.access.breakglass import BreakGlass
+from carevault.access.care import CareRelationships
+from carevault.access.sessions import Sessions
+from carevault.access.tokens import InvalidToken, TokenSigner
+from carevault.clock import Clock, to_micros, utc_now
+from carevault.db import read_transaction
+from carevault.domain.categories import HEALTH_CATEGORIES
+from carevault.domain.policy import Actor, Target
+from carevault.domain.roles import CLINICIANS, GROUP_WIDE, Role
+from carevault.fhir.registry import ResourceType
+from carevault.vault.records import Head
+from carevault.vault.tables import resource_head
+
+
+class Unauthenticated(Exception):
+    """No valid credentials: 401. ``reason`` is for the audit; the client sees a generic message."""
+
+    def __init__(
+        self, reason: str, session_id: str | None = None, principal: str | None = None
+    ) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.session_id = session_id
+        self.principal = principal
+
+
+@dataclass(frozen=True)
+class Authenticated:
+    actor: Actor
+    session_id: str
+    client_id: str
+    scopes: smart.Scopes
+
+
+class AccessControl:
+    def __init__(
+        self,
+        engine: Engine,
+        signer: TokenSigner,
+        sessions: Sessions,
+        care: CareRelationships,
+        break_glass: BreakGlass,
+        clock: Clock = utc_now,
+    ) -> None:
+        self.engine = engine
+        self.signer = signer
+        self.sessions = sessions
+        self.care = care
+        self.break_glass = break_glass
+        self.clock = clock
+
+    def authenticate(self, bearer: str | None) -> Authenticated:
+        """The actor behind a bearer token, if the token and its session are valid now."""
+        if not bearer:
+            raise Unauthenticated("no bearer token")
+        try:
+            claims = self.signer.verify(bearer)
+        except InvalidToken as error:
+            raise Unauthenticated(str(error)) from None
+        state = self.sessions.state(claims.session_id)
+        principal = f"staff:{state.username}" if state.username else f"client:{state.client_id}"
+        if not state.live:
+            raise Unauthenticated(state.reason, claims.session_id, principal)
+        contexts = frozenset({"system"} if state.account_id is None else {"user", "patient"})
+        actor = Actor(
+            principal=principal,
+            role=Role(state.role or "integration"),
+            clinic_ids=state.clinic_ids,
+            practitioner_id=state.practitioner_id,
+            account_id=state.account_id,
+        )
+        return Authenticated(
+            actor=actor,
+            session_id=claims.session_id,
+            client_id=state.client_id,
+            scopes=smart.parse(claims.scope, allowed_contexts=contexts),
+        )
+
+    def now_us(self) -> int:
+        return to_micros(self.clock())
+
+    def target(
+        self, actor: Actor, head: Head, now_us: int, connection: Connection | None = None
+    ) -> Target:
+        """The clear facts about one record that the policy decides on.
+
+        Inside a write, ``connection`` is the write's transaction, so facts written
+        earlier in the same request (a new encounter) count.
+        """
+        pseudonym = head.patient_pseudonym
+        if pseudonym is None:
+            return Target(None, frozenset({head.clinic_id} if head.clinic_id else set()))
+        clinics = {head.clinic_id} if head.clinic_id else set()
+        clinics |= self._home_clinics(pseudonym, connection)
+        care = actor.role in CLINICIANS and self.care.exists(
+            pseudonym, actor.clinic_ids, actor.practitioner_id, now_us, connection
+        )
+        glass = (
+            actor.role in CLINICIANS
+            and not care
+            and self.break_glass.active(_account_id(actor), pseudonym, now_us) is not None
+        )
+        return Target(pseudonym, frozenset(clinics), care_relationship=care, break_glass=glass)
+
+    def _home_clinics(self, pseudonym: str, connection: Connection | None) -> set[str]:
+        statement = select(resource_head.c.clinic_id).where(
+            resource_head.c.patient_pseudonym == pseudonym,
+            resource_head.c.resource_type == "Patient",
+        )
+        if connection is not None:
+            found = connection.execute(statement).scalar()
+        else:
+            with read_transaction(self.engine) as reading:
+                found = reading.execute(statement).scalar()
+        return {str(found)} if found else set()
+
+    def restriction(
+        self, actor: Actor, rt: ResourceType, now_us: int
+    ) -> ColumnElement[bool] | None:
+        """SQL over resource_head that keeps exactly the records whose main category the
+        policy would let ``actor`` read, so that counts and pages never reveal the rest."""
+        if not rt.is_patient_data or actor.role in GROUP_WIDE:
+            return None
+        reach: list[ColumnElement[bool]] = []
+        if actor.role in CLINICIANS:
+            reach.append(
+                resource_head.c.patient_pseudonym.in_(
+                    self.care.patients(actor.clinic_ids, actor.practitioner_id, now_us)
+                )
+            )
+            reach.append(
+                resource_head.c.patient_pseudonym.in_(
+                    self.break_glass.patients(_account_id(actor), now_us)  # type: ignore[arg-type]
+                )
+            )
+        if not (actor.role in CLINICIANS and rt.category in HEALTH_CATEGORIES) and actor.clinic_ids:
+            clinics = sorted(actor.clinic_ids)
+            reach.append(resource_head.c.clinic_id.in_(clinics))
+            home = select(resource_head.c.patient_pseudonym).where(
+                resource_head.c.resource_type == "Patient", resource_head.c.clinic_id.in_(clinics)
+            )
+            reach.append(resource_head.c.patient_pseudonym.in_(home))
+        return or_(*reach) if reach else false()
+
+
+def _account_id(actor: Actor) -> str:
+    return actor.account_id or ""

@@ -1,0 +1,109 @@
+"""SMART on FHIR scopes (App Launch v2, with v1 ``read``/``write`` accepted).
+
+``user/Patient.rs`` lets a user app read and search Patient; ``system/*.cruds``
+lets a backend service do everything its role allows. A scope never adds to a
+role's rights: the gate checks both.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+
+from carevault.fhir.registry import RESOURCE_TYPES
+
+
+class Interaction(StrEnum):
+    CREATE = "c"
+    READ = "r"
+    UPDATE = "u"
+    DELETE = "d"
+    SEARCH = "s"
+
+
+_V1 = {"read": "rs", "write": "cud", "*": "cruds"}
+_SCOPE = re.compile(
+    r"^(?P<context>patient|user|system)/(?P<type>\*|[A-Z][A-Za-z]+)\."
+    r"(?P<perms>\*|read|write|c?r?u?d?s?)(?:\?.*)?$"
+)
+#: Scopes that are about the session, not data.
+SESSION_SCOPES = frozenset(
+    {"openid", "fhirUser", "profile", "offline_access", "online_access", "launch", "launch/patient"}
+)
+
+
+class InvalidScope(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class ScopeGrant:
+    context: str
+    resource_type: str
+    interactions: frozenset[Interaction]
+
+
+@dataclass(frozen=True)
+class Scopes:
+    grants: tuple[ScopeGrant, ...]
+    session: frozenset[str]
+
+    def allows(self, resource_type: str, interaction: Interaction) -> bool:
+        return any(
+            interaction in grant.interactions and grant.resource_type in ("*", resource_type)
+            for grant in self.grants
+        )
+
+    def text(self) -> str:
+        parts = sorted(self.session)
+        for grant in self.grants:
+            perms = "".join(i.value for i in Interaction if i in grant.interactions)
+            parts.append(f"{grant.context}/{grant.resource_type}.{perms}")
+        return " ".join(parts)
+
+    @property
+    def wants_refresh(self) -> bool:
+        return bool(self.session & {"offline_access", "online_access"})
+
+
+def parse(text: str, *, allowed_contexts: frozenset[str]) -> Scopes:
+    """Parse a space-separated scope string; unknown scopes are refused, not ignored."""
+    grants: list[ScopeGrant] = []
+    session: set[str] = set()
+    for item in text.split():
+        if item in SESSION_SCOPES:
+            session.add(item)
+            continue
+        match = _SCOPE.match(item)
+        if not match:
+            raise InvalidScope(f"scope '{item[:60]}' is not a SMART scope this server knows")
+        context, resource_type, perms = match.group("context", "type", "perms")
+        if context not in allowed_contexts:
+            raise InvalidScope(f"'{context}/' scopes are not available to this client")
+        if resource_type != "*" and resource_type not in RESOURCE_TYPES:
+            raise InvalidScope(f"no resource type '{resource_type}'")
+        letters = _V1.get(perms, perms)
+        if not letters:
+            raise InvalidScope(f"scope '{item[:60]}' grants nothing")
+        grants.append(
+            ScopeGrant(context, resource_type, frozenset(Interaction(ch) for ch in letters))
+        )
+    return Scopes(tuple(grants), frozenset(session))
+
+
+def narrow(requested: Scopes, permitted: Scopes) -> Scopes:
+    """The requested grants cut down to what the client is registered for."""
+    grants: list[ScopeGrant] = []
+    for grant in requested.grants:
+        allowed = frozenset(
+            interaction
+            for interaction in grant.interactions
+            if permitted.allows(grant.resource_type, interaction)
+        )
+        if allowed:
+            grants.append(ScopeGrant(grant.context, grant.resource_type, allowed))
+    return Scopes(tuple(grants), requested.session & (permitted.session | _IDENTITY_SCOPES))
+
+
+_IDENTITY_SCOPES = frozenset({"openid", "fhirUser", "profile"})

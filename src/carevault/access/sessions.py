@@ -1,0 +1,341 @@
+"""Sessions, access tokens and rotating refresh tokens.
+
+A session is what a sign-in (or a client-credentials grant) opens. Access tokens
+are short-lived JWTs naming the session; refresh tokens are random, stored only
+as hashes, and rotate on every use — presenting a used one again revokes the
+whole session, as RFC 9700 (OAuth security BCP) advises. ``state`` tells the
+gate whether a session is still live; it re-reads the database at least every
+``check_seconds``, so a suspension or revocation takes effect within that time
+in every server process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, Engine, insert, select, update
+
+from carevault.access.tables import auth_session, client_app, refresh_token, staff_account
+from carevault.access.tokens import TokenSigner
+from carevault.clock import Clock, to_micros, utc_now
+from carevault.db import read_transaction, write_transaction
+
+
+class RefreshRefused(Exception):
+    def __init__(self, reason: str, session_id: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.session_id = session_id
+
+
+@dataclass(frozen=True)
+class TokenPair:
+    access_token: str
+    expires_in: int
+    refresh_token: str | None
+    scope: str
+    session_id: str
+
+
+@dataclass(frozen=True)
+class SessionState:
+    """A session and who it acts for: the account's role and clinics, or the client's."""
+
+    session_id: str
+    live: bool
+    reason: str
+    account_id: str | None
+    client_id: str
+    scopes: str
+    username: str | None = None
+    role: str | None = None
+    clinic_ids: frozenset[str] = frozenset()
+    practitioner_id: str | None = None
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    session_id: str
+    client_id: str
+    created_us: int
+    last_used_us: int
+    expires_us: int
+    source_address: str | None
+    user_agent: str | None
+    revoked: bool
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class Sessions:
+    def __init__(
+        self,
+        engine: Engine,
+        signer: TokenSigner,
+        *,
+        access_seconds: int,
+        refresh_seconds: int,
+        session_seconds: int,
+        check_seconds: float = 0.5,
+        clock: Clock = utc_now,
+    ) -> None:
+        self.engine = engine
+        self.signer = signer
+        self.access_seconds = access_seconds
+        self.refresh_seconds = refresh_seconds
+        self.session_seconds = session_seconds
+        self.check_seconds = check_seconds
+        self.clock = clock
+        self._cache: dict[str, tuple[float, SessionState]] = {}
+        self._lock = threading.Lock()
+
+    def open(
+        self,
+        *,
+        subject: str,
+        account_id: str | None,
+        client_id: str,
+        scope: str,
+        with_refresh: bool,
+        source_address: str | None,
+        user_agent: str | None,
+    ) -> TokenPair:
+        session_id = secrets.token_urlsafe(24)
+        now_us = to_micros(self.clock())
+        with write_transaction(self.engine) as connection:
+            connection.execute(
+                insert(auth_session).values(
+                    session_id=session_id,
+                    account_id=account_id,
+                    client_id=client_id,
+                    scopes=scope,
+                    created_us=now_us,
+                    expires_us=now_us + self.session_seconds * 1_000_000,
+                    last_used_us=now_us,
+                    revoked_us=None,
+                    revoke_reason=None,
+                    source_address=(source_address or "")[:64] or None,
+                    user_agent=(user_agent or "")[:300] or None,
+                )
+            )
+            refresh = self._new_refresh(connection, session_id, now_us) if with_refresh else None
+        return self._pair(subject, session_id, client_id, scope, refresh, now_us)
+
+    def _pair(
+        self,
+        subject: str,
+        session_id: str,
+        client_id: str,
+        scope: str,
+        refresh: str | None,
+        now_us: int,
+    ) -> TokenPair:
+        access = self.signer.issue(
+            subject=subject,
+            session_id=session_id,
+            scope=scope,
+            client_id=client_id,
+            now=now_us // 1_000_000,
+            lifetime=self.access_seconds,
+        )
+        return TokenPair(access, self.access_seconds, refresh, scope, session_id)
+
+    def _new_refresh(self, connection: Connection, session_id: str, now_us: int) -> str:
+        token = secrets.token_urlsafe(32)
+        connection.execute(
+            insert(refresh_token).values(
+                token_hash=token_hash(token),
+                session_id=session_id,
+                issued_us=now_us,
+                expires_us=now_us + self.refresh_seconds * 1_000_000,
+                used_us=None,
+            )
+        )
+        return token
+
+    def refresh(self, token: str, client_id: str) -> tuple[TokenPair, str | None]:
+        """A new token pair for a refresh token; returns it and the session's account id."""
+        now_us = to_micros(self.clock())
+        with write_transaction(self.engine) as connection:
+            row = connection.execute(
+                select(
+                    refresh_token.c.used_us,
+                    refresh_token.c.expires_us.label("refresh_expires_us"),
+                    auth_session.c.session_id,
+                    auth_session.c.account_id,
+                    auth_session.c.client_id,
+                    auth_session.c.scopes,
+                    auth_session.c.revoked_us,
+                    auth_session.c.expires_us.label("session_expires_us"),
+                )
+                .join(auth_session, auth_session.c.session_id == refresh_token.c.session_id)
+                .where(refresh_token.c.token_hash == token_hash(token))
+            ).first()
+            if row is None:
+                raise RefreshRefused("unknown refresh token")
+            if row.client_id != client_id:
+                raise RefreshRefused("refresh token of another client", row.session_id)
+            if row.used_us is not None:
+                connection.execute(
+                    update(auth_session)
+                    .where(auth_session.c.session_id == row.session_id)
+                    .values(revoked_us=now_us, revoke_reason="refresh token reused")
+                )
+                self._forget(row.session_id)
+                raise RefreshRefused("refresh token reused: session revoked", row.session_id)
+            if (
+                row.refresh_expires_us <= now_us
+                or row.session_expires_us <= now_us
+                or row.revoked_us is not None
+            ):
+                raise RefreshRefused("refresh token expired or session ended", row.session_id)
+            connection.execute(
+                update(refresh_token)
+                .where(refresh_token.c.token_hash == token_hash(token))
+                .values(used_us=now_us)
+            )
+            connection.execute(
+                update(auth_session)
+                .where(auth_session.c.session_id == row.session_id)
+                .values(last_used_us=now_us)
+            )
+            new_refresh = self._new_refresh(connection, row.session_id, now_us)
+        state = self.state(row.session_id, fresh=True)
+        if not state.live:
+            raise RefreshRefused(state.reason, row.session_id)
+        subject = row.account_id or row.client_id
+        return self._pair(
+            subject, row.session_id, row.client_id, row.scopes, new_refresh, now_us
+        ), row.account_id
+
+    def revoke(self, session_id: str, reason: str) -> bool:
+        with write_transaction(self.engine) as connection:
+            changed = connection.execute(
+                update(auth_session)
+                .where(auth_session.c.session_id == session_id, auth_session.c.revoked_us.is_(None))
+                .values(revoked_us=to_micros(self.clock()), revoke_reason=reason[:200])
+            ).rowcount
+        self._forget(session_id)
+        return changed == 1
+
+    def revoke_refresh_token(self, token: str, reason: str) -> str | None:
+        """Revoke the session a refresh token belongs to (RFC 7009); its id, if known."""
+        with read_transaction(self.engine) as connection:
+            session_id = connection.execute(
+                select(refresh_token.c.session_id).where(
+                    refresh_token.c.token_hash == token_hash(token)
+                )
+            ).scalar()
+        if session_id is None:
+            return None
+        self.revoke(str(session_id), reason)
+        return str(session_id)
+
+    def revoke_all(
+        self, *, account_id: str | None = None, client_id: str | None = None, reason: str
+    ) -> int:
+        condition = (
+            auth_session.c.account_id == account_id
+            if account_id is not None
+            else auth_session.c.client_id == client_id
+        )
+        with write_transaction(self.engine) as connection:
+            changed = connection.execute(
+                update(auth_session)
+                .where(condition, auth_session.c.revoked_us.is_(None))
+                .values(revoked_us=to_micros(self.clock()), revoke_reason=reason[:200])
+            ).rowcount
+        with self._lock:
+            self._cache.clear()
+        return int(changed)
+
+    def list_for(self, account_id: str, *, live_only: bool = True) -> list[SessionInfo]:
+        now_us = to_micros(self.clock())
+        statement = select(auth_session).where(auth_session.c.account_id == account_id)
+        if live_only:
+            statement = statement.where(
+                auth_session.c.revoked_us.is_(None), auth_session.c.expires_us > now_us
+            )
+        with read_transaction(self.engine) as connection:
+            rows = connection.execute(statement.order_by(auth_session.c.created_us.desc())).all()
+        return [
+            SessionInfo(
+                session_id=row.session_id,
+                client_id=row.client_id,
+                created_us=row.created_us,
+                last_used_us=row.last_used_us,
+                expires_us=row.expires_us,
+                source_address=row.source_address,
+                user_agent=row.user_agent,
+                revoked=row.revoked_us is not None,
+            )
+            for row in rows
+        ]
+
+    def _forget(self, session_id: str) -> None:
+        with self._lock:
+            self._cache.pop(session_id, None)
+
+    def state(self, session_id: str, *, fresh: bool = False) -> SessionState:
+        """Whether the session may still be used; at most ``check_seconds`` stale."""
+        now = time.monotonic()
+        if not fresh:
+            with self._lock:
+                cached = self._cache.get(session_id)
+            if cached is not None and now - cached[0] < self.check_seconds:
+                return cached[1]
+        state = self._load(session_id)
+        with self._lock:
+            self._cache[session_id] = (now, state)
+            if len(self._cache) > 100_000:
+                self._cache.clear()
+        return state
+
+    def _load(self, session_id: str) -> SessionState:
+        now_us = to_micros(self.clock())
+        with read_transaction(self.engine) as connection:
+            row = connection.execute(
+                select(
+                    auth_session,
+                    staff_account.c.suspended_us,
+                    staff_account.c.username,
+                    staff_account.c.role,
+                    staff_account.c.clinic_ids.label("staff_clinics"),
+                    staff_account.c.practitioner_id,
+                    client_app.c.revoked_us.label("client_revoked_us"),
+                    client_app.c.clinic_ids.label("client_clinics"),
+                )
+                .outerjoin(staff_account, staff_account.c.account_id == auth_session.c.account_id)
+                .outerjoin(client_app, client_app.c.client_id == auth_session.c.client_id)
+                .where(auth_session.c.session_id == session_id)
+            ).first()
+        if row is None:
+            return SessionState(session_id, False, "unknown session", None, "", "")
+        reason = ""
+        if row.revoked_us is not None:
+            reason = f"session revoked ({row.revoke_reason or 'no reason given'})"
+        elif row.expires_us <= now_us:
+            reason = "session expired"
+        elif row.suspended_us is not None:
+            reason = "account suspended"
+        elif row.client_revoked_us is not None:
+            reason = "client app revoked"
+        clinics = row.staff_clinics if row.account_id else row.client_clinics
+        return SessionState(
+            session_id,
+            not reason,
+            reason or "live",
+            row.account_id,
+            row.client_id,
+            row.scopes,
+            username=row.username,
+            role=row.role if row.account_id else "integration",
+            clinic_ids=frozenset(filter(None, (clinics or "").split(","))),
+            practitioner_id=row.practitioner_id,
+        )

@@ -1,0 +1,124 @@
+"""Tables of the access module: accounts, client apps, sessions, codes, grants, relationships."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Table,
+    Text,
+)
+
+from carevault.db import metadata
+
+staff_account = Table(
+    "staff_account",
+    metadata,
+    Column("account_id", String(40), primary_key=True),
+    Column("username", String(64), nullable=False, unique=True),
+    Column("display_name", String(200), nullable=False),
+    Column("role", String(32), nullable=False),
+    Column("clinic_ids", Text, nullable=False),
+    Column("practitioner_id", String(64), nullable=True),
+    Column("password_hash", Text, nullable=False),
+    # The TOTP secret, sealed under the credentials key (AES-GCM, bound to the account).
+    Column("totp_sealed", LargeBinary, nullable=True),
+    Column("totp_last_step", BigInteger, nullable=True),
+    Column("failed_count", Integer, nullable=False, default=0),
+    Column("next_attempt_us", BigInteger, nullable=False, default=0),
+    Column("locked_until_us", BigInteger, nullable=False, default=0),
+    Column("suspended_us", BigInteger, nullable=True),
+    Column("password_changed_us", BigInteger, nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+)
+
+client_app = Table(
+    "client_app",
+    metadata,
+    Column("client_id", String(64), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("kind", String(16), nullable=False),  # public | confidential
+    Column("secret_hash", String(64), nullable=True),
+    Column("redirect_uris", Text, nullable=False),
+    Column("scopes", Text, nullable=False),
+    Column("clinic_ids", Text, nullable=False),
+    Column("revoked_us", BigInteger, nullable=True),
+    Column("created_us", BigInteger, nullable=False),
+)
+
+auth_session = Table(
+    "auth_session",
+    metadata,
+    Column("session_id", String(48), primary_key=True),
+    Column("account_id", String(40), nullable=True, index=True),
+    Column("client_id", String(64), nullable=False, index=True),
+    Column("scopes", Text, nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+    Column("expires_us", BigInteger, nullable=False),
+    Column("last_used_us", BigInteger, nullable=False),
+    Column("revoked_us", BigInteger, nullable=True),
+    Column("revoke_reason", String(200), nullable=True),
+    Column("source_address", String(64), nullable=True),
+    Column("user_agent", String(300), nullable=True),
+)
+
+refresh_token = Table(
+    "refresh_token",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("session_id", String(48), nullable=False, index=True),
+    Column("issued_us", BigInteger, nullable=False),
+    Column("expires_us", BigInteger, nullable=False),
+    Column("used_us", BigInteger, nullable=True),
+)
+
+auth_code = Table(
+    "auth_code",
+    metadata,
+    Column("code_hash", String(64), primary_key=True),
+    Column("client_id", String(64), nullable=False),
+    Column("account_id", String(40), nullable=False),
+    Column("redirect_uri", Text, nullable=False),
+    Column("code_challenge", String(64), nullable=False),
+    Column("scopes", Text, nullable=False),
+    Column("expires_us", BigInteger, nullable=False),
+    Column("used_us", BigInteger, nullable=True),
+    Column("session_id", String(48), nullable=True),
+)
+
+break_glass = Table(
+    "break_glass",
+    metadata,
+    Column("grant_id", String(40), primary_key=True),
+    Column("account_id", String(40), nullable=False, index=True),
+    Column("patient_pseudonym", String(40), nullable=False, index=True),
+    Column("reason_code", String(64), nullable=False),
+    # Free text may name the patient or their condition: sealed like a record.
+    Column("reason_sealed", LargeBinary, nullable=False),
+    Column("granted_us", BigInteger, nullable=False),
+    Column("expires_us", BigInteger, nullable=False),
+    Column("reviewed_us", BigInteger, nullable=True),
+    Column("reviewed_by", String(40), nullable=True),
+    Column("review_outcome", String(32), nullable=True),
+)
+
+#: Derived from Encounters, Appointments and CareTeams when they are written: who
+#: may open a patient's health data, and until when. Practitioners appear only as
+#: blind tokens, so the table does not say which doctor a patient sees.
+care_relationship = Table(
+    "care_relationship",
+    metadata,
+    Column("patient_pseudonym", String(40), nullable=False),
+    Column("clinic_id", String(64), nullable=True),
+    Column("practitioner_token", LargeBinary, nullable=True),
+    Column("source_row_id", BigInteger, nullable=False),
+    Column("valid_from_us", BigInteger, nullable=False),
+    Column("valid_until_us", BigInteger, nullable=False),
+    Index("ix_care_relationship_patient", "patient_pseudonym", "valid_until_us"),
+    Index("ix_care_relationship_source", "source_row_id"),
+    Index("ix_care_relationship_clinic", "clinic_id", "valid_until_us"),
+)

@@ -1,0 +1,167 @@
+"""Which data category each element of a resource belongs to, and removing those withheld.
+
+Reads return only what the caller may see: withheld elements are removed and the
+resource is labelled SUBSETTED in ``meta.security``, as FHIR's security labels
+specify. A resource whose main category is withheld is not shown at all.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from carevault.domain.categories import HEALTH_CATEGORIES, DataCategory
+from carevault.domain.sensitive import RESTRICTED_LABELS, is_sensitive_code
+from carevault.fhir.normalise import HKID_SYSTEM
+from carevault.fhir.registry import ResourceType
+
+SUBSETTED = {
+    "system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue",
+    "code": "SUBSETTED",
+    "display": "subsetted",
+}
+
+#: Identifier systems that are government identity numbers.
+GOVERNMENT_ID_SYSTEMS = frozenset({HKID_SYSTEM, "http://hl7.org/fhir/sid/passport-HKG"})
+
+#: Elements every reader of a resource may see: what the server itself tracks.
+_ALWAYS = frozenset({"resourceType", "id", "meta", "implicitRules", "language"})
+
+
+def _codes(node: Any) -> list[tuple[str | None, str]]:
+    found: list[tuple[str | None, str]] = []
+    if isinstance(node, dict):
+        if isinstance(node.get("code"), str) and ("system" in node or "display" in node):
+            system = node.get("system")
+            found.append((system if isinstance(system, str) else None, node["code"]))
+        for value in node.values():
+            found.extend(_codes(value))
+    elif isinstance(node, list):
+        for item in node:
+            found.extend(_codes(item))
+    return found
+
+
+def is_sensitive(resource: dict[str, Any]) -> bool:
+    labels = (resource.get("meta") or {}).get("security") or []
+    if any(isinstance(label, dict) and label.get("code") in RESTRICTED_LABELS for label in labels):
+        return True
+    content = {k: v for k, v in resource.items() if k not in ("meta", "text")}
+    return any(is_sensitive_code(system, code) for system, code in _codes(content))
+
+
+def main_category(rt: ResourceType, resource: dict[str, Any] | None = None) -> DataCategory:
+    """The resource's own category; health data that carries a sensitive code is sensitive."""
+    if resource is not None and rt.category in HEALTH_CATEGORIES and is_sensitive(resource):
+        return DataCategory.SENSITIVE_CLINICAL
+    return rt.category
+
+
+def possible_categories(rt: ResourceType) -> frozenset[DataCategory]:
+    """Every category an instance of ``rt`` may hold, known before decrypting it."""
+    found = {rt.category, *rt.element_categories.values()}
+    if rt.category in HEALTH_CATEGORIES:
+        found.add(DataCategory.SENSITIVE_CLINICAL)
+    if rt.is_patient:
+        found.add(DataCategory.IDENTITY)
+    return frozenset(found)
+
+
+def _identifier_category(identifier: Any) -> DataCategory:
+    system = identifier.get("system") if isinstance(identifier, dict) else None
+    return DataCategory.GOVERNMENT_ID if system in GOVERNMENT_ID_SYSTEMS else DataCategory.IDENTITY
+
+
+def element_categories(rt: ResourceType, resource: dict[str, Any]) -> set[DataCategory]:
+    """The categories present in this resource."""
+    main = main_category(rt, resource)
+    present: set[DataCategory] = {main}
+    for name, value in resource.items():
+        if name in _ALWAYS:
+            continue
+        if name == "identifier" and rt.is_patient and isinstance(value, list):
+            present.update(_identifier_category(item) for item in value)
+        else:
+            present.add(rt.element_categories.get(name, main))
+    return present
+
+
+def changed_categories(
+    rt: ResourceType, submitted: dict[str, Any], current: dict[str, Any]
+) -> set[DataCategory]:
+    """The categories an update changes: the resource's own, and those of every element
+    added, removed or altered. A physician correcting a phone number does not rewrite
+    the HKID number the record also holds."""
+    changed: set[DataCategory] = {main_category(rt, submitted), main_category(rt, current)}
+    for name in (set(submitted) | set(current)) - _ALWAYS:
+        old, new = current.get(name), submitted.get(name)
+        if old == new:
+            continue
+        if name == "identifier" and rt.is_patient:
+            before = [item for item in old or [] if isinstance(item, dict)]
+            after = [item for item in new or [] if isinstance(item, dict)]
+            for category in {_identifier_category(item) for item in before + after}:
+                if [i for i in before if _identifier_category(i) == category] != [
+                    i for i in after if _identifier_category(i) == category
+                ]:
+                    changed.add(category)
+        else:
+            changed.add(rt.element_categories.get(name, main_category(rt, submitted)))
+    return changed
+
+
+def subset(
+    rt: ResourceType, resource: dict[str, Any], granted: frozenset[DataCategory]
+) -> dict[str, Any] | None:
+    """``resource`` with withheld elements removed (and labelled), or None if its main
+    category is withheld."""
+    main = main_category(rt, resource)
+    if main not in granted:
+        return None
+    kept: dict[str, Any] = {}
+    removed = False
+    for name, value in resource.items():
+        if name in _ALWAYS:
+            kept[name] = value
+        elif name == "identifier" and rt.is_patient and isinstance(value, list):
+            visible = [item for item in value if _identifier_category(item) in granted]
+            removed = removed or len(visible) != len(value)
+            if visible:
+                kept[name] = visible
+        elif rt.element_categories.get(name, main) in granted:
+            kept[name] = value
+        else:
+            removed = True
+    if not removed:
+        return resource
+    meta = copy.deepcopy(kept.get("meta") or {})
+    meta["security"] = [*(meta.get("security") or []), SUBSETTED]
+    kept["meta"] = meta
+    # The narrative may repeat what was removed.
+    kept.pop("text", None)
+    return kept
+
+
+def restore_withheld(
+    rt: ResourceType,
+    submitted: dict[str, Any],
+    current: dict[str, Any],
+    granted: frozenset[DataCategory],
+) -> dict[str, Any]:
+    """An update from someone who could not see some elements keeps those elements.
+
+    Without this, a front-desk update of a patient's phone number would erase the
+    HKID number the front desk never saw.
+    """
+    merged = dict(submitted)
+    main = main_category(rt, current)
+    for name, value in current.items():
+        if name in _ALWAYS:
+            continue
+        if name == "identifier" and rt.is_patient and isinstance(value, list):
+            hidden = [item for item in value if _identifier_category(item) not in granted]
+            if hidden:
+                merged["identifier"] = [*(submitted.get("identifier") or []), *hidden]
+        elif rt.element_categories.get(name, main) not in granted and name not in submitted:
+            merged[name] = value
+    return merged

@@ -1,0 +1,46 @@
+"""Key files kept outside the database: written 0600 in a 0700 directory, atomically."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from carevault.keys.provider import KeyProviderUnavailable
+
+
+def write_private(path: Path, content: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(content)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def ed25519_key(path: Path, *, create: bool) -> Ed25519PrivateKey:
+    """The Ed25519 private key in ``path`` (PKCS#8 PEM), made once if ``create``."""
+    if not path.exists():
+        if not create:
+            raise KeyProviderUnavailable(f"key file {path} not found: run `carevault init`")
+        key = Ed25519PrivateKey.generate()
+        pem = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        write_private(path, pem)
+        return key
+    loaded = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    if not isinstance(loaded, Ed25519PrivateKey):
+        raise KeyProviderUnavailable(f"{path} does not hold an Ed25519 key")
+    return loaded

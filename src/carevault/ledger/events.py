@@ -1,0 +1,95 @@
+"""Audit events: one per access decision at the gate, and per security event.
+
+An event names the patient only by pseudonym, so erasing a patient never forces
+rewriting the tree. Its canonical bytes (sorted-key compact JSON, UTF-8) are what
+a ledger leaf commits to; the FHIR AuditEvent form is derived from it for export.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class Tag(StrEnum):
+    """The ledger's action vocabulary, ``source:subject:action``."""
+
+    FHIR_READ = "fhir:resource:read"
+    FHIR_VREAD = "fhir:resource:vread"
+    FHIR_SEARCH = "fhir:resource:search"
+    FHIR_HISTORY = "fhir:resource:history"
+    FHIR_EVERYTHING = "fhir:patient:everything"
+    FHIR_CREATE = "fhir:resource:create"
+    FHIR_UPDATE = "fhir:resource:update"
+    FHIR_DELETE = "fhir:resource:delete"
+    FHIR_EXPORT = "fhir:resource:export"
+    AUDIT_READ = "audit:ledger:read"
+    AUTH_SIGNED_IN = "auth:session:signed-in"
+    AUTH_SIGN_IN_FAILED = "auth:session:sign-in-failed"
+    AUTH_TOKEN_ISSUED = "auth:token:issued"
+    AUTH_TOKEN_REFRESHED = "auth:token:refreshed"
+    AUTH_TOKEN_REFUSED = "auth:token:refused"
+    AUTH_REFRESH_REUSED = "auth:token:refresh-reused"
+    AUTH_SESSION_REVOKED = "auth:session:revoked"
+    ACCESS_BREAK_GLASS = "access:break-glass:granted"
+    ACCESS_BREAK_GLASS_REVIEWED = "access:break-glass:reviewed"
+    ADMIN_STAFF_ADDED = "admin:staff:added"
+    ADMIN_STAFF_SUSPENDED = "admin:staff:suspended"
+    ADMIN_STAFF_REINSTATED = "admin:staff:reinstated"
+    ADMIN_PASSWORD_CHANGED = "admin:staff:password-changed"
+    ADMIN_TOTP_RESET = "admin:staff:totp-reset"
+    ADMIN_CLIENT_ADDED = "admin:client:added"
+    ADMIN_CLIENT_REVOKED = "admin:client:revoked"
+    ADMIN_SEED = "admin:data:seeded"
+    KEY_UNWRAP = "keys:data-key:unwrapped"
+
+
+class Outcome(StrEnum):
+    SUCCESS = "success"
+    DENIED = "denied"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    tag: Tag
+    outcome: Outcome
+    at_us: int
+    principal: str | None = None
+    role: str | None = None
+    clinic_ids: tuple[str, ...] = ()
+    client_id: str | None = None
+    session_id: str | None = None
+    source_address: str | None = None
+    user_agent: str | None = None
+    resource_type: str | None = None
+    resource_id: str | None = None
+    patient_pseudonym: str | None = None
+    categories: tuple[str, ...] = ()
+    purpose: str | None = None
+    break_glass_reason: str | None = None
+    reason: str = ""
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    def canonical(self) -> bytes:
+        """The bytes a ledger leaf commits to: stable across versions and machines."""
+        document = {
+            key: value for key, value in asdict(self).items() if value not in (None, (), {}, "")
+        }
+        document["v"] = 1
+        return json.dumps(
+            document, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+        ).encode()
+
+    @classmethod
+    def from_canonical(cls, data: bytes) -> AuditEvent:
+        document = json.loads(data)
+        document.pop("v", None)
+        for key in ("clinic_ids", "categories"):
+            if key in document:
+                document[key] = tuple(document[key])
+        document["tag"] = Tag(document["tag"])
+        document["outcome"] = Outcome(document["outcome"])
+        return cls(**document)

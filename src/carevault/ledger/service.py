@@ -1,0 +1,52 @@
+"""One ledger, whole: its store, its group-commit writer, its checkpoints and witnesses."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+
+from carevault.ledger.checkpoints import Checkpoints, CheckpointSigner
+from carevault.ledger.store import LedgerStore
+from carevault.ledger.tables import LedgerTables
+from carevault.ledger.verify import VerifyReport, verify_ledger
+from carevault.ledger.witness import Witness
+from carevault.ledger.writer import LedgerWriter
+
+
+@dataclass
+class Ledger:
+    store: LedgerStore
+    writer: LedgerWriter
+    checkpoints: Checkpoints
+
+    @property
+    def witnesses(self) -> list[Witness]:
+        return self.checkpoints.witnesses
+
+    def verify(self, progress: Callable[[int], None] | None = None) -> VerifyReport:
+        origin = self.checkpoints.signer.origin
+        views = [(witness.verifier_key(), witness.latest(origin)) for witness in self.witnesses]
+        return verify_ledger(
+            self.store,
+            self.checkpoints.all(),
+            self.checkpoints.signer.vkey,
+            views,
+            progress=progress,
+        )
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def open_ledger(
+    engine: Engine,
+    tables: LedgerTables,
+    name: str,
+    signer: CheckpointSigner,
+    witnesses: Sequence[Witness],
+    now_us: Callable[[], int],
+) -> Ledger:
+    store = LedgerStore(engine, tables, name)
+    return Ledger(store, LedgerWriter(store), Checkpoints(store, signer, witnesses, now_us))

@@ -1,0 +1,210 @@
+"""``audit verify``: recompute a ledger from its entries and check everything stored
+against it — the leaf hashes in the tiles, the interior tiles, the head, every
+signed checkpoint, the consistency between checkpoints, and what each witness saw.
+The first mismatch of each kind is named (an entry number or a checkpoint)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from carevault.ledger.checkpoints import StoredCheckpoint
+from carevault.ledger.store import LedgerCorrupt, LedgerStore
+from carevault.ledger.verifier import (
+    EMPTY_ROOT,
+    VerificationError,
+    VerifierKey,
+    leaf_hash,
+    node_hash,
+    open_checkpoint,
+    verify_consistency,
+    verify_cosignature,
+)
+from carevault.ledger.witness import WitnessView
+
+
+class RootBuilder:
+    """The root of a growing tree, one leaf at a time, in O(log n) memory."""
+
+    def __init__(self) -> None:
+        self.size = 0
+        self._stack: list[tuple[int, bytes]] = []
+
+    def add(self, leaf: bytes) -> None:
+        level, value = 0, leaf
+        stack = self._stack
+        while stack and stack[-1][0] == level:
+            value = node_hash(stack.pop()[1], value)
+            level += 1
+        stack.append((level, value))
+        self.size += 1
+
+    def root(self) -> bytes:
+        if not self._stack:
+            return EMPTY_ROOT
+        value = self._stack[-1][1]
+        for _, left in reversed(self._stack[:-1]):
+            value = node_hash(left, value)
+        return value
+
+
+@dataclass
+class VerifyReport:
+    ledger: str
+    entries: int = 0
+    checkpoints: int = 0
+    witnesses: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def verify_ledger(
+    store: LedgerStore,
+    checkpoints: Sequence[StoredCheckpoint],
+    vkey: VerifierKey,
+    witnesses: Sequence[tuple[VerifierKey, WitnessView | None]] = (),
+    *,
+    batch: int = 20_000,
+    progress: Callable[[int], None] | None = None,
+) -> VerifyReport:
+    report = VerifyReport(store.name)
+    problems = report.problems
+    size, head_root = store.head()
+    wanted = {item.size for item in checkpoints} | {
+        view.size for _, view in witnesses if view is not None
+    }
+    roots: dict[int, bytes] = {0: EMPTY_ROOT}
+    builder = RootBuilder()
+    expected = 0
+    first_entry_problem: str | None = None
+    chunk_seqs: list[int] = []
+    chunk_leaves: list[bytes] = []
+
+    def check_chunk() -> None:
+        nonlocal first_entry_problem
+        if not chunk_leaves:
+            return
+        stored = store.stored_leaf_hashes(chunk_seqs[0], len(chunk_leaves))
+        for offset, (seq, leaf) in enumerate(zip(chunk_seqs, chunk_leaves, strict=True)):
+            if offset >= len(stored) or stored[offset] != leaf:
+                if first_entry_problem is None:
+                    first_entry_problem = (
+                        f"entry {seq} does not match the tree's leaf hash for it "
+                        "(the entry or the stored hash was changed)"
+                    )
+                break
+        chunk_seqs.clear()
+        chunk_leaves.clear()
+
+    for seq, data in store.entries(batch=batch):
+        if seq != expected and first_entry_problem is None:
+            first_entry_problem = (
+                f"entry {expected} is missing (the next stored entry is {seq})"
+                if seq > expected
+                else f"entry {seq} appears out of order after entry {expected - 1}"
+            )
+        leaf = leaf_hash(data)
+        builder.add(leaf)
+        chunk_seqs.append(seq)
+        chunk_leaves.append(leaf)
+        expected = seq + 1
+        if builder.size in wanted:
+            roots[builder.size] = builder.root()
+        if len(chunk_leaves) >= batch:
+            check_chunk()
+            if progress is not None:
+                progress(builder.size)
+    check_chunk()
+    if progress is not None:
+        progress(builder.size)
+    report.entries = builder.size
+    if first_entry_problem:
+        problems.append(first_entry_problem)
+    recomputed = builder.root()
+    if builder.size != size:
+        problems.append(
+            f"the ledger holds {builder.size} entries but its head says {size}"
+            + (f": entry {size} and later were inserted" if builder.size > size else "")
+        )
+    elif recomputed != head_root:
+        problems.append("the head's root does not match the entries")
+    if size <= builder.size:
+        try:
+            if store.root(size) != roots.get(size, recomputed if size == builder.size else b""):
+                problems.append("the stored interior tiles do not match the entries")
+        except LedgerCorrupt as error:
+            problems.append(str(error))
+    _check_checkpoints(store, checkpoints, vkey, roots, builder.size, report)
+    for witness_key, view in witnesses:
+        report.witnesses += 1
+        if view is None:
+            problems.append(f"witness {witness_key.name} has seen no checkpoint of {store.name}")
+            continue
+        if view.size > builder.size:
+            problems.append(
+                f"witness {witness_key.name} cosigned size {view.size}, but the ledger holds "
+                f"only {builder.size} entries: it was rolled back or truncated"
+            )
+        elif roots.get(view.size) != view.root:
+            problems.append(
+                f"witness {witness_key.name} cosigned a different root at size {view.size}: "
+                "the ledger's history was rewritten (a fork)"
+            )
+    return report
+
+
+def _check_checkpoints(
+    store: LedgerStore,
+    checkpoints: Sequence[StoredCheckpoint],
+    vkey: VerifierKey,
+    roots: dict[int, bytes],
+    count: int,
+    report: VerifyReport,
+) -> None:
+    previous: StoredCheckpoint | None = None
+    for item in checkpoints:
+        report.checkpoints += 1
+        label = f"checkpoint #{item.checkpoint_id} (size {item.size})"
+        try:
+            signed = open_checkpoint(item.note, vkey)
+        except VerificationError as error:
+            report.problems.append(f"{label} is not signed by the ledger key: {error}")
+            return
+        if (signed.size, signed.root) != (item.size, item.root):
+            report.problems.append(f"{label}: its stored size or root differs from its signed note")
+            return
+        if item.size > count:
+            report.problems.append(
+                f"{label} covers more entries than the ledger holds ({count}): "
+                "entries were removed or the tables rolled back"
+            )
+            return
+        if roots.get(item.size) != item.root:
+            since = previous.size if previous else 0
+            report.problems.append(
+                f"{label} does not match the entries: an entry between {since} and "
+                f"{item.size - 1} was changed after it was signed"
+            )
+            return
+        if previous is not None:
+            if item.size < previous.size:
+                report.problems.append(f"{label} is smaller than the checkpoint before it")
+                return
+            try:
+                proof = store.consistency_proof(previous.size, item.size)
+                verify_consistency(previous.size, item.size, proof, previous.root, item.root)
+            except (VerificationError, LedgerCorrupt) as error:
+                report.problems.append(f"{label} is not consistent with the one before: {error}")
+                return
+        previous = item
+
+
+def cosigned_by(note: str, witness: VerifierKey) -> bool:
+    try:
+        verify_cosignature(note, witness)
+    except VerificationError:
+        return False
+    return True

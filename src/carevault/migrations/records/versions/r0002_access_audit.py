@@ -1,0 +1,47 @@
+"""Staff accounts, client apps, sessions and care relationships; the audit ledger.
+
+Revision ID: records_0002
+Revises: records_0001
+Create Date: 2026-11-29
+
+The tables are created from their declarations as of this revision; a later change
+to one of them gets its own migration with explicit operations.
+"""
+
+from __future__ import annotations
+
+from alembic import op
+
+from carevault.access import tables as access
+from carevault.ledger.schema import audit_tables
+
+revision = "records_0002"
+down_revision = "records_0001"
+branch_labels = None
+depends_on = None
+
+_TABLES = [
+    access.staff_account,
+    access.client_app,
+    access.auth_session,
+    access.refresh_token,
+    access.auth_code,
+    access.break_glass,
+    access.care_relationship,
+    audit_tables.entry,
+    audit_tables.tile,
+    audit_tables.head,
+    audit_tables.checkpoint,
+]
+
+
+def upgrade() -> None:
+    bind = op.get_bind()
+    for table in _TABLES:
+        table.create(bind)
+
+
+def downgrade() -> None:
+    bind = op.get_bind()
+    for table in reversed(_TABLES):
+        table.drop(bind)

@@ -1,0 +1,199 @@
+"""Seeding: the synthetic clinic group written through the gate, like any other write.
+
+Every resource passes the one path (validated, encrypted under its patient's key,
+its care relationships derived, its write recorded in the audit ledger), in
+transactions of a few dozen patients each. Staff get accounts with a random demo
+password and their own TOTP secrets, written to ``<home>/demo-logins.txt`` (0600).
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import date
+from itertools import islice
+from typing import Any
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from carevault.bootstrap import Services
+from carevault.domain.roles import Role
+from carevault.fhir.registry import RESOURCE_TYPES
+from carevault.gate import Caller
+from carevault.keys.files import write_private
+from carevault.sim.facts import StaffMember
+from carevault.sim.group import ClinicGroup, build_group
+from carevault.sim.patients import PatientRecord, generate_patients
+from carevault.vault.writer import Put
+
+SEED_CALLER = Caller(principal="system:seed", purpose="HOPERAT")
+PATIENTS_PER_TRANSACTION = 25
+LOGINS_FILE = "demo-logins.txt"
+#: The public app registered with the demo: sign in with it (authorization code + PKCE,
+#: or the direct grant the demo turns on).
+DEMO_CLIENT_ID = "demo-app"
+DEMO_CLIENT_SCOPES = "openid fhirUser offline_access user/*.cruds patient/*.rs"
+DEMO_REDIRECT_URIS = ("http://127.0.0.1:8765/callback", "http://localhost:8765/callback")
+
+
+@dataclass(frozen=True)
+class DemoLogin:
+    username: str
+    display_name: str
+    role: str
+    clinics: str
+    totp_secret: str
+
+
+@dataclass
+class SeedSummary:
+    group: str
+    clinics: int
+    staff: int
+    patients: int
+    resources: int
+    seconds: float
+    password: str | None = None
+    logins: list[DemoLogin] = field(default_factory=list)
+    logins_file: str | None = None
+
+    def describe(self) -> str:
+        rate = self.resources / self.seconds if self.seconds else 0.0
+        lines = [
+            f"Seeded {self.group}: {self.clinics} clinics, {self.staff} staff, "
+            f"{self.patients:,} patients, {self.resources:,} FHIR resources "
+            f"in {self.seconds:.1f} s ({rate:,.0f} resources/s)."
+        ]
+        if self.logins_file:
+            lines.append(f"Every staff login, with its TOTP secret: {self.logins_file}")
+        return "\n".join(lines)
+
+    def login_table(self) -> str:
+        """One login per role: enough for a newcomer to sign in as each kind of user."""
+        if not self.logins:
+            return ""
+        seen: dict[str, DemoLogin] = {}
+        for login in self.logins:
+            seen.setdefault(login.role, login)
+        width = max(len(login.username) for login in seen.values())
+        rows = [
+            f"  {login.role:<16} {login.username:<{width}}  TOTP secret {login.totp_secret}"
+            f"  ({login.clinics})"
+            for login in seen.values()
+        ]
+        return "\n".join(
+            [
+                f"Demo logins (password for every account: {self.password}):",
+                *rows,
+                f"  Client app: {DEMO_CLIENT_ID} (public; redirect {DEMO_REDIRECT_URIS[0]})",
+                "  A TOTP code: python -c \"import pyotp; print(pyotp.TOTP('<secret>').now())\"",
+            ]
+        )
+
+
+def already_seeded(services: Services) -> bool:
+    return bool(services.accounts.all())
+
+
+def _batches(items: Iterable[PatientRecord], size: int) -> Iterator[list[PatientRecord]]:
+    iterator = iter(items)
+    while batch := list(islice(iterator, size)):
+        yield batch
+
+
+def _put(resource: dict[str, Any]) -> Put:
+    return Put(RESOURCE_TYPES[resource["resourceType"]], resource["id"], resource)
+
+
+def seed_clinic_group(
+    services: Services,
+    *,
+    patients: int,
+    seed: int,
+    today: date | None = None,
+    progress: bool = False,
+    staff_accounts: bool = True,
+) -> SeedSummary:
+    started = time.perf_counter()
+    group = build_group(seed, today)
+    gate = services.gate
+    gate.write(SEED_CALLER, [_put(resource) for resource in group.resources()])
+    written = len(list(group.resources()))
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        disable=not progress,
+    ) as bar:
+        task = bar.add_task("patients", total=patients)
+        for batch in _batches(
+            generate_patients(group, patients, seed, today), PATIENTS_PER_TRANSACTION
+        ):
+            operations = [
+                _put(resource)
+                for record in batch
+                for resource in (record.patient, *record.resources)
+            ]
+            gate.write(SEED_CALLER, operations)
+            written += len(operations)
+            bar.advance(task, len(batch))
+    summary = SeedSummary(
+        group=group.name,
+        clinics=len(group.clinics),
+        staff=len(group.staff),
+        patients=patients,
+        resources=written,
+        seconds=0.0,
+    )
+    if staff_accounts:
+        _add_staff(services, group, summary)
+        if services.clients.get(DEMO_CLIENT_ID) is None:
+            services.admin.add_client(
+                SEED_CALLER.principal,
+                DEMO_CLIENT_ID,
+                "CareVault demo app",
+                confidential=False,
+                scopes=DEMO_CLIENT_SCOPES,
+                redirect_uris=DEMO_REDIRECT_URIS,
+            )
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _add_staff(services: Services, group: ClinicGroup, summary: SeedSummary) -> None:
+    password = "-".join(secrets.token_urlsafe(6) for _ in range(3))
+
+    def add(member: StaffMember) -> DemoLogin:
+        account, totp_secret = services.accounts.add(
+            member.username,
+            member.display_name,
+            Role(member.role),
+            list(member.clinic_ids),
+            password,
+            member.practitioner_id,
+        )
+        clinics = ", ".join(
+            clinic.name for clinic in group.clinics if clinic.id in member.clinic_ids
+        )
+        return DemoLogin(account.username, member.display_name, member.role, clinics, totp_secret)
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        summary.logins = list(pool.map(add, group.staff))
+    summary.password = password
+    lines = [
+        "# CareVault demo logins. Keep this file private; it signs in as every staff member.",
+        f"# password for every account: {password}",
+        "# username\trole\tTOTP secret\tname\tclinics",
+        *(
+            f"{login.username}\t{login.role}\t{login.totp_secret}\t{login.display_name}\t"
+            f"{login.clinics}"
+            for login in summary.logins
+        ),
+    ]
+    path = services.settings.home / LOGINS_FILE
+    write_private(path, ("\n".join(lines) + "\n").encode())
+    summary.logins_file = str(path.resolve())

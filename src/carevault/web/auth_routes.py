@@ -1,0 +1,274 @@
+"""Sign-in and tokens: SMART configuration, the authorize page, token and revocation."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.templating import Jinja2Templates
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import JSONResponse, RedirectResponse, Response
+
+from carevault.access.accounts import SignInFailed
+from carevault.access.oauth import OAuthError, Origin
+from carevault.web.fhir_routes import read_body
+from carevault.web.responses import NO_STORE
+from carevault.web.security import CallerDep, ServicesDep, client_address
+
+router = APIRouter()
+templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+
+_CSRF_COOKIE = "cv_csrf"
+_AUTHORIZE_FIELDS = (
+    "response_type",
+    "client_id",
+    "redirect_uri",
+    "scope",
+    "state",
+    "aud",
+    "code_challenge",
+    "code_challenge_method",
+)
+#: The login page must not be framed (clickjacking) nor cached.
+_PAGE_HEADERS = {
+    **NO_STORE,
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'"
+    ),
+    "Referrer-Policy": "no-referrer",
+}
+
+
+def _origin(request: Request) -> Origin:
+    return Origin(client_address(request), request.headers.get("user-agent"))
+
+
+def _base(request: Request, svc: Any) -> str:
+    configured: str | None = svc.settings.public_base_url
+    return configured or f"{request.url.scheme}://{request.url.netloc}"
+
+
+async def _form(request: Request, limit: int = 64 * 1024) -> dict[str, str]:
+    from urllib.parse import parse_qsl
+
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media != "application/x-www-form-urlencoded":
+        raise OAuthError("invalid_request", "send application/x-www-form-urlencoded")
+    text = (await read_body(request, limit)).decode("utf-8", "replace")
+    return dict(parse_qsl(text, keep_blank_values=True))
+
+
+def _oauth_error(error: OAuthError) -> JSONResponse:
+    headers = dict(NO_STORE)
+    if error.status == 401:
+        headers["WWW-Authenticate"] = 'Basic realm="carevault"'
+    return JSONResponse(
+        {"error": error.error, "error_description": error.description},
+        status_code=error.status if error.status in (400, 401) else 400,
+        headers=headers,
+    )
+
+
+@router.get("/.well-known/smart-configuration")
+@router.get("/fhir/.well-known/smart-configuration")
+async def smart_configuration(request: Request, svc: ServicesDep) -> JSONResponse:
+    base = _base(request, svc)
+    grants = ["authorization_code", "client_credentials", "refresh_token"]
+    if svc.settings.direct_grant:
+        grants.append("password")
+    return JSONResponse(
+        {
+            "issuer": base,
+            "authorization_endpoint": f"{base}/auth/authorize",
+            "token_endpoint": f"{base}/auth/token",
+            "revocation_endpoint": f"{base}/auth/revoke",
+            "token_endpoint_auth_methods_supported": [
+                "client_secret_basic",
+                "client_secret_post",
+                "none",
+            ],
+            "grant_types_supported": grants,
+            "scopes_supported": [
+                "openid",
+                "fhirUser",
+                "offline_access",
+                "online_access",
+                "user/*.cruds",
+                "system/*.cruds",
+            ],
+            "response_types_supported": ["code"],
+            "code_challenge_methods_supported": ["S256"],
+            "capabilities": [
+                "launch-standalone",
+                "client-public",
+                "client-confidential-symmetric",
+                "permission-v2",
+                "permission-v1",
+                "permission-user",
+                "permission-offline",
+            ],
+        }
+    )
+
+
+def _login_page(
+    request: Request,
+    params: dict[str, str],
+    client_name: str,
+    scope: str,
+    error: str | None = None,
+    status: int = 200,
+) -> Response:
+    csrf = secrets.token_urlsafe(24)
+    response = templates.TemplateResponse(
+        request,
+        "login.html",
+        {
+            "client_name": client_name,
+            "scope": scope,
+            "error": error,
+            "csrf": csrf,
+            "action": "/auth/authorize",
+            "hidden": [(name, params[name]) for name in _AUTHORIZE_FIELDS if name in params],
+        },
+        status_code=status,
+        headers=_PAGE_HEADERS,
+    )
+    response.set_cookie(
+        _CSRF_COOKIE,
+        csrf,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+        path="/auth",
+    )
+    return response
+
+
+def _refuse_page(request: Request, message: str) -> Response:
+    return templates.TemplateResponse(
+        request,
+        "authorize_error.html",
+        {"message": message},
+        status_code=400,
+        headers=_PAGE_HEADERS,
+    )
+
+
+@router.get("/auth/authorize")
+async def authorize_page(request: Request, svc: ServicesDep) -> Response:
+    params = dict(request.query_params)
+    try:
+        checked = await run_in_threadpool(
+            svc.oauth.check_authorize, params, _base(request, svc) + "/fhir"
+        )
+    except OAuthError as error:
+        if error.status == 302:
+            return RedirectResponse(svc.oauth.error_redirect(params, error), status_code=302)
+        return _refuse_page(request, error.description)
+    return _login_page(request, params, checked.client.name, checked.scope.text())
+
+
+@router.post("/auth/authorize")
+async def authorize_submit(request: Request, svc: ServicesDep) -> Response:
+    try:
+        form = await _form(request)
+    except OAuthError as error:
+        return _refuse_page(request, error.description)
+    cookie = request.cookies.get(_CSRF_COOKIE, "")
+    if not cookie or not secrets.compare_digest(cookie, form.get("csrf", "")):
+        return _refuse_page(request, "the sign-in form expired; start again from the app")
+    params = {name: form[name] for name in _AUTHORIZE_FIELDS if name in form}
+    try:
+        checked = await run_in_threadpool(
+            svc.oauth.check_authorize, params, _base(request, svc) + "/fhir"
+        )
+    except OAuthError as error:
+        if error.status == 302:
+            return RedirectResponse(svc.oauth.error_redirect(params, error), status_code=302)
+        return _refuse_page(request, error.description)
+    try:
+        target = await run_in_threadpool(
+            svc.oauth.approve,
+            checked,
+            form.get("username", ""),
+            form.get("password", ""),
+            form.get("totp", ""),
+            _origin(request),
+        )
+    except SignInFailed as failure:
+        return _login_page(
+            request,
+            params,
+            checked.client.name,
+            checked.scope.text(),
+            error=str(failure),
+            status=401,
+        )
+    return RedirectResponse(target, status_code=302, headers={"Cache-Control": "no-store"})
+
+
+@router.post("/auth/token")
+async def token(request: Request, svc: ServicesDep) -> Response:
+    try:
+        form = await _form(request)
+        body = await run_in_threadpool(
+            svc.oauth.token, form, request.headers.get("authorization"), _origin(request)
+        )
+    except OAuthError as error:
+        return _oauth_error(error)
+    return JSONResponse(body, headers=NO_STORE)
+
+
+@router.post("/auth/revoke")
+async def revoke(request: Request, svc: ServicesDep) -> Response:
+    try:
+        form = await _form(request)
+        await run_in_threadpool(
+            svc.oauth.revoke, form, request.headers.get("authorization"), _origin(request)
+        )
+    except OAuthError as error:
+        return _oauth_error(error)
+    return Response(status_code=200, headers=NO_STORE)
+
+
+@router.get("/auth/sessions")
+async def my_sessions(who: CallerDep, svc: ServicesDep) -> JSONResponse:
+    account_id = who.actor.account_id if who.actor else None
+    if account_id is None:
+        return JSONResponse({"sessions": []}, headers=NO_STORE)
+    sessions = await run_in_threadpool(svc.sessions.list_for, account_id)
+    return JSONResponse(
+        {
+            "sessions": [
+                {
+                    "id": item.session_id,
+                    "client_id": item.client_id,
+                    "created_us": item.created_us,
+                    "last_used_us": item.last_used_us,
+                    "expires_us": item.expires_us,
+                    "source_address": item.source_address,
+                    "user_agent": item.user_agent,
+                    "current": item.session_id == who.session_id,
+                }
+                for item in sessions
+            ]
+        },
+        headers=NO_STORE,
+    )
+
+
+@router.delete("/auth/sessions/{session_id}")
+async def end_session(session_id: str, who: CallerDep, svc: ServicesDep) -> Response:
+    account_id = who.actor.account_id if who.actor else None
+    mine = account_id is not None and any(
+        item.session_id == session_id
+        for item in await run_in_threadpool(svc.sessions.list_for, account_id)
+    )
+    if not mine:
+        return JSONResponse({"error": "no such session"}, status_code=404, headers=NO_STORE)
+    await run_in_threadpool(svc.sessions.revoke, session_id, "ended by its owner")
+    return Response(status_code=204, headers=NO_STORE)

@@ -1,0 +1,79 @@
+"""Who is calling: the bearer token on every FHIR request, checked in the gate's terms."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
+
+from carevault.access.control import Unauthenticated
+from carevault.bootstrap import Services
+from carevault.clock import to_micros
+from carevault.fhir.outcome import FhirError, Issue
+from carevault.gate import Caller
+from carevault.ledger.events import AuditEvent, Outcome, Tag
+
+#: Headers no response to a bad token should be without (RFC 6750 §3).
+_CHALLENGE = 'Bearer realm="carevault", error="invalid_token"'
+
+
+def services(request: Request) -> Services:
+    found: Services = request.app.state.services
+    return found
+
+
+ServicesDep = Annotated[Services, Depends(services)]
+
+
+def client_address(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+def _bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+def authenticate(svc: Services, request: Request) -> Caller:
+    source, agent = client_address(request), request.headers.get("user-agent")
+    try:
+        who = svc.access.authenticate(_bearer(request))
+    except Unauthenticated as refused:
+        svc.audit.record(
+            [
+                AuditEvent(
+                    tag=Tag.AUTH_TOKEN_REFUSED,
+                    outcome=Outcome.DENIED,
+                    at_us=to_micros(svc.clock()),
+                    principal=refused.principal,
+                    session_id=refused.session_id,
+                    source_address=source,
+                    user_agent=(agent or "")[:200] or None,
+                    reason=refused.reason,
+                    detail={"path": request.url.path[:200]},
+                )
+            ]
+        )
+        raise FhirError(
+            401,
+            [Issue("login", "a valid access token is required")],
+            {"WWW-Authenticate": _CHALLENGE},
+        ) from None
+    return Caller(
+        principal=who.actor.principal,
+        source_address=source,
+        user_agent=agent,
+        actor=who.actor,
+        session_id=who.session_id,
+        client_id=who.client_id,
+        scopes=who.scopes,
+    )
+
+
+async def caller(request: Request, svc: ServicesDep) -> Caller:
+    return await run_in_threadpool(authenticate, svc, request)
+
+
+CallerDep = Annotated[Caller, Depends(caller)]
