@@ -290,3 +290,37 @@ class LedgerStore:
             flat.extend(tiles.get((0, index), []))
         offset = start - first * TILE_WIDTH
         return flat[offset : offset + count]
+
+    def find(
+        self,
+        *,
+        subject: str | None = None,
+        actor: str | None = None,
+        since_us: int | None = None,
+        until_us: int | None = None,
+        after_seq: int = -1,
+        limit: int = 100,
+    ) -> list[tuple[int, bytes]]:
+        """Entries by their indexed copies of subject, actor and time, in ledger order.
+
+        The indexed columns are only a way in: callers read the fields from the entry
+        bytes, which are what the tree commits to (see ``matching``).
+        """
+        table = self.tables.entry
+        conditions = [table.c.ledger == self.name, table.c.seq > after_seq]
+        if subject is not None:
+            conditions.append(table.c.subject == subject)
+        if actor is not None:
+            conditions.append(table.c.actor == actor)
+        if since_us is not None:
+            conditions.append(table.c.at_us >= since_us)
+        if until_us is not None:
+            conditions.append(table.c.at_us < until_us)
+        with read_transaction(self.engine) as connection:
+            rows = connection.execute(
+                select(table.c.seq, table.c.entry)
+                .where(*conditions)
+                .order_by(table.c.seq)
+                .limit(limit)
+            ).all()
+        return [(int(row.seq), bytes(row.entry)) for row in rows]

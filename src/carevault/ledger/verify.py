@@ -141,7 +141,11 @@ def verify_ledger(
     for witness_key, view in witnesses:
         report.witnesses += 1
         if view is None:
-            problems.append(f"witness {witness_key.name} has seen no checkpoint of {store.name}")
+            if checkpoints:
+                problems.append(
+                    f"witness {witness_key.name} has seen none of the {len(checkpoints)} "
+                    f"checkpoints of {store.name}: it was never reached, or was replaced"
+                )
             continue
         if view.size > builder.size:
             problems.append(

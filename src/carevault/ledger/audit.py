@@ -1,0 +1,120 @@
+"""Reading the audit ledger: searches for the privacy officer, and a patient's access
+report in which every line carries its inclusion proof against a signed checkpoint."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from carevault.ledger.checkpoints import StoredCheckpoint
+from carevault.ledger.events import AuditEvent, Tag
+from carevault.ledger.service import Ledger
+from carevault.ledger.verifier import leaf_hash, verify_inclusion
+
+
+@dataclass(frozen=True)
+class AuditQuery:
+    patient_pseudonym: str | None = None
+    principal: str | None = None
+    since_us: int | None = None
+    until_us: int | None = None
+    tags: frozenset[str] = frozenset()
+    outcome: str | None = None
+    after_seq: int = -1
+    count: int = 50
+
+
+def matching(ledger: Ledger, query: AuditQuery) -> list[tuple[int, AuditEvent, bytes]]:
+    """Entries that match ``query``, checked against the entry bytes themselves."""
+    found: list[tuple[int, AuditEvent, bytes]] = []
+    after = query.after_seq
+    while len(found) < query.count:
+        batch = ledger.store.find(
+            subject=query.patient_pseudonym,
+            actor=query.principal,
+            since_us=query.since_us,
+            until_us=query.until_us,
+            after_seq=after,
+            limit=max(query.count * 2, 100),
+        )
+        if not batch:
+            break
+        for seq, data in batch:
+            event = AuditEvent.from_canonical(data)
+            if (
+                (query.patient_pseudonym and event.patient_pseudonym != query.patient_pseudonym)
+                or (query.principal and event.principal != query.principal)
+                or (query.tags and event.tag.value not in query.tags)
+                or (query.outcome and event.outcome.value != query.outcome)
+            ):
+                continue
+            found.append((seq, event, data))
+            if len(found) == query.count:
+                break
+        after = batch[-1][0]
+    return found
+
+
+#: What counts as an access to a patient's record in their access report.
+ACCESS_TAGS = frozenset(
+    tag.value
+    for tag in (
+        Tag.FHIR_READ,
+        Tag.FHIR_VREAD,
+        Tag.FHIR_SEARCH,
+        Tag.FHIR_HISTORY,
+        Tag.FHIR_EVERYTHING,
+        Tag.FHIR_CREATE,
+        Tag.FHIR_UPDATE,
+        Tag.FHIR_DELETE,
+        Tag.FHIR_EXPORT,
+        Tag.ACCESS_BREAK_GLASS,
+    )
+)
+
+
+def access_report(
+    ledger: Ledger,
+    pseudonym: str,
+    checkpoint: StoredCheckpoint,
+    describe: Callable[[AuditEvent], dict[str, Any]],
+    *,
+    limit: int = 10_000,
+) -> dict[str, Any]:
+    """Every access to one patient's record up to ``checkpoint``, each with its proof.
+
+    ``describe`` turns the principal into who it is (name, role, clinic) for the
+    reader; the proof lets anyone check the line is in the signed ledger.
+    """
+    query = AuditQuery(patient_pseudonym=pseudonym, tags=ACCESS_TAGS, count=limit)
+    lines: list[dict[str, Any]] = []
+    for seq, event, data in matching(ledger, query):
+        if seq >= checkpoint.size:
+            break
+        proof = ledger.store.inclusion_proof(seq, checkpoint.size)
+        verify_inclusion(leaf_hash(data), seq, checkpoint.size, proof, checkpoint.root)
+        lines.append(
+            {
+                "seq": seq,
+                "at_us": event.at_us,
+                "action": event.tag.value,
+                "outcome": event.outcome.value,
+                **describe(event),
+                "resource": (
+                    f"{event.resource_type}/{event.resource_id}" if event.resource_id else None
+                ),
+                "categories": list(event.categories),
+                "purpose": event.purpose,
+                "break_glass_reason": event.break_glass_reason,
+                "entry": base64.b64encode(data).decode(),
+                "proof": [base64.b64encode(item).decode() for item in proof],
+            }
+        )
+    return {
+        "patient_pseudonym": pseudonym,
+        "checkpoint": checkpoint.note,
+        "tree_size": checkpoint.size,
+        "accesses": lines,
+    }

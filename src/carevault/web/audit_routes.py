@@ -1,0 +1,323 @@
+"""The audit ledger over HTTP: signed checkpoints and proofs for anyone who checks the
+evidence, AuditEvent search and patient access reports for the privacy officer, and
+break-the-glass for clinicians."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import datetime
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Query, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import JSONResponse, Response
+
+from carevault.bootstrap import Services
+from carevault.clock import fhir_instant, from_micros, to_micros
+from carevault.domain.roles import CLINICIANS, BreakGlassReason, Role
+from carevault.fhir.outcome import FhirError, Issue
+from carevault.gate import Caller
+from carevault.ledger.audit import AuditQuery, access_report, matching
+from carevault.ledger.checkpoints import StoredCheckpoint
+from carevault.ledger.events import AuditEvent, Outcome, Tag
+from carevault.ledger.export import fhir_audit_event
+from carevault.ledger.service import Ledger
+from carevault.ledger.store import LedgerCorrupt
+from carevault.rest.bundles import dumps
+from carevault.rest.interactions import JSON, FhirResponse
+from carevault.web.fhir_routes import base_url, fhir_body
+from carevault.web.responses import NO_STORE, fhir_response
+from carevault.web.security import CallerDep, ServicesDep
+
+router = APIRouter()
+
+LedgerName = Annotated[str, Query(pattern="^(audit|unwrap)$")]
+
+
+def _ledger(svc: Services, name: str) -> Ledger:
+    return svc.audit_ledger if name == "audit" else svc.unwrap_ledger
+
+
+def _latest(ledger: Ledger) -> StoredCheckpoint:
+    """The latest checkpoint, made now if the ledger has grown past it."""
+    latest = ledger.checkpoints.latest()
+    if latest is None or latest.size < ledger.store.head()[0]:
+        latest = ledger.checkpoints.make("on-request")
+    return latest
+
+
+def _record(svc: Services, who: Caller, outcome: Outcome, reason: str, **detail: Any) -> None:
+    actor = who.actor
+    svc.audit.record(
+        [
+            AuditEvent(
+                tag=Tag.AUDIT_READ,
+                outcome=outcome,
+                at_us=svc.now_us(),
+                principal=who.principal,
+                role=str(actor.role) if actor else "system",
+                clinic_ids=tuple(sorted(actor.clinic_ids)) if actor else (),
+                session_id=who.session_id,
+                source_address=who.source_address,
+                reason=reason,
+                detail=detail,
+            )
+        ]
+    )
+
+
+def _require_privacy_officer(svc: Services, who: Caller, what: str) -> None:
+    if who.actor is not None and who.actor.role is not Role.PRIVACY_OFFICER:
+        _record(svc, who, Outcome.DENIED, f"{who.actor.role} may not read {what}")
+        raise FhirError(403, [Issue("forbidden", f"only a privacy officer may read {what}")])
+
+
+@router.get("/audit/checkpoint")
+async def checkpoint(svc: ServicesDep, ledger: LedgerName = "audit") -> Response:
+    """The latest signed checkpoint (C2SP signed note, with witness cosignatures)."""
+    found = await run_in_threadpool(_latest, _ledger(svc, ledger))
+    return Response(found.note, media_type="text/plain; charset=utf-8", headers=NO_STORE)
+
+
+@router.get("/audit/vkey")
+async def verifier_keys(svc: ServicesDep) -> JSONResponse:
+    """The keys that verify checkpoints and cosignatures, for offline verification."""
+    witnesses = [witness.verifier_key().render() for witness in svc.audit_ledger.witnesses]
+    return JSONResponse(
+        {
+            "audit": svc.audit_ledger.checkpoints.signer.vkey.render(),
+            "unwrap": svc.unwrap_ledger.checkpoints.signer.vkey.render(),
+            "witnesses": witnesses,
+        }
+    )
+
+
+@router.get("/audit/proof/consistency")
+async def consistency(
+    svc: ServicesDep,
+    old: Annotated[int, Query(ge=0)],
+    new: Annotated[int, Query(ge=0)],
+    ledger: LedgerName = "audit",
+) -> JSONResponse:
+    chosen = _ledger(svc, ledger)
+    size = chosen.store.head()[0]
+    if old > new or new > size:
+        raise FhirError(400, [Issue("invalid", f"need 0 <= old <= new <= {size}")])
+    proof = await run_in_threadpool(chosen.store.consistency_proof, old, new)
+    return JSONResponse(
+        {"old": old, "new": new, "proof": [base64.b64encode(item).decode() for item in proof]},
+        headers=NO_STORE,
+    )
+
+
+@router.get("/audit/proof/inclusion")
+async def inclusion(
+    svc: ServicesDep,
+    who: CallerDep,
+    seq: Annotated[int, Query(ge=0)],
+    ledger: LedgerName = "audit",
+) -> JSONResponse:
+    """An entry, its inclusion proof, and the signed checkpoint the proof leads to."""
+    _require_privacy_officer(svc, who, "ledger entries")
+    chosen = _ledger(svc, ledger)
+
+    def prove() -> dict[str, Any]:
+        latest = _latest(chosen)
+        if seq >= latest.size:
+            raise FhirError(404, [Issue("not-found", f"entry {seq} is not in the ledger")])
+        data = chosen.store.entry(seq)
+        if data is None:
+            raise LedgerCorrupt(f"entry {seq} is missing: run `carevault audit verify`")
+        proof = chosen.store.inclusion_proof(seq, latest.size)
+        _record(svc, who, Outcome.SUCCESS, "inclusion proof", seq=seq, ledger=ledger)
+        return {
+            "seq": seq,
+            "tree_size": latest.size,
+            "entry": base64.b64encode(data).decode(),
+            "proof": [base64.b64encode(item).decode() for item in proof],
+            "checkpoint": latest.note,
+        }
+
+    return JSONResponse(await run_in_threadpool(prove), headers=NO_STORE)
+
+
+def _instant_us(value: str, zone: ZoneInfo) -> int:
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise FhirError(
+            400, [Issue("invalid", "date must be an ISO 8601 date or instant")]
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=zone)
+    return to_micros(moment)
+
+
+@router.get("/fhir/AuditEvent")
+async def audit_events(request: Request, svc: ServicesDep, who: CallerDep) -> Response:
+    """AuditEvent search: patient, agent, date (ge/gt/le/lt), outcome, _count, _after."""
+    _require_privacy_officer(svc, who, "audit events")
+    zone = ZoneInfo(svc.settings.timezone)
+    query: dict[str, Any] = {"count": 50}
+    for name, value in request.query_params.multi_items():
+        if name == "patient":
+            pseudonyms = await run_in_threadpool(
+                svc.vault.patient_pseudonyms, [value.removeprefix("Patient/")]
+            )
+            query["patient_pseudonym"] = next(iter(pseudonyms.values()), "unknown-patient")
+        elif name == "agent":
+            query["principal"] = value
+        elif name == "date":
+            prefix, text = (
+                (value[:2], value[2:]) if value[:2] in ("ge", "gt", "le", "lt") else ("ge", value)
+            )
+            at = _instant_us(text, zone)
+            query["since_us" if prefix in ("ge", "gt") else "until_us"] = at
+        elif name == "outcome":
+            query["outcome"] = {"0": "success", "4": "denied", "8": "failed"}.get(value, value)
+        elif name == "_count":
+            if not value.isdigit() or not 1 <= int(value) <= 500:
+                raise FhirError(400, [Issue("invalid", "_count must be 1..500")])
+            query["count"] = int(value)
+        elif name == "_after":
+            if not value.isdigit():
+                raise FhirError(400, [Issue("invalid", "_after is an entry number")])
+            query["after_seq"] = int(value)
+        else:
+            raise FhirError(400, [Issue("not-supported", f"unknown search parameter {name}")])
+    found = await run_in_threadpool(matching, svc.audit_ledger, AuditQuery(**query))
+    await run_in_threadpool(
+        _record, svc, who, Outcome.SUCCESS, "AuditEvent search", returned=len(found)
+    )
+    base = base_url(request)
+    bundle: dict[str, Any] = {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "entry": [
+            {
+                "fullUrl": f"{base}/AuditEvent/audit-{seq}",
+                "resource": fhir_audit_event(seq, data),
+                "search": {"mode": "match"},
+            }
+            for seq, _, data in found
+        ],
+    }
+    if len(found) == query["count"]:
+        bundle["link"] = [
+            {
+                "relation": "next",
+                "url": f"{base}/AuditEvent?_after={found[-1][0]}&_count={query['count']}",
+            }
+        ]
+    return fhir_response(FhirResponse(200, dumps(bundle)))
+
+
+def describe_principal(svc: Services) -> Any:
+    def describe(event: AuditEvent) -> dict[str, Any]:
+        principal = event.principal or ""
+        who: dict[str, Any] = {
+            "who": principal,
+            "role": event.role,
+            "clinics": list(event.clinic_ids),
+        }
+        if principal.startswith("staff:"):
+            account = svc.accounts.find(principal.removeprefix("staff:"))
+            if account is not None:
+                who["name"] = account.display_name
+        return who
+
+    return describe
+
+
+@router.get("/audit/patients/{patient_id}/access-report")
+async def patient_access_report(patient_id: str, svc: ServicesDep, who: CallerDep) -> JSONResponse:
+    _require_privacy_officer(svc, who, "access reports")
+
+    def build() -> dict[str, Any]:
+        pseudonyms = svc.vault.patient_pseudonyms([patient_id])
+        if patient_id not in pseudonyms:
+            raise FhirError(404, [Issue("not-found", f"Patient/{patient_id} is not known")])
+        report = access_report(
+            svc.audit_ledger,
+            pseudonyms[patient_id],
+            _latest(svc.audit_ledger),
+            describe_principal(svc),
+        )
+        _record(svc, who, Outcome.SUCCESS, "patient access report", patient=pseudonyms[patient_id])
+        return {"patient": f"Patient/{patient_id}", **report}
+
+    return JSONResponse(await run_in_threadpool(build), headers=NO_STORE)
+
+
+@router.post("/fhir/Patient/{patient_id}/$break-glass")
+async def break_glass(
+    patient_id: str, request: Request, svc: ServicesDep, who: CallerDep
+) -> Response:
+    """A clinician without a care relationship opens one patient's record for a while,
+    stating a reason from the fixed list and in words; queued for privacy review."""
+    body = await fhir_body(request, 64 * 1024)
+    try:
+        parameters = json.loads(body)
+        values = {
+            item["name"]: item.get("valueCode") or item.get("valueString")
+            for item in parameters.get("parameter", [])
+        }
+    except (ValueError, TypeError, KeyError, AttributeError):
+        raise FhirError(400, [Issue("invalid", "send a Parameters resource")]) from None
+    reason, text = values.get("reason"), values.get("text")
+    if parameters.get("resourceType") != "Parameters" or not isinstance(reason, str):
+        raise FhirError(400, [Issue("invalid", "a Parameters resource with a reason code")])
+    if reason not in {item.value for item in BreakGlassReason}:
+        raise FhirError(
+            400,
+            [Issue("code-invalid", f"reason must be one of {[r.value for r in BreakGlassReason]}")],
+        )
+    if not isinstance(text, str) or len(text.strip()) < 10:
+        raise FhirError(400, [Issue("required", "explain in words (at least 10 characters)")])
+    actor = who.actor
+    if actor is None or actor.role not in CLINICIANS or not actor.account_id:
+        raise FhirError(403, [Issue("forbidden", "only a clinician may break the glass")])
+
+    def grant() -> dict[str, Any]:
+        pseudonyms = svc.vault.patient_pseudonyms([patient_id])
+        if patient_id not in pseudonyms:
+            raise FhirError(404, [Issue("not-found", f"Patient/{patient_id} is not known")])
+        granted = svc.break_glass.grant(
+            actor.account_id or "", pseudonyms[patient_id], reason, text
+        )
+        svc.audit.record(
+            [
+                AuditEvent(
+                    tag=Tag.ACCESS_BREAK_GLASS,
+                    outcome=Outcome.SUCCESS,
+                    at_us=svc.now_us(),
+                    principal=who.principal,
+                    role=str(actor.role),
+                    clinic_ids=tuple(sorted(actor.clinic_ids)),
+                    session_id=who.session_id,
+                    source_address=who.source_address,
+                    resource_type="Patient",
+                    resource_id=patient_id,
+                    patient_pseudonym=pseudonyms[patient_id],
+                    purpose="ETREAT",
+                    break_glass_reason=reason,
+                    reason=f"grant {granted.grant_id} until {granted.expires_us}",
+                )
+            ]
+        )
+        return {
+            "resourceType": "Parameters",
+            "parameter": [
+                {"name": "grant", "valueString": granted.grant_id},
+                {"name": "expires", "valueInstant": _fhir_instant(granted.expires_us)},
+            ],
+        }
+
+    result = await run_in_threadpool(grant)
+    return Response(dumps(result), media_type=JSON, headers=NO_STORE)
+
+
+def _fhir_instant(at_us: int) -> str:
+    return fhir_instant(from_micros(at_us))
