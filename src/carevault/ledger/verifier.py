@@ -203,7 +203,7 @@ class VerifierKey:
 
     @classmethod
     def parse(cls, vkey: str) -> VerifierKey:
-        parts = vkey.strip().split("+")
+        parts = vkey.strip().split("+", 2)
         if len(parts) != 3:
             raise VerificationError("a verifier key has the form name+keyid+key")
         name, hex_id, encoded = parts

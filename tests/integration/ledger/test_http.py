@@ -1,0 +1,185 @@
+"""The ledger's HTTP face: signed checkpoints and proofs that a third party checks with
+the standalone verifier alone; AuditEvent search and access reports for the privacy
+officer only; fail closed when the ledger cannot be written."""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from sqlalchemy import text
+
+from carevault.bootstrap import Services
+from carevault.domain.roles import Role
+from carevault.ledger.verifier import (
+    VerifierKey,
+    leaf_hash,
+    open_checkpoint,
+    verify_consistency,
+    verify_cosignature,
+    verify_inclusion,
+)
+from tests.integration.ledger.conftest import CLINIC, StaffToken, bearer
+from tests.support.client import FhirTestClient
+
+VERIFIER = Path(__file__).parents[3] / "src" / "carevault" / "ledger" / "verifier.py"
+
+
+def patient(web: FhirTestClient, token: str, family: str) -> str:
+    response = web.post_json(
+        "/fhir/Patient",
+        {
+            "resourceType": "Patient",
+            "name": [{"family": family, "given": ["Mei"]}],
+            "managingOrganization": {"reference": f"Organization/{CLINIC}"},
+        },
+        **bearer(token),
+    )
+    assert response.status_code == 201, response.text
+    patient_id: str = response.json()["id"]
+    return patient_id
+
+
+def standalone(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """The verifier copied out of the project and run with nothing of CareVault's."""
+    copy = tmp_path / "verifier.py"
+    shutil.copy(VERIFIER, copy)
+    return subprocess.run(
+        [sys.executable, "-I", str(copy), *args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_evidence_verifies_offline_with_the_standalone_verifier(
+    web: FhirTestClient, staff_token: StaffToken, tmp_path: Path
+) -> None:
+    desk, officer = staff_token(Role.FRONT_DESK), staff_token(Role.PRIVACY_OFFICER)
+    someone = patient(web, desk, "Chan")
+    keys = web.get("/audit/vkey").json()
+    vkey = VerifierKey.parse(keys["audit"])
+    first = web.get("/audit/checkpoint").text
+    old = open_checkpoint(first, vkey)
+    assert verify_cosignature(first, VerifierKey.parse(keys["witnesses"][0])) > 0
+
+    assert web.get(f"/fhir/Patient/{someone}", headers=bearer(desk)).status_code == 200
+    proof = web.get("/audit/proof/inclusion?seq=" + str(old.size), headers=bearer(officer)).json()
+    new = open_checkpoint(proof["checkpoint"], vkey)
+    entry = base64.b64decode(proof["entry"])
+    hashes = [base64.b64decode(item) for item in proof["proof"]]
+    verify_inclusion(leaf_hash(entry), proof["seq"], new.size, hashes, new.root)
+    assert json.loads(entry)["resource_id"] == someone
+
+    (tmp_path / "cp.txt").write_text(proof["checkpoint"])
+    (tmp_path / "entry.json").write_bytes(entry)
+    (tmp_path / "proof.txt").write_text("\n".join(proof["proof"]) + "\n")
+    checked = standalone(
+        tmp_path,
+        "inclusion",
+        "--vkey", keys["audit"],
+        "--checkpoint", "cp.txt",
+        "--index", str(proof["seq"]),
+        "--entry", "entry.json",
+        "--proof", "proof.txt",
+    )  # fmt: skip
+    assert checked.returncode == 0, checked.stderr
+    (tmp_path / "entry.json").write_bytes(entry.replace(b"success", b"denied!"))
+    assert standalone(
+        tmp_path,
+        "inclusion",
+        "--vkey", keys["audit"],
+        "--checkpoint", "cp.txt",
+        "--index", str(proof["seq"]),
+        "--entry", "entry.json",
+        "--proof", "proof.txt",
+    ).returncode == 1  # fmt: skip
+
+    consistency = web.get(f"/audit/proof/consistency?old={old.size}&new={new.size}").json()
+    hashes = [base64.b64decode(item) for item in consistency["proof"]]
+    verify_consistency(old.size, new.size, hashes, old.root, new.root)
+    (tmp_path / "old.txt").write_text(first)
+    (tmp_path / "consistency.txt").write_text("\n".join(consistency["proof"]) + "\n")
+    checked = standalone(
+        tmp_path,
+        "consistency",
+        "--vkey", keys["audit"],
+        "--old", "old.txt",
+        "--new", "cp.txt",
+        "--proof", "consistency.txt",
+        "--witness", keys["witnesses"][0],
+    )  # fmt: skip
+    assert checked.returncode == 0, checked.stderr
+
+
+def test_only_the_privacy_officer_reads_the_audit_trail(
+    web: FhirTestClient, staff_token: StaffToken, services: Services
+) -> None:
+    desk, doctor, officer = (
+        staff_token(Role.FRONT_DESK),
+        staff_token(Role.PHYSICIAN),
+        staff_token(Role.PRIVACY_OFFICER),
+    )
+    someone = patient(web, desk, "Wong")
+    web.get(f"/fhir/Patient/{someone}", headers=bearer(desk))
+    for path in (
+        "/fhir/AuditEvent",
+        f"/audit/patients/{someone}/access-report",
+        "/audit/proof/inclusion?seq=0",
+    ):
+        refused = web.get(path, headers=bearer(doctor))
+        assert refused.status_code == 403
+    assert web.get("/fhir/AuditEvent").status_code == 401
+
+    found = web.get(f"/fhir/AuditEvent?patient={someone}", headers=bearer(officer))
+    assert found.status_code == 200
+    events = [entry["resource"] for entry in found.json()["entry"]]
+    assert {event["subtype"][0]["code"] for event in events} >= {
+        "fhir:resource:create",
+        "fhir:resource:read",
+    }
+    assert all(
+        event["agent"][0]["who"]["identifier"]["value"].startswith("staff:") for event in events
+    )
+
+    denials = web.get("/fhir/AuditEvent?outcome=4&_count=100", headers=bearer(officer)).json()
+    reasons = [entry["resource"].get("outcomeDesc", "") for entry in denials["entry"]]
+    assert sum("may not read" in reason for reason in reasons) == 3
+
+    report = web.get(f"/audit/patients/{someone}/access-report", headers=bearer(officer)).json()
+    root = open_checkpoint(report["checkpoint"], services.audit_ledger.checkpoints.signer.vkey).root
+    assert [line["action"] for line in report["accesses"]] == [
+        "fhir:resource:create",
+        "fhir:resource:read",
+    ]
+    for line in report["accesses"]:
+        assert line["role"] == "front_desk" and line["name"] == "Test front_desk"
+        verify_inclusion(
+            leaf_hash(base64.b64decode(line["entry"])),
+            line["seq"],
+            report["tree_size"],
+            [base64.b64decode(item) for item in line["proof"]],
+            root,
+        )
+
+
+def test_no_data_leaves_when_the_ledger_cannot_be_written(
+    web: FhirTestClient, staff_token: StaffToken, services: Services
+) -> None:
+    desk = staff_token(Role.FRONT_DESK)
+    someone = patient(web, desk, "Failclosed")
+    with services.engine.begin() as connection:
+        connection.execute(text("DROP TABLE audit_entry"))
+    response = web.get(f"/fhir/Patient/{someone}", headers=bearer(desk))
+    assert response.status_code == 503
+    assert response.json()["resourceType"] == "OperationOutcome"
+    assert "Failclosed" not in response.text
+    created = web.post_json(
+        "/fhir/Patient", {"resourceType": "Patient", "name": [{"family": "Never"}]}, **bearer(desk)
+    )
+    assert created.status_code == 503
