@@ -20,6 +20,8 @@ from carevault.access.sessions import Sessions
 from carevault.access.tokens import TokenSigner
 from carevault.clock import Clock, to_micros, utc_now
 from carevault.config import Settings
+from carevault.containment.service import ContainmentService
+from carevault.containment.state import ContainmentStore
 from carevault.db import make_engine
 from carevault.gate import CareSettings, Gate
 from carevault.keys.cache import DataKeyCache
@@ -60,6 +62,8 @@ class Services:
     admin: Administration
     gate: Gate
     fhir: FhirInteractions
+    containment: ContainmentStore
+    contain: ContainmentService
     schedule: CheckpointSchedule | None = None
     _closed: bool = field(default=False, repr=False)
 
@@ -208,13 +212,21 @@ def build_services(
         direct_grant=settings.direct_grant,
         clock=clock,
     )
+    containment = ContainmentStore(engine, now_us, settings.containment_refresh_seconds)
+    if keys is not None:
+        keys.locked = lambda: containment.current().key_lockdown
     gate = Gate(
         vault,
         audit_ledger.writer,
         access,
         CareSettings(zone, settings.care_days_before, settings.care_days_after),
         candidate_limit=settings.sort_candidate_limit,
+        containment=containment,
+        offline_types=frozenset(
+            name.strip() for name in settings.phi_offline_types.split(",") if name.strip()
+        ),
     )
+    admin = Administration(accounts, clients, sessions, audit_ledger.writer, clock)
     fhir = FhirInteractions(
         gate,
         SearchSettings(
@@ -239,7 +251,9 @@ def build_services(
         break_glass=break_glass,
         access=access,
         oauth=oauth,
-        admin=Administration(accounts, clients, sessions, audit_ledger.writer, clock),
+        admin=admin,
         gate=gate,
         fhir=fhir,
+        containment=containment,
+        contain=ContainmentService(containment, accounts, admin, break_glass, audit_ledger),
     )

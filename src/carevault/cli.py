@@ -17,11 +17,14 @@ from carevault.access.breakglass import BreakGlassError
 from carevault.access.clients import ClientError
 from carevault.access.passwords import WeakPassword
 from carevault.config import Settings, UnsafeConfiguration, load_settings
+from carevault.containment.service import ContainmentRefused
+from carevault.containment.state import Mode
 from carevault.domain.roles import Role
 from carevault.keys.provider import KeyProviderUnavailable
 
 if TYPE_CHECKING:
     from carevault.bootstrap import Services
+    from carevault.containment.service import Officer
     from carevault.ledger.service import Ledger
 
 app = typer.Typer(
@@ -173,7 +176,14 @@ def _services(home: Path | None) -> Iterator[Services]:
         raise typer.Exit(2) from None
     try:
         yield services
-    except (AccountError, ClientError, WeakPassword, BreakGlassError) as error:
+    except (
+        AccountError,
+        ClientError,
+        WeakPassword,
+        BreakGlassError,
+        ContainmentRefused,
+        ValueError,
+    ) as error:
         typer.secho(str(error), fg=typer.colors.RED, err=True)
         raise typer.Exit(1) from None
     finally:
@@ -518,6 +528,102 @@ def glass_review(
             ]
         )
     typer.echo(f"grant {grant_id} reviewed: {outcome}")
+
+
+# --- containment and status ------------------------------------------------------------------
+
+contain_app = typer.Typer(help="Containment: graded switches for an incident (privacy officer).")
+app.add_typer(contain_app, name="contain")
+
+OfficerOption = Annotated[str, typer.Option("--officer", help="Your privacy-officer username.")]
+TotpOption = Annotated[
+    str | None, typer.Option("--totp", help="A fresh TOTP code (prompted if not given).")
+]
+
+
+def _officer(username: str, code: str | None) -> Officer:
+    from carevault.containment.service import Officer
+
+    fresh: str = code or typer.prompt("TOTP code", hide_input=True)
+    return Officer(username, fresh, "cli")
+
+
+@contain_app.command("start")
+def contain_start(
+    mode: Annotated[Mode, typer.Argument(help="The containment mode.")],
+    reason: Annotated[str, typer.Option(help="Why (recorded in the ledger).")],
+    officer: OfficerOption,
+    target: Annotated[
+        str | None,
+        typer.Option(help="Clinic id, address range, username or client id, as the mode needs."),
+    ] = None,
+    totp: TotpOption = None,
+    home: HomeOption = None,
+) -> None:
+    """Start a containment mode; it takes effect in every server process within a second."""
+    with _services(home) as services:
+        started = services.contain.start(_officer(officer, totp), mode, target, reason)
+    suffix = f" on {started.target}" if started.target else ""
+    typer.echo(f"containment #{started.containment_id}: {started.mode}{suffix} is ON")
+
+
+@contain_app.command("release")
+def contain_release(
+    containment_id: int,
+    reason: Annotated[str, typer.Option(help="Why (recorded in the ledger).")],
+    officer: OfficerOption,
+    totp: TotpOption = None,
+    home: HomeOption = None,
+) -> None:
+    """Release a containment mode."""
+    with _services(home) as services:
+        released = services.contain.release(_officer(officer, totp), containment_id, reason)
+    typer.echo(f"containment #{released.containment_id}: {released.mode} released")
+
+
+@contain_app.command("approve")
+def contain_approve(
+    grant_id: str, officer: OfficerOption, totp: TotpOption = None, home: HomeOption = None
+) -> None:
+    """Approve a clinician's emergency access request while patient data is offline."""
+    with _services(home) as services:
+        grant = services.contain.approve_emergency(_officer(officer, totp), grant_id)
+    typer.echo(f"emergency access {grant.grant_id} approved")
+
+
+@app.command()
+def status(home: HomeOption = None) -> None:
+    """Active containment, break-the-glass review queue, emergency requests, ledgers."""
+    with _services(home) as services:
+        state = services.containment.refresh()
+        typer.echo("Containment:")
+        if not state.active:
+            typer.echo("  none active")
+        for item in state.active:
+            suffix = f" {item.target}" if item.target else ""
+            typer.echo(
+                f"  #{item.containment_id} {item.mode}{suffix} since {_when(item.started_us)}"
+                f" by {item.started_by}: {item.reason}"
+            )
+        pending = services.break_glass.pending()
+        typer.echo(f"Emergency access requests awaiting approval: {len(pending)}")
+        for grant in pending:
+            typer.echo(f"  {grant.grant_id} {grant.reason} (account {grant.account_id})")
+        queue = services.break_glass.queue()
+        typer.echo(f"Break-the-glass grants awaiting review: {len(queue)}")
+        for grant in queue:
+            typer.echo(f"  {grant.grant_id} {grant.reason} at {_when(grant.granted_us)}")
+        for ledger in services.ledgers():
+            size, _ = ledger.store.head()
+            latest = ledger.checkpoints.latest()
+            signed = f"last checkpoint at size {latest.size}" if latest else "no checkpoint yet"
+            typer.echo(f"Ledger {ledger.store.name}: {size:,} entries, {signed}")
+
+
+def _when(at_us: int) -> str:
+    from carevault.clock import fhir_instant, from_micros
+
+    return fhir_instant(from_micros(at_us))
 
 
 def main() -> None:

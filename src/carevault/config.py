@@ -118,6 +118,15 @@ class Settings(BaseSettings):
         default=None, description="The HTTP witness's verifier key (name+id+key)."
     )
 
+    # Containment
+    phi_offline_types: str = Field(
+        default="Appointment,Schedule,Slot,Location,Practitioner,PractitionerRole,Organization",
+        description="Resource types still served while patient data is offline (scheduling).",
+    )
+    containment_refresh_seconds: float = Field(
+        default=0.5, gt=0, le=1.0, description="How often each process re-reads containment."
+    )
+
     #: Only a benchmark may turn encryption off, to measure the unencrypted baseline.
     encryption: bool = True
 

@@ -23,6 +23,7 @@ from carevault.access.care import derive
 from carevault.access.control import AccessControl
 from carevault.access.scopes import Interaction, Scopes
 from carevault.clock import to_micros
+from carevault.containment.state import ContainmentActive, ContainmentState, ContainmentStore
 from carevault.domain.categories import DataCategory
 from carevault.domain.policy import Actor, Decision, Target, decide
 from carevault.domain.roles import Right
@@ -44,6 +45,27 @@ from carevault.vault.store import Vault
 from carevault.vault.writer import Delete, Operation, Put, apply_writes
 
 _ALL = frozenset(DataCategory)
+_NO_CONTAINMENT = ContainmentState()
+
+#: What stays available while patient data is offline, so clinics can keep booking.
+SCHEDULING_TYPES = frozenset(
+    {
+        "Appointment",
+        "Schedule",
+        "Slot",
+        "Location",
+        "Practitioner",
+        "PractitionerRole",
+        "Organization",
+    }
+)
+OPEN_APPOINTMENT = ("proposed", "pending", "booked", "arrived", "checked-in", "waitlist")
+PHI_OFFLINE = (
+    "patient data is offline for security reasons; scheduling remains available. "
+    "Ask the privacy officer for emergency access."
+)
+PHI_OFFLINE_NAME_ONLY = "patient data offline: name only, for the day's appointments"
+CLINIC_LOCKED = "this clinic's patient data is locked for security reasons"
 
 
 class AccessDenied(Exception):
@@ -94,12 +116,64 @@ class Gate:
         care: CareSettings,
         *,
         candidate_limit: int,
+        containment: ContainmentStore | None = None,
+        offline_types: frozenset[str] = SCHEDULING_TYPES,
     ) -> None:
         self.vault = vault
         self.audit = audit
         self.access = access
         self.care = care
         self.candidate_limit = candidate_limit
+        self.containment = containment
+        self.offline_types = offline_types
+
+    # --- containment -----------------------------------------------------------------------
+
+    def _state(self) -> ContainmentState:
+        return self.containment.current() if self.containment else _NO_CONTAINMENT
+
+    def _contain_read(self, caller: Caller, rt: ResourceType, head: Head) -> Decision | None:
+        """Refuse (503) what an active mode takes offline; a Decision when PHI-offline
+        leaves only a patient's name for the day's appointments."""
+        state = self._state()
+        if not state.active or head.patient_pseudonym is None:
+            return None
+        locked = state.locked_clinics
+        if locked and self.access is not None and self.access.clinics_of(head) & locked:
+            raise ContainmentActive(CLINIC_LOCKED)
+        if not state.phi_offline or rt.name in self.offline_types:
+            return None
+        actor = caller.actor
+        if (
+            actor is not None
+            and actor.account_id
+            and self.access is not None
+            and self.access.break_glass.emergency_active(
+                actor.account_id, head.patient_pseudonym, self.access.now_us()
+            )
+        ):
+            return None
+        if rt.is_patient and self.vault.has_head(
+            "Appointment", head.patient_pseudonym, OPEN_APPOINTMENT
+        ):
+            shown = frozenset({DataCategory.IDENTITY})
+            return Decision(True, shown, possible_categories(rt) - shown, PHI_OFFLINE_NAME_ONLY)
+        raise ContainmentActive(PHI_OFFLINE)
+
+    def _contain_search(self, rt: ResourceType) -> None:
+        state = self._state()
+        if state.phi_offline and rt.is_patient_data and rt.name not in self.offline_types:
+            raise ContainmentActive(PHI_OFFLINE)
+
+    def _contain_write(self, operations: Sequence[Operation]) -> None:
+        state = self._state()
+        if state.read_only:
+            raise ContainmentActive("read-only mode is on: no changes are accepted for now")
+        if state.phi_offline and any(
+            op.resource_type.is_patient_data and op.resource_type.name not in self.offline_types
+            for op in operations
+        ):
+            raise ContainmentActive(PHI_OFFLINE)
 
     # --- audit -----------------------------------------------------------------------------
 
@@ -152,7 +226,7 @@ class Gate:
             yield attempt
         except AuditUnavailable:
             raise
-        except AccessDenied as error:
+        except (AccessDenied, ContainmentActive) as error:
             self.audit.record([self._event(attempt, Outcome.DENIED, reason=str(error))])
             raise
         except Exception as error:
@@ -174,6 +248,9 @@ class Gate:
 
     def _decide_read(self, caller: Caller, rt: ResourceType, head: Head) -> Decision:
         """Which categories of ``head`` the caller may read; AccessDenied if not its main one."""
+        contained = self._contain_read(caller, rt, head)
+        if contained is not None:
+            return contained
         if caller.actor is None:
             return Decision(True, _ALL, frozenset(), "system")
         decision = decide(
@@ -268,6 +345,7 @@ class Gate:
         rt = query.resource_type
         with self._attempt(caller, Tag.FHIR_SEARCH, rt.name) as attempt:
             self._scope(caller, rt, Interaction.SEARCH)
+            self._contain_search(rt)
             attempt.detail["params"] = sorted({name for name, _ in query.applied})
             restrict, keep = self._reach(caller, rt)
             found, total = find(
@@ -391,6 +469,7 @@ class Gate:
         )
         first = operations[0] if operations else None
         with self._attempt(caller, tag, first.resource_type.name if first else None) as attempt:
+            self._contain_write(operations)
             prepared: list[Operation] = []
             currents: dict[int, dict[str, Any]] = {}
             for operation in operations:
@@ -427,6 +506,13 @@ class Gate:
                 if not decision.allowed:
                     raise AccessDenied(decision.reason)
                 decisions[id(operation)] = decision
+                locked = self._state().locked_clinics
+                if (
+                    locked
+                    and self.access is not None
+                    and self.access.clinics_of(head, connection) & locked
+                ):
+                    raise ContainmentActive(CLINIC_LOCKED)
 
             def after_write(connection: Connection, result: WriteResult) -> None:
                 self._derive_care(connection, result)

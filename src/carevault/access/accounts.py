@@ -300,3 +300,37 @@ class StaffAccounts:
                 .where(staff_account.c.account_id == account_id)
                 .values(**values)
             )
+
+    def confirm_totp(self, username: str, code: str) -> Account:
+        """Step-up check for a sensitive action by a signed-in user: a fresh TOTP code
+        (valid now, never used before) for an active account; ``SignInFailed`` otherwise."""
+        now_us = to_micros(self.clock())
+        with read_transaction(self.engine) as connection:
+            row = connection.execute(
+                select(staff_account).where(staff_account.c.username == username.strip().casefold())
+            ).first()
+        if row is None:
+            raise SignInFailed("unknown username")
+        account = _account(row)
+        if account.suspended or row.locked_until_us > now_us:
+            raise SignInFailed("account suspended or locked", account.account_id)
+        step = None
+        if row.totp_sealed is not None:
+            secret = self._open_secret(account.account_id, row.totp_sealed)
+            step = totp.verify(secret, code, last_step=row.totp_last_step, now=now_us / 1e6)
+        if step is None:
+            self._failed(account.account_id, now_us)
+            raise SignInFailed("wrong or replayed TOTP code", account.account_id)
+        with write_transaction(self.engine) as connection:
+            claimed = connection.execute(
+                update(staff_account)
+                .where(
+                    staff_account.c.account_id == account.account_id,
+                    (staff_account.c.totp_last_step.is_(None))
+                    | (staff_account.c.totp_last_step < step),
+                )
+                .values(totp_last_step=step)
+            ).rowcount
+        if claimed != 1:
+            raise SignInFailed("TOTP code replayed", account.account_id)
+        return account

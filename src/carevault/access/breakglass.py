@@ -33,6 +33,8 @@ class Grant:
     expires_us: int
     reviewed: bool
     review_outcome: str | None
+    emergency: bool = False
+    approved: bool = False
 
 
 def _grant(row: object) -> Grant:
@@ -46,6 +48,8 @@ def _grant(row: object) -> Grant:
         expires_us=m["expires_us"],
         reviewed=m["reviewed_us"] is not None,
         review_outcome=m["review_outcome"],
+        emergency=bool(m["emergency"]),
+        approved=m["approved_us"] is not None,
     )
 
 
@@ -71,7 +75,11 @@ class BreakGlass:
             BREAK_GLASS_KEY_ID, "audit", principal="system:access", purpose=purpose
         )
 
-    def grant(self, account_id: str, pseudonym: str, reason: str, text: str) -> Grant:
+    def grant(
+        self, account_id: str, pseudonym: str, reason: str, text: str, *, emergency: bool = False
+    ) -> Grant:
+        """Open one patient's record to a clinician for a while; an ``emergency`` grant
+        (asked while patient data is offline) waits for a privacy officer's approval."""
         try:
             code = BreakGlassReason(reason)
         except ValueError:
@@ -98,6 +106,9 @@ class BreakGlass:
                     reviewed_us=None,
                     reviewed_by=None,
                     review_outcome=None,
+                    emergency=emergency,
+                    approved_by=None,
+                    approved_us=None,
                 )
             )
         return self.get(grant_id)
@@ -128,6 +139,7 @@ class BreakGlass:
             (break_glass.c.account_id == account_id)
             & (break_glass.c.granted_us <= now_us)
             & (break_glass.c.expires_us > now_us)
+            & (break_glass.c.emergency.is_(False) | break_glass.c.approved_us.is_not(None))
         )
 
     def active(self, account_id: str, pseudonym: str, now_us: int) -> Grant | None:
@@ -171,3 +183,46 @@ class BreakGlass:
         if changed != 1:
             raise BreakGlassError(f"grant {grant_id} does not exist or was already reviewed")
         return self.get(grant_id)
+
+    def approve(self, grant_id: str, approver_id: str) -> Grant:
+        """A privacy officer approves an emergency grant; it runs from now."""
+        grant = self.get(grant_id)
+        if not grant.emergency or grant.approved:
+            raise BreakGlassError(f"grant {grant_id} is not an emergency request awaiting approval")
+        if grant.account_id == approver_id:
+            raise BreakGlassError("a grant must be approved by someone other than the requester")
+        now_us = to_micros(self.clock())
+        with write_transaction(self.engine) as connection:
+            connection.execute(
+                update(break_glass)
+                .where(break_glass.c.grant_id == grant_id, break_glass.c.approved_us.is_(None))
+                .values(
+                    approved_by=approver_id,
+                    approved_us=now_us,
+                    granted_us=now_us,
+                    expires_us=now_us + self.minutes * 60_000_000,
+                )
+            )
+        return self.get(grant_id)
+
+    def emergency_active(self, account_id: str, pseudonym: str, now_us: int) -> bool:
+        """An approved emergency grant lets this account past PHI-offline for this patient."""
+        with read_transaction(self.engine) as connection:
+            found = connection.execute(
+                select(break_glass.c.grant_id).where(
+                    self._active(account_id, now_us),
+                    break_glass.c.patient_pseudonym == pseudonym,
+                    break_glass.c.emergency.is_(True),
+                )
+            ).first()
+        return found is not None
+
+    def pending(self) -> list[Grant]:
+        """Emergency requests awaiting approval, oldest first."""
+        with read_transaction(self.engine) as connection:
+            rows = connection.execute(
+                select(break_glass)
+                .where(break_glass.c.emergency.is_(True), break_glass.c.approved_us.is_(None))
+                .order_by(break_glass.c.granted_us)
+            ).all()
+        return [_grant(row) for row in rows]

@@ -111,6 +111,13 @@ class AccessControl:
         )
         return Target(pseudonym, frozenset(clinics), care_relationship=care, break_glass=glass)
 
+    def clinics_of(self, head: Head, connection: Connection | None = None) -> frozenset[str]:
+        """The clinics a record belongs to: its own and its patient's home clinic."""
+        clinics = {head.clinic_id} if head.clinic_id else set()
+        if head.patient_pseudonym is not None:
+            clinics |= self._home_clinics(head.patient_pseudonym, connection)
+        return frozenset(clinics)
+
     def _home_clinics(self, pseudonym: str, connection: Connection | None) -> set[str]:
         statement = select(resource_head.c.clinic_id).where(
             resource_head.c.patient_pseudonym == pseudonym,

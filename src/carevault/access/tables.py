@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     Index,
     Integer,
@@ -104,6 +105,11 @@ break_glass = Table(
     Column("reviewed_us", BigInteger, nullable=True),
     Column("reviewed_by", String(40), nullable=True),
     Column("review_outcome", String(32), nullable=True),
+    # Emergency access while patient data is offline: active only once a privacy
+    # officer (not the requester) approves it.
+    Column("emergency", Boolean, nullable=False, default=False),
+    Column("approved_by", String(40), nullable=True),
+    Column("approved_us", BigInteger, nullable=True),
 )
 
 #: Derived from Encounters, Appointments and CareTeams when they are written: who

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import secrets
 import threading
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -21,7 +21,7 @@ from sqlalchemy import Engine, delete, insert, select, update
 from carevault.clock import Clock, to_micros, utc_now
 from carevault.db import read_transaction, write_transaction
 from carevault.keys.cache import DataKeyCache
-from carevault.keys.provider import KeyProvider, WrappedKey
+from carevault.keys.provider import KeyProvider, KeyProviderUnavailable, WrappedKey
 from carevault.keys.tables import data_key
 
 DATA_KEY_BYTES = 32
@@ -37,6 +37,10 @@ class DataKeyError(RuntimeError):
 
 class DataKeyShredded(DataKeyError):
     """The data key was destroyed on an erasure request: its records are unreadable for good."""
+
+
+class KeyLockdown(KeyProviderUnavailable):
+    """Key lockdown is on: no data key is unwrapped or created for anyone."""
 
 
 class UnwrapLogUnavailable(DataKeyError):
@@ -73,9 +77,17 @@ class KeyService:
         self._recorder = recorder
         self._clock = clock
         self._create_lock = threading.Lock()
+        #: Set by the composition root to the containment state's key-lockdown switch.
+        self.locked: Callable[[], bool] = lambda: False
+
+    def _check_lockdown(self) -> None:
+        if self.locked():
+            self._cache.clear()
+            raise KeyLockdown("key lockdown is on: no data key is released")
 
     def create_data_key(self, key_id: str, kind: str) -> bytes:
         """Generate a data key, wrap it, and store it; the caller already holds it."""
+        self._check_lockdown()
         key = secrets.token_bytes(DATA_KEY_BYTES)
         wrapped = self.provider.wrap(key_id, key)
         with write_transaction(self.engine) as connection:
@@ -114,6 +126,7 @@ class KeyService:
         self, key_ids: Collection[str], *, principal: str, purpose: str
     ) -> dict[str, bytes]:
         """Unwrapped keys for ``key_ids``; misses are unwrapped and logged in one write."""
+        self._check_lockdown()
         keys: dict[str, bytes] = {}
         missing: list[str] = []
         for key_id in set(key_ids):

@@ -44,6 +44,15 @@ class Tag(StrEnum):
     ADMIN_CLIENT_REVOKED = "admin:client:revoked"
     ADMIN_SEED = "admin:data:seeded"
     KEY_UNWRAP = "keys:data-key:unwrapped"
+    CONTAIN_STARTED = "containment:mode:started"
+    CONTAIN_RELEASED = "containment:mode:released"
+    CONTAIN_REFUSED = "containment:mode:refused"
+    CONTAIN_BLOCKED = "containment:address:blocked"
+    EMERGENCY_REQUESTED = "containment:emergency-access:requested"
+    EMERGENCY_APPROVED = "containment:emergency-access:approved"
+    KEY_ROTATED = "keys:kek:rotated"
+    KEY_VERSION_DESTROYED = "keys:kek:destroyed"
+    PATIENT_ERASED = "keys:data-key:shredded"
 
 
 class Outcome(StrEnum):

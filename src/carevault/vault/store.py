@@ -159,6 +159,21 @@ class Vault:
             ).all()
         return [Sealed(_version_head(current.head, row), row.key_id, row.sealed) for row in rows]
 
+    def has_head(self, resource_type: str, pseudonym: str, statuses: Sequence[str]) -> bool:
+        """Whether the patient has a live ``resource_type`` with one of ``statuses``."""
+        with read_transaction(self.engine) as connection:
+            found = connection.execute(
+                select(resource_head.c.row_id)
+                .where(
+                    resource_head.c.resource_type == resource_type,
+                    resource_head.c.patient_pseudonym == pseudonym,
+                    resource_head.c.status.in_(list(statuses)),
+                    resource_head.c.deleted.is_(False),
+                )
+                .limit(1)
+            ).first()
+        return found is not None
+
     def patient_pseudonyms(self, patient_ids: Sequence[str]) -> dict[str, str]:
         """Pseudonym of each live Patient among ``patient_ids``."""
         with read_transaction(self.engine) as connection:

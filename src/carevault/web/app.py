@@ -14,7 +14,7 @@ from carevault import __version__
 from carevault.bootstrap import Services, build_services
 from carevault.config import Settings
 from carevault.fhir.outcome import FhirError
-from carevault.web import audit_routes, auth_routes, fhir_routes
+from carevault.web import admin_routes, audit_routes, auth_routes, fhir_routes
 from carevault.web.responses import (
     on_fhir_error,
     on_http_error,
@@ -46,12 +46,14 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         openapi_url=None,
     )
     app.state.services = built
+    app.add_middleware(admin_routes.BlockedAddresses, services=built)
     app.add_exception_handler(FhirError, on_fhir_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(Exception, on_unexpected)
     # The audit routes first: /fhir/AuditEvent is not one of the generic FHIR types.
     app.include_router(audit_routes.router)
+    app.include_router(admin_routes.router)
     app.include_router(fhir_routes.router)
     app.include_router(auth_routes.router)
 

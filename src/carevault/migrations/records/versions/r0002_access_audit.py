@@ -1,4 +1,5 @@
-"""Staff accounts, client apps, sessions and care relationships; the audit ledger.
+"""Staff accounts, client apps, sessions and care relationships; the audit ledger;
+containment modes.
 
 Revision ID: records_0002
 Revises: records_0001
@@ -13,6 +14,7 @@ from __future__ import annotations
 from alembic import op
 
 from carevault.access import tables as access
+from carevault.containment.tables import containment
 from carevault.ledger.schema import audit_tables
 
 revision = "records_0002"
@@ -32,6 +34,7 @@ _TABLES = [
     audit_tables.tile,
     audit_tables.head,
     audit_tables.checkpoint,
+    containment,
 ]
 
 

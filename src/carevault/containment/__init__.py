@@ -1,0 +1,1 @@
+"""Containment: graded switches the privacy officer throws during an incident."""

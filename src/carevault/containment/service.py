@@ -1,0 +1,169 @@
+"""Containment actions: each needs a privacy officer with a fresh TOTP code, each is
+recorded in the audit ledger and followed by a signed checkpoint, refusals included."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from carevault.access.accounts import Account, SignInFailed, StaffAccounts
+from carevault.access.admin import Administration
+from carevault.access.breakglass import BreakGlass, Grant
+from carevault.containment.state import (
+    TARGETED,
+    Containment,
+    ContainmentStore,
+    Mode,
+    parse_network,
+)
+from carevault.domain.roles import Role
+from carevault.ledger.events import AuditEvent, Outcome, Tag
+from carevault.ledger.service import Ledger
+
+
+class ContainmentRefused(Exception):
+    """Not a privacy officer, or no fresh TOTP code: refused, and recorded."""
+
+
+@dataclass(frozen=True)
+class Officer:
+    """Who throws the switch, and from where."""
+
+    username: str
+    totp: str
+    source_address: str | None = None
+
+
+class ContainmentService:
+    def __init__(
+        self,
+        store: ContainmentStore,
+        accounts: StaffAccounts,
+        admin: Administration,
+        break_glass: BreakGlass,
+        ledger: Ledger,
+    ) -> None:
+        self.store = store
+        self.accounts = accounts
+        self.admin = admin
+        self.break_glass = break_glass
+        self.ledger = ledger
+
+    def _record(
+        self,
+        tag: Tag,
+        outcome: Outcome,
+        officer: Officer,
+        reason: str,
+        account: Account | None = None,
+        **detail: object,
+    ) -> None:
+        self.ledger.writer.record(
+            [
+                AuditEvent(
+                    tag=tag,
+                    outcome=outcome,
+                    at_us=self.store.now_us(),
+                    principal=f"staff:{officer.username}",
+                    role=str(account.role) if account else None,
+                    source_address=officer.source_address,
+                    reason=reason,
+                    detail=dict(detail),
+                )
+            ]
+        )
+
+    def _authorize(self, officer: Officer, action: str) -> Account:
+        try:
+            account = self.accounts.confirm_totp(officer.username, officer.totp)
+        except SignInFailed as failure:
+            self._record(
+                Tag.CONTAIN_REFUSED, Outcome.DENIED, officer, f"{action}: {failure.reason}"
+            )
+            raise ContainmentRefused("a privacy officer's fresh TOTP code is required") from None
+        if account.role is not Role.PRIVACY_OFFICER:
+            self._record(
+                Tag.CONTAIN_REFUSED,
+                Outcome.DENIED,
+                officer,
+                f"{action}: {account.role} is not a privacy officer",
+                account,
+            )
+            raise ContainmentRefused("only a privacy officer may do this")
+        return account
+
+    def start(self, officer: Officer, mode: Mode, target: str | None, reason: str) -> Containment:
+        if (mode in TARGETED) != bool(target):
+            raise ValueError(
+                f"{mode} needs a target" if mode in TARGETED else f"{mode} takes no target"
+            )
+        if not reason.strip():
+            raise ValueError("say why (the reason is recorded)")
+        if mode is Mode.BLOCK_ADDRESS:
+            target = str(parse_network(target or ""))
+        account = self._authorize(officer, f"start {mode}")
+        by = f"staff:{account.username}"
+        if mode is Mode.ACCOUNT_SUSPENDED:
+            self.admin.suspend(by, target or "", reason=f"containment: {reason}")
+        elif mode is Mode.CLIENT_REVOKED:
+            self.admin.revoke_client(by, target or "")
+        started = self.store.start(mode, target, reason, by)
+        self._record(
+            Tag.CONTAIN_STARTED,
+            Outcome.SUCCESS,
+            officer,
+            reason,
+            account,
+            mode=mode.value,
+            target=target,
+            containment=started.containment_id,
+        )
+        self.ledger.checkpoints.make(f"containment {started.containment_id}: {mode}")
+        return started
+
+    def release(self, officer: Officer, containment_id: int, reason: str) -> Containment:
+        account = self._authorize(officer, f"release #{containment_id}")
+        by = f"staff:{account.username}"
+        current = self.store.get(containment_id)
+        if current.mode is Mode.ACCOUNT_SUSPENDED and current.active:
+            self.admin.reinstate(by, current.target or "")
+        released = self.store.release(containment_id, by)
+        self._record(
+            Tag.CONTAIN_RELEASED,
+            Outcome.SUCCESS,
+            officer,
+            reason,
+            account,
+            mode=released.mode.value,
+            target=released.target,
+            containment=containment_id,
+        )
+        self.ledger.checkpoints.make(f"containment {containment_id} released")
+        return released
+
+    def approve_emergency(self, officer: Officer, grant_id: str) -> Grant:
+        """A second privacy officer (not the one who took the data offline, and not the
+        requester) lets one clinician reach one patient's record for a while."""
+        account = self._authorize(officer, f"approve {grant_id}")
+        offline = [item for item in self.store.current().active if item.mode is Mode.PHI_OFFLINE]
+        if any(item.started_by == f"staff:{account.username}" for item in offline):
+            self._record(
+                Tag.CONTAIN_REFUSED,
+                Outcome.DENIED,
+                officer,
+                f"approve {grant_id}: needs a second privacy officer",
+                account,
+            )
+            raise ContainmentRefused(
+                "a second privacy officer (not the one who took patient data offline) must approve"
+            )
+        grant = self.break_glass.approve(grant_id, account.account_id)
+        self._record(
+            Tag.EMERGENCY_APPROVED,
+            Outcome.SUCCESS,
+            officer,
+            f"grant {grant_id} approved until {grant.expires_us}",
+            account,
+            grant=grant_id,
+        )
+        self.ledger.checkpoints.make(f"emergency access {grant_id}")
+        return grant

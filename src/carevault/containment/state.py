@@ -1,0 +1,201 @@
+"""The containment state every server process obeys, read from the database.
+
+Each process re-reads the active modes at most every ``refresh_seconds`` (default
+0.5 s), so a mode started from the CLI or another process takes effect everywhere
+within a second, without restarts and without a message bus.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from sqlalchemy import Engine, insert, select, update
+
+from carevault.containment.tables import containment
+from carevault.db import read_transaction, write_transaction
+
+
+class Mode(StrEnum):
+    PHI_OFFLINE = "phi-offline"
+    READ_ONLY = "read-only"
+    KEY_LOCKDOWN = "key-lockdown"
+    CLINIC_LOCK = "clinic-lock"
+    BLOCK_ADDRESS = "block-address"
+    ACCOUNT_SUSPENDED = "account-suspended"
+    CLIENT_REVOKED = "client-revoked"
+
+
+#: Modes that name what they act on.
+TARGETED = frozenset(
+    {Mode.CLINIC_LOCK, Mode.BLOCK_ADDRESS, Mode.ACCOUNT_SUSPENDED, Mode.CLIENT_REVOKED}
+)
+
+
+class ContainmentActive(Exception):
+    """Refused because of an active containment mode (a 503 for the caller)."""
+
+
+@dataclass(frozen=True)
+class Containment:
+    containment_id: int
+    mode: Mode
+    target: str | None
+    reason: str
+    started_us: int
+    started_by: str
+    released_us: int | None = None
+    released_by: str | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.released_us is None
+
+
+@dataclass(frozen=True)
+class ContainmentState:
+    active: tuple[Containment, ...] = ()
+    networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = field(default=())
+
+    def has(self, mode: Mode) -> bool:
+        return any(item.mode is mode for item in self.active)
+
+    @property
+    def phi_offline(self) -> bool:
+        return self.has(Mode.PHI_OFFLINE)
+
+    @property
+    def read_only(self) -> bool:
+        return self.has(Mode.READ_ONLY)
+
+    @property
+    def key_lockdown(self) -> bool:
+        return self.has(Mode.KEY_LOCKDOWN)
+
+    @property
+    def locked_clinics(self) -> frozenset[str]:
+        return frozenset(
+            item.target for item in self.active if item.mode is Mode.CLINIC_LOCK and item.target
+        )
+
+    def blocked(self, address: str | None) -> bool:
+        if not self.networks or not address:
+            return False
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in network for network in self.networks)
+
+
+def _row(row: object) -> Containment:
+    m = row._mapping  # type: ignore[attr-defined]
+    return Containment(
+        int(m["containment_id"]),
+        Mode(m["mode"]),
+        m["target"],
+        m["reason"],
+        int(m["started_us"]),
+        m["started_by"],
+        m["released_us"],
+        m["released_by"],
+    )
+
+
+def parse_network(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    try:
+        return ipaddress.ip_network(text.strip(), strict=False)
+    except ValueError:
+        raise ValueError(f"{text!r} is not an address or range (e.g. 203.0.113.0/24)") from None
+
+
+class ContainmentStore:
+    def __init__(
+        self, engine: Engine, now_us: Callable[[], int], refresh_seconds: float = 0.5
+    ) -> None:
+        self.engine = engine
+        self.now_us = now_us
+        self.refresh_seconds = refresh_seconds
+        self._state = ContainmentState()
+        self._read_at = float("-inf")
+        self._lock = threading.Lock()
+
+    def current(self) -> ContainmentState:
+        """The active modes, at most ``refresh_seconds`` old."""
+        if time.monotonic() - self._read_at < self.refresh_seconds:
+            return self._state
+        with self._lock:
+            if time.monotonic() - self._read_at >= self.refresh_seconds:
+                self._state = self._load()
+                self._read_at = time.monotonic()
+            return self._state
+
+    def _load(self) -> ContainmentState:
+        with read_transaction(self.engine) as connection:
+            rows = connection.execute(
+                select(containment)
+                .where(containment.c.released_us.is_(None))
+                .order_by(containment.c.containment_id)
+            ).all()
+        active = tuple(_row(row) for row in rows)
+        networks = tuple(
+            parse_network(item.target)
+            for item in active
+            if item.mode is Mode.BLOCK_ADDRESS and item.target
+        )
+        return ContainmentState(active, networks)
+
+    def refresh(self) -> ContainmentState:
+        self._read_at = float("-inf")
+        return self.current()
+
+    def start(self, mode: Mode, target: str | None, reason: str, by: str) -> Containment:
+        with write_transaction(self.engine) as connection:
+            new_id = connection.execute(
+                insert(containment)
+                .values(
+                    mode=mode.value,
+                    target=target,
+                    reason=reason,
+                    started_us=self.now_us(),
+                    started_by=by,
+                )
+                .returning(containment.c.containment_id)
+            ).scalar_one()
+        self.refresh()
+        return self.get(int(new_id))
+
+    def release(self, containment_id: int, by: str) -> Containment:
+        with write_transaction(self.engine) as connection:
+            changed = connection.execute(
+                update(containment)
+                .where(
+                    containment.c.containment_id == containment_id,
+                    containment.c.released_us.is_(None),
+                )
+                .values(released_us=self.now_us(), released_by=by)
+            ).rowcount
+        if changed != 1:
+            raise ValueError(f"no active containment #{containment_id}")
+        self.refresh()
+        return self.get(containment_id)
+
+    def get(self, containment_id: int) -> Containment:
+        with read_transaction(self.engine) as connection:
+            row = connection.execute(
+                select(containment).where(containment.c.containment_id == containment_id)
+            ).first()
+        if row is None:
+            raise ValueError(f"no containment #{containment_id}")
+        return _row(row)
+
+    def history(self, limit: int = 100) -> list[Containment]:
+        with read_transaction(self.engine) as connection:
+            rows = connection.execute(
+                select(containment).order_by(containment.c.containment_id.desc()).limit(limit)
+            ).all()
+        return [_row(row) for row in rows]

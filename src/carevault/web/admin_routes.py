@@ -1,0 +1,215 @@
+"""The privacy officer's containment switches over HTTP (for the console), blocked
+address ranges at the door, and emergency access requests while PHI is offline."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from carevault.access.breakglass import BreakGlassError
+from carevault.bootstrap import Services
+from carevault.containment.service import ContainmentRefused, Officer
+from carevault.containment.state import Containment, Mode
+from carevault.domain.roles import CLINICIANS, Role
+from carevault.fhir.outcome import FhirError, Issue, outcome
+from carevault.gate import Caller
+from carevault.ledger.events import AuditEvent, Outcome, Tag
+from carevault.rest.bundles import dumps
+from carevault.rest.interactions import JSON
+from carevault.web.fhir_routes import fhir_body
+from carevault.web.responses import NO_STORE
+from carevault.web.security import CallerDep, ServicesDep
+
+router = APIRouter()
+
+
+class StartRequest(BaseModel):
+    mode: Mode
+    target: Annotated[str | None, Field(max_length=200)] = None
+    reason: Annotated[str, Field(min_length=1, max_length=500)]
+    totp: Annotated[str, Field(min_length=6, max_length=8)]
+
+
+class ReleaseRequest(BaseModel):
+    reason: Annotated[str, Field(min_length=1, max_length=500)]
+    totp: Annotated[str, Field(min_length=6, max_length=8)]
+
+
+class ApproveRequest(BaseModel):
+    totp: Annotated[str, Field(min_length=6, max_length=8)]
+
+
+def _view(item: Containment) -> dict[str, Any]:
+    return {
+        "id": item.containment_id,
+        "mode": item.mode.value,
+        "target": item.target,
+        "reason": item.reason,
+        "started_us": item.started_us,
+        "started_by": item.started_by,
+        "released_us": item.released_us,
+        "released_by": item.released_by,
+    }
+
+
+def _officer(who: Caller, totp: str) -> Officer:
+    actor = who.actor
+    if actor is None or not who.principal.startswith("staff:"):
+        raise FhirError(403, [Issue("forbidden", "a signed-in privacy officer is required")])
+    return Officer(who.principal.removeprefix("staff:"), totp, who.source_address)
+
+
+async def _act(call: Any, *args: Any) -> Any:
+    try:
+        return await run_in_threadpool(call, *args)
+    except ContainmentRefused as refused:
+        raise FhirError(403, [Issue("forbidden", str(refused))]) from None
+    except (ValueError, BreakGlassError) as error:
+        raise FhirError(400, [Issue("invalid", str(error))]) from None
+
+
+@router.get("/admin/containment")
+async def containment_state(svc: ServicesDep, who: CallerDep) -> JSONResponse:
+    if who.actor is None or who.actor.role is not Role.PRIVACY_OFFICER:
+        raise FhirError(403, [Issue("forbidden", "only a privacy officer may see containment")])
+    history = await run_in_threadpool(svc.containment.history)
+    pending = await run_in_threadpool(svc.break_glass.pending)
+    return JSONResponse(
+        {
+            "active": [_view(item) for item in history if item.active],
+            "history": [_view(item) for item in history],
+            "emergency_requests": [
+                {"grant": item.grant_id, "reason": item.reason.value} for item in pending
+            ],
+        },
+        headers=NO_STORE,
+    )
+
+
+@router.post("/admin/containment")
+async def start(body: StartRequest, svc: ServicesDep, who: CallerDep) -> JSONResponse:
+    officer = _officer(who, body.totp)
+    started = await _act(svc.contain.start, officer, body.mode, body.target, body.reason)
+    return JSONResponse(_view(started), status_code=201, headers=NO_STORE)
+
+
+@router.post("/admin/containment/{containment_id}/release")
+async def release(
+    containment_id: int, body: ReleaseRequest, svc: ServicesDep, who: CallerDep
+) -> JSONResponse:
+    officer = _officer(who, body.totp)
+    released = await _act(svc.contain.release, officer, containment_id, body.reason)
+    return JSONResponse(_view(released), headers=NO_STORE)
+
+
+@router.post("/admin/emergency/{grant_id}/approve")
+async def approve(
+    grant_id: str, body: ApproveRequest, svc: ServicesDep, who: CallerDep
+) -> JSONResponse:
+    officer = _officer(who, body.totp)
+    grant = await _act(svc.contain.approve_emergency, officer, grant_id)
+    return JSONResponse({"grant": grant.grant_id, "expires_us": grant.expires_us}, headers=NO_STORE)
+
+
+@router.post("/fhir/Patient/{patient_id}/$emergency-access")
+async def emergency_access(
+    patient_id: str, request: Request, svc: ServicesDep, who: CallerDep
+) -> Response:
+    """While patient data is offline, a clinician asks to reach one patient's record; a
+    privacy officer other than the one who took data offline must approve it."""
+    body = await fhir_body(request, 64 * 1024)
+    try:
+        values = {
+            item["name"]: item.get("valueCode") or item.get("valueString")
+            for item in json.loads(body).get("parameter", [])
+        }
+    except (ValueError, TypeError, KeyError, AttributeError):
+        raise FhirError(400, [Issue("invalid", "send a Parameters resource")]) from None
+    actor = who.actor
+    if actor is None or actor.role not in CLINICIANS or not actor.account_id:
+        raise FhirError(403, [Issue("forbidden", "only a clinician may ask for emergency access")])
+    reason, text = values.get("reason"), values.get("text")
+
+    def request_access() -> dict[str, Any]:
+        pseudonyms = svc.vault.patient_pseudonyms([patient_id])
+        if patient_id not in pseudonyms:
+            raise FhirError(404, [Issue("not-found", f"Patient/{patient_id} is not known")])
+        try:
+            grant = svc.break_glass.grant(
+                actor.account_id or "",
+                pseudonyms[patient_id],
+                str(reason or ""),
+                str(text or ""),
+                emergency=True,
+            )
+        except BreakGlassError as error:
+            raise FhirError(400, [Issue("invalid", str(error))]) from None
+        svc.audit.record(
+            [
+                AuditEvent(
+                    tag=Tag.EMERGENCY_REQUESTED,
+                    outcome=Outcome.SUCCESS,
+                    at_us=svc.now_us(),
+                    principal=who.principal,
+                    role=str(actor.role),
+                    clinic_ids=tuple(sorted(actor.clinic_ids)),
+                    source_address=who.source_address,
+                    resource_type="Patient",
+                    resource_id=patient_id,
+                    patient_pseudonym=pseudonyms[patient_id],
+                    break_glass_reason=grant.reason.value,
+                    reason=f"emergency request {grant.grant_id}",
+                )
+            ]
+        )
+        return {
+            "resourceType": "Parameters",
+            "parameter": [
+                {"name": "grant", "valueString": grant.grant_id},
+                {"name": "status", "valueCode": "awaiting-approval"},
+            ],
+        }
+
+    result = await run_in_threadpool(request_access)
+    return Response(dumps(result), status_code=202, media_type=JSON, headers=NO_STORE)
+
+
+class BlockedAddresses:
+    """ASGI middleware: requests from a blocked range are refused before anything else."""
+
+    def __init__(self, app: ASGIApp, services: Services) -> None:
+        self.app = app
+        self.services = services
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        client = scope.get("client")
+        address = client[0] if client else None
+        state = self.services.containment.current()
+        if not state.blocked(address):
+            await self.app(scope, receive, send)
+            return
+        await run_in_threadpool(
+            self.services.audit.record,
+            [
+                AuditEvent(
+                    tag=Tag.CONTAIN_BLOCKED,
+                    outcome=Outcome.DENIED,
+                    at_us=self.services.now_us(),
+                    source_address=address,
+                    reason="source address is blocked",
+                    detail={"path": str(scope.get("path", ""))[:200]},
+                )
+            ],
+        )
+        body = dumps(outcome([Issue("forbidden", "requests from this address are blocked")]))
+        response = Response(body, status_code=403, media_type=JSON, headers=NO_STORE)
+        await response(scope, receive, send)
