@@ -65,6 +65,7 @@ PHI_OFFLINE = (
     "Ask the privacy officer for emergency access."
 )
 PHI_OFFLINE_NAME_ONLY = "patient data offline: name only, for the day's appointments"
+KEY_LOCKDOWN = "key lockdown is on: no record can be decrypted for now"
 CLINIC_LOCKED = "this clinic's patient data is locked for security reasons"
 
 
@@ -132,10 +133,14 @@ class Gate:
     def _state(self) -> ContainmentState:
         return self.containment.current() if self.containment else _NO_CONTAINMENT
 
-    def _contain_read(self, caller: Caller, rt: ResourceType, head: Head) -> Decision | None:
+    def _contain_read(
+        self, caller: Caller, rt: ResourceType, head: Head, plain_read: bool
+    ) -> Decision | None:
         """Refuse (503) what an active mode takes offline; a Decision when PHI-offline
         leaves only a patient's name for the day's appointments."""
         state = self._state()
+        if state.key_lockdown:
+            raise ContainmentActive(KEY_LOCKDOWN)
         if not state.active or head.patient_pseudonym is None:
             return None
         locked = state.locked_clinics
@@ -153,8 +158,10 @@ class Gate:
             )
         ):
             return None
-        if rt.is_patient and self.vault.has_head(
-            "Appointment", head.patient_pseudonym, OPEN_APPOINTMENT
+        if (
+            plain_read
+            and rt.is_patient
+            and self.vault.has_head("Appointment", head.patient_pseudonym, OPEN_APPOINTMENT)
         ):
             shown = frozenset({DataCategory.IDENTITY})
             return Decision(True, shown, possible_categories(rt) - shown, PHI_OFFLINE_NAME_ONLY)
@@ -162,11 +169,15 @@ class Gate:
 
     def _contain_search(self, rt: ResourceType) -> None:
         state = self._state()
+        if state.key_lockdown:
+            raise ContainmentActive(KEY_LOCKDOWN)
         if state.phi_offline and rt.is_patient_data and rt.name not in self.offline_types:
             raise ContainmentActive(PHI_OFFLINE)
 
     def _contain_write(self, operations: Sequence[Operation]) -> None:
         state = self._state()
+        if state.key_lockdown:
+            raise ContainmentActive(KEY_LOCKDOWN)
         if state.read_only:
             raise ContainmentActive("read-only mode is on: no changes are accepted for now")
         if state.phi_offline and any(
@@ -246,9 +257,15 @@ class Gate:
         assert caller.actor is not None and self.access is not None  # noqa: S101
         return self.access.target(caller.actor, head, self.access.now_us(), connection)
 
-    def _decide_read(self, caller: Caller, rt: ResourceType, head: Head) -> Decision:
-        """Which categories of ``head`` the caller may read; AccessDenied if not its main one."""
-        contained = self._contain_read(caller, rt, head)
+    def _decide_read(
+        self, caller: Caller, rt: ResourceType, head: Head, *, plain_read: bool = False
+    ) -> Decision:
+        """Which categories of ``head`` the caller may read; AccessDenied if not its main one.
+
+        ``plain_read``: a read of the current version by id (what an appointment list
+        does), the one request PHI-offline may still answer with a patient's name.
+        """
+        contained = self._contain_read(caller, rt, head, plain_read)
         if contained is not None:
             return contained
         if caller.actor is None:
@@ -300,7 +317,9 @@ class Gate:
     def _read_one(
         self, caller: Caller, attempt: _Attempt, rt: ResourceType, located: Sealed
     ) -> Opened:
-        decision = self._decide_read(caller, rt, located.head)
+        decision = self._decide_read(
+            caller, rt, located.head, plain_read=attempt.tag is Tag.FHIR_READ
+        )
         shown = self._visible(rt, self._open(caller, [located])[0], decision)
         if shown is None:
             # Withheld as a whole (e.g. a sensitive record): indistinguishable from absent.

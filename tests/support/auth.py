@@ -52,20 +52,24 @@ def colleagues(home: Path, *roles: str) -> tuple[list[Login], str]:
     return [first, *(login_for(home, role, clinic=clinic) for role in roles[1:])], clinic
 
 
-_last_step: dict[str, int] = {}
+_last_step: dict[tuple[str, str], int] = {}
 
 
 def fresh_code(login: Login) -> str:
-    """A TOTP code the server has not seen yet (codes are single-use per 30 s step)."""
-    step = int(time.time() // 30)
-    last = _last_step.get(login.username)
-    if last is not None and last >= step:
-        if last >= step + 1:
-            time.sleep(30 - time.time() % 30 + 0.1)
-            step = int(time.time() // 30)
-        else:
-            step = last + 1
-    _last_step[login.username] = step
+    """A TOTP code the server has not seen yet. Codes are single-use: the server accepts
+    steps now-1..now+1 above the last one used, so up to three fit in one 30 s step;
+    beyond that, wait for the next."""
+    last = _last_step.get((login.username, login.totp_secret))
+    while True:
+        moment = time.time()
+        now = int(moment // 30)
+        # now-1 only early in a step, so the code cannot age out before it is checked.
+        earliest = now - 1 if moment % 30 < 25 else now
+        step = earliest if last is None else max(last + 1, earliest)
+        if step <= now + 1:
+            break
+        time.sleep(30 - moment % 30 + 0.05)
+    _last_step[(login.username, login.totp_secret)] = step
     return pyotp.TOTP(login.totp_secret).at(step * 30)
 
 

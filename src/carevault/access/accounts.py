@@ -21,9 +21,8 @@ from carevault.clock import Clock, to_micros, utc_now
 from carevault.db import read_transaction, write_transaction
 from carevault.domain.roles import Role
 from carevault.keys.envelope import Envelope
-from carevault.keys.service import KeyService
+from carevault.keys.service import CREDENTIALS_KEY_ID, KeyService
 
-CREDENTIALS_KEY_ID = "credentials"
 BACKOFF_AFTER = 3
 LOCK_AFTER = 10
 LOCK_SECONDS = 15 * 60

@@ -28,6 +28,10 @@ DATA_KEY_BYTES = 32
 
 #: Key ids of the keys that are not a patient's.
 DIRECTORY_KEY_ID = "directory"
+#: The key that seals staff TOTP secrets: key lockdown spares it, so that a privacy
+#: officer can still sign in with a fresh code, to release the lockdown.
+CREDENTIALS_KEY_ID = "credentials"
+LOCKDOWN_EXEMPT = frozenset({CREDENTIALS_KEY_ID})
 INDEX_KEY_ID = "index"
 
 
@@ -80,7 +84,9 @@ class KeyService:
         #: Set by the composition root to the containment state's key-lockdown switch.
         self.locked: Callable[[], bool] = lambda: False
 
-    def _check_lockdown(self) -> None:
+    def _check_lockdown(self, key_ids: Collection[str] = ()) -> None:
+        if key_ids and all(key_id in LOCKDOWN_EXEMPT for key_id in key_ids):
+            return
         if self.locked():
             self._cache.clear()
             raise KeyLockdown("key lockdown is on: no data key is released")
@@ -126,7 +132,7 @@ class KeyService:
         self, key_ids: Collection[str], *, principal: str, purpose: str
     ) -> dict[str, bytes]:
         """Unwrapped keys for ``key_ids``; misses are unwrapped and logged in one write."""
-        self._check_lockdown()
+        self._check_lockdown(key_ids)
         keys: dict[str, bytes] = {}
         missing: list[str] = []
         for key_id in set(key_ids):

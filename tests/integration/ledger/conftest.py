@@ -10,6 +10,7 @@ from carevault.bootstrap import Services
 from carevault.domain.roles import Role
 from carevault.web.app import create_app
 from tests.support.client import FhirTestClient
+from tests.support.staff import make_staff
 
 CLINIC = "clinic-a"
 
@@ -25,37 +26,14 @@ def web(services: Services) -> Iterator[FhirTestClient]:
 
 @pytest.fixture
 def staff_token(services: Services, api: FhirTestClient) -> StaffToken:
-    """A token for a new staff member of ``role`` at clinic-a (created once)."""
+    """A token for a new staff member of ``role`` at clinic-a."""
     api.put_json(
         f"/fhir/Organization/{CLINIC}",
         {"resourceType": "Organization", "id": CLINIC, "name": "Clinic A"},
     )
-    services.clients.add(
-        "test-app",
-        "Test app",
-        confidential=False,
-        scopes="user/*.cruds",
-        redirect_uris=["http://127.0.0.1/callback"],
-    )
 
     def token(role: Role) -> str:
-        account, _ = services.accounts.add(
-            f"{role.value.replace('_', '')}{len(services.accounts.all())}",
-            f"Test {role.value}",
-            role,
-            [CLINIC],
-            "correct horse battery staple",
-        )
-        pair = services.sessions.open(
-            subject=account.account_id,
-            account_id=account.account_id,
-            client_id="test-app",
-            scope="user/*.cruds",
-            with_refresh=False,
-            source_address="127.0.0.1",
-            user_agent="tests",
-        )
-        return pair.access_token
+        return make_staff(services, role, [CLINIC]).token
 
     return token
 

@@ -1,0 +1,60 @@
+"""Staff members made directly in the services, with a token and their TOTP secret."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from carevault.access.accounts import Account
+from carevault.bootstrap import Services
+from carevault.domain.roles import Role
+from tests.support.auth import Login, fresh_code
+
+TEST_APP = "test-app"
+PASSWORD = "correct horse battery staple"
+
+
+@dataclass(frozen=True)
+class Staff:
+    account: Account
+    login: Login
+    token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"authorization": f"Bearer {self.token}"}
+
+    def totp(self) -> str:
+        """A code this account has not used yet."""
+        return fresh_code(self.login)
+
+
+def register_test_app(services: Services) -> None:
+    if services.clients.get(TEST_APP) is None:
+        services.clients.add(
+            TEST_APP,
+            "Test app",
+            confidential=False,
+            scopes="user/*.cruds",
+            redirect_uris=["http://127.0.0.1/callback"],
+        )
+
+
+def make_staff(
+    services: Services, role: Role, clinics: list[str], practitioner_id: str | None = None
+) -> Staff:
+    register_test_app(services)
+    username = f"{role.value.replace('_', '')}{len(services.accounts.all())}"
+    account, secret = services.accounts.add(
+        username, f"Test {role.value}", role, clinics, PASSWORD, practitioner_id
+    )
+    pair = services.sessions.open(
+        subject=account.account_id,
+        account_id=account.account_id,
+        client_id=TEST_APP,
+        scope="user/*.cruds",
+        with_refresh=False,
+        source_address="127.0.0.1",
+        user_agent="tests",
+    )
+    login = Login(account.username, str(role), secret, PASSWORD, frozenset(clinics))
+    return Staff(account, login, pair.access_token)
