@@ -25,6 +25,7 @@ from carevault.keys.provider import KeyProviderUnavailable
 if TYPE_CHECKING:
     from carevault.bootstrap import Services
     from carevault.containment.service import Officer
+    from carevault.keys.service import KeyService
     from carevault.ledger.service import Ledger
 
 app = typer.Typer(
@@ -618,6 +619,131 @@ def status(home: HomeOption = None) -> None:
             latest = ledger.checkpoints.latest()
             signed = f"last checkpoint at size {latest.size}" if latest else "no checkpoint yet"
             typer.echo(f"Ledger {ledger.store.name}: {size:,} entries, {signed}")
+
+
+@app.command()
+def erase(
+    patient: Annotated[str, typer.Option(help="The patient's id.")],
+    reason: Annotated[str, typer.Option(help="The erasure request (recorded).")],
+    officer: OfficerOption,
+    totp: TotpOption = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    home: HomeOption = None,
+) -> None:
+    """Erase one patient by crypto-shredding their data key (cannot be undone).
+
+    Backups keep the wrapped key while the old key-encryption key lives: afterwards
+    run `carevault keys rotate` and `carevault keys destroy-version` for the old one.
+    """
+    with _services(home) as services:
+        if services.keys is None:
+            typer.secho("encryption is off: nothing to shred", fg=typer.colors.RED, err=True)
+            raise typer.Exit(1)
+        patient_id = patient.removeprefix("Patient/")
+        pseudonyms = services.vault.patient_pseudonyms([patient_id])
+        if patient_id not in pseudonyms:
+            typer.secho(f"no patient {patient_id}", fg=typer.colors.RED, err=True)
+            raise typer.Exit(1)
+        if not yes:
+            typer.confirm(f"Erase Patient/{patient_id} for good?", abort=True)
+        services.contain.erase_patient(
+            _officer(officer, totp), pseudonyms[patient_id], reason, services.keys
+        )
+    typer.echo(f"Patient/{patient_id} erased: its data key is destroyed")
+    typer.echo("Next: carevault keys rotate, then carevault keys destroy-version <old version>")
+
+
+keys_app = typer.Typer(help="The key-encryption key: status, rotation, destruction.")
+app.add_typer(keys_app, name="keys")
+
+
+def _key_service(services: Services) -> KeyService:
+    if services.keys is None:
+        typer.secho("encryption is off", fg=typer.colors.RED, err=True)
+        raise typer.Exit(1)
+    return services.keys
+
+
+@keys_app.command("status")
+def keys_status(home: HomeOption = None) -> None:
+    """The provider, its KEK versions, and how many data keys await re-wrapping."""
+    with _services(home) as services:
+        keys = _key_service(services)
+        provider = keys.provider
+        typer.echo(f"provider: {provider.name}")
+        typer.echo(f"versions: {provider.versions()} (active {provider.active_version()})")
+        typer.echo(f"data keys to re-wrap: {keys.pending_rewrap()}")
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    home: HomeOption = None,
+    resume: Annotated[
+        bool, typer.Option(help="Finish an interrupted re-wrap without a new version.")
+    ] = False,
+    batch: Annotated[int, typer.Option(min=1, max=10_000, help="Keys per transaction.")] = 200,
+) -> None:
+    """Make a new KEK version and re-wrap every data key under it, with no downtime.
+
+    Safe to interrupt: run it again with --resume and it carries on where it stopped.
+    """
+    from rich.progress import Progress
+
+    from carevault.ledger.events import AuditEvent, Outcome, Tag
+
+    with _services(home) as services:
+        keys = _key_service(services)
+        if not resume:
+            version = keys.provider.create_version()
+            typer.echo(f"new key-encryption key version {version} is active")
+        total = keys.pending_rewrap()
+        with Progress() as bar:
+            task = bar.add_task("re-wrapping data keys", total=total)
+            while done := keys.rewrap_batch(batch):
+                bar.advance(task, done)
+        services.audit.record(
+            [
+                AuditEvent(
+                    tag=Tag.KEY_ROTATED,
+                    outcome=Outcome.SUCCESS,
+                    at_us=services.now_us(),
+                    principal=_operator(),
+                    reason=f"active version {keys.provider.active_version()}",
+                    detail={"rewrapped": total},
+                )
+            ]
+        )
+        services.audit_ledger.checkpoints.make("kek rotation")
+    typer.echo(f"re-wrapped {total} data keys; none left on older versions")
+
+
+@keys_app.command("destroy-version")
+def keys_destroy_version(
+    version: int,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    home: HomeOption = None,
+) -> None:
+    """Destroy an old KEK version (refused while any data key still needs it)."""
+    from carevault.ledger.events import AuditEvent, Outcome, Tag
+
+    with _services(home) as services:
+        keys = _key_service(services)
+        if not yes:
+            typer.confirm(f"Destroy key-encryption key version {version} for good?", abort=True)
+        keys.destroy_kek_version(version)
+        services.audit.record(
+            [
+                AuditEvent(
+                    tag=Tag.KEY_VERSION_DESTROYED,
+                    outcome=Outcome.SUCCESS,
+                    at_us=services.now_us(),
+                    principal=_operator(),
+                    reason=f"version {version} destroyed",
+                )
+            ]
+        )
+        services.audit_ledger.checkpoints.make("kek destroyed")
+    typer.echo(f"version {version} destroyed")
 
 
 def _when(at_us: int) -> str:

@@ -16,6 +16,7 @@ from carevault.containment.state import (
     parse_network,
 )
 from carevault.domain.roles import Role
+from carevault.keys.service import KeyService
 from carevault.ledger.events import AuditEvent, Outcome, Tag
 from carevault.ledger.service import Ledger
 
@@ -139,6 +140,30 @@ class ContainmentService:
         )
         self.ledger.checkpoints.make(f"containment {containment_id} released")
         return released
+
+    def erase_patient(
+        self, officer: Officer, pseudonym: str, reason: str, keys: KeyService
+    ) -> None:
+        """Crypto-shredding on an erasure request: the patient's data key is destroyed,
+        so every version of every record of theirs is unreadable for good. The ledger
+        keeps the proof (it names the patient only by pseudonym)."""
+        account = self._authorize(officer, "erase a patient")
+        keys.shred(pseudonym)
+        self.ledger.writer.record(
+            [
+                AuditEvent(
+                    tag=Tag.PATIENT_ERASED,
+                    outcome=Outcome.SUCCESS,
+                    at_us=self.store.now_us(),
+                    principal=f"staff:{account.username}",
+                    role=str(account.role),
+                    source_address=officer.source_address,
+                    patient_pseudonym=pseudonym,
+                    reason=reason,
+                )
+            ]
+        )
+        self.ledger.checkpoints.make("erasure")
 
     def approve_emergency(self, officer: Officer, grant_id: str) -> Grant:
         """A second privacy officer (not the one who took the data offline, and not the

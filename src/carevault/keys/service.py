@@ -16,7 +16,7 @@ from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from sqlalchemy import Engine, delete, insert, select, update
+from sqlalchemy import Engine, delete, func, insert, select, update
 
 from carevault.clock import Clock, to_micros, utc_now
 from carevault.db import read_transaction, write_transaction
@@ -32,6 +32,7 @@ DIRECTORY_KEY_ID = "directory"
 #: officer can still sign in with a fresh code, to release the lockdown.
 CREDENTIALS_KEY_ID = "credentials"
 LOCKDOWN_EXEMPT = frozenset({CREDENTIALS_KEY_ID})
+ROTATION_PRINCIPAL = "system:kek-rotation"
 INDEX_KEY_ID = "index"
 
 
@@ -177,6 +178,77 @@ class KeyService:
             else WrappedKey(kek_version=row.kek_version, blob=row.wrapped)
             for row in rows
         }
+
+    # --- key-encryption-key rotation ---------------------------------------------------------
+
+    def pending_rewrap(self) -> int:
+        """Live data keys still wrapped by an older KEK version than the active one."""
+        active = self.provider.active_version()
+        with read_transaction(self.engine) as connection:
+            count = connection.execute(
+                select(func.count())
+                .select_from(data_key)
+                .where(data_key.c.wrapped.is_not(None), data_key.c.kek_version != active)
+            ).scalar_one()
+        return int(count)
+
+    def rewrap_batch(self, limit: int = 200) -> int:
+        """Re-wrap up to ``limit`` data keys under the active KEK; returns how many.
+
+        Each batch commits on its own, so a rotation stopped at any point resumes from
+        where it was; reads go on throughout, since both versions are held until the
+        old one is destroyed. Every unwrap is logged, as any other is.
+        """
+        self._check_lockdown()
+        active = self.provider.active_version()
+        with read_transaction(self.engine) as connection:
+            rows = connection.execute(
+                select(data_key.c.key_id, data_key.c.kek_version, data_key.c.wrapped)
+                .where(data_key.c.wrapped.is_not(None), data_key.c.kek_version != active)
+                .order_by(data_key.c.key_id)
+                .limit(limit)
+            ).all()
+        if not rows:
+            return 0
+        now = to_micros(self._clock())
+        rewrapped: list[tuple[str, int, WrappedKey]] = []
+        events: list[UnwrapEvent] = []
+        for row in rows:
+            old = WrappedKey(kek_version=row.kek_version, blob=row.wrapped)
+            key = self.provider.unwrap(row.key_id, old)
+            rewrapped.append((row.key_id, row.kek_version, self.provider.wrap(row.key_id, key)))
+            events.append(
+                UnwrapEvent(now, ROTATION_PRINCIPAL, row.key_id, "kek-rotation", old.kek_version)
+            )
+        try:
+            self._recorder.record(events)
+        except Exception as error:
+            raise UnwrapLogUnavailable("the unwrap log could not be written") from error
+        with write_transaction(self.engine) as connection:
+            for key_id, old_version, new in rewrapped:
+                connection.execute(
+                    update(data_key)
+                    .where(data_key.c.key_id == key_id, data_key.c.kek_version == old_version)
+                    .values(kek_version=new.kek_version, wrapped=new.blob)
+                )
+        return len(rewrapped)
+
+    def destroy_kek_version(self, version: int) -> None:
+        """Destroy an old KEK version once no live data key depends on it; from then on a
+        backup taken before an erasure cannot bring the erased patient's key back."""
+        if version == self.provider.active_version():
+            raise DataKeyError("the active key-encryption key cannot be destroyed; rotate first")
+        with read_transaction(self.engine) as connection:
+            still = connection.execute(
+                select(func.count())
+                .select_from(data_key)
+                .where(data_key.c.wrapped.is_not(None), data_key.c.kek_version == version)
+            ).scalar_one()
+        if still:
+            raise DataKeyError(
+                f"{still} data keys are still wrapped by version {version}: finish the re-wrap"
+            )
+        self.provider.destroy_version(version)
 
     def shred(self, key_id: str) -> None:
         """Destroy a data key for good (crypto-shredding on an erasure request)."""
