@@ -166,6 +166,8 @@ def seed_clinic_group(
 
 def _add_staff(services: Services, group: ClinicGroup, summary: SeedSummary) -> None:
     password = "-".join(secrets.token_urlsafe(6) for _ in range(3))
+    # Every demo account shares this password, so it is hashed (argon2id) once.
+    shared_hash = services.accounts.passwords.hash(password)
 
     def add(member: StaffMember) -> DemoLogin:
         account, totp_secret = services.accounts.add(
@@ -175,9 +177,14 @@ def _add_staff(services: Services, group: ClinicGroup, summary: SeedSummary) -> 
             list(member.clinic_ids),
             password,
             member.practitioner_id,
+            password_hash=shared_hash,
         )
-        clinics = ", ".join(
-            clinic.name for clinic in group.clinics if clinic.id in member.clinic_ids
+        clinics = (
+            f"all {len(group.clinics)} clinics"
+            if len(member.clinic_ids) == len(group.clinics)
+            else ", ".join(
+                clinic.name for clinic in group.clinics if clinic.id in member.clinic_ids
+            )
         )
         return DemoLogin(account.username, member.display_name, member.role, clinics, totp_secret)
 

@@ -88,6 +88,7 @@ def apply_writes(
                 if after_write is not None:
                     after_write(connection, result)
                 results.append(result)
+            writer.flush()
             if before_commit is not None:
                 before_commit(connection, results)
     except BaseException:
@@ -117,6 +118,23 @@ class _Writer:
         self.purpose = purpose
         self.created_keys = created_keys
         self.authorize = authorize
+        # Versions and search tokens are written in one executemany each at the end:
+        # nothing in the transaction reads them back before it commits.
+        self._versions: list[dict[str, Any]] = []
+        self._tokens: dict[int, set[bytes]] = {}
+
+    def flush(self) -> None:
+        if self._versions:
+            self.connection.execute(insert(resource_version), self._versions)
+            self._versions = []
+        rows = [
+            {"token": token, "row_id": row_id}
+            for row_id, tokens in self._tokens.items()
+            for token in tokens
+        ]
+        if rows:
+            self.connection.execute(insert(search_token), rows)
+        self._tokens = {}
 
     def apply(self, operation: Operation) -> WriteResult:
         if isinstance(operation, Delete):
@@ -206,6 +224,7 @@ class _Writer:
         )
         self._store_version(rt.name, operation.resource_id, version, True, None, None)
         self.connection.execute(delete(search_token).where(search_token.c.row_id == current.row_id))
+        self._tokens.pop(current.row_id, None)
         head = Head(
             row_id=current.row_id,
             resource_type=rt.name,
@@ -307,16 +326,16 @@ class _Writer:
         key_id: str | None,
         sealed: bytes | None,
     ) -> None:
-        self.connection.execute(
-            insert(resource_version).values(
-                resource_type=resource_type,
-                resource_id=resource_id,
-                version_id=version,
-                last_updated_us=self.now_us,
-                deleted=deleted,
-                key_id=key_id,
-                sealed=sealed,
-            )
+        self._versions.append(
+            {
+                "resource_type": resource_type,
+                "resource_id": resource_id,
+                "version_id": version,
+                "last_updated_us": self.now_us,
+                "deleted": deleted,
+                "key_id": key_id,
+                "sealed": sealed,
+            }
         )
 
     def _replace_tokens(
@@ -324,14 +343,10 @@ class _Writer:
     ) -> None:
         if had_tokens:
             self.connection.execute(delete(search_token).where(search_token.c.row_id == row_id))
-        tokens = {
+        self._tokens[row_id] = {
             self.vault.token(rt.name, param.name, term, clear=param.clear)
             for param, term in index_terms(rt, resource, self.vault.zone)
         }
-        if tokens:
-            self.connection.execute(
-                insert(search_token), [{"token": token, "row_id": row_id} for token in tokens]
-            )
 
 
 def _check_version(
