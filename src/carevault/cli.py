@@ -145,7 +145,9 @@ def demo(
     typer.echo("")
     typer.echo(f"FHIR server:        {base}/fhir")
     typer.echo(f"CapabilityStatement: {base}/fhir/metadata")
-    typer.echo(f"Try:                curl '{base}/fhir/Patient?name=chan&_count=5'")
+    typer.echo(f"SMART configuration: {base}/.well-known/smart-configuration")
+    typer.echo(f"Audit checkpoint:    {base}/audit/checkpoint")
+    typer.echo("Sign in with a login above: README.md, 'Using it', shows a token with curl.")
     try:
         uvicorn.run(application, host=host, port=port, log_level="info", access_log=False)
     finally:

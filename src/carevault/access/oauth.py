@@ -101,12 +101,28 @@ class OAuth:
 
     # --- authorization code ----------------------------------------------------------------
 
-    def check_authorize(self, params: Mapping[str, str], fhir_base: str) -> AuthorizeRequest:
+    def check_authorize(
+        self, params: Mapping[str, str], fhir_base: str, origin: Origin
+    ) -> AuthorizeRequest:
         """Validate an authorization request for the FHIR server at ``fhir_base``.
 
         Errors before the redirect URI is trusted are not redirectable (``status`` 400);
-        later ones are sent back to the app.
+        later ones are sent back to the app. Refusals are recorded: an unknown client or
+        an unregistered redirect URI is what a phishing or code-theft attempt looks like.
         """
+        try:
+            return self._check_authorize(params, fhir_base)
+        except OAuthError as error:
+            self._record(
+                Tag.AUTH_TOKEN_REFUSED,
+                Outcome.DENIED,
+                origin,
+                f"authorize: {error.reason}",
+                client_id=params.get("client_id") or None,
+            )
+            raise
+
+    def _check_authorize(self, params: Mapping[str, str], fhir_base: str) -> AuthorizeRequest:
         client = self.clients.get(params.get("client_id", ""))
         if client is None or client.revoked:
             raise OAuthError("invalid_client", "unknown client")
@@ -203,9 +219,9 @@ class OAuth:
         account_id: str | None
         try:
             if grant == "authorization_code":
-                pair, account_id = self._redeem_code(form, authorization)
+                pair, account_id = self._redeem_code(form, authorization, origin)
             elif grant == "refresh_token":
-                pair, account_id = self._refresh(form, authorization)
+                pair, account_id = self._refresh(form, authorization, origin)
             elif grant == "client_credentials":
                 pair, account_id = self._client_credentials(form, authorization, origin), None
             elif grant == "password" and self.direct_grant:
@@ -263,7 +279,7 @@ class OAuth:
         return client
 
     def _redeem_code(
-        self, form: Mapping[str, str], authorization: str | None
+        self, form: Mapping[str, str], authorization: str | None, origin: Origin
     ) -> tuple[TokenPair, str]:
         client = self._client(form, authorization)
         code = form.get("code", "")
@@ -311,8 +327,9 @@ class OAuth:
             client_id=client.client_id,
             scope=row.scopes,
             with_refresh=scope.wants_refresh,
-            source_address=None,
-            user_agent=None,
+            # Where the app redeemed the code: how the user recognises the session later.
+            source_address=origin.source_address,
+            user_agent=origin.user_agent,
         )
         with write_transaction(self.engine) as connection:
             connection.execute(
@@ -323,12 +340,22 @@ class OAuth:
         return pair, account.account_id
 
     def _refresh(
-        self, form: Mapping[str, str], authorization: str | None
+        self, form: Mapping[str, str], authorization: str | None, origin: Origin
     ) -> tuple[TokenPair, str | None]:
         client = self._client(form, authorization)
         try:
             return self.sessions.refresh(form.get("refresh_token", ""), client.client_id)
         except RefreshRefused as refused:
+            if refused.reused:
+                # A stolen refresh token: name the session it killed, for the incident.
+                self._record(
+                    Tag.AUTH_REFRESH_REUSED,
+                    Outcome.DENIED,
+                    origin,
+                    refused.reason,
+                    session_id=refused.session_id,
+                    client_id=client.client_id,
+                )
             raise OAuthError(
                 "invalid_grant", "the refresh token is not valid", reason=refused.reason
             ) from None
@@ -391,6 +418,22 @@ class OAuth:
             user_agent=origin.user_agent,
         )
         return pair, account.account_id
+
+    def end_session(self, account_id: str, session_id: str, origin: Origin) -> bool:
+        """A signed-in user ends one of their own live sessions (a lost device); False if
+        it is not theirs."""
+        if not any(item.session_id == session_id for item in self.sessions.list_for(account_id)):
+            return False
+        self.sessions.revoke(session_id, "ended by its owner")
+        self._record(
+            Tag.AUTH_SESSION_REVOKED,
+            Outcome.SUCCESS,
+            origin,
+            "ended by its owner",
+            principal=f"staff-account:{account_id}",
+            session_id=session_id,
+        )
+        return True
 
     def revoke(self, form: Mapping[str, str], authorization: str | None, origin: Origin) -> None:
         """RFC 7009: revoke a refresh token's session (an access token's session too)."""

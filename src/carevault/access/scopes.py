@@ -25,7 +25,7 @@ class Interaction(StrEnum):
 _V1 = {"read": "rs", "write": "cud", "*": "cruds"}
 _SCOPE = re.compile(
     r"^(?P<context>patient|user|system)/(?P<type>\*|[A-Z][A-Za-z]+)\."
-    r"(?P<perms>\*|read|write|c?r?u?d?s?)(?:\?.*)?$"
+    r"(?P<perms>\*|read|write|c?r?u?d?s?)$"
 )
 #: Scopes that are about the session, not data.
 SESSION_SCOPES = frozenset(
@@ -75,6 +75,10 @@ def parse(text: str, *, allowed_contexts: frozenset[str]) -> Scopes:
         if item in SESSION_SCOPES:
             session.add(item)
             continue
+        if "?" in item:
+            # A granular scope (``patient/Observation.rs?category=laboratory``) asks for
+            # less than its type; reading it as the whole type would grant more.
+            raise InvalidScope(f"scope '{item[:60]}': granular scopes (with '?') are not supported")
         match = _SCOPE.match(item)
         if not match:
             raise InvalidScope(f"scope '{item[:60]}' is not a SMART scope this server knows")
@@ -93,17 +97,30 @@ def parse(text: str, *, allowed_contexts: frozenset[str]) -> Scopes:
 
 
 def narrow(requested: Scopes, permitted: Scopes) -> Scopes:
-    """The requested grants cut down to what the client is registered for."""
-    grants: list[ScopeGrant] = []
+    """The requested grants cut down to what the client is registered for: exactly the
+    interactions both allow, context by context (a client registered for ``patient/``
+    scopes gets no ``user/`` ones). ``user/*.rs`` asked of an app registered for
+    ``user/Patient.rs`` gives ``user/Patient.rs``."""
+    merged: dict[tuple[str, str], frozenset[Interaction]] = {}
     for grant in requested.grants:
-        allowed = frozenset(
-            interaction
-            for interaction in grant.interactions
-            if permitted.allows(grant.resource_type, interaction)
-        )
-        if allowed:
-            grants.append(ScopeGrant(grant.context, grant.resource_type, allowed))
-    return Scopes(tuple(grants), requested.session & (permitted.session | _IDENTITY_SCOPES))
+        for held in permitted.grants:
+            if held.context != grant.context:
+                continue
+            if grant.resource_type == "*":
+                resource_type = held.resource_type
+            elif held.resource_type in ("*", grant.resource_type):
+                resource_type = grant.resource_type
+            else:
+                continue
+            allowed = grant.interactions & held.interactions
+            if allowed:
+                key = (grant.context, resource_type)
+                merged[key] = merged.get(key, frozenset()) | allowed
+    grants = tuple(
+        ScopeGrant(context, resource_type, interactions)
+        for (context, resource_type), interactions in merged.items()
+    )
+    return Scopes(grants, requested.session & (permitted.session | _IDENTITY_SCOPES))
 
 
 _IDENTITY_SCOPES = frozenset({"openid", "fhirUser", "profile"})

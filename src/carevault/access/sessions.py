@@ -26,10 +26,12 @@ from carevault.db import read_transaction, write_transaction
 
 
 class RefreshRefused(Exception):
-    def __init__(self, reason: str, session_id: str | None = None) -> None:
+    def __init__(self, reason: str, session_id: str | None = None, *, reused: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
         self.session_id = session_id
+        #: A used (rotated) refresh token came back: its session has been revoked.
+        self.reused = reused
 
 
 @dataclass(frozen=True)
@@ -162,6 +164,7 @@ class Sessions:
     def refresh(self, token: str, client_id: str) -> tuple[TokenPair, str | None]:
         """A new token pair for a refresh token; returns it and the session's account id."""
         now_us = to_micros(self.clock())
+        new_refresh: str | None = None
         with write_transaction(self.engine) as connection:
             row = connection.execute(
                 select(
@@ -181,31 +184,49 @@ class Sessions:
                 raise RefreshRefused("unknown refresh token")
             if row.client_id != client_id:
                 raise RefreshRefused("refresh token of another client", row.session_id)
-            if row.used_us is not None:
+            reused = row.used_us is not None
+            if not reused:
+                if (
+                    row.refresh_expires_us <= now_us
+                    or row.session_expires_us <= now_us
+                    or row.revoked_us is not None
+                ):
+                    raise RefreshRefused("refresh token expired or session ended", row.session_id)
+                # The guard on used_us makes the loser of two concurrent uses a reuse.
+                reused = (
+                    connection.execute(
+                        update(refresh_token)
+                        .where(
+                            refresh_token.c.token_hash == token_hash(token),
+                            refresh_token.c.used_us.is_(None),
+                        )
+                        .values(used_us=now_us)
+                    ).rowcount
+                    != 1
+                )
+            if reused:
+                connection.execute(
+                    update(auth_session)
+                    .where(
+                        auth_session.c.session_id == row.session_id,
+                        auth_session.c.revoked_us.is_(None),
+                    )
+                    .values(revoked_us=now_us, revoke_reason="refresh token reused")
+                )
+            else:
                 connection.execute(
                     update(auth_session)
                     .where(auth_session.c.session_id == row.session_id)
-                    .values(revoked_us=now_us, revoke_reason="refresh token reused")
+                    .values(last_used_us=now_us)
                 )
-                self._forget(row.session_id)
-                raise RefreshRefused("refresh token reused: session revoked", row.session_id)
-            if (
-                row.refresh_expires_us <= now_us
-                or row.session_expires_us <= now_us
-                or row.revoked_us is not None
-            ):
-                raise RefreshRefused("refresh token expired or session ended", row.session_id)
-            connection.execute(
-                update(refresh_token)
-                .where(refresh_token.c.token_hash == token_hash(token))
-                .values(used_us=now_us)
+                new_refresh = self._new_refresh(connection, row.session_id, now_us)
+        if reused:
+            # Refused only once the revocation is committed: raising inside the
+            # transaction would roll it back and leave the session live.
+            self._forget(row.session_id)
+            raise RefreshRefused(
+                "refresh token reused: session revoked", row.session_id, reused=True
             )
-            connection.execute(
-                update(auth_session)
-                .where(auth_session.c.session_id == row.session_id)
-                .values(last_used_us=now_us)
-            )
-            new_refresh = self._new_refresh(connection, row.session_id, now_us)
         state = self.state(row.session_id, fresh=True)
         if not state.live:
             raise RefreshRefused(state.reason, row.session_id)

@@ -39,7 +39,9 @@ def verify(
     earlier is refused: that is a replay.
     """
     code = code.strip().replace(" ", "")
-    if len(code) != DIGITS or not code.isdigit():
+    # isdigit() alone also accepts non-ASCII digits (e.g. full-width), which
+    # hmac.compare_digest refuses with a TypeError: a crash instead of a refusal.
+    if len(code) != DIGITS or not (code.isascii() and code.isdigit()):
         return None
     current = int((time.time() if now is None else now) // STEP_SECONDS)
     for step in range(current - window, current + window + 1):

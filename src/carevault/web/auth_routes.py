@@ -163,7 +163,7 @@ async def authorize_page(request: Request, svc: ServicesDep) -> Response:
     params = dict(request.query_params)
     try:
         checked = await run_in_threadpool(
-            svc.oauth.check_authorize, params, _base(request, svc) + "/fhir"
+            svc.oauth.check_authorize, params, _base(request, svc) + "/fhir", _origin(request)
         )
     except OAuthError as error:
         if error.status == 302:
@@ -184,7 +184,7 @@ async def authorize_submit(request: Request, svc: ServicesDep) -> Response:
     params = {name: form[name] for name in _AUTHORIZE_FIELDS if name in form}
     try:
         checked = await run_in_threadpool(
-            svc.oauth.check_authorize, params, _base(request, svc) + "/fhir"
+            svc.oauth.check_authorize, params, _base(request, svc) + "/fhir", _origin(request)
         )
     except OAuthError as error:
         if error.status == 302:
@@ -262,13 +262,13 @@ async def my_sessions(who: CallerDep, svc: ServicesDep) -> JSONResponse:
 
 
 @router.delete("/auth/sessions/{session_id}")
-async def end_session(session_id: str, who: CallerDep, svc: ServicesDep) -> Response:
+async def end_session(
+    session_id: str, request: Request, who: CallerDep, svc: ServicesDep
+) -> Response:
     account_id = who.actor.account_id if who.actor else None
-    mine = account_id is not None and any(
-        item.session_id == session_id
-        for item in await run_in_threadpool(svc.sessions.list_for, account_id)
+    ended = account_id is not None and await run_in_threadpool(
+        svc.oauth.end_session, account_id, session_id, _origin(request)
     )
-    if not mine:
+    if not ended:
         return JSONResponse({"error": "no such session"}, status_code=404, headers=NO_STORE)
-    await run_in_threadpool(svc.sessions.revoke, session_id, "ended by its owner")
     return Response(status_code=204, headers=NO_STORE)
