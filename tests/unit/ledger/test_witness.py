@@ -164,3 +164,34 @@ def test_add_checkpoint_bodies_parse_strictly() -> None:
 def test_a_directory_witness_is_a_witness(core: WitnessCore, log: Log) -> None:
     witness: Witness = DirectoryWitness(core)
     assert witness.add_checkpoint(0, [], log.checkpoint(3))
+
+
+def test_the_schedule_signs_while_the_ledger_grows(tmp_path: Path) -> None:
+    from sqlalchemy import MetaData
+
+    from carevault.db import make_engine, write_transaction
+    from carevault.ledger.checkpoints import Checkpoints, CheckpointSchedule
+    from carevault.ledger.store import LedgerEntry, LedgerStore
+    from carevault.ledger.tables import ledger_tables
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'ledger.db'}")
+    metadata = MetaData()
+    store = LedgerStore(engine, ledger_tables(metadata, "s"), "audit")
+    metadata.create_all(engine)
+    with write_transaction(engine) as connection:
+        store.append(connection, [LedgerEntry(1, b"{}")])
+    checkpoints = Checkpoints(store, Log().signer, [], lambda: 1)
+    schedule = CheckpointSchedule([checkpoints], 0.05)
+    schedule.start()
+    try:
+        import time
+
+        deadline = time.monotonic() + 5
+        while checkpoints.latest() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        schedule.stop()
+    latest = checkpoints.latest()
+    assert latest is not None and latest.size == 1 and latest.reason == "schedule"
+    assert len(checkpoints.all()) == 1  # nothing new to sign: no second checkpoint
+    engine.dispose()
