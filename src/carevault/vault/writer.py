@@ -83,6 +83,7 @@ def apply_writes(
         with write_transaction(vault.engine) as connection:
             writer = _Writer(vault, connection, now_us, principal, purpose, created_keys, authorize)
             results = []
+            writer.prefetch(operations)
             for operation in operations:
                 result = writer.apply(operation)
                 if after_write is not None:
@@ -122,6 +123,23 @@ class _Writer:
         # nothing in the transaction reads them back before it commits.
         self._versions: list[dict[str, Any]] = []
         self._tokens: dict[int, set[bytes]] = {}
+        # Heads looked up as reference targets (a patient, a schedule), kept for the rest
+        # of the transaction: a seeding batch refers to the same few over and over.
+        self._targets: dict[tuple[str, str], Head | None] = {}
+        # Keys whose entry in ``_targets`` is current and locked (prefetched or written).
+        self._prefetched: set[tuple[str, str]] = set()
+
+    def _target(self, resource_type: str, resource_id: str) -> Head | None:
+        key = (resource_type, resource_id)
+        if key not in self._targets:
+            row = self.connection.execute(
+                select(resource_head).where(
+                    resource_head.c.resource_type == resource_type,
+                    resource_head.c.resource_id == resource_id,
+                )
+            ).first()
+            self._targets[key] = None if row is None else head_from_row(row._mapping)
+        return self._targets[key]
 
     def flush(self) -> None:
         if self._versions:
@@ -141,7 +159,35 @@ class _Writer:
             return self._delete(operation)
         return self._put(operation)
 
+    def prefetch(self, operations: Sequence[Operation]) -> None:
+        """Read (and on PostgreSQL lock) the current heads of every resource the request
+        writes, a few queries for the whole batch instead of one per resource."""
+        wanted: dict[str, set[str]] = {}
+        for operation in operations:
+            if not (isinstance(operation, Put) and operation.fresh):
+                wanted.setdefault(operation.resource_type.name, set()).add(operation.resource_id)
+        for resource_type, ids in wanted.items():
+            ordered = sorted(ids)
+            for start in range(0, len(ordered), 500):
+                chunk = ordered[start : start + 500]
+                statement = select(resource_head).where(
+                    resource_head.c.resource_type == resource_type,
+                    resource_head.c.resource_id.in_(chunk),
+                )
+                if self.connection.dialect.name == "postgresql":
+                    statement = statement.with_for_update()
+                found = {
+                    row.resource_id: head_from_row(row._mapping)
+                    for row in self.connection.execute(statement)
+                }
+                for resource_id in chunk:
+                    self._targets[(resource_type, resource_id)] = found.get(resource_id)
+                    self._prefetched.add((resource_type, resource_id))
+
     def _current(self, resource_type: str, resource_id: str) -> Head | None:
+        key = (resource_type, resource_id)
+        if key in self._prefetched:
+            return self._targets.get(key)
         statement = select(resource_head).where(
             resource_head.c.resource_type == resource_type,
             resource_head.c.resource_id == resource_id,
@@ -196,6 +242,7 @@ class _Writer:
         head = Head(
             row_id=row_id, resource_type=rt.name, resource_id=operation.resource_id, **values
         )
+        self._targets[(rt.name, operation.resource_id)] = head
         return WriteResult(
             head=head,
             created=current is None or current.deleted,
@@ -236,6 +283,7 @@ class _Writer:
             clinic_id=current.clinic_id,
             status=current.status,
         )
+        self._targets[(rt.name, operation.resource_id)] = head
         return WriteResult(head=head, created=False, body=None)
 
     def _patient_still_referenced(self, pseudonym: str | None) -> bool:
@@ -263,7 +311,7 @@ class _Writer:
         for target_type, target_id in reference_targets(resource, rt.patient_paths):
             if target_type != "Patient":
                 continue
-            patient = self._current("Patient", target_id)
+            patient = self._target("Patient", target_id)
             if patient is None or patient.deleted:
                 raise MissingReference(
                     f"{rt.name} refers to Patient/{target_id}, which does not exist"
@@ -290,14 +338,9 @@ class _Writer:
                     return target_id
                 if target_type in ("Patient", "Practitioner"):
                     continue
-                found = self.connection.execute(
-                    select(resource_head.c.clinic_id).where(
-                        resource_head.c.resource_type == target_type,
-                        resource_head.c.resource_id == target_id,
-                    )
-                ).scalar()
-                if found:
-                    return str(found)
+                found = self._target(target_type, target_id)
+                if found is not None and found.clinic_id:
+                    return found.clinic_id
         return None
 
     def _store_head(
