@@ -54,8 +54,8 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     # The audit routes first: /fhir/AuditEvent is not one of the generic FHIR types.
     app.include_router(audit_routes.router)
     app.include_router(admin_routes.router)
-    app.include_router(fhir_routes.router)
     app.include_router(auth_routes.router)
+    app.include_router(fhir_routes.router)
 
     @app.get("/healthz", include_in_schema=False)
     async def health() -> JSONResponse:

@@ -1,0 +1,203 @@
+"""``carevault staff …`` and ``carevault client …`` run as an operator runs them (a separate
+process on the same data directory) while the server (here in-process) keeps serving."""
+
+from __future__ import annotations
+
+import getpass
+import re
+import subprocess
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from carevault.bootstrap import Services
+from carevault.ledger.events import Outcome, Tag
+from tests.integration.access.audit_log import events, refused
+from tests.integration.access.browser import assert_refused_within, basic, bearer
+from tests.integration.access.conftest import APP, CLINIC, MovableClock, Staff
+from tests.support.client import FhirTestClient
+from tests.support.server import environment, run_cli
+
+NEW_PASSWORD = "a whole new passphrase"
+OPERATOR = f"cli:{getpass.getuser()}"
+
+Cli = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture
+def cli(auth_services: Services) -> Cli:
+    """Run ``carevault …`` on the services' data directory; ``password`` goes to stdin."""
+    settings = auth_services.settings
+    env = environment(
+        settings.home,
+        settings.database_url,
+        {"CAREVAULT_ARGON2_MEMORY_KIB": "8192", "CAREVAULT_ARGON2_TIME_COST": "1"},
+    )
+
+    def run(*args: str, password: str | None = None) -> subprocess.CompletedProcess[str]:
+        if password is None:
+            return run_cli(env, *args, timeout=60)
+        return subprocess.run(
+            [sys.executable, "-m", "carevault", *args, "--password-stdin"],
+            env=env,
+            input=password + "\n",
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    return run
+
+
+def _secret(output: str, username: str) -> str:
+    found = re.search(rf"TOTP secret for {re.escape(username)}: ([A-Z2-7]+)", output)
+    assert found, output
+    return found.group(1)
+
+
+def _sign_in(web: FhirTestClient, staff: Staff, code: str | None = None) -> Any:
+    return web.post("/auth/token", data=staff.grant(code=code))
+
+
+def test_staff_commands_add_list_reset_and_suspend_an_account(
+    cli: Cli, web: FhirTestClient, auth_services: Services, clock: MovableClock
+) -> None:
+    added = cli(
+        "staff",
+        "add",
+        "Nurse.Wong",
+        "--name",
+        "Wong Ka Yan",
+        "--role",
+        "nurse",
+        "--clinic",
+        CLINIC,
+        password="correct horse battery staple",
+    )
+    assert added.returncode == 0, added.stderr
+    assert "added nurse.wong (nurse) as st-" in added.stdout
+    assert "otpauth://totp/CareVault:nurse.wong?secret=" in added.stdout
+    nurse = Staff("nurse.wong", "", _secret(added.stdout, "nurse.wong"), clock)
+
+    # The new member signs in with the secret the command printed.
+    first = _sign_in(web, nurse)
+    assert first.status_code == 200, first.text
+    token = first.json()["access_token"]
+    assert web.get("/fhir/Patient", headers=bearer(token)).status_code == 200
+
+    reset = cli("staff", "reset-password", "nurse.wong", password=NEW_PASSWORD)
+    assert reset.returncode == 0, reset.stderr
+    assert "password changed; 1 live sessions ended" in reset.stdout
+    assert_refused_within(web, token)
+    assert _sign_in(web, nurse, code="123456").status_code == 400  # the old password
+    nurse.password = NEW_PASSWORD
+    second = _sign_in(web, nurse)
+    assert second.status_code == 200
+
+    new_totp = cli("staff", "reset-totp", "nurse.wong")
+    assert new_totp.returncode == 0, new_totp.stderr
+    assert_refused_within(web, second.json()["access_token"])
+    old_secret = nurse.totp_secret
+    nurse.totp_secret, nurse.last_step = _secret(new_totp.stdout, "nurse.wong"), None
+    assert (
+        _sign_in(web, Staff("nurse.wong", "", old_secret, clock, NEW_PASSWORD)).status_code == 400
+    )
+    third = _sign_in(web, nurse)
+    assert third.status_code == 200
+
+    suspended = cli("staff", "suspend", "nurse.wong", "--reason", "left the clinic")
+    assert suspended.returncode == 0, suspended.stderr
+    assert "nurse.wong suspended; 1 live sessions ended" in suspended.stdout
+    assert_refused_within(web, third.json()["access_token"])
+    assert _sign_in(web, nurse).status_code == 400
+    listed = cli("staff", "list")
+    assert listed.stdout.splitlines() == [f"nurse.wong\tnurse\tsuspended\t{CLINIC}"]
+
+    store = auth_services.audit_ledger.store
+    account = auth_services.accounts.find("nurse.wong")
+    assert account is not None
+    done = {
+        event.tag: event
+        for event in events(store)
+        if event.tag.value.startswith("admin:staff:") and event.reason == account.account_id
+    }
+    assert set(done) == {
+        Tag.ADMIN_STAFF_ADDED,
+        Tag.ADMIN_PASSWORD_CHANGED,
+        Tag.ADMIN_TOTP_RESET,
+        Tag.ADMIN_STAFF_SUSPENDED,
+    }
+    assert all(
+        (event.principal, event.role, event.outcome) == (OPERATOR, "administrator", Outcome.SUCCESS)
+        for event in done.values()
+    )
+    assert done[Tag.ADMIN_STAFF_ADDED].detail == {"role": "nurse", "clinics": [CLINIC]}
+    assert done[Tag.ADMIN_STAFF_SUSPENDED].detail == {"sessions_ended": 1}
+    assert done[Tag.ADMIN_TOTP_RESET].detail == {"sessions_ended": 1}
+    refused(store, Tag.AUTH_TOKEN_REFUSED, "session revoked (left the clinic)")
+    refused(store, Tag.AUTH_SIGN_IN_FAILED, "account suspended")
+
+
+def test_client_commands_add_list_and_revoke_apps(
+    cli: Cli, web: FhirTestClient, auth_services: Services
+) -> None:
+    feed = cli(
+        "client",
+        "add",
+        "lab-feed",
+        "--name",
+        "Laboratory feed",
+        "--confidential",
+        "--scope",
+        "system/Observation.cruds system/Patient.rs",
+        "--clinic",
+        CLINIC,
+    )
+    assert feed.returncode == 0, feed.stderr
+    assert "added client lab-feed (confidential)" in feed.stdout
+    found = re.search(r"client secret \(shown once\): (\S+)", feed.stdout)
+    assert found, feed.stdout
+    plain_http = cli(
+        "client",
+        "add",
+        "bad-app",
+        "--name",
+        "Bad",
+        "--scope",
+        "user/*.rs",
+        "--redirect-uri",
+        "http://ward.example/callback",
+    )
+    assert plain_http.returncode == 1
+    assert "redirect URIs must be https" in plain_http.stderr
+
+    granted = web.post(
+        "/auth/token",
+        data={"grant_type": "client_credentials", "scope": "system/Observation.rs"},
+        headers=basic("lab-feed", found.group(1)),
+    )
+    assert granted.status_code == 200, granted.text
+    token = granted.json()["access_token"]
+    assert web.get("/fhir/Observation", headers=bearer(token)).status_code == 200
+
+    revoked = cli("client", "revoke", "lab-feed")
+
+    assert revoked.returncode == 0, revoked.stderr
+    assert "client lab-feed revoked; 1 live sessions ended" in revoked.stdout
+    assert_refused_within(web, token)
+    assert cli("client", "list").stdout.splitlines() == [
+        f"{APP}\tpublic\tactive\tClinic app",
+        "lab-feed\tconfidential\trevoked\tLaboratory feed",
+    ]
+    store = auth_services.audit_ledger.store
+    added = [
+        event for event in events(store, Tag.ADMIN_CLIENT_ADDED) if event.principal == OPERATOR
+    ]
+    assert [event.reason for event in added] == ["lab-feed"]
+    (revoke,) = events(store, Tag.ADMIN_CLIENT_REVOKED)
+    assert (revoke.principal, revoke.reason) == (OPERATOR, "lab-feed")
+    assert revoke.detail == {"sessions_ended": 1}
+    refused(store, Tag.AUTH_TOKEN_REFUSED, "session revoked (client app revoked)")

@@ -1,0 +1,207 @@
+"""SMART scopes: parsing v2 and v1 forms, what a set of scopes allows, and narrowing a
+request down to a client's registration."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from carevault.access.scopes import (
+    Interaction,
+    InvalidScope,
+    ScopeGrant,
+    Scopes,
+    narrow,
+    parse,
+)
+
+USER_APP = frozenset({"user", "patient"})
+SERVICE = frozenset({"system"})
+C, R, U, D, S = (
+    Interaction.CREATE,
+    Interaction.READ,
+    Interaction.UPDATE,
+    Interaction.DELETE,
+    Interaction.SEARCH,
+)
+
+
+def _grant(context: str, resource_type: str, *interactions: Interaction) -> ScopeGrant:
+    return ScopeGrant(context, resource_type, frozenset(interactions))
+
+
+@pytest.mark.parametrize(
+    ("text", "grant"),
+    [
+        ("user/Patient.rs", _grant("user", "Patient", R, S)),
+        ("user/Patient.r", _grant("user", "Patient", R)),
+        ("patient/Observation.cruds", _grant("patient", "Observation", C, R, U, D, S)),
+        ("user/*.cud", _grant("user", "*", C, U, D)),
+        # SMART v1 forms
+        ("user/Patient.read", _grant("user", "Patient", R, S)),
+        ("user/Encounter.write", _grant("user", "Encounter", C, U, D)),
+        ("patient/*.*", _grant("patient", "*", C, R, U, D, S)),
+    ],
+)
+def test_a_smart_scope_parses_to_its_grant(text: str, grant: ScopeGrant) -> None:
+    assert parse(text, allowed_contexts=USER_APP) == Scopes((grant,), frozenset())
+
+
+def test_session_scopes_are_kept_apart_from_data_grants() -> None:
+    scopes = parse("openid fhirUser offline_access user/*.rs", allowed_contexts=USER_APP)
+
+    assert scopes.session == {"openid", "fhirUser", "offline_access"}
+    assert scopes.grants == (_grant("user", "*", R, S),)
+    assert scopes.wants_refresh
+    assert parse("online_access", allowed_contexts=USER_APP).wants_refresh
+    assert not parse("openid fhirUser user/*.rs", allowed_contexts=USER_APP).wants_refresh
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("admin", "is not a SMART scope this server knows"),
+        ("user/Patient.sr", "is not a SMART scope"),  # v2 letters come in cruds order
+        ("user/Patient.x", "is not a SMART scope"),
+        ("user/patient.rs", "is not a SMART scope"),
+        ("group/Patient.rs", "is not a SMART scope"),
+        ("user/Patient.", "grants nothing"),
+        ("user/Unicorn.rs", "no resource type 'Unicorn'"),
+        ("system/Patient.rs", "'system/' scopes are not available"),
+        ("user/Observation.rs?category=laboratory", "granular scopes"),
+    ],
+)
+def test_an_unknown_or_unavailable_scope_is_refused_not_ignored(text: str, message: str) -> None:
+    with pytest.raises(InvalidScope, match=message):
+        parse(f"openid {text}", allowed_contexts=USER_APP)
+
+
+def test_a_service_may_have_only_system_scopes() -> None:
+    assert parse("system/*.rs", allowed_contexts=SERVICE).grants == (_grant("system", "*", R, S),)
+    with pytest.raises(InvalidScope, match="'user/' scopes are not available"):
+        parse("user/*.rs", allowed_contexts=SERVICE)
+
+
+def test_allows_checks_the_type_or_the_wildcard() -> None:
+    scopes = parse("user/Patient.rs user/*.c", allowed_contexts=USER_APP)
+
+    assert scopes.allows("Patient", R) and scopes.allows("Patient", S)
+    assert scopes.allows("Observation", C)
+    assert not scopes.allows("Observation", R)
+    assert not scopes.allows("Patient", D)
+
+
+def test_text_writes_the_scopes_back_in_v2_form() -> None:
+    scopes = parse("offline_access openid user/Patient.read patient/*.*", allowed_contexts=USER_APP)
+
+    assert scopes.text() == "offline_access openid user/Patient.rs patient/*.cruds"
+    assert parse(scopes.text(), allowed_contexts=USER_APP) == scopes
+
+
+REGISTERED = parse(
+    "openid fhirUser offline_access user/Patient.rs user/*.s", allowed_contexts=USER_APP
+)
+
+
+@pytest.mark.parametrize(
+    ("requested", "granted"),
+    [
+        ("user/Patient.cruds", "user/Patient.rs"),
+        ("user/Observation.rs", "user/Observation.s"),
+        ("user/*.r", "user/Patient.r"),
+        ("user/*.rs", "user/Patient.rs user/*.s"),
+        ("user/Observation.cud", ""),
+        ("patient/Patient.rs", ""),  # registered for user/ only: no patient/ grants
+        (
+            "openid profile launch offline_access user/Patient.r",
+            "offline_access openid profile user/Patient.r",
+        ),
+    ],
+)
+def test_narrow_cuts_a_request_down_to_the_registration(requested: str, granted: str) -> None:
+    narrowed = narrow(parse(requested, allowed_contexts=USER_APP), REGISTERED)
+
+    assert narrowed.text() == granted
+
+
+def test_narrow_does_not_give_session_scopes_the_app_is_not_registered_for() -> None:
+    registered = parse("user/*.rs", allowed_contexts=USER_APP)
+    narrowed = narrow(
+        parse("openid offline_access user/*.rs", allowed_contexts=USER_APP), registered
+    )
+
+    assert narrowed.session == {"openid"}
+    assert not narrowed.wants_refresh
+
+
+# --- properties ------------------------------------------------------------------------------
+
+TYPES = ["*", "Patient", "Observation", "Encounter"]
+PROBE_TYPES = ["Patient", "Observation", "Encounter", "Condition"]
+scope_items = st.builds(
+    lambda context, resource_type, letters: f"{context}/{resource_type}.{letters}",
+    st.sampled_from(["user", "patient"]),
+    st.sampled_from(TYPES),
+    st.sets(st.sampled_from("cruds"), min_size=1).map(
+        lambda chosen: "".join(letter for letter in "cruds" if letter in chosen)
+    ),
+)
+scope_sets = st.lists(scope_items, max_size=5).map(
+    lambda items: parse(" ".join(items), allowed_contexts=USER_APP)
+)
+
+
+def _allows_in(scopes: Scopes, context: str, resource_type: str, what: Interaction) -> bool:
+    return any(
+        grant.context == context
+        and grant.resource_type in ("*", resource_type)
+        and what in grant.interactions
+        for grant in scopes.grants
+    )
+
+
+@given(scope_sets, scope_sets)
+def test_narrow_grants_exactly_what_both_the_request_and_registration_allow(
+    requested: Scopes, registered: Scopes
+) -> None:
+    narrowed = narrow(requested, registered)
+
+    for context in ("user", "patient"):
+        for resource_type in PROBE_TYPES:
+            for what in Interaction:
+                both = _allows_in(requested, context, resource_type, what) and _allows_in(
+                    registered, context, resource_type, what
+                )
+                assert _allows_in(narrowed, context, resource_type, what) is both
+
+
+@given(scope_sets, scope_sets)
+def test_narrowing_twice_changes_nothing_more(requested: Scopes, registered: Scopes) -> None:
+    once = narrow(requested, registered)
+    twice = narrow(once, registered)
+
+    assert {
+        (context, resource_type, what)
+        for context in ("user", "patient")
+        for resource_type in PROBE_TYPES
+        for what in Interaction
+        if _allows_in(once, context, resource_type, what)
+    } == {
+        (context, resource_type, what)
+        for context in ("user", "patient")
+        for resource_type in PROBE_TYPES
+        for what in Interaction
+        if _allows_in(twice, context, resource_type, what)
+    }
+
+
+@given(scope_sets)
+def test_the_text_of_scopes_parses_back_to_the_same_rights(scopes: Scopes) -> None:
+    again = parse(scopes.text(), allowed_contexts=USER_APP)
+
+    assert all(
+        again.allows(resource_type, what) is scopes.allows(resource_type, what)
+        for resource_type in PROBE_TYPES
+        for what in Interaction
+    )
