@@ -10,6 +10,7 @@ SQLite (embedded default) and PostgreSQL (production) behave alike here:
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -79,6 +80,15 @@ def _sqlite_engine(url: str) -> Engine:
     return engine
 
 
+_WRITER_LOCKS: dict[int, threading.RLock] = {}
+_WRITER_LOCKS_GUARD = threading.Lock()
+
+
+def _writer_lock(engine: Engine) -> threading.RLock:
+    with _WRITER_LOCKS_GUARD:
+        return _WRITER_LOCKS.setdefault(id(engine), threading.RLock())
+
+
 @contextmanager
 def write_transaction(engine: Engine) -> Iterator[Connection]:
     """A transaction that will write: on SQLite it takes the write lock at once.
@@ -86,9 +96,15 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
     Taking the lock up front turns a read-then-write race between processes into a
     wait rather than a "database is locked" error half-way through.
     """
-    with engine.connect() as connection:
-        if engine.dialect.name == "sqlite":
-            connection = connection.execution_options(**{_IMMEDIATE: True})
+    if engine.dialect.name != "sqlite":
+        with engine.connect() as connection, connection.begin():
+            yield connection
+        return
+    # Writers in this process queue on a lock before asking SQLite for its write lock:
+    # SQLite's busy handler waits by sleeping with back-off, so a writer that keeps
+    # coming back (the ledger's group commit) would otherwise starve the others.
+    with _writer_lock(engine), engine.connect() as connection:
+        connection = connection.execution_options(**{_IMMEDIATE: True})
         with connection.begin():
             yield connection
 

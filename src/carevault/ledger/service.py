@@ -28,8 +28,10 @@ class Ledger:
     def verify(self, progress: Callable[[int], None] | None = None) -> VerifyReport:
         origin = self.checkpoints.signer.origin
         views = [(witness.verifier_key(), witness.latest(origin)) for witness in self.witnesses]
+        # A store of its own: nothing this process cached may stand in for what is stored.
+        fresh = LedgerStore(self.store.engine, self.store.tables, self.store.name)
         return verify_ledger(
-            self.store,
+            fresh,
             self.checkpoints.all(),
             self.checkpoints.signer.vkey,
             views,

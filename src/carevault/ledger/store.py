@@ -78,7 +78,13 @@ class _Tiles:
             hashes = self.overlay.get((t_level, t_index)) or fetched.get((t_level, t_index), [])
             if offset + count > len(hashes):
                 raise LedgerCorrupt(f"tile {t_level}/{t_index} is missing hashes")
-            found.append(hashes[offset] if count == 1 else fold(hashes[offset : offset + count]))
+            if count == 1:
+                found.append(hashes[offset])
+            elif len(hashes) == TILE_WIDTH and (t_level, t_index) not in self.overlay:
+                levels = self.store.tile_levels((t_level, t_index), hashes)
+                found.append(levels[count.bit_length() - 1][offset // count])
+            else:
+                found.append(fold(hashes[offset : offset + count]))
         return found
 
 
@@ -95,6 +101,8 @@ class LedgerStore:
         self.tables = tables
         self.name = name
         self._full_tiles: OrderedDict[tuple[int, int], list[bytes]] = OrderedDict()
+        self._levels: OrderedDict[tuple[int, int], list[list[bytes]]] = OrderedDict()
+        self._edge: tuple[int, bytes, dict[tuple[int, int], list[bytes]]] | None = None
         self._cache_lock = threading.Lock()
 
     # --- tiles -----------------------------------------------------------------------------
@@ -115,10 +123,23 @@ class LedgerStore:
         if not wanted:
             return found
         tile = self.tables.tile
+        by_level: dict[int, list[int]] = {}
+        for level, index in wanted:
+            by_level.setdefault(level, []).append(index)
+        # One exact key range per level (ledger, level, index IN ...): an OR of pairs
+        # made SQLite walk every tile of the ledger.
         rows = connection.execute(
             select(tile.c.level, tile.c.tile_index, tile.c.hashes).where(
-                tile.c.ledger == self.name,
-                or_(*(and_(tile.c.level == lvl, tile.c.tile_index == idx) for lvl, idx in wanted)),
+                or_(
+                    *(
+                        and_(
+                            tile.c.ledger == self.name,
+                            tile.c.level == level,
+                            tile.c.tile_index.in_(indices),
+                        )
+                        for level, indices in by_level.items()
+                    )
+                )
             )
         ).all()
         for row in rows:
@@ -130,6 +151,23 @@ class LedgerStore:
                     while len(self._full_tiles) > 4096:
                         self._full_tiles.popitem(last=False)
         return found
+
+    def tile_levels(self, key: tuple[int, int], hashes: list[bytes]) -> list[list[bytes]]:
+        """Every level of a full (hence immutable) tile's subtree, computed once."""
+        with self._cache_lock:
+            cached = self._levels.get(key)
+            if cached is not None:
+                self._levels.move_to_end(key)
+                return cached
+        levels = [hashes]
+        while len(levels[-1]) > 1:
+            below = levels[-1]
+            levels.append([node_hash(below[i], below[i + 1]) for i in range(0, len(below), 2)])
+        with self._cache_lock:
+            self._levels[key] = levels
+            while len(self._levels) > 1024:
+                self._levels.popitem(last=False)
+        return levels
 
     def _save_tile(
         self, connection: Connection, level: int, index: int, hashes: list[bytes]
@@ -155,20 +193,23 @@ class LedgerStore:
 
     def lock_head(self, connection: Connection) -> int:
         """Take the append lock (the head row) and return the current size."""
+        return self._lock_head(connection)[0]
+
+    def _lock_head(self, connection: Connection) -> tuple[int, bytes]:
         head = self.tables.head
-        statement = select(head.c.size).where(head.c.ledger == self.name)
+        statement = select(head.c.size, head.c.root).where(head.c.ledger == self.name)
         if connection.dialect.name == "postgresql":
             statement = statement.with_for_update()
-        size = connection.execute(statement).scalar()
-        if size is None:
+        row = connection.execute(statement).first()
+        if row is None:
             dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
             connection.execute(
                 dialect.insert(head)
                 .values(ledger=self.name, size=0, root=tree.EMPTY_ROOT, updated_us=0)
                 .on_conflict_do_nothing()
             )
-            size = connection.execute(statement).scalar()
-        return int(size or 0)
+            row = connection.execute(statement).first()
+        return (0, tree.EMPTY_ROOT) if row is None else (int(row.size), bytes(row.root))
 
     def head(self) -> tuple[int, bytes]:
         head = self.tables.head
@@ -186,16 +227,22 @@ class LedgerStore:
         Returns (index of the first entry, new tree size). The caller commits; until
         then nothing is visible, and a rollback leaves the ledger as it was.
         """
-        size = self.lock_head(connection)
+        size, root_before = self._lock_head(connection)
         if not entries:
             return size, size
         tiles = _Tiles(self, connection)
         counts = [size >> (TILE_HEIGHT * level) for level in range(8)]
-        for level, count in enumerate(counts):
-            if count % TILE_WIDTH:
-                tiles.overlay[(level, count // TILE_WIDTH)] = list(
-                    tiles.tile(level, count // TILE_WIDTH)
-                )
+        edge = self._edge
+        # The right-edge tiles this process wrote last time, if the head still has the
+        # same root (so the same tree): no re-reading them on every group commit.
+        if edge is not None and edge[0] == size and edge[1] == root_before:
+            tiles.overlay.update((key, list(hashes)) for key, hashes in edge[2].items())
+        else:
+            for level, count in enumerate(counts):
+                if count % TILE_WIDTH:
+                    tiles.overlay[(level, count // TILE_WIDTH)] = list(
+                        tiles.tile(level, count // TILE_WIDTH)
+                    )
         dirty: set[tuple[int, int]] = set()
 
         def add(level: int, value: bytes) -> None:
@@ -227,6 +274,18 @@ class LedgerStore:
             self._save_tile(connection, level, index, tiles.overlay[(level, index)])
         new_size = size + len(entries)
         root = tree.tree_hash(new_size, tiles.read)
+        # Remembered only now; if the transaction rolls back, the head keeps the old
+        # root and the memory is not used.
+        self._edge = (
+            new_size,
+            root,
+            {
+                key: list(hashes)
+                for key, hashes in tiles.overlay.items()
+                if len(hashes) < TILE_WIDTH
+                and key[1] == (new_size >> (TILE_HEIGHT * key[0])) // TILE_WIDTH
+            },
+        )
         connection.execute(
             update(self.tables.head)
             .where(self.tables.head.c.ledger == self.name)

@@ -5,8 +5,10 @@ The first mismatch of each kind is named (an entry number or a checkpoint)."""
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from hashlib import sha256
 
 from carevault.ledger.checkpoints import StoredCheckpoint
 from carevault.ledger.store import LedgerCorrupt, LedgerStore
@@ -14,13 +16,14 @@ from carevault.ledger.verifier import (
     EMPTY_ROOT,
     VerificationError,
     VerifierKey,
-    leaf_hash,
     node_hash,
     open_checkpoint,
     verify_consistency,
     verify_cosignature,
 )
 from carevault.ledger.witness import WitnessView
+
+TILE = 256
 
 
 class RootBuilder:
@@ -31,13 +34,45 @@ class RootBuilder:
         self._stack: list[tuple[int, bytes]] = []
 
     def add(self, leaf: bytes) -> None:
-        level, value = 0, leaf
+        self.add_subtree(0, leaf)
+
+    def add_subtree(self, level: int, value: bytes) -> None:
+        """Add a complete subtree of 2**level leaves (the size must be a multiple of it)."""
+        added = 1 << level
         stack = self._stack
         while stack and stack[-1][0] == level:
             value = node_hash(stack.pop()[1], value)
             level += 1
         stack.append((level, value))
-        self.size += 1
+        self.size += added
+
+    def add_many(self, leaves: list[bytes], wanted: Sequence[int], roots: dict[int, bytes]) -> None:
+        """Add ``leaves`` in order, recording the root at every size in ``wanted``.
+
+        Aligned runs of 256 leaves are folded level by level and added as one subtree,
+        which is what keeps a full verification near the cost of the hashing itself.
+        """
+        position = 0
+        count = len(leaves)
+        while position < count:
+            size = self.size
+            end = size + TILE
+            if (
+                size % TILE == 0
+                and position + TILE <= count
+                and bisect_right(wanted, end) == bisect_right(wanted, size)
+            ):
+                level = leaves[position : position + TILE]
+                while len(level) > 1:
+                    level = [node_hash(level[i], level[i + 1]) for i in range(0, len(level), 2)]
+                self.add_subtree(8, level[0])
+                position += TILE
+                continue
+            self.add(leaves[position])
+            position += 1
+            index = bisect_left(wanted, self.size)
+            if index < len(wanted) and wanted[index] == self.size:
+                roots[self.size] = self.root()
 
     def root(self) -> bytes:
         if not self._stack:
@@ -81,12 +116,14 @@ def verify_ledger(
     expected = 0
     first_entry_problem: str | None = None
     chunk_seqs: list[int] = []
-    chunk_leaves: list[bytes] = []
+    chunk_data: list[bytes] = []
 
     def check_chunk() -> None:
         nonlocal first_entry_problem
-        if not chunk_leaves:
+        if not chunk_data:
             return
+        chunk_leaves = [sha256(b"\x00" + data).digest() for data in chunk_data]
+        builder.add_many(chunk_leaves, marks, roots)
         stored = store.stored_leaf_hashes(chunk_seqs[0], len(chunk_leaves))
         for offset, (seq, leaf) in enumerate(zip(chunk_seqs, chunk_leaves, strict=True)):
             if offset >= len(stored) or stored[offset] != leaf:
@@ -97,8 +134,9 @@ def verify_ledger(
                     )
                 break
         chunk_seqs.clear()
-        chunk_leaves.clear()
+        chunk_data.clear()
 
+    marks = sorted(wanted)
     for seq, data in store.entries(batch=batch):
         if seq != expected and first_entry_problem is None:
             first_entry_problem = (
@@ -106,14 +144,10 @@ def verify_ledger(
                 if seq > expected
                 else f"entry {seq} appears out of order after entry {expected - 1}"
             )
-        leaf = leaf_hash(data)
-        builder.add(leaf)
         chunk_seqs.append(seq)
-        chunk_leaves.append(leaf)
+        chunk_data.append(data)
         expected = seq + 1
-        if builder.size in wanted:
-            roots[builder.size] = builder.root()
-        if len(chunk_leaves) >= batch:
+        if len(chunk_data) >= batch:
             check_chunk()
             if progress is not None:
                 progress(builder.size)

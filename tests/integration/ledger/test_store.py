@@ -90,3 +90,28 @@ def test_group_commit_under_concurrent_writers_loses_nothing(store: LedgerStore)
     assert sorted(start for start, _ in positions) == list(range(size))
     stored = [leaf_hash(data) for _, data in store.entries()]
     assert root_of(stored) == root
+
+
+def test_verify_over_many_tiles_with_checkpoints_between(store: LedgerStore) -> None:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from sqlalchemy import update
+
+    from carevault.ledger.checkpoints import Checkpoints, CheckpointSigner
+    from carevault.ledger.verify import verify_ledger
+
+    signer = CheckpointSigner("test/audit", Ed25519PrivateKey.generate())
+    checkpoints = Checkpoints(store, signer, [], lambda: 1)
+    for count in [300, 212, 188, 1000]:  # checkpoints at 300, 512 (a tile edge), 700, 1700
+        append(store, store.head()[0], count)
+        checkpoints.make("test")
+    report = verify_ledger(store, checkpoints.all(), signer.vkey, batch=333)
+    assert report.ok, report.problems
+    assert report.entries == 1700 and report.checkpoints == 4
+    with write_transaction(store.engine) as connection:
+        connection.execute(
+            update(store.tables.entry).where(store.tables.entry.c.seq == 600).values(entry=b"{}")
+        )
+    fresh = LedgerStore(store.engine, store.tables, store.name)
+    problems = verify_ledger(fresh, checkpoints.all(), signer.vkey, batch=333).problems
+    assert problems[0].startswith("entry 600 does not match")
+    assert any("between 512 and 699" in problem for problem in problems), problems
