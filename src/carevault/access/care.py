@@ -8,6 +8,8 @@ a window covers now for one of their clinics or for them as a practitioner.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
@@ -89,9 +91,30 @@ def derive(
 
 
 class CareRelationships:
-    def __init__(self, engine: Engine, practitioner_token: Callable[[str], bytes]) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        practitioner_token: Callable[[str], bytes],
+        *,
+        cache_seconds: float = 0.5,
+    ) -> None:
         self.engine = engine
-        self._token = practitioner_token
+        self._blind = practitioner_token
+        self._tokens: dict[str, bytes] = {}
+        # Answers of ``exists`` outside a write, for as long as session state may be
+        # stale anyway; a relationship written by this process clears them at once.
+        self.cache_seconds = cache_seconds
+        self._answers: dict[tuple[str, frozenset[str], str | None], tuple[float, bool]] = {}
+        self._lock = threading.Lock()
+
+    def _token(self, practitioner_id: str) -> bytes:
+        found = self._tokens.get(practitioner_id)
+        if found is None:
+            found = self._blind(practitioner_id)
+            if len(self._tokens) > 10_000:
+                self._tokens.clear()
+            self._tokens[practitioner_id] = found
+        return found
 
     def replace(
         self,
@@ -101,6 +124,8 @@ class CareRelationships:
         relationships: Iterable[Relationship],
     ) -> None:
         """Inside the write's transaction: the source's relationships are now these."""
+        with self._lock:
+            self._answers.clear()
         connection.execute(
             delete(care_relationship).where(care_relationship.c.source_row_id == source_row_id)
         )
@@ -152,8 +177,19 @@ class CareRelationships:
         )
         if connection is not None:
             return bool(connection.execute(statement).scalar())
+        key = (pseudonym, clinic_ids, practitioner_id)
+        moment = time.monotonic()
+        with self._lock:
+            cached = self._answers.get(key)
+        if cached is not None and moment - cached[0] < self.cache_seconds:
+            return cached[1]
         with read_transaction(self.engine) as reading:
-            return bool(reading.execute(statement).scalar())
+            answer = bool(reading.execute(statement).scalar())
+        with self._lock:
+            if len(self._answers) > 50_000:
+                self._answers.clear()
+            self._answers[key] = (moment, answer)
+        return answer
 
     def patients(self, clinic_ids: frozenset[str], practitioner_id: str | None, now_us: int) -> Any:
         """A subquery of the pseudonyms the clinician has a care relationship with now."""

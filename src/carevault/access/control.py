@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from sqlalchemy import ColumnElement, Connection, Engine, false, or_, select
@@ -19,6 +20,8 @@ from carevault.domain.roles import CLINICIANS, GROUP_WIDE, Role
 from carevault.fhir.registry import ResourceType
 from carevault.vault.records import Head
 from carevault.vault.tables import resource_head
+
+HOME_CACHE_SECONDS = 0.5
 
 
 class Unauthenticated(Exception):
@@ -57,6 +60,9 @@ class AccessControl:
         self.care = care
         self.break_glass = break_glass
         self.clock = clock
+        # A patient's home clinic, briefly remembered outside writes (as stale at most
+        # as session state; it changes only when the Patient moves clinic).
+        self._homes: dict[str, tuple[float, frozenset[str]]] = {}
 
     def authenticate(self, bearer: str | None) -> Authenticated:
         """The actor behind a bearer token, if the token and its session are valid now."""
@@ -99,8 +105,7 @@ class AccessControl:
         pseudonym = head.patient_pseudonym
         if pseudonym is None:
             return Target(None, frozenset({head.clinic_id} if head.clinic_id else set()))
-        clinics = {head.clinic_id} if head.clinic_id else set()
-        clinics |= self._home_clinics(pseudonym, connection)
+        clinics = set(self.clinics_of(head, connection))
         care = actor.role in CLINICIANS and self.care.exists(
             pseudonym, actor.clinic_ids, actor.practitioner_id, now_us, connection
         )
@@ -114,7 +119,8 @@ class AccessControl:
     def clinics_of(self, head: Head, connection: Connection | None = None) -> frozenset[str]:
         """The clinics a record belongs to: its own and its patient's home clinic."""
         clinics = {head.clinic_id} if head.clinic_id else set()
-        if head.patient_pseudonym is not None:
+        # A Patient's own clinic is its home clinic: no second look needed.
+        if head.patient_pseudonym is not None and head.resource_type != "Patient":
             clinics |= self._home_clinics(head.patient_pseudonym, connection)
         return frozenset(clinics)
 
@@ -125,10 +131,18 @@ class AccessControl:
         )
         if connection is not None:
             found = connection.execute(statement).scalar()
-        else:
-            with read_transaction(self.engine) as reading:
-                found = reading.execute(statement).scalar()
-        return {str(found)} if found else set()
+            return {str(found)} if found else set()
+        moment = time.monotonic()
+        cached = self._homes.get(pseudonym)
+        if cached is not None and moment - cached[0] < HOME_CACHE_SECONDS:
+            return set(cached[1])
+        with read_transaction(self.engine) as reading:
+            found = reading.execute(statement).scalar()
+        home = frozenset({str(found)} if found else set())
+        if len(self._homes) > 50_000:
+            self._homes.clear()
+        self._homes[pseudonym] = (moment, home)
+        return set(home)
 
     def restriction(
         self, actor: Actor, rt: ResourceType, now_us: int

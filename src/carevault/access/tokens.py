@@ -8,6 +8,9 @@ checks the session the token belongs to is still live.
 from __future__ import annotations
 
 import secrets
+import threading
+import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,11 +35,19 @@ class TokenClaims:
 
 
 class TokenSigner:
-    def __init__(self, key: Ed25519PrivateKey, issuer: str, audience: str) -> None:
+    def __init__(
+        self, key: Ed25519PrivateKey, issuer: str, audience: str, *, cache_size: int = 10_000
+    ) -> None:
         self._key = key
         self._public = key.public_key()
         self.issuer = issuer
         self.audience = audience
+        # Tokens already verified: a clinic app sends the same one on every request for
+        # its five minutes. Expiry is still checked on every use; revocation is the
+        # session's business, checked on every request by the caller.
+        self._verified: OrderedDict[str, TokenClaims] = OrderedDict()
+        self._cache_size = cache_size
+        self._lock = threading.Lock()
 
     def issue(
         self, *, subject: str, session_id: str, scope: str, client_id: str, now: int, lifetime: int
@@ -56,6 +67,22 @@ class TokenSigner:
         return jwt.encode(claims, self._key, algorithm="EdDSA")
 
     def verify(self, token: str) -> TokenClaims:
+        with self._lock:
+            known = self._verified.get(token)
+            if known is not None:
+                self._verified.move_to_end(token)
+        if known is not None:
+            if time.time() >= known.expires_at:
+                raise InvalidToken("token expired")
+            return known
+        claims = self._verify(token)
+        with self._lock:
+            self._verified[token] = claims
+            while len(self._verified) > self._cache_size:
+                self._verified.popitem(last=False)
+        return claims
+
+    def _verify(self, token: str) -> TokenClaims:
         try:
             header = jwt.get_unverified_header(token)
             if header.get("alg") != "EdDSA":
