@@ -141,6 +141,11 @@ def seed_clinic_group(
             gate.write(SEED_CALLER, operations)
             written += len(operations)
             bar.advance(task, len(batch))
+    if services.engine.dialect.name == "postgresql":
+        # Fresh statistics, so that search plans start from the search-token index
+        # rather than every row (autovacuum would get there later, if it is on).
+        with services.engine.connect() as connection:
+            connection.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("ANALYZE")
     summary = SeedSummary(
         group=group.name,
         clinics=len(group.clinics),

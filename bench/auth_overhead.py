@@ -1,0 +1,332 @@
+"""The cost of authentication and policy on a FHIR read, against the same read without.
+
+In one process, with no HTTP in the way, the same Patient reads go through the gate as:
+
+* ``system``: a system Caller (no token, no scopes, no policy): the baseline;
+* ``<role>, policy``: a staff Caller authenticated once: the gate's scope check,
+  the policy's facts (the patient's home clinic, care relationship) and decision, and
+  subsetting of what the role may not see;
+* ``<role>, token + policy``: as the web layer does per request,
+  ``services.access.authenticate(bearer)`` (EdDSA JWT, then the session's state)
+  and then the same read.
+
+Every variant still opens the record and writes its audit entry (the durable part
+of a read): what differs is only who asks. The roles: a privacy officer (group-wide,
+sees identity and contact: the Patient is subsetted) and a physician with a care
+relationship (sees all of it, but the policy looks the relationship up). Reads run
+in rounds, the variants in turn in a rotating order, sequentially and with threads;
+a variant's cost per read is the median over rounds. A second table times the parts.
+
+Target: authentication and policy add at most 15 % to a read.
+
+    .venv/bin/python -m bench.auth_overhead            # about 2 minutes
+    .venv/bin/python -m bench.auth_overhead --quick    # a smoke run, under a minute
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import pstats
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.callers import (
+    PATIENT,
+    SYSTEM,
+    Part,
+    bearer_for,
+    cared_for,
+    parts,
+    staff_caller,
+)
+from bench.common import RESULTS_DIR, Table, now, percentile, ratio, write_results
+from bench.serving import Login, Seeded, deployment, seed
+from carevault.bootstrap import Services, build_services, initialise
+from carevault.gate import Caller
+
+NAME = "auth_overhead"
+TARGET = 0.15
+
+Read = Callable[[str], object]
+
+
+@dataclass(frozen=True)
+class Options:
+    patients: int
+    reads: int
+    rounds: int
+    threads: tuple[int, ...]
+    quick: bool
+    profile: bool
+
+
+def parse_args(argv: Sequence[str] | None = None) -> Options:
+    parser = argparse.ArgumentParser(prog="python -m bench.auth_overhead", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="smoke run: small and short")
+    parser.add_argument("--patients", type=int, help="patients seeded, whole charts (300)")
+    parser.add_argument("--reads", type=int, help="reads per variant per round (400)")
+    parser.add_argument("--rounds", type=int, help="rounds (7)")
+    parser.add_argument("--threads", help="reader threads, comma-separated (1,8)")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help=f"also cProfile each variant; writes bench/results/{NAME}-profile.txt",
+    )
+    args = parser.parse_args(argv)
+    quick = bool(args.quick)
+    return Options(
+        patients=args.patients or (60 if quick else 300),
+        reads=args.reads or (100 if quick else 400),
+        rounds=args.rounds or (2 if quick else 7),
+        threads=tuple(int(t) for t in (args.threads or "1,8").split(",")),
+        quick=quick,
+        profile=bool(args.profile),
+    )
+
+
+@dataclass
+class Variant:
+    name: str
+    role: str
+    read: Read
+    #: per round: seconds per read (wall time ÷ reads)
+    per_read: dict[int, list[float]] = field(default_factory=dict)
+    #: per round: CPU seconds of the whole process (every thread) per read
+    cpu_per_read: dict[int, list[float]] = field(default_factory=dict)
+    latencies: dict[int, list[float]] = field(default_factory=dict)
+
+
+def variants(services: Services, seeded: Seeded) -> tuple[list[Variant], list[str], Login]:
+    gate = services.gate
+    physician = max(seeded.logins["physician"], key=lambda login: len(cared_for(services, login)))
+    patients = cared_for(services, physician)
+    if len(patients) < 3:
+        raise RuntimeError(f"the physician has only {len(patients)} patients in care: seed more")
+    made = [
+        Variant(
+            "system (no auth, no policy)", "system", lambda pid: gate.read(SYSTEM, PATIENT, pid)
+        )
+    ]
+    for role, login in (
+        ("privacy_officer", seeded.login("privacy_officer")),
+        ("physician", physician),
+    ):
+        bearer = bearer_for(services, login)
+        caller = staff_caller(services, bearer)
+
+        def policy(pid: str, caller: Caller = caller) -> object:
+            return gate.read(caller, PATIENT, pid)
+
+        def token_and_policy(pid: str, bearer: str = bearer) -> object:
+            return gate.read(staff_caller(services, bearer), PATIENT, pid)
+
+        made.append(Variant(f"{role}, policy", role, policy))
+        made.append(Variant(f"{role}, token + policy", role, token_and_policy))
+    return made, patients, physician
+
+
+def run_round(variant: Variant, patients: list[str], reads: int, threads: int, start: int) -> None:
+    chosen = [patients[(start + i) % len(patients)] for i in range(reads)]
+    latencies: list[float] = []
+
+    def one(pid: str) -> None:
+        began = time.perf_counter()
+        variant.read(pid)
+        latencies.append(time.perf_counter() - began)
+
+    began, cpu_began = time.perf_counter(), time.process_time()
+    if threads == 1:
+        for pid in chosen:
+            one(pid)
+    else:
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            list(pool.map(one, chosen))
+    elapsed, cpu = time.perf_counter() - began, time.process_time() - cpu_began
+    variant.per_read.setdefault(threads, []).append(elapsed / reads)
+    variant.cpu_per_read.setdefault(threads, []).append(cpu / reads)
+    variant.latencies.setdefault(threads, []).extend(latencies)
+
+
+def profile(made: list[Variant], patients: list[str], reads: int) -> Path:
+    """cProfile ``reads`` sequential reads of each variant (the calling thread only: the
+    ledger's commit thread shows as the wait in ``Future.result``)."""
+    sections: list[str] = []
+    for variant in made:
+        profiler = cProfile.Profile()
+        profiler.enable()
+        for index in range(reads):
+            variant.read(patients[index % len(patients)])
+        profiler.disable()
+        text = io.StringIO()
+        stats = pstats.Stats(profiler, stream=text)
+        stats.sort_stats("cumulative").print_stats(45)
+        sections.append(f"===== {variant.name}: {reads} reads\n{text.getvalue()}")
+    path = RESULTS_DIR / f"{NAME}-profile.txt"
+    path.write_text("\n".join(sections))
+    return path
+
+
+def measure(options: Options, services: Services, seeded: Seeded) -> dict[str, Any]:
+    made, patients, physician = variants(services, seeded)
+    print(f"  {len(patients)} patients in the physician's care; warming up", flush=True)
+    for variant in made:
+        run_round(variant, patients, min(len(patients), options.reads), 1, 0)
+        variant.per_read.clear()
+        variant.cpu_per_read.clear()
+        variant.latencies.clear()
+    for threads in options.threads:
+        for round_number in range(options.rounds):
+            shift = round_number % len(made)
+            for variant in made[shift:] + made[:shift]:
+                run_round(variant, patients, options.reads, threads, round_number * options.reads)
+        line = ", ".join(
+            f"{v.name} {statistics.median(v.per_read[threads]) * 1e6:,.0f} µs" for v in made
+        )
+        print(f"  {threads} thread(s): {line}", flush=True)
+    if options.profile:
+        print(f"  profile: {profile(made, patients, options.reads)}", flush=True)
+    return {
+        "variants": made,
+        "parts": parts(services, seeded, physician, patients, options.reads),
+    }
+
+
+def summarise(
+    options: Options, made: list[Variant], timed_parts: list[Part]
+) -> tuple[list[Table], list[dict[str, Any]], dict[str, Any]]:
+    table = Table(
+        "Authentication and policy on a Patient read (in-process, through the gate)",
+        [
+            "variant",
+            "threads",
+            "µs/read",
+            "p50 µs",
+            "p99 µs",
+            "added (time)",
+            "CPU µs/read",
+            "added (CPU)",
+        ],
+    )
+    rows: list[dict[str, Any]] = []
+    added: dict[str, float] = {}
+    added_cpu: dict[str, float] = {}
+    for threads in options.threads:
+        baseline = statistics.median(made[0].per_read[threads])
+        cpu_baseline = statistics.median(made[0].cpu_per_read[threads])
+        for variant in made:
+            per_read = statistics.median(variant.per_read[threads])
+            cpu_per_read = statistics.median(variant.cpu_per_read[threads])
+            latencies = variant.latencies[threads]
+            cost = ratio(per_read, baseline)
+            cpu_cost = ratio(cpu_per_read, cpu_baseline)
+            system = variant is made[0]
+            if not system:
+                added[f"{variant.name}/{threads}"] = round(cost - 1, 4)
+                added_cpu[f"{variant.name}/{threads}"] = round(cpu_cost - 1, 4)
+            table.add(
+                variant.name,
+                threads,
+                per_read * 1e6,
+                percentile(latencies, 50) * 1e6,
+                percentile(latencies, 99) * 1e6,
+                "baseline" if system else f"{cost - 1:+.1%}",
+                cpu_per_read * 1e6,
+                "baseline" if system else f"{cpu_cost - 1:+.1%}",
+            )
+            rows.append(
+                {
+                    "variant": variant.name,
+                    "role": variant.role,
+                    "threads": threads,
+                    "us_per_read": round(per_read * 1e6, 1),
+                    "us_per_read_rounds": [round(x * 1e6, 1) for x in variant.per_read[threads]],
+                    "cpu_us_per_read": round(cpu_per_read * 1e6, 1),
+                    "p50_us": round(percentile(latencies, 50) * 1e6, 1),
+                    "p99_us": round(percentile(latencies, 99) * 1e6, 1),
+                    "ratio": round(cost, 4),
+                    "cpu_ratio": round(cpu_cost, 4),
+                }
+            )
+    worst_name, worst = max(added.items(), key=lambda item: item[1])
+    worst_cpu_name, worst_cpu = max(added_cpu.items(), key=lambda item: item[1])
+    table.notes += [
+        "µs/read = wall time of a round ÷ its reads (with threads: the inverse of throughput);"
+        " CPU µs/read = the process's CPU time (every thread) ÷ reads; medians of"
+        f" {options.rounds} rounds × {options.reads} reads; p50/p99 of single reads",
+        "every variant opens the record (AES-GCM) and waits for its audit entry to be durable",
+        f"target: at most {TARGET:.0%} added; worst in time {worst:+.1%} ({worst_name}),"
+        f" in CPU {worst_cpu:+.1%} ({worst_cpu_name}) → "
+        f"{'MET' if max(worst, worst_cpu) <= TARGET else 'NOT MET'}",
+    ]
+    breakdown = Table(
+        "Where a staff read's extra time goes (each part timed alone)",
+        ["part", "µs", "CPU µs"],
+    )
+    for name, micros, cpu_micros in timed_parts:
+        breakdown.add(name, micros, cpu_micros)
+    breakdown.notes += [
+        f"mean of {options.reads} calls each; the session state is cached for 0.5 s",
+        "a staff read adds: authenticate + target (+ subset for a privacy officer)",
+    ]
+    summary = {
+        "target_added": TARGET,
+        "worst_added": worst,
+        "worst_variant": worst_name,
+        "worst_added_cpu": worst_cpu,
+        "worst_variant_cpu": worst_cpu_name,
+        "target_met": max(worst, worst_cpu) <= TARGET,
+        "added": added,
+        "added_cpu": added_cpu,
+        "parts_us": {name: round(micros, 1) for name, micros, _ in timed_parts},
+        "parts_cpu_us": {name: round(cpu, 1) for name, _, cpu in timed_parts},
+    }
+    return [table, breakdown], rows, summary
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    options = parse_args(argv)
+    started = now()
+    with tempfile.TemporaryDirectory(prefix="carevault-bench-") as scratch:
+        target = deployment("auth", Path(scratch) / "home", None, dek_cache_seconds=3600)
+        settings = target.settings()
+        initialise(settings)
+        services = build_services(settings)
+        try:
+            seeded = seed(
+                services,
+                patients=options.patients,
+                charts=True,
+                roles=["privacy_officer", "physician"],
+                accounts_per_role=8,
+            )
+            print(f"seeded {seeded.resources:,} resources in {seeded.seconds:.1f} s", flush=True)
+            measured = measure(options, services, seeded)
+        finally:
+            services.close()
+    tables, rows, summary = summarise(options, measured["variants"], measured["parts"])
+    print()
+    print("\n\n".join(table.render() for table in tables))
+    for path in write_results(
+        NAME,
+        quick=options.quick,
+        settings={**vars(options), "backend": "sqlite", "encryption": True},
+        results=rows,
+        tables=tables,
+        summary=summary,
+        started=started,
+    ):
+        print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,317 @@
+"""Deployments that benchmarks measure: a data directory, its database, its seed data,
+and how full the ledgers are (the server process itself is in ``bench.server``).
+
+Each deployment is built from one dict of ``Settings`` fields, so the in-process
+seeding and the server process (which reads ``CAREVAULT_*`` variables) always see the
+same configuration. Seeding writes through the gate like ``carevault seed`` does, but
+only what a read benchmark needs: the clinic group's directory resources, N patients
+(their Patient resource, or their whole chart with ``charts=True``), the staff
+accounts of the roles asked for, and the public demo app.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, select, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
+
+from carevault.bootstrap import Services, build_services, initialise
+from carevault.config import Settings
+from carevault.domain.roles import Role
+from carevault.fhir.registry import RESOURCE_TYPES
+from carevault.ledger.schema import AUDIT_LEDGER, audit_tables
+from carevault.ledger.tables import LedgerTables
+from carevault.ledger.unwrap import UNWRAP_LEDGER, unwrap_tables
+from carevault.sim.facts import StaffMember
+from carevault.sim.group import build_group
+from carevault.sim.loader import (
+    DEMO_CLIENT_ID,
+    DEMO_CLIENT_SCOPES,
+    DEMO_REDIRECT_URIS,
+    PATIENTS_PER_TRANSACTION,
+    SEED_CALLER,
+)
+from carevault.sim.patients import generate_patients
+from carevault.vault.tables import resource_head
+from carevault.vault.writer import Put
+
+PG_ADMIN_URL = os.environ.get(
+    "CAREVAULT_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+HKID_SYSTEM = "http://carevault.hk/sid/hkid"
+
+
+# --- databases ---------------------------------------------------------------------------
+
+
+@contextmanager
+def postgres_database(label: str) -> Iterator[str]:
+    """A PostgreSQL database of this run's own; dropped afterwards, whatever happens."""
+    name = f"carevault_bench_{label}_{os.getpid()}_{secrets.token_hex(3)}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = :name AND pid <> pg_backend_pid()"
+                ),
+                {"name": name},
+            )
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        admin.dispose()
+
+
+def postgres_version() -> str | None:
+    try:
+        admin = create_engine(PG_ADMIN_URL)
+        with admin.connect() as connection:
+            version = connection.execute(text("SHOW server_version")).scalar()
+        admin.dispose()
+    except Exception:  # noqa: BLE001 - only for the record of the machine
+        return None
+    return str(version)
+
+
+# --- deployments -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """One configuration of the server: ``Settings`` fields, plus process environment."""
+
+    label: str
+    fields: dict[str, Any]
+    environment: dict[str, str] = field(default_factory=dict)
+
+    def settings(self) -> Settings:
+        return Settings(**self.fields)
+
+    def server_environment(self) -> dict[str, str]:
+        env = {key: value for key, value in os.environ.items() if not key.startswith("CAREVAULT_")}
+        for name, value in self.fields.items():
+            if value is None:
+                continue
+            rendered = str(value).lower() if isinstance(value, bool) else str(value)
+            env[f"CAREVAULT_{name.upper()}"] = rendered
+        env.update(self.environment)
+        return env
+
+
+def deployment(
+    label: str,
+    home: Path,
+    database_url: str | None,
+    *,
+    encryption: bool = True,
+    environment: dict[str, str] | None = None,
+    **fields: Any,
+) -> Deployment:
+    """The benchmark environment's settings: cheap argon2, direct grant, long tokens."""
+    values: dict[str, Any] = {
+        "environment": "benchmark",
+        "home": home,
+        "database_url": database_url,
+        "encryption": encryption,
+        "argon2_memory_kib": 8192,
+        "argon2_time_cost": 1,
+        "checkpoint_seconds": 0,
+        "direct_grant": True,
+        # A token must outlive the whole run: a refresh mid-run would be measured.
+        "access_token_seconds": 3600,
+        **fields,
+    }
+    return Deployment(label, values, environment or {})
+
+
+# --- seeding -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Login:
+    username: str
+    password: str
+    totp_secret: str
+    role: str
+    account_id: str
+    clinic_ids: frozenset[str]
+    practitioner_id: str | None
+
+
+@dataclass(frozen=True)
+class SeededPatient:
+    resource_id: str
+    hkid: str
+    home_clinic_id: str
+
+
+@dataclass
+class Seeded:
+    patients: list[SeededPatient]
+    logins: dict[str, list[Login]]
+    resources: int
+    seconds: float
+
+    def login(self, role: str, index: int = 0) -> Login:
+        return self.logins[role][index]
+
+
+def seed(
+    services: Services,
+    *,
+    patients: int,
+    seed_value: int = 7,
+    charts: bool = False,
+    roles: Sequence[str] = ("privacy_officer",),
+    accounts_per_role: int = 1,
+    today: date | None = None,
+) -> Seeded:
+    """Write the group's directory, ``patients`` patients and the staff accounts asked for.
+
+    Without ``charts`` only each patient's Patient resource is written (and the
+    appointment book's slots are left out): a read of Patient costs the same, and
+    seeding takes seconds rather than minutes.
+    """
+    started = time.perf_counter()
+    today = today or date.today()
+    group = build_group(seed_value, today)
+    directory = [r for r in group.resources() if charts or r["resourceType"] != "Slot"]
+    services.gate.write(SEED_CALLER, [_put(resource) for resource in directory])
+    written = len(directory)
+    seeded: list[SeededPatient] = []
+    records = generate_patients(group, patients, seed_value, today)
+    while batch := list(islice(records, PATIENTS_PER_TRANSACTION)):
+        operations = [
+            _put(resource)
+            for record in batch
+            for resource in ((record.patient, *record.resources) if charts else (record.patient,))
+        ]
+        services.gate.write(SEED_CALLER, operations)
+        written += len(operations)
+        seeded += [
+            SeededPatient(record.patient["id"], record.hkid, record.home_clinic_id)
+            for record in batch
+        ]
+    password = "-".join(secrets.token_urlsafe(6) for _ in range(3))
+    logins: dict[str, list[Login]] = {}
+    for role in roles:
+        members = _spread([member for member in group.staff if member.role == role])
+        for member in members[:accounts_per_role]:
+            account, totp_secret = services.accounts.add(
+                member.username,
+                member.display_name,
+                Role(member.role),
+                list(member.clinic_ids),
+                password,
+                member.practitioner_id,
+            )
+            logins.setdefault(role, []).append(
+                Login(
+                    account.username,
+                    password,
+                    totp_secret,
+                    role,
+                    account.account_id,
+                    frozenset(member.clinic_ids),
+                    member.practitioner_id,
+                )
+            )
+    if services.clients.get(DEMO_CLIENT_ID) is None:
+        services.admin.add_client(
+            SEED_CALLER.principal,
+            DEMO_CLIENT_ID,
+            "CareVault demo app",
+            confidential=False,
+            scopes=DEMO_CLIENT_SCOPES,
+            redirect_uris=DEMO_REDIRECT_URIS,
+        )
+    return Seeded(seeded, logins, written, time.perf_counter() - started)
+
+
+def _spread(members: list[StaffMember]) -> list[StaffMember]:
+    """Members in turn from each clinic (as listed), so a few accounts cover several clinics."""
+    by_clinics: dict[tuple[str, ...], list[StaffMember]] = {}
+    for member in members:
+        by_clinics.setdefault(member.clinic_ids, []).append(member)
+    queues = list(by_clinics.values())
+    spread: list[StaffMember] = []
+    while any(queues):
+        spread += [queue.pop(0) for queue in queues if queue]
+    return spread
+
+
+def _put(resource: dict[str, Any]) -> Put:
+    return Put(RESOURCE_TYPES[resource["resourceType"]], resource["id"], resource)
+
+
+def prepare(target: Deployment, **seed_options: Any) -> Seeded:
+    """Initialise the data directory and seed it; every service is closed afterwards.
+
+    On PostgreSQL the new tables are then ANALYZEd, as autovacuum would do soon after a
+    bulk load in production; without statistics (the test server runs with autovacuum
+    off) the planner scans every Patient for a search by identifier.
+    """
+    settings = target.settings()
+    initialise(settings)
+    services = build_services(settings)
+    try:
+        seeded = seed(services, **seed_options)
+        if not settings.is_sqlite:
+            with services.engine.connect() as connection:
+                connection.execution_options(isolation_level="AUTOCOMMIT").execute(text("ANALYZE"))
+        return seeded
+    finally:
+        services.close()
+
+
+def patient_pseudonyms(services: Services) -> dict[str, str]:
+    """Patient id → pseudonym, read from the clear metadata (for picking test subjects)."""
+    with services.engine.connect() as connection:
+        rows = connection.execute(
+            select(resource_head.c.resource_id, resource_head.c.patient_pseudonym).where(
+                resource_head.c.resource_type == "Patient"
+            )
+        ).all()
+    return {row.resource_id: row.patient_pseudonym for row in rows}
+
+
+class LedgerSizes:
+    """How many entries a deployment's audit and unwrap ledgers hold, read from outside
+    the server: the benchmarks check that every read was recorded, and count unwraps."""
+
+    def __init__(self, target: Deployment) -> None:
+        settings = target.settings()
+        self._audit = create_engine(settings.resolved_database_url, poolclass=NullPool)
+        self._keys = create_engine(settings.resolved_keys_database_url, poolclass=NullPool)
+
+    @staticmethod
+    def _size(engine: Any, tables: LedgerTables, name: str) -> int:
+        head = tables.head
+        with engine.connect() as connection:
+            size = connection.execute(select(head.c.size).where(head.c.ledger == name)).scalar()
+        return int(size or 0)
+
+    def audit(self) -> int:
+        return self._size(self._audit, audit_tables, AUDIT_LEDGER)
+
+    def unwraps(self) -> int:
+        return self._size(self._keys, unwrap_tables, UNWRAP_LEDGER)
+
+    def close(self) -> None:
+        self._audit.dispose()
+        self._keys.dispose()
