@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import os
-import secrets
 import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from time import perf_counter, thread_time
 
-from sqlalchemy import Connection, Engine, MetaData, create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import Connection, Engine, MetaData
 
-from carevault.db import make_engine
+from carevault.db import make_engine, temporary_database
 from carevault.ledger.events import AuditEvent, Outcome, Tag
 from carevault.ledger.store import LedgerEntry, LedgerStore
 from carevault.ledger.tables import ledger_tables
@@ -133,26 +131,9 @@ def sqlite_url(directory: str, name: str) -> str:
     return f"sqlite:///{directory}/{name}.db"
 
 
-@contextmanager
-def postgres_database(admin_url: str = PG_ADMIN_URL) -> Iterator[str]:
+def postgres_database(admin_url: str = PG_ADMIN_URL) -> AbstractContextManager[str]:
     """A PostgreSQL database of the benchmark's own, dropped afterwards."""
-    name = f"carevault_bench_{os.getpid()}_{secrets.token_hex(4)}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(
-                text(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE datname = :name AND pid <> pg_backend_pid()"
-                ),
-                {"name": name},
-            )
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        admin.dispose()
+    return temporary_database(admin_url, "carevault_bench")
 
 
 def open_store(url: str, name: str) -> CountingStore:

@@ -14,8 +14,8 @@ from __future__ import annotations
 import os
 import secrets
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import date
 from itertools import islice
@@ -23,11 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, select, text
-from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
 from carevault.bootstrap import Services, build_services, initialise
 from carevault.config import Settings
+from carevault.db import temporary_database
 from carevault.domain.roles import Role
 from carevault.fhir.registry import RESOURCE_TYPES
 from carevault.ledger.schema import AUDIT_LEDGER, audit_tables
@@ -55,26 +55,9 @@ HKID_SYSTEM = "http://carevault.hk/sid/hkid"
 # --- databases ---------------------------------------------------------------------------
 
 
-@contextmanager
-def postgres_database(label: str) -> Iterator[str]:
+def postgres_database(label: str) -> AbstractContextManager[str]:
     """A PostgreSQL database of this run's own; dropped afterwards, whatever happens."""
-    name = f"carevault_bench_{label}_{os.getpid()}_{secrets.token_hex(3)}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(
-                text(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE datname = :name AND pid <> pg_backend_pid()"
-                ),
-                {"name": name},
-            )
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        admin.dispose()
+    return temporary_database(PG_ADMIN_URL, f"carevault_bench_{label}")
 
 
 def postgres_version() -> str | None:

@@ -17,9 +17,11 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 
 from carevault.bootstrap import Services, build_services
 from carevault.config import Settings
+from carevault.db import temporary_database
 
 PG_ADMIN_URL = os.environ.get(
     "CAREVAULT_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -30,25 +32,11 @@ BACKENDS = ["sqlite", "postgres"]
 @pytest.fixture(scope="session")
 def pg_database() -> Iterator[str]:
     """A PostgreSQL database of this test run's own, dropped afterwards."""
-    name = f"carevault_test_{os.getpid()}_{secrets.token_hex(4)}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
     try:
-        with admin.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as error:  # pragma: no cover - the environment is broken
+        with temporary_database(PG_ADMIN_URL, "carevault_test") as url:
+            yield url
+    except OperationalError as error:  # pragma: no cover - the environment is broken
         pytest.fail(f"PostgreSQL at {PG_ADMIN_URL} is not usable: {error}")
-    url = make_url(PG_ADMIN_URL).set(database=name)
-    yield url.render_as_string(hide_password=False)
-    with admin.connect() as connection:
-        connection.execute(
-            text(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = :name AND pid <> pg_backend_pid()"
-            ),
-            {"name": name},
-        )
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-    admin.dispose()
 
 
 @pytest.fixture
