@@ -81,8 +81,11 @@ class _Tiles:
             if count == 1:
                 found.append(hashes[offset])
             elif len(hashes) == TILE_WIDTH and (t_level, t_index) not in self.overlay:
-                levels = self.store.tile_levels((t_level, t_index), hashes)
-                found.append(levels[count.bit_length() - 1][offset // count])
+                levels = self.store.tile_levels((t_level, t_index), hashes, offset, count)
+                if isinstance(levels, bytes):
+                    found.append(levels)
+                else:
+                    found.append(levels[count.bit_length() - 1][offset // count])
             else:
                 found.append(fold(hashes[offset : offset + count]))
         return found
@@ -103,6 +106,7 @@ class LedgerStore:
         self._full_tiles: OrderedDict[tuple[int, int], list[bytes]] = OrderedDict()
         self._levels: OrderedDict[tuple[int, int], list[list[bytes]]] = OrderedDict()
         self._edge: tuple[int, bytes, dict[tuple[int, int], list[bytes]]] | None = None
+        self._used: set[tuple[int, int]] = set()
         self._cache_lock = threading.Lock()
 
     # --- tiles -----------------------------------------------------------------------------
@@ -152,13 +156,23 @@ class LedgerStore:
                         self._full_tiles.popitem(last=False)
         return found
 
-    def tile_levels(self, key: tuple[int, int], hashes: list[bytes]) -> list[list[bytes]]:
-        """Every level of a full (hence immutable) tile's subtree, computed once."""
+    def tile_levels(
+        self, key: tuple[int, int], hashes: list[bytes], offset: int, count: int
+    ) -> list[list[bytes]] | bytes:
+        """Every level of a full (hence immutable) tile's subtree, computed on its second
+        use; the first use folds only the slice it needs (a cold proof stays cheap)."""
         with self._cache_lock:
             cached = self._levels.get(key)
             if cached is not None:
                 self._levels.move_to_end(key)
                 return cached
+            first_use = key not in self._used
+            if first_use:
+                self._used.add(key)
+                if len(self._used) > 100_000:
+                    self._used.clear()
+        if first_use:
+            return fold(hashes[offset : offset + count])
         levels = [hashes]
         while len(levels[-1]) > 1:
             below = levels[-1]
@@ -335,9 +349,9 @@ class LedgerStore:
                 rows = connection.execute(statement).all()
             if not rows:
                 return
-            for row in rows:
-                yield int(row.seq), bytes(row.entry)
-            position = int(rows[-1].seq) + 1
+            for seq, data in rows:
+                yield seq, data if type(data) is bytes else bytes(data)
+            position = int(rows[-1][0]) + 1
 
     def stored_leaf_hashes(self, start: int, count: int) -> list[bytes]:
         """Level-0 hashes as the tiles hold them, to compare with recomputed leaves."""
