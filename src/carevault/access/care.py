@@ -15,7 +15,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Engine, delete, exists, insert, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    bindparam,
+    delete,
+    exists,
+    insert,
+    or_,
+    select,
+)
 
 from carevault.access.tables import care_relationship
 from carevault.clock import to_micros
@@ -88,6 +98,21 @@ def derive(
     made = [Relationship(clinic_id, None, *window)] if clinic_id else []
     made += [Relationship(None, practitioner, *window) for practitioner in practitioners]
     return made
+
+
+#: Built once: whether a clinician (by clinic or by practitioner token) has a care
+#: relationship with a patient now.
+_EXISTS = select(
+    exists().where(
+        care_relationship.c.patient_pseudonym == bindparam("pseudonym"),
+        or_(
+            care_relationship.c.clinic_id.in_(bindparam("clinics", expanding=True)),
+            care_relationship.c.practitioner_token == bindparam("token"),
+        ),
+        care_relationship.c.valid_from_us <= bindparam("now"),
+        care_relationship.c.valid_until_us >= bindparam("now"),
+    )
+)
 
 
 class CareRelationships:
@@ -169,14 +194,15 @@ class CareRelationships:
         now_us: int,
         connection: Connection | None = None,
     ) -> bool:
-        statement = select(
-            exists().where(
-                care_relationship.c.patient_pseudonym == pseudonym,
-                self._matches(clinic_ids, practitioner_id, now_us),
-            )
-        )
+        params = {
+            "pseudonym": pseudonym,
+            "clinics": sorted(clinic_ids),
+            # No practitioner: a token no row has (rows hold 32-byte HMACs or NULL).
+            "token": self._token(practitioner_id) if practitioner_id else b"",
+            "now": now_us,
+        }
         if connection is not None:
-            return bool(connection.execute(statement).scalar())
+            return bool(connection.execute(_EXISTS, params).scalar())
         key = (pseudonym, clinic_ids, practitioner_id)
         moment = time.monotonic()
         with self._lock:
@@ -184,7 +210,7 @@ class CareRelationships:
         if cached is not None and moment - cached[0] < self.cache_seconds:
             return cached[1]
         with read_transaction(self.engine) as reading:
-            answer = bool(reading.execute(statement).scalar())
+            answer = bool(reading.execute(_EXISTS, params).scalar())
         with self._lock:
             if len(self._answers) > 50_000:
                 self._answers.clear()
