@@ -11,6 +11,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Engine, insert, select, update
 
@@ -253,28 +254,10 @@ class StaffAccounts:
         if not password_ok:
             self._failed(account.account_id, now_us)
             raise SignInFailed("wrong password", account.account_id)
-        step = None
-        if row.totp_sealed is not None:
-            secret = self._open_secret(account.account_id, row.totp_sealed)
-            step = totp.verify(secret, code, last_step=row.totp_last_step, now=now_us / 1e6)
-        if step is None:
-            self._failed(account.account_id, now_us)
-            raise SignInFailed("wrong or replayed TOTP code", account.account_id)
+        step = self._valid_step(account, row, code, now_us)
         if account.suspended:
             raise SignInFailed("account suspended", account.account_id)
-        with write_transaction(self.engine) as connection:
-            # The step guard makes a concurrent replay of the same code lose the race.
-            claimed = connection.execute(
-                update(staff_account)
-                .where(
-                    staff_account.c.account_id == account.account_id,
-                    (staff_account.c.totp_last_step.is_(None))
-                    | (staff_account.c.totp_last_step < step),
-                )
-                .values(totp_last_step=step, failed_count=0, next_attempt_us=0, locked_until_us=0)
-            ).rowcount
-        if claimed != 1:
-            raise SignInFailed("TOTP code replayed", account.account_id)
+        self._claim_step(account, step, failed_count=0, next_attempt_us=0, locked_until_us=0)
         if self.passwords.needs_rehash(row.password_hash):
             rehashed = self.passwords.hash(password)
             with write_transaction(self.engine) as connection:
@@ -320,6 +303,12 @@ class StaffAccounts:
         account = _account(row)
         if account.suspended or row.locked_until_us > now_us:
             raise SignInFailed("account suspended or locked", account.account_id)
+        step = self._valid_step(account, row, code, now_us)
+        self._claim_step(account, step)
+        return account
+
+    def _valid_step(self, account: Account, row: Any, code: str, now_us: int) -> int:
+        """The time step of a valid, unused TOTP code; a failure counts towards lockout."""
         step = None
         if row.totp_sealed is not None:
             secret = self._open_secret(account.account_id, row.totp_sealed)
@@ -327,6 +316,10 @@ class StaffAccounts:
         if step is None:
             self._failed(account.account_id, now_us)
             raise SignInFailed("wrong or replayed TOTP code", account.account_id)
+        return step
+
+    def _claim_step(self, account: Account, step: int, **values: int) -> None:
+        """Record ``step`` as used; the step guard makes a concurrent replay lose the race."""
         with write_transaction(self.engine) as connection:
             claimed = connection.execute(
                 update(staff_account)
@@ -335,8 +328,7 @@ class StaffAccounts:
                     (staff_account.c.totp_last_step.is_(None))
                     | (staff_account.c.totp_last_step < step),
                 )
-                .values(totp_last_step=step)
+                .values(totp_last_step=step, **values)
             ).rowcount
         if claimed != 1:
             raise SignInFailed("TOTP code replayed", account.account_id)
-        return account
