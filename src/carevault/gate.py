@@ -19,6 +19,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from carevault.access.breakglass import Grant
 from carevault.access.care import derive
 from carevault.access.control import AccessControl
 from carevault.access.scopes import Interaction, Scopes
@@ -26,7 +27,7 @@ from carevault.clock import to_micros
 from carevault.containment.state import ContainmentActive, ContainmentState, ContainmentStore
 from carevault.domain.categories import DataCategory
 from carevault.domain.policy import Actor, Decision, Target, decide
-from carevault.domain.roles import Right
+from carevault.domain.roles import CLINICIANS, Right
 from carevault.fhir.categories import (
     changed_categories,
     element_categories,
@@ -477,6 +478,40 @@ class Gate:
         ]
         with self._attempt(caller, Tag.FHIR_READ, None) as attempt:
             return self._show_many(caller, attempt, self._open(caller, located)) if located else []
+
+    # --- break the glass ------------------------------------------------------------------
+
+    def break_glass(
+        self, caller: Caller, patient_id: str, reason: str, text: str, *, emergency: bool
+    ) -> Grant:
+        """A clinician opens one patient's record without a care relationship, for a
+        while, saying why (queued for privacy review). An ``emergency`` request, made
+        while patient data is offline, waits for a second privacy officer's approval."""
+        tag = Tag.EMERGENCY_REQUESTED if emergency else Tag.ACCESS_BREAK_GLASS
+        with self._attempt(caller, tag, "Patient", patient_id) as attempt:
+            actor = caller.actor
+            if actor is None or actor.role not in CLINICIANS or not actor.account_id:
+                raise AccessDenied("only a clinician may break the glass")
+            if self.access is None:
+                raise AccessDenied("access control is not configured")
+            located = self.vault.locate("Patient", patient_id)
+            pseudonym = located.head.patient_pseudonym
+            if located.head.deleted or pseudonym is None:
+                raise Gone(f"Patient/{patient_id} was deleted")
+            attempt.patient_pseudonym = pseudonym
+            grant = self.access.break_glass.grant(
+                actor.account_id, pseudonym, reason, text, emergency=emergency
+            )
+            event = self._event(
+                attempt,
+                Outcome.SUCCESS,
+                reason=f"grant {grant.grant_id}"
+                + (" awaiting approval" if emergency else f" until {grant.expires_us}"),
+            )
+            self.audit.record(
+                [replace(event, purpose="ETREAT", break_glass_reason=grant.reason.value)]
+            )
+            return grant
 
     # --- writes ----------------------------------------------------------------------------
 

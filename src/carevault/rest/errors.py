@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from carevault.access.breakglass import BreakGlassError
 from carevault.containment.state import ContainmentActive
 from carevault.fhir.outcome import FhirError, Issue
 from carevault.fhir.query import SearchError
@@ -25,6 +26,7 @@ from carevault.vault.records import (
 
 _STATUS: list[tuple[type[Exception], int, str]] = [
     (AccessDenied, 403, "forbidden"),
+    (BreakGlassError, 400, "invalid"),
     (AuditUnavailable, 503, "transient"),
     (ContainmentActive, 503, "transient"),
     (NotFound, 404, "not-found"),

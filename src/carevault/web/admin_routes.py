@@ -3,7 +3,6 @@ address ranges at the door, and emergency access requests while PHI is offline."
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
@@ -16,13 +15,14 @@ from carevault.access.breakglass import BreakGlassError
 from carevault.bootstrap import Services
 from carevault.containment.service import ContainmentRefused, Officer
 from carevault.containment.state import Containment, Mode
-from carevault.domain.roles import CLINICIANS, Role
+from carevault.domain.roles import Role
 from carevault.fhir.outcome import FhirError, Issue, outcome
 from carevault.gate import Caller
 from carevault.ledger.events import AuditEvent, Outcome, Tag
 from carevault.rest.bundles import dumps
+from carevault.rest.errors import translated
 from carevault.rest.interactions import JSON
-from carevault.web.fhir_routes import fhir_body
+from carevault.web.fhir_routes import parameters_body
 from carevault.web.responses import NO_STORE
 from carevault.web.security import CallerDep, ServicesDep
 
@@ -123,60 +123,23 @@ async def emergency_access(
 ) -> Response:
     """While patient data is offline, a clinician asks to reach one patient's record; a
     privacy officer other than the one who took data offline must approve it."""
-    body = await fhir_body(request, 64 * 1024)
-    try:
-        values = {
-            item["name"]: item.get("valueCode") or item.get("valueString")
-            for item in json.loads(body).get("parameter", [])
-        }
-    except (ValueError, TypeError, KeyError, AttributeError):
-        raise FhirError(400, [Issue("invalid", "send a Parameters resource")]) from None
-    actor = who.actor
-    if actor is None or actor.role not in CLINICIANS or not actor.account_id:
-        raise FhirError(403, [Issue("forbidden", "only a clinician may ask for emergency access")])
-    reason, text = values.get("reason"), values.get("text")
-
-    def request_access() -> dict[str, Any]:
-        pseudonyms = svc.vault.patient_pseudonyms([patient_id])
-        if patient_id not in pseudonyms:
-            raise FhirError(404, [Issue("not-found", f"Patient/{patient_id} is not known")])
-        try:
-            grant = svc.break_glass.grant(
-                actor.account_id or "",
-                pseudonyms[patient_id],
-                str(reason or ""),
-                str(text or ""),
-                emergency=True,
-            )
-        except BreakGlassError as error:
-            raise FhirError(400, [Issue("invalid", str(error))]) from None
-        svc.audit.record(
-            [
-                AuditEvent(
-                    tag=Tag.EMERGENCY_REQUESTED,
-                    outcome=Outcome.SUCCESS,
-                    at_us=svc.now_us(),
-                    principal=who.principal,
-                    role=str(actor.role),
-                    clinic_ids=tuple(sorted(actor.clinic_ids)),
-                    source_address=who.source_address,
-                    resource_type="Patient",
-                    resource_id=patient_id,
-                    patient_pseudonym=pseudonyms[patient_id],
-                    break_glass_reason=grant.reason.value,
-                    reason=f"emergency request {grant.grant_id}",
-                )
-            ]
+    values = await parameters_body(request)
+    with translated():
+        grant = await run_in_threadpool(
+            svc.gate.break_glass,
+            who,
+            patient_id,
+            values.get("reason", ""),
+            values.get("text", ""),
+            emergency=True,
         )
-        return {
-            "resourceType": "Parameters",
-            "parameter": [
-                {"name": "grant", "valueString": grant.grant_id},
-                {"name": "status", "valueCode": "awaiting-approval"},
-            ],
-        }
-
-    result = await run_in_threadpool(request_access)
+    result = {
+        "resourceType": "Parameters",
+        "parameter": [
+            {"name": "grant", "valueString": grant.grant_id},
+            {"name": "status", "valueCode": "awaiting-approval"},
+        ],
+    }
     return Response(dumps(result), status_code=202, media_type=JSON, headers=NO_STORE)
 
 

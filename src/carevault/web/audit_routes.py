@@ -5,7 +5,6 @@ break-the-glass for clinicians."""
 from __future__ import annotations
 
 import base64
-import json
 from datetime import datetime
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
@@ -16,7 +15,7 @@ from starlette.responses import JSONResponse, Response
 
 from carevault.bootstrap import Services
 from carevault.clock import fhir_instant, from_micros, to_micros
-from carevault.domain.roles import CLINICIANS, BreakGlassReason, Role
+from carevault.domain.roles import Role
 from carevault.fhir.outcome import FhirError, Issue
 from carevault.gate import Caller
 from carevault.ledger.audit import AuditQuery, access_report, matching
@@ -26,8 +25,9 @@ from carevault.ledger.export import fhir_audit_event
 from carevault.ledger.service import Ledger
 from carevault.ledger.store import LedgerCorrupt
 from carevault.rest.bundles import dumps
+from carevault.rest.errors import translated
 from carevault.rest.interactions import JSON, FhirResponse
-from carevault.web.fhir_routes import base_url, fhir_body
+from carevault.web.fhir_routes import base_url, parameters_body
 from carevault.web.responses import NO_STORE, fhir_response
 from carevault.web.security import CallerDep, ServicesDep
 
@@ -257,65 +257,23 @@ async def break_glass(
 ) -> Response:
     """A clinician without a care relationship opens one patient's record for a while,
     stating a reason from the fixed list and in words; queued for privacy review."""
-    body = await fhir_body(request, 64 * 1024)
-    try:
-        parameters = json.loads(body)
-        values = {
-            item["name"]: item.get("valueCode") or item.get("valueString")
-            for item in parameters.get("parameter", [])
-        }
-    except (ValueError, TypeError, KeyError, AttributeError):
-        raise FhirError(400, [Issue("invalid", "send a Parameters resource")]) from None
-    reason, text = values.get("reason"), values.get("text")
-    if parameters.get("resourceType") != "Parameters" or not isinstance(reason, str):
-        raise FhirError(400, [Issue("invalid", "a Parameters resource with a reason code")])
-    if reason not in {item.value for item in BreakGlassReason}:
-        raise FhirError(
-            400,
-            [Issue("code-invalid", f"reason must be one of {[r.value for r in BreakGlassReason]}")],
+    values = await parameters_body(request)
+    with translated():
+        grant = await run_in_threadpool(
+            svc.gate.break_glass,
+            who,
+            patient_id,
+            values.get("reason", ""),
+            values.get("text", ""),
+            emergency=False,
         )
-    if not isinstance(text, str) or len(text.strip()) < 10:
-        raise FhirError(400, [Issue("required", "explain in words (at least 10 characters)")])
-    actor = who.actor
-    if actor is None or actor.role not in CLINICIANS or not actor.account_id:
-        raise FhirError(403, [Issue("forbidden", "only a clinician may break the glass")])
-
-    def grant() -> dict[str, Any]:
-        pseudonyms = svc.vault.patient_pseudonyms([patient_id])
-        if patient_id not in pseudonyms:
-            raise FhirError(404, [Issue("not-found", f"Patient/{patient_id} is not known")])
-        granted = svc.break_glass.grant(
-            actor.account_id or "", pseudonyms[patient_id], reason, text
-        )
-        svc.audit.record(
-            [
-                AuditEvent(
-                    tag=Tag.ACCESS_BREAK_GLASS,
-                    outcome=Outcome.SUCCESS,
-                    at_us=svc.now_us(),
-                    principal=who.principal,
-                    role=str(actor.role),
-                    clinic_ids=tuple(sorted(actor.clinic_ids)),
-                    session_id=who.session_id,
-                    source_address=who.source_address,
-                    resource_type="Patient",
-                    resource_id=patient_id,
-                    patient_pseudonym=pseudonyms[patient_id],
-                    purpose="ETREAT",
-                    break_glass_reason=reason,
-                    reason=f"grant {granted.grant_id} until {granted.expires_us}",
-                )
-            ]
-        )
-        return {
-            "resourceType": "Parameters",
-            "parameter": [
-                {"name": "grant", "valueString": granted.grant_id},
-                {"name": "expires", "valueInstant": _fhir_instant(granted.expires_us)},
-            ],
-        }
-
-    result = await run_in_threadpool(grant)
+    result = {
+        "resourceType": "Parameters",
+        "parameter": [
+            {"name": "grant", "valueString": grant.grant_id},
+            {"name": "expires", "valueInstant": _fhir_instant(grant.expires_us)},
+        ],
+    }
     return Response(dumps(result), media_type=JSON, headers=NO_STORE)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl
@@ -61,6 +62,22 @@ async def fhir_body(request: Request, limit: int) -> bytes:
     if media not in _JSON_TYPES:
         raise FhirError(415, [Issue("not-supported", "send application/fhir+json")])
     return await read_body(request, limit)
+
+
+async def parameters_body(request: Request, limit: int = 64 * 1024) -> dict[str, str]:
+    """The values of a FHIR Parameters body (an operation's input), by name."""
+    body = await fhir_body(request, limit)
+    try:
+        document = json.loads(body)
+        values = {
+            item["name"]: item.get("valueCode") or item.get("valueString")
+            for item in document.get("parameter", [])
+        }
+    except (ValueError, TypeError, KeyError, AttributeError):
+        raise FhirError(400, [Issue("invalid", "send a Parameters resource")]) from None
+    if document.get("resourceType") != "Parameters":
+        raise FhirError(400, [Issue("invalid", "send a Parameters resource")])
+    return {name: value for name, value in values.items() if isinstance(value, str)}
 
 
 async def run(call: Callable[..., FhirResponse], *args: Any, **kwargs: Any) -> Response:
