@@ -36,11 +36,9 @@ from carevault.ledger.unwrap import UNWRAP_LEDGER, unwrap_tables
 from carevault.sim.facts import StaffMember
 from carevault.sim.group import build_group
 from carevault.sim.loader import (
-    DEMO_CLIENT_ID,
-    DEMO_CLIENT_SCOPES,
-    DEMO_REDIRECT_URIS,
     PATIENTS_PER_TRANSACTION,
     SEED_CALLER,
+    register_demo_app,
 )
 from carevault.sim.patients import generate_patients
 from carevault.vault.tables import resource_head
@@ -214,15 +212,7 @@ def seed(
                     member.practitioner_id,
                 )
             )
-    if services.clients.get(DEMO_CLIENT_ID) is None:
-        services.admin.add_client(
-            SEED_CALLER.principal,
-            DEMO_CLIENT_ID,
-            "CareVault demo app",
-            confidential=False,
-            scopes=DEMO_CLIENT_SCOPES,
-            redirect_uris=DEMO_REDIRECT_URIS,
-        )
+    register_demo_app(services)
     return Seeded(seeded, logins, written, time.perf_counter() - started)
 
 

@@ -94,6 +94,19 @@ class SeedSummary:
         )
 
 
+def register_demo_app(services: Services) -> None:
+    """The public app the demo signs in with (once)."""
+    if services.clients.get(DEMO_CLIENT_ID) is None:
+        services.admin.add_client(
+            SEED_CALLER.principal,
+            DEMO_CLIENT_ID,
+            "CareVault demo app",
+            confidential=False,
+            scopes=DEMO_CLIENT_SCOPES,
+            redirect_uris=DEMO_REDIRECT_URIS,
+        )
+
+
 def already_seeded(services: Services) -> bool:
     return bool(services.accounts.all())
 
@@ -156,15 +169,7 @@ def seed_clinic_group(
     )
     if staff_accounts:
         _add_staff(services, group, summary)
-        if services.clients.get(DEMO_CLIENT_ID) is None:
-            services.admin.add_client(
-                SEED_CALLER.principal,
-                DEMO_CLIENT_ID,
-                "CareVault demo app",
-                confidential=False,
-                scopes=DEMO_CLIENT_SCOPES,
-                redirect_uris=DEMO_REDIRECT_URIS,
-            )
+        register_demo_app(services)
     summary.seconds = time.perf_counter() - started
     return summary
 
