@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -15,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import pyotp
+from tests.support.server import running_server as serve_process
 
 from bench.serving import Deployment, Login
 from carevault.sim.loader import DEMO_CLIENT_ID
@@ -39,57 +36,12 @@ class Server:
         return ticks / os.sysconf("SC_CLK_TCK")
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @contextmanager
 def running_server(target: Deployment, log_dir: Path) -> Iterator[Server]:
-    """``python -m carevault serve`` for ``target`` on a free loopback port."""
-    port = free_port()
-    log = log_dir / f"server-{target.label}-{port}.log"
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "carevault",
-                "serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-            ],
-            env=target.server_environment(),
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"server {target.label} exited:\n{log.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"server {target.label} did not start:\n{log.read_text()}")
-            time.sleep(0.1)
-        yield Server(target.label, url, process, log)
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+    """``python -m carevault serve`` for ``target`` on a free loopback port (the same
+    launcher the end-to-end tests use)."""
+    with serve_process(target.server_environment(), log_dir) as running:
+        yield Server(target.label, running.url, running.process, running.log)
 
 
 def password_token(url: str, login: Login, scope: str = "user/*.rs") -> str:
