@@ -20,9 +20,8 @@ from carevault.fhir.outcome import FhirError, Issue, outcome
 from carevault.gate import Caller
 from carevault.ledger.events import AuditEvent, Outcome, Tag
 from carevault.rest.bundles import dumps
-from carevault.rest.errors import translated
 from carevault.rest.interactions import JSON
-from carevault.web.fhir_routes import parameters_body
+from carevault.web.audit_routes import request_grant
 from carevault.web.responses import NO_STORE
 from carevault.web.security import CallerDep, ServicesDep
 
@@ -123,16 +122,7 @@ async def emergency_access(
 ) -> Response:
     """While patient data is offline, a clinician asks to reach one patient's record; a
     privacy officer other than the one who took data offline must approve it."""
-    values = await parameters_body(request)
-    with translated():
-        grant = await run_in_threadpool(
-            svc.gate.break_glass,
-            who,
-            patient_id,
-            values.get("reason", ""),
-            values.get("text", ""),
-            emergency=True,
-        )
+    grant = await request_grant(request, svc, who, patient_id, emergency=True)
     result = {
         "resourceType": "Parameters",
         "parameter": [

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, Response
 
+from carevault.access.breakglass import Grant
 from carevault.bootstrap import Services
 from carevault.clock import fhir_instant, from_micros, to_micros
 from carevault.domain.roles import Role
@@ -257,16 +258,7 @@ async def break_glass(
 ) -> Response:
     """A clinician without a care relationship opens one patient's record for a while,
     stating a reason from the fixed list and in words; queued for privacy review."""
-    values = await parameters_body(request)
-    with translated():
-        grant = await run_in_threadpool(
-            svc.gate.break_glass,
-            who,
-            patient_id,
-            values.get("reason", ""),
-            values.get("text", ""),
-            emergency=False,
-        )
+    grant = await request_grant(request, svc, who, patient_id, emergency=False)
     result = {
         "resourceType": "Parameters",
         "parameter": [
@@ -275,6 +267,23 @@ async def break_glass(
         ],
     }
     return Response(dumps(result), media_type=JSON, headers=NO_STORE)
+
+
+async def request_grant(
+    request: Request, svc: Services, who: Caller, patient_id: str, *, emergency: bool
+) -> Grant:
+    """Read the reason and words from a Parameters body and ask the gate for a grant."""
+    values = await parameters_body(request)
+    with translated():
+        grant: Grant = await run_in_threadpool(
+            svc.gate.break_glass,
+            who,
+            patient_id,
+            values.get("reason", ""),
+            values.get("text", ""),
+            emergency=emergency,
+        )
+    return grant
 
 
 def _fhir_instant(at_us: int) -> str:
