@@ -336,33 +336,65 @@ class LedgerStore:
         self, start: int = 0, end: int | None = None, batch: int = 10_000
     ) -> Iterator[tuple[int, bytes]]:
         """(seq, canonical bytes) in order, streamed in batches."""
+        for rows in self.entry_batches(start, end, batch):
+            for seq, data in rows:
+                yield int(seq), data if type(data) is bytes else bytes(data)
+
+    def entry_batches(
+        self, start: int = 0, end: int | None = None, batch: int = 16_384
+    ) -> Iterator[list[tuple[int, bytes]]]:
+        """Entries from ``start`` (to ``end``) in ledger order, ``batch`` rows at a time,
+        as the driver returns them: (seq, canonical bytes) tuples.
+
+        The rows are taken straight off the DB-API cursor: a full verify reads every
+        entry, and building a row object for each cost as much as hashing it.
+        """
         table = self.tables.entry
         position = start
         while end is None or position < end:
             with read_transaction(self.engine) as connection:
-                statement = (
+                result = connection.execute(
                     select(table.c.seq, table.c.entry)
                     .where(table.c.ledger == self.name, table.c.seq >= position)
                     .order_by(table.c.seq)
                     .limit(batch if end is None else min(batch, end - position))
                 )
-                rows = connection.execute(statement).all()
+                rows: list[tuple[int, bytes]] = list(result.cursor.fetchall())
+                result.close()
             if not rows:
                 return
-            for seq, data in rows:
-                yield seq, data if type(data) is bytes else bytes(data)
+            yield rows
             position = int(rows[-1][0]) + 1
 
     def stored_leaf_hashes(self, start: int, count: int) -> list[bytes]:
         """Level-0 hashes as the tiles hold them, to compare with recomputed leaves."""
+        return _split(self.stored_leaf_blob(start, count))
+
+    def stored_leaf_blob(self, start: int, count: int) -> bytes:
+        """The level-0 hashes of entries ``start`` .. ``start + count - 1``, concatenated
+        as the tiles hold them (shorter if tiles are missing or short)."""
+        tile = self.tables.tile
+        first, last = start // TILE_WIDTH, (start + count - 1) // TILE_WIDTH
         with read_transaction(self.engine) as connection:
-            first, last = start // TILE_WIDTH, (start + count - 1) // TILE_WIDTH
-            tiles = self.fetch_tiles(connection, [(0, index) for index in range(first, last + 1)])
-        flat: list[bytes] = []
-        for index in range(first, last + 1):
-            flat.extend(tiles.get((0, index), []))
-        offset = start - first * TILE_WIDTH
-        return flat[offset : offset + count]
+            rows = connection.execute(
+                select(tile.c.tile_index, tile.c.hashes)
+                .where(
+                    tile.c.ledger == self.name,
+                    tile.c.level == 0,
+                    tile.c.tile_index >= first,
+                    tile.c.tile_index <= last,
+                )
+                .order_by(tile.c.tile_index)
+            ).all()
+        blobs: list[bytes] = []
+        for expected, row in enumerate(rows, start=first):
+            if row.tile_index != expected:
+                break
+            blobs.append(bytes(row.hashes))
+            if len(row.hashes) < TILE_WIDTH * HASH:
+                break
+        offset = (start - first * TILE_WIDTH) * HASH
+        return b"".join(blobs)[offset : offset + count * HASH]
 
     def find(
         self,
