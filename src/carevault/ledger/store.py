@@ -2,40 +2,134 @@
 
 Appends are O(log n): each batch rewrites only the right-edge tile of each tile
 level it touches. Proofs are O(log n) reads: one query fetches the few tiles a
-proof needs, and full tiles (immutable once full) are cached. The head row is the
-lock that orders appenders, across threads and processes.
+proof needs. Besides its 256 hashes (``hashes``, the C2SP tile), each tile row keeps
+the interior nodes of its subtrees (``interior``), maintained as the tile grows, so a
+proof or a root reads every complete subtree it needs instead of hashing it again.
+Full tiles are immutable and cached. The head row is the lock that orders appenders,
+across threads and processes.
 """
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from hashlib import sha256
+from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, insert, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Select,
+    Table,
+    and_,
+    bindparam,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
 from carevault.db import read_transaction
 from carevault.ledger import tree
 from carevault.ledger.tables import LedgerTables
-from carevault.ledger.verifier import leaf_hash, node_hash
+from carevault.ledger.verifier import leaf_hash
 
 TILE_HEIGHT = 8
 TILE_WIDTH = 1 << TILE_HEIGHT
 HASH = 32
+
+#: A tile's subtrees, bottom up: [its hashes, their pairs, ..., the tile's root when full];
+#: level k holds width >> k nodes.
+Levels = list[list[bytes]]
 
 
 class LedgerCorrupt(RuntimeError):
     """The stored tiles cannot serve a hash they should hold."""
 
 
-def fold(hashes: Sequence[bytes]) -> bytes:
-    """The root of a complete subtree over ``hashes`` (a power of two of them)."""
-    level = list(hashes)
-    while len(level) > 1:
-        level = [node_hash(level[i], level[i + 1]) for i in range(0, len(level), 2)]
-    return level[0]
+def tile_levels(hashes: Sequence[bytes]) -> Levels:
+    """Every level of the complete subtrees over ``hashes``, bottom up (see ``Levels``)."""
+    levels = [list(hashes)]
+    while len(levels[-1]) > 1:
+        below = levels[-1]
+        # node_hash, inlined: this is the inner loop of appends and of a full verify.
+        levels.append(
+            [
+                sha256(b"\x01" + below[i] + below[i + 1]).digest()
+                for i in range(0, len(below) - 1, 2)
+            ]
+        )
+    return levels
+
+
+def push(levels: Levels, value: bytes) -> None:
+    """Append a hash to a tile's levels, adding each node it completes (about one)."""
+    level = 0
+    levels[0].append(value)
+    while level < TILE_HEIGHT and len(levels[level]) % 2 == 0:
+        below = levels[level]
+        if len(levels) == level + 1:
+            levels.append([])
+        levels[level + 1].append(sha256(b"\x01" + below[-2] + below[-1]).digest())
+        level += 1
+
+
+def interior_bytes(levels: Levels) -> bytes:
+    return b"".join(b"".join(level) for level in levels[1:])
+
+
+def _split(blob: bytes) -> list[bytes]:
+    return [blob[i : i + HASH] for i in range(0, len(blob), HASH)]
+
+
+@dataclass(frozen=True)
+class StoredTile:
+    """A tile as stored: its hashes and interior nodes, concatenated (see ``Levels``)."""
+
+    hashes: bytes
+    interior: bytes
+
+    @classmethod
+    def from_row(cls, hashes: bytes, interior: bytes | None) -> StoredTile:
+        hashes = bytes(hashes)
+        if interior is None:
+            # Written before tiles kept their interior: computed once here.
+            return cls(hashes, interior_bytes(tile_levels(_split(hashes))))
+        return cls(hashes, bytes(interior))
+
+    @property
+    def width(self) -> int:
+        return len(self.hashes) // HASH
+
+    def node(self, height: int, index: int) -> bytes | None:
+        """The hash of the complete subtree of 2**height hashes at ``index`` in this tile."""
+        width = self.width
+        if index >= width >> height:
+            return None
+        if height == 0:
+            return self.hashes[index * HASH : (index + 1) * HASH]
+        position = index + sum(width >> level for level in range(1, height))
+        found = self.interior[position * HASH : (position + 1) * HASH]
+        return found if len(found) == HASH else None
+
+    def levels(self) -> Levels:
+        width, interior = self.width, self.interior
+        levels, position = [_split(self.hashes)], 0
+        for level in range(1, TILE_HEIGHT + 1):
+            count = width >> level
+            if not count:
+                break
+            levels.append(_split(interior[position * HASH : (position + count) * HASH]))
+            position += count
+        if position * HASH != len(interior) or any(
+            len(level) != width >> height for height, level in enumerate(levels)
+        ):
+            raise LedgerCorrupt("a tile's interior does not fit its hashes")
+        return levels
 
 
 @dataclass(frozen=True)
@@ -48,54 +142,73 @@ class LedgerEntry:
     actor: str | None = None
 
 
-def _split(blob: bytes) -> list[bytes]:
-    return [blob[i : i + HASH] for i in range(0, len(blob), HASH)]
-
-
 class _Tiles:
     """Tile reads for one ledger, through an in-memory overlay of tiles being written."""
 
     def __init__(self, store: LedgerStore, connection: Connection) -> None:
         self.store = store
         self.connection = connection
-        self.overlay: dict[tuple[int, int], list[bytes]] = {}
+        self.overlay: dict[tuple[int, int], Levels] = {}
 
-    def tile(self, level: int, index: int) -> list[bytes]:
+    def levels(self, level: int, index: int) -> Levels:
         key = (level, index)
         if key in self.overlay:
             return self.overlay[key]
-        return self.store.fetch_tiles(self.connection, [key]).get(key, [])
+        stored = self.store.fetch_tiles(self.connection, [key]).get(key)
+        return stored.levels() if stored is not None else [[]]
 
     def read(self, wanted: Sequence[tuple[int, int]]) -> list[bytes]:
-        """Stored complete-subtree hashes (level, index), computed from their tiles."""
+        """Stored complete-subtree hashes (level, index), looked up in their tiles."""
         places = [_place(level, index) for level, index in wanted]
         missing = sorted(
             {(t_level, t_index) for t_level, t_index, _, _ in places} - set(self.overlay)
         )
         fetched = self.store.fetch_tiles(self.connection, missing) if missing else {}
         found: list[bytes] = []
-        for t_level, t_index, offset, count in places:
-            hashes = self.overlay.get((t_level, t_index)) or fetched.get((t_level, t_index), [])
-            if offset + count > len(hashes):
+        for t_level, t_index, height, index in places:
+            key = (t_level, t_index)
+            value: bytes | None = None
+            levels = self.overlay.get(key)
+            if levels is not None:
+                if height < len(levels) and index < len(levels[height]):
+                    value = levels[height][index]
+            elif key in fetched:
+                value = fetched[key].node(height, index)
+            if value is None:
                 raise LedgerCorrupt(f"tile {t_level}/{t_index} is missing hashes")
-            if count == 1:
-                found.append(hashes[offset])
-            elif len(hashes) == TILE_WIDTH and (t_level, t_index) not in self.overlay:
-                levels = self.store.tile_levels((t_level, t_index), hashes, offset, count)
-                if isinstance(levels, bytes):
-                    found.append(levels)
-                else:
-                    found.append(levels[count.bit_length() - 1][offset // count])
-            else:
-                found.append(fold(hashes[offset : offset + count]))
+            found.append(value)
         return found
 
 
+def _copy(levels: Levels) -> Levels:
+    return [list(level) for level in levels]
+
+
 def _place(level: int, index: int) -> tuple[int, int, int, int]:
-    """Where a complete subtree's hash comes from: (tile level, tile index, offset, count)."""
-    tile_level, sub = divmod(level, TILE_HEIGHT)
-    first = index << sub
-    return tile_level, first >> TILE_HEIGHT, first & (TILE_WIDTH - 1), 1 << sub
+    """Where a complete subtree's hash is kept: (tile level, tile index, height, index)."""
+    tile_level, height = divmod(level, TILE_HEIGHT)
+    first = index << height
+    return tile_level, first >> TILE_HEIGHT, height, (first & (TILE_WIDTH - 1)) >> height
+
+
+@functools.cache
+def _tile_query(tile: Table, levels: int) -> Select[*tuple[Any, ...]]:
+    """The tiles of ``levels`` tile levels, by index: built once per shape, so that a
+    proof spends its time in the database rather than in building SQL."""
+    # One exact key range per level (ledger, level, index IN ...): an OR of pairs made
+    # SQLite walk every tile of the ledger.
+    return select(tile.c.level, tile.c.tile_index, tile.c.hashes, tile.c.interior).where(
+        or_(
+            *(
+                and_(
+                    tile.c.ledger == bindparam("ledger"),
+                    tile.c.level == bindparam(f"level_{n}"),
+                    tile.c.tile_index.in_(bindparam(f"indices_{n}", expanding=True)),
+                )
+                for n in range(levels)
+            )
+        )
+    )
 
 
 class LedgerStore:
@@ -103,18 +216,16 @@ class LedgerStore:
         self.engine = engine
         self.tables = tables
         self.name = name
-        self._full_tiles: OrderedDict[tuple[int, int], list[bytes]] = OrderedDict()
-        self._levels: OrderedDict[tuple[int, int], list[list[bytes]]] = OrderedDict()
-        self._edge: tuple[int, bytes, dict[tuple[int, int], list[bytes]]] | None = None
-        self._used: set[tuple[int, int]] = set()
+        self._full_tiles: OrderedDict[tuple[int, int], StoredTile] = OrderedDict()
+        self._edge: tuple[int, bytes, dict[tuple[int, int], Levels]] | None = None
         self._cache_lock = threading.Lock()
 
     # --- tiles -----------------------------------------------------------------------------
 
     def fetch_tiles(
         self, connection: Connection, keys: Sequence[tuple[int, int]]
-    ) -> dict[tuple[int, int], list[bytes]]:
-        found: dict[tuple[int, int], list[bytes]] = {}
+    ) -> dict[tuple[int, int], StoredTile]:
+        found: dict[tuple[int, int], StoredTile] = {}
         wanted: list[tuple[int, int]] = []
         with self._cache_lock:
             for key in keys:
@@ -126,80 +237,45 @@ class LedgerStore:
                     found[key] = cached
         if not wanted:
             return found
-        tile = self.tables.tile
         by_level: dict[int, list[int]] = {}
         for level, index in wanted:
             by_level.setdefault(level, []).append(index)
-        # One exact key range per level (ledger, level, index IN ...): an OR of pairs
-        # made SQLite walk every tile of the ledger.
-        rows = connection.execute(
-            select(tile.c.level, tile.c.tile_index, tile.c.hashes).where(
-                or_(
-                    *(
-                        and_(
-                            tile.c.ledger == self.name,
-                            tile.c.level == level,
-                            tile.c.tile_index.in_(indices),
-                        )
-                        for level, indices in by_level.items()
-                    )
-                )
-            )
-        ).all()
+        parameters: dict[str, object] = {"ledger": self.name}
+        for n, (level, indices) in enumerate(by_level.items()):
+            parameters[f"level_{n}"] = level
+            parameters[f"indices_{n}"] = indices
+        rows = connection.execute(_tile_query(self.tables.tile, len(by_level)), parameters).all()
         for row in rows:
-            hashes = _split(row.hashes)
-            found[(row.level, row.tile_index)] = hashes
-            if len(hashes) == TILE_WIDTH:
+            stored = StoredTile.from_row(row.hashes, row.interior)
+            level, index = int(row.level), int(row.tile_index)
+            found[(level, index)] = stored
+            if stored.width == TILE_WIDTH:
                 with self._cache_lock:
-                    self._full_tiles[(row.level, row.tile_index)] = hashes
+                    self._full_tiles[(level, index)] = stored
                     while len(self._full_tiles) > 4096:
                         self._full_tiles.popitem(last=False)
         return found
 
-    def tile_levels(
-        self, key: tuple[int, int], hashes: list[bytes], offset: int, count: int
-    ) -> list[list[bytes]] | bytes:
-        """Every level of a full (hence immutable) tile's subtree, computed on its second
-        use; the first use folds only the slice it needs (a cold proof stays cheap)."""
-        with self._cache_lock:
-            cached = self._levels.get(key)
-            if cached is not None:
-                self._levels.move_to_end(key)
-                return cached
-            first_use = key not in self._used
-            if first_use:
-                self._used.add(key)
-                if len(self._used) > 100_000:
-                    self._used.clear()
-        if first_use:
-            return fold(hashes[offset : offset + count])
-        levels = [hashes]
-        while len(levels[-1]) > 1:
-            below = levels[-1]
-            levels.append([node_hash(below[i], below[i + 1]) for i in range(0, len(below), 2)])
-        with self._cache_lock:
-            self._levels[key] = levels
-            while len(self._levels) > 1024:
-                self._levels.popitem(last=False)
-        return levels
-
-    def _save_tile(
-        self, connection: Connection, level: int, index: int, hashes: list[bytes]
-    ) -> None:
+    def _save_tile(self, connection: Connection, level: int, index: int, levels: Levels) -> None:
         tile = self.tables.tile
         values = {
             "ledger": self.name,
             "level": level,
             "tile_index": index,
-            "width": len(hashes),
-            "hashes": b"".join(hashes),
+            "width": len(levels[0]),
+            "hashes": b"".join(levels[0]),
+            "interior": interior_bytes(levels),
         }
         dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
         statement = dialect.insert(tile).values(**values)
         connection.execute(
             statement.on_conflict_do_update(
                 index_elements=[tile.c.ledger, tile.c.level, tile.c.tile_index],
-                set_={"width": statement.excluded.width, "hashes": statement.excluded.hashes},
+                set_={
+                    "width": statement.excluded.width,
+                    "hashes": statement.excluded.hashes,
+                    "interior": statement.excluded.interior,
+                },
             )
         )
 
@@ -250,23 +326,22 @@ class LedgerStore:
         # The right-edge tiles this process wrote last time, if the head still has the
         # same root (so the same tree): no re-reading them on every group commit.
         if edge is not None and edge[0] == size and edge[1] == root_before:
-            tiles.overlay.update((key, list(hashes)) for key, hashes in edge[2].items())
+            tiles.overlay.update((key, _copy(levels)) for key, levels in edge[2].items())
         else:
             for level, count in enumerate(counts):
                 if count % TILE_WIDTH:
-                    tiles.overlay[(level, count // TILE_WIDTH)] = list(
-                        tiles.tile(level, count // TILE_WIDTH)
-                    )
+                    key = (level, count // TILE_WIDTH)
+                    tiles.overlay[key] = _copy(tiles.levels(*key))
         dirty: set[tuple[int, int]] = set()
 
         def add(level: int, value: bytes) -> None:
             index = counts[level] // TILE_WIDTH
-            hashes = tiles.overlay.setdefault((level, index), [])
-            hashes.append(value)
+            levels = tiles.overlay.setdefault((level, index), [[]])
+            push(levels, value)
             counts[level] += 1
             dirty.add((level, index))
-            if len(hashes) == TILE_WIDTH:
-                add(level + 1, fold(hashes))
+            if len(levels[0]) == TILE_WIDTH:
+                add(level + 1, levels[TILE_HEIGHT][0])
 
         for item in entries:
             add(0, leaf_hash(item.data))
@@ -294,9 +369,9 @@ class LedgerStore:
             new_size,
             root,
             {
-                key: list(hashes)
-                for key, hashes in tiles.overlay.items()
-                if len(hashes) < TILE_WIDTH
+                key: _copy(levels)
+                for key, levels in tiles.overlay.items()
+                if len(levels[0]) < TILE_WIDTH
                 and key[1] == (new_size >> (TILE_HEIGHT * key[0])) // TILE_WIDTH
             },
         )
@@ -368,33 +443,32 @@ class LedgerStore:
 
     def stored_leaf_hashes(self, start: int, count: int) -> list[bytes]:
         """Level-0 hashes as the tiles hold them, to compare with recomputed leaves."""
-        return _split(self.stored_leaf_blob(start, count))
-
-    def stored_leaf_blob(self, start: int, count: int) -> bytes:
-        """The level-0 hashes of entries ``start`` .. ``start + count - 1``, concatenated
-        as the tiles hold them (shorter if tiles are missing or short)."""
-        tile = self.tables.tile
         first, last = start // TILE_WIDTH, (start + count - 1) // TILE_WIDTH
+        blob = b"".join(hashes for _, hashes, _ in self.stored_tiles(0, first, last))
+        offset = start - first * TILE_WIDTH
+        return _split(blob)[offset : offset + count]
+
+    def stored_tiles(
+        self, level: int, first: int, last: int
+    ) -> list[tuple[int, bytes, bytes | None]]:
+        """(index, hashes, interior) of the stored tiles of ``level`` with index ``first``
+        .. ``last``, in order and as they are (no cache): what ``audit verify`` checks."""
+        tile = self.tables.tile
         with read_transaction(self.engine) as connection:
             rows = connection.execute(
-                select(tile.c.tile_index, tile.c.hashes)
+                select(tile.c.tile_index, tile.c.hashes, tile.c.interior)
                 .where(
                     tile.c.ledger == self.name,
-                    tile.c.level == 0,
+                    tile.c.level == level,
                     tile.c.tile_index >= first,
                     tile.c.tile_index <= last,
                 )
                 .order_by(tile.c.tile_index)
             ).all()
-        blobs: list[bytes] = []
-        for expected, row in enumerate(rows, start=first):
-            if row.tile_index != expected:
-                break
-            blobs.append(bytes(row.hashes))
-            if len(row.hashes) < TILE_WIDTH * HASH:
-                break
-        offset = (start - first * TILE_WIDTH) * HASH
-        return b"".join(blobs)[offset : offset + count * HASH]
+        return [
+            (int(index), bytes(hashes), None if interior is None else bytes(interior))
+            for index, hashes, interior in rows
+        ]
 
     def find(
         self,

@@ -56,6 +56,9 @@ def ledger_tables(metadata: MetaData, prefix: str) -> LedgerTables:
         Column("width", Integer, nullable=False),
         # The level-8·L hashes of this tile, 32 bytes each, concatenated (C2SP tlog-tiles).
         Column("hashes", LargeBinary, nullable=False),
+        # The interior nodes of the tile's subtrees, level by level upwards (width >> k at
+        # level k), concatenated; NULL in tiles written before it was kept (records_0003).
+        Column("interior", LargeBinary, nullable=True),
     )
     head = Table(
         f"{prefix}_head",

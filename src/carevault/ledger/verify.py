@@ -11,7 +11,16 @@ from dataclasses import dataclass, field
 from hashlib import sha256
 
 from carevault.ledger.checkpoints import StoredCheckpoint
-from carevault.ledger.store import HASH, LedgerCorrupt, LedgerStore
+from carevault.ledger.store import (
+    HASH,
+    TILE_HEIGHT,
+    TILE_WIDTH,
+    LedgerCorrupt,
+    LedgerStore,
+    Levels,
+    interior_bytes,
+    tile_levels,
+)
 from carevault.ledger.verifier import (
     EMPTY_ROOT,
     VerificationError,
@@ -22,8 +31,6 @@ from carevault.ledger.verifier import (
     verify_cosignature,
 )
 from carevault.ledger.witness import WitnessView
-
-TILE = 256
 
 
 class RootBuilder:
@@ -46,34 +53,20 @@ class RootBuilder:
         stack.append((level, value))
         self.size += added
 
-    def add_many(self, leaves: list[bytes], wanted: Sequence[int], roots: dict[int, bytes]) -> None:
-        """Add ``leaves`` in order, recording the root at every size in ``wanted``.
-
-        Aligned runs of 256 leaves are folded level by level and added as one subtree,
-        which is what keeps a full verification near the cost of the hashing itself.
-        """
-        position = 0
-        count = len(leaves)
-        while position < count:
-            size = self.size
-            end = size + TILE
-            if (
-                size % TILE == 0
-                and position + TILE <= count
-                and bisect_right(wanted, end) == bisect_right(wanted, size)
-            ):
-                level = leaves[position : position + TILE]
-                while len(level) > 1:
-                    # node_hash, inlined: this line is most of a full verification's time.
-                    level = [
-                        sha256(b"\x01" + level[i] + level[i + 1]).digest()
-                        for i in range(0, len(level), 2)
-                    ]
-                self.add_subtree(8, level[0])
-                position += TILE
-                continue
-            self.add(leaves[position])
-            position += 1
+    def add_tile(self, levels: Levels, wanted: Sequence[int], roots: dict[int, bytes]) -> None:
+        """Add a tile's leaves (``levels[0]``, starting at a tile edge), recording the root at
+        every size in ``wanted``. A full tile with no such size inside is added as the one
+        subtree it is, which keeps a full verification near the cost of the hashing."""
+        size = self.size
+        if (
+            len(levels[0]) == TILE_WIDTH
+            and size % TILE_WIDTH == 0
+            and bisect_right(wanted, size + TILE_WIDTH) == bisect_right(wanted, size)
+        ):
+            self.add_subtree(TILE_HEIGHT, levels[TILE_HEIGHT][0])
+            return
+        for leaf in levels[0]:
+            self.add(leaf)
             index = bisect_left(wanted, self.size)
             if index < len(wanted) and wanted[index] == self.size:
                 roots[self.size] = self.root()
@@ -120,21 +113,28 @@ def verify_ledger(
     marks = sorted(wanted)
     expected = 0
     first_entry_problem: str | None = None
+    # The roots of the full level-0 tiles, in order: the hashes of tile level 1.
+    tile_roots: list[bytes] = []
+    batch = max(TILE_WIDTH, batch - batch % TILE_WIDTH)
     for rows in store.entry_batches(batch=batch):
         first, last = int(rows[0][0]), int(rows[-1][0])
         if first_entry_problem is None and (first, last) != (expected, expected + len(rows) - 1):
             # Sequence numbers are unique and sorted: a batch that neither starts where
             # the last ended nor spans exactly its length has a gap.
             first_entry_problem = _sequence_problem([int(seq) for seq, _ in rows], expected)
+        base = builder.size
         leaves = [sha256(b"\x00" + data).digest() for _, data in rows]
-        builder.add_many(leaves, marks, roots)
+        tiles = [tile_levels(leaves[i : i + TILE_WIDTH]) for i in range(0, len(leaves), TILE_WIDTH)]
+        for levels in tiles:
+            builder.add_tile(levels, marks, roots)
+        tile_roots.extend(levels[-1][0] for levels in tiles if len(levels[0]) == TILE_WIDTH)
         if first_entry_problem is None:
-            stored = store.stored_leaf_blob(first, len(leaves))
-            if stored != b"".join(leaves):
-                first_entry_problem = _leaf_problem(rows, leaves, stored)
+            first_entry_problem = _check_leaf_tiles(store, base, rows, tiles)
         expected = last + 1
         if progress is not None:
             progress(builder.size)
+    if first_entry_problem is None:
+        first_entry_problem = _check_upper_tiles(store, tile_roots)
     report.entries = builder.size
     if first_entry_problem:
         problems.append(first_entry_problem)
@@ -187,15 +187,61 @@ def _sequence_problem(seqs: list[int], expected: int) -> str | None:
     return None
 
 
-def _leaf_problem(rows: list[tuple[int, bytes]], leaves: list[bytes], stored: bytes) -> str:
-    """Name the first entry of a batch whose leaf hash differs from the stored one."""
-    offset = 0
-    for offset, leaf in enumerate(leaves):
-        if stored[offset * HASH : (offset + 1) * HASH] != leaf:
-            break
+def _check_leaf_tiles(
+    store: LedgerStore, base: int, rows: list[tuple[int, bytes]], tiles: list[Levels]
+) -> str | None:
+    """The stored level-0 tiles of a batch against the leaves recomputed from its entries
+    (which start at leaf ``base``, a tile edge)."""
+    first = base // TILE_WIDTH
+    stored = {
+        index: (hashes, interior)
+        for index, hashes, interior in store.stored_tiles(0, first, first + len(tiles) - 1)
+    }
+    for n, levels in enumerate(tiles):
+        hashes, interior = stored.get(first + n, (b"", None))
+        if hashes != b"".join(levels[0]):
+            offset = 0
+            for offset, leaf in enumerate(levels[0]):
+                if hashes[offset * HASH : (offset + 1) * HASH] != leaf:
+                    break
+            return (
+                f"entry {rows[n * TILE_WIDTH + offset][0]} does not match the tree's leaf hash "
+                "for it (the entry or the stored hash was changed)"
+            )
+        if interior is not None and interior != interior_bytes(levels):
+            return _tile_problem(0, first + n)
+    return None
+
+
+def _check_upper_tiles(store: LedgerStore, hashes: list[bytes]) -> str | None:
+    """Every tile above level 0 against the roots of the full tiles below it."""
+    level = 1
+    while hashes:
+        count = -(-len(hashes) // TILE_WIDTH)
+        stored = {
+            index: (found, interior)
+            for index, found, interior in store.stored_tiles(level, 0, count - 1)
+        }
+        above: list[bytes] = []
+        for index in range(count):
+            levels = tile_levels(hashes[index * TILE_WIDTH : (index + 1) * TILE_WIDTH])
+            found, interior = stored.get(index, (b"", None))
+            if found != b"".join(levels[0]) or (
+                interior is not None and interior != interior_bytes(levels)
+            ):
+                return _tile_problem(level, index)
+            if len(levels[0]) == TILE_WIDTH:
+                above.append(levels[-1][0])
+        hashes, level = above, level + 1
+    return None
+
+
+def _tile_problem(level: int, index: int) -> str:
+    span = TILE_WIDTH ** (level + 1)
     return (
-        f"entry {rows[offset][0]} does not match the tree's leaf hash for it "
-        "(the entry or the stored hash was changed)"
+        f"tile {level}/{index} (entries {index * span} to {(index + 1) * span - 1}) does not "
+        "match the entries: its stored hashes were changed, and proofs served from it "
+        "would not verify"
     )
 
 

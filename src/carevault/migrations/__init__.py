@@ -31,3 +31,8 @@ def _config(store: str, engine: Engine) -> Config:
 def upgrade(store: str, engine: Engine, revision: str = "head") -> None:
     """Bring ``store`` on ``engine`` to ``revision``."""
     command.upgrade(_config(store, engine), revision)
+
+
+def downgrade(store: str, engine: Engine, revision: str) -> None:
+    """Take ``store`` on ``engine`` back to ``revision``."""
+    command.downgrade(_config(store, engine), revision)

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, select, update
 
 from carevault.config import Settings
 from carevault.db import make_engine, write_transaction
@@ -115,3 +116,76 @@ def test_verify_over_many_tiles_with_checkpoints_between(store: LedgerStore) -> 
     problems = verify_ledger(fresh, checkpoints.all(), signer.vkey, batch=333).problems
     assert problems[0].startswith("entry 600 does not match")
     assert any("between 512 and 699" in problem for problem in problems), problems
+
+
+def _checkpointed(store: LedgerStore, sizes: list[int]) -> tuple[Any, Any]:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from carevault.ledger.checkpoints import Checkpoints, CheckpointSigner
+
+    signer = CheckpointSigner("test/audit", Ed25519PrivateKey.generate())
+    checkpoints = Checkpoints(store, signer, [], lambda: 1)
+    for size in sizes:
+        append(store, store.head()[0], size - store.head()[0])
+        checkpoints.make("test")
+    return checkpoints, signer
+
+
+def _alter_interior(store: LedgerStore, level: int, index: int, position: int) -> None:
+    tile = store.tables.tile
+    where = (tile.c.ledger == store.name, tile.c.level == level, tile.c.tile_index == index)
+    with write_transaction(store.engine) as connection:
+        interior = bytearray(connection.execute(select(tile.c.interior).where(*where)).scalar_one())
+        interior[position * 32] ^= 1
+        connection.execute(update(tile).where(*where).values(interior=bytes(interior)))
+
+
+@pytest.mark.parametrize(
+    ("level", "index", "position"),
+    [(0, 2, 0), (0, 2, 254), (0, 6, 40), (1, 0, 0), (1, 0, 3)],
+    ids=[
+        "tile-0/2-first-pair",
+        "tile-0/2-root",
+        "right-edge-tile",
+        "tile-1/0-pair",
+        "tile-1/0-top",
+    ],
+)
+def test_an_altered_interior_hash_is_named(
+    store: LedgerStore, level: int, index: int, position: int
+) -> None:
+    """Proofs read interior nodes instead of hashing again: verify checks every one."""
+    from carevault.ledger.verify import verify_ledger
+
+    checkpoints, signer = _checkpointed(store, [1000, 1700])  # six full tiles and one partial
+    assert verify_ledger(store, checkpoints.all(), signer.vkey).ok
+    _alter_interior(store, level, index, position)
+    fresh = LedgerStore(store.engine, store.tables, store.name)
+    problems = verify_ledger(fresh, checkpoints.all(), signer.vkey, batch=512).problems
+    assert problems, "an altered interior node went unnoticed"
+    assert problems[0].startswith(f"tile {level}/{index} "), problems
+
+
+def test_tiles_written_before_they_kept_their_interior_still_serve(store: LedgerStore) -> None:
+    """Rows from before records_0003 have no interior: it is computed from their hashes."""
+    from carevault.ledger.verify import verify_ledger
+
+    checkpoints, signer = _checkpointed(store, [700, 1300])
+    leaves = [leaf_hash(data) for _, data in store.entries()]
+    with write_transaction(store.engine) as connection:
+        connection.execute(update(store.tables.tile).values(interior=None))
+    fresh = LedgerStore(store.engine, store.tables, store.name)
+    assert fresh.root(1300) == root_of(leaves)
+    for index in (0, 255, 256, 699, 1299):
+        verify_inclusion(
+            leaves[index], index, 1300, fresh.inclusion_proof(index, 1300), root_of(leaves)
+        )
+    verify_consistency(
+        700, 1300, fresh.consistency_proof(700, 1300), root_of(leaves[:700]), root_of(leaves)
+    )
+    append(fresh, 1300, 500)  # the right edge is read back from hashes alone
+    leaves += [leaf_hash(entry(i).data) for i in range(1300, 1800)]
+    assert fresh.head() == (1800, root_of(leaves))
+    checkpoints.make("test")
+    report = verify_ledger(fresh, checkpoints.all(), signer.vkey)
+    assert report.ok and report.entries == 1800, report.problems

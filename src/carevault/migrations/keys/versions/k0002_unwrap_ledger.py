@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 from carevault.ledger.unwrap import unwrap_tables
+from carevault.migrations.ledger_tiles import first_tile_table
 
 revision = "keys_0002"
 down_revision = "keys_0001"
@@ -18,7 +19,12 @@ branch_labels = None
 depends_on = None
 
 _SEQ = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
-_TABLES = [unwrap_tables.entry, unwrap_tables.tile, unwrap_tables.head, unwrap_tables.checkpoint]
+_TABLES = [
+    unwrap_tables.entry,
+    first_tile_table("unwrap"),
+    unwrap_tables.head,
+    unwrap_tables.checkpoint,
+]
 
 
 def upgrade() -> None:

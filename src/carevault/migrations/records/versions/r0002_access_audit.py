@@ -6,7 +6,8 @@ Revises: records_0001
 Create Date: 2026-11-29
 
 The tables are created from their declarations as of this revision; a later change
-to one of them gets its own migration with explicit operations.
+to one of them gets its own migration with explicit operations (the tile table's
+first shape is spelled out in ``ledger_tiles``: it has changed since).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from alembic import op
 from carevault.access import tables as access
 from carevault.containment.tables import containment
 from carevault.ledger.schema import audit_tables
+from carevault.migrations.ledger_tiles import first_tile_table
 
 revision = "records_0002"
 down_revision = "records_0001"
@@ -31,7 +33,7 @@ _TABLES = [
     access.break_glass,
     access.care_relationship,
     audit_tables.entry,
-    audit_tables.tile,
+    first_tile_table("audit"),
     audit_tables.head,
     audit_tables.checkpoint,
     containment,
