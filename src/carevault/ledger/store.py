@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import (
     Connection,
     Engine,
+    Executable,
     Select,
     Table,
     and_,
@@ -211,6 +212,51 @@ def _tile_query(tile: Table, levels: int) -> Select[*tuple[Any, ...]]:
     )
 
 
+@dataclass(frozen=True)
+class _Statements:
+    """A ledger's write and head statements for one dialect, built once: an append runs
+    each of them, and building SQL cost as much as the database work."""
+
+    lock_head: Select[*tuple[Any, ...]]
+    read_head: Select[*tuple[Any, ...]]
+    create_head: Executable
+    insert_entries: Executable
+    save_tile: Executable
+    update_head: Executable
+
+
+@functools.cache
+def _statements(tables: LedgerTables, dialect_name: str) -> _Statements:
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
+    head, tile = tables.head, tables.tile
+    read_head = select(head.c.size, head.c.root).where(head.c.ledger == bindparam("ledger_name"))
+    # PostgreSQL: the head row is the lock that orders appenders (SQLite's writes are
+    # serialised by BEGIN IMMEDIATE).
+    lock_head = read_head.with_for_update() if dialect_name == "postgresql" else read_head
+    upsert = dialect.insert(tile)
+    return _Statements(
+        lock_head=lock_head,
+        read_head=read_head,
+        create_head=dialect.insert(head).on_conflict_do_nothing(),
+        insert_entries=insert(tables.entry),
+        save_tile=upsert.on_conflict_do_update(
+            index_elements=[tile.c.ledger, tile.c.level, tile.c.tile_index],
+            set_={
+                "width": upsert.excluded.width,
+                "hashes": upsert.excluded.hashes,
+                "interior": upsert.excluded.interior,
+            },
+        ),
+        update_head=update(head)
+        .where(head.c.ledger == bindparam("ledger_name"))
+        .values(
+            size=bindparam("new_size"),
+            root=bindparam("new_root"),
+            updated_us=bindparam("new_updated_us"),
+        ),
+    )
+
+
 class LedgerStore:
     def __init__(self, engine: Engine, tables: LedgerTables, name: str) -> None:
         self.engine = engine
@@ -257,26 +303,16 @@ class LedgerStore:
         return found
 
     def _save_tile(self, connection: Connection, level: int, index: int, levels: Levels) -> None:
-        tile = self.tables.tile
-        values = {
-            "ledger": self.name,
-            "level": level,
-            "tile_index": index,
-            "width": len(levels[0]),
-            "hashes": b"".join(levels[0]),
-            "interior": interior_bytes(levels),
-        }
-        dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
-        statement = dialect.insert(tile).values(**values)
         connection.execute(
-            statement.on_conflict_do_update(
-                index_elements=[tile.c.ledger, tile.c.level, tile.c.tile_index],
-                set_={
-                    "width": statement.excluded.width,
-                    "hashes": statement.excluded.hashes,
-                    "interior": statement.excluded.interior,
-                },
-            )
+            _statements(self.tables, connection.dialect.name).save_tile,
+            {
+                "ledger": self.name,
+                "level": level,
+                "tile_index": index,
+                "width": len(levels[0]),
+                "hashes": b"".join(levels[0]),
+                "interior": interior_bytes(levels),
+            },
         )
 
     # --- head ------------------------------------------------------------------------------
@@ -286,26 +322,22 @@ class LedgerStore:
         return self._lock_head(connection)[0]
 
     def _lock_head(self, connection: Connection) -> tuple[int, bytes]:
-        head = self.tables.head
-        statement = select(head.c.size, head.c.root).where(head.c.ledger == self.name)
-        if connection.dialect.name == "postgresql":
-            statement = statement.with_for_update()
-        row = connection.execute(statement).first()
+        statements = _statements(self.tables, connection.dialect.name)
+        named = {"ledger_name": self.name}
+        row = connection.execute(statements.lock_head, named).first()
         if row is None:
-            dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
             connection.execute(
-                dialect.insert(head)
-                .values(ledger=self.name, size=0, root=tree.EMPTY_ROOT, updated_us=0)
-                .on_conflict_do_nothing()
+                statements.create_head,
+                {"ledger": self.name, "size": 0, "root": tree.EMPTY_ROOT, "updated_us": 0},
             )
-            row = connection.execute(statement).first()
+            row = connection.execute(statements.lock_head, named).first()
         return (0, tree.EMPTY_ROOT) if row is None else (int(row.size), bytes(row.root))
 
     def head(self) -> tuple[int, bytes]:
-        head = self.tables.head
         with read_transaction(self.engine) as connection:
             row = connection.execute(
-                select(head.c.size, head.c.root).where(head.c.ledger == self.name)
+                _statements(self.tables, connection.dialect.name).read_head,
+                {"ledger_name": self.name},
             ).first()
         return (0, tree.EMPTY_ROOT) if row is None else (int(row.size), bytes(row.root))
 
@@ -345,8 +377,9 @@ class LedgerStore:
 
         for item in entries:
             add(0, leaf_hash(item.data))
+        statements = _statements(self.tables, connection.dialect.name)
         connection.execute(
-            insert(self.tables.entry),
+            statements.insert_entries,
             [
                 {
                     "ledger": self.name,
@@ -376,9 +409,13 @@ class LedgerStore:
             },
         )
         connection.execute(
-            update(self.tables.head)
-            .where(self.tables.head.c.ledger == self.name)
-            .values(size=new_size, root=root, updated_us=entries[-1].at_us)
+            statements.update_head,
+            {
+                "ledger_name": self.name,
+                "new_size": new_size,
+                "new_root": root,
+                "new_updated_us": entries[-1].at_us,
+            },
         )
         return size, new_size
 
