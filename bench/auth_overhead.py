@@ -14,8 +14,10 @@ Every variant still opens the record and writes its audit entry (the durable par
 of a read): what differs is only who asks. The roles: a privacy officer (group-wide,
 sees identity and contact: the Patient is subsetted) and a physician with a care
 relationship (sees all of it, but the policy looks the relationship up). Reads run
-in rounds, the variants in turn in a rotating order, sequentially and with threads;
-a variant's cost per read is the median over rounds. A second table times the parts.
+in rounds, on one thread and on several; within a round the variants take turns read
+by read, so that the disk's fsync time, which dominates a read and drifts, falls on
+every variant alike. A variant's added cost is the median over rounds of its figure
+against the baseline's in the same round. A second table times the parts.
 
 Target: authentication and policy add at most 15 % to a read.
 
@@ -73,8 +75,8 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
     parser = argparse.ArgumentParser(prog="python -m bench.auth_overhead", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smoke run: small and short")
     parser.add_argument("--patients", type=int, help="patients seeded, whole charts (300)")
-    parser.add_argument("--reads", type=int, help="reads per variant per round (400)")
-    parser.add_argument("--rounds", type=int, help="rounds (7)")
+    parser.add_argument("--reads", type=int, help="reads per variant per round (300)")
+    parser.add_argument("--rounds", type=int, help="rounds (11)")
     parser.add_argument("--threads", help="reader threads, comma-separated (1,8)")
     parser.add_argument(
         "--profile",
@@ -85,8 +87,8 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
     quick = bool(args.quick)
     return Options(
         patients=args.patients or (60 if quick else 300),
-        reads=args.reads or (100 if quick else 400),
-        rounds=args.rounds or (2 if quick else 7),
+        reads=args.reads or (100 if quick else 300),
+        rounds=args.rounds or (3 if quick else 11),
         threads=tuple(int(t) for t in (args.threads or "1,8").split(",")),
         quick=quick,
         profile=bool(args.profile),
@@ -134,26 +136,52 @@ def variants(services: Services, seeded: Seeded) -> tuple[list[Variant], list[st
     return made, patients, physician
 
 
-def run_round(variant: Variant, patients: list[str], reads: int, threads: int, start: int) -> None:
-    chosen = [patients[(start + i) % len(patients)] for i in range(reads)]
-    latencies: list[float] = []
+def run_round(
+    made: list[Variant], patients: list[str], reads: int, threads: int, start: int
+) -> None:
+    """One round: ``reads`` reads per variant, the variants taking turns read by read
+    (each patient read by every variant, the turn rotating), on ``threads`` threads.
 
-    def one(pid: str) -> None:
-        began = time.perf_counter()
-        variant.read(pid)
-        latencies.append(time.perf_counter() - began)
+    Mixed in one stream, every variant meets the same disk, the same group commits and
+    the same other threads, so what differs between them is only their own work. Each
+    read's wall time is taken, and its CPU time. With one thread that is the process's
+    CPU during the read, the ledger's commit included. With several, the reading
+    thread's own CPU tells the variants apart, and the round's CPU for the whole process
+    (commits included) divided by its reads gives a read's full cost: a variant's is
+    that, less the variants' mean extra, plus its own extra over the baseline.
+    """
+    tasks = [
+        ((i + turn) % len(made), patients[(start + i) % len(patients)])
+        for i in range(reads)
+        for turn in range(len(made))
+    ]
+    clock = time.process_time if threads == 1 else time.thread_time
+    times: list[list[float]] = [[] for _ in made]
+    cpus: list[list[float]] = [[] for _ in made]
 
-    began, cpu_began = time.perf_counter(), time.process_time()
+    def one(task: tuple[int, str]) -> None:
+        slot, pid = task
+        began, cpu_began = time.perf_counter(), clock()
+        made[slot].read(pid)
+        cpus[slot].append(clock() - cpu_began)
+        times[slot].append(time.perf_counter() - began)
+
+    process_began = time.process_time()
     if threads == 1:
-        for pid in chosen:
-            one(pid)
+        for task in tasks:
+            one(task)
     else:
         with ThreadPoolExecutor(max_workers=threads) as pool:
-            list(pool.map(one, chosen))
-    elapsed, cpu = time.perf_counter() - began, time.process_time() - cpu_began
-    variant.per_read.setdefault(threads, []).append(elapsed / reads)
-    variant.cpu_per_read.setdefault(threads, []).append(cpu / reads)
-    variant.latencies.setdefault(threads, []).extend(latencies)
+            list(pool.map(one, tasks))
+    round_cpu = (time.process_time() - process_began) / len(tasks)
+    # Medians: one fsync stall must not decide a round.
+    own = [statistics.median(cpu) for cpu in cpus]
+    extra = [mine - own[0] for mine in own]
+    for variant, elapsed, cpu, more in zip(made, times, own, extra, strict=True):
+        full = cpu if threads == 1 else round_cpu - statistics.fmean(extra) + more
+        variant.per_read.setdefault(threads, []).append(statistics.median(elapsed))
+        variant.cpu_per_read.setdefault(threads, []).append(full)
+        variant.latencies.setdefault(threads, []).extend(elapsed)
 
 
 def profile(made: list[Variant], patients: list[str], reads: int) -> Path:
@@ -178,16 +206,14 @@ def profile(made: list[Variant], patients: list[str], reads: int) -> Path:
 def measure(options: Options, services: Services, seeded: Seeded) -> dict[str, Any]:
     made, patients, physician = variants(services, seeded)
     print(f"  {len(patients)} patients in the physician's care; warming up", flush=True)
+    run_round(made, patients, min(len(patients), options.reads), 1, 0)
     for variant in made:
-        run_round(variant, patients, min(len(patients), options.reads), 1, 0)
         variant.per_read.clear()
         variant.cpu_per_read.clear()
         variant.latencies.clear()
     for threads in options.threads:
         for round_number in range(options.rounds):
-            shift = round_number % len(made)
-            for variant in made[shift:] + made[:shift]:
-                run_round(variant, patients, options.reads, threads, round_number * options.reads)
+            run_round(made, patients, options.reads, threads, round_number * options.reads)
         line = ", ".join(
             f"{v.name} {statistics.median(v.per_read[threads]) * 1e6:,.0f} µs" for v in made
         )
@@ -220,14 +246,24 @@ def summarise(
     added: dict[str, float] = {}
     added_cpu: dict[str, float] = {}
     for threads in options.threads:
-        baseline = statistics.median(made[0].per_read[threads])
-        cpu_baseline = statistics.median(made[0].cpu_per_read[threads])
         for variant in made:
             per_read = statistics.median(variant.per_read[threads])
             cpu_per_read = statistics.median(variant.cpu_per_read[threads])
             latencies = variant.latencies[threads]
-            cost = ratio(per_read, baseline)
-            cpu_cost = ratio(cpu_per_read, cpu_baseline)
+            # Paired by round: each round's figure against the baseline's in the same
+            # round (measured beside it), then the median over rounds.
+            cost = statistics.median(
+                ratio(mine, base)
+                for mine, base in zip(
+                    variant.per_read[threads], made[0].per_read[threads], strict=True
+                )
+            )
+            cpu_cost = statistics.median(
+                ratio(mine, base)
+                for mine, base in zip(
+                    variant.cpu_per_read[threads], made[0].cpu_per_read[threads], strict=True
+                )
+            )
             system = variant is made[0]
             if not system:
                 added[f"{variant.name}/{threads}"] = round(cost - 1, 4)
@@ -259,9 +295,16 @@ def summarise(
     worst_name, worst = max(added.items(), key=lambda item: item[1])
     worst_cpu_name, worst_cpu = max(added_cpu.items(), key=lambda item: item[1])
     table.notes += [
-        "µs/read = wall time of a round ÷ its reads (with threads: the inverse of throughput);"
-        " CPU µs/read = the process's CPU time (every thread) ÷ reads; medians of"
-        f" {options.rounds} rounds × {options.reads} reads; p50/p99 of single reads",
+        "the variants take turns read by read (each patient read by every variant, the turn"
+        " rotating), on 1 thread or several: every variant meets the same disk and the same"
+        " group commits",
+        "µs/read = a read's wall time (with threads: its latency, waiting for the group"
+        " commit included); CPU µs/read = a read's CPU, the ledger's commit included (1"
+        " thread: the process's CPU during the read; threads: the round's process CPU per"
+        " read, shifted by the variant's own extra thread CPU over the mean)",
+        f"{options.rounds} rounds × {options.reads} reads per variant; µs/read and CPU are"
+        " the median over rounds of each round's median; added = median over rounds of the"
+        " variant's figure ÷ the baseline's in the same round; p50/p99 of single reads",
         "every variant opens the record (AES-GCM) and waits for its audit entry to be durable",
         f"target: at most {TARGET:.0%} added; worst in time {worst:+.1%} ({worst_name}),"
         f" in CPU {worst_cpu:+.1%} ({worst_cpu_name}) → "
