@@ -303,16 +303,21 @@ class OAuth:
             raise OAuthError(
                 "invalid_grant", "the code is not valid", reason="client or redirect_uri mismatch"
             )
-        if not pkce.verifier_matches(form.get("code_verifier", ""), row.code_challenge):
-            raise OAuthError(
-                "invalid_grant", "the code is not valid", reason="PKCE verifier does not match"
-            )
+        verified = pkce.verifier_matches(form.get("code_verifier", ""), row.code_challenge)
+        # A code is spent by any attempt that presents it with its client: one shown with
+        # the wrong verifier was probably intercepted, and gets no second guess.
         with write_transaction(self.engine) as connection:
             claimed = connection.execute(
                 update(auth_code)
                 .where(auth_code.c.code_hash == row.code_hash, auth_code.c.used_us.is_(None))
                 .values(used_us=now_us)
             ).rowcount
+        if not verified:
+            raise OAuthError(
+                "invalid_grant",
+                "the code is not valid",
+                reason="PKCE verifier does not match; code spent",
+            )
         if claimed != 1:
             raise OAuthError(
                 "invalid_grant", "the code is not valid", reason="code used twice (race)"
@@ -439,7 +444,9 @@ class OAuth:
         """RFC 7009: revoke a refresh token's session (an access token's session too)."""
         client = self._client(form, authorization)
         token = form.get("token", "")
-        session_id = self.sessions.revoke_refresh_token(token, f"revoked by {client.client_id}")
+        session_id = self.sessions.revoke_refresh_token(
+            token, client.client_id, f"revoked by {client.client_id}"
+        )
         if session_id is None:
             try:
                 claims = self.sessions.signer.verify(token)

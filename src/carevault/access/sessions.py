@@ -245,12 +245,20 @@ class Sessions:
         self._forget(session_id)
         return changed == 1
 
-    def revoke_refresh_token(self, token: str, reason: str) -> str | None:
-        """Revoke the session a refresh token belongs to (RFC 7009); its id, if known."""
+    def revoke_refresh_token(self, token: str, client_id: str, reason: str) -> str | None:
+        """Revoke the session a refresh token belongs to, if it was issued to ``client_id``
+        (RFC 7009 §2.1: a client revokes only its own tokens); the session's id, if so."""
         with read_transaction(self.engine) as connection:
             session_id = connection.execute(
-                select(refresh_token.c.session_id).where(
-                    refresh_token.c.token_hash == token_hash(token)
+                select(refresh_token.c.session_id)
+                .select_from(
+                    refresh_token.join(
+                        auth_session, auth_session.c.session_id == refresh_token.c.session_id
+                    )
+                )
+                .where(
+                    refresh_token.c.token_hash == token_hash(token),
+                    auth_session.c.client_id == client_id,
                 )
             ).scalar()
         if session_id is None:

@@ -115,6 +115,26 @@ def test_a_code_redeemed_wrongly_is_refused(
     assert events(auth_services.audit_ledger.store, Tag.AUTH_TOKEN_ISSUED) == []
 
 
+def test_a_code_shown_with_the_wrong_verifier_is_spent(
+    web: FhirTestClient, auth_services: Services, new_staff: NewStaff
+) -> None:
+    """Whoever intercepted the code may keep guessing verifiers; the code dies at the first."""
+    staff = new_staff()
+    request = AuthRequest(APP, FHIR_BASE)
+    code = _signed_in_code(web, staff, request)
+    wrong = _redeem(web, request, code, code_verifier=pkce.new_verifier())
+    assert wrong.status_code == 400
+
+    right = _redeem(web, request, code)
+
+    assert right.status_code == 400
+    assert right.json() == {"error": "invalid_grant", "error_description": "the code is not valid"}
+    store = auth_services.audit_ledger.store
+    refused(store, Tag.AUTH_TOKEN_REFUSED, "PKCE verifier does not match; code spent")
+    refused(store, Tag.AUTH_TOKEN_REFUSED, "authorization_code: code used twice")
+    assert events(store, Tag.AUTH_TOKEN_ISSUED) == []
+
+
 def test_an_expired_code_is_refused(
     web: FhirTestClient, auth_services: Services, new_staff: NewStaff, clock: MovableClock
 ) -> None:

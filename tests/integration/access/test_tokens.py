@@ -206,6 +206,30 @@ def test_a_revoked_token_stops_working_at_once(
     refused(store, Tag.AUTH_TOKEN_REFUSED, "refresh_token: refresh token expired or session ended")
 
 
+def test_a_client_cannot_revoke_another_clients_refresh_token(
+    web: FhirTestClient, auth_services: Services, new_staff: NewStaff
+) -> None:
+    """RFC 7009 §2.1: the token must have been issued to the client asking."""
+    auth_services.clients.add(
+        "other-app",
+        "Other",
+        confidential=False,
+        scopes=OFFLINE,
+        redirect_uris=["https://o.example/"],
+    )
+    staff = new_staff()
+    tokens = _grant(web, staff.grant(OFFLINE))
+
+    response = web.post(
+        "/auth/revoke", data={"token": tokens["refresh_token"], "client_id": "other-app"}
+    )
+
+    assert response.status_code == 200  # as for any token it does not know: no hint
+    assert _patients(web, tokens["access_token"]) == 200
+    assert _refresh(web, tokens["refresh_token"]).status_code == 200
+    assert events(auth_services.audit_ledger.store, Tag.AUTH_SESSION_REVOKED) == []
+
+
 def test_suspending_an_account_refuses_its_tokens_within_a_second(
     web: FhirTestClient, auth_services: Services, new_staff: NewStaff
 ) -> None:
