@@ -3,6 +3,11 @@
 ``user/Patient.rs`` lets a user app read and search Patient; ``system/*.cruds``
 lets a backend service do everything its role allows. A scope never adds to a
 role's rights: the gate checks both.
+
+``patient/`` scopes are understood but never granted: they mean "the one patient in
+context", and this server does not yet establish one (no ``launch/patient`` picker).
+Granting them would let them act as ``user/`` scopes over every patient the user may
+see, which is more than an app asking for them asked for.
 """
 
 from __future__ import annotations
@@ -51,7 +56,9 @@ class Scopes:
 
     def allows(self, resource_type: str, interaction: Interaction) -> bool:
         return any(
-            interaction in grant.interactions and grant.resource_type in ("*", resource_type)
+            interaction in grant.interactions
+            and grant.resource_type in ("*", resource_type)
+            and grant.context != "patient"  # no patient in context: see the module's note
             for grant in self.grants
         )
 
@@ -100,9 +107,12 @@ def narrow(requested: Scopes, permitted: Scopes) -> Scopes:
     """The requested grants cut down to what the client is registered for: exactly the
     interactions both allow, context by context (a client registered for ``patient/``
     scopes gets no ``user/`` ones). ``user/*.rs`` asked of an app registered for
-    ``user/Patient.rs`` gives ``user/Patient.rs``."""
+    ``user/Patient.rs`` gives ``user/Patient.rs``. ``patient/`` grants are dropped (no
+    patient is ever in context: see the module's note)."""
     merged: dict[tuple[str, str], frozenset[Interaction]] = {}
     for grant in requested.grants:
+        if grant.context == "patient":
+            continue
         for held in permitted.grants:
             if held.context != grant.context:
                 continue

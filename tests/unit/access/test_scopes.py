@@ -125,6 +125,17 @@ def test_narrow_cuts_a_request_down_to_the_registration(requested: str, granted:
     assert narrowed.text() == granted
 
 
+def test_patient_scopes_are_never_granted_without_a_patient_in_context() -> None:
+    registered = parse("user/*.cruds patient/*.cruds", allowed_contexts=USER_APP)
+    requested = parse("openid patient/*.rs user/Patient.r", allowed_contexts=USER_APP)
+
+    narrowed = narrow(requested, registered)
+
+    assert narrowed.text() == "openid user/Patient.r"
+    held = parse("patient/*.cruds", allowed_contexts=USER_APP)  # e.g. minted before
+    assert not held.allows("Patient", R) and not held.allows("Observation", S)
+
+
 def test_narrow_does_not_give_session_scopes_the_app_is_not_registered_for() -> None:
     registered = parse("user/*.rs", allowed_contexts=USER_APP)
     narrowed = narrow(
@@ -173,7 +184,9 @@ def test_narrow_grants_exactly_what_both_the_request_and_registration_allow(
                 both = _allows_in(requested, context, resource_type, what) and _allows_in(
                     registered, context, resource_type, what
                 )
-                assert _allows_in(narrowed, context, resource_type, what) is both
+                # patient/ grants: never, with no patient in context.
+                expected = both and context != "patient"
+                assert _allows_in(narrowed, context, resource_type, what) is expected
 
 
 @given(scope_sets, scope_sets)
