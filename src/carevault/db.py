@@ -133,6 +133,21 @@ def read_transaction(engine: Engine) -> Iterator[Connection]:
 
 
 @contextmanager
+def statement_read(engine: Engine) -> Iterator[Connection]:
+    """A connection for a read that is one statement, hence its own snapshot.
+
+    On PostgreSQL it runs in autocommit: no BEGIN and COMMIT round trips around the one
+    query (a proof is one). SQLite is in-process: there it is ``read_transaction``.
+    """
+    if engine.dialect.name == "sqlite":
+        with read_transaction(engine) as connection:
+            yield connection
+        return
+    with engine.connect() as connection:
+        yield connection.execution_options(isolation_level="AUTOCOMMIT")
+
+
+@contextmanager
 def temporary_database(admin_url: str, prefix: str) -> Iterator[str]:
     """A PostgreSQL database of the caller's own (tests, benchmarks), dropped afterwards
     whatever happens; yields its URL. The name is ``prefix`` with the process id and a

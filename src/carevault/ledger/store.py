@@ -25,16 +25,16 @@ from sqlalchemy import (
     Executable,
     Select,
     Table,
-    and_,
     bindparam,
+    func,
     insert,
-    or_,
     select,
+    union_all,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
-from carevault.db import read_transaction
+from carevault.db import read_transaction, statement_read
 from carevault.ledger import tree
 from carevault.ledger.tables import LedgerTables
 from carevault.ledger.verifier import leaf_hash
@@ -193,23 +193,24 @@ def _place(level: int, index: int) -> tuple[int, int, int, int]:
 
 
 @functools.cache
-def _tile_query(tile: Table, levels: int) -> Select[*tuple[Any, ...]]:
-    """The tiles of ``levels`` tile levels, by index: built once per shape, so that a
-    proof spends its time in the database rather than in building SQL."""
-    # One exact key range per level (ledger, level, index IN ...): an OR of pairs made
-    # SQLite walk every tile of the ledger.
-    return select(tile.c.level, tile.c.tile_index, tile.c.hashes, tile.c.interior).where(
-        or_(
-            *(
-                and_(
-                    tile.c.ledger == bindparam("ledger"),
-                    tile.c.level == bindparam(f"level_{n}"),
-                    tile.c.tile_index.in_(bindparam(f"indices_{n}", expanding=True)),
-                )
-                for n in range(levels)
-            )
+def _tile_query(tile: Table, keys: int) -> Executable:
+    """``keys`` tiles by (level, index): built once per count, so that a proof spends its
+    time in the database rather than in building SQL.
+
+    One exact primary-key lookup per tile, as a UNION ALL. An OR of pairs made SQLite
+    walk every tile of the ledger; ``index IN (...)`` per level let PostgreSQL, before it
+    has statistics on a new ledger, scan the whole level and filter.
+    """
+    columns = (tile.c.level, tile.c.tile_index, tile.c.hashes, tile.c.interior)
+    lookups = [
+        select(*columns).where(
+            tile.c.ledger == bindparam("ledger"),
+            tile.c.level == bindparam(f"level_{n}"),
+            tile.c.tile_index == bindparam(f"index_{n}"),
         )
-    )
+        for n in range(keys)
+    ]
+    return lookups[0] if keys == 1 else union_all(*lookups)
 
 
 @dataclass(frozen=True)
@@ -283,14 +284,11 @@ class LedgerStore:
                     found[key] = cached
         if not wanted:
             return found
-        by_level: dict[int, list[int]] = {}
-        for level, index in wanted:
-            by_level.setdefault(level, []).append(index)
         parameters: dict[str, object] = {"ledger": self.name}
-        for n, (level, indices) in enumerate(by_level.items()):
+        for n, (level, index) in enumerate(wanted):
             parameters[f"level_{n}"] = level
-            parameters[f"indices_{n}"] = indices
-        rows = connection.execute(_tile_query(self.tables.tile, len(by_level)), parameters).all()
+            parameters[f"index_{n}"] = index
+        rows = connection.execute(_tile_query(self.tables.tile, len(wanted)), parameters).all()
         for row in rows:
             stored = StoredTile.from_row(row.hashes, row.interior)
             level, index = int(row.level), int(row.tile_index)
@@ -424,16 +422,18 @@ class LedgerStore:
     def _reader(self, connection: Connection) -> _Tiles:
         return _Tiles(self, connection)
 
+    # A root or a proof reads every tile it needs in one statement: no transaction needed.
+
     def root(self, size: int) -> bytes:
-        with read_transaction(self.engine) as connection:
+        with statement_read(self.engine) as connection:
             return tree.tree_hash(size, self._reader(connection).read)
 
     def inclusion_proof(self, index: int, size: int) -> list[bytes]:
-        with read_transaction(self.engine) as connection:
+        with statement_read(self.engine) as connection:
             return tree.inclusion_proof(index, size, self._reader(connection).read)
 
     def consistency_proof(self, old_size: int, new_size: int) -> list[bytes]:
-        with read_transaction(self.engine) as connection:
+        with statement_read(self.engine) as connection:
             return tree.consistency_proof(old_size, new_size, self._reader(connection).read)
 
     def entry(self, seq: int) -> bytes | None:
@@ -455,28 +455,43 @@ class LedgerStore:
     def entry_batches(
         self, start: int = 0, end: int | None = None, batch: int = 16_384
     ) -> Iterator[list[tuple[int, bytes]]]:
-        """Entries from ``start`` (to ``end``) in ledger order, ``batch`` rows at a time,
-        as the driver returns them: (seq, canonical bytes) tuples.
+        """Entries from ``start`` (to ``end``) in ledger order, as (seq, canonical bytes)
+        tuples straight off the DB-API cursor, a range of ``batch`` sequence numbers at a
+        time (fewer rows where entries are missing; none is skipped).
 
-        The rows are taken straight off the DB-API cursor: a full verify reads every
-        entry, and building a row object for each cost as much as hashing it.
+        Rows, not row objects: a full verify reads every entry, and building an object for
+        each cost as much as hashing it. Bounded ranges, not ``LIMIT``: with no planner
+        statistics yet (a ledger just loaded), PostgreSQL sorted the whole rest of the
+        table for every batch.
         """
         table = self.tables.entry
+        key = (table.c.ledger == self.name,)
+        with read_transaction(self.engine) as connection:
+            last = connection.execute(select(func.max(table.c.seq)).where(*key)).scalar()
+        if last is None:
+            return
+        stop = int(last) + 1 if end is None else min(end, int(last) + 1)
         position = start
-        while end is None or position < end:
+        while position < stop:
+            upper = min(position + batch, stop)
             with read_transaction(self.engine) as connection:
                 result = connection.execute(
                     select(table.c.seq, table.c.entry)
-                    .where(table.c.ledger == self.name, table.c.seq >= position)
+                    .where(*key, table.c.seq >= position, table.c.seq < upper)
                     .order_by(table.c.seq)
-                    .limit(batch if end is None else min(batch, end - position))
                 )
                 rows: list[tuple[int, bytes]] = list(result.cursor.fetchall())
                 result.close()
-            if not rows:
-                return
-            yield rows
-            position = int(rows[-1][0]) + 1
+                if not rows:
+                    # A hole (entries deleted): go on from the next entry there is.
+                    following = connection.execute(
+                        select(func.min(table.c.seq)).where(*key, table.c.seq >= upper)
+                    ).scalar()
+            if rows:
+                yield rows
+                position = upper
+            else:
+                position = stop if following is None else int(following)
 
     def stored_leaf_hashes(self, start: int, count: int) -> list[bytes]:
         """Level-0 hashes as the tiles hold them, to compare with recomputed leaves."""
