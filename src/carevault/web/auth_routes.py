@@ -91,9 +91,9 @@ async def smart_configuration(request: Request, svc: ServicesDep) -> JSONRespons
                 "none",
             ],
             "grant_types_supported": grants,
+            # openid and fhirUser are accepted (apps ask for them) but not advertised, and
+            # sso-openid-connect is not claimed: no ID token is issued yet.
             "scopes_supported": [
-                "openid",
-                "fhirUser",
                 "offline_access",
                 "online_access",
                 "user/*.cruds",

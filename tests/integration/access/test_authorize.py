@@ -355,3 +355,6 @@ def test_smart_discovery_is_served_at_the_fhir_base(web: FhirTestClient) -> None
 
     assert response.status_code == 200
     assert response.json() == web.get("/.well-known/smart-configuration").json()
+    # Nothing is advertised that is not done: no ID token, so no OpenID Connect.
+    assert "openid" not in response.json()["scopes_supported"]
+    assert "sso-openid-connect" not in response.json()["capabilities"]
