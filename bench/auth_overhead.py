@@ -108,22 +108,29 @@ class Variant:
 
 
 def variants(services: Services, seeded: Seeded) -> tuple[list[Variant], list[str], Login]:
+    """The baseline and four staff variants, each staff variant signed in as a staff
+    member of its own: the policy's answer caches are per person, and variants sharing
+    one would let whichever reads a patient first pay for the other."""
     gate = services.gate
-    physician = max(seeded.logins["physician"], key=lambda login: len(cared_for(services, login)))
-    patients = cared_for(services, physician)
+    care = {id(login): set(cared_for(services, login)) for login in seeded.logins["physician"]}
+    physicians = sorted(seeded.logins["physician"], key=lambda login: -len(care[id(login)]))
+    first = physicians[0]
+    second = max(physicians[1:], key=lambda login: len(care[id(first)] & care[id(login)]))
+    patients = sorted(care[id(first)] & care[id(second)])
     if len(patients) < 3:
-        raise RuntimeError(f"the physician has only {len(patients)} patients in care: seed more")
+        raise RuntimeError(f"two physicians share only {len(patients)} patients in care: seed more")
+    officers = seeded.logins["privacy_officer"][:2]
     made = [
         Variant(
             "system (no auth, no policy)", "system", lambda pid: gate.read(SYSTEM, PATIENT, pid)
         )
     ]
-    for role, login in (
-        ("privacy_officer", seeded.login("privacy_officer")),
-        ("physician", physician),
+    for role, (with_caller, with_token) in (
+        ("privacy_officer", (officers[0], officers[1])),
+        ("physician", (first, second)),
     ):
-        bearer = bearer_for(services, login)
-        caller = staff_caller(services, bearer)
+        caller = staff_caller(services, bearer_for(services, with_caller))
+        bearer = bearer_for(services, with_token)
 
         def policy(pid: str, caller: Caller = caller) -> object:
             return gate.read(caller, PATIENT, pid)
@@ -133,7 +140,7 @@ def variants(services: Services, seeded: Seeded) -> tuple[list[Variant], list[st
 
         made.append(Variant(f"{role}, policy", role, policy))
         made.append(Variant(f"{role}, token + policy", role, token_and_policy))
-    return made, patients, physician
+    return made, patients, first
 
 
 def run_round(

@@ -25,6 +25,7 @@ from carevault.access.control import AccessControl
 from carevault.access.scopes import Interaction, Scopes
 from carevault.clock import to_micros
 from carevault.containment.state import ContainmentActive, ContainmentState, ContainmentStore
+from carevault.db import read_transaction
 from carevault.domain.categories import DataCategory
 from carevault.domain.policy import Actor, Decision, Target, decide
 from carevault.domain.roles import CLINICIANS, Right
@@ -254,12 +255,24 @@ class Gate:
                 f"the token's scopes do not allow '{interaction.value}' on {rt.name}"
             )
 
-    def _target(self, caller: Caller, head: Head, connection: Connection | None = None) -> Target:
+    def _target(
+        self,
+        caller: Caller,
+        head: Head,
+        connection: Connection | None = None,
+        reading: Connection | None = None,
+    ) -> Target:
         assert caller.actor is not None and self.access is not None  # noqa: S101
-        return self.access.target(caller.actor, head, self.access.now_us(), connection)
+        return self.access.target(caller.actor, head, self.access.now_us(), connection, reading)
 
     def _decide_read(
-        self, caller: Caller, rt: ResourceType, head: Head, *, plain_read: bool = False
+        self,
+        caller: Caller,
+        rt: ResourceType,
+        head: Head,
+        *,
+        plain_read: bool = False,
+        reading: Connection | None = None,
     ) -> Decision:
         """Which categories of ``head`` the caller may read; AccessDenied if not its main one.
 
@@ -272,7 +285,10 @@ class Gate:
         if caller.actor is None:
             return Decision(True, _ALL, frozenset(), "system")
         decision = decide(
-            caller.actor, Right.READ, possible_categories(rt), self._target(caller, head)
+            caller.actor,
+            Right.READ,
+            possible_categories(rt),
+            self._target(caller, head, reading=reading),
         )
         if rt.category not in decision.granted:
             raise AccessDenied(decision.reason)
@@ -300,11 +316,17 @@ class Gate:
     def read(self, caller: Caller, rt: ResourceType, resource_id: str) -> Opened:
         with self._attempt(caller, Tag.FHIR_READ, rt.name, resource_id) as attempt:
             self._scope(caller, rt, Interaction.READ)
-            located = self.vault.locate(rt.name, resource_id)
-            attempt.patient_pseudonym = located.head.patient_pseudonym
-            if located.head.deleted:
-                raise Gone(f"{rt.name}/{resource_id} was deleted")
-            return self._read_one(caller, attempt, rt, located)
+            # The record and the policy's facts about it in one read transaction; it ends
+            # before the record is opened and the audit entry written.
+            with read_transaction(self.vault.engine) as reading:
+                located = self.vault.locate(rt.name, resource_id, reading)
+                attempt.patient_pseudonym = located.head.patient_pseudonym
+                if located.head.deleted:
+                    raise Gone(f"{rt.name}/{resource_id} was deleted")
+                decision = self._decide_read(
+                    caller, rt, located.head, plain_read=True, reading=reading
+                )
+            return self._read_one(caller, attempt, rt, located, decision)
 
     def vread(self, caller: Caller, rt: ResourceType, resource_id: str, version_id: int) -> Opened:
         with self._attempt(caller, Tag.FHIR_VREAD, rt.name, resource_id) as attempt:
@@ -316,11 +338,17 @@ class Gate:
             return self._read_one(caller, attempt, rt, located)
 
     def _read_one(
-        self, caller: Caller, attempt: _Attempt, rt: ResourceType, located: Sealed
+        self,
+        caller: Caller,
+        attempt: _Attempt,
+        rt: ResourceType,
+        located: Sealed,
+        decision: Decision | None = None,
     ) -> Opened:
-        decision = self._decide_read(
-            caller, rt, located.head, plain_read=attempt.tag is Tag.FHIR_READ
-        )
+        if decision is None:
+            decision = self._decide_read(
+                caller, rt, located.head, plain_read=attempt.tag is Tag.FHIR_READ
+            )
         shown = self._visible(rt, self._open(caller, [located])[0], decision)
         if shown is None:
             # Withheld as a whole (e.g. a sensitive record): indistinguishable from absent.

@@ -193,7 +193,11 @@ class CareRelationships:
         practitioner_id: str | None,
         now_us: int,
         connection: Connection | None = None,
+        reading: Connection | None = None,
     ) -> bool:
+        """Whether a care relationship holds now. ``connection``: a write's transaction
+        (facts it wrote count; no cache). ``reading``: a read transaction the caller
+        already holds, used if the answer is not cached."""
         params = {
             "pseudonym": pseudonym,
             "clinics": sorted(clinic_ids),
@@ -209,8 +213,11 @@ class CareRelationships:
             cached = self._answers.get(key)
         if cached is not None and moment - cached[0] < self.cache_seconds:
             return cached[1]
-        with read_transaction(self.engine) as reading:
+        if reading is not None:
             answer = bool(reading.execute(_EXISTS, params).scalar())
+        else:
+            with read_transaction(self.engine) as fresh:
+                answer = bool(fresh.execute(_EXISTS, params).scalar())
         with self._lock:
             if len(self._answers) > 50_000:
                 self._answers.clear()

@@ -95,19 +95,25 @@ class AccessControl:
         return to_micros(self.clock())
 
     def target(
-        self, actor: Actor, head: Head, now_us: int, connection: Connection | None = None
+        self,
+        actor: Actor,
+        head: Head,
+        now_us: int,
+        connection: Connection | None = None,
+        reading: Connection | None = None,
     ) -> Target:
         """The clear facts about one record that the policy decides on.
 
         Inside a write, ``connection`` is the write's transaction, so facts written
-        earlier in the same request (a new encounter) count.
+        earlier in the same request (a new encounter) count. ``reading``: a read
+        transaction the caller holds, for whatever is not cached.
         """
         pseudonym = head.patient_pseudonym
         if pseudonym is None:
             return Target(None, frozenset({head.clinic_id} if head.clinic_id else set()))
-        clinics = set(self.clinics_of(head, connection))
+        clinics = set(self.clinics_of(head, connection, reading))
         care = actor.role in CLINICIANS and self.care.exists(
-            pseudonym, actor.clinic_ids, actor.practitioner_id, now_us, connection
+            pseudonym, actor.clinic_ids, actor.practitioner_id, now_us, connection, reading
         )
         glass = (
             actor.role in CLINICIANS
@@ -116,15 +122,19 @@ class AccessControl:
         )
         return Target(pseudonym, frozenset(clinics), care_relationship=care, break_glass=glass)
 
-    def clinics_of(self, head: Head, connection: Connection | None = None) -> frozenset[str]:
+    def clinics_of(
+        self, head: Head, connection: Connection | None = None, reading: Connection | None = None
+    ) -> frozenset[str]:
         """The clinics a record belongs to: its own and its patient's home clinic."""
         clinics = {head.clinic_id} if head.clinic_id else set()
         # A Patient's own clinic is its home clinic: no second look needed.
         if head.patient_pseudonym is not None and head.resource_type != "Patient":
-            clinics |= self._home_clinics(head.patient_pseudonym, connection)
+            clinics |= self._home_clinics(head.patient_pseudonym, connection, reading)
         return frozenset(clinics)
 
-    def _home_clinics(self, pseudonym: str, connection: Connection | None) -> set[str]:
+    def _home_clinics(
+        self, pseudonym: str, connection: Connection | None, reading: Connection | None = None
+    ) -> set[str]:
         statement = select(resource_head.c.clinic_id).where(
             resource_head.c.patient_pseudonym == pseudonym,
             resource_head.c.resource_type == "Patient",
@@ -136,8 +146,11 @@ class AccessControl:
         cached = self._homes.get(pseudonym)
         if cached is not None and moment - cached[0] < HOME_CACHE_SECONDS:
             return set(cached[1])
-        with read_transaction(self.engine) as reading:
+        if reading is not None:
             found = reading.execute(statement).scalar()
+        else:
+            with read_transaction(self.engine) as fresh:
+                found = fresh.execute(statement).scalar()
         home = frozenset({str(found)} if found else set())
         if len(self._homes) > 50_000:
             self._homes.clear()

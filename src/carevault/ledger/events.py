@@ -8,7 +8,7 @@ a ledger leaf commits to; the FHIR AuditEvent form is derived from it for export
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from typing import Any
 
@@ -84,8 +84,12 @@ class AuditEvent:
 
     def canonical(self) -> bytes:
         """The bytes a ledger leaf commits to: stable across versions and machines."""
+        # The fields as they are (not dataclasses.asdict, which deep-copies every value:
+        # a third of the time of a read's audit entry); the bytes are the same.
         document = {
-            key: value for key, value in asdict(self).items() if value not in (None, (), {}, "")
+            name: value
+            for name in _FIELD_NAMES
+            if (value := getattr(self, name)) not in (None, (), {}, "")
         }
         document["v"] = 1
         return json.dumps(
@@ -102,3 +106,6 @@ class AuditEvent:
         document["tag"] = Tag(document["tag"])
         document["outcome"] = Outcome(document["outcome"])
         return cls(**document)
+
+
+_FIELD_NAMES = tuple(item.name for item in fields(AuditEvent))

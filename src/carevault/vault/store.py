@@ -12,7 +12,7 @@ from collections.abc import Collection, Sequence
 from datetime import tzinfo
 from typing import Any
 
-from sqlalchemy import ColumnElement, Engine, and_, select
+from sqlalchemy import ColumnElement, Connection, Engine, and_, select
 
 from carevault.clock import Clock, utc_now
 from carevault.db import read_transaction
@@ -115,17 +115,24 @@ class Vault:
 
     # --- clear lookups -----------------------------------------------------------------------
 
-    def locate(self, resource_type: str, resource_id: str) -> Sealed:
-        """The current version of a resource, sealed; raises NotFound."""
-        with read_transaction(self.engine) as connection:
-            row = connection.execute(
-                select(*_HEAD_COLUMNS, resource_version.c.key_id, resource_version.c.sealed)
-                .select_from(_sealed_join())
-                .where(
-                    resource_head.c.resource_type == resource_type,
-                    resource_head.c.resource_id == resource_id,
-                )
-            ).first()
+    def locate(
+        self, resource_type: str, resource_id: str, reading: Connection | None = None
+    ) -> Sealed:
+        """The current version of a resource, sealed; raises NotFound. ``reading``: a read
+        transaction the caller holds (the gate reads the policy's facts in the same one)."""
+        statement = (
+            select(*_HEAD_COLUMNS, resource_version.c.key_id, resource_version.c.sealed)
+            .select_from(_sealed_join())
+            .where(
+                resource_head.c.resource_type == resource_type,
+                resource_head.c.resource_id == resource_id,
+            )
+        )
+        if reading is not None:
+            row = reading.execute(statement).first()
+        else:
+            with read_transaction(self.engine) as connection:
+                row = connection.execute(statement).first()
         if row is None:
             raise NotFound(f"{resource_type}/{resource_id} is not known")
         return Sealed(head_from_row(row._mapping), row.key_id, row.sealed)
