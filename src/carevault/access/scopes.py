@@ -12,6 +12,7 @@ see, which is more than an app asking for them asked for.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from enum import StrEnum
@@ -75,7 +76,15 @@ class Scopes:
 
 
 def parse(text: str, *, allowed_contexts: frozenset[str]) -> Scopes:
-    """Parse a space-separated scope string; unknown scopes are refused, not ignored."""
+    """Parse a space-separated scope string; unknown scopes are refused, not ignored.
+
+    Every request's token carries its scope string: parsed once per distinct string
+    (``Scopes`` is immutable; a refusal is not remembered, it is raised again)."""
+    return _parse(text, allowed_contexts)
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse(text: str, allowed_contexts: frozenset[str]) -> Scopes:
     grants: list[ScopeGrant] = []
     session: set[str] = set()
     for item in text.split():

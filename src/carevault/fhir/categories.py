@@ -7,7 +7,6 @@ specify. A resource whose main category is withheld is not shown at all.
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 from carevault.domain.categories import HEALTH_CATEGORIES, DataCategory
@@ -134,7 +133,9 @@ def subset(
             removed = True
     if not removed:
         return resource
-    meta = copy.deepcopy(kept.get("meta") or {})
+    # A new meta with a new security list; what it shares with the stored resource is
+    # never changed.
+    meta = dict(kept.get("meta") or {})
     meta["security"] = [*(meta.get("security") or []), SUBSETTED]
     kept["meta"] = meta
     # The narrative may repeat what was removed.
