@@ -74,7 +74,7 @@ class Options:
 def parse_args(argv: Sequence[str] | None = None) -> Options:
     parser = argparse.ArgumentParser(prog="python -m bench.auth_overhead", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smoke run: small and short")
-    parser.add_argument("--patients", type=int, help="patients seeded, whole charts (300)")
+    parser.add_argument("--patients", type=int, help="patients seeded, whole charts (1000)")
     parser.add_argument("--reads", type=int, help="reads per variant per round (300)")
     parser.add_argument("--rounds", type=int, help="rounds (11)")
     parser.add_argument("--threads", help="reader threads, comma-separated (1,8)")
@@ -86,7 +86,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
     args = parser.parse_args(argv)
     quick = bool(args.quick)
     return Options(
-        patients=args.patients or (60 if quick else 300),
+        patients=args.patients or (60 if quick else 1000),
         reads=args.reads or (100 if quick else 300),
         rounds=args.rounds or (3 if quick else 11),
         threads=tuple(int(t) for t in (args.threads or "1,8").split(",")),

@@ -181,6 +181,24 @@ class _Tiles:
         return found
 
 
+def _driver_rows(connection: Connection, statement: Select[*tuple[Any, ...]]) -> list[Any]:
+    """A query's rows as the driver returns them (tuples), inside ``connection``'s
+    transaction. On PostgreSQL the results come in binary: bytea arrives as bytes rather
+    than as hex text to decode, which was a third of a full verify's time there."""
+    if connection.dialect.name == "postgresql":
+        compiled = statement.compile(dialect=connection.dialect)
+        driver = connection.connection.driver_connection
+        assert driver is not None  # noqa: S101 - a live pooled connection has one
+        with driver.cursor(binary=True) as cursor:
+            cursor.execute(str(compiled), compiled.params)
+            return list(cursor.fetchall())
+    result = connection.execute(statement)
+    try:
+        return list(result.cursor.fetchall())
+    finally:
+        result.close()
+
+
 def _copy(levels: Levels) -> Levels:
     return [list(level) for level in levels]
 
@@ -475,13 +493,12 @@ class LedgerStore:
         while position < stop:
             upper = min(position + batch, stop)
             with read_transaction(self.engine) as connection:
-                result = connection.execute(
+                rows: list[tuple[int, bytes]] = _driver_rows(
+                    connection,
                     select(table.c.seq, table.c.entry)
                     .where(*key, table.c.seq >= position, table.c.seq < upper)
-                    .order_by(table.c.seq)
+                    .order_by(table.c.seq),
                 )
-                rows: list[tuple[int, bytes]] = list(result.cursor.fetchall())
-                result.close()
                 if not rows:
                     # A hole (entries deleted): go on from the next entry there is.
                     following = connection.execute(
