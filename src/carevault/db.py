@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    ClauseElement,
     Connection,
     Engine,
     Integer,
@@ -30,6 +31,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.pool import NullPool
+from sqlalchemy.sql.compiler import SQLCompiler
 
 #: One metadata for every table; each module declares its own tables on it.
 metadata = MetaData(
@@ -130,6 +132,34 @@ def read_transaction(engine: Engine) -> Iterator[Connection]:
     """A consistent read: one snapshot for everything read inside it."""
     with engine.connect() as connection, connection.begin():
         yield connection
+
+
+_DRIVER_SQL: dict[tuple[int, str], tuple[str, tuple[str, ...] | None]] = {}
+
+
+def driver_scalar(connection: Connection, statement: ClauseElement, params: dict[str, Any]) -> Any:
+    """The first column of the first row of a fixed, hot statement, run on the driver's
+    cursor inside ``connection``'s transaction: compiled once per dialect, executed without
+    SQLAlchemy's per-execution work (which costs more than a small indexed query).
+
+    For statements built once and kept (they are known by identity) whose parameters are
+    all plain values (no expanding ``IN``)."""
+    key = (id(statement), connection.dialect.name)
+    compiled = _DRIVER_SQL.get(key)
+    if compiled is None:
+        made = statement.compile(dialect=connection.dialect)
+        assert isinstance(made, SQLCompiler)  # noqa: S101 - a SQL statement compiles so
+        order = tuple(made.positiontup) if made.positional and made.positiontup else None
+        compiled = _DRIVER_SQL[key] = (str(made), order)
+    sql, order = compiled
+    values: Any = tuple(params[name] for name in order) if order is not None else params
+    cursor = connection.connection.cursor()
+    try:
+        cursor.execute(sql, values)
+        row = cursor.fetchone()
+    finally:
+        cursor.close()
+    return None if row is None else row[0]
 
 
 @contextmanager

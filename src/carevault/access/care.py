@@ -31,7 +31,7 @@ from sqlalchemy import (
 
 from carevault.access.tables import care_relationship
 from carevault.clock import to_micros
-from carevault.db import read_transaction
+from carevault.db import driver_scalar, read_transaction
 from carevault.fhir import dates
 from carevault.fhir.elements import reference_targets
 
@@ -215,7 +215,7 @@ class CareRelationships:
             "now": now_us,
         }
         if connection is not None:
-            return bool(connection.execute(query, params).scalar())
+            return bool(driver_scalar(connection, query, params))
         key = (pseudonym, clinic_ids, practitioner_id)
         moment = time.monotonic()
         with self._lock:
@@ -223,10 +223,10 @@ class CareRelationships:
         if cached is not None and moment - cached[0] < self.cache_seconds:
             return cached[1]
         if reading is not None:
-            answer = bool(reading.execute(query, params).scalar())
+            answer = bool(driver_scalar(reading, query, params))
         else:
             with read_transaction(self.engine) as fresh:
-                answer = bool(fresh.execute(query, params).scalar())
+                answer = bool(driver_scalar(fresh, query, params))
         with self._lock:
             if len(self._answers) > 50_000:
                 self._answers.clear()
