@@ -162,6 +162,24 @@ def driver_scalar(connection: Connection, statement: ClauseElement, params: dict
     return None if row is None else row[0]
 
 
+def driver_rows(connection: Connection, statement: ClauseElement) -> list[Any]:
+    """A query's rows as the driver returns them (tuples, no row objects), inside
+    ``connection``'s transaction, for reads of many rows. On PostgreSQL the results come
+    in binary: bytea arrives as bytes rather than as hex text to decode."""
+    if connection.dialect.name == "postgresql":
+        compiled = statement.compile(dialect=connection.dialect)
+        driver = connection.connection.driver_connection
+        assert driver is not None  # noqa: S101 - a live pooled connection has one
+        with driver.cursor(binary=True) as cursor:
+            cursor.execute(str(compiled), compiled.params)
+            return list(cursor.fetchall())
+    result = connection.execute(statement)  # type: ignore[call-overload]
+    try:
+        return list(result.cursor.fetchall())
+    finally:
+        result.close()
+
+
 @contextmanager
 def statement_read(engine: Engine) -> Iterator[Connection]:
     """A connection for a read that is one statement, hence its own snapshot.

@@ -207,14 +207,8 @@ class CareRelationships:
         (facts it wrote count; no cache). ``reading``: a read transaction the caller
         already holds, used if the answer is not cached."""
         query = _exists(len(clinic_ids))
-        params: dict[str, object] = {
-            "pseudonym": pseudonym,
-            **{f"clinic_{n}": clinic for n, clinic in enumerate(sorted(clinic_ids))},
-            # No practitioner: a token no row has (rows hold 32-byte HMACs or NULL).
-            "token": self._token(practitioner_id) if practitioner_id else b"",
-            "now": now_us,
-        }
         if connection is not None:
+            params = self._params(pseudonym, clinic_ids, practitioner_id, now_us)
             return bool(driver_scalar(connection, query, params))
         key = (pseudonym, clinic_ids, practitioner_id)
         moment = time.monotonic()
@@ -222,6 +216,7 @@ class CareRelationships:
             cached = self._answers.get(key)
         if cached is not None and moment - cached[0] < self.cache_seconds:
             return cached[1]
+        params = self._params(pseudonym, clinic_ids, practitioner_id, now_us)
         if reading is not None:
             answer = bool(driver_scalar(reading, query, params))
         else:
@@ -232,6 +227,17 @@ class CareRelationships:
                 self._answers.clear()
             self._answers[key] = (moment, answer)
         return answer
+
+    def _params(
+        self, pseudonym: str, clinic_ids: frozenset[str], practitioner_id: str | None, now_us: int
+    ) -> dict[str, object]:
+        return {
+            "pseudonym": pseudonym,
+            **{f"clinic_{n}": clinic for n, clinic in enumerate(sorted(clinic_ids))},
+            # No practitioner: a token no row has (rows hold 32-byte HMACs or NULL).
+            "token": self._token(practitioner_id) if practitioner_id else b"",
+            "now": now_us,
+        }
 
     def patients(self, clinic_ids: frozenset[str], practitioner_id: str | None, now_us: int) -> Any:
         """A subquery of the pseudonyms the clinician has a care relationship with now."""

@@ -38,6 +38,17 @@ def _grant(web: FhirTestClient, form: dict[str, str]) -> dict[str, Any]:
     return body
 
 
+def _add_other_app(services: Services) -> None:
+    """A second public app, registered for refresh tokens like the clinic app."""
+    services.clients.add(
+        "other-app",
+        "Other",
+        confidential=False,
+        scopes=OFFLINE,
+        redirect_uris=["https://o.example/"],
+    )
+
+
 def _refresh(web: FhirTestClient, refresh_token: str, client_id: str = APP) -> Any:
     return web.post(
         "/auth/token",
@@ -210,13 +221,7 @@ def test_a_client_cannot_revoke_another_clients_refresh_token(
     web: FhirTestClient, auth_services: Services, new_staff: NewStaff
 ) -> None:
     """RFC 7009 §2.1: the token must have been issued to the client asking."""
-    auth_services.clients.add(
-        "other-app",
-        "Other",
-        confidential=False,
-        scopes=OFFLINE,
-        redirect_uris=["https://o.example/"],
-    )
+    _add_other_app(auth_services)
     staff = new_staff()
     tokens = _grant(web, staff.grant(OFFLINE))
 
@@ -308,13 +313,7 @@ def test_refresh_tokens_rotate_and_a_reused_one_revokes_the_session(
 def test_a_refresh_token_is_refused_to_another_client_without_ending_the_session(
     web: FhirTestClient, auth_services: Services, new_staff: NewStaff
 ) -> None:
-    auth_services.clients.add(
-        "other-app",
-        "Other",
-        confidential=False,
-        scopes=OFFLINE,
-        redirect_uris=["https://o.example/"],
-    )
+    _add_other_app(auth_services)
     staff = new_staff()
     tokens = _grant(web, staff.grant(OFFLINE))
 
