@@ -1,0 +1,100 @@
+"""What every command group shares: the data-directory option, settings, services, officers."""
+
+from __future__ import annotations
+
+import getpass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from carevault.access.accounts import AccountError
+from carevault.access.breakglass import BreakGlassError
+from carevault.access.clients import ClientError
+from carevault.access.passwords import WeakPassword
+from carevault.config import Settings, UnsafeConfiguration, load_settings
+from carevault.containment.service import ContainmentRefused
+from carevault.keys.provider import KeyProviderUnavailable
+
+if TYPE_CHECKING:
+    from carevault.bootstrap import Services
+    from carevault.containment.service import Officer
+
+app = typer.Typer(
+    name="carevault",
+    help="CareVault: patient data for clinic groups, built to survive a breach and explain it.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+HomeOption = Annotated[
+    Path | None,
+    typer.Option("--home", help="Data directory (default: $CAREVAULT_HOME or ./carevault-data)."),
+]
+OfficerOption = Annotated[str, typer.Option("--officer", help="Your privacy-officer username.")]
+TotpOption = Annotated[
+    str | None, typer.Option("--totp", help="A fresh TOTP code (prompted if not given).")
+]
+
+#: Domain errors a command reports in one red line (exit 1) instead of a traceback.
+REPORTED_ERRORS: tuple[type[Exception], ...] = (
+    AccountError,
+    ClientError,
+    WeakPassword,
+    BreakGlassError,
+    ContainmentRefused,
+    ValueError,
+)
+
+
+def settings_for(home: Path | None, **overrides: object) -> Settings:
+    if home is not None:
+        overrides["home"] = home
+    try:
+        return load_settings(**overrides)
+    except UnsafeConfiguration as error:
+        typer.secho(f"refusing to start: {error}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from None
+
+
+def operator() -> str:
+    """Who runs an administrative command: the operating-system user on the server host."""
+    return f"cli:{getpass.getuser()}"
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    """Print ``message`` in red on standard error; the caller raises what this returns."""
+    typer.secho(message, fg=typer.colors.RED, err=True)
+    return typer.Exit(code)
+
+
+@contextmanager
+def open_services(home: Path | None) -> Iterator[Services]:
+    from carevault.bootstrap import build_services
+
+    settings = settings_for(home)
+    try:
+        services = build_services(settings)
+    except KeyProviderUnavailable as error:
+        raise fail(f"cannot open the data directory: {error}", 2) from None
+    try:
+        yield services
+    except REPORTED_ERRORS as error:
+        raise fail(str(error)) from None
+    finally:
+        services.close()
+
+
+def as_officer(username: str, code: str | None) -> Officer:
+    from carevault.containment.service import Officer
+
+    fresh: str = code or typer.prompt("TOTP code", hide_input=True)
+    return Officer(username, fresh, "cli")
+
+
+def when(at_us: int) -> str:
+    from carevault.clock import fhir_instant, from_micros
+
+    return fhir_instant(from_micros(at_us))

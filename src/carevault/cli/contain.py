@@ -1,0 +1,125 @@
+"""Containment switches, the status overview, and erasure."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from carevault.cli.common import (
+    HomeOption,
+    OfficerOption,
+    TotpOption,
+    app,
+    as_officer,
+    open_services,
+    when,
+)
+from carevault.containment.state import Mode
+
+contain_app = typer.Typer(help="Containment: graded switches for an incident (privacy officer).")
+app.add_typer(contain_app, name="contain")
+
+
+@contain_app.command("start")
+def contain_start(
+    mode: Annotated[Mode, typer.Argument(help="The containment mode.")],
+    reason: Annotated[str, typer.Option(help="Why (recorded in the ledger).")],
+    officer: OfficerOption,
+    target: Annotated[
+        str | None,
+        typer.Option(help="Clinic id, address range, username or client id, as the mode needs."),
+    ] = None,
+    totp: TotpOption = None,
+    home: HomeOption = None,
+) -> None:
+    """Start a containment mode; it takes effect in every server process within a second."""
+    with open_services(home) as services:
+        started = services.contain.start(as_officer(officer, totp), mode, target, reason)
+    suffix = f" on {started.target}" if started.target else ""
+    typer.echo(f"containment #{started.containment_id}: {started.mode}{suffix} is ON")
+
+
+@contain_app.command("release")
+def contain_release(
+    containment_id: int,
+    reason: Annotated[str, typer.Option(help="Why (recorded in the ledger).")],
+    officer: OfficerOption,
+    totp: TotpOption = None,
+    home: HomeOption = None,
+) -> None:
+    """Release a containment mode."""
+    with open_services(home) as services:
+        released = services.contain.release(as_officer(officer, totp), containment_id, reason)
+    typer.echo(f"containment #{released.containment_id}: {released.mode} released")
+
+
+@contain_app.command("approve")
+def contain_approve(
+    grant_id: str, officer: OfficerOption, totp: TotpOption = None, home: HomeOption = None
+) -> None:
+    """Approve a clinician's emergency access request while patient data is offline."""
+    with open_services(home) as services:
+        grant = services.contain.approve_emergency(as_officer(officer, totp), grant_id)
+    typer.echo(f"emergency access {grant.grant_id} approved")
+
+
+@app.command()
+def status(home: HomeOption = None) -> None:
+    """Active containment, break-the-glass review queue, emergency requests, ledgers."""
+    with open_services(home) as services:
+        state = services.containment.refresh()
+        typer.echo("Containment:")
+        if not state.active:
+            typer.echo("  none active")
+        for item in state.active:
+            suffix = f" {item.target}" if item.target else ""
+            typer.echo(
+                f"  #{item.containment_id} {item.mode}{suffix} since {when(item.started_us)}"
+                f" by {item.started_by}: {item.reason}"
+            )
+        pending = services.break_glass.pending()
+        typer.echo(f"Emergency access requests awaiting approval: {len(pending)}")
+        for grant in pending:
+            typer.echo(f"  {grant.grant_id} {grant.reason} (account {grant.account_id})")
+        queue = services.break_glass.queue()
+        typer.echo(f"Break-the-glass grants awaiting review: {len(queue)}")
+        for grant in queue:
+            typer.echo(f"  {grant.grant_id} {grant.reason} at {when(grant.granted_us)}")
+        for ledger in services.ledgers():
+            size, _ = ledger.store.head()
+            latest = ledger.checkpoints.latest()
+            signed = f"last checkpoint at size {latest.size}" if latest else "no checkpoint yet"
+            typer.echo(f"Ledger {ledger.store.name}: {size:,} entries, {signed}")
+
+
+@app.command()
+def erase(
+    patient: Annotated[str, typer.Option(help="The patient's id.")],
+    reason: Annotated[str, typer.Option(help="The erasure request (recorded).")],
+    officer: OfficerOption,
+    totp: TotpOption = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    home: HomeOption = None,
+) -> None:
+    """Erase one patient by crypto-shredding their data key (cannot be undone).
+
+    Backups keep the wrapped key while the old key-encryption key lives: afterwards
+    run `carevault keys rotate` and `carevault keys destroy-version` for the old one.
+    """
+    with open_services(home) as services:
+        if services.keys is None:
+            typer.secho("encryption is off: nothing to shred", fg=typer.colors.RED, err=True)
+            raise typer.Exit(1)
+        patient_id = patient.removeprefix("Patient/")
+        pseudonyms = services.vault.patient_pseudonyms([patient_id])
+        if patient_id not in pseudonyms:
+            typer.secho(f"no patient {patient_id}", fg=typer.colors.RED, err=True)
+            raise typer.Exit(1)
+        if not yes:
+            typer.confirm(f"Erase Patient/{patient_id} for good?", abort=True)
+        services.contain.erase_patient(
+            as_officer(officer, totp), pseudonyms[patient_id], reason, services.keys
+        )
+    typer.echo(f"Patient/{patient_id} erased: its data key is destroyed")
+    typer.echo("Next: carevault keys rotate, then carevault keys destroy-version <old version>")

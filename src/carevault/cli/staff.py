@@ -1,0 +1,155 @@
+"""Staff accounts and client apps."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from carevault.cli.common import HomeOption, app, open_services, operator
+from carevault.domain.roles import Role
+
+staff_app = typer.Typer(help="Staff accounts: add, list, suspend, reset password or TOTP.")
+client_app = typer.Typer(help="Client apps (SMART on FHIR): add, list, revoke.")
+app.add_typer(staff_app, name="staff")
+app.add_typer(client_app, name="client")
+
+
+def _new_password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    value: str = typer.prompt("New password", hide_input=True, confirmation_prompt=True)
+    return value
+
+
+def _show_totp(username: str, secret: str) -> None:
+    from carevault.access.totp import provisioning_uri
+
+    typer.echo(f"TOTP secret for {username}: {secret}")
+    typer.echo(f"Authenticator link: {provisioning_uri(secret, username, 'CareVault')}")
+    typer.echo("Shown once: enrol it in an authenticator app now.")
+
+
+PasswordStdin = Annotated[
+    bool, typer.Option("--password-stdin", help="Read the password from standard input.")
+]
+
+
+@staff_app.command("add")
+def staff_add(
+    username: str,
+    name: Annotated[str, typer.Option(help="Display name.")],
+    role: Annotated[Role, typer.Option(help="The staff member's role.")],
+    clinic: Annotated[list[str], typer.Option(help="Clinic (Organization id); repeatable.")],
+    practitioner: Annotated[
+        str | None, typer.Option(help="Their Practitioner id (clinicians).")
+    ] = None,
+    password_stdin: PasswordStdin = False,
+    home: HomeOption = None,
+) -> None:
+    """Create a staff account; prints its TOTP secret once."""
+    password = _new_password(password_stdin)
+    with open_services(home) as services:
+        account, secret = services.admin.add_staff(
+            operator(), username, name, role, clinic, password, practitioner
+        )
+    typer.echo(f"added {account.username} ({account.role}) as {account.account_id}")
+    _show_totp(account.username, secret)
+
+
+@staff_app.command("list")
+def staff_list(home: HomeOption = None) -> None:
+    """Every staff account, its role, clinics and state."""
+    with open_services(home) as services:
+        for account in services.accounts.all():
+            state = "suspended" if account.suspended else "active"
+            clinics = ",".join(sorted(account.clinic_ids))
+            typer.echo(f"{account.username}\t{account.role}\t{state}\t{clinics}")
+
+
+@staff_app.command("suspend")
+def staff_suspend(
+    username: str,
+    reason: Annotated[str, typer.Option(help="Why (recorded).")] = "suspended by administrator",
+    reinstate: Annotated[bool, typer.Option(help="Lift the suspension instead.")] = False,
+    home: HomeOption = None,
+) -> None:
+    """Suspend an account: its sessions and tokens stop working at once."""
+    with open_services(home) as services:
+        if reinstate:
+            account = services.admin.reinstate(operator(), username)
+            typer.echo(f"{account.username} reinstated")
+        else:
+            account, ended = services.admin.suspend(operator(), username, reason=reason)
+            typer.echo(f"{account.username} suspended; {ended} live sessions ended")
+
+
+@staff_app.command("reset-password")
+def staff_reset_password(
+    username: str, password_stdin: PasswordStdin = False, home: HomeOption = None
+) -> None:
+    """Set a new password; every session of the account ends."""
+    password = _new_password(password_stdin)
+    with open_services(home) as services:
+        ended = services.admin.reset_password(operator(), username, password)
+    typer.echo(f"password changed; {ended} live sessions ended")
+
+
+@staff_app.command("reset-totp")
+def staff_reset_totp(username: str, home: HomeOption = None) -> None:
+    """Issue a new TOTP secret (lost phone); every session of the account ends."""
+    with open_services(home) as services:
+        account, secret = services.admin.reset_totp(operator(), username)
+    _show_totp(account.username, secret)
+
+
+@client_app.command("add")
+def client_add(
+    client_id: str,
+    name: Annotated[str, typer.Option(help="The app's name, shown on the sign-in page.")],
+    scope: Annotated[str, typer.Option(help="SMART scopes it may ask for, space separated.")],
+    confidential: Annotated[
+        bool, typer.Option(help="An integration (service) app with a secret.")
+    ] = False,
+    redirect_uri: Annotated[
+        list[str] | None, typer.Option(help="Registered redirect URI; repeatable.")
+    ] = None,
+    clinic: Annotated[
+        list[str] | None, typer.Option(help="Clinics an integration app may reach.")
+    ] = None,
+    home: HomeOption = None,
+) -> None:
+    """Register a client app; a confidential app's secret is printed once."""
+    with open_services(home) as services:
+        app_, secret = services.admin.add_client(
+            operator(),
+            client_id,
+            name,
+            confidential=confidential,
+            scopes=scope,
+            redirect_uris=redirect_uri or [],
+            clinic_ids=clinic or [],
+        )
+    kind = "confidential" if app_.confidential else "public"
+    typer.echo(f"added client {app_.client_id} ({kind})")
+    if secret:
+        typer.echo(f"client secret (shown once): {secret}")
+
+
+@client_app.command("list")
+def client_list(home: HomeOption = None) -> None:
+    """Every registered client app."""
+    with open_services(home) as services:
+        for item in services.clients.all():
+            state = "revoked" if item.revoked else "active"
+            kind = "confidential" if item.confidential else "public"
+            typer.echo(f"{item.client_id}\t{kind}\t{state}\t{item.name}")
+
+
+@client_app.command("revoke")
+def client_revoke(client_id: str, home: HomeOption = None) -> None:
+    """Revoke a client app: every session opened through it ends."""
+    with open_services(home) as services:
+        _, ended = services.admin.revoke_client(operator(), client_id)
+    typer.echo(f"client {client_id} revoked; {ended} live sessions ended")
