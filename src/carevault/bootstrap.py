@@ -16,6 +16,7 @@ from carevault.access.clients import ClientApps
 from carevault.access.control import AccessControl
 from carevault.access.oauth import OAuth
 from carevault.access.passwords import Passwords
+from carevault.access.registrations import Registrations
 from carevault.access.sessions import Sessions
 from carevault.access.tokens import TokenSigner
 from carevault.clock import Clock, to_micros, utc_now
@@ -202,7 +203,9 @@ def build_services(
         engine, lambda practitioner: vault.token("CareRelationship", "practitioner", practitioner)
     )
     break_glass = BreakGlass(engine, keys, envelope, settings.break_glass_minutes, clock)
-    access = AccessControl(engine, signer, sessions, care, break_glass, clock)
+    access = AccessControl(
+        engine, signer, sessions, care, break_glass, Registrations(engine), clock
+    )
     oauth = OAuth(
         engine,
         accounts,

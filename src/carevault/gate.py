@@ -20,14 +20,16 @@ from typing import Any
 from sqlalchemy import Connection
 
 from carevault.access.breakglass import Grant
-from carevault.access.care import derive
+from carevault.access.care import CARE_TYPES, care_event
 from carevault.access.control import AccessControl
+from carevault.access.registrations import Proof
 from carevault.access.scopes import Interaction, Scopes
 from carevault.clock import to_micros
 from carevault.containment.state import ContainmentActive, ContainmentState, ContainmentStore
 from carevault.db import read_transaction
+from carevault.domain.care import DAY_US, CareWindow, Window, WriterStanding, grants
 from carevault.domain.categories import DataCategory
-from carevault.domain.policy import Actor, Decision, Target, decide
+from carevault.domain.policy import Actor, Decision, Target, decide, may_place
 from carevault.domain.roles import CLINICIANS, Right
 from carevault.fhir.categories import (
     changed_categories,
@@ -98,6 +100,10 @@ class CareSettings:
     zone: tzinfo
     days_before: int
     days_after: int
+
+    @property
+    def window(self) -> CareWindow:
+        return CareWindow(self.days_before * DAY_US, self.days_after * DAY_US)
 
 
 @dataclass
@@ -331,11 +337,36 @@ class Gate:
     def vread(self, caller: Caller, rt: ResourceType, resource_id: str, version_id: int) -> Opened:
         with self._attempt(caller, Tag.FHIR_VREAD, rt.name, resource_id) as attempt:
             self._scope(caller, rt, Interaction.READ)
-            located = self.vault.locate_version(rt.name, resource_id, version_id)
+            current, located = self.vault.locate_version(rt.name, resource_id, version_id)
             attempt.patient_pseudonym = located.head.patient_pseudonym
             if located.head.deleted:
                 raise Gone(f"{rt.name}/{resource_id} version {version_id} is a deletion")
-            return self._read_one(caller, attempt, rt, located)
+            now = self._decide_read(caller, rt, current)
+            decision = self._decide_version(caller, rt, located.head, current, now)
+            return self._read_one(caller, attempt, rt, located, decision)
+
+    def _decide_version(
+        self, caller: Caller, rt: ResourceType, version: Head, current: Head, now: Decision
+    ) -> Decision:
+        """An old version is shown under the stricter of the facts it had when it was
+        written (its patient, its clinic) and those of the record now: a record moved to
+        another patient or clinic never opens its past to the new owner's staff."""
+        if (version.patient_pseudonym, version.clinic_id) == (
+            current.patient_pseudonym,
+            current.clinic_id,
+        ):
+            return now
+        then = self._decide_read(caller, rt, version)
+        granted = then.granted & now.granted
+        if rt.category not in granted:
+            raise AccessDenied("this version belongs to a record you may not read")
+        withheld = (then.withheld | now.withheld) - granted
+        reason = "role and relationship allow it, then and now"
+        if withheld:
+            reason += f"; withheld: {', '.join(sorted(withheld))}"
+        return Decision(
+            True, granted, withheld, reason, then.break_glass_used or now.break_glass_used
+        )
 
     def _read_one(
         self,
@@ -369,25 +400,27 @@ class Gate:
     def history(self, caller: Caller, rt: ResourceType, resource_id: str) -> list[Opened]:
         with self._attempt(caller, Tag.FHIR_HISTORY, rt.name, resource_id) as attempt:
             self._scope(caller, rt, Interaction.READ)
-            versions = self.vault.locate_history(rt.name, resource_id)
-            current = versions[0].head
+            current, versions = self.vault.locate_history(rt.name, resource_id)
             attempt.patient_pseudonym = current.patient_pseudonym
-            decision = self._decide_read(caller, rt, current)
-            shown = [self._visible(rt, item, decision) for item in self._open(caller, versions)]
-            visible = [item for item in shown if item is not None]
-            self.audit.record(
-                [
-                    self._event(
-                        attempt,
-                        Outcome.SUCCESS,
-                        categories=decision.granted,
-                        decision=decision,
-                        reason=decision.reason,
-                        detail={"versions": len(visible)},
-                    )
-                ]
+            now = self._decide_read(caller, rt, current)
+            decisions: dict[tuple[str | None, str | None], Decision | None] = {}
+            readable: list[tuple[Sealed, Decision]] = []
+            for item in versions:
+                key = (item.head.patient_pseudonym, item.head.clinic_id)
+                if key not in decisions:
+                    try:
+                        decisions[key] = self._decide_version(caller, rt, item.head, current, now)
+                    except AccessDenied:
+                        decisions[key] = None
+                decision = decisions[key]
+                if decision is not None:
+                    readable.append((item, decision))
+            opened = self._open(caller, [item for item, _ in readable])
+            return self._show_decided(
+                attempt,
+                [(item, decision) for item, (_, decision) in zip(opened, readable, strict=True)],
+                versioned=True,
             )
-            return visible
 
     def search(self, caller: Caller, query: SearchQuery) -> tuple[list[Opened], int]:
         rt = query.resource_type
@@ -435,15 +468,30 @@ class Gate:
         self, caller: Caller, attempt: _Attempt, items: Sequence[Opened]
     ) -> list[Opened]:
         """Per-record decisions for a page of records, then one audit entry per patient."""
-        shown: list[Opened] = []
-        by_patient: dict[str | None, tuple[set[DataCategory], list[str], Decision | None]] = {}
         decisions: dict[tuple[str | None, str | None, str], Decision] = {}
+        decided: list[tuple[Opened, Decision]] = []
         for item in items:
             rt = RESOURCE_TYPES[item.head.resource_type]
             key = (item.head.patient_pseudonym, item.head.clinic_id, rt.name)
             if key not in decisions:
                 decisions[key] = self._decide_read(caller, rt, item.head)
-            decision = decisions[key]
+            decided.append((item, decisions[key]))
+        return self._show_decided(attempt, decided)
+
+    def _show_decided(
+        self,
+        attempt: _Attempt,
+        decided: Sequence[tuple[Opened, Decision]],
+        *,
+        versioned: bool = False,
+    ) -> list[Opened]:
+        """Records cut to what each decision grants, then one audit entry per patient
+        naming the categories actually shown and the records (``versioned``: the versions)
+        returned; durable before anything is returned."""
+        shown: list[Opened] = []
+        by_patient: dict[str | None, tuple[set[DataCategory], list[str], Decision]] = {}
+        for item, decision in decided:
+            rt = RESOURCE_TYPES[item.head.resource_type]
             visible = self._visible(rt, item, decision)
             if visible is None:
                 continue
@@ -452,7 +500,11 @@ class Gate:
                 item.head.patient_pseudonym, (set(), [], decision)
             )
             categories.update(decision.granted & possible_categories(rt))
-            references.append(item.head.reference)
+            references.append(
+                f"{item.head.reference}/_history/{item.head.version_id}"
+                if versioned
+                else item.head.reference
+            )
         events = [
             self._event(
                 attempt,
@@ -543,7 +595,16 @@ class Gate:
 
     # --- writes ----------------------------------------------------------------------------
 
-    def write(self, caller: Caller, operations: Sequence[Operation]) -> list[WriteResult]:
+    def write(
+        self,
+        caller: Caller,
+        operations: Sequence[Operation],
+        *,
+        within: Within | None = None,
+    ) -> list[WriteResult]:
+        """Apply ``operations`` in one transaction, each allowed on what is stored and on
+        what is sent, with their audit entries. ``within`` runs in the same transaction
+        after the writes (a transaction Bundle's reads): if it raises, nothing is written."""
         tag = (
             Tag.FHIR_CREATE
             if all(isinstance(op, Put) and op.fresh for op in operations)
@@ -553,56 +614,37 @@ class Gate:
         with self._attempt(caller, tag, first.resource_type.name if first else None) as attempt:
             self._contain_write(operations)
             prepared: list[Operation] = []
-            currents: dict[int, dict[str, Any]] = {}
+            seen: dict[int, tuple[int, dict[str, Any]]] = {}
             for operation in operations:
                 ready, existing = self._prepare(caller, operation)
                 prepared.append(ready)
                 if existing is not None:
-                    currents[id(ready)] = existing
+                    seen[id(ready)] = existing
             decisions: dict[int, Decision] = {}
+            care_notes: list[dict[str, Any] | None] = []
+            registered: dict[str, frozenset[str]] = {}
 
-            def authorize(connection: Connection, operation: Operation, head: Head) -> None:
-                if caller.actor is None:
-                    return
-                rt = operation.resource_type
-                interaction = (
-                    Interaction.DELETE
-                    if isinstance(operation, Delete)
-                    else Interaction.CREATE
-                    if head.row_id == 0
-                    else Interaction.UPDATE
+            def authorize(
+                connection: Connection, operation: Operation, head: Head, stored: Head | None
+            ) -> None:
+                _keep_owner(operation, head, stored)
+                decision = self._authorize_write(
+                    caller, connection, operation, head, stored, seen.get(id(operation))
                 )
-                self._scope(caller, rt, interaction)
-                current = currents.get(id(operation))
-                if isinstance(operation, Delete):
-                    categories: frozenset[DataCategory] | set[DataCategory] = possible_categories(
-                        rt
-                    )
-                elif current is not None and head.row_id != 0 and not head.deleted:
-                    categories = changed_categories(rt, operation.resource, current)
-                else:
-                    categories = element_categories(rt, operation.resource)
-                decision = decide(
-                    caller.actor, Right.WRITE, categories, self._target(caller, head, connection)
-                )
-                if not decision.allowed:
-                    raise AccessDenied(decision.reason)
-                decisions[id(operation)] = decision
-                locked = self._state().locked_clinics
-                if (
-                    locked
-                    and self.access is not None
-                    and self.access.clinics_of(head, connection) & locked
-                ):
-                    raise ContainmentActive(CLINIC_LOCKED)
+                if decision is not None:
+                    decisions[id(operation)] = decision
 
             def after_write(connection: Connection, result: WriteResult) -> None:
-                self._derive_care(connection, result)
+                care_notes.append(self._derive_care(connection, caller, result, registered))
 
             def before_commit(connection: Connection, results: list[WriteResult]) -> None:
+                if within is not None:
+                    within(connection)
                 events = [
-                    self._write_event(attempt, operation, result, decisions.get(id(operation)))
-                    for operation, result in zip(prepared, results, strict=True)
+                    self._write_event(
+                        attempt, operation, result, decisions.get(id(operation)), note
+                    )
+                    for operation, result, note in zip(prepared, results, care_notes, strict=True)
                 ]
                 self.audit.record(events, connection)
 
@@ -616,67 +658,160 @@ class Gate:
                 after_write=after_write,
             )
 
+    def _authorize_write(
+        self,
+        caller: Caller,
+        connection: Connection,
+        operation: Operation,
+        head: Head,
+        stored: Head | None,
+        seen: tuple[int, dict[str, Any]] | None,
+    ) -> Decision | None:
+        """The caller's write rights on the stored record AND on the new version: what is
+        sent can never authorise a change to what is stored. None for the system."""
+        locked = self._state().locked_clinics
+        judged = [head] if stored is None or stored == head else [stored, head]
+        if locked and self.access is not None:
+            for item in judged:
+                if self.access.clinics_of(item, connection) & locked:
+                    raise ContainmentActive(CLINIC_LOCKED)
+        actor = caller.actor
+        if actor is None:
+            return None
+        rt = operation.resource_type
+        if isinstance(operation, Delete):
+            interaction = Interaction.DELETE
+            categories: frozenset[DataCategory] | set[DataCategory] = possible_categories(rt)
+        else:
+            interaction = Interaction.CREATE if stored is None else Interaction.UPDATE
+            # Only what changes counts, judged against the version the caller was shown;
+            # if another write came between, the whole new version counts.
+            if stored is not None and seen is not None and seen[0] == stored.version_id:
+                categories = changed_categories(rt, operation.resource, seen[1])
+            else:
+                categories = element_categories(rt, operation.resource)
+            moved = stored is None or stored.clinic_id != head.clinic_id
+            if (
+                head.patient_pseudonym is not None
+                and moved
+                and not may_place(actor, head.clinic_id)
+            ):
+                raise AccessDenied("a patient's record can be placed only at your clinics")
+        self._scope(caller, rt, interaction)
+        decision: Decision | None = None
+        for item in judged:
+            verdict = decide(actor, Right.WRITE, categories, self._target(caller, item, connection))
+            if not verdict.allowed:
+                raise AccessDenied(verdict.reason)
+            decision = decision or verdict
+        return decision
+
     def _prepare(
         self, caller: Caller, operation: Operation
-    ) -> tuple[Operation, dict[str, Any] | None]:
+    ) -> tuple[Operation, tuple[int, dict[str, Any]] | None]:
         """Fill in what a staff member would expect, and keep what they could not see.
 
-        Returns the operation to apply and, for an update a staff member may read,
-        the current resource (so the policy judges only what the update changes).
+        Returns the operation to apply and, for an update of a record the staff member
+        may read, the version they were shown and its resource (so the policy judges
+        only what the update changes).
         """
         if caller.actor is None or not isinstance(operation, Put):
             return operation, None
         resource = operation.resource
         rt = operation.resource_type
-        if (
-            rt.is_patient
-            and "managingOrganization" not in resource
-            and len(caller.actor.clinic_ids) == 1
-        ):
-            (clinic,) = caller.actor.clinic_ids
-            resource = {**resource, "managingOrganization": {"reference": f"Organization/{clinic}"}}
-        existing: dict[str, Any] | None = None
+        current: Sealed | None = None
         if not operation.fresh:
             try:
                 current = self.vault.locate(rt.name, operation.resource_id)
             except NotFound:
                 current = None
-            if current is not None and not current.head.deleted:
-                decision = decide(
-                    caller.actor,
-                    Right.READ,
-                    possible_categories(rt),
-                    self._target(caller, current.head),
-                )
-                if decision.allowed:
-                    [opened] = self._open(caller, [current])
-                    existing = json.loads(opened.body or b"{}")
-                    if decision.withheld:
-                        resource = restore_withheld(rt, resource, existing, decision.granted)
+            if current is not None and current.head.deleted:
+                current = None
+        if rt.is_patient and "managingOrganization" not in resource:
+            # An update keeps the home clinic; a new patient is registered where the
+            # caller works, if that is one clinic.
+            clinic = (
+                current.head.clinic_id
+                if current is not None
+                else next(iter(caller.actor.clinic_ids))
+                if len(caller.actor.clinic_ids) == 1
+                else None
+            )
+            if clinic:
+                resource = {
+                    **resource,
+                    "managingOrganization": {"reference": f"Organization/{clinic}"},
+                }
+        existing: tuple[int, dict[str, Any]] | None = None
+        if current is not None:
+            decision = decide(
+                caller.actor,
+                Right.READ,
+                possible_categories(rt),
+                self._target(caller, current.head),
+            )
+            if decision.allowed:
+                [opened] = self._open(caller, [current])
+                parsed = json.loads(opened.body or b"{}")
+                existing = (current.head.version_id, parsed)
+                if decision.withheld:
+                    resource = restore_withheld(rt, resource, parsed, decision.granted)
         return replace(operation, resource=resource), existing
 
-    def _derive_care(self, connection: Connection, result: WriteResult) -> None:
-        if self.access is None or result.head.resource_type not in (
-            "Encounter",
-            "Appointment",
-            "CareTeam",
-        ):
-            return
-        relationships = (
-            []
-            if result.resource is None or result.head.deleted
-            else derive(
-                result.head.resource_type,
-                result.resource,
-                result.head.clinic_id,
-                self.care.zone,
-                days_before=self.care.days_before,
-                days_after=self.care.days_after,
+    def _derive_care(
+        self,
+        connection: Connection,
+        caller: Caller,
+        result: WriteResult,
+        registered: dict[str, frozenset[str]],
+    ) -> dict[str, Any] | None:
+        """What a written record opens, under the rules of ``domain/care.py``; the note
+        for its audit entry. ``registered``: the request's cache of registrations."""
+        head = result.head
+        pseudonym = head.patient_pseudonym
+        if self.access is None or head.resource_type not in CARE_TYPES or pseudonym is None:
+            return None
+        access = self.access
+        # What this record opened before goes first: a record never vouches for its writer.
+        access.care.clear(connection, head.row_id)
+        event = (
+            None
+            if result.resource is None or head.deleted
+            else care_event(head.resource_type, result.resource, head.clinic_id, self.care.zone)
+        )
+        if event is None:
+            return {"opens": [], "reason": "no relationship: the record opens none"}
+        actor = caller.actor
+        now = access.now_us()
+        standing = WriterStanding(
+            system=actor is None,
+            has_relationship=actor is not None
+            and actor.role in CLINICIANS
+            and access.care.exists(
+                pseudonym, actor.clinic_ids, actor.practitioner_id, now, connection
+            ),
+            practitioner_id=actor.practitioner_id if actor else None,
+            clinic_ids=actor.clinic_ids if actor else frozenset(),
+        )
+        if pseudonym not in registered:
+            registered[pseudonym] = access.registrations.clinics(pseudonym, connection)
+        granted = grants(event, registered[pseudonym], standing, now, self.care.window)
+        if granted.register is not None:
+            access.registrations.register(
+                connection,
+                pseudonym,
+                granted.register,
+                by=caller.principal,
+                proof=Proof.SYSTEM,
+                now_us=now,
             )
-        )
-        self.access.care.replace(
-            connection, result.head.row_id, result.head.patient_pseudonym, relationships
-        )
+            registered[pseudonym] |= {granted.register}
+        access.care.add(connection, head.row_id, pseudonym, granted.windows)
+        return {
+            "opens": [_describe(window) for window in granted.windows],
+            "reason": granted.reason,
+            **({"registered": granted.register} if granted.register else {}),
+        }
 
     def _write_event(
         self,
@@ -684,6 +819,7 @@ class Gate:
         operation: Operation,
         result: WriteResult,
         decision: Decision | None,
+        care: dict[str, Any] | None,
     ) -> AuditEvent:
         rt = operation.resource_type
         if isinstance(operation, Delete):
@@ -691,6 +827,9 @@ class Gate:
         else:
             tag = Tag.FHIR_CREATE if result.created else Tag.FHIR_UPDATE
             categories = frozenset(element_categories(rt, operation.resource))
+        detail: dict[str, Any] = {"version": result.head.version_id}
+        if care is not None:
+            detail["care"] = care
         return replace(
             self._event(
                 attempt,
@@ -700,8 +839,34 @@ class Gate:
                 decision=decision,
                 resource_id=result.head.resource_id,
                 reason=decision.reason if decision else "system",
-                detail={"version": result.head.version_id},
+                detail=detail,
             ),
             tag=tag,
             resource_type=rt.name,
         )
+
+
+#: Runs inside a write's transaction after the writes (a transaction Bundle's reads).
+Within = Callable[[Connection], None]
+
+
+def _keep_owner(operation: Operation, head: Head, stored: Head | None) -> None:
+    """An update never changes whose record it is, nor a patient's home clinic: those are
+    privileged operations of their own (``Gate.transfer``), with a reason."""
+    if stored is None or isinstance(operation, Delete):
+        return
+    if head.patient_pseudonym != stored.patient_pseudonym:
+        raise AccessDenied(
+            "an update cannot move a record to another patient; ask a privacy officer"
+        )
+    if operation.resource_type.is_patient and head.clinic_id != stored.clinic_id:
+        raise AccessDenied("a patient's home clinic changes only by a transfer (Patient/$transfer)")
+
+
+def _describe(window: Window) -> dict[str, Any]:
+    who = (
+        {"clinic": window.clinic_id}
+        if window.clinic_id
+        else {"practitioner": f"Practitioner/{window.practitioner_id}"}
+    )
+    return {**who, "from": window.valid_from_us, "until": window.valid_until_us}

@@ -1,9 +1,12 @@
 """Care relationships: who may open a patient's health data, and until when.
 
-Derived when an Encounter, Appointment or CareTeam is written (inside the same
-transaction), kept in a table of clear clinic ids, blind practitioner tokens and
-day-granular windows. A clinician has a care relationship with a patient now if
-a window covers now for one of their clinics or for them as a practitioner.
+The rules of where a relationship may come from are in ``carevault.domain.care``; here
+they meet the records. When an Encounter, Appointment, CareTeam or ServiceRequest is
+written, ``care_event`` reads what it says about care, the gate asks the rules what it
+opens, and ``replace`` stores that inside the same transaction, in a table of clear
+clinic ids, blind practitioner tokens and windows. A clinician has a care relationship
+with a patient now if a window covers now for one of their clinics or for them as a
+practitioner.
 """
 
 from __future__ import annotations
@@ -12,8 +15,7 @@ import functools
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import tzinfo
 from typing import Any
 
 from sqlalchemy import (
@@ -32,74 +34,57 @@ from sqlalchemy import (
 from carevault.access.tables import care_relationship
 from carevault.clock import to_micros
 from carevault.db import driver_scalar, read_transaction
+from carevault.domain.care import CareEvent, CareSource, Window
 from carevault.fhir import dates
 from carevault.fhir.elements import reference_targets
 
-#: Statuses that do not make a relationship.
-_VOID = frozenset({"cancelled", "noshow", "entered-in-error", "inactive"})
-#: How far ahead an open-ended care team reaches.
-_OPEN_END = datetime(9999, 1, 1, tzinfo=UTC)
+#: Statuses that make no relationship.
+_VOID = frozenset({"cancelled", "noshow", "entered-in-error", "inactive", "revoked"})
 
-_SOURCES: dict[str, tuple[str, tuple[str, ...]]] = {
-    # resource type → (element giving the time, elements naming practitioners)
-    "Encounter": ("period", ("participant.individual",)),
-    "Appointment": ("start", ("participant.actor",)),
-    "CareTeam": ("period", ("participant.member",)),
+_SOURCES: dict[str, tuple[CareSource, str, tuple[str, ...]]] = {
+    # resource type → (what it is, element giving the time, elements naming who cares)
+    "Encounter": (CareSource.VISIT, "period", ("participant.individual",)),
+    "Appointment": (CareSource.APPOINTMENT, "start", ("participant.actor",)),
+    "CareTeam": (CareSource.CARE_TEAM, "period", ("participant.member",)),
+    "ServiceRequest": (CareSource.REFERRAL, "occurrencePeriod", ("performer",)),
 }
 
-
-@dataclass(frozen=True)
-class Relationship:
-    clinic_id: str | None
-    practitioner_id: str | None
-    valid_from_us: int
-    valid_until_us: int
+#: The resource types whose writes may open (or close) a care relationship.
+CARE_TYPES = frozenset(_SOURCES)
 
 
-def derive(
-    resource_type: str,
-    resource: dict[str, Any],
-    clinic_id: str | None,
-    zone: tzinfo,
-    *,
-    days_before: int,
-    days_after: int,
-) -> list[Relationship]:
-    """The relationships a resource creates (pure)."""
+def care_event(
+    resource_type: str, resource: dict[str, Any], clinic_id: str | None, zone: tzinfo
+) -> CareEvent | None:
+    """What a record says about care (pure); None if it says nothing that could open one."""
     source = _SOURCES.get(resource_type)
     if source is None or resource.get("status") in _VOID:
-        return []
-    when_path, people_paths = source
+        return None
+    kind, when_path, people_paths = source
+    if kind is CareSource.REFERRAL and resource.get("status") != "active":
+        return None
     value: Any = resource.get(when_path)
-    if resource_type == "Appointment":
+    if kind is CareSource.APPOINTMENT:
         value = {
             "start": resource.get("start"),
             "end": resource.get("end") or resource.get("start"),
         }
+    elif kind is CareSource.REFERRAL and value is None:
+        value = resource.get("occurrenceDateTime") or resource.get("authoredOn")
     found = dates.value_range(value, zone) if value is not None else None
-    if found is None and resource_type != "CareTeam":
-        return []
-    low = found.low if found is not None else None
-    high = found.high if found is not None else None
-    if resource_type == "CareTeam":
-        start = (low or datetime(1900, 1, 1, tzinfo=zone)) - timedelta(days=days_before)
-        end = high + timedelta(days=days_after) if high is not None else _OPEN_END
-    else:
-        if low is None:
-            return []
-        start = low - timedelta(days=days_before)
-        end = (high or low) + timedelta(days=days_after)
-    window = (to_micros(start), to_micros(end))
-    practitioners = sorted(
-        {
-            ident
-            for kind, ident in reference_targets(resource, people_paths)
-            if kind == "Practitioner"
-        }
+    people = reference_targets(resource, people_paths)
+    if kind is CareSource.REFERRAL:
+        # A referral's clinic is the one it sends the patient to, not the one it is from.
+        clinic_id = next((ident for kind_, ident in people if kind_ == "Organization"), None)
+    return CareEvent(
+        source=kind,
+        clinic_id=clinic_id,
+        practitioner_ids=tuple(
+            sorted({ident for target, ident in people if target == "Practitioner"})
+        ),
+        starts_us=to_micros(found.low) if found is not None and found.low else None,
+        ends_us=to_micros(found.high) if found is not None and found.high else None,
     )
-    made = [Relationship(clinic_id, None, *window)] if clinic_id else []
-    made += [Relationship(None, practitioner, *window) for practitioner in practitioners]
-    return made
 
 
 @functools.cache
@@ -149,19 +134,22 @@ class CareRelationships:
             self._tokens[practitioner_id] = found
         return found
 
-    def replace(
-        self,
-        connection: Connection,
-        source_row_id: int,
-        pseudonym: str | None,
-        relationships: Iterable[Relationship],
-    ) -> None:
-        """Inside the write's transaction: the source's relationships are now these."""
+    def clear(self, connection: Connection, source_row_id: int) -> None:
+        """Inside the write's transaction: the source opens nothing any more."""
         with self._lock:
             self._answers.clear()
         connection.execute(
             delete(care_relationship).where(care_relationship.c.source_row_id == source_row_id)
         )
+
+    def add(
+        self,
+        connection: Connection,
+        source_row_id: int,
+        pseudonym: str,
+        relationships: Iterable[Window],
+    ) -> None:
+        """Inside the write's transaction: the source opens these (after ``clear``)."""
         rows = [
             {
                 "patient_pseudonym": pseudonym,
@@ -175,7 +163,9 @@ class CareRelationships:
             }
             for item in relationships
         ]
-        if pseudonym is not None and rows:
+        if rows:
+            with self._lock:
+                self._answers.clear()
             connection.execute(insert(care_relationship), rows)
 
     def _matches(

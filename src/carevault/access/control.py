@@ -2,26 +2,23 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, Connection, Engine, false, or_, select
+from sqlalchemy import ColumnElement, Connection, Engine, false, or_
 
 from carevault.access import scopes as smart
 from carevault.access.breakglass import BreakGlass
 from carevault.access.care import CareRelationships
+from carevault.access.registrations import Registrations
 from carevault.access.sessions import Sessions
 from carevault.access.tokens import InvalidToken, TokenSigner
 from carevault.clock import Clock, to_micros, utc_now
-from carevault.db import read_transaction
 from carevault.domain.categories import HEALTH_CATEGORIES
 from carevault.domain.policy import Actor, Target
 from carevault.domain.roles import CLINICIANS, GROUP_WIDE, Role
 from carevault.fhir.registry import ResourceType
 from carevault.vault.records import Head
 from carevault.vault.tables import resource_head
-
-HOME_CACHE_SECONDS = 0.5
 
 
 class Unauthenticated(Exception):
@@ -52,6 +49,7 @@ class AccessControl:
         sessions: Sessions,
         care: CareRelationships,
         break_glass: BreakGlass,
+        registrations: Registrations,
         clock: Clock = utc_now,
     ) -> None:
         self.engine = engine
@@ -59,10 +57,8 @@ class AccessControl:
         self.sessions = sessions
         self.care = care
         self.break_glass = break_glass
+        self.registrations = registrations
         self.clock = clock
-        # A patient's home clinic, briefly remembered outside writes (as stale at most
-        # as session state; it changes only when the Patient moves clinic).
-        self._homes: dict[str, tuple[float, frozenset[str]]] = {}
 
     def authenticate(self, bearer: str | None) -> Authenticated:
         """The actor behind a bearer token, if the token and its session are valid now."""
@@ -125,37 +121,16 @@ class AccessControl:
     def clinics_of(
         self, head: Head, connection: Connection | None = None, reading: Connection | None = None
     ) -> frozenset[str]:
-        """The clinics a record belongs to: its own and its patient's home clinic."""
-        clinics = {head.clinic_id} if head.clinic_id else set()
-        # A Patient's own clinic is its home clinic: no second look needed.
-        if head.patient_pseudonym is not None and head.resource_type != "Patient":
-            clinics |= self._home_clinics(head.patient_pseudonym, connection, reading)
-        return frozenset(clinics)
-
-    def _home_clinics(
-        self, pseudonym: str, connection: Connection | None, reading: Connection | None = None
-    ) -> set[str]:
-        statement = select(resource_head.c.clinic_id).where(
-            resource_head.c.patient_pseudonym == pseudonym,
-            resource_head.c.resource_type == "Patient",
+        """The clinics a record belongs to: its own, and every clinic where its patient is
+        registered (their home clinic and the clinics where they proved their presence)."""
+        own = frozenset({head.clinic_id} if head.clinic_id else ())
+        if head.patient_pseudonym is None:
+            return own
+        # A Patient's own clinic is its home clinic: only the other registrations to look up.
+        home = head.clinic_id if head.resource_type == "Patient" else None
+        return own | self.registrations.clinics(
+            head.patient_pseudonym, connection, reading, home=home
         )
-        if connection is not None:
-            found = connection.execute(statement).scalar()
-            return {str(found)} if found else set()
-        moment = time.monotonic()
-        cached = self._homes.get(pseudonym)
-        if cached is not None and moment - cached[0] < HOME_CACHE_SECONDS:
-            return set(cached[1])
-        if reading is not None:
-            found = reading.execute(statement).scalar()
-        else:
-            with read_transaction(self.engine) as fresh:
-                found = fresh.execute(statement).scalar()
-        home = frozenset({str(found)} if found else set())
-        if len(self._homes) > 50_000:
-            self._homes.clear()
-        self._homes[pseudonym] = (moment, home)
-        return set(home)
 
     def restriction(
         self, actor: Actor, rt: ResourceType, now_us: int
@@ -179,10 +154,9 @@ class AccessControl:
         if not (actor.role in CLINICIANS and rt.category in HEALTH_CATEGORIES) and actor.clinic_ids:
             clinics = sorted(actor.clinic_ids)
             reach.append(resource_head.c.clinic_id.in_(clinics))
-            home = select(resource_head.c.patient_pseudonym).where(
-                resource_head.c.resource_type == "Patient", resource_head.c.clinic_id.in_(clinics)
+            reach.append(
+                resource_head.c.patient_pseudonym.in_(self.registrations.patients_at(clinics))
             )
-            reach.append(resource_head.c.patient_pseudonym.in_(home))
         return or_(*reach) if reach else false()
 
 

@@ -112,6 +112,19 @@ break_glass = Table(
     Column("approved_us", BigInteger, nullable=True),
 )
 
+#: Clinics where a patient is registered besides their home clinic (the Patient's
+#: managingOrganization): each registration was proved by the patient's presence (the
+#: identifier they showed, with their birth date), or stated by the system on import.
+patient_registration = Table(
+    "patient_registration",
+    metadata,
+    Column("patient_pseudonym", String(40), primary_key=True),
+    Column("clinic_id", String(64), primary_key=True),
+    Column("registered_us", BigInteger, nullable=False),
+    Column("registered_by", String(120), nullable=False),
+    Column("proof", String(32), nullable=False),
+)
+
 #: Derived from Encounters, Appointments and CareTeams when they are written: who
 #: may open a patient's health data, and until when. Practitioners appear only as
 #: blind tokens, so the table does not say which doctor a patient sees.

@@ -101,3 +101,10 @@ def decide(
     if withheld:
         reason += f"; withheld: {', '.join(sorted(withheld))}"
     return Decision(True, frozenset(granted), frozenset(withheld), reason, used_glass)
+
+
+def may_place(actor: Actor, clinic_id: str | None) -> bool:
+    """Whether ``actor`` may put a patient's record at ``clinic_id``: only at a clinic
+    where they work (or anywhere, for the group-wide roles). Otherwise staff of one
+    clinic could push a patient's records into another clinic's view."""
+    return clinic_id is None or actor.role in GROUP_WIDE or clinic_id in actor.clinic_ids

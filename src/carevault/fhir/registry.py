@@ -366,6 +366,30 @@ RESOURCE_TYPES: dict[str, ResourceType] = {
                 ),
             ),
         ),
+        # A referral (or any order for a service) names who is to perform it; written by a
+        # clinician who cares for the patient, it opens the record to them (domain/care.py).
+        _clinical(
+            "ServiceRequest",
+            patient=("subject",),
+            code=("code",),
+            date=("occurrenceDateTime", "occurrencePeriod", "authoredOn"),
+            clinic=("encounter", "requester"),
+            extra=(
+                SearchParam(
+                    "performer",
+                    ParamKind.REFERENCE,
+                    ("performer",),
+                    targets=("Practitioner", "PractitionerRole", "Organization"),
+                ),
+                SearchParam(
+                    "requester",
+                    ParamKind.REFERENCE,
+                    ("requester",),
+                    targets=("Practitioner", "PractitionerRole", "Organization"),
+                ),
+                _IDENTIFIER,
+            ),
+        ),
         _clinical("ImagingStudy", patient=("subject",), code=("modality",), date=("started",)),
         _clinical(
             "DocumentReference",

@@ -137,7 +137,10 @@ class Vault:
             raise NotFound(f"{resource_type}/{resource_id} is not known")
         return Sealed(head_from_row(row._mapping), row.key_id, row.sealed)
 
-    def locate_version(self, resource_type: str, resource_id: str, version_id: int) -> Sealed:
+    def locate_version(
+        self, resource_type: str, resource_id: str, version_id: int
+    ) -> tuple[Head, Sealed]:
+        """The current head and one version (its own patient and clinic), sealed."""
         current = self.locate(resource_type, resource_id)
         with read_transaction(self.engine) as connection:
             row = connection.execute(
@@ -150,10 +153,11 @@ class Vault:
         if row is None:
             raise NotFound(f"{resource_type}/{resource_id} has no version {version_id}")
         head = _version_head(current.head, row)
-        return Sealed(head, row.key_id, row.sealed)
+        return current.head, Sealed(head, row.key_id, row.sealed)
 
-    def locate_history(self, resource_type: str, resource_id: str) -> list[Sealed]:
-        """Every version, newest first."""
+    def locate_history(self, resource_type: str, resource_id: str) -> tuple[Head, list[Sealed]]:
+        """The current head, and every version (each with its own patient and clinic),
+        newest first."""
         current = self.locate(resource_type, resource_id)
         with read_transaction(self.engine) as connection:
             rows = connection.execute(
@@ -164,7 +168,9 @@ class Vault:
                 )
                 .order_by(resource_version.c.version_id.desc())
             ).all()
-        return [Sealed(_version_head(current.head, row), row.key_id, row.sealed) for row in rows]
+        return current.head, [
+            Sealed(_version_head(current.head, row), row.key_id, row.sealed) for row in rows
+        ]
 
     def has_head(self, resource_type: str, pseudonym: str, statuses: Sequence[str]) -> bool:
         """Whether the patient has a live ``resource_type`` with one of ``statuses``."""
@@ -247,6 +253,7 @@ class Vault:
 
 
 def _version_head(current: Head, row: Any) -> Head:
+    """An old version's head: whose and which clinic's it was when it was written."""
     return Head(
         row_id=current.row_id,
         resource_type=current.resource_type,
@@ -254,8 +261,8 @@ def _version_head(current: Head, row: Any) -> Head:
         version_id=row.version_id,
         last_updated_us=row.last_updated_us,
         deleted=bool(row.deleted),
-        patient_pseudonym=current.patient_pseudonym,
-        clinic_id=current.clinic_id,
+        patient_pseudonym=row.patient_pseudonym,
+        clinic_id=row.clinic_id,
         status=current.status,
     )
 

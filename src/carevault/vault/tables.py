@@ -47,6 +47,10 @@ resource_version = Table(
     Column("deleted", Boolean, nullable=False),
     Column("key_id", String(64), nullable=True),
     Column("sealed", LargeBinary, nullable=True),
+    # Whose and which clinic's this version was when written: an old version is shown
+    # under the policy facts it had then as well as now, never only the current ones.
+    Column("patient_pseudonym", String(40), nullable=True),
+    Column("clinic_id", String(64), nullable=True),
 )
 
 #: Search tokens of current versions: blind-index HMACs, or clear values where

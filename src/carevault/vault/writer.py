@@ -61,7 +61,10 @@ Operation = Put | Delete
 BeforeCommit = Callable[[Connection, list[WriteResult]], None]
 #: Called for each operation once the patient and clinic it touches are known, before
 #: anything is sealed or stored, inside the transaction: raising refuses the whole request.
-Authorize = Callable[[Connection, Operation, Head], None]
+#: It gets the head the operation would write and the head stored now (None if there is
+#: no live version): a change must be allowed on both, so that what is sent can never
+#: authorise a change to what is stored.
+Authorize = Callable[[Connection, Operation, Head, Head | None], None]
 #: Called after each operation is stored, inside the transaction, so that what is
 #: derived from it (care relationships) is visible to the operations after it.
 AfterWrite = Callable[[Connection, WriteResult], None]
@@ -219,6 +222,7 @@ class _Writer:
                     clinic_id=clinic_id,
                     status=None,
                 ),
+                None if current is None or current.deleted else current,
             )
         key_id = self.vault.key_id_for(pseudonym)
         body = _with_meta(operation.resource, operation.resource_id, version, self.now_us)
@@ -237,7 +241,9 @@ class _Writer:
             "status": status if isinstance(status, str) else None,
         }
         row_id = self._store_head(rt.name, operation.resource_id, current, values)
-        self._store_version(rt.name, operation.resource_id, version, False, key_id, sealed)
+        self._store_version(
+            rt.name, operation.resource_id, version, False, key_id, sealed, pseudonym, clinic_id
+        )
         self._replace_tokens(rt, row_id, operation.resource, had_tokens=current is not None)
         head = Head(
             row_id=row_id, resource_type=rt.name, resource_id=operation.resource_id, **values
@@ -257,7 +263,9 @@ class _Writer:
             raise NotFound(f"{rt.name}/{operation.resource_id} is not known")
         _check_version(current, operation.if_match, rt.name, operation.resource_id)
         if self.authorize is not None:
-            self.authorize(self.connection, operation, current)
+            self.authorize(
+                self.connection, operation, current, None if current.deleted else current
+            )
         if current.deleted:
             return WriteResult(head=current, created=False, body=None)
         if rt.is_patient and self._patient_still_referenced(current.patient_pseudonym):
@@ -269,7 +277,16 @@ class _Writer:
         self.connection.execute(
             update(resource_head).where(resource_head.c.row_id == current.row_id).values(**values)
         )
-        self._store_version(rt.name, operation.resource_id, version, True, None, None)
+        self._store_version(
+            rt.name,
+            operation.resource_id,
+            version,
+            True,
+            None,
+            None,
+            current.patient_pseudonym,
+            current.clinic_id,
+        )
         self.connection.execute(delete(search_token).where(search_token.c.row_id == current.row_id))
         self._tokens.pop(current.row_id, None)
         head = Head(
@@ -368,6 +385,8 @@ class _Writer:
         deleted: bool,
         key_id: str | None,
         sealed: bytes | None,
+        pseudonym: str | None,
+        clinic_id: str | None,
     ) -> None:
         self._versions.append(
             {
@@ -378,6 +397,8 @@ class _Writer:
                 "deleted": deleted,
                 "key_id": key_id,
                 "sealed": sealed,
+                "patient_pseudonym": pseudonym,
+                "clinic_id": clinic_id,
             }
         )
 

@@ -253,7 +253,7 @@ def test_metadata_lists_exactly_what_is_supported(api: FhirTestClient) -> None:
     statement = api.get("/fhir/metadata").json()
     assert statement["fhirVersion"] == "4.0.1"
     resources = {r["type"]: r for r in statement["rest"][0]["resource"]}
-    assert len(resources) == 24  # the 23 of the foundation issue, and CareTeam
+    assert len(resources) == 25  # the 23 of the foundation issue, CareTeam and ServiceRequest
     patient_params = {p["name"] for p in resources["Patient"]["searchParam"]}
     assert {
         "identifier",

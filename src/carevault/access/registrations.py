@@ -1,0 +1,140 @@
+"""Where a patient is registered: their home clinic, and the clinics where they proved
+their presence (or where the system registered them on import).
+
+A patient's registrations decide which clinics' staff may see them at all, and where a
+visit opens their record (``carevault.domain.care``). Only the gate adds one, inside the
+transaction that records why.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Select, insert, select, union
+
+from carevault.access.tables import patient_registration
+from carevault.db import read_transaction
+from carevault.vault.tables import resource_head
+
+#: How long an answer is remembered outside writes: as stale at most as session state.
+CACHE_SECONDS = 0.5
+
+
+class Proof(StrEnum):
+    """How a registration was established."""
+
+    #: The patient showed an identifier (HKID or MRN) that matched, with their birth date.
+    PRESENCE = "presence"
+    #: A privacy officer or the clinic managers of both clinics moved the patient.
+    TRANSFER = "transfer"
+    #: Data loaded by the system (seeding, import) stated a visit there.
+    SYSTEM = "system"
+
+
+class Registrations:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._answers: dict[tuple[str, bool], tuple[float, frozenset[str]]] = {}
+        self._lock = threading.Lock()
+
+    def clinics(
+        self,
+        pseudonym: str,
+        connection: Connection | None = None,
+        reading: Connection | None = None,
+        *,
+        home: str | None = None,
+    ) -> frozenset[str]:
+        """The clinics where the patient is registered, their home clinic included.
+
+        ``home``: the home clinic when the caller already knows it (it holds the Patient's
+        head), which saves looking it up. ``connection``: a write's transaction (what it
+        wrote counts; no cache). ``reading``: a read transaction the caller holds, used
+        if the answer is not cached.
+        """
+        found = self._lookup(pseudonym, connection, reading, home is None)
+        return found | {home} if home else found
+
+    def _lookup(
+        self,
+        pseudonym: str,
+        connection: Connection | None,
+        reading: Connection | None,
+        with_home: bool,
+    ) -> frozenset[str]:
+        extra: Select[Any] = select(patient_registration.c.clinic_id).where(
+            patient_registration.c.patient_pseudonym == pseudonym
+        )
+        statement: Any = (
+            union(
+                select(resource_head.c.clinic_id).where(
+                    resource_head.c.patient_pseudonym == pseudonym,
+                    resource_head.c.resource_type == "Patient",
+                    resource_head.c.clinic_id.is_not(None),
+                ),
+                extra,
+            )
+            if with_home
+            else extra
+        )
+        if connection is not None:
+            return frozenset(str(clinic) for clinic in connection.execute(statement).scalars())
+        key = (pseudonym, with_home)
+        moment = time.monotonic()
+        with self._lock:
+            cached = self._answers.get(key)
+        if cached is not None and moment - cached[0] < CACHE_SECONDS:
+            return cached[1]
+        if reading is not None:
+            found = frozenset(str(clinic) for clinic in reading.execute(statement).scalars())
+        else:
+            with read_transaction(self.engine) as fresh:
+                found = frozenset(str(clinic) for clinic in fresh.execute(statement).scalars())
+        with self._lock:
+            if len(self._answers) > 50_000:
+                self._answers.clear()
+            self._answers[key] = (moment, found)
+        return found
+
+    def register(
+        self,
+        connection: Connection,
+        pseudonym: str,
+        clinic_id: str,
+        *,
+        by: str,
+        proof: Proof,
+        now_us: int,
+    ) -> bool:
+        """Inside the write's transaction: register the patient at ``clinic_id``; False if
+        they already were."""
+        if clinic_id in self.clinics(pseudonym, connection):
+            return False
+        connection.execute(
+            insert(patient_registration).values(
+                patient_pseudonym=pseudonym,
+                clinic_id=clinic_id,
+                registered_us=now_us,
+                registered_by=by[:120],
+                proof=str(proof),
+            )
+        )
+        with self._lock:
+            self._answers.pop((pseudonym, True), None)
+            self._answers.pop((pseudonym, False), None)
+        return True
+
+    def patients_at(self, clinic_ids: list[str]) -> Any:
+        """A subquery of the pseudonyms of patients registered at any of ``clinic_ids``."""
+        return union(
+            select(resource_head.c.patient_pseudonym).where(
+                resource_head.c.resource_type == "Patient",
+                resource_head.c.clinic_id.in_(clinic_ids),
+            ),
+            select(patient_registration.c.patient_pseudonym).where(
+                patient_registration.c.clinic_id.in_(clinic_ids)
+            ),
+        )

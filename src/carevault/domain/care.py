@@ -1,0 +1,178 @@
+"""Where a care relationship may come from: the rules, pure, for a reader to check.
+
+A care relationship opens a patient's health data to a clinic's clinicians or to one
+practitioner for a while. Writing a record never grants its writer anything by itself.
+A relationship comes only from:
+
+1. **Care at a clinic where the patient is registered.** A visit (Encounter) or an
+   appointment at clinic C opens the record to C's clinicians and to the practitioners
+   on it, for the care window around its dates, if the patient is registered at C: C is
+   their home clinic, or they proved their presence there (``Patient/$register``: the
+   identifier they showed, with their birth date, matched against the blind index), or
+   the system registered them on import. A visit at a clinic where the patient is not
+   registered opens nothing.
+2. **A colleague who vouches.** A care team or a referral names practitioners or a clinic;
+   it opens the record to them only if its writer has a care relationship with the
+   patient of their own (from rule 1 or an earlier vouching, never from breaking the
+   glass and never from the record being written), and only for one care window from
+   when it is written, whatever dates it gives. It never opens the record to its writer
+   or the writer's own clinics: a vouching is for someone else.
+3. **Breaking the glass**, stated, time-limited and reviewed (``access/breakglass.py``).
+
+Data loaded by the system itself (seeding, imports) states facts rather than asking
+for access: a visit it writes at a clinic also registers the patient there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+DAY_US = 86_400 * 1_000_000
+
+#: The longest a single visit or appointment counts as lasting: a clinic visit takes
+#: hours, and a made-up visit that "lasts" for years must not open a record for years.
+LONGEST_VISIT_US = 31 * DAY_US
+
+
+class CareSource(StrEnum):
+    """What a relationship-bearing record is, in care terms."""
+
+    VISIT = "visit"
+    APPOINTMENT = "appointment"
+    CARE_TEAM = "care-team"
+    REFERRAL = "referral"
+
+
+VOUCHED = frozenset({CareSource.CARE_TEAM, CareSource.REFERRAL})
+
+
+@dataclass(frozen=True)
+class CareEvent:
+    """What a written record says about care, read from the record."""
+
+    source: CareSource
+    #: The clinic where the care happens or to which the patient is referred.
+    clinic_id: str | None
+    practitioner_ids: tuple[str, ...]
+    #: When the care starts and ends (µs); None where the record gives no date.
+    starts_us: int | None
+    ends_us: int | None
+
+
+@dataclass(frozen=True)
+class WriterStanding:
+    """The writer's own standing with the patient when the record is written."""
+
+    #: The system itself (seeding, import), not a staff member.
+    system: bool
+    #: The writer has a care relationship of their own with the patient now, not one
+    #: that breaking the glass gave them.
+    has_relationship: bool
+    practitioner_id: str | None = None
+    clinic_ids: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class Window:
+    clinic_id: str | None
+    practitioner_id: str | None
+    valid_from_us: int
+    valid_until_us: int
+
+
+@dataclass(frozen=True)
+class Grants:
+    """The relationships a record opens, and why; ``register`` names a clinic the system
+    registers the patient at (rule 1, data loaded by the system)."""
+
+    windows: tuple[Window, ...]
+    reason: str
+    register: str | None = None
+
+
+@dataclass(frozen=True)
+class CareWindow:
+    """How long care opens a record: this many µs before and after."""
+
+    before_us: int
+    after_us: int
+
+
+def grants(
+    event: CareEvent,
+    registered: frozenset[str],
+    writer: WriterStanding,
+    written_us: int,
+    window: CareWindow,
+) -> Grants:
+    """The relationships ``event`` opens for a patient registered at ``registered``."""
+    if event.source in VOUCHED:
+        return _vouched(event, registered, writer, written_us, window)
+    if event.clinic_id is None:
+        return Grants((), "no relationship: the record names no clinic")
+    if event.starts_us is None:
+        return Grants((), "no relationship: the record gives no date")
+    register = None
+    if event.clinic_id not in registered:
+        if not writer.system:
+            return Grants(
+                (), "no relationship: the patient is not registered at the record's clinic"
+            )
+        register = event.clinic_id
+    ends = min(
+        max(event.ends_us or event.starts_us, event.starts_us), event.starts_us + LONGEST_VISIT_US
+    )
+    made = _windows(
+        event.clinic_id,
+        event.practitioner_ids,
+        event.starts_us - window.before_us,
+        ends + window.after_us,
+    )
+    return Grants(made, f"{event.source} at a clinic where the patient is registered", register)
+
+
+def _vouched(
+    event: CareEvent,
+    registered: frozenset[str],
+    writer: WriterStanding,
+    written_us: int,
+    window: CareWindow,
+) -> Grants:
+    if not (writer.system or writer.has_relationship):
+        return Grants(
+            (),
+            f"no relationship: a {event.source} opens a record only when its writer cares "
+            "for the patient",
+        )
+    # Whatever dates it states, a vouching lasts one care window from when it is written.
+    low = written_us - window.before_us
+    high = written_us + window.after_us
+    if event.starts_us is not None:
+        low = max(low, event.starts_us - window.before_us)
+    if event.ends_us is not None:
+        high = min(high, event.ends_us + window.after_us)
+    if high < low:
+        return Grants((), f"no relationship: the {event.source} has already ended")
+    # A referral to a clinic opens the record to its clinicians; a care team's own
+    # clinic only where the patient is registered (the team is its members).
+    clinic = event.clinic_id
+    if clinic is not None and event.source is CareSource.CARE_TEAM and clinic not in registered:
+        clinic = None
+    if clinic in writer.clinic_ids:
+        clinic = None
+    others = tuple(ident for ident in event.practitioner_ids if ident != writer.practitioner_id)
+    made = _windows(clinic, others, low, high)
+    if not made:
+        return Grants((), f"no relationship: the {event.source} names no one but its writer")
+    return Grants(made, f"{event.source} by a clinician who cares for the patient")
+
+
+def _windows(
+    clinic_id: str | None, practitioner_ids: tuple[str, ...], low: int, high: int
+) -> tuple[Window, ...]:
+    made = [Window(clinic_id, None, low, high)] if clinic_id else []
+    made += [
+        Window(None, practitioner, low, high) for practitioner in sorted(set(practitioner_ids))
+    ]
+    return tuple(made)
