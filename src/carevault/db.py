@@ -127,9 +127,36 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
             yield connection
 
 
+_PINNED = threading.local()
+
+
+@contextmanager
+def pinned(engine: Engine, connection: Connection) -> Iterator[None]:
+    """While inside, this thread's reads of ``engine`` run in ``connection``'s transaction.
+
+    A transaction Bundle reads what it has just written before it commits: its reads
+    must see its writes, and must not wait for the write lock the transaction holds."""
+    previous: dict[int, Connection] = getattr(_PINNED, "connections", {})
+    _PINNED.connections = {**previous, id(engine): connection}
+    try:
+        yield
+    finally:
+        _PINNED.connections = previous
+
+
+def pinned_connection(engine: Engine) -> Connection | None:
+    """The connection this thread's reads of ``engine`` are pinned to, if any."""
+    connections: dict[int, Connection] = getattr(_PINNED, "connections", {})
+    return connections.get(id(engine))
+
+
 @contextmanager
 def read_transaction(engine: Engine) -> Iterator[Connection]:
     """A consistent read: one snapshot for everything read inside it."""
+    held = pinned_connection(engine)
+    if held is not None:
+        yield held
+        return
     with engine.connect() as connection, connection.begin():
         yield connection
 
@@ -187,7 +214,7 @@ def statement_read(engine: Engine) -> Iterator[Connection]:
     On PostgreSQL it runs in autocommit: no BEGIN and COMMIT round trips around the one
     query (a proof is one). SQLite is in-process: there it is ``read_transaction``.
     """
-    if engine.dialect.name == "sqlite":
+    if engine.dialect.name == "sqlite" or pinned_connection(engine) is not None:
         with read_transaction(engine) as connection:
             yield connection
         return

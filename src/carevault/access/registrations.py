@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from enum import StrEnum
 from typing import Any
 
@@ -21,6 +22,48 @@ from carevault.vault.tables import resource_head
 
 #: How long an answer is remembered outside writes: as stale at most as session state.
 CACHE_SECONDS = 0.5
+
+#: Failed registrations an account may make in ``FAILURE_WINDOW_SECONDS`` before it must
+#: wait: a patient mistypes once or twice; a desk that fishes for patients fails often.
+MAX_FAILURES = 5
+FAILURE_WINDOW_SECONDS = 15 * 60
+
+
+class TooManyAttempts(Exception):
+    """Too many failed registrations from this account lately (429)."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(
+            "too many registrations that matched no patient; try again later "
+            "or ask the privacy officer"
+        )
+        self.retry_after = retry_after
+
+
+class FailureCounter:
+    """Recent failed registrations per account, in this process (every failure is also
+    in the audit ledger, where the detectors see bursts across processes)."""
+
+    def __init__(self) -> None:
+        self._failures: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def check(self, account_id: str) -> None:
+        with self._lock:
+            recent = self._recent(account_id)
+            if len(recent) >= MAX_FAILURES:
+                wait = int(recent[0] + FAILURE_WINDOW_SECONDS - time.monotonic()) + 1
+                raise TooManyAttempts(max(wait, 1))
+
+    def failed(self, account_id: str) -> None:
+        with self._lock:
+            self._recent(account_id).append(time.monotonic())
+
+    def _recent(self, account_id: str) -> deque[float]:
+        found = self._failures.setdefault(account_id, deque())
+        while found and time.monotonic() - found[0] > FAILURE_WINDOW_SECONDS:
+            found.popleft()
+        return found
 
 
 class Proof(StrEnum):
@@ -37,6 +80,7 @@ class Proof(StrEnum):
 class Registrations:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self.failures = FailureCounter()
         self._answers: dict[tuple[str, bool], tuple[float, frozenset[str]]] = {}
         self._lock = threading.Lock()
 

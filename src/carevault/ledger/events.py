@@ -25,6 +25,8 @@ class Tag(StrEnum):
     FHIR_UPDATE = "fhir:resource:update"
     FHIR_DELETE = "fhir:resource:delete"
     FHIR_EXPORT = "fhir:resource:export"
+    PATIENT_REGISTERED = "fhir:patient:registered"
+    PATIENT_TRANSFERRED = "fhir:patient:transferred"
     AUDIT_READ = "audit:ledger:read"
     AUTH_SIGNED_IN = "auth:session:signed-in"
     AUTH_SIGN_IN_FAILED = "auth:session:sign-in-failed"

@@ -6,10 +6,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from carevault.access.breakglass import BreakGlassError
+from carevault.access.registrations import TooManyAttempts
 from carevault.containment.state import ContainmentActive
 from carevault.fhir.outcome import FhirError, Issue
 from carevault.fhir.query import SearchError
 from carevault.gate import AccessDenied
+from carevault.gate.registration import RegistrationInvalid
 from carevault.keys.envelope import RecordIntegrityError
 from carevault.keys.provider import KeyIntegrityError, KeyProviderUnavailable
 from carevault.keys.service import UnwrapLogUnavailable
@@ -27,6 +29,8 @@ from carevault.vault.records import (
 _STATUS: list[tuple[type[Exception], int, str]] = [
     (AccessDenied, 403, "forbidden"),
     (BreakGlassError, 400, "invalid"),
+    (RegistrationInvalid, 400, "invalid"),
+    (TooManyAttempts, 429, "throttled"),
     (AuditUnavailable, 503, "transient"),
     (ContainmentActive, 503, "transient"),
     (NotFound, 404, "not-found"),
@@ -47,7 +51,12 @@ _STATUS: list[tuple[type[Exception], int, str]] = [
 def to_fhir_error(error: Exception) -> FhirError | None:
     for kind, status, code in _STATUS:
         if isinstance(error, kind):
-            return FhirError(status, [Issue(code, str(error))])
+            headers = (
+                {"Retry-After": str(error.retry_after)}
+                if isinstance(error, TooManyAttempts)
+                else {}
+            )
+            return FhirError(status, [Issue(code, str(error))], headers)
     return None
 
 

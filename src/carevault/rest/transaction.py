@@ -15,11 +15,14 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
+from sqlalchemy import Connection
+
+from carevault.db import pinned
 from carevault.fhir.elements import walk_references
 from carevault.fhir.outcome import FhirError, Issue, bad_request, outcome
 from carevault.fhir.registry import ResourceType
 from carevault.fhir.validate import InvalidResource, parse_json, validate_resource
-from carevault.gate import Caller
+from carevault.gate import AccessDenied, Caller
 from carevault.rest import bundles
 from carevault.rest.errors import to_fhir_error, translated
 from carevault.rest.interactions import (
@@ -152,21 +155,45 @@ def _transaction(
             issues.extend(_prefixed(error, entry.index))
     if issues:
         raise FhirError(400, issues[:50])
+    gets = [entry for entry in entries if entry.method == "GET"]
+    answered: dict[int, bytes] = {}
+
+    def read_back(connection: Connection) -> None:
+        # The reads run after the writes, in their transaction: they see what was just
+        # written, and if one is refused or fails, nothing at all is written.
+        with pinned(interactions.gate.vault.engine, connection):
+            for entry in gets:
+                answered[entry.index] = _transaction_get(interactions, caller, entry, base)
+
     with translated():
-        results = interactions.gate.write(caller, [operation for _, operation in operations])
+        results = interactions.gate.write(
+            caller, [operation for _, operation in operations], within=read_back if gets else None
+        )
     responses: dict[int, bytes] = {
         entry.index: bundles.dumps({"response": write_response_entry(result, base)})
         for (entry, _), result in zip(operations, results, strict=True)
     }
+    responses.update(answered)
     for entry in entries:
-        if entry.method == "GET":
-            responses[entry.index] = _get_entry(interactions, caller, entry, base)
-        elif entry.matched_existing:
+        if entry.matched_existing:
             responses[entry.index] = bundles.dumps(
                 {"response": {"status": "200 OK", "location": entry.reference}}
             )
     ordered = [responses[entry.index] for entry in entries]
     return FhirResponse(200, bundles.response_bundle("transaction-response", ordered))
+
+
+def _transaction_get(
+    interactions: FhirInteractions, caller: Caller, entry: _Entry, base: str
+) -> bytes:
+    """A GET entry of a transaction; a refusal refuses the whole transaction."""
+    try:
+        return _get_entry(interactions, caller, entry, base)
+    except FhirError as error:
+        where = f"Bundle.entry[{entry.index}]"
+        if error.status == 403:
+            raise AccessDenied(f"{where}: {error}") from None
+        raise _entry_error(where, str(error), error.status) from None
 
 
 def _operation(entry: _Entry) -> Operation:

@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from carevault.fhir.outcome import FhirError, Issue, bad_request
-from carevault.rest import transaction
+from carevault.rest import operations, transaction
 from carevault.rest.bundles import dumps
 from carevault.rest.capability import capability_statement
 from carevault.rest.interactions import FhirResponse
@@ -135,6 +135,21 @@ async def create(type_name: str, request: Request, svc: ServicesDep, who: Caller
         prefer=request.headers.get("prefer"),
         if_none_exist=request.headers.get("if-none-exist"),
     )
+
+
+@router.post("/Patient/$register")
+async def register(request: Request, svc: ServicesDep, who: CallerDep) -> Response:
+    """Register a patient who is present at one of the caller's clinics (identifier and
+    birth date, matched through the blind index)."""
+    body = await fhir_body(request, 64 * 1024)
+    return await run(operations.register_patient, svc.fhir, who, body, base_url(request))
+
+
+@router.post("/Patient/{patient_id}/$transfer")
+async def transfer(patient_id: str, request: Request, svc: ServicesDep, who: CallerDep) -> Response:
+    """Move a patient's home clinic: a privacy officer, or the manager of both clinics."""
+    body = await fhir_body(request, 64 * 1024)
+    return await run(operations.transfer_patient, svc.fhir, who, patient_id, body)
 
 
 @router.get("/Patient/{patient_id}/$everything")

@@ -26,7 +26,7 @@ from carevault.access.registrations import Proof
 from carevault.access.scopes import Interaction, Scopes
 from carevault.clock import to_micros
 from carevault.containment.state import ContainmentActive, ContainmentState, ContainmentStore
-from carevault.db import read_transaction
+from carevault.db import pinned_connection, read_transaction
 from carevault.domain.care import DAY_US, CareWindow, Window, WriterStanding, grants
 from carevault.domain.categories import DataCategory
 from carevault.domain.policy import Actor, Decision, Target, decide, may_place
@@ -245,13 +245,22 @@ class Gate:
             yield attempt
         except AuditUnavailable:
             raise
-        except (AccessDenied, ContainmentActive) as error:
-            self.audit.record([self._event(attempt, Outcome.DENIED, reason=str(error))])
-            raise
         except Exception as error:
-            reason = str(error) if isinstance(error, NotFound | Gone) else type(error).__name__
-            self.audit.record([self._event(attempt, Outcome.FAILED, reason=reason)])
+            if pinned_connection(self.vault.engine) is not None:
+                # Part of a transaction that now rolls back: the write that holds it
+                # records the refusal once the transaction is gone.
+                raise
+            if isinstance(error, AccessDenied | ContainmentActive):
+                self.audit.record([self._event(attempt, Outcome.DENIED, reason=str(error))])
+            else:
+                reason = str(error) if isinstance(error, NotFound | Gone) else type(error).__name__
+                self.audit.record([self._event(attempt, Outcome.FAILED, reason=reason)])
             raise
+
+    def _record(self, events: Sequence[AuditEvent]) -> None:
+        """Durable before anything is returned; inside a transaction Bundle's reads (a
+        pinned transaction), part of that transaction, committed with its writes."""
+        self.audit.record(events, pinned_connection(self.vault.engine))
 
     # --- policy ----------------------------------------------------------------------------
 
@@ -384,7 +393,7 @@ class Gate:
         if shown is None:
             # Withheld as a whole (e.g. a sensitive record): indistinguishable from absent.
             raise NotFound(f"{rt.name}/{located.head.resource_id} is not known")
-        self.audit.record(
+        self._record(
             [
                 self._event(
                     attempt,
@@ -516,7 +525,7 @@ class Gate:
             )
             for pseudonym, (categories, references, decision) in by_patient.items()
         ] or [self._event(attempt, Outcome.SUCCESS, detail={"returned": []})]
-        self.audit.record(events)
+        self._record(events)
         return shown
 
     def everything(self, caller: Caller, patient_id: str) -> list[Opened]:

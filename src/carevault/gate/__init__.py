@@ -1,0 +1,20 @@
+"""The gate: the one path through which patient data is read and written.
+
+``core`` holds the gate itself (reads, searches, writes); ``registration`` the
+privileged operations that change where a patient belongs (presence-proofed
+registration at a clinic, transfer of the home clinic). The vault's decrypting
+reads are imported in this package and nowhere else (import-linter).
+"""
+
+from __future__ import annotations
+
+from carevault.gate.core import (
+    SCHEDULING_TYPES,
+    AccessDenied,
+    Caller,
+    CareSettings,
+    Gate,
+    Within,
+)
+
+__all__ = ["SCHEDULING_TYPES", "AccessDenied", "Caller", "CareSettings", "Gate", "Within"]

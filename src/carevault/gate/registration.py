@@ -1,0 +1,205 @@
+"""Changing where a patient belongs: the two privileged operations, through the gate.
+
+- **Registration at a clinic, with proof of presence** (``Patient/$register``): the
+  patient stands at the front desk of another clinic of the group and shows an
+  identifier (HKID, or their medical record number) and their birth date; both must
+  match one patient through the blind index. The clinic's staff then see the patient
+  as their own, and visits there open the record to its clinicians (domain/care.py).
+  Failed attempts are counted per account, so the desk cannot be used to fish.
+- **Transfer of the home clinic** (``Patient/$transfer``): a privacy officer, or the
+  clinic manager of both clinics, with a reason from a fixed list.
+
+Both are recorded in the audit ledger in the transaction that makes the change.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+
+from sqlalchemy import Connection
+
+from carevault.access.registrations import Proof
+from carevault.db import write_transaction
+from carevault.domain.roles import Role
+from carevault.fhir.query import parse_query
+from carevault.fhir.registry import RESOURCE_TYPES
+from carevault.gate.core import AccessDenied, Caller, Gate
+from carevault.ledger.events import Outcome, Tag
+from carevault.vault.records import Gone, Head, NotFound, ReferenceConflict, WriteResult
+from carevault.vault.search import find
+from carevault.vault.writer import Operation, Put, apply_writes
+
+HKID_SYSTEM = "http://carevault.hk/sid/hkid"
+MRN_SYSTEM = "http://carevault.hk/sid/mrn"
+_PROOF_KINDS = {HKID_SYSTEM: "hkid", MRN_SYSTEM: "mrn"}
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+#: Who registers a patient who stands in front of them.
+REGISTERING_ROLES = frozenset({Role.FRONT_DESK, Role.NURSE, Role.PHYSICIAN, Role.CLINIC_MANAGER})
+
+
+class RegistrationInvalid(ValueError):
+    """The request is malformed (400); says what to send, never echoes a value."""
+
+
+class TransferReason(StrEnum):
+    """The fixed list a transfer's reason comes from (free text could name the patient)."""
+
+    PATIENT_REQUEST = "patient-request"
+    PATIENT_MOVED = "patient-moved"
+    SERVICE_CHANGE = "service-change"
+    REGISTRATION_ERROR = "registration-error"
+
+
+@dataclass(frozen=True)
+class PresenceProof:
+    """What the patient showed: an identifier and their birth date."""
+
+    system: str
+    value: str
+    birth_date: str
+
+    def check(self) -> None:
+        if self.system not in _PROOF_KINDS:
+            raise RegistrationInvalid(
+                f"the identifier's system must be {HKID_SYSTEM} or {MRN_SYSTEM}"
+            )
+        if not self.value.strip() or len(self.value) > 64:
+            raise RegistrationInvalid("the identifier's value must be 1-64 characters")
+        if not _DATE.match(self.birth_date):
+            raise RegistrationInvalid("birthDate must be a full date, YYYY-MM-DD")
+
+
+def register(gate: Gate, caller: Caller, proof: PresenceProof, clinic_id: str | None) -> str:
+    """Register the patient who showed ``proof`` at one of the caller's clinics; the
+    patient's id. NotFound (and a counted failure) if no one patient matches."""
+    with gate._attempt(caller, Tag.PATIENT_REGISTERED, "Patient") as attempt:
+        actor = caller.actor
+        if actor is None or actor.role not in REGISTERING_ROLES or not actor.account_id:
+            raise AccessDenied("only clinic staff register a patient who is present")
+        if gate.access is None:
+            raise AccessDenied("access control is not configured")
+        clinic = clinic_id or (next(iter(actor.clinic_ids)) if len(actor.clinic_ids) == 1 else "")
+        if clinic not in actor.clinic_ids:
+            raise AccessDenied("a patient can be registered only at one of your clinics")
+        proof.check()
+        attempt.detail.update({"clinic": clinic, "proof": _PROOF_KINDS[proof.system]})
+        gate.access.registrations.failures.check(actor.account_id)
+        matches = _matching(gate, caller, proof)
+        if len(matches) != 1:
+            gate.access.registrations.failures.failed(actor.account_id)
+            if matches:
+                raise ReferenceConflict(
+                    "more than one patient matches; ask the privacy officer to merge them"
+                )
+            raise NotFound("no patient matches the identifier and birth date given")
+        (head,) = matches
+        assert head.patient_pseudonym is not None  # noqa: S101 - every Patient has one
+        attempt.patient_pseudonym = head.patient_pseudonym
+        attempt.resource_id = head.resource_id
+        with write_transaction(gate.vault.engine) as connection:
+            added = gate.access.registrations.register(
+                connection,
+                head.patient_pseudonym,
+                clinic,
+                by=caller.principal,
+                proof=Proof.PRESENCE,
+                now_us=gate.access.now_us(),
+            )
+            event = gate._event(
+                attempt,
+                Outcome.SUCCESS,
+                reason="registered on proof of presence" if added else "already registered",
+            )
+            gate.audit.record([event], connection)
+        return head.resource_id
+
+
+def _matching(gate: Gate, caller: Caller, proof: PresenceProof) -> list[Head]:
+    """Live patients whose identifier and birth date both match (blind index, then the
+    exact birth date, which needs the candidates opened: logged as registration)."""
+    query = parse_query(
+        RESOURCE_TYPES["Patient"],
+        [("identifier", f"{proof.system}|{proof.value}"), ("birthdate", proof.birth_date)],
+        strict=True,
+        zone=gate.care.zone,
+        default_count=2,
+        max_count=2,
+    )
+    found, _ = find(
+        gate.vault,
+        query,
+        principal=caller.principal,
+        purpose="registration",
+        restrict=None,
+        candidate_limit=gate.candidate_limit,
+    )
+    return [item.head for item in found if not item.head.deleted]
+
+
+def transfer(
+    gate: Gate, caller: Caller, patient_id: str, destination: str, reason: str
+) -> WriteResult:
+    """Move a patient's home clinic to ``destination``, as a privacy officer or the
+    clinic manager of both clinics, for one of the fixed reasons."""
+    patient_type = RESOURCE_TYPES["Patient"]
+    with gate._attempt(caller, Tag.PATIENT_TRANSFERRED, "Patient", patient_id) as attempt:
+        try:
+            why = TransferReason(reason)
+        except ValueError:
+            raise RegistrationInvalid(
+                f"reason must be one of {', '.join(item.value for item in TransferReason)}"
+            ) from None
+        located = gate.vault.locate("Patient", patient_id)
+        if located.head.deleted:
+            raise Gone(f"Patient/{patient_id} was deleted")
+        attempt.patient_pseudonym = located.head.patient_pseudonym
+        source = located.head.clinic_id
+        attempt.detail.update({"from": source, "to": destination, "reason": why.value})
+        actor = caller.actor
+        allowed = (
+            actor is None
+            or actor.role is Role.PRIVACY_OFFICER
+            or (
+                actor.role is Role.CLINIC_MANAGER
+                and source is not None
+                and {source, destination} <= actor.clinic_ids
+            )
+        )
+        if not allowed:
+            raise AccessDenied(
+                "a transfer needs a privacy officer, or the clinic manager of both clinics"
+            )
+        if destination == source:
+            raise RegistrationInvalid("the patient's home clinic is already the destination")
+        if gate.vault.locate("Organization", destination).head.deleted:
+            raise Gone(f"Organization/{destination} was deleted")
+        [opened] = gate._open(caller, [located])
+        resource = json.loads(opened.body or b"{}")
+        resource["managingOrganization"] = {"reference": f"Organization/{destination}"}
+        moved = Put(patient_type, patient_id, resource, if_match=located.head.version_id)
+
+        def before_commit(connection: Connection, results: list[WriteResult]) -> None:
+            (result,) = results
+            written = gate._write_event(attempt, moved, result, None, None)
+            event = gate._event(attempt, Outcome.SUCCESS, reason=f"transfer: {why.value}")
+            gate.audit.record([written, event], connection)
+
+        def keep_source(
+            connection: Connection, operation: Operation, head: Head, stored: Head | None
+        ) -> None:
+            if stored is None or stored.clinic_id != source:
+                raise NotFound(f"Patient/{patient_id} changed while it was being transferred")
+
+        [result] = apply_writes(
+            gate.vault,
+            [moved],
+            principal=caller.principal,
+            purpose="transfer",
+            before_commit=before_commit,
+            authorize=keep_source,
+        )
+        return result
