@@ -1,0 +1,161 @@
+"""Two clinics of a group, their staff with real tokens, and a patient of each: the
+setting in which an insider of one clinic tries to reach the other clinic's patients.
+
+Tuen Mun (``clinic-tm``) is the insider's clinic; Tsuen Wan (``clinic-tw``) the other.
+Each patient has a visit at their home clinic (so its clinicians care for them), an HKID
+and a birth date (what they would show at a front desk), and an observation.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+from carevault.bootstrap import Services
+from carevault.domain.roles import Role
+from carevault.ledger.events import AuditEvent, Tag
+from carevault.web.app import create_app
+from tests.support.client import FHIR_JSON, FhirTestClient
+from tests.support.staff import Staff, make_staff
+
+TM, TW = "clinic-tm", "clinic-tw"
+HKID_SYSTEM = "http://carevault.hk/sid/hkid"
+TODAY = date.today()
+
+
+@dataclass(frozen=True)
+class Patient:
+    id: str
+    hkid: str
+    birth_date: str
+    observation: str
+
+
+@dataclass
+class Group:
+    services: Services
+    web: FhirTestClient
+    desk_tm: Staff
+    doctor_tm: Staff
+    desk_tw: Staff
+    doctor_tw: Staff
+    officer: Staff
+    tm_patient: Patient
+    tw_patient: Patient
+
+    def call(self, who: Staff, method: str, path: str, body: Any = None) -> Any:
+        headers = dict(who.headers)
+        if body is None:
+            return self.web.request(method, path, headers=headers)
+        headers.update(FHIR_JSON)
+        return self.web.request(method, path, content=json.dumps(body), headers=headers)
+
+    def events(self, tag: Tag | None = None) -> list[AuditEvent]:
+        found = [
+            AuditEvent.from_canonical(data)
+            for _, data in self.services.audit_ledger.store.entries()
+        ]
+        return [event for event in found if tag is None or event.tag == tag]
+
+
+def encounter(
+    patient: str, clinic: str, practitioner: str | None = None, day: date = TODAY
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "resourceType": "Encounter",
+        "status": "finished",
+        "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
+        "subject": {"reference": f"Patient/{patient}"},
+        "serviceProvider": {"reference": f"Organization/{clinic}"},
+        "period": {"start": f"{day.isoformat()}T09:00:00+08:00"},
+    }
+    if practitioner:
+        body["participant"] = [{"individual": {"reference": f"Practitioner/{practitioner}"}}]
+    return body
+
+
+def observation(patient: str, text: str = "HbA1c 7.2 %") -> dict[str, Any]:
+    return {
+        "resourceType": "Observation",
+        "status": "final",
+        "code": {"text": text},
+        "subject": {"reference": f"Patient/{patient}"},
+    }
+
+
+def care_team(patient: str, member: str, clinic: str | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "resourceType": "CareTeam",
+        "status": "active",
+        "subject": {"reference": f"Patient/{patient}"},
+        "participant": [{"member": {"reference": f"Practitioner/{member}"}}],
+    }
+    if clinic:
+        body["managingOrganization"] = [{"reference": f"Organization/{clinic}"}]
+    return body
+
+
+def referral(patient: str, performer: str) -> dict[str, Any]:
+    return {
+        "resourceType": "ServiceRequest",
+        "status": "active",
+        "intent": "order",
+        "code": {"text": "endocrinology review"},
+        "subject": {"reference": f"Patient/{patient}"},
+        "authoredOn": f"{TODAY.isoformat()}T09:00:00+08:00",
+        "performer": [{"reference": performer}],
+    }
+
+
+def _created(api: FhirTestClient, body: dict[str, Any]) -> str:
+    response = api.post_json(f"/fhir/{body['resourceType']}", body)
+    assert response.status_code == 201, response.text
+    created: str = response.json()["id"]
+    return created
+
+
+def _patient(api: FhirTestClient, clinic: str, family: str, hkid: str, born: str) -> Patient:
+    patient = _created(
+        api,
+        {
+            "resourceType": "Patient",
+            "identifier": [{"system": HKID_SYSTEM, "value": hkid}],
+            "name": [{"family": family, "given": ["Siu Ming"]}],
+            "telecom": [{"system": "phone", "value": "+852 9123 4567"}],
+            "birthDate": born,
+            "managingOrganization": {"reference": f"Organization/{clinic}"},
+        },
+    )
+    _created(api, encounter(patient, clinic, day=TODAY - timedelta(days=1)))
+    return Patient(patient, hkid, born, _created(api, observation(patient)))
+
+
+def build_group(services: Services, api: FhirTestClient) -> Iterator[Group]:
+    """The group, its staff and patients (written by the system, as seeding does)."""
+    for clinic in (TM, TW):
+        api.put_json(
+            f"/fhir/Organization/{clinic}",
+            {"resourceType": "Organization", "id": clinic, "name": clinic},
+        )
+    for practitioner in ("dr-tm", "dr-tw", "dr-other"):
+        api.put_json(
+            f"/fhir/Practitioner/{practitioner}",
+            {"resourceType": "Practitioner", "id": practitioner, "name": [{"family": "Wong"}]},
+        )
+    tm_patient = _patient(api, TM, "Chan", "A123456(3)", "1970-03-14")
+    tw_patient = _patient(api, TW, "Lee", "C668668(9)", "1982-11-02")
+    with FhirTestClient(create_app(services.settings, services)) as web:
+        yield Group(
+            services=services,
+            web=web,
+            desk_tm=make_staff(services, Role.FRONT_DESK, [TM]),
+            doctor_tm=make_staff(services, Role.PHYSICIAN, [TM], "dr-tm"),
+            desk_tw=make_staff(services, Role.FRONT_DESK, [TW]),
+            doctor_tw=make_staff(services, Role.PHYSICIAN, [TW], "dr-tw"),
+            officer=make_staff(services, Role.PRIVACY_OFFICER, [TM, TW]),
+            tm_patient=tm_patient,
+            tw_patient=tw_patient,
+        )

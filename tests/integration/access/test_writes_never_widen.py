@@ -1,0 +1,401 @@
+"""Writes never widen access: each hole an insider with an ordinary login found through
+writes, sent as they sent it, and what now answers (issue 9). On SQLite and PostgreSQL.
+
+A change is allowed only on what is stored as well as on what is sent; old versions keep
+the patient and clinic they had; a written record never opens a patient's record to its
+writer; a transaction's refused read writes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from carevault.bootstrap import Services
+from carevault.domain.roles import Role
+from carevault.ledger.events import Outcome, Tag
+from tests.integration.access.group import (
+    HKID_SYSTEM,
+    TM,
+    TODAY,
+    TW,
+    Group,
+    build_group,
+    care_team,
+    encounter,
+    observation,
+    referral,
+)
+from tests.support.client import FhirTestClient
+from tests.support.staff import make_staff
+
+
+@pytest.fixture
+def group(services: Services, api: FhirTestClient) -> Iterator[Group]:
+    yield from build_group(services, api)
+
+
+def _register_body(hkid: str, born: str, clinic: str | None = None) -> dict[str, Any]:
+    parameters: list[dict[str, Any]] = [
+        {"name": "identifier", "valueIdentifier": {"system": HKID_SYSTEM, "value": hkid}},
+        {"name": "birthDate", "valueDate": born},
+    ]
+    if clinic:
+        parameters.append(
+            {"name": "clinic", "valueReference": {"reference": f"Organization/{clinic}"}}
+        )
+    return {"resourceType": "Parameters", "parameter": parameters}
+
+
+def _transfer_body(destination: str, reason: str) -> dict[str, Any]:
+    return {
+        "resourceType": "Parameters",
+        "parameter": [
+            {"name": "destination", "valueReference": {"reference": f"Organization/{destination}"}},
+            {"name": "reason", "valueCode": reason},
+        ],
+    }
+
+
+# --- updates are judged on what is stored ------------------------------------------------------
+
+
+@pytest.mark.parametrize("keeps_clinic", [False, True], ids=["moves-clinic", "keeps-clinic"])
+def test_a_front_desk_cannot_take_over_another_clinics_patient_by_update(
+    group: Group, keeps_clinic: bool
+) -> None:
+    patient = group.tw_patient.id
+    assert group.call(group.desk_tm, "GET", f"/fhir/Patient/{patient}").status_code == 403
+    hijack: dict[str, Any] = {
+        "resourceType": "Patient",
+        "id": patient,
+        "name": [{"family": "Hijacked"}],
+    }
+    if not keeps_clinic:
+        hijack["managingOrganization"] = {"reference": f"Organization/{TM}"}
+
+    response = group.call(group.desk_tm, "PUT", f"/fhir/Patient/{patient}", hijack)
+
+    assert response.status_code == 403
+    own = group.call(group.desk_tw, "GET", f"/fhir/Patient/{patient}")
+    assert own.status_code == 200
+    assert own.json()["name"][0]["family"] == "Lee"
+    assert own.json()["meta"]["versionId"] == "1"
+    (denied,) = [e for e in group.events(Tag.FHIR_UPDATE) if e.outcome is Outcome.DENIED]
+    assert denied.principal == f"staff:{group.desk_tm.account.username}"
+    assert "Hijacked" not in denied.canonical().decode()
+
+
+def test_a_physician_cannot_move_an_observation_to_his_own_patient(group: Group) -> None:
+    observation_id = group.tw_patient.observation
+    path = f"/fhir/Observation/{observation_id}"
+    assert group.call(group.doctor_tm, "GET", path).status_code == 403
+    moved = {**observation(group.tm_patient.id, "HbA1c 7.2 %"), "id": observation_id}
+
+    response = group.call(group.doctor_tm, "PUT", path, moved)
+
+    assert response.status_code == 403
+    assert group.call(group.doctor_tm, "GET", f"{path}/_history/1").status_code == 403
+    treating = group.call(group.doctor_tw, "GET", path)
+    assert treating.status_code == 200
+    assert treating.json()["subject"]["reference"] == f"Patient/{group.tw_patient.id}"
+
+
+def test_no_update_moves_a_record_to_another_patient_even_with_rights_on_both(
+    group: Group,
+) -> None:
+    both = make_staff(group.services, Role.PHYSICIAN, [TM, TW], "dr-other")
+    observation_id = group.tw_patient.observation
+    moved = {**observation(group.tm_patient.id), "id": observation_id}
+
+    response = group.call(both, "PUT", f"/fhir/Observation/{observation_id}", moved)
+
+    assert response.status_code == 403
+    assert "another patient" in response.json()["issue"][0]["diagnostics"]
+    assert group.call(both, "GET", f"/fhir/Observation/{observation_id}").json()["subject"] == {
+        "reference": f"Patient/{group.tw_patient.id}"
+    }
+
+
+def test_a_patient_update_without_a_clinic_keeps_the_home_clinic(group: Group) -> None:
+    patient = group.tw_patient.id
+    current = group.call(group.desk_tw, "GET", f"/fhir/Patient/{patient}").json()
+    current.pop("managingOrganization")
+    current["telecom"] = [{"system": "phone", "value": "+852 9000 0000"}]
+
+    response = group.call(group.desk_tw, "PUT", f"/fhir/Patient/{patient}", current)
+
+    assert response.status_code == 200, response.text
+    assert response.json()["managingOrganization"] == {"reference": f"Organization/{TW}"}
+
+
+# --- old versions keep the facts they had --------------------------------------------------------
+
+
+def test_a_transferred_patients_old_versions_stay_with_the_old_clinic(group: Group) -> None:
+    patient = group.tw_patient.id
+    moved = group.call(
+        group.officer,
+        "POST",
+        f"/fhir/Patient/{patient}/$transfer",
+        _transfer_body(TM, "patient-moved"),
+    )
+    assert moved.status_code == 200, moved.text
+
+    assert group.call(group.desk_tw, "GET", f"/fhir/Patient/{patient}").status_code == 403
+    assert group.call(group.desk_tm, "GET", f"/fhir/Patient/{patient}").status_code == 200
+    assert (
+        group.call(group.desk_tm, "GET", f"/fhir/Patient/{patient}/_history/1").status_code == 403
+    )
+    history = group.call(group.desk_tm, "GET", f"/fhir/Patient/{patient}/_history").json()
+    assert [entry["resource"]["meta"]["versionId"] for entry in history["entry"]] == ["2"]
+    (transferred,) = [
+        e for e in group.events(Tag.PATIENT_TRANSFERRED) if e.outcome is Outcome.SUCCESS
+    ]
+    assert transferred.detail | {"from": TW, "to": TM, "reason": "patient-moved"} == (
+        transferred.detail
+    )
+
+
+@pytest.mark.parametrize(
+    ("who", "clinics", "reason", "status"),
+    [
+        (Role.FRONT_DESK, [TM, TW], "patient-moved", 403),
+        (Role.CLINIC_MANAGER, [TM], "patient-moved", 403),
+        (Role.CLINIC_MANAGER, [TM, TW], "patient-moved", 200),
+        (Role.PRIVACY_OFFICER, [TM], "because I say so", 400),
+    ],
+)
+def test_only_an_officer_or_the_manager_of_both_clinics_transfers_a_patient(
+    group: Group, who: Role, clinics: list[str], reason: str, status: int
+) -> None:
+    caller = make_staff(group.services, who, clinics)
+    patient = group.tw_patient.id
+
+    response = group.call(
+        caller, "POST", f"/fhir/Patient/{patient}/$transfer", _transfer_body(TM, reason)
+    )
+
+    assert response.status_code == status, response.text
+    home = group.call(group.desk_tw, "GET", f"/fhir/Patient/{patient}").status_code
+    assert home == (403 if status == 200 else 200)
+
+
+# --- a write never opens a record to its writer --------------------------------------------------
+
+
+def test_an_encounter_at_ones_own_clinic_opens_nothing_for_another_clinics_patient(
+    group: Group,
+) -> None:
+    patient = group.tw_patient
+    visit = encounter(patient.id, TM, "dr-tm")
+
+    created = group.call(group.doctor_tm, "POST", "/fhir/Encounter", visit)
+
+    assert created.status_code == 201, created.text
+    assert group.call(group.doctor_tm, "GET", f"/fhir/Patient/{patient.id}").status_code == 403
+    found = group.call(group.doctor_tm, "GET", f"/fhir/Observation?patient={patient.id}").json()
+    assert found["total"] == 0
+    (written,) = [e for e in group.events(Tag.FHIR_CREATE) if e.resource_id == created.json()["id"]]
+    assert written.detail["care"]["opens"] == []
+    assert "not registered" in written.detail["care"]["reason"]
+
+
+def test_an_appointment_booked_at_ones_own_location_opens_nothing(group: Group) -> None:
+    patient = group.tw_patient.id
+    booking = {
+        "resourceType": "Appointment",
+        "status": "booked",
+        "start": f"{TODAY.isoformat()}T10:00:00+08:00",
+        "end": f"{TODAY.isoformat()}T10:15:00+08:00",
+        "participant": [
+            {"actor": {"reference": f"Patient/{patient}"}, "status": "accepted"},
+            {"actor": {"reference": f"Organization/{TM}"}, "status": "accepted"},
+        ],
+    }
+
+    created = group.call(group.desk_tm, "POST", "/fhir/Appointment", booking)
+
+    assert created.status_code == 201, created.text
+    assert group.call(group.doctor_tm, "GET", f"/fhir/Patient/{patient}").status_code == 403
+
+
+def test_a_record_cannot_be_placed_at_another_clinic(group: Group) -> None:
+    patient = group.tm_patient.id
+
+    response = group.call(group.desk_tm, "POST", "/fhir/Encounter", encounter(patient, TW))
+
+    assert response.status_code == 403
+    assert "your clinics" in response.json()["issue"][0]["diagnostics"]
+
+
+def test_a_care_team_written_by_someone_without_care_opens_nothing(group: Group) -> None:
+    patient = group.tw_patient.id
+    team = care_team(patient, "dr-tm", TM)
+
+    created = group.call(group.doctor_tm, "POST", "/fhir/CareTeam", team)
+
+    assert created.status_code == 201, created.text
+    assert group.call(group.doctor_tm, "GET", f"/fhir/Patient/{patient}").status_code == 403
+
+
+def test_a_care_team_with_no_period_vouches_for_one_care_window_only(group: Group) -> None:
+    patient = group.tw_patient
+    team = care_team(patient.id, "dr-tm")
+
+    created = group.call(group.doctor_tw, "POST", "/fhir/CareTeam", team)
+
+    assert created.status_code == 201, created.text
+    path = f"/fhir/Observation/{patient.observation}"
+    assert group.call(group.doctor_tm, "GET", path).status_code == 200
+    (written,) = [e for e in group.events(Tag.FHIR_CREATE) if e.resource_id == created.json()["id"]]
+    (opened,) = written.detail["care"]["opens"]
+    assert opened["practitioner"] == "Practitioner/dr-tm"
+    window = group.services.settings.care_days_after * 86_400 * 1_000_000
+    assert opened["until"] <= written.at_us + window
+
+
+def test_a_vouching_never_opens_more_for_its_writer(group: Group) -> None:
+    patient = group.tw_patient.id
+    team = care_team(patient, "dr-tw", TW)
+
+    created = group.call(group.doctor_tw, "POST", "/fhir/CareTeam", team)
+
+    assert created.status_code == 201
+    (written,) = [e for e in group.events(Tag.FHIR_CREATE) if e.resource_id == created.json()["id"]]
+    assert written.detail["care"]["opens"] == []
+
+
+def test_a_referral_by_the_treating_doctor_opens_the_record_to_the_doctor_referred_to(
+    group: Group,
+) -> None:
+    patient = group.tw_patient
+    path = f"/fhir/Observation/{patient.observation}"
+    by_stranger = group.call(
+        group.doctor_tm, "POST", "/fhir/ServiceRequest", referral(patient.id, "Practitioner/dr-tm")
+    )
+    assert by_stranger.status_code == 403  # writing an order needs a care relationship
+    assert group.call(group.doctor_tm, "GET", path).status_code == 403
+
+    by_treating = group.call(
+        group.doctor_tw, "POST", "/fhir/ServiceRequest", referral(patient.id, "Practitioner/dr-tm")
+    )
+
+    assert by_treating.status_code == 201, by_treating.text
+    assert group.call(group.doctor_tm, "GET", path).status_code == 200
+
+
+# --- registration at a new clinic needs the patient's presence ----------------------------------
+
+
+def test_registering_a_present_patient_opens_them_to_the_new_clinic(group: Group) -> None:
+    patient = group.tw_patient
+    wrong = group.call(
+        group.desk_tm, "POST", "/fhir/Patient/$register", _register_body(patient.hkid, "1982-11-03")
+    )
+    assert wrong.status_code == 404
+    assert group.call(group.desk_tm, "GET", f"/fhir/Patient/{patient.id}").status_code == 403
+
+    registered = group.call(
+        group.desk_tm,
+        "POST",
+        "/fhir/Patient/$register",
+        _register_body("c 668668 9", patient.birth_date, TM),
+    )
+
+    assert registered.status_code == 200, registered.text
+    shown = registered.json()
+    assert shown["id"] == patient.id
+    assert "identifier" not in shown  # the front desk cannot read HKIDs back
+    assert group.call(group.desk_tm, "GET", f"/fhir/Patient/{patient.id}").status_code == 200
+    assert (
+        group.call(group.doctor_tm, "GET", f"/fhir/Observation/{patient.observation}").status_code
+        == 403
+    )
+    visit = group.call(group.desk_tm, "POST", "/fhir/Encounter", encounter(patient.id, TM))
+    assert visit.status_code == 201
+    assert (
+        group.call(group.doctor_tm, "GET", f"/fhir/Observation/{patient.observation}").status_code
+        == 200
+    )
+    outcomes = [e.outcome for e in group.events(Tag.PATIENT_REGISTERED)]
+    assert outcomes == [Outcome.FAILED, Outcome.SUCCESS]
+
+
+def test_a_desk_fishing_for_patients_is_stopped(group: Group) -> None:
+    guesses = [f"1982-11-{day:02d}" for day in range(3, 9)]
+    statuses = [
+        group.call(
+            group.desk_tm,
+            "POST",
+            "/fhir/Patient/$register",
+            _register_body(group.tw_patient.hkid, born),
+        )
+        for born in guesses
+    ]
+
+    assert [response.status_code for response in statuses] == [404] * 5 + [429]
+    assert int(statuses[-1].headers["retry-after"]) > 0
+
+
+def test_registration_at_a_clinic_one_does_not_work_at_is_refused(group: Group) -> None:
+    patient = group.tm_patient
+    response = group.call(
+        group.desk_tm,
+        "POST",
+        "/fhir/Patient/$register",
+        _register_body(patient.hkid, patient.birth_date, TW),
+    )
+
+    assert response.status_code == 403
+    assert group.call(group.desk_tw, "GET", f"/fhir/Patient/{patient.id}").status_code == 403
+
+
+# --- a transaction is all or nothing, reads included ---------------------------------------------
+
+
+def test_a_transaction_with_a_forbidden_read_writes_nothing(group: Group) -> None:
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {
+                "resource": {"resourceType": "Patient", "name": [{"family": "Smuggled"}]},
+                "request": {"method": "POST", "url": "Patient"},
+            },
+            {"request": {"method": "GET", "url": f"Patient/{group.tw_patient.id}"}},
+        ],
+    }
+
+    response = group.call(group.desk_tm, "POST", "/fhir", bundle)
+
+    assert response.status_code == 403
+    found = group.call(group.desk_tm, "GET", "/fhir/Patient?family=Smuggled").json()
+    assert found["total"] == 0
+    desk = f"staff:{group.desk_tm.account.username}"
+    created = [e for e in group.events(Tag.FHIR_CREATE) if e.principal == desk]
+    assert [e.outcome for e in created] == [Outcome.DENIED]
+
+
+def test_a_transactions_reads_see_its_writes(group: Group) -> None:
+    patient = group.tm_patient.id
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {
+                "fullUrl": "urn:uuid:0f7a3c52-7a56-4f2f-9d1e-2c1c3b1f0a11",
+                "resource": encounter(patient, TM),
+                "request": {"method": "POST", "url": "Encounter"},
+            },
+            {"request": {"method": "GET", "url": f"Encounter?patient={patient}"}},
+        ],
+    }
+
+    response = group.call(group.desk_tm, "POST", "/fhir", bundle)
+
+    assert response.status_code == 200, response.text
+    _, searched = response.json()["entry"]
+    assert searched["resource"]["total"] == 2  # the visit of yesterday and this one
