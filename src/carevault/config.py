@@ -68,6 +68,11 @@ class Settings(BaseSettings):
         ge=1,
         description="Most resources a search may decrypt to sort or filter on encrypted values.",
     )
+    max_decrypts_per_request: int = Field(
+        default=20_000,
+        ge=1,
+        description="Most records one request (a batch or transaction included) may decrypt.",
+    )
 
     # Sign-in and tokens
     token_signing_key_path: Path | None = Field(

@@ -13,8 +13,17 @@ from carevault.gate.core import (
     AccessDenied,
     Caller,
     CareSettings,
+    DecryptionBudget,
     Gate,
     Within,
 )
 
-__all__ = ["SCHEDULING_TYPES", "AccessDenied", "Caller", "CareSettings", "Gate", "Within"]
+__all__ = [
+    "SCHEDULING_TYPES",
+    "AccessDenied",
+    "Caller",
+    "CareSettings",
+    "DecryptionBudget",
+    "Gate",
+    "Within",
+]

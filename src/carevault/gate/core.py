@@ -11,6 +11,7 @@ vault's decrypting reads are imported here and nowhere else (import-linter).
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -43,7 +44,15 @@ from carevault.fhir.registry import RESOURCE_TYPES, ResourceType
 from carevault.ledger.events import AuditEvent, Outcome, Tag
 from carevault.ledger.trail import AuditTrail, AuditUnavailable
 from carevault.vault.opening import open_sealed
-from carevault.vault.records import Gone, Head, NotFound, Opened, Sealed, WriteResult
+from carevault.vault.records import (
+    Gone,
+    Head,
+    NotFound,
+    Opened,
+    RequestTooCostly,
+    Sealed,
+    WriteResult,
+)
 from carevault.vault.search import find
 from carevault.vault.store import Vault
 from carevault.vault.writer import Delete, Operation, Put, apply_writes
@@ -77,6 +86,30 @@ class AccessDenied(Exception):
     """The policy refused (403); the reason names the rule, never the data."""
 
 
+class DecryptionBudget:
+    """How many records one request may still decrypt. A batch or transaction shares one
+    budget across its entries, so no single request can make the server open the whole
+    store (each search is also bounded by the candidate limit)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.spent = 0
+        self._lock = threading.Lock()
+
+    def remaining(self) -> int:
+        with self._lock:
+            return self.limit - self.spent
+
+    def spend(self, count: int) -> None:
+        with self._lock:
+            if self.spent + count > self.limit:
+                raise RequestTooCostly(
+                    f"this request would decrypt more than {self.limit} records, the most one "
+                    "request may; split it or narrow its searches"
+                )
+            self.spent += count
+
+
 @dataclass(frozen=True)
 class Caller:
     """Who is asking, from where, and why (a FHIR PurposeOfUse code).
@@ -93,6 +126,8 @@ class Caller:
     session_id: str | None = None
     client_id: str | None = None
     scopes: Scopes | None = None
+    #: What this request may still decrypt; None for the system itself.
+    budget: DecryptionBudget | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -324,6 +359,8 @@ class Gate:
         )
 
     def _open(self, caller: Caller, items: Sequence[Sealed]) -> list[Opened]:
+        if caller.budget is not None:
+            caller.budget.spend(sum(1 for item in items if item.sealed is not None))
         return open_sealed(self.vault, items, principal=caller.principal, purpose=caller.purpose)
 
     # --- reads -----------------------------------------------------------------------------
@@ -445,6 +482,7 @@ class Gate:
                 purpose=caller.purpose,
                 restrict=restrict,
                 candidate_limit=self.candidate_limit,
+                on_open=caller.budget.spend if caller.budget is not None else None,
                 keep=keep,
             )
             sealed = [item for item in found if isinstance(item, Sealed)]

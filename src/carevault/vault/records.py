@@ -101,3 +101,7 @@ def head_from_row(mapping: RowMapping) -> Head:
 
 class SearchTooCostly(SearchError):
     """The search would open more records than allowed; narrow it."""
+
+
+class RequestTooCostly(SearchTooCostly):
+    """The request has decrypted as many records as one request may; narrow it."""

@@ -39,12 +39,14 @@ def find(
     restrict: Restriction,
     candidate_limit: int,
     keep: Callable[[Opened], bool] | None = None,
+    on_open: Callable[[int], None] | None = None,
 ) -> tuple[list[Sealed | Opened], int]:
     """The requested page (sealed, or opened when filtering needed it) and the total.
 
     ``keep`` filters opened records on what only decryption shows (the gate uses it
     for sensitive records); with it, every candidate is opened so the total counts
-    only what is kept.
+    only what is kept. ``on_open`` is told how many candidates are about to be opened
+    (the gate charges them to the request's budget; it may refuse).
     """
     conditions = _conditions(vault, query)
     if restrict is not None:
@@ -63,6 +65,8 @@ def find(
             f"this search would open more than {candidate_limit} records; "
             "narrow it (for example by patient)"
         )
+    if on_open is not None:
+        on_open(len(row_ids))
     opened = open_sealed(vault, vault.locate_rows(row_ids), principal=principal, purpose=purpose)
     matching = [
         item for item in opened if _dates_match(vault, query, item) and (keep is None or keep(item))

@@ -11,7 +11,7 @@ from carevault.access.control import Unauthenticated
 from carevault.bootstrap import Services
 from carevault.clock import to_micros
 from carevault.fhir.outcome import FhirError, Issue
-from carevault.gate import Caller
+from carevault.gate import Caller, DecryptionBudget
 from carevault.ledger.events import AuditEvent, Outcome, Tag
 
 #: Headers no response to a bad token should be without (RFC 6750 §3).
@@ -62,6 +62,7 @@ def authenticate(svc: Services, request: Request) -> Caller:
             {"WWW-Authenticate": _CHALLENGE},
         ) from None
     return Caller(
+        budget=DecryptionBudget(svc.settings.max_decrypts_per_request),
         principal=who.actor.principal,
         source_address=source,
         user_agent=agent,

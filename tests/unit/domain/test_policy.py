@@ -230,3 +230,15 @@ def test_granted_and_withheld_split_what_was_asked(
     for category in decision.granted:
         single = decide(actor(role), right, [category], target(cell, break_glass=glass))
         assert single.allowed
+
+
+@pytest.mark.parametrize("role", list(Role))
+def test_a_patients_record_is_placed_only_at_the_writers_clinics(role: Role) -> None:
+    from carevault.domain.policy import may_place
+    from carevault.domain.roles import GROUP_WIDE
+
+    actor = Actor("staff:someone", role, frozenset({"clinic-a"}))
+
+    assert may_place(actor, "clinic-a")
+    assert may_place(actor, None)
+    assert may_place(actor, "clinic-b") is (role in GROUP_WIDE)

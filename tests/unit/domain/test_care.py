@@ -1,0 +1,144 @@
+"""Where a care relationship may come from (domain/care.py): each rule, and properties
+that hold for any record, any registrations and any writer."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from carevault.domain.care import (
+    DAY_US,
+    LONGEST_VISIT_US,
+    VOUCHED,
+    CareEvent,
+    CareSource,
+    CareWindow,
+    WriterStanding,
+    grants,
+)
+
+WINDOW = CareWindow(30 * DAY_US, 90 * DAY_US)
+NOW = 1_800_000_000 * 1_000_000
+STAFF = WriterStanding(
+    system=False, has_relationship=False, practitioner_id="me", clinic_ids=frozenset({"tm"})
+)
+CARING = WriterStanding(
+    system=False, has_relationship=True, practitioner_id="me", clinic_ids=frozenset({"tm"})
+)
+SYSTEM = WriterStanding(system=True, has_relationship=False)
+
+
+def visit(
+    clinic: str | None = "tm", starts: int | None = NOW, ends: int | None = None
+) -> CareEvent:
+    return CareEvent(CareSource.VISIT, clinic, ("dr-a",), starts, ends)
+
+
+def test_a_visit_where_the_patient_is_registered_opens_the_clinic_and_its_practitioners() -> None:
+    made = grants(visit(), frozenset({"tm"}), STAFF, NOW, WINDOW)
+
+    assert [(w.clinic_id, w.practitioner_id) for w in made.windows] == [
+        ("tm", None),
+        (None, "dr-a"),
+    ]
+    assert {(w.valid_from_us, w.valid_until_us) for w in made.windows} == {
+        (NOW - WINDOW.before_us, NOW + WINDOW.after_us)
+    }
+    assert made.register is None
+
+
+def test_a_visit_elsewhere_opens_nothing_for_staff() -> None:
+    made = grants(visit(), frozenset({"tw"}), CARING, NOW, WINDOW)
+
+    assert made.windows == ()
+    assert "not registered" in made.reason
+
+
+def test_a_visit_the_system_loads_registers_the_patient_there() -> None:
+    made = grants(visit(), frozenset({"tw"}), SYSTEM, NOW, WINDOW)
+
+    assert made.register == "tm"
+    assert made.windows
+
+
+def test_a_visit_that_lasts_for_years_counts_as_a_month_at_most() -> None:
+    made = grants(visit(ends=NOW + 5 * 365 * DAY_US), frozenset({"tm"}), STAFF, NOW, WINDOW)
+
+    assert max(w.valid_until_us for w in made.windows) == NOW + LONGEST_VISIT_US + WINDOW.after_us
+
+
+def test_a_care_team_needs_a_writer_who_cares() -> None:
+    team = CareEvent(CareSource.CARE_TEAM, None, ("dr-b",), None, None)
+
+    assert grants(team, frozenset({"tm"}), STAFF, NOW, WINDOW).windows == ()
+    (opened,) = grants(team, frozenset({"tm"}), CARING, NOW, WINDOW).windows
+    assert opened.practitioner_id == "dr-b"
+    assert opened.valid_until_us == NOW + WINDOW.after_us
+
+
+def test_a_referral_to_the_writers_own_clinic_or_self_opens_nothing() -> None:
+    own = CareEvent(CareSource.REFERRAL, "tm", ("me",), NOW, None)
+
+    made = grants(own, frozenset({"tm"}), CARING, NOW, WINDOW)
+
+    assert made.windows == ()
+
+
+def test_a_care_team_that_ended_long_ago_opens_nothing() -> None:
+    team = CareEvent(CareSource.CARE_TEAM, None, ("dr-b",), NOW - 400 * DAY_US, NOW - 200 * DAY_US)
+
+    assert grants(team, frozenset({"tm"}), CARING, NOW, WINDOW).windows == ()
+
+
+TIMES = st.none() | st.integers(min_value=0, max_value=4_000_000_000 * 1_000_000)
+CLINICS = st.sampled_from(["tm", "tw", "yl"])
+EVENTS = st.builds(
+    CareEvent,
+    source=st.sampled_from(list(CareSource)),
+    clinic_id=st.none() | CLINICS,
+    practitioner_ids=st.lists(st.sampled_from(["me", "dr-a", "dr-b"]), max_size=3).map(tuple),
+    starts_us=TIMES,
+    ends_us=TIMES,
+)
+STANDINGS = st.builds(
+    WriterStanding,
+    system=st.just(False),
+    has_relationship=st.booleans(),
+    practitioner_id=st.just("me"),
+    clinic_ids=st.frozensets(CLINICS, max_size=2),
+)
+
+
+@given(EVENTS, st.frozensets(CLINICS), STANDINGS, TIMES.filter(lambda t: t is not None))
+def test_staff_writes_never_register_and_never_open_unregistered_clinics(
+    event: CareEvent, registered: frozenset[str], writer: WriterStanding, written: int | None
+) -> None:
+    assert written is not None
+    made = grants(event, registered, writer, written, WINDOW)
+
+    assert made.register is None
+    for window in made.windows:
+        assert window.valid_from_us <= window.valid_until_us
+        if event.source not in VOUCHED:
+            assert window.clinic_id is None or window.clinic_id in registered
+            assert event.clinic_id in registered
+
+
+@given(
+    EVENTS.filter(lambda e: e.source in VOUCHED),
+    st.frozensets(CLINICS),
+    STANDINGS,
+    st.integers(0, 4_000_000_000 * 1_000_000),
+)
+def test_a_vouching_is_for_someone_else_for_one_care_window_from_when_it_is_written(
+    event: CareEvent, registered: frozenset[str], writer: WriterStanding, written: int
+) -> None:
+    made = grants(event, registered, writer, written, WINDOW)
+
+    if not writer.has_relationship:
+        assert made.windows == ()
+    for window in made.windows:
+        assert window.practitioner_id != writer.practitioner_id
+        assert window.clinic_id not in writer.clinic_ids
+        assert written - WINDOW.before_us <= window.valid_from_us
+        assert window.valid_until_us <= written + WINDOW.after_us
