@@ -14,8 +14,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from carevault.domain.categories import DataCategory
-from carevault.domain.policy import Actor, Target, decide
-from carevault.domain.roles import Right, Role
+from carevault.domain.policy import Actor, Target, decide, may_place
+from carevault.domain.roles import GROUP_WIDE, Right, Role
 
 CELLS = ("same clinic, care", "same clinic, no care", "other clinic, care", "other clinic, no care")
 
@@ -234,9 +234,6 @@ def test_granted_and_withheld_split_what_was_asked(
 
 @pytest.mark.parametrize("role", list(Role))
 def test_a_patients_record_is_placed_only_at_the_writers_clinics(role: Role) -> None:
-    from carevault.domain.policy import may_place
-    from carevault.domain.roles import GROUP_WIDE
-
     actor = Actor("staff:someone", role, frozenset({"clinic-a"}))
 
     assert may_place(actor, "clinic-a")
