@@ -11,6 +11,8 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from collections.abc import Collection
+from contextlib import nullcontext
 from enum import StrEnum
 from typing import Any
 
@@ -142,6 +144,37 @@ class Registrations:
                 self._answers.clear()
             self._answers[key] = (moment, found)
         return found
+
+    def prefetch(self, pseudonyms: Collection[str], reading: Connection | None = None) -> None:
+        """Look up the registrations of many patients at once (a page of search results),
+        so that deciding on each record of the page needs no query of its own."""
+        wanted = sorted(set(pseudonyms))
+        if len(wanted) < 2:
+            return
+        homes: dict[str, set[str]] = {pseudonym: set() for pseudonym in wanted}
+        extras: dict[str, set[str]] = {pseudonym: set() for pseudonym in wanted}
+        home_query = select(resource_head.c.patient_pseudonym, resource_head.c.clinic_id).where(
+            resource_head.c.resource_type == "Patient",
+            resource_head.c.patient_pseudonym.in_(wanted),
+        )
+        extra_query = select(
+            patient_registration.c.patient_pseudonym, patient_registration.c.clinic_id
+        ).where(patient_registration.c.patient_pseudonym.in_(wanted))
+        held = read_transaction(self.engine) if reading is None else nullcontext(reading)
+        with held as connection:
+            for pseudonym, clinic in connection.execute(home_query):
+                if clinic:
+                    homes[pseudonym].add(str(clinic))
+            for pseudonym, clinic in connection.execute(extra_query):
+                extras[pseudonym].add(str(clinic))
+        moment = time.monotonic()
+        with self._lock:
+            if len(self._answers) > 50_000:
+                self._answers.clear()
+            for pseudonym in wanted:
+                extra = frozenset(extras[pseudonym])
+                self._answers[(pseudonym, False)] = (moment, extra)
+                self._answers[(pseudonym, True)] = (moment, extra | homes[pseudonym])
 
     def register(
         self,

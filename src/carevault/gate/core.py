@@ -515,6 +515,10 @@ class Gate:
         self, caller: Caller, attempt: _Attempt, items: Sequence[Opened]
     ) -> list[Opened]:
         """Per-record decisions for a page of records, then one audit entry per patient."""
+        if self.access is not None and caller.actor is not None:
+            self.access.registrations.prefetch(
+                [item.head.patient_pseudonym for item in items if item.head.patient_pseudonym]
+            )
         decisions: dict[tuple[str | None, str | None, str], Decision] = {}
         decided: list[tuple[Opened, Decision]] = []
         for item in items:
