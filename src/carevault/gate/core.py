@@ -344,19 +344,27 @@ class Gate:
             raise AccessDenied(decision.reason)
         return decision
 
-    def _visible(self, rt: ResourceType, item: Opened, decision: Decision) -> Opened | None:
-        """``item`` cut to the granted categories; None if it must not be shown at all."""
-        if item.body is None or not (decision.withheld & possible_categories(rt)):
-            return item
+    def _visible(
+        self, rt: ResourceType, item: Opened, decision: Decision
+    ) -> tuple[Opened, frozenset[DataCategory]] | None:
+        """``item`` cut to the granted categories, and the categories it then shows (what
+        the audit entry names: what left, not what might have); None if it must not be
+        shown at all."""
+        if item.body is None:
+            return item, frozenset()
         resource = json.loads(item.body)
-        shown = subset(rt, resource, decision.granted)
+        shown = (
+            subset(rt, resource, decision.granted)
+            if decision.withheld & possible_categories(rt)
+            else resource
+        )
         if shown is None:
             return None
+        present = frozenset(element_categories(rt, shown))
         if shown is resource:
-            return item
-        return Opened(
-            item.head, json.dumps(shown, ensure_ascii=False, separators=(",", ":")).encode()
-        )
+            return item, present
+        body = json.dumps(shown, ensure_ascii=False, separators=(",", ":")).encode()
+        return Opened(item.head, body), present
 
     def _open(self, caller: Caller, items: Sequence[Sealed]) -> list[Opened]:
         if caller.budget is not None:
@@ -426,16 +434,17 @@ class Gate:
             decision = self._decide_read(
                 caller, rt, located.head, plain_read=attempt.tag is Tag.FHIR_READ
             )
-        shown = self._visible(rt, self._open(caller, [located])[0], decision)
-        if shown is None:
+        visible = self._visible(rt, self._open(caller, [located])[0], decision)
+        if visible is None:
             # Withheld as a whole (e.g. a sensitive record): indistinguishable from absent.
             raise NotFound(f"{rt.name}/{located.head.resource_id} is not known")
+        shown, categories = visible
         self._record(
             [
                 self._event(
                     attempt,
                     Outcome.SUCCESS,
-                    categories=decision.granted,
+                    categories=categories,
                     decision=decision,
                     reason=decision.reason,
                 )
@@ -536,21 +545,38 @@ class Gate:
         *,
         versioned: bool = False,
     ) -> list[Opened]:
-        """Records cut to what each decision grants, then one audit entry per patient
-        naming the categories actually shown and the records (``versioned``: the versions)
-        returned; durable before anything is returned."""
-        shown: list[Opened] = []
-        by_patient: dict[str | None, tuple[set[DataCategory], list[str], Decision]] = {}
+        """Records cut to what each decision grants, then their audit entries."""
+        cut = self._cut(decided)
+        self._record_shown(attempt, cut, versioned=versioned)
+        return [item for item, _, _ in cut]
+
+    def _cut(
+        self, decided: Sequence[tuple[Opened, Decision]]
+    ) -> list[tuple[Opened, Decision, frozenset[DataCategory]]]:
+        """Each record cut to what its decision grants, with the categories it shows;
+        records withheld as a whole are left out."""
+        cut: list[tuple[Opened, Decision, frozenset[DataCategory]]] = []
         for item, decision in decided:
-            rt = RESOURCE_TYPES[item.head.resource_type]
-            visible = self._visible(rt, item, decision)
-            if visible is None:
-                continue
-            shown.append(visible)
+            visible = self._visible(RESOURCE_TYPES[item.head.resource_type], item, decision)
+            if visible is not None:
+                cut.append((visible[0], decision, visible[1]))
+        return cut
+
+    def _record_shown(
+        self,
+        attempt: _Attempt,
+        shown: Sequence[tuple[Opened, Decision, frozenset[DataCategory]]],
+        *,
+        versioned: bool = False,
+    ) -> None:
+        """One audit entry per patient naming the categories actually shown and the records
+        (``versioned``: the versions) returned; durable before anything is returned."""
+        by_patient: dict[str | None, tuple[set[DataCategory], list[str], Decision]] = {}
+        for item, decision, present in shown:
             categories, references, _ = by_patient.setdefault(
                 item.head.patient_pseudonym, (set(), [], decision)
             )
-            categories.update(decision.granted & possible_categories(rt))
+            categories.update(present)
             references.append(
                 f"{item.head.reference}/_history/{item.head.version_id}"
                 if versioned
@@ -568,9 +594,12 @@ class Gate:
             for pseudonym, (categories, references, decision) in by_patient.items()
         ] or [self._event(attempt, Outcome.SUCCESS, detail={"returned": []})]
         self._record(events)
-        return shown
 
-    def everything(self, caller: Caller, patient_id: str) -> list[Opened]:
+    def everything(
+        self, caller: Caller, patient_id: str, *, offset: int = 0, count: int | None = None
+    ) -> tuple[list[Opened], int]:
+        """One page of the patient's compartment the caller may read, and how many records
+        it holds in all; only the page is opened, returned and recorded."""
         patient_type = RESOURCE_TYPES["Patient"]
         with self._attempt(caller, Tag.FHIR_EVERYTHING, "Patient", patient_id) as attempt:
             self._scope(caller, patient_type, Interaction.READ)
@@ -578,34 +607,51 @@ class Gate:
             attempt.patient_pseudonym = located.head.patient_pseudonym
             if located.head.deleted:
                 raise Gone(f"Patient/{patient_id} was deleted")
-            self._decide_read(caller, patient_type, located.head)
             assert located.head.patient_pseudonym is not None  # noqa: S101 - every Patient has one
-            compartment = [
-                located,
-                *(
-                    item
-                    for item in self.vault.locate_compartment(located.head.patient_pseudonym)
-                    if item.head.row_id != located.head.row_id and self._may_read(caller, item)
-                ),
-            ]
-            return self._show_many(caller, attempt, self._open(caller, compartment))
+            decided = [(located, self._decide_read(caller, patient_type, located.head))]
+            for item in self.vault.locate_compartment(located.head.patient_pseudonym):
+                if item.head.row_id != located.head.row_id:
+                    decision = self._may_read(caller, item)
+                    if decision is not None:
+                        decided.append((item, decision))
+            end = None if count is None else offset + count
+            if self._hides_whole_records(caller):
+                # Some records may be withheld whole once opened (sensitive ones): open them
+                # all so that the total counts only what may be shown, then page.
+                opened = self._open(caller, [item for item, _ in decided])
+                cut = self._cut(list(zip(opened, [d for _, d in decided], strict=True)))
+                page, total = cut[offset:end], len(cut)
+            else:
+                chosen = decided[offset:end]
+                opened = self._open(caller, [item for item, _ in chosen])
+                page = self._cut(list(zip(opened, [d for _, d in chosen], strict=True)))
+                total = len(decided)
+            self._record_shown(attempt, page)
+            return [item for item, _, _ in page], total
 
-    def _may_read(self, caller: Caller, item: Sealed) -> bool:
+    def _hides_whole_records(self, caller: Caller) -> bool:
+        """Whether some records are withheld from ``caller`` as a whole once opened."""
+        if caller.actor is None:
+            return False
+        probe = decide(caller.actor, Right.READ, frozenset(DataCategory), Target(None, frozenset()))
+        return DataCategory.SENSITIVE_CLINICAL in probe.withheld
+
+    def _may_read(self, caller: Caller, item: Sealed) -> Decision | None:
+        """The decision on ``item`` if the caller may read it (scopes and policy); else None."""
         rt = RESOURCE_TYPES[item.head.resource_type]
         if caller.scopes is not None and not caller.scopes.allows(rt.name, Interaction.READ):
-            return False
+            return None
         try:
-            self._decide_read(caller, rt, item.head)
+            return self._decide_read(caller, rt, item.head)
         except AccessDenied:
-            return False
-        return True
+            return None
 
     def include(self, caller: Caller, references: Sequence[tuple[str, str]]) -> list[Opened]:
         """Directory resources (no one's patient data) that returned records refer to."""
         located = [
             item
             for item in self.vault.locate_many(references)
-            if item.head.patient_pseudonym is None and self._may_read(caller, item)
+            if item.head.patient_pseudonym is None and self._may_read(caller, item) is not None
         ]
         with self._attempt(caller, Tag.FHIR_READ, None) as attempt:
             return self._show_many(caller, attempt, self._open(caller, located)) if located else []

@@ -157,11 +157,10 @@ class FhirInteractions:
     ) -> FhirResponse:
         count, offset = _paging(params, self.search_settings.max_count)
         with translated():
-            items = self.gate.everything(caller, checked_id(patient_id))
-            referenced = self.gate.include(caller, _outside_references(items))
-        everything = [*items, *referenced]
-        total = len(everything)
-        page = everything[offset : offset + count] if count is not None else everything[offset:]
+            page, total = self.gate.everything(
+                caller, checked_id(patient_id), offset=offset, count=count
+            )
+            referenced = self.gate.include(caller, _outside_references(page))
         links = bundles.paging_links(
             f"{base}/Patient/{patient_id}/$everything",
             [],
@@ -169,7 +168,9 @@ class FhirInteractions:
             offset=offset,
             total=total,
         )
-        return FhirResponse(200, bundles.searchset(base, page, total=total, links=links))
+        return FhirResponse(
+            200, bundles.searchset(base, [*page, *referenced], total=total, links=links)
+        )
 
     # --- writes ----------------------------------------------------------------------------
 

@@ -68,7 +68,7 @@ def stored(settings: Settings) -> Stored:
         compartments = {
             pid: {
                 (item.head.resource_type, item.head.resource_id): _body(item.body)
-                for item in services.gate.everything(CALLER, pid)
+                for item in services.gate.everything(CALLER, pid)[0]
             }
             for pid in patient_ids[:COMPARTMENTS]
         }
