@@ -23,9 +23,9 @@ from carevault.sim.attack.attacker import Attacker
 from carevault.sim.attack.spec import Scenario, check_dates
 from carevault.sim.elements import at
 from carevault.sim.loader import already_seeded, seed_clinic_group
+from carevault.sim.workload.run import Simulation
 from carevault.sim.workload.timeline import SimClock
 from carevault.sim.workload.world import build_world
-from carevault.sim.workload.run import Simulation
 
 MARKER = "sim-world.json"
 RUN_FILE = "run.json"
@@ -88,6 +88,9 @@ def run(services: Services, clock: SimClock, request: RunRequest) -> dict[str, A
                 "description": attacker.scenario.description,
                 "kind": attacker.scenario.kind,
                 "source": attacker.scenario.source,
+                "method": attacker.scenario.what.method,
+                "per_hour": attacker.scenario.what.per_hour,
+                "per_day": attacker.scenario.what.per_day,
                 **(attacker.truth.as_json() if attacker.truth else {}),
             }
             for attacker in attackers

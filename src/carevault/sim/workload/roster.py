@@ -84,18 +84,21 @@ def roster(group: ClinicGroup, day: date, absent: frozenset[str] = frozenset()) 
             if gp is not None:
                 add(clinic.id, gp)
             for role in ("nurse", "front_desk", "pharmacist"):
-                members = group.members(clinic.id, role)
-                if members:
-                    add(clinic.id, members[day.toordinal() % len(members)])
+                rota = group.members(clinic.id, role)
+                if rota:
+                    add(clinic.id, rota[day.toordinal() % len(rota)])
             continue
         for member in group.members(clinic.id, "physician"):
             if works_at(member, day) == clinic.id:
                 add(clinic.id, member)
         for role in ("nurse", "front_desk", "pharmacist", "clinic_manager"):
-            members = [m for m in group.members(clinic.id, role) if works_at(m, day) == clinic.id]
+            members: list[StaffMember] = [
+                m for m in group.members(clinic.id, role) if works_at(m, day) == clinic.id
+            ]
             if kind is DayKind.SATURDAY:
                 members = [m for m in members if _stable(f"sat:{m.username}:{day}") % 2 == 0]
-                members = members if role != "clinic_manager" else []
+                if role == "clinic_manager":
+                    members = []
             for member in members:
                 add(clinic.id, member)
     if kind is DayKind.WEEKDAY:

@@ -14,6 +14,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import Any
 
 from carevault.sim.codes import SPECIALITIES
 from carevault.sim.facts import StaffMember
@@ -94,8 +95,8 @@ class World:
         return [member for member in self.group.staff if member.role == role]
 
 
-def _building(address: dict[str, object]) -> str:
-    lines = [str(line) for line in address.get("line", []) or []]  # type: ignore[union-attr]
+def _building(address: dict[str, Any]) -> str:
+    lines = [str(line) for line in address.get("line") or []]
     first = _FLAT.sub("", lines[0]) if lines else ""
     return " | ".join(part for part in (first, *lines[1:], str(address.get("district"))) if part)
 
