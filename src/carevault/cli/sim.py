@@ -69,6 +69,12 @@ def run(
     seed_value: Annotated[int, typer.Option("--seed", help="Seed of the synthetic data.")] = 7,
     scenarios: ScenariosOption = None,
     no_attacks: Annotated[bool, typer.Option("--no-attacks", help="Normal work only.")] = False,
+    visit_scale: Annotated[
+        float,
+        typer.Option(
+            min=0.01, max=1000, help="Visits relative to the seeded history (small groups: more)."
+        ),
+    ] = 1.0,  # fmt: skip
     out: Annotated[
         Path | None,
         typer.Option(help="Folder for run.json and ground-truth.json (default: HOME/sim-run)."),
@@ -91,7 +97,7 @@ def run(
     clock = start_clock(first)
     services = build_services(settings, clock=clock)
     folder = _run_folder(settings.home, out)
-    request = RunRequest(first, days, patients, seed_value, loaded, folder)
+    request = RunRequest(first, days, patients, seed_value, loaded, folder, visit_scale)
     try:
         typer.echo(f"home {prepare(services, request, settings.home)}: {settings.home}")
         summary = run_simulation(services, clock, request)

@@ -40,6 +40,8 @@ class RunRequest:
     seed: int
     scenarios: Sequence[Scenario]
     out: Path
+    #: Visits relative to what the seeded history gives (small test groups need more).
+    visit_scale: float = 1.0
 
 
 def start_clock(start: date) -> SimClock:
@@ -75,7 +77,14 @@ def run(services: Services, clock: SimClock, request: RunRequest) -> dict[str, A
     world = build_world(request.seed, request.patients, request.start)
     attackers = [Attacker(scenario, wall) for scenario in request.scenarios]
     simulation = Simulation(
-        services, world, clock, request.start, request.days, request.seed, attackers
+        services,
+        world,
+        clock,
+        request.start,
+        request.days,
+        request.seed,
+        attackers,
+        request.visit_scale,
     )
     simulation.run()
     summary = simulation.summary()

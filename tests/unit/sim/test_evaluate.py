@@ -37,9 +37,7 @@ BULK = {
     "role": "physician",
     "client": "clinic-desk",
     "per_day": 2000,
-    "accesses": [
-        access(f"2026-03-10T11:0{n}:00Z", [100 + n], 1, wall=float(n)) for n in range(5)
-    ],
+    "accesses": [access(f"2026-03-10T11:0{n}:00Z", [100 + n], 1, wall=float(n)) for n in range(5)],
     "patients": [patient(n, f"2026-03-10T11:0{n}:00Z") for n in range(5)],
     "unwraps": [],
 }
@@ -148,8 +146,14 @@ def test_the_run_counts_false_alerts_on_attack_free_weeks_per_clinic() -> None:
         alert("q2", "2026-03-05T03:00:00Z", account="fd.good", action="suspend"),
         # Week of 9 March is attacked: its false alert does not count towards the rate.
         alert("w1", "2026-03-11T03:00:00Z", account="rn.other"),
-        alert("hit", "2026-03-10T11:03:00Z", account="dr.bad", action="suspend",
-              severity="high", patient_count=4),  # fmt: skip
+        alert(
+            "hit",
+            "2026-03-10T11:03:00Z",
+            account="dr.bad",
+            action="suspend",
+            severity="high",
+            patient_count=4,
+        ),  # fmt: skip
     ]
     score = score_run(TRUTH, RUN, alerts)
     assert score.attack_free_weeks == ["2026-03-02"]

@@ -60,6 +60,8 @@ class Visits:
     lab_orders: list[tuple[PatientCard, str]]
     #: Insured patients seen, for the month-end billing run: (card, clinic, speciality, day).
     seen: list[tuple[PatientCard, BookedVisit]]
+    #: Consultations held (the run reports them per day).
+    consultations: int = 0
 
     def activity(self, visit: BookedVisit) -> Activity:
         room, rng = self.room, self.room.rng
@@ -93,6 +95,7 @@ class Visits:
     def _consult(self, desk: Desk, card: PatientCard, visit: BookedVisit) -> Activity:
         room, rng = self.room, self.room.rng
         patient = card.patient_id
+        self.consultations += 1
         desk.read("Patient", patient)
         yield rng.uniform(10, 40)
         desk.search("Condition", [("patient", patient)])

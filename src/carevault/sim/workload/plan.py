@@ -89,8 +89,12 @@ def visit_start(rng: random.Random, day: date, kind: DayKind) -> datetime:
 
 
 class Planner:
-    def __init__(self, world: World, rng: random.Random, run_start: date) -> None:
+    def __init__(
+        self, world: World, rng: random.Random, run_start: date, scale: float = 1.0
+    ) -> None:
         self.world = world
+        #: More (or fewer) visits than the history gives: a small test group needs some.
+        self.scale = scale
         self.rng = rng
         self.run_start = run_start
         self.book = AppointmentBook()
@@ -116,7 +120,7 @@ class Planner:
 
     def plan_day(self, day: date, duty: Roster, already: int) -> list[Booking]:
         """Bookings for visits on ``day``, on top of ``already`` booked ones."""
-        mean = max(daily_mean(self.world, day) - already, 0.0)
+        mean = max(daily_mean(self.world, day) * self.scale - already, 0.0)
         count = int(mean) + (1 if self.rng.random() < mean - int(mean) else 0)
         cards = self.rng.choices(self._population, weights=self._weights, k=count)
         made = []

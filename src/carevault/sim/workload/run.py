@@ -22,7 +22,7 @@ from carevault.clock import to_micros
 from carevault.sim.elements import at
 from carevault.sim.workload import office
 from carevault.sim.workload.calendar import DayKind, day_kind, is_working_day, month_end
-from carevault.sim.workload.clinic import Visits, lab_results
+from carevault.sim.workload.clinic import Visits, lab_results, until
 from carevault.sim.workload.lookalikes import Lookalikes, plan_lookalikes
 from carevault.sim.workload.plan import BOOKING_LEAD_DAYS, Booking, Planner, visit_start
 from carevault.sim.workload.roster import (
@@ -36,7 +36,7 @@ from carevault.sim.workload.roster import (
     works_at,
 )
 from carevault.sim.workload.staffroom import Staffroom
-from carevault.sim.workload.timeline import SimClock, Timeline
+from carevault.sim.workload.timeline import Activity, SimClock, Timeline
 from carevault.sim.workload.world import BookedVisit, PatientCard, World
 
 SYSTEM = "system:simulator"
@@ -78,6 +78,7 @@ class Simulation:
     days: int
     seed: int
     attacks: Sequence[Attack] = ()
+    visit_scale: float = 1.0
     figures: list[DayFigures] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -89,7 +90,7 @@ class Simulation:
         self.room = Staffroom(
             self.services, self.world, self.rng, roster(self.world.group, self.start)
         )
-        self.planner = Planner(self.world, self.rng, self.start)
+        self.planner = Planner(self.world, self.rng, self.start, self.visit_scale)
         self.lab_orders: list[tuple[PatientCard, str]] = []
         self.insured_seen: list[tuple[PatientCard, BookedVisit]] = []
         self.visits = Visits(self.room, self._follow_up, self.lab_orders, self.insured_seen)
@@ -137,13 +138,14 @@ class Simulation:
         duty = self.duty(day)
         self.room.new_day(duty)
         self.room.requests = self.room.refused = 0
+        held = self.visits.consultations
         self._plan_ahead(day)
         visits = self._visits_of(day, duty)
         visits = self.lookalikes.schedule(self, day, visits)
         for visit in visits:
             self.timeline.start(visit.start - timedelta(minutes=15), self.visits.activity(visit))
         for booking in self.planner.book.to_make.pop(day, []):
-            self.timeline.start(booking.book_at, office.make_booking(self.room, booking))
+            self.timeline.start(booking.book_at, self._booked_then_seen(booking, day))
         if duty.kind is not DayKind.ROTA:
             for clinic in self.world.group.clinics:
                 moment = office.opening(day, self.rng.randint(0, 25))
@@ -164,7 +166,7 @@ class Simulation:
                 day=day.isoformat(),
                 kind=duty.kind.value,
                 holiday=duty.kind is DayKind.ROTA and day.weekday() != 6,
-                visits=len(visits),
+                visits=self.visits.consultations - held,
                 requests=self.room.requests,
                 refused=self.room.refused,
                 ledger_entries=self.services.audit_ledger.store.head()[0] - audit_before,
@@ -189,6 +191,15 @@ class Simulation:
         seeded = [visit for visit in self.world.booked if visit.start.date() == day]
         made = [b.visit() for b in self.planner.book.by_visit_day.pop(day, [])]
         return sorted([*seeded, *(v for v in made if v is not None)], key=lambda v: v.start)
+
+    def _booked_then_seen(self, booking: Booking, day: date) -> Activity:
+        """A booking; if it is for today (a walk-in, a same-day call), the visit follows."""
+        yield from office.make_booking(self.room, booking)
+        visit = booking.visit()
+        if visit is None or visit.start.date() != day:
+            return
+        yield until(self.clock.now, visit.start - timedelta(minutes=15))
+        yield from self.visits.activity(visit)
 
     def _follow_up(self, card: PatientCard, visit: BookedVisit) -> None:
         """Booked at checkout for a day the same physician works there, weeks ahead."""
