@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 from datetime import date
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from carevault.cli.common import HomeOption, app, fail, settings_for
+
+if TYPE_CHECKING:
+    from carevault.sim.workload.run import DayFigures
 
 sim_app = typer.Typer(
     help="Simulate the group's normal work with attacks injected, and score the detectors.",
@@ -100,7 +103,7 @@ def run(
     request = RunRequest(first, days, patients, seed_value, loaded, folder, visit_scale)
     try:
         typer.echo(f"home {prepare(services, request, settings.home)}: {settings.home}")
-        summary = run_simulation(services, clock, request)
+        summary = run_simulation(services, clock, request, _print_day)
     except (ValueError, LookupError, ScenarioError) as error:
         raise fail(str(error)) from None
     finally:
@@ -111,6 +114,13 @@ def run(
         f"({summary['ledger_entries_per_day']:,.0f} a day), {len(loaded)} scenarios"
     )
     typer.echo(f"run and ground truth: {folder}")
+
+
+def _print_day(figures: DayFigures) -> None:
+    typer.echo(
+        f"{figures.day} {figures.kind:<8} {figures.visits:>5} visits {figures.requests:>7,} "
+        f"requests {figures.ledger_entries:>7,} ledger entries {figures.wall_seconds:>7.1f} s"
+    )
 
 
 @sim_app.command("evaluate")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -23,7 +23,7 @@ from carevault.sim.attack.attacker import Attacker
 from carevault.sim.attack.spec import Scenario, check_dates
 from carevault.sim.elements import at
 from carevault.sim.loader import already_seeded, seed_clinic_group
-from carevault.sim.workload.run import Simulation
+from carevault.sim.workload.run import DayFigures, Simulation
 from carevault.sim.workload.timeline import SimClock
 from carevault.sim.workload.world import build_world
 
@@ -70,7 +70,12 @@ def prepare(services: Services, request: RunRequest, home: Path) -> str:
     return "seeded"
 
 
-def run(services: Services, clock: SimClock, request: RunRequest) -> dict[str, Any]:
+def run(
+    services: Services,
+    clock: SimClock,
+    request: RunRequest,
+    progress: Callable[[DayFigures], None] | None = None,
+) -> dict[str, Any]:
     for scenario in request.scenarios:
         check_dates(scenario, request.start, request.days)
     wall = time.perf_counter()
@@ -85,6 +90,7 @@ def run(services: Services, clock: SimClock, request: RunRequest) -> dict[str, A
         request.seed,
         attackers,
         request.visit_scale,
+        progress,
     )
     simulation.run()
     summary = simulation.summary()

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, Protocol
@@ -79,6 +79,8 @@ class Simulation:
     seed: int
     attacks: Sequence[Attack] = ()
     visit_scale: float = 1.0
+    #: Told each day's figures as the day ends (the command line prints them).
+    progress: Callable[[DayFigures], None] | None = None
     figures: list[DayFigures] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -174,6 +176,8 @@ class Simulation:
                 wall_seconds=round(time.perf_counter() - wall, 2),
             )
         )
+        if self.progress is not None:
+            self.progress(self.figures[-1])
 
     # --- the appointment book ----------------------------------------------------------------
 
