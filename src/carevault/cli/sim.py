@@ -153,6 +153,8 @@ def evaluate(
     run_summary = json.loads((folder / RUN_FILE).read_text())
     if alerts is not None:
         found = detection.alerts_from_file(alerts)
+    elif not detection.engine_installed():
+        raise fail(detection.NOT_INSTALLED, 3)
     else:
         from carevault.bootstrap import build_services
 

@@ -20,8 +20,14 @@ import pytest
 from carevault.bootstrap import Services, build_services
 from carevault.clock import to_micros
 from carevault.ledger.events import AuditEvent
+from carevault.sim.attack.attacker import Attacker
+from carevault.sim.attack.spec import parse
 from carevault.sim.elements import at
 from carevault.sim.runner import RUN_FILE, TRUTH_FILE, RunRequest, prepare, run, start_clock
+from carevault.sim.workload.desk import Desk, Reply
+from carevault.sim.workload.run import Simulation
+from carevault.sim.workload.timeline import SimClock
+from carevault.sim.workload.world import build_world
 from tests.conftest import BACKENDS, make_settings
 from tests.integration.seeding.conftest import schema_url
 from tests.integration.sim.scenarios import SCENARIOS
@@ -170,3 +176,51 @@ def test_a_key_unwrap_outside_the_gate_is_recorded_only_in_the_unwrap_ledger(
         assert document["key_id"] == unwrap["pseudonym"]
     audit = [event for _, event in simulated.events()]
     assert not any(event.principal == "system:backup-agent" for event in audit)
+
+
+def test_an_attacker_whose_account_is_suspended_stops_and_the_truth_ends_there(
+    simulated: SimulatedRun,
+) -> None:
+    """A day after the run: a stolen account is suspended after three patients, as an
+    automatic response would; the attacker is refused from then on and gets no more."""
+    services = simulated.services
+    scenario = parse(
+        {
+            "scenario": {"name": "suspended", "description": "cut off", "kind": "gate"},
+            "who": {"account": "stolen", "role": "nurse"},
+            "when": {"days": [1], "from_hour": 20, "to_hour": 23},
+            "where": {"source_address": "203.0.113.77"},
+            "what": {
+                "patients": ["one-clinic"],
+                "method": "read",
+                "per_hour": 60,
+                "per_day": 20,
+            },  # fmt: skip
+        },
+        "suspended.toml",
+    )
+    given: list[str] = []
+
+    def respond(desk: Desk, request: str, reply: Reply | None) -> None:
+        if reply is not None and reply.ok:
+            given.append(request)
+            if len(given) == 3 and desk.account is not None:
+                services.admin.suspend("detector:test", desk.account.username, reason="test")
+
+    day = START + timedelta(days=DAYS)
+    clock = SimClock(at(day, time(0, 0)))
+    attacker = Attacker(scenario, 0.0, [respond])
+    world = build_world(5, PATIENTS, START)
+    replay = build_services(services.settings, clock=clock)
+    try:
+        Simulation(replay, world, clock, day, 1, 6, [attacker]).run()
+    finally:
+        replay.close()
+    assert attacker.truth is not None
+    truth = attacker.truth.as_json()
+    assert len(truth["patients"]) == 3
+    assert attacker.stopped
+    refused = [a for a in truth["accesses"] if a["status"] == 401]
+    assert len(refused) == 1 and refused[0]["given"] == []
+    suspended_at = refused[0]["at"]
+    assert all(p["first_given_at"] < suspended_at for p in truth["patients"])

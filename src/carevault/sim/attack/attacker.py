@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+from collections.abc import Sequence
 from datetime import date, time, timedelta
 from typing import TYPE_CHECKING
 
@@ -24,7 +25,7 @@ from carevault.sim.attack.targets import pick_targets
 from carevault.sim.attack.truth import GroundTruth
 from carevault.sim.elements import at
 from carevault.sim.facts import StaffMember
-from carevault.sim.workload.desk import STAFF_SCOPE, Desk, Device
+from carevault.sim.workload.desk import STAFF_SCOPE, Desk, Device, Watcher
 from carevault.sim.workload.roster import (
     BOOKING_APP,
     BOOKING_SCOPE,
@@ -47,8 +48,12 @@ def _stable(text: str) -> int:
 
 
 class Attacker:
-    def __init__(self, scenario: Scenario, wall_start: float) -> None:
+    def __init__(
+        self, scenario: Scenario, wall_start: float, watchers: Sequence[Watcher] = ()
+    ) -> None:
         self.scenario = scenario
+        #: Also told of each request (e.g. a test acting as a detector's response).
+        self.watchers = list(watchers)
         self.name = scenario.name
         self.wall_start = wall_start
         self.member: StaffMember | None = None
@@ -105,6 +110,7 @@ class Attacker:
         if self.desk is None:
             self.desk = self._open_desk(run)
             self.truth.watch(self.desk)
+            self.desk.watchers.extend(self.watchers)
             self.targets = pick_targets(scenario, run, self.member)
         if not self.desk.sign_in():
             self.stopped = True
