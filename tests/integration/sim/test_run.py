@@ -114,6 +114,8 @@ def test_a_day_of_work_is_done_by_staff_acting_as_themselves(simulated: Simulate
     assert all(len(seen) == 1 for seen in devices.values())
     signed_in = [e for e in events if e.tag == "auth:session:signed-in"]
     assert signed_in and all(e.principal and e.principal.startswith("staff:") for e in signed_in)
+    slots = [e for e in events if e.resource_type == "Slot" and e.tag == "fhir:resource:update"]
+    assert slots, "bookings in the published week take a Slot"
     lab = [e for e in events if e.principal == "client:lab-interface"]
     assert all(e.role == "integration" for e in lab)
 

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import date, datetime, time, timedelta
+from typing import Any
 
 from carevault.sim.elements import at
 from carevault.sim.facts import StaffMember
 from carevault.sim.workload import forms
 from carevault.sim.workload.clinic import created_id, lookup
+from carevault.sim.workload.desk import Desk
 from carevault.sim.workload.plan import Booking
 from carevault.sim.workload.staffroom import Staffroom
 from carevault.sim.workload.timeline import Activity
@@ -34,6 +36,7 @@ def make_booking(room: Staffroom, booking: Booking) -> Activity:
     else:
         lookup(room.rng, desk, booking.card)
     yield room.rng.uniform(15, 60)
+    slot = _free_slot(room, desk, booking)
     reply = desk.create(
         forms.appointment(
             booking.card.patient_id,
@@ -43,9 +46,39 @@ def make_booking(room: Staffroom, booking: Booking) -> Activity:
             booking.start,
             booking.end,
             room.services.clock(),
+            slot_id=str(slot["id"]) if slot else None,
         )
     )
     booking.appointment_id = created_id(reply)
+    if slot is not None and booking.appointment_id is not None:
+        slot.pop("meta", None)
+        desk.update({**slot, "status": "busy"})
+
+
+def _free_slot(room: Staffroom, desk: Desk, booking: Booking) -> dict[str, Any] | None:
+    """A free Slot of the physician's schedule there that day, if the published timetable
+    reaches that far; the booking then takes the slot's time."""
+    schedule = room.world.schedule_of(booking.practitioner_id, booking.location_id)
+    if schedule is None or booking.start.date() > room.world.group.today + timedelta(days=6):
+        return None
+    found = desk.search(
+        "Slot",
+        [
+            ("schedule", f"Schedule/{schedule}"),
+            ("start", booking.start.date().isoformat()),
+            ("status", "free"),
+            ("_count", "20"),
+        ],  # fmt: skip
+    )
+    soon = room.services.clock() + timedelta(minutes=15)
+    slots = [s for s in found.resources() if datetime.fromisoformat(str(s["start"])) > soon]
+    if not slots:
+        return None
+    slot = room.rng.choice(slots)
+    start = datetime.fromisoformat(str(slot["start"]))
+    booking.end = start + (booking.end - booking.start)
+    booking.start = start
+    return slot
 
 
 def day_list(room: Staffroom, clinic_id: str, day: date) -> Activity:

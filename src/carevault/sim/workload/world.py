@@ -72,6 +72,7 @@ class World:
     booked: list[BookedVisit]
     by_id: dict[str, PatientCard] = field(init=False)
     _by_hkid: dict[str, PatientCard] = field(init=False)
+    _schedules: dict[tuple[str, str], str] = field(init=False)
     by_practitioner: dict[str, StaffMember] = field(init=False)
     clinic_of_location: dict[str, str] = field(init=False)
 
@@ -82,6 +83,16 @@ class World:
             m.practitioner_id: m for m in self.group.staff if m.practitioner_id is not None
         }
         self.clinic_of_location = {c.location_id: c.id for c in self.group.clinics}
+        self._schedules: dict[tuple[str, str], str] = {}
+        for schedule in self.group.schedules:
+            actors = [str(a["reference"]).split("/", 1) for a in schedule["actor"]]
+            who = next(ident for kind, ident in actors if kind == "Practitioner")
+            where = next(ident for kind, ident in actors if kind == "Location")
+            self._schedules[(who, where)] = str(schedule["id"])
+
+    def schedule_of(self, practitioner_id: str, location_id: str) -> str | None:
+        """The physician's Schedule at a clinic's location, if they have one there."""
+        return self._schedules.get((practitioner_id, location_id))
 
     def add_patient(self, card: PatientCard) -> None:
         self.patients.append(card)
