@@ -52,6 +52,11 @@ def start_clock(start: date) -> SimClock:
 def prepare(services: Services, request: RunRequest, home: Path) -> str:
     """Seed the home for the run, or check that it was seeded for this one."""
     marker = home / MARKER
+    if (request.out / RUN_FILE).exists():
+        raise ValueError(
+            f"{request.out} already holds a run, and the run changed the home's records: "
+            "use a new --home (or --out, to run on top of it knowingly)"
+        )
     wanted = {"seed": request.seed, "patients": request.patients, "today": str(request.start)}
     if marker.exists():
         found = json.loads(marker.read_text())

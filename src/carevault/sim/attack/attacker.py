@@ -174,6 +174,8 @@ class Attacker:
         )
         if reply.status == 401 and not desk.sign_in():
             return -1
+        if reply.ok and not reply.resources():
+            self.stopped = True  # past the last page: the whole list is taken
         return len(reply.resources())
 
     # --- who the attacker is ----------------------------------------------------------------
