@@ -67,20 +67,23 @@ class Attacker:
     # --- the run's hooks ------------------------------------------------------------------
 
     def absent(self, world: World) -> frozenset[str]:
-        who = self.scenario.who
-        if who.account in ("stolen", "existing", "terminated"):
-            self.member = self._pick_member(world)
-        if who.account == "terminated" and self.member is not None:
+        """A leaver's account is chosen before the run: its owner does no work in it."""
+        if self.scenario.who.account == "terminated":
+            self.member = self._pick_member(world, None)
             return frozenset({self.member.username})
         return frozenset()
 
-    def _pick_member(self, world: World) -> StaffMember:
+    def _pick_member(self, world: World, vip_clinic: str | None) -> StaffMember:
+        """The scenario's member of staff: the same for the same name; one who works at the
+        VIP's clinic when the VIP is a target (the insider knows of the visit)."""
         who = self.scenario.who
         if who.username is not None:
             return world.group.member(who.username)
         candidates = sorted(
             (m for m in world.group.staff if m.role == who.role), key=lambda m: m.username
         )
+        if vip_clinic is not None:
+            candidates = [m for m in candidates if vip_clinic in m.clinic_ids] or candidates
         if not candidates:
             raise LookupError(f"{self.scenario.source}: [who] role: no staff of role {who.role}")
         return candidates[_stable(self.name) % len(candidates)]
@@ -205,6 +208,12 @@ class Attacker:
             return Desk(services, self._device(run, usual), client_id=client, scope=scope)
         if who.account == "new":
             self.member = self._new_account(run)
+        elif who.account in ("stolen", "existing"):
+            vip = run.lookalikes.vip
+            wants_vip = "vip" in self.scenario.what.patients and vip is not None
+            self.member = self._pick_member(
+                run.world, vip.home_clinic_id if wants_vip and vip else None
+            )
         assert self.member is not None  # noqa: S101 - chosen in absent() or just created
         usual = device_of(run.world.group, self.member)
         return Desk(services, self._device(run, usual), client_id=CLINIC_APP,

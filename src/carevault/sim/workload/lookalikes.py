@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import random
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from datetime import date, time, timedelta
 from typing import TYPE_CHECKING, Any
@@ -209,7 +210,11 @@ def plan_lookalikes(run: Simulation) -> Lookalikes:
                                       identities.phone(index), home, clinic_id)  # fmt: skip
         found.coworkers.append((member.username, resource, _card(resource, clinic_id, "")))
     if run.world.patients:
-        found.vip = rng.choice(run.world.patients)
+        # The public figure lives in one of the fuller buildings: they have neighbours
+        # among the patients, whom an insider may look up too.
+        buildings = Counter(card.building for card in run.world.patients)
+        fullest = max(buildings.values())
+        found.vip = rng.choice([c for c in run.world.patients if buildings[c.building] == fullest])
         working = [d for d in _days(run) if is_working_day(d)]
         if working:
             found.news = (working[len(working) // 2], found.vip.home_clinic_id)
