@@ -161,13 +161,6 @@ def _address(name: str, value: Any) -> str:
     return text
 
 
-def _pattern(name: str, value: Any) -> str:
-    text = _text(name, value)
-    if text not in TARGETS:
-        raise _fail(name, f"expected one of {', '.join(TARGETS)}; got {text!r}")
-    return text
-
-
 _FIELDS: dict[str, dict[str, Check]] = {
     "scenario": {"name": _text, "description": _text, "kind": _one_of(KINDS)},
     "who": {
@@ -185,7 +178,7 @@ _FIELDS: dict[str, dict[str, Check]] = {
     },
     "where": {"source_address": _address, "user_agent": _text},
     "what": {
-        "patients": _list_of(_pattern),
+        "patients": _list_of(_one_of(TARGETS)),
         "anchor": _one_of(("vip", "self")),
         "clinic": _text,
         "per_hour": _integer(1, 100_000),

@@ -85,9 +85,6 @@ class Staffroom:
         members = self.duty.of(clinic_id, role)
         return self.rng.choice(members) if members else None
 
-    def member(self, username: str) -> StaffMember:
-        return self.world.group.member(username)
-
 
 def _patient_in(request: str) -> str | None:
     """The patient a request is about, from its path or its patient parameter."""

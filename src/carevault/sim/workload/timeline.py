@@ -56,6 +56,3 @@ class Timeline:
             self.steps += 1
             self.start(self.clock.now + timedelta(seconds=max(wait, 0.001)), activity)
         self.clock.set(end)
-
-    def pending(self) -> int:
-        return len(self._queue)

@@ -11,7 +11,6 @@ first visits of each day.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -102,9 +101,6 @@ class World:
     def by_hkid(self, hkid: str) -> PatientCard | None:
         return self._by_hkid.get(hkid)
 
-    def staff_of(self, role: str) -> list[StaffMember]:
-        return [member for member in self.group.staff if member.role == role]
-
 
 def _building(address: dict[str, Any]) -> str:
     lines = [str(line) for line in address.get("line") or []]
@@ -190,7 +186,3 @@ def build_world(seed: int, patients: int, today: date) -> World:
         booked.extend(booked_visits(record, locations))
     booked.sort(key=lambda visit: visit.start)
     return World(group, cards, booked)
-
-
-def visits_on(booked: Iterable[BookedVisit], day: date) -> list[BookedVisit]:
-    return [visit for visit in booked if visit.start.date() == day]
