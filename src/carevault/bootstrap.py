@@ -172,10 +172,12 @@ def build_services(
     if settings.encryption:
         provider = make_provider(settings, create=create_keys)
         cache = DataKeyCache(settings.dek_cache_size, settings.dek_cache_seconds)
-        keys = KeyService(key_engine, provider, cache, LedgerUnwrapRecorder(unwrap_ledger.writer))
+        keys = KeyService(
+            key_engine, provider, cache, LedgerUnwrapRecorder(unwrap_ledger.writer), clock
+        )
     zone = ZoneInfo(settings.timezone)
     envelope = Envelope(encrypted=settings.encryption)
-    vault = Vault(engine, keys, envelope, zone)
+    vault = Vault(engine, keys, envelope, zone, clock)
     vault.start()
     if keys is not None:
         keys.ensure_data_key(

@@ -68,10 +68,15 @@ class AccessControl:
             claims = self.signer.verify(bearer)
         except InvalidToken as error:
             raise Unauthenticated(str(error)) from None
-        state = self.sessions.state(claims.session_id)
+        return self.session_actor(claims.session_id, claims.scope)
+
+    def session_actor(self, session_id: str, scope: str, *, fresh: bool = False) -> Authenticated:
+        """The actor of a live session, for a request granted ``scope``: what a verified
+        token leads to. The simulator calls it directly (``fresh``: not from the cache)."""
+        state = self.sessions.state(session_id, fresh=fresh)
         principal = f"staff:{state.username}" if state.username else f"client:{state.client_id}"
         if not state.live:
-            raise Unauthenticated(state.reason, claims.session_id, principal)
+            raise Unauthenticated(state.reason, session_id, principal)
         contexts = frozenset({"system"} if state.account_id is None else {"user", "patient"})
         actor = Actor(
             principal=principal,
@@ -82,9 +87,9 @@ class AccessControl:
         )
         return Authenticated(
             actor=actor,
-            session_id=claims.session_id,
+            session_id=session_id,
             client_id=state.client_id,
-            scopes=smart.parse(claims.scope, allowed_contexts=contexts),
+            scopes=smart.parse(scope, allowed_contexts=contexts),
         )
 
     def now_us(self) -> int:

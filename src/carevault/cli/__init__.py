@@ -5,7 +5,7 @@ A new group is a module here that adds its commands to ``app`` and is imported b
 
 from __future__ import annotations
 
-from carevault.cli import audit, contain, keys, server, staff  # noqa: F401 - they register
+from carevault.cli import audit, contain, keys, server, sim, staff  # noqa: F401 - they register
 from carevault.cli.common import app
 
 

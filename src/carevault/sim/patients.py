@@ -65,7 +65,7 @@ class PatientRecord:
     birth_date: str
 
 
-class _Identities:
+class Identities:
     """Distinct HKID numbers, phone numbers and email addresses by patient index."""
 
     def __init__(self, seed: int) -> None:
@@ -192,7 +192,7 @@ def generate_patients(
 ) -> Iterator[PatientRecord]:
     """``count`` patients of ``group``, with histories up to ``today`` (default: the group's)."""
     today = today or group.today
-    identities = _Identities(seed)
+    identities = Identities(seed)
     slots = SlotBook(group, random.Random(f"carevault-slots:{seed}"), today)
     sites = {site.key: site for site in CLINIC_SITES}
     insurers = [insurer["id"] for insurer in group.insurers]

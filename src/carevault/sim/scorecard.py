@@ -1,0 +1,100 @@
+"""The scorecard as people read it: a plain-text table and a PNG chart."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from carevault.sim.evaluate import RunScore
+
+
+def _number(value: float | None, digits: int = 0) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def table(score: RunScore) -> str:
+    header = (
+        f"{'scenario':<28} {'detected':>8} {'to alert (sim)':>14} {'(wall)':>8} "
+        f"{'released':>8} {'before alert':>12} {'before contained':>16}"
+    )
+    lines = [header, "-" * len(header)]
+    for s in score.scenarios:
+        contained = _number(s.released_before_containment) + ("" if s.contained else " (not)")
+        lines.append(
+            f"{s.name:<28} {'yes' if s.detected else 'NO':>8} "
+            f"{_duration(s.seconds_to_first_alert):>14} "
+            f"{_duration(s.wall_seconds_to_first_alert):>8} "
+            f"{s.patients_released:>8,} {s.released_before_detection:>12,} {contained:>16}"
+        )
+    lines += [
+        "",
+        f"alerts: {score.alerts:,}, of which false: {score.false_alerts:,}",
+        "false alerts per clinic-week (attack-free weeks "
+        f"{', '.join(score.attack_free_weeks) or 'none'}): "
+        f"{_number(score.false_alerts_per_clinic_week, 2)}",
+        f"wrongful automatic suspensions: {', '.join(score.wrongful_blocks) or 'none'}",
+        f"mean precision of each day's top 10 alerts: {_number(score.mean_top_precision, 2)}",
+        "",
+        "targets:",
+        *(
+            f"  [{'pass' if ok else 'FAIL' if ok is False else ' -- '}] {name}"
+            for name, ok in score.targets.items()
+        ),
+    ]
+    return "\n".join(lines)
+
+
+def chart(score: RunScore, path: Path) -> Path:
+    """Four panels: records released per scenario, time to first alert, false alerts per
+    week, and the daily top-10 precision."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(2, 2, figsize=(13, 9))
+    names = [s.name for s in score.scenarios]
+    positions = range(len(names))
+    released = axes[0][0]
+    released.bar([p - 0.2 for p in positions], [s.released_before_detection for s in
+                 score.scenarios], width=0.4, label="before first alert")  # fmt: skip
+    released.bar([p + 0.2 for p in positions], [s.released_before_containment for s in
+                 score.scenarios], width=0.4, label="before containment")  # fmt: skip
+    released.axhline(50, color="grey", linestyle="--", linewidth=1, label="50 (bulk target)")
+    released.set_yscale("symlog")
+    released.set_title("Patients released per scenario")
+    released.set_xticks(list(positions), names, rotation=30, ha="right", fontsize=8)
+    released.legend(fontsize=8)
+    timing = axes[0][1]
+    minutes = [(s.seconds_to_first_alert or 0) / 60 for s in score.scenarios]
+    timing.bar(list(positions), minutes, color=["tab:green" if s.detected else "tab:red"
+                                                for s in score.scenarios])  # fmt: skip
+    timing.set_yscale("symlog")
+    timing.set_title("Simulated minutes to first alert (red: not detected)")
+    timing.set_xticks(list(positions), names, rotation=30, ha="right", fontsize=8)
+    weekly = axes[1][0]
+    weeks = list(score.false_alerts_by_week)
+    weekly.bar(weeks, list(score.false_alerts_by_week.values()), color="tab:orange")
+    weekly.set_title("False alerts per week (all clinics)")
+    weekly.tick_params(axis="x", labelrotation=30, labelsize=8)
+    daily = axes[1][1]
+    days = [d["day"][5:] for d in score.daily_top_precision]
+    daily.plot(days, [d["precision"] for d in score.daily_top_precision], marker="o")
+    daily.set_ylim(-0.05, 1.05)
+    daily.set_title("Precision of each day's top 10 alerts")
+    daily.tick_params(axis="x", labelrotation=60, labelsize=7)
+    figure.suptitle("CareVault detection scorecard (simulated run)")
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
