@@ -16,10 +16,12 @@ from carevault.access.clients import ClientApps
 from carevault.access.control import AccessControl
 from carevault.access.oauth import OAuth
 from carevault.access.passwords import Passwords
+from carevault.access.review import BreakGlassReview
 from carevault.access.sessions import Sessions
 from carevault.access.tokens import TokenSigner
 from carevault.clock import Clock, to_micros, utc_now
 from carevault.config import Settings
+from carevault.console.sessions import ConsoleSessions
 from carevault.containment.service import ContainmentService
 from carevault.containment.state import ContainmentStore
 from carevault.db import make_engine
@@ -31,6 +33,7 @@ from carevault.keys.local import LocalKeyring
 from carevault.keys.provider import KeyProvider
 from carevault.keys.service import DIRECTORY_KEY_ID, KeyService
 from carevault.ledger.checkpoints import CheckpointSchedule, CheckpointSigner
+from carevault.ledger.runs import VerifyRuns
 from carevault.ledger.schema import AUDIT_LEDGER, audit_tables
 from carevault.ledger.service import Ledger, open_ledger
 from carevault.ledger.unwrap import UNWRAP_LEDGER, LedgerUnwrapRecorder, unwrap_tables
@@ -64,6 +67,9 @@ class Services:
     fhir: FhirInteractions
     containment: ContainmentStore
     contain: ContainmentService
+    glass_review: BreakGlassReview
+    verify_runs: VerifyRuns
+    console: ConsoleSessions
     schedule: CheckpointSchedule | None = None
     _closed: bool = field(default=False, repr=False)
 
@@ -256,4 +262,14 @@ def build_services(
         fhir=fhir,
         containment=containment,
         contain=ContainmentService(containment, accounts, admin, break_glass, audit_ledger),
+        glass_review=BreakGlassReview(break_glass, accounts, audit_ledger.writer, clock),
+        verify_runs=VerifyRuns(engine, audit_ledger, now_us),
+        console=ConsoleSessions(
+            engine,
+            oauth,
+            sessions,
+            audit_ledger.writer,
+            idle_seconds=settings.console_idle_minutes * 60,
+            clock=clock,
+        ),
     )
