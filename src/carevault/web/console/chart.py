@@ -66,9 +66,10 @@ def stacked_bars(
         f'<title id="chart-title">{escape(title)}</title>',
         f'<desc id="chart-desc">{escape(description)}</desc>',
     ]
-    for tick in range(5):
-        value = top * tick // 4
-        y = TOP + plot_height - plot_height * tick / 4
+    intervals = next(n for n in (5, 4, 2, 1) if top % n == 0)
+    for tick in range(intervals + 1):
+        value = top * tick // intervals
+        y = TOP + plot_height - plot_height * tick / intervals
         parts.append(
             f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}" '
             'stroke="#d0d4d9" stroke-width="1"/>'

@@ -86,6 +86,8 @@ class ConsoleHeaders:
             await self.app(scope, receive, send)
             return
         https = scope.get("scheme") == "https"
+        # Stylesheet and script hold no patient data: the browser may keep them an hour.
+        static = path.startswith(PREFIX + "/static/")
 
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -95,7 +97,14 @@ class ConsoleHeaders:
                     if name.lower() not in {header for header, _ in SECURITY_HEADERS}
                 ]
                 extra = [(b"strict-transport-security", b"max-age=31536000")] if https else []
-                message["headers"] = [*kept, *SECURITY_HEADERS, *extra]
+                headers = [*kept, *SECURITY_HEADERS, *extra]
+                if static:
+                    headers = [
+                        (name, b"max-age=3600" if name == b"cache-control" else value)
+                        for name, value in headers
+                        if name != b"pragma"
+                    ]
+                message["headers"] = headers
             await send(message)
 
         await self.app(scope, receive, with_headers)
