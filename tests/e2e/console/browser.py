@@ -206,3 +206,9 @@ def text_of(driver: WebDriver) -> str:
 
 def wait_for_text(driver: WebDriver, text: str, seconds: float = 10) -> None:
     WebDriverWait(driver, seconds).until(lambda d: text in text_of(d))
+
+
+def wait_for_url(driver: WebDriver, fragment: str, seconds: float = 10) -> None:
+    """Until the browser is on a page whose address holds ``fragment`` (a form's
+    redirect), so that text the page had before the form was sent is not mistaken."""
+    WebDriverWait(driver, seconds).until(lambda d: fragment in d.current_url)

@@ -38,6 +38,7 @@ from tests.e2e.console.browser import (
     serving,
     text_of,
     wait_for_text,
+    wait_for_url,
 )
 from tests.support.console import (
     CHAN,
@@ -160,7 +161,7 @@ def _containment(d: WebDriver, pages: PageCheck, site: Site) -> None:
     fill(d, "#reason", "Suspicious bulk edits from clinic A")
     fill(d, "#start-totp", site.officer.code())
     click(d, "#start-panel button[type=submit]")
-    wait_for_text(d, "is on.")
+    wait_for_url(d, "done=started-")
     assert site.services.containment.refresh().read_only
     pages.check("04-containment-on")
     pages.visit(site.base, "/console/dashboard")
@@ -172,7 +173,7 @@ def _containment(d: WebDriver, pages: PageCheck, site: Site) -> None:
     fill(d, "#release-reason", "Edits explained by the clinic manager")
     fill(d, "#release-totp", site.officer.code())
     click(d, "form[action$='/release'] button[type=submit]")
-    wait_for_text(d, "is released.")
+    wait_for_url(d, "done=released-")
     assert not site.services.containment.refresh().read_only
 
 
@@ -183,7 +184,7 @@ def _suspend(d: WebDriver, pages: PageCheck, site: Site) -> None:
     fill(d, "#sp-reason-1", "Opened a patient's record outside their clinic")
     fill(d, "#sp-totp-1", site.officer.code())
     click(d, "form[action$='/suspend'] button[type=submit]")
-    wait_for_text(d, "The account is suspended")
+    wait_for_url(d, "done=suspended")
     account = site.services.accounts.find(site.physician.username)
     assert account is not None and account.suspended
     active = site.services.containment.refresh().active

@@ -10,6 +10,7 @@ route; see docs/console.md for who may use which page.
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import quote
 
 from fastapi import FastAPI, Request
 from starlette.responses import RedirectResponse, Response
@@ -44,7 +45,7 @@ async def _sign_in_required(request: Request, error: Exception) -> Response:
     why = "idle" if error.timed_out else "required"
     target = f"/console/sign-in?why={why}"
     if request.method == "GET" and not is_htmx(request):
-        target += f"&next={request.url.path}"
+        target += f"&next={quote(request.url.path)}"
     if is_htmx(request):
         response: Response = Response(status_code=401, headers={"HX-Redirect": target})
     else:
