@@ -26,7 +26,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pyotp
-from tests.e2e.console.browser import PageCheck, chromium, click, fill, serving
+from tests.e2e.console.browser import PageCheck, chromium, click, fill, serving, wait_for_url
 
 from bench.common import Table, now, percentile, ratio, write_results
 from carevault.bootstrap import build_services, initialise
@@ -105,13 +105,12 @@ def measure(home: Path, rounds: int) -> tuple[list[dict[str, Any]], dict[str, An
             fill(driver, "#password", password)
             fill(driver, "#totp", pyotp.TOTP(secret).now())
             click(driver, "form[action='/console/sign-in'] button[type=submit]")
-            check.wait_loaded()
-            assert driver.current_url.endswith("/console/dashboard"), "sign-in failed"
+            wait_for_url(driver, "/console/dashboard", 30)
             results: list[dict[str, Any]] = []
             for round_number in range(rounds):
                 for path in pages:
                     check.visit(base, path)
-                    results.append({"round": round_number, "path": path, **check._timing()})
+                    results.append({**check._timing(), "round": round_number, "path": path})
                 print(f"  round {round_number + 1}/{rounds} done", flush=True)
     finally:
         services.close()

@@ -130,6 +130,8 @@ class PageCheck:
             "path": self.driver.current_url.split("//", 1)[1].split("/", 1)[1].split("?")[0],
             "server_ms": round(entry["responseStart"] - entry["requestStart"], 1),
             "rendered_ms": round(entry["loadEventEnd"] - entry["startTime"], 1),
+            "interactive_ms": round(entry["domInteractive"] - entry["startTime"], 1),
+            "content_loaded_ms": round(entry["domContentLoadedEventEnd"] - entry["startTime"], 1),
             "bytes": entry.get("transferSize") or entry.get("encodedBodySize"),
         }
 

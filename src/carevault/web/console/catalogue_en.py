@@ -279,6 +279,9 @@ MESSAGES: dict[str, str] = {
         "You see the staff of your own clinics and can end their sessions. Suspending, "
         "new authenticators and client apps are for the privacy officer."
     ),
+    "staff.account": "Account",
+    "staff.no_sessions": "Not signed in anywhere.",
+    "staff.unknown": "There is no such staff member among those you can see.",
     "staff.signed_in": "Signed in now",
     "staff.person": "Staff member",
     "staff.app": "Through",

@@ -224,6 +224,9 @@ MESSAGES: dict[str, str] = {
     # Staff
     "staff.title": "職員及登入",
     "staff.manager_scope": "你會看到所屬診所的職員，並可結束他們的登入。暫停帳戶、發出新驗證器及管理用戶端應用程式由私隱主任負責。",
+    "staff.account": "帳戶",
+    "staff.no_sessions": "現時沒有登入。",
+    "staff.unknown": "在你可查看的職員中，沒有這個人。",
     "staff.signed_in": "現時登入中",
     "staff.person": "職員",
     "staff.app": "經由",

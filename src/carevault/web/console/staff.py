@@ -27,6 +27,7 @@ from carevault.web.console.guard import (
     ManagerDep,
     NotForYou,
     OfficerDep,
+    caller_for,
     origin,
     services,
 )
@@ -84,6 +85,39 @@ async def staff(request: Request, viewer: ManagerDep) -> Response:
         request,
         "console/staff.html",
         {"title_key": "staff.title", "q": wanted, "done": _done(request), **context},
+        current="/console/staff",
+    )
+
+
+@router.get("/console/staff/{username}")
+async def person(request: Request, username: str, viewer: ManagerDep) -> Response:
+    """One staff member: their account, where they are signed in, and (for the privacy
+    officer) suspend or reinstate and a new authenticator, each with a fresh code."""
+    svc = services(request)
+
+    def gather() -> dict[str, Any] | None:
+        account = svc.accounts.find(username[:64])
+        if account is None or not _reach(viewer, account):
+            return None
+        return {
+            "person": account,
+            "sessions": svc.sessions.list_for(account.account_id),
+            "clinics": request.app.state.console_clinics.get(caller_for(viewer, request)),
+        }
+
+    context = await run_in_threadpool(gather)
+    if context is None:
+        return page(
+            request,
+            "console/error.html",
+            {"title_key": "error.not_found_title", "body_key": "staff.unknown"},
+            status=404,
+            current="/console/staff",
+        )
+    return page(
+        request,
+        "console/staff_person.html",
+        {"title_key": "staff.title", **context},
         current="/console/staff",
     )
 

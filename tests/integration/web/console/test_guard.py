@@ -17,6 +17,7 @@ PAGES = [
     "/console/containment",
     "/console/containment/start?mode=read-only",
     "/console/staff",
+    "/console/staff/doctor1",
     "/console/break-glass",
     "/console/patients",
     "/console/patients/pt-chan",

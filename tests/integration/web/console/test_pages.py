@@ -36,6 +36,7 @@ OFFICER_PAGES = [
     "/console/containment/start?mode=clinic-lock",
     "/console/containment/start?mode=account-suspended",
     "/console/staff",
+    "/console/staff/doctor1",
     "/console/break-glass",
     "/console/patients",
     f"/console/patients/{CHAN.patient_id}",
@@ -44,7 +45,13 @@ OFFICER_PAGES = [
     "/console/alerts",
     "/console/incidents",
 ]
-MANAGER_PAGES = ["/console/dashboard", "/console/containment", "/console/staff", "/console/account"]
+MANAGER_PAGES = [
+    "/console/dashboard",
+    "/console/containment",
+    "/console/staff",
+    "/console/staff/desk9",
+    "/console/account",
+]
 OFFICER_ONLY = [
     "/console/break-glass",
     "/console/patients",
@@ -122,7 +129,9 @@ def test_a_clinic_manager_sees_no_patient_and_only_their_clinics(
         assert "Seen in the waiting room" not in text
     staff = client.get("/console/staff").text
     assert same.username in staff and other.username not in staff
-    assert "/suspend" not in staff and "/authenticator" not in staff
+    colleague = client.get(f"/console/staff/{same.username}").text
+    assert "/suspend" not in colleague and "/authenticator" not in colleague
+    assert client.get(f"/console/staff/{other.username}").status_code == 404
     assert "/console/dashboard/verify" not in client.get("/console/dashboard").text
     assert 'action="/console/containment/start"' not in client.get("/console/containment").text
     for path in OFFICER_ONLY:
