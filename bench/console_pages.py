@@ -20,6 +20,7 @@ import argparse
 import json
 import sys
 import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ from carevault.config import load_settings
 from carevault.fhir.query import parse_query
 from carevault.fhir.registry import RESOURCE_TYPES
 from carevault.gate import Caller
+from carevault.ledger.activity import catch_up
 from carevault.sim.loader import LOGINS_FILE, seed_clinic_group
 from carevault.web.app import create_app
 
@@ -67,7 +69,13 @@ def officer_login(home: Path) -> tuple[str, str, str]:
 
 def measure(home: Path, rounds: int) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     settings = load_settings(home=home, checkpoint_seconds=0)
+    initialise(settings)  # a data directory seeded by an older version gets the new tables
     services = build_services(settings)
+    # As `carevault serve` does: counting the ledger for the activity chart starts with the
+    # server, in the background; time it, then measure the pages on a server that is up.
+    counting = time.perf_counter()
+    catch_up(services.audit_ledger.store, services.engine, services.now_us())
+    catch_up_seconds = time.perf_counter() - counting
     try:
         query = parse_query(
             RESOURCE_TYPES["Patient"],
@@ -90,6 +98,7 @@ def measure(home: Path, rounds: int) -> tuple[list[dict[str, Any]], dict[str, An
             "/console/alerts",
         ]
         facts = {
+            "activity_catch_up_s": round(catch_up_seconds, 2),
             "audit_entries": services.audit_ledger.store.head()[0],
             "staff": len(services.accounts.all()),
         }
@@ -142,6 +151,11 @@ def summarise(
             median(path, "server_ms"),
             ratio(p50, base),
         )
+    table.notes.append(
+        f"Counting the ledger for the activity chart when the server starts (in the background, "
+        f"as `carevault serve` does) took {facts['activity_catch_up_s']} s for "
+        f"{facts['audit_entries']:,} entries; the pages were measured after it."
+    )
     over = [p for p in paths if median(p, "rendered_ms") >= TARGET_MS]
     table.notes.append(
         f"Target: under {TARGET_MS:.0f} ms rendered. Slowest median {slowest:.0f} ms; "

@@ -32,6 +32,7 @@ from carevault.keys.files import ed25519_key
 from carevault.keys.local import LocalKeyring
 from carevault.keys.provider import KeyProvider
 from carevault.keys.service import DIRECTORY_KEY_ID, KeyService
+from carevault.ledger.activity import ActivityCounter
 from carevault.ledger.checkpoints import CheckpointSchedule, CheckpointSigner
 from carevault.ledger.runs import VerifyRuns
 from carevault.ledger.schema import AUDIT_LEDGER, audit_tables
@@ -43,6 +44,9 @@ from carevault.ledger.writer import LedgerWriter
 from carevault.migrations import upgrade
 from carevault.rest.interactions import FhirInteractions, SearchSettings
 from carevault.vault.store import SYSTEM_PRINCIPAL, Vault
+
+#: How often a server counts new ledger entries for the console's activity chart.
+ACTIVITY_SECONDS = 30.0
 
 
 @dataclass
@@ -71,6 +75,7 @@ class Services:
     verify_runs: VerifyRuns
     console: ConsoleSessions
     schedule: CheckpointSchedule | None = None
+    activity: ActivityCounter | None = None
     _closed: bool = field(default=False, repr=False)
 
     @property
@@ -85,13 +90,18 @@ class Services:
         return [self.audit_ledger, self.unwrap_ledger]
 
     def start_background(self) -> None:
-        """The checkpoint schedule, for a long-running server."""
+        """The checkpoint schedule and the activity counts, for a long-running server."""
         if self.schedule is None:
             self.schedule = CheckpointSchedule(
                 [ledger.checkpoints for ledger in self.ledgers()],
                 self.settings.checkpoint_seconds,
             )
             self.schedule.start()
+        if self.activity is None:
+            self.activity = ActivityCounter(
+                self.audit_ledger.store, self.engine, self.now_us, ACTIVITY_SECONDS
+            )
+            self.activity.start()
 
     def close(self) -> None:
         if self._closed:
@@ -99,6 +109,8 @@ class Services:
         self._closed = True
         if self.schedule is not None:
             self.schedule.stop()
+        if self.activity is not None:
+            self.activity.stop()
         self.audit_ledger.close()
         self.unwrap_ledger.close()
         if self.keys is not None:

@@ -103,3 +103,23 @@ verify_run = Table(
     Column("first_problem", Text, nullable=True),
     Index("ix_ledger_verify_run_ledger", "ledger", "run_id"),
 )
+
+
+#: Accesses to patient records per hour and actor, counted from the ledger's indexed
+#: columns for the console's activity chart (``ledger.activity``); not evidence.
+activity_rollup = Table(
+    "ledger_activity",
+    metadata,
+    Column("ledger", String(16), primary_key=True),
+    Column("hour_us", BigInteger, primary_key=True, autoincrement=False),
+    Column("actor", String(200), primary_key=True),
+    Column("count", BigInteger, nullable=False),
+)
+
+#: The last entry of each ledger that ``activity_rollup`` has counted.
+activity_mark = Table(
+    "ledger_activity_mark",
+    metadata,
+    Column("ledger", String(16), primary_key=True),
+    Column("seq", BigInteger, nullable=False),
+)

@@ -282,6 +282,7 @@ MESSAGES: dict[str, str] = {
     "staff.account": "Account",
     "staff.no_sessions": "Not signed in anywhere.",
     "staff.unknown": "There is no such staff member among those you can see.",
+    "staff.their_sessions": "Where they are signed in",
     "staff.signed_in": "Signed in now",
     "staff.person": "Staff member",
     "staff.app": "Through",

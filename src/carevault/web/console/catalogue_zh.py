@@ -227,6 +227,7 @@ MESSAGES: dict[str, str] = {
     "staff.account": "帳戶",
     "staff.no_sessions": "現時沒有登入。",
     "staff.unknown": "在你可查看的職員中，沒有這個人。",
+    "staff.their_sessions": "此職員現時的登入",
     "staff.signed_in": "現時登入中",
     "staff.person": "職員",
     "staff.app": "經由",

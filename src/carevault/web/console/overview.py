@@ -132,7 +132,7 @@ def activity(svc: Services, viewer: Viewer, names: dict[str, str], zone: ZoneInf
     whoever made them (a clinic manager sees only their own clinics)."""
     now_us = svc.now_us()
     start = now_us - now_us % HOUR_US - 23 * HOUR_US
-    counts = hourly_accesses(svc.audit_ledger.store, start, now_us + 1)
+    counts = hourly_accesses(svc.audit_ledger.store, svc.engine, start, now_us + 1)
     staff = {account.username: account.clinic_ids for account in svc.accounts.all()}
     apps = {app.client_id: app.clinic_ids for app in svc.clients.all()}
     table: dict[str, list[int]] = defaultdict(lambda: [0] * 24)

@@ -1,4 +1,5 @@
-"""The console: its sessions and each account's preferences; recorded ledger verifications.
+"""The console: its sessions and each account's preferences; recorded ledger verifications;
+the hourly activity counts of the dashboard's chart.
 
 Revision ID: records_0011
 Revises: records_0003
@@ -53,6 +54,20 @@ def _tables(metadata: MetaData) -> list[Table]:
             Column("witnesses", Integer, nullable=True),
             Column("first_problem", Text, nullable=True),
             Index("ix_ledger_verify_run_ledger", "ledger", "run_id"),
+        ),
+        Table(
+            "ledger_activity",
+            metadata,
+            Column("ledger", String(16), primary_key=True),
+            Column("hour_us", BigInteger, primary_key=True, autoincrement=False),
+            Column("actor", String(200), primary_key=True),
+            Column("count", BigInteger, nullable=False),
+        ),
+        Table(
+            "ledger_activity_mark",
+            metadata,
+            Column("ledger", String(16), primary_key=True),
+            Column("seq", BigInteger, nullable=False),
         ),
     ]
 
