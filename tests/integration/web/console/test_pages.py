@@ -342,3 +342,42 @@ def test_containment_shows_on_the_dashboard_for_managers_too(
     )
     text = signed_in(manager).get("/console/dashboard").text
     assert "Patient data offline" in text and "suspected breach" in text
+
+
+def test_emergency_access_needs_a_second_privacy_officer(
+    signed_in: Browser,
+    console_services: Services,
+    officer: Person,
+    second_officer: Person,
+    physician: Person,
+) -> None:
+    from carevault.containment.service import Officer
+
+    console_services.contain.start(
+        Officer(officer.username, officer.code()), Mode.PHI_OFFLINE, None, "suspected breach"
+    )
+    grant = console_services.gate.break_glass(
+        physician.caller, WONG.patient_id, "emergency-treatment", "Collapsed", emergency=True
+    )
+    first = signed_in(officer)
+    page = first.get("/console/containment").text
+    assert f"/console/emergency/{grant.grant_id}/approve" in page
+    same = first.post(
+        f"/console/emergency/{grant.grant_id}/approve",
+        data={"csrf": csrf_of(page), "totp": officer.code()},
+        follow_redirects=False,
+    )
+    assert same.headers["location"] == "/console/containment?done=approval-second"
+    assert not console_services.break_glass.get(grant.grant_id).approved
+    second = signed_in(second_officer)
+    approved = second.post(
+        f"/console/emergency/{grant.grant_id}/approve",
+        data={
+            "csrf": csrf_of(second.get("/console/containment").text),
+            "totp": second_officer.code(),
+        },
+        follow_redirects=False,
+    )
+    assert approved.headers["location"] == "/console/containment?done=approved"
+    assert console_services.break_glass.get(grant.grant_id).approved
+    assert "Emergency access approved." in second.get("/console/containment?done=approved").text
