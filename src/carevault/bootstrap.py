@@ -17,10 +17,12 @@ from carevault.access.control import AccessControl
 from carevault.access.oauth import OAuth
 from carevault.access.passwords import Passwords
 from carevault.access.registrations import Registrations
+from carevault.access.review import BreakGlassReview
 from carevault.access.sessions import Sessions
 from carevault.access.tokens import TokenSigner
 from carevault.clock import Clock, to_micros, utc_now
 from carevault.config import Settings
+from carevault.console.sessions import ConsoleSessions
 from carevault.containment.service import ContainmentService
 from carevault.containment.state import ContainmentStore
 from carevault.db import make_engine
@@ -31,7 +33,9 @@ from carevault.keys.files import ed25519_key
 from carevault.keys.local import LocalKeyring
 from carevault.keys.provider import KeyProvider
 from carevault.keys.service import DIRECTORY_KEY_ID, KeyService
+from carevault.ledger.activity import ActivityCounter
 from carevault.ledger.checkpoints import CheckpointSchedule, CheckpointSigner
+from carevault.ledger.runs import VerifyRuns
 from carevault.ledger.schema import AUDIT_LEDGER, audit_tables
 from carevault.ledger.service import Ledger, open_ledger
 from carevault.ledger.unwrap import UNWRAP_LEDGER, LedgerUnwrapRecorder, unwrap_tables
@@ -41,6 +45,9 @@ from carevault.ledger.writer import LedgerWriter
 from carevault.migrations import upgrade
 from carevault.rest.interactions import FhirInteractions, SearchSettings
 from carevault.vault.store import SYSTEM_PRINCIPAL, Vault
+
+#: How often a server counts new ledger entries for the console's activity chart.
+ACTIVITY_SECONDS = 30.0
 
 
 @dataclass
@@ -65,7 +72,11 @@ class Services:
     fhir: FhirInteractions
     containment: ContainmentStore
     contain: ContainmentService
+    glass_review: BreakGlassReview
+    verify_runs: VerifyRuns
+    console: ConsoleSessions
     schedule: CheckpointSchedule | None = None
+    activity: ActivityCounter | None = None
     _closed: bool = field(default=False, repr=False)
 
     @property
@@ -80,13 +91,18 @@ class Services:
         return [self.audit_ledger, self.unwrap_ledger]
 
     def start_background(self) -> None:
-        """The checkpoint schedule, for a long-running server."""
+        """The checkpoint schedule and the activity counts, for a long-running server."""
         if self.schedule is None:
             self.schedule = CheckpointSchedule(
                 [ledger.checkpoints for ledger in self.ledgers()],
                 self.settings.checkpoint_seconds,
             )
             self.schedule.start()
+        if self.activity is None:
+            self.activity = ActivityCounter(
+                self.audit_ledger.store, self.engine, self.now_us, ACTIVITY_SECONDS
+            )
+            self.activity.start()
 
     def close(self) -> None:
         if self._closed:
@@ -94,6 +110,8 @@ class Services:
         self._closed = True
         if self.schedule is not None:
             self.schedule.stop()
+        if self.activity is not None:
+            self.activity.stop()
         self.audit_ledger.close()
         self.unwrap_ledger.close()
         if self.keys is not None:
@@ -261,4 +279,14 @@ def build_services(
         fhir=fhir,
         containment=containment,
         contain=ContainmentService(containment, accounts, admin, break_glass, audit_ledger),
+        glass_review=BreakGlassReview(break_glass, accounts, audit_ledger.writer, clock),
+        verify_runs=VerifyRuns(engine, audit_ledger, now_us),
+        console=ConsoleSessions(
+            engine,
+            oauth,
+            sessions,
+            audit_ledger.writer,
+            idle_seconds=settings.console_idle_minutes * 60,
+            clock=clock,
+        ),
     )

@@ -132,6 +132,18 @@ class Settings(BaseSettings):
         default=0.5, gt=0, le=1.0, description="How often each process re-reads containment."
     )
 
+    # The privacy officer's console (/console/)
+    console_idle_minutes: int = Field(
+        default=15, ge=1, le=240, description="A console session ends after this long unused."
+    )
+    pdf_font: Path | None = Field(
+        default=None,
+        description=(
+            "A TrueType font (.ttf or .ttc) with Chinese glyphs for PDF letters; "
+            "by default the first of Debian's CJK fonts that is installed."
+        ),
+    )
+
     #: Only a benchmark may turn encryption off, to measure the unencrypted baseline.
     encryption: bool = True
 

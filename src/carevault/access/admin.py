@@ -94,6 +94,14 @@ class Administration:
         self._record(by, Tag.ADMIN_TOTP_RESET, account.account_id, sessions_ended=ended)
         return account, secret
 
+    def end_session(self, by: str, session_id: str, *, reason: str) -> bool:
+        """End one live session of anyone (a lost device, a shared screen); False if it
+        was not live."""
+        ended = self.sessions.revoke(session_id, reason)
+        if ended:
+            self._record(by, Tag.ADMIN_SESSION_ENDED, session_id, why=reason[:200])
+        return ended
+
     def add_client(
         self,
         by: str,

@@ -185,6 +185,13 @@ class OAuth:
             query["state"] = request.state
         return f"{request.redirect_uri}?{urlencode(query)}"
 
+    def sign_in(
+        self, username: str, password: str, code: str, origin: Origin, client_id: str
+    ) -> Account:
+        """Password and TOTP for a first-party sign-in (the console), with the same
+        checks, lockout and audit as the authorize page and the token endpoint."""
+        return self._sign_in(username, password, code, origin, client_id)
+
     def _sign_in(
         self, username: str, password: str, code: str, origin: Origin, client_id: str
     ) -> Account:

@@ -69,6 +69,7 @@ class SessionInfo:
     source_address: str | None
     user_agent: str | None
     revoked: bool
+    account_id: str | None = None
 
 
 def token_hash(token: str) -> str:
@@ -303,6 +304,34 @@ class Sessions:
                 source_address=row.source_address,
                 user_agent=row.user_agent,
                 revoked=row.revoked_us is not None,
+            )
+            for row in rows
+        ]
+
+    def live(self) -> list[SessionInfo]:
+        """Every live session of a staff account, newest first: who is signed in now."""
+        now_us = to_micros(self.clock())
+        with read_transaction(self.engine) as connection:
+            rows = connection.execute(
+                select(auth_session)
+                .where(
+                    auth_session.c.account_id.is_not(None),
+                    auth_session.c.revoked_us.is_(None),
+                    auth_session.c.expires_us > now_us,
+                )
+                .order_by(auth_session.c.created_us.desc())
+            ).all()
+        return [
+            SessionInfo(
+                session_id=row.session_id,
+                client_id=row.client_id,
+                created_us=row.created_us,
+                last_used_us=row.last_used_us,
+                expires_us=row.expires_us,
+                source_address=row.source_address,
+                user_agent=row.user_agent,
+                revoked=False,
+                account_id=row.account_id,
             )
             for row in rows
         ]

@@ -8,8 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from carevault.cli.common import HomeOption, app, open_services
-from carevault.domain.roles import Role
+from carevault.cli.common import HomeOption, app, open_services, operator
 
 if TYPE_CHECKING:
     from carevault.bootstrap import Services
@@ -46,7 +45,7 @@ def audit_verify(home: HomeOption = None, ledger: LedgerChoice = "all") -> None:
     failed = False
     with open_services(home) as services:
         for chosen in _chosen(services, ledger):
-            report = chosen.verify()
+            report = services.verify_runs.verify(chosen, operator())
             if report.ok:
                 typer.echo(
                     f"{report.ledger}: OK - {report.entries:,} entries, "
@@ -191,25 +190,6 @@ def glass_review(
     home: HomeOption = None,
 ) -> None:
     """Record the privacy officer's review of a grant."""
-    from carevault.ledger.events import AuditEvent, Outcome, Tag
-
     with open_services(home) as services:
-        account = services.accounts.find(reviewer)
-        if account is None or account.role is not Role.PRIVACY_OFFICER:
-            typer.secho("the reviewer must be a privacy officer", fg=typer.colors.RED, err=True)
-            raise typer.Exit(1)
-        grant = services.break_glass.review(grant_id, account.account_id, outcome)
-        services.audit.record(
-            [
-                AuditEvent(
-                    tag=Tag.ACCESS_BREAK_GLASS_REVIEWED,
-                    outcome=Outcome.SUCCESS,
-                    at_us=services.now_us(),
-                    principal=f"staff:{account.username}",
-                    role=str(account.role),
-                    patient_pseudonym=grant.patient_pseudonym,
-                    reason=f"grant {grant_id}: {outcome}",
-                )
-            ]
-        )
+        services.glass_review.review(reviewer, grant_id, outcome, source_address="cli")
     typer.echo(f"grant {grant_id} reviewed: {outcome}")

@@ -106,6 +106,7 @@ def demo(
     typer.echo(f"CapabilityStatement: {base}/fhir/metadata")
     typer.echo(f"SMART configuration: {base}/.well-known/smart-configuration")
     typer.echo(f"Audit checkpoint:    {base}/audit/checkpoint")
+    typer.echo(f"Console:             {base}/console/  (privacy officer, clinic managers)")
     typer.echo("Sign in with a login above: README.md, 'Using it', shows a token with curl.")
     try:
         uvicorn.run(application, host=host, port=port, log_level="info", access_log=False)

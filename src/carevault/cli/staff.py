@@ -153,3 +153,34 @@ def client_revoke(client_id: str, home: HomeOption = None) -> None:
     with open_services(home) as services:
         _, ended = services.admin.revoke_client(operator(), client_id)
     typer.echo(f"client {client_id} revoked; {ended} live sessions ended")
+
+
+@staff_app.command("sessions")
+def staff_sessions(home: HomeOption = None) -> None:
+    """Who is signed in now: every live session of a staff account."""
+    from carevault.cli.common import when
+
+    with open_services(home) as services:
+        people = {account.account_id: account for account in services.accounts.all()}
+        for item in services.sessions.live():
+            person = people.get(item.account_id or "")
+            name = person.username if person else item.account_id
+            typer.echo(
+                f"{item.session_id}\t{name}\t{item.client_id}\t{item.source_address or '-'}"
+                f"\tsince {when(item.created_us)}"
+            )
+
+
+@staff_app.command("end-session")
+def staff_end_session(
+    session_id: str,
+    reason: Annotated[str, typer.Option(help="Why (recorded).")] = "ended by administrator",
+    home: HomeOption = None,
+) -> None:
+    """End one live session (a lost device, a shared screen), as the console's staff page."""
+    with open_services(home) as services:
+        ended = services.admin.end_session(operator(), session_id, reason=reason)
+    if not ended:
+        typer.secho(f"no live session {session_id}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(1)
+    typer.echo(f"session {session_id} ended")

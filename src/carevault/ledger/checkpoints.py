@@ -162,6 +162,11 @@ class Checkpoints:
     def all(self) -> list[StoredCheckpoint]:
         return self._query(order=self.store.tables.checkpoint.c.checkpoint_id)
 
+    def recent(self, limit: int) -> list[StoredCheckpoint]:
+        """The latest ``limit`` checkpoints, newest first."""
+        table = self.store.tables.checkpoint
+        return self._query(order=table.c.checkpoint_id.desc(), limit=limit)
+
     def latest(self) -> StoredCheckpoint | None:
         table = self.store.tables.checkpoint
         found = self._query(order=table.c.checkpoint_id.desc(), limit=1)

@@ -55,6 +55,13 @@ class Tag(StrEnum):
     KEY_ROTATED = "keys:kek:rotated"
     KEY_VERSION_DESTROYED = "keys:kek:destroyed"
     PATIENT_ERASED = "keys:data-key:shredded"
+    AUDIT_VERIFIED = "audit:ledger:verified"
+    ADMIN_SESSION_ENDED = "admin:session:ended"
+    CONSOLE_SESSION_OPENED = "console:session:opened"
+    CONSOLE_SESSION_ENDED = "console:session:ended"
+    CONSOLE_SIGN_IN_REFUSED = "console:session:refused"
+    CONSOLE_STEP_UP_REFUSED = "console:step-up:refused"
+    CONSOLE_REQUEST_REFUSED = "console:request:refused"
 
 
 class Outcome(StrEnum):

@@ -17,7 +17,7 @@ from sqlalchemy import (
     Text,
 )
 
-from carevault.db import Sequence64
+from carevault.db import Sequence64, metadata
 
 
 @dataclass(frozen=True)
@@ -82,3 +82,44 @@ def ledger_tables(metadata: MetaData, prefix: str) -> LedgerTables:
         Index(f"ix_{prefix}_checkpoint_size", "ledger", "size"),
     )
     return LedgerTables(entry, tile, head, checkpoint)
+
+
+#: Every full verification of a ledger (``audit verify``, or the console's button): when,
+#: by whom, and what it found, so the dashboard can say when the ledgers last held.
+#: Kept with the records whichever ledger it checked.
+verify_run = Table(
+    "ledger_verify_run",
+    metadata,
+    Column("run_id", Sequence64, primary_key=True, autoincrement=True),
+    Column("ledger", String(16), nullable=False),
+    Column("started_us", BigInteger, nullable=False),
+    Column("started_by", String(200), nullable=False),
+    Column("finished_us", BigInteger, nullable=True),
+    Column("ok", Integer, nullable=True),
+    Column("entries", BigInteger, nullable=True),
+    Column("checkpoints", Integer, nullable=True),
+    Column("witnesses", Integer, nullable=True),
+    # The first problem found (an entry number or a checkpoint), never entry content.
+    Column("first_problem", Text, nullable=True),
+    Index("ix_ledger_verify_run_ledger", "ledger", "run_id"),
+)
+
+
+#: Accesses to patient records per hour and actor, counted from the ledger's indexed
+#: columns for the console's activity chart (``ledger.activity``); not evidence.
+activity_rollup = Table(
+    "ledger_activity",
+    metadata,
+    Column("ledger", String(16), primary_key=True),
+    Column("hour_us", BigInteger, primary_key=True, autoincrement=False),
+    Column("actor", String(200), primary_key=True),
+    Column("count", BigInteger, nullable=False),
+)
+
+#: The last entry of each ledger that ``activity_rollup`` has counted.
+activity_mark = Table(
+    "ledger_activity_mark",
+    metadata,
+    Column("ledger", String(16), primary_key=True),
+    Column("seq", BigInteger, nullable=False),
+)

@@ -14,7 +14,7 @@ from carevault import __version__
 from carevault.bootstrap import Services, build_services
 from carevault.config import Settings
 from carevault.fhir.outcome import FhirError
-from carevault.web import admin_routes, audit_routes, auth_routes, fhir_routes
+from carevault.web import admin_routes, audit_routes, auth_routes, console, fhir_routes
 from carevault.web.responses import (
     on_fhir_error,
     on_http_error,
@@ -56,6 +56,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.include_router(admin_routes.router)
     app.include_router(auth_routes.router)
     app.include_router(fhir_routes.router)
+    console.install(app, built)
 
     @app.get("/healthz", include_in_schema=False)
     async def health() -> JSONResponse:

@@ -232,24 +232,27 @@ def describe_principal(svc: Services) -> Any:
     return describe
 
 
+def build_access_report(svc: Services, who: Caller, patient_id: str) -> dict[str, Any]:
+    """A patient's access report against the latest checkpoint, recorded as a read of
+    the ledger by ``who``; the API route and the console both build it here."""
+    pseudonyms = svc.vault.patient_pseudonyms([patient_id])
+    if patient_id not in pseudonyms:
+        raise FhirError(404, [Issue("not-found", f"Patient/{patient_id} is not known")])
+    report = access_report(
+        svc.audit_ledger,
+        pseudonyms[patient_id],
+        _latest(svc.audit_ledger),
+        describe_principal(svc),
+    )
+    _record(svc, who, Outcome.SUCCESS, "patient access report", patient=pseudonyms[patient_id])
+    return {"patient": f"Patient/{patient_id}", **report}
+
+
 @router.get("/audit/patients/{patient_id}/access-report")
 async def patient_access_report(patient_id: str, svc: ServicesDep, who: CallerDep) -> JSONResponse:
     _require_privacy_officer(svc, who, "access reports")
-
-    def build() -> dict[str, Any]:
-        pseudonyms = svc.vault.patient_pseudonyms([patient_id])
-        if patient_id not in pseudonyms:
-            raise FhirError(404, [Issue("not-found", f"Patient/{patient_id} is not known")])
-        report = access_report(
-            svc.audit_ledger,
-            pseudonyms[patient_id],
-            _latest(svc.audit_ledger),
-            describe_principal(svc),
-        )
-        _record(svc, who, Outcome.SUCCESS, "patient access report", patient=pseudonyms[patient_id])
-        return {"patient": f"Patient/{patient_id}", **report}
-
-    return JSONResponse(await run_in_threadpool(build), headers=NO_STORE)
+    report = await run_in_threadpool(build_access_report, svc, who, patient_id)
+    return JSONResponse(report, headers=NO_STORE)
 
 
 @router.post("/fhir/Patient/{patient_id}/$break-glass")

@@ -1,0 +1,56 @@
+"""The privacy officer's review of break-the-glass grants: one service for the CLI and
+the console, so a review is checked and recorded the same way wherever it is made."""
+
+from __future__ import annotations
+
+from carevault.access.accounts import StaffAccounts
+from carevault.access.breakglass import BreakGlass, BreakGlassError, Grant
+from carevault.clock import Clock, to_micros, utc_now
+from carevault.domain.roles import Role
+from carevault.ledger.events import AuditEvent, Outcome, Tag
+from carevault.ledger.trail import AuditTrail
+
+
+class BreakGlassReview:
+    def __init__(
+        self,
+        break_glass: BreakGlass,
+        accounts: StaffAccounts,
+        audit: AuditTrail,
+        clock: Clock = utc_now,
+    ) -> None:
+        self.break_glass = break_glass
+        self.accounts = accounts
+        self.audit = audit
+        self.clock = clock
+
+    def review(
+        self,
+        reviewer: str,
+        grant_id: str,
+        outcome: str,
+        *,
+        source_address: str | None = None,
+    ) -> Grant:
+        """Record a privacy officer's finding (``justified`` or ``unjustified``) on a grant
+        not yet reviewed; ``BreakGlassError`` if the reviewer is not a privacy officer or
+        the grant cannot be reviewed. The finding is in the ledger before this returns."""
+        account = self.accounts.find(reviewer)
+        if account is None or account.role is not Role.PRIVACY_OFFICER:
+            raise BreakGlassError("the reviewer must be a privacy officer")
+        grant = self.break_glass.review(grant_id, account.account_id, outcome)
+        self.audit.record(
+            [
+                AuditEvent(
+                    tag=Tag.ACCESS_BREAK_GLASS_REVIEWED,
+                    outcome=Outcome.SUCCESS,
+                    at_us=to_micros(self.clock()),
+                    principal=f"staff:{account.username}",
+                    role=str(account.role),
+                    source_address=source_address,
+                    patient_pseudonym=grant.patient_pseudonym,
+                    reason=f"grant {grant_id}: {outcome}",
+                )
+            ]
+        )
+        return grant

@@ -1,0 +1,94 @@
+"""The privacy officer's console at /console/: server-rendered pages (Jinja2, htmx as
+one vendored file), in English and Traditional Chinese.
+
+``install(app, services)`` mounts it: the routes, the static files, the security
+headers, and what happens when a request has no session, the wrong role or another
+session's CSRF token. Every action calls the same service as its CLI command and API
+route; see docs/console.md for who may use which page.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import quote
+
+from fastapi import FastAPI, Request
+from starlette.responses import RedirectResponse, Response
+from starlette.staticfiles import StaticFiles
+
+from carevault.bootstrap import Services
+from carevault.web.console import (
+    containment,
+    dashboard,
+    glass,
+    patients,
+    pending,
+    signin,
+    staff,
+)
+from carevault.web.console.clinics import ClinicNames
+from carevault.web.console.guard import (
+    ConsoleHeaders,
+    CsrfRefused,
+    NotForYou,
+    SignInRequired,
+    cookie_name,
+    secure_cookie,
+)
+from carevault.web.console.render import is_htmx, page
+
+STATIC = Path(__file__).parent.parent / "static" / "console"
+
+
+async def _sign_in_required(request: Request, error: Exception) -> Response:
+    assert isinstance(error, SignInRequired)  # noqa: S101 - registered for it only
+    why = "idle" if error.timed_out else "required"
+    target = f"/console/sign-in?why={why}"
+    if request.method == "GET" and not is_htmx(request):
+        target += f"&next={quote(request.url.path)}"
+    if is_htmx(request):
+        response: Response = Response(status_code=401, headers={"HX-Redirect": target})
+    else:
+        response = RedirectResponse(target, status_code=303)
+    response.delete_cookie(
+        cookie_name(request), path="/", secure=secure_cookie(request), httponly=True
+    )
+    return response
+
+
+async def _not_for_you(request: Request, _error: Exception) -> Response:
+    return page(
+        request,
+        "console/error.html",
+        {"title_key": "error.forbidden_title", "body_key": "error.forbidden"},
+        status=403,
+    )
+
+
+async def _csrf_refused(request: Request, _error: Exception) -> Response:
+    return page(
+        request,
+        "console/error.html",
+        {"title_key": "error.csrf_title", "body_key": "error.csrf"},
+        status=403,
+    )
+
+
+def install(app: FastAPI, services: Services) -> None:
+    app.state.console_clinics = ClinicNames(services)
+    app.add_middleware(ConsoleHeaders)
+    app.add_exception_handler(SignInRequired, _sign_in_required)
+    app.add_exception_handler(NotForYou, _not_for_you)
+    app.add_exception_handler(CsrfRefused, _csrf_refused)
+    app.mount("/console/static", StaticFiles(directory=STATIC), name="console-static")
+    for module in (signin, dashboard, containment, staff, glass, patients, pending):
+        app.include_router(module.router)
+
+    @app.get("/console/{rest:path}", include_in_schema=False)
+    async def not_found(request: Request, rest: str) -> Response:
+        return page(
+            request,
+            "console/error.html",
+            {"title_key": "error.not_found_title", "body_key": "error.not_found"},
+            status=404,
+        )

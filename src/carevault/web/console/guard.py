@@ -1,0 +1,264 @@
+"""Who may see a console page, and the checks every console request passes.
+
+* The session: a cookie (``HttpOnly``, ``SameSite=Strict``, ``Secure`` except over
+  plain http on loopback) naming a live console session; none, and the page sends
+  the browser to sign in, having done nothing.
+* CSRF: every form and every htmx request carries a token derived from the
+  session's secret (HMAC-SHA256), compared in constant time; another session's
+  token, or none, is refused (403) and recorded, and nothing changes.
+* Roles: each page names the roles it serves (see ``PAGES``); a role not listed
+  gets 403.
+* Headers: a strict Content-Security-Policy (scripts and styles from this origin
+  only, no inline script, no framing), no caching, no referrer, no sniffing.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from collections.abc import Collection
+from ipaddress import ip_address
+from typing import Annotated
+from urllib.parse import parse_qsl
+
+from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from carevault.access.oauth import Origin
+from carevault.bootstrap import Services
+from carevault.console.sessions import ConsoleSessionEnded, Viewer
+from carevault.domain.policy import Actor
+from carevault.domain.roles import Role
+from carevault.gate import Caller
+from carevault.ledger.events import AuditEvent, Outcome, Tag
+from carevault.web.fhir_routes import read_body
+from carevault.web.security import client_address
+
+PREFIX = "/console"
+SECURE_COOKIE = "__Host-carevault-console"
+LOOPBACK_COOKIE = "carevault-console"
+CSRF_FIELD = "csrf"
+CSRF_HEADER = "x-csrf-token"
+FORM_LIMIT = 16 * 1024
+
+CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'none'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self'",
+        "connect-src 'self'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+        "base-uri 'none'",
+    ]
+)
+SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = tuple(
+    (name.encode(), value.encode())
+    for name, value in (
+        ("content-security-policy", CONTENT_SECURITY_POLICY),
+        ("x-content-type-options", "nosniff"),
+        ("x-frame-options", "DENY"),
+        ("referrer-policy", "no-referrer"),
+        ("permissions-policy", "camera=(), microphone=(), geolocation=(), payment=(), usb=()"),
+        ("cross-origin-opener-policy", "same-origin"),
+        ("cross-origin-resource-policy", "same-origin"),
+        ("cache-control", "no-store"),
+        ("pragma", "no-cache"),
+    )
+)
+
+OFFICER = frozenset({Role.PRIVACY_OFFICER})
+MANAGERS = frozenset({Role.PRIVACY_OFFICER, Role.CLINIC_MANAGER})
+
+
+class ConsoleHeaders:
+    """ASGI middleware: the security headers on every response under /console."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = str(scope.get("path", ""))
+        if scope["type"] != "http" or not (path == PREFIX or path.startswith(PREFIX + "/")):
+            await self.app(scope, receive, send)
+            return
+        https = scope.get("scheme") == "https"
+        # Stylesheet and script hold no patient data: the browser may keep them an hour.
+        static = path.startswith(PREFIX + "/static/")
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                kept = [
+                    (name, value)
+                    for name, value in message.get("headers", [])
+                    if name.lower() not in {header for header, _ in SECURITY_HEADERS}
+                ]
+                extra = [(b"strict-transport-security", b"max-age=31536000")] if https else []
+                headers = [*kept, *SECURITY_HEADERS, *extra]
+                if static:
+                    headers = [
+                        (name, b"max-age=3600" if name == b"cache-control" else value)
+                        for name, value in headers
+                        if name != b"pragma"
+                    ]
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
+class SignInRequired(Exception):
+    """No live console session: the browser is sent to sign in; nothing was done."""
+
+    def __init__(self, timed_out: bool = False) -> None:
+        super().__init__("sign in")
+        self.timed_out = timed_out
+
+
+class NotForYou(Exception):
+    """The signed-in role has no business on this page (403)."""
+
+
+class CsrfRefused(Exception):
+    """The form's token is missing or belongs to another session (403); nothing done."""
+
+
+def services(request: Request) -> Services:
+    found: Services = request.app.state.services
+    return found
+
+
+def _loopback(host: str | None) -> bool:
+    if host is None:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def secure_cookie(request: Request) -> bool:
+    """Secure everywhere except plain http to a loopback address (a laptop demo, tests)."""
+    configured = services(request).settings.public_base_url or ""
+    if configured.startswith("https://") or request.url.scheme == "https":
+        return True
+    return not _loopback(request.url.hostname)
+
+
+def cookie_name(request: Request) -> str:
+    return SECURE_COOKIE if secure_cookie(request) else LOOPBACK_COOKIE
+
+
+def csrf_token(secret: str) -> str:
+    digest = hmac.new(secret.encode(), b"carevault-console-csrf", hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+
+def origin(request: Request) -> Origin:
+    return Origin(client_address(request), request.headers.get("user-agent"))
+
+
+async def form(request: Request) -> dict[str, str]:
+    """The urlencoded form of a console POST (small; anything else is an empty form)."""
+    cached: dict[str, str] | None = getattr(request.state, "form", None)
+    if cached is not None:
+        return cached
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    values: dict[str, str] = {}
+    if media == "application/x-www-form-urlencoded":
+        text = (await read_body(request, FORM_LIMIT)).decode("utf-8", "replace")
+        values = dict(parse_qsl(text, keep_blank_values=True))
+    request.state.form = values
+    return values
+
+
+async def current_viewer(request: Request) -> Viewer:
+    svc = services(request)
+    secret = request.cookies.get(cookie_name(request), "")
+    try:
+        found = await run_in_threadpool(svc.console.resolve, secret)
+    except ConsoleSessionEnded:
+        raise SignInRequired(timed_out=True) from None
+    if found is None:
+        raise SignInRequired()
+    request.state.viewer = found
+    request.state.csrf = csrf_token(secret)
+    request.state.secret = secret
+    return found
+
+
+ViewerDep = Annotated[Viewer, Depends(current_viewer)]
+
+
+def allow(viewer: Viewer, roles: Collection[Role]) -> None:
+    if viewer.role not in roles:
+        raise NotForYou(str(viewer.role))
+
+
+async def officer(viewer: ViewerDep) -> Viewer:
+    allow(viewer, OFFICER)
+    return viewer
+
+
+async def manager(viewer: ViewerDep) -> Viewer:
+    allow(viewer, MANAGERS)
+    return viewer
+
+
+OfficerDep = Annotated[Viewer, Depends(officer)]
+ManagerDep = Annotated[Viewer, Depends(manager)]
+
+
+async def checked_form(request: Request, viewer: ViewerDep) -> dict[str, str]:
+    """The form of a state-changing request, once its CSRF token is this session's."""
+    values = await form(request)
+    sent = request.headers.get(CSRF_HEADER) or values.get(CSRF_FIELD, "")
+    expected: str = request.state.csrf
+    if not sent or not hmac.compare_digest(sent.encode(), expected.encode()):
+        svc = services(request)
+        await run_in_threadpool(
+            svc.audit.record,
+            [
+                AuditEvent(
+                    tag=Tag.CONSOLE_REQUEST_REFUSED,
+                    outcome=Outcome.DENIED,
+                    at_us=svc.now_us(),
+                    principal=viewer.principal,
+                    role=str(viewer.role),
+                    session_id=viewer.session_id,
+                    source_address=client_address(request),
+                    reason="CSRF token missing or not this session's",
+                    detail={"path": request.url.path[:200]},
+                )
+            ],
+        )
+        raise CsrfRefused()
+    return values
+
+
+FormDep = Annotated[dict[str, str], Depends(checked_form)]
+
+
+def caller_for(viewer: Viewer, request: Request, purpose: str = "HOPERAT") -> Caller:
+    """The viewer as the gate knows any staff member: the same policy, the same ledger."""
+    actor = Actor(
+        principal=viewer.principal,
+        role=viewer.role,
+        clinic_ids=viewer.clinic_ids,
+        practitioner_id=viewer.practitioner_id,
+        account_id=viewer.account_id,
+    )
+    return Caller(
+        principal=viewer.principal,
+        purpose=purpose,
+        source_address=client_address(request),
+        user_agent=request.headers.get("user-agent"),
+        actor=actor,
+        session_id=viewer.session_id,
+        client_id="carevault-console",
+    )
