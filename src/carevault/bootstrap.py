@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
@@ -16,6 +17,8 @@ from carevault.access.clients import ClientApps
 from carevault.access.control import AccessControl
 from carevault.access.oauth import OAuth
 from carevault.access.passwords import Passwords
+from carevault.access.ratelimit import RequestLimits
+from carevault.access.refusals import RefusalTally
 from carevault.access.sessions import Sessions
 from carevault.access.tokens import TokenSigner
 from carevault.clock import Clock, to_micros, utc_now
@@ -41,6 +44,8 @@ from carevault.migrations import upgrade
 from carevault.rest.interactions import FhirInteractions, SearchSettings
 from carevault.vault.store import SYSTEM_PRINCIPAL, Vault
 
+log = logging.getLogger(__name__)
+
 
 @dataclass
 class Services:
@@ -64,6 +69,8 @@ class Services:
     fhir: FhirInteractions
     containment: ContainmentStore
     contain: ContainmentService
+    refusals: RefusalTally
+    limits: RequestLimits
     schedule: CheckpointSchedule | None = None
     _closed: bool = field(default=False, repr=False)
 
@@ -86,6 +93,7 @@ class Services:
                 self.settings.checkpoint_seconds,
             )
             self.schedule.start()
+            self.refusals.start()
 
     def close(self) -> None:
         if self._closed:
@@ -93,6 +101,10 @@ class Services:
         self._closed = True
         if self.schedule is not None:
             self.schedule.stop()
+        try:
+            self.refusals.close()
+        except Exception:  # noqa: BLE001 - closing goes on; the first refusals are recorded
+            log.exception("the last summary of refused requests could not be recorded")
         self.audit_ledger.close()
         self.unwrap_ledger.close()
         if self.keys is not None:
@@ -256,4 +268,6 @@ def build_services(
         fhir=fhir,
         containment=containment,
         contain=ContainmentService(containment, accounts, admin, break_glass, audit_ledger),
+        refusals=RefusalTally(audit_ledger.writer, clock),
+        limits=RequestLimits.from_settings(settings),
     )

@@ -26,6 +26,7 @@ from carevault.access.sessions import RefreshRefused, Sessions, TokenPair
 from carevault.access.tables import auth_code
 from carevault.clock import Clock, to_micros, utc_now
 from carevault.db import read_transaction, write_transaction
+from carevault.domain.roles import Role
 from carevault.ledger.events import AuditEvent, Outcome, Tag
 from carevault.ledger.trail import AuditTrail
 
@@ -81,7 +82,13 @@ class OAuth:
         self.clock = clock
 
     def _record(
-        self, tag: Tag, outcome: Outcome, origin: Origin, reason: str, **who: str | None
+        self,
+        tag: Tag,
+        outcome: Outcome,
+        origin: Origin,
+        reason: str,
+        detail: dict[str, object] | None = None,
+        **who: str | None,
     ) -> None:
         self.audit.record(
             [
@@ -95,6 +102,7 @@ class OAuth:
                     source_address=origin.source_address,
                     user_agent=(origin.user_agent or "")[:200] or None,
                     reason=reason,
+                    detail=detail or {},
                 )
             ]
         )
@@ -189,22 +197,37 @@ class OAuth:
         self, username: str, password: str, code: str, origin: Origin, client_id: str
     ) -> Account:
         try:
-            account = self.accounts.authenticate(username, password, code)
+            signed_in = self.accounts.sign_in(username, password, code, origin.source_address)
         except SignInFailed as failure:
+            throttled = failure.throttled
             self._record(
-                Tag.AUTH_SIGN_IN_FAILED,
+                Tag.AUTH_SIGN_IN_THROTTLED if throttled else Tag.AUTH_SIGN_IN_FAILED,
                 Outcome.DENIED,
                 origin,
                 failure.reason,
+                detail={"wait_seconds": throttled.wait_seconds} if throttled else None,
                 principal=f"staff-account:{failure.account_id}" if failure.account_id else None,
                 client_id=client_id,
             )
             raise
+        account = signed_in.account
+        if signed_in.recovery_code_used:
+            self._record(
+                Tag.AUTH_RECOVERY_CODE_USED,
+                Outcome.SUCCESS,
+                origin,
+                "a one-time recovery code stood in for the TOTP code",
+                detail={"codes_left": signed_in.recovery_codes_left},
+                principal=f"staff:{account.username}",
+                client_id=client_id,
+            )
         self._record(
             Tag.AUTH_SIGNED_IN,
             Outcome.SUCCESS,
             origin,
-            "password and TOTP verified",
+            "password and recovery code verified"
+            if signed_in.recovery_code_used
+            else "password and TOTP verified",
             principal=f"staff:{account.username}",
             client_id=client_id,
         )
@@ -217,13 +240,15 @@ class OAuth:
     ) -> dict[str, object]:
         grant = form.get("grant_type", "")
         account_id: str | None
+        reach: dict[str, object] = {}
         try:
             if grant == "authorization_code":
                 pair, account_id = self._redeem_code(form, authorization, origin)
             elif grant == "refresh_token":
                 pair, account_id = self._refresh(form, authorization, origin)
             elif grant == "client_credentials":
-                pair, account_id = self._client_credentials(form, authorization, origin), None
+                pair, reach = self._client_credentials(form, authorization, origin)
+                account_id = None
             elif grant == "password" and self.direct_grant:
                 pair, account_id = self._password(form, origin)
             else:
@@ -242,6 +267,7 @@ class OAuth:
             Outcome.SUCCESS,
             origin,
             f"{grant} grant",
+            {"scope": pair.scope, **reach},
             session_id=pair.session_id,
             principal=f"staff-account:{account_id}" if account_id else None,
             client_id=form.get("client_id") or None,
@@ -325,6 +351,10 @@ class OAuth:
         account = self.accounts.get(row.account_id)
         if account is None or account.suspended:
             raise OAuthError("invalid_grant", "the code is not valid", reason="account suspended")
+        if account.role is Role.INTEGRATION:
+            raise OAuthError(
+                "invalid_grant", "the code is not valid", reason="integration account in a user app"
+            )
         scope = smart.parse(row.scopes, allowed_contexts=frozenset({"user", "patient"}))
         pair = self.sessions.open(
             subject=account.account_id,
@@ -367,7 +397,9 @@ class OAuth:
 
     def _client_credentials(
         self, form: Mapping[str, str], authorization: str | None, origin: Origin
-    ) -> TokenPair:
+    ) -> tuple[TokenPair, dict[str, object]]:
+        """A token for an integration service: only a confidential app, only the system/
+        scopes it is registered for; the reach is recorded with the issuance."""
         client = self._client(form, authorization)
         if not client.confidential:
             raise OAuthError("unauthorized_client", "client credentials need a confidential client")
@@ -380,7 +412,17 @@ class OAuth:
             raise OAuthError(
                 "invalid_scope", "none of the requested scopes is allowed for this client"
             )
-        return self.sessions.open(
+        clinics = client.clinic_ids
+        if client.account_id is not None:
+            bound = self.accounts.get(client.account_id)
+            if bound is None or bound.suspended or bound.role is not Role.INTEGRATION:
+                raise OAuthError(
+                    "invalid_grant",
+                    "this client cannot be used now",
+                    reason="the app's integration account is suspended or missing",
+                )
+            clinics = clinics & bound.clinic_ids
+        pair = self.sessions.open(
             subject=client.client_id,
             account_id=None,
             client_id=client.client_id,
@@ -389,6 +431,10 @@ class OAuth:
             source_address=origin.source_address,
             user_agent=origin.user_agent,
         )
+        reach: dict[str, object] = {"clinics": sorted(clinics)}
+        if client.account_id is not None:
+            reach["account"] = client.account_id
+        return pair, reach
 
     def _password(self, form: Mapping[str, str], origin: Origin) -> tuple[TokenPair, str]:
         client = self._client(form, None)

@@ -187,7 +187,7 @@ def test_a_forged_or_stale_token_is_refused(
 
     _assert_plain_401(response)
     event = refused(auth_services.audit_ledger.store, Tag.AUTH_TOKEN_REFUSED, reason)
-    assert event.detail == {"path": "/fhir/Patient"}
+    assert event.detail["path"] == "/fhir/Patient"
     assert event.source_address == "testclient"
 
 
