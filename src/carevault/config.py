@@ -114,7 +114,7 @@ class Settings(BaseSettings):
         ge=0,
         description="Sign-in and token requests per second from one source address.",
     )
-    rate_limit_sign_in_burst: int = Field(default=30, ge=1)
+    rate_limit_sign_in_burst: int = Field(default=60, ge=1)
 
     # Audit ledger
     ledger_origin: str = Field(

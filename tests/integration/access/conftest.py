@@ -118,6 +118,26 @@ def web(auth_services: Services) -> Iterator[FhirTestClient]:
         yield client
 
 
+FromAddress = Callable[[str], FhirTestClient]
+
+
+@pytest.fixture
+def web_from(auth_services: Services) -> Iterator[FromAddress]:
+    """Clients of one app that call from the address they are given (a stranger's, an
+    office's), all sharing the services' rate limits and throttle."""
+    app = create_app(auth_services.settings, auth_services)
+    made: list[FhirTestClient] = []
+
+    def make(address: str) -> FhirTestClient:
+        client = FhirTestClient(app, client=(address, 50000))
+        made.append(client)
+        return client
+
+    yield make
+    for client in made:
+        client.close()
+
+
 @pytest.fixture
 def new_staff(auth_services: Services, clock: MovableClock) -> NewStaff:
     numbers = itertools.count(1)
