@@ -259,7 +259,7 @@ class OAuth:
                 Outcome.DENIED,
                 origin,
                 f"{grant}: {error.reason}",
-                client_id=form.get("client_id") or None,
+                client_id=_claimed_client(form, authorization),
             )
             raise
         self._record(
@@ -270,7 +270,7 @@ class OAuth:
             {"scope": pair.scope, **reach},
             session_id=pair.session_id,
             principal=f"staff-account:{account_id}" if account_id else None,
-            client_id=form.get("client_id") or None,
+            client_id=_claimed_client(form, authorization),
         )
         body: dict[str, object] = {
             "access_token": pair.access_token,
@@ -510,6 +510,17 @@ class OAuth:
                 session_id=session_id,
                 client_id=client.client_id,
             )
+
+
+def _claimed_client(form: Mapping[str, str], authorization: str | None) -> str | None:
+    """The client id a token request names (form or HTTP Basic), for the audit record."""
+    if authorization and authorization.lower().startswith("basic "):
+        try:
+            claimed = base64.b64decode(authorization[6:]).decode().partition(":")[0]
+        except (ValueError, UnicodeDecodeError):
+            claimed = ""
+        return claimed[:64] or None
+    return form.get("client_id", "")[:64] or None
 
 
 def _hash(value: str) -> str:
