@@ -170,13 +170,15 @@ class Settings(BaseSettings):
     @classmethod
     def _proxy_networks(cls, value: str) -> str:
         for item in _items(value):
-            # "*" would make every client a proxy, which is what the setting prevents.
+            # "*" or a /0 would make every client a proxy, which is what the setting prevents.
             try:
-                ipaddress.ip_network(item, strict=False)
+                network = ipaddress.ip_network(item, strict=False)
             except ValueError:
+                network = None
+            if network is None or network.prefixlen == 0:
                 raise ValueError(
-                    f"CAREVAULT_TRUSTED_PROXIES: {item[:60]!r} is not an address or network"
-                ) from None
+                    f"CAREVAULT_TRUSTED_PROXIES: {item[:60]!r} is not a proxy's address or network"
+                )
         return ",".join(_items(value))
 
     @property

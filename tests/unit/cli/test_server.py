@@ -25,7 +25,7 @@ def test_configured_proxies_are_the_only_ones_believed() -> None:
     assert options["forwarded_allow_ips"] == ["10.0.0.5", "10.1.0.0/16", "::1"]
 
 
-@pytest.mark.parametrize("value", ["*", "proxy.internal", "10.0.0.0/33"])
+@pytest.mark.parametrize("value", ["*", "proxy.internal", "10.0.0.0/33", "0.0.0.0/0", "::/0"])
 def test_anything_but_addresses_and_networks_is_refused(value: str) -> None:
     with pytest.raises(ValidationError, match="TRUSTED_PROXIES"):
         Settings(trusted_proxies=value)
