@@ -50,15 +50,45 @@ class RefusalTally:
         self.max_sources = max_sources
         self._minutes: dict[tuple[str, str, int], _Minute] = {}
         self._sources: dict[int, int] = {}
+        self._oldest: int | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def refuse(self, event: AuditEvent) -> None:
         """Count ``event``; record it at once if it is the first of its minute."""
-        first = self.note(event)
+        self.commit(self.note(event))
+
+    def commit(self, first: AuditEvent | None) -> None:
+        """Record ``first`` (what ``note`` returned), and the summaries of minutes that
+        are over, so that a process without the background flush still writes them."""
         if first is not None:
-            self.audit.record([first])
+            try:
+                self.audit.record([first])
+            except Exception:
+                # Not written: the next refusal of this minute must try again.
+                self._forget(first)
+                raise
+        if self.due():
+            try:
+                self.flush()
+            except Exception:
+                log.exception("the summary of refused requests could not be recorded yet")
+
+    def _forget(self, first: AuditEvent) -> None:
+        minute = first.at_us // _MINUTE_US
+        with self._lock:
+            for key, item in list(self._minutes.items()):
+                if item.first is first:
+                    del self._minutes[key]
+                    self._sources[minute] = max(0, self._sources.get(minute, 1) - 1)
+            self._oldest = min((key[2] for key in self._minutes), default=None)
+
+    def due(self) -> bool:
+        """Whether a minute with counts in it is over (cheap: no lock, no clock read
+        unless something is pending)."""
+        oldest = self._oldest
+        return oldest is not None and oldest < to_micros(self.clock()) // _MINUTE_US
 
     def note(self, event: AuditEvent) -> AuditEvent | None:
         """Count ``event`` in memory; the entry to record now (the caller records it,
@@ -75,6 +105,8 @@ class RefusalTally:
                 known.count += 1
                 return None
             self._sources[minute] = self._sources.get(minute, 0) + 1
+            if self._oldest is None or minute < self._oldest:
+                self._oldest = minute
             detail = {**event.detail, "minute": _minute_text(minute), "count": 1}
             first = replace(event, detail=detail)
             if key[1] == OTHERS:
@@ -92,6 +124,7 @@ class RefusalTally:
             for minute in {key[2] for key in done}:
                 if not any(key[2] == minute for key in self._minutes):
                     self._sources.pop(minute, None)
+            self._oldest = min((key[2] for key in self._minutes), default=None)
         now_us = to_micros(self.clock())
         summaries = [_summary(item, now_us) for item in taken.values() if item.count > 1]
         if not summaries:
@@ -102,6 +135,7 @@ class RefusalTally:
             with self._lock:
                 for key, item in taken.items():
                     self._minutes.setdefault(key, item)
+                self._oldest = min((key[2] for key in self._minutes), default=None)
             raise
         return len(summaries)
 

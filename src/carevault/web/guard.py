@@ -167,9 +167,10 @@ class RequestGuard:
             reason=reason,
             detail={"path": str(scope.get("path", ""))[:200]},
         )
-        first = self.services.refusals.note(event)
-        if first is not None:
-            await run_in_threadpool(self.services.audit.record, [first])
+        tally = self.services.refusals
+        first = tally.note(event)
+        if first is not None or tally.due():
+            await run_in_threadpool(tally.commit, first)
         headers = dict(NO_STORE)
         if wait:
             headers["Retry-After"] = str(wait)
