@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from carevault.access.throttle import ACCOUNT, PAIR, SOURCE
+from carevault.access.throttle import ACCOUNT, PAIR, SOURCE, STEP_UP
 from carevault.bootstrap import Services
 from carevault.domain.roles import Role
 from carevault.ledger.events import Tag
 from tests.integration.access.audit_log import events, reasons
-from tests.integration.access.conftest import FromAddress, MovableClock, NewStaff, Staff
+from tests.integration.access.conftest import APP, FromAddress, MovableClock, NewStaff, Staff
 from tests.integration.access.test_sign_in import REFUSED, WRONG_PASSWORD
 from tests.support.client import FhirTestClient
 from tests.support.server import environment, run_cli
@@ -211,3 +211,37 @@ def test_an_administrator_clears_a_back_off_and_it_is_recorded(
     assert office.post("/auth/token", data=staff.grant()).status_code == 200
     (event,) = events(auth_services.audit_ledger.store, Tag.ADMIN_THROTTLE_CLEARED)
     assert (event.principal, event.reason) == ("cli:operator", staff.account_id)
+
+
+def test_guessing_step_up_codes_with_a_stolen_session_slows_only_the_thief(
+    web_from: FromAddress, auth_services: Services, new_staff: NewStaff
+) -> None:
+    officer = new_staff(Role.PRIVACY_OFFICER)
+    stolen = auth_services.sessions.open(
+        subject=officer.account_id,
+        account_id=officer.account_id,
+        client_id=APP,
+        scope="user/*.cruds",
+        with_refresh=False,
+        source_address=OFFICE,
+        user_agent="clinic app",
+    )
+    token = {"authorization": f"Bearer {stolen.access_token}"}
+
+    def switch(client: FhirTestClient, code: str) -> Any:
+        body = {"mode": "read-only", "reason": "drill", "totp": code}
+        return client.post("/admin/containment", json=body, headers=token)
+
+    thief = web_from(STRANGER)
+    guesses = [switch(thief, officer.wrong_code()).status_code for _ in range(STEP_UP.free + 1)]
+    # Even the right code is refused to the thief now; the officer at the office is not held.
+    held = switch(thief, officer.code())
+    owner = switch(web_from(OFFICE), officer.code())
+
+    assert guesses == [403] * (STEP_UP.free + 1)
+    assert held.status_code == 403
+    assert owner.status_code == 201
+    refusals = reasons(auth_services.audit_ledger.store, Tag.CONTAIN_REFUSED)
+    held_back = "step-up during back-off on step-up codes of this account from this address"
+    assert refusals.count("start read-only: wrong or replayed TOTP code") == STEP_UP.free
+    assert refusals.count(f"start read-only: {held_back}") == 2
