@@ -68,7 +68,7 @@ sign_in_throttle = Table(
     Column("level", Float, nullable=False),
     Column("updated_us", BigInteger, nullable=False),
     Column("blocked_until_us", BigInteger, nullable=False),
-    Index("ix_sign_in_throttle_updated", "updated_us"),
+    Index("ix_sign_in_throttle_waits", "kind", "blocked_until_us"),
 )
 
 #: One-time recovery codes: a second factor when the authenticator is lost, and a way

@@ -166,8 +166,8 @@ class SignInThrottle:
                 if kind == "account" and pair_level >= PAIR.free:
                     continue
                 self._raise(connection, RULES[kind], subject, levels.get(kind), now_us)
-            if next(self._failures) % SWEEP_EVERY == 0:
-                self._sweep(connection, now_us)
+        if next(self._failures) % SWEEP_EVERY == 0:
+            self.forget_drained()
 
     def succeeded(self, username: str, source: str | None) -> None:
         subjects = self._subjects(username, source)
@@ -256,21 +256,23 @@ class SignInThrottle:
                 )
             )
 
-    @staticmethod
-    def _sweep(connection: Connection, now_us: int) -> None:
+    def forget_drained(self) -> int:
         """Forget the levels that have drained to nothing (unknown usernames would
-        otherwise stay for ever). Waits end after the last raise: draining since the
-        end of the wait is the same as since the raise, minus the wait."""
+        otherwise stay for ever); how many. A level drains from the end of its wait."""
+        now_us = to_micros(self.clock())
         table = sign_in_throttle.c
-        for rule in RULES.values():
-            connection.execute(
-                delete(sign_in_throttle).where(
-                    table.kind == rule.kind,
-                    table.blocked_until_us <= now_us,
-                    table.level * _HOUR_US
-                    <= (now_us - table.blocked_until_us) * rule.drain_per_hour,
-                )
-            )
+        removed = 0
+        with write_transaction(self.engine) as connection:
+            for rule in RULES.values():
+                removed += connection.execute(
+                    delete(sign_in_throttle).where(
+                        table.kind == rule.kind,
+                        table.blocked_until_us <= now_us,
+                        table.level * _HOUR_US
+                        <= (now_us - table.blocked_until_us) * rule.drain_per_hour,
+                    )
+                ).rowcount
+        return removed
 
 
 def _step_up_subject(account_id: str, source: str | None) -> str:

@@ -245,3 +245,20 @@ def test_guessing_step_up_codes_with_a_stolen_session_slows_only_the_thief(
     held_back = "step-up during back-off on step-up codes of this account from this address"
     assert refusals.count("start read-only: wrong or replayed TOTP code") == STEP_UP.free
     assert refusals.count(f"start read-only: {held_back}") == 2
+
+
+def test_levels_that_have_drained_are_forgotten_so_guessed_usernames_do_not_pile_up(
+    auth_services: Services, clock: MovableClock
+) -> None:
+    throttle = auth_services.accounts.throttle
+    for _ in range(3):
+        throttle.failed("guessed.one", STRANGER)
+    throttle.failed("guessed.two", OFFICE)
+
+    clock.advance(30 * 60)
+    # guessed.two's levels (1 each) and the stranger's address and username levels (3,
+    # draining 20 and 10 an hour) are gone; the stranger's pair (3, 4 an hour) is not.
+    assert throttle.forget_drained() == 5
+    clock.advance(30 * 60)
+    assert throttle.forget_drained() == 1
+    assert throttle.forget_drained() == 0
