@@ -31,15 +31,25 @@ FHIR_BASE = f"{BASE}/fhir"
 
 @dataclass
 class MovableClock:
-    """The wall clock plus an offset the test moves forward (back-off, lockout)."""
+    """The wall clock plus an offset the test moves forward (back-off, lockout); frozen,
+    it stands still between moves, so that a one-second wait cannot run out while a slow
+    machine answers."""
 
     offset: timedelta = field(default_factory=timedelta)
+    frozen: datetime | None = None
 
     def __call__(self) -> datetime:
-        return utc_now() + self.offset
+        return (self.frozen or utc_now()) + self.offset
 
     def advance(self, seconds: float) -> None:
         self.offset += timedelta(seconds=seconds)
+
+    def freeze(self) -> None:
+        self.frozen = utc_now()
+
+    def thaw(self) -> None:
+        """Back to the wall clock, with no offset (tokens are checked against it)."""
+        self.frozen, self.offset = None, timedelta()
 
 
 @dataclass

@@ -206,8 +206,13 @@ def test_client_commands_add_list_and_revoke_apps(
 
 
 def test_recovery_codes_and_clearing_a_back_off_from_the_cli(
-    cli: Cli, web: FhirTestClient, auth_services: Services, new_staff: Callable[..., Staff]
+    cli: Cli,
+    web: FhirTestClient,
+    auth_services: Services,
+    new_staff: Callable[..., Staff],
+    clock: MovableClock,
 ) -> None:
+    clock.freeze()
     officer = new_staff(Role.PRIVACY_OFFICER)
     for _ in range(PAIR.free):
         _sign_in(web, officer, code="123456")

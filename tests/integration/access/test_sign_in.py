@@ -84,6 +84,7 @@ def test_the_login_page_refuses_unknown_and_existing_users_alike(
 def test_an_address_that_keeps_failing_waits_longer_each_time_but_is_never_locked_out(
     web: FhirTestClient, auth_services: Services, new_staff: NewStaff, clock: MovableClock
 ) -> None:
+    clock.freeze()
     staff = new_staff()
     same_as_unknown = web.post(
         "/auth/token", data={**staff.grant(code="123456"), "username": "nobody"}
@@ -126,8 +127,9 @@ def test_an_address_that_keeps_failing_waits_longer_each_time_but_is_never_locke
 
 
 def test_a_wrong_totp_code_is_refused_and_counts_towards_back_off(
-    web: FhirTestClient, auth_services: Services, new_staff: NewStaff
+    web: FhirTestClient, auth_services: Services, new_staff: NewStaff, clock: MovableClock
 ) -> None:
+    clock.freeze()
     staff = new_staff()
     for _ in range(PAIR.free):
         response = _token(web, staff, code=staff.wrong_code())
