@@ -326,6 +326,8 @@ def summarise(
     breakdown.notes += [
         f"mean of {options.reads} calls each; the session state is cached for 0.5 s",
         "a staff read adds: authenticate + target (+ subset for a privacy officer)",
+        "over HTTP every request also passes the request guard, and a signed-in one the "
+        "account rate limit (the in-process variants above do not)",
     ]
     summary = {
         "target_added": TARGET,

@@ -3,13 +3,16 @@ and the parts of what a staff read adds, each timed on its own."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Callable
+from typing import Any
 
 from sqlalchemy import select
 
 from bench.serving import Login, Seeded, patient_pseudonyms
+from carevault.access.ratelimit import RequestLimits, TokenBuckets
 from carevault.bootstrap import Services
 from carevault.domain.policy import decide
 from carevault.domain.roles import Right
@@ -17,6 +20,7 @@ from carevault.fhir.categories import possible_categories, subset
 from carevault.fhir.registry import RESOURCE_TYPES
 from carevault.gate import Caller
 from carevault.sim.loader import DEMO_CLIENT_ID
+from carevault.web.guard import RequestGuard
 
 PATIENT = RESOURCE_TYPES["Patient"]
 SYSTEM = Caller(principal="system:bench", purpose="TREAT")
@@ -111,12 +115,58 @@ def parts(
     def system_read(i: int) -> object:
         return services.gate.read(SYSTEM, PATIENT, patients[i % len(patients)])
 
+    def account_limit(_: int) -> object:
+        return buckets.take("staff:bench")
+
+    buckets = TokenBuckets(1e9, 10**9)
     return [
         each("TokenSigner.verify (PyJWT, EdDSA)", verify),
         each("access.authenticate (verify + session state)", authenticate),
+        guard_part(services, repeat),
+        each("account rate limit (token bucket)", account_limit),
         each("access.target, privacy officer (home-clinic query)", officer_facts),
         each("access.target, physician (+ care-relationship query)", doctor_facts),
         each("policy.decide", decision),
         each("subset (json.loads + subset + json.dumps)", subsetting),
         each("whole read, system caller (for scale)", system_read),
     ]
+
+
+def guard_part(services: Services, repeat: int) -> Part:
+    """The door every HTTP request passes (Host check, source rate limits), as an ASGI
+    layer around an app that does nothing; limits on, whatever the deployment says."""
+
+    async def nothing(_scope: Any, _receive: Any, _send: Any) -> None:
+        return None
+
+    guard = RequestGuard(nothing, services)
+    guard.limits = RequestLimits(TokenBuckets(1e9, 10**9), None, TokenBuckets(1e9, 10**9))
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": "/fhir/Patient/pat-1",
+        "client": ("127.0.0.1", 50000),
+        "headers": [
+            (b"host", b"127.0.0.1:8000"),
+            (b"authorization", b"Bearer x"),
+            (b"accept", b"application/fhir+json"),
+        ],
+    }
+
+    async def run() -> None:
+        for _ in range(repeat):
+            await guard(scope, _no_receive, _no_send)
+
+    asyncio.run(run())
+    began, cpu_began = time.perf_counter(), time.process_time()
+    asyncio.run(run())
+    wall, cpu = time.perf_counter() - began, time.process_time() - cpu_began
+    return "request guard (Host + source limits, ASGI)", wall / repeat * 1e6, cpu / repeat * 1e6
+
+
+async def _no_receive() -> Any:
+    return {"type": "http.request", "body": b"", "more_body": False}
+
+
+async def _no_send(_message: Any) -> None:
+    return None

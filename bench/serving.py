@@ -115,6 +115,9 @@ def deployment(
         "direct_grant": True,
         # A token must outlive the whole run: a refresh mid-run would be measured.
         "access_token_seconds": 3600,
+        # Throughput is what is measured: request rate limits would shape it.
+        "rate_limit_source_per_second": 0,
+        "rate_limit_account_per_second": 0,
         **fields,
     }
     return Deployment(label, values, environment or {})

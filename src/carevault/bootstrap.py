@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
@@ -16,6 +17,8 @@ from carevault.access.clients import ClientApps
 from carevault.access.control import AccessControl
 from carevault.access.oauth import OAuth
 from carevault.access.passwords import Passwords
+from carevault.access.ratelimit import RequestLimits
+from carevault.access.refusals import RefusalTally
 from carevault.access.registrations import Registrations
 from carevault.access.review import BreakGlassReview
 from carevault.access.sessions import Sessions
@@ -48,6 +51,7 @@ from carevault.vault.store import SYSTEM_PRINCIPAL, Vault
 
 #: How often a server counts new ledger entries for the console's activity chart.
 ACTIVITY_SECONDS = 30.0
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -75,6 +79,8 @@ class Services:
     glass_review: BreakGlassReview
     verify_runs: VerifyRuns
     console: ConsoleSessions
+    refusals: RefusalTally
+    limits: RequestLimits
     schedule: CheckpointSchedule | None = None
     activity: ActivityCounter | None = None
     _closed: bool = field(default=False, repr=False)
@@ -103,6 +109,7 @@ class Services:
                 self.audit_ledger.store, self.engine, self.now_us, ACTIVITY_SECONDS
             )
             self.activity.start()
+            self.refusals.start()
 
     def close(self) -> None:
         if self._closed:
@@ -112,6 +119,10 @@ class Services:
             self.schedule.stop()
         if self.activity is not None:
             self.activity.stop()
+        try:
+            self.refusals.close()
+        except Exception:  # noqa: BLE001 - closing goes on; the first refusals are recorded
+            log.exception("the last summary of refused requests could not be recorded")
         self.audit_ledger.close()
         self.unwrap_ledger.close()
         if self.keys is not None:
@@ -289,4 +300,6 @@ def build_services(
             idle_seconds=settings.console_idle_minutes * 60,
             clock=clock,
         ),
+        refusals=RefusalTally(audit_ledger.writer, clock),
+        limits=RequestLimits.from_settings(settings),
     )

@@ -7,6 +7,7 @@ global instance. Defaults are safe for a demo on one machine. In production mode
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import stat
 from pathlib import Path
@@ -58,7 +59,17 @@ class Settings(BaseSettings):
     # FHIR server
     public_base_url: str | None = Field(
         default=None,
-        description="Base URL used in fullUrl and paging links, e.g. https://ehr.example/fhir",
+        description=(
+            "The server's public root, e.g. https://ehr.example.hk (a trailing /fhir is "
+            "dropped): the only Host accepted, and the base of every link the server builds."
+        ),
+    )
+    trusted_proxies: str = Field(
+        default="",
+        description=(
+            "Reverse proxies whose X-Forwarded-For/-Proto are believed: comma-separated "
+            "addresses or networks. Empty (the default): no one's."
+        ),
     )
     max_body_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
     search_default_count: int = Field(default=20, ge=1)
@@ -93,6 +104,22 @@ class Settings(BaseSettings):
     )
     care_days_after: int = Field(default=90, ge=0, description="A visit keeps it open this long.")
     break_glass_minutes: int = Field(default=60, ge=1, le=24 * 60)
+
+    # Request rate limits (token buckets, per server process); a rate of 0 turns one off.
+    rate_limit_source_per_second: float = Field(
+        default=100.0, ge=0, description="Requests per second from one source address."
+    )
+    rate_limit_source_burst: int = Field(default=1000, ge=1)
+    rate_limit_account_per_second: float = Field(
+        default=30.0, ge=0, description="Requests per second by one account or client app."
+    )
+    rate_limit_account_burst: int = Field(default=300, ge=1)
+    rate_limit_sign_in_per_second: float = Field(
+        default=1.0,
+        ge=0,
+        description="Sign-in and token requests per second from one source address.",
+    )
+    rate_limit_sign_in_burst: int = Field(default=60, ge=1)
 
     # Audit ledger
     ledger_origin: str = Field(
@@ -150,7 +177,30 @@ class Settings(BaseSettings):
     @field_validator("public_base_url")
     @classmethod
     def _strip_slash(cls, value: str | None) -> str | None:
-        return value.rstrip("/") if value else value
+        if not value:
+            return value
+        value = value.rstrip("/")
+        # The FHIR base is always <root>/fhir: accept the FHIR base too.
+        return value.removesuffix("/fhir") if value.endswith("/fhir") else value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxy_networks(cls, value: str) -> str:
+        for item in _items(value):
+            # "*" or a /0 would make every client a proxy, which is what the setting prevents.
+            try:
+                network = ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                network = None
+            if network is None or network.prefixlen == 0:
+                raise ValueError(
+                    f"CAREVAULT_TRUSTED_PROXIES: {item[:60]!r} is not a proxy's address or network"
+                )
+        return ",".join(_items(value))
+
+    @property
+    def trusted_proxy_list(self) -> list[str]:
+        return _items(self.trusted_proxies)
 
     @property
     def resolved_database_url(self) -> str:
@@ -224,6 +274,10 @@ def check_production(settings: Settings) -> None:
         )
     if problems:
         raise UnsafeConfiguration("; ".join(problems))
+
+
+def _items(value: str) -> list[str]:
+    return [item.strip() for item in value.split(",") if item.strip()]
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -1,9 +1,11 @@
-"""Staff accounts: creation, sign-in with password and TOTP, lockout, suspension.
+"""Staff accounts: creation, sign-in with password and TOTP (or a recovery code),
+back-off, suspension.
 
 Sign-in failures all look the same to the caller — unknown user, wrong password,
-wrong or replayed code, back-off, lockout, suspension — and take the same time
-(an unknown user is checked against a decoy hash). The audit ledger gets the
-real reason.
+wrong or replayed code, back-off, suspension — and take the same time (an unknown
+user is checked against a decoy hash and counted by the throttle exactly like a
+known one). The audit ledger gets the real reason. Throttling (``throttle``) slows
+the address that fails, never locks, and cannot be aimed at an owner elsewhere.
 """
 
 from __future__ import annotations
@@ -15,19 +17,16 @@ from typing import Any
 
 from sqlalchemy import Engine, insert, select, update
 
-from carevault.access import totp
+from carevault.access import recovery, totp
 from carevault.access.passwords import Passwords, check_strength
+from carevault.access.recovery import RecoveryCodes
 from carevault.access.tables import staff_account
+from carevault.access.throttle import SignInThrottle, Verdict
 from carevault.clock import Clock, to_micros, utc_now
 from carevault.db import read_transaction, write_transaction
 from carevault.domain.roles import Role
 from carevault.keys.envelope import Envelope
 from carevault.keys.service import CREDENTIALS_KEY_ID, KeyService
-
-BACKOFF_AFTER = 3
-LOCK_AFTER = 10
-LOCK_SECONDS = 15 * 60
-MAX_BACKOFF_SECONDS = 60
 
 
 class AccountError(ValueError):
@@ -39,10 +38,14 @@ class SignInFailed(Exception):
 
     PUBLIC = "sign-in failed: check the username, password and code, and try again later"
 
-    def __init__(self, reason: str, account_id: str | None = None) -> None:
+    def __init__(
+        self, reason: str, account_id: str | None = None, throttled: Verdict | None = None
+    ) -> None:
         super().__init__(self.PUBLIC)
         self.reason = reason
         self.account_id = account_id
+        #: Set when the attempt was refused unchecked because of a back-off.
+        self.throttled = throttled
 
 
 @dataclass(frozen=True)
@@ -69,11 +72,13 @@ def _account(row: object) -> Account:
     )
 
 
-def backoff_seconds(failures: int) -> int:
-    """Wait imposed after ``failures`` failed attempts in a row: 0, then 1, 2, 4 … 60 s."""
-    if failures < BACKOFF_AFTER:
-        return 0
-    return min(1 << (failures - BACKOFF_AFTER), MAX_BACKOFF_SECONDS)
+@dataclass(frozen=True)
+class SignIn:
+    """A successful sign-in: who, and whether a recovery code stood in for the TOTP code."""
+
+    account: Account
+    recovery_code_used: bool = False
+    recovery_codes_left: int | None = None
 
 
 class StaffAccounts:
@@ -90,6 +95,8 @@ class StaffAccounts:
         self.keys = keys
         self.envelope = envelope
         self.clock = clock
+        self.throttle = SignInThrottle(engine, clock)
+        self.recovery = RecoveryCodes(engine, clock)
 
     # --- the TOTP secret, sealed -----------------------------------------------------------
 
@@ -211,14 +218,9 @@ class StaffAccounts:
             connection.execute(
                 update(staff_account)
                 .where(staff_account.c.account_id == account.account_id)
-                .values(
-                    password_hash=password_hash,
-                    password_changed_us=to_micros(self.clock()),
-                    failed_count=0,
-                    next_attempt_us=0,
-                    locked_until_us=0,
-                )
+                .values(password_hash=password_hash, password_changed_us=to_micros(self.clock()))
             )
+        self.throttle.clear(account.username)
         return account
 
     def reset_totp(self, username: str) -> tuple[Account, str]:
@@ -233,31 +235,62 @@ class StaffAccounts:
             )
         return account, secret
 
+    def issue_recovery_codes(self, username: str) -> tuple[Account, list[str]]:
+        """A new set of one-time recovery codes (shown once); unused old ones stop working."""
+        account = self._require(username)
+        return account, self.recovery.issue(account.account_id)
+
     # --- sign-in ---------------------------------------------------------------------------
 
-    def authenticate(self, username: str, password: str, code: str) -> Account:
+    def authenticate(
+        self, username: str, password: str, code: str, source: str | None = None
+    ) -> Account:
         """The account, if all three factors hold; otherwise ``SignInFailed``."""
+        return self.sign_in(username, password, code, source).account
+
+    def sign_in(self, username: str, password: str, code: str, source: str | None) -> SignIn:
+        """Password and TOTP code (or a recovery code), from ``source``, under the throttle."""
+        name = username.strip().casefold()
         now_us = to_micros(self.clock())
         with read_transaction(self.engine) as connection:
             row = connection.execute(
-                select(staff_account).where(staff_account.c.username == username.strip().casefold())
+                select(staff_account).where(staff_account.c.username == name)
             ).first()
         stored_hash = None if row is None else row.password_hash
         password_ok = self.passwords.verify(stored_hash, password)
-        if row is None:
-            raise SignInFailed("unknown username")
+        account_id = None if row is None else str(row.account_id)
+        spare = recovery.normalise(code)
+        # Looked up whatever the password, so that the work does not tell it apart.
+        spare_ok = spare is not None and self.recovery.valid(account_id or "-", spare)
+        verdict = self.throttle.check(
+            name, source, past_account=password_ok and spare_ok and row is not None
+        )
+        if not verdict.allowed:
+            raise SignInFailed(f"attempt during {verdict.reason}", account_id, verdict)
+        if row is None or not password_ok:
+            self.throttle.failed(name, source)
+            raise SignInFailed("unknown username" if row is None else "wrong password", account_id)
         account = _account(row)
-        if row.locked_until_us > now_us:
-            raise SignInFailed("account locked after repeated failures", account.account_id)
-        if row.next_attempt_us > now_us:
-            raise SignInFailed("attempt during back-off", account.account_id)
-        if not password_ok:
-            self._failed(account.account_id, now_us)
-            raise SignInFailed("wrong password", account.account_id)
-        step = self._valid_step(account, row, code, now_us)
+        step: int | None = None
+        if spare is not None:
+            if not self.recovery.redeem(account.account_id, spare, source):
+                self.throttle.failed(name, source)
+                raise SignInFailed("wrong or used recovery code", account.account_id)
+        else:
+            step = self._valid_step(account, row, code, now_us)
+            if step is None:
+                self.throttle.failed(name, source)
+                raise SignInFailed("wrong or replayed TOTP code", account.account_id)
         if account.suspended:
             raise SignInFailed("account suspended", account.account_id)
-        self._claim_step(account, step, failed_count=0, next_attempt_us=0, locked_until_us=0)
+        if account.role is Role.INTEGRATION:
+            raise SignInFailed(
+                "integration accounts sign in only with client credentials of their bound app",
+                account.account_id,
+            )
+        if step is not None:
+            self._claim_step(account, step)
+        self.throttle.succeeded(name, source)
         if self.passwords.needs_rehash(row.password_hash):
             rehashed = self.passwords.hash(password)
             with write_transaction(self.engine) as connection:
@@ -266,33 +299,16 @@ class StaffAccounts:
                     .where(staff_account.c.account_id == account.account_id)
                     .values(password_hash=rehashed)
                 )
-        return account
+        if spare is None:
+            return SignIn(account)
+        return SignIn(account, True, self.recovery.remaining(account.account_id))
 
-    def _failed(self, account_id: str, now_us: int) -> None:
-        with write_transaction(self.engine) as connection:
-            count = (
-                connection.execute(
-                    select(staff_account.c.failed_count).where(
-                        staff_account.c.account_id == account_id
-                    )
-                ).scalar_one()
-                + 1
-            )
-            values = {
-                "failed_count": count,
-                "next_attempt_us": now_us + backoff_seconds(count) * 1_000_000,
-            }
-            if count >= LOCK_AFTER:
-                values["locked_until_us"] = now_us + LOCK_SECONDS * 1_000_000
-            connection.execute(
-                update(staff_account)
-                .where(staff_account.c.account_id == account_id)
-                .values(**values)
-            )
-
-    def confirm_totp(self, username: str, code: str) -> Account:
-        """Step-up check for a sensitive action by a signed-in user: a fresh TOTP code
-        (valid now, never used before) for an active account; ``SignInFailed`` otherwise."""
+    def confirm_totp(self, username: str, code: str, source: str | None = None) -> Account:
+        """Step-up check for a sensitive action by a signed-in user (or the CLI on the
+        host): a fresh TOTP code (valid now, never used before) for an active account;
+        ``SignInFailed`` otherwise. Sign-in back-off does not apply: failed step-ups have
+        their own level per (account, source), so no stranger can keep an officer from
+        containment."""
         now_us = to_micros(self.clock())
         with read_transaction(self.engine) as connection:
             row = connection.execute(
@@ -301,24 +317,27 @@ class StaffAccounts:
         if row is None:
             raise SignInFailed("unknown username")
         account = _account(row)
-        if account.suspended or row.locked_until_us > now_us:
-            raise SignInFailed("account suspended or locked", account.account_id)
+        if account.suspended:
+            raise SignInFailed("account suspended", account.account_id)
+        verdict = self.throttle.step_up_check(account.account_id, source)
+        if not verdict.allowed:
+            raise SignInFailed(f"step-up during {verdict.reason}", account.account_id, verdict)
         step = self._valid_step(account, row, code, now_us)
+        if step is None:
+            self.throttle.step_up_failed(account.account_id, source)
+            raise SignInFailed("wrong or replayed TOTP code", account.account_id)
         self._claim_step(account, step)
+        self.throttle.step_up_succeeded(account.account_id, source)
         return account
 
-    def _valid_step(self, account: Account, row: Any, code: str, now_us: int) -> int:
-        """The time step of a valid, unused TOTP code; a failure counts towards lockout."""
-        step = None
-        if row.totp_sealed is not None:
-            secret = self._open_secret(account.account_id, row.totp_sealed)
-            step = totp.verify(secret, code, last_step=row.totp_last_step, now=now_us / 1e6)
-        if step is None:
-            self._failed(account.account_id, now_us)
-            raise SignInFailed("wrong or replayed TOTP code", account.account_id)
-        return step
+    def _valid_step(self, account: Account, row: Any, code: str, now_us: int) -> int | None:
+        """The time step of a valid, unused TOTP code, or None."""
+        if row.totp_sealed is None:
+            return None
+        secret = self._open_secret(account.account_id, row.totp_sealed)
+        return totp.verify(secret, code, last_step=row.totp_last_step, now=now_us / 1e6)
 
-    def _claim_step(self, account: Account, step: int, **values: int) -> None:
+    def _claim_step(self, account: Account, step: int) -> None:
         """Record ``step`` as used; the step guard makes a concurrent replay lose the race."""
         with write_transaction(self.engine) as connection:
             claimed = connection.execute(
@@ -328,7 +347,7 @@ class StaffAccounts:
                     (staff_account.c.totp_last_step.is_(None))
                     | (staff_account.c.totp_last_step < step),
                 )
-                .values(totp_last_step=step, **values)
+                .values(totp_last_step=step)
             ).rowcount
         if claimed != 1:
             raise SignInFailed("TOTP code replayed", account.account_id)

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from carevault.access.accounts import Account, StaffAccounts
-from carevault.access.clients import ClientApp, ClientApps
+from carevault.access.accounts import Account, AccountError, StaffAccounts
+from carevault.access.clients import ClientApp, ClientApps, ClientError
 from carevault.access.sessions import Sessions
 from carevault.clock import Clock, to_micros, utc_now
 from carevault.domain.roles import Role
@@ -102,6 +102,20 @@ class Administration:
             self._record(by, Tag.ADMIN_SESSION_ENDED, session_id, why=reason[:200])
         return ended
 
+    def issue_recovery_codes(self, by: str, username: str) -> tuple[Account, list[str]]:
+        account, codes = self.accounts.issue_recovery_codes(username)
+        self._record(by, Tag.ADMIN_RECOVERY_CODES_ISSUED, account.account_id, count=len(codes))
+        return account, codes
+
+    def clear_throttle(self, by: str, username: str) -> int:
+        """Empty a username's sign-in back-off (after checking with its owner)."""
+        account = self.accounts.find(username)
+        if account is None:
+            raise AccountError(f"no account {username}")
+        removed = self.accounts.throttle.clear(account.username)
+        self._record(by, Tag.ADMIN_THROTTLE_CLEARED, account.account_id, levels=removed)
+        return removed
+
     def add_client(
         self,
         by: str,
@@ -112,7 +126,18 @@ class Administration:
         scopes: str,
         redirect_uris: Sequence[str] = (),
         clinic_ids: Sequence[str] = (),
+        account: str | None = None,
     ) -> tuple[ClientApp, str | None]:
+        """Register an app. ``account``: the integration account (username) a confidential
+        app acts for; its clinics must be among the account's."""
+        account_id = None
+        if account is not None:
+            bound = self.accounts.find(account)
+            if bound is None or bound.role is not Role.INTEGRATION:
+                raise ClientError(f"{account} is not an integration account")
+            if not set(clinic_ids) <= bound.clinic_ids:
+                raise ClientError(f"the app's clinics must be among {bound.username}'s clinics")
+            account_id = bound.account_id
         app, secret = self.clients.add(
             client_id,
             name,
@@ -120,8 +145,12 @@ class Administration:
             scopes=scopes,
             redirect_uris=redirect_uris,
             clinic_ids=clinic_ids,
+            account_id=account_id,
         )
-        self._record(by, Tag.ADMIN_CLIENT_ADDED, client_id, scopes=scopes)
+        detail: dict[str, Any] = {"scopes": scopes, "clinics": sorted(clinic_ids)}
+        if account_id is not None:
+            detail["account"] = account_id
+        self._record(by, Tag.ADMIN_CLIENT_ADDED, client_id, **detail)
         return app, secret
 
     def revoke_client(self, by: str, client_id: str) -> tuple[ClientApp, int]:

@@ -1,4 +1,10 @@
-"""Client apps: user-facing apps (public, PKCE) and integration services (confidential)."""
+"""Client apps: user-facing apps (public, PKCE) and integration services (confidential).
+
+An integration service signs in only with the client-credentials grant of a
+confidential app. Such an app may be bound to an integration account: it then acts
+for that account, reaches only the clinics both are limited to, and stops when the
+account is suspended. Integration accounts cannot sign in through user apps at all.
+"""
 
 from __future__ import annotations
 
@@ -33,6 +39,7 @@ class ClientApp:
     scopes: smart.Scopes
     clinic_ids: frozenset[str]
     revoked: bool
+    account_id: str | None = None
 
 
 def _hash_secret(secret: str) -> str:
@@ -51,6 +58,7 @@ def _client(row: object) -> ClientApp:
         scopes=smart.parse(m["scopes"], allowed_contexts=contexts),
         clinic_ids=frozenset(filter(None, m["clinic_ids"].split(","))),
         revoked=m["revoked_us"] is not None,
+        account_id=m["account_id"],
     )
 
 
@@ -68,8 +76,10 @@ class ClientApps:
         scopes: str,
         redirect_uris: Sequence[str] = (),
         clinic_ids: Sequence[str] = (),
+        account_id: str | None = None,
     ) -> tuple[ClientApp, str | None]:
-        """Register an app; a confidential one gets a secret, returned once."""
+        """Register an app; a confidential one gets a secret, returned once. ``account_id``:
+        the integration account a confidential app acts for (checked by the caller)."""
         if not _CLIENT_ID.match(client_id):
             raise ClientError("a client id is 3-64 of a-z 0-9 - _ .")
         contexts = frozenset({"system"} if confidential else {"user", "patient"})
@@ -90,6 +100,8 @@ class ClientApps:
             raise ClientError("a public app needs at least one redirect URI")
         if confidential and not clinic_ids:
             raise ClientError("an integration app must be limited to at least one clinic")
+        if account_id is not None and not confidential:
+            raise ClientError("only a confidential app can act for an integration account")
         secret = secrets.token_urlsafe(32) if confidential else None
         with write_transaction(self.engine) as connection:
             exists = connection.execute(
@@ -108,6 +120,7 @@ class ClientApps:
                     clinic_ids=",".join(sorted(clinic_ids)),
                     revoked_us=None,
                     created_us=to_micros(self.clock()),
+                    account_id=account_id,
                 )
             )
         found = self.get(client_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from sqlalchemy import ColumnElement, Connection, Engine, false, or_
@@ -19,6 +20,9 @@ from carevault.domain.roles import CLINICIANS, GROUP_WIDE, Role
 from carevault.fhir.registry import ResourceType
 from carevault.vault.records import Head
 from carevault.vault.tables import resource_head
+
+_SYSTEM = frozenset({"system"})
+_USER = frozenset({"user", "patient"})
 
 
 class Unauthenticated(Exception):
@@ -77,7 +81,11 @@ class AccessControl:
         principal = f"staff:{state.username}" if state.username else f"client:{state.client_id}"
         if not state.live:
             raise Unauthenticated(state.reason, session_id, principal)
-        contexts = frozenset({"system"} if state.account_id is None else {"user", "patient"})
+        contexts = _SYSTEM if state.account_id is None else _USER
+        try:
+            scopes = granted_scopes(scope, state.scopes, state.client_scopes, contexts)
+        except smart.InvalidScope as error:
+            raise Unauthenticated(f"token scope: {error}", session_id, principal) from None
         actor = Actor(
             principal=principal,
             role=Role(state.role or "integration"),
@@ -89,7 +97,7 @@ class AccessControl:
             actor=actor,
             session_id=session_id,
             client_id=state.client_id,
-            scopes=smart.parse(scope, allowed_contexts=contexts),
+            scopes=scopes,
         )
 
     def now_us(self) -> int:
@@ -163,6 +171,26 @@ class AccessControl:
                 resource_head.c.patient_pseudonym.in_(self.registrations.patients_at(clinics))
             )
         return or_(*reach) if reach else false()
+
+
+@functools.lru_cache(maxsize=1024)
+def granted_scopes(
+    token_scope: str, session_scope: str, client_scope: str, contexts: frozenset[str]
+) -> smart.Scopes:
+    """What a request may do: the scopes stored with its session, never more than the
+    token claims nor than its app is registered for now (a registration narrowed after
+    sign-in narrows live sessions too). The token's claim alone is never trusted."""
+    granted = smart.parse(session_scope, allowed_contexts=contexts)
+    if token_scope != session_scope:
+        granted = smart.narrow(smart.parse(token_scope, allowed_contexts=contexts), granted)
+    try:
+        registered = smart.parse(client_scope, allowed_contexts=contexts)
+    except smart.InvalidScope:
+        # Registered for another context than the session's: nothing of it applies.
+        registered = smart.Scopes((), frozenset())
+    if registered != granted:
+        granted = smart.narrow(granted, registered)
+    return granted
 
 
 def _account_id(actor: Actor) -> str:

@@ -26,6 +26,7 @@ from carevault.access.sessions import RefreshRefused, Sessions, TokenPair
 from carevault.access.tables import auth_code
 from carevault.clock import Clock, to_micros, utc_now
 from carevault.db import read_transaction, write_transaction
+from carevault.domain.roles import Role
 from carevault.ledger.events import AuditEvent, Outcome, Tag
 from carevault.ledger.trail import AuditTrail
 
@@ -81,7 +82,13 @@ class OAuth:
         self.clock = clock
 
     def _record(
-        self, tag: Tag, outcome: Outcome, origin: Origin, reason: str, **who: str | None
+        self,
+        tag: Tag,
+        outcome: Outcome,
+        origin: Origin,
+        reason: str,
+        detail: dict[str, object] | None = None,
+        **who: str | None,
     ) -> None:
         self.audit.record(
             [
@@ -95,6 +102,7 @@ class OAuth:
                     source_address=origin.source_address,
                     user_agent=(origin.user_agent or "")[:200] or None,
                     reason=reason,
+                    detail=detail or {},
                 )
             ]
         )
@@ -196,22 +204,37 @@ class OAuth:
         self, username: str, password: str, code: str, origin: Origin, client_id: str
     ) -> Account:
         try:
-            account = self.accounts.authenticate(username, password, code)
+            signed_in = self.accounts.sign_in(username, password, code, origin.source_address)
         except SignInFailed as failure:
+            throttled = failure.throttled
             self._record(
-                Tag.AUTH_SIGN_IN_FAILED,
+                Tag.AUTH_SIGN_IN_THROTTLED if throttled else Tag.AUTH_SIGN_IN_FAILED,
                 Outcome.DENIED,
                 origin,
                 failure.reason,
+                detail={"wait_seconds": throttled.wait_seconds} if throttled else None,
                 principal=f"staff-account:{failure.account_id}" if failure.account_id else None,
                 client_id=client_id,
             )
             raise
+        account = signed_in.account
+        if signed_in.recovery_code_used:
+            self._record(
+                Tag.AUTH_RECOVERY_CODE_USED,
+                Outcome.SUCCESS,
+                origin,
+                "a one-time recovery code stood in for the TOTP code",
+                detail={"codes_left": signed_in.recovery_codes_left},
+                principal=f"staff:{account.username}",
+                client_id=client_id,
+            )
         self._record(
             Tag.AUTH_SIGNED_IN,
             Outcome.SUCCESS,
             origin,
-            "password and TOTP verified",
+            "password and recovery code verified"
+            if signed_in.recovery_code_used
+            else "password and TOTP verified",
             principal=f"staff:{account.username}",
             client_id=client_id,
         )
@@ -224,13 +247,15 @@ class OAuth:
     ) -> dict[str, object]:
         grant = form.get("grant_type", "")
         account_id: str | None
+        reach: dict[str, object] = {}
         try:
             if grant == "authorization_code":
                 pair, account_id = self._redeem_code(form, authorization, origin)
             elif grant == "refresh_token":
                 pair, account_id = self._refresh(form, authorization, origin)
             elif grant == "client_credentials":
-                pair, account_id = self._client_credentials(form, authorization, origin), None
+                pair, reach = self._client_credentials(form, authorization, origin)
+                account_id = None
             elif grant == "password" and self.direct_grant:
                 pair, account_id = self._password(form, origin)
             else:
@@ -241,7 +266,7 @@ class OAuth:
                 Outcome.DENIED,
                 origin,
                 f"{grant}: {error.reason}",
-                client_id=form.get("client_id") or None,
+                client_id=_claimed_client(form, authorization),
             )
             raise
         self._record(
@@ -249,9 +274,10 @@ class OAuth:
             Outcome.SUCCESS,
             origin,
             f"{grant} grant",
+            {"scope": pair.scope, **reach},
             session_id=pair.session_id,
             principal=f"staff-account:{account_id}" if account_id else None,
-            client_id=form.get("client_id") or None,
+            client_id=_claimed_client(form, authorization),
         )
         body: dict[str, object] = {
             "access_token": pair.access_token,
@@ -332,6 +358,10 @@ class OAuth:
         account = self.accounts.get(row.account_id)
         if account is None or account.suspended:
             raise OAuthError("invalid_grant", "the code is not valid", reason="account suspended")
+        if account.role is Role.INTEGRATION:
+            raise OAuthError(
+                "invalid_grant", "the code is not valid", reason="integration account in a user app"
+            )
         scope = smart.parse(row.scopes, allowed_contexts=frozenset({"user", "patient"}))
         pair = self.sessions.open(
             subject=account.account_id,
@@ -374,7 +404,9 @@ class OAuth:
 
     def _client_credentials(
         self, form: Mapping[str, str], authorization: str | None, origin: Origin
-    ) -> TokenPair:
+    ) -> tuple[TokenPair, dict[str, object]]:
+        """A token for an integration service: only a confidential app, only the system/
+        scopes it is registered for; the reach is recorded with the issuance."""
         client = self._client(form, authorization)
         if not client.confidential:
             raise OAuthError("unauthorized_client", "client credentials need a confidential client")
@@ -387,7 +419,17 @@ class OAuth:
             raise OAuthError(
                 "invalid_scope", "none of the requested scopes is allowed for this client"
             )
-        return self.sessions.open(
+        clinics = client.clinic_ids
+        if client.account_id is not None:
+            bound = self.accounts.get(client.account_id)
+            if bound is None or bound.suspended or bound.role is not Role.INTEGRATION:
+                raise OAuthError(
+                    "invalid_grant",
+                    "this client cannot be used now",
+                    reason="the app's integration account is suspended or missing",
+                )
+            clinics = clinics & bound.clinic_ids
+        pair = self.sessions.open(
             subject=client.client_id,
             account_id=None,
             client_id=client.client_id,
@@ -396,6 +438,10 @@ class OAuth:
             source_address=origin.source_address,
             user_agent=origin.user_agent,
         )
+        reach: dict[str, object] = {"clinics": sorted(clinics)}
+        if client.account_id is not None:
+            reach["account"] = client.account_id
+        return pair, reach
 
     def _password(self, form: Mapping[str, str], origin: Origin) -> tuple[TokenPair, str]:
         client = self._client(form, None)
@@ -471,6 +517,17 @@ class OAuth:
                 session_id=session_id,
                 client_id=client.client_id,
             )
+
+
+def _claimed_client(form: Mapping[str, str], authorization: str | None) -> str | None:
+    """The client id a token request names (form or HTTP Basic), for the audit record."""
+    if authorization and authorization.lower().startswith("basic "):
+        try:
+            claimed = base64.b64decode(authorization[6:]).decode().partition(":")[0]
+        except (ValueError, UnicodeDecodeError):
+            claimed = ""
+        return claimed[:64] or None
+    return form.get("client_id", "")[:64] or None
 
 
 def _hash(value: str) -> str:

@@ -16,6 +16,7 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, select, update
 
@@ -45,7 +46,9 @@ class TokenPair:
 
 @dataclass(frozen=True)
 class SessionState:
-    """A session and who it acts for: the account's role and clinics, or the client's."""
+    """A session and who it acts for: the account's role and clinics, or the client's
+    (a client-credentials session of a bound client: what the client and its integration
+    account both allow). ``client_scopes``: what the client is registered for now."""
 
     session_id: str
     live: bool
@@ -57,6 +60,7 @@ class SessionState:
     role: str | None = None
     clinic_ids: frozenset[str] = frozenset()
     practitioner_id: str | None = None
+    client_scopes: str = ""
 
 
 @dataclass(frozen=True)
@@ -357,6 +361,7 @@ class Sessions:
 
     def _load(self, session_id: str) -> SessionState:
         now_us = to_micros(self.clock())
+        bound = staff_account.alias("bound_account")
         with read_transaction(self.engine) as connection:
             row = connection.execute(
                 select(
@@ -366,25 +371,26 @@ class Sessions:
                     staff_account.c.role,
                     staff_account.c.clinic_ids.label("staff_clinics"),
                     staff_account.c.practitioner_id,
+                    client_app.c.kind.label("client_kind"),
+                    client_app.c.scopes.label("client_scopes"),
                     client_app.c.revoked_us.label("client_revoked_us"),
                     client_app.c.clinic_ids.label("client_clinics"),
+                    client_app.c.account_id.label("bound_account_id"),
+                    bound.c.role.label("bound_role"),
+                    bound.c.suspended_us.label("bound_suspended_us"),
+                    bound.c.clinic_ids.label("bound_clinics"),
                 )
                 .outerjoin(staff_account, staff_account.c.account_id == auth_session.c.account_id)
                 .outerjoin(client_app, client_app.c.client_id == auth_session.c.client_id)
+                .outerjoin(bound, bound.c.account_id == client_app.c.account_id)
                 .where(auth_session.c.session_id == session_id)
             ).first()
         if row is None:
             return SessionState(session_id, False, "unknown session", None, "", "")
-        reason = ""
-        if row.revoked_us is not None:
-            reason = f"session revoked ({row.revoke_reason or 'no reason given'})"
-        elif row.expires_us <= now_us:
-            reason = "session expired"
-        elif row.suspended_us is not None:
-            reason = "account suspended"
-        elif row.client_revoked_us is not None:
-            reason = "client app revoked"
-        clinics = row.staff_clinics if row.account_id else row.client_clinics
+        reason = _why_not_live(row, now_us)
+        clinics = _clinics(row.staff_clinics if row.account_id else row.client_clinics)
+        if row.account_id is None and row.bound_account_id is not None:
+            clinics &= _clinics(row.bound_clinics)
         return SessionState(
             session_id,
             not reason,
@@ -394,6 +400,36 @@ class Sessions:
             row.scopes,
             username=row.username,
             role=row.role if row.account_id else "integration",
-            clinic_ids=frozenset(filter(None, (clinics or "").split(","))),
+            clinic_ids=clinics,
             practitioner_id=row.practitioner_id,
+            client_scopes=row.client_scopes or "",
         )
+
+
+def _clinics(text: str | None) -> frozenset[str]:
+    return frozenset(filter(None, (text or "").split(",")))
+
+
+def _why_not_live(row: Any, now_us: int) -> str:
+    """Why a session can no longer be used; empty if it can."""
+    if row.revoked_us is not None:
+        return f"session revoked ({row.revoke_reason or 'no reason given'})"
+    if row.expires_us <= now_us:
+        return "session expired"
+    if row.suspended_us is not None:
+        return "account suspended"
+    if row.client_kind is None:
+        return "client app no longer registered"
+    if row.client_revoked_us is not None:
+        return "client app revoked"
+    if row.account_id is not None and row.role == "integration":
+        # Opened through a user app before integration accounts were refused there.
+        return "integration account signed in through a user app"
+    if row.account_id is None:
+        if row.client_kind != "confidential":
+            return "client credentials of a public app"
+        if row.bound_account_id is not None and row.bound_role != "integration":
+            return "the app's integration account is missing"
+        if row.bound_suspended_us is not None:
+            return "the app's integration account is suspended"
+    return ""

@@ -6,6 +6,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Float,
     Index,
     Integer,
     LargeBinary,
@@ -29,6 +30,8 @@ staff_account = Table(
     # The TOTP secret, sealed under the credentials key (AES-GCM, bound to the account).
     Column("totp_sealed", LargeBinary, nullable=True),
     Column("totp_last_step", BigInteger, nullable=True),
+    # Unused since records_0005 (sign-in throttling lives in sign_in_throttle); kept so
+    # that an older server process never meets a missing column.
     Column("failed_count", Integer, nullable=False, default=0),
     Column("next_attempt_us", BigInteger, nullable=False, default=0),
     Column("locked_until_us", BigInteger, nullable=False, default=0),
@@ -49,6 +52,36 @@ client_app = Table(
     Column("clinic_ids", Text, nullable=False),
     Column("revoked_us", BigInteger, nullable=True),
     Column("created_us", BigInteger, nullable=False),
+    # A confidential client may act for one integration account (records_0005): its
+    # reach is then what both allow, and it ends when the account is suspended.
+    Column("account_id", String(40), nullable=True),
+)
+
+#: Failed sign-ins, as levels that drain over time, per (username, source address),
+#: per username and per source address; and failed step-up codes per (account, source).
+#: Usernames appear only hashed: people type passwords into the username field.
+sign_in_throttle = Table(
+    "sign_in_throttle",
+    metadata,
+    Column("kind", String(16), primary_key=True),
+    Column("subject", String(200), primary_key=True),
+    Column("level", Float, nullable=False),
+    Column("updated_us", BigInteger, nullable=False),
+    Column("blocked_until_us", BigInteger, nullable=False),
+    Index("ix_sign_in_throttle_waits", "kind", "blocked_until_us"),
+)
+
+#: One-time recovery codes: a second factor when the authenticator is lost, and a way
+#: past the per-account back-off a crowd of addresses can cause. Stored as SHA-256
+#: (each code has 80 random bits); a used code keeps its row, with when and from where.
+recovery_code = Table(
+    "recovery_code",
+    metadata,
+    Column("code_hash", String(64), primary_key=True),
+    Column("account_id", String(40), nullable=False, index=True),
+    Column("issued_us", BigInteger, nullable=False),
+    Column("used_us", BigInteger, nullable=True),
+    Column("used_from", String(64), nullable=True),
 )
 
 auth_session = Table(

@@ -3,11 +3,27 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from carevault.cli.common import HomeOption, app, settings_for
+from carevault.config import Settings
+
+
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """How uvicorn treats X-Forwarded-For/-Proto: believed only from the configured
+    proxies. With none configured (the default) the headers are ignored altogether —
+    uvicorn's own default would believe any client on 127.0.0.1 (or whatever
+    FORWARDED_ALLOW_IPS says), so a process on the same host could pick the address
+    that the ledger, the sessions and the blocked-address check see."""
+    proxies = settings.trusted_proxy_list
+    return {
+        "proxy_headers": bool(proxies),
+        "forwarded_allow_ips": proxies if proxies else [],
+        "log_level": "info",
+        "access_log": False,
+    }
 
 
 @app.command()
@@ -69,7 +85,7 @@ def serve(
     settings = settings_for(home)
     application = create_app(settings)
     typer.echo(f"CareVault FHIR server: http://{host}:{port}/fhir  (metadata: /fhir/metadata)")
-    uvicorn.run(application, host=host, port=port, log_level="info", access_log=False)
+    uvicorn.run(application, host=host, port=port, **uvicorn_options(settings))
 
 
 @app.command()
@@ -109,6 +125,6 @@ def demo(
     typer.echo(f"Console:             {base}/console/  (privacy officer, clinic managers)")
     typer.echo("Sign in with a login above: README.md, 'Using it', shows a token with curl.")
     try:
-        uvicorn.run(application, host=host, port=port, log_level="info", access_log=False)
+        uvicorn.run(application, host=host, port=port, **uvicorn_options(settings))
     finally:
         services.close()

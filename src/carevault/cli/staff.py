@@ -10,7 +10,9 @@ import typer
 from carevault.cli.common import HomeOption, app, open_services, operator
 from carevault.domain.roles import Role
 
-staff_app = typer.Typer(help="Staff accounts: add, list, suspend, reset password or TOTP.")
+staff_app = typer.Typer(
+    help="Staff accounts: add, list, suspend, reset password or TOTP, recovery codes, back-off."
+)
 client_app = typer.Typer(help="Client apps (SMART on FHIR): add, list, revoke.")
 app.add_typer(staff_app, name="staff")
 app.add_typer(client_app, name="client")
@@ -54,8 +56,38 @@ def staff_add(
         account, secret = services.admin.add_staff(
             operator(), username, name, role, clinic, password, practitioner
         )
+        codes = (
+            services.admin.issue_recovery_codes(operator(), account.username)[1]
+            if account.role is Role.PRIVACY_OFFICER
+            else []
+        )
     typer.echo(f"added {account.username} ({account.role}) as {account.account_id}")
     _show_totp(account.username, secret)
+    if codes:
+        _show_recovery_codes(codes)
+
+
+def _show_recovery_codes(codes: list[str]) -> None:
+    typer.echo("One-time recovery codes (each signs in once, in place of a TOTP code):")
+    for code in codes:
+        typer.echo(f"  {code}")
+    typer.echo("Shown once: print them and keep them apart from the phone.")
+
+
+@staff_app.command("recovery-codes")
+def staff_recovery_codes(username: str, home: HomeOption = None) -> None:
+    """Issue a new set of one-time recovery codes; unused old ones stop working."""
+    with open_services(home) as services:
+        _, codes = services.admin.issue_recovery_codes(operator(), username)
+    _show_recovery_codes(codes)
+
+
+@staff_app.command("clear-back-off")
+def staff_clear_back_off(username: str, home: HomeOption = None) -> None:
+    """Empty an account's sign-in back-off (every address), after checking with its owner."""
+    with open_services(home) as services:
+        removed = services.admin.clear_throttle(operator(), username)
+    typer.echo(f"sign-in back-off of {username} cleared ({removed} levels)")
 
 
 @staff_app.command("list")
@@ -118,6 +150,10 @@ def client_add(
     clinic: Annotated[
         list[str] | None, typer.Option(help="Clinics an integration app may reach.")
     ] = None,
+    account: Annotated[
+        str | None,
+        typer.Option(help="The integration account a confidential app acts for (username)."),
+    ] = None,
     home: HomeOption = None,
 ) -> None:
     """Register a client app; a confidential app's secret is printed once."""
@@ -130,6 +166,7 @@ def client_add(
             scopes=scope,
             redirect_uris=redirect_uri or [],
             clinic_ids=clinic or [],
+            account=account,
         )
     kind = "confidential" if app_.confidential else "public"
     typer.echo(f"added client {app_.client_id} ({kind})")

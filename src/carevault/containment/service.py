@@ -75,7 +75,9 @@ class ContainmentService:
 
     def _authorize(self, officer: Officer, action: str) -> Account:
         try:
-            account = self.accounts.confirm_totp(officer.username, officer.totp)
+            account = self.accounts.confirm_totp(
+                officer.username, officer.totp, officer.source_address
+            )
         except SignInFailed as failure:
             self._record(
                 Tag.CONTAIN_REFUSED, Outcome.DENIED, officer, f"{action}: {failure.reason}"

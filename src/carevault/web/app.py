@@ -15,6 +15,7 @@ from carevault.bootstrap import Services, build_services
 from carevault.config import Settings
 from carevault.fhir.outcome import FhirError
 from carevault.web import admin_routes, audit_routes, auth_routes, console, fhir_routes
+from carevault.web.guard import RequestGuard
 from carevault.web.responses import (
     on_fhir_error,
     on_http_error,
@@ -47,6 +48,8 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     )
     app.state.services = built
     app.add_middleware(admin_routes.BlockedAddresses, services=built)
+    # Outermost: a wrong Host or a flooding address is turned away before anything runs.
+    app.add_middleware(RequestGuard, services=built)
     app.add_exception_handler(FhirError, on_fhir_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)

@@ -25,9 +25,11 @@ _JSON_TYPES = ("application/fhir+json", "application/json")
 
 
 def base_url(request: Request) -> str:
+    """The FHIR base every link is built on: from configuration when it is set (the
+    Host header is then never used); otherwise a loopback Host the guard let through."""
     configured: str | None = request.app.state.services.settings.public_base_url
     if configured:
-        return configured
+        return f"{configured}/fhir"
     return f"{request.url.scheme}://{request.url.netloc}/fhir"
 
 

@@ -41,26 +41,49 @@ def authenticate(svc: Services, request: Request) -> Caller:
     try:
         who = svc.access.authenticate(_bearer(request))
     except Unauthenticated as refused:
-        svc.audit.record(
-            [
-                AuditEvent(
-                    tag=Tag.AUTH_TOKEN_REFUSED,
-                    outcome=Outcome.DENIED,
-                    at_us=to_micros(svc.clock()),
-                    principal=refused.principal,
-                    session_id=refused.session_id,
-                    source_address=source,
-                    user_agent=(agent or "")[:200] or None,
-                    reason=refused.reason,
-                    detail={"path": request.url.path[:200]},
-                )
-            ]
+        event = AuditEvent(
+            tag=Tag.AUTH_TOKEN_REFUSED,
+            outcome=Outcome.DENIED,
+            at_us=to_micros(svc.clock()),
+            principal=refused.principal,
+            session_id=refused.session_id,
+            source_address=source,
+            user_agent=(agent or "")[:200] or None,
+            reason=refused.reason,
+            detail={"path": request.url.path[:200]},
         )
+        if refused.principal is None:
+            # No one is named (no token, or one that does not verify): counted per
+            # source and minute, so that a flood of them cannot flood the ledger.
+            svc.refusals.refuse(event)
+        else:
+            svc.audit.record([event])
         raise FhirError(
             401,
             [Issue("login", "a valid access token is required")],
             {"WWW-Authenticate": _CHALLENGE},
         ) from None
+    if svc.limits.account is not None:
+        wait = svc.limits.account.take(who.actor.principal)
+        if wait:
+            svc.refusals.refuse(
+                AuditEvent(
+                    tag=Tag.AUTH_RATE_LIMITED,
+                    outcome=Outcome.DENIED,
+                    at_us=to_micros(svc.clock()),
+                    principal=who.actor.principal,
+                    client_id=who.client_id,
+                    session_id=who.session_id,
+                    source_address=source,
+                    reason="too many requests by this account",
+                    detail={"path": request.url.path[:200]},
+                )
+            )
+            raise FhirError(
+                429,
+                [Issue("throttled", "too many requests: slow down and try again later")],
+                {"Retry-After": str(wait)},
+            )
     return Caller(
         budget=DecryptionBudget(svc.settings.max_decrypts_per_request),
         principal=who.actor.principal,

@@ -31,15 +31,25 @@ FHIR_BASE = f"{BASE}/fhir"
 
 @dataclass
 class MovableClock:
-    """The wall clock plus an offset the test moves forward (back-off, lockout)."""
+    """The wall clock plus an offset the test moves forward (back-off, lockout); frozen,
+    it stands still between moves, so that a one-second wait cannot run out while a slow
+    machine answers."""
 
     offset: timedelta = field(default_factory=timedelta)
+    frozen: datetime | None = None
 
     def __call__(self) -> datetime:
-        return utc_now() + self.offset
+        return (self.frozen or utc_now()) + self.offset
 
     def advance(self, seconds: float) -> None:
         self.offset += timedelta(seconds=seconds)
+
+    def freeze(self) -> None:
+        self.frozen = utc_now()
+
+    def thaw(self) -> None:
+        """Back to the wall clock, with no offset (tokens are checked against it)."""
+        self.frozen, self.offset = None, timedelta()
 
 
 @dataclass
@@ -116,6 +126,26 @@ def web(auth_services: Services) -> Iterator[FhirTestClient]:
     """The app as a deployment runs it: every FHIR request needs a bearer token."""
     with FhirTestClient(create_app(auth_services.settings, auth_services)) as client:
         yield client
+
+
+FromAddress = Callable[[str], FhirTestClient]
+
+
+@pytest.fixture
+def web_from(auth_services: Services) -> Iterator[FromAddress]:
+    """Clients of one app that call from the address they are given (a stranger's, an
+    office's), all sharing the services' rate limits and throttle."""
+    app = create_app(auth_services.settings, auth_services)
+    made: list[FhirTestClient] = []
+
+    def make(address: str) -> FhirTestClient:
+        client = FhirTestClient(app, client=(address, 50000))
+        made.append(client)
+        return client
+
+    yield make
+    for client in made:
+        client.close()
 
 
 @pytest.fixture

@@ -12,7 +12,9 @@ from typing import Any
 
 import pytest
 
+from carevault.access.throttle import PAIR
 from carevault.bootstrap import Services
+from carevault.domain.roles import Role
 from carevault.ledger.events import Outcome, Tag
 from tests.integration.access.audit_log import events, refused
 from tests.integration.access.browser import assert_refused_within, basic, bearer
@@ -201,3 +203,33 @@ def test_client_commands_add_list_and_revoke_apps(
     assert (revoke.principal, revoke.reason) == (OPERATOR, "lab-feed")
     assert revoke.detail == {"sessions_ended": 1}
     refused(store, Tag.AUTH_TOKEN_REFUSED, "session revoked (client app revoked)")
+
+
+def test_recovery_codes_and_clearing_a_back_off_from_the_cli(
+    cli: Cli,
+    web: FhirTestClient,
+    auth_services: Services,
+    new_staff: Callable[..., Staff],
+    clock: MovableClock,
+) -> None:
+    clock.freeze()
+    officer = new_staff(Role.PRIVACY_OFFICER)
+    for _ in range(PAIR.free):
+        _sign_in(web, officer, code="123456")
+    assert _sign_in(web, officer).status_code == 400  # held: this address keeps failing
+
+    cleared = cli("staff", "clear-back-off", officer.username)
+    issued = cli("staff", "recovery-codes", officer.username)
+
+    assert cleared.returncode == issued.returncode == 0, cleared.stderr + issued.stderr
+    assert f"sign-in back-off of {officer.username} cleared (2 levels)" in cleared.stdout
+    codes = re.findall(r"^  ([A-Z2-9]{4}(?:-[A-Z2-9]{4}){3})$", issued.stdout, re.MULTILINE)
+    assert len(codes) == 10
+    assert _sign_in(web, officer, code=codes[3]).status_code == 200
+    assert _sign_in(web, officer, code=codes[3]).status_code == 400
+    store = auth_services.audit_ledger.store
+    (issue,) = events(store, Tag.ADMIN_RECOVERY_CODES_ISSUED)
+    (clear,) = events(store, Tag.ADMIN_THROTTLE_CLEARED)
+    assert issue.principal == clear.principal == OPERATOR
+    assert issue.detail == {"count": 10}
+    refused(store, Tag.AUTH_SIGN_IN_FAILED, "wrong or used recovery code")

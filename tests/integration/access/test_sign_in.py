@@ -9,14 +9,8 @@ from typing import Any
 from starlette.testclient import TestClient
 
 from carevault.access import totp
-from carevault.access.accounts import (
-    BACKOFF_AFTER,
-    LOCK_AFTER,
-    LOCK_SECONDS,
-    MAX_BACKOFF_SECONDS,
-    SignInFailed,
-    backoff_seconds,
-)
+from carevault.access.accounts import SignInFailed
+from carevault.access.throttle import PAIR
 from carevault.bootstrap import Services
 from carevault.domain.roles import Role
 from carevault.ledger.events import Outcome, Tag
@@ -87,9 +81,10 @@ def test_the_login_page_refuses_unknown_and_existing_users_alike(
     assert refused(store, Tag.AUTH_SIGN_IN_FAILED, "unknown username").client_id == APP
 
 
-def test_repeated_wrong_passwords_back_off_then_lock_the_account(
+def test_an_address_that_keeps_failing_waits_longer_each_time_but_is_never_locked_out(
     web: FhirTestClient, auth_services: Services, new_staff: NewStaff, clock: MovableClock
 ) -> None:
+    clock.freeze()
     staff = new_staff()
     same_as_unknown = web.post(
         "/auth/token", data={**staff.grant(code="123456"), "username": "nobody"}
@@ -100,41 +95,54 @@ def test_repeated_wrong_passwords_back_off_then_lock_the_account(
         assert response.status_code == 400
         assert response.content == same_as_unknown
 
-    for _ in range(BACKOFF_AFTER):
+    for _ in range(PAIR.free):
         refused_alike(password=WRONG_PASSWORD, code="123456")
     # In the back-off even the right password and code are refused, and not counted.
     refused_alike()
-    failures = BACKOFF_AFTER
-    while failures < LOCK_AFTER:
-        clock.advance(backoff_seconds(failures))
+    waits = []
+    for _ in range(12):
+        wait = PAIR.wait_seconds(PAIR.free + len(waits))
+        waits.append(wait)
+        clock.advance(wait - 0.5)
+        refused_alike(password=WRONG_PASSWORD, code="123456")  # still waiting: not counted
+        clock.advance(0.5)
         refused_alike(password=WRONG_PASSWORD, code="123456")
-        failures += 1
-    clock.advance(MAX_BACKOFF_SECONDS + 1)
-    refused_alike()  # locked: right credentials, after any back-off, still refused
-
-    clock.advance(LOCK_SECONDS)
+    assert waits == [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 900, 900]
+    # Never longer than the longest wait: then the owner's credentials work again.
+    clock.advance(PAIR.max_wait_seconds)
     assert _token(web, staff).status_code == 200
 
-    failed = reasons(auth_services.audit_ledger.store, Tag.AUTH_SIGN_IN_FAILED)
-    assert failed.count("wrong password") == LOCK_AFTER
-    assert failed.count("attempt during back-off") == 1
-    assert failed.count("account locked after repeated failures") == 1
-    (signed_in,) = events(auth_services.audit_ledger.store, Tag.AUTH_SIGNED_IN)
+    store = auth_services.audit_ledger.store
+    failed = reasons(store, Tag.AUTH_SIGN_IN_FAILED)
+    assert failed.count("wrong password") == PAIR.free + 12
+    throttled = events(store, Tag.AUTH_SIGN_IN_THROTTLED)
+    assert len(throttled) == 1 + 12
+    assert {event.reason for event in throttled} == {
+        "attempt during back-off on this username from this address"
+    }
+    assert {event.principal for event in throttled} == {f"staff-account:{staff.account_id}"}
+    assert [event.detail for event in throttled] == [{"wait_seconds": 1}] * 13
+    (signed_in,) = events(store, Tag.AUTH_SIGNED_IN)
     assert signed_in.principal == f"staff:{staff.username}"
 
 
 def test_a_wrong_totp_code_is_refused_and_counts_towards_back_off(
-    web: FhirTestClient, auth_services: Services, new_staff: NewStaff
+    web: FhirTestClient, auth_services: Services, new_staff: NewStaff, clock: MovableClock
 ) -> None:
+    clock.freeze()
     staff = new_staff()
-    for _ in range(BACKOFF_AFTER):
+    for _ in range(PAIR.free):
         response = _token(web, staff, code=staff.wrong_code())
         assert response.status_code == 400
         assert response.json() == REFUSED
     assert _token(web, staff).json() == REFUSED
 
-    failed = reasons(auth_services.audit_ledger.store, Tag.AUTH_SIGN_IN_FAILED)
-    assert failed == ["wrong or replayed TOTP code"] * BACKOFF_AFTER + ["attempt during back-off"]
+    store = auth_services.audit_ledger.store
+    failed = reasons(store, Tag.AUTH_SIGN_IN_FAILED)
+    assert failed == ["wrong or replayed TOTP code"] * PAIR.free
+    assert reasons(store, Tag.AUTH_SIGN_IN_THROTTLED) == [
+        "attempt during back-off on this username from this address"
+    ]
 
 
 def test_a_totp_code_signs_in_once_only(

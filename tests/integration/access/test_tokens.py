@@ -187,8 +187,39 @@ def test_a_forged_or_stale_token_is_refused(
 
     _assert_plain_401(response)
     event = refused(auth_services.audit_ledger.store, Tag.AUTH_TOKEN_REFUSED, reason)
-    assert event.detail == {"path": "/fhir/Patient"}
+    assert event.detail["path"] == "/fhir/Patient"
     assert event.source_address == "testclient"
+
+
+def test_a_token_claiming_wider_scopes_than_its_session_gets_only_the_sessions(
+    web: FhirTestClient, auth_services: Services, new_staff: NewStaff
+) -> None:
+    """The scope claim is not trusted over the scopes stored with the session: a token
+    with a wider claim (signed with the server's key: an old release's, or a key that
+    leaked without the database) reaches only what its session was granted."""
+    staff = new_staff()
+    narrow = _grant(web, staff.grant("user/Patient.rs"))
+    claims = _claims(narrow["access_token"])
+    widened = auth_services.sessions.signer.issue(
+        subject=claims["sub"],
+        session_id=claims["sid"],
+        scope="user/*.cruds",
+        client_id=claims["client_id"],
+        now=int(time.time()),
+        lifetime=300,
+    )
+
+    read = web.get("/fhir/Patient", headers=bearer(widened))
+    create = web.post_json("/fhir/Patient", {"resourceType": "Patient"}, **bearer(widened))
+    other = web.get("/fhir/Observation", headers=bearer(widened))
+
+    assert _claims(widened)["scope"] == "user/*.cruds"
+    assert narrow["scope"] == "user/Patient.rs"
+    assert read.status_code == 200
+    assert create.status_code == other.status_code == 403
+    store = auth_services.audit_ledger.store
+    refused(store, Tag.FHIR_CREATE, "the token's scopes do not allow 'c' on Patient")
+    refused(store, Tag.FHIR_SEARCH, "the token's scopes do not allow 's' on Observation")
 
 
 # --- revocation, suspension ------------------------------------------------------------------

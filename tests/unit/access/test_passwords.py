@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from carevault.access.accounts import BACKOFF_AFTER, MAX_BACKOFF_SECONDS, backoff_seconds
 from carevault.access.passwords import Passwords, WeakPassword, check_strength, same
 
 GOOD = "correct horse battery staple"
@@ -80,11 +79,3 @@ def test_same_compares_exactly() -> None:
     assert same("abc", "abc")
     assert not same("abc", "abd")
     assert not same("abc", "abc ")
-
-
-def test_back_off_starts_after_three_failures_and_doubles_up_to_a_minute() -> None:
-    waits = [backoff_seconds(failures) for failures in range(12)]
-
-    assert waits[:BACKOFF_AFTER] == [0] * BACKOFF_AFTER
-    assert waits[BACKOFF_AFTER:] == [1, 2, 4, 8, 16, 32, 60, 60, 60]
-    assert max(waits) == MAX_BACKOFF_SECONDS

@@ -7,7 +7,8 @@ Create Date: 2026-11-29
 
 The tables are created from their declarations as of this revision; a later change
 to one of them gets its own migration with explicit operations (the tile table's
-first shape is spelled out in ``ledger_tiles``: it has changed since).
+first shape is spelled out in ``ledger_tiles``, the client apps' in ``access_shapes``:
+they have changed since).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from alembic import op
 from carevault.access import tables as access
 from carevault.containment.tables import containment
 from carevault.ledger.schema import audit_tables
+from carevault.migrations.access_shapes import first_client_app_table
 from carevault.migrations.ledger_tiles import first_tile_table
 
 revision = "records_0002"
@@ -26,7 +28,7 @@ depends_on = None
 
 _TABLES = [
     access.staff_account,
-    access.client_app,
+    first_client_app_table(),
     access.auth_session,
     access.refresh_token,
     access.auth_code,
