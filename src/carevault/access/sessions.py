@@ -410,6 +410,11 @@ def _clinics(text: str | None) -> frozenset[str]:
     return frozenset(filter(None, (text or "").split(",")))
 
 
+#: The console's own sessions: a first-party client that is not a registered app (no
+#: grant of the token endpoint ever issues to it).
+CONSOLE_CLIENT = "carevault-console"
+
+
 def _why_not_live(row: Any, now_us: int) -> str:
     """Why a session can no longer be used; empty if it can."""
     if row.revoked_us is not None:
@@ -418,7 +423,7 @@ def _why_not_live(row: Any, now_us: int) -> str:
         return "session expired"
     if row.suspended_us is not None:
         return "account suspended"
-    if row.client_kind is None:
+    if row.client_kind is None and row.client_id != CONSOLE_CLIENT:
         return "client app no longer registered"
     if row.client_revoked_us is not None:
         return "client app revoked"

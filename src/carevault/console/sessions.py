@@ -18,7 +18,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from carevault.access.accounts import Account, SignInFailed
 from carevault.access.oauth import OAuth, Origin
-from carevault.access.sessions import Sessions
+from carevault.access.sessions import CONSOLE_CLIENT, Sessions
 from carevault.clock import Clock, to_micros, utc_now
 from carevault.console.tables import console_preference, console_session
 from carevault.db import read_transaction, write_transaction
@@ -26,7 +26,6 @@ from carevault.domain.roles import Role
 from carevault.ledger.events import AuditEvent, Outcome, Tag
 from carevault.ledger.trail import AuditTrail
 
-CONSOLE_CLIENT = "carevault-console"
 #: Who the console is for: the privacy officer, and clinic managers for their clinics.
 CONSOLE_ROLES = frozenset({Role.PRIVACY_OFFICER, Role.CLINIC_MANAGER})
 LANGUAGES = ("en", "zh-Hant")
