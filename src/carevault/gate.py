@@ -10,7 +10,6 @@ vault's decrypting reads are imported here and nowhere else (import-linter).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -29,6 +28,7 @@ from carevault.db import read_transaction
 from carevault.domain.categories import DataCategory
 from carevault.domain.policy import Actor, Decision, Target, decide
 from carevault.domain.roles import CLINICIANS, Right
+from carevault.fhir import jsonio
 from carevault.fhir.categories import (
     changed_categories,
     element_categories,
@@ -298,15 +298,13 @@ class Gate:
         """``item`` cut to the granted categories; None if it must not be shown at all."""
         if item.body is None or not (decision.withheld & possible_categories(rt)):
             return item
-        resource = json.loads(item.body)
+        resource = jsonio.load(item.body)
         shown = subset(rt, resource, decision.granted)
         if shown is None:
             return None
         if shown is resource:
             return item
-        return Opened(
-            item.head, json.dumps(shown, ensure_ascii=False, separators=(",", ":")).encode()
-        )
+        return Opened(item.head, jsonio.dumps(shown))
 
     def _open(self, caller: Caller, items: Sequence[Sealed]) -> list[Opened]:
         return open_sealed(self.vault, items, principal=caller.principal, purpose=caller.purpose)
@@ -427,7 +425,7 @@ class Gate:
         if DataCategory.SENSITIVE_CLINICAL in probe.withheld:
             return (
                 restrict,
-                lambda item: subset(rt, json.loads(item.body or b"{}"), probe.granted) is not None,
+                lambda item: subset(rt, jsonio.load(item.body or b"{}"), probe.granted) is not None,
             )
         return restrict, None
 
@@ -650,7 +648,7 @@ class Gate:
                 )
                 if decision.allowed:
                     [opened] = self._open(caller, [current])
-                    existing = json.loads(opened.body or b"{}")
+                    existing = jsonio.load(opened.body or b"{}")
                     if decision.withheld:
                         resource = restore_withheld(rt, resource, existing, decision.granted)
         return replace(operation, resource=resource), existing

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl
@@ -11,6 +10,7 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from carevault.fhir import jsonio
 from carevault.fhir.outcome import FhirError, Issue, bad_request
 from carevault.rest import transaction
 from carevault.rest.bundles import dumps
@@ -68,7 +68,7 @@ async def parameters_body(request: Request, limit: int = 64 * 1024) -> dict[str,
     """The values of a FHIR Parameters body (an operation's input), by name."""
     body = await fhir_body(request, limit)
     try:
-        document = json.loads(body)
+        document = jsonio.parse(body)
         values = {
             item["name"]: item.get("valueCode") or item.get("valueString")
             for item in document.get("parameter", [])
