@@ -113,7 +113,9 @@ def audit_export(
             else (data.decode() for _, data in entries)
         )
         handle = (
-            os.fdopen(os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w")
+            os.fdopen(
+                os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", encoding="utf-8"
+            )
             if output
             else sys.stdout
         )
