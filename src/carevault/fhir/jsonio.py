@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import json
 import re
+from array import array
 from decimal import Decimal
+from itertools import accumulate
 from typing import Any
 
 import orjson
@@ -26,10 +28,11 @@ MAX_DEPTH = 128
 
 _STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 _NOT_BRACKETS = bytes(byte for byte in range(256) if byte not in b"[]{}")
-_INNERMOST = re.compile(rb"\[\]|\{\}")
+# An opening bracket is a step down (+1), a closing one a step up (-1 as a signed byte).
+_STEPS = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")
 # A number token follows a key's colon, an array's bracket or a comma. One with a
-# fraction or an exponent, or 19 digits or more, is parsed exactly (slow path).
-_EXACT_NUMBER = re.compile(rb'(?:"\s*:|[\[,])\s*-?(?:\d+[.eE]|\d{19})')
+# fraction or an exponent, 19 digits or more, or -0, is parsed exactly (slow path).
+_EXACT_NUMBER = re.compile(rb'(?:"\s*:|[\[,])\s*(?:-?\d+[.eE]|-?\d{19}|-0(?![0-9]))')
 
 
 class MalformedJson(ValueError):
@@ -68,6 +71,7 @@ def parse(body: bytes) -> Any:
         return json.loads(
             text,
             parse_float=FhirDecimal,
+            parse_int=_integer,
             object_pairs_hook=_reject_duplicates,
             parse_constant=_no_constant,
         )
@@ -80,21 +84,20 @@ def parse(body: bytes) -> Any:
 
 
 def check_depth(body: bytes, limit: int = MAX_DEPTH) -> None:
-    """Refuse nesting deeper than ``limit`` without recursing.
+    """Refuse nesting deeper than ``limit`` without recursing, in one linear pass.
 
-    Strings are cut out, the brackets left are reduced by removing innermost pairs, one
-    level per pass; brackets that never reduce cannot be JSON.
+    Strings are cut out; the depth after each bracket left is a running sum, whose
+    maximum bounds how deep the parser would go (it stops at the first bracket that
+    does not match, where the sum may be off).
     """
-    brackets = _STRING.sub(b"", body).translate(None, _NOT_BRACKETS)
-    for _ in range(limit):
-        if not brackets:
-            return
-        reduced = _INNERMOST.sub(b"", brackets)
-        if len(reduced) == len(brackets):
-            raise MalformedJson("the body is not valid JSON")
-        brackets = reduced
-    if brackets:
+    steps = _STRING.sub(b"", body).translate(None, _NOT_BRACKETS).translate(_STEPS)
+    if steps and max(accumulate(array("b", steps))) > limit:
         raise MalformedJson(f"the body is nested more than {limit} levels deep")
+
+
+def _integer(text: str) -> int | FhirDecimal:
+    # -0 is no FHIR integer, but it is a decimal's own text: keep it as one.
+    return FhirDecimal(text) if text == "-0" else int(text)
 
 
 def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -118,7 +121,7 @@ def load(body: bytes) -> Any:
     """A stored body (already checked) as Python values, decimals exact."""
     if _EXACT_NUMBER.search(body) is None:
         return orjson.loads(body)
-    return json.loads(body, parse_float=FhirDecimal)
+    return json.loads(body, parse_float=FhirDecimal, parse_int=_integer)
 
 
 def dumps(value: Any) -> bytes:
