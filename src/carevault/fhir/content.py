@@ -153,6 +153,10 @@ def number_problem(value: int | Decimal) -> str | None:
     return None
 
 
+def has_control_characters(text: str) -> bool:
+    return _CONTROL.search(text) is not None
+
+
 def _control(where: str) -> Issue:
     return Issue(
         "value",

@@ -139,6 +139,18 @@ REFUSED_WRITES: dict[str, tuple[str, Any, int, str]] = {
         400,
         "",
     ),
+    "a NUL byte in a break-the-glass reason": (
+        "/fhir/Patient/{patient}/$break-glass",
+        {
+            "resourceType": "Parameters",
+            "parameter": [
+                {"name": "reason", "valueCode": "emergency"},
+                {"name": "text", "valueString": "seen in A&E\u0000; DELETE"},
+            ],
+        },
+        422,
+        "Parameters.parameter(text)",
+    ),
     "a Bundle of 501 entries": (
         "/fhir",
         {
