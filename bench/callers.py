@@ -4,7 +4,6 @@ and the parts of what a staff read adds, each timed on its own."""
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Callable
 from typing import Any
@@ -16,6 +15,7 @@ from carevault.access.ratelimit import RequestLimits, TokenBuckets
 from carevault.bootstrap import Services
 from carevault.domain.policy import decide
 from carevault.domain.roles import Right
+from carevault.fhir import jsonio
 from carevault.fhir.categories import possible_categories, subset
 from carevault.fhir.registry import RESOURCE_TYPES
 from carevault.gate import Caller
@@ -109,8 +109,7 @@ def parts(
         return decide(officer.actor, Right.READ, categories, target)
 
     def subsetting(_: int) -> object:
-        shown = subset(PATIENT, json.loads(body), granted)
-        return json.dumps(shown, ensure_ascii=False, separators=(",", ":")).encode()
+        return jsonio.dumps(subset(PATIENT, jsonio.load(body), granted))
 
     def system_read(i: int) -> object:
         return services.gate.read(SYSTEM, PATIENT, patients[i % len(patients)])
@@ -127,7 +126,7 @@ def parts(
         each("access.target, privacy officer (home-clinic query)", officer_facts),
         each("access.target, physician (+ care-relationship query)", doctor_facts),
         each("policy.decide", decision),
-        each("subset (json.loads + subset + json.dumps)", subsetting),
+        each("subset (jsonio.load + subset + jsonio.dumps)", subsetting),
         each("whole read, system caller (for scale)", system_read),
     ]
 

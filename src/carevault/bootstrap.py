@@ -29,6 +29,7 @@ from carevault.console.sessions import ConsoleSessions
 from carevault.containment.service import ContainmentService
 from carevault.containment.state import ContainmentStore
 from carevault.db import make_engine
+from carevault.fhir.content import InputLimits
 from carevault.gate import CareSettings, Gate
 from carevault.keys.cache import DataKeyCache
 from carevault.keys.envelope import Envelope
@@ -267,6 +268,12 @@ def build_services(
             zone=zone,
             default_count=settings.search_default_count,
             max_count=settings.search_max_count,
+        ),
+        InputLimits(
+            name_chars=settings.max_name_chars,
+            string_chars=settings.max_string_chars,
+            text_chars=max(settings.max_text_chars, settings.max_string_chars),
+            bundle_entries=settings.max_bundle_entries,
         ),
     )
     return Services(

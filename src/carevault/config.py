@@ -72,6 +72,22 @@ class Settings(BaseSettings):
         ),
     )
     max_body_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
+    max_bundle_entries: int = Field(
+        default=500, ge=1, le=100_000, description="Most entries a batch or transaction may hold."
+    )
+    max_name_chars: int = Field(
+        default=256,
+        ge=16,
+        description="Longest name part, identifier value, telecom value or address part.",
+    )
+    max_string_chars: int = Field(
+        default=4096, ge=64, description="Longest value of any other FHIR string element."
+    )
+    max_text_chars: int = Field(
+        default=64 * 1024,
+        ge=1024,
+        description="Longest narrative, markdown or attachment data; no string may be longer.",
+    )
     search_default_count: int = Field(default=20, ge=1)
     search_max_count: int = Field(default=1000, ge=1)
     sort_candidate_limit: int = Field(

@@ -63,10 +63,30 @@ def make_engine(url: str, *, pool_size: int = 16) -> Engine:
     )
 
 
+#: What SQLite keeps beside a database file; it gives them the database file's mode.
+SQLITE_COMPANIONS = ("-wal", "-shm", "-journal")
+
+
+def private_sqlite_file(path: Path) -> None:
+    """Make ``path`` (and what SQLite keeps beside it) readable by its owner alone.
+
+    The file is created empty with mode 0600 before SQLite opens it, in a directory of
+    mode 0700 if the directory is new: SQLite creates its -wal and -shm files with the
+    database file's mode, so they are private too. Files of an older, laxer install are
+    narrowed to 0600.
+    """
+    if not path.parent.exists():
+        path.parent.mkdir(parents=True, mode=0o700)
+    os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
+    for candidate in (path, *(path.with_name(path.name + end) for end in SQLITE_COMPANIONS)):
+        if candidate.exists():
+            os.chmod(candidate, 0o600)
+
+
 def _sqlite_engine(url: str) -> Engine:
     path = url.split("///", 1)[-1]
     if path and path != ":memory:":
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        private_sqlite_file(Path(path))
     engine = create_engine(
         url,
         connect_args={"check_same_thread": False, "timeout": 30},

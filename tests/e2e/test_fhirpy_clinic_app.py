@@ -40,7 +40,7 @@ def test_a_clinic_app_works_through_fhirpy(live_server: RunningServer, settings:
 
     patient = front.resource(
         "Patient",
-        identifier=[{"system": HKID_SYSTEM, "value": "K654321(2)"}],
+        identifier=[{"system": HKID_SYSTEM, "value": "K654321(9)"}],
         name=[{"family": "Leung", "given": ["Wing Sze"]}, {"text": "梁穎詩"}],
         gender="female",
         birthDate="1991-08-12",
@@ -60,7 +60,7 @@ def test_a_clinic_app_works_through_fhirpy(live_server: RunningServer, settings:
 
     by_name = client.resources("Patient").search(name="leung").fetch_all()
     assert [found.id for found in by_name] == [patient.id]
-    by_hkid = client.resources("Patient").search(identifier=f"{HKID_SYSTEM}|K654321(2)").fetch()
+    by_hkid = client.resources("Patient").search(identifier=f"{HKID_SYSTEM}|K654321(9)").fetch()
     assert [found.id for found in by_hkid] == [patient.id]
     by_chinese_name = client.resources("Patient").search(name="梁穎詩").fetch()
     assert [found.id for found in by_chinese_name] == [patient.id]
@@ -70,7 +70,7 @@ def test_a_clinic_app_works_through_fhirpy(live_server: RunningServer, settings:
 
     read = client.reference("Patient", patient.id).to_resource()
     assert read["name"][0]["family"] == "Leung"
-    assert read["identifier"][0]["value"] == "K654321(2)"  # physicians may read the HKID
+    assert read["identifier"][0]["value"] == "K654321(9)"  # physicians may read the HKID
 
     # The front desk registered the HKID but cannot read it back: it is withheld and
     # the resource is labelled SUBSETTED. Updating the phone number keeps the HKID.
@@ -82,7 +82,7 @@ def test_a_clinic_app_works_through_fhirpy(live_server: RunningServer, settings:
     read.save()  # a physician may change contact details without rewriting the HKID
     assert read["meta"]["versionId"] == "2"
     assert client.reference("Patient", patient.id).to_resource()["identifier"] == [
-        {"system": HKID_SYSTEM, "value": "K654321(2)"}
+        {"system": HKID_SYSTEM, "value": "K654321(9)"}
     ]
     assert client.resources("Patient").search(phone="69990000").count() == 1
     assert client.resources("Patient").search(phone="61234567").count() == 0

@@ -5,11 +5,16 @@ A new group is a module here that adds its commands to ``app`` and is imported b
 
 from __future__ import annotations
 
+import os
+
 from carevault.cli import audit, contain, keys, server, sim, staff  # noqa: F401 - they register
 from carevault.cli.common import app
 
 
 def main() -> None:
+    # Whatever a command creates (databases, keys, exports, temporary files) is its
+    # owner's alone, whether or not the code that creates it asks for a mode.
+    os.umask(0o077)
     app()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -110,7 +111,13 @@ def audit_export(
             if ledger == "audit"
             else (data.decode() for _, data in entries)
         )
-        handle = output.open("w", encoding="utf-8") if output else sys.stdout
+        handle = (
+            os.fdopen(
+                os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", encoding="utf-8"
+            )
+            if output
+            else sys.stdout
+        )
         try:
             for line in lines:
                 handle.write(line + "\n")

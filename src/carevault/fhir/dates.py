@@ -19,6 +19,13 @@ from typing import Any
 MIN_YEAR = 1850
 MAX_YEAR = 2150
 
+#: The years a stored or searched date may fall in: every real date, with room around it
+#: for time zones and care windows (Python's datetime ends at 0001 and 9999, and a range
+#: at its edge overflows). Sentinels such as 9999-12-31 or 0001-01-01 are refused: an
+#: open-ended Period leaves its end out.
+EARLIEST_YEAR = 1000
+LATEST_YEAR = 8999
+
 _DATETIME = re.compile(
     r"^(?P<year>\d{4})(?:-(?P<month>\d{2})(?:-(?P<day>\d{2})"
     r"(?:T(?P<hour>\d{2}):(?P<minute>\d{2})(?::(?P<second>\d{2})(?:\.(?P<fraction>\d{1,9}))?)?"
@@ -28,6 +35,19 @@ _DATETIME = re.compile(
 
 class DateFormatError(ValueError):
     """A date search value or stored date is not a FHIR date, dateTime or instant."""
+
+
+class DateOutOfRange(DateFormatError):
+    """A well-formed date outside the years the store holds."""
+
+
+OUT_OF_RANGE = f"dates must fall in the years {EARLIEST_YEAR} to {LATEST_YEAR}"
+
+
+def year_in_range(text: str) -> bool:
+    """Whether a date, dateTime or instant's year is one the store holds (or it has none)."""
+    year = text.strip()[:4]
+    return not year.isdigit() or EARLIEST_YEAR <= int(year) <= LATEST_YEAR
 
 
 class Prefix(StrEnum):
@@ -55,6 +75,8 @@ def parse(text: str, zone: tzinfo) -> DateRange:
     if not match:
         raise DateFormatError("not a FHIR date, dateTime or instant")
     parts = match.groupdict()
+    if not EARLIEST_YEAR <= int(parts["year"]) <= LATEST_YEAR:
+        raise DateOutOfRange(OUT_OF_RANGE)
     try:
         year = int(parts["year"])
         if parts["month"] is None:
@@ -80,7 +102,7 @@ def parse(text: str, zone: tzinfo) -> DateRange:
         low = low.replace(microsecond=micros)
         step = timedelta(microseconds=max(1, 10 ** (6 - min(len(fraction), 6))))
         return DateRange(low, low + step)
-    except ValueError as error:  # a day or hour out of range
+    except (ValueError, OverflowError) as error:  # a day or hour out of range
         raise DateFormatError("not a valid calendar date or time") from error
 
 

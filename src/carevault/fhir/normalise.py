@@ -9,9 +9,10 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from carevault.domain import hkid
+
 HKID_SYSTEM = "http://carevault.hk/sid/hkid"
 
-_HKID = re.compile(r"^([A-Z]{1,2})(\d{6})\(?([0-9A])\)?$")
 _SPACES = re.compile(r"\s+")
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 
@@ -56,16 +57,16 @@ def search_prefix(text: str) -> list[str]:
     return [word[:MAX_PREFIX] for word in name_words(text) if word]
 
 
-def _hkid_form(value: str) -> str | None:
-    match = _HKID.match(_SPACES.sub("", value).upper())
-    return "".join(match.groups()) if match else None
-
-
 def identifier_value(system: str | None, value: str) -> str:
-    """An identifier value as indexed under its system: HKIDs in ``A1234567`` form."""
-    value = value.strip()
+    """An identifier value as indexed under its system.
+
+    Compatibility forms are folded first (NFKC: full-width ``Ａ１２３`` is ``A123``, an
+    ideographic space a space), so a number typed with a Chinese input method finds the
+    same patient; HKID numbers then take the ``A1234567`` form.
+    """
+    value = unicodedata.normalize("NFKC", value).strip()
     if system == HKID_SYSTEM:
-        return _hkid_form(value) or _SPACES.sub("", value).upper()
+        return hkid.normalise(value) or _SPACES.sub("", value).upper()
     return value
 
 
@@ -73,9 +74,9 @@ def identifier_any(value: str) -> str:
     """An identifier value as indexed without its system.
 
     Anything shaped like an HKID number takes the HKID form, so ``A123456(7)``,
-    ``a1234567`` and ``A 123456 (7)`` all find the same patient.
+    ``a1234567``, ``A 123456 (7)`` and ``Ａ１２３４５６（７）`` all find the same patient.
     """
-    return _hkid_form(value) or value.strip()
+    return hkid.normalise(value) or unicodedata.normalize("NFKC", value).strip()
 
 
 def phone(value: str) -> str:

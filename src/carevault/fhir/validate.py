@@ -1,15 +1,17 @@
 """Parsing and validating FHIR JSON.
 
-Two checks, both required: a strict walk of the JSON against the model's element
+Three checks, all required: a strict walk of the JSON against the model's element
 types (FHIR JSON has no "true" strings or quoted numbers, no nulls, no empty
-arrays, no duplicate keys), then the fhir.resources R4B model, which checks
-cardinality, required elements, value formats and unknown elements. Issues name
-the element path and the rule, never the offending value.
+arrays, no duplicate keys); the content rules of ``fhir.content`` (no control
+characters, bounded strings and numbers, HKID check digits, dates the store holds),
+answered with 422; then the fhir.resources R4B model, which checks cardinality,
+required elements, value formats and unknown elements. Issues name the element
+path and the rule, never the offending value. The model only checks: what is stored
+is the parsed JSON, decimals as sent.
 """
 
 from __future__ import annotations
 
-import json
 import types
 import typing
 from decimal import Decimal
@@ -19,22 +21,16 @@ from typing import Any
 from fhir.resources.R4B import get_fhir_model_class
 from pydantic import ValidationError
 
+from carevault.fhir import content
+from carevault.fhir.content import DEFAULT_LIMITS, InputLimits, Tier
+from carevault.fhir.jsonio import MalformedJson, parse
 from carevault.fhir.outcome import FhirError, Issue
 
 _MAX_DEPTH = 64
 
 
 class InvalidResource(FhirError):
-    """The body is not valid FHIR R4 (400)."""
-
-
-def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    seen: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in seen:
-            raise ValueError(f"duplicate key '{_short(key)}'")
-        seen[key] = value
-    return seen
+    """The body is not valid FHIR R4 (400), or breaks a content rule (422)."""
 
 
 def _short(text: str) -> str:
@@ -42,29 +38,20 @@ def _short(text: str) -> str:
 
 
 def parse_json(body: bytes) -> Any:
-    """Parse a request body; malformed JSON or duplicate keys → 400."""
+    """Parse a request body, decimals exact; malformed, duplicate keys, too deep → 400."""
     try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError:
-        raise _invalid("structure", "the body is not UTF-8 text") from None
-    try:
-        return json.loads(text, object_pairs_hook=_reject_duplicates, parse_constant=_no_constant)
-    except RecursionError:
-        raise _invalid("structure", "the body is nested too deeply") from None
-    except ValueError as error:
-        message = str(error) if "duplicate key" in str(error) else "the body is not valid JSON"
-        raise _invalid("structure", message) from None
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError("NaN and Infinity are not JSON")
+        return parse(body)
+    except MalformedJson as error:
+        raise _invalid("structure", str(error)) from None
 
 
 def _invalid(code: str, diagnostics: str, expression: tuple[str, ...] = ()) -> InvalidResource:
     return InvalidResource(400, [Issue(code, diagnostics, expression=expression)])
 
 
-def validate_resource(data: Any, expected_type: str | None = None) -> dict[str, Any]:
+def validate_resource(
+    data: Any, expected_type: str | None = None, limits: InputLimits = DEFAULT_LIMITS
+) -> dict[str, Any]:
     """Return ``data`` if it is a valid resource (of ``expected_type`` if given)."""
     if not isinstance(data, dict):
         raise _invalid("structure", "the body must be a JSON object holding one resource")
@@ -82,9 +69,17 @@ def validate_resource(data: Any, expected_type: str | None = None) -> dict[str, 
     except (KeyError, ValueError, ImportError, AttributeError):
         raise _invalid("not-supported", f"unknown resourceType '{_short(resource_type)}'") from None
     issues: list[Issue] = []
-    _check_object(model, data, resource_type, issues, 0)
+    rules: list[Issue] = []
+    _check_object(model, data, resource_type, _Walk(issues, rules, limits), 0)
     if issues:
         raise InvalidResource(400, issues[:50])
+    content.check_all(data, resource_type, rules, limits)
+    if rules:
+        # The walk and the generic pass may both object to one element: name it once.
+        named: dict[tuple[str, ...], Issue] = {}
+        for issue in rules:
+            named.setdefault(issue.expression, issue)
+        raise InvalidResource(422, list(named.values())[:50])
     try:
         model.model_validate(data)
     except ValidationError as error:
@@ -111,24 +106,33 @@ def _issue(resource_type: str, error: Any) -> Issue:
 _BOOL, _INTEGER, _DECIMAL, _STRING, _COMPLEX, _RESOURCE, _ANY = range(7)
 
 
+class _Walk(typing.NamedTuple):
+    issues: list[Issue]
+    rules: list[Issue]
+    limits: InputLimits
+
+
 @cache
-def _fields(model: Any) -> dict[str, tuple[bool, int, Any]]:
-    """element name → (is_list, kind, detail): the model class of a complex element, or
-    the allowed codes of a code element bound to a required value set."""
-    found: dict[str, tuple[bool, int, Any]] = {}
+def _fields(model: Any) -> dict[str, tuple[bool, int, Any, Tier]]:
+    """element name → (is_list, kind, detail, tier): detail is the model class of a
+    complex element, or the allowed codes of a code element bound to a required value
+    set; tier is what a string element's length and content are checked as."""
+    found: dict[str, tuple[bool, int, Any, Tier]] = {}
+    owner = getattr(model, "__resource_type__", model.__name__)
     for name, info in model.model_fields.items():
         alias = info.alias or name
-        is_list, kind, detail = _kind(info.annotation)
+        is_list, kind, detail, fhir_type = _kind(info.annotation)
         extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
         codes = extra.get("enum_values")
         if kind == _STRING and isinstance(codes, list) and codes:
             detail = frozenset(str(code) for code in codes)
-        found[alias] = (is_list, kind, detail)
+        found[alias] = (is_list, kind, detail, content.tier(owner, alias, fhir_type))
     return found
 
 
-def _kind(annotation: Any) -> tuple[bool, int, Any]:
+def _kind(annotation: Any) -> tuple[bool, int, Any, str]:
     is_list = False
+    fhir_type = ""
     while True:
         origin = typing.get_origin(annotation)
         if origin in (typing.Union, types.UnionType):
@@ -138,33 +142,36 @@ def _kind(annotation: Any) -> tuple[bool, int, Any]:
             is_list = True
             annotation = typing.get_args(annotation)[0]
         elif origin is typing.Annotated:
-            annotation = typing.get_args(annotation)[0]
+            annotation, *metadata = typing.get_args(annotation)
+            names = [getattr(item, "__visit_name__", "") for item in metadata]
+            fhir_type = next((name for name in names if name), fhir_type)
         else:
             break
     if annotation is bool:
-        return is_list, _BOOL, None
+        return is_list, _BOOL, None, fhir_type
     if annotation is int:
-        return is_list, _INTEGER, None
+        return is_list, _INTEGER, None, fhir_type
     if annotation is Decimal or annotation is float:
-        return is_list, _DECIMAL, None
+        return is_list, _DECIMAL, None, fhir_type
     getter = getattr(annotation, "get_model_klass", None)
     if getter is not None:
         klass = getter()
         if getattr(klass, "__resource_type__", "") in ("Resource", "DomainResource"):
-            return is_list, _RESOURCE, None
-        return is_list, _COMPLEX, klass
+            return is_list, _RESOURCE, None, fhir_type
+        return is_list, _COMPLEX, klass, fhir_type
     if isinstance(annotation, type) and annotation is not typing.Any:
-        return is_list, _STRING, None
-    return is_list, _ANY, None
+        return is_list, _STRING, None, fhir_type
+    return is_list, _ANY, None, fhir_type
 
 
-def _check_object(
-    model: Any, data: dict[str, Any], path: str, issues: list[Issue], depth: int
-) -> None:
+def _check_object(model: Any, data: dict[str, Any], path: str, walk: _Walk, depth: int) -> None:
+    issues = walk.issues
     if depth > _MAX_DEPTH:
         issues.append(Issue("structure", f"{path}: nested too deeply", expression=(path,)))
         return
     fields = _fields(model)
+    if model.__name__ == "Identifier":
+        content.check_identifier(data, path, walk.rules)
     for key, value in data.items():
         where = f"{path}.{key}"
         if key.startswith("_") or key == "resourceType" or key == "fhir_comments":
@@ -172,7 +179,7 @@ def _check_object(
         spec = fields.get(key)
         if spec is None:
             continue  # the model reports unknown elements with their path
-        is_list, kind, klass = spec
+        is_list, kind, klass, tier = spec
         if value is None:
             issues.append(Issue("structure", f"{where}: null is not allowed", expression=(where,)))
         elif is_list:
@@ -186,22 +193,25 @@ def _check_object(
                 )
             else:
                 for index, item in enumerate(value):
-                    _check_value(kind, klass, item, f"{where}[{index}]", issues, depth)
+                    _check_value(kind, klass, tier, item, f"{where}[{index}]", walk, depth)
         elif isinstance(value, list):
             issues.append(Issue("structure", f"{where}: must not be an array", expression=(where,)))
         else:
-            _check_value(kind, klass, value, where, issues, depth)
+            _check_value(kind, klass, tier, value, where, walk, depth)
 
 
 def _check_value(
-    kind: int, klass: Any, value: Any, where: str, issues: list[Issue], depth: int
+    kind: int, klass: Any, tier: Tier, value: Any, where: str, walk: _Walk, depth: int
 ) -> None:
+    issues = walk.issues
     wrong: str | None = None
     if kind == _BOOL and not isinstance(value, bool):
         wrong = "must be true or false"
     elif kind == _INTEGER and (isinstance(value, bool) or not isinstance(value, int)):
         wrong = "must be a JSON integer"
-    elif kind == _DECIMAL and (isinstance(value, bool) or not isinstance(value, int | float)):
+    elif kind == _DECIMAL and (
+        isinstance(value, bool) or not isinstance(value, int | float | Decimal)
+    ):
         wrong = "must be a JSON number"
     elif kind == _STRING and not isinstance(value, str):
         wrong = "must be a JSON string"
@@ -214,8 +224,10 @@ def _check_value(
     if wrong is not None:
         issues.append(Issue("value", f"{where}: {wrong}", expression=(where,)))
         return
-    if kind == _COMPLEX:
-        _check_object(klass, value, where, issues, depth + 1)
+    if kind == _STRING:
+        content.check_string(value, tier, where, walk.rules, walk.limits)
+    elif kind == _COMPLEX:
+        _check_object(klass, value, where, walk, depth + 1)
     elif kind == _RESOURCE:
         inner = value.get("resourceType")
         try:
@@ -225,4 +237,4 @@ def _check_value(
         if model is None:
             issues.append(Issue("structure", f"{where}: not a known resource", expression=(where,)))
         else:
-            _check_object(model, value, where, issues, depth + 1)
+            _check_object(model, value, where, walk, depth + 1)

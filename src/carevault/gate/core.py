@@ -10,7 +10,6 @@ vault's decrypting reads are imported here and nowhere else (import-linter).
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -32,6 +31,7 @@ from carevault.domain.care import DAY_US, CareWindow, Window, WriterStanding, gr
 from carevault.domain.categories import DataCategory
 from carevault.domain.policy import Actor, Decision, Target, decide, may_place
 from carevault.domain.roles import CLINICIANS, Right
+from carevault.fhir import jsonio
 from carevault.fhir.categories import (
     changed_categories,
     element_categories,
@@ -352,7 +352,7 @@ class Gate:
         shown at all."""
         if item.body is None:
             return item, frozenset()
-        resource = json.loads(item.body)
+        resource = jsonio.load(item.body)
         shown = (
             subset(rt, resource, decision.granted)
             if decision.withheld & possible_categories(rt)
@@ -363,7 +363,7 @@ class Gate:
         present = frozenset(element_categories(rt, shown))
         if shown is resource:
             return item, present
-        body = json.dumps(shown, ensure_ascii=False, separators=(",", ":")).encode()
+        body = jsonio.dumps(shown)
         return Opened(item.head, body), present
 
     def _open(self, caller: Caller, items: Sequence[Sealed]) -> list[Opened]:
@@ -516,7 +516,7 @@ class Gate:
         if DataCategory.SENSITIVE_CLINICAL in probe.withheld:
             return (
                 restrict,
-                lambda item: subset(rt, json.loads(item.body or b"{}"), probe.granted) is not None,
+                lambda item: subset(rt, jsonio.load(item.body or b"{}"), probe.granted) is not None,
             )
         return restrict, None
 
@@ -849,7 +849,7 @@ class Gate:
             )
             if decision.allowed:
                 [opened] = self._open(caller, [current])
-                parsed = json.loads(opened.body or b"{}")
+                parsed = jsonio.load(opened.body or b"{}")
                 existing = (current.head.version_id, parsed)
                 if decision.withheld:
                     resource = restore_withheld(rt, resource, parsed, decision.granted)

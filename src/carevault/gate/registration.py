@@ -14,7 +14,6 @@ Both are recorded in the audit ledger in the transaction that makes the change.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from enum import StrEnum
@@ -24,6 +23,7 @@ from sqlalchemy import Connection
 from carevault.access.registrations import Proof
 from carevault.db import write_transaction
 from carevault.domain.roles import Role
+from carevault.fhir import jsonio
 from carevault.fhir.query import parse_query
 from carevault.fhir.registry import RESOURCE_TYPES
 from carevault.gate.core import AccessDenied, Caller, Gate
@@ -178,7 +178,7 @@ def transfer(
         if gate.vault.locate("Organization", destination).head.deleted:
             raise Gone(f"Organization/{destination} was deleted")
         [opened] = gate._open(caller, [located])
-        resource = json.loads(opened.body or b"{}")
+        resource = jsonio.load(opened.body or b"{}")
         resource["managingOrganization"] = {"reference": f"Organization/{destination}"}
         moved = Put(patient_type, patient_id, resource, if_match=located.head.version_id)
 

@@ -25,6 +25,7 @@ from carevault.ledger.verifier import (
     key_hash,
 )
 from carevault.ledger.witness import Witness, WitnessRefused
+from carevault.logsafe import describe
 
 log = logging.getLogger("carevault.ledger")
 
@@ -196,14 +197,20 @@ class CheckpointSchedule:
             self._thread.start()
 
     def _run(self) -> None:
-        while not self._stop.wait(self.seconds):
+        # The first at start: anonymous readers are served the latest signed checkpoint
+        # and never cause one, so a fresh server has one to serve from its first second.
+        while True:
             for item in self.checkpoints:
                 try:
                     latest = item.latest()
                     if latest is None or latest.size != item.store.head()[0]:
                         item.make("schedule")
-                except Exception:
-                    log.exception("scheduled checkpoint of %s failed", item.store.name)
+                except Exception as error:
+                    log.error(
+                        "scheduled checkpoint of %s failed: %s", item.store.name, describe(error)
+                    )
+            if self._stop.wait(self.seconds):
+                return
 
     def stop(self) -> None:
         self._stop.set()

@@ -6,18 +6,18 @@ hundred resources is built by joining those bytes into the Bundle's frame.
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlencode
 
 from carevault.clock import fhir_instant, from_micros, utc_now
+from carevault.fhir import jsonio
 from carevault.vault.records import Head, Opened
 
 
 def dumps(value: Any) -> bytes:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+    return jsonio.dumps(value)
 
 
 def full_url(base: str, head: Head) -> str:

@@ -11,6 +11,8 @@ from datetime import tzinfo
 from typing import Any
 
 from carevault.clock import fhir_instant, from_micros
+from carevault.fhir import jsonio
+from carevault.fhir.content import DEFAULT_LIMITS, InputLimits
 from carevault.fhir.elements import parse_reference, walk_references
 from carevault.fhir.outcome import FhirError, Issue, bad_request, outcome
 from carevault.fhir.query import SearchQuery, parse_query, safe_name
@@ -20,7 +22,6 @@ from carevault.gate import Caller, Gate
 from carevault.rest import bundles
 from carevault.rest.errors import translated
 from carevault.vault.records import Head, Opened, WriteResult
-from carevault.vault.store import parse_body
 from carevault.vault.writer import Delete, Put
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
@@ -75,9 +76,12 @@ def version_headers(head: Head, base: str) -> dict[str, str]:
 
 
 class FhirInteractions:
-    def __init__(self, gate: Gate, search: SearchSettings) -> None:
+    def __init__(
+        self, gate: Gate, search: SearchSettings, limits: InputLimits = DEFAULT_LIMITS
+    ) -> None:
         self.gate = gate
         self.search_settings = search
+        self.limits = limits
 
     # --- reads -----------------------------------------------------------------------------
 
@@ -185,7 +189,7 @@ class FhirInteractions:
         if_none_exist: str | None = None,
     ) -> FhirResponse:
         rt = resource_type_named(type_name)
-        resource = validate_resource(parse_json(body), rt.name)
+        resource = validate_resource(parse_json(body), rt.name, self.limits)
         if if_none_exist:
             existing = self._existing(caller, rt, if_none_exist)
             if existing is not None:
@@ -220,7 +224,7 @@ class FhirInteractions:
         rt = resource_type_named(type_name)
         checked_id(resource_id)
         expected = parse_etag(if_match)
-        resource = validate_resource(parse_json(body), rt.name)
+        resource = validate_resource(parse_json(body), rt.name, self.limits)
         if resource.get("id") != resource_id:
             raise bad_request("the resource's id must match the id in the URL", code="invariant")
         with translated():
@@ -290,7 +294,7 @@ def _outside_references(items: Sequence[Opened]) -> list[tuple[str, str]]:
     for item in items:
         if item.body is None:
             continue
-        for node in walk_references(parse_body(item.body)):
+        for node in walk_references(jsonio.load(item.body)):
             target = parse_reference(node)
             if target is None or target in inside:
                 continue

@@ -18,6 +18,7 @@ from urllib.parse import parse_qsl
 from sqlalchemy import Connection
 
 from carevault.db import pinned
+from carevault.fhir.content import InputLimits
 from carevault.fhir.elements import walk_references
 from carevault.fhir.outcome import FhirError, Issue, bad_request, outcome
 from carevault.fhir.registry import ResourceType
@@ -36,7 +37,6 @@ from carevault.rest.interactions import (
 from carevault.vault.writer import Delete, Operation, Put
 
 _ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "GET": 3}
-MAX_ENTRIES = 10_000
 
 
 @dataclass
@@ -66,18 +66,19 @@ def process(interactions: FhirInteractions, caller: Caller, body: bytes, base: s
     kind = bundle.get("type")
     if kind not in ("batch", "transaction"):
         raise bad_request("the Bundle type must be batch or transaction")
-    entries = _entries(bundle)
+    entries = _entries(bundle, interactions.limits.bundle_entries)
     if kind == "transaction":
         return _transaction(interactions, caller, entries, base)
     return _batch(interactions, caller, entries, base)
 
 
-def _entries(bundle: dict[str, Any]) -> list[_Entry]:
+def _entries(bundle: dict[str, Any], max_entries: int) -> list[_Entry]:
     raw = bundle.get("entry", [])
     if not isinstance(raw, list):
         raise bad_request("Bundle.entry must be an array")
-    if len(raw) > MAX_ENTRIES:
-        raise bad_request(f"a Bundle may hold at most {MAX_ENTRIES} entries", code="too-costly")
+    if len(raw) > max_entries:
+        # Each entry may cost a decryption or a write: the bound is CAREVAULT_MAX_BUNDLE_ENTRIES.
+        raise bad_request(f"a Bundle may hold at most {max_entries} entries", code="too-costly")
     entries: list[_Entry] = []
     for index, item in enumerate(raw):
         where = f"Bundle.entry[{index}]"
@@ -150,7 +151,7 @@ def _transaction(
         if entry.method == "GET" or entry.matched_existing:
             continue
         try:
-            operations.append((entry, _operation(entry)))
+            operations.append((entry, _operation(entry, interactions.limits)))
         except InvalidResource as error:
             issues.extend(_prefixed(error, entry.index))
     if issues:
@@ -196,12 +197,12 @@ def _transaction_get(
         raise _entry_error(where, str(error), error.status) from None
 
 
-def _operation(entry: _Entry) -> Operation:
+def _operation(entry: _Entry, limits: InputLimits) -> Operation:
     assert entry.resource_type is not None and entry.resource_id is not None  # noqa: S101
     expected = parse_etag(entry.if_match)
     if entry.method == "DELETE":
         return Delete(entry.resource_type, entry.resource_id, expected)
-    resource = validate_resource(entry.resource, entry.resource_type.name)
+    resource = validate_resource(entry.resource, entry.resource_type.name, limits)
     if entry.method == "PUT" and resource.get("id") != entry.resource_id:
         raise InvalidResource(400, [Issue("invariant", "the resource's id must match request.url")])
     return Put(
@@ -310,5 +311,5 @@ def _batch_entry(interactions: FhirInteractions, caller: Caller, entry: _Entry, 
             if node["reference"].startswith(("urn:uuid:", "urn:oid:")):
                 raise bad_request("a batch cannot resolve urn: references; use a transaction")
     with translated():
-        [result] = interactions.gate.write(caller, [_operation(entry)])
+        [result] = interactions.gate.write(caller, [_operation(entry, interactions.limits)])
     return bundles.dumps({"response": write_response_entry(result, base)})

@@ -1,25 +1,20 @@
-"""Hong Kong Identity Card numbers: check digit, validation, normalisation, generation.
+"""Hong Kong Identity Card numbers for the synthetic population: valid numbers, generated.
 
-An HKID number is one or two letters, six digits and a check digit (0-9 or A),
-printed as ``A123456(3)``. The check digit makes the weighted sum of all
-characters divisible by 11: a single-letter prefix is padded on the left with a
-space worth 36, letters are worth A=10 … Z=35, and the eight leading positions
-are weighted 9, 8, … 2 (the check digit itself weighs 1, with A standing for 10).
-Published examples: ``A123456(3)``, ``G123456(A)``, ``AB123456(9)``, ``CA182361(1)``.
+The rules (spellings, normalisation, the check digit) live in ``carevault.domain.hkid``,
+which the server validates every written HKID number with; this module makes numbers
+that pass them.
 """
 
 from __future__ import annotations
 
 import random
-import re
 from bisect import bisect_right
 
+from carevault.domain import hkid as rules
+from carevault.domain.hkid import InvalidHKID, check_digit, is_valid
 from carevault.sim.unique import Permutation
 
-_SHAPE = re.compile(r"^([A-Z]{1,2})(\d{6})(?:\(([0-9A])\)|([0-9A]))$")
-_WHITESPACE = re.compile(r"\s+")
-_SPACE_VALUE = 36
-_WEIGHTS = (9, 8, 7, 6, 5, 4, 3, 2)
+__all__ = ["InvalidHKID", "canonical", "check_digit", "generate", "is_valid", "normalise"]
 
 #: Single-letter prefixes in use for residents today, weighted roughly by how
 #: many living holders carry them (K, P, R, Y and Z are the common recent ones).
@@ -30,60 +25,15 @@ PREFIX_WEIGHTS: dict[str, int] = {
 }  # fmt: skip
 
 
-class InvalidHKID(ValueError):
-    """The text is not shaped like an HKID number."""
-
-
-def _char_value(character: str) -> int:
-    if character == " ":
-        return _SPACE_VALUE
-    if character.isdigit():
-        return int(character)
-    return ord(character) - ord("A") + 10
-
-
-def check_digit(prefix: str, digits: str) -> str:
-    """The check digit of ``prefix`` (one or two capital letters) and six ``digits``."""
-    if not (1 <= len(prefix) <= 2 and prefix.isalpha() and prefix.isupper()):
-        raise InvalidHKID(f"prefix must be one or two capital letters: {prefix!r}")
-    if not (len(digits) == 6 and digits.isdigit()):
-        raise InvalidHKID(f"serial must be six digits: {digits!r}")
-    body = prefix.rjust(2) + digits
-    total = sum(weight * _char_value(ch) for weight, ch in zip(_WEIGHTS, body, strict=True))
-    check = (11 - total % 11) % 11
-    return "A" if check == 10 else str(check)
-
-
-def _parse(text: str) -> tuple[str, str, str]:
-    match = _SHAPE.match(_WHITESPACE.sub("", text).upper())
-    if match is None:
-        raise InvalidHKID(f"not an HKID number: {text!r}")
-    prefix, digits, bracketed, bare = match.groups()
-    return prefix, digits, bracketed or bare
-
-
 def normalise(text: str) -> str:
-    """The ``A1234563`` form of any common spelling (case, spaces, brackets ignored).
-
-    Only the shape is checked, not the check digit: a search for a mistyped number
-    must still normalise the same way as the stored value it is compared with.
-    """
-    return "".join(_parse(text))
+    """The ``A1234563`` form of any common spelling; InvalidHKID if it is not one."""
+    return "".join(rules.parts(text))
 
 
 def canonical(text: str) -> str:
     """The printed ``A123456(3)`` form of any common spelling."""
-    prefix, digits, check = _parse(text)
+    prefix, digits, check = rules.parts(text)
     return f"{prefix}{digits}({check})"
-
-
-def is_valid(text: str) -> bool:
-    """Whether ``text`` is a well-formed HKID number whose check digit matches."""
-    try:
-        prefix, digits, check = _parse(text)
-    except InvalidHKID:
-        return False
-    return check_digit(prefix, digits) == check
 
 
 def from_parts(prefix: str, serial: int) -> str:

@@ -8,7 +8,6 @@ filtered exactly; otherwise counting and paging happen in SQL.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
@@ -17,7 +16,7 @@ from sqlalchemy import ColumnElement, and_, false, func, not_, or_, select
 
 from carevault.clock import to_micros
 from carevault.db import read_transaction
-from carevault.fhir import dates
+from carevault.fhir import dates, jsonio
 from carevault.fhir.elements import values_at
 from carevault.fhir.query import (
     LastUpdatedCondition,
@@ -189,7 +188,7 @@ def _resource_ranges(
 def _dates_match(vault: Vault, query: SearchQuery, item: Opened) -> bool:
     if not query.dates or item.body is None:
         return item.body is not None
-    resource = json.loads(item.body)
+    resource = jsonio.load(item.body)
     for condition in query.dates:
         ranges = _resource_ranges(vault, resource, condition.param.paths)
         if not any(dates.matches(condition.prefix, condition.search, r) for r in ranges):
@@ -202,7 +201,7 @@ def _sorted(vault: Vault, query: SearchQuery, items: list[Opened]) -> list[Opene
         return items
     keyed: list[tuple[list[Any], Opened]] = []
     for item in items:
-        resource = json.loads(item.body or b"{}")
+        resource = jsonio.load(item.body or b"{}")
         keyed.append((_sort_key(vault, query, item, resource), item))
     # Sort by the last key first: Python's sort is stable, so earlier keys win.
     for index in reversed(range(len(query.sort))):

@@ -7,7 +7,6 @@ and only the gate may import it (an import-linter contract).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Collection, Sequence
 from datetime import tzinfo
 from typing import Any
@@ -16,6 +15,7 @@ from sqlalchemy import ColumnElement, Connection, Engine, and_, select
 
 from carevault.clock import Clock, utc_now
 from carevault.db import read_transaction
+from carevault.fhir import jsonio
 from carevault.keys.envelope import Envelope
 from carevault.keys.service import (
     DIRECTORY_KEY_ID,
@@ -268,6 +268,6 @@ def _version_head(current: Head, row: Any) -> Head:
 
 
 def parse_body(body: bytes) -> dict[str, Any]:
-    parsed = json.loads(body)
+    parsed = jsonio.load(body)
     assert isinstance(parsed, dict)  # noqa: S101 - the vault only stores JSON objects
     return parsed

@@ -8,7 +8,6 @@ same transaction, so a write and its audit record commit together or not at all.
 
 from __future__ import annotations
 
-import json
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from sqlalchemy import Connection, delete, insert, select, update
 
 from carevault.clock import fhir_instant, from_micros, to_micros
 from carevault.db import write_transaction
+from carevault.fhir import jsonio
 from carevault.fhir.elements import reference_targets
 from carevault.fhir.indexing import index_terms
 from carevault.fhir.registry import ResourceType
@@ -432,4 +432,4 @@ def _with_meta(resource: dict[str, Any], resource_id: str, version: int, now_us:
     meta["lastUpdated"] = fhir_instant(from_micros(now_us))
     stored = {"resourceType": resource["resourceType"], "id": resource_id, "meta": meta}
     stored.update((k, v) for k, v in resource.items() if k not in ("resourceType", "id", "meta"))
-    return json.dumps(stored, ensure_ascii=False, separators=(",", ":")).encode()
+    return jsonio.dumps(stored)

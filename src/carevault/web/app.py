@@ -10,16 +10,16 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
 
-from carevault import __version__
+from carevault import __version__, logsafe
 from carevault.bootstrap import Services, build_services
 from carevault.config import Settings
 from carevault.fhir.outcome import FhirError
 from carevault.web import admin_routes, audit_routes, auth_routes, console, fhir_routes
 from carevault.web.guard import RequestGuard
 from carevault.web.responses import (
+    UnexpectedErrors,
     on_fhir_error,
     on_http_error,
-    on_unexpected,
     on_validation_error,
 )
 
@@ -47,13 +47,14 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         openapi_url=None,
     )
     app.state.services = built
+    logsafe.install("uvicorn", "uvicorn.error", "carevault.web", "carevault.ledger")
     app.add_middleware(admin_routes.BlockedAddresses, services=built)
     # Outermost: a wrong Host or a flooding address is turned away before anything runs.
     app.add_middleware(RequestGuard, services=built)
+    app.add_middleware(UnexpectedErrors)  # outermost: it answers what the others raise
     app.add_exception_handler(FhirError, on_fhir_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
-    app.add_exception_handler(Exception, on_unexpected)
     # The audit routes first: /fhir/AuditEvent is not one of the generic FHIR types.
     app.include_router(audit_routes.router)
     app.include_router(admin_routes.router)

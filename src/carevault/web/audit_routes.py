@@ -30,7 +30,7 @@ from carevault.rest.errors import translated
 from carevault.rest.interactions import JSON, FhirResponse
 from carevault.web.fhir_routes import base_url, parameters_body
 from carevault.web.responses import NO_STORE, fhir_response
-from carevault.web.security import CallerDep, ServicesDep
+from carevault.web.security import CallerDep, ServicesDep, caller
 
 router = APIRouter()
 
@@ -42,7 +42,8 @@ def _ledger(svc: Services, name: str) -> Ledger:
 
 
 def _latest(ledger: Ledger) -> StoredCheckpoint:
-    """The latest checkpoint, made now if the ledger has grown past it."""
+    """The latest checkpoint, made now if the ledger has grown past it (for a signed-in
+    privacy officer only: signing costs a signature and a witness round trip)."""
     latest = ledger.checkpoints.latest()
     if latest is None or latest.size < ledger.store.head()[0]:
         latest = ledger.checkpoints.make("on-request")
@@ -75,10 +76,27 @@ def _require_privacy_officer(svc: Services, who: Caller, what: str) -> None:
         raise FhirError(403, [Issue("forbidden", f"only a privacy officer may read {what}")])
 
 
+def _published(ledger: Ledger) -> StoredCheckpoint:
+    found = ledger.checkpoints.latest()
+    if found is None:
+        raise FhirError(404, [Issue("not-found", "no checkpoint has been signed yet")])
+    return found
+
+
 @router.get("/audit/checkpoint")
-async def checkpoint(svc: ServicesDep, ledger: LedgerName = "audit") -> Response:
-    """The latest signed checkpoint (C2SP signed note, with witness cosignatures)."""
-    found = await run_in_threadpool(_latest, _ledger(svc, ledger))
+async def checkpoint(request: Request, svc: ServicesDep, ledger: LedgerName = "audit") -> Response:
+    """The latest signed checkpoint (C2SP signed note, with witness cosignatures).
+
+    Anyone may fetch it, and is served the one signed last: checkpoints are signed on the
+    schedule, at containment, and when a privacy officer asks with a bearer token (then
+    one is signed now if the ledger has grown). A stranger cannot make the server sign.
+    """
+    chosen = _ledger(svc, ledger)
+    fresh = False
+    if request.headers.get("authorization"):
+        who = await caller(request, svc)  # a bad token is refused (401), as anywhere
+        fresh = who.actor is not None and who.actor.role is Role.PRIVACY_OFFICER
+    found = await run_in_threadpool(_latest if fresh else _published, chosen)
     return Response(found.note, media_type="text/plain; charset=utf-8", headers=NO_STORE)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl
@@ -11,7 +10,10 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from carevault.fhir import jsonio
+from carevault.fhir.content import has_control_characters
 from carevault.fhir.outcome import FhirError, Issue, bad_request
+from carevault.fhir.query import safe_name
 from carevault.rest import operations, transaction
 from carevault.rest.bundles import dumps
 from carevault.rest.capability import capability_statement
@@ -70,7 +72,7 @@ async def parameters_body(request: Request, limit: int = 64 * 1024) -> dict[str,
     """The values of a FHIR Parameters body (an operation's input), by name."""
     body = await fhir_body(request, limit)
     try:
-        document = json.loads(body)
+        document = jsonio.parse(body)
         values = {
             item["name"]: item.get("valueCode") or item.get("valueString")
             for item in document.get("parameter", [])
@@ -79,7 +81,19 @@ async def parameters_body(request: Request, limit: int = 64 * 1024) -> dict[str,
         raise FhirError(400, [Issue("invalid", "send a Parameters resource")]) from None
     if document.get("resourceType") != "Parameters":
         raise FhirError(400, [Issue("invalid", "send a Parameters resource")])
-    return {name: value for name, value in values.items() if isinstance(value, str)}
+    found = {name: value for name, value in values.items() if isinstance(value, str)}
+    for name, value in found.items():
+        if has_control_characters(value):
+            where = f"Parameters.parameter({safe_name(str(name))})"
+            raise FhirError(
+                422,
+                [
+                    Issue(
+                        "value", f"{where}: control characters are not allowed", expression=(where,)
+                    )
+                ],
+            )
+    return found
 
 
 async def run(call: Callable[..., FhirResponse], *args: Any, **kwargs: Any) -> Response:

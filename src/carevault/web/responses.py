@@ -8,8 +8,10 @@ import uuid
 from fastapi import Request
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from carevault.fhir.outcome import FhirError, Issue, outcome
+from carevault.logsafe import describe
 from carevault.rest.bundles import dumps
 from carevault.rest.interactions import JSON, FhirResponse
 
@@ -51,10 +53,38 @@ async def on_validation_error(_request: Request, _error: Exception) -> Response:
     return outcome_response(FhirError(400, [Issue("invalid", "the request is malformed")]))
 
 
-async def on_unexpected(_request: Request, error: Exception) -> Response:
-    # The message of an unexpected error might quote data; log only its type and a reference.
-    reference = uuid.uuid4().hex[:12]
-    log.error("unexpected %s (reference %s)", type(error).__name__, reference)
-    return outcome_response(
-        FhirError(500, [Issue("exception", f"internal error; reference {reference}")])
-    )
+class UnexpectedErrors:
+    """Answers any uncaught error with a 500 OperationOutcome and logs it safely.
+
+    Errors stop here rather than in Starlette's outer handler, which re-raises them to
+    the server to log with a full traceback (whose frames may quote the request's
+    data). The log line has the type, the code location and the request's reference,
+    which the client is given too; never the message.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def sending(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        except Exception as error:
+            reference = uuid.uuid4().hex[:12]
+            log.error("unexpected %s (request %s)", describe(error), reference)
+            if started:
+                return  # the answer was under way: the client sees it cut short
+            response = outcome_response(
+                FhirError(500, [Issue("exception", f"internal error; reference {reference}")])
+            )
+            await response(scope, receive, send)

@@ -64,7 +64,7 @@ def test_evidence_verifies_offline_with_the_standalone_verifier(
     someone = patient(web, desk, "Chan")
     keys = web.get("/audit/vkey").json()
     vkey = VerifierKey.parse(keys["audit"])
-    first = web.get("/audit/checkpoint").text
+    first = web.get("/audit/checkpoint", headers=bearer(officer)).text
     old = open_checkpoint(first, vkey)
     assert verify_cosignature(first, VerifierKey.parse(keys["witnesses"][0])) > 0
 

@@ -52,7 +52,7 @@ def test_ciphertext_copied_onto_another_patients_row_fails_to_decrypt(
     api: FhirTestClient, services: Services
 ) -> None:
     chan = create(api, patient())
-    wong = create(api, patient("Wong", "Ka Yan", "Z683365(5)"))
+    wong = create(api, patient("Wong", "Ka Yan", "Z683365(A)"))
     put_sealed(services, "Patient", wong["id"], sealed_of(services, "Patient", chan["id"]))
     response = api.get(f"/fhir/Patient/{wong['id']}")
     assert_integrity_error(response, f"Patient/{wong['id']}")
@@ -96,7 +96,7 @@ def test_wrapped_keys_swapped_between_patients_do_not_unwrap(
     api: FhirTestClient, services: Services
 ) -> None:
     chan = create(api, patient())
-    wong = create(api, patient("Wong", "Ka Yan", "Z683365(5)"))
+    wong = create(api, patient("Wong", "Ka Yan", "Z683365(A)"))
     assert services.keys is not None
     with services.key_engine.begin() as connection:
         keys = dict(

@@ -114,3 +114,62 @@ def test_a_value_within_a_day_stores_point_tokens() -> None:
     ]
     far = dates.tokens(dates.parse("1700-01-01", HK), HK)
     assert far == ["p:Ybefore"]
+
+
+# --- the bounds of what the store holds --------------------------------------------------
+
+ZONES = st.sampled_from([UTC, HK, ZoneInfo("Pacific/Kiritimati"), ZoneInfo("Etc/GMT+12")])
+
+
+@st.composite
+def any_fhir_date(draw: st.DrawFn) -> str:
+    """Any well-formed FHIR date, dateTime or instant, years 0001 to 9999."""
+    year = draw(st.integers(1, 9999))
+    month = draw(st.integers(1, 12))
+    day = draw(st.integers(1, 28))
+    shape = draw(st.integers(0, 4))
+    if shape == 0:
+        return f"{year:04d}"
+    if shape == 1:
+        return f"{year:04d}-{month:02d}"
+    if shape == 2:
+        return f"{year:04d}-{month:02d}-{day:02d}"
+    hour, minute = draw(st.integers(0, 23)), draw(st.integers(0, 59))
+    zone = draw(st.sampled_from(["", "Z", "+14:00", "-12:00", "+08:00"]))
+    fraction = ".999999" if shape == 4 else ""
+    return f"{year:04d}-{month:02d}-{day:02d}T{hour:02d}:{minute:02d}:59{fraction}{zone}"
+
+
+@settings(max_examples=600, deadline=None)
+@given(any_fhir_date(), ZONES, st.sampled_from(list(Prefix)))
+def test_any_date_parses_or_is_refused_as_out_of_range_never_overflowing(
+    text: str, zone: ZoneInfo, prefix: Prefix
+) -> None:
+    """9999-12-31 and 0001-01-01 once raised OverflowError (a 500): a date is either in the
+    store's years and fully usable (range, tokens, covers), or refused as out of range."""
+    year = int(text[:4])
+    if not dates.EARLIEST_YEAR <= year <= dates.LATEST_YEAR:
+        with pytest.raises(dates.DateOutOfRange):
+            dates.parse(text, zone)
+        assert not dates.year_in_range(text)
+        assert dates.value_range(text, zone) is None
+        return
+    assert dates.year_in_range(text)
+    found = dates.parse(text, zone)
+    assert found.low is not None and found.high is not None and found.low < found.high
+    assert dates.tokens(found, zone)
+    dates.candidate_covers(prefix, found, zone)
+    assert dates.matches(Prefix.EQ, found, found)
+
+
+@pytest.mark.parametrize("text", ["9999-12-31", "0001-01-01", "9999", "0999-12-31T23:59:59Z"])
+def test_the_sentinels_an_attacker_sent_are_out_of_range(text: str) -> None:
+    with pytest.raises(dates.DateOutOfRange):
+        dates.parse(text, HK)
+
+
+@pytest.mark.parametrize("text", ["1000-01-01", "8999-12-31", "8999-12-31T23:59:59-12:00"])
+def test_the_edges_of_the_range_are_usable(text: str) -> None:
+    found = dates.parse(text, HK)
+    assert dates.tokens(found, HK)
+    assert dates.candidate_covers(Prefix.GE, found, HK)

@@ -1,0 +1,84 @@
+"""Hong Kong Identity Card numbers: the spellings people use, and the check digit.
+
+An HKID number is one or two letters, six digits and a check digit (0-9 or A),
+printed as ``A123456(3)``. People and systems also write ``a1234563``,
+``A 123456 (3)`` or, from Chinese input methods, full-width ``Ａ１２３４５６（３）``:
+``normalise`` folds every such spelling (Unicode NFKC, case, spaces, brackets) into
+``A1234563``, the form blind indexes are made of.
+
+The check digit makes the weighted sum of all characters divisible by 11: a
+single-letter prefix is padded on the left with a space worth 36, letters are worth
+A=10 … Z=35, and the eight leading positions are weighted 9, 8, … 2 (the check digit
+itself weighs 1, with A standing for 10). Published examples: ``A123456(3)``,
+``G123456(A)``, ``AB123456(9)``, ``CA182361(1)``.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+_SHAPE = re.compile(r"^([A-Z]{1,2})(\d{6})(?:\(([0-9A])\)|([0-9A]))$")
+_SPACES = re.compile(r"\s+")
+_SPACE_VALUE = 36
+_WEIGHTS = (9, 8, 7, 6, 5, 4, 3, 2)
+
+
+class InvalidHKID(ValueError):
+    """The text is not shaped like an HKID number (the message never quotes it)."""
+
+
+def _char_value(character: str) -> int:
+    if character == " ":
+        return _SPACE_VALUE
+    if character.isdigit():
+        return int(character)
+    return ord(character) - ord("A") + 10
+
+
+def check_digit(prefix: str, digits: str) -> str:
+    """The check digit of ``prefix`` (one or two capital letters) and six ``digits``."""
+    if not (1 <= len(prefix) <= 2 and prefix.isascii() and prefix.isalpha() and prefix.isupper()):
+        raise InvalidHKID("the prefix must be one or two capital letters")
+    if not (len(digits) == 6 and digits.isascii() and digits.isdigit()):
+        raise InvalidHKID("the serial must be six digits")
+    body = prefix.rjust(2) + digits
+    total = sum(weight * _char_value(ch) for weight, ch in zip(_WEIGHTS, body, strict=True))
+    check = (11 - total % 11) % 11
+    return "A" if check == 10 else str(check)
+
+
+def fold(text: str) -> str:
+    """NFKC (full-width letters, digits and brackets become ASCII), no spaces, upper case."""
+    return _SPACES.sub("", unicodedata.normalize("NFKC", text)).upper()
+
+
+def parts(text: str) -> tuple[str, str, str]:
+    """Prefix, six digits and check character of any common spelling; InvalidHKID if the
+    text is not shaped like an HKID number (the check digit is not verified)."""
+    match = _SHAPE.match(fold(text))
+    if match is None or not match.group(2).isascii():
+        raise InvalidHKID("not shaped like an HKID number")
+    prefix, digits, bracketed, bare = match.groups()
+    return prefix, digits, bracketed or bare
+
+
+def normalise(text: str) -> str | None:
+    """The ``A1234563`` form of any spelling shaped like an HKID number, else None.
+
+    Only the shape is checked, not the check digit: a search for a mistyped number must
+    still normalise the way the stored value it is compared with did.
+    """
+    try:
+        return "".join(parts(text))
+    except InvalidHKID:
+        return None
+
+
+def is_valid(text: str) -> bool:
+    """Whether ``text`` is an HKID number in any common spelling whose check digit matches."""
+    try:
+        prefix, digits, check = parts(text)
+    except InvalidHKID:
+        return False
+    return check_digit(prefix, digits) == check

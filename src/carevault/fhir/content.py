@@ -1,0 +1,169 @@
+"""Content rules for written resources, beyond what the FHIR models check (422).
+
+* No control characters in any string or key: FHIR strings hold none below U+0020 but
+  tab, line feed and carriage return; DEL, the C1 controls and lone surrogates are never
+  text either (a NUL in a name truncates it in many consumers).
+* Strings are bounded by what they are: names, identifiers, telecom values and address
+  parts are short (``name_chars``); narrative, markdown and attachment data are long
+  (``text_chars``); every other string sits between (``string_chars``). No string
+  anywhere may exceed ``text_chars``.
+* Numbers are bounded: XML Schema's decimal, which FHIR's follows, must be supported to
+  18 digits and lets a server set a documented maximum; CareVault's is
+  ``MAX_DECIMAL_DIGITS`` significant digits and a magnitude a double can hold.
+* HKID numbers (system ``http://carevault.hk/sid/hkid``) have a valid check digit.
+* Dates fall in the years the store holds (``fhir.dates``).
+
+Issues name the element, never the value.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from decimal import Decimal
+from enum import Enum
+from typing import Any
+
+from carevault.domain import hkid
+from carevault.fhir import dates
+from carevault.fhir.normalise import HKID_SYSTEM
+from carevault.fhir.outcome import Issue
+
+#: Significant digits a decimal may have: the 18 before and 17 after the point that
+#: later FHIR versions' regex allows, together.
+MAX_DECIMAL_DIGITS = 35
+#: Powers of ten a decimal's magnitude may reach either way (what a double holds, as
+#: most JSON readers parse numbers into one).
+MAX_DECIMAL_EXPONENT = 308
+
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+_LONG_TYPES = frozenset({"xhtml", "markdown", "base64Binary"})
+_DATE_TYPES = frozenset({"date", "dateTime", "instant"})
+_SHORT_TYPES = frozenset({"HumanName", "Address", "ContactPoint"})
+
+
+class Tier(Enum):
+    NAME = "name"
+    STRING = "string"
+    TEXT = "text"
+    DATE = "date"
+
+
+@dataclass(frozen=True)
+class InputLimits:
+    """The configured bounds of one request (``CAREVAULT_MAX_*``)."""
+
+    name_chars: int = 256
+    string_chars: int = 4096
+    text_chars: int = 64 * 1024
+    bundle_entries: int = 500
+
+    def chars(self, tier: Tier) -> int:
+        if tier is Tier.NAME:
+            return self.name_chars
+        if tier is Tier.TEXT:
+            return self.text_chars
+        return self.string_chars
+
+
+DEFAULT_LIMITS = InputLimits()
+
+
+def tier(owner: str, element: str, fhir_type: str) -> Tier:
+    """What the string element ``element`` of ``owner`` (a type name) is checked as."""
+    if fhir_type in _LONG_TYPES:
+        return Tier.TEXT
+    if fhir_type in _DATE_TYPES:
+        return Tier.DATE
+    if owner in _SHORT_TYPES or (owner == "Identifier" and element == "value"):
+        return Tier.NAME
+    return Tier.STRING
+
+
+def check_string(
+    value: str, tier: Tier, where: str, rules: list[Issue], limits: InputLimits
+) -> None:
+    """The tier's length bound, and the store's years for dates."""
+    most = limits.chars(tier)
+    if len(value) > most:
+        rules.append(
+            Issue("too-long", f"{where}: longer than {most} characters", expression=(where,))
+        )
+    elif tier is Tier.DATE and not dates.year_in_range(value):
+        rules.append(Issue("value", f"{where}: {dates.OUT_OF_RANGE}", expression=(where,)))
+
+
+def check_identifier(identifier: dict[str, Any], path: str, rules: list[Issue]) -> None:
+    value = identifier.get("value")
+    if identifier.get("system") != HKID_SYSTEM or not isinstance(value, str):
+        return
+    if not hkid.is_valid(value):
+        where = f"{path}.value"
+        rules.append(
+            Issue(
+                "value",
+                f"{where}: not a valid HKID number (one or two letters, six digits and "
+                "the check digit, as in A123456(3))",
+                expression=(where,),
+            )
+        )
+
+
+def check_all(data: Any, path: str, rules: list[Issue], limits: InputLimits) -> None:
+    """Control characters and the absolute bounds, in every string, key and number."""
+    if isinstance(data, dict):
+        for key, value in data.items():
+            where = f"{path}.{_printable(key)}"
+            if _CONTROL.search(key):
+                rules.append(_control(where))
+            check_all(value, where, rules, limits)
+    elif isinstance(data, list):
+        for index, item in enumerate(data):
+            check_all(item, f"{path}[{index}]", rules, limits)
+    elif isinstance(data, str):
+        if _CONTROL.search(data):
+            rules.append(_control(path))
+        elif len(data) > limits.text_chars:
+            rules.append(
+                Issue(
+                    "too-long",
+                    f"{path}: longer than {limits.text_chars} characters",
+                    expression=(path,),
+                )
+            )
+    elif isinstance(data, int | Decimal) and not isinstance(data, bool):
+        problem = number_problem(data)
+        if problem is not None:
+            rules.append(Issue("value", f"{path}: {problem}", expression=(path,)))
+
+
+def number_problem(value: int | Decimal) -> str | None:
+    """Why a JSON number is beyond the bounds, or None."""
+    if isinstance(value, int):
+        if abs(value) >= 10**MAX_DECIMAL_DIGITS:
+            return f"a number may have at most {MAX_DECIMAL_DIGITS} digits"
+        return None
+    if not value.is_finite():
+        return "not a finite number"
+    if len(value.as_tuple().digits) > MAX_DECIMAL_DIGITS:
+        return f"a decimal may have at most {MAX_DECIMAL_DIGITS} significant digits"
+    if value and abs(value.adjusted()) > MAX_DECIMAL_EXPONENT:
+        bound = MAX_DECIMAL_EXPONENT
+        return f"a decimal's magnitude must lie within 1e-{bound} and 1e{bound}"
+    return None
+
+
+def has_control_characters(text: str) -> bool:
+    return _CONTROL.search(text) is not None
+
+
+def _control(where: str) -> Issue:
+    return Issue(
+        "value",
+        f"{where}: control characters (such as NUL) are not allowed in text",
+        expression=(where,),
+    )
+
+
+def _printable(key: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "_-" else "?" for ch in key[:64])
