@@ -190,6 +190,32 @@ class Settings(BaseSettings):
     #: Only a benchmark may turn encryption off, to measure the unencrypted baseline.
     encryption: bool = True
 
+    # Detection and automatic containment (carevault.detect, docs/detection.md)
+    detect: bool = Field(default=True, description="Run the detectors in this process.")
+    detect_poll_seconds: float = Field(
+        default=0.2, gt=0, le=10, description="How often the detectors look for new entries."
+    )
+    release_budget: str = Field(
+        default="",
+        description=(
+            "Distinct patients an account may be given per hour and per day, per role, "
+            "over the built-in table: 'physician=120/400,front_desk=150/600'."
+        ),
+    )
+    detect_responses: str = Field(
+        default="",
+        description=(
+            "Automatic responses over the built-in policy: 'high=suspend,medium=step-up' or "
+            "per role 'nurse:high=throttle'; actions raise, step-up, throttle, suspend, "
+            "phi-offline."
+        ),
+    )
+    alert_smtp_host: str | None = Field(default=None, description="SMTP relay for alerts.")
+    alert_smtp_port: int = Field(default=25, ge=1, le=65535)
+    alert_email_from: str = "carevault-alerts@localhost"
+    alert_email_to: str = Field(default="", description="Comma-separated alert recipients.")
+    alert_webhook_url: str | None = Field(default=None, description="POST each alert here.")
+
     @field_validator("public_base_url")
     @classmethod
     def _strip_slash(cls, value: str | None) -> str | None:
