@@ -139,6 +139,16 @@ class Services:
             self.key_engine.dispose()
 
 
+def _pseudonym(vault: Vault, patient_id: str) -> str | None:
+    """A patient's pseudonym from their id (clear metadata; nothing is decrypted)."""
+    from carevault.vault.records import NotFound
+
+    try:
+        return vault.locate("Patient", patient_id).head.patient_pseudonym
+    except NotFound:
+        return None
+
+
 def make_provider(settings: Settings, *, create: bool = False) -> KeyProvider:
     if settings.key_provider == "pkcs11":
         from carevault.keys.pkcs11 import Pkcs11KeyProvider
@@ -274,6 +284,7 @@ def build_services(
         audit_ledger,
         unwrap_ledger,
         lambda practitioner: vault.token("CareRelationship", "practitioner", practitioner),
+        lambda patient_id: _pseudonym(vault, patient_id),
         containment,
         admin,
         accounts,

@@ -7,6 +7,7 @@ and ``alert_case`` are what the simulator's scorecard and the incident work read
 
 from __future__ import annotations
 
+import ipaddress
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -36,8 +37,9 @@ def alert_case(services: Services, alert_id: str | int) -> dict[str, Any]:
         raise RuntimeError("detection is not configured in these services")
     alert = detection.alerts.get(alert_id)
     case = detection.alerts.list(case=alert.case_key)
-    addresses = sorted({a.source_address for a in case if a.source_address})
-    networks = [f"{address}/128" if ":" in address else f"{address}/32" for address in addresses]
+    networks = sorted(
+        {str(ipaddress.ip_network(a.source_address)) for a in case if _is_address(a.source_address)}
+    )
     still_open = any(a.status == "open" for a in case)
     who = alert.account or alert.client or alert.case_key.removeprefix("case:")
     return {
@@ -48,3 +50,11 @@ def alert_case(services: Services, alert_id: str | int) -> dict[str, Any]:
         "since": iso(min(a.raised_us for a in case)),
         "until": None if still_open else iso(max(a.updated_us for a in case)),
     }
+
+
+def _is_address(text: str | None) -> bool:
+    try:
+        ipaddress.ip_address(text or "")
+    except ValueError:
+        return False
+    return True

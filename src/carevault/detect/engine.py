@@ -154,6 +154,11 @@ class DetectionEngine:
                 return done
             done += (self._memory.position or 0) - before
 
+    def position(self) -> int:
+        """How many audit entries the detectors have judged (the stored cursor)."""
+        with read_transaction(self.engine) as connection:
+            return read_cursor(connection, CURSOR).position
+
     # --- one batch -------------------------------------------------------------------------
 
     def step(self) -> bool:

@@ -17,6 +17,7 @@ from carevault.containment.state import ContainmentStore
 from carevault.detect.alerts import AlertStore
 from carevault.detect.budget import Budgets, ReleaseBudget
 from carevault.detect.bypass import BypassCheck
+from carevault.detect.desk import AlertDesk
 from carevault.detect.engine import DetectionEngine
 from carevault.detect.explain import Explainer
 from carevault.detect.flags import Flags
@@ -33,6 +34,7 @@ class Detection:
     engine: DetectionEngine
     responder: Responder
     sinks: AlertSinks
+    desk: AlertDesk
     enabled: bool
 
     def start(self) -> None:
@@ -55,6 +57,7 @@ def build_detection(
     audit_ledger: Ledger,
     unwrap_ledger: Ledger,
     practitioner_token: Callable[[str], bytes],
+    pseudonym_of: Callable[[str], str | None],
     containment: ContainmentStore,
     admin: Administration,
     accounts: StaffAccounts,
@@ -98,4 +101,7 @@ def build_detection(
     )
     if settings.detect:
         audit_ledger.writer.listeners.append(detection_engine.committed)
-    return Detection(alerts, flags, budget, detection_engine, responder, sinks, settings.detect)
+    desk = AlertDesk(alerts, flags, accounts, audit_ledger.writer, pseudonym_of, now_us)
+    return Detection(
+        alerts, flags, budget, detection_engine, responder, sinks, desk, settings.detect
+    )
