@@ -38,7 +38,11 @@ def alert_case(services: Services, alert_id: str | int) -> dict[str, Any]:
     alert = detection.alerts.get(alert_id)
     case = detection.alerts.list(case=alert.case_key)
     networks = sorted(
-        {str(ipaddress.ip_network(a.source_address)) for a in case if _is_address(a.source_address)}
+        {
+            str(ipaddress.ip_network(a.source_address or ""))
+            for a in case
+            if _is_address(a.source_address)
+        }
     )
     still_open = any(a.status == "open" for a in case)
     who = alert.account or alert.client or alert.case_key.removeprefix("case:")
