@@ -68,6 +68,10 @@ class Tag(StrEnum):
     CONSOLE_SIGN_IN_REFUSED = "console:session:refused"
     CONSOLE_STEP_UP_REFUSED = "console:step-up:refused"
     CONSOLE_REQUEST_REFUSED = "console:request:refused"
+    INCIDENT_DECLARED = "incident:incident:declared"
+    INCIDENT_AMENDED = "incident:incident:amended"
+    INCIDENT_SCOPED = "incident:scope:computed"
+    SEGMENT_SEALED = "audit:segment:sealed"
 
 
 class Outcome(StrEnum):
