@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from sqlalchemy import Engine, insert, select
 from sqlalchemy.exc import IntegrityError
@@ -183,8 +184,8 @@ class Segments:
             file_digest(path),
             root.hex(),
             table.num_rows,
-            int(pa.compute.min(at).as_py()),
-            int(pa.compute.max(at).as_py()),
+            int(pc.min(at).as_py()),
+            int(pc.max(at).as_py()),
             -1,
         )
         return self._record(segment, principal)
