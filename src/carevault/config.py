@@ -187,6 +187,15 @@ class Settings(BaseSettings):
         ),
     )
 
+    # Incidents and their scope (incidents/): the ledgers' sealed Parquet segments
+    incident_segment_entries: int = Field(
+        default=65_536,
+        description="Entries per sealed Parquet segment of a ledger: 256**L (256, 65536, ...).",
+    )
+    segments_dir: Path | None = Field(
+        default=None, description="Where sealed segments are kept; defaults to <home>/segments."
+    )
+
     #: Only a benchmark may turn encryption off, to measure the unencrypted baseline.
     encryption: bool = True
 
@@ -275,6 +284,10 @@ class Settings(BaseSettings):
         if self.witness_url:
             return self.witness_dir
         return self.witness_dir or self.home / "witness"
+
+    @property
+    def resolved_segments_dir(self) -> Path:
+        return self.segments_dir or self.home / "segments"
 
     @property
     def is_sqlite(self) -> bool:

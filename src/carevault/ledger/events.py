@@ -74,6 +74,10 @@ class Tag(StrEnum):
     DETECT_STEP_UP = "detect:session:step-up"
     DETECT_THROTTLED = "detect:account:throttled"
     DETECT_FLAG_SET = "detect:patient:flagged"
+    INCIDENT_DECLARED = "incident:incident:declared"
+    INCIDENT_AMENDED = "incident:incident:amended"
+    INCIDENT_SCOPED = "incident:scope:computed"
+    SEGMENT_SEALED = "audit:segment:sealed"
 
 
 class Outcome(StrEnum):
