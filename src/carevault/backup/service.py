@@ -45,6 +45,7 @@ from carevault.bootstrap import Services, build_services
 from carevault.clock import fhir_instant, utc_now
 from carevault.config import Settings
 from carevault.db import make_engine, read_transaction, write_transaction
+from carevault.incidents.tables import ledger_segment
 from carevault.keys.files import write_private
 from carevault.keys.tables import data_key
 from carevault.ledger.events import AuditEvent, Outcome, Tag
@@ -63,6 +64,7 @@ KEYS_DUMP = "keys.dump"
 KEYRING = "keyring.json"
 TOKEN_KEY = "token-signing.pem"  # noqa: S105 - a file name
 LEDGER_KEY = "ledger-signing.pem"
+SEGMENTS = "segments"
 
 _TABLES: dict[str, LedgerTables] = {AUDIT_LEDGER: audit_tables, UNWRAP_LEDGER: unwrap_tables}
 
@@ -175,12 +177,30 @@ def _copy_sqlite(
     try:
         heads = _heads(records_engine, [AUDIT_LEDGER]) | _heads(keys_engine, [UNWRAP_LEDGER])
         versions = _kek_versions(keys_engine)
+        with read_transaction(records_engine) as connection:
+            segments = [
+                str(row[0]) for row in connection.execute(select(ledger_segment.c.file_name))
+            ]
     finally:
         records_engine.dispose()
         keys_engine.dispose()
     for path in (records, keys):
         seal_sqlite(path)
-    return {path.name: file_digest(path) for path in (records, keys)}, heads, versions
+    files = {path.name: file_digest(path) for path in (records, keys)}
+    return files | _copy_segments(settings, destination, segments), heads, versions
+
+
+def _copy_segments(settings: Settings, destination: Path, names: list[str]) -> dict[str, str]:
+    """The sealed Parquet segments the copy names (sealed files are never rewritten, so
+    copying them after the snapshot is as consistent as the snapshot)."""
+    copied: dict[str, str] = {}
+    for name in names:
+        target = destination / SEGMENTS / Path(name).name
+        target.parent.mkdir(exist_ok=True, mode=0o700)
+        shutil.copyfile(settings.resolved_segments_dir / Path(name).name, target)
+        target.chmod(0o600)
+        copied[f"{SEGMENTS}/{target.name}"] = file_digest(target)
+    return copied
 
 
 def _dump_postgres(
@@ -192,6 +212,7 @@ def _dump_postgres(
     heads: dict[str, tuple[int, bytes]] = {}
     versions: list[int] = []
     files: dict[str, str] = {}
+    segments: list[str] = []
     targets = [(records_url, RECORDS_DUMP, [AUDIT_LEDGER] + ([UNWRAP_LEDGER] if shared else []))]
     if not shared:
         targets.append((keys_url, KEYS_DUMP, [UNWRAP_LEDGER]))
@@ -199,6 +220,13 @@ def _dump_postgres(
         with exported_snapshot(url) as (snapshot, connection):
             for ledger in ledgers:
                 heads[ledger] = _snapshot_head(connection, ledger)
+            if AUDIT_LEDGER in ledgers:
+                segments = [
+                    str(row[0])
+                    for row in connection.execute(
+                        f"SELECT file_name FROM {ledger_segment.name}"  # noqa: S608 - fixed
+                    ).fetchall()
+                ]
             if UNWRAP_LEDGER in ledgers:
                 found = connection.execute(
                     "SELECT DISTINCT kek_version FROM data_key "
@@ -207,7 +235,7 @@ def _dump_postgres(
                 versions = sorted(int(row[0]) for row in found)
             dump_postgres(url, destination / name, snapshot)
         files[name] = file_digest(destination / name)
-    return files, heads, versions
+    return files | _copy_segments(settings, destination, segments), heads, versions
 
 
 def _snapshot_head(connection: psycopg.Connection[Any], ledger: str) -> tuple[int, bytes]:
@@ -290,6 +318,9 @@ def restore_backup(source: Path, settings: Settings, keys_source: Path | None, b
         restore_postgres(settings.resolved_database_url, source / RECORDS_DUMP)
         if KEYS_DUMP in manifest.files:
             restore_postgres(settings.resolved_keys_database_url, source / KEYS_DUMP)
+    for name in manifest.files:
+        if name.startswith(f"{SEGMENTS}/"):
+            _place(source / name, settings.resolved_segments_dir / Path(name).name)
     for name, path in _key_sources(settings).items():
         write_private(path, (keys_source / name).read_bytes())
     _store_backup_checkpoints(settings, manifest)
