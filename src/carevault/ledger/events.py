@@ -68,6 +68,14 @@ class Tag(StrEnum):
     CONSOLE_SIGN_IN_REFUSED = "console:session:refused"
     CONSOLE_STEP_UP_REFUSED = "console:step-up:refused"
     CONSOLE_REQUEST_REFUSED = "console:request:refused"
+    # Breach notification (carevault.notify)
+    NOTIFY_JOB_RUN = "notify:job:run"
+    NOTIFY_NOTICE_SENT = "notify:notice:sent"
+    NOTIFY_NOTICE_SKIPPED = "notify:notice:skipped"
+    NOTIFY_NOTICE_BOUNCED = "notify:notice:bounced"
+    NOTIFY_CODE_CHECKED = "notify:code:checked"
+    NOTIFY_RISK_DECIDED = "notify:risk:decided"
+    NOTIFY_REPORT_MADE = "notify:report:made"
 
 
 class Outcome(StrEnum):
