@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Engine, func, insert, select, update
 
@@ -168,14 +169,14 @@ class NoticeStore:
                 .values(finished_us=now_us, updated_us=now_us)
             )
 
-    def job(self, incident_id: str) -> dict[str, object] | None:
+    def job(self, incident_id: str) -> dict[str, Any] | None:
         with read_transaction(self.engine) as connection:
             row = connection.execute(
                 select(notify_job).where(notify_job.c.incident_id == incident_id)
             ).first()
         return dict(row._mapping) if row else None
 
-    def clocks(self) -> list[dict[str, object]]:
+    def clocks(self) -> list[dict[str, Any]]:
         with read_transaction(self.engine) as connection:
             rows = connection.execute(select(notify_clock).order_by(notify_clock.c.due_us))
             return [dict(row._mapping) for row in rows]
