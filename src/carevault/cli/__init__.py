@@ -13,6 +13,7 @@ from carevault.cli import (  # noqa: F401 - they register
     contain,
     incident,
     keys,
+    notify,
     server,
     sim,
     staff,
