@@ -14,6 +14,7 @@ from carevault.cli import (  # noqa: F401 - they register
     contain,
     incident,
     keys,
+    notify,
     server,
     sim,
     staff,
