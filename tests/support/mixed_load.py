@@ -44,6 +44,8 @@ class Observed:
     sign_ins: Counter[str] = field(default_factory=Counter)  # "issued" -> tokens received
     statuses: Counter[int] = field(default_factory=Counter)
     containment_changes: int = 0
+    #: (when, seconds) of every answer, for the soak's latency percentiles.
+    latencies: list[tuple[float, float]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def answered(self, tag: str, subject: str, status: int) -> None:
@@ -51,6 +53,10 @@ class Observed:
             self.statuses[status] += 1
             if 200 <= status < 300:
                 self.answers[(tag, subject)] += 1
+
+    def took(self, seconds: float) -> None:
+        with self.lock:
+            self.latencies.append((time.monotonic(), seconds))
 
 
 @dataclass(frozen=True)
@@ -131,7 +137,9 @@ class MixedLoad:
         writers: int = 3,
         signers: list[Login] | None = None,
         containment: Callable[[], None] | None = None,
+        pace: float = 0.0,
     ) -> None:
+        self.pace = pace
         self.base = base
         self.token = token
         self.observed = observed
@@ -160,12 +168,22 @@ class MixedLoad:
     def _work(self, worker: int, seed: float) -> None:
         chooser = random.Random(seed)
         headers = {"authorization": f"Bearer {self.token}", "content-type": "application/fhir+json"}
-        with httpx.Client(base_url=f"{self.base}/fhir", headers=headers, timeout=20) as client:
+
+        def timed(response: httpx.Response) -> None:
+            response.read()
+            self.observed.took(response.elapsed.total_seconds())
+
+        hooks = {"response": [timed]} if self.pace else {}
+        with httpx.Client(
+            base_url=f"{self.base}/fhir", headers=headers, timeout=20, event_hooks=hooks
+        ) as client:
             n = 0
             while not self.stop.is_set():
                 n += 1
                 try:
                     self._one(client, chooser, f"L{self.life}w{worker}n{n}")
+                    if self.pace:
+                        self.stop.wait(self.pace)
                 except httpx.HTTPError:
                     return  # the server is gone: this life is over for this worker
 

@@ -64,7 +64,9 @@ class RunningServer:
 
 
 @contextmanager
-def running_server(env: Mapping[str, str], log_dir: Path) -> Iterator[RunningServer]:
+def running_server(
+    env: Mapping[str, str], log_dir: Path, start_seconds: float = 60
+) -> Iterator[RunningServer]:
     port = free_port()
     log = log_dir / f"server-{port}.log"
     with log.open("wb") as output:
@@ -85,7 +87,7 @@ def running_server(env: Mapping[str, str], log_dir: Path) -> Iterator[RunningSer
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + start_seconds
         while True:
             if process.poll() is not None:
                 raise RuntimeError(f"server exited early:\n{log.read_text()[-3000:]}")

@@ -53,6 +53,7 @@ class Tag(StrEnum):
     ADMIN_SEED = "admin:data:seeded"
     ADMIN_BACKUP_TAKEN = "admin:data:backed-up"
     ADMIN_RESTORED = "admin:data:restored"
+    REQUEST_REFUSED = "web:request:refused"
     KEY_UNWRAP = "keys:data-key:unwrapped"
     CONTAIN_STARTED = "containment:mode:started"
     CONTAIN_RELEASED = "containment:mode:released"

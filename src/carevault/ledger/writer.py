@@ -12,8 +12,10 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 from sqlalchemy import Connection
@@ -24,6 +26,28 @@ from carevault.ledger.store import LedgerEntry, LedgerStore
 from carevault.ledger.trail import AuditUnavailable
 
 log = logging.getLogger("carevault.ledger")
+
+#: While a request is served, the number of audit events it has recorded (a list shared
+#: with the worker threads the request runs in: they see the same list through their
+#: copied context). The web layer uses it to record a refusal no one else recorded.
+_RECORDED: ContextVar[list[int] | None] = ContextVar("carevault_recorded", default=None)
+
+
+@contextmanager
+def counting_records() -> Iterator[list[int]]:
+    """Count the audit events recorded in this context (and threads started from it)."""
+    holder: list[int] = []
+    token = _RECORDED.set(holder)
+    try:
+        yield holder
+    finally:
+        _RECORDED.reset(token)
+
+
+def _counted(events: int) -> None:
+    holder = _RECORDED.get()
+    if holder is not None:
+        holder.append(events)
 
 
 @dataclass
@@ -72,8 +96,10 @@ class LedgerWriter:
                 self.store.append(connection, entries)
             except Exception as error:
                 raise AuditUnavailable("the audit ledger could not be written") from error
+            _counted(len(entries))
             return
         self.append(entries)
+        _counted(len(entries))
 
     def append(self, entries: Sequence[LedgerEntry]) -> tuple[int, int]:
         """Queue ``entries`` for the next group commit; wait until durable."""

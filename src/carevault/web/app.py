@@ -23,6 +23,7 @@ from carevault.web import (
     fhir_routes,
     verify_routes,
 )
+from carevault.web.accounting import RefusalRecords
 from carevault.web.guard import RequestGuard
 from carevault.web.responses import (
     UnexpectedErrors,
@@ -56,6 +57,8 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     )
     app.state.services = built
     logsafe.install("uvicorn", "uvicorn.error", "carevault.web", "carevault.ledger")
+    # A refused answer to a signed-in caller that nothing else recorded is recorded.
+    app.add_middleware(RefusalRecords, services=built)
     app.add_middleware(admin_routes.BlockedAddresses, services=built)
     # Outermost: a wrong Host or a flooding address is turned away before anything runs.
     app.add_middleware(RequestGuard, services=built)
