@@ -37,6 +37,7 @@ log = logging.getLogger("carevault.detect")
 CURSOR = "audit"
 BATCH = 5000
 LEASE_US = 5_000_000
+GATHER_SECONDS = 0.1
 #: How far back a rebuilt process replays the ledger to refill its windows.
 REPLAY_US = DAY_US + HOUR_US
 REPLAY_MAX = 300_000
@@ -133,6 +134,8 @@ class DetectionEngine:
     def _run(self) -> None:
         while not self._stop.is_set():
             self._wake.wait(self.poll_seconds)
+            # Let a few group commits gather: one batch (one transaction) for all of them.
+            self._stop.wait(min(GATHER_SECONDS, self.poll_seconds))
             self._wake.clear()
             try:
                 while self.step() and not self._stop.is_set():
