@@ -100,7 +100,7 @@ class DetectionEngine:
         with self._buffer_lock:
             for offset, entry in enumerate(entries):
                 self._buffer[first + offset] = entry.data
-            if len(self._buffer) > 4 * BATCH * 10:
+            if len(self._buffer) > 10 * BATCH:
                 # Nobody is taking them (another process holds the lease): drop the oldest.
                 for position in sorted(self._buffer)[: len(self._buffer) // 2]:
                     del self._buffer[position]
