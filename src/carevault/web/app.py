@@ -21,6 +21,7 @@ from carevault.web import (
     auth_routes,
     console,
     fhir_routes,
+    verify_routes,
 )
 from carevault.web.guard import RequestGuard
 from carevault.web.responses import (
@@ -69,6 +70,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.include_router(auth_routes.router)
     app.include_router(fhir_routes.router)
     console.install(app, built)
+    verify_routes.install(app, built)
 
     @app.get("/healthz", include_in_schema=False)
     async def health() -> JSONResponse:
