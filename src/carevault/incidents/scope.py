@@ -88,7 +88,7 @@ def _open(services: Services, window: Window, engine: str) -> DuckScope | SqlSco
         return SqlScope(services.engine, services.key_engine, window)
     segments = segments_for(services)
     segments.seal_pending("system:incident-scope")
-    return DuckScope(segments, window)
+    return DuckScope.over_segments(segments, window)
 
 
 #: Windows up to this long run as plain SQL on PostgreSQL (bench/scope.py measured it).
