@@ -64,7 +64,14 @@ def alert_case(services: Services, alert_id: str) -> dict[str, Any]:
         detect = importlib.import_module("carevault.detect")
     except ModuleNotFoundError:
         raise fail("no detection engine installed: declare the incident by hand") from None
-    case: dict[str, Any] = detect.alert_case(services, alert_id)
+    find = getattr(detect, "alert_case", None)
+    if find is None:
+        raise fail(
+            "the detection engine installed has no alert cases (carevault.detect.alert_case)"
+        )
+    case: dict[str, Any] = find(services, alert_id)
+    if not isinstance(case, dict):
+        raise fail(f"alert {alert_id}: no case")
     return case
 
 
