@@ -144,3 +144,27 @@ def test_a_bad_declaration_is_refused_and_changes_nothing(
 def test_scope_of_a_missing_incident_is_not_found(group: Group) -> None:
     response = group.web.get("/admin/incidents/99/scope", headers=group.officer.headers)
     assert response.status_code == 404
+
+
+def test_the_same_person_registered_at_two_clinics_is_counted_once(
+    group: Group, api: FhirTestClient
+) -> None:
+    from carevault.incidents import Actor, declare_case, scope_document
+    from tests.integration.access.group import TW
+
+    hkid = _hkid("E", "333333")
+    first = _patient(api, TM, "Yip", hkid, "1960-05-05").id
+    second = _patient(api, TW, "Yip", hkid.replace("(", " ("), "1960-05-05").id
+    since = datetime.now(UTC) - timedelta(seconds=1)
+    for patient in (first, second, group.tw_patient.id):
+        assert api.get(f"/fhir/Patient/{patient}").status_code == 200
+    case = {"title": "t", "accounts": ["system:test"], "since": _instant(since),
+            "until": _instant(datetime.now(UTC) + timedelta(seconds=1))}  # fmt: skip
+    incident = declare_case(group.services, Actor("staff:officer"), case).incident_id
+    document = scope_document(group.services, incident)
+    persons = {line["patient"]: line["person"] for line in document["tiers"]["confirmed"]}
+    assert set(persons) == {first, second, group.tw_patient.id}
+    assert persons[first] == persons[second] == min(first, second)
+    assert persons[group.tw_patient.id] == group.tw_patient.id
+    assert document["counts"]["people"]["confirmed"] == 2
+    assert document["counts"]["by_clinic"]["confirmed"] == {TM: 1, TW: 2}
