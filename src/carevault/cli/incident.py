@@ -229,3 +229,29 @@ def scope(
     else:
         output.write_text(text, encoding="utf-8")
         typer.echo(f"wrote {output}")
+
+
+@incident_app.command("segments")
+def segments(
+    verify: Annotated[bool, typer.Option("--verify", help="Also re-check every row.")] = False,
+    home: HomeOption = None,
+) -> None:
+    """Seal the ledgers' complete segments (as a scope would) and check every sealed one."""
+    from carevault.incidents.scope import segments_for
+    from carevault.incidents.segments import SegmentRefused
+
+    with open_services(home) as services:
+        store = segments_for(services)
+        try:
+            sealed = store.seal_pending(operator())
+            for name in ("audit", "unwrap"):
+                store.usable(name, 0, None)
+                for segment in store.sealed(name) if verify else ():
+                    store.verify_rows(segment)
+        except SegmentRefused as refused:
+            raise fail(f"refused: {refused}") from None
+        counts = {name: len(store.sealed(name)) for name in ("audit", "unwrap")}
+    typer.echo(
+        f"sealed {len(sealed)} new; audit {counts['audit']}, unwrap {counts['unwrap']} "
+        "segments checked"
+    )

@@ -70,6 +70,7 @@ def test_declare_prints_the_id_last_and_the_rest_reads_it(home: Path) -> None:
     )
     kinds = [item["kind"] for item in json.loads(_run(home, "timeline", incident))]
     assert kinds == ["declared", "scoped", "amended"]
+    assert _run(home, "segments", "--verify").startswith("sealed 0 new; audit 0, unwrap 0")
 
 
 @pytest.mark.parametrize("fmt", ["csv", "html", "fhir"])
