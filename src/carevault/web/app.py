@@ -21,6 +21,7 @@ from carevault.web import (
     auth_routes,
     console,
     fhir_routes,
+    incident_routes,
     verify_routes,
 )
 from carevault.web.guard import RequestGuard
@@ -67,6 +68,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.include_router(audit_routes.router)
     app.include_router(admin_routes.router)
     app.include_router(alert_routes.router)
+    app.include_router(incident_routes.router)
     app.include_router(auth_routes.router)
     app.include_router(fhir_routes.router)
     console.install(app, built)
