@@ -183,6 +183,10 @@ def notify_send(
             f"{result.sent:,} notices sent, {result.skipped:,} left out "
             f"(see `carevault notify status {incident}`)"
         )
+        if result.print_file is not None:
+            typer.echo(
+                f"Letters to print: {result.print_file} (personal data: delete once printed)"
+            )
 
 
 @notify_app.command("status")

@@ -36,6 +36,7 @@ from carevault.notify import store as states
 from carevault.notify.channels import Bounced, Channel, Outgoing, TryLater, Unreachable
 from carevault.notify.codes import CodeKeys
 from carevault.notify.contacts import Recipient, recipient_of
+from carevault.notify.letters import LetterChannel
 from carevault.notify.mailboxes import journal_keys, read_bounces
 from carevault.notify.notice import Sender, render
 from carevault.notify.scope import Exposure, Scope
@@ -69,6 +70,7 @@ class Progress:
     skipped: int = 0
     deferred: int = 0
     first_sent_at: float | None = None
+    print_file: Path | None = None
     events: list[str] = field(default_factory=list)
 
 
@@ -171,6 +173,9 @@ class SendJob:
         self.store.finish_job(incident.incident_id, self.now_us())
         for channel in self.channels.values():
             channel.close()
+        letters = self.channels.get("letter")
+        if isinstance(letters, LetterChannel):
+            progress.print_file = letters.merge(incident.incident_id)
         return progress
 
     def settle(self, incident_id: str) -> int:
