@@ -7,7 +7,17 @@ from __future__ import annotations
 
 import os
 
-from carevault.cli import audit, contain, keys, notify, server, sim, staff  # noqa: F401 - they register
+from carevault.cli import (  # noqa: F401 - they register
+    alerts,
+    audit,
+    contain,
+    incident,
+    keys,
+    notify,
+    server,
+    sim,
+    staff,
+)
 from carevault.cli.common import app
 
 

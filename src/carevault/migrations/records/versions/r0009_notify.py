@@ -12,7 +12,7 @@ from alembic import op
 from carevault.notify import tables as notify
 
 revision = "records_0009"
-down_revision = "records_0006"
+down_revision = "records_0008"
 branch_labels = None
 depends_on = None
 
