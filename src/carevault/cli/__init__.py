@@ -10,6 +10,7 @@ import os
 from carevault.cli import (  # noqa: F401 - they register
     alerts,
     audit,
+    backup,
     contain,
     incident,
     keys,

@@ -51,6 +51,8 @@ class Tag(StrEnum):
     ADMIN_CLIENT_ADDED = "admin:client:added"
     ADMIN_CLIENT_REVOKED = "admin:client:revoked"
     ADMIN_SEED = "admin:data:seeded"
+    ADMIN_BACKUP_TAKEN = "admin:data:backed-up"
+    ADMIN_RESTORED = "admin:data:restored"
     KEY_UNWRAP = "keys:data-key:unwrapped"
     CONTAIN_STARTED = "containment:mode:started"
     CONTAIN_RELEASED = "containment:mode:released"
