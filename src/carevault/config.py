@@ -188,8 +188,43 @@ class Settings(BaseSettings):
         ),
     )
 
+    # Incidents and their scope (incidents/): the ledgers' sealed Parquet segments
+    incident_segment_entries: int = Field(
+        default=65_536,
+        description="Entries per sealed Parquet segment of a ledger: 256**L (256, 65536, ...).",
+    )
+    segments_dir: Path | None = Field(
+        default=None, description="Where sealed segments are kept; defaults to <home>/segments."
+    )
+
     #: Only a benchmark may turn encryption off, to measure the unencrypted baseline.
     encryption: bool = True
+
+    # Detection and automatic containment (carevault.detect, docs/detection.md)
+    detect: bool = Field(default=True, description="Run the detectors in this process.")
+    detect_poll_seconds: float = Field(
+        default=0.2, gt=0, le=10, description="How often the detectors look for new entries."
+    )
+    release_budget: str = Field(
+        default="",
+        description=(
+            "Distinct patients an account may be given per hour and per day, per role, "
+            "over the built-in table: 'physician=120/400,front_desk=150/600'."
+        ),
+    )
+    detect_responses: str = Field(
+        default="",
+        description=(
+            "Automatic responses over the built-in policy: 'high=suspend,medium=step-up' or "
+            "per role 'nurse:high=throttle'; actions raise, step-up, throttle, suspend, "
+            "phi-offline."
+        ),
+    )
+    alert_smtp_host: str | None = Field(default=None, description="SMTP relay for alerts.")
+    alert_smtp_port: int = Field(default=25, ge=1, le=65535)
+    alert_email_from: str = "carevault-alerts@localhost"
+    alert_email_to: str = Field(default="", description="Comma-separated alert recipients.")
+    alert_webhook_url: str | None = Field(default=None, description="POST each alert here.")
 
     # Browser SMART apps and OpenID Connect (docs/smart-apps.md)
     cors_origins: str = Field(
@@ -286,6 +321,10 @@ class Settings(BaseSettings):
         if self.witness_url:
             return self.witness_dir
         return self.witness_dir or self.home / "witness"
+
+    @property
+    def resolved_segments_dir(self) -> Path:
+        return self.segments_dir or self.home / "segments"
 
     @property
     def is_sqlite(self) -> bool:

@@ -7,7 +7,16 @@ from __future__ import annotations
 
 import os
 
-from carevault.cli import audit, contain, keys, server, sim, staff  # noqa: F401 - they register
+from carevault.cli import (  # noqa: F401 - they register
+    alerts,
+    audit,
+    contain,
+    incident,
+    keys,
+    server,
+    sim,
+    staff,
+)
 from carevault.cli.common import app
 
 

@@ -69,6 +69,16 @@ class Tag(StrEnum):
     CONSOLE_SIGN_IN_REFUSED = "console:session:refused"
     CONSOLE_STEP_UP_REFUSED = "console:step-up:refused"
     CONSOLE_REQUEST_REFUSED = "console:request:refused"
+    DETECT_ALERT_RAISED = "detect:alert:raised"
+    DETECT_ALERT_HANDLED = "detect:alert:handled"
+    DETECT_FAILED = "detect:detector:failed"
+    DETECT_STEP_UP = "detect:session:step-up"
+    DETECT_THROTTLED = "detect:account:throttled"
+    DETECT_FLAG_SET = "detect:patient:flagged"
+    INCIDENT_DECLARED = "incident:incident:declared"
+    INCIDENT_AMENDED = "incident:incident:amended"
+    INCIDENT_SCOPED = "incident:scope:computed"
+    SEGMENT_SEALED = "audit:segment:sealed"
 
 
 class Outcome(StrEnum):

@@ -16,6 +16,7 @@ from carevault.config import Settings
 from carevault.fhir.outcome import FhirError
 from carevault.web import (
     admin_routes,
+    alert_routes,
     audit_routes,
     auth_routes,
     console,
@@ -68,6 +69,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     # The audit routes first: /fhir/AuditEvent is not one of the generic FHIR types.
     app.include_router(audit_routes.router)
     app.include_router(admin_routes.router)
+    app.include_router(alert_routes.router)
     app.include_router(auth_routes.router)
     app.include_router(discovery_routes.router)
     app.include_router(fhir_routes.router)
