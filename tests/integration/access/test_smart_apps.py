@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from html.parser import HTMLParser
 from typing import Any
 
 import jwt
@@ -23,9 +21,11 @@ from tests.integration.access.browser import (
     APP_SCOPES,
     REDIRECT_URI,
     AuthRequest,
+    PickerPage,
     bearer,
     code_from,
     error_from,
+    read_picker_page,
     submit_login,
 )
 from tests.integration.access.group import Group, build_group, observation
@@ -48,49 +48,15 @@ def group(services: Services, api: FhirTestClient) -> Iterator[Group]:
     yield from build_group(services, api)
 
 
-@dataclass
-class _Picker(HTMLParser):
-    hidden: dict[str, str] = field(default_factory=dict)
-    patients: list[str] = field(default_factory=list)
-    alert: list[str] = field(default_factory=list)
-    _in_alert: bool = False
-
-    def __post_init__(self) -> None:
-        super().__init__()
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        values = dict(attrs)
-        if tag == "input" and values.get("type") == "hidden":
-            self.hidden[values["name"] or ""] = values.get("value") or ""
-        elif tag == "button" and values.get("name") == "patient":
-            self.patients.append(values.get("value") or "")
-        elif values.get("role") == "alert":
-            self._in_alert = True
-
-    def handle_endtag(self, tag: str) -> None:
-        self._in_alert = False
-
-    def handle_data(self, data: str) -> None:
-        if self._in_alert:
-            self.alert.append(data)
-
-
-def _picker(html: str) -> _Picker:
-    parsed = _Picker()
-    parsed.feed(html)
-    assert parsed.hidden.get("ticket"), "no patient picker on the page"
-    return parsed
-
-
-def _launch(web: FhirTestClient, staff: Staff, request: AuthRequest) -> _Picker:
+def _launch(web: FhirTestClient, staff: Staff, request: AuthRequest) -> PickerPage:
     """Sign in for a patient launch: the picker page that follows."""
     page = submit_login(web, request, staff.login.username, PASSWORD, staff.totp())
     assert page.status_code == 200, page.text
     assert page.headers["cache-control"] == "no-store"
-    return _picker(page.text)
+    return read_picker_page(page.text)
 
 
-def _post_picker(web: FhirTestClient, picker: _Picker, **fields: str) -> Any:
+def _post_picker(web: FhirTestClient, picker: PickerPage, **fields: str) -> Any:
     return web.post("/auth/launch", data={**picker.hidden, **fields}, follow_redirects=False)
 
 
@@ -229,16 +195,18 @@ def test_a_patient_launch_confines_the_app_to_the_patient_the_clinician_chose(
     # Only patients the clinician may see are listed, whatever is typed.
     assert picker.patients == [mine.id]
     for typed in ("Lee", theirs.hkid, "Chan"):
-        listed = _picker(_post_picker(web, picker, q=typed).text)
+        listed = read_picker_page(_post_picker(web, picker, q=typed).text)
         assert theirs.id not in listed.patients
     # Choosing one they may not see (a forged form) is refused, and nothing is issued.
     forged = _post_picker(web, picker, patient=theirs.id)
     assert forged.status_code == 403
-    assert "may not choose" in " ".join(_picker(forged.text).alert)
+    assert "may not choose" in " ".join(read_picker_page(forged.text).alert)
     # The code waiting for the picker is not redeemable.
     assert _redeem(web, request, picker.hidden["ticket"]).json()["error"] == "invalid_grant"
 
-    chosen = _post_picker(web, _picker(_post_picker(web, picker, q="Chan").text), patient=mine.id)
+    chosen = _post_picker(
+        web, read_picker_page(_post_picker(web, picker, q="Chan").text), patient=mine.id
+    )
     body = _redeem(web, request, code_from(chosen, request)).json()
 
     assert body["patient"] == mine.id
