@@ -345,6 +345,7 @@ class Gate:
             return contained
         if caller.actor is None:
             return Decision(True, _ALL, frozenset(), "system")
+        self._check_patient_context(caller, rt, head)
         decision = decide(
             caller.actor,
             Right.READ,
@@ -354,6 +355,16 @@ class Gate:
         if rt.category not in decision.granted:
             raise AccessDenied(decision.reason)
         return decision
+
+    @staticmethod
+    def _check_patient_context(caller: Caller, rt: ResourceType, head: Head) -> None:
+        """A caller whose only right to read ``rt`` is a ``patient/`` scope reads only the
+        records of the patient in context (and directory records, no one's data)."""
+        if caller.scopes is None or (head.patient_pseudonym is None and not rt.is_patient_data):
+            return
+        confined = caller.scopes.confined_to(rt.name, Interaction.READ)
+        if confined is not None and head.patient_pseudonym != confined:
+            raise AccessDenied("the token's patient/ scopes reach only the patient in context")
 
     def _visible(
         self, rt: ResourceType, item: Opened, decision: Decision
@@ -526,6 +537,9 @@ class Gate:
         if rt.category not in probe.granted:
             raise AccessDenied(f"{actor.role} may not read {rt.category}")
         restrict = self.access.restriction(actor, rt, self.access.now_us())
+        confined = caller.scopes.confined_to(rt.name, Interaction.SEARCH) if caller.scopes else None
+        if confined is not None and rt.is_patient_data:
+            restrict = self.access.confine(restrict, confined)
         if DataCategory.SENSITIVE_CLINICAL in probe.withheld:
             return (
                 restrict,

@@ -39,6 +39,7 @@ class Tag(StrEnum):
     AUTH_RECOVERY_CODE_USED = "auth:recovery-code:used"
     AUTH_RATE_LIMITED = "auth:request:rate-limited"
     AUTH_HOST_REFUSED = "auth:request:host-refused"
+    AUTH_PATIENT_CHOSEN = "auth:launch:patient-chosen"
     ACCESS_BREAK_GLASS = "access:break-glass:granted"
     ACCESS_BREAK_GLASS_REVIEWED = "access:break-glass:reviewed"
     ADMIN_STAFF_ADDED = "admin:staff:added"
