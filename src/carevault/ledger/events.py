@@ -51,6 +51,7 @@ class Tag(StrEnum):
     ADMIN_CLIENT_ADDED = "admin:client:added"
     ADMIN_CLIENT_REVOKED = "admin:client:revoked"
     ADMIN_SEED = "admin:data:seeded"
+    ADMIN_INDEX_REBUILT = "admin:index:rebuilt"
     KEY_UNWRAP = "keys:data-key:unwrapped"
     CONTAIN_STARTED = "containment:mode:started"
     CONTAIN_RELEASED = "containment:mode:released"
