@@ -9,8 +9,9 @@ from sqlalchemy import inspect
 from carevault.config import Settings
 from carevault.db import make_engine
 from carevault.migrations import downgrade, upgrade
+from carevault.migrations.records.versions import r0011_search_dates
 
-BEFORE = "records_0006"
+BEFORE = r0011_search_dates.down_revision
 
 
 def test_search_dates_come_and_go_with_records_0011(settings: Settings) -> None:
