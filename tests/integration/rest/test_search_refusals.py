@@ -224,3 +224,22 @@ def test_include_gives_what_a_direct_read_gives_and_is_recorded(
     ).json()
     assert [p["id"] for p in _matches(reverse)] == [patients[0]]
     assert len(_matches(reverse, "include")) == 2
+
+
+def test_every_include_the_statement_lists_is_honoured(api: FhirTestClient) -> None:
+    statement = api.get("/fhir/metadata").json()
+    for resource in statement["rest"][0]["resource"]:
+        type_name = resource["type"]
+        for name in ("searchInclude", "searchRevInclude"):
+            for value in resource[name]:
+                kind = "_include" if name == "searchInclude" else "_revinclude"
+                response = api.get(
+                    f"/fhir/{type_name}",
+                    params={kind: value, "_count": "1"},
+                    headers={"Prefer": "handling=strict"},
+                )
+                assert response.status_code == 200, (type_name, value, response.text)
+    patient = next(r for r in statement["rest"][0]["resource"] if r["type"] == "Patient")
+    assert "Observation:subject" in patient["searchRevInclude"]
+    observation = next(r for r in statement["rest"][0]["resource"] if r["type"] == "Observation")
+    assert "Observation:subject" in observation["searchInclude"]
