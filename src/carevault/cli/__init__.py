@@ -13,6 +13,7 @@ from carevault.cli import (  # noqa: F401 - they register
     backup,
     contain,
     incident,
+    index,
     keys,
     notify,
     server,

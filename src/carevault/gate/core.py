@@ -54,6 +54,7 @@ from carevault.vault.records import (
     Sealed,
     WriteResult,
 )
+from carevault.vault.reindex import reindex
 from carevault.vault.search import find
 from carevault.vault.store import Vault
 from carevault.vault.writer import Delete, Operation, Put, apply_writes
@@ -689,6 +690,19 @@ class Gate:
         ]
         with self._attempt(caller, Tag.FHIR_READ, None) as attempt:
             return self._show_many(caller, attempt, self._open(caller, located)) if located else []
+
+    def reindex(
+        self, principal: str, *, batch: int, progress: Callable[[int], None] | None = None
+    ) -> int:
+        """Rebuild every record's search tokens and clear dates (an operator's chore after
+        an upgrade that indexes more). Records are opened in this process and released to
+        no one; the unwrap log names the purpose, and the ledger holds the run."""
+        with self._attempt(Caller(principal=principal), Tag.ADMIN_INDEX_REBUILT, None) as attempt:
+            done = reindex(
+                self.vault, principal=principal, purpose="reindex", batch=batch, progress=progress
+            )
+            self._record([self._event(attempt, Outcome.SUCCESS, reason=f"{done} records")])
+            return done
 
     # --- break the glass ------------------------------------------------------------------
 

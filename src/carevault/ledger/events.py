@@ -54,6 +54,7 @@ class Tag(StrEnum):
     ADMIN_SEED = "admin:data:seeded"
     ADMIN_BACKUP_TAKEN = "admin:data:backed-up"
     ADMIN_RESTORED = "admin:data:restored"
+    ADMIN_INDEX_REBUILT = "admin:index:rebuilt"
     KEY_UNWRAP = "keys:data-key:unwrapped"
     CONTAIN_STARTED = "containment:mode:started"
     CONTAIN_RELEASED = "containment:mode:released"
