@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 
-from carevault.cli import audit, contain, keys, server, sim, staff  # noqa: F401 - they register
+from carevault.cli import audit, bulk, contain, keys, server, sim, staff  # noqa: F401 - they register
 from carevault.cli.common import app
 
 
