@@ -11,6 +11,7 @@ from carevault.cli import (  # noqa: F401 - they register
     alerts,
     audit,
     backup,
+    bulk,
     contain,
     incident,
     index,

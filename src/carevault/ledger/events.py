@@ -25,6 +25,7 @@ class Tag(StrEnum):
     FHIR_UPDATE = "fhir:resource:update"
     FHIR_DELETE = "fhir:resource:delete"
     FHIR_EXPORT = "fhir:resource:export"
+    FHIR_IMPORT = "fhir:bulk:imported"
     PATIENT_REGISTERED = "fhir:patient:registered"
     PATIENT_TRANSFERRED = "fhir:patient:transferred"
     AUDIT_READ = "audit:ledger:read"
