@@ -209,6 +209,34 @@ def driver_scalar(connection: Connection, statement: ClauseElement, params: dict
     return None if row is None else row[0]
 
 
+def driver_executemany(
+    connection: Connection, statement: ClauseElement, rows: list[dict[str, Any]]
+) -> None:
+    """A fixed, hot statement run once per row of ``rows`` on the driver's cursor inside
+    ``connection``'s transaction: a bulk load inserts a version and several search tokens
+    per record, and SQLAlchemy's per-row parameter processing cost more than the insert.
+
+    Same conditions as ``driver_scalar``; every row must give every parameter."""
+    if not rows:
+        return
+    key = (id(statement), connection.dialect.name)
+    compiled = _DRIVER_SQL.get(key)
+    if compiled is None:
+        made = statement.compile(dialect=connection.dialect)
+        assert isinstance(made, SQLCompiler)  # noqa: S101 - a SQL statement compiles so
+        order = tuple(made.positiontup) if made.positional and made.positiontup else None
+        compiled = _DRIVER_SQL[key] = (str(made), order)
+    sql, order = compiled
+    values: list[Any] = (
+        [tuple(row[name] for name in order) for row in rows] if order is not None else rows
+    )
+    cursor = connection.connection.cursor()
+    try:
+        cursor.executemany(sql, values)
+    finally:
+        cursor.close()
+
+
 def driver_rows(connection: Connection, statement: ClauseElement) -> list[Any]:
     """A query's rows as the driver returns them (tuples, no row objects), inside
     ``connection``'s transaction, for reads of many rows. On PostgreSQL the results come
