@@ -65,7 +65,7 @@ class RunningServer:
 
 @contextmanager
 def running_server(
-    env: Mapping[str, str], log_dir: Path, start_seconds: float = 60
+    env: Mapping[str, str], log_dir: Path, start_seconds: float = 180
 ) -> Iterator[RunningServer]:
     port = free_port()
     log = log_dir / f"server-{port}.log"
