@@ -1,7 +1,7 @@
 """Gate bypass: data keys unwrapped (the key service's own ledger) for a patient with
-no access entry in the audit ledger around that moment. The gate records every access
-it opens a key for, so an unwrap without one was made by something that is not the
-gate: a process on the host with the key service's credentials."""
+no access entry by the same principal in the audit ledger around that moment. The gate
+records every access it opens a key for, so an unwrap without one was made by something
+that is not the gate: a process on the host with the key service's credentials."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ LAG_US = 5_000_000
 MATCH_US = 120_000_000
 BATCH = 5000
 #: Keys that are no one patient's.
-SHARED_KEYS = frozenset({"directory", "credentials"})
+SHARED_KEYS = frozenset({"directory", "credentials", "index"})
 
 
 @dataclass(frozen=True)
@@ -84,22 +84,24 @@ class BypassCheck:
         high = max(u.at_us for u in unwraps) + MATCH_US
         keys = sorted({u.key_id for u in unwraps})
         entry = self.audit.tables.entry
-        seen: dict[str, list[int]] = {}
+        #: (patient, principal) → when the gate recorded that principal's access to them.
+        seen: dict[tuple[str, str], list[int]] = {}
         with read_transaction(self.engine) as connection:
             for chunk in range(0, len(keys), 500):
                 rows = connection.execute(
-                    select(entry.c.subject, entry.c.at_us).where(
+                    select(entry.c.subject, entry.c.actor, entry.c.at_us).where(
                         entry.c.ledger == self.audit.name,
                         entry.c.subject.in_(keys[chunk : chunk + 500]),
                         entry.c.at_us >= low,
                         entry.c.at_us <= high,
                     )
                 ).all()
-                for subject, at in rows:
-                    seen.setdefault(subject, []).append(int(at))
+                for subject, actor, at in rows:
+                    seen.setdefault((subject, actor or ""), []).append(int(at))
         groups: dict[tuple[str, int], list[Unwrap]] = {}
         for unwrap in unwraps:
-            if any(abs(at - unwrap.at_us) <= MATCH_US for at in seen.get(unwrap.key_id, [])):
+            recorded = seen.get((unwrap.key_id, unwrap.principal), [])
+            if any(abs(at - unwrap.at_us) <= MATCH_US for at in recorded):
                 continue
             groups.setdefault((unwrap.principal, unwrap.at_us // HOUR_US), []).append(unwrap)
         found = []
