@@ -98,9 +98,26 @@ class BypassCheck:
                 ).all()
                 for subject, actor, at in rows:
                     seen.setdefault((subject, actor or ""), []).append(int(at))
+            # A search opens candidates to match them and returns only some: the gate
+            # records the search under the principal, not each candidate it let go.
+            principals = sorted({u.principal for u in unwraps})
+            active: dict[str, list[int]] = {}
+            for chunk in range(0, len(principals), 500):
+                recent = connection.execute(
+                    select(entry.c.actor, entry.c.at_us).where(
+                        entry.c.ledger == self.audit.name,
+                        entry.c.actor.in_(principals[chunk : chunk + 500]),
+                        entry.c.at_us >= low,
+                        entry.c.at_us <= high,
+                    )
+                ).all()
+                for actor, at in recent:
+                    active.setdefault(actor or "", []).append(int(at))
         groups: dict[tuple[str, int], list[Unwrap]] = {}
         for unwrap in unwraps:
-            recorded = seen.get((unwrap.key_id, unwrap.principal), [])
+            recorded = seen.get((unwrap.key_id, unwrap.principal), []) + active.get(
+                unwrap.principal, []
+            )
             if any(abs(at - unwrap.at_us) <= MATCH_US for at in recorded):
                 continue
             groups.setdefault((unwrap.principal, unwrap.at_us // HOUR_US), []).append(unwrap)
