@@ -48,6 +48,9 @@ class Put:
     resource: dict[str, Any]
     if_match: int | None = None
     fresh: bool = False
+    #: Where the record belongs, when the gate decided it (an imported record that names
+    #: an outside organization); otherwise derived from the resource's references.
+    clinic_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -206,7 +209,9 @@ class _Writer:
         _check_version(current, operation.if_match, rt.name, operation.resource_id)
         version = 1 if current is None else current.version_id + 1
         pseudonym = self._pseudonym(rt, operation.resource, current)
-        clinic_id = self._clinic(rt, operation.resource, operation.resource_id)
+        clinic_id = operation.clinic_id or self._clinic(
+            rt, operation.resource, operation.resource_id
+        )
         if self.authorize is not None:
             self.authorize(
                 self.connection,
