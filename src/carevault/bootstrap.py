@@ -300,7 +300,7 @@ def build_services(
         sessions,
         now_us,
     )
-    gate.release = detection.budget
+    gate.release = detection.budget if settings.detect else None
     fhir = FhirInteractions(
         gate,
         SearchSettings(

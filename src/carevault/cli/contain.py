@@ -95,6 +95,9 @@ def status(home: HomeOption = None) -> None:
             latest = ledger.checkpoints.latest()
             signed = f"last checkpoint at size {latest.size}" if latest else "no checkpoint yet"
             typer.echo(f"Ledger {ledger.store.name}: {size:,} entries, {signed}")
+        from carevault.cli.notify import print_clocks
+
+        print_clocks(services)
 
 
 def _detection_status(services: Services) -> None:

@@ -25,6 +25,7 @@ class Tag(StrEnum):
     FHIR_UPDATE = "fhir:resource:update"
     FHIR_DELETE = "fhir:resource:delete"
     FHIR_EXPORT = "fhir:resource:export"
+    FHIR_IMPORT = "fhir:bulk:imported"
     PATIENT_REGISTERED = "fhir:patient:registered"
     PATIENT_TRANSFERRED = "fhir:patient:transferred"
     AUDIT_READ = "audit:ledger:read"
@@ -52,6 +53,9 @@ class Tag(StrEnum):
     ADMIN_CLIENT_ADDED = "admin:client:added"
     ADMIN_CLIENT_REVOKED = "admin:client:revoked"
     ADMIN_SEED = "admin:data:seeded"
+    ADMIN_BACKUP_TAKEN = "admin:data:backed-up"
+    ADMIN_RESTORED = "admin:data:restored"
+    ADMIN_INDEX_REBUILT = "admin:index:rebuilt"
     KEY_UNWRAP = "keys:data-key:unwrapped"
     CONTAIN_STARTED = "containment:mode:started"
     CONTAIN_RELEASED = "containment:mode:released"
@@ -79,6 +83,14 @@ class Tag(StrEnum):
     INCIDENT_AMENDED = "incident:incident:amended"
     INCIDENT_SCOPED = "incident:scope:computed"
     SEGMENT_SEALED = "audit:segment:sealed"
+    # Breach notification (carevault.notify)
+    NOTIFY_JOB_RUN = "notify:job:run"
+    NOTIFY_NOTICE_SENT = "notify:notice:sent"
+    NOTIFY_NOTICE_SKIPPED = "notify:notice:skipped"
+    NOTIFY_NOTICE_BOUNCED = "notify:notice:bounced"
+    NOTIFY_CODE_CHECKED = "notify:code:checked"
+    NOTIFY_RISK_DECIDED = "notify:risk:decided"
+    NOTIFY_REPORT_MADE = "notify:report:made"
 
 
 class Outcome(StrEnum):

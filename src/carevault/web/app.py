@@ -22,6 +22,8 @@ from carevault.web import (
     console,
     discovery_routes,
     fhir_routes,
+    incident_routes,
+    verify_routes,
 )
 from carevault.web.cors import CrossOrigin
 from carevault.web.guard import RequestGuard
@@ -70,10 +72,12 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.include_router(audit_routes.router)
     app.include_router(admin_routes.router)
     app.include_router(alert_routes.router)
+    app.include_router(incident_routes.router)
     app.include_router(auth_routes.router)
     app.include_router(discovery_routes.router)
     app.include_router(fhir_routes.router)
     console.install(app, built)
+    verify_routes.install(app, built)
 
     @app.get("/healthz", include_in_schema=False)
     async def health() -> JSONResponse:

@@ -2,7 +2,7 @@
 a code that waits for the patient picker, and the patient in context of a session.
 
 Revision ID: records_0010
-Revises: records_0008
+Revises: records_0009
 Create Date: 2026-12-01
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "records_0010"
-down_revision = "records_0008"
+down_revision = "records_0009"
 branch_labels = None
 depends_on = None
 
