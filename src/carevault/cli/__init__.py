@@ -10,6 +10,8 @@ import os
 from carevault.cli import (  # noqa: F401 - they register
     alerts,
     audit,
+    backup,
+    bulk,
     contain,
     incident,
     index,

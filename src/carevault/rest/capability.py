@@ -54,6 +54,38 @@ def _resource(rt: ResourceType) -> dict[str, Any]:
     return entry
 
 
+_OAUTH_URIS = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
+_SECURITY_SERVICE = "http://terminology.hl7.org/CodeSystem/restful-security-service"
+
+
+def security(root: str) -> dict[str, Any]:
+    """How to sign in (SMART App Launch): the OAuth endpoints as the ``oauth-uris``
+    extension, for clients that discover them from the CapabilityStatement."""
+    uris = {
+        "authorize": f"{root}/auth/authorize",
+        "token": f"{root}/auth/token",
+        "revoke": f"{root}/auth/revoke",
+    }
+    return {
+        "cors": True,
+        "service": [
+            {
+                "coding": [{"system": _SECURITY_SERVICE, "code": "SMART-on-FHIR"}],
+                "text": "OAuth 2.0 as SMART App Launch v2 uses it (PKCE; OpenID Connect)",
+            }
+        ],
+        "extension": [
+            {
+                "url": _OAUTH_URIS,
+                "extension": [{"url": name, "valueUri": uri} for name, uri in uris.items()],
+            }
+        ],
+        "description": (
+            "Every request needs a bearer token; see /.well-known/smart-configuration."
+        ),
+    }
+
+
 def _includes(rt: ResourceType) -> list[str]:
     """``_include`` values: each reference parameter, with its target where it has several."""
     found: list[str] = []
@@ -100,6 +132,7 @@ def capability_statement(base: str) -> dict[str, Any]:
                     "resources (Slot, Schedule) are compared in the clear. _sort on a "
                     "patient-data date opens every candidate, under the same limit."
                 ),
+                "security": security(base.removesuffix("/fhir")),
                 "resource": [_resource(rt) for rt in RESOURCE_TYPES.values()],
                 "interaction": [{"code": "transaction"}, {"code": "batch"}],
             }

@@ -1,7 +1,7 @@
 """Clear date values of directory resources (Slot, Schedule, …) for range search and sort.
 
 Revision ID: records_0011
-Revises: records_0009
+Revises: records_0010
 Create Date: 2026-12-01
 
 The table starts empty: ``carevault reindex`` fills it for rows written before, and
@@ -15,7 +15,7 @@ from alembic import op
 from carevault.vault import tables as vault
 
 revision = "records_0011"
-down_revision = "records_0009"
+down_revision = "records_0010"
 branch_labels = None
 depends_on = None
 
