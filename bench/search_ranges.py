@@ -30,6 +30,7 @@ two-core machine 20,000 patients take over ten minutes to write, hence 5,000 by 
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 from collections.abc import Sequence
@@ -40,18 +41,50 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import Table, now, percentile, ratio, write_results
-from bench.serving import deployment, postgres_database, postgres_version
 from carevault.bootstrap import Services, build_services, initialise
+from carevault.config import Settings
+from carevault.db import temporary_database
 from carevault.fhir.registry import RESOURCE_TYPES
 from carevault.gate import Caller
 from carevault.gate.core import DecryptionBudget
 from carevault.sim.group import build_group
-from carevault.sim.loader import PATIENTS_PER_TRANSACTION, SEED_CALLER
+from carevault.sim.loader import SEED_CALLER
 from carevault.sim.patients import generate_patients
 from carevault.vault.writer import Put
 
 NAME = "search_ranges"
 BASE = "http://bench.local/fhir"
+PATIENTS_PER_TRANSACTION = 200
+PG_ADMIN_URL = os.environ.get(
+    "CAREVAULT_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+
+
+def _settings(home: Path, database_url: str | None) -> Settings:
+    """The benchmark environment (as bench.serving's deployments): cheap argon2, no
+    scheduled checkpoints, a data-key cache that outlives the run."""
+    return Settings(
+        environment="benchmark",
+        home=home,
+        database_url=database_url,
+        argon2_memory_kib=8192,
+        argon2_time_cost=1,
+        checkpoint_seconds=0,
+        dek_cache_seconds=3600,
+    )
+
+
+def _postgres_version() -> str | None:
+    from sqlalchemy import create_engine, text
+
+    try:
+        admin = create_engine(PG_ADMIN_URL)
+        with admin.connect() as connection:
+            version = connection.execute(text("SHOW server_version")).scalar()
+        admin.dispose()
+    except Exception:  # noqa: BLE001 - only for the record of the machine
+        return None
+    return str(version)
 
 
 @dataclass(frozen=True)
@@ -184,7 +217,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for backend in options.backends:
         with tempfile.TemporaryDirectory(prefix="carevault-bench-") as home:
             if backend == "postgres":
-                with postgres_database("ranges") as url:
+                with temporary_database(PG_ADMIN_URL, "carevault_bench_ranges") as url:
                     results.append(_backend(backend, Path(home), url, options, today, tables))
             else:
                 results.append(_backend(backend, Path(home), None, options, today, tables))
@@ -195,7 +228,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "patients": options.patients,
             "charts": options.charts,
             "rounds": options.rounds,
-            "postgres": postgres_version(),
+            "postgres": _postgres_version(),
         },
         results=results,
         tables=tables,
@@ -216,7 +249,7 @@ def _backend(
     today: date,
     tables: list[Table],
 ) -> dict[str, Any]:
-    settings = deployment(backend, home, url, dek_cache_seconds=3600).settings()
+    settings = _settings(home, url)
     initialise(settings)
     services = build_services(settings)
     try:
