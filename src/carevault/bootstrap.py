@@ -15,6 +15,7 @@ from carevault.access.breakglass import BreakGlass
 from carevault.access.care import CareRelationships
 from carevault.access.clients import ClientApps
 from carevault.access.control import AccessControl
+from carevault.access.identity import IdTokens
 from carevault.access.oauth import OAuth
 from carevault.access.passwords import Passwords
 from carevault.access.ratelimit import RequestLimits
@@ -29,11 +30,12 @@ from carevault.console.sessions import ConsoleSessions
 from carevault.containment.service import ContainmentService
 from carevault.containment.state import ContainmentStore
 from carevault.db import make_engine
+from carevault.detect.service import Detection, build_detection
 from carevault.fhir.content import InputLimits
 from carevault.gate import CareSettings, Gate
 from carevault.keys.cache import DataKeyCache
 from carevault.keys.envelope import Envelope
-from carevault.keys.files import ed25519_key
+from carevault.keys.files import ed25519_key, rsa_key
 from carevault.keys.local import LocalKeyring
 from carevault.keys.provider import KeyProvider
 from carevault.keys.service import DIRECTORY_KEY_ID, KeyService
@@ -48,6 +50,7 @@ from carevault.ledger.witness import DirectoryWitness, HttpWitness, Witness, Wit
 from carevault.ledger.writer import LedgerWriter
 from carevault.migrations import upgrade
 from carevault.rest.interactions import FhirInteractions, SearchSettings
+from carevault.rest.launch import PatientPicker
 from carevault.vault.store import SYSTEM_PRINCIPAL, Vault
 
 #: How often a server counts new ledger entries for the console's activity chart.
@@ -84,6 +87,10 @@ class Services:
     limits: RequestLimits
     schedule: CheckpointSchedule | None = None
     activity: ActivityCounter | None = None
+    detection: Detection | None = None
+    #: SMART apps: ID tokens and their JWKS, and the patient launch's picker.
+    id_tokens: IdTokens | None = None
+    picker: PatientPicker | None = None
     _closed: bool = field(default=False, repr=False)
 
     @property
@@ -111,6 +118,8 @@ class Services:
             )
             self.activity.start()
             self.refusals.start()
+        if self.detection is not None:
+            self.detection.start()
 
     def close(self) -> None:
         if self._closed:
@@ -120,6 +129,8 @@ class Services:
             self.schedule.stop()
         if self.activity is not None:
             self.activity.stop()
+        if self.detection is not None:
+            self.detection.close()
         try:
             self.refusals.close()
         except Exception:  # noqa: BLE001 - closing goes on; the first refusals are recorded
@@ -131,6 +142,16 @@ class Services:
         self.engine.dispose()
         if self.key_engine is not self.engine:
             self.key_engine.dispose()
+
+
+def _pseudonym(vault: Vault, patient_id: str) -> str | None:
+    """A patient's pseudonym from their id (clear metadata; nothing is decrypted)."""
+    from carevault.vault.records import NotFound
+
+    try:
+        return vault.locate("Patient", patient_id).head.patient_pseudonym
+    except NotFound:
+        return None
 
 
 def make_provider(settings: Settings, *, create: bool = False) -> KeyProvider:
@@ -238,6 +259,9 @@ def build_services(
     access = AccessControl(
         engine, signer, sessions, care, break_glass, Registrations(engine), clock
     )
+    id_tokens = IdTokens(
+        rsa_key(settings.resolved_id_token_key_path), lifetime=settings.id_token_seconds
+    )
     oauth = OAuth(
         engine,
         accounts,
@@ -246,6 +270,7 @@ def build_services(
         audit_ledger.writer,
         direct_grant=settings.direct_grant,
         clock=clock,
+        id_tokens=id_tokens,
     )
     containment = ContainmentStore(engine, now_us, settings.containment_refresh_seconds)
     if keys is not None:
@@ -262,6 +287,20 @@ def build_services(
         ),
     )
     admin = Administration(accounts, clients, sessions, audit_ledger.writer, clock)
+    detection = build_detection(
+        settings,
+        engine,
+        audit_ledger,
+        unwrap_ledger,
+        lambda practitioner: vault.token("CareRelationship", "practitioner", practitioner),
+        lambda patient_id: _pseudonym(vault, patient_id),
+        containment,
+        admin,
+        accounts,
+        sessions,
+        now_us,
+    )
+    gate.release = detection.budget if settings.detect else None
     fhir = FhirInteractions(
         gate,
         SearchSettings(
@@ -309,4 +348,7 @@ def build_services(
         ),
         refusals=RefusalTally(audit_ledger.writer, clock),
         limits=RequestLimits.from_settings(settings),
+        detection=detection,
+        id_tokens=id_tokens,
+        picker=PatientPicker(fhir, gate),
     )

@@ -12,6 +12,7 @@ import os
 import stat
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -187,8 +188,130 @@ class Settings(BaseSettings):
         ),
     )
 
+    # Incidents and their scope (incidents/): the ledgers' sealed Parquet segments
+    incident_segment_entries: int = Field(
+        default=65_536,
+        description="Entries per sealed Parquet segment of a ledger: 256**L (256, 65536, ...).",
+    )
+    segments_dir: Path | None = Field(
+        default=None, description="Where sealed segments are kept; defaults to <home>/segments."
+    )
+    # Breach notices (carevault.notify): the sender, its channels, the verification page.
+    notify_group_name: str = Field(
+        default="CareVault Clinics", description="The clinic group's name as patients know it."
+    )
+    notify_group_name_zh: str = Field(default="CareVault 診所", description="Its Chinese name.")
+    notify_site: str | None = Field(
+        default=None,
+        description=(
+            "The address patients are told to type themselves to reach /verify "
+            "(e.g. clinics.example.hk); defaults to the host of CAREVAULT_PUBLIC_BASE_URL."
+        ),
+    )
+    notify_hotline: str = Field(default="+852 2000 0000", description="The incident hotline.")
+    notify_contact_name: str = Field(
+        default="The Data Protection Officer", description="The named contact in every notice."
+    )
+    notify_contact_email: str = Field(default="privacy@example.hk")
+    notify_rate: float = Field(
+        default=50.0, gt=0, description="Notices sent per second at most (all channels)."
+    )
+    notify_attempts: int = Field(
+        default=4, ge=1, le=20, description="Tries of one channel before falling back."
+    )
+    notify_retry_seconds: float = Field(
+        default=2.0, ge=0, description="First retry delay; it doubles with each try."
+    )
+    notify_batch: int = Field(default=20, ge=1, le=1000, description="Notices per batch.")
+    notify_verify_per_minute: float = Field(
+        default=10.0, gt=0, description="Verification checks per minute from one address."
+    )
+    notify_verify_global_per_second: float = Field(
+        default=20.0, gt=0, description="Verification checks per second from everyone together."
+    )
+    notify_letters_dir: Path | None = Field(
+        default=None, description="Where letters are written; <home>/notify/letters."
+    )
+    notify_dsn_dir: Path | None = Field(
+        default=None, description="A Maildir of delivery status notifications (bounces)."
+    )
+    notify_journal_dir: Path | None = Field(
+        default=None,
+        description=(
+            "A Maildir where the mail relay keeps a copy of every message it accepts: "
+            "settles a notice whose send was interrupted without sending it twice."
+        ),
+    )
+    notify_pcpd_days: int = Field(
+        default=5, ge=1, description="Days after declaring an incident to notify the PCPD."
+    )
+    smtp_host: str = Field(default="127.0.0.1")
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: Literal["auto", "required", "off"] = Field(
+        default="auto", description="auto: STARTTLS when the server offers it."
+    )
+    smtp_ca_file: Path | None = Field(default=None, description="CA bundle for STARTTLS.")
+    smtp_timeout: float = Field(default=30.0, gt=0)
+    smtp_from: str = Field(default="notices@example.hk", description="Envelope and From address.")
+    dkim_domain: str | None = Field(
+        default=None, description="The d= domain of DKIM signatures; the From domain if unset."
+    )
+    dkim_selector: str = Field(default="carevault")
+    dkim_key_path: Path | None = Field(
+        default=None, description="PEM RSA key that signs notices; <home>/keys/dkim.pem."
+    )
+    sms_gateway_url: str | None = Field(
+        default=None, description="The SMS gateway's HTTP endpoint (POST JSON)."
+    )
+    sms_gateway_token: SecretStr | None = None
+
     #: Only a benchmark may turn encryption off, to measure the unencrypted baseline.
     encryption: bool = True
+
+    # Detection and automatic containment (carevault.detect, docs/detection.md)
+    detect: bool = Field(default=True, description="Run the detectors in this process.")
+    detect_poll_seconds: float = Field(
+        default=0.2, gt=0, le=10, description="How often the detectors look for new entries."
+    )
+    release_budget: str = Field(
+        default="",
+        description=(
+            "Distinct patients an account may be given per hour and per day, per role, "
+            "over the built-in table: 'physician=120/400,front_desk=150/600'."
+        ),
+    )
+    detect_responses: str = Field(
+        default="",
+        description=(
+            "Automatic responses over the built-in policy: 'high=suspend,medium=step-up' or "
+            "per role 'nurse:high=throttle'; actions raise, step-up, throttle, suspend, "
+            "phi-offline."
+        ),
+    )
+    alert_smtp_host: str | None = Field(default=None, description="SMTP relay for alerts.")
+    alert_smtp_port: int = Field(default=25, ge=1, le=65535)
+    alert_email_from: str = "carevault-alerts@localhost"
+    alert_email_to: str = Field(default="", description="Comma-separated alert recipients.")
+    alert_webhook_url: str | None = Field(default=None, description="POST each alert here.")
+
+    # Browser SMART apps and OpenID Connect (docs/smart-apps.md)
+    cors_origins: str = Field(
+        default="",
+        description=(
+            "Origins (scheme://host[:port], comma-separated) a browser app may call the token "
+            "endpoint and /fhir from, besides those of registered public apps' redirect URIs."
+        ),
+    )
+    cors_refresh_seconds: float = Field(
+        default=5.0, gt=0, le=300, description="How often the registered apps' origins are re-read."
+    )
+    id_token_key_path: Path | None = Field(
+        default=None,
+        description="RSA key that signs OpenID Connect ID tokens; <home>/keys/id-token.pem.",
+    )
+    id_token_seconds: int = Field(default=300, ge=30, le=3600)
 
     @field_validator("public_base_url")
     @classmethod
@@ -213,6 +336,21 @@ class Settings(BaseSettings):
                     f"CAREVAULT_TRUSTED_PROXIES: {item[:60]!r} is not a proxy's address or network"
                 )
         return ",".join(_items(value))
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _cors_origins(cls, value: str) -> str:
+        for item in _items(value):
+            # An origin exactly: "*" or a path would let any page, or a guess, in.
+            if browser_origin(item) != item.lower():
+                raise ValueError(
+                    f"CAREVAULT_CORS_ORIGINS: {item[:60]!r} is not an origin (scheme://host[:port])"
+                )
+        return ",".join(item.lower() for item in _items(value))
+
+    @property
+    def cors_origin_list(self) -> frozenset[str]:
+        return frozenset(_items(self.cors_origins))
 
     @property
     def trusted_proxy_list(self) -> list[str]:
@@ -241,6 +379,10 @@ class Settings(BaseSettings):
         return self.token_signing_key_path or self.home / "keys" / "token-signing.pem"
 
     @property
+    def resolved_id_token_key_path(self) -> Path:
+        return self.id_token_key_path or self.home / "keys" / "id-token.pem"
+
+    @property
     def resolved_ledger_key_path(self) -> Path:
         return self.ledger_signing_key_path or self.home / "keys" / "ledger-signing.pem"
 
@@ -249,6 +391,14 @@ class Settings(BaseSettings):
         if self.witness_url:
             return self.witness_dir
         return self.witness_dir or self.home / "witness"
+
+    @property
+    def resolved_segments_dir(self) -> Path:
+        return self.segments_dir or self.home / "segments"
+
+    @property
+    def resolved_dkim_key_path(self) -> Path:
+        return self.dkim_key_path or self.home / "keys" / "dkim.pem"
 
     @property
     def is_sqlite(self) -> bool:
@@ -272,6 +422,7 @@ def check_production(settings: Settings) -> None:
         settings.resolved_keyring_path,
         settings.resolved_token_key_path,
         settings.resolved_ledger_key_path,
+        settings.resolved_id_token_key_path,
     ):
         if path.exists() and stat.S_IMODE(path.stat().st_mode) & 0o077:
             problems.append(f"key file {path} is readable by others: chmod 600")
@@ -281,6 +432,8 @@ def check_production(settings: Settings) -> None:
         problems.append("CAREVAULT_PKCS11_PIN is required with the pkcs11 key provider")
     if not (settings.public_base_url or "").startswith("https://"):
         problems.append("CAREVAULT_PUBLIC_BASE_URL must be set to an https:// URL in production")
+    if any(not origin.startswith("https://") for origin in settings.cors_origin_list):
+        problems.append("CAREVAULT_CORS_ORIGINS must name only https:// origins in production")
     if settings.witness_url and not settings.witness_vkey:
         problems.append("CAREVAULT_WITNESS_VKEY is required with CAREVAULT_WITNESS_URL")
     if not settings.witness_url and settings.witness_dir is None:
@@ -290,6 +443,27 @@ def check_production(settings: Settings) -> None:
         )
     if problems:
         raise UnsafeConfiguration("; ".join(problems))
+
+
+def browser_origin(uri: str) -> str | None:
+    """The origin (RFC 6454) of an http(s) URL, lower-cased, default port dropped; None if
+    it has none (another scheme, no host, user info)."""
+    try:
+        parts = urlsplit(uri.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in _DEFAULT_PORTS or not parts.hostname or "@" in parts.netloc:
+        return None
+    host = parts.hostname.lower()
+    if ":" in host:
+        host = f"[{host}]"
+    if port is None or port == _DEFAULT_PORTS[parts.scheme]:
+        return f"{parts.scheme}://{host}"
+    return f"{parts.scheme}://{host}:{port}"
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def _items(value: str) -> list[str]:

@@ -7,7 +7,20 @@ from __future__ import annotations
 
 import os
 
-from carevault.cli import audit, bulk, contain, keys, server, sim, staff  # noqa: F401 - they register
+from carevault.cli import (  # noqa: F401 - they register
+    alerts,
+    audit,
+    backup,
+    bulk,
+    contain,
+    incident,
+    index,
+    keys,
+    notify,
+    server,
+    sim,
+    staff,
+)
 from carevault.cli.common import app
 
 

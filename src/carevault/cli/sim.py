@@ -103,6 +103,10 @@ def run(
     request = RunRequest(first, days, patients, seed_value, loaded, folder, visit_scale)
     try:
         typer.echo(f"home {prepare(services, request, settings.home)}: {settings.home}")
+        if services.detection is not None:
+            # Detectors live during the run, on its clock: automatic containment shows.
+            services.detection.engine.catch_up()
+            services.detection.start()
         summary = run_simulation(services, clock, request, _print_day)
     except (ValueError, LookupError, ScenarioError) as error:
         raise fail(str(error)) from None

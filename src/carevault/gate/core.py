@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import tzinfo
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Connection
 
@@ -27,6 +27,7 @@ from carevault.access.scopes import Interaction, Scopes
 from carevault.clock import to_micros
 from carevault.containment.state import ContainmentActive, ContainmentState, ContainmentStore
 from carevault.db import pinned_connection, read_transaction
+from carevault.detect.budget import ReleaseRefused
 from carevault.domain.care import DAY_US, CareWindow, Window, WriterStanding, grants
 from carevault.domain.categories import DataCategory
 from carevault.domain.policy import Actor, Decision, Target, decide, may_place
@@ -54,6 +55,7 @@ from carevault.vault.records import (
     Sealed,
     WriteResult,
 )
+from carevault.vault.reindex import reindex
 from carevault.vault.search import find
 from carevault.vault.store import Vault
 from carevault.vault.writer import Delete, Operation, Put, apply_writes
@@ -152,7 +154,17 @@ class _Attempt:
     detail: dict[str, Any] = field(default_factory=dict)
 
 
+class ReleaseGuard(Protocol):
+    """Refuses (``ReleaseRefused``) before data leaves when the account's release budget
+    would be exceeded; records the release otherwise."""
+
+    def admit(self, principal: str, role: str, pseudonyms: Sequence[str], at_us: int) -> None: ...
+
+
 class Gate:
+    #: The release budget (``carevault.detect.budget``); None: no budget.
+    release: ReleaseGuard | None = None
+
     def __init__(
         self,
         vault: Vault,
@@ -286,7 +298,7 @@ class Gate:
                 # Part of a transaction that now rolls back: the write that holds it
                 # records the refusal once the transaction is gone.
                 raise
-            if isinstance(error, AccessDenied | ContainmentActive):
+            if isinstance(error, AccessDenied | ContainmentActive | ReleaseRefused):
                 self.audit.record([self._event(attempt, Outcome.DENIED, reason=str(error))])
             else:
                 reason = str(error) if isinstance(error, NotFound | Gone) else type(error).__name__
@@ -335,6 +347,7 @@ class Gate:
             return contained
         if caller.actor is None:
             return Decision(True, _ALL, frozenset(), "system")
+        self._check_patient_context(caller, rt, head)
         decision = decide(
             caller.actor,
             Right.READ,
@@ -344,6 +357,16 @@ class Gate:
         if rt.category not in decision.granted:
             raise AccessDenied(decision.reason)
         return decision
+
+    @staticmethod
+    def _check_patient_context(caller: Caller, rt: ResourceType, head: Head) -> None:
+        """A caller whose only right to read ``rt`` is a ``patient/`` scope reads only the
+        records of the patient in context (and directory records, no one's data)."""
+        if caller.scopes is None or (head.patient_pseudonym is None and not rt.is_patient_data):
+            return
+        confined = caller.scopes.confined_to(rt.name, Interaction.READ)
+        if confined is not None and head.patient_pseudonym != confined:
+            raise AccessDenied("the token's patient/ scopes reach only the patient in context")
 
     def _visible(
         self, rt: ResourceType, item: Opened, decision: Decision
@@ -440,6 +463,8 @@ class Gate:
             # Withheld as a whole (e.g. a sensitive record): indistinguishable from absent.
             raise NotFound(f"{rt.name}/{located.head.resource_id} is not known")
         shown, categories = visible
+        if located.head.patient_pseudonym is not None:
+            self._release(caller, [located.head.patient_pseudonym])
         self._record(
             [
                 self._event(
@@ -514,6 +539,9 @@ class Gate:
         if rt.category not in probe.granted:
             raise AccessDenied(f"{actor.role} may not read {rt.category}")
         restrict = self.access.restriction(actor, rt, self.access.now_us())
+        confined = caller.scopes.confined_to(rt.name, Interaction.SEARCH) if caller.scopes else None
+        if confined is not None and rt.is_patient_data:
+            restrict = self.access.confine(restrict, confined)
         if DataCategory.SENSITIVE_CLINICAL in probe.withheld:
             return (
                 restrict,
@@ -594,7 +622,14 @@ class Gate:
             )
             for pseudonym, (categories, references, decision) in by_patient.items()
         ] or [self._event(attempt, Outcome.SUCCESS, detail={"returned": []})]
+        self._release(attempt.caller, [p for p in by_patient if p is not None])
         self._record(events)
+
+    def _release(self, caller: Caller, pseudonyms: Sequence[str]) -> None:
+        """The release budget, before anything is recorded as given or returned."""
+        if self.release is None or caller.actor is None or not pseudonyms:
+            return
+        self.release.admit(caller.principal, str(caller.actor.role), pseudonyms, self.vault_now())
 
     def everything(
         self, caller: Caller, patient_id: str, *, offset: int = 0, count: int | None = None
@@ -656,6 +691,19 @@ class Gate:
         ]
         with self._attempt(caller, Tag.FHIR_READ, None) as attempt:
             return self._show_many(caller, attempt, self._open(caller, located)) if located else []
+
+    def reindex(
+        self, principal: str, *, batch: int, progress: Callable[[int], None] | None = None
+    ) -> int:
+        """Rebuild every record's search tokens and clear dates (an operator's chore after
+        an upgrade that indexes more). Records are opened in this process and released to
+        no one; the unwrap log names the purpose, and the ledger holds the run."""
+        with self._attempt(Caller(principal=principal), Tag.ADMIN_INDEX_REBUILT, None) as attempt:
+            done = reindex(
+                self.vault, principal=principal, purpose="reindex", batch=batch, progress=progress
+            )
+            self._record([self._event(attempt, Outcome.SUCCESS, reason=f"{done} records")])
+            return done
 
     # --- break the glass ------------------------------------------------------------------
 

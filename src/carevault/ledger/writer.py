@@ -12,13 +12,13 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 
 from sqlalchemy import Connection
 
-from carevault.db import write_transaction
+from carevault.db import storage_problem, write_transaction
 from carevault.ledger.events import AuditEvent
 from carevault.ledger.store import LedgerEntry, LedgerStore
 from carevault.ledger.trail import AuditUnavailable
@@ -46,6 +46,9 @@ class LedgerWriter:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._closed = False
+        #: Told of each group commit (first position, entries), after it is durable; a
+        #: listener must be quick (the detection engine only queues) and never raises here.
+        self.listeners: list[Callable[[int, Sequence[LedgerEntry]], None]] = []
 
     def _ensure_thread(self) -> None:
         with self._lock:
@@ -110,10 +113,10 @@ class LedgerWriter:
                 first, _ = self.store.append(connection, entries)
         except Exception as error:
             log.error(
-                "ledger %s: append of %d entries failed: %s",
+                "ledger %s: append of %d entries failed: %s; their requests are refused",
                 self.store.name,
                 len(entries),
-                type(error).__name__,
+                storage_problem(error) or type(error).__name__,
             )
             for item in batch:
                 item.done.set_exception(AuditUnavailable("the audit ledger could not be written"))
@@ -122,6 +125,11 @@ class LedgerWriter:
         for item in batch:
             item.done.set_result((position, position + len(item.entries)))
             position += len(item.entries)
+        for listener in self.listeners:
+            try:
+                listener(first, entries)
+            except Exception as error:  # noqa: BLE001 - the ledger never waits on a listener
+                log.error("ledger %s: a listener failed: %s", self.store.name, type(error).__name__)
 
     def close(self) -> None:
         with self._lock:

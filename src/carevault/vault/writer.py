@@ -19,7 +19,7 @@ from carevault.clock import fhir_instant, from_micros, to_micros
 from carevault.db import driver_executemany, driver_scalar, write_transaction
 from carevault.fhir import jsonio
 from carevault.fhir.elements import reference_targets
-from carevault.fhir.indexing import index_terms
+from carevault.fhir.indexing import clear_dates, index_terms
 from carevault.fhir.registry import ResourceType
 from carevault.keys.envelope import record_aad
 from carevault.vault.records import (
@@ -32,7 +32,7 @@ from carevault.vault.records import (
     head_from_row,
 )
 from carevault.vault.store import Vault
-from carevault.vault.tables import resource_head, resource_version, search_token
+from carevault.vault.tables import resource_head, resource_version, search_date, search_token
 
 _HEAD_COLUMNS = (
     "version_id",
@@ -156,6 +156,7 @@ class _Writer:
         # nothing in the transaction reads them back before it commits.
         self._versions: list[dict[str, Any]] = []
         self._tokens: dict[int, set[bytes]] = {}
+        self._dates: dict[int, list[dict[str, Any]]] = {}
         # Heads looked up as reference targets (a patient, a schedule), kept for the rest
         # of the transaction: a seeding batch refers to the same few over and over.
         self._targets: dict[tuple[str, str], Head | None] = {}
@@ -188,6 +189,10 @@ class _Writer:
         ]
         driver_executemany(self.connection, _INSERT_TOKEN, rows)
         self._tokens = {}
+        dated = [row for rows_of in self._dates.values() for row in rows_of]
+        if dated:
+            self.connection.execute(insert(search_date), dated)
+        self._dates = {}
 
     def apply(self, operation: Operation) -> WriteResult:
         if isinstance(operation, Delete):
@@ -351,7 +356,9 @@ class _Writer:
             current.clinic_id,
         )
         self.connection.execute(delete(search_token).where(search_token.c.row_id == current.row_id))
+        self.connection.execute(delete(search_date).where(search_date.c.row_id == current.row_id))
         self._tokens.pop(current.row_id, None)
+        self._dates.pop(current.row_id, None)
         head = Head(
             row_id=current.row_id,
             resource_type=rt.name,
@@ -466,10 +473,32 @@ class _Writer:
     ) -> None:
         if had_tokens:
             self.connection.execute(_DELETE_TOKENS, {"token_row_id": row_id})
-        self._tokens[row_id] = {
-            self.vault.token(rt.name, param.name, term, clear=param.clear)
-            for param, term in index_terms(rt, resource, self.vault.zone)
+            self.connection.execute(delete(search_date).where(search_date.c.row_id == row_id))
+        self._tokens[row_id] = search_tokens(self.vault, rt, resource)
+        self._dates[row_id] = date_rows(self.vault, rt, row_id, resource)
+
+
+def search_tokens(vault: Vault, rt: ResourceType, resource: dict[str, Any]) -> set[bytes]:
+    """The search tokens of a resource (blind, or clear where DESIGN.md allows)."""
+    return {
+        vault.token(rt.name, param.name, term, clear=param.clear)
+        for param, term in index_terms(rt, resource, vault.zone)
+    }
+
+
+def date_rows(
+    vault: Vault, rt: ResourceType, row_id: int, resource: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """The clear date rows of a resource that is not patient data (none for patient data)."""
+    return [
+        {
+            "row_id": row_id,
+            "param": name,
+            "low_us": None if found.low is None else to_micros(found.low),
+            "high_us": None if found.high is None else to_micros(found.high),
         }
+        for name, found in clear_dates(rt, resource, vault.zone)
+    ]
 
 
 def _check_version(

@@ -14,7 +14,18 @@ from carevault import __version__, logsafe
 from carevault.bootstrap import Services, build_services
 from carevault.config import Settings
 from carevault.fhir.outcome import FhirError
-from carevault.web import admin_routes, audit_routes, auth_routes, console, fhir_routes
+from carevault.web import (
+    admin_routes,
+    alert_routes,
+    audit_routes,
+    auth_routes,
+    console,
+    discovery_routes,
+    fhir_routes,
+    incident_routes,
+    verify_routes,
+)
+from carevault.web.cors import CrossOrigin
 from carevault.web.guard import RequestGuard
 from carevault.web.responses import (
     UnexpectedErrors,
@@ -49,6 +60,8 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.state.services = built
     logsafe.install("uvicorn", "uvicorn.error", "carevault.web", "carevault.ledger")
     app.add_middleware(admin_routes.BlockedAddresses, services=built)
+    # Browser SMART apps: inside the door (Host, rate limits), before anything answers.
+    app.add_middleware(CrossOrigin, services=built)
     # Outermost: a wrong Host or a flooding address is turned away before anything runs.
     app.add_middleware(RequestGuard, services=built)
     app.add_middleware(UnexpectedErrors)  # outermost: it answers what the others raise
@@ -58,9 +71,13 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     # The audit routes first: /fhir/AuditEvent is not one of the generic FHIR types.
     app.include_router(audit_routes.router)
     app.include_router(admin_routes.router)
+    app.include_router(alert_routes.router)
+    app.include_router(incident_routes.router)
     app.include_router(auth_routes.router)
+    app.include_router(discovery_routes.router)
     app.include_router(fhir_routes.router)
     console.install(app, built)
+    verify_routes.install(app, built)
 
     @app.get("/healthz", include_in_schema=False)
     async def health() -> JSONResponse:

@@ -1,7 +1,7 @@
 """Bulk imports: progress per source file and the lines each refused.
 
 Revision ID: records_0012
-Revises: records_0006
+Revises: records_0011
 Create Date: 2026-12-01
 """
 
@@ -11,7 +11,7 @@ from alembic import op
 from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, Text
 
 revision = "records_0012"
-down_revision = "records_0006"
+down_revision = "records_0011"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,257 @@
+"""``carevault incident``: declare, amend, list, show, scope and timeline.
+
+Scripts drive ``declare``: it prints the new incident's id as the last word of its
+output, so ``id=$(carevault incident declare ... | awk '{print $NF}')`` works.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from carevault.cli.common import HomeOption, app, fail, open_services, operator
+
+if TYPE_CHECKING:
+    from carevault.bootstrap import Services
+
+incident_app = typer.Typer(help="Incidents and their scope: whose data, which kinds, with proof.")
+app.add_typer(incident_app, name="incident")
+
+Many = Annotated[list[str] | None, typer.Option()]
+Formats = ("json", "csv", "html", "fhir")
+
+
+def _errors() -> tuple[type[Exception], ...]:
+    from carevault.incidents import IncidentError, IncidentNotFound
+    from carevault.incidents.segments import SegmentRefused
+
+    return (IncidentError, IncidentNotFound, SegmentRefused)
+
+
+def _case(
+    title: str | None,
+    account: list[str] | None,
+    client: list[str] | None,
+    session: list[str] | None,
+    address: list[str] | None,
+    clinic: list[str] | None,
+    since: str | None,
+    until: str | None,
+) -> dict[str, Any]:
+    case: dict[str, Any] = {
+        "accounts": account or [],
+        "clients": client or [],
+        "sessions": session or [],
+        "addresses": address or [],
+        "clinics": clinic or [],
+    }
+    if title is not None:
+        case["title"] = title
+    if since is not None:
+        case["since"] = since
+    if until is not None:
+        case["until"] = until
+    return case
+
+
+def alert_case(services: Services, alert_id: str) -> dict[str, Any]:
+    """The case of an alert, from the detection engine if one is installed."""
+    try:
+        detect = importlib.import_module("carevault.detect")
+    except ModuleNotFoundError:
+        raise fail("no detection engine installed: declare the incident by hand") from None
+    find = getattr(detect, "alert_case", None)
+    if find is None:
+        raise fail(
+            "the detection engine installed has no alert cases (carevault.detect.alert_case)"
+        )
+    case: dict[str, Any] = find(services, alert_id)
+    if not isinstance(case, dict):
+        raise fail(f"alert {alert_id}: no case")
+    return case
+
+
+@incident_app.command("declare")
+def declare(
+    title: Annotated[str | None, typer.Option(help="What happened, in a line.")] = None,
+    account: Many = None,
+    client: Many = None,
+    session: Many = None,
+    address: Annotated[list[str] | None, typer.Option(help="An address or CIDR range.")] = None,
+    clinic: Many = None,
+    database: Annotated[bool, typer.Option("--database", help="Database or backup.")] = False,
+    host: Annotated[bool, typer.Option("--host", help="The application host.")] = False,
+    key_service: Annotated[bool, typer.Option("--key-service")] = False,
+    since: Annotated[str | None, typer.Option(help="ISO-8601 start of the window.")] = None,
+    until: Annotated[str | None, typer.Option(help="ISO-8601 end (open if absent).")] = None,
+    from_alert: Annotated[str | None, typer.Option("--from-alert", help="An alert's id.")] = None,
+    home: HomeOption = None,
+) -> None:
+    """Declare an incident; prints its id as the last word."""
+    from carevault.incidents import Actor, declare_case
+
+    with open_services(home) as services:
+        case = _case(title, account, client, session, address, clinic, since, until)
+        if from_alert is not None:
+            found = alert_case(services, from_alert)
+            for key, value in found.items():
+                if isinstance(value, list):
+                    case[key] = sorted({*case.get(key, []), *value})
+                elif case.get(key) is None and value is not None:
+                    case[key] = value
+        case.update(database=database, host=host, key_service=key_service)
+        if since is None and "since" not in case:
+            raise fail("--since is required (or --from-alert)")
+        if "title" not in case:
+            raise fail("--title is required (or --from-alert)")
+        try:
+            declared = declare_case(services, Actor(operator()), case, alert_id=from_alert)
+        except _errors() as error:
+            raise fail(str(error)) from None
+    typer.echo(f"declared incident {declared.incident_id}")
+
+
+@incident_app.command("amend")
+def amend(
+    incident_id: int,
+    title: Annotated[str | None, typer.Option()] = None,
+    status: Annotated[str | None, typer.Option(help="open, contained or closed.")] = None,
+    account: Many = None,
+    client: Many = None,
+    session: Many = None,
+    address: Many = None,
+    clinic: Many = None,
+    database: Annotated[bool, typer.Option("--database")] = False,
+    host: Annotated[bool, typer.Option("--host")] = False,
+    key_service: Annotated[bool, typer.Option("--key-service")] = False,
+    since: Annotated[str | None, typer.Option()] = None,
+    until: Annotated[str | None, typer.Option()] = None,
+    note: Annotated[str | None, typer.Option(help="A finding, recorded with the change.")] = None,
+    home: HomeOption = None,
+) -> None:
+    """Amend an incident: widen what is compromised, move the window, change its status."""
+    from carevault.incidents import Actor, incidents_for
+    from carevault.incidents.model import Amendment, parse_compromised, parse_instant, parse_title
+    from carevault.incidents.model import Status as IncidentStatus
+
+    with open_services(home) as services:
+        try:
+            amendment = Amendment(
+                title=parse_title(title) if title is not None else None,
+                status=IncidentStatus(status) if status else None,
+                since_us=parse_instant(since, "since") if since else None,
+                until_us=parse_instant(until, "until") if until else None,
+                adds=parse_compromised(
+                    {
+                        **_case(None, account, client, session, address, clinic, None, None),
+                        "database": database,
+                        "host": host,
+                        "key_service": key_service,
+                    }
+                ),
+                note=note,
+            )
+            amended = incidents_for(services).amend(Actor(operator()), incident_id, amendment)
+        except ValueError as error:  # IncidentError is one
+            raise fail(str(error)) from None
+    typer.echo(f"amended incident {amended.incident_id}")
+
+
+@incident_app.command("list")
+def list_incidents(home: HomeOption = None) -> None:
+    """Incidents, newest first."""
+    from carevault.incidents import incidents_for
+
+    with open_services(home) as services:
+        found = incidents_for(services).all()
+    for item in found:
+        view = item.as_json()
+        typer.echo(f"{item.incident_id}\t{item.status.value}\t{view['since']}\t{item.title}")
+
+
+@incident_app.command("show")
+def show(incident_id: int, home: HomeOption = None) -> None:
+    """One incident, as JSON."""
+    from carevault.incidents import incidents_for
+
+    with open_services(home) as services:
+        try:
+            found = incidents_for(services).get(incident_id)
+        except _errors() as error:
+            raise fail(str(error)) from None
+    typer.echo(json.dumps(found.as_json(), indent=2))
+
+
+@incident_app.command("timeline")
+def timeline(incident_id: int, home: HomeOption = None) -> None:
+    """Declaration, amendments, scope runs and containment actions, in time order."""
+    from carevault.incidents import incidents_for
+
+    with open_services(home) as services:
+        try:
+            items = incidents_for(services).timeline(incident_id)
+        except _errors() as error:
+            raise fail(str(error)) from None
+    typer.echo(json.dumps(items, indent=2))
+
+
+@incident_app.command("scope")
+def scope(
+    incident_id: int,
+    format: Annotated[str, typer.Option("--format", help="json, csv, html or fhir.")] = "json",
+    engine: Annotated[str, typer.Option(help="auto, duckdb or sql (PostgreSQL).")] = "auto",
+    output: Annotated[Path | None, typer.Option("--output", "-o")] = None,
+    home: HomeOption = None,
+) -> None:
+    """The incident's scope, tier by tier, with the ledger positions that prove it."""
+    from carevault.incidents import Actor, scope_document
+    from carevault.incidents.report import render
+
+    if format not in Formats:
+        raise fail(f"--format: one of {', '.join(Formats)}")
+    with open_services(home) as services:
+        try:
+            document = scope_document(services, incident_id, engine=engine, actor=Actor(operator()))
+        except _errors() as error:
+            raise fail(f"scope refused: {error}") from None
+    text = render(document, format)
+    changes = document["incident"].get("changes", {})
+    if not changes.get("first_run", True):
+        changed = [tier for tier in changes if tier not in ("first_run", "previous_run")]
+        summary = ", ".join(changed) if changed else "nothing"
+        typer.secho(f"changed since the last run: {summary}", err=True)
+    if output is None:
+        typer.echo(text)
+    else:
+        output.write_text(text, encoding="utf-8")
+        typer.echo(f"wrote {output}")
+
+
+@incident_app.command("segments")
+def segments(
+    verify: Annotated[bool, typer.Option("--verify", help="Also re-check every row.")] = False,
+    home: HomeOption = None,
+) -> None:
+    """Seal the ledgers' complete segments (as a scope would) and check every sealed one."""
+    from carevault.incidents.scope import segments_for
+    from carevault.incidents.segments import SegmentRefused
+
+    with open_services(home) as services:
+        store = segments_for(services)
+        try:
+            sealed = store.seal_pending(operator())
+            for name in ("audit", "unwrap"):
+                store.usable(name, 0, None)
+                for segment in store.sealed(name) if verify else ():
+                    store.verify_rows(segment)
+        except SegmentRefused as refused:
+            raise fail(f"refused: {refused}") from None
+        counts = {name: len(store.sealed(name)) for name in ("audit", "unwrap")}
+    typer.echo(
+        f"sealed {len(sealed)} new; audit {counts['audit']}, unwrap {counts['unwrap']} "
+        "segments checked"
+    )

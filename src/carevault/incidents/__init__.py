@@ -1,0 +1,84 @@
+"""Incidents and their scope: whose data, which kinds, which clinics, with proof.
+
+The entry points other packages use: ``incidents_for`` (the incident service over a
+``Services``), ``declare_case`` (an incident from an alert case) and
+``scope_document`` (the scope report as the JSON document ``incident scope`` prints).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from carevault.incidents.model import (
+    Compromised,
+    Incident,
+    IncidentError,
+    parse_compromised,
+    parse_title,
+    parse_window,
+)
+from carevault.incidents.service import Actor, IncidentNotFound, Incidents
+
+if TYPE_CHECKING:
+    from carevault.bootstrap import Services
+
+__all__ = [
+    "Actor",
+    "Compromised",
+    "Incident",
+    "IncidentError",
+    "IncidentNotFound",
+    "Incidents",
+    "declare_case",
+    "incidents_for",
+    "scope_document",
+]
+
+#: Who runs a scope when no one is named (the notification helper, a script).
+SCOPE_ACTOR = Actor("system:incident-scope")
+
+
+def incidents_for(services: Services) -> Incidents:
+    return Incidents(services.engine, services.audit_ledger, services.containment, services.now_us)
+
+
+def declare_case(
+    services: Services, actor: Actor, case: dict[str, Any], alert_id: str | None = None
+) -> Incident:
+    """Declare an incident from a case {"title", "accounts", "clients", "addresses",
+    "since", "until"} (an alert case, or the HTTP API's body); checked field by field."""
+    if not isinstance(case, dict):
+        raise IncidentError("the case must be an object")
+    known = {"title", "accounts", "clients", "sessions", "addresses", "clinics", "database",
+             "host", "key_service", "since", "until"}  # fmt: skip
+    unknown = sorted(set(case) - known)
+    if unknown:
+        raise IncidentError(f"unknown field {unknown[0][:40]!r}")
+    title = parse_title(case.get("title"))
+    since_us, until_us = parse_window(case.get("since"), case.get("until"))
+    compromised = parse_compromised(case)
+    return incidents_for(services).declare(
+        actor, title, compromised, since_us, until_us, alert_id=alert_id
+    )
+
+
+def scope_document(
+    services: Services,
+    incident_id: int,
+    *,
+    engine: str = "auto",
+    actor: Actor = SCOPE_ACTOR,
+) -> dict[str, Any]:
+    """The scope of ``incident_id``: {"incident", "tiers", "counts"}; the run is kept, and
+    ``incident.changes`` says what changed since the previous run."""
+    from carevault.incidents.scope import TIERS, compute
+
+    incidents = incidents_for(services)
+    incident = incidents.get(incident_id)
+    document = compute(services, incident, engine)
+    lines = {
+        tier: {line["patient"]: line["categories"] for line in document["tiers"][tier]}
+        for tier in TIERS
+    }
+    document["incident"]["changes"] = incidents.record_scope(actor, incident_id, lines)
+    return document

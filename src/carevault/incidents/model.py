@@ -1,0 +1,246 @@
+"""Incidents as plain values: what is believed compromised, over which window.
+
+Pure: no I/O. The CLI, the HTTP API and alert cases all build a ``Compromised`` and a
+window through ``parse_case``, so a bad address or date is refused the same way
+everywhere, before anything is stored.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from carevault.clock import fhir_instant, from_micros, to_micros
+
+MAX_ITEMS = 200
+MAX_TEXT = 200
+
+
+class IncidentError(ValueError):
+    """An incident request that cannot be used; the message says which field and why."""
+
+
+class Status(StrEnum):
+    OPEN = "open"
+    CONTAINED = "contained"
+    CLOSED = "closed"
+
+
+@dataclass(frozen=True)
+class Compromised:
+    """What is believed compromised. Principals, clients, sessions and addresses name
+    who acted; a clinic, the database, the host and the key service name what was held."""
+
+    accounts: tuple[str, ...] = ()
+    clients: tuple[str, ...] = ()
+    sessions: tuple[str, ...] = ()
+    addresses: tuple[str, ...] = ()
+    clinics: tuple[str, ...] = ()
+    database: bool = False
+    host: bool = False
+    key_service: bool = False
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "accounts": list(self.accounts),
+            "clients": list(self.clients),
+            "sessions": list(self.sessions),
+            "addresses": list(self.addresses),
+            "clinics": list(self.clinics),
+            "database": self.database,
+            "host": self.host,
+            "key_service": self.key_service,
+        }
+
+    def dumps(self) -> str:
+        return json.dumps(self.as_json(), sort_keys=True, separators=(",", ":"))
+
+    @classmethod
+    def loads(cls, text: str) -> Compromised:
+        document = json.loads(text)
+        return cls(
+            accounts=tuple(document.get("accounts", ())),
+            clients=tuple(document.get("clients", ())),
+            sessions=tuple(document.get("sessions", ())),
+            addresses=tuple(document.get("addresses", ())),
+            clinics=tuple(document.get("clinics", ())),
+            database=bool(document.get("database", False)),
+            host=bool(document.get("host", False)),
+            key_service=bool(document.get("key_service", False)),
+        )
+
+    def merged(self, more: Compromised) -> Compromised:
+        """An amendment adds to what is believed compromised; it never silently drops."""
+
+        def union(a: tuple[str, ...], b: tuple[str, ...]) -> tuple[str, ...]:
+            return tuple(sorted(set(a) | set(b)))
+
+        return Compromised(
+            accounts=union(self.accounts, more.accounts),
+            clients=union(self.clients, more.clients),
+            sessions=union(self.sessions, more.sessions),
+            addresses=union(self.addresses, more.addresses),
+            clinics=union(self.clinics, more.clinics),
+            database=self.database or more.database,
+            host=self.host or more.host,
+            key_service=self.key_service or more.key_service,
+        )
+
+    def is_empty(self) -> bool:
+        return not (
+            self.accounts
+            or self.clients
+            or self.sessions
+            or self.addresses
+            or self.clinics
+            or self.database
+            or self.host
+            or self.key_service
+        )
+
+
+@dataclass(frozen=True)
+class Incident:
+    incident_id: int
+    title: str
+    status: Status
+    declared_us: int
+    declared_by: str
+    since_us: int
+    until_us: int | None
+    compromised: Compromised
+    alert_id: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.incident_id,
+            "title": self.title,
+            "status": self.status.value,
+            "declared_at": instant(self.declared_us),
+            "declared_by": self.declared_by,
+            "since": instant(self.since_us),
+            "until": instant(self.until_us) if self.until_us is not None else None,
+            "alert": self.alert_id,
+            "compromised": self.compromised.as_json(),
+        }
+
+
+@dataclass(frozen=True)
+class Amendment:
+    """What an amendment changes: a field left None stays as it is."""
+
+    title: str | None = None
+    status: Status | None = None
+    since_us: int | None = None
+    until_us: int | None = None
+    adds: Compromised = field(default_factory=Compromised)
+    note: str | None = None
+
+    def apply(self, incident: Incident) -> Incident:
+        changed = replace(
+            incident,
+            title=self.title or incident.title,
+            status=self.status or incident.status,
+            since_us=incident.since_us if self.since_us is None else self.since_us,
+            until_us=incident.until_us if self.until_us is None else self.until_us,
+            compromised=incident.compromised.merged(self.adds),
+        )
+        check_window(changed.since_us, changed.until_us)
+        return changed
+
+
+def instant(micros: int) -> str:
+    return fhir_instant(from_micros(micros))
+
+
+def parse_instant(text: str, name: str) -> int:
+    """An ISO-8601 date or date-time; one without a zone is UTC."""
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise IncidentError(f"{name}: {text[:40]!r} is not an ISO-8601 date or time") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    if not 1970 <= moment.year <= 9999:
+        raise IncidentError(f"{name}: out of range")
+    return to_micros(moment)
+
+
+def check_window(since_us: int, until_us: int | None) -> None:
+    if until_us is not None and until_us <= since_us:
+        raise IncidentError("until must be after since")
+
+
+def _texts(values: Any, name: str) -> tuple[str, ...]:
+    if values is None:
+        return ()
+    if isinstance(values, str) or not isinstance(values, list | tuple):
+        raise IncidentError(f"{name}: a list is expected")
+    if len(values) > MAX_ITEMS:
+        raise IncidentError(f"{name}: at most {MAX_ITEMS} items")
+    found: set[str] = set()
+    for value in values:
+        if not isinstance(value, str) or not value.strip() or len(value) > MAX_TEXT:
+            raise IncidentError(f"{name}: each item is a non-empty text of at most {MAX_TEXT}")
+        if any(ord(char) < 32 for char in value):
+            raise IncidentError(f"{name}: control characters are not allowed")
+        found.add(value.strip())
+    return tuple(sorted(found))
+
+
+def _networks(values: Any) -> tuple[str, ...]:
+    found: set[str] = set()
+    for value in _texts(values, "addresses"):
+        try:
+            found.add(str(ipaddress.ip_network(value, strict=False)))
+        except ValueError:
+            raise IncidentError(
+                f"addresses: {value[:60]!r} is not an address or range (e.g. 203.0.113.0/24)"
+            ) from None
+    return tuple(sorted(found))
+
+
+def parse_compromised(case: dict[str, Any]) -> Compromised:
+    return Compromised(
+        accounts=_texts(case.get("accounts"), "accounts"),
+        clients=_texts(case.get("clients"), "clients"),
+        sessions=_texts(case.get("sessions"), "sessions"),
+        addresses=_networks(case.get("addresses")),
+        clinics=_texts(case.get("clinics"), "clinics"),
+        database=_flag(case.get("database"), "database"),
+        host=_flag(case.get("host"), "host"),
+        key_service=_flag(case.get("key_service"), "key_service"),
+    )
+
+
+def _flag(value: Any, name: str) -> bool:
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise IncidentError(f"{name}: true or false is expected")
+    return value
+
+
+def parse_title(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise IncidentError("title: a non-empty text is required")
+    if len(value) > 500 or any(ord(char) < 32 for char in value):
+        raise IncidentError("title: at most 500 characters, no control characters")
+    return value.strip()
+
+
+def parse_window(since: Any, until: Any) -> tuple[int, int | None]:
+    if not isinstance(since, str):
+        raise IncidentError("since: an ISO-8601 date or time is required")
+    since_us = parse_instant(since, "since")
+    until_us = None
+    if until is not None:
+        if not isinstance(until, str):
+            raise IncidentError("until: an ISO-8601 date or time is expected")
+        until_us = parse_instant(until, "until")
+    check_window(since_us, until_us)
+    return since_us, until_us

@@ -1,0 +1,106 @@
+"""What the scope needs to know of patients, from the record store's clear metadata only:
+each pseudonym's Patient id, the clinics that hold its records, the kinds of records
+stored (for the categories a data key or a stolen file would expose), and who a
+compromised principal could reach. Nothing here decrypts anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass, field
+
+from sqlalchemy import Engine, func, select
+
+from carevault.db import read_transaction
+from carevault.domain.categories import DataCategory
+from carevault.domain.roles import RIGHTS, Right, Role
+from carevault.fhir.categories import possible_categories
+from carevault.fhir.registry import RESOURCE_TYPES
+from carevault.vault.tables import resource_head, resource_version
+
+_CHUNK = 900
+
+
+@dataclass
+class PatientFacts:
+    patient_id: str | None = None
+    clinics: set[str] = field(default_factory=set)
+    resource_types: set[str] = field(default_factory=set)
+
+    def stored_categories(self) -> set[str]:
+        found: set[str] = set()
+        for name in self.resource_types:
+            rt = RESOURCE_TYPES.get(name)
+            if rt is not None:
+                found.update(category.value for category in possible_categories(rt))
+        return found
+
+
+def facts(engine: Engine, pseudonyms: Collection[str]) -> dict[str, PatientFacts]:
+    """Patient id, clinics and stored resource types of each pseudonym."""
+    found: dict[str, PatientFacts] = {pseudonym: PatientFacts() for pseudonym in pseudonyms}
+    ordered = sorted(pseudonyms)
+    head = resource_head.c
+    with read_transaction(engine) as connection:
+        for start in range(0, len(ordered), _CHUNK):
+            chunk = ordered[start : start + _CHUNK]
+            rows = connection.execute(
+                select(head.patient_pseudonym, head.resource_type, head.resource_id, head.clinic_id)
+                .where(head.patient_pseudonym.in_(chunk))
+                .order_by(head.row_id)
+            ).all()
+            for pseudonym, kind, ident, clinic in rows:
+                entry = found[pseudonym]
+                entry.resource_types.add(kind)
+                if clinic:
+                    entry.clinics.add(clinic)
+                if kind == "Patient" and entry.patient_id is None:
+                    entry.patient_id = ident
+    return found
+
+
+def stored_before(engine: Engine, before_us: int | None) -> set[str]:
+    """Every patient with a record written before ``before_us``: what a copy of the
+    database (or a backup) taken in the window held."""
+    version = resource_version.c
+    query = select(version.patient_pseudonym).where(version.patient_pseudonym.is_not(None))
+    if before_us is not None:
+        query = query.where(version.last_updated_us < before_us)
+    with read_transaction(engine) as connection:
+        rows = connection.execute(query.group_by(version.patient_pseudonym)).all()
+    return {str(row[0]) for row in rows}
+
+
+def at_clinics(engine: Engine, clinics: Iterable[str]) -> set[str]:
+    """Patients whose Patient record belongs to one of ``clinics``."""
+    wanted = sorted(set(clinics))
+    if not wanted:
+        return set()
+    head = resource_head.c
+    with read_transaction(engine) as connection:
+        rows = connection.execute(
+            select(head.patient_pseudonym).where(
+                head.resource_type == "Patient",
+                head.clinic_id.in_(wanted),
+                head.patient_pseudonym.is_not(None),
+            )
+        ).all()
+    return {str(row[0]) for row in rows}
+
+
+def readable_categories(role: Role) -> set[str]:
+    """The categories ``role`` may read: the upper bound of what it could be shown."""
+    return {
+        category.value
+        for category, rights in RIGHTS.get(role, {}).items()
+        if Right.READ in rights and category is not DataCategory.CREDENTIALS
+    }
+
+
+def patient_count(engine: Engine) -> int:
+    head = resource_head.c
+    with read_transaction(engine) as connection:
+        found = connection.execute(
+            select(func.count()).where(head.resource_type == "Patient")
+        ).scalar()
+    return int(found or 0)

@@ -1,0 +1,118 @@
+"""The scope document in other forms: CSV (one line per patient and tier), FHIR (a Group
+of the affected patients and a DocumentReference carrying the report) and HTML."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import hashlib
+import io
+import json
+from typing import Any
+
+from carevault.incidents.scope import TIERS
+
+#: Tiers whose patients are "affected" in the FHIR Group (the notifiable ones).
+AFFECTED = ("confirmed", "decrypted")
+CSV_COLUMNS = (
+    "tier", "patient", "categories", "clinics", "first", "last", "ledger", "evidence",
+    "checkpoint",
+)  # fmt: skip
+
+
+def render(document: dict[str, Any], fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps(document, indent=2, ensure_ascii=False)
+    if fmt == "csv":
+        return to_csv(document)
+    if fmt == "fhir":
+        return json.dumps(to_fhir(document), indent=2, ensure_ascii=False)
+    if fmt == "html":
+        from carevault.incidents.html import to_html
+
+        return to_html(document)
+    raise ValueError(f"unknown format {fmt!r}")
+
+
+def to_csv(document: dict[str, Any]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for tier in TIERS:
+        for line in document["tiers"][tier]:
+            writer.writerow(
+                [
+                    tier,
+                    line["patient"],
+                    ";".join(line["categories"]),
+                    ";".join(line["clinics"]),
+                    line["first"] or "",
+                    line["last"] or "",
+                    line["ledger"] or "",
+                    " ".join(str(seq) for seq in line["evidence"]),
+                    "" if line["checkpoint"] is None else line["checkpoint"],
+                ]
+            )
+    return buffer.getvalue()
+
+
+def to_fhir(document: dict[str, Any]) -> dict[str, Any]:
+    """A Bundle (collection) of a Group of the affected Patients and a DocumentReference
+    of the report itself (the JSON document, with its SHA-1 as FHIR asks)."""
+    incident = document["incident"]
+    key = f"incident-{incident['id']}"
+    members = [
+        {"entity": {"reference": f"Patient/{line['patient']}"}}
+        for tier in AFFECTED
+        for line in document["tiers"][tier]
+        if not line["patient"].startswith("pseudonym:")
+    ]
+    group = {
+        "resourceType": "Group",
+        "id": f"{key}-affected",
+        "identifier": [{"system": "urn:carevault:incident", "value": str(incident["id"])}],
+        "type": "person",
+        "actual": True,
+        "name": f"Patients affected by incident {incident['id']} (confirmed and decrypted)",
+        "quantity": len(members),
+        "member": members,
+    }
+    report = json.dumps(document, ensure_ascii=False, sort_keys=True).encode()
+    reference = {
+        "resourceType": "DocumentReference",
+        "id": f"{key}-scope",
+        "status": "current",
+        "docStatus": "final",
+        "type": {"text": "Incident scope report"},
+        "date": incident["generated_at"],
+        "description": incident["title"],
+        "context": {
+            "period": {
+                key: value
+                for key, value in (("start", incident["since"]), ("end", incident["until"]))
+                if value
+            },
+            "related": [{"reference": f"Group/{group['id']}"}],
+        },
+        "content": [
+            {
+                "attachment": {
+                    "contentType": "application/json",
+                    "data": base64.b64encode(report).decode(),
+                    "size": len(report),
+                    "hash": base64.b64encode(hashlib.sha1(report).digest()).decode(),  # noqa: S324 - FHIR's Attachment.hash is SHA-1
+                    "title": f"Scope of incident {incident['id']}",
+                    "creation": incident["generated_at"],
+                }
+            }
+        ],
+    }
+    return {
+        "resourceType": "Bundle",
+        "type": "collection",
+        "timestamp": incident["generated_at"],
+        "entry": [
+            {"fullUrl": f"urn:carevault:{group['id']}", "resource": group},
+            {"fullUrl": f"urn:carevault:{reference['id']}", "resource": reference},
+        ],
+    }

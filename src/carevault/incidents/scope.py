@@ -1,0 +1,311 @@
+"""The scope engine: an incident's compromised things and window, joined with the ledgers,
+answered per patient in four tiers (DESIGN.md, "Incidents and scope").
+
+- confirmed: records released through the gate to a compromised principal, with the
+  categories the ledger says were shown (after subsetting);
+- decrypted: data keys unwrapped in the window by a compromised process, or by anyone
+  while the host or key service was compromised; all keys if the key service and the
+  database both were;
+- at_rest_only: stored in a compromised database, keys never exposed;
+- potentially: reachable by a compromised principal's rights (or from a compromised
+  host), not read: the upper bound.
+
+A patient is listed in the strongest tier that holds them only, so tiers add up.
+Every confirmed or decrypted line cites the ledger positions that prove it, and a
+signed checkpoint whose tree holds them (each checkable with the inclusion proofs).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from carevault.domain.roles import GROUP_WIDE, Role
+from carevault.incidents import patients, people
+from carevault.incidents.model import Incident, instant
+from carevault.incidents.query import DuckScope, Hit, SqlScope, Who, Window
+from carevault.incidents.segments import Segments
+from carevault.ledger.service import Ledger
+
+if TYPE_CHECKING:
+    from carevault.bootstrap import Services
+
+TIERS = ("confirmed", "decrypted", "at_rest_only", "potentially")
+ENGINES = ("auto", "duckdb", "sql")
+
+
+@dataclass
+class Line:
+    pseudonym: str
+    categories: set[str] = field(default_factory=set)
+    first_us: int | None = None
+    last_us: int | None = None
+    evidence: list[int] = field(default_factory=list)
+    ledger: str | None = None
+
+
+def segments_for(services: Services) -> Segments:
+    ledgers = {"audit": services.audit_ledger, "unwrap": services.unwrap_ledger}
+    return Segments(
+        services.engine,
+        services.settings.resolved_segments_dir,
+        ledgers,
+        services.settings.incident_segment_entries,
+        services.now_us,
+    )
+
+
+def principal_of(account: str) -> str:
+    """A staff username as the ledger names it; a full principal (``system:...``) as is."""
+    return account if ":" in account else f"staff:{account}"
+
+
+def _who(incident: Incident, seen_addresses: Iterable[str]) -> Who:
+    networks = [ipaddress.ip_network(text) for text in incident.compromised.addresses]
+    matched: list[str] = []
+    for address in seen_addresses:
+        try:
+            parsed = ipaddress.ip_address(address)
+        except ValueError:
+            continue
+        if any(parsed.version == net.version and parsed in net for net in networks):
+            matched.append(address)
+    compromised = incident.compromised
+    return Who(
+        principals=tuple(principal_of(account) for account in compromised.accounts),
+        clients=compromised.clients,
+        sessions=compromised.sessions,
+        addresses=tuple(sorted(matched)),
+        clinics=compromised.clinics,
+    )
+
+
+def _open(services: Services, window: Window, engine: str) -> DuckScope | SqlScope:
+    if engine == "sql" or (engine == "auto" and _sql_is_faster(services, window)):
+        return SqlScope(services.engine, services.key_engine, window)
+    segments = segments_for(services)
+    segments.seal_pending("system:incident-scope")
+    return DuckScope.over_segments(segments, window)
+
+
+#: Windows up to this long run as plain SQL on PostgreSQL (bench/scope.py measured it).
+SQL_WINDOW_US = 2 * 86_400 * 1_000_000
+
+
+def _sql_is_faster(services: Services, window: Window) -> bool:
+    return (
+        services.engine.dialect.name == "postgresql"
+        and services.key_engine.dialect.name == "postgresql"
+        and window.until_us is not None
+        and window.until_us - window.since_us <= SQL_WINDOW_US
+    )
+
+
+def compute(services: Services, incident: Incident, engine: str = "auto") -> dict[str, Any]:
+    """The scope document of ``incident`` (see ``document``)."""
+    if engine not in ENGINES:
+        raise ValueError(f"engine: one of {', '.join(ENGINES)}")
+    window = Window(incident.since_us, incident.until_us)
+    query = _open(services, window, engine)
+    try:
+        who = _who(incident, query.addresses() if incident.compromised.addresses else ())
+        released = query.released(who) if not who.is_empty() else []
+        compromised = incident.compromised
+        everyone = compromised.host or compromised.key_service
+        processes = [p for p in who.principals if not p.startswith(("staff:", "client:"))]
+        unwrapped = query.unwrapped(processes, everyone) if (processes or everyone) else []
+    finally:
+        query.close()
+    tiers = _tiers(services, incident, released, unwrapped)
+    return document(services, incident, tiers, engine_name(query))
+
+
+def engine_name(query: DuckScope | SqlScope) -> str:
+    return "duckdb" if isinstance(query, DuckScope) else "postgresql"
+
+
+def _hits(hits: list[Hit], ledger: str, with_categories: bool) -> dict[str, Line]:
+    return {
+        hit.patient: Line(
+            hit.patient,
+            set(hit.categories) if with_categories else set(),
+            hit.first_us,
+            hit.last_us,
+            sorted(hit.positions),
+            ledger,
+        )
+        for hit in hits
+    }
+
+
+def _tiers(
+    services: Services, incident: Incident, released: list[Hit], unwrapped: list[Hit]
+) -> dict[str, dict[str, Line]]:
+    compromised = incident.compromised
+    confirmed = _hits(released, "audit", with_categories=True)
+    decrypted = _hits(unwrapped, "unwrap", with_categories=False)
+    at_rest: dict[str, Line] = {}
+    reach: dict[str, set[str] | None] = {}  # pseudonym -> readable categories (None: all)
+    if compromised.database:
+        stored = patients.stored_before(services.engine, incident.until_us)
+        target = decrypted if compromised.key_service else at_rest
+        for pseudonym in stored:
+            target.setdefault(pseudonym, Line(pseudonym))
+    if compromised.host:
+        for pseudonym in patients.stored_before(services.engine, incident.until_us):
+            reach[pseudonym] = None
+    for pseudonym in patients.at_clinics(services.engine, compromised.clinics):
+        reach[pseudonym] = None
+    for pseudonym, readable in _reachable(services, incident).items():
+        if reach.get(pseudonym, set()) is not None:
+            reach[pseudonym] = (reach.get(pseudonym) or set()) | readable
+    potentially = {pseudonym: Line(pseudonym) for pseudonym in reach}
+    tiers = {
+        "confirmed": confirmed,
+        "decrypted": decrypted,
+        "at_rest_only": at_rest,
+        "potentially": potentially,
+    }
+    taken: set[str] = set()
+    for tier in TIERS:
+        tiers[tier] = {p: line for p, line in tiers[tier].items() if p not in taken}
+        taken.update(tiers[tier])
+    known = patients.facts(services.engine, taken)
+    for tier in ("decrypted", "at_rest_only", "potentially"):
+        for pseudonym, line in tiers[tier].items():
+            stored = known[pseudonym].stored_categories()
+            limit = reach.get(pseudonym) if tier == "potentially" else None
+            line.categories = stored if limit is None else stored & limit
+    return tiers
+
+
+def _reachable(services: Services, incident: Incident) -> dict[str, set[str]]:
+    """Patients the compromised accounts and clients could read, with the categories."""
+    found: dict[str, set[str]] = {}
+    grants: list[tuple[frozenset[str] | None, set[str]]] = []
+    for name in incident.compromised.accounts:
+        account = services.accounts.find(name.removeprefix("staff:"))
+        if account is None:
+            continue
+        clinics = None if account.role in GROUP_WIDE else account.clinic_ids
+        grants.append((clinics, patients.readable_categories(account.role)))
+    for client_id in incident.compromised.clients:
+        client = services.clients.get(client_id)
+        if client is not None and client.clinic_ids:
+            grants.append((client.clinic_ids, patients.readable_categories(Role.INTEGRATION)))
+    for clinics, readable in grants:
+        reached = (
+            patients.stored_before(services.engine, None)
+            if clinics is None
+            else patients.at_clinics(services.engine, clinics)
+        )
+        for pseudonym in reached:
+            found.setdefault(pseudonym, set()).update(readable)
+    return found
+
+
+def _checkpoint(ledger: Ledger, positions: Iterable[int], reason: str) -> dict[str, Any] | None:
+    last = max(positions, default=-1)
+    if last < 0:
+        return None
+    found = ledger.checkpoints.covering(last + 1) or ledger.checkpoints.make(reason)
+    return {"size": found.size, "root": found.root.hex(), "note": found.note}
+
+
+def document(
+    services: Services, incident: Incident, tiers: dict[str, dict[str, Line]], engine: str
+) -> dict[str, Any]:
+    known = patients.facts(services.engine, [p for lines in tiers.values() for p in lines])
+    reason = f"incident {incident.incident_id} scope"
+    checkpoints = {
+        "audit": _checkpoint(
+            services.audit_ledger,
+            (seq for line in tiers["confirmed"].values() for seq in line.evidence),
+            reason,
+        ),
+        "unwrap": _checkpoint(
+            services.unwrap_ledger,
+            (seq for line in tiers["decrypted"].values() for seq in line.evidence),
+            reason,
+        ),
+    }
+    rendered: dict[str, list[dict[str, Any]]] = {}
+    for tier in TIERS:
+        rendered[tier] = sorted(
+            (_line(line, known[pseudonym], checkpoints) for pseudonym, line in tiers[tier].items()),
+            key=lambda item: (item["first"] or "", item["patient"]),
+        )
+    notifiable = {
+        line["patient"]: line["patient"]
+        for tier in ("confirmed", "decrypted")
+        for line in rendered[tier]
+        if not line["patient"].startswith("pseudonym:")
+    }
+    person = people.persons(services, notifiable)
+    for tier in TIERS:
+        for line in rendered[tier]:
+            line["person"] = person.get(line["patient"], line["patient"])
+    header = incident.as_json()
+    header["engine"] = engine
+    header["generated_at"] = instant(services.now_us())
+    header["checkpoints"] = checkpoints
+    return {"incident": header, "tiers": rendered, "counts": counts(rendered)}
+
+
+def _line(
+    line: Line, facts: patients.PatientFacts, checkpoints: dict[str, dict[str, Any] | None]
+) -> dict[str, Any]:
+    proof = checkpoints.get(line.ledger or "") if line.evidence else None
+    return {
+        "patient": facts.patient_id or f"pseudonym:{line.pseudonym}",
+        "categories": sorted(line.categories),
+        "clinics": sorted(facts.clinics),
+        "first": instant(line.first_us) if line.first_us is not None else None,
+        "last": instant(line.last_us) if line.last_us is not None else None,
+        "evidence": line.evidence,
+        "ledger": line.ledger if line.evidence else None,
+        "checkpoint": proof["size"] if proof else None,
+    }
+
+
+def counts(tiers: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """People (each counted once, in the strongest tier that holds them) by tier; and per
+    tier, people by category, by clinic, and by the day they were first exposed."""
+    counted: set[str] = set()
+    people: dict[str, int] = {}
+    for tier in TIERS:
+        persons = {line.get("person", line["patient"]) for line in tiers[tier]} - counted
+        people[tier] = len(persons)
+        counted |= persons
+    by_category: dict[str, dict[str, int]] = {}
+    by_clinic: dict[str, dict[str, int]] = {}
+    by_day: dict[str, dict[str, int]] = {}
+    for tier in TIERS:
+        categories: dict[str, set[str]] = {}
+        clinics: dict[str, set[str]] = {}
+        first: dict[str, str] = {}
+        for line in tiers[tier]:
+            person = line.get("person", line["patient"])
+            for category in line["categories"]:
+                categories.setdefault(category, set()).add(person)
+            for clinic in line["clinics"]:
+                clinics.setdefault(clinic, set()).add(person)
+            if line["first"] and (person not in first or line["first"] < first[person]):
+                first[person] = line["first"]
+        days: dict[str, int] = {}
+        for moment in first.values():
+            day = datetime.fromisoformat(moment).astimezone(UTC).date().isoformat()
+            days[day] = days.get(day, 0) + 1
+        by_category[tier] = {key: len(found) for key, found in sorted(categories.items())}
+        by_clinic[tier] = {key: len(found) for key, found in sorted(clinics.items())}
+        by_day[tier] = dict(sorted(days.items()))
+    return {
+        "people": {**people, "total": sum(people.values())},
+        "notifiable": people["confirmed"] + people["decrypted"],
+        "by_category": by_category,
+        "by_clinic": by_clinic,
+        "by_day": by_day,
+    }

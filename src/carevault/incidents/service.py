@@ -1,0 +1,310 @@
+"""Incidents: declared, amended, listed, and each one's timeline.
+
+Every declaration and amendment is an audit-ledger entry appended in the same
+transaction as the change (fail closed: no entry, no change), followed by a signed
+checkpoint, so the incident's own history is evidence like the accesses it is about.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, Engine, insert, select, update
+
+from carevault.containment.state import ContainmentStore
+from carevault.db import read_transaction, write_transaction
+from carevault.incidents.model import (
+    Amendment,
+    Compromised,
+    Incident,
+    IncidentError,
+    Status,
+    check_window,
+    instant,
+)
+from carevault.incidents.tables import incident, incident_event, incident_scope_run
+from carevault.ledger.events import AuditEvent, Outcome, Tag
+from carevault.ledger.service import Ledger
+from carevault.ledger.store import LedgerEntry
+from carevault.ledger.trail import AuditUnavailable
+
+
+class IncidentNotFound(IncidentError):
+    """No incident with that id."""
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who acts on an incident: a privacy officer's principal, or the CLI operator."""
+
+    principal: str
+    source_address: str | None = None
+
+
+def _incident(row: Any) -> Incident:
+    return Incident(
+        incident_id=int(row.incident_id),
+        title=row.title,
+        status=Status(row.status),
+        declared_us=int(row.declared_us),
+        declared_by=row.declared_by,
+        since_us=int(row.since_us),
+        until_us=None if row.until_us is None else int(row.until_us),
+        compromised=Compromised.loads(row.compromised),
+        alert_id=row.alert_id,
+    )
+
+
+class Incidents:
+    def __init__(
+        self,
+        engine: Engine,
+        ledger: Ledger,
+        containment: ContainmentStore,
+        now_us: Callable[[], int],
+    ) -> None:
+        self.engine = engine
+        self.ledger = ledger
+        self.containment = containment
+        self.now_us = now_us
+
+    # --- the ledger -----------------------------------------------------------------------
+
+    def _record(
+        self, connection: Connection, tag: Tag, actor: Actor, reason: str, detail: dict[str, Any]
+    ) -> int:
+        """Append the entry inside ``connection``'s transaction; its ledger position."""
+        event = AuditEvent(
+            tag=tag,
+            outcome=Outcome.SUCCESS,
+            at_us=self.now_us(),
+            principal=actor.principal,
+            source_address=actor.source_address,
+            reason=reason,
+            detail=detail,
+        )
+        entry = LedgerEntry(event.at_us, event.canonical(), None, event.principal)
+        try:
+            first, _ = self.ledger.store.append(connection, [entry])
+        except Exception as error:
+            raise AuditUnavailable("the audit ledger could not be written") from error
+        return first
+
+    def _event(
+        self,
+        connection: Connection,
+        incident_id: int,
+        kind: str,
+        actor: Actor,
+        detail: dict[str, Any],
+        ledger_seq: int | None,
+    ) -> None:
+        connection.execute(
+            insert(incident_event).values(
+                incident_id=incident_id,
+                at_us=self.now_us(),
+                kind=kind,
+                actor=actor.principal,
+                detail=json.dumps(detail, sort_keys=True, separators=(",", ":")),
+                ledger_seq=ledger_seq,
+            )
+        )
+
+    # --- commands -------------------------------------------------------------------------
+
+    def declare(
+        self,
+        actor: Actor,
+        title: str,
+        compromised: Compromised,
+        since_us: int,
+        until_us: int | None,
+        alert_id: str | None = None,
+    ) -> Incident:
+        check_window(since_us, until_us)
+        if compromised.is_empty():
+            raise IncidentError("say what is believed compromised (an account, client, ...)")
+        now = self.now_us()
+        with write_transaction(self.engine) as connection:
+            incident_id = connection.execute(
+                insert(incident).values(
+                    title=title,
+                    status=Status.OPEN.value,
+                    declared_us=now,
+                    declared_by=actor.principal,
+                    since_us=since_us,
+                    until_us=until_us,
+                    compromised=compromised.dumps(),
+                    alert_id=alert_id,
+                    updated_us=now,
+                )
+            ).inserted_primary_key
+            assert incident_id is not None  # noqa: S101 - an insert returns its key
+            declared = self._get(connection, int(incident_id[0]))
+            detail = {"incident": declared.incident_id, **_window(declared)}
+            detail["compromised"] = compromised.as_json()
+            if alert_id:
+                detail["alert"] = alert_id
+            seq = self._record(connection, Tag.INCIDENT_DECLARED, actor, title, detail)
+            self._event(connection, declared.incident_id, "declared", actor, detail, seq)
+        self.ledger.checkpoints.make(f"incident {declared.incident_id} declared")
+        return declared
+
+    def amend(self, actor: Actor, incident_id: int, amendment: Amendment) -> Incident:
+        with write_transaction(self.engine) as connection:
+            before = self._get(connection, incident_id)
+            after = amendment.apply(before)
+            changes = _changes(before, after)
+            if amendment.note:
+                changes["note"] = amendment.note
+            if not changes:
+                raise IncidentError("the amendment changes nothing")
+            connection.execute(
+                update(incident)
+                .where(incident.c.incident_id == incident_id)
+                .values(
+                    title=after.title,
+                    status=after.status.value,
+                    since_us=after.since_us,
+                    until_us=after.until_us,
+                    compromised=after.compromised.dumps(),
+                    updated_us=self.now_us(),
+                )
+            )
+            detail = {"incident": incident_id, "changes": changes}
+            seq = self._record(
+                connection, Tag.INCIDENT_AMENDED, actor, amendment.note or "amended", detail
+            )
+            self._event(connection, incident_id, "amended", actor, detail, seq)
+        self.ledger.checkpoints.make(f"incident {incident_id} amended")
+        return after
+
+    # --- reads ----------------------------------------------------------------------------
+
+    def _get(self, connection: Connection, incident_id: int) -> Incident:
+        row = connection.execute(
+            select(incident).where(incident.c.incident_id == incident_id)
+        ).first()
+        if row is None:
+            raise IncidentNotFound(f"no incident {incident_id}")
+        return _incident(row)
+
+    def get(self, incident_id: int) -> Incident:
+        with read_transaction(self.engine) as connection:
+            return self._get(connection, incident_id)
+
+    def all(self, status: Status | None = None) -> list[Incident]:
+        query = select(incident).order_by(incident.c.incident_id.desc())
+        if status is not None:
+            query = query.where(incident.c.status == status.value)
+        with read_transaction(self.engine) as connection:
+            return [_incident(row) for row in connection.execute(query).all()]
+
+    def timeline(self, incident_id: int) -> list[dict[str, Any]]:
+        """Declaration, amendments, scope runs and the containment actions taken since the
+        window opened, in time order."""
+        with read_transaction(self.engine) as connection:
+            found = self._get(connection, incident_id)
+            rows = connection.execute(
+                select(incident_event)
+                .where(incident_event.c.incident_id == incident_id)
+                .order_by(incident_event.c.event_id)
+            ).all()
+        items: list[tuple[int, dict[str, Any]]] = [
+            (
+                int(row.at_us),
+                {
+                    "at": instant(int(row.at_us)),
+                    "kind": row.kind,
+                    "actor": row.actor,
+                    "detail": json.loads(row.detail),
+                    "ledger_position": row.ledger_seq,
+                },
+            )
+            for row in rows
+        ]
+        for action in self.containment.history(limit=1000):
+            for at_us, kind, by in (
+                (action.started_us, "containment-started", action.started_by),
+                (action.released_us, "containment-released", action.released_by),
+            ):
+                if at_us is not None and at_us >= found.since_us:
+                    detail = {"mode": action.mode.value, "target": action.target}
+                    items.append(
+                        (at_us, {"at": instant(at_us), "kind": kind, "actor": by, "detail": detail})
+                    )
+        return [item for _, item in sorted(items, key=lambda pair: pair[0])]
+
+    # --- scope runs -----------------------------------------------------------------------
+
+    def record_scope(
+        self, actor: Actor, incident_id: int, lines: dict[str, dict[str, list[str]]]
+    ) -> dict[str, Any]:
+        """Keep this run's lines and return what changed since the previous run."""
+        with write_transaction(self.engine) as connection:
+            previous = connection.execute(
+                select(incident_scope_run.c.lines, incident_scope_run.c.at_us)
+                .where(incident_scope_run.c.incident_id == incident_id)
+                .order_by(incident_scope_run.c.run_id.desc())
+                .limit(1)
+            ).first()
+            connection.execute(
+                insert(incident_scope_run).values(
+                    incident_id=incident_id,
+                    at_us=self.now_us(),
+                    lines=json.dumps(lines, sort_keys=True, separators=(",", ":")),
+                )
+            )
+            changes = compare_runs(json.loads(previous.lines) if previous else None, lines)
+            if previous is not None:
+                changes["previous_run"] = instant(int(previous.at_us))
+            summary = {tier: len(patients) for tier, patients in lines.items()}
+            detail = {"incident": incident_id, "patients": summary}
+            seq = self._record(connection, Tag.INCIDENT_SCOPED, actor, "scope", detail)
+            self._event(connection, incident_id, "scoped", actor, detail, seq)
+        return changes
+
+
+def compare_runs(
+    before: dict[str, dict[str, list[str]]] | None, after: dict[str, dict[str, list[str]]]
+) -> dict[str, Any]:
+    """Per tier: patients added, removed, and those whose categories changed."""
+    if before is None:
+        return {"first_run": True}
+    changes: dict[str, Any] = {"first_run": False}
+    for tier, now in after.items():
+        was = before.get(tier, {})
+        added = sorted(set(now) - set(was))
+        removed = sorted(set(was) - set(now))
+        widened = {
+            patient: sorted(set(now[patient]) - set(was[patient]))
+            for patient in sorted(set(now) & set(was))
+            if set(now[patient]) != set(was[patient])
+        }
+        if added or removed or widened:
+            changes[tier] = {"added": added, "removed": removed, "categories_changed": widened}
+    return changes
+
+
+def _window(found: Incident) -> dict[str, Any]:
+    return {
+        "since": instant(found.since_us),
+        "until": instant(found.until_us) if found.until_us is not None else None,
+    }
+
+
+def _changes(before: Incident, after: Incident) -> dict[str, Any]:
+    changes: dict[str, Any] = {}
+    if before.title != after.title:
+        changes["title"] = after.title
+    if before.status != after.status:
+        changes["status"] = after.status.value
+    if (before.since_us, before.until_us) != (after.since_us, after.until_us):
+        changes["window"] = _window(after)
+    if before.compromised != after.compromised:
+        was, now = before.compromised.as_json(), after.compromised.as_json()
+        changes["compromised"] = {key: now[key] for key in now if now[key] != was[key]}
+    return changes
