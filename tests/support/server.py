@@ -90,7 +90,7 @@ def running_server(
     url = f"http://127.0.0.1:{port}"
     try:
         # Each worker process starts on its own (imports, services): allow for each.
-        deadline = time.monotonic() + 120 * workers
+        deadline = time.monotonic() + 180 * workers
         while True:
             if process.poll() is not None:
                 raise RuntimeError(f"server exited early:\n{log.read_text()[-3000:]}")
