@@ -163,7 +163,13 @@ class SendJob:
             self._batch(scope, batch, progress, advance, first_pass=True)
         # Deferred notices (a failure that may pass), until none is left.
         while not self.stop.is_set():
-            waiting = self.store.in_state(incident.incident_id, states.PENDING)
+            # Notices of patients the scope no longer names stay as they are (status
+            # lists them); the rest are retried when due.
+            waiting = [
+                row
+                for row in self.store.in_state(incident.incident_id, states.PENDING)
+                if row.patient_id in exposures
+            ]
             if not waiting:
                 break
             due = min(row.next_attempt_us for row in waiting)
@@ -264,9 +270,18 @@ class SendJob:
                 advance(progress)
             return
         found = self.reader.recipients([e.patient_id for e in todo])
+        gone = [
+            keys[e.patient_id]
+            for e in todo
+            if e.patient_id not in found and keys[e.patient_id] in rows
+        ]
+        self.store.set_state(gone, states.MISSING, last_error="no longer on record")
         self._plan(incident_id, todo, keys, rows, found, progress)
         rows = self.store.rows(incident_id, [keys[e.patient_id] for e in todo])
-        ready = [e for e in todo if rows[keys[e.patient_id]].state == states.PENDING]
+        ready = [
+            e for e in todo
+            if rows[keys[e.patient_id]].state == states.PENDING and e.patient_id in found
+        ]  # fmt: skip
         self.store.set_state([keys[e.patient_id] for e in ready], states.SENDING)
         for exposure in ready:
             key = keys[exposure.patient_id]

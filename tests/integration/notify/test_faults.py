@@ -151,3 +151,40 @@ def _dsn(address: str, message_id: str) -> EmailMessage:
     parsed = message_from_string(raw, policy=policy.default)
     assert isinstance(parsed, EmailMessage)
     return parsed
+
+
+def test_a_resumed_job_copes_with_a_scope_that_changed_and_a_patient_deleted(
+    clinic: Clinic,
+) -> None:
+    from carevault.fhir.registry import RESOURCE_TYPES
+    from carevault.sim.loader import SEED_CALLER
+    from carevault.vault.writer import Delete
+
+    scope = parse_scope(clinic.scope)
+    incident = scope.incident.incident_id
+    settings = clinic.settings.model_copy(update={"smtp_port": _closed_port(),
+                                                  "notify_attempts": 20})  # fmt: skip
+    job = send_job(clinic.services, channels_of(settings, clinic.services.now_us()))
+    job.run(scope, ("confirmed",), advance=lambda progress: job.stop.set())
+    store = NoticeStore(clinic.services.engine)
+    pending = {row.patient_id for row in store.in_state(incident, states.PENDING)}
+    assert clinic.ids["en_email"] in pending and clinic.ids["zh_email"] in pending
+    # The scope no longer names Alice; Chan's record is deleted meanwhile.
+    narrowed = dict(clinic.scope)
+    narrowed["tiers"] = {
+        "confirmed": [
+            line for line in clinic.scope["tiers"]["confirmed"]
+            if line["patient"] != clinic.ids["en_email"]
+        ]
+    }  # fmt: skip
+    clinic.services.gate.write(
+        SEED_CALLER, [Delete(RESOURCE_TYPES["Patient"], clinic.ids["zh_email"])]
+    )
+    send_job(clinic.services).run(parse_scope(narrowed), ("confirmed",))
+    rows = {row.patient_id: row for row in store.rows(incident).values()}
+    assert rows[clinic.ids["en_email"]].state == states.PENDING  # left for the officer
+    assert rows[clinic.ids["zh_email"]].state == states.MISSING
+    assert rows[clinic.ids["zh_hant"]].state == states.SENT
+    received = Counter(to for recipients, _ in clinic.sink.messages for to in recipients)
+    assert "alice@example.com" not in received and "chan.taiman@example.net" not in received
+    assert max(received.values()) == 1
