@@ -144,6 +144,7 @@ class SendJob:
         self._next_send = 0.0
         #: Set to stop after the batch in hand (a later run resumes).
         self.stop = threading.Event()
+        self._bounced: set[str] = set()
         #: "Sent" ledger entries of the batch in hand, recorded together at its end (the
         #: notice table, committed per notice, is what resuming relies on).
         self._sent_events: list[AuditEvent] = []
@@ -283,6 +284,10 @@ class SendJob:
             if rows[keys[e.patient_id]].state == states.PENDING and e.patient_id in found
         ]  # fmt: skip
         self.store.set_state([keys[e.patient_id] for e in ready], states.SENDING)
+        # The batch's bounced addresses in one query (a bounce in the batch is added).
+        self._bounced = self.store.bounced(
+            digest for e in ready for digest in self._digests(found[e.patient_id][0])
+        )
         for exposure in ready:
             key = keys[exposure.patient_id]
             recipient, pseudonym = found[exposure.patient_id]
@@ -381,11 +386,17 @@ class SendJob:
             for name, value in addresses.items()
             if value
         }
-        bounced = self.store.bounced(digests.values())
         return [
             name
             for name in recipient.channels
-            if name in self.channels and digests.get(name) not in bounced
+            if name in self.channels and digests.get(name) not in self._bounced
+        ]
+
+    def _digests(self, recipient: Recipient) -> list[str]:
+        return [
+            self.codes.address_digest(name, value)
+            for name, value in (("email", recipient.email), ("sms", recipient.mobile))
+            if value
         ]
 
     def _deliver(
@@ -422,6 +433,7 @@ class SendJob:
             except Bounced as error:
                 if digest:
                     self.store.add_bounce(digest, channel_name, str(error), self.now_us())
+                    self._bounced.add(digest)
                 self._record(
                     Tag.NOTIFY_NOTICE_BOUNCED, incident.incident_id, pseudonym,
                     {"notice": key, "channel": channel_name, "reason": str(error)[:100]},
