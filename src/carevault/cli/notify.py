@@ -185,6 +185,11 @@ def notify_send(
             f"{result.sent:,} notices sent, {result.skipped:,} left out "
             f"(see `carevault notify status {incident}`)"
         )
+        if result.down:
+            raise fail(
+                f"{', '.join(result.down)} unreachable: its notices are pending; fix the "
+                f"server and run `carevault notify send {incident}` again"
+            )
         if result.print_file is not None:
             typer.echo(
                 f"Letters to print: {result.print_file} (personal data: delete once printed)"

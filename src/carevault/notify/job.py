@@ -72,6 +72,8 @@ class Progress:
     deferred: int = 0
     first_sent_at: float | None = None
     print_file: Path | None = None
+    #: Channels that were unreachable: their notices wait for the next run.
+    down: list[str] = field(default_factory=list)
     events: list[str] = field(default_factory=list)
 
 
@@ -145,6 +147,9 @@ class SendJob:
         #: Set to stop after the batch in hand (a later run resumes).
         self.stop = threading.Event()
         self._bounced: set[str] = set()
+        self._failures: dict[str, int] = {}
+        #: Channels whose server could not be reached ``attempts`` times in a row.
+        self._down: set[str] = set()
         #: "Sent" ledger entries of the batch in hand, recorded together at its end (the
         #: notice table, committed per notice, is what resuming relies on).
         self._sent_events: list[AuditEvent] = []
@@ -169,7 +174,7 @@ class SendJob:
             waiting = [
                 row
                 for row in self.store.in_state(incident.incident_id, states.PENDING)
-                if row.patient_id in exposures
+                if row.patient_id in exposures and row.channel not in self._down
             ]
             if not waiting:
                 break
@@ -187,12 +192,12 @@ class SendJob:
             self.take_bounces(incident.incident_id)
         for channel in self.channels.values():
             channel.close()
-        if self.stop.is_set():
-            return progress
-        self.store.finish_job(incident.incident_id, self.now_us())
+        progress.down = sorted(self._down)
         letters = self.channels.get("letter")
         if isinstance(letters, LetterChannel):
             progress.print_file = letters.merge(incident.incident_id)
+        if not (self.stop.is_set() or self._down):
+            self.store.finish_job(incident.incident_id, self.now_us())
         return progress
 
     def settle(self, incident_id: str) -> int:
@@ -421,6 +426,10 @@ class SendJob:
             )
             if CHANNEL_ORDER.index(channel_name) < start:
                 continue
+            if channel_name in self._down:
+                self.store.set_state([key], states.PENDING, channel=channel_name,
+                                     last_error=f"{channel_name} unreachable")  # fmt: skip
+                return states.PENDING
             channel = self.channels[channel_name]
             address = recipient.email if channel_name == "email" else recipient.mobile
             digest = self.codes.address_digest(channel_name, address) if address else None
@@ -441,11 +450,27 @@ class SendJob:
                 )  # fmt: skip
                 row = _moved(row, channel_name)
                 continue
+            except Unreachable as error:
+                # The server, not this address: nothing is charged to the notice. Wait,
+                # doubling; after ``attempts`` failures in a row the channel is down for
+                # this run and its notices wait for the next (no mass fallback because a
+                # relay is down or misconfigured).
+                failures = self._failures.get(channel_name, 0) + 1
+                self._failures[channel_name] = failures
+                if failures >= self.pacing.attempts:
+                    self._down.add(channel_name)
+                else:
+                    self.sleep(
+                        min(self.pacing.retry_seconds * 2 ** (failures - 1),
+                            self.pacing.max_wait_seconds)
+                    )  # fmt: skip
+                self.store.set_state(
+                    [key], states.PENDING, next_attempt_us=0, channel=channel_name,
+                    last_error=str(error)[:200],
+                )  # fmt: skip
+                return states.PENDING
             except TryLater as error:
                 attempts += 1
-                if isinstance(error, Unreachable):
-                    # The server, not this address: wait before anything else is tried.
-                    self.sleep(min(self.pacing.retry_seconds * 2 ** (attempts - 1), 30.0))
                 if attempts < self.pacing.attempts:
                     delay = self.pacing.retry_seconds * 2 ** (attempts - 1)
                     self.store.set_state(
@@ -459,6 +484,7 @@ class SendJob:
                     return states.PENDING
                 row = _moved(row, channel_name)
                 continue
+            self._failures[channel_name] = 0
             sent_us = self.now_us()
             self.store.set_state(
                 [key],
