@@ -54,7 +54,7 @@ def load_scope(services: Services, incident: str, scope_file: Path | None) -> Sc
                 2,
             ) from None
         if not incident.isdigit():
-            raise fail(f"incident ids are numbers (got {incident[:40]!r})", 2)
+            raise fail(f"incident ids are numbers (got {incident[:40]!r}); or pass --scope FILE", 2)
         document = incidents.scope_document(services, int(incident))
     try:
         scope = parse_scope(document)

@@ -212,6 +212,13 @@ class SendJob:
         ]
         if sent:
             self.store.set_state(sent, states.SENT, sent_us=self.now_us(), last_error=None)
+            self.audit.record(
+                [
+                    self._event(Tag.NOTIFY_NOTICE_SENT, incident_id, None,
+                                {"notice": key, "channel": "email", "settled": "journal"})
+                    for key in sent
+                ]
+            )  # fmt: skip
         again = [row.notice_key for row in doubtful if row.notice_key not in set(sent)]
         self.store.set_state(again, states.PENDING, next_attempt_us=0)
         return len(sent)
