@@ -13,12 +13,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from carevault.bootstrap import Services
+from carevault.clock import from_micros
 from carevault.detect import alert_case
 from carevault.detect.alerts import STATUSES, Alert
 from carevault.detect.desk import OfficerCode, OfficerRefused
@@ -27,10 +29,13 @@ from carevault.detect.service import Detection
 from carevault.incidents import Actor, IncidentError, declare_case
 from carevault.web.console.evidence import MOST_DOWNLOADED, alert_evidence
 from carevault.web.console.guard import FormDep, OfficerDep, services
+from carevault.web.console.incidents import local_instant
 from carevault.web.console.render import page
 from carevault.web.security import client_address
 
 router = APIRouter()
+#: How far before an alert the declare form starts the window by default.
+LOOKBACK_US = 24 * 3600 * 1_000_000
 SEVERITIES = tuple(reversed(Severity))
 
 
@@ -130,6 +135,9 @@ async def _alert_page(
         others = [a for a in detection.alerts.list(case=alert.case_key) if a != alert]
         return {
             "alert": alert,
+            "since": window_start(
+                min([alert, *others], key=lambda a: a.raised_us), ZoneInfo(svc.settings.timezone)
+            ),
             "others": others,
             "evidence": alert_evidence(svc.audit_ledger, alert),
             "suspended": alert.account is not None
@@ -230,19 +238,33 @@ async def dismiss(request: Request, alert_id: str, viewer: OfficerDep, values: F
     return await _handle(request, alert_id, "dismissed", values)
 
 
+def window_start(alert: Alert, zone: ZoneInfo) -> str:
+    """The declare form's default start of the window, as ``datetime-local`` text: a day
+    before the alert was raised. An alert comes after the reads that raised it (the
+    release budget counts a day of them), so its case's own start would leave them out."""
+    start = from_micros(alert.raised_us - LOOKBACK_US).astimezone(zone)
+    return start.strftime("%Y-%m-%dT%H:%M")
+
+
 @router.post("/console/alerts/{alert_id}/declare")
-async def declare(request: Request, alert_id: str, viewer: OfficerDep, _form: FormDep) -> Response:
-    """An incident from the alert's case: its accounts, clients, addresses and window."""
+async def declare(request: Request, alert_id: str, viewer: OfficerDep, values: FormDep) -> Response:
+    """An incident from the alert's case (its accounts, clients, addresses and window, as
+    ``carevault incident declare --from-alert``), from the start the officer gave
+    (``--since``)."""
     svc = services(request)
     if _detection(svc) is None:
         return _missing(request)
     actor = Actor(viewer.principal, client_address(request))
+    zone = ZoneInfo(svc.settings.timezone)
 
     def run() -> int | None:
         try:
             case = alert_case(svc, alert_id[:20])
         except KeyError:
             return None
+        since = local_instant(values.get("since", ""), zone, "since")
+        if since is not None:
+            case["since"] = since
         return declare_case(svc, actor, case, alert_id=alert_id[:20]).incident_id
 
     try:

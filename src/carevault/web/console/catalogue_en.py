@@ -718,4 +718,8 @@ MESSAGES: dict[str, str] = {
     "tier.at_rest_only.means": "An encrypted copy left, without keys.",
     "tier.potentially": "Potentially",
     "tier.potentially.means": "Reachable, with no sign of reading.",
+    "alerts.declare_since_hint": (
+        "An alert comes after the reads that raised it: by default the window starts a "
+        "day before the alert. Move it if you know when it began."
+    ),
 }

@@ -601,4 +601,5 @@ MESSAGES: dict[str, str] = {
     "tier.at_rest_only.means": "加密副本外洩，但沒有金鑰。",
     "tier.potentially": "可能受影響",
     "tier.potentially.means": "可被存取，但沒有讀取跡象。",
+    "alerts.declare_since_hint": "警報在引致它的讀取之後才發出：時段預設由警報前一天開始。如知道何時開始，請調整。",
 }

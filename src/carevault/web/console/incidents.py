@@ -17,6 +17,7 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse, Response
 
+from carevault.clock import to_micros
 from carevault.incidents import Actor, IncidentError, declare_case, incidents_for
 from carevault.incidents.model import Amendment, Status, parse_compromised, parse_title
 from carevault.notify.reports import REGULATORS
@@ -128,8 +129,12 @@ async def incident_page(
             return None
         key = str(incident_id)
         return {
+            "incident_id": incident_id,
             "incident": found,
-            "timeline": incidents.timeline(incident_id),
+            "timeline": [
+                {**item, "at_us": to_micros(datetime.fromisoformat(item["at"]))}
+                for item in incidents.timeline(incident_id)
+            ],
             "notices": notices_of(request.app, svc, key),
             "clocks": clocks_of(svc, key),
         }

@@ -36,7 +36,7 @@ class NoticeProgress:
 
     @property
     def percent(self) -> int:
-        return 100 if not self.total else min(100, self.done * 100 // self.total)
+        return 0 if not self.total else min(100, self.done * 100 // self.total)
 
 
 @dataclass

@@ -158,22 +158,31 @@ def test_an_incident_declared_from_the_alert_has_its_scope_timeline_and_reports(
 ) -> None:
     alert_id = _bulk_read(console_services, front_desk_b)
     client = signed_in(officer)
-    token = csrf_of(client.get(f"/console/alerts/{alert_id}").text)
+    shown = client.get(f"/console/alerts/{alert_id}").text
+    token = csrf_of(shown)
+    # The form starts the window a day before the alert: the reads that raised it count.
+    since = re.findall(r'name="since" type="datetime-local" value="([^"]+)"', shown)[0]
     declared = client.post(
-        f"/console/alerts/{alert_id}/declare", data={"csrf": token}, follow_redirects=False
+        f"/console/alerts/{alert_id}/declare",
+        data={"csrf": token, "since": since},
+        follow_redirects=False,
     )
     assert declared.status_code == 303
     incident_id = int(re.findall(r"/console/incidents/(\d+)", declared.headers["location"])[0])
     found = incidents_for(console_services).get(incident_id)
     assert found.alert_id == str(alert_id)
     assert found.compromised.accounts == (front_desk_b.username,)
+    panel = client.get(f"/console/incidents/{incident_id}/notices", headers={"HX-Request": "true"})
+    assert panel.status_code == 200, panel.text
+    assert 'id="notice-progress"' in panel.text and "No notice has been sent" in panel.text
     page = client.get(f"/console/incidents/{incident_id}")
     assert page.status_code == 200 and "Declared" in page.text
+    assert f'hx-get="/console/incidents/{incident_id}/notices"' not in page.text  # not running
     scope = client.get(f"/console/incidents/{incident_id}/scope")
     assert scope.status_code == 200
     # The desk was given WONG and two others before the budget refused the rest.
     assert WONG.patient_id in scope.text and "<svg" in scope.text
-    assert "people had their data shown or decrypted" in scope.text
+    assert "3 people had their data shown or decrypted" in scope.text
     _never_shown(scope.text)
     board = client.get(f"/console/incidents/{incident_id}/scope.html")
     assert board.headers["content-disposition"].startswith("attachment")
