@@ -64,7 +64,14 @@ def alert_case(services: Services, alert_id: str) -> dict[str, Any]:
         detect = importlib.import_module("carevault.detect")
     except ModuleNotFoundError:
         raise fail("no detection engine installed: declare the incident by hand") from None
-    case: dict[str, Any] = detect.alert_case(services, alert_id)
+    find = getattr(detect, "alert_case", None)
+    if find is None:
+        raise fail(
+            "the detection engine installed has no alert cases (carevault.detect.alert_case)"
+        )
+    case: dict[str, Any] = find(services, alert_id)
+    if not isinstance(case, dict):
+        raise fail(f"alert {alert_id}: no case")
     return case
 
 
@@ -222,3 +229,29 @@ def scope(
     else:
         output.write_text(text, encoding="utf-8")
         typer.echo(f"wrote {output}")
+
+
+@incident_app.command("segments")
+def segments(
+    verify: Annotated[bool, typer.Option("--verify", help="Also re-check every row.")] = False,
+    home: HomeOption = None,
+) -> None:
+    """Seal the ledgers' complete segments (as a scope would) and check every sealed one."""
+    from carevault.incidents.scope import segments_for
+    from carevault.incidents.segments import SegmentRefused
+
+    with open_services(home) as services:
+        store = segments_for(services)
+        try:
+            sealed = store.seal_pending(operator())
+            for name in ("audit", "unwrap"):
+                store.usable(name, 0, None)
+                for segment in store.sealed(name) if verify else ():
+                    store.verify_rows(segment)
+        except SegmentRefused as refused:
+            raise fail(f"refused: {refused}") from None
+        counts = {name: len(store.sealed(name)) for name in ("audit", "unwrap")}
+    typer.echo(
+        f"sealed {len(sealed)} new; audit {counts['audit']}, unwrap {counts['unwrap']} "
+        "segments checked"
+    )

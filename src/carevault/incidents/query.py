@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import duckdb
 import pyarrow as pa
@@ -77,7 +78,7 @@ _AUDIT_COLUMNS = (
 _UNWRAP_COLUMNS = "seq, at_us, principal, key_id"
 
 _RELEASED = """
-SELECT patient, min(at_us), max(at_us), list(seq ORDER BY seq), flatten(list(categories))
+SELECT patient, min(at_us), max(at_us), list(seq), flatten(list(categories))
 FROM audit
 WHERE at_us >= $since AND at_us < $until AND outcome = 'success' AND patient IS NOT NULL
   AND list_contains($tags, tag)
@@ -88,7 +89,7 @@ GROUP BY patient
 """
 
 _UNWRAPPED = """
-SELECT key_id, min(at_us), max(at_us), list(seq ORDER BY seq)
+SELECT key_id, min(at_us), max(at_us), list(seq)
 FROM unwrap
 WHERE at_us >= $since AND at_us < $until AND key_id IS NOT NULL
   AND ($everyone OR list_contains($principals, principal))
@@ -99,12 +100,12 @@ GROUP BY key_id
 class DuckScope:
     """DuckDB over the checked segments and the tail of each ledger."""
 
-    def __init__(self, segments: Segments, window: Window) -> None:
+    def __init__(self, window: Window, sources: dict[str, tuple[Sequence[Path], pa.Table]]) -> None:
+        """``sources``: per ledger ("audit", "unwrap"), checked Parquet files and the tail."""
         self.window = window
         self.connection = duckdb.connect(config={"threads": os.cpu_count() or 1})
         for name, columns in (("audit", _AUDIT_COLUMNS), ("unwrap", _UNWRAP_COLUMNS)):
-            files, tail_start = segments.usable(name, window.since_us, window.until_us)
-            tail = _tail(segments, name, tail_start, window)
+            files, tail = sources[name]
             self.connection.register(f"{name}_tail", tail)
             parts = [f"SELECT {columns} FROM {name}_tail"]  # noqa: S608 - constants
             if files:
@@ -115,6 +116,15 @@ class DuckScope:
             # Names and columns are this module's constants; the files come as a relation.
             union = " UNION ALL ".join(parts)
             self.connection.execute(f"CREATE VIEW {name} AS {union}")
+
+    @classmethod
+    def over_segments(cls, segments: Segments, window: Window) -> DuckScope:
+        """Over the ledgers' sealed segments (each checked first) and their unsealed tails."""
+        sources: dict[str, tuple[Sequence[Path], pa.Table]] = {}
+        for name in ("audit", "unwrap"):
+            files, tail_start = segments.usable(name, window.since_us, window.until_us)
+            sources[name] = (files, _tail(segments, name, tail_start, window))
+        return cls(window, sources)
 
     def close(self) -> None:
         self.connection.close()
@@ -154,6 +164,10 @@ class DuckScope:
             },
         ).fetchall()
         return [Hit(row[0], int(row[1]), int(row[2]), list(row[3])) for row in rows]
+
+
+def empty(ledger: str) -> pa.Table:
+    return to_table(ledger, [])
 
 
 def _tail(segments: Segments, name: str, start: int, window: Window) -> pa.Table:
@@ -203,11 +217,11 @@ class SqlScope:
 
     def released(self, who: Who) -> list[Hit]:
         sql = """
-        WITH e AS (
+        WITH e AS MATERIALIZED (
           SELECT seq, at_us, convert_from(entry, 'UTF8')::jsonb AS d FROM audit_entry
           WHERE ledger = 'audit' AND at_us >= :since AND at_us < :until
             AND subject IS NOT NULL
-        ), hits AS (
+        ), hits AS MATERIALIZED (
           SELECT seq, at_us, d->>'patient_pseudonym' AS patient, d->'categories' AS categories
           FROM e
           WHERE d->>'outcome' = 'success' AND d->>'tag' = ANY(:tags)

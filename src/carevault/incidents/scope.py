@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from carevault.domain.roles import GROUP_WIDE, Role
-from carevault.incidents import patients
+from carevault.incidents import patients, people
 from carevault.incidents.model import Incident, instant
 from carevault.incidents.query import DuckScope, Hit, SqlScope, Who, Window
 from carevault.incidents.segments import Segments
@@ -88,7 +88,7 @@ def _open(services: Services, window: Window, engine: str) -> DuckScope | SqlSco
         return SqlScope(services.engine, services.key_engine, window)
     segments = segments_for(services)
     segments.seal_pending("system:incident-scope")
-    return DuckScope(segments, window)
+    return DuckScope.over_segments(segments, window)
 
 
 #: Windows up to this long run as plain SQL on PostgreSQL (bench/scope.py measured it).
@@ -238,6 +238,16 @@ def document(
             (_line(line, known[pseudonym], checkpoints) for pseudonym, line in tiers[tier].items()),
             key=lambda item: (item["first"] or "", item["patient"]),
         )
+    notifiable = {
+        line["patient"]: line["patient"]
+        for tier in ("confirmed", "decrypted")
+        for line in rendered[tier]
+        if not line["patient"].startswith("pseudonym:")
+    }
+    person = people.persons(services, notifiable)
+    for tier in TIERS:
+        for line in rendered[tier]:
+            line["person"] = person.get(line["patient"], line["patient"])
     header = incident.as_json()
     header["engine"] = engine
     header["generated_at"] = instant(services.now_us())
@@ -262,25 +272,35 @@ def _line(
 
 
 def counts(tiers: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
-    """People by tier, and by tier: by category, by clinic, and by day first exposed."""
-    people = {tier: len({line["patient"] for line in tiers[tier]}) for tier in TIERS}
+    """People (each counted once, in the strongest tier that holds them) by tier; and per
+    tier, people by category, by clinic, and by the day they were first exposed."""
+    counted: set[str] = set()
+    people: dict[str, int] = {}
+    for tier in TIERS:
+        persons = {line.get("person", line["patient"]) for line in tiers[tier]} - counted
+        people[tier] = len(persons)
+        counted |= persons
     by_category: dict[str, dict[str, int]] = {}
     by_clinic: dict[str, dict[str, int]] = {}
     by_day: dict[str, dict[str, int]] = {}
     for tier in TIERS:
-        categories: dict[str, int] = {}
-        clinics: dict[str, int] = {}
-        days: dict[str, int] = {}
+        categories: dict[str, set[str]] = {}
+        clinics: dict[str, set[str]] = {}
+        first: dict[str, str] = {}
         for line in tiers[tier]:
+            person = line.get("person", line["patient"])
             for category in line["categories"]:
-                categories[category] = categories.get(category, 0) + 1
+                categories.setdefault(category, set()).add(person)
             for clinic in line["clinics"]:
-                clinics[clinic] = clinics.get(clinic, 0) + 1
-            if line["first"]:
-                day = datetime.fromisoformat(line["first"]).astimezone(UTC).date().isoformat()
-                days[day] = days.get(day, 0) + 1
-        by_category[tier] = dict(sorted(categories.items()))
-        by_clinic[tier] = dict(sorted(clinics.items()))
+                clinics.setdefault(clinic, set()).add(person)
+            if line["first"] and (person not in first or line["first"] < first[person]):
+                first[person] = line["first"]
+        days: dict[str, int] = {}
+        for moment in first.values():
+            day = datetime.fromisoformat(moment).astimezone(UTC).date().isoformat()
+            days[day] = days.get(day, 0) + 1
+        by_category[tier] = {key: len(found) for key, found in sorted(categories.items())}
+        by_clinic[tier] = {key: len(found) for key, found in sorted(clinics.items())}
         by_day[tier] = dict(sorted(days.items()))
     return {
         "people": {**people, "total": sum(people.values())},

@@ -1,0 +1,164 @@
+"""Incidents over HTTP for a privacy officer (JSON): the same commands as
+``carevault incident``. Routes parse, call the incident service, and map its errors."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import JSONResponse, Response
+
+from carevault.domain.roles import Role
+from carevault.fhir.outcome import FhirError, Issue
+from carevault.gate import Caller
+from carevault.incidents import (
+    Actor,
+    IncidentError,
+    IncidentNotFound,
+    declare_case,
+    incidents_for,
+    scope_document,
+)
+from carevault.incidents.model import Amendment, Status, parse_compromised, parse_instant
+from carevault.incidents.report import render
+from carevault.incidents.segments import SegmentRefused
+from carevault.web.responses import NO_STORE
+from carevault.web.security import CallerDep, ServicesDep
+
+router = APIRouter()
+
+MAX_BODY = 64 * 1024
+MEDIA = {
+    "json": "application/json",
+    "csv": "text/csv; charset=utf-8",
+    "html": "text/html; charset=utf-8",
+    "fhir": "application/fhir+json",
+}
+
+
+def _officer(who: Caller) -> Actor:
+    if who.actor is None or who.actor.role is not Role.PRIVACY_OFFICER:
+        raise FhirError(403, [Issue("forbidden", "only a privacy officer may handle incidents")])
+    return Actor(who.principal, who.source_address)
+
+
+async def _body(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    if len(raw) > MAX_BODY:
+        raise FhirError(413, [Issue("too-long", "the body is too large")])
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        raise FhirError(400, [Issue("invalid", "the body is not JSON")]) from None
+    if not isinstance(body, dict):
+        raise FhirError(400, [Issue("invalid", "the body must be a JSON object")])
+    return body
+
+
+async def _run(call: Any, *args: Any, **named: Any) -> Any:
+    try:
+        return await run_in_threadpool(call, *args, **named)
+    except IncidentNotFound as missing:
+        raise FhirError(404, [Issue("not-found", str(missing))]) from None
+    except SegmentRefused as refused:
+        raise FhirError(409, [Issue("conflict", f"scope refused: {refused}")]) from None
+    except IncidentError as error:
+        raise FhirError(400, [Issue("invalid", str(error))]) from None
+
+
+def _json(document: Any, status: int = 200) -> JSONResponse:
+    return JSONResponse(document, status_code=status, headers=NO_STORE)
+
+
+@router.get("/admin/incidents")
+async def list_incidents(svc: ServicesDep, who: CallerDep) -> JSONResponse:
+    _officer(who)
+    found = await _run(incidents_for(svc).all)
+    return _json({"incidents": [item.as_json() for item in found]})
+
+
+@router.post("/admin/incidents")
+async def declare(request: Request, svc: ServicesDep, who: CallerDep) -> JSONResponse:
+    actor = _officer(who)
+    declared = await _run(declare_case, svc, actor, await _body(request))
+    return _json(declared.as_json(), 201)
+
+
+@router.get("/admin/incidents/{incident_id}")
+async def show(incident_id: int, svc: ServicesDep, who: CallerDep) -> JSONResponse:
+    _officer(who)
+    found = await _run(incidents_for(svc).get, incident_id)
+    return _json(found.as_json())
+
+
+def _amendment(body: dict[str, Any]) -> Amendment:
+    known = {"title", "status", "since", "until", "adds", "note"}
+    unknown = sorted(set(body) - known)
+    if unknown:
+        raise IncidentError(f"unknown field {unknown[0][:40]!r}")
+    status = body.get("status")
+    if status is not None and status not in {item.value for item in Status}:
+        raise IncidentError("status: open, contained or closed")
+    note = body.get("note")
+    if note is not None and (not isinstance(note, str) or len(note) > 2000):
+        raise IncidentError("note: a text of at most 2000 characters")
+    title = body.get("title")
+    if title is not None and (not isinstance(title, str) or not title.strip()):
+        raise IncidentError("title: a non-empty text")
+    adds = body.get("adds") or {}
+    if not isinstance(adds, dict):
+        raise IncidentError("adds: an object")
+    return Amendment(
+        title=title,
+        status=Status(status) if status else None,
+        since_us=_instant(body, "since"),
+        until_us=_instant(body, "until"),
+        adds=parse_compromised(adds),
+        note=note,
+    )
+
+
+def _instant(body: dict[str, Any], name: str) -> int | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise IncidentError(f"{name}: an ISO-8601 date or time")
+    return parse_instant(value, name)
+
+
+@router.post("/admin/incidents/{incident_id}/amend")
+async def amend(
+    incident_id: int, request: Request, svc: ServicesDep, who: CallerDep
+) -> JSONResponse:
+    actor = _officer(who)
+    body = await _body(request)
+    try:
+        amendment = _amendment(body)
+    except IncidentError as error:
+        raise FhirError(400, [Issue("invalid", str(error))]) from None
+    amended = await _run(incidents_for(svc).amend, actor, incident_id, amendment)
+    return _json(amended.as_json())
+
+
+@router.get("/admin/incidents/{incident_id}/timeline")
+async def timeline(incident_id: int, svc: ServicesDep, who: CallerDep) -> JSONResponse:
+    _officer(who)
+    items = await _run(incidents_for(svc).timeline, incident_id)
+    return _json({"incident": incident_id, "timeline": items})
+
+
+@router.get("/admin/incidents/{incident_id}/scope")
+async def scope(
+    incident_id: int, svc: ServicesDep, who: CallerDep, format: str = "json"
+) -> Response:
+    actor = _officer(who)
+    if format not in MEDIA:
+        raise FhirError(400, [Issue("invalid", "format: json, csv, html or fhir")])
+    document = await _run(scope_document, svc, incident_id, actor=actor)
+    if format == "json":
+        return _json(document)
+    text = await run_in_threadpool(render, document, format)
+    return Response(text, media_type=MEDIA[format], headers=NO_STORE)

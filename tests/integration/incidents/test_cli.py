@@ -1,0 +1,103 @@
+"""``carevault incident``: the command shapes scripts rely on, and every output format."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from carevault.bootstrap import build_services
+from carevault.cli import app
+from carevault.ledger.events import AuditEvent, Outcome, Tag
+from tests.conftest import make_settings
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A data directory where staff:thief read three patients on 2026-01-01."""
+    home = tmp_path / "home"
+    for name, value in (("ENVIRONMENT", "test"), ("ARGON2_MEMORY_KIB", "8192"),
+                        ("ARGON2_TIME_COST", "1"), ("CHECKPOINT_SECONDS", "0")):  # fmt: skip
+        monkeypatch.setenv(f"CAREVAULT_{name}", value)
+    services = build_services(make_settings(home), create_keys=True, migrate=True)
+    try:
+        services.audit.record(
+            [
+                AuditEvent(
+                    tag=Tag.FHIR_READ,
+                    outcome=Outcome.SUCCESS,
+                    at_us=1_767_225_600_000_000 + n * 60_000_000,
+                    principal="staff:thief",
+                    source_address="203.0.113.9",
+                    resource_type="Patient",
+                    resource_id=f"p{n}",
+                    patient_pseudonym=f"ps{n}",
+                    categories=("identity",),
+                )
+                for n in range(3)
+            ]
+        )
+    finally:
+        services.close()
+    return home
+
+
+def _run(home: Path, *args: str) -> str:
+    result = runner.invoke(app, ["incident", *args, "--home", str(home)])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_declare_prints_the_id_last_and_the_rest_reads_it(home: Path) -> None:
+    output = _run(home, "declare", "--title", "Phished", "--account", "thief",
+                  "--address", "203.0.113.0/24", "--since", "2026-01-01", "--until",
+                  "2026-01-02T00:00:00+00:00")  # fmt: skip
+    incident = output.split()[-1]
+    assert incident == "1"
+    assert "Phished" in _run(home, "list")
+    assert json.loads(_run(home, "show", incident))["compromised"]["accounts"] == ["thief"]
+    document = json.loads(_run(home, "scope", incident, "--format", "json"))
+    assert set(document) == {"incident", "tiers", "counts"}
+    assert set(document["tiers"]) == {"confirmed", "decrypted", "at_rest_only", "potentially"}
+    assert len(document["tiers"]["confirmed"]) == 3
+    assert document["counts"]["people"]["confirmed"] == 3
+    assert (
+        _run(home, "amend", incident, "--status", "contained", "--note", "reset").split()[-1] == "1"
+    )
+    kinds = [item["kind"] for item in json.loads(_run(home, "timeline", incident))]
+    assert kinds == ["declared", "scoped", "amended"]
+    assert _run(home, "segments", "--verify").startswith("sealed 0 new; audit 0, unwrap 0")
+
+
+@pytest.mark.parametrize("fmt", ["csv", "html", "fhir"])
+def test_scope_in_every_format(home: Path, fmt: str, tmp_path: Path) -> None:
+    incident = _run(home, "declare", "--title", "t", "--address", "203.0.113.9",
+                    "--since", "2026-01-01").split()[-1]  # fmt: skip
+    out = tmp_path / f"scope.{fmt}"
+    _run(home, "scope", incident, "--format", fmt, "--output", str(out))
+    text = out.read_text()
+    if fmt == "csv":
+        assert text.splitlines()[0].startswith("tier,patient,categories")
+        assert len(text.splitlines()) == 4
+    elif fmt == "html":
+        assert text.startswith("<!doctype html>") and "<svg" in text
+        assert "src=" not in text and "<script" not in text
+    else:
+        bundle = json.loads(text)
+        kinds = [entry["resource"]["resourceType"] for entry in bundle["entry"]]
+        assert kinds == ["Group", "DocumentReference"]
+
+
+def test_bad_input_and_missing_detection_engine_fail_clearly(home: Path) -> None:
+    bad = runner.invoke(app, ["incident", "declare", "--title", "t", "--account", "a",
+                              "--since", "last week", "--home", str(home)])  # fmt: skip
+    assert bad.exit_code == 1 and "since" in bad.output
+    alert = runner.invoke(app, ["incident", "declare", "--from-alert", "7", "--home", str(home)])
+    assert alert.exit_code == 1 and "no detection engine installed" in alert.output
+    missing = runner.invoke(app, ["incident", "scope", "42", "--home", str(home)])
+    assert missing.exit_code == 1 and "no incident 42" in missing.output
+    assert runner.invoke(app, ["incident", "list", "--home", str(home)]).output == ""

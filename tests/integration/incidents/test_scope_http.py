@@ -1,0 +1,170 @@
+"""Through the HTTP API: an account reads a known set of patients (some of it withheld by
+its role), an incident is declared for that account and window by a privacy officer,
+and the scope lists exactly those patients with exactly the categories each was shown;
+another account's reads in the same window stay out. An amendment shows what changed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from carevault.bootstrap import Services
+from carevault.domain.hkid import check_digit
+from carevault.fhir.categories import element_categories
+from carevault.fhir.registry import RESOURCE_TYPES
+from tests.integration.access.group import TM, Group, _patient, build_group, observation
+from tests.support.client import FhirTestClient
+
+
+@pytest.fixture
+def group(services: Services, api: FhirTestClient) -> Iterator[Group]:
+    yield from build_group(services, api)
+
+
+def _hkid(prefix: str, digits: str) -> str:
+    return f"{prefix}{digits}({check_digit(prefix, digits)})"
+
+
+def _instant(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat()
+
+
+def _shown(body: dict[str, Any], shown: dict[str, set[str]]) -> None:
+    """Record the categories of every patient resource in a response body, by patient."""
+    resources = (
+        [entry["resource"] for entry in body.get("entry", [])]
+        if body["resourceType"] == "Bundle"
+        else [body]
+    )
+    for resource in resources:
+        kind = resource["resourceType"]
+        if kind == "Patient":
+            patient = resource["id"]
+        elif "subject" in resource or "patient" in resource:
+            patient = (resource.get("subject") or resource.get("patient"))["reference"].split("/")[
+                1
+            ]
+        else:
+            continue  # directory resources: no one's data
+        categories = element_categories(RESOURCE_TYPES[kind], resource)
+        shown.setdefault(patient, set()).update(str(c) for c in categories)
+
+
+def test_scope_lists_exactly_what_the_account_was_shown(group: Group, api: FhirTestClient) -> None:
+    hkids = [_hkid("B", "111111"), _hkid("D", "222222")]
+    more = [_patient(api, TM, f"Ho{n}", hkid, f"1990-01-0{n + 1}") for n, hkid in enumerate(hkids)]
+    p1, p2, p3 = group.tm_patient.id, more[0].id, more[1].id
+    api.post_json("/fhir/Observation", observation(p3, "BP 150/95"))
+    since = datetime.now(UTC) - timedelta(seconds=1)
+    shown: dict[str, set[str]] = {}
+    # The front desk: patients' records with the HKID withheld, one $everything whose
+    # clinical records are not for its eyes, and a refused read of an observation.
+    for path in (f"/fhir/Patient/{p1}", f"/fhir/Patient/{p2}", f"/fhir/Patient/{p3}/$everything"):
+        response = group.call(group.desk_tm, "GET", path)
+        assert response.status_code == 200, response.text
+        _shown(response.json(), shown)
+    refused = group.call(group.desk_tm, "GET", f"/fhir/Observation/{group.tm_patient.observation}")
+    assert refused.status_code in (403, 404)
+    # Another account in the same window: a physician reading another patient.
+    other = group.tw_patient.id
+    assert group.call(group.doctor_tw, "GET", f"/fhir/Patient/{other}").status_code == 200
+    until = datetime.now(UTC) + timedelta(seconds=1)
+    assert "government_id" not in set().union(*shown.values())
+
+    officer = group.officer.headers
+    case = {"title": "desk account phished", "accounts": [group.desk_tm.account.username],
+            "since": _instant(since), "until": _instant(until)}  # fmt: skip
+    created = group.web.post("/admin/incidents", json=case, headers=officer)
+    assert created.status_code == 201, created.text
+    incident = created.json()["id"]
+
+    scope = group.web.get(f"/admin/incidents/{incident}/scope?format=json", headers=officer)
+    assert scope.status_code == 200, scope.text
+    document = scope.json()
+    confirmed = {
+        line["patient"]: set(line["categories"]) for line in document["tiers"]["confirmed"]
+    }
+    assert confirmed == shown
+    assert other not in {line["patient"] for tier in ("confirmed", "decrypted")
+                         for line in document["tiers"][tier]}  # fmt: skip
+    assert document["counts"]["people"]["confirmed"] == 3
+    assert document["incident"]["compromised"]["accounts"] == [group.desk_tm.account.username]
+
+    # The investigation learns the physician's account was used too: re-running says so.
+    amended = group.web.post(
+        f"/admin/incidents/{incident}/amend",
+        json={"adds": {"accounts": [group.doctor_tw.account.username]}, "note": "second account"},
+        headers=officer,
+    )
+    assert amended.status_code == 200, amended.text
+    again = group.web.get(f"/admin/incidents/{incident}/scope", headers=officer).json()
+    assert other in {line["patient"] for line in again["tiers"]["confirmed"]}
+    assert again["incident"]["changes"]["confirmed"]["added"] == [other]
+    timeline = group.web.get(f"/admin/incidents/{incident}/timeline", headers=officer).json()
+    assert [item["kind"] for item in timeline["timeline"]] == [
+        "declared", "scoped", "amended", "scoped"
+    ]  # fmt: skip
+
+
+def test_only_a_privacy_officer_handles_incidents(group: Group) -> None:
+    case = {"title": "x", "accounts": ["someone"], "since": "2026-01-01"}
+    refused = group.web.post("/admin/incidents", json=case, headers=group.doctor_tm.headers)
+    assert refused.status_code == 403
+    assert group.web.get("/admin/incidents", headers=group.desk_tm.headers).status_code == 403
+    assert group.web.get("/admin/incidents").status_code == 401
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        {"title": "x", "accounts": ["a"], "since": "yesterday"},
+        {"title": "x", "addresses": ["10.0.0.300"], "since": "2026-01-01"},
+        {"title": "x", "accounts": ["a"], "since": "2026-02-01", "until": "2026-01-01"},
+        {"title": "", "accounts": ["a"], "since": "2026-01-01"},
+        {"title": "x", "since": "2026-01-01"},
+        {"title": "x", "accounts": "a", "since": "2026-01-01"},
+        {"title": "x", "accounts": ["a"], "since": "2026-01-01", "colour": "red"},
+    ],
+)
+def test_a_bad_declaration_is_refused_and_changes_nothing(
+    group: Group, case: dict[str, Any]
+) -> None:
+    officer = group.officer.headers
+    size = group.services.audit_ledger.store.head()[0]
+    response = group.web.post("/admin/incidents", json=case, headers=officer)
+    assert response.status_code == 400, response.text
+    assert response.json()["resourceType"] == "OperationOutcome"
+    assert group.web.get("/admin/incidents", headers=officer).json() == {"incidents": []}
+    assert group.services.audit_ledger.store.head()[0] == size
+
+
+def test_scope_of_a_missing_incident_is_not_found(group: Group) -> None:
+    response = group.web.get("/admin/incidents/99/scope", headers=group.officer.headers)
+    assert response.status_code == 404
+
+
+def test_the_same_person_registered_at_two_clinics_is_counted_once(
+    group: Group, api: FhirTestClient
+) -> None:
+    from carevault.incidents import Actor, declare_case, scope_document
+    from tests.integration.access.group import TW
+
+    hkid = _hkid("E", "333333")
+    first = _patient(api, TM, "Yip", hkid, "1960-05-05").id
+    second = _patient(api, TW, "Yip", hkid.replace("(", " ("), "1960-05-05").id
+    since = datetime.now(UTC) - timedelta(seconds=1)
+    for patient in (first, second, group.tw_patient.id):
+        assert api.get(f"/fhir/Patient/{patient}").status_code == 200
+    case = {"title": "t", "accounts": ["system:test"], "since": _instant(since),
+            "until": _instant(datetime.now(UTC) + timedelta(seconds=1))}  # fmt: skip
+    incident = declare_case(group.services, Actor("staff:officer"), case).incident_id
+    document = scope_document(group.services, incident)
+    persons = {line["patient"]: line["person"] for line in document["tiers"]["confirmed"]}
+    assert set(persons) == {first, second, group.tw_patient.id}
+    assert persons[first] == persons[second] == min(first, second)
+    assert persons[group.tw_patient.id] == group.tw_patient.id
+    assert document["counts"]["people"]["confirmed"] == 2
+    assert document["counts"]["by_clinic"]["confirmed"] == {TM: 1, TW: 2}
