@@ -60,7 +60,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="300 patients, 2 rounds.")
     options = parser.parse_args(argv)
     if options.quick:
-        options.patients, options.rounds, options.budget = 300, 2, 40
+        options.patients, options.rounds, options.budget = 300, 2, 10
     return options
 
 
@@ -93,7 +93,13 @@ def stage_breach(services: Services, budget: int) -> tuple[int, int, dict[str, A
             refused += 1
     assert services.detection is not None  # noqa: S101 - built by the composition root
     services.detection.engine.catch_up()
-    alert = next(a for a in services.detection.alerts.list() if a.account == desk.username)
+    raised = [a for a in services.detection.alerts.list() if a.account == desk.username]
+    if not raised:
+        raise SystemExit(
+            f"{desk.username} read {released} patients of {clinic} and was never refused: "
+            "give a smaller --budget"
+        )
+    alert = raised[0]
     case = alert_case(services, alert.alert_id)
     case["clinics"] = [clinic]
     incident = declare_case(services, Actor("system:bench"), case, str(alert.alert_id))
