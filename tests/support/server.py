@@ -65,7 +65,10 @@ class RunningServer:
 
 @contextmanager
 def running_server(
-    env: Mapping[str, str], log_dir: Path, start_seconds: float = 180
+    env: Mapping[str, str],
+    log_dir: Path,
+    workers: int = 1,
+    start_seconds: float | None = None,
 ) -> Iterator[RunningServer]:
     port = free_port()
     log = log_dir / f"server-{port}.log"
@@ -80,6 +83,8 @@ def running_server(
                 "127.0.0.1",
                 "--port",
                 str(port),
+                "--workers",
+                str(workers),
             ],
             env=dict(env),
             stdout=output,
@@ -87,7 +92,8 @@ def running_server(
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + start_seconds
+        # Each worker process starts on its own (imports, services): allow for each.
+        deadline = time.monotonic() + (start_seconds or 180 * workers)
         while True:
             if process.poll() is not None:
                 raise RuntimeError(f"server exited early:\n{log.read_text()[-3000:]}")
