@@ -29,6 +29,7 @@ from carevault.console.sessions import ConsoleSessions
 from carevault.containment.service import ContainmentService
 from carevault.containment.state import ContainmentStore
 from carevault.db import make_engine
+from carevault.detect.service import Detection, build_detection
 from carevault.fhir.content import InputLimits
 from carevault.gate import CareSettings, Gate
 from carevault.keys.cache import DataKeyCache
@@ -84,6 +85,7 @@ class Services:
     limits: RequestLimits
     schedule: CheckpointSchedule | None = None
     activity: ActivityCounter | None = None
+    detection: Detection | None = None
     _closed: bool = field(default=False, repr=False)
 
     @property
@@ -111,6 +113,8 @@ class Services:
             )
             self.activity.start()
             self.refusals.start()
+        if self.detection is not None:
+            self.detection.start()
 
     def close(self) -> None:
         if self._closed:
@@ -120,6 +124,8 @@ class Services:
             self.schedule.stop()
         if self.activity is not None:
             self.activity.stop()
+        if self.detection is not None:
+            self.detection.close()
         try:
             self.refusals.close()
         except Exception:  # noqa: BLE001 - closing goes on; the first refusals are recorded
@@ -131,6 +137,16 @@ class Services:
         self.engine.dispose()
         if self.key_engine is not self.engine:
             self.key_engine.dispose()
+
+
+def _pseudonym(vault: Vault, patient_id: str) -> str | None:
+    """A patient's pseudonym from their id (clear metadata; nothing is decrypted)."""
+    from carevault.vault.records import NotFound
+
+    try:
+        return vault.locate("Patient", patient_id).head.patient_pseudonym
+    except NotFound:
+        return None
 
 
 def make_provider(settings: Settings, *, create: bool = False) -> KeyProvider:
@@ -262,6 +278,20 @@ def build_services(
         ),
     )
     admin = Administration(accounts, clients, sessions, audit_ledger.writer, clock)
+    detection = build_detection(
+        settings,
+        engine,
+        audit_ledger,
+        unwrap_ledger,
+        lambda practitioner: vault.token("CareRelationship", "practitioner", practitioner),
+        lambda patient_id: _pseudonym(vault, patient_id),
+        containment,
+        admin,
+        accounts,
+        sessions,
+        now_us,
+    )
+    gate.release = detection.budget
     fhir = FhirInteractions(
         gate,
         SearchSettings(
@@ -309,4 +339,5 @@ def build_services(
         ),
         refusals=RefusalTally(audit_ledger.writer, clock),
         limits=RequestLimits.from_settings(settings),
+        detection=detection,
     )

@@ -195,9 +195,105 @@ class Settings(BaseSettings):
     segments_dir: Path | None = Field(
         default=None, description="Where sealed segments are kept; defaults to <home>/segments."
     )
+    # Breach notices (carevault.notify): the sender, its channels, the verification page.
+    notify_group_name: str = Field(
+        default="CareVault Clinics", description="The clinic group's name as patients know it."
+    )
+    notify_group_name_zh: str = Field(default="CareVault 診所", description="Its Chinese name.")
+    notify_site: str | None = Field(
+        default=None,
+        description=(
+            "The address patients are told to type themselves to reach /verify "
+            "(e.g. clinics.example.hk); defaults to the host of CAREVAULT_PUBLIC_BASE_URL."
+        ),
+    )
+    notify_hotline: str = Field(default="+852 2000 0000", description="The incident hotline.")
+    notify_contact_name: str = Field(
+        default="The Data Protection Officer", description="The named contact in every notice."
+    )
+    notify_contact_email: str = Field(default="privacy@example.hk")
+    notify_rate: float = Field(
+        default=50.0, gt=0, description="Notices sent per second at most (all channels)."
+    )
+    notify_attempts: int = Field(
+        default=4, ge=1, le=20, description="Tries of one channel before falling back."
+    )
+    notify_retry_seconds: float = Field(
+        default=2.0, ge=0, description="First retry delay; it doubles with each try."
+    )
+    notify_batch: int = Field(default=20, ge=1, le=1000, description="Notices per batch.")
+    notify_verify_per_minute: float = Field(
+        default=10.0, gt=0, description="Verification checks per minute from one address."
+    )
+    notify_verify_global_per_second: float = Field(
+        default=20.0, gt=0, description="Verification checks per second from everyone together."
+    )
+    notify_letters_dir: Path | None = Field(
+        default=None, description="Where letters are written; <home>/notify/letters."
+    )
+    notify_dsn_dir: Path | None = Field(
+        default=None, description="A Maildir of delivery status notifications (bounces)."
+    )
+    notify_journal_dir: Path | None = Field(
+        default=None,
+        description=(
+            "A Maildir where the mail relay keeps a copy of every message it accepts: "
+            "settles a notice whose send was interrupted without sending it twice."
+        ),
+    )
+    notify_pcpd_days: int = Field(
+        default=5, ge=1, description="Days after declaring an incident to notify the PCPD."
+    )
+    smtp_host: str = Field(default="127.0.0.1")
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: Literal["auto", "required", "off"] = Field(
+        default="auto", description="auto: STARTTLS when the server offers it."
+    )
+    smtp_ca_file: Path | None = Field(default=None, description="CA bundle for STARTTLS.")
+    smtp_timeout: float = Field(default=30.0, gt=0)
+    smtp_from: str = Field(default="notices@example.hk", description="Envelope and From address.")
+    dkim_domain: str | None = Field(
+        default=None, description="The d= domain of DKIM signatures; the From domain if unset."
+    )
+    dkim_selector: str = Field(default="carevault")
+    dkim_key_path: Path | None = Field(
+        default=None, description="PEM RSA key that signs notices; <home>/keys/dkim.pem."
+    )
+    sms_gateway_url: str | None = Field(
+        default=None, description="The SMS gateway's HTTP endpoint (POST JSON)."
+    )
+    sms_gateway_token: SecretStr | None = None
 
     #: Only a benchmark may turn encryption off, to measure the unencrypted baseline.
     encryption: bool = True
+
+    # Detection and automatic containment (carevault.detect, docs/detection.md)
+    detect: bool = Field(default=True, description="Run the detectors in this process.")
+    detect_poll_seconds: float = Field(
+        default=0.2, gt=0, le=10, description="How often the detectors look for new entries."
+    )
+    release_budget: str = Field(
+        default="",
+        description=(
+            "Distinct patients an account may be given per hour and per day, per role, "
+            "over the built-in table: 'physician=120/400,front_desk=150/600'."
+        ),
+    )
+    detect_responses: str = Field(
+        default="",
+        description=(
+            "Automatic responses over the built-in policy: 'high=suspend,medium=step-up' or "
+            "per role 'nurse:high=throttle'; actions raise, step-up, throttle, suspend, "
+            "phi-offline."
+        ),
+    )
+    alert_smtp_host: str | None = Field(default=None, description="SMTP relay for alerts.")
+    alert_smtp_port: int = Field(default=25, ge=1, le=65535)
+    alert_email_from: str = "carevault-alerts@localhost"
+    alert_email_to: str = Field(default="", description="Comma-separated alert recipients.")
+    alert_webhook_url: str | None = Field(default=None, description="POST each alert here.")
 
     @field_validator("public_base_url")
     @classmethod
@@ -262,6 +358,10 @@ class Settings(BaseSettings):
     @property
     def resolved_segments_dir(self) -> Path:
         return self.segments_dir or self.home / "segments"
+
+    @property
+    def resolved_dkim_key_path(self) -> Path:
+        return self.dkim_key_path or self.home / "keys" / "dkim.pem"
 
     @property
     def is_sqlite(self) -> bool:

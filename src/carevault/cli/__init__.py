@@ -7,8 +7,17 @@ from __future__ import annotations
 
 import os
 
-from carevault.cli import audit, contain, keys, server, sim, staff  # noqa: F401 - they register
-from carevault.cli import incident  # noqa: F401 - registers `carevault incident`
+from carevault.cli import (  # noqa: F401 - they register
+    alerts,
+    audit,
+    contain,
+    incident,
+    keys,
+    notify,
+    server,
+    sim,
+    staff,
+)
 from carevault.cli.common import app
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -16,6 +16,9 @@ from carevault.cli.common import (
     when,
 )
 from carevault.containment.state import Mode
+
+if TYPE_CHECKING:
+    from carevault.bootstrap import Services
 
 contain_app = typer.Typer(help="Containment: graded switches for an incident (privacy officer).")
 app.add_typer(contain_app, name="contain")
@@ -86,11 +89,35 @@ def status(home: HomeOption = None) -> None:
         typer.echo(f"Break-the-glass grants awaiting review: {len(queue)}")
         for grant in queue:
             typer.echo(f"  {grant.grant_id} {grant.reason} at {when(grant.granted_us)}")
+        _detection_status(services)
         for ledger in services.ledgers():
             size, _ = ledger.store.head()
             latest = ledger.checkpoints.latest()
             signed = f"last checkpoint at size {latest.size}" if latest else "no checkpoint yet"
             typer.echo(f"Ledger {ledger.store.name}: {size:,} entries, {signed}")
+        from carevault.cli.notify import print_clocks
+
+        print_clocks(services)
+
+
+def _detection_status(services: Services) -> None:
+    """Open alerts, automatic actions in force, and how far the detectors have read."""
+    detection = services.detection
+    if detection is None:
+        return
+    alerts = detection.alerts.list(status="open")
+    acted = [a for a in alerts if a.action not in (None, "raise")]
+    typer.echo(f"Detection: {len(alerts)} open alerts, {len(acted)} with an automatic action")
+    for alert in acted[-10:]:
+        who = alert.account or alert.client or alert.case_key
+        typer.echo(
+            f"  alert {alert.alert_id} {alert.severity} {alert.detector} {who}: {alert.action}"
+            + (f" (containment #{alert.containment_id})" if alert.containment_id else "")
+        )
+    throttled = sorted(detection.flags.current().throttled)
+    if throttled:
+        typer.echo(f"  throttled: {', '.join(throttled)} (carevault alerts unthrottle)")
+    typer.echo(f"  detectors have read {detection.engine.position():,} audit entries")
 
 
 @app.command()

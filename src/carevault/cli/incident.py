@@ -69,7 +69,12 @@ def alert_case(services: Services, alert_id: str) -> dict[str, Any]:
         raise fail(
             "the detection engine installed has no alert cases (carevault.detect.alert_case)"
         )
-    case: dict[str, Any] = find(services, alert_id)
+    try:
+        case: dict[str, Any] = find(services, alert_id)
+    except KeyError:
+        raise fail(f"no alert {alert_id}") from None
+    except RuntimeError as error:
+        raise fail(f"the detection engine cannot give alert {alert_id}: {error}") from None
     if not isinstance(case, dict):
         raise fail(f"alert {alert_id}: no case")
     return case

@@ -99,6 +99,9 @@ def run(
     initialise(settings)
     clock = start_clock(first)
     services = build_services(settings, clock=clock)
+    if services.detection is not None:
+        # Detectors live during the run, on its clock: automatic containment shows.
+        services.detection.start()
     folder = _run_folder(settings.home, out)
     request = RunRequest(first, days, patients, seed_value, loaded, folder, visit_scale)
     try:

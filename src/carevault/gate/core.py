@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import tzinfo
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Connection
 
@@ -27,6 +27,7 @@ from carevault.access.scopes import Interaction, Scopes
 from carevault.clock import to_micros
 from carevault.containment.state import ContainmentActive, ContainmentState, ContainmentStore
 from carevault.db import pinned_connection, read_transaction
+from carevault.detect.budget import ReleaseRefused
 from carevault.domain.care import DAY_US, CareWindow, Window, WriterStanding, grants
 from carevault.domain.categories import DataCategory
 from carevault.domain.policy import Actor, Decision, Target, decide, may_place
@@ -151,7 +152,17 @@ class _Attempt:
     detail: dict[str, Any] = field(default_factory=dict)
 
 
+class ReleaseGuard(Protocol):
+    """Refuses (``ReleaseRefused``) before data leaves when the account's release budget
+    would be exceeded; records the release otherwise."""
+
+    def admit(self, principal: str, role: str, pseudonyms: Sequence[str], at_us: int) -> None: ...
+
+
 class Gate:
+    #: The release budget (``carevault.detect.budget``); None: no budget.
+    release: ReleaseGuard | None = None
+
     def __init__(
         self,
         vault: Vault,
@@ -285,7 +296,7 @@ class Gate:
                 # Part of a transaction that now rolls back: the write that holds it
                 # records the refusal once the transaction is gone.
                 raise
-            if isinstance(error, AccessDenied | ContainmentActive):
+            if isinstance(error, AccessDenied | ContainmentActive | ReleaseRefused):
                 self.audit.record([self._event(attempt, Outcome.DENIED, reason=str(error))])
             else:
                 reason = str(error) if isinstance(error, NotFound | Gone) else type(error).__name__
@@ -439,6 +450,8 @@ class Gate:
             # Withheld as a whole (e.g. a sensitive record): indistinguishable from absent.
             raise NotFound(f"{rt.name}/{located.head.resource_id} is not known")
         shown, categories = visible
+        if located.head.patient_pseudonym is not None:
+            self._release(caller, [located.head.patient_pseudonym])
         self._record(
             [
                 self._event(
@@ -593,7 +606,14 @@ class Gate:
             )
             for pseudonym, (categories, references, decision) in by_patient.items()
         ] or [self._event(attempt, Outcome.SUCCESS, detail={"returned": []})]
+        self._release(attempt.caller, [p for p in by_patient if p is not None])
         self._record(events)
+
+    def _release(self, caller: Caller, pseudonyms: Sequence[str]) -> None:
+        """The release budget, before anything is recorded as given or returned."""
+        if self.release is None or caller.actor is None or not pseudonyms:
+            return
+        self.release.admit(caller.principal, str(caller.actor.role), pseudonyms, self.vault_now())
 
     def everything(
         self, caller: Caller, patient_id: str, *, offset: int = 0, count: int | None = None

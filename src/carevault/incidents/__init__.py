@@ -64,7 +64,7 @@ def declare_case(
 
 def scope_document(
     services: Services,
-    incident_id: int,
+    incident_id: int | str,
     *,
     engine: str = "auto",
     actor: Actor = SCOPE_ACTOR,
@@ -73,6 +73,10 @@ def scope_document(
     ``incident.changes`` says what changed since the previous run."""
     from carevault.incidents.scope import TIERS, compute
 
+    if isinstance(incident_id, str):
+        if not incident_id.strip().isdigit():
+            raise IncidentError(f"no incident {incident_id[:40]!r}")
+        incident_id = int(incident_id)
     incidents = incidents_for(services)
     incident = incidents.get(incident_id)
     document = compute(services, incident, engine)

@@ -68,10 +68,24 @@ class Tag(StrEnum):
     CONSOLE_SIGN_IN_REFUSED = "console:session:refused"
     CONSOLE_STEP_UP_REFUSED = "console:step-up:refused"
     CONSOLE_REQUEST_REFUSED = "console:request:refused"
+    DETECT_ALERT_RAISED = "detect:alert:raised"
+    DETECT_ALERT_HANDLED = "detect:alert:handled"
+    DETECT_FAILED = "detect:detector:failed"
+    DETECT_STEP_UP = "detect:session:step-up"
+    DETECT_THROTTLED = "detect:account:throttled"
+    DETECT_FLAG_SET = "detect:patient:flagged"
     INCIDENT_DECLARED = "incident:incident:declared"
     INCIDENT_AMENDED = "incident:incident:amended"
     INCIDENT_SCOPED = "incident:scope:computed"
     SEGMENT_SEALED = "audit:segment:sealed"
+    # Breach notification (carevault.notify)
+    NOTIFY_JOB_RUN = "notify:job:run"
+    NOTIFY_NOTICE_SENT = "notify:notice:sent"
+    NOTIFY_NOTICE_SKIPPED = "notify:notice:skipped"
+    NOTIFY_NOTICE_BOUNCED = "notify:notice:bounced"
+    NOTIFY_CODE_CHECKED = "notify:code:checked"
+    NOTIFY_RISK_DECIDED = "notify:risk:decided"
+    NOTIFY_REPORT_MADE = "notify:report:made"
 
 
 class Outcome(StrEnum):

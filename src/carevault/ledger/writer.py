@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 
@@ -46,6 +46,9 @@ class LedgerWriter:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._closed = False
+        #: Told of each group commit (first position, entries), after it is durable; a
+        #: listener must be quick (the detection engine only queues) and never raises here.
+        self.listeners: list[Callable[[int, Sequence[LedgerEntry]], None]] = []
 
     def _ensure_thread(self) -> None:
         with self._lock:
@@ -122,6 +125,11 @@ class LedgerWriter:
         for item in batch:
             item.done.set_result((position, position + len(item.entries)))
             position += len(item.entries)
+        for listener in self.listeners:
+            try:
+                listener(first, entries)
+            except Exception as error:  # noqa: BLE001 - the ledger never waits on a listener
+                log.error("ledger %s: a listener failed: %s", self.store.name, type(error).__name__)
 
     def close(self) -> None:
         with self._lock:

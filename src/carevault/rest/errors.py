@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from carevault.access.breakglass import BreakGlassError
 from carevault.access.registrations import TooManyAttempts
 from carevault.containment.state import ContainmentActive
+from carevault.detect.budget import ReleaseRefused
 from carevault.fhir.outcome import FhirError, Issue
 from carevault.fhir.query import SearchError
 from carevault.gate import AccessDenied
@@ -31,6 +32,7 @@ _STATUS: list[tuple[type[Exception], int, str]] = [
     (BreakGlassError, 400, "invalid"),
     (RegistrationInvalid, 400, "invalid"),
     (TooManyAttempts, 429, "throttled"),
+    (ReleaseRefused, 429, "throttled"),
     (AuditUnavailable, 503, "transient"),
     (ContainmentActive, 503, "transient"),
     (NotFound, 404, "not-found"),

@@ -16,11 +16,13 @@ from carevault.config import Settings
 from carevault.fhir.outcome import FhirError
 from carevault.web import (
     admin_routes,
+    alert_routes,
     audit_routes,
     auth_routes,
     console,
     fhir_routes,
     incident_routes,
+    verify_routes,
 )
 from carevault.web.guard import RequestGuard
 from carevault.web.responses import (
@@ -66,9 +68,11 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.include_router(audit_routes.router)
     app.include_router(admin_routes.router)
     app.include_router(incident_routes.router)
+    app.include_router(alert_routes.router)
     app.include_router(auth_routes.router)
     app.include_router(fhir_routes.router)
     console.install(app, built)
+    verify_routes.install(app, built)
 
     @app.get("/healthz", include_in_schema=False)
     async def health() -> JSONResponse:

@@ -92,12 +92,12 @@ def test_scope_in_every_format(home: Path, fmt: str, tmp_path: Path) -> None:
         assert kinds == ["Group", "DocumentReference"]
 
 
-def test_bad_input_and_missing_detection_engine_fail_clearly(home: Path) -> None:
+def test_bad_input_and_an_unknown_alert_fail_clearly(home: Path) -> None:
     bad = runner.invoke(app, ["incident", "declare", "--title", "t", "--account", "a",
                               "--since", "last week", "--home", str(home)])  # fmt: skip
     assert bad.exit_code == 1 and "since" in bad.output
     alert = runner.invoke(app, ["incident", "declare", "--from-alert", "7", "--home", str(home)])
-    assert alert.exit_code == 1 and "no detection engine installed" in alert.output
+    assert alert.exit_code == 1 and "no alert 7" in alert.output
     missing = runner.invoke(app, ["incident", "scope", "42", "--home", str(home)])
     assert missing.exit_code == 1 and "no incident 42" in missing.output
     assert runner.invoke(app, ["incident", "list", "--home", str(home)]).output == ""

@@ -15,6 +15,7 @@ from carevault.bootstrap import Services
 from carevault.domain.hkid import check_digit
 from carevault.fhir.categories import element_categories
 from carevault.fhir.registry import RESOURCE_TYPES
+from carevault.notify.scope import parse_scope
 from tests.integration.access.group import TM, Group, _patient, build_group, observation
 from tests.support.client import FhirTestClient
 
@@ -92,6 +93,8 @@ def test_scope_lists_exactly_what_the_account_was_shown(group: Group, api: FhirT
                          for line in document["tiers"][tier]}  # fmt: skip
     assert document["counts"]["people"]["confirmed"] == 3
     assert document["incident"]["compromised"]["accounts"] == [group.desk_tm.account.username]
+    # The notification helper's reading of the same document.
+    assert parse_scope(document).patient_count(("confirmed",)) == 3
 
     # The investigation learns the physician's account was used too: re-running says so.
     amended = group.web.post(

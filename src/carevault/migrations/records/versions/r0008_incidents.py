@@ -12,7 +12,7 @@ from alembic import op
 from carevault.incidents import tables
 
 revision = "records_0008"
-down_revision = "records_0006"
+down_revision = "records_0007"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,154 @@
+"""``carevault alerts``: the detectors' alerts, for the privacy officer."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import typer
+
+from carevault.cli.common import HomeOption, OfficerOption, TotpOption, app, fail, open_services
+
+alerts_app = typer.Typer(
+    help="Alerts raised by the detectors: list, show, acknowledge, dismiss; patient flags.",
+    no_args_is_help=True,
+)
+app.add_typer(alerts_app, name="alerts")
+
+JsonOption = Annotated[bool, typer.Option("--json", help="As JSON.")]
+
+
+def _officer(username: str, code: str | None) -> Any:
+    from carevault.detect.desk import OfficerCode
+
+    fresh: str = code or typer.prompt("TOTP code", hide_input=True)
+    return OfficerCode(username, fresh, "cli")
+
+
+def _line(alert: dict[str, Any]) -> str:
+    who = alert["account"] or alert["client"] or alert["case"].removeprefix("case:")
+    action = alert["action"] or "-"
+    return (
+        f"{alert['id']:>5} {alert['raised_at'][:19]} {alert['severity']:<8} "
+        f"{alert['detector']:<22} {who:<20} {alert['patient_count']:>5} pts  "
+        f"{action:<10} {alert['status']}"
+    )
+
+
+@alerts_app.command("list")
+def list_alerts(
+    status: Annotated[
+        str | None, typer.Option(help="Only alerts in this status (open, acknowledged, dismissed).")
+    ] = None,  # fmt: skip
+    as_json: JsonOption = False,
+    home: HomeOption = None,
+) -> None:
+    """Every alert, oldest first (the detectors catch up with the ledger first)."""
+    from carevault.detect.alerts import as_dict
+
+    with open_services(home) as services:
+        detection = services.detection
+        assert detection is not None  # noqa: S101 - the composition root always builds it
+        detection.engine.catch_up()
+        found = [as_dict(alert) for alert in detection.alerts.list(status=status)]
+    if as_json:
+        typer.echo(json.dumps(found, indent=1))
+        return
+    if not found:
+        typer.echo("no alerts")
+    for alert in found:
+        typer.echo(_line(alert))
+
+
+@alerts_app.command("show")
+def show(alert_id: str, as_json: JsonOption = False, home: HomeOption = None) -> None:
+    """One alert: what was seen, the ledger positions that prove it, what was done."""
+    from carevault.detect.alerts import as_dict
+
+    with open_services(home) as services:
+        assert services.detection is not None  # noqa: S101
+        try:
+            alert = services.detection.alerts.get(alert_id)
+        except KeyError:
+            raise fail(f"no alert {alert_id}") from None
+    shown = as_dict(alert)
+    if as_json:
+        typer.echo(json.dumps({**shown, "patients": list(alert.patients)}, indent=1))
+        return
+    for key, value in shown.items():
+        typer.echo(f"{key:>15}: {value}")
+    typer.echo(f"{'patients':>15}: {len(alert.patients)} (pseudonyms; --json lists them)")
+
+
+def _handle(
+    alert_id: str, status: str, officer: str, totp: str | None, reason: str, home: Any
+) -> None:
+    from carevault.detect.desk import OfficerRefused
+
+    with open_services(home) as services:
+        assert services.detection is not None  # noqa: S101
+        try:
+            services.detection.desk.handle(_officer(officer, totp), alert_id, status, reason)
+        except KeyError:
+            raise fail(f"no alert {alert_id}") from None
+        except OfficerRefused as refused:
+            raise fail(str(refused)) from None
+    typer.echo(f"alert {alert_id}: {status}")
+
+
+@alerts_app.command("ack")
+def ack(
+    alert_id: str, officer: OfficerOption, totp: TotpOption = None, home: HomeOption = None
+) -> None:
+    """Acknowledge an alert (it is being looked into)."""
+    _handle(alert_id, "acknowledged", officer, totp, "acknowledged", home)
+
+
+@alerts_app.command("dismiss")
+def dismiss(
+    alert_id: str,
+    reason: Annotated[str, typer.Option(help="Why it is not a breach (recorded).")],
+    officer: OfficerOption,
+    totp: TotpOption = None,
+    home: HomeOption = None,
+) -> None:
+    """Dismiss an alert as explained. Containment it caused stays until released
+    (``carevault contain release``)."""
+    _handle(alert_id, "dismissed", officer, totp, reason, home)
+
+
+@alerts_app.command("flag")
+def flag(
+    patient_id: str,
+    kind: Annotated[str, typer.Option(help="vip or decoy.")],
+    officer: OfficerOption,
+    off: Annotated[bool, typer.Option("--off", help="Remove the flag.")] = False,
+    totp: TotpOption = None,
+    home: HomeOption = None,
+) -> None:
+    """Mark a patient VIP (unexplained access alerts) or decoy (any access is critical)."""
+    from carevault.detect.desk import OfficerRefused
+
+    with open_services(home) as services:
+        assert services.detection is not None  # noqa: S101
+        try:
+            services.detection.desk.flag(_officer(officer, totp), kind, patient_id, on=not off)
+        except (KeyError, OfficerRefused) as error:
+            raise fail(str(error)) from None
+    typer.echo(f"Patient/{patient_id}: {kind} {'off' if off else 'on'}")
+
+
+@alerts_app.command("unthrottle")
+def unthrottle(
+    username: str, officer: OfficerOption, totp: TotpOption = None, home: HomeOption = None
+) -> None:
+    """Lift an automatic throttle from an account."""
+    from carevault.detect.desk import OfficerRefused
+
+    with open_services(home) as services:
+        assert services.detection is not None  # noqa: S101
+        try:
+            services.detection.desk.unthrottle(_officer(officer, totp), username)
+        except OfficerRefused as error:
+            raise fail(str(error)) from None
+    typer.echo(f"{username}: throttle lifted")

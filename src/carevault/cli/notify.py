@@ -1,0 +1,351 @@
+"""``carevault notify``: notices to the people an incident affected; ``carevault report``:
+the regulators' reports and the officer's decisions on them."""
+
+from __future__ import annotations
+
+import importlib
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from carevault.cli.common import HomeOption, OfficerOption, TotpOption, app, fail, open_services
+
+if TYPE_CHECKING:
+    from carevault.bootstrap import Services
+    from carevault.notify.scope import Scope
+
+notify_app = typer.Typer(
+    help="Notices to the patients an incident affected: preview, send, status.",
+    no_args_is_help=True,
+)
+report_app = typer.Typer(
+    help="Regulators' reports (PCPD, HIPAA, GDPR) and the officer's decisions.",
+    no_args_is_help=True,
+)
+app.add_typer(notify_app, name="notify")
+app.add_typer(report_app, name="report")
+
+IncidentArgument = Annotated[str, typer.Argument(help="The incident's id.")]
+ScopeOption = Annotated[
+    Path | None,
+    typer.Option("--scope", help="The incident's scope document (JSON); default: from incidents."),
+]
+
+
+def load_scope(services: Services, incident: str, scope_file: Path | None) -> Scope:
+    """The scope document of ``incident``: from the file, or from the incidents module."""
+    from carevault.notify.scope import ScopeError, parse_scope
+
+    document: Any
+    if scope_file is not None:
+        try:
+            document = json.loads(scope_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as error:
+            raise fail(f"cannot read the scope document {scope_file}: {error}", 2) from None
+    else:
+        try:
+            incidents = importlib.import_module("carevault.incidents")
+        except ModuleNotFoundError:
+            raise fail(
+                "the incidents module (carevault.incidents) is not installed: "
+                "pass --scope FILE, the incident's scope document as JSON",
+                2,
+            ) from None
+        document = incidents.scope_document(services, incident)
+    try:
+        scope = parse_scope(document)
+    except ScopeError as error:
+        raise fail(f"the scope document is malformed: {error}", 2) from None
+    if scope.incident.incident_id != incident:
+        raise fail(f"the scope document is of incident {scope.incident.incident_id}", 2)
+    return scope
+
+
+def _tiers(also: str | None) -> tuple[str, ...]:
+    from carevault.notify.scope import NOTIFIED_TIERS, TIERS
+
+    extra = tuple(t.strip() for t in (also or "").split(",") if t.strip())
+    unknown = [t for t in extra if t not in TIERS]
+    if unknown:
+        raise fail(f"--also takes tiers among {', '.join(TIERS)}", 2)
+    return tuple(t for t in TIERS if t in set(NOTIFIED_TIERS) | set(extra))
+
+
+@notify_app.command("preview")
+def notify_preview(
+    incident: IncidentArgument,
+    scope_file: ScopeOption = None,
+    patient: Annotated[str | None, typer.Option(help="Show this patient's notice in full.")] = None,
+    home: HomeOption = None,
+) -> None:
+    """Who would be notified, how and in which language; one notice in full. Sends nothing."""
+    from carevault.notify.codes import CodeKeys
+    from carevault.notify.job import notice_key
+    from carevault.notify.notice import render
+    from carevault.notify.service import code_keys, reader_of, sender_of
+
+    with open_services(home) as services:
+        scope = load_scope(services, incident, scope_file)
+        exposures = list(scope.exposures())
+        reader = reader_of(services)
+        keys: CodeKeys = code_keys(services.settings)
+        plan: dict[str, int] = {}
+        left_out: list[str] = []
+        shown = None
+        for start in range(0, len(exposures), 200):
+            batch = exposures[start : start + 200]
+            found = reader.recipients([e.patient_id for e in batch])
+            for exposure in batch:
+                entry = found.get(exposure.patient_id)
+                if entry is None:
+                    left_out.append(f"Patient/{exposure.patient_id}: no longer on record")
+                    continue
+                recipient = entry[0]
+                if recipient.deceased:
+                    left_out.append(f"Patient/{exposure.patient_id}: deceased")
+                    continue
+                channel = recipient.channels[0] if recipient.channels else "none"
+                who = "guardian" if recipient.guardian else "patient"
+                label = f"{channel:7} {recipient.language}  to {who}"
+                plan[label] = plan.get(label, 0) + 1
+                if shown is None and (patient is None or patient == exposure.patient_id):
+                    code = keys.code_for(notice_key(incident, exposure.patient_id))
+                    shown = render(sender_of(services.settings), scope.incident, exposure,
+                                   recipient, code)  # fmt: skip
+        typer.echo(f"Incident {incident}: {len(exposures)} people to notify")
+        for label, count in sorted(plan.items()):
+            typer.echo(f"  {count:7,}  {label}")
+        if left_out:
+            typer.echo(f"Left out ({len(left_out)}):")
+            for line in left_out:
+                typer.echo(f"  {line}")
+        if shown is not None:
+            typer.echo("\n--- " + shown.subject + " ---\n" + shown.text)
+            typer.echo("--- SMS ---\n" + shown.sms)
+
+
+@notify_app.command("send")
+def notify_send(
+    incident: IncidentArgument,
+    scope_file: ScopeOption = None,
+    also: Annotated[
+        str | None,
+        typer.Option(
+            help="Also notify these tiers (at_rest_only, potentially): the officer's decision."
+        ),
+    ] = None,
+    officer: Annotated[str | None, typer.Option(help="Privacy officer (with --also).")] = None,
+    totp: TotpOption = None,
+    reason: Annotated[str | None, typer.Option(help="Why (with --also; recorded).")] = None,
+    home: HomeOption = None,
+) -> None:
+    """Send every notice (resumable: run it again after any interruption)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from carevault.notify.decisions import Decision, Decisions
+    from carevault.notify.job import Progress as JobProgress
+    from carevault.notify.reporting import open_clocks
+    from carevault.notify.service import send_job
+    from carevault.notify.store import NoticeStore
+
+    with open_services(home) as services:
+        scope = load_scope(services, incident, scope_file)
+        tiers = _tiers(also)
+        job = NoticeStore(services.engine).job(incident)
+        if also is None and job is not None:
+            tiers = tuple(str(job["tiers"]).split(","))
+        elif also:
+            if not officer or not reason:
+                raise fail("--also is the officer's decision: give --officer and --reason", 2)
+            code: str = totp or typer.prompt("TOTP code", hide_input=True)
+            Decisions(services.accounts, services.audit, services.now_us).record(
+                Decision(incident, "notify-tiers", "notify", reason, officer),
+                code,
+                {"tiers": list(tiers)},
+            )
+        open_clocks(services, scope)
+        with Progress(
+            TextColumn("[bold]notices"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("sent {task.fields[sent]}, left out {task.fields[skipped]}, "
+                       "retrying {task.fields[deferred]}"),
+        ) as bar:  # fmt: skip
+            task = bar.add_task("send", total=scope.patient_count(tiers), sent=0, skipped=0,
+                                deferred=0)  # fmt: skip
+
+            def advance(progress: JobProgress) -> None:
+                bar.update(task, completed=progress.done, sent=progress.sent,
+                           skipped=progress.skipped, deferred=progress.deferred)  # fmt: skip
+
+            result = send_job(services).run(scope, tiers, advance)
+        typer.echo(
+            f"{result.sent:,} notices sent, {result.skipped:,} left out "
+            f"(see `carevault notify status {incident}`)"
+        )
+
+
+@notify_app.command("status")
+def notify_status(incident: IncidentArgument, home: HomeOption = None) -> None:
+    """Where the send job stands: notices by state, channel and language; who was left out."""
+    from carevault.cli.common import when
+    from carevault.notify import store as states
+    from carevault.notify.store import NoticeStore
+
+    with open_services(home) as services:
+        store = NoticeStore(services.engine)
+        job = store.job(incident)
+        if job is None:
+            raise fail(f"no notices for incident {incident} yet", 1)
+        finished = (
+            f"finished {when(int(job['finished_us']))}"
+            if job["finished_us"]
+            else "running or interrupted"
+        )
+        typer.echo(f"Incident {incident}: {job['total']} people, tiers {job['tiers']}; {finished}")
+        counts = store.counts(incident)
+        for (state, channel, language), count in sorted(counts.items()):
+            typer.echo(f"  {count:7,}  {state:11} {channel:7} {language}")
+        for state in (states.DECEASED, states.UNREACHABLE, states.MISSING):
+            rows = store.in_state(incident, state)
+            if rows:
+                typer.echo(f"Left out, {state} ({len(rows)}):")
+                for row in rows[:200]:
+                    typer.echo(f"  Patient/{row.patient_id}")
+        waiting = store.in_state(incident, states.PENDING) + store.in_state(
+            incident, states.SENDING
+        )
+        if waiting:
+            typer.echo(f"Not sent yet ({len(waiting)}): run `carevault notify send {incident}`")
+            for row in waiting[:20]:
+                typer.echo(f"  Patient/{row.patient_id} {row.channel}: {row.last_error or ''}")
+
+
+@notify_app.command("dkim-record")
+def notify_dkim_record(home: HomeOption = None) -> None:
+    """The DNS TXT record to publish for the notices' DKIM signatures."""
+    from carevault.notify.mail import dkim_key, dns_record
+
+    with open_services(home) as services:
+        settings = services.settings
+        domain = settings.dkim_domain or settings.smtp_from.rsplit("@", 1)[-1]
+        key = dkim_key(settings.resolved_dkim_key_path, create=True)
+        typer.echo(f'{settings.dkim_selector}._domainkey.{domain}. IN TXT "{dns_record(key)}"')
+
+
+@notify_app.command("fake-sms")
+def notify_fake_sms(
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8025,
+    outbox: Annotated[Path | None, typer.Option(help="Append each message here.")] = None,
+) -> None:
+    """A loopback SMS gateway that prints and keeps what it is sent (demo and tests)."""
+    import time
+
+    from carevault.notify.sms import FakeSmsGateway
+
+    gateway = FakeSmsGateway(port, str(outbox) if outbox else None).start()
+    typer.echo(f"fake SMS gateway on {gateway.url} (Ctrl-C to stop)")
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        gateway.stop()
+
+
+def _report(regulator: str, incident: str, scope_file: Path | None, output: Path | None,
+            home: Path | None) -> None:  # fmt: skip
+    from carevault.notify.letters import FontMissing
+    from carevault.notify.reporting import make_report
+    from carevault.notify.reports import report_pdf
+
+    with open_services(home) as services:
+        scope = load_scope(services, incident, scope_file)
+        report = make_report(services, scope, regulator)
+        text = json.dumps(report, ensure_ascii=False, indent=2)
+        if output is None:
+            typer.echo(text)
+            return
+        output.mkdir(parents=True, exist_ok=True, mode=0o700)
+        stem = output / f"{regulator}-{incident}"
+        stem.with_suffix(".json").write_text(text + "\n", encoding="utf-8")
+        try:
+            stem.with_suffix(".pdf").write_bytes(report_pdf(report, services.settings.pdf_font))
+        except FontMissing as error:
+            raise fail(str(error)) from None
+        typer.echo(f"{stem}.json, {stem}.pdf (deadline {report['deadline']})")
+
+
+OutputOption = Annotated[
+    Path | None, typer.Option("--output", help="Write JSON and PDF into this folder.")
+]
+
+
+@report_app.command("pcpd")
+def report_pcpd(incident: IncidentArgument, scope_file: ScopeOption = None,
+                output: OutputOption = None, home: HomeOption = None) -> None:  # fmt: skip
+    """Hong Kong PCPD Data Breach Notification Form, pre-filled."""
+    _report("pcpd", incident, scope_file, output, home)
+
+
+@report_app.command("hipaa")
+def report_hipaa(incident: IncidentArgument, scope_file: ScopeOption = None,
+                 output: OutputOption = None, home: HomeOption = None) -> None:  # fmt: skip
+    """HIPAA: individual notice content, HHS breach portal fields, media notice."""
+    _report("hipaa", incident, scope_file, output, home)
+
+
+@report_app.command("gdpr")
+def report_gdpr(incident: IncidentArgument, scope_file: ScopeOption = None,
+                output: OutputOption = None, home: HomeOption = None) -> None:  # fmt: skip
+    """GDPR Article 33 notification and Article 34 communication."""
+    _report("gdpr", incident, scope_file, output, home)
+
+
+@report_app.command("decide")
+def report_decide(
+    incident: IncidentArgument,
+    regulator: Annotated[str, typer.Option(help="pcpd, hipaa or gdpr.")],
+    decision: Annotated[str, typer.Option(help="notify, not-notify or filed.")],
+    reason: Annotated[str, typer.Option(help="Why (recorded in the ledger).")],
+    officer: OfficerOption,
+    totp: TotpOption = None,
+    home: HomeOption = None,
+) -> None:
+    """Record the officer's decision on notifying a regulator (and stop its clock)."""
+    from carevault.notify.decisions import DECISIONS, Decision, DecisionRefused, Decisions
+    from carevault.notify.reports import REGULATORS
+    from carevault.notify.store import NoticeStore
+
+    if regulator not in REGULATORS or decision not in DECISIONS:
+        raise fail(f"--regulator is one of {REGULATORS}; --decision one of {DECISIONS}", 2)
+    with open_services(home) as services:
+        code: str = totp or typer.prompt("TOTP code", hide_input=True)
+        try:
+            Decisions(services.accounts, services.audit, services.now_us).record(
+                Decision(incident, regulator, decision, reason, officer), code, {}
+            )
+        except DecisionRefused as error:
+            raise fail(str(error)) from None
+        NoticeStore(services.engine).close_clock(
+            incident,
+            regulator,
+            decision=decision,
+            filed_us=services.now_us() if decision != "notify" else None,
+        )
+    typer.echo(f"{regulator}: {decision} recorded for incident {incident}")
+
+
+def print_clocks(services: Services) -> None:
+    """The regulators' clocks, for ``carevault status``."""
+    from carevault.cli.common import when
+    from carevault.notify.store import NoticeStore
+
+    clocks = NoticeStore(services.engine).clocks()
+    open_ones = [c for c in clocks if c["filed_us"] is None]
+    typer.echo(f"Regulators' clocks running: {len(open_ones)}")
+    now = services.now_us()
+    for clock in open_ones:
+        due = int(clock["due_us"])
+        left = (due - now) / 3_600_000_000
+        state = f"{left:,.1f} h left" if left >= 0 else f"OVERDUE by {-left:,.1f} h"
+        typer.echo(f"  {clock['incident_id']} {clock['regulator']:5} due {when(due)}: {state}")

@@ -1,0 +1,64 @@
+"""Detection: abnormal access noticed from the audit ledger as it is committed, and
+contained automatically (see docs/detection.md).
+
+``build_detection`` wires the engine for the composition root; ``alerts_as_dicts``
+and ``alert_case`` are what the simulator's scorecard and the incident work read.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from carevault.bootstrap import Services
+
+
+def alerts_as_dicts(services: Services) -> list[dict[str, Any]]:
+    """Every alert, as ``carevault alerts list --json`` gives them, after bringing the
+    detectors up to the whole ledger (so an offline run can be scored)."""
+    from carevault.detect.alerts import as_dict
+
+    detection = services.detection
+    if detection is None:
+        raise RuntimeError("detection is not configured in these services")
+    detection.engine.catch_up()
+    return [as_dict(alert) for alert in detection.alerts.list()]
+
+
+def alert_case(services: Services, alert_id: str | int) -> dict[str, Any]:
+    """What an incident needs to know of an alert's case: its title, the accounts,
+    client apps and source addresses involved, and the time window (``until`` None
+    while the case is open). KeyError for an unknown alert."""
+    from carevault.detect.alerts import iso
+
+    detection = services.detection
+    if detection is None:
+        raise RuntimeError("detection is not configured in these services")
+    alert = detection.alerts.get(alert_id)
+    case = detection.alerts.list(case=alert.case_key)
+    networks = sorted(
+        {
+            str(ipaddress.ip_network(a.source_address or ""))
+            for a in case
+            if _is_address(a.source_address)
+        }
+    )
+    still_open = any(a.status == "open" for a in case)
+    who = alert.account or alert.client or alert.case_key.removeprefix("case:")
+    return {
+        "title": f"{alert.detector} by {who}: {alert.explanation}"[:200],
+        "accounts": sorted({a.account for a in case if a.account}),
+        "clients": sorted({a.client for a in case if a.client}),
+        "addresses": networks,
+        "since": iso(min(a.raised_us for a in case)),
+        "until": None if still_open else iso(max(a.updated_us for a in case)),
+    }
+
+
+def _is_address(text: str | None) -> bool:
+    try:
+        ipaddress.ip_address(text or "")
+    except ValueError:
+        return False
+    return True

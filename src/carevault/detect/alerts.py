@@ -1,0 +1,274 @@
+"""Alerts as stored: raised (deduplicated, escalated), listed, acknowledged, dismissed.
+
+One alert per detector, subject and period (``Finding.dedup_key``): a second finding for
+the same key widens the alert (more patients, a later ledger position) and may raise its
+severity, but never makes a second alert. Alerts are grouped into one case per account
+(or client app, or system principal). Patients are kept by pseudonym only.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, insert, select, update
+
+from carevault.db import read_transaction, write_transaction
+from carevault.detect.model import Finding, Severity
+from carevault.detect.tables import detect_alert
+
+OPEN = "open"
+STATUSES = ("open", "acknowledged", "dismissed")
+#: At most this many pseudonyms are kept on one alert (the count goes on).
+KEPT_PATIENTS = 5000
+
+
+@dataclass(frozen=True)
+class Alert:
+    alert_id: int
+    case_key: str
+    detector: str
+    severity: Severity
+    account: str | None
+    role: str | None
+    client: str | None
+    session: str | None
+    source_address: str | None
+    patient_count: int
+    patients: tuple[str, ...]
+    first_position: int | None
+    last_position: int | None
+    raised_us: int
+    updated_us: int
+    action: str | None
+    containment_id: int | None
+    status: str
+    explanation: str
+    handled_by: str | None
+
+    @property
+    def principal(self) -> str | None:
+        if self.account:
+            return f"staff:{self.account}"
+        if self.client:
+            return f"client:{self.client}"
+        return None
+
+
+@dataclass(frozen=True)
+class Raised:
+    """An alert that is new, or whose severity went up: what responses act on."""
+
+    alert: Alert
+    new: bool
+
+
+def iso(at_us: int) -> str:
+    return datetime.fromtimestamp(at_us / 1_000_000, UTC).isoformat()
+
+
+def as_dict(alert: Alert) -> dict[str, Any]:
+    """The agreed shape (``carevault alerts list --json``, ``GET /admin/alerts``)."""
+    return {
+        "id": str(alert.alert_id),
+        "case": alert.case_key,
+        "detector": alert.detector,
+        "severity": str(alert.severity),
+        "account": alert.account,
+        "role": alert.role,
+        "client": alert.client,
+        "source_address": alert.source_address,
+        "patient_count": alert.patient_count,
+        "first_position": alert.first_position,
+        "last_position": alert.last_position,
+        "raised_at": iso(alert.raised_us),
+        "action": alert.action,
+        "status": alert.status,
+        "explanation": alert.explanation,
+    }
+
+
+def _alert(row: Any) -> Alert:
+    m = row._mapping
+    return Alert(
+        alert_id=int(m["alert_id"]),
+        case_key=m["case_key"],
+        detector=m["detector"],
+        severity=Severity(m["severity"]),
+        account=m["account"],
+        role=m["role"],
+        client=m["client"],
+        session=m["session"],
+        source_address=m["source_address"],
+        patient_count=int(m["patient_count"]),
+        patients=tuple(json.loads(m["patients"])),
+        first_position=m["first_position"],
+        last_position=m["last_position"],
+        raised_us=int(m["raised_us"]),
+        updated_us=int(m["updated_us"]),
+        action=m["action"],
+        containment_id=m["containment_id"],
+        status=m["status"],
+        explanation=m["explanation"],
+        handled_by=m["handled_by"],
+    )
+
+
+def who(principal: str | None, client_id: str | None) -> tuple[str | None, str | None]:
+    """(account username, client id) of an entry's principal."""
+    if principal and principal.startswith("staff:"):
+        return principal.removeprefix("staff:"), client_id
+    if principal and principal.startswith("client:"):
+        return None, principal.removeprefix("client:")
+    return None, client_id
+
+
+class AlertStore:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def upsert(
+        self,
+        connection: Connection,
+        findings: list[Finding],
+        now_us: int,
+        names: dict[str, str] | None = None,
+    ) -> list[Raised]:
+        """Inside the detectors' transaction: record ``findings``; return those that are
+        new or escalated. ``names`` maps principals such as ``staff-account:<id>`` to
+        usernames."""
+        raised: list[Raised] = []
+        for finding in _merged(findings):
+            row = connection.execute(
+                select(detect_alert).where(detect_alert.c.dedup_key == finding.dedup_key)
+            ).first()
+            access = finding.access
+            principal = (names or {}).get(access.principal or "", access.principal)
+            account, client = who(principal, access.client_id)
+            patients = [p for p in finding.patients if p]
+            if row is None:
+                values = {
+                    "dedup_key": finding.dedup_key,
+                    "case_key": f"case:{principal or 'unknown'}",
+                    "detector": finding.detector,
+                    "severity": str(finding.severity),
+                    "account": account,
+                    "role": access.role,
+                    "client": client,
+                    "session": access.session_id,
+                    "source_address": access.source_address,
+                    "patient_count": len(set(patients)),
+                    "patients": json.dumps(sorted(set(patients))[:KEPT_PATIENTS]),
+                    "first_position": _position(
+                        finding.first_position
+                        if finding.first_position is not None
+                        else access.position
+                    ),
+                    "last_position": _position(access.position),
+                    "raised_us": now_us,
+                    "updated_us": now_us,
+                    "status": OPEN,
+                    "explanation": finding.explanation,
+                }
+                new_id = connection.execute(
+                    insert(detect_alert).values(**values).returning(detect_alert.c.alert_id)
+                ).scalar_one()
+                raised.append(Raised(self._get(connection, int(new_id)), True))
+                continue
+            current = _alert(row)
+            known = set(current.patients)
+            merged = known | set(patients)
+            severity = max(current.severity, finding.severity, key=lambda s: s.rank)
+            connection.execute(
+                update(detect_alert)
+                .where(detect_alert.c.alert_id == current.alert_id)
+                .values(
+                    severity=str(severity),
+                    patient_count=max(current.patient_count, len(merged)),
+                    patients=json.dumps(sorted(merged)[:KEPT_PATIENTS]),
+                    last_position=_position(max(current.last_position or -1, access.position)),
+                    updated_us=now_us,
+                    explanation=finding.explanation,
+                )
+            )
+            if severity.rank > current.severity.rank:
+                raised.append(Raised(self._get(connection, current.alert_id), False))
+        return raised
+
+    def _get(self, connection: Connection, alert_id: int) -> Alert:
+        row = connection.execute(
+            select(detect_alert).where(detect_alert.c.alert_id == alert_id)
+        ).first()
+        if row is None:
+            raise KeyError(f"no alert {alert_id}")
+        return _alert(row)
+
+    def get(self, alert_id: int | str) -> Alert:
+        try:
+            wanted = int(alert_id)
+        except (TypeError, ValueError):
+            raise KeyError(f"no alert {alert_id!r}") from None
+        with read_transaction(self.engine) as connection:
+            return self._get(connection, wanted)
+
+    def list(
+        self, *, status: str | None = None, case: str | None = None, limit: int = 10_000
+    ) -> list[Alert]:
+        query = select(detect_alert).order_by(detect_alert.c.alert_id).limit(limit)
+        if status is not None:
+            query = query.where(detect_alert.c.status == status)
+        if case is not None:
+            query = query.where(detect_alert.c.case_key == case)
+        with read_transaction(self.engine) as connection:
+            return [_alert(row) for row in connection.execute(query).all()]
+
+    def set_status(self, alert_id: int, status: str, by: str) -> Alert:
+        if status not in STATUSES:
+            raise ValueError(f"status must be one of {', '.join(STATUSES)}")
+        with write_transaction(self.engine) as connection:
+            self._get(connection, alert_id)
+            connection.execute(
+                update(detect_alert)
+                .where(detect_alert.c.alert_id == alert_id)
+                .values(status=status, handled_by=by)
+            )
+            return self._get(connection, alert_id)
+
+    def set_action(self, alert_id: int, action: str, containment_id: int | None) -> None:
+        with write_transaction(self.engine) as connection:
+            connection.execute(
+                update(detect_alert)
+                .where(detect_alert.c.alert_id == alert_id)
+                .values(action=action, containment_id=containment_id)
+            )
+
+
+def _merged(findings: list[Finding]) -> list[Finding]:
+    """One finding per dedup key within a batch: the last (widest), at the highest
+    severity seen, with every patient named by any of them."""
+    by_key: dict[str, Finding] = {}
+    for finding in findings:
+        before = by_key.get(finding.dedup_key)
+        if before is None:
+            by_key[finding.dedup_key] = finding
+            continue
+        severity = max(before.severity, finding.severity, key=lambda s: s.rank)
+        patients = tuple(dict.fromkeys(before.patients + finding.patients))
+        first = before.first_position if before.first_position is not None else None
+        by_key[finding.dedup_key] = Finding(
+            finding.detector,
+            severity,
+            finding.period,
+            finding.explanation,
+            finding.access,
+            patients,
+            first if first is not None else finding.first_position,
+        )
+    return list(by_key.values())
+
+
+def _position(position: int) -> int | None:
+    """An audit-ledger position; None for findings from elsewhere (the unwrap ledger)."""
+    return position if position >= 0 else None

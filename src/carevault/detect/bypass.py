@@ -1,0 +1,128 @@
+"""Gate bypass: data keys unwrapped (the key service's own ledger) for a patient with
+no access entry in the audit ledger around that moment. The gate records every access
+it opens a key for, so an unwrap without one was made by something that is not the
+gate: a process on the host with the key service's credentials."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, Engine, select
+
+from carevault.db import read_transaction
+from carevault.detect.model import HOUR_US, Access, Finding, Severity
+from carevault.detect.state import read_cursor, write_cursor
+from carevault.ledger.store import LedgerStore
+
+CURSOR = "unwrap"
+#: Unwraps younger than this are left for the next batch: their audit entry may still
+#: be on its way to the disk.
+LAG_US = 5_000_000
+#: An audit entry this close to the unwrap accounts for it.
+MATCH_US = 120_000_000
+BATCH = 5000
+#: Keys that are no one patient's.
+SHARED_KEYS = frozenset({"directory", "credentials"})
+
+
+@dataclass(frozen=True)
+class Unwrap:
+    position: int
+    at_us: int
+    key_id: str
+    principal: str
+
+
+class BypassCheck:
+    def __init__(
+        self, engine: Engine, unwrap: LedgerStore, audit: LedgerStore, now_us: Callable[[], int]
+    ) -> None:
+        self.engine = engine
+        self.unwrap = unwrap
+        self.audit = audit
+        self.now_us = now_us
+
+    def position(self) -> int:
+        with read_transaction(self.engine) as connection:
+            return read_cursor(connection, CURSOR).position
+
+    def pending(self) -> bool:
+        return self.unwrap.head()[0] > self.position()
+
+    def check(self) -> tuple[list[Finding], int | None]:
+        """Findings for the unwraps ready to judge, and the position to advance to."""
+        start = self.position()
+        head = self.unwrap.head()[0]
+        if head <= start:
+            return [], None
+        ready: list[Unwrap] = []
+        end = start
+        edge = self.now_us() - LAG_US
+        for seq, data in self.unwrap.entries(start, min(head, start + BATCH)):
+            document = json.loads(data)
+            if int(document.get("at_us", 0)) > edge:
+                break
+            end = seq + 1
+            key = str(document.get("key_id", ""))
+            if key and key not in SHARED_KEYS:
+                ready.append(
+                    Unwrap(seq, int(document["at_us"]), key, str(document.get("principal")))
+                )
+        if end == start:
+            return [], None
+        return self._judge(ready), end
+
+    def _judge(self, unwraps: list[Unwrap]) -> list[Finding]:
+        if not unwraps:
+            return []
+        low = min(u.at_us for u in unwraps) - MATCH_US
+        high = max(u.at_us for u in unwraps) + MATCH_US
+        keys = sorted({u.key_id for u in unwraps})
+        entry = self.audit.tables.entry
+        seen: dict[str, list[int]] = {}
+        with read_transaction(self.engine) as connection:
+            for chunk in range(0, len(keys), 500):
+                rows = connection.execute(
+                    select(entry.c.subject, entry.c.at_us).where(
+                        entry.c.ledger == self.audit.name,
+                        entry.c.subject.in_(keys[chunk : chunk + 500]),
+                        entry.c.at_us >= low,
+                        entry.c.at_us <= high,
+                    )
+                ).all()
+                for subject, at in rows:
+                    seen.setdefault(subject, []).append(int(at))
+        groups: dict[tuple[str, int], list[Unwrap]] = {}
+        for unwrap in unwraps:
+            if any(abs(at - unwrap.at_us) <= MATCH_US for at in seen.get(unwrap.key_id, [])):
+                continue
+            groups.setdefault((unwrap.principal, unwrap.at_us // HOUR_US), []).append(unwrap)
+        found = []
+        for (principal, hour), items in groups.items():
+            patients = tuple(sorted({u.key_id for u in items}))
+            severity = Severity.CRITICAL if len(patients) >= 3 else Severity.HIGH
+            found.append(
+                Finding(
+                    "gate-bypass",
+                    severity,
+                    str(hour),
+                    f"{len(patients)} patients' data keys unwrapped by {principal} with no "
+                    f"access recorded at the gate (unwrap-ledger entries {items[0].position}"
+                    f"-{items[-1].position})",
+                    Access(
+                        position=-1,
+                        at_us=items[-1].at_us,
+                        tag="keys:data-key:unwrapped",
+                        outcome="success",
+                        principal=principal,
+                        role="system",
+                    ),
+                    patients,
+                )
+            )
+        return found
+
+    def advance(self, connection: Connection, position: int, owner: str, now_us: int) -> None:
+        write_cursor(connection, CURSOR, position, owner, 0, now_us)

@@ -1,0 +1,110 @@
+"""What a privacy officer does with alerts: acknowledge, dismiss, flag patients (VIP,
+decoy), lift a throttle. Each needs the officer's fresh TOTP code and is recorded in
+the audit ledger, like every containment switch."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from carevault.access.accounts import SignInFailed, StaffAccounts
+from carevault.detect.alerts import Alert, AlertStore
+from carevault.detect.flags import KINDS, Flags
+from carevault.domain.roles import Role
+from carevault.ledger.events import AuditEvent, Outcome, Tag
+from carevault.ledger.trail import AuditTrail
+
+
+class OfficerRefused(Exception):
+    """Not a privacy officer, or no fresh TOTP code: refused, and recorded."""
+
+
+@dataclass(frozen=True)
+class OfficerCode:
+    username: str
+    totp: str
+    source_address: str | None = None
+
+
+class AlertDesk:
+    def __init__(
+        self,
+        alerts: AlertStore,
+        flags: Flags,
+        accounts: StaffAccounts,
+        audit: AuditTrail,
+        pseudonym_of: Callable[[str], str | None],
+        now_us: Callable[[], int],
+    ) -> None:
+        self.alerts = alerts
+        self.flags = flags
+        self.accounts = accounts
+        self.audit = audit
+        self.pseudonym_of = pseudonym_of
+        self.now_us = now_us
+
+    def _record(
+        self, tag: Tag, outcome: Outcome, officer: OfficerCode, reason: str, **detail: object
+    ) -> None:
+        self.audit.record(
+            [
+                AuditEvent(
+                    tag=tag,
+                    outcome=outcome,
+                    at_us=self.now_us(),
+                    principal=f"staff:{officer.username}",
+                    source_address=officer.source_address,
+                    reason=reason,
+                    detail=dict(detail),
+                )
+            ]
+        )
+
+    def _authorize(self, officer: OfficerCode, action: str) -> None:
+        try:
+            account = self.accounts.confirm_totp(
+                officer.username, officer.totp, officer.source_address
+            )
+        except SignInFailed as failure:
+            self._record(
+                Tag.CONTAIN_REFUSED, Outcome.DENIED, officer, f"{action}: {failure.reason}"
+            )
+            raise OfficerRefused("a privacy officer's fresh TOTP code is required") from None
+        if account.role is not Role.PRIVACY_OFFICER:
+            self._record(
+                Tag.CONTAIN_REFUSED, Outcome.DENIED, officer, f"{action}: not a privacy officer"
+            )
+            raise OfficerRefused("only a privacy officer may do this")
+
+    def handle(self, officer: OfficerCode, alert_id: str, status: str, reason: str = "") -> Alert:
+        alert = self.alerts.get(alert_id)
+        self._authorize(officer, f"{status} alert {alert.alert_id}")
+        handled = self.alerts.set_status(alert.alert_id, status, f"staff:{officer.username}")
+        self._record(
+            Tag.DETECT_ALERT_HANDLED, Outcome.SUCCESS, officer, reason or status,
+            alert=alert.alert_id, status=status,
+        )  # fmt: skip
+        return handled
+
+    def flag(self, officer: OfficerCode, kind: str, patient_id: str, *, on: bool = True) -> str:
+        """Mark a patient VIP or decoy (or unmark); returns their pseudonym."""
+        if kind not in KINDS or kind == "throttle":
+            raise ValueError("a patient flag is vip or decoy")
+        pseudonym = self.pseudonym_of(patient_id)
+        if pseudonym is None:
+            raise KeyError(f"no patient {patient_id!r}")
+        self._authorize(officer, f"flag {kind}")
+        self.flags.set(kind, pseudonym, f"staff:{officer.username}", on=on)
+        self._record(
+            Tag.DETECT_FLAG_SET, Outcome.SUCCESS, officer, f"{kind} {'on' if on else 'off'}",
+            flag=kind, on=on, patient=pseudonym,
+        )  # fmt: skip
+        return pseudonym
+
+    def unthrottle(self, officer: OfficerCode, username: str) -> None:
+        self._authorize(officer, f"lift the throttle on {username}")
+        self.flags.set("throttle", f"staff:{username}", f"staff:{officer.username}", on=False)
+        self._record(
+            Tag.DETECT_FLAG_SET, Outcome.SUCCESS, officer, "throttle lifted",
+            flag="throttle", on=False, account=username,
+        )  # fmt: skip

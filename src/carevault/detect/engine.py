@@ -1,0 +1,346 @@
+"""The detection engine: every committed audit-ledger entry, in order, through the
+detectors, off the request path.
+
+The ledger writer tells the engine of each group commit (``committed``: a queue put,
+nothing more); a thread of the engine takes what has accumulated every
+``poll_seconds`` (or sooner when woken), under the cursor's lease, and writes the
+batch's state, alerts and new cursor position in one transaction. Entries committed by
+other processes, or inside a write's own transaction, are read back from the ledger.
+A detector that fails on an entry is logged and raises an internal alert; the ledger
+never waits for the engine.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import Engine, func, select
+
+from carevault.db import read_transaction, write_transaction
+from carevault.detect.alerts import AlertStore, Raised
+from carevault.detect.bypass import BypassCheck
+from carevault.detect.explain import Explainer
+from carevault.detect.flags import Flags
+from carevault.detect.model import DAY_US, HOUR_US, Access, Finding, Severity
+from carevault.detect.profile import Profile, RoleBaseline
+from carevault.detect.signals import AccountState, Context, Detectors
+from carevault.detect.state import load_states, read_cursor, save_states, write_cursor
+from carevault.ledger.store import LedgerEntry, LedgerStore
+
+log = logging.getLogger("carevault.detect")
+
+CURSOR = "audit"
+BATCH = 5000
+LEASE_US = 5_000_000
+#: How far back a rebuilt process replays the ledger to refill its windows.
+REPLAY_US = DAY_US + HOUR_US
+REPLAY_MAX = 300_000
+
+
+def wall_us() -> int:
+    return time.time_ns() // 1000
+
+
+@dataclass
+class _Memory:
+    """In-memory state, valid while ``position`` equals the stored cursor."""
+
+    position: int | None = None
+    accounts: dict[str, AccountState] = field(default_factory=dict)
+    roles: dict[str, RoleBaseline] = field(default_factory=dict)
+    observed_since_us: int = 0
+
+
+class DetectionEngine:
+    def __init__(
+        self,
+        engine: Engine,
+        audit: LedgerStore,
+        explainer: Explainer,
+        alerts: AlertStore,
+        flags: Flags,
+        now_us: Callable[[], int],
+        *,
+        bypass: BypassCheck | None = None,
+        on_raised: Callable[[list[Raised]], None] | None = None,
+        offset_us: int = 8 * HOUR_US,
+        poll_seconds: float = 0.2,
+    ) -> None:
+        self.engine = engine
+        self.audit = audit
+        self.explainer = explainer
+        self.alerts = alerts
+        self.flags = flags
+        self.now_us = now_us
+        self.bypass = bypass
+        self.on_raised = on_raised
+        self.offset_us = offset_us
+        self.poll_seconds = poll_seconds
+        self.owner = secrets.token_hex(8)
+        self.detectors = Detectors()
+        self._memory = _Memory()
+        self._buffer: dict[int, bytes] = {}
+        self._buffer_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._step_lock = threading.Lock()
+        self.failures = 0
+
+    # --- fed by the ledger writer ------------------------------------------------------------
+
+    def committed(self, first: int, entries: Sequence[LedgerEntry]) -> None:
+        """Called by the writer after a group commit: keep the bytes, wake the thread."""
+        with self._buffer_lock:
+            for offset, entry in enumerate(entries):
+                self._buffer[first + offset] = entry.data
+            if len(self._buffer) > 4 * BATCH * 10:
+                # Nobody is taking them (another process holds the lease): drop the oldest.
+                for position in sorted(self._buffer)[: len(self._buffer) // 2]:
+                    del self._buffer[position]
+        self._wake.set()
+
+    # --- the thread ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="detect", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+        self.release()
+
+    def release(self) -> None:
+        """Give the lease up (on shutdown), so another process takes over at once."""
+        try:
+            with self._step_lock, write_transaction(self.engine) as connection:
+                cursor = read_cursor(connection, CURSOR, lock=True)
+                if cursor.owner == self.owner:
+                    write_cursor(connection, CURSOR, cursor.position, self.owner, 0, self.now_us())
+        except Exception as error:  # noqa: BLE001 - shutting down; the lease lapses anyway
+            log.warning("the detectors' lease was not released: %s", type(error).__name__)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self.poll_seconds)
+            self._wake.clear()
+            try:
+                while self.step() and not self._stop.is_set():
+                    pass
+                self.failures = 0
+            except Exception as error:  # noqa: BLE001 - the engine must outlive any batch
+                self.failures += 1
+                log.error("detection batch failed: %s", type(error).__name__)
+                self._memory = _Memory()
+                self._stop.wait(min(5.0, 0.2 * self.failures))
+
+    def catch_up(self) -> int:
+        """Bring the detectors up to the ledger's head now (unless another live process
+        holds the lease); return how many entries were processed."""
+        done = 0
+        while True:
+            before = self._memory.position or 0
+            if not self.step():
+                return done
+            done += (self._memory.position or 0) - before
+
+    def position(self) -> int:
+        """How many audit entries the detectors have judged (the stored cursor)."""
+        with read_transaction(self.engine) as connection:
+            return read_cursor(connection, CURSOR).position
+
+    # --- one batch -------------------------------------------------------------------------
+
+    def step(self) -> bool:
+        """Process the next batch; False when there was nothing to do (or no lease)."""
+        with self._step_lock:
+            return self._step()
+
+    def _step(self) -> bool:
+        with read_transaction(self.engine) as connection:
+            cursor = read_cursor(connection, CURSOR)
+        if cursor.held_by_other(self.owner, wall_us()):
+            self._memory = _Memory()
+            return False
+        head, _ = self.audit.head()
+        bypass_work = self.bypass is not None and self.bypass.pending()
+        if cursor.position >= head and not bypass_work:
+            if cursor.owner == self.owner and cursor.lease_until_us - wall_us() < LEASE_US // 2:
+                self._renew(cursor.position)
+            return False
+        memory = self._memory
+        if memory.position != cursor.position:
+            memory = self._rebuild(cursor.position)
+        end = min(head, cursor.position + BATCH)
+        accesses = self.explainer.explain(self._read(cursor.position, end))
+        self._load(memory, accesses)
+        context = self._context(memory)
+        findings: list[Finding] = []
+        dirty: set[str] = set()
+        for access in accesses:
+            findings.extend(self._observe(access, memory, context, dirty))
+        bypass_findings, bypass_done = (
+            self.bypass.check() if self.bypass is not None else ([], None)
+        )
+        findings.extend(bypass_findings)
+        now = self.now_us()
+        with write_transaction(self.engine) as connection:
+            again = read_cursor(connection, CURSOR, lock=True)
+            if again.position != cursor.position or again.held_by_other(self.owner, wall_us()):
+                self._memory = _Memory()
+                return False
+            save_states(connection, self._dump(memory, dirty), now)
+            raised = self.alerts.upsert(connection, findings, now)
+            write_cursor(connection, CURSOR, end, self.owner, wall_us() + LEASE_US, now)
+            if bypass_done is not None and self.bypass is not None:
+                self.bypass.advance(connection, bypass_done, self.owner, now)
+        memory.position = end
+        self._memory = memory
+        with self._buffer_lock:
+            for position in [p for p in self._buffer if p < end]:
+                del self._buffer[position]
+        if raised and self.on_raised is not None:
+            try:
+                self.on_raised(raised)
+            except Exception as error:  # noqa: BLE001 - responses fail apart from detection
+                log.error("responding to alerts failed: %s", type(error).__name__)
+        return end > cursor.position or bool(bypass_findings)
+
+    def _renew(self, position: int) -> None:
+        """Keep the lease while idle, so that no other process rebuilds for nothing."""
+        with write_transaction(self.engine) as connection:
+            again = read_cursor(connection, CURSOR, lock=True)
+            if again.position == position and again.owner == self.owner:
+                now = self.now_us()
+                write_cursor(connection, CURSOR, position, self.owner, wall_us() + LEASE_US, now)
+
+    def _observe(
+        self, access: Access, memory: _Memory, context: Context, dirty: set[str]
+    ) -> list[Finding]:
+        subject = access.account
+        if subject is None or access.tag.startswith("detect:"):
+            return []
+        state = memory.accounts[subject]
+        role_name = state.profile.role or access.role or ""
+        role = memory.roles.get(role_name)
+        if role is None and role_name:
+            role = memory.roles[role_name] = RoleBaseline()
+        dirty.add(subject)
+        if role_name:
+            dirty.add(f"role:{role_name}")
+        if not memory.observed_since_us:
+            memory.observed_since_us = access.at_us
+            dirty.add("global")
+        try:
+            return self.detectors.observe(access, state, role, context)
+        except Exception as error:  # noqa: BLE001 - one detector's bug must not stop the rest
+            log.error("a detector failed on entry %d: %s", access.position, type(error).__name__)
+            return [
+                Finding(
+                    "detector-failure",
+                    Severity.HIGH,
+                    str(access.at_us // DAY_US),
+                    f"a detector failed ({type(error).__name__}) on ledger entry "
+                    f"{access.position}: that entry may not have been judged",
+                    access,
+                )
+            ]
+
+    # --- entries ---------------------------------------------------------------------------
+
+    def _read(self, start: int, end: int) -> list[Access]:
+        with self._buffer_lock:
+            local = [self._buffer.get(position) for position in range(start, end)]
+        if all(data is not None for data in local):
+            return [Access.parse(start + i, data) for i, data in enumerate(local) if data]
+        return [Access.parse(seq, data) for seq, data in self.audit.entries(start, end)]
+
+    def _rebuild(self, position: int) -> _Memory:
+        """Fresh memory at ``position``: stored profiles, and the last day's windows
+        replayed from the ledger (findings of the replay are dropped: they were raised)."""
+        memory = _Memory(position=position)
+        with read_transaction(self.engine) as connection:
+            stored = load_states(connection, ["global"])
+        memory.observed_since_us = int(stored.get("global", {}).get("observed_since_us", 0))
+        if position == 0:
+            return memory
+        last = list(self.audit.entries(position - 1, position))
+        if not last:
+            return memory
+        since = Access.parse(position - 1, last[0][1]).at_us - REPLAY_US
+        tables = self.audit.tables
+        with read_transaction(self.engine) as connection:
+            first = connection.execute(
+                select(func.min(tables.entry.c.seq)).where(
+                    tables.entry.c.ledger == self.audit.name, tables.entry.c.at_us >= since
+                )
+            ).scalar()
+        start = max(int(first if first is not None else position), position - REPLAY_MAX)
+        context = self._context(memory)
+        for chunk in range(start, position, BATCH):
+            accesses = self.explainer.explain(
+                [
+                    Access.parse(seq, data)
+                    for seq, data in self.audit.entries(chunk, min(position, chunk + BATCH))
+                ]
+            )
+            self._load(memory, accesses)
+            for access in accesses:
+                if access.account is None:
+                    continue
+                state = memory.accounts[access.account]
+                role = memory.roles.get(state.profile.role or "")
+                try:
+                    self.detectors.observe(access, state, role, context, live=False)
+                except Exception:  # noqa: BLE001, S112 - a replay error only narrows a window
+                    continue
+        return memory
+
+    def _load(self, memory: _Memory, accesses: Sequence[Access]) -> None:
+        """Profiles (and role baselines) of the accounts in ``accesses`` into memory."""
+        missing = {a.account for a in accesses if a.account and a.account not in memory.accounts}
+        roles = {a.role for a in accesses if a.role and a.role not in memory.roles}
+        if not missing and not roles:
+            return
+        with read_transaction(self.engine) as connection:
+            stored = load_states(
+                connection, [*(m for m in missing if m), *(f"role:{r}" for r in roles if r)]
+            )
+        for account in missing:
+            if account:
+                profile = Profile.from_json(stored.get(account, {}))
+                memory.accounts[account] = AccountState(profile)
+        for role in roles:
+            if role:
+                memory.roles[role] = RoleBaseline.from_json(stored.get(f"role:{role}", {}))
+
+    def _dump(self, memory: _Memory, dirty: set[str]) -> dict[str, dict[str, object]]:
+        states: dict[str, dict[str, object]] = {}
+        for subject in dirty:
+            if subject == "global":
+                states[subject] = {"observed_since_us": memory.observed_since_us}
+            elif subject.startswith("role:"):
+                states[subject] = memory.roles[subject.removeprefix("role:")].to_json()
+            else:
+                states[subject] = memory.accounts[subject].profile.to_json()
+        return states
+
+    def _context(self, memory: _Memory) -> Context:
+        flags = self.flags.current()
+        return Context(
+            decoys=flags.decoys,
+            vips=flags.vips,
+            observed_since_us=memory.observed_since_us,
+            created_us=flags.created_us,
+            offset_us=self.offset_us,
+        )

@@ -1,0 +1,84 @@
+"""Flags a privacy officer sets on patients: VIP, and decoy (honeytoken) patients and
+contact details. Read by the detectors (cached for a second or two)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sqlalchemy import Engine, delete, insert, select
+
+from carevault.access.tables import staff_account
+from carevault.db import read_transaction, write_transaction
+from carevault.detect.tables import detect_flag
+
+KINDS = ("vip", "decoy", "throttle")
+
+
+@dataclass(frozen=True)
+class FlagSet:
+    decoys: frozenset[str] = frozenset()
+    vips: frozenset[str] = frozenset()
+    throttled: frozenset[str] = frozenset()
+    #: principal → when the account was created (µs).
+    created_us: dict[str, int] = field(default_factory=dict)
+
+
+class Flags:
+    def __init__(self, engine: Engine, now_us: Callable[[], int], refresh_seconds: float = 2.0):
+        self.engine = engine
+        self.now_us = now_us
+        self.refresh_seconds = refresh_seconds
+        self._read_at = float("-inf")
+        self._value = FlagSet()
+        self._lock = threading.Lock()
+
+    def current(self) -> FlagSet:
+        with self._lock:
+            if time.monotonic() - self._read_at >= self.refresh_seconds:
+                self._value = self._load()
+                self._read_at = time.monotonic()
+            return self._value
+
+    def _load(self) -> FlagSet:
+        with read_transaction(self.engine) as connection:
+            flags = connection.execute(select(detect_flag.c.kind, detect_flag.c.subject)).all()
+            accounts = connection.execute(
+                select(staff_account.c.username, staff_account.c.created_us)
+            ).all()
+
+        def of(wanted: str) -> frozenset[str]:
+            return frozenset(subject for kind, subject in flags if kind == wanted)
+
+        return FlagSet(
+            of("decoy"), of("vip"), of("throttle"), {f"staff:{n}": int(at) for n, at in accounts}
+        )
+
+    def throttled(self) -> frozenset[str]:
+        return self.current().throttled
+
+    def set(self, kind: str, subject: str, by: str, *, on: bool = True) -> None:
+        if kind not in KINDS:
+            raise ValueError(f"flag must be one of {', '.join(KINDS)}")
+        with write_transaction(self.engine) as connection:
+            connection.execute(
+                delete(detect_flag).where(
+                    detect_flag.c.kind == kind, detect_flag.c.subject == subject
+                )
+            )
+            if on:
+                connection.execute(
+                    insert(detect_flag).values(
+                        kind=kind, subject=subject, set_by=by, set_us=self.now_us()
+                    )
+                )
+        self._read_at = float("-inf")
+
+    def listed(self, kind: str) -> list[str]:
+        with read_transaction(self.engine) as connection:
+            rows = connection.execute(
+                select(detect_flag.c.subject).where(detect_flag.c.kind == kind)
+            ).all()
+        return sorted(subject for (subject,) in rows)

@@ -1,0 +1,129 @@
+"""What the detectors read and what they find: plain types, no I/O."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+MINUTE_US = 60 * 1_000_000
+HOUR_US = 60 * MINUTE_US
+DAY_US = 24 * HOUR_US
+
+
+class Severity(StrEnum):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        return list(Severity).index(self)
+
+
+#: Tags whose successful entries hand patient data out.
+RELEASING = frozenset(
+    {
+        "fhir:resource:read",
+        "fhir:resource:vread",
+        "fhir:resource:search",
+        "fhir:resource:history",
+        "fhir:patient:everything",
+        "fhir:resource:export",
+    }
+)
+SIGN_IN_FAILED = "auth:session:sign-in-failed"
+SIGNED_IN = "auth:session:signed-in"
+#: The gate's refusal reason when a release budget is spent (see ``budget``).
+BUDGET_REASON = "release budget"
+
+
+@dataclass(frozen=True)
+class Access:
+    """One audit-ledger entry as the detectors see it, with whether care explains it."""
+
+    position: int
+    at_us: int
+    tag: str
+    outcome: str
+    principal: str | None
+    role: str | None = None
+    clinic_ids: tuple[str, ...] = ()
+    client_id: str | None = None
+    session_id: str | None = None
+    source_address: str | None = None
+    user_agent: str | None = None
+    resource_type: str | None = None
+    patient_pseudonym: str | None = None
+    purpose: str | None = None
+    reason: str = ""
+    detail: dict[str, Any] = field(default_factory=dict)
+    #: A care relationship (appointment, visit, order, care team, referral) covers it.
+    explained: bool = False
+
+    @classmethod
+    def parse(cls, position: int, data: bytes) -> Access:
+        document = json.loads(data)
+        return cls(
+            position=position,
+            at_us=int(document.get("at_us", 0)),
+            tag=str(document.get("tag", "")),
+            outcome=str(document.get("outcome", "")),
+            principal=document.get("principal"),
+            role=document.get("role"),
+            clinic_ids=tuple(document.get("clinic_ids", ())),
+            client_id=document.get("client_id"),
+            session_id=document.get("session_id"),
+            source_address=document.get("source_address"),
+            user_agent=document.get("user_agent"),
+            resource_type=document.get("resource_type"),
+            patient_pseudonym=document.get("patient_pseudonym"),
+            purpose=document.get("purpose"),
+            reason=str(document.get("reason", "")),
+            detail=dict(document.get("detail") or {}),
+        )
+
+    @property
+    def account(self) -> str | None:
+        """The person or program the detectors follow: a staff principal or a client."""
+        if self.principal and not self.principal.startswith("system:"):
+            return self.principal
+        return None
+
+    @property
+    def released(self) -> bool:
+        """Patient data left the gate in this entry."""
+        return (
+            self.outcome == "success"
+            and self.tag in RELEASING
+            and self.patient_pseudonym is not None
+            and self.account is not None
+        )
+
+    @property
+    def denied(self) -> bool:
+        return self.outcome == "denied"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """What a detector concluded from the entries up to ``last_position``."""
+
+    detector: str
+    severity: Severity
+    #: Dedup: the same detector, subject and period make one alert, updated.
+    period: str
+    explanation: str
+    access: Access
+    patients: tuple[str, ...] = ()
+    first_position: int | None = None
+
+    @property
+    def subject(self) -> str:
+        return self.access.account or self.access.principal or "system"
+
+    @property
+    def dedup_key(self) -> str:
+        return f"{self.detector}|{self.subject}|{self.period}"

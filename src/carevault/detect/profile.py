@@ -1,0 +1,145 @@
+"""What the detectors remember of each account and each role.
+
+``Profile`` is stored (compact JSON per account): closed days' counts, the hours, places
+and devices seen, the CUSUM total, an integration's usual requests. ``Recent`` is the
+last day in memory (sliding windows), rebuilt from the ledger after a restart, so a
+burst that straddles a restart is counted once and whole. ``RoleBaseline`` pools the
+closed days of a role's accounts: the cold start of a new account.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from carevault.detect.model import DAY_US, HOUR_US, MINUTE_US
+from carevault.detect.windows import CountWindow, DistinctWindow
+
+HISTORY_DAYS = 35
+ROLE_SAMPLES = 400
+PLACES = 40
+#: The windows of breadth: distinct patients per 10 minutes, hour and day.
+SPANS = {"10 minutes": 10 * MINUTE_US, "hour": HOUR_US, "day": DAY_US}
+
+
+@dataclass
+class Profile:
+    role: str | None = None
+    first_us: int = 0
+    last_us: int = 0
+    day: int = -1
+    #: day number → {"all": distinct patients, "unexplained": ..., "10 minutes": peak, ...}
+    days: dict[str, dict[str, int]] = field(default_factory=dict)
+    hours: list[int] = field(default_factory=lambda: [0] * 24)
+    addresses: dict[str, int] = field(default_factory=dict)
+    agents: dict[str, int] = field(default_factory=dict)
+    cusum: float = 0.0
+    #: "tag resource-type" → count (what an integration usually does).
+    patterns: dict[str, int] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "role": self.role,
+            "first_us": self.first_us,
+            "last_us": self.last_us,
+            "day": self.day,
+            "days": self.days,
+            "hours": self.hours,
+            "addresses": self.addresses,
+            "agents": self.agents,
+            "cusum": self.cusum,
+            "patterns": self.patterns,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Profile:
+        profile = cls()
+        for name, value in data.items():
+            if hasattr(profile, name):
+                setattr(profile, name, value)
+        return profile
+
+    def history(self, key: str) -> list[float]:
+        return [float(day.get(key, 0)) for day in self.days.values()]
+
+    @property
+    def active_days(self) -> int:
+        return len(self.days)
+
+    def remember(self, places: dict[str, int], value: str | None, at_us: int) -> bool:
+        """Note ``value`` (an address, a device); True if it was never seen before."""
+        if not value:
+            return False
+        new = value not in places
+        places[value] = at_us
+        if len(places) > PLACES:
+            oldest = min(places, key=places.__getitem__)
+            del places[oldest]
+        return new
+
+
+@dataclass
+class Recent:
+    """The last day of an account, in memory."""
+
+    day: int = -1
+    today_all: set[str] = field(default_factory=set)
+    today_unexplained: set[str] = field(default_factory=set)
+    peaks: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SPANS, 0))
+    breadth: dict[str, DistinctWindow] = field(
+        default_factory=lambda: {name: DistinctWindow(span) for name, span in SPANS.items()}
+    )
+    everything: CountWindow = field(default_factory=lambda: CountWindow(HOUR_US))
+    denials: CountWindow = field(default_factory=lambda: CountWindow(10 * MINUTE_US))
+    failures: CountWindow = field(default_factory=lambda: CountWindow(10 * MINUTE_US))
+    name_searches: CountWindow = field(default_factory=lambda: CountWindow(HOUR_US))
+    #: The last place the account acted from: (address, at_us).
+    place: tuple[str, int] | None = None
+
+    def closed_day(self) -> dict[str, int]:
+        return {
+            "all": len(self.today_all),
+            "unexplained": len(self.today_unexplained),
+            **self.peaks,
+        }
+
+    def start_day(self, day: int) -> None:
+        self.day = day
+        self.today_all = set()
+        self.today_unexplained = set()
+        self.peaks = dict.fromkeys(SPANS, 0)
+
+
+@dataclass
+class RoleBaseline:
+    #: key ("all", "unexplained", "10 minutes", ...) → recent closed-day samples.
+    samples: dict[str, list[int]] = field(default_factory=dict)
+    hours: list[int] = field(default_factory=lambda: [0] * 24)
+
+    def add_day(self, counts: dict[str, int]) -> None:
+        for key, value in counts.items():
+            pool = self.samples.setdefault(key, [])
+            pool.append(int(value))
+            del pool[:-ROLE_SAMPLES]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"samples": self.samples, "hours": self.hours}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RoleBaseline:
+        return cls(dict(data.get("samples", {})), list(data.get("hours", [0] * 24)))
+
+
+def close_day(profile: Profile, recent: Recent, role: RoleBaseline | None, day: int) -> None:
+    """Move to ``day``: yesterday's counts go into the history (the person's and their
+    role's), and the CUSUM takes the closed day in."""
+    if recent.day >= 0 and recent.day != day and (recent.today_all or recent.today_unexplained):
+        counts = recent.closed_day()
+        if profile.day == recent.day:
+            profile.days[str(recent.day)] = counts
+            while len(profile.days) > HISTORY_DAYS:
+                del profile.days[min(profile.days, key=int)]
+            if role is not None:
+                role.add_day(counts)
+    recent.start_day(day)
+    profile.day = day

@@ -1,0 +1,192 @@
+"""Automatic responses to alerts: a policy per role and severity, each action written
+in the audit ledger and reversible by a privacy officer with a fresh TOTP code.
+
+Actions, mildest first: ``raise`` (the alert only), ``step-up`` (the account's sessions
+end: a fresh sign-in with TOTP before more data), ``throttle`` (a tenth of the release
+budget until an officer lifts it), ``suspend`` (a containment switch: the account is
+suspended and its sessions end; a client app is revoked), ``phi-offline`` (patient
+data offline for everyone). Suspension and PHI-offline are containment switches,
+shown by ``carevault status`` and released with ``carevault contain release``.
+A privacy officer is never suspended automatically (someone must be able to undo).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from carevault.access.accounts import StaffAccounts
+from carevault.access.admin import Administration
+from carevault.access.sessions import Sessions
+from carevault.containment.state import ContainmentStore, Mode
+from carevault.detect.alerts import Alert, AlertStore, Raised, as_dict
+from carevault.detect.flags import Flags
+from carevault.detect.model import Severity
+from carevault.detect.notify import AlertSinks
+from carevault.ledger.events import AuditEvent, Outcome, Tag
+from carevault.ledger.trail import AuditTrail
+
+log = logging.getLogger("carevault.detect")
+BY = "system:detect"
+ACTIONS = ("raise", "step-up", "throttle", "suspend", "phi-offline")
+DEFAULT_POLICY: dict[tuple[str | None, Severity], str] = {
+    (None, Severity.LOW): "raise",
+    (None, Severity.MEDIUM): "step-up",
+    (None, Severity.HIGH): "suspend",
+    (None, Severity.CRITICAL): "suspend",
+}
+#: Detectors whose alerts are for a person to judge, whatever their severity.
+RAISE_ONLY = frozenset({"detector-failure", "sign-in-failures", "gate-bypass"})
+
+
+@dataclass(frozen=True)
+class Policy:
+    table: dict[tuple[str | None, Severity], str]
+
+    @classmethod
+    def parse(cls, text: str) -> Policy:
+        """The default table, overridden by 'severity=action' or 'role:severity=action'."""
+        table = dict(DEFAULT_POLICY)
+        for item in (part.strip() for part in text.split(",")):
+            if not item:
+                continue
+            left, _, action = item.partition("=")
+            role, _, severity = left.rpartition(":")
+            try:
+                level = Severity(severity.strip())
+            except ValueError:
+                raise ValueError(
+                    f"CAREVAULT_DETECT_RESPONSES: {item!r}: unknown severity"
+                ) from None
+            if action.strip() not in ACTIONS:
+                raise ValueError(
+                    f"CAREVAULT_DETECT_RESPONSES: {item!r}: action must be one of "
+                    + ", ".join(ACTIONS)
+                )
+            table[(role.strip() or None, level)] = action.strip()
+        return cls(table)
+
+    def action(self, alert: Alert) -> str:
+        if alert.detector in RAISE_ONLY or alert.principal is None:
+            return "raise"
+        chosen = self.table.get((alert.role, alert.severity)) or self.table.get(
+            (None, alert.severity), "raise"
+        )
+        if alert.role == "privacy_officer" and chosen in ("suspend", "throttle"):
+            return "step-up"
+        return chosen
+
+
+class Responder:
+    def __init__(
+        self,
+        policy: Policy,
+        alerts: AlertStore,
+        containment: ContainmentStore,
+        admin: Administration,
+        accounts: StaffAccounts,
+        sessions: Sessions,
+        flags: Flags,
+        audit: AuditTrail,
+        sinks: AlertSinks,
+        now_us: Callable[[], int],
+    ) -> None:
+        self.policy = policy
+        self.alerts = alerts
+        self.containment = containment
+        self.admin = admin
+        self.accounts = accounts
+        self.sessions = sessions
+        self.flags = flags
+        self.audit = audit
+        self.sinks = sinks
+        self.now_us = now_us
+
+    def __call__(self, raised: list[Raised]) -> None:
+        for item in raised:
+            alert = item.alert
+            action = self.policy.action(alert)
+            if not item.new and alert.action is not None and _rank(action) <= _rank(alert.action):
+                continue
+            try:
+                containment_id = self._apply(alert, action)
+            except Exception as error:  # noqa: BLE001 - the alert stands; an officer acts
+                log.error("alert %d: %s failed: %s", alert.alert_id, action, type(error).__name__)
+                action = f"{action}-failed"
+                containment_id = None
+            self.alerts.set_action(alert.alert_id, action, containment_id)
+            self._record(alert, action, containment_id)
+            self.sinks.send({**as_dict(alert), "action": action})
+
+    def _apply(self, alert: Alert, action: str) -> int | None:
+        reason = f"alert {alert.alert_id} ({alert.detector}, {alert.severity})"
+        if action == "step-up":
+            if alert.account:
+                account = self.accounts.find(alert.account)
+                if account is not None:
+                    self.sessions.revoke_all(
+                        account_id=account.account_id, reason=f"step-up: {reason}"
+                    )
+            elif alert.client:
+                self.sessions.revoke_all(client_id=alert.client, reason=f"step-up: {reason}")
+            return None
+        if action == "throttle":
+            self.flags.set("throttle", alert.principal or "", BY)
+            return None
+        if action == "suspend":
+            return self._suspend(alert, reason)
+        if action == "phi-offline":
+            if self.containment.current().phi_offline:
+                return None
+            return self.containment.start(Mode.PHI_OFFLINE, None, reason, BY).containment_id
+        return None
+
+    def _suspend(self, alert: Alert, reason: str) -> int | None:
+        mode, target = (
+            (Mode.ACCOUNT_SUSPENDED, alert.account)
+            if alert.account
+            else (Mode.CLIENT_REVOKED, alert.client)
+        )
+        if target is None:
+            return None
+        for item in self.containment.refresh().active:
+            if item.mode is mode and item.target == target:
+                return item.containment_id
+        if mode is Mode.ACCOUNT_SUSPENDED:
+            self.admin.suspend(BY, target, reason=f"containment: {reason}")
+        else:
+            self.admin.revoke_client(BY, target)
+        started = self.containment.start(mode, target, reason, BY)
+        return started.containment_id
+
+    def _record(self, alert: Alert, action: str, containment_id: int | None) -> None:
+        tag = Tag.CONTAIN_STARTED if containment_id is not None else Tag.DETECT_ALERT_RAISED
+        if action == "step-up":
+            tag = Tag.DETECT_STEP_UP
+        elif action == "throttle":
+            tag = Tag.DETECT_THROTTLED
+        self.audit.record(
+            [
+                AuditEvent(
+                    tag=tag,
+                    outcome=Outcome.SUCCESS,
+                    at_us=self.now_us(),
+                    principal=BY,
+                    role="system",
+                    reason=f"alert {alert.alert_id}: {alert.detector} ({alert.severity})",
+                    detail={
+                        "alert": alert.alert_id,
+                        "action": action,
+                        "account": alert.account,
+                        "client": alert.client,
+                        "containment": containment_id,
+                    },
+                )
+            ]
+        )
+
+
+def _rank(action: str) -> int:
+    base = action.removesuffix("-failed")
+    return ACTIONS.index(base) if base in ACTIONS else 0

@@ -1,0 +1,107 @@
+"""The detection service as the composition root builds it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Engine
+
+from carevault.access.accounts import StaffAccounts
+from carevault.access.admin import Administration
+from carevault.access.sessions import Sessions
+from carevault.config import Settings
+from carevault.containment.state import ContainmentStore
+from carevault.detect.alerts import AlertStore
+from carevault.detect.budget import Budgets, ReleaseBudget
+from carevault.detect.bypass import BypassCheck
+from carevault.detect.desk import AlertDesk
+from carevault.detect.engine import DetectionEngine
+from carevault.detect.explain import Explainer
+from carevault.detect.flags import Flags
+from carevault.detect.notify import AlertSinks
+from carevault.detect.respond import Policy, Responder
+from carevault.ledger.service import Ledger
+
+
+@dataclass
+class Detection:
+    alerts: AlertStore
+    flags: Flags
+    budget: ReleaseBudget
+    engine: DetectionEngine
+    responder: Responder
+    sinks: AlertSinks
+    desk: AlertDesk
+    enabled: bool
+
+    def start(self) -> None:
+        if self.enabled:
+            self.engine.start()
+
+    def close(self) -> None:
+        self.engine.stop()
+        self.sinks.close()
+
+
+def zone_offset_us(zone: str) -> int:
+    offset = datetime.now(ZoneInfo(zone)).utcoffset()
+    return int(offset.total_seconds() * 1_000_000) if offset else 0
+
+
+def build_detection(
+    settings: Settings,
+    engine: Engine,
+    audit_ledger: Ledger,
+    unwrap_ledger: Ledger,
+    practitioner_token: Callable[[str], bytes],
+    pseudonym_of: Callable[[str], str | None],
+    containment: ContainmentStore,
+    admin: Administration,
+    accounts: StaffAccounts,
+    sessions: Sessions,
+    now_us: Callable[[], int],
+) -> Detection:
+    offset = zone_offset_us(settings.timezone)
+    alerts = AlertStore(engine)
+    flags = Flags(engine, now_us)
+    budget = ReleaseBudget(engine, Budgets.parse(settings.release_budget), flags.throttled, offset)
+    sinks = AlertSinks(
+        smtp_host=settings.alert_smtp_host,
+        smtp_port=settings.alert_smtp_port,
+        sender=settings.alert_email_from,
+        recipients=[a.strip() for a in settings.alert_email_to.split(",") if a.strip()],
+        webhook_url=settings.alert_webhook_url,
+    )
+    responder = Responder(
+        Policy.parse(settings.detect_responses),
+        alerts,
+        containment,
+        admin,
+        accounts,
+        sessions,
+        flags,
+        audit_ledger.writer,
+        sinks,
+        now_us,
+    )
+    detection_engine = DetectionEngine(
+        engine,
+        audit_ledger.store,
+        Explainer(engine, practitioner_token),
+        alerts,
+        flags,
+        now_us,
+        bypass=BypassCheck(engine, unwrap_ledger.store, audit_ledger.store, now_us),
+        on_raised=responder,
+        offset_us=offset,
+        poll_seconds=settings.detect_poll_seconds,
+    )
+    if settings.detect:
+        audit_ledger.writer.listeners.append(detection_engine.committed)
+    desk = AlertDesk(alerts, flags, accounts, audit_ledger.writer, pseudonym_of, now_us)
+    return Detection(
+        alerts, flags, budget, detection_engine, responder, sinks, desk, settings.detect
+    )

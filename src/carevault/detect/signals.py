@@ -1,0 +1,384 @@
+"""The detectors: each ledger entry in, findings out. Pure: no I/O, no clock.
+
+Explanation comes first: breadth counts only the patients no care relationship
+explains. What stays is judged against the person's own closed days (robust limits)
+and, for a new account, their role's (cold start), with floors per role below which
+nothing is raised however quiet the history. See docs/detection.md.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Set
+from dataclasses import dataclass, field
+
+from carevault.detect.model import (
+    BUDGET_REASON,
+    DAY_US,
+    HOUR_US,
+    MINUTE_US,
+    SIGN_IN_FAILED,
+    Access,
+    Finding,
+    Severity,
+)
+from carevault.detect.profile import SPANS, Profile, Recent, RoleBaseline, close_day
+from carevault.detect.stats import cusum_for, quantile, robust_limit
+from carevault.detect.windows import DistinctWindow
+
+#: Distinct unexplained patients per (10 minutes, hour, day) never alerted on, per role.
+ROLE_FLOORS: dict[str, tuple[int, int, int]] = {
+    "physician": (20, 40, 120),
+    "nurse": (20, 40, 120),
+    "pharmacist": (25, 60, 200),
+    "front_desk": (25, 60, 250),
+    "clinic_manager": (25, 60, 200),
+    "privacy_officer": (25, 60, 200),
+    "billing": (80, 400, 2000),
+    "integration": (300, 1500, 8000),
+}
+DEFAULT_FLOORS = (25, 60, 200)
+EVERYTHING_PER_HOUR = 10
+DENIALS_PER_10_MINUTES = 20
+FAILURES_PER_10_MINUTES = 10
+NAME_SEARCHES_PER_HOUR = 30
+DORMANT_US = 21 * DAY_US
+TWO_PLACES_US = 5 * MINUTE_US
+UNUSUAL_HOUR_SHARE = 0.01
+NAME_PARAMS = frozenset({"name", "family", "given"})
+
+
+@dataclass
+class Context:
+    """What the detectors know besides the entries: flags a privacy officer set, since
+    when the ledger has been watched, and when each account was created."""
+
+    decoys: Set[str] = frozenset()
+    vips: Set[str] = frozenset()
+    observed_since_us: int = 0
+    created_us: dict[str, int] = field(default_factory=dict)
+    offset_us: int = 8 * HOUR_US
+
+
+@dataclass
+class AccountState:
+    profile: Profile
+    recent: Recent = field(default_factory=Recent)
+
+
+def _network(address: str | None) -> str | None:
+    if not address:
+        return None
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    prefix = 24 if ip.version == 4 else 64
+    return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
+
+
+def limit_for(span: str, profile: Profile, role: RoleBaseline | None) -> tuple[int, str]:
+    """The most distinct unexplained patients in ``span`` before an alert, and why."""
+    floors = ROLE_FLOORS.get(profile.role or "", DEFAULT_FLOORS)
+    floor = floors[list(SPANS).index(span)]
+    own = robust_limit(profile.history(span))
+    pooled = role.samples.get(span, []) if role is not None else []
+    role_p99 = quantile(pooled, 0.99) if len(pooled) >= 20 else None
+    parts = [f"the floor for {profile.role or 'this role'} is {floor}"]
+    if own is not None:
+        parts.insert(0, f"this account's usual peak is at most {own:.0f}")
+        chosen = max(floor, own)
+    elif role_p99 is not None:
+        chosen = max(floor, 1.5 * role_p99)
+    else:
+        chosen = floor
+    if role_p99 is not None:
+        parts.append(f"the role's 99th percentile is {role_p99:.0f}")
+    return int(chosen), "; ".join(parts)
+
+
+class Detectors:
+    """Feed entries in ledger order with ``observe``; ``live`` False only rebuilds the
+    in-memory windows (after a restart) and never finds or learns anything."""
+
+    def observe(
+        self,
+        access: Access,
+        state: AccountState,
+        role: RoleBaseline | None,
+        context: Context,
+        *,
+        live: bool = True,
+    ) -> list[Finding]:
+        profile, recent = state.profile, state.recent
+        if live and access.role and access.role != "system":
+            profile.role = access.role
+        local = access.at_us + context.offset_us
+        day, hour = local // DAY_US, (local % DAY_US) // HOUR_US
+        if day != recent.day:
+            if live:
+                self._close(profile, recent, role, day)
+            else:
+                recent.start_day(day)
+        found: list[Finding] = []
+        if access.tag == SIGN_IN_FAILED:
+            if recent.failures.add(access.at_us, access.position) >= FAILURES_PER_10_MINUTES:
+                found.append(self._burst(access, "sign-in-failures", recent, day))
+            return found if live else []
+        if access.denied:
+            count = recent.denials.add(access.at_us, access.position)
+            if BUDGET_REASON in access.reason:
+                found.append(
+                    Finding(
+                        "release-budget",
+                        Severity.HIGH,
+                        str(day),
+                        f"refused at the gate: {access.reason}",
+                        access,
+                        (access.patient_pseudonym,) if access.patient_pseudonym else (),
+                    )
+                )
+            elif count >= DENIALS_PER_10_MINUTES:
+                found.append(self._burst(access, "denials", recent, day))
+            return found if live else []
+        if access.tag == "fhir:resource:search" and NAME_PARAMS & set(
+            access.detail.get("params", ())
+        ):
+            recent.name_searches.add(access.at_us, access.position)
+        if not access.released:
+            return []
+        pseudonym = access.patient_pseudonym or ""
+        recent.today_all.add(pseudonym)
+        if not access.explained:
+            recent.today_unexplained.add(pseudonym)
+            for name, window in recent.breadth.items():
+                count = window.add(pseudonym, access.at_us, access.position)
+                recent.peaks[name] = max(recent.peaks[name], count)
+                if live:
+                    found.extend(self._breadth(access, name, window, profile, role, day))
+        if access.tag == "fhir:patient:everything":
+            calls = recent.everything.add(access.at_us, access.position)
+            if live and calls > EVERYTHING_PER_HOUR:
+                found.append(
+                    Finding(
+                        "everything-calls",
+                        Severity.HIGH,
+                        str(day),
+                        f"{calls} $everything calls in an hour (more than {EVERYTHING_PER_HOUR})",
+                        access,
+                        (pseudonym,),
+                        recent.everything.first_position,
+                    )
+                )
+        if not live:
+            recent.place = (access.source_address or "", access.at_us)
+            return []
+        found.extend(self._flags(access, context, pseudonym))
+        found.extend(self._context(access, state, role, context, day, hour))
+        found.extend(self._drip(access, profile, recent, role, day))
+        if len(recent.name_searches) > NAME_SEARCHES_PER_HOUR and profile.role != "front_desk":
+            found.append(self._burst(access, "name-searches", recent, day))
+        self._learn(access, profile, role, hour)
+        return found
+
+    # --- each signal -----------------------------------------------------------------------
+
+    def _close(self, profile: Profile, recent: Recent, role: RoleBaseline | None, day: int) -> None:
+        if recent.day >= 0:
+            pooled = role.samples.get("unexplained", []) if role is not None else []
+            cusum = cusum_for(profile.history("unexplained"), pooled)
+            profile.cusum = cusum.step(profile.cusum, len(recent.today_unexplained))
+        close_day(profile, recent, role, day)
+
+    def _breadth(
+        self,
+        access: Access,
+        span: str,
+        window: DistinctWindow,
+        profile: Profile,
+        role: RoleBaseline | None,
+        day: int,
+    ) -> list[Finding]:
+        count = len(window)
+        limit, why = limit_for(span, profile, role)
+        if count <= limit:
+            return []
+        severity = Severity.HIGH if count >= 2 * limit else Severity.MEDIUM
+        return [
+            Finding(
+                "breadth",
+                severity,
+                f"{span} {day}",
+                f"read {count} distinct patients without a care relationship in one {span}; {why}",
+                access,
+                tuple(window.keys),
+                window.first_position,
+            )
+        ]
+
+    def _flags(self, access: Access, context: Context, pseudonym: str) -> list[Finding]:
+        found = []
+        if pseudonym in context.decoys:
+            found.append(
+                Finding(
+                    "honeytoken",
+                    Severity.CRITICAL,
+                    pseudonym,
+                    "opened a decoy patient that no legitimate work ever opens",
+                    access,
+                    (pseudonym,),
+                )
+            )
+        if pseudonym in context.vips and not access.explained:
+            found.append(
+                Finding(
+                    "vip",
+                    Severity.HIGH,
+                    pseudonym,
+                    "opened a patient marked VIP without a care relationship",
+                    access,
+                    (pseudonym,),
+                )
+            )
+        return found
+
+    def _context(
+        self,
+        access: Access,
+        state: AccountState,
+        role: RoleBaseline | None,
+        context: Context,
+        day: int,
+        hour: int,
+    ) -> list[Finding]:
+        profile, recent = state.profile, state.recent
+        found: list[Finding] = []
+        network = _network(access.source_address)
+        if recent.place is not None and network and recent.place[0]:
+            before, at = recent.place
+            if before != network and access.at_us - at < TWO_PLACES_US:
+                found.append(
+                    Finding(
+                        "two-places",
+                        Severity.MEDIUM,
+                        str(day),
+                        f"used from {before} and {network} within "
+                        f"{(access.at_us - at) // MINUTE_US + 1} minutes",
+                        access,
+                        (access.patient_pseudonym or "",),
+                    )
+                )
+        if network:
+            recent.place = (network, access.at_us)
+        new_place = profile.remember(profile.addresses, network, access.at_us)
+        new_device = profile.remember(profile.agents, access.user_agent, access.at_us)
+        known = profile.active_days >= 3
+        if self._unusual(profile, role, hour) and (new_place or new_device or not known):
+            found.append(
+                Finding(
+                    "unusual-hour-new-place",
+                    Severity.MEDIUM,
+                    str(day),
+                    f"patient data read at {hour:02d}:00, an hour this account (or its role) "
+                    "rarely works, from " + ("a new address" if new_place else "a new device"),
+                    access,
+                    (access.patient_pseudonym or "",),
+                )
+            )
+        account = access.account or ""
+        if profile.last_us and access.at_us - profile.last_us > DORMANT_US:
+            idle = (access.at_us - profile.last_us) // DAY_US
+            found.append(self._dormant(access, day, f"back after {idle} days unused"))
+        elif (
+            not profile.first_us
+            and context.observed_since_us
+            and access.at_us - context.observed_since_us > DORMANT_US
+            and context.created_us.get(account, access.at_us) < context.observed_since_us
+        ):
+            found.append(self._dormant(access, day, "first use in three weeks of watching"))
+        if profile.role == "integration" or account.startswith("client:"):
+            pattern = f"{access.tag} {access.resource_type}"
+            if known and pattern not in profile.patterns:
+                found.append(
+                    Finding(
+                        "integration-pattern",
+                        Severity.MEDIUM,
+                        f"{day} {pattern}",
+                        f"an integration did what it never did before: {pattern}",
+                        access,
+                        (access.patient_pseudonym or "",),
+                    )
+                )
+            profile.patterns[pattern] = profile.patterns.get(pattern, 0) + 1
+        return found
+
+    def _dormant(self, access: Access, day: int, why: str) -> Finding:
+        return Finding(
+            "dormant-account", Severity.MEDIUM, str(day), why, access,
+            (access.patient_pseudonym or "",),
+        )  # fmt: skip
+
+    def _unusual(self, profile: Profile, role: RoleBaseline | None, hour: int) -> bool:
+        own_total = sum(profile.hours)
+        if profile.active_days >= 3 and own_total >= 50:
+            return profile.hours[hour] / own_total < UNUSUAL_HOUR_SHARE
+        if role is not None and sum(role.hours) >= 200:
+            return role.hours[hour] / sum(role.hours) < UNUSUAL_HOUR_SHARE
+        return False
+
+    def _drip(
+        self,
+        access: Access,
+        profile: Profile,
+        recent: Recent,
+        role: RoleBaseline | None,
+        day: int,
+    ) -> list[Finding]:
+        if not recent.today_unexplained:
+            return []
+        pooled = role.samples.get("unexplained", []) if role is not None else []
+        cusum = cusum_for(profile.history("unexplained"), pooled)
+        total = cusum.step(profile.cusum, len(recent.today_unexplained))
+        if not cusum.alarms(total):
+            return []
+        return [
+            Finding(
+                "slow-drip",
+                Severity.MEDIUM,
+                str(day),
+                f"patients read without a care relationship have run above this account's "
+                f"usual {cusum.target:.0f} a day for days (CUSUM {total:.0f} > "
+                f"{cusum.threshold:.0f}); {len(recent.today_unexplained)} today",
+                access,
+                tuple(sorted(recent.today_unexplained)),
+            )
+        ]
+
+    def _burst(self, access: Access, name: str, recent: Recent, day: int) -> Finding:
+        counts = {
+            "sign-in-failures": (recent.failures, "failed sign-ins in 10 minutes"),
+            "denials": (recent.denials, "refused requests in 10 minutes"),
+            "name-searches": (recent.name_searches, "searches by name in an hour"),
+        }
+        window, what = counts[name]
+        return Finding(
+            name,
+            Severity.MEDIUM,
+            str(day),
+            f"{len(window)} {what}",
+            access,
+            (),
+            window.first_position,
+        )
+
+    def _learn(
+        self, access: Access, profile: Profile, role: RoleBaseline | None, hour: int
+    ) -> None:
+        if not profile.first_us:
+            profile.first_us = access.at_us
+        profile.last_us = access.at_us
+        if access.role and access.role != "system":
+            profile.role = access.role
+        profile.hours[hour] += 1
+        if role is not None:
+            role.hours[hour] += 1

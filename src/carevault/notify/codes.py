@@ -1,0 +1,78 @@
+"""Verification codes: what a patient types at /verify to learn that a notice is genuine.
+
+A code is 12 characters from a 23-character alphabet without look-alikes (none of
+0 O Q, 1 I L, 2 Z, 5 S, 8 B, G), case-insensitive, shown in three groups of four:
+``K7MX-3HPA-RT9W``. The space is 23**12 ≈ 2.19e16; with 100,000 codes issued a guess
+is right with probability 4.6e-12, and the page answers at most 20 guesses a
+second from everyone together (10 a minute per address), 6.3e8 a year: the chance of
+finding any code in a year is about 0.3 %, the expected wait about 340 years.
+
+Codes are derived, not stored: ``HMAC(secret, notice key)``, so a notice re-rendered
+after a restart carries the same code; the database keeps only ``HMAC(secret, code)``,
+so a copy of it gives a phisher no genuine code. The secret lives in a key file outside
+the database (``<home>/keys/notice-codes.key``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from pathlib import Path
+
+from carevault.keys.files import write_private
+
+ALPHABET = "34679ACDEFHJKMNPRTUVWXY"
+LENGTH = 12
+GROUP = 4
+SPACE = len(ALPHABET) ** LENGTH
+
+
+class CodeKeys:
+    """The one secret behind every code and every address digest of this deployment."""
+
+    def __init__(self, secret: bytes) -> None:
+        if len(secret) < 32:
+            raise ValueError("the notice-code secret must be at least 32 bytes")
+        self._secret = secret
+
+    @classmethod
+    def from_file(cls, path: Path, *, create: bool = True) -> CodeKeys:
+        if not path.exists():
+            if not create:
+                raise FileNotFoundError(f"no notice-code secret at {path}")
+            write_private(path, secrets.token_bytes(32))
+        return cls(path.read_bytes())
+
+    def _mac(self, label: str, value: str) -> bytes:
+        return hmac.new(self._secret, f"{label}:{value}".encode(), hashlib.sha256).digest()
+
+    def code_for(self, notice_key: str) -> str:
+        """The code printed in ``notice_key``'s notice (the same every time)."""
+        number = int.from_bytes(self._mac("code", notice_key)[:16], "big") % SPACE
+        chars = []
+        for _ in range(LENGTH):
+            number, index = divmod(number, len(ALPHABET))
+            chars.append(ALPHABET[index])
+        raw = "".join(chars)
+        return "-".join(raw[i : i + GROUP] for i in range(0, LENGTH, GROUP))
+
+    def digest(self, code: str) -> str | None:
+        """The lookup digest of a typed code, or None if it cannot be a code at all."""
+        normalised = normalise(code)
+        if normalised is None:
+            return None
+        return self._mac("lookup", normalised).hex()
+
+    def address_digest(self, channel: str, address: str) -> str:
+        return self._mac(f"address:{channel}", address.strip().lower()).hex()
+
+
+def normalise(code: str) -> str | None:
+    """Upper case without spaces or dashes; None unless 12 characters of the alphabet."""
+    if len(code) > 40:
+        return None
+    text = "".join(char for char in code.upper() if char not in " -\u2010\u2011\u2013")
+    if len(text) != LENGTH or any(char not in ALPHABET for char in text):
+        return None
+    return text

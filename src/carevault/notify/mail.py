@@ -1,0 +1,193 @@
+"""Email notices: a MIME message with text and HTML parts, DKIM-signed, sent over SMTP.
+
+The message carries no link, no attachment and no ``List-Unsubscribe`` (a legal
+notice is not a mailing): its ``Message-ID`` is derived from the notice's key, so
+the relay's journal and any bounce name the notice without naming the patient. No
+header holds anything taken from a patient's record except the validated address.
+"""
+
+from __future__ import annotations
+
+import smtplib
+import ssl
+from datetime import UTC, datetime
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import format_datetime
+from pathlib import Path
+
+import dkim
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from carevault.keys.files import write_private
+from carevault.notify.channels import Bounced, Outgoing, TryLater, Unreachable
+
+SIGNED_HEADERS = (b"from", b"to", b"subject", b"date", b"message-id", b"mime-version",
+                  b"content-type", b"content-language")  # fmt: skip
+
+
+def dkim_key(path: Path, *, create: bool) -> bytes:
+    """The PEM private key that signs notices; a new RSA-2048 key if asked and missing."""
+    if not path.exists():
+        if not create:
+            raise FileNotFoundError(f"no DKIM key at {path}")
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        write_private(
+            path,
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            ),
+        )
+    return path.read_bytes()
+
+
+def dns_record(private_pem: bytes) -> str:
+    """The TXT record to publish at ``<selector>._domainkey.<domain>``."""
+    key = serialization.load_pem_private_key(private_pem, password=None)
+    public = key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    import base64
+
+    return "v=DKIM1; k=rsa; p=" + base64.b64encode(public).decode()
+
+
+def message_id(notice_key: str, domain: str) -> str:
+    return f"<notice.{notice_key}@{domain}>"
+
+
+def build_message(
+    outgoing: Outgoing, sender: str, sender_name: str, when: datetime | None = None
+) -> EmailMessage:
+    recipient = outgoing.recipient
+    if recipient.email is None:
+        raise Bounced("no email address")
+    domain = sender.rsplit("@", 1)[1]
+    message = EmailMessage(policy=SMTP)
+    local, _, host = sender.partition("@")
+    message["From"] = Address(display_name=sender_name, username=local, domain=host)
+    to_local, _, to_host = recipient.email.rpartition("@")
+    message["To"] = Address(username=to_local, domain=to_host)
+    message["Subject"] = outgoing.rendered.subject
+    message["Date"] = format_datetime(when or datetime.now(UTC))
+    message["Message-ID"] = message_id(outgoing.notice_key, domain)
+    message["Content-Language"] = "zh-Hant-HK" if recipient.language == "zh" else "en"
+    message["Auto-Submitted"] = "auto-generated"
+    message.set_content(outgoing.rendered.text, cte="quoted-printable")
+    message.add_alternative(outgoing.rendered.html, subtype="html", cte="quoted-printable")
+    return message
+
+
+class DkimSigner:
+    def __init__(self, private_pem: bytes, domain: str, selector: str) -> None:
+        self.private_pem = private_pem
+        self.domain = domain.encode()
+        self.selector = selector.encode()
+
+    def sign(self, data: bytes) -> bytes:
+        header: bytes = dkim.sign(
+            data,
+            self.selector,
+            self.domain,
+            self.private_pem,
+            include_headers=list(SIGNED_HEADERS),
+        )
+        return header + data
+
+
+class SmtpChannel:
+    """Email over one reused SMTP connection, STARTTLS whenever the server offers it
+    (required when ``starttls`` is "required")."""
+
+    name = "email"
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        sender: str,
+        sender_name: str,
+        signer: DkimSigner,
+        timeout: float = 30.0,
+        starttls: str = "auto",
+        ca_file: Path | None = None,
+        username: str | None = None,
+        password: str | None = None,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.sender = sender
+        self.sender_name = sender_name
+        self.signer = signer
+        self.timeout = timeout
+        self.starttls = starttls
+        self.ca_file = ca_file
+        self.username = username
+        self.password = password
+        self._smtp: smtplib.SMTP | None = None
+
+    def _connect(self) -> smtplib.SMTP:
+        if self._smtp is not None:
+            return self._smtp
+        try:
+            smtp = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+            smtp.ehlo()
+            if self.starttls != "off" and smtp.has_extn("starttls"):
+                context = ssl.create_default_context(
+                    cafile=str(self.ca_file) if self.ca_file else None
+                )
+                smtp.starttls(context=context)
+                smtp.ehlo()
+            elif self.starttls == "required":
+                smtp.close()
+                raise Unreachable("the SMTP server does not offer STARTTLS")
+            if self.username and self.password:
+                smtp.login(self.username, self.password)
+        except (OSError, smtplib.SMTPException) as error:
+            raise Unreachable(f"SMTP {self.host}:{self.port}: {type(error).__name__}") from None
+        self._smtp = smtp
+        return smtp
+
+    def render(self, outgoing: Outgoing) -> bytes:
+        message = build_message(outgoing, self.sender, self.sender_name)
+        return self.signer.sign(message.as_bytes())
+
+    def send(self, outgoing: Outgoing) -> None:
+        recipient = outgoing.recipient.email
+        if recipient is None:
+            raise Bounced("no email address")
+        data = self.render(outgoing)
+        smtp = self._connect()
+        try:
+            smtp.sendmail(self.sender, [recipient], data)
+        except smtplib.SMTPRecipientsRefused as error:
+            code, _ = next(iter(error.recipients.values()))
+            self._refused(code, "recipient refused")
+        except smtplib.SMTPDataError as error:
+            self._refused(error.smtp_code, "message refused")
+        except smtplib.SMTPSenderRefused as error:
+            self.close()
+            raise Unreachable(f"sender refused ({error.smtp_code})") from None
+        except (TimeoutError, OSError, smtplib.SMTPException) as error:
+            self.close()
+            raise Unreachable(f"SMTP: {type(error).__name__}") from None
+
+    @staticmethod
+    def _refused(code: int, what: str) -> None:
+        if 500 <= code < 600:
+            raise Bounced(f"{what}: {code}")
+        raise TryLater(f"{what}: {code}")
+
+    def close(self) -> None:
+        smtp, self._smtp = self._smtp, None
+        if smtp is None:
+            return
+        try:
+            smtp.quit()
+        except (OSError, smtplib.SMTPException):
+            smtp.close()

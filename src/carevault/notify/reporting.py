@@ -1,0 +1,103 @@
+"""Reports and clocks from the running system: reads what the pure ``risk`` and
+``reports`` need (who is a minor, where people live, what the send job did) and opens
+each regulator's clock for the incident."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC
+from typing import TYPE_CHECKING, Any
+
+from carevault.clock import from_micros, to_micros
+from carevault.notify import store as states
+from carevault.notify.reports import (
+    REGULATORS,
+    TITLES,
+    NoticeTally,
+    Organisation,
+    build_report,
+    deadline,
+)
+from carevault.notify.risk import Assessment, assess
+from carevault.notify.scope import TIERS, Scope
+from carevault.notify.service import reader_of, site_of
+from carevault.notify.store import NoticeStore
+
+if TYPE_CHECKING:
+    from carevault.bootstrap import Services
+
+
+def open_clocks(services: Services, scope: Scope) -> None:
+    """Each regulator's clock for the incident, from the moment it was declared."""
+    store = NoticeStore(services.engine)
+    incident = scope.incident
+    for regulator in REGULATORS:
+        due = deadline(regulator, incident.declared_at, services.settings.notify_pcpd_days)
+        store.open_clock(
+            incident.incident_id,
+            regulator,
+            f"{TITLES[regulator]}: {incident.title}",
+            to_micros(incident.declared_at),
+            to_micros(due),
+        )
+
+
+def assessment_of(services: Services, scope: Scope) -> tuple[Assessment, Counter[str]]:
+    """The risk assessment, reading each patient of the scope through the gate once."""
+    patients = [e.patient_id for e in scope.exposures(TIERS)]
+    reader = reader_of(services)
+    minors: set[str] = set()
+    regions: Counter[str] = Counter()
+    for start in range(0, len(patients), 200):
+        for patient_id, (recipient, _) in reader.recipients(patients[start : start + 200]).items():
+            if recipient.minor:
+                minors.add(patient_id)
+            if recipient.region:
+                regions[recipient.region] += 1
+    return assess(scope, minors=frozenset(minors), regions=regions), regions
+
+
+def tally_of(services: Services, incident_id: str) -> NoticeTally:
+    store = NoticeStore(services.engine)
+    counts = store.counts(incident_id)
+    sent: Counter[str] = Counter()
+    for (state, channel, _), count in counts.items():
+        if state == states.SENT:
+            sent[channel] += count
+    rows = store.in_state(incident_id, states.SENT)
+    times = sorted(row.sent_us for row in rows if row.sent_us)
+
+    def total(state: str) -> int:
+        return sum(n for (s, _, _), n in counts.items() if s == state)
+
+    return NoticeTally(
+        sent_by_channel=dict(sent),
+        deceased=total(states.DECEASED),
+        unreachable=total(states.UNREACHABLE) + total(states.MISSING),
+        pending=total(states.PENDING) + total(states.SENDING),
+        first_sent=from_micros(times[0]) if times else None,
+        last_sent=from_micros(times[-1]) if times else None,
+    )
+
+
+def make_report(services: Services, scope: Scope, regulator: str) -> dict[str, Any]:
+    settings = services.settings
+    open_clocks(services, scope)
+    assessment, regions = assessment_of(services, scope)
+    organisation = Organisation(
+        name=settings.notify_group_name,
+        contact_name=settings.notify_contact_name,
+        contact_phone=settings.notify_hotline,
+        contact_email=settings.notify_contact_email,
+        site=site_of(settings),
+    )
+    return build_report(
+        regulator,
+        scope,
+        assessment,
+        organisation,
+        tally_of(services, scope.incident.incident_id),
+        regions=regions,
+        pcpd_days=settings.notify_pcpd_days,
+        now=services.clock().astimezone(UTC),
+    )

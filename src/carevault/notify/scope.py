@@ -1,0 +1,184 @@
+"""The scope document an incident hands over, checked and typed (pure).
+
+Its shape is the contract with ``carevault.incidents``: an ``incident`` object, the
+``tiers`` (confirmed, decrypted, at_rest_only, potentially), each a list of patients
+with the data categories exposed, and ``counts``. A malformed document is refused
+whole (``ScopeError``), before anything is sent.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from carevault.domain.categories import DataCategory
+
+TIERS = ("confirmed", "decrypted", "at_rest_only", "potentially")
+#: Tiers whose patients are notified one by one unless the officer decides otherwise.
+NOTIFIED_TIERS = ("confirmed", "decrypted")
+_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+_INCIDENT_ID = re.compile(r"^[A-Za-z0-9\-._:]{1,80}$")
+
+
+class ScopeError(ValueError):
+    """The scope document is not what the incident module promises."""
+
+
+@dataclass(frozen=True)
+class Exposure:
+    """One patient of one tier: what of theirs was exposed, and when."""
+
+    patient_id: str
+    tier: str
+    categories: tuple[DataCategory, ...]
+    clinics: tuple[str, ...]
+    first: datetime | None
+    last: datetime | None
+    evidence: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Incident:
+    incident_id: str
+    title: str
+    status: str
+    declared_at: datetime
+    since: datetime | None
+    until: datetime | None
+    compromised: dict[str, Any]
+
+    @property
+    def keys_compromised(self) -> bool:
+        return bool(self.compromised.get("key_service")) or bool(self.compromised.get("host"))
+
+
+@dataclass(frozen=True)
+class Scope:
+    incident: Incident
+    tiers: dict[str, tuple[Exposure, ...]]
+    counts: dict[str, Any]
+
+    def exposures(self, tiers: Iterable[str] = NOTIFIED_TIERS) -> Iterator[Exposure]:
+        """Each patient once, in the first (worst) of ``tiers`` that names them, with the
+        categories of every chosen tier that names them."""
+        chosen = [tier for tier in TIERS if tier in set(tiers)]
+        merged: dict[str, Exposure] = {}
+        for tier in chosen:
+            for item in self.tiers.get(tier, ()):
+                known = merged.get(item.patient_id)
+                if known is None:
+                    merged[item.patient_id] = item
+                    continue
+                categories = tuple(sorted(set(known.categories) | set(item.categories)))
+                merged[item.patient_id] = Exposure(
+                    known.patient_id,
+                    known.tier,
+                    categories,
+                    tuple(sorted(set(known.clinics) | set(item.clinics))),
+                    _earliest(known.first, item.first),
+                    _latest(known.last, item.last),
+                    known.evidence + item.evidence,
+                )
+        yield from merged.values()
+
+    def patient_count(self, tiers: Iterable[str] = TIERS) -> int:
+        return sum(1 for _ in self.exposures(tiers))
+
+
+def _earliest(a: datetime | None, b: datetime | None) -> datetime | None:
+    return min((x for x in (a, b) if x is not None), default=None)
+
+
+def _latest(a: datetime | None, b: datetime | None) -> datetime | None:
+    return max((x for x in (a, b) if x is not None), default=None)
+
+
+def _instant(value: Any, where: str, *, required: bool = False) -> datetime | None:
+    if value is None and not required:
+        return None
+    if not isinstance(value, str):
+        raise ScopeError(f"{where}: an ISO 8601 instant is required")
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ScopeError(f"{where}: {value[:40]!r} is not an ISO 8601 instant") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _strings(value: Any, where: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ScopeError(f"{where}: a list of strings is required")
+    return tuple(value)
+
+
+def _exposure(item: Any, tier: str, index: int) -> Exposure:
+    where = f"tiers.{tier}[{index}]"
+    if not isinstance(item, dict):
+        raise ScopeError(f"{where}: an object is required")
+    patient = str(item.get("patient", "")).removeprefix("Patient/")
+    if not _ID.match(patient):
+        raise ScopeError(f"{where}.patient: a Patient id is required")
+    categories: list[DataCategory] = []
+    for name in _strings(item.get("categories"), f"{where}.categories"):
+        try:
+            categories.append(DataCategory(name))
+        except ValueError:
+            raise ScopeError(f"{where}.categories: unknown category {name[:40]!r}") from None
+    evidence = item.get("evidence") or []
+    if not isinstance(evidence, list) or not all(
+        isinstance(e, int) and not isinstance(e, bool) for e in evidence
+    ):
+        raise ScopeError(f"{where}.evidence: a list of ledger positions is required")
+    return Exposure(
+        patient_id=patient,
+        tier=tier,
+        categories=tuple(sorted(set(categories))),
+        clinics=_strings(item.get("clinics"), f"{where}.clinics"),
+        first=_instant(item.get("first"), f"{where}.first"),
+        last=_instant(item.get("last"), f"{where}.last"),
+        evidence=tuple(evidence),
+    )
+
+
+def parse_scope(document: Any) -> Scope:
+    """The typed scope of ``document`` (parsed JSON); ScopeError if it is malformed."""
+    if not isinstance(document, dict):
+        raise ScopeError("a scope document is a JSON object")
+    raw = document.get("incident")
+    if not isinstance(raw, dict):
+        raise ScopeError("incident: an object is required")
+    incident_id = str(raw.get("id", ""))
+    if not _INCIDENT_ID.match(incident_id):
+        raise ScopeError("incident.id: letters, digits and - . _ : only, at most 80")
+    compromised = raw.get("compromised") or {}
+    if not isinstance(compromised, dict):
+        raise ScopeError("incident.compromised: an object is required")
+    incident = Incident(
+        incident_id=incident_id,
+        title=str(raw.get("title") or "")[:200],
+        status=str(raw.get("status") or "open")[:40],
+        declared_at=_instant(raw.get("declared_at"), "incident.declared_at", required=True)
+        or datetime.now(UTC),
+        since=_instant(raw.get("since"), "incident.since"),
+        until=_instant(raw.get("until"), "incident.until"),
+        compromised=compromised,
+    )
+    tiers_raw = document.get("tiers")
+    if not isinstance(tiers_raw, dict):
+        raise ScopeError("tiers: an object is required")
+    unknown = set(tiers_raw) - set(TIERS)
+    if unknown:
+        raise ScopeError(f"tiers: unknown tier {sorted(unknown)[0][:40]!r}")
+    tiers: dict[str, tuple[Exposure, ...]] = {}
+    for tier in TIERS:
+        items = tiers_raw.get(tier) or []
+        if not isinstance(items, list):
+            raise ScopeError(f"tiers.{tier}: a list is required")
+        tiers[tier] = tuple(_exposure(item, tier, index) for index, item in enumerate(items))
+    counts = document.get("counts") or {}
+    return Scope(incident, tiers, counts if isinstance(counts, dict) else {})

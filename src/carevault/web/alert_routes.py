@@ -1,0 +1,79 @@
+"""``/admin/alerts``: the detectors' alerts for a signed-in privacy officer (JSON in the
+shape of ``carevault alerts list --json``); acknowledging or dismissing needs a TOTP."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import JSONResponse
+
+from carevault.bootstrap import Services
+from carevault.detect.alerts import as_dict
+from carevault.detect.desk import OfficerCode, OfficerRefused
+from carevault.detect.service import Detection
+from carevault.domain.roles import Role
+from carevault.fhir.outcome import FhirError, Issue
+from carevault.gate import Caller
+from carevault.web.responses import NO_STORE
+from carevault.web.security import CallerDep, ServicesDep
+
+router = APIRouter()
+
+
+class HandleRequest(BaseModel):
+    reason: Annotated[str, Field(max_length=500)] = ""
+    totp: Annotated[str, Field(min_length=6, max_length=8)]
+
+
+def _officer_only(svc: Services, who: Caller) -> Detection:
+    if who.actor is None or who.actor.role is not Role.PRIVACY_OFFICER:
+        raise FhirError(403, [Issue("forbidden", "only a privacy officer may see alerts")])
+    if svc.detection is None:
+        raise FhirError(503, [Issue("transient", "detection is not running")])
+    return svc.detection
+
+
+@router.get("/admin/alerts")
+async def list_alerts(svc: ServicesDep, who: CallerDep, status: str | None = None) -> JSONResponse:
+    detection = _officer_only(svc, who)
+    found = await run_in_threadpool(detection.alerts.list, status=status)
+    return JSONResponse({"alerts": [as_dict(alert) for alert in found]}, headers=NO_STORE)
+
+
+@router.get("/admin/alerts/{alert_id}")
+async def show_alert(alert_id: str, svc: ServicesDep, who: CallerDep) -> JSONResponse:
+    detection = _officer_only(svc, who)
+    try:
+        alert = await run_in_threadpool(detection.alerts.get, alert_id)
+    except KeyError:
+        raise FhirError(404, [Issue("not-found", f"no alert {alert_id}")]) from None
+    return JSONResponse({**as_dict(alert), "patients": list(alert.patients)}, headers=NO_STORE)
+
+
+async def _handle(
+    alert_id: str, status: str, body: HandleRequest, svc: Services, who: Caller
+) -> Any:
+    detection = _officer_only(svc, who)
+    officer = OfficerCode(who.principal.removeprefix("staff:"), body.totp, who.source_address)
+    try:
+        handled = await run_in_threadpool(
+            detection.desk.handle, officer, alert_id, status, body.reason
+        )
+    except KeyError:
+        raise FhirError(404, [Issue("not-found", f"no alert {alert_id}")]) from None
+    except OfficerRefused as refused:
+        raise FhirError(403, [Issue("forbidden", str(refused))]) from None
+    return JSONResponse(as_dict(handled), headers=NO_STORE)
+
+
+@router.post("/admin/alerts/{alert_id}/ack")
+async def ack(alert_id: str, body: HandleRequest, svc: ServicesDep, who: CallerDep) -> Any:
+    return await _handle(alert_id, "acknowledged", body, svc, who)
+
+
+@router.post("/admin/alerts/{alert_id}/dismiss")
+async def dismiss(alert_id: str, body: HandleRequest, svc: ServicesDep, who: CallerDep) -> Any:
+    return await _handle(alert_id, "dismissed", body, svc, who)

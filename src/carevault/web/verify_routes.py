@@ -1,0 +1,172 @@
+"""``GET /verify``: anyone may check that a notice's code is genuine.
+
+The answer says whether the code belongs to a notice we sent, by which channel and on
+which day, and nothing about the patient. Rate-limited per address and for everyone
+together (429 with ``Retry-After``); every check is a ledger entry, every refusal is
+counted in the ledger's per-minute summaries. HTML in English or Chinese (``lang``, or
+the browser's ``Accept-Language``), or JSON for ``Accept: application/json``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.templating import Jinja2Templates
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import JSONResponse, Response
+
+from carevault.access.ratelimit import TokenBuckets
+from carevault.bootstrap import Services
+from carevault.clock import from_micros
+from carevault.ledger.events import AuditEvent, Outcome, Tag
+from carevault.notify.service import sender_of, verifier_of
+from carevault.notify.verify import Verdict, Verifier
+from carevault.notify.wording import CHANNEL_WORDS, day
+from carevault.web.security import client_address
+
+router = APIRouter()
+templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+_GLOBAL = "*"
+
+TEXT = {
+    "en": {
+        "title": "Check a notice",
+        "intro": "Type the code printed in the notice you received.",
+        "label": "Verification code",
+        "button": "Check",
+        "genuine": "Genuine. This code belongs to a notice that {group} sent by {channel} "
+        "on {date}.",
+        "not_genuine": "Not recognised. This code does not belong to any notice we sent. "
+        "If a message gave you this code, do not reply to it, do not open its links, and "
+        "call our hotline {hotline}.",
+        "malformed": "A code has 12 letters and digits, such as K7MX-3HPA-RT9W. Please "
+        "check what you typed.",
+        "never": "We never ask for passwords, identity card numbers or payment by email, "
+        "text message or phone.",
+        "busy": "Too many checks. Please wait a minute and try again, or call {hotline}.",
+        "other": "中文",
+        "other_lang": "zh",
+    },
+    "zh": {
+        "title": "核實通知",
+        "intro": "請輸入閣下所收到通知上印有的核實碼。",
+        "label": "核實碼",
+        "button": "核實",
+        "genuine": "真確。此核實碼屬於{group}於{date}以{channel}發出的通知。",
+        "not_genuine": "無法確認。此核實碼不屬於我們發出的任何通知。如有訊息向閣下提供此核實碼，"
+        "請勿回覆，亦不要開啟其中的連結，並致電我們的熱線 {hotline}。",
+        "malformed": "核實碼由12個英文字母及數字組成，例如 K7MX-3HPA-RT9W。請檢查輸入是否正確。",
+        "never": "我們絕不會以電郵、短訊或電話要求閣下提供密碼、身份證號碼或付款。",
+        "busy": "核實次數過多，請稍候一分鐘再試，或致電 {hotline}。",
+        "other": "English",
+        "other_lang": "en",
+    },
+}
+
+
+@dataclass
+class VerifyPage:
+    verifier: Verifier
+    per_address: TokenBuckets
+    everyone: TokenBuckets
+    services: Services
+
+
+def install(app: FastAPI, services: Services) -> None:
+    settings = services.settings
+    per_minute = settings.notify_verify_per_minute
+    app.state.verify_page = VerifyPage(
+        verifier_of(services),
+        TokenBuckets(per_minute / 60.0, max(1, int(per_minute))),
+        TokenBuckets(
+            settings.notify_verify_global_per_second,
+            max(1, int(settings.notify_verify_global_per_second * 2)),
+        ),
+        services,
+    )
+    app.include_router(router)
+
+
+def _language(request: Request) -> str:
+    chosen = request.query_params.get("lang") or ""
+    if not chosen:
+        chosen = request.headers.get("accept-language", "")[:2]
+    return "zh" if chosen.lower().startswith("zh") else "en"
+
+
+def _wait(page: VerifyPage, source: str) -> int:
+    return page.per_address.take(source) or page.everyone.take(_GLOBAL)
+
+
+@router.get("/verify", include_in_schema=False)
+async def verify(request: Request) -> Response:
+    page: VerifyPage = request.app.state.verify_page
+    language = _language(request)
+    wants_json = "application/json" in request.headers.get("accept", "")
+    code = request.query_params.get("code")
+    headers = {"cache-control": "no-store", "content-language": language}
+    settings = page.services.settings
+    words = {"group": sender_of(settings).name(language), "hotline": settings.notify_hotline}
+    if code is None:
+        if wants_json:
+            return JSONResponse({"error": "give ?code="}, status_code=400, headers=headers)
+        return _page(request, language, None, words, headers)
+    source = client_address(request) or "unknown"
+    wait = _wait(page, source)
+    if wait:
+        event = AuditEvent(
+            tag=Tag.NOTIFY_CODE_CHECKED,
+            outcome=Outcome.DENIED,
+            at_us=page.services.now_us(),
+            source_address=source,
+            reason="verification rate limit",
+        )
+        await run_in_threadpool(page.services.refusals.refuse, event)
+        headers["retry-after"] = str(wait)
+        if wants_json:
+            return JSONResponse({"error": "too many checks"}, status_code=429, headers=headers)
+        return _page(request, language, "busy", words, headers, status=429)
+    verdict: Verdict = await run_in_threadpool(
+        page.verifier.check, code[:64], source, request.headers.get("user-agent")
+    )
+    zone = ZoneInfo(settings.timezone)
+    sent_day = day(from_micros(verdict.sent_us), language, zone) if verdict.sent_us else None
+    if wants_json:
+        return JSONResponse(
+            {
+                "genuine": verdict.genuine,
+                "channel": verdict.channel,
+                "sent_on": from_micros(verdict.sent_us).astimezone(zone).date().isoformat()
+                if verdict.sent_us
+                else None,
+            },
+            headers=headers,
+        )
+    if verdict.genuine:
+        words["channel"] = CHANNEL_WORDS[language].get(verdict.channel or "", "")
+        words["date"] = sent_day or ""
+        return _page(request, language, "genuine", words, headers)
+    key = "not_genuine" if verdict.well_formed else "malformed"
+    return _page(request, language, key, words, headers)
+
+
+def _page(
+    request: Request,
+    language: str,
+    outcome: str | None,
+    words: dict[str, str],
+    headers: dict[str, str],
+    status: int = 200,
+) -> Response:
+    text = TEXT[language]
+    message = text[outcome].format(**words) if outcome else None
+    return templates.TemplateResponse(
+        request,
+        "verify.html",
+        {"t": text, "lang": language, "outcome": outcome, "message": message, **words},
+        status_code=status,
+        headers=headers,
+    )

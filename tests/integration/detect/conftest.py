@@ -1,0 +1,67 @@
+"""A small clinic for the detectors: patients, a front desk and a privacy officer."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from carevault.bootstrap import Services, build_services
+from carevault.config import Settings
+from carevault.domain.roles import Role
+from carevault.web.app import create_app
+from tests.conftest import make_settings
+from tests.support.client import FhirTestClient
+from tests.support.staff import Staff, make_staff
+
+PATIENTS = 45
+
+
+@dataclass
+class Clinic:
+    services: Services
+    web: FhirTestClient
+    desk: Staff
+    officer: Staff
+    patients: list[str]
+
+    def read(self, who: Staff, patient: str) -> int:
+        return int(self.web.get(f"/fhir/Patient/{patient}", headers=who.headers).status_code)
+
+
+@pytest.fixture
+def detect_settings(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
+    url = request.getfixturevalue("pg_schema") if backend == "postgres" else None
+    return make_settings(tmp_path / "home", url, release_budget="front_desk=30/100")
+
+
+@pytest.fixture
+def clinic(detect_settings: Settings) -> Iterator[Clinic]:
+    services = build_services(detect_settings, create_keys=True, migrate=True)
+    try:
+        with FhirTestClient(create_app(services.settings, services)) as web:
+            officer = make_staff(services, Role.PRIVACY_OFFICER, ["clinic-a"])
+            desk = make_staff(services, Role.FRONT_DESK, ["clinic-a"])
+            web.put_json(
+                "/fhir/Organization/clinic-a",
+                {"resourceType": "Organization", "id": "clinic-a", "name": "Clinic A"},
+                **officer.headers,
+            )
+            patients = []
+            for n in range(PATIENTS):
+                response = web.post_json(
+                    "/fhir/Patient",
+                    {
+                        "resourceType": "Patient",
+                        "name": [{"family": f"Chan{n}", "given": ["Tai Man"]}],
+                        "managingOrganization": {"reference": "Organization/clinic-a"},
+                    },
+                    **desk.headers,
+                )
+                assert response.status_code == 201, response.text
+                patients.append(response.json()["id"])
+            yield Clinic(services, web, desk, officer, patients)
+    finally:
+        services.close()

@@ -1,0 +1,121 @@
+"""The release budget at the gate and the alerts it leads to, in-process over HTTP."""
+
+from __future__ import annotations
+
+import json
+
+from carevault.containment.state import Mode
+from carevault.detect import alerts_as_dicts
+from carevault.sim.evaluate import ALERT_KEYS
+from tests.integration.detect.conftest import Clinic
+
+
+def test_reads_past_the_budget_are_refused_with_a_reason(clinic: Clinic) -> None:
+    statuses = [clinic.read(clinic.desk, patient) for patient in clinic.patients[:31]]
+    assert statuses[:30] == [200] * 30
+    assert statuses[30] == 429
+    refused = clinic.web.get(f"/fhir/Patient/{clinic.patients[31]}", headers=clinic.desk.headers)
+    outcome = refused.json()
+    assert outcome["resourceType"] == "OperationOutcome"
+    assert "release budget" in outcome["issue"][0]["diagnostics"]
+    # A patient already released today costs nothing more.
+    assert clinic.read(clinic.desk, clinic.patients[0]) == 200
+
+
+def test_a_refusal_raises_an_alert_and_suspends_the_account(clinic: Clinic) -> None:
+    for patient in clinic.patients[:32]:
+        clinic.read(clinic.desk, patient)
+    alerts = alerts_as_dicts(clinic.services)
+    assert all(set(alert) == ALERT_KEYS for alert in alerts)
+    budget = [a for a in alerts if a["detector"] == "release-budget"]
+    assert len(budget) == 1, alerts
+    assert budget[0]["account"] == clinic.desk.account.username
+    assert budget[0]["severity"] == "high"
+    assert budget[0]["action"] == "suspend"
+    active = clinic.services.containment.refresh().active
+    assert any(
+        c.mode is Mode.ACCOUNT_SUSPENDED and c.target == clinic.desk.account.username
+        for c in active
+    )
+    assert clinic.read(clinic.desk, clinic.patients[0]) == 401
+
+
+def test_catching_up_twice_raises_nothing_twice(clinic: Clinic) -> None:
+    for patient in clinic.patients[:32]:
+        clinic.read(clinic.desk, patient)
+    first = alerts_as_dicts(clinic.services)
+    again = alerts_as_dicts(clinic.services)
+    assert [a["id"] for a in first] == [a["id"] for a in again]
+
+
+def test_ordinary_reads_raise_nothing(clinic: Clinic) -> None:
+    for patient in clinic.patients[:10]:
+        assert clinic.read(clinic.desk, patient) == 200
+    assert alerts_as_dicts(clinic.services) == []
+
+
+def test_the_cli_lists_alerts_as_json_and_an_officer_dismisses_one(clinic: Clinic) -> None:
+    from typer.testing import CliRunner
+
+    from carevault.cli import app
+
+    for patient in clinic.patients[:32]:
+        clinic.read(clinic.desk, patient)
+    home = str(clinic.services.settings.home)
+    env = {"CAREVAULT_DATABASE_URL": clinic.services.settings.database_url or ""}
+    env = {k: v for k, v in env.items() if v}
+    runner = CliRunner()
+    listed = runner.invoke(app, ["alerts", "list", "--json", "--home", home], env=env)
+    assert listed.exit_code == 0, listed.output
+    alerts = json.loads(listed.output)
+    assert {a["detector"] for a in alerts} >= {"release-budget"}
+    assert all(set(a) == ALERT_KEYS for a in alerts)
+    first = alerts[0]["id"]
+    refused = runner.invoke(
+        app,
+        ["alerts", "dismiss", first, "--reason", "x", "--officer", clinic.desk.account.username,
+         "--totp", clinic.desk.totp(), "--home", home],
+        env=env,
+    )  # fmt: skip
+    assert refused.exit_code != 0
+    done = runner.invoke(
+        app,
+        ["alerts", "dismiss", first, "--reason", "a known audit", "--officer",
+         clinic.officer.account.username, "--totp", clinic.officer.totp(), "--home", home],
+        env=env,
+    )  # fmt: skip
+    assert done.exit_code == 0, done.output
+    assert clinic.services.detection is not None
+    assert clinic.services.detection.alerts.get(first).status == "dismissed"
+    status = runner.invoke(app, ["status", "--home", home], env=env)
+    assert "Detection:" in status.output
+
+
+def test_admin_alerts_is_for_a_privacy_officer(clinic: Clinic) -> None:
+    for patient in clinic.patients[:32]:
+        clinic.read(clinic.desk, patient)
+    alerts_as_dicts(clinic.services)
+    officer = clinic.web.get("/admin/alerts", headers=clinic.officer.headers)
+    assert officer.status_code == 200
+    assert {a["detector"] for a in officer.json()["alerts"]} >= {"release-budget"}
+    assert all(set(a) == ALERT_KEYS for a in officer.json()["alerts"])
+    other = clinic.web.get("/admin/alerts", headers=clinic.desk.headers)
+    assert other.status_code in (401, 403)
+
+
+def test_alert_case_names_the_account_and_address(clinic: Clinic) -> None:
+    import pytest
+
+    from carevault.detect import alert_case
+
+    for patient in clinic.patients[:32]:
+        clinic.read(clinic.desk, patient)
+    alert = alerts_as_dicts(clinic.services)[0]
+    case = alert_case(clinic.services, alert["id"])
+    assert case["accounts"] == [clinic.desk.account.username]
+    # The in-process test client has no IP address: none is made up.
+    assert case["addresses"] == []
+    assert case["until"] is None
+    assert case["since"].endswith("+00:00")
+    with pytest.raises(KeyError):
+        alert_case(clinic.services, "999999")

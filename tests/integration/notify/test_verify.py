@@ -1,0 +1,116 @@
+"""/verify confirms the code of every notice sent, rejects every other, says nothing
+about the patient, and gets nowhere when hammered from one address or from many."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Iterator
+
+import pytest
+from starlette.testclient import TestClient
+
+from carevault.access.ratelimit import TokenBuckets
+from carevault.ledger.events import AuditEvent, Outcome, Tag
+from carevault.notify.codes import ALPHABET
+from carevault.notify.scope import parse_scope
+from carevault.notify.service import send_job
+from carevault.web.app import create_app
+from tests.integration.notify.conftest import Clinic
+
+pytestmark = pytest.mark.postgres
+CODE = re.compile(r"\b[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}\b")
+BASE = "https://clinics.example.hk"
+
+
+@pytest.fixture
+def sent(clinic: Clinic) -> Iterator[tuple[Clinic, list[str]]]:
+    send_job(clinic.services).run(parse_scope(clinic.scope), ("confirmed",))
+    codes = [CODE.findall(raw.decode("latin-1"))[0] for _, raw in clinic.sink.messages]
+    codes += [CODE.findall(m["text"])[0] for m in clinic.sms.messages]
+    yield clinic, codes
+
+
+def _client(clinic: Clinic, address: str) -> TestClient:
+    app = create_app(clinic.settings, clinic.services)
+    return TestClient(app, base_url=BASE, client=(address, 50000))
+
+
+def _checks(clinic: Clinic) -> list[AuditEvent]:
+    return [
+        event
+        for _, data in clinic.services.audit_ledger.store.entries()
+        if (event := AuditEvent.from_canonical(data)).tag is Tag.NOTIFY_CODE_CHECKED
+    ]
+
+
+def _guess() -> str:
+    return "".join(secrets.choice(ALPHABET) for _ in range(12))
+
+
+def test_every_sent_code_is_genuine_and_nothing_else_is(sent: tuple[Clinic, list[str]]) -> None:
+    clinic, codes = sent
+    assert len(codes) == 7
+    for index, code in enumerate(codes):
+        client = _client(clinic, f"198.51.100.{index + 1}")
+        answer = client.get(
+            "/verify", params={"code": code}, headers={"accept": "application/json"}
+        )
+        assert answer.status_code == 200
+        body = answer.json()
+        assert body["genuine"] is True and body["channel"] in ("email", "sms")
+        assert set(body) == {"genuine", "channel", "sent_on"}
+        page = client.get("/verify", params={"code": code.lower().replace("-", " ")})
+        assert "Genuine" in page.text and "Smith" not in page.text
+        zh = client.get("/verify", params={"code": code, "lang": "zh"})
+        assert "真確" in zh.text
+    client = _client(clinic, "198.51.100.200")
+    for _ in range(5):
+        answer = client.get(
+            "/verify", params={"code": _guess()}, headers={"accept": "application/json"}
+        )
+        assert answer.json() == {"genuine": False, "channel": None, "sent_on": None}
+    assert "12 letters" in client.get("/verify", params={"code": "<script>"}).text
+    assert "<script>" not in client.get("/verify", params={"code": "<script>"}).text
+    form = client.get("/verify")
+    assert form.status_code == 200 and 'name="code"' in form.text
+    checks = _checks(clinic)
+    assert sum(1 for e in checks if e.outcome is Outcome.SUCCESS) == 3 * len(codes)
+    assert all(
+        code.replace("-", "") not in e.canonical().decode() for e in checks for code in codes
+    )
+
+
+def test_one_address_hammering_gets_429_and_no_answer(sent: tuple[Clinic, list[str]]) -> None:
+    clinic, codes = sent
+    client = _client(clinic, "203.0.113.9")
+    answers = [
+        client.get("/verify", params={"code": _guess()}, headers={"accept": "application/json"})
+        for _ in range(30)
+    ]
+    limited = [a for a in answers if a.status_code == 429]
+    assert len(limited) == 20
+    assert all(int(a.headers["retry-after"]) >= 1 for a in limited)
+    # A genuine code gets no answer either while the address is limited.
+    genuine = client.get(
+        "/verify", params={"code": codes[0]}, headers={"accept": "application/json"}
+    )
+    assert genuine.status_code == 429 and "genuine" not in genuine.json()
+    checks = _checks(clinic)
+    assert sum(1 for e in checks if e.outcome is Outcome.FAILED) == 10
+    assert any(e.outcome is Outcome.DENIED for e in checks)
+
+
+def test_many_addresses_together_meet_the_global_limit(sent: tuple[Clinic, list[str]]) -> None:
+    clinic, _ = sent
+    app = create_app(clinic.settings, clinic.services)
+    # CAREVAULT_NOTIFY_VERIFY_GLOBAL_PER_SECOND at 2 (burst 4): an in-process client is
+    # slower than the default 20 a second; the buckets are the page's own.
+    app.state.verify_page.everyone = TokenBuckets(2.0, 4)
+    statuses = []
+    for index in range(120):
+        client = TestClient(app, base_url=BASE, client=(f"10.9.{index // 250}.{index % 250}", 1))
+        statuses.append(client.get("/verify", params={"code": _guess()}).status_code)
+    assert statuses.count(429) >= 60
+    assert statuses[:4] == [200] * 4
+    assert set(statuses) == {200, 429}

@@ -1,0 +1,230 @@
+"""Each detector on small hand-made sequences of ledger entries: what fires, what must not."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime
+
+from carevault.detect.model import DAY_US, HOUR_US, MINUTE_US, Access, Finding, Severity
+from carevault.detect.profile import Profile, RoleBaseline
+from carevault.detect.signals import AccountState, Context, Detectors
+
+#: 2026-03-03 10:00 in Hong Kong (02:00 UTC): a Tuesday morning.
+MORNING = int(datetime(2026, 3, 3, 2, 0, tzinfo=UTC).timestamp() * 1_000_000)
+
+
+class Feed:
+    """One account's entries through the detectors, keeping what they found."""
+
+    def __init__(self, role: str = "physician", profile: Profile | None = None) -> None:
+        self.detectors = Detectors()
+        self.state = AccountState(profile or Profile(role=role))
+        self.role = RoleBaseline()
+        self.context = Context()
+        self.position = 0
+        self.found: list[Finding] = []
+        self.role_name = role
+
+    def entry(self, at_us: int, patient: str | None = "p0", **fields: object) -> list[Finding]:
+        values: dict[str, object] = {
+            "tag": "fhir:resource:read",
+            "outcome": "success",
+            "principal": "staff:ann",
+            "role": self.role_name,
+            "clinic_ids": ("clinic-a",),
+            "source_address": "10.1.0.20",
+            "user_agent": "workstation",
+            "resource_type": "Patient",
+            "patient_pseudonym": patient,
+        }
+        values.update(fields)
+        access = Access(position=self.position, at_us=at_us, **values)  # type: ignore[arg-type]
+        self.position += 1
+        found = self.detectors.observe(access, self.state, self.role, self.context)
+        self.found.extend(found)
+        return found
+
+    def detectors_fired(self) -> set[str]:
+        return {finding.detector for finding in self.found}
+
+
+def test_twenty_one_unexplained_patients_in_ten_minutes_is_breadth() -> None:
+    feed = Feed()
+    for n in range(21):
+        feed.entry(MORNING + n * 20_000_000, f"p{n}")
+    breadth = [f for f in feed.found if f.detector == "breadth"]
+    assert breadth and breadth[0].severity is Severity.MEDIUM
+    assert "21 distinct patients" in breadth[-1].explanation
+    assert breadth[-1].first_position == 0
+
+
+def test_twice_the_limit_is_high() -> None:
+    feed = Feed()
+    for n in range(41):
+        feed.entry(MORNING + n * 10_000_000, f"p{n}")
+    assert max(f.severity.rank for f in feed.found if f.detector == "breadth") == (
+        Severity.HIGH.rank
+    )
+
+
+def test_explained_patients_never_count() -> None:
+    feed = Feed()
+    for n in range(200):
+        feed.entry(MORNING + n * 5_000_000, f"p{n}", explained=True)
+    assert feed.found == []
+
+
+def test_the_same_patient_again_and_again_is_one_patient() -> None:
+    feed = Feed()
+    for n in range(300):
+        feed.entry(MORNING + n * 1_000_000, f"p{n % 5}")
+    assert feed.found == []
+
+
+def test_a_person_who_usually_reads_many_is_judged_by_their_own_days() -> None:
+    busy = Profile(role="physician")
+    for day in range(10):
+        busy.days[str(day)] = {"all": 60, "unexplained": 40, "10 minutes": 30 + day % 3,
+                               "hour": 40, "day": 40}  # fmt: skip
+    feed = Feed(profile=busy)
+    for n in range(30):
+        feed.entry(MORNING + n * 15_000_000, f"p{n}")
+    assert "breadth" not in feed.detectors_fired()
+
+
+def test_opening_a_decoy_is_critical_at_once() -> None:
+    feed = Feed()
+    feed.context = Context(decoys=frozenset({"decoy-1"}))
+    found = feed.entry(MORNING, "decoy-1", explained=True)
+    assert [(f.detector, f.severity) for f in found] == [("honeytoken", Severity.CRITICAL)]
+    assert feed.entry(MORNING + MINUTE_US, "p1") == []
+
+
+def test_a_vip_opened_without_care_is_high_but_with_care_is_not() -> None:
+    feed = Feed()
+    feed.context = Context(vips=frozenset({"star"}))
+    assert feed.entry(MORNING, "star", explained=True) == []
+    found = feed.entry(MORNING + MINUTE_US, "star")
+    assert [(f.detector, f.severity) for f in found] == [("vip", Severity.HIGH)]
+
+
+def test_more_than_ten_everything_calls_in_an_hour() -> None:
+    feed = Feed()
+    for n in range(10):
+        feed.entry(MORNING + n * MINUTE_US, "p1", tag="fhir:patient:everything", explained=True)
+    assert feed.found == []
+    feed.entry(MORNING + 11 * MINUTE_US, "p1", tag="fhir:patient:everything", explained=True)
+    assert feed.detectors_fired() == {"everything-calls"}
+
+
+def test_a_burst_of_refusals_and_a_budget_refusal() -> None:
+    feed = Feed()
+    for n in range(19):
+        feed.entry(MORNING + n * 10_000_000, f"p{n}", outcome="denied", reason="no care")
+    assert feed.found == []
+    feed.entry(MORNING + 200_000_000, "p20", outcome="denied", reason="no care")
+    assert feed.detectors_fired() == {"denials"}
+    found = feed.entry(MORNING + 300_000_000, None, outcome="denied", reason="release budget: x")
+    assert [(f.detector, f.severity) for f in found] == [("release-budget", Severity.HIGH)]
+
+
+def test_failed_sign_ins_in_a_burst() -> None:
+    feed = Feed()
+    for n in range(10):
+        feed.entry(MORNING + n * MINUTE_US // 2, None, tag="auth:session:sign-in-failed",
+                   outcome="failed")  # fmt: skip
+    assert feed.detectors_fired() == {"sign-in-failures"}
+
+
+def test_two_places_at_once_but_not_two_desks_of_one_clinic() -> None:
+    feed = Feed()
+    feed.entry(MORNING, "p1", explained=True, source_address="10.1.0.20")
+    feed.entry(MORNING + MINUTE_US, "p2", explained=True, source_address="10.1.0.31")
+    assert feed.found == []
+    found = feed.entry(MORNING + 2 * MINUTE_US, "p3", explained=True, source_address="203.0.113.9")
+    assert [f.detector for f in found] == ["two-places"]
+
+
+def _office_hours_profile() -> Profile:
+    profile = Profile(role="physician", first_us=MORNING - 20 * DAY_US, last_us=MORNING - HOUR_US)
+    for day in range(10):
+        profile.days[str(day)] = {"all": 20, "unexplained": 1, "10 minutes": 1, "hour": 1, "day": 1}
+    for hour in range(9, 19):
+        profile.hours[hour] = 40
+    profile.addresses["10.1.0.0/24"] = MORNING - HOUR_US
+    profile.agents["workstation"] = MORNING - HOUR_US
+    return profile
+
+
+def test_night_time_from_a_new_address_but_not_the_usual_desk_by_day() -> None:
+    feed = Feed(profile=_office_hours_profile())
+    assert feed.entry(MORNING, "p1", explained=True) == []
+    night = MORNING + 17 * HOUR_US  # 03:00 in Hong Kong
+    found = feed.entry(night, "p3", explained=True, source_address="198.51.100.7",
+                       user_agent="curl")  # fmt: skip
+    assert "unusual-hour-new-place" in {f.detector for f in found}
+
+
+def test_a_known_place_at_an_odd_hour_alone_raises_nothing() -> None:
+    feed = Feed(profile=_office_hours_profile())
+    night = MORNING + 17 * HOUR_US
+    assert feed.entry(night, "p2", explained=True) == []
+
+
+def test_a_dormant_account_coming_back() -> None:
+    profile = _office_hours_profile()
+    profile.last_us = MORNING - 30 * DAY_US
+    feed = Feed(profile=profile)
+    assert [f.detector for f in feed.entry(MORNING, "p1", explained=True)] == ["dormant-account"]
+    feed.found.clear()
+    assert feed.entry(MORNING + HOUR_US, "p2", explained=True) == []
+
+
+def test_a_slow_drip_is_found_within_days_and_a_steady_trickle_is_not() -> None:
+    drip = Feed(profile=_office_hours_profile())
+    steady = Feed(profile=_office_hours_profile())
+    drip_day = None
+    for day in range(5):
+        start = MORNING + day * DAY_US
+        for n in range(25):
+            drip.entry(start + n * 15 * MINUTE_US, f"d{day}-{n}")
+        for n in range(2):
+            steady.entry(start + n * HOUR_US, f"s{day}-{n}")
+        if drip_day is None and "slow-drip" in drip.detectors_fired():
+            drip_day = day
+    assert drip_day is not None and drip_day <= 2
+    assert "slow-drip" not in steady.detectors_fired()
+
+
+def test_an_integration_doing_something_new() -> None:
+    profile = Profile(role="integration", first_us=MORNING - 5 * DAY_US)
+    for day in range(5):
+        profile.days[str(day)] = {"all": 100, "unexplained": 100}
+    profile.patterns["fhir:resource:create Observation"] = 500
+    feed = Feed(role="integration", profile=profile)
+    lab = {"principal": "client:lab", "role": "integration"}
+    assert feed.entry(MORNING, "p1", tag="fhir:resource:create", resource_type="Observation",
+                      explained=True, **lab) == []  # fmt: skip
+    feed.entry(MORNING + MINUTE_US, "p2", tag="fhir:resource:read", resource_type="Patient",
+               explained=True, **lab)  # fmt: skip
+    assert "integration-pattern" in feed.detectors_fired()
+
+
+def test_replay_rebuilds_windows_but_finds_and_learns_nothing() -> None:
+    feed = Feed()
+    before = feed.state.profile.to_json()
+    for n in range(30):
+        access = Access(n, MORNING + n * 1_000_000, "fhir:resource:read", "success", "staff:ann",
+                        "physician", patient_pseudonym=f"p{n}")  # fmt: skip
+        assert feed.detectors.observe(access, feed.state, feed.role, feed.context, live=False) == []
+    assert feed.state.profile.to_json() == before
+    assert len(feed.state.recent.breadth["10 minutes"]) == 30
+    # The next live entry sees the whole burst.
+    found = feed.entry(MORNING + 31_000_000, "p99")
+    assert any(f.detector == "breadth" and "31 distinct" in f.explanation for f in found)
+
+
+def test_entries_of_the_system_are_not_an_account() -> None:
+    access = Access(0, MORNING, "fhir:resource:read", "success", "system:seed")
+    assert access.account is None
+    assert not replace(access, patient_pseudonym="p").released
