@@ -29,6 +29,7 @@ __all__ = [
     "IncidentError",
     "IncidentNotFound",
     "Incidents",
+    "case_from_alert",
     "declare_case",
     "incidents_for",
     "scope_document",
@@ -60,6 +61,38 @@ def declare_case(
     return incidents_for(services).declare(
         actor, title, compromised, since_us, until_us, alert_id=alert_id
     )
+
+
+def case_from_alert(
+    services: Services, alert_id: str, given: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The case of a detection alert, with what ``given`` adds (lists are joined; a value
+    given wins, e.g. a ``since`` earlier than the alert was raised). IncidentError if no
+    detection engine is installed or it knows no such alert."""
+    import importlib
+
+    try:
+        detect = importlib.import_module("carevault.detect")
+    except ModuleNotFoundError:
+        raise IncidentError("no detection engine installed: declare by hand") from None
+    find = getattr(detect, "alert_case", None)
+    if find is None:
+        raise IncidentError("the detection engine installed gives no alert cases")
+    try:
+        found = find(services, alert_id)
+    except KeyError:
+        raise IncidentError(f"no alert {alert_id}") from None
+    except RuntimeError as error:
+        raise IncidentError(f"alert {alert_id}: {error}") from None
+    if not isinstance(found, dict):
+        raise IncidentError(f"alert {alert_id}: no case")
+    case = dict(given or {})
+    for key, value in found.items():
+        if isinstance(value, list):
+            case[key] = sorted({*case.get(key, []), *value})
+        elif case.get(key) is None and value is not None:
+            case[key] = value
+    return case
 
 
 def scope_document(

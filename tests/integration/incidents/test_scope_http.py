@@ -171,3 +171,9 @@ def test_the_same_person_registered_at_two_clinics_is_counted_once(
     assert persons[group.tw_patient.id] == group.tw_patient.id
     assert document["counts"]["people"]["confirmed"] == 2
     assert document["counts"]["by_clinic"]["confirmed"] == {TM: 1, TW: 2}
+
+
+def test_an_incident_declared_from_an_unknown_alert_is_refused(group: Group) -> None:
+    body = {"alert": "999", "since": "2026-01-01"}
+    response = group.web.post("/admin/incidents", json=body, headers=group.officer.headers)
+    assert response.status_code == 400 and "no alert 999" in response.text
