@@ -15,6 +15,7 @@ from carevault.access.breakglass import BreakGlass
 from carevault.access.care import CareRelationships
 from carevault.access.clients import ClientApps
 from carevault.access.control import AccessControl
+from carevault.access.identity import IdTokens
 from carevault.access.oauth import OAuth
 from carevault.access.passwords import Passwords
 from carevault.access.ratelimit import RequestLimits
@@ -34,7 +35,7 @@ from carevault.fhir.content import InputLimits
 from carevault.gate import CareSettings, Gate
 from carevault.keys.cache import DataKeyCache
 from carevault.keys.envelope import Envelope
-from carevault.keys.files import ed25519_key
+from carevault.keys.files import ed25519_key, rsa_key
 from carevault.keys.local import LocalKeyring
 from carevault.keys.provider import KeyProvider
 from carevault.keys.service import DIRECTORY_KEY_ID, KeyService
@@ -49,6 +50,7 @@ from carevault.ledger.witness import DirectoryWitness, HttpWitness, Witness, Wit
 from carevault.ledger.writer import LedgerWriter
 from carevault.migrations import upgrade
 from carevault.rest.interactions import FhirInteractions, SearchSettings
+from carevault.rest.launch import PatientPicker
 from carevault.vault.store import SYSTEM_PRINCIPAL, Vault
 
 #: How often a server counts new ledger entries for the console's activity chart.
@@ -86,6 +88,9 @@ class Services:
     schedule: CheckpointSchedule | None = None
     activity: ActivityCounter | None = None
     detection: Detection | None = None
+    #: SMART apps: ID tokens and their JWKS, and the patient launch's picker.
+    id_tokens: IdTokens | None = None
+    picker: PatientPicker | None = None
     _closed: bool = field(default=False, repr=False)
 
     @property
@@ -254,6 +259,9 @@ def build_services(
     access = AccessControl(
         engine, signer, sessions, care, break_glass, Registrations(engine), clock
     )
+    id_tokens = IdTokens(
+        rsa_key(settings.resolved_id_token_key_path), lifetime=settings.id_token_seconds
+    )
     oauth = OAuth(
         engine,
         accounts,
@@ -262,6 +270,7 @@ def build_services(
         audit_ledger.writer,
         direct_grant=settings.direct_grant,
         clock=clock,
+        id_tokens=id_tokens,
     )
     containment = ContainmentStore(engine, now_us, settings.containment_refresh_seconds)
     if keys is not None:
@@ -291,7 +300,7 @@ def build_services(
         sessions,
         now_us,
     )
-    gate.release = detection.budget
+    gate.release = detection.budget if settings.detect else None
     fhir = FhirInteractions(
         gate,
         SearchSettings(
@@ -340,4 +349,6 @@ def build_services(
         refusals=RefusalTally(audit_ledger.writer, clock),
         limits=RequestLimits.from_settings(settings),
         detection=detection,
+        id_tokens=id_tokens,
+        picker=PatientPicker(fhir, gate),
     )

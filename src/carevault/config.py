@@ -12,6 +12,7 @@ import os
 import stat
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -295,6 +296,23 @@ class Settings(BaseSettings):
     alert_email_to: str = Field(default="", description="Comma-separated alert recipients.")
     alert_webhook_url: str | None = Field(default=None, description="POST each alert here.")
 
+    # Browser SMART apps and OpenID Connect (docs/smart-apps.md)
+    cors_origins: str = Field(
+        default="",
+        description=(
+            "Origins (scheme://host[:port], comma-separated) a browser app may call the token "
+            "endpoint and /fhir from, besides those of registered public apps' redirect URIs."
+        ),
+    )
+    cors_refresh_seconds: float = Field(
+        default=5.0, gt=0, le=300, description="How often the registered apps' origins are re-read."
+    )
+    id_token_key_path: Path | None = Field(
+        default=None,
+        description="RSA key that signs OpenID Connect ID tokens; <home>/keys/id-token.pem.",
+    )
+    id_token_seconds: int = Field(default=300, ge=30, le=3600)
+
     @field_validator("public_base_url")
     @classmethod
     def _strip_slash(cls, value: str | None) -> str | None:
@@ -318,6 +336,21 @@ class Settings(BaseSettings):
                     f"CAREVAULT_TRUSTED_PROXIES: {item[:60]!r} is not a proxy's address or network"
                 )
         return ",".join(_items(value))
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _cors_origins(cls, value: str) -> str:
+        for item in _items(value):
+            # An origin exactly: "*" or a path would let any page, or a guess, in.
+            if browser_origin(item) != item.lower():
+                raise ValueError(
+                    f"CAREVAULT_CORS_ORIGINS: {item[:60]!r} is not an origin (scheme://host[:port])"
+                )
+        return ",".join(item.lower() for item in _items(value))
+
+    @property
+    def cors_origin_list(self) -> frozenset[str]:
+        return frozenset(_items(self.cors_origins))
 
     @property
     def trusted_proxy_list(self) -> list[str]:
@@ -344,6 +377,10 @@ class Settings(BaseSettings):
     @property
     def resolved_token_key_path(self) -> Path:
         return self.token_signing_key_path or self.home / "keys" / "token-signing.pem"
+
+    @property
+    def resolved_id_token_key_path(self) -> Path:
+        return self.id_token_key_path or self.home / "keys" / "id-token.pem"
 
     @property
     def resolved_ledger_key_path(self) -> Path:
@@ -385,6 +422,7 @@ def check_production(settings: Settings) -> None:
         settings.resolved_keyring_path,
         settings.resolved_token_key_path,
         settings.resolved_ledger_key_path,
+        settings.resolved_id_token_key_path,
     ):
         if path.exists() and stat.S_IMODE(path.stat().st_mode) & 0o077:
             problems.append(f"key file {path} is readable by others: chmod 600")
@@ -394,6 +432,8 @@ def check_production(settings: Settings) -> None:
         problems.append("CAREVAULT_PKCS11_PIN is required with the pkcs11 key provider")
     if not (settings.public_base_url or "").startswith("https://"):
         problems.append("CAREVAULT_PUBLIC_BASE_URL must be set to an https:// URL in production")
+    if any(not origin.startswith("https://") for origin in settings.cors_origin_list):
+        problems.append("CAREVAULT_CORS_ORIGINS must name only https:// origins in production")
     if settings.witness_url and not settings.witness_vkey:
         problems.append("CAREVAULT_WITNESS_VKEY is required with CAREVAULT_WITNESS_URL")
     if not settings.witness_url and settings.witness_dir is None:
@@ -403,6 +443,27 @@ def check_production(settings: Settings) -> None:
         )
     if problems:
         raise UnsafeConfiguration("; ".join(problems))
+
+
+def browser_origin(uri: str) -> str | None:
+    """The origin (RFC 6454) of an http(s) URL, lower-cased, default port dropped; None if
+    it has none (another scheme, no host, user info)."""
+    try:
+        parts = urlsplit(uri.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in _DEFAULT_PORTS or not parts.hostname or "@" in parts.netloc:
+        return None
+    host = parts.hostname.lower()
+    if ":" in host:
+        host = f"[{host}]"
+    if port is None or port == _DEFAULT_PORTS[parts.scheme]:
+        return f"{parts.scheme}://{host}"
+    return f"{parts.scheme}://{host}:{port}"
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def _items(value: str) -> list[str]:

@@ -209,6 +209,34 @@ def driver_scalar(connection: Connection, statement: ClauseElement, params: dict
     return None if row is None else row[0]
 
 
+def driver_executemany(
+    connection: Connection, statement: ClauseElement, rows: list[dict[str, Any]]
+) -> None:
+    """A fixed, hot statement run once per row of ``rows`` on the driver's cursor inside
+    ``connection``'s transaction: a bulk load inserts a version and several search tokens
+    per record, and SQLAlchemy's per-row parameter processing cost more than the insert.
+
+    Same conditions as ``driver_scalar``; every row must give every parameter."""
+    if not rows:
+        return
+    key = (id(statement), connection.dialect.name)
+    compiled = _DRIVER_SQL.get(key)
+    if compiled is None:
+        made = statement.compile(dialect=connection.dialect)
+        assert isinstance(made, SQLCompiler)  # noqa: S101 - a SQL statement compiles so
+        order = tuple(made.positiontup) if made.positional and made.positiontup else None
+        compiled = _DRIVER_SQL[key] = (str(made), order)
+    sql, order = compiled
+    values: list[Any] = (
+        [tuple(row[name] for name in order) for row in rows] if order is not None else rows
+    )
+    cursor = connection.connection.cursor()
+    try:
+        cursor.executemany(sql, values)
+    finally:
+        cursor.close()
+
+
 def driver_rows(connection: Connection, statement: ClauseElement) -> list[Any]:
     """A query's rows as the driver returns them (tuples, no row objects), inside
     ``connection``'s transaction, for reads of many rows. On PostgreSQL the results come
@@ -266,3 +294,61 @@ def temporary_database(admin_url: str, prefix: str) -> Iterator[str]:
                 connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
     finally:
         admin.dispose()
+
+
+#: SQLSTATE classes of PostgreSQL that mean the storage, not the request, failed:
+#: 08 connection exception, 53 insufficient resources (53100 disk full), 57P operator
+#: intervention (the server shutting down), 58 system error (I/O).
+_PG_UNAVAILABLE = ("08", "53", "57P", "58")
+
+
+def storage_problem(error: BaseException) -> str | None:
+    """Why the database could not serve, if ``error`` (or what caused it) says so:
+    ``"disk full"`` or ``"database unreachable"``; None for any other error.
+
+    Only the kind of failure is named, never the driver's message, which may quote the
+    statement and its parameters."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        found = _classify(current)
+        if found is not None:
+            return found
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def _classify(error: BaseException) -> str | None:
+    import sqlite3
+
+    from sqlalchemy import exc
+
+    if isinstance(error, exc.DBAPIError) and error.orig is not None:
+        inner = _classify(error.orig)
+        if inner is not None:
+            return inner
+    if isinstance(error, sqlite3.OperationalError | sqlite3.DatabaseError):
+        text = str(error).lower()
+        if "full" in text:
+            return "disk full"
+        if "disk i/o" in text or "unable to open" in text or "readonly" in text:
+            return "database unreachable"
+        return None
+    sqlstate = getattr(error, "sqlstate", None)
+    if isinstance(sqlstate, str) and sqlstate:
+        if sqlstate == "53100":
+            return "disk full"
+        return "database unreachable" if sqlstate.startswith(_PG_UNAVAILABLE) else None
+    if isinstance(error, exc.DisconnectionError | exc.TimeoutError | exc.InterfaceError):
+        return "database unreachable"
+    if isinstance(error, exc.OperationalError) and error.connection_invalidated:
+        return "database unreachable"
+    if type(error).__module__.startswith("psycopg") and type(error).__name__ in (
+        "OperationalError",
+        "InterfaceError",
+    ):
+        return "database unreachable"
+    if isinstance(error, OSError) and error.errno == 28:  # ENOSPC
+        return "disk full"
+    return None

@@ -26,7 +26,7 @@ from carevault.vault.writer import Put
 
 HKID_SYSTEM = "http://carevault.hk/sid/hkid"
 BCP47 = "urn:ietf:bcp:47"
-ATTACKER = Caller(principal="staff:mallory", purpose="TREAT")
+ATTACKER = Caller(principal="staff:mallory", purpose="TREAT", source_address="203.0.113.66")
 
 
 @dataclass(frozen=True)

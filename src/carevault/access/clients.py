@@ -21,6 +21,7 @@ from sqlalchemy import Engine, insert, select, update
 from carevault.access import scopes as smart
 from carevault.access.tables import client_app
 from carevault.clock import Clock, to_micros, utc_now
+from carevault.config import browser_origin
 from carevault.db import read_transaction, write_transaction
 
 _CLIENT_ID = re.compile(r"^[a-z0-9][a-z0-9\-_.]{2,63}$")
@@ -138,6 +139,19 @@ class ClientApps:
         with read_transaction(self.engine) as connection:
             rows = connection.execute(select(client_app).order_by(client_app.c.client_id)).all()
         return [_client(row) for row in rows]
+
+    def browser_origins(self) -> frozenset[str]:
+        """The origins of the redirect URIs of public apps that are not revoked: where a
+        browser app registered here runs, so the pages it may call this server from.
+        Confidential apps run on servers and get none."""
+        with read_transaction(self.engine) as connection:
+            rows = connection.execute(
+                select(client_app.c.redirect_uris).where(
+                    client_app.c.kind == "public", client_app.c.revoked_us.is_(None)
+                )
+            ).all()
+        origins = (browser_origin(uri) for row in rows for uri in json.loads(row.redirect_uris))
+        return frozenset(origin for origin in origins if origin is not None)
 
     def revoke(self, client_id: str) -> ClientApp:
         with write_transaction(self.engine) as connection:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from sqlalchemy import ColumnElement, Connection, Engine, false, or_
+from sqlalchemy import ColumnElement, Connection, Engine, and_, false, or_
 
 from carevault.access import scopes as smart
 from carevault.access.breakglass import BreakGlass
@@ -86,6 +86,8 @@ class AccessControl:
             scopes = granted_scopes(scope, state.scopes, state.client_scopes, contexts)
         except smart.InvalidScope as error:
             raise Unauthenticated(f"token scope: {error}", session_id, principal) from None
+        if state.patient_pseudonym is not None:
+            scopes = replace(scopes, patient=state.patient_pseudonym)
         actor = Actor(
             principal=principal,
             role=Role(state.role or "integration"),
@@ -171,6 +173,12 @@ class AccessControl:
                 resource_head.c.patient_pseudonym.in_(self.registrations.patients_at(clinics))
             )
         return or_(*reach) if reach else false()
+
+    @staticmethod
+    def confine(restrict: ColumnElement[bool] | None, pseudonym: str) -> ColumnElement[bool]:
+        """``restrict`` narrowed to one patient's records (a patient launch's scopes)."""
+        mine = resource_head.c.patient_pseudonym == pseudonym
+        return mine if restrict is None else and_(restrict, mine)
 
 
 @functools.lru_cache(maxsize=1024)

@@ -14,6 +14,7 @@ import hashlib
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlencode
 
 from sqlalchemy import Engine, insert, select, update
@@ -22,7 +23,8 @@ from carevault.access import pkce
 from carevault.access import scopes as smart
 from carevault.access.accounts import Account, SignInFailed, StaffAccounts
 from carevault.access.clients import ClientApp, ClientApps
-from carevault.access.sessions import RefreshRefused, Sessions, TokenPair
+from carevault.access.identity import Identity, IdTokens
+from carevault.access.sessions import LaunchPatient, RefreshRefused, Sessions, TokenPair
 from carevault.access.tables import auth_code
 from carevault.clock import Clock, to_micros, utc_now
 from carevault.db import read_transaction, write_transaction
@@ -31,6 +33,10 @@ from carevault.ledger.events import AuditEvent, Outcome, Tag
 from carevault.ledger.trail import AuditTrail
 
 CODE_SECONDS = 60
+#: How long a user may take to choose the patient of a patient launch.
+PICKER_SECONDS = 600
+_PICKING = "picking"
+_MAX_NONCE = 256
 
 
 class OAuthError(Exception):
@@ -53,6 +59,21 @@ class AuthorizeRequest:
     scope: smart.Scopes
     state: str
     code_challenge: str
+    nonce: str | None = None
+
+    @property
+    def patient_launch(self) -> bool:
+        return smart.wants_patient_launch(self.scope)
+
+
+@dataclass(frozen=True)
+class Approved:
+    """A signed-in user's approval: where to send the browser, or (``redirect`` None)
+    the code that waits for the user to choose the patient in context."""
+
+    account: Account
+    code: str
+    redirect: str | None
 
 
 @dataclass(frozen=True)
@@ -72,7 +93,9 @@ class OAuth:
         *,
         direct_grant: bool,
         clock: Clock = utc_now,
+        id_tokens: IdTokens | None = None,
     ) -> None:
+        self.id_tokens = id_tokens
         self.engine = engine
         self.accounts = accounts
         self.clients = clients
@@ -148,6 +171,15 @@ class OAuth:
             )
         if params.get("aud", "").rstrip("/") != fhir_base.rstrip("/"):
             raise OAuthError("invalid_request", "aud must be this FHIR server's base URL", 302)
+        if params.get("launch"):
+            raise OAuthError(
+                "invalid_request",
+                "EHR launch is not supported: use a standalone launch (launch/patient)",
+                302,
+            )
+        nonce = params.get("nonce") or None
+        if nonce is not None and len(nonce) > _MAX_NONCE:
+            raise OAuthError("invalid_request", f"nonce is longer than {_MAX_NONCE}", 302)
         try:
             requested = smart.parse(
                 params.get("scope", ""), allowed_contexts=frozenset({"user", "patient"})
@@ -155,11 +187,16 @@ class OAuth:
         except smart.InvalidScope as error:
             raise OAuthError("invalid_scope", str(error), 302) from None
         granted = smart.narrow(requested, client.scopes)
+        if not smart.wants_patient_launch(granted):
+            # patient/ scopes mean the patient in context: none without the launch.
+            granted = smart.without_patient_grants(granted)
         if not granted.grants:
             raise OAuthError(
                 "invalid_scope", "none of the requested scopes is allowed for this app", 302
             )
-        return AuthorizeRequest(client, redirect_uri, granted, params.get("state", ""), challenge)
+        return AuthorizeRequest(
+            client, redirect_uri, granted, params.get("state", ""), challenge, nonce
+        )
 
     def error_redirect(self, request_params: Mapping[str, str], error: OAuthError) -> str:
         query = {"error": error.error, "error_description": error.description}
@@ -169,11 +206,15 @@ class OAuth:
 
     def approve(
         self, request: AuthorizeRequest, username: str, password: str, code: str, origin: Origin
-    ) -> str:
-        """Sign the user in and return where to send the browser (with the code)."""
+    ) -> Approved:
+        """Sign the user in; where to send the browser (with the code), or, for a patient
+        launch, the code that waits for the patient picker (never sent to the app until
+        a patient is chosen, and never redeemable before)."""
         account = self._sign_in(username, password, code, origin, request.client.client_id)
         authorization_code = secrets.token_urlsafe(32)
         now_us = to_micros(self.clock())
+        picking = request.patient_launch
+        lifetime = PICKER_SECONDS if picking else CODE_SECONDS
         with write_transaction(self.engine) as connection:
             connection.execute(
                 insert(auth_code).values(
@@ -182,16 +223,92 @@ class OAuth:
                     account_id=account.account_id,
                     redirect_uri=request.redirect_uri,
                     code_challenge=request.code_challenge,
-                    scopes=request.scope.text(),
-                    expires_us=now_us + CODE_SECONDS * 1_000_000,
+                    scopes=self._identity_scopes(request.scope, account).text(),
+                    expires_us=now_us + lifetime * 1_000_000,
                     used_us=None,
                     session_id=None,
+                    nonce=request.nonce,
+                    launch_state=_PICKING if picking else None,
                 )
             )
-        query = {"code": authorization_code}
-        if request.state:
-            query["state"] = request.state
-        return f"{request.redirect_uri}?{urlencode(query)}"
+        if picking:
+            return Approved(account, authorization_code, None)
+        return Approved(account, authorization_code, _code_redirect(request, authorization_code))
+
+    @staticmethod
+    def _identity_scopes(scopes: smart.Scopes, account: Account) -> smart.Scopes:
+        """``fhirUser`` only for a user who is a Practitioner here: the ID token's claim
+        must point at a resource, and a granted scope promises the claim."""
+        if "fhirUser" in scopes.session and account.practitioner_id is None:
+            return smart.Scopes(scopes.grants, scopes.session - {"fhirUser"})
+        return scopes
+
+    def picking(self, code: str, request: AuthorizeRequest) -> Account:
+        """The user a picker's code was issued to, while it still waits for a patient and
+        belongs to ``request`` (the same app and redirect); OAuthError if not."""
+        row = self._picking_row(code, request)
+        account = self.accounts.get(row.account_id)
+        if account is None or account.suspended:
+            raise OAuthError("access_denied", "the sign-in is no longer valid", 302)
+        return account
+
+    def _picking_row(self, code: str, request: AuthorizeRequest) -> Any:
+        now_us = to_micros(self.clock())
+        with read_transaction(self.engine) as connection:
+            row = connection.execute(
+                select(auth_code).where(auth_code.c.code_hash == _hash(code))
+            ).first()
+        if (
+            row is None
+            or row.launch_state != _PICKING
+            or row.used_us is not None
+            or row.expires_us <= now_us
+            or row.client_id != request.client.client_id
+            or row.redirect_uri != request.redirect_uri
+        ):
+            raise OAuthError(
+                "access_denied", "the patient was not chosen in time: start again", 302
+            )
+        return row
+
+    def pick(
+        self, code: str, request: AuthorizeRequest, patient: LaunchPatient, origin: Origin
+    ) -> str:
+        """Put ``patient`` (already read through the gate by the user) in context of the
+        code, and return where to send the browser with it."""
+        row = self._picking_row(code, request)
+        now_us = to_micros(self.clock())
+        with write_transaction(self.engine) as connection:
+            changed = connection.execute(
+                update(auth_code)
+                .where(auth_code.c.code_hash == row.code_hash, auth_code.c.launch_state == _PICKING)
+                .values(
+                    launch_state=None,
+                    patient_id=patient.patient_id,
+                    patient_pseudonym=patient.pseudonym,
+                    expires_us=now_us + CODE_SECONDS * 1_000_000,
+                )
+            ).rowcount
+        if changed != 1:
+            raise OAuthError("access_denied", "the patient was already chosen", 302)
+        self.audit.record(
+            [
+                AuditEvent(
+                    tag=Tag.AUTH_PATIENT_CHOSEN,
+                    outcome=Outcome.SUCCESS,
+                    at_us=now_us,
+                    principal=f"staff-account:{row.account_id}",
+                    client_id=row.client_id,
+                    source_address=origin.source_address,
+                    user_agent=(origin.user_agent or "")[:200] or None,
+                    resource_type="Patient",
+                    resource_id=patient.patient_id,
+                    patient_pseudonym=patient.pseudonym,
+                    reason="patient in context chosen at a patient launch",
+                )
+            ]
+        )
+        return _code_redirect(request, code)
 
     def sign_in(
         self, username: str, password: str, code: str, origin: Origin, client_id: str
@@ -243,14 +360,21 @@ class OAuth:
     # --- token endpoint --------------------------------------------------------------------
 
     def token(
-        self, form: Mapping[str, str], authorization: str | None, origin: Origin
+        self,
+        form: Mapping[str, str],
+        authorization: str | None,
+        origin: Origin,
+        issuer: str | None = None,
     ) -> dict[str, object]:
+        """The token response; with ``openid`` granted to a signed-in user, an ID token
+        from ``issuer`` (this server's public root, as its OpenID configuration says)."""
         grant = form.get("grant_type", "")
         account_id: str | None
         reach: dict[str, object] = {}
+        nonce: str | None = None
         try:
             if grant == "authorization_code":
-                pair, account_id = self._redeem_code(form, authorization, origin)
+                pair, account_id, nonce = self._redeem_code(form, authorization, origin)
             elif grant == "refresh_token":
                 pair, account_id = self._refresh(form, authorization, origin)
             elif grant == "client_credentials":
@@ -287,7 +411,35 @@ class OAuth:
         }
         if pair.refresh_token:
             body["refresh_token"] = pair.refresh_token
+        if pair.patient_id:
+            body["patient"] = pair.patient_id
+        if grant in ("authorization_code", "password") and account_id and issuer:
+            client_id = _claimed_client(form, authorization) or ""
+            id_token = self._id_token(pair, client_id, account_id, issuer, nonce)
+            if id_token:
+                body["id_token"] = id_token
         return body
+
+    def _id_token(
+        self, pair: TokenPair, client_id: str, account_id: str, issuer: str, nonce: str | None
+    ) -> str | None:
+        granted = set(pair.scope.split())
+        account = self.accounts.get(account_id)
+        if self.id_tokens is None or "openid" not in granted or account is None:
+            return None
+        fhir_user = (
+            f"Practitioner/{account.practitioner_id}"
+            if "fhirUser" in granted and account.practitioner_id
+            else None
+        )
+        return self.id_tokens.issue(
+            Identity(account.account_id, account.display_name, fhir_user),
+            issuer=issuer,
+            client_id=client_id,
+            nonce=nonce,
+            now=to_micros(self.clock()) // 1_000_000,
+            with_profile="profile" in granted,
+        )
 
     def _client(self, form: Mapping[str, str], authorization: str | None) -> ClientApp:
         """The calling client: confidential ones must authenticate (Basic or form)."""
@@ -313,7 +465,7 @@ class OAuth:
 
     def _redeem_code(
         self, form: Mapping[str, str], authorization: str | None, origin: Origin
-    ) -> tuple[TokenPair, str]:
+    ) -> tuple[TokenPair, str, str | None]:
         client = self._client(form, authorization)
         code = form.get("code", "")
         now_us = to_micros(self.clock())
@@ -332,6 +484,10 @@ class OAuth:
             )
         if row.expires_us <= now_us:
             raise OAuthError("invalid_grant", "the code is not valid", reason="code expired")
+        if row.launch_state is not None:
+            raise OAuthError(
+                "invalid_grant", "the code is not valid", reason="no patient chosen yet"
+            )
         if row.client_id != client.client_id or row.redirect_uri != form.get("redirect_uri"):
             raise OAuthError(
                 "invalid_grant", "the code is not valid", reason="client or redirect_uri mismatch"
@@ -363,6 +519,14 @@ class OAuth:
                 "invalid_grant", "the code is not valid", reason="integration account in a user app"
             )
         scope = smart.parse(row.scopes, allowed_contexts=frozenset({"user", "patient"}))
+        patient = (
+            LaunchPatient(row.patient_id, row.patient_pseudonym)
+            if row.patient_id and row.patient_pseudonym
+            else None
+        )
+        if patient is None and smart.wants_patient_launch(scope):
+            # A patient launch that put no patient in context: refused, never widened.
+            raise OAuthError("invalid_grant", "the code is not valid", reason="no patient chosen")
         pair = self.sessions.open(
             subject=account.account_id,
             account_id=account.account_id,
@@ -372,6 +536,7 @@ class OAuth:
             # Where the app redeemed the code: how the user recognises the session later.
             source_address=origin.source_address,
             user_agent=origin.user_agent,
+            patient=patient,
         )
         with write_transaction(self.engine) as connection:
             connection.execute(
@@ -379,7 +544,7 @@ class OAuth:
                 .where(auth_code.c.code_hash == row.code_hash)
                 .values(session_id=pair.session_id)
             )
-        return pair, account.account_id
+        return pair, account.account_id, row.nonce
 
     def _refresh(
         self, form: Mapping[str, str], authorization: str | None, origin: Origin
@@ -451,7 +616,8 @@ class OAuth:
             )
         except smart.InvalidScope as error:
             raise OAuthError("invalid_scope", str(error)) from None
-        granted = smart.narrow(requested, client.scopes)
+        # No picker on this path: no patient in context, so no patient/ scopes.
+        granted = smart.without_patient_grants(smart.narrow(requested, client.scopes))
         if not granted.grants:
             raise OAuthError(
                 "invalid_scope", "none of the requested scopes is allowed for this app"
@@ -470,7 +636,7 @@ class OAuth:
             subject=account.account_id,
             account_id=account.account_id,
             client_id=client.client_id,
-            scope=granted.text(),
+            scope=self._identity_scopes(granted, account).text(),
             with_refresh=granted.wants_refresh,
             source_address=origin.source_address,
             user_agent=origin.user_agent,
@@ -517,6 +683,13 @@ class OAuth:
                 session_id=session_id,
                 client_id=client.client_id,
             )
+
+
+def _code_redirect(request: AuthorizeRequest, code: str) -> str:
+    query = {"code": code}
+    if request.state:
+        query["state"] = request.state
+    return f"{request.redirect_uri}?{urlencode(query)}"
 
 
 def _claimed_client(form: Mapping[str, str], authorization: str | None) -> str | None:

@@ -4,9 +4,10 @@
 lets a backend service do everything its role allows. A scope never adds to a
 role's rights: the gate checks both.
 
-``patient/`` scopes are understood but never granted: they mean "the one patient in
-context", and this server does not yet establish one (no ``launch/patient`` picker).
-Granting them would let them act as ``user/`` scopes over every patient the user may
+``patient/`` scopes mean "the one patient in context": they are granted only with
+``launch/patient`` (the user picks the patient when signing in), only for reading and
+searching, and a session's ``Scopes`` carry that patient's pseudonym. Without it they
+allow nothing: read as ``user/`` scopes they would reach every patient the user may
 see, which is more than an app asking for them asked for.
 """
 
@@ -50,18 +51,40 @@ class ScopeGrant:
     interactions: frozenset[Interaction]
 
 
+#: What a ``patient/`` grant may ever do: read what is in the chart, never change it.
+PATIENT_INTERACTIONS = frozenset({Interaction.READ, Interaction.SEARCH})
+
+
 @dataclass(frozen=True)
 class Scopes:
     grants: tuple[ScopeGrant, ...]
     session: frozenset[str]
+    #: The pseudonym of the patient in context (a patient launch); ``patient/`` grants
+    #: allow nothing without one.
+    patient: str | None = None
+
+    def _grants(self, resource_type: str, interaction: Interaction) -> list[ScopeGrant]:
+        return [
+            grant
+            for grant in self.grants
+            if interaction in grant.interactions and grant.resource_type in ("*", resource_type)
+        ]
 
     def allows(self, resource_type: str, interaction: Interaction) -> bool:
         return any(
-            interaction in grant.interactions
-            and grant.resource_type in ("*", resource_type)
-            and grant.context != "patient"  # no patient in context: see the module's note
-            for grant in self.grants
+            grant.context != "patient"
+            or (self.patient is not None and interaction in PATIENT_INTERACTIONS)
+            for grant in self._grants(resource_type, interaction)
         )
+
+    def confined_to(self, resource_type: str, interaction: Interaction) -> str | None:
+        """The patient's pseudonym if only ``patient/`` grants allow ``interaction`` on
+        ``resource_type``: the caller then reaches that patient's records and no one
+        else's. None if a ``user/`` or ``system/`` grant allows it (or nothing does)."""
+        grants = self._grants(resource_type, interaction)
+        if any(grant.context != "patient" for grant in grants):
+            return None
+        return self.patient if grants else None
 
     def text(self) -> str:
         parts = sorted(self.session)
@@ -116,12 +139,10 @@ def narrow(requested: Scopes, permitted: Scopes) -> Scopes:
     """The requested grants cut down to what the client is registered for: exactly the
     interactions both allow, context by context (a client registered for ``patient/``
     scopes gets no ``user/`` ones). ``user/*.rs`` asked of an app registered for
-    ``user/Patient.rs`` gives ``user/Patient.rs``. ``patient/`` grants are dropped (no
-    patient is ever in context: see the module's note)."""
+    ``user/Patient.rs`` gives ``user/Patient.rs``. ``patient/`` grants keep only reading
+    and searching (see the module's note)."""
     merged: dict[tuple[str, str], frozenset[Interaction]] = {}
     for grant in requested.grants:
-        if grant.context == "patient":
-            continue
         for held in permitted.grants:
             if held.context != grant.context:
                 continue
@@ -132,6 +153,8 @@ def narrow(requested: Scopes, permitted: Scopes) -> Scopes:
             else:
                 continue
             allowed = grant.interactions & held.interactions
+            if grant.context == "patient":
+                allowed &= PATIENT_INTERACTIONS
             if allowed:
                 key = (grant.context, resource_type)
                 merged[key] = merged.get(key, frozenset()) | allowed
@@ -139,7 +162,25 @@ def narrow(requested: Scopes, permitted: Scopes) -> Scopes:
         ScopeGrant(context, resource_type, interactions)
         for (context, resource_type), interactions in merged.items()
     )
-    return Scopes(grants, requested.session & (permitted.session | _IDENTITY_SCOPES))
+    session = permitted.session | _IDENTITY_SCOPES
+    if any(held.context == "patient" for held in permitted.grants):
+        # Registered for patient/ scopes: registered for the launch that gives them a patient.
+        session |= {"launch/patient"}
+    return Scopes(grants, requested.session & session)
+
+
+def without_patient_grants(scopes: Scopes) -> Scopes:
+    """``scopes`` without its ``patient/`` grants and ``launch/patient``: for a grant that
+    cannot put a patient in context (no picker on the way)."""
+    return Scopes(
+        tuple(grant for grant in scopes.grants if grant.context != "patient"),
+        scopes.session - {"launch/patient"},
+    )
+
+
+def wants_patient_launch(scopes: Scopes) -> bool:
+    """Whether signing in must end with the user choosing the patient in context."""
+    return "launch/patient" in scopes.session
 
 
 _IDENTITY_SCOPES = frozenset({"openid", "fhirUser", "profile"})

@@ -42,6 +42,17 @@ class TokenPair:
     refresh_token: str | None
     scope: str
     session_id: str
+    #: The patient in context (a patient launch): the logical id the app is told.
+    patient_id: str | None = None
+
+
+@dataclass(frozen=True)
+class LaunchPatient:
+    """The patient a user chose at a patient launch: the id the app sees, and the
+    pseudonym the gate confines ``patient/`` scopes to."""
+
+    patient_id: str
+    pseudonym: str
 
 
 @dataclass(frozen=True)
@@ -61,6 +72,7 @@ class SessionState:
     clinic_ids: frozenset[str] = frozenset()
     practitioner_id: str | None = None
     client_scopes: str = ""
+    patient_pseudonym: str | None = None
 
 
 @dataclass(frozen=True)
@@ -112,6 +124,7 @@ class Sessions:
         with_refresh: bool,
         source_address: str | None,
         user_agent: str | None,
+        patient: LaunchPatient | None = None,
     ) -> TokenPair:
         session_id = secrets.token_urlsafe(24)
         now_us = to_micros(self.clock())
@@ -129,10 +142,20 @@ class Sessions:
                     revoke_reason=None,
                     source_address=(source_address or "")[:64] or None,
                     user_agent=(user_agent or "")[:300] or None,
+                    patient_id=patient.patient_id if patient else None,
+                    patient_pseudonym=patient.pseudonym if patient else None,
                 )
             )
             refresh = self._new_refresh(connection, session_id, now_us) if with_refresh else None
-        return self._pair(subject, session_id, client_id, scope, refresh, now_us)
+        return self._pair(
+            subject,
+            session_id,
+            client_id,
+            scope,
+            refresh,
+            now_us,
+            patient.patient_id if patient else None,
+        )
 
     def _pair(
         self,
@@ -142,6 +165,7 @@ class Sessions:
         scope: str,
         refresh: str | None,
         now_us: int,
+        patient_id: str | None = None,
     ) -> TokenPair:
         access = self.signer.issue(
             subject=subject,
@@ -151,7 +175,7 @@ class Sessions:
             now=now_us // 1_000_000,
             lifetime=self.access_seconds,
         )
-        return TokenPair(access, self.access_seconds, refresh, scope, session_id)
+        return TokenPair(access, self.access_seconds, refresh, scope, session_id, patient_id)
 
     def _new_refresh(self, connection: Connection, session_id: str, now_us: int) -> str:
         token = secrets.token_urlsafe(32)
@@ -179,6 +203,7 @@ class Sessions:
                     auth_session.c.account_id,
                     auth_session.c.client_id,
                     auth_session.c.scopes,
+                    auth_session.c.patient_id,
                     auth_session.c.revoked_us,
                     auth_session.c.expires_us.label("session_expires_us"),
                 )
@@ -237,7 +262,7 @@ class Sessions:
             raise RefreshRefused(state.reason, row.session_id)
         subject = row.account_id or row.client_id
         return self._pair(
-            subject, row.session_id, row.client_id, row.scopes, new_refresh, now_us
+            subject, row.session_id, row.client_id, row.scopes, new_refresh, now_us, row.patient_id
         ), row.account_id
 
     def revoke(self, session_id: str, reason: str) -> bool:
@@ -403,6 +428,7 @@ class Sessions:
             clinic_ids=clinics,
             practitioner_id=row.practitioner_id,
             client_scopes=row.client_scopes or "",
+            patient_pseudonym=row.patient_pseudonym,
         )
 
 

@@ -98,6 +98,10 @@ auth_session = Table(
     Column("revoke_reason", String(200), nullable=True),
     Column("source_address", String(64), nullable=True),
     Column("user_agent", String(300), nullable=True),
+    # The patient in context of a SMART patient launch (records_0010): patient/ scopes
+    # reach only this patient's records.
+    Column("patient_id", String(64), nullable=True),
+    Column("patient_pseudonym", String(40), nullable=True),
 )
 
 refresh_token = Table(
@@ -122,6 +126,13 @@ auth_code = Table(
     Column("expires_us", BigInteger, nullable=False),
     Column("used_us", BigInteger, nullable=True),
     Column("session_id", String(48), nullable=True),
+    # records_0010: the OpenID Connect nonce the app sent, echoed in the ID token; a code
+    # still "picking" waits for the user to choose the patient in context (launch/patient)
+    # and cannot be redeemed; the patient chosen.
+    Column("nonce", String(256), nullable=True),
+    Column("launch_state", String(16), nullable=True),
+    Column("patient_id", String(64), nullable=True),
+    Column("patient_pseudonym", String(40), nullable=True),
 )
 
 break_glass = Table(

@@ -10,8 +10,11 @@ import os
 from carevault.cli import (  # noqa: F401 - they register
     alerts,
     audit,
+    backup,
+    bulk,
     contain,
     incident,
+    index,
     keys,
     notify,
     server,

@@ -53,7 +53,9 @@ def load_scope(services: Services, incident: str, scope_file: Path | None) -> Sc
                 "pass --scope FILE, the incident's scope document as JSON",
                 2,
             ) from None
-        document = incidents.scope_document(services, incident)
+        if not incident.isdigit():
+            raise fail(f"incident ids are numbers (got {incident[:40]!r})", 2)
+        document = incidents.scope_document(services, int(incident))
     try:
         scope = parse_scope(document)
     except ScopeError as error:
@@ -183,6 +185,10 @@ def notify_send(
             f"{result.sent:,} notices sent, {result.skipped:,} left out "
             f"(see `carevault notify status {incident}`)"
         )
+        if result.print_file is not None:
+            typer.echo(
+                f"Letters to print: {result.print_file} (personal data: delete once printed)"
+            )
 
 
 @notify_app.command("status")

@@ -99,13 +99,14 @@ def run(
     initialise(settings)
     clock = start_clock(first)
     services = build_services(settings, clock=clock)
-    if services.detection is not None:
-        # Detectors live during the run, on its clock: automatic containment shows.
-        services.detection.start()
     folder = _run_folder(settings.home, out)
     request = RunRequest(first, days, patients, seed_value, loaded, folder, visit_scale)
     try:
         typer.echo(f"home {prepare(services, request, settings.home)}: {settings.home}")
+        if services.detection is not None:
+            # Detectors live during the run, on its clock: automatic containment shows.
+            services.detection.engine.catch_up()
+            services.detection.start()
         summary = run_simulation(services, clock, request, _print_day)
     except (ValueError, LookupError, ScenarioError) as error:
         raise fail(str(error)) from None

@@ -37,6 +37,7 @@ log = logging.getLogger("carevault.detect")
 CURSOR = "audit"
 BATCH = 5000
 LEASE_US = 5_000_000
+GATHER_SECONDS = 0.1
 #: How far back a rebuilt process replays the ledger to refill its windows.
 REPLAY_US = DAY_US + HOUR_US
 REPLAY_MAX = 300_000
@@ -99,7 +100,7 @@ class DetectionEngine:
         with self._buffer_lock:
             for offset, entry in enumerate(entries):
                 self._buffer[first + offset] = entry.data
-            if len(self._buffer) > 4 * BATCH * 10:
+            if len(self._buffer) > 10 * BATCH:
                 # Nobody is taking them (another process holds the lease): drop the oldest.
                 for position in sorted(self._buffer)[: len(self._buffer) // 2]:
                     del self._buffer[position]
@@ -133,6 +134,8 @@ class DetectionEngine:
     def _run(self) -> None:
         while not self._stop.is_set():
             self._wake.wait(self.poll_seconds)
+            # Let a few group commits gather: one batch (one transaction) for all of them.
+            self._stop.wait(min(GATHER_SECONDS, self.poll_seconds))
             self._wake.clear()
             try:
                 while self.step() and not self._stop.is_set():

@@ -246,15 +246,36 @@ def _cover_until(side: str, last: date) -> list[str]:
     return found
 
 
+def _earliest_day(moment: datetime, zone: tzinfo) -> date:
+    """The earliest local day of any instant at or after ``moment``: its own day, or the
+    day before where the clocks go back across midnight soon after (a zone's DST end)."""
+    day = moment.astimezone(zone).date()
+    later = (moment + timedelta(days=1)).astimezone(zone)
+    if (later.utcoffset() or timedelta()) < (moment.astimezone(zone).utcoffset() or timedelta()):
+        return day - timedelta(days=1)
+    return day
+
+
+def _latest_day(moment: datetime, zone: tzinfo) -> date:
+    """The latest local day of any instant at or before ``moment`` (see _earliest_day)."""
+    day = moment.astimezone(zone).date()
+    earlier = (moment - timedelta(days=1)).astimezone(zone)
+    if (earlier.utcoffset() or timedelta()) > (moment.astimezone(zone).utcoffset() or timedelta()):
+        return day + timedelta(days=1)
+    return day
+
+
 def candidate_covers(prefix: Prefix, search: DateRange, zone: tzinfo) -> list[list[str]] | None:
     """Token sets that every match has a token in (each list one condition, all must hold).
 
-    A day of slack on each side absorbs time-zone edges; ``None`` means no
-    narrowing is possible (``ne``) and every value is a candidate.
+    Local days only move forward with time, except where clocks go back across
+    midnight: there a day of slack is added. ``None`` means no narrowing is possible
+    (``ne``) and every value is a candidate.
     """
     assert search.low is not None and search.high is not None  # noqa: S101
-    first = search.low.astimezone(zone).date() - timedelta(days=1)
-    last = (search.high - timedelta(microseconds=1)).astimezone(zone).date() + timedelta(days=1)
+    step = timedelta(microseconds=1)
+    first = _earliest_day(search.low, zone)
+    last = _latest_day(search.high - step, zone)
     open_end, open_start = [f"{END}:open"], [f"{START}:open"]
     if prefix is Prefix.EQ:
         return [cover_from(START, first), cover_until(END, last)]
@@ -263,7 +284,7 @@ def candidate_covers(prefix: Prefix, search: DateRange, zone: tzinfo) -> list[li
     if prefix in (Prefix.LT, Prefix.LE):
         return [cover_until(START, last) + open_start]
     if prefix is Prefix.SA:
-        return [cover_from(START, last - timedelta(days=2))]
+        return [cover_from(START, _earliest_day(search.high, zone))]
     if prefix is Prefix.EB:
-        return [cover_until(END, first + timedelta(days=2))]
+        return [cover_until(END, _latest_day(search.low - step, zone))]
     return None

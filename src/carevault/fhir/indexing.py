@@ -23,6 +23,11 @@ def system_term(system: str | None, value: str) -> str:
     return f"sys|{system}|{value}" if system else f"nosys|{value}"
 
 
+def system_only_term(system: str) -> str:
+    """Any code or identifier value of ``system`` (a search ``system|``)."""
+    return f"sysany|{system}"
+
+
 def reference_term(resource_type: str, resource_id: str) -> str:
     return f"ref|{resource_type}/{resource_id}"
 
@@ -31,12 +36,19 @@ def _coding_terms(system: Any, code: Any) -> list[str]:
     if not isinstance(code, str) or not code.strip():
         return []
     value = normalise.code(code)
-    return [any_term(value), system_term(system if isinstance(system, str) else None, value)]
+    known = system if isinstance(system, str) and system else None
+    terms = [any_term(value), system_term(known, value)]
+    if known:
+        terms.append(system_only_term(known))
+    return terms
 
 
 def _token_terms(param: SearchParam, value: Any) -> list[str]:
-    if isinstance(value, str):
-        return _coding_terms(None, value)[:1]
+    if isinstance(value, str):  # a code: its system is the element's, implicit
+        plain = _coding_terms(None, value)[:1]
+        if plain and param.implicit_system:
+            plain.append(system_only_term(param.implicit_system))
+        return plain
     if not isinstance(value, dict):
         return []
     if param.telecom_system is not None:
@@ -58,7 +70,10 @@ def _token_terms(param: SearchParam, value: Any) -> list[str]:
         text = normalise.identifier_value(system, value["value"])
         if not text:
             return []
-        return [any_term(normalise.identifier_any(value["value"])), system_term(system, text)]
+        terms = [any_term(normalise.identifier_any(value["value"])), system_term(system, text)]
+        if system:
+            terms.append(system_only_term(system))
+        return terms
     return []
 
 
@@ -114,4 +129,23 @@ def index_terms(
         if param.patient:
             continue
         found.extend((param, term) for term in sorted(param_terms(param, resource, zone)))
+    return found
+
+
+def clear_dates(
+    resource_type: ResourceType, resource: dict[str, Any], zone: tzinfo
+) -> list[tuple[str, dates.DateRange]]:
+    """(parameter, range) of each date value of a resource that is not patient data:
+    DESIGN.md keeps these in the clear, so ranges and sorts on them run in SQL."""
+    if resource_type.is_patient_data:
+        return []
+    found: list[tuple[str, dates.DateRange]] = []
+    for param in resource_type.params:
+        if param.kind is not ParamKind.DATE:
+            continue
+        for path in param.paths:
+            for value in values_at(resource, path):
+                parsed = dates.value_range(value, zone)
+                if parsed is not None:
+                    found.append((param.name, parsed))
     return found

@@ -12,13 +12,17 @@ from dataclasses import dataclass, field
 from datetime import tzinfo
 
 from carevault.fhir import dates, normalise
-from carevault.fhir.indexing import any_term, reference_term, system_term
-from carevault.fhir.registry import ParamKind, ResourceType, SearchParam
+from carevault.fhir.date_certain import certain_tokens
+from carevault.fhir.indexing import any_term, reference_term, system_only_term, system_term
+from carevault.fhir.registry import RESOURCE_TYPES, ParamKind, ResourceType, SearchParam
 
 _ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 _PARAM_NAME = re.compile(r"[^A-Za-z0-9_:.\-]")
 
 SUPPORTED_RESULT_PARAMS = frozenset({"_count", "_offset", "_sort", "_total", "_format", "_summary"})
+
+#: Parameters that only shape how each resource is shown (ignored with a warning).
+PRESENTATION_PARAMS = frozenset({"_elements", "_pretty"})
 
 
 class SearchError(ValueError):
@@ -40,10 +44,14 @@ class TermCondition:
 
 @dataclass(frozen=True)
 class DateCondition:
+    """``covers``: token sets a match has a token of, each (None: any value may match);
+    ``certain``: tokens that only a match carries (fhir/date_certain.py)."""
+
     param: SearchParam
     prefix: dates.Prefix
     search: dates.DateRange
     covers: tuple[tuple[str, ...], ...] | None
+    certain: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -55,6 +63,17 @@ class PatientCondition:
 class LastUpdatedCondition:
     prefix: dates.Prefix
     search: dates.DateRange
+
+
+@dataclass(frozen=True)
+class Include:
+    """``_include`` (the resources a page's records point at through ``param``) or
+    ``_revinclude`` (the ``source`` resources whose ``param`` points at the page's)."""
+
+    source: ResourceType
+    param: SearchParam
+    target: str
+    reverse: bool
 
 
 @dataclass(frozen=True)
@@ -72,19 +91,24 @@ class SearchQuery:
     terms: list[TermCondition] = field(default_factory=list)
     dates: list[DateCondition] = field(default_factory=list)
     sort: list[SortKey] = field(default_factory=list)
+    includes: list[Include] = field(default_factory=list)
     count: int = 20
     offset: int = 0
     summary_count: bool = False
     #: (name, value) pairs that were applied, for the self link.
     applied: list[tuple[str, str]] = field(default_factory=list)
-    #: Names of parameters ignored under lenient handling, reported in an outcome.
+    #: Presentation parameters ignored under lenient handling, reported in an outcome.
     ignored: list[str] = field(default_factory=list)
 
     @property
+    def sorts_on_encrypted(self) -> bool:
+        """Whether ordering needs values only decryption shows."""
+        return any(key.name not in ("_lastUpdated", "_id") for key in self.sort)
+
+    @property
     def needs_decryption(self) -> bool:
-        """Whether the vault must open candidates to filter or sort them."""
-        sorts_on_date = any(key.name not in ("_lastUpdated", "_id") for key in self.sort)
-        return bool(self.dates) or sorts_on_date
+        """Whether the vault may have to open candidates to filter or sort them."""
+        return bool(self.dates) or self.sorts_on_encrypted
 
 
 def parse_query(
@@ -111,19 +135,60 @@ def parse_query(
             _reject_modifier(raw_name, modifier)
             prefix, search = _date_value(name, value, zone)
             query.last_updated.append(LastUpdatedCondition(prefix, search))
+        elif name in ("_include", "_revinclude"):
+            if modifier:  # :iterate (and :recurse, its R3 name)
+                raise SearchError(f"'{safe_name(raw_name)}' is not supported")
+            query.includes.append(_include(resource_type, name, value))
+        elif name in PRESENTATION_PARAMS:
+            # They change how resources are shown, never which: ignoring one cannot
+            # widen a result. Strict handling still refuses what it does not honour.
+            if strict and name != "_pretty":
+                raise SearchError(f"'{safe_name(raw_name)}' is not supported")
+            if name != "_pretty":
+                query.ignored.append(safe_name(raw_name))
+            continue
         else:
             param = resource_type.param(name)
             if param is None:
-                if strict:
-                    raise SearchError(
-                        f"unknown search parameter '{safe_name(raw_name)}' for {resource_type.name}"
-                    )
-                query.ignored.append(safe_name(raw_name))
-                continue
+                # A filter the server does not understand is refused in every mode:
+                # ignoring it would answer with more than was asked.
+                raise SearchError(_not_understood(resource_type, raw_name))
             _reject_modifier(raw_name, modifier)
             _param_condition(query, param, value, zone)
         query.applied.append((raw_name, value))
     return query
+
+
+def _include(resource_type: ResourceType, name: str, value: str) -> Include:
+    """``Source:param[:Target]``, where ``param`` is a reference parameter of Source."""
+    parts = value.split(":")
+    reverse = name == "_revinclude"
+    source = RESOURCE_TYPES.get(parts[0]) if len(parts) in (2, 3) else None
+    param = source.param(parts[1]) if source is not None else None
+    if source is None or param is None or param.kind is not ParamKind.REFERENCE:
+        raise SearchError(
+            f"{name} takes Type:parameter[:Target] with a reference parameter of that type"
+        )
+    if not reverse and source.name != resource_type.name:
+        raise SearchError(f"_include must start with {resource_type.name}")
+    targets = param.targets
+    if len(parts) == 3:
+        targets = tuple(t for t in targets if t == parts[2])
+    if reverse:
+        targets = tuple(t for t in targets if t == resource_type.name)
+    if len(targets) != 1:
+        wanted = "point at " + resource_type.name if reverse else "name one target type"
+        raise SearchError(f"{name}: {safe_name(value)} must {wanted}")
+    return Include(source, param, targets[0], reverse)
+
+
+def _not_understood(resource_type: ResourceType, raw_name: str) -> str:
+    shown = safe_name(raw_name)
+    if raw_name.startswith("_has"):
+        return f"reverse chaining ('{shown}') is not supported"
+    if "." in raw_name:
+        return f"chained search ('{shown}') is not supported"
+    return f"unknown search parameter '{shown}' for {resource_type.name}"
 
 
 def _reject_modifier(raw_name: str, modifier: str) -> None:
@@ -148,9 +213,9 @@ def _result_param(query: SearchQuery, name: str, value: str, max_count: int) -> 
                 )
             query.sort.append(SortKey(key_name, descending))
     elif name == "_summary":
-        if value != "count":
-            raise SearchError("only _summary=count is supported")
-        query.summary_count = True
+        if value not in ("count", "false"):
+            raise SearchError("only _summary=count (or false) is supported")
+        query.summary_count = value == "count"
     elif name == "_format" and value not in ("json", "application/json", "application/fhir+json"):
         raise SearchError("only JSON is supported (_format=json)")
 
@@ -177,7 +242,11 @@ def _param_condition(query: SearchQuery, param: SearchParam, value: str, zone: t
         covers = dates.candidate_covers(prefix, search, zone)
         query.dates.append(
             DateCondition(
-                param, prefix, search, None if covers is None else tuple(tuple(c) for c in covers)
+                param,
+                prefix,
+                search,
+                None if covers is None else tuple(tuple(c) for c in covers),
+                certain_tokens(prefix, search, zone),
             )
         )
         return
@@ -226,10 +295,13 @@ def _alternatives(param: SearchParam, value: str) -> list[tuple[str, ...]]:
             return [(reference_term(target, _checked_id(param, ident)),)]
         ident = _checked_id(param, value)
         return [(reference_term(target, ident),) for target in param.targets]
-    return [(_token_term(param, value),)]
+    term = _token_term(param, value)
+    return [] if term is None else [(term,)]
 
 
-def _token_term(param: SearchParam, value: str) -> str:
+def _token_term(param: SearchParam, value: str) -> str | None:
+    """The term a token value searches for; None when nothing can match it (a code
+    element searched under a code system other than its own)."""
     if param.telecom_system == "phone":
         return any_term(normalise.phone(value))
     if param.telecom_system == "email":
@@ -239,12 +311,19 @@ def _token_term(param: SearchParam, value: str) -> str:
             return any_term(normalise.identifier_any(value))
         return any_term(normalise.code(value))
     system, _, code = value.partition("|")
+    if not system and not code:
+        raise SearchError(f"{param.name} needs a code or a system")
+    if param.implicit_system is not None:
+        # A code element has no system of its own: its values are from one code system.
+        if system and system != param.implicit_system:
+            return None
+        return any_term(normalise.code(code)) if code else system_only_term(system)
     if not code:
-        raise SearchError(f"{param.name}: searching by system alone is not supported")
+        return system_only_term(system)
     text = (
         normalise.identifier_value(system or None, code)
         if param.name == "identifier"
-        else (normalise.code(code))
+        else normalise.code(code)
     )
     return system_term(system or None, text)
 

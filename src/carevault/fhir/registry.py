@@ -41,6 +41,8 @@ class SearchParam:
     name_parts: tuple[str, ...] = ()
     #: For reference parameters: the resource types a reference may point at.
     targets: tuple[str, ...] = ()
+    #: For token parameters on a ``code`` element: the code system its values are from.
+    implicit_system: str | None = None
     description: str = ""
 
 
@@ -90,6 +92,41 @@ def _patient_ref(*paths: str) -> tuple[SearchParam, ...]:
     return tuple(params)
 
 
+_HL7 = "http://hl7.org/fhir/"
+
+#: The code system of each resource's ``status`` (a ``code`` element: its system is
+#: implicit, and a token search ``system|code`` must name this one).
+_STATUS_SYSTEMS = {
+    "Location": _HL7 + "location-status",
+    "Slot": _HL7 + "slotstatus",
+    "Encounter": _HL7 + "encounter-status",
+    "Appointment": _HL7 + "appointmentstatus",
+    "Observation": _HL7 + "observation-status",
+    "DiagnosticReport": _HL7 + "diagnostic-report-status",
+    "Procedure": _HL7 + "event-status",
+    "Immunization": _HL7 + "event-status",
+    "MedicationRequest": _HL7 + "CodeSystem/medicationrequest-status",
+    "CarePlan": _HL7 + "request-status",
+    "CareTeam": _HL7 + "care-team-status",
+    "ServiceRequest": _HL7 + "request-status",
+    "ImagingStudy": _HL7 + "imagingstudy-status",
+    "DocumentReference": _HL7 + "document-reference-status",
+    "Coverage": _HL7 + "fm-status",
+    "Claim": _HL7 + "fm-status",
+    "ExplanationOfBenefit": _HL7 + "explanationofbenefit-status",
+}
+
+
+def _status(type_name: str) -> SearchParam:
+    return SearchParam(
+        "status",
+        ParamKind.TOKEN,
+        ("status",),
+        clear=True,
+        implicit_system=_STATUS_SYSTEMS[type_name],
+    )
+
+
 def _clinical(
     name: str,
     *,
@@ -107,7 +144,7 @@ def _clinical(
     if date:
         params.append(SearchParam("date", ParamKind.DATE, date))
     if status:
-        params.append(SearchParam("status", ParamKind.TOKEN, ("status",), clear=True))
+        params.append(_status(name))
     params.extend(extra)
     return ResourceType(
         name=name,
@@ -119,7 +156,6 @@ def _clinical(
     )
 
 
-_STATUS = SearchParam("status", ParamKind.TOKEN, ("status",), clear=True)
 _IDENTIFIER = SearchParam("identifier", ParamKind.TOKEN, ("identifier",))
 _NAME_STRING = SearchParam("name", ParamKind.STRING, ("name",))
 
@@ -154,7 +190,12 @@ _PATIENT = ResourceType(
         SearchParam("birthdate", ParamKind.DATE, ("birthDate",)),
         SearchParam("phone", ParamKind.TOKEN, ("telecom",), telecom_system="phone"),
         SearchParam("email", ParamKind.TOKEN, ("telecom",), telecom_system="email"),
-        SearchParam("gender", ParamKind.TOKEN, ("gender",)),
+        SearchParam(
+            "gender",
+            ParamKind.TOKEN,
+            ("gender",),
+            implicit_system=_HL7 + "administrative-gender",
+        ),
     ),
     sort_dates=("birthdate",),
 )
@@ -210,7 +251,7 @@ RESOURCE_TYPES: dict[str, ResourceType] = {
             category=C.IDENTITY,
             params=(
                 *_DIRECTORY_NAME,
-                _STATUS,
+                _status("Location"),
                 SearchParam(
                     "organization",
                     ParamKind.REFERENCE,
@@ -243,7 +284,7 @@ RESOURCE_TYPES: dict[str, ResourceType] = {
                 _IDENTIFIER,
                 SearchParam("schedule", ParamKind.REFERENCE, ("schedule",), targets=("Schedule",)),
                 SearchParam("start", ParamKind.DATE, ("start",)),
-                _STATUS,
+                _status("Slot"),
             ),
             sort_dates=("start",),
         ),
@@ -347,7 +388,13 @@ RESOURCE_TYPES: dict[str, ResourceType] = {
             status=False,
             clinic=(),
             extra=(
-                SearchParam("lifecycle-status", ParamKind.TOKEN, ("lifecycleStatus",), clear=True),
+                SearchParam(
+                    "lifecycle-status",
+                    ParamKind.TOKEN,
+                    ("lifecycleStatus",),
+                    clear=True,
+                    implicit_system=_HL7 + "goal-status",
+                ),
             ),
         ),
         _clinical(

@@ -42,6 +42,7 @@ from carevault.fhir.categories import (
 )
 from carevault.fhir.query import SearchQuery
 from carevault.fhir.registry import RESOURCE_TYPES, ResourceType
+from carevault.gate.loading import patient_batch_events
 from carevault.ledger.events import AuditEvent, Outcome, Tag
 from carevault.ledger.trail import AuditTrail, AuditUnavailable
 from carevault.vault.opening import open_sealed
@@ -54,6 +55,7 @@ from carevault.vault.records import (
     Sealed,
     WriteResult,
 )
+from carevault.vault.reindex import reindex
 from carevault.vault.search import find
 from carevault.vault.store import Vault
 from carevault.vault.writer import Delete, Operation, Put, apply_writes
@@ -345,6 +347,7 @@ class Gate:
             return contained
         if caller.actor is None:
             return Decision(True, _ALL, frozenset(), "system")
+        self._check_patient_context(caller, rt, head)
         decision = decide(
             caller.actor,
             Right.READ,
@@ -354,6 +357,16 @@ class Gate:
         if rt.category not in decision.granted:
             raise AccessDenied(decision.reason)
         return decision
+
+    @staticmethod
+    def _check_patient_context(caller: Caller, rt: ResourceType, head: Head) -> None:
+        """A caller whose only right to read ``rt`` is a ``patient/`` scope reads only the
+        records of the patient in context (and directory records, no one's data)."""
+        if caller.scopes is None or (head.patient_pseudonym is None and not rt.is_patient_data):
+            return
+        confined = caller.scopes.confined_to(rt.name, Interaction.READ)
+        if confined is not None and head.patient_pseudonym != confined:
+            raise AccessDenied("the token's patient/ scopes reach only the patient in context")
 
     def _visible(
         self, rt: ResourceType, item: Opened, decision: Decision
@@ -526,6 +539,9 @@ class Gate:
         if rt.category not in probe.granted:
             raise AccessDenied(f"{actor.role} may not read {rt.category}")
         restrict = self.access.restriction(actor, rt, self.access.now_us())
+        confined = caller.scopes.confined_to(rt.name, Interaction.SEARCH) if caller.scopes else None
+        if confined is not None and rt.is_patient_data:
+            restrict = self.access.confine(restrict, confined)
         if DataCategory.SENSITIVE_CLINICAL in probe.withheld:
             return (
                 restrict,
@@ -676,6 +692,19 @@ class Gate:
         with self._attempt(caller, Tag.FHIR_READ, None) as attempt:
             return self._show_many(caller, attempt, self._open(caller, located)) if located else []
 
+    def reindex(
+        self, principal: str, *, batch: int, progress: Callable[[int], None] | None = None
+    ) -> int:
+        """Rebuild every record's search tokens and clear dates (an operator's chore after
+        an upgrade that indexes more). Records are opened in this process and released to
+        no one; the unwrap log names the purpose, and the ledger holds the run."""
+        with self._attempt(Caller(principal=principal), Tag.ADMIN_INDEX_REBUILT, None) as attempt:
+            done = reindex(
+                self.vault, principal=principal, purpose="reindex", batch=batch, progress=progress
+            )
+            self._record([self._event(attempt, Outcome.SUCCESS, reason=f"{done} records")])
+            return done
+
     # --- break the glass ------------------------------------------------------------------
 
     def break_glass(
@@ -718,12 +747,19 @@ class Gate:
         operations: Sequence[Operation],
         *,
         within: Within | None = None,
+        per_patient: bool = False,
     ) -> list[WriteResult]:
         """Apply ``operations`` in one transaction, each allowed on what is stored and on
         what is sent, with their audit entries. ``within`` runs in the same transaction
-        after the writes (a transaction Bundle's reads): if it raises, nothing is written."""
+        after the writes (a transaction Bundle's reads): if it raises, nothing is written.
+        ``per_patient`` (a bulk load by the system only): one audit entry per patient of
+        the batch, naming every record written (``gate/loading.py``)."""
+        if per_patient and caller.actor is not None:
+            raise AccessDenied("only the system loads records in bulk")
         tag = (
-            Tag.FHIR_CREATE
+            Tag.FHIR_IMPORT
+            if per_patient
+            else Tag.FHIR_CREATE
             if all(isinstance(op, Put) and op.fresh for op in operations)
             else Tag.FHIR_UPDATE
         )
@@ -754,9 +790,33 @@ class Gate:
             def after_write(connection: Connection, result: WriteResult) -> None:
                 care_notes.append(self._derive_care(connection, caller, result, registered))
 
+            def load_event(
+                pseudonym: str | None,
+                patient_id: str | None,
+                categories: frozenset[DataCategory],
+                detail: dict[str, Any],
+            ) -> AuditEvent:
+                return replace(
+                    self._event(
+                        attempt,
+                        Outcome.SUCCESS,
+                        pseudonym=pseudonym,
+                        categories=categories,
+                        resource_id=patient_id,
+                        reason="system",
+                        detail=detail,
+                    ),
+                    resource_type="Patient" if pseudonym else None,
+                )
+
             def before_commit(connection: Connection, results: list[WriteResult]) -> None:
                 if within is not None:
                     within(connection)
+                if per_patient:
+                    self.audit.record(
+                        patient_batch_events(prepared, results, care_notes, load_event), connection
+                    )
+                    return
                 events = [
                     self._write_event(
                         attempt, operation, result, decisions.get(id(operation)), note

@@ -7,7 +7,9 @@ import tempfile
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
 from carevault.keys.provider import KeyProviderUnavailable
 
@@ -43,4 +45,30 @@ def ed25519_key(path: Path, *, create: bool) -> Ed25519PrivateKey:
     loaded = serialization.load_pem_private_key(path.read_bytes(), password=None)
     if not isinstance(loaded, Ed25519PrivateKey):
         raise KeyProviderUnavailable(f"{path} does not hold an Ed25519 key")
+    return loaded
+
+
+def rsa_key(path: Path, *, bits: int = 2048) -> RSAPrivateKey:
+    """The RSA private key in ``path`` (PKCS#8 PEM), made on first use.
+
+    Made with a hard link so that of two processes starting at once exactly one key
+    wins and both use it (the other's is thrown away before it signs anything)."""
+    if not path.exists():
+        key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
+        pem = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        staging = path.with_name(f".{path.name}.new-{os.getpid()}")
+        write_private(staging, pem)
+        try:
+            os.link(staging, path)
+        except FileExistsError:
+            pass
+        finally:
+            staging.unlink(missing_ok=True)
+    loaded = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    if not isinstance(loaded, RSAPrivateKey):
+        raise KeyProviderUnavailable(f"{path} does not hold an RSA key")
     return loaded

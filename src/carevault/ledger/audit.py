@@ -70,6 +70,7 @@ ACCESS_TAGS = frozenset(
         Tag.FHIR_UPDATE,
         Tag.FHIR_DELETE,
         Tag.FHIR_EXPORT,
+        Tag.FHIR_IMPORT,
         Tag.ACCESS_BREAK_GLASS,
     )
 )

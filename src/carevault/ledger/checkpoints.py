@@ -86,22 +86,7 @@ class Checkpoints:
             if root != head_root:
                 raise LedgerCorrupt(f"the {self.store.name} head does not match its tiles")
             note = self.signer.sign(size, root)
-            cosignatures: list[str] = []
-            witnessed: list[str] = []
-            for witness in self.witnesses:
-                try:
-                    cosignatures.extend(self._cosign(witness, size, note))
-                    witnessed.append(witness.name)
-                except WitnessRefused as refusal:
-                    log.error(
-                        "witness %s refused checkpoint %d of %s: %s %s",
-                        witness.name,
-                        size,
-                        self.store.name,
-                        refusal.status,
-                        refusal,
-                    )
-            full = note + "".join(cosignatures)
+            full, witnessed = self._gather(size, note)
             at = self.now_us()
             table = self.store.tables.checkpoint
             with write_transaction(self.store.engine) as connection:
@@ -120,6 +105,33 @@ class Checkpoints:
             return StoredCheckpoint(
                 int(checkpoint_id), size, root, at, reason, full, tuple(witnessed)
             )
+
+    def witness_size(self, size: int) -> tuple[bytes, str, tuple[str, ...]]:
+        """Sign the tree of the first ``size`` entries and have the witnesses cosign it,
+        without storing it here: a backup keeps it with the copy whose head it is.
+        Returns the root, the cosigned note and the witnesses that signed."""
+        with self._lock:
+            root = self.store.root(size)
+            full, witnessed = self._gather(size, self.signer.sign(size, root))
+        return root, full, tuple(witnessed)
+
+    def _gather(self, size: int, note: str) -> tuple[str, list[str]]:
+        cosignatures: list[str] = []
+        witnessed: list[str] = []
+        for witness in self.witnesses:
+            try:
+                cosignatures.extend(self._cosign(witness, size, note))
+                witnessed.append(witness.name)
+            except WitnessRefused as refusal:
+                log.error(
+                    "witness %s refused checkpoint %d of %s: %s %s",
+                    witness.name,
+                    size,
+                    self.store.name,
+                    refusal.status,
+                    refusal,
+                )
+        return note + "".join(cosignatures), witnessed
 
     def _cosign(self, witness: Witness, size: int, note: str) -> list[str]:
         seen = witness.latest(self.signer.origin)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection
 
-from carevault.db import write_transaction
+from carevault.db import storage_problem, write_transaction
 from carevault.ledger.events import AuditEvent
 from carevault.ledger.store import LedgerEntry, LedgerStore
 from carevault.ledger.trail import AuditUnavailable
@@ -113,10 +113,10 @@ class LedgerWriter:
                 first, _ = self.store.append(connection, entries)
         except Exception as error:
             log.error(
-                "ledger %s: append of %d entries failed: %s",
+                "ledger %s: append of %d entries failed: %s; their requests are refused",
                 self.store.name,
                 len(entries),
-                type(error).__name__,
+                storage_problem(error) or type(error).__name__,
             )
             for item in batch:
                 item.done.set_exception(AuditUnavailable("the audit ledger could not be written"))

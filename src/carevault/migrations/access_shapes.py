@@ -25,3 +25,43 @@ def first_client_app_table() -> sa.Table:
         sa.Column("revoked_us", sa.BigInteger, nullable=True),
         sa.Column("created_us", sa.BigInteger, nullable=False),
     )
+
+
+#: The names the records metadata gives indexes and keys (carevault.db).
+_NAMES = {"ix": "ix_%(column_0_label)s", "pk": "pk_%(table_name)s"}
+
+
+def first_auth_session_table() -> sa.Table:
+    """``auth_session`` without the patient in context (records_0010)."""
+    return sa.Table(
+        "auth_session",
+        sa.MetaData(naming_convention=_NAMES),
+        sa.Column("session_id", sa.String(48), primary_key=True),
+        sa.Column("account_id", sa.String(40), nullable=True, index=True),
+        sa.Column("client_id", sa.String(64), nullable=False, index=True),
+        sa.Column("scopes", sa.Text, nullable=False),
+        sa.Column("created_us", sa.BigInteger, nullable=False),
+        sa.Column("expires_us", sa.BigInteger, nullable=False),
+        sa.Column("last_used_us", sa.BigInteger, nullable=False),
+        sa.Column("revoked_us", sa.BigInteger, nullable=True),
+        sa.Column("revoke_reason", sa.String(200), nullable=True),
+        sa.Column("source_address", sa.String(64), nullable=True),
+        sa.Column("user_agent", sa.String(300), nullable=True),
+    )
+
+
+def first_auth_code_table() -> sa.Table:
+    """``auth_code`` without the nonce, the picker's state and the patient (records_0010)."""
+    return sa.Table(
+        "auth_code",
+        sa.MetaData(naming_convention=_NAMES),
+        sa.Column("code_hash", sa.String(64), primary_key=True),
+        sa.Column("client_id", sa.String(64), nullable=False),
+        sa.Column("account_id", sa.String(40), nullable=False),
+        sa.Column("redirect_uri", sa.Text, nullable=False),
+        sa.Column("code_challenge", sa.String(64), nullable=False),
+        sa.Column("scopes", sa.Text, nullable=False),
+        sa.Column("expires_us", sa.BigInteger, nullable=False),
+        sa.Column("used_us", sa.BigInteger, nullable=True),
+        sa.Column("session_id", sa.String(48), nullable=True),
+    )

@@ -5,7 +5,7 @@ A code is 12 characters from a 23-character alphabet without look-alikes (none o
 ``K7MX-3HPA-RT9W``. The space is 23**12 ≈ 2.19e16; with 100,000 codes issued a guess
 is right with probability 4.6e-12, and the page answers at most 20 guesses a
 second from everyone together (10 a minute per address), 6.3e8 a year: the chance of
-finding any code in a year is about 0.3 %, the expected wait about 340 years.
+finding any code in a year is about 0.3 %, the expected wait about 350 years.
 
 Codes are derived, not stored: ``HMAC(secret, notice key)``, so a notice re-rendered
 after a restart carries the same code; the database keeps only ``HMAC(secret, code)``,

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import mailbox
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -36,6 +37,7 @@ from carevault.notify import store as states
 from carevault.notify.channels import Bounced, Channel, Outgoing, TryLater, Unreachable
 from carevault.notify.codes import CodeKeys
 from carevault.notify.contacts import Recipient, recipient_of
+from carevault.notify.letters import LetterChannel
 from carevault.notify.mailboxes import journal_keys, read_bounces
 from carevault.notify.notice import Sender, render
 from carevault.notify.scope import Exposure, Scope
@@ -69,6 +71,7 @@ class Progress:
     skipped: int = 0
     deferred: int = 0
     first_sent_at: float | None = None
+    print_file: Path | None = None
     events: list[str] = field(default_factory=list)
 
 
@@ -89,6 +92,8 @@ class Reader:
         today = self.today()
 
         def one(patient_id: str) -> tuple[str, tuple[Recipient, str | None] | None]:
+            if patient_id.startswith("pseudonym:"):
+                return patient_id, None
             try:
                 opened = self.gate.read(NOTIFY_CALLER, patient, patient_id)
             except (NotFound, Gone):
@@ -137,6 +142,11 @@ class SendJob:
         self.dsn = dsn
         self.sleep = sleep
         self._next_send = 0.0
+        #: Set to stop after the batch in hand (a later run resumes).
+        self.stop = threading.Event()
+        #: "Sent" ledger entries of the batch in hand, recorded together at its end (the
+        #: notice table, committed per notice, is what resuming relies on).
+        self._sent_events: list[AuditEvent] = []
 
     # --- the run ---------------------------------------------------------------------------
 
@@ -149,10 +159,10 @@ class SendJob:
         self.settle(incident.incident_id)
         self.take_bounces(incident.incident_id)
         iterator = iter(exposures.values())
-        while batch := list(islice(iterator, self.pacing.batch)):
+        while not self.stop.is_set() and (batch := list(islice(iterator, self.pacing.batch))):
             self._batch(scope, batch, progress, advance, first_pass=True)
         # Deferred notices (a failure that may pass), until none is left.
-        while True:
+        while not self.stop.is_set():
             waiting = self.store.in_state(incident.incident_id, states.PENDING)
             if not waiting:
                 break
@@ -168,9 +178,14 @@ class SendJob:
                     first_pass=False,
                 )  # fmt: skip
             self.take_bounces(incident.incident_id)
-        self.store.finish_job(incident.incident_id, self.now_us())
         for channel in self.channels.values():
             channel.close()
+        if self.stop.is_set():
+            return progress
+        self.store.finish_job(incident.incident_id, self.now_us())
+        letters = self.channels.get("letter")
+        if isinstance(letters, LetterChannel):
+            progress.print_file = letters.merge(incident.incident_id)
         return progress
 
     def settle(self, incident_id: str) -> int:
@@ -271,6 +286,12 @@ class SendJob:
                 progress.deferred += 1
             if advance:
                 advance(progress)
+        self._flush_events()
+
+    def _flush_events(self) -> None:
+        events, self._sent_events = self._sent_events, []
+        if events:
+            self.audit.record(events)
 
     def _plan(
         self,
@@ -421,9 +442,11 @@ class SendJob:
                 address_digest=digest,
                 last_error=None,
             )
-            self._record(
-                Tag.NOTIFY_NOTICE_SENT, incident.incident_id, pseudonym,
-                {"notice": key, "channel": channel_name, "tier": exposure.tier},
+            self._sent_events.append(
+                self._event(
+                    Tag.NOTIFY_NOTICE_SENT, incident.incident_id, pseudonym,
+                    {"notice": key, "channel": channel_name, "tier": exposure.tier},
+                )
             )  # fmt: skip
             return states.SENT
         self.store.set_state([key], states.UNREACHABLE, last_error="every channel failed")

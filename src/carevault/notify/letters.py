@@ -126,6 +126,16 @@ class LetterChannel:
     def close(self) -> None:
         return
 
+    def merge(self, incident_id: str) -> Path | None:
+        """The print file of every letter of the incident, beside their folder."""
+        folder = self.directory / incident_id
+        letters = sorted(folder.glob("*.pdf")) if folder.is_dir() else []
+        if not letters:
+            return None
+        target = self.directory / f"print-{incident_id}.pdf"
+        merge_letters(letters, target)
+        return target
+
 
 def merge_letters(paths: list[Path], target: Path) -> int:
     """One print file of every letter, in order; the number of letters in it."""

@@ -20,6 +20,9 @@ TIERS = ("confirmed", "decrypted", "at_rest_only", "potentially")
 #: Tiers whose patients are notified one by one unless the officer decides otherwise.
 NOTIFIED_TIERS = ("confirmed", "decrypted")
 _ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+#: A patient the incident module knows only by pseudonym (no longer on record): kept in
+#: the counts, never notified (there is no one to read).
+_PSEUDONYM = re.compile(r"^pseudonym:[A-Za-z0-9_\-]{1,64}$")
 _INCIDENT_ID = re.compile(r"^[A-Za-z0-9\-._:]{1,80}$")
 
 
@@ -121,7 +124,7 @@ def _exposure(item: Any, tier: str, index: int) -> Exposure:
     if not isinstance(item, dict):
         raise ScopeError(f"{where}: an object is required")
     patient = str(item.get("patient", "")).removeprefix("Patient/")
-    if not _ID.match(patient):
+    if not (_ID.match(patient) or _PSEUDONYM.match(patient)):
         raise ScopeError(f"{where}.patient: a Patient id is required")
     categories: list[DataCategory] = []
     for name in _strings(item.get("categories"), f"{where}.categories"):

@@ -6,7 +6,7 @@ from typing import Any
 
 from carevault import __version__
 from carevault.clock import fhir_instant, utc_now
-from carevault.fhir.registry import RESOURCE_TYPES, ResourceType
+from carevault.fhir.registry import RESOURCE_TYPES, ParamKind, ResourceType
 
 _TYPE_INTERACTIONS = [
     "read",
@@ -41,6 +41,8 @@ def _resource(rt: ResourceType) -> dict[str, Any]:
         "conditionalUpdate": False,
         "conditionalDelete": "not-supported",
         "searchParam": params,
+        "searchInclude": _includes(rt),
+        "searchRevInclude": _revincludes(rt),
     }
     if rt.is_patient:
         entry["operation"] = [
@@ -50,6 +52,59 @@ def _resource(rt: ResourceType) -> dict[str, Any]:
             }
         ]
     return entry
+
+
+_OAUTH_URIS = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
+_SECURITY_SERVICE = "http://terminology.hl7.org/CodeSystem/restful-security-service"
+
+
+def security(root: str) -> dict[str, Any]:
+    """How to sign in (SMART App Launch): the OAuth endpoints as the ``oauth-uris``
+    extension, for clients that discover them from the CapabilityStatement."""
+    uris = {
+        "authorize": f"{root}/auth/authorize",
+        "token": f"{root}/auth/token",
+        "revoke": f"{root}/auth/revoke",
+    }
+    return {
+        "cors": True,
+        "service": [
+            {
+                "coding": [{"system": _SECURITY_SERVICE, "code": "SMART-on-FHIR"}],
+                "text": "OAuth 2.0 as SMART App Launch v2 uses it (PKCE; OpenID Connect)",
+            }
+        ],
+        "extension": [
+            {
+                "url": _OAUTH_URIS,
+                "extension": [{"url": name, "valueUri": uri} for name, uri in uris.items()],
+            }
+        ],
+        "description": (
+            "Every request needs a bearer token; see /.well-known/smart-configuration."
+        ),
+    }
+
+
+def _includes(rt: ResourceType) -> list[str]:
+    """``_include`` values: each reference parameter, with its target where it has several."""
+    found: list[str] = []
+    for param in rt.params:
+        if param.kind is ParamKind.REFERENCE:
+            if len(param.targets) == 1:
+                found.append(f"{rt.name}:{param.name}")
+            found += [f"{rt.name}:{param.name}:{target}" for target in param.targets]
+    return found
+
+
+def _revincludes(rt: ResourceType) -> list[str]:
+    """``_revinclude`` values: the reference parameters of other types that point here."""
+    return [
+        f"{source.name}:{param.name}"
+        for source in RESOURCE_TYPES.values()
+        for param in source.params
+        if param.kind is ParamKind.REFERENCE and rt.name in param.targets
+    ]
 
 
 def capability_statement(base: str) -> dict[str, Any]:
@@ -67,11 +122,17 @@ def capability_statement(base: str) -> dict[str, Any]:
             {
                 "mode": "server",
                 "documentation": (
-                    "Every resource body is encrypted per patient. Unknown search parameters "
-                    "are ignored and reported, or rejected with Prefer: handling=strict. "
-                    "Date search and _sort on dates open candidate records, at most a "
-                    "configured number per search."
+                    "Every resource body is encrypted per patient. A search parameter the "
+                    "server does not support (chained, _has, unknown, an unsupported "
+                    "modifier) is refused with 400 in every handling mode; only _elements "
+                    "and _pretty are ignored (and reported). Token searches take code, "
+                    "system|code, |code and system|. Date ranges on patient data are "
+                    "settled by day, month and year tokens, opening only the records at the "
+                    "edges of the range (at most a configured number); dates of directory "
+                    "resources (Slot, Schedule) are compared in the clear. _sort on a "
+                    "patient-data date opens every candidate, under the same limit."
                 ),
+                "security": security(base.removesuffix("/fhir")),
                 "resource": [_resource(rt) for rt in RESOURCE_TYPES.values()],
                 "interaction": [{"code": "transaction"}, {"code": "batch"}],
             }

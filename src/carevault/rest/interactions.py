@@ -21,6 +21,7 @@ from carevault.fhir.validate import parse_json, validate_resource
 from carevault.gate import Caller, Gate
 from carevault.rest import bundles
 from carevault.rest.errors import translated
+from carevault.rest.includes import included
 from carevault.vault.records import Head, Opened, WriteResult
 from carevault.vault.writer import Delete, Put
 
@@ -133,6 +134,9 @@ class FhirInteractions:
         query = self.parse_search(type_name, params, strict=strict)
         with translated():
             items, total = self.gate.search(caller, query)
+            extra, cut = included(
+                self.gate, caller, query, items, max_count=self.search_settings.max_count
+            )
         links = bundles.paging_links(
             f"{base}/{type_name}",
             query.applied,
@@ -140,20 +144,29 @@ class FhirInteractions:
             offset=query.offset,
             total=total,
         )
-        notice = None
-        if query.ignored:
-            notice = outcome(
-                [
-                    Issue(
-                        "not-supported",
-                        f"search parameter '{name}' is not supported and was ignored",
-                        severity="warning",
-                    )
-                    for name in query.ignored
-                ]
+        issues = [
+            Issue(
+                "not-supported",
+                f"search parameter '{name}' is not supported and was ignored",
+                severity="warning",
             )
+            for name in query.ignored
+        ]
+        if cut:
+            issues.append(
+                Issue(
+                    "too-costly",
+                    f"_revinclude returned the first {self.search_settings.max_count} "
+                    "resources of each type; page with a smaller _count for the rest",
+                    severity="warning",
+                )
+            )
+        notice = outcome(issues) if issues else None
         return FhirResponse(
-            200, bundles.searchset(base, items, total=total, links=links, outcome=notice)
+            200,
+            bundles.searchset(
+                base, items, total=total, links=links, included=extra, outcome=notice
+            ),
         )
 
     def everything(

@@ -1,9 +1,11 @@
 """Running a parsed FHIR search against clear columns and blind-index tokens.
 
-Tokens narrow the candidates in SQL. Date conditions and date sorts need the
-encrypted values, so when a query has them the candidates (at most
-``candidate_limit``, else the search is refused as too costly) are opened and
-filtered exactly; otherwise counting and paging happen in SQL.
+Tokens narrow the candidates in SQL. A date condition is settled by tokens for every
+resource that carries a token only a match can carry (fhir/date_certain.py); the
+rest of its candidates — values in the buckets at the edges of the range — are
+opened (at most ``candidate_limit``, else the search is refused as too costly) and
+compared exactly, and counting and paging then happen in SQL. Date sorts and
+filters on what only decryption shows (``keep``) open every candidate.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from carevault.db import read_transaction
 from carevault.fhir import dates, jsonio
 from carevault.fhir.elements import values_at
 from carevault.fhir.query import (
+    DateCondition,
     LastUpdatedCondition,
     SearchQuery,
     TermCondition,
@@ -26,7 +29,7 @@ from carevault.fhir.query import (
 from carevault.vault.opening import open_sealed
 from carevault.vault.records import Opened, Sealed, SearchTooCostly
 from carevault.vault.store import Restriction, Vault
-from carevault.vault.tables import resource_head, search_token
+from carevault.vault.tables import resource_head, search_date, search_token
 
 
 def find(
@@ -50,7 +53,19 @@ def find(
     conditions = _conditions(vault, query)
     if restrict is not None:
         conditions.append(restrict)
-    if not query.needs_decryption and keep is None:
+    clear = not query.resource_type.is_patient_data
+    if (clear or not query.sorts_on_encrypted) and keep is None:
+        if query.dates and not clear:
+            settled = _settle_dates(
+                vault,
+                query,
+                conditions,
+                principal=principal,
+                purpose=purpose,
+                candidate_limit=candidate_limit,
+                on_open=on_open,
+            )
+            conditions = [*conditions, settled]
         return _sql_page(vault, query, conditions)
     with read_transaction(vault.engine) as connection:
         row_ids = [
@@ -77,6 +92,52 @@ def find(
     return page, len(matching)
 
 
+def _settle_dates(
+    vault: Vault,
+    query: SearchQuery,
+    conditions: list[ColumnElement[bool]],
+    *,
+    principal: str,
+    purpose: str,
+    candidate_limit: int,
+    on_open: Callable[[int], None] | None,
+) -> ColumnElement[bool]:
+    """A condition true exactly for the candidates whose dates match: those the tokens
+    settle, and the edge candidates that match once opened."""
+    rt = query.resource_type
+    certain = and_(
+        *(
+            _has_any([vault.token(rt.name, c.param.name, term) for term in sorted(c.certain)])
+            if c.certain
+            else false()
+            for c in query.dates
+        )
+    )
+    with read_transaction(vault.engine) as connection:
+        edges = [
+            int(row_id)
+            for row_id in connection.execute(
+                select(resource_head.c.row_id)
+                .where(*conditions, not_(certain))
+                .limit(candidate_limit + 1)
+            ).scalars()
+        ]
+    if len(edges) > candidate_limit:
+        raise SearchTooCostly(
+            f"this search would open more than {candidate_limit} records at the edges of "
+            "its date range; narrow it (for example by patient, or to whole days)"
+        )
+    if not edges:
+        return certain
+    if on_open is not None:
+        on_open(len(edges))
+    opened = open_sealed(vault, vault.locate_rows(edges), principal=principal, purpose=purpose)
+    matching = [item.head.row_id for item in opened if _dates_match(vault, query, item)]
+    if not matching:
+        return certain
+    return or_(certain, resource_head.c.row_id.in_(matching))
+
+
 def _sql_page(
     vault: Vault, query: SearchQuery, conditions: list[ColumnElement[bool]]
 ) -> tuple[list[Sealed | Opened], int]:
@@ -100,9 +161,18 @@ def _sql_page(
 def _sql_order(query: SearchQuery) -> list[Any]:
     order: list[Any] = []
     for key in query.sort:
-        column = (
-            resource_head.c.resource_id if key.name == "_id" else resource_head.c.last_updated_us
-        )
+        if key.name == "_id":
+            column: Any = resource_head.c.resource_id
+        elif key.name == "_lastUpdated":
+            column = resource_head.c.last_updated_us
+        else:  # a clear date (records that are not patient data): its earliest start
+            column = (
+                select(func.min(search_date.c.low_us))
+                .where(search_date.c.row_id == resource_head.c.row_id)
+                .where(search_date.c.param == key.name)
+                .scalar_subquery()
+            )
+            order.append(column.is_(None))  # without the value: last, either way
         order.append(column.desc() if key.descending else column.asc())
     order += [resource_head.c.last_updated_us, resource_head.c.row_id]
     return order
@@ -126,10 +196,36 @@ def _conditions(vault: Vault, query: SearchQuery) -> list[ColumnElement[bool]]:
     for term_condition in query.terms:
         conditions.append(_terms(vault, rt.name, term_condition))
     for date_condition in query.dates:
+        if not rt.is_patient_data:
+            conditions.append(_clear_date(date_condition))
+            continue
         for cover in date_condition.covers or ():
             tokens = [vault.token(rt.name, date_condition.param.name, term) for term in cover]
             conditions.append(_has_any(tokens))
     return conditions
+
+
+def _clear_date(condition: DateCondition) -> ColumnElement[bool]:
+    """Some value of the parameter matches: FHIR's range comparison, in SQL."""
+    assert condition.search.low is not None and condition.search.high is not None  # noqa: S101
+    low, high = to_micros(condition.search.low), to_micros(condition.search.high)
+    value_low, value_high = search_date.c.low_us, search_date.c.high_us
+    within = and_(value_low >= low, value_high <= high)
+    above = or_(value_high.is_(None), value_high > high)
+    below = or_(value_low.is_(None), value_low < low)
+    matches = {
+        dates.Prefix.EQ: within,
+        dates.Prefix.NE: or_(value_low.is_(None), value_high.is_(None), not_(within)),
+        dates.Prefix.GT: above,
+        dates.Prefix.LT: below,
+        dates.Prefix.GE: or_(above, within),
+        dates.Prefix.LE: or_(below, within),
+        dates.Prefix.SA: value_low >= high,
+        dates.Prefix.EB: value_high <= low,
+    }[condition.prefix]
+    return resource_head.c.row_id.in_(
+        select(search_date.c.row_id).where(search_date.c.param == condition.param.name, matches)
+    )
 
 
 def _has_any(tokens: Sequence[bytes]) -> ColumnElement[bool]:
@@ -152,7 +248,7 @@ def _terms(vault: Vault, type_name: str, condition: TermCondition) -> ColumnElem
     for alternative in condition.alternatives:
         if len(alternative) > 1:
             clauses.append(and_(*(_has_any([token(term)]) for term in alternative)))
-    return or_(*clauses)
+    return or_(*clauses) if clauses else false()
 
 
 def _last_updated(condition: LastUpdatedCondition) -> ColumnElement[bool]:

@@ -64,3 +64,18 @@ search_token = Table(
     Index("ix_search_token_row", "row_id"),
     sqlite_with_rowid=False,
 )
+
+#: Date values of resources that are not patient data (Slot, Schedule, …), in the
+#: clear as DESIGN.md allows, so that a range or a sort on them is plain SQL. One row
+#: per value: [low_us, high_us) in microseconds since the epoch, NULL where open.
+search_date = Table(
+    "search_date",
+    metadata,
+    Column("row_id", BigInteger, nullable=False),
+    Column("param", String(64), nullable=False),
+    Column("low_us", BigInteger, nullable=True),
+    Column("high_us", BigInteger, nullable=True),
+    Index("ix_search_date_row", "row_id"),
+    Index("ix_search_date_low", "param", "low_us"),
+    Index("ix_search_date_high", "param", "high_us"),
+)

@@ -13,13 +13,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, insert, select, update
 
 from carevault.clock import fhir_instant, from_micros, to_micros
-from carevault.db import write_transaction
+from carevault.db import driver_executemany, driver_scalar, write_transaction
 from carevault.fhir import jsonio
 from carevault.fhir.elements import reference_targets
-from carevault.fhir.indexing import index_terms
+from carevault.fhir.indexing import clear_dates, index_terms
 from carevault.fhir.registry import ResourceType
 from carevault.keys.envelope import record_aad
 from carevault.vault.records import (
@@ -32,7 +32,37 @@ from carevault.vault.records import (
     head_from_row,
 )
 from carevault.vault.store import Vault
-from carevault.vault.tables import resource_head, resource_version, search_token
+from carevault.vault.tables import resource_head, resource_version, search_date, search_token
+
+_HEAD_COLUMNS = (
+    "version_id",
+    "last_updated_us",
+    "deleted",
+    "patient_pseudonym",
+    "clinic_id",
+    "status",
+)
+#: Built once: a head is written for every resource, and building a statement per row
+#: cost more than the row (bulk loads write thousands a second).
+_INSERT_HEAD = (
+    insert(resource_head)
+    .values(
+        resource_type=bindparam("resource_type"),
+        resource_id=bindparam("resource_id"),
+        **{name: bindparam(name) for name in _HEAD_COLUMNS},
+    )
+    .returning(resource_head.c.row_id)
+)
+_UPDATE_HEAD = (
+    update(resource_head)
+    .where(resource_head.c.row_id == bindparam("head_row_id"))
+    .values(**{name: bindparam(name) for name in _HEAD_COLUMNS})
+)
+_INSERT_VERSION = insert(resource_version).values(
+    **{column.name: bindparam(column.name) for column in resource_version.columns}
+)
+_INSERT_TOKEN = insert(search_token).values(token=bindparam("token"), row_id=bindparam("row_id"))
+_DELETE_TOKENS = delete(search_token).where(search_token.c.row_id == bindparam("token_row_id"))
 
 
 @dataclass(frozen=True)
@@ -126,11 +156,15 @@ class _Writer:
         # nothing in the transaction reads them back before it commits.
         self._versions: list[dict[str, Any]] = []
         self._tokens: dict[int, set[bytes]] = {}
+        self._dates: dict[int, list[dict[str, Any]]] = {}
         # Heads looked up as reference targets (a patient, a schedule), kept for the rest
         # of the transaction: a seeding batch refers to the same few over and over.
         self._targets: dict[tuple[str, str], Head | None] = {}
         # Keys whose entry in ``_targets`` is current and locked (prefetched or written).
         self._prefetched: set[tuple[str, str]] = set()
+        # Pseudonyms and data keys of the request's new patients, made together in one
+        # key-store transaction (a bulk load brings hundreds of new patients at once).
+        self._new_patients: dict[str, tuple[str, bytes | None]] = {}
 
     def _target(self, resource_type: str, resource_id: str) -> Head | None:
         key = (resource_type, resource_id)
@@ -146,16 +180,19 @@ class _Writer:
 
     def flush(self) -> None:
         if self._versions:
-            self.connection.execute(insert(resource_version), self._versions)
+            driver_executemany(self.connection, _INSERT_VERSION, self._versions)
             self._versions = []
         rows = [
             {"token": token, "row_id": row_id}
             for row_id, tokens in self._tokens.items()
             for token in tokens
         ]
-        if rows:
-            self.connection.execute(insert(search_token), rows)
+        driver_executemany(self.connection, _INSERT_TOKEN, rows)
         self._tokens = {}
+        dated = [row for rows_of in self._dates.values() for row in rows_of]
+        if dated:
+            self.connection.execute(insert(search_date), dated)
+        self._dates = {}
 
     def apply(self, operation: Operation) -> WriteResult:
         if isinstance(operation, Delete):
@@ -186,6 +223,28 @@ class _Writer:
                 for resource_id in chunk:
                     self._targets[(resource_type, resource_id)] = found.get(resource_id)
                     self._prefetched.add((resource_type, resource_id))
+        self._make_patient_keys(operations)
+
+    def _make_patient_keys(self, operations: Sequence[Operation]) -> None:
+        new = {
+            operation.resource_id
+            for operation in operations
+            if isinstance(operation, Put)
+            and operation.resource_type.is_patient
+            and (operation.fresh or self._targets.get(("Patient", operation.resource_id)) is None)
+        }
+        if len(new) < 2:
+            return
+        # Random, never derived from identity: the ledger names patients by it.
+        pseudonyms = {resource_id: secrets.token_hex(16) for resource_id in sorted(new)}
+        vault = self.vault
+        keys: dict[str, bytes] = {}
+        if vault.envelope.encrypted and vault.keys is not None:
+            key_ids = [vault.key_id_for(pseudonym) for pseudonym in pseudonyms.values()]
+            self.created_keys.extend(key_ids)
+            keys = vault.keys.create_data_keys(key_ids, "patient")
+        for resource_id, pseudonym in pseudonyms.items():
+            self._new_patients[resource_id] = (pseudonym, keys.get(vault.key_id_for(pseudonym)))
 
     def _current(self, resource_type: str, resource_id: str) -> Head | None:
         key = (resource_type, resource_id)
@@ -205,7 +264,14 @@ class _Writer:
         current = None if operation.fresh else self._current(rt.name, operation.resource_id)
         _check_version(current, operation.if_match, rt.name, operation.resource_id)
         version = 1 if current is None else current.version_id + 1
-        pseudonym = self._pseudonym(rt, operation.resource, current)
+        made = (
+            self._new_patients.pop(operation.resource_id, None)
+            if rt.is_patient and current is None
+            else None
+        )
+        pseudonym = (
+            made[0] if made is not None else self._pseudonym(rt, operation.resource, current)
+        )
         clinic_id = self._clinic(rt, operation.resource, operation.resource_id)
         if self.authorize is not None:
             self.authorize(
@@ -227,7 +293,9 @@ class _Writer:
         key_id = self.vault.key_id_for(pseudonym)
         body = _with_meta(operation.resource, operation.resource_id, version, self.now_us)
         sealed = self.vault.envelope.seal(
-            self._key(key_id, new_patient=rt.is_patient and current is None),
+            made[1]
+            if made is not None
+            else self._key(key_id, new_patient=rt.is_patient and current is None),
             record_aad(rt.name, operation.resource_id, version, key_id),
             body,
         )
@@ -288,7 +356,9 @@ class _Writer:
             current.clinic_id,
         )
         self.connection.execute(delete(search_token).where(search_token.c.row_id == current.row_id))
+        self.connection.execute(delete(search_date).where(search_date.c.row_id == current.row_id))
         self._tokens.pop(current.row_id, None)
+        self._dates.pop(current.row_id, None)
         head = Head(
             row_id=current.row_id,
             resource_type=rt.name,
@@ -364,17 +434,13 @@ class _Writer:
         self, resource_type: str, resource_id: str, current: Head | None, values: dict[str, Any]
     ) -> int:
         if current is not None:
-            self.connection.execute(
-                update(resource_head)
-                .where(resource_head.c.row_id == current.row_id)
-                .values(**values)
-            )
+            self.connection.execute(_UPDATE_HEAD, {"head_row_id": current.row_id, **values})
             return current.row_id
-        inserted = self.connection.execute(
-            insert(resource_head)
-            .values(resource_type=resource_type, resource_id=resource_id, **values)
-            .returning(resource_head.c.row_id)
-        ).scalar_one()
+        inserted = driver_scalar(
+            self.connection,
+            _INSERT_HEAD,
+            {"resource_type": resource_type, "resource_id": resource_id, **values},
+        )
         return int(inserted)
 
     def _store_version(
@@ -406,11 +472,33 @@ class _Writer:
         self, rt: ResourceType, row_id: int, resource: dict[str, Any], *, had_tokens: bool
     ) -> None:
         if had_tokens:
-            self.connection.execute(delete(search_token).where(search_token.c.row_id == row_id))
-        self._tokens[row_id] = {
-            self.vault.token(rt.name, param.name, term, clear=param.clear)
-            for param, term in index_terms(rt, resource, self.vault.zone)
+            self.connection.execute(_DELETE_TOKENS, {"token_row_id": row_id})
+            self.connection.execute(delete(search_date).where(search_date.c.row_id == row_id))
+        self._tokens[row_id] = search_tokens(self.vault, rt, resource)
+        self._dates[row_id] = date_rows(self.vault, rt, row_id, resource)
+
+
+def search_tokens(vault: Vault, rt: ResourceType, resource: dict[str, Any]) -> set[bytes]:
+    """The search tokens of a resource (blind, or clear where DESIGN.md allows)."""
+    return {
+        vault.token(rt.name, param.name, term, clear=param.clear)
+        for param, term in index_terms(rt, resource, vault.zone)
+    }
+
+
+def date_rows(
+    vault: Vault, rt: ResourceType, row_id: int, resource: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """The clear date rows of a resource that is not patient data (none for patient data)."""
+    return [
+        {
+            "row_id": row_id,
+            "param": name,
+            "low_us": None if found.low is None else to_micros(found.low),
+            "high_us": None if found.high is None else to_micros(found.high),
         }
+        for name, found in clear_dates(rt, resource, vault.zone)
+    ]
 
 
 def _check_version(

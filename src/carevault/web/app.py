@@ -20,10 +20,12 @@ from carevault.web import (
     audit_routes,
     auth_routes,
     console,
+    discovery_routes,
     fhir_routes,
     incident_routes,
     verify_routes,
 )
+from carevault.web.cors import CrossOrigin
 from carevault.web.guard import RequestGuard
 from carevault.web.responses import (
     UnexpectedErrors,
@@ -58,6 +60,8 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.state.services = built
     logsafe.install("uvicorn", "uvicorn.error", "carevault.web", "carevault.ledger")
     app.add_middleware(admin_routes.BlockedAddresses, services=built)
+    # Browser SMART apps: inside the door (Host, rate limits), before anything answers.
+    app.add_middleware(CrossOrigin, services=built)
     # Outermost: a wrong Host or a flooding address is turned away before anything runs.
     app.add_middleware(RequestGuard, services=built)
     app.add_middleware(UnexpectedErrors)  # outermost: it answers what the others raise
@@ -67,9 +71,10 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     # The audit routes first: /fhir/AuditEvent is not one of the generic FHIR types.
     app.include_router(audit_routes.router)
     app.include_router(admin_routes.router)
-    app.include_router(incident_routes.router)
     app.include_router(alert_routes.router)
+    app.include_router(incident_routes.router)
     app.include_router(auth_routes.router)
+    app.include_router(discovery_routes.router)
     app.include_router(fhir_routes.router)
     console.install(app, built)
     verify_routes.install(app, built)

@@ -12,7 +12,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from carevault.access.accounts import SignInFailed
-from carevault.access.oauth import OAuthError, Origin
+from carevault.access.oauth import AuthorizeRequest, OAuthError, Origin
+from carevault.fhir.outcome import FhirError
+from carevault.rest.launch import PatientChoice, PatientPicker, picker_caller
 from carevault.web.fhir_routes import read_body
 from carevault.web.responses import NO_STORE
 from carevault.web.security import CallerDep, ServicesDep, client_address
@@ -30,6 +32,8 @@ _AUTHORIZE_FIELDS = (
     "aud",
     "code_challenge",
     "code_challenge_method",
+    "nonce",
+    "launch",
 )
 #: The login page must not be framed (clickjacking) nor cached.
 _PAGE_HEADERS = {
@@ -46,7 +50,7 @@ def _origin(request: Request) -> Origin:
     return Origin(client_address(request), request.headers.get("user-agent"))
 
 
-def _base(request: Request, svc: Any) -> str:
+def base_url(request: Request, svc: Any) -> str:
     configured: str | None = svc.settings.public_base_url
     return configured or f"{request.url.scheme}://{request.url.netloc}"
 
@@ -69,48 +73,6 @@ def _oauth_error(error: OAuthError) -> JSONResponse:
         {"error": error.error, "error_description": error.description},
         status_code=error.status if error.status in (400, 401) else 400,
         headers=headers,
-    )
-
-
-@router.get("/.well-known/smart-configuration")
-@router.get("/fhir/.well-known/smart-configuration")
-async def smart_configuration(request: Request, svc: ServicesDep) -> JSONResponse:
-    base = _base(request, svc)
-    grants = ["authorization_code", "client_credentials", "refresh_token"]
-    if svc.settings.direct_grant:
-        grants.append("password")
-    return JSONResponse(
-        {
-            "issuer": base,
-            "authorization_endpoint": f"{base}/auth/authorize",
-            "token_endpoint": f"{base}/auth/token",
-            "revocation_endpoint": f"{base}/auth/revoke",
-            "token_endpoint_auth_methods_supported": [
-                "client_secret_basic",
-                "client_secret_post",
-                "none",
-            ],
-            "grant_types_supported": grants,
-            # openid and fhirUser are accepted (apps ask for them) but not advertised, and
-            # sso-openid-connect is not claimed: no ID token is issued yet.
-            "scopes_supported": [
-                "offline_access",
-                "online_access",
-                "user/*.cruds",
-                "system/*.cruds",
-            ],
-            "response_types_supported": ["code"],
-            "code_challenge_methods_supported": ["S256"],
-            "capabilities": [
-                "launch-standalone",
-                "client-public",
-                "client-confidential-symmetric",
-                "permission-v2",
-                "permission-v1",
-                "permission-user",
-                "permission-offline",
-            ],
-        }
     )
 
 
@@ -148,6 +110,46 @@ def _login_page(
     return response
 
 
+def _picker_page(
+    request: Request,
+    params: dict[str, str],
+    checked: AuthorizeRequest,
+    ticket: str,
+    choices: list[PatientChoice],
+    *,
+    query: str = "",
+    error: str | None = None,
+    status: int = 200,
+) -> Response:
+    csrf = request.cookies.get(_CSRF_COOKIE) or secrets.token_urlsafe(24)
+    response = templates.TemplateResponse(
+        request,
+        "patient_picker.html",
+        {
+            "client_name": checked.client.name,
+            "scope": checked.scope.text(),
+            "error": error,
+            "csrf": csrf,
+            "ticket": ticket,
+            "query": query,
+            "choices": choices,
+            "action": "/auth/launch",
+            "hidden": [(name, params[name]) for name in _AUTHORIZE_FIELDS if name in params],
+        },
+        status_code=status,
+        headers=_PAGE_HEADERS,
+    )
+    response.set_cookie(
+        _CSRF_COOKIE,
+        csrf,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+        path="/auth",
+    )
+    return response
+
+
 def _refuse_page(request: Request, message: str) -> Response:
     return templates.TemplateResponse(
         request,
@@ -163,7 +165,7 @@ async def authorize_page(request: Request, svc: ServicesDep) -> Response:
     params = dict(request.query_params)
     try:
         checked = await run_in_threadpool(
-            svc.oauth.check_authorize, params, _base(request, svc) + "/fhir", _origin(request)
+            svc.oauth.check_authorize, params, base_url(request, svc) + "/fhir", _origin(request)
         )
     except OAuthError as error:
         if error.status == 302:
@@ -184,14 +186,14 @@ async def authorize_submit(request: Request, svc: ServicesDep) -> Response:
     params = {name: form[name] for name in _AUTHORIZE_FIELDS if name in form}
     try:
         checked = await run_in_threadpool(
-            svc.oauth.check_authorize, params, _base(request, svc) + "/fhir", _origin(request)
+            svc.oauth.check_authorize, params, base_url(request, svc) + "/fhir", _origin(request)
         )
     except OAuthError as error:
         if error.status == 302:
             return RedirectResponse(svc.oauth.error_redirect(params, error), status_code=302)
         return _refuse_page(request, error.description)
     try:
-        target = await run_in_threadpool(
+        approved = await run_in_threadpool(
             svc.oauth.approve,
             checked,
             form.get("username", ""),
@@ -208,7 +210,86 @@ async def authorize_submit(request: Request, svc: ServicesDep) -> Response:
             error=str(failure),
             status=401,
         )
-    return RedirectResponse(target, status_code=302, headers={"Cache-Control": "no-store"})
+    if approved.redirect is not None:
+        return RedirectResponse(
+            approved.redirect, status_code=302, headers={"Cache-Control": "no-store"}
+        )
+    return await _pick(request, svc, params, checked, approved.code, {})
+
+
+@router.post("/auth/launch")
+async def launch_submit(request: Request, svc: ServicesDep) -> Response:
+    """The patient picker of a patient launch: find patients, or choose one."""
+    try:
+        form = await _form(request)
+    except OAuthError as error:
+        return _refuse_page(request, error.description)
+    cookie = request.cookies.get(_CSRF_COOKIE, "")
+    if not cookie or not secrets.compare_digest(cookie, form.get("csrf", "")):
+        return _refuse_page(request, "the form expired; start again from the app")
+    params = {name: form[name] for name in _AUTHORIZE_FIELDS if name in form}
+    try:
+        checked = await run_in_threadpool(
+            svc.oauth.check_authorize, params, base_url(request, svc) + "/fhir", _origin(request)
+        )
+    except OAuthError as error:
+        if error.status == 302:
+            return RedirectResponse(svc.oauth.error_redirect(params, error), status_code=302)
+        return _refuse_page(request, error.description)
+    return await _pick(request, svc, params, checked, form.get("ticket", ""), form)
+
+
+async def _pick(
+    request: Request,
+    svc: Any,
+    params: dict[str, str],
+    checked: AuthorizeRequest,
+    ticket: str,
+    form: dict[str, str],
+) -> Response:
+    """List patients the signed-in user may see (through the gate, as them), or put the
+    chosen one in context and send the browser back to the app with its code."""
+    picker: PatientPicker = svc.picker
+    origin = _origin(request)
+    try:
+        account = await run_in_threadpool(svc.oauth.picking, ticket, checked)
+    except OAuthError as error:
+        return RedirectResponse(svc.oauth.error_redirect(params, error), status_code=302)
+    caller = picker_caller(
+        account, checked.client.client_id, origin.source_address, origin.user_agent
+    )
+    query = form.get("q", "")
+    chosen = form.get("patient")
+    message: str | None = None
+    if chosen:
+        try:
+            patient = await run_in_threadpool(picker.choose, caller, chosen)
+            target = await run_in_threadpool(svc.oauth.pick, ticket, checked, patient, origin)
+        except OAuthError as refused:
+            return RedirectResponse(svc.oauth.error_redirect(params, refused), status_code=302)
+        except FhirError:
+            message = "you may not choose that patient"
+        else:
+            return RedirectResponse(target, status_code=302, headers={"Cache-Control": "no-store"})
+    try:
+        choices = await run_in_threadpool(picker.find, caller, query)
+    except FhirError as refused:
+        choices = []
+        message = message or _first_message(refused)
+    return _picker_page(
+        request,
+        params,
+        checked,
+        ticket,
+        choices,
+        query=query,
+        error=message,
+        status=403 if chosen else 200,
+    )
+
+
+def _first_message(error: FhirError) -> str:
+    return error.issues[0].diagnostics if error.issues else "the search was refused"
 
 
 @router.post("/auth/token")
@@ -216,7 +297,11 @@ async def token(request: Request, svc: ServicesDep) -> Response:
     try:
         form = await _form(request)
         body = await run_in_threadpool(
-            svc.oauth.token, form, request.headers.get("authorization"), _origin(request)
+            svc.oauth.token,
+            form,
+            request.headers.get("authorization"),
+            _origin(request),
+            base_url(request, svc),
         )
     except OAuthError as error:
         return _oauth_error(error)

@@ -10,6 +10,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from carevault.db import storage_problem
 from carevault.fhir.outcome import FhirError, Issue, outcome
 from carevault.logsafe import describe
 from carevault.rest.bundles import dumps
@@ -81,10 +82,28 @@ class UnexpectedErrors:
             await self.app(scope, receive, sending)
         except Exception as error:
             reference = uuid.uuid4().hex[:12]
-            log.error("unexpected %s (request %s)", describe(error), reference)
+            problem = storage_problem(error)
+            if problem is not None:
+                # The database, not the request, failed: refuse (fail closed) and say so
+                # once in words an operator can act on; service returns by itself.
+                log.error(
+                    "storage unavailable: %s; refusing with 503 (request %s, %s)",
+                    problem,
+                    reference,
+                    describe(error),
+                )
+            else:
+                log.error("unexpected %s (request %s)", describe(error), reference)
             if started:
                 return  # the answer was under way: the client sees it cut short
-            response = outcome_response(
-                FhirError(500, [Issue("exception", f"internal error; reference {reference}")])
-            )
-            await response(scope, receive, send)
+            if problem is not None:
+                failure = FhirError(
+                    503,
+                    [Issue("transient", f"storage unavailable ({problem}); reference {reference}")],
+                    {"Retry-After": "5"},
+                )
+            else:
+                failure = FhirError(
+                    500, [Issue("exception", f"internal error; reference {reference}")]
+                )
+            await outcome_response(failure)(scope, receive, send)

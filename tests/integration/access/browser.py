@@ -164,3 +164,38 @@ def assert_refused_within(client: Any, token: str, seconds: float = 1.0) -> None
             return
         assert sent < seconds, f"the token still works {sent:.2f} s later"
         time.sleep(0.05)
+
+
+class PickerPage(HTMLParser):
+    """The patient picker of a patient launch: its hidden fields (the same in each of its
+    forms), the patients it offers, and its error."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hidden: dict[str, str] = {}
+        self.patients: list[str] = []
+        self.alert: list[str] = []
+        self._in_alert = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = dict(attrs)
+        if tag == "input" and values.get("type") == "hidden":
+            self.hidden[values["name"] or ""] = values.get("value") or ""
+        elif tag == "button" and values.get("name") == "patient":
+            self.patients.append(values.get("value") or "")
+        elif values.get("role") == "alert":
+            self._in_alert = True
+
+    def handle_endtag(self, tag: str) -> None:
+        self._in_alert = False
+
+    def handle_data(self, data: str) -> None:
+        if self._in_alert:
+            self.alert.append(data)
+
+
+def read_picker_page(html: str) -> PickerPage:
+    parsed = PickerPage()
+    parsed.feed(html)
+    assert parsed.hidden.get("ticket"), "no patient picker on the page"
+    return parsed

@@ -63,7 +63,8 @@ def test_the_code_flow_gives_the_app_a_token_for_the_signed_in_user(
     body = response.json()
     assert body["token_type"] == "Bearer"
     assert body["expires_in"] == auth_services.settings.access_token_seconds
-    assert body["scope"] == "fhirUser offline_access openid user/*.cruds"
+    # fhirUser only for a Practitioner: this staff member is none (test_smart_apps.py).
+    assert body["scope"] == "offline_access openid user/*.cruds"
     assert body["refresh_token"]
     claims = jwt.decode(body["access_token"], options={"verify_signature": False})
     assert (claims["sub"], claims["client_id"]) == (staff.account_id, APP)
@@ -355,6 +356,6 @@ def test_smart_discovery_is_served_at_the_fhir_base(web: FhirTestClient) -> None
 
     assert response.status_code == 200
     assert response.json() == web.get("/.well-known/smart-configuration").json()
-    # Nothing is advertised that is not done: no ID token, so no OpenID Connect.
-    assert "openid" not in response.json()["scopes_supported"]
-    assert "sso-openid-connect" not in response.json()["capabilities"]
+    # What is advertised is done (tests/integration/access/test_smart_apps.py).
+    assert "openid" in response.json()["scopes_supported"]
+    assert "sso-openid-connect" in response.json()["capabilities"]

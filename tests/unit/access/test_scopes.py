@@ -3,17 +3,21 @@ request down to a client's registration."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from carevault.access.scopes import (
+    PATIENT_INTERACTIONS,
     Interaction,
     InvalidScope,
     ScopeGrant,
     Scopes,
     narrow,
     parse,
+    without_patient_grants,
 )
 
 USER_APP = frozenset({"user", "patient"})
@@ -125,15 +129,32 @@ def test_narrow_cuts_a_request_down_to_the_registration(requested: str, granted:
     assert narrowed.text() == granted
 
 
-def test_patient_scopes_are_never_granted_without_a_patient_in_context() -> None:
+def test_patient_scopes_allow_nothing_without_a_patient_in_context() -> None:
     registered = parse("user/*.cruds patient/*.cruds", allowed_contexts=USER_APP)
-    requested = parse("openid patient/*.rs user/Patient.r", allowed_contexts=USER_APP)
+    requested = parse(
+        "openid launch/patient patient/*.cruds user/Patient.r", allowed_contexts=USER_APP
+    )
 
     narrowed = narrow(requested, registered)
 
-    assert narrowed.text() == "openid user/Patient.r"
+    # Reading and searching only, and launch/patient comes with the patient/ registration.
+    assert narrowed.text() == "launch/patient openid patient/*.rs user/Patient.r"
+    assert not narrowed.allows("Observation", R) and not narrowed.allows("Observation", S)
+    assert without_patient_grants(narrowed).text() == "openid user/Patient.r"
     held = parse("patient/*.cruds", allowed_contexts=USER_APP)  # e.g. minted before
     assert not held.allows("Patient", R) and not held.allows("Observation", S)
+
+
+def test_patient_scopes_with_a_patient_reach_only_that_patient_and_never_write() -> None:
+    scopes = replace(
+        parse("patient/*.rs user/Practitioner.rs", allowed_contexts=USER_APP), patient="p-1"
+    )
+
+    assert scopes.allows("Observation", R) and scopes.allows("Observation", S)
+    assert not scopes.allows("Observation", Interaction.CREATE)
+    assert scopes.confined_to("Observation", R) == "p-1"
+    # A user/ grant for the type is not confined (the user's own reach applies).
+    assert scopes.confined_to("Practitioner", R) is None
 
 
 def test_narrow_does_not_give_session_scopes_the_app_is_not_registered_for() -> None:
@@ -184,8 +205,8 @@ def test_narrow_grants_exactly_what_both_the_request_and_registration_allow(
                 both = _allows_in(requested, context, resource_type, what) and _allows_in(
                     registered, context, resource_type, what
                 )
-                # patient/ grants: never, with no patient in context.
-                expected = both and context != "patient"
+                # patient/ grants: reading and searching only.
+                expected = both and (context != "patient" or what in PATIENT_INTERACTIONS)
                 assert _allows_in(narrowed, context, resource_type, what) is expected
 
 

@@ -50,11 +50,60 @@ def test_count_is_capped_and_paging_values_checked() -> None:
             parse("Patient", ("_count", bad))
 
 
-def test_strict_handling_rejects_unknown_parameters_lenient_reports_them() -> None:
-    assert parse("Patient", ("hair", "x")).ignored == ["hair"]
-    with pytest.raises(SearchError, match="hair"):
-        parse("Patient", ("hair", "x"), strict=True)
-    assert parse("Patient", ("<b>", "x")).ignored == ["?b?"]
+def test_unknown_parameters_are_refused_in_every_mode_naming_them() -> None:
+    for strict in (False, True):
+        with pytest.raises(SearchError, match="hair"):
+            parse("Patient", ("hair", "x"), strict=strict)
+        with pytest.raises(SearchError, match=r"\?b\?"):
+            parse("Patient", ("<b>", "x"), strict=strict)
+        with pytest.raises(SearchError, match="chained search 'subject.name'|subject.name"):
+            parse("Observation", ("subject.name", "x"), strict=strict)
+        with pytest.raises(SearchError, match="_has"):
+            parse("Patient", ("_has:Observation:patient:code", "x"), strict=strict)
+
+
+def test_only_presentation_parameters_are_ignored_and_reported() -> None:
+    assert parse("Patient", ("_elements", "name"), ("_pretty", "true")).ignored == ["_elements"]
+    with pytest.raises(SearchError, match="_elements"):
+        parse("Patient", ("_elements", "name"), strict=True)
+    assert not parse("Patient", ("_summary", "false")).summary_count
+
+
+def test_include_and_revinclude_name_a_reference_parameter_and_one_target() -> None:
+    [include] = parse("Observation", ("_include", "Observation:subject")).includes
+    assert (include.source.name, include.param.name, include.target) == (
+        "Observation",
+        "subject",
+        "Patient",
+    )
+    assert not include.reverse
+    [reverse] = parse("Patient", ("_revinclude", "Encounter:patient")).includes
+    assert (reverse.source.name, reverse.target, reverse.reverse) == ("Encounter", "Patient", True)
+    [actor] = parse("Slot", ("_include", "Slot:schedule:Schedule")).includes
+    assert actor.target == "Schedule"
+    for name, value in (
+        ("_include", "*"),
+        ("_include", "Encounter:subject"),  # not the searched type
+        ("_include", "Observation:code"),  # not a reference
+        ("_include", "Schedule:actor"),  # several targets, none named
+        ("_revinclude", "Observation:subject:Group"),
+        ("_include:iterate", "Observation:subject"),
+    ):
+        with pytest.raises(SearchError):
+            parse("Observation" if "Observation" in value else "Schedule", (name, value))
+
+
+def test_token_forms_on_code_elements_use_their_implicit_system() -> None:
+    gender = "http://hl7.org/fhir/administrative-gender"
+
+    def terms(value: str) -> tuple[tuple[str, ...], ...]:
+        return parse("Patient", ("gender", value)).terms[0].alternatives
+
+    assert terms(f"{gender}|female") == terms("female") == terms("|female") == (("any|female",),)
+    assert terms(f"{gender}|") == ((f"sysany|{gender}",),)
+    assert terms("http://example.org/x|female") == ()
+    with pytest.raises(SearchError):
+        parse("Patient", ("gender", "|"))
 
 
 def test_date_parameters_become_conditions_with_covers() -> None:
@@ -79,6 +128,6 @@ def test_modifiers_are_refused_rather_than_ignored() -> None:
         parse("Patient", ("name:exact", "Chan"))
 
 
-def test_system_only_token_search_is_refused() -> None:
-    with pytest.raises(SearchError):
-        parse("Observation", ("code", "http://loinc.org|"))
+def test_system_only_token_search_finds_any_code_of_the_system() -> None:
+    query = parse("Observation", ("code", "http://loinc.org|"))
+    assert query.terms[0].alternatives == (("sysany|http://loinc.org",),)

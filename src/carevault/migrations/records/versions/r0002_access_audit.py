@@ -18,7 +18,11 @@ from alembic import op
 from carevault.access import tables as access
 from carevault.containment.tables import containment
 from carevault.ledger.schema import audit_tables
-from carevault.migrations.access_shapes import first_client_app_table
+from carevault.migrations.access_shapes import (
+    first_auth_code_table,
+    first_auth_session_table,
+    first_client_app_table,
+)
 from carevault.migrations.ledger_tiles import first_tile_table
 
 revision = "records_0002"
@@ -29,9 +33,9 @@ depends_on = None
 _TABLES = [
     access.staff_account,
     first_client_app_table(),
-    access.auth_session,
+    first_auth_session_table(),
     access.refresh_token,
-    access.auth_code,
+    first_auth_code_table(),
     access.break_glass,
     access.care_relationship,
     audit_tables.entry,

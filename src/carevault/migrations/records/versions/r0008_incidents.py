@@ -1,7 +1,7 @@
 """Incidents, their timelines and scope runs, and the ledger's sealed Parquet segments.
 
 Revision ID: records_0008
-Revises: records_0006
+Revises: records_0007
 Create Date: 2026-12-01
 """
 

@@ -1,7 +1,7 @@
 """Breach notices, their verification codes, bounced addresses, regulators' clocks.
 
 Revision ID: records_0009
-Revises: records_0006
+Revises: records_0008
 Create Date: 2026-12-01
 """
 

@@ -1,0 +1,270 @@
+"""Detection's cost: FHIR read throughput with the detectors (and the release budget) on
+against the same server with them off, in the same run; the detectors' cost per ledger
+entry; and how soon an alert is listed while the server is under that read load.
+
+Two data directories are seeded alike (encrypted, a privacy officer and a front desk
+account) and served at once; they take turns in rounds as in ``bench.fhir_read`` (whose
+read load this is: read-by-id and search-by-identifier at 1 and 32 clients). Both
+sides give the privacy officer a release budget large enough never to refuse the load:
+what is measured is the work, not refusals. Then, on the side with detection on, while
+32 clients keep reading, a front desk account reads 60 patients of its clinic one by
+one: the time from the response that crossed its breadth limit to the alert listed by
+``GET /admin/alerts`` is the alert latency (wall clock, from outside), and ``raised_at``
+minus the triggering entry's time is the same seen by the server. Finally the ledger
+the "on" side wrote is replayed through the detectors in this process, in memory, for
+the cost per entry (parse, explain by care relationships, every detector).
+
+Target: reads with detection on ≥ 90 % of off, every cell.
+
+    .venv/bin/python -m bench.detect            # a few minutes
+    .venv/bin/python -m bench.detect --quick    # a smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.common import Table, now, ratio, write_results
+from bench.load import run_load
+from bench.reads import Side, alternate, operation_paths, start_side
+from bench.server import password_token
+from bench.serving import deployment, postgres_database, postgres_version
+from carevault.bootstrap import build_services
+from carevault.detect.engine import _Memory
+from carevault.detect.model import Access
+
+NAME = "detect"
+TARGET = 0.90
+OPERATIONS = ("read", "search")
+ROLE = "privacy_officer"
+BURST = 60
+GENEROUS = "privacy_officer=1000000/10000000"
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.detect", description=__doc__)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--patients", type=int)
+    parser.add_argument("--seconds", type=float)
+    parser.add_argument("--rounds", type=int)
+    parser.add_argument("--backends", default="sqlite")
+    args = parser.parse_args(argv)
+    args.patients = args.patients or (300 if args.quick else 1000)
+    args.seconds = args.seconds or (1.0 if args.quick else 3.0)
+    args.rounds = args.rounds or (1 if args.quick else 2)
+    args.backends = tuple(args.backends.split(","))
+    return args
+
+
+@contextmanager
+def pair(backend: str, options: argparse.Namespace, workdir: Path) -> Iterator[list[Side]]:
+    with ExitStack() as stack:
+        sides = []
+        for name, detect in (("off", False), ("on", True)):
+            label = f"{backend}-detect-{name}"
+            database = (
+                stack.enter_context(postgres_database(name)) if backend == "postgres" else None
+            )
+            target = deployment(
+                label, workdir / label, database, detect=detect, release_budget=GENEROUS,
+                dek_cache_seconds=3600.0,
+            )  # fmt: skip
+            sides.append(
+                start_side(
+                    stack,
+                    name,
+                    target,
+                    workdir,
+                    role=ROLE,
+                    patients=options.patients,
+                    roles=[ROLE, "front_desk"],
+                )  # fmt: skip
+            )
+        yield sides
+
+
+def alert_latency(side: Side) -> dict[str, Any]:
+    """A front desk burst under 32 clients of read load; how soon the alert is listed."""
+    desk = side.seeded.login("front_desk")
+    token = password_token(side.server.url, desk)
+    mine = [p for p in side.seeded.patients if p.home_clinic_id in desk.clinic_ids][:BURST]
+    host, port = side.server.host_port
+    load = threading.Thread(
+        target=run_load,
+        args=(
+            host,
+            port,
+            operation_paths("read", side.seeded, list(range(len(side.seeded.patients)))),
+        ),
+        kwargs={"token": side.token, "clients": 32, "seconds": 8.0},
+    )
+    load.start()
+    time.sleep(1.0)
+    answered: list[float] = []
+    with httpx.Client(base_url=side.server.url, timeout=30) as client:
+        for patient in mine:
+            reply = client.get(f"/fhir/Patient/{patient.resource_id}",
+                               headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+            answered.append(time.monotonic())
+            if reply.status_code != 200:
+                break
+        seen_at, alert = None, None
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            listed = client.get("/admin/alerts", headers={"Authorization": f"Bearer {side.token}"})
+            found = [a for a in listed.json()["alerts"] if a["account"] == desk.username]
+            if found:
+                seen_at, alert = time.monotonic(), found[0]
+                break
+            time.sleep(0.02)
+    load.join()
+    if alert is None or seen_at is None:
+        return {"alert": None}
+    crossing = answered[min(len(answered) - 1, 25)]
+    return {
+        "alert": alert["detector"],
+        "listed_after_s": round(max(seen_at - crossing, 0.0), 3),
+    }
+
+
+def replay_cost(side: Side) -> dict[str, Any]:
+    """The detectors over the ledger the side wrote, in memory: seconds per entry."""
+    services = build_services(side.target.settings())
+    try:
+        detection = services.detection
+        assert detection is not None
+        engine = detection.engine
+        memory = _Memory(position=0)
+        head, _ = services.audit_ledger.store.head()
+        context = engine._context(memory)
+        started = time.perf_counter()
+        count = 0
+        for start in range(0, head, 5000):
+            accesses = engine.explainer.explain(
+                [
+                    Access.parse(seq, data)
+                    for seq, data in services.audit_ledger.store.entries(
+                        start, min(head, start + 5000)
+                    )
+                ]
+            )
+            engine._load(memory, accesses)
+            for access in accesses:
+                engine._observe(access, memory, context, set())
+                count += 1
+        seconds = time.perf_counter() - started
+    finally:
+        services.close()
+    return {"entries": count, "us_per_entry": round(seconds / max(count, 1) * 1e6, 1)}
+
+
+def run_backend(backend: str, options: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    print(f"{backend}:", flush=True)
+    with pair(backend, options, workdir) as sides:
+        order = list(range(options.patients))
+        cells = [(operation, clients) for operation in OPERATIONS for clients in (1, 32)]
+        alternate(sides, cells, rounds=options.rounds, seconds=options.seconds, order=order)
+        rows = [{"backend": backend, **side.figures(cell)} for side in sides for cell in cells]
+        latency = alert_latency(sides[1])
+        server_latency = _server_latency(sides[1], latency)
+    cost = replay_cost(sides[1])
+    return {
+        "rows": rows,
+        "latency": {**latency, "server_raised_after_s": server_latency},
+        "cost": cost,
+    }
+
+
+def _server_latency(side: Side, latency: dict[str, Any]) -> float | None:
+    """raised_at − the triggering entry's time, from the server's own records."""
+    services = build_services(side.target.settings())
+    try:
+        assert services.detection is not None
+        alerts = [
+            a
+            for a in services.detection.alerts.list()
+            if a.last_position is not None and a.role == "front_desk"
+        ]
+        if not alerts or latency.get("alert") is None:
+            return None
+        alert = alerts[0]
+        data = services.audit_ledger.store.entry(int(alert.last_position or 0))
+        if data is None:
+            return None
+        entry_us = int(json.loads(data)["at_us"])
+        return round((alert.raised_us - entry_us) / 1e6, 3)
+    finally:
+        services.close()
+
+
+def summarise(results: list[dict[str, Any]]) -> tuple[Table, dict[str, Any]]:
+    table = Table(
+        "FHIR reads with detection on vs off (same run), and the detectors' own cost",
+        ["backend", "detection", "operation", "clients", "reads/s", "p50 ms", "p99 ms",
+         "server CPU ms/read", "ratio on/off", "errors"],
+    )  # fmt: skip
+    ratios: dict[str, float] = {}
+    for result in results:
+        rows = {(r["operation"], r["clients"], r["side"]): r for r in result["rows"]}
+        backend = result["rows"][0]["backend"]
+        for operation in OPERATIONS:
+            for clients in (1, 32):
+                off, on = rows[(operation, clients, "off")], rows[(operation, clients, "on")]
+                cell = ratio(on["per_second"], off["per_second"])
+                ratios[f"{backend}/{operation}/{clients}"] = round(cell, 3)
+                for item, shown in ((off, 1.0), (on, cell)):
+                    table.add(
+                        backend, item["side"], operation, clients, float(item["per_second"]),
+                        float(item["p50_ms"]), float(item["p99_ms"]),
+                        float(item["server_cpu_ms_per_request"]), shown, item["errors"],
+                    )  # fmt: skip
+        latency, cost = result["latency"], result["cost"]
+        table.notes.append(
+            f"{backend}: detectors {cost['us_per_entry']} µs per ledger entry in memory "
+            f"({cost['entries']:,} entries replayed); alert {latency.get('alert')} listed by "
+            f"GET /admin/alerts {latency.get('listed_after_s')} s after the crossing read, "
+            f"raised {latency.get('server_raised_after_s')} s after its ledger entry "
+            "(under 32 clients of read load)"
+        )
+    worst = min(ratios.values())
+    table.notes.insert(
+        0, f"ratio = on ÷ off reads/s; target ≥ {TARGET:.0%}: worst {worst:.1%} → "
+        f"{'MET' if worst >= TARGET else 'NOT MET'}",
+    )  # fmt: skip
+    return table, {"target": TARGET, "worst_ratio": worst, "target_met": worst >= TARGET,
+                   "ratios": ratios}  # fmt: skip
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    options = parse_args(argv)
+    started = now()
+    with tempfile.TemporaryDirectory(prefix="carevault-bench-") as scratch:
+        results = [run_backend(backend, options, Path(scratch)) for backend in options.backends]
+    table, summary = summarise(results)
+    print()
+    print(table.render())
+    settings = {
+        **vars(options),
+        "postgres": postgres_version() if "postgres" in options.backends else None,
+    }
+    for path in write_results(
+        NAME, quick=options.quick, settings=settings, results=results, tables=[table],
+        summary=summary, started=started,
+    ):  # fmt: skip
+        print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

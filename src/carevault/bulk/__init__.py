@@ -1,0 +1,1 @@
+"""Bulk data: loading FHIR NDJSON files and transaction Bundles through the gate."""

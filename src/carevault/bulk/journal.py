@@ -1,0 +1,133 @@
+"""How far each import file has got, written in the transaction of each batch."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, Engine, insert, select, update
+
+from carevault.bulk.tables import bulk_import_file, bulk_import_rejection
+from carevault.db import read_transaction, write_transaction
+
+
+@dataclass(frozen=True)
+class FileProgress:
+    file_sha256: str
+    name: str
+    items_total: int
+    items_done: int
+    accepted: int
+    rejected: int
+    finished: bool
+    pending_lines: frozenset[int]
+
+
+class Journal:
+    """Progress of import files, known by the SHA-256 of their bytes."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def progress(self, file_sha256: str) -> FileProgress | None:
+        with read_transaction(self.engine) as connection:
+            row = connection.execute(
+                select(bulk_import_file).where(bulk_import_file.c.file_sha256 == file_sha256)
+            ).first()
+        if row is None:
+            return None
+        pending = frozenset(int(n) for n in (row.pending_lines or "").split(",") if n)
+        return FileProgress(
+            row.file_sha256,
+            row.name,
+            row.items_total,
+            row.items_done,
+            row.accepted,
+            row.rejected,
+            row.finished_us is not None,
+            pending,
+        )
+
+    def start(self, file_sha256: str, name: str, items_total: int, now_us: int) -> FileProgress:
+        """The file's progress, begun now if it had none."""
+        with write_transaction(self.engine) as connection:
+            exists = connection.execute(
+                select(bulk_import_file.c.file_sha256).where(
+                    bulk_import_file.c.file_sha256 == file_sha256
+                )
+            ).first()
+            if exists is None:
+                connection.execute(
+                    insert(bulk_import_file).values(
+                        file_sha256=file_sha256,
+                        name=name[-400:],
+                        items_total=items_total,
+                        items_done=0,
+                        accepted=0,
+                        rejected=0,
+                        started_us=now_us,
+                        updated_us=now_us,
+                    )
+                )
+        found = self.progress(file_sha256)
+        assert found is not None  # noqa: S101 - inserted above
+        return found
+
+    def advance(
+        self,
+        connection: Connection,
+        file_sha256: str,
+        *,
+        now_us: int,
+        accepted: int,
+        rejections: Mapping[int, str],
+        items_done: int | None,
+        pending_lines: frozenset[int] = frozenset(),
+    ) -> None:
+        """Inside a batch's transaction: ``accepted`` more records, these refusals, and
+        either the batch done (``items_done``) or these of its lines committed so far."""
+        values: dict[str, object] = {
+            "accepted": bulk_import_file.c.accepted + accepted,
+            "rejected": bulk_import_file.c.rejected + len(rejections),
+            "updated_us": now_us,
+        }
+        if items_done is not None:
+            values["items_done"] = items_done
+            values["pending_lines"] = None
+        else:
+            values["pending_lines"] = ",".join(str(n) for n in sorted(pending_lines))
+        connection.execute(
+            update(bulk_import_file)
+            .where(bulk_import_file.c.file_sha256 == file_sha256)
+            .values(**values)
+        )
+        if rejections:
+            connection.execute(
+                insert(bulk_import_rejection),
+                [
+                    {"file_sha256": file_sha256, "line": line, "reason": reason[:2000]}
+                    for line, reason in sorted(rejections.items())
+                ],
+            )
+
+    def finish(self, file_sha256: str, now_us: int) -> None:
+        """Mark the file done, if every item of it is."""
+        with write_transaction(self.engine) as connection:
+            connection.execute(
+                update(bulk_import_file)
+                .where(
+                    bulk_import_file.c.file_sha256 == file_sha256,
+                    bulk_import_file.c.items_done >= bulk_import_file.c.items_total,
+                )
+                .values(finished_us=now_us, updated_us=now_us)
+            )
+
+    def rejections(self, file_sha256: str, limit: int = 1000) -> list[tuple[int, str]]:
+        with read_transaction(self.engine) as connection:
+            rows = connection.execute(
+                select(bulk_import_rejection.c.line, bulk_import_rejection.c.reason)
+                .where(bulk_import_rejection.c.file_sha256 == file_sha256)
+                .order_by(bulk_import_rejection.c.line)
+                .limit(limit)
+            ).all()
+        return [(row.line, row.reason) for row in rows]

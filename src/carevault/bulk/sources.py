@@ -1,0 +1,203 @@
+"""Reading import files: FHIR NDJSON (one resource a line, as Bulk Data writes it) and
+Bundles (transaction, batch or collection, as Synthea writes them).
+
+A file becomes a sequence of items, each a resource or the reason it cannot be one,
+labelled with its line (NDJSON) or entry number (Bundle). The sequence is the same
+every time the same bytes are read, which is what lets an import resume by counting.
+Bundle entries are put in load order (the directory, then patients, then their
+records) and ``urn:uuid:`` references are rewritten to the ids the entries carry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from carevault.fhir.elements import walk_references
+from carevault.fhir.jsonio import MalformedJson, parse
+
+#: Load order: what a record refers to (for its patient and its clinic) goes first.
+_PHASES = {
+    "Organization": 0,
+    "Location": 1,
+    "Practitioner": 1,
+    "PractitionerRole": 2,
+    "HealthcareService": 2,
+    "Schedule": 3,
+    "Slot": 4,
+    "Patient": 5,
+    "Encounter": 6,
+    "Appointment": 6,
+    "EpisodeOfCare": 6,
+}
+_OTHER_PHASE = 7
+_FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+_NAMESPACE = uuid.UUID("6f1c1d36-5b0e-4a53-9a4c-3f0f53d7f7a1")
+
+
+def phase(resource_type: str) -> int:
+    return _PHASES.get(resource_type, _OTHER_PHASE)
+
+
+def file_phase(path: Path) -> int:
+    """Where an NDJSON file named after its type (``Patient.ndjson``,
+    ``Observation-2.ndjson``) goes in load order; other names last, as given."""
+    stem = path.name.split(".", 1)[0].split("-", 1)[0]
+    return phase(stem) if stem in _PHASES else _OTHER_PHASE
+
+
+@dataclass(frozen=True)
+class Item:
+    """One line or entry: a resource ready to validate, or why it is refused."""
+
+    line: int
+    resource: dict[str, Any] | None
+    refused: str | None = None
+
+
+class SourceError(ValueError):
+    """The file as a whole cannot be read (not JSON, not a Bundle, not NDJSON)."""
+
+
+def digest(path: Path) -> str:
+    hashed = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(1 << 20):
+            hashed.update(block)
+    return hashed.hexdigest()
+
+
+def is_ndjson(path: Path) -> bool:
+    return path.suffix.lower() in (".ndjson", ".jsonl")
+
+
+def count_items(path: Path, seed: str) -> int:
+    """How many items ``read_items`` gives, cheaply for NDJSON (counting lines)."""
+    if not is_ndjson(path):
+        return len(_bundle_items(path, seed))
+    count = 0
+    last = b"\n"
+    with path.open("rb") as handle:
+        while block := handle.read(1 << 20):
+            count += block.count(b"\n")
+            last = block[-1:]
+    return count + (0 if last == b"\n" else 1)
+
+
+def read_items(path: Path, seed: str, skip: int = 0) -> Iterator[Item]:
+    """The file's items from the ``skip``-th on; ``seed`` (the file's digest) makes the
+    ids given to resources that come without one the same on every reading."""
+    if is_ndjson(path):
+        yield from _ndjson_items(path, seed, skip)
+    else:
+        yield from _bundle_items(path, seed)[skip:]
+
+
+def _ndjson_items(path: Path, seed: str, skip: int) -> Iterator[Item]:
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            if number <= skip:
+                continue
+            text = raw.strip()
+            if not text:
+                yield Item(number, None, "empty line")
+                continue
+            try:
+                resource = parse(text)
+            except MalformedJson as error:
+                yield Item(number, None, f"not JSON: {error}")
+                continue
+            if not isinstance(resource, dict):
+                yield Item(number, None, "a line must hold one JSON object")
+                continue
+            if "id" not in resource:
+                resource["id"] = str(uuid.uuid5(_NAMESPACE, f"{seed}:{number}"))
+            yield Item(number, resource)
+
+
+def _bundle_items(path: Path, seed: str) -> list[Item]:
+    try:
+        document = parse(path.read_bytes())
+    except MalformedJson as error:
+        raise SourceError(f"{path.name}: not JSON ({error})") from None
+    if not isinstance(document, dict):
+        raise SourceError(f"{path.name}: not a FHIR resource")
+    if document.get("resourceType") != "Bundle":
+        return [Item(1, document)]
+    if document.get("type") not in ("transaction", "batch", "collection"):
+        raise SourceError(f"{path.name}: only transaction, batch and collection Bundles load")
+    entries = document.get("entry", [])
+    if not isinstance(entries, list):
+        raise SourceError(f"{path.name}: Bundle.entry must be an array")
+    items: list[Item] = []
+    targets: dict[str, str] = {}
+    for number, entry in enumerate(entries, start=1):
+        item = _entry_item(number, entry, seed)
+        items.append(item)
+        if item.resource is not None and isinstance(entry.get("fullUrl"), str):
+            targets[entry["fullUrl"]] = f"{item.resource['resourceType']}/{item.resource['id']}"
+    for item in items:
+        if item.resource is not None:
+            for holder in walk_references(item.resource):
+                found = targets.get(holder["reference"])
+                if found is not None:
+                    holder["reference"] = found
+    # Stable: within a phase, entries keep the Bundle's order.
+    items.sort(key=lambda it: phase(it.resource["resourceType"]) if it.resource else -1)
+    return items
+
+
+def _entry_item(number: int, entry: Any, seed: str) -> Item:
+    if not isinstance(entry, dict) or not isinstance(entry.get("resource"), dict):
+        return Item(number, None, "the entry holds no resource")
+    resource: dict[str, Any] = entry["resource"]
+    request = entry.get("request")
+    method = request.get("method") if isinstance(request, dict) else None
+    if method not in (None, "POST", "PUT"):
+        return Item(number, None, "only POST and PUT entries are loaded")
+    resource_type = resource.get("resourceType")
+    if not isinstance(resource_type, str):
+        return Item(number, None, "resourceType is missing")
+    resource_id = resource.get("id")
+    if method == "PUT" and isinstance(request, dict) and isinstance(request.get("url"), str):
+        parts = request["url"].split("?", 1)[0].strip("/").split("/")
+        if len(parts) == 2 and parts[0] == resource_type:
+            resource_id = parts[1]
+    if not isinstance(resource_id, str):
+        full = entry.get("fullUrl")
+        if isinstance(full, str) and full.startswith("urn:uuid:"):
+            resource_id = full.removeprefix("urn:uuid:")
+        else:
+            # The same entry of the same file gets the same id every time it is read.
+            resource_id = str(uuid.uuid5(_NAMESPACE, f"{seed}:{number}"))
+    if not _FHIR_ID.fullmatch(resource_id):
+        return Item(number, None, "the entry's id is not a FHIR id")
+    return Item(number, {**resource, "id": resource_id})
+
+
+def bundles_to_ndjson(bundles: list[Path], folder: Path) -> list[Path]:
+    """Write the resources of ``bundles`` as one NDJSON file per type in ``folder`` (as
+    a Bulk Data export lays them out), references resolved; entries that cannot load
+    as they are (no resource, a GET) are left out. Returns the files, in load order."""
+    from carevault.fhir.jsonio import dumps
+
+    folder.mkdir(parents=True, exist_ok=True)
+    handles: dict[str, Any] = {}
+    try:
+        for bundle in bundles:
+            for item in _bundle_items(bundle, digest(bundle)):
+                if item.resource is None:
+                    continue
+                name = item.resource["resourceType"]
+                if name not in handles:
+                    handles[name] = (folder / f"{name}.ndjson").open("wb")
+                handles[name].write(dumps(item.resource) + b"\n")
+    finally:
+        for handle in handles.values():
+            handle.close()
+    return sorted((folder / f"{name}.ndjson" for name in handles), key=file_phase)

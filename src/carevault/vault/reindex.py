@@ -1,0 +1,87 @@
+"""Rebuilding the search index of records already stored.
+
+A new version of the server may index more than the one that wrote a record (a new
+search term, the clear dates of directory resources). Reindexing opens each current
+record, in batches, and replaces its search tokens and clear dates with what this
+version derives from it. Opening goes through the key service like any read, so the
+unwrap log names the principal and purpose; nothing leaves the process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy import delete, insert, select
+
+from carevault.db import read_transaction, write_transaction
+from carevault.fhir import jsonio
+from carevault.fhir.registry import RESOURCE_TYPES
+from carevault.vault.opening import open_sealed
+from carevault.vault.store import Vault
+from carevault.vault.tables import resource_head, search_date, search_token
+from carevault.vault.writer import date_rows, search_tokens
+
+
+def reindex(
+    vault: Vault,
+    *,
+    principal: str,
+    purpose: str,
+    batch: int = 500,
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """Replace the search tokens and clear dates of every current record; returns how
+    many records were reindexed. A record written again meanwhile is left as its new
+    version was indexed (by this version's writer)."""
+    done, after = 0, 0
+    while True:
+        with read_transaction(vault.engine) as connection:
+            row_ids = [
+                int(row_id)
+                for row_id in connection.execute(
+                    select(resource_head.c.row_id)
+                    .where(resource_head.c.row_id > after, resource_head.c.deleted.is_(False))
+                    .order_by(resource_head.c.row_id)
+                    .limit(batch)
+                ).scalars()
+            ]
+        if not row_ids:
+            return done
+        after = row_ids[-1]
+        opened = open_sealed(
+            vault, vault.locate_rows(row_ids), principal=principal, purpose=purpose
+        )
+        versions = {item.head.row_id: item.head.version_id for item in opened}
+        with write_transaction(vault.engine) as connection:
+            current = {
+                int(row.row_id): int(row.version_id)
+                for row in connection.execute(
+                    select(resource_head.c.row_id, resource_head.c.version_id).where(
+                        resource_head.c.row_id.in_(row_ids), resource_head.c.deleted.is_(False)
+                    )
+                )
+            }
+            unchanged = [
+                row_id for row_id, version in versions.items() if current.get(row_id) == version
+            ]
+            connection.execute(delete(search_token).where(search_token.c.row_id.in_(unchanged)))
+            connection.execute(delete(search_date).where(search_date.c.row_id.in_(unchanged)))
+            tokens: list[dict[str, object]] = []
+            dated: list[dict[str, object]] = []
+            for item in opened:
+                if item.head.row_id not in unchanged or item.body is None:
+                    continue
+                rt = RESOURCE_TYPES[item.head.resource_type]
+                resource = jsonio.load(item.body)
+                tokens += [
+                    {"token": token, "row_id": item.head.row_id}
+                    for token in search_tokens(vault, rt, resource)
+                ]
+                dated += date_rows(vault, rt, item.head.row_id, resource)
+            if tokens:
+                connection.execute(insert(search_token), tokens)
+            if dated:
+                connection.execute(insert(search_date), dated)
+        done += len(unchanged)
+        if progress is not None:
+            progress(done)

@@ -1,0 +1,176 @@
+"""Bulk import through the gate: every record read back as sent, refusals by line with
+their reasons, one audit entry per patient per batch, nothing loaded twice."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+
+from carevault.access.tables import patient_registration
+from carevault.bootstrap import Services
+from carevault.bulk.checking import Checker
+from carevault.bulk.importer import Importer, ImportReport
+from carevault.bulk.journal import Journal
+from carevault.bulk.loader import Loader
+from carevault.bulk.sources import bundles_to_ndjson, read_items
+from carevault.fhir import jsonio
+from carevault.fhir.content import DEFAULT_LIMITS
+from carevault.fhir.registry import RESOURCE_TYPES
+from carevault.gate import Caller
+from carevault.vault.tables import resource_head
+
+SYNTHEA = Path(__file__).resolve().parents[4] / "shared" / "fixtures" / "synthea-r4"
+BUNDLES = sorted(SYNTHEA.glob("*_*.json"))[:3]
+READER = Caller(principal="system:test")
+
+
+def run_import(services: Services, paths: list[Path], batch_size: int = 2000) -> ImportReport:
+    loader = Loader(services.gate, services.now_us, checker=_checker(), batch_size=batch_size)
+    return Importer(loader, Journal(services.engine)).run(paths)
+
+
+def _checker() -> Checker:
+    return Checker(DEFAULT_LIMITS, workers=0)
+
+
+def _without_meta(body: bytes | dict[str, Any]) -> dict[str, Any]:
+    parsed = jsonio.load(body) if isinstance(body, bytes) else dict(body)
+    parsed.pop("meta", None)
+    return parsed
+
+
+def _audit(services: Services) -> list[dict[str, Any]]:
+    return [json.loads(data) for _, data in services.audit_ledger.store.entries()]
+
+
+def test_synthea_bundles_load_and_every_record_reads_back_as_sent(
+    services: Services, tmp_path: Path
+) -> None:
+    report = run_import(services, BUNDLES)
+    sent = [item for path in BUNDLES for item in read_items(path, "x") if item.resource]
+    assert report.rejected == 0
+    assert report.accepted == len(sent) == report.written
+    for item in sent:
+        resource = item.resource
+        assert resource is not None
+        opened = services.gate.read(
+            READER, RESOURCE_TYPES[resource["resourceType"]], resource["id"]
+        )
+        assert opened.body is not None
+        # Decimals included: the text of every value is as sent.
+        assert jsonio.dumps(_without_meta(opened.body)) == jsonio.dumps(_without_meta(resource))
+
+
+def test_one_audit_entry_per_patient_of_each_batch_naming_every_record(
+    services: Services,
+) -> None:
+    before = services.audit_ledger.store.head()[0]
+    report = run_import(services, BUNDLES[:2], batch_size=40)
+    entries = [
+        e
+        for e in _audit(services)[before:]
+        if e["tag"] == "fhir:bulk:imported" and e["outcome"] == "success"
+    ]
+    named = Counter(
+        (kind, ident.split("/_history/")[0])
+        for entry in entries
+        for kind, idents in entry["detail"]["written"].items()
+        for ident in idents
+    )
+    assert sum(named.values()) == report.accepted
+    assert max(named.values()) == 1
+    for entry in entries:
+        assert entry["principal"] == "system:import"
+        # One patient per entry; records of no patient (the directory) share their own.
+        if "patient_pseudonym" in entry:
+            assert entry["resource_type"] == "Patient"
+    per_batch = Counter(entry.get("patient_pseudonym") for entry in entries)
+    batches = -(-report.accepted // 40)
+    assert len(entries) <= batches * 2
+    assert all(count <= batches for count in per_batch.values())
+
+
+def test_visits_loaded_by_the_system_register_the_patient_at_their_clinic(
+    services: Services,
+) -> None:
+    run_import(services, BUNDLES[:1])
+    with services.engine.connect() as connection:
+        registered = connection.execute(
+            select(func.count()).select_from(patient_registration)
+        ).scalar_one()
+    assert registered >= 1
+    entries = [e for e in _audit(services) if e["tag"] == "fhir:bulk:imported"]
+    assert any(e["detail"].get("registered") for e in entries)
+    assert any(e["detail"].get("care", {}).get("opens") for e in entries)
+
+
+def test_refused_lines_are_reported_with_reasons_and_the_rest_loads(
+    services: Services, tmp_path: Path
+) -> None:
+    patient = {"resourceType": "Patient", "id": "p1", "birthDate": "1980-02-03"}
+    good = {
+        "resourceType": "Observation",
+        "id": "o1",
+        "status": "final",
+        "code": {"text": "weight"},
+        "subject": {"reference": "Patient/p1"},
+        "valueQuantity": {"value": 72.50, "unit": "kg"},
+    }
+    orphan = {**good, "id": "o2", "subject": {"reference": "Patient/nobody"}}
+    lines = [
+        json.dumps(patient),
+        "{not json",
+        json.dumps({"resourceType": "Basic", "id": "b1", "code": {"text": "x"}}),
+        json.dumps({"resourceType": "Patient", "id": "p2", "birthDate": "yesterday"}),
+        json.dumps(orphan),
+        json.dumps(good).replace("72.5", "72.50"),
+    ]
+    source = tmp_path / "mixed.ndjson"
+    source.write_text("\n".join(lines) + "\n")
+    report = run_import(services, [source])
+    [file] = report.files
+    assert (file.accepted, file.rejected) == (2, 4)
+    reasons = dict(file.rejections)
+    assert set(reasons) == {2, 3, 4, 5}
+    assert "not JSON" in reasons[2]
+    assert "does not hold Basic" in reasons[3]
+    assert "birthDate" in reasons[4]
+    assert "Patient/nobody" in reasons[5]
+    # No value of a refused record in its reason.
+    assert "yesterday" not in reasons[4]
+    opened = services.gate.read(READER, RESOURCE_TYPES["Observation"], "o1")
+    assert opened.body is not None and b'"value":72.50' in opened.body
+
+
+def test_importing_the_same_files_again_writes_nothing(services: Services) -> None:
+    first = run_import(services, BUNDLES[:1])
+    size = services.audit_ledger.store.head()[0]
+    second = run_import(services, BUNDLES[:1])
+    assert second.written == 0
+    assert second.files[0].already_done
+    assert second.accepted == first.accepted
+    assert services.audit_ledger.store.head()[0] == size
+    with services.engine.connect() as connection:
+        versions = connection.execute(select(func.max(resource_head.c.version_id))).scalar_one()
+    assert versions == 1
+
+
+def test_ndjson_per_type_loads_like_the_bundles(services: Services, tmp_path: Path) -> None:
+    files = bundles_to_ndjson(BUNDLES, tmp_path / "ndjson")
+    assert files[0].name == "Organization.ndjson"
+    report = run_import(services, files, batch_size=500)
+    assert report.rejected == 0
+    with services.engine.connect() as connection:
+        heads = connection.execute(select(func.count()).select_from(resource_head)).scalar_one()
+    assert heads == report.accepted
+
+
+def test_the_ledger_verifies_after_an_import(services: Services) -> None:
+    run_import(services, BUNDLES[:1], batch_size=30)
+    for ledger in services.ledgers():
+        report = ledger.verify()
+        assert report.ok, report.problems

@@ -1,0 +1,97 @@
+"""The officer's commands: notify preview|send|status, report pcpd|hipaa|gdpr, the
+decision with a fresh TOTP code, and the clocks in ``carevault status``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from carevault.domain.roles import Role
+from carevault.ledger.events import AuditEvent, Tag
+from tests.integration.notify.conftest import Clinic
+from tests.support.auth import Login, fresh_code
+from tests.support.server import environment, run_cli
+
+pytestmark = pytest.mark.postgres
+
+
+def _env(clinic: Clinic) -> dict[str, str]:
+    s = clinic.settings
+    return environment(
+        s.home,
+        s.database_url,
+        {
+            "CAREVAULT_SMTP_PORT": str(s.smtp_port),
+            "CAREVAULT_SMTP_FROM": s.smtp_from,
+            "CAREVAULT_SMS_GATEWAY_URL": str(s.sms_gateway_url),
+            "CAREVAULT_NOTIFY_JOURNAL_DIR": str(s.notify_journal_dir),
+            "CAREVAULT_NOTIFY_LETTERS_DIR": str(s.notify_letters_dir),
+            "CAREVAULT_NOTIFY_SITE": "clinics.example.hk",
+        },
+    )
+
+
+def test_preview_send_status_reports_and_decisions(clinic: Clinic, tmp_path: Path) -> None:
+    password = "correct horse battery staple"
+    _, secret = clinic.services.accounts.add(
+        "ada.lau", "Ada Lau", Role.PRIVACY_OFFICER, [], password
+    )
+    officer = Login("ada.lau", "privacy_officer", secret, password, frozenset())
+    scope_file = tmp_path / "scope.json"
+    scope_file.write_text(json.dumps(clinic.scope))
+    env = _env(clinic)
+    incident = clinic.scope["incident"]["id"]
+
+    missing = run_cli(env, "notify", "preview", incident)
+    assert missing.returncode == 2 and "--scope" in missing.stderr
+
+    preview = run_cli(env, "notify", "preview", incident, "--scope", str(scope_file),
+                      "--patient", clinic.ids["zh_email"])  # fmt: skip
+    assert preview.returncode == 0, preview.stderr
+    assert "9 people to notify" in preview.stdout and "deceased" in preview.stdout
+    assert "閣下" in preview.stdout and clinic.sink.messages == []
+
+    sent = run_cli(env, "notify", "send", incident, "--scope", str(scope_file))
+    assert sent.returncode == 0, sent.stderr
+    assert "8 notices sent" in sent.stdout
+    assert len(clinic.sink.messages) == 6 and len(clinic.sms.messages) == 1
+
+    status = run_cli(env, "notify", "status", incident)
+    assert status.returncode == 0 and "finished" in status.stdout
+    assert f"Patient/{clinic.ids['deceased']}" in status.stdout
+
+    out = tmp_path / "reports"
+    for regulator in ("pcpd", "hipaa", "gdpr"):
+        made = run_cli(env, "report", regulator, incident, "--scope", str(scope_file),
+                       "--output", str(out))  # fmt: skip
+        assert made.returncode == 0, made.stderr
+        report = json.loads((out / f"{regulator}-{incident}.json").read_text())
+        assert report["risk_assessment"]["people"] == 9
+        assert (out / f"{regulator}-{incident}.pdf").read_bytes().startswith(b"%PDF")
+
+    overview = run_cli(env, "status")
+    assert overview.returncode == 0, overview.stderr
+    assert "Regulators' clocks running: 3" in overview.stdout and "gdpr" in overview.stdout
+
+    refused = run_cli(env, "report", "decide", incident, "--regulator", "gdpr", "--decision",
+                      "not-notify", "--reason", "EU residents are not affected",
+                      "--officer", "ada.lau", "--totp", "000000")  # fmt: skip
+    assert refused.returncode == 1
+    decided = run_cli(env, "report", "decide", incident, "--regulator", "gdpr", "--decision",
+                      "not-notify", "--reason", "EU residents are not affected",
+                      "--officer", "ada.lau", "--totp", fresh_code(officer))  # fmt: skip
+    assert decided.returncode == 0, decided.stderr
+    overview = run_cli(env, "status")
+    assert "Regulators' clocks running: 2" in overview.stdout
+    decisions = [
+        event
+        for _, data in clinic.services.audit_ledger.store.entries()
+        if (event := AuditEvent.from_canonical(data)).tag is Tag.NOTIFY_RISK_DECIDED
+    ]
+    assert [(e.outcome, e.detail["decision"]) for e in decisions] == [
+        ("denied", "not-notify"),
+        ("success", "not-notify"),
+    ]
+    assert decisions[1].reason == "EU residents are not affected"

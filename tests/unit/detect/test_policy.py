@@ -1,0 +1,66 @@
+"""The response policy and the release budgets as configured: defaults, overrides, and
+clear errors for settings that do not parse."""
+
+from __future__ import annotations
+
+import pytest
+
+from carevault.detect.alerts import Alert
+from carevault.detect.budget import DEFAULT_BUDGETS, Budgets
+from carevault.detect.model import Severity
+from carevault.detect.respond import Policy
+
+
+def alert(severity: Severity, role: str = "physician", detector: str = "breadth") -> Alert:
+    return Alert(
+        alert_id=1, case_key="case:staff:amy", detector=detector, severity=severity,
+        account="amy", role=role, client=None, session=None, source_address=None,
+        patient_count=1, patients=(), first_position=0, last_position=0, raised_us=0,
+        updated_us=0, action=None, containment_id=None, status="open", explanation="",
+        handled_by=None,
+    )  # fmt: skip
+
+
+def test_default_policy() -> None:
+    policy = Policy.parse("")
+    assert policy.action(alert(Severity.LOW)) == "raise"
+    assert policy.action(alert(Severity.MEDIUM)) == "step-up"
+    assert policy.action(alert(Severity.HIGH)) == "suspend"
+    assert policy.action(alert(Severity.CRITICAL)) == "suspend"
+
+
+def test_overrides_per_severity_and_role() -> None:
+    policy = Policy.parse("critical=phi-offline, nurse:high=throttle")
+    assert policy.action(alert(Severity.CRITICAL)) == "phi-offline"
+    assert policy.action(alert(Severity.HIGH, role="nurse")) == "throttle"
+    assert policy.action(alert(Severity.HIGH)) == "suspend"
+
+
+def test_a_privacy_officer_is_never_suspended_automatically() -> None:
+    assert Policy.parse("").action(alert(Severity.HIGH, role="privacy_officer")) == "step-up"
+
+
+def test_some_detectors_only_raise() -> None:
+    policy = Policy.parse("")
+    assert policy.action(alert(Severity.CRITICAL, detector="gate-bypass")) == "raise"
+    assert policy.action(alert(Severity.HIGH, detector="detector-failure")) == "raise"
+
+
+@pytest.mark.parametrize(
+    ("text", "names"),
+    [("high=explode", "action must be one of"), ("severe=raise", "unknown severity")],
+)
+def test_bad_policy_says_what_is_wrong(text: str, names: str) -> None:
+    with pytest.raises(ValueError, match=names):
+        Policy.parse(text)
+
+
+def test_budgets() -> None:
+    budgets = Budgets.parse("front_desk=10/40, nurse=5")
+    assert budgets.of("front_desk") == (10, 40)
+    assert budgets.of("nurse") == (5, 20)
+    assert budgets.of("physician") == DEFAULT_BUDGETS["physician"]
+    with pytest.raises(ValueError, match="is not role=HOUR/DAY"):
+        Budgets.parse("front_desk=many")
+    with pytest.raises(ValueError, match="at least 1"):
+        Budgets.parse("front_desk=0/10")

@@ -1,0 +1,31 @@
+"""Verification codes: typeable, stable per notice, checked by digest only."""
+
+from __future__ import annotations
+
+import math
+
+from carevault.notify.codes import ALPHABET, LENGTH, SPACE, CodeKeys, normalise
+
+KEYS = CodeKeys(b"k" * 32)
+
+
+def test_the_alphabet_has_no_look_alikes() -> None:
+    assert not set(ALPHABET) & set("0OQ1IL2Z5S8BG")
+    assert len(set(ALPHABET)) == len(ALPHABET) == 23
+
+
+def test_guessing_one_of_100000_codes_at_the_global_limit_takes_over_a_year() -> None:
+    issued, per_second = 100_000, 20.0
+    expected_seconds = SPACE / issued / per_second
+    assert expected_seconds > 365 * 24 * 3600
+    # The chance of any success within a year stays below 1 %.
+    assert 1 - math.exp(-per_second * 365 * 24 * 3600 * issued / SPACE) < 0.01
+
+
+def test_a_code_is_stable_per_notice_and_typed_loosely() -> None:
+    code = KEYS.code_for("notice-1")
+    assert code == KEYS.code_for("notice-1") != KEYS.code_for("notice-2")
+    assert len(code.replace("-", "")) == LENGTH
+    assert KEYS.digest(code.lower().replace("-", " ")) == KEYS.digest(code)
+    assert KEYS.digest("not a code") is None and normalise("X" * 1000) is None
+    assert CodeKeys(b"j" * 32).digest(code) != KEYS.digest(code)

@@ -1,0 +1,78 @@
+"""A notice: the patient's own categories in their language, a code, no link, no HKID,
+no request; hostile names stay text."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from carevault.domain.categories import DataCategory
+from carevault.notify.contacts import Recipient
+from carevault.notify.notice import Sender, render
+from carevault.notify.scope import Exposure, Incident
+
+SENDER = Sender("Harbour Clinics", "海港診所", "clinics.example.hk", "+852 2000 0000",
+                "Ms Ada Lau, Data Protection Officer", ZoneInfo("Asia/Hong_Kong"))  # fmt: skip
+INCIDENT = Incident("INC-1", "t", "open", datetime(2026, 12, 1, tzinfo=UTC),
+                    datetime(2026, 11, 20, tzinfo=UTC), None, {})  # fmt: skip
+CODE = "K7MX-3HPA-RT9W"
+
+
+def person(language: str = "en", name: str = "Alice Smith", **extra: object) -> Recipient:
+    values: dict[str, object] = {
+        "patient_id": "a", "language": language, "patient_name": name, "addressee": name,
+        "guardian": False, "minor": False, "deceased": False, "email": "a@example.com",
+        "mobile": None, "address": (), "region": None,
+    }  # fmt: skip
+    values.update(extra)
+    return Recipient(**values)  # type: ignore[arg-type]
+
+
+def exposure(*categories: DataCategory, tier: str = "confirmed") -> Exposure:
+    return Exposure("a", tier, tuple(categories), (), None, None, ())
+
+
+@pytest.mark.parametrize("language", ["en", "zh"])
+def test_a_notice_has_no_link_no_request_and_says_how_to_check_it(language: str) -> None:
+    notice = render(SENDER, INCIDENT, exposure(DataCategory.IDENTITY,
+                    DataCategory.GOVERNMENT_ID), person(language), CODE)  # fmt: skip
+    for body in (notice.text, notice.html, notice.sms, notice.letter):
+        assert CODE in body and "/verify" in body and "clinics.example.hk" in body
+        assert not re.search(r"https?://|www\.|<a\s|href=", body, re.I)
+        assert "+852 2000 0000" in body
+    never = "never ask" if language == "en" else "絕不會"
+    assert never in notice.text and never in notice.sms
+
+
+def test_only_the_patients_own_categories_are_named() -> None:
+    mine = render(SENDER, INCIDENT, exposure(DataCategory.CONTACT), person(), CODE).text
+    assert "contact details" in mine
+    assert "medical records" not in mine and "identity document" not in mine
+    assert "bank" not in mine
+    money = render(SENDER, INCIDENT, exposure(DataCategory.FINANCIAL), person(), CODE).text
+    assert "bank and credit card statements" in money
+
+
+def test_chinese_notice_is_in_chinese() -> None:
+    notice = render(SENDER, INCIDENT, exposure(DataCategory.CLINICAL), person("zh", "陳大文"), CODE)
+    assert notice.text.startswith("陳大文：") and "醫療紀錄" in notice.text
+    assert "海港診所" in notice.text and "2026年11月20日" in notice.text
+    assert notice.subject.startswith("重要通知")
+
+
+def test_a_guardian_reads_about_the_child_not_about_themselves() -> None:
+    notice = render(SENDER, INCIDENT, exposure(DataCategory.VISIT),
+                    person(name="Kit Wong", addressee="Mei Ling Wong", guardian=True, minor=True),
+                    CODE)  # fmt: skip
+    assert notice.text.startswith("Dear Mei Ling Wong,")
+    assert "parent or guardian of Kit Wong" in notice.text
+    assert "your appointments" not in notice.text and "Appointments and visits" in notice.text
+
+
+def test_html_in_a_name_is_escaped_in_the_html_part() -> None:
+    notice = render(SENDER, INCIDENT, exposure(DataCategory.IDENTITY),
+                    person(name="<img src=x onerror=alert(1)>"), CODE)  # fmt: skip
+    assert "<img" not in notice.html and "&lt;img" in notice.html

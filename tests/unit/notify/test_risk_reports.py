@@ -1,0 +1,93 @@
+"""Risk: a band and recommendations, never a decision. Reports: every part present,
+clocks right, media notice at 500 residents of a state."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from carevault.notify.reports import (
+    TODO,
+    NoticeTally,
+    Organisation,
+    build_report,
+    deadline,
+)
+from carevault.notify.risk import assess, band_of
+from carevault.notify.scope import parse_scope
+
+DECLARED = datetime(2026, 12, 1, 8, tzinfo=UTC)
+ORG = Organisation("Harbour Clinics", "Ms Ada Lau", "+852 2000 0000", "dpo@example.hk",
+                   "clinics.example.hk")  # fmt: skip
+TALLY = NoticeTally({"email": 3, "sms": 1}, 1, 0, 0, DECLARED, DECLARED)
+
+
+def scope(tiers: dict[str, list[dict[str, Any]]], **compromised: Any) -> Any:
+    return parse_scope({
+        "incident": {"id": "INC-9", "title": "Stolen laptop", "declared_at": DECLARED.isoformat(),
+                     "since": "2026-11-28T00:00:00Z", "until": "2026-11-30T00:00:00Z",
+                     "compromised": compromised},
+        "tiers": tiers,
+    })  # fmt: skip
+
+
+def people(count: int, *categories: str) -> list[dict[str, Any]]:
+    return [{"patient": f"p{i}", "categories": list(categories)} for i in range(count)]
+
+
+def test_bands_follow_the_design() -> None:
+    assert [band_of(x) for x in (1.9, 2.0, 2.99, 3.0, 3.99, 4.0)] == [
+        "low", "medium", "medium", "high", "high", "very high"]  # fmt: skip
+
+
+def test_clinical_data_read_by_an_outsider_is_very_high() -> None:
+    result = assess(scope({"confirmed": people(3, "identity", "clinical")}, addresses=["x"]))
+    assert result.band == "very high" and result.score == 5.0
+    assert result.people == 3 and result.categories == {"clinical": 3, "identity": 3}
+
+
+def test_encrypted_data_with_safe_keys_is_low_but_never_an_automatic_no() -> None:
+    result = assess(scope({"at_rest_only": people(50, "identity", "clinical")}, database=True),
+                    malicious=False)  # fmt: skip
+    assert result.band == "low" and result.encrypted_only and result.keys_safe
+    text = " ".join(line for lines in result.recommendations.values() for line in lines)
+    assert "safe harbour" in text and "34(3)(a)" in text and "officer" in text
+    assert "no breach" not in text.lower()
+    assert result.as_json()["decision"].startswith("not made")
+
+
+def test_a_minor_raises_the_data_score() -> None:
+    plain = assess(scope({"confirmed": people(1, "contact")}))
+    child = assess(scope({"confirmed": people(1, "contact")}), minors=frozenset({"p0"}))
+    assert child.score > plain.score and child.minors == 1
+
+
+def test_deadlines() -> None:
+    assert deadline("gdpr", DECLARED, 5) == DECLARED + timedelta(hours=72)
+    assert deadline("hipaa", DECLARED, 5) == DECLARED + timedelta(days=60)
+    assert deadline("pcpd", DECLARED, 9) == DECLARED + timedelta(days=9)
+
+
+def test_reports_have_every_part_prefilled_or_marked() -> None:
+    incident = scope({"confirmed": people(600, "identity", "financial")}, host=True)
+    result = assess(incident, regions=Counter({"CA": 520, "NV": 80}))
+    now = DECLARED + timedelta(hours=80)
+    pcpd = build_report("pcpd", incident, result, ORG, TALLY, regions=Counter(), pcpd_days=5,
+                        now=now)  # fmt: skip
+    assert list(pcpd["parts"]) == ["A. Data user", "B. Contact person",
+                                   "C. Particulars of the breach", "D. Personal data involved",
+                                   "E. Risk assessment", "F. Remedial actions"]  # fmt: skip
+    assert pcpd["parts"]["A. Data user"]["address"] == TODO
+    assert pcpd["parts"]["D. Personal data involved"]["number_of_data_subjects"] == 600
+    hipaa = build_report("hipaa", incident, result, ORG, TALLY,
+                         regions=Counter({"CA": 520, "NV": 80}), pcpd_days=5, now=now)  # fmt: skip
+    assert hipaa["media_notice"]["required_in"] == ["CA"]
+    assert hipaa["hhs_portal"]["type_of_phi"] == ["Demographic", "Financial"]
+    assert hipaa["hhs_portal"]["type_of_breach"] == "Hacking/IT Incident"
+    assert "within 60 days of discovery" in hipaa["hhs_portal"]["report_to_hhs"]
+    gdpr = build_report("gdpr", incident, result, ORG, TALLY, regions=Counter(), pcpd_days=5,
+                        now=now)  # fmt: skip
+    assert gdpr["overdue"] is True and gdpr["article_33"]["reasons_for_delay"] == TODO
+    assert gdpr["article_33"]["approximate_number_of_data_subjects"] == 600
+    assert gdpr["article_34"]["required"] is True

@@ -1,0 +1,57 @@
+"""The scope document: checked whole, merged per patient across the chosen tiers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from carevault.domain.categories import DataCategory
+from carevault.notify.scope import ScopeError, parse_scope
+
+
+def document(**tiers: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "incident": {"id": "INC-1", "title": "t", "status": "open",
+                     "declared_at": "2026-12-01T08:00:00Z", "since": None, "until": None,
+                     "compromised": {"accounts": ["staff:x"]}},
+        "tiers": tiers,
+        "counts": {},
+    }  # fmt: skip
+
+
+def test_a_patient_in_two_tiers_is_notified_once_with_both_tiers_categories() -> None:
+    scope = parse_scope(
+        document(
+            confirmed=[{"patient": "Patient/a", "categories": ["identity"], "evidence": [3]}],
+            decrypted=[
+                {"patient": "a", "categories": ["clinical"], "first": "2026-11-30T01:00:00Z"}
+            ],
+            potentially=[{"patient": "b", "categories": ["contact"]}],
+        )
+    )
+    notified = list(scope.exposures())
+    assert [(e.patient_id, e.tier) for e in notified] == [("a", "confirmed")]
+    assert notified[0].categories == (DataCategory.CLINICAL, DataCategory.IDENTITY)
+    assert scope.patient_count() == 2
+    assert [e.patient_id for e in scope.exposures(("potentially",))] == ["b"]
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [
+        [],
+        {"incident": {"id": "bad id", "declared_at": "2026-12-01T00:00:00Z"}, "tiers": {}},
+        {"incident": {"id": "I", "declared_at": "yesterday"}, "tiers": {}},
+        {"incident": {"id": "I", "declared_at": "2026-12-01T00:00:00Z"}, "tiers": {"leaked": []}},
+        {"incident": {"id": "I", "declared_at": "2026-12-01T00:00:00Z"},
+         "tiers": {"confirmed": [{"patient": "a", "categories": ["secrets"]}]}},
+        {"incident": {"id": "I", "declared_at": "2026-12-01T00:00:00Z"},
+         "tiers": {"confirmed": [{"patient": "<script>", "categories": []}]}},
+        {"incident": {"id": "I", "declared_at": "2026-12-01T00:00:00Z"},
+         "tiers": {"confirmed": [{"patient": "a", "evidence": ["x"]}]}},
+    ],
+)  # fmt: skip
+def test_a_malformed_document_is_refused_whole(broken: Any) -> None:
+    with pytest.raises(ScopeError):
+        parse_scope(broken)
