@@ -85,7 +85,7 @@ def running_server(env: Mapping[str, str], log_dir: Path) -> Iterator[RunningSer
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 180
         while True:
             if process.poll() is not None:
                 raise RuntimeError(f"server exited early:\n{log.read_text()[-3000:]}")

@@ -57,6 +57,19 @@ def keys_rotate(
             version = keys.provider.create_version()
             typer.echo(f"new key-encryption key version {version} is active")
         total = keys.pending_rewrap()
+        # Written before the first unwrap, so that the detectors know whose unwraps follow.
+        services.audit.record(
+            [
+                AuditEvent(
+                    tag=Tag.KEY_ROTATION_STARTED,
+                    outcome=Outcome.SUCCESS,
+                    at_us=services.now_us(),
+                    principal=operator(),
+                    reason="resumed" if resume else "new version",
+                    detail={"pending": total},
+                )
+            ]
+        )
         with Progress() as bar:
             task = bar.add_task("re-wrapping data keys", total=total)
             while done := keys.rewrap_batch(batch):

@@ -11,9 +11,17 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, Engine, select
 
+from carevault.access.breakglass import BREAK_GLASS_KEY_ID
 from carevault.db import read_transaction
 from carevault.detect.model import HOUR_US, Access, Finding, Severity
 from carevault.detect.state import read_cursor, write_cursor
+from carevault.keys.service import (
+    CREDENTIALS_KEY_ID,
+    DIRECTORY_KEY_ID,
+    INDEX_KEY_ID,
+    ROTATION_PRINCIPAL,
+)
+from carevault.ledger.events import Tag
 from carevault.ledger.store import LedgerStore
 
 CURSOR = "unwrap"
@@ -23,8 +31,12 @@ LAG_US = 5_000_000
 #: An audit entry this close to the unwrap accounts for it.
 MATCH_US = 120_000_000
 BATCH = 5000
-#: Keys that are no one patient's.
-SHARED_KEYS = frozenset({"directory", "credentials"})
+#: Keys that are no one patient's: the directory's, staff credentials', the blind-index
+#: key (every process unwraps it at start) and the break-glass log's.
+SHARED_KEYS = frozenset({DIRECTORY_KEY_ID, CREDENTIALS_KEY_ID, INDEX_KEY_ID, BREAK_GLASS_KEY_ID})
+#: A KEK rotation unwraps every data key to re-wrap it. Its unwraps are accounted for by
+#: the rotation's start entry in the audit ledger, if one was written in this long before.
+ROTATION_US = 24 * HOUR_US
 
 
 @dataclass(frozen=True)
@@ -94,9 +106,18 @@ class BypassCheck:
                 ).all()
                 for subject, at in rows:
                     seen.setdefault(subject, []).append(int(at))
+        rotations = (
+            self._rotations(low - ROTATION_US, high)
+            if any(u.principal == ROTATION_PRINCIPAL for u in unwraps)
+            else []
+        )
         groups: dict[tuple[str, int], list[Unwrap]] = {}
         for unwrap in unwraps:
             if any(abs(at - unwrap.at_us) <= MATCH_US for at in seen.get(unwrap.key_id, [])):
+                continue
+            if unwrap.principal == ROTATION_PRINCIPAL and any(
+                unwrap.at_us - ROTATION_US <= at <= unwrap.at_us + MATCH_US for at in rotations
+            ):
                 continue
             groups.setdefault((unwrap.principal, unwrap.at_us // HOUR_US), []).append(unwrap)
         found = []
@@ -123,6 +144,22 @@ class BypassCheck:
                 )
             )
         return found
+
+    def _rotations(self, low: int, high: int) -> list[int]:
+        """When KEK rotations were started (audit entries) between ``low`` and ``high``.
+        Asked only when the rotation's principal unwrapped keys, which is rare."""
+        entry = self.audit.tables.entry
+        started = Tag.KEY_ROTATION_STARTED.value
+        with read_transaction(self.engine) as connection:
+            rows = connection.execute(
+                select(entry.c.at_us, entry.c.entry).where(
+                    entry.c.ledger == self.audit.name,
+                    entry.c.subject.is_(None),
+                    entry.c.at_us >= low,
+                    entry.c.at_us <= high,
+                )
+            )
+            return [int(at) for at, data in rows if json.loads(data).get("tag") == started]
 
     def advance(self, connection: Connection, position: int, owner: str, now_us: int) -> None:
         write_cursor(connection, CURSOR, position, owner, 0, now_us)

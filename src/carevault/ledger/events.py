@@ -63,6 +63,7 @@ class Tag(StrEnum):
     CONTAIN_BLOCKED = "containment:address:blocked"
     EMERGENCY_REQUESTED = "containment:emergency-access:requested"
     EMERGENCY_APPROVED = "containment:emergency-access:approved"
+    KEY_ROTATION_STARTED = "keys:kek:rotation-started"
     KEY_ROTATED = "keys:kek:rotated"
     KEY_VERSION_DESTROYED = "keys:kek:destroyed"
     PATIENT_ERASED = "keys:data-key:shredded"
