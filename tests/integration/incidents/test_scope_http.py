@@ -177,3 +177,17 @@ def test_an_incident_declared_from_an_unknown_alert_is_refused(group: Group) -> 
     body = {"alert": "999", "since": "2026-01-01"}
     response = group.web.post("/admin/incidents", json=body, headers=group.officer.headers)
     assert response.status_code == 400 and "no alert 999" in response.text
+
+
+def test_the_scope_runs_while_patient_data_is_offline(group: Group, api: FhirTestClient) -> None:
+    """Containment must not stop the scope: people are then counted by record."""
+    from carevault.containment.state import Mode
+    from carevault.incidents import Actor, declare_case, scope_document
+
+    since = datetime.now(UTC) - timedelta(seconds=1)
+    assert api.get(f"/fhir/Patient/{group.tm_patient.id}").status_code == 200
+    case = {"title": "t", "accounts": ["system:test"], "since": _instant(since)}
+    incident = declare_case(group.services, Actor("staff:officer"), case).incident_id
+    group.services.containment.start(Mode.PHI_OFFLINE, None, "incident", "staff:officer")
+    document = scope_document(group.services, incident)
+    assert [line["patient"] for line in document["tiers"]["confirmed"]] == [group.tm_patient.id]
