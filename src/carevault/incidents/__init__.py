@@ -13,6 +13,7 @@ from carevault.incidents.model import (
     Compromised,
     Incident,
     IncidentError,
+    instant,
     parse_compromised,
     parse_title,
     parse_window,
@@ -86,6 +87,11 @@ def case_from_alert(
         raise IncidentError(f"alert {alert_id}: {error}") from None
     if not isinstance(found, dict):
         raise IncidentError(f"alert {alert_id}: no case")
+    first = _first_access_us(services, alert_id)
+    if first is not None and isinstance(found.get("since"), str):
+        # An alert is raised after the accesses that raise it: the window opens at the
+        # first access the alert's case covers, not when the alert was raised.
+        found["since"] = min(found["since"], instant(first), key=parse_instant_key)
     case = dict(given or {})
     for key, value in found.items():
         if isinstance(value, list):
@@ -93,6 +99,29 @@ def case_from_alert(
         elif case.get(key) is None and value is not None:
             case[key] = value
     return case
+
+
+def parse_instant_key(text: str) -> int:
+    from carevault.incidents.model import parse_instant
+
+    return parse_instant(text, "since")
+
+
+def _first_access_us(services: Services, alert_id: str) -> int | None:
+    """The time of the first ledger entry the alert's case covers, if detection says."""
+    from carevault.ledger.events import AuditEvent
+
+    detection = getattr(services, "detection", None)
+    try:
+        alert = detection.alerts.get(alert_id)  # type: ignore[union-attr]
+        case = detection.alerts.list(case=alert.case_key)  # type: ignore[union-attr]
+        positions = [a.first_position for a in case if a.first_position is not None]
+    except Exception:  # noqa: BLE001 - a detection engine without positions: keep its window
+        return None
+    if not positions:
+        return None
+    data = services.audit_ledger.store.entry(min(positions))
+    return AuditEvent.from_canonical(data).at_us if data is not None else None
 
 
 def scope_document(
