@@ -37,9 +37,16 @@ import httpx
 
 from bench.common import Table, now, ratio, write_results
 from bench.load import run_load
-from bench.reads import Side, alternate, operation_paths, start_side
-from bench.server import password_token
-from bench.serving import deployment, postgres_database, postgres_version
+from bench.reads import Side, alternate, check_answers, operation_paths, warm_up
+from bench.server import password_token, running_server
+from bench.serving import (
+    Deployment,
+    LedgerSizes,
+    deployment,
+    postgres_database,
+    postgres_version,
+    prepare,
+)
 from carevault.bootstrap import build_services
 from carevault.detect.engine import _Memory
 from carevault.detect.model import Access
@@ -80,18 +87,25 @@ def pair(backend: str, options: argparse.Namespace, workdir: Path) -> Iterator[l
                 label, workdir / label, database, detect=detect, release_budget=GENEROUS,
                 dek_cache_seconds=3600.0,
             )  # fmt: skip
-            sides.append(
-                start_side(
-                    stack,
-                    name,
-                    target,
-                    workdir,
-                    role=ROLE,
-                    patients=options.patients,
-                    roles=[ROLE, "front_desk"],
-                )  # fmt: skip
-            )
+            sides.append(start_with_desk(stack, name, target, workdir, options.patients))
         yield sides
+
+
+def start_with_desk(
+    stack: ExitStack, name: str, target: Deployment, workdir: Path, patients: int
+) -> Side:
+    """As ``bench.reads.start_side``, with a front desk account seeded as well."""
+    seeded = prepare(target, roles=[ROLE, "front_desk"], patients=patients)
+    print(f"  {target.label}: seeded {seeded.resources:,} resources in {seeded.seconds:.1f} s")
+    server = stack.enter_context(running_server(target, workdir))
+    ledgers = LedgerSizes(target)
+    stack.callback(ledgers.close)
+    side = Side(
+        name, target, seeded, server, password_token(server.url, seeded.login(ROLE)), ledgers
+    )
+    check_answers(side)
+    warm_up(side)
+    return side
 
 
 def alert_latency(side: Side) -> dict[str, Any]:

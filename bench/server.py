@@ -30,17 +30,40 @@ class Server:
         return parsed.host, parsed.port or 80
 
     def cpu_seconds(self) -> float:
-        """User + system CPU of the server process (every thread), from /proc."""
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        ticks = int(fields[11]) + int(fields[12])
-        return ticks / os.sysconf("SC_CLK_TCK")
+        """User + system CPU of the server process and its worker processes (every
+        thread), from /proc."""
+        return sum(_cpu_ticks(pid) for pid in _tree(self.process.pid)) / os.sysconf("SC_CLK_TCK")
+
+
+def _stat(pid: int) -> list[str]:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return []
+
+
+def _cpu_ticks(pid: int) -> int:
+    fields = _stat(pid)
+    return int(fields[11]) + int(fields[12]) if fields else 0
+
+
+def _tree(root: int) -> list[int]:
+    """``root`` and every live process under it (uvicorn's workers)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (fields := _stat(int(entry.name))):
+            parents[int(entry.name)] = int(fields[1])
+    found = [root]
+    for pid in found:
+        found.extend(child for child, parent in parents.items() if parent == pid)
+    return found
 
 
 @contextmanager
-def running_server(target: Deployment, log_dir: Path) -> Iterator[Server]:
-    """``python -m carevault serve`` for ``target`` on a free loopback port (the same
-    launcher the end-to-end tests use)."""
-    with serve_process(target.server_environment(), log_dir) as running:
+def running_server(target: Deployment, log_dir: Path, workers: int = 1) -> Iterator[Server]:
+    """``python -m carevault serve --workers N`` for ``target`` on a free loopback port
+    (the same launcher the end-to-end tests use)."""
+    with serve_process(target.server_environment(), log_dir, workers) as running:
         yield Server(target.label, running.url, running.process, running.log)
 
 

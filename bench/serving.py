@@ -35,14 +35,13 @@ from carevault.ledger.tables import LedgerTables
 from carevault.ledger.unwrap import UNWRAP_LEDGER, unwrap_tables
 from carevault.sim.facts import StaffMember
 from carevault.sim.group import build_group
-from carevault.sim.loader import (
-    PATIENTS_PER_TRANSACTION,
-    SEED_CALLER,
-    register_demo_app,
-)
+from carevault.sim.loader import SEED_CALLER, register_demo_app
 from carevault.sim.patients import generate_patients
 from carevault.vault.tables import resource_head
 from carevault.vault.writer import Put
+
+#: Patients per transaction of the benchmarks' own seeding (through ``gate.write``).
+PATIENTS_PER_TRANSACTION = 25
 
 PG_ADMIN_URL = os.environ.get(
     "CAREVAULT_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"

@@ -2,4 +2,7 @@
 
 from carevault.cli import main
 
-main()
+# Guarded: worker processes (``serve --workers``, ``import``) are spawned, and a spawned
+# process imports the parent's main module again; it must not run the CLI a second time.
+if __name__ == "__main__":
+    main()

@@ -441,6 +441,14 @@ def check_production(settings: Settings) -> None:
             "production needs a witness outside the data directory: set CAREVAULT_WITNESS_URL "
             "or CAREVAULT_WITNESS_DIR"
         )
+    if settings.smtp_starttls != "required" and settings.smtp_host not in (
+        "127.0.0.1",
+        "::1",
+        "localhost",
+    ):
+        problems.append(
+            "CAREVAULT_SMTP_STARTTLS must be 'required' when the mail relay is not on this host"
+        )
     if problems:
         raise UnsafeConfiguration("; ".join(problems))
 

@@ -191,6 +191,15 @@ def driver_scalar(connection: Connection, statement: ClauseElement, params: dict
 
     For statements built once and kept (they are known by identity) whose parameters are
     all plain values (no expanding ``IN``)."""
+    row = driver_first(connection, statement, params)
+    return None if row is None else row[0]
+
+
+def driver_first(
+    connection: Connection, statement: ClauseElement, params: dict[str, Any]
+) -> tuple[Any, ...] | None:
+    """The first row of a fixed, hot statement, as the driver returns it (a tuple): as
+    ``driver_scalar``, for a read by id that needs the whole row."""
     key = (id(statement), connection.dialect.name)
     compiled = _DRIVER_SQL.get(key)
     if compiled is None:
@@ -206,7 +215,7 @@ def driver_scalar(connection: Connection, statement: ClauseElement, params: dict
         row = cursor.fetchone()
     finally:
         cursor.close()
-    return None if row is None else row[0]
+    return None if row is None else tuple(row)
 
 
 def driver_executemany(

@@ -64,7 +64,9 @@ class RunningServer:
 
 
 @contextmanager
-def running_server(env: Mapping[str, str], log_dir: Path) -> Iterator[RunningServer]:
+def running_server(
+    env: Mapping[str, str], log_dir: Path, workers: int = 1
+) -> Iterator[RunningServer]:
     port = free_port()
     log = log_dir / f"server-{port}.log"
     with log.open("wb") as output:
@@ -78,6 +80,8 @@ def running_server(env: Mapping[str, str], log_dir: Path) -> Iterator[RunningSer
                 "127.0.0.1",
                 "--port",
                 str(port),
+                "--workers",
+                str(workers),
             ],
             env=dict(env),
             stdout=output,
@@ -85,7 +89,8 @@ def running_server(env: Mapping[str, str], log_dir: Path) -> Iterator[RunningSer
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 180
+        # Each worker process starts on its own (imports, services): allow for each.
+        deadline = time.monotonic() + 180 * workers
         while True:
             if process.poll() is not None:
                 raise RuntimeError(f"server exited early:\n{log.read_text()[-3000:]}")

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import functools
+import threading
+import time
 from dataclasses import dataclass, replace
 
-from sqlalchemy import ColumnElement, Connection, Engine, and_, false, or_
+from sqlalchemy import ColumnElement, Connection, Engine, and_, false, or_, select
 
 from carevault.access import scopes as smart
 from carevault.access.breakglass import BreakGlass
 from carevault.access.care import CareRelationships
 from carevault.access.registrations import Registrations
 from carevault.access.sessions import Sessions
+from carevault.access.tables import client_app, staff_account
 from carevault.access.tokens import InvalidToken, TokenSigner
 from carevault.clock import Clock, to_micros, utc_now
+from carevault.db import read_transaction
 from carevault.domain.categories import HEALTH_CATEGORIES
 from carevault.domain.policy import Actor, Target
 from carevault.domain.roles import CLINICIANS, GROUP_WIDE, Role
@@ -22,6 +26,7 @@ from carevault.vault.records import Head
 from carevault.vault.tables import resource_head
 
 _SYSTEM = frozenset({"system"})
+_CLINICS_SECONDS = 5.0
 _USER = frozenset({"user", "patient"})
 
 
@@ -63,6 +68,8 @@ class AccessControl:
         self.break_glass = break_glass
         self.registrations = registrations
         self.clock = clock
+        self._clinics: tuple[float, frozenset[str]] | None = None
+        self._clinics_lock = threading.Lock()
 
     def authenticate(self, bearer: str | None) -> Authenticated:
         """The actor behind a bearer token, if the token and its session are valid now."""
@@ -173,6 +180,24 @@ class AccessControl:
                 resource_head.c.patient_pseudonym.in_(self.registrations.patients_at(clinics))
             )
         return or_(*reach) if reach else false()
+
+    def known_clinics(self) -> frozenset[str]:
+        """The group's clinics: every clinic a staff account or a client app works at.
+        An Organization that is none of them is an outside provider (a hospital named in
+        an imported history), where no one here works. Re-read every few seconds."""
+        moment = time.monotonic()
+        with self._clinics_lock:
+            if self._clinics is not None and moment - self._clinics[0] < _CLINICS_SECONDS:
+                return self._clinics[1]
+        with read_transaction(self.engine) as connection:
+            lists = [
+                *connection.execute(select(staff_account.c.clinic_ids)).scalars(),
+                *connection.execute(select(client_app.c.clinic_ids)).scalars(),
+            ]
+        known = frozenset(clinic for text in lists for clinic in text.split(",") if clinic)
+        with self._clinics_lock:
+            self._clinics = (moment, known)
+        return known
 
     @staticmethod
     def confine(restrict: ColumnElement[bool] | None, pseudonym: str) -> ColumnElement[bool]:

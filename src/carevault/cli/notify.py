@@ -54,7 +54,7 @@ def load_scope(services: Services, incident: str, scope_file: Path | None) -> Sc
                 2,
             ) from None
         if not incident.isdigit():
-            raise fail(f"incident ids are numbers (got {incident[:40]!r})", 2)
+            raise fail(f"incident ids are numbers (got {incident[:40]!r}); or pass --scope FILE", 2)
         document = incidents.scope_document(services, int(incident))
     try:
         scope = parse_scope(document)
@@ -185,6 +185,11 @@ def notify_send(
             f"{result.sent:,} notices sent, {result.skipped:,} left out "
             f"(see `carevault notify status {incident}`)"
         )
+        if result.down:
+            raise fail(
+                f"{', '.join(result.down)} unreachable: its notices are pending; fix the "
+                f"server and run `carevault notify send {incident}` again"
+            )
         if result.print_file is not None:
             typer.echo(
                 f"Letters to print: {result.print_file} (personal data: delete once printed)"

@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import os
+import threading
+import time
 from datetime import date
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from carevault.cli.common import HomeOption, app, settings_for
 from carevault.config import Settings
+
+if TYPE_CHECKING:
+    from carevault.bootstrap import Services
+    from carevault.sim.group import ClinicGroup
+
+#: Records per transaction of the demo's background seeding: small, so that requests
+#: waiting for the write lock wait little.
+BACKGROUND_BATCH = 400
 
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
@@ -76,6 +87,10 @@ def serve(
     home: HomeOption = None,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, max=64, help="Server processes (default: the number of cores)."),
+    ] = None,
 ) -> None:
     """Serve an existing data directory over HTTP (FHIR at /fhir)."""
     import uvicorn
@@ -83,9 +98,57 @@ def serve(
     from carevault.web.app import create_app
 
     settings = settings_for(home)
-    application = create_app(settings)
-    typer.echo(f"CareVault FHIR server: http://{host}:{port}/fhir  (metadata: /fhir/metadata)")
-    uvicorn.run(application, host=host, port=port, **uvicorn_options(settings))
+    count = workers if workers is not None else os.cpu_count() or 1
+    typer.echo(
+        f"CareVault FHIR server: http://{host}:{port}/fhir  (metadata: /fhir/metadata), "
+        f"{count} process{'es' if count > 1 else ''}"
+    )
+    if count == 1:
+        application = create_app(settings)
+        uvicorn.run(application, host=host, port=port, **uvicorn_options(settings))
+        return
+    # Each worker builds its own services from the environment (web/workers.py).
+    os.environ["CAREVAULT_HOME"] = str(settings.home)
+    uvicorn.run(
+        "carevault.web.workers:app_from_environment",
+        factory=True,
+        workers=count,
+        # A worker answers the supervisor's ping within this, or is restarted; starting
+        # one (imports, services) takes seconds on a busy machine.
+        timeout_worker_healthcheck=60,
+        host=host,
+        port=port,
+        **uvicorn_options(settings),
+    )
+
+
+def _seed_in_background(services: Services, group: ClinicGroup, patients: int, seed: int) -> None:
+    """The demo's patients, while the server answers; a restarted demo carries on."""
+    from carevault.sim.loader import seed_patients
+
+    done = [0]
+    step = max(1, patients // 10)
+
+    def advance(count: int) -> None:
+        before = done[0] // step
+        done[0] += count
+        if done[0] // step > before or done[0] == patients:
+            typer.echo(f"seeding in the background: {done[0]:,} of {patients:,} patients")
+
+    started = time.perf_counter()
+    try:
+        written = seed_patients(
+            services, group, patients, seed, BACKGROUND_BATCH, advance, directory=False
+        )
+    except Exception as error:  # noqa: BLE001 - reported; the server keeps serving
+        typer.secho(f"background seeding stopped: {type(error).__name__}", fg="red", err=True)
+        return
+    if written:
+        seconds = time.perf_counter() - started
+        typer.echo(
+            f"seeded {patients:,} patients ({written:,} records) in {seconds:.0f} s "
+            f"({written / seconds:,.0f} records/s)"
+        )
 
 
 @app.command()
@@ -100,21 +163,38 @@ def demo(
     import uvicorn
 
     from carevault.bootstrap import build_services, initialise
-    from carevault.sim.loader import LOGINS_FILE, already_seeded, seed_clinic_group
+    from carevault.sim.group import build_group
+    from carevault.sim.loader import (
+        LOGINS_FILE,
+        already_seeded,
+        seed_clinic_group,
+        seeding_begun,
+    )
     from carevault.web.app import create_app
 
     settings = settings_for(home, environment="demo", direct_grant=True)
     initialise(settings)
     services = build_services(settings)
+    group = build_group(seed_value, None)
+    background = True
     if already_seeded(services):
         typer.echo("data directory already seeded; serving it as it is")
         typer.echo(f"demo logins: {settings.home.resolve() / LOGINS_FILE}")
+        # Carried on only if the demo began it; never on top of another seeding.
+        background = seeding_begun(services, group, seed_value, patients)
     else:
-        summary = seed_clinic_group(
-            services, patients=patients, seed=seed_value, today=None, progress=True
-        )
+        # The clinics, staff and timetable first (seconds); the patients follow in the
+        # background while the server answers (sim/loader.py, resumable).
+        summary = seed_clinic_group(services, patients=0, seed=seed_value, today=None)
         typer.echo(summary.describe())
         typer.echo(summary.login_table())
+    if background and patients:
+        threading.Thread(
+            target=_seed_in_background,
+            args=(services, group, patients, seed_value),
+            name="demo-seeding",
+            daemon=True,
+        ).start()
     application = create_app(settings, services)
     base = f"http://{host}:{port}"
     typer.echo("")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -12,7 +12,10 @@ import typer
 from carevault.cli.common import HomeOption, app, fail, settings_for
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from carevault.sim.workload.run import DayFigures
+    from carevault.sim.workload.timeline import SimClock
 
 sim_app = typer.Typer(
     help="Simulate the group's normal work with attacks injected, and score the detectors.",
@@ -106,7 +109,7 @@ def run(
         if services.detection is not None:
             # Detectors live during the run, on its clock: automatic containment shows.
             services.detection.engine.catch_up()
-            services.detection.start()
+            pace_detectors(clock, services.detection.engine.catch_up)
         summary = run_simulation(services, clock, request, _print_day)
     except (ValueError, LookupError, ScenarioError) as error:
         raise fail(str(error)) from None
@@ -118,6 +121,25 @@ def run(
         f"({summary['ledger_entries_per_day']:,.0f} a day), {len(loaded)} scenarios"
     )
     typer.echo(f"run and ground truth: {folder}")
+
+
+def pace_detectors(clock: SimClock, catch_up: Callable[[], object], every: float = 30.0) -> None:
+    """Keep the detectors at most ``every`` simulated seconds behind the run.
+
+    A live server judges each entry within a second of wall time; the run compresses
+    hours into seconds, so a detector thread would lag by simulated minutes. Instead
+    the detectors catch up whenever the clock is about to move ``every`` seconds past
+    where they last did, so their alerts (and containment) land on the run's clock."""
+    original = clock.set
+    last = [clock.now]
+
+    def set_and_judge(moment: datetime) -> None:
+        if (moment - last[0]).total_seconds() >= every:
+            catch_up()
+            last[0] = moment
+        original(moment)
+
+    clock.set = set_and_judge  # type: ignore[method-assign]
 
 
 def _print_day(figures: DayFigures) -> None:

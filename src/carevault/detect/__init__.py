@@ -8,6 +8,7 @@ and ``alert_case`` are what the simulator's scorecard and the incident work read
 from __future__ import annotations
 
 import ipaddress
+import json
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -51,9 +52,22 @@ def alert_case(services: Services, alert_id: str | int) -> dict[str, Any]:
         "accounts": sorted({a.account for a in case if a.account}),
         "clients": sorted({a.client for a in case if a.client}),
         "addresses": networks,
-        "since": iso(min(a.raised_us for a in case)),
+        "since": iso(_first_evidence_us(services, case)),
         "until": None if still_open else iso(max(a.updated_us for a in case)),
     }
+
+
+def _first_evidence_us(services: Services, case: list[Any]) -> int:
+    """When the case's evidence begins: the earliest first ledger entry of its alerts
+    (what the account did before the alert is what the incident must cover), or the
+    earliest raising time for alerts with no audit entry (a gate bypass)."""
+    earliest = int(min(a.raised_us for a in case))
+    store = services.audit_ledger.store
+    for position in {a.first_position for a in case if a.first_position is not None}:
+        data = store.entry(int(position))
+        if data is not None:
+            earliest = min(earliest, int(json.loads(data)["at_us"]))
+    return earliest
 
 
 def _is_address(text: str | None) -> bool:

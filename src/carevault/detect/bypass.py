@@ -1,7 +1,7 @@
 """Gate bypass: data keys unwrapped (the key service's own ledger) for a patient with
-no access entry in the audit ledger around that moment. The gate records every access
-it opens a key for, so an unwrap without one was made by something that is not the
-gate: a process on the host with the key service's credentials."""
+no access entry by the same principal in the audit ledger around that moment. The gate
+records every access it opens a key for, so an unwrap without one was made by something
+that is not the gate: a process on the host with the key service's credentials."""
 
 from __future__ import annotations
 
@@ -74,7 +74,10 @@ class BypassCheck:
         edge = self.now_us() - LAG_US
         for seq, data in self.unwrap.entries(start, min(head, start + BATCH)):
             document = json.loads(data)
-            if int(document.get("at_us", 0)) > edge:
+            at = int(document.get("at_us", 0))
+            # Too young to judge: its audit entry may still be on its way. (An entry from
+            # another clock, far ahead, is judged now rather than hold up the rest.)
+            if edge < at <= edge + 2 * LAG_US + MATCH_US:
                 break
             end = seq + 1
             key = str(document.get("key_id", ""))
@@ -93,19 +96,35 @@ class BypassCheck:
         high = max(u.at_us for u in unwraps) + MATCH_US
         keys = sorted({u.key_id for u in unwraps})
         entry = self.audit.tables.entry
-        seen: dict[str, list[int]] = {}
+        #: (patient, principal) → when the gate recorded that principal's access to them.
+        seen: dict[tuple[str, str], list[int]] = {}
         with read_transaction(self.engine) as connection:
             for chunk in range(0, len(keys), 500):
                 rows = connection.execute(
-                    select(entry.c.subject, entry.c.at_us).where(
+                    select(entry.c.subject, entry.c.actor, entry.c.at_us).where(
                         entry.c.ledger == self.audit.name,
                         entry.c.subject.in_(keys[chunk : chunk + 500]),
                         entry.c.at_us >= low,
                         entry.c.at_us <= high,
                     )
                 ).all()
-                for subject, at in rows:
-                    seen.setdefault(subject, []).append(int(at))
+                for subject, actor, at in rows:
+                    seen.setdefault((subject, actor or ""), []).append(int(at))
+            # A search opens candidates to match them and returns only some: the gate
+            # records the search under the principal, not each candidate it let go.
+            principals = sorted({u.principal for u in unwraps})
+            active: dict[str, list[int]] = {}
+            for chunk in range(0, len(principals), 500):
+                recent = connection.execute(
+                    select(entry.c.actor, entry.c.at_us).where(
+                        entry.c.ledger == self.audit.name,
+                        entry.c.actor.in_(principals[chunk : chunk + 500]),
+                        entry.c.at_us >= low,
+                        entry.c.at_us <= high,
+                    )
+                ).all()
+                for actor, at in recent:
+                    active.setdefault(actor or "", []).append(int(at))
         rotations = (
             self._rotations(low - ROTATION_US, high)
             if any(u.principal == ROTATION_PRINCIPAL for u in unwraps)
@@ -113,7 +132,10 @@ class BypassCheck:
         )
         groups: dict[tuple[str, int], list[Unwrap]] = {}
         for unwrap in unwraps:
-            if any(abs(at - unwrap.at_us) <= MATCH_US for at in seen.get(unwrap.key_id, [])):
+            recorded = seen.get((unwrap.key_id, unwrap.principal), []) + active.get(
+                unwrap.principal, []
+            )
+            if any(abs(at - unwrap.at_us) <= MATCH_US for at in recorded):
                 continue
             if unwrap.principal == ROTATION_PRINCIPAL and any(
                 unwrap.at_us - ROTATION_US <= at <= unwrap.at_us + MATCH_US for at in rotations

@@ -203,7 +203,7 @@ class DetectionEngine:
                 self._memory = _Memory()
                 return False
             save_states(connection, self._dump(memory, dirty), now)
-            raised = self.alerts.upsert(connection, findings, now)
+            raised = self.alerts.upsert(connection, findings, now, self.flags.current().names)
             write_cursor(connection, CURSOR, end, self.owner, wall_us() + LEASE_US, now)
             if bypass_done is not None and self.bypass is not None:
                 self.bypass.advance(connection, bypass_done, self.owner, now)

@@ -24,6 +24,8 @@ class FlagSet:
     throttled: frozenset[str] = frozenset()
     #: principal → when the account was created (µs).
     created_us: dict[str, int] = field(default_factory=dict)
+    #: "staff-account:<id>" (how refused sign-ins are recorded) → "staff:<username>".
+    names: dict[str, str] = field(default_factory=dict)
 
 
 class Flags:
@@ -46,14 +48,22 @@ class Flags:
         with read_transaction(self.engine) as connection:
             flags = connection.execute(select(detect_flag.c.kind, detect_flag.c.subject)).all()
             accounts = connection.execute(
-                select(staff_account.c.username, staff_account.c.created_us)
+                select(
+                    staff_account.c.username,
+                    staff_account.c.created_us,
+                    staff_account.c.account_id,
+                )
             ).all()
 
         def of(wanted: str) -> frozenset[str]:
             return frozenset(subject for kind, subject in flags if kind == wanted)
 
         return FlagSet(
-            of("decoy"), of("vip"), of("throttle"), {f"staff:{n}": int(at) for n, at in accounts}
+            of("decoy"),
+            of("vip"),
+            of("throttle"),
+            {f"staff:{name}": int(at) for name, at, _ in accounts},
+            {f"staff-account:{ident}": f"staff:{name}" for name, _, ident in accounts},
         )
 
     def throttled(self) -> frozenset[str]:

@@ -176,7 +176,11 @@ class Detectors:
         found.extend(self._flags(access, context, pseudonym))
         found.extend(self._context(access, state, role, context, day, hour))
         found.extend(self._drip(access, profile, recent, role, day))
-        if len(recent.name_searches) > NAME_SEARCHES_PER_HOUR and profile.role != "front_desk":
+        if (
+            len(recent.name_searches) > NAME_SEARCHES_PER_HOUR
+            and profile.role not in ("front_desk", "integration")
+            and (access.account or "").startswith("staff:")
+        ):
             found.append(self._burst(access, "name-searches", recent, day))
         self._learn(access, profile, role, hour)
         return found
@@ -289,13 +293,6 @@ class Detectors:
         if profile.last_us and access.at_us - profile.last_us > DORMANT_US:
             idle = (access.at_us - profile.last_us) // DAY_US
             found.append(self._dormant(access, day, f"back after {idle} days unused"))
-        elif (
-            not profile.first_us
-            and context.observed_since_us
-            and access.at_us - context.observed_since_us > DORMANT_US
-            and context.created_us.get(account, access.at_us) < context.observed_since_us
-        ):
-            found.append(self._dormant(access, day, "first use in three weeks of watching"))
         if profile.role == "integration" or account.startswith("client:"):
             pattern = f"{access.tag} {access.resource_type}"
             if known and pattern not in profile.patterns:

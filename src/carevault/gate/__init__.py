@@ -13,8 +13,10 @@ from carevault.gate.core import (
     AccessDenied,
     Caller,
     CareSettings,
+    ClinicRequired,
     DecryptionBudget,
     Gate,
+    UnseenMatch,
     Within,
 )
 
@@ -22,8 +24,10 @@ __all__ = [
     "SCHEDULING_TYPES",
     "AccessDenied",
     "Caller",
+    "ClinicRequired",
     "CareSettings",
     "DecryptionBudget",
     "Gate",
+    "UnseenMatch",
     "Within",
 ]

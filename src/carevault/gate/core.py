@@ -31,7 +31,7 @@ from carevault.detect.budget import ReleaseRefused
 from carevault.domain.care import DAY_US, CareWindow, Window, WriterStanding, grants
 from carevault.domain.categories import DataCategory
 from carevault.domain.policy import Actor, Decision, Target, decide, may_place
-from carevault.domain.roles import CLINICIANS, Right
+from carevault.domain.roles import CLINICIANS, GROUP_WIDE, Right
 from carevault.fhir import jsonio
 from carevault.fhir.categories import (
     changed_categories,
@@ -40,6 +40,7 @@ from carevault.fhir.categories import (
     restore_withheld,
     subset,
 )
+from carevault.fhir.elements import reference_targets
 from carevault.fhir.query import SearchQuery
 from carevault.fhir.registry import RESOURCE_TYPES, ResourceType
 from carevault.gate.loading import patient_batch_events
@@ -87,6 +88,15 @@ CLINIC_LOCKED = "this clinic's patient data is locked for security reasons"
 
 class AccessDenied(Exception):
     """The policy refused (403); the reason names the rule, never the data."""
+
+
+class UnseenMatch(AccessDenied):
+    """A conditional create matched records the caller may not see (409): creating would
+    split a patient's record in two, so it is refused, throttled and in the ledger."""
+
+
+class ClinicRequired(Exception):
+    """A new record's clinic cannot be told (422); the message names the field to set."""
 
 
 class DecryptionBudget:
@@ -527,6 +537,38 @@ class Gate:
             shown = self._show_many(caller, attempt, page)
             return shown, total
 
+    def refuse_unseen_matches(self, caller: Caller, query: SearchQuery, visible: int) -> None:
+        """Before a conditional create whose criteria matched ``visible`` records the
+        caller may see: UnseenMatch if others match too. Counted from the index (nothing
+        is returned); each refusal counts as a failed registration of the account, so
+        that probing identifiers is as slow as fishing with registrations, and is in the
+        ledger as a refused create. The existence of a match is what it tells: less harm
+        than a duplicate patient whose history is split across two records."""
+        if caller.actor is None or self.access is None:
+            return
+        failures = self.access.registrations.failures
+        who = caller.actor.account_id or caller.principal
+        rt = query.resource_type
+        with self._attempt(caller, Tag.FHIR_CREATE, rt.name) as attempt:
+            attempt.detail["conditional"] = sorted({name for name, _ in query.applied})
+            failures.check(who)
+            _found, total = find(
+                self.vault,
+                query,
+                principal=caller.principal,
+                purpose=caller.purpose,
+                restrict=None,
+                candidate_limit=self.candidate_limit,
+                on_open=caller.budget.spend if caller.budget is not None else None,
+            )
+            if total > visible:
+                failures.failed(who)
+                raise UnseenMatch(
+                    "If-None-Exist matches a record you may not see; for a patient known at "
+                    "another clinic, register them at yours with Patient/$register "
+                    "(identifier and birth date) instead of creating a second record"
+                )
+
     def _reach(
         self, caller: Caller, rt: ResourceType
     ) -> tuple[Any, Callable[[Opened], bool] | None]:
@@ -919,6 +961,13 @@ class Gate:
                     **resource,
                     "managingOrganization": {"reference": f"Organization/{clinic}"},
                 }
+            elif current is None:
+                # A patient of no clinic would be no clinic's: name the field to set.
+                raise ClinicRequired(
+                    "Patient.managingOrganization: set it to the clinic where the patient "
+                    "is registered (you work at more than one clinic)"
+                )
+        placed = self._place_outside(caller.actor, rt, resource, current)
         existing: tuple[int, dict[str, Any]] | None = None
         if current is not None:
             decision = decide(
@@ -933,7 +982,42 @@ class Gate:
                 existing = (current.head.version_id, parsed)
                 if decision.withheld:
                     resource = restore_withheld(rt, resource, parsed, decision.granted)
-        return replace(operation, resource=resource), existing
+        return replace(operation, resource=resource, clinic_id=placed), existing
+
+    def _place_outside(
+        self, actor: Actor, rt: ResourceType, resource: dict[str, Any], current: Sealed | None
+    ) -> str | None:
+        """Where a patient record goes when it names an outside organization (one no
+        one here works at, such as the hospital of an imported history) as its clinic:
+        where the caller works, if that is one clinic. The body keeps the reference as
+        sent; the record is placed, for access, at the caller's clinic. A clinic of the
+        group that is not the caller's is left to the placement rule (403), as before.
+        None: derived from the references, as for any record."""
+        if (
+            self.access is None
+            or rt.is_patient
+            or not rt.is_patient_data
+            or actor.role in GROUP_WIDE
+        ):
+            return None
+        for path in rt.clinic_paths:
+            targets = reference_targets(resource, (path,))
+            if not targets:
+                continue
+            target_type, target_id = targets[0]
+            if target_type != "Organization" or target_id in actor.clinic_ids:
+                return None
+            if target_id in self.access.known_clinics():
+                return None
+            if current is not None:
+                return current.head.clinic_id  # an update keeps where the record is
+            if len(actor.clinic_ids) == 1:
+                return next(iter(actor.clinic_ids))
+            raise ClinicRequired(
+                f"{rt.name}.{path} names Organization/{target_id}, which is not a clinic of "
+                "this group: write with an account or app of one clinic, or name your clinic"
+            )
+        return None
 
     def _derive_care(
         self,

@@ -72,6 +72,8 @@ class Progress:
     deferred: int = 0
     first_sent_at: float | None = None
     print_file: Path | None = None
+    #: Channels that were unreachable: their notices wait for the next run.
+    down: list[str] = field(default_factory=list)
     events: list[str] = field(default_factory=list)
 
 
@@ -144,6 +146,10 @@ class SendJob:
         self._next_send = 0.0
         #: Set to stop after the batch in hand (a later run resumes).
         self.stop = threading.Event()
+        self._bounced: set[str] = set()
+        self._failures: dict[str, int] = {}
+        #: Channels whose server could not be reached ``attempts`` times in a row.
+        self._down: set[str] = set()
         #: "Sent" ledger entries of the batch in hand, recorded together at its end (the
         #: notice table, committed per notice, is what resuming relies on).
         self._sent_events: list[AuditEvent] = []
@@ -163,7 +169,13 @@ class SendJob:
             self._batch(scope, batch, progress, advance, first_pass=True)
         # Deferred notices (a failure that may pass), until none is left.
         while not self.stop.is_set():
-            waiting = self.store.in_state(incident.incident_id, states.PENDING)
+            # Notices of patients the scope no longer names stay as they are (status
+            # lists them); the rest are retried when due.
+            waiting = [
+                row
+                for row in self.store.in_state(incident.incident_id, states.PENDING)
+                if row.patient_id in exposures and row.channel not in self._down
+            ]
             if not waiting:
                 break
             due = min(row.next_attempt_us for row in waiting)
@@ -180,12 +192,12 @@ class SendJob:
             self.take_bounces(incident.incident_id)
         for channel in self.channels.values():
             channel.close()
-        if self.stop.is_set():
-            return progress
-        self.store.finish_job(incident.incident_id, self.now_us())
+        progress.down = sorted(self._down)
         letters = self.channels.get("letter")
         if isinstance(letters, LetterChannel):
             progress.print_file = letters.merge(incident.incident_id)
+        if not (self.stop.is_set() or self._down):
+            self.store.finish_job(incident.incident_id, self.now_us())
         return progress
 
     def settle(self, incident_id: str) -> int:
@@ -200,6 +212,13 @@ class SendJob:
         ]
         if sent:
             self.store.set_state(sent, states.SENT, sent_us=self.now_us(), last_error=None)
+            self.audit.record(
+                [
+                    self._event(Tag.NOTIFY_NOTICE_SENT, incident_id, None,
+                                {"notice": key, "channel": "email", "settled": "journal"})
+                    for key in sent
+                ]
+            )  # fmt: skip
         again = [row.notice_key for row in doubtful if row.notice_key not in set(sent)]
         self.store.set_state(again, states.PENDING, next_attempt_us=0)
         return len(sent)
@@ -264,10 +283,23 @@ class SendJob:
                 advance(progress)
             return
         found = self.reader.recipients([e.patient_id for e in todo])
+        gone = [
+            keys[e.patient_id]
+            for e in todo
+            if e.patient_id not in found and keys[e.patient_id] in rows
+        ]
+        self.store.set_state(gone, states.MISSING, last_error="no longer on record")
         self._plan(incident_id, todo, keys, rows, found, progress)
         rows = self.store.rows(incident_id, [keys[e.patient_id] for e in todo])
-        ready = [e for e in todo if rows[keys[e.patient_id]].state == states.PENDING]
+        ready = [
+            e for e in todo
+            if rows[keys[e.patient_id]].state == states.PENDING and e.patient_id in found
+        ]  # fmt: skip
         self.store.set_state([keys[e.patient_id] for e in ready], states.SENDING)
+        # The batch's bounced addresses in one query (a bounce in the batch is added).
+        self._bounced = self.store.bounced(
+            digest for e in ready for digest in self._digests(found[e.patient_id][0])
+        )
         for exposure in ready:
             key = keys[exposure.patient_id]
             recipient, pseudonym = found[exposure.patient_id]
@@ -366,11 +398,17 @@ class SendJob:
             for name, value in addresses.items()
             if value
         }
-        bounced = self.store.bounced(digests.values())
         return [
             name
             for name in recipient.channels
-            if name in self.channels and digests.get(name) not in bounced
+            if name in self.channels and digests.get(name) not in self._bounced
+        ]
+
+    def _digests(self, recipient: Recipient) -> list[str]:
+        return [
+            self.codes.address_digest(name, value)
+            for name, value in (("email", recipient.email), ("sms", recipient.mobile))
+            if value
         ]
 
     def _deliver(
@@ -395,6 +433,10 @@ class SendJob:
             )
             if CHANNEL_ORDER.index(channel_name) < start:
                 continue
+            if channel_name in self._down:
+                self.store.set_state([key], states.PENDING, channel=channel_name,
+                                     last_error=f"{channel_name} unreachable")  # fmt: skip
+                return states.PENDING
             channel = self.channels[channel_name]
             address = recipient.email if channel_name == "email" else recipient.mobile
             digest = self.codes.address_digest(channel_name, address) if address else None
@@ -407,6 +449,7 @@ class SendJob:
             except Bounced as error:
                 if digest:
                     self.store.add_bounce(digest, channel_name, str(error), self.now_us())
+                    self._bounced.add(digest)
                 self._record(
                     Tag.NOTIFY_NOTICE_BOUNCED, incident.incident_id, pseudonym,
                     {"notice": key, "channel": channel_name, "reason": str(error)[:100]},
@@ -414,11 +457,27 @@ class SendJob:
                 )  # fmt: skip
                 row = _moved(row, channel_name)
                 continue
+            except Unreachable as error:
+                # The server, not this address: nothing is charged to the notice. Wait,
+                # doubling; after ``attempts`` failures in a row the channel is down for
+                # this run and its notices wait for the next (no mass fallback because a
+                # relay is down or misconfigured).
+                failures = self._failures.get(channel_name, 0) + 1
+                self._failures[channel_name] = failures
+                if failures >= self.pacing.attempts:
+                    self._down.add(channel_name)
+                else:
+                    self.sleep(
+                        min(self.pacing.retry_seconds * 2 ** (failures - 1),
+                            self.pacing.max_wait_seconds)
+                    )  # fmt: skip
+                self.store.set_state(
+                    [key], states.PENDING, next_attempt_us=0, channel=channel_name,
+                    last_error=str(error)[:200],
+                )  # fmt: skip
+                return states.PENDING
             except TryLater as error:
                 attempts += 1
-                if isinstance(error, Unreachable):
-                    # The server, not this address: wait before anything else is tried.
-                    self.sleep(min(self.pacing.retry_seconds * 2 ** (attempts - 1), 30.0))
                 if attempts < self.pacing.attempts:
                     delay = self.pacing.retry_seconds * 2 ** (attempts - 1)
                     self.store.set_state(
@@ -432,6 +491,7 @@ class SendJob:
                     return states.PENDING
                 row = _moved(row, channel_name)
                 continue
+            self._failures[channel_name] = 0
             sent_us = self.now_us()
             self.store.set_state(
                 [key],

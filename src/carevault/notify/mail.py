@@ -79,8 +79,8 @@ def build_message(
     message["Message-ID"] = message_id(outgoing.notice_key, domain)
     message["Content-Language"] = "zh-Hant-HK" if recipient.language == "zh" else "en"
     message["Auto-Submitted"] = "auto-generated"
-    message.set_content(outgoing.rendered.text, cte="quoted-printable")
-    message.add_alternative(outgoing.rendered.html, subtype="html", cte="quoted-printable")
+    message.set_content(outgoing.rendered.text, cte="base64")
+    message.add_alternative(outgoing.rendered.html, subtype="html", cte="base64")
     return message
 
 

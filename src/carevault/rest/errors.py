@@ -11,7 +11,7 @@ from carevault.containment.state import ContainmentActive
 from carevault.detect.budget import ReleaseRefused
 from carevault.fhir.outcome import FhirError, Issue
 from carevault.fhir.query import SearchError
-from carevault.gate import AccessDenied
+from carevault.gate import AccessDenied, ClinicRequired, UnseenMatch
 from carevault.gate.registration import RegistrationInvalid
 from carevault.keys.envelope import RecordIntegrityError
 from carevault.keys.provider import KeyIntegrityError, KeyProviderUnavailable
@@ -28,6 +28,7 @@ from carevault.vault.records import (
 )
 
 _STATUS: list[tuple[type[Exception], int, str]] = [
+    (UnseenMatch, 409, "duplicate"),
     (AccessDenied, 403, "forbidden"),
     (BreakGlassError, 400, "invalid"),
     (RegistrationInvalid, 400, "invalid"),
@@ -41,6 +42,7 @@ _STATUS: list[tuple[type[Exception], int, str]] = [
     (VersionConflict, 412, "conflict"),
     (ReferenceConflict, 409, "conflict"),
     (MissingReference, 422, "processing"),
+    (ClinicRequired, 422, "processing"),
     (SearchTooCostly, 400, "too-costly"),
     (SearchError, 400, "invalid"),
     (RecordIntegrityError, 500, "security"),

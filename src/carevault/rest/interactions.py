@@ -221,6 +221,9 @@ class FhirInteractions:
             items, total = self.gate.search(caller, query)
         if total > 1:
             raise FhirError.of(412, "duplicate", "If-None-Exist matches more than one resource")
+        if not items:
+            with translated():
+                self.gate.refuse_unseen_matches(caller, query, total)
         return items[0] if items else None
 
     def update(

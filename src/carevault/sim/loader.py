@@ -156,6 +156,19 @@ def seed_clinic_group(
     return summary
 
 
+def seed_key(group: ClinicGroup, seed: int, patients: int, *, directory: bool) -> str:
+    """How a seeding's progress is known in the import journal (``bulk/journal.py``)."""
+    text = f"seed:{group.name}:{seed}:{patients}:{group.today.isoformat()}:{directory}"
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def seeding_begun(services: Services, group: ClinicGroup, seed: int, patients: int) -> bool:
+    """Whether a seeding of ``patients`` without the directory (the demo's, in the
+    background) has begun in this home: only such a one is carried on."""
+    key = seed_key(group, seed, patients, directory=False)
+    return Journal(services.engine).progress(key) is not None
+
+
 def seed_patients(
     services: Services,
     group: ClinicGroup,
@@ -163,17 +176,18 @@ def seed_patients(
     seed: int,
     batch_size: int = BATCH_SIZE,
     advance: Callable[[int], None] | None = None,
+    *,
+    directory: bool = True,
 ) -> int:
-    """The group's directory, then the patients and their records, through the bulk
+    """The group's directory (unless ``directory`` is False: loaded already), then the
+    patients and their records, through the bulk
     loader (``bulk/loader.py``): the same path as ``carevault import``, one audit entry
     per patient per batch. The simulator's records are CareVault's own, so only their
     types are checked (the tests validate every kind it makes). Resumable: a seeding
     interrupted carries on after its last committed batch. ``advance`` is told of each
     patient done."""
     journal = Journal(services.engine)
-    key = hashlib.sha256(
-        f"seed:{group.name}:{seed}:{patients}:{group.today.isoformat()}".encode()
-    ).hexdigest()
+    key = seed_key(group, seed, patients, directory=directory)
     progress = journal.start(key, f"seed of {patients} patients", 0, services.now_us())
     if progress.finished:
         return 0
@@ -184,7 +198,7 @@ def seed_patients(
 
     def items() -> Iterator[Item]:
         line = 0
-        for resource in group.resources():
+        for resource in group.resources() if directory else ():
             line += 1
             if line > progress.items_done:
                 yield Item(line, resource)

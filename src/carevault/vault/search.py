@@ -172,7 +172,11 @@ def _sql_order(query: SearchQuery) -> list[Any]:
                 .where(search_date.c.param == key.name)
                 .scalar_subquery()
             )
-            order.append(column.is_(None))  # without the value: last, either way
+            # Without the value: last, either way.
+            order.append(
+                column.desc().nulls_last() if key.descending else column.asc().nulls_last()
+            )
+            continue
         order.append(column.desc() if key.descending else column.asc())
     order += [resource_head.c.last_updated_us, resource_head.c.row_id]
     return order

@@ -11,10 +11,10 @@ from collections.abc import Collection, Sequence
 from datetime import tzinfo
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Engine, and_, select
+from sqlalchemy import ColumnElement, Connection, Engine, and_, bindparam, select
 
 from carevault.clock import Clock, utc_now
-from carevault.db import read_transaction
+from carevault.db import driver_first, read_transaction
 from carevault.fhir import jsonio
 from carevault.keys.envelope import Envelope
 from carevault.keys.service import (
@@ -61,6 +61,18 @@ def _sealed_join() -> Any:
             resource_version.c.version_id == resource_head.c.version_id,
         ),
     )
+
+
+#: Built once and run on the driver: every read by id locates its record, and building
+#: and executing the statement through SQLAlchemy cost more than the indexed lookup.
+_LOCATE = (
+    select(*_HEAD_COLUMNS, resource_version.c.key_id, resource_version.c.sealed)
+    .select_from(_sealed_join())
+    .where(
+        resource_head.c.resource_type == bindparam("located_type"),
+        resource_head.c.resource_id == bindparam("located_id"),
+    )
+)
 
 
 class Vault:
@@ -120,22 +132,19 @@ class Vault:
     ) -> Sealed:
         """The current version of a resource, sealed; raises NotFound. ``reading``: a read
         transaction the caller holds (the gate reads the policy's facts in the same one)."""
-        statement = (
-            select(*_HEAD_COLUMNS, resource_version.c.key_id, resource_version.c.sealed)
-            .select_from(_sealed_join())
-            .where(
-                resource_head.c.resource_type == resource_type,
-                resource_head.c.resource_id == resource_id,
-            )
-        )
+        params = {"located_type": resource_type, "located_id": resource_id}
         if reading is not None:
-            row = reading.execute(statement).first()
+            row = driver_first(reading, _LOCATE, params)
         else:
             with read_transaction(self.engine) as connection:
-                row = connection.execute(statement).first()
+                row = driver_first(connection, _LOCATE, params)
         if row is None:
             raise NotFound(f"{resource_type}/{resource_id} is not known")
-        return Sealed(head_from_row(row._mapping), row.key_id, row.sealed)
+        (row_id, rt, rid, version, updated, deleted, pseudonym, clinic, status, key_id, sealed) = (
+            row
+        )
+        head = Head(row_id, rt, rid, version, updated, bool(deleted), pseudonym, clinic, status)
+        return Sealed(head, key_id, None if sealed is None else bytes(sealed))
 
     def locate_version(
         self, resource_type: str, resource_id: str, version_id: int

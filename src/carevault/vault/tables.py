@@ -75,7 +75,8 @@ search_date = Table(
     Column("param", String(64), nullable=False),
     Column("low_us", BigInteger, nullable=True),
     Column("high_us", BigInteger, nullable=True),
-    Index("ix_search_date_row", "row_id"),
+    # The sort's lookup (one record's earliest value of a parameter) and deletion by row.
+    Index("ix_search_date_row", "row_id", "param", "low_us"),
     Index("ix_search_date_low", "param", "low_us"),
     Index("ix_search_date_high", "param", "high_us"),
 )

@@ -78,6 +78,9 @@ class Put:
     resource: dict[str, Any]
     if_match: int | None = None
     fresh: bool = False
+    #: Where the record belongs, when the gate decided it (an imported record that names
+    #: an outside organization); otherwise derived from the resource's references.
+    clinic_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -272,7 +275,9 @@ class _Writer:
         pseudonym = (
             made[0] if made is not None else self._pseudonym(rt, operation.resource, current)
         )
-        clinic_id = self._clinic(rt, operation.resource, operation.resource_id)
+        clinic_id = operation.clinic_id or self._clinic(
+            rt, operation.resource, operation.resource_id
+        )
         if self.authorize is not None:
             self.authorize(
                 self.connection,

@@ -235,7 +235,7 @@ def _language_and_sign_out(d: WebDriver, pages: PageCheck, site: Site) -> None:
         ("/console/account", "14-account"),
     ):
         pages.visit(site.base, path)
-        assert path != "/console/alerts" or "Not yet available" in text_of(d)
+        assert path != "/console/alerts" or "No alert in this state." in text_of(d)
         pages.check(name)
     click(d, "button[name=language][value='zh-Hant']")
     wait_for_text(d, "我的帳戶")

@@ -9,7 +9,7 @@ from carevault.config import Settings
 from carevault.db import make_engine
 from carevault.migrations import downgrade, upgrade
 
-BEFORE = "records_0008"
+BEFORE = "records_0009"
 CODE_COLUMNS = {"nonce", "launch_state", "patient_id", "patient_pseudonym"}
 SESSION_COLUMNS = {"patient_id", "patient_pseudonym"}
 

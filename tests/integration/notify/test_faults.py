@@ -60,10 +60,11 @@ def _closed_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _run_with_smtp(clinic: Clinic, **smtp: Any) -> None:
+def _run_with_smtp(clinic: Clinic, **smtp: Any) -> list[str]:
     settings = clinic.settings.model_copy(update={"notify_attempts": 2, **smtp})
     channels = channels_of(settings, clinic.services.now_us())
-    send_job(clinic.services, channels).run(parse_scope(clinic.scope), ("confirmed",))
+    job = send_job(clinic.services, channels)
+    return job.run(parse_scope(clinic.scope), ("confirmed",)).down
 
 
 def _everyone_reached_once(clinic: Clinic) -> Counter[str]:
@@ -73,20 +74,33 @@ def _everyone_reached_once(clinic: Clinic) -> Counter[str]:
     assert by_state == {states.SENT: 8, states.DECEASED: 1}, by_state
     texts = Counter(m["to"] for m in clinic.sms.messages)
     assert max(texts.values()) == 1
+    emails = Counter(to for recipients, _ in clinic.sink.messages for to in recipients)
+    assert max(emails.values()) == 1
     return Counter(row.channel for row in rows.values() if row.state == states.SENT)
 
 
-def test_smtp_refusing_connections_falls_back_to_sms_and_letters(clinic: Clinic) -> None:
-    _run_with_smtp(clinic, smtp_port=_closed_port())
+def _relay_down_then_back(clinic: Clinic, **smtp: Any) -> None:
+    """While the relay is down its notices wait (no mass fallback to letters); once it is
+    back, the next run sends each of them once."""
+    assert _run_with_smtp(clinic, **smtp) == ["email"]
     assert clinic.sink.messages == []
-    channels = _everyone_reached_once(clinic)
-    assert channels == {"sms": 2, "letter": 6}
+    incident = clinic.scope["incident"]["id"]
+    store = NoticeStore(clinic.services.engine)
+    waiting = store.in_state(incident, states.PENDING)
+    assert len(waiting) == 6 and {row.channel for row in waiting} == {"email"}
+    assert {row.channel for row in store.in_state(incident, states.SENT)} == {"sms", "letter"}
+    assert send_job(clinic.services).run(parse_scope(clinic.scope), ("confirmed",)).down == []
+    assert _everyone_reached_once(clinic) == {"email": 6, "sms": 1, "letter": 1}
 
 
-def test_smtp_that_never_answers_times_out_and_falls_back(clinic: Clinic, silent_port: int) -> None:
-    _run_with_smtp(clinic, smtp_port=silent_port, smtp_timeout=0.3)
-    assert clinic.sink.messages == []
-    assert _everyone_reached_once(clinic) == {"sms": 2, "letter": 6}
+def test_smtp_refusing_connections_leaves_email_pending_until_it_is_back(
+    clinic: Clinic,
+) -> None:
+    _relay_down_then_back(clinic, smtp_port=_closed_port())
+
+
+def test_smtp_that_never_answers_times_out_and_waits(clinic: Clinic, silent_port: int) -> None:
+    _relay_down_then_back(clinic, smtp_port=silent_port, smtp_timeout=0.3)
 
 
 def test_connection_dropped_mid_run_resends_only_what_was_lost(clinic: Clinic) -> None:
@@ -151,3 +165,40 @@ def _dsn(address: str, message_id: str) -> EmailMessage:
     parsed = message_from_string(raw, policy=policy.default)
     assert isinstance(parsed, EmailMessage)
     return parsed
+
+
+def test_a_resumed_job_copes_with_a_scope_that_changed_and_a_patient_deleted(
+    clinic: Clinic,
+) -> None:
+    from carevault.fhir.registry import RESOURCE_TYPES
+    from carevault.sim.loader import SEED_CALLER
+    from carevault.vault.writer import Delete
+
+    scope = parse_scope(clinic.scope)
+    incident = scope.incident.incident_id
+    settings = clinic.settings.model_copy(update={"smtp_port": _closed_port(),
+                                                  "notify_attempts": 20})  # fmt: skip
+    job = send_job(clinic.services, channels_of(settings, clinic.services.now_us()))
+    job.run(scope, ("confirmed",), advance=lambda progress: job.stop.set())
+    store = NoticeStore(clinic.services.engine)
+    pending = {row.patient_id for row in store.in_state(incident, states.PENDING)}
+    assert clinic.ids["en_email"] in pending and clinic.ids["zh_email"] in pending
+    # The scope no longer names Alice; Chan's record is deleted meanwhile.
+    narrowed = dict(clinic.scope)
+    narrowed["tiers"] = {
+        "confirmed": [
+            line for line in clinic.scope["tiers"]["confirmed"]
+            if line["patient"] != clinic.ids["en_email"]
+        ]
+    }  # fmt: skip
+    clinic.services.gate.write(
+        SEED_CALLER, [Delete(RESOURCE_TYPES["Patient"], clinic.ids["zh_email"])]
+    )
+    send_job(clinic.services).run(parse_scope(narrowed), ("confirmed",))
+    rows = {row.patient_id: row for row in store.rows(incident).values()}
+    assert rows[clinic.ids["en_email"]].state == states.PENDING  # left for the officer
+    assert rows[clinic.ids["zh_email"]].state == states.MISSING
+    assert rows[clinic.ids["zh_hant"]].state == states.SENT
+    received = Counter(to for recipients, _ in clinic.sink.messages for to in recipients)
+    assert "alice@example.com" not in received and "chan.taiman@example.net" not in received
+    assert max(received.values()) == 1

@@ -26,7 +26,10 @@ BASE = "https://clinics.example.hk"
 @pytest.fixture
 def sent(clinic: Clinic) -> Iterator[tuple[Clinic, list[str]]]:
     send_job(clinic.services).run(parse_scope(clinic.scope), ("confirmed",))
-    codes = [CODE.findall(raw.decode("latin-1"))[0] for _, raw in clinic.sink.messages]
+    codes = [
+        CODE.findall(message.get_body(preferencelist=("plain",)).get_content())[0]
+        for _, message, _ in clinic.sink.parsed()
+    ]
     codes += [CODE.findall(m["text"])[0] for m in clinic.sms.messages]
     yield clinic, codes
 

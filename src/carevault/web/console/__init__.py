@@ -18,11 +18,13 @@ from starlette.staticfiles import StaticFiles
 
 from carevault.bootstrap import Services
 from carevault.web.console import (
+    alerts,
+    breach,
     containment,
     dashboard,
     glass,
+    incidents,
     patients,
-    pending,
     signin,
     staff,
 )
@@ -81,7 +83,17 @@ def install(app: FastAPI, services: Services) -> None:
     app.add_exception_handler(NotForYou, _not_for_you)
     app.add_exception_handler(CsrfRefused, _csrf_refused)
     app.mount("/console/static", StaticFiles(directory=STATIC), name="console-static")
-    for module in (signin, dashboard, containment, staff, glass, patients, pending):
+    for module in (
+        signin,
+        dashboard,
+        containment,
+        staff,
+        glass,
+        patients,
+        alerts,
+        incidents,
+        breach,
+    ):
         app.include_router(module.router)
 
     @app.get("/console/{rest:path}", include_in_schema=False)

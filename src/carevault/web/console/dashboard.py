@@ -1,8 +1,8 @@
-"""The dashboard: containment now, ledger health, the key provider, activity by clinic.
+"""The dashboard: open alert cases by severity, the regulators' deadline clocks of
+open incidents, containment now, ledger health, the key provider, activity by clinic.
 
 Privacy officer and clinic managers; a clinic manager's activity chart counts only
-accesses made from their own clinics. Open alert cases and incident deadline clocks
-have their places here, filled when those services exist.
+accesses made from their own clinics. Alerts and clocks are counts and dates only.
 """
 
 from __future__ import annotations
@@ -14,8 +14,12 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse, Response
 
+from carevault.incidents import incidents_for
+from carevault.incidents.model import Status
+from carevault.web.console.alerts import open_by_severity
 from carevault.web.console.chart import stacked_bars
 from carevault.web.console.guard import FormDep, ManagerDep, OfficerDep, caller_for, services
+from carevault.web.console.notices import clocks_of
 from carevault.web.console.overview import (
     OTHER,
     SEVERAL,
@@ -38,6 +42,7 @@ async def dashboard(request: Request, viewer: ManagerDep) -> Response:
     caller = caller_for(viewer, request)
 
     def gather() -> dict[str, object]:
+        closed = {str(item.incident_id) for item in incidents_for(svc).all(Status.CLOSED)}
         names = {
             **request.app.state.console_clinics.get(caller),
             SYSTEM: t("chart.system"),
@@ -46,6 +51,12 @@ async def dashboard(request: Request, viewer: ManagerDep) -> Response:
         }
         busy = activity(svc, viewer, names, zone)
         return {
+            "open_alerts": open_by_severity(svc.detection) if svc.detection else None,
+            "clocks": [
+                clock
+                for clock in clocks_of(svc)
+                if clock["decision"] is None and clock["incident_id"] not in closed
+            ],
             "containment": svc.containment.refresh().active,
             "ledgers": ledger_health(svc),
             "keys": key_status(svc),

@@ -33,11 +33,11 @@ class NavItem:
 
 NAVIGATION = (
     NavItem("/console/dashboard", "nav.dashboard", MANAGERS),
-    NavItem("/console/alerts", "nav.alerts", OFFICER, available=False),
+    NavItem("/console/alerts", "nav.alerts", OFFICER),
     NavItem("/console/containment", "nav.containment", MANAGERS),
     NavItem("/console/staff", "nav.staff", MANAGERS),
     NavItem("/console/break-glass", "nav.break_glass", OFFICER),
-    NavItem("/console/incidents", "nav.incidents", OFFICER, available=False),
+    NavItem("/console/incidents", "nav.incidents", OFFICER),
     NavItem("/console/patients", "nav.patients", OFFICER),
 )
 

@@ -1,0 +1,224 @@
+"""Reads with several server processes: ``carevault serve --workers 1`` against
+``--workers N`` on the same data, in one run, on SQLite and PostgreSQL; and the cost of
+locating a record by id, SQLAlchemy-built statement against the prebuilt driver
+statement the vault now uses, on the same database in the same process.
+
+Per backend, one encrypted data directory is seeded (Patients of ``--patients``
+patients) and served by two servers at once, one with one process and one with N
+(default: the number of cores); both take a privacy officer's token (full
+authentication, policy, decryption, subsetting and a durable audit entry per read).
+Operations: ``GET /fhir/Patient/<id>`` and ``GET /fhir/Patient?identifier=<HKID>``
+at ``--clients`` concurrent clients (32). The sides take turns in rounds (ABAB, BABA);
+figures are the sum of a side's rounds: reads/s, p50/p99 latency and server CPU per
+read (every process of the server). The audit ledger is counted: one entry per read.
+
+Targets (issue 15): ≥ 800 reads/s read-by-id with 2 workers on SQLite, ≥ 700 on
+PostgreSQL; CPU ≤ 1.2 ms per read-by-id.
+
+    .venv/bin/python -m bench.fhir_read_workers            # a few minutes
+    .venv/bin/python -m bench.fhir_read_workers --quick    # a smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import tempfile
+import time
+from collections.abc import Sequence
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from bench.common import Table, now, ratio, write_results
+from bench.reads import Side, alternate, check_answers, warm_up
+from bench.server import password_token, running_server
+from bench.serving import LedgerSizes, deployment, postgres_database, prepare
+from carevault.bootstrap import build_services
+from carevault.db import read_transaction
+from carevault.vault.records import head_from_row
+from carevault.vault.store import _HEAD_COLUMNS, _sealed_join
+from carevault.vault.tables import resource_head, resource_version
+
+NAME = "fhir_read_workers"
+ROLE = "privacy_officer"
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog=f"python -m bench.{NAME}", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="smoke run: small and short")
+    parser.add_argument("--patients", type=int, help="patients (2000)")
+    parser.add_argument("--seconds", type=float, help="seconds per side per round (4)")
+    parser.add_argument("--rounds", type=int, help="rounds (2)")
+    parser.add_argument("--clients", type=int, help="concurrent clients (32)")
+    parser.add_argument("--workers", type=int, help="processes of the other side (cores)")
+    parser.add_argument("--backends", help="sqlite,postgres (both)")
+    options = parser.parse_args(argv)
+    options.patients = options.patients or (200 if options.quick else 2000)
+    options.seconds = options.seconds or (2.0 if options.quick else 4.0)
+    options.rounds = options.rounds or 2
+    options.clients = options.clients or (8 if options.quick else 32)
+    options.workers = options.workers or max(2, os.cpu_count() or 2)
+    options.backends = tuple((options.backends or "sqlite,postgres").split(","))
+    return options
+
+
+def locate_costs(target: Any, ids: list[str], repeats: int) -> tuple[float, float]:
+    """µs per locate: the statement built and run through SQLAlchemy (before) and the
+    vault's prebuilt driver statement (now), taking turns id by id."""
+    services = build_services(target.settings())
+    try:
+        before = after = 0.0
+        for _ in range(repeats):
+            for resource_id in ids:
+                began = time.perf_counter()
+                with read_transaction(services.engine) as connection:
+                    row = connection.execute(
+                        select(*_HEAD_COLUMNS, resource_version.c.key_id, resource_version.c.sealed)
+                        .select_from(_sealed_join())
+                        .where(
+                            resource_head.c.resource_type == "Patient",
+                            resource_head.c.resource_id == resource_id,
+                        )
+                    ).first()
+                    assert row is not None
+                    head_from_row(row._mapping)
+                middle = time.perf_counter()
+                services.vault.locate("Patient", resource_id)
+                after += time.perf_counter() - middle
+                before += middle - began
+        count = repeats * len(ids)
+        return before / count * 1e6, after / count * 1e6
+    finally:
+        services.close()
+
+
+def run_backend(backend: str, options: argparse.Namespace, workdir: Path) -> list[dict[str, Any]]:
+    print(f"{backend}:", flush=True)
+    with ExitStack() as stack:
+        database = (
+            stack.enter_context(postgres_database("workers")) if backend == "postgres" else None
+        )
+        target = deployment(
+            f"{backend}-workers",
+            workdir / backend,
+            database,
+            encryption=True,
+            dek_cache_seconds=3600,
+        )
+        seeded = prepare(target, roles=[ROLE], patients=options.patients)
+        print(f"  seeded {seeded.resources:,} resources in {seeded.seconds:.1f} s", flush=True)
+        ledgers = LedgerSizes(target)
+        stack.callback(ledgers.close)
+        sides = []
+        for workers in (1, options.workers):
+            server = stack.enter_context(running_server(target, workdir, workers))
+            token = password_token(server.url, seeded.login(ROLE))
+            side = Side(
+                f"{workers} worker{'s' if workers > 1 else ''}",
+                target,
+                seeded,
+                server,
+                token,
+                ledgers,
+            )
+            check_answers(side)
+            warm_up(side, min(options.patients, 500))
+            sides.append(side)
+        order = list(range(options.patients))
+        random.Random(f"{NAME}:{backend}").shuffle(order)
+        cells = [("read", options.clients), ("search", options.clients)]
+        alternate(sides, cells, rounds=options.rounds, seconds=options.seconds, order=order)
+        rows = [{"backend": backend, **side.figures(cell)} for side in sides for cell in cells]
+        ids = [seeded.patients[i].resource_id for i in order[:200]]
+        before_us, after_us = locate_costs(target, ids, 3 if options.quick else 10)
+        rows.append(
+            {"backend": backend, "locate_before_us": before_us, "locate_after_us": after_us}
+        )
+        return rows
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    options = parse_args(argv)
+    started = now()
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="bench-workers-") as folder:
+        for backend in options.backends:
+            rows.extend(run_backend(backend, options, Path(folder)))
+    table = Table(
+        f"FHIR reads, 1 vs {options.workers} server processes, encrypted, "
+        f"{options.clients} clients",
+        [
+            "backend",
+            "operation",
+            "server",
+            "reads/s",
+            "p50 ms",
+            "p99 ms",
+            "CPU ms/read",
+            "audit entries",
+            "× 1 worker",
+        ],
+    )
+    locate = Table(
+        "Locating a record by id (µs, same process, same database)",
+        ["backend", "SQLAlchemy statement (before)", "prebuilt, on the driver (now)", "ratio"],
+    )
+    for backend in options.backends:
+        measured = [r for r in rows if r["backend"] == backend and "side" in r]
+        for operation in ("read", "search"):
+            cells = [r for r in measured if r["operation"] == operation]
+            base = next(r for r in cells if r["side"] == "1 worker")["per_second"]
+            for r in cells:
+                table.add(
+                    backend,
+                    operation,
+                    r["side"],
+                    r["per_second"],
+                    r["p50_ms"],
+                    r["p99_ms"],
+                    r["server_cpu_ms_per_request"],
+                    r["audit_entries"],
+                    ratio(r["per_second"], base),
+                )
+        costs = next(r for r in rows if r["backend"] == backend and "locate_before_us" in r)
+        locate.add(
+            backend,
+            costs["locate_before_us"],
+            costs["locate_after_us"],
+            ratio(costs["locate_after_us"], costs["locate_before_us"]),
+        )
+    table.notes.append(
+        f"load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; the load "
+        "client runs on the same cores"
+    )
+    print(table.render())
+    print(locate.render())
+    reads = [r for r in rows if r.get("operation") == "read"]
+    write_results(
+        NAME,
+        quick=options.quick,
+        settings=dict(vars(options)),
+        results=rows,
+        tables=[table, locate],
+        summary={
+            "read_per_second": {f"{r['backend']} {r['side']}": r["per_second"] for r in reads},
+            "cpu_ms_per_read": {
+                f"{r['backend']} {r['side']}": r["server_cpu_ms_per_request"] for r in reads
+            },
+            "locate_us_median_ratio": statistics.median(
+                r["locate_after_us"] / r["locate_before_us"]
+                for r in rows
+                if "locate_before_us" in r
+            ),
+        },
+        started=started,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,56 @@
+"""The officer's notification actions as single calls, for every front end (the console
+today; ``carevault notify send`` and ``report decide`` do the same steps): the
+incident's scope from the incidents module, the send job, the decisions and the
+regulators' clocks. Each step is the service the CLI uses, recorded the same way."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from carevault.notify.decisions import DECISIONS, Decision, Decisions
+from carevault.notify.job import Advance, Progress
+from carevault.notify.reporting import open_clocks
+from carevault.notify.reports import REGULATORS
+from carevault.notify.scope import NOTIFIED_TIERS, Scope, parse_scope
+from carevault.notify.service import send_job
+from carevault.notify.store import NoticeStore
+
+if TYPE_CHECKING:
+    from carevault.bootstrap import Services
+
+
+def scope_of(services: Services, incident_id: str, principal: str | None = None) -> Scope:
+    """The incident's scope as the incidents module computes it now (a recorded run)."""
+    from carevault.incidents import SCOPE_ACTOR, Actor, scope_document
+
+    actor = Actor(principal) if principal else SCOPE_ACTOR
+    return parse_scope(scope_document(services, int(incident_id), actor=actor))
+
+
+def send_notices(services: Services, incident_id: str, advance: Advance | None = None) -> Progress:
+    """Send every notice of the incident (resumable), to the tiers of its earlier run or
+    the notified tiers; opens the regulators' clocks first, as ``notify send`` does."""
+    scope = scope_of(services, incident_id)
+    job = NoticeStore(services.engine).job(incident_id)
+    tiers = tuple(str(job["tiers"]).split(",")) if job is not None else NOTIFIED_TIERS
+    open_clocks(services, scope)
+    return send_job(services).run(scope, tiers, advance)
+
+
+def decide(
+    services: Services, incident_id: str, regulator: str, decision: str, reason: str,
+    officer: str, totp: str,
+) -> None:  # fmt: skip
+    """The officer's decision on notifying ``regulator``: confirmed with a fresh code,
+    in the ledger with its reason (``DecisionRefused`` otherwise), then the clock stops."""
+    if regulator not in REGULATORS or decision not in DECISIONS:
+        raise ValueError(f"regulator: one of {REGULATORS}; decision: one of {DECISIONS}")
+    Decisions(services.accounts, services.audit, services.now_us).record(
+        Decision(incident_id, regulator, decision, reason, officer), totp, {}
+    )
+    NoticeStore(services.engine).close_clock(
+        incident_id,
+        regulator,
+        decision=decision,
+        filed_us=services.now_us() if decision != "notify" else None,
+    )

@@ -1,0 +1,207 @@
+"""An incident's scope report, its notices and its regulators (privacy officer only).
+
+* The scope: ``scope_document`` (as ``carevault incident scope`` and
+  ``/admin/incidents/{id}/scope``: each run is kept and recorded in the ledger), shown
+  with the incidents package's own SVG charts, each beside its figures as a table;
+  the self-contained HTML report is a download, for the board.
+* The notices: the send job of ``carevault notify send`` on a thread of the server,
+  its progress polled by the page (htmx, no inline script).
+* The regulators: each report as ``carevault report <regulator>`` makes it (JSON and
+  PDF), and the officer's decision as ``carevault report decide`` records it (a fresh
+  TOTP code and a reason; the ledger entry; the clock stops).
+"""
+
+from __future__ import annotations
+
+import json
+
+from fastapi import APIRouter, Request
+from markupsafe import Markup
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import RedirectResponse, Response
+
+from carevault.incidents import Actor, IncidentError, incidents_for, scope_document
+from carevault.incidents.html import _bars, _timeline
+from carevault.incidents.report import render
+from carevault.incidents.scope import TIERS
+from carevault.incidents.segments import SegmentRefused
+from carevault.notify.actions import decide, scope_of
+from carevault.notify.decisions import DecisionRefused
+from carevault.notify.letters import FontMissing
+from carevault.notify.reporting import make_report
+from carevault.notify.reports import REGULATORS, report_pdf
+from carevault.web.console import notices
+from carevault.web.console.guard import FormDep, OfficerDep, services
+from carevault.web.console.incidents import incident_page
+from carevault.web.console.render import is_htmx, page
+from carevault.web.security import client_address
+
+router = APIRouter()
+#: The scope page lists at most this many patients; the download has them all.
+LINES_SHOWN = 200
+
+
+def _refused(request: Request, problem: Exception) -> Response:
+    return page(
+        request,
+        "console/error.html",
+        {"title_key": "scope.refused_title", "body_key": "scope.refused", "detail": str(problem)},
+        status=404 if isinstance(problem, IncidentError) else 409,
+        current="/console/incidents",
+    )
+
+
+def _figures(by_key: dict[str, dict[str, int]]) -> list[tuple[str, list[int]]]:
+    keys = sorted({key for tier in TIERS for key in by_key[tier]})
+    return [(key, [by_key[tier].get(key, 0) for tier in TIERS]) for key in keys]
+
+
+@router.get("/console/incidents/{incident_id}/scope")
+async def scope(request: Request, incident_id: int, viewer: OfficerDep) -> Response:
+    svc = services(request)
+    actor = Actor(viewer.principal, client_address(request))
+    try:
+        document = await run_in_threadpool(scope_document, svc, incident_id, actor=actor)
+    except (IncidentError, SegmentRefused) as problem:
+        return _refused(request, problem)
+    counts = document["counts"]
+    lines = [(tier, line) for tier in TIERS for line in document["tiers"][tier]]
+    # The charts are the incidents package's own SVG (escaped there, no script).
+    charts = {
+        "time": Markup(_timeline(counts["by_day"])),  # noqa: S704
+        "clinic": Markup(_bars(counts["by_clinic"])),  # noqa: S704
+        "category": Markup(_bars(counts["by_category"])),  # noqa: S704
+    }
+    days = sorted({day for tier in TIERS for day in counts["by_day"][tier]})
+    return page(
+        request,
+        "console/scope.html",
+        {
+            "title_key": "scope.title",
+            "incident_id": incident_id,
+            "document": document,
+            "tiers": TIERS,
+            "charts": charts,
+            "by_clinic": _figures(counts["by_clinic"]),
+            "by_category": _figures(counts["by_category"]),
+            "by_day": [
+                (day, [counts["by_day"][tier].get(day, 0) for tier in TIERS]) for day in days
+            ],
+            "lines": lines[:LINES_SHOWN],
+            "more_lines": max(0, len(lines) - LINES_SHOWN),
+        },
+        current="/console/incidents",
+    )
+
+
+@router.get("/console/incidents/{incident_id}/scope.{fmt}")
+async def scope_download(
+    request: Request, incident_id: int, fmt: str, viewer: OfficerDep
+) -> Response:
+    """The whole report (html: self-contained, for the board; csv; json), as a file."""
+    media = {"html": "text/html", "csv": "text/csv", "json": "application/json"}
+    if fmt not in media:
+        return _refused(request, IncidentError(f"no format {fmt[:10]!r}"))
+    svc = services(request)
+    actor = Actor(viewer.principal, client_address(request))
+    try:
+        document = await run_in_threadpool(scope_document, svc, incident_id, actor=actor)
+    except (IncidentError, SegmentRefused) as problem:
+        return _refused(request, problem)
+    text = await run_in_threadpool(render, document, fmt)
+    name = f"incident-{incident_id}-scope.{fmt}"
+    return Response(
+        text.encode("utf-8"),
+        media_type=f"{media[fmt]}; charset=utf-8",
+        headers={"content-disposition": f'attachment; filename="{name}"'},
+    )
+
+
+@router.post("/console/incidents/{incident_id}/notices")
+async def start_notices(
+    request: Request, incident_id: int, viewer: OfficerDep, _form: FormDep
+) -> Response:
+    svc = services(request)
+    try:
+        await run_in_threadpool(incidents_for(svc).get, incident_id)
+    except IncidentError as problem:
+        return _refused(request, problem)
+    notices.start(request.app, svc, str(incident_id))
+    return RedirectResponse(
+        f"/console/incidents/{incident_id}?done=notices#notices", status_code=303
+    )
+
+
+@router.get("/console/incidents/{incident_id}/notices")
+async def notice_progress(request: Request, incident_id: int, viewer: OfficerDep) -> Response:
+    """The progress panel alone (the incident page polls it while the job runs)."""
+    svc = services(request)
+    progress = await run_in_threadpool(notices.notices_of, request.app, svc, str(incident_id))
+    if not is_htmx(request):
+        return RedirectResponse(f"/console/incidents/{incident_id}#notices", status_code=303)
+    return page(
+        request,
+        "console/notice_progress.html",
+        {"incident_id": incident_id, "notices": progress},
+    )
+
+
+@router.get("/console/incidents/{incident_id}/reports/{regulator}.{fmt}")
+async def regulator_report(
+    request: Request, incident_id: int, regulator: str, fmt: str, viewer: OfficerDep
+) -> Response:
+    if regulator not in REGULATORS or fmt not in ("json", "pdf"):
+        return _refused(request, IncidentError("no such report"))
+    svc = services(request)
+
+    def build() -> bytes:
+        scope = scope_of(svc, str(incident_id), viewer.principal)
+        report = make_report(svc, scope, regulator)
+        if fmt == "json":
+            return json.dumps(report, ensure_ascii=False, indent=2).encode("utf-8")
+        return report_pdf(report, svc.settings.pdf_font)
+
+    try:
+        body = await run_in_threadpool(build)
+    except (IncidentError, SegmentRefused) as problem:
+        return _refused(request, problem)
+    except FontMissing:
+        return page(
+            request,
+            "console/error.html",
+            {"title_key": "letter.no_font_title", "body_key": "letter.no_font"},
+            status=503,
+        )
+    return Response(
+        body,
+        media_type="application/pdf" if fmt == "pdf" else "application/json",
+        headers={"content-disposition": f'attachment; filename="{regulator}-{incident_id}.{fmt}"'},
+    )
+
+
+@router.post("/console/incidents/{incident_id}/decide")
+async def decision(
+    request: Request, incident_id: int, viewer: OfficerDep, values: FormDep
+) -> Response:
+    svc = services(request)
+    try:
+        await run_in_threadpool(
+            decide,
+            svc,
+            str(incident_id),
+            values.get("regulator", ""),
+            values.get("decision", ""),
+            values.get("reason", "")[:500],
+            viewer.username,
+            values.get("totp", ""),
+        )
+    except DecisionRefused as refused:
+        return await incident_page(
+            request, incident_id, error="incidents.decision_refused", detail=str(refused),
+            status=403,
+        )  # fmt: skip
+    except ValueError as problem:
+        return await incident_page(
+            request, incident_id, error="incidents.invalid", detail=str(problem), status=400
+        )
+    return RedirectResponse(f"/console/incidents/{incident_id}?done=decided", status_code=303)

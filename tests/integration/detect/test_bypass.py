@@ -1,0 +1,35 @@
+"""Gate bypass: data keys unwrapped through the key service directly (no gate, so no
+audit entry) are found from the unwrap ledger; unwraps the gate made for reads are not."""
+
+from __future__ import annotations
+
+import time
+
+from carevault.detect import alerts_as_dicts
+from carevault.keys.cache import DataKeyCache
+from carevault.keys.service import KeyService
+from carevault.ledger.unwrap import LedgerUnwrapRecorder
+from tests.integration.detect.conftest import Clinic
+
+
+def test_unwraps_with_no_access_at_the_gate_are_a_bypass(clinic: Clinic) -> None:
+    services = clinic.services
+    assert services.keys is not None
+    for patient in clinic.patients[:3]:
+        assert clinic.read(clinic.desk, patient) == 200
+    pseudonyms = services.vault.patient_pseudonyms(clinic.patients[10:14])
+    own = KeyService(
+        services.key_engine, services.keys.provider, DataKeyCache(0, 0),
+        LedgerUnwrapRecorder(services.unwrap_ledger.writer), services.clock,
+    )  # fmt: skip
+    for pseudonym in pseudonyms.values():
+        own.data_keys([pseudonym], principal="system:backup-agent", purpose="maintenance")
+    time.sleep(6)  # unwraps younger than five seconds wait for their audit entry
+    alerts = alerts_as_dicts(services)
+    bypass = [a for a in alerts if a["detector"] == "gate-bypass"]
+    assert len(bypass) == 1, alerts
+    assert bypass[0]["severity"] == "critical"
+    assert bypass[0]["patient_count"] == 4
+    assert bypass[0]["case"] == "case:system:backup-agent"
+    assert bypass[0]["action"] == "raise"
+    assert bypass[0]["first_position"] is None  # the evidence is in the unwrap ledger
