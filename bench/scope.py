@@ -279,6 +279,7 @@ def main() -> None:
                     results.append({"ledger": label, "window": name, "engine": "duckdb",
                                     "entries": total, "seconds": seconds,
                                     "patients": len(hits)})  # fmt: skip
+                    print(" | ".join(table.rows[-1]), flush=True)
                     if engine is not None:
                         same = {h.patient: sorted(h.positions) for h in hits} == {
                             h.patient: sorted(h.positions) for h in sql_hits

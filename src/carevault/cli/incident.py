@@ -6,17 +6,13 @@ output, so ``id=$(carevault incident declare ... | awk '{print $NF}')`` works.
 
 from __future__ import annotations
 
-import importlib
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 
 from carevault.cli.common import HomeOption, app, fail, open_services, operator
-
-if TYPE_CHECKING:
-    from carevault.bootstrap import Services
 
 incident_app = typer.Typer(help="Incidents and their scope: whose data, which kinds, with proof.")
 app.add_typer(incident_app, name="incident")
@@ -58,23 +54,6 @@ def _case(
     return case
 
 
-def alert_case(services: Services, alert_id: str) -> dict[str, Any]:
-    """The case of an alert, from the detection engine if one is installed."""
-    try:
-        detect = importlib.import_module("carevault.detect")
-    except ModuleNotFoundError:
-        raise fail("no detection engine installed: declare the incident by hand") from None
-    find = getattr(detect, "alert_case", None)
-    if find is None:
-        raise fail(
-            "the detection engine installed has no alert cases (carevault.detect.alert_case)"
-        )
-    case: dict[str, Any] = find(services, alert_id)
-    if not isinstance(case, dict):
-        raise fail(f"alert {alert_id}: no case")
-    return case
-
-
 @incident_app.command("declare")
 def declare(
     title: Annotated[str | None, typer.Option(help="What happened, in a line.")] = None,
@@ -92,17 +71,15 @@ def declare(
     home: HomeOption = None,
 ) -> None:
     """Declare an incident; prints its id as the last word."""
-    from carevault.incidents import Actor, declare_case
+    from carevault.incidents import Actor, case_from_alert, declare_case
 
     with open_services(home) as services:
         case = _case(title, account, client, session, address, clinic, since, until)
         if from_alert is not None:
-            found = alert_case(services, from_alert)
-            for key, value in found.items():
-                if isinstance(value, list):
-                    case[key] = sorted({*case.get(key, []), *value})
-                elif case.get(key) is None and value is not None:
-                    case[key] = value
+            try:
+                case = case_from_alert(services, from_alert, case)
+            except _errors() as error:
+                raise fail(str(error)) from None
         case.update(database=database, host=host, key_service=key_service)
         if since is None and "since" not in case:
             raise fail("--since is required (or --from-alert)")

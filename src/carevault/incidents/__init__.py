@@ -13,6 +13,7 @@ from carevault.incidents.model import (
     Compromised,
     Incident,
     IncidentError,
+    instant,
     parse_compromised,
     parse_title,
     parse_window,
@@ -29,6 +30,7 @@ __all__ = [
     "IncidentError",
     "IncidentNotFound",
     "Incidents",
+    "case_from_alert",
     "declare_case",
     "incidents_for",
     "scope_document",
@@ -62,9 +64,69 @@ def declare_case(
     )
 
 
+def case_from_alert(
+    services: Services, alert_id: str, given: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The case of a detection alert, with what ``given`` adds (lists are joined; a value
+    given wins, e.g. a ``since`` earlier than the alert was raised). IncidentError if no
+    detection engine is installed or it knows no such alert."""
+    import importlib
+
+    try:
+        detect = importlib.import_module("carevault.detect")
+    except ModuleNotFoundError:
+        raise IncidentError("no detection engine installed: declare by hand") from None
+    find = getattr(detect, "alert_case", None)
+    if find is None:
+        raise IncidentError("the detection engine installed gives no alert cases")
+    try:
+        found = find(services, alert_id)
+    except KeyError:
+        raise IncidentError(f"no alert {alert_id}") from None
+    except RuntimeError as error:
+        raise IncidentError(f"alert {alert_id}: {error}") from None
+    if not isinstance(found, dict):
+        raise IncidentError(f"alert {alert_id}: no case")
+    first = _first_access_us(services, alert_id)
+    if first is not None and isinstance(found.get("since"), str):
+        # An alert is raised after the accesses that raise it: the window opens at the
+        # first access the alert's case covers, not when the alert was raised.
+        found["since"] = min(found["since"], instant(first), key=parse_instant_key)
+    case = dict(given or {})
+    for key, value in found.items():
+        if isinstance(value, list):
+            case[key] = sorted({*case.get(key, []), *value})
+        elif case.get(key) is None and value is not None:
+            case[key] = value
+    return case
+
+
+def parse_instant_key(text: str) -> int:
+    from carevault.incidents.model import parse_instant
+
+    return parse_instant(text, "since")
+
+
+def _first_access_us(services: Services, alert_id: str) -> int | None:
+    """The time of the first ledger entry the alert's case covers, if detection says."""
+    from carevault.ledger.events import AuditEvent
+
+    detection = getattr(services, "detection", None)
+    try:
+        alert = detection.alerts.get(alert_id)  # type: ignore[union-attr]
+        case = detection.alerts.list(case=alert.case_key)  # type: ignore[union-attr]
+        positions = [a.first_position for a in case if a.first_position is not None]
+    except Exception:  # noqa: BLE001 - a detection engine without positions: keep its window
+        return None
+    if not positions:
+        return None
+    data = services.audit_ledger.store.entry(min(positions))
+    return AuditEvent.from_canonical(data).at_us if data is not None else None
+
+
 def scope_document(
     services: Services,
-    incident_id: int,
+    incident_id: int | str,
     *,
     engine: str = "auto",
     actor: Actor = SCOPE_ACTOR,
@@ -73,6 +135,10 @@ def scope_document(
     ``incident.changes`` says what changed since the previous run."""
     from carevault.incidents.scope import TIERS, compute
 
+    if isinstance(incident_id, str):
+        if not incident_id.strip().isdigit():
+            raise IncidentError(f"no incident {incident_id[:40]!r}")
+        incident_id = int(incident_id)
     incidents = incidents_for(services)
     incident = incidents.get(incident_id)
     document = compute(services, incident, engine)

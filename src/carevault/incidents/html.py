@@ -51,6 +51,8 @@ def to_html(document: dict[str, Any]) -> str:
         _compromised(incident["compromised"]),
         _changes(incident.get("changes") or {}),
         "<h2>Exposure over time</h2>",
+        "<p class='muted'>People first exposed, cumulative, by tier.</p>",
+        _legend(),
         _timeline(counts["by_day"]),
         "<h2>People by clinic</h2>",
         _bars(counts["by_clinic"]),
@@ -62,6 +64,16 @@ def to_html(document: dict[str, Any]) -> str:
         "</body></html>",
     ]
     return "\n".join(parts)
+
+
+def _legend() -> str:
+    items = "".join(
+        f"<span style='margin-right:1.2em'><span style='display:inline-block;width:.9em;"
+        f"height:.9em;background:{COLOURS[tier]};margin-right:.3em'></span>"
+        f"{escape(LABELS[tier])}</span>"
+        for tier in TIERS
+    )
+    return f"<p>{items}</p>"
 
 
 def _compromised(compromised: dict[str, Any]) -> str:

@@ -14,6 +14,7 @@ import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+from carevault.containment.state import ContainmentActive
 from carevault.fhir.indexing import system_term
 from carevault.fhir.normalise import identifier_value
 from carevault.fhir.registry import RESOURCE_TYPES
@@ -48,7 +49,12 @@ def persons(services: Services, patient_ids: Mapping[str, str]) -> dict[str, str
     by_token: dict[bytes, list[str]] = {}
     found = {patient_id: patient_id for patient_id in patient_ids.values()}
     for patient_id in sorted(found):
-        token = _hkid_token(services, patient_id)
+        try:
+            token = _hkid_token(services, patient_id)
+        except ContainmentActive:
+            # Patient data is offline or keys are locked down: the scope still runs, and
+            # counts records as people until the containment is released.
+            break
         if token is not None:
             by_token.setdefault(token, []).append(patient_id)
     for same in by_token.values():

@@ -65,7 +65,7 @@ def to_fhir(document: dict[str, Any]) -> dict[str, Any]:
         {"entity": {"reference": f"Patient/{line['patient']}"}}
         for tier in AFFECTED
         for line in document["tiers"][tier]
-        if not line["patient"].startswith("pseudonym:")
+        if not line.get("patient_record_missing")
     ]
     group = {
         "resourceType": "Group",

@@ -242,7 +242,7 @@ def document(
         line["patient"]: line["patient"]
         for tier in ("confirmed", "decrypted")
         for line in rendered[tier]
-        if not line["patient"].startswith("pseudonym:")
+        if not line["patient_record_missing"]
     }
     person = people.persons(services, notifiable)
     for tier in TIERS:
@@ -259,8 +259,11 @@ def _line(
     line: Line, facts: patients.PatientFacts, checkpoints: dict[str, dict[str, Any] | None]
 ) -> dict[str, Any]:
     proof = checkpoints.get(line.ledger or "") if line.evidence else None
+    # A pseudonym without a Patient record (erased, or entries from elsewhere) is still
+    # reported, by pseudonym, and said to be so.
     return {
-        "patient": facts.patient_id or f"pseudonym:{line.pseudonym}",
+        "patient": facts.patient_id or line.pseudonym,
+        "patient_record_missing": facts.patient_id is None,
         "categories": sorted(line.categories),
         "clinics": sorted(facts.clinics),
         "first": instant(line.first_us) if line.first_us is not None else None,

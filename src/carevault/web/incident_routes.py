@@ -17,6 +17,7 @@ from carevault.incidents import (
     Actor,
     IncidentError,
     IncidentNotFound,
+    case_from_alert,
     declare_case,
     incidents_for,
     scope_document,
@@ -82,7 +83,13 @@ async def list_incidents(svc: ServicesDep, who: CallerDep) -> JSONResponse:
 @router.post("/admin/incidents")
 async def declare(request: Request, svc: ServicesDep, who: CallerDep) -> JSONResponse:
     actor = _officer(who)
-    declared = await _run(declare_case, svc, actor, await _body(request))
+    body = await _body(request)
+    alert = body.pop("alert", None)
+    if alert is not None:
+        if not isinstance(alert, str | int) or isinstance(alert, bool) or len(str(alert)) > 40:
+            raise FhirError(400, [Issue("invalid", "alert: an alert's id")])
+        body = await _run(case_from_alert, svc, str(alert), body)
+    declared = await _run(declare_case, svc, actor, body, str(alert) if alert else None)
     return _json(declared.as_json(), 201)
 
 

@@ -92,12 +92,50 @@ def test_scope_in_every_format(home: Path, fmt: str, tmp_path: Path) -> None:
         assert kinds == ["Group", "DocumentReference"]
 
 
-def test_bad_input_and_missing_detection_engine_fail_clearly(home: Path) -> None:
+def test_bad_input_and_an_unknown_alert_fail_clearly(home: Path) -> None:
     bad = runner.invoke(app, ["incident", "declare", "--title", "t", "--account", "a",
                               "--since", "last week", "--home", str(home)])  # fmt: skip
     assert bad.exit_code == 1 and "since" in bad.output
     alert = runner.invoke(app, ["incident", "declare", "--from-alert", "7", "--home", str(home)])
-    assert alert.exit_code == 1 and "no detection engine installed" in alert.output
+    assert alert.exit_code == 1 and "no alert 7" in alert.output
     missing = runner.invoke(app, ["incident", "scope", "42", "--home", str(home)])
     assert missing.exit_code == 1 and "no incident 42" in missing.output
     assert runner.invoke(app, ["incident", "list", "--home", str(home)]).output == ""
+
+
+def test_declare_from_an_alert_takes_its_case(home: Path) -> None:
+    from sqlalchemy import insert
+
+    from carevault.db import write_transaction
+    from carevault.detect.tables import detect_alert
+
+    services = build_services(make_settings(home))
+    try:
+        with write_transaction(services.engine) as connection:
+            connection.execute(
+                insert(detect_alert).values(
+                    dedup_key="volume|thief|2026-01-01",
+                    case_key="case:thief",
+                    detector="volume",
+                    severity="high",
+                    account="thief",
+                    source_address="203.0.113.9",
+                    patient_count=3,
+                    patients="[]",
+                    raised_us=1_767_226_000_000_000,
+                    updated_us=1_767_226_000_000_000,
+                    status="open",
+                    explanation="many patients",
+                )  # fmt: skip
+            )
+    finally:
+        services.close()
+    # The alert was raised after the reads it is about: the window is widened by hand.
+    output = _run(home, "declare", "--from-alert", "1", "--since", "2026-01-01")
+    incident = output.split()[-1]
+    shown = json.loads(_run(home, "show", incident))
+    assert shown["alert"] == "1" and shown["title"].startswith("volume by thief")
+    assert shown["compromised"]["accounts"] == ["thief"]
+    assert shown["compromised"]["addresses"] == ["203.0.113.9/32"]
+    document = json.loads(_run(home, "scope", incident))
+    assert len(document["tiers"]["confirmed"]) == 3

@@ -15,6 +15,7 @@ from carevault.bootstrap import Services
 from carevault.domain.hkid import check_digit
 from carevault.fhir.categories import element_categories
 from carevault.fhir.registry import RESOURCE_TYPES
+from carevault.notify.scope import parse_scope
 from tests.integration.access.group import TM, Group, _patient, build_group, observation
 from tests.support.client import FhirTestClient
 
@@ -92,6 +93,8 @@ def test_scope_lists_exactly_what_the_account_was_shown(group: Group, api: FhirT
                          for line in document["tiers"][tier]}  # fmt: skip
     assert document["counts"]["people"]["confirmed"] == 3
     assert document["incident"]["compromised"]["accounts"] == [group.desk_tm.account.username]
+    # The notification helper's reading of the same document.
+    assert parse_scope(document).patient_count(("confirmed",)) == 3
 
     # The investigation learns the physician's account was used too: re-running says so.
     amended = group.web.post(
@@ -168,3 +171,23 @@ def test_the_same_person_registered_at_two_clinics_is_counted_once(
     assert persons[group.tw_patient.id] == group.tw_patient.id
     assert document["counts"]["people"]["confirmed"] == 2
     assert document["counts"]["by_clinic"]["confirmed"] == {TM: 1, TW: 2}
+
+
+def test_an_incident_declared_from_an_unknown_alert_is_refused(group: Group) -> None:
+    body = {"alert": "999", "since": "2026-01-01"}
+    response = group.web.post("/admin/incidents", json=body, headers=group.officer.headers)
+    assert response.status_code == 400 and "no alert 999" in response.text
+
+
+def test_the_scope_runs_while_patient_data_is_offline(group: Group, api: FhirTestClient) -> None:
+    """Containment must not stop the scope: people are then counted by record."""
+    from carevault.containment.state import Mode
+    from carevault.incidents import Actor, declare_case, scope_document
+
+    since = datetime.now(UTC) - timedelta(seconds=1)
+    assert api.get(f"/fhir/Patient/{group.tm_patient.id}").status_code == 200
+    case = {"title": "t", "accounts": ["system:test"], "since": _instant(since)}
+    incident = declare_case(group.services, Actor("staff:officer"), case).incident_id
+    group.services.containment.start(Mode.PHI_OFFLINE, None, "incident", "staff:officer")
+    document = scope_document(group.services, incident)
+    assert [line["patient"] for line in document["tiers"]["confirmed"]] == [group.tm_patient.id]

@@ -20,6 +20,7 @@ from carevault.incidents.scope import segments_for
 from carevault.incidents.segments import SegmentRefused, file_digest
 from carevault.incidents.tables import ledger_segment
 from carevault.ledger.events import AuditEvent, Outcome, Tag
+from carevault.notify.scope import parse_scope
 
 OFFICER = Actor("staff:officer.test")
 THIEF = "staff:thief"
@@ -72,6 +73,8 @@ def test_scope_reads_sealed_segments_and_the_tail(sealed: Services) -> None:
     confirmed = document["tiers"]["confirmed"]  # type: ignore[index]
     assert len(confirmed) == 200
     assert {line["evidence"][0] % 3 for line in confirmed} == {0}
+    assert all(line["patient_record_missing"] for line in confirmed)
+    assert parse_scope(document).patient_count(("confirmed",)) == 200
     segments = segments_for(sealed).sealed("audit")
     assert [(s.first_seq, s.end_seq) for s in segments] == [(0, 256), (256, 512)]
     for segment in segments:
