@@ -21,8 +21,9 @@ _PARAM_NAME = re.compile(r"[^A-Za-z0-9_:.\-]")
 
 SUPPORTED_RESULT_PARAMS = frozenset({"_count", "_offset", "_sort", "_total", "_format", "_summary"})
 
-#: Parameters that only shape how each resource is shown (ignored with a warning).
-PRESENTATION_PARAMS = frozenset({"_elements", "_pretty"})
+#: Parameters that only shape how each resource is shown or how the total is counted
+#: (ignored with a warning). ``_totalMethod`` is what fhirpy sends with ``count()``.
+PRESENTATION_PARAMS = frozenset({"_elements", "_pretty", "_totalMethod"})
 
 
 class SearchError(ValueError):

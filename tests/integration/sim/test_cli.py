@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from carevault.cli import app
@@ -26,7 +27,11 @@ def test_check_names_the_bad_field_and_fails(tmp_path: Path) -> None:
     assert shipped.exit_code == 0 and shipped.output.count("ok  ") >= 7
 
 
-def test_evaluate_says_when_no_detection_engine_is_installed(tmp_path: Path) -> None:
+def test_evaluate_says_when_no_detection_engine_is_installed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An installation without carevault.detect (this one has it).
+    monkeypatch.setattr("carevault.sim.detection.engine_installed", lambda: False)
     home = tmp_path / "home"
     folder = tmp_path / "run"
     folder.mkdir()

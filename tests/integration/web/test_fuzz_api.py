@@ -23,7 +23,7 @@ from tests.support.client import FhirTestClient
 from tests.support.fuzz import fuzz_app
 from tests.support.staff import make_staff
 
-EXAMPLES = int(os.environ.get("CAREVAULT_FUZZ_EXAMPLES", "4"))
+EXAMPLES = int(os.environ.get("CAREVAULT_FUZZ_EXAMPLES", "2"))
 CLINIC = "clinic-a"
 
 

@@ -491,6 +491,7 @@ MESSAGES: dict[str, str] = {
     "action.fhir:resource:vread": "Read an earlier version",
     "action.fhir:resource:search": "Found in a search",
     "action.fhir:resource:history": "Read the history",
+    "action.fhir:bulk:imported": "Loaded by a bulk import",
     "action.fhir:patient:everything": "Read the whole record",
     "action.fhir:resource:create": "Created",
     "action.fhir:resource:update": "Changed",

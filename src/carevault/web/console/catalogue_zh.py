@@ -399,6 +399,7 @@ MESSAGES: dict[str, str] = {
     "action.fhir:resource:vread": "查閱較早版本",
     "action.fhir:resource:search": "在搜尋中出現",
     "action.fhir:resource:history": "查閱修改紀錄",
+    "action.fhir:bulk:imported": "批量匯入",
     "action.fhir:patient:everything": "查閱整份紀錄",
     "action.fhir:resource:create": "新增",
     "action.fhir:resource:update": "更改",
