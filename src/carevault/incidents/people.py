@@ -34,7 +34,7 @@ from carevault.fhir.normalise import identifier_value
 from carevault.fhir.registry import RESOURCE_TYPES
 from carevault.gate import Caller
 from carevault.gate.core import AccessDenied
-from carevault.vault.records import Gone, NotFound
+from carevault.vault.records import Erased, Gone, NotFound
 from carevault.vault.tables import resource_head
 
 if TYPE_CHECKING:
@@ -56,7 +56,7 @@ def _hkid_token(services: Services, patient_id: str) -> tuple[bool, bytes | None
     """(read, token): ``read`` is False when the record could not be read."""
     try:
         opened = services.gate.read(READER, RESOURCE_TYPES["Patient"], patient_id)
-    except (Gone, NotFound, AccessDenied, LookupError):
+    except (Gone, NotFound, Erased, AccessDenied, LookupError):
         return False, None  # erased, deleted or not there: counted on its own
     if opened.body is None:
         return False, None

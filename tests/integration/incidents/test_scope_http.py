@@ -244,3 +244,33 @@ def test_a_scope_run_again_reads_only_the_records_that_changed(
     again = persons()
     assert again[second] == second and again[first] == first
     assert _scope_reads(group.services) == reads + 1, "only the changed record is read again"
+
+
+def test_a_record_shredded_since_the_last_scope_run_is_not_matched_from_memory(
+    group: Group, api: FhirTestClient
+) -> None:
+    """An erased record is counted on its own (before, an erased patient in a notifiable
+    tier stopped the scope with an error)."""
+    from carevault.incidents import Actor, declare_case, scope_document
+    from tests.integration.access.group import TW
+
+    hkid = _hkid("J", "666666")
+    first = _patient(api, TM, "Mok", hkid, "1980-07-07").id
+    second = _patient(api, TW, "Mok", hkid, "1980-07-07").id
+    since = datetime.now(UTC) - timedelta(seconds=1)
+    for patient in (first, second):
+        assert api.get(f"/fhir/Patient/{patient}").status_code == 200
+    case = {"title": "t", "accounts": ["system:test"], "since": _instant(since),
+            "until": _instant(datetime.now(UTC) + timedelta(hours=1))}  # fmt: skip
+    incident = declare_case(group.services, Actor("staff:officer"), case).incident_id
+
+    def persons() -> dict[str, str]:
+        document = scope_document(group.services, incident)
+        return {line["patient"]: line["person"] for line in document["tiers"]["confirmed"]}
+
+    assert persons()[second] == min(first, second)
+    pseudonym = group.services.vault.patient_pseudonyms([second])[second]
+    assert group.services.keys is not None
+    group.services.keys.shred(pseudonym)
+    again = persons()
+    assert again[second] == second and again[first] == first
