@@ -4,12 +4,13 @@ the audit ledger, like every containment switch."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from carevault.access.accounts import SignInFailed, StaffAccounts
 from carevault.detect.alerts import Alert, AlertStore
 from carevault.detect.flags import KINDS, Flags
+from carevault.detect.kin import Kinship
 from carevault.domain.roles import Role
 from carevault.ledger.events import AuditEvent, Outcome, Tag
 from carevault.ledger.trail import AuditTrail
@@ -35,7 +36,9 @@ class AlertDesk:
         audit: AuditTrail,
         pseudonym_of: Callable[[str], str | None],
         now_us: Callable[[], int],
+        kinship: Kinship,
     ) -> None:
+        self.kinship = kinship
         self.alerts = alerts
         self.flags = flags
         self.accounts = accounts
@@ -108,3 +111,29 @@ class AlertDesk:
             Tag.DETECT_FLAG_SET, Outcome.SUCCESS, officer, "throttle lifted",
             flag="throttle", on=False, account=username,
         )  # fmt: skip
+
+    def identify(
+        self,
+        officer: OfficerCode,
+        username: str,
+        *,
+        surname: str | None = None,
+        address_lines: Sequence[str] = (),
+        hkid: str | None = None,
+    ) -> list[str]:
+        """Record what HR knows of a member of staff (their surname, home address, HKID
+        number), kept only as keyed blind tokens for the snooping detectors; replaces
+        what was kept before. Returns the kinds kept. KeyError for an unknown account,
+        ValueError (naming the field, never the value) for an unusable value."""
+        if self.accounts.find(username) is None:
+            raise KeyError(f"no staff account {username!r}")
+        self._authorize(officer, f"identify {username}")
+        kinds = self.kinship.identify(
+            f"staff:{username}", f"staff:{officer.username}",
+            surname=surname, address_lines=address_lines, hkid=hkid,
+        )  # fmt: skip
+        self._record(
+            Tag.DETECT_STAFF_IDENTIFIED, Outcome.SUCCESS, officer, "kinship tokens replaced",
+            account=username, kinds=kinds,
+        )  # fmt: skip
+        return kinds

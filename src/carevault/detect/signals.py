@@ -9,7 +9,7 @@ nothing is raised however quiet the history. See docs/detection.md.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Set
+from collections.abc import Mapping, Set
 from dataclasses import dataclass, field
 
 from carevault.detect.model import (
@@ -23,6 +23,7 @@ from carevault.detect.model import (
     Severity,
 )
 from carevault.detect.profile import SPANS, Profile, Recent, RoleBaseline, close_day
+from carevault.detect.snoop import observe_picks, snooping
 from carevault.detect.stats import cusum_for, quantile, robust_limit
 from carevault.detect.windows import DistinctWindow
 
@@ -58,6 +59,9 @@ class Context:
     observed_since_us: int = 0
     created_us: dict[str, int] = field(default_factory=dict)
     offset_us: int = 8 * HOUR_US
+    #: (account, "surname" | "building") → the share of all patients who carry the
+    #: person's surname or live in their building (``detect.kin``).
+    kin_shares: Mapping[tuple[str, str], float] = field(default_factory=dict)
 
 
 @dataclass
@@ -149,6 +153,7 @@ class Detectors:
             return []
         pseudonym = access.patient_pseudonym or ""
         recent.today_all.add(pseudonym)
+        observe_picks(access, recent)
         if not access.explained:
             recent.today_unexplained.add(pseudonym)
             for name, window in recent.breadth.items():
@@ -174,6 +179,7 @@ class Detectors:
             recent.place = (access.source_address or "", access.at_us)
             return []
         found.extend(self._flags(access, context, pseudonym))
+        found.extend(snooping(access, recent, context.kin_shares, day))
         found.extend(self._context(access, state, role, context, day, hour))
         found.extend(self._drip(access, profile, recent, role, day))
         if (

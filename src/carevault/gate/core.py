@@ -660,7 +660,10 @@ class Gate:
                 pseudonym=pseudonym,
                 categories=frozenset(categories),
                 decision=decision,
-                detail={"returned": references},
+                # How many patients the response named: the detectors count only the
+                # patients a person picked, not every match of a broad search.
+                detail={"returned": references}
+                | ({"patients": len(by_patient)} if len(by_patient) > 1 else {}),
             )
             for pseudonym, (categories, references, decision) in by_patient.items()
         ] or [self._event(attempt, Outcome.SUCCESS, detail={"returned": []})]

@@ -81,6 +81,7 @@ class Tag(StrEnum):
     DETECT_STEP_UP = "detect:session:step-up"
     DETECT_THROTTLED = "detect:account:throttled"
     DETECT_FLAG_SET = "detect:patient:flagged"
+    DETECT_STAFF_IDENTIFIED = "detect:staff:identified"
     INCIDENT_DECLARED = "incident:incident:declared"
     INCIDENT_AMENDED = "incident:incident:amended"
     INCIDENT_SCOPED = "incident:scope:computed"
