@@ -295,6 +295,7 @@ def build_services(
         unwrap_ledger,
         lambda practitioner: vault.token("CareRelationship", "practitioner", practitioner),
         lambda kind, term: kin_token(vault, kind, term),
+        lambda kind, term: vault.token("DecoyContact", kind, term),
         lambda patient_id: _pseudonym(vault, patient_id),
         containment,
         admin,
@@ -303,6 +304,7 @@ def build_services(
         now_us,
     )
     gate.release = detection.budget if settings.detect else None
+    gate.decoys = detection.decoys if settings.detect else None
     fhir = FhirInteractions(
         gate,
         SearchSettings(

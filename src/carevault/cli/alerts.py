@@ -198,3 +198,34 @@ def identify(
         except (KeyError, ValueError, OfficerRefused) as error:
             raise fail(str(error).strip("'\"")) from None
     typer.echo(f"{username}: kept as blind tokens: {', '.join(kinds) or 'nothing'}")
+
+
+@alerts_app.command("decoy-contact")
+def decoy_contact(
+    kind: Annotated[str, typer.Option(help="email or phone.")],
+    officer: OfficerOption,
+    domain: Annotated[
+        str, typer.Option(help="For a new email address: a domain the group controls.")
+    ] = "",
+    value_from: Annotated[
+        typer.FileText | None,
+        typer.Option("--value-from", help="Plant this value (a file; - for standard input)."),
+    ] = None,
+    totp: TotpOption = None,
+    home: HomeOption = None,
+) -> None:
+    """Plant a decoy email address or phone number: its appearance in any incoming data
+    or search is a critical alert. Printed once; kept only as a keyed blind token. Write
+    it into a decoy patient's record (flagged with ``alerts flag --kind decoy``)."""
+    from carevault.detect.desk import OfficerRefused
+
+    value = value_from.read().strip() if value_from is not None else None
+    with open_services(home) as services:
+        assert services.detection is not None  # noqa: S101
+        try:
+            planted = services.detection.desk.decoy_contact(
+                _officer(officer, totp), kind, domain=domain, value=value
+            )
+        except (ValueError, OfficerRefused) as error:
+            raise fail(str(error)) from None
+    typer.echo(planted)

@@ -24,6 +24,7 @@ from sqlalchemy import Engine, func, select
 from carevault.db import read_transaction, write_transaction
 from carevault.detect.alerts import AlertStore, Raised
 from carevault.detect.bypass import BypassCheck
+from carevault.detect.decoys import decoy_finding
 from carevault.detect.explain import Explainer
 from carevault.detect.flags import Flags
 from carevault.detect.kin import Kinship
@@ -234,8 +235,11 @@ class DetectionEngine:
         self, access: Access, memory: _Memory, context: Context, dirty: set[str]
     ) -> list[Finding]:
         subject = access.account
-        if subject is None or access.tag.startswith("detect:"):
+        if access.tag.startswith("detect:"):
             return []
+        spotted = decoy_finding(access, context.decoys)
+        if subject is None:
+            return [spotted] if spotted is not None else []
         state = memory.accounts[subject]
         role_name = state.profile.role or access.role or ""
         role = memory.roles.get(role_name)
@@ -248,7 +252,8 @@ class DetectionEngine:
             memory.observed_since_us = access.at_us
             dirty.add("global")
         try:
-            return self.detectors.observe(access, state, role, context)
+            found = self.detectors.observe(access, state, role, context)
+            return [spotted, *found] if spotted is not None else found
         except Exception as error:  # noqa: BLE001 - one detector's bug must not stop the rest
             log.error("a detector failed on entry %d: %s", access.position, type(error).__name__)
             return [

@@ -37,7 +37,9 @@ DEFAULT_POLICY: dict[tuple[str | None, Severity], str] = {
     (None, Severity.CRITICAL): "suspend",
 }
 #: Detectors whose alerts are for a person to judge, whatever their severity.
-RAISE_ONLY = frozenset({"detector-failure", "sign-in-failures", "gate-bypass"})
+RAISE_ONLY = frozenset(
+    {"detector-failure", "sign-in-failures", "gate-bypass", "decoy-contact-data"}
+)
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from carevault.containment.state import ContainmentStore
 from carevault.detect.alerts import AlertStore
 from carevault.detect.budget import Budgets, ReleaseBudget
 from carevault.detect.bypass import BypassCheck
+from carevault.detect.decoys import DecoyContacts
 from carevault.detect.desk import AlertDesk
 from carevault.detect.engine import DetectionEngine
 from carevault.detect.explain import Explainer
@@ -32,6 +33,7 @@ class Detection:
     alerts: AlertStore
     flags: Flags
     kinship: Kinship
+    decoys: DecoyContacts
     budget: ReleaseBudget
     engine: DetectionEngine
     responder: Responder
@@ -60,6 +62,7 @@ def build_detection(
     unwrap_ledger: Ledger,
     practitioner_token: Callable[[str], bytes],
     kin_token: Callable[[str, str], bytes],
+    decoy_token: Callable[[str, str], bytes],
     pseudonym_of: Callable[[str], str | None],
     containment: ContainmentStore,
     admin: Administration,
@@ -71,6 +74,7 @@ def build_detection(
     alerts = AlertStore(engine)
     flags = Flags(engine, now_us)
     kinship = Kinship(engine, kin_token, now_us)
+    decoys = DecoyContacts(flags, decoy_token)
     budget = ReleaseBudget(engine, Budgets.parse(settings.release_budget), flags.throttled, offset)
     sinks = AlertSinks(
         smtp_host=settings.alert_smtp_host,
@@ -106,7 +110,10 @@ def build_detection(
     )
     if settings.detect:
         audit_ledger.writer.listeners.append(detection_engine.committed)
-    desk = AlertDesk(alerts, flags, accounts, audit_ledger.writer, pseudonym_of, now_us, kinship)
-    return Detection(
-        alerts, flags, kinship, budget, detection_engine, responder, sinks, desk, settings.detect
+    desk = AlertDesk(
+        alerts, flags, accounts, audit_ledger.writer, pseudonym_of, now_us, kinship, decoys
     )
+    return Detection(
+        alerts, flags, kinship, decoys, budget, detection_engine, responder, sinks, desk,
+        settings.detect,
+    )  # fmt: skip

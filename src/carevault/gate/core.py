@@ -11,7 +11,7 @@ vault's decrypting reads are imported here and nowhere else (import-linter).
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import tzinfo
@@ -171,9 +171,18 @@ class ReleaseGuard(Protocol):
     def admit(self, principal: str, role: str, pseudonyms: Sequence[str], at_us: int) -> None: ...
 
 
+class DecoyWatch(Protocol):
+    """Which decoy contact details (honeytokens) appear anywhere in ``values``: their
+    kinds, for the audit entry; never the values."""
+
+    def spotted(self, values: Iterable[object]) -> list[str]: ...
+
+
 class Gate:
     #: The release budget (``carevault.detect.budget``); None: no budget.
     release: ReleaseGuard | None = None
+    #: Decoy contact details (``carevault.detect.decoys``); None: none watched.
+    decoys: DecoyWatch | None = None
 
     def __init__(
         self,
@@ -319,6 +328,14 @@ class Gate:
         """Durable before anything is returned; inside a transaction Bundle's reads (a
         pinned transaction), part of that transaction, committed with its writes."""
         self.audit.record(events, pinned_connection(self.vault.engine))
+
+    def _spot_decoys(self, attempt: _Attempt, values: Sequence[object]) -> None:
+        """Mark the request's audit entries when it carries a decoy contact detail: the
+        detectors raise a critical alert from that entry."""
+        if self.decoys is not None and values:
+            spotted = self.decoys.spotted(values)
+            if spotted:
+                attempt.detail["decoy_contact"] = spotted
 
     # --- policy ----------------------------------------------------------------------------
 
@@ -519,6 +536,7 @@ class Gate:
             self._scope(caller, rt, Interaction.SEARCH)
             self._contain_search(rt)
             attempt.detail["params"] = sorted({name for name, _ in query.applied})
+            self._spot_decoys(attempt, [value for _, value in query.applied])
             restrict, keep = self._reach(caller, rt)
             found, total = find(
                 self.vault,
@@ -810,6 +828,7 @@ class Gate:
         )
         first = operations[0] if operations else None
         with self._attempt(caller, tag, first.resource_type.name if first else None) as attempt:
+            self._spot_decoys(attempt, [op.resource for op in operations if isinstance(op, Put)])
             self._contain_write(operations)
             prepared: list[Operation] = []
             seen: dict[int, tuple[int, dict[str, Any]]] = {}
