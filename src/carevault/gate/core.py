@@ -41,6 +41,7 @@ from carevault.fhir.categories import (
     subset,
 )
 from carevault.fhir.elements import reference_targets
+from carevault.fhir.name_shape import name_shape
 from carevault.fhir.query import SearchQuery
 from carevault.fhir.registry import RESOURCE_TYPES, ResourceType
 from carevault.gate.loading import patient_batch_events
@@ -537,6 +538,9 @@ class Gate:
             self._contain_search(rt)
             attempt.detail["params"] = sorted({name for name, _ in query.applied})
             self._spot_decoys(attempt, [value for _, value in query.applied])
+            shape = name_shape(query.applied)
+            if shape is not None:
+                attempt.detail["name_shape"] = shape
             restrict, keep = self._reach(caller, rt)
             found, total = find(
                 self.vault,

@@ -174,3 +174,17 @@ def test_reindex_fills_the_kin_tokens_of_older_records(clinic: Clinic) -> None:
             (r.row_id, r.kind, bytes(r.token)) for r in connection.execute(select(patient_kin))
         )
     assert before and after == before
+
+
+def test_searches_by_initials_are_recorded_by_shape_and_fish(clinic: Clinic) -> None:
+    for n in range(10):
+        query = "given=Siu" if n % 2 else "name=S&_count=5"
+        response = clinic.web.get(f"/fhir/Patient?{query}", headers=clinic.desk.headers)
+        assert response.status_code == 200, response.text
+    alerts = [a for a in alerts_as_dicts(clinic.services) if a["detector"] == "name-fishing"]
+    (fishing,) = alerts
+    assert fishing["account"] == clinic.desk.account.username
+    assert fishing["explanation"].startswith("10 searches by first name only or by initials")
+    store = clinic.services.audit_ledger.store
+    data = store.entry(int(fishing["last_position"]))
+    assert data is not None and b'"name_shape"' in data and b"Siu" not in data

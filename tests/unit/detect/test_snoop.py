@@ -4,7 +4,7 @@ chance; nothing fires on explained access or on the unchosen matches of a name s
 
 from __future__ import annotations
 
-from carevault.detect.model import Access, Severity
+from carevault.detect.model import Access, Finding, Severity
 from carevault.detect.stats import binomial_tail
 from tests.unit.detect.test_signals import MORNING, Feed
 
@@ -143,3 +143,35 @@ def test_binomial_tail_matches_the_exact_sum() -> None:
     assert abs(binomial_tail(10, 10, 0.5) - 0.5**10) < 1e-15
     assert binomial_tail(3, 3000, 0.0) == 0.0
     assert 0 < binomial_tail(400, 1000, 0.1) < 1e-60
+
+
+def _search(feed: Feed, at_us: int, shape: str | None, patients: int = 1) -> list[Finding]:
+    found: list[Finding] = []
+    detail: dict[str, object] = {"params": ["given"]}
+    if shape:
+        detail["name_shape"] = shape
+    if patients > 1:
+        detail["patients"] = patients
+    for n in range(patients):
+        found += feed.entry(
+            at_us, f"p{at_us}-{n}", tag="fhir:resource:search", session_id="s1", detail=detail
+        )
+    return found
+
+
+def test_repeated_first_name_or_initial_searches_are_fishing() -> None:
+    feed = _feed()
+    for n in range(9):
+        _search(feed, MORNING + n * MINUTE, "first-name" if n % 2 else "initials", patients=6)
+    assert "name-fishing" not in feed.detectors_fired()
+    found = _search(feed, MORNING + 10 * MINUTE, "initials", patients=6)
+    (fishing,) = [f for f in found if f.detector == "name-fishing"]
+    assert fishing.explanation.startswith("10 searches by first name only or by initials")
+    assert fishing.first_position == 0
+
+
+def test_full_name_searches_are_not_fishing() -> None:
+    feed = _feed()
+    for n in range(40):
+        _search(feed, MORNING + n * MINUTE, None, patients=3)
+    assert "name-fishing" not in feed.detectors_fired()
