@@ -39,6 +39,7 @@ class Tag(StrEnum):
     AUTH_SIGN_IN_THROTTLED = "auth:session:sign-in-throttled"
     AUTH_RECOVERY_CODE_USED = "auth:recovery-code:used"
     AUTH_RATE_LIMITED = "auth:request:rate-limited"
+    AUTH_STEPPED_UP = "auth:session:stepped-up"
     AUTH_HOST_REFUSED = "auth:request:host-refused"
     AUTH_PATIENT_CHOSEN = "auth:launch:patient-chosen"
     ACCESS_BREAK_GLASS = "access:break-glass:granted"

@@ -1,5 +1,6 @@
 """Kinship tokens: a Patient's surname, home, building and HKID number, and what HR
-records of each member of staff, as keyed blind tokens for the snooping detectors.
+records of each member of staff, as keyed blind tokens for the snooping detectors; and
+in-session step-up (``auth_session.step_up_us``).
 
 Revision ID: records_0013
 Revises: records_0012
@@ -51,9 +52,12 @@ def upgrade() -> None:
     bind = op.get_bind()
     for table in _tables(MetaData()):
         table.create(bind)
+    op.add_column("auth_session", Column("step_up_us", BigInteger, nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("auth_session") as batch:
+        batch.drop_column("step_up_us")
     bind = op.get_bind()
     for table in reversed(_tables(MetaData())):
         table.drop(bind)
