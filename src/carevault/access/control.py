@@ -43,6 +43,11 @@ class Unauthenticated(Exception):
         self.principal = principal
 
 
+class StepUpRequired(Unauthenticated):
+    """The session is live but must present a fresh TOTP code before more data: 401 with
+    a challenge that says so (RFC 9470 ``insufficient_user_authentication``)."""
+
+
 @dataclass(frozen=True)
 class Authenticated:
     actor: Actor
@@ -89,6 +94,8 @@ class AccessControl:
         principal = f"staff:{state.username}" if state.username else f"client:{state.client_id}"
         if not state.live:
             raise Unauthenticated(state.reason, session_id, principal)
+        if state.step_up:
+            raise StepUpRequired("step-up required", session_id, principal)
         contexts = _SYSTEM if state.account_id is None else _USER
         try:
             scopes = granted_scopes(scope, state.scopes, state.client_scopes, contexts)

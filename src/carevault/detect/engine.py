@@ -24,8 +24,10 @@ from sqlalchemy import Engine, func, select
 from carevault.db import read_transaction, write_transaction
 from carevault.detect.alerts import AlertStore, Raised
 from carevault.detect.bypass import BypassCheck
+from carevault.detect.decoys import decoy_finding
 from carevault.detect.explain import Explainer
 from carevault.detect.flags import Flags
+from carevault.detect.kin import Kinship
 from carevault.detect.model import DAY_US, HOUR_US, Access, Finding, Severity
 from carevault.detect.profile import Profile, RoleBaseline
 from carevault.detect.signals import AccountState, Context, Detectors
@@ -68,6 +70,7 @@ class DetectionEngine:
         now_us: Callable[[], int],
         *,
         bypass: BypassCheck | None = None,
+        kinship: Kinship | None = None,
         on_raised: Callable[[list[Raised]], None] | None = None,
         offset_us: int = 8 * HOUR_US,
         poll_seconds: float = 0.2,
@@ -79,6 +82,7 @@ class DetectionEngine:
         self.flags = flags
         self.now_us = now_us
         self.bypass = bypass
+        self.kinship = kinship
         self.on_raised = on_raised
         self.offset_us = offset_us
         self.poll_seconds = poll_seconds
@@ -185,7 +189,7 @@ class DetectionEngine:
         if memory.position != cursor.position:
             memory = self._rebuild(cursor.position)
         end = min(head, cursor.position + BATCH)
-        accesses = self.explainer.explain(self._read(cursor.position, end))
+        accesses = self._judge(self._read(cursor.position, end))
         self._load(memory, accesses)
         context = self._context(memory)
         findings: list[Finding] = []
@@ -231,8 +235,11 @@ class DetectionEngine:
         self, access: Access, memory: _Memory, context: Context, dirty: set[str]
     ) -> list[Finding]:
         subject = access.account
-        if subject is None or access.tag.startswith("detect:"):
+        if access.tag.startswith("detect:"):
             return []
+        spotted = decoy_finding(access, context.decoys)
+        if subject is None:
+            return [spotted] if spotted is not None else []
         state = memory.accounts[subject]
         role_name = state.profile.role or access.role or ""
         role = memory.roles.get(role_name)
@@ -245,7 +252,8 @@ class DetectionEngine:
             memory.observed_since_us = access.at_us
             dirty.add("global")
         try:
-            return self.detectors.observe(access, state, role, context)
+            found = self.detectors.observe(access, state, role, context)
+            return [spotted, *found] if spotted is not None else found
         except Exception as error:  # noqa: BLE001 - one detector's bug must not stop the rest
             log.error("a detector failed on entry %d: %s", access.position, type(error).__name__)
             return [
@@ -291,7 +299,7 @@ class DetectionEngine:
         start = max(int(first if first is not None else position), position - REPLAY_MAX)
         context = self._context(memory)
         for chunk in range(start, position, BATCH):
-            accesses = self.explainer.explain(
+            accesses = self._judge(
                 [
                     Access.parse(seq, data)
                     for seq, data in self.audit.entries(chunk, min(position, chunk + BATCH))
@@ -308,6 +316,11 @@ class DetectionEngine:
                 except Exception:  # noqa: BLE001, S112 - a replay error only narrows a window
                     continue
         return memory
+
+    def _judge(self, accesses: list[Access]) -> list[Access]:
+        """Entries marked with whether care explains them and what kin they are."""
+        explained = self.explainer.explain(accesses)
+        return self.kinship.relate(explained) if self.kinship is not None else explained
 
     def _load(self, memory: _Memory, accesses: Sequence[Access]) -> None:
         """Profiles (and role baselines) of the accounts in ``accesses`` into memory."""
@@ -346,4 +359,5 @@ class DetectionEngine:
             observed_since_us=memory.observed_since_us,
             created_us=flags.created_us,
             offset_us=self.offset_us,
+            kin_shares=self.kinship.current().shares if self.kinship is not None else {},
         )
