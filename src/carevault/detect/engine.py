@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Engine, func, select
 
-from carevault.db import read_transaction, write_transaction
+from carevault.db import pinned, read_transaction, write_transaction
 from carevault.detect.alerts import AlertStore, Raised
 from carevault.detect.bypass import BypassCheck
 from carevault.detect.decoys import decoy_finding
@@ -179,13 +179,15 @@ class DetectionEngine:
             return self._step()
 
     def _step(self) -> bool:
-        with read_transaction(self.engine) as connection:
+        # One snapshot for the cursor, the ledger's head and the unwrap check's position
+        # (one read transaction, not four: this runs after every few group commits).
+        with read_transaction(self.engine) as connection, pinned(self.engine, connection):
             cursor = read_cursor(connection, CURSOR)
+            head, _ = self.audit.head()
+            bypass_work = self.bypass is not None and self.bypass.pending()
         if cursor.held_by_other(self.owner, wall_us()):
             self._memory = _Memory()
             return False
-        head, _ = self.audit.head()
-        bypass_work = self.bypass is not None and self.bypass.pending()
         if cursor.position >= head and not bypass_work:
             if cursor.owner == self.owner and cursor.lease_until_us - wall_us() < LEASE_US // 2:
                 self._renew(cursor.position)
