@@ -43,8 +43,6 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
-from sqlalchemy import Engine, text
 
 from bench.common import Table, now, ratio, write_results
 from bench.ledger_workload import PG_ADMIN_URL, postgres_database
@@ -54,7 +52,7 @@ from carevault.db import write_transaction
 from carevault.incidents import Actor, declare_case, scope_document
 from carevault.incidents.columns import AUDIT_SCHEMA
 from carevault.incidents.scope import segments_for
-from carevault.incidents.segments import Segment, Segments, file_digest, merkle_root
+from carevault.incidents.segments import Segment, Segments, merkle_root
 from carevault.ledger import tree
 from carevault.ledger.store import TILE_WIDTH, Levels, push
 
@@ -143,8 +141,6 @@ _COMBOS = pa.array(COMBOS, type=pa.list_(pa.string()))
 _CLINIC_LISTS = pa.array([[clinic] for clinic in CLINICS], type=pa.list_(pa.string()))
 
 
-
-
 def generate(shape: Shape, total: int, segments: Segments, seed: int) -> list[Segment]:
     """The year's segments, written by the sealer's writer; the sealed facts of each."""
     rng = np.random.default_rng(seed)
@@ -155,11 +151,11 @@ def generate(shape: Shape, total: int, segments: Segments, seed: int) -> list[Se
     for first in range(0, total, size):
         table, leaves = _chunk(shape, first, size, total, rng)
         name = f"audit-{first:012d}-{first + size:012d}.parquet"
-        path = segments._write(table, name)  # noqa: SLF001 - the sealer's own writer
+        _, digest = segments.write(table, name)  # the sealer's own writer
         at = table.column("at_us")
         root = merkle_root([leaves[n : n + 32] for n in range(0, len(leaves), 32)])
         found.append(
-            Segment("audit", first, first + size, name, file_digest(path), root.hex(),
+            Segment("audit", first, first + size, name, digest, root.hex(),
                     table.num_rows, int(pc.min(at).as_py()), int(pc.max(at).as_py()), -1)
         )  # fmt: skip
     return found
@@ -205,9 +201,11 @@ _ENTRY_LINE = r"""
 SELECT 'audit' || chr(9) || seq || chr(9) || at_us || chr(9) || coalesce(patient, '\N')
   || chr(9) || principal || chr(9) || '\\x' || hex(
   '{"at_us":' || at_us
-  || ',"categories":[' || array_to_string(list_transform(categories, lambda c: '"' || c || '"'), ',')
+  || ',"categories":['
+  || array_to_string(list_transform(categories, lambda c: '"' || c || '"'), ',')
   || '],"client_id":"' || client_id
-  || '","clinic_ids":[' || array_to_string(list_transform(clinic_ids, lambda c: '"' || c || '"'), ',')
+  || '","clinic_ids":['
+  || array_to_string(list_transform(clinic_ids, lambda c: '"' || c || '"'), ',')
   || '],"outcome":"' || outcome || '"'
   || CASE WHEN patient IS NULL THEN '' ELSE ',"patient_pseudonym":"' || patient || '"' END
   || ',"principal":"' || principal || '","resource_type":"' || resource_type
@@ -233,7 +231,7 @@ def load_postgres(services: Services, files: list[Path]) -> None:
     raw = services.engine.raw_connection()
     try:
         cursor = raw.cursor()
-        batches = duck.execute(_ENTRY_LINE, {"files": [str(f) for f in files]}).to_arrow_reader(
+        batches = duck.sql(_ENTRY_LINE, params={"files": [str(f) for f in files]}).to_arrow_reader(
             200_000
         )
         with cursor.copy(
@@ -242,7 +240,9 @@ def load_postgres(services: Services, files: list[Path]) -> None:
             for batch in batches:
                 lines = batch.column(0)
                 offsets = lines.buffers()[1]
-                ends = np.frombuffer(offsets, dtype=np.int32)[lines.offset : lines.offset + len(lines) + 1]
+                ends = np.frombuffer(offsets, dtype=np.int32)[
+                    lines.offset : lines.offset + len(lines) + 1
+                ]
                 data = lines.buffers()[2]
                 # The strings of a batch lie end to end in its data buffer: one write.
                 copy.write(memoryview(data)[int(ends[0]) : int(ends[-1])])
@@ -335,8 +335,12 @@ def main() -> None:
     write_results(
         "scope",
         quick=args.quick,
-        settings={"entries": args.entries, "large": args.large, "segment": SEGMENT,
-                  "postgres": not args.no_postgres},  # fmt: skip
+        settings={
+            "entries": args.entries,
+            "large": args.large,
+            "segment": SEGMENT,
+            "postgres": not args.no_postgres,
+        },  # fmt: skip
         results=results,
         tables=[table],
         summary={f"{r['ledger']}/{r['window']}/{r['engine']}": r["seconds"] for r in results},
@@ -395,16 +399,18 @@ def _one_size(
                 seconds, cpu, document = _scope(services, incident, "duckdb")
                 rows.append(("duckdb", engine_label, seconds, cpu, document))
             reference = _evidence(rows[0][4])
-            for engine, engine_label, seconds, cpu, document in rows:
+            for _engine, engine_label, seconds, cpu, document in rows:
                 if _evidence(document) != reference:
                     raise SystemExit(f"the engines disagree on {label}/{name}")
                 patients = len(document["tiers"]["confirmed"])
                 speedup = ratio(baseline, seconds) if baseline is not None else float("nan")
                 load = _load()
                 table.add(label, name, engine_label, total, patients, seconds, cpu, speedup, load)
-                results.append({"ledger": label, "window": name, "engine": engine_label,
-                                 "entries": total, "patients": patients, "seconds": seconds,
-                                 "cpu_seconds": cpu, "vs_sql": speedup, "loadavg": load})  # fmt: skip
+                results.append(
+                    {"ledger": label, "window": name, "engine": engine_label, "entries": total,
+                     "patients": patients, "seconds": seconds, "cpu_seconds": cpu,
+                     "vs_sql": speedup, "loadavg": load}
+                )  # fmt: skip
                 print(" | ".join(table.rows[-1]), flush=True)
     finally:
         services.close()

@@ -153,7 +153,9 @@ class DuckScope:
             },
         ).to_arrow_table()
         # Column by column through Arrow: a row at a time was a second per 30,000 patients.
-        patients, first, last, positions, categories = (column.to_pylist() for column in rows.columns)
+        patients, first, last, positions, categories = (
+            column.to_pylist() for column in rows.columns
+        )
         return [
             Hit(*hit[:4], set(hit[4]))
             for hit in zip(patients, first, last, positions, categories, strict=True)

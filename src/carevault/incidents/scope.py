@@ -30,11 +30,13 @@ from carevault.domain.roles import GROUP_WIDE, Role
 from carevault.incidents import patients, people
 from carevault.incidents.model import Incident, instant
 from carevault.incidents.query import DuckScope, Hit, SqlScope, Who, Window
-from carevault.incidents.segments import Segments
+from carevault.incidents.segments import Segments, segments_for
 from carevault.ledger.service import Ledger
 
 if TYPE_CHECKING:
     from carevault.bootstrap import Services
+
+__all__ = ["TIERS", "compute", "document", "open_segments", "segments_for"]
 
 TIERS = ("confirmed", "decrypted", "at_rest_only", "potentially")
 ENGINES = ("auto", "duckdb", "sql")
@@ -48,17 +50,6 @@ class Line:
     last_us: int | None = None
     evidence: list[int] = field(default_factory=list)
     ledger: str | None = None
-
-
-def segments_for(services: Services) -> Segments:
-    ledgers = {"audit": services.audit_ledger, "unwrap": services.unwrap_ledger}
-    return Segments(
-        services.engine,
-        services.settings.resolved_segments_dir,
-        ledgers,
-        services.settings.incident_segment_entries,
-        services.now_us,
-    )
 
 
 def principal_of(account: str) -> str:

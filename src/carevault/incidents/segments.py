@@ -30,11 +30,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import secrets
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -49,6 +50,9 @@ from carevault.ledger.events import AuditEvent, Outcome, Tag
 from carevault.ledger.service import Ledger
 from carevault.ledger.store import TILE_HEIGHT, LedgerEntry
 from carevault.ledger.trail import AuditUnavailable
+
+if TYPE_CHECKING:
+    from carevault.bootstrap import Services
 
 
 class SegmentRefused(RuntimeError):
@@ -239,14 +243,14 @@ class Segments:
                 f"{name} entries {first}..{end - 1} do not match the ledger's tree: not sealed"
             )
         file_name = f"{name}-{first:012d}-{end:012d}.parquet"
-        path = self._write(table, file_name)
+        _, digest = self.write(table, file_name)
         at = table.column("at_us")
         segment = Segment(
             name,
             first,
             end,
             file_name,
-            file_digest(path),
+            digest,
             root.hex(),
             table.num_rows,
             int(pc.min(at).as_py()),
@@ -255,16 +259,33 @@ class Segments:
         )
         return self.record(segment, principal)
 
-    def _write(self, table: pa.Table, file_name: str) -> Path:
+    def write(self, table: pa.Table, file_name: str) -> tuple[Path, str]:
+        """Put a segment's file in place; the file and its SHA-256.
+
+        Several processes may seal the same segment at once (each server worker runs a
+        sealer): each writes a partial file of its own and links it into place only if
+        no file is there, so a file in place is never rewritten under a reader. The
+        rows are the ledger's, checked against its tree, and the writer is
+        deterministic, so a file already in place is the same bytes; one that is not
+        (a leftover of an interrupted seal, or planted) is replaced by the rows' own.
+        """
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         path = self.directory / file_name
-        partial = path.with_suffix(".partial")
-        pq.write_table(table, partial, compression="zstd", row_group_size=65_536)
-        with partial.open("rb") as handle:
-            os.fsync(handle.fileno())
-        os.chmod(partial, 0o400)
-        os.replace(partial, path)
-        return path
+        partial = self.directory / f".{file_name}.{os.getpid()}.{secrets.token_hex(4)}.partial"
+        try:
+            pq.write_table(table, partial, compression="zstd", row_group_size=65_536)
+            with partial.open("rb") as handle:
+                os.fsync(handle.fileno())
+            os.chmod(partial, 0o400)
+            digest = file_digest(partial)
+            try:
+                os.link(partial, path)
+            except FileExistsError:
+                if file_digest(path) != digest:
+                    os.replace(partial, path)
+        finally:
+            partial.unlink(missing_ok=True)
+        return path, digest
 
     def record(self, segment: Segment, principal: str) -> Segment | None:
         """Append the seal entry of a segment whose file is in place, and its manifest row,
@@ -312,7 +333,9 @@ class Segments:
                 continue
             wanted.append(segment)
         nodes = self._nodes(wanted)
-        return [self.check_file(segment, nodes.get(segment.first_seq)) for segment in wanted], expected
+        return [
+            self.check_file(segment, nodes.get(segment.first_seq)) for segment in wanted
+        ], expected
 
     def _nodes(self, segments: list[Segment]) -> dict[int, bytes]:
         """The tree's hashes for the segments' entries, one read per segment size."""
@@ -385,3 +408,15 @@ class Segments:
         leaves = [bytes(value) for value in table.column("leaf").to_pylist()]
         if merkle_root(leaves).hex() != segment.root:
             raise SegmentRefused(f"segment {segment.file_name}: its rows do not give its root")
+
+
+def segments_for(services: Services) -> Segments:
+    """The segments of a data directory's audit and unwrap ledgers."""
+    ledgers = {"audit": services.audit_ledger, "unwrap": services.unwrap_ledger}
+    return Segments(
+        services.engine,
+        services.settings.resolved_segments_dir,
+        ledgers,
+        services.settings.incident_segment_entries,
+        services.now_us,
+    )
