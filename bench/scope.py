@@ -212,7 +212,7 @@ SELECT 'audit' || chr(9) || seq || chr(9) || at_us || chr(9) || coalesce(patient
   || '","role":"' || role || '","session_id":"' || session_id
   || '","source_address":"' || source_address || '","tag":"' || tag || '","v":1}'
   ) || chr(10) AS line
-FROM read_parquet($files) ORDER BY seq
+FROM read_parquet($file)
 """
 
 
@@ -227,25 +227,22 @@ def load_postgres(services: Services, files: list[Path]) -> None:
     with services.engine.begin() as connection:
         for index in indexes:
             index.drop(connection)
-    duck = duckdb.connect()
+    # One segment at a time (each is in position order): a sort of the whole year would
+    # hold every line in memory at once.
+    duck = duckdb.connect(config={"memory_limit": "1GB", "threads": 1})
     raw = services.engine.raw_connection()
     try:
         cursor = raw.cursor()
-        batches = duck.sql(_ENTRY_LINE, params={"files": [str(f) for f in files]}).to_arrow_reader(
-            200_000
-        )
         with cursor.copy(
             "COPY audit_entry (ledger, seq, at_us, subject, actor, entry) FROM STDIN"
         ) as copy:
-            for batch in batches:
-                lines = batch.column(0)
-                offsets = lines.buffers()[1]
-                ends = np.frombuffer(offsets, dtype=np.int32)[
-                    lines.offset : lines.offset + len(lines) + 1
-                ]
-                data = lines.buffers()[2]
-                # The strings of a batch lie end to end in its data buffer: one write.
-                copy.write(memoryview(data)[int(ends[0]) : int(ends[-1])])
+            for file in files:
+                lines = duck.sql(_ENTRY_LINE, params={"file": str(file)}).to_arrow_table()
+                for chunk in lines.column(0).chunks:
+                    ends = np.frombuffer(chunk.buffers()[1], dtype=np.int32)
+                    ends = ends[chunk.offset : chunk.offset + len(chunk) + 1]
+                    # The strings of a chunk lie end to end in its data buffer: one write.
+                    copy.write(memoryview(chunk.buffers()[2])[int(ends[0]) : int(ends[-1])])
         raw.commit()
     finally:
         raw.close()
@@ -315,6 +312,33 @@ def main() -> None:
     )  # fmt: skip
     sizes = [("group", args.entries, Shape(400, 50_000), not args.no_postgres),
              ("network", args.large, Shape(8_000, 2_000_000), False)]  # fmt: skip
+    notes = [
+        "vs SQL: PostgreSQL's seconds / this row's seconds, same run, same data",
+        "CPU s: this process's CPU time (DuckDB's threads included; not the PostgreSQL server's)",
+        "load: /proc/loadavg (1, 5, 15 min) when the row was measured; 2 cores",
+        "targets (DuckDB, cold): group year < 5 s, network year < 60 s",
+    ]
+
+    def save() -> None:
+        """Written after each size, so that a long run keeps what it measured."""
+        saved = Table(table.title, table.headers)
+        saved.rows, saved.notes = list(table.rows), [*table.notes, *notes]
+        write_results(
+            "scope",
+            quick=args.quick,
+            settings={
+                "entries": args.entries,
+                "large": args.large,
+                "segment": SEGMENT,
+                "postgres": not args.no_postgres,
+            },  # fmt: skip
+            results=results,
+            tables=[saved],
+            summary={f"{r['ledger']}/{r['window']}/{r['engine']}": r["seconds"] for r in results},
+            started=started,
+        )
+        print(saved.render(), flush=True)
+
     for label, total, shape, with_pg in sizes:
         if total <= 0:
             continue
@@ -326,26 +350,7 @@ def main() -> None:
             finally:
                 if manager is not None:
                     manager.__exit__(None, None, None)
-    table.notes.append("vs SQL: PostgreSQL's seconds / this row's seconds, same run, same data")
-    table.notes.append("CPU s: this process's CPU time (DuckDB's threads included; not the "
-                       "PostgreSQL server's)")  # fmt: skip
-    table.notes.append("load: /proc/loadavg (1, 5, 15 min) when the row was measured; 2 cores")
-    table.notes.append("targets (DuckDB, cold): group year < 5 s, network year < 60 s")
-    print(table.render())
-    write_results(
-        "scope",
-        quick=args.quick,
-        settings={
-            "entries": args.entries,
-            "large": args.large,
-            "segment": SEGMENT,
-            "postgres": not args.no_postgres,
-        },  # fmt: skip
-        results=results,
-        tables=[table],
-        summary={f"{r['ledger']}/{r['window']}/{r['engine']}": r["seconds"] for r in results},
-        started=started,
-    )
+        save()
 
 
 def _one_size(
