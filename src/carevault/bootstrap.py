@@ -33,6 +33,7 @@ from carevault.db import make_engine
 from carevault.detect.service import Detection, build_detection
 from carevault.fhir.content import InputLimits
 from carevault.gate import CareSettings, Gate
+from carevault.incidents.sealer import SegmentSealer, sealer_for
 from carevault.keys.cache import DataKeyCache
 from carevault.keys.envelope import Envelope
 from carevault.keys.files import ed25519_key, rsa_key
@@ -89,6 +90,8 @@ class Services:
     schedule: CheckpointSchedule | None = None
     activity: ActivityCounter | None = None
     detection: Detection | None = None
+    #: Seals the ledgers' Parquet segments as they grow (incidents.sealer).
+    sealer: SegmentSealer | None = None
     #: SMART apps: ID tokens and their JWKS, and the patient launch's picker.
     id_tokens: IdTokens | None = None
     picker: PatientPicker | None = None
@@ -106,13 +109,17 @@ class Services:
         return [self.audit_ledger, self.unwrap_ledger]
 
     def start_background(self) -> None:
-        """The checkpoint schedule and the activity counts, for a long-running server."""
+        """The checkpoint schedule, the segment sealer and the activity counts, for a
+        long-running server."""
         if self.schedule is None:
             self.schedule = CheckpointSchedule(
                 [ledger.checkpoints for ledger in self.ledgers()],
                 self.settings.checkpoint_seconds,
             )
             self.schedule.start()
+        if self.sealer is None:
+            self.sealer = sealer_for(self)
+            self.sealer.start()
         if self.activity is None:
             self.activity = ActivityCounter(
                 self.audit_ledger.store, self.engine, self.now_us, ACTIVITY_SECONDS
@@ -128,6 +135,8 @@ class Services:
         self._closed = True
         if self.schedule is not None:
             self.schedule.stop()
+        if self.sealer is not None:
+            self.sealer.stop()
         if self.activity is not None:
             self.activity.stop()
         if self.detection is not None:

@@ -28,7 +28,7 @@ from carevault.detect.decoys import decoy_finding
 from carevault.detect.explain import Explainer
 from carevault.detect.flags import Flags
 from carevault.detect.kin import Kinship
-from carevault.detect.model import DAY_US, HOUR_US, Access, Finding, Severity
+from carevault.detect.model import DAY_US, HOUR_US, MINUTE_US, Access, Finding, Severity
 from carevault.detect.profile import Profile, RoleBaseline
 from carevault.detect.signals import AccountState, Context, Detectors
 from carevault.detect.state import load_states, read_cursor, save_states, write_cursor
@@ -62,6 +62,8 @@ class _Memory:
     accounts: dict[str, AccountState] = field(default_factory=dict)
     roles: dict[str, RoleBaseline] = field(default_factory=dict)
     observed_since_us: int = 0
+    #: Unexplained picks of kin waiting out the grace for a care relationship.
+    deferred: list[Access] = field(default_factory=list)
 
 
 class DetectionEngine:
@@ -79,7 +81,9 @@ class DetectionEngine:
         on_raised: Callable[[list[Raised]], None] | None = None,
         offset_us: int = 8 * HOUR_US,
         poll_seconds: float = 0.2,
+        kin_grace_us: int = 10 * MINUTE_US,
     ) -> None:
+        self.kin_grace_us = kin_grace_us
         self.engine = engine
         self.audit = audit
         self.explainer = explainer
@@ -188,7 +192,8 @@ class DetectionEngine:
         if cursor.held_by_other(self.owner, wall_us()):
             self._memory = _Memory()
             return False
-        if cursor.position >= head and not bypass_work:
+        kin_work = self._memory.position == cursor.position and bool(self._due(self._memory))
+        if cursor.position >= head and not bypass_work and not kin_work:
             if cursor.owner == self.owner and cursor.lease_until_us - wall_us() < LEASE_US // 2:
                 self._renew(cursor.position)
             return False
@@ -203,6 +208,8 @@ class DetectionEngine:
         dirty: set[str] = set()
         for access in accesses:
             findings.extend(self._observe(access, memory, context, dirty))
+        memory.deferred.extend(a for a in accesses if _kin_pick(a))
+        findings.extend(self._judge_kin(memory, context))
         bypass_findings, bypass_done = (
             self.bypass.check() if self.bypass is not None else ([], None)
         )
@@ -229,6 +236,29 @@ class DetectionEngine:
             except Exception as error:  # noqa: BLE001 - responses fail apart from detection
                 log.error("responding to alerts failed: %s", type(error).__name__)
         return end > cursor.position or bool(bypass_findings)
+
+    def _due(self, memory: _Memory) -> list[Access]:
+        edge = self.now_us() - self.kin_grace_us
+        return [access for access in memory.deferred if access.at_us <= edge]
+
+    def _judge_kin(self, memory: _Memory, context: Context) -> list[Finding]:
+        """Picks of kin whose grace is over: explained now (a booking made just after the
+        look-up explains it) or judged."""
+        due = self._due(memory)
+        if not due:
+            return []
+        waiting = {id(access) for access in due}
+        memory.deferred = [a for a in memory.deferred if id(a) not in waiting]
+        findings: list[Finding] = []
+        for access in self.explainer.explain(due):
+            state = memory.accounts.get(access.account or "")
+            if state is None or access.explained:
+                continue
+            try:
+                findings.extend(self.detectors.judge_kin(access, state, context))
+            except Exception as error:  # noqa: BLE001 - as for every detector
+                log.error("snooping failed on entry %d: %s", access.position, type(error).__name__)
+        return findings
 
     def _renew(self, position: int) -> None:
         """Keep the lease while idle, so that no other process rebuilds for nothing."""
@@ -322,6 +352,9 @@ class DetectionEngine:
                     self.detectors.observe(access, state, role, context, live=False)
                 except Exception:  # noqa: BLE001, S112 - a replay error only narrows a window
                     continue
+                if _kin_pick(access):
+                    # Judged again (an alert is never raised twice: it is the same alert).
+                    memory.deferred.append(access)
         return memory
 
     def _judge(self, accesses: list[Access]) -> list[Access]:
@@ -368,3 +401,7 @@ class DetectionEngine:
             offset_us=self.offset_us,
             kin_shares=self.kinship.current().shares if self.kinship is not None else {},
         )
+
+
+def _kin_pick(access: Access) -> bool:
+    return bool(access.kin) and access.released and not access.explained and access.picked

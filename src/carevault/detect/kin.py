@@ -219,7 +219,10 @@ class Kinship:
         wanted = [
             a
             for a in accesses
-            if a.released and a.patient_pseudonym and (a.account or "") in known.staff
+            if a.released
+            and a.patient_pseudonym
+            and (a.account or "").startswith("staff:")
+            and ((a.account or "") in known.staff or a.patient_pseudonym in known.coworkers)
         ]
         if not wanted:
             return list(accesses)

@@ -107,6 +107,7 @@ def build_detection(
         on_raised=responder,
         offset_us=offset,
         poll_seconds=settings.detect_poll_seconds,
+        kin_grace_us=int(settings.detect_kin_grace_seconds * 1_000_000),
     )
     if settings.detect:
         audit_ledger.writer.listeners.append(detection_engine.committed)

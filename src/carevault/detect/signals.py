@@ -201,7 +201,6 @@ class Detectors:
             recent.place = (access.source_address or "", access.at_us)
             return []
         found.extend(self._flags(access, context, pseudonym))
-        found.extend(snooping(access, recent, context.kin_shares, day))
         found.extend(self._context(access, state, role, context, day, hour))
         found.extend(self._drip(access, profile, recent, role, day))
         if (
@@ -214,6 +213,12 @@ class Detectors:
         return found
 
     # --- each signal -----------------------------------------------------------------------
+
+    def judge_kin(self, access: Access, state: AccountState, context: Context) -> list[Finding]:
+        """A pick of kin still unexplained once the grace for a booking is over
+        (``DetectionEngine``): counted and judged now."""
+        day = (access.at_us + context.offset_us) // DAY_US
+        return snooping(access, state.recent, context.kin_shares, day)
 
     def _close(self, profile: Profile, recent: Recent, role: RoleBaseline | None, day: int) -> None:
         if recent.day >= 0:

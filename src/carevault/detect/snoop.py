@@ -51,18 +51,22 @@ def observe_picks(access: Access, recent: Recent) -> None:
     """Count an unexplained pick (also while the windows are rebuilt after a restart)."""
     if not access.released or access.explained or not access.picked:
         return
-    pseudonym = access.patient_pseudonym or ""
-    recent.picks.add(pseudonym)
-    for kind in access.kin:
-        recent.kin_picks.setdefault(kind, set()).add(pseudonym)
+    recent.picks.add(access.patient_pseudonym or "")
 
 
 def snooping(
     access: Access, recent: Recent, shares: Mapping[tuple[str, str], float], day: int
 ) -> list[Finding]:
-    """Findings for one (already counted) access."""
+    """Count a kin pick that is still unexplained (the engine asks once its grace for a
+    care relationship is over) and return what it makes."""
     if not access.kin or not access.released or access.explained or not access.picked:
         return []
+    if recent.day != day:
+        return []  # judged after midnight: yesterday's counts are gone
+    pseudonym = access.patient_pseudonym or ""
+    recent.picks.add(pseudonym)
+    for kind in access.kin:
+        recent.kin_picks.setdefault(kind, set()).add(pseudonym)
     found: list[Finding] = []
     for kind in access.kin:
         patients = recent.kin_picks.get(kind, set())

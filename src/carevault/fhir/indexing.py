@@ -8,6 +8,7 @@ allows). Query parsing builds terms with the same functions, so both sides agree
 from __future__ import annotations
 
 from datetime import tzinfo
+from functools import lru_cache
 from typing import Any
 
 from carevault.fhir import dates, normalise
@@ -114,10 +115,34 @@ def param_terms(param: SearchParam, resource: dict[str, Any], zone: tzinfo) -> s
             elif param.kind is ParamKind.REFERENCE:
                 terms.update(_reference_terms(param, value))
             else:
-                found = dates.value_range(value, zone)
-                if found is not None:
-                    terms.update(dates.tokens(found, zone))
+                terms.update(_date_terms(value, zone))
     return terms
+
+
+def _date_terms(value: Any, zone: tzinfo) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return _date_text_terms(value, zone)
+    if isinstance(value, dict):
+        start, end = value.get("start"), value.get("end")
+        if isinstance(start, str | None) and isinstance(end, str | None):
+            return _period_terms(start, end, zone) if start or end else ()
+    found = dates.value_range(value, zone)
+    return () if found is None else tuple(dates.tokens(found, zone))
+
+
+# The same dates come back record after record (the observations of one visit share
+# its time): their terms are worked out once.
+@lru_cache(maxsize=1 << 16)
+def _date_text_terms(text: str, zone: tzinfo) -> tuple[str, ...]:
+    found = dates.value_range(text, zone)
+    return () if found is None else tuple(dates.tokens(found, zone))
+
+
+@lru_cache(maxsize=1 << 16)
+def _period_terms(start: str | None, end: str | None, zone: tzinfo) -> tuple[str, ...]:
+    period = {key: text for key, text in (("start", start), ("end", end)) if text is not None}
+    found = dates.value_range(period, zone)
+    return () if found is None else tuple(dates.tokens(found, zone))
 
 
 def index_terms(

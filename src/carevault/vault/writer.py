@@ -239,7 +239,36 @@ class _Writer:
                 for resource_id in chunk:
                     self._targets[(resource_type, resource_id)] = found.get(resource_id)
                     self._prefetched.add((resource_type, resource_id))
+        self._prefetch_targets(operations)
         self._make_patient_keys(operations)
+
+    def _prefetch_targets(self, operations: Sequence[Operation]) -> None:
+        """The heads the batch's records refer to for their patient and clinic, read
+        together (what ``_target`` would otherwise read one query per record)."""
+        wanted: dict[str, set[str]] = {}
+        for operation in operations:
+            if not isinstance(operation, Put):
+                continue
+            rt = operation.resource_type
+            paths = rt.patient_paths + tuple(path for path in rt.clinic_paths if path != "id")
+            for target_type, target_id in reference_targets(operation.resource, paths):
+                if target_type in ("Organization", "Practitioner"):
+                    continue
+                if (target_type, target_id) not in self._targets:
+                    wanted.setdefault(target_type, set()).add(target_id)
+        for resource_type, ids in wanted.items():
+            ordered = sorted(ids)
+            for start in range(0, len(ordered), 500):
+                chunk = ordered[start : start + 500]
+                rows = self.connection.execute(
+                    select(resource_head).where(
+                        resource_head.c.resource_type == resource_type,
+                        resource_head.c.resource_id.in_(chunk),
+                    )
+                )
+                found = {row.resource_id: head_from_row(row._mapping) for row in rows}
+                for resource_id in chunk:
+                    self._targets[(resource_type, resource_id)] = found.get(resource_id)
 
     def _make_patient_keys(self, operations: Sequence[Operation]) -> None:
         new = {

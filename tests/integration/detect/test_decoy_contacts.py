@@ -5,8 +5,15 @@ search for the decoy email is critical at once and suspends the searcher."""
 
 from __future__ import annotations
 
-from sqlalchemy import select
+import json
+import re
+from pathlib import Path
 
+from click.testing import Result
+from sqlalchemy import select
+from typer.testing import CliRunner
+
+from carevault.cli import app
 from carevault.containment.state import Mode
 from carevault.db import read_transaction
 from carevault.detect import alerts_as_dicts
@@ -81,3 +88,34 @@ def test_decoy_contacts_in_data_and_searches_raise_critical_alerts(clinic: Clini
     active = clinic.services.containment.refresh().active
     assert [c.mode for c in active] == [Mode.ACCOUNT_SUSPENDED]
     assert clinic.read(clinic.desk, clinic.patients[0]) == 401
+
+
+def test_the_cli_plants_decoys_and_records_staff_kin(clinic: Clinic, tmp_path: Path) -> None:
+    home = str(clinic.services.settings.home)
+    env = {"CAREVAULT_DATABASE_URL": clinic.services.settings.database_url or ""}
+    env = {k: v for k, v in env.items() if v}
+    runner = CliRunner()
+    officer = clinic.officer.account.username
+
+    def run(*args: str) -> Result:
+        return runner.invoke(
+            app, [*args, "--officer", officer, "--totp", clinic.officer.totp(), "--home", home],
+            env=env,
+        )  # fmt: skip
+
+    planted = run("alerts", "decoy-contact", "--kind", "phone")
+    assert planted.exit_code == 0, planted.output
+    assert re.fullmatch(r"[5679]\d{7}\n", planted.output)
+
+    hr = tmp_path / "hr.json"
+    hr.write_text(json.dumps({"surname": "Chan", "address": ["Flat A, 3/F", "12 Hill Road"]}))
+    done = run("alerts", "identify", clinic.desk.account.username, "--from", str(hr))
+    assert done.exit_code == 0, done.output
+    assert "surname, household, building" in done.output
+    assert "Chan" not in done.output and "Hill" not in done.output
+    hr.write_text(json.dumps({"surname": "Chan", "shoe_size": 9}))
+    wrong = run("alerts", "identify", clinic.desk.account.username, "--from", str(hr))
+    assert wrong.exit_code != 0 and '"surname", "address" and/or "hkid" only' in wrong.output
+    hr.write_text(json.dumps({"hkid": "not a number"}))
+    bad = run("alerts", "identify", clinic.desk.account.username, "--from", str(hr))
+    assert bad.exit_code != 0 and "hkid: not an HKID number" in bad.output

@@ -5,6 +5,7 @@ ledger positions, and an explained namesake is not counted. Nothing in the clear
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -55,7 +56,10 @@ def snoop_settings(backend: str, tmp_path: Path, request: pytest.FixtureRequest)
     url = request.getfixturevalue("pg_schema") if backend == "postgres" else None
     # Alerts only: the test reads on after the first alert to see every signal.
     return make_settings(
-        tmp_path / "home", url, detect_responses="medium=raise,high=raise,critical=raise"
+        tmp_path / "home",
+        url,
+        detect_responses="medium=raise,high=raise,critical=raise",
+        detect_kin_grace_seconds=0,
     )
 
 
@@ -91,6 +95,47 @@ def _create(clinic: Clinic, body: dict[str, Any], who: Staff | None = None) -> s
     return str(response.json()["id"])
 
 
+def _encounter(patient: str) -> dict[str, Any]:
+    today = datetime.now(ZoneInfo("Asia/Hong_Kong")).date().isoformat()
+    return {
+        "resourceType": "Encounter",
+        "status": "finished",
+        "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
+        "subject": {"reference": f"Patient/{patient}"},
+        "serviceProvider": {"reference": "Organization/clinic-a"},
+        "period": {"start": f"{today}T09:00:00+08:00"},
+    }
+
+
+def test_a_look_up_followed_by_a_booking_is_explained_once_the_grace_is_over(
+    clinic: Clinic,
+) -> None:
+    """The front desk looks a colleague up to book them in: the booking, made after the
+    look-up, explains it, because picks of kin are judged only after a grace."""
+    detection = clinic.services.detection
+    assert detection is not None
+    detection.engine.stop()  # judged here, step by step, not by the engine's thread
+    detection.engine.kin_grace_us = 2_000_000
+    nurse = make_staff(clinic.services, Role.NURSE, ["clinic-a"])
+    for number in (2, 3):
+        detection.kinship.identify(f"staff:colleague{number}", "test:hr", hkid=_hkid(number))
+    booked = _create(clinic, _patient("Ho", ["9 Kings Road"], _hkid(2)))
+    unbooked = _create(clinic, _patient("Yip", ["7 Java Road"], _hkid(3)))
+    assert clinic.read(clinic.desk, booked) == 200
+    detection.engine.catch_up()  # judged before the booking: not yet, the grace runs
+    assert alerts_as_dicts(clinic.services) == []
+    _create(clinic, _encounter(booked), nurse)
+    assert clinic.read(clinic.desk, unbooked) == 200
+    time.sleep(2.2)
+    (alert,) = alerts_as_dicts(clinic.services)
+    assert (alert["detector"], alert["patient_count"]) == ("co-worker", 1)
+    with read_transaction(clinic.services.engine) as connection:
+        pseudonym = connection.execute(
+            select(resource_head.c.patient_pseudonym).where(resource_head.c.resource_id == unbooked)
+        ).scalar_one()
+    assert detection.alerts.get(alert["id"]).patients == (pseudonym,)
+
+
 def test_kin_opened_without_care_raises_alerts(clinic: Clinic) -> None:
     detection = clinic.services.detection
     assert detection is not None
@@ -109,19 +154,7 @@ def test_kin_opened_without_care_raises_alerts(clinic: Clinic) -> None:
     neighbour = _create(clinic, _patient("Cheung", ["Flat C, 20/F", "12 Hill Road"]))
     namesakes = [_create(clinic, _patient("Wong", [f"{n} Java Road"])) for n in range(6)]
     seen = namesakes[0]
-    today = datetime.now(ZoneInfo("Asia/Hong_Kong")).date().isoformat()
-    _create(
-        clinic,
-        {
-            "resourceType": "Encounter",
-            "status": "finished",
-            "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
-            "subject": {"reference": f"Patient/{seen}"},
-            "serviceProvider": {"reference": "Organization/clinic-a"},
-            "period": {"start": f"{today}T09:00:00+08:00"},
-        },
-        colleague,
-    )
+    _create(clinic, _encounter(seen), colleague)
     # Kin tokens are keyed HMACs: no name, address or number in the clear.
     with read_transaction(clinic.services.engine) as connection:
         stored = [bytes(t) for (t,) in connection.execute(select(patient_kin.c.token))]
