@@ -300,6 +300,7 @@ def main() -> None:
     parser.add_argument("--no-postgres", action="store_true")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--dir", type=Path, default=None, help="where the data directories go")
+    parser.add_argument("--name", default="scope", help="results file stem (bench/results/)")
     args = parser.parse_args()
     if args.quick:
         args.entries, args.large = 4 * SEGMENT, 16 * SEGMENT
@@ -324,7 +325,7 @@ def main() -> None:
         saved = Table(table.title, table.headers)
         saved.rows, saved.notes = list(table.rows), [*table.notes, *notes]
         write_results(
-            "scope",
+            args.name,
             quick=args.quick,
             settings={
                 "entries": args.entries,
