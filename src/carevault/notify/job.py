@@ -20,9 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import secrets
-import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -39,6 +36,7 @@ from carevault.notify.channels import Channel
 from carevault.notify.codes import CodeKeys
 from carevault.notify.contacts import Recipient
 from carevault.notify.delivery import CHANNEL_ORDER, Delivery, Notice, Pacing
+from carevault.notify.lease import LEASE_US, JobRunning, lease_owner, owner_alive
 from carevault.notify.letters import LetterChannel
 from carevault.notify.notice import Sender
 from carevault.notify.reader import Reader
@@ -47,7 +45,7 @@ from carevault.notify.scope import Exposure, Scope
 from carevault.notify.store import NoticeRow, NoticeStore
 
 __all__ = ["CHANNEL_ORDER", "NOTIFY_CALLER", "JobRunning", "Pacing", "Progress", "Reader",
-           "SendJob", "notice_key"]  # fmt: skip
+           "SendJob", "lease_owner", "notice_key", "owner_alive"]  # fmt: skip
 
 Found = dict[str, tuple[Recipient, str | None]]
 
@@ -71,35 +69,6 @@ class Progress:
 
 
 Advance = Callable[[Progress], None]
-
-#: How long a job's lease lasts without renewal (it is renewed at every batch); a job
-#: whose process died on another host is taken over once it runs out.
-LEASE_US = 180 * 1_000_000
-
-
-class JobRunning(ValueError):
-    """Another process is running this incident's send job (reported like bad input)."""
-
-
-def lease_owner() -> str:
-    """This process, as a job's lease names it: host, process id, and a random tag."""
-    return f"{socket.gethostname()[:60]}:{os.getpid()}:{secrets.token_hex(4)}"
-
-
-def owner_alive(owner: str) -> bool:
-    """False only when ``owner`` is a process of this host that no longer exists (its
-    lease can be taken at once: a job killed here is resumed without waiting)."""
-    host, _, rest = owner.partition(":")
-    pid = rest.partition(":")[0]
-    if host != socket.gethostname()[:60] or not pid.isdigit():
-        return True
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True
-    return True
 
 
 class SendJob:

@@ -13,7 +13,8 @@ import pytest
 
 from carevault.bootstrap import Services
 from carevault.config import Settings
-from carevault.notify.job import JobRunning, lease_owner, owner_alive
+from carevault.notify.job import JobRunning
+from carevault.notify.lease import lease_owner, owner_alive
 from carevault.notify.limits import SharedBuckets
 from carevault.notify.scope import parse_scope
 from carevault.notify.service import send_job
@@ -92,7 +93,7 @@ HOLDER = textwrap.dedent(
     """
     import sys, time
     from carevault.db import make_engine
-    from carevault.notify.job import lease_owner
+    from carevault.notify.lease import lease_owner
     from carevault.notify.store import NoticeStore
     store = NoticeStore(make_engine(sys.argv[1]))
     owner = lease_owner()
@@ -154,3 +155,45 @@ def test_a_lease_of_another_host_holds_until_it_runs_out(services: Services) -> 
     assert store.start_job("INC-X", ("confirmed",), 1, later, owner=mine, lease_us=10**6,
                            alive=owner_alive)  # fmt: skip
     assert not store.renew_lease("INC-X", elsewhere, later, 10**6)
+
+
+def test_lanes_finishing_together_each_return_only_once_their_notice_is_sent(
+    services: Services,
+) -> None:
+    import threading
+
+    from carevault.notify import store as states
+    from carevault.notify.delivery import SentCommits
+
+    store = NoticeStore(services.engine)
+    keys = [f"{n:032x}" for n in range(24)]
+    store.insert(
+        [
+            {"notice_key": key, "incident_id": "INC-G", "patient_id": f"p{n}",
+             "tier": "confirmed", "categories": "[]", "language": "en",
+             "recipient": "patient", "channel": "email", "state": states.SENDING,
+             "attempts": 0, "next_attempt_us": 0, "code_digest": key, "created_us": 1}
+            for n, key in enumerate(keys)
+        ]
+    )  # fmt: skip
+    commits = SentCommits(store)
+    start = threading.Barrier(len(keys))
+    seen: dict[str, str] = {}
+
+    def lane(key: str) -> None:
+        start.wait()
+        commits.commit({"key": key, "channel": "email", "sent_us": 5, "attempts": 1,
+                        "address_digest": None})  # fmt: skip
+        # Durable by the time commit() returns: a fresh read (another connection) sees it.
+        seen[key] = store.rows("INC-G", [key])[key].state
+
+    threads = [threading.Thread(target=lane, args=(key,)) for key in keys]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert seen == dict.fromkeys(keys, states.SENT)
+    rows = store.rows("INC-G")
+    assert {(row.state, row.sent_us, row.attempts) for row in rows.values()} == {
+        (states.SENT, 5, 1)
+    }
