@@ -223,6 +223,13 @@ class Settings(BaseSettings):
         default=2.0, ge=0, description="First retry delay; it doubles with each try."
     )
     notify_batch: int = Field(default=20, ge=1, le=1000, description="Notices per batch.")
+    notify_lanes: int = Field(
+        default=4,
+        ge=1,
+        le=32,
+        description="Notices delivered at once (threads, each with its own SMTP connection); "
+        "without a relay journal, a kill can leave this many in doubt.",
+    )
     notify_verify_per_minute: float = Field(
         default=10.0, gt=0, description="Verification checks per minute from one address."
     )
