@@ -3,8 +3,9 @@ replaced, on the same records in one run, and every record read back byte for by
 
 Inputs, each written as NDJSON per type (as a Bulk Data export lays them out):
 
-* the Synthea R4 bundles of ``../shared/fixtures/synthea-r4`` (US records, decimals
-  as Synthea writes them);
+* the Synthea R4 bundles (US records, decimals as Synthea writes them): the workspace's
+  full set of 25 in ``../shared/fixtures/synthea-r4`` when it is beside the repository,
+  otherwise the three vendored under ``tests/fixtures/synthea-r4``;
 * the simulated clinic group (``carevault seed``'s records for ``--patients`` patients,
   with the group's directory), standing for "the seeded group exported and re-imported":
   the same records, written out by the simulator rather than by ``$export``.
@@ -61,7 +62,9 @@ from carevault.sim.patients import generate_patients
 from carevault.vault.writer import Put
 
 NAME = "bulk_import"
-SYNTHEA = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "synthea-r4"
+SYNTHEA_FULL = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "synthea-r4"
+SYNTHEA_VENDORED = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "synthea-r4"
+SYNTHEA = SYNTHEA_FULL if SYNTHEA_FULL.is_dir() else SYNTHEA_VENDORED
 BEFORE_CALLER = Caller(principal="system:seed", purpose="HOPERAT")
 READER = Caller(principal="system:bench")
 
@@ -184,10 +187,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     started = now()
     root = Path(tempfile.mkdtemp(prefix="bench-bulk-"))
     workers = default_workers()
+    bundles = sorted(SYNTHEA.glob("*_*.json"))[: 5 if options.quick else None]
     inputs = {
-        "Synthea R4 (25 bundles)": bundles_to_ndjson(
-            sorted(SYNTHEA.glob("*_*.json"))[: 5 if options.quick else None], root / "synthea"
-        ),
+        f"Synthea R4 ({len(bundles)} bundles)": bundles_to_ndjson(bundles, root / "synthea"),
         f"simulated group ({options.patients:,} patients)": simulated_ndjson(
             root / "simulated", options.patients
         ),

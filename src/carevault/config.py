@@ -275,6 +275,16 @@ class Settings(BaseSettings):
     detect_poll_seconds: float = Field(
         default=0.2, gt=0, le=10, description="How often the detectors look for new entries."
     )
+    detect_kin_grace_seconds: float = Field(
+        default=600,
+        ge=0,
+        le=86_400,
+        description=(
+            "How long after opening a relative's, a neighbour's or a co-worker's record "
+            "the snooping detectors wait for a care relationship (a booking made just "
+            "after the look-up) before judging it."
+        ),
+    )
     release_budget: str = Field(
         default="",
         description=(
