@@ -7,15 +7,13 @@ costly beyond it, and answer again after ``carevault reindex``. SQLite and Postg
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, delete, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import delete
 
 from carevault.bootstrap import Services, build_services
 from carevault.domain.roles import Role
@@ -24,6 +22,7 @@ from carevault.vault.tables import search_token
 from carevault.web.app import create_app
 from tests.conftest import make_settings
 from tests.support.client import FhirTestClient
+from tests.support.schemas import module_schema
 from tests.support.staff import Staff, make_staff
 
 #: Far below the number of Observations: a search that opened every candidate is refused.
@@ -52,32 +51,13 @@ def clinic(
     with ExitStack() as stack:
         url = None
         if backend == "postgres":
-            url = stack.enter_context(_schema(request.getfixturevalue("pg_database")))
+            url = stack.enter_context(module_schema(request.getfixturevalue("pg_database")))
         home = tmp_path_factory.mktemp(f"sensitive-{backend}")
         settings = make_settings(home, url, sort_candidate_limit=CANDIDATE_LIMIT)
         services = build_services(settings, create_keys=True, migrate=True)
         stack.callback(services.close)
         web = stack.enter_context(FhirTestClient(create_app(settings, services)))
         yield _seed(web, services)
-
-
-@contextmanager
-def _schema(database: str) -> Iterator[str]:
-    """A schema of this module's own (the module seeds once for all its tests)."""
-    schema = f"t_{secrets.token_hex(6)}"
-    engine = create_engine(database, isolation_level="AUTOCOMMIT")
-    with engine.connect() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield (
-            make_url(database)
-            .update_query_dict({"options": f"-csearch_path={schema}"})
-            .render_as_string(hide_password=False)
-        )
-    finally:
-        with engine.connect() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        engine.dispose()
 
 
 def _seed(web: FhirTestClient, services: Services) -> Clinic:
