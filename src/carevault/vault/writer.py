@@ -19,7 +19,7 @@ from carevault.clock import fhir_instant, from_micros, to_micros
 from carevault.db import driver_executemany, driver_scalar, write_transaction
 from carevault.fhir import jsonio
 from carevault.fhir.elements import reference_targets
-from carevault.fhir.indexing import clear_dates, index_terms
+from carevault.fhir.indexing import SENSITIVITY, clear_dates, index_terms, sensitivity_term
 from carevault.fhir.kinship import patient_terms
 from carevault.fhir.registry import ResourceType
 from carevault.keys.envelope import record_aad
@@ -540,11 +540,16 @@ class _Writer:
 
 
 def search_tokens(vault: Vault, rt: ResourceType, resource: dict[str, Any]) -> set[bytes]:
-    """The search tokens of a resource (blind, or clear where DESIGN.md allows)."""
-    return {
+    """The search tokens of a resource (blind, or clear where DESIGN.md allows), and the
+    blind marker of a health record's sensitivity (fhir/indexing.py)."""
+    tokens = {
         vault.token(rt.name, param.name, term, clear=param.clear)
         for param, term in index_terms(rt, resource, vault.zone)
     }
+    marker = sensitivity_term(rt, resource)
+    if marker is not None:
+        tokens.add(vault.token(rt.name, SENSITIVITY, marker))
+    return tokens
 
 
 def kin_rows(
