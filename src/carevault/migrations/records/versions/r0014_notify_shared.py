@@ -2,7 +2,7 @@
 buckets in the database.
 
 Revision ID: records_0014
-Revises: records_0012
+Revises: records_0013
 Create Date: 2026-12-01
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "records_0014"
-down_revision = "records_0012"
+down_revision = "records_0013"
 branch_labels = None
 depends_on = None
 
