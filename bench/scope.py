@@ -1,43 +1,60 @@
-"""Incident scope over a year of ledger: DuckDB over Parquet segments against plain SQL on
-PostgreSQL (the baseline), for a week's window and for the whole year.
+"""Incident scope over a year of ledger: DuckDB over sealed Parquet segments against plain
+SQL on PostgreSQL (the baseline), for a week's window and for the whole year.
 
     python -m bench.scope                      # 15M entries (the demo group's year), 150M
-    python -m bench.scope --entries 3000000 --large 30000000 --pg-entries 3000000
+    python -m bench.scope --entries 3000000 --large 30000000
     python -m bench.scope --quick              # a smoke run: 200k / 1M entries
 
-Entries are generated vectorised (numpy, pyarrow), never through Python loops per row,
-shaped as the gate writes them: reads, searches and $everything by ~400 staff over
+What is timed is ``scope_document``, the function ``carevault incident scope`` calls, on
+a real data directory (``build_services``): it seals what is due, checks every segment
+the window meets (manifest row against its seal entry in the audit ledger, the tree's
+hash for its entries against the sealed root, the file's SHA-256 against the sealed
+digest), queries, builds the tiers and keeps the run. "cold" is a fresh process's
+first scope (what the CLI pays: every file hashed in full); "warm" is the same scope
+again in that process (what a server pays the second time: files whose identity did not
+change are not hashed again). The PostgreSQL rows are the same function with
+``engine="sql"``.
+
+The ledger is generated, vectorised (numpy, pyarrow; DuckDB for PostgreSQL's copy),
+never through Python loops per row: reads, searches and $everything by ~400 staff over
 ~50,000 patients (a hospital network: 8,000 staff, 2,000,000 patients), a compromised
-account ("staff:thief") among them reading ~150 records a day. The Parquet files are
-the segments the scope reads (65,536 entries each, the engine's own schema and reader,
-each file's SHA-256 checked before it is read, as a scope does). PostgreSQL holds the
-same entries as canonical JSON in a table shaped as the ledger's ``audit_entry``, with
-its indexes, and answers the same questions in plain SQL.
+account ("staff:thief") among them reading ~150 records a day. Each 65,536 entries are
+written as a segment file by the sealer's own writer, and sealed through its own seal
+record (seal entry in the audit ledger + manifest row). The ledger's tiles from level 2
+up (one hash per segment: the RFC 6962 root of the segment's leaf column) and its head
+are written so that the tree is consistent and later appends, checkpoints and the
+segment checks work on it; the leaf column holds random 32-byte values, not hashes of
+entry bytes (the scope never reads them; ``incident segments --verify`` would refuse
+these files), and levels 0-1 of the tiles are not written (no inclusion proofs here).
+PostgreSQL (group size only) holds the same entries as canonical JSON in the ledger's
+own ``audit_entry`` table, with its indexes.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
-from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
-from sqlalchemy import Engine, text
 
 from bench.common import Table, now, ratio, write_results
 from bench.ledger_workload import PG_ADMIN_URL, postgres_database
-from carevault.db import make_engine
+from carevault.bootstrap import Services, build_services
+from carevault.config import Settings
+from carevault.db import write_transaction
+from carevault.incidents import Actor, declare_case, scope_document
 from carevault.incidents.columns import AUDIT_SCHEMA
-from carevault.incidents.query import DuckScope, Hit, SqlScope, Who, Window, empty
-from carevault.incidents.segments import file_digest
-from carevault.ledger.schema import audit_tables
-from carevault.ledger.unwrap import unwrap_tables
+from carevault.incidents.scope import segments_for
+from carevault.incidents.segments import Segment, Segments, merkle_root
+from carevault.ledger import tree
+from carevault.ledger.store import TILE_WIDTH, Levels, push
 
 EPOCH_US = 1_767_225_600_000_000  # 2026-01-01T00:00:00Z
 DAY_US = 86_400 * 1_000_000
@@ -80,8 +97,11 @@ def _numbered(prefix: str, numbers: np.ndarray, mask: np.ndarray | None = None) 
     return pc.binary_join_element_wise(prefix, digits, "")
 
 
-def _chunk(shape: Shape, first: int, count: int, total: int, rng: np.random.Generator) -> pa.Table:
-    """Entries [first, first + count) of a ``total``-entry year, as the segments hold them."""
+def _chunk(
+    shape: Shape, first: int, count: int, total: int, rng: np.random.Generator
+) -> tuple[pa.Table, bytes]:
+    """Entries [first, first + count) of a ``total``-entry year, as the segments hold them,
+    and their leaf column's bytes."""
     seq = np.arange(first, first + count, dtype=np.int64)
     at_us = EPOCH_US + (seq * (YEAR_DAYS * DAY_US // total)).astype(np.int64)
     thief_share = THIEF_PER_DAY * YEAR_DAYS / total
@@ -91,6 +111,7 @@ def _chunk(shape: Shape, first: int, count: int, total: int, rng: np.random.Gene
     combo = rng.integers(0, len(COMBOS), count)
     no_patient = tag == TAGS.index("auth:session:signed-in")
     day = (at_us - EPOCH_US) // DAY_US
+    leaves = rng.bytes(32 * count)
     columns = [
         pa.array(seq),
         pa.array(at_us),
@@ -105,11 +126,9 @@ def _chunk(shape: Shape, first: int, count: int, total: int, rng: np.random.Gene
         _numbered("pt", rng.integers(0, shape.patients, count), mask=no_patient),
         _COMBOS.take(pa.array(combo)),
         _CLINIC_LISTS.take(pa.array(who % len(CLINICS))),
-        pa.FixedSizeBinaryArray.from_buffers(
-            pa.binary(32), count, [None, pa.py_buffer(rng.bytes(32 * count))]
-        ),
+        pa.FixedSizeBinaryArray.from_buffers(pa.binary(32), count, [None, pa.py_buffer(leaves)]),
     ]
-    return pa.Table.from_arrays(columns, names=AUDIT_SCHEMA.names)
+    return pa.Table.from_arrays(columns, names=AUDIT_SCHEMA.names), leaves
 
 
 _TAG_NAMES = pa.array(TAGS)
@@ -122,205 +141,287 @@ _COMBOS = pa.array(COMBOS, type=pa.list_(pa.string()))
 _CLINIC_LISTS = pa.array([[clinic] for clinic in CLINICS], type=pa.list_(pa.string()))
 
 
-def write_segments(shape: Shape, total: int, directory: Path, seed: int) -> list[Path]:
+def generate(shape: Shape, total: int, segments: Segments, seed: int) -> list[Segment]:
+    """The year's segments, written by the sealer's writer; the sealed facts of each."""
     rng = np.random.default_rng(seed)
-    directory.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for first in range(0, total, SEGMENT):
-        table = _chunk(shape, first, min(SEGMENT, total - first), total, rng)
-        path = directory / f"audit-{first:012d}.parquet"
-        pq.write_table(table, path, compression="zstd", row_group_size=SEGMENT)
-        paths.append(path)
-    return paths
+    size = segments.size
+    if total % size:
+        raise SystemExit(f"entries: a multiple of {size}")
+    found = []
+    for first in range(0, total, size):
+        table, leaves = _chunk(shape, first, size, total, rng)
+        name = f"audit-{first:012d}-{first + size:012d}.parquet"
+        _, digest = segments.write(table, name)  # the sealer's own writer
+        at = table.column("at_us")
+        root = merkle_root([leaves[n : n + 32] for n in range(0, len(leaves), 32)])
+        found.append(
+            Segment("audit", first, first + size, name, digest, root.hex(),
+                    table.num_rows, int(pc.min(at).as_py()), int(pc.max(at).as_py()), -1)
+        )  # fmt: skip
+    return found
 
 
-def _json_rows(table: pa.Table) -> Iterator[tuple[Any, ...]]:
-    """Canonical JSON (sorted keys, compact), as ``AuditEvent.canonical`` writes it."""
-    columns = {name: table.column(name).to_pylist() for name in table.column_names}
-    for n in range(table.num_rows):
-        patient = columns["patient"][n]
-        parts = [f'"at_us":{columns["at_us"][n]}']
-        cats = ",".join(f'"{c}"' for c in columns["categories"][n])
-        parts.append(f'"categories":[{cats}]')
-        parts.append(f'"client_id":"{columns["client_id"][n]}"')
-        parts.append(f'"clinic_ids":["{columns["clinic_ids"][n][0]}"]')
-        parts.append(f'"outcome":"{columns["outcome"][n]}"')
-        if patient is not None:
-            parts.append(f'"patient_pseudonym":"{patient}"')
-        parts.append(f'"principal":"{columns["principal"][n]}"')
-        parts.append(f'"resource_type":"{columns["resource_type"][n]}"')
-        parts.append(f'"role":"{columns["role"][n]}"')
-        parts.append(f'"session_id":"{columns["session_id"][n]}"')
-        parts.append(f'"source_address":"{columns["source_address"][n]}"')
-        parts.append(f'"tag":"{columns["tag"][n]}","v":1')
-        entry = ("{" + ",".join(parts) + "}").encode()
-        yield ("audit", columns["seq"][n], columns["at_us"][n], patient,
-               columns["principal"][n], entry)  # fmt: skip
+def install_tree(services: Services, sealed: list[Segment], total: int) -> None:
+    """Tiles from level 2 up over the segments' roots, and the head at ``total``: the
+    tree the ledger would hold after appending the generated entries."""
+    store = services.audit_ledger.store
+    if store.head()[0] != 0:
+        raise SystemExit("the audit ledger of a fresh data directory is not empty")
+    tiles: dict[tuple[int, int], Levels] = {}
+    counts = [0] * 8
+
+    def add(level: int, value: bytes) -> None:
+        levels = tiles.setdefault((level, counts[level] // TILE_WIDTH), [[]])
+        push(levels, value)
+        counts[level] += 1
+        if len(levels[0]) == TILE_WIDTH:
+            add(level + 1, levels[-1][0])
+
+    for segment in sealed:
+        add(2, bytes.fromhex(segment.root))
+    with write_transaction(services.engine) as connection:
+        for (level, index), levels in sorted(tiles.items()):
+            store._save_tile(connection, level, index, levels)  # noqa: SLF001
+        store.lock_head(connection)
+        root = tree.tree_hash(total, store._reader(connection).read)  # noqa: SLF001
+        connection.execute(
+            store.tables.head.update()
+            .where(store.tables.head.c.ledger == store.name)
+            .values(size=total, root=root, updated_us=sealed[-1].max_at_us)
+        )
 
 
-def load_postgres(engine: Engine, paths: list[Path]) -> None:
-    """The same entries in tables shaped as the ledgers', indexes built after the load."""
-    audit_tables.entry.create(engine)
-    unwrap_tables.entry.create(engine)
-    indexes = list(audit_tables.entry.indexes)
-    with engine.begin() as connection:
+def seal_all(segments: Segments, sealed: list[Segment]) -> None:
+    for segment in sealed:
+        if segments.record(segment, "system:bench") is None:
+            raise SystemExit(f"{segment.file_name} was sealed twice")
+
+
+_ENTRY_LINE = r"""
+SELECT 'audit' || chr(9) || seq || chr(9) || at_us || chr(9) || coalesce(patient, '\N')
+  || chr(9) || principal || chr(9) || '\\x' || hex(
+  '{"at_us":' || at_us
+  || ',"categories":['
+  || array_to_string(list_transform(categories, lambda c: '"' || c || '"'), ',')
+  || '],"client_id":"' || client_id
+  || '","clinic_ids":['
+  || array_to_string(list_transform(clinic_ids, lambda c: '"' || c || '"'), ',')
+  || '],"outcome":"' || outcome || '"'
+  || CASE WHEN patient IS NULL THEN '' ELSE ',"patient_pseudonym":"' || patient || '"' END
+  || ',"principal":"' || principal || '","resource_type":"' || resource_type
+  || '","role":"' || role || '","session_id":"' || session_id
+  || '","source_address":"' || source_address || '","tag":"' || tag || '","v":1}'
+  ) || chr(10) AS line
+FROM read_parquet($file)
+"""
+
+
+def load_postgres(services: Services, files: list[Path]) -> None:
+    """The same entries in the ledger's own ``audit_entry``, as canonical JSON (sorted
+    keys, compact, as ``AuditEvent.canonical`` writes it), made by DuckDB and streamed
+    to COPY; the secondary indexes are built after the load."""
+    import duckdb
+
+    table = services.audit_ledger.store.tables.entry
+    indexes = list(table.indexes)
+    with services.engine.begin() as connection:
         for index in indexes:
-            connection.execute(text(f"DROP INDEX IF EXISTS {index.name}"))
-    raw = engine.raw_connection()
+            index.drop(connection)
+    # One segment at a time (each is in position order): a sort of the whole year would
+    # hold every line in memory at once.
+    duck = duckdb.connect(config={"memory_limit": "1GB", "threads": 1})
+    raw = services.engine.raw_connection()
     try:
         cursor = raw.cursor()
-        for path in paths:
-            with cursor.copy(
-                "COPY audit_entry (ledger, seq, at_us, subject, actor, entry) FROM STDIN"
-            ) as copy:
-                for row in _json_rows(pq.read_table(path)):
-                    copy.write_row(row)
+        with cursor.copy(
+            "COPY audit_entry (ledger, seq, at_us, subject, actor, entry) FROM STDIN"
+        ) as copy:
+            for file in files:
+                lines = duck.sql(_ENTRY_LINE, params={"file": str(file)}).to_arrow_table()
+                for chunk in lines.column(0).chunks:
+                    ends = np.frombuffer(chunk.buffers()[1], dtype=np.int32)
+                    ends = ends[chunk.offset : chunk.offset + len(chunk) + 1]
+                    # The strings of a chunk lie end to end in its data buffer: one write.
+                    copy.write(memoryview(chunk.buffers()[2])[int(ends[0]) : int(ends[-1])])
         raw.commit()
     finally:
         raw.close()
-    for index in indexes:
-        index.create(engine)
-    with engine.begin() as connection:
-        connection.execute(text("ANALYZE audit_entry"))
+        duck.close()
+    with services.engine.begin() as connection:
+        for index in indexes:
+            index.create(connection)
+    with services.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.exec_driver_sql("ANALYZE audit_entry")
 
 
-def duck_scope(paths: list[Path], window: Window) -> list[Hit]:
-    """As a scope does: check each segment the window meets, then query."""
-    files = [path for path in paths if _meets(path, window)]
-    for path in files:
-        file_digest(path)
-    query = DuckScope(window, {"audit": (files, empty("audit")), "unwrap": ([], empty("unwrap"))})
-    try:
-        return query.released(Who(principals=(THIEF,)))
-    finally:
-        query.close()
+def _windows() -> dict[str, tuple[str, str]]:
+    def iso(us: int) -> str:
+        return datetime.fromtimestamp(us / 1e6, UTC).isoformat()
 
-
-_SPANS: dict[Path, tuple[int, int]] = {}
-
-
-def _meets(path: Path, window: Window) -> bool:
-    low, high = _SPANS[path]
-    return high >= window.since_us and low < window.end
-
-
-def sql_scope(engine: Engine, window: Window) -> list[Hit]:
-    return SqlScope(engine, engine, window).released(Who(principals=(THIEF,)))
-
-
-def _timed(call: Any, *args: Any) -> tuple[float, list[Hit]]:
-    started = time.perf_counter()
-    hits = call(*args)
-    return time.perf_counter() - started, hits
-
-
-def _windows() -> dict[str, Window]:
     week_start = EPOCH_US + 180 * DAY_US
     return {
-        "week": Window(week_start, week_start + 7 * DAY_US),
-        "year": Window(EPOCH_US, EPOCH_US + YEAR_DAYS * DAY_US),
+        "week": (iso(week_start), iso(week_start + 7 * DAY_US)),
+        "year": (iso(EPOCH_US), iso(EPOCH_US + YEAR_DAYS * DAY_US)),
     }
 
 
+def _settings(home: Path, url: str | None) -> Settings:
+    return Settings(
+        environment="test",
+        home=home,
+        database_url=url,
+        keys_database_url=url,
+        argon2_memory_kib=8192,
+        argon2_time_cost=1,
+        checkpoint_seconds=0,
+        incident_segment_entries=SEGMENT,
+    )
+
+
+def _scope(services: Services, incident: int, engine: str) -> tuple[float, float, dict[str, Any]]:
+    started, cpu = time.perf_counter(), time.process_time()
+    document = scope_document(services, incident, engine=engine, actor=Actor("system:bench"))
+    return time.perf_counter() - started, time.process_time() - cpu, document
+
+
+def _evidence(document: dict[str, Any]) -> dict[str, list[int]]:
+    return {line["patient"]: line["evidence"] for line in document["tiers"]["confirmed"]}
+
+
+def _load() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--entries", type=int, default=15_000_000, help="the group's year")
-    parser.add_argument("--large", type=int, default=150_000_000, help="a network's year")
-    parser.add_argument("--pg-entries", type=int, default=None, help="PostgreSQL's copy")
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--entries", type=int, default=15_007_744, help="the group's year")
+    parser.add_argument("--large", type=int, default=150_011_904, help="a network's year")
     parser.add_argument("--pg-url", default=PG_ADMIN_URL)
     parser.add_argument("--no-postgres", action="store_true")
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--dir", type=Path, default=None, help="where the Parquet goes")
+    parser.add_argument("--dir", type=Path, default=None, help="where the data directories go")
+    parser.add_argument("--name", default="scope", help="results file stem (bench/results/)")
     args = parser.parse_args()
     if args.quick:
-        args.entries, args.large = 200_000, 1_000_000
-    pg_entries = args.pg_entries or args.entries
+        args.entries, args.large = 4 * SEGMENT, 16 * SEGMENT
     started = now()
     results: list[dict[str, Any]] = []
     table = Table(
-        "Incident scope: a compromised account over a week and a year",
-        ["ledger", "window", "engine", "entries", "patients found", "seconds", "vs SQL"],
-    )
-    with tempfile.TemporaryDirectory(dir=args.dir) as scratch:
-        sizes = [("group", args.entries, Shape(400, 50_000)),
-                 ("network", args.large, Shape(8_000, 2_000_000))]  # fmt: skip
-        for label, total, shape in sizes:
-            if total <= 0:
-                continue
+        "Incident scope (scope_document): a compromised account over a week and a year",
+        ["ledger", "window", "engine", "entries", "patients", "seconds", "CPU s", "vs SQL",
+         "load"],
+    )  # fmt: skip
+    sizes = [("group", args.entries, Shape(400, 50_000), not args.no_postgres),
+             ("network", args.large, Shape(8_000, 2_000_000), False)]  # fmt: skip
+    notes = [
+        "vs SQL: PostgreSQL's seconds / this row's seconds, same run, same data",
+        "CPU s: this process's CPU time (DuckDB's threads included; not the PostgreSQL server's)",
+        "load: /proc/loadavg (1, 5, 15 min) when the row was measured; 2 cores",
+        "targets (DuckDB, cold): group year < 5 s, network year < 60 s",
+    ]
+
+    def save() -> None:
+        """Written after each size, so that a long run keeps what it measured."""
+        saved = Table(table.title, table.headers)
+        saved.rows, saved.notes = list(table.rows), [*table.notes, *notes]
+        write_results(
+            args.name,
+            quick=args.quick,
+            settings={
+                "entries": args.entries,
+                "large": args.large,
+                "segment": SEGMENT,
+                "postgres": not args.no_postgres,
+            },  # fmt: skip
+            results=results,
+            tables=[saved],
+            summary={f"{r['ledger']}/{r['window']}/{r['engine']}": r["seconds"] for r in results},
+            started=started,
+        )
+        print(saved.render(), flush=True)
+
+    for label, total, shape, with_pg in sizes:
+        if total <= 0:
+            continue
+        with tempfile.TemporaryDirectory(dir=args.dir, prefix=f"scope-{label}-") as scratch:
+            manager = postgres_database(args.pg_url) if with_pg else None
+            url = manager.__enter__() if manager is not None else None
+            try:
+                _one_size(label, total, shape, Path(scratch), url, table, results)
+            finally:
+                if manager is not None:
+                    manager.__exit__(None, None, None)
+        save()
+
+
+def _one_size(
+    label: str,
+    total: int,
+    shape: Shape,
+    scratch: Path,
+    url: str | None,
+    table: Table,
+    results: list[dict[str, Any]],
+) -> None:
+    services = build_services(_settings(scratch / "home", url), create_keys=True, migrate=True)
+    try:
+        segments = segments_for(services)
+        t0, c0 = time.perf_counter(), time.process_time()
+        sealed = generate(shape, total, segments, seed=len(label))
+        install_tree(services, sealed, total)
+        seal_all(segments, sealed)
+        size = sum(p.stat().st_size for p in segments.directory.glob("*.parquet"))
+        table.notes.append(
+            f"{label}: {total:,} entries in {len(sealed):,} sealed segments "
+            f"({size / 2**30:.1f} GiB) generated in {time.perf_counter() - t0:.0f} s "
+            f"({time.process_time() - c0:.0f} s CPU), load {_load()}"
+        )
+        print(table.notes[-1], flush=True)
+        if url is not None:
             t0 = time.perf_counter()
-            paths = write_segments(shape, total, Path(scratch) / label, seed=len(label))
-            for path in paths:
-                at = pq.read_table(path, columns=["at_us"]).column("at_us")
-                _SPANS[path] = (int(at[0].as_py()), int(at[-1].as_py()))
-            generated = time.perf_counter() - t0
+            load_postgres(services, [segments.directory / s.file_name for s in sealed])
             table.notes.append(
-                f"{label}: {total:,} entries generated as Parquet in {generated:.0f} s"
+                f"{label}: PostgreSQL loaded ({total:,} rows, COPY + indexes + ANALYZE) in "
+                f"{time.perf_counter() - t0:.0f} s, load {_load()}"
             )
-            baseline: dict[str, float] = {}
-            engine = None
-            with _Postgres(args, label, pg_entries, total) as url:
-                if url is not None:
-                    engine = make_engine(url)
-                    t0 = time.perf_counter()
-                    load_postgres(engine, paths)
-                    table.notes.append(
-                        f"{label}: PostgreSQL loaded in {time.perf_counter() - t0:.0f} s"
-                    )
-                for name, window in _windows().items():
-                    if engine is not None:
-                        seconds, sql_hits = _timed(sql_scope, engine, window)
-                        baseline[name] = seconds
-                        table.add(label, name, "PostgreSQL SQL", total, len(sql_hits), seconds, 1.0)
-                        results.append({"ledger": label, "window": name, "engine": "sql",
-                                        "entries": total, "seconds": seconds})  # fmt: skip
-                    seconds, hits = _timed(duck_scope, paths, window)
-                    speedup = ratio(baseline[name], seconds) if name in baseline else float("nan")
-                    table.add(label, name, "DuckDB/Parquet", total, len(hits), seconds, speedup)
-                    results.append({"ledger": label, "window": name, "engine": "duckdb",
-                                    "entries": total, "seconds": seconds,
-                                    "patients": len(hits)})  # fmt: skip
-                    print(" | ".join(table.rows[-1]), flush=True)
-                    if engine is not None:
-                        same = {h.patient: sorted(h.positions) for h in hits} == {
-                            h.patient: sorted(h.positions) for h in sql_hits
-                        }
-                        assert same, f"the engines disagree on {label}/{name}"  # noqa: S101
-                if engine is not None:
-                    engine.dispose()
-    table.notes.append("vs SQL: how many times faster than plain SQL on PostgreSQL, same run")
-    table.notes.append("targets: group year < 5 s, network year < 60 s (DuckDB)")
-    print(table.render())
-    write_results(
-        "scope",
-        quick=args.quick,
-        settings={"entries": args.entries, "large": args.large, "pg_entries": pg_entries},
-        results=results,
-        tables=[table],
-        summary={
-            r["ledger"] + "/" + r["window"] + "/" + r["engine"]: r["seconds"] for r in results
-        },  # fmt: skip
-        started=started,
-    )
+            print(table.notes[-1], flush=True)
+        else:
+            table.notes.append(f"{label}: PostgreSQL not loaded (DuckDB only at this size)")
+        for name, (since, until) in _windows().items():
+            case = {"title": f"bench {name}", "accounts": ["thief"], "since": since,
+                    "until": until}  # fmt: skip
+            incident = declare_case(services, Actor("system:bench"), case).incident_id
+            baseline = None
+            rows: list[tuple[str, str, float, float, dict[str, Any]]] = []
+            if url is not None:
+                seconds, cpu, document = _scope(services, incident, "sql")
+                baseline = seconds
+                rows.append(("sql", "PostgreSQL SQL", seconds, cpu, document))
+            for engine_label in ("DuckDB cold", "DuckDB warm"):
+                if engine_label == "DuckDB cold":
+                    from carevault.incidents import segments as module
 
-
-class _Postgres:
-    """A scratch PostgreSQL database for the sizes PostgreSQL is asked to hold."""
-
-    def __init__(self, args: argparse.Namespace, label: str, pg_entries: int, total: int):
-        self.use = not args.no_postgres and total <= pg_entries
-        self.url = args.pg_url
-        self.manager: Any = None
-
-    def __enter__(self) -> str | None:
-        if not self.use:
-            return None
-        self.manager = postgres_database(self.url)
-        return str(self.manager.__enter__())
-
-    def __exit__(self, *exc: object) -> None:
-        if self.manager is not None:
-            self.manager.__exit__(*exc)
+                    module._VERIFIED.clear()  # noqa: SLF001 - as a fresh process
+                seconds, cpu, document = _scope(services, incident, "duckdb")
+                rows.append(("duckdb", engine_label, seconds, cpu, document))
+            reference = _evidence(rows[0][4])
+            for _engine, engine_label, seconds, cpu, document in rows:
+                if _evidence(document) != reference:
+                    raise SystemExit(f"the engines disagree on {label}/{name}")
+                patients = len(document["tiers"]["confirmed"])
+                speedup = ratio(baseline, seconds) if baseline is not None else float("nan")
+                load = _load()
+                table.add(label, name, engine_label, total, patients, seconds, cpu, speedup, load)
+                results.append(
+                    {"ledger": label, "window": name, "engine": engine_label, "entries": total,
+                     "patients": patients, "seconds": seconds, "cpu_seconds": cpu,
+                     "vs_sql": speedup, "loadavg": load}
+                )  # fmt: skip
+                print(" | ".join(table.rows[-1]), flush=True)
+    finally:
+        services.close()
 
 
 if __name__ == "__main__":
+    os.environ.setdefault("CAREVAULT_ENVIRONMENT", "test")
     main()

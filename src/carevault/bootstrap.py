@@ -33,6 +33,7 @@ from carevault.db import make_engine
 from carevault.detect.service import Detection, build_detection
 from carevault.fhir.content import InputLimits
 from carevault.gate import CareSettings, Gate
+from carevault.incidents.sealer import SegmentSealer, sealer_for
 from carevault.keys.cache import DataKeyCache
 from carevault.keys.envelope import Envelope
 from carevault.keys.files import ed25519_key, rsa_key
@@ -52,6 +53,7 @@ from carevault.migrations import upgrade
 from carevault.rest.interactions import FhirInteractions, SearchSettings
 from carevault.rest.launch import PatientPicker
 from carevault.vault.store import SYSTEM_PRINCIPAL, Vault
+from carevault.vault.writer import kin_token
 
 #: How often a server counts new ledger entries for the console's activity chart.
 ACTIVITY_SECONDS = 30.0
@@ -88,6 +90,8 @@ class Services:
     schedule: CheckpointSchedule | None = None
     activity: ActivityCounter | None = None
     detection: Detection | None = None
+    #: Seals the ledgers' Parquet segments as they grow (incidents.sealer).
+    sealer: SegmentSealer | None = None
     #: SMART apps: ID tokens and their JWKS, and the patient launch's picker.
     id_tokens: IdTokens | None = None
     picker: PatientPicker | None = None
@@ -105,13 +109,17 @@ class Services:
         return [self.audit_ledger, self.unwrap_ledger]
 
     def start_background(self) -> None:
-        """The checkpoint schedule and the activity counts, for a long-running server."""
+        """The checkpoint schedule, the segment sealer and the activity counts, for a
+        long-running server."""
         if self.schedule is None:
             self.schedule = CheckpointSchedule(
                 [ledger.checkpoints for ledger in self.ledgers()],
                 self.settings.checkpoint_seconds,
             )
             self.schedule.start()
+        if self.sealer is None:
+            self.sealer = sealer_for(self)
+            self.sealer.start()
         if self.activity is None:
             self.activity = ActivityCounter(
                 self.audit_ledger.store, self.engine, self.now_us, ACTIVITY_SECONDS
@@ -127,6 +135,8 @@ class Services:
         self._closed = True
         if self.schedule is not None:
             self.schedule.stop()
+        if self.sealer is not None:
+            self.sealer.stop()
         if self.activity is not None:
             self.activity.stop()
         if self.detection is not None:
@@ -293,6 +303,8 @@ def build_services(
         audit_ledger,
         unwrap_ledger,
         lambda practitioner: vault.token("CareRelationship", "practitioner", practitioner),
+        lambda kind, term: kin_token(vault, kind, term),
+        lambda kind, term: vault.token("DecoyContact", kind, term),
         lambda patient_id: _pseudonym(vault, patient_id),
         containment,
         admin,
@@ -301,6 +313,7 @@ def build_services(
         now_us,
     )
     gate.release = detection.budget if settings.detect else None
+    gate.decoys = detection.decoys if settings.detect else None
     fhir = FhirInteractions(
         gate,
         SearchSettings(

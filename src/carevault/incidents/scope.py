@@ -23,15 +23,20 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from carevault.domain.roles import GROUP_WIDE, Role
 from carevault.incidents import patients, people
 from carevault.incidents.model import Incident, instant
 from carevault.incidents.query import DuckScope, Hit, SqlScope, Who, Window
-from carevault.incidents.segments import Segments
+from carevault.incidents.segments import Segments, segments_for
 from carevault.ledger.service import Ledger
 
 if TYPE_CHECKING:
     from carevault.bootstrap import Services
+
+__all__ = ["TIERS", "compute", "document", "open_segments", "segments_for"]
 
 TIERS = ("confirmed", "decrypted", "at_rest_only", "potentially")
 ENGINES = ("auto", "duckdb", "sql")
@@ -45,17 +50,6 @@ class Line:
     last_us: int | None = None
     evidence: list[int] = field(default_factory=list)
     ledger: str | None = None
-
-
-def segments_for(services: Services) -> Segments:
-    ledgers = {"audit": services.audit_ledger, "unwrap": services.unwrap_ledger}
-    return Segments(
-        services.engine,
-        services.settings.resolved_segments_dir,
-        ledgers,
-        services.settings.incident_segment_entries,
-        services.now_us,
-    )
 
 
 def principal_of(account: str) -> str:
@@ -86,7 +80,12 @@ def _who(incident: Incident, seen_addresses: Iterable[str]) -> Who:
 def _open(services: Services, window: Window, engine: str) -> DuckScope | SqlScope:
     if engine == "sql" or (engine == "auto" and _sql_is_faster(services, window)):
         return SqlScope(services.engine, services.key_engine, window)
-    segments = segments_for(services)
+    return open_segments(segments_for(services), window)
+
+
+def open_segments(segments: Segments, window: Window) -> DuckScope:
+    """DuckDB over the ledgers' checked segments and unsealed tails: what a scope reads.
+    Complete segments the background sealer has not reached yet are sealed first."""
     segments.seal_pending("system:incident-scope")
     return DuckScope.over_segments(segments, window)
 
@@ -119,8 +118,8 @@ def compute(services: Services, incident: Incident, engine: str = "auto") -> dic
         unwrapped = query.unwrapped(processes, everyone) if (processes or everyone) else []
     finally:
         query.close()
-    tiers = _tiers(services, incident, released, unwrapped)
-    return document(services, incident, tiers, engine_name(query))
+    tiers, known = _tiers(services, incident, released, unwrapped)
+    return document(services, incident, tiers, engine_name(query), known)
 
 
 def engine_name(query: DuckScope | SqlScope) -> str:
@@ -143,7 +142,8 @@ def _hits(hits: list[Hit], ledger: str, with_categories: bool) -> dict[str, Line
 
 def _tiers(
     services: Services, incident: Incident, released: list[Hit], unwrapped: list[Hit]
-) -> dict[str, dict[str, Line]]:
+) -> tuple[dict[str, dict[str, Line]], dict[str, patients.PatientFacts]]:
+    """The tiers, and what the record store knows of each patient in them."""
     compromised = incident.compromised
     confirmed = _hits(released, "audit", with_categories=True)
     decrypted = _hits(unwrapped, "unwrap", with_categories=False)
@@ -179,7 +179,7 @@ def _tiers(
             stored = known[pseudonym].stored_categories()
             limit = reach.get(pseudonym) if tier == "potentially" else None
             line.categories = stored if limit is None else stored & limit
-    return tiers
+    return tiers, known
 
 
 def _reachable(services: Services, incident: Incident) -> dict[str, set[str]]:
@@ -216,9 +216,14 @@ def _checkpoint(ledger: Ledger, positions: Iterable[int], reason: str) -> dict[s
 
 
 def document(
-    services: Services, incident: Incident, tiers: dict[str, dict[str, Line]], engine: str
+    services: Services,
+    incident: Incident,
+    tiers: dict[str, dict[str, Line]],
+    engine: str,
+    known: dict[str, patients.PatientFacts] | None = None,
 ) -> dict[str, Any]:
-    known = patients.facts(services.engine, [p for lines in tiers.values() for p in lines])
+    if known is None:
+        known = patients.facts(services.engine, [p for lines in tiers.values() for p in lines])
     reason = f"incident {incident.incident_id} scope"
     checkpoints = {
         "audit": _checkpoint(
@@ -232,10 +237,23 @@ def document(
             reason,
         ),
     }
+    # Every time is formatted at once, by Arrow: one call per line was most of a year's
+    # scope (tens of thousands of patients).
+    moments = {
+        at
+        for lines in tiers.values()
+        for line in lines.values()
+        for at in (line.first_us, line.last_us)
+        if at is not None
+    }
+    texts = dict(zip(moments, instants(list(moments)), strict=True))
     rendered: dict[str, list[dict[str, Any]]] = {}
     for tier in TIERS:
         rendered[tier] = sorted(
-            (_line(line, known[pseudonym], checkpoints) for pseudonym, line in tiers[tier].items()),
+            (
+                _line(line, known[pseudonym], checkpoints, texts)
+                for pseudonym, line in tiers[tier].items()
+            ),
             key=lambda item: (item["first"] or "", item["patient"]),
         )
     notifiable = {
@@ -255,8 +273,20 @@ def document(
     return {"incident": header, "tiers": rendered, "counts": counts(rendered)}
 
 
+def instants(micros: list[int]) -> list[str]:
+    """``model.instant`` of each (FHIR instants, milliseconds, UTC), vectorised."""
+    if not micros:
+        return []
+    millis = pc.floor(pc.divide(pa.array(micros, pa.float64()), 1000.0))
+    stamps = pc.cast(pc.cast(millis, pa.int64()), pa.timestamp("ms"))
+    return [str(text) for text in pc.strftime(stamps, format="%Y-%m-%dT%H:%M:%SZ").to_pylist()]
+
+
 def _line(
-    line: Line, facts: patients.PatientFacts, checkpoints: dict[str, dict[str, Any] | None]
+    line: Line,
+    facts: patients.PatientFacts,
+    checkpoints: dict[str, dict[str, Any] | None],
+    texts: dict[int, str],
 ) -> dict[str, Any]:
     proof = checkpoints.get(line.ledger or "") if line.evidence else None
     # A pseudonym without a Patient record (erased, or entries from elsewhere) is still
@@ -266,8 +296,8 @@ def _line(
         "patient_record_missing": facts.patient_id is None,
         "categories": sorted(line.categories),
         "clinics": sorted(facts.clinics),
-        "first": instant(line.first_us) if line.first_us is not None else None,
-        "last": instant(line.last_us) if line.last_us is not None else None,
+        "first": texts[line.first_us] if line.first_us is not None else None,
+        "last": texts[line.last_us] if line.last_us is not None else None,
         "evidence": line.evidence,
         "ledger": line.ledger if line.evidence else None,
         "checkpoint": proof["size"] if proof else None,
@@ -300,7 +330,10 @@ def counts(tiers: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
                 first[person] = line["first"]
         days: dict[str, int] = {}
         for moment in first.values():
-            day = datetime.fromisoformat(moment).astimezone(UTC).date().isoformat()
+            if moment.endswith("Z"):
+                day = moment[:10]  # a UTC instant: its date is its first ten characters
+            else:
+                day = datetime.fromisoformat(moment).astimezone(UTC).date().isoformat()
             days[day] = days.get(day, 0) + 1
         by_category[tier] = {key: len(found) for key, found in sorted(categories.items())}
         by_clinic[tier] = {key: len(found) for key, found in sorted(clinics.items())}

@@ -8,6 +8,21 @@ hashes (and every signed checkpoint after it) cover the segment. A sealed file i
 rewritten. Before a scope reads a segment it checks the manifest row against the seal
 entry, the file against the digest, and the root against the tree; any difference
 refuses the scope and names the segment.
+
+What a scope checks, every run, for every segment its window meets (``usable``):
+
+- the manifest row equals the detail of the seal entry at ``seal_seq`` in the audit
+  ledger (whose hashes every later signed checkpoint covers), and the segments run
+  without a gap;
+- the tree's hash for the segment's entries (one read of the ledger's tiles for all
+  segments) equals the sealed Merkle root;
+- the file's SHA-256 equals the sealed digest. The file is hashed in full unless this
+  process already hashed the same file to that digest and the file's identity (device,
+  inode, size, modification and status-change times) has not changed since: any write,
+  rename over or chmod changes the status-change time, which a process cannot set back.
+  A CLI run (one process) therefore always hashes in full; a server re-hashes a file once
+  and again whenever it changes. ``incident segments --verify`` re-hashes every file and
+  re-derives each root from the rows, whatever was checked before.
 """
 
 from __future__ import annotations
@@ -15,10 +30,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import secrets
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -33,6 +50,9 @@ from carevault.ledger.events import AuditEvent, Outcome, Tag
 from carevault.ledger.service import Ledger
 from carevault.ledger.store import TILE_HEIGHT, LedgerEntry
 from carevault.ledger.trail import AuditUnavailable
+
+if TYPE_CHECKING:
+    from carevault.bootstrap import Services
 
 
 class SegmentRefused(RuntimeError):
@@ -85,18 +105,67 @@ def file_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
+#: Files this process hashed to their sealed digest, by identity (see the module's doc).
+_Identity = tuple[str, int, int, int, int, int]
+_VERIFIED: dict[_Identity, str] = {}
+_VERIFIED_LOCK = threading.Lock()
+
+
+def _identity(path: Path) -> _Identity:
+    found = path.stat()
+    return (
+        str(path.resolve()),
+        found.st_dev,
+        found.st_ino,
+        found.st_size,
+        found.st_mtime_ns,
+        found.st_ctime_ns,
+    )
+
+
+def digest_matches(path: Path, sha256: str, *, cached: bool = True) -> bool:
+    """Whether ``path`` hashes to ``sha256``; with ``cached``, a file this process already
+    hashed to it and whose identity has not changed since is not hashed again."""
+    identity = _identity(path)
+    if cached:
+        with _VERIFIED_LOCK:
+            if _VERIFIED.get(identity) == sha256:
+                return True
+    if file_digest(path) != sha256:
+        return False
+    # The identity is taken again: a file changed while it was hashed is not remembered.
+    if _identity(path) == identity:
+        with _VERIFIED_LOCK:
+            _VERIFIED[identity] = sha256
+    return True
+
+
 def tree_node(ledger: Ledger, first: int, count: int) -> bytes | None:
     """The hash the ledger's tiles hold for the complete subtree [first, first + count),
     count = 256**L: a level-0 hash of a tile of level L."""
+    return tree_nodes(ledger, count, [first]).get(first)
+
+
+def tree_nodes(ledger: Ledger, count: int, firsts: list[int]) -> dict[int, bytes]:
+    """``tree_node`` of several subtrees of ``count`` entries, in one read of the tiles."""
+    if not firsts:
+        return {}
     tile_level = (count.bit_length() - 1) // TILE_HEIGHT
-    index = first // count
-    found = ledger.store.stored_tiles(tile_level, index >> TILE_HEIGHT, index >> TILE_HEIGHT)
-    if not found:
-        return None
-    hashes = found[0][1]
-    slot = index & ((1 << TILE_HEIGHT) - 1)
-    value = hashes[slot * 32 : (slot + 1) * 32]
-    return value if len(value) == 32 else None
+    indexes = [first // count for first in firsts]
+    tiles = {
+        index: hashes
+        for index, hashes, _ in ledger.store.stored_tiles(
+            tile_level, min(indexes) >> TILE_HEIGHT, max(indexes) >> TILE_HEIGHT
+        )
+    }
+    found: dict[int, bytes] = {}
+    for first, index in zip(firsts, indexes, strict=True):
+        hashes = tiles.get(index >> TILE_HEIGHT, b"")
+        slot = index & ((1 << TILE_HEIGHT) - 1)
+        value = hashes[slot * 32 : (slot + 1) * 32]
+        if len(value) == 32:
+            found[first] = value
+    return found
 
 
 def _segment(row: Any) -> Segment:
@@ -174,34 +243,53 @@ class Segments:
                 f"{name} entries {first}..{end - 1} do not match the ledger's tree: not sealed"
             )
         file_name = f"{name}-{first:012d}-{end:012d}.parquet"
-        path = self._write(table, file_name)
+        _, digest = self.write(table, file_name)
         at = table.column("at_us")
         segment = Segment(
             name,
             first,
             end,
             file_name,
-            file_digest(path),
+            digest,
             root.hex(),
             table.num_rows,
             int(pc.min(at).as_py()),
             int(pc.max(at).as_py()),
             -1,
         )
-        return self._record(segment, principal)
+        return self.record(segment, principal)
 
-    def _write(self, table: pa.Table, file_name: str) -> Path:
+    def write(self, table: pa.Table, file_name: str) -> tuple[Path, str]:
+        """Put a segment's file in place; the file and its SHA-256.
+
+        Several processes may seal the same segment at once (each server worker runs a
+        sealer): each writes a partial file of its own and links it into place only if
+        no file is there, so a file in place is never rewritten under a reader. The
+        rows are the ledger's, checked against its tree, and the writer is
+        deterministic, so a file already in place is the same bytes; one that is not
+        (a leftover of an interrupted seal, or planted) is replaced by the rows' own.
+        """
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         path = self.directory / file_name
-        partial = path.with_suffix(".partial")
-        pq.write_table(table, partial, compression="zstd", row_group_size=65_536)
-        with partial.open("rb") as handle:
-            os.fsync(handle.fileno())
-        os.chmod(partial, 0o400)
-        os.replace(partial, path)
-        return path
+        partial = self.directory / f".{file_name}.{os.getpid()}.{secrets.token_hex(4)}.partial"
+        try:
+            pq.write_table(table, partial, compression="zstd", row_group_size=65_536)
+            with partial.open("rb") as handle:
+                os.fsync(handle.fileno())
+            os.chmod(partial, 0o400)
+            digest = file_digest(partial)
+            try:
+                os.link(partial, path)
+            except FileExistsError:
+                if file_digest(path) != digest:
+                    os.replace(partial, path)
+        finally:
+            partial.unlink(missing_ok=True)
+        return path, digest
 
-    def _record(self, segment: Segment, principal: str) -> Segment | None:
+    def record(self, segment: Segment, principal: str) -> Segment | None:
+        """Append the seal entry of a segment whose file is in place, and its manifest row,
+        in one transaction; None if another process sealed it first."""
         event = AuditEvent(
             tag=Tag.SEGMENT_SEALED,
             outcome=Outcome.SUCCESS,
@@ -230,7 +318,7 @@ class Segments:
         segments = self.sealed(ledger)
         expected = 0
         seals = self._seal_entries([segment.seal_seq for segment in segments])
-        files: list[Path] = []
+        wanted: list[Segment] = []
         for segment in segments:
             if segment.first_seq != expected:
                 raise SegmentRefused(
@@ -243,8 +331,22 @@ class Segments:
                 until_us is not None and segment.min_at_us >= until_us
             ):
                 continue
-            files.append(self.check_file(segment))
-        return files, expected
+            wanted.append(segment)
+        nodes = self._nodes(wanted)
+        return [
+            self.check_file(segment, nodes.get(segment.first_seq)) for segment in wanted
+        ], expected
+
+    def _nodes(self, segments: list[Segment]) -> dict[int, bytes]:
+        """The tree's hashes for the segments' entries, one read per segment size."""
+        found: dict[int, bytes] = {}
+        sizes: dict[tuple[str, int], list[int]] = {}
+        for segment in segments:
+            key = (segment.ledger, segment.end_seq - segment.first_seq)
+            sizes.setdefault(key, []).append(segment.first_seq)
+        for (name, count), firsts in sizes.items():
+            found.update(tree_nodes(self.ledgers[name], count, firsts))
+        return found
 
     def _seal_entries(self, positions: list[int]) -> dict[int, dict[str, Any]]:
         table = self.audit.store.tables.entry
@@ -271,18 +373,23 @@ class Segments:
                 f"segment {segment.file_name}: its record does not match the ledger's seal entry"
             )
 
-    def check_file(self, segment: Segment) -> Path:
+    def check_file(
+        self, segment: Segment, node: bytes | None = None, *, cached: bool = True
+    ) -> Path:
+        """The segment's file, once its digest and the tree's hash for its entries are
+        checked (``node``: that hash, if already read)."""
         path = self.directory / segment.file_name
         if not path.is_file():
             raise SegmentRefused(f"segment {segment.file_name}: the file is missing")
-        if file_digest(path) != segment.sha256:
+        if not digest_matches(path, segment.sha256, cached=cached):
             raise SegmentRefused(
                 f"segment {segment.file_name}: the file differs from the one sealed "
                 "(SHA-256 does not match the ledger's seal entry)"
             )
-        node = tree_node(
-            self.ledgers[segment.ledger], segment.first_seq, segment.end_seq - segment.first_seq
-        )
+        if node is None:
+            node = tree_node(
+                self.ledgers[segment.ledger], segment.first_seq, segment.end_seq - segment.first_seq
+            )
         if node is None or node.hex() != segment.root:
             raise SegmentRefused(
                 f"segment {segment.file_name}: disagrees with the ledger "
@@ -293,7 +400,7 @@ class Segments:
     def verify_rows(self, segment: Segment) -> None:
         """The deep check: the rows' leaf hashes give the sealed root, and the positions run
         without a gap (``incident segments verify``)."""
-        path = self.check_file(segment)
+        path = self.check_file(segment, cached=False)
         table = pq.read_table(path, columns=["seq", "leaf"])
         seqs = table.column("seq").to_pylist()
         if seqs != list(range(segment.first_seq, segment.end_seq)):
@@ -301,3 +408,15 @@ class Segments:
         leaves = [bytes(value) for value in table.column("leaf").to_pylist()]
         if merkle_root(leaves).hex() != segment.root:
             raise SegmentRefused(f"segment {segment.file_name}: its rows do not give its root")
+
+
+def segments_for(services: Services) -> Segments:
+    """The segments of a data directory's audit and unwrap ledgers."""
+    ledgers = {"audit": services.audit_ledger, "unwrap": services.unwrap_ledger}
+    return Segments(
+        services.engine,
+        services.settings.resolved_segments_dir,
+        ledgers,
+        services.settings.incident_segment_entries,
+        services.now_us,
+    )

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from sqlalchemy import Connection, Engine, insert, select, update
 
 from carevault.containment.state import ContainmentStore
@@ -255,10 +256,10 @@ class Incidents:
                 insert(incident_scope_run).values(
                     incident_id=incident_id,
                     at_us=self.now_us(),
-                    lines=json.dumps(lines, sort_keys=True, separators=(",", ":")),
+                    lines=orjson.dumps(lines, option=orjson.OPT_SORT_KEYS).decode(),
                 )
             )
-            changes = compare_runs(json.loads(previous.lines) if previous else None, lines)
+            changes = compare_runs(orjson.loads(previous.lines) if previous else None, lines)
             if previous is not None:
                 changes["previous_run"] = instant(int(previous.at_us))
             summary = {tier: len(patients) for tier, patients in lines.items()}

@@ -4,6 +4,7 @@ scope refuse to run and name the segment."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -128,4 +129,27 @@ def test_a_segment_that_disagrees_with_the_ledger_is_refused(sealed: Services) -
             .values(hashes=b"\x00" * 64)
         )
     with pytest.raises(SegmentRefused, match=f"{name}: disagrees with the ledger"):
+        _scope(sealed)
+
+
+def test_a_file_rewritten_with_its_old_size_and_times_is_hashed_again(sealed: Services) -> None:
+    """The first scope hashed the files and this process remembers them by identity; a
+    byte changed in place, size and modification time put back, still changes the
+    status-change time, so the file is hashed again and refused."""
+    _scope(sealed)
+    name, path = _first(sealed)
+    before = path.stat()
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.chmod(0o600)
+    path.write_bytes(bytes(data))
+    path.chmod(0o400)
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    after = path.stat()
+    assert (after.st_ino, after.st_size, after.st_mtime_ns) == (
+        before.st_ino,
+        before.st_size,
+        before.st_mtime_ns,
+    )
+    with pytest.raises(SegmentRefused, match=f"{name}: the file differs"):
         _scope(sealed)
