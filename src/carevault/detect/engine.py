@@ -404,4 +404,4 @@ class DetectionEngine:
 
 
 def _kin_pick(access: Access) -> bool:
-    return bool(access.kin) and access.released and not access.explained and access.picked
+    return bool(access.kin) and access.attempted and not access.explained and access.picked

@@ -219,7 +219,7 @@ class Kinship:
         wanted = [
             a
             for a in accesses
-            if a.released
+            if a.attempted
             and a.patient_pseudonym
             and (a.account or "").startswith("staff:")
             and ((a.account or "") in known.staff or a.patient_pseudonym in known.coworkers)

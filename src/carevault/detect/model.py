@@ -106,6 +106,16 @@ class Access:
         )
 
     @property
+    def attempted(self) -> bool:
+        """Patient data released, or refused, to an account: what a person tried to open."""
+        return (
+            self.outcome in ("success", "denied")
+            and self.tag in RELEASING
+            and self.patient_pseudonym is not None
+            and self.account is not None
+        )
+
+    @property
     def picked(self) -> bool:
         """The person chose this patient: a read, history or ``$everything``, or a search
         that gave this one patient only (a search's other matches were not chosen)."""

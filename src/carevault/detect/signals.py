@@ -150,6 +150,7 @@ class Detectors:
                 found.append(self._burst(access, "sign-in-failures", recent, day))
             return found if live else []
         if access.denied:
+            observe_picks(access, recent)
             count = recent.denials.add(access.at_us, access.position)
             if BUDGET_REASON in access.reason:
                 found.append(

@@ -4,7 +4,8 @@ household's (the same home address), or, beyond what chance explains, of patient
 share their surname or live in their building. Pure: the accesses arrive marked with
 what the patient shares with the person (``detect.kin``) and whether care explains it.
 
-Only patients the person picked count (a read, or a search that gave one patient):
+Only patients the person picked count (a read, or a search that gave one patient;
+refused attempts too: trying a namesake's record at another clinic shows the same intent):
 the other matches of a name search were not chosen. A co-worker's, a household
 member's or one's own record is an alert at once; a shared surname or building only
 when the count passes chance (a binomial tail under 1e-4 given the share of all
@@ -29,16 +30,19 @@ AT_LEAST = 2
 HIGH_FROM = 3
 
 _AT_ONCE = {
-    OWN_RECORD: ("own-record", "opened their own patient record without a care relationship"),
+    OWN_RECORD: (
+        "own-record",
+        "opened (or tried to) their own patient record without a care relationship",
+    ),
     CO_WORKER: (
         "co-worker",
-        "opened the records of {k} co-worker(s) (staff who are also patients) without a care "
-        "relationship today",
+        "opened (or tried to) the records of {k} co-worker(s) (staff who are also "
+        "patients) without a care relationship today",
     ),
     HOUSEHOLD: (
         "same-address",
-        "opened the records of {k} patient(s) living at their own home address without a "
-        "care relationship today",
+        "opened (or tried to) the records of {k} patient(s) living at their own home "
+        "address without a care relationship today",
     ),
 }
 _BY_CHANCE = {
@@ -49,7 +53,7 @@ _BY_CHANCE = {
 
 def observe_picks(access: Access, recent: Recent) -> None:
     """Count an unexplained pick (also while the windows are rebuilt after a restart)."""
-    if not access.released or access.explained or not access.picked:
+    if not access.attempted or access.explained or not access.picked:
         return
     recent.picks.add(access.patient_pseudonym or "")
 
@@ -59,7 +63,7 @@ def snooping(
 ) -> list[Finding]:
     """Count a kin pick that is still unexplained (the engine asks once its grace for a
     care relationship is over) and return what it makes."""
-    if not access.kin or not access.released or access.explained or not access.picked:
+    if not access.kin or not access.attempted or access.explained or not access.picked:
         return []
     if recent.day != day:
         return []  # judged after midnight: yesterday's counts are gone
@@ -110,8 +114,8 @@ def _beyond_chance(
         detector,
         Severity.HIGH if chance < CHANCE**2 else Severity.MEDIUM,
         f"{day} {kind}",
-        f"opened {len(patients)} patients who {what} without a care relationship today, of "
-        f"{picked} patients opened without one; {share:.1%} of all patients {what}, so "
+        f"opened (or tried to) {len(patients)} patients who {what} without a care relationship "
+        f"today, of {picked} patients picked without one; {share:.1%} of all patients {what}, so "
         f"chance would give about {picked * share:.1f} (probability of {len(patients)} or "
         f"more: {chance:.0e})",
         access,

@@ -169,8 +169,8 @@ def test_opening_co_workers_records_is_noticed_from_what_hr_recorded(
     simulated: SimulatedRun,
 ) -> None:
     """HR's records of staff (surnames; homes and HKID numbers of staff who are patients)
-    are kept as blind tokens; a receptionist who opens co-workers' records without a
-    care relationship is an alert naming those records."""
+    are kept as blind tokens; a receptionist who opens (or tries to open) co-workers'
+    records without a care relationship is an alert naming those records."""
     scenario = simulated.scenario("coworker-snoop")
     given = {p["pseudonym"] for p in scenario["patients"]}
     assert given, "the receptionist was given co-workers' records"
@@ -184,7 +184,16 @@ def test_opening_co_workers_records_is_noticed_from_what_hr_recorded(
     detection = simulated.services.detection
     assert detection is not None
     named = {p for alert in mine for p in detection.alerts.get(alert["id"]).patients}
-    assert named and named <= given
+    # Every co-worker record given is named; so are those the attacker tried and was refused
+    # (other clinics'): every name is of a patient in the attacker's own ledger entries.
+    store = simulated.services.audit_ledger.store
+    tried = {
+        AuditEvent.from_canonical(data).patient_pseudonym
+        for access in scenario["accesses"]
+        for position in access["ledger_positions"]
+        if (data := store.entry(position)) is not None
+    }
+    assert given <= named <= tried
 
 
 def test_a_key_unwrap_outside_the_gate_is_recorded_only_in_the_unwrap_ledger(

@@ -19,8 +19,10 @@ class KinFeed(Feed):
         found = super().entry(at_us, patient, **fields)
         if fields.get("kin"):
             access = Access(
-                position=self.position - 1, at_us=at_us, tag=str(fields.get("tag", "fhir:resource:read")),
-                outcome="success", principal="staff:ann", role=self.role_name,
+                position=self.position - 1, at_us=at_us,
+                tag=str(fields.get("tag", "fhir:resource:read")),
+                outcome=str(fields.get("outcome", "success")),
+                principal="staff:ann", role=self.role_name,
                 resource_type="Patient", patient_pseudonym=patient,
                 explained=bool(fields.get("explained", False)),
                 kin=tuple(fields["kin"]),  # type: ignore[arg-type]
@@ -198,3 +200,14 @@ def test_full_name_searches_are_not_fishing() -> None:
     for n in range(40):
         _search(feed, MORNING + n * MINUTE, None, patients=3)
     assert "name-fishing" not in feed.detectors_fired()
+
+
+def test_refused_attempts_at_namesakes_count_like_opened_ones() -> None:
+    feed = _feed(surname_share=0.05)
+    for n in range(6):
+        feed.entry(MORNING + n * MINUTE, f"usual{n}")
+    for n in range(8):
+        feed.entry(MORNING + (10 + n) * MINUTE, f"leung{n}", kin=("surname",), outcome="denied")
+    alerts = [f for f in feed.found if f.detector == "same-surname"]
+    assert alerts and "or tried to" in alerts[-1].explanation
+    assert len(alerts[-1].patients) == 8
