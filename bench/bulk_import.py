@@ -3,25 +3,31 @@ replaced, on the same records in one run, and every record read back byte for by
 
 Inputs, each written as NDJSON per type (as a Bulk Data export lays them out):
 
-* the Synthea R4 bundles of ``../shared/fixtures/synthea-r4`` (US records, decimals
-  as Synthea writes them);
+* the Synthea R4 bundles (US records, decimals as Synthea writes them): the workspace's
+  full set of 25 in ``../shared/fixtures/synthea-r4`` when it is beside the repository,
+  otherwise the three vendored under ``tests/fixtures/synthea-r4``;
 * the simulated clinic group (``carevault seed``'s records for ``--patients`` patients,
   with the group's directory), standing for "the seeded group exported and re-imported":
   the same records, written out by the simulator rather than by ``$export``.
 
-Each input is loaded into a fresh SQLite home (encrypted, the local keyring) three ways,
+Each input is loaded into a fresh SQLite home (encrypted, the local keyring) four ways,
 taking turns input by input:
 
-* ``before``: what seeding did until now: ``gate.write`` per 25 patients' records, one
-  audit entry per record, no validation;
-* ``import, in process``: the bulk loader with validation in the writer's process;
-* ``import``: the bulk loader as ``carevault import`` runs it, validation in worker
-  processes (one per core) beside the writer, one audit entry per patient per batch.
+* ``before``: what seeding did before bulk import: ``gate.write`` per 25 patients'
+  records, one audit entry per record, no validation;
+* ``import, full validation``: the bulk loader as it was first merged: every record
+  through ``validate_resource`` (the fhir.resources models), in the writer's process;
+* ``import, in process``: the bulk loader with the compiled check (``bulk/shape.py``),
+  in the writer's process;
+* ``import (N checking processes)``: as ``carevault import`` runs it, the checks in
+  worker processes beside the writer.
 
-Figures: wall seconds, records/s, CPU seconds of the process and its workers, and the
-ratio against ``before``. After ``import``, every record is read back through the gate
-and compared with its NDJSON line (``meta`` aside): same bytes, decimals included.
-Target (issue 15): ≥ 10,000 records/s on SQLite on the 2-core machine.
+Figures: wall seconds, records/s, CPU seconds of the process and its workers, records
+per CPU second (steadier than wall time on a shared machine), and the ratio against
+``before`` and against ``import, full validation``. After the last path, every record
+is read back through the gate and compared with its NDJSON line (``meta`` aside): same
+bytes, decimals included. Target (issue 15): ≥ 10,000 records/s on SQLite on the
+2-core machine.
 
     .venv/bin/python -m bench.bulk_import              # a few minutes
     .venv/bin/python -m bench.bulk_import --quick      # a smoke run
@@ -56,7 +62,9 @@ from carevault.sim.patients import generate_patients
 from carevault.vault.writer import Put
 
 NAME = "bulk_import"
-SYNTHEA = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "synthea-r4"
+SYNTHEA_FULL = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "synthea-r4"
+SYNTHEA_VENDORED = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "synthea-r4"
+SYNTHEA = SYNTHEA_FULL if SYNTHEA_FULL.is_dir() else SYNTHEA_VENDORED
 BEFORE_CALLER = Caller(principal="system:seed", purpose="HOPERAT")
 READER = Caller(principal="system:bench")
 
@@ -132,8 +140,10 @@ def load_before(services: Services, files: list[Path]) -> int:
     return written
 
 
-def load_import(services: Services, files: list[Path], workers: int) -> int:
-    checker = Checker(services.fhir.limits, workers)
+def load_import(
+    services: Services, files: list[Path], workers: int, *, compiled: bool = True
+) -> int:
+    checker = Checker(services.fhir.limits, workers, compiled=compiled)
     try:
         loader = Loader(services.gate, services.now_us, checker=checker)
         report = Importer(loader, Journal(services.engine)).run(files)
@@ -177,17 +187,27 @@ def main(argv: Sequence[str] | None = None) -> None:
     started = now()
     root = Path(tempfile.mkdtemp(prefix="bench-bulk-"))
     workers = default_workers()
+    bundles = sorted(SYNTHEA.glob("*_*.json"))[: 5 if options.quick else None]
     inputs = {
-        "Synthea R4 (25 bundles)": bundles_to_ndjson(
-            sorted(SYNTHEA.glob("*_*.json"))[: 5 if options.quick else None], root / "synthea"
-        ),
+        f"Synthea R4 ({len(bundles)} bundles)": bundles_to_ndjson(bundles, root / "synthea"),
         f"simulated group ({options.patients:,} patients)": simulated_ndjson(
             root / "simulated", options.patients
         ),
     }
+    load_start = os.getloadavg()[0]
     table = Table(
         "Bulk import, SQLite, encrypted (one run, same records)",
-        ["input", "path", "records", "seconds", "records/s", "CPU s", "× before"],
+        [
+            "input",
+            "path",
+            "records",
+            "seconds",
+            "records/s",
+            "CPU s",
+            "records/CPU s",
+            "× before",
+            "× full validation",
+        ],
     )
     results: list[dict[str, Any]] = []
     try:
@@ -195,6 +215,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             figures: dict[str, tuple[int, float, float]] = {}
             for path_name, action in (
                 ("before", load_before),
+                ("import, full validation", lambda s, f: load_import(s, f, 0, compiled=False)),
                 ("import, in process", lambda s, f: load_import(s, f, 0)),
                 (f"import ({workers} checking processes)", lambda s, f: load_import(s, f, workers)),
             ):
@@ -206,9 +227,21 @@ def main(argv: Sequence[str] | None = None) -> None:
                 finally:
                     services.close()
             base = figures["before"][0] / figures["before"][1]
+            full = figures["import, full validation"][0] / figures["import, full validation"][1]
             for path_name, (count, seconds, cpu) in figures.items():
                 rate = count / seconds
-                table.add(label, path_name, count, seconds, rate, cpu, ratio(rate, base))
+                per_cpu = count / cpu if cpu else 0.0
+                table.add(
+                    label,
+                    path_name,
+                    count,
+                    seconds,
+                    rate,
+                    cpu,
+                    per_cpu,
+                    ratio(rate, base),
+                    ratio(rate, full),
+                )
                 results.append(
                     {
                         "input": label,
@@ -217,7 +250,9 @@ def main(argv: Sequence[str] | None = None) -> None:
                         "seconds": seconds,
                         "records_per_second": rate,
                         "cpu_seconds": cpu,
+                        "records_per_cpu_second": per_cpu,
                         "ratio_to_before": ratio(rate, base),
+                        "ratio_to_full_validation": ratio(rate, full),
                     }
                 )
             results.append({"input": label, "compared": compared, "differ": differ})
@@ -228,14 +263,20 @@ def main(argv: Sequence[str] | None = None) -> None:
     finally:
         shutil.rmtree(root, ignore_errors=True)
     table.notes.append(
-        f"load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs "
-        "(other work on the machine slows every path alike)"
+        f"load average (1 min): {load_start:.1f} at the start, {os.getloadavg()[0]:.1f} at "
+        f"the end, on {os.cpu_count()} CPUs (other work on the machine slows every path "
+        "alike; records per CPU second is the steadier figure)"
     )
     print(table.render())
     write_results(
         NAME,
         quick=options.quick,
-        settings={"patients": options.patients, "workers": workers},
+        settings={
+            "patients": options.patients,
+            "workers": workers,
+            "load_average_start": load_start,
+            "load_average_end": os.getloadavg()[0],
+        },
         results=results,
         tables=[table],
         summary={

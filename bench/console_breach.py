@@ -103,7 +103,13 @@ def stage_breach(services: Services, budget: int) -> tuple[int, int, dict[str, A
     case = alert_case(services, alert.alert_id)
     case["clinics"] = [clinic]
     incident = declare_case(services, Actor("system:bench"), case, str(alert.alert_id))
-    facts = {"released": released, "refused": refused, "clinic_patients": len(patient_ids)}
+    facts = {
+        "released": released,
+        "refused": refused,
+        "clinic_patients": len(patient_ids),
+        "clinic": clinic,
+        "first_patient": patient_ids[0],
+    }
     return alert.alert_id, incident.incident_id, facts
 
 
@@ -159,7 +165,7 @@ def measure(home: Path, options: argparse.Namespace) -> tuple[list[dict[str, Any
             for round_number in range(options.rounds):
                 for path in pages:
                     check.visit(base, path)
-                    results.append({**check._timing(), "round": round_number, "path": path})
+                    results.append({**check.timing(), "round": round_number, "path": path})
                 print(f"  round {round_number + 1}/{options.rounds} done", flush=True)
     finally:
         services.close()

@@ -119,7 +119,7 @@ def measure(home: Path, rounds: int) -> tuple[list[dict[str, Any]], dict[str, An
             for round_number in range(rounds):
                 for path in pages:
                     check.visit(base, path)
-                    results.append({**check._timing(), "round": round_number, "path": path})
+                    results.append({**check.timing(), "round": round_number, "path": path})
                 print(f"  round {round_number + 1}/{rounds} done", flush=True)
     finally:
         services.close()

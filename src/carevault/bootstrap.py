@@ -53,6 +53,7 @@ from carevault.migrations import upgrade
 from carevault.rest.interactions import FhirInteractions, SearchSettings
 from carevault.rest.launch import PatientPicker
 from carevault.vault.store import SYSTEM_PRINCIPAL, Vault
+from carevault.vault.writer import kin_token
 
 #: How often a server counts new ledger entries for the console's activity chart.
 ACTIVITY_SECONDS = 30.0
@@ -302,6 +303,8 @@ def build_services(
         audit_ledger,
         unwrap_ledger,
         lambda practitioner: vault.token("CareRelationship", "practitioner", practitioner),
+        lambda kind, term: kin_token(vault, kind, term),
+        lambda kind, term: vault.token("DecoyContact", kind, term),
         lambda patient_id: _pseudonym(vault, patient_id),
         containment,
         admin,
@@ -310,6 +313,7 @@ def build_services(
         now_us,
     )
     gate.release = detection.budget if settings.detect else None
+    gate.decoys = detection.decoys if settings.detect else None
     fhir = FhirInteractions(
         gate,
         SearchSettings(

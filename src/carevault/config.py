@@ -223,6 +223,13 @@ class Settings(BaseSettings):
         default=2.0, ge=0, description="First retry delay; it doubles with each try."
     )
     notify_batch: int = Field(default=20, ge=1, le=1000, description="Notices per batch.")
+    notify_lanes: int = Field(
+        default=4,
+        ge=1,
+        le=32,
+        description="Notices delivered at once (threads, each with its own SMTP connection); "
+        "without a relay journal, a kill can leave this many in doubt.",
+    )
     notify_verify_per_minute: float = Field(
         default=10.0, gt=0, description="Verification checks per minute from one address."
     )
@@ -274,6 +281,16 @@ class Settings(BaseSettings):
     detect: bool = Field(default=True, description="Run the detectors in this process.")
     detect_poll_seconds: float = Field(
         default=0.2, gt=0, le=10, description="How often the detectors look for new entries."
+    )
+    detect_kin_grace_seconds: float = Field(
+        default=600,
+        ge=0,
+        le=86_400,
+        description=(
+            "How long after opening a relative's, a neighbour's or a co-worker's record "
+            "the snooping detectors wait for a care relationship (a booking made just "
+            "after the look-up) before judging it."
+        ),
     )
     release_budget: str = Field(
         default="",

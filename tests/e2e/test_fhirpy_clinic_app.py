@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 import requests
 from fhirpy import SyncFHIRClient
-from fhirpy.base.exceptions import ResourceNotFound
+from fhirpy.base.exceptions import OperationOutcome, ResourceNotFound
 
 from carevault.config import Settings
 from tests.support.auth import colleagues, token_for
@@ -67,6 +67,26 @@ def test_a_clinic_app_works_through_fhirpy(live_server: RunningServer, settings:
 
     visits = client.resources("Encounter").search(patient=patient.id, date="2026-11-27").fetch()
     assert [found.id for found in visits] == [encounter.id]
+
+    # _include through fhirpy: the page of Encounters with their Patients, each included
+    # record passing the gate like a direct read.
+    page = (
+        client.resources("Encounter")
+        .search(patient=patient.id)
+        .include("Encounter", "subject")
+        .fetch_raw()
+    )
+    modes = {(e["resource"]["resourceType"], e["search"]["mode"]) for e in page["entry"]}
+    assert modes == {("Encounter", "match"), ("Patient", "include")}
+    assert page["total"] == 1
+
+    # Chained search is refused by design (docs/search.md): fhirpy's
+    # subject__Patient__name becomes subject:Patient.name, answered 400 naming it, never
+    # a widened result.
+    with pytest.raises(OperationOutcome) as refused:
+        client.resources("Encounter").search(subject__Patient__name="leung").fetch()
+    assert "subject:Patient.name" in str(refused.value)
+    assert seen.pop() == 400  # answered (and checked as FHIR) like any response
 
     read = client.reference("Patient", patient.id).to_resource()
     assert read["name"][0]["family"] == "Leung"

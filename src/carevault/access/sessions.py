@@ -73,6 +73,8 @@ class SessionState:
     practitioner_id: str | None = None
     client_scopes: str = ""
     patient_pseudonym: str | None = None
+    #: The session must present a fresh TOTP code before more data (an alert's response).
+    step_up: bool = False
 
 
 @dataclass(frozen=True)
@@ -365,6 +367,34 @@ class Sessions:
             for row in rows
         ]
 
+    def require_step_up(self, *, account_id: str, reason: str) -> int:
+        """Every live session of the account must present a fresh TOTP code before more
+        data (``stepped_up``); returns how many. The person stays signed in."""
+        now_us = to_micros(self.clock())
+        with write_transaction(self.engine) as connection:
+            changed = connection.execute(
+                update(auth_session)
+                .where(
+                    auth_session.c.account_id == account_id,
+                    auth_session.c.revoked_us.is_(None),
+                    auth_session.c.expires_us > now_us,
+                )
+                .values(step_up_us=now_us)
+            ).rowcount
+        with self._lock:
+            self._cache.clear()
+        return int(changed)
+
+    def stepped_up(self, session_id: str) -> None:
+        """The session presented a fresh TOTP code: it may go on."""
+        with write_transaction(self.engine) as connection:
+            connection.execute(
+                update(auth_session)
+                .where(auth_session.c.session_id == session_id)
+                .values(step_up_us=None)
+            )
+        self._forget(session_id)
+
     def _forget(self, session_id: str) -> None:
         with self._lock:
             self._cache.pop(session_id, None)
@@ -429,6 +459,7 @@ class Sessions:
             practitioner_id=row.practitioner_id,
             client_scopes=row.client_scopes or "",
             patient_pseudonym=row.patient_pseudonym,
+            step_up=row.step_up_us is not None,
         )
 
 

@@ -102,6 +102,9 @@ auth_session = Table(
     # reach only this patient's records.
     Column("patient_id", String(64), nullable=True),
     Column("patient_pseudonym", String(40), nullable=True),
+    # Since when the session must present a fresh TOTP code before more data (records_0013):
+    # an automatic response to an alert that keeps the person signed in.
+    Column("step_up_us", BigInteger, nullable=True),
 )
 
 refresh_token = Table(

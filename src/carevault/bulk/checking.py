@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any
 
+from carevault.bulk.shape import Shapes
 from carevault.fhir.content import InputLimits
 from carevault.fhir.outcome import FhirError
 from carevault.fhir.registry import RESOURCE_TYPES
@@ -22,18 +23,33 @@ from carevault.fhir.validate import validate_resource
 
 #: Records per task given to a worker process.
 _TASK = 250
+#: This process's compiled checks, per set of limits (they cache per model and value).
+_SHAPES: dict[InputLimits, Shapes] = {}
 
 
 def verdict(
-    resource: dict[str, Any] | None, refused: str | None, limits: InputLimits
+    resource: dict[str, Any] | None,
+    refused: str | None,
+    limits: InputLimits,
+    compiled: bool = True,
 ) -> str | None:
-    """None if ``resource`` may be written, or why not (naming rules, never values)."""
+    """None if ``resource`` may be written, or why not (naming rules, never values).
+
+    The compiled check (``bulk/shape.py``) passes most records; what it is not sure
+    of goes through the full validation, which gives the reasons. ``compiled=False``:
+    the full validation only (what imports did before; benchmarks compare the two)."""
     if resource is None:
         return refused or "refused"
     name = resource.get("resourceType")
     if not isinstance(name, str) or name not in RESOURCE_TYPES:
         shown = name if isinstance(name, str) and name.isalnum() else "?"
         return f"CareVault does not hold {shown[:40]} resources"
+    if compiled:
+        shapes = _SHAPES.get(limits)
+        if shapes is None:
+            shapes = _SHAPES[limits] = Shapes(limits)
+        if shapes.certainly_valid(resource):
+            return None
     try:
         validate_resource(resource, name, limits)
     except FhirError as error:
@@ -42,16 +58,19 @@ def verdict(
 
 
 def _verdicts(
-    resources: Sequence[tuple[dict[str, Any] | None, str | None]], limits: InputLimits
+    resources: Sequence[tuple[dict[str, Any] | None, str | None]],
+    limits: InputLimits,
+    compiled: bool,
 ) -> list[str | None]:
-    return [verdict(resource, refused, limits) for resource, refused in resources]
+    return [verdict(resource, refused, limits, compiled) for resource, refused in resources]
 
 
 class Checker:
     """Verdicts for batches of records, in ``workers`` processes (0: in this one)."""
 
-    def __init__(self, limits: InputLimits, workers: int) -> None:
+    def __init__(self, limits: InputLimits, workers: int, *, compiled: bool = True) -> None:
         self.limits = limits
+        self.compiled = compiled
         self._pool: ProcessPoolExecutor | None = None
         if workers > 0:
             # Forked workers would inherit the database connections and keys of the
@@ -66,10 +85,12 @@ class Checker:
         """Start checking; the futures' verdicts, concatenated, follow ``resources``."""
         if self._pool is None:
             done: Future[list[str | None]] = Future()
-            done.set_result(_verdicts(resources, self.limits))
+            done.set_result(_verdicts(resources, self.limits, self.compiled))
             return [done]
         return [
-            self._pool.submit(_verdicts, list(resources[start : start + _TASK]), self.limits)
+            self._pool.submit(
+                _verdicts, list(resources[start : start + _TASK]), self.limits, self.compiled
+            )
             for start in range(0, len(resources), _TASK)
         ]
 

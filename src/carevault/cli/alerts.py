@@ -152,3 +152,80 @@ def unthrottle(
         except OfficerRefused as error:
             raise fail(str(error)) from None
     typer.echo(f"{username}: throttle lifted")
+
+
+@alerts_app.command("identify")
+def identify(
+    username: str,
+    officer: OfficerOption,
+    source: Annotated[
+        typer.FileText,
+        typer.Option(
+            "--from",
+            help='JSON from HR: {"surname": "...", "address": ["line", ...], "hkid": "..."} '
+            "(any of them; - for standard input). Read from a file, never the command line.",
+        ),
+    ],
+    totp: TotpOption = None,
+    home: HomeOption = None,
+) -> None:
+    """Record a member of staff's surname, home address and HKID number, kept only as
+    keyed blind tokens, so that opening a relative's, a neighbour's or a co-worker's
+    record (or one's own) is noticed. Replaces what was recorded before."""
+    from carevault.detect.desk import OfficerRefused
+
+    try:
+        given = json.loads(source.read())
+    except json.JSONDecodeError as error:
+        raise fail(f"--from: not JSON (line {error.lineno})") from None
+    if not isinstance(given, dict) or set(given) - {"surname", "address", "hkid"}:
+        raise fail('--from: a JSON object with "surname", "address" and/or "hkid" only')
+    address = given.get("address") or []
+    if isinstance(address, str):
+        address = [address]
+    for name, value in (("surname", given.get("surname")), ("hkid", given.get("hkid"))):
+        if value is not None and not isinstance(value, str):
+            raise fail(f"--from: {name}: expected a string")
+    if not isinstance(address, list) or not all(isinstance(line, str) for line in address):
+        raise fail("--from: address: expected a list of lines")
+    with open_services(home) as services:
+        assert services.detection is not None  # noqa: S101
+        try:
+            kinds = services.detection.desk.identify(
+                _officer(officer, totp), username,
+                surname=given.get("surname"), address_lines=address, hkid=given.get("hkid"),
+            )  # fmt: skip
+        except (KeyError, ValueError, OfficerRefused) as error:
+            raise fail(str(error).strip("'\"")) from None
+    typer.echo(f"{username}: kept as blind tokens: {', '.join(kinds) or 'nothing'}")
+
+
+@alerts_app.command("decoy-contact")
+def decoy_contact(
+    kind: Annotated[str, typer.Option(help="email or phone.")],
+    officer: OfficerOption,
+    domain: Annotated[
+        str, typer.Option(help="For a new email address: a domain the group controls.")
+    ] = "",
+    value_from: Annotated[
+        typer.FileText | None,
+        typer.Option("--value-from", help="Plant this value (a file; - for standard input)."),
+    ] = None,
+    totp: TotpOption = None,
+    home: HomeOption = None,
+) -> None:
+    """Plant a decoy email address or phone number: its appearance in any incoming data
+    or search is a critical alert. Printed once; kept only as a keyed blind token. Write
+    it into a decoy patient's record (flagged with ``alerts flag --kind decoy``)."""
+    from carevault.detect.desk import OfficerRefused
+
+    value = value_from.read().strip() if value_from is not None else None
+    with open_services(home) as services:
+        assert services.detection is not None  # noqa: S101
+        try:
+            planted = services.detection.desk.decoy_contact(
+                _officer(officer, totp), kind, domain=domain, value=value
+            )
+        except (ValueError, OfficerRefused) as error:
+            raise fail(str(error)) from None
+    typer.echo(planted)

@@ -181,17 +181,22 @@ class AlertStore:
             known = set(current.patients)
             merged = known | set(patients)
             severity = max(current.severity, finding.severity, key=lambda s: s.rank)
+            changes: dict[str, object] = {
+                "severity": str(severity),
+                "patient_count": max(current.patient_count, len(merged)),
+                "last_position": _position(max(current.last_position or -1, access.position)),
+                "updated_us": now_us,
+                "explanation": finding.explanation,
+            }
+            if len(merged) > len(known):
+                # The list (up to thousands of pseudonyms) is rewritten only when it
+                # grows: an alert that stays open under a sustained read would otherwise
+                # re-sort and rewrite it at every batch.
+                changes["patients"] = json.dumps(sorted(merged)[:KEPT_PATIENTS])
             connection.execute(
                 update(detect_alert)
                 .where(detect_alert.c.alert_id == current.alert_id)
-                .values(
-                    severity=str(severity),
-                    patient_count=max(current.patient_count, len(merged)),
-                    patients=json.dumps(sorted(merged)[:KEPT_PATIENTS]),
-                    last_position=_position(max(current.last_position or -1, access.position)),
-                    updated_us=now_us,
-                    explanation=finding.explanation,
-                )
+                .values(**changes)
             )
             if severity.rank > current.severity.rank:
                 raised.append(Raised(self._get(connection, current.alert_id), False))

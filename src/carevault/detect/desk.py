@@ -4,12 +4,15 @@ the audit ledger, like every containment switch."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from carevault.access.accounts import SignInFailed, StaffAccounts
 from carevault.detect.alerts import Alert, AlertStore
-from carevault.detect.flags import KINDS, Flags
+from carevault.detect.decoys import KIND as DECOY_CONTACT
+from carevault.detect.decoys import DecoyContacts, generate
+from carevault.detect.flags import Flags
+from carevault.detect.kin import Kinship
 from carevault.domain.roles import Role
 from carevault.ledger.events import AuditEvent, Outcome, Tag
 from carevault.ledger.trail import AuditTrail
@@ -35,7 +38,11 @@ class AlertDesk:
         audit: AuditTrail,
         pseudonym_of: Callable[[str], str | None],
         now_us: Callable[[], int],
+        kinship: Kinship,
+        decoys: DecoyContacts,
     ) -> None:
+        self.kinship = kinship
+        self.decoys = decoys
         self.alerts = alerts
         self.flags = flags
         self.accounts = accounts
@@ -88,7 +95,7 @@ class AlertDesk:
 
     def flag(self, officer: OfficerCode, kind: str, patient_id: str, *, on: bool = True) -> str:
         """Mark a patient VIP or decoy (or unmark); returns their pseudonym."""
-        if kind not in KINDS or kind == "throttle":
+        if kind not in ("vip", "decoy"):
             raise ValueError("a patient flag is vip or decoy")
         pseudonym = self.pseudonym_of(patient_id)
         if pseudonym is None:
@@ -108,3 +115,45 @@ class AlertDesk:
             Tag.DETECT_FLAG_SET, Outcome.SUCCESS, officer, "throttle lifted",
             flag="throttle", on=False, account=username,
         )  # fmt: skip
+
+    def identify(
+        self,
+        officer: OfficerCode,
+        username: str,
+        *,
+        surname: str | None = None,
+        address_lines: Sequence[str] = (),
+        hkid: str | None = None,
+    ) -> list[str]:
+        """Record what HR knows of a member of staff (their surname, home address, HKID
+        number), kept only as keyed blind tokens for the snooping detectors; replaces
+        what was kept before. Returns the kinds kept. KeyError for an unknown account,
+        ValueError (naming the field, never the value) for an unusable value."""
+        if self.accounts.find(username) is None:
+            raise KeyError(f"no staff account {username!r}")
+        self._authorize(officer, f"identify {username}")
+        kinds = self.kinship.identify(
+            f"staff:{username}", f"staff:{officer.username}",
+            surname=surname, address_lines=address_lines, hkid=hkid,
+        )  # fmt: skip
+        self._record(
+            Tag.DETECT_STAFF_IDENTIFIED, Outcome.SUCCESS, officer, "kinship tokens replaced",
+            account=username, kinds=kinds,
+        )  # fmt: skip
+        return kinds
+
+    def decoy_contact(
+        self, officer: OfficerCode, kind: str, *, domain: str = "", value: str | None = None
+    ) -> str:
+        """Plant a decoy contact detail: ``value`` (one the group controls), or a new one
+        drawn at random (an address at ``domain``, a mobile number). Kept only as a keyed
+        blind token; returned once, to be written into a decoy record."""
+        chosen = value if value is not None else generate(kind, domain)
+        subject = self.decoys.subject(kind, chosen)
+        self._authorize(officer, f"plant a decoy {kind}")
+        self.flags.set(DECOY_CONTACT, subject, f"staff:{officer.username}")
+        self._record(
+            Tag.DETECT_FLAG_SET, Outcome.SUCCESS, officer, f"decoy {kind} planted",
+            flag=DECOY_CONTACT, on=True, kind=kind,
+        )  # fmt: skip
+        return chosen

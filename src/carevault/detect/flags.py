@@ -14,7 +14,7 @@ from carevault.access.tables import staff_account
 from carevault.db import read_transaction, write_transaction
 from carevault.detect.tables import detect_flag
 
-KINDS = ("vip", "decoy", "throttle")
+KINDS = ("vip", "decoy", "throttle", "decoy-contact")
 
 
 @dataclass(frozen=True)
@@ -22,6 +22,8 @@ class FlagSet:
     decoys: frozenset[str] = frozenset()
     vips: frozenset[str] = frozenset()
     throttled: frozenset[str] = frozenset()
+    #: "<email|phone>:<hex of the keyed blind token>" of each decoy contact detail.
+    decoy_contacts: frozenset[str] = frozenset()
     #: principal → when the account was created (µs).
     created_us: dict[str, int] = field(default_factory=dict)
     #: "staff-account:<id>" (how refused sign-ins are recorded) → "staff:<username>".
@@ -62,6 +64,7 @@ class Flags:
             of("decoy"),
             of("vip"),
             of("throttle"),
+            of("decoy-contact"),
             {f"staff:{name}": int(at) for name, at, _ in accounts},
             {f"staff-account:{ident}": f"staff:{name}" for name, _, ident in accounts},
         )

@@ -62,6 +62,9 @@ class Access:
     detail: dict[str, Any] = field(default_factory=dict)
     #: A care relationship (appointment, visit, order, care team, referral) covers it.
     explained: bool = False
+    #: What the patient shares with the account's person (``detect.kin``): surname,
+    #: household, building, co-worker, own-record.
+    kin: tuple[str, ...] = ()
 
     @classmethod
     def parse(cls, position: int, data: bytes) -> Access:
@@ -101,6 +104,12 @@ class Access:
             and self.patient_pseudonym is not None
             and self.account is not None
         )
+
+    @property
+    def picked(self) -> bool:
+        """The person chose this patient: a read, history or ``$everything``, or a search
+        that gave this one patient only (a search's other matches were not chosen)."""
+        return int(self.detail.get("patients", 1) or 1) == 1
 
     @property
     def denied(self) -> bool:

@@ -93,8 +93,16 @@ class Recent:
     denials: CountWindow = field(default_factory=lambda: CountWindow(10 * MINUTE_US))
     failures: CountWindow = field(default_factory=lambda: CountWindow(10 * MINUTE_US))
     name_searches: CountWindow = field(default_factory=lambda: CountWindow(HOUR_US))
+    #: Searches by first name only or by initials (``fhir.name_shape``).
+    vague_searches: CountWindow = field(default_factory=lambda: CountWindow(HOUR_US))
     #: The last place the account acted from: (address, at_us).
     place: tuple[str, int] | None = None
+    #: Distinct patients picked (``Access.picked``) without a care relationship today,
+    #: and those of them kin to the person, by kind (``detect.kin``).
+    picks: set[str] = field(default_factory=set)
+    kin_picks: dict[str, set[str]] = field(default_factory=dict)
+    #: The last search entry: ((session, principal, patients named), position, at_us).
+    last_search: tuple[tuple[object, ...], int, int] | None = None
 
     def closed_day(self) -> dict[str, int]:
         return {
@@ -108,6 +116,8 @@ class Recent:
         self.today_all = set()
         self.today_unexplained = set()
         self.peaks = dict.fromkeys(SPANS, 0)
+        self.picks = set()
+        self.kin_picks = {}
 
 
 @dataclass

@@ -2,10 +2,11 @@
 in the audit ledger and reversible by a privacy officer with a fresh TOTP code.
 
 Actions, mildest first: ``raise`` (the alert only), ``step-up`` (the account's sessions
-end: a fresh sign-in with TOTP before more data), ``throttle`` (a tenth of the release
-budget until an officer lifts it), ``suspend`` (a containment switch: the account is
-suspended and its sessions end; a client app is revoked), ``phi-offline`` (patient
-data offline for everyone). Suspension and PHI-offline are containment switches,
+get no more data until the user presents a fresh TOTP code for them, ``POST
+/auth/step-up``; a client app's sessions, which have no TOTP, end), ``throttle`` (a tenth
+of the release budget until an officer lifts it), ``suspend`` (a containment switch: the
+account is suspended and its sessions end; a client app is revoked), ``phi-offline``
+(patient data offline for everyone). Suspension and PHI-offline are containment switches,
 shown by ``carevault status`` and released with ``carevault contain release``.
 A privacy officer is never suspended automatically (someone must be able to undo).
 """
@@ -37,7 +38,9 @@ DEFAULT_POLICY: dict[tuple[str | None, Severity], str] = {
     (None, Severity.CRITICAL): "suspend",
 }
 #: Detectors whose alerts are for a person to judge, whatever their severity.
-RAISE_ONLY = frozenset({"detector-failure", "sign-in-failures", "gate-bypass"})
+RAISE_ONLY = frozenset(
+    {"detector-failure", "sign-in-failures", "gate-bypass", "decoy-contact-data"}
+)
 
 
 @dataclass(frozen=True)
@@ -125,7 +128,8 @@ class Responder:
             if alert.account:
                 account = self.accounts.find(alert.account)
                 if account is not None:
-                    self.sessions.revoke_all(
+                    # The person stays signed in; no more data until a fresh TOTP code.
+                    self.sessions.require_step_up(
                         account_id=account.account_id, reason=f"step-up: {reason}"
                     )
             elif alert.client:

@@ -17,10 +17,12 @@ from carevault.containment.state import ContainmentStore
 from carevault.detect.alerts import AlertStore
 from carevault.detect.budget import Budgets, ReleaseBudget
 from carevault.detect.bypass import BypassCheck
+from carevault.detect.decoys import DecoyContacts
 from carevault.detect.desk import AlertDesk
 from carevault.detect.engine import DetectionEngine
 from carevault.detect.explain import Explainer
 from carevault.detect.flags import Flags
+from carevault.detect.kin import Kinship
 from carevault.detect.notify import AlertSinks
 from carevault.detect.respond import Policy, Responder
 from carevault.ledger.service import Ledger
@@ -30,6 +32,8 @@ from carevault.ledger.service import Ledger
 class Detection:
     alerts: AlertStore
     flags: Flags
+    kinship: Kinship
+    decoys: DecoyContacts
     budget: ReleaseBudget
     engine: DetectionEngine
     responder: Responder
@@ -57,6 +61,8 @@ def build_detection(
     audit_ledger: Ledger,
     unwrap_ledger: Ledger,
     practitioner_token: Callable[[str], bytes],
+    kin_token: Callable[[str, str], bytes],
+    decoy_token: Callable[[str, str], bytes],
     pseudonym_of: Callable[[str], str | None],
     containment: ContainmentStore,
     admin: Administration,
@@ -67,6 +73,8 @@ def build_detection(
     offset = zone_offset_us(settings.timezone)
     alerts = AlertStore(engine)
     flags = Flags(engine, now_us)
+    kinship = Kinship(engine, kin_token, now_us)
+    decoys = DecoyContacts(flags, decoy_token)
     budget = ReleaseBudget(engine, Budgets.parse(settings.release_budget), flags.throttled, offset)
     sinks = AlertSinks(
         smtp_host=settings.alert_smtp_host,
@@ -95,13 +103,18 @@ def build_detection(
         flags,
         now_us,
         bypass=BypassCheck(engine, unwrap_ledger.store, audit_ledger.store, now_us),
+        kinship=kinship,
         on_raised=responder,
         offset_us=offset,
         poll_seconds=settings.detect_poll_seconds,
+        kin_grace_us=int(settings.detect_kin_grace_seconds * 1_000_000),
     )
     if settings.detect:
         audit_ledger.writer.listeners.append(detection_engine.committed)
-    desk = AlertDesk(alerts, flags, accounts, audit_ledger.writer, pseudonym_of, now_us)
-    return Detection(
-        alerts, flags, budget, detection_engine, responder, sinks, desk, settings.detect
+    desk = AlertDesk(
+        alerts, flags, accounts, audit_ledger.writer, pseudonym_of, now_us, kinship, decoys
     )
+    return Detection(
+        alerts, flags, kinship, decoys, budget, detection_engine, responder, sinks, desk,
+        settings.detect,
+    )  # fmt: skip

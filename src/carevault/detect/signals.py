@@ -9,7 +9,7 @@ nothing is raised however quiet the history. See docs/detection.md.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Set
+from collections.abc import Mapping, Set
 from dataclasses import dataclass, field
 
 from carevault.detect.model import (
@@ -23,6 +23,7 @@ from carevault.detect.model import (
     Severity,
 )
 from carevault.detect.profile import SPANS, Profile, Recent, RoleBaseline, close_day
+from carevault.detect.snoop import observe_picks, snooping
 from carevault.detect.stats import cusum_for, quantile, robust_limit
 from carevault.detect.windows import DistinctWindow
 
@@ -42,6 +43,9 @@ EVERYTHING_PER_HOUR = 10
 DENIALS_PER_10_MINUTES = 20
 FAILURES_PER_10_MINUTES = 10
 NAME_SEARCHES_PER_HOUR = 30
+VAGUE_SEARCHES_PER_HOUR = 10
+#: Entries of one response are appended within this of each other; two searches are not.
+SAME_RESPONSE_US = 500_000
 DORMANT_US = 21 * DAY_US
 TWO_PLACES_US = 5 * MINUTE_US
 UNUSUAL_HOUR_SHARE = 0.01
@@ -58,6 +62,9 @@ class Context:
     observed_since_us: int = 0
     created_us: dict[str, int] = field(default_factory=dict)
     offset_us: int = 8 * HOUR_US
+    #: (account, "surname" | "building") → the share of all patients who carry the
+    #: person's surname or live in their building (``detect.kin``).
+    kin_shares: Mapping[tuple[str, str], float] = field(default_factory=dict)
 
 
 @dataclass
@@ -75,6 +82,23 @@ def _network(address: str | None) -> str | None:
         return address
     prefix = 24 if ip.version == 4 else 64
     return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
+
+
+def _new_search(access: Access, recent: Recent) -> bool:
+    """False for the second and later entries of one search's response (one entry per
+    patient, appended together within the same instant): a search counts once, however
+    many patients it found."""
+    key = (access.session_id, access.principal, access.detail.get("patients", 1))
+    last = recent.last_search
+    same = (
+        last is not None
+        and key[2] != 1
+        and last[0] == key
+        and last[1] == access.position - 1
+        and access.at_us - last[2] < SAME_RESPONSE_US
+    )
+    recent.last_search = (key, access.position, access.at_us)
+    return not same
 
 
 def limit_for(span: str, profile: Profile, role: RoleBaseline | None) -> tuple[int, str]:
@@ -141,14 +165,17 @@ class Detectors:
             elif count >= DENIALS_PER_10_MINUTES:
                 found.append(self._burst(access, "denials", recent, day))
             return found if live else []
-        if access.tag == "fhir:resource:search" and NAME_PARAMS & set(
-            access.detail.get("params", ())
-        ):
-            recent.name_searches.add(access.at_us, access.position)
+        if access.tag == "fhir:resource:search" and _new_search(access, recent):
+            if NAME_PARAMS & set(access.detail.get("params", ())):
+                recent.name_searches.add(access.at_us, access.position)
+            fishing = self._fishing(access, profile, recent, day)
+            if fishing is not None and live:
+                found.append(fishing)
         if not access.released:
             return []
         pseudonym = access.patient_pseudonym or ""
         recent.today_all.add(pseudonym)
+        observe_picks(access, recent)
         if not access.explained:
             recent.today_unexplained.add(pseudonym)
             for name, window in recent.breadth.items():
@@ -186,6 +213,12 @@ class Detectors:
         return found
 
     # --- each signal -----------------------------------------------------------------------
+
+    def judge_kin(self, access: Access, state: AccountState, context: Context) -> list[Finding]:
+        """A pick of kin still unexplained once the grace for a booking is over
+        (``DetectionEngine``): counted and judged now."""
+        day = (access.at_us + context.offset_us) // DAY_US
+        return snooping(access, state.recent, context.kin_shares, day)
 
     def _close(self, profile: Profile, recent: Recent, role: RoleBaseline | None, day: int) -> None:
         if recent.day >= 0:
@@ -351,11 +384,28 @@ class Detectors:
             )
         ]
 
+    def _fishing(
+        self, access: Access, profile: Profile, recent: Recent, day: int
+    ) -> Finding | None:
+        """Repeated searches by first name only or by initials."""
+        if not access.detail.get("name_shape"):
+            return None
+        count = recent.vague_searches.add(access.at_us, access.position)
+        staff = (access.account or "").startswith("staff:")
+        if count < VAGUE_SEARCHES_PER_HOUR or not staff or profile.role == "integration":
+            return None
+        return self._burst(access, "name-fishing", recent, day)
+
     def _burst(self, access: Access, name: str, recent: Recent, day: int) -> Finding:
         counts = {
             "sign-in-failures": (recent.failures, "failed sign-ins in 10 minutes"),
             "denials": (recent.denials, "refused requests in 10 minutes"),
             "name-searches": (recent.name_searches, "searches by name in an hour"),
+            "name-fishing": (
+                recent.vague_searches,
+                "searches by first name only or by initials in an hour (how one looks for "
+                "people one knows, not for the patient at the desk)",
+            ),
         }
         window, what = counts[name]
         return Finding(

@@ -88,3 +88,27 @@ def cusum_for(history: Sequence[float], fallback: Sequence[float]) -> Cusum:
         return Cusum(target=2.0, slack=4.0, threshold=30.0)
     sigma = spread(source)
     return Cusum(target=median(source), slack=max(4.0, sigma), threshold=max(30.0, 5 * sigma))
+
+
+def binomial_tail(k: int, n: int, p: float) -> float:
+    """P(X ≥ k) for X ~ Binomial(n, p): how likely chance alone gives ``k`` or more hits
+    in ``n`` draws when each hits with probability ``p``. Summed from ``k`` up (no
+    cancellation for tiny tails), in logarithms (no overflow for large ``n``)."""
+    if k <= 0:
+        return 1.0
+    if k > n or p <= 0.0:
+        return 0.0
+    if p >= 1.0:
+        return 1.0
+    log_p, log_q = math.log(p), math.log1p(-p)
+    total = 0.0
+    for i in range(k, n + 1):
+        log_term = (
+            math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1)
+            + i * log_p + (n - i) * log_q
+        )  # fmt: skip
+        term = math.exp(log_term)
+        total += term
+        if i > n * p and term < total * 1e-12:
+            break
+    return min(1.0, total)

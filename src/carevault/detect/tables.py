@@ -4,7 +4,7 @@ sets (VIP, decoy). Owned by ``carevault.detect``; migration ``records_0007``."""
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Index, Integer, String, Table, Text
+from sqlalchemy import BigInteger, Column, Index, Integer, LargeBinary, String, Table, Text
 
 from carevault.db import Sequence64, metadata
 
@@ -78,4 +78,19 @@ detect_flag = Table(
     Column("set_us", BigInteger, nullable=False),
 )
 
+#: What HR records of a member of staff, as kinship tokens (records_0013): their
+#: surname, home, building and HKID number, each a keyed blind token made like a
+#: Patient's (``carevault.fhir.kinship``), so that opening a relative's, a neighbour's or
+#: a co-worker's record can be told without any name or address in the clear.
+detect_staff_kin = Table(
+    "detect_staff_kin",
+    metadata,
+    Column("account", String(200), primary_key=True),
+    Column("kind", String(16), primary_key=True),
+    Column("token", LargeBinary, primary_key=True),
+    Column("set_by", String(200), nullable=False),
+    Column("set_us", BigInteger, nullable=False),
+)
+
+#: The tables of records_0007 (which creates them from this tuple): later ones are not here.
 TABLES = (detect_cursor, detect_state, detect_alert, detect_release, detect_flag)

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import cache
 from typing import Any
+
+
+@cache
+def _steps(path: str) -> tuple[str, ...]:
+    return tuple(path.split("."))
 
 
 def values_at(resource: dict[str, Any], path: str) -> list[Any]:
     """Every value at ``path`` ("participant.actor"), lists flattened at each step."""
     current: list[Any] = [resource]
-    for step in path.split("."):
+    for step in _steps(path):
         following: list[Any] = []
         for item in current:
             if not isinstance(item, dict):

@@ -7,10 +7,15 @@ allows). Query parsing builds terms with the same functions, so both sides agree
 
 from __future__ import annotations
 
+import hashlib
 from datetime import tzinfo
+from functools import lru_cache
 from typing import Any
 
+from carevault.domain import sensitive
+from carevault.domain.categories import HEALTH_CATEGORIES, DataCategory
 from carevault.fhir import dates, normalise
+from carevault.fhir.categories import main_category
 from carevault.fhir.elements import parse_reference, values_at
 from carevault.fhir.registry import ParamKind, ResourceType, SearchParam
 
@@ -114,10 +119,34 @@ def param_terms(param: SearchParam, resource: dict[str, Any], zone: tzinfo) -> s
             elif param.kind is ParamKind.REFERENCE:
                 terms.update(_reference_terms(param, value))
             else:
-                found = dates.value_range(value, zone)
-                if found is not None:
-                    terms.update(dates.tokens(found, zone))
+                terms.update(_date_terms(value, zone))
     return terms
+
+
+def _date_terms(value: Any, zone: tzinfo) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return _date_text_terms(value, zone)
+    if isinstance(value, dict):
+        start, end = value.get("start"), value.get("end")
+        if isinstance(start, str | None) and isinstance(end, str | None):
+            return _period_terms(start, end, zone) if start or end else ()
+    found = dates.value_range(value, zone)
+    return () if found is None else tuple(dates.tokens(found, zone))
+
+
+# The same dates come back record after record (the observations of one visit share
+# its time): their terms are worked out once.
+@lru_cache(maxsize=1 << 16)
+def _date_text_terms(text: str, zone: tzinfo) -> tuple[str, ...]:
+    found = dates.value_range(text, zone)
+    return () if found is None else tuple(dates.tokens(found, zone))
+
+
+@lru_cache(maxsize=1 << 16)
+def _period_terms(start: str | None, end: str | None, zone: tzinfo) -> tuple[str, ...]:
+    period = {key: text for key, text in (("start", start), ("end", end)) if text is not None}
+    found = dates.value_range(period, zone)
+    return () if found is None else tuple(dates.tokens(found, zone))
 
 
 def index_terms(
@@ -149,3 +178,40 @@ def clear_dates(
                 if parsed is not None:
                     found.append((param.name, parsed))
     return found
+
+
+#: The pseudo-parameter of the sensitivity marker. No client can name it: a search
+#: parameter that is not in the registry is refused before it reaches the vault.
+SENSITIVITY = "_sensitivity"
+
+
+def _rules_digest() -> str:
+    """A digest of what makes a record sensitive (domain/sensitive.py). It is part of
+    the marker, so a version that classifies differently does not trust the markers an
+    earlier one wrote: their records count as unmarked (opened and checked) until
+    ``carevault reindex`` marks them again. Fail closed, never stale."""
+    rules = repr(
+        (
+            sorted((system, sorted(codes)) for system, codes in sensitive.SENSITIVE_CODES.items()),
+            sensitive.SENSITIVE_ICD10_PREFIXES,
+            sorted(sensitive.RESTRICTED_LABELS),
+        )
+    )
+    return hashlib.sha256(rules.encode()).hexdigest()[:16]
+
+
+_RULES = _rules_digest()
+ORDINARY_TERM = f"ordinary|{_RULES}"
+SENSITIVE_TERM = f"sensitive|{_RULES}"
+
+
+def sensitivity_term(resource_type: ResourceType, resource: dict[str, Any]) -> str | None:
+    """The marker of a health record: whether it is sensitive_clinical (withheld whole
+    from roles that may not see sensitive records) or ordinary; None for other types,
+    which are never withheld for sensitivity. Decided by ``main_category``, the same
+    function the gate's check on an opened record uses, so SQL and the check agree."""
+    if resource_type.category not in HEALTH_CATEGORIES:
+        return None
+    if main_category(resource_type, resource) is DataCategory.SENSITIVE_CLINICAL:
+        return SENSITIVE_TERM
+    return ORDINARY_TERM

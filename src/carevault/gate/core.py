@@ -11,7 +11,7 @@ vault's decrypting reads are imported here and nowhere else (import-linter).
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import tzinfo
@@ -41,6 +41,7 @@ from carevault.fhir.categories import (
     subset,
 )
 from carevault.fhir.elements import reference_targets
+from carevault.fhir.name_shape import name_shape
 from carevault.fhir.query import SearchQuery
 from carevault.fhir.registry import RESOURCE_TYPES, ResourceType
 from carevault.gate.loading import patient_batch_events
@@ -171,9 +172,18 @@ class ReleaseGuard(Protocol):
     def admit(self, principal: str, role: str, pseudonyms: Sequence[str], at_us: int) -> None: ...
 
 
+class DecoyWatch(Protocol):
+    """Which decoy contact details (honeytokens) appear anywhere in ``values``: their
+    kinds, for the audit entry; never the values."""
+
+    def spotted(self, values: Iterable[object]) -> list[str]: ...
+
+
 class Gate:
     #: The release budget (``carevault.detect.budget``); None: no budget.
     release: ReleaseGuard | None = None
+    #: Decoy contact details (``carevault.detect.decoys``); None: none watched.
+    decoys: DecoyWatch | None = None
 
     def __init__(
         self,
@@ -319,6 +329,14 @@ class Gate:
         """Durable before anything is returned; inside a transaction Bundle's reads (a
         pinned transaction), part of that transaction, committed with its writes."""
         self.audit.record(events, pinned_connection(self.vault.engine))
+
+    def _spot_decoys(self, attempt: _Attempt, values: Sequence[object]) -> None:
+        """Mark the request's audit entries when it carries a decoy contact detail: the
+        detectors raise a critical alert from that entry."""
+        if self.decoys is not None and values:
+            spotted = self.decoys.spotted(values)
+            if spotted:
+                attempt.detail["decoy_contact"] = spotted
 
     # --- policy ----------------------------------------------------------------------------
 
@@ -519,6 +537,10 @@ class Gate:
             self._scope(caller, rt, Interaction.SEARCH)
             self._contain_search(rt)
             attempt.detail["params"] = sorted({name for name, _ in query.applied})
+            self._spot_decoys(attempt, [value for _, value in query.applied])
+            shape = name_shape(query.applied)
+            if shape is not None:
+                attempt.detail["name_shape"] = shape
             restrict, keep = self._reach(caller, rt)
             found, total = find(
                 self.vault,
@@ -660,7 +682,10 @@ class Gate:
                 pseudonym=pseudonym,
                 categories=frozenset(categories),
                 decision=decision,
-                detail={"returned": references},
+                # How many patients the response named: the detectors count only the
+                # patients a person picked, not every match of a broad search.
+                detail={"returned": references}
+                | ({"patients": len(by_patient)} if len(by_patient) > 1 else {}),
             )
             for pseudonym, (categories, references, decision) in by_patient.items()
         ] or [self._event(attempt, Outcome.SUCCESS, detail={"returned": []})]
@@ -807,6 +832,7 @@ class Gate:
         )
         first = operations[0] if operations else None
         with self._attempt(caller, tag, first.resource_type.name if first else None) as attempt:
+            self._spot_decoys(attempt, [op.resource for op in operations if isinstance(op, Put)])
             self._contain_write(operations)
             prepared: list[Operation] = []
             seen: dict[int, tuple[int, dict[str, Any]]] = {}

@@ -6,57 +6,132 @@ of each affected record, so it reads those Patient records through the gate, as 
 system with a purpose of its own: every such read is in the audit ledger, and the number
 itself never leaves this function (only the token is compared). Only the notifiable tiers
 (confirmed, decrypted) are deduplicated this way; the others count records.
+
+A scope is run again and again while an incident is open (each visit of its page is a
+run), and reading every affected record each time made the page take seconds: one
+decryption and one durable ledger entry per patient. So the token found for a Patient
+record is remembered per process, keyed by the record's id and version: a new version
+(an edited HKID, a deletion) is read again, a record whose data key was shredded is
+never matched from memory, and while containment keeps patient data offline or the keys
+locked down nothing is taken from memory (the scope counts records, as before). What is
+remembered is the blind token (an HMAC under the index key), never the number.
 """
 
 from __future__ import annotations
 
 import json
+import threading
+import weakref
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+from sqlalchemy import select
+
 from carevault.containment.state import ContainmentActive
+from carevault.db import read_transaction
 from carevault.fhir.indexing import system_term
 from carevault.fhir.normalise import identifier_value
 from carevault.fhir.registry import RESOURCE_TYPES
 from carevault.gate import Caller
 from carevault.gate.core import AccessDenied
 from carevault.vault.records import Gone, NotFound
+from carevault.vault.tables import resource_head
 
 if TYPE_CHECKING:
     from carevault.bootstrap import Services
 
 HKID_SYSTEM = "http://carevault.hk/sid/hkid"
 READER = Caller(principal="system:incident-scope", purpose="HOPERAT")
+#: Remembered tokens per process before the memory starts afresh.
+MOST_REMEMBERED = 200_000
+
+#: (Patient id, version) → HKID blind token (None: the record has no HKID), per engine.
+_remembered: weakref.WeakKeyDictionary[object, dict[tuple[str, int], bytes | None]] = (
+    weakref.WeakKeyDictionary()
+)
+_remembering = threading.Lock()
 
 
-def _hkid_token(services: Services, patient_id: str) -> bytes | None:
+def _hkid_token(services: Services, patient_id: str) -> tuple[bool, bytes | None]:
+    """(read, token): ``read`` is False when the record could not be read."""
     try:
         opened = services.gate.read(READER, RESOURCE_TYPES["Patient"], patient_id)
     except (Gone, NotFound, AccessDenied, LookupError):
-        return None  # erased, deleted or not there: counted on its own
+        return False, None  # erased, deleted or not there: counted on its own
     if opened.body is None:
-        return None
+        return False, None
     for identifier in json.loads(opened.body).get("identifier") or []:
         value = identifier.get("value") if isinstance(identifier, dict) else None
         if identifier.get("system") == HKID_SYSTEM and isinstance(value, str) and value:
             term = system_term(HKID_SYSTEM, identifier_value(HKID_SYSTEM, value))
-            return services.vault.token("Patient", "identifier", term)
-    return None
+            return True, services.vault.token("Patient", "identifier", term)
+    return True, None
+
+
+def _current(services: Services, patient_ids: list[str]) -> dict[str, tuple[int, str | None]]:
+    """Version and pseudonym of each live (not deleted) Patient record among ``patient_ids``."""
+    head = resource_head.c
+    found: dict[str, tuple[int, str | None]] = {}
+    with read_transaction(services.engine) as connection:
+        for start in range(0, len(patient_ids), 500):
+            rows = connection.execute(
+                select(head.resource_id, head.version_id, head.patient_pseudonym).where(
+                    head.resource_type == "Patient",
+                    head.resource_id.in_(patient_ids[start : start + 500]),
+                    head.deleted.is_(False),
+                )
+            ).all()
+            found.update(
+                {str(r.resource_id): (int(r.version_id), r.patient_pseudonym) for r in rows}
+            )
+    return found
+
+
+def _usable(services: Services, patient_ids: list[str]) -> dict[str, tuple[str, int]]:
+    """The cache key of each record whose remembered token may stand in for a read."""
+    state = services.containment.current()
+    if state.phi_offline or state.key_lockdown or state.locked_clinics or services.keys is None:
+        return {}
+    current = _current(services, patient_ids)
+    shredded = services.keys.shredded(
+        {pseudonym for _, pseudonym in current.values() if pseudonym is not None}
+    )
+    return {
+        patient_id: (patient_id, version)
+        for patient_id, (version, pseudonym) in current.items()
+        if pseudonym is None or pseudonym not in shredded
+    }
 
 
 def persons(services: Services, patient_ids: Mapping[str, str]) -> dict[str, str]:
     """Each Patient id's person: the smallest Patient id sharing its HKID blind index."""
     by_token: dict[bytes, list[str]] = {}
     found = {patient_id: patient_id for patient_id in patient_ids.values()}
-    for patient_id in sorted(found):
-        try:
-            token = _hkid_token(services, patient_id)
-        except ContainmentActive:
-            # Patient data is offline or keys are locked down: the scope still runs, and
-            # counts records as people until the containment is released.
-            break
+    ordered = sorted(found)
+    usable = _usable(services, ordered)
+    with _remembering:
+        memory = _remembered.setdefault(services.engine, {})
+        if len(memory) > MOST_REMEMBERED:
+            memory.clear()
+        known = {key: memory[key] for key in usable.values() if key in memory}
+    learned: dict[tuple[str, int], bytes | None] = {}
+    for patient_id in ordered:
+        key = usable.get(patient_id)
+        if key is not None and key in known:
+            token = known[key]
+        else:
+            try:
+                read, token = _hkid_token(services, patient_id)
+            except ContainmentActive:
+                # Patient data is offline or keys are locked down: the scope still runs, and
+                # counts records as people until the containment is released.
+                break
+            if read and key is not None:
+                learned[key] = token
         if token is not None:
             by_token.setdefault(token, []).append(patient_id)
+    with _remembering:
+        _remembered.setdefault(services.engine, {}).update(learned)
     for same in by_token.values():
         for patient_id in same:
             found[patient_id] = min(same)

@@ -286,5 +286,20 @@ class KeyService:
             )
         self._cache.discard(key_id)
 
+    def shredded(self, key_ids: Collection[str]) -> set[str]:
+        """Which of ``key_ids`` were shredded (their records can never be read again)."""
+        wanted = sorted(set(key_ids))
+        found: set[str] = set()
+        with read_transaction(self.engine) as connection:
+            for start in range(0, len(wanted), 500):
+                rows = connection.execute(
+                    select(data_key.c.key_id).where(
+                        data_key.c.key_id.in_(wanted[start : start + 500]),
+                        data_key.c.wrapped.is_(None),
+                    )
+                ).all()
+                found.update(str(row.key_id) for row in rows)
+        return found
+
     def forget_cached(self) -> None:
         self._cache.clear()

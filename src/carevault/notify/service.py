@@ -111,6 +111,7 @@ def send_job(services: Services, channels: dict[str, Channel] | None = None) -> 
             attempts=settings.notify_attempts,
             retry_seconds=settings.notify_retry_seconds,
             batch=settings.notify_batch,
+            lanes=settings.notify_lanes,
         ),
         now_us=services.now_us,
         journal=settings.notify_journal_dir,

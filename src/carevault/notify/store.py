@@ -4,11 +4,11 @@ state written here is durable before the job goes on (``sending`` before a send)
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, func, insert, select, update
+from sqlalchemy import Engine, bindparam, func, insert, select, update
 
 from carevault.db import read_transaction, write_transaction
 from carevault.notify.tables import notify_bounce, notify_clock, notify_job, notify_notice
@@ -33,6 +33,11 @@ class NoticeRow:
     next_attempt_us: int
     last_error: str | None
     sent_us: int | None
+
+
+def _leased_to_other(known: Any, owner: str | None, now_us: int) -> bool:
+    holder, until = known[0], known[1]
+    return bool(holder) and holder != owner and (until or 0) > now_us
 
 
 def _row(mapping: object) -> NoticeRow:
@@ -80,6 +85,26 @@ class NoticeStore:
                 .where(notify_notice.c.notice_key.in_(list(keys)))
                 .values(state=state, **values)
             )
+
+    def mark_sent(self, sent: Sequence[dict[str, object]]) -> None:
+        """Several notices ``sent`` in one transaction: each dict has ``key``,
+        ``channel``, ``sent_us``, ``attempts`` and ``address_digest``."""
+        if not sent:
+            return
+        statement = (
+            update(notify_notice)
+            .where(notify_notice.c.notice_key == bindparam("key"))
+            .values(
+                state=SENT,
+                channel=bindparam("channel"),
+                sent_us=bindparam("sent_us"),
+                attempts=bindparam("attempts"),
+                address_digest=bindparam("address_digest"),
+                last_error=None,
+            )
+        )
+        with write_transaction(self.engine) as connection:
+            connection.execute(statement, list(sent))
 
     def in_state(self, incident_id: str, state: str) -> list[NoticeRow]:
         query = select(notify_notice).where(
@@ -144,12 +169,32 @@ class NoticeStore:
 
     # --- jobs and clocks -------------------------------------------------------------------
 
-    def start_job(self, incident_id: str, tiers: Sequence[str], total: int, now_us: int) -> None:
+    def start_job(
+        self,
+        incident_id: str,
+        tiers: Sequence[str],
+        total: int,
+        now_us: int,
+        *,
+        owner: str | None = None,
+        lease_us: int = 0,
+        alive: Callable[[str], bool] = lambda owner: True,
+    ) -> bool:
+        """Record the job's options and take its lease for ``owner``; False (nothing
+        changed) while another owner's lease has not run out and ``alive`` says that
+        owner may still be running."""
         with write_transaction(self.engine) as connection:
             known = connection.execute(
-                select(notify_job.c.incident_id).where(notify_job.c.incident_id == incident_id)
+                select(notify_job.c.lease_owner, notify_job.c.lease_until_us)
+                .where(notify_job.c.incident_id == incident_id)
+                .with_for_update()
             ).first()
-            values = {"tiers": ",".join(tiers), "total": total, "updated_us": now_us}
+            if known is not None and _leased_to_other(known, owner, now_us) and alive(known[0]):
+                return False
+            values: dict[str, object] = {
+                "tiers": ",".join(tiers), "total": total, "updated_us": now_us,
+                "lease_owner": owner, "lease_until_us": now_us + lease_us if owner else None,
+            }  # fmt: skip
             if known is None:
                 connection.execute(
                     insert(notify_job).values(incident_id=incident_id, started_us=now_us, **values)
@@ -160,6 +205,30 @@ class NoticeStore:
                     .where(notify_job.c.incident_id == incident_id)
                     .values(finished_us=None, **values)
                 )
+        return True
+
+    def renew_lease(self, incident_id: str, owner: str, now_us: int, lease_us: int) -> bool:
+        """Extend ``owner``'s lease; False if it is no longer theirs."""
+        with write_transaction(self.engine) as connection:
+            renewed = connection.execute(
+                update(notify_job)
+                .where(notify_job.c.incident_id == incident_id, notify_job.c.lease_owner == owner)
+                .values(lease_until_us=now_us + lease_us, updated_us=now_us)
+            ).rowcount
+        return bool(renewed)
+
+    def release_lease(self, incident_id: str, owner: str) -> None:
+        with write_transaction(self.engine) as connection:
+            connection.execute(
+                update(notify_job)
+                .where(notify_job.c.incident_id == incident_id, notify_job.c.lease_owner == owner)
+                .values(lease_owner=None, lease_until_us=None)
+            )
+
+    def running(self, incident_id: str, now_us: int) -> bool:
+        """Whether some process holds the job's lease now."""
+        job = self.job(incident_id)
+        return bool(job and job["lease_owner"] and (job["lease_until_us"] or 0) > now_us)
 
     def finish_job(self, incident_id: str, now_us: int) -> None:
         with write_transaction(self.engine) as connection:

@@ -8,7 +8,7 @@ verification code only by its keyed digest.
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Index, Integer, String, Table, Text
+from sqlalchemy import BigInteger, Column, Float, Index, Integer, String, Table, Text
 
 from carevault.db import metadata
 
@@ -47,7 +47,9 @@ notify_bounce = Table(
     Column("at_us", BigInteger, nullable=False),
 )
 
-#: A send job of an incident: its options, and when it started and last ran.
+#: A send job of an incident: its options, and when it started and last ran. The lease
+#: (``lease_owner`` until ``lease_until_us``, renewed every batch) lets one process at a
+#: time run it, whichever server worker or CLI started it.
 notify_job = Table(
     "notify_job",
     metadata,
@@ -57,6 +59,18 @@ notify_job = Table(
     Column("started_us", BigInteger, nullable=False),
     Column("updated_us", BigInteger, nullable=False),
     Column("finished_us", BigInteger, nullable=True),
+    Column("lease_owner", String(120), nullable=True),
+    Column("lease_until_us", BigInteger, nullable=True),
+)
+
+#: /verify's token buckets (one per source address, ``*`` for everyone together), kept
+#: in the database so that every server process draws from the same ones.
+notify_verify_bucket = Table(
+    "notify_verify_bucket",
+    metadata,
+    Column("subject", String(80), primary_key=True),
+    Column("tokens", Float, nullable=False),
+    Column("updated_us", BigInteger, nullable=False),
 )
 
 #: A regulator's clock for an incident: when it started, when it runs out, when filed.

@@ -229,7 +229,10 @@ def _working_days(first: datetime, raised: datetime) -> int:
 
 
 def week_of(moment: datetime) -> date:
-    day = moment.astimezone(HKT).date()
+    return week_of_day(moment.astimezone(HKT).date())
+
+
+def week_of_day(day: date) -> date:
     return day - timedelta(days=day.weekday())
 
 
@@ -267,7 +270,10 @@ def score_run(
     by_week = {str(week): sum(1 for a in false if week_of(a.raised) == week) for week in weeks}
     clinics = int(run.get("clinics", 1)) or 1
     quiet_false = sum(by_week[str(week)] for week in quiet)
-    per_clinic_week = quiet_false / (clinics * len(quiet)) if quiet else None
+    # A week the run covers only in part (its first or last) counts for the days it has:
+    # five false alerts in a run's last two days are not five in a week.
+    quiet_weeks = sum(sum(1 for day in days if week_of_day(day) == week) / 7 for week in quiet)
+    per_clinic_week = quiet_false / (clinics * quiet_weeks) if quiet else None
     attackers = {a.account for a in attacks if a.account} | {a.client for a in attacks if a.client}
     wrongful = sorted(
         {

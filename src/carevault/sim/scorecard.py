@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from carevault.sim.evaluate import RunScore
+from carevault.sim.evaluate import RunScore, ScenarioScore
 
 
 def _number(value: float | None, digits: int = 0) -> str:
@@ -98,3 +99,71 @@ def chart(score: RunScore, path: Path) -> Path:
     figure.savefig(path, dpi=110)
     plt.close(figure)
     return path
+
+
+# --- the README's section ------------------------------------------------------------------------
+
+BEGIN = "<!-- scorecard:begin (written by scripts/scorecard; do not edit by hand) -->"
+END = "<!-- scorecard:end -->"
+
+
+def _released(s: ScenarioScore) -> str:
+    return f"{s.released_before_containment:,}" + ("" if s.contained else " (not contained)")
+
+
+def _detected(s: ScenarioScore) -> str:
+    if not s.detected:
+        return "**no**"
+    if s.drip and s.working_days_to_detection is not None:
+        return f"yes (working day {s.working_days_to_detection})"
+    return "yes"
+
+
+def markdown(score: RunScore, run: dict[str, Any], about: dict[str, Any]) -> str:
+    """The scorecard as a Markdown section: what was run, per scenario, the run's figures
+    and the issue's targets. ``about`` says how it was made (command, load, wall time)."""
+    lines = [
+        f"Generated {about['generated']} by `{about['command']}`: "
+        f"{run['patients']:,} patients in {run['clinics']} clinics, {run['days']} days from "
+        f"{run['start']} (seed {run['seed']}), {len(score.scenarios)} scenarios; "
+        f"{run['ledger_entries']:,} audit entries ({run['ledger_entries_per_day']:,.0f} a "
+        f"day); {about['wall_minutes']:.1f} min wall (seeding {about['seed_minutes']:.1f} "
+        f"min), load average {about['load_before']} before and {about['load_after']} after.",
+        "",
+        "| scenario | bulk / drip | detected | to first alert (simulated) | released in all "
+        "| before first alert | before containment |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for s in score.scenarios:
+        kind = "bulk" if s.bulk else "drip" if s.drip else ""
+        lines.append(
+            f"| {s.name} | {kind} | {_detected(s)} | {_duration(s.seconds_to_first_alert)} "
+            f"| {s.patients_released:,} | {s.released_before_detection:,} | {_released(s)} |"
+        )
+    per_week = _number(score.false_alerts_per_clinic_week, 2)
+    lines += [
+        "",
+        f"Alerts {score.alerts:,}, of which false {score.false_alerts:,}; false alerts per "
+        f"clinic-week on attack-free weeks ({', '.join(score.attack_free_weeks) or 'none'}): "
+        f"{per_week}; wrongful automatic suspensions: "
+        f"{', '.join(score.wrongful_blocks) or 'none'}; mean precision of each day's top 10 "
+        f"alerts: {_number(score.mean_top_precision, 2)}.",
+        "",
+        *(
+            f"- [{'x' if ok else ' '}] {name}"
+            + ("" if ok is not None else " (nothing to judge)")
+            + (" — **not met**" if ok is False else "")
+            for name, ok in score.targets.items()
+        ),
+        "",
+        f"![scorecard chart]({about['chart']})",
+    ]
+    return "\n".join(lines)
+
+
+def replace_section(text: str, section: str) -> str:
+    """``text`` with what lies between the markers replaced by ``section``."""
+    begin, end = text.find(BEGIN), text.find(END)
+    if begin < 0 or end < begin:
+        raise ValueError(f"the README has no scorecard markers ({BEGIN} ... {END})")
+    return text[: begin + len(BEGIN)] + "\n" + section.strip() + "\n" + text[end:]

@@ -24,4 +24,5 @@ class BlindIndex:
         message = f"{resource_type}|{param}|{value}".encode()
         if self._key is None:
             return message if len(message) <= 64 else hashlib.sha256(message).digest()
-        return hmac.new(self._key, message, hashlib.sha256).digest()[:TOKEN_BYTES]
+        # One-shot: the same HMAC, without building an HMAC object per token.
+        return hmac.digest(self._key, message, "sha256")[:TOKEN_BYTES]

@@ -2,9 +2,10 @@
 
 A new version of the server may index more than the one that wrote a record (a new
 search term, the clear dates of directory resources). Reindexing opens each current
-record, in batches, and replaces its search tokens and clear dates with what this
-version derives from it. Opening goes through the key service like any read, so the
-unwrap log names the principal and purpose; nothing leaves the process.
+record, in batches, and replaces its search tokens, clear dates and kinship tokens
+(a Patient's, ``patient_kin``) with what this version derives from it. Opening goes
+through the key service like any read, so the unwrap log names the principal and
+purpose; nothing leaves the process.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from carevault.fhir import jsonio
 from carevault.fhir.registry import RESOURCE_TYPES
 from carevault.vault.opening import open_sealed
 from carevault.vault.store import Vault
-from carevault.vault.tables import resource_head, search_date, search_token
-from carevault.vault.writer import date_rows, search_tokens
+from carevault.vault.tables import patient_kin, resource_head, search_date, search_token
+from carevault.vault.writer import date_rows, kin_rows, search_tokens
 
 
 def reindex(
@@ -66,8 +67,10 @@ def reindex(
             ]
             connection.execute(delete(search_token).where(search_token.c.row_id.in_(unchanged)))
             connection.execute(delete(search_date).where(search_date.c.row_id.in_(unchanged)))
+            connection.execute(delete(patient_kin).where(patient_kin.c.row_id.in_(unchanged)))
             tokens: list[dict[str, object]] = []
             dated: list[dict[str, object]] = []
+            kin: list[dict[str, object]] = []
             for item in opened:
                 if item.head.row_id not in unchanged or item.body is None:
                     continue
@@ -78,10 +81,14 @@ def reindex(
                     for token in search_tokens(vault, rt, resource)
                 ]
                 dated += date_rows(vault, rt, item.head.row_id, resource)
+                if rt.is_patient:
+                    kin += kin_rows(vault, item.head.row_id, item.head.patient_pseudonym, resource)
             if tokens:
                 connection.execute(insert(search_token), tokens)
             if dated:
                 connection.execute(insert(search_date), dated)
+            if kin:
+                connection.execute(insert(patient_kin), kin)
         done += len(unchanged)
         if progress is not None:
             progress(done)

@@ -4,8 +4,13 @@ Tokens narrow the candidates in SQL. A date condition is settled by tokens for e
 resource that carries a token only a match can carry (fhir/date_certain.py); the
 rest of its candidates — values in the buckets at the edges of the range — are
 opened (at most ``candidate_limit``, else the search is refused as too costly) and
-compared exactly, and counting and paging then happen in SQL. Date sorts and
-filters on what only decryption shows (``keep``) open every candidate.
+compared exactly, and counting and paging then happen in SQL. Date sorts open every
+candidate.
+
+A role that may not see sensitive records (``keep``) is kept from them in SQL too: each
+health record carries a blind marker, ordinary or sensitive, written beside its search
+tokens (fhir/indexing.py). Only records without a marker of this version's rules —
+written before it, until ``carevault reindex`` — are opened and checked with ``keep``.
 """
 
 from __future__ import annotations
@@ -14,12 +19,14 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, false, func, not_, or_, select
+from sqlalchemy import ColumnElement, and_, exists, false, func, not_, or_, select
 
 from carevault.clock import to_micros
 from carevault.db import read_transaction
+from carevault.domain.categories import HEALTH_CATEGORIES
 from carevault.fhir import dates, jsonio
 from carevault.fhir.elements import values_at
+from carevault.fhir.indexing import ORDINARY_TERM, SENSITIVE_TERM, SENSITIVITY
 from carevault.fhir.query import (
     DateCondition,
     LastUpdatedCondition,
@@ -45,14 +52,30 @@ def find(
 ) -> tuple[list[Sealed | Opened], int]:
     """The requested page (sealed, or opened when filtering needed it) and the total.
 
-    ``keep`` filters opened records on what only decryption shows (the gate uses it
-    for sensitive records); with it, every candidate is opened so the total counts
-    only what is kept. ``on_open`` is told how many candidates are about to be opened
-    (the gate charges them to the request's budget; it may refuse).
+    ``keep`` says whether an opened record may be shown (the gate uses it for sensitive
+    records): for health records it is settled by their sensitivity markers in SQL, and
+    only unmarked records are opened to ask it; for anything else every candidate is
+    opened so the total counts only what is kept. ``on_open`` is told how many
+    candidates are about to be opened (the gate charges them to the request's budget;
+    it may refuse).
     """
     conditions = _conditions(vault, query)
     if restrict is not None:
         conditions.append(restrict)
+    if keep is not None and query.resource_type.category in HEALTH_CATEGORIES:
+        conditions.append(
+            _releasable(
+                vault,
+                query,
+                conditions,
+                keep,
+                principal=principal,
+                purpose=purpose,
+                candidate_limit=candidate_limit,
+                on_open=on_open,
+            )
+        )
+        keep = None
     clear = not query.resource_type.is_patient_data
     if (clear or not query.sorts_on_encrypted) and keep is None:
         if query.dates and not clear:
@@ -90,6 +113,50 @@ def find(
         return [], len(matching)
     page: list[Sealed | Opened] = list(matching[query.offset : query.offset + query.count])
     return page, len(matching)
+
+
+def _releasable(
+    vault: Vault,
+    query: SearchQuery,
+    conditions: list[ColumnElement[bool]],
+    keep: Callable[[Opened], bool],
+    *,
+    principal: str,
+    purpose: str,
+    candidate_limit: int,
+    on_open: Callable[[int], None] | None,
+) -> ColumnElement[bool]:
+    """A condition true exactly for the candidates ``keep`` would keep: those marked
+    ordinary, and the unmarked ones (indexed before these rules) that ``keep`` keeps once
+    opened. Records marked sensitive are never opened."""
+    name = query.resource_type.name
+    ordinary = vault.token(name, SENSITIVITY, ORDINARY_TERM)
+    markers = [ordinary, vault.token(name, SENSITIVITY, SENSITIVE_TERM)]
+    marked = exists().where(
+        search_token.c.token.in_(markers), search_token.c.row_id == resource_head.c.row_id
+    )
+    with read_transaction(vault.engine) as connection:
+        unmarked = [
+            int(row_id)
+            for row_id in connection.execute(
+                select(resource_head.c.row_id)
+                .where(*conditions, not_(marked))
+                .limit(candidate_limit + 1)
+            ).scalars()
+        ]
+    if len(unmarked) > candidate_limit:
+        raise SearchTooCostly(
+            f"this search would open more than {candidate_limit} records indexed before "
+            "this version's sensitivity markers; narrow it, or run carevault reindex"
+        )
+    shown = _has_any([ordinary])
+    if not unmarked:
+        return shown
+    if on_open is not None:
+        on_open(len(unmarked))
+    opened = open_sealed(vault, vault.locate_rows(unmarked), principal=principal, purpose=purpose)
+    kept = [item.head.row_id for item in opened if item.body is not None and keep(item)]
+    return or_(shown, resource_head.c.row_id.in_(kept)) if kept else shown
 
 
 def _settle_dates(
@@ -150,7 +217,7 @@ def _sql_page(
         statement = (
             select(resource_head.c.row_id)
             .where(*conditions)
-            .order_by(*_sql_order(query))
+            .order_by(*_sql_order(query, by_patient=bool(query.patients)))
             .limit(query.count)
             .offset(query.offset)
         )
@@ -158,7 +225,13 @@ def _sql_page(
     return list(vault.locate_rows(row_ids)), int(total)
 
 
-def _sql_order(query: SearchQuery) -> list[Any]:
+def _sql_order(query: SearchQuery, *, by_patient: bool = False) -> list[Any]:
+    """The page's order. When the search names its patients, the few rows of those
+    patients are found through ``ix_resource_head_patient`` and sorted; the order's
+    columns are then written as expressions (``+ 0``) so that SQLite, which keeps no
+    statistics unless ANALYZE has run, does not walk ``ix_resource_head_updated`` over
+    every record of the type to avoid that small sort (measured: 6.8 ms a page at 2,000
+    patients, growing with the group, against 0.02 ms)."""
     order: list[Any] = []
     for key in query.sort:
         if key.name == "_id":
@@ -177,9 +250,12 @@ def _sql_order(query: SearchQuery) -> list[Any]:
                 column.desc().nulls_last() if key.descending else column.asc().nulls_last()
             )
             continue
+        if by_patient:
+            column = column + 0 if key.name == "_lastUpdated" else column.concat("")
         order.append(column.desc() if key.descending else column.asc())
-    order += [resource_head.c.last_updated_us, resource_head.c.row_id]
-    return order
+    if by_patient:
+        return [*order, resource_head.c.last_updated_us + 0, resource_head.c.row_id + 0]
+    return [*order, resource_head.c.last_updated_us, resource_head.c.row_id]
 
 
 def _conditions(vault: Vault, query: SearchQuery) -> list[ColumnElement[bool]]:

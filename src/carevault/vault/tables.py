@@ -80,3 +80,19 @@ search_date = Table(
     Index("ix_search_date_low", "param", "low_us"),
     Index("ix_search_date_high", "param", "high_us"),
 )
+
+#: Kinship tokens of current Patient records (records_0013): keyed blind tokens of the
+#: surname, the home (whole address), the building (address without flat and floor) and
+#: the HKID number (see ``carevault.fhir.kinship``), written with the record, so that the
+#: detectors can tell a relative's, a neighbour's or a co-worker's record without
+#: decrypting anything. The kind is clear; the value only a keyed HMAC.
+patient_kin = Table(
+    "patient_kin",
+    metadata,
+    Column("row_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("kind", String(16), primary_key=True),
+    Column("token", LargeBinary, primary_key=True),
+    Column("patient_pseudonym", String(40), nullable=False),
+    Index("ix_patient_kin_patient", "patient_pseudonym"),
+    Index("ix_patient_kin_token", "token", "kind"),
+)

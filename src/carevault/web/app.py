@@ -23,6 +23,7 @@ from carevault.web import (
     discovery_routes,
     fhir_routes,
     incident_routes,
+    step_up_routes,
     verify_routes,
 )
 from carevault.web.accounting import RefusalRecords
@@ -77,6 +78,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.include_router(alert_routes.router)
     app.include_router(incident_routes.router)
     app.include_router(auth_routes.router)
+    app.include_router(step_up_routes.router)
     app.include_router(discovery_routes.router)
     app.include_router(fhir_routes.router)
     console.install(app, built)

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 
-from carevault.access.control import Unauthenticated
+from carevault.access.control import StepUpRequired, Unauthenticated
 from carevault.bootstrap import Services
 from carevault.clock import to_micros
 from carevault.fhir.outcome import FhirError, Issue
@@ -16,6 +16,17 @@ from carevault.ledger.events import AuditEvent, Outcome, Tag
 
 #: Headers no response to a bad token should be without (RFC 6750 §3).
 _CHALLENGE = 'Bearer realm="carevault", error="invalid_token"'
+#: A live session an alert's response paused (RFC 9470): the same token goes on after
+#: POST /auth/step-up with a fresh TOTP code.
+_STEP_UP_TEXT = (
+    "step-up required: unusual activity was noticed on this account; present a fresh "
+    'TOTP code for this session (POST /auth/step-up with {"totp": "<code>"} and this '
+    "token) before more data"
+)
+_STEP_UP_CHALLENGE = (
+    'Bearer realm="carevault", error="insufficient_user_authentication", '
+    'error_description="a fresh TOTP code is required (POST /auth/step-up)"'
+)
 
 
 def services(request: Request) -> Services:
@@ -30,7 +41,7 @@ def client_address(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
-def _bearer(request: Request) -> str | None:
+def bearer_token(request: Request) -> str | None:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
@@ -39,7 +50,7 @@ def _bearer(request: Request) -> str | None:
 def authenticate(svc: Services, request: Request) -> Caller:
     source, agent = client_address(request), request.headers.get("user-agent")
     try:
-        who = svc.access.authenticate(_bearer(request))
+        who = svc.access.authenticate(bearer_token(request))
     except Unauthenticated as refused:
         event = AuditEvent(
             tag=Tag.AUTH_TOKEN_REFUSED,
@@ -58,6 +69,12 @@ def authenticate(svc: Services, request: Request) -> Caller:
             svc.refusals.refuse(event)
         else:
             svc.audit.record([event])
+        if isinstance(refused, StepUpRequired):
+            raise FhirError(
+                401,
+                [Issue("login", _STEP_UP_TEXT)],
+                {"WWW-Authenticate": _STEP_UP_CHALLENGE},
+            ) from None
         raise FhirError(
             401,
             [Issue("login", "a valid access token is required")],

@@ -2,7 +2,8 @@
 
 The answer says whether the code belongs to a notice we sent, by which channel and on
 which day, and nothing about the patient. Rate-limited per address and for everyone
-together (429 with ``Retry-After``); every check is a ledger entry, every refusal is
+together (429 with ``Retry-After``), in the database so every server process shares
+the limits; every check is a ledger entry, every refusal is
 counted in the ledger's per-minute summaries. HTML in English or Chinese (``lang``, or
 the browser's ``Accept-Language``), or JSON for ``Accept: application/json``.
 """
@@ -18,10 +19,10 @@ from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, Response
 
-from carevault.access.ratelimit import TokenBuckets
 from carevault.bootstrap import Services
 from carevault.clock import from_micros
 from carevault.ledger.events import AuditEvent, Outcome, Tag
+from carevault.notify.limits import SharedBuckets
 from carevault.notify.service import sender_of, verifier_of
 from carevault.notify.verify import Verdict, Verifier
 from carevault.notify.wording import CHANNEL_WORDS, day
@@ -29,7 +30,6 @@ from carevault.web.security import client_address
 
 router = APIRouter()
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
-_GLOBAL = "*"
 
 TEXT = {
     "en": {
@@ -70,20 +70,22 @@ TEXT = {
 @dataclass
 class VerifyPage:
     verifier: Verifier
-    per_address: TokenBuckets
-    everyone: TokenBuckets
+    #: Per address and for everyone, shared by every server process (the database).
+    limits: SharedBuckets
     services: Services
 
 
 def install(app: FastAPI, services: Services) -> None:
     settings = services.settings
     per_minute = settings.notify_verify_per_minute
+    everyone = settings.notify_verify_global_per_second
     app.state.verify_page = VerifyPage(
         verifier_of(services),
-        TokenBuckets(per_minute / 60.0, max(1, int(per_minute))),
-        TokenBuckets(
-            settings.notify_verify_global_per_second,
-            max(1, int(settings.notify_verify_global_per_second * 2)),
+        SharedBuckets(
+            services.engine,
+            services.now_us,
+            per_address=(per_minute / 60.0, max(1, int(per_minute))),
+            everyone=(everyone, max(1, int(everyone * 2))),
         ),
         services,
     )
@@ -95,10 +97,6 @@ def _language(request: Request) -> str:
     if not chosen:
         chosen = request.headers.get("accept-language", "")[:2]
     return "zh" if chosen.lower().startswith("zh") else "en"
-
-
-def _wait(page: VerifyPage, source: str) -> int:
-    return page.per_address.take(source) or page.everyone.take(_GLOBAL)
 
 
 @router.get("/verify", include_in_schema=False)
@@ -115,7 +113,7 @@ async def verify(request: Request) -> Response:
             return JSONResponse({"error": "give ?code="}, status_code=400, headers=headers)
         return _page(request, language, None, words, headers)
     source = client_address(request) or "unknown"
-    wait = _wait(page, source)
+    wait = await run_in_threadpool(page.limits.take, source)
     if wait:
         event = AuditEvent(
             tag=Tag.NOTIFY_CODE_CHECKED,

@@ -27,6 +27,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
+from tests.e2e.console.timing import NAVIGATION_ENTRY, figures, write_render_report
 from tests.support.server import free_port
 
 CHROMIUM = "/usr/bin/chromium"
@@ -117,23 +118,16 @@ class PageCheck:
     def check(self, name: str) -> None:
         """Screenshot, accessibility and timing of the page now shown, as ``name``."""
         self.wait_loaded()
-        self.timings.append({"page": name, **self._timing()})
+        self.timings.append({"page": name, **self.timing()})
         self._screenshot(name)
         self.findings.extend({"page": name, **item} for item in self._axe())
 
-    def _timing(self) -> dict[str, Any]:
-        entry = self.driver.execute_script(
-            "const e = performance.getEntriesByType('navigation')[0];return e ? e.toJSON() : null;"
-        )
+    def timing(self) -> dict[str, Any]:
+        """Navigation Timing of the page now shown (see ``timing.figures``)."""
+        entry = self.driver.execute_script(NAVIGATION_ENTRY)
         assert entry is not None
-        return {
-            "path": self.driver.current_url.split("//", 1)[1].split("/", 1)[1].split("?")[0],
-            "server_ms": round(entry["responseStart"] - entry["requestStart"], 1),
-            "rendered_ms": round(entry["loadEventEnd"] - entry["startTime"], 1),
-            "interactive_ms": round(entry["domInteractive"] - entry["startTime"], 1),
-            "content_loaded_ms": round(entry["domContentLoadedEventEnd"] - entry["startTime"], 1),
-            "bytes": entry.get("transferSize") or entry.get("encodedBodySize"),
-        }
+        path = self.driver.current_url.split("//", 1)[1].split("/", 1)[1].split("?")[0]
+        return {"path": "/" + path, **figures(entry)}
 
     def _screenshot(self, name: str) -> None:
         height = self.driver.execute_script("return document.documentElement.scrollHeight")
@@ -158,36 +152,13 @@ class PageCheck:
         return [item for item in self.findings if item["impact"] in ("serious", "critical")]
 
     def write_report(self) -> Path:
-        """Timings and accessibility findings, as a table and as JSON."""
-        rows = [
-            f"| {item['page']} | `{item['path']}` | {item['server_ms']} | {item['rendered_ms']} |"
-            for item in self.timings
-        ]
-        slowest = max((item["rendered_ms"] for item in self.timings), default=0)
-        text = "\n".join(
-            [
-                f"# Console pages in headless Chromium ({self.label})",
-                "",
-                "Navigation Timing of each page as the browser saw it: `server` is request "
-                "sent to first byte, `rendered` is navigation start to the end of the load "
-                "event. Reported, not asserted (the target is under 300 ms).",
-                "",
-                "| page | path | server (ms) | rendered (ms) |",
-                "|---|---|---:|---:|",
-                *rows,
-                "",
-                f"Slowest page: {slowest} ms. Accessibility (axe-core 4.14.1): "
-                f"{len(self.findings)} findings, {len(self.serious())} serious or critical.",
-                "",
-            ]
-        )
-        path = self.directory / f"timings-{self.label}.md"
-        path.write_text(text, encoding="utf-8")
+        """Timings (into the render report, see ``timing``) and accessibility findings."""
+        report = write_render_report(self.label, self.timings, self.directory)
         (self.directory / f"timings-{self.label}.json").write_text(
             json.dumps({"timings": self.timings, "axe": self.findings}, indent=2),
             encoding="utf-8",
         )
-        return path
+        return report
 
 
 def click(driver: WebDriver, css: str) -> None:

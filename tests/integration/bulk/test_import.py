@@ -22,9 +22,9 @@ from carevault.fhir.content import DEFAULT_LIMITS
 from carevault.fhir.registry import RESOURCE_TYPES
 from carevault.gate import Caller
 from carevault.vault.tables import resource_head
+from tests.support.synthea import BUNDLES as SYNTHEA_BUNDLES
 
-SYNTHEA = Path(__file__).resolve().parents[4] / "shared" / "fixtures" / "synthea-r4"
-BUNDLES = sorted(SYNTHEA.glob("*_*.json"))[:3]
+BUNDLES = SYNTHEA_BUNDLES[:3]
 READER = Caller(principal="system:test")
 
 

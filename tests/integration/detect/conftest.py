@@ -34,7 +34,9 @@ class Clinic:
 @pytest.fixture
 def detect_settings(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
     url = request.getfixturevalue("pg_schema") if backend == "postgres" else None
-    return make_settings(tmp_path / "home", url, release_budget="front_desk=30/100")
+    return make_settings(
+        tmp_path / "home", url, release_budget="front_desk=30/100", detect_kin_grace_seconds=0
+    )
 
 
 @pytest.fixture

@@ -195,3 +195,52 @@ def test_the_scope_runs_while_patient_data_is_offline(group: Group, api: FhirTes
     group.services.containment.start(Mode.PHI_OFFLINE, None, "incident", "staff:officer")
     document = scope_document(group.services, incident)
     assert [line["patient"] for line in document["tiers"]["confirmed"]] == [group.tm_patient.id]
+
+
+def _scope_reads(services: Services) -> int:
+    """Patient records the scope read through the gate (each one decrypted and recorded)."""
+    events = [json.loads(data) for _, data in services.audit_ledger.store.entries()]
+    return sum(
+        1
+        for event in events
+        if event.get("principal") == "system:incident-scope"
+        and event.get("tag") == "fhir:resource:read"
+    )
+
+
+def test_a_scope_run_again_reads_only_the_records_that_changed(
+    group: Group, api: FhirTestClient
+) -> None:
+    """The people of a scope come from the HKID tokens of the records: a second run takes
+    them from memory (no decryption, no ledger entry), and a record changed since is read
+    again, so the answer is the one a full read would give."""
+    from carevault.incidents import Actor, declare_case, scope_document
+    from tests.integration.access.group import TW
+
+    hkid = _hkid("G", "444444")
+    first = _patient(api, TM, "Lau", hkid, "1970-06-06").id
+    second = _patient(api, TW, "Lau", hkid, "1970-06-06").id
+    since = datetime.now(UTC) - timedelta(seconds=1)
+    for patient in (first, second):
+        assert api.get(f"/fhir/Patient/{patient}").status_code == 200
+    case = {"title": "t", "accounts": ["system:test"], "since": _instant(since),
+            "until": _instant(datetime.now(UTC) + timedelta(hours=1))}  # fmt: skip
+    incident = declare_case(group.services, Actor("staff:officer"), case).incident_id
+
+    def persons() -> dict[str, str]:
+        document = scope_document(group.services, incident)
+        return {line["patient"]: line["person"] for line in document["tiers"]["confirmed"]}
+
+    assert persons()[second] == min(first, second)
+    reads = _scope_reads(group.services)
+    assert reads == 2
+    assert persons()[second] == min(first, second)
+    assert _scope_reads(group.services) == reads, "an unchanged record was read again"
+    body = api.get(f"/fhir/Patient/{second}").json()
+    body["identifier"] = [
+        {"system": body["identifier"][0]["system"], "value": _hkid("H", "555555")}
+    ]
+    assert api.put_json(f"/fhir/Patient/{second}", body).status_code == 200
+    again = persons()
+    assert again[second] == second and again[first] == first
+    assert _scope_reads(group.services) == reads + 1, "only the changed record is read again"

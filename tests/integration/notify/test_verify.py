@@ -10,7 +10,6 @@ from collections.abc import Iterator
 import pytest
 from starlette.testclient import TestClient
 
-from carevault.access.ratelimit import TokenBuckets
 from carevault.ledger.events import AuditEvent, Outcome, Tag
 from carevault.notify.codes import ALPHABET
 from carevault.notify.scope import parse_scope
@@ -108,8 +107,8 @@ def test_many_addresses_together_meet_the_global_limit(sent: tuple[Clinic, list[
     clinic, _ = sent
     app = create_app(clinic.settings, clinic.services)
     # CAREVAULT_NOTIFY_VERIFY_GLOBAL_PER_SECOND at 2 (burst 4): an in-process client is
-    # slower than the default 20 a second; the buckets are the page's own.
-    app.state.verify_page.everyone = TokenBuckets(2.0, 4)
+    # slower than the default 20 a second.
+    app.state.verify_page.limits.everyone = (2.0, 4)
     statuses = []
     for index in range(120):
         client = TestClient(app, base_url=BASE, client=(f"10.9.{index // 250}.{index % 250}", 1))

@@ -1,5 +1,5 @@
 """Imports that name no clinic of ours, and conditional creates that would duplicate a
-record the caller may not see. Real Synthea bundles (../shared/fixtures) as input."""
+record the caller may not see. Real Synthea bundles (vendored under tests/fixtures) as input."""
 
 from __future__ import annotations
 
@@ -23,11 +23,11 @@ from carevault.web.app import create_app
 from tests.integration.access.browser import basic, bearer
 from tests.support.client import FHIR_JSON, FhirTestClient
 from tests.support.staff import Staff, make_staff
+from tests.support.synthea import BUNDLES as SYNTHEA_BUNDLES
 
 pytestmark = pytest.mark.postgres
 
-SYNTHEA = Path(__file__).resolve().parents[4] / "shared" / "fixtures" / "synthea-r4"
-BUNDLES = sorted(SYNTHEA.glob("*.json"))[:2]
+BUNDLES = SYNTHEA_BUNDLES[:2]
 MINE, OTHER = "clinic-a", "clinic-b"
 HKID = "http://carevault.hk/sid/hkid"
 

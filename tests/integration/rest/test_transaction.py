@@ -14,9 +14,7 @@ from carevault.bootstrap import Services
 from tests.integration.rest.test_interactions import create, observation, patient
 from tests.support.client import FhirTestClient
 from tests.support.snapshot import snapshot
-
-SYNTHEA = Path(__file__).resolve().parents[4] / "shared" / "fixtures" / "synthea-r4"
-BUNDLES = sorted(SYNTHEA.glob("*.json"))
+from tests.support.synthea import BUNDLES, SYNTHEA
 
 
 def load(path: Path) -> dict[str, Any]:
@@ -24,8 +22,9 @@ def load(path: Path) -> dict[str, Any]:
     return loaded
 
 
-def test_the_synthea_fixtures_are_there() -> None:
-    assert len(BUNDLES) == 25
+def test_the_vendored_synthea_fixtures_are_there_with_their_licence() -> None:
+    assert [path.name.split("_")[0] for path in BUNDLES] == ["Alberto", "Antonio", "Bill"]
+    assert "Apache License, Version 2.0" in (SYNTHEA / "LICENSE").read_text()
 
 
 def post_transaction(api: FhirTestClient, bundle: dict[str, Any]) -> dict[str, str]:

@@ -64,6 +64,12 @@ SCENARIOS = [
         },  # fmt: skip
     ),
     _scenario(
+        "coworker-snoop",
+        {"account": "existing", "role": "front_desk"},
+        {"days": [2], "from_hour": 14, "to_hour": 16},
+        {"patients": ["coworkers"], "method": "read", "per_hour": 20, "per_day": 3},
+    ),
+    _scenario(
         "unwrap",
         {"account": "key-service", "principal": "system:backup-agent"},
         {"days": [2], "from_hour": 2, "to_hour": 3},

@@ -19,6 +19,7 @@ import pytest
 
 from carevault.bootstrap import Services, build_services
 from carevault.clock import to_micros
+from carevault.detect import alerts_as_dicts
 from carevault.ledger.events import AuditEvent
 from carevault.sim.attack.attacker import Attacker
 from carevault.sim.attack.spec import parse
@@ -162,6 +163,28 @@ def test_ground_truth_is_exactly_what_the_gate_gave(simulated: SimulatedRun, nam
         assert entry["references"][0].count("/") == 1
     if name == "stolen-read":
         assert scenario["source_address"] == "203.0.113.66"
+
+
+def test_opening_co_workers_records_is_noticed_from_what_hr_recorded(
+    simulated: SimulatedRun,
+) -> None:
+    """HR's records of staff (surnames; homes and HKID numbers of staff who are patients)
+    are kept as blind tokens; a receptionist who opens co-workers' records without a
+    care relationship is an alert naming those records."""
+    scenario = simulated.scenario("coworker-snoop")
+    given = {p["pseudonym"] for p in scenario["patients"]}
+    assert given, "the receptionist was given co-workers' records"
+    mine = [
+        alert
+        for alert in alerts_as_dicts(simulated.services)
+        if f"staff:{alert['account']}" in scenario["principals"]
+        and alert["detector"] in ("co-worker", "own-record")
+    ]
+    assert mine
+    detection = simulated.services.detection
+    assert detection is not None
+    named = {p for alert in mine for p in detection.alerts.get(alert["id"]).patients}
+    assert named and named <= given
 
 
 def test_a_key_unwrap_outside_the_gate_is_recorded_only_in_the_unwrap_ledger(

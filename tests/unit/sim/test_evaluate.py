@@ -161,6 +161,12 @@ def test_the_run_counts_false_alerts_on_attack_free_weeks_per_clinic() -> None:
     assert score.false_alerts_per_clinic_week == pytest.approx(2 / 8)
     assert score.false_alerts_by_week == {"2026-03-02": 2, "2026-03-09": 1, "2026-03-16": 0}
     assert score.wrongful_blocks == ["fd.good"]
+    # A run of 23 days ends on Tuesday 24 March: that week is attack-free and counts for
+    # its two days, so its one false alert weighs as 3.5 in a whole week.
+    late = alert("q3", "2026-03-24T03:00:00Z", account="rn.good")
+    longer = score_run(TRUTH, {**RUN, "days": 23}, [*alerts, late])
+    assert longer.attack_free_weeks == ["2026-03-02", "2026-03-23"]
+    assert longer.false_alerts_per_clinic_week == pytest.approx(3 / (8 * (1 + 2 / 7)))
     assert score.targets["no wrongful suspension"] is False
     assert score.targets["<= 1 false alert per clinic-week (attack-free weeks)"] is True
     assert score.targets["every scenario detected"] is False  # bypass and drip were missed

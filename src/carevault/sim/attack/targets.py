@@ -3,22 +3,15 @@
 from __future__ import annotations
 
 import random
-from collections import Counter
 from typing import TYPE_CHECKING
 
 from carevault.sim.attack.spec import Scenario
 from carevault.sim.facts import StaffMember
-from carevault.sim.workload.world import PatientCard, World
+from carevault.sim.workload.hr import surname_of
+from carevault.sim.workload.world import PatientCard
 
 if TYPE_CHECKING:
     from carevault.sim.workload.run import Simulation
-
-
-def surname_of(member: StaffMember, world: World) -> str:
-    """The member's surname: the word of their name that most patients carry as theirs."""
-    families = Counter(card.family.casefold() for card in world.patients)
-    words = member.display_name.replace("Dr ", "").split()
-    return max(words, key=lambda word: families.get(word.casefold(), 0))
 
 
 def _clinic_id(scenario: Scenario, run: Simulation, member: StaffMember | None) -> str:

@@ -1,7 +1,8 @@
 """What the incident pages show of notification: the send job's progress (from the
 notice table, so a job started by ``carevault notify send`` shows too) and the
 regulators' clocks; and the send job run on a thread of the server when the officer
-starts it from the console (one per incident at a time)."""
+starts it from the console (one per incident at a time, across every server process
+and the CLI: the job's lease is in the database)."""
 
 from __future__ import annotations
 
@@ -59,6 +60,9 @@ def start(app: FastAPI, svc: Services, incident_id: str) -> bool:
     current = jobs.get(incident_id)
     if current is not None and current.thread.is_alive():
         return False
+    # Another server process (or `carevault notify send`) holds the job's lease.
+    if NoticeStore(svc.engine).running(incident_id, svc.now_us()):
+        return False
 
     def run() -> None:
         try:
@@ -78,6 +82,7 @@ def notices_of(app: FastAPI, svc: Services, incident_id: str) -> NoticeProgress:
     job = store.job(incident_id)
     running = _registry(app).get(incident_id)
     alive = running is not None and running.thread.is_alive()
+    alive = alive or store.running(incident_id, svc.now_us())
     by_state: dict[str, int] = {}
     by_channel: dict[str, int] = {}
     for (state, channel, _), count in store.counts(incident_id).items():

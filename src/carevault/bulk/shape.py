@@ -1,0 +1,264 @@
+"""A compiled check that a resource is certainly valid, for bulk loads.
+
+``fhir.validate`` checks a resource three times over: a strict walk of its JSON
+types, the content rules, then the fhir.resources R4B model, which builds a pydantic
+object per element (about 3 ms for a Synthea record, most of an import's time). This
+module does the same checks in one pass over a table built once per model: unknown
+and missing elements, one value per choice (``value[x]``), arrays where arrays go,
+JSON types, codes of required value sets, string bounds and control characters,
+number bounds, dates the store holds, HKID check digits, and each primitive's format
+through the very pydantic validator the model would run on it (cached by value: codes,
+systems and references repeat from record to record).
+
+It answers only "certainly valid" (True) or "not sure" (False). Anything it does not
+handle (primitive extensions ``_x``, an element under a name it does not know) and any
+rule broken answers False, and the record then goes through ``validate_resource``,
+which refuses it with the usual reasons or accepts it. So a record this check passes is
+one the full validation passes, and a refusal reads the same whichever way the record
+came (tests/unit/bulk/test_shape.py checks both, on records and on thousands of
+broken copies of them).
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from dataclasses import dataclass
+from decimal import Decimal
+from functools import cache
+from typing import Any
+
+from fhir.resources.R4B import get_fhir_model_class
+from pydantic import TypeAdapter, ValidationError
+
+from carevault.domain import hkid
+from carevault.fhir import content, dates
+from carevault.fhir.content import InputLimits, Tier
+from carevault.fhir.normalise import HKID_SYSTEM
+from carevault.fhir.validate import _MAX_DEPTH, _fields
+
+_BOOL, _INTEGER, _DECIMAL, _STRING, _COMPLEX, _RESOURCE, _ANY = range(7)
+#: Primitive verdicts kept (value → valid) before the cache starts again.
+_CACHE_LIMIT = 200_000
+
+
+@dataclass(frozen=True)
+class _Element:
+    is_list: bool
+    kind: int
+    #: The model of a complex element; None otherwise.
+    model: Any
+    #: The allowed codes of a code bound to a required value set, if any.
+    codes: frozenset[str] | None
+    tier: Tier
+    #: The pydantic validator of one value of a primitive element.
+    adapter: TypeAdapter[Any] | None
+
+
+@dataclass(frozen=True)
+class _Model:
+    elements: dict[str, _Element]
+    required: tuple[str, ...]
+    #: Each choice (``value[x]``): its names, and whether one of them is required.
+    choices: tuple[tuple[tuple[str, ...], bool], ...]
+    is_identifier: bool
+
+
+class Shapes:
+    """Certain verdicts for resources; one per process (it caches per model and value)."""
+
+    def __init__(self, limits: InputLimits) -> None:
+        self.limits = limits
+        self._seen: dict[tuple[int, type, Any], bool] = {}
+
+    def certainly_valid(self, resource: Any) -> bool:
+        """True only if ``validate_resource(resource, limits=...)`` accepts it."""
+        if not isinstance(resource, dict):
+            return False
+        name = resource.get("resourceType")
+        if not isinstance(name, str) or not name.isalnum():
+            return False
+        model = _resource_model(name)
+        if model is None:
+            return False
+        return self._object(model, resource, 0, top=True)
+
+    def _object(self, model: Any, data: dict[str, Any], depth: int, *, top: bool = False) -> bool:
+        if depth > _MAX_DEPTH or not data:
+            return False
+        spec = _compiled(model)
+        for key, value in data.items():
+            if top and key == "resourceType":
+                continue
+            element = spec.elements.get(key)
+            if element is None or value is None:
+                return False
+            if element.is_list:
+                if not isinstance(value, list) or not value:
+                    return False
+                for item in value:
+                    if not self._value(element, item, depth):
+                        return False
+            elif isinstance(value, list) or not self._value(element, value, depth):
+                return False
+        for name in spec.required:
+            if name not in data:
+                return False
+        for group, one_required in spec.choices:
+            present = sum(1 for name in group if name in data)
+            if present > 1 or (one_required and present == 0):
+                return False
+        if spec.is_identifier and data.get("system") == HKID_SYSTEM:
+            value = data.get("value")
+            if isinstance(value, str) and not hkid.is_valid(value):
+                return False
+        return True
+
+    def _value(self, element: _Element, value: Any, depth: int) -> bool:
+        kind = element.kind
+        if kind == _COMPLEX:
+            return isinstance(value, dict) and self._object(element.model, value, depth + 1)
+        if kind == _RESOURCE:
+            # A contained resource is checked as the resource it names, as the model does.
+            inner = value.get("resourceType") if isinstance(value, dict) else None
+            model = _resource_model(inner) if isinstance(inner, str) and inner.isalnum() else None
+            return model is not None and self._object(model, value, depth + 1, top=True)
+        if kind == _STRING:
+            if not isinstance(value, str) or not value.strip():
+                return False
+            if element.codes is not None and value not in element.codes:
+                return False
+            limit = min(self.limits.chars(element.tier), self.limits.text_chars)
+            if len(value) > limit:
+                return False
+            if element.tier is Tier.DATE and not dates.year_in_range(value):
+                return False
+            if content.has_control_characters(value):
+                return False
+        elif kind == _BOOL:
+            if not isinstance(value, bool):
+                return False
+        elif kind in (_INTEGER, _DECIMAL):
+            if isinstance(value, bool) or not isinstance(value, int | Decimal):
+                return False
+            if kind == _INTEGER and not isinstance(value, int):
+                return False
+            if content.number_problem(value) is not None:
+                return False
+        else:
+            return False
+        return self._primitive(element, value)
+
+    def _primitive(self, element: _Element, value: Any) -> bool:
+        adapter = element.adapter
+        if adapter is None:
+            return False
+        key = (id(adapter), type(value), value)
+        known = self._seen.get(key)
+        if known is None:
+            try:
+                adapter.validate_python(value)
+                known = True
+            except (ValidationError, ValueError, TypeError):
+                known = False
+            if len(self._seen) >= _CACHE_LIMIT:
+                self._seen.clear()
+            self._seen[key] = known
+        return known
+
+
+class _Unsure(Exception):
+    """The check met something it does not model: the full validation decides."""
+
+
+@cache
+def _resource_model(name: str) -> Any:
+    try:
+        model = get_fhir_model_class(name)
+    except (KeyError, ValueError, ImportError, AttributeError):
+        return None
+    return model if getattr(model, "__resource_type__", None) == name else None
+
+
+@cache
+def _compiled(model: Any) -> _Model:
+    walked = _fields(model)
+    owner = getattr(model, "__resource_type__", model.__name__)
+    elements: dict[str, _Element] = {}
+    aliases: dict[str, str] = {}
+    for name, info in model.model_fields.items():
+        alias = info.alias or name
+        aliases[name] = alias
+        if alias.startswith("_") or alias == "resourceType" or alias not in walked:
+            continue  # primitive extensions and the like: not modelled, so "not sure"
+        is_list, kind, detail, tier = walked[alias]
+        try:
+            item = _item(info.annotation, info.metadata)
+        except _Unsure:
+            kind = _ANY
+        if kind == _COMPLEX and not _is_model(detail):
+            kind = _ANY
+        elements[alias] = _Element(
+            is_list=is_list,
+            kind=kind,
+            model=detail if kind == _COMPLEX else None,
+            codes=detail if kind == _STRING and isinstance(detail, frozenset) else None,
+            tier=tier,
+            adapter=_adapter(item) if kind in (_BOOL, _INTEGER, _DECIMAL, _STRING) else None,
+        )
+    required = {
+        aliases[name]
+        for name, info in model.model_fields.items()
+        if info.is_required() and aliases[name] != "resourceType"
+    }
+    built = model.model_construct()
+    required |= {aliases.get(name, name) for name, _ in built.get_required_fields()}
+    choices = tuple(
+        (
+            tuple(aliases.get(name, name) for name in group),
+            any(_choice_required(model.model_fields.get(name)) for name in group),
+        )
+        for group in built.get_one_of_many_fields().values()
+    )
+    return _Model(
+        elements=elements,
+        required=tuple(sorted(required)),
+        choices=choices,
+        is_identifier=owner == "Identifier",
+    )
+
+
+def _choice_required(info: Any) -> bool:
+    extra = getattr(info, "json_schema_extra", None)
+    return isinstance(extra, dict) and extra.get("one_of_many_required") is True
+
+
+def _is_model(detail: Any) -> bool:
+    return isinstance(detail, type) and hasattr(detail, "model_fields")
+
+
+def _item(annotation: Any, metadata: list[Any]) -> Any:
+    """The annotation of one value of a field (lists and Optional taken off, the
+    primitive's own constraints kept)."""
+    while True:
+        origin = typing.get_origin(annotation)
+        if origin in (typing.Union, types.UnionType):
+            args = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
+            if len(args) != 1:
+                raise _Unsure
+            annotation = args[0]
+        elif origin in (list, typing.List):  # noqa: UP006 - fhir.resources uses typing.List
+            annotation = typing.get_args(annotation)[0]
+        else:
+            break
+    if metadata:
+        return typing.Annotated[annotation, *metadata]
+    return annotation
+
+
+@cache
+def _adapter(annotation: Any) -> TypeAdapter[Any] | None:
+    try:
+        return TypeAdapter(annotation)
+    except Exception:  # noqa: BLE001 - a type pydantic cannot build alone: "not sure"
+        return None

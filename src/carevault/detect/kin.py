@@ -1,0 +1,276 @@
+"""Who is kin to whom, from keyed blind tokens only: which patients share a member of
+staff's surname, home or building, which patient records are staff themselves
+(co-workers), and which is the member's own.
+
+HR (through a privacy officer, ``carevault alerts identify``) records a member's
+surname, home address and HKID number; each is normalised (``carevault.fhir.kinship``)
+and kept only as the same keyed HMAC a Patient's record gets when it is written
+(``patient_kin``). The HKID token links the member to their own patient record, if
+they are registered as a patient: its surname, home and building count as theirs too,
+and every such record is a co-worker's for everyone else. Nothing is decrypted: the
+detectors compare tokens, one query per batch of entries.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from sqlalchemy import Column, Connection, Engine, Select, delete, func, insert, select
+
+from carevault.db import read_transaction, write_transaction
+from carevault.detect.model import Access
+from carevault.detect.tables import detect_staff_kin
+from carevault.fhir.kinship import (
+    BUILDING,
+    HKID,
+    HOUSEHOLD,
+    SURNAME,
+    address_terms,
+    hkid_term,
+    surname_term,
+)
+from carevault.vault.tables import patient_kin, resource_head
+
+CHUNK = 500
+#: Kinds a member shares with a patient, as the detectors name them.
+OWN_RECORD = "own-record"
+CO_WORKER = "co-worker"
+PLACES = (SURNAME, HOUSEHOLD, BUILDING)
+
+
+@dataclass(frozen=True)
+class KinSet:
+    #: account ("staff:<username>") → kind → tokens (theirs and their own record's).
+    staff: dict[str, dict[str, frozenset[bytes]]] = field(default_factory=dict)
+    #: account → pseudonyms of their own patient records.
+    own: dict[str, frozenset[str]] = field(default_factory=dict)
+    #: pseudonym of a patient who is staff → the accounts that are that person.
+    coworkers: dict[str, frozenset[str]] = field(default_factory=dict)
+    #: (account, kind) → the share of all patients carrying the member's surname
+    #: (or living in their building): what chance alone would give.
+    shares: dict[tuple[str, str], float] = field(default_factory=dict)
+
+
+class Kinship:
+    """``token(kind, term)`` is the vault's kinship token (``vault.writer.kin_token``)."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        token: Callable[[str, str], bytes],
+        now_us: Callable[[], int],
+        refresh_seconds: float = 5.0,
+    ) -> None:
+        self.engine = engine
+        self.token = token
+        self.now_us = now_us
+        self.refresh_seconds = refresh_seconds
+        self._read_at = float("-inf")
+        self._value = KinSet()
+        self._lock = threading.Lock()
+
+    # --- what HR records ---------------------------------------------------------------------
+
+    def identify(
+        self,
+        account: str,
+        by: str,
+        *,
+        surname: str | None = None,
+        address_lines: Sequence[str] = (),
+        hkid: str | None = None,
+    ) -> list[str]:
+        """Replace what is kept of ``account`` (``staff:<username>``) by the tokens of the
+        values given; returns the kinds kept. ValueError (naming the field, never the
+        value) for a value that normalises to nothing."""
+        terms: list[tuple[str, str]] = []
+        if surname is not None:
+            term = surname_term(surname)
+            if term is None:
+                raise ValueError("surname: no letters in it")
+            terms.append((SURNAME, term))
+        if address_lines:
+            household, building = address_terms(address_lines)
+            if household is None:
+                raise ValueError("address: no words in it")
+            terms.append((HOUSEHOLD, household))
+            if building is not None:
+                terms.append((BUILDING, building))
+        if hkid is not None:
+            number = hkid_term(hkid)
+            if number is None:
+                raise ValueError("hkid: not an HKID number")
+            terms.append((HKID, number))
+        now = self.now_us()
+        with write_transaction(self.engine) as connection:
+            connection.execute(
+                delete(detect_staff_kin).where(detect_staff_kin.c.account == account)
+            )
+            if terms:
+                connection.execute(
+                    insert(detect_staff_kin),
+                    [
+                        {
+                            "account": account,
+                            "kind": kind,
+                            "token": self.token(kind, term),
+                            "set_by": by,
+                            "set_us": now,
+                        }
+                        for kind, term in terms
+                    ],
+                )
+        self._read_at = float("-inf")
+        return [kind for kind, _ in terms]
+
+    def current(self) -> KinSet:
+        with self._lock:
+            if time.monotonic() - self._read_at >= self.refresh_seconds:
+                self._value = self._load()
+                self._read_at = time.monotonic()
+            return self._value
+
+    def _load(self) -> KinSet:
+        staff: dict[str, dict[str, set[bytes]]] = {}
+        with read_transaction(self.engine) as connection:
+            for account, kind, token in connection.execute(
+                select(
+                    detect_staff_kin.c.account, detect_staff_kin.c.kind, detect_staff_kin.c.token
+                )
+            ):
+                staff.setdefault(account, {}).setdefault(kind, set()).add(bytes(token))
+            if not staff:
+                return KinSet()
+            by_hkid: dict[bytes, set[str]] = {}
+            for account, kinds in staff.items():
+                for token in kinds.get(HKID, ()):
+                    by_hkid.setdefault(token, set()).add(account)
+            own: dict[str, set[str]] = {}
+            coworkers: dict[str, set[str]] = {}
+            for pseudonym, token in _rows(
+                connection,
+                select(patient_kin.c.patient_pseudonym, patient_kin.c.token).where(
+                    patient_kin.c.kind == HKID
+                ),
+                patient_kin.c.token,
+                list(by_hkid),
+            ):
+                for account in by_hkid.get(bytes(token), ()):
+                    own.setdefault(account, set()).add(pseudonym)
+                    coworkers.setdefault(pseudonym, set()).add(account)
+            for pseudonym, kind, token in _rows(
+                connection,
+                select(
+                    patient_kin.c.patient_pseudonym, patient_kin.c.kind, patient_kin.c.token
+                ).where(patient_kin.c.kind.in_(PLACES)),
+                patient_kin.c.patient_pseudonym,
+                sorted(coworkers),
+            ):
+                for account in coworkers[pseudonym]:
+                    staff[account].setdefault(kind, set()).add(bytes(token))
+            shares = self._shares(connection, staff)
+        return KinSet(
+            {a: {k: frozenset(t) for k, t in kinds.items()} for a, kinds in staff.items()},
+            {a: frozenset(p) for a, p in own.items()},
+            {p: frozenset(a) for p, a in coworkers.items()},
+            shares,
+        )
+
+    @staticmethod
+    def _shares(
+        connection: Connection, staff: dict[str, dict[str, set[bytes]]]
+    ) -> dict[tuple[str, str], float]:
+        patients = connection.execute(
+            select(func.count()).where(
+                resource_head.c.resource_type == "Patient", resource_head.c.deleted.is_(False)
+            )
+        ).scalar_one()
+        if not patients:
+            return {}
+        wanted = sorted({t for kinds in staff.values() for k in (SURNAME, BUILDING)
+                         for t in kinds.get(k, ())})  # fmt: skip
+        counts: dict[bytes, int] = {}
+        for token, count in _rows(
+            connection,
+            select(patient_kin.c.token, func.count(func.distinct(patient_kin.c.patient_pseudonym)))
+            .where(patient_kin.c.kind.in_((SURNAME, BUILDING)))
+            .group_by(patient_kin.c.token),
+            patient_kin.c.token,
+            wanted,
+        ):
+            counts[bytes(token)] = counts.get(bytes(token), 0) + int(count)
+        shares: dict[tuple[str, str], float] = {}
+        for account, kinds in staff.items():
+            for kind in (SURNAME, BUILDING):
+                carried = sum(counts.get(token, 0) for token in kinds.get(kind, ()))
+                if kinds.get(kind):
+                    shares[(account, kind)] = min(1.0, max(1, carried) / patients)
+        return shares
+
+    # --- per batch -------------------------------------------------------------------------
+
+    def relate(self, accesses: Sequence[Access]) -> list[Access]:
+        """``accesses`` with ``kin`` set where the patient is kin to the account."""
+        known = self.current()
+        wanted = [
+            a
+            for a in accesses
+            if a.released
+            and a.patient_pseudonym
+            and (a.account or "").startswith("staff:")
+            and ((a.account or "") in known.staff or a.patient_pseudonym in known.coworkers)
+        ]
+        if not wanted:
+            return list(accesses)
+        tokens: dict[str, dict[str, set[bytes]]] = {}
+        with read_transaction(self.engine) as connection:
+            for pseudonym, kind, token in _rows(
+                connection,
+                select(
+                    patient_kin.c.patient_pseudonym, patient_kin.c.kind, patient_kin.c.token
+                ).where(patient_kin.c.kind.in_(PLACES)),
+                patient_kin.c.patient_pseudonym,
+                sorted({a.patient_pseudonym or "" for a in wanted}),
+            ):
+                tokens.setdefault(pseudonym, {}).setdefault(kind, set()).add(bytes(token))
+        related: list[Access] = []
+        for access in accesses:
+            kinds = _kinds(access, known, tokens) if access in wanted else ()
+            related.append(replace(access, kin=kinds) if kinds else access)
+        return related
+
+
+def _kinds(
+    access: Access, known: KinSet, tokens: dict[str, dict[str, set[bytes]]]
+) -> tuple[str, ...]:
+    account, pseudonym = access.account or "", access.patient_pseudonym or ""
+    if pseudonym in known.own.get(account, ()):
+        return (OWN_RECORD,)
+    found: list[str] = []
+    if known.coworkers.get(pseudonym, frozenset()) - {account}:
+        found.append(CO_WORKER)
+    mine = known.staff.get(account, {})
+    theirs = tokens.get(pseudonym, {})
+    shared = {kind for kind in PLACES if mine.get(kind, frozenset()) & theirs.get(kind, set())}
+    if HOUSEHOLD in shared:
+        shared.discard(BUILDING)
+    found.extend(kind for kind in PLACES if kind in shared)
+    return tuple(found)
+
+
+def _rows(
+    connection: Connection,
+    statement: Select[Any],
+    column: Column[Any],
+    values: Iterable[object],
+) -> Iterable[tuple[Any, ...]]:
+    """``statement`` restricted to ``column IN values``, a chunk at a time."""
+    ordered = list(values)
+    for start in range(0, len(ordered), CHUNK):
+        yield from connection.execute(
+            statement.where(column.in_(ordered[start : start + CHUNK]))
+        ).all()

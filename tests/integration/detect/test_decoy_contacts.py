@@ -1,0 +1,121 @@
+"""Decoy contact details through the gate (SQLite and PostgreSQL): planted by a privacy
+officer (kept only as a keyed token), written into a decoy record without an alert; the
+same phone number in a new patient's data is a critical alert that is raised only; a
+search for the decoy email is critical at once and suspends the searcher."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from click.testing import Result
+from sqlalchemy import select
+from typer.testing import CliRunner
+
+from carevault.cli import app
+from carevault.containment.state import Mode
+from carevault.db import read_transaction
+from carevault.detect import alerts_as_dicts
+from carevault.detect.desk import OfficerCode
+from carevault.detect.tables import detect_flag
+from tests.integration.detect.conftest import Clinic
+
+
+def _officer(clinic: Clinic) -> OfficerCode:
+    return OfficerCode(clinic.officer.account.username, clinic.officer.totp())
+
+
+def test_decoy_contacts_in_data_and_searches_raise_critical_alerts(clinic: Clinic) -> None:
+    detection = clinic.services.detection
+    assert detection is not None
+    decoy = clinic.patients[7]
+    detection.desk.flag(_officer(clinic), "decoy", decoy)
+    email = detection.desk.decoy_contact(_officer(clinic), "email", domain="mail.example.org")
+    phone = detection.desk.decoy_contact(_officer(clinic), "phone")
+    with read_transaction(clinic.services.engine) as connection:
+        subjects = list(
+            connection.execute(
+                select(detect_flag.c.subject).where(detect_flag.c.kind == "decoy-contact")
+            ).scalars()
+        )
+    assert len(subjects) == 2
+    assert not any(email.split("@")[0] in s or phone in s for s in subjects)
+
+    # Planting: the decoy patient's own record carries them; no alert.
+    # (Written whole, not read first: opening a decoy patient is an alert of its own.)
+    current = {
+        "resourceType": "Patient",
+        "id": decoy,
+        "name": [{"family": "Chan7", "given": ["Tai Man"]}],
+        "telecom": [{"system": "email", "value": email}, {"system": "phone", "value": phone}],
+        "managingOrganization": {"reference": "Organization/clinic-a"},
+    }
+    response = clinic.web.put_json(f"/fhir/Patient/{decoy}", current, **clinic.desk.headers)
+    assert response.status_code == 200, response.text
+    assert alerts_as_dicts(clinic.services) == []
+    # An ordinary search: nothing.
+    response = clinic.web.get("/fhir/Patient?phone=91234567", headers=clinic.desk.headers)
+    assert response.status_code == 200
+
+    # The phone number comes back in a new registration, spelled otherwise.
+    spelled = f"+852 {phone[:4]}-{phone[4:]}"
+    response = clinic.web.post_json(
+        "/fhir/Patient",
+        {
+            "resourceType": "Patient",
+            "name": [{"family": "Fraud", "given": ["Someone"]}],
+            "telecom": [{"system": "phone", "value": spelled}],
+            "managingOrganization": {"reference": "Organization/clinic-a"},
+        },
+        **clinic.desk.headers,
+    )
+    assert response.status_code == 201, response.text
+    (data,) = [a for a in alerts_as_dicts(clinic.services) if a["detector"].startswith("decoy")]
+    assert (data["detector"], data["severity"], data["action"]) == (
+        "decoy-contact-data", "critical", "raise",
+    )  # fmt: skip
+    assert "decoy phone number" in data["explanation"]
+    assert data["first_position"] is not None
+
+    # Someone searches for the decoy email address: critical at once, suspended.
+    response = clinic.web.get(f"/fhir/Patient?email={email.upper()}", headers=clinic.desk.headers)
+    assert response.status_code == 200
+    found = {a["detector"]: a for a in alerts_as_dicts(clinic.services)}
+    search = found["decoy-contact"]
+    assert (search["severity"], search["action"]) == ("critical", "suspend")
+    assert search["account"] == clinic.desk.account.username
+    active = clinic.services.containment.refresh().active
+    assert [c.mode for c in active] == [Mode.ACCOUNT_SUSPENDED]
+    assert clinic.read(clinic.desk, clinic.patients[0]) == 401
+
+
+def test_the_cli_plants_decoys_and_records_staff_kin(clinic: Clinic, tmp_path: Path) -> None:
+    home = str(clinic.services.settings.home)
+    env = {"CAREVAULT_DATABASE_URL": clinic.services.settings.database_url or ""}
+    env = {k: v for k, v in env.items() if v}
+    runner = CliRunner()
+    officer = clinic.officer.account.username
+
+    def run(*args: str) -> Result:
+        return runner.invoke(
+            app, [*args, "--officer", officer, "--totp", clinic.officer.totp(), "--home", home],
+            env=env,
+        )  # fmt: skip
+
+    planted = run("alerts", "decoy-contact", "--kind", "phone")
+    assert planted.exit_code == 0, planted.output
+    assert re.fullmatch(r"[5679]\d{7}\n", planted.output)
+
+    hr = tmp_path / "hr.json"
+    hr.write_text(json.dumps({"surname": "Chan", "address": ["Flat A, 3/F", "12 Hill Road"]}))
+    done = run("alerts", "identify", clinic.desk.account.username, "--from", str(hr))
+    assert done.exit_code == 0, done.output
+    assert "surname, household, building" in done.output
+    assert "Chan" not in done.output and "Hill" not in done.output
+    hr.write_text(json.dumps({"surname": "Chan", "shoe_size": 9}))
+    wrong = run("alerts", "identify", clinic.desk.account.username, "--from", str(hr))
+    assert wrong.exit_code != 0 and '"surname", "address" and/or "hkid" only' in wrong.output
+    hr.write_text(json.dumps({"hkid": "not a number"}))
+    bad = run("alerts", "identify", clinic.desk.account.username, "--from", str(hr))
+    assert bad.exit_code != 0 and "hkid: not an HKID number" in bad.output

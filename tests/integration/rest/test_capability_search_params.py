@@ -1,0 +1,444 @@
+"""Every search parameter the CapabilityStatement lists, exercised one by one from a table
+(issue 14): for each (type, parameter) a value the type's probe record carries finds it,
+and a value it does not carry leaves it out. The table must name exactly what the
+statement lists, so a parameter added to the registry without a row here fails, and so
+does a row for a parameter the statement no longer lists. SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from carevault.bootstrap import build_services
+from carevault.gate import Caller
+from carevault.web.app import create_app
+from carevault.web.security import caller
+from tests.conftest import make_settings
+from tests.support.client import FhirTestClient
+from tests.support.schemas import module_schema
+
+CS = "http://example.org/cs"
+ID = "http://example.org/id"
+DAY = "2026-11-20T10:00:00+08:00"  # within the local day 2026-11-20 (Asia/Hong_Kong)
+PERIOD = {"start": "2026-11-20T09:00:00+08:00", "end": "2026-11-20T11:00:00+08:00"}
+ON_DAY, OFF_DAY = "ge2026-11-19", "lt2026-11-19"
+
+
+def concept(code: str) -> dict[str, Any]:
+    return {"coding": [{"system": CS, "code": code}]}
+
+
+def identifier(value: str) -> list[dict[str, str]]:
+    return [{"system": ID, "value": value}]
+
+
+#: (type, parameter) → (a value the probe carries, a value it does not). ``{P}``, ``{PR}``,
+#: ``{O}``, ``{L}``, ``{S}``: the ids of the probe Patient, Practitioner, Organization,
+#: Location and Schedule. _id and _lastUpdated are added for every type below.
+TABLE: dict[tuple[str, str], tuple[str, str]] = {
+    ("Patient", "identifier"): (f"{ID}|PAT-1", f"{ID}|PAT-2"),
+    ("Patient", "name"): ("hartl", "zzyzx"),
+    ("Patient", "family"): ("hartley", "wing"),
+    ("Patient", "given"): ("wing", "hartley"),
+    ("Patient", "birthdate"): ("1980-05-05", "1980-05-06"),
+    ("Patient", "phone"): ("61234567", "69990000"),
+    ("Patient", "email"): ("w.hartley@example.org", "x@example.org"),
+    ("Patient", "gender"): ("female", "male"),
+    ("Practitioner", "identifier"): (f"{ID}|PR-1", f"{ID}|PR-2"),
+    ("Practitioner", "name"): ("osei", "zzyzx"),
+    ("Practitioner", "family"): ("osei", "ama"),
+    ("Practitioner", "given"): ("ama", "osei"),
+    ("PractitionerRole", "identifier"): (f"{ID}|ROLE-1", f"{ID}|ROLE-2"),
+    ("PractitionerRole", "practitioner"): ("Practitioner/{PR}", "Practitioner/nope"),
+    ("PractitionerRole", "organization"): ("Organization/{O}", "Organization/nope"),
+    ("PractitionerRole", "specialty"): (f"{CS}|cardiology", f"{CS}|dermatology"),
+    ("Organization", "identifier"): (f"{ID}|ORG-1", f"{ID}|ORG-2"),
+    ("Organization", "name"): ("harbour", "zzyzx"),
+    ("Organization", "partof"): ("Organization/{PARENT}", "Organization/nope"),
+    ("Location", "identifier"): (f"{ID}|LOC-1", f"{ID}|LOC-2"),
+    ("Location", "name"): ("wing", "zzyzx"),
+    ("Location", "status"): ("active", "inactive"),
+    ("Location", "organization"): ("Organization/{O}", "Organization/nope"),
+    ("Schedule", "identifier"): (f"{ID}|SCH-1", f"{ID}|SCH-2"),
+    ("Schedule", "actor"): ("Location/{L}", "Location/nope"),
+    ("Schedule", "date"): (ON_DAY, OFF_DAY),
+    ("Slot", "identifier"): (f"{ID}|SLOT-1", f"{ID}|SLOT-2"),
+    ("Slot", "schedule"): ("Schedule/{S}", "Schedule/nope"),
+    ("Slot", "start"): (ON_DAY, OFF_DAY),
+    ("Slot", "status"): ("free", "busy"),
+    ("Encounter", "patient"): ("{P}", "nope"),
+    ("Encounter", "subject"): ("Patient/{P}", "Patient/nope"),
+    ("Encounter", "code"): (f"{CS}|enc", f"{CS}|other"),
+    ("Encounter", "date"): (ON_DAY, OFF_DAY),
+    ("Encounter", "status"): ("finished", "planned"),
+    ("Encounter", "practitioner"): ("Practitioner/{PR}", "Practitioner/nope"),
+    ("Encounter", "identifier"): (f"{ID}|ENC-1", f"{ID}|ENC-2"),
+    ("Appointment", "patient"): ("Patient/{P}", "Patient/nope"),
+    ("Appointment", "code"): (f"{CS}|appt", f"{CS}|other"),
+    ("Appointment", "date"): (ON_DAY, OFF_DAY),
+    ("Appointment", "status"): ("booked", "cancelled"),
+    ("Appointment", "practitioner"): ("Practitioner/{PR}", "Practitioner/nope"),
+    ("Appointment", "location"): ("Location/{L}", "Location/nope"),
+    ("Appointment", "actor"): ("Location/{L}", "Location/nope"),
+    ("Appointment", "identifier"): (f"{ID}|APPT-1", f"{ID}|APPT-2"),
+    ("Condition", "clinical-status"): ("active", "resolved"),
+    ("Observation", "category"): (f"{CS}|vital", f"{CS}|lab"),
+    ("AllergyIntolerance", "clinical-status"): ("active", "resolved"),
+    ("Goal", "lifecycle-status"): ("active", "completed"),
+    ("CareTeam", "participant"): ("Practitioner/{PR}", "Practitioner/nope"),
+    ("ServiceRequest", "performer"): ("Practitioner/{PR}", "Practitioner/nope"),
+    ("ServiceRequest", "requester"): ("Practitioner/{PR}", "Practitioner/nope"),
+    ("ServiceRequest", "identifier"): (f"{ID}|SR-1", f"{ID}|SR-2"),
+}
+
+#: Patient-data types: (status of the probe, another status); each has patient, code
+#: and date rows, and subject where it has that parameter.
+CLINICAL_STATUS = {
+    "Condition": None,
+    "Observation": ("final", "amended"),
+    "DiagnosticReport": ("final", "partial"),
+    "Procedure": ("completed", "stopped"),
+    "Immunization": ("completed", "not-done"),
+    "AllergyIntolerance": None,
+    "MedicationRequest": ("active", "stopped"),
+    "CarePlan": ("active", "revoked"),
+    "Goal": None,
+    "CareTeam": ("active", "inactive"),
+    "ServiceRequest": ("active", "revoked"),
+    "ImagingStudy": ("available", "cancelled"),
+    "DocumentReference": ("current", "superseded"),
+    "Coverage": ("active", "cancelled"),
+    "Claim": ("active", "cancelled"),
+    "ExplanationOfBenefit": ("active", "cancelled"),
+}
+WITH_SUBJECT = {
+    "Condition",
+    "Observation",
+    "DiagnosticReport",
+    "Procedure",
+    "MedicationRequest",
+    "CarePlan",
+    "Goal",
+    "CareTeam",
+    "ServiceRequest",
+    "ImagingStudy",
+    "DocumentReference",
+}
+for _type, _status in CLINICAL_STATUS.items():
+    TABLE[(_type, "patient")] = ("Patient/{P}", "Patient/nope")
+    TABLE[(_type, "code")] = (f"{CS}|{_type.lower()}", f"{CS}|other")
+    TABLE[(_type, "date")] = (ON_DAY, OFF_DAY)
+    if _type in WITH_SUBJECT:
+        TABLE[(_type, "subject")] = ("Patient/{P}", "Patient/nope")
+    if _status is not None:
+        TABLE[(_type, "status")] = _status
+
+
+def _clinical(type_name: str, ids: dict[str, str]) -> dict[str, Any]:
+    """The probe record of a patient-data type: its code is ``<type in lower case>``."""
+    patient = {"reference": f"Patient/{ids['P']}"}
+    practitioner = {"reference": f"Practitioner/{ids['PR']}"}
+    code = concept(type_name.lower())
+    status = CLINICAL_STATUS[type_name]
+    body: dict[str, Any] = {"resourceType": type_name}
+    if status is not None:
+        body["status"] = status[0]
+    insurance = [{"sequence": 1, "focal": True, "coverage": {"reference": "Coverage/c1"}}]
+    specific: dict[str, dict[str, Any]] = {
+        "Condition": {
+            "subject": patient,
+            "code": code,
+            "onsetDateTime": DAY,
+            "clinicalStatus": {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/condition-clinical",
+                        "code": "active",
+                    }
+                ]
+            },
+        },
+        "Observation": {
+            "subject": patient,
+            "code": code,
+            "effectiveDateTime": DAY,
+            "category": [concept("vital")],
+        },
+        "DiagnosticReport": {"subject": patient, "code": code, "effectiveDateTime": DAY},
+        "Procedure": {"subject": patient, "code": code, "performedDateTime": DAY},
+        "Immunization": {"patient": patient, "vaccineCode": code, "occurrenceDateTime": DAY},
+        "AllergyIntolerance": {
+            "patient": patient,
+            "code": code,
+            "recordedDate": DAY,
+            "clinicalStatus": {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical",
+                        "code": "active",
+                    }
+                ]
+            },
+        },
+        "MedicationRequest": {
+            "intent": "order",
+            "subject": patient,
+            "medicationCodeableConcept": code,
+            "authoredOn": DAY,
+        },
+        "CarePlan": {"intent": "plan", "subject": patient, "category": [code], "period": PERIOD},
+        "Goal": {
+            "lifecycleStatus": "active",
+            "subject": patient,
+            "description": code,
+            "startDate": "2026-11-20",
+        },
+        "CareTeam": {
+            "subject": patient,
+            "category": [code],
+            "period": PERIOD,
+            "participant": [{"member": practitioner}],
+        },
+        "ServiceRequest": {
+            "intent": "order",
+            "subject": patient,
+            "code": code,
+            "occurrenceDateTime": DAY,
+            "performer": [practitioner],
+            "requester": practitioner,
+            "identifier": identifier("SR-1"),
+        },
+        "ImagingStudy": {"subject": patient, "modality": [code["coding"][0]], "started": DAY},
+        "DocumentReference": {
+            "subject": patient,
+            "type": code,
+            "date": DAY,
+            "content": [{"attachment": {"contentType": "text/plain", "data": "bm90ZQ=="}}],
+        },
+        "Coverage": {
+            "beneficiary": patient,
+            "payor": [patient],
+            "type": code,
+            "period": PERIOD,
+        },
+        "Claim": {
+            "type": code,
+            "use": "claim",
+            "patient": patient,
+            "created": DAY,
+            "provider": practitioner,
+            "priority": concept("normal"),
+            "insurance": insurance,
+        },
+        "ExplanationOfBenefit": {
+            "type": code,
+            "use": "claim",
+            "patient": patient,
+            "created": DAY,
+            "insurer": {"reference": f"Organization/{ids['O']}"},
+            "provider": practitioner,
+            "outcome": "complete",
+            "insurance": [{"focal": True, "coverage": {"reference": "Coverage/c1"}}],
+        },
+    }
+    return {**body, **specific[type_name]}
+
+
+def _directory_and_visits(ids: dict[str, str]) -> list[dict[str, Any]]:
+    """Probes of the other types, written in order (later ones refer to earlier ones)."""
+    patient = {"reference": f"Patient/{ids['P']}"}
+    practitioner = {"reference": f"Practitioner/{ids['PR']}"}
+    return [
+        {
+            "resourceType": "PractitionerRole",
+            "identifier": identifier("ROLE-1"),
+            "practitioner": practitioner,
+            "organization": {"reference": f"Organization/{ids['O']}"},
+            "specialty": [concept("cardiology")],
+        },
+        {
+            "resourceType": "Encounter",
+            "identifier": identifier("ENC-1"),
+            "status": "finished",
+            "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
+            "type": [concept("enc")],
+            "subject": patient,
+            "participant": [{"individual": practitioner}],
+            "serviceProvider": {"reference": f"Organization/{ids['O']}"},
+            "period": PERIOD,
+        },
+        {
+            "resourceType": "Appointment",
+            "identifier": identifier("APPT-1"),
+            "status": "booked",
+            "serviceType": [concept("appt")],
+            "start": PERIOD["start"],
+            "end": PERIOD["end"],
+            "participant": [
+                {"actor": patient, "status": "accepted"},
+                {"actor": practitioner, "status": "accepted"},
+                {"actor": {"reference": f"Location/{ids['L']}"}, "status": "accepted"},
+            ],
+        },
+        {
+            "resourceType": "Slot",
+            "identifier": identifier("SLOT-1"),
+            "schedule": {"reference": f"Schedule/{ids['S']}"},
+            "status": "free",
+            "start": PERIOD["start"],
+            "end": PERIOD["end"],
+        },
+    ]
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def probes(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[FhirTestClient, dict[str, str], dict[str, Any]]]:
+    url = None
+    if request.param == "postgres":
+        context = module_schema(request.getfixturevalue("pg_database"))
+        url = context.__enter__()
+        request.addfinalizer(lambda: context.__exit__(None, None, None))
+    home: Path = tmp_path_factory.mktemp(f"capability-{request.param}")
+    settings = make_settings(home, url)
+    services = build_services(settings, create_keys=True, migrate=True)
+    app = create_app(settings, services)
+    app.dependency_overrides[caller] = lambda: Caller(principal="system:test")
+    try:
+        with FhirTestClient(app) as api:
+            ids, made = _seed(api)
+            yield api, ids, made
+    finally:
+        services.close()
+
+
+def _seed(api: FhirTestClient) -> tuple[dict[str, str], dict[str, Any]]:
+    ids: dict[str, str] = {}
+    made: dict[str, Any] = {}
+
+    def create(key: str | None, body: dict[str, Any]) -> None:
+        response = api.post_json(f"/fhir/{body['resourceType']}", body)
+        assert response.status_code == 201, (body["resourceType"], response.text)
+        if key is not None:
+            ids[key] = response.json()["id"]
+        if key != "PARENT":  # the probe Organization is the clinic, part of the parent
+            made.setdefault(body["resourceType"], response.json())
+
+    create("PARENT", {"resourceType": "Organization", "name": "Group Parent"})
+    create(
+        "O",
+        {
+            "resourceType": "Organization",
+            "identifier": identifier("ORG-1"),
+            "name": "Harbour Clinic",
+            "partOf": {"reference": f"Organization/{ids['PARENT']}"},
+        },
+    )
+    create(
+        "PR",
+        {
+            "resourceType": "Practitioner",
+            "identifier": identifier("PR-1"),
+            "name": [{"family": "Osei", "given": ["Ama"]}],
+        },
+    )
+    create(
+        "L",
+        {
+            "resourceType": "Location",
+            "identifier": identifier("LOC-1"),
+            "name": "East Wing",
+            "status": "active",
+            "managingOrganization": {"reference": f"Organization/{ids['O']}"},
+        },
+    )
+    create(
+        "S",
+        {
+            "resourceType": "Schedule",
+            "identifier": identifier("SCH-1"),
+            "actor": [{"reference": f"Location/{ids['L']}"}],
+            "planningHorizon": PERIOD,
+        },
+    )
+    create(
+        "P",
+        {
+            "resourceType": "Patient",
+            "identifier": identifier("PAT-1"),
+            "name": [{"family": "Hartley", "given": ["Wing"]}],
+            "birthDate": "1980-05-05",
+            "gender": "female",
+            "telecom": [
+                {"system": "phone", "value": "+852 6123 4567"},
+                {"system": "email", "value": "w.hartley@example.org"},
+            ],
+            "managingOrganization": {"reference": f"Organization/{ids['O']}"},
+        },
+    )
+    for body in _directory_and_visits(ids):
+        create(None, body)
+    for type_name in CLINICAL_STATUS:
+        create(None, _clinical(type_name, ids))
+    return ids, made
+
+
+def _statement_params(api: FhirTestClient) -> set[tuple[str, str]]:
+    statement = api.get("/fhir/metadata").json()
+    return {
+        (resource["type"], param["name"])
+        for resource in statement["rest"][0]["resource"]
+        for param in resource.get("searchParam", [])
+    }
+
+
+def _with_meta_rows(
+    table: dict[tuple[str, str], tuple[str, str]], made: dict[str, Any]
+) -> dict[tuple[str, str], tuple[str, str]]:
+    rows = dict(table)
+    for type_name, probe in made.items():
+        rows[(type_name, "_id")] = (probe["id"], "nope")
+        rows[(type_name, "_lastUpdated")] = (
+            f"ge{probe['meta']['lastUpdated'][:10]}",
+            "lt2000-01-01",
+        )
+    return rows
+
+
+def test_the_table_names_exactly_the_parameters_the_statement_lists(
+    probes: tuple[FhirTestClient, dict[str, str], dict[str, Any]],
+) -> None:
+    api, _, made = probes
+    assert set(made) == {type_name for type_name, _ in _statement_params(api)}
+    assert set(_with_meta_rows(TABLE, made)) == _statement_params(api)
+
+
+def test_each_listed_parameter_finds_its_probe_and_not_with_another_value(
+    probes: tuple[FhirTestClient, dict[str, str], dict[str, Any]],
+) -> None:
+    api, ids, made = probes
+    wrong: list[str] = []
+    for (type_name, name), (carried, other) in sorted(_with_meta_rows(TABLE, made).items()):
+        probe = made[type_name]["id"]
+        for value, expected in ((carried, True), (other, False)):
+            for key, known in ids.items():
+                value = value.replace("{" + key + "}", known)
+            response = api.get(
+                f"/fhir/{type_name}",
+                params={name: value, "_count": "100"},
+            )
+            assert response.status_code == 200, (type_name, name, response.text)
+            found = {
+                entry["resource"]["id"]
+                for entry in response.json().get("entry", [])
+                if entry["search"]["mode"] == "match"
+            }
+            if (probe in found) is not expected:
+                wrong.append(
+                    f"{type_name}?{name}={value}: expected {'a' if expected else 'no'} match"
+                )
+    assert wrong == []

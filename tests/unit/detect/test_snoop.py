@@ -1,0 +1,200 @@
+"""Snooping on hand-made sequences: a co-worker's, a household member's or one's own
+record opened without care is an alert at once; a shared surname or building only past
+chance; nothing fires on explained access or on the unchosen matches of a name search."""
+
+from __future__ import annotations
+
+from carevault.detect.model import Access, Finding, Severity
+from carevault.detect.stats import binomial_tail
+from tests.unit.detect.test_signals import MORNING, Feed
+
+MINUTE = 60_000_000
+
+
+class KinFeed(Feed):
+    """As the engine does: each entry observed, then (its grace for a booking over, and
+    still unexplained) a pick of kin judged."""
+
+    def entry(self, at_us: int, patient: str | None = "p0", **fields: object) -> list[Finding]:
+        found = super().entry(at_us, patient, **fields)
+        if fields.get("kin"):
+            access = Access(
+                position=self.position - 1, at_us=at_us, tag=str(fields.get("tag", "fhir:resource:read")),
+                outcome="success", principal="staff:ann", role=self.role_name,
+                resource_type="Patient", patient_pseudonym=patient,
+                explained=bool(fields.get("explained", False)),
+                kin=tuple(fields["kin"]),  # type: ignore[arg-type]
+                detail=dict(fields.get("detail", {})),  # type: ignore[call-overload]
+            )  # fmt: skip
+            judged = self.detectors.judge_kin(access, self.state, self.context)
+            self.found.extend(judged)
+            found += judged
+        return found
+
+
+def _feed(surname_share: float = 0.07, building_share: float = 0.004) -> KinFeed:
+    feed = KinFeed(role="front_desk")
+    feed.context.kin_shares = {
+        ("staff:ann", "surname"): surname_share,
+        ("staff:ann", "building"): building_share,
+    }
+    return feed
+
+
+def test_a_co_workers_record_opened_without_care_is_an_alert_at_once() -> None:
+    feed = _feed()
+    (finding,) = feed.entry(MORNING, "colleague", kin=("co-worker",))
+    assert (finding.detector, finding.severity) == ("co-worker", Severity.MEDIUM)
+    assert finding.patients == ("colleague",)
+    assert "co-worker" in finding.explanation
+    for n in range(2):
+        feed.entry(MORNING + (n + 1) * MINUTE, f"colleague{n}", kin=("co-worker",))
+    last = [f for f in feed.found if f.detector == "co-worker"][-1]
+    assert last.severity is Severity.HIGH and len(last.patients) == 3
+    assert len({f.dedup_key for f in feed.found if f.detector == "co-worker"}) == 1
+
+
+def test_own_record_and_household_fire_at_once() -> None:
+    feed = _feed()
+    assert [f.detector for f in feed.entry(MORNING, "me", kin=("own-record",))] == ["own-record"]
+    found = feed.entry(MORNING + MINUTE, "spouse", kin=("household", "surname"))
+    assert [f.detector for f in found] == ["same-address"]
+    assert "home address" in found[0].explanation
+
+
+def test_explained_access_to_kin_never_fires() -> None:
+    feed = _feed()
+    for n, kind in enumerate(("co-worker", "household", "own-record", "surname", "building")):
+        for m in range(5):
+            feed.entry(MORNING + (5 * n + m) * MINUTE, f"p{n}-{m}", kin=(kind,), explained=True)
+    assert feed.found == []
+
+
+def test_unchosen_matches_of_a_name_search_do_not_count() -> None:
+    feed = _feed()
+    for n in range(8):
+        feed.entry(
+            MORNING, f"namesake{n}", tag="fhir:resource:search", kin=("co-worker", "surname"),
+            detail={"params": ["name"], "patients": 8},
+        )  # fmt: skip
+    assert feed.found == []
+    # A search that gives one patient is a pick.
+    found = feed.entry(
+        MORNING + MINUTE, "one", tag="fhir:resource:search", kin=("co-worker",),
+        detail={"params": ["identifier"]},
+    )  # fmt: skip
+    assert [f.detector for f in found] == ["co-worker"]
+
+
+def test_a_common_surname_at_its_usual_rate_never_fires() -> None:
+    # A Chan at the front desk: 7 % of patients are Chans, and 7 % of those she opens are.
+    feed = _feed(surname_share=0.07)
+    for n in range(300):
+        feed.entry(MORNING + n * 10_000_000, f"p{n}", kin=("surname",) if n % 14 == 0 else ())
+    assert "same-surname" not in feed.detectors_fired()
+
+
+def test_many_patients_sharing_the_surname_fire_past_chance() -> None:
+    feed = _feed(surname_share=0.07)
+    for n in range(10):
+        feed.entry(MORNING + n * MINUTE, f"usual{n}")
+    for n in range(12):
+        feed.entry(MORNING + (20 + n) * MINUTE, f"chan{n}", kin=("surname",))
+    alerts = [f for f in feed.found if f.detector == "same-surname"]
+    assert alerts, "twelve Chans out of 22 is far past 7 %"
+    first = alerts[0]
+    assert "share their surname" in first.explanation
+    assert "7.0% of all patients" in first.explanation
+    # It fired only once chance fell below the threshold: not at the second Chan.
+    assert len(first.patients) > 2
+    assert alerts[-1].patients == tuple(sorted(f"chan{n}" for n in range(12)))
+
+
+def test_two_rare_namesakes_in_a_quiet_day_fire() -> None:
+    feed = _feed(surname_share=0.0005)
+    for n in range(5):
+        feed.entry(MORNING + n * MINUTE, f"usual{n}")
+    feed.entry(MORNING + 10 * MINUTE, "au1", kin=("surname",))
+    assert "same-surname" not in feed.detectors_fired()
+    feed.entry(MORNING + 11 * MINUTE, "au2", kin=("surname",))
+    assert "same-surname" in feed.detectors_fired()
+
+
+def test_neighbours_fire_past_chance() -> None:
+    feed = _feed(building_share=0.004)
+    for n in range(40):
+        feed.entry(MORNING + n * MINUTE, f"usual{n}")
+    feed.entry(MORNING + 50 * MINUTE, "n1", kin=("building",))
+    assert "same-address" not in feed.detectors_fired()
+    feed.entry(MORNING + 51 * MINUTE, "n2", kin=("building",))
+    feed.entry(MORNING + 52 * MINUTE, "n3", kin=("building",))
+    # Three of 43 where 0.4 % live: about 1 in 1,300 by chance; not yet.
+    assert "same-address" not in feed.detectors_fired()
+    feed.entry(MORNING + 53 * MINUTE, "n4", kin=("building",))
+    (last, *_) = reversed([f for f in feed.found if f.detector == "same-address"])
+    assert "live in their building" in last.explanation
+    assert last.patients == ("n1", "n2", "n3", "n4")
+
+
+def test_a_restart_replays_the_days_picks_without_raising_them_again() -> None:
+    feed = _feed(surname_share=0.0005)
+    replayed = Access(
+        position=0, at_us=MORNING, tag="fhir:resource:read", outcome="success",
+        principal="staff:ann", role="front_desk", resource_type="Patient",
+        patient_pseudonym="au1", kin=("surname",),
+    )  # fmt: skip
+    assert feed.detectors.observe(replayed, feed.state, feed.role, feed.context, live=False) == []
+    # The engine puts the replayed pick back to be judged: counted, the same alert.
+    feed.detectors.judge_kin(replayed, feed.state, feed.context)
+    feed.position = 1
+    found = feed.entry(MORNING + MINUTE, "au2", kin=("surname",))
+    (finding,) = [f for f in found if f.detector == "same-surname"]
+    assert finding.patients == ("au1", "au2")
+
+
+def test_the_count_starts_again_each_day() -> None:
+    feed = _feed(surname_share=0.0005)
+    feed.entry(MORNING, "au1", kin=("surname",))
+    feed.entry(MORNING + 86_400_000_000, "au2", kin=("surname",))
+    assert feed.found == []
+
+
+def test_binomial_tail_matches_the_exact_sum() -> None:
+    assert binomial_tail(0, 10, 0.3) == 1.0
+    assert binomial_tail(11, 10, 0.3) == 0.0
+    assert abs(binomial_tail(1, 10, 0.1) - (1 - 0.9**10)) < 1e-12
+    assert abs(binomial_tail(10, 10, 0.5) - 0.5**10) < 1e-15
+    assert binomial_tail(3, 3000, 0.0) == 0.0
+    assert 0 < binomial_tail(400, 1000, 0.1) < 1e-60
+
+
+def _search(feed: Feed, at_us: int, shape: str | None, patients: int = 1) -> list[Finding]:
+    found: list[Finding] = []
+    detail: dict[str, object] = {"params": ["given"]}
+    if shape:
+        detail["name_shape"] = shape
+    if patients > 1:
+        detail["patients"] = patients
+    for n in range(patients):
+        found += feed.entry(
+            at_us, f"p{at_us}-{n}", tag="fhir:resource:search", session_id="s1", detail=detail
+        )
+    return found
+
+
+def test_repeated_first_name_or_initial_searches_are_fishing() -> None:
+    feed = _feed()
+    for n in range(9):
+        _search(feed, MORNING + n * MINUTE, "first-name" if n % 2 else "initials", patients=6)
+    assert "name-fishing" not in feed.detectors_fired()
+    found = _search(feed, MORNING + 10 * MINUTE, "initials", patients=6)
+    (fishing,) = [f for f in found if f.detector == "name-fishing"]
+    assert fishing.explanation.startswith("10 searches by first name only or by initials")
+    assert fishing.first_position == 0
+
+
+def test_full_name_searches_are_not_fishing() -> None:
+    feed = _feed()
+    for n in range(40):
+        _search(feed, MORNING + n * MINUTE, None, patients=3)
+    assert "name-fishing" not in feed.detectors_fired()
