@@ -22,6 +22,7 @@ from sqlalchemy.exc import OperationalError
 from carevault.bootstrap import Services, build_services
 from carevault.config import Settings
 from carevault.db import temporary_database
+from tests.support.template import lay
 
 PG_ADMIN_URL = os.environ.get(
     "CAREVAULT_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -53,7 +54,12 @@ def pg_schema(pg_database: str) -> Iterator[str]:
     engine.dispose()
 
 
-def make_settings(home: Path, database_url: str | None = None, **extra: Any) -> Settings:
+def make_settings(
+    home: Path, database_url: str | None = None, *, fresh: bool = False, **extra: Any
+) -> Settings:
+    """Test settings for ``home``. A home that does not exist yet starts from this
+    worker's template (migrated stores, key files: tests/support/template.py) unless
+    ``fresh`` asks for a truly empty one (or CAREVAULT_TEST_NO_TEMPLATE is set)."""
     values: dict[str, Any] = {
         "environment": "test",
         "home": home,
@@ -64,7 +70,10 @@ def make_settings(home: Path, database_url: str | None = None, **extra: Any) -> 
         "checkpoint_seconds": 0,
         **extra,
     }
-    return Settings(**values)
+    settings = Settings(**values)
+    if not fresh and not os.environ.get("CAREVAULT_TEST_NO_TEMPLATE"):
+        lay(settings)
+    return settings
 
 
 @pytest.fixture(params=BACKENDS)
@@ -75,7 +84,8 @@ def backend(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def settings(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
     url = request.getfixturevalue("pg_schema") if backend == "postgres" else None
-    return make_settings(tmp_path / "home", url)
+    fresh = request.node.get_closest_marker("fresh_home") is not None
+    return make_settings(tmp_path / "home", url, fresh=fresh)
 
 
 @pytest.fixture

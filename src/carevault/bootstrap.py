@@ -269,8 +269,10 @@ def build_services(
     access = AccessControl(
         engine, signer, sessions, care, break_glass, Registrations(engine), clock
     )
+    if create_keys and not settings.resolved_id_token_key_path.exists():
+        rsa_key(settings.resolved_id_token_key_path)
     id_tokens = IdTokens(
-        rsa_key(settings.resolved_id_token_key_path), lifetime=settings.id_token_seconds
+        lambda: rsa_key(settings.resolved_id_token_key_path), lifetime=settings.id_token_seconds
     )
     oauth = OAuth(
         engine,

@@ -13,6 +13,8 @@ import base64
 import hashlib
 import json
 import secrets
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,22 +39,35 @@ class Identity:
 
 
 class IdTokens:
-    def __init__(self, key: RSAPrivateKey, *, lifetime: int) -> None:
-        self._key = key
+    """Issues ID tokens under the RSA key ``load`` gives. The key is loaded on first use
+    (a JWKS asked for or an ID token issued), not at start: checking an RSA key as it is
+    loaded costs about a tenth of a second, which every CLI command would pay."""
+
+    def __init__(self, load: Callable[[], RSAPrivateKey], *, lifetime: int) -> None:
+        self._load = load
+        self._lock = threading.Lock()
+        self._loaded: tuple[RSAPrivateKey, dict[str, str]] | None = None
         self.lifetime = lifetime
-        numbers = key.public_key().public_numbers()
-        members = {"e": _b64(numbers.e), "kty": "RSA", "n": _b64(numbers.n)}
-        canonical = json.dumps(members, separators=(",", ":"), sort_keys=True).encode()
-        self.key_id = base64.urlsafe_b64encode(hashlib.sha256(canonical).digest()).rstrip(b"=")
-        self._public_jwk = {
-            **members,
-            "kid": self.key_id.decode(),
-            "use": "sig",
-            "alg": ALGORITHM,
-        }
+
+    def _key(self) -> tuple[RSAPrivateKey, dict[str, str]]:
+        with self._lock:
+            if self._loaded is None:
+                key = self._load()
+                numbers = key.public_key().public_numbers()
+                members = {"e": _b64(numbers.e), "kty": "RSA", "n": _b64(numbers.n)}
+                canonical = json.dumps(members, separators=(",", ":"), sort_keys=True).encode()
+                thumbprint = base64.urlsafe_b64encode(hashlib.sha256(canonical).digest())
+                public = {
+                    **members,
+                    "kid": thumbprint.rstrip(b"=").decode(),
+                    "use": "sig",
+                    "alg": ALGORITHM,
+                }
+                self._loaded = (key, public)
+            return self._loaded
 
     def jwks(self) -> dict[str, Any]:
-        return {"keys": [dict(self._public_jwk)]}
+        return {"keys": [dict(self._key()[1])]}
 
     def issue(
         self,
@@ -84,6 +99,5 @@ class IdTokens:
             claims["fhirUser"] = f"{issuer}/fhir/{identity.fhir_user}"
         if with_profile:
             claims["name"] = identity.display_name
-        return jwt.encode(
-            claims, self._key, algorithm=ALGORITHM, headers={"kid": self._public_jwk["kid"]}
-        )
+        key, public = self._key()
+        return jwt.encode(claims, key, algorithm=ALGORITHM, headers={"kid": public["kid"]})

@@ -117,7 +117,7 @@ def test_a_backup_taken_under_load_restores_whole_and_an_older_one_is_caught(
         done = run_cli(restored_env, "restore", str(tmp_path / "latest"), "--home", str(home))
         assert done.returncode == 0, done.stdout + done.stderr
         assert "audit: OK" in done.stdout and "unwrap: OK" in done.stdout
-        restored = build_services(make_settings(home, url, witness_dir=witness))
+        restored = build_services(make_settings(home, url, fresh=True, witness_dir=witness))
         try:
             entries = [data for _, data in restored.audit_ledger.store.entries()]
             for resource_id, family in before_latest.items():
@@ -135,7 +135,7 @@ def test_a_backup_taken_under_load_restores_whole_and_an_older_one_is_caught(
     with restore_target(settings) as url:
         passed_off = restore_backup(
             tmp_path / "older",
-            make_settings(tmp_path / "passed-off", url, witness_dir=witness),
+            make_settings(tmp_path / "passed-off", url, fresh=True, witness_dir=witness),
             None,
             "cli:test",
         )
@@ -155,5 +155,5 @@ def test_a_backup_whose_files_were_altered_is_refused(
     data_file.write_bytes(bytes(damaged))
     home = tmp_path / "restored"
     with pytest.raises(BackupInvalid, match="does not match its digest"):
-        restore_backup(tmp_path / "b", make_settings(home), tmp_path / "k", "cli:test")
+        restore_backup(tmp_path / "b", make_settings(home, fresh=True), tmp_path / "k", "cli:test")
     assert not home.exists()

@@ -4,12 +4,16 @@ given their kinship tokens by reindexing (tests/integration/detect/test_snooping
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import inspect
 
 from carevault.config import Settings
 from carevault.db import make_engine
 from carevault.migrations import downgrade, upgrade
 from carevault.migrations.records.versions import r0013_kinship
+
+# Each test takes its stores through the migrations itself, from nothing.
+pytestmark = pytest.mark.fresh_home
 
 BEFORE = r0013_kinship.down_revision
 

@@ -4,12 +4,16 @@ on downgrade, on SQLite and PostgreSQL; rows written before are filled by reinde
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import inspect
 
 from carevault.config import Settings
 from carevault.db import make_engine
 from carevault.migrations import downgrade, upgrade
 from carevault.migrations.records.versions import r0011_search_dates
+
+# Each test takes its stores through the migrations itself, from nothing.
+pytestmark = pytest.mark.fresh_home
 
 BEFORE = r0011_search_dates.down_revision
 

@@ -4,6 +4,7 @@ on SQLite and PostgreSQL. A fresh database built from the first revision gets th
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import inspect
 
 from carevault.config import Settings
@@ -11,6 +12,9 @@ from carevault.db import make_engine
 from carevault.migrations import downgrade, upgrade
 
 BEFORE = "records_0005"
+
+# Each test takes its stores through the migrations itself, from nothing.
+pytestmark = pytest.mark.fresh_home
 
 
 def test_the_throttle_recovery_codes_and_the_binding_come_and_go_with_records_0006(

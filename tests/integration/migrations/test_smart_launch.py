@@ -3,11 +3,15 @@ with their revision, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import inspect
 
 from carevault.config import Settings
 from carevault.db import make_engine
 from carevault.migrations import downgrade, upgrade
+
+# Each test takes its stores through the migrations itself, from nothing.
+pytestmark = pytest.mark.fresh_home
 
 BEFORE = "records_0009"
 CODE_COLUMNS = {"nonce", "launch_state", "patient_id", "patient_pseudonym"}

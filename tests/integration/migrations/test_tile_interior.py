@@ -10,6 +10,9 @@ from carevault.config import Settings
 from carevault.db import make_engine
 from carevault.migrations import downgrade, upgrade
 
+# Each test takes its stores through the migrations itself, from nothing.
+pytestmark = pytest.mark.fresh_home
+
 
 @pytest.mark.parametrize(
     ("store", "table", "before"),
