@@ -12,7 +12,9 @@ connection): the shared state here is kept under a lock, and a channel that cann
 send from several threads at once (``concurrent`` not set) is used by one at a time.
 A lane sends its next notice only once the last one's ``sent`` is committed, so at
 most one notice per lane is ever in doubt after a kill; lanes that finish together
-share that commit (``SentCommits``).
+share that commit (``SentCommits``). The ``notify:notice:sent`` ledger entries are
+appended in that same transaction: a notice is never marked sent without its entry,
+nor has an entry without being marked sent, wherever the job is killed.
 """
 
 from __future__ import annotations
@@ -61,25 +63,29 @@ class Notice:
 @dataclass
 class _Waiting:
     values: dict[str, object]
+    event: AuditEvent
     done: bool = False
     error: BaseException | None = None
 
 
 class SentCommits:
     """Group commit of ``sent`` states: a lane whose message was accepted waits until its
-    row says ``sent`` durably, and lanes that finish together share one transaction
-    (one disk flush) instead of queueing for one each. The first to arrive while no
-    commit is under way commits everything waiting; the others wait for it."""
+    row says ``sent`` durably, its ledger entry with it, and lanes that finish together
+    share one transaction (one disk flush, one ledger append) instead of queueing for
+    one each. The first to arrive while no commit is under way commits everything
+    waiting; the others wait for it."""
 
-    def __init__(self, store: NoticeStore) -> None:
+    def __init__(self, store: NoticeStore, audit: AuditTrail) -> None:
         self.store = store
+        self.audit = audit
         self._condition = threading.Condition()
         self._queue: list[_Waiting] = []
         self._busy = False
 
-    def commit(self, values: dict[str, object]) -> None:
-        """Returns once ``values``' notice is committed ``sent`` (raises if that failed)."""
-        mine = _Waiting(values)
+    def commit(self, values: dict[str, object], event: AuditEvent) -> None:
+        """Returns once ``values``' notice is committed ``sent`` together with its ledger
+        ``event`` (raises if that failed: then neither is)."""
+        mine = _Waiting(values, event)
         with self._condition:
             self._queue.append(mine)
             while self._busy and not mine.done:
@@ -92,7 +98,10 @@ class SentCommits:
             taken, self._queue = self._queue, []
         error: BaseException | None = None
         try:
-            self.store.mark_sent([waiting.values for waiting in taken])
+            self.store.mark_sent(
+                [waiting.values for waiting in taken], self.audit,
+                [waiting.event for waiting in taken],
+            )  # fmt: skip
         except BaseException as failure:
             error = failure
         with self._condition:
@@ -126,7 +135,7 @@ class Delivery:
         self.now_us = now_us
         self.sleep = sleep
         self._lock = threading.Lock()
-        self._commits = SentCommits(store)
+        self._commits = SentCommits(store, audit)
         self._channel_locks = {
             name: threading.Lock()
             for name, channel in channels.items()
@@ -138,9 +147,6 @@ class Delivery:
         self._failures: dict[tuple[str, int], int] = {}
         #: Channels whose server could not be reached ``attempts`` times in a row.
         self.down: set[str] = set()
-        #: "Sent" ledger entries of the batch in hand, recorded together at its end (the
-        #: notice table, committed per notice, is what resuming relies on).
-        self._sent_events: list[AuditEvent] = []
 
     def prepare(self, recipients: Iterable[Recipient]) -> None:
         """Look up the batch's bounced addresses in one query (bounces found while the
@@ -148,13 +154,6 @@ class Delivery:
         found = self.store.bounced(digest for r in recipients for digest in self._digests(r))
         with self._lock:
             self._bounced = found
-
-    def flush(self) -> None:
-        """Record the batch's "sent" entries in the ledger."""
-        with self._lock:
-            events, self._sent_events = self._sent_events, []
-        if events:
-            self.audit.record(events)
 
     def close(self) -> None:
         for channel in self.channels.values():
@@ -254,17 +253,17 @@ class Delivery:
     ) -> None:  # fmt: skip
         with self._lock:
             self._failures[(channel_name, threading.get_ident())] = 0
-        self._commits.commit(
-            {"key": notice.key, "channel": channel_name, "sent_us": self.now_us(),
-             "attempts": attempts, "address_digest": digest}
-        )  # fmt: skip
+        sent_us = self.now_us()
         event = notice_event(
             Tag.NOTIFY_NOTICE_SENT, incident.incident_id, notice.pseudonym,
             {"notice": notice.key, "channel": channel_name, "tier": notice.exposure.tier},
-            self.now_us(),
+            sent_us,
         )  # fmt: skip
-        with self._lock:
-            self._sent_events.append(event)
+        self._commits.commit(
+            {"key": notice.key, "channel": channel_name, "sent_us": sent_us,
+             "attempts": attempts, "address_digest": digest},
+            event,
+        )  # fmt: skip
 
     def _bounce(
         self, incident: Incident, notice: Notice, channel_name: str, digest: str | None,

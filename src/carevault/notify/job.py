@@ -2,7 +2,8 @@
 
 Resumable and idempotent. A notice's row (its key, code digest, plan) is written
 before anything is sent, and its state is set to ``sending`` and committed before the
-message leaves; ``sent`` is committed as soon as the far end accepted it. A job that
+message leaves; ``sent`` is committed as soon as the far end accepted it, in one
+transaction with its ``notify:notice:sent`` ledger entry (never one without the other). A job that
 starts again — after a kill at any point — first settles the notices left
 ``sending``: an email that the relay's journal holds is sent; anything else is sent
 again under the same key (the SMS gateway drops a key it has seen; a letter is the
@@ -247,13 +248,10 @@ class SendJob:
         ]
         self.store.set_state([n.key for n in ready], states.SENDING)
         self.delivery.prepare(n.recipient for n in ready)
-        try:
-            for outcome, finished in self._deliver_all(scope, ready):
-                _count_outcome(progress, outcome, finished, first_pass=first_pass)
-                if advance:
-                    advance(progress)
-        finally:
-            self.delivery.flush()
+        for outcome, finished in self._deliver_all(scope, ready):
+            _count_outcome(progress, outcome, finished, first_pass=first_pass)
+            if advance:
+                advance(progress)
 
     def _deliver_all(self, scope: Scope, ready: list[Notice]) -> list[tuple[str, float]]:
         def one(notice: Notice) -> tuple[str, float]:

@@ -30,16 +30,16 @@ def settle(
         return 0
     held = journal_keys(journal)
     sent = [row.notice_key for row in doubtful if row.channel == "email" and row.notice_key in held]
-    if sent:
-        store.set_state(sent, states.SENT, sent_us=now_us(), last_error=None)
-        audit.record(
-            [
-                notice_event(Tag.NOTIFY_NOTICE_SENT, incident_id, None,
-                             {"notice": key, "channel": "email", "settled": "journal"},
-                             now_us())
-                for key in sent
-            ]
-        )  # fmt: skip
+    # ``sent`` and its ledger entry commit together (a kill here leaves both undone, and
+    # the next run settles the same notices again).
+    store.settle_sent(
+        sent, now_us(), audit,
+        [
+            notice_event(Tag.NOTIFY_NOTICE_SENT, incident_id, None,
+                         {"notice": key, "channel": "email", "settled": "journal"}, now_us())
+            for key in sent
+        ],
+    )  # fmt: skip
     settled = set(sent)
     again = [row.notice_key for row in doubtful if row.notice_key not in settled]
     store.set_state(again, states.PENDING, next_attempt_us=0)

@@ -1,5 +1,9 @@
 """The notice table's reads and writes: each a short transaction of its own, so that a
-state written here is durable before the job goes on (``sending`` before a send)."""
+state written here is durable before the job goes on (``sending`` before a send).
+
+A notice becomes ``sent`` only in the transaction that also appends its
+``notify:notice:sent`` ledger entry (``mark_sent``, ``settle_sent``): a kill at any
+moment leaves both or neither, so every notice marked sent has exactly one entry."""
 
 from __future__ import annotations
 
@@ -11,6 +15,8 @@ from typing import Any
 from sqlalchemy import Engine, bindparam, func, insert, select, update
 
 from carevault.db import read_transaction, write_transaction
+from carevault.ledger.events import AuditEvent
+from carevault.ledger.trail import AuditTrail
 from carevault.notify.tables import notify_bounce, notify_clock, notify_job, notify_notice
 
 #: States of a notice. ``sending``: a send may have happened; settled on restart.
@@ -86,9 +92,12 @@ class NoticeStore:
                 .values(state=state, **values)
             )
 
-    def mark_sent(self, sent: Sequence[dict[str, object]]) -> None:
-        """Several notices ``sent`` in one transaction: each dict has ``key``,
-        ``channel``, ``sent_us``, ``attempts`` and ``address_digest``."""
+    def mark_sent(
+        self, sent: Sequence[dict[str, object]], audit: AuditTrail, events: Sequence[AuditEvent]
+    ) -> None:
+        """Several notices ``sent`` in one transaction, with their ledger ``events``
+        appended in it (both durable, or neither): each dict has ``key``, ``channel``,
+        ``sent_us``, ``attempts`` and ``address_digest``."""
         if not sent:
             return
         statement = (
@@ -105,6 +114,22 @@ class NoticeStore:
         )
         with write_transaction(self.engine) as connection:
             connection.execute(statement, list(sent))
+            audit.record(events, connection)
+
+    def settle_sent(
+        self, keys: Sequence[str], sent_us: int, audit: AuditTrail, events: Sequence[AuditEvent]
+    ) -> None:
+        """Notices ``sent`` found so after a kill (the relay's journal holds them), with
+        their ledger ``events`` in the same transaction."""
+        if not keys:
+            return
+        with write_transaction(self.engine) as connection:
+            connection.execute(
+                update(notify_notice)
+                .where(notify_notice.c.notice_key.in_(list(keys)))
+                .values(state=SENT, sent_us=sent_us, last_error=None)
+            )
+            audit.record(events, connection)
 
     def in_state(self, incident_id: str, state: str) -> list[NoticeRow]:
         query = select(notify_notice).where(

@@ -1,5 +1,6 @@
 """The send job killed with SIGKILL at random points, several times, then run to the
-end: every patient has exactly one notice, none is missing, none came twice."""
+end: every patient has exactly one notice, none is missing, none came twice, and every
+notice marked sent has exactly one ``notify:notice:sent`` ledger entry."""
 
 from __future__ import annotations
 
@@ -16,8 +17,11 @@ import pytest
 
 from carevault.bootstrap import build_services
 from carevault.config import Settings
+from carevault.ledger.events import AuditEvent, Tag
+from carevault.notify import store as states
 from carevault.notify.job import notice_key
 from carevault.notify.sms import FakeSmsGateway
+from carevault.notify.store import NoticeStore
 from tests.support.notify import Person, attack, scope_from_ledger, smtp_server, write_people
 from tests.support.server import environment, run_cli
 
@@ -99,6 +103,13 @@ def test_killed_at_random_points_sends_each_notice_exactly_once(
         status = run_cli(env, "notify", "status", INCIDENT)
         assert status.returncode == 0, status.stderr
         assert "Not sent yet" not in status.stdout
+        services = build_services(settings)
+        try:
+            rows = NoticeStore(services.engine).rows(INCIDENT)
+            ledger = [AuditEvent.from_canonical(data)
+                      for _, data in services.audit_ledger.store.entries()]  # fmt: skip
+        finally:
+            services.close()
     finally:
         smtp.stop()
         sms.stop()
@@ -114,3 +125,14 @@ def test_killed_at_random_points_sends_each_notice_exactly_once(
     letters = {path.stem for path in (tmp_path / "letters" / INCIDENT).glob("*.pdf")}
     assert letters == {notice_key(INCIDENT, ids[p.key]) for p in people if not p.email
                        and not p.phone}  # fmt: skip
+    # Every release left its record, once: after the kills, each notice marked sent has
+    # exactly one "sent" ledger entry naming it, and no entry names a notice not sent.
+    sent = {key for key, row in rows.items() if row.state == states.SENT}
+    assert sent == {notice_key(INCIDENT, ids[p.key]) for p in people}
+    entries = Counter(
+        str(event.detail["notice"])
+        for event in ledger
+        if event.tag == Tag.NOTIFY_NOTICE_SENT and event.reason == f"incident {INCIDENT}"
+    )
+    assert set(entries) == sent
+    assert {key: n for key, n in entries.items() if n != 1} == {}

@@ -7,6 +7,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -162,7 +163,9 @@ def test_lanes_finishing_together_each_return_only_once_their_notice_is_sent(
 ) -> None:
     import threading
 
+    from carevault.ledger.events import AuditEvent, Tag
     from carevault.notify import store as states
+    from carevault.notify.audit import notice_event
     from carevault.notify.delivery import SentCommits
 
     store = NoticeStore(services.engine)
@@ -176,14 +179,16 @@ def test_lanes_finishing_together_each_return_only_once_their_notice_is_sent(
             for n, key in enumerate(keys)
         ]
     )  # fmt: skip
-    commits = SentCommits(store)
+    commits = SentCommits(store, services.audit)
     start = threading.Barrier(len(keys))
     seen: dict[str, str] = {}
 
     def lane(key: str) -> None:
         start.wait()
         commits.commit({"key": key, "channel": "email", "sent_us": 5, "attempts": 1,
-                        "address_digest": None})  # fmt: skip
+                        "address_digest": None},
+                       notice_event(Tag.NOTIFY_NOTICE_SENT, "INC-G", None,
+                                    {"notice": key, "channel": "email"}, 5))  # fmt: skip
         # Durable by the time commit() returns: a fresh read (another connection) sees it.
         seen[key] = store.rows("INC-G", [key])[key].state
 
@@ -197,3 +202,11 @@ def test_lanes_finishing_together_each_return_only_once_their_notice_is_sent(
     assert {(row.state, row.sent_us, row.attempts) for row in rows.values()} == {
         (states.SENT, 5, 1)
     }
+    # Each row's ledger entry committed with it: one per notice.
+    named = Counter(
+        event.detail["notice"]
+        for _, data in services.audit_ledger.store.entries()
+        if (event := AuditEvent.from_canonical(data)).tag == Tag.NOTIFY_NOTICE_SENT
+        and event.reason == "incident INC-G"
+    )
+    assert named == Counter(dict.fromkeys(keys, 1))
