@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -39,9 +41,10 @@ def detect_settings(backend: str, tmp_path: Path, request: pytest.FixtureRequest
     )
 
 
-@pytest.fixture
-def clinic(detect_settings: Settings) -> Iterator[Clinic]:
-    services = build_services(detect_settings, create_keys=True, migrate=True)
+@contextmanager
+def opened_clinic(settings: Settings, patients: Iterable[dict[str, Any]]) -> Iterator[Clinic]:
+    """Clinic A with a privacy officer and a front desk, who registers ``patients``."""
+    services = build_services(settings, create_keys=True, migrate=True)
     try:
         with FhirTestClient(create_app(services.settings, services)) as web:
             officer = make_staff(services, Role.PRIVACY_OFFICER, ["clinic-a"])
@@ -51,19 +54,25 @@ def clinic(detect_settings: Settings) -> Iterator[Clinic]:
                 {"resourceType": "Organization", "id": "clinic-a", "name": "Clinic A"},
                 **officer.headers,
             )
-            patients = []
-            for n in range(PATIENTS):
-                response = web.post_json(
-                    "/fhir/Patient",
-                    {
-                        "resourceType": "Patient",
-                        "name": [{"family": f"Chan{n}", "given": ["Tai Man"]}],
-                        "managingOrganization": {"reference": "Organization/clinic-a"},
-                    },
-                    **desk.headers,
-                )
+            ids = []
+            for body in patients:
+                response = web.post_json("/fhir/Patient", body, **desk.headers)
                 assert response.status_code == 201, response.text
-                patients.append(response.json()["id"])
-            yield Clinic(services, web, desk, officer, patients)
+                ids.append(response.json()["id"])
+            yield Clinic(services, web, desk, officer, ids)
     finally:
         services.close()
+
+
+@pytest.fixture
+def clinic(detect_settings: Settings) -> Iterator[Clinic]:
+    bodies = (
+        {
+            "resourceType": "Patient",
+            "name": [{"family": f"Chan{n}", "given": ["Tai Man"]}],
+            "managingOrganization": {"reference": "Organization/clinic-a"},
+        }
+        for n in range(PATIENTS)
+    )
+    with opened_clinic(detect_settings, bodies) as opened:
+        yield opened

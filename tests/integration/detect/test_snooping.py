@@ -15,7 +15,6 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import delete, select
 
-from carevault.bootstrap import build_services
 from carevault.config import Settings
 from carevault.db import read_transaction, write_transaction
 from carevault.detect import alerts_as_dicts
@@ -25,10 +24,8 @@ from carevault.domain.hkid import check_digit
 from carevault.domain.roles import Role
 from carevault.fhir.normalise import HKID_SYSTEM
 from carevault.vault.tables import patient_kin, resource_head
-from carevault.web.app import create_app
 from tests.conftest import make_settings
-from tests.integration.detect.conftest import Clinic
-from tests.support.client import FhirTestClient
+from tests.integration.detect.conftest import Clinic, opened_clinic
 from tests.support.staff import Staff, make_staff
 
 HOME = ["Flat A, 3/F", "12 Hill Road"]
@@ -65,27 +62,9 @@ def snoop_settings(backend: str, tmp_path: Path, request: pytest.FixtureRequest)
 
 @pytest.fixture
 def clinic(snoop_settings: Settings) -> Iterator[Clinic]:
-    services = build_services(snoop_settings, create_keys=True, migrate=True)
-    try:
-        with FhirTestClient(create_app(services.settings, services)) as web:
-            officer = make_staff(services, Role.PRIVACY_OFFICER, ["clinic-a"])
-            desk = make_staff(services, Role.FRONT_DESK, ["clinic-a"])
-            web.put_json(
-                "/fhir/Organization/clinic-a",
-                {"resourceType": "Organization", "id": "clinic-a", "name": "Clinic A"},
-                **officer.headers,
-            )
-            patients = []
-            for n in range(40):
-                lines = [f"Flat {n % 8}, {n}/F", f"{n} Nathan Road"]
-                response = web.post_json(
-                    "/fhir/Patient", _patient(f"Lee{n}", lines), **desk.headers
-                )
-                assert response.status_code == 201, response.text
-                patients.append(response.json()["id"])
-            yield Clinic(services, web, desk, officer, patients)
-    finally:
-        services.close()
+    bodies = (_patient(f"Lee{n}", [f"Flat {n % 8}, {n}/F", f"{n} Nathan Road"]) for n in range(40))
+    with opened_clinic(snoop_settings, bodies) as opened:
+        yield opened
 
 
 def _create(clinic: Clinic, body: dict[str, Any], who: Staff | None = None) -> str:
