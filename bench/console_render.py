@@ -4,7 +4,7 @@ on the demo data set.
 Copies a seeded data directory (``--home``, the README's demo or ``carevault seed``;
 without it, seeds ``--patients`` into a scratch directory) so the run never changes it,
 stages a breach in the copy (a front desk reads past its release budget, the detectors
-raise an alert, an incident is declared from it, as ``bench/console_breach.py`` does),
+raise an alert, an incident is declared from it with the whole clinic as compromised),
 signs in as the first privacy officer of the demo logins and then, for every page:
 
 * **server CPU**: the page requested in process (Starlette's test client), ``--rounds``
@@ -36,17 +36,26 @@ from pathlib import Path
 from typing import Any
 
 import pyotp
+from sqlalchemy import select
 from starlette.testclient import TestClient
 from tests.e2e.console.browser import PageCheck, chromium, click, fill, serving, wait_for_url
 from tests.e2e.console.timing import load_average, render_report
 
 from bench.common import Table, now, percentile, ratio, write_results
-from bench.console_breach import stage_breach
-from bench.console_pages import officer_login
-from carevault.bootstrap import build_services, initialise
+from carevault.bootstrap import Services, build_services, initialise
 from carevault.config import load_settings
+from carevault.containment.state import ContainmentActive
+from carevault.db import read_transaction
+from carevault.detect import alert_case
+from carevault.detect.budget import ReleaseRefused
+from carevault.domain.policy import Actor as PolicyActor
+from carevault.domain.roles import Role
+from carevault.fhir.registry import RESOURCE_TYPES
+from carevault.gate import AccessDenied, Caller
+from carevault.incidents import Actor, declare_case
 from carevault.ledger.activity import catch_up
-from carevault.sim.loader import seed_clinic_group
+from carevault.sim.loader import LOGINS_FILE, seed_clinic_group
+from carevault.vault.tables import resource_head
 from carevault.web.app import create_app
 
 NAME = "console_render"
@@ -68,6 +77,79 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     if options.quick:
         options.patients, options.rounds, options.budget = 300, 2, 10
     return options
+
+
+def officer_login(home: Path) -> tuple[str, str, str]:
+    """Username, password and TOTP secret of the first privacy officer seeded."""
+    lines = (home / LOGINS_FILE).read_text().splitlines()
+    password = next(line for line in lines if line.startswith("# password")).split(": ", 1)[1]
+    for line in lines:
+        if not line.startswith("#") and "\tprivacy_officer\t" in line:
+            username, _, secret, *_ = line.split("\t")
+            return username, password, secret
+    raise SystemExit("no privacy officer among the demo logins")
+
+
+def stage_breach(services: Services, budget: int) -> tuple[int, int, dict[str, Any]]:
+    """A bulk read past the budget, its alert and an incident declared from it."""
+    desk = next(
+        account
+        for account in services.accounts.all()
+        if account.role is Role.FRONT_DESK and len(account.clinic_ids) == 1
+    )
+    caller = Caller(
+        principal=f"staff:{desk.username}",
+        purpose="HOPERAT",
+        source_address="203.0.113.9",
+        actor=PolicyActor(
+            principal=f"staff:{desk.username}",
+            role=desk.role,
+            clinic_ids=desk.clinic_ids,
+            account_id=desk.account_id,
+        ),
+    )
+    clinic = next(iter(desk.clinic_ids))
+    patient_ids = _patient_ids(services, clinic, budget + 20)
+    released = refused = 0
+    for patient_id in patient_ids:
+        try:
+            services.gate.read(caller, RESOURCE_TYPES["Patient"], patient_id)
+            released += 1
+        except (AccessDenied, ContainmentActive, ReleaseRefused, LookupError):
+            refused += 1
+    assert services.detection is not None  # noqa: S101 - built by the composition root
+    services.detection.engine.catch_up()
+    raised = [a for a in services.detection.alerts.list() if a.account == desk.username]
+    if not raised:
+        raise SystemExit(
+            f"{desk.username} read {released} patients of {clinic} and was never refused: "
+            "give a smaller --budget"
+        )
+    alert = raised[0]
+    case = alert_case(services, alert.alert_id)
+    case["clinics"] = [clinic]
+    incident = declare_case(services, Actor("system:bench"), case, str(alert.alert_id))
+    facts = {
+        "released": released,
+        "refused": refused,
+        "clinic_patients": len(patient_ids),
+        "clinic": clinic,
+        "first_patient": patient_ids[0],
+    }
+    return alert.alert_id, incident.incident_id, facts
+
+
+def _patient_ids(services: Services, clinic: str, most: int) -> list[str]:
+    """Up to ``most`` patients whose record belongs to ``clinic``."""
+    head = resource_head.c
+    with read_transaction(services.engine) as connection:
+        rows = connection.execute(
+            select(head.resource_id)
+            .where(head.resource_type == "Patient", head.clinic_id == clinic)
+            .order_by(head.resource_id)
+            .limit(most)
+        ).all()
+    return [str(row[0]) for row in rows]
 
 
 def label(path: str) -> str:
@@ -319,11 +401,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     profile = RESULTS / f"{NAME}-profile{suffix}.txt"
     profile.write_text(measured["profile"], encoding="utf-8")
     print(f"wrote {profile}")
-    settings = {**vars(options), "home": str(options.home) if options.home else None}
+    recorded = {**vars(options), "home": str(options.home) if options.home else None}
     for path in write_results(
         NAME,
         quick=options.quick,
-        settings=json.loads(json.dumps(settings, default=str)),
+        settings=json.loads(json.dumps(recorded, default=str)),
         results=[
             *({"kind": "server_cpu", **row} for row in measured["cpu"]),
             *({"kind": "browser", **row} for row in measured["browser"]),
