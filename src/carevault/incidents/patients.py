@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Connection, Engine, Select, func, select
 
 from carevault.db import read_transaction
 from carevault.domain.categories import DataCategory
@@ -30,10 +32,18 @@ class PatientFacts:
     def stored_categories(self) -> set[str]:
         found: set[str] = set()
         for name in self.resource_types:
-            rt = RESOURCE_TYPES.get(name)
-            if rt is not None:
-                found.update(category.value for category in possible_categories(rt))
+            found.update(_categories_of(name))
         return found
+
+
+@cache
+def _categories_of(resource_type: str) -> frozenset[str]:
+    """The category names a record of ``resource_type`` may hold (none for an unknown
+    type). Asked once per type and patient in a scope: thousands of times."""
+    rt = RESOURCE_TYPES.get(resource_type)
+    if rt is None:
+        return frozenset()
+    return frozenset(category.value for category in possible_categories(rt))
 
 
 def facts(engine: Engine, pseudonyms: Collection[str]) -> dict[str, PatientFacts]:
@@ -46,12 +56,12 @@ def facts(engine: Engine, pseudonyms: Collection[str]) -> dict[str, PatientFacts
     with read_transaction(engine) as connection:
         for start in range(0, len(ordered), _CHUNK):
             chunk = ordered[start : start + _CHUNK]
-            rows = connection.execute(
+            grouped = (
                 select(head.patient_pseudonym, head.resource_type, head.clinic_id)
                 .where(head.patient_pseudonym.in_(chunk))
                 .group_by(head.patient_pseudonym, head.resource_type, head.clinic_id)
-            ).all()
-            for pseudonym, kind, clinic in rows:
+            )
+            for pseudonym, kind, clinic in _tuples(connection, grouped):
                 entry = found[pseudonym]
                 entry.resource_types.add(kind)
                 if clinic:
@@ -62,14 +72,22 @@ def facts(engine: Engine, pseudonyms: Collection[str]) -> dict[str, PatientFacts
                 .group_by(head.patient_pseudonym)
                 .subquery()
             )
-            patients = connection.execute(
-                select(head.patient_pseudonym, head.resource_id).join(
-                    first, head.row_id == first.c.row_id
-                )
-            ).all()
-            for pseudonym, ident in patients:
+            patients = select(head.patient_pseudonym, head.resource_id).join(
+                first, head.row_id == first.c.row_id
+            )
+            for pseudonym, ident in _tuples(connection, patients):
                 found[pseudonym].patient_id = ident
     return found
+
+
+def _tuples(connection: Connection, statement: Select[Any]) -> list[Any]:
+    """The rows as the driver's tuples: a clinic's scope groups tens of thousands of
+    rows, and building a row object for each cost more than the query."""
+    result = connection.execute(statement)
+    try:
+        return list(result.cursor.fetchall())
+    finally:
+        result.close()
 
 
 def stored_before(engine: Engine, before_us: int | None) -> set[str]:
