@@ -252,26 +252,37 @@ class AlertStore:
 
 def _merged(findings: list[Finding]) -> list[Finding]:
     """One finding per dedup key within a batch: the last (widest), at the highest
-    severity seen, with every patient named by any of them."""
-    by_key: dict[str, Finding] = {}
+    severity seen, with every patient named by any of them.
+
+    A sustained read repeats a finding at every entry with the whole window's patients
+    (hundreds): the union is gathered in one set per key, in one pass, rather than a
+    new tuple per finding (quadratic in a batch's entries)."""
+    last: dict[str, Finding] = {}
+    severity: dict[str, Severity] = {}
+    first: dict[str, int | None] = {}
+    patients: dict[str, set[str]] = {}
     for finding in findings:
-        before = by_key.get(finding.dedup_key)
-        if before is None:
-            by_key[finding.dedup_key] = finding
-            continue
-        severity = max(before.severity, finding.severity, key=lambda s: s.rank)
-        patients = tuple(dict.fromkeys(before.patients + finding.patients))
-        first = before.first_position if before.first_position is not None else None
-        by_key[finding.dedup_key] = Finding(
+        key = finding.dedup_key
+        if key not in last:
+            severity[key], first[key], patients[key] = finding.severity, None, set()
+        elif finding.severity.rank > severity[key].rank:
+            severity[key] = finding.severity
+        if first[key] is None:
+            first[key] = finding.first_position
+        patients[key].update(finding.patients)
+        last[key] = finding
+    return [
+        Finding(
             finding.detector,
-            severity,
+            severity[key],
             finding.period,
             finding.explanation,
             finding.access,
-            patients,
-            first if first is not None else finding.first_position,
+            tuple(patients[key]),
+            first[key],
         )
-    return list(by_key.values())
+        for key, finding in last.items()
+    ]
 
 
 def _position(position: int) -> int | None:

@@ -381,7 +381,7 @@ class Detectors:
                 f"usual {cusum.target:.0f} a day for days (CUSUM {total:.0f} > "
                 f"{cusum.threshold:.0f}); {len(recent.today_unexplained)} today",
                 access,
-                tuple(sorted(recent.today_unexplained)),
+                tuple(recent.today_unexplained),
             )
         ]
 
