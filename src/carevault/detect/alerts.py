@@ -140,7 +140,7 @@ class AlertStore:
         new or escalated. ``names`` maps principals such as ``staff-account:<id>`` to
         usernames."""
         raised: list[Raised] = []
-        for finding in _merged(findings):
+        for finding in merge_findings(findings):
             row = connection.execute(
                 select(detect_alert).where(detect_alert.c.dedup_key == finding.dedup_key)
             ).first()
@@ -250,7 +250,7 @@ class AlertStore:
             )
 
 
-def _merged(findings: list[Finding]) -> list[Finding]:
+def merge_findings(findings: list[Finding]) -> list[Finding]:
     """One finding per dedup key within a batch: the last (widest), at the highest
     severity seen, with every patient named by any of them.
 

@@ -12,6 +12,7 @@ never waits for the engine.
 
 from __future__ import annotations
 
+import json
 import logging
 import secrets
 import threading
@@ -22,7 +23,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import Engine, func, select
 
 from carevault.db import pinned, read_transaction, write_transaction
-from carevault.detect.alerts import AlertStore, Raised
+from carevault.detect.alerts import AlertStore, Raised, merge_findings
 from carevault.detect.bypass import BATCH as BYPASS_BATCH
 from carevault.detect.bypass import BypassCheck
 from carevault.detect.decoys import decoy_finding
@@ -224,14 +225,19 @@ class DetectionEngine:
             self.bypass.check(unwraps) if self.bypass is not None and bypass_work else ([], None)
         )
         findings.extend(bypass_findings)
+        # Everything that needs no database is done before the write transaction: it
+        # holds the write lock that the ledger's group commit (every request) waits for.
+        findings = merge_findings(findings)
+        states = self._dump(memory, dirty)
+        names = self.flags.current().names
         now = self.now_us()
         with write_transaction(self.engine) as connection:
             again = read_cursor(connection, CURSOR, lock=True)
             if again.position != cursor.position or again.held_by_other(self.owner, wall_us()):
                 self._memory = _Memory()
                 return False
-            save_states(connection, self._dump(memory, dirty), now)
-            raised = self.alerts.upsert(connection, findings, now, self.flags.current().names)
+            save_states(connection, states, now)
+            raised = self.alerts.upsert(connection, findings, now, names)
             write_cursor(connection, CURSOR, end, self.owner, wall_us() + LEASE_US, now)
             if bypass_done is not None and self.bypass is not None:
                 self.bypass.advance(connection, bypass_done, self.owner, now)
@@ -395,7 +401,8 @@ class DetectionEngine:
             if role:
                 memory.roles[role] = RoleBaseline.from_json(stored.get(f"role:{role}", {}))
 
-    def _dump(self, memory: _Memory, dirty: set[str]) -> dict[str, dict[str, object]]:
+    def _dump(self, memory: _Memory, dirty: set[str]) -> dict[str, str]:
+        """The changed states, as the JSON to store."""
         states: dict[str, dict[str, object]] = {}
         for subject in dirty:
             if subject == "global":
@@ -404,7 +411,7 @@ class DetectionEngine:
                 states[subject] = memory.roles[subject.removeprefix("role:")].to_json()
             else:
                 states[subject] = memory.accounts[subject].profile.to_json()
-        return states
+        return {subject: json.dumps(value) for subject, value in states.items()}
 
     def _context(self, memory: _Memory) -> Context:
         flags = self.flags.current()

@@ -20,8 +20,10 @@ class Severity(StrEnum):
 
     @property
     def rank(self) -> int:
-        return list(Severity).index(self)
+        return _RANKS[self]
 
+
+_RANKS = {severity: rank for rank, severity in enumerate(Severity)}
 
 #: Tags whose successful entries hand patient data out.
 RELEASING = frozenset(
