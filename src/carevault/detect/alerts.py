@@ -63,6 +63,8 @@ class Raised:
 
     alert: Alert
     new: bool
+    #: The audit-ledger position of the entry that raised (or escalated) it.
+    trigger: int | None = None
 
 
 def iso(at_us: int) -> str:
@@ -175,7 +177,7 @@ class AlertStore:
                 new_id = connection.execute(
                     insert(detect_alert).values(**values).returning(detect_alert.c.alert_id)
                 ).scalar_one()
-                raised.append(Raised(self._get(connection, int(new_id)), True))
+                raised.append(Raised(self._get(connection, int(new_id)), True, _trigger(finding)))
                 continue
             current = _alert(row)
             known = set(current.patients)
@@ -199,7 +201,9 @@ class AlertStore:
                 .values(**changes)
             )
             if severity.rank > current.severity.rank:
-                raised.append(Raised(self._get(connection, current.alert_id), False))
+                raised.append(
+                    Raised(self._get(connection, current.alert_id), False, _trigger(finding))
+                )
         return raised
 
     def _get(self, connection: Connection, alert_id: int) -> Alert:
@@ -261,10 +265,14 @@ def merge_findings(findings: list[Finding]) -> list[Finding]:
     severity: dict[str, Severity] = {}
     first: dict[str, int | None] = {}
     patients: dict[str, set[str]] = {}
+    trigger: dict[str, int] = {}
     for finding in findings:
         key = finding.dedup_key
         if key not in last:
             severity[key], first[key], patients[key] = finding.severity, None, set()
+            trigger[key] = (
+                finding.trigger if finding.trigger is not None else finding.access.position
+            )
         elif finding.severity.rank > severity[key].rank:
             severity[key] = finding.severity
         if first[key] is None:
@@ -280,9 +288,15 @@ def merge_findings(findings: list[Finding]) -> list[Finding]:
             finding.access,
             tuple(patients[key]),
             first[key],
+            trigger[key],
         )
         for key, finding in last.items()
     ]
+
+
+def _trigger(finding: Finding) -> int | None:
+    """The audit-ledger position of the entry that gave ``finding`` first in its batch."""
+    return _position(finding.trigger if finding.trigger is not None else finding.access.position)
 
 
 def _position(position: int) -> int | None:

@@ -140,6 +140,9 @@ class Finding:
     access: Access
     patients: tuple[str, ...] = ()
     first_position: int | None = None
+    #: The ledger position of the first entry that gave this finding in its batch (None:
+    #: ``access``'s): the entry an alert it raises was raised on.
+    trigger: int | None = None
 
     @property
     def subject(self) -> str:
