@@ -156,9 +156,11 @@ def alert_latency(side: Side) -> dict[str, Any]:
     load.join()
     if alert is None or seen_at is None:
         return {"alert": None, "desk_statuses": statuses}
-    # The reply that crossed: the first one answered after the alert's last entry was
-    # written (same machine, same wall clock).
-    entry_s = _entry_seconds(side, alert["last_position"])
+    # The reply that crossed: the first one answered after the entry that raised the
+    # alert was written (same machine, same wall clock). Not the alert's last entry: the
+    # desk's reads after the alert was raised widen it and move its last position on.
+    raised_by = _raising_entry(side, int(alert["id"]))
+    entry_s = None if raised_by is None else raised_by[1] / 1e6
     crossing = next((t for t in answered if entry_s is not None and t >= entry_s), answered[-1])
     return {
         "alert": alert["detector"],
@@ -168,14 +170,23 @@ def alert_latency(side: Side) -> dict[str, Any]:
     }
 
 
-def _entry_seconds(side: Side, position: int | None) -> float | None:
-    """When the audit entry at ``position`` was written (seconds since the epoch)."""
-    if position is None:
-        return None
+def _raising_entry(side: Side, alert_id: int) -> tuple[int, int] | None:
+    """(position, time in µs) of the audit entry that raised alert ``alert_id``, as the
+    responder's own entry for the alert names it; None if there is none."""
     services = build_services(side.target.settings())
     try:
-        data = services.audit_ledger.store.entry(int(position))
-        return None if data is None else int(json.loads(data)["at_us"]) / 1e6
+        assert services.detection is not None
+        alert = services.detection.alerts.get(alert_id)
+        store = services.audit_ledger.store
+        head, _ = store.head()
+        for _, data in store.entries(alert.first_position or 0, head):
+            document = json.loads(data)
+            detail = document.get("detail") or {}
+            if detail.get("alert") == alert_id and detail.get("raised_by_entry") is not None:
+                position = int(detail["raised_by_entry"])
+                raising = store.entry(position)
+                return None if raising is None else (position, int(json.loads(raising)["at_us"]))
+        return None
     finally:
         services.close()
 
@@ -235,7 +246,9 @@ def run_backend(backend: str, options: argparse.Namespace, workdir: Path) -> dic
 
 
 def _server_latency(side: Side, latency: dict[str, Any]) -> float | None:
-    """raised_at − the triggering entry's time, from the server's own records."""
+    """raised_at − the time of the entry that raised the alert, both from the server's
+    wall clock. (The alert's last position is a later entry once the alert is widened:
+    comparing with it gave a negative latency.)"""
     services = build_services(side.target.settings())
     try:
         assert services.detection is not None
@@ -244,16 +257,14 @@ def _server_latency(side: Side, latency: dict[str, Any]) -> float | None:
             for a in services.detection.alerts.list()
             if a.last_position is not None and a.role == "front_desk"
         ]
-        if not alerts or latency.get("alert") is None:
-            return None
-        alert = alerts[0]
-        data = services.audit_ledger.store.entry(int(alert.last_position or 0))
-        if data is None:
-            return None
-        entry_us = int(json.loads(data)["at_us"])
-        return round((alert.raised_us - entry_us) / 1e6, 3)
     finally:
         services.close()
+    if not alerts or latency.get("alert") is None:
+        return None
+    raised_by = _raising_entry(side, alerts[0].alert_id)
+    if raised_by is None:
+        return None
+    return round((alerts[0].raised_us - raised_by[1]) / 1e6, 3)
 
 
 def summarise(results: list[dict[str, Any]]) -> tuple[Table, dict[str, Any]]:

@@ -63,6 +63,8 @@ class Raised:
 
     alert: Alert
     new: bool
+    #: The audit-ledger position of the entry that raised (or escalated) it.
+    trigger: int | None = None
 
 
 def iso(at_us: int) -> str:
@@ -140,7 +142,7 @@ class AlertStore:
         new or escalated. ``names`` maps principals such as ``staff-account:<id>`` to
         usernames."""
         raised: list[Raised] = []
-        for finding in _merged(findings):
+        for finding in merge_findings(findings):
             row = connection.execute(
                 select(detect_alert).where(detect_alert.c.dedup_key == finding.dedup_key)
             ).first()
@@ -175,7 +177,7 @@ class AlertStore:
                 new_id = connection.execute(
                     insert(detect_alert).values(**values).returning(detect_alert.c.alert_id)
                 ).scalar_one()
-                raised.append(Raised(self._get(connection, int(new_id)), True))
+                raised.append(Raised(self._get(connection, int(new_id)), True, _trigger(finding)))
                 continue
             current = _alert(row)
             known = set(current.patients)
@@ -199,7 +201,9 @@ class AlertStore:
                 .values(**changes)
             )
             if severity.rank > current.severity.rank:
-                raised.append(Raised(self._get(connection, current.alert_id), False))
+                raised.append(
+                    Raised(self._get(connection, current.alert_id), False, _trigger(finding))
+                )
         return raised
 
     def _get(self, connection: Connection, alert_id: int) -> Alert:
@@ -250,28 +254,49 @@ class AlertStore:
             )
 
 
-def _merged(findings: list[Finding]) -> list[Finding]:
+def merge_findings(findings: list[Finding]) -> list[Finding]:
     """One finding per dedup key within a batch: the last (widest), at the highest
-    severity seen, with every patient named by any of them."""
-    by_key: dict[str, Finding] = {}
+    severity seen, with every patient named by any of them.
+
+    A sustained read repeats a finding at every entry with the whole window's patients
+    (hundreds): the union is gathered in one set per key, in one pass, rather than a
+    new tuple per finding (quadratic in a batch's entries)."""
+    last: dict[str, Finding] = {}
+    severity: dict[str, Severity] = {}
+    first: dict[str, int | None] = {}
+    patients: dict[str, set[str]] = {}
+    trigger: dict[str, int] = {}
     for finding in findings:
-        before = by_key.get(finding.dedup_key)
-        if before is None:
-            by_key[finding.dedup_key] = finding
-            continue
-        severity = max(before.severity, finding.severity, key=lambda s: s.rank)
-        patients = tuple(dict.fromkeys(before.patients + finding.patients))
-        first = before.first_position if before.first_position is not None else None
-        by_key[finding.dedup_key] = Finding(
+        key = finding.dedup_key
+        if key not in last:
+            severity[key], first[key], patients[key] = finding.severity, None, set()
+            trigger[key] = (
+                finding.trigger if finding.trigger is not None else finding.access.position
+            )
+        elif finding.severity.rank > severity[key].rank:
+            severity[key] = finding.severity
+        if first[key] is None:
+            first[key] = finding.first_position
+        patients[key].update(finding.patients)
+        last[key] = finding
+    return [
+        Finding(
             finding.detector,
-            severity,
+            severity[key],
             finding.period,
             finding.explanation,
             finding.access,
-            patients,
-            first if first is not None else finding.first_position,
+            tuple(patients[key]),
+            first[key],
+            trigger[key],
         )
-    return list(by_key.values())
+        for key, finding in last.items()
+    ]
+
+
+def _trigger(finding: Finding) -> int | None:
+    """The audit-ledger position of the entry that gave ``finding`` first in its batch."""
+    return _position(finding.trigger if finding.trigger is not None else finding.access.position)
 
 
 def _position(position: int) -> int | None:

@@ -55,18 +55,35 @@ class BypassCheck:
         self.unwrap = unwrap
         self.audit = audit
         self.now_us = now_us
+        #: (position, time) of the first unwrap that ``check`` left for being too young.
+        self._waiting: tuple[int, int] | None = None
 
     def position(self) -> int:
         with read_transaction(self.engine) as connection:
             return read_cursor(connection, CURSOR).position
 
-    def pending(self) -> bool:
-        return self.unwrap.head()[0] > self.position()
+    def progress(self) -> tuple[int, int]:
+        """(how many unwrap entries are judged, the unwrap ledger's head)."""
+        return self.position(), self.unwrap.head()[0]
 
-    def check(self) -> tuple[list[Finding], int | None]:
-        """Findings for the unwraps ready to judge, and the position to advance to."""
-        start = self.position()
-        head = self.unwrap.head()[0]
+    def pending(self) -> bool:
+        return self.ready(self.progress())
+
+    def ready(self, progress: tuple[int, int]) -> bool:
+        """Whether ``check`` has anything to judge: unwraps not judged yet, unless the
+        first of them is one ``check`` already found too young and still is (while
+        every read unwraps a key, the last few seconds of unwraps are always waiting:
+        they are not read again at every batch for nothing)."""
+        start, head = progress
+        if head <= start:
+            return False
+        waiting = self._waiting
+        return waiting is None or waiting[0] != start or waiting[1] <= self.now_us() - LAG_US
+
+    def check(self, progress: tuple[int, int] | None = None) -> tuple[list[Finding], int | None]:
+        """Findings for the unwraps ready to judge, and the position to advance to.
+        ``progress``: ``progress()`` as the caller has just read it (no second read)."""
+        start, head = progress if progress is not None else self.progress()
         if head <= start:
             return [], None
         ready: list[Unwrap] = []
@@ -78,6 +95,7 @@ class BypassCheck:
             # Too young to judge: its audit entry may still be on its way. (An entry from
             # another clock, far ahead, is judged now rather than hold up the rest.)
             if edge < at <= edge + 2 * LAG_US + MATCH_US:
+                self._waiting = (seq, at)
                 break
             end = seq + 1
             key = str(document.get("key_id", ""))

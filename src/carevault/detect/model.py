@@ -20,8 +20,10 @@ class Severity(StrEnum):
 
     @property
     def rank(self) -> int:
-        return list(Severity).index(self)
+        return _RANKS[self]
 
+
+_RANKS = {severity: rank for rank, severity in enumerate(Severity)}
 
 #: Tags whose successful entries hand patient data out.
 RELEASING = frozenset(
@@ -138,6 +140,9 @@ class Finding:
     access: Access
     patients: tuple[str, ...] = ()
     first_position: int | None = None
+    #: The ledger position of the first entry that gave this finding in its batch (None:
+    #: ``access``'s): the entry an alert it raises was raised on.
+    trigger: int | None = None
 
     @property
     def subject(self) -> str:

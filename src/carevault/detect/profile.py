@@ -9,6 +9,7 @@ closed days of a role's accounts: the cold start of a new account.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -103,6 +104,23 @@ class Recent:
     kin_picks: dict[str, set[str]] = field(default_factory=dict)
     #: The last search entry: ((session, principal, patients named), position, at_us).
     last_search: tuple[tuple[object, ...], int, int] | None = None
+    #: What a finding last named in full, per breadth window (and "slow-drip"): (day,
+    #: the window's ``changes`` or the day's count). While it stays the same, the
+    #: patients are those already named: the finding repeats none of them.
+    named: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+    def unnamed(
+        self, what: str, day: int, version: int, patients: Iterable[str]
+    ) -> tuple[str, ...]:
+        """``patients``, or none if a finding named exactly these for ``what`` today.
+
+        A sustained read keeps a breadth or drip finding open at every entry, each with
+        the whole window (hundreds of patients): the alert takes the union of them, so
+        the same set named again adds nothing and is not copied again."""
+        if self.named.get(what) == (day, version):
+            return ()
+        self.named[what] = (day, version)
+        return tuple(patients)
 
     def closed_day(self) -> dict[str, int]:
         return {

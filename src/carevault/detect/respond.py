@@ -119,7 +119,7 @@ class Responder:
                 action = f"{action}-failed"
                 containment_id = None
             self.alerts.set_action(alert.alert_id, action, containment_id)
-            self._record(alert, action, containment_id)
+            self._record(alert, action, containment_id, item.trigger)
             self.sinks.send({**as_dict(alert), "action": action})
 
     def _apply(self, alert: Alert, action: str) -> int | None:
@@ -164,7 +164,9 @@ class Responder:
         started = self.containment.start(mode, target, reason, BY)
         return started.containment_id
 
-    def _record(self, alert: Alert, action: str, containment_id: int | None) -> None:
+    def _record(
+        self, alert: Alert, action: str, containment_id: int | None, trigger: int | None
+    ) -> None:
         tag = Tag.CONTAIN_STARTED if containment_id is not None else Tag.DETECT_ALERT_RAISED
         if action == "step-up":
             tag = Tag.DETECT_STEP_UP
@@ -185,6 +187,9 @@ class Responder:
                         "account": alert.account,
                         "client": alert.client,
                         "containment": containment_id,
+                        # The audit entry that raised it: raised_at minus that entry's
+                        # time is how long detection took (bench.detect).
+                        "raised_by_entry": trigger,
                     },
                 )
             ]

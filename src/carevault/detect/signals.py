@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Mapping, Set
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from carevault.detect.model import (
     BUDGET_REASON,
@@ -25,7 +26,6 @@ from carevault.detect.model import (
 from carevault.detect.profile import SPANS, Profile, Recent, RoleBaseline, close_day
 from carevault.detect.snoop import observe_picks, snooping
 from carevault.detect.stats import cusum_for, quantile, robust_limit
-from carevault.detect.windows import DistinctWindow
 
 #: Distinct unexplained patients per (10 minutes, hour, day) never alerted on, per role.
 ROLE_FLOORS: dict[str, tuple[int, int, int]] = {
@@ -49,6 +49,7 @@ SAME_RESPONSE_US = 500_000
 DORMANT_US = 21 * DAY_US
 TWO_PLACES_US = 5 * MINUTE_US
 UNUSUAL_HOUR_SHARE = 0.01
+SPAN_INDEX = {span: index for index, span in enumerate(SPANS)}
 NAME_PARAMS = frozenset({"name", "family", "given"})
 
 
@@ -76,6 +77,12 @@ class AccountState:
 def _network(address: str | None) -> str | None:
     if not address:
         return None
+    return _network_of(address)
+
+
+@lru_cache(maxsize=4096)
+def _network_of(address: str) -> str:
+    """An address's /24 (IPv4) or /64 (IPv6): parsed once per address, not per entry."""
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:
@@ -104,7 +111,7 @@ def _new_search(access: Access, recent: Recent) -> bool:
 def limit_for(span: str, profile: Profile, role: RoleBaseline | None) -> tuple[int, str]:
     """The most distinct unexplained patients in ``span`` before an alert, and why."""
     floors = ROLE_FLOORS.get(profile.role or "", DEFAULT_FLOORS)
-    floor = floors[list(SPANS).index(span)]
+    floor = floors[SPAN_INDEX[span]]
     own = robust_limit(profile.history(span))
     pooled = role.samples.get(span, []) if role is not None else []
     role_p99 = quantile(pooled, 0.99) if len(pooled) >= 20 else None
@@ -183,7 +190,7 @@ class Detectors:
                 count = window.add(pseudonym, access.at_us, access.position)
                 recent.peaks[name] = max(recent.peaks[name], count)
                 if live:
-                    found.extend(self._breadth(access, name, window, profile, role, day))
+                    found.extend(self._breadth(access, name, state, role, day))
         if access.tag == "fhir:patient:everything":
             calls = recent.everything.add(access.at_us, access.position)
             if live and calls > EVERYTHING_PER_HOUR:
@@ -232,12 +239,16 @@ class Detectors:
         self,
         access: Access,
         span: str,
-        window: DistinctWindow,
-        profile: Profile,
+        state: AccountState,
         role: RoleBaseline | None,
         day: int,
     ) -> list[Finding]:
+        profile, recent = state.profile, state.recent
+        window = recent.breadth[span]
         count = len(window)
+        floors = ROLE_FLOORS.get(profile.role or "", DEFAULT_FLOORS)
+        if count <= floors[SPAN_INDEX[span]]:
+            return []  # never above a limit: a limit is at least the role's floor
         limit, why = limit_for(span, profile, role)
         if count <= limit:
             return []
@@ -249,7 +260,7 @@ class Detectors:
                 f"{span} {day}",
                 f"read {count} distinct patients without a care relationship in one {span}; {why}",
                 access,
-                tuple(window.keys),
+                recent.unnamed(span, day, window.changes, window.keys),
                 window.first_position,
             )
         ]
@@ -381,7 +392,9 @@ class Detectors:
                 f"usual {cusum.target:.0f} a day for days (CUSUM {total:.0f} > "
                 f"{cusum.threshold:.0f}); {len(recent.today_unexplained)} today",
                 access,
-                tuple(sorted(recent.today_unexplained)),
+                recent.unnamed(
+                    "slow-drip", day, len(recent.today_unexplained), recent.today_unexplained
+                ),
             )
         ]
 

@@ -69,7 +69,10 @@ def load_states(connection: Connection, subjects: Iterable[str]) -> dict[str, di
     return found
 
 
-def save_states(connection: Connection, states: dict[str, dict[str, Any]], now_us: int) -> None:
+def save_states(
+    connection: Connection, states: dict[str, dict[str, Any]] | dict[str, str], now_us: int
+) -> None:
+    """Replace the state of each subject (given as a dict, or as its JSON already)."""
     if not states:
         return
     subjects = sorted(states)
@@ -80,7 +83,11 @@ def save_states(connection: Connection, states: dict[str, dict[str, Any]], now_u
     connection.execute(
         insert(detect_state),
         [
-            {"subject": subject, "value": json.dumps(states[subject]), "updated_us": now_us}
+            {"subject": subject, "value": _text(states[subject]), "updated_us": now_us}
             for subject in subjects
         ],
     )
+
+
+def _text(value: dict[str, Any] | str) -> str:
+    return value if isinstance(value, str) else json.dumps(value)

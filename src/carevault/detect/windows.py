@@ -17,8 +17,13 @@ class DistinctWindow:
         self.span_us = span_us
         self._last: dict[str, int] = {}
         self._order: deque[tuple[int, str, int]] = deque()
+        #: Bumped whenever the set of keys changes (a key comes in or leaves): the same
+        #: number means the same keys as when it was last read.
+        self.changes = 0
 
     def add(self, key: str, at_us: int, position: int) -> int:
+        if key not in self._last:
+            self.changes += 1
         self._last[key] = at_us
         self._order.append((at_us, key, position))
         self.expire(at_us)
@@ -30,6 +35,7 @@ class DistinctWindow:
             at, key, _ = self._order.popleft()
             if self._last.get(key) == at:
                 del self._last[key]
+                self.changes += 1
 
     def __len__(self) -> int:
         return len(self._last)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 
 from carevault.detect import alerts_as_dicts
+from carevault.detect.bypass import LAG_US, BypassCheck
 from carevault.keys.cache import DataKeyCache
 from carevault.keys.service import KeyService
 from carevault.ledger.unwrap import LedgerUnwrapRecorder
@@ -33,3 +34,32 @@ def test_unwraps_with_no_access_at_the_gate_are_a_bypass(clinic: Clinic) -> None
     assert bypass[0]["case"] == "case:system:backup-agent"
     assert bypass[0]["action"] == "raise"
     assert bypass[0]["first_position"] is None  # the evidence is in the unwrap ledger
+
+
+def test_young_unwraps_are_not_read_again_until_they_are_due(clinic: Clinic) -> None:
+    """While every read unwraps a key, the last seconds of unwraps always wait for their
+    audit entries: the check says there is nothing to do until the first of them is
+    due, instead of reading them again at every batch."""
+    services = clinic.services
+    assert services.keys is not None
+    own = KeyService(
+        services.key_engine, services.keys.provider, DataKeyCache(0, 0),
+        LedgerUnwrapRecorder(services.unwrap_ledger.writer), services.clock,
+    )  # fmt: skip
+    pseudonyms = services.vault.patient_pseudonyms(clinic.patients[20:22])
+    for pseudonym in pseudonyms.values():
+        own.data_keys([pseudonym], principal="system:backup-agent", purpose="maintenance")
+    now = [services.now_us()]
+    check = BypassCheck(
+        services.engine, services.unwrap_ledger.store, services.audit_ledger.store,
+        lambda: now[0],
+    )  # fmt: skip
+    before = check.progress()
+    assert check.ready(before), "unwraps not judged yet: at first, look"
+    assert check.check(before) == ([], None), "too young: left for later"
+    assert not check.ready(check.progress()), "the same young unwraps: nothing to do"
+    now[0] += LAG_US + 1_000_000
+    assert check.ready(check.progress()), "due now"
+    found, end = check.check()
+    assert end is not None and end > before[0]
+    assert any(f.detector == "gate-bypass" and len(f.patients) == 2 for f in found)
