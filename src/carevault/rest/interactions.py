@@ -265,7 +265,9 @@ def written(
     returning = _prefer_return(prefer)
     if returning == "minimal":
         return FhirResponse(status, None, headers)
-    if returning == "OperationOutcome":
+    if returning == "OperationOutcome" or body is None:
+        # body None: the writer may write but not read what was written (a record of a
+        # patient they do not care for); they are told it was saved, not shown it.
         note = outcome(
             [
                 Issue(

@@ -343,3 +343,55 @@ def test_the_front_desk_updates_its_own_patient_conditionally(group: Group) -> N
     full = group.call(group.doctor_tm, "GET", f"/fhir/Patient/{own.id}").json()
     assert full["identifier"] == [{"system": HKID_SYSTEM, "value": own.hkid}]
     assert full["telecom"] == [{"system": "phone", "value": "+852 9888 7777"}]
+
+
+@pytest.mark.parametrize("method", ["PUT", "PATCH"])
+def test_a_write_answers_only_what_the_writer_may_read(group: Group, method: str) -> None:
+    patient = group.tw_patient.id
+    path = f"/fhir/Patient/{patient}"
+    view = group.call(group.desk_tw, "GET", path).json()
+    assert "identifier" not in view
+    phone = {"system": "phone", "value": "+852 9000 2222"}
+    if method == "PUT":
+        response = group.call(group.desk_tw, "PUT", path, {**view, "telecom": [phone]})
+    else:
+        response = patch_as(group, group.desk_tw, path, {"telecom": [phone]}, MERGE_PATCH)
+
+    assert response.status_code == 200, response.text
+    # The stored record keeps the HKID; the answer to the front desk does not carry it.
+    assert "identifier" not in response.json()
+    assert group.tw_patient.hkid not in response.text
+    assert group.call(group.doctor_tw, "GET", path).json()["identifier"][0]["value"] == (
+        group.tw_patient.hkid
+    )
+
+
+def test_a_token_that_may_write_but_not_read_is_told_saved_not_shown(group: Group) -> None:
+    pair = group.services.sessions.open(
+        subject=group.desk_tm.account.account_id,
+        account_id=group.desk_tm.account.account_id,
+        client_id="test-app",
+        scope="user/Patient.cu",
+        with_refresh=False,
+        source_address="127.0.0.1",
+        user_agent="tests",
+    )
+    headers = {"authorization": f"Bearer {pair.access_token}", **FHIR_JSON}
+    body = {
+        "resourceType": "Patient",
+        "identifier": [{"system": HKID_SYSTEM, "value": "Z000000(1)"}],
+        "name": [{"family": "Blind"}],
+    }
+
+    created = group.web.post("/fhir/Patient", content=json.dumps(body).encode(), headers=headers)
+
+    assert created.status_code == 201, created.text
+    assert created.json()["resourceType"] == "OperationOutcome"
+    assert "Blind" not in created.text and "Z000000" not in created.text
+    assert created.headers["location"].endswith("/_history/1")
+    patched = group.web.patch(
+        "/fhir" + created.headers["location"].split("/fhir", 1)[1].rsplit("/_history", 1)[0],
+        content=json.dumps({"gender": "other"}).encode(),
+        headers={**headers, **MERGE_PATCH},
+    )
+    assert patched.status_code == 403  # a patch reads first: no read scope, no patch
