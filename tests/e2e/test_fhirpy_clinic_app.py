@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 import requests
 from fhirpy import SyncFHIRClient
-from fhirpy.base.exceptions import OperationOutcome, ResourceNotFound
+from fhirpy.base.exceptions import MultipleResourcesFound, OperationOutcome, ResourceNotFound
 
 from carevault.config import Settings
 from tests.support.auth import colleagues, token_for
@@ -109,6 +109,54 @@ def test_a_clinic_app_works_through_fhirpy(live_server: RunningServer, settings:
 
     history = read.execute("_history", method="get")
     assert [entry["resource"]["meta"]["versionId"] for entry in history["entry"]] == ["2", "1"]
+
+    # PATCH through fhirpy: resource.patch() and client.patch() send the changed elements
+    # as a partial resource (JSON Merge Patch semantics, application/json); the gate judges
+    # each as the PUT it amounts to, and the HKID the front desk cannot see is kept.
+    read.patch(gender="unknown")
+    assert read["gender"] == "unknown" and read["meta"]["versionId"] == "3"
+    patched = front.patch(
+        "Patient", patient.id, telecom=[{"system": "phone", "value": "2345 6789"}]
+    )
+    assert patched["meta"]["versionId"] == "4"
+    assert "identifier" not in patched  # still withheld from the front desk in the answer
+    assert client.reference("Patient", patient.id).to_resource()["identifier"] == [
+        {"system": HKID_SYSTEM, "value": "K654321(9)"}
+    ]
+
+    # Conditional update and patch through fhirpy's search set: PUT/PATCH Patient?identifier=.
+    by_hkid = client.resources("Patient").search(identifier=f"{HKID_SYSTEM}|K654321(9)")
+    replacement = client.resource(
+        "Patient",
+        identifier=[{"system": HKID_SYSTEM, "value": "K654321(9)"}],
+        name=[{"family": "Leung", "given": ["Wing Sze"]}],
+        gender="female",
+        birthDate="1991-08-12",
+        managingOrganization=read["managingOrganization"],
+    )
+    updated, created = by_hkid.update(replacement)
+    assert not created and updated.id == patient.id and updated["meta"]["versionId"] == "5"
+    assert "telecom" not in updated  # a conditional update replaces the whole resource
+    conditionally_patched = by_hkid.patch(birthDate="1991-08-13")
+    assert conditionally_patched.id == patient.id
+    assert conditionally_patched["birthDate"] == "1991-08-13"
+    assert conditionally_patched["meta"]["versionId"] == "6"
+
+    # No match: the front desk's conditional update registers a new patient (201).
+    newcomer = front.resource(
+        "Patient",
+        identifier=[{"system": HKID_SYSTEM, "value": "A123456(3)"}],
+        name=[{"family": "Chan", "given": ["Tai Man"]}],
+        birthDate="1980-05-01",
+    )
+    registered, created = (
+        front.resources("Patient").search(identifier=f"{HKID_SYSTEM}|A123456(3)").update(newcomer)
+    )
+    assert created and registered.id != patient.id
+    # Criteria that match two patients the caller sees: 412, nothing changed.
+    with pytest.raises(MultipleResourcesFound):
+        front.resources("Patient").search(birthdate="ge1980-01-01").patch(gender="other")
+    assert seen.pop() == 412
 
     encounter.delete()
     with pytest.raises(ResourceNotFound):

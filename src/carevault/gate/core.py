@@ -893,7 +893,7 @@ class Gate:
                 ]
                 self.audit.record(events, connection)
 
-            return apply_writes(
+            results = apply_writes(
                 self.vault,
                 prepared,
                 principal=caller.principal,
@@ -902,6 +902,23 @@ class Gate:
                 authorize=authorize,
                 after_write=after_write,
             )
+        return [self._answer(caller, result) for result in results]
+
+    def _answer(self, caller: Caller, result: WriteResult) -> WriteResult:
+        """A written version as its writer may be shown it: cut to what they may read,
+        as a read would cut it. The stored version keeps what they could not see (kept
+        from the version before, or sent blind); the answer to the write must not hand
+        it back (a front desk updating a phone number does not get the HKID)."""
+        if caller.actor is None or result.body is None:
+            return result
+        rt = RESOURCE_TYPES[result.head.resource_type]
+        try:
+            self._scope(caller, rt, Interaction.READ)
+            decision = self._decide_read(caller, rt, result.head)
+        except (AccessDenied, ContainmentActive):
+            return replace(result, body=None)
+        shown = self._visible(rt, Opened(result.head, result.body), decision)
+        return replace(result, body=shown[0].body if shown is not None else None)
 
     def _authorize_write(
         self,

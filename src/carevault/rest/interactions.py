@@ -206,11 +206,11 @@ class FhirInteractions:
         if if_none_exist:
             existing = self._existing(caller, rt, if_none_exist)
             if existing is not None:
-                return _written(200, existing.head, existing.body, base, prefer)
+                return written(200, existing.head, existing.body, base, prefer)
         resource_id = str(uuid.uuid4())
         with translated():
             [result] = self.gate.write(caller, [Put(rt, resource_id, resource, fresh=True)])
-        return _written(201, result.head, result.body, base, prefer)
+        return written(201, result.head, result.body, base, prefer)
 
     def _existing(self, caller: Caller, rt: ResourceType, criteria: str) -> Opened | None:
         from urllib.parse import parse_qsl
@@ -245,7 +245,7 @@ class FhirInteractions:
             raise bad_request("the resource's id must match the id in the URL", code="invariant")
         with translated():
             [result] = self.gate.write(caller, [Put(rt, resource_id, resource, if_match=expected)])
-        return _written(201 if result.created else 200, result.head, result.body, base, prefer)
+        return written(201 if result.created else 200, result.head, result.body, base, prefer)
 
     def delete(
         self, caller: Caller, type_name: str, resource_id: str, *, if_match: str | None
@@ -257,7 +257,7 @@ class FhirInteractions:
         return FhirResponse(204, None, {"ETag": bundles.etag(result.head.version_id)})
 
 
-def _written(
+def written(
     status: int, head: Head, body: bytes | None, base: str, prefer: str | None
 ) -> FhirResponse:
     headers = version_headers(head, base)
@@ -265,7 +265,9 @@ def _written(
     returning = _prefer_return(prefer)
     if returning == "minimal":
         return FhirResponse(status, None, headers)
-    if returning == "OperationOutcome":
+    if returning == "OperationOutcome" or body is None:
+        # body None: the writer may write but not read what was written (a record of a
+        # patient they do not care for); they are told it was saved, not shown it.
         note = outcome(
             [
                 Issue(

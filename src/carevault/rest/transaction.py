@@ -86,6 +86,14 @@ def _entries(bundle: dict[str, Any], max_entries: int) -> list[_Entry]:
         if not isinstance(request, dict):
             raise _entry_error(where, "each entry needs a request")
         method, url = request.get("method"), request.get("url")
+        if method == "PATCH":
+            # A patch in a Bundle is a Binary of the patch document (http.html#patch);
+            # not supported: refused as a whole, never skipped.
+            raise _entry_error(
+                where,
+                "PATCH entries are not supported in a Bundle; send PATCH [type]/[id] "
+                "with application/json-patch+json",
+            )
         if method not in _ORDER or not isinstance(url, str) or not url:
             raise _entry_error(where, "request.method must be GET, POST, PUT or DELETE with a url")
         resource = item.get("resource")
@@ -127,7 +135,10 @@ def _target(entry: _Entry) -> None:
             entry.resource_id = str(uuid.uuid4())
         elif entry.method in ("PUT", "DELETE"):
             if len(parts) != 2 or "?" in entry.url:
-                raise bad_request("conditional update and delete are not supported")
+                raise bad_request(
+                    "conditional update and delete are not supported in a Bundle; send "
+                    "PUT or DELETE [type]?[criteria] on their own"
+                )
             entry.resource_id = checked_id(parts[1])
     except FhirError as error:
         raise _entry_error(where, str(error), error.status) from None

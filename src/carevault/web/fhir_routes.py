@@ -14,7 +14,7 @@ from carevault.fhir import jsonio
 from carevault.fhir.content import has_control_characters
 from carevault.fhir.outcome import FhirError, Issue, bad_request
 from carevault.fhir.query import safe_name
-from carevault.rest import operations, transaction
+from carevault.rest import conditional, operations, patching, transaction
 from carevault.rest.bundles import dumps
 from carevault.rest.capability import capability_statement
 from carevault.rest.interactions import FhirResponse
@@ -196,6 +196,94 @@ async def update(
         base_url(request),
         if_match=request.headers.get("if-match"),
         prefer=request.headers.get("prefer"),
+    )
+
+
+async def patch_body(request: Request, limit: int) -> tuple[bytes, str]:
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media not in patching.PATCH_TYPES:
+        raise FhirError(
+            415,
+            [
+                Issue(
+                    "not-supported", f"PATCH takes {patching.JSON_PATCH} or {patching.MERGE_PATCH}"
+                )
+            ],
+        )
+    return await read_body(request, limit), media
+
+
+@router.patch("/{type_name}/{resource_id}")
+async def patch(
+    type_name: str, resource_id: str, request: Request, svc: ServicesDep, who: CallerDep
+) -> Response:
+    limit = svc.settings.max_body_bytes
+    body, media = await patch_body(request, limit)
+    return await run(
+        patching.patch,
+        svc.fhir,
+        who,
+        type_name,
+        resource_id,
+        body,
+        media,
+        base_url(request),
+        if_match=request.headers.get("if-match"),
+        prefer=request.headers.get("prefer"),
+        max_bytes=limit,
+    )
+
+
+@router.put("/{type_name}")
+async def conditional_update(
+    type_name: str, request: Request, svc: ServicesDep, who: CallerDep
+) -> Response:
+    body = await fhir_body(request, svc.settings.max_body_bytes)
+    return await run(
+        conditional.update,
+        svc.fhir,
+        who,
+        type_name,
+        query_params(request),
+        body,
+        base_url(request),
+        if_match=request.headers.get("if-match"),
+        prefer=request.headers.get("prefer"),
+    )
+
+
+@router.patch("/{type_name}")
+async def conditional_patch(
+    type_name: str, request: Request, svc: ServicesDep, who: CallerDep
+) -> Response:
+    limit = svc.settings.max_body_bytes
+    body, media = await patch_body(request, limit)
+    return await run(
+        conditional.patch,
+        svc.fhir,
+        who,
+        type_name,
+        query_params(request),
+        body,
+        media,
+        base_url(request),
+        if_match=request.headers.get("if-match"),
+        prefer=request.headers.get("prefer"),
+        max_bytes=limit,
+    )
+
+
+@router.delete("/{type_name}")
+async def conditional_delete(
+    type_name: str, request: Request, svc: ServicesDep, who: CallerDep
+) -> Response:
+    return await run(
+        conditional.delete,
+        svc.fhir,
+        who,
+        type_name,
+        query_params(request),
+        if_match=request.headers.get("if-match"),
     )
 
 
