@@ -75,6 +75,7 @@ def serve_profiled(port: int, output: Path) -> None:
             stats.add(profile)
         except TypeError:  # a thread that never called anything
             continue
+    stats.dump_stats(output.with_suffix(".prof"))
     stats.sort_stats("cumulative").print_stats(70)
     stats.sort_stats("tottime").print_stats(50)
     output.write_text(stream.getvalue())
@@ -86,6 +87,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--backend", default="sqlite")
+    parser.add_argument("--keep", help="copy the raw pstats file here")
     parser.add_argument("--serve", nargs=2, help=argparse.SUPPRESS)
     options = parser.parse_args(argv)
     if options.serve:
@@ -145,6 +147,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             f"{os.getloadavg()[0]:.1f}; cProfile CPU time of every server thread\n"
         )
         RESULT.write_text(header + raw.read_text())
+        if options.keep:
+            Path(options.keep).write_bytes(raw.with_suffix(".prof").read_bytes())
         print(header, result.statuses, result.errors)
 
 
