@@ -89,7 +89,7 @@ _REGISTERED: Select[Any] = select(patient_registration.c.clinic_id).where(
 _WITH_HOME: Any = union(
     select(resource_head.c.clinic_id).where(
         resource_head.c.patient_pseudonym == bindparam("registered_patient"),
-        resource_head.c.resource_type == "Patient",
+        resource_head.c.resource_type == bindparam("registered_type"),
         resource_head.c.clinic_id.is_not(None),
     ),
     _REGISTERED,
@@ -133,7 +133,8 @@ class Registrations:
         with_home: bool,
     ) -> frozenset[str]:
         statement = _WITH_HOME if with_home else _REGISTERED
-        params = {"registered_patient": pseudonym}
+        # Every value a parameter: the driver is given no value the statement holds.
+        params = {"registered_patient": pseudonym, "registered_type": "Patient"}
         if connection is not None:
             return _clinics(driver_all(connection, statement, params))
         key = (pseudonym, with_home)
