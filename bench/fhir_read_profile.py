@@ -27,6 +27,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Sequence
+from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
@@ -35,10 +36,10 @@ from tests.support.server import free_port
 from bench.detect import GENEROUS, READER_RAISES
 from bench.load import run_load
 from bench.server import password_token
-from bench.serving import deployment, prepare
+from bench.serving import deployment, postgres_database, prepare
 
 ROLE = "privacy_officer"
-RESULT = Path(__file__).parent / "results" / "fhir_read_profile.txt"
+RESULTS = Path(__file__).parent / "results"
 
 
 def serve_profiled(port: int, output: Path) -> None:
@@ -70,7 +71,6 @@ def serve_profiled(port: int, output: Path) -> None:
     stream = io.StringIO()
     stats = pstats.Stats(profiles[0], stream=stream)
     for profile in profiles[1:]:
-        profile.disable() if profile is main else None
         try:
             stats.add(profile)
         except TypeError:  # a thread that never called anything
@@ -86,19 +86,25 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--patients", type=int, default=300)
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--backend", default="sqlite")
+    parser.add_argument("--backend", default="sqlite", help="sqlite or postgres")
     parser.add_argument("--keep", help="copy the raw pstats file here")
     parser.add_argument("--serve", nargs=2, help=argparse.SUPPRESS)
     options = parser.parse_args(argv)
     if options.serve:
         serve_profiled(int(options.serve[0]), Path(options.serve[1]))
         return
-    with tempfile.TemporaryDirectory(prefix="bench-profile-") as folder:
+    with ExitStack() as stack:
+        folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-profile-"))
         workdir = Path(folder)
+        database = (
+            stack.enter_context(postgres_database("profile"))
+            if options.backend == "postgres"
+            else None
+        )
         target = deployment(
             "profile",
             workdir / "home",
-            None,
+            database,
             dek_cache_seconds=3600,
             release_budget=GENEROUS,
             detect_responses=READER_RAISES,
@@ -146,7 +152,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             f"{options.patients} patients, encrypted, {options.backend}); load average "
             f"{os.getloadavg()[0]:.1f}; cProfile CPU time of every server thread\n"
         )
-        RESULT.write_text(header + raw.read_text())
+        suffix = "" if options.backend == "sqlite" else f"-{options.backend}"
+        (RESULTS / f"fhir_read_profile{suffix}.txt").write_text(header + raw.read_text())
         if options.keep:
             Path(options.keep).write_bytes(raw.with_suffix(".prof").read_bytes())
         print(header, result.statuses, result.errors)
