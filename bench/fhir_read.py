@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import Table, now, ratio, write_results
+from bench.detect import GENEROUS, READER_RAISES
 from bench.reads import Side, alternate, start_side
 from bench.serving import deployment, postgres_database, postgres_version
 
@@ -107,6 +108,10 @@ def pair(backend: str, options: Options, workdir: Path) -> Iterator[list[Side]]:
                 database,
                 encryption=encryption,
                 dek_cache_seconds=options.dek_cache_seconds,
+                # The reader's alerts are raised, never acted on: a step-up would refuse
+                # the load and measure 401s instead of reads.
+                release_budget=GENEROUS,
+                detect_responses=READER_RAISES,
             )
             sides.append(
                 start_side(

@@ -29,12 +29,14 @@ import tempfile
 import time
 from collections.abc import Sequence
 from contextlib import ExitStack
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
 
 from bench.common import Table, now, ratio, write_results
+from bench.detect import GENEROUS, READER_RAISES
 from bench.reads import Side, alternate, check_answers, warm_up
 from bench.server import password_token, running_server
 from bench.serving import LedgerSizes, deployment, postgres_database, prepare
@@ -45,6 +47,7 @@ from carevault.vault.store import _HEAD_COLUMNS, _sealed_join
 from carevault.vault.tables import resource_head, resource_version
 
 NAME = "fhir_read_workers"
+BEFORE = " (baseline)"
 ROLE = "privacy_officer"
 
 
@@ -57,6 +60,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--clients", type=int, help="concurrent clients (32)")
     parser.add_argument("--workers", type=int, help="processes of the other side (cores)")
     parser.add_argument("--backends", help="sqlite,postgres (both)")
+    parser.add_argument(
+        "--baseline",
+        help="the src/ folder of another copy of CareVault (e.g. main's, before a change): "
+        "its servers are measured too, side by side on the same data",
+    )
     options = parser.parse_args(argv)
     options.patients = options.patients or (200 if options.quick else 2000)
     options.seconds = options.seconds or (2.0 if options.quick else 4.0)
@@ -109,26 +117,39 @@ def run_backend(backend: str, options: argparse.Namespace, workdir: Path) -> lis
             database,
             encryption=True,
             dek_cache_seconds=3600,
+            # The reader opens thousands of patients: its alerts are raised, never acted
+            # on (a step-up would refuse the load and measure 401s instead of reads).
+            release_budget=GENEROUS,
+            detect_responses=READER_RAISES,
         )
         seeded = prepare(target, roles=[ROLE], patients=options.patients)
         print(f"  seeded {seeded.resources:,} resources in {seeded.seconds:.1f} s", flush=True)
         ledgers = LedgerSizes(target)
         stack.callback(ledgers.close)
         sides = []
-        for workers in (1, options.workers):
-            server = stack.enter_context(running_server(target, workdir, workers))
-            token = password_token(server.url, seeded.login(ROLE))
-            side = Side(
-                f"{workers} worker{'s' if workers > 1 else ''}",
-                target,
-                seeded,
-                server,
-                token,
-                ledgers,
+        codes = [("", target)]
+        if options.baseline:
+            # The same data served by another copy of the source (PYTHONPATH comes before
+            # the installed package): the code before a change, measured in the same run.
+            baseline = replace(
+                target, environment={**target.environment, "PYTHONPATH": options.baseline}
             )
-            check_answers(side)
-            warm_up(side, min(options.patients, 500))
-            sides.append(side)
+            codes.insert(0, (BEFORE, baseline))
+        for workers in (1, options.workers):
+            for suffix, code in codes:
+                server = stack.enter_context(running_server(code, workdir, workers))
+                token = password_token(server.url, seeded.login(ROLE))
+                side = Side(
+                    f"{workers} worker{'s' if workers > 1 else ''}{suffix}",
+                    code,
+                    seeded,
+                    server,
+                    token,
+                    ledgers,
+                )
+                check_answers(side)
+                warm_up(side, min(options.patients, 500))
+                sides.append(side)
         order = list(range(options.patients))
         random.Random(f"{NAME}:{backend}").shuffle(order)
         cells = [("read", options.clients), ("search", options.clients)]
@@ -145,6 +166,7 @@ def run_backend(backend: str, options: argparse.Namespace, workdir: Path) -> lis
 def main(argv: Sequence[str] | None = None) -> None:
     options = parse_args(argv)
     started = now()
+    load_before = os.getloadavg()
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="bench-workers-") as folder:
         for backend in options.backends:
@@ -161,7 +183,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             "p99 ms",
             "CPU ms/read",
             "audit entries",
+            "errors",
             "× 1 worker",
+            "× baseline",
         ],
     )
     locate = Table(
@@ -172,8 +196,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         measured = [r for r in rows if r["backend"] == backend and "side" in r]
         for operation in ("read", "search"):
             cells = [r for r in measured if r["operation"] == operation]
-            base = next(r for r in cells if r["side"] == "1 worker")["per_second"]
+            speeds = {r["side"]: r["per_second"] for r in cells}
             for r in cells:
+                # × 1 worker: against one process of the same code; × baseline: against
+                # the baseline code with as many processes.
+                base = speeds["1 worker" + (BEFORE if r["side"].endswith(BEFORE) else "")]
+                then = speeds.get(r["side"] + BEFORE)
                 table.add(
                     backend,
                     operation,
@@ -183,7 +211,9 @@ def main(argv: Sequence[str] | None = None) -> None:
                     r["p99_ms"],
                     r["server_cpu_ms_per_request"],
                     r["audit_entries"],
+                    r["errors"],
                     ratio(r["per_second"], base),
+                    ratio(r["per_second"], then) if then else "",
                 )
         costs = next(r for r in rows if r["backend"] == backend and "locate_before_us" in r)
         locate.add(
@@ -193,7 +223,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             ratio(costs["locate_after_us"], costs["locate_before_us"]),
         )
     table.notes.append(
-        f"load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; the load "
+        f"load average (1 min) at the start {load_before[0]:.1f}, at the end "
+        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; the load "
         "client runs on the same cores"
     )
     print(table.render())

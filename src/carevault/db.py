@@ -113,7 +113,13 @@ def _sqlite_engine(url: str) -> Engine:
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
         immediate = connection.get_execution_options().get(_IMMEDIATE, False)
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        # On the driver's cursor: every read by id begins a transaction, and SQLAlchemy's
+        # execution of a statement costs more than SQLite's BEGIN.
+        cursor = connection.connection.cursor()
+        try:
+            cursor.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        finally:
+            cursor.close()
 
     return engine
 
@@ -200,6 +206,34 @@ def driver_first(
 ) -> tuple[Any, ...] | None:
     """The first row of a fixed, hot statement, as the driver returns it (a tuple): as
     ``driver_scalar``, for a read by id that needs the whole row."""
+    sql, values = _driver_sql(connection, statement, params)
+    cursor = connection.connection.cursor()
+    try:
+        cursor.execute(sql, values)
+        row = cursor.fetchone()
+    finally:
+        cursor.close()
+    return None if row is None else tuple(row)
+
+
+def driver_all(
+    connection: Connection, statement: ClauseElement, params: dict[str, Any]
+) -> list[tuple[Any, ...]]:
+    """Every row of a fixed, hot statement, as the driver returns them: as
+    ``driver_first``, for a lookup by key that may find several rows."""
+    sql, values = _driver_sql(connection, statement, params)
+    cursor = connection.connection.cursor()
+    try:
+        cursor.execute(sql, values)
+        return [tuple(row) for row in cursor.fetchall()]
+    finally:
+        cursor.close()
+
+
+def _driver_sql(
+    connection: Connection, statement: ClauseElement, params: dict[str, Any]
+) -> tuple[str, Any]:
+    """``statement`` compiled once per dialect, and ``params`` in the form its driver takes."""
     key = (id(statement), connection.dialect.name)
     compiled = _DRIVER_SQL.get(key)
     if compiled is None:
@@ -208,14 +242,7 @@ def driver_first(
         order = tuple(made.positiontup) if made.positional and made.positiontup else None
         compiled = _DRIVER_SQL[key] = (str(made), order)
     sql, order = compiled
-    values: Any = tuple(params[name] for name in order) if order is not None else params
-    cursor = connection.connection.cursor()
-    try:
-        cursor.execute(sql, values)
-        row = cursor.fetchone()
-    finally:
-        cursor.close()
-    return None if row is None else tuple(row)
+    return sql, tuple(params[name] for name in order) if order is not None else params
 
 
 def driver_executemany(

@@ -16,10 +16,10 @@ from contextlib import nullcontext
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Select, insert, select, union
+from sqlalchemy import Connection, Engine, Select, bindparam, insert, select, union
 
 from carevault.access.tables import patient_registration
-from carevault.db import read_transaction
+from carevault.db import driver_all, read_transaction
 from carevault.vault.tables import resource_head
 
 #: How long an answer is remembered outside writes: as stale at most as session state.
@@ -79,6 +79,27 @@ class Proof(StrEnum):
     SYSTEM = "system"
 
 
+#: Built once and run on the driver (``db.driver_all``): every read of a patient's record
+#: looks up where they are registered, and building and executing the statement through
+#: SQLAlchemy cost several times the indexed lookup itself.
+_REGISTERED: Select[Any] = select(patient_registration.c.clinic_id).where(
+    patient_registration.c.patient_pseudonym == bindparam("registered_patient")
+)
+#: The same, with the home clinic (the clinic of the patient's Patient record).
+_WITH_HOME: Any = union(
+    select(resource_head.c.clinic_id).where(
+        resource_head.c.patient_pseudonym == bindparam("registered_patient"),
+        resource_head.c.resource_type == bindparam("registered_type"),
+        resource_head.c.clinic_id.is_not(None),
+    ),
+    _REGISTERED,
+)
+
+
+def _clinics(rows: list[tuple[Any, ...]]) -> frozenset[str]:
+    return frozenset(str(row[0]) for row in rows)
+
+
 class Registrations:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -111,23 +132,11 @@ class Registrations:
         reading: Connection | None,
         with_home: bool,
     ) -> frozenset[str]:
-        extra: Select[Any] = select(patient_registration.c.clinic_id).where(
-            patient_registration.c.patient_pseudonym == pseudonym
-        )
-        statement: Any = (
-            union(
-                select(resource_head.c.clinic_id).where(
-                    resource_head.c.patient_pseudonym == pseudonym,
-                    resource_head.c.resource_type == "Patient",
-                    resource_head.c.clinic_id.is_not(None),
-                ),
-                extra,
-            )
-            if with_home
-            else extra
-        )
+        statement = _WITH_HOME if with_home else _REGISTERED
+        # Every value a parameter: the driver is given no value the statement holds.
+        params = {"registered_patient": pseudonym, "registered_type": "Patient"}
         if connection is not None:
-            return frozenset(str(clinic) for clinic in connection.execute(statement).scalars())
+            return _clinics(driver_all(connection, statement, params))
         key = (pseudonym, with_home)
         moment = time.monotonic()
         with self._lock:
@@ -135,10 +144,10 @@ class Registrations:
         if cached is not None and moment - cached[0] < CACHE_SECONDS:
             return cached[1]
         if reading is not None:
-            found = frozenset(str(clinic) for clinic in reading.execute(statement).scalars())
+            found = _clinics(driver_all(reading, statement, params))
         else:
             with read_transaction(self.engine) as fresh:
-                found = frozenset(str(clinic) for clinic in fresh.execute(statement).scalars())
+                found = _clinics(driver_all(fresh, statement, params))
         with self._lock:
             if len(self._answers) > 50_000:
                 self._answers.clear()

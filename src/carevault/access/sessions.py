@@ -115,6 +115,7 @@ class Sessions:
         self.clock = clock
         self._cache: dict[str, tuple[float, SessionState]] = {}
         self._lock = threading.Lock()
+        self._loading = [threading.Lock() for _ in range(64)]
 
     def open(
         self,
@@ -402,11 +403,29 @@ class Sessions:
     def state(self, session_id: str, *, fresh: bool = False) -> SessionState:
         """Whether the session may still be used; at most ``check_seconds`` stale."""
         now = time.monotonic()
-        if not fresh:
-            with self._lock:
-                cached = self._cache.get(session_id)
-            if cached is not None and now - cached[0] < self.check_seconds:
-                return cached[1]
+        if fresh:
+            return self._reload(session_id, now)
+        known = self._cached(session_id, now)
+        if known is not None:
+            return known
+        # One read per session at a time: when a busy session's state expires, the
+        # requests that find it stale wait for one read (and take its answer, no older
+        # than they may accept) instead of each making the same read.
+        with self._loading[hash(session_id) % len(self._loading)]:
+            known = self._cached(session_id, now)
+            if known is not None:
+                return known
+            return self._reload(session_id, time.monotonic())
+
+    def _cached(self, session_id: str, asked: float) -> SessionState | None:
+        """The cached state if it was read less than ``check_seconds`` before ``asked``."""
+        with self._lock:
+            cached = self._cache.get(session_id)
+        if cached is not None and asked - cached[0] < self.check_seconds:
+            return cached[1]
+        return None
+
+    def _reload(self, session_id: str, now: float) -> SessionState:
         state = self._load(session_id)
         with self._lock:
             self._cache[session_id] = (now, state)

@@ -134,6 +134,17 @@ def load(body: bytes) -> Any:
     return json.loads(body, parse_float=FhirDecimal, parse_int=_integer)
 
 
+def inspect(body: bytes) -> Any:
+    """A stored body (already checked) read only to look at its shape (element names,
+    codes, systems) and never written back: the caller keeps ``body`` itself. Numbers
+    may lose their text here (orjson reads floats), which costs nothing when nothing is
+    written, and saves ``load``'s check that writing gives back the same bytes."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:  # a number no double holds, from before the bounds
+        return json.loads(body, parse_float=FhirDecimal, parse_int=_integer)
+
+
 def dumps(value: Any) -> bytes:
     """Compact UTF-8 JSON; a FhirDecimal is written as the text it was read from."""
     try:

@@ -23,8 +23,10 @@ from sqlalchemy import (
     Connection,
     Engine,
     Executable,
+    Insert,
     Select,
     Table,
+    Update,
     bindparam,
     func,
     insert,
@@ -34,7 +36,13 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
-from carevault.db import driver_rows, read_transaction, statement_read
+from carevault.db import (
+    driver_executemany,
+    driver_first,
+    driver_rows,
+    read_transaction,
+    statement_read,
+)
 from carevault.ledger import tree
 from carevault.ledger.tables import LedgerTables
 from carevault.ledger.verifier import leaf_hash
@@ -221,9 +229,9 @@ class _Statements:
     lock_head: Select[*tuple[Any, ...]]
     read_head: Select[*tuple[Any, ...]]
     create_head: Executable
-    insert_entries: Executable
-    save_tile: Executable
-    update_head: Executable
+    insert_entries: Insert
+    save_tile: Insert
+    update_head: Update
 
 
 @functools.cache
@@ -301,16 +309,19 @@ class LedgerStore:
         return found
 
     def _save_tile(self, connection: Connection, level: int, index: int, levels: Levels) -> None:
-        connection.execute(
+        driver_executemany(
+            connection,
             _statements(self.tables, connection.dialect.name).save_tile,
-            {
-                "ledger": self.name,
-                "level": level,
-                "tile_index": index,
-                "width": len(levels[0]),
-                "hashes": b"".join(levels[0]),
-                "interior": interior_bytes(levels),
-            },
+            [
+                {
+                    "ledger": self.name,
+                    "level": level,
+                    "tile_index": index,
+                    "width": len(levels[0]),
+                    "hashes": b"".join(levels[0]),
+                    "interior": interior_bytes(levels),
+                }
+            ],
         )
 
     # --- head ------------------------------------------------------------------------------
@@ -322,14 +333,16 @@ class LedgerStore:
     def _lock_head(self, connection: Connection) -> tuple[int, bytes]:
         statements = _statements(self.tables, connection.dialect.name)
         named = {"ledger_name": self.name}
-        row = connection.execute(statements.lock_head, named).first()
-        if row is None:
+        # On the driver (``db.driver_first``), as the entries and tiles are written: every
+        # group commit runs these, and SQLAlchemy's execution cost more than the database.
+        found = driver_first(connection, statements.lock_head, named)
+        if found is None:
             connection.execute(
                 statements.create_head,
                 {"ledger": self.name, "size": 0, "root": tree.EMPTY_ROOT, "updated_us": 0},
             )
-            row = connection.execute(statements.lock_head, named).first()
-        return (0, tree.EMPTY_ROOT) if row is None else (int(row.size), bytes(row.root))
+            found = driver_first(connection, statements.lock_head, named)
+        return (0, tree.EMPTY_ROOT) if found is None else (int(found[0]), bytes(found[1]))
 
     def head(self) -> tuple[int, bytes]:
         with read_transaction(self.engine) as connection:
@@ -376,7 +389,8 @@ class LedgerStore:
         for item in entries:
             add(0, leaf_hash(item.data))
         statements = _statements(self.tables, connection.dialect.name)
-        connection.execute(
+        driver_executemany(
+            connection,
             statements.insert_entries,
             [
                 {
@@ -406,14 +420,17 @@ class LedgerStore:
                 and key[1] == (new_size >> (TILE_HEIGHT * key[0])) // TILE_WIDTH
             },
         )
-        connection.execute(
+        driver_executemany(
+            connection,
             statements.update_head,
-            {
-                "ledger_name": self.name,
-                "new_size": new_size,
-                "new_root": root,
-                "new_updated_us": entries[-1].at_us,
-            },
+            [
+                {
+                    "ledger_name": self.name,
+                    "new_size": new_size,
+                    "new_root": root,
+                    "new_updated_us": entries[-1].at_us,
+                }
+            ],
         )
         return size, new_size
 

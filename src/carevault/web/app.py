@@ -72,15 +72,22 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.add_exception_handler(FhirError, on_fhir_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
-    # The audit routes first: /fhir/AuditEvent is not one of the generic FHIR types.
+    # The read by id before any router: see fhir_routes.READ_PATH.
+    app.add_api_route(
+        fhir_routes.READ_PATH, fhir_routes.read, methods=["GET"], include_in_schema=False
+    )
+    # The audit routes first: /fhir/AuditEvent is not one of the generic FHIR types; so
+    # are the other routers with paths under /fhir (admin's $emergency-access, the SMART
+    # discovery document). Then the generic FHIR routes, tried early because they serve
+    # most requests (routes are tried in order), and the routers with no /fhir path.
     app.include_router(audit_routes.router)
     app.include_router(admin_routes.router)
+    app.include_router(discovery_routes.router)
+    app.include_router(fhir_routes.router)
     app.include_router(alert_routes.router)
     app.include_router(incident_routes.router)
     app.include_router(auth_routes.router)
     app.include_router(step_up_routes.router)
-    app.include_router(discovery_routes.router)
-    app.include_router(fhir_routes.router)
     console.install(app, built)
     verify_routes.install(app, built)
 

@@ -63,3 +63,29 @@ def test_malformed_bodies_are_refused_without_quoting_them(body: bytes) -> None:
 def test_wide_integers_are_written_whole() -> None:
     value = {"n": 2**70, "d": jsonio.FhirDecimal("1.50")}
     assert jsonio.dumps(value) == b'{"n":1180591620717411303424,"d":1.50}'
+
+
+@given(st.lists(NUMBER_TEXT, min_size=1, max_size=8), st.text(max_size=20))
+def test_inspecting_a_stored_body_sees_the_elements_the_exact_read_sees(
+    numbers: list[str], label: str
+) -> None:
+    text = json.dumps({"label": label, "values": ["@"] * len(numbers)}, ensure_ascii=False)
+    body = text.replace('"@"', "{}").encode()
+    for number in numbers:
+        body = body.replace(b"{}", b'{"value":' + number.encode() + b',"system":"s"}', 1)
+
+    inspected, exact = jsonio.inspect(body), jsonio.load(body)
+
+    assert inspected.keys() == exact.keys() and inspected["label"] == exact["label"]
+    assert [item.keys() for item in inspected["values"]] == [
+        item.keys() for item in exact["values"]
+    ]
+    assert [item["system"] for item in inspected["values"]] == ["s"] * len(numbers)
+
+
+def test_inspecting_a_number_no_double_holds_reads_it_exactly() -> None:
+    body = b'{"resourceType":"Observation","valueQuantity":{"value":1e400}}'
+
+    inspected = jsonio.inspect(body)
+
+    assert inspected["valueQuantity"]["value"].text == "1e400"
