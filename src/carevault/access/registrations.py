@@ -111,6 +111,14 @@ class Registrations:
         reading: Connection | None,
         with_home: bool,
     ) -> frozenset[str]:
+        key = (pseudonym, with_home)
+        moment = time.monotonic()
+        if connection is None:
+            # The cache first: building the statement costs more than a cached answer.
+            with self._lock:
+                cached = self._answers.get(key)
+            if cached is not None and moment - cached[0] < CACHE_SECONDS:
+                return cached[1]
         extra: Select[Any] = select(patient_registration.c.clinic_id).where(
             patient_registration.c.patient_pseudonym == pseudonym
         )
@@ -128,12 +136,6 @@ class Registrations:
         )
         if connection is not None:
             return frozenset(str(clinic) for clinic in connection.execute(statement).scalars())
-        key = (pseudonym, with_home)
-        moment = time.monotonic()
-        with self._lock:
-            cached = self._answers.get(key)
-        if cached is not None and moment - cached[0] < CACHE_SECONDS:
-            return cached[1]
         if reading is not None:
             found = frozenset(str(clinic) for clinic in reading.execute(statement).scalars())
         else:

@@ -25,6 +25,9 @@ from carevault.ledger.events import AuditEvent, Outcome, Tag
 from carevault.vault.opening import open_sealed
 from carevault.vault.records import Opened, Sealed
 
+#: Patients whose registrations are looked up together before their records are decided.
+_DECIDE_CHUNK = 50
+
 
 @dataclass(frozen=True)
 class ExportedBatch:
@@ -117,9 +120,30 @@ def export_directory(
 def _read(
     gate: Gate, caller: Caller, located: Sequence[Sealed]
 ) -> list[tuple[Opened, Decision, frozenset[DataCategory]]]:
+    # The facts the policy decides on are the patient's, the clinic's and the type's: one
+    # decision for each of them, not one per record (as a page of search results); the
+    # patients' registrations are looked up together, a chunk at a time (the lookup's
+    # cache is short-lived).
+    keys: dict[str | None, dict[tuple[str | None, str], Sealed]] = {}
+    for item in located:
+        head = item.head
+        keys.setdefault(head.patient_pseudonym, {}).setdefault(
+            (head.clinic_id, head.resource_type), item
+        )
+    decisions: dict[tuple[str | None, str | None, str], Decision | None] = {}
+    patients = list(keys)
+    for start in range(0, len(patients), _DECIDE_CHUNK):
+        chunk = patients[start : start + _DECIDE_CHUNK]
+        if gate.access is not None and caller.actor is not None:
+            gate.access.registrations.prefetch([p for p in chunk if p is not None])
+        for pseudonym in chunk:
+            for (clinic_id, resource_type), sample in keys[pseudonym].items():
+                decisions[(pseudonym, clinic_id, resource_type)] = gate._may_read(caller, sample)
     decided: list[tuple[Sealed, Decision]] = []
     for item in located:
-        decision = gate._may_read(caller, item)
+        decision = decisions[
+            (item.head.patient_pseudonym, item.head.clinic_id, item.head.resource_type)
+        ]
         if decision is not None:
             decided.append((item, decision))
     opened = open_sealed(
