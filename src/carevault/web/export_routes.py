@@ -82,7 +82,11 @@ async def _kick_off(
     params = query_params(request)
     if request.method == "POST":
         params += list((await parameters_body(request)).items())
-    job = await _call(exports.kick_off, who, level, group_id, params, str(request.url))
+    # The request as the manifest names it: on the configured base, never the Host header.
+    asked = base_url(request) + request.url.path.removeprefix("/fhir")
+    if request.url.query:
+        asked += f"?{request.url.query}"
+    job = await _call(exports.kick_off, who, level, group_id, params, asked)
     status_url = f"{base_url(request)}/$export-status/{job.job_id}"
     note = "accepted: the export waits for privacy officer approval" + (
         " (two officers)" if job.approvals_needed > 1 else ""

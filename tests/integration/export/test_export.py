@@ -310,3 +310,26 @@ def test_resumed_batches_record_each_patient_once(clinic: Clinic) -> None:
     assert sorted(ids) == sorted(clinic.mine) and len(ids) == len(set(ids))
     pseudonyms = [e.patient_pseudonym for e in events(clinic, Tag.FHIR_EXPORT, job_id)]
     assert len(pseudonyms) == len(set(pseudonyms)) == len(clinic.mine)
+
+
+def test_a_group_export_covers_one_clinic_and_post_takes_parameters(clinic: Clinic) -> None:
+    from tests.integration.export.conftest import OTHER
+
+    token = clinic.client("exporter", "system/*.read", [MINE, OTHER])
+    body = {
+        "resourceType": "Parameters",
+        "parameter": [{"name": "_type", "valueString": "Patient"}],
+    }
+    response = clinic.web.post(
+        f"/fhir/Group/{OTHER}/$export",
+        content=json.dumps(body),
+        headers={**bearer(token), **ASYNC, "content-type": "application/fhir+json"},
+    )
+    assert response.status_code == 202, response.text
+    job_id = response.headers["content-location"].rsplit("/", 1)[1]
+    approve_and_run(clinic, job_id)
+    manifest = status(clinic, token, job_id).json()
+    assert manifest["request"] == f"http://testserver/fhir/Group/{OTHER}/$export"
+    exported = files(clinic, token, manifest)
+    assert list(exported) == ["Patient"]
+    assert sorted(p["id"] for p in exported["Patient"]) == sorted(clinic.other)
