@@ -333,3 +333,30 @@ def test_a_group_export_covers_one_clinic_and_post_takes_parameters(clinic: Clin
     exported = files(clinic, token, manifest)
     assert list(exported) == ["Patient"]
     assert sorted(p["id"] for p in exported["Patient"]) == sorted(clinic.other)
+
+
+def test_an_incident_on_the_exporting_client_counts_every_exported_patient(
+    clinic: Clinic,
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    since = datetime.now(UTC) - timedelta(seconds=1)
+    token = clinic.client("exporter", "system/*.read")
+    job_id = kick_off(clinic, token)
+    approve_and_run(clinic, job_id)
+    until = datetime.now(UTC) + timedelta(seconds=1)
+    officer_headers = clinic.officers[0].headers
+    case = {
+        "title": "the exporter's secret leaked",
+        "clients": ["exporter"],
+        "since": since.isoformat(),
+        "until": until.isoformat(),
+    }
+    created = clinic.web.post("/admin/incidents", json=case, headers=officer_headers)
+    assert created.status_code == 201, created.text
+    scope = clinic.web.get(
+        f"/admin/incidents/{created.json()['id']}/scope?format=json", headers=officer_headers
+    )
+    assert scope.status_code == 200, scope.text
+    confirmed = {line["patient"] for line in scope.json()["tiers"]["confirmed"]}
+    assert confirmed == set(clinic.mine)
