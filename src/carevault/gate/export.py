@@ -120,24 +120,30 @@ def export_directory(
 def _read(
     gate: Gate, caller: Caller, located: Sequence[Sealed]
 ) -> list[tuple[Opened, Decision, frozenset[DataCategory]]]:
+    keys = gate.vault.keys
+    if keys is not None and located:
+        # A patient erased (their data key shredded) is no longer anyone's to export.
+        gone = keys.shredded({item.key_id for item in located if item.key_id})
+        if gone:
+            located = [item for item in located if item.key_id not in gone]
     # The facts the policy decides on are the patient's, the clinic's and the type's: one
     # decision for each of them, not one per record (as a page of search results); the
     # patients' registrations are looked up together, a chunk at a time (the lookup's
     # cache is short-lived).
-    keys: dict[str | None, dict[tuple[str | None, str], Sealed]] = {}
+    samples: dict[str | None, dict[tuple[str | None, str], Sealed]] = {}
     for item in located:
         head = item.head
-        keys.setdefault(head.patient_pseudonym, {}).setdefault(
+        samples.setdefault(head.patient_pseudonym, {}).setdefault(
             (head.clinic_id, head.resource_type), item
         )
     decisions: dict[tuple[str | None, str | None, str], Decision | None] = {}
-    patients = list(keys)
+    patients = list(samples)
     for start in range(0, len(patients), _DECIDE_CHUNK):
         chunk = patients[start : start + _DECIDE_CHUNK]
         if gate.access is not None and caller.actor is not None:
             gate.access.registrations.prefetch([p for p in chunk if p is not None])
         for pseudonym in chunk:
-            for (clinic_id, resource_type), sample in keys[pseudonym].items():
+            for (clinic_id, resource_type), sample in samples[pseudonym].items():
                 decisions[(pseudonym, clinic_id, resource_type)] = gate._may_read(caller, sample)
     decided: list[tuple[Sealed, Decision]] = []
     for item in located:

@@ -360,3 +360,20 @@ def test_an_incident_on_the_exporting_client_counts_every_exported_patient(
     assert scope.status_code == 200, scope.text
     confirmed = {line["patient"] for line in scope.json()["tiers"]["confirmed"]}
     assert confirmed == set(clinic.mine)
+
+
+def test_an_erased_patient_is_left_out(clinic: Clinic) -> None:
+    erased = clinic.mine[0]
+    keys = clinic.services.keys
+    assert keys is not None
+    pseudonym = clinic.services.vault.locate("Patient", erased).head.patient_pseudonym
+    assert pseudonym is not None
+    clinic.services.contain.erase_patient(
+        officer(clinic.officers[0]), pseudonym, "patient asked", keys
+    )
+    token = clinic.client("exporter", "system/*.read")
+    job_id = kick_off(clinic, token)
+    approve_and_run(clinic, job_id)
+    exported = files(clinic, token, status(clinic, token, job_id).json())
+    assert sorted(p["id"] for p in exported["Patient"]) == sorted(clinic.mine[1:])
+    assert erased not in {e.resource_id for e in events(clinic, Tag.FHIR_EXPORT, job_id)}
