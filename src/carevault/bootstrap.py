@@ -31,6 +31,9 @@ from carevault.containment.service import ContainmentService
 from carevault.containment.state import ContainmentStore
 from carevault.db import make_engine
 from carevault.detect.service import Detection, build_detection
+from carevault.export.files import ExportFiles
+from carevault.export.service import ExportService, ExportSettings
+from carevault.export.worker import ExportThread, ExportWorker
 from carevault.fhir.content import InputLimits
 from carevault.gate import CareSettings, Gate
 from carevault.incidents.sealer import SegmentSealer, sealer_for
@@ -95,6 +98,9 @@ class Services:
     #: SMART apps: ID tokens and their JWKS, and the patient launch's picker.
     id_tokens: IdTokens | None = None
     picker: PatientPicker | None = None
+    #: Bulk Data export (carevault.export) and its worker thread.
+    exports: ExportService | None = None
+    export_thread: ExportThread | None = None
     _closed: bool = field(default=False, repr=False)
 
     @property
@@ -128,6 +134,11 @@ class Services:
             self.refusals.start()
         if self.detection is not None:
             self.detection.start()
+        if self.exports is not None and self.export_thread is None and self.settings.export_worker:
+            self.export_thread = ExportThread(
+                ExportWorker(self.exports), self.settings.export_poll_seconds
+            )
+            self.export_thread.start()
 
     def close(self) -> None:
         if self._closed:
@@ -139,6 +150,8 @@ class Services:
             self.sealer.stop()
         if self.activity is not None:
             self.activity.stop()
+        if self.export_thread is not None:
+            self.export_thread.stop()
         if self.detection is not None:
             self.detection.close()
         try:
@@ -366,4 +379,18 @@ def build_services(
         detection=detection,
         id_tokens=id_tokens,
         picker=PatientPicker(fhir, gate),
+        exports=ExportService(
+            gate,
+            access,
+            clients,
+            accounts,
+            audit_ledger,
+            ExportFiles(settings.resolved_export_dir, keys, envelope),
+            detection.alerts if settings.detect else None,
+            ExportSettings(
+                keep_us=int(settings.export_keep_hours * 3600 * 1_000_000),
+                batch_patients=settings.export_batch_patients,
+                lease_us=int(settings.export_lease_seconds * 1_000_000),
+            ),
+        ),
     )

@@ -277,6 +277,38 @@ class Settings(BaseSettings):
     #: Only a benchmark may turn encryption off, to measure the unencrypted baseline.
     encryption: bool = True
 
+    # Bulk Data export (carevault.export, docs/export.md)
+    export_dir: Path | None = Field(
+        default=None, description="Where encrypted export files go (default: HOME/exports)."
+    )
+    export_keep_hours: float = Field(
+        default=24,
+        gt=0,
+        le=24 * 30,
+        description="How long a finished export's files are kept before they are deleted.",
+    )
+    export_batch_patients: int = Field(
+        default=500,
+        ge=1,
+        le=10_000,
+        description="Patients per export batch (one file per resource type and batch).",
+    )
+    export_lease_seconds: float = Field(
+        default=30,
+        gt=0,
+        le=3600,
+        description=(
+            "How long a server process holds an export job between batches; a job whose "
+            "process died is taken over once its lease runs out."
+        ),
+    )
+    export_poll_seconds: float = Field(
+        default=1.0, gt=0, le=60, description="How often the export worker looks for work."
+    )
+    export_worker: bool = Field(
+        default=True, description="Run approved exports in this server process."
+    )
+
     # Detection and automatic containment (carevault.detect, docs/detection.md)
     detect: bool = Field(default=True, description="Run the detectors in this process.")
     detect_poll_seconds: float = Field(
@@ -408,6 +440,10 @@ class Settings(BaseSettings):
         if self.witness_url:
             return self.witness_dir
         return self.witness_dir or self.home / "witness"
+
+    @property
+    def resolved_export_dir(self) -> Path:
+        return self.export_dir or self.home / "exports"
 
     @property
     def resolved_segments_dir(self) -> Path:

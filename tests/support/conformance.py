@@ -29,6 +29,20 @@ def check_body(content_type: str, body: bytes) -> None:
     """Every JSON body a FHIR endpoint returns must be a conformant R4 resource."""
     if not body:
         return
+    if "ndjson" in content_type:
+        # A Bulk Data export file: one conformant resource per line.
+        for line in body.splitlines():
+            check_resource(json.loads(line))
+        return
     if "json" not in content_type:
         raise NotConformant(f"a FHIR endpoint answered {content_type!r}")
-    check_resource(json.loads(body))
+    data = json.loads(body)
+    if isinstance(data, dict) and "transactionTime" in data and "resourceType" not in data:
+        # A Bulk Data manifest is plain JSON, not a resource: its required keys.
+        missing = {"transactionTime", "request", "requiresAccessToken", "output", "error"} - set(
+            data
+        )
+        if missing:
+            raise NotConformant(f"a Bulk Data manifest without {sorted(missing)}")
+        return
+    check_resource(data)

@@ -13,6 +13,7 @@ from carevault.cli import (  # noqa: F401 - they register
     backup,
     bulk,
     contain,
+    export,
     incident,
     index,
     keys,

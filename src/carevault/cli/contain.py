@@ -90,6 +90,9 @@ def status(home: HomeOption = None) -> None:
         for grant in queue:
             typer.echo(f"  {grant.grant_id} {grant.reason} at {when(grant.granted_us)}")
         _detection_status(services)
+        from carevault.cli.export import print_exports
+
+        print_exports(services)
         for ledger in services.ledgers():
             size, _ = ledger.store.head()
             latest = ledger.checkpoints.latest()

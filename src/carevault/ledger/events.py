@@ -87,6 +87,17 @@ class Tag(StrEnum):
     INCIDENT_AMENDED = "incident:incident:amended"
     INCIDENT_SCOPED = "incident:scope:computed"
     SEGMENT_SEALED = "audit:segment:sealed"
+    # Bulk Data export (carevault.export); each exported patient is a FHIR_EXPORT entry
+    EXPORT_REQUESTED = "bulk:export:requested"
+    EXPORT_REFUSED = "bulk:export:refused"
+    EXPORT_APPROVED = "bulk:export:approved"
+    EXPORT_DENIED = "bulk:export:denied"
+    EXPORT_STARTED = "bulk:export:started"
+    EXPORT_FILE_WRITTEN = "bulk:export:file-written"
+    EXPORT_COMPLETED = "bulk:export:completed"
+    EXPORT_CANCELLED = "bulk:export:cancelled"
+    EXPORT_EXPIRED = "bulk:export:expired"
+    EXPORT_DOWNLOADED = "bulk:export:downloaded"
     # Breach notification (carevault.notify)
     NOTIFY_JOB_RUN = "notify:job:run"
     NOTIFY_NOTICE_SENT = "notify:notice:sent"

@@ -50,11 +50,33 @@ def _resource(rt: ResourceType) -> dict[str, Any]:
             {
                 "name": "everything",
                 "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything",
-            }
+            },
+            {"name": "export", "definition": _EXPORT_PATIENT},
         ]
     return entry
 
 
+_BULK = "http://hl7.org/fhir/uv/bulkdata/OperationDefinition"
+_EXPORT_PATIENT = f"{_BULK}/patient-export"
+#: Bulk Data Access v2 ``$export``: async kick-off, approved by privacy officers first.
+EXPORT_OPERATIONS = [
+    {
+        "name": "export",
+        "definition": f"{_BULK}/export",
+        "documentation": (
+            "System-level Bulk Data export (NDJSON; _type, _since). Only for backend "
+            "services granted system/*.read, and only after two privacy officers approve "
+            "the job; files are encrypted at rest and deleted after a set time."
+        ),
+    },
+    {
+        "name": "export",
+        "definition": f"{_BULK}/group-export",
+        "documentation": (
+            "Group/[clinic id]/$export: the patients of one clinic; one privacy officer's approval."
+        ),
+    },
+]
 _OAUTH_URIS = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
 _SECURITY_SERVICE = "http://terminology.hl7.org/CodeSystem/restful-security-service"
 
@@ -136,6 +158,7 @@ def capability_statement(base: str) -> dict[str, Any]:
                 "security": security(base.removesuffix("/fhir")),
                 "resource": [_resource(rt) for rt in RESOURCE_TYPES.values()],
                 "interaction": [{"code": "transaction"}, {"code": "batch"}],
+                "operation": EXPORT_OPERATIONS,
             }
         ],
     }

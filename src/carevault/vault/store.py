@@ -218,6 +218,40 @@ class Vault:
             conditions.append(restrict)
         return self._locate_where(conditions)
 
+    def locate_compartments(
+        self,
+        pseudonyms: Collection[str],
+        types: Collection[str] | None = None,
+        since_us: int | None = None,
+    ) -> list[Sealed]:
+        """Every live resource of several patients (a bulk export's batch), sealed, in
+        a stable order; only ``types`` if given, only those changed after ``since_us``."""
+        if not pseudonyms:
+            return []
+        conditions: list[ColumnElement[bool]] = [
+            resource_head.c.patient_pseudonym.in_(sorted(pseudonyms)),
+            resource_head.c.deleted.is_(False),
+        ]
+        if types is not None:
+            conditions.append(resource_head.c.resource_type.in_(sorted(types)))
+        if since_us is not None:
+            conditions.append(resource_head.c.last_updated_us > since_us)
+        return self._locate_where(conditions)
+
+    def locate_directory(self, types: Collection[str], since_us: int | None = None) -> list[Sealed]:
+        """Every live resource of ``types`` that is no one's patient data (clinics,
+        practitioners, locations...), sealed, in a stable order."""
+        if not types:
+            return []
+        conditions: list[ColumnElement[bool]] = [
+            resource_head.c.resource_type.in_(sorted(types)),
+            resource_head.c.patient_pseudonym.is_(None),
+            resource_head.c.deleted.is_(False),
+        ]
+        if since_us is not None:
+            conditions.append(resource_head.c.last_updated_us > since_us)
+        return self._locate_where(conditions)
+
     def locate_many(self, references: Collection[tuple[str, str]]) -> list[Sealed]:
         """The live resources among ``references`` ((type, id) pairs)."""
         by_type: dict[str, list[str]] = {}

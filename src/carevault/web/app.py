@@ -21,6 +21,7 @@ from carevault.web import (
     auth_routes,
     console,
     discovery_routes,
+    export_routes,
     fhir_routes,
     incident_routes,
     step_up_routes,
@@ -83,6 +84,8 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.include_router(audit_routes.router)
     app.include_router(admin_routes.router)
     app.include_router(discovery_routes.router)
+    # Before the generic FHIR routes, which would read /fhir/Patient/$export as a read.
+    app.include_router(export_routes.router)
     app.include_router(fhir_routes.router)
     app.include_router(alert_routes.router)
     app.include_router(incident_routes.router)

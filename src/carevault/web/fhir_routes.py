@@ -42,10 +42,20 @@ class _TypeName(Convertor[str]):
 
 register_url_convertor("fhir_type", _TypeName())
 
+
+class _ResourceId(_TypeName):
+    """A resource id as FHIR allows them (``[A-Za-z0-9\\-\\.]{1,64}``): never an operation
+    such as ``$export`` (``/fhir/Patient/$export``), whose router comes later."""
+
+    regex = "[A-Za-z0-9.-]{1,64}"
+
+
+register_url_convertor("fhir_id", _ResourceId())
+
 #: The read by id, routed before every router (``web.app``): most requests are reads,
 #: and FastAPI tries routes one by one, each costing a few microseconds. The generic
 #: route below stays for paths this one does not take (they answer as before).
-READ_PATH = "/fhir/{type_name:fhir_type}/{resource_id}"
+READ_PATH = "/fhir/{type_name:fhir_type}/{resource_id:fhir_id}"
 
 _JSON_TYPES = ("application/fhir+json", "application/json")
 

@@ -2,7 +2,7 @@
 the clinics and kinds of records of thousands of patients from the index alone.
 
 Revision ID: records_0019
-Revises: records_0014
+Revises: records_0015
 Create Date: 2026-12-02
 
 Measured on the demo group (20,000 patients, 492,000 records, SQLite): the scope of one
@@ -17,7 +17,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "records_0019"
-down_revision = "records_0014"
+down_revision = "records_0015"
 branch_labels = None
 depends_on = None
 

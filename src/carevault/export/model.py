@@ -1,0 +1,242 @@
+"""Bulk Data export (FHIR Bulk Data Access v2, the ``$export`` operation): the kick-off's
+parameters, the job as stored, and the manifest. Plain types and rules, no I/O."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from carevault.access.scopes import Interaction, Scopes
+from carevault.fhir.registry import RESOURCE_TYPES
+
+
+class Level(StrEnum):
+    SYSTEM = "system"
+    PATIENT = "patient"
+    GROUP = "group"
+
+
+class Status(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    DENIED = "denied"
+    EXPIRED = "expired"
+
+
+#: Jobs the worker may still act on.
+LIVE = frozenset({Status.PENDING, Status.APPROVED, Status.RUNNING, Status.COMPLETED})
+#: ``_outputFormat`` values meaning NDJSON (the spec's abbreviations included).
+NDJSON_FORMATS = frozenset({"application/fhir+ndjson", "application/ndjson", "ndjson"})
+#: Parameters of the spec this server does not implement: refused, never ignored (an
+#: export that silently ignored ``_typeFilter`` would hand out more than was asked).
+UNSUPPORTED = frozenset(
+    {"_typeFilter", "_elements", "patient", "includeAssociatedData", "_until", "organizeOutputBy"}
+)
+NDJSON = "application/fhir+ndjson"
+
+
+class ExportRefused(Exception):
+    """The kick-off is refused: 403 (not granted) or 400 (bad parameters)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class ExportNotFound(Exception):
+    """No such job for this caller (or its files are gone): 404."""
+
+
+@dataclass(frozen=True)
+class Request:
+    """What a kick-off asks for, checked."""
+
+    level: Level
+    group_id: str | None
+    types: tuple[str, ...]
+    since_us: int | None
+
+
+def may_export(scopes: Scopes | None, principal: str) -> bool:
+    """Only a backend service (client credentials) granted ``system/*.read`` (reading and
+    searching every type) may ask for an export; a staff member's token never may."""
+    if scopes is None or not principal.startswith("client:"):
+        return False
+    wanted = {Interaction.READ, Interaction.SEARCH}
+    return any(
+        grant.context == "system" and grant.resource_type == "*" and wanted <= grant.interactions
+        for grant in scopes.grants
+    )
+
+
+def parse_request(level: Level, group_id: str | None, params: Sequence[tuple[str, str]]) -> Request:
+    """The kick-off's parameters; ExportRefused(400) names the first that is wrong."""
+    types: list[str] = []
+    since_us: int | None = None
+    for name, value in params:
+        if name in UNSUPPORTED:
+            raise ExportRefused(400, f"{name} is not supported by this server")
+        if name == "_outputFormat":
+            if value not in NDJSON_FORMATS:
+                raise ExportRefused(400, "_outputFormat: only application/fhir+ndjson is offered")
+        elif name == "_type":
+            for item in value.split(","):
+                item = item.strip()
+                if item not in RESOURCE_TYPES:
+                    raise ExportRefused(400, f"_type: no resource type '{item[:60]}' here")
+                if level is not Level.SYSTEM and not RESOURCE_TYPES[item].is_patient_data:
+                    raise ExportRefused(
+                        400, f"_type: {item} is not patient data (ask a system-level export)"
+                    )
+                if item not in types:
+                    types.append(item)
+        elif name == "_since":
+            since_us = parse_instant(value)
+        else:
+            raise ExportRefused(400, f"unknown parameter '{name[:60]}'")
+    return Request(level, group_id, tuple(types), since_us)
+
+
+def parse_instant(value: str) -> int:
+    """A FHIR instant (with its time zone) as microseconds since the epoch."""
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ExportRefused(400, "_since: not a FHIR instant") from None
+    if moment.tzinfo is None or "T" not in value:
+        raise ExportRefused(400, "_since: give a full instant with its time zone")
+    return int(moment.timestamp() * 1_000_000)
+
+
+def instant(at_us: int) -> str:
+    return datetime.fromtimestamp(at_us / 1_000_000, UTC).isoformat().replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class Approval:
+    officer: str
+    at_us: int
+
+
+@dataclass(frozen=True)
+class Job:
+    job_id: str
+    level: Level
+    group_id: str | None
+    client_id: str
+    principal: str
+    status: Status
+    types: tuple[str, ...]
+    since_us: int | None
+    request_url: str
+    approvals_needed: int
+    approvals: tuple[Approval, ...]
+    requested_us: int
+    transaction_us: int | None
+    finished_us: int | None
+    expires_us: int | None
+    batches_done: int
+    cursor_row: int
+    patients_total: int
+    patients_done: int
+    resources_done: int
+    key_id: str
+    error: str | None
+
+    def progress(self, held: str | None) -> str:
+        """The X-Progress text: what the job waits for, or how far it got."""
+        if self.status is Status.PENDING:
+            return (
+                f"awaiting privacy officer approval ({len(self.approvals)} of "
+                f"{self.approvals_needed})"
+            )
+        if held is not None:
+            return "held: containment is active"
+        if self.status is Status.APPROVED:
+            return "approved, queued"
+        return f"{self.patients_done} of {self.patients_total} patients exported"
+
+
+def job_from_row(m: Any) -> Job:
+    return Job(
+        job_id=m["job_id"],
+        level=Level(m["level"]),
+        group_id=m["group_id"],
+        client_id=m["client_id"],
+        principal=m["principal"],
+        status=Status(m["status"]),
+        types=tuple(filter(None, m["types"].split(","))),
+        since_us=m["since_us"],
+        request_url=m["request_url"],
+        approvals_needed=m["approvals_needed"],
+        approvals=tuple(Approval(a["officer"], a["at_us"]) for a in json.loads(m["approvals"])),
+        requested_us=m["requested_us"],
+        transaction_us=m["transaction_us"],
+        finished_us=m["finished_us"],
+        expires_us=m["expires_us"],
+        batches_done=m["batches_done"],
+        cursor_row=m["cursor_row"],
+        patients_total=m["patients_total"],
+        patients_done=m["patients_done"],
+        resources_done=m["resources_done"],
+        key_id=m["key_id"],
+        error=m["error"],
+    )
+
+
+@dataclass(frozen=True)
+class OutputFile:
+    batch: int
+    resource_type: str
+    name: str
+    count: int
+    size: int
+
+
+def manifest(job: Job, files: Sequence[OutputFile], file_url: str) -> dict[str, Any]:
+    """The completed job's manifest (Bulk Data v2 "Response - Complete Status").
+    ``file_url`` is the base the file names are appended to."""
+    assert job.transaction_us is not None  # noqa: S101 - a completed job has started
+    return {
+        "transactionTime": instant(job.transaction_us),
+        "request": job.request_url,
+        "requiresAccessToken": True,
+        "output": [
+            {"type": item.resource_type, "url": f"{file_url}/{item.name}", "count": item.count}
+            for item in files
+        ],
+        "deleted": [],
+        "error": [],
+    }
+
+
+def as_dict(job: Job) -> dict[str, Any]:
+    """The agreed shape (``carevault export list --json``, ``GET /admin/exports``)."""
+    return {
+        "id": job.job_id,
+        "level": str(job.level),
+        "group": job.group_id,
+        "client": job.client_id,
+        "status": str(job.status),
+        "types": list(job.types),
+        "since": instant(job.since_us) if job.since_us is not None else None,
+        "request": job.request_url,
+        "approvals_needed": job.approvals_needed,
+        "approvals": [{"officer": a.officer, "at": instant(a.at_us)} for a in job.approvals],
+        "requested": instant(job.requested_us),
+        "transaction_time": instant(job.transaction_us) if job.transaction_us else None,
+        "finished": instant(job.finished_us) if job.finished_us else None,
+        "expires": instant(job.expires_us) if job.expires_us else None,
+        "patients_total": job.patients_total,
+        "patients_done": job.patients_done,
+        "resources_done": job.resources_done,
+        "error": job.error,
+    }

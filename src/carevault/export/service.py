@@ -1,0 +1,437 @@
+"""Bulk Data export, guarded: the exfiltration path, made the most visible thing here.
+
+- Only a backend service granted ``system/*.read`` may kick an export off; the job then
+  waits for a privacy officer's approval (two different officers for a system-level
+  export), given with a fresh TOTP code, like every containment action.
+- Every step is in the audit ledger: the request, each approval or refusal, the start,
+  each file written, one ``fhir:resource:export`` entry per exported patient (which the
+  detectors and the incident scope count as a release), the completion, every download,
+  the cancellation or expiry; and it raises an alert that stays open for review.
+- The worker (``worker.py``) reads through the gate, as the client; files are sealed
+  with the job's own data key and deleted, key and all, on cancel or expiry.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from carevault.access.accounts import SignInFailed, StaffAccounts
+from carevault.access.clients import ClientApps
+from carevault.access.control import AccessControl
+from carevault.containment.service import ContainmentRefused, Officer
+from carevault.db import write_transaction
+from carevault.detect.alerts import AlertStore
+from carevault.detect.model import Access, Finding, Severity
+from carevault.domain.roles import Role
+from carevault.export.files import ExportFiles
+from carevault.export.model import (
+    ExportNotFound,
+    ExportRefused,
+    Job,
+    Level,
+    OutputFile,
+    Status,
+    may_export,
+    parse_request,
+)
+from carevault.export.store import JobStore
+from carevault.gate import Caller, Gate
+from carevault.gate.export import held_by_containment
+from carevault.ledger.events import AuditEvent, Outcome, Tag
+from carevault.ledger.service import Ledger
+
+ALERT_DETECTOR = "bulk-export"
+
+
+@dataclass(frozen=True)
+class ExportSettings:
+    keep_us: int
+    batch_patients: int
+    lease_us: int
+
+
+class ExportService:
+    def __init__(
+        self,
+        gate: Gate,
+        access: AccessControl,
+        clients: ClientApps,
+        accounts: StaffAccounts,
+        ledger: Ledger,
+        files: ExportFiles,
+        alerts: AlertStore | None,
+        settings: ExportSettings,
+    ) -> None:
+        self.gate = gate
+        self.access = access
+        self.clients = clients
+        self.accounts = accounts
+        self.ledger = ledger
+        self.files = files
+        self.alerts = alerts
+        self.settings = settings
+        self.jobs = JobStore(gate.vault.engine)
+
+    def now_us(self) -> int:
+        return self.gate.vault_now()
+
+    def held(self) -> str | None:
+        return held_by_containment(self.gate)
+
+    # --- the ledger and the alert ------------------------------------------------------
+
+    def event(
+        self,
+        tag: Tag,
+        job: Job | None,
+        *,
+        principal: str | None,
+        outcome: Outcome = Outcome.SUCCESS,
+        reason: str = "",
+        role: str | None = None,
+        source_address: str | None = None,
+        **detail: Any,
+    ) -> AuditEvent:
+        return AuditEvent(
+            tag=tag,
+            outcome=outcome,
+            at_us=self.now_us(),
+            principal=principal,
+            role=role,
+            client_id=job.client_id if job else None,
+            source_address=source_address,
+            reason=reason,
+            detail={**({"job": job.job_id, "level": str(job.level)} if job else {}), **detail},
+        )
+
+    def record(self, events: Sequence[AuditEvent]) -> None:
+        self.ledger.writer.record(events)
+
+    def alert(self, job: Job, explanation: str) -> None:
+        """One open alert per job, its explanation brought up to date at each step, so
+        that an export is on the desk of whoever watches alerts until someone closes it."""
+        if self.alerts is None:
+            return
+        subject = Access(
+            position=-1,
+            at_us=self.now_us(),
+            tag=str(Tag.EXPORT_REQUESTED),
+            outcome="success",
+            principal=job.principal,
+            role=str(Role.INTEGRATION),
+            client_id=job.client_id,
+        )
+        finding = Finding(ALERT_DETECTOR, Severity.HIGH, job.job_id, explanation, subject)
+        with write_transaction(self.jobs.engine) as connection:
+            self.alerts.upsert(connection, [finding], self.now_us())
+
+    # --- kick-off, status, files (the client) -------------------------------------------
+
+    def kick_off(
+        self,
+        caller: Caller,
+        level: Level,
+        group_id: str | None,
+        params: Sequence[tuple[str, str]],
+        request_url: str,
+    ) -> Job:
+        """A pending job awaiting approval; ExportRefused (recorded) if not allowed."""
+        try:
+            if not may_export(caller.scopes, caller.principal):
+                raise ExportRefused(
+                    403, "bulk export needs a backend service token granted system/*.read"
+                )
+            request = parse_request(level, group_id, params)
+            if level is Level.GROUP and group_id not in self.access.known_clinics():
+                raise ExportRefused(404, f"no Group '{(group_id or '')[:60]}' (a clinic id)")
+            held = self.held()
+            if held is not None:
+                raise ExportRefused(503, held)
+        except ExportRefused as refused:
+            self.record(
+                [
+                    AuditEvent(
+                        tag=Tag.EXPORT_REFUSED,
+                        outcome=Outcome.DENIED,
+                        at_us=self.now_us(),
+                        principal=caller.principal,
+                        client_id=caller.client_id,
+                        session_id=caller.session_id,
+                        source_address=caller.source_address,
+                        reason=str(refused),
+                        detail={"level": str(level)},
+                    )
+                ]
+            )
+            raise
+        assert caller.actor is not None and caller.scopes is not None  # noqa: S101
+        actor = caller.actor
+        job_id = secrets.token_hex(12)
+        key_id = f"export:{job_id}"
+        now = self.now_us()
+        self.files.make_key(key_id)
+        self.jobs.create(
+            {
+                "job_id": job_id,
+                "level": str(level),
+                "group_id": group_id,
+                "client_id": caller.client_id or caller.principal,
+                "principal": caller.principal,
+                "session_id": caller.session_id,
+                "caller": json.dumps(
+                    {
+                        "role": str(actor.role),
+                        "clinic_ids": sorted(actor.clinic_ids),
+                        "practitioner_id": actor.practitioner_id,
+                        "account_id": actor.account_id,
+                        "scopes": caller.scopes.text(),
+                        "source_address": caller.source_address,
+                        "user_agent": (caller.user_agent or "")[:200] or None,
+                    }
+                ),
+                "types": ",".join(request.types),
+                "since_us": request.since_us,
+                "request_url": request_url[:2000],
+                "status": str(Status.PENDING),
+                "approvals_needed": 2 if level is Level.SYSTEM else 1,
+                "approvals": "[]",
+                "requested_us": now,
+                "updated_us": now,
+                "batches_done": 0,
+                "cursor_row": 0,
+                "patients_total": 0,
+                "patients_done": 0,
+                "resources_done": 0,
+                "key_id": key_id,
+            }
+        )
+        job = self.job(job_id)
+        self.record(
+            [
+                self.event(
+                    Tag.EXPORT_REQUESTED,
+                    job,
+                    principal=caller.principal,
+                    source_address=caller.source_address,
+                    reason="awaiting privacy officer approval",
+                    types=list(request.types),
+                    group=group_id,
+                )
+            ]
+        )
+        self.alert(job, f"bulk export {job_id} ({level}) requested by {job.client_id}")
+        return job
+
+    def job(self, job_id: str) -> Job:
+        found = self.jobs.get(job_id)
+        if found is None:
+            raise ExportNotFound(f"no export job {job_id[:40]}")
+        return found
+
+    def for_client(self, caller: Caller, job_id: str) -> Job:
+        """The caller's own job (another client's is as unknown as a missing one)."""
+        found = self.jobs.get(job_id)
+        if found is None or found.principal != caller.principal:
+            raise ExportNotFound("no such export job")
+        if found.status in (Status.CANCELLED, Status.EXPIRED):
+            raise ExportNotFound("this export was cancelled or has expired; its files are gone")
+        return found
+
+    def output(self, job: Job) -> list[OutputFile]:
+        return self.jobs.files(job.job_id)
+
+    def download(self, caller: Caller, job_id: str, name: str) -> bytes:
+        """One file's NDJSON, to the client that asked for the export; in the ledger."""
+        job = self.for_client(caller, job_id)
+        if job.status is not Status.COMPLETED:
+            raise ExportNotFound("the export is not complete")
+        known = {item.name: item for item in self.output(job)}
+        if name not in known:
+            raise ExportNotFound("no such file in this export")
+        self.record(
+            [
+                self.event(
+                    Tag.EXPORT_DOWNLOADED,
+                    job,
+                    principal=caller.principal,
+                    source_address=caller.source_address,
+                    file=name,
+                    count=known[name].count,
+                )
+            ]
+        )
+        try:
+            return self.files.read(job.job_id, job.key_id, caller.principal, name)
+        except FileNotFoundError:
+            raise ExportNotFound("the file is gone") from None
+
+    # --- the privacy officer's decisions ----------------------------------------------------
+
+    def officer(self, officer: Officer, action: str, job: Job | None = None) -> str:
+        """The officer's principal, after a fresh TOTP code; refusals are recorded."""
+        try:
+            account = self.accounts.confirm_totp(
+                officer.username, officer.totp, officer.source_address
+            )
+        except SignInFailed as failure:
+            self.record(
+                [
+                    self.event(
+                        Tag.EXPORT_REFUSED,
+                        job,
+                        principal=f"staff:{officer.username}",
+                        outcome=Outcome.DENIED,
+                        source_address=officer.source_address,
+                        reason=f"{action}: {failure.reason}",
+                    )
+                ]
+            )
+            raise ContainmentRefused("a privacy officer's fresh TOTP code is required") from None
+        if account.role is not Role.PRIVACY_OFFICER:
+            self.record(
+                [
+                    self.event(
+                        Tag.EXPORT_REFUSED,
+                        job,
+                        principal=f"staff:{officer.username}",
+                        outcome=Outcome.DENIED,
+                        role=str(account.role),
+                        source_address=officer.source_address,
+                        reason=f"{action}: {account.role} is not a privacy officer",
+                    )
+                ]
+            )
+            raise ContainmentRefused("only a privacy officer may do this")
+        return f"staff:{account.username}"
+
+    def approve(self, officer: Officer, job_id: str) -> Job:
+        job = self.job(job_id)
+        who = self.officer(officer, f"approve export {job_id}", job)
+        if job.status is not Status.PENDING:
+            raise ValueError(f"export {job_id} is {job.status}, not awaiting approval")
+        if any(item.officer == who for item in job.approvals):
+            self.record(
+                [
+                    self.event(
+                        Tag.EXPORT_REFUSED,
+                        job,
+                        principal=who,
+                        outcome=Outcome.DENIED,
+                        role=str(Role.PRIVACY_OFFICER),
+                        reason="a second, different privacy officer must approve",
+                    )
+                ]
+            )
+            raise ContainmentRefused("a second, different privacy officer must approve")
+        approvals = [{"officer": a.officer, "at_us": a.at_us} for a in job.approvals]
+        approvals.append({"officer": who, "at_us": self.now_us()})
+        done = len(approvals) >= job.approvals_needed
+        with write_transaction(self.jobs.engine) as connection:
+            changed = self.jobs.change(
+                connection,
+                job_id,
+                [Status.PENDING],
+                approvals=approvals,
+                status=str(Status.APPROVED if done else Status.PENDING),
+                updated_us=self.now_us(),
+            )
+            if not changed:
+                raise ValueError(f"export {job_id} changed meanwhile; look again")
+            self.ledger.writer.record(
+                [
+                    self.event(
+                        Tag.EXPORT_APPROVED,
+                        job,
+                        principal=who,
+                        role=str(Role.PRIVACY_OFFICER),
+                        source_address=officer.source_address,
+                        reason=f"approval {len(approvals)} of {job.approvals_needed}",
+                    )
+                ],
+                connection,
+            )
+        self.ledger.checkpoints.make(f"export {job_id} approval")
+        approved = self.job(job_id)
+        self.alert(
+            approved,
+            f"bulk export {job_id} ({job.level}) by {job.client_id}: approved by "
+            + ", ".join(a.officer for a in approved.approvals)
+            + ("" if done else f"; {job.approvals_needed - len(approvals)} more needed"),
+        )
+        return approved
+
+    def deny(self, officer: Officer, job_id: str, reason: str) -> Job:
+        job = self.job(job_id)
+        who = self.officer(officer, f"deny export {job_id}", job)
+        self._end(job, Status.DENIED, [Status.PENDING], who, Tag.EXPORT_DENIED, reason)
+        return self.job(job_id)
+
+    def cancel(self, job_id: str, by: str, reason: str, source: str | None = None) -> Job:
+        """Stop the job and delete its files and key (the client's DELETE, an officer)."""
+        job = self.job(job_id)
+        live = [Status.PENDING, Status.APPROVED, Status.RUNNING, Status.COMPLETED, Status.FAILED]
+        self._end(job, Status.CANCELLED, live, by, Tag.EXPORT_CANCELLED, reason, source)
+        return self.job(job_id)
+
+    def _end(
+        self,
+        job: Job,
+        status: Status,
+        when: list[Status],
+        by: str,
+        tag: Tag,
+        reason: str,
+        source: str | None = None,
+    ) -> None:
+        with write_transaction(self.jobs.engine) as connection:
+            if not self.jobs.change(
+                connection,
+                job.job_id,
+                when,
+                status=str(status),
+                updated_us=self.now_us(),
+                finished_us=self.now_us(),
+                lease_owner=None,
+                lease_until_us=None,
+            ):
+                raise ValueError(f"export {job.job_id} is {self.job(job.job_id).status}")
+            self.jobs.drop_files(connection, job.job_id)
+            self.ledger.writer.record(
+                [self.event(tag, job, principal=by, reason=reason[:500], source_address=source)],
+                connection,
+            )
+        self.files.delete(job.job_id, job.key_id)
+        self.alert(job, f"bulk export {job.job_id} ({job.level}) by {job.client_id}: {status}")
+
+    def expire(self) -> int:
+        """Delete the files of finished jobs past their time, and drop requests that
+        waited longer than that for approval; how many jobs ended."""
+        now = self.now_us()
+        ended = 0
+        for job in self.jobs.all([Status.COMPLETED, Status.PENDING, Status.FAILED]):
+            due = (
+                job.expires_us
+                if job.status is not Status.PENDING
+                else job.requested_us + self.settings.keep_us
+            )
+            if due is None or due > now:
+                continue
+            try:
+                self._end(
+                    job,
+                    Status.EXPIRED,
+                    [job.status],
+                    "system:carevault",
+                    Tag.EXPORT_EXPIRED,
+                    "files deleted: kept for the set time"
+                    if job.status is not Status.PENDING
+                    else "not approved in time",
+                )
+                ended += 1
+            except ValueError:
+                continue  # changed meanwhile (cancelled, approved): looked at next time
+        return ended

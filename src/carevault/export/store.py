@@ -1,0 +1,145 @@
+"""Export jobs as stored: created, read, changed under conditions, leased.
+
+Every change of status is a conditional UPDATE (``WHERE status IN ...``), so two
+processes (two officers approving at once, a cancel racing the worker) cannot both
+win; the loser sees a row count of zero.
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+from collections.abc import Collection
+from typing import Any
+
+from sqlalchemy import Connection, Engine, delete, func, insert, or_, select, update
+
+from carevault.db import read_transaction, write_transaction
+from carevault.export.model import Job, OutputFile, Status, job_from_row
+from carevault.export.tables import export_file, export_job
+
+
+class JobStore:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def create(self, values: dict[str, Any]) -> None:
+        with write_transaction(self.engine) as connection:
+            connection.execute(insert(export_job).values(**values))
+
+    def get(self, job_id: str, connection: Connection | None = None) -> Job | None:
+        query = select(export_job).where(export_job.c.job_id == job_id)
+        if connection is not None:
+            row = connection.execute(query).first()
+        else:
+            with read_transaction(self.engine) as reading:
+                row = reading.execute(query).first()
+        return None if row is None else job_from_row(row._mapping)
+
+    def all(self, statuses: Collection[Status] | None = None) -> list[Job]:
+        query = select(export_job).order_by(export_job.c.requested_us, export_job.c.job_id)
+        if statuses:
+            query = query.where(export_job.c.status.in_([str(s) for s in statuses]))
+        with read_transaction(self.engine) as connection:
+            rows = connection.execute(query).all()
+        return [job_from_row(row._mapping) for row in rows]
+
+    def change(
+        self,
+        connection: Connection,
+        job_id: str,
+        when: Collection[Status],
+        owner: str | None = None,
+        **values: Any,
+    ) -> bool:
+        """Set ``values`` if the job is in one of ``when`` (and leased by ``owner``)."""
+        if "approvals" in values and not isinstance(values["approvals"], str):
+            values["approvals"] = json.dumps(values["approvals"])
+        query = update(export_job).where(
+            export_job.c.job_id == job_id, export_job.c.status.in_([str(s) for s in when])
+        )
+        if owner is not None:
+            query = query.where(export_job.c.lease_owner == owner)
+        return connection.execute(query.values(**values)).rowcount == 1
+
+    def claim(self, owner: str, now_us: int, lease_us: int) -> Job | None:
+        """Lease one approved or running job no live process holds; None if none."""
+        with write_transaction(self.engine) as connection:
+            candidates = connection.execute(
+                select(export_job.c.job_id)
+                .where(
+                    export_job.c.status.in_([str(Status.APPROVED), str(Status.RUNNING)]),
+                    or_(
+                        export_job.c.lease_owner.is_(None),
+                        export_job.c.lease_owner == owner,
+                        export_job.c.lease_until_us < now_us,
+                    ),
+                )
+                .order_by(export_job.c.requested_us)
+                .limit(1)
+            ).all()
+            for (job_id,) in candidates:
+                taken = connection.execute(
+                    update(export_job)
+                    .where(
+                        export_job.c.job_id == job_id,
+                        or_(
+                            export_job.c.lease_owner.is_(None),
+                            export_job.c.lease_owner == owner,
+                            export_job.c.lease_until_us < now_us,
+                        ),
+                    )
+                    .values(lease_owner=owner, lease_until_us=now_us + lease_us)
+                ).rowcount
+                if taken == 1:
+                    return self.get(job_id, connection)
+        return None
+
+    def release(self, job_id: str, owner: str) -> None:
+        with write_transaction(self.engine) as connection:
+            connection.execute(
+                update(export_job)
+                .where(export_job.c.job_id == job_id, export_job.c.lease_owner == owner)
+                .values(lease_owner=None, lease_until_us=None)
+            )
+
+    def add_files(
+        self, connection: Connection, job_id: str, files: builtins.list[OutputFile]
+    ) -> None:
+        if files:
+            connection.execute(
+                insert(export_file),
+                [
+                    {
+                        "job_id": job_id,
+                        "batch": item.batch,
+                        "resource_type": item.resource_type,
+                        "name": item.name,
+                        "count": item.count,
+                        "size": item.size,
+                    }
+                    for item in files
+                ],
+            )
+
+    def files(self, job_id: str) -> builtins.list[OutputFile]:
+        with read_transaction(self.engine) as connection:
+            rows = connection.execute(
+                select(export_file)
+                .where(export_file.c.job_id == job_id)
+                .order_by(export_file.c.resource_type, export_file.c.batch)
+            ).all()
+        return [
+            OutputFile(row.batch, row.resource_type, row.name, row._mapping["count"], row.size)
+            for row in rows
+        ]
+
+    def drop_files(self, connection: Connection, job_id: str) -> None:
+        connection.execute(delete(export_file).where(export_file.c.job_id == job_id))
+
+    def counts(self) -> dict[str, int]:
+        with read_transaction(self.engine) as connection:
+            rows = connection.execute(
+                select(export_job.c.status, func.count()).group_by(export_job.c.status)
+            ).all()
+        return {str(status): int(count) for status, count in rows}

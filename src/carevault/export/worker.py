@@ -1,0 +1,378 @@
+"""The export worker: runs approved jobs in a server process, a batch at a time.
+
+A batch is the next patients (in the order of their Patient rows) after the job's
+cursor, read through the gate as the client. Its files are written and made durable
+first; then one transaction records the batch's audit entries (one per exported
+patient, one per file), its ``export_file`` rows and the job's new cursor. A kill
+before that commit leaves files that the batch, run again from the same cursor,
+overwrites under the same names; a kill after it leaves nothing to redo. So no patient
+is twice in the files or the ledger, and none is missing.
+
+A job is leased to one process at a time; a process that died loses its lease after
+``export_lease_seconds`` and another (or the same, restarted) takes the job over.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+
+from sqlalchemy import ColumnElement, func, select
+
+from carevault.access.scopes import parse as parse_scopes
+from carevault.containment.state import ContainmentActive
+from carevault.db import read_transaction, write_transaction
+from carevault.domain.policy import Actor
+from carevault.domain.roles import Role
+from carevault.export.files import file_name
+from carevault.export.model import Job, Level, OutputFile, Status
+from carevault.export.service import ExportService
+from carevault.export.tables import export_job
+from carevault.fhir.registry import RESOURCE_TYPES
+from carevault.gate import Caller
+from carevault.gate.export import ExportedBatch, export_directory, export_patients
+from carevault.ledger.events import AuditEvent, Outcome, Tag
+from carevault.vault.records import Opened
+from carevault.vault.tables import resource_head
+
+log = logging.getLogger(__name__)
+_PATIENT = RESOURCE_TYPES["Patient"]
+_PURPOSE = "HOPERAT"
+_WORKING = frozenset({Status.APPROVED, Status.RUNNING})
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{os.urandom(4).hex()}"
+
+
+def job_caller(job: Job, stored: str) -> Caller:
+    """The client as it was at kick-off: what the job reads as."""
+    saved = json.loads(stored)
+    return Caller(
+        principal=job.principal,
+        purpose=_PURPOSE,
+        source_address=saved.get("source_address"),
+        user_agent=saved.get("user_agent"),
+        actor=Actor(
+            principal=job.principal,
+            role=Role(saved["role"]),
+            clinic_ids=frozenset(saved["clinic_ids"]),
+            practitioner_id=saved.get("practitioner_id"),
+            account_id=saved.get("account_id"),
+        ),
+        client_id=job.client_id,
+        scopes=parse_scopes(saved["scopes"], allowed_contexts=frozenset({"system"})),
+    )
+
+
+class ExportWorker:
+    def __init__(self, service: ExportService, name: str | None = None) -> None:
+        self.service = service
+        self.name = name or worker_name()
+
+    # --- one job -----------------------------------------------------------------------
+
+    def run_once(self, max_batches: int | None = None) -> int:
+        """Expire what is due, then work on claimable jobs until none is left (or
+        ``max_batches`` were done); how many batches were committed."""
+        self.service.expire()
+        done = 0
+        while max_batches is None or done < max_batches:
+            if self.service.held() is not None:
+                return done
+            job = self.service.jobs.claim(
+                self.name, self.service.now_us(), self.service.settings.lease_us
+            )
+            if job is None:
+                return done
+            step = self._run(job, None if max_batches is None else max_batches - done)
+            done += step
+            after = self.service.jobs.get(job.job_id)
+            if step == 0 and after is not None and after.status in _WORKING:
+                return done  # nothing moved (held): try again at the next poll
+        return done
+
+    def _run(self, job: Job, max_batches: int | None) -> int:
+        svc = self.service
+        stored = self._stored_caller(job.job_id)
+        caller = job_caller(job, stored)
+        done = 0
+        try:
+            if job.status is Status.APPROVED:
+                job = self._start(job, caller)
+            while max_batches is None or done < max_batches:
+                client = svc.clients.get(job.client_id)
+                if client is None or client.revoked:
+                    self._fail(job, "the client app was revoked")
+                    return done
+                if self._batch(job, caller):
+                    return done
+                done += 1
+                current = svc.jobs.get(job.job_id)
+                if current is None or current.status is not Status.RUNNING:
+                    return done
+                job = current
+            return done
+        except ContainmentActive:
+            return done
+        finally:
+            svc.jobs.release(job.job_id, self.name)
+
+    def _stored_caller(self, job_id: str) -> str:
+        with read_transaction(self.service.jobs.engine) as connection:
+            return str(
+                connection.execute(
+                    select(export_job.c.caller).where(export_job.c.job_id == job_id)
+                ).scalar_one()
+            )
+
+    def _start(self, job: Job, caller: Caller) -> Job:
+        svc = self.service
+        now = svc.now_us()
+        total = self._count_patients(job, caller)
+        with write_transaction(svc.jobs.engine) as connection:
+            if not svc.jobs.change(
+                connection,
+                job.job_id,
+                [Status.APPROVED],
+                self.name,
+                status=str(Status.RUNNING),
+                transaction_us=now,
+                patients_total=total,
+                updated_us=now,
+            ):
+                raise ContainmentActive("the job changed meanwhile")  # looked at again later
+            svc.ledger.writer.record(
+                [
+                    svc.event(
+                        Tag.EXPORT_STARTED,
+                        job,
+                        principal=job.principal,
+                        reason=f"{total} patients in reach",
+                    )
+                ],
+                connection,
+            )
+        started = svc.job(job.job_id)
+        svc.alert(started, f"bulk export {job.job_id} ({job.level}) by {job.client_id}: running")
+        return started
+
+    def _fail(self, job: Job, reason: str) -> None:
+        svc = self.service
+        with write_transaction(svc.jobs.engine) as connection:
+            if svc.jobs.change(
+                connection,
+                job.job_id,
+                [Status.RUNNING, Status.APPROVED],
+                status=str(Status.FAILED),
+                error=reason,
+                finished_us=svc.now_us(),
+                expires_us=svc.now_us() + svc.settings.keep_us,
+                updated_us=svc.now_us(),
+            ):
+                svc.ledger.writer.record(
+                    [
+                        svc.event(
+                            Tag.EXPORT_COMPLETED,
+                            job,
+                            principal=job.principal,
+                            outcome=Outcome.FAILED,
+                            reason=reason,
+                        )
+                    ],
+                    connection,
+                )
+
+    # --- patients in reach ---------------------------------------------------------------
+
+    def _patients_query(self, job: Job, caller: Caller) -> list[ColumnElement[bool]]:
+        svc = self.service
+        assert caller.actor is not None  # noqa: S101 - a job's caller is a client
+        conditions: list[ColumnElement[bool]] = [
+            resource_head.c.resource_type == "Patient",
+            resource_head.c.deleted.is_(False),
+        ]
+        restriction = svc.access.restriction(caller.actor, _PATIENT, svc.now_us())
+        if restriction is not None:
+            conditions.append(restriction)
+        if job.level is Level.GROUP and job.group_id is not None:
+            registered = svc.access.registrations.patients_at([job.group_id])
+            conditions.append(
+                (resource_head.c.clinic_id == job.group_id)
+                | resource_head.c.patient_pseudonym.in_(registered)
+            )
+        return conditions
+
+    def _count_patients(self, job: Job, caller: Caller) -> int:
+        conditions = self._patients_query(job, caller)
+        with read_transaction(self.service.jobs.engine) as connection:
+            return int(
+                connection.execute(
+                    select(func.count()).select_from(resource_head).where(*conditions)
+                ).scalar_one()
+            )
+
+    def _next_patients(self, job: Job, caller: Caller) -> list[tuple[int, str, str]]:
+        conditions = self._patients_query(job, caller)
+        with read_transaction(self.service.jobs.engine) as connection:
+            rows = connection.execute(
+                select(
+                    resource_head.c.row_id,
+                    resource_head.c.resource_id,
+                    resource_head.c.patient_pseudonym,
+                )
+                .where(*conditions, resource_head.c.row_id > job.cursor_row)
+                .order_by(resource_head.c.row_id)
+                .limit(self.service.settings.batch_patients)
+            ).all()
+        return [(row.row_id, row.resource_id, row.patient_pseudonym) for row in rows]
+
+    # --- one batch --------------------------------------------------------------------------
+
+    def _batch(self, job: Job, caller: Caller) -> bool:
+        """Export and commit the next batch; True when the job has finished."""
+        types = frozenset(job.types) if job.types else None
+        cursor = job.cursor_row
+        if job.level is Level.SYSTEM and job.batches_done == 0:
+            wanted = [
+                name
+                for name, rt in RESOURCE_TYPES.items()
+                if not rt.is_patient_data and (types is None or name in types)
+            ]
+            exported = export_directory(self.service.gate, caller, wanted, job.since_us, job.job_id)
+            patients_done = 0
+        else:
+            patients = self._next_patients(job, caller)
+            if not patients:
+                self._complete(job)
+                return True
+            cursor = patients[-1][0]
+            exported = export_patients(
+                self.service.gate,
+                caller,
+                [(patient_id, pseudonym) for _, patient_id, pseudonym in patients],
+                types,
+                job.since_us,
+                job.job_id,
+            )
+            patients_done = sum(1 for event in exported.events if event.patient_pseudonym)
+        self._commit(job, exported, cursor, patients_done)
+        return False
+
+    def _commit(self, job: Job, exported: ExportedBatch, cursor: int, patients_done: int) -> None:
+        svc = self.service
+        batch = job.batches_done + 1
+        by_type: dict[str, list[Opened]] = {}
+        for item in exported.records:
+            by_type.setdefault(item.head.resource_type, []).append(item)
+        written: list[OutputFile] = []
+        for resource_type, items in sorted(by_type.items()):
+            name = file_name(batch, resource_type)
+            body = b"".join((item.body or b"") + b"\n" for item in items)
+            size = svc.files.write(job.job_id, job.key_id, job.principal, name, body)
+            written.append(OutputFile(batch, resource_type, name, len(items), size))
+        file_events: list[AuditEvent] = [
+            svc.event(
+                Tag.EXPORT_FILE_WRITTEN,
+                job,
+                principal=job.principal,
+                file=item.name,
+                type=item.resource_type,
+                count=item.count,
+            )
+            for item in written
+        ]
+        try:
+            with write_transaction(svc.jobs.engine) as connection:
+                if not svc.jobs.change(
+                    connection,
+                    job.job_id,
+                    [Status.RUNNING],
+                    self.name,
+                    batches_done=batch,
+                    cursor_row=cursor,
+                    patients_done=job.patients_done + patients_done,
+                    resources_done=job.resources_done + len(exported.records),
+                    updated_us=svc.now_us(),
+                    lease_until_us=svc.now_us() + svc.settings.lease_us,
+                ):
+                    raise _Lost
+                svc.jobs.add_files(connection, job.job_id, written)
+                svc.ledger.writer.record([*exported.events, *file_events], connection)
+        except _Lost:
+            # Cancelled, or the lease went to another process: this batch never happened.
+            current = svc.jobs.get(job.job_id)
+            if current is not None and current.status is Status.CANCELLED:
+                svc.files.delete(job.job_id, job.key_id)
+            else:
+                svc.files.discard(job.job_id, [item.name for item in written])
+
+    def _complete(self, job: Job) -> None:
+        svc = self.service
+        now = svc.now_us()
+        with write_transaction(svc.jobs.engine) as connection:
+            if not svc.jobs.change(
+                connection,
+                job.job_id,
+                [Status.RUNNING],
+                self.name,
+                status=str(Status.COMPLETED),
+                finished_us=now,
+                expires_us=now + svc.settings.keep_us,
+                updated_us=now,
+            ):
+                return
+            svc.ledger.writer.record(
+                [
+                    svc.event(
+                        Tag.EXPORT_COMPLETED,
+                        job,
+                        principal=job.principal,
+                        reason=f"{job.patients_done} patients, {job.resources_done} resources",
+                        patients=job.patients_done,
+                        resources=job.resources_done,
+                    )
+                ],
+                connection,
+            )
+        svc.ledger.checkpoints.make(f"export {job.job_id} completed")
+        svc.alert(
+            svc.job(job.job_id),
+            f"bulk export {job.job_id} ({job.level}) by {job.client_id}: completed, "
+            f"{job.patients_done} patients and {job.resources_done} resources left the vault",
+        )
+
+
+class _Lost(Exception):
+    pass
+
+
+class ExportThread:
+    """Runs the worker every ``poll_seconds`` in a daemon thread of the server."""
+
+    def __init__(self, worker: ExportWorker, poll_seconds: float) -> None:
+        self.worker = worker
+        self.poll_seconds = poll_seconds
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name="export", daemon=True)
+            self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.poll_seconds):
+            try:
+                self.worker.run_once()
+            except Exception:  # noqa: BLE001 - the worker goes on; the job is retried
+                log.exception("export worker: a batch failed; it is retried")
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+            self._thread = None

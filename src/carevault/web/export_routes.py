@@ -1,0 +1,213 @@
+"""Bulk Data ``$export`` (kick-off, status, files) and the officers' export desk.
+
+Mounted before the generic FHIR routes: ``/fhir/Patient/$export`` must not be read as
+a read of the Patient whose id is ``$export``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import JSONResponse, Response
+
+from carevault.containment.service import ContainmentRefused
+from carevault.domain.roles import Role
+from carevault.export.model import (
+    NDJSON,
+    ExportNotFound,
+    ExportRefused,
+    Level,
+    Status,
+    as_dict,
+    instant,
+    manifest,
+)
+from carevault.export.service import ExportService
+from carevault.fhir.outcome import FhirError, Issue, outcome
+from carevault.gate import Caller
+from carevault.rest.bundles import dumps
+from carevault.web.admin_routes import _officer
+from carevault.web.fhir_routes import base_url, parameters_body, query_params
+from carevault.web.responses import NO_STORE
+from carevault.web.security import CallerDep, ServicesDep
+
+router = APIRouter()
+
+#: How long a client should wait between status polls.
+RETRY_SECONDS = 5
+_REFUSAL_CODES = {400: "invalid", 403: "forbidden", 404: "not-found", 503: "transient"}
+
+
+class ApproveRequest(BaseModel):
+    totp: Annotated[str, Field(min_length=6, max_length=8)]
+
+
+class EndRequest(BaseModel):
+    totp: Annotated[str, Field(min_length=6, max_length=8)]
+    reason: Annotated[str, Field(min_length=1, max_length=500)]
+
+
+def _service(svc: Any) -> ExportService:
+    if svc.exports is None:
+        raise FhirError(501, [Issue("not-supported", "bulk export is not available here")])
+    exports: ExportService = svc.exports
+    return exports
+
+
+async def _call(call: Callable[..., Any], *args: Any) -> Any:
+    try:
+        return await run_in_threadpool(call, *args)
+    except ExportRefused as refused:
+        code = _REFUSAL_CODES.get(refused.status, "invalid")
+        raise FhirError(refused.status, [Issue(code, str(refused))]) from None
+    except ExportNotFound as missing:
+        raise FhirError(404, [Issue("not-found", str(missing))]) from None
+    except ContainmentRefused as refused:
+        raise FhirError(403, [Issue("forbidden", str(refused))]) from None
+    except ValueError as error:
+        raise FhirError(409, [Issue("conflict", str(error))]) from None
+
+
+async def _kick_off(
+    request: Request, svc: Any, who: Caller, level: Level, group_id: str | None
+) -> Response:
+    exports = _service(svc)
+    prefer = [part.strip() for part in request.headers.get("prefer", "").split(",")]
+    if "respond-async" not in prefer:
+        raise FhirError(400, [Issue("invalid", "$export needs the header Prefer: respond-async")])
+    params = query_params(request)
+    if request.method == "POST":
+        params += list((await parameters_body(request)).items())
+    # The request as the manifest names it: on the configured base, never the Host header.
+    asked = base_url(request) + request.url.path.removeprefix("/fhir")
+    if request.url.query:
+        asked += f"?{request.url.query}"
+    job = await _call(exports.kick_off, who, level, group_id, params, asked)
+    status_url = f"{base_url(request)}/$export-status/{job.job_id}"
+    note = "accepted: the export waits for privacy officer approval" + (
+        " (two officers)" if job.approvals_needed > 1 else ""
+    )
+    return Response(
+        dumps(outcome([Issue("informational", note, severity="information")])),
+        status_code=202,
+        headers={**NO_STORE, "Content-Location": status_url},
+        media_type="application/fhir+json",
+    )
+
+
+@router.get("/fhir/$export")
+@router.post("/fhir/$export")
+async def system_export(request: Request, svc: ServicesDep, who: CallerDep) -> Response:
+    return await _kick_off(request, svc, who, Level.SYSTEM, None)
+
+
+@router.get("/fhir/Patient/$export")
+@router.post("/fhir/Patient/$export")
+async def patient_export(request: Request, svc: ServicesDep, who: CallerDep) -> Response:
+    return await _kick_off(request, svc, who, Level.PATIENT, None)
+
+
+@router.get("/fhir/Group/{group_id}/$export")
+@router.post("/fhir/Group/{group_id}/$export")
+async def group_export(
+    group_id: str, request: Request, svc: ServicesDep, who: CallerDep
+) -> Response:
+    return await _kick_off(request, svc, who, Level.GROUP, group_id)
+
+
+@router.get("/fhir/$export-status/{job_id}")
+async def export_status(
+    job_id: str, request: Request, svc: ServicesDep, who: CallerDep
+) -> Response:
+    exports = _service(svc)
+    job = await _call(exports.for_client, who, job_id)
+    if job.status is Status.COMPLETED:
+        files = await run_in_threadpool(exports.output, job)
+        body = manifest(job, files, f"{base_url(request)}/$export-file/{job.job_id}")
+        headers = dict(NO_STORE)
+        if job.expires_us:
+            headers["Expires"] = instant(job.expires_us)
+        return JSONResponse(body, headers=headers)
+    if job.status is Status.DENIED:
+        raise FhirError(403, [Issue("forbidden", "a privacy officer denied this export")])
+    if job.status is Status.FAILED:
+        raise FhirError(500, [Issue("exception", f"the export failed: {job.error or ''}")])
+    held = await run_in_threadpool(exports.held)
+    return Response(
+        status_code=202,
+        headers={
+            **NO_STORE,
+            "X-Progress": job.progress(held),
+            "Retry-After": str(RETRY_SECONDS),
+        },
+    )
+
+
+@router.delete("/fhir/$export-status/{job_id}")
+async def export_cancel(job_id: str, svc: ServicesDep, who: CallerDep) -> Response:
+    exports = _service(svc)
+    await _call(exports.for_client, who, job_id)
+    await _call(
+        exports.cancel, job_id, who.principal, "cancelled by the client", who.source_address
+    )
+    return Response(status_code=202, headers=dict(NO_STORE))
+
+
+@router.get("/fhir/$export-file/{job_id}/{name}")
+async def export_file(job_id: str, name: str, svc: ServicesDep, who: CallerDep) -> Response:
+    exports = _service(svc)
+    body = await _call(exports.download, who, job_id, name)
+    return Response(body, headers=dict(NO_STORE), media_type=NDJSON)
+
+
+# --- the privacy officer's desk ------------------------------------------------------------
+
+
+def _officer_only(who: Caller) -> None:
+    if who.actor is None or who.actor.role is not Role.PRIVACY_OFFICER:
+        raise FhirError(403, [Issue("forbidden", "only a privacy officer may see exports")])
+
+
+@router.get("/admin/exports")
+async def list_exports(svc: ServicesDep, who: CallerDep) -> JSONResponse:
+    _officer_only(who)
+    jobs = await run_in_threadpool(_service(svc).jobs.all)
+    return JSONResponse([as_dict(job) for job in jobs], headers=dict(NO_STORE))
+
+
+@router.get("/admin/exports/{job_id}")
+async def show_export(job_id: str, svc: ServicesDep, who: CallerDep) -> JSONResponse:
+    _officer_only(who)
+    job = await _call(_service(svc).job, job_id)
+    return JSONResponse(as_dict(job), headers=dict(NO_STORE))
+
+
+@router.post("/admin/exports/{job_id}/approve")
+async def approve_export(
+    job_id: str, body: ApproveRequest, svc: ServicesDep, who: CallerDep
+) -> JSONResponse:
+    job = await _call(_service(svc).approve, _officer(who, body.totp), job_id)
+    return JSONResponse(as_dict(job), headers=dict(NO_STORE))
+
+
+@router.post("/admin/exports/{job_id}/deny")
+async def deny_export(
+    job_id: str, body: EndRequest, svc: ServicesDep, who: CallerDep
+) -> JSONResponse:
+    job = await _call(_service(svc).deny, _officer(who, body.totp), job_id, body.reason)
+    return JSONResponse(as_dict(job), headers=dict(NO_STORE))
+
+
+@router.post("/admin/exports/{job_id}/cancel")
+async def cancel_export(
+    job_id: str, body: EndRequest, svc: ServicesDep, who: CallerDep
+) -> JSONResponse:
+    exports = _service(svc)
+    officer = _officer(who, body.totp)
+    by = await _call(exports.officer, officer, f"cancel export {job_id}")
+    job = await _call(exports.cancel, job_id, by, body.reason, who.source_address)
+    return JSONResponse(as_dict(job), headers=dict(NO_STORE))

@@ -1,0 +1,97 @@
+"""``carevault export list|show|approve|deny|cancel`` and the status overview."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from carevault.cli import app
+from carevault.export.model import Status
+from tests.integration.access.browser import bearer
+from tests.integration.export.conftest import Clinic
+
+pytestmark = pytest.mark.postgres
+
+runner = CliRunner()
+ASYNC = {"prefer": "respond-async"}
+
+
+@pytest.fixture
+def cli_env(clinic: Clinic, monkeypatch: pytest.MonkeyPatch) -> Clinic:
+    settings = clinic.services.settings
+    monkeypatch.setenv("CAREVAULT_ENVIRONMENT", "test")
+    monkeypatch.setenv("CAREVAULT_CHECKPOINT_SECONDS", "0")
+    if settings.database_url:
+        monkeypatch.setenv("CAREVAULT_DATABASE_URL", settings.database_url)
+    return clinic
+
+
+def run(clinic: Clinic, *args: str) -> str:
+    result = runner.invoke(app, [*args, "--home", str(clinic.services.settings.home)])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def kick_off(clinic: Clinic, path: str) -> str:
+    token = clinic.client(f"exporter{len(clinic.services.clients.all())}", "system/*.read")
+    response = clinic.web.get(path, headers={**bearer(token), **ASYNC})
+    assert response.status_code == 202, response.text
+    return response.headers["content-location"].rsplit("/", 1)[1]
+
+
+def test_officers_list_approve_deny_and_cancel_from_the_command_line(cli_env: Clinic) -> None:
+    clinic = cli_env
+    system_job = kick_off(clinic, "/fhir/$export")
+    patient_job = kick_off(clinic, "/fhir/Patient/$export?_type=Patient")
+    listed = json.loads(run(clinic, "export", "list", "--json"))
+    assert {item["id"]: item["status"] for item in listed} == {
+        system_job: "pending",
+        patient_job: "pending",
+    }
+    first, second = clinic.officers
+    one = json.loads(
+        run(
+            clinic,
+            "export",
+            "approve",
+            system_job,
+            "--officer",
+            first.login.username,
+            "--totp",
+            first.totp(),
+            "--json",
+        )  # fmt: skip
+    )
+    assert one["status"] == "pending" and len(one["approvals"]) == 1
+    again = runner.invoke(
+        app,
+        ["export", "approve", system_job, "--officer", first.login.username,
+         "--totp", first.totp(), "--home", str(clinic.services.settings.home)],
+    )  # fmt: skip
+    assert again.exit_code == 1 and "second, different privacy officer" in again.output
+    two = run(clinic, "export", "approve", system_job, "--officer", second.login.username,
+              "--totp", second.totp())  # fmt: skip
+    assert "approval 2 of 2; now approved" in two
+    denied = run(clinic, "export", "deny", patient_job, "--reason", "not agreed",
+                 "--officer", first.login.username, "--totp", first.totp())  # fmt: skip
+    assert "denied" in denied
+    bad_code = runner.invoke(
+        app,
+        ["export", "cancel", system_job, "--reason", "x", "--officer", first.login.username,
+         "--totp", "000000", "--home", str(clinic.services.settings.home)],
+    )  # fmt: skip
+    assert bad_code.exit_code == 1
+
+    clinic.work()
+    shown = json.loads(run(clinic, "export", "show", system_job, "--json"))
+    assert shown["status"] == "completed" and shown["files"]
+    status = run(clinic, "status")
+    assert "Bulk exports:" in status and system_job in status
+    run(clinic, "export", "cancel", system_job, "--reason", "done with it",
+        "--officer", second.login.username, "--totp", second.totp())  # fmt: skip
+    assert clinic.services.exports is not None
+    assert clinic.services.exports.job(system_job).status is Status.CANCELLED
+    assert clinic.services.exports.job(patient_job).status is Status.DENIED
+    assert not clinic.services.exports.files.exists(system_job)

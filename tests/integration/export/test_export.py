@@ -1,0 +1,379 @@
+"""Bulk Data $export, guarded: who may ask, approval by privacy officers, the manifest,
+files that decrypt to what a direct read returns, _type and _since, one ledger entry per
+exported patient, cancel and expiry deleting the files, containment holding exports."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from carevault.containment.service import Officer
+from carevault.containment.state import Mode
+from carevault.export.model import Status
+from carevault.ledger.events import AuditEvent, Tag
+from tests.integration.access.browser import bearer
+from tests.integration.export.conftest import MINE, Clinic, observation, put
+from tests.support.staff import Staff
+
+pytestmark = pytest.mark.postgres
+
+ASYNC = {"prefer": "respond-async", "accept": "application/fhir+json"}
+
+
+def officer(staff: Staff) -> Officer:
+    return Officer(staff.account.username, staff.totp(), "127.0.0.1")
+
+
+def kick_off(clinic: Clinic, token: str, path: str = "/fhir/Patient/$export") -> str:
+    response = clinic.web.get(path, headers={**bearer(token), **ASYNC})
+    assert response.status_code == 202, response.text
+    location: str = response.headers["content-location"]
+    assert "/fhir/$export-status/" in location
+    return location.rsplit("/", 1)[1]
+
+
+def status(clinic: Clinic, token: str, job_id: str) -> Any:
+    return clinic.web.get(f"/fhir/$export-status/{job_id}", headers=bearer(token))
+
+
+def approve_and_run(clinic: Clinic, job_id: str, officers: int = 1) -> None:
+    assert clinic.services.exports is not None
+    for staff in clinic.officers[:officers]:
+        clinic.services.exports.approve(officer(staff), job_id)
+    clinic.work()
+
+
+def events(clinic: Clinic, tag: Tag, job_id: str) -> list[AuditEvent]:
+    found = [
+        AuditEvent.from_canonical(data) for _, data in clinic.services.audit_ledger.store.entries()
+    ]
+    return [e for e in found if e.tag is tag and e.detail.get("job") == job_id]
+
+
+def files(clinic: Clinic, token: str, manifest: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """Every output file downloaded with the token, parsed, by resource type."""
+    found: dict[str, list[dict[str, Any]]] = {}
+    for item in manifest["output"]:
+        path = item["url"].split("testserver", 1)[1]
+        response = clinic.web.get(path, headers=bearer(token))
+        assert response.status_code == 200, response.text
+        assert response.headers["content-type"].startswith("application/fhir+ndjson")
+        lines = [json.loads(line) for line in response.content.splitlines()]
+        assert len(lines) == item["count"]
+        assert all(line["resourceType"] == item["type"] for line in lines)
+        found.setdefault(item["type"], []).extend(lines)
+    return found
+
+
+def test_kick_off_needs_a_backend_service_granted_system_read(clinic: Clinic) -> None:
+    narrow = clinic.client("narrow-app", "system/Patient.read")
+    assert clinic.web.get("/fhir/$export", headers={**bearer(narrow), **ASYNC}).status_code == 403
+    staff = clinic.officers[0]
+    refused = clinic.web.get("/fhir/Patient/$export", headers={**staff.headers, **ASYNC})
+    assert refused.status_code == 403
+    assert refused.json()["resourceType"] == "OperationOutcome"
+    token = clinic.client("exporter", "system/*.read")
+    without_prefer = clinic.web.get("/fhir/Patient/$export", headers=bearer(token))
+    assert without_prefer.status_code == 400
+    assert clinic.services.exports is not None
+    assert clinic.services.exports.jobs.all() == []
+    refusals = [
+        AuditEvent.from_canonical(data)
+        for _, data in clinic.services.audit_ledger.store.entries()
+        if b"bulk:export:refused" in data
+    ]
+    assert {e.principal for e in refusals} == {"client:narrow-app", f"staff:{staff.login.username}"}
+
+
+def test_unsupported_and_bad_parameters_are_refused_with_an_outcome(clinic: Clinic) -> None:
+    token = clinic.client("exporter", "system/*.read")
+    for query in ("_typeFilter=Observation%3Fstatus%3Dfinal", "_type=Nothing", "_since=yesterday"):
+        response = clinic.web.get(
+            f"/fhir/Patient/$export?{query}", headers={**bearer(token), **ASYNC}
+        )
+        assert response.status_code == 400, query
+        assert response.json()["resourceType"] == "OperationOutcome"
+    unknown = clinic.web.get("/fhir/Group/nowhere/$export", headers={**bearer(token), **ASYNC})
+    assert unknown.status_code == 404
+
+
+def test_an_export_waits_for_approval_then_serves_a_manifest(clinic: Clinic) -> None:
+    token = clinic.client("exporter", "system/*.read")
+    job_id = kick_off(clinic, token)
+    clinic.work()
+    pending = status(clinic, token, job_id)
+    assert pending.status_code == 202
+    assert pending.headers["x-progress"] == "awaiting privacy officer approval (0 of 1)"
+    assert int(pending.headers["retry-after"]) > 0
+    assert not events(clinic, Tag.FHIR_EXPORT, job_id)
+
+    approve_and_run(clinic, job_id)
+    done = status(clinic, token, job_id)
+    assert done.status_code == 200, done.text
+    manifest = done.json()
+    assert manifest["requiresAccessToken"] is True
+    assert manifest["request"].endswith("/fhir/Patient/$export")
+    assert manifest["transactionTime"].endswith("Z")
+    assert manifest["error"] == []
+    assert {item["type"] for item in manifest["output"]} == {"Patient", "Observation"}
+    # Another client cannot see the job or its files.
+    stranger = clinic.client("stranger", "system/*.read")
+    assert status(clinic, stranger, job_id).status_code == 404
+    first_file = manifest["output"][0]["url"].split("testserver", 1)[1]
+    assert clinic.web.get(first_file, headers=bearer(stranger)).status_code == 404
+    # The job is visible: every step in the ledger and an open alert.
+    for tag in (Tag.EXPORT_REQUESTED, Tag.EXPORT_APPROVED, Tag.EXPORT_STARTED):
+        assert len(events(clinic, tag, job_id)) == 1, tag
+    assert len(events(clinic, Tag.EXPORT_FILE_WRITTEN, job_id)) == len(manifest["output"])
+    assert len(events(clinic, Tag.EXPORT_COMPLETED, job_id)) == 1
+    assert clinic.services.detection is not None
+    alerts = [a for a in clinic.services.detection.alerts.list() if a.detector == "bulk-export"]
+    assert len(alerts) == 1 and "completed" in alerts[0].explanation
+
+
+def test_a_system_export_needs_two_different_officers(clinic: Clinic) -> None:
+    exports = clinic.services.exports
+    assert exports is not None
+    token = clinic.client("exporter", "system/*.read")
+    job_id = kick_off(clinic, token, "/fhir/$export")
+    first, second = clinic.officers
+    exports.approve(officer(first), job_id)
+    assert exports.job(job_id).status is Status.PENDING
+    with pytest.raises(Exception, match="second, different privacy officer"):
+        exports.approve(officer(first), job_id)
+    clinic.work()
+    assert status(clinic, token, job_id).headers["x-progress"].endswith("(1 of 2)")
+    exports.approve(officer(second), job_id)
+    clinic.work()
+    manifest = status(clinic, token, job_id).json()
+    # System level: directory records too (clinics, practitioners), no patient's.
+    types = {item["type"] for item in manifest["output"]}
+    assert {"Organization", "Practitioner", "Patient", "Observation"} <= types
+
+
+def test_a_non_officer_cannot_approve(clinic: Clinic) -> None:
+    from carevault.domain.roles import Role
+    from tests.support.staff import make_staff
+
+    token = clinic.client("exporter", "system/*.read")
+    job_id = kick_off(clinic, token)
+    nurse = make_staff(clinic.services, Role.NURSE, [MINE])
+    response = clinic.web.post(
+        f"/admin/exports/{job_id}/approve", json={"totp": nurse.totp()}, headers=nurse.headers
+    )
+    assert response.status_code == 403
+    assert clinic.services.exports is not None
+    assert clinic.services.exports.job(job_id).status is Status.PENDING
+    boss = clinic.officers[0]
+    approved = clinic.web.post(
+        f"/admin/exports/{job_id}/approve", json={"totp": boss.totp()}, headers=boss.headers
+    )
+    assert approved.status_code == 200, approved.text
+    assert approved.json()["status"] == "approved"
+
+
+def test_files_decrypt_to_what_a_direct_read_returns_and_each_patient_is_recorded_once(
+    clinic: Clinic,
+) -> None:
+    token = clinic.client("exporter", "system/*.read")
+    job_id = kick_off(clinic, token)
+    approve_and_run(clinic, job_id)
+    exported = files(clinic, token, status(clinic, token, job_id).json())
+    # Only the exporter's clinic: its 5 patients and their 10 observations.
+    assert sorted(p["id"] for p in exported["Patient"]) == sorted(clinic.mine)
+    assert len(exported["Observation"]) == 2 * len(clinic.mine)
+    for resources in exported.values():
+        for resource in resources:
+            direct = clinic.web.get(
+                f"/fhir/{resource['resourceType']}/{resource['id']}", headers=bearer(token)
+            )
+            assert direct.status_code == 200
+            assert direct.json() == resource
+    recorded = events(clinic, Tag.FHIR_EXPORT, job_id)
+    pseudonyms = [e.patient_pseudonym for e in recorded]
+    assert len(pseudonyms) == len(set(pseudonyms)) == len(clinic.mine)
+    assert sorted(e.resource_id for e in recorded if e.resource_id) == sorted(clinic.mine)
+    assert all(e.principal == "client:exporter" for e in recorded)
+    # The files at rest are sealed: no patient's name appears in them.
+    exports = clinic.services.exports
+    assert exports is not None
+    for path in (exports.files.root / job_id).iterdir():
+        assert b"Family" not in path.read_bytes()
+
+
+def test_type_and_since_narrow_the_export(clinic: Clinic) -> None:
+    token = clinic.client("exporter", "system/*.read")
+    only_patients = kick_off(clinic, token, "/fhir/Patient/$export?_type=Patient")
+    approve_and_run(clinic, only_patients)
+    manifest = status(clinic, token, only_patients).json()
+    assert {item["type"] for item in manifest["output"]} == {"Patient"}
+
+    since = manifest["transactionTime"]
+    changed = clinic.mine[1]
+    put(clinic.services, observation(f"o-{changed}-1", changed, "70.00"))
+    later = kick_off(clinic, token, f"/fhir/Patient/$export?_since={since}")
+    approve_and_run(clinic, later)
+    exported = files(clinic, token, status(clinic, token, later).json())
+    assert list(exported) == ["Observation"]
+    assert [o["id"] for o in exported["Observation"]] == [f"o-{changed}-1"]
+    recorded = events(clinic, Tag.FHIR_EXPORT, later)
+    assert [e.resource_id for e in recorded] == [changed]
+
+
+def test_cancel_deletes_the_files_and_the_key(clinic: Clinic) -> None:
+    exports = clinic.services.exports
+    keys = clinic.services.keys
+    assert exports is not None and keys is not None
+    token = clinic.client("exporter", "system/*.read")
+    job_id = kick_off(clinic, token)
+    approve_and_run(clinic, job_id)
+    assert exports.files.exists(job_id)
+    key_id = exports.job(job_id).key_id
+    cancelled = clinic.web.delete(f"/fhir/$export-status/{job_id}", headers=bearer(token))
+    assert cancelled.status_code == 202
+    assert not exports.files.exists(job_id)
+    assert keys.shredded([key_id]) == {key_id}
+    assert exports.output(exports.job(job_id)) == []
+    assert status(clinic, token, job_id).status_code == 404
+    assert len(events(clinic, Tag.EXPORT_CANCELLED, job_id)) == 1
+
+
+def test_cancel_during_a_run_leaves_no_files(clinic: Clinic) -> None:
+    exports = clinic.services.exports
+    assert exports is not None
+    exports.settings = replace(exports.settings, batch_patients=2)
+    token = clinic.client("exporter", "system/*.read")
+    job_id = kick_off(clinic, token)
+    exports.approve(officer(clinic.officers[0]), job_id)
+    assert clinic.work(max_batches=1) == 1
+    assert exports.job(job_id).status is Status.RUNNING
+    exports.cancel(job_id, "client:exporter", "changed my mind")
+    clinic.work()
+    assert not exports.files.exists(job_id)
+    assert exports.job(job_id).status is Status.CANCELLED
+
+
+def test_expiry_deletes_the_files(clinic: Clinic) -> None:
+    exports = clinic.services.exports
+    assert exports is not None
+    exports.settings = replace(exports.settings, keep_us=1)
+    token = clinic.client("exporter", "system/*.read")
+    job_id = kick_off(clinic, token)
+    approve_and_run(clinic, job_id)
+    assert exports.job(job_id).expires_us is not None
+    assert exports.expire() == 1
+    assert not exports.files.exists(job_id)
+    assert exports.job(job_id).status is Status.EXPIRED
+    assert status(clinic, token, job_id).status_code == 404
+    assert len(events(clinic, Tag.EXPORT_EXPIRED, job_id)) == 1
+
+
+def test_patient_data_offline_holds_exports(clinic: Clinic) -> None:
+    exports = clinic.services.exports
+    assert exports is not None
+    token = clinic.client("exporter", "system/*.read")
+    job_id = kick_off(clinic, token)
+    exports.approve(officer(clinic.officers[0]), job_id)
+    started = clinic.services.contain.start(
+        officer(clinic.officers[1]), Mode.PHI_OFFLINE, None, "drill"
+    )
+    clinic.services.containment.refresh()
+    assert clinic.work() == 0
+    held = status(clinic, token, job_id)
+    assert held.status_code == 202
+    assert held.headers["x-progress"].startswith("held")
+    refused = clinic.web.get("/fhir/Patient/$export", headers={**bearer(token), **ASYNC})
+    assert refused.status_code == 503
+    assert not events(clinic, Tag.FHIR_EXPORT, job_id)
+    clinic.services.contain.release(officer(clinic.officers[1]), started.containment_id, "done")
+    clinic.services.containment.refresh()
+    clinic.work()
+    assert status(clinic, token, job_id).status_code == 200
+
+
+def test_resumed_batches_record_each_patient_once(clinic: Clinic) -> None:
+    """A worker that stops after each batch (as a killed one would) and is started again
+    exports every patient exactly once, in the files and in the ledger."""
+    exports = clinic.services.exports
+    assert exports is not None
+    exports.settings = replace(exports.settings, batch_patients=2)
+    token = clinic.client("exporter", "system/*.read")
+    job_id = kick_off(clinic, token)
+    exports.approve(officer(clinic.officers[0]), job_id)
+    while exports.job(job_id).status is not Status.COMPLETED:
+        clinic.work(max_batches=1)
+    exported = files(clinic, token, status(clinic, token, job_id).json())
+    ids = [p["id"] for p in exported["Patient"]]
+    assert sorted(ids) == sorted(clinic.mine) and len(ids) == len(set(ids))
+    pseudonyms = [e.patient_pseudonym for e in events(clinic, Tag.FHIR_EXPORT, job_id)]
+    assert len(pseudonyms) == len(set(pseudonyms)) == len(clinic.mine)
+
+
+def test_a_group_export_covers_one_clinic_and_post_takes_parameters(clinic: Clinic) -> None:
+    from tests.integration.export.conftest import OTHER
+
+    token = clinic.client("exporter", "system/*.read", [MINE, OTHER])
+    body = {
+        "resourceType": "Parameters",
+        "parameter": [{"name": "_type", "valueString": "Patient"}],
+    }
+    response = clinic.web.post(
+        f"/fhir/Group/{OTHER}/$export",
+        content=json.dumps(body),
+        headers={**bearer(token), **ASYNC, "content-type": "application/fhir+json"},
+    )
+    assert response.status_code == 202, response.text
+    job_id = response.headers["content-location"].rsplit("/", 1)[1]
+    approve_and_run(clinic, job_id)
+    manifest = status(clinic, token, job_id).json()
+    assert manifest["request"] == f"http://testserver/fhir/Group/{OTHER}/$export"
+    exported = files(clinic, token, manifest)
+    assert list(exported) == ["Patient"]
+    assert sorted(p["id"] for p in exported["Patient"]) == sorted(clinic.other)
+
+
+def test_an_incident_on_the_exporting_client_counts_every_exported_patient(
+    clinic: Clinic,
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    since = datetime.now(UTC) - timedelta(seconds=1)
+    token = clinic.client("exporter", "system/*.read")
+    job_id = kick_off(clinic, token)
+    approve_and_run(clinic, job_id)
+    until = datetime.now(UTC) + timedelta(seconds=1)
+    officer_headers = clinic.officers[0].headers
+    case = {
+        "title": "the exporter's secret leaked",
+        "clients": ["exporter"],
+        "since": since.isoformat(),
+        "until": until.isoformat(),
+    }
+    created = clinic.web.post("/admin/incidents", json=case, headers=officer_headers)
+    assert created.status_code == 201, created.text
+    scope = clinic.web.get(
+        f"/admin/incidents/{created.json()['id']}/scope?format=json", headers=officer_headers
+    )
+    assert scope.status_code == 200, scope.text
+    confirmed = {line["patient"] for line in scope.json()["tiers"]["confirmed"]}
+    assert confirmed == set(clinic.mine)
+
+
+def test_an_erased_patient_is_left_out(clinic: Clinic) -> None:
+    erased = clinic.mine[0]
+    keys = clinic.services.keys
+    assert keys is not None
+    pseudonym = clinic.services.vault.locate("Patient", erased).head.patient_pseudonym
+    assert pseudonym is not None
+    clinic.services.contain.erase_patient(
+        officer(clinic.officers[0]), pseudonym, "patient asked", keys
+    )
+    token = clinic.client("exporter", "system/*.read")
+    job_id = kick_off(clinic, token)
+    approve_and_run(clinic, job_id)
+    exported = files(clinic, token, status(clinic, token, job_id).json())
+    assert sorted(p["id"] for p in exported["Patient"]) == sorted(clinic.mine[1:])
+    assert erased not in {e.resource_id for e in events(clinic, Tag.FHIR_EXPORT, job_id)}
