@@ -64,20 +64,17 @@ def find(
     candidates are about to be opened (the gate charges them to the request's budget;
     it may refuse).
     """
-    conditions = _conditions(vault, query)
+    base = _conditions(vault, query)
     if restrict is not None:
-        conditions.append(restrict)
-    rows = _patient_rows(vault, query, conditions)
-    if rows is None:
-        conditions += _date_conditions(vault, query)
-    else:
-        conditions.append(_among(rows.candidates))
+        base.append(restrict)
+    rows = _patient_rows(vault, query, base)
+    covers = _date_conditions(vault, query) if rows is None else [_among(rows.candidates)]
     if keep is not None and query.resource_type.category in HEALTH_CATEGORIES:
-        conditions.append(
+        base.append(
             _releasable(
                 vault,
                 query,
-                conditions,
+                [*base, *covers],
                 keep,
                 principal=principal,
                 purpose=purpose,
@@ -86,6 +83,7 @@ def find(
             )
         )
         keep = None
+    conditions = [*base, *covers]
     clear = not query.resource_type.is_patient_data
     if (clear or not query.sorts_on_encrypted) and keep is None:
         if query.dates and not clear:
@@ -99,7 +97,11 @@ def find(
                 candidate_limit=candidate_limit,
                 on_open=on_open,
             )
-            conditions = [*conditions, settled]
+            # The covers are implied: a record with a certain token of every condition
+            # matches, and every match carries a token of each cover; the edges that
+            # matched were candidates. Counting and paging without them send the
+            # hundreds of tokens an open-ended range's cover lists once, not three times.
+            conditions = [*base, settled]
         return _sql_page(vault, query, conditions)
     with read_transaction(vault.engine) as connection:
         row_ids = [
