@@ -5,7 +5,9 @@ resource that carries a token only a match can carry (fhir/date_certain.py); the
 rest of its candidates — values in the buckets at the edges of the range — are
 opened (at most ``candidate_limit``, else the search is refused as too costly) and
 compared exactly, and counting and paging then happen in SQL. Date sorts open every
-candidate.
+candidate. A search that names its patients reads those patients' tokens instead (a
+few records) and applies the same token tests in Python, rather than sending the
+hundreds of tokens that cover an open-ended range to the index (``_patient_rows``).
 
 A role that may not see sensitive records (``keep``) is kept from them in SQL too: each
 health record carries a blind marker, ordinary or sensitive, written beside its search
