@@ -230,6 +230,7 @@ class DetectionEngine:
         findings = merge_findings(findings)
         states = self._dump(memory, dirty)
         names = self.flags.current().names
+        seen = self.alerts.look_up(findings) if findings else {}
         now = self.now_us()
         with write_transaction(self.engine) as connection:
             again = read_cursor(connection, CURSOR, lock=True)
@@ -237,7 +238,7 @@ class DetectionEngine:
                 self._memory = _Memory()
                 return False
             save_states(connection, states, now)
-            raised = self.alerts.upsert(connection, findings, now, names)
+            raised = self.alerts.upsert(connection, findings, now, names, seen)
             write_cursor(connection, CURSOR, end, self.owner, wall_us() + LEASE_US, now)
             if bypass_done is not None and self.bypass is not None:
                 self.bypass.advance(connection, bypass_done, self.owner, now)
