@@ -60,6 +60,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--clients", type=int, help="concurrent clients (32)")
     parser.add_argument("--workers", type=int, help="processes of the other side (cores)")
     parser.add_argument("--backends", help="sqlite,postgres (both)")
+    parser.add_argument("--counts", help="process counts to measure (1,<workers>)")
+    parser.add_argument("--name", help="results file name (fhir_read_workers)")
     parser.add_argument(
         "--baseline",
         help="the src/ folder of another copy of CareVault (e.g. main's, before a change): "
@@ -72,6 +74,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     options.clients = options.clients or (8 if options.quick else 32)
     options.workers = options.workers or max(2, os.cpu_count() or 2)
     options.backends = tuple((options.backends or "sqlite,postgres").split(","))
+    # PostgreSQL allows 100 connections here: four servers of 1 and 2 processes each
+    # (with --baseline) can exhaust them, so a run may measure some process counts only.
+    options.counts = tuple(int(n) for n in (options.counts or f"1,{options.workers}").split(","))
     return options
 
 
@@ -135,7 +140,7 @@ def run_backend(backend: str, options: argparse.Namespace, workdir: Path) -> lis
                 target, environment={**target.environment, "PYTHONPATH": options.baseline}
             )
             codes.insert(0, (BEFORE, baseline))
-        for workers in (1, options.workers):
+        for workers in options.counts:
             for suffix, code in codes:
                 server = stack.enter_context(running_server(code, workdir, workers))
                 token = password_token(server.url, seeded.login(ROLE))
@@ -200,7 +205,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             for r in cells:
                 # × 1 worker: against one process of the same code; × baseline: against
                 # the baseline code with as many processes.
-                base = speeds["1 worker" + (BEFORE if r["side"].endswith(BEFORE) else "")]
+                base = speeds.get("1 worker" + (BEFORE if r["side"].endswith(BEFORE) else ""))
                 then = speeds.get(r["side"] + BEFORE)
                 table.add(
                     backend,
@@ -212,7 +217,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                     r["server_cpu_ms_per_request"],
                     r["audit_entries"],
                     r["errors"],
-                    ratio(r["per_second"], base),
+                    ratio(r["per_second"], base) if base else "",
                     ratio(r["per_second"], then) if then else "",
                 )
         costs = next(r for r in rows if r["backend"] == backend and "locate_before_us" in r)
@@ -231,7 +236,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(locate.render())
     reads = [r for r in rows if r.get("operation") == "read"]
     write_results(
-        NAME,
+        options.name or NAME,
         quick=options.quick,
         settings=dict(vars(options)),
         results=rows,
