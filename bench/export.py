@@ -120,12 +120,24 @@ def run(patients: int, batch: int, home: Path) -> dict[str, Any]:
             load_after_export = _load()
             assert answer.status_code == 200, answer.text
             manifest = answer.json()
+            print(
+                f"manifest after {to_manifest:.1f} s (CPU {cpu:.1f} s), load {load_after_export}",
+                flush=True,
+            )
+            # A long export outlives the access token: a fresh one, as a client would get.
+            token = web.post(
+                "/auth/token",
+                data={"grant_type": "client_credentials", "scope": "system/*.read"},
+                auth=("bench-exporter", secret),
+            ).json()["access_token"]
+            auth = {"authorization": f"Bearer {token}"}
             downloading = time.perf_counter()
             ids: list[str] = []
             resources = 0
             for item in manifest["output"]:
-                body = web.get(item["url"].split("testserver", 1)[1], headers=auth).content
-                lines = body.splitlines()
+                got = web.get(item["url"].split("testserver", 1)[1], headers=auth)
+                assert got.status_code == 200, got.text
+                lines = got.content.splitlines()
                 resources += len(lines)
                 if item["type"] == "Patient":
                     ids += [json.loads(line)["id"] for line in lines]
