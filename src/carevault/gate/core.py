@@ -842,21 +842,30 @@ class Gate:
                 if existing is not None:
                     seen[id(ready)] = existing
             decisions: dict[int, Decision] = {}
+            # The clinics locked now, read once for the whole request (one transaction).
+            locked = self._state().locked_clinics
             care_notes: list[dict[str, Any] | None] = []
             registered: dict[str, frozenset[str]] = {}
+            # The system's writes read no care relationship back (only a member of staff's
+            # standing does): theirs are inserted together before the commit.
+            deferred_care: dict[int, list[dict[str, Any]]] | None = (
+                {} if caller.actor is None else None
+            )
 
             def authorize(
                 connection: Connection, operation: Operation, head: Head, stored: Head | None
             ) -> None:
                 _keep_owner(operation, head, stored)
                 decision = self._authorize_write(
-                    caller, connection, operation, head, stored, seen.get(id(operation))
+                    caller, connection, operation, head, stored, seen.get(id(operation)), locked
                 )
                 if decision is not None:
                     decisions[id(operation)] = decision
 
             def after_write(connection: Connection, result: WriteResult) -> None:
-                care_notes.append(self._derive_care(connection, caller, result, registered))
+                care_notes.append(
+                    self._derive_care(connection, caller, result, registered, deferred_care)
+                )
 
             def load_event(
                 pseudonym: str | None,
@@ -878,6 +887,10 @@ class Gate:
                 )
 
             def before_commit(connection: Connection, results: list[WriteResult]) -> None:
+                if deferred_care and self.access is not None:
+                    self.access.care.add_rows(
+                        connection, [row for rows in deferred_care.values() for row in rows]
+                    )
                 if within is not None:
                     within(connection)
                 if per_patient:
@@ -911,10 +924,11 @@ class Gate:
         head: Head,
         stored: Head | None,
         seen: tuple[int, dict[str, Any]] | None,
+        locked: frozenset[str],
     ) -> Decision | None:
         """The caller's write rights on the stored record AND on the new version: what is
-        sent can never authorise a change to what is stored. None for the system."""
-        locked = self._state().locked_clinics
+        sent can never authorise a change to what is stored. None for the system.
+        ``locked``: the clinics locked by containment when the request began."""
         judged = [head] if stored is None or stored == head else [stored, head]
         if locked and self.access is not None:
             for item in judged:
@@ -1051,16 +1065,23 @@ class Gate:
         caller: Caller,
         result: WriteResult,
         registered: dict[str, frozenset[str]],
+        deferred: dict[int, list[dict[str, Any]]] | None = None,
     ) -> dict[str, Any] | None:
         """What a written record opens, under the rules of ``domain/care.py``; the note
-        for its audit entry. ``registered``: the request's cache of registrations."""
+        for its audit entry. ``registered``: the request's cache of registrations.
+        ``deferred``: where the relationships' rows wait, by source row, to be inserted
+        before the commit (None: inserted now, for the records after this one to see)."""
         head = result.head
         pseudonym = head.patient_pseudonym
         if self.access is None or head.resource_type not in CARE_TYPES or pseudonym is None:
             return None
         access = self.access
         # What this record opened before goes first: a record never vouches for its writer.
-        access.care.clear(connection, head.row_id)
+        # A first version is a row just inserted, which opened nothing yet.
+        if head.version_id != 1:
+            access.care.clear(connection, head.row_id)
+            if deferred is not None:
+                deferred.pop(head.row_id, None)  # an earlier version in this same batch
         event = (
             None
             if result.resource is None or head.deleted
@@ -1093,7 +1114,10 @@ class Gate:
                 now_us=now,
             )
             registered[pseudonym] |= {granted.register}
-        access.care.add(connection, head.row_id, pseudonym, granted.windows)
+        if deferred is not None:
+            deferred[head.row_id] = access.care.rows(head.row_id, pseudonym, granted.windows)
+        else:
+            access.care.add(connection, head.row_id, pseudonym, granted.windows)
         return {
             "opens": [_describe(window) for window in granted.windows],
             "reason": granted.reason,
