@@ -847,9 +847,11 @@ class Gate:
             care_notes: list[dict[str, Any] | None] = []
             registered: dict[str, frozenset[str]] = {}
             # The system's writes read no care relationship back (only a member of staff's
-            # standing does): theirs are inserted together before the commit.
+            # standing does) and, with no clinic locked, no registration either: what they
+            # open is derived after the writes, for the whole request at once, and the
+            # relationships inserted together before the commit.
             deferred_care: dict[int, list[dict[str, Any]]] | None = (
-                {} if caller.actor is None else None
+                {} if caller.actor is None and not locked and self.access is not None else None
             )
 
             def authorize(
@@ -863,9 +865,8 @@ class Gate:
                     decisions[id(operation)] = decision
 
             def after_write(connection: Connection, result: WriteResult) -> None:
-                care_notes.append(
-                    self._derive_care(connection, caller, result, registered, deferred_care)
-                )
+                if deferred_care is None:
+                    care_notes.append(self._derive_care(connection, caller, result, registered))
 
             def load_event(
                 pseudonym: str | None,
@@ -887,7 +888,12 @@ class Gate:
                 )
 
             def before_commit(connection: Connection, results: list[WriteResult]) -> None:
-                if deferred_care and self.access is not None:
+                if deferred_care is not None and self.access is not None:
+                    care_notes.extend(
+                        self._derive_all_care(
+                            connection, caller, results, registered, deferred_care
+                        )
+                    )
                     self.access.care.add_rows(
                         connection, [row for rows in deferred_care.values() for row in rows]
                     )
@@ -1059,6 +1065,29 @@ class Gate:
             )
         return None
 
+    def _derive_all_care(
+        self,
+        connection: Connection,
+        caller: Caller,
+        results: list[WriteResult],
+        registered: dict[str, frozenset[str]],
+        deferred: dict[int, list[dict[str, Any]]],
+    ) -> list[dict[str, Any] | None]:
+        """``_derive_care`` of every record of a request, in order, the registrations of
+        its patients read together first."""
+        assert self.access is not None  # noqa: S101 - deferred only with an access service
+        pseudonyms = {
+            result.head.patient_pseudonym
+            for result in results
+            if result.head.resource_type in CARE_TYPES and result.head.patient_pseudonym
+        }
+        missing = [pseudonym for pseudonym in pseudonyms if pseudonym not in registered]
+        registered.update(self.access.registrations.clinics_in(connection, missing))
+        return [
+            self._derive_care(connection, caller, result, registered, deferred)
+            for result in results
+        ]
+
     def _derive_care(
         self,
         connection: Connection,
@@ -1112,6 +1141,7 @@ class Gate:
                 by=caller.principal,
                 proof=Proof.SYSTEM,
                 now_us=now,
+                known=registered[pseudonym] if deferred is not None else None,
             )
             registered[pseudonym] |= {granted.register}
         if deferred is not None:
