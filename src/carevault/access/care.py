@@ -154,7 +154,14 @@ class CareRelationships:
         relationships: Iterable[Window],
     ) -> None:
         """Inside the write's transaction: the source opens these (after ``clear``)."""
-        rows = [
+        self.add_rows(connection, self.rows(source_row_id, pseudonym, relationships))
+
+    def rows(
+        self, source_row_id: int, pseudonym: str, relationships: Iterable[Window]
+    ) -> list[dict[str, Any]]:
+        """The rows ``add`` would insert, for ``add_rows`` to insert later in the same
+        transaction (a bulk load by the system: nothing in it reads them back)."""
+        return [
             {
                 "patient_pseudonym": pseudonym,
                 "clinic_id": item.clinic_id,
@@ -167,6 +174,9 @@ class CareRelationships:
             }
             for item in relationships
         ]
+
+    def add_rows(self, connection: Connection, rows: list[dict[str, Any]]) -> None:
+        """Inside the write's transaction: insert rows made by ``rows``, in one statement."""
         if rows:
             with self._lock:
                 self._answers.clear()

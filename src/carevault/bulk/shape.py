@@ -40,6 +40,8 @@ from carevault.fhir.validate import _MAX_DEPTH, _fields
 _BOOL, _INTEGER, _DECIMAL, _STRING, _COMPLEX, _RESOURCE, _ANY = range(7)
 #: Primitive verdicts kept (value → valid) before the cache starts again.
 _CACHE_LIMIT = 200_000
+#: Strings longer than this are checked every time rather than kept.
+_CACHED_CHARS = 200
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,9 @@ class Shapes:
     def __init__(self, limits: InputLimits) -> None:
         self.limits = limits
         self._seen: dict[tuple[int, type, Any], bool] = {}
+        #: Verdicts on strings, by (element, value); elements live as long as the process
+        #: (``_compiled`` keeps them), so their ids stay theirs.
+        self._strings: dict[tuple[int, str], bool] = {}
 
     def certainly_valid(self, resource: Any) -> bool:
         """True only if ``validate_resource(resource, limits=...)`` accepts it."""
@@ -124,18 +129,22 @@ class Shapes:
             model = _resource_model(inner) if isinstance(inner, str) and inner.isalnum() else None
             return model is not None and self._object(model, value, depth + 1, top=True)
         if kind == _STRING:
-            if not isinstance(value, str) or not value.strip():
+            if not isinstance(value, str):
                 return False
-            if element.codes is not None and value not in element.codes:
-                return False
-            limit = min(self.limits.chars(element.tier), self.limits.text_chars)
-            if len(value) > limit:
-                return False
-            if element.tier is Tier.DATE and not dates.year_in_range(value):
-                return False
-            if content.has_control_characters(value):
-                return False
-        elif kind == _BOOL:
+            # Codes, systems, references and dates repeat record after record: the whole
+            # verdict on a string (the checks below and its primitive's) is kept.
+            # Long texts (narratives, notes) rarely repeat and would swell the cache.
+            if len(value) > _CACHED_CHARS:
+                return self._string(element, value)
+            key = (id(element), value)
+            known = self._strings.get(key)
+            if known is None:
+                known = self._string(element, value)
+                if len(self._strings) >= _CACHE_LIMIT:
+                    self._strings.clear()
+                self._strings[key] = known
+            return known
+        if kind == _BOOL:
             if not isinstance(value, bool):
                 return False
         elif kind in (_INTEGER, _DECIMAL):
@@ -146,6 +155,20 @@ class Shapes:
             if content.number_problem(value) is not None:
                 return False
         else:
+            return False
+        return self._primitive(element, value)
+
+    def _string(self, element: _Element, value: str) -> bool:
+        if not value.strip():
+            return False
+        if element.codes is not None and value not in element.codes:
+            return False
+        limit = min(self.limits.chars(element.tier), self.limits.text_chars)
+        if len(value) > limit:
+            return False
+        if element.tier is Tier.DATE and not dates.year_in_range(value):
+            return False
+        if content.has_control_characters(value):
             return False
         return self._primitive(element, value)
 

@@ -27,26 +27,31 @@ GOVERNMENT_ID_SYSTEMS = frozenset({HKID_SYSTEM, "http://hl7.org/fhir/sid/passpor
 _ALWAYS = frozenset({"resourceType", "id", "meta", "implicitRules", "language"})
 
 
-def _codes(node: Any) -> list[tuple[str | None, str]]:
-    found: list[tuple[str | None, str]] = []
+def _has_sensitive_code(node: Any) -> bool:
+    """Whether a coding anywhere in ``node`` (a ``code`` beside a ``system`` or a
+    ``display``) is sensitive; it stops at the first one and builds no list, since every
+    health record written is asked (twice in a bulk load)."""
     if isinstance(node, dict):
-        if isinstance(node.get("code"), str) and ("system" in node or "display" in node):
+        code = node.get("code")
+        if isinstance(code, str) and ("system" in node or "display" in node):
             system = node.get("system")
-            found.append((system if isinstance(system, str) else None, node["code"]))
+            if is_sensitive_code(system if isinstance(system, str) else None, code):
+                return True
         for value in node.values():
-            found.extend(_codes(value))
+            if isinstance(value, dict | list) and _has_sensitive_code(value):
+                return True
     elif isinstance(node, list):
         for item in node:
-            found.extend(_codes(item))
-    return found
+            if isinstance(item, dict | list) and _has_sensitive_code(item):
+                return True
+    return False
 
 
 def is_sensitive(resource: dict[str, Any]) -> bool:
     labels = (resource.get("meta") or {}).get("security") or []
     if any(isinstance(label, dict) and label.get("code") in RESTRICTED_LABELS for label in labels):
         return True
-    content = {k: v for k, v in resource.items() if k not in ("meta", "text")}
-    return any(is_sensitive_code(system, code) for system, code in _codes(content))
+    return _has_sensitive_code({k: v for k, v in resource.items() if k not in ("meta", "text")})
 
 
 def main_category(rt: ResourceType, resource: dict[str, Any] | None = None) -> DataCategory:

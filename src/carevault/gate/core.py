@@ -842,21 +842,31 @@ class Gate:
                 if existing is not None:
                     seen[id(ready)] = existing
             decisions: dict[int, Decision] = {}
+            # The clinics locked now, read once for the whole request (one transaction).
+            locked = self._state().locked_clinics
             care_notes: list[dict[str, Any] | None] = []
             registered: dict[str, frozenset[str]] = {}
+            # The system's writes read no care relationship back (only a member of staff's
+            # standing does) and, with no clinic locked, no registration either: what they
+            # open is derived after the writes, for the whole request at once, and the
+            # relationships inserted together before the commit.
+            deferred_care: dict[int, list[dict[str, Any]]] | None = (
+                {} if caller.actor is None and not locked and self.access is not None else None
+            )
 
             def authorize(
                 connection: Connection, operation: Operation, head: Head, stored: Head | None
             ) -> None:
                 _keep_owner(operation, head, stored)
                 decision = self._authorize_write(
-                    caller, connection, operation, head, stored, seen.get(id(operation))
+                    caller, connection, operation, head, stored, seen.get(id(operation)), locked
                 )
                 if decision is not None:
                     decisions[id(operation)] = decision
 
             def after_write(connection: Connection, result: WriteResult) -> None:
-                care_notes.append(self._derive_care(connection, caller, result, registered))
+                if deferred_care is None:
+                    care_notes.append(self._derive_care(connection, caller, result, registered))
 
             def load_event(
                 pseudonym: str | None,
@@ -878,6 +888,15 @@ class Gate:
                 )
 
             def before_commit(connection: Connection, results: list[WriteResult]) -> None:
+                if deferred_care is not None and self.access is not None:
+                    care_notes.extend(
+                        self._derive_all_care(
+                            connection, caller, results, registered, deferred_care
+                        )
+                    )
+                    self.access.care.add_rows(
+                        connection, [row for rows in deferred_care.values() for row in rows]
+                    )
                 if within is not None:
                     within(connection)
                 if per_patient:
@@ -928,10 +947,11 @@ class Gate:
         head: Head,
         stored: Head | None,
         seen: tuple[int, dict[str, Any]] | None,
+        locked: frozenset[str],
     ) -> Decision | None:
         """The caller's write rights on the stored record AND on the new version: what is
-        sent can never authorise a change to what is stored. None for the system."""
-        locked = self._state().locked_clinics
+        sent can never authorise a change to what is stored. None for the system.
+        ``locked``: the clinics locked by containment when the request began."""
         judged = [head] if stored is None or stored == head else [stored, head]
         if locked and self.access is not None:
             for item in judged:
@@ -1062,22 +1082,52 @@ class Gate:
             )
         return None
 
+    def _derive_all_care(
+        self,
+        connection: Connection,
+        caller: Caller,
+        results: list[WriteResult],
+        registered: dict[str, frozenset[str]],
+        deferred: dict[int, list[dict[str, Any]]],
+    ) -> list[dict[str, Any] | None]:
+        """``_derive_care`` of every record of a request, in order, the registrations of
+        its patients read together first."""
+        assert self.access is not None  # noqa: S101 - deferred only with an access service
+        pseudonyms = {
+            result.head.patient_pseudonym
+            for result in results
+            if result.head.resource_type in CARE_TYPES and result.head.patient_pseudonym
+        }
+        missing = [pseudonym for pseudonym in pseudonyms if pseudonym not in registered]
+        registered.update(self.access.registrations.clinics_in(connection, missing))
+        return [
+            self._derive_care(connection, caller, result, registered, deferred)
+            for result in results
+        ]
+
     def _derive_care(
         self,
         connection: Connection,
         caller: Caller,
         result: WriteResult,
         registered: dict[str, frozenset[str]],
+        deferred: dict[int, list[dict[str, Any]]] | None = None,
     ) -> dict[str, Any] | None:
         """What a written record opens, under the rules of ``domain/care.py``; the note
-        for its audit entry. ``registered``: the request's cache of registrations."""
+        for its audit entry. ``registered``: the request's cache of registrations.
+        ``deferred``: where the relationships' rows wait, by source row, to be inserted
+        before the commit (None: inserted now, for the records after this one to see)."""
         head = result.head
         pseudonym = head.patient_pseudonym
         if self.access is None or head.resource_type not in CARE_TYPES or pseudonym is None:
             return None
         access = self.access
         # What this record opened before goes first: a record never vouches for its writer.
-        access.care.clear(connection, head.row_id)
+        # A first version is a row just inserted, which opened nothing yet.
+        if head.version_id != 1:
+            access.care.clear(connection, head.row_id)
+            if deferred is not None:
+                deferred.pop(head.row_id, None)  # an earlier version in this same batch
         event = (
             None
             if result.resource is None or head.deleted
@@ -1108,9 +1158,13 @@ class Gate:
                 by=caller.principal,
                 proof=Proof.SYSTEM,
                 now_us=now,
+                known=registered[pseudonym] if deferred is not None else None,
             )
             registered[pseudonym] |= {granted.register}
-        access.care.add(connection, head.row_id, pseudonym, granted.windows)
+        if deferred is not None:
+            deferred[head.row_id] = access.care.rows(head.row_id, pseudonym, granted.windows)
+        else:
+            access.care.add(connection, head.row_id, pseudonym, granted.windows)
         return {
             "opens": [_describe(window) for window in granted.windows],
             "reason": granted.reason,

@@ -177,6 +177,14 @@ class _Writer:
         # Pseudonyms and data keys of the request's new patients, made together in one
         # key-store transaction (a bulk load brings hundreds of new patients at once).
         self._new_patients: dict[str, tuple[str, bytes | None]] = {}
+        # Every version of the transaction carries the same lastUpdated.
+        self._last_updated = fhir_instant(from_micros(now_us))
+        # Data keys fetched for the transaction (one key-service call per patient of a
+        # batch, not one per record), and blind tokens worked out in it (the codes,
+        # statuses and references of a batch repeat record after record). Both die with
+        # the transaction.
+        self._keys: dict[str, bytes | None] = {}
+        self._token_memo: dict[tuple[str, str, str, bool], bytes] = {}
 
     def _target(self, resource_type: str, resource_id: str) -> Head | None:
         key = (resource_type, resource_id)
@@ -194,11 +202,12 @@ class _Writer:
         if self._versions:
             driver_executemany(self.connection, _INSERT_VERSION, self._versions)
             self._versions = []
-        rows = [
-            {"token": token, "row_id": row_id}
-            for row_id, tokens in self._tokens.items()
-            for token in tokens
-        ]
+        # In the index's order: the B-tree takes them page by page rather than at random
+        # (blind tokens are uniformly spread), which a batch of thousands feels.
+        pairs = sorted(
+            (token, row_id) for row_id, tokens in self._tokens.items() for token in tokens
+        )
+        rows = [{"token": token, "row_id": row_id} for token, row_id in pairs]
         driver_executemany(self.connection, _INSERT_TOKEN, rows)
         self._tokens = {}
         dated = [row for rows_of in self._dates.values() for row in rows_of]
@@ -289,7 +298,10 @@ class _Writer:
             self.created_keys.extend(key_ids)
             keys = vault.keys.create_data_keys(key_ids, "patient")
         for resource_id, pseudonym in pseudonyms.items():
-            self._new_patients[resource_id] = (pseudonym, keys.get(vault.key_id_for(pseudonym)))
+            key = keys.get(vault.key_id_for(pseudonym))
+            self._new_patients[resource_id] = (pseudonym, key)
+            if key is not None:
+                self._keys[vault.key_id_for(pseudonym)] = key
 
     def _current(self, resource_type: str, resource_id: str) -> Head | None:
         key = (resource_type, resource_id)
@@ -338,7 +350,7 @@ class _Writer:
                 None if current is None or current.deleted else current,
             )
         key_id = self.vault.key_id_for(pseudonym)
-        body = _with_meta(operation.resource, operation.resource_id, version, self.now_us)
+        body = _with_meta(operation.resource, operation.resource_id, version, self._last_updated)
         sealed = self.vault.envelope.seal(
             made[1]
             if made is not None
@@ -463,9 +475,12 @@ class _Writer:
             return None
         if new_patient:
             self.created_keys.append(key_id)
-            return vault.keys.create_data_key(key_id, "patient")
-        keys = vault.data_keys([key_id], principal=self.principal, purpose=self.purpose)
-        return keys[key_id]
+            made = self._keys[key_id] = vault.keys.create_data_key(key_id, "patient")
+            return made
+        if key_id not in self._keys:
+            keys = vault.data_keys([key_id], principal=self.principal, purpose=self.purpose)
+            self._keys[key_id] = keys[key_id]
+        return self._keys[key_id]
 
     def _clinic(self, rt: ResourceType, resource: dict[str, Any], resource_id: str) -> str | None:
         for path in rt.clinic_paths:
@@ -531,7 +546,7 @@ class _Writer:
         if had_tokens:
             self.connection.execute(_DELETE_TOKENS, {"token_row_id": row_id})
             self.connection.execute(delete(search_date).where(search_date.c.row_id == row_id))
-        self._tokens[row_id] = search_tokens(self.vault, rt, resource)
+        self._tokens[row_id] = search_tokens(self.vault, rt, resource, self._token_memo)
         self._dates[row_id] = date_rows(self.vault, rt, row_id, resource)
         if rt.is_patient:
             if had_tokens:
@@ -539,16 +554,32 @@ class _Writer:
             self._kin[row_id] = kin_rows(self.vault, row_id, pseudonym, resource)
 
 
-def search_tokens(vault: Vault, rt: ResourceType, resource: dict[str, Any]) -> set[bytes]:
+def search_tokens(
+    vault: Vault,
+    rt: ResourceType,
+    resource: dict[str, Any],
+    memo: dict[tuple[str, str, str, bool], bytes] | None = None,
+) -> set[bytes]:
     """The search tokens of a resource (blind, or clear where DESIGN.md allows), and the
-    blind marker of a health record's sensitivity (fhir/indexing.py)."""
-    tokens = {
-        vault.token(rt.name, param.name, term, clear=param.clear)
-        for param, term in index_terms(rt, resource, vault.zone)
-    }
+    blind marker of a health record's sensitivity (fhir/indexing.py). ``memo``: tokens
+    already worked out in this transaction, by (type, parameter, term, clear)."""
+    if memo is None:
+        memo = {}
+    tokens: set[bytes] = set()
+    name = rt.name
+    for param, term in index_terms(rt, resource, vault.zone):
+        key = (name, param.name, term, param.clear)
+        token = memo.get(key)
+        if token is None:
+            token = memo[key] = vault.token(name, param.name, term, clear=param.clear)
+        tokens.add(token)
     marker = sensitivity_term(rt, resource)
     if marker is not None:
-        tokens.add(vault.token(rt.name, SENSITIVITY, marker))
+        key = (name, SENSITIVITY, marker, False)
+        token = memo.get(key)
+        if token is None:
+            token = memo[key] = vault.token(name, SENSITIVITY, marker)
+        tokens.add(token)
     return tokens
 
 
@@ -601,11 +632,13 @@ def _check_version(
         )
 
 
-def _with_meta(resource: dict[str, Any], resource_id: str, version: int, now_us: int) -> bytes:
+def _with_meta(
+    resource: dict[str, Any], resource_id: str, version: int, last_updated: str
+) -> bytes:
     """The stored JSON: the resource with the server's id and meta (version, lastUpdated)."""
     meta = dict(resource.get("meta") or {})
     meta["versionId"] = str(version)
-    meta["lastUpdated"] = fhir_instant(from_micros(now_us))
+    meta["lastUpdated"] = last_updated
     stored = {"resourceType": resource["resourceType"], "id": resource_id, "meta": meta}
     stored.update((k, v) for k, v in resource.items() if k not in ("resourceType", "id", "meta"))
     return jsonio.dumps(stored)

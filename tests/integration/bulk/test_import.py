@@ -8,9 +8,10 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import func, select
 
-from carevault.access.tables import patient_registration
+from carevault.access.tables import care_relationship, patient_registration
 from carevault.bootstrap import Services
 from carevault.bulk.checking import Checker
 from carevault.bulk.importer import Importer, ImportReport
@@ -106,6 +107,65 @@ def test_visits_loaded_by_the_system_register_the_patient_at_their_clinic(
     entries = [e for e in _audit(services) if e["tag"] == "fhir:bulk:imported"]
     assert any(e["detail"].get("registered") for e in entries)
     assert any(e["detail"].get("care", {}).get("opens") for e in entries)
+
+
+def _care_opened_by(services: Services, resource_id: str) -> tuple[int, Counter[tuple[Any, ...]]]:
+    """The version of an Encounter, and the care relationships its row opens."""
+    with services.engine.connect() as connection:
+        row_id, version = connection.execute(
+            select(resource_head.c.row_id, resource_head.c.version_id).where(
+                resource_head.c.resource_type == "Encounter",
+                resource_head.c.resource_id == resource_id,
+            )
+        ).one()
+        rows = connection.execute(
+            select(
+                care_relationship.c.clinic_id,
+                care_relationship.c.practitioner_token,
+                care_relationship.c.valid_from_us,
+                care_relationship.c.valid_until_us,
+            ).where(care_relationship.c.source_row_id == row_id)
+        ).all()
+    return version, Counter(tuple(row) for row in rows)
+
+
+@pytest.mark.parametrize("change", ["moved", "voided"])
+def test_a_visit_loaded_twice_in_one_batch_opens_only_what_its_last_version_opens(
+    services: Services, tmp_path: Path, change: str
+) -> None:
+    # The care relationships of a batch are inserted together before its commit: the
+    # second version of a record in the same batch must replace the first's, not add to
+    # them, whether it opens other ones (moved) or none (voided).
+    files = bundles_to_ndjson(BUNDLES[:1], tmp_path / "ndjson")
+    encounters = tmp_path / "ndjson" / "Encounter.ndjson"
+    lines = encounters.read_bytes().splitlines()
+    first = jsonio.parse(lines[0])
+    last = (
+        {
+            **first,
+            "period": {"start": "2001-02-03T09:00:00+00:00", "end": "2001-02-03T10:00:00+00:00"},
+        }
+        if change == "moved"
+        else {**first, "status": "cancelled"}
+    )
+    encounters.write_bytes(b"\n".join([*lines, jsonio.dumps(last)]) + b"\n")
+    # Each version under another id, alone in a later file: what the last one opens is
+    # what the twice-loaded visit must open.
+    alone = tmp_path / "alone.ndjson"
+    alone.write_bytes(
+        jsonio.dumps({**first, "id": "the-first-version-alone"})
+        + b"\n"
+        + jsonio.dumps({**last, "id": "the-last-version-alone"})
+        + b"\n"
+    )
+    report = run_import(services, [*files, alone])
+    assert report.rejected == 0
+    version, twice = _care_opened_by(services, first["id"])
+    _, first_alone = _care_opened_by(services, "the-first-version-alone")
+    _, last_alone = _care_opened_by(services, "the-last-version-alone")
+    assert version == 2
+    assert first_alone and first_alone != last_alone
+    assert twice == last_alone
 
 
 def test_refused_lines_are_reported_with_reasons_and_the_rest_loads(
