@@ -251,3 +251,18 @@ def test_type_and_system_history_count_against_the_release_budget(
     history = [e for e in events if e.tag == Tag.FHIR_HISTORY]
     assert [e.outcome for e in history] == [Outcome.SUCCESS] * 3 + [Outcome.DENIED] * 2
     assert sum(len(e.detail.get("returned", [])) for e in history) == 3
+
+
+def test_metadata_lists_history_at_every_level_and_the_everything_parameters(
+    api: FhirTestClient,
+) -> None:
+    statement = api.get("/fhir/metadata").json()
+    rest = statement["rest"][0]
+    assert "history-system" in {item["code"] for item in rest["interaction"]}
+    for resource in rest["resource"]:
+        codes = {item["code"] for item in resource["interaction"]}
+        assert {"history-instance", "history-type"} <= codes, resource["type"]
+    (patient_type,) = [r for r in rest["resource"] if r["type"] == "Patient"]
+    everything = next(op for op in patient_type["operation"] if op["name"] == "everything")
+    for name in ("_since", "_type", "start", "end", "_count"):
+        assert name in everything["documentation"]
