@@ -137,12 +137,17 @@ class AlertStore:
         findings: list[Finding],
         now_us: int,
         names: dict[str, str] | None = None,
+        seen: dict[str, Alert] | None = None,
     ) -> list[Raised]:
         """Inside the detectors' transaction: record ``findings``; return those that are
         new or escalated. ``names`` maps principals such as ``staff-account:<id>`` to
-        usernames."""
+        usernames. ``seen``: the alerts ``look_up`` read before the transaction; each is
+        updated only if no one updated it since, else read again here."""
         raised: list[Raised] = []
         for finding in merge_findings(findings):
+            known = (seen or {}).get(finding.dedup_key)
+            if known is not None and self._update(connection, finding, known, now_us, raised):
+                continue
             row = connection.execute(
                 select(detect_alert).where(detect_alert.c.dedup_key == finding.dedup_key)
             ).first()
@@ -179,32 +184,61 @@ class AlertStore:
                 ).scalar_one()
                 raised.append(Raised(self._get(connection, int(new_id)), True, _trigger(finding)))
                 continue
-            current = _alert(row)
-            known = set(current.patients)
-            merged = known | set(patients)
-            severity = max(current.severity, finding.severity, key=lambda s: s.rank)
-            changes: dict[str, object] = {
-                "severity": str(severity),
-                "patient_count": max(current.patient_count, len(merged)),
-                "last_position": _position(max(current.last_position or -1, access.position)),
-                "updated_us": now_us,
-                "explanation": finding.explanation,
-            }
-            if len(merged) > len(known):
-                # The list (up to thousands of pseudonyms) is rewritten only when it
-                # grows: an alert that stays open under a sustained read would otherwise
-                # re-sort and rewrite it at every batch.
-                changes["patients"] = json.dumps(sorted(merged)[:KEPT_PATIENTS])
-            connection.execute(
-                update(detect_alert)
-                .where(detect_alert.c.alert_id == current.alert_id)
-                .values(**changes)
-            )
-            if severity.rank > current.severity.rank:
-                raised.append(
-                    Raised(self._get(connection, current.alert_id), False, _trigger(finding))
-                )
+            self._update(connection, finding, _alert(row), now_us, raised, guarded=False)
         return raised
+
+    def look_up(self, findings: list[Finding]) -> dict[str, Alert]:
+        """The stored alerts that ``findings`` would update, by dedup key: read before the
+        detectors' write transaction, so that the transaction (whose write lock every
+        request's audit commit waits for) only writes."""
+        keys = sorted({finding.dedup_key for finding in findings})
+        found: dict[str, Alert] = {}
+        with read_transaction(self.engine) as connection:
+            for start in range(0, len(keys), 500):
+                for row in connection.execute(
+                    select(detect_alert).where(
+                        detect_alert.c.dedup_key.in_(keys[start : start + 500])
+                    )
+                ):
+                    found[row._mapping["dedup_key"]] = _alert(row)
+        return found
+
+    def _update(
+        self,
+        connection: Connection,
+        finding: Finding,
+        current: Alert,
+        now_us: int,
+        raised: list[Raised],
+        *,
+        guarded: bool = True,
+    ) -> bool:
+        """Widen ``current`` by ``finding``; False if ``guarded`` and the stored alert is
+        no longer ``current`` (updated since it was read: nothing is written)."""
+        access = finding.access
+        known = set(current.patients)
+        merged = known | {p for p in finding.patients if p}
+        severity = max(current.severity, finding.severity, key=lambda s: s.rank)
+        changes: dict[str, object] = {
+            "severity": str(severity),
+            "patient_count": max(current.patient_count, len(merged)),
+            "last_position": _position(max(current.last_position or -1, access.position)),
+            "updated_us": max(now_us, current.updated_us + 1) if guarded else now_us,
+            "explanation": finding.explanation,
+        }
+        if len(merged) > len(known):
+            # The list (up to thousands of pseudonyms) is rewritten only when it
+            # grows: an alert that stays open under a sustained read would otherwise
+            # re-sort and rewrite it at every batch.
+            changes["patients"] = json.dumps(sorted(merged)[:KEPT_PATIENTS])
+        query = update(detect_alert).where(detect_alert.c.alert_id == current.alert_id)
+        if guarded:
+            query = query.where(detect_alert.c.updated_us == current.updated_us)
+        if connection.execute(query.values(**changes)).rowcount == 0 and guarded:
+            return False
+        if severity.rank > current.severity.rank:
+            raised.append(Raised(self._get(connection, current.alert_id), False, _trigger(finding)))
+        return True
 
     def _get(self, connection: Connection, alert_id: int) -> Alert:
         row = connection.execute(

@@ -33,7 +33,13 @@ from carevault.detect.kin import Kinship
 from carevault.detect.model import DAY_US, HOUR_US, MINUTE_US, Access, Finding, Severity
 from carevault.detect.profile import Profile, RoleBaseline
 from carevault.detect.signals import AccountState, Context, Detectors
-from carevault.detect.state import load_states, read_cursor, save_states, write_cursor
+from carevault.detect.state import (
+    advance_cursor,
+    load_states,
+    read_cursor,
+    save_states,
+    write_cursor,
+)
 from carevault.ledger.store import LedgerEntry, LedgerStore
 
 log = logging.getLogger("carevault.detect")
@@ -230,15 +236,18 @@ class DetectionEngine:
         findings = merge_findings(findings)
         states = self._dump(memory, dirty)
         names = self.flags.current().names
+        seen = self.alerts.look_up(findings) if findings else {}
         now = self.now_us()
         with write_transaction(self.engine) as connection:
-            again = read_cursor(connection, CURSOR, lock=True)
-            if again.position != cursor.position or again.held_by_other(self.owner, wall_us()):
+            wall = wall_us()
+            if not advance_cursor(
+                connection, CURSOR, cursor.position, end, self.owner, wall + LEASE_US, now, wall
+            ):
+                # Moved on by another process, or its lease: nothing was written.
                 self._memory = _Memory()
                 return False
             save_states(connection, states, now)
-            raised = self.alerts.upsert(connection, findings, now, names)
-            write_cursor(connection, CURSOR, end, self.owner, wall_us() + LEASE_US, now)
+            raised = self.alerts.upsert(connection, findings, now, names, seen)
             if bypass_done is not None and self.bypass is not None:
                 self.bypass.advance(connection, bypass_done, self.owner, now)
         memory.position = end

@@ -13,7 +13,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, insert, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from carevault.detect.tables import detect_cursor, detect_state
 
@@ -56,6 +58,45 @@ def write_cursor(
         connection.execute(insert(detect_cursor).values(name=name, **values))
 
 
+def advance_cursor(
+    connection: Connection,
+    name: str,
+    expected: int,
+    position: int,
+    owner: str,
+    lease_until_us: int,
+    now_us: int,
+    wall_us: int,
+) -> bool:
+    """Move the cursor from ``expected`` to ``position`` and renew ``owner``'s lease, if it
+    still stands at ``expected`` and no other process holds a live lease; False (and
+    nothing written) otherwise. One statement: the check and the move together."""
+    c = detect_cursor.c
+    moved = connection.execute(
+        update(detect_cursor)
+        .where(
+            c.name == name,
+            c.position == expected,
+            or_(c.owner.is_(None), c.owner == owner, c.lease_until_us <= wall_us),
+        )
+        .values(position=position, owner=owner, lease_until_us=lease_until_us, updated_us=now_us)
+    ).rowcount
+    if moved:
+        return True
+    if expected != 0 or connection.execute(select(c.name).where(c.name == name)).first():
+        return False
+    connection.execute(
+        insert(detect_cursor).values(
+            name=name,
+            position=position,
+            owner=owner,
+            lease_until_us=lease_until_us,
+            updated_us=now_us,
+        )
+    )
+    return True
+
+
 def load_states(connection: Connection, subjects: Iterable[str]) -> dict[str, dict[str, Any]]:
     wanted = sorted(set(subjects))
     found: dict[str, dict[str, Any]] = {}
@@ -72,20 +113,22 @@ def load_states(connection: Connection, subjects: Iterable[str]) -> dict[str, di
 def save_states(
     connection: Connection, states: dict[str, dict[str, Any]] | dict[str, str], now_us: int
 ) -> None:
-    """Replace the state of each subject (given as a dict, or as its JSON already)."""
+    """Replace the state of each subject (given as a dict, or as its JSON already): one
+    insert-or-update statement (SQLite and PostgreSQL both have ON CONFLICT)."""
     if not states:
         return
-    subjects = sorted(states)
-    for start in range(0, len(subjects), 500):
-        connection.execute(
-            delete(detect_state).where(detect_state.c.subject.in_(subjects[start : start + 500]))
-        )
+    rows = [
+        {"subject": subject, "value": _text(states[subject]), "updated_us": now_us}
+        for subject in sorted(states)
+    ]
+    make = postgresql_insert if connection.dialect.name == "postgresql" else sqlite_insert
+    statement = make(detect_state)
     connection.execute(
-        insert(detect_state),
-        [
-            {"subject": subject, "value": _text(states[subject]), "updated_us": now_us}
-            for subject in subjects
-        ],
+        statement.on_conflict_do_update(
+            index_elements=[detect_state.c.subject],
+            set_={"value": statement.excluded.value, "updated_us": statement.excluded.updated_us},
+        ),
+        rows,
     )
 
 

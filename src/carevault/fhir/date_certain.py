@@ -49,7 +49,7 @@ def _buckets_from(side: str, first: date) -> list[str]:
     if first.year > MAX_YEAR:  # the open bucket after MAX_YEAR begins on its first day
         return [f"{side}:Yafter"] if first == date(MAX_YEAR + 1, 1, 1) else []
     first = max(first, date(MIN_YEAR, 1, 1))
-    return [token for token in dates.cover_from(side, first) if token.startswith(f"{side}:")]
+    return list(dates.side_cover_from(side, first))
 
 
 def _buckets_until(side: str, last: date) -> list[str]:
@@ -57,7 +57,7 @@ def _buckets_until(side: str, last: date) -> list[str]:
     if last.year < MIN_YEAR:  # the open bucket before MIN_YEAR ends with its last day
         return [f"{side}:Ybefore"] if last == date(MIN_YEAR - 1, 12, 31) else []
     last = min(last, date(MAX_YEAR, 12, 31))
-    return [token for token in dates.cover_until(side, last) if token.startswith(f"{side}:")]
+    return list(dates.side_cover_until(side, last))
 
 
 def starting_at_or_after(moment: datetime, zone: tzinfo, sides: tuple[str, ...]) -> set[str]:

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from enum import StrEnum
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 MIN_YEAR = 1850
@@ -215,19 +215,25 @@ def tokens(target: DateRange, zone: tzinfo) -> list[str]:
 
 def cover_from(side: str, first: date) -> list[str]:
     """Tokens matching any ``side`` (or point) day on or after ``first``."""
-    return _cover_from(side, first) + _cover_from(POINT, first)
+    return [*side_cover_from(side, first), *side_cover_from(POINT, first)]
 
 
 def cover_until(side: str, last: date) -> list[str]:
     """Tokens matching any ``side`` (or point) day on or before ``last``."""
-    return _cover_until(side, last) + _cover_until(POINT, last)
+    return [*side_cover_until(side, last), *side_cover_until(POINT, last)]
 
 
-def _cover_from(side: str, first: date) -> list[str]:
+# Remembered: an open-ended range lists every year to MAX_YEAR, and a search lists the
+# same few days' covers several times over (candidates, then the certain buckets).
+
+
+@lru_cache(maxsize=4096)
+def side_cover_from(side: str, first: date) -> tuple[str, ...]:
+    """Tokens of ``side`` alone matching any day on or after ``first``."""
     if first.year > MAX_YEAR:
-        return [f"{side}:Yafter"]
+        return (f"{side}:Yafter",)
     if first.year < MIN_YEAR:
-        return [f"{side}:Ybefore", *_cover_from(side, date(MIN_YEAR, 1, 1))]
+        return (f"{side}:Ybefore", *side_cover_from(side, date(MIN_YEAR, 1, 1)))
     last_day = calendar.monthrange(first.year, first.month)[1]
     found = [
         f"{side}:D{first.year:04d}-{first.month:02d}-{d:02d}"
@@ -236,19 +242,21 @@ def _cover_from(side: str, first: date) -> list[str]:
     found += [f"{side}:M{first.year:04d}-{m:02d}" for m in range(first.month + 1, 13)]
     found += [f"{side}:Y{y:04d}" for y in range(first.year + 1, MAX_YEAR + 1)]
     found.append(f"{side}:Yafter")
-    return found
+    return tuple(found)
 
 
-def _cover_until(side: str, last: date) -> list[str]:
+@lru_cache(maxsize=4096)
+def side_cover_until(side: str, last: date) -> tuple[str, ...]:
+    """Tokens of ``side`` alone matching any day on or before ``last``."""
     if last.year < MIN_YEAR:
-        return [f"{side}:Ybefore"]
+        return (f"{side}:Ybefore",)
     if last.year > MAX_YEAR:
-        return [*_cover_until(side, date(MAX_YEAR, 12, 31)), f"{side}:Yafter"]
+        return (*side_cover_until(side, date(MAX_YEAR, 12, 31)), f"{side}:Yafter")
     found = [f"{side}:Ybefore"]
     found += [f"{side}:Y{y:04d}" for y in range(MIN_YEAR, last.year)]
     found += [f"{side}:M{last.year:04d}-{m:02d}" for m in range(1, last.month)]
     found += [f"{side}:D{last.year:04d}-{last.month:02d}-{d:02d}" for d in range(1, last.day + 1)]
-    return found
+    return tuple(found)
 
 
 def _earliest_day(moment: datetime, zone: tzinfo) -> date:

@@ -39,7 +39,7 @@ def _resource(rt: ResourceType) -> dict[str, Any]:
         "readHistory": True,
         "updateCreate": True,
         "conditionalCreate": True,
-        "conditionalRead": "not-supported",
+        "conditionalRead": "not-match",
         "conditionalUpdate": True,
         "conditionalDelete": "single",
         "searchParam": params,

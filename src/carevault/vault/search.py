@@ -5,7 +5,9 @@ resource that carries a token only a match can carry (fhir/date_certain.py); the
 rest of its candidates — values in the buckets at the edges of the range — are
 opened (at most ``candidate_limit``, else the search is refused as too costly) and
 compared exactly, and counting and paging then happen in SQL. Date sorts open every
-candidate.
+candidate. A search that names its patients reads those patients' tokens instead (a
+few records) and applies the same token tests in Python, rather than sending the
+hundreds of tokens that cover an open-ended range to the index (``_patient_rows``).
 
 A role that may not see sensitive records (``keep``) is kept from them in SQL too: each
 health record carries a blind marker, ordinary or sensitive, written beside its search
@@ -16,6 +18,7 @@ written before it, until ``carevault reindex`` — are opened and checked with `
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -38,6 +41,10 @@ from carevault.vault.records import Opened, Sealed, SearchTooCostly
 from carevault.vault.store import Restriction, Vault
 from carevault.vault.tables import resource_head, search_date, search_token
 
+#: At most this many records of the type, for the patients a search names, are read with
+#: their tokens to settle its dates (``_patient_rows``); beyond, the index settles them.
+PATIENT_ROWS = 2000
+
 
 def find(
     vault: Vault,
@@ -59,15 +66,17 @@ def find(
     candidates are about to be opened (the gate charges them to the request's budget;
     it may refuse).
     """
-    conditions = _conditions(vault, query)
+    base = _conditions(vault, query)
     if restrict is not None:
-        conditions.append(restrict)
+        base.append(restrict)
+    rows = _patient_rows(vault, query, base)
+    covers = _date_conditions(vault, query) if rows is None else [_among(rows.candidates)]
     if keep is not None and query.resource_type.category in HEALTH_CATEGORIES:
-        conditions.append(
+        base.append(
             _releasable(
                 vault,
                 query,
-                conditions,
+                [*base, *covers],
                 keep,
                 principal=principal,
                 purpose=purpose,
@@ -76,6 +85,7 @@ def find(
             )
         )
         keep = None
+    conditions = [*base, *covers]
     clear = not query.resource_type.is_patient_data
     if (clear or not query.sorts_on_encrypted) and keep is None:
         if query.dates and not clear:
@@ -83,12 +93,17 @@ def find(
                 vault,
                 query,
                 conditions,
+                certain=None if rows is None else _among(rows.certain),
                 principal=principal,
                 purpose=purpose,
                 candidate_limit=candidate_limit,
                 on_open=on_open,
             )
-            conditions = [*conditions, settled]
+            # The covers are implied: a record with a certain token of every condition
+            # matches, and every match carries a token of each cover; the edges that
+            # matched were candidates. Counting and paging without them send the
+            # hundreds of tokens an open-ended range's cover lists once, not three times.
+            conditions = [*base, settled]
         return _sql_page(vault, query, conditions)
     with read_transaction(vault.engine) as connection:
         row_ids = [
@@ -168,18 +183,21 @@ def _settle_dates(
     purpose: str,
     candidate_limit: int,
     on_open: Callable[[int], None] | None,
+    certain: ColumnElement[bool] | None = None,
 ) -> ColumnElement[bool]:
     """A condition true exactly for the candidates whose dates match: those the tokens
-    settle, and the edge candidates that match once opened."""
+    settle (``certain``, when the caller already knows them), and the edge candidates
+    that match once opened."""
     rt = query.resource_type
-    certain = and_(
-        *(
-            _has_any([vault.token(rt.name, c.param.name, term) for term in sorted(c.certain)])
-            if c.certain
-            else false()
-            for c in query.dates
+    if certain is None:
+        certain = and_(
+            *(
+                _has_any(vault.date_tokens(rt.name, c.param.name, sorted(c.certain)))
+                if c.certain
+                else false()
+                for c in query.dates
+            )
         )
-    )
     with read_transaction(vault.engine) as connection:
         edges = [
             int(row_id)
@@ -275,14 +293,91 @@ def _conditions(vault: Vault, query: SearchQuery) -> list[ColumnElement[bool]]:
         conditions.append(_last_updated(updated))
     for term_condition in query.terms:
         conditions.append(_terms(vault, rt.name, term_condition))
+    return conditions
+
+
+def _date_conditions(vault: Vault, query: SearchQuery) -> list[ColumnElement[bool]]:
+    """The date conditions in SQL: clear ranges, or a token of each cover."""
+    rt = query.resource_type
+    conditions: list[ColumnElement[bool]] = []
     for date_condition in query.dates:
         if not rt.is_patient_data:
             conditions.append(_clear_date(date_condition))
             continue
         for cover in date_condition.covers or ():
-            tokens = [vault.token(rt.name, date_condition.param.name, term) for term in cover]
-            conditions.append(_has_any(tokens))
+            conditions.append(
+                _has_any(vault.date_tokens(rt.name, date_condition.param.name, cover))
+            )
     return conditions
+
+
+@dataclass(frozen=True)
+class _PatientRows:
+    """The rows of the named patients that the date tokens allow (``candidates``) and
+    those the tokens settle as matches (``certain``, a subset)."""
+
+    candidates: list[int]
+    certain: list[int]
+
+
+def _patient_rows(
+    vault: Vault, query: SearchQuery, conditions: list[ColumnElement[bool]]
+) -> _PatientRows | None:
+    """Date conditions of a search that names its patients, settled from those patients'
+    own tokens; ``None`` where the search names none (or their records are too many).
+
+    An open-ended range is covered by hundreds of tokens (each day to the end of the
+    month, each month to the end of the year, each year to ``MAX_YEAR``), and probing
+    the index for every one of them, in every statement, cost more than the rest of the
+    search. A patient's records of one type are few: their tokens are read through the
+    row index in one statement and compared here with the cover's, the same test the SQL
+    would make, so the result is the same.
+    """
+    rt = query.resource_type
+    if not (query.patients and query.dates and rt.is_patient_data):
+        return None
+    with read_transaction(vault.engine) as connection:
+        row_ids = list(
+            connection.execute(
+                select(resource_head.c.row_id).where(*conditions).limit(PATIENT_ROWS + 1)
+            ).scalars()
+        )
+        if len(row_ids) > PATIENT_ROWS:
+            return None
+        held: dict[int, set[bytes]] = {int(row_id): set() for row_id in row_ids}
+        if held:
+            pairs = connection.execute(
+                select(search_token.c.row_id, search_token.c.token).where(
+                    search_token.c.row_id.in_(select(resource_head.c.row_id).where(*conditions))
+                )
+            )
+            for row_id, token in pairs:
+                found = held.get(int(row_id))
+                if found is not None:
+                    found.add(bytes(token))
+    covers: list[frozenset[bytes]] = []
+    certain: list[frozenset[bytes]] = []
+    for condition in query.dates:
+        name = condition.param.name
+        covers += [
+            frozenset(vault.date_tokens(rt.name, name, cover)) for cover in condition.covers or ()
+        ]
+        certain.append(frozenset(vault.date_tokens(rt.name, name, condition.certain)))
+    candidates = [
+        row_id
+        for row_id, tokens in held.items()
+        if all(not tokens.isdisjoint(cover) for cover in covers)
+    ]
+    settled = [
+        row_id
+        for row_id in candidates
+        if all(not held[row_id].isdisjoint(sure) for sure in certain)
+    ]
+    return _PatientRows(candidates, settled)
+
+
+def _among(row_ids: Sequence[int]) -> ColumnElement[bool]:
+    return resource_head.c.row_id.in_(list(row_ids)) if row_ids else false()
 
 
 def _clear_date(condition: DateCondition) -> ColumnElement[bool]:

@@ -29,6 +29,7 @@ from carevault.web import (
 )
 from carevault.web.accounting import RefusalRecords
 from carevault.web.cors import CrossOrigin
+from carevault.web.fhir_format import FhirFormat
 from carevault.web.guard import RequestGuard
 from carevault.web.responses import (
     UnexpectedErrors,
@@ -62,6 +63,9 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     )
     app.state.services = built
     logsafe.install("uvicorn", "uvicorn.error", "carevault.web", "carevault.ledger")
+    # JSON only: a FHIR request that accepts no JSON is answered 406 (inside the refusal
+    # records, so a signed-in caller's 406 is in the ledger like any refusal).
+    app.add_middleware(FhirFormat)
     # A refused answer to a signed-in caller that nothing else recorded is recorded.
     app.add_middleware(RefusalRecords, services=built)
     app.add_middleware(admin_routes.BlockedAddresses, services=built)

@@ -242,12 +242,34 @@ async def read(request: Request) -> Response:
         who = override()
         if inspect.isawaitable(who):
             who = await who
-        return await run(svc.fhir.read, who, type_name, resource_id, base)
+        read = await run_in_threadpool(svc.fhir.read, who, type_name, resource_id, base)
+        return fhir_response(not_modified(request, read))
 
     def answer() -> FhirResponse:
         return svc.fhir.read(authenticate(svc, request), type_name, resource_id, base)
 
-    return fhir_response(await run_in_threadpool(answer))
+    return fhir_response(not_modified(request, await run_in_threadpool(answer)))
+
+
+def _opaque(tag: str) -> str:
+    """An entity tag compared weakly (RFC 9110 8.8.3.2): without its ``W/``."""
+    tag = tag.strip()
+    return tag[2:] if tag.startswith("W/") else tag
+
+
+def not_modified(request: Request, result: FhirResponse) -> FhirResponse:
+    """304 Not Modified, with no body, when ``If-None-Match`` names the version read (FHIR
+    http.html#cread). The read itself went through the gate and is in the ledger: the
+    caller was allowed it and already holds that version."""
+    wanted = request.headers.get("if-none-match")
+    current = result.headers.get("ETag")
+    if wanted is None or current is None or result.status != 200:
+        return result
+    tags = {_opaque(tag) for tag in wanted.split(",")}
+    if "*" in tags or _opaque(current) in tags:
+        kept = {name: value for name, value in result.headers.items() if name != "Content-Type"}
+        return FhirResponse(304, None, kept)
+    return result
 
 
 @router.put("/{type_name}/{resource_id}")

@@ -11,12 +11,15 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from sqlalchemy import delete
 
 from carevault.bootstrap import Services, build_services
 from carevault.gate import Caller
+from carevault.gate.core import DecryptionBudget
+from carevault.vault import search as vault_search
 from carevault.vault.tables import search_date
 from carevault.web.app import create_app
 from carevault.web.security import caller
@@ -267,3 +270,161 @@ def test_reindex_rebuilds_what_an_older_version_did_not_index(
     system = "http://hl7.org/fhir/administrative-gender"
     bundle = api.get(f"/fhir/Patient?gender={system}|female&_count=0").json()
     assert bundle["total"] == len(females)
+
+
+# A patient's dates at the edges of the buckets the tokens name (local days, months and
+# years in the group's zone, UTC+8): searches that name the patient settle their dates
+# from that patient's own tokens (vault/search.py, ``_patient_rows``) and must answer
+# exactly as the index-wide path (``PATIENT_ROWS = 0`` forces it) and a brute-force filter.
+
+EDGE_INSTANTS = [
+    "2025-12-31T15:59:59Z",  # 2025-12-31 23:59:59 local: the last second of a year
+    "2025-12-31T16:00:00Z",  # 2026-01-01 00:00:00 local: the first of the next
+    "2026-01-31T15:59:59Z",  # the last second of January
+    "2026-01-31T16:00:00Z",  # the first of February
+    "2026-11-30T15:59:59Z",  # the last second of November
+    "2026-11-30T16:00:00Z",  # 2026-12-01 00:00:00 local
+    "2026-12-01T15:59:59Z",  # 2026-12-01 23:59:59 local
+]
+EDGE_OTHERS: list[dict[str, Any]] = [
+    {"effectiveDateTime": "2026-12-01"},
+    {"effectiveDateTime": "2026-01"},
+    {"effectiveDateTime": "2025"},
+    {"effectivePeriod": {"start": "2026-11-30T23:00:00+08:00", "end": "2026-12-01T01:00:00+08:00"}},
+    {"effectivePeriod": {"start": "2025-12-31", "end": "2026-01-01"}},
+    {"effectivePeriod": {"start": "2026-12-01T00:00:00+08:00"}},
+    {"effectivePeriod": {"end": "2025-12-31T23:59:59+08:00"}},
+]
+EDGE_VALUES = [
+    "2025-12-31",
+    "2026-01-01",
+    "2026-01",
+    "2026",
+    "2026-11-30",
+    "2026-12-01",
+    "2026-12",
+    "2026-12-01T00:00:00+08:00",
+    "2025-12-31T15:59:59Z",
+]
+PREFIXES = ("eq", "ne", "ge", "gt", "le", "lt", "sa", "eb")
+
+
+def _edge_patient(api: FhirTestClient, organization: str) -> str:
+    observations = [{"effectiveDateTime": at} for at in EDGE_INSTANTS] + EDGE_OTHERS
+    entries = [
+        _post(
+            "urn:uuid:edge",
+            {
+                "resourceType": "Patient",
+                "name": [{"family": "Edge"}],
+                "managingOrganization": {"reference": f"Organization/{organization}"},
+            },
+        )
+    ]
+    for number, when in enumerate(observations):
+        entries.append(
+            _post(
+                f"urn:uuid:edge-o{number}",
+                {
+                    "resourceType": "Observation",
+                    "status": "final",
+                    "code": {"coding": [{"system": "http://loinc.org", "code": "8480-6"}]},
+                    "subject": {"reference": "urn:uuid:edge"},
+                    **when,
+                },
+            )
+        )
+    response = api.post_json(
+        "/fhir", {"resourceType": "Bundle", "type": "transaction", "entry": entries}
+    )
+    assert response.status_code == 200, response.text
+    location = response.json()["entry"][0]["response"]["location"]
+    return str(location.split("/")[1])
+
+
+def _instant_oracle(prefix: str, value: str) -> Any:
+    """Whether an instant (second precision) matches ``prefix value``, from the value's
+    own range [low, high) computed here by hand for the forms EDGE_VALUES uses."""
+    if "T" in value:
+        low = _instant(value)
+        high = low + timedelta(seconds=1)
+    else:
+        parts = [int(part) for part in value.split("-")]
+        local_low = datetime(
+            parts[0], parts[1] if len(parts) > 1 else 1, parts[2] if len(parts) > 2 else 1
+        )
+        if len(parts) == 3:
+            local_high = local_low + timedelta(days=1)
+        elif len(parts) == 2:
+            local_high = (local_low + timedelta(days=32)).replace(day=1)
+        else:
+            local_high = local_low.replace(year=local_low.year + 1)
+        low = local_low.replace(tzinfo=UTC) - OFFSET
+        high = local_high.replace(tzinfo=UTC) - OFFSET
+    return {
+        "eq": lambda at: low <= at < high,
+        "ne": lambda at: not low <= at < high,
+        "ge": lambda at: at >= low,
+        "gt": lambda at: at >= high,
+        "le": lambda at: at < high,
+        "lt": lambda at: at < low,
+        "sa": lambda at: at >= high,
+        "eb": lambda at: at < low,
+    }[prefix]
+
+
+def test_a_patients_date_search_at_bucket_edges_equals_the_index_wide_search(
+    seeded: tuple[FhirTestClient, Services, dict[str, list[dict[str, Any]]]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    api, _, made = seeded
+    organization = made["Patient"][0]["managingOrganization"]["reference"].split("/")[1]
+    patient = _edge_patient(api, organization)
+    mine = _all(api, f"/fhir/Observation?patient={patient}&_count=100")
+    assert len(mine) == len(EDGE_INSTANTS) + len(EDGE_OTHERS)
+    instants = {
+        o["id"]: _instant(o["effectiveDateTime"])
+        for o in mine
+        if "T" in o.get("effectiveDateTime", "")
+    }
+    assert len(instants) == len(EDGE_INSTANTS)
+    answers: dict[str, list[str]] = {}
+    for prefix in PREFIXES:
+        for value in EDGE_VALUES:
+            search = f"/fhir/Observation?patient={patient}&date={prefix}{quote(value)}&_count=100"
+            found = _all(api, search)
+            answers[search] = _ids(found)
+            oracle = _instant_oracle(prefix, value)
+            expected = sorted(i for i, at in instants.items() if oracle(at))
+            assert sorted(i for i in _ids(found) if i in instants) == expected, search
+    # The cases cut through the buckets: many different answers, few empty or whole.
+    assert len({tuple(ids) for ids in answers.values()}) > 30
+    monkeypatch.setattr(vault_search, "PATIENT_ROWS", 0)  # the index-wide path, as before
+    for search, ids in answers.items():
+        assert _ids(_all(api, search)) == ids, search
+
+
+def test_a_patients_date_search_opens_no_more_than_the_index_wide_search(
+    seeded: tuple[FhirTestClient, Services, dict[str, list[dict[str, Any]]]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The records opened to settle the edges are the same on both paths (the budget
+    charges them): the patient's own tokens settle what the index settled."""
+    _, services, made = seeded
+    someone = made["Patient"][0]["id"]
+    opened: dict[str, list[int]] = {"patient": [], "index": []}
+    for path in ("patient", "index"):
+        if path == "index":
+            monkeypatch.setattr(vault_search, "PATIENT_ROWS", 0)
+        for prefix in PREFIXES:
+            budget = DecryptionBudget(10**6)
+            response = services.fhir.search(
+                Caller(principal="system:test", budget=budget),
+                "Observation",
+                [("patient", someone), ("date", f"{prefix}2026-12-01"), ("_count", "100")],
+                "http://test/fhir",
+                strict=True,
+            )
+            assert response.status == 200
+            opened[path].append(budget.spent)
+    assert opened["patient"] == opened["index"]
