@@ -33,6 +33,7 @@ from carevault.domain.categories import DataCategory
 from carevault.domain.policy import Actor, Decision, Target, decide, may_place
 from carevault.domain.roles import CLINICIANS, GROUP_WIDE, Right
 from carevault.fhir import jsonio
+from carevault.fhir.care_dates import CarePeriod, has_care_date, within
 from carevault.fhir.categories import (
     changed_categories,
     element_categories,
@@ -506,7 +507,19 @@ class Gate:
         )
         return shown
 
-    def history(self, caller: Caller, rt: ResourceType, resource_id: str) -> list[Opened]:
+    def history(
+        self,
+        caller: Caller,
+        rt: ResourceType,
+        resource_id: str,
+        *,
+        since_us: int | None = None,
+        offset: int = 0,
+        count: int | None = None,
+    ) -> tuple[list[Opened], int]:
+        """One page of a record's versions the caller may read, newest first (each judged
+        by ``_decide_version``), and how many there are in all; only versions written at
+        or after ``since_us``. Only the page is opened, returned and recorded."""
         with self._attempt(caller, Tag.FHIR_HISTORY, rt.name, resource_id) as attempt:
             self._scope(caller, rt, Interaction.READ)
             current, versions = self.vault.locate_history(rt.name, resource_id)
@@ -515,6 +528,8 @@ class Gate:
             decisions: dict[tuple[str | None, str | None], Decision | None] = {}
             readable: list[tuple[Sealed, Decision]] = []
             for item in versions:
+                if since_us is not None and item.head.last_updated_us < since_us:
+                    continue
                 key = (item.head.patient_pseudonym, item.head.clinic_id)
                 if key not in decisions:
                     try:
@@ -524,12 +539,14 @@ class Gate:
                 decision = decisions[key]
                 if decision is not None:
                     readable.append((item, decision))
-            opened = self._open(caller, [item for item, _ in readable])
-            return self._show_decided(
+            chosen = readable[offset : None if count is None else offset + count]
+            opened = self._open(caller, [item for item, _ in chosen])
+            page = self._show_decided(
                 attempt,
-                [(item, decision) for item, (_, decision) in zip(opened, readable, strict=True)],
+                [(item, decision) for item, (_, decision) in zip(opened, chosen, strict=True)],
                 versioned=True,
             )
+            return page, len(readable)
 
     def search(self, caller: Caller, query: SearchQuery) -> tuple[list[Opened], int]:
         rt = query.resource_type
@@ -699,10 +716,25 @@ class Gate:
         self.release.admit(caller.principal, str(caller.actor.role), pseudonyms, self.vault_now())
 
     def everything(
-        self, caller: Caller, patient_id: str, *, offset: int = 0, count: int | None = None
+        self,
+        caller: Caller,
+        patient_id: str,
+        *,
+        offset: int = 0,
+        count: int | None = None,
+        types: frozenset[str] | None = None,
+        since_us: int | None = None,
+        care: CarePeriod | None = None,
     ) -> tuple[list[Opened], int]:
         """One page of the patient's compartment the caller may read, and how many records
-        it holds in all; only the page is opened, returned and recorded."""
+        it holds in all; only the page is opened, returned and recorded.
+
+        ``types`` and ``since_us`` (changed at or after) narrow on clear metadata, before
+        anything is decided or opened. ``care`` (``start``/``end``) narrows on care dates,
+        which are encrypted: every record the caller may read whose type has a care date
+        is opened (charged to the request's decryption budget, which refuses the request
+        rather than open more) and judged on what the caller may see of it; only the
+        page is returned and recorded."""
         patient_type = RESOURCE_TYPES["Patient"]
         with self._attempt(caller, Tag.FHIR_EVERYTHING, "Patient", patient_id) as attempt:
             self._scope(caller, patient_type, Interaction.READ)
@@ -711,18 +743,31 @@ class Gate:
             if located.head.deleted:
                 raise Gone(f"Patient/{patient_id} was deleted")
             assert located.head.patient_pseudonym is not None  # noqa: S101 - every Patient has one
-            decided = [(located, self._decide_read(caller, patient_type, located.head))]
+            patient_decision = self._decide_read(caller, patient_type, located.head)
+
+            def wanted(head: Head) -> bool:
+                return (types is None or head.resource_type in types) and (
+                    since_us is None or head.last_updated_us >= since_us
+                )
+
+            decided = [(located, patient_decision)] if wanted(located.head) else []
             for item in self.vault.locate_compartment(located.head.patient_pseudonym):
-                if item.head.row_id != located.head.row_id:
+                if item.head.row_id != located.head.row_id and wanted(item.head):
                     decision = self._may_read(caller, item)
                     if decision is not None:
                         decided.append((item, decision))
             end = None if count is None else offset + count
-            if self._hides_whole_records(caller):
-                # Some records may be withheld whole once opened (sensitive ones): open them
-                # all so that the total counts only what may be shown, then page.
+            dated = care is not None and any(
+                has_care_date(RESOURCE_TYPES[item.head.resource_type]) for item, _ in decided
+            )
+            if dated or self._hides_whole_records(caller):
+                # Some records can be judged only once opened (care dates are encrypted;
+                # sensitive records may be withheld whole): open them all, so that the
+                # total counts only what may be shown, then page.
                 opened = self._open(caller, [item for item, _ in decided])
                 cut = self._cut(list(zip(opened, [d for _, d in decided], strict=True)))
+                if care is not None:
+                    cut = [entry for entry in cut if self._in_care(entry[0], care)]
                 page, total = cut[offset:end], len(cut)
             else:
                 chosen = decided[offset:end]
@@ -731,6 +776,14 @@ class Gate:
                 total = len(decided)
             self._record_shown(attempt, page)
             return [item for item, _, _ in page], total
+
+    def _in_care(self, item: Opened, care: CarePeriod) -> bool:
+        """Whether what the caller sees of ``item`` falls in the care period (a care
+        date withheld from the caller is not judged on: the record is kept)."""
+        if item.body is None:
+            return True
+        rt = RESOURCE_TYPES[item.head.resource_type]
+        return within(rt, jsonio.load(item.body), care, self.care.zone)
 
     def _hides_whole_records(self, caller: Caller) -> bool:
         """Whether some records are withheld from ``caller`` as a whole once opened."""

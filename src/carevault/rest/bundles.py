@@ -111,7 +111,15 @@ def searchset(
     return assemble(_frame("searchset", total, links), entries)
 
 
-def history(base: str, versions: Sequence[Opened]) -> bytes:
+def history(
+    base: str,
+    versions: Sequence[Opened],
+    *,
+    total: int | None = None,
+    links: list[dict[str, str]] | None = None,
+) -> bytes:
+    """A history Bundle of ``versions``; ``total``: how many versions there are in all
+    (None: not counted, as for type- and system-level history)."""
     entries: list[bytes] = []
     for item in versions:
         head = item.head
@@ -131,7 +139,26 @@ def history(base: str, versions: Sequence[Opened]) -> bytes:
         if item.body is not None:
             encoded = encoded[:-1] + b',"resource":' + item.body + b"}"
         entries.append(encoded)
-    return assemble(_frame("history", len(versions), []), entries)
+    return assemble(_frame("history", total, links or []), entries)
+
+
+def history_links(
+    url: str, params: Sequence[tuple[str, str]], *, count: int, offset: int, more: bool
+) -> list[dict[str, str]]:
+    """self, first, previous and next links of a history page that has no total:
+    ``more`` tells whether a next page exists."""
+    kept = [(name, value) for name, value in params if name not in ("_count", "_offset")]
+
+    def link(relation: str, at: int) -> dict[str, str]:
+        query = urlencode([*kept, ("_count", str(count)), ("_offset", str(at))])
+        return {"relation": relation, "url": f"{url}?{query}"}
+
+    links = [link("self", offset), link("first", 0)]
+    if offset > 0:
+        links.append(link("previous", max(0, offset - count)))
+    if more:
+        links.append(link("next", offset + count))
+    return links
 
 
 def response_bundle(bundle_type: str, entries: Sequence[bytes]) -> bytes:

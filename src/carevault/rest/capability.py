@@ -15,6 +15,7 @@ _TYPE_INTERACTIONS = [
     "patch",
     "delete",
     "history-instance",
+    "history-type",
     "create",
     "search-type",
 ]
@@ -50,12 +51,27 @@ def _resource(rt: ResourceType) -> dict[str, Any]:
             {
                 "name": "everything",
                 "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything",
+                "documentation": _EVERYTHING_DOC,
             },
             {"name": "export", "definition": _EXPORT_PATIENT},
         ]
     return entry
 
 
+_EVERYTHING_DOC = (
+    "Parameters: _since (records last updated at or after an instant), _type (comma list "
+    "of resource types; an unknown type is refused with 400), start and end (care dates: "
+    "records whose care date, which is encrypted, falls outside are left out after "
+    "decryption, within the request's decryption budget; records with no care date are "
+    "kept), _count and _offset. Any other parameter is refused with 400."
+)
+_HISTORY_DOC = (
+    "_history at instance, type and system level takes _count, _since and _offset; any "
+    "other parameter is refused with 400. Type- and system-level history read as a search "
+    "of each type reads (scopes, access policy, release budget, one audit entry per "
+    "patient); their Bundles carry no total, and a page may hold fewer than _count "
+    "entries when older versions are not the caller's to read."
+)
 _BULK = "http://hl7.org/fhir/uv/bulkdata/OperationDefinition"
 _EXPORT_PATIENT = f"{_BULK}/patient-export"
 #: Bulk Data Access v2 ``$export``: async kick-off, approved by privacy officers first.
@@ -157,7 +173,11 @@ def capability_statement(base: str) -> dict[str, Any]:
                 ),
                 "security": security(base.removesuffix("/fhir")),
                 "resource": [_resource(rt) for rt in RESOURCE_TYPES.values()],
-                "interaction": [{"code": "transaction"}, {"code": "batch"}],
+                "interaction": [
+                    {"code": "transaction"},
+                    {"code": "batch"},
+                    {"code": "history-system", "documentation": _HISTORY_DOC},
+                ],
                 "operation": EXPORT_OPERATIONS,
             }
         ],

@@ -7,18 +7,22 @@ import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import tzinfo
+from datetime import datetime, tzinfo
 from typing import Any
 
-from carevault.clock import fhir_instant, from_micros
+from carevault.clock import fhir_instant, from_micros, to_micros
 from carevault.fhir import jsonio
+from carevault.fhir.care_dates import CarePeriod
 from carevault.fhir.content import DEFAULT_LIMITS, InputLimits
+from carevault.fhir.dates import DateFormatError, DateRange
+from carevault.fhir.dates import parse as parse_date
 from carevault.fhir.elements import parse_reference, walk_references
 from carevault.fhir.outcome import FhirError, Issue, bad_request, outcome
 from carevault.fhir.query import SearchQuery, parse_query, safe_name
 from carevault.fhir.registry import RESOURCE_TYPES, ResourceType
 from carevault.fhir.validate import parse_json, validate_resource
 from carevault.gate import Caller, Gate
+from carevault.gate.history import versions as history_versions
 from carevault.rest import bundles
 from carevault.rest.errors import translated
 from carevault.rest.includes import included
@@ -102,11 +106,62 @@ class FhirInteractions:
             opened = self.gate.vread(caller, rt, checked_id(resource_id), int(version))
         return FhirResponse(200, opened.body, version_headers(opened.head, base))
 
-    def history(self, caller: Caller, type_name: str, resource_id: str, base: str) -> FhirResponse:
+    def history(
+        self,
+        caller: Caller,
+        type_name: str,
+        resource_id: str,
+        base: str,
+        params: Sequence[tuple[str, str]] = (),
+    ) -> FhirResponse:
         rt = resource_type_named(type_name)
+        asked = history_query(params, self.search_settings.zone)
+        count = self._history_count(asked)
         with translated():
-            versions = self.gate.history(caller, rt, checked_id(resource_id))
-        return FhirResponse(200, bundles.history(base, versions))
+            versions, total = self.gate.history(
+                caller,
+                rt,
+                checked_id(resource_id),
+                since_us=asked.since_us,
+                offset=asked.offset,
+                count=count,
+            )
+        links = bundles.paging_links(
+            f"{base}/{type_name}/{resource_id}/_history",
+            asked.repeated,
+            count=count if count is not None else total,
+            offset=asked.offset,
+            total=total,
+        )
+        return FhirResponse(200, bundles.history(base, versions, total=total, links=links))
+
+    def history_of_many(
+        self,
+        caller: Caller,
+        type_name: str | None,
+        params: Sequence[tuple[str, str]],
+        base: str,
+    ) -> FhirResponse:
+        """Type-level (``type_name``) or system-level (None) history: pages of versions
+        read as a search reads (``gate/history.py``). No total: counting would mean
+        judging every version the caller cannot see."""
+        rt = resource_type_named(type_name) if type_name is not None else None
+        asked = history_query(params, self.search_settings.zone)
+        count = self._history_count(asked) or self.search_settings.default_count
+        with translated():
+            page, more = history_versions(
+                self.gate, caller, rt, since_us=asked.since_us, offset=asked.offset, count=count
+            )
+        url = f"{base}/{type_name}/_history" if type_name is not None else f"{base}/_history"
+        links = bundles.history_links(
+            url, asked.repeated, count=count, offset=asked.offset, more=more
+        )
+        return FhirResponse(200, bundles.history(base, page, total=None, links=links))
+
+    def _history_count(self, asked: HistoryQuery) -> int | None:
+        if asked.count is None:
+            return None
+        return min(asked.count, self.search_settings.max_count)
 
     def parse_search(
         self, type_name: str, params: Sequence[tuple[str, str]], *, strict: bool
@@ -172,17 +227,28 @@ class FhirInteractions:
     def everything(
         self, caller: Caller, patient_id: str, params: Sequence[tuple[str, str]], base: str
     ) -> FhirResponse:
-        count, offset = _paging(params, self.search_settings.max_count)
+        asked = everything_query(params, self.search_settings.max_count, self.search_settings.zone)
         with translated():
             page, total = self.gate.everything(
-                caller, checked_id(patient_id), offset=offset, count=count
+                caller,
+                checked_id(patient_id),
+                offset=asked.offset,
+                count=asked.count,
+                types=asked.types,
+                since_us=asked.since_us,
+                care=asked.care,
             )
-            referenced = self.gate.include(caller, _outside_references(page))
+            outside = [
+                reference
+                for reference in _outside_references(page)
+                if asked.types is None or reference[0] in asked.types
+            ]
+            referenced = self.gate.include(caller, outside)
         links = bundles.paging_links(
             f"{base}/Patient/{patient_id}/$everything",
-            [],
-            count=count if count is not None else total,
-            offset=offset,
+            asked.repeated,
+            count=asked.count if asked.count is not None else total,
+            offset=asked.offset,
             total=total,
         )
         return FhirResponse(
@@ -289,20 +355,120 @@ def _prefer_return(prefer: str | None) -> str:
     return "representation"
 
 
-def _paging(params: Sequence[tuple[str, str]], max_count: int) -> tuple[int | None, int]:
+@dataclass(frozen=True)
+class EverythingQuery:
+    """What a ``Patient/$everything`` asks for; ``repeated``: the parameters its paging
+    links carry."""
+
+    count: int | None = None
+    offset: int = 0
+    types: frozenset[str] | None = None
+    since_us: int | None = None
+    care: CarePeriod | None = None
+    repeated: tuple[tuple[str, str], ...] = ()
+
+
+def everything_query(
+    params: Sequence[tuple[str, str]], max_count: int, zone: tzinfo
+) -> EverythingQuery:
+    """The parameters of ``$everything`` (FHIR R4 Patient-everything: ``start``, ``end``,
+    ``_since``, ``_type``, ``_count``) and ``_offset`` for its paging links. Any other
+    parameter is refused: it could be a filter the caller expects to narrow the result."""
     count: int | None = None
     offset = 0
+    types: frozenset[str] | None = None
+    since_us: int | None = None
+    start = end = None
+    repeated: list[tuple[str, str]] = []
     for name, value in params:
         if name in ("_count", "_offset"):
-            if not value.isdigit() or len(value) > 9:
-                raise bad_request(f"{name} must be a non-negative integer")
+            number = _whole_number(name, value)
             if name == "_count":
-                count = min(int(value), max_count)
+                count = min(number, max_count)
             else:
-                offset = int(value)
-        elif name not in ("_format",):
+                offset = number
+            continue
+        if name == "_format":
+            continue
+        if name == "_type":
+            types = _types(value, types)
+        elif name == "_since":
+            since_us = to_micros(_instant(name, value, zone))
+        elif name in ("start", "end"):
+            moment = _date(name, value, zone)
+            if name == "start":
+                start = moment.low
+            else:
+                end = moment.high
+        else:
             raise bad_request(f"$everything does not support '{safe_name(name)}'")
-    return count, offset
+        repeated.append((name, value))
+    if start is not None and end is not None and end <= start:
+        raise bad_request("$everything: end must not be before start")
+    care = CarePeriod(start, end) if start is not None or end is not None else None
+    return EverythingQuery(count, offset, types, since_us, care, tuple(repeated))
+
+
+@dataclass(frozen=True)
+class HistoryQuery:
+    """What a history interaction asks for (``_count``, ``_since``; ``_offset`` for its
+    paging links); ``repeated``: what its paging links carry."""
+
+    count: int | None = None
+    offset: int = 0
+    since_us: int | None = None
+    repeated: tuple[tuple[str, str], ...] = ()
+
+
+def history_query(params: Sequence[tuple[str, str]], zone: tzinfo) -> HistoryQuery:
+    """``_count``, ``_offset`` and ``_since`` of a history interaction; anything else
+    (``_at``, ``_list``, ``_sort``...) is refused rather than ignored."""
+    count: int | None = None
+    offset = 0
+    since_us: int | None = None
+    repeated: list[tuple[str, str]] = []
+    for name, value in params:
+        if name == "_count":
+            count = _whole_number(name, value)
+        elif name == "_offset":
+            offset = _whole_number(name, value)
+        elif name == "_since":
+            since_us = to_micros(_instant(name, value, zone))
+            repeated.append((name, value))
+        elif name != "_format":
+            raise bad_request(f"_history does not support '{safe_name(name)}'")
+    return HistoryQuery(count, offset, since_us, tuple(repeated))
+
+
+def _whole_number(name: str, value: str) -> int:
+    if not value.isdigit() or len(value) > 9:
+        raise bad_request(f"{name} must be a non-negative integer")
+    return int(value)
+
+
+def _types(value: str, already: frozenset[str] | None) -> frozenset[str]:
+    names = [part.strip() for part in value.split(",")]
+    if not names or not all(names):
+        raise bad_request("_type must be a comma-separated list of resource types")
+    unknown = [name for name in names if name not in RESOURCE_TYPES]
+    if unknown:
+        raise bad_request(f"_type names unsupported resource type '{safe_name(unknown[0])}'")
+    given = frozenset(names)
+    # Repeated _type parameters narrow (AND), as repeated search parameters do.
+    return given if already is None else already & given
+
+
+def _date(name: str, value: str, zone: tzinfo) -> DateRange:
+    try:
+        return parse_date(value, zone)
+    except DateFormatError as error:
+        raise bad_request(f"{name} must be a FHIR date or dateTime") from error
+
+
+def _instant(name: str, value: str, zone: tzinfo) -> datetime:
+    moment = _date(name, value, zone).low
+    assert moment is not None  # noqa: S101 - parse() bounds both sides
+    return moment
 
 
 def _outside_references(items: Sequence[Opened]) -> list[tuple[str, str]]:

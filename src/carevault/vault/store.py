@@ -205,6 +205,62 @@ class Vault:
             Sealed(_version_head(current.head, row), row.key_id, row.sealed) for row in rows
         ]
 
+    def locate_versions(
+        self, reach: ColumnElement[bool], since_us: int | None, offset: int, limit: int
+    ) -> list[tuple[Head, Sealed]]:
+        """Versions of every resource whose current head meets ``reach`` (the gate's
+        restriction, over resource_head), newest first, each with its record's current
+        head; only versions written at or after ``since_us``; ``limit`` from ``offset``."""
+        conditions: list[ColumnElement[bool]] = [reach]
+        if since_us is not None:
+            conditions.append(resource_version.c.last_updated_us >= since_us)
+        joined = resource_head.join(
+            resource_version,
+            and_(
+                resource_version.c.resource_type == resource_head.c.resource_type,
+                resource_version.c.resource_id == resource_head.c.resource_id,
+            ),
+        )
+        with read_transaction(self.engine) as connection:
+            rows = connection.execute(
+                select(
+                    *_HEAD_COLUMNS,
+                    resource_version.c.version_id.label("v_version_id"),
+                    resource_version.c.last_updated_us.label("v_last_updated_us"),
+                    resource_version.c.deleted.label("v_deleted"),
+                    resource_version.c.patient_pseudonym.label("v_patient_pseudonym"),
+                    resource_version.c.clinic_id.label("v_clinic_id"),
+                    resource_version.c.key_id,
+                    resource_version.c.sealed,
+                )
+                .select_from(joined)
+                .where(*conditions)
+                .order_by(
+                    resource_version.c.last_updated_us.desc(),
+                    resource_version.c.resource_type,
+                    resource_version.c.resource_id,
+                    resource_version.c.version_id.desc(),
+                )
+                .offset(offset)
+                .limit(limit)
+            ).all()
+        found: list[tuple[Head, Sealed]] = []
+        for row in rows:
+            current = head_from_row(row._mapping)
+            version = Head(
+                row_id=current.row_id,
+                resource_type=current.resource_type,
+                resource_id=current.resource_id,
+                version_id=row.v_version_id,
+                last_updated_us=row.v_last_updated_us,
+                deleted=bool(row.v_deleted),
+                patient_pseudonym=row.v_patient_pseudonym,
+                clinic_id=row.v_clinic_id,
+                status=current.status,
+            )
+            found.append((current, Sealed(version, row.key_id, row.sealed)))
+        return found
+
     def has_head(self, resource_type: str, pseudonym: str, statuses: Sequence[str]) -> bool:
         """Whether the patient has a live ``resource_type`` with one of ``statuses``."""
         with read_transaction(self.engine) as connection:

@@ -14,7 +14,7 @@ from starlette.responses import Response
 
 from carevault.fhir import jsonio
 from carevault.fhir.content import has_control_characters
-from carevault.fhir.outcome import FhirError, Issue, bad_request
+from carevault.fhir.outcome import FhirError, Issue
 from carevault.fhir.query import safe_name
 from carevault.rest import conditional, operations, patching, transaction
 from carevault.rest.bundles import dumps
@@ -147,6 +147,12 @@ async def bundle(request: Request, svc: ServicesDep, who: CallerDep) -> Response
     return await run(transaction.process, svc.fhir, who, body, base_url(request))
 
 
+@router.get("/_history")
+async def system_history(request: Request, svc: ServicesDep, who: CallerDep) -> Response:
+    """Versions of every type the caller may search, read as searches read."""
+    return await run(svc.fhir.history_of_many, who, None, query_params(request), base_url(request))
+
+
 @router.get("/{type_name}")
 async def search(type_name: str, request: Request, svc: ServicesDep, who: CallerDep) -> Response:
     return await run(
@@ -207,6 +213,17 @@ async def everything(
     patient_id: str, request: Request, svc: ServicesDep, who: CallerDep
 ) -> Response:
     return await run(svc.fhir.everything, who, patient_id, query_params(request), base_url(request))
+
+
+@router.get("/{type_name}/_history")
+async def type_history(
+    type_name: str, request: Request, svc: ServicesDep, who: CallerDep
+) -> Response:
+    """Versions of one type's records, read as its search reads (before the read by id,
+    whose route would take ``_history`` for an id)."""
+    return await run(
+        svc.fhir.history_of_many, who, type_name, query_params(request), base_url(request)
+    )
 
 
 @router.get("/{type_name}/{resource_id}")
@@ -373,9 +390,9 @@ async def delete(
 async def history(
     type_name: str, resource_id: str, request: Request, svc: ServicesDep, who: CallerDep
 ) -> Response:
-    if query_params(request):
-        raise bad_request("instance history takes no parameters")
-    return await run(svc.fhir.history, who, type_name, resource_id, base_url(request))
+    return await run(
+        svc.fhir.history, who, type_name, resource_id, base_url(request), query_params(request)
+    )
 
 
 @router.get("/{type_name}/{resource_id}/_history/{version_id}")

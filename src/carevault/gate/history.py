@@ -1,0 +1,118 @@
+"""Type- and system-level history through the gate (``GET /fhir/[type]/_history``,
+``GET /fhir/_history``): versions of many records, read as a search reads.
+
+Each type is reached as a search of it is: the token's search scope, containment, and
+the access policy's SQL restriction over the records' current heads (so a page never
+holds a record the caller could not find by searching). Each version is then judged
+as ``Gate.history`` judges it (``_decide_version``): under the stricter of the facts it
+had when written and those of the record now, so a record moved to another patient or
+clinic, or deleted, never opens its past to anyone who could not read it then and now.
+Only the page is opened (charged to the request's decryption budget); the patients it
+names pass the release budget and get their audit entries (one per patient, naming the
+versions) before anything is returned, through the same hooks a search page uses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import ColumnElement, and_, or_
+
+from carevault.access.scopes import Interaction
+from carevault.domain.policy import Decision
+from carevault.fhir.registry import RESOURCE_TYPES, ResourceType
+from carevault.gate.core import AccessDenied, Caller, Gate
+from carevault.ledger.events import Tag
+from carevault.vault.records import Head, Opened, Sealed
+from carevault.vault.tables import resource_head
+
+
+def versions(
+    gate: Gate,
+    caller: Caller,
+    rt: ResourceType | None,
+    *,
+    since_us: int | None,
+    offset: int,
+    count: int,
+) -> tuple[list[Opened], bool]:
+    """Up to ``count`` versions of ``rt``'s records (None: of every type the caller may
+    search) the caller may read, newest first, from position ``offset`` among the
+    candidates; and whether candidates remain after them (a next page).
+
+    Pages are cut among candidates (the versions of records the caller reaches), and a
+    version then refused (its older facts deny it; a sensitive record withheld whole)
+    is left out: a page may hold fewer than ``count`` entries while a next one exists."""
+    with gate._attempt(caller, Tag.FHIR_HISTORY, rt.name if rt else None) as attempt:
+        attempt.detail["level"] = "type" if rt else "system"
+        reach = _reach(gate, caller, rt)
+        if reach is None:
+            gate._record_shown(attempt, [])
+            return [], False
+        found = gate.vault.locate_versions(reach, since_us, offset, count + 1)
+        more = len(found) > count
+        decided = _decide(gate, caller, found[:count])
+        opened = gate._open(caller, [item for item, _ in decided])
+        page = gate._show_decided(
+            attempt,
+            [(item, decision) for item, (_, decision) in zip(opened, decided, strict=True)],
+            versioned=True,
+        )
+        return page, more
+
+
+def _reach(gate: Gate, caller: Caller, rt: ResourceType | None) -> ColumnElement[bool] | None:
+    """The SQL over resource_head that keeps the records a search of each type would;
+    None when no type is reachable. A type-level request the caller may not search is
+    refused as its search would be; a system-level one leaves such types out."""
+    if rt is not None:
+        return _type_reach(gate, caller, rt)
+    reaches: list[ColumnElement[bool]] = []
+    for each in RESOURCE_TYPES.values():
+        try:
+            reaches.append(_type_reach(gate, caller, each))
+        except AccessDenied:
+            continue
+    return or_(*reaches) if reaches else None
+
+
+def _type_reach(gate: Gate, caller: Caller, rt: ResourceType) -> ColumnElement[bool]:
+    gate._scope(caller, rt, Interaction.SEARCH)
+    gate._contain_search(rt)
+    restrict, _ = gate._reach(caller, rt)
+    is_type = resource_head.c.resource_type == rt.name
+    return is_type if restrict is None else and_(is_type, restrict)
+
+
+def _decide(
+    gate: Gate, caller: Caller, found: Sequence[tuple[Head, Sealed]]
+) -> list[tuple[Sealed, Decision]]:
+    """Each version judged as ``Gate.history`` judges it; the refused are left out."""
+    if gate.access is not None and caller.actor is not None:
+        gate.access.registrations.prefetch(
+            [current.patient_pseudonym for current, _ in found if current.patient_pseudonym]
+        )
+    now: dict[tuple[str, str | None, str | None], Decision | None] = {}
+    then: dict[tuple[str, str | None, str | None, str | None, str | None], Decision | None] = {}
+    decided: list[tuple[Sealed, Decision]] = []
+    for current, item in found:
+        rt = RESOURCE_TYPES[current.resource_type]
+        now_key = (rt.name, current.patient_pseudonym, current.clinic_id)
+        if now_key not in now:
+            try:
+                now[now_key] = gate._decide_read(caller, rt, current)
+            except AccessDenied:
+                now[now_key] = None
+        decision_now = now[now_key]
+        if decision_now is None:
+            continue
+        key = (*now_key, item.head.patient_pseudonym, item.head.clinic_id)
+        if key not in then:
+            try:
+                then[key] = gate._decide_version(caller, rt, item.head, current, decision_now)
+            except AccessDenied:
+                then[key] = None
+        decision = then[key]
+        if decision is not None:
+            decided.append((item, decision))
+    return decided
