@@ -565,8 +565,13 @@ class Gate:
         is returned); each refusal counts as a failed registration of the account, so
         that probing identifiers is as slow as fishing with registrations, and is in the
         ledger as a refused create. The existence of a match is what it tells: less harm
-        than a duplicate patient whose history is split across two records."""
-        if caller.actor is None or self.access is None:
+        than a duplicate patient whose history is split across two records.
+
+        Only for Patient: a duplicate of any other record splits no one's history, and
+        on clinical records the refusal was an oracle of another clinic's diagnoses
+        (``Condition?patient=X&code=HIV`` answered 409 for yes, a write's 403 for no).
+        A hidden match of another type counts as no match: the write is judged as ever."""
+        if caller.actor is None or self.access is None or query.resource_type.name != "Patient":
             return
         failures = self.access.registrations.failures
         who = caller.actor.account_id or caller.principal

@@ -395,3 +395,53 @@ def test_a_token_that_may_write_but_not_read_is_told_saved_not_shown(group: Grou
         headers={**headers, **MERGE_PATCH},
     )
     assert patched.status_code == 403  # a patch reads first: no read scope, no patch
+
+
+HIV = "86406008"
+DIABETES = "44054006"
+
+
+def _condition(patient: str, code: str) -> dict[str, Any]:
+    return {
+        "resourceType": "Condition",
+        "clinicalStatus": {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/condition-clinical",
+                    "code": "active",
+                }
+            ]
+        },
+        "code": {"coding": [{"system": "http://snomed.info/sct", "code": code}]},
+        "subject": {"reference": f"Patient/{patient}"},
+    }
+
+
+@pytest.mark.parametrize("how", ["conditional-update", "if-none-exist"])
+def test_criteria_on_another_clinics_clinical_records_are_no_diagnosis_oracle(
+    group: Group, api: FhirTestClient, how: str
+) -> None:
+    """A clinician of Tuen Mun asks, through the criteria of a conditional write, whether
+    a Tsuen Wan patient (whom he may not read) has HIV. The unseen-match refusal (409)
+    exists so that a patient is not registered twice; on clinical records it told
+    "yes, this diagnosis" (409) from "no" (a refused or accepted write), one answer per
+    question. A hidden clinical match must be treated as no match at all."""
+    hidden = group.tw_patient
+    assert api.post_json("/fhir/Condition", _condition(hidden.id, HIV)).status_code == 201
+
+    def ask(code: str) -> Any:
+        criteria = f"patient=Patient/{hidden.id}&code=http://snomed.info/sct|{code}"
+        body = _condition(hidden.id, code)
+        if how == "conditional-update":
+            return group.call(group.doctor_tm, "PUT", f"/fhir/Condition?{criteria}", body)
+        return group.web.post(
+            "/fhir/Condition",
+            content=json.dumps(body).encode(),
+            headers={**group.doctor_tm.headers, **FHIR_JSON, "If-None-Exist": criteria},
+        )
+
+    has_it, has_not = ask(HIV), ask(DIABETES)
+
+    assert has_it.status_code == has_not.status_code == 403, (has_it.text, has_not.text)
+    assert has_it.json()["issue"][0]["code"] == has_not.json()["issue"][0]["code"]
+    assert "duplicate" not in has_it.text
