@@ -445,3 +445,44 @@ def test_criteria_on_another_clinics_clinical_records_are_no_diagnosis_oracle(
     assert has_it.status_code == has_not.status_code == 403, (has_it.text, has_not.text)
     assert has_it.json()["issue"][0]["code"] == has_not.json()["issue"][0]["code"]
     assert "duplicate" not in has_it.text
+
+
+@pytest.mark.parametrize("how", ["conditional-update", "if-none-exist"])
+def test_the_duplicate_refusal_tells_only_that_the_identifier_is_known(
+    group: Group, how: str
+) -> None:
+    """A front desk at Tuen Mun holding a Tsuen Wan patient's HKID asks, through the
+    other criteria of a conditional write, about that patient's birth date and name. The
+    409 (duplicate) may say that the identifier is registered in the group, as
+    ``$register`` would; it must not say which birth date or name goes with it."""
+    hidden = group.tw_patient
+    body = {
+        "resourceType": "Patient",
+        "name": [{"family": "Probe"}],
+        "managingOrganization": {"reference": f"Organization/{TM}"},
+    }
+    hkid = f"identifier={HKID_SYSTEM}|{hidden.hkid}"
+
+    def ask(criteria: str) -> Any:
+        if how == "conditional-update":
+            return group.call(group.desk_tm, "PUT", f"/fhir/Patient?{hkid}&{criteria}", body)
+        return group.web.post(
+            "/fhir/Patient",
+            content=json.dumps(body).encode(),
+            headers={**group.desk_tm.headers, **FHIR_JSON, "If-None-Exist": f"{hkid}&{criteria}"},
+        )
+
+    answers = {
+        criteria: ask(criteria).status_code
+        for criteria in (
+            "birthdate=ge1982-01-01",
+            "birthdate=lt1982-01-01",
+            "family=Lee",
+            "family=Wong",
+            "_lastUpdated=lt2000-01-01",
+        )  # five: the sixth refusal in 15 minutes is a 429 (the registration throttle)
+    }
+
+    assert set(answers.values()) == {409}, answers
+    created = group.call(group.doctor_tm, "GET", "/fhir/Patient?family=Probe").json()
+    assert created["total"] == 0
