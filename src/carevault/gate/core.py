@@ -582,18 +582,32 @@ class Gate:
         is returned); each refusal counts as a failed registration of the account, so
         that probing identifiers is as slow as fishing with registrations, and is in the
         ledger as a refused create. The existence of a match is what it tells: less harm
-        than a duplicate patient whose history is split across two records."""
-        if caller.actor is None or self.access is None:
+        than a duplicate patient whose history is split across two records.
+
+        Only for Patient: a duplicate of any other record splits no one's history, and
+        on clinical records the refusal was an oracle of another clinic's diagnoses
+        (``Condition?patient=X&code=HIV`` answered 409 for yes, a write's 403 for no).
+        A hidden match of another type counts as no match: the write is judged as ever.
+
+        Only the identifier is asked about: what makes a duplicate is a second record of
+        an identifier already held. The other criteria are left out of the count, or
+        they would tell, beside an HKID the caller holds, the birth date, name or phone
+        of the patient registered with it (``identifier=X&birthdate=ge1982``: 409 or a
+        create). Criteria without an identifier refuse nothing."""
+        if caller.actor is None or self.access is None or query.resource_type.name != "Patient":
+            return
+        rt = query.resource_type
+        held = [term for term in query.terms if term.param.name == "identifier"]
+        if not held:
             return
         failures = self.access.registrations.failures
         who = caller.actor.account_id or caller.principal
-        rt = query.resource_type
         with self._attempt(caller, Tag.FHIR_CREATE, rt.name) as attempt:
             attempt.detail["conditional"] = sorted({name for name, _ in query.applied})
             failures.check(who)
             _found, total = find(
                 self.vault,
-                query,
+                SearchQuery(resource_type=rt, terms=held),
                 principal=caller.principal,
                 purpose=caller.purpose,
                 restrict=None,

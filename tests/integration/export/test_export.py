@@ -377,3 +377,27 @@ def test_an_erased_patient_is_left_out(clinic: Clinic) -> None:
     exported = files(clinic, token, status(clinic, token, job_id).json())
     assert sorted(p["id"] for p in exported["Patient"]) == sorted(clinic.mine[1:])
     assert erased not in {e.resource_id for e in events(clinic, Tag.FHIR_EXPORT, job_id)}
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["..%2F..%2Fkeys", "%2E%2E", "..", "000001-Patient.ndjson%00", "000001-Patient.ndjson.key"],
+)
+def test_another_client_cannot_cancel_a_job_and_file_names_do_not_leave_the_job(
+    clinic: Clinic, name: str
+) -> None:
+    """An insider holding another backend token (or a file name of their choosing) tries
+    to stop someone else's export, or to read past the job's own files."""
+    token = clinic.client("exporter", "system/*.read")
+    job_id = kick_off(clinic, token)
+    approve_and_run(clinic, job_id)
+    stranger = clinic.client("stranger", "system/*.read")
+
+    cancelled = clinic.web.delete(f"/fhir/$export-status/{job_id}", headers=bearer(stranger))
+    probed = clinic.web.get(f"/fhir/$export-file/{job_id}/{name}", headers=bearer(token))
+
+    assert cancelled.status_code == 404
+    assert status(clinic, token, job_id).status_code == 200
+    assert probed.status_code in (400, 404), probed.text
+    assert not probed.headers["content-type"].startswith("application/fhir+ndjson")
+    assert not events(clinic, Tag.EXPORT_CANCELLED, job_id)

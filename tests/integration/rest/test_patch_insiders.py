@@ -395,3 +395,94 @@ def test_a_token_that_may_write_but_not_read_is_told_saved_not_shown(group: Grou
         headers={**headers, **MERGE_PATCH},
     )
     assert patched.status_code == 403  # a patch reads first: no read scope, no patch
+
+
+HIV = "86406008"
+DIABETES = "44054006"
+
+
+def _condition(patient: str, code: str) -> dict[str, Any]:
+    return {
+        "resourceType": "Condition",
+        "clinicalStatus": {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/condition-clinical",
+                    "code": "active",
+                }
+            ]
+        },
+        "code": {"coding": [{"system": "http://snomed.info/sct", "code": code}]},
+        "subject": {"reference": f"Patient/{patient}"},
+    }
+
+
+@pytest.mark.parametrize("how", ["conditional-update", "if-none-exist"])
+def test_criteria_on_another_clinics_clinical_records_are_no_diagnosis_oracle(
+    group: Group, api: FhirTestClient, how: str
+) -> None:
+    """A clinician of Tuen Mun asks, through the criteria of a conditional write, whether
+    a Tsuen Wan patient (whom he may not read) has HIV. The unseen-match refusal (409)
+    exists so that a patient is not registered twice; on clinical records it told
+    "yes, this diagnosis" (409) from "no" (a refused or accepted write), one answer per
+    question. A hidden clinical match must be treated as no match at all."""
+    hidden = group.tw_patient
+    assert api.post_json("/fhir/Condition", _condition(hidden.id, HIV)).status_code == 201
+
+    def ask(code: str) -> Any:
+        criteria = f"patient=Patient/{hidden.id}&code=http://snomed.info/sct|{code}"
+        body = _condition(hidden.id, code)
+        if how == "conditional-update":
+            return group.call(group.doctor_tm, "PUT", f"/fhir/Condition?{criteria}", body)
+        return group.web.post(
+            "/fhir/Condition",
+            content=json.dumps(body).encode(),
+            headers={**group.doctor_tm.headers, **FHIR_JSON, "If-None-Exist": criteria},
+        )
+
+    has_it, has_not = ask(HIV), ask(DIABETES)
+
+    assert has_it.status_code == has_not.status_code == 403, (has_it.text, has_not.text)
+    assert has_it.json()["issue"][0]["code"] == has_not.json()["issue"][0]["code"]
+    assert "duplicate" not in has_it.text
+
+
+@pytest.mark.parametrize("how", ["conditional-update", "if-none-exist"])
+def test_the_duplicate_refusal_tells_only_that_the_identifier_is_known(
+    group: Group, how: str
+) -> None:
+    """A front desk at Tuen Mun holding a Tsuen Wan patient's HKID asks, through the
+    other criteria of a conditional write, about that patient's birth date and name. The
+    409 (duplicate) may say that the identifier is registered in the group, as
+    ``$register`` would; it must not say which birth date or name goes with it."""
+    hidden = group.tw_patient
+    body = {
+        "resourceType": "Patient",
+        "name": [{"family": "Probe"}],
+        "managingOrganization": {"reference": f"Organization/{TM}"},
+    }
+    hkid = f"identifier={HKID_SYSTEM}|{hidden.hkid}"
+
+    def ask(criteria: str) -> Any:
+        if how == "conditional-update":
+            return group.call(group.desk_tm, "PUT", f"/fhir/Patient?{hkid}&{criteria}", body)
+        return group.web.post(
+            "/fhir/Patient",
+            content=json.dumps(body).encode(),
+            headers={**group.desk_tm.headers, **FHIR_JSON, "If-None-Exist": f"{hkid}&{criteria}"},
+        )
+
+    answers = {
+        criteria: ask(criteria).status_code
+        for criteria in (
+            "birthdate=ge1982-01-01",
+            "birthdate=lt1982-01-01",
+            "family=Lee",
+            "family=Wong",
+            "_lastUpdated=lt2000-01-01",
+        )  # five: the sixth refusal in 15 minutes is a 429 (the registration throttle)
+    }
+
+    assert set(answers.values()) == {409}, answers
+    created = group.call(group.doctor_tm, "GET", "/fhir/Patient?family=Probe").json()
+    assert created["total"] == 0
