@@ -140,10 +140,13 @@ def run_backend(backend: str, options: argparse.Namespace, workdir: Path) -> lis
                 target, environment={**target.environment, "PYTHONPATH": options.baseline}
             )
             codes.insert(0, (BEFORE, baseline))
+        # One sign-in for every side: they serve the same data, and a second sign-in
+        # within the same 30 s would present a TOTP code already used (refused as a replay).
+        token = ""
         for workers in options.counts:
             for suffix, code in codes:
                 server = stack.enter_context(running_server(code, workdir, workers))
-                token = password_token(server.url, seeded.login(ROLE))
+                token = token or password_token(server.url, seeded.login(ROLE))
                 side = Side(
                     f"{workers} worker{'s' if workers > 1 else ''}{suffix}",
                     code,
