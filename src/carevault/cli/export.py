@@ -12,6 +12,7 @@ from carevault.cli.common import open_services as _open_services
 
 if TYPE_CHECKING:
     from carevault.bootstrap import Services
+    from carevault.export.model import Job
     from carevault.export.service import ExportService
 
 export_app = typer.Typer(
@@ -26,6 +27,16 @@ def _exports(services: Services) -> ExportService:
     if services.exports is None:
         raise fail("bulk export is not available here")
     return services.exports
+
+
+def _outcome(job: Job, as_json: bool, line: str) -> None:
+    """What an officer's action left: the whole job as JSON, or one line."""
+    from carevault.export.model import as_dict
+
+    if as_json:
+        _print(as_dict(job), True)
+    else:
+        typer.echo(line)
 
 
 def _print(shown: dict[str, object], as_json: bool) -> None:
@@ -86,16 +97,13 @@ def export_approve(
     home: HomeOption = None,
 ) -> None:
     """Approve an export (a system-level export needs two different officers)."""
-    from carevault.export.model import as_dict
-
     with _open_services(home) as services:
         job = _exports(services).approve(as_officer(officer, totp), job_id)
-    if as_json:
-        _print(as_dict(job), True)
-        return
-    typer.echo(
+    _outcome(
+        job,
+        as_json,
         f"export {job.job_id}: approval {len(job.approvals)} of {job.approvals_needed}; "
-        f"now {job.status}"
+        f"now {job.status}",
     )
 
 
@@ -109,14 +117,9 @@ def export_deny(
     home: HomeOption = None,
 ) -> None:
     """Refuse an export awaiting approval."""
-    from carevault.export.model import as_dict
-
     with _open_services(home) as services:
         job = _exports(services).deny(as_officer(officer, totp), job_id, reason)
-    if as_json:
-        _print(as_dict(job), True)
-        return
-    typer.echo(f"export {job.job_id}: denied")
+    _outcome(job, as_json, f"export {job.job_id}: denied")
 
 
 @export_app.command("cancel")
@@ -129,16 +132,11 @@ def export_cancel(
     home: HomeOption = None,
 ) -> None:
     """Stop an export and delete its files and key."""
-    from carevault.export.model import as_dict
-
     with _open_services(home) as services:
         exports = _exports(services)
         by = exports.officer(as_officer(officer, totp), f"cancel export {job_id}")
         job = exports.cancel(job_id, by, reason, "cli")
-    if as_json:
-        _print(as_dict(job), True)
-        return
-    typer.echo(f"export {job.job_id}: cancelled, files deleted")
+    _outcome(job, as_json, f"export {job.job_id}: cancelled, files deleted")
 
 
 def print_exports(services: Services) -> None:
