@@ -114,7 +114,8 @@ def api(services: Services) -> Iterator[Any]:
 def live_server(settings: Settings, tmp_path: Path) -> Iterator[Any]:
     """A real server process (``carevault serve``) on loopback over a home seeded with the
     clinic group and its staff accounts (no patients); the direct grant is on."""
-    from tests.support.server import environment, run_cli, running_server
+    from tests.support.server import environment, running_server
+    from tests.support.template import seed_staff
 
     env = environment(
         settings.home,
@@ -125,7 +126,6 @@ def live_server(settings: Settings, tmp_path: Path) -> Iterator[Any]:
             "CAREVAULT_ARGON2_TIME_COST": "1",
         },
     )
-    prepared = run_cli(env, "seed", "--patients", "0")
-    assert prepared.returncode == 0, prepared.stderr
+    seed_staff(settings, env)
     with running_server(env, tmp_path) as server:
         yield server

@@ -30,6 +30,7 @@ from carevault.notify.codes import ALPHABET
 from tests.support.auth import Login, colleagues, login_for, token_for
 from tests.support.notify import MailSink, smtp_server
 from tests.support.server import RunningServer, environment, run_cli, running_server
+from tests.support.template import seed_staff
 
 pytestmark = pytest.mark.e2e
 BUDGET = 30
@@ -67,8 +68,7 @@ def story(settings: Settings, tmp_path: Path) -> Iterator[Story]:
         },
     )
     try:
-        seeded = run_cli(env, "seed", "--patients", "0")
-        assert seeded.returncode == 0, seeded.stderr
+        seed_staff(settings, env)
         (thief,), clinic = colleagues(settings.home, "front_desk")
         clerk = login_for(settings.home, "front_desk", index=1, clinic=clinic)
         assert clerk.username != thief.username

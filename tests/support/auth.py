@@ -19,6 +19,9 @@ class Login:
     totp_secret: str
     password: str
     clinics: frozenset[str]
+    #: The data directory the login was seeded into: homes copied from one seeded template
+    #: share secrets, but each has its own database, so a code used in one is new to another.
+    home: str = ""
 
 
 def demo_logins(home: Path) -> list[Login]:
@@ -30,7 +33,9 @@ def demo_logins(home: Path) -> list[Login]:
         if line.startswith("#") or not line.strip():
             continue
         username, role, secret, _name, clinics = line.split("\t")
-        logins.append(Login(username, role, secret, password, frozenset(clinics.split(", "))))
+        logins.append(
+            Login(username, role, secret, password, frozenset(clinics.split(", ")), str(home))
+        )
     return logins
 
 
@@ -52,14 +57,15 @@ def colleagues(home: Path, *roles: str) -> tuple[list[Login], str]:
     return [first, *(login_for(home, role, clinic=clinic) for role in roles[1:])], clinic
 
 
-_last_step: dict[tuple[str, str], int] = {}
+_last_step: dict[tuple[str, str, str], int] = {}
 
 
 def fresh_code(login: Login) -> str:
     """A TOTP code the server has not seen yet. Codes are single-use: the server accepts
     steps now-1..now+1 above the last one used, so up to three fit in one 30 s step;
     beyond that, wait for the next."""
-    last = _last_step.get((login.username, login.totp_secret))
+    key = (login.home, login.username, login.totp_secret)
+    last = _last_step.get(key)
     while True:
         moment = time.time()
         now = int(moment // 30)
@@ -69,7 +75,7 @@ def fresh_code(login: Login) -> str:
         if step <= now + 1:
             break
         time.sleep(30 - moment % 30 + 0.05)
-    _last_step[(login.username, login.totp_secret)] = step
+    _last_step[key] = step
     return pyotp.TOTP(login.totp_secret).at(step * 30)
 
 

@@ -13,15 +13,23 @@ A copy holds no data at all (no ledger entry, no data key): a test's own
 ``build_services`` starts from it exactly as it would from an empty directory, except
 that its key files are the worker's (each test still has its own databases and copies).
 Settings that move the key files or stores elsewhere never use the template.
+
+Tests that start real servers over the demo clinic group ask for ``seed_staff`` instead of
+running ``carevault seed --patients 0`` themselves (about 8 s of a CLI process each): each
+worker runs that command once per backend into a template of its own and copies the
+result (home directory and, on PostgreSQL, the schema's rows). Every copy holds the same
+staff, passwords and TOTP secrets, in a database of its own.
 """
 
 from __future__ import annotations
 
 import atexit
+import os
 import secrets
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
 from sqlalchemy import create_engine, text
@@ -55,6 +63,8 @@ class Templates:
         self._sqlite_home: Path | None = None
         self._keys_home: Path | None = None
         self._pg_scripts: dict[str, tuple[str, str]] = {}
+        #: Seeded homes (and their schemas' dumps) by database: "" for SQLite.
+        self._seeded: dict[str, tuple[Path, tuple[str, str] | None]] = {}
 
     def prepare(self, settings: Settings) -> bool:
         """Lay the template into ``settings.home`` (and into its PostgreSQL schema, named
@@ -87,6 +97,60 @@ class Templates:
             engine.dispose()
         shutil.copytree(self._keys(), settings.home)
         return True
+
+    def seed(self, settings: Settings, env: Mapping[str, str]) -> None:
+        """Replace ``settings.home`` (and its schema) by a copy of this worker's seeded
+        template for its backend, seeding the template first if need be."""
+        database = "" if settings.is_sqlite else _database_of(settings)
+        if database not in self._seeded:
+            self._seeded[database] = self._make_seeded(settings, env, database)
+        home, dumped = self._seeded[database]
+        if dumped is not None:
+            placeholder, script = dumped
+            _replay(database, _schema_of(settings.resolved_database_url) or "", placeholder, script)
+        shutil.rmtree(settings.home)
+        shutil.copytree(home, settings.home)
+
+    def _make_seeded(
+        self, settings: Settings, env: Mapping[str, str], database: str
+    ) -> tuple[Path, tuple[str, str] | None]:
+        from tests.support.server import environment, run_cli
+
+        home = self._root / f"seeded-{len(self._seeded)}" / "home"
+        schema = None if not database else f"tpl_{secrets.token_hex(8)}"
+        url = None
+        if schema is None:
+            shutil.copytree(self._sqlite(), home)
+        else:
+            placeholder, script = self._pg(database)
+            admin = create_engine(database, isolation_level="AUTOCOMMIT")
+            try:
+                with admin.connect() as connection:
+                    connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+            finally:
+                admin.dispose()
+            _replay(database, schema, placeholder, script)
+            shutil.copytree(self._keys(), home)
+            url = (
+                make_url(database)
+                .update_query_dict({"options": f"-csearch_path={schema}"})
+                .render_as_string(hide_password=False)
+            )
+        extra = {key: value for key, value in env.items() if key.startswith("CAREVAULT_ARGON2")}
+        seeded = run_cli(environment(home, url, extra), "seed", "--patients", "0")
+        if seeded.returncode != 0:
+            raise RuntimeError(f"seeding the template failed:\n{seeded.stderr[-3000:]}")
+        if schema is None:
+            return home, None
+        try:
+            return home, (schema, _dump(database, schema))
+        finally:
+            admin = create_engine(database, isolation_level="AUTOCOMMIT")
+            try:
+                with admin.connect() as connection:
+                    connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+            finally:
+                admin.dispose()
 
     def _sqlite(self) -> Path:
         if self._sqlite_home is None:
@@ -136,17 +200,47 @@ class Templates:
 _worker: Templates | None = None
 
 
-def lay(settings: Settings) -> bool:
-    """Start ``settings.home`` (and its schema) from this process's template, when the
-    home does not exist yet and the settings keep their files where the template does."""
+def _templates() -> Templates:
     global _worker
-    if not usable(settings):
-        return False
     if _worker is None:
         root = Path(tempfile.mkdtemp(prefix="carevault-template-"))
         atexit.register(shutil.rmtree, root, ignore_errors=True)
         _worker = Templates(root)
-    return _worker.prepare(settings)
+    return _worker
+
+
+def lay(settings: Settings) -> bool:
+    """Start ``settings.home`` (and its schema) from this process's template, when the
+    home does not exist yet and the settings keep their files where the template does."""
+    if not usable(settings):
+        return False
+    return _templates().prepare(settings)
+
+
+def seed_staff(settings: Settings, env: Mapping[str, str]) -> None:
+    """What ``carevault seed --patients 0`` makes (the clinic group, its staff accounts,
+    timetable and the demo app), in ``settings``' home and database, before anything has
+    opened them. A home laid from the template gets a copy of this worker's seeded one;
+    any other (or with CAREVAULT_TEST_NO_TEMPLATE set) runs the command itself."""
+    from tests.support.server import run_cli
+
+    assert env["CAREVAULT_HOME"] == str(settings.home), "env and settings name one home"
+    laid = (settings.home / "keys" / "keyring.json").exists()
+    if (
+        os.environ.get("CAREVAULT_TEST_NO_TEMPLATE")
+        or not laid
+        or settings.key_provider != "local"
+        or settings.keys_database_url is not None
+        or settings.keyring_path is not None
+        or settings.token_signing_key_path is not None
+        or settings.id_token_key_path is not None
+        or settings.ledger_signing_key_path is not None
+        or (not settings.is_sqlite and _schema_of(settings.resolved_database_url) is None)
+    ):
+        seeded = run_cli(env, "seed", "--patients", "0")
+        assert seeded.returncode == 0, seeded.stderr
+        return
+    _templates().seed(settings, env)
 
 
 def _make_keys(home: Path) -> None:
@@ -157,6 +251,24 @@ def _make_keys(home: Path) -> None:
     ed25519_key(keys / "token-signing.pem", create=True)
     ed25519_key(keys / "ledger-signing.pem", create=True)
     rsa_key(keys / "id-token.pem")
+
+
+def _database_of(settings: Settings) -> str:
+    url = make_url(settings.resolved_database_url)
+    return url.difference_update_query(["options"]).render_as_string(hide_password=False)
+
+
+def _replay(database: str, schema: str, placeholder: str, script: str) -> None:
+    """Empty ``schema`` and fill it from a dump made of the schema ``placeholder``."""
+    engine = create_engine(database, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as connection:
+            connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+            connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+        with engine.begin() as connection:
+            connection.exec_driver_sql(script.replace(placeholder, schema))
+    finally:
+        engine.dispose()
 
 
 def _schema_of(url: str) -> str | None:

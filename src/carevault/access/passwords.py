@@ -37,16 +37,27 @@ class Passwords:
         self._hasher = PasswordHasher(
             time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism, type=Type.ID
         )
-        # Verified against when the account does not exist, so that the time taken
-        # does not tell an attacker whether a username is real.
-        self._decoy = self._hasher.hash("decoy password that matches nothing")
+        self._decoy: str | None = None
+
+    def warm(self) -> None:
+        """Make the decoy hash now (a server does this at start), not at the first sign-in
+        with an unknown username, whose answer would then take twice as long."""
+        self.decoy()
+
+    def decoy(self) -> str:
+        """Verified against when the account does not exist, so that the time taken does
+        not tell an attacker whether a username is real. Made on first use: a CLI command
+        that never verifies a password does not pay for it."""
+        if self._decoy is None:
+            self._decoy = self._hasher.hash("decoy password that matches nothing")
+        return self._decoy
 
     def hash(self, password: str) -> str:
         return self._hasher.hash(password)
 
     def verify(self, stored: str | None, password: str) -> bool:
         try:
-            return self._hasher.verify(stored or self._decoy, password) and stored is not None
+            return self._hasher.verify(stored or self.decoy(), password) and stored is not None
         except (VerificationError, InvalidHashError):
             return False
 

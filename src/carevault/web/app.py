@@ -42,6 +42,8 @@ from carevault.web.responses import (
 def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     """Build the app; services are built now (failing fast on bad settings), closed on shutdown."""
     built = services or build_services(settings)
+    # A server answers sign-ins: the unknown-username decoy is made before the first one.
+    built.accounts.passwords.warm()
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

@@ -18,6 +18,7 @@ from carevault.containment.service import Officer
 from carevault.containment.state import Mode
 from tests.support.auth import Login, colleagues, fresh_code, login_for, token_for
 from tests.support.server import RunningServer, environment, run_cli, running_server
+from tests.support.template import seed_staff
 
 pytestmark = pytest.mark.e2e
 
@@ -35,8 +36,7 @@ def two_servers(
             "CAREVAULT_ARGON2_TIME_COST": "1",
         },
     )
-    seeded = run_cli(env, "seed", "--patients", "0")
-    assert seeded.returncode == 0, seeded.stderr
+    seed_staff(settings, env)
     with running_server(env, tmp_path) as first, running_server(env, tmp_path) as second:
         yield first, second
 

@@ -19,6 +19,7 @@ from carevault.bootstrap import build_services
 from carevault.config import Settings
 from tests.support.auth import colleagues, token_for
 from tests.support.server import RunningServer, environment, run_cli, running_server
+from tests.support.template import seed_staff
 
 pytestmark = pytest.mark.e2e
 BUDGET = 40
@@ -36,8 +37,7 @@ def env(settings: Settings) -> dict[str, str]:
             "CAREVAULT_RELEASE_BUDGET": f"front_desk={BUDGET}/{BUDGET * 4}",
         },
     )
-    seeded = run_cli(values, "seed", "--patients", "0")
-    assert seeded.returncode == 0, seeded.stderr
+    seed_staff(settings, values)
     return values
 
 

@@ -20,6 +20,7 @@ import pytest
 from carevault.config import Settings
 from tests.support.auth import login_for, token_for
 from tests.support.server import environment, run_cli, running_server
+from tests.support.template import seed_staff
 
 pytestmark = pytest.mark.e2e
 
@@ -52,8 +53,7 @@ def test_workers_killed_at_random_leave_one_verifiable_ledger(
             "CAREVAULT_ARGON2_TIME_COST": "1",
         },
     )
-    prepared = run_cli(env, "seed", "--patients", "0")
-    assert prepared.returncode == 0, prepared.stderr
+    seed_staff(settings, env)
     created: list[str] = []
     read: Counter[str] = Counter()
     lock = threading.Lock()
