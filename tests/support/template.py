@@ -123,12 +123,6 @@ class Templates:
             shutil.copytree(self._sqlite(), home)
         else:
             placeholder, script = self._pg(database)
-            admin = create_engine(database, isolation_level="AUTOCOMMIT")
-            try:
-                with admin.connect() as connection:
-                    connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-            finally:
-                admin.dispose()
             _replay(database, schema, placeholder, script)
             shutil.copytree(self._keys(), home)
             url = (
@@ -145,12 +139,7 @@ class Templates:
         try:
             return home, (schema, _dump(database, schema))
         finally:
-            admin = create_engine(database, isolation_level="AUTOCOMMIT")
-            try:
-                with admin.connect() as connection:
-                    connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-            finally:
-                admin.dispose()
+            _drop_schema(database, schema)
 
     def _sqlite(self) -> Path:
         if self._sqlite_home is None:
@@ -258,12 +247,21 @@ def _database_of(settings: Settings) -> str:
     return url.difference_update_query(["options"]).render_as_string(hide_password=False)
 
 
+def _drop_schema(database: str, schema: str) -> None:
+    admin = create_engine(database, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+    finally:
+        admin.dispose()
+
+
 def _replay(database: str, schema: str, placeholder: str, script: str) -> None:
     """Empty ``schema`` and fill it from a dump made of the schema ``placeholder``."""
+    _drop_schema(database, schema)
     engine = create_engine(database, isolation_level="AUTOCOMMIT")
     try:
         with engine.connect() as connection:
-            connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
             connection.execute(text(f'CREATE SCHEMA "{schema}"'))
         with engine.begin() as connection:
             connection.exec_driver_sql(script.replace(placeholder, schema))
