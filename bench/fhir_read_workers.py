@@ -3,14 +3,20 @@
 locating a record by id, SQLAlchemy-built statement against the prebuilt driver
 statement the vault now uses, on the same database in the same process.
 
-Per backend, one encrypted data directory is seeded (Patients of ``--patients``
-patients) and served by two servers at once, one with one process and one with N
-(default: the number of cores); both take a privacy officer's token (full
-authentication, policy, decryption, subsetting and a durable audit entry per read).
+Per backend, two servers run at once, one with one process and one with N (default:
+the number of cores), each on its own encrypted data directory and database seeded
+alike (``--patients`` Patients, the same seed): sharing one database made them share
+the detectors' lease and ledger, so the idle side's process often judged the measured
+side's entries. Both take a privacy officer's token (full authentication, policy,
+decryption, subsetting and a durable audit entry per read), and every patient is read
+once through every process of a server before anything is measured (each process has
+its own data-key and release-budget caches).
 Operations: ``GET /fhir/Patient/<id>`` and ``GET /fhir/Patient?identifier=<HKID>``
 at ``--clients`` concurrent clients (32). The sides take turns in rounds (ABAB, BABA);
 figures are the sum of a side's rounds: reads/s, p50/p99 latency and server CPU per
-read (every process of the server). The audit ledger is counted: one entry per read.
+read (every process of the server). The audit ledger is counted: one entry per read;
+so are data-key unwraps during the measured reads (0 when warm), and the CPU each idle
+side spends while another is measured (it should be next to nothing).
 
 Targets (issue 15): ≥ 800 reads/s read-by-id with 2 workers on SQLite, ≥ 700 on
 PostgreSQL; CPU ≤ 1.2 ms per read-by-id.
@@ -29,7 +35,6 @@ import tempfile
 import time
 from collections.abc import Sequence
 from contextlib import ExitStack
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +44,7 @@ from bench.common import Table, now, ratio, write_results
 from bench.detect import GENEROUS, READER_RAISES
 from bench.reads import Side, alternate, check_answers, warm_up
 from bench.server import password_token, running_server
-from bench.serving import LedgerSizes, deployment, postgres_database, prepare
+from bench.serving import Deployment, LedgerSizes, deployment, postgres_database, prepare
 from carevault.bootstrap import build_services
 from carevault.db import read_transaction
 from carevault.vault.records import head_from_row
@@ -110,65 +115,70 @@ def locate_costs(target: Any, ids: list[str], repeats: int) -> tuple[float, floa
         services.close()
 
 
+def side_deployment(
+    backend: str, label: str, workdir: Path, database: str | None, environment: dict[str, str]
+) -> Deployment:
+    return deployment(
+        f"{backend}-{label}",
+        workdir / backend / label,
+        database,
+        encryption=True,
+        dek_cache_seconds=3600,
+        # The reader opens thousands of patients: its alerts are raised, never acted
+        # on (a step-up would refuse the load and measure 401s instead of reads).
+        release_budget=GENEROUS,
+        detect_responses=READER_RAISES,
+        environment=environment,
+    )
+
+
 def run_backend(backend: str, options: argparse.Namespace, workdir: Path) -> list[dict[str, Any]]:
     print(f"{backend}:", flush=True)
     with ExitStack() as stack:
-        database = (
-            stack.enter_context(postgres_database("workers")) if backend == "postgres" else None
-        )
-        target = deployment(
-            f"{backend}-workers",
-            workdir / backend,
-            database,
-            encryption=True,
-            dek_cache_seconds=3600,
-            # The reader opens thousands of patients: its alerts are raised, never acted
-            # on (a step-up would refuse the load and measure 401s instead of reads).
-            release_budget=GENEROUS,
-            detect_responses=READER_RAISES,
-        )
-        seeded = prepare(target, roles=[ROLE], patients=options.patients)
-        print(f"  seeded {seeded.resources:,} resources in {seeded.seconds:.1f} s", flush=True)
-        ledgers = LedgerSizes(target)
-        stack.callback(ledgers.close)
         sides = []
-        codes = [("", target)]
+        codes: list[tuple[str, dict[str, str]]] = [("", {})]
         if options.baseline:
-            # The same data served by another copy of the source (PYTHONPATH comes before
-            # the installed package): the code before a change, measured in the same run.
-            baseline = replace(
-                target, environment={**target.environment, "PYTHONPATH": options.baseline}
-            )
-            codes.insert(0, (BEFORE, baseline))
-        # One sign-in for every side: they serve the same data, and a second sign-in
-        # within the same 30 s would present a TOTP code already used (refused as a replay).
-        token = ""
+            # Another copy of the source (PYTHONPATH comes before the installed package):
+            # the code before a change, measured in the same run on the same data.
+            codes.insert(0, (BEFORE, {"PYTHONPATH": options.baseline}))
         for workers in options.counts:
-            for suffix, code in codes:
-                server = stack.enter_context(running_server(code, workdir, workers))
-                token = token or password_token(server.url, seeded.login(ROLE))
-                side = Side(
-                    f"{workers} worker{'s' if workers > 1 else ''}{suffix}",
-                    code,
-                    seeded,
-                    server,
-                    token,
-                    ledgers,
+            for suffix, environment in codes:
+                name = f"{workers} worker{'s' if workers > 1 else ''}{suffix}"
+                label = f"w{workers}{'-baseline' if suffix else ''}"
+                # Each side its own data directory and database, seeded alike (same
+                # seed): sides that shared one database shared its detection lease and
+                # ledger, so whichever process held the lease (often the idle side's)
+                # judged the measured side's entries, off its books and on its cores.
+                database = (
+                    stack.enter_context(postgres_database(f"workers_{label.replace('-', '_')}"))
+                    if backend == "postgres"
+                    else None
                 )
+                target = side_deployment(backend, label, workdir, database, environment)
+                seeded = prepare(target, roles=[ROLE], patients=options.patients)
+                print(
+                    f"  {name}: seeded {seeded.resources:,} resources in {seeded.seconds:.1f} s",
+                    flush=True,
+                )
+                ledgers = LedgerSizes(target)
+                stack.callback(ledgers.close)
+                server = stack.enter_context(running_server(target, workdir, workers))
+                token = password_token(server.url, seeded.login(ROLE))
+                side = Side(name, target, seeded, server, token, ledgers)
                 check_answers(side)
-                # Every patient once: the release budget (shared) and this process's data
-                # keys are then warm, as in bench.detect and bench.fhir_read. Warming 500 of
-                # 2,000 left three reads in four paying a first release (a durable budget
-                # write) and a key unwrap, and measured those instead of a read.
-                warm_up(side)
+                # Every patient through every process: the release budget's and the data
+                # keys' caches (one per process) are then warm, as in bench.detect and
+                # bench.fhir_read; the table's unwraps column shows what was not.
+                warm_up(side, processes=workers)
                 sides.append(side)
         order = list(range(options.patients))
         random.Random(f"{NAME}:{backend}").shuffle(order)
         cells = [("read", options.clients), ("search", options.clients)]
         alternate(sides, cells, rounds=options.rounds, seconds=options.seconds, order=order)
         rows = [{"backend": backend, **side.figures(cell)} for side in sides for cell in cells]
-        ids = [seeded.patients[i].resource_id for i in order[:200]]
-        before_us, after_us = locate_costs(target, ids, 3 if options.quick else 10)
+        first = sides[-1]
+        ids = [first.seeded.patients[i].resource_id for i in order[:200]]
+        before_us, after_us = locate_costs(first.target, ids, 3 if options.quick else 10)
         rows.append(
             {"backend": backend, "locate_before_us": before_us, "locate_after_us": after_us}
         )
@@ -195,6 +205,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             "p99 ms",
             "CPU ms/read",
             "audit entries",
+            "unwraps",
+            "idle CPU ms/s",
             "errors",
             "× 1 worker",
             "× baseline",
@@ -223,6 +235,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                     r["p99_ms"],
                     r["server_cpu_ms_per_request"],
                     r["audit_entries"],
+                    r["unwraps"],
+                    r["idle_cpu_ms_per_second"],
                     r["errors"],
                     ratio(r["per_second"], base) if base else "",
                     ratio(r["per_second"], then) if then else "",
@@ -238,6 +252,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"load average (1 min) at the start {load_before[0]:.1f}, at the end "
         f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; the load "
         "client runs on the same cores"
+    )
+    table.notes.append(
+        "each side its own data directory and database, seeded alike; unwraps: data keys "
+        "unwrapped during the measured reads (0: every process's cache was warm); idle CPU: "
+        "what the side's server spent, in ms per second, while the other sides were measured"
     )
     print(table.render())
     print(locate.render())

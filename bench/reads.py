@@ -9,8 +9,11 @@ sum of its rounds.
 
 from __future__ import annotations
 
+import http.client
 import json
+import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +44,10 @@ class Side:
     cpu: dict[Cell, float] = field(default_factory=dict)
     audit: dict[Cell, int] = field(default_factory=dict)
     unwraps: dict[Cell, int] = field(default_factory=dict)
+    #: CPU seconds this side's server spent while another side was measured on a cell,
+    #: and the seconds those turns lasted: an idle side must cost (nearly) nothing.
+    idle_cpu: dict[Cell, float] = field(default_factory=dict)
+    idle_seconds: dict[Cell, float] = field(default_factory=dict)
 
     def figures(self, cell: Cell) -> dict[str, Any]:
         result = self.results[cell]
@@ -59,6 +66,11 @@ class Side:
             "server_cpu_ms_per_request": round(self.cpu[cell] / result.requests * 1e3, 3),
             "audit_entries": self.audit[cell],
             "unwraps": self.unwraps[cell],
+            "idle_cpu_ms_per_second": (
+                round(self.idle_cpu[cell] / self.idle_seconds[cell] * 1e3, 2)
+                if self.idle_seconds.get(cell)
+                else None
+            ),
         }
 
 
@@ -111,15 +123,77 @@ def check_answers(side: Side) -> None:
             raise RuntimeError(f"{side.name}: search by HKID failed: {json.dumps(found)[:300]}")
 
 
-def warm_up(side: Side, reads: int | None = None) -> None:
+def warm_up(side: Side, reads: int | None = None, processes: int = 1) -> None:
     """Read every patient once, or ``reads`` of them (every data key read is then cached,
     if the cache is on), then search a few hundred times, so that no first-use cost
-    lands in a measurement."""
+    lands in a measurement.
+
+    A server of several ``processes`` (uvicorn's workers) keeps a data-key cache and a
+    release-budget cache in each: every patient is then read through every process
+    (``warm_every_process``), not once through whichever process took the connection,
+    which left about one measured read in five unwrapping a key (bench.fhir_read_workers).
+    """
     host, port = side.server.host_port
     order = list(range(len(side.seeded.patients)))
-    for operation, limit in (("read", reads or len(order)), ("search", 200)):
-        paths = operation_paths(operation, side.seeded, order)
-        run_load(host, port, paths, token=side.token, clients=8, seconds=120, limit=limit)
+    if processes > 1 and reads is None:
+        warm_every_process(side, processes)
+    else:
+        paths = operation_paths("read", side.seeded, order)
+        run_load(
+            host, port, paths, token=side.token, clients=8, seconds=120, limit=reads or len(order)
+        )
+    paths = operation_paths("search", side.seeded, order)
+    run_load(host, port, paths, token=side.token, clients=8, seconds=120, limit=200)
+
+
+def warm_every_process(side: Side, processes: int, per_process: int = 4) -> None:
+    """Read every patient through each of the server's ``processes``: connections are
+    opened until each process holds ``per_process`` of them (which process accepted a
+    connection is read from /proc), then each process's connections share the patients."""
+    host, port = side.server.host_port
+    paths = operation_paths("read", side.seeded, range(len(side.seeded.patients)))
+    headers = {"Authorization": f"Bearer {side.token}", "Accept": "application/fhir+json"}
+    pinned: dict[int, list[http.client.HTTPConnection]] = {}
+    deadline = time.monotonic() + 120
+    while len(pinned) < processes or any(len(held) < per_process for held in pinned.values()):
+        if time.monotonic() > deadline:
+            for held in pinned.values():
+                for connection in held:
+                    connection.close()
+            raise RuntimeError(
+                f"{side.name}: connections reached {len(pinned)} of {processes} processes"
+            )
+        connection = http.client.HTTPConnection(host, port, timeout=60)
+        _get(connection, paths[0], headers)
+        pid = side.server.process_serving(connection.sock.getsockname()[1])
+        if pid is None or len(pinned.get(pid, [])) >= per_process:
+            connection.close()
+            continue
+        pinned.setdefault(pid, []).append(connection)
+
+    def read_share(connection: http.client.HTTPConnection, share: Sequence[str]) -> None:
+        try:
+            for path in share:
+                _get(connection, path, headers)
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=processes * per_process) as pool:
+        futures = [
+            pool.submit(read_share, connection, paths[index :: len(held)])
+            for held in pinned.values()
+            for index, connection in enumerate(held)
+        ]
+        for future in futures:
+            future.result()
+
+
+def _get(connection: http.client.HTTPConnection, path: str, headers: dict[str, str]) -> None:
+    connection.request("GET", path, headers=headers)
+    response = connection.getresponse()
+    response.read()
+    if response.status != 200:
+        raise RuntimeError(f"warming up: GET {path} answered {response.status}")
 
 
 def measure(side: Side, cell: Cell, paths: Sequence[str], seconds: float, offset: int) -> None:
@@ -160,7 +234,15 @@ def alternate(
             sent = 0
             for side in turn:
                 before = side.results[cell].requests if cell in side.results else 0
+                idle = [other for other in sides if other is not side]
+                idle_before = [other.server.cpu_seconds() for other in idle]
+                began = time.perf_counter()
                 measure(side, cell, operation_paths(cell[0], side.seeded, order), seconds, offset)
+                lasted = time.perf_counter() - began
+                for other, cpu_before in zip(idle, idle_before, strict=True):
+                    spent = other.server.cpu_seconds() - cpu_before
+                    other.idle_cpu[cell] = other.idle_cpu.get(cell, 0.0) + spent
+                    other.idle_seconds[cell] = other.idle_seconds.get(cell, 0.0) + lasted
                 sent = max(sent, side.results[cell].requests - before)
             offset += sent
         line = ", ".join(f"{side.name} {side.results[cell].per_second:,.0f}/s" for side in sides)

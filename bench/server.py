@@ -34,6 +34,28 @@ class Server:
         thread), from /proc."""
         return sum(_cpu_ticks(pid) for pid in _tree(self.process.pid)) / os.sysconf("SC_CLK_TCK")
 
+    def process_serving(self, client_port: int) -> int | None:
+        """The pid of the server process (one of uvicorn's workers) that holds the
+        accepted end of the loopback connection from ``client_port``; None if none does
+        (not accepted yet). Read from /proc: the socket's inode, then whose descriptor."""
+        _, port = self.host_port
+        inode = _connection_inode(port, client_port)
+        if inode is None:
+            return None
+        wanted = f"socket:[{inode}]"
+        for pid in _tree(self.process.pid):
+            try:
+                descriptors = list(Path(f"/proc/{pid}/fd").iterdir())
+            except OSError:
+                continue
+            for descriptor in descriptors:
+                try:
+                    if os.readlink(descriptor) == wanted:
+                        return pid
+                except OSError:
+                    continue
+        return None
+
 
 def _stat(pid: int) -> list[str]:
     try:
@@ -45,6 +67,22 @@ def _stat(pid: int) -> list[str]:
 def _cpu_ticks(pid: int) -> int:
     fields = _stat(pid)
     return int(fields[11]) + int(fields[12]) if fields else 0
+
+
+def _connection_inode(server_port: int, client_port: int) -> int | None:
+    """The inode of the server's end of a TCP connection (local port ``server_port``,
+    remote port ``client_port``), from /proc/net/tcp and tcp6."""
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            local, remote = fields[1].rsplit(":", 1)[1], fields[2].rsplit(":", 1)[1]
+            if int(local, 16) == server_port and int(remote, 16) == client_port:
+                return int(fields[9]) or None
+    return None
 
 
 def _tree(root: int) -> list[int]:

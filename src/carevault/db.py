@@ -307,6 +307,20 @@ def statement_read(engine: Engine) -> Iterator[Connection]:
 
 
 @contextmanager
+def committed_reads(engine: Engine) -> Iterator[Connection]:
+    """A connection for a few reads that each need what was committed when it runs, and
+    no snapshot shared between them.
+
+    PostgreSQL runs transactions at READ COMMITTED here, where each statement takes its
+    own snapshot anyway: a transaction around such reads adds only its BEGIN and COMMIT
+    round trips (two of a read by id's four), so they run in autocommit. On SQLite it
+    is ``read_transaction`` (one snapshot, and in-process: nothing to save).
+    """
+    with statement_read(engine) as connection:
+        yield connection
+
+
+@contextmanager
 def temporary_database(admin_url: str, prefix: str) -> Iterator[str]:
     """A PostgreSQL database of the caller's own (tests, benchmarks), dropped afterwards
     whatever happens; yields its URL. The name is ``prefix`` with the process id and a

@@ -26,7 +26,7 @@ from carevault.access.registrations import Proof
 from carevault.access.scopes import Interaction, Scopes
 from carevault.clock import to_micros
 from carevault.containment.state import ContainmentActive, ContainmentState, ContainmentStore
-from carevault.db import pinned_connection, read_transaction
+from carevault.db import committed_reads, pinned_connection
 from carevault.detect.budget import ReleaseRefused
 from carevault.domain.care import DAY_US, CareWindow, Window, WriterStanding, grants
 from carevault.domain.categories import DataCategory
@@ -429,9 +429,11 @@ class Gate:
     def read(self, caller: Caller, rt: ResourceType, resource_id: str) -> Opened:
         with self._attempt(caller, Tag.FHIR_READ, rt.name, resource_id) as attempt:
             self._scope(caller, rt, Interaction.READ)
-            # The record and the policy's facts about it in one read transaction; it ends
-            # before the record is opened and the audit entry written.
-            with read_transaction(self.vault.engine) as reading:
+            # The record and the policy's facts about it on one connection (on SQLite one
+            # snapshot; on PostgreSQL each read sees what was committed, as a READ
+            # COMMITTED transaction would); released before the record is opened and the
+            # audit entry written.
+            with committed_reads(self.vault.engine) as reading:
                 located = self.vault.locate(rt.name, resource_id, reading)
                 attempt.patient_pseudonym = located.head.patient_pseudonym
                 if located.head.deleted:

@@ -66,6 +66,11 @@ def base_url(request: Request) -> str:
     configured: str | None = request.app.state.services.settings.public_base_url
     if configured:
         return f"{configured}/fhir"
+    # What ``request.url`` would give (its netloc is the Host header when there is one),
+    # without parsing the whole URL: that cost a read by id more than its policy check.
+    host = request.headers.get("host")
+    if host:
+        return f"{request.scope.get('scheme', 'http')}://{host}/fhir"
     return f"{request.url.scheme}://{request.url.netloc}/fhir"
 
 
