@@ -156,4 +156,5 @@ class Checker:
 
 
 def default_workers() -> int:
-    return max(1, (os.cpu_count() or 1))
+    """Checking processes beside the writer: the cores but the writer's own."""
+    return max(1, (os.cpu_count() or 1) - 1)

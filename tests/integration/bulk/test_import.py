@@ -18,12 +18,15 @@ from carevault.bulk.importer import Importer, ImportReport
 from carevault.bulk.journal import Journal
 from carevault.bulk.loader import Loader
 from carevault.bulk.sources import bundles_to_ndjson, read_items
+from carevault.domain.policy import Actor
+from carevault.domain.roles import Role
 from carevault.fhir import jsonio
 from carevault.fhir.content import DEFAULT_LIMITS
+from carevault.fhir.derived import derive
 from carevault.fhir.registry import RESOURCE_TYPES
-from carevault.gate import Caller
+from carevault.gate import AccessDenied, Caller
 from carevault.vault.tables import resource_head, search_token
-from carevault.vault.writer import search_tokens
+from carevault.vault.writer import Put, search_tokens
 from tests.support.synthea import BUNDLES as SYNTHEA_BUNDLES
 
 BUNDLES = SYNTHEA_BUNDLES[:3]
@@ -275,3 +278,28 @@ def test_records_checked_in_another_process_are_refused_and_indexed_as_in_the_wr
         rt = RESOURCE_TYPES[resource["resourceType"]]
         expected = search_tokens(services.vault, rt, resource)
         assert stored.get((rt.name, resource["id"]), set()) == expected
+
+
+def test_only_the_system_may_bring_a_records_index_worked_out_already(
+    services: Services,
+) -> None:
+    # A member of staff's write is indexed from what they send, never from terms they
+    # send beside it (they could hide a record from searches or mislabel its entry).
+    patient = {"resourceType": "Patient", "id": "p-derived", "birthDate": "1980-02-03"}
+    rt = RESOURCE_TYPES["Patient"]
+    bogus = derive(rt, {"resourceType": "Patient", "id": "other"}, services.vault.zone)
+    physician = Caller(
+        principal="staff:dr-derived",
+        actor=Actor(
+            principal="staff:dr-derived", role=Role.PHYSICIAN, clinic_ids=frozenset({"c1"})
+        ),
+    )
+    with pytest.raises(AccessDenied, match="only the system"):
+        services.gate.write(physician, [Put(rt, "p-derived", patient, derived=bogus)])
+    with services.engine.connect() as connection:
+        written = connection.execute(
+            select(func.count())
+            .select_from(resource_head)
+            .where(resource_head.c.resource_id == "p-derived")
+        ).scalar_one()
+    assert written == 0
