@@ -273,6 +273,40 @@ def driver_executemany(
         cursor.close()
 
 
+def driver_executemany_tuples(
+    connection: Connection,
+    statement: ClauseElement,
+    names: tuple[str, ...],
+    rows: list[tuple[Any, ...]],
+) -> None:
+    """``driver_executemany`` with each row a tuple of the parameters ``names``, in that
+    order: a bulk load's search tokens are a dozen rows a record, and a dict per row cost
+    as much as inserting it."""
+    if not rows:
+        return
+    key = (id(statement), connection.dialect.name)
+    compiled = _DRIVER_SQL.get(key)
+    if compiled is None:
+        made = statement.compile(dialect=connection.dialect)
+        assert isinstance(made, SQLCompiler)  # noqa: S101 - a SQL statement compiles so
+        order = tuple(made.positiontup) if made.positional and made.positiontup else None
+        compiled = _DRIVER_SQL[key] = (str(made), order)
+    sql, order = compiled
+    values: list[Any]
+    if order == names:
+        values = rows
+    elif order is not None:
+        where = [names.index(name) for name in order]
+        values = [tuple(row[index] for index in where) for row in rows]
+    else:
+        values = [dict(zip(names, row, strict=True)) for row in rows]
+    cursor = connection.connection.cursor()
+    try:
+        cursor.executemany(sql, values)
+    finally:
+        cursor.close()
+
+
 def driver_rows(connection: Connection, statement: ClauseElement) -> list[Any]:
     """A query's rows as the driver returns them (tuples, no row objects), inside
     ``connection``'s transaction, for reads of many rows. On PostgreSQL the results come

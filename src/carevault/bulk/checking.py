@@ -1,10 +1,13 @@
 """Checking records before they are written, in worker processes beside the writer.
 
-Validation (the strict walk, the content rules, the FHIR model) costs more than
-sealing and writing a record, and it needs nothing from the database: worker
-processes check the next batch while the gate writes the current one. A worker gets
-resources and returns only verdicts (None, or why a record is refused), never keys
-and never anything it decrypted: it holds no key and opens nothing.
+Validation (the strict walk, the content rules, the FHIR model) and what the writer
+works out from a record alone (its search terms, sensitivity marker and categories,
+``fhir/derived.py``) need nothing from the database: worker processes do both for the
+next batch while the gate writes the current one. A worker gets resources (an NDJSON
+line as its bytes, which it reads again as the writer read it: bytes cost far less to
+send than the objects they make) and returns for each why it is refused or what was
+worked out, never keys and never anything it decrypted: it holds no key and opens
+nothing.
 """
 
 from __future__ import annotations
@@ -13,10 +16,13 @@ import multiprocessing
 import os
 from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
+from datetime import tzinfo
 from typing import Any
 
 from carevault.bulk.shape import Shapes
+from carevault.bulk.sources import Item, read_again
 from carevault.fhir.content import InputLimits
+from carevault.fhir.derived import Derived, derive
 from carevault.fhir.outcome import FhirError
 from carevault.fhir.registry import RESOURCE_TYPES
 from carevault.fhir.validate import validate_resource
@@ -57,16 +63,57 @@ def verdict(
     return None
 
 
-def _verdicts(
-    resources: Sequence[tuple[dict[str, Any] | None, str | None]],
+#: What a checking process is sent of one item: its resource or why it is refused; or,
+#: for an NDJSON line, the line's bytes and the resource's id (``sources.read_again``).
+Sent = tuple[dict[str, Any] | bytes | None, str | None]
+#: What checking an item gives: why it is refused, or what the writer needs worked out.
+Outcome = str | Derived
+
+
+def outcome(
+    resource: dict[str, Any] | None,
+    refused: str | None,
     limits: InputLimits,
-    compiled: bool,
-) -> list[str | None]:
-    return [verdict(resource, refused, limits, compiled) for resource, refused in resources]
+    zone: tzinfo,
+    compiled: bool = True,
+) -> Outcome:
+    """Why ``resource`` is refused (``verdict``), or its terms, marker and categories
+    (``fhir/derived.py``) for the writer."""
+    reason = verdict(resource, refused, limits, compiled)
+    if reason is not None:
+        return reason
+    assert resource is not None  # noqa: S101 - a verdict of None says so
+    return derive(RESOURCE_TYPES[resource["resourceType"]], resource, zone)
+
+
+def _sent(item: Item) -> Sent:
+    if item.raw is not None and item.resource is not None:
+        # The id made for a line without one; a line's own id (whatever it is) it keeps.
+        given = item.resource.get("id")
+        return (item.raw, given if isinstance(given, str) else None)
+    return (item.resource, item.refused)
+
+
+def _outcomes(
+    sent: Sequence[Sent], limits: InputLimits, zone: tzinfo, compiled: bool
+) -> list[Outcome]:
+    found: list[Outcome] = []
+    for resource, detail in sent:
+        if not isinstance(resource, bytes):
+            found.append(outcome(resource, detail, limits, zone, compiled))
+            continue
+        again = read_again(resource, detail)
+        # A line that reads otherwise here than in the writer is refused, never passed.
+        found.append(
+            "the line did not read the same twice"
+            if again is None
+            else outcome(again, None, limits, zone, compiled)
+        )
+    return found
 
 
 class Checker:
-    """Verdicts for batches of records, in ``workers`` processes (0: in this one)."""
+    """Outcomes for batches of records, in ``workers`` processes (0: in this one)."""
 
     def __init__(self, limits: InputLimits, workers: int, *, compiled: bool = True) -> None:
         self.limits = limits
@@ -79,19 +126,27 @@ class Checker:
                 max_workers=workers, mp_context=multiprocessing.get_context("spawn")
             )
 
-    def submit(
-        self, resources: Sequence[tuple[dict[str, Any] | None, str | None]]
-    ) -> list[Future[list[str | None]]]:
-        """Start checking; the futures' verdicts, concatenated, follow ``resources``."""
+    def submit(self, items: Sequence[Item], zone: tzinfo) -> list[Future[list[Outcome]]]:
+        """Start checking; the futures' outcomes, concatenated, follow ``items``.
+        ``zone``: the vault's, which date terms are worked out in."""
         if self._pool is None:
-            done: Future[list[str | None]] = Future()
-            done.set_result(_verdicts(resources, self.limits, self.compiled))
+            done: Future[list[Outcome]] = Future()
+            done.set_result(
+                [
+                    outcome(item.resource, item.refused, self.limits, zone, self.compiled)
+                    for item in items
+                ]
+            )
             return [done]
         return [
             self._pool.submit(
-                _verdicts, list(resources[start : start + _TASK]), self.limits, self.compiled
+                _outcomes,
+                [_sent(item) for item in items[start : start + _TASK]],
+                self.limits,
+                zone,
+                self.compiled,
             )
-            for start in range(0, len(resources), _TASK)
+            for start in range(0, len(items), _TASK)
         ]
 
     def close(self) -> None:
@@ -101,4 +156,5 @@ class Checker:
 
 
 def default_workers() -> int:
-    return max(1, (os.cpu_count() or 1))
+    """Checking processes beside the writer: the cores but the writer's own."""
+    return max(1, (os.cpu_count() or 1) - 1)

@@ -14,14 +14,16 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from datetime import tzinfo
 from itertools import islice
 
 from sqlalchemy import Connection
 
-from carevault.bulk.checking import Checker
+from carevault.bulk.checking import Checker, Outcome
 from carevault.bulk.journal import Journal
 from carevault.bulk.sources import Item, phase
 from carevault.db import write_transaction
+from carevault.fhir.derived import derive
 from carevault.fhir.outcome import FhirError
 from carevault.fhir.registry import RESOURCE_TYPES
 from carevault.gate import AccessDenied, Caller, Gate
@@ -57,13 +59,13 @@ def _reason(error: Exception) -> str:
     return str(error)[:2000] or type(error).__name__
 
 
-def _known_type(item: Item) -> str | None:
+def _known_type(item: Item, zone: tzinfo) -> Outcome:
     """Without validation (records CareVault generated itself): only the type is checked."""
     if item.resource is None:
         return item.refused or "refused"
     name = item.resource.get("resourceType")
     if isinstance(name, str) and name in RESOURCE_TYPES:
-        return None
+        return derive(RESOURCE_TYPES[name], item.resource, zone)
     shown = name if isinstance(name, str) and name.isalnum() else "?"
     return f"CareVault does not hold {shown[:40]} resources"
 
@@ -112,13 +114,14 @@ class Loader:
             writes: list[tuple[int, Put]] = []
             refused: dict[int, str] = {}
             wanted = [item for item in batch if item.line not in pending]
-            for item, reason in zip(wanted, _collect(verdicts), strict=True):
-                if reason is not None:
-                    refused[item.line] = reason
+            for item, found in zip(wanted, _collect(verdicts), strict=True):
+                if isinstance(found, str):
+                    refused[item.line] = found
                 else:
-                    assert item.resource is not None  # noqa: S101 - a verdict of None says so
+                    assert item.resource is not None  # noqa: S101 - only resources pass
                     rt = RESOURCE_TYPES[item.resource["resourceType"]]
-                    writes.append((item.line, Put(rt, item.resource["id"], item.resource)))
+                    put = Put(rt, item.resource["id"], item.resource, derived=found)
+                    writes.append((item.line, put))
             # Stable: within a phase the source's order stands.
             writes.sort(key=lambda pair: phase(pair[1].resource_type.name))
             accepted = self._commit(writes, refused, done, position)
@@ -131,15 +134,16 @@ class Loader:
 
     def _check(
         self, batch: list[Item] | None, pending: frozenset[int]
-    ) -> list[Future[list[str | None]]]:
+    ) -> list[Future[list[Outcome]]]:
         if batch is None:
             return []
         wanted = [item for item in batch if item.line not in pending]
+        zone = self.gate.vault.zone
         if self.checker is None:
-            done: Future[list[str | None]] = Future()
-            done.set_result([_known_type(item) for item in wanted])
+            done: Future[list[Outcome]] = Future()
+            done.set_result([_known_type(item, zone) for item in wanted])
             return [done]
-        return self.checker.submit([(item.resource, item.refused) for item in wanted])
+        return self.checker.submit(wanted, zone)
 
     def _commit(
         self,
@@ -230,7 +234,7 @@ class Loader:
             )
 
 
-def _collect(futures: list[Future[list[str | None]]]) -> Iterator[str | None]:
+def _collect(futures: list[Future[list[Outcome]]]) -> Iterator[Outcome]:
     for future in futures:
         yield from future.result()
 

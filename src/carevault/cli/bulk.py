@@ -38,8 +38,9 @@ def import_files(
         int,
         typer.Option(
             min=0,
-            help="Processes that validate beside the writer (default 0: in the writer; "
-            "the compiled check costs less than sending records to another process).",
+            help="Processes that validate records and work out their search terms beside "
+            "the writer (default 0: in the writer; each process costs seconds to start, "
+            "so 1 pays on large imports).",
         ),
     ] = 0,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,

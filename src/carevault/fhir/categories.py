@@ -76,9 +76,13 @@ def _identifier_category(identifier: Any) -> DataCategory:
     return DataCategory.GOVERNMENT_ID if system in GOVERNMENT_ID_SYSTEMS else DataCategory.IDENTITY
 
 
-def element_categories(rt: ResourceType, resource: dict[str, Any]) -> set[DataCategory]:
-    """The categories present in this resource."""
-    main = main_category(rt, resource)
+def element_categories(
+    rt: ResourceType, resource: dict[str, Any], *, main: DataCategory | None = None
+) -> set[DataCategory]:
+    """The categories present in this resource (``main``: its ``main_category``, when
+    the caller has it already)."""
+    if main is None:
+        main = main_category(rt, resource)
     present: set[DataCategory] = {main}
     for name, value in resource.items():
         if name in _ALWAYS:

@@ -892,6 +892,12 @@ class Gate:
         the batch, naming every record written (``gate/loading.py``)."""
         if per_patient and caller.actor is not None:
             raise AccessDenied("only the system loads records in bulk")
+        if caller.actor is not None and any(
+            isinstance(op, Put) and op.derived is not None for op in operations
+        ):
+            # What a record is found by and the categories its entry names are worked
+            # out here from what is sent, unless the system's own loader did it already.
+            raise AccessDenied("only the system says what a record's index holds")
         tag = (
             Tag.FHIR_IMPORT
             if per_patient

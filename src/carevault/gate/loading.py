@@ -49,7 +49,11 @@ def patient_batch_events(
         if head.resource_type == "Patient":
             batch.patient_id = head.resource_id
         if isinstance(operation, Put):
-            batch.categories |= element_categories(operation.resource_type, operation.resource)
+            batch.categories |= (
+                operation.derived.categories
+                if operation.derived is not None
+                else element_categories(operation.resource_type, operation.resource)
+            )
         batch.written.setdefault(head.resource_type, []).append(
             f"{head.resource_id}/_history/{head.version_id}"
         )

@@ -16,8 +16,14 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, delete, insert, select, update
 
 from carevault.clock import fhir_instant, from_micros, to_micros
-from carevault.db import driver_executemany, driver_scalar, write_transaction
+from carevault.db import (
+    driver_executemany,
+    driver_executemany_tuples,
+    driver_scalar,
+    write_transaction,
+)
 from carevault.fhir import jsonio
+from carevault.fhir.derived import Derived
 from carevault.fhir.elements import reference_targets
 from carevault.fhir.indexing import SENSITIVITY, clear_dates, index_terms, sensitivity_term
 from carevault.fhir.kinship import patient_terms
@@ -89,6 +95,9 @@ class Put:
     #: Where the record belongs, when the gate decided it (an imported record that names
     #: an outside organization); otherwise derived from the resource's references.
     clinic_id: str | None = None
+    #: The resource's search terms, marker and categories, when worked out already from
+    #: this very resource (a bulk load's checking processes); otherwise worked out here.
+    derived: Derived | None = None
 
 
 @dataclass(frozen=True)
@@ -207,8 +216,7 @@ class _Writer:
         pairs = sorted(
             (token, row_id) for row_id, tokens in self._tokens.items() for token in tokens
         )
-        rows = [{"token": token, "row_id": row_id} for token, row_id in pairs]
-        driver_executemany(self.connection, _INSERT_TOKEN, rows)
+        driver_executemany_tuples(self.connection, _INSERT_TOKEN, ("token", "row_id"), pairs)
         self._tokens = {}
         dated = [row for rows_of in self._dates.values() for row in rows_of]
         if dated:
@@ -372,7 +380,12 @@ class _Writer:
             rt.name, operation.resource_id, version, False, key_id, sealed, pseudonym, clinic_id
         )
         self._replace_tokens(
-            rt, row_id, operation.resource, pseudonym, had_tokens=current is not None
+            rt,
+            row_id,
+            operation.resource,
+            pseudonym,
+            had_tokens=current is not None,
+            derived=operation.derived,
         )
         head = Head(
             row_id=row_id, resource_type=rt.name, resource_id=operation.resource_id, **values
@@ -542,11 +555,14 @@ class _Writer:
         pseudonym: str | None,
         *,
         had_tokens: bool,
+        derived: Derived | None = None,
     ) -> None:
         if had_tokens:
             self.connection.execute(_DELETE_TOKENS, {"token_row_id": row_id})
             self.connection.execute(delete(search_date).where(search_date.c.row_id == row_id))
-        self._tokens[row_id] = search_tokens(self.vault, rt, resource, self._token_memo)
+        self._tokens[row_id] = search_tokens(
+            self.vault, rt, resource, self._token_memo, derived=derived
+        )
         self._dates[row_id] = date_rows(self.vault, rt, row_id, resource)
         if rt.is_patient:
             if had_tokens:
@@ -559,21 +575,31 @@ def search_tokens(
     rt: ResourceType,
     resource: dict[str, Any],
     memo: dict[tuple[str, str, str, bool], bytes] | None = None,
+    *,
+    derived: Derived | None = None,
 ) -> set[bytes]:
     """The search tokens of a resource (blind, or clear where DESIGN.md allows), and the
     blind marker of a health record's sensitivity (fhir/indexing.py). ``memo``: tokens
-    already worked out in this transaction, by (type, parameter, term, clear)."""
+    already worked out in this transaction, by (type, parameter, term, clear).
+    ``derived``: the resource's terms and marker, worked out already (``fhir/derived.py``)."""
     if memo is None:
         memo = {}
     tokens: set[bytes] = set()
     name = rt.name
-    for param, term in index_terms(rt, resource, vault.zone):
-        key = (name, param.name, term, param.clear)
+    terms = (
+        derived.terms
+        if derived is not None
+        else [
+            (param.name, term, param.clear) for param, term in index_terms(rt, resource, vault.zone)
+        ]
+    )
+    for param_name, term, clear in terms:
+        key = (name, param_name, term, clear)
         token = memo.get(key)
         if token is None:
-            token = memo[key] = vault.token(name, param.name, term, clear=param.clear)
+            token = memo[key] = vault.token(name, param_name, term, clear=clear)
         tokens.add(token)
-    marker = sensitivity_term(rt, resource)
+    marker = derived.marker if derived is not None else sensitivity_term(rt, resource)
     if marker is not None:
         key = (name, SENSITIVITY, marker, False)
         token = memo.get(key)

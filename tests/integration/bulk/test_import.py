@@ -18,11 +18,15 @@ from carevault.bulk.importer import Importer, ImportReport
 from carevault.bulk.journal import Journal
 from carevault.bulk.loader import Loader
 from carevault.bulk.sources import bundles_to_ndjson, read_items
+from carevault.domain.policy import Actor
+from carevault.domain.roles import Role
 from carevault.fhir import jsonio
 from carevault.fhir.content import DEFAULT_LIMITS
+from carevault.fhir.derived import derive
 from carevault.fhir.registry import RESOURCE_TYPES
-from carevault.gate import Caller
-from carevault.vault.tables import resource_head
+from carevault.gate import AccessDenied, Caller
+from carevault.vault.tables import resource_head, search_token
+from carevault.vault.writer import Put, search_tokens
 from tests.support.synthea import BUNDLES as SYNTHEA_BUNDLES
 
 BUNDLES = SYNTHEA_BUNDLES[:3]
@@ -234,3 +238,68 @@ def test_the_ledger_verifies_after_an_import(services: Services) -> None:
     for ledger in services.ledgers():
         report = ledger.verify()
         assert report.ok, report.problems
+
+
+def test_records_checked_in_another_process_are_refused_and_indexed_as_in_the_writer(
+    services: Services, tmp_path: Path
+) -> None:
+    # NDJSON lines cross to a checking process as bytes and are read again there; what
+    # it works out (the verdict, the search terms, the categories) must be what the
+    # writer would have worked out from the record it writes.
+    files = bundles_to_ndjson(BUNDLES[:1], tmp_path / "ndjson")
+    broken = tmp_path / "broken.ndjson"
+    broken.write_bytes(
+        b'{"resourceType":"Patient","id":"p9","birthDate":"yesterday"}\n'
+        b'{"resourceType":"Patient","id":"p9","id":"p8"}\n'
+        b'{"resourceType":"Basic","id":"b1","code":{"text":"x"}}\n'
+    )
+    checker = Checker(DEFAULT_LIMITS, workers=1)
+    try:
+        loader = Loader(services.gate, services.now_us, checker=checker)
+        report = Importer(loader, Journal(services.engine)).run([*files, broken])
+    finally:
+        checker.close()
+    reasons = dict(report.files[-1].rejections)
+    assert set(reasons) == {1, 2, 3}
+    assert "birthDate" in reasons[1] and "yesterday" not in reasons[1]
+    assert "not JSON" in reasons[2] and "does not hold Basic" in reasons[3]
+    sent = [item.resource for path in files for item in read_items(path, "x") if item.resource]
+    assert report.accepted == len(sent)
+    with services.engine.connect() as connection:
+        rows = connection.execute(
+            select(
+                resource_head.c.resource_type, resource_head.c.resource_id, search_token.c.token
+            ).join(search_token, search_token.c.row_id == resource_head.c.row_id)
+        ).all()
+    stored: dict[tuple[str, str], set[bytes]] = {}
+    for resource_type, resource_id, token in rows:
+        stored.setdefault((resource_type, resource_id), set()).add(bytes(token))
+    for resource in sent:
+        rt = RESOURCE_TYPES[resource["resourceType"]]
+        expected = search_tokens(services.vault, rt, resource)
+        assert stored.get((rt.name, resource["id"]), set()) == expected
+
+
+def test_only_the_system_may_bring_a_records_index_worked_out_already(
+    services: Services,
+) -> None:
+    # A member of staff's write is indexed from what they send, never from terms they
+    # send beside it (they could hide a record from searches or mislabel its entry).
+    patient = {"resourceType": "Patient", "id": "p-derived", "birthDate": "1980-02-03"}
+    rt = RESOURCE_TYPES["Patient"]
+    bogus = derive(rt, {"resourceType": "Patient", "id": "other"}, services.vault.zone)
+    physician = Caller(
+        principal="staff:dr-derived",
+        actor=Actor(
+            principal="staff:dr-derived", role=Role.PHYSICIAN, clinic_ids=frozenset({"c1"})
+        ),
+    )
+    with pytest.raises(AccessDenied, match="only the system"):
+        services.gate.write(physician, [Put(rt, "p-derived", patient, derived=bogus)])
+    with services.engine.connect() as connection:
+        written = connection.execute(
+            select(func.count())
+            .select_from(resource_head)
+            .where(resource_head.c.resource_id == "p-derived")
+        ).scalar_one()
+    assert written == 0
