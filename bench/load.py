@@ -3,8 +3,11 @@
 On a two-core machine the client competes with the server for CPU, so it must cost
 as little as it can: a general-purpose client (httpx) spends several hundred
 microseconds of Python per request, this one a few tens. It speaks only what the
-benchmarks need: GET with fixed headers, responses with Content-Length or chunked.
-Each request's latency runs from writing the request to reading the last body byte.
+benchmarks need: GET with fixed headers (``run_load``), or flows of GET, POST and PUT
+requests with JSON bodies where each step may depend on the answer to the one before
+(``run_flows``: create a record, then read, search and update it), and responses with
+Content-Length or chunked. Each request's latency runs from writing the request to
+reading the last body byte.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 
 
@@ -93,16 +96,27 @@ async def _client(
         await writer.wait_closed()
 
 
-def request_bytes(host: str, port: int, path: str, token: str | None) -> bytes:
+def request_bytes(
+    host: str,
+    port: int,
+    path: str,
+    token: str | None,
+    *,
+    method: str = "GET",
+    body: bytes | None = None,
+) -> bytes:
+    """One HTTP/1.1 request; a ``body`` is sent as ``application/fhir+json``."""
     lines = [
-        f"GET {path} HTTP/1.1",
+        f"{method} {path} HTTP/1.1",
         f"Host: {host}:{port}",
         "Accept: application/fhir+json",
         "User-Agent: carevault-bench",
     ]
     if token:
         lines.append(f"Authorization: Bearer {token}")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+    if body is not None:
+        lines += ["Content-Type: application/fhir+json", f"Content-Length: {len(body)}"]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + (body or b"")
 
 
 def run_load(
@@ -135,6 +149,112 @@ def run_load(
     async def main() -> None:
         deadline = time.perf_counter() + seconds
         await asyncio.gather(*(_client(host, port, pick, deadline, result) for _ in range(clients)))
+
+    started = time.perf_counter()
+    asyncio.run(main())
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+#: One step of a flow: (operation name, request bytes, the status that means success).
+Step = tuple[str, bytes, int]
+#: A flow yields its steps and is sent each answer as (status, body); it ends (returns)
+#: when its sequence is done, or early when an answer leaves it nothing to go on.
+Flow = Generator[Step, tuple[int, bytes], None]
+
+
+@dataclass
+class FlowResult:
+    """What ``run_flows`` measured: one ``LoadResult`` per operation, and the flows begun
+    and finished."""
+
+    clients: int
+    seconds: float = 0.0
+    operations: dict[str, LoadResult] = field(default_factory=dict)
+    flows_started: int = 0
+    flows_finished: int = 0
+
+    @property
+    def requests(self) -> int:
+        return sum(result.requests for result in self.operations.values())
+
+    @property
+    def errors(self) -> int:
+        return sum(result.errors for result in self.operations.values())
+
+    @property
+    def per_second(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+    def latencies(self) -> list[float]:
+        return [value for result in self.operations.values() for value in result.latencies]
+
+    def operation(self, name: str) -> LoadResult:
+        if name not in self.operations:
+            self.operations[name] = LoadResult(self.clients)
+        return self.operations[name]
+
+    def merge(self, other: FlowResult) -> None:
+        self.seconds += other.seconds
+        self.flows_started += other.flows_started
+        self.flows_finished += other.flows_finished
+        for name, result in other.operations.items():
+            self.operation(name).merge(result)
+
+
+async def _flow_client(
+    host: str,
+    port: int,
+    make: Callable[[int], Flow],
+    client: int,
+    deadline: float,
+    result: FlowResult,
+) -> None:
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        while time.perf_counter() < deadline:
+            flow = make(client)
+            result.flows_started += 1
+            answer: tuple[int, bytes] | None = None
+            try:
+                while True:
+                    operation, request, expected = (
+                        next(flow) if answer is None else flow.send(answer)
+                    )
+                    started = time.perf_counter()
+                    if started >= deadline:
+                        # No step begins after the deadline: the flow is left unfinished.
+                        flow.close()
+                        return
+                    writer.write(request)
+                    answer = await _response(reader)
+                    measured = result.operation(operation)
+                    measured.latencies.append(time.perf_counter() - started)
+                    measured.requests += 1
+                    status = answer[0]
+                    measured.statuses[status] = measured.statuses.get(status, 0) + 1
+                    if status != expected:
+                        measured.errors += 1
+            except StopIteration:
+                result.flows_finished += 1
+    finally:
+        writer.close()
+        await writer.wait_closed()
+
+
+def run_flows(
+    host: str, port: int, make: Callable[[int], Flow], *, clients: int, seconds: float
+) -> FlowResult:
+    """``clients`` connections, each running flows made by ``make(client number)`` one
+    after another, for ``seconds``: no step starts after that, and the elapsed time runs
+    until the last answer is read."""
+    result = FlowResult(clients)
+
+    async def main() -> None:
+        deadline = time.perf_counter() + seconds
+        await asyncio.gather(
+            *(_flow_client(host, port, make, n, deadline, result) for n in range(clients))
+        )
 
     started = time.perf_counter()
     asyncio.run(main())

@@ -12,12 +12,13 @@ accounts of the roles asked for, and the public demo app.
 from __future__ import annotations
 
 import os
+import random
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,8 @@ from sqlalchemy import create_engine, select, text
 from sqlalchemy.pool import NullPool
 
 from carevault.bootstrap import Services, build_services, initialise
+from carevault.bulk.loader import Loader
+from carevault.bulk.sources import Item
 from carevault.config import Settings
 from carevault.db import temporary_database
 from carevault.domain.roles import Role
@@ -33,10 +36,12 @@ from carevault.fhir.registry import RESOURCE_TYPES
 from carevault.ledger.schema import AUDIT_LEDGER, audit_tables
 from carevault.ledger.tables import LedgerTables
 from carevault.ledger.unwrap import UNWRAP_LEDGER, unwrap_tables
+from carevault.sim.elements import new_id
 from carevault.sim.facts import StaffMember
-from carevault.sim.group import build_group
+from carevault.sim.group import ClinicGroup, build_group
 from carevault.sim.loader import SEED_CALLER, register_demo_app
-from carevault.sim.patients import generate_patients
+from carevault.sim.names import person_name, pick_origin
+from carevault.sim.patients import Identities, generate_patients
 from carevault.vault.tables import resource_head
 from carevault.vault.writer import Put
 
@@ -190,10 +195,23 @@ def seed(
             SeededPatient(record.patient["id"], record.hkid, record.home_clinic_id)
             for record in batch
         ]
+    logins = add_logins(services, group.staff, roles, accounts_per_role)
+    register_demo_app(services)
+    return Seeded(seeded, logins, written, time.perf_counter() - started)
+
+
+def add_logins(
+    services: Services,
+    staff: Sequence[StaffMember],
+    roles: Sequence[str],
+    accounts_per_role: int = 1,
+) -> dict[str, list[Login]]:
+    """Accounts for ``accounts_per_role`` members of each role (spread over the clinics),
+    with one random password, and their TOTP secrets."""
     password = "-".join(secrets.token_urlsafe(6) for _ in range(3))
     logins: dict[str, list[Login]] = {}
     for role in roles:
-        members = _spread([member for member in group.staff if member.role == role])
+        members = _spread([member for member in staff if member.role == role])
         for member in members[:accounts_per_role]:
             account, totp_secret = services.accounts.add(
                 member.username,
@@ -214,8 +232,85 @@ def seed(
                     member.practitioner_id,
                 )
             )
+    return logins
+
+
+def bulk_patients(
+    group: ClinicGroup, patients: int, seed_value: int, today: date
+) -> Iterator[tuple[dict[str, Any], SeededPatient]]:
+    """``patients`` Patient resources alone (no chart), generated in a few microseconds
+    each: an HKID (distinct, valid check digit), names as the simulator writes them, a
+    phone number, gender, birth date and a home clinic of the group."""
+    identities = Identities(seed_value)
+    clinics = [clinic.id for clinic in group.clinics]
+    for index in range(patients):
+        rng = random.Random(f"bench-patient:{seed_value}:{index}")
+        female = rng.random() < 0.53
+        birth = today - timedelta(days=rng.randrange(95 * 365))
+        name = person_name(rng, female, birth.year, pick_origin(rng))
+        hkid = identities.hkids.number(index)
+        clinic = rng.choice(clinics)
+        patient_id = new_id(rng)
+        resource: dict[str, Any] = {
+            "resourceType": "Patient",
+            "id": patient_id,
+            "identifier": [{"use": "official", "system": HKID_SYSTEM, "value": hkid}],
+            "active": True,
+            "name": name.human_names(),
+            "telecom": [{"system": "phone", "value": identities.phone(index), "use": "mobile"}],
+            "gender": "female" if female else "male",
+            "birthDate": birth.isoformat(),
+            "managingOrganization": {"reference": f"Organization/{clinic}"},
+        }
+        yield resource, SeededPatient(patient_id, hkid, clinic)
+
+
+def seed_bulk(
+    services: Services,
+    *,
+    patients: int,
+    seed_value: int = 7,
+    roles: Sequence[str] = ("privacy_officer",),
+    accounts_per_role: int = 1,
+    today: date | None = None,
+    progress: bool = False,
+) -> Seeded:
+    """The group's directory and ``patients`` Patient resources (no charts) through the
+    bulk loader ``carevault seed`` and ``carevault import`` use (``bulk/loader.py``:
+    batches of 2,000 records, one audit entry per patient per batch, the records
+    CareVault's own so only their types are checked), then the staff accounts asked for.
+    The fastest path there is to a large group; with ``progress`` a line per tenth."""
+    started = time.perf_counter()
+    today = today or date.today()
+    group = build_group(seed_value, today)
+    directory = [r for r in group.resources() if r["resourceType"] != "Slot"]
+    seeded: list[SeededPatient] = []
+
+    def resources() -> Iterator[dict[str, Any]]:
+        yield from directory
+        for resource, patient in bulk_patients(group, patients, seed_value, today):
+            seeded.append(patient)
+            yield resource
+
+    total = len(directory) + patients
+    step = max(total // 10, 1)
+    done = 0
+
+    def advance(count: int) -> None:
+        nonlocal done
+        if progress and (done + count) // step > done // step:
+            rate = (done + count) / (time.perf_counter() - started)
+            print(f"    {done + count:,} of {total:,} records, {rate:,.0f}/s", flush=True)
+        done += count
+
+    loader = Loader(services.gate, services.now_us, caller=SEED_CALLER, checker=None)
+    items = (Item(line, resource) for line, resource in enumerate(resources(), 1))
+    counts = loader.load(items, advance=advance)
+    if counts.rejections or counts.accepted != total:
+        raise RuntimeError(f"bulk seeding refused records: {list(counts.rejections.items())[:3]}")
+    logins = add_logins(services, group.staff, roles, accounts_per_role)
     register_demo_app(services)
-    return Seeded(seeded, logins, written, time.perf_counter() - started)
+    return Seeded(seeded, logins, counts.accepted, time.perf_counter() - started)
 
 
 def _spread(members: list[StaffMember]) -> list[StaffMember]:
@@ -234,8 +329,9 @@ def _put(resource: dict[str, Any]) -> Put:
     return Put(RESOURCE_TYPES[resource["resourceType"]], resource["id"], resource)
 
 
-def prepare(target: Deployment, **seed_options: Any) -> Seeded:
-    """Initialise the data directory and seed it; every service is closed afterwards.
+def prepare(target: Deployment, *, bulk: bool = False, **seed_options: Any) -> Seeded:
+    """Initialise the data directory and seed it (``seed``, or with ``bulk`` the bulk
+    loader: ``seed_bulk``); every service is closed afterwards.
 
     On PostgreSQL the new tables are then ANALYZEd, as autovacuum would do soon after a
     bulk load in production; without statistics (the test server runs with autovacuum
@@ -245,7 +341,7 @@ def prepare(target: Deployment, **seed_options: Any) -> Seeded:
     initialise(settings)
     services = build_services(settings)
     try:
-        seeded = seed(services, **seed_options)
+        seeded = (seed_bulk if bulk else seed)(services, **seed_options)
         if not settings.is_sqlite:
             with services.engine.connect() as connection:
                 connection.execution_options(isolation_level="AUTOCOMMIT").execute(text("ANALYZE"))
