@@ -163,8 +163,8 @@ class Services:
         if self.keys is not None:
             self.keys.forget_cached()
         self.engine.dispose()
-        if self.key_engine is not self.engine:
-            self.key_engine.dispose()
+        self.key_engine.dispose()
+        self.containment.engine.dispose()
 
 
 def _pseudonym(vault: Vault, patient_id: str) -> str | None:
@@ -224,7 +224,12 @@ def build_services(
     settings.check()
     engine = make_engine(settings.resolved_database_url)
     key_url = settings.resolved_keys_database_url
-    key_engine = engine if key_url == settings.resolved_database_url else make_engine(key_url)
+    # The key store has its own pool even where it shares the database: a write opens
+    # its new patients' data keys in a key-store transaction while it holds its own, and
+    # with one pool for both, requests each holding one connection and waiting for a
+    # second could take every connection and wait out the pool's timeout (503s under 32
+    # clients on PostgreSQL).
+    key_engine = make_engine(key_url)
     if migrate:
         upgrade("records", engine)
         upgrade("keys", key_engine)
@@ -297,7 +302,14 @@ def build_services(
         clock=clock,
         id_tokens=id_tokens,
     )
-    containment = ContainmentStore(engine, now_us, settings.containment_refresh_seconds)
+    # Containment is re-read every fraction of a second by whichever request comes first,
+    # often one already holding a connection: on its own small pool it never waits for
+    # the requests' pool (see key_engine above).
+    containment = ContainmentStore(
+        make_engine(settings.resolved_database_url, pool_size=2),
+        now_us,
+        settings.containment_refresh_seconds,
+    )
     if keys is not None:
         keys.locked = lambda: containment.current().key_lockdown
     gate = Gate(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, Engine, insert, select, update
+from sqlalchemy import ColumnElement, Connection, Engine, insert, select, update
 
 from carevault.access.tables import break_glass
 from carevault.clock import Clock, to_micros, utc_now
@@ -142,15 +142,23 @@ class BreakGlass:
             & (break_glass.c.emergency.is_(False) | break_glass.c.approved_us.is_not(None))
         )
 
-    def active(self, account_id: str, pseudonym: str, now_us: int) -> Grant | None:
-        with read_transaction(self.engine) as connection:
-            row = connection.execute(
-                select(break_glass)
-                .where(
-                    self._active(account_id, now_us), break_glass.c.patient_pseudonym == pseudonym
-                )
-                .order_by(break_glass.c.expires_us.desc())
-            ).first()
+    def active(
+        self, account_id: str, pseudonym: str, now_us: int, connection: Connection | None = None
+    ) -> Grant | None:
+        """The account's grant for this patient now, if any. ``connection``: a transaction
+        the caller holds (a read's or a write's), used instead of a second connection: a
+        request that held one connection while waiting for another could, with every
+        connection of the pool so held, wait out the pool's timeout."""
+        statement = (
+            select(break_glass)
+            .where(self._active(account_id, now_us), break_glass.c.patient_pseudonym == pseudonym)
+            .order_by(break_glass.c.expires_us.desc())
+        )
+        if connection is not None:
+            row = connection.execute(statement).first()
+        else:
+            with read_transaction(self.engine) as fresh:
+                row = fresh.execute(statement).first()
         return None if row is None else _grant(row)
 
     def patients(self, account_id: str, now_us: int) -> object:

@@ -144,7 +144,10 @@ class AccessControl:
         glass = (
             actor.role in CLINICIANS
             and not care
-            and self.break_glass.active(_account_id(actor), pseudonym, now_us) is not None
+            and self.break_glass.active(
+                _account_id(actor), pseudonym, now_us, connection or reading
+            )
+            is not None
         )
         return Target(pseudonym, frozenset(clinics), care_relationship=care, break_glass=glass)
 
