@@ -185,8 +185,11 @@ def child(request: dict[str, Any]) -> dict[str, Any]:
         async def one_client() -> None:
             nonlocal errors
             for index in queue:
-                status, _ = await _call(app, _scope("GET", paths[index], token))
-                errors += status != 200
+                status, body = await _call(app, _scope("GET", paths[index], token))
+                if status != 200:
+                    errors += 1
+                    # The refusal's reason (an OperationOutcome: no patient data).
+                    print(f"read answered {status}: {body[:300]!r}", file=sys.stderr)
 
         await asyncio.gather(*(one_client() for _ in range(clients)))
         return errors
