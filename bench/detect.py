@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlalchemy import delete
 
 from bench.common import Table, now, ratio, write_results
 from bench.load import run_load
@@ -48,14 +49,22 @@ from bench.serving import (
     prepare,
 )
 from carevault.bootstrap import build_services
+from carevault.db import write_transaction
 from carevault.detect.engine import _Memory
 from carevault.detect.model import Access
+from carevault.detect.tables import detect_alert, detect_cursor, detect_state
+from carevault.ledger.store import LedgerEntry
 
 NAME = "detect"
 TARGET = 0.90
 OPERATIONS = ("read", "search")
 ROLE = "privacy_officer"
 BURST = 60
+#: Entries per batch in ``step_cost``: about what the server's detection thread takes at
+#: each wake-up (every 0.2 s) under the read load measured here.
+STEP_BATCH = 100
+#: ... of which one in this many is written (``engine.WRITE_SECONDS`` over the poll).
+WRITE_EVERY = 5
 GENEROUS = "privacy_officer=1000000/10000000"
 #: The reader's own alerts (it reads thousands of patients) are raised, never acted on:
 #: a step-up would refuse the load and measure refusals instead of reads.
@@ -228,6 +237,49 @@ def replay_cost(side: Side) -> dict[str, Any]:
     }
 
 
+def step_cost(side: Side) -> dict[str, Any]:
+    """The detection engine's whole batches over the ledger the side wrote, as the
+    server's thread runs them: the writer hands each group of ``STEP_BATCH`` entries over
+    in memory, and a batch judges them (care relationships, kinship, every detector, the
+    unwrap check) and writes its states, alerts and cursor (or leaves them for the next
+    write, as the server does within a second). Detection's own tables are emptied first
+    (the side's server is stopped). CPU of this one thread, per entry."""
+    services = build_services(side.target.settings())
+    try:
+        detection = services.detection
+        assert detection is not None
+        engine = detection.engine
+        engine.on_raised = None  # what the server's responses did is not measured again
+        with write_transaction(services.engine) as connection:
+            for table in (detect_cursor, detect_state, detect_alert):
+                connection.execute(delete(table))
+        store = services.audit_ledger.store
+        head, _ = store.head()
+        entries = [LedgerEntry(0, data) for _, data in store.entries(0, head)]
+        # Every entry in the engine's memory, as the server's writer hands them over
+        # (its thread never reads the ledger back for what its own process wrote).
+        engine.max_batch = len(entries)
+        engine.committed(0, entries)
+        engine.max_batch = STEP_BATCH
+        cpu = 0.0
+        batches = 0
+        started = time.thread_time()
+        # The server's thread judges a batch every 0.2 s and writes what raised nothing
+        # new once a second: here a write every fifth batch at the latest.
+        while engine.step(flush=batches % WRITE_EVERY == WRITE_EVERY - 1):
+            batches += 1
+        engine.step(flush=True)
+        cpu += time.thread_time() - started
+    finally:
+        services.close()
+    return {
+        "entries": len(entries),
+        "batches": batches,
+        "cpu_us_per_entry": round(cpu / max(len(entries), 1) * 1e6, 1),
+        "cpu_ms_per_batch": round(cpu / max(batches, 1) * 1e3, 2),
+    }
+
+
 def run_backend(backend: str, options: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     print(f"{backend}:", flush=True)
     with pair(backend, options, workdir) as sides:
@@ -242,6 +294,7 @@ def run_backend(backend: str, options: argparse.Namespace, workdir: Path) -> dic
         "rows": rows,
         "latency": {**latency, "server_raised_after_s": server_latency},
         "cost": cost,
+        "step": step_cost(sides[1]),
     }
 
 
@@ -288,10 +341,13 @@ def summarise(results: list[dict[str, Any]]) -> tuple[Table, dict[str, Any]]:
                         float(item["p50_ms"]), float(item["p99_ms"]),
                         float(item["server_cpu_ms_per_request"]), shown, item["errors"],
                     )  # fmt: skip
-        latency, cost = result["latency"], result["cost"]
+        latency, cost, step = result["latency"], result["cost"], result["step"]
         table.notes.append(
             f"{backend}: detectors {cost['cpu_us_per_entry']} µs of CPU per ledger entry in "
             f"memory ({cost['us_per_entry']} µs wall; {cost['entries']:,} entries replayed); "
+            f"the engine's whole batches of {STEP_BATCH} (care, every detector, states, "
+            f"alerts and cursor written) {step['cpu_us_per_entry']} µs of CPU per entry, "
+            f"{step['cpu_ms_per_batch']} ms per batch; "
             f"alert {latency.get('alert')} listed by "
             f"GET /admin/alerts {latency.get('listed_after_s')} s after the crossing read, "
             f"raised {latency.get('server_raised_after_s')} s after its ledger entry "

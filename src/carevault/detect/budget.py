@@ -6,21 +6,23 @@ A patient already released to the account today costs nothing more; a request th
 would take the account past its budget is refused whole (429, saying why), whatever
 its ``_count``: no single request can take a thousand patients. The refusal is an
 audit entry like any other, and the detectors raise an alert on it.
+
+The patients a request releases are counted and recorded in the same transaction as its
+audit entries (the ledger's group commit): a first release costs a few statements in a
+commit the request makes anyway, not a durable commit of its own.
 """
 
 from __future__ import annotations
 
-import hashlib
 import threading
-from collections.abc import Callable, Collection, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, Engine, func, insert, select, text
+from sqlalchemy import Connection, case, func, insert, select
 
-from carevault.db import pinned_connection, write_transaction
 from carevault.detect.model import BUDGET_REASON, DAY_US, HOUR_US
 from carevault.detect.tables import detect_release
+from carevault.ledger.trail import Declined
 
 #: Distinct patients per hour and per day, per role.
 DEFAULT_BUDGETS: dict[str, tuple[int, int]] = {
@@ -38,7 +40,7 @@ FALLBACK = (80, 300)
 THROTTLE_SHARE = 0.1
 
 
-class ReleaseRefused(Exception):
+class ReleaseRefused(Declined):
     """The account's release budget would be exceeded: refused (429) and recorded."""
 
 
@@ -69,21 +71,15 @@ class Budgets:
         return self.per_role.get(role, FALLBACK)
 
 
-def _lock_key(account: str) -> int:
-    return int.from_bytes(hashlib.sha256(account.encode()).digest()[:8], "big") >> 1
-
-
 class ReleaseBudget:
     """Implements the gate's ``ReleaseGuard``."""
 
     def __init__(
         self,
-        engine: Engine,
         budgets: Budgets,
         throttled: Callable[[], Collection[str]],
         offset_us: int = 8 * HOUR_US,
     ) -> None:
-        self.engine = engine
         self.budgets = budgets
         self.throttled = throttled
         self.offset_us = offset_us
@@ -91,77 +87,96 @@ class ReleaseBudget:
         self._known: dict[tuple[str, int], set[str]] = {}
         self._lock = threading.Lock()
 
-    def admit(self, principal: str, role: str, pseudonyms: Collection[str], at_us: int) -> None:
-        """Record that ``pseudonyms`` are released to ``principal`` now, or refuse."""
+    def claim(
+        self, principal: str, role: str, pseudonyms: Collection[str], at_us: int
+    ) -> Release | None:
+        """What must be recorded, with the request's audit entries, for ``pseudonyms`` to
+        be released to ``principal`` now; None when this process knows every one of them
+        is already recorded today (a patient given today costs nothing more)."""
         day = (at_us + self.offset_us) // DAY_US
-        key = (principal, day)
         with self._lock:
-            known = self._known.get(key, set())
-            new = {p for p in pseudonyms if p and p not in known}
+            known = self._known.get((principal, day), set())
+            new = frozenset(p for p in pseudonyms if p and p not in known)
         if not new:
-            return
+            return None
         hour_limit, day_limit = self.budgets.of(role)
         if principal in self.throttled():
             hour_limit = max(1, int(hour_limit * THROTTLE_SHARE))
             day_limit = max(1, int(day_limit * THROTTLE_SHARE))
-        with self._transaction() as connection:
-            if connection.dialect.name == "postgresql":
-                connection.execute(
-                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": _lock_key(principal)}
-                )
-            stored = self._stored(connection, principal, day, new)
-            fresh = new - stored
-            if fresh:
-                in_day, in_hour = self._counts(connection, principal, day, at_us - HOUR_US)
-                if in_hour + len(fresh) > hour_limit or in_day + len(fresh) > day_limit:
-                    raise ReleaseRefused(
-                        f"{BUDGET_REASON}: this request would give the account "
-                        f"{len(fresh)} more patients; it has had {in_hour} in the last hour "
-                        f"and {in_day} today, and its budget is {hour_limit} an hour and "
-                        f"{day_limit} a day. Try later, or ask the privacy officer."
-                    )
-                connection.execute(
-                    insert(detect_release),
-                    [
-                        {"account": principal, "day": day, "pseudonym": p, "at_us": at_us}
-                        for p in sorted(fresh)
-                    ],
-                )
+        return Release(self, principal, day, new, at_us, hour_limit, day_limit)
+
+    def remember(self, principal: str, day: int, pseudonyms: Collection[str]) -> None:
+        """Note ``pseudonyms`` as recorded for ``principal`` on ``day`` (once durable)."""
         with self._lock:
             if len(self._known) > 10_000:
                 self._known.clear()
-            self._known.setdefault(key, set()).update(new)
+            self._known.setdefault((principal, day), set()).update(pseudonyms)
 
-    @contextmanager
-    def _transaction(self) -> Iterator[Connection]:
-        """Its own write transaction; inside a transaction Bundle, that transaction."""
-        held = pinned_connection(self.engine)
-        if held is not None:
-            yield held
+
+@dataclass(frozen=True)
+class Release:
+    """One request's release, as a rider of its audit entries (``ledger.trail.Rider``):
+    counted and recorded in the transaction that makes the entries durable, after the
+    ledger's head is locked. That lock orders every append of every server process, so
+    two requests of one account (in this process or another) are judged one after the
+    other, each seeing what the other recorded: the budget is never overrun. If the
+    record cannot be written, neither can the entries, and nothing is returned."""
+
+    budget: ReleaseBudget
+    principal: str
+    day: int
+    pseudonyms: frozenset[str]
+    at_us: int
+    hour_limit: int
+    day_limit: int
+
+    def ride(self, connection: Connection) -> None:
+        """Refuse (``ReleaseRefused``, before writing anything) or record."""
+        stored = _stored(connection, self.principal, self.day, self.pseudonyms)
+        fresh = self.pseudonyms - stored
+        if not fresh:
             return
-        with write_transaction(self.engine) as connection:
-            yield connection
+        in_day, in_hour = _counts(connection, self.principal, self.day, self.at_us - HOUR_US)
+        if in_hour + len(fresh) > self.hour_limit or in_day + len(fresh) > self.day_limit:
+            raise ReleaseRefused(
+                f"{BUDGET_REASON}: this request would give the account "
+                f"{len(fresh)} more patients; it has had {in_hour} in the last hour "
+                f"and {in_day} today, and its budget is {self.hour_limit} an hour and "
+                f"{self.day_limit} a day. Try later, or ask the privacy officer."
+            )
+        connection.execute(
+            insert(detect_release),
+            [
+                {"account": self.principal, "day": self.day, "pseudonym": p, "at_us": self.at_us}
+                for p in sorted(fresh)
+            ],
+        )
 
-    def _stored(self, connection: Connection, principal: str, day: int, new: set[str]) -> set[str]:
-        ordered = sorted(new)
-        found: set[str] = set()
-        for start in range(0, len(ordered), 500):
-            rows = connection.execute(
-                select(detect_release.c.pseudonym).where(
-                    detect_release.c.account == principal,
-                    detect_release.c.day == day,
-                    detect_release.c.pseudonym.in_(ordered[start : start + 500]),
-                )
-            ).all()
-            found.update(p for (p,) in rows)
-        return found
+    def committed(self) -> None:
+        self.budget.remember(self.principal, self.day, self.pseudonyms)
 
-    def _counts(
-        self, connection: Connection, principal: str, day: int, since_us: int
-    ) -> tuple[int, int]:
-        mine = (detect_release.c.account == principal) & (detect_release.c.day == day)
-        in_day = connection.execute(select(func.count()).where(mine)).scalar_one()
-        in_hour = connection.execute(
-            select(func.count()).where(mine & (detect_release.c.at_us >= since_us))
-        ).scalar_one()
-        return int(in_day), int(in_hour)
+
+def _stored(connection: Connection, principal: str, day: int, new: Collection[str]) -> set[str]:
+    ordered = sorted(new)
+    found: set[str] = set()
+    for start in range(0, len(ordered), 500):
+        rows = connection.execute(
+            select(detect_release.c.pseudonym).where(
+                detect_release.c.account == principal,
+                detect_release.c.day == day,
+                detect_release.c.pseudonym.in_(ordered[start : start + 500]),
+            )
+        ).all()
+        found.update(p for (p,) in rows)
+    return found
+
+
+def _counts(connection: Connection, principal: str, day: int, since_us: int) -> tuple[int, int]:
+    """(patients given today, of which in the last hour): one statement."""
+    in_day, in_hour = connection.execute(
+        select(
+            func.count(),
+            func.coalesce(func.sum(case((detect_release.c.at_us >= since_us, 1), else_=0)), 0),
+        ).where(detect_release.c.account == principal, detect_release.c.day == day)
+    ).one()
+    return int(in_day), int(in_hour)

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import Engine, func, select
 
 from carevault.db import pinned, read_transaction, write_transaction
-from carevault.detect.alerts import AlertStore, Raised, merge_findings
+from carevault.detect.alerts import Alert, AlertStore, Raised, merge_findings
 from carevault.detect.bypass import BATCH as BYPASS_BATCH
 from carevault.detect.bypass import BypassCheck
 from carevault.detect.decoys import decoy_finding
@@ -34,6 +34,7 @@ from carevault.detect.model import DAY_US, HOUR_US, MINUTE_US, Access, Finding, 
 from carevault.detect.profile import Profile, RoleBaseline
 from carevault.detect.signals import AccountState, Context, Detectors
 from carevault.detect.state import (
+    Cursor,
     advance_cursor,
     load_states,
     read_cursor,
@@ -53,6 +54,13 @@ LEASE_US = 5_000_000
 #: longer gathering halves the detectors' share of the server's work; the alert still
 #: lands well within a second of its entry (bench.detect measures it).
 GATHER_SECONDS = 0.25
+#: The longest a judged batch waits in memory to be written, when it raises nothing new
+#: (no new alert, no higher severity): under a sustained read, one write transaction
+#: (whose write lock every request's audit commit waits for) a second instead of one
+#: per batch. Well inside the lease, which every write renews.
+WRITE_SECONDS = 1.0
+#: How often the unwrap check's progress is read (it judges unwraps 5 s old or more).
+UNWRAP_SECONDS = 1.0
 #: How far back a rebuilt process replays the ledger to refill its windows.
 REPLAY_US = DAY_US + HOUR_US
 REPLAY_MAX = 300_000
@@ -64,14 +72,29 @@ def wall_us() -> int:
 
 @dataclass
 class _Memory:
-    """In-memory state, valid while ``position`` equals the stored cursor."""
+    """In-memory state: judged up to ``position``, of which everything up to ``stored``
+    is written (the stored cursor, as this process last wrote it). Valid while the
+    stored cursor stands where this process left it."""
 
     position: int | None = None
+    stored: int | None = None
     accounts: dict[str, AccountState] = field(default_factory=dict)
     roles: dict[str, RoleBaseline] = field(default_factory=dict)
     observed_since_us: int = 0
     #: Unexplained picks of kin waiting out the grace for a care relationship.
     deferred: list[Access] = field(default_factory=list)
+    #: Judged, not yet written: findings (merged per alert) and the states they changed.
+    pending: list[Finding] = field(default_factory=list)
+    dirty: set[str] = field(default_factory=set)
+    written_at: float = field(default_factory=time.monotonic)
+    #: The lease this process last wrote with the cursor at ``stored`` (wall clock, µs).
+    lease_until_us: int = 0
+    #: The stored alerts pending findings update (None: none stored), by dedup key.
+    alerts: dict[str, Alert | None] = field(default_factory=dict)
+
+    @property
+    def unwritten(self) -> bool:
+        return self.position is not None and (self.position != self.stored or bool(self.pending))
 
 
 class DetectionEngine:
@@ -104,6 +127,9 @@ class DetectionEngine:
         self.offset_us = offset_us
         self.poll_seconds = poll_seconds
         self.owner = secrets.token_hex(8)
+        #: The most entries one batch judges.
+        self.max_batch = BATCH
+        self.write_seconds = WRITE_SECONDS
         self.detectors = Detectors()
         self._memory = _Memory()
         self._buffer: dict[int, bytes] = {}
@@ -114,6 +140,7 @@ class DetectionEngine:
         self._step_lock = threading.Lock()
         #: The last batch left work behind it (more entries or unwraps than one batch).
         self._behind = False
+        self._unwraps_read_at = float("-inf")
         self.failures = 0
 
     # --- fed by the ledger writer ------------------------------------------------------------
@@ -123,7 +150,7 @@ class DetectionEngine:
         with self._buffer_lock:
             for offset, entry in enumerate(entries):
                 self._buffer[first + offset] = entry.data
-            if len(self._buffer) > 10 * BATCH:
+            if len(self._buffer) > 10 * self.max_batch:
                 # Nobody is taking them (another process holds the lease): drop the oldest.
                 for position in sorted(self._buffer)[: len(self._buffer) // 2]:
                     del self._buffer[position]
@@ -142,6 +169,12 @@ class DetectionEngine:
         if self._thread is not None:
             self._thread.join(timeout=10)
             self._thread = None
+        if self._memory.unwritten:
+            try:
+                # What was judged and not yet written: written rather than judged again.
+                self.step(flush=True)
+            except Exception as error:  # noqa: BLE001 - judged again by whoever takes over
+                log.warning("the detectors' last batch was not written: %s", type(error).__name__)
         self.release()
 
     def release(self) -> None:
@@ -181,7 +214,7 @@ class DetectionEngine:
         done = 0
         while True:
             before = self._memory.position or 0
-            if not self.step():
+            if not self.step(flush=True):
                 return done
             done += (self._memory.position or 0) - before
 
@@ -192,56 +225,147 @@ class DetectionEngine:
 
     # --- one batch -------------------------------------------------------------------------
 
-    def step(self) -> bool:
-        """Process the next batch; False when there was nothing to do (or no lease)."""
+    def step(self, flush: bool = False) -> bool:
+        """Process the next batch; False when there was nothing to do (or no lease).
+        ``flush``: write what was judged now, rather than within ``WRITE_SECONDS``."""
         with self._step_lock:
-            return self._step()
+            return self._step(flush)
 
-    def _step(self) -> bool:
-        # One snapshot for the cursor, the ledger's head and the unwrap check's position
-        # (one read transaction, not four: this runs after every few group commits).
+    def _step(self, flush: bool = False) -> bool:
+        memory = self._memory
+        # While this process's lease is well within its term, no other process can have
+        # moved the cursor: it stands where this one wrote it, and is not read again. The
+        # unwrap check's position is read once a second (it judges unwraps at least five
+        # seconds old). Otherwise one snapshot for all three.
+        ours = (
+            memory.stored is not None
+            and memory.lease_until_us - wall_us() > LEASE_US // 2
+            and not flush
+        )
+        look_at_unwraps = self.bypass is not None and (
+            flush or time.monotonic() - self._unwraps_read_at >= UNWRAP_SECONDS
+        )
         with read_transaction(self.engine) as connection, pinned(self.engine, connection):
-            cursor = read_cursor(connection, CURSOR)
+            cursor = (
+                Cursor(CURSOR, memory.stored or 0, self.owner, memory.lease_until_us)
+                if ours
+                else read_cursor(connection, CURSOR)
+            )
             head, _ = self.audit.head()
-            unwraps = self.bypass.progress() if self.bypass is not None else (0, 0)
-        bypass_work = self.bypass is not None and self.bypass.ready(unwraps)
+            unwraps = (
+                self.bypass.progress() if self.bypass is not None and look_at_unwraps else None
+            )
+        if look_at_unwraps:
+            self._unwraps_read_at = time.monotonic()
+        bypass_work = unwraps is not None and self.bypass is not None and self.bypass.ready(unwraps)
         self._behind = False
         if cursor.held_by_other(self.owner, wall_us()):
             self._memory = _Memory()
             return False
-        kin_work = self._memory.position == cursor.position and bool(self._due(self._memory))
-        if cursor.position >= head and not bypass_work and not kin_work:
+        if memory.stored != cursor.position:
+            # Another process moved the cursor (or this one has not started): whatever
+            # was judged here and not written is judged again from the stored position.
+            memory = self._memory = _Memory()
+        judged = cursor.position if memory.position is None else memory.position
+        kin_work = memory.position is not None and bool(self._due(memory))
+        if judged >= head and not bypass_work and not kin_work:
+            if memory.unwritten and (flush or self._write_due(memory)):
+                return self._write(memory, cursor.position, self._look_up(memory), None)
             if cursor.owner == self.owner and cursor.lease_until_us - wall_us() < LEASE_US // 2:
                 self._renew(cursor.position)
             return False
-        memory = self._memory
-        if memory.position != cursor.position:
-            memory = self._rebuild(cursor.position)
-        end = min(head, cursor.position + BATCH)
-        accesses = self._judge(self._read(cursor.position, end))
+        if memory.position is None:
+            memory = self._memory = self._rebuild(cursor.position)
+        start = judged
+        end = min(head, start + self.max_batch)
+        accesses = self._judge(self._read(start, end))
         self._load(memory, accesses)
         context = self._context(memory)
         findings: list[Finding] = []
-        dirty: set[str] = set()
         for access in accesses:
-            findings.extend(self._observe(access, memory, context, dirty))
+            findings.extend(self._observe(access, memory, context, memory.dirty))
         memory.deferred.extend(a for a in accesses if _kin_pick(a))
         findings.extend(self._judge_kin(memory, context))
         bypass_findings, bypass_done = (
-            self.bypass.check(unwraps) if self.bypass is not None and bypass_work else ([], None)
+            self.bypass.check(unwraps)
+            if self.bypass is not None and bypass_work and unwraps is not None
+            else ([], None)
         )
         findings.extend(bypass_findings)
+        memory.position = end
+        memory.pending = merge_findings([*memory.pending, *findings])
+        self._behind = end < head or (
+            bypass_done is not None
+            and unwraps is not None
+            and bypass_done - unwraps[0] >= BYPASS_BATCH
+            and unwraps[1] > bypass_done
+        )
+        with self._buffer_lock:
+            for position in [p for p in self._buffer if p < end]:
+                del self._buffer[position]
+        # Written now when an alert is new or escalates (a response may be due, and the
+        # alert must be listed within a second), when the unwrap check moved, or when the
+        # last write is a second old; otherwise what a batch judged (and the widening of
+        # alerts already raised: later positions, counts) waits in memory for the next.
+        seen = self._look_up(memory)
+        urgent = bypass_done is not None or self._raises(memory, seen)
+        if flush or urgent or self._write_due(memory):
+            self._write(memory, cursor.position, seen, bypass_done)
+        return end > start or bool(bypass_findings)
+
+    def _write_due(self, memory: _Memory) -> bool:
+        return time.monotonic() - memory.written_at >= self.write_seconds
+
+    def _look_up(self, memory: _Memory) -> dict[str, Alert]:
+        """The stored alerts the pending findings would update, read once per alert (and
+        again only after this process has written it)."""
+        unknown = [f for f in memory.pending if f.dedup_key not in memory.alerts]
+        if unknown:
+            memory.alerts.update(self.alerts.look_up(unknown))
+            for finding in unknown:
+                memory.alerts.setdefault(finding.dedup_key, None)
+        return {
+            f.dedup_key: alert
+            for f in memory.pending
+            if (alert := memory.alerts.get(f.dedup_key)) is not None
+        }
+
+    @staticmethod
+    def _raises(memory: _Memory, seen: dict[str, Alert]) -> bool:
+        """Whether a pending finding makes a new alert or raises an alert's severity."""
+        return any(
+            f.dedup_key not in seen or f.severity.rank > seen[f.dedup_key].severity.rank
+            for f in memory.pending
+        )
+
+    def _write(
+        self,
+        memory: _Memory,
+        stored: int,
+        seen: dict[str, Alert],
+        bypass_done: int | None,
+    ) -> bool:
+        """Write what ``memory`` judged since ``stored`` (the cursor, the states, the
+        pending findings as alerts, the unwrap check's position) in one transaction;
+        then respond to what was raised. False if another process moved the cursor."""
+        assert memory.position is not None  # noqa: S101 - only a judged memory is written
+        findings = memory.pending
         # Everything that needs no database is done before the write transaction: it
         # holds the write lock that the ledger's group commit (every request) waits for.
-        findings = merge_findings(findings)
-        states = self._dump(memory, dirty)
+        states = self._dump(memory, memory.dirty)
         names = self.flags.current().names
-        seen = self.alerts.look_up(findings) if findings else {}
         now = self.now_us()
         with write_transaction(self.engine) as connection:
             wall = wall_us()
             if not advance_cursor(
-                connection, CURSOR, cursor.position, end, self.owner, wall + LEASE_US, now, wall
+                connection,
+                CURSOR,
+                stored,
+                memory.position,
+                self.owner,
+                wall + LEASE_US,
+                now,
+                wall,
             ):
                 # Moved on by another process, or its lease: nothing was written.
                 self._memory = _Memory()
@@ -250,22 +374,21 @@ class DetectionEngine:
             raised = self.alerts.upsert(connection, findings, now, names, seen)
             if bypass_done is not None and self.bypass is not None:
                 self.bypass.advance(connection, bypass_done, self.owner, now)
-        memory.position = end
-        self._memory = memory
-        self._behind = end < head or (
-            bypass_done is not None
-            and bypass_done - unwraps[0] >= BYPASS_BATCH
-            and unwraps[1] > bypass_done
-        )
-        with self._buffer_lock:
-            for position in [p for p in self._buffer if p < end]:
-                del self._buffer[position]
+        memory.stored = memory.position
+        memory.lease_until_us = wall + LEASE_US
+        memory.pending = []
+        memory.dirty = set()
+        memory.written_at = time.monotonic()
+        # What this process wrote is read again before it is next updated (its
+        # ``updated_us`` guards the update).
+        for finding in findings:
+            memory.alerts.pop(finding.dedup_key, None)
         if raised and self.on_raised is not None:
             try:
                 self.on_raised(raised)
             except Exception as error:  # noqa: BLE001 - responses fail apart from detection
                 log.error("responding to alerts failed: %s", type(error).__name__)
-        return end > cursor.position or bool(bypass_findings)
+        return True
 
     def _due(self, memory: _Memory) -> list[Access]:
         edge = self.now_us() - self.kin_grace_us
@@ -292,11 +415,14 @@ class DetectionEngine:
 
     def _renew(self, position: int) -> None:
         """Keep the lease while idle, so that no other process rebuilds for nothing."""
+        renewed = None
         with write_transaction(self.engine) as connection:
             again = read_cursor(connection, CURSOR, lock=True)
             if again.position == position and again.owner == self.owner:
-                now = self.now_us()
-                write_cursor(connection, CURSOR, position, self.owner, wall_us() + LEASE_US, now)
+                renewed = wall_us() + LEASE_US
+                write_cursor(connection, CURSOR, position, self.owner, renewed, self.now_us())
+        if renewed is not None and self._memory.stored == position:
+            self._memory.lease_until_us = renewed
 
     def _observe(
         self, access: Access, memory: _Memory, context: Context, dirty: set[str]
@@ -346,7 +472,7 @@ class DetectionEngine:
     def _rebuild(self, position: int) -> _Memory:
         """Fresh memory at ``position``: stored profiles, and the last day's windows
         replayed from the ledger (findings of the replay are dropped: they were raised)."""
-        memory = _Memory(position=position)
+        memory = _Memory(position=position, stored=position)
         with read_transaction(self.engine) as connection:
             stored = load_states(connection, ["global"])
         memory.observed_since_us = int(stored.get("global", {}).get("observed_since_us", 0))

@@ -237,9 +237,12 @@ class Kinship:
                 sorted({a.patient_pseudonym or "" for a in wanted}),
             ):
                 tokens.setdefault(pseudonym, {}).setdefault(kind, set()).add(bytes(token))
+        # By identity: ``access in wanted`` compared whole entries field by field, once
+        # per entry against every wanted one (quadratic in a batch).
+        asked = {id(access) for access in wanted}
         related: list[Access] = []
         for access in accesses:
-            kinds = _kinds(access, known, tokens) if access in wanted else ()
+            kinds = _kinds(access, known, tokens) if id(access) in asked else ()
             related.append(replace(access, kin=kinds) if kinds else access)
         return related
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import cached_property
 from typing import Any
+
+import orjson
 
 MINUTE_US = 60 * 1_000_000
 HOUR_US = 60 * MINUTE_US
@@ -70,7 +73,11 @@ class Access:
 
     @classmethod
     def parse(cls, position: int, data: bytes) -> Access:
-        document = json.loads(data)
+        try:
+            # Every entry is parsed once by the detectors: orjson takes a third of the time.
+            document = orjson.loads(data)
+        except orjson.JSONDecodeError:  # e.g. an integer past 64 bits
+            document = json.loads(data)
         return cls(
             position=position,
             at_us=int(document.get("at_us", 0)),
@@ -90,9 +97,10 @@ class Access:
             detail=dict(document.get("detail") or {}),
         )
 
-    @property
+    @cached_property
     def account(self) -> str | None:
-        """The person or program the detectors follow: a staff principal or a client."""
+        """The person or program the detectors follow: a staff principal or a client.
+        (Asked a dozen times per entry by the detectors: worked out once.)"""
         if self.principal and not self.principal.startswith("system:"):
             return self.principal
         return None

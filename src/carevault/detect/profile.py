@@ -108,6 +108,10 @@ class Recent:
     #: the window's ``changes`` or the day's count). While it stays the same, the
     #: patients are those already named: the finding repeats none of them.
     named: dict[str, tuple[int, int]] = field(default_factory=dict)
+    #: Limits and CUSUMs worked out from the closed days (the person's and the role's),
+    #: by what they were worked out from: they change only when a day closes, and were
+    #: otherwise recomputed (medians, quantiles) at every entry past a floor.
+    baselines: dict[str, tuple[tuple[object, ...], object]] = field(default_factory=dict)
 
     def unnamed(
         self, what: str, day: int, version: int, patients: Iterable[str]
@@ -143,8 +147,11 @@ class RoleBaseline:
     #: key ("all", "unexplained", "10 minutes", ...) → recent closed-day samples.
     samples: dict[str, list[int]] = field(default_factory=dict)
     hours: list[int] = field(default_factory=lambda: [0] * 24)
+    #: Bumped whenever ``samples`` change (not stored): what ``Recent.baselines`` keys on.
+    version: int = field(default=0, compare=False)
 
     def add_day(self, counts: dict[str, int]) -> None:
+        self.version += 1
         for key, value in counts.items():
             pool = self.samples.setdefault(key, [])
             pool.append(int(value))

@@ -75,7 +75,7 @@ def build_detection(
     flags = Flags(engine, now_us)
     kinship = Kinship(engine, kin_token, now_us)
     decoys = DecoyContacts(flags, decoy_token)
-    budget = ReleaseBudget(engine, Budgets.parse(settings.release_budget), flags.throttled, offset)
+    budget = ReleaseBudget(Budgets.parse(settings.release_budget), flags.throttled, offset)
     sinks = AlertSinks(
         smtp_host=settings.alert_smtp_host,
         smtp_port=settings.alert_smtp_port,

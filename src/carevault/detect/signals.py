@@ -9,9 +9,10 @@ nothing is raised however quiet the history. See docs/detection.md.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping, Set
+from collections.abc import Callable, Mapping, Set
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import TypeVar, cast
 
 from carevault.detect.model import (
     BUDGET_REASON,
@@ -25,7 +26,7 @@ from carevault.detect.model import (
 )
 from carevault.detect.profile import SPANS, Profile, Recent, RoleBaseline, close_day
 from carevault.detect.snoop import observe_picks, snooping
-from carevault.detect.stats import cusum_for, quantile, robust_limit
+from carevault.detect.stats import Cusum, cusum_for, quantile, robust_limit
 
 #: Distinct unexplained patients per (10 minutes, hour, day) never alerted on, per role.
 ROLE_FLOORS: dict[str, tuple[int, int, int]] = {
@@ -51,6 +52,7 @@ TWO_PLACES_US = 5 * MINUTE_US
 UNUSUAL_HOUR_SHARE = 0.01
 SPAN_INDEX = {span: index for index, span in enumerate(SPANS)}
 NAME_PARAMS = frozenset({"name", "family", "given"})
+T = TypeVar("T")
 
 
 @dataclass
@@ -126,6 +128,29 @@ def limit_for(span: str, profile: Profile, role: RoleBaseline | None) -> tuple[i
     if role_p99 is not None:
         parts.append(f"the role's 99th percentile is {role_p99:.0f}")
     return int(chosen), "; ".join(parts)
+
+
+def _cusum(_name: str, profile: Profile, role: RoleBaseline | None) -> Cusum:
+    pooled = role.samples.get("unexplained", []) if role is not None else []
+    return cusum_for(profile.history("unexplained"), pooled)
+
+
+def _baseline(
+    name: str,
+    profile: Profile,
+    recent: Recent,
+    role: RoleBaseline | None,
+    work_out: Callable[[str, Profile, RoleBaseline | None], T],
+) -> T:
+    """``work_out(name, profile, role)``, again only once a day has closed (the
+    person's or another of the role's) since it was last worked out."""
+    key = (profile.role, profile.day, len(profile.days), id(role), role.version if role else 0)
+    cached = recent.baselines.get(name)
+    if cached is not None and cached[0] == key:
+        return cast(T, cached[1])
+    value = work_out(name, profile, role)
+    recent.baselines[name] = (key, value)
+    return value
 
 
 class Detectors:
@@ -249,7 +274,7 @@ class Detectors:
         floors = ROLE_FLOORS.get(profile.role or "", DEFAULT_FLOORS)
         if count <= floors[SPAN_INDEX[span]]:
             return []  # never above a limit: a limit is at least the role's floor
-        limit, why = limit_for(span, profile, role)
+        limit, why = _baseline(span, profile, recent, role, limit_for)
         if count <= limit:
             return []
         severity = Severity.HIGH if count >= 2 * limit else Severity.MEDIUM
@@ -260,7 +285,7 @@ class Detectors:
                 f"{span} {day}",
                 f"read {count} distinct patients without a care relationship in one {span}; {why}",
                 access,
-                recent.unnamed(span, day, window.changes, window.keys),
+                recent.unnamed(span, day, window.changes, window.members),
                 window.first_position,
             )
         ]
@@ -378,8 +403,7 @@ class Detectors:
     ) -> list[Finding]:
         if not recent.today_unexplained:
             return []
-        pooled = role.samples.get("unexplained", []) if role is not None else []
-        cusum = cusum_for(profile.history("unexplained"), pooled)
+        cusum = _baseline("slow-drip", profile, recent, role, _cusum)
         total = cusum.step(profile.cusum, len(recent.today_unexplained))
         if not cusum.alarms(total):
             return []

@@ -7,6 +7,7 @@ They are rebuilt from the ledger on restart (see ``engine``), so they are never 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Collection
 
 
 class DistinctWindow:
@@ -43,6 +44,11 @@ class DistinctWindow:
     @property
     def keys(self) -> list[str]:
         return list(self._last)
+
+    @property
+    def members(self) -> Collection[str]:
+        """The keys, as a live view (no copy: a caller that keeps them copies them)."""
+        return self._last.keys()
 
     @property
     def first_position(self) -> int | None:

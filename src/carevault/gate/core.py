@@ -47,7 +47,7 @@ from carevault.fhir.query import SearchQuery
 from carevault.fhir.registry import RESOURCE_TYPES, ResourceType
 from carevault.gate.loading import patient_batch_events
 from carevault.ledger.events import AuditEvent, Outcome, Tag
-from carevault.ledger.trail import AuditTrail, AuditUnavailable
+from carevault.ledger.trail import AuditTrail, AuditUnavailable, Rider
 from carevault.vault.opening import open_sealed
 from carevault.vault.records import (
     Gone,
@@ -167,10 +167,14 @@ class _Attempt:
 
 
 class ReleaseGuard(Protocol):
-    """Refuses (``ReleaseRefused``) before data leaves when the account's release budget
-    would be exceeded; records the release otherwise."""
+    """The release budget. ``claim`` gives what must be recorded with the request's audit
+    entries (a rider of the same commit, None if nothing): the rider refuses
+    (``ReleaseRefused``) before data leaves when the account's budget would be exceeded,
+    and records the release otherwise."""
 
-    def admit(self, principal: str, role: str, pseudonyms: Sequence[str], at_us: int) -> None: ...
+    def claim(
+        self, principal: str, role: str, pseudonyms: Sequence[str], at_us: int
+    ) -> Rider | None: ...
 
 
 class DecoyWatch(Protocol):
@@ -326,10 +330,12 @@ class Gate:
                 self.audit.record([self._event(attempt, Outcome.FAILED, reason=reason)])
             raise
 
-    def _record(self, events: Sequence[AuditEvent]) -> None:
+    def _record(self, events: Sequence[AuditEvent], release: Rider | None = None) -> None:
         """Durable before anything is returned; inside a transaction Bundle's reads (a
-        pinned transaction), part of that transaction, committed with its writes."""
-        self.audit.record(events, pinned_connection(self.vault.engine))
+        pinned transaction), part of that transaction, committed with its writes. The
+        release budget's ``release`` commits with the events, or refuses and neither is
+        written."""
+        self.audit.record(events, pinned_connection(self.vault.engine), release)
 
     def _spot_decoys(self, attempt: _Attempt, values: Sequence[object]) -> None:
         """Mark the request's audit entries when it carries a decoy contact detail: the
@@ -494,8 +500,11 @@ class Gate:
             # Withheld as a whole (e.g. a sensitive record): indistinguishable from absent.
             raise NotFound(f"{rt.name}/{located.head.resource_id} is not known")
         shown, categories = visible
-        if located.head.patient_pseudonym is not None:
+        release = (
             self._release(caller, [located.head.patient_pseudonym])
+            if located.head.patient_pseudonym is not None
+            else None
+        )
         self._record(
             [
                 self._event(
@@ -505,7 +514,8 @@ class Gate:
                     decision=decision,
                     reason=decision.reason,
                 )
-            ]
+            ],
+            release,
         )
         return shown
 
@@ -722,14 +732,16 @@ class Gate:
             )
             for pseudonym, (categories, references, decision) in by_patient.items()
         ] or [self._event(attempt, Outcome.SUCCESS, detail={"returned": []})]
-        self._release(attempt.caller, [p for p in by_patient if p is not None])
-        self._record(events)
+        self._record(events, self._release(attempt.caller, [p for p in by_patient if p]))
 
-    def _release(self, caller: Caller, pseudonyms: Sequence[str]) -> None:
-        """The release budget, before anything is recorded as given or returned."""
+    def _release(self, caller: Caller, pseudonyms: Sequence[str]) -> Rider | None:
+        """The release budget's record of what this response gives, to be written with
+        its audit entries (it refuses there, before anything is returned)."""
         if self.release is None or caller.actor is None or not pseudonyms:
-            return
-        self.release.admit(caller.principal, str(caller.actor.role), pseudonyms, self.vault_now())
+            return None
+        return self.release.claim(
+            caller.principal, str(caller.actor.role), pseudonyms, self.vault_now()
+        )
 
     def everything(
         self,

@@ -4,7 +4,9 @@ Events that arrive together are appended in one transaction (one fsync), which i
 what lets a busy server keep an entry per access without queueing behind the disk.
 ``record`` returns only once its events are committed; if the commit fails, or
 does not happen within ``timeout`` seconds, it raises ``AuditUnavailable`` and the
-caller must not release data (fail closed).
+caller must not release data (fail closed). A request's rider (``trail.Rider``: the
+release budget's record of the patients it gives) is written in the same group commit,
+so a request that must record something besides its events pays no commit of its own.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from sqlalchemy import Connection
 from carevault.db import storage_problem, write_transaction
 from carevault.ledger.events import AuditEvent
 from carevault.ledger.store import LedgerEntry, LedgerStore
-from carevault.ledger.trail import AuditUnavailable
+from carevault.ledger.trail import AuditUnavailable, Declined, Rider
 
 log = logging.getLogger("carevault.ledger")
 
@@ -54,6 +56,7 @@ def _counted(events: int) -> None:
 class _Request:
     entries: list[LedgerEntry]
     done: Future[tuple[int, int]]
+    rider: Rider | None = None
 
 
 _STOP = _Request([], Future())
@@ -84,7 +87,12 @@ class LedgerWriter:
                 )
                 self._thread.start()
 
-    def record(self, events: Sequence[AuditEvent], connection: Connection | None = None) -> None:
+    def record(
+        self,
+        events: Sequence[AuditEvent],
+        connection: Connection | None = None,
+        rider: Rider | None = None,
+    ) -> None:
         if not events:
             return
         entries = [
@@ -93,25 +101,34 @@ class LedgerWriter:
         ]
         if connection is not None:
             try:
+                if rider is not None:
+                    self.store.lock_head(connection)
+                    rider.ride(connection)
                 self.store.append(connection, entries)
+            except Declined:
+                raise
             except Exception as error:
                 raise AuditUnavailable("the audit ledger could not be written") from error
+            # Not ``rider.committed()``: the caller's transaction may still roll back.
             _counted(len(entries))
             return
-        self.append(entries)
+        self.append(entries, rider)
         _counted(len(entries))
 
-    def append(self, entries: Sequence[LedgerEntry]) -> tuple[int, int]:
-        """Queue ``entries`` for the next group commit; wait until durable."""
+    def append(self, entries: Sequence[LedgerEntry], rider: Rider | None = None) -> tuple[int, int]:
+        """Queue ``entries`` (and ``rider``) for the next group commit; wait until durable."""
         self._ensure_thread()
         done: Future[tuple[int, int]] = Future()
-        self._queue.put(_Request(list(entries), done))
+        self._queue.put(_Request(list(entries), done, rider))
         try:
-            return done.result(timeout=self.timeout)
-        except AuditUnavailable:
+            positions = done.result(timeout=self.timeout)
+        except (AuditUnavailable, Declined):
             raise
         except Exception as error:
             raise AuditUnavailable("the audit ledger could not be written in time") from error
+        if rider is not None:
+            rider.committed()
+        return positions
 
     def _run(self) -> None:
         while True:
@@ -133,29 +150,50 @@ class LedgerWriter:
             self._commit(batch)
 
     def _commit(self, batch: list[_Request]) -> None:
-        entries = [entry for item in batch for entry in item.entries]
         try:
             with write_transaction(self.store.engine) as connection:
+                batch = self._ride(connection, batch)
+                entries = [entry for item in batch for entry in item.entries]
                 first, _ = self.store.append(connection, entries)
         except Exception as error:
+            # A rider that declined has had its answer already.
+            waiting = [item for item in batch if not item.done.done()]
             log.error(
                 "ledger %s: append of %d entries failed: %s; their requests are refused",
                 self.store.name,
-                len(entries),
+                sum(len(item.entries) for item in waiting),
                 storage_problem(error) or type(error).__name__,
             )
-            for item in batch:
+            for item in waiting:
                 item.done.set_exception(AuditUnavailable("the audit ledger could not be written"))
             return
         position = first
         for item in batch:
             item.done.set_result((position, position + len(item.entries)))
             position += len(item.entries)
-        for listener in self.listeners:
+        for listener in self.listeners if entries else ():
             try:
                 listener(first, entries)
             except Exception as error:  # noqa: BLE001 - the ledger never waits on a listener
                 log.error("ledger %s: a listener failed: %s", self.store.name, type(error).__name__)
+
+    def _ride(self, connection: Connection, batch: list[_Request]) -> list[_Request]:
+        """Each request's rider, in order, in the group commit's transaction (after the
+        head is locked); the requests whose rider declined are told so and left out.
+        Any other failure of a rider fails the whole commit (fail closed)."""
+        if all(item.rider is None for item in batch):
+            return batch
+        self.store.lock_head(connection)
+        kept: list[_Request] = []
+        for item in batch:
+            if item.rider is not None:
+                try:
+                    item.rider.ride(connection)
+                except Declined as declined:
+                    item.done.set_exception(declined)
+                    continue
+            kept.append(item)
+        return kept
 
     def close(self) -> None:
         with self._lock:

@@ -12,7 +12,7 @@ from sqlalchemy import Connection
 from carevault.access.refusals import OTHERS, RefusalTally
 from carevault.clock import to_micros
 from carevault.ledger.events import AuditEvent, Outcome, Tag
-from carevault.ledger.trail import AuditUnavailable
+from carevault.ledger.trail import AuditUnavailable, Rider
 
 START = datetime(2026, 12, 2, 9, 30, 5, tzinfo=UTC)
 
@@ -22,7 +22,12 @@ class Trail:
     recorded: list[AuditEvent] = field(default_factory=list)
     failing: bool = False
 
-    def record(self, events: Sequence[AuditEvent], connection: Connection | None = None) -> None:
+    def record(
+        self,
+        events: Sequence[AuditEvent],
+        connection: Connection | None = None,
+        rider: Rider | None = None,
+    ) -> None:
         if self.failing:
             raise AuditUnavailable("ledger down")
         self.recorded.extend(events)
