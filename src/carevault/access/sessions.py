@@ -433,32 +433,20 @@ class Sessions:
                 self._cache.clear()
         return state
 
+    def standing(self, session_id: str) -> str:
+        """Why the principal behind ``session_id`` may no longer act, read now (never
+        from the cache); empty if it still may. The same rules as a request's token
+        meets, but the session's expiry is not held against it: work that outlives its
+        token (an approved export) stops when the session is revoked, or its account or
+        client app suspended or revoked, not when the token would have run out."""
+        row = self._row(session_id)
+        if row is None:
+            return "unknown session"
+        return _why_not_live(row, to_micros(self.clock()), expiry=False)
+
     def _load(self, session_id: str) -> SessionState:
         now_us = to_micros(self.clock())
-        bound = staff_account.alias("bound_account")
-        with read_transaction(self.engine) as connection:
-            row = connection.execute(
-                select(
-                    auth_session,
-                    staff_account.c.suspended_us,
-                    staff_account.c.username,
-                    staff_account.c.role,
-                    staff_account.c.clinic_ids.label("staff_clinics"),
-                    staff_account.c.practitioner_id,
-                    client_app.c.kind.label("client_kind"),
-                    client_app.c.scopes.label("client_scopes"),
-                    client_app.c.revoked_us.label("client_revoked_us"),
-                    client_app.c.clinic_ids.label("client_clinics"),
-                    client_app.c.account_id.label("bound_account_id"),
-                    bound.c.role.label("bound_role"),
-                    bound.c.suspended_us.label("bound_suspended_us"),
-                    bound.c.clinic_ids.label("bound_clinics"),
-                )
-                .outerjoin(staff_account, staff_account.c.account_id == auth_session.c.account_id)
-                .outerjoin(client_app, client_app.c.client_id == auth_session.c.client_id)
-                .outerjoin(bound, bound.c.account_id == client_app.c.account_id)
-                .where(auth_session.c.session_id == session_id)
-            ).first()
+        row = self._row(session_id)
         if row is None:
             return SessionState(session_id, False, "unknown session", None, "", "")
         reason = _why_not_live(row, now_us)
@@ -481,6 +469,32 @@ class Sessions:
             step_up=row.step_up_us is not None,
         )
 
+    def _row(self, session_id: str) -> Any:
+        bound = staff_account.alias("bound_account")
+        with read_transaction(self.engine) as connection:
+            return connection.execute(
+                select(
+                    auth_session,
+                    staff_account.c.suspended_us,
+                    staff_account.c.username,
+                    staff_account.c.role,
+                    staff_account.c.clinic_ids.label("staff_clinics"),
+                    staff_account.c.practitioner_id,
+                    client_app.c.kind.label("client_kind"),
+                    client_app.c.scopes.label("client_scopes"),
+                    client_app.c.revoked_us.label("client_revoked_us"),
+                    client_app.c.clinic_ids.label("client_clinics"),
+                    client_app.c.account_id.label("bound_account_id"),
+                    bound.c.role.label("bound_role"),
+                    bound.c.suspended_us.label("bound_suspended_us"),
+                    bound.c.clinic_ids.label("bound_clinics"),
+                )
+                .outerjoin(staff_account, staff_account.c.account_id == auth_session.c.account_id)
+                .outerjoin(client_app, client_app.c.client_id == auth_session.c.client_id)
+                .outerjoin(bound, bound.c.account_id == client_app.c.account_id)
+                .where(auth_session.c.session_id == session_id)
+            ).first()
+
 
 def _clinics(text: str | None) -> frozenset[str]:
     return frozenset(filter(None, (text or "").split(",")))
@@ -491,11 +505,12 @@ def _clinics(text: str | None) -> frozenset[str]:
 CONSOLE_CLIENT = "carevault-console"
 
 
-def _why_not_live(row: Any, now_us: int) -> str:
-    """Why a session can no longer be used; empty if it can."""
+def _why_not_live(row: Any, now_us: int, *, expiry: bool = True) -> str:
+    """Why a session can no longer be used; empty if it can (``expiry``: False to judge
+    the principal behind a session whose token may have run out)."""
     if row.revoked_us is not None:
         return f"session revoked ({row.revoke_reason or 'no reason given'})"
-    if row.expires_us <= now_us:
+    if expiry and row.expires_us <= now_us:
         return "session expired"
     if row.suspended_us is not None:
         return "account suspended"

@@ -4,10 +4,16 @@ An access is explained when the patient has a care relationship (appointment, vi
 order, care team entry, referral; see ``carevault.access.care``) with the person's
 clinic or with the person as practitioner, valid at the moment of the access, or when
 it was made under a break-the-glass grant (reviewed on its own queue).
+
+An entry of a bulk export (``fhir:resource:export``) is explained by the export's
+approval: the job it names was approved by privacy officers (as many as it needed) and
+was asked for by the same principal. Such a job is watched by its own ``bulk-export``
+alert; what the same client does outside it is judged as anything else.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
@@ -15,7 +21,8 @@ from sqlalchemy import Engine, select
 
 from carevault.access.tables import care_relationship, staff_account
 from carevault.db import read_transaction
-from carevault.detect.model import Access
+from carevault.detect.model import EXPORT_TAG, Access
+from carevault.export.tables import export_job
 
 CHUNK = 500
 #: One care row: (clinic id, practitioner token, valid from, valid until).
@@ -28,18 +35,31 @@ class Explainer:
         self._token_of = practitioner_token
         #: principal → practitioner token (b"" when the account is no practitioner).
         self._tokens: dict[str, bytes] = {}
+        #: Export jobs known to have been approved, with their principal (an approval,
+        #: once given, is never taken back: a stopped job's entries stay explained).
+        self._approved: dict[str, str] = {}
 
     def explain(self, accesses: Sequence[Access]) -> list[Access]:
-        wanted = [a for a in accesses if a.released and a.purpose != "ETREAT"]
+        exported = [a for a in accesses if a.released and a.tag == EXPORT_TAG]
+        if exported:
+            self._learn_approvals({str(a.detail.get("job", "")) for a in exported})
+            accesses = [
+                replace(a, explained=True)
+                if a.released and a.tag == EXPORT_TAG and self._approved_export(a)
+                else a
+                for a in accesses
+            ]
+        wanted = [a for a in accesses if a.released and a.purpose != "ETREAT" and not a.explained]
         if not wanted:
             return [
-                replace(a, explained=a.purpose == "ETREAT") if a.released else a for a in accesses
+                replace(a, explained=a.explained or a.purpose == "ETREAT") if a.released else a
+                for a in accesses
             ]
         care = self._care({a.patient_pseudonym or "" for a in wanted})
         self._learn_tokens({a.principal or "" for a in wanted})
         explained: list[Access] = []
         for access in accesses:
-            if not access.released:
+            if not access.released or access.explained:
                 explained.append(access)
                 continue
             if access.purpose == "ETREAT":
@@ -98,3 +118,25 @@ class Explainer:
             self._tokens[f"staff:{username}"] = (
                 self._token_of(practitioner) if practitioner else b""
             )
+
+    def _approved_export(self, access: Access) -> bool:
+        job = str(access.detail.get("job", ""))
+        return bool(job) and self._approved.get(job) == access.principal
+
+    def _learn_approvals(self, jobs: set[str]) -> None:
+        missing = sorted(job for job in jobs if job and job not in self._approved)
+        if not missing:
+            return
+        with read_transaction(self.engine) as connection:
+            rows = connection.execute(
+                select(
+                    export_job.c.job_id,
+                    export_job.c.principal,
+                    export_job.c.approvals,
+                    export_job.c.approvals_needed,
+                ).where(export_job.c.job_id.in_(missing))
+            ).all()
+        for job_id, principal, approvals, needed in rows:
+            officers = {item.get("officer") for item in json.loads(approvals or "[]")}
+            if len(officers) >= int(needed) >= 1:
+                self._approved[str(job_id)] = str(principal)

@@ -39,6 +39,8 @@ RELEASING = frozenset(
         "fhir:resource:export",
     }
 )
+#: A patient's records written to a bulk export's files (``carevault.export``).
+EXPORT_TAG = "fhir:resource:export"
 SIGN_IN_FAILED = "auth:session:sign-in-failed"
 SIGNED_IN = "auth:session:signed-in"
 #: The gate's refusal reason when a release budget is spent (see ``budget``).

@@ -17,6 +17,7 @@ from typing import TypeVar, cast
 from carevault.detect.model import (
     BUDGET_REASON,
     DAY_US,
+    EXPORT_TAG,
     HOUR_US,
     MINUTE_US,
     SIGN_IN_FAILED,
@@ -205,6 +206,10 @@ class Detectors:
             if fishing is not None and live:
                 found.append(fishing)
         if not access.released:
+            return []
+        if access.tag == EXPORT_TAG and access.explained:
+            # An officer-approved export (see ``explain``): its own ``bulk-export`` alert
+            # keeps it in view; it is neither reading to judge nor a habit to learn.
             return []
         pseudonym = access.patient_pseudonym or ""
         recent.today_all.add(pseudonym)

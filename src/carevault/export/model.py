@@ -150,6 +150,8 @@ class Job:
     resources_done: int
     key_id: str
     error: str | None
+    #: The session the client kicked the job off with: whose standing the job keeps.
+    session_id: str | None = None
 
     def progress(self, held: str | None) -> str:
         """The X-Progress text: what the job waits for, or how far it got."""
@@ -189,6 +191,7 @@ def job_from_row(m: Any) -> Job:
         resources_done=m["resources_done"],
         key_id=m["key_id"],
         error=m["error"],
+        session_id=m["session_id"],
     )
 
 

@@ -29,6 +29,7 @@ from carevault.detect.model import Access, Finding, Severity
 from carevault.domain.roles import Role
 from carevault.export.files import ExportFiles
 from carevault.export.model import (
+    LIVE,
     ExportNotFound,
     ExportRefused,
     Job,
@@ -241,6 +242,65 @@ class ExportService:
             raise ExportNotFound("this export was cancelled or has expired; its files are gone")
         return found
 
+    # --- containment: a job is only as good as its principal ---------------------------
+
+    def standing(self, job: Job) -> str | None:
+        """Why the job's principal may no longer act, or None. The rules are those every
+        request's token meets (``Sessions.standing``: the kick-off session revoked, the
+        client app revoked or gone, its integration account suspended), read fresh; only
+        the token's own expiry is not held against a job that outlives it."""
+        if job.session_id is None:
+            return "the job's session is not known"
+        return self.access.sessions.standing(job.session_id) or None
+
+    def stop(self, job: Job, reason: str) -> bool:
+        """End a job whose principal may no longer act: failed with the reason (in the
+        ledger, ``export show`` and the status poll), its files and key deleted so that
+        nothing of it can be downloaded later; False if it had already ended."""
+        now = self.now_us()
+        why = f"stopped: {reason}"[:500]
+        with write_transaction(self.jobs.engine) as connection:
+            if not self.jobs.change(
+                connection,
+                job.job_id,
+                LIVE,
+                status=str(Status.FAILED),
+                error=why,
+                finished_us=now,
+                expires_us=now + self.settings.keep_us,
+                updated_us=now,
+                lease_owner=None,
+                lease_until_us=None,
+            ):
+                return False
+            self.jobs.drop_files(connection, job.job_id)
+            self.ledger.writer.record(
+                [
+                    self.event(
+                        Tag.EXPORT_STOPPED,
+                        job,
+                        principal="system:carevault",
+                        outcome=Outcome.FAILED,
+                        reason=why,
+                        was=str(job.status),
+                    )
+                ],
+                connection,
+            )
+        self.files.delete(job.job_id, job.key_id)
+        self.alert(job, f"bulk export {job.job_id} ({job.level}) by {job.client_id}: {why}")
+        return True
+
+    def stop_contained(self) -> int:
+        """Stop every live job (awaiting approval, queued, running, or completed with
+        files to fetch) whose principal may no longer act; how many were stopped."""
+        stopped = 0
+        for job in self.jobs.all(LIVE):
+            reason = self.standing(job)
+            if reason is not None and self.stop(job, reason):
+                stopped += 1
+        return stopped
+
     def output(self, job: Job) -> list[OutputFile]:
         return self.jobs.files(job.job_id)
 
@@ -249,6 +309,12 @@ class ExportService:
         job = self.for_client(caller, job_id)
         if job.status is not Status.COMPLETED:
             raise ExportNotFound("the export is not complete")
+        # The caller's own token passed; the job's principal is judged afresh too, so a
+        # token issued before a suspension (or a cached session state) fetches nothing.
+        reason = self.standing(job)
+        if reason is not None:
+            self.stop(job, reason)
+            raise ExportNotFound("this export was stopped; its files are gone")
         known = {item.name: item for item in self.output(job)}
         if name not in known:
             raise ExportNotFound("no such file in this export")

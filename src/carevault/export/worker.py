@@ -34,7 +34,7 @@ from carevault.export.tables import export_job
 from carevault.fhir.registry import RESOURCE_TYPES
 from carevault.gate import Caller
 from carevault.gate.export import ExportedBatch, export_directory, export_patients
-from carevault.ledger.events import AuditEvent, Outcome, Tag
+from carevault.ledger.events import AuditEvent, Tag
 from carevault.vault.records import Opened
 from carevault.vault.tables import resource_head
 
@@ -79,6 +79,7 @@ class ExportWorker:
         """Expire what is due, then work on claimable jobs until none is left (or
         ``max_batches`` were done); how many batches were committed."""
         self.service.expire()
+        self.service.stop_contained()
         done = 0
         while max_batches is None or done < max_batches:
             if self.service.held() is not None:
@@ -101,13 +102,15 @@ class ExportWorker:
         caller = job_caller(job, stored)
         done = 0
         try:
-            if job.status is Status.APPROVED:
-                job = self._start(job, caller)
             while max_batches is None or done < max_batches:
-                client = svc.clients.get(job.client_id)
-                if client is None or client.revoked:
-                    self._fail(job, "the client app was revoked")
+                # Before each batch: a principal suspended, revoked or whose session was
+                # ended mid-export gets no further patient.
+                reason = svc.standing(job)
+                if reason is not None:
+                    svc.stop(job, reason)
                     return done
+                if job.status is Status.APPROVED:
+                    job = self._start(job, caller)
                 if self._batch(job, caller):
                     return done
                 done += 1
@@ -116,7 +119,7 @@ class ExportWorker:
                     return done
                 job = current
             return done
-        except ContainmentActive:
+        except (ContainmentActive, _Stopped):
             return done
         finally:
             svc.jobs.release(job.job_id, self.name)
@@ -159,32 +162,6 @@ class ExportWorker:
         started = svc.job(job.job_id)
         svc.alert(started, f"bulk export {job.job_id} ({job.level}) by {job.client_id}: running")
         return started
-
-    def _fail(self, job: Job, reason: str) -> None:
-        svc = self.service
-        with write_transaction(svc.jobs.engine) as connection:
-            if svc.jobs.change(
-                connection,
-                job.job_id,
-                [Status.RUNNING, Status.APPROVED],
-                status=str(Status.FAILED),
-                error=reason,
-                finished_us=svc.now_us(),
-                expires_us=svc.now_us() + svc.settings.keep_us,
-                updated_us=svc.now_us(),
-            ):
-                svc.ledger.writer.record(
-                    [
-                        svc.event(
-                            Tag.EXPORT_COMPLETED,
-                            job,
-                            principal=job.principal,
-                            outcome=Outcome.FAILED,
-                            reason=reason,
-                        )
-                    ],
-                    connection,
-                )
 
     # --- patients in reach ---------------------------------------------------------------
 
@@ -264,6 +241,12 @@ class ExportWorker:
 
     def _commit(self, job: Job, exported: ExportedBatch, cursor: int, patients_done: int) -> None:
         svc = self.service
+        # Judged again once the batch is read, before anything of it is written: a
+        # principal contained while the batch was read releases none of it.
+        reason = svc.standing(job)
+        if reason is not None:
+            svc.stop(job, reason)
+            raise _Stopped
         batch = job.batches_done + 1
         by_type: dict[str, list[Opened]] = {}
         for item in exported.records:
@@ -303,9 +286,10 @@ class ExportWorker:
                 svc.jobs.add_files(connection, job.job_id, written)
                 svc.ledger.writer.record([*exported.events, *file_events], connection)
         except _Lost:
-            # Cancelled, or the lease went to another process: this batch never happened.
+            # Cancelled, stopped, or the lease went to another process: this batch never
+            # happened.
             current = svc.jobs.get(job.job_id)
-            if current is not None and current.status is Status.CANCELLED:
+            if current is not None and current.status in (Status.CANCELLED, Status.FAILED):
                 svc.files.delete(job.job_id, job.key_id)
             else:
                 svc.files.discard(job.job_id, [item.name for item in written])
@@ -348,6 +332,10 @@ class ExportWorker:
 
 class _Lost(Exception):
     pass
+
+
+class _Stopped(Exception):
+    """The job's principal may no longer act: the job was stopped."""
 
 
 class ExportThread:

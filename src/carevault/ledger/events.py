@@ -97,6 +97,7 @@ class Tag(StrEnum):
     EXPORT_COMPLETED = "bulk:export:completed"
     EXPORT_CANCELLED = "bulk:export:cancelled"
     EXPORT_EXPIRED = "bulk:export:expired"
+    EXPORT_STOPPED = "bulk:export:stopped"
     EXPORT_DOWNLOADED = "bulk:export:downloaded"
     # Breach notification (carevault.notify)
     NOTIFY_JOB_RUN = "notify:job:run"
