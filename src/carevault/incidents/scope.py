@@ -145,6 +145,7 @@ def _tiers(
 ) -> tuple[dict[str, dict[str, Line]], dict[str, patients.PatientFacts]]:
     """The tiers, and what the record store knows of each patient in them."""
     compromised = incident.compromised
+    clinic_patients = _ClinicPatients(services)
     confirmed = _hits(released, "audit", with_categories=True)
     decrypted = _hits(unwrapped, "unwrap", with_categories=False)
     at_rest: dict[str, Line] = {}
@@ -157,9 +158,9 @@ def _tiers(
     if compromised.host:
         for pseudonym in patients.stored_before(services.engine, incident.until_us):
             reach[pseudonym] = None
-    for pseudonym in patients.at_clinics(services.engine, compromised.clinics):
+    for pseudonym in clinic_patients(compromised.clinics):
         reach[pseudonym] = None
-    for pseudonym, readable in _reachable(services, incident).items():
+    for pseudonym, readable in _reachable(services, incident, clinic_patients).items():
         if reach.get(pseudonym, set()) is not None:
             reach[pseudonym] = (reach.get(pseudonym) or set()) | readable
     potentially = {pseudonym: Line(pseudonym) for pseudonym in reach}
@@ -182,7 +183,24 @@ def _tiers(
     return tiers, known
 
 
-def _reachable(services: Services, incident: Incident) -> dict[str, set[str]]:
+class _ClinicPatients:
+    """``patients.at_clinics``, asked once per set of clinics in a scope: a compromised
+    clinic and an account of that clinic (the usual case) would ask the same twice."""
+
+    def __init__(self, services: Services) -> None:
+        self.engine = services.engine
+        self.found: dict[frozenset[str], set[str]] = {}
+
+    def __call__(self, clinics: Iterable[str]) -> set[str]:
+        key = frozenset(clinics)
+        if key not in self.found:
+            self.found[key] = patients.at_clinics(self.engine, key)
+        return self.found[key]
+
+
+def _reachable(
+    services: Services, incident: Incident, clinic_patients: _ClinicPatients
+) -> dict[str, set[str]]:
     """Patients the compromised accounts and clients could read, with the categories."""
     found: dict[str, set[str]] = {}
     grants: list[tuple[frozenset[str] | None, set[str]]] = []
@@ -200,7 +218,7 @@ def _reachable(services: Services, incident: Incident) -> dict[str, set[str]]:
         reached = (
             patients.stored_before(services.engine, None)
             if clinics is None
-            else patients.at_clinics(services.engine, clinics)
+            else clinic_patients(clinics)
         )
         for pseudonym in reached:
             found.setdefault(pseudonym, set()).update(readable)
