@@ -33,6 +33,7 @@ from carevault.incidents import (
     compute_scope,
     incidents_for,
     kept_scope,
+    runs,
 )
 from carevault.incidents.html import _bars, _timeline
 from carevault.incidents.report import render
@@ -91,11 +92,10 @@ def _run_number(request: Request) -> int | None:
     return int(text) if text.isdigit() and len(text) < 10 else None
 
 
-def _since_run(svc: Services, run: ScopeRun) -> dict[str, Any]:
+def _since_run(svc: Services, run: ScopeRun, incident: dict[str, Any]) -> dict[str, Any]:
     """What happened after the run: audit entries appended since its own entry, and
     whether the incident (its window or what is compromised) was amended since."""
     document = run.document or {}
-    incident = incidents_for(svc).get(run.incident_id).as_json()
     header = document.get("incident", {})
     amended = any(header.get(key) != incident[key] for key in ("since", "until", "compromised"))
     head = svc.audit_ledger.store.head()[0]
@@ -111,10 +111,11 @@ async def scope(request: Request, incident_id: int, viewer: OfficerDep) -> Respo
 
     def gather() -> dict[str, Any]:
         run = _kept_or_first(svc, incident_id, actor, number)
+        incident = incidents_for(svc).get(incident_id).as_json()
         return {
             "run": run,
-            "since_run": _since_run(svc, run),
-            "runs": incidents_for(svc).scope_runs(incident_id)[:RUNS_SHOWN],
+            "since_run": _since_run(svc, run, incident),
+            "runs": runs.listing(svc.engine, incident_id, RUNS_SHOWN),
         }
 
     try:
