@@ -1,4 +1,4 @@
-"""``carevault incident``: declare, amend, list, show, scope and timeline.
+"""``carevault incident``: declare, amend, list, show, scope, runs and timeline.
 
 Scripts drive ``declare``: it prints the new incident's id as the last word of its
 output, so ``id=$(carevault incident declare ... | awk '{print $NF}')`` works.
@@ -176,28 +176,52 @@ def timeline(incident_id: int, home: HomeOption = None) -> None:
     typer.echo(json.dumps(items, indent=2))
 
 
+def _run_number(text: str | None) -> int | None:
+    """``--run``: None for ``latest``, else the run's number."""
+    if text is None or text == "latest":
+        return None
+    if not text.isdigit() or len(text) > 9:
+        raise fail(f"--run: a run's number or 'latest' (got {text[:20]!r})")
+    return int(text)
+
+
 @incident_app.command("scope")
 def scope(
     incident_id: int,
     format: Annotated[str, typer.Option("--format", help="json, csv, html or fhir.")] = "json",
     engine: Annotated[str, typer.Option(help="auto, duckdb or sql (PostgreSQL).")] = "auto",
+    run: Annotated[
+        str | None,
+        typer.Option(
+            "--run",
+            help="Print kept run N (or 'latest') as it was computed, checked against its "
+            "ledger entry, instead of computing and keeping a new run.",
+        ),
+    ] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o")] = None,
     home: HomeOption = None,
 ) -> None:
-    """The incident's scope, tier by tier, with the ledger positions that prove it."""
-    from carevault.incidents import Actor, scope_document
+    """The incident's scope, tier by tier, with the ledger positions that prove it: a new
+    run, kept and recorded in the ledger (or, with --run, one kept before)."""
+    from carevault.incidents import Actor, kept_scope, scope_document
     from carevault.incidents.report import render
 
     if format not in Formats:
         raise fail(f"--format: one of {', '.join(Formats)}")
+    number = _run_number(run)
     with open_services(home) as services:
         try:
-            document = scope_document(services, incident_id, engine=engine, actor=Actor(operator()))
+            if run is None:
+                document = scope_document(
+                    services, incident_id, engine=engine, actor=Actor(operator())
+                )
+            else:
+                document = kept_scope(services, incident_id, number).document or {}
         except _errors() as error:
             raise fail(f"scope refused: {error}") from None
     text = render(document, format)
     changes = document["incident"].get("changes", {})
-    if not changes.get("first_run", True):
+    if run is None and not changes.get("first_run", True):
         changed = [tier for tier in changes if tier not in ("first_run", "previous_run")]
         summary = ", ".join(changed) if changed else "nothing"
         typer.secho(f"changed since the last run: {summary}", err=True)
@@ -206,6 +230,20 @@ def scope(
     else:
         output.write_text(text, encoding="utf-8")
         typer.echo(f"wrote {output}")
+
+
+@incident_app.command("runs")
+def runs(incident_id: int, home: HomeOption = None) -> None:
+    """The incident's kept scope runs, newest first: number, when, by whom, the ledger
+    sizes each read, its document's SHA-256 and the ledger entry that records it."""
+    from carevault.incidents import incidents_for
+
+    with open_services(home) as services:
+        try:
+            found = incidents_for(services).scope_runs(incident_id)
+        except _errors() as error:
+            raise fail(str(error)) from None
+    typer.echo(json.dumps([item.as_json() for item in found], indent=2))
 
 
 @incident_app.command("segments")

@@ -1,8 +1,9 @@
 """Incidents and their scope: whose data, which kinds, which clinics, with proof.
 
 The entry points other packages use: ``incidents_for`` (the incident service over a
-``Services``), ``declare_case`` (an incident from an alert case) and
-``scope_document`` (the scope report as the JSON document ``incident scope`` prints).
+``Services``), ``declare_case`` (an incident from an alert case), ``compute_scope`` (a
+new kept scope run), ``kept_scope`` (a kept run, checked) and ``scope_document`` (the
+document of a new run, as ``incident scope`` prints it).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from carevault.incidents.model import (
     parse_title,
     parse_window,
 )
+from carevault.incidents.runs import Covers, ScopeRun, ScopeRunMissing, ScopeRunTampered
 from carevault.incidents.service import Actor, IncidentNotFound, Incidents
 
 if TYPE_CHECKING:
@@ -30,9 +32,14 @@ __all__ = [
     "IncidentError",
     "IncidentNotFound",
     "Incidents",
+    "ScopeRun",
+    "ScopeRunMissing",
+    "ScopeRunTampered",
     "case_from_alert",
+    "compute_scope",
     "declare_case",
     "incidents_for",
+    "kept_scope",
     "scope_document",
 ]
 
@@ -124,6 +131,44 @@ def _first_access_us(services: Services, alert_id: str) -> int | None:
     return AuditEvent.from_canonical(data).at_us if data is not None else None
 
 
+def _incident_number(incident_id: int | str) -> int:
+    if isinstance(incident_id, str):
+        if not incident_id.strip().isdigit():
+            raise IncidentError(f"no incident {incident_id[:40]!r}")
+        return int(incident_id)
+    return incident_id
+
+
+def compute_scope(
+    services: Services,
+    incident_id: int | str,
+    *,
+    engine: str = "auto",
+    actor: Actor = SCOPE_ACTOR,
+) -> ScopeRun:
+    """Compute the scope of ``incident_id`` now and keep it as the incident's next run:
+    the whole document, its digest, who and up to which ledger positions, recorded in
+    the audit ledger. What ``incident scope``, the API and the console's Recompute call."""
+    from carevault.incidents.scope import compute
+
+    incident_id = _incident_number(incident_id)
+    incidents = incidents_for(services)
+    incident = incidents.get(incident_id)
+    # The sizes before anything is read: every entry before them was there to be read.
+    covers = Covers(
+        audit=services.audit_ledger.store.head()[0],
+        unwrap=services.unwrap_ledger.store.head()[0],
+    )
+    document = compute(services, incident, engine)
+    return incidents.record_scope(actor, incident_id, document, covers)
+
+
+def kept_scope(services: Services, incident_id: int | str, number: int | None = None) -> ScopeRun:
+    """Kept run ``number`` of ``incident_id`` (None: the latest), checked against its
+    digest and ledger entry; ScopeRunMissing if there is none, ScopeRunTampered."""
+    return incidents_for(services).scope_run(_incident_number(incident_id), number)
+
+
 def scope_document(
     services: Services,
     incident_id: int | str,
@@ -133,18 +178,6 @@ def scope_document(
 ) -> dict[str, Any]:
     """The scope of ``incident_id``: {"incident", "tiers", "counts"}; the run is kept, and
     ``incident.changes`` says what changed since the previous run."""
-    from carevault.incidents.scope import TIERS, compute
-
-    if isinstance(incident_id, str):
-        if not incident_id.strip().isdigit():
-            raise IncidentError(f"no incident {incident_id[:40]!r}")
-        incident_id = int(incident_id)
-    incidents = incidents_for(services)
-    incident = incidents.get(incident_id)
-    document = compute(services, incident, engine)
-    lines = {
-        tier: {line["patient"]: line["categories"] for line in document["tiers"][tier]}
-        for tier in TIERS
-    }
-    document["incident"]["changes"] = incidents.record_scope(actor, incident_id, lines)
+    document = compute_scope(services, incident_id, engine=engine, actor=actor).document
+    assert document is not None  # noqa: S101 - a computed run carries its document
     return document

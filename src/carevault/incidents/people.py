@@ -7,9 +7,9 @@ system with a purpose of its own: every such read is in the audit ledger, and th
 itself never leaves this function (only the token is compared). Only the notifiable tiers
 (confirmed, decrypted) are deduplicated this way; the others count records.
 
-A scope is run again and again while an incident is open (each visit of its page is a
-run), and reading every affected record each time made the page take seconds: one
-decryption and one durable ledger entry per patient. So the token found for a Patient
+A scope is run again and again while an incident is open (each Recompute, each
+``incident scope``, each notice job), and reading every affected record each time took
+seconds: one decryption and one durable ledger entry per patient. So the token found for a Patient
 record is remembered per process, keyed by the record's id and version: a new version
 (an edited HKID, a deletion) is read again, a record whose data key was shredded is
 never matched from memory, and while containment keeps patient data offline or the keys

@@ -18,9 +18,11 @@ signed checkpoint whose tree holds them (each checkable with the inclusion proof
 from __future__ import annotations
 
 import ipaddress
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -145,6 +147,7 @@ def _tiers(
 ) -> tuple[dict[str, dict[str, Line]], dict[str, patients.PatientFacts]]:
     """The tiers, and what the record store knows of each patient in them."""
     compromised = incident.compromised
+    clinic_patients = _ClinicPatients(services)
     confirmed = _hits(released, "audit", with_categories=True)
     decrypted = _hits(unwrapped, "unwrap", with_categories=False)
     at_rest: dict[str, Line] = {}
@@ -157,9 +160,9 @@ def _tiers(
     if compromised.host:
         for pseudonym in patients.stored_before(services.engine, incident.until_us):
             reach[pseudonym] = None
-    for pseudonym in patients.at_clinics(services.engine, compromised.clinics):
+    for pseudonym in clinic_patients(compromised.clinics):
         reach[pseudonym] = None
-    for pseudonym, readable in _reachable(services, incident).items():
+    for pseudonym, readable in _reachable(services, incident, clinic_patients).items():
         if reach.get(pseudonym, set()) is not None:
             reach[pseudonym] = (reach.get(pseudonym) or set()) | readable
     potentially = {pseudonym: Line(pseudonym) for pseudonym in reach}
@@ -182,7 +185,24 @@ def _tiers(
     return tiers, known
 
 
-def _reachable(services: Services, incident: Incident) -> dict[str, set[str]]:
+class _ClinicPatients:
+    """``patients.at_clinics``, asked once per set of clinics in a scope: a compromised
+    clinic and an account of that clinic (the usual case) would ask the same twice."""
+
+    def __init__(self, services: Services) -> None:
+        self.engine = services.engine
+        self.found: dict[frozenset[str], set[str]] = {}
+
+    def __call__(self, clinics: Iterable[str]) -> set[str]:
+        key = frozenset(clinics)
+        if key not in self.found:
+            self.found[key] = patients.at_clinics(self.engine, key)
+        return self.found[key]
+
+
+def _reachable(
+    services: Services, incident: Incident, clinic_patients: _ClinicPatients
+) -> dict[str, set[str]]:
     """Patients the compromised accounts and clients could read, with the categories."""
     found: dict[str, set[str]] = {}
     grants: list[tuple[frozenset[str] | None, set[str]]] = []
@@ -200,7 +220,7 @@ def _reachable(services: Services, incident: Incident) -> dict[str, set[str]]:
         reached = (
             patients.stored_before(services.engine, None)
             if clinics is None
-            else patients.at_clinics(services.engine, clinics)
+            else clinic_patients(clinics)
         )
         for pseudonym in reached:
             found.setdefault(pseudonym, set()).update(readable)
@@ -317,17 +337,20 @@ def counts(tiers: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     by_clinic: dict[str, dict[str, int]] = {}
     by_day: dict[str, dict[str, int]] = {}
     for tier in TIERS:
-        categories: dict[str, set[str]] = {}
-        clinics: dict[str, set[str]] = {}
+        lines = tiers[tier]
+        persons_of = [line.get("person", line["patient"]) for line in lines]
         first: dict[str, str] = {}
-        for line in tiers[tier]:
-            person = line.get("person", line["patient"])
-            for category in line["categories"]:
-                categories.setdefault(category, set()).add(person)
-            for clinic in line["clinics"]:
-                clinics.setdefault(clinic, set()).add(person)
+        for person, line in zip(persons_of, lines, strict=True):
             if line["first"] and (person not in first or line["first"] < first[person]):
                 first[person] = line["first"]
+        if len(set(persons_of)) == len(lines):
+            # One line per person (a tier's usual case): people per category or clinic
+            # are lines per category or clinic, counted without a set per key.
+            by_category[tier] = _tally(line["categories"] for line in lines)
+            by_clinic[tier] = _tally(line["clinics"] for line in lines)
+        else:
+            by_category[tier] = _people_by(persons_of, lines, "categories")
+            by_clinic[tier] = _people_by(persons_of, lines, "clinics")
         days: dict[str, int] = {}
         for moment in first.values():
             if moment.endswith("Z"):
@@ -335,8 +358,6 @@ def counts(tiers: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
             else:
                 day = datetime.fromisoformat(moment).astimezone(UTC).date().isoformat()
             days[day] = days.get(day, 0) + 1
-        by_category[tier] = {key: len(found) for key, found in sorted(categories.items())}
-        by_clinic[tier] = {key: len(found) for key, found in sorted(clinics.items())}
         by_day[tier] = dict(sorted(days.items()))
     return {
         "people": {**people, "total": sum(people.values())},
@@ -345,3 +366,17 @@ def counts(tiers: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
         "by_clinic": by_clinic,
         "by_day": by_day,
     }
+
+
+def _tally(keys_of_lines: Iterable[list[str]]) -> dict[str, int]:
+    """Lines per key, sorted by key (each line lists a key once)."""
+    return dict(sorted(Counter(chain.from_iterable(keys_of_lines)).items()))
+
+
+def _people_by(persons: list[str], lines: list[dict[str, Any]], name: str) -> dict[str, int]:
+    """Distinct people per key of the lines' ``name`` list, sorted by key."""
+    found: dict[str, set[str]] = {}
+    for person, line in zip(persons, lines, strict=True):
+        for key in line[name]:
+            found.setdefault(key, set()).add(person)
+    return {key: len(people) for key, people in sorted(found.items())}

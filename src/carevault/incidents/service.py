@@ -17,6 +17,7 @@ from sqlalchemy import Connection, Engine, insert, select, update
 
 from carevault.containment.state import ContainmentStore
 from carevault.db import read_transaction, write_transaction
+from carevault.incidents import runs
 from carevault.incidents.model import (
     Amendment,
     Compromised,
@@ -242,31 +243,74 @@ class Incidents:
     # --- scope runs -----------------------------------------------------------------------
 
     def record_scope(
-        self, actor: Actor, incident_id: int, lines: dict[str, dict[str, list[str]]]
-    ) -> dict[str, Any]:
-        """Keep this run's lines and return what changed since the previous run."""
+        self, actor: Actor, incident_id: int, document: dict[str, Any], covers: runs.Covers
+    ) -> runs.ScopeRun:
+        """Keep this run whole, numbered after the incident's previous one, with what changed
+        since that one in ``document["incident"]["changes"]``; its ledger entry holds the
+        number and the document's digest. Returns after the run and its entry are durable."""
+        lines = {
+            tier: {line["patient"]: line["categories"] for line in document["tiers"][tier]}
+            for tier in document["tiers"]
+        }
         with write_transaction(self.engine) as connection:
+            # Runs of one incident are numbered one at a time: on PostgreSQL the incident's
+            # row is the lock (SQLite's write transaction already holds the database's).
+            locked = select(incident.c.incident_id).where(incident.c.incident_id == incident_id)
+            if connection.dialect.name == "postgresql":
+                locked = locked.with_for_update()
+            connection.execute(locked)
             previous = connection.execute(
                 select(incident_scope_run.c.lines, incident_scope_run.c.at_us)
                 .where(incident_scope_run.c.incident_id == incident_id)
                 .order_by(incident_scope_run.c.run_id.desc())
                 .limit(1)
             ).first()
-            connection.execute(
-                insert(incident_scope_run).values(
-                    incident_id=incident_id,
-                    at_us=self.now_us(),
-                    lines=orjson.dumps(lines, option=orjson.OPT_SORT_KEYS).decode(),
-                )
-            )
             changes = compare_runs(orjson.loads(previous.lines) if previous else None, lines)
             if previous is not None:
                 changes["previous_run"] = instant(int(previous.at_us))
+            document["incident"]["changes"] = changes
+            number = runs.next_number(connection, incident_id)
+            text = runs.canonical(document)
+            sha256 = runs.digest(text)
             summary = {tier: len(patients) for tier, patients in lines.items()}
-            detail = {"incident": incident_id, "patients": summary}
+            detail = {
+                "incident": incident_id,
+                "patients": summary,
+                "run": number,
+                "sha256": sha256,
+                "covers": {"audit": covers.audit, "unwrap": covers.unwrap},
+            }
             seq = self._record(connection, Tag.INCIDENT_SCOPED, actor, "scope", detail)
+            at_us = self.now_us()
+            connection.execute(
+                insert(incident_scope_run).values(
+                    incident_id=incident_id,
+                    at_us=at_us,
+                    lines=orjson.dumps(lines, option=orjson.OPT_SORT_KEYS).decode(),
+                    number=number,
+                    actor=actor.principal,
+                    audit_size=covers.audit,
+                    unwrap_size=covers.unwrap,
+                    document=text.decode("utf-8"),
+                    sha256=sha256,
+                    ledger_seq=seq,
+                )
+            )
             self._event(connection, incident_id, "scoped", actor, detail, seq)
-        return changes
+        return runs.ScopeRun(
+            incident_id, number, at_us, actor.principal, covers, sha256, seq, document
+        )
+
+    def scope_run(self, incident_id: int, number: int | None = None) -> runs.ScopeRun:
+        """A kept run with its document (None: the latest), checked against its digest and
+        ledger entry; ScopeRunMissing when there is none (IncidentNotFound: no incident)."""
+        self.get(incident_id)
+        return runs.read(self.engine, self.ledger.store, incident_id, number)
+
+    def scope_runs(self, incident_id: int) -> list[runs.ScopeRun]:
+        """The incident's runs, newest first, without their documents."""
+        self.get(incident_id)
+        return runs.listing(self.engine, incident_id)
 
 
 def compare_runs(

@@ -39,7 +39,10 @@ incident_event = Table(
     Index("ix_incident_event_incident", "incident_id", "event_id"),
 )
 
-#: The last scope of each incident, per tier: (patient id, categories), to say what changed.
+#: Every kept scope run of each incident: numbered per incident, with who computed it,
+#: the ledger sizes it started from, the whole document and its digest (which the
+#: ``incident:scope:computed`` entry at ``ledger_seq`` also holds). Runs recorded before
+#: records_0020 kept only their lines: their ``document`` is NULL.
 incident_scope_run = Table(
     "incident_scope_run",
     metadata,
@@ -48,7 +51,18 @@ incident_scope_run = Table(
     Column("at_us", BigInteger, nullable=False),
     # JSON {tier: {patient id: [categories]}}: pseudonymous ids, as the report itself.
     Column("lines", Text, nullable=False),
+    Column("number", Integer, nullable=False),
+    Column("actor", String(200), nullable=True),
+    # The audit and unwrap ledgers' sizes when the computation started: every entry
+    # before them was there to be read.
+    Column("audit_size", BigInteger, nullable=True),
+    Column("unwrap_size", BigInteger, nullable=True),
+    # The scope document as canonical JSON (keys sorted, compact, UTF-8) and its SHA-256.
+    Column("document", Text, nullable=True),
+    Column("sha256", String(64), nullable=True),
+    Column("ledger_seq", BigInteger, nullable=True),
     Index("ix_incident_scope_run_incident", "incident_id", "run_id"),
+    Index("ux_incident_scope_run_number", "incident_id", "number", unique=True),
 )
 
 #: Sealed Parquet segments of a ledger's entries [first_seq, end_seq): immutable files

@@ -17,10 +17,13 @@ from carevault.incidents import (
     Actor,
     IncidentError,
     IncidentNotFound,
+    ScopeRunMissing,
+    ScopeRunTampered,
     case_from_alert,
+    compute_scope,
     declare_case,
     incidents_for,
-    scope_document,
+    kept_scope,
 )
 from carevault.incidents.model import Amendment, Status, parse_compromised, parse_instant
 from carevault.incidents.report import render
@@ -37,6 +40,9 @@ MEDIA = {
     "html": "text/html; charset=utf-8",
     "fhir": "application/fhir+json",
 }
+#: The scope run a scope response is (its number) and its kept document's SHA-256.
+RUN_HEADER = "x-carevault-scope-run"
+DIGEST_HEADER = "x-carevault-scope-sha256"
 
 
 def _officer(who: Caller) -> Actor:
@@ -61,8 +67,10 @@ async def _body(request: Request) -> dict[str, Any]:
 async def _run(call: Any, *args: Any, **named: Any) -> Any:
     try:
         return await run_in_threadpool(call, *args, **named)
-    except IncidentNotFound as missing:
+    except (IncidentNotFound, ScopeRunMissing) as missing:
         raise FhirError(404, [Issue("not-found", str(missing))]) from None
+    except ScopeRunTampered as tampered:
+        raise FhirError(409, [Issue("conflict", str(tampered))]) from None
     except SegmentRefused as refused:
         raise FhirError(409, [Issue("conflict", f"scope refused: {refused}")]) from None
     except IncidentError as error:
@@ -159,13 +167,34 @@ async def timeline(incident_id: int, svc: ServicesDep, who: CallerDep) -> JSONRe
 
 @router.get("/admin/incidents/{incident_id}/scope")
 async def scope(
-    incident_id: int, svc: ServicesDep, who: CallerDep, format: str = "json"
+    incident_id: int,
+    svc: ServicesDep,
+    who: CallerDep,
+    format: str = "json",
+    run: str | None = None,
 ) -> Response:
+    """A new run, kept and recorded (the default); ``run=N`` or ``run=latest``: a kept run
+    as it was computed, checked against its ledger entry. The body is the document either
+    way; the run's number and digest are in headers."""
     actor = _officer(who)
     if format not in MEDIA:
         raise FhirError(400, [Issue("invalid", "format: json, csv, html or fhir")])
-    document = await _run(scope_document, svc, incident_id, actor=actor)
+    if run is None:
+        found = await _run(compute_scope, svc, incident_id, actor=actor)
+    elif run == "latest" or (run.isdigit() and len(run) < 10):
+        number = None if run == "latest" else int(run)
+        found = await _run(kept_scope, svc, incident_id, number)
+    else:
+        raise FhirError(400, [Issue("invalid", "run: a run's number or latest")])
+    headers = {**NO_STORE, RUN_HEADER: str(found.number), DIGEST_HEADER: found.sha256 or ""}
     if format == "json":
-        return _json(document)
-    text = await run_in_threadpool(render, document, format)
-    return Response(text, media_type=MEDIA[format], headers=NO_STORE)
+        return JSONResponse(found.document, headers=headers)
+    text = await run_in_threadpool(render, found.document, format)
+    return Response(text, media_type=MEDIA[format], headers=headers)
+
+
+@router.get("/admin/incidents/{incident_id}/scope/runs")
+async def scope_runs(incident_id: int, svc: ServicesDep, who: CallerDep) -> JSONResponse:
+    _officer(who)
+    found = await _run(incidents_for(svc).scope_runs, incident_id)
+    return _json({"incident": incident_id, "runs": [item.as_json() for item in found]})

@@ -214,7 +214,13 @@ def _scope(d: WebDriver, pages: PageCheck, breach: Breach) -> None:
     wait_for_text(d, "people had their data shown or decrypted")
     assert f"{BUDGET} people had their data shown" in text_of(d)
     assert d.find_elements(By.CSS_SELECTOR, ".chart-wrap svg")
+    assert "Run 1" in text_of(d)
     pages.check("b07-scope")
+    # The page showed the kept run; Recompute keeps a new one and shows it.
+    click(d, "#recompute")
+    wait_for_url(d, "done=recomputed")
+    assert "Recomputed: this is run 2." in text_of(d)
+    assert f"{BUDGET} people had their data shown" in text_of(d)
 
 
 def _notices(d: WebDriver, pages: PageCheck, breach: Breach, incident_url: str) -> str:

@@ -139,3 +139,24 @@ def test_declare_from_an_alert_takes_its_case(home: Path) -> None:
     assert shown["compromised"]["addresses"] == ["203.0.113.9/32"]
     document = json.loads(_run(home, "scope", incident))
     assert len(document["tiers"]["confirmed"]) == 3
+
+
+def test_scope_run_prints_a_kept_run_as_it_was_computed(home: Path) -> None:
+    incident = _run(home, "declare", "--title", "t", "--account", "thief",
+                    "--since", "2026-01-01").split()[-1]  # fmt: skip
+    missing = runner.invoke(app, ["incident", "scope", incident, "--run", "latest",
+                                  "--home", str(home)])  # fmt: skip
+    assert missing.exit_code == 1 and "no kept scope run" in missing.output
+    computed = json.loads(_run(home, "scope", incident, "--format", "json"))
+    kept = json.loads(_run(home, "scope", incident, "--run", "latest"))
+    assert kept == computed
+    assert json.loads(_run(home, "scope", incident, "--run", "1")) == computed
+    runs = json.loads(_run(home, "runs", incident))
+    assert [(run["run"], run["kept"]) for run in runs] == [(1, True)]
+    # Printing a kept run computes nothing: still one run.
+    assert len(json.loads(_run(home, "runs", incident))) == 1
+    kinds = [item["kind"] for item in json.loads(_run(home, "timeline", incident))]
+    assert kinds == ["declared", "scoped"]
+    bad = runner.invoke(app, ["incident", "scope", incident, "--run", "first",
+                              "--home", str(home)])  # fmt: skip
+    assert bad.exit_code == 1 and "--run" in bad.output

@@ -274,3 +274,45 @@ def test_a_record_shredded_since_the_last_scope_run_is_not_matched_from_memory(
     group.services.keys.shred(pseudonym)
     again = persons()
     assert again[second] == second and again[first] == first
+
+
+def test_the_api_gives_a_kept_run_back_on_request_and_computes_by_default(group: Group) -> None:
+    """The default computes and keeps a new run (the body unchanged); ``run=latest`` or
+    ``run=N`` gives a kept run back as it was computed, without computing or recording."""
+    since = datetime.now(UTC) - timedelta(seconds=1)
+    read = group.call(group.desk_tm, "GET", f"/fhir/Patient/{group.tm_patient.id}")
+    assert read.status_code == 200
+    officer = group.officer.headers
+    case = {"title": "t", "accounts": [group.desk_tm.account.username],
+            "since": _instant(since)}  # fmt: skip
+    incident = group.web.post("/admin/incidents", json=case, headers=officer).json()["id"]
+    path = f"/admin/incidents/{incident}/scope"
+    assert group.web.get(f"{path}?run=latest", headers=officer).status_code == 404
+    computed = group.web.get(path, headers=officer)
+    assert computed.status_code == 200, computed.text
+    assert set(computed.json()) == {"incident", "tiers", "counts"}
+    assert computed.headers["x-carevault-scope-run"] == "1"
+    again = group.web.get(path, headers=officer)
+    assert again.headers["x-carevault-scope-run"] == "2"
+    store = group.services.audit_ledger.store
+    size = store.head()[0]
+    for asked in ("latest", "2"):
+        kept = group.web.get(f"{path}?run={asked}", headers=officer)
+        assert kept.status_code == 200, kept.text
+        assert kept.json() == again.json()
+        assert kept.headers["x-carevault-scope-sha256"] == again.headers["x-carevault-scope-sha256"]
+    first = group.web.get(f"{path}?run=1&format=csv", headers=officer)
+    assert first.status_code == 200 and first.text.startswith("tier,patient")
+    assert first.headers["x-carevault-scope-run"] == "1"
+    # Reading kept runs computes nothing and records no scope run.
+    written = [json.loads(data)["tag"] for _, data in store.entries(size, store.head()[0])]
+    assert "incident:scope:computed" not in written
+    assert group.web.get(f"{path}?run=9", headers=officer).status_code == 404
+    assert group.web.get(f"{path}?run=first", headers=officer).status_code == 400
+    runs = group.web.get(f"{path}/runs", headers=officer).json()["runs"]
+    assert [(run["run"], run["sha256"]) for run in runs] == [
+        (2, again.headers["x-carevault-scope-sha256"]),
+        (1, computed.headers["x-carevault-scope-sha256"]),
+    ]
+    assert group.web.get(f"{path}?run=latest", headers=group.desk_tm.headers).status_code == 403
+    assert group.web.get(f"{path}/runs", headers=group.doctor_tm.headers).status_code == 403

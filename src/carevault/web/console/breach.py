@@ -1,9 +1,12 @@
 """An incident's scope report, its notices and its regulators (privacy officer only).
 
-* The scope: ``scope_document`` (as ``carevault incident scope`` and
-  ``/admin/incidents/{id}/scope``: each run is kept and recorded in the ledger), shown
-  with the incidents package's own SVG charts, each beside its figures as a table;
-  the self-contained HTML report is a download, for the board.
+* The scope: the latest kept run, shown at once (a scope of thousands of patients took
+  longer to compute than a page may), saying when it was computed, up to which ledger
+  positions, and what the ledger and the incident have seen since; the first visit
+  computes the first run. Recompute runs ``compute_scope`` (as ``carevault incident
+  scope`` and ``/admin/incidents/{id}/scope`` do: kept, recorded in the ledger). The
+  charts are the incidents package's own SVG, each beside its figures as a table; the
+  run's self-contained HTML report is a download, for the board.
 * The notices: the send job of ``carevault notify send`` on a thread of the server,
   its progress polled by the page (htmx, no inline script).
 * The regulators: each report as ``carevault report <regulator>`` makes it (JSON and
@@ -14,13 +17,24 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Request
 from markupsafe import Markup
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse, Response
 
-from carevault.incidents import Actor, IncidentError, incidents_for, scope_document
+from carevault.incidents import (
+    Actor,
+    IncidentError,
+    ScopeRun,
+    ScopeRunMissing,
+    ScopeRunTampered,
+    compute_scope,
+    incidents_for,
+    kept_scope,
+    runs,
+)
 from carevault.incidents.html import _bars, _timeline
 from carevault.incidents.report import render
 from carevault.incidents.scope import TIERS
@@ -36,17 +50,23 @@ from carevault.web.console.incidents import incident_page
 from carevault.web.console.render import is_htmx, page
 from carevault.web.security import client_address
 
+if TYPE_CHECKING:
+    from carevault.bootstrap import Services
+
 router = APIRouter()
 #: The scope page lists at most this many patients; the download has them all.
 LINES_SHOWN = 200
+#: The scope page lists this many of the incident's latest runs.
+RUNS_SHOWN = 20
 
 
 def _refused(request: Request, problem: Exception) -> Response:
+    missing = isinstance(problem, IncidentError) and not isinstance(problem, ScopeRunTampered)
     return page(
         request,
         "console/error.html",
         {"title_key": "scope.refused_title", "body_key": "scope.refused", "detail": str(problem)},
-        status=404 if isinstance(problem, IncidentError) else 409,
+        status=404 if missing else 409,
         current="/console/incidents",
     )
 
@@ -56,14 +76,55 @@ def _figures(by_key: dict[str, dict[str, int]]) -> list[tuple[str, list[int]]]:
     return [(key, [by_key[tier].get(key, 0) for tier in TIERS]) for key in keys]
 
 
+def _kept_or_first(svc: Services, incident_id: int, actor: Actor, number: int | None) -> ScopeRun:
+    """The run asked for (None: the latest kept); the first visit of an incident with no
+    kept run computes one, as Recompute would."""
+    try:
+        return kept_scope(svc, incident_id, number)
+    except ScopeRunMissing:
+        if number is not None:
+            raise
+    return compute_scope(svc, incident_id, actor=actor)
+
+
+def _run_number(request: Request) -> int | None:
+    text = request.query_params.get("run", "")
+    return int(text) if text.isdigit() and len(text) < 10 else None
+
+
+def _since_run(svc: Services, run: ScopeRun, incident: dict[str, Any]) -> dict[str, Any]:
+    """What happened after the run: audit entries appended since its own entry, and
+    whether the incident (its window or what is compromised) was amended since."""
+    document = run.document or {}
+    header = document.get("incident", {})
+    amended = any(header.get(key) != incident[key] for key in ("since", "until", "compromised"))
+    head = svc.audit_ledger.store.head()[0]
+    recorded = run.ledger_seq + 1 if run.ledger_seq is not None else head
+    return {"newer_entries": max(0, head - recorded), "amended": amended, "head": head}
+
+
 @router.get("/console/incidents/{incident_id}/scope")
 async def scope(request: Request, incident_id: int, viewer: OfficerDep) -> Response:
     svc = services(request)
     actor = Actor(viewer.principal, client_address(request))
+    number = _run_number(request)
+
+    def gather() -> dict[str, Any]:
+        run = _kept_or_first(svc, incident_id, actor, number)
+        incident = incidents_for(svc).get(incident_id).as_json()
+        return {
+            "run": run,
+            "since_run": _since_run(svc, run, incident),
+            "runs": runs.listing(svc.engine, incident_id, RUNS_SHOWN),
+        }
+
     try:
-        document = await run_in_threadpool(scope_document, svc, incident_id, actor=actor)
+        found = await run_in_threadpool(gather)
     except (IncidentError, SegmentRefused) as problem:
         return _refused(request, problem)
+    run: ScopeRun = found["run"]
+    document = run.document
+    assert document is not None  # noqa: S101 - a read or computed run carries its document
     counts = document["counts"]
     lines = [(tier, line) for tier in TIERS for line in document["tiers"][tier]]
     # The charts are the incidents package's own SVG (escaped there, no script).
@@ -73,6 +134,7 @@ async def scope(request: Request, incident_id: int, viewer: OfficerDep) -> Respo
         "category": Markup(_bars(counts["by_category"])),  # noqa: S704
     }
     days = sorted({day for tier in TIERS for day in counts["by_day"][tier]})
+    done = request.query_params.get("done", "")
     return page(
         request,
         "console/scope.html",
@@ -80,6 +142,11 @@ async def scope(request: Request, incident_id: int, viewer: OfficerDep) -> Respo
             "title_key": "scope.title",
             "incident_id": incident_id,
             "document": document,
+            "run": run.as_json(),
+            "latest": found["runs"][0].number if found["runs"] else run.number,
+            "runs": [item.as_json() for item in found["runs"]],
+            "since_run": found["since_run"],
+            "done": done == "recomputed",
             "tiers": TIERS,
             "charts": charts,
             "by_clinic": _figures(counts["by_clinic"]),
@@ -94,22 +161,41 @@ async def scope(request: Request, incident_id: int, viewer: OfficerDep) -> Respo
     )
 
 
+@router.post("/console/incidents/{incident_id}/scope")
+async def recompute(
+    request: Request, incident_id: int, viewer: OfficerDep, _form: FormDep
+) -> Response:
+    """A new run, computed now: ``compute_scope``, as ``carevault incident scope`` and the
+    API run it, so it is kept and recorded in the ledger the same way."""
+    svc = services(request)
+    actor = Actor(viewer.principal, client_address(request))
+    try:
+        await run_in_threadpool(compute_scope, svc, incident_id, actor=actor)
+    except (IncidentError, SegmentRefused) as problem:
+        return _refused(request, problem)
+    return RedirectResponse(
+        f"/console/incidents/{incident_id}/scope?done=recomputed", status_code=303
+    )
+
+
 @router.get("/console/incidents/{incident_id}/scope.{fmt}")
 async def scope_download(
     request: Request, incident_id: int, fmt: str, viewer: OfficerDep
 ) -> Response:
-    """The whole report (html: self-contained, for the board; csv; json), as a file."""
+    """A kept run's whole report (html: self-contained, for the board; csv; json), as a
+    file: the latest run, or ``?run=N``; the same document the page shows."""
     media = {"html": "text/html", "csv": "text/csv", "json": "application/json"}
     if fmt not in media:
         return _refused(request, IncidentError(f"no format {fmt[:10]!r}"))
     svc = services(request)
     actor = Actor(viewer.principal, client_address(request))
     try:
-        document = await run_in_threadpool(scope_document, svc, incident_id, actor=actor)
+        run = await run_in_threadpool(_kept_or_first, svc, incident_id, actor, _run_number(request))
     except (IncidentError, SegmentRefused) as problem:
         return _refused(request, problem)
-    text = await run_in_threadpool(render, document, fmt)
-    name = f"incident-{incident_id}-scope.{fmt}"
+    assert run.document is not None  # noqa: S101 - a read or computed run carries its document
+    text = await run_in_threadpool(render, run.document, fmt)
+    name = f"incident-{incident_id}-scope-run-{run.number}.{fmt}"
     return Response(
         text.encode("utf-8"),
         media_type=f"{media[fmt]}; charset=utf-8",

@@ -686,7 +686,34 @@ MESSAGES: dict[str, str] = {
     "scope.title": "Scope report",
     "scope.back": "Back to incident {id}",
     "scope.heading": "Scope of incident {id}: {title}",
-    "scope.generated": "Computed {when} UTC ({engine}); this run is recorded in the ledger.",
+    "scope.run": "Run {n}",
+    "scope.computed": "Computed {when} UTC by {who} ({engine}); kept, and recorded in the ledger.",
+    "scope.covers": (
+        "It read the audit ledger's first {audit} entries and the unwrap ledger's first "
+        "{unwrap} (what they held when it started); its own record is audit entry "
+        "{position}."
+    ),
+    "scope.digest": "SHA-256 of the kept report:",
+    "scope.not_latest": "This is an earlier run; the latest is run {n}.",
+    "scope.see_latest": "See the latest run.",
+    "scope.amended_since": (
+        "The incident was amended after this run: its window or what is compromised "
+        "differs. Recompute to see the scope as it stands."
+    ),
+    "scope.newer": "{n} audit entries were appended after this run.",
+    "scope.none_newer": "No audit entry was appended after this run.",
+    "scope.recompute": "Recompute now",
+    "scope.recompute_help": (
+        "Computes a new run from the ledgers as they are, keeps it and records it in the "
+        "ledger; earlier runs are kept."
+    ),
+    "scope.recomputed": "Recomputed: this is run {n}.",
+    "scope.runs": "Runs of this scope",
+    "scope.run_number": "Run",
+    "scope.run_when": "Computed (UTC)",
+    "scope.run_who": "By",
+    "scope.run_covers": "Audit entries read",
+    "scope.not_kept": "not kept (recorded before reports were kept)",
     "scope.notifiable": "{n} people had their data shown or decrypted.",
     "scope.download": "The whole report, for the board:",
     "scope.over_time": "People first exposed, by day",

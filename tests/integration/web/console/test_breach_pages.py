@@ -251,6 +251,7 @@ BREACH_ACTIONS = [
     ("/console/alerts/1/declare", {}),
     ("/console/incidents", {"title": "x", "since": "2026-01-01T00:00", "accounts": "a"}),
     ("/console/incidents/1/amend", {"status": "closed"}),
+    ("/console/incidents/1/scope", {}),
     ("/console/incidents/1/notices", {}),
     ("/console/incidents/1/decide", {"regulator": "pcpd", "decision": "filed"}),
 ]

@@ -1,0 +1,56 @@
+"""The scope's counts, however a tier's lines fall into people: the same as counting each
+person's set of categories, clinics and first day the long way, line by line."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from carevault.incidents.scope import TIERS, counts
+
+CATEGORIES = ["clinical", "contact", "identity", "visit"]
+CLINICS = ["clinic-a", "clinic-b", "clinic-c"]
+
+_line = st.fixed_dictionaries(
+    {
+        "patient": st.sampled_from([f"p{n}" for n in range(8)]),
+        "person": st.sampled_from([f"p{n}" for n in range(4)]),
+        "categories": st.lists(st.sampled_from(CATEGORIES), unique=True).map(sorted),
+        "clinics": st.lists(st.sampled_from(CLINICS), unique=True).map(sorted),
+        "first": st.one_of(
+            st.none(), st.sampled_from(["2026-01-01", "2026-01-02"]).map(lambda d: d + "T09:00Z")
+        ),
+    }
+)
+
+
+def _long_way(lines: list[dict[str, Any]], name: str) -> dict[str, int]:
+    found: dict[str, set[str]] = {}
+    for line in lines:
+        for key in line[name]:
+            found.setdefault(key, set()).add(line["person"])
+    return {key: len(people) for key, people in sorted(found.items())}
+
+
+@given(st.lists(_line, max_size=12), st.booleans())
+def test_people_per_category_and_clinic_are_counted_once_each(
+    lines: list[dict[str, Any]], one_per_person: bool
+) -> None:
+    if one_per_person:  # the usual tier: every line its own person
+        lines = [{**line, "person": f"q{n}"} for n, line in enumerate(lines)]
+    tiers: dict[str, list[dict[str, Any]]] = {tier: [] for tier in TIERS}
+    tiers["potentially"] = lines
+    found = counts(tiers)
+    assert found["by_category"]["potentially"] == _long_way(lines, "categories")
+    assert found["by_clinic"]["potentially"] == _long_way(lines, "clinics")
+    first: dict[str, str] = {}
+    for line in lines:
+        if line["first"] and (line["person"] not in first or line["first"] < first[line["person"]]):
+            first[line["person"]] = line["first"]
+    days: dict[str, int] = {}
+    for moment in first.values():
+        days[moment[:10]] = days.get(moment[:10], 0) + 1
+    assert found["by_day"]["potentially"] == dict(sorted(days.items()))
+    assert found["people"]["potentially"] == len({line["person"] for line in lines})
