@@ -14,7 +14,7 @@ import os
 import secrets
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +77,12 @@ def private_sqlite_file(path: Path) -> None:
     """
     if not path.parent.exists():
         path.parent.mkdir(parents=True, mode=0o700)
-    os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
+    # Only a missing file is opened (to create it): closing any descriptor of a file drops
+    # every POSIX lock this process holds on it, and SQLite's locks on an open database are
+    # such locks - a second engine made on a database already in use would strip the first
+    # one's locks (later connections then failed with "disk I/O error").
+    with suppress(FileExistsError):
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600))
     for candidate in (path, *(path.with_name(path.name + end) for end in SQLITE_COMPANIONS)):
         if candidate.exists():
             os.chmod(candidate, 0o600)
