@@ -425,22 +425,28 @@ def _before(path: Path | None) -> dict[str, float]:
     return {name: float(item["cpu_ms"]) for name, item in summary.items()}
 
 
+def demo_home(home: Path, copy_of: Path | None, patients: int) -> None:
+    """A demo data directory at ``home``: a copy of ``copy_of`` (a seeded home, its
+    original left untouched), or the clinic group seeded anew with ``patients``."""
+    if copy_of is not None:
+        shutil.copytree(copy_of, home)
+        return
+    settings = load_settings(home=home)
+    initialise(settings)
+    services = build_services(settings)
+    try:
+        seed_clinic_group(services, patients=patients, seed=7)
+    finally:
+        services.close()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     options = parse_args(argv)
     started = now()
     before = _before(options.before)
     with tempfile.TemporaryDirectory(prefix="carevault-bench-") as scratch:
         home = Path(scratch) / "home"
-        if options.home is not None:
-            shutil.copytree(options.home, home)
-        else:
-            settings = load_settings(home=home)
-            initialise(settings)
-            services = build_services(settings)
-            try:
-                seed_clinic_group(services, patients=options.patients, seed=7)
-            finally:
-                services.close()
+        demo_home(home, options.home, options.patients)
         measured = measure(home, options)
     tables, summary = summarise(measured, before, options)
     print("\n\n".join(table.render() for table in tables))

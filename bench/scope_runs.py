@@ -25,7 +25,6 @@ import argparse
 import cProfile
 import io
 import pstats
-import shutil
 import sys
 import tempfile
 import time
@@ -36,13 +35,12 @@ from typing import Any
 from tests.e2e.console.timing import load_average
 
 from bench.common import Table, now, percentile, ratio, write_results
-from bench.console_render import stage_breach
+from bench.console_render import demo_home, stage_breach
 from carevault.bootstrap import build_services, initialise
 from carevault.config import load_settings
 from carevault.incidents import Actor, compute_scope, incidents_for, kept_scope
 from carevault.incidents.runs import canonical
 from carevault.incidents.scope import compute
-from carevault.sim.loader import seed_clinic_group
 
 NAME = "scope_runs"
 RESULTS = Path(__file__).parent / "results"
@@ -149,16 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = now()
     with tempfile.TemporaryDirectory(prefix="carevault-bench-") as scratch:
         home = Path(scratch) / "home"
-        if options.home is not None:
-            shutil.copytree(options.home, home)
-        else:
-            settings = load_settings(home=home)
-            initialise(settings)
-            services = build_services(settings)
-            try:
-                seed_clinic_group(services, patients=options.patients, seed=7)
-            finally:
-                services.close()
+        demo_home(home, options.home, options.patients)
         measured = measure(home, options)
     table = summarise(measured, options)
     print(table.render())

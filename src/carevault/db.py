@@ -235,10 +235,11 @@ def driver_all(
         cursor.close()
 
 
-def _driver_sql(
-    connection: Connection, statement: ClauseElement, params: dict[str, Any]
-) -> tuple[str, Any]:
-    """``statement`` compiled once per dialect, and ``params`` in the form its driver takes."""
+def _compiled(
+    connection: Connection, statement: ClauseElement
+) -> tuple[str, tuple[str, ...] | None]:
+    """``statement`` compiled once per dialect: its SQL, and for a positional driver the
+    order its parameters take."""
     key = (id(statement), connection.dialect.name)
     compiled = _DRIVER_SQL.get(key)
     if compiled is None:
@@ -246,7 +247,14 @@ def _driver_sql(
         assert isinstance(made, SQLCompiler)  # noqa: S101 - a SQL statement compiles so
         order = tuple(made.positiontup) if made.positional and made.positiontup else None
         compiled = _DRIVER_SQL[key] = (str(made), order)
-    sql, order = compiled
+    return compiled
+
+
+def _driver_sql(
+    connection: Connection, statement: ClauseElement, params: dict[str, Any]
+) -> tuple[str, Any]:
+    """``statement`` compiled once per dialect, and ``params`` in the form its driver takes."""
+    sql, order = _compiled(connection, statement)
     return sql, tuple(params[name] for name in order) if order is not None else params
 
 
@@ -260,14 +268,7 @@ def driver_executemany(
     Same conditions as ``driver_scalar``; every row must give every parameter."""
     if not rows:
         return
-    key = (id(statement), connection.dialect.name)
-    compiled = _DRIVER_SQL.get(key)
-    if compiled is None:
-        made = statement.compile(dialect=connection.dialect)
-        assert isinstance(made, SQLCompiler)  # noqa: S101 - a SQL statement compiles so
-        order = tuple(made.positiontup) if made.positional and made.positiontup else None
-        compiled = _DRIVER_SQL[key] = (str(made), order)
-    sql, order = compiled
+    sql, order = _compiled(connection, statement)
     values: list[Any] = (
         [tuple(row[name] for name in order) for row in rows] if order is not None else rows
     )
@@ -289,14 +290,7 @@ def driver_executemany_tuples(
     as much as inserting it."""
     if not rows:
         return
-    key = (id(statement), connection.dialect.name)
-    compiled = _DRIVER_SQL.get(key)
-    if compiled is None:
-        made = statement.compile(dialect=connection.dialect)
-        assert isinstance(made, SQLCompiler)  # noqa: S101 - a SQL statement compiles so
-        order = tuple(made.positiontup) if made.positional and made.positiontup else None
-        compiled = _DRIVER_SQL[key] = (str(made), order)
-    sql, order = compiled
+    sql, order = _compiled(connection, statement)
     values: list[Any]
     if order == names:
         values = rows
