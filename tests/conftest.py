@@ -129,3 +129,17 @@ def live_server(settings: Settings, tmp_path: Path) -> Iterator[Any]:
     seed_staff(settings, env)
     with running_server(env, tmp_path) as server:
         yield server
+
+
+#: Files whose tests take a minute or more (kill tests under load): run first, so that
+#: the whole run does not end with one worker busy on them while the other waits.
+SLOW_FIRST = ("tests/integration/web/test_workers.py",)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The slowest files first, the rest in their usual order (every xdist worker
+    reorders alike, so their collections stay the same)."""
+    first = [item for item in items if item.nodeid.startswith(SLOW_FIRST)]
+    if first:
+        rest = [item for item in items if not item.nodeid.startswith(SLOW_FIRST)]
+        items[:] = first + rest
