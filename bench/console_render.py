@@ -323,15 +323,21 @@ def browser(
     return results
 
 
-def measure(home: Path, options: argparse.Namespace) -> dict[str, Any]:
+def breach_services(home: Path, budget: int) -> Services:
+    """Services over ``home`` set up for ``stage_breach``: the front desk's release budget
+    at ``budget`` patients, alerts raised and not acted on, no checkpoint schedule."""
     settings = load_settings(
         home=home,
         checkpoint_seconds=0,
-        release_budget=f"front_desk={options.budget}/{options.budget * 4}",
+        release_budget=f"front_desk={budget}/{budget * 4}",
         detect_responses="low=raise,medium=raise,high=raise,critical=raise",
     )
     initialise(settings)
-    services = build_services(settings)
+    return build_services(settings)
+
+
+def measure(home: Path, options: argparse.Namespace) -> dict[str, Any]:
+    services = breach_services(home, options.budget)
     try:
         alert_id, incident_id, facts = stage_breach(services, options.budget)
         catch_up(services.audit_ledger.store, services.engine, services.now_us())
@@ -339,7 +345,7 @@ def measure(home: Path, options: argparse.Namespace) -> dict[str, Any]:
         facts["staff"] = len(services.accounts.all())
         pages = pages_of(alert_id, incident_id, str(facts["first_patient"]))
         actions = actions_of(incident_id)
-        app = create_app(settings, services)
+        app = create_app(services.settings, services)
         cpu, profile = server_cpu(app, home, pages, actions, options.rounds)
         rendered = [] if options.no_browser else browser(home, app, pages, actions, options.rounds)
     finally:

@@ -35,9 +35,7 @@ from typing import Any
 from tests.e2e.console.timing import load_average
 
 from bench.common import Table, now, percentile, ratio, write_results
-from bench.console_render import demo_home, stage_breach
-from carevault.bootstrap import build_services, initialise
-from carevault.config import load_settings
+from bench.console_render import breach_services, demo_home, stage_breach
 from carevault.incidents import Actor, compute_scope, incidents_for, kept_scope
 from carevault.incidents.runs import canonical
 from carevault.incidents.scope import compute
@@ -67,14 +65,7 @@ def _cpu_ms(call: Callable[[], Any]) -> float:
 
 
 def measure(home: Path, options: argparse.Namespace) -> dict[str, Any]:
-    settings = load_settings(
-        home=home,
-        checkpoint_seconds=0,
-        release_budget=f"front_desk={options.budget}/{options.budget * 4}",
-        detect_responses="low=raise,medium=raise,high=raise,critical=raise",
-    )
-    initialise(settings)
-    services = build_services(settings)
+    services = breach_services(home, options.budget)
     try:
         _, incident_id, facts = stage_breach(services, options.budget)
         first = compute_scope(services, incident_id, actor=ACTOR)  # warm, as a server is
