@@ -33,6 +33,8 @@ class Status(StrEnum):
 
 #: Jobs the worker may still act on.
 LIVE = frozenset({Status.PENDING, Status.APPROVED, Status.RUNNING, Status.COMPLETED})
+#: A job on an officer's desk or in the worker's hands: a client has at most one.
+IN_PROGRESS = frozenset({Status.PENDING, Status.APPROVED, Status.RUNNING})
 #: ``_outputFormat`` values meaning NDJSON (the spec's abbreviations included).
 NDJSON_FORMATS = frozenset({"application/fhir+ndjson", "application/ndjson", "ndjson"})
 #: Parameters of the spec this server does not implement: refused, never ignored (an
@@ -44,7 +46,8 @@ NDJSON = "application/fhir+ndjson"
 
 
 class ExportRefused(Exception):
-    """The kick-off is refused: 403 (not granted) or 400 (bad parameters)."""
+    """The kick-off is refused: 403 (not granted), 400 (bad parameters), 404 (no such
+    Group), 429 (the client's previous export is still in progress), 503 (contained)."""
 
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)

@@ -35,6 +35,7 @@ from carevault.export.model import (
     Job,
     Level,
     OutputFile,
+    Request,
     Status,
     may_export,
     parse_request,
@@ -152,6 +153,25 @@ class ExportService:
             held = self.held()
             if held is not None:
                 raise ExportRefused(503, held)
+            client_id = caller.client_id or caller.principal
+            # Checked before a key is made, and again as the job is stored (a race).
+            busy = self.jobs.in_progress(client_id)
+            if busy is None:
+                job_id = secrets.token_hex(12)
+                key_id = f"export:{job_id}"
+                self.files.make_key(key_id)
+                busy = self.jobs.create_unless_busy(
+                    self._new_job(caller, level, group_id, request, request_url, job_id)
+                )
+                if busy is not None:
+                    self.files.delete(job_id, key_id)
+            if busy is not None:
+                raise ExportRefused(
+                    429,
+                    f"this client's export {busy} is still in progress (awaiting approval,"
+                    " queued or running): wait for it or cancel it (DELETE its status URL)"
+                    " before asking for another",
+                )
         except ExportRefused as refused:
             self.record(
                 [
@@ -169,47 +189,6 @@ class ExportService:
                 ]
             )
             raise
-        assert caller.actor is not None and caller.scopes is not None  # noqa: S101
-        actor = caller.actor
-        job_id = secrets.token_hex(12)
-        key_id = f"export:{job_id}"
-        now = self.now_us()
-        self.files.make_key(key_id)
-        self.jobs.create(
-            {
-                "job_id": job_id,
-                "level": str(level),
-                "group_id": group_id,
-                "client_id": caller.client_id or caller.principal,
-                "principal": caller.principal,
-                "session_id": caller.session_id,
-                "caller": json.dumps(
-                    {
-                        "role": str(actor.role),
-                        "clinic_ids": sorted(actor.clinic_ids),
-                        "practitioner_id": actor.practitioner_id,
-                        "account_id": actor.account_id,
-                        "scopes": caller.scopes.text(),
-                        "source_address": caller.source_address,
-                        "user_agent": (caller.user_agent or "")[:200] or None,
-                    }
-                ),
-                "types": ",".join(request.types),
-                "since_us": request.since_us,
-                "request_url": request_url[:2000],
-                "status": str(Status.PENDING),
-                "approvals_needed": 2 if level is Level.SYSTEM else 1,
-                "approvals": "[]",
-                "requested_us": now,
-                "updated_us": now,
-                "batches_done": 0,
-                "cursor_row": 0,
-                "patients_total": 0,
-                "patients_done": 0,
-                "resources_done": 0,
-                "key_id": key_id,
-            }
-        )
         job = self.job(job_id)
         self.record(
             [
@@ -226,6 +205,53 @@ class ExportService:
         )
         self.alert(job, f"bulk export {job_id} ({level}) requested by {job.client_id}")
         return job
+
+    def _new_job(
+        self,
+        caller: Caller,
+        level: Level,
+        group_id: str | None,
+        request: Request,
+        request_url: str,
+        job_id: str,
+    ) -> dict[str, Any]:
+        """The stored row of a job just asked for: pending, awaiting its approvals."""
+        assert caller.actor is not None and caller.scopes is not None  # noqa: S101
+        actor = caller.actor
+        now = self.now_us()
+        return {
+            "job_id": job_id,
+            "level": str(level),
+            "group_id": group_id,
+            "client_id": caller.client_id or caller.principal,
+            "principal": caller.principal,
+            "session_id": caller.session_id,
+            "caller": json.dumps(
+                {
+                    "role": str(actor.role),
+                    "clinic_ids": sorted(actor.clinic_ids),
+                    "practitioner_id": actor.practitioner_id,
+                    "account_id": actor.account_id,
+                    "scopes": caller.scopes.text(),
+                    "source_address": caller.source_address,
+                    "user_agent": (caller.user_agent or "")[:200] or None,
+                }
+            ),
+            "types": ",".join(request.types),
+            "since_us": request.since_us,
+            "request_url": request_url[:2000],
+            "status": str(Status.PENDING),
+            "approvals_needed": 2 if level is Level.SYSTEM else 1,
+            "approvals": "[]",
+            "requested_us": now,
+            "updated_us": now,
+            "batches_done": 0,
+            "cursor_row": 0,
+            "patients_total": 0,
+            "patients_done": 0,
+            "resources_done": 0,
+            "key_id": f"export:{job_id}",
+        }
 
     def job(self, job_id: str) -> Job:
         found = self.jobs.get(job_id)

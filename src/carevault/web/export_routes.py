@@ -39,7 +39,13 @@ router = APIRouter()
 
 #: How long a client should wait between status polls.
 RETRY_SECONDS = 5
-_REFUSAL_CODES = {400: "invalid", 403: "forbidden", 404: "not-found", 503: "transient"}
+_REFUSAL_CODES = {
+    400: "invalid",
+    403: "forbidden",
+    404: "not-found",
+    429: "throttled",
+    503: "transient",
+}
 
 
 class ApproveRequest(BaseModel):

@@ -5,6 +5,7 @@ exported patient, cancel and expiry deleting the files, containment holding expo
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import replace
 from typing import Any
 
@@ -13,6 +14,7 @@ import pytest
 from carevault.containment.service import Officer
 from carevault.containment.state import Mode
 from carevault.export.model import Status
+from carevault.export.tables import export_job
 from carevault.ledger.events import AuditEvent, Tag
 from tests.integration.access.browser import bearer
 from tests.integration.export.conftest import MINE, Clinic, observation, put
@@ -132,6 +134,85 @@ def test_an_export_waits_for_approval_then_serves_a_manifest(clinic: Clinic) -> 
     assert clinic.services.detection is not None
     alerts = [a for a in clinic.services.detection.alerts.list() if a.detector == "bulk-export"]
     assert len(alerts) == 1 and "completed" in alerts[0].explanation
+
+
+def test_a_client_has_one_export_in_progress_at_a_time(clinic: Clinic) -> None:
+    """A second kick-off while the first awaits approval or runs is refused with 429 (and
+    recorded), so one client cannot fill the officers' queue; once the first is cancelled
+    or completed the client may ask again, and other clients are not held up."""
+    exports = clinic.services.exports
+    assert exports is not None
+    token = clinic.client("exporter", "system/*.read")
+    first = kick_off(clinic, token)
+    for path in ("/fhir/Patient/$export", "/fhir/$export", f"/fhir/Group/{MINE}/$export"):
+        again = clinic.web.get(path, headers={**bearer(token), **ASYNC})
+        assert again.status_code == 429, again.text
+        issue = again.json()["issue"][0]
+        assert issue["code"] == "throttled"
+        assert first in issue["diagnostics"]
+    assert [job.job_id for job in exports.jobs.all()] == [first]
+    refusals = [
+        AuditEvent.from_canonical(data)
+        for _, data in clinic.services.audit_ledger.store.entries()
+        if b"bulk:export:refused" in data
+    ]
+    assert len(refusals) == 3 and all(first in e.reason for e in refusals)
+    other = kick_off(clinic, clinic.client("another-app", "system/*.read"))
+
+    cancelled = clinic.web.delete(f"/fhir/$export-status/{first}", headers=bearer(token))
+    assert cancelled.status_code == 202
+    second = kick_off(clinic, token)
+    approve_and_run(clinic, second)
+    assert exports.job(second).status is Status.COMPLETED
+    third = kick_off(clinic, token)  # a completed job is not in progress
+    assert {first, second, third, other} == {job.job_id for job in exports.jobs.all()}
+
+
+def test_two_kick_offs_at_once_store_one_job(clinic: Clinic) -> None:
+    """The in-progress check and the insert are one step: of kick-offs racing from
+    several threads for one client, exactly one job is stored."""
+    exports = clinic.services.exports
+    assert exports is not None
+    row = {
+        "level": "patient",
+        "group_id": None,
+        "client_id": "racer",
+        "principal": "client:racer",
+        "session_id": None,
+        "caller": "{}",
+        "types": "",
+        "since_us": None,
+        "request_url": "https://example.test/fhir/Patient/$export",
+        "status": str(Status.PENDING),
+        "approvals_needed": 1,
+        "approvals": "[]",
+        "requested_us": 1,
+        "updated_us": 1,
+        "batches_done": 0,
+        "cursor_row": 0,
+        "patients_total": 0,
+        "patients_done": 0,
+        "resources_done": 0,
+    }
+    assert set(row) | {"job_id", "key_id"} <= {c.name for c in export_job.columns}
+    outcomes: list[str | None] = []
+    start = threading.Barrier(6)
+
+    def race(n: int) -> None:
+        start.wait()
+        outcomes.append(
+            exports.jobs.create_unless_busy({**row, "job_id": f"race{n}", "key_id": f"k{n}"})
+        )
+
+    threads = [threading.Thread(target=race, args=(n,)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    stored = [job.job_id for job in exports.jobs.all() if job.client_id == "racer"]
+    assert len(stored) == 1
+    assert outcomes.count(None) == 1
+    assert all(outcome == stored[0] for outcome in outcomes if outcome is not None)
 
 
 def test_a_system_export_needs_two_different_officers(clinic: Clinic) -> None:
