@@ -43,6 +43,7 @@ from typing import Any
 
 from bench.common import RESULTS_DIR, Table, now, ratio, write_results
 from bench.detect import GENEROUS, READER_RAISES
+from bench.reads import operation_paths
 from bench.serving import Deployment, LedgerSizes, deployment, postgres_database, prepare
 
 NAME = "read_cpu"
@@ -61,6 +62,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--baseline", help="the src/ folder of another copy of CareVault")
     parser.add_argument("--profile", action="store_true", help="cProfile this code's last round")
     parser.add_argument("--name", help="results file name (read_cpu)")
+    parser.add_argument(
+        "--operation",
+        choices=("read", "search"),
+        default="read",
+        help="read by id (default) or search by identifier",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     options = parser.parse_args(argv)
     options.patients = options.patients or (200 if options.quick else 2000)
@@ -88,9 +95,9 @@ def _scope(method: str, path: str, token: str | None, body: bytes = b"") -> dict
         "http_version": "1.1",
         "method": method,
         "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
+        "path": path.split("?", 1)[0],
+        "raw_path": path.split("?", 1)[0].encode(),
+        "query_string": path.split("?", 1)[1].encode() if "?" in path else b"",
         "root_path": "",
         "headers": headers,
         "client": ("127.0.0.1", 40000),
@@ -292,7 +299,7 @@ def run_backend(backend: str, options: argparse.Namespace, workdir: Path) -> lis
         print(f"{backend}: seeded {seeded.resources:,} resources in {seeded.seconds:.1f} s")
         ledgers = LedgerSizes(target)
         stack.callback(ledgers.close)
-        paths = [f"/fhir/Patient/{p.resource_id}" for p in seeded.patients]
+        paths = operation_paths(options.operation, seeded, range(len(seeded.patients)))
         rng = random.Random(f"{NAME}:{backend}")
         totals: dict[str, dict[str, Any]] = {
             name: {
@@ -365,7 +372,7 @@ def run_backend(backend: str, options: argparse.Namespace, workdir: Path) -> lis
                 f"{options.clients} concurrent, encrypted), load average "
                 f"{os.getloadavg()[0]:.1f}; cProfile on each thread's CPU clock\n"
             )
-            (RESULTS_DIR / f"{NAME}-profile{suffix}.txt").write_text(
+            (RESULTS_DIR / f"{options.name or NAME}-profile{suffix}.txt").write_text(
                 header + (workdir / "profile.txt").read_text()
             )
         return [
@@ -399,8 +406,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         for backend in options.backends:
             rows.extend(run_backend(backend, options, Path(folder)))
     table = Table(
-        f"Server CPU per read by id, in process (ASGI, no sockets), encrypted, "
-        f"{options.clients} concurrent",
+        f"Server CPU per {'read by id' if options.operation == 'read' else 'search by identifier'}"
+        f", in process (ASGI, no sockets), encrypted, {options.clients} concurrent",
         [
             "backend",
             "code",

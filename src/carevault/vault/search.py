@@ -226,12 +226,14 @@ def _settle_dates(
 def _sql_page(
     vault: Vault, query: SearchQuery, conditions: list[ColumnElement[bool]]
 ) -> tuple[list[Sealed | Opened], int]:
+    """The page and the total, in one snapshot. The page is read first: when it is not
+    full and not empty (or is the first), it ends the matches and gives the total, and
+    the count, a second statement, is needed only for a full or an empty later page (a
+    search by identifier, the commonest, then costs one statement, not two)."""
+    counting = select(func.count()).select_from(resource_head).where(*conditions)
     with read_transaction(vault.engine) as connection:
-        total = connection.execute(
-            select(func.count()).select_from(resource_head).where(*conditions)
-        ).scalar_one()
         if query.summary_count or query.count == 0:
-            return [], int(total)
+            return [], int(connection.execute(counting).scalar_one())
         statement = (
             select(resource_head.c.row_id)
             .where(*conditions)
@@ -240,7 +242,11 @@ def _sql_page(
             .offset(query.offset)
         )
         row_ids = [int(row_id) for row_id in connection.execute(statement).scalars()]
-    return list(vault.locate_rows(row_ids)), int(total)
+        if len(row_ids) < query.count and (row_ids or query.offset == 0):
+            total = query.offset + len(row_ids)
+        else:
+            total = int(connection.execute(counting).scalar_one())
+    return list(vault.locate_rows(row_ids)), total
 
 
 def _sql_order(query: SearchQuery, *, by_patient: bool = False) -> list[Any]:

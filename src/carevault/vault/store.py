@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, Engine, and_, bindparam, select
 
 from carevault.clock import Clock, utc_now
-from carevault.db import driver_first, read_transaction
+from carevault.db import driver_all, driver_first, read_transaction
 from carevault.fhir import jsonio
 from carevault.keys.envelope import Envelope
 from carevault.keys.service import (
@@ -73,6 +73,25 @@ _LOCATE = (
         resource_head.c.resource_id == bindparam("located_id"),
     )
 )
+
+
+#: ``locate_rows``' statements, built once for lists of up to so many rows and run on the
+#: driver (a search's page, its includes): a list is padded to the next size with its last
+#: row, which the ``IN`` list's repeats leave unchanged. Longer lists take the general path.
+_ROW_LIST_SIZES = (1, 4, 16, 64, 256)
+_LOCATE_ROWS = {
+    size: select(*_HEAD_COLUMNS, resource_version.c.key_id, resource_version.c.sealed)
+    .select_from(_sealed_join())
+    .where(resource_head.c.row_id.in_([bindparam(f"row_{n}") for n in range(size)]))
+    for size in _ROW_LIST_SIZES
+}
+
+
+def _sealed_of(row: Sequence[Any]) -> Sealed:
+    """A located row as the driver returns it (the prebuilt statements' columns)."""
+    (row_id, rt, rid, version, updated, deleted, pseudonym, clinic, status, key_id, sealed) = row
+    head = Head(row_id, rt, rid, version, updated, bool(deleted), pseudonym, clinic, status)
+    return Sealed(head, key_id, None if sealed is None else bytes(sealed))
 
 
 #: Date-bucket tokens a vault remembers (``Vault.date_tokens``): some 800 cover one
@@ -164,11 +183,7 @@ class Vault:
                 row = driver_first(connection, _LOCATE, params)
         if row is None:
             raise NotFound(f"{resource_type}/{resource_id} is not known")
-        (row_id, rt, rid, version, updated, deleted, pseudonym, clinic, status, key_id, sealed) = (
-            row
-        )
-        head = Head(row_id, rt, rid, version, updated, bool(deleted), pseudonym, clinic, status)
-        return Sealed(head, key_id, None if sealed is None else bytes(sealed))
+        return _sealed_of(row)
 
     def locate_version(
         self, resource_type: str, resource_id: str, version_id: int
@@ -354,10 +369,16 @@ class Vault:
         """Current versions of the given rows, in the order given."""
         if not row_ids:
             return []
-        found = {
-            item.head.row_id: item
-            for item in self._locate_where([resource_head.c.row_id.in_(list(row_ids))])
-        }
+        if len(row_ids) > _ROW_LIST_SIZES[-1]:
+            located = self._locate_where([resource_head.c.row_id.in_(list(row_ids))])
+        else:
+            size = next(size for size in _ROW_LIST_SIZES if size >= len(row_ids))
+            padded = [*row_ids, *[row_ids[-1]] * (size - len(row_ids))]
+            params = {f"row_{n}": int(row_id) for n, row_id in enumerate(padded)}
+            with read_transaction(self.engine) as connection:
+                rows = driver_all(connection, _LOCATE_ROWS[size], params)
+            located = [_sealed_of(row) for row in rows]
+        found = {item.head.row_id: item for item in located}
         return [found[row_id] for row_id in row_ids if row_id in found]
 
     def _locate_where(self, conditions: list[ColumnElement[bool]]) -> list[Sealed]:

@@ -209,6 +209,29 @@ def test_paging_links_walk_every_result_once(api: FhirTestClient) -> None:
     assert sorted(seen) == sorted(made)
 
 
+def test_the_total_is_every_match_whatever_the_page(api: FhirTestClient) -> None:
+    """A page that is not full ends the matches and gives the total without counting;
+    a full page, an empty later page, ``_summary=count`` and ``_count=0`` count."""
+    for i in range(7):
+        create(api, patient(given=f"Person {i}"))
+    create(api, patient(family="Wong"))
+    pages = {
+        "_count=3": 3,
+        "_count=7": 7,
+        "_count=10": 7,
+        "_count=3&_offset=6": 1,
+        "_count=3&_offset=5": 2,
+        "_count=3&_offset=7": 0,
+        "_count=3&_offset=50": 0,
+        "_count=0": 0,
+        "_summary=count": 0,
+    }
+    for paging, shown in pages.items():
+        bundle = api.get(f"/fhir/Patient?name=chan&{paging}").json()
+        assert bundle["total"] == 7, paging
+        assert len(ids(bundle)) == shown, paging
+
+
 def test_last_updated_search_uses_the_clear_timestamp(api: FhirTestClient) -> None:
     created = create(api, patient())
     stamp = created["meta"]["lastUpdated"]
