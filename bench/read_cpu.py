@@ -265,8 +265,12 @@ def run_child(target: Deployment, code: str | None, request: dict[str, Any]) -> 
     env = target.server_environment()
     if code:
         env["PYTHONPATH"] = code
+    # The request (every path, the order) goes in a file: a search's paths are too long
+    # for a command line.
+    asked = Path(request["profile_to"]).with_name("request.json")
+    asked.write_text(json.dumps(request))
     done = subprocess.run(  # noqa: S603 - this interpreter, this module
-        [sys.executable, "-m", f"bench.{NAME}", "--child", json.dumps(request)],
+        [sys.executable, "-m", f"bench.{NAME}", "--child", str(asked)],
         env=env,
         capture_output=True,
         text=True,
@@ -397,7 +401,7 @@ def run_backend(backend: str, options: argparse.Namespace, workdir: Path) -> lis
 def main(argv: Sequence[str] | None = None) -> None:
     options = parse_args(argv)
     if options.child:
-        print(json.dumps(child(json.loads(options.child))))
+        print(json.dumps(child(json.loads(Path(options.child).read_text()))))
         return
     started = now()
     load_before = os.getloadavg()
