@@ -136,7 +136,11 @@ class AccessControl:
         """
         pseudonym = head.patient_pseudonym
         if pseudonym is None:
-            return Target(None, frozenset({head.clinic_id} if head.clinic_id else set()))
+            # A directory record belongs to a clinic of the group, or (an outside hospital
+            # named by an import, its locations) to no one here.
+            if head.clinic_id is None or head.clinic_id not in self.known_clinics():
+                return Target(None, frozenset())
+            return Target(None, frozenset({head.clinic_id}))
         clinics = set(self.clinics_of(head, connection, reading))
         care = actor.role in CLINICIANS and self.care.exists(
             pseudonym, actor.clinic_ids, actor.practitioner_id, now_us, connection, reading

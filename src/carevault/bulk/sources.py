@@ -122,6 +122,11 @@ def _ndjson_items(path: Path, seed: str, skip: int) -> Iterator[Item]:
                 continue
             if "id" not in resource:
                 resource["id"] = str(uuid.uuid5(_NAMESPACE, f"{seed}:{number}"))
+            elif isinstance(resource["id"], str) and not _FHIR_ID.fullmatch(resource["id"]):
+                # As a Bundle entry's: an id no request could name (or longer than the
+                # store's column) is refused here, by line; other types validation names.
+                yield Item(number, None, "the line's id is not a FHIR id (1-64 of A-Z a-z 0-9 - .)")
+                continue
             yield Item(number, resource, raw=text)
 
 

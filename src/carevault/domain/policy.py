@@ -75,7 +75,12 @@ def decide(
         if right not in rights_of(actor, category):
             reasons[category] = f"{actor.role} may not {right} {category}"
         elif directory:
-            granted.add(category)
+            # Anyone may read the directory; a clinic's own records (the clinic, its
+            # locations, schedules and slots) are changed only by that clinic's staff.
+            if right is Right.WRITE and target.clinic_ids and not in_clinic:
+                reasons[category] = "the record belongs to a clinic that is not yours"
+            else:
+                granted.add(category)
         elif category in HEALTH_CATEGORIES and actor.role in CLINICIANS:
             if target.care_relationship:
                 granted.add(category)

@@ -344,6 +344,24 @@ class ExportService:
         known = {item.name: item for item in self.output(job)}
         if name not in known:
             raise ExportNotFound("no such file in this export")
+        # Files already written are patient data leaving like any read: while patient
+        # data is offline (or keys are locked down) they wait, as running jobs do.
+        held = self.held()
+        if held is not None:
+            self.record(
+                [
+                    self.event(
+                        Tag.EXPORT_REFUSED,
+                        job,
+                        principal=caller.principal,
+                        outcome=Outcome.DENIED,
+                        source_address=caller.source_address,
+                        reason=f"download held: {held}",
+                        file=name,
+                    )
+                ]
+            )
+            raise ExportRefused(503, held)
         self.record(
             [
                 self.event(

@@ -1052,7 +1052,10 @@ class Gate:
             interaction = Interaction.DELETE
             categories: frozenset[DataCategory] | set[DataCategory] = possible_categories(rt)
         else:
-            interaction = Interaction.CREATE if stored is None else Interaction.UPDATE
+            # A deleted record written again is a create to the token's scopes, though
+            # it is judged on what was stored as well (it stays that patient's record).
+            fresh = stored is None or stored.deleted
+            interaction = Interaction.CREATE if fresh else Interaction.UPDATE
             # Only what changes counts, judged against the version the caller was shown;
             # if another write came between, the whole new version counts.
             if stored is not None and seen is not None and seen[0] == stored.version_id:

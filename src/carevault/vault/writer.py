@@ -112,8 +112,8 @@ BeforeCommit = Callable[[Connection, list[WriteResult]], None]
 #: Called for each operation once the patient and clinic it touches are known, before
 #: anything is sealed or stored, inside the transaction: raising refuses the whole request.
 #: It gets the head the operation would write and the head stored now (None if there is
-#: no live version): a change must be allowed on both, so that what is sent can never
-#: authorise a change to what is stored.
+#: none; for a Put, a deleted head too): a change must be allowed on both, so that what
+#: is sent can never authorise a change to what is stored.
 Authorize = Callable[[Connection, Operation, Head, Head | None], None]
 #: Called after each operation is stored, inside the transaction, so that what is
 #: derived from it (care relationships) is visible to the operations after it.
@@ -355,7 +355,11 @@ class _Writer:
                     clinic_id=clinic_id,
                     status=None,
                 ),
-                None if current is None or current.deleted else current,
+                # A deleted record is still someone's: writing it again is judged against
+                # what was stored (its patient and clinic), as any update is, since the
+                # version written keeps the deleted record's patient (a Patient its
+                # pseudonym, registrations and history).
+                current,
             )
         key_id = self.vault.key_id_for(pseudonym)
         body = _with_meta(operation.resource, operation.resource_id, version, self._last_updated)

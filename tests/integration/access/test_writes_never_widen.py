@@ -399,3 +399,65 @@ def test_a_transactions_reads_see_its_writes(group: Group) -> None:
     assert response.status_code == 200, response.text
     _, searched = response.json()["entry"]
     assert searched["resource"]["total"] == 2  # the visit of yesterday and this one
+
+
+# --- a deleted record is still someone's -------------------------------------------------------
+
+
+def _delete_patient_and_records(group: Group, api: FhirTestClient) -> str:
+    """The other clinic deletes a patient (a duplicate merged away, say): records first."""
+    patient = group.tw_patient.id
+    for kind in ("Observation", "Encounter"):
+        found = api.get(f"/fhir/{kind}?patient={patient}").json()
+        for entry in found.get("entry", []):
+            deleted = api.delete(f"/fhir/{kind}/{entry['resource']['id']}")
+            assert deleted.status_code == 204, deleted.text
+    assert api.delete(f"/fhir/Patient/{patient}").status_code == 204
+    return patient
+
+
+def test_a_deleted_patient_cannot_be_brought_back_at_another_clinic(
+    group: Group, api: FhirTestClient
+) -> None:
+    """Hole: a PUT on a deleted record was judged as a create (no stored record), yet the
+    Patient it wrote kept the deleted patient's pseudonym. A front desk of another clinic
+    put the id (seen in a Patient.link, a referral) back at their own clinic; the record
+    came back with the old patient's identity in the vault, a visit there opened care to
+    it, and the clinic's physician read the old clinic's deleted clinical history."""
+    patient = _delete_patient_and_records(group, api)
+    back = {
+        "resourceType": "Patient",
+        "id": patient,
+        "name": [{"family": "Lee"}],
+        "managingOrganization": {"reference": f"Organization/{TM}"},
+    }
+
+    response = group.call(group.desk_tm, "PUT", f"/fhir/Patient/{patient}", back)
+
+    assert response.status_code == 403, response.text
+    group.call(group.doctor_tm, "POST", "/fhir/Encounter", encounter(patient, TM, "dr-tm"))
+    old = f"/fhir/Observation/{group.tw_patient.observation}/_history/1"
+    assert group.call(group.doctor_tm, "GET", old).status_code == 403
+    assert group.call(group.doctor_tm, "GET", f"/fhir/Patient/{patient}").status_code == 410
+    first = group.call(group.doctor_tm, "GET", f"/fhir/Patient/{patient}/_history/1")
+    assert first.status_code == 403  # the HKID, name and phone of the deleted patient
+    # The clinic that deleted the patient may still bring them back where they were.
+    again = {**back, "managingOrganization": {"reference": f"Organization/{TW}"}}
+    restored = group.call(group.desk_tw, "PUT", f"/fhir/Patient/{patient}", again)
+    assert restored.status_code == 201, restored.text
+
+
+def test_a_deleted_record_cannot_come_back_as_another_patients(
+    group: Group, api: FhirTestClient
+) -> None:
+    """A deleted observation brought back under another patient by id: refused as any
+    update that moves a record to another patient is."""
+    observation_id = group.tw_patient.observation
+    assert api.delete(f"/fhir/Observation/{observation_id}").status_code == 204
+    moved = {**observation(group.tm_patient.id), "id": observation_id}
+
+    response = group.call(group.doctor_tm, "PUT", f"/fhir/Observation/{observation_id}", moved)
+
+    assert response.status_code == 403, response.text
+    still = group.call(group.doctor_tm, "GET", f"/fhir/Observation/{observation_id}")
+    assert still.status_code in (403, 410)

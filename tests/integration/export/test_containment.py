@@ -276,3 +276,36 @@ def test_an_approved_export_past_the_baseline_raises_only_its_own_alert(clinic: 
     judged = [a for a in alerts_as_dicts(clinic.services) if a["detector"] != "bulk-export"]
     assert judged, "reads outside the job must still be judged"
     assert all(a["client"] == "exporter" or a["account"] for a in judged)
+
+
+# --- files already written: containment reaches the download too ----------------------------
+
+
+@pytest.mark.parametrize("mode", [Mode.PHI_OFFLINE, Mode.KEY_LOCKDOWN])
+def test_a_completed_export_is_not_downloaded_while_patient_data_is_offline(
+    clinic: Clinic, mode: Mode
+) -> None:
+    """Hole: the files of a completed job were served during PHI-offline (the download
+    judged the client's standing but not containment), so a compromised client with a
+    finished export kept taking every patient in it after the officer took patient data
+    offline. Now it answers 503 as a kick-off does, records nothing as downloaded, and
+    the files are served again once the mode is released."""
+    exports = clinic.services.exports
+    assert exports is not None
+    token = clinic.client("exporter", "system/*.read")
+    job_id = kick_off(clinic, token)
+    approve_and_run(clinic, job_id)
+    manifest = status(clinic, token, job_id).json()
+    path = manifest["output"][0]["url"].split("testserver", 1)[1]
+    started = clinic.services.contain.start(officer(clinic.officers[1]), mode, None, "breach")
+    clinic.services.containment.refresh()
+
+    refused = clinic.web.get(path, headers=bearer(token))
+
+    assert refused.status_code == 503, refused.text
+    assert refused.json()["resourceType"] == "OperationOutcome"
+    assert "Family" not in refused.text
+    assert events(clinic, Tag.EXPORT_DOWNLOADED, job_id) == []
+    clinic.services.contain.release(officer(clinic.officers[1]), started.containment_id, "over")
+    clinic.services.containment.refresh()
+    assert clinic.web.get(path, headers=bearer(token)).status_code == 200

@@ -213,6 +213,18 @@ def test_directory_resources_need_only_the_role_right() -> None:
     ).allowed
 
 
+def test_a_clinics_directory_records_are_written_only_by_its_own_staff() -> None:
+    desk = actor(Role.FRONT_DESK)
+    theirs = Target(patient_pseudonym=None, clinic_ids=frozenset({OTHER_CLINIC}))
+    mine = Target(patient_pseudonym=None, clinic_ids=frozenset({MY_CLINIC}))
+    no_ones = Target(patient_pseudonym=None, clinic_ids=frozenset())
+    refused = decide(desk, Right.WRITE, [DataCategory.VISIT], theirs)
+    assert not refused.allowed and "not yours" in refused.reason
+    assert decide(desk, Right.WRITE, [DataCategory.VISIT], mine).allowed
+    assert decide(desk, Right.WRITE, [DataCategory.IDENTITY], no_ones).allowed
+    assert not decide(actor(Role.PHARMACIST), Right.WRITE, [DataCategory.VISIT], mine).allowed
+
+
 @given(
     st.sampled_from(list(Role)),
     st.sets(st.sampled_from(list(DataCategory)), min_size=1),

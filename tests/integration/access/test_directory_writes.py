@@ -1,0 +1,110 @@
+"""Directory records (clinics, their locations, schedules and slots) are changed only by
+the clinic they belong to. On SQLite and PostgreSQL.
+
+Hole: the policy granted any write on a record that is no one's patient data to any role
+holding the category's write right, whatever clinic the record belonged to. A front desk
+at one clinic could rename or delete another clinic's Organization, move its Locations
+to their own clinic, and delete or book out its Slots (its patients' bookings vanish,
+its telephone number changes to the insider's). Reading the directory stays open to all;
+writing it needs the record's clinic (before and after the change) to be one of the
+writer's, unless it is a clinic of no one here (an outside hospital named by an import).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from carevault.bootstrap import Services
+from carevault.ledger.events import Outcome, Tag
+from tests.integration.access.group import TM, TW, Group, build_group
+from tests.support.client import FhirTestClient
+
+pytestmark = pytest.mark.postgres
+
+LOCATION = {
+    "resourceType": "Location",
+    "id": "loc-tw",
+    "name": "Tsuen Wan clinic, 2/F",
+    "managingOrganization": {"reference": f"Organization/{TW}"},
+}
+SCHEDULE = {
+    "resourceType": "Schedule",
+    "id": "sched-tw",
+    "actor": [{"reference": "Location/loc-tw"}],
+}
+SLOT = {
+    "resourceType": "Slot",
+    "id": "slot-tw",
+    "schedule": {"reference": "Schedule/sched-tw"},
+    "status": "free",
+    "start": "2026-12-03T09:00:00+08:00",
+    "end": "2026-12-03T09:15:00+08:00",
+}
+
+
+@pytest.fixture
+def group(services: Services, api: FhirTestClient) -> Iterator[Group]:
+    for built in build_group(services, api):
+        for body in (LOCATION, SCHEDULE, SLOT):
+            path = f"/fhir/{body['resourceType']}/{body['id']}"
+            assert api.put_json(path, body).status_code == 201
+        yield built
+
+
+def _refused(group: Group, method: str, path: str, body: Any = None) -> None:
+    response = group.call(group.desk_tm, method, path, body)
+    assert response.status_code == 403, (method, path, response.text)
+    assert response.json()["resourceType"] == "OperationOutcome"
+
+
+def test_a_front_desk_cannot_change_another_clinics_directory(group: Group) -> None:
+    clinic = group.call(group.desk_tm, "GET", f"/fhir/Organization/{TW}")
+    assert clinic.status_code == 200  # reading the directory stays open
+    renamed = {**clinic.json(), "name": "Closed - call +852 5555 0000"}
+    renamed.pop("meta")
+
+    _refused(group, "PUT", f"/fhir/Organization/{TW}", renamed)
+    _refused(group, "DELETE", f"/fhir/Organization/{TW}")
+    moved = {**LOCATION, "managingOrganization": {"reference": f"Organization/{TM}"}}
+    _refused(group, "PUT", "/fhir/Location/loc-tw", moved)
+    _refused(group, "PUT", "/fhir/Slot/slot-tw", {**SLOT, "status": "busy"})
+    _refused(group, "DELETE", "/fhir/Slot/slot-tw")
+    _refused(group, "DELETE", "/fhir/Schedule/sched-tw")
+    new_slot = {**SLOT, "start": "2026-12-03T10:00:00+08:00", "end": "2026-12-03T10:15:00+08:00"}
+    new_slot.pop("id")
+    _refused(group, "POST", "/fhir/Slot", new_slot)
+
+    own = group.call(group.desk_tw, "GET", f"/fhir/Organization/{TW}").json()
+    assert own["name"] == TW and own["meta"]["versionId"] == "1"
+    slot = group.call(group.desk_tw, "GET", "/fhir/Slot/slot-tw").json()
+    assert slot["status"] == "free" and slot["meta"]["versionId"] == "1"
+    location = group.call(group.desk_tw, "GET", "/fhir/Location/loc-tw").json()
+    assert location["managingOrganization"]["reference"] == f"Organization/{TW}"
+    denied = [
+        e
+        for e in group.events()
+        if e.outcome is Outcome.DENIED
+        and e.principal == f"staff:{group.desk_tm.account.username}"
+        and e.tag in (Tag.FHIR_UPDATE, Tag.FHIR_CREATE, Tag.FHIR_DELETE)
+    ]
+    assert len(denied) == 7
+
+
+def test_a_clinic_still_keeps_its_own_directory_and_names_outside_providers(
+    group: Group,
+) -> None:
+    slot = group.call(group.desk_tw, "PUT", "/fhir/Slot/slot-tw", {**SLOT, "status": "busy"})
+    assert slot.status_code == 200, slot.text
+    location = {
+        "resourceType": "Location",
+        "name": "Tuen Mun clinic, G/F",
+        "managingOrganization": {"reference": f"Organization/{TM}"},
+    }
+    assert group.call(group.desk_tm, "POST", "/fhir/Location", location).status_code == 201
+    # A hospital no one here works at is no clinic's: anyone writing may name it.
+    hospital = {"resourceType": "Organization", "id": "hosp-qeh", "name": "QEH"}
+    created = group.call(group.desk_tm, "PUT", "/fhir/Organization/hosp-qeh", hospital)
+    assert created.status_code == 201, created.text
