@@ -226,10 +226,11 @@ def _settle_dates(
 def _sql_page(
     vault: Vault, query: SearchQuery, conditions: list[ColumnElement[bool]]
 ) -> tuple[list[Sealed | Opened], int]:
-    """The page and the total, in one snapshot. The page is read first: when it is not
-    full and not empty (or is the first), it ends the matches and gives the total, and
-    the count, a second statement, is needed only for a full or an empty later page (a
-    search by identifier, the commonest, then costs one statement, not two)."""
+    """The page, its records and the total, in one transaction. The page is read
+    first: when it is not full and not empty (or is the first), it ends the matches and
+    gives the total, and the count, a second statement, is needed only for a full or an
+    empty later page (a search by identifier, the commonest, then costs one statement,
+    not two)."""
     counting = select(func.count()).select_from(resource_head).where(*conditions)
     with read_transaction(vault.engine) as connection:
         if query.summary_count or query.count == 0:
@@ -246,7 +247,7 @@ def _sql_page(
             total = query.offset + len(row_ids)
         else:
             total = int(connection.execute(counting).scalar_one())
-    return list(vault.locate_rows(row_ids)), total
+        return list(vault.locate_rows(row_ids, connection)), total
 
 
 def _sql_order(query: SearchQuery, *, by_patient: bool = False) -> list[Any]:

@@ -8,6 +8,7 @@ and only the gate may import it (an import-linter contract).
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Sequence
+from contextlib import nullcontext
 from datetime import tzinfo
 from typing import Any
 
@@ -365,24 +366,33 @@ class Vault:
             )
         return found
 
-    def locate_rows(self, row_ids: Sequence[int]) -> list[Sealed]:
-        """Current versions of the given rows, in the order given."""
+    def locate_rows(
+        self, row_ids: Sequence[int], reading: Connection | None = None
+    ) -> list[Sealed]:
+        """Current versions of the given rows, in the order given. ``reading``: a read
+        transaction the caller holds (a search's page is located in the page's snapshot)."""
         if not row_ids:
             return []
         if len(row_ids) > _ROW_LIST_SIZES[-1]:
-            located = self._locate_where([resource_head.c.row_id.in_(list(row_ids))])
+            located = self._locate_where([resource_head.c.row_id.in_(list(row_ids))], reading)
         else:
             size = next(size for size in _ROW_LIST_SIZES if size >= len(row_ids))
             padded = [*row_ids, *[row_ids[-1]] * (size - len(row_ids))]
             params = {f"row_{n}": int(row_id) for n, row_id in enumerate(padded)}
-            with read_transaction(self.engine) as connection:
-                rows = driver_all(connection, _LOCATE_ROWS[size], params)
+            if reading is not None:
+                rows = driver_all(reading, _LOCATE_ROWS[size], params)
+            else:
+                with read_transaction(self.engine) as connection:
+                    rows = driver_all(connection, _LOCATE_ROWS[size], params)
             located = [_sealed_of(row) for row in rows]
         found = {item.head.row_id: item for item in located}
         return [found[row_id] for row_id in row_ids if row_id in found]
 
-    def _locate_where(self, conditions: list[ColumnElement[bool]]) -> list[Sealed]:
-        with read_transaction(self.engine) as connection:
+    def _locate_where(
+        self, conditions: list[ColumnElement[bool]], reading: Connection | None = None
+    ) -> list[Sealed]:
+        held = read_transaction(self.engine) if reading is None else nullcontext(reading)
+        with held as connection:
             rows = connection.execute(
                 select(*_HEAD_COLUMNS, resource_version.c.key_id, resource_version.c.sealed)
                 .select_from(_sealed_join())
