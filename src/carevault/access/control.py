@@ -74,7 +74,7 @@ class AccessControl:
         self.break_glass = break_glass
         self.registrations = registrations
         self.clock = clock
-        self._clinics: tuple[float, frozenset[str]] | None = None
+        self._clinics: tuple[float, frozenset[str], dict[str, frozenset[str]]] | None = None
         self._clinics_lock = threading.Lock()
 
     def authenticate(self, bearer: str | None) -> Authenticated:
@@ -138,6 +138,9 @@ class AccessControl:
         if pseudonym is None:
             # A directory record belongs to a clinic of the group, or (an outside hospital
             # named by an import, its locations) to no one here.
+            if head.resource_type == "Practitioner":
+                # A practitioner who works here belongs to the clinics they work at.
+                return Target(None, self.practitioner_clinics(head.resource_id))
             if head.clinic_id is None or head.clinic_id not in self.known_clinics():
                 return Target(None, frozenset())
             return Target(None, frozenset({head.clinic_id}))
@@ -192,19 +195,35 @@ class AccessControl:
         """The group's clinics: every clinic a staff account or a client app works at.
         An Organization that is none of them is an outside provider (a hospital named in
         an imported history), where no one here works. Re-read every few seconds."""
+        return self._directory()[0]
+
+    def practitioner_clinics(self, practitioner_id: str) -> frozenset[str]:
+        """The clinics where the staff who are ``practitioner_id`` work (none for an
+        outside practitioner, named by an import). Re-read every few seconds."""
+        return self._directory()[1].get(practitioner_id, frozenset())
+
+    def _directory(self) -> tuple[frozenset[str], dict[str, frozenset[str]]]:
         moment = time.monotonic()
         with self._clinics_lock:
             if self._clinics is not None and moment - self._clinics[0] < _CLINICS_SECONDS:
-                return self._clinics[1]
+                return self._clinics[1], self._clinics[2]
         with read_transaction(self.engine) as connection:
-            lists = [
-                *connection.execute(select(staff_account.c.clinic_ids)).scalars(),
-                *connection.execute(select(client_app.c.clinic_ids)).scalars(),
-            ]
+            staff = connection.execute(
+                select(staff_account.c.clinic_ids, staff_account.c.practitioner_id)
+            ).all()
+            apps = [*connection.execute(select(client_app.c.clinic_ids)).scalars()]
+        lists = [row.clinic_ids for row in staff] + apps
         known = frozenset(clinic for text in lists for clinic in text.split(",") if clinic)
+        by_practitioner: dict[str, frozenset[str]] = {}
+        for row in staff:
+            if row.practitioner_id:
+                clinics = frozenset(filter(None, row.clinic_ids.split(",")))
+                by_practitioner[row.practitioner_id] = (
+                    by_practitioner.get(row.practitioner_id, frozenset()) | clinics
+                )
         with self._clinics_lock:
-            self._clinics = (moment, known)
-        return known
+            self._clinics = (moment, known, by_practitioner)
+        return known, by_practitioner
 
     @staticmethod
     def confine(restrict: ColumnElement[bool] | None, pseudonym: str) -> ColumnElement[bool]:

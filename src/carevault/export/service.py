@@ -42,7 +42,7 @@ from carevault.export.model import (
 )
 from carevault.export.store import JobStore
 from carevault.gate import Caller, Gate
-from carevault.gate.export import held_by_containment
+from carevault.gate.export import held_by_containment, locked_for
 from carevault.ledger.events import AuditEvent, Outcome, Tag
 from carevault.ledger.service import Ledger
 
@@ -345,8 +345,9 @@ class ExportService:
         if name not in known:
             raise ExportNotFound("no such file in this export")
         # Files already written are patient data leaving like any read: while patient
-        # data is offline (or keys are locked down) they wait, as running jobs do.
-        held = self.held()
+        # data is offline, keys are locked down or a clinic the client reaches is
+        # locked, they wait, as running jobs do.
+        held = self.held() or locked_for(self.gate, self.jobs.clinics(job.job_id))
         if held is not None:
             self.record(
                 [

@@ -65,6 +65,15 @@ class JobStore:
                 row = reading.execute(query).first()
         return None if row is None else job_from_row(row._mapping)
 
+    def clinics(self, job_id: str) -> frozenset[str]:
+        """The clinics the job's client reached when it kicked the job off (what its
+        files may hold patients of)."""
+        with read_transaction(self.engine) as connection:
+            stored = connection.execute(
+                select(export_job.c.caller).where(export_job.c.job_id == job_id)
+            ).scalar_one_or_none()
+        return frozenset(json.loads(stored).get("clinic_ids", ())) if stored else frozenset()
+
     def all(self, statuses: Collection[Status] | None = None) -> list[Job]:
         query = select(export_job).order_by(export_job.c.requested_us, export_job.c.job_id)
         if statuses:

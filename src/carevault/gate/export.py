@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from carevault.containment.state import ContainmentActive
 from carevault.domain.categories import DataCategory
 from carevault.domain.policy import Decision
-from carevault.gate.core import KEY_LOCKDOWN, PHI_OFFLINE, Caller, Gate, _Attempt
+from carevault.gate.core import CLINIC_LOCKED, KEY_LOCKDOWN, PHI_OFFLINE, Caller, Gate, _Attempt
 from carevault.ledger.events import AuditEvent, Outcome, Tag
 from carevault.vault.opening import open_sealed
 from carevault.vault.records import Opened, Sealed
@@ -46,6 +46,12 @@ def held_by_containment(gate: Gate) -> str | None:
     if state.phi_offline:
         return PHI_OFFLINE
     return None
+
+
+def locked_for(gate: Gate, clinic_ids: Collection[str]) -> str | None:
+    """Why files holding patients of ``clinic_ids`` must not leave now (one of them is
+    locked by containment), or None."""
+    return CLINIC_LOCKED if gate._state().locked_clinics & set(clinic_ids) else None
 
 
 def export_patients(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
@@ -212,6 +212,25 @@ async def search_post(
     )
 
 
+#: Parameters any request may carry; the others of a create's query are its criteria.
+_ANY_REQUEST = frozenset({"_format", "_pretty"})
+
+
+def create_criteria(request: Request) -> str | None:
+    """A conditional create's criteria: the If-None-Exist header, or search parameters in
+    the query (as fhirpy's ``get_or_create`` sends them). Parameters on a create were
+    ignored, so such a client made a duplicate patient on every call; never both."""
+    header = request.headers.get("if-none-exist")
+    criteria = [(name, value) for name, value in query_params(request) if name not in _ANY_REQUEST]
+    if not criteria:
+        return header
+    if header is not None:
+        raise FhirError(
+            400, [Issue("invalid", "give a create's criteria in If-None-Exist or the query")]
+        )
+    return urlencode(criteria)
+
+
 @router.post("/{type_name}")
 async def create(type_name: str, request: Request, svc: ServicesDep, who: CallerDep) -> Response:
     body = await fhir_body(request, svc.settings.max_body_bytes)
@@ -222,7 +241,7 @@ async def create(type_name: str, request: Request, svc: ServicesDep, who: Caller
         body,
         base_url(request),
         prefer=request.headers.get("prefer"),
-        if_none_exist=request.headers.get("if-none-exist"),
+        if_none_exist=create_criteria(request),
     )
 
 

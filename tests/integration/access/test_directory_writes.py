@@ -108,3 +108,23 @@ def test_a_clinic_still_keeps_its_own_directory_and_names_outside_providers(
     hospital = {"resourceType": "Organization", "id": "hosp-qeh", "name": "QEH"}
     created = group.call(group.desk_tm, "PUT", "/fhir/Organization/hosp-qeh", hospital)
     assert created.status_code == 201, created.text
+
+
+def test_a_practitioner_who_works_here_is_changed_only_by_their_clinics_staff(
+    group: Group,
+) -> None:
+    """A front desk re-writing the record of a doctor at another clinic (the number
+    patients are told to call, the name an app shows for the signed-in doctor)."""
+    doctor = group.call(group.desk_tm, "GET", "/fhir/Practitioner/dr-tw").json()
+    doctor.pop("meta")
+    doctor["telecom"] = [{"system": "phone", "value": "+852 5555 0000"}]
+
+    _refused(group, "PUT", "/fhir/Practitioner/dr-tw", doctor)
+    _refused(group, "DELETE", "/fhir/Practitioner/dr-tw")
+
+    assert group.call(group.desk_tw, "PUT", "/fhir/Practitioner/dr-tw", doctor).status_code == 200
+    own = {**doctor, "id": "dr-tm"}
+    assert group.call(group.desk_tm, "PUT", "/fhir/Practitioner/dr-tm", own).status_code == 200
+    # A practitioner no account here is (a hospital doctor in an imported history): anyone.
+    outside = {"resourceType": "Practitioner", "id": "dr-qeh", "name": [{"family": "Ho"}]}
+    assert group.call(group.desk_tm, "PUT", "/fhir/Practitioner/dr-qeh", outside).status_code == 201

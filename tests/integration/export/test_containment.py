@@ -281,15 +281,19 @@ def test_an_approved_export_past_the_baseline_raises_only_its_own_alert(clinic: 
 # --- files already written: containment reaches the download too ----------------------------
 
 
-@pytest.mark.parametrize("mode", [Mode.PHI_OFFLINE, Mode.KEY_LOCKDOWN])
+@pytest.mark.parametrize(
+    ("mode", "target"),
+    [(Mode.PHI_OFFLINE, None), (Mode.KEY_LOCKDOWN, None), (Mode.CLINIC_LOCK, MINE)],
+    ids=["phi-offline", "key-lockdown", "clinic-lock"],
+)
 def test_a_completed_export_is_not_downloaded_while_patient_data_is_offline(
-    clinic: Clinic, mode: Mode
+    clinic: Clinic, mode: Mode, target: str | None
 ) -> None:
     """Hole: the files of a completed job were served during PHI-offline (the download
     judged the client's standing but not containment), so a compromised client with a
     finished export kept taking every patient in it after the officer took patient data
-    offline. Now it answers 503 as a kick-off does, records nothing as downloaded, and
-    the files are served again once the mode is released."""
+    offline (or locked the clinic it exported). Now it answers 503 as a kick-off does,
+    records nothing as downloaded, and the files are served again once released."""
     exports = clinic.services.exports
     assert exports is not None
     token = clinic.client("exporter", "system/*.read")
@@ -297,7 +301,7 @@ def test_a_completed_export_is_not_downloaded_while_patient_data_is_offline(
     approve_and_run(clinic, job_id)
     manifest = status(clinic, token, job_id).json()
     path = manifest["output"][0]["url"].split("testserver", 1)[1]
-    started = clinic.services.contain.start(officer(clinic.officers[1]), mode, None, "breach")
+    started = clinic.services.contain.start(officer(clinic.officers[1]), mode, target, "breach")
     clinic.services.containment.refresh()
 
     refused = clinic.web.get(path, headers=bearer(token))

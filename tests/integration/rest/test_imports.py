@@ -7,6 +7,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 from sqlalchemy import select
@@ -215,6 +216,39 @@ def test_a_conditional_create_never_duplicates_a_patient_the_caller_may_not_see(
     ]
     # A new patient is created as ever.
     assert _conditional(web, desk_mine, "C668668(9)").status_code == 201
+
+
+def test_criteria_in_a_creates_query_are_a_conditional_create_never_ignored(
+    services: Services, web: FhirTestClient
+) -> None:
+    """Hole: search parameters in a POST's query (how fhirpy's get_or_create asks for a
+    conditional create) were ignored, so every call made another record of the same
+    patient. They are now the create's criteria, judged as If-None-Exist is (the hidden
+    match refused with 409 too); unknown ones are refused; both forms at once, 400."""
+    desk_other = make_staff(services, Role.FRONT_DESK, [OTHER])
+    desk_mine = make_staff(services, Role.FRONT_DESK, [MINE])
+    query = urlencode({"identifier": f"{HKID}|A123456(3)"})
+
+    def create(staff: Staff, path: str, **headers: str) -> Any:
+        body = json.dumps(_patient("A123456(3)"))
+        return web.post(path, content=body, headers={**staff.headers, **FHIR_JSON, **headers})
+
+    first = create(desk_other, f"/fhir/Patient?{query}")
+    again = create(desk_other, f"/fhir/Patient?{query}&_format=json")
+    hidden = create(desk_mine, f"/fhir/Patient?{query}")
+    unknown = create(desk_other, "/fhir/Patient?colour=blue")
+    both = create(desk_other, f"/fhir/Patient?{query}", **{"If-None-Exist": query})
+
+    assert first.status_code == 201
+    assert (again.status_code, again.json()["id"]) == (200, first.json()["id"])
+    assert hidden.status_code == 409 and hidden.json()["issue"][0]["code"] == "duplicate"
+    assert unknown.status_code == 400 and "colour" in unknown.text
+    assert both.status_code == 400 and both.json()["resourceType"] == "OperationOutcome"
+    with read_transaction(services.engine) as connection:
+        patients = connection.execute(
+            select(resource_head.c.resource_id).where(resource_head.c.resource_type == "Patient")
+        ).all()
+    assert len(patients) == 1
 
 
 def test_probing_identifiers_with_conditional_creates_is_throttled(
