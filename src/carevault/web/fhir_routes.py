@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from collections.abc import Callable
+from concurrent.futures import Future
+from contextlib import suppress
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -12,14 +15,19 @@ from starlette.concurrency import run_in_threadpool
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.responses import Response
 
+from carevault.bootstrap import Services
 from carevault.fhir import jsonio
 from carevault.fhir.content import has_control_characters
 from carevault.fhir.outcome import FhirError, Issue
 from carevault.fhir.query import safe_name
+from carevault.gate import Caller, WouldBlock
+from carevault.ledger.trail import AuditUnavailable
 from carevault.rest import conditional, operations, patching, transaction
 from carevault.rest.bundles import dumps
 from carevault.rest.capability import capability_statement
+from carevault.rest.errors import translated
 from carevault.rest.interactions import FhirResponse
+from carevault.vault.records import Opened
 from carevault.web.responses import fhir_response
 from carevault.web.security import CallerDep, ServicesDep, authenticate, caller, services
 
@@ -233,10 +241,16 @@ async def type_history(
 
 @router.get("/{type_name}/{resource_id}")
 async def read(request: Request) -> Response:
-    """The most frequent request of all: the token check and the read run in one trip to
-    the thread pool (each trip costs a thread hand-off both ways), and the path's two
-    values are taken as they are, without FastAPI's dependency and parameter machinery;
-    the token check is the same ``authenticate`` every other route's ``CallerDep`` runs."""
+    """The most frequent request of all. On SQLite (in-process, nothing to wait for but
+    the CPU) the token check and the read run on the event loop itself, with no trip to
+    a worker thread; on PostgreSQL (network round trips) in one trip to the thread pool.
+    Either way the audit entry is queued for the ledger's group commit and awaited here,
+    so no thread sits waiting for it, and the record is answered only once the entry is
+    durable. What would wait on the loop (a refused token or a rate limit to record, a
+    data key to unwrap) is run again in a worker thread (``WouldBlock``: nothing was
+    recorded or spent). The path's two values are taken as they are, without FastAPI's
+    dependency and parameter machinery; the token check is the same ``authenticate``
+    every other route's ``CallerDep`` runs."""
     svc = services(request)
     type_name, resource_id = request.path_params["type_name"], request.path_params["resource_id"]
     base = base_url(request)
@@ -247,13 +261,43 @@ async def read(request: Request) -> Response:
         who = override()
         if inspect.isawaitable(who):
             who = await who
-        read = await run_in_threadpool(svc.fhir.read, who, type_name, resource_id, base)
-        return fhir_response(not_modified(request, read))
+        pending = await run_in_threadpool(svc.fhir.read_later, who, type_name, resource_id)
+    else:
+        pending = await _read_pending(svc, request, type_name, resource_id)
+    opened = await released(pending, svc.audit.timeout)
+    return fhir_response(not_modified(request, svc.fhir.read_answer(opened, base)))
 
-    def answer() -> FhirResponse:
-        return svc.fhir.read(authenticate(svc, request), type_name, resource_id, base)
 
-    return fhir_response(not_modified(request, await run_in_threadpool(answer)))
+async def _read_pending(
+    svc: Services, request: Request, type_name: str, resource_id: str
+) -> Future[Opened]:
+    who: Caller | None = None
+    if svc.engine.dialect.name == "sqlite":
+        # Run again in a worker thread if it would wait; authenticated already (its
+        # rate-limit token taken) if ``who`` is set by then.
+        # The entry is queued at the end of the loop's turn, with those of the other
+        # reads the loop prepares in the same turn: one group commit for all of them.
+        gathering = svc.audit.gathering(asyncio.get_running_loop().call_soon)
+        with suppress(WouldBlock), gathering:
+            who = authenticate(svc, request, may_block=False)
+            return svc.fhir.read_later(who, type_name, resource_id, may_block=False)
+
+    def begin() -> Future[Opened]:
+        return svc.fhir.read_later(who or authenticate(svc, request), type_name, resource_id)
+
+    return await run_in_threadpool(begin)
+
+
+async def released(pending: Future[Opened], timeout: float) -> Opened:
+    """The record of a read once its audit entry is durable, awaited on the event loop;
+    its errors as the FHIR errors to answer with. Past ``timeout`` the ledger is taken
+    as unavailable (503), and nothing is answered (fail closed)."""
+    with translated():
+        try:
+            async with asyncio.timeout(timeout):
+                return await asyncio.wrap_future(pending)
+        except TimeoutError:
+            raise AuditUnavailable("the audit ledger could not be written in time") from None
 
 
 def _opaque(tag: str) -> str:
