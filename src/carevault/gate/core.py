@@ -477,7 +477,9 @@ class Gate:
             raise RuntimeError("a pinned transaction's reads are recorded in it: use read")
         attempt = _Attempt(caller, Tag.FHIR_READ, rt.name, resource_id)
         try:
-            located, decision = self._locate_for_read(caller, attempt, rt, resource_id)
+            located, decision = self._locate_for_read(
+                caller, attempt, rt, resource_id, own_connection=not may_block
+            )
             if not may_block and not self.vault.keys_at_hand(
                 [located.key_id] if located.sealed is not None else []
             ):
@@ -520,14 +522,20 @@ class Gate:
         recorded.add_done_callback(settle)
 
     def _locate_for_read(
-        self, caller: Caller, attempt: _Attempt, rt: ResourceType, resource_id: str
+        self,
+        caller: Caller,
+        attempt: _Attempt,
+        rt: ResourceType,
+        resource_id: str,
+        *,
+        own_connection: bool = False,
     ) -> tuple[Sealed, Decision]:
         self._scope(caller, rt, Interaction.READ)
         # The record and the policy's facts about it on one connection (on SQLite one
-        # snapshot; on PostgreSQL each read sees what was committed, as a READ COMMITTED
-        # transaction would); released before the record is opened and the audit entry
-        # written.
-        with committed_reads(self.vault.engine) as reading:
+        # snapshot; on PostgreSQL, and on the event loop's own connection, each read sees
+        # what was committed, as a READ COMMITTED transaction would); released before the
+        # record is opened and the audit entry written.
+        with committed_reads(self.vault.engine, own=own_connection) as reading:
             located = self.vault.locate(rt.name, resource_id, reading)
             attempt.patient_pseudonym = located.head.patient_pseudonym
             if located.head.deleted:
