@@ -15,7 +15,6 @@ from starlette.concurrency import run_in_threadpool
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.responses import Response
 
-from carevault.bootstrap import Services
 from carevault.fhir import jsonio
 from carevault.fhir.content import has_control_characters
 from carevault.fhir.outcome import FhirError, Issue
@@ -243,49 +242,44 @@ async def type_history(
 async def read(request: Request) -> Response:
     """The most frequent request of all. On SQLite (in-process, nothing to wait for but
     the CPU) the token check and the read run on the event loop itself, with no trip to
-    a worker thread; on PostgreSQL (network round trips) in one trip to the thread pool.
-    Either way the audit entry is queued for the ledger's group commit and awaited here,
-    so no thread sits waiting for it, and the record is answered only once the entry is
-    durable. What would wait on the loop (a refused token or a rate limit to record, a
-    data key to unwrap) is run again in a worker thread (``WouldBlock``: nothing was
-    recorded or spent). The path's two values are taken as they are, without FastAPI's
-    dependency and parameter machinery; the token check is the same ``authenticate``
-    every other route's ``CallerDep`` runs."""
+    a worker thread, and the audit entry is queued for the ledger's group commit and
+    awaited on the loop: the record is answered only once the entry is durable. What
+    would wait on the loop (a refused token or a rate limit to record, a data key to
+    unwrap) raises ``WouldBlock`` having recorded and spent nothing, and the read runs
+    in a worker thread as on PostgreSQL (network round trips): the token check and the
+    read in one trip to the thread pool. The path's two values are taken as they are,
+    without FastAPI's dependency and parameter machinery; the token check is the same
+    ``authenticate`` every other route's ``CallerDep`` runs."""
     svc = services(request)
     type_name, resource_id = request.path_params["type_name"], request.path_params["resource_id"]
     base = base_url(request)
     # As FastAPI does for CallerDep: an override of the ``caller`` dependency (the tests'
     # in-process client acts as the system itself) replaces the token check.
     override = request.app.dependency_overrides.get(caller)
+    who: Caller | None = None
     if override is not None:
         who = override()
         if inspect.isawaitable(who):
             who = await who
-        pending = await run_in_threadpool(svc.fhir.read_later, who, type_name, resource_id)
-    else:
-        pending = await _read_pending(svc, request, type_name, resource_id)
-    opened = await released(pending, svc.audit.timeout)
-    return fhir_response(not_modified(request, svc.fhir.read_answer(opened, base)))
-
-
-async def _read_pending(
-    svc: Services, request: Request, type_name: str, resource_id: str
-) -> Future[Opened]:
-    who: Caller | None = None
-    if svc.engine.dialect.name == "sqlite":
-        # Run again in a worker thread if it would wait; authenticated already (its
-        # rate-limit token taken) if ``who`` is set by then.
+    elif svc.engine.dialect.name == "sqlite":
         # The entry is queued at the end of the loop's turn, with those of the other
         # reads the loop prepares in the same turn: one group commit for all of them.
         gathering = svc.audit.gathering(asyncio.get_running_loop().call_soon)
+        pending: Future[Opened] | None = None
+        # Run in a worker thread if it would wait; authenticated already (its rate-limit
+        # token taken) if ``who`` is set by then.
         with suppress(WouldBlock), gathering:
             who = authenticate(svc, request, may_block=False)
-            return svc.fhir.read_later(who, type_name, resource_id, may_block=False)
+            pending = svc.fhir.read_later(who, type_name, resource_id, may_block=False)
+        if pending is not None:
+            opened = await released(pending, svc.audit.timeout)
+            return fhir_response(not_modified(request, svc.fhir.read_answer(opened, base)))
+    known = who
 
-    def begin() -> Future[Opened]:
-        return svc.fhir.read_later(who or authenticate(svc, request), type_name, resource_id)
+    def answer() -> FhirResponse:
+        return svc.fhir.read(known or authenticate(svc, request), type_name, resource_id, base)
 
-    return await run_in_threadpool(begin)
+    return fhir_response(not_modified(request, await run_in_threadpool(answer)))
 
 
 async def released(pending: Future[Opened], timeout: float) -> Opened:
