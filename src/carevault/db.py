@@ -340,7 +340,7 @@ def statement_read(engine: Engine) -> Iterator[Connection]:
 
 
 @contextmanager
-def committed_reads(engine: Engine) -> Iterator[Connection]:
+def committed_reads(engine: Engine, *, own: bool = False) -> Iterator[Connection]:
     """A connection for a few reads that each need what was committed when it runs, and
     no snapshot shared between them.
 
@@ -348,9 +348,60 @@ def committed_reads(engine: Engine) -> Iterator[Connection]:
     own snapshot anyway: a transaction around such reads adds only its BEGIN and COMMIT
     round trips (two of a read by id's four), so they run in autocommit. On SQLite it
     is ``read_transaction`` (one snapshot, and in-process: nothing to save).
+
+    ``own`` (the event loop's reads, on SQLite): the thread's own connection, kept open
+    between requests, and no transaction around the reads, which then each see what was
+    committed when they run, as on PostgreSQL. Checking a connection out of the pool and
+    in again, and SQLAlchemy's BEGIN and COMMIT, cost a read by id more than its reads.
+    For one thread per process (the event loop): each such thread holds one connection
+    of the pool for as long as the engine lives (``engine.dispose()`` closes it).
     """
+    if own and engine.dialect.name == "sqlite" and pinned_connection(engine) is None:
+        connection = _own_connection(engine)
+        try:
+            yield connection
+        finally:
+            # A statement run through SQLAlchemy (not the driver) began a transaction:
+            # never left open (it would hold the WAL's oldest snapshot).
+            if connection.in_transaction():
+                connection.rollback()
+        return
     with statement_read(engine) as connection:
         yield connection
+
+
+_OWN = threading.local()
+#: Every thread's own connection to each engine, closed when the engine is disposed.
+_OWN_BY_ENGINE: dict[int, list[Connection]] = {}
+_OWN_GUARD = threading.Lock()
+
+
+def _own_connection(engine: Engine) -> Connection:
+    """This thread's own connection to ``engine`` (``committed_reads(own=True)``)."""
+    owned: dict[int, Connection] = getattr(_OWN, "connections", None) or {}
+    connection = owned.get(id(engine))
+    if (
+        connection is not None
+        and connection.engine is engine
+        and not connection.closed
+        and not connection.invalidated
+    ):
+        return connection
+    connection = engine.connect()
+    _OWN.connections = {**owned, id(engine): connection}
+    with _OWN_GUARD:
+        if id(engine) not in _OWN_BY_ENGINE:
+            event.listen(engine, "engine_disposed", _close_own)
+        _OWN_BY_ENGINE.setdefault(id(engine), []).append(connection)
+    return connection
+
+
+def _close_own(engine: Engine) -> None:
+    with _OWN_GUARD:
+        connections = _OWN_BY_ENGINE.pop(id(engine), [])
+    for connection in connections:
+        with suppress(Exception):
+            connection.close()
 
 
 @contextmanager
