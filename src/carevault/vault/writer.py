@@ -30,6 +30,7 @@ from carevault.fhir.kinship import patient_terms
 from carevault.fhir.registry import ResourceType
 from carevault.keys.envelope import record_aad
 from carevault.vault.records import (
+    Erased,
     Head,
     MissingReference,
     NotFound,
@@ -258,6 +259,7 @@ class _Writer:
                     self._prefetched.add((resource_type, resource_id))
         self._prefetch_targets(operations)
         self._make_patient_keys(operations)
+        self._prefetch_keys(operations)
 
     def _prefetch_targets(self, operations: Sequence[Operation]) -> None:
         """The heads the batch's records refer to for their patient and clinic, read
@@ -286,6 +288,47 @@ class _Writer:
                 found = {row.resource_id: head_from_row(row._mapping) for row in rows}
                 for resource_id in chunk:
                     self._targets[(resource_type, resource_id)] = found.get(resource_id)
+
+    def _prefetch_keys(self, operations: Sequence[Operation]) -> None:
+        """The data keys of the stored patients (and of the directory) the request's records
+        are sealed under, unwrapped in one key-service call: one read of the wrapped keys
+        and one unwrap-log commit for the batch, not one of each per patient (a bulk load
+        of one type after another meets every patient again in every file)."""
+        vault = self.vault
+        if not vault.envelope.encrypted or vault.keys is None:
+            return
+        wanted: set[str] = set()
+        for operation in operations:
+            if not isinstance(operation, Put):
+                continue
+            rt = operation.resource_type
+            if rt.is_patient:
+                stored = self._targets.get(("Patient", operation.resource_id))
+                if stored is not None and stored.patient_pseudonym:
+                    wanted.add(vault.key_id_for(stored.patient_pseudonym))
+                continue
+            patient: Head | None = None
+            named = False
+            for target_type, target_id in reference_targets(operation.resource, rt.patient_paths):
+                if target_type == "Patient":
+                    patient = self._targets.get(("Patient", target_id))
+                    named = True
+                    break
+            if not named:
+                wanted.add(vault.key_id_for(None))
+            elif patient is not None and not patient.deleted and patient.patient_pseudonym:
+                wanted.add(vault.key_id_for(patient.patient_pseudonym))
+        missing = sorted(wanted - self._keys.keys())
+        if not missing:
+            return
+        try:
+            self._keys.update(
+                vault.data_keys(missing, principal=self.principal, purpose=self.purpose)
+            )
+        except Erased:
+            # A patient's key was shredded: each record asks for its own key as it is
+            # written, and only the erased patient's records are refused.
+            return
 
     def _make_patient_keys(self, operations: Sequence[Operation]) -> None:
         new = {
