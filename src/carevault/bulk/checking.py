@@ -126,6 +126,12 @@ class Checker:
                 max_workers=workers, mp_context=multiprocessing.get_context("spawn")
             )
 
+    @property
+    def in_processes(self) -> bool:
+        """Whether NDJSON lines are sent as bytes to checking processes, which read them
+        again with exact numbers (``sources.parse_line``)."""
+        return self._pool is not None
+
     def submit(self, items: Sequence[Item], zone: tzinfo) -> list[Future[list[Outcome]]]:
         """Start checking; the futures' outcomes, concatenated, follow ``items``.
         ``zone``: the vault's, which date terms are worked out in."""

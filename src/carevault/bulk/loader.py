@@ -90,6 +90,12 @@ class Loader:
         self.checker = checker
         self.batch_size = batch_size
 
+    @property
+    def reads_again(self) -> bool:
+        """Whether the checks read each NDJSON line again, in processes of their own: the
+        writer then needs no exact numbers (``sources.parse_line``)."""
+        return self.checker is not None and self.checker.in_processes
+
     def load(
         self,
         items: Iterable[Item],
