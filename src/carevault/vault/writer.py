@@ -23,9 +23,14 @@ from carevault.db import (
     write_transaction,
 )
 from carevault.fhir import jsonio
-from carevault.fhir.derived import Derived
-from carevault.fhir.elements import reference_targets
-from carevault.fhir.indexing import SENSITIVITY, clear_dates, index_terms, sensitivity_term
+from carevault.fhir.derived import (
+    Derived,
+    Targets,
+    clear_date_values,
+    clinic_targets,
+    patient_targets,
+)
+from carevault.fhir.indexing import SENSITIVITY, index_terms, sensitivity_term
 from carevault.fhir.kinship import patient_terms
 from carevault.fhir.registry import ResourceType
 from carevault.keys.envelope import record_aad
@@ -195,6 +200,27 @@ class _Writer:
         # the transaction.
         self._keys: dict[str, bytes | None] = {}
         self._token_memo: dict[tuple[str, str, str, bool], bytes] = {}
+        # The references of each record that say whose it is and where it belongs, by the
+        # operation's id (operations live as long as the transaction): read once, not once
+        # for the prefetch, once for the patient and once for the clinic.
+        self._links: dict[int, tuple[Targets, tuple[Targets, ...]]] = {}
+
+    def _targets_of(self, operation: Put) -> tuple[Targets, tuple[Targets, ...]]:
+        """(patient references, clinic references path by path) of ``operation``'s
+        resource: as its checking worked them out, or read from it here."""
+        found = self._links.get(id(operation))
+        if found is None:
+            derived = operation.derived
+            rt = operation.resource_type
+            found = self._links[id(operation)] = (
+                (derived.patients, derived.clinics)
+                if derived is not None
+                else (
+                    patient_targets(rt, operation.resource),
+                    clinic_targets(rt, operation.resource),
+                )
+            )
+        return found
 
     def _target(self, resource_type: str, resource_id: str) -> Head | None:
         key = (resource_type, resource_id)
@@ -268,9 +294,8 @@ class _Writer:
         for operation in operations:
             if not isinstance(operation, Put):
                 continue
-            rt = operation.resource_type
-            paths = rt.patient_paths + tuple(path for path in rt.clinic_paths if path != "id")
-            for target_type, target_id in reference_targets(operation.resource, paths):
+            patients, clinics = self._targets_of(operation)
+            for target_type, target_id in (*patients, *(pair for path in clinics for pair in path)):
                 if target_type in ("Organization", "Practitioner"):
                     continue
                 if (target_type, target_id) not in self._targets:
@@ -309,7 +334,7 @@ class _Writer:
                 continue
             patient: Head | None = None
             named = False
-            for target_type, target_id in reference_targets(operation.resource, rt.patient_paths):
+            for target_type, target_id in self._targets_of(operation)[0]:
                 if target_type == "Patient":
                     patient = self._targets.get(("Patient", target_id))
                     named = True
@@ -377,12 +402,9 @@ class _Writer:
             if rt.is_patient and current is None
             else None
         )
-        pseudonym = (
-            made[0] if made is not None else self._pseudonym(rt, operation.resource, current)
-        )
-        clinic_id = operation.clinic_id or self._clinic(
-            rt, operation.resource, operation.resource_id
-        )
+        patients, clinics = self._targets_of(operation)
+        pseudonym = made[0] if made is not None else self._pseudonym(rt, patients, current)
+        clinic_id = operation.clinic_id or self._clinic(rt, clinics, operation.resource_id)
         if self.authorize is not None:
             self.authorize(
                 self.connection,
@@ -506,15 +528,13 @@ class _Writer:
             is not None
         )
 
-    def _pseudonym(
-        self, rt: ResourceType, resource: dict[str, Any], current: Head | None
-    ) -> str | None:
+    def _pseudonym(self, rt: ResourceType, patients: Targets, current: Head | None) -> str | None:
         if rt.is_patient:
             if current is not None and current.patient_pseudonym:
                 return current.patient_pseudonym
             # Random, never derived from identity: the ledger names patients by it.
             return secrets.token_hex(16)
-        for target_type, target_id in reference_targets(resource, rt.patient_paths):
+        for target_type, target_id in patients:
             if target_type != "Patient":
                 continue
             patient = self._target("Patient", target_id)
@@ -538,11 +558,13 @@ class _Writer:
             self._keys[key_id] = keys[key_id]
         return self._keys[key_id]
 
-    def _clinic(self, rt: ResourceType, resource: dict[str, Any], resource_id: str) -> str | None:
-        for path in rt.clinic_paths:
+    def _clinic(
+        self, rt: ResourceType, clinics: tuple[Targets, ...], resource_id: str
+    ) -> str | None:
+        for path, targets in zip(rt.clinic_paths, clinics, strict=True):
             if path == "id":
                 return resource_id
-            for target_type, target_id in reference_targets(resource, (path,)):
+            for target_type, target_id in targets:
                 if target_type == "Organization":
                     return target_id
                 if target_type in ("Patient", "Practitioner"):
@@ -606,7 +628,7 @@ class _Writer:
         self._tokens[row_id] = search_tokens(
             self.vault, rt, resource, self._token_memo, derived=derived
         )
-        self._dates[row_id] = date_rows(self.vault, rt, row_id, resource)
+        self._dates[row_id] = date_rows(self.vault, rt, row_id, resource, derived=derived)
         if rt.is_patient:
             if had_tokens:
                 self.connection.execute(_DELETE_KIN, {"kin_row_id": row_id})
@@ -675,17 +697,25 @@ def kin_token(vault: Vault, kind: str, term: str) -> bytes:
 
 
 def date_rows(
-    vault: Vault, rt: ResourceType, row_id: int, resource: dict[str, Any]
+    vault: Vault,
+    rt: ResourceType,
+    row_id: int,
+    resource: dict[str, Any],
+    *,
+    derived: Derived | None = None,
 ) -> list[dict[str, Any]]:
-    """The clear date rows of a resource that is not patient data (none for patient data)."""
+    """The clear date rows of a resource that is not patient data (none for patient data).
+    ``derived``: the resource's values, worked out already (``fhir/derived.py``)."""
+    values = (
+        derived.dates
+        if derived is not None
+        else clear_date_values(rt, resource, vault.zone)
+        if not rt.is_patient_data
+        else ()
+    )
     return [
-        {
-            "row_id": row_id,
-            "param": name,
-            "low_us": None if found.low is None else to_micros(found.low),
-            "high_us": None if found.high is None else to_micros(found.high),
-        }
-        for name, found in clear_dates(rt, resource, vault.zone)
+        {"row_id": row_id, "param": name, "low_us": low, "high_us": high}
+        for name, low, high in values
     ]
 
 
