@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, func, insert, select, text, update
 
 from carevault.clock import fhir_instant, from_micros, to_micros
 from carevault.db import (
@@ -71,6 +71,13 @@ _INSERT_HEAD = (
         **{name: bindparam(name) for name in _HEAD_COLUMNS},
     )
     .returning(resource_head.c.row_id)
+)
+#: A bulk load's new heads, inserted together with the row ids given them (``_RowIds``).
+_HEAD_ORDER = ("row_id", "resource_type", "resource_id", *_HEAD_COLUMNS)
+_INSERT_HEADS = insert(resource_head).values(**{name: bindparam(name) for name in _HEAD_ORDER})
+_NEXT_IDS = text(
+    "SELECT nextval(pg_get_serial_sequence('resource_head', 'row_id')) "
+    "FROM generate_series(1, :wanted)"
 )
 _UPDATE_HEAD = (
     update(resource_head)
@@ -135,12 +142,18 @@ def apply_writes(
     before_commit: BeforeCommit | None = None,
     authorize: Authorize | None = None,
     after_write: AfterWrite | None = None,
+    bulk: bool = False,
 ) -> list[WriteResult]:
+    """``bulk``: a load by the system in which nothing reads the transaction's heads back
+    from the database before ``before_commit`` (``authorize`` and ``after_write`` read
+    nothing): the new heads are then inserted together rather than one by one."""
     now_us = to_micros(vault.clock())
     created_keys: list[str] = []
     try:
         with write_transaction(vault.engine) as connection:
-            writer = _Writer(vault, connection, now_us, principal, purpose, created_keys, authorize)
+            writer = _Writer(
+                vault, connection, now_us, principal, purpose, created_keys, authorize, bulk=bulk
+            )
             results = []
             writer.prefetch(operations)
             for operation in operations:
@@ -160,6 +173,34 @@ def apply_writes(
     return results
 
 
+class _RowIds:
+    """Row ids for the heads a bulk load inserts together. On SQLite (one writer at a
+    time: the transaction holds the write lock) the ones after the largest, as SQLite
+    would give them; on PostgreSQL drawn from the column's sequence, as many at a time as
+    the batch still needs, so that concurrent writers never get the same."""
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+        self._next: int | None = None
+        self._drawn: list[int] = []
+
+    def take(self, wanted: int) -> int:
+        connection = self.connection
+        if connection.dialect.name == "sqlite":
+            if self._next is None:
+                largest = connection.execute(
+                    select(func.coalesce(func.max(resource_head.c.row_id), 0))
+                ).scalar_one()
+                self._next = int(largest) + 1
+            taken = self._next
+            self._next += 1
+            return taken
+        if not self._drawn:
+            rows = connection.execute(_NEXT_IDS, {"wanted": max(wanted, 1)})
+            self._drawn = sorted((int(row[0]) for row in rows), reverse=True)
+        return self._drawn.pop()
+
+
 class _Writer:
     def __init__(
         self,
@@ -170,6 +211,8 @@ class _Writer:
         purpose: str,
         created_keys: list[str],
         authorize: Authorize | None,
+        *,
+        bulk: bool = False,
     ) -> None:
         self.vault = vault
         self.connection = connection
@@ -178,6 +221,12 @@ class _Writer:
         self.purpose = purpose
         self.created_keys = created_keys
         self.authorize = authorize
+        # A bulk load's new heads wait here (row id -> values in ``_HEAD_ORDER``) to be
+        # inserted together before anything else is; ``_new_heads``: how many the request
+        # may still make (a bound, for the ids drawn from PostgreSQL's sequence).
+        self._bulk_ids = _RowIds(connection) if bulk else None
+        self._pending_heads: dict[int, list[Any]] = {}
+        self._new_heads = 0
         # Versions and search tokens are written in one executemany each at the end:
         # nothing in the transaction reads them back before it commits.
         self._versions: list[dict[str, Any]] = []
@@ -225,6 +274,7 @@ class _Writer:
     def _target(self, resource_type: str, resource_id: str) -> Head | None:
         key = (resource_type, resource_id)
         if key not in self._targets:
+            self._flush_heads()
             row = self.connection.execute(
                 select(resource_head).where(
                     resource_head.c.resource_type == resource_type,
@@ -234,7 +284,19 @@ class _Writer:
             self._targets[key] = None if row is None else head_from_row(row._mapping)
         return self._targets[key]
 
+    def _flush_heads(self) -> None:
+        """Insert the bulk load's waiting heads (before anything reads resource_head)."""
+        if self._pending_heads:
+            driver_executemany_tuples(
+                self.connection,
+                _INSERT_HEADS,
+                _HEAD_ORDER,
+                [tuple(values) for values in self._pending_heads.values()],
+            )
+            self._pending_heads = {}
+
     def flush(self) -> None:
+        self._flush_heads()
         if self._versions:
             driver_executemany(self.connection, _INSERT_VERSION, self._versions)
             self._versions = []
@@ -286,6 +348,15 @@ class _Writer:
         self._prefetch_targets(operations)
         self._make_patient_keys(operations)
         self._prefetch_keys(operations)
+        self._new_heads = sum(
+            1
+            for operation in operations
+            if isinstance(operation, Put)
+            and (
+                operation.fresh
+                or self._targets.get((operation.resource_type.name, operation.resource_id)) is None
+            )
+        )
 
     def _prefetch_targets(self, operations: Sequence[Operation]) -> None:
         """The heads the batch's records refer to for their patient and clinic, read
@@ -383,6 +454,7 @@ class _Writer:
         key = (resource_type, resource_id)
         if key in self._prefetched:
             return self._targets.get(key)
+        self._flush_heads()
         statement = select(resource_head).where(
             resource_head.c.resource_type == resource_type,
             resource_head.c.resource_id == resource_id,
@@ -475,6 +547,7 @@ class _Writer:
             )
         if current.deleted:
             return WriteResult(head=current, created=False, body=None)
+        self._flush_heads()
         if rt.is_patient and self._patient_still_referenced(current.patient_pseudonym):
             raise ReferenceConflict(
                 f"Patient/{operation.resource_id} still has records; delete those first"
@@ -578,8 +651,23 @@ class _Writer:
         self, resource_type: str, resource_id: str, current: Head | None, values: dict[str, Any]
     ) -> int:
         if current is not None:
+            waiting = self._pending_heads.get(current.row_id)
+            if waiting is not None:
+                # Written earlier in this same bulk load, not inserted yet.
+                waiting[3:] = [values[name] for name in _HEAD_COLUMNS]
+                return current.row_id
             self.connection.execute(_UPDATE_HEAD, {"head_row_id": current.row_id, **values})
             return current.row_id
+        if self._bulk_ids is not None:
+            row_id = self._bulk_ids.take(self._new_heads)
+            self._new_heads -= 1
+            self._pending_heads[row_id] = [
+                row_id,
+                resource_type,
+                resource_id,
+                *(values[name] for name in _HEAD_COLUMNS),
+            ]
+            return row_id
         inserted = driver_scalar(
             self.connection,
             _INSERT_HEAD,
