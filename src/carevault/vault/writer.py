@@ -8,6 +8,7 @@ same transaction, so a write and its audit record commit together or not at all.
 
 from __future__ import annotations
 
+import functools
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from sqlalchemy import Connection, bindparam, delete, func, insert, select, text
 
 from carevault.clock import fhir_instant, from_micros, to_micros
 from carevault.db import (
+    driver_all,
     driver_executemany,
     driver_executemany_tuples,
     driver_scalar,
@@ -79,13 +81,57 @@ _NEXT_IDS = text(
     "SELECT nextval(pg_get_serial_sequence('resource_head', 'row_id')) "
     "FROM generate_series(1, :wanted)"
 )
+#: Heads read by id in chunks of at most this many (a statement per power of two up to it).
+_HEADS_CHUNK = 512
+
+
+@functools.cache
+def _heads_by_id(count: int, lock: bool) -> Any:
+    """The heads of ``count`` ids of one type (``head_id_0`` ...), built once per size: an
+    expanding ``IN`` had SQLAlchemy build the SQL again on every execution."""
+    statement = select(*resource_head.columns).where(
+        resource_head.c.resource_type == bindparam("head_type"),
+        resource_head.c.resource_id.in_([bindparam(f"head_id_{n}") for n in range(count)]),
+    )
+    return statement.with_for_update() if lock else statement
+
+
+def read_heads(
+    connection: Connection, resource_type: str, ids: Sequence[str], *, lock: bool = False
+) -> dict[str, Head]:
+    """The stored heads of ``ids`` (of ``resource_type``), by id, on the driver's cursor;
+    ``lock``: FOR UPDATE (PostgreSQL)."""
+    found: dict[str, Head] = {}
+    for start in range(0, len(ids), _HEADS_CHUNK):
+        chunk = ids[start : start + _HEADS_CHUNK]
+        # Padded to a power of two with the last id again: few statements, each kept.
+        size = 1 << (len(chunk) - 1).bit_length()
+        params: dict[str, Any] = {"head_type": resource_type}
+        last = len(chunk) - 1
+        for n in range(size):
+            params[f"head_id_{n}"] = chunk[min(n, last)]
+        for row in driver_all(connection, _heads_by_id(size, lock), params):
+            (row_id, rt, rid, version, updated, deleted, pseudonym, clinic, status) = row
+            found[rid] = Head(
+                row_id, rt, rid, version, updated, bool(deleted), pseudonym, clinic, status
+            )
+    return found
+
+
 _UPDATE_HEAD = (
     update(resource_head)
     .where(resource_head.c.row_id == bindparam("head_row_id"))
     .values(**{name: bindparam(name) for name in _HEAD_COLUMNS})
 )
+_VERSION_ORDER = tuple(column.name for column in resource_version.columns)
 _INSERT_VERSION = insert(resource_version).values(
-    **{column.name: bindparam(column.name) for column in resource_version.columns}
+    **{name: bindparam(name) for name in _VERSION_ORDER}
+)
+_INSERT_DATE = insert(search_date).values(
+    **{name: bindparam(name) for name in ("row_id", "param", "low_us", "high_us")}
+)
+_INSERT_KIN = insert(patient_kin).values(
+    **{name: bindparam(name) for name in ("row_id", "kind", "token", "patient_pseudonym")}
 )
 _INSERT_TOKEN = insert(search_token).values(token=bindparam("token"), row_id=bindparam("row_id"))
 _DELETE_TOKENS = delete(search_token).where(search_token.c.row_id == bindparam("token_row_id"))
@@ -229,7 +275,8 @@ class _Writer:
         self._new_heads = 0
         # Versions and search tokens are written in one executemany each at the end:
         # nothing in the transaction reads them back before it commits.
-        self._versions: list[dict[str, Any]] = []
+        # Rows in ``_VERSION_ORDER``: a dict per version cost as much as inserting it.
+        self._versions: list[tuple[Any, ...]] = []
         self._tokens: dict[int, set[bytes]] = {}
         self._dates: dict[int, list[dict[str, Any]]] = {}
         self._kin: dict[int, list[dict[str, Any]]] = {}
@@ -297,9 +344,8 @@ class _Writer:
 
     def flush(self) -> None:
         self._flush_heads()
-        if self._versions:
-            driver_executemany(self.connection, _INSERT_VERSION, self._versions)
-            self._versions = []
+        driver_executemany_tuples(self.connection, _INSERT_VERSION, _VERSION_ORDER, self._versions)
+        self._versions = []
         # In the index's order: the B-tree takes them page by page rather than at random
         # (blind tokens are uniformly spread), which a batch of thousands feels.
         pairs = sorted(
@@ -308,12 +354,10 @@ class _Writer:
         driver_executemany_tuples(self.connection, _INSERT_TOKEN, ("token", "row_id"), pairs)
         self._tokens = {}
         dated = [row for rows_of in self._dates.values() for row in rows_of]
-        if dated:
-            self.connection.execute(insert(search_date), dated)
+        driver_executemany(self.connection, _INSERT_DATE, dated)
         self._dates = {}
         kin = [row for rows_of in self._kin.values() for row in rows_of]
-        if kin:
-            self.connection.execute(insert(patient_kin), kin)
+        driver_executemany(self.connection, _INSERT_KIN, kin)
         self._kin = {}
 
     def apply(self, operation: Operation) -> WriteResult:
@@ -328,23 +372,13 @@ class _Writer:
         for operation in operations:
             if not (isinstance(operation, Put) and operation.fresh):
                 wanted.setdefault(operation.resource_type.name, set()).add(operation.resource_id)
+        lock = self.connection.dialect.name == "postgresql"
         for resource_type, ids in wanted.items():
             ordered = sorted(ids)
-            for start in range(0, len(ordered), 500):
-                chunk = ordered[start : start + 500]
-                statement = select(resource_head).where(
-                    resource_head.c.resource_type == resource_type,
-                    resource_head.c.resource_id.in_(chunk),
-                )
-                if self.connection.dialect.name == "postgresql":
-                    statement = statement.with_for_update()
-                found = {
-                    row.resource_id: head_from_row(row._mapping)
-                    for row in self.connection.execute(statement)
-                }
-                for resource_id in chunk:
-                    self._targets[(resource_type, resource_id)] = found.get(resource_id)
-                    self._prefetched.add((resource_type, resource_id))
+            found = read_heads(self.connection, resource_type, ordered, lock=lock)
+            for resource_id in ordered:
+                self._targets[(resource_type, resource_id)] = found.get(resource_id)
+                self._prefetched.add((resource_type, resource_id))
         self._prefetch_targets(operations)
         self._make_patient_keys(operations)
         self._prefetch_keys(operations)
@@ -373,17 +407,9 @@ class _Writer:
                     wanted.setdefault(target_type, set()).add(target_id)
         for resource_type, ids in wanted.items():
             ordered = sorted(ids)
-            for start in range(0, len(ordered), 500):
-                chunk = ordered[start : start + 500]
-                rows = self.connection.execute(
-                    select(resource_head).where(
-                        resource_head.c.resource_type == resource_type,
-                        resource_head.c.resource_id.in_(chunk),
-                    )
-                )
-                found = {row.resource_id: head_from_row(row._mapping) for row in rows}
-                for resource_id in chunk:
-                    self._targets[(resource_type, resource_id)] = found.get(resource_id)
+            found = read_heads(self.connection, resource_type, ordered)
+            for resource_id in ordered:
+                self._targets[(resource_type, resource_id)] = found.get(resource_id)
 
     def _prefetch_keys(self, operations: Sequence[Operation]) -> None:
         """The data keys of the stored patients (and of the directory) the request's records
@@ -687,17 +713,17 @@ class _Writer:
         clinic_id: str | None,
     ) -> None:
         self._versions.append(
-            {
-                "resource_type": resource_type,
-                "resource_id": resource_id,
-                "version_id": version,
-                "last_updated_us": self.now_us,
-                "deleted": deleted,
-                "key_id": key_id,
-                "sealed": sealed,
-                "patient_pseudonym": pseudonym,
-                "clinic_id": clinic_id,
-            }
+            (
+                resource_type,
+                resource_id,
+                version,
+                self.now_us,
+                deleted,
+                key_id,
+                sealed,
+                pseudonym,
+                clinic_id,
+            )
         )
 
     def _replace_tokens(
