@@ -1110,6 +1110,10 @@ class Gate:
                 before_commit=before_commit,
                 authorize=authorize,
                 after_write=after_write,
+                # The system's bulk load with no clinic locked: ``authorize`` and
+                # ``after_write`` read nothing back, and the care derived before the
+                # commit reads after the heads are in.
+                bulk=per_patient and deferred_care is not None,
             )
         return [self._answer(caller, result) for result in results]
 
