@@ -148,6 +148,7 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
     if engine.dialect.name != "sqlite":
         with engine.connect() as connection, connection.begin():
             yield connection
+            _commit_then_flush(connection)
         return
     # Writers in this process queue on a lock before asking SQLite for its write lock:
     # SQLite's busy handler waits by sleeping with back-off, so a writer that keeps
@@ -156,6 +157,44 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
         connection = connection.execution_options(**{_IMMEDIATE: True})
         with connection.begin():
             yield connection
+
+
+#: PostgreSQL: the commit of a write transaction, in one message (one round trip, as the
+#: plain COMMIT it replaces). Its COMMIT does not wait for the disk, so its locks go at
+#: once; then a transactional logical-decoding message (a few bytes of WAL, and a
+#: transaction id) commits with the session's synchronous_commit, which is on: its
+#: commit waits until the WAL is flushed up to its own commit record, which follows the
+#: first transaction's. (A statement that only takes a transaction id would not do: a
+#: commit that wrote no WAL before its commit record does not wait for the flush.)
+_COMMIT_THEN_FLUSH = (
+    "SET LOCAL synchronous_commit TO off; COMMIT; "
+    "SELECT pg_logical_emit_message(true, 'carevault', '')"
+)
+
+
+def _commit_then_flush(connection: Connection) -> None:
+    """Commit ``connection``'s transaction on PostgreSQL, releasing its locks before its
+    WAL is flushed, and return once it is flushed.
+
+    The audit ledger's head row is the append lock of every server process: held through
+    the commit's fsync, each process's group commit waited out the other's flush in turn
+    (two server processes read slower than one). Asynchronous commit keeps the database
+    consistent: a crash loses a suffix of the WAL, so never a transaction without every
+    one it was built on. And nothing is acknowledged before the flush: a request that
+    read data committed but not yet flushed answers only after its own audit entry is
+    flushed, which follows that data in the WAL.
+
+    SQLAlchemy's COMMIT that follows finds no transaction open, and sends nothing."""
+    driver = connection.connection.driver_connection
+    assert driver is not None  # noqa: S101 - a live pooled connection has one
+    from psycopg.pq import TransactionStatus
+
+    if driver.info.transaction_status == TransactionStatus.IDLE:
+        return  # no statement ran: nothing to commit
+    with driver.cursor() as cursor:
+        # Without parameters and unprepared, psycopg sends the three statements as one
+        # simple query.
+        cursor.execute(_COMMIT_THEN_FLUSH, prepare=False)
 
 
 _PINNED = threading.local()

@@ -1,0 +1,78 @@
+"""PostgreSQL's side of ``carevault.db``: a write transaction returns only once its
+commit is on disk, though its locks are released before the flush."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import Engine, text
+
+from carevault.db import make_engine, write_transaction
+
+
+@pytest.fixture
+def engine(pg_schema: str) -> Iterator[Engine]:
+    made = make_engine(pg_schema, pool_size=2)
+    with made.connect() as connection, connection.begin():
+        connection.execute(text("CREATE TABLE counter (id int PRIMARY KEY, n int NOT NULL)"))
+        connection.execute(text("INSERT INTO counter VALUES (1, 0)"))
+    yield made
+    made.dispose()
+
+
+def _lsn(value: str) -> int:
+    high, low = value.split("/")
+    return (int(high, 16) << 32) + int(low, 16)
+
+
+def test_a_write_transaction_returns_only_once_its_commit_is_flushed(engine: Engine) -> None:
+    for _ in range(20):
+        with write_transaction(engine) as connection:
+            connection.execute(text("UPDATE counter SET n = n + 1 WHERE id = 1"))
+            written = connection.execute(text("SELECT pg_current_wal_insert_lsn()::text")).scalar()
+        with engine.connect() as connection:
+            flushed = connection.execute(text("SELECT pg_current_wal_flush_lsn()::text")).scalar()
+        # The commit record follows what the transaction wrote: flushed past it too.
+        assert _lsn(str(flushed)) > _lsn(str(written))
+
+
+def test_other_transactions_keep_synchronous_commit(engine: Engine) -> None:
+    """The COMMIT of a write transaction alone runs without synchronous_commit: the
+    session, and transactions that are not write transactions, keep it on."""
+    with write_transaction(engine) as connection:
+        connection.execute(text("UPDATE counter SET n = n + 1 WHERE id = 1"))
+    with engine.connect() as connection, connection.begin():
+        assert connection.execute(text("SHOW synchronous_commit")).scalar() == "on"
+
+
+def test_a_write_transaction_that_ran_nothing_commits_nothing(engine: Engine) -> None:
+    with write_transaction(engine):
+        pass
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT n FROM counter")).scalar() == 0
+
+
+def test_writers_of_one_row_in_many_threads_lose_no_update(engine: Engine) -> None:
+    def bump() -> None:
+        for _ in range(25):
+            with write_transaction(engine) as connection:
+                connection.execute(text("SELECT n FROM counter WHERE id = 1 FOR UPDATE"))
+                connection.execute(text("UPDATE counter SET n = n + 1 WHERE id = 1"))
+
+    threads = [threading.Thread(target=bump) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT n FROM counter")).scalar() == 100
+
+
+def test_a_failed_write_transaction_changes_nothing(engine: Engine) -> None:
+    with pytest.raises(RuntimeError), write_transaction(engine) as connection:
+        connection.execute(text("UPDATE counter SET n = 99 WHERE id = 1"))
+        raise RuntimeError("refused half-way")
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT n FROM counter")).scalar() == 0
