@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import secrets
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -27,6 +28,7 @@ from sqlalchemy import (
     MetaData,
     create_engine,
     event,
+    exc,
     make_url,
     text,
 )
@@ -54,13 +56,38 @@ def make_engine(url: str, *, pool_size: int = 16) -> Engine:
     """Create the engine for ``url`` with the settings CareVault relies on."""
     if url.startswith("sqlite"):
         return _sqlite_engine(url)
-    return create_engine(
-        url,
-        pool_size=pool_size,
-        max_overflow=pool_size,
-        pool_pre_ping=True,
-        future=True,
-    )
+    engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size, future=True)
+    _ping_when_idle(engine)
+    return engine
+
+
+#: A pooled PostgreSQL connection unused for this long is pinged before it is handed out.
+IDLE_PING_SECONDS = 1.0
+_CHECKED_IN = "carevault_checked_in"
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """Ping a connection on checkout only if it sat in the pool a while.
+
+    Pinging every checkout (``pool_pre_ping``) cost a round trip per checkout: one of a
+    read by id's two. A connection in steady use was live a moment ago; one that sat
+    idle may have been cut (a server restart, a firewall), and is pinged and replaced,
+    the pool with it, as ``pool_pre_ping`` would. A connection that dies while in use
+    fails its statement, and the pool drops it and every older one."""
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info[_CHECKED_IN] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get(_CHECKED_IN)
+        if since is None or time.monotonic() - since < IDLE_PING_SECONDS:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as error:
+            raise exc.InvalidatePoolError("an idle pooled connection is no longer live") from error
 
 
 #: What SQLite keeps beside a database file; it gives them the database file's mode.

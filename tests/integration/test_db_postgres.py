@@ -1,14 +1,18 @@
 """PostgreSQL's side of ``carevault.db``: a write transaction returns only once its
-commit is on disk, though its locks are released before the flush."""
+commit is on disk, though its locks are released before the flush; a pooled
+connection cut while idle is replaced on checkout rather than failing a request."""
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.pool import NullPool
 
+from carevault import db
 from carevault.db import make_engine, write_transaction
 
 
@@ -76,3 +80,20 @@ def test_a_failed_write_transaction_changes_nothing(engine: Engine) -> None:
         raise RuntimeError("refused half-way")
     with engine.connect() as connection:
         assert connection.execute(text("SELECT n FROM counter")).scalar() == 0
+
+
+def test_a_connection_cut_while_idle_in_the_pool_is_replaced_on_checkout(
+    engine: Engine, pg_schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(db, "IDLE_PING_SECONDS", 0.05)
+    with engine.connect() as connection:
+        backend = connection.execute(text("SELECT pg_backend_pid()")).scalar()
+    admin = create_engine(pg_schema, poolclass=NullPool)
+    with admin.connect() as connection:
+        connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": backend})
+        connection.commit()
+    admin.dispose()
+    time.sleep(0.1)
+    for _ in range(3):
+        with engine.connect() as connection:
+            assert connection.execute(text("SELECT n FROM counter")).scalar() == 0
