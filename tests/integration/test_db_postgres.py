@@ -9,7 +9,18 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import Engine, create_engine, text
+from psycopg.errors import UniqueViolation
+from sqlalchemy import (
+    Column,
+    Engine,
+    LargeBinary,
+    MetaData,
+    Table,
+    bindparam,
+    create_engine,
+    insert,
+    text,
+)
 from sqlalchemy.pool import NullPool
 
 from carevault import db
@@ -97,3 +108,19 @@ def test_a_connection_cut_while_idle_in_the_pool_is_replaced_on_checkout(
     for _ in range(3):
         with engine.connect() as connection:
             assert connection.execute(text("SELECT n FROM counter")).scalar() == 0
+
+
+def test_many_rows_of_a_plain_insert_go_in_whole_or_not_at_all(engine: Engine) -> None:
+    """From COPY_ROWS rows a plain INSERT goes as a COPY: same rows, same constraints."""
+    table = Table("pair", MetaData(), Column("token", LargeBinary, primary_key=True))
+    statement = insert(table).values(token=bindparam("token"))
+    with engine.connect() as connection, connection.begin():
+        connection.execute(text("CREATE TABLE pair (token bytea PRIMARY KEY)"))
+    rows = [(bytes([n]) * 3,) for n in range(db.COPY_ROWS * 2)]
+    with write_transaction(engine) as connection:
+        db.driver_executemany_tuples(connection, statement, ("token",), rows)
+    with pytest.raises(UniqueViolation), write_transaction(engine) as connection:
+        db.driver_executemany_tuples(connection, statement, ("token",), [(b"new",), *rows])
+    with engine.connect() as connection:
+        stored = connection.execute(text("SELECT token FROM pair ORDER BY token")).scalars()
+        assert [bytes(value) for value in stored] == sorted(row[0] for row in rows)
