@@ -227,6 +227,21 @@ def _commit_then_flush(connection: Connection) -> None:
         cursor.execute(_COMMIT_THEN_FLUSH, prepare=False)
 
 
+@contextmanager
+def pipelined(connection: Connection) -> Iterator[None]:
+    """On PostgreSQL, the statements run inside go to the server together and are
+    answered together (psycopg's pipeline mode: one round trip, errors raised at the
+    end of the block); elsewhere they run one by one. For writes whose results are not
+    read (executemany, UPDATE), on the driver's cursor."""
+    if connection.dialect.name != "postgresql":
+        yield
+        return
+    driver = connection.connection.driver_connection
+    assert driver is not None  # noqa: S101 - a live pooled connection has one
+    with driver.pipeline():
+        yield
+
+
 _PINNED = threading.local()
 
 
