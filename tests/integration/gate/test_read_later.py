@@ -19,6 +19,7 @@ from carevault.ledger.events import AuditEvent, Outcome, Tag
 from carevault.vault.records import NotFound
 from carevault.web.app import create_app
 from tests.support.client import FhirTestClient
+from tests.support.ledgers import audit_events, unwraps
 from tests.support.staff import Staff, make_staff
 
 PATIENT = RESOURCE_TYPES["Patient"]
@@ -43,11 +44,10 @@ class Clinic:
         )
 
     def entries(self) -> list[AuditEvent]:
-        store = self.services.audit_ledger.store
-        return [AuditEvent.from_canonical(data) for _, data in store.entries()]
+        return audit_events(self.services)
 
     def unwraps(self) -> int:
-        return self.services.unwrap_ledger.store.head()[0]
+        return unwraps(self.services)
 
 
 @pytest.fixture
