@@ -19,6 +19,7 @@ from concurrent.futures import Future
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+from threading import get_ident
 
 from sqlalchemy import Connection
 
@@ -54,7 +55,7 @@ def _counted(events: int) -> None:
 
 #: The writer whose submits made in this context, in this thread, wait to be queued (see
 #: ``LedgerWriter.gathering``); a context copied into another thread does not gather.
-_GATHERING: ContextVar[tuple[LedgerWriter, int] | None] = ContextVar(
+_GATHERING: ContextVar[tuple[LedgerWriter, int, list[int]] | None] = ContextVar(
     "carevault_gathering", default=None
 )
 
@@ -82,7 +83,6 @@ class LedgerWriter:
         self._closed = False
         #: Submits gathered on the event loop, queued together (``gathering``).
         self._gathered: list[_Request] = []
-        self._release_due = False
         #: Told of each group commit (first position, entries), after it is durable; a
         #: listener must be quick (the detection engine only queues) and never raises here.
         self.listeners: list[Callable[[int, Sequence[LedgerEntry]], None]] = []
@@ -167,9 +167,11 @@ class LedgerWriter:
         done: Future[tuple[int, int]] = Future()
         done.add_done_callback(settle)
         request = _Request(entries, done, rider)
-        if _GATHERING.get() == (self, threading.get_ident()):
+        gathering = _GATHERING.get()
+        if gathering is not None and gathering[0] is self and gathering[1] == get_ident():
             with self._lock:
                 self._gathered.append(request)
+            gathering[2].append(1)
         else:
             self._queue.put(request)
         return settled
@@ -178,7 +180,7 @@ class LedgerWriter:
     def gathering(self, schedule: Callable[[Callable[[], None]], object]) -> Iterator[None]:
         """While inside, this thread's ``submit``s in this context are held back, and
         queued together when ``schedule`` (the event loop's ``call_soon``) runs the
-        release it is given, once per burst.
+        release it is given (the end of the loop's turn).
 
         The event loop prepares its reads one after another: queued one by one, the
         writer woke for the first and committed it nearly alone while the loop prepared
@@ -186,21 +188,21 @@ class LedgerWriter:
         at the end of the loop's turn, the reads of one turn share a commit. Holding
         entries back never releases anything earlier: their futures complete only
         once they are durable."""
-        token = _GATHERING.set((self, threading.get_ident()))
+        held: list[int] = []
+        token = _GATHERING.set((self, get_ident(), held))
         try:
             yield
         finally:
             _GATHERING.reset(token)
-            with self._lock:
-                due = bool(self._gathered) and not self._release_due
-                self._release_due = self._release_due or due
-            if due:
+            if held:
+                # A release per block that held something back: the first of a turn
+                # queues everything gathered, the others find nothing (no flag shared
+                # between event loops, whose scheduled calls may never run if one stops).
                 schedule(self._release_gathered)
 
     def _release_gathered(self) -> None:
         with self._lock:
             gathered, self._gathered = self._gathered, []
-            self._release_due = False
         for request in gathered:
             self._queue.put(request)
 
