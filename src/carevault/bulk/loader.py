@@ -89,6 +89,9 @@ class Loader:
         self.caller = caller
         self.checker = checker
         self.batch_size = batch_size
+        #: The system's load: one audit entry per patient of a batch. A client's
+        #: (``$import``, ``caller`` with an actor): one entry per record, as any write.
+        self._per_patient = caller.actor is None
 
     def load(
         self,
@@ -120,7 +123,10 @@ class Loader:
                 else:
                     assert item.resource is not None  # noqa: S101 - only resources pass
                     rt = RESOURCE_TYPES[item.resource["resourceType"]]
-                    put = Put(rt, item.resource["id"], item.resource, derived=found)
+                    # Only the system's own load may hand the gate what it worked out
+                    # already; a client's records (``$import``) are worked out by the gate.
+                    derived = found if self.caller.actor is None else None
+                    put = Put(rt, item.resource["id"], item.resource, derived=derived)
                     writes.append((item.line, put))
             # Stable: within a phase the source's order stands.
             writes.sort(key=lambda pair: phase(pair[1].resource_type.name))
@@ -170,7 +176,10 @@ class Loader:
 
         try:
             self.gate.write(
-                self.caller, [put for _, put in writes], within=finish, per_patient=True
+                self.caller,
+                [put for _, put in writes],
+                within=finish,
+                per_patient=self._per_patient,
             )
         except _RECORD_ERRORS as error:
             if len(writes) == 1:
@@ -209,7 +218,9 @@ class Loader:
                 )
 
         try:
-            self.gate.write(self.caller, [put for _, put in writes], within=note, per_patient=True)
+            self.gate.write(
+                self.caller, [put for _, put in writes], within=note, per_patient=self._per_patient
+            )
         except _RECORD_ERRORS as error:
             if len(writes) == 1:
                 refused[writes[0][0]] = _reason(error)
