@@ -29,10 +29,18 @@ from carevault.ledger.events import Tag
 log = logging.getLogger(__name__)
 
 
+#: A batch that fails this many times in a row in one process (not a refusal of one of
+#: its records, which is reported by line) stops its job rather than being retried at
+#: every poll for ever.
+MAX_FAILURES = 3
+
+
 class ImportWorker:
     def __init__(self, service: ImportService, name: str | None = None) -> None:
         self.service = service
         self.name = name or worker_name()
+        #: Failures in a row of a job's next batch: (job id, first line) -> count.
+        self._failures: dict[tuple[str, int], int] = {}
 
     def run_once(self, max_batches: int | None = None) -> int:
         """Work on claimable jobs until none is left, or one must wait, or
@@ -102,7 +110,15 @@ class ImportWorker:
                 until = svc.now_us() + svc.settings.lease_us
                 if not svc.jobs.renew(job.job_id, self.name, until):
                     return done, True  # no longer ours
-                loader.load(batch, start=start, position=position, pending=pending)
+                try:
+                    loader.load(batch, start=start, position=position, pending=pending)
+                except ContainmentActive:
+                    raise
+                except Exception as error:
+                    if self._failed(current, start, error):
+                        return done, True
+                    raise
+                self._failures.pop((job.job_id, start), None)
                 start += len(batch)
                 pending = frozenset()
                 done += 1
@@ -115,6 +131,21 @@ class ImportWorker:
             return done, False
         finally:
             svc.jobs.release(job.job_id, self.name)
+
+    def _failed(self, job: ImportJob, start: int, error: Exception) -> bool:
+        """Count the failure of the batch after line ``start``; stop the job (naming the
+        error's kind, never its text: it may quote a record) once it failed too often.
+        True if the job was stopped."""
+        key = (job.job_id, start)
+        count = self._failures[key] = self._failures.get(key, 0) + 1
+        if count < MAX_FAILURES:
+            return False
+        del self._failures[key]
+        self.service.stop(
+            job,
+            f"the batch from line {start + 1} failed {count} times ({type(error).__name__})",
+        )
+        return True
 
     def _start(self, job: ImportJob) -> bool:
         svc = self.service

@@ -19,6 +19,7 @@ from carevault.fhir import jsonio
 from carevault.fhir.registry import RESOURCE_TYPES
 from carevault.gate import Caller
 from carevault.importjobs.model import Status
+from carevault.importjobs.worker import MAX_FAILURES, ImportWorker
 from carevault.ledger.events import Tag
 from tests.integration.access.browser import bearer
 from tests.integration.export.conftest import MINE, OTHER, observation, patient
@@ -276,3 +277,46 @@ def test_the_body_is_sealed_at_rest_and_gone_once_done(clinic: Clinic) -> None:
     keys = clinic.services.keys
     job = clinic.imports.job(job_id)
     assert keys is not None and keys.shredded([job.key_id]) == {job.key_id}
+
+
+def test_a_patient_of_no_clinic_from_a_client_of_two_clinics_is_refused_by_line(
+    clinic: Clinic,
+) -> None:
+    """The gate cannot tell which of the client's clinics such a patient belongs to: the
+    line is refused with the field to set, and the job goes on."""
+    token = clinic.client("importer", clinics=[MINE, OTHER])
+    nowhere = patient("p-nowhere", MINE, "Yip")
+    del nowhere["managingOrganization"]
+    job_id = clinic.kick_off(token, ndjson(nowhere, patient("p-here", MINE, "Lam")))
+    clinic.work()
+    result = outcome_of(clinic, token, job_id)
+    refused = refused_lines(result)
+    assert list(refused) == [1] and "managingOrganization" in refused[1]
+    assert "1 accepted, 1 rejected" in result["issue"][0]["diagnostics"]
+    assert clinic.imports.job(job_id).status is Status.COMPLETED
+
+
+def test_a_batch_that_keeps_failing_stops_its_job_without_quoting_it(
+    clinic: Clinic, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not a refusal of one record (those are reported by line): the store failing on a
+    batch. Retried, then the job is stopped naming the error's kind, not its text."""
+    token = clinic.client("importer")
+    job_id = clinic.kick_off(token, ndjson(patient("p1", MINE, "Zephyrine")))
+
+    def broken(*_: Any, **__: Any) -> None:
+        raise RuntimeError("the store quoted Zephyrine")
+
+    monkeypatch.setattr(clinic.services.gate, "write", broken)
+    worker = ImportWorker(clinic.imports, "test-worker")
+    for _ in range(MAX_FAILURES - 1):
+        with pytest.raises(RuntimeError):
+            worker.run_once()
+        assert clinic.imports.job(job_id).status is Status.RUNNING
+    assert worker.run_once() == 0
+    job = clinic.imports.job(job_id)
+    assert job.status is Status.FAILED
+    assert job.error is not None and "RuntimeError" in job.error
+    result = json.dumps(outcome_of(clinic, token, job_id))
+    assert "Zephyrine" not in result and "RuntimeError" in result
+    assert not clinic.imports.files.exists(job_id)
