@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
@@ -23,6 +24,11 @@ from carevault.bootstrap import Services, build_services
 from carevault.config import Settings
 from carevault.db import temporary_database
 from tests.support.template import lay
+
+# No timed assertions in tests (speed is measured in bench/): Hypothesis's per-example
+# deadline failed a property test once on a loaded machine, though every example held.
+hypothesis_settings.register_profile("carevault", deadline=None)
+hypothesis_settings.load_profile("carevault")
 
 PG_ADMIN_URL = os.environ.get(
     "CAREVAULT_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"

@@ -234,14 +234,14 @@ def build_services(
     clock: Clock = utc_now,
 ) -> Services:
     settings.check()
-    engine = make_engine(settings.resolved_database_url)
+    engine = make_engine(settings.resolved_database_url, pool_size=settings.database_pool_size)
     key_url = settings.resolved_keys_database_url
     # The key store has its own pool even where it shares the database: a write opens
     # its new patients' data keys in a key-store transaction while it holds its own, and
     # with one pool for both, requests each holding one connection and waiting for a
     # second could take every connection and wait out the pool's timeout (503s under 32
     # clients on PostgreSQL).
-    key_engine = make_engine(key_url)
+    key_engine = make_engine(key_url, pool_size=max(2, settings.database_pool_size // 2))
     if migrate:
         upgrade("records", engine)
         upgrade("keys", key_engine)

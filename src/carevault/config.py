@@ -41,6 +41,17 @@ class Settings(BaseSettings):
             "or the records database with PostgreSQL."
         ),
     )
+    database_pool_size: int = Field(
+        default=16,
+        ge=2,
+        le=256,
+        description=(
+            "PostgreSQL: connections each server process keeps for requests (and as many "
+            "more while busy; the key store half as many). `carevault serve --workers N` "
+            "divides the default among its processes: the server's total stays within "
+            "what PostgreSQL allows (max_connections, 100 by default)."
+        ),
+    )
     timezone: str = Field(
         default="Asia/Hong_Kong",
         description="Time zone for dates written without one (search values, birth dates).",

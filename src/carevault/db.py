@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import secrets
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -20,13 +21,17 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    BindParameter,
     ClauseElement,
+    Column,
     Connection,
     Engine,
+    Insert,
     Integer,
     MetaData,
     create_engine,
     event,
+    exc,
     make_url,
     text,
 )
@@ -54,13 +59,38 @@ def make_engine(url: str, *, pool_size: int = 16) -> Engine:
     """Create the engine for ``url`` with the settings CareVault relies on."""
     if url.startswith("sqlite"):
         return _sqlite_engine(url)
-    return create_engine(
-        url,
-        pool_size=pool_size,
-        max_overflow=pool_size,
-        pool_pre_ping=True,
-        future=True,
-    )
+    engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size, future=True)
+    _ping_when_idle(engine)
+    return engine
+
+
+#: A pooled PostgreSQL connection unused for this long is pinged before it is handed out.
+IDLE_PING_SECONDS = 1.0
+_CHECKED_IN = "carevault_checked_in"
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """Ping a connection on checkout only if it sat in the pool a while.
+
+    Pinging every checkout (``pool_pre_ping``) cost a round trip per checkout: one of a
+    read by id's two. A connection in steady use was live a moment ago; one that sat
+    idle may have been cut (a server restart, a firewall), and is pinged and replaced,
+    the pool with it, as ``pool_pre_ping`` would. A connection that dies while in use
+    fails its statement, and the pool drops it and every older one."""
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info[_CHECKED_IN] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get(_CHECKED_IN)
+        if since is None or time.monotonic() - since < IDLE_PING_SECONDS:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as error:
+            raise exc.InvalidatePoolError("an idle pooled connection is no longer live") from error
 
 
 #: What SQLite keeps beside a database file; it gives them the database file's mode.
@@ -148,6 +178,7 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
     if engine.dialect.name != "sqlite":
         with engine.connect() as connection, connection.begin():
             yield connection
+            _commit_then_flush(connection)
         return
     # Writers in this process queue on a lock before asking SQLite for its write lock:
     # SQLite's busy handler waits by sleeping with back-off, so a writer that keeps
@@ -156,6 +187,59 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
         connection = connection.execution_options(**{_IMMEDIATE: True})
         with connection.begin():
             yield connection
+
+
+#: PostgreSQL: the commit of a write transaction, in one message (one round trip, as the
+#: plain COMMIT it replaces). Its COMMIT does not wait for the disk, so its locks go at
+#: once; then a transactional logical-decoding message (a few bytes of WAL, and a
+#: transaction id) commits with the session's synchronous_commit, which is on: its
+#: commit waits until the WAL is flushed up to its own commit record, which follows the
+#: first transaction's. (A statement that only takes a transaction id would not do: a
+#: commit that wrote no WAL before its commit record does not wait for the flush.)
+_COMMIT_THEN_FLUSH = (
+    "SET LOCAL synchronous_commit TO off; COMMIT; "
+    "SELECT pg_logical_emit_message(true, 'carevault', '')"
+)
+
+
+def _commit_then_flush(connection: Connection) -> None:
+    """Commit ``connection``'s transaction on PostgreSQL, releasing its locks before its
+    WAL is flushed, and return once it is flushed.
+
+    The audit ledger's head row is the append lock of every server process: held through
+    the commit's fsync, each process's group commit waited out the other's flush in turn
+    (two server processes read slower than one). Asynchronous commit keeps the database
+    consistent: a crash loses a suffix of the WAL, so never a transaction without every
+    one it was built on. And nothing is acknowledged before the flush: a request that
+    read data committed but not yet flushed answers only after its own audit entry is
+    flushed, which follows that data in the WAL.
+
+    SQLAlchemy's COMMIT that follows finds no transaction open, and sends nothing."""
+    driver = connection.connection.driver_connection
+    assert driver is not None  # noqa: S101 - a live pooled connection has one
+    from psycopg.pq import TransactionStatus
+
+    if driver.info.transaction_status == TransactionStatus.IDLE:
+        return  # no statement ran: nothing to commit
+    with driver.cursor() as cursor:
+        # Without parameters and unprepared, psycopg sends the three statements as one
+        # simple query.
+        cursor.execute(_COMMIT_THEN_FLUSH, prepare=False)
+
+
+@contextmanager
+def pipelined(connection: Connection) -> Iterator[None]:
+    """On PostgreSQL, the statements run inside go to the server together and are
+    answered together (psycopg's pipeline mode: one round trip, errors raised at the
+    end of the block); elsewhere they run one by one. For writes whose results are not
+    read (executemany, UPDATE), on the driver's cursor."""
+    if connection.dialect.name != "postgresql":
+        yield
+        return
+    driver = connection.connection.driver_connection
+    assert driver is not None  # noqa: S101 - a live pooled connection has one
+    with driver.pipeline():
+        yield
 
 
 _PINNED = threading.local()
@@ -290,6 +374,15 @@ def driver_executemany_tuples(
     as much as inserting it."""
     if not rows:
         return
+    if len(rows) >= COPY_ROWS and connection.dialect.name == "postgresql":
+        copy_sql = _copy_sql(connection, statement, names)
+        if copy_sql is not None:
+            driver = connection.connection.driver_connection
+            assert driver is not None  # noqa: S101 - a live pooled connection has one
+            with driver.cursor() as cursor, cursor.copy(copy_sql) as copy:
+                for row in rows:
+                    copy.write_row(row)
+            return
     sql, order = _compiled(connection, statement)
     values: list[Any]
     if order == names:
@@ -304,6 +397,47 @@ def driver_executemany_tuples(
         cursor.executemany(sql, values)
     finally:
         cursor.close()
+
+
+#: From this many rows, a plain INSERT of many rows goes to PostgreSQL as a COPY.
+COPY_ROWS = 32
+_COPY_SQL: dict[tuple[int, tuple[str, ...]], str | None] = {}
+
+
+def _copy_sql(
+    connection: Connection, statement: ClauseElement, names: tuple[str, ...]
+) -> str | None:
+    """``COPY table (names) FROM STDIN`` for ``statement`` if it is a plain INSERT whose
+    values are exactly the parameters ``names``, each into the column of its name (no
+    RETURNING, no ON CONFLICT); None otherwise.
+
+    A bulk load's search tokens are a dozen rows a record: sent as an executemany, each
+    row was a statement of its own for the server to run, and PostgreSQL spent about as
+    long on them as the loader on everything else. COPY checks the same constraints,
+    fills the same defaults and fires the same triggers."""
+    key = (id(statement), names)
+    if key in _COPY_SQL:
+        return _COPY_SQL[key]
+    found: str | None = None
+    if (
+        isinstance(statement, Insert)
+        and not statement._returning
+        and statement._post_values_clause is None
+        and not statement._multi_values
+        and statement._values is not None
+    ):
+        given = {
+            column.key if isinstance(column, Column) else str(column): value
+            for column, value in statement._values.items()
+        }
+        if set(given) == set(names) and all(
+            isinstance(given[name], BindParameter) and given[name].key == name for name in names
+        ):
+            preparer = connection.dialect.identifier_preparer
+            columns = ", ".join(preparer.quote(name) for name in names)
+            found = f"COPY {preparer.format_table(statement.table)} ({columns}) FROM STDIN"
+    _COPY_SQL[key] = found
+    return found
 
 
 def driver_rows(connection: Connection, statement: ClauseElement) -> list[Any]:
@@ -340,7 +474,7 @@ def statement_read(engine: Engine) -> Iterator[Connection]:
 
 
 @contextmanager
-def committed_reads(engine: Engine) -> Iterator[Connection]:
+def committed_reads(engine: Engine, *, own: bool = False) -> Iterator[Connection]:
     """A connection for a few reads that each need what was committed when it runs, and
     no snapshot shared between them.
 
@@ -348,9 +482,60 @@ def committed_reads(engine: Engine) -> Iterator[Connection]:
     own snapshot anyway: a transaction around such reads adds only its BEGIN and COMMIT
     round trips (two of a read by id's four), so they run in autocommit. On SQLite it
     is ``read_transaction`` (one snapshot, and in-process: nothing to save).
+
+    ``own`` (the event loop's reads, on SQLite): the thread's own connection, kept open
+    between requests, and no transaction around the reads, which then each see what was
+    committed when they run, as on PostgreSQL. Checking a connection out of the pool and
+    in again, and SQLAlchemy's BEGIN and COMMIT, cost a read by id more than its reads.
+    For one thread per process (the event loop): each such thread holds one connection
+    of the pool for as long as the engine lives (``engine.dispose()`` closes it).
     """
+    if own and engine.dialect.name == "sqlite" and pinned_connection(engine) is None:
+        connection = _own_connection(engine)
+        try:
+            yield connection
+        finally:
+            # A statement run through SQLAlchemy (not the driver) began a transaction:
+            # never left open (it would hold the WAL's oldest snapshot).
+            if connection.in_transaction():
+                connection.rollback()
+        return
     with statement_read(engine) as connection:
         yield connection
+
+
+_OWN = threading.local()
+#: Every thread's own connection to each engine, closed when the engine is disposed.
+_OWN_BY_ENGINE: dict[int, list[Connection]] = {}
+_OWN_GUARD = threading.Lock()
+
+
+def _own_connection(engine: Engine) -> Connection:
+    """This thread's own connection to ``engine`` (``committed_reads(own=True)``)."""
+    owned: dict[int, Connection] = getattr(_OWN, "connections", None) or {}
+    connection = owned.get(id(engine))
+    if (
+        connection is not None
+        and connection.engine is engine
+        and not connection.closed
+        and not connection.invalidated
+    ):
+        return connection
+    connection = engine.connect()
+    _OWN.connections = {**owned, id(engine): connection}
+    with _OWN_GUARD:
+        if id(engine) not in _OWN_BY_ENGINE:
+            event.listen(engine, "engine_disposed", _close_own)
+        _OWN_BY_ENGINE.setdefault(id(engine), []).append(connection)
+    return connection
+
+
+def _close_own(engine: Engine) -> None:
+    with _OWN_GUARD:
+        connections = _OWN_BY_ENGINE.pop(id(engine), [])
+    for connection in connections:
+        with suppress(Exception):
+            connection.close()
 
 
 @contextmanager

@@ -33,7 +33,7 @@ from sqlalchemy import (
 
 from carevault.access.tables import care_relationship
 from carevault.clock import to_micros
-from carevault.db import driver_scalar, read_transaction
+from carevault.db import driver_executemany, driver_scalar, read_transaction
 from carevault.domain.care import CareEvent, CareSource, Window
 from carevault.fhir import dates
 from carevault.fhir.elements import reference_targets
@@ -108,6 +108,11 @@ def _exists(clinics: int) -> Select[tuple[bool]]:
     )
 
 
+#: Built once, run on the driver: a bulk load inserts thousands of relationships a batch.
+_INSERT = insert(care_relationship).values(
+    **{column.name: bindparam(column.name) for column in care_relationship.columns}
+)
+
 #: Built once: every record of care written (thousands a second in a bulk load) clears.
 _CLEAR = delete(care_relationship).where(
     care_relationship.c.source_row_id == bindparam("cleared_row_id")
@@ -180,7 +185,7 @@ class CareRelationships:
         if rows:
             with self._lock:
                 self._answers.clear()
-            connection.execute(insert(care_relationship), rows)
+            driver_executemany(connection, _INSERT, rows)
 
     def _matches(
         self, clinic_ids: frozenset[str], practitioner_id: str | None, now_us: int

@@ -14,7 +14,7 @@ from carevault.access import scopes as smart
 from carevault.access.breakglass import BreakGlass
 from carevault.access.care import CareRelationships
 from carevault.access.registrations import Registrations
-from carevault.access.sessions import Sessions
+from carevault.access.sessions import Sessions, SessionState
 from carevault.access.tables import client_app, staff_account
 from carevault.access.tokens import InvalidToken, TokenSigner
 from carevault.clock import Clock, to_micros, utc_now
@@ -76,6 +76,8 @@ class AccessControl:
         self.clock = clock
         self._clinics: tuple[float, frozenset[str], dict[str, frozenset[str]]] | None = None
         self._clinics_lock = threading.Lock()
+        #: session id -> (the session state it was worked out from, token scope, actor).
+        self._actors: dict[str, tuple[SessionState, str, Authenticated]] = {}
 
     def authenticate(self, bearer: str | None) -> Authenticated:
         """The actor behind a bearer token, if the token and its session are valid now."""
@@ -91,6 +93,12 @@ class AccessControl:
         """The actor of a live session, for a request granted ``scope``: what a verified
         token leads to. The simulator calls it directly (``fresh``: not from the cache)."""
         state = self.sessions.state(session_id, fresh=fresh)
+        # Worked out once per state the session store gives (a new object each time it
+        # re-reads the session, every ``check_seconds`` at most): the same facts give the
+        # same actor, and a suspension or revocation takes effect exactly when it did.
+        known = self._actors.get(session_id)
+        if known is not None and known[0] is state and known[1] == scope:
+            return known[2]
         principal = f"staff:{state.username}" if state.username else f"client:{state.client_id}"
         if not state.live:
             raise Unauthenticated(state.reason, session_id, principal)
@@ -110,12 +118,16 @@ class AccessControl:
             practitioner_id=state.practitioner_id,
             account_id=state.account_id,
         )
-        return Authenticated(
+        found = Authenticated(
             actor=actor,
             session_id=session_id,
             client_id=state.client_id,
             scopes=scopes,
         )
+        if len(self._actors) > 100_000:
+            self._actors.clear()
+        self._actors[session_id] = (state, scope, found)
+        return found
 
     def now_us(self) -> int:
         return to_micros(self.clock())

@@ -70,15 +70,30 @@ Sent = tuple[dict[str, Any] | bytes | None, str | None]
 Outcome = str | Derived
 
 
+def typed(resource: dict[str, Any] | None, refused: str | None, zone: tzinfo) -> Outcome:
+    """Without validation (records CareVault generated itself): only the type is
+    checked, and what the writer needs worked out (``fhir/derived.py``)."""
+    if resource is None:
+        return refused or "refused"
+    name = resource.get("resourceType")
+    if isinstance(name, str) and name in RESOURCE_TYPES:
+        return derive(RESOURCE_TYPES[name], resource, zone)
+    shown = name if isinstance(name, str) and name.isalnum() else "?"
+    return f"CareVault does not hold {shown[:40]} resources"
+
+
 def outcome(
     resource: dict[str, Any] | None,
     refused: str | None,
     limits: InputLimits,
     zone: tzinfo,
     compiled: bool = True,
+    validate: bool = True,
 ) -> Outcome:
     """Why ``resource`` is refused (``verdict``), or its terms, marker and categories
-    (``fhir/derived.py``) for the writer."""
+    (``fhir/derived.py``) for the writer. ``validate=False``: ``typed``."""
+    if not validate:
+        return typed(resource, refused, zone)
     reason = verdict(resource, refused, limits, compiled)
     if reason is not None:
         return reason
@@ -95,19 +110,19 @@ def _sent(item: Item) -> Sent:
 
 
 def _outcomes(
-    sent: Sequence[Sent], limits: InputLimits, zone: tzinfo, compiled: bool
+    sent: Sequence[Sent], limits: InputLimits, zone: tzinfo, compiled: bool, validate: bool
 ) -> list[Outcome]:
     found: list[Outcome] = []
     for resource, detail in sent:
         if not isinstance(resource, bytes):
-            found.append(outcome(resource, detail, limits, zone, compiled))
+            found.append(outcome(resource, detail, limits, zone, compiled, validate))
             continue
         again = read_again(resource, detail)
         # A line that reads otherwise here than in the writer is refused, never passed.
         found.append(
             "the line did not read the same twice"
             if again is None
-            else outcome(again, None, limits, zone, compiled)
+            else outcome(again, None, limits, zone, compiled, validate)
         )
     return found
 
@@ -115,9 +130,14 @@ def _outcomes(
 class Checker:
     """Outcomes for batches of records, in ``workers`` processes (0: in this one)."""
 
-    def __init__(self, limits: InputLimits, workers: int, *, compiled: bool = True) -> None:
+    def __init__(
+        self, limits: InputLimits, workers: int, *, compiled: bool = True, validate: bool = True
+    ) -> None:
+        """``validate=False``: records CareVault generated itself (seeding), of which only
+        the type is checked; the processes then only work out what the writer needs."""
         self.limits = limits
         self.compiled = compiled
+        self.validate = validate
         self._pool: ProcessPoolExecutor | None = None
         if workers > 0:
             # Forked workers would inherit the database connections and keys of the
@@ -126,6 +146,12 @@ class Checker:
                 max_workers=workers, mp_context=multiprocessing.get_context("spawn")
             )
 
+    @property
+    def in_processes(self) -> bool:
+        """Whether NDJSON lines are sent as bytes to checking processes, which read them
+        again with exact numbers (``sources.parse_line``)."""
+        return self._pool is not None
+
     def submit(self, items: Sequence[Item], zone: tzinfo) -> list[Future[list[Outcome]]]:
         """Start checking; the futures' outcomes, concatenated, follow ``items``.
         ``zone``: the vault's, which date terms are worked out in."""
@@ -133,7 +159,9 @@ class Checker:
             done: Future[list[Outcome]] = Future()
             done.set_result(
                 [
-                    outcome(item.resource, item.refused, self.limits, zone, self.compiled)
+                    outcome(
+                        item.resource, item.refused, self.limits, zone, self.compiled, self.validate
+                    )
                     for item in items
                 ]
             )
@@ -145,6 +173,7 @@ class Checker:
                 self.limits,
                 zone,
                 self.compiled,
+                self.validate,
             )
             for start in range(0, len(items), _TASK)
         ]

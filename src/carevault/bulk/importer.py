@@ -121,7 +121,7 @@ class Importer:
         if start is not None:
             start(path.name, total - progress.items_done)
         counts = self.loader.load(
-            read_items(path, sha, progress.items_done),
+            read_items(path, sha, progress.items_done, exact_numbers=not self.loader.reads_again),
             start=progress.items_done,
             position=Position(sha, self.journal),
             pending=progress.pending_lines,

@@ -14,16 +14,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from datetime import tzinfo
 from itertools import islice
 
 from sqlalchemy import Connection
 
-from carevault.bulk.checking import Checker, Outcome
+from carevault.bulk.checking import Checker, Outcome, typed
 from carevault.bulk.journal import Journal
 from carevault.bulk.sources import Item, phase
 from carevault.db import write_transaction
-from carevault.fhir.derived import derive
 from carevault.fhir.outcome import FhirError
 from carevault.fhir.registry import RESOURCE_TYPES
 from carevault.gate import AccessDenied, Caller, ClinicRequired, Gate
@@ -60,17 +58,6 @@ def _reason(error: Exception) -> str:
     return str(error)[:2000] or type(error).__name__
 
 
-def _known_type(item: Item, zone: tzinfo) -> Outcome:
-    """Without validation (records CareVault generated itself): only the type is checked."""
-    if item.resource is None:
-        return item.refused or "refused"
-    name = item.resource.get("resourceType")
-    if isinstance(name, str) and name in RESOURCE_TYPES:
-        return derive(RESOURCE_TYPES[name], item.resource, zone)
-    shown = name if isinstance(name, str) and name.isalnum() else "?"
-    return f"CareVault does not hold {shown[:40]} resources"
-
-
 class Loader:
     """Writes items through the gate in batches; see the module docstring."""
 
@@ -93,6 +80,12 @@ class Loader:
         #: The system's load: one audit entry per patient of a batch. A client's
         #: (``$import``, ``caller`` with an actor): one entry per record, as any write.
         self._per_patient = caller.actor is None
+
+    @property
+    def reads_again(self) -> bool:
+        """Whether the checks read each NDJSON line again, in processes of their own: the
+        writer then needs no exact numbers (``sources.parse_line``)."""
+        return self.checker is not None and self.checker.in_processes
 
     def load(
         self,
@@ -148,7 +141,7 @@ class Loader:
         zone = self.gate.vault.zone
         if self.checker is None:
             done: Future[list[Outcome]] = Future()
-            done.set_result([_known_type(item, zone) for item in wanted])
+            done.set_result([typed(item.resource, item.refused, zone) for item in wanted])
             return [done]
         return self.checker.submit(wanted, zone)
 

@@ -95,11 +95,16 @@ def count_items(path: Path, seed: str) -> int:
     return count + (0 if last == b"\n" else 1)
 
 
-def read_items(path: Path, seed: str, skip: int = 0) -> Iterator[Item]:
+def read_items(
+    path: Path, seed: str, skip: int = 0, *, exact_numbers: bool = True
+) -> Iterator[Item]:
     """The file's items from the ``skip``-th on; ``seed`` (the file's digest) makes the
-    ids given to resources that come without one the same on every reading."""
+    ids given to resources that come without one the same on every reading.
+
+    ``exact_numbers=False`` (a writer whose checking processes read each NDJSON line
+    again, exactly): see ``parse_line``."""
     if is_ndjson(path):
-        yield from _ndjson_items(path, seed, skip)
+        yield from _ndjson_items(path, seed, skip, exact_numbers)
     else:
         yield from _bundle_items(path, seed)[skip:]
 
@@ -107,10 +112,10 @@ def read_items(path: Path, seed: str, skip: int = 0) -> Iterator[Item]:
 def ndjson_body_items(body: bytes, seed: str, skip: int = 0) -> Iterator[Item]:
     """``read_items`` of NDJSON held in memory (an ``$import`` body, never on disk in
     the clear)."""
-    yield from _ndjson_items(body, seed, skip)
+    yield from _ndjson_items(body, seed, skip, True)
 
 
-def _ndjson_items(path: Path | bytes, seed: str, skip: int) -> Iterator[Item]:
+def _ndjson_items(path: Path | bytes, seed: str, skip: int, exact_numbers: bool) -> Iterator[Item]:
     with path.open("rb") if isinstance(path, Path) else io.BytesIO(path) as handle:
         for number, raw in enumerate(handle, start=1):
             if number <= skip:
@@ -120,7 +125,7 @@ def _ndjson_items(path: Path | bytes, seed: str, skip: int) -> Iterator[Item]:
                 yield Item(number, None, "empty line")
                 continue
             try:
-                resource = parse_line(text)
+                resource = parse_line(text, exact_numbers=exact_numbers)
             except MalformedJson as error:
                 yield Item(number, None, f"not JSON: {error}")
                 continue
@@ -152,7 +157,7 @@ def read_again(raw: bytes, resource_id: str | None) -> dict[str, Any] | None:
     return resource
 
 
-def parse_line(text: bytes) -> Any:
+def parse_line(text: bytes, *, exact_numbers: bool = True) -> Any:
     """``jsonio.parse(text)``, the same values, sooner for a line written compactly as
     orjson writes JSON (as Bulk Data exports and ``carevault`` itself write NDJSON).
 
@@ -161,7 +166,14 @@ def parse_line(text: bytes) -> Any:
     64 bits, no ``-0``, no decimal whose text a double changes (``72.50``), no escape
     spelled otherwise. Each float is then the decimal whose text orjson writes for it,
     which is the line's own text. Any other line goes through ``jsonio.parse``, which
-    refuses what it refuses with its reasons."""
+    refuses what it refuses with its reasons.
+
+    ``exact_numbers=False``: such a line's floats are left as floats rather than turned
+    into ``FhirDecimal`` (a walk of the whole record, a tenth of a bulk writer's work).
+    Written again (``jsonio.dumps``) the record gives the same bytes, for orjson writes
+    each of those floats as the line's own text. Only for a writer that looks at no
+    number: its checking processes read the line again with exact numbers, and validate
+    and index from that."""
     # Nesting is bounded as the strict parser bounds it (orjson allows deeper).
     if text.count(b"[") + text.count(b"{") <= MAX_DEPTH:
         try:
@@ -169,7 +181,7 @@ def parse_line(text: bytes) -> Any:
         except orjson.JSONDecodeError:
             fast = None
         if fast is not None and orjson.dumps(fast) == text:
-            return _exact(fast)
+            return _exact(fast) if exact_numbers else fast
     return parse(text)
 
 

@@ -109,6 +109,12 @@ def serve(
         return
     # Each worker builds its own services from the environment (web/workers.py).
     os.environ["CAREVAULT_HOME"] = str(settings.home)
+    if "database_pool_size" not in settings.model_fields_set:
+        # The default pool is the whole server's: each process gets its share. With a
+        # whole pool each, a 2-process server held 49 connections under 32 clients (and
+        # a 1-process one beside it 39): other clients of PostgreSQL were refused.
+        share = max(4, Settings.model_fields["database_pool_size"].default // count)
+        os.environ["CAREVAULT_DATABASE_POOL_SIZE"] = str(share)
     uvicorn.run(
         "carevault.web.workers:app_from_environment",
         factory=True,

@@ -18,6 +18,7 @@ from carevault.gate.core import (
     Gate,
     UnseenMatch,
     Within,
+    WouldBlock,
 )
 
 __all__ = [
@@ -30,4 +31,5 @@ __all__ = [
     "Gate",
     "UnseenMatch",
     "Within",
+    "WouldBlock",
 ]

@@ -10,8 +10,10 @@ vault's decrypting reads are imported here and nowhere else (import-linter).
 
 from __future__ import annotations
 
+import contextvars
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import tzinfo
@@ -99,6 +101,13 @@ class UnseenMatch(AccessDenied):
 
 class ClinicRequired(Exception):
     """A new record's clinic cannot be told (422); the message names the field to set."""
+
+
+class WouldBlock(Exception):
+    """A read asked not to wait (it runs on the event loop) would have to wait for more
+    than the CPU: a data key to unwrap, whose log entry is a durable write of its own.
+    Raised before anything is recorded, spent or changed: run the read again where
+    waiting is allowed (a worker thread)."""
 
 
 class DecryptionBudget:
@@ -323,12 +332,15 @@ class Gate:
                 # Part of a transaction that now rolls back: the write that holds it
                 # records the refusal once the transaction is gone.
                 raise
-            if isinstance(error, AccessDenied | ContainmentActive | ReleaseRefused):
-                self.audit.record([self._event(attempt, Outcome.DENIED, reason=str(error))])
-            else:
-                reason = str(error) if isinstance(error, NotFound | Gone) else type(error).__name__
-                self.audit.record([self._event(attempt, Outcome.FAILED, reason=reason)])
+            self.audit.record([self._refusal(attempt, error)])
             raise
+
+    def _refusal(self, attempt: _Attempt, error: BaseException) -> AuditEvent:
+        """The audit entry of an attempt that ``error`` ended: refused by a rule, or failed."""
+        if isinstance(error, AccessDenied | ContainmentActive | ReleaseRefused):
+            return self._event(attempt, Outcome.DENIED, reason=str(error))
+        reason = str(error) if isinstance(error, NotFound | Gone) else type(error).__name__
+        return self._event(attempt, Outcome.FAILED, reason=reason)
 
     def _record(self, events: Sequence[AuditEvent], release: Rider | None = None) -> None:
         """Durable before anything is returned; inside a transaction Bundle's reads (a
@@ -434,20 +446,102 @@ class Gate:
 
     def read(self, caller: Caller, rt: ResourceType, resource_id: str) -> Opened:
         with self._attempt(caller, Tag.FHIR_READ, rt.name, resource_id) as attempt:
-            self._scope(caller, rt, Interaction.READ)
-            # The record and the policy's facts about it on one connection (on SQLite one
-            # snapshot; on PostgreSQL each read sees what was committed, as a READ
-            # COMMITTED transaction would); released before the record is opened and the
-            # audit entry written.
-            with committed_reads(self.vault.engine) as reading:
-                located = self.vault.locate(rt.name, resource_id, reading)
-                attempt.patient_pseudonym = located.head.patient_pseudonym
-                if located.head.deleted:
-                    raise Gone(f"{rt.name}/{resource_id} was deleted")
-                decision = self._decide_read(
-                    caller, rt, located.head, plain_read=True, reading=reading
-                )
+            located, decision = self._locate_for_read(caller, attempt, rt, resource_id)
             return self._read_one(caller, attempt, rt, located, decision)
+
+    def read_later(
+        self, caller: Caller, rt: ResourceType, resource_id: str, *, may_block: bool = True
+    ) -> Future[Opened]:
+        """``read``, with its audit entry queued for the ledger's next group commit instead
+        of waited for in this thread: the same checks, decision, cut and entries, so the
+        thread that waits can be one that costs nothing to wait in (the event loop).
+
+        The future gives the record once its entry (and the release budget's record of
+        it) is durable; or the error to answer with, once the entry of the refusal is
+        durable; or ``AuditUnavailable`` when an entry could not be written. Nothing may
+        leave before the future completes, and only what it gives may leave.
+
+        ``may_block=False`` (run on the event loop): raises ``WouldBlock``, having recorded
+        and spent nothing, when the read would wait for more than the CPU and the
+        ledger (a data key to unwrap). Not for a transaction Bundle's reads, which are
+        recorded in its transaction: those go through ``read``.
+        """
+        outcome: Future[Opened] = Future()
+        # Running: a waiter that gives up (a client gone) cannot cancel it under the
+        # ledger's thread, which completes it whatever happens.
+        outcome.set_running_or_notify_cancel()
+        # The request's context (its count of records, which the web layer reads), for
+        # a refusal the ledger's thread records when the release budget declines.
+        context = contextvars.copy_context()
+        if pinned_connection(self.vault.engine) is not None:
+            raise RuntimeError("a pinned transaction's reads are recorded in it: use read")
+        attempt = _Attempt(caller, Tag.FHIR_READ, rt.name, resource_id)
+        try:
+            located, decision = self._locate_for_read(
+                caller, attempt, rt, resource_id, own_connection=not may_block
+            )
+            if not may_block and not self.vault.keys_at_hand(
+                [located.key_id] if located.sealed is not None else []
+            ):
+                raise WouldBlock("a data key must be unwrapped")
+            shown, events, release = self._shown(caller, attempt, rt, located, decision)
+            durable = self.audit.submit(events, release)
+        except WouldBlock:
+            raise
+        except AuditUnavailable as error:
+            outcome.set_exception(error)
+            return outcome
+        except Exception as error:
+            self._refuse_later(attempt, error, outcome)
+            return outcome
+
+        def settle(done: Future[None]) -> None:
+            error = done.exception()
+            if error is None:
+                outcome.set_result(shown)
+            elif isinstance(error, AuditUnavailable):
+                outcome.set_exception(error)
+            else:  # the release budget declined: refused, and that is recorded
+                context.run(self._refuse_later, attempt, error, outcome)
+
+        durable.add_done_callback(settle)
+        return outcome
+
+    def _refuse_later(self, attempt: _Attempt, error: BaseException, outcome: Future[Any]) -> None:
+        """Queue the entry of ``attempt``'s refusal; fail ``outcome`` with ``error`` once it
+        is durable, or with ``AuditUnavailable`` if it could not be written."""
+        try:
+            recorded = self.audit.submit([self._refusal(attempt, error)])
+        except Exception as failure:
+            outcome.set_exception(failure)
+            return
+
+        def settle(done: Future[None]) -> None:
+            outcome.set_exception(done.exception() or error)
+
+        recorded.add_done_callback(settle)
+
+    def _locate_for_read(
+        self,
+        caller: Caller,
+        attempt: _Attempt,
+        rt: ResourceType,
+        resource_id: str,
+        *,
+        own_connection: bool = False,
+    ) -> tuple[Sealed, Decision]:
+        self._scope(caller, rt, Interaction.READ)
+        # The record and the policy's facts about it on one connection (on SQLite one
+        # snapshot; on PostgreSQL, and on the event loop's own connection, each read sees
+        # what was committed, as a READ COMMITTED transaction would); released before the
+        # record is opened and the audit entry written.
+        with committed_reads(self.vault.engine, own=own_connection) as reading:
+            located = self.vault.locate(rt.name, resource_id, reading)
+            attempt.patient_pseudonym = located.head.patient_pseudonym
+            if located.head.deleted:
+                raise Gone(f"{rt.name}/{resource_id} was deleted")
+            decision = self._decide_read(caller, rt, located.head, plain_read=True, reading=reading)
+        return located, decision
 
     def vread(self, caller: Caller, rt: ResourceType, resource_id: str, version_id: int) -> Opened:
         with self._attempt(caller, Tag.FHIR_VREAD, rt.name, resource_id) as attempt:
@@ -495,6 +589,20 @@ class Gate:
             decision = self._decide_read(
                 caller, rt, located.head, plain_read=attempt.tag is Tag.FHIR_READ
             )
+        shown, events, release = self._shown(caller, attempt, rt, located, decision)
+        self._record(events, release)
+        return shown
+
+    def _shown(
+        self,
+        caller: Caller,
+        attempt: _Attempt,
+        rt: ResourceType,
+        located: Sealed,
+        decision: Decision,
+    ) -> tuple[Opened, list[AuditEvent], Rider | None]:
+        """One record opened and cut to ``decision``, with what must be recorded before it
+        may leave: its audit entry and the release budget's record of its patient."""
         visible = self._visible(rt, self._open(caller, [located])[0], decision)
         if visible is None:
             # Withheld as a whole (e.g. a sensitive record): indistinguishable from absent.
@@ -505,19 +613,14 @@ class Gate:
             if located.head.patient_pseudonym is not None
             else None
         )
-        self._record(
-            [
-                self._event(
-                    attempt,
-                    Outcome.SUCCESS,
-                    categories=categories,
-                    decision=decision,
-                    reason=decision.reason,
-                )
-            ],
-            release,
+        event = self._event(
+            attempt,
+            Outcome.SUCCESS,
+            categories=categories,
+            decision=decision,
+            reason=decision.reason,
         )
-        return shown
+        return shown, [event], release
 
     def history(
         self,
@@ -1007,6 +1110,10 @@ class Gate:
                 before_commit=before_commit,
                 authorize=authorize,
                 after_write=after_write,
+                # The system's bulk load with no clinic locked: ``authorize`` and
+                # ``after_write`` read nothing back, and the care derived before the
+                # commit reads after the heads are in.
+                bulk=per_patient and deferred_care is not None,
             )
         return [self._answer(caller, result) for result in results]
 

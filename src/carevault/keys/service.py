@@ -155,6 +155,11 @@ class KeyService:
                 return self.create_data_key(key_id, kind)
         return self.data_keys([key_id], principal=principal, purpose=purpose)[key_id]
 
+    def at_hand(self, key_ids: Collection[str]) -> bool:
+        """Whether ``data_keys`` would give every one of ``key_ids`` from the cache, without
+        an unwrap (whose log entry is a durable write the caller would wait for)."""
+        return all(self._cache.get(key_id) is not None for key_id in key_ids)
+
     def data_keys(
         self, key_ids: Collection[str], *, principal: str, purpose: str
     ) -> dict[str, bytes]:

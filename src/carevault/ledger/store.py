@@ -40,6 +40,7 @@ from carevault.db import (
     driver_executemany,
     driver_first,
     driver_rows,
+    pipelined,
     read_transaction,
     statement_read,
 )
@@ -388,26 +389,42 @@ class LedgerStore:
 
         for item in entries:
             add(0, leaf_hash(item.data))
-        statements = _statements(self.tables, connection.dialect.name)
-        driver_executemany(
-            connection,
-            statements.insert_entries,
-            [
-                {
-                    "ledger": self.name,
-                    "seq": size + offset,
-                    "at_us": item.at_us,
-                    "subject": item.subject,
-                    "actor": (item.actor or "")[:200] or None,
-                    "entry": item.data,
-                }
-                for offset, item in enumerate(entries)
-            ],
-        )
-        for level, index in sorted(dirty):
-            self._save_tile(connection, level, index, tiles.overlay[(level, index)])
         new_size = size + len(entries)
+        # The root first (it may read complete tiles), then every write in one pipeline:
+        # the head row is locked from here to the commit, and each round trip under it
+        # (a wait for the GIL too, in a busy server) is a wait for every other appender.
         root = tree.tree_hash(new_size, tiles.read)
+        statements = _statements(self.tables, connection.dialect.name)
+        with pipelined(connection):
+            driver_executemany(
+                connection,
+                statements.insert_entries,
+                [
+                    {
+                        "ledger": self.name,
+                        "seq": size + offset,
+                        "at_us": item.at_us,
+                        "subject": item.subject,
+                        "actor": (item.actor or "")[:200] or None,
+                        "entry": item.data,
+                    }
+                    for offset, item in enumerate(entries)
+                ],
+            )
+            for level, index in sorted(dirty):
+                self._save_tile(connection, level, index, tiles.overlay[(level, index)])
+            driver_executemany(
+                connection,
+                statements.update_head,
+                [
+                    {
+                        "ledger_name": self.name,
+                        "new_size": new_size,
+                        "new_root": root,
+                        "new_updated_us": entries[-1].at_us,
+                    }
+                ],
+            )
         # Remembered only now; if the transaction rolls back, the head keeps the old
         # root and the memory is not used.
         self._edge = (
@@ -419,18 +436,6 @@ class LedgerStore:
                 if len(levels[0]) < TILE_WIDTH
                 and key[1] == (new_size >> (TILE_HEIGHT * key[0])) // TILE_WIDTH
             },
-        )
-        driver_executemany(
-            connection,
-            statements.update_head,
-            [
-                {
-                    "ledger_name": self.name,
-                    "new_size": new_size,
-                    "new_root": root,
-                    "new_updated_us": entries[-1].at_us,
-                }
-            ],
         )
         return size, new_size
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import Future
 from typing import Protocol
 
 from sqlalchemy import Connection
@@ -52,3 +53,9 @@ class AuditTrail(Protocol):
         connection: Connection | None = None,
         rider: Rider | None = None,
     ) -> None: ...
+
+    def submit(self, events: Sequence[AuditEvent], rider: Rider | None = None) -> Future[None]:
+        """``record`` without the wait: the future completes once the events are durable
+        (or fails as ``record`` would raise). Nothing the events describe may leave
+        before it completes."""
+        ...

@@ -19,6 +19,7 @@ from concurrent.futures import Future
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+from threading import get_ident
 
 from sqlalchemy import Connection
 
@@ -52,6 +53,13 @@ def _counted(events: int) -> None:
         holder.append(events)
 
 
+#: The writer whose submits made in this context, in this thread, wait to be queued (see
+#: ``LedgerWriter.gathering``); a context copied into another thread does not gather.
+_GATHERING: ContextVar[tuple[LedgerWriter, int, list[int]] | None] = ContextVar(
+    "carevault_gathering", default=None
+)
+
+
 @dataclass
 class _Request:
     entries: list[LedgerEntry]
@@ -73,6 +81,8 @@ class LedgerWriter:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._closed = False
+        #: Submits gathered on the event loop, queued together (``gathering``).
+        self._gathered: list[_Request] = []
         #: Told of each group commit (first position, entries), after it is durable; a
         #: listener must be quick (the detection engine only queues) and never raises here.
         self.listeners: list[Callable[[int, Sequence[LedgerEntry]], None]] = []
@@ -114,6 +124,87 @@ class LedgerWriter:
             return
         self.append(entries, rider)
         _counted(len(entries))
+
+    def submit(self, events: Sequence[AuditEvent], rider: Rider | None = None) -> Future[None]:
+        """Queue ``events`` (and ``rider``) for the next group commit without waiting.
+
+        The future completes once they are durable (the rider told, the request's count
+        of records kept), or fails with ``AuditUnavailable`` or the rider's ``Declined``.
+        Whatever the events describe must not leave before it completes: the caller
+        waits for it where waiting costs no thread (the event loop), which is the only
+        reason to use this rather than ``record``. It never completes by itself after
+        ``timeout``: the waiter bounds its wait (and fails closed when it gives up).
+        """
+        settled: Future[None] = Future()
+        if not events:
+            settled.set_result(None)
+            return settled
+        entries = [
+            LedgerEntry(event.at_us, event.canonical(), event.patient_pseudonym, event.principal)
+            for event in events
+        ]
+        # The request's count lives in its context, which the writer thread does not share.
+        holder = _RECORDED.get()
+
+        def settle(done: Future[tuple[int, int]]) -> None:
+            error = done.exception()
+            if error is not None:
+                settled.set_exception(
+                    error
+                    if isinstance(error, AuditUnavailable | Declined)
+                    else AuditUnavailable("the audit ledger could not be written")
+                )
+                return
+            try:
+                if rider is not None:
+                    rider.committed()
+            finally:
+                if holder is not None:
+                    holder.append(len(entries))
+                settled.set_result(None)
+
+        self._ensure_thread()
+        done: Future[tuple[int, int]] = Future()
+        done.add_done_callback(settle)
+        request = _Request(entries, done, rider)
+        gathering = _GATHERING.get()
+        if gathering is not None and gathering[0] is self and gathering[1] == get_ident():
+            with self._lock:
+                self._gathered.append(request)
+            gathering[2].append(1)
+        else:
+            self._queue.put(request)
+        return settled
+
+    @contextmanager
+    def gathering(self, schedule: Callable[[Callable[[], None]], object]) -> Iterator[None]:
+        """While inside, this thread's ``submit``s in this context are held back, and
+        queued together when ``schedule`` (the event loop's ``call_soon``) runs the
+        release it is given (the end of the loop's turn).
+
+        The event loop prepares its reads one after another: queued one by one, the
+        writer woke for the first and committed it nearly alone while the loop prepared
+        the next (two entries a commit, each commit a durable write and its CPU). Queued
+        at the end of the loop's turn, the reads of one turn share a commit. Holding
+        entries back never releases anything earlier: their futures complete only
+        once they are durable."""
+        held: list[int] = []
+        token = _GATHERING.set((self, get_ident(), held))
+        try:
+            yield
+        finally:
+            _GATHERING.reset(token)
+            if held:
+                # A release per block that held something back: the first of a turn
+                # queues everything gathered, the others find nothing (no flag shared
+                # between event loops, whose scheduled calls may never run if one stops).
+                schedule(self._release_gathered)
+
+    def _release_gathered(self) -> None:
+        with self._lock:
+            gathered, self._gathered = self._gathered, []
+        for request in gathered:
+            self._queue.put(request)
 
     def append(self, entries: Sequence[LedgerEntry], rider: Rider | None = None) -> tuple[int, int]:
         """Queue ``entries`` (and ``rider``) for the next group commit; wait until durable."""
@@ -196,6 +287,7 @@ class LedgerWriter:
         return kept
 
     def close(self) -> None:
+        self._release_gathered()
         with self._lock:
             self._closed = True
             thread = self._thread

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from typing import Any
@@ -94,6 +95,20 @@ class FhirInteractions:
         rt = resource_type_named(type_name)
         with translated():
             opened = self.gate.read(caller, rt, checked_id(resource_id))
+        return FhirResponse(200, opened.body, version_headers(opened.head, base))
+
+    def read_later(
+        self, caller: Caller, type_name: str, resource_id: str, *, may_block: bool = True
+    ) -> Future[Opened]:
+        """``read`` with the audit entry queued (``Gate.read_later``): the record may be
+        answered (``read_answer``) only once the future gives it; the future's errors are
+        the gate's (``translated`` turns them into FHIR errors)."""
+        rt = resource_type_named(type_name)
+        with translated():
+            return self.gate.read_later(caller, rt, checked_id(resource_id), may_block=may_block)
+
+    @staticmethod
+    def read_answer(opened: Opened, base: str) -> FhirResponse:
         return FhirResponse(200, opened.body, version_headers(opened.head, base))
 
     def vread(

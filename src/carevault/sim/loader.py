@@ -19,10 +19,12 @@ from datetime import date
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from carevault.bootstrap import Services
+from carevault.bulk.checking import Checker, default_workers
 from carevault.bulk.journal import Journal
 from carevault.bulk.loader import Loader, Position
 from carevault.bulk.sources import Item
 from carevault.domain.roles import Role
+from carevault.fhir import jsonio
 from carevault.gate import Caller
 from carevault.keys.files import write_private
 from carevault.sim.facts import StaffMember
@@ -32,6 +34,11 @@ from carevault.sim.patients import generate_patients
 SEED_CALLER = Caller(principal="system:seed", purpose="HOPERAT")
 #: Records per transaction when seeding.
 BATCH_SIZE = 2000
+#: Patients from which a seeding works out the records' search terms, references and
+#: categories in a process beside the writer (the demo's 20,000): the process takes about
+#: two seconds of CPU to start and each record costs more CPU in all (written out, sent,
+#: read again), which a small group (the tests' dozens of patients) would not win back.
+CHECKING_FROM = 5000
 LOGINS_FILE = "demo-logins.txt"
 #: The public app registered with the demo: sign in with it (authorization code + PKCE,
 #: or the direct grant the demo turns on).
@@ -191,8 +198,12 @@ def seed_patients(
     progress = journal.start(key, f"seed of {patients} patients", 0, services.now_us())
     if progress.finished:
         return 0
+    # The records are CareVault's own: only their types are checked (in the writer, or for
+    # a large group beside it, sent as their bytes, as an import sends its lines).
+    beside = patients >= CHECKING_FROM
+    checker = Checker(services.fhir.limits, default_workers(), validate=False) if beside else None
     loader = Loader(
-        services.gate, services.now_us, caller=SEED_CALLER, checker=None, batch_size=batch_size
+        services.gate, services.now_us, caller=SEED_CALLER, checker=checker, batch_size=batch_size
     )
     patient_lines: set[int] = set()
 
@@ -201,14 +212,14 @@ def seed_patients(
         for resource in group.resources() if directory else ():
             line += 1
             if line > progress.items_done:
-                yield Item(line, resource)
+                yield Item(line, resource, raw=jsonio.dumps(resource) if beside else None)
         for record in generate_patients(group, patients, seed, group.today):
             for resource in (record.patient, *record.resources):
                 line += 1
                 if line > progress.items_done:
                     if resource["resourceType"] == "Patient":
                         patient_lines.add(line)
-                    yield Item(line, resource)
+                    yield Item(line, resource, raw=jsonio.dumps(resource) if beside else None)
 
     counted = progress.items_done
 
@@ -220,13 +231,17 @@ def seed_patients(
         if advance is not None:
             advance(len(finished))
 
-    counts = loader.load(
-        items(),
-        start=progress.items_done,
-        position=Position(key, journal),
-        pending=progress.pending_lines,
-        advance=done,
-    )
+    try:
+        counts = loader.load(
+            items(),
+            start=progress.items_done,
+            position=Position(key, journal),
+            pending=progress.pending_lines,
+            advance=done,
+        )
+    finally:
+        if checker is not None:
+            checker.close()
     journal.finish(key, services.now_us())
     return counts.accepted
 

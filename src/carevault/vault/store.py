@@ -165,6 +165,13 @@ class Vault:
         except DataKeyShredded as error:
             raise Erased("the patient's records were erased") from error
 
+    def keys_at_hand(self, key_ids: Collection[str | None]) -> bool:
+        """Whether opening records of ``key_ids`` needs no data key unwrapped (and logged):
+        nothing to wait for but the CPU."""
+        if not self.envelope.encrypted or self.keys is None:
+            return True
+        return self.keys.at_hand([key_id for key_id in key_ids if key_id is not None])
+
     @staticmethod
     def key_id_for(pseudonym: str | None) -> str:
         return pseudonym or DIRECTORY_KEY_ID

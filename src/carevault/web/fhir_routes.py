@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from collections.abc import Callable
+from concurrent.futures import Future
+from contextlib import suppress
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
@@ -16,11 +19,14 @@ from carevault.fhir import jsonio
 from carevault.fhir.content import has_control_characters
 from carevault.fhir.outcome import FhirError, Issue
 from carevault.fhir.query import safe_name
-from carevault.gate import Caller
+from carevault.gate import Caller, WouldBlock
+from carevault.ledger.trail import AuditUnavailable
 from carevault.rest import conditional, operations, patching, transaction
 from carevault.rest.bundles import dumps
 from carevault.rest.capability import capability_statement
+from carevault.rest.errors import translated
 from carevault.rest.interactions import FhirResponse
+from carevault.vault.records import Opened
 from carevault.web.responses import fhir_response
 from carevault.web.security import CallerDep, ServicesDep, authenticate, caller, services
 
@@ -280,27 +286,58 @@ async def type_history(
 
 @router.get("/{type_name}/{resource_id}")
 async def read(request: Request) -> Response:
-    """The most frequent request of all: the token check and the read run in one trip to
-    the thread pool (each trip costs a thread hand-off both ways), and the path's two
-    values are taken as they are, without FastAPI's dependency and parameter machinery;
-    the token check is the same ``authenticate`` every other route's ``CallerDep`` runs."""
+    """The most frequent request of all. On SQLite (in-process, nothing to wait for but
+    the CPU) the token check and the read run on the event loop itself, with no trip to
+    a worker thread, and the audit entry is queued for the ledger's group commit and
+    awaited on the loop: the record is answered only once the entry is durable. What
+    would wait on the loop (a refused token or a rate limit to record, a data key to
+    unwrap) raises ``WouldBlock`` having recorded and spent nothing, and the read runs
+    in a worker thread as on PostgreSQL (network round trips): the token check and the
+    read in one trip to the thread pool. The path's two values are taken as they are,
+    without FastAPI's dependency and parameter machinery; the token check is the same
+    ``authenticate`` every other route's ``CallerDep`` runs."""
     svc = services(request)
     type_name, resource_id = request.path_params["type_name"], request.path_params["resource_id"]
     base = base_url(request)
     # As FastAPI does for CallerDep: an override of the ``caller`` dependency (the tests'
     # in-process client acts as the system itself) replaces the token check.
     override = request.app.dependency_overrides.get(caller)
+    who: Caller | None = None
     if override is not None:
         who = override()
         if inspect.isawaitable(who):
             who = await who
-        read = await run_in_threadpool(svc.fhir.read, who, type_name, resource_id, base)
-        return fhir_response(not_modified(request, read))
+    elif svc.engine.dialect.name == "sqlite":
+        # The entry is queued at the end of the loop's turn, with those of the other
+        # reads the loop prepares in the same turn: one group commit for all of them.
+        gathering = svc.audit.gathering(asyncio.get_running_loop().call_soon)
+        pending: Future[Opened] | None = None
+        # Run in a worker thread if it would wait; authenticated already (its rate-limit
+        # token taken) if ``who`` is set by then.
+        with suppress(WouldBlock), gathering:
+            who = authenticate(svc, request, may_block=False)
+            pending = svc.fhir.read_later(who, type_name, resource_id, may_block=False)
+        if pending is not None:
+            opened = await released(pending, svc.audit.timeout)
+            return fhir_response(not_modified(request, svc.fhir.read_answer(opened, base)))
+    known = who
 
     def answer() -> FhirResponse:
-        return svc.fhir.read(authenticate(svc, request), type_name, resource_id, base)
+        return svc.fhir.read(known or authenticate(svc, request), type_name, resource_id, base)
 
     return fhir_response(not_modified(request, await run_in_threadpool(answer)))
+
+
+async def released(pending: Future[Opened], timeout: float) -> Opened:
+    """The record of a read once its audit entry is durable, awaited on the event loop;
+    its errors as the FHIR errors to answer with. Past ``timeout`` the ledger is taken
+    as unavailable (503), and nothing is answered (fail closed)."""
+    with translated():
+        try:
+            async with asyncio.timeout(timeout):
+                return await asyncio.wrap_future(pending)
+        except TimeoutError:
+            raise AuditUnavailable("the audit ledger could not be written in time") from None
 
 
 def _opaque(tag: str) -> str:

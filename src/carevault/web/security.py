@@ -11,7 +11,7 @@ from carevault.access.control import StepUpRequired, Unauthenticated
 from carevault.bootstrap import Services
 from carevault.clock import to_micros
 from carevault.fhir.outcome import FhirError, Issue
-from carevault.gate import Caller, DecryptionBudget
+from carevault.gate import Caller, DecryptionBudget, WouldBlock
 from carevault.ledger.events import AuditEvent, Outcome, Tag
 
 #: Headers no response to a bad token should be without (RFC 6750 §3).
@@ -47,11 +47,17 @@ def bearer_token(request: Request) -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
-def authenticate(svc: Services, request: Request) -> Caller:
+def authenticate(svc: Services, request: Request, *, may_block: bool = True) -> Caller:
+    """The caller behind the request's bearer token, or a 401 or 429 whose refusal is
+    recorded. ``may_block=False`` (on the event loop, where recording would wait for the
+    ledger): a refusal raises ``WouldBlock`` instead, having recorded and taken nothing,
+    for the caller to authenticate again in a worker thread."""
     source, agent = client_address(request), request.headers.get("user-agent")
     try:
         who = svc.access.authenticate(bearer_token(request))
     except Unauthenticated as refused:
+        if not may_block:
+            raise WouldBlock("a refused token is recorded") from None
         event = AuditEvent(
             tag=Tag.AUTH_TOKEN_REFUSED,
             outcome=Outcome.DENIED,
@@ -83,6 +89,9 @@ def authenticate(svc: Services, request: Request) -> Caller:
     if svc.limits.account is not None:
         wait = svc.limits.account.take(who.actor.principal)
         if wait:
+            if not may_block:
+                # Nothing was taken: the bucket gives no token while it would have to wait.
+                raise WouldBlock("a rate-limited request is recorded")
             svc.refusals.refuse(
                 AuditEvent(
                     tag=Tag.AUTH_RATE_LIMITED,

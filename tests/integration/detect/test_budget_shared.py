@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 from sqlalchemy import func, select
 
 from carevault.bootstrap import build_services
@@ -20,8 +21,9 @@ from tests.integration.detect.conftest import PATIENTS, opened_clinic
 BUDGET = 30  # front_desk=30/100 (detect_settings)
 
 
+@pytest.mark.parametrize("queued", [False, True], ids=["read", "read_later"])
 def test_concurrent_reads_through_two_servers_stop_exactly_at_the_budget(
-    detect_settings: Settings,
+    detect_settings: Settings, queued: bool
 ) -> None:
     bodies = (
         {
@@ -46,8 +48,12 @@ def test_concurrent_reads_through_two_servers_stop_exactly_at_the_budget(
 
             def read(numbered: tuple[int, str]) -> int:
                 n, patient = numbered
+                gate = servers[n % 2].gate
                 try:
-                    servers[n % 2].gate.read(caller, patient_type, patient)
+                    if queued:  # as the event loop reads: the entry queued, then awaited
+                        gate.read_later(caller, patient_type, patient).result(timeout=60)
+                    else:
+                        gate.read(caller, patient_type, patient)
                 except ReleaseRefused:
                     return 429
                 return 200

@@ -8,21 +8,24 @@ import stat
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pyotp
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
-from carevault.access.tables import staff_account
-from carevault.bootstrap import Services
+import carevault.sim.loader as sim_loader
+from carevault.access.tables import care_relationship, staff_account
+from carevault.bootstrap import Services, build_services, initialise
 from carevault.config import Settings
 from carevault.fhir.registry import RESOURCE_TYPES
 from carevault.gate import Caller
 from carevault.sim import hkid
+from carevault.sim.group import build_group
 from carevault.sim.loader import DEMO_CLIENT_ID, LOGINS_FILE, already_seeded
 from carevault.sim.patients import HKID_SYSTEM
-from carevault.vault.tables import resource_head
+from carevault.vault.tables import resource_head, search_date, search_token
 from tests.integration.seeding.conftest import PATIENTS, SeededHome, opened, read_logins
 
 CALLER = Caller(principal="system:test")
@@ -249,3 +252,72 @@ def test_seeded_patients_have_hkid_numbers_with_valid_check_digits(
         prefix, digits, check = printed_parts(number)
         assert check_digit(prefix, digits) == check, number
         assert hkid.is_valid(number)
+
+
+# --- worked out beside the writer ---------------------------------------------------------------
+
+
+def _what_a_seeding_stores(services: Services) -> tuple[Any, ...]:
+    """Per record: clinic, status, whose (by Patient id: pseudonyms are random), how many
+    search tokens (their values are keyed per home), clear dates, care relationships."""
+    with services.engine.connect() as connection:
+        heads = connection.execute(select(resource_head)).all()
+        tokens = connection.execute(
+            select(search_token.c.row_id, func.count()).group_by(search_token.c.row_id)
+        ).all()
+        dates = connection.execute(select(search_date)).all()
+        care = connection.execute(select(care_relationship)).all()
+    record = {row.row_id: (row.resource_type, row.resource_id) for row in heads}
+    whose = {
+        row.patient_pseudonym: row.resource_id for row in heads if row.resource_type == "Patient"
+    }
+    counted = dict(tokens)
+    return (
+        {
+            record[row.row_id]: (
+                row.clinic_id,
+                row.status,
+                whose.get(row.patient_pseudonym),
+                counted.get(row.row_id, 0),
+            )
+            for row in heads
+        },
+        sorted(
+            ((record[row.row_id], row.param, row.low_us, row.high_us) for row in dates), key=repr
+        ),
+        sorted(
+            (
+                (
+                    record[row.source_row_id],
+                    whose[row.patient_pseudonym],
+                    row.clinic_id,
+                    row.practitioner_token is not None,
+                    row.valid_from_us,
+                    row.valid_until_us,
+                )
+                for row in care
+            ),
+            key=repr,
+        ),
+    )
+
+
+def test_a_seeding_worked_out_beside_the_writer_stores_what_one_worked_out_in_it_stores(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A large seeding sends each record as its bytes to a process that works out its
+    # search terms, references, clear dates and categories: the same as the writer does.
+    found = []
+    for name, from_patients in (("writer", 10**9), ("beside", 0)):
+        monkeypatch.setattr(sim_loader, "CHECKING_FROM", from_patients)
+        settings = Settings(home=tmp_path / name, environment="test", checkpoint_seconds=0)
+        initialise(settings)
+        services = build_services(settings)
+        try:
+            group = build_group(7, None)
+            assert sim_loader.seed_patients(services, group, 8, 7, batch_size=150) > 0
+            found.append(_what_a_seeding_stores(services))
+        finally:
+            services.close()
+    assert found[0] == found[1]
+    assert found[0][1] and found[0][2]
