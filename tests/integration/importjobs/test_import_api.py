@@ -320,3 +320,29 @@ def test_a_batch_that_keeps_failing_stops_its_job_without_quoting_it(
     result = json.dumps(outcome_of(clinic, token, job_id))
     assert "Zephyrine" not in result and "RuntimeError" in result
     assert not clinic.imports.files.exists(job_id)
+
+
+def test_lines_of_a_type_the_clients_scopes_do_not_allow_are_refused(clinic: Clinic) -> None:
+    token = clinic.client("obs-feed", "system/Observation.cu")
+    body = ndjson(patient("p-new", MINE, "Kwok"), observation("o-new", "pa0", "64.5"))
+    job_id = clinic.kick_off(token, body)
+    clinic.work()
+    result = outcome_of(clinic, token, job_id)
+    assert list(refused_lines(result)) == [1]
+    assert "1 accepted, 1 rejected" in result["issue"][0]["diagnostics"]
+
+
+def test_a_lock_on_the_clients_clinic_holds_its_job(clinic: Clinic) -> None:
+    token = clinic.client("importer")
+    job_id = clinic.kick_off(token, ndjson(patient("p1", MINE, "Chan")))
+    started = clinic.services.contain.start(
+        officer(clinic.officers[1]), Mode.CLINIC_LOCK, MINE, "drill"
+    )
+    clinic.services.containment.refresh()
+    assert clinic.work() == 0
+    held = clinic.status(token, job_id)
+    assert held.status_code == 202 and held.headers["x-progress"].startswith("held")
+    clinic.services.contain.release(officer(clinic.officers[1]), started.containment_id, "done")
+    clinic.services.containment.refresh()
+    clinic.work()
+    assert "1 accepted, 0 rejected" in json.dumps(outcome_of(clinic, token, job_id))
