@@ -33,9 +33,11 @@ from carevault.db import make_engine
 from carevault.detect.service import Detection, build_detection
 from carevault.export.files import ExportFiles
 from carevault.export.service import ExportService, ExportSettings
-from carevault.export.worker import ExportThread, ExportWorker
+from carevault.export.worker import ExportThread, ExportWorker, JobThread
 from carevault.fhir.content import InputLimits
 from carevault.gate import CareSettings, Gate
+from carevault.importjobs.service import ImportService, ImportSettings, import_files
+from carevault.importjobs.worker import ImportWorker
 from carevault.incidents.sealer import SegmentSealer, sealer_for
 from carevault.keys.cache import DataKeyCache
 from carevault.keys.envelope import Envelope
@@ -101,6 +103,9 @@ class Services:
     #: Bulk Data export (carevault.export) and its worker thread.
     exports: ExportService | None = None
     export_thread: ExportThread | None = None
+    #: ``$import`` by integration clients (carevault.importjobs) and its worker thread.
+    imports: ImportService | None = None
+    import_thread: JobThread | None = None
     _closed: bool = field(default=False, repr=False)
 
     @property
@@ -139,6 +144,11 @@ class Services:
                 ExportWorker(self.exports), self.settings.export_poll_seconds
             )
             self.export_thread.start()
+        if self.imports is not None and self.import_thread is None and self.settings.import_worker:
+            self.import_thread = JobThread(
+                ImportWorker(self.imports), self.settings.export_poll_seconds, "import"
+            )
+            self.import_thread.start()
 
     def close(self) -> None:
         if self._closed:
@@ -152,6 +162,8 @@ class Services:
             self.activity.stop()
         if self.export_thread is not None:
             self.export_thread.stop()
+        if self.import_thread is not None:
+            self.import_thread.stop()
         if self.detection is not None:
             self.detection.close()
         try:
@@ -402,6 +414,18 @@ def build_services(
             ExportSettings(
                 keep_us=int(settings.export_keep_hours * 3600 * 1_000_000),
                 batch_patients=settings.export_batch_patients,
+                lease_us=int(settings.export_lease_seconds * 1_000_000),
+            ),
+        ),
+        imports=ImportService(
+            gate,
+            access,
+            audit_ledger,
+            import_files(settings.resolved_import_dir, keys, envelope),
+            fhir.limits,
+            ImportSettings(
+                max_bytes=settings.import_max_bytes,
+                batch_lines=settings.import_batch_lines,
                 lease_us=int(settings.export_lease_seconds * 1_000_000),
             ),
         ),

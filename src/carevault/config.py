@@ -320,6 +320,31 @@ class Settings(BaseSettings):
         default=True, description="Run approved exports in this server process."
     )
 
+    # $import by an integration client (carevault.importjobs, docs/operations.md)
+    import_dir: Path | None = Field(
+        default=None,
+        description="Where sealed $import bodies wait for the worker (default: HOME/imports).",
+    )
+    import_max_bytes: int = Field(
+        default=64 * 1024 * 1024,
+        ge=1,
+        le=4 * 1024 * 1024 * 1024,
+        description="The largest $import body accepted (413 above it, nothing stored).",
+    )
+    import_batch_lines: int = Field(
+        default=500,
+        ge=1,
+        le=10_000,
+        description="Lines of an $import body per batch (one transaction, one journal step).",
+    )
+    import_worker: bool = Field(
+        default=True,
+        description=(
+            "Run queued $import jobs in this server process (polling and leases as the "
+            "export worker's: export_poll_seconds, export_lease_seconds)."
+        ),
+    )
+
     # Detection and automatic containment (carevault.detect, docs/detection.md)
     detect: bool = Field(default=True, description="Run the detectors in this process.")
     detect_poll_seconds: float = Field(
@@ -455,6 +480,10 @@ class Settings(BaseSettings):
     @property
     def resolved_export_dir(self) -> Path:
         return self.export_dir or self.home / "exports"
+
+    @property
+    def resolved_import_dir(self) -> Path:
+        return self.import_dir or self.home / "imports"
 
     @property
     def resolved_segments_dir(self) -> Path:

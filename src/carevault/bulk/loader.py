@@ -24,14 +24,15 @@ from carevault.bulk.sources import Item, phase
 from carevault.db import write_transaction
 from carevault.fhir.outcome import FhirError
 from carevault.fhir.registry import RESOURCE_TYPES
-from carevault.gate import AccessDenied, Caller, Gate
+from carevault.gate import AccessDenied, Caller, ClinicRequired, Gate
 from carevault.vault.records import VaultError
 from carevault.vault.writer import Put
 
 IMPORT_CALLER = Caller(principal="system:import", purpose="HOPERAT")
 BATCH_SIZE = 2000
-#: What the store refuses about one record, not about the import as a whole.
-_RECORD_ERRORS = (VaultError, AccessDenied)
+#: What the store refuses about one record, not about the import as a whole (a
+#: client's ``$import`` may also send a patient of no clinic when it has several).
+_RECORD_ERRORS = (VaultError, AccessDenied, ClinicRequired)
 
 
 @dataclass
@@ -76,6 +77,9 @@ class Loader:
         self.caller = caller
         self.checker = checker
         self.batch_size = batch_size
+        #: The system's load: one audit entry per patient of a batch. A client's
+        #: (``$import``, ``caller`` with an actor): one entry per record, as any write.
+        self._per_patient = caller.actor is None
 
     @property
     def reads_again(self) -> bool:
@@ -113,7 +117,10 @@ class Loader:
                 else:
                     assert item.resource is not None  # noqa: S101 - only resources pass
                     rt = RESOURCE_TYPES[item.resource["resourceType"]]
-                    put = Put(rt, item.resource["id"], item.resource, derived=found)
+                    # Only the system's own load may hand the gate what it worked out
+                    # already; a client's records (``$import``) are worked out by the gate.
+                    derived = found if self.caller.actor is None else None
+                    put = Put(rt, item.resource["id"], item.resource, derived=derived)
                     writes.append((item.line, put))
             # Stable: within a phase the source's order stands.
             writes.sort(key=lambda pair: phase(pair[1].resource_type.name))
@@ -163,7 +170,10 @@ class Loader:
 
         try:
             self.gate.write(
-                self.caller, [put for _, put in writes], within=finish, per_patient=True
+                self.caller,
+                [put for _, put in writes],
+                within=finish,
+                per_patient=self._per_patient,
             )
         except _RECORD_ERRORS as error:
             if len(writes) == 1:
@@ -202,7 +212,9 @@ class Loader:
                 )
 
         try:
-            self.gate.write(self.caller, [put for _, put in writes], within=note, per_patient=True)
+            self.gate.write(
+                self.caller, [put for _, put in writes], within=note, per_patient=self._per_patient
+            )
         except _RECORD_ERRORS as error:
             if len(writes) == 1:
                 refused[writes[0][0]] = _reason(error)

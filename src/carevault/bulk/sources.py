@@ -11,6 +11,7 @@ records) and ``urn:uuid:`` references are rewritten to the ids the entries carry
 from __future__ import annotations
 
 import hashlib
+import io
 import re
 import uuid
 from collections.abc import Iterator
@@ -108,8 +109,14 @@ def read_items(
         yield from _bundle_items(path, seed)[skip:]
 
 
-def _ndjson_items(path: Path, seed: str, skip: int, exact_numbers: bool) -> Iterator[Item]:
-    with path.open("rb") as handle:
+def ndjson_body_items(body: bytes, seed: str, skip: int = 0) -> Iterator[Item]:
+    """``read_items`` of NDJSON held in memory (an ``$import`` body, never on disk in
+    the clear)."""
+    yield from _ndjson_items(body, seed, skip, True)
+
+
+def _ndjson_items(path: Path | bytes, seed: str, skip: int, exact_numbers: bool) -> Iterator[Item]:
+    with path.open("rb") if isinstance(path, Path) else io.BytesIO(path) as handle:
         for number, raw in enumerate(handle, start=1):
             if number <= skip:
                 continue

@@ -14,6 +14,7 @@ from carevault.cli import (  # noqa: F401 - they register
     bulk,
     contain,
     export,
+    import_jobs,
     incident,
     index,
     keys,

@@ -1,4 +1,4 @@
-"""Export files at rest: NDJSON sealed with the job's own data key.
+"""Job files at rest (export output, ``$import`` bodies): sealed with the job's own data key.
 
 Each job has a data key of its own, made and wrapped by the key service like a
 patient's (so fetching it is in the unwrap log); a file is sealed whole with AES-GCM
@@ -24,35 +24,46 @@ def file_name(batch: int, resource_type: str) -> str:
     return f"{batch:06d}-{resource_type}.ndjson"
 
 
-def _aad(job_id: str, name: str) -> bytes:
-    return f"export|{job_id}|{name}".encode()
+class SealedFiles:
+    """The sealed files of every job, one directory per job under ``root``. ``kind``
+    names the job's data keys (and binds each file to its kind of job); ``purpose`` is
+    what the unwrap log says a key was fetched for."""
 
-
-class ExportFiles:
-    """The sealed files of every job, one directory per job under ``root``."""
-
-    def __init__(self, root: Path, keys: KeyService | None, envelope: Envelope) -> None:
+    def __init__(
+        self,
+        root: Path,
+        keys: KeyService | None,
+        envelope: Envelope,
+        *,
+        kind: str = KEY_KIND,
+        purpose: str = _PURPOSE,
+    ) -> None:
         self.root = root
         self.keys = keys
         self.envelope = envelope
+        self.kind = kind
+        self.purpose = purpose
+
+    def _aad(self, job_id: str, name: str) -> bytes:
+        return f"{self.kind}|{job_id}|{name}".encode()
 
     def _dir(self, job_id: str) -> Path:
         return self.root / job_id
 
     def make_key(self, key_id: str) -> None:
         if self.keys is not None and self.envelope.encrypted:
-            self.keys.create_data_key(key_id, KEY_KIND)
+            self.keys.create_data_key(key_id, self.kind)
 
     def _key(self, key_id: str, principal: str) -> bytes | None:
         if self.keys is None or not self.envelope.encrypted:
             return None
-        return self.keys.data_keys([key_id], principal=principal, purpose=_PURPOSE)[key_id]
+        return self.keys.data_keys([key_id], principal=principal, purpose=self.purpose)[key_id]
 
     def write(self, job_id: str, key_id: str, principal: str, name: str, body: bytes) -> int:
         """Seal and write one file, durable before it returns; its size on disk."""
         directory = self._dir(job_id)
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        sealed = self.envelope.seal(self._key(key_id, principal), _aad(job_id, name), body)
+        sealed = self.envelope.seal(self._key(key_id, principal), self._aad(job_id, name), body)
         final = directory / f"{name}.sealed"
         temporary = directory / f".{name}.partial"
         with open(temporary, "wb") as handle:
@@ -67,9 +78,9 @@ class ExportFiles:
         sealed = (self._dir(job_id) / f"{name}.sealed").read_bytes()
         return self.envelope.open(
             self._key(key_id, principal),
-            _aad(job_id, name),
+            self._aad(job_id, name),
             sealed,
-            where=f"export {job_id} file {name}",
+            where=f"{self.kind} {job_id} file {name}",
         )
 
     def discard(self, job_id: str, names: list[str]) -> None:
@@ -85,3 +96,7 @@ class ExportFiles:
 
     def exists(self, job_id: str) -> bool:
         return self._dir(job_id).exists()
+
+
+#: The export's name for its files (``SealedFiles`` of kind ``export``).
+ExportFiles = SealedFiles

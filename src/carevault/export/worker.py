@@ -19,6 +19,7 @@ import logging
 import os
 import socket
 import threading
+from typing import Protocol
 
 from sqlalchemy import ColumnElement, func, select
 
@@ -48,8 +49,24 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{os.urandom(4).hex()}"
 
 
-def job_caller(job: Job, stored: str) -> Caller:
-    """The client as it was at kick-off: what the job reads as."""
+class ClientJob(Protocol):
+    """A job a client kicked off (an export, an ``$import``): whose it is."""
+
+    @property
+    def principal(self) -> str: ...
+
+    @property
+    def client_id(self) -> str: ...
+
+
+class Runs(Protocol):
+    """A worker of jobs: does what there is to do now, and says how much it did."""
+
+    def run_once(self) -> int: ...
+
+
+def job_caller(job: ClientJob, stored: str) -> Caller:
+    """The client as it was at kick-off: what the job reads (or writes) as."""
     saved = json.loads(stored)
     return Caller(
         principal=job.principal,
@@ -338,18 +355,19 @@ class _Stopped(Exception):
     """The job's principal may no longer act: the job was stopped."""
 
 
-class ExportThread:
+class JobThread:
     """Runs the worker every ``poll_seconds`` in a daemon thread of the server."""
 
-    def __init__(self, worker: ExportWorker, poll_seconds: float) -> None:
+    def __init__(self, worker: Runs, poll_seconds: float, name: str = "export") -> None:
         self.worker = worker
         self.poll_seconds = poll_seconds
+        self.name = name
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
         if self._thread is None:
-            self._thread = threading.Thread(target=self._loop, name="export", daemon=True)
+            self._thread = threading.Thread(target=self._loop, name=self.name, daemon=True)
             self._thread.start()
 
     def _loop(self) -> None:
@@ -357,10 +375,14 @@ class ExportThread:
             try:
                 self.worker.run_once()
             except Exception:  # noqa: BLE001 - the worker goes on; the job is retried
-                log.exception("export worker: a batch failed; it is retried")
+                log.exception("%s worker: a batch failed; it is retried", self.name)
 
     def stop(self) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=30)
             self._thread = None
+
+
+#: The export worker's thread (a ``JobThread`` named ``export``).
+ExportThread = JobThread

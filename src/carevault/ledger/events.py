@@ -99,6 +99,14 @@ class Tag(StrEnum):
     EXPORT_EXPIRED = "bulk:export:expired"
     EXPORT_STOPPED = "bulk:export:stopped"
     EXPORT_DOWNLOADED = "bulk:export:downloaded"
+    # ``$import`` by an integration client (carevault.importjobs); each record it writes
+    # is a fhir:resource:create/update entry of the client, as any write
+    IMPORT_REQUESTED = "bulk:import:requested"
+    IMPORT_REFUSED = "bulk:import:refused"
+    IMPORT_STARTED = "bulk:import:started"
+    IMPORT_COMPLETED = "bulk:import:completed"
+    IMPORT_CANCELLED = "bulk:import:cancelled"
+    IMPORT_STOPPED = "bulk:import:stopped"
     # Breach notification (carevault.notify)
     NOTIFY_JOB_RUN = "notify:job:run"
     NOTIFY_NOTICE_SENT = "notify:notice:sent"

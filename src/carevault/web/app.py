@@ -24,6 +24,7 @@ from carevault.web import (
     discovery_routes,
     export_routes,
     fhir_routes,
+    import_routes,
     incident_routes,
     step_up_routes,
     verify_routes,
@@ -100,6 +101,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.include_router(discovery_routes.router)
     # Before the generic FHIR routes, which would read /fhir/Patient/$export as a read.
     app.include_router(export_routes.router)
+    app.include_router(import_routes.router)
     app.include_router(fhir_routes.router)
     app.include_router(alert_routes.router)
     app.include_router(incident_routes.router)

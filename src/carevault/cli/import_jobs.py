@@ -1,0 +1,54 @@
+"""``$import`` jobs sent by integration clients: ``carevault import-jobs``."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import typer
+
+from carevault.cli.common import HomeOption, app, fail
+from carevault.cli.common import open_services as _open_services
+
+
+@app.command("import-jobs")
+def import_jobs(
+    status: Annotated[str | None, typer.Option(help="Only jobs in this status.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="As JSON.")] = False,
+    home: HomeOption = None,
+) -> None:
+    """Every $import job, oldest first: whose, its status, how far it got."""
+    from carevault.importjobs.model import Status
+
+    with _open_services(home) as services:
+        imports = services.imports
+        if imports is None:
+            raise fail("$import is not available here")
+        found: list[dict[str, Any]] = []
+        for job in imports.jobs.all([Status(status)] if status else None):
+            report = imports.report(job)
+            found.append(
+                {
+                    "id": job.job_id,
+                    "status": str(job.status),
+                    "client": job.client_id,
+                    "lines_done": report.lines_done,
+                    "lines_total": job.lines_total,
+                    "accepted": report.accepted,
+                    "rejected": report.rejected,
+                    "requested_us": job.requested_us,
+                    "finished_us": job.finished_us,
+                    "error": job.error,
+                }
+            )
+    if as_json:
+        typer.echo(json.dumps(found, indent=1))
+        return
+    if not found:
+        typer.echo("no import jobs")
+    for item in found:
+        typer.echo(
+            f"{item['id']} {item['status']:<9} client {item['client']} lines "
+            f"{item['lines_done']}/{item['lines_total']} accepted {item['accepted']} "
+            f"rejected {item['rejected']}" + (f" ({item['error']})" if item["error"] else "")
+        )

@@ -1,0 +1,1 @@
+"""``$import``: FHIR NDJSON sent by an integration client, loaded asynchronously as its writes."""

@@ -1,0 +1,94 @@
+"""``$import`` jobs: the job as stored, who may kick one off. Plain types, no I/O."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from carevault.access.scopes import Interaction, Scopes
+
+#: The media types an ``$import`` body may be sent as.
+NDJSON_TYPES = frozenset({"application/fhir+ndjson", "application/ndjson"})
+#: The name of a job's one sealed file.
+BODY = "body.ndjson"
+
+
+class Status(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+#: Jobs the worker may still act on.
+WORKING = frozenset({Status.QUEUED, Status.RUNNING})
+
+
+class ImportRefused(Exception):
+    """The kick-off is refused: 400, 403, 413, 415 or 503 (contained)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class ImportNotFound(Exception):
+    """No such job for this caller: 404."""
+
+
+@dataclass(frozen=True)
+class ImportJob:
+    job_id: str
+    client_id: str
+    principal: str
+    session_id: str | None
+    status: Status
+    digest: str
+    lines_total: int
+    size: int
+    requested_us: int
+    updated_us: int
+    started_us: int | None
+    finished_us: int | None
+    key_id: str
+    error: str | None
+    lease_owner: str | None
+
+
+def job_from_row(row: Any) -> ImportJob:
+    return ImportJob(
+        job_id=row["job_id"],
+        client_id=row["client_id"],
+        principal=row["principal"],
+        session_id=row["session_id"],
+        status=Status(row["status"]),
+        digest=row["digest"],
+        lines_total=row["lines_total"],
+        size=row["size"],
+        requested_us=row["requested_us"],
+        updated_us=row["updated_us"],
+        started_us=row["started_us"],
+        finished_us=row["finished_us"],
+        key_id=row["key_id"],
+        error=row["error"],
+        lease_owner=row["lease_owner"],
+    )
+
+
+def may_import(scopes: Scopes | None, principal: str) -> bool:
+    """Only a backend service (client credentials) granted writes (``system/`` create
+    or update of some type) may send an ``$import``; a staff member's token never may.
+    Each record is still judged by the gate as that client's write."""
+    if scopes is None or not principal.startswith("client:"):
+        return False
+    wanted = {Interaction.CREATE, Interaction.UPDATE}
+    return any(grant.context == "system" and wanted & grant.interactions for grant in scopes.grants)
+
+
+def count_lines(body: bytes) -> int:
+    """The NDJSON lines of ``body`` (as ``bulk.sources`` numbers them)."""
+    if not body:
+        return 0
+    return body.count(b"\n") + (0 if body.endswith(b"\n") else 1)

@@ -1,0 +1,361 @@
+"""``$import``: FHIR NDJSON sent by an integration client, written as that client's.
+
+- Only a backend service whose scopes allow writes may kick an import off; refusals
+  are in the ledger. The body is sealed at once with a data key of the job's own (as
+  export files are, ``export/files.py``) and never lies on disk in the clear; body and
+  key are deleted (the key shredded) when the job ends, however it ends.
+- The worker (``worker.py``) runs the body through the bulk ``Loader`` as the client,
+  never as the system: each record is judged by the gate as that client's write
+  (policy, scopes, writes never widen, containment), validated in full, with one audit
+  entry per record. Progress is the bulk import journal's, per batch, so a job resumes
+  after a kill from its last committed batch.
+- The request, the start, the completion, a cancellation and a stop are in the ledger.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from carevault.access.control import AccessControl
+from carevault.bulk.journal import FileProgress, Journal
+from carevault.db import write_transaction
+from carevault.export.files import SealedFiles
+from carevault.fhir.content import InputLimits
+from carevault.gate import Caller, Gate
+from carevault.gate.export import held_by_containment, locked_for
+from carevault.importjobs.model import (
+    BODY,
+    WORKING,
+    ImportJob,
+    ImportNotFound,
+    ImportRefused,
+    Status,
+    count_lines,
+    may_import,
+)
+from carevault.importjobs.store import ImportJobStore
+from carevault.keys.envelope import Envelope
+from carevault.keys.service import KeyService
+from carevault.ledger.events import AuditEvent, Outcome, Tag
+from carevault.ledger.service import Ledger
+
+KEY_KIND = "import"
+READ_ONLY = "patient data is read-only for now: imports wait until it is writable again"
+#: The most refused lines a status report lists (the counts are always whole).
+REPORTED_REFUSALS = 10_000
+
+
+@dataclass(frozen=True)
+class ImportSettings:
+    max_bytes: int
+    batch_lines: int
+    lease_us: int
+
+
+@dataclass(frozen=True)
+class Report:
+    """How far a job has got: lines done of all, accepted, refused (line, reason)."""
+
+    lines_done: int
+    lines_total: int
+    accepted: int
+    rejected: int
+    rejections: list[tuple[int, str]]
+
+
+def import_files(root: Path, keys: KeyService | None, envelope: Envelope) -> SealedFiles:
+    """Where sealed ``$import`` bodies wait: data keys of kind ``import``."""
+    return SealedFiles(root, keys, envelope, kind=KEY_KIND, purpose="bulk-import")
+
+
+class ImportService:
+    def __init__(
+        self,
+        gate: Gate,
+        access: AccessControl,
+        ledger: Ledger,
+        files: SealedFiles,
+        limits: InputLimits,
+        settings: ImportSettings,
+    ) -> None:
+        self.gate = gate
+        self.access = access
+        self.ledger = ledger
+        self.files = files
+        self.limits = limits
+        self.settings = settings
+        self.jobs = ImportJobStore(gate.vault.engine)
+        self.journal = Journal(gate.vault.engine)
+
+    def now_us(self) -> int:
+        return self.gate.vault_now()
+
+    def held(self, clinics: frozenset[str] = frozenset()) -> str | None:
+        """Why imports must wait now (patient data offline or read-only, key lockdown, or
+        one of ``clinics`` locked), or None."""
+        found = held_by_containment(self.gate)
+        if found is not None:
+            return found
+        containment = self.gate.containment
+        if containment is not None and containment.current().read_only:
+            return READ_ONLY
+        return locked_for(self.gate, clinics) if clinics else None
+
+    def clinics(self, job_id: str) -> frozenset[str]:
+        """The clinics the job's client reached at kick-off."""
+        return frozenset(json.loads(self.jobs.caller(job_id)).get("clinic_ids", ()))
+
+    def event(
+        self,
+        tag: Tag,
+        job: ImportJob | None,
+        *,
+        principal: str | None,
+        outcome: Outcome = Outcome.SUCCESS,
+        reason: str = "",
+        source_address: str | None = None,
+        **detail: Any,
+    ) -> AuditEvent:
+        return AuditEvent(
+            tag=tag,
+            outcome=outcome,
+            at_us=self.now_us(),
+            principal=principal,
+            client_id=job.client_id if job else None,
+            source_address=source_address,
+            reason=reason,
+            detail={**({"job": job.job_id} if job else {}), **detail},
+        )
+
+    def record(self, events: Sequence[AuditEvent]) -> None:
+        self.ledger.writer.record(events)
+
+    # --- kick-off, status, cancel (the client) --------------------------------------------
+
+    def refuse(self, caller: Caller, status: int, message: str) -> ImportRefused:
+        """The kick-off's refusal, recorded (raise what it returns)."""
+        self.record(
+            [
+                AuditEvent(
+                    tag=Tag.IMPORT_REFUSED,
+                    outcome=Outcome.DENIED,
+                    at_us=self.now_us(),
+                    principal=caller.principal,
+                    client_id=caller.client_id,
+                    session_id=caller.session_id,
+                    source_address=caller.source_address,
+                    reason=message,
+                    detail={"status": status},
+                )
+            ]
+        )
+        return ImportRefused(status, message)
+
+    def allowed(self, caller: Caller) -> None:
+        """Refuse (recorded) a caller who may not import, before its body is read."""
+        if not may_import(caller.scopes, caller.principal):
+            raise self.refuse(
+                caller,
+                403,
+                "$import needs a backend service token whose scopes allow writes"
+                " (system/<type>.c or .u)",
+            )
+        held = self.held(frozenset(caller.actor.clinic_ids) if caller.actor else frozenset())
+        if held is not None:
+            raise self.refuse(caller, 503, held)
+
+    def kick_off(self, caller: Caller, body: bytes) -> ImportJob:
+        """A queued job holding ``body`` sealed; ImportRefused (recorded) if not allowed."""
+        self.allowed(caller)
+        if len(body) > self.settings.max_bytes:
+            raise self.refuse(
+                caller, 413, f"the body is larger than {self.settings.max_bytes} bytes"
+            )
+        lines = count_lines(body)
+        if lines == 0:
+            raise self.refuse(caller, 400, "the body holds no NDJSON line")
+        assert caller.actor is not None and caller.scopes is not None  # noqa: S101
+        job_id = secrets.token_hex(12)
+        key_id = f"{KEY_KIND}:{job_id}"
+        self.files.make_key(key_id)
+        size = self.files.write(job_id, key_id, caller.principal, BODY, body)
+        now = self.now_us()
+        actor = caller.actor
+        values = {
+            "job_id": job_id,
+            "client_id": caller.client_id or caller.principal,
+            "principal": caller.principal,
+            "session_id": caller.session_id,
+            "caller": json.dumps(
+                {
+                    "role": str(actor.role),
+                    "clinic_ids": sorted(actor.clinic_ids),
+                    "practitioner_id": actor.practitioner_id,
+                    "account_id": actor.account_id,
+                    "scopes": caller.scopes.text(),
+                    "source_address": caller.source_address,
+                    "user_agent": (caller.user_agent or "")[:200] or None,
+                }
+            ),
+            "status": str(Status.QUEUED),
+            "digest": hashlib.sha256(job_id.encode() + b"\n" + body).hexdigest(),
+            "lines_total": lines,
+            "size": len(body),
+            "requested_us": now,
+            "updated_us": now,
+            "key_id": key_id,
+        }
+        try:
+            with write_transaction(self.jobs.engine) as connection:
+                self.jobs.insert(connection, values)
+                job = self.jobs.get(job_id, connection)
+                assert job is not None  # noqa: S101 - inserted above
+                self.ledger.writer.record(
+                    [
+                        self.event(
+                            Tag.IMPORT_REQUESTED,
+                            job,
+                            principal=caller.principal,
+                            source_address=caller.source_address,
+                            reason=f"{lines} lines queued",
+                            lines=lines,
+                            bytes=len(body),
+                            sealed_bytes=size,
+                        )
+                    ],
+                    connection,
+                )
+        except BaseException:
+            self.files.delete(job_id, key_id)
+            raise
+        return job
+
+    def job(self, job_id: str) -> ImportJob:
+        found = self.jobs.get(job_id)
+        if found is None:
+            raise ImportNotFound(f"no import job {job_id[:40]}")
+        return found
+
+    def for_client(self, caller: Caller, job_id: str) -> ImportJob:
+        """The caller's own job (another client's is as unknown as a missing one)."""
+        found = self.jobs.get(job_id)
+        if found is None or found.principal != caller.principal:
+            raise ImportNotFound("no such import job")
+        return found
+
+    def report(self, job: ImportJob) -> Report:
+        progress: FileProgress | None = self.journal.progress(job.digest)
+        if progress is None:
+            return Report(0, job.lines_total, 0, 0, [])
+        return Report(
+            progress.items_done,
+            job.lines_total,
+            progress.accepted,
+            progress.rejected,
+            self.journal.rejections(job.digest, REPORTED_REFUSALS),
+        )
+
+    def cancel(self, job: ImportJob, by: str, source: str | None = None) -> bool:
+        """Stop the job before its next batch (what was committed stays); its body and
+        key deleted now. False if it had already ended."""
+        return self._end(
+            job, Status.CANCELLED, by, Tag.IMPORT_CANCELLED, "cancelled by the client", source
+        )
+
+    # --- the job's principal ---------------------------------------------------------------
+
+    def standing(self, job: ImportJob) -> str | None:
+        """Why the job's principal may no longer act (its session ended, its client app
+        revoked, its account suspended: ``Sessions.standing``, read fresh), or None."""
+        if job.session_id is None:
+            return "the job's session is not known"
+        return self.access.sessions.standing(job.session_id) or None
+
+    def stop(self, job: ImportJob, reason: str) -> bool:
+        """End a job whose principal may no longer act (or whose body is gone): failed
+        with the reason, its body and key deleted; False if it had already ended."""
+        why = f"stopped: {reason}"[:500]
+        return self._end(
+            job, Status.FAILED, "system:carevault", Tag.IMPORT_STOPPED, why, None, error=why
+        )
+
+    def _end(
+        self,
+        job: ImportJob,
+        status: Status,
+        by: str,
+        tag: Tag,
+        reason: str,
+        source: str | None,
+        error: str | None = None,
+    ) -> bool:
+        now = self.now_us()
+        report = self.report(job)
+        with write_transaction(self.jobs.engine) as connection:
+            if not self.jobs.change(
+                connection,
+                job.job_id,
+                WORKING,
+                status=str(status),
+                error=error,
+                finished_us=now,
+                updated_us=now,
+                lease_owner=None,
+                lease_until_us=None,
+            ):
+                return False
+            self.ledger.writer.record(
+                [
+                    self.event(
+                        tag,
+                        job,
+                        principal=by,
+                        outcome=Outcome.FAILED if status is Status.FAILED else Outcome.SUCCESS,
+                        reason=reason,
+                        source_address=source,
+                        was=str(job.status),
+                        accepted=report.accepted,
+                        rejected=report.rejected,
+                    )
+                ],
+                connection,
+            )
+        self.files.delete(job.job_id, job.key_id)
+        return True
+
+    def complete(self, job: ImportJob, owner: str) -> bool:
+        """Every line done: completed, with its counts in the ledger; body and key gone."""
+        now = self.now_us()
+        report = self.report(job)
+        with write_transaction(self.jobs.engine) as connection:
+            if not self.jobs.change(
+                connection,
+                job.job_id,
+                [Status.RUNNING],
+                owner,
+                status=str(Status.COMPLETED),
+                finished_us=now,
+                updated_us=now,
+            ):
+                return False
+            self.ledger.writer.record(
+                [
+                    self.event(
+                        Tag.IMPORT_COMPLETED,
+                        job,
+                        principal=job.principal,
+                        reason=f"{report.accepted} accepted, {report.rejected} refused",
+                        accepted=report.accepted,
+                        rejected=report.rejected,
+                    )
+                ],
+                connection,
+            )
+        self.files.delete(job.job_id, job.key_id)
+        return True

@@ -1,0 +1,37 @@
+"""``carevault import-jobs``: every job, whose, how far it got."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from carevault.cli import app
+from tests.integration.export.conftest import MINE, patient
+from tests.integration.importjobs.conftest import Clinic
+from tests.integration.importjobs.test_import_api import ndjson
+
+pytestmark = pytest.mark.postgres
+
+runner = CliRunner()
+
+
+def test_import_jobs_lists_each_job_with_its_counts(
+    clinic: Clinic, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = clinic.services.settings
+    monkeypatch.setenv("CAREVAULT_ENVIRONMENT", "test")
+    monkeypatch.setenv("CAREVAULT_CHECKPOINT_SECONDS", "0")
+    if settings.database_url:
+        monkeypatch.setenv("CAREVAULT_DATABASE_URL", settings.database_url)
+    token = clinic.client("importer")
+    job_id = clinic.kick_off(token, ndjson(patient("p1", MINE, "Chan")) + b"{}\n")
+    clinic.work()
+    result = runner.invoke(app, ["import-jobs", "--json", "--home", str(settings.home)])
+    assert result.exit_code == 0, result.output
+    [job] = json.loads(result.output)
+    assert job["id"] == job_id and job["status"] == "completed"
+    assert (job["accepted"], job["rejected"], job["lines_done"]) == (1, 1, 2)
+    listed = runner.invoke(app, ["import-jobs", "--home", str(settings.home)])
+    assert listed.exit_code == 0 and job_id in listed.output
