@@ -1,6 +1,6 @@
 """``$import`` jobs of integration clients (their progress is the bulk import journal's).
 
-Revision ID: records_0023
+Revision ID: records_0021
 Revises: records_0020
 Create Date: 2026-12-02
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 from alembic import op
 from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, Text
 
-revision = "records_0023"
+revision = "records_0021"
 down_revision = "records_0020"
 branch_labels = None
 depends_on = None
