@@ -1,4 +1,4 @@
-"""Export jobs as stored: created, read, changed under conditions, leased.
+"""Export jobs as stored (the lease and the conditional changes: ``carevault.jobs``).
 
 Every change of status is a conditional UPDATE (``WHERE status IN ...``), so two
 processes (two officers approving at once, a cancel racing the worker) cannot both
@@ -12,16 +12,17 @@ import json
 from collections.abc import Collection
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, func, insert, or_, select, text, update
+from sqlalchemy import Connection, Engine, delete, func, insert, select, text
 
 from carevault.db import read_transaction, write_transaction
 from carevault.export.model import IN_PROGRESS, Job, OutputFile, Status, job_from_row
 from carevault.export.tables import export_file, export_job
+from carevault.jobs import LeasedJobs
 
 
-class JobStore:
+class JobStore(LeasedJobs[Job]):
     def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+        super().__init__(engine, export_job, job_from_row, (Status.APPROVED, Status.RUNNING))
 
     def create_unless_busy(self, values: dict[str, Any]) -> str | None:
         """Store the job unless its client already has one in progress; that job's id if
@@ -56,90 +57,18 @@ class JobStore:
                 found = reading.execute(query).scalar_one_or_none()
         return None if found is None else str(found)
 
-    def get(self, job_id: str, connection: Connection | None = None) -> Job | None:
-        query = select(export_job).where(export_job.c.job_id == job_id)
-        if connection is not None:
-            row = connection.execute(query).first()
-        else:
-            with read_transaction(self.engine) as reading:
-                row = reading.execute(query).first()
-        return None if row is None else job_from_row(row._mapping)
-
-    def clinics(self, job_id: str) -> frozenset[str]:
-        """The clinics the job's client reached when it kicked the job off (what its
-        files may hold patients of)."""
-        with read_transaction(self.engine) as connection:
-            stored = connection.execute(
-                select(export_job.c.caller).where(export_job.c.job_id == job_id)
-            ).scalar_one_or_none()
-        return frozenset(json.loads(stored).get("clinic_ids", ())) if stored else frozenset()
-
-    def all(self, statuses: Collection[Status] | None = None) -> list[Job]:
-        query = select(export_job).order_by(export_job.c.requested_us, export_job.c.job_id)
-        if statuses:
-            query = query.where(export_job.c.status.in_([str(s) for s in statuses]))
-        with read_transaction(self.engine) as connection:
-            rows = connection.execute(query).all()
-        return [job_from_row(row._mapping) for row in rows]
-
     def change(
         self,
         connection: Connection,
         job_id: str,
-        when: Collection[Status],
+        when: Collection[str],
         owner: str | None = None,
         **values: Any,
     ) -> bool:
-        """Set ``values`` if the job is in one of ``when`` (and leased by ``owner``)."""
+        """As ``LeasedJobs.change``; ``approvals`` may be given as a list."""
         if "approvals" in values and not isinstance(values["approvals"], str):
             values["approvals"] = json.dumps(values["approvals"])
-        query = update(export_job).where(
-            export_job.c.job_id == job_id, export_job.c.status.in_([str(s) for s in when])
-        )
-        if owner is not None:
-            query = query.where(export_job.c.lease_owner == owner)
-        return connection.execute(query.values(**values)).rowcount == 1
-
-    def claim(self, owner: str, now_us: int, lease_us: int) -> Job | None:
-        """Lease one approved or running job no live process holds; None if none."""
-        with write_transaction(self.engine) as connection:
-            candidates = connection.execute(
-                select(export_job.c.job_id)
-                .where(
-                    export_job.c.status.in_([str(Status.APPROVED), str(Status.RUNNING)]),
-                    or_(
-                        export_job.c.lease_owner.is_(None),
-                        export_job.c.lease_owner == owner,
-                        export_job.c.lease_until_us < now_us,
-                    ),
-                )
-                .order_by(export_job.c.requested_us)
-                .limit(1)
-            ).all()
-            for (job_id,) in candidates:
-                taken = connection.execute(
-                    update(export_job)
-                    .where(
-                        export_job.c.job_id == job_id,
-                        or_(
-                            export_job.c.lease_owner.is_(None),
-                            export_job.c.lease_owner == owner,
-                            export_job.c.lease_until_us < now_us,
-                        ),
-                    )
-                    .values(lease_owner=owner, lease_until_us=now_us + lease_us)
-                ).rowcount
-                if taken == 1:
-                    return self.get(job_id, connection)
-        return None
-
-    def release(self, job_id: str, owner: str) -> None:
-        with write_transaction(self.engine) as connection:
-            connection.execute(
-                update(export_job)
-                .where(export_job.c.job_id == job_id, export_job.c.lease_owner == owner)
-                .values(lease_owner=None, lease_until_us=None)
-            )
+        return super().change(connection, job_id, when, owner, **values)
 
     def add_files(
         self, connection: Connection, job_id: str, files: builtins.list[OutputFile]

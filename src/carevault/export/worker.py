@@ -31,7 +31,6 @@ from carevault.domain.roles import Role
 from carevault.export.files import file_name
 from carevault.export.model import Job, Level, OutputFile, Status
 from carevault.export.service import ExportService
-from carevault.export.tables import export_job
 from carevault.fhir.registry import RESOURCE_TYPES
 from carevault.gate import Caller
 from carevault.gate.export import ExportedBatch, export_directory, export_patients
@@ -115,7 +114,7 @@ class ExportWorker:
 
     def _run(self, job: Job, max_batches: int | None) -> int:
         svc = self.service
-        stored = self._stored_caller(job.job_id)
+        stored = svc.jobs.stored_caller(job.job_id)
         caller = job_caller(job, stored)
         done = 0
         try:
@@ -140,14 +139,6 @@ class ExportWorker:
             return done
         finally:
             svc.jobs.release(job.job_id, self.name)
-
-    def _stored_caller(self, job_id: str) -> str:
-        with read_transaction(self.service.jobs.engine) as connection:
-            return str(
-                connection.execute(
-                    select(export_job.c.caller).where(export_job.c.job_id == job_id)
-                ).scalar_one()
-            )
 
     def _start(self, job: Job, caller: Caller) -> Job:
         svc = self.service

@@ -109,7 +109,7 @@ class ImportService:
 
     def clinics(self, job_id: str) -> frozenset[str]:
         """The clinics the job's client reached at kick-off."""
-        return frozenset(json.loads(self.jobs.caller(job_id)).get("clinic_ids", ()))
+        return self.jobs.clinics(job_id)
 
     def event(
         self,

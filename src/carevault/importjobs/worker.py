@@ -88,7 +88,7 @@ class ImportWorker:
             loader = Loader(
                 svc.gate,
                 svc.now_us,
-                caller=job_caller(job, svc.jobs.caller(job.job_id)),
+                caller=job_caller(job, svc.jobs.stored_caller(job.job_id)),
                 checker=Checker(svc.limits, 0),
                 batch_size=svc.settings.batch_lines,
             )
