@@ -67,6 +67,15 @@ def make_engine(url: str, *, pool_size: int = 16) -> Engine:
 #: A pooled PostgreSQL connection unused for this long is pinged before it is handed out.
 IDLE_PING_SECONDS = 1.0
 _CHECKED_IN = "carevault_checked_in"
+#: When (monotonic) a database was last found unreachable by anything in this process:
+#: a connection checked in before then is pinged at its next checkout, however recently
+#: it was used, in every engine (each engine's pool learns of a cut only when one of its
+#: own statements fails; a driver-level statement's failure does not tell it at all).
+_UNREACHABLE_AT = [0.0]
+
+
+def _note_unreachable() -> None:
+    _UNREACHABLE_AT[0] = time.monotonic()
 
 
 def _ping_when_idle(engine: Engine) -> None:
@@ -76,16 +85,25 @@ def _ping_when_idle(engine: Engine) -> None:
     read by id's two. A connection in steady use was live a moment ago; one that sat
     idle may have been cut (a server restart, a firewall), and is pinged and replaced,
     the pool with it, as ``pool_pre_ping`` would. A connection that dies while in use
-    fails its statement, and the pool drops it and every older one."""
+    fails its statement, and the pool drops it and every older one. Once any statement of
+    this process has found the database unreachable, every connection checked in before
+    is pinged too: after a short outage, connections used a moment before it (in another
+    engine's pool, say the key store's) would otherwise fail the first requests after."""
 
     @event.listens_for(engine, "checkin")
     def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
         record.info[_CHECKED_IN] = time.monotonic()
 
+    @event.listens_for(engine, "handle_error")
+    def _on_error(context: Any) -> None:
+        if context.is_disconnect:
+            _note_unreachable()
+
     @event.listens_for(engine, "checkout")
     def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
         since = record.info.get(_CHECKED_IN)
-        if since is None or time.monotonic() - since < IDLE_PING_SECONDS:
+        recent = since is not None and time.monotonic() - since < IDLE_PING_SECONDS
+        if since is None or (recent and since > _UNREACHABLE_AT[0]):
             return
         try:
             engine.dialect.do_ping(dbapi_connection)
@@ -575,13 +593,16 @@ def storage_problem(error: BaseException) -> str | None:
     ``"disk full"`` or ``"database unreachable"``; None for any other error.
 
     Only the kind of failure is named, never the driver's message, which may quote the
-    statement and its parameters."""
+    statement and its parameters. An unreachable database is remembered: the pools ping
+    the connections they hand out next (``_ping_when_idle``)."""
     seen: set[int] = set()
     current: BaseException | None = error
     while current is not None and id(current) not in seen:
         seen.add(id(current))
         found = _classify(current)
         if found is not None:
+            if found == "database unreachable":
+                _note_unreachable()
             return found
         current = current.__cause__ or current.__context__
     return None
