@@ -548,6 +548,14 @@ def _own_connection(engine: Engine) -> Connection:
     return connection
 
 
+def holds_own_connection(engine: Engine) -> bool:
+    """Whether this thread keeps a connection of its own to ``engine`` (the event loop's,
+    ``committed_reads(own=True)``): held for the engine's life, by no request."""
+    owned: dict[int, Connection] = getattr(_OWN, "connections", None) or {}
+    connection = owned.get(id(engine))
+    return connection is not None and not connection.closed
+
+
 def _close_own(engine: Engine) -> None:
     with _OWN_GUARD:
         connections = _OWN_BY_ENGINE.pop(id(engine), [])
