@@ -14,8 +14,27 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy import Connection, Engine, RowMapping, Table, or_, select, update
 
 from carevault.db import read_transaction, write_transaction
+from carevault.gate import Caller
 
 J = TypeVar("J")
+
+
+def caller_json(caller: Caller) -> str:
+    """A job's client as it is at kick-off, for the job's ``caller`` column: what the job
+    runs as later (``export.worker.job_caller`` reads it back)."""
+    actor, scopes = caller.actor, caller.scopes
+    assert actor is not None and scopes is not None  # noqa: S101 - a client's job
+    return json.dumps(
+        {
+            "role": str(actor.role),
+            "clinic_ids": sorted(actor.clinic_ids),
+            "practitioner_id": actor.practitioner_id,
+            "account_id": actor.account_id,
+            "scopes": scopes.text(),
+            "source_address": caller.source_address,
+            "user_agent": (caller.user_agent or "")[:200] or None,
+        }
+    )
 
 
 class LeasedJobs(Generic[J]):

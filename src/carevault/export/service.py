@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import json
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -43,6 +42,7 @@ from carevault.export.model import (
 from carevault.export.store import JobStore
 from carevault.gate import Caller, Gate
 from carevault.gate.export import held_by_containment, locked_for
+from carevault.jobs import caller_json
 from carevault.ledger.events import AuditEvent, Outcome, Tag
 from carevault.ledger.service import Ledger
 
@@ -217,7 +217,6 @@ class ExportService:
     ) -> dict[str, Any]:
         """The stored row of a job just asked for: pending, awaiting its approvals."""
         assert caller.actor is not None and caller.scopes is not None  # noqa: S101
-        actor = caller.actor
         now = self.now_us()
         return {
             "job_id": job_id,
@@ -226,17 +225,7 @@ class ExportService:
             "client_id": caller.client_id or caller.principal,
             "principal": caller.principal,
             "session_id": caller.session_id,
-            "caller": json.dumps(
-                {
-                    "role": str(actor.role),
-                    "clinic_ids": sorted(actor.clinic_ids),
-                    "practitioner_id": actor.practitioner_id,
-                    "account_id": actor.account_id,
-                    "scopes": caller.scopes.text(),
-                    "source_address": caller.source_address,
-                    "user_agent": (caller.user_agent or "")[:200] or None,
-                }
-            ),
+            "caller": caller_json(caller),
             "types": ",".join(request.types),
             "since_us": request.since_us,
             "request_url": request_url[:2000],

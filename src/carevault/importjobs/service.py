@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -40,6 +39,7 @@ from carevault.importjobs.model import (
     may_import,
 )
 from carevault.importjobs.store import ImportJobStore
+from carevault.jobs import caller_json
 from carevault.keys.envelope import Envelope
 from carevault.keys.service import KeyService
 from carevault.ledger.events import AuditEvent, Outcome, Tag
@@ -186,23 +186,12 @@ class ImportService:
         self.files.make_key(key_id)
         size = self.files.write(job_id, key_id, caller.principal, BODY, body)
         now = self.now_us()
-        actor = caller.actor
         values = {
             "job_id": job_id,
             "client_id": caller.client_id or caller.principal,
             "principal": caller.principal,
             "session_id": caller.session_id,
-            "caller": json.dumps(
-                {
-                    "role": str(actor.role),
-                    "clinic_ids": sorted(actor.clinic_ids),
-                    "practitioner_id": actor.practitioner_id,
-                    "account_id": actor.account_id,
-                    "scopes": caller.scopes.text(),
-                    "source_address": caller.source_address,
-                    "user_agent": (caller.user_agent or "")[:200] or None,
-                }
-            ),
+            "caller": caller_json(caller),
             "status": str(Status.QUEUED),
             "digest": hashlib.sha256(job_id.encode() + b"\n" + body).hexdigest(),
             "lines_total": lines,
