@@ -19,6 +19,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from datetime import tzinfo
 from typing import Any
 
+from carevault.bulk.collector import collector_paused
 from carevault.bulk.shape import Shapes
 from carevault.bulk.sources import Item, read_again
 from carevault.fhir.content import InputLimits
@@ -113,6 +114,19 @@ def _outcomes(
     sent: Sequence[Sent], limits: InputLimits, zone: tzinfo, compiled: bool, validate: bool
 ) -> list[Outcome]:
     found: list[Outcome] = []
+    with collector_paused():
+        _check_sent(sent, limits, zone, compiled, validate, found)
+    return found
+
+
+def _check_sent(
+    sent: Sequence[Sent],
+    limits: InputLimits,
+    zone: tzinfo,
+    compiled: bool,
+    validate: bool,
+    found: list[Outcome],
+) -> None:
     for resource, detail in sent:
         if not isinstance(resource, bytes):
             found.append(outcome(resource, detail, limits, zone, compiled, validate))
@@ -124,7 +138,6 @@ def _outcomes(
             if again is None
             else outcome(again, None, limits, zone, compiled, validate)
         )
-    return found
 
 
 class Checker:

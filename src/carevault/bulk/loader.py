@@ -19,6 +19,7 @@ from itertools import islice
 from sqlalchemy import Connection
 
 from carevault.bulk.checking import Checker, Outcome, typed
+from carevault.bulk.collector import collector_paused
 from carevault.bulk.journal import Journal
 from carevault.bulk.sources import Item, phase
 from carevault.db import write_transaction
@@ -101,36 +102,53 @@ class Loader:
         counts = Counts()
         done = start
         batches = _batches(items, self.batch_size)
-        batch = next(batches, None)
-        verdicts = self._check(batch, pending)
+        with collector_paused():
+            batch = next(batches, None)
+            verdicts = self._check(batch, pending)
         while batch is not None:
-            # The next batch is checked (in the worker processes) while this one is written.
-            following = next(batches, None)
-            following_verdicts = self._check(following, pending)
-            done += len(batch)
-            writes: list[tuple[int, Put]] = []
-            refused: dict[int, str] = {}
-            wanted = [item for item in batch if item.line not in pending]
-            for item, found in zip(wanted, _collect(verdicts), strict=True):
-                if isinstance(found, str):
-                    refused[item.line] = found
-                else:
-                    assert item.resource is not None  # noqa: S101 - only resources pass
-                    rt = RESOURCE_TYPES[item.resource["resourceType"]]
-                    # Only the system's own load may hand the gate what it worked out
-                    # already; a client's records (``$import``) are worked out by the gate.
-                    derived = found if self.caller.actor is None else None
-                    put = Put(rt, item.resource["id"], item.resource, derived=derived)
-                    writes.append((item.line, put))
-            # Stable: within a phase the source's order stands.
-            writes.sort(key=lambda pair: phase(pair[1].resource_type.name))
-            accepted = self._commit(writes, refused, done, position)
+            # Each batch with the collector paused (``bulk/collector.py``), the batch
+            # itself let go before it runs again (it then walks only the next batch).
+            with collector_paused():
+                # The next batch is checked (in the worker processes) while this one is
+                # written.
+                following = next(batches, None)
+                following_verdicts = self._check(following, pending)
+                done += len(batch)
+                accepted, refused = self._write(batch, verdicts, pending, done, position)
+                size = len(batch)
+                batch, verdicts = following, following_verdicts
             counts.accepted += accepted
             counts.rejections.update(refused)
             if advance is not None:
-                advance(len(batch))
-            batch, verdicts = following, following_verdicts
+                advance(size)
         return counts
+
+    def _write(
+        self,
+        batch: list[Item],
+        verdicts: list[Future[list[Outcome]]],
+        pending: frozenset[int],
+        done: int,
+        position: Position | None,
+    ) -> tuple[int, dict[int, str]]:
+        """Write a checked batch: (records accepted, refused lines with their reasons)."""
+        writes: list[tuple[int, Put]] = []
+        refused: dict[int, str] = {}
+        wanted = [item for item in batch if item.line not in pending]
+        for item, found in zip(wanted, _collect(verdicts), strict=True):
+            if isinstance(found, str):
+                refused[item.line] = found
+            else:
+                assert item.resource is not None  # noqa: S101 - only resources pass
+                rt = RESOURCE_TYPES[item.resource["resourceType"]]
+                # Only the system's own load may hand the gate what it worked out
+                # already; a client's records (``$import``) are worked out by the gate.
+                derived = found if self.caller.actor is None else None
+                put = Put(rt, item.resource["id"], item.resource, derived=derived)
+                writes.append((item.line, put))
+        # Stable: within a phase the source's order stands.
+        writes.sort(key=lambda pair: phase(pair[1].resource_type.name))
+        return self._commit(writes, refused, done, position), refused
 
     def _check(
         self, batch: list[Item] | None, pending: frozenset[int]

@@ -40,6 +40,10 @@ _PHASES = {
 }
 _OTHER_PHASE = 7
 _FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+#: A number with a fraction or an exponent, as compact JSON holds it (after ``:``, ``[``
+#: or ``,``): every float orjson writes has one. A string may look so too: that line
+#: only costs the walk it would have cost anyway.
+_FRACTIONAL = re.compile(rb"[:,\[]-?[0-9]+[.eE]")
 _NAMESPACE = uuid.UUID("6f1c1d36-5b0e-4a53-9a4c-3f0f53d7f7a1")
 
 
@@ -181,7 +185,9 @@ def parse_line(text: bytes, *, exact_numbers: bool = True) -> Any:
         except orjson.JSONDecodeError:
             fast = None
         if fast is not None and orjson.dumps(fast) == text:
-            return _exact(fast) if exact_numbers else fast
+            # A line in which no number has a fraction or an exponent holds no float:
+            # nothing to turn into decimals, and no walk of the record to look for one.
+            return _exact(fast) if exact_numbers and _FRACTIONAL.search(text) else fast
     return parse(text)
 
 

@@ -136,3 +136,14 @@ def test_a_line_read_again_gets_the_id_it_was_given_only_if_it_had_none() -> Non
     }
     assert read_again(b"[1]", "given") is None
     assert read_again(b"{not json", "given") is None
+
+
+def test_a_line_without_fractions_keeps_its_integers_and_one_with_them_gets_decimals() -> None:
+    from decimal import Decimal
+
+    from carevault.bulk.sources import parse_line
+
+    assert parse_line(b'{"a":1,"b":"x:1.5"}') == {"a": 1, "b": "x:1.5"}
+    found = parse_line(b'{"a":[1,{"b":-0.25}],"c":72.5}')
+    assert found == {"a": [1, {"b": Decimal("-0.25")}], "c": Decimal("72.5")}
+    assert isinstance(found["c"], Decimal)
