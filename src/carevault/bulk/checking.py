@@ -140,6 +140,11 @@ def _check_sent(
         )
 
 
+def _started() -> bool:
+    """A checking process's first task: it has started and imported the checks."""
+    return True
+
+
 class Checker:
     """Outcomes for batches of records, in ``workers`` processes (0: in this one)."""
 
@@ -152,12 +157,16 @@ class Checker:
         self.compiled = compiled
         self.validate = validate
         self._pool: ProcessPoolExecutor | None = None
+        self._started: Future[bool] | None = None
         if workers > 0:
             # Forked workers would inherit the database connections and keys of the
             # parent: spawned ones start clean and import only what validation needs.
             self._pool = ProcessPoolExecutor(
                 max_workers=workers, mp_context=multiprocessing.get_context("spawn")
             )
+            # A spawned process takes a second or two to start and import the checks:
+            # until one has, batches are checked here rather than waited for.
+            self._started = self._pool.submit(_started)
 
     @property
     def in_processes(self) -> bool:
@@ -165,9 +174,29 @@ class Checker:
         again with exact numbers (``sources.parse_line``)."""
         return self._pool is not None
 
+    def wait_started(self) -> None:
+        """Return once a checking process has started (at once with none): every batch
+        submitted after goes to the processes."""
+        if self._started is not None:
+            self._started.result()
+
     def submit(self, items: Sequence[Item], zone: tzinfo) -> list[Future[list[Outcome]]]:
         """Start checking; the futures' outcomes, concatenated, follow ``items``.
         ``zone``: the vault's, which date terms are worked out in."""
+        if self._started is not None and not self._started.done():
+            # As a checking process would, from the lines' bytes (``_sent``).
+            here: Future[list[Outcome]] = Future()
+            here.set_result(
+                _outcomes(
+                    [_sent(item) for item in items],
+                    self.limits,
+                    zone,
+                    self.compiled,
+                    self.validate,
+                )
+            )
+            return [here]
+        self._started = None
         if self._pool is None:
             done: Future[list[Outcome]] = Future()
             done.set_result(

@@ -263,12 +263,14 @@ def test_the_ledger_verifies_after_an_import(services: Services) -> None:
         assert report.ok, report.problems
 
 
+@pytest.mark.parametrize("started", [True, False], ids=["in-the-process", "while-it-starts"])
 def test_records_checked_in_another_process_are_refused_and_indexed_as_in_the_writer(
-    services: Services, tmp_path: Path
+    services: Services, tmp_path: Path, started: bool
 ) -> None:
     # NDJSON lines cross to a checking process as bytes and are read again there; what
     # it works out (the verdict, the search terms, the categories) must be what the
-    # writer would have worked out from the record it writes.
+    # writer would have worked out from the record it writes. Until the process has
+    # started, the writer checks them itself the same way, from the bytes.
     files = bundles_to_ndjson(BUNDLES[:1], tmp_path / "ndjson")
     broken = tmp_path / "broken.ndjson"
     broken.write_bytes(
@@ -278,6 +280,8 @@ def test_records_checked_in_another_process_are_refused_and_indexed_as_in_the_wr
     )
     checker = Checker(DEFAULT_LIMITS, workers=1)
     try:
+        if started:
+            checker.wait_started()
         loader = Loader(services.gate, services.now_us, checker=checker)
         report = Importer(loader, Journal(services.engine)).run([*files, broken])
     finally:
