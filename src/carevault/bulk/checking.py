@@ -20,7 +20,7 @@ from datetime import tzinfo
 from typing import Any
 
 from carevault.bulk.collector import collector_paused
-from carevault.bulk.shape import Shapes
+from carevault.bulk.shape import Shapes, compile_all
 from carevault.bulk.sources import Item, read_again
 from carevault.fhir.content import InputLimits
 from carevault.fhir.derived import Derived, derive
@@ -141,7 +141,10 @@ def _check_sent(
 
 
 def _started() -> bool:
-    """A checking process's first task: it has started and imported the checks."""
+    """A checking process's first task: it has started, imported the checks and
+    compiled them for every type CareVault holds (most of what a process's first
+    records cost, done while the writer checks the first batches itself)."""
+    compile_all(RESOURCE_TYPES)
     return True
 
 

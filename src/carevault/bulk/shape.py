@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import types
 import typing
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import cache
@@ -188,6 +189,23 @@ class Shapes:
                 self._seen.clear()
             self._seen[key] = known
         return known
+
+
+def compile_all(names: Iterable[str]) -> int:
+    """Compile the checks of the resource types ``names`` and of every element model
+    they hold, ahead of their first record (a checking process does it while the writer
+    checks the first batches itself); the number of models compiled."""
+    seen: set[Any] = set()
+    waiting = [model for model in map(_resource_model, names) if model is not None]
+    while waiting:
+        model = waiting.pop()
+        if model in seen:
+            continue
+        seen.add(model)
+        waiting.extend(
+            element.model for element in _compiled(model).elements.values() if element.model
+        )
+    return len(seen)
 
 
 class _Unsure(Exception):

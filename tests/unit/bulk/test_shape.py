@@ -140,3 +140,11 @@ def test_a_refusal_reads_the_same_as_before(resources: list[dict[str, Any]]) -> 
     full = verdict(broken, None, DEFAULT_LIMITS, compiled=False)
     assert fast is not None
     assert fast == full
+
+
+def test_every_type_held_compiles_ahead_with_the_models_it_holds() -> None:
+    from carevault.bulk.shape import compile_all
+    from carevault.fhir.registry import RESOURCE_TYPES
+
+    # The resource types and the element models under them (HumanName, Coding, ...).
+    assert compile_all(RESOURCE_TYPES) > len(RESOURCE_TYPES)
