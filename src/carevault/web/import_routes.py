@@ -36,7 +36,11 @@ def _service(svc: Any) -> ImportService:
     return imports
 
 
-@router.get("/fhir/OperationDefinition/import")
+#: Where ``$import``'s OperationDefinition is served (the app routes it before the read
+#: by id, ``fhir_routes.READ_PATH``, which would take it for a read of a resource).
+DEFINITION_PATH = "/fhir/OperationDefinition/import"
+
+
 async def import_definition_route(request: Request) -> Response:
     """What ``$import`` in the CapabilityStatement is defined by: public, as the
     CapabilityStatement is (no patient data)."""

@@ -147,6 +147,7 @@ def test_a_client_has_one_export_in_progress_at_a_time(clinic: Clinic) -> None:
     for path in ("/fhir/Patient/$export", "/fhir/$export", f"/fhir/Group/{MINE}/$export"):
         again = clinic.web.get(path, headers={**bearer(token), **ASYNC})
         assert again.status_code == 429, again.text
+        assert int(again.headers["retry-after"]) > 0
         issue = again.json()["issue"][0]
         assert issue["code"] == "throttled"
         assert first in issue["diagnostics"]
