@@ -278,32 +278,20 @@ class JobService(Generic[S]):
         *,
         owner: str | None = None,
         then: Callable[[Connection], None] | None = None,
+        ended: bool = False,
         **values: Any,
     ) -> bool:
         """Set ``values`` on the job if it is in one of ``when`` (and leased by
         ``owner``), run ``then`` and record ``event``, all in one transaction; False
-        (nothing done) if the job was not in one of ``when``."""
+        (nothing done) if the job was not in one of ``when``. A job that ``ended`` has
+        its files deleted and their key shredded after the commit (a job that did not
+        end keeps them)."""
         with write_transaction(self.jobs.engine) as connection:
             if not self.jobs.change(connection, job.job_id, when, owner, **values):
                 return False
             if then is not None:
                 then(connection)
             self.ledger.writer.record([event], connection)
-        return True
-
-    def end(
-        self,
-        job: S,
-        when: Collection[str],
-        event: AuditEvent,
-        *,
-        owner: str | None = None,
-        then: Callable[[Connection], None] | None = None,
-        **values: Any,
-    ) -> bool:
-        """``move`` the job to an end, then delete its files and shred their key (after
-        the commit: a job that did not end keeps them)."""
-        if not self.move(job, when, event, owner=owner, then=then, **values):
-            return False
-        self.files.delete(job.job_id, job.key_id)
+        if ended:
+            self.files.delete(job.job_id, job.key_id)
         return True

@@ -243,10 +243,11 @@ class ExportService(JobService[Job]):
             reason=why,
             was=str(job.status),
         )
-        if not self.end(
+        if not self.move(
             job,
             LIVE,
             event,
+            ended=True,
             then=lambda connection: self.jobs.drop_files(connection, job.job_id),
             status=str(Status.FAILED),
             error=why,
@@ -434,10 +435,11 @@ class ExportService(JobService[Job]):
         reason: str,
         source: str | None = None,
     ) -> None:
-        if not self.end(
+        if not self.move(
             job,
             when,
             self.event(tag, job, principal=by, reason=reason[:500], source_address=source),
+            ended=True,
             then=lambda connection: self.jobs.drop_files(connection, job.job_id),
             status=str(status),
             updated_us=self.now_us(),

@@ -281,10 +281,11 @@ class ImportService(JobService[ImportJob]):
             accepted=report.accepted,
             rejected=report.rejected,
         )
-        return self.end(
+        return self.move(
             job,
             WORKING,
             event,
+            ended=True,
             status=str(status),
             error=error,
             finished_us=now,
@@ -305,10 +306,11 @@ class ImportService(JobService[ImportJob]):
             accepted=report.accepted,
             rejected=report.rejected,
         )
-        return self.end(
+        return self.move(
             job,
             [Status.RUNNING],
             event,
+            ended=True,
             owner=owner,
             status=str(Status.COMPLETED),
             finished_us=now,
@@ -332,10 +334,11 @@ class ImportService(JobService[ImportJob]):
                 reason="report deleted: kept for the set time",
                 was=str(job.status),
             )
-            if self.end(
+            if self.move(
                 job,
                 [job.status],
                 event,
+                ended=True,
                 then=partial(self.journal.forget, file_sha256=job.digest),
                 status=str(Status.EXPIRED),
                 updated_us=now,

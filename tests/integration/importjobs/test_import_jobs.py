@@ -4,7 +4,6 @@ report (the journal's counts and refusals by line) deleted a set time after it e
 
 from __future__ import annotations
 
-import threading
 from dataclasses import replace
 
 import pytest
@@ -13,12 +12,12 @@ from sqlalchemy import func, select
 from carevault.bulk.tables import bulk_import_file, bulk_import_rejection
 from carevault.db import read_transaction
 from carevault.importjobs.model import Status
-from carevault.importjobs.tables import import_job
 from carevault.ledger.events import Tag
 from tests.integration.access.browser import bearer
 from tests.integration.export.conftest import MINE, patient
 from tests.integration.importjobs.conftest import NDJSON, Clinic
 from tests.integration.importjobs.test_import_api import ndjson
+from tests.support.jobs import assert_one_of_racing_kick_offs_stored
 
 pytestmark = pytest.mark.postgres
 
@@ -85,23 +84,7 @@ def test_two_import_kick_offs_at_once_store_one_job(clinic: Clinic) -> None:
         "requested_us": 1,
         "updated_us": 1,
     }
-    assert set(row) | {"job_id", "key_id"} <= {c.name for c in import_job.columns}
-    outcomes: list[str | None] = []
-    start = threading.Barrier(6)
-
-    def race(n: int) -> None:
-        start.wait()
-        outcomes.append(store.create_unless_busy({**row, "job_id": f"race{n}", "key_id": f"k{n}"}))
-
-    threads = [threading.Thread(target=race, args=(n,)) for n in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    stored = [job.job_id for job in store.all() if job.client_id == "racer"]
-    assert len(stored) == 1
-    assert outcomes.count(None) == 1
-    assert all(outcome == stored[0] for outcome in outcomes if outcome is not None)
+    assert_one_of_racing_kick_offs_stored(store, row)
 
 
 def _journal_rows(clinic: Clinic, digest: str) -> tuple[int, int]:
