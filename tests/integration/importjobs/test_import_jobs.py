@@ -7,6 +7,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+from fhirclient.models.capabilitystatement import CapabilityStatement
+from fhirclient.models.operationdefinition import OperationDefinition
 from sqlalchemy import func, select
 
 from carevault.bulk.tables import bulk_import_file, bulk_import_rejection
@@ -38,6 +40,9 @@ def test_the_capability_statement_declares_import_and_its_definition_resolves(
     assert definition["resourceType"] == "OperationDefinition"
     assert (definition["code"], definition["url"]) == ("import", definition_url)
     assert definition["system"] is True and definition["kind"] == "operation"
+    # Both as strict R4 (fhirclient's models), as clients read them.
+    OperationDefinition(definition, strict=True)
+    CapabilityStatement(statement, strict=True)
 
 
 def test_a_client_has_one_import_queued_or_running_at_a_time(clinic: Clinic) -> None:
