@@ -9,7 +9,11 @@
   (policy, scopes, writes never widen, containment), validated in full, with one audit
   entry per record. Progress is the bulk import journal's, per batch, so a job resumes
   after a kill from its last committed batch.
-- The request, the start, the completion, a cancellation and a stop are in the ledger.
+- A client has one job queued or running at a time (429 for another meanwhile, as
+  exports: ``carevault.jobs``). A job's report (the journal's counts and its refused
+  lines) is deleted once kept for the set time after the job ended (``expire``).
+- The request, the start, the completion, a cancellation, a stop and the expiry are in
+  the ledger.
 """
 
 from __future__ import annotations
