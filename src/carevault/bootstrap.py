@@ -427,6 +427,7 @@ def build_services(
                 max_bytes=settings.import_max_bytes,
                 batch_lines=settings.import_batch_lines,
                 lease_us=int(settings.export_lease_seconds * 1_000_000),
+                keep_us=int(settings.export_keep_hours * 3600 * 1_000_000),
             ),
         ),
     )

@@ -360,6 +360,16 @@ class Settings(BaseSettings):
             "after the look-up) before judging it."
         ),
     )
+    detect_client_writes_per_hour: int = Field(
+        default=2000,
+        ge=1,
+        le=10_000_000,
+        description=(
+            "Records an integration client may write in an hour (by $import or one by "
+            "one) before an alert, whatever its history; above it, its own usual peak "
+            "decides. Raise it for a planned migration."
+        ),
+    )
     release_budget: str = Field(
         default="",
         description=(

@@ -3,18 +3,26 @@
 (``WHERE status IN ...``), so that two processes (two officers at once, a cancel racing
 the worker) cannot both win; the loser sees a row count of zero. A job is leased to one
 process at a time; a process that died loses its lease when it lapses, and another (or
-the same, restarted) takes the job over."""
+the same, restarted) takes the job over.
+
+A client has at most one job of a kind in progress (``create_unless_busy``): a second
+kick-off is refused with 429 until the first ends. ``JobService`` is what the services
+of both kinds share: their audit entries, and each change of a job's status made in one
+transaction with its entry."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Collection
-from typing import Any, Generic, TypeVar
+from collections.abc import Callable, Collection, Sequence
+from typing import Any, Generic, Protocol, TypeVar
 
-from sqlalchemy import Connection, Engine, RowMapping, Table, or_, select, update
+from sqlalchemy import Connection, Engine, RowMapping, Table, insert, or_, select, text, update
 
 from carevault.db import read_transaction, write_transaction
-from carevault.gate import Caller
+from carevault.export.files import SealedFiles
+from carevault.gate import Caller, Gate
+from carevault.ledger.events import AuditEvent, Outcome, Tag
+from carevault.ledger.service import Ledger
 
 J = TypeVar("J")
 
@@ -39,8 +47,10 @@ def caller_json(caller: Caller) -> str:
 
 class LeasedJobs(Generic[J]):
     """A table of jobs (``job_id``, ``status``, ``caller``, ``requested_us``,
-    ``lease_owner``, ``lease_until_us`` columns) read as ``J`` by ``from_row``;
-    ``working``: the statuses a worker may take a job in."""
+    ``lease_owner``, ``lease_until_us``, ``client_id`` columns) read as ``J`` by
+    ``from_row``; ``working``: the statuses a worker may take a job in;
+    ``in_progress``: those of a job that keeps its client from starting another (by
+    default ``working``)."""
 
     def __init__(
         self,
@@ -48,11 +58,50 @@ class LeasedJobs(Generic[J]):
         table: Table,
         from_row: Callable[[RowMapping], J],
         working: Collection[str],
+        in_progress: Collection[str] | None = None,
     ) -> None:
         self.engine = engine
         self.table = table
         self._from_row = from_row
         self._working = sorted(str(status) for status in working)
+        busy = working if in_progress is None else in_progress
+        self._in_progress = sorted(str(status) for status in busy)
+
+    def create_unless_busy(
+        self, values: dict[str, Any], then: Callable[[Connection], None] | None = None
+    ) -> str | None:
+        """Store the job (and run ``then`` in the same transaction) unless its client
+        already has one in progress; that job's id if so (nothing stored), else None.
+        Two kick-offs at once cannot both pass: SQLite's write lock, or a PostgreSQL
+        lock on the client taken before looking, orders them."""
+        with write_transaction(self.engine) as connection:
+            if connection.dialect.name == "postgresql":
+                connection.execute(
+                    text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
+                    {"key": f"carevault-{self.table.name}:{values['client_id']}"},
+                )
+            busy = self.in_progress(values["client_id"], connection)
+            if busy is not None:
+                return busy
+            connection.execute(insert(self.table).values(**values))
+            if then is not None:
+                then(connection)
+        return None
+
+    def in_progress(self, client_id: str, connection: Connection | None = None) -> str | None:
+        """The id of the client's job in progress, if any."""
+        table = self.table
+        query = (
+            select(table.c.job_id)
+            .where(table.c.client_id == client_id, table.c.status.in_(self._in_progress))
+            .limit(1)
+        )
+        if connection is not None:
+            found = connection.execute(query).scalar_one_or_none()
+        else:
+            with read_transaction(self.engine) as reading:
+                found = reading.execute(query).scalar_one_or_none()
+        return None if found is None else str(found)
 
     def get(self, job_id: str, connection: Connection | None = None) -> J | None:
         query = select(self.table).where(self.table.c.job_id == job_id)
@@ -140,3 +189,109 @@ class LeasedJobs(Generic[J]):
                 .where(table.c.job_id == job_id, table.c.lease_owner == owner)
                 .values(lease_owner=None, lease_until_us=None)
             )
+
+
+class StoredJob(Protocol):
+    """A job a client kicked off, as its service reads it."""
+
+    @property
+    def job_id(self) -> str: ...
+
+    @property
+    def client_id(self) -> str: ...
+
+    @property
+    def key_id(self) -> str: ...
+
+
+S = TypeVar("S", bound=StoredJob)
+
+
+class JobService(Generic[S]):
+    """What the services of exports and ``$import`` jobs share: the job's audit entries,
+    and each change of its status recorded in the ledger in the transaction that makes
+    it (so the ledger never tells of a change that did not happen, nor misses one).
+    Subclasses set ``gate``, ``ledger``, ``jobs`` and ``files``."""
+
+    gate: Gate
+    ledger: Ledger
+    jobs: LeasedJobs[S]
+    files: SealedFiles
+
+    def now_us(self) -> int:
+        return self.gate.vault_now()
+
+    def job_detail(self, job: S) -> dict[str, Any]:
+        """What every audit entry of ``job`` carries in its detail."""
+        return {"job": job.job_id}
+
+    def event(
+        self,
+        tag: Tag,
+        job: S | None,
+        *,
+        principal: str | None,
+        outcome: Outcome = Outcome.SUCCESS,
+        reason: str = "",
+        role: str | None = None,
+        source_address: str | None = None,
+        **detail: Any,
+    ) -> AuditEvent:
+        return AuditEvent(
+            tag=tag,
+            outcome=outcome,
+            at_us=self.now_us(),
+            principal=principal,
+            role=role,
+            client_id=job.client_id if job else None,
+            source_address=source_address,
+            reason=reason,
+            detail={**(self.job_detail(job) if job else {}), **detail},
+        )
+
+    def record(self, events: Sequence[AuditEvent]) -> None:
+        self.ledger.writer.record(events)
+
+    def record_refusal(self, tag: Tag, caller: Caller, message: str, **detail: Any) -> None:
+        """A kick-off refused, as the caller asked it (no job was stored)."""
+        self.record(
+            [
+                AuditEvent(
+                    tag=tag,
+                    outcome=Outcome.DENIED,
+                    at_us=self.now_us(),
+                    principal=caller.principal,
+                    client_id=caller.client_id,
+                    session_id=caller.session_id,
+                    source_address=caller.source_address,
+                    reason=message,
+                    detail=detail,
+                )
+            ]
+        )
+
+    def move(
+        self,
+        job: S,
+        when: Collection[str],
+        event: AuditEvent,
+        *,
+        owner: str | None = None,
+        then: Callable[[Connection], None] | None = None,
+        ended: bool = False,
+        **values: Any,
+    ) -> bool:
+        """Set ``values`` on the job if it is in one of ``when`` (and leased by
+        ``owner``), run ``then`` and record ``event``, all in one transaction; False
+        (nothing done) if the job was not in one of ``when``. A job that ``ended`` has
+        its files deleted and their key shredded after the commit (a job that did not
+        end keeps them)."""
+        with write_transaction(self.jobs.engine) as connection:
+            if not self.jobs.change(connection, job.job_id, when, owner, **values):
+                return False
+            if then is not None:
+                then(connection)
+            self.ledger.writer.record([event], connection)
+        if ended:
+            self.files.delete(job.job_id, job.key_id)
+        return True

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import Connection, Engine, delete, insert, select, update
 
 from carevault.bulk.tables import bulk_import_file, bulk_import_rejection
 from carevault.db import read_transaction, write_transaction
@@ -131,3 +131,13 @@ class Journal:
                 .limit(limit)
             ).all()
         return [(row.line, row.reason) for row in rows]
+
+    def forget(self, connection: Connection, file_sha256: str) -> None:
+        """Delete the file's progress and its refusals (their reasons), in the caller's
+        transaction: a job's report, once it has been kept for the set time."""
+        connection.execute(
+            delete(bulk_import_rejection).where(bulk_import_rejection.c.file_sha256 == file_sha256)
+        )
+        connection.execute(
+            delete(bulk_import_file).where(bulk_import_file.c.file_sha256 == file_sha256)
+        )

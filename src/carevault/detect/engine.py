@@ -113,6 +113,7 @@ class DetectionEngine:
         offset_us: int = 8 * HOUR_US,
         poll_seconds: float = 0.2,
         kin_grace_us: int = 10 * MINUTE_US,
+        detectors: Detectors | None = None,
     ) -> None:
         self.kin_grace_us = kin_grace_us
         self.engine = engine
@@ -130,7 +131,7 @@ class DetectionEngine:
         #: The most entries one batch judges.
         self.max_batch = BATCH
         self.write_seconds = WRITE_SECONDS
-        self.detectors = Detectors()
+        self.detectors = detectors or Detectors()
         self._memory = _Memory()
         self._buffer: dict[int, bytes] = {}
         self._buffer_lock = threading.Lock()

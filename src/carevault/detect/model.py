@@ -39,6 +39,9 @@ RELEASING = frozenset(
         "fhir:resource:export",
     }
 )
+#: Tags whose successful entries write patient data (one entry per record written, also
+#: for each record of a client's ``$import``).
+WRITING = frozenset({"fhir:resource:create", "fhir:resource:update", "fhir:resource:delete"})
 #: A patient's records written to a bulk export's files (``carevault.export``).
 EXPORT_TAG = "fhir:resource:export"
 SIGN_IN_FAILED = "auth:session:sign-in-failed"
@@ -116,6 +119,11 @@ class Access:
             and self.patient_pseudonym is not None
             and self.account is not None
         )
+
+    @property
+    def wrote(self) -> bool:
+        """An account wrote a record in this entry."""
+        return self.outcome == "success" and self.tag in WRITING and self.account is not None
 
     @property
     def attempted(self) -> bool:

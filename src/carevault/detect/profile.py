@@ -21,6 +21,8 @@ ROLE_SAMPLES = 400
 PLACES = 40
 #: The windows of breadth: distinct patients per 10 minutes, hour and day.
 SPANS = {"10 minutes": 10 * MINUTE_US, "hour": HOUR_US, "day": DAY_US}
+#: A role's samples of the most records one of its clients wrote in an hour, per day.
+WRITES_HOUR = "writes hour"
 
 
 @dataclass
@@ -37,6 +39,8 @@ class Profile:
     cusum: float = 0.0
     #: "tag resource-type" → count (what an integration usually does).
     patterns: dict[str, int] = field(default_factory=dict)
+    #: day number → the most records an integration client wrote in one hour that day.
+    writes: dict[str, int] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -50,6 +54,7 @@ class Profile:
             "agents": self.agents,
             "cusum": self.cusum,
             "patterns": self.patterns,
+            "writes": self.writes,
         }
 
     @classmethod
@@ -94,6 +99,9 @@ class Recent:
     denials: CountWindow = field(default_factory=lambda: CountWindow(10 * MINUTE_US))
     failures: CountWindow = field(default_factory=lambda: CountWindow(10 * MINUTE_US))
     name_searches: CountWindow = field(default_factory=lambda: CountWindow(HOUR_US))
+    #: Records an integration client wrote in the last hour, and today's peak of it.
+    writes: CountWindow = field(default_factory=lambda: CountWindow(HOUR_US))
+    writes_peak: int = 0
     #: Searches by first name only or by initials (``fhir.name_shape``).
     vague_searches: CountWindow = field(default_factory=lambda: CountWindow(HOUR_US))
     #: The last place the account acted from: (address, at_us).
@@ -140,6 +148,7 @@ class Recent:
         self.peaks = dict.fromkeys(SPANS, 0)
         self.picks = set()
         self.kin_picks = {}
+        self.writes_peak = 0
 
 
 @dataclass
@@ -176,5 +185,13 @@ def close_day(profile: Profile, recent: Recent, role: RoleBaseline | None, day: 
                 del profile.days[min(profile.days, key=int)]
             if role is not None:
                 role.add_day(counts)
+    if recent.day >= 0 and recent.day != day and recent.writes_peak and profile.day == recent.day:
+        # Kept apart from the reading days: a feed that only writes has no reading
+        # history, and its writing days must not lower the limits of its reads.
+        profile.writes[str(recent.day)] = recent.writes_peak
+        while len(profile.writes) > HISTORY_DAYS:
+            del profile.writes[min(profile.writes, key=int)]
+        if role is not None:
+            role.add_day({WRITES_HOUR: recent.writes_peak})
     recent.start_day(day)
     profile.day = day

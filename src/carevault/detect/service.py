@@ -25,6 +25,7 @@ from carevault.detect.flags import Flags
 from carevault.detect.kin import Kinship
 from carevault.detect.notify import AlertSinks
 from carevault.detect.respond import Policy, Responder
+from carevault.detect.signals import Detectors
 from carevault.ledger.service import Ledger
 
 
@@ -108,6 +109,7 @@ def build_detection(
         offset_us=offset,
         poll_seconds=settings.detect_poll_seconds,
         kin_grace_us=int(settings.detect_kin_grace_seconds * 1_000_000),
+        detectors=Detectors(settings.detect_client_writes_per_hour),
     )
     if settings.detect:
         audit_ledger.writer.listeners.append(detection_engine.committed)

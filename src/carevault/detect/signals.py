@@ -25,7 +25,14 @@ from carevault.detect.model import (
     Finding,
     Severity,
 )
-from carevault.detect.profile import SPANS, Profile, Recent, RoleBaseline, close_day
+from carevault.detect.profile import (
+    SPANS,
+    WRITES_HOUR,
+    Profile,
+    Recent,
+    RoleBaseline,
+    close_day,
+)
 from carevault.detect.snoop import observe_picks, snooping
 from carevault.detect.stats import Cusum, cusum_for, quantile, robust_limit
 
@@ -41,6 +48,10 @@ ROLE_FLOORS: dict[str, tuple[int, int, int]] = {
     "integration": (300, 1500, 8000),
 }
 DEFAULT_FLOORS = (25, 60, 200)
+#: Records an integration client may write in an hour, whatever its history, before an
+#: alert (``detect_client_writes_per_hour``): above it, its own usual peak (or its
+#: role's) decides. A compromised client's secret writes as fast as it reads.
+CLIENT_WRITES_PER_HOUR = 2000
 EVERYTHING_PER_HOUR = 10
 DENIALS_PER_10_MINUTES = 20
 FAILURES_PER_10_MINUTES = 10
@@ -114,9 +125,17 @@ def _new_search(access: Access, recent: Recent) -> bool:
 def limit_for(span: str, profile: Profile, role: RoleBaseline | None) -> tuple[int, str]:
     """The most distinct unexplained patients in ``span`` before an alert, and why."""
     floors = ROLE_FLOORS.get(profile.role or "", DEFAULT_FLOORS)
-    floor = floors[SPAN_INDEX[span]]
-    own = robust_limit(profile.history(span))
     pooled = role.samples.get(span, []) if role is not None else []
+    return baseline_limit(floors[SPAN_INDEX[span]], profile.history(span), pooled, profile)
+
+
+def baseline_limit(
+    floor: int, own_days: list[float], pooled: list[int], profile: Profile
+) -> tuple[int, str]:
+    """The most of a count before an alert, and why: the account's own usual peak
+    (robust, over its closed days), or for a new account 1.5 times its role's 99th
+    percentile, and never below ``floor``."""
+    own = robust_limit(own_days)
     role_p99 = quantile(pooled, 0.99) if len(pooled) >= 20 else None
     parts = [f"the floor for {profile.role or 'this role'} is {floor}"]
     if own is not None:
@@ -158,6 +177,9 @@ class Detectors:
     """Feed entries in ledger order with ``observe``; ``live`` False only rebuilds the
     in-memory windows (after a restart) and never finds or learns anything."""
 
+    def __init__(self, client_writes_per_hour: int = CLIENT_WRITES_PER_HOUR) -> None:
+        self.client_writes_per_hour = client_writes_per_hour
+
     def observe(
         self,
         access: Access,
@@ -198,6 +220,13 @@ class Detectors:
                 )
             elif count >= DENIALS_PER_10_MINUTES:
                 found.append(self._burst(access, "denials", recent, day))
+            return found if live else []
+        if access.wrote:
+            if profile.role == "integration" or (access.account or "").startswith("client:"):
+                count = recent.writes.add(access.at_us, access.position)
+                recent.writes_peak = max(recent.writes_peak, count)
+                if live:
+                    found.extend(self._writes(access, state, role, day))
             return found if live else []
         if access.tag == "fhir:resource:search" and _new_search(access, recent):
             if NAME_PARAMS & set(access.detail.get("params", ())):
@@ -294,6 +323,37 @@ class Detectors:
                 window.first_position,
             )
         ]
+
+    def _writes(
+        self, access: Access, state: AccountState, role: RoleBaseline | None, day: int
+    ) -> list[Finding]:
+        """An integration client writing more records in an hour than it usually does
+        (a bulk ``$import``, or writes one by one), as ``breadth`` judges reading."""
+        profile, recent = state.profile, state.recent
+        count = len(recent.writes)
+        if count <= self.client_writes_per_hour:
+            return []
+        limit, why = _baseline(WRITES_HOUR, profile, recent, role, self._write_limit)
+        if count <= limit:
+            return []
+        return [
+            Finding(
+                "client-writes",
+                Severity.HIGH if count >= 2 * limit else Severity.MEDIUM,
+                str(day),
+                f"wrote {count} records in one hour; {why}",
+                access,
+                (),
+                recent.writes.first_position,
+            )
+        ]
+
+    def _write_limit(
+        self, _name: str, profile: Profile, role: RoleBaseline | None
+    ) -> tuple[int, str]:
+        pooled = role.samples.get(WRITES_HOUR, []) if role is not None else []
+        own = [float(peak) for peak in profile.writes.values()]
+        return baseline_limit(self.client_writes_per_hour, own, pooled, profile)
 
     def _flags(self, access: Access, context: Context, pseudonym: str) -> list[Finding]:
         found = []

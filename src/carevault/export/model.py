@@ -11,6 +11,7 @@ from enum import StrEnum
 from typing import Any
 
 from carevault.access.scopes import Interaction, Scopes
+from carevault.domain.jobs import JobNotFound, JobRefused
 from carevault.fhir.registry import RESOURCE_TYPES
 
 
@@ -45,16 +46,12 @@ UNSUPPORTED = frozenset(
 NDJSON = "application/fhir+ndjson"
 
 
-class ExportRefused(Exception):
+class ExportRefused(JobRefused):
     """The kick-off is refused: 403 (not granted), 400 (bad parameters), 404 (no such
     Group), 429 (the client's previous export is still in progress), 503 (contained)."""
 
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
 
-
-class ExportNotFound(Exception):
+class ExportNotFound(JobNotFound):
     """No such job for this caller (or its files are gone): 404."""
 
 

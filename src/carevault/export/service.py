@@ -42,8 +42,8 @@ from carevault.export.model import (
 from carevault.export.store import JobStore
 from carevault.gate import Caller, Gate
 from carevault.gate.export import held_by_containment, locked_for
-from carevault.jobs import caller_json
-from carevault.ledger.events import AuditEvent, Outcome, Tag
+from carevault.jobs import JobService, caller_json
+from carevault.ledger.events import Outcome, Tag
 from carevault.ledger.service import Ledger
 
 ALERT_DETECTOR = "bulk-export"
@@ -56,7 +56,9 @@ class ExportSettings:
     lease_us: int
 
 
-class ExportService:
+class ExportService(JobService[Job]):
+    jobs: JobStore
+
     def __init__(
         self,
         gate: Gate,
@@ -78,40 +80,13 @@ class ExportService:
         self.settings = settings
         self.jobs = JobStore(gate.vault.engine)
 
-    def now_us(self) -> int:
-        return self.gate.vault_now()
-
     def held(self) -> str | None:
         return held_by_containment(self.gate)
 
     # --- the ledger and the alert ------------------------------------------------------
 
-    def event(
-        self,
-        tag: Tag,
-        job: Job | None,
-        *,
-        principal: str | None,
-        outcome: Outcome = Outcome.SUCCESS,
-        reason: str = "",
-        role: str | None = None,
-        source_address: str | None = None,
-        **detail: Any,
-    ) -> AuditEvent:
-        return AuditEvent(
-            tag=tag,
-            outcome=outcome,
-            at_us=self.now_us(),
-            principal=principal,
-            role=role,
-            client_id=job.client_id if job else None,
-            source_address=source_address,
-            reason=reason,
-            detail={**({"job": job.job_id, "level": str(job.level)} if job else {}), **detail},
-        )
-
-    def record(self, events: Sequence[AuditEvent]) -> None:
-        self.ledger.writer.record(events)
+    def job_detail(self, job: Job) -> dict[str, Any]:
+        return {"job": job.job_id, "level": str(job.level)}
 
     def alert(self, job: Job, explanation: str) -> None:
         """One open alert per job, its explanation brought up to date at each step, so
@@ -173,21 +148,7 @@ class ExportService:
                     " before asking for another",
                 )
         except ExportRefused as refused:
-            self.record(
-                [
-                    AuditEvent(
-                        tag=Tag.EXPORT_REFUSED,
-                        outcome=Outcome.DENIED,
-                        at_us=self.now_us(),
-                        principal=caller.principal,
-                        client_id=caller.client_id,
-                        session_id=caller.session_id,
-                        source_address=caller.source_address,
-                        reason=str(refused),
-                        detail={"level": str(level)},
-                    )
-                ]
-            )
+            self.record_refusal(Tag.EXPORT_REFUSED, caller, str(refused), level=str(level))
             raise
         job = self.job(job_id)
         self.record(
@@ -274,35 +235,29 @@ class ExportService:
         nothing of it can be downloaded later; False if it had already ended."""
         now = self.now_us()
         why = f"stopped: {reason}"[:500]
-        with write_transaction(self.jobs.engine) as connection:
-            if not self.jobs.change(
-                connection,
-                job.job_id,
-                LIVE,
-                status=str(Status.FAILED),
-                error=why,
-                finished_us=now,
-                expires_us=now + self.settings.keep_us,
-                updated_us=now,
-                lease_owner=None,
-                lease_until_us=None,
-            ):
-                return False
-            self.jobs.drop_files(connection, job.job_id)
-            self.ledger.writer.record(
-                [
-                    self.event(
-                        Tag.EXPORT_STOPPED,
-                        job,
-                        principal="system:carevault",
-                        outcome=Outcome.FAILED,
-                        reason=why,
-                        was=str(job.status),
-                    )
-                ],
-                connection,
-            )
-        self.files.delete(job.job_id, job.key_id)
+        event = self.event(
+            Tag.EXPORT_STOPPED,
+            job,
+            principal="system:carevault",
+            outcome=Outcome.FAILED,
+            reason=why,
+            was=str(job.status),
+        )
+        if not self.move(
+            job,
+            LIVE,
+            event,
+            ended=True,
+            then=lambda connection: self.jobs.drop_files(connection, job.job_id),
+            status=str(Status.FAILED),
+            error=why,
+            finished_us=now,
+            expires_us=now + self.settings.keep_us,
+            updated_us=now,
+            lease_owner=None,
+            lease_until_us=None,
+        ):
+            return False
         self.alert(job, f"bulk export {job.job_id} ({job.level}) by {job.client_id}: {why}")
         return True
 
@@ -430,30 +385,23 @@ class ExportService:
         approvals = [{"officer": a.officer, "at_us": a.at_us} for a in job.approvals]
         approvals.append({"officer": who, "at_us": self.now_us()})
         done = len(approvals) >= job.approvals_needed
-        with write_transaction(self.jobs.engine) as connection:
-            changed = self.jobs.change(
-                connection,
-                job_id,
-                [Status.PENDING],
-                approvals=approvals,
-                status=str(Status.APPROVED if done else Status.PENDING),
-                updated_us=self.now_us(),
-            )
-            if not changed:
-                raise ValueError(f"export {job_id} changed meanwhile; look again")
-            self.ledger.writer.record(
-                [
-                    self.event(
-                        Tag.EXPORT_APPROVED,
-                        job,
-                        principal=who,
-                        role=str(Role.PRIVACY_OFFICER),
-                        source_address=officer.source_address,
-                        reason=f"approval {len(approvals)} of {job.approvals_needed}",
-                    )
-                ],
-                connection,
-            )
+        event = self.event(
+            Tag.EXPORT_APPROVED,
+            job,
+            principal=who,
+            role=str(Role.PRIVACY_OFFICER),
+            source_address=officer.source_address,
+            reason=f"approval {len(approvals)} of {job.approvals_needed}",
+        )
+        if not self.move(
+            job,
+            [Status.PENDING],
+            event,
+            approvals=approvals,
+            status=str(Status.APPROVED if done else Status.PENDING),
+            updated_us=self.now_us(),
+        ):
+            raise ValueError(f"export {job_id} changed meanwhile; look again")
         self.ledger.checkpoints.make(f"export {job_id} approval")
         approved = self.job(job_id)
         self.alert(
@@ -487,24 +435,19 @@ class ExportService:
         reason: str,
         source: str | None = None,
     ) -> None:
-        with write_transaction(self.jobs.engine) as connection:
-            if not self.jobs.change(
-                connection,
-                job.job_id,
-                when,
-                status=str(status),
-                updated_us=self.now_us(),
-                finished_us=self.now_us(),
-                lease_owner=None,
-                lease_until_us=None,
-            ):
-                raise ValueError(f"export {job.job_id} is {self.job(job.job_id).status}")
-            self.jobs.drop_files(connection, job.job_id)
-            self.ledger.writer.record(
-                [self.event(tag, job, principal=by, reason=reason[:500], source_address=source)],
-                connection,
-            )
-        self.files.delete(job.job_id, job.key_id)
+        if not self.move(
+            job,
+            when,
+            self.event(tag, job, principal=by, reason=reason[:500], source_address=source),
+            ended=True,
+            then=lambda connection: self.jobs.drop_files(connection, job.job_id),
+            status=str(status),
+            updated_us=self.now_us(),
+            finished_us=self.now_us(),
+            lease_owner=None,
+            lease_until_us=None,
+        ):
+            raise ValueError(f"export {job.job_id} is {self.job(job.job_id).status}")
         self.alert(job, f"bulk export {job.job_id} ({job.level}) by {job.client_id}: {status}")
 
     def expire(self) -> int:

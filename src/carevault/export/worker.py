@@ -144,29 +144,20 @@ class ExportWorker:
         svc = self.service
         now = svc.now_us()
         total = self._count_patients(job, caller)
-        with write_transaction(svc.jobs.engine) as connection:
-            if not svc.jobs.change(
-                connection,
-                job.job_id,
-                [Status.APPROVED],
-                self.name,
-                status=str(Status.RUNNING),
-                transaction_us=now,
-                patients_total=total,
-                updated_us=now,
-            ):
-                raise ContainmentActive("the job changed meanwhile")  # looked at again later
-            svc.ledger.writer.record(
-                [
-                    svc.event(
-                        Tag.EXPORT_STARTED,
-                        job,
-                        principal=job.principal,
-                        reason=f"{total} patients in reach",
-                    )
-                ],
-                connection,
-            )
+        event = svc.event(
+            Tag.EXPORT_STARTED, job, principal=job.principal, reason=f"{total} patients in reach"
+        )
+        if not svc.move(
+            job,
+            [Status.APPROVED],
+            event,
+            owner=self.name,
+            status=str(Status.RUNNING),
+            transaction_us=now,
+            patients_total=total,
+            updated_us=now,
+        ):
+            raise ContainmentActive("the job changed meanwhile")  # looked at again later
         started = svc.job(job.job_id)
         svc.alert(started, f"bulk export {job.job_id} ({job.level}) by {job.client_id}: running")
         return started
@@ -305,31 +296,25 @@ class ExportWorker:
     def _complete(self, job: Job) -> None:
         svc = self.service
         now = svc.now_us()
-        with write_transaction(svc.jobs.engine) as connection:
-            if not svc.jobs.change(
-                connection,
-                job.job_id,
-                [Status.RUNNING],
-                self.name,
-                status=str(Status.COMPLETED),
-                finished_us=now,
-                expires_us=now + svc.settings.keep_us,
-                updated_us=now,
-            ):
-                return
-            svc.ledger.writer.record(
-                [
-                    svc.event(
-                        Tag.EXPORT_COMPLETED,
-                        job,
-                        principal=job.principal,
-                        reason=f"{job.patients_done} patients, {job.resources_done} resources",
-                        patients=job.patients_done,
-                        resources=job.resources_done,
-                    )
-                ],
-                connection,
-            )
+        event = svc.event(
+            Tag.EXPORT_COMPLETED,
+            job,
+            principal=job.principal,
+            reason=f"{job.patients_done} patients, {job.resources_done} resources",
+            patients=job.patients_done,
+            resources=job.resources_done,
+        )
+        if not svc.move(
+            job,
+            [Status.RUNNING],
+            event,
+            owner=self.name,
+            status=str(Status.COMPLETED),
+            finished_us=now,
+            expires_us=now + svc.settings.keep_us,
+            updated_us=now,
+        ):
+            return
         svc.ledger.checkpoints.make(f"export {job.job_id} completed")
         svc.alert(
             svc.job(job.job_id),

@@ -7,6 +7,7 @@ from enum import StrEnum
 from typing import Any
 
 from carevault.access.scopes import Interaction, Scopes
+from carevault.domain.jobs import JobNotFound, JobRefused
 
 #: The media types an ``$import`` body may be sent as.
 NDJSON_TYPES = frozenset({"application/fhir+ndjson", "application/ndjson"})
@@ -20,22 +21,23 @@ class Status(StrEnum):
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    #: Ended, and kept past the set time: its journal and refusals deleted.
+    EXPIRED = "expired"
 
 
-#: Jobs the worker may still act on.
+#: Jobs the worker may still act on; a client has at most one of them at a time.
 WORKING = frozenset({Status.QUEUED, Status.RUNNING})
+#: Ended jobs whose report (the journal's counts and refusals) is still kept.
+ENDED = frozenset({Status.COMPLETED, Status.FAILED, Status.CANCELLED})
 
 
-class ImportRefused(Exception):
-    """The kick-off is refused: 400, 403, 413, 415 or 503 (contained)."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
+class ImportRefused(JobRefused):
+    """The kick-off is refused: 400, 403, 413, 415, 429 (the client's previous import
+    is still queued or running) or 503 (contained)."""
 
 
-class ImportNotFound(Exception):
-    """No such job for this caller: 404."""
+class ImportNotFound(JobNotFound):
+    """No such job for this caller (or its report has expired): 404."""
 
 
 @dataclass(frozen=True)

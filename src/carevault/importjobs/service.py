@@ -9,27 +9,32 @@
   (policy, scopes, writes never widen, containment), validated in full, with one audit
   entry per record. Progress is the bulk import journal's, per batch, so a job resumes
   after a kill from its last committed batch.
-- The request, the start, the completion, a cancellation and a stop are in the ledger.
+- A client has one job queued or running at a time (429 for another meanwhile, as
+  exports: ``carevault.jobs``). A job's report (the journal's counts and its refused
+  lines) is deleted once kept for the set time after the job ended (``expire``).
+- The request, the start, the completion, a cancellation, a stop and the expiry are in
+  the ledger.
 """
 
 from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Any
+
+from sqlalchemy import Connection
 
 from carevault.access.control import AccessControl
 from carevault.bulk.journal import FileProgress, Journal
-from carevault.db import write_transaction
 from carevault.export.files import SealedFiles
 from carevault.fhir.content import InputLimits
 from carevault.gate import Caller, Gate
 from carevault.gate.export import held_by_containment, locked_for
 from carevault.importjobs.model import (
     BODY,
+    ENDED,
     WORKING,
     ImportJob,
     ImportNotFound,
@@ -39,10 +44,10 @@ from carevault.importjobs.model import (
     may_import,
 )
 from carevault.importjobs.store import ImportJobStore
-from carevault.jobs import caller_json
+from carevault.jobs import JobService, caller_json
 from carevault.keys.envelope import Envelope
 from carevault.keys.service import KeyService
-from carevault.ledger.events import AuditEvent, Outcome, Tag
+from carevault.ledger.events import Outcome, Tag
 from carevault.ledger.service import Ledger
 
 KEY_KIND = "import"
@@ -56,6 +61,8 @@ class ImportSettings:
     max_bytes: int
     batch_lines: int
     lease_us: int
+    #: How long an ended job's report (its journal and refusals) is kept.
+    keep_us: int
 
 
 @dataclass(frozen=True)
@@ -74,7 +81,9 @@ def import_files(root: Path, keys: KeyService | None, envelope: Envelope) -> Sea
     return SealedFiles(root, keys, envelope, kind=KEY_KIND, purpose="bulk-import")
 
 
-class ImportService:
+class ImportService(JobService[ImportJob]):
+    jobs: ImportJobStore
+
     def __init__(
         self,
         gate: Gate,
@@ -93,9 +102,6 @@ class ImportService:
         self.jobs = ImportJobStore(gate.vault.engine)
         self.journal = Journal(gate.vault.engine)
 
-    def now_us(self) -> int:
-        return self.gate.vault_now()
-
     def held(self, clinics: frozenset[str] = frozenset()) -> str | None:
         """Why imports must wait now (patient data offline or read-only, key lockdown, or
         one of ``clinics`` locked), or None."""
@@ -111,50 +117,11 @@ class ImportService:
         """The clinics the job's client reached at kick-off."""
         return self.jobs.clinics(job_id)
 
-    def event(
-        self,
-        tag: Tag,
-        job: ImportJob | None,
-        *,
-        principal: str | None,
-        outcome: Outcome = Outcome.SUCCESS,
-        reason: str = "",
-        source_address: str | None = None,
-        **detail: Any,
-    ) -> AuditEvent:
-        return AuditEvent(
-            tag=tag,
-            outcome=outcome,
-            at_us=self.now_us(),
-            principal=principal,
-            client_id=job.client_id if job else None,
-            source_address=source_address,
-            reason=reason,
-            detail={**({"job": job.job_id} if job else {}), **detail},
-        )
-
-    def record(self, events: Sequence[AuditEvent]) -> None:
-        self.ledger.writer.record(events)
-
     # --- kick-off, status, cancel (the client) --------------------------------------------
 
     def refuse(self, caller: Caller, status: int, message: str) -> ImportRefused:
         """The kick-off's refusal, recorded (raise what it returns)."""
-        self.record(
-            [
-                AuditEvent(
-                    tag=Tag.IMPORT_REFUSED,
-                    outcome=Outcome.DENIED,
-                    at_us=self.now_us(),
-                    principal=caller.principal,
-                    client_id=caller.client_id,
-                    session_id=caller.session_id,
-                    source_address=caller.source_address,
-                    reason=message,
-                    detail={"status": status},
-                )
-            ]
-        )
+        self.record_refusal(Tag.IMPORT_REFUSED, caller, message, status=status)
         return ImportRefused(status, message)
 
     def allowed(self, caller: Caller) -> None:
@@ -169,6 +136,20 @@ class ImportService:
         held = self.held(frozenset(caller.actor.clinic_ids) if caller.actor else frozenset())
         if held is not None:
             raise self.refuse(caller, 503, held)
+        # Checked before the body is read, and again as the job is stored (a race).
+        busy = self.jobs.in_progress(caller.client_id or caller.principal)
+        if busy is not None:
+            raise self.busy(caller, busy)
+
+    def busy(self, caller: Caller, job_id: str) -> ImportRefused:
+        """The refusal of a second kick-off while the client's job ``job_id`` is still
+        queued or running, recorded (raise what it returns)."""
+        return self.refuse(
+            caller,
+            429,
+            f"this client's import {job_id} is still queued or running: wait for it or"
+            " cancel it (DELETE its status URL) before sending another",
+        )
 
     def kick_off(self, caller: Caller, body: bytes) -> ImportJob:
         """A queued job holding ``body`` sealed; ImportRefused (recorded) if not allowed."""
@@ -200,30 +181,35 @@ class ImportService:
             "updated_us": now,
             "key_id": key_id,
         }
+
+        def requested(connection: Connection) -> None:
+            job = self.jobs.get(job_id, connection)
+            assert job is not None  # noqa: S101 - inserted in this transaction
+            self.ledger.writer.record(
+                [
+                    self.event(
+                        Tag.IMPORT_REQUESTED,
+                        job,
+                        principal=caller.principal,
+                        source_address=caller.source_address,
+                        reason=f"{lines} lines queued",
+                        lines=lines,
+                        bytes=len(body),
+                        sealed_bytes=size,
+                    )
+                ],
+                connection,
+            )
+
         try:
-            with write_transaction(self.jobs.engine) as connection:
-                self.jobs.insert(connection, values)
-                job = self.jobs.get(job_id, connection)
-                assert job is not None  # noqa: S101 - inserted above
-                self.ledger.writer.record(
-                    [
-                        self.event(
-                            Tag.IMPORT_REQUESTED,
-                            job,
-                            principal=caller.principal,
-                            source_address=caller.source_address,
-                            reason=f"{lines} lines queued",
-                            lines=lines,
-                            bytes=len(body),
-                            sealed_bytes=size,
-                        )
-                    ],
-                    connection,
-                )
+            busy = self.jobs.create_unless_busy(values, requested)
         except BaseException:
             self.files.delete(job_id, key_id)
             raise
-        return job
+        if busy is not None:
+            self.files.delete(job_id, key_id)
+            raise self.busy(caller, busy)
+        return self.job(job_id)
 
     def job(self, job_id: str) -> ImportJob:
         found = self.jobs.get(job_id)
@@ -236,6 +222,8 @@ class ImportService:
         found = self.jobs.get(job_id)
         if found is None or found.principal != caller.principal:
             raise ImportNotFound("no such import job")
+        if found.status is Status.EXPIRED:
+            raise ImportNotFound("this import's report has expired and was deleted")
         return found
 
     def report(self, job: ImportJob) -> Report:
@@ -286,65 +274,78 @@ class ImportService:
     ) -> bool:
         now = self.now_us()
         report = self.report(job)
-        with write_transaction(self.jobs.engine) as connection:
-            if not self.jobs.change(
-                connection,
-                job.job_id,
-                WORKING,
-                status=str(status),
-                error=error,
-                finished_us=now,
-                updated_us=now,
-                lease_owner=None,
-                lease_until_us=None,
-            ):
-                return False
-            self.ledger.writer.record(
-                [
-                    self.event(
-                        tag,
-                        job,
-                        principal=by,
-                        outcome=Outcome.FAILED if status is Status.FAILED else Outcome.SUCCESS,
-                        reason=reason,
-                        source_address=source,
-                        was=str(job.status),
-                        accepted=report.accepted,
-                        rejected=report.rejected,
-                    )
-                ],
-                connection,
-            )
-        self.files.delete(job.job_id, job.key_id)
-        return True
+        event = self.event(
+            tag,
+            job,
+            principal=by,
+            outcome=Outcome.FAILED if status is Status.FAILED else Outcome.SUCCESS,
+            reason=reason,
+            source_address=source,
+            was=str(job.status),
+            accepted=report.accepted,
+            rejected=report.rejected,
+        )
+        return self.move(
+            job,
+            WORKING,
+            event,
+            ended=True,
+            status=str(status),
+            error=error,
+            finished_us=now,
+            updated_us=now,
+            lease_owner=None,
+            lease_until_us=None,
+        )
 
     def complete(self, job: ImportJob, owner: str) -> bool:
         """Every line done: completed, with its counts in the ledger; body and key gone."""
         now = self.now_us()
         report = self.report(job)
-        with write_transaction(self.jobs.engine) as connection:
-            if not self.jobs.change(
-                connection,
-                job.job_id,
-                [Status.RUNNING],
-                owner,
-                status=str(Status.COMPLETED),
-                finished_us=now,
+        event = self.event(
+            Tag.IMPORT_COMPLETED,
+            job,
+            principal=job.principal,
+            reason=f"{report.accepted} accepted, {report.rejected} refused",
+            accepted=report.accepted,
+            rejected=report.rejected,
+        )
+        return self.move(
+            job,
+            [Status.RUNNING],
+            event,
+            ended=True,
+            owner=owner,
+            status=str(Status.COMPLETED),
+            finished_us=now,
+            updated_us=now,
+        )
+
+    def expire(self) -> int:
+        """Delete what is left of ended jobs kept past the set time (``keep_us`` after
+        they ended, as export files are): the journal's counts and refusals (reasons
+        by line), and the sealed body and its key if anything of them is left; the job
+        stays, as ``expired``, so the ledger's entries still name it. How many ended."""
+        now = self.now_us()
+        expired = 0
+        for job in self.jobs.all(ENDED):
+            if job.finished_us is None or job.finished_us + self.settings.keep_us > now:
+                continue
+            event = self.event(
+                Tag.IMPORT_EXPIRED,
+                job,
+                principal="system:carevault",
+                reason="report deleted: kept for the set time",
+                was=str(job.status),
+            )
+            if self.move(
+                job,
+                [job.status],
+                event,
+                ended=True,
+                then=partial(self.journal.forget, file_sha256=job.digest),
+                status=str(Status.EXPIRED),
                 updated_us=now,
             ):
-                return False
-            self.ledger.writer.record(
-                [
-                    self.event(
-                        Tag.IMPORT_COMPLETED,
-                        job,
-                        principal=job.principal,
-                        reason=f"{report.accepted} accepted, {report.rejected} refused",
-                        accepted=report.accepted,
-                        rejected=report.rejected,
-                    )
-                ],
-                connection,
-            )
-        self.files.delete(job.job_id, job.key_id)
-        return True
+                expired += 1
+        return expired

@@ -1,11 +1,9 @@
 """``$import`` jobs as stored: every change of status a conditional UPDATE, a lease per
-job (the export's pattern, ``export/store.py``)."""
+job, one job queued or running per client (``carevault.jobs``, as exports)."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from sqlalchemy import Connection, Engine, insert
+from sqlalchemy import Engine
 
 from carevault.db import write_transaction
 from carevault.importjobs.model import WORKING, ImportJob, Status, job_from_row
@@ -16,9 +14,6 @@ from carevault.jobs import LeasedJobs
 class ImportJobStore(LeasedJobs[ImportJob]):
     def __init__(self, engine: Engine) -> None:
         super().__init__(engine, import_job, job_from_row, WORKING)
-
-    def insert(self, connection: Connection, values: dict[str, Any]) -> None:
-        connection.execute(insert(import_job).values(**values))
 
     def renew(self, job_id: str, owner: str, until_us: int) -> bool:
         """Keep the lease of a running job; False if it is no longer ours to run."""

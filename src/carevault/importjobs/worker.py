@@ -20,7 +20,6 @@ from carevault.bulk.checking import Checker
 from carevault.bulk.loader import Loader, Position
 from carevault.bulk.sources import ndjson_body_items
 from carevault.containment.state import ContainmentActive
-from carevault.db import write_transaction
 from carevault.export.worker import job_caller, worker_name
 from carevault.importjobs.model import BODY, ImportJob, Status
 from carevault.importjobs.service import ImportService
@@ -43,9 +42,11 @@ class ImportWorker:
         self._failures: dict[tuple[str, int], int] = {}
 
     def run_once(self, max_batches: int | None = None) -> int:
-        """Work on claimable jobs until none is left, or one must wait, or
-        ``max_batches`` were done; how many batches were committed."""
+        """Expire the reports kept long enough, then work on claimable jobs until none
+        is left, or one must wait, or ``max_batches`` were done; how many batches were
+        committed."""
         svc = self.service
+        svc.expire()
         done = 0
         while max_batches is None or done < max_batches:
             if svc.held() is not None:
@@ -150,26 +151,15 @@ class ImportWorker:
     def _start(self, job: ImportJob) -> bool:
         svc = self.service
         now = svc.now_us()
-        with write_transaction(svc.jobs.engine) as connection:
-            if not svc.jobs.change(
-                connection,
-                job.job_id,
-                [Status.QUEUED],
-                self.name,
-                status=str(Status.RUNNING),
-                started_us=now,
-                updated_us=now,
-            ):
-                return False
-            svc.ledger.writer.record(
-                [
-                    svc.event(
-                        Tag.IMPORT_STARTED,
-                        job,
-                        principal=job.principal,
-                        reason=f"{job.lines_total} lines",
-                    )
-                ],
-                connection,
-            )
-        return True
+        event = svc.event(
+            Tag.IMPORT_STARTED, job, principal=job.principal, reason=f"{job.lines_total} lines"
+        )
+        return svc.move(
+            job,
+            [Status.QUEUED],
+            event,
+            owner=self.name,
+            status=str(Status.RUNNING),
+            started_us=now,
+            updated_us=now,
+        )

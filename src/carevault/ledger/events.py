@@ -107,6 +107,7 @@ class Tag(StrEnum):
     IMPORT_COMPLETED = "bulk:import:completed"
     IMPORT_CANCELLED = "bulk:import:cancelled"
     IMPORT_STOPPED = "bulk:import:stopped"
+    IMPORT_EXPIRED = "bulk:import:expired"
     # Breach notification (carevault.notify)
     NOTIFY_JOB_RUN = "notify:job:run"
     NOTIFY_NOTICE_SENT = "notify:notice:sent"

@@ -93,6 +93,60 @@ EXPORT_OPERATIONS = [
         ),
     },
 ]
+_IMPORT_DOC = (
+    "Bulk Data $import (the draft's asynchronous pattern): POST [base]/$import with "
+    "Prefer: respond-async and an application/fhir+ndjson body, one resource a line; 202 "
+    "with a status URL in Content-Location, polled like $export's (202 with X-Progress "
+    "while queued or running, 200 with an OperationOutcome of counts and refusals by line "
+    "once done, 500 with an OperationOutcome if the job failed; DELETE cancels). Only "
+    "for backend services whose scopes allow writes; each line is judged as that "
+    "client's write. One job queued or running per client (429 otherwise); a job's "
+    "report is deleted a set time after it ends."
+)
+
+
+def import_operation(base: str) -> dict[str, Any]:
+    """``$import`` as the CapabilityStatement declares it: its definition is this
+    server's (the Bulk Data IG publishes none for ``$import``), served at its URL."""
+    return {
+        "name": "import",
+        "definition": f"{base}/OperationDefinition/import",
+        "documentation": _IMPORT_DOC,
+    }
+
+
+def import_definition(base: str) -> dict[str, Any]:
+    """The OperationDefinition that ``import_operation`` points to."""
+    return {
+        "resourceType": "OperationDefinition",
+        "id": "import",
+        "url": f"{base}/OperationDefinition/import",
+        "name": "Import",
+        "title": "Bulk Data import of FHIR NDJSON",
+        "status": "active",
+        "kind": "operation",
+        "publisher": "CareVault",
+        "description": _IMPORT_DOC,
+        "affectsState": True,
+        "code": "import",
+        "system": True,
+        "type": False,
+        "instance": False,
+        # The body is NDJSON, not a Parameters resource: the operation takes no
+        # parameters of its own.
+        "parameter": [
+            {
+                "name": "return",
+                "use": "out",
+                "min": 0,
+                "max": "1",
+                "type": "OperationOutcome",
+                "documentation": "The job's report, at its status URL once it has ended.",
+            }
+        ],
+    }
+
+
 _OAUTH_URIS = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
 _SECURITY_SERVICE = "http://terminology.hl7.org/CodeSystem/restful-security-service"
 
@@ -178,7 +232,7 @@ def capability_statement(base: str) -> dict[str, Any]:
                     {"code": "batch"},
                     {"code": "history-system", "documentation": _HISTORY_DOC},
                 ],
-                "operation": EXPORT_OPERATIONS,
+                "operation": [*EXPORT_OPERATIONS, import_operation(base)],
             }
         ],
     }

@@ -89,6 +89,11 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     # route: it takes only the Request, so FastAPI's per-request dependency solving and
     # endpoint wrapping (a tenth of the event loop's work on a read) do nothing for it.
     # GET only, as the FastAPI route was (a Starlette route would add HEAD by itself).
+    definition_route = Route(
+        import_routes.DEFINITION_PATH, import_routes.import_definition_route, methods=["GET"]
+    )
+    definition_route.methods = {"GET"}
+    app.router.routes.append(definition_route)
     read_route = Route(fhir_routes.READ_PATH, fhir_routes.read, methods=["GET"])
     read_route.methods = {"GET"}
     app.router.routes.append(read_route)

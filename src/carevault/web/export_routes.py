@@ -18,8 +18,6 @@ from carevault.containment.service import ContainmentRefused
 from carevault.domain.roles import Role
 from carevault.export.model import (
     NDJSON,
-    ExportNotFound,
-    ExportRefused,
     Level,
     Status,
     as_dict,
@@ -32,6 +30,7 @@ from carevault.gate import Caller
 from carevault.rest.bundles import dumps
 from carevault.web.admin_routes import _officer
 from carevault.web.fhir_routes import base_url, parameters_body, query_params
+from carevault.web.job_calls import job_call, job_failed
 from carevault.web.responses import NO_STORE
 from carevault.web.security import CallerDep, ServicesDep
 
@@ -39,13 +38,6 @@ router = APIRouter()
 
 #: How long a client should wait between status polls.
 RETRY_SECONDS = 5
-_REFUSAL_CODES = {
-    400: "invalid",
-    403: "forbidden",
-    404: "not-found",
-    429: "throttled",
-    503: "transient",
-}
 
 
 class ApproveRequest(BaseModel):
@@ -65,13 +57,9 @@ def _service(svc: Any) -> ExportService:
 
 
 async def _call(call: Callable[..., Any], *args: Any) -> Any:
+    """``job_call``, and an officer's refusals and conflicts (the export desk)."""
     try:
-        return await run_in_threadpool(call, *args)
-    except ExportRefused as refused:
-        code = _REFUSAL_CODES.get(refused.status, "invalid")
-        raise FhirError(refused.status, [Issue(code, str(refused))]) from None
-    except ExportNotFound as missing:
-        raise FhirError(404, [Issue("not-found", str(missing))]) from None
+        return await job_call(call, *args)
     except ContainmentRefused as refused:
         raise FhirError(403, [Issue("forbidden", str(refused))]) from None
     except ValueError as error:
@@ -141,7 +129,7 @@ async def export_status(
     if job.status is Status.DENIED:
         raise FhirError(403, [Issue("forbidden", "a privacy officer denied this export")])
     if job.status is Status.FAILED:
-        raise FhirError(500, [Issue("exception", f"the export failed: {job.error or ''}")])
+        raise job_failed("the export", job.error)
     held = await run_in_threadpool(exports.held)
     return Response(
         status_code=202,

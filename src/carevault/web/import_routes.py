@@ -6,7 +6,6 @@ be read as a resource type.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -14,10 +13,12 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from carevault.fhir.outcome import FhirError, Issue, outcome
-from carevault.importjobs.model import NDJSON_TYPES, ImportNotFound, ImportRefused, Status
+from carevault.importjobs.model import NDJSON_TYPES, Status
 from carevault.importjobs.service import ImportService
 from carevault.rest.bundles import dumps
+from carevault.rest.capability import import_definition
 from carevault.web.fhir_routes import base_url, read_body
+from carevault.web.job_calls import job_call, job_failed
 from carevault.web.responses import NO_STORE
 from carevault.web.security import CallerDep, ServicesDep
 
@@ -25,14 +26,6 @@ router = APIRouter()
 
 #: How long a client should wait between status polls.
 RETRY_SECONDS = 5
-_REFUSAL_CODES = {
-    400: "invalid",
-    403: "forbidden",
-    404: "not-found",
-    413: "too-long",
-    415: "not-supported",
-    503: "transient",
-}
 _FHIR_JSON = "application/fhir+json"
 
 
@@ -43,14 +36,19 @@ def _service(svc: Any) -> ImportService:
     return imports
 
 
-async def _call(call: Callable[..., Any], *args: Any) -> Any:
-    try:
-        return await run_in_threadpool(call, *args)
-    except ImportRefused as refused:
-        code = _REFUSAL_CODES.get(refused.status, "invalid")
-        raise FhirError(refused.status, [Issue(code, str(refused))]) from None
-    except ImportNotFound as missing:
-        raise FhirError(404, [Issue("not-found", str(missing))]) from None
+#: Where ``$import``'s OperationDefinition is served (the app routes it before the read
+#: by id, ``fhir_routes.READ_PATH``, which would take it for a read of a resource).
+DEFINITION_PATH = "/fhir/OperationDefinition/import"
+
+
+async def import_definition_route(request: Request) -> Response:
+    """What ``$import`` in the CapabilityStatement is defined by: public, as the
+    CapabilityStatement is (no patient data)."""
+    return Response(
+        dumps(import_definition(base_url(request))),
+        headers=dict(NO_STORE),
+        media_type=_FHIR_JSON,
+    )
 
 
 @router.post("/fhir/$import")
@@ -66,15 +64,15 @@ async def kick_off(request: Request, svc: ServicesDep, who: CallerDep) -> Respon
             [Issue("not-supported", "$import takes application/fhir+ndjson (one resource a line)")],
         )
     # Who may import is judged before the body is read.
-    await _call(imports.allowed, who)
+    await job_call(imports.allowed, who)
     limit = imports.settings.max_bytes
     try:
         body = await read_body(request, limit)
     except FhirError as error:
         if error.status == 413:
-            await _call(imports.refuse, who, 413, f"the body is larger than {limit} bytes")
+            await job_call(imports.refuse, who, 413, f"the body is larger than {limit} bytes")
         raise
-    job = await _call(imports.kick_off, who, body)
+    job = await job_call(imports.kick_off, who, body)
     note = f"accepted: {job.lines_total} lines queued for import"
     return Response(
         dumps(outcome([Issue("informational", note, severity="information")])),
@@ -90,7 +88,7 @@ async def kick_off(request: Request, svc: ServicesDep, who: CallerDep) -> Respon
 @router.get("/fhir/$import-status/{job_id}")
 async def import_status(job_id: str, svc: ServicesDep, who: CallerDep) -> Response:
     imports = _service(svc)
-    job = await _call(imports.for_client, who, job_id)
+    job = await job_call(imports.for_client, who, job_id)
     report = await run_in_threadpool(imports.report, job)
     if job.status in (Status.QUEUED, Status.RUNNING):
         progress = (
@@ -112,15 +110,16 @@ async def import_status(job_id: str, svc: ServicesDep, who: CallerDep) -> Respon
         f" {report.lines_done} of {report.lines_total} lines done"
     )
     issues = [Issue("informational", summary, severity="information")]
-    if job.status is Status.FAILED:
-        issues.append(Issue("exception", job.error or "the import failed"))
-    elif job.status is Status.CANCELLED:
+    if job.status is Status.CANCELLED:
         issues.append(
             Issue("informational", "cancelled: committed batches stay", severity="warning")
         )
     issues += [
         Issue("invalid", reason, expression=(f"line {line}",)) for line, reason in report.rejections
     ]
+    if job.status is Status.FAILED:
+        # What was committed before the failure stays; the counts and refusals say so.
+        raise job_failed("the import", job.error, *issues)
     return Response(
         dumps(outcome(issues)), status_code=200, headers=dict(NO_STORE), media_type=_FHIR_JSON
     )
@@ -129,7 +128,7 @@ async def import_status(job_id: str, svc: ServicesDep, who: CallerDep) -> Respon
 @router.delete("/fhir/$import-status/{job_id}")
 async def import_cancel(job_id: str, svc: ServicesDep, who: CallerDep) -> Response:
     imports = _service(svc)
-    job = await _call(imports.for_client, who, job_id)
-    if not await _call(imports.cancel, job, who.principal, who.source_address):
+    job = await job_call(imports.for_client, who, job_id)
+    if not await job_call(imports.cancel, job, who.principal, who.source_address):
         raise FhirError(409, [Issue("conflict", f"this import has already ended ({job.status})")])
     return Response(status_code=202, headers=dict(NO_STORE))

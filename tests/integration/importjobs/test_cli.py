@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 from typer.testing import CliRunner
@@ -35,3 +36,12 @@ def test_import_jobs_lists_each_job_with_its_counts(
     assert (job["accepted"], job["rejected"], job["lines_done"]) == (1, 1, 2)
     listed = runner.invoke(app, ["import-jobs", "--home", str(settings.home)])
     assert listed.exit_code == 0 and job_id in listed.output
+
+    # Once its report has expired, the job is still listed, as expired.
+    clinic.imports.settings = replace(clinic.imports.settings, keep_us=0)
+    assert clinic.imports.expire() == 1
+    expired = runner.invoke(
+        app, ["import-jobs", "--json", "--status", "expired", "--home", str(settings.home)]
+    )
+    assert expired.exit_code == 0, expired.output
+    assert [job["id"] for job in json.loads(expired.output)] == [job_id]

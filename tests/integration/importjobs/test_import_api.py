@@ -40,9 +40,10 @@ def ndjson(*resources: dict[str, Any]) -> bytes:
     return b"".join(jsonio.dumps(r) + b"\n" for r in resources)
 
 
-def outcome_of(clinic: Clinic, token: str, job_id: str) -> dict[str, Any]:
+def outcome_of(clinic: Clinic, token: str, job_id: str, status: int = 200) -> dict[str, Any]:
     response = clinic.status(token, job_id)
-    assert response.status_code == 200, response.text
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/fhir+json")
     body: dict[str, Any] = response.json()
     assert body["resourceType"] == "OperationOutcome"
     return body
@@ -317,8 +318,13 @@ def test_a_batch_that_keeps_failing_stops_its_job_without_quoting_it(
     job = clinic.imports.job(job_id)
     assert job.status is Status.FAILED
     assert job.error is not None and "RuntimeError" in job.error
-    result = json.dumps(outcome_of(clinic, token, job_id))
-    assert "Zephyrine" not in result and "RuntimeError" in result
+    # A failed job's status poll is an error with an OperationOutcome (Bulk Data: 4XX or
+    # 5XX), its first issue saying what failed.
+    failed = outcome_of(clinic, token, job_id, 500)
+    first = failed["issue"][0]
+    assert (first["severity"], first["code"]) == ("error", "exception")
+    assert "RuntimeError" in first["diagnostics"]
+    assert "Zephyrine" not in json.dumps(failed)
     assert not clinic.imports.files.exists(job_id)
 
 
