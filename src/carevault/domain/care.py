@@ -10,7 +10,9 @@ A relationship comes only from:
    their home clinic, or they proved their presence there (``Patient/$register``: the
    identifier they showed, with their birth date, matched against the blind index), or
    the system registered them on import. A visit at a clinic where the patient is not
-   registered opens nothing.
+   registered opens nothing. A member of staff may name on it only practitioners who
+   work at C (``named_elsewhere``): naming another clinic's doctor would send the
+   patient's record there with no clinician vouching for it (that is rule 2's job).
 2. **A colleague who vouches.** A care team or a referral names practitioners or a clinic;
    it opens the record to them only if its writer has a care relationship with the
    patient of their own (from rule 1 or an earlier vouching, never from breaking the
@@ -25,6 +27,7 @@ for access: a visit it writes at a clinic also registers the patient there.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -130,6 +133,22 @@ def grants(
         ends + window.after_us,
     )
     return Grants(made, f"{event.source} at a clinic where the patient is registered", register)
+
+
+def named_elsewhere(event: CareEvent, works_at: Mapping[str, frozenset[str]]) -> tuple[str, ...]:
+    """The practitioners a visit or an appointment names who work at clinics of the group
+    (``works_at``: their clinics; none for an outside practitioner) but not at its
+    clinic. Rule 1 opens the record to everyone such a record names, so a member of
+    staff who named them would route the patient to another clinic's clinician without
+    a referral: the gate refuses the write. Care teams and referrals (rule 2) name
+    others by design and are judged by their writer's own relationship instead."""
+    if event.source in VOUCHED or event.clinic_id is None:
+        return ()
+    return tuple(
+        practitioner
+        for practitioner in event.practitioner_ids
+        if works_at.get(practitioner) and event.clinic_id not in works_at[practitioner]
+    )
 
 
 def _vouched(
