@@ -160,6 +160,41 @@ def test_a_transferred_patients_old_versions_stay_with_the_old_clinic(group: Gro
     )
 
 
+@pytest.mark.parametrize("level", ["/fhir/Patient/_history", "/fhir/_history"])
+def test_history_pages_never_count_the_versions_one_may_not_read(
+    group: Group, api: FhirTestClient, level: str
+) -> None:
+    """Hole: type and system history cut pages among candidate versions, then left out
+    the refused ones. Paging one by one, a front desk that gained a transferred patient
+    got an empty page (with a next link) for each change the old clinic had made before
+    the transfer: how many, and in what order with the rest. Pages now hold only what
+    the caller may read, and a next link only if more of that follows."""
+    patient = group.tw_patient.id
+    for given in ("Ka Yan", "Ka Yee", "Wing"):
+        body = api.get(f"/fhir/Patient/{patient}").json()
+        body["name"][0]["given"] = [given]
+        assert api.put_json(f"/fhir/Patient/{patient}", body).status_code == 200
+    moved = group.call(
+        group.officer,
+        "POST",
+        f"/fhir/Patient/{patient}/$transfer",
+        _transfer_body(TM, "patient-moved"),
+    )
+    assert moved.status_code == 200, moved.text
+
+    pages: list[list[str]] = []
+    url: str | None = f"{level}?_count=1"
+    while url is not None and len(pages) < 50:
+        shown = group.call(group.desk_tm, "GET", url.removeprefix("http://testserver")).json()
+        pages.append([entry["fullUrl"] for entry in shown.get("entry", [])])
+        url = next((ln["url"] for ln in shown["link"] if ln["relation"] == "next"), None)
+
+    assert all(len(page) == 1 for page in pages), pages
+    seen = [page[0] for page in pages]
+    assert len(seen) == len(set(seen))
+    assert sum(1 for shown in seen if f"Patient/{patient}" in shown) == 1  # version 5 only
+
+
 @pytest.mark.parametrize(
     ("who", "clinics", "reason", "status"),
     [
