@@ -108,8 +108,14 @@ def grants(
     writer: WriterStanding,
     written_us: int,
     window: CareWindow,
+    works_at: Mapping[str, frozenset[str]] | None = None,
 ) -> Grants:
-    """The relationships ``event`` opens for a patient registered at ``registered``."""
+    """The relationships ``event`` opens for a patient registered at ``registered``.
+
+    ``works_at``: the clinics of the practitioners it names. A visit or appointment by
+    a member of staff opens the record only to those of them who work at its clinic:
+    one naming a practitioner no one here works as (an outside specialist, a made-up
+    id) would otherwise open it to whichever account is given that id later."""
     if event.source in VOUCHED:
         return _vouched(event, registered, writer, written_us, window)
     if event.clinic_id is None:
@@ -126,9 +132,13 @@ def grants(
     ends = min(
         max(event.ends_us or event.starts_us, event.starts_us), event.starts_us + LONGEST_VISIT_US
     )
+    named = event.practitioner_ids
+    if not writer.system:
+        known = works_at or {}
+        named = tuple(p for p in named if event.clinic_id in known.get(p, frozenset()))
     made = _windows(
         event.clinic_id,
-        event.practitioner_ids,
+        named,
         event.starts_us - window.before_us,
         ends + window.after_us,
     )

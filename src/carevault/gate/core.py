@@ -1382,7 +1382,15 @@ class Gate:
         )
         if pseudonym not in registered:
             registered[pseudonym] = access.registrations.clinics(pseudonym, connection)
-        granted = grants(event, registered[pseudonym], standing, now, self.care.window)
+        works_at = (
+            {}
+            if actor is None
+            else {
+                practitioner: access.practitioner_clinics(practitioner)
+                for practitioner in event.practitioner_ids
+            }
+        )
+        granted = grants(event, registered[pseudonym], standing, now, self.care.window, works_at)
         if granted.register is not None:
             access.registrations.register(
                 connection,

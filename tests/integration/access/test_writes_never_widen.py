@@ -308,6 +308,28 @@ def test_a_desk_cannot_route_its_patient_to_another_clinics_doctor(group: Group,
     assert group.call(group.desk_tw, "POST", f"/fhir/{kind}", own).status_code == 201
 
 
+def test_a_booking_with_an_outside_practitioner_opens_nothing_to_a_later_account(
+    group: Group,
+) -> None:
+    """A practitioner no one here works as (a visiting specialist, a made-up id) may be
+    named on a booking, but it opens them nothing: an account given that practitioner
+    id later, at another clinic, would otherwise read the patient for the whole window."""
+    patient = group.tw_patient
+    booked = group.call(
+        group.desk_tw, "POST", "/fhir/Appointment", _booking(patient.id, TW, "dr-other")
+    )
+    assert booked.status_code == 201, booked.text
+
+    joined = make_staff(group.services, Role.PHYSICIAN, [TM], "dr-other")
+
+    path = f"/fhir/Observation/{patient.observation}"
+    assert group.call(joined, "GET", path).status_code == 403
+    (written,) = [e for e in group.events(Tag.FHIR_CREATE) if e.resource_id == booked.json()["id"]]
+    assert written.detail["care"]["opens"] == [
+        opened for opened in written.detail["care"]["opens"] if opened.get("clinic") == TW
+    ]
+
+
 def test_an_update_cannot_add_another_clinics_doctor_to_a_booking(group: Group) -> None:
     patient = group.tw_patient
     created = group.call(

@@ -36,7 +36,7 @@ def visit(
 
 
 def test_a_visit_where_the_patient_is_registered_opens_the_clinic_and_its_practitioners() -> None:
-    made = grants(visit(), frozenset({"tm"}), STAFF, NOW, WINDOW)
+    made = grants(visit(), frozenset({"tm"}), STAFF, NOW, WINDOW, {"dr-a": frozenset({"tm"})})
 
     assert [(w.clinic_id, w.practitioner_id) for w in made.windows] == [
         ("tm", None),
@@ -157,3 +157,12 @@ def test_a_referral_or_care_team_names_other_clinics_by_design() -> None:
     works_at = {"dr-b": frozenset({"tw"})}
     for source in VOUCHED:
         assert named_elsewhere(CareEvent(source, "tm", ("dr-b",), NOW, None), works_at) == ()
+
+
+def test_a_visit_by_staff_opens_nothing_to_a_practitioner_who_does_not_work_there() -> None:
+    made = grants(visit(), frozenset({"tm"}), STAFF, NOW, WINDOW, {"dr-a": frozenset({"tw"})})
+    assert [(w.clinic_id, w.practitioner_id) for w in made.windows] == [("tm", None)]
+    outside = grants(visit(), frozenset({"tm"}), STAFF, NOW, WINDOW)
+    assert [(w.clinic_id, w.practitioner_id) for w in outside.windows] == [("tm", None)]
+    loaded = grants(visit(), frozenset({"tm"}), SYSTEM, NOW, WINDOW)
+    assert (None, "dr-a") in [(w.clinic_id, w.practitioner_id) for w in loaded.windows]
