@@ -58,6 +58,20 @@ def test_a_clinic_app_works_through_fhirpy(live_server: RunningServer, settings:
     )
     encounter.save()
 
+    # An app that sends the subject as an absolute URL (the server's own) is refused with
+    # an OperationOutcome: the vault follows Patient/[id] only, and a record it cannot
+    # tie to its patient would be no one's (readable group-wide, with no care needed).
+    unnamed = client.resource(
+        "Observation",
+        status="final",
+        code={"text": "blood pressure"},
+        subject={"reference": f"{live_server.fhir}/Patient/{patient.id}"},
+    )
+    with pytest.raises(OperationOutcome) as refused_subject:
+        unnamed.save()
+    assert "Observation.subject" in str(refused_subject.value)
+    assert seen.pop() == 422
+
     by_name = client.resources("Patient").search(name="leung").fetch_all()
     assert [found.id for found in by_name] == [patient.id]
     by_hkid = client.resources("Patient").search(identifier=f"{HKID_SYSTEM}|K654321(9)").fetch()

@@ -22,7 +22,7 @@ from carevault.db import read_transaction
 from carevault.domain.categories import HEALTH_CATEGORIES
 from carevault.domain.policy import Actor, Target
 from carevault.domain.roles import CLINICIANS, GROUP_WIDE, Role
-from carevault.fhir.registry import ResourceType
+from carevault.fhir.registry import RESOURCE_TYPES, ResourceType
 from carevault.vault.records import Head
 from carevault.vault.tables import resource_head
 
@@ -147,6 +147,11 @@ class AccessControl:
         transaction the caller holds, for whatever is not cached.
         """
         pseudonym = head.patient_pseudonym
+        if pseudonym is None and RESOURCE_TYPES[head.resource_type].is_patient_data:
+            # Patient data whose patient the vault never found (written before the gate
+            # required one, or by the system): its clinic's, and health data no one's.
+            own = frozenset({head.clinic_id} if head.clinic_id else ())
+            return Target(None, own, orphan=True)
         if pseudonym is None:
             # A directory record belongs to a clinic of the group, or (an outside hospital
             # named by an import, its locations) to no one here.

@@ -10,7 +10,9 @@ A relationship comes only from:
    their home clinic, or they proved their presence there (``Patient/$register``: the
    identifier they showed, with their birth date, matched against the blind index), or
    the system registered them on import. A visit at a clinic where the patient is not
-   registered opens nothing.
+   registered opens nothing. A member of staff may name on it only practitioners who
+   work at C (``named_elsewhere``): naming another clinic's doctor would send the
+   patient's record there with no clinician vouching for it (that is rule 2's job).
 2. **A colleague who vouches.** A care team or a referral names practitioners or a clinic;
    it opens the record to them only if its writer has a care relationship with the
    patient of their own (from rule 1 or an earlier vouching, never from breaking the
@@ -25,6 +27,7 @@ for access: a visit it writes at a clinic also registers the patient there.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -105,8 +108,14 @@ def grants(
     writer: WriterStanding,
     written_us: int,
     window: CareWindow,
+    works_at: Mapping[str, frozenset[str]] | None = None,
 ) -> Grants:
-    """The relationships ``event`` opens for a patient registered at ``registered``."""
+    """The relationships ``event`` opens for a patient registered at ``registered``.
+
+    ``works_at``: the clinics of the practitioners it names. A visit or appointment by
+    a member of staff opens the record only to those of them who work at its clinic:
+    one naming a practitioner no one here works as (an outside specialist, a made-up
+    id) would otherwise open it to whichever account is given that id later."""
     if event.source in VOUCHED:
         return _vouched(event, registered, writer, written_us, window)
     if event.clinic_id is None:
@@ -123,13 +132,33 @@ def grants(
     ends = min(
         max(event.ends_us or event.starts_us, event.starts_us), event.starts_us + LONGEST_VISIT_US
     )
+    named = event.practitioner_ids
+    if not writer.system:
+        known = works_at or {}
+        named = tuple(p for p in named if event.clinic_id in known.get(p, frozenset()))
     made = _windows(
         event.clinic_id,
-        event.practitioner_ids,
+        named,
         event.starts_us - window.before_us,
         ends + window.after_us,
     )
     return Grants(made, f"{event.source} at a clinic where the patient is registered", register)
+
+
+def named_elsewhere(event: CareEvent, works_at: Mapping[str, frozenset[str]]) -> tuple[str, ...]:
+    """The practitioners a visit or an appointment names who work at clinics of the group
+    (``works_at``: their clinics; none for an outside practitioner) but not at its
+    clinic. Rule 1 opens the record to everyone such a record names, so a member of
+    staff who named them would route the patient to another clinic's clinician without
+    a referral: the gate refuses the write. Care teams and referrals (rule 2) name
+    others by design and are judged by their writer's own relationship instead."""
+    if event.source in VOUCHED or event.clinic_id is None:
+        return ()
+    return tuple(
+        practitioner
+        for practitioner in event.practitioner_ids
+        if works_at.get(practitioner) and event.clinic_id not in works_at[practitioner]
+    )
 
 
 def _vouched(

@@ -37,6 +37,10 @@ class Target:
     clinic_ids: frozenset[str]
     care_relationship: bool = False
     break_glass: bool = False
+    #: A patient's record (an Observation, an Appointment) that names no patient the
+    #: vault found: no directory record. Only its clinic's staff reach it, and no
+    #: clinician its health data (no one has a care relationship with no one).
+    orphan: bool = False
 
 
 @dataclass(frozen=True)
@@ -67,7 +71,7 @@ def decide(
     """
     asked = frozenset(categories)
     in_clinic = actor.role in GROUP_WIDE or bool(actor.clinic_ids & target.clinic_ids)
-    directory = target.patient_pseudonym is None
+    directory = target.patient_pseudonym is None and not target.orphan
     granted: set[DataCategory] = set()
     reasons: dict[DataCategory, str] = {}
     used_glass = False

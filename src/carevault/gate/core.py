@@ -30,7 +30,14 @@ from carevault.clock import to_micros
 from carevault.containment.state import ContainmentActive, ContainmentState, ContainmentStore
 from carevault.db import committed_reads, pinned_connection
 from carevault.detect.budget import ReleaseRefused
-from carevault.domain.care import DAY_US, CareWindow, Window, WriterStanding, grants
+from carevault.domain.care import (
+    DAY_US,
+    CareWindow,
+    Window,
+    WriterStanding,
+    grants,
+    named_elsewhere,
+)
 from carevault.domain.categories import DataCategory
 from carevault.domain.policy import Actor, Decision, Target, decide, may_place
 from carevault.domain.roles import CLINICIANS, GROUP_WIDE, Right
@@ -43,7 +50,7 @@ from carevault.fhir.categories import (
     restore_withheld,
     subset,
 )
-from carevault.fhir.elements import reference_targets
+from carevault.fhir.elements import parse_reference, reference_targets, values_at
 from carevault.fhir.name_shape import name_shape
 from carevault.fhir.query import SearchQuery
 from carevault.fhir.registry import RESOURCE_TYPES, ResourceType
@@ -101,6 +108,11 @@ class UnseenMatch(AccessDenied):
 
 class ClinicRequired(Exception):
     """A new record's clinic cannot be told (422); the message names the field to set."""
+
+
+class PatientRequired(Exception):
+    """A patient's record names its patient in no way the vault follows (422); the
+    message names the element to set, never what was sent."""
 
 
 class WouldBlock(Exception):
@@ -1176,6 +1188,7 @@ class Gate:
                 and not may_place(actor, head.clinic_id)
             ):
                 raise AccessDenied("a patient's record can be placed only at your clinics")
+            self._refuse_named_elsewhere(operation, head)
         self._scope(caller, rt, interaction)
         decision: Decision | None = None
         for item in judged:
@@ -1184,6 +1197,28 @@ class Gate:
                 raise AccessDenied(verdict.reason)
             decision = decision or verdict
         return decision
+
+    def _refuse_named_elsewhere(self, operation: Put, head: Head) -> None:
+        """A member of staff's visit or appointment names only practitioners of its own
+        clinic (``domain.care.named_elsewhere``); judged on what is written, so an update
+        that adds another clinic's doctor is refused as a create would be."""
+        rt = operation.resource_type
+        if self.access is None or head.patient_pseudonym is None or rt.name not in CARE_TYPES:
+            return
+        event = care_event(rt.name, operation.resource, head.clinic_id, self.care.zone)
+        if event is None:
+            return
+        works_at = {
+            practitioner: self.access.practitioner_clinics(practitioner)
+            for practitioner in event.practitioner_ids
+        }
+        elsewhere = named_elsewhere(event, works_at)
+        if elsewhere:
+            raise AccessDenied(
+                f"{rt.name} names Practitioner/{elsewhere[0]}, who does not work at "
+                f"{event.clinic_id}: a treating clinician refers the patient to another "
+                "clinic's practitioner with a ServiceRequest"
+            )
 
     def _prepare(
         self, caller: Caller, operation: Operation
@@ -1242,6 +1277,7 @@ class Gate:
                 existing = (current.head.version_id, parsed)
                 if decision.withheld:
                     resource = restore_withheld(rt, resource, parsed, decision.granted)
+        _name_the_patient(rt, resource)
         return replace(operation, resource=resource, clinic_id=placed), existing
 
     def _place_outside(
@@ -1346,7 +1382,15 @@ class Gate:
         )
         if pseudonym not in registered:
             registered[pseudonym] = access.registrations.clinics(pseudonym, connection)
-        granted = grants(event, registered[pseudonym], standing, now, self.care.window)
+        works_at = (
+            {}
+            if actor is None
+            else {
+                practitioner: access.practitioner_clinics(practitioner)
+                for practitioner in event.practitioner_ids
+            }
+        )
+        granted = grants(event, registered[pseudonym], standing, now, self.care.window, works_at)
         if granted.register is not None:
             access.registrations.register(
                 connection,
@@ -1403,6 +1447,33 @@ class Gate:
 
 #: Runs inside a write's transaction after the writes (a transaction Bundle's reads).
 Within = Callable[[Connection], None]
+
+
+def _name_the_patient(rt: ResourceType, resource: dict[str, Any]) -> None:
+    """A patient's record (of any type but Patient) written by staff or a client names
+    its patient as ``Patient/[id]``, and every reference at its patient elements is
+    relative: the vault finds whose record it is only so. A subject sent as an absolute
+    URL, as ``type`` and id, by identifier, conditionally, contained or not at all would
+    make it no one's record (sealed under the directory key, at no clinic), which every
+    clinician of the group could read by id with no care relationship: refused."""
+    if rt.is_patient or not rt.is_patient_data:
+        return
+    named = False
+    for path in rt.patient_paths:
+        for value in values_at(resource, path):
+            target = parse_reference(value)
+            if target is None:
+                raise PatientRequired(
+                    f"{rt.name}.{path}: refer to a record here as [type]/[id] (e.g. "
+                    "Patient/[id]); absolute, logical, conditional and contained "
+                    "references are not followed"
+                )
+            named = named or target[0] == "Patient"
+    if not named:
+        raise PatientRequired(
+            f"{rt.name}.{rt.patient_paths[0]}: name the patient whose record this is, "
+            "as Patient/[id]"
+        )
 
 
 def _keep_owner(operation: Operation, head: Head, stored: Head | None) -> None:

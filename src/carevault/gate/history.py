@@ -23,7 +23,7 @@ from carevault.domain.policy import Decision
 from carevault.fhir.registry import RESOURCE_TYPES, ResourceType
 from carevault.gate.core import AccessDenied, Caller, Gate
 from carevault.ledger.events import Tag
-from carevault.vault.records import Head, Opened, Sealed
+from carevault.vault.records import Head, Opened, Sealed, SearchTooCostly
 from carevault.vault.tables import resource_head
 
 
@@ -35,30 +35,60 @@ def versions(
     since_us: int | None,
     offset: int,
     count: int,
-) -> tuple[list[Opened], bool]:
+) -> tuple[list[Opened], int | None]:
     """Up to ``count`` versions of ``rt``'s records (None: of every type the caller may
     search) the caller may read, newest first, from position ``offset`` among the
-    candidates; and whether candidates remain after them (a next page).
+    candidates (the versions of records the caller reaches); and the position the next
+    page starts at, None if no version the caller may read follows.
 
-    Pages are cut among candidates (the versions of records the caller reaches), and a
-    version then refused (its older facts deny it; a sensitive record withheld whole)
-    is left out: a page may hold fewer than ``count`` entries while a next one exists."""
+    Candidates the caller may not read (their older facts deny them; a sensitive record
+    withheld whole) are passed over, never counted: a page is short only at the end, and
+    a next link means a readable version follows. Paging one by one through a page cut
+    among candidates told how many versions the caller could not read, and when they
+    were written. Passing over them is bounded by the gate's candidate limit."""
     with gate._attempt(caller, Tag.FHIR_HISTORY, rt.name if rt else None) as attempt:
         attempt.detail["level"] = "type" if rt else "system"
         reach = _reach(gate, caller, rt)
         if reach is None:
             gate._record_shown(attempt, [])
-            return [], False
-        found = gate.vault.locate_versions(reach, since_us, offset, count + 1)
-        more = len(found) > count
-        decided = _decide(gate, caller, found[:count])
-        opened = gate._open(caller, [item for item, _ in decided])
+            return [], None
+        readable, following = _readable(gate, caller, reach, since_us, offset, count)
+        opened = gate._open(caller, [item for item, _ in readable])
         page = gate._show_decided(
             attempt,
-            [(item, decision) for item, (_, decision) in zip(opened, decided, strict=True)],
+            [(item, decision) for item, (_, decision) in zip(opened, readable, strict=True)],
             versioned=True,
         )
-        return page, more
+        return page, following
+
+
+def _readable(
+    gate: Gate,
+    caller: Caller,
+    reach: ColumnElement[bool],
+    since_us: int | None,
+    offset: int,
+    count: int,
+) -> tuple[list[tuple[Sealed, Decision]], int | None]:
+    """The first ``count`` readable versions from candidate ``offset`` on, and the
+    candidate position of the readable one after them (None: there is none)."""
+    readable: list[tuple[Sealed, Decision]] = []
+    position = offset
+    chunk = count + 1
+    while True:
+        found = gate.vault.locate_versions(reach, since_us, position, chunk)
+        for at, judged in enumerate(_decide(gate, caller, found)):
+            if judged is None:
+                continue
+            if len(readable) == count:
+                return readable, position + at
+            readable.append(judged)
+        if len(found) < chunk:
+            return readable, None
+        position += len(found)
+        if position - offset > gate.candidate_limit:
+            raise SearchTooCostly("history: too many versions to pass over; narrow with _since")
+        chunk = min(chunk * 2, 1000)
 
 
 def _reach(gate: Gate, caller: Caller, rt: ResourceType | None) -> ColumnElement[bool] | None:
@@ -86,15 +116,15 @@ def _type_reach(gate: Gate, caller: Caller, rt: ResourceType) -> ColumnElement[b
 
 def _decide(
     gate: Gate, caller: Caller, found: Sequence[tuple[Head, Sealed]]
-) -> list[tuple[Sealed, Decision]]:
-    """Each version judged as ``Gate.history`` judges it; the refused are left out."""
+) -> list[tuple[Sealed, Decision] | None]:
+    """Each version judged as ``Gate.history`` judges it; None where it is refused."""
     if gate.access is not None and caller.actor is not None:
         gate.access.registrations.prefetch(
             [current.patient_pseudonym for current, _ in found if current.patient_pseudonym]
         )
     now: dict[tuple[str, str | None, str | None], Decision | None] = {}
     then: dict[tuple[str, str | None, str | None, str | None, str | None], Decision | None] = {}
-    decided: list[tuple[Sealed, Decision]] = []
+    decided: list[tuple[Sealed, Decision] | None] = []
     for current, item in found:
         rt = RESOURCE_TYPES[current.resource_type]
         now_key = (rt.name, current.patient_pseudonym, current.clinic_id)
@@ -105,6 +135,7 @@ def _decide(
                 now[now_key] = None
         decision_now = now[now_key]
         if decision_now is None:
+            decided.append(None)
             continue
         key = (*now_key, item.head.patient_pseudonym, item.head.clinic_id)
         if key not in then:
@@ -113,6 +144,5 @@ def _decide(
             except AccessDenied:
                 then[key] = None
         decision = then[key]
-        if decision is not None:
-            decided.append((item, decision))
+        decided.append(None if decision is None else (item, decision))
     return decided

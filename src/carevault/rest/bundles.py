@@ -150,10 +150,15 @@ def history(
 
 
 def history_links(
-    url: str, params: Sequence[tuple[str, str]], *, count: int, offset: int, more: bool
+    url: str,
+    params: Sequence[tuple[str, str]],
+    *,
+    count: int,
+    offset: int,
+    following: int | None,
 ) -> list[dict[str, str]]:
     """self, first, previous and next links of a history page that has no total:
-    ``more`` tells whether a next page exists."""
+    ``following`` is where the next page starts (None: there is none)."""
     kept = [(name, value) for name, value in params if name not in ("_count", "_offset")]
 
     def link(relation: str, at: int) -> dict[str, str]:
@@ -163,8 +168,8 @@ def history_links(
     links = [link("self", offset), link("first", 0)]
     if offset > 0:
         links.append(link("previous", max(0, offset - count)))
-    if more:
-        links.append(link("next", offset + count))
+    if following is not None:
+        links.append(link("next", following))
     return links
 
 

@@ -11,7 +11,7 @@ from carevault.containment.state import ContainmentActive
 from carevault.detect.budget import ReleaseRefused
 from carevault.fhir.outcome import FhirError, Issue
 from carevault.fhir.query import SearchError
-from carevault.gate import AccessDenied, ClinicRequired, UnseenMatch
+from carevault.gate import AccessDenied, ClinicRequired, PatientRequired, UnseenMatch
 from carevault.gate.registration import RegistrationInvalid
 from carevault.keys.envelope import RecordIntegrityError
 from carevault.keys.provider import KeyIntegrityError, KeyProviderUnavailable
@@ -43,6 +43,7 @@ _STATUS: list[tuple[type[Exception], int, str]] = [
     (ReferenceConflict, 409, "conflict"),
     (MissingReference, 422, "processing"),
     (ClinicRequired, 422, "processing"),
+    (PatientRequired, 422, "processing"),
     (SearchTooCostly, 400, "too-costly"),
     (SearchError, 400, "invalid"),
     (RecordIntegrityError, 500, "security"),

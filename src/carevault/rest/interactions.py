@@ -164,12 +164,12 @@ class FhirInteractions:
         asked = history_query(params, self.search_settings.zone)
         count = self._history_count(asked) or self.search_settings.default_count
         with translated():
-            page, more = history_versions(
+            page, following = history_versions(
                 self.gate, caller, rt, since_us=asked.since_us, offset=asked.offset, count=count
             )
         url = f"{base}/{type_name}/_history" if type_name is not None else f"{base}/_history"
         links = bundles.history_links(
-            url, asked.repeated, count=count, offset=asked.offset, more=more
+            url, asked.repeated, count=count, offset=asked.offset, following=following
         )
         return FhirResponse(200, bundles.history(base, page, total=None, links=links))
 

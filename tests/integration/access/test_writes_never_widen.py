@@ -8,6 +8,7 @@ writer; a transaction's refused read writes nothing.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -159,6 +160,41 @@ def test_a_transferred_patients_old_versions_stay_with_the_old_clinic(group: Gro
     )
 
 
+@pytest.mark.parametrize("level", ["/fhir/Patient/_history", "/fhir/_history"])
+def test_history_pages_never_count_the_versions_one_may_not_read(
+    group: Group, api: FhirTestClient, level: str
+) -> None:
+    """Hole: type and system history cut pages among candidate versions, then left out
+    the refused ones. Paging one by one, a front desk that gained a transferred patient
+    got an empty page (with a next link) for each change the old clinic had made before
+    the transfer: how many, and in what order with the rest. Pages now hold only what
+    the caller may read, and a next link only if more of that follows."""
+    patient = group.tw_patient.id
+    for given in ("Ka Yan", "Ka Yee", "Wing"):
+        body = api.get(f"/fhir/Patient/{patient}").json()
+        body["name"][0]["given"] = [given]
+        assert api.put_json(f"/fhir/Patient/{patient}", body).status_code == 200
+    moved = group.call(
+        group.officer,
+        "POST",
+        f"/fhir/Patient/{patient}/$transfer",
+        _transfer_body(TM, "patient-moved"),
+    )
+    assert moved.status_code == 200, moved.text
+
+    pages: list[list[str]] = []
+    url: str | None = f"{level}?_count=1"
+    while url is not None and len(pages) < 50:
+        shown = group.call(group.desk_tm, "GET", url.removeprefix("http://testserver")).json()
+        pages.append([entry["fullUrl"] for entry in shown.get("entry", [])])
+        url = next((ln["url"] for ln in shown["link"] if ln["relation"] == "next"), None)
+
+    assert all(len(page) == 1 for page in pages), pages
+    seen = [page[0] for page in pages]
+    assert len(seen) == len(set(seen))
+    assert sum(1 for shown in seen if f"Patient/{patient}" in shown) == 1  # version 5 only
+
+
 @pytest.mark.parametrize(
     ("who", "clinics", "reason", "status"),
     [
@@ -220,6 +256,96 @@ def test_an_appointment_booked_at_ones_own_location_opens_nothing(group: Group) 
 
     assert created.status_code == 201, created.text
     assert group.call(group.doctor_tm, "GET", f"/fhir/Patient/{patient}").status_code == 403
+
+
+def _booking(patient: str, clinic: str, practitioner: str) -> dict[str, Any]:
+    return {
+        "resourceType": "Appointment",
+        "status": "booked",
+        "start": f"{TODAY.isoformat()}T10:00:00+08:00",
+        "end": f"{TODAY.isoformat()}T10:15:00+08:00",
+        "participant": [
+            {"actor": {"reference": f"Patient/{patient}"}, "status": "accepted"},
+            {"actor": {"reference": f"Organization/{clinic}"}, "status": "accepted"},
+            {"actor": {"reference": f"Practitioner/{practitioner}"}, "status": "accepted"},
+        ],
+    }
+
+
+@pytest.mark.parametrize("kind", ["Appointment", "Encounter"])
+def test_a_desk_cannot_route_its_patient_to_another_clinics_doctor(group: Group, kind: str) -> None:
+    """Hole: a visit or appointment opens the record to every practitioner it names (rule
+    1 of domain/care.py). A front desk of Tsuen Wan booked its own patient, at its own
+    clinic, with Tuen Mun's doctor, and that doctor read the patient's clinical record: a
+    referral no clinician made. Naming a practitioner of the group who does not work at
+    the record's clinic is refused; a referral (ServiceRequest) by a treating clinician is
+    the way to another clinic's doctor."""
+    patient = group.tw_patient
+    path = f"/fhir/Observation/{patient.observation}"
+    body = (
+        _booking(patient.id, TW, "dr-tm")
+        if kind == "Appointment"
+        else encounter(patient.id, TW, "dr-tm")
+    )
+
+    response = group.call(group.desk_tw, "POST", f"/fhir/{kind}", body)
+
+    assert response.status_code == 403, response.text
+    outcome = response.json()
+    assert outcome["resourceType"] == "OperationOutcome"
+    assert "Practitioner/dr-tm" in outcome["issue"][0]["diagnostics"]
+    assert group.call(group.doctor_tm, "GET", path).status_code == 403
+    found = group.call(group.desk_tw, "GET", f"/fhir/{kind}?patient={patient.id}").json()
+    assert found["total"] == (1 if kind == "Encounter" else 0)  # yesterday's visit only
+    (denied,) = [e for e in group.events(Tag.FHIR_CREATE) if e.outcome is Outcome.DENIED]
+    assert denied.principal == f"staff:{group.desk_tw.account.username}"
+    # The clinic's own doctor may be named, and opens the record as before.
+    own = (
+        _booking(patient.id, TW, "dr-tw")
+        if kind == "Appointment"
+        else encounter(patient.id, TW, "dr-tw")
+    )
+    assert group.call(group.desk_tw, "POST", f"/fhir/{kind}", own).status_code == 201
+
+
+def test_a_booking_with_an_outside_practitioner_opens_nothing_to_a_later_account(
+    group: Group,
+) -> None:
+    """A practitioner no one here works as (a visiting specialist, a made-up id) may be
+    named on a booking, but it opens them nothing: an account given that practitioner
+    id later, at another clinic, would otherwise read the patient for the whole window."""
+    patient = group.tw_patient
+    booked = group.call(
+        group.desk_tw, "POST", "/fhir/Appointment", _booking(patient.id, TW, "dr-other")
+    )
+    assert booked.status_code == 201, booked.text
+
+    joined = make_staff(group.services, Role.PHYSICIAN, [TM], "dr-other")
+
+    path = f"/fhir/Observation/{patient.observation}"
+    assert group.call(joined, "GET", path).status_code == 403
+    (written,) = [e for e in group.events(Tag.FHIR_CREATE) if e.resource_id == booked.json()["id"]]
+    assert written.detail["care"]["opens"] == [
+        opened for opened in written.detail["care"]["opens"] if opened.get("clinic") == TW
+    ]
+
+
+def test_an_update_cannot_add_another_clinics_doctor_to_a_booking(group: Group) -> None:
+    patient = group.tw_patient
+    created = group.call(
+        group.desk_tw, "POST", "/fhir/Appointment", _booking(patient.id, TW, "dr-tw")
+    )
+    assert created.status_code == 201, created.text
+    booking = created.json()
+    booking["participant"].append(
+        {"actor": {"reference": "Practitioner/dr-tm"}, "status": "accepted"}
+    )
+
+    response = group.call(group.desk_tw, "PUT", f"/fhir/Appointment/{booking['id']}", booking)
+
+    assert response.status_code == 403, response.text
+    path = f"/fhir/Observation/{patient.observation}"
+    assert group.call(group.doctor_tm, "GET", path).status_code == 403
 
 
 def test_a_record_cannot_be_placed_at_another_clinic(group: Group) -> None:
@@ -285,6 +411,92 @@ def test_a_referral_by_the_treating_doctor_opens_the_record_to_the_doctor_referr
 
     assert by_treating.status_code == 201, by_treating.text
     assert group.call(group.doctor_tm, "GET", path).status_code == 200
+
+
+# --- a patient's record always names its patient ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "subject",
+    [
+        {"reference": "http://testserver/fhir/Patient/{id}"},
+        {"reference": "{id}", "type": "Patient"},
+        {"identifier": {"system": HKID_SYSTEM, "value": "C668668(9)"}},
+        {"reference": "Patient?identifier=C668668(9)"},
+        {"reference": "#p1"},
+        {"display": "Lee Siu Ming"},
+        None,
+    ],
+    ids=["absolute", "typed", "logical", "conditional", "contained", "display", "none"],
+)
+def test_a_record_that_names_its_patient_in_no_way_the_vault_follows_is_refused(
+    group: Group, api: FhirTestClient, subject: dict[str, Any] | None
+) -> None:
+    """Hole: the vault finds a record's patient only in a relative reference
+    ``Patient/[id]``. The treating doctor wrote an HIV result with the subject as an
+    absolute URL (as FHIR clients often send it), as ``type`` and id, or by HKID: the
+    record was stored as no one's (no patient, no clinic, sealed under the directory
+    key), and any physician of any clinic read it by id, with no care relationship. A
+    patient's record must name its patient so; anything else is refused (422)."""
+    patient = group.tw_patient
+    body = observation(patient.id, "HIV-1 viral load 200 copies/mL")
+    if subject is None:
+        del body["subject"]
+    else:
+        body["subject"] = json.loads(json.dumps(subject).replace("{id}", patient.id))
+        if subject.get("reference") == "#p1":
+            body["contained"] = [{"resourceType": "Patient", "id": "p1", "active": True}]
+
+    response = group.call(group.doctor_tw, "POST", "/fhir/Observation", body)
+
+    assert response.status_code == 422, response.text
+    outcome = response.json()
+    assert outcome["resourceType"] == "OperationOutcome"
+    assert "Observation.subject" in outcome["issue"][0]["diagnostics"]
+    assert "C668668" not in response.text
+    assert api.get("/fhir/Observation").json()["total"] == 2  # the group's own, only
+
+
+def test_an_update_cannot_unname_a_records_patient(group: Group) -> None:
+    patient = group.tw_patient
+    path = f"/fhir/Observation/{patient.observation}"
+    record = group.call(group.doctor_tw, "GET", path).json()
+    record["subject"] = {"reference": f"http://testserver/fhir/Patient/{patient.id}"}
+
+    response = group.call(group.doctor_tw, "PUT", path, record)
+
+    assert response.status_code == 422, response.text
+    assert group.call(group.doctor_tm, "GET", path).status_code == 403
+
+
+def test_a_record_already_stored_without_its_patient_is_no_directory_record(
+    group: Group, api: FhirTestClient
+) -> None:
+    """What the hole above left in the vault (and what the system may still write): a
+    clinical record whose patient the vault never found. It is not a directory record
+    any clinician may read: health data needs a care relationship with a patient, which
+    no one has with no one; its other data stays with its clinic."""
+    body = observation(group.tw_patient.id, "HIV-1 viral load 200 copies/mL")
+    body["subject"] = {"reference": f"http://testserver/fhir/Patient/{group.tw_patient.id}"}
+    stored = api.post_json("/fhir/Observation", body)
+    assert stored.status_code == 201, stored.text
+    path = f"/fhir/Observation/{stored.json()['id']}"
+    booking = {
+        "resourceType": "Appointment",
+        "status": "booked",
+        "start": f"{TODAY.isoformat()}T10:00:00+08:00",
+        "participant": [{"actor": {"reference": f"Organization/{TW}"}, "status": "accepted"}],
+        "comment": "HIV counselling",
+    }
+    booked = api.post_json("/fhir/Appointment", booking)
+    assert booked.status_code == 201, booked.text
+    booking_path = f"/fhir/Appointment/{booked.json()['id']}"
+
+    for doctor in (group.doctor_tm, group.doctor_tw):
+        assert group.call(doctor, "GET", path).status_code == 403
+        assert group.call(doctor, "GET", f"{path}/_history/1").status_code == 403
+    assert group.call(group.desk_tm, "GET", booking_path).status_code == 403
+    assert group.call(group.desk_tw, "GET", booking_path).status_code == 200
 
 
 # --- registration at a new clinic needs the patient's presence ----------------------------------

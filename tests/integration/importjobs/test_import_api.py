@@ -297,6 +297,22 @@ def test_a_patient_of_no_clinic_from_a_client_of_two_clinics_is_refused_by_line(
     assert clinic.imports.job(job_id).status is Status.COMPLETED
 
 
+def test_a_record_that_does_not_name_its_patient_as_patient_id_is_refused_by_line(
+    clinic: Clinic,
+) -> None:
+    """An absolute subject would make the record no one's (gate: ``PatientRequired``):
+    the line is refused naming the element, and the job goes on."""
+    token = clinic.client("importer", clinics=[MINE])
+    absolute = observation("o-absolute", "pa0", "61.0")
+    absolute["subject"] = {"reference": "https://ehr.example.org/fhir/Patient/pa0"}
+    job_id = clinic.kick_off(token, ndjson(absolute, observation("o-relative", "pa0", "61.5")))
+    clinic.work()
+    result = outcome_of(clinic, token, job_id)
+    refused = refused_lines(result)
+    assert list(refused) == [1] and "Observation.subject" in refused[1]
+    assert clinic.imports.job(job_id).status is Status.COMPLETED
+
+
 def test_a_batch_that_keeps_failing_stops_its_job_without_quoting_it(
     clinic: Clinic, monkeypatch: pytest.MonkeyPatch
 ) -> None:

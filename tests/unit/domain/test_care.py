@@ -15,6 +15,7 @@ from carevault.domain.care import (
     CareWindow,
     WriterStanding,
     grants,
+    named_elsewhere,
 )
 
 WINDOW = CareWindow(30 * DAY_US, 90 * DAY_US)
@@ -35,7 +36,7 @@ def visit(
 
 
 def test_a_visit_where_the_patient_is_registered_opens_the_clinic_and_its_practitioners() -> None:
-    made = grants(visit(), frozenset({"tm"}), STAFF, NOW, WINDOW)
+    made = grants(visit(), frozenset({"tm"}), STAFF, NOW, WINDOW, {"dr-a": frozenset({"tm"})})
 
     assert [(w.clinic_id, w.practitioner_id) for w in made.windows] == [
         ("tm", None),
@@ -142,3 +143,26 @@ def test_a_vouching_is_for_someone_else_for_one_care_window_from_when_it_is_writ
         assert window.clinic_id not in writer.clinic_ids
         assert written - WINDOW.before_us <= window.valid_from_us
         assert window.valid_until_us <= written + WINDOW.after_us
+
+
+def test_a_visit_may_name_only_practitioners_of_its_clinic_or_from_outside() -> None:
+    event = CareEvent(CareSource.VISIT, "tm", ("dr-a", "dr-b", "dr-out"), NOW, None)
+    works_at = {"dr-a": frozenset({"tm", "tw"}), "dr-b": frozenset({"tw"})}
+
+    assert named_elsewhere(event, works_at) == ("dr-b",)
+    assert named_elsewhere(CareEvent(CareSource.VISIT, None, ("dr-b",), NOW, None), works_at) == ()
+
+
+def test_a_referral_or_care_team_names_other_clinics_by_design() -> None:
+    works_at = {"dr-b": frozenset({"tw"})}
+    for source in VOUCHED:
+        assert named_elsewhere(CareEvent(source, "tm", ("dr-b",), NOW, None), works_at) == ()
+
+
+def test_a_visit_by_staff_opens_nothing_to_a_practitioner_who_does_not_work_there() -> None:
+    made = grants(visit(), frozenset({"tm"}), STAFF, NOW, WINDOW, {"dr-a": frozenset({"tw"})})
+    assert [(w.clinic_id, w.practitioner_id) for w in made.windows] == [("tm", None)]
+    outside = grants(visit(), frozenset({"tm"}), STAFF, NOW, WINDOW)
+    assert [(w.clinic_id, w.practitioner_id) for w in outside.windows] == [("tm", None)]
+    loaded = grants(visit(), frozenset({"tm"}), SYSTEM, NOW, WINDOW)
+    assert (None, "dr-a") in [(w.clinic_id, w.practitioner_id) for w in loaded.windows]

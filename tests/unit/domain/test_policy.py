@@ -225,6 +225,17 @@ def test_a_clinics_directory_records_are_written_only_by_its_own_staff() -> None
     assert not decide(actor(Role.PHARMACIST), Right.WRITE, [DataCategory.VISIT], mine).allowed
 
 
+def test_a_patients_record_with_no_patient_is_no_directory_record() -> None:
+    mine = Target(patient_pseudonym=None, clinic_ids=frozenset({MY_CLINIC}), orphan=True)
+    theirs = Target(patient_pseudonym=None, clinic_ids=frozenset({OTHER_CLINIC}), orphan=True)
+    for role in (Role.PHYSICIAN, Role.NURSE):
+        refused = decide(actor(role), Right.READ, [DataCategory.CLINICAL], mine)
+        assert not refused.allowed and "care relationship" in refused.reason
+    desk = actor(Role.FRONT_DESK)
+    assert decide(desk, Right.READ, [DataCategory.VISIT], mine).allowed
+    assert not decide(desk, Right.READ, [DataCategory.VISIT], theirs).allowed
+
+
 @given(
     st.sampled_from(list(Role)),
     st.sets(st.sampled_from(list(DataCategory)), min_size=1),
