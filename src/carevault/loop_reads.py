@@ -1,4 +1,5 @@
-"""PostgreSQL reads awaited on the event loop (psycopg's ``AsyncConnection``).
+"""PostgreSQL reads awaited on the event loop: fixed, hot statements on connections of
+the loop's own, run on libpq's asynchronous calls.
 
 A read by id on PostgreSQL otherwise goes to a worker thread for its round trips: the
 hop there and back, a pool checkout, and a thread that blocks on the socket and again on
@@ -179,9 +180,13 @@ class LoopReads:
         if found is None:
             made = statement.compile(dialect=_POSITIONAL)
             assert isinstance(made, SQLCompiler)  # noqa: S101 - a SQL statement compiles so
-            name = f"carevault_loop_{len(self._statements)}"
-            found = _Prepared(name.encode(), str(made).encode(), tuple(made.positiontup or ()))
-            self._statements[id(statement)] = found
+            with self._guard:  # a name per statement, whichever loop (thread) asks first
+                found = self._statements.get(id(statement))
+                if found is None:
+                    name = f"carevault_loop_{len(self._statements)}".encode()
+                    order = tuple(made.positiontup or ())
+                    found = _Prepared(name, str(made).encode(), order)
+                    self._statements[id(statement)] = found
         return found
 
     async def first(
