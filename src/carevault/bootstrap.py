@@ -54,6 +54,7 @@ from carevault.ledger.unwrap import UNWRAP_LEDGER, LedgerUnwrapRecorder, unwrap_
 from carevault.ledger.verifier import VerifierKey
 from carevault.ledger.witness import DirectoryWitness, HttpWitness, Witness, WitnessCore
 from carevault.ledger.writer import LedgerWriter
+from carevault.loop_reads import LoopReads
 from carevault.migrations import upgrade
 from carevault.rest.interactions import FhirInteractions, SearchSettings
 from carevault.rest.launch import PatientPicker
@@ -353,6 +354,8 @@ def build_services(
     )
     gate.release = detection.budget if settings.detect else None
     gate.decoys = detection.decoys if settings.detect else None
+    if engine.dialect.name == "postgresql":
+        gate.loop_reads = LoopReads(engine)
     fhir = FhirInteractions(
         gate,
         SearchSettings(

@@ -74,7 +74,8 @@ _CHECKED_IN = "carevault_checked_in"
 _UNREACHABLE_AT = [0.0]
 
 
-def _note_unreachable() -> None:
+def note_unreachable() -> None:
+    """Tell every engine of this process that the database was found unreachable just now."""
     _UNREACHABLE_AT[0] = time.monotonic()
 
 
@@ -97,7 +98,7 @@ def _ping_when_idle(engine: Engine) -> None:
     @event.listens_for(engine, "handle_error")
     def _on_error(context: Any) -> None:
         if context.is_disconnect:
-            _note_unreachable()
+            note_unreachable()
 
     @event.listens_for(engine, "checkout")
     def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
@@ -610,7 +611,7 @@ def storage_problem(error: BaseException) -> str | None:
         found = _classify(current)
         if found is not None:
             if found == "database unreachable":
-                _note_unreachable()
+                note_unreachable()
             return found
         current = current.__cause__ or current.__context__
     return None

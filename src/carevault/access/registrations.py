@@ -16,7 +16,17 @@ from contextlib import nullcontext
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Select, bindparam, insert, select, union
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Select,
+    bindparam,
+    func,
+    insert,
+    select,
+    union,
+)
 
 from carevault.access.tables import patient_registration
 from carevault.db import driver_all, read_transaction
@@ -96,6 +106,29 @@ _WITH_HOME: Any = union(
 )
 
 
+def registered_columns(pseudonym: ColumnElement[Any]) -> tuple[Any, Any]:
+    """PostgreSQL: two columns to add to a query that yields a patient's ``pseudonym``,
+    with what ``clinics`` looks up for them in the same round trip (``remember`` takes
+    them): the clinics where they are registered, and the clinics of their Patient
+    record (their home clinic), each an array (NULL when there is none)."""
+    home_head = resource_head.alias("home_head")
+    registered = (
+        select(func.array_agg(patient_registration.c.clinic_id))
+        .where(patient_registration.c.patient_pseudonym == pseudonym)
+        .scalar_subquery()
+    )
+    homes = (
+        select(func.array_agg(home_head.c.clinic_id))
+        .where(
+            home_head.c.patient_pseudonym == pseudonym,
+            home_head.c.resource_type == bindparam("home_type"),
+            home_head.c.clinic_id.is_not(None),
+        )
+        .scalar_subquery()
+    )
+    return registered.label("registered_clinics"), homes.label("home_clinics")
+
+
 def _clinics(rows: list[tuple[Any, ...]]) -> frozenset[str]:
     return frozenset(str(row[0]) for row in rows)
 
@@ -153,6 +186,24 @@ class Registrations:
                 self._answers.clear()
             self._answers[key] = (moment, found)
         return found
+
+    def remember(
+        self,
+        pseudonym: str,
+        registered: Collection[str] | None,
+        homes: Collection[str] | None,
+    ) -> None:
+        """Keep what was just read of ``pseudonym``'s registrations (``registered_columns``:
+        the clinics of their registrations, and of their Patient record) as ``clinics``
+        would have read it: lookups within the next ``CACHE_SECONDS`` answer from it."""
+        extra = frozenset(str(clinic) for clinic in registered or ())
+        with_home = extra | frozenset(str(clinic) for clinic in homes or ())
+        moment = time.monotonic()
+        with self._lock:
+            if len(self._answers) > 50_000:
+                self._answers.clear()
+            self._answers[(pseudonym, False)] = (moment, extra)
+            self._answers[(pseudonym, True)] = (moment, with_home)
 
     def prefetch(self, pseudonyms: Collection[str], reading: Connection | None = None) -> None:
         """Look up the registrations of many patients at once (a page of search results),

@@ -55,8 +55,10 @@ from carevault.fhir.name_shape import name_shape
 from carevault.fhir.query import SearchQuery
 from carevault.fhir.registry import RESOURCE_TYPES, ResourceType
 from carevault.gate.loading import patient_batch_events
+from carevault.gate.prefetch import NO_READS, Prefetched, prefetch_read
 from carevault.ledger.events import AuditEvent, Outcome, Tag
 from carevault.ledger.trail import AuditTrail, AuditUnavailable, Rider
+from carevault.loop_reads import LoopBusy, LoopReads
 from carevault.vault.opening import open_sealed
 from carevault.vault.records import (
     Gone,
@@ -210,6 +212,8 @@ class Gate:
     release: ReleaseGuard | None = None
     #: Decoy contact details (``carevault.detect.decoys``); None: none watched.
     decoys: DecoyWatch | None = None
+    #: PostgreSQL: reads by id awaited on the event loop (``prefetch``); None: none.
+    loop_reads: LoopReads | None = None
 
     def __init__(
         self,
@@ -462,7 +466,13 @@ class Gate:
             return self._read_one(caller, attempt, rt, located, decision)
 
     def read_later(
-        self, caller: Caller, rt: ResourceType, resource_id: str, *, may_block: bool = True
+        self,
+        caller: Caller,
+        rt: ResourceType,
+        resource_id: str,
+        *,
+        may_block: bool = True,
+        prefetched: Prefetched | None = None,
     ) -> Future[Opened]:
         """``read``, with its audit entry queued for the ledger's next group commit instead
         of waited for in this thread: the same checks, decision, cut and entries, so the
@@ -477,6 +487,11 @@ class Gate:
         and spent nothing, when the read would wait for more than the CPU and the
         ledger (a data key to unwrap). Not for a transaction Bundle's reads, which are
         recorded in its transaction: those go through ``read``.
+
+        ``prefetched`` (with ``may_block=False``, PostgreSQL): the record and its patient's
+        registrations as ``prefetch`` just read them on the loop. Nothing else is read
+        from the database: a fact not cached, or a containment mode whose checks read
+        (PHI-offline, a clinic lock), raises ``WouldBlock`` as above.
         """
         outcome: Future[Opened] = Future()
         # Running: a waiter that gives up (a client gone) cannot cancel it under the
@@ -490,7 +505,7 @@ class Gate:
         attempt = _Attempt(caller, Tag.FHIR_READ, rt.name, resource_id)
         try:
             located, decision = self._locate_for_read(
-                caller, attempt, rt, resource_id, own_connection=not may_block
+                caller, attempt, rt, resource_id, own_connection=not may_block, known=prefetched
             )
             if not may_block and not self.vault.keys_at_hand(
                 [located.key_id] if located.sealed is not None else []
@@ -500,6 +515,8 @@ class Gate:
             durable = self.audit.submit(events, release)
         except WouldBlock:
             raise
+        except LoopBusy as error:
+            raise WouldBlock(str(error)) from error
         except AuditUnavailable as error:
             outcome.set_exception(error)
             return outcome
@@ -518,6 +535,23 @@ class Gate:
 
         durable.add_done_callback(settle)
         return outcome
+
+    async def prefetch(self, caller: Caller, rt: ResourceType, resource_id: str) -> Prefetched:
+        """PostgreSQL: a read by id's facts, read on the event loop for ``read_later``
+        (``prefetched``) in the same turn of the loop; ``WouldBlock`` (nothing read,
+        recorded or spent) when they cannot be read there now. A clinician's read needs
+        their care relationship (and break-the-glass grants), which only a worker
+        thread reads: it goes there at once rather than after a wasted round trip."""
+        if self.loop_reads is None or self.access is None:
+            raise WouldBlock("no reads on the event loop")
+        if caller.actor is not None and caller.actor.role in CLINICIANS:
+            raise WouldBlock("a clinician's care relationship is read in a worker thread")
+        try:
+            return await prefetch_read(
+                self.loop_reads, self.access.registrations, rt.name, resource_id
+            )
+        except LoopBusy as error:
+            raise WouldBlock(str(error)) from error
 
     def _refuse_later(self, attempt: _Attempt, error: BaseException, outcome: Future[Any]) -> None:
         """Queue the entry of ``attempt``'s refusal; fail ``outcome`` with ``error`` once it
@@ -541,8 +575,22 @@ class Gate:
         resource_id: str,
         *,
         own_connection: bool = False,
+        known: Prefetched | None = None,
     ) -> tuple[Sealed, Decision]:
         self._scope(caller, rt, Interaction.READ)
+        if known is not None:
+            state = self._state()
+            if state.phi_offline or state.locked_clinics:
+                raise WouldBlock("an active containment mode's checks read the database")
+            if known.located is None:
+                raise NotFound(f"{rt.name}/{resource_id} is not known")
+            attempt.patient_pseudonym = known.located.head.patient_pseudonym
+            if known.located.head.deleted:
+                raise Gone(f"{rt.name}/{resource_id} was deleted")
+            decision = self._decide_read(
+                caller, rt, known.located.head, plain_read=True, reading=NO_READS
+            )
+            return known.located, decision
         # The record and the policy's facts about it on one connection (on SQLite one
         # snapshot; on PostgreSQL, and on the event loop's own connection, each read sees
         # what was committed, as a READ COMMITTED transaction would); released before the

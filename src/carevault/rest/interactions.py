@@ -24,6 +24,7 @@ from carevault.fhir.registry import RESOURCE_TYPES, ResourceType
 from carevault.fhir.validate import parse_json, validate_resource
 from carevault.gate import Caller, Gate
 from carevault.gate.history import versions as history_versions
+from carevault.gate.prefetch import Prefetched
 from carevault.rest import bundles
 from carevault.rest.errors import translated
 from carevault.rest.includes import included
@@ -98,14 +99,31 @@ class FhirInteractions:
         return FhirResponse(200, opened.body, version_headers(opened.head, base))
 
     def read_later(
-        self, caller: Caller, type_name: str, resource_id: str, *, may_block: bool = True
+        self,
+        caller: Caller,
+        type_name: str,
+        resource_id: str,
+        *,
+        may_block: bool = True,
+        prefetched: Prefetched | None = None,
     ) -> Future[Opened]:
         """``read`` with the audit entry queued (``Gate.read_later``): the record may be
         answered (``read_answer``) only once the future gives it; the future's errors are
         the gate's (``translated`` turns them into FHIR errors)."""
         rt = resource_type_named(type_name)
         with translated():
-            return self.gate.read_later(caller, rt, checked_id(resource_id), may_block=may_block)
+            return self.gate.read_later(
+                caller, rt, checked_id(resource_id), may_block=may_block, prefetched=prefetched
+            )
+
+    async def prefetch(self, caller: Caller, type_name: str, resource_id: str) -> Prefetched:
+        """PostgreSQL: a read by id's facts read on the event loop (``Gate.prefetch``), for
+        ``read_later`` (``prefetched``, ``may_block=False``) in the same turn of the loop;
+        ``WouldBlock`` (nothing read, recorded or spent) when the read must be made in a
+        worker thread instead."""
+        rt = resource_type_named(type_name)
+        with translated():
+            return await self.gate.prefetch(caller, rt, checked_id(resource_id))
 
     @staticmethod
     def read_answer(opened: Opened, base: str) -> FhirResponse:

@@ -88,6 +88,17 @@ _LOCATE_ROWS = {
 }
 
 
+#: ``locate``'s statement (parameters ``located_type``, ``located_id``), for a reader that
+#: adds columns to it and runs it on a connection of its own (the gate, on the event loop);
+#: ``sealed_of`` turns the row's first columns into what ``locate`` returns.
+LOCATE = _LOCATE
+
+
+def sealed_of(row: Sequence[Any]) -> Sealed:
+    """A row of ``LOCATE`` (or of a statement that adds columns after its own)."""
+    return _sealed_of(row[:11])
+
+
 def _sealed_of(row: Sequence[Any]) -> Sealed:
     """A located row as the driver returns it (the prebuilt statements' columns)."""
     (row_id, rt, rid, version, updated, deleted, pseudonym, clinic, status, key_id, sealed) = row

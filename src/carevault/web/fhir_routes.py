@@ -292,9 +292,12 @@ async def read(request: Request) -> Response:
     awaited on the loop: the record is answered only once the entry is durable. What
     would wait on the loop (a refused token or a rate limit to record, a data key to
     unwrap) raises ``WouldBlock`` having recorded and spent nothing, and the read runs
-    in a worker thread as on PostgreSQL (network round trips): the token check and the
-    read in one trip to the thread pool. The path's two values are taken as they are,
-    without FastAPI's dependency and parameter machinery; the token check is the same
+    in a worker thread: the token check and the read in one trip to the thread pool. On
+    PostgreSQL the same, once the record and its patient's registrations are read in
+    one round trip awaited on the loop (``Gate.prefetch``); a fact the decision needs
+    beyond those (a clinician's care relationship) sends the read to the thread. The
+    path's two values are taken as they are, without FastAPI's dependency and parameter
+    machinery; the token check is the same
     ``authenticate`` every other route's ``CallerDep`` runs."""
     svc = services(request)
     type_name, resource_id = request.path_params["type_name"], request.path_params["resource_id"]
@@ -317,6 +320,20 @@ async def read(request: Request) -> Response:
         with suppress(WouldBlock), gathering:
             who = authenticate(svc, request, may_block=False)
             pending = svc.fhir.read_later(who, type_name, resource_id, may_block=False)
+        if pending is not None:
+            opened = await released(pending, svc.audit.timeout)
+            return fhir_response(not_modified(request, svc.fhir.read_answer(opened, base)))
+    elif svc.gate.loop_reads is not None:
+        # PostgreSQL: the record and its registrations in one round trip awaited on the
+        # loop, then decided, cut and queued for the ledger as on SQLite.
+        pending = None
+        with suppress(WouldBlock):
+            who = authenticate(svc, request, may_block=False)
+            prefetched = await svc.fhir.prefetch(who, type_name, resource_id)
+            with svc.audit.gathering(asyncio.get_running_loop().call_soon):
+                pending = svc.fhir.read_later(
+                    who, type_name, resource_id, may_block=False, prefetched=prefetched
+                )
         if pending is not None:
             opened = await released(pending, svc.audit.timeout)
             return fhir_response(not_modified(request, svc.fhir.read_answer(opened, base)))
