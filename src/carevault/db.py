@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -650,3 +651,33 @@ def _classify(error: BaseException) -> str | None:
     if isinstance(error, OSError) and error.errno == 28:  # ENOSPC
         return "disk full"
     return None
+
+
+class WouldBlock(Exception):
+    """Work asked not to wait (it runs on the event loop) would have to wait for more than
+    the CPU: a database round trip, or a data key to unwrap, whose log entry is a durable
+    write of its own. Raised before anything is recorded, spent or changed: do the work
+    again where waiting is allowed (a worker thread)."""
+
+
+#: Set while a request is answered on the event loop (``on_the_loop``).
+_ON_LOOP: ContextVar[bool] = ContextVar("carevault_on_the_loop", default=False)
+
+
+@contextmanager
+def on_the_loop() -> Iterator[None]:
+    """Within: caches whose refresh is a database round trip (sessions, containment, the
+    staff directory) answer only from what they hold, or raise ``WouldBlock``; a round
+    trip through the pool would stall every request the loop serves, and wait behind
+    worker threads for a connection or a lock. Per task (a context variable)."""
+    token = _ON_LOOP.set(True)
+    try:
+        yield
+    finally:
+        _ON_LOOP.reset(token)
+
+
+def refuse_on_the_loop(what: str) -> None:
+    """``WouldBlock`` (naming ``what`` would be read) inside ``on_the_loop``."""
+    if _ON_LOOP.get():
+        raise WouldBlock(f"{what} would be read from the database on the event loop")

@@ -54,6 +54,8 @@ _POSITIONAL = asyncpg.dialect()  # type: ignore[no-untyped-call]
 
 @dataclass(frozen=True)
 class _Prepared:
+    #: Kept so that its ``id`` (the cache's key) is never another statement's.
+    statement: ClauseElement
     name: bytes
     sql: bytes
     #: The parameters' names, in their positions.
@@ -87,16 +89,23 @@ class _Held:
         loop = asyncio.get_running_loop()
         while pgconn.flush():
             await _ready(loop.add_writer, loop.remove_writer, pgconn.socket)
+        result = await self._next_result(loop)
+        if result is None:
+            raise psycopg.OperationalError("no result from the server")
+        # The query's end (libpq's null result) also waits for the server: awaited too,
+        # never left to ``get_result``, which would block the loop on the socket.
+        while await self._next_result(loop) is not None:
+            pass
+        return result
+
+    async def _next_result(self, loop: asyncio.AbstractEventLoop) -> pq.abc.PGresult | None:
+        """The query's next result, once libpq holds it whole (never blocking)."""
+        pgconn = self.connection.pgconn
         pgconn.consume_input()
         while pgconn.is_busy():
             await _ready(loop.add_reader, loop.remove_reader, pgconn.socket)
             pgconn.consume_input()
-        result = pgconn.get_result()
-        if result is None:
-            raise psycopg.OperationalError("no result from the server")
-        while pgconn.get_result() is not None:
-            pass
-        return result
+        return pgconn.get_result()
 
     @staticmethod
     def _check(result: pq.abc.PGresult, wanted: pq.ExecStatus) -> pq.abc.PGresult:
@@ -185,7 +194,7 @@ class LoopReads:
                 if found is None:
                     name = f"carevault_loop_{len(self._statements)}".encode()
                     order = tuple(made.positiontup or ())
-                    found = _Prepared(name, str(made).encode(), order)
+                    found = _Prepared(statement, name, str(made).encode(), order)
                     self._statements[id(statement)] = found
         return found
 

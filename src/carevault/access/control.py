@@ -18,7 +18,7 @@ from carevault.access.sessions import Sessions, SessionState
 from carevault.access.tables import client_app, staff_account
 from carevault.access.tokens import InvalidToken, TokenSigner
 from carevault.clock import Clock, to_micros, utc_now
-from carevault.db import read_transaction
+from carevault.db import read_transaction, refuse_on_the_loop
 from carevault.domain.categories import HEALTH_CATEGORIES
 from carevault.domain.policy import Actor, Target
 from carevault.domain.roles import CLINICIANS, GROUP_WIDE, Role
@@ -224,6 +224,7 @@ class AccessControl:
         with self._clinics_lock:
             if self._clinics is not None and moment - self._clinics[0] < _CLINICS_SECONDS:
                 return self._clinics[1], self._clinics[2]
+        refuse_on_the_loop("the staff directory")
         with read_transaction(self.engine) as connection:
             staff = connection.execute(
                 select(staff_account.c.clinic_ids, staff_account.c.practitioner_id)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from contextlib import nullcontext
 from enum import StrEnum
 from typing import Any
@@ -137,8 +137,25 @@ class Registrations:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.failures = FailureCounter()
-        self._answers: dict[tuple[str, bool], tuple[float, frozenset[str]]] = {}
+        #: (pseudonym, with home) -> (when the answer was asked for, the answer); None for
+        #: an answer forgotten then (a registration made in this process).
+        self._answers: dict[tuple[str, bool], tuple[float, frozenset[str] | None]] = {}
         self._lock = threading.Lock()
+
+    def _keep(
+        self, answers: Iterable[tuple[tuple[str, bool], frozenset[str]]], asked: float
+    ) -> None:
+        """Cache answers read by a query sent at ``asked`` (monotonic), unless the cache
+        holds something newer for them: an answer asked for later, or a registration made
+        since. An answer is as old as the moment its query was sent, not the moment it
+        arrived: one that arrives late (an event loop busy elsewhere) is kept no longer."""
+        with self._lock:
+            if len(self._answers) > 50_000:
+                self._answers.clear()
+            for key, found in answers:
+                held = self._answers.get(key)
+                if held is None or held[0] <= asked:
+                    self._answers[key] = (asked, found)
 
     def clinics(
         self,
@@ -174,17 +191,14 @@ class Registrations:
         moment = time.monotonic()
         with self._lock:
             cached = self._answers.get(key)
-        if cached is not None and moment - cached[0] < CACHE_SECONDS:
+        if cached is not None and cached[1] is not None and moment - cached[0] < CACHE_SECONDS:
             return cached[1]
         if reading is not None:
             found = _clinics(driver_all(reading, statement, params))
         else:
             with read_transaction(self.engine) as fresh:
                 found = _clinics(driver_all(fresh, statement, params))
-        with self._lock:
-            if len(self._answers) > 50_000:
-                self._answers.clear()
-            self._answers[key] = (moment, found)
+        self._keep([(key, found)], moment)
         return found
 
     def remember(
@@ -192,18 +206,15 @@ class Registrations:
         pseudonym: str,
         registered: Collection[str] | None,
         homes: Collection[str] | None,
+        asked: float,
     ) -> None:
         """Keep what was just read of ``pseudonym``'s registrations (``registered_columns``:
         the clinics of their registrations, and of their Patient record) as ``clinics``
-        would have read it: lookups within the next ``CACHE_SECONDS`` answer from it."""
+        would have read it, by a query sent at ``asked`` (``time.monotonic()``): lookups
+        within ``CACHE_SECONDS`` of that answer from it."""
         extra = frozenset(str(clinic) for clinic in registered or ())
         with_home = extra | frozenset(str(clinic) for clinic in homes or ())
-        moment = time.monotonic()
-        with self._lock:
-            if len(self._answers) > 50_000:
-                self._answers.clear()
-            self._answers[(pseudonym, False)] = (moment, extra)
-            self._answers[(pseudonym, True)] = (moment, with_home)
+        self._keep([((pseudonym, False), extra), ((pseudonym, True), with_home)], asked)
 
     def prefetch(self, pseudonyms: Collection[str], reading: Connection | None = None) -> None:
         """Look up the registrations of many patients at once (a page of search results),
@@ -221,20 +232,18 @@ class Registrations:
             patient_registration.c.patient_pseudonym, patient_registration.c.clinic_id
         ).where(patient_registration.c.patient_pseudonym.in_(wanted))
         held = read_transaction(self.engine) if reading is None else nullcontext(reading)
+        moment = time.monotonic()
         with held as connection:
             for pseudonym, clinic in connection.execute(home_query):
                 if clinic:
                     homes[pseudonym].add(str(clinic))
             for pseudonym, clinic in connection.execute(extra_query):
                 extras[pseudonym].add(str(clinic))
-        moment = time.monotonic()
-        with self._lock:
-            if len(self._answers) > 50_000:
-                self._answers.clear()
-            for pseudonym in wanted:
-                extra = frozenset(extras[pseudonym])
-                self._answers[(pseudonym, False)] = (moment, extra)
-                self._answers[(pseudonym, True)] = (moment, extra | homes[pseudonym])
+        answers: list[tuple[tuple[str, bool], frozenset[str]]] = []
+        for pseudonym in wanted:
+            extra = frozenset(extras[pseudonym])
+            answers += [((pseudonym, False), extra), ((pseudonym, True), extra | homes[pseudonym])]
+        self._keep(answers, moment)
 
     def clinics_in(
         self, connection: Connection, pseudonyms: Collection[str]
@@ -286,9 +295,10 @@ class Registrations:
                 proof=str(proof),
             )
         )
+        forgotten = time.monotonic()  # an answer asked for before now is not kept
         with self._lock:
-            self._answers.pop((pseudonym, True), None)
-            self._answers.pop((pseudonym, False), None)
+            self._answers[(pseudonym, True)] = (forgotten, None)
+            self._answers[(pseudonym, False)] = (forgotten, None)
         return True
 
     def patients_at(self, clinic_ids: list[str]) -> Any:

@@ -23,7 +23,7 @@ from sqlalchemy import Connection, Engine, insert, select, update
 from carevault.access.tables import auth_session, client_app, refresh_token, staff_account
 from carevault.access.tokens import TokenSigner
 from carevault.clock import Clock, to_micros, utc_now
-from carevault.db import read_transaction, write_transaction
+from carevault.db import read_transaction, refuse_on_the_loop, write_transaction
 
 
 class RefreshRefused(Exception):
@@ -408,6 +408,7 @@ class Sessions:
         known = self._cached(session_id, now)
         if known is not None:
             return known
+        refuse_on_the_loop("a session's state")
         # One read per session at a time: when a busy session's state expires, the
         # requests that find it stale wait for one read (and take its answer, no older
         # than they may accept) instead of each making the same read.

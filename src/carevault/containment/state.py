@@ -17,7 +17,7 @@ from enum import StrEnum
 from sqlalchemy import Engine, insert, select, update
 
 from carevault.containment.tables import containment
-from carevault.db import read_transaction, write_transaction
+from carevault.db import read_transaction, refuse_on_the_loop, write_transaction
 
 
 class Mode(StrEnum):
@@ -128,6 +128,7 @@ class ContainmentStore:
         """The active modes, at most ``refresh_seconds`` old."""
         if time.monotonic() - self._read_at < self.refresh_seconds:
             return self._state
+        refuse_on_the_loop("the containment state")
         with self._lock:
             if time.monotonic() - self._read_at >= self.refresh_seconds:
                 self._state = self._load()

@@ -8,6 +8,7 @@ reads are imported in this package and nowhere else (import-linter).
 
 from __future__ import annotations
 
+from carevault.db import WouldBlock
 from carevault.gate.core import (
     SCHEDULING_TYPES,
     AccessDenied,
@@ -19,7 +20,6 @@ from carevault.gate.core import (
     PatientRequired,
     UnseenMatch,
     Within,
-    WouldBlock,
 )
 
 __all__ = [

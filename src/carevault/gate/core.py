@@ -28,7 +28,7 @@ from carevault.access.registrations import Proof
 from carevault.access.scopes import Interaction, Scopes
 from carevault.clock import to_micros
 from carevault.containment.state import ContainmentActive, ContainmentState, ContainmentStore
-from carevault.db import committed_reads, pinned_connection
+from carevault.db import WouldBlock, committed_reads, pinned_connection
 from carevault.detect.budget import ReleaseRefused
 from carevault.domain.care import (
     DAY_US,
@@ -115,13 +115,6 @@ class ClinicRequired(Exception):
 class PatientRequired(Exception):
     """A patient's record names its patient in no way the vault follows (422); the
     message names the element to set, never what was sent."""
-
-
-class WouldBlock(Exception):
-    """A read asked not to wait (it runs on the event loop) would have to wait for more
-    than the CPU: a data key to unwrap, whose log entry is a durable write of its own.
-    Raised before anything is recorded, spent or changed: run the read again where
-    waiting is allowed (a worker thread)."""
 
 
 class DecryptionBudget:

@@ -11,6 +11,7 @@ nothing, and is done in a worker thread as before.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -51,6 +52,7 @@ async def prefetch_read(
     """The record ``resource_type/resource_id`` and its patient's registrations, read on
     the loop; the registrations are kept in ``registrations``' cache, where the decision
     made next (in the same turn of the loop) finds them. ``LoopBusy``: read nothing."""
+    asked = time.monotonic()
     row = await reads.first(
         _LOCATE_REGISTERED,
         {"located_type": resource_type, "located_id": resource_id, "home_type": "Patient"},
@@ -60,5 +62,5 @@ async def prefetch_read(
     located = sealed_of(row)
     pseudonym = located.head.patient_pseudonym
     if pseudonym is not None:
-        registrations.remember(pseudonym, row[11], row[12])
+        registrations.remember(pseudonym, row[11], row[12], asked)
     return Prefetched(located)

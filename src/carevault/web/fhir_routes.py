@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.responses import Response
 
+from carevault.db import on_the_loop
 from carevault.fhir import jsonio
 from carevault.fhir.content import has_control_characters
 from carevault.fhir.outcome import FhirError, Issue
@@ -317,7 +318,7 @@ async def read(request: Request) -> Response:
         pending: Future[Opened] | None = None
         # Run in a worker thread if it would wait; authenticated already (its rate-limit
         # token taken) if ``who`` is set by then.
-        with suppress(WouldBlock), gathering:
+        with suppress(WouldBlock), gathering, on_the_loop():
             who = authenticate(svc, request, may_block=False)
             pending = svc.fhir.read_later(who, type_name, resource_id, may_block=False)
         if pending is not None:
@@ -327,7 +328,7 @@ async def read(request: Request) -> Response:
         # PostgreSQL: the record and its registrations in one round trip awaited on the
         # loop, then decided, cut and queued for the ledger as on SQLite.
         pending = None
-        with suppress(WouldBlock):
+        with suppress(WouldBlock), on_the_loop():
             who = authenticate(svc, request, may_block=False)
             prefetched = await svc.fhir.prefetch(who, type_name, resource_id)
             with svc.audit.gathering(asyncio.get_running_loop().call_soon):

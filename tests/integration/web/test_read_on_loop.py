@@ -8,6 +8,7 @@ when the loop's connections fail."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -16,6 +17,7 @@ from sqlalchemy import text
 
 from carevault.bootstrap import Services
 from carevault.containment.state import Mode
+from carevault.db import on_the_loop
 from carevault.domain.roles import Role
 from carevault.fhir.registry import RESOURCE_TYPES
 from carevault.gate import Caller, DecryptionBudget, WouldBlock
@@ -72,6 +74,10 @@ class Clinic:
 
 @pytest.fixture
 def clinic(services: Services) -> Iterator[Clinic]:
+    # Sessions and containment state stay cached for the test: on the loop a stale one
+    # is not read again (the read goes to a thread), which the tests below do on purpose.
+    services.access.sessions.check_seconds = 60.0
+    services.containment.refresh_seconds = 60.0
     with FhirTestClient(create_app(services.settings, services)) as web:
         officer = make_staff(services, Role.PRIVACY_OFFICER, ["clinic-a"])
         desk = make_staff(services, Role.FRONT_DESK, ["clinic-a"])
@@ -193,3 +199,53 @@ def test_reads_beyond_the_loops_connections_wait_their_turn(services: Services) 
         reads.close()
     with pytest.raises(LoopBusy):
         asyncio.run(many())
+
+
+def test_caches_that_would_read_the_database_refuse_on_the_loop(clinic: Clinic) -> None:
+    """On the loop a stale session, containment state or staff directory is not read
+    again (a pool checkout there would stall every request of the process, and wait
+    behind worker threads for a connection or a lock): WouldBlock, and the read is done
+    in a worker thread. Off the loop they refresh as ever."""
+    services = clinic.services
+    session_id = services.access.authenticate(clinic.officer.token).session_id
+    services.access.sessions._forget(session_id)
+    services.containment._read_at = float("-inf")
+    services.access._clinics = None
+    with on_the_loop():
+        with pytest.raises(WouldBlock):
+            services.access.sessions.state(session_id)
+        with pytest.raises(WouldBlock):
+            services.containment.current()
+        with pytest.raises(WouldBlock):
+            services.access.practitioner_clinics("prac-loop")
+    assert services.access.sessions.state(session_id).live
+    assert not services.containment.current().active
+    assert services.access.practitioner_clinics("prac-loop") == frozenset({"clinic-a"})
+    with on_the_loop():  # fresh now: answered from the caches
+        assert services.access.sessions.state(session_id).live
+        assert not services.containment.current().active
+        assert services.access.practitioner_clinics("prac-loop") == frozenset({"clinic-a"})
+
+
+def test_a_stale_session_sends_the_read_to_a_thread_recorded_once(clinic: Clinic) -> None:
+    assert clinic.read(clinic.officer)[0] == 200
+    session_id = clinic.services.access.authenticate(clinic.officer.token).session_id
+    clinic.services.access.sessions._forget(session_id)
+    answered, before = clinic.loop_reads.answered, len(_reads(clinic.entries(), clinic.officer))
+    status, body = clinic.read(clinic.officer)
+    assert status == 200 and "Loop" in body
+    assert clinic.loop_reads.answered == answered  # not on the loop: its session was stale
+    reads = _reads(clinic.entries(), clinic.officer)
+    assert len(reads) == before + 1 and reads[-1].outcome is Outcome.SUCCESS
+
+
+def test_an_answer_read_before_a_registration_is_not_kept_after_it(services: Services) -> None:
+    """A registrations answer is as old as its query: one that arrives after a
+    registration in this process (which forgets the patient's answers) is not cached."""
+    registrations = services.access.registrations
+    asked = time.monotonic()
+    registrations._answers[("p-late", True)] = (time.monotonic(), None)  # forgotten now
+    registrations.remember("p-late", ["clinic-old"], ["clinic-old"], asked)
+    assert registrations._answers[("p-late", True)][1] is None
+    registrations.remember("p-late", ["clinic-new"], ["clinic-new"], time.monotonic())
+    assert registrations._answers[("p-late", True)][1] == frozenset({"clinic-new"})
