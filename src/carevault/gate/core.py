@@ -11,6 +11,7 @@ vault's decrypting reads are imported here and nowhere else (import-linter).
 from __future__ import annotations
 
 import contextvars
+import re
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future
@@ -1492,29 +1493,71 @@ Within = Callable[[Connection], None]
 
 def _name_the_patient(rt: ResourceType, resource: dict[str, Any]) -> None:
     """A patient's record (of any type but Patient) written by staff or a client names
-    its patient as ``Patient/[id]``, and every reference at its patient elements is
-    relative: the vault finds whose record it is only so. A subject sent as an absolute
-    URL, as ``type`` and id, by identifier, conditionally, contained or not at all would
-    make it no one's record (sealed under the directory key, at no clinic), which every
-    clinician of the group could read by id with no care relationship: refused."""
+    its patient as ``Patient/[id]``, and every reference at its patient elements that
+    names or may name a Patient is relative: the vault finds whose record it is only so.
+    A subject sent as an absolute URL, as ``type`` and id, by identifier, conditionally,
+    contained or not at all would make it no one's record (sealed under the directory
+    key, at no clinic), which every clinician of the group could read by id with no care
+    relationship: refused. Other participants at an element of several (an
+    Appointment's outside doctor given by name, identifier or another server's URL) are
+    no patient and open nothing here (the vault follows relative references only)."""
     if rt.is_patient or not rt.is_patient_data:
         return
     named = False
     for path in rt.patient_paths:
         for value in values_at(resource, path):
             target = parse_reference(value)
-            if target is None:
+            if target is not None:
+                named = named or target[0] == "Patient"
+            elif _may_name_a_patient(value, resource):
                 raise PatientRequired(
-                    f"{rt.name}.{path}: refer to a record here as [type]/[id] (e.g. "
-                    "Patient/[id]); absolute, logical, conditional and contained "
-                    "references are not followed"
+                    f"{rt.name}.{path}: refer to a patient here as Patient/[id]; "
+                    "absolute, logical, conditional and contained references to a patient "
+                    "are not followed"
                 )
-            named = named or target[0] == "Patient"
     if not named:
         raise PatientRequired(
             f"{rt.name}.{rt.patient_paths[0]}: name the patient whose record this is, "
             "as Patient/[id]"
         )
+
+
+_TYPE_NAME = re.compile(r"[A-Z][A-Za-z]{1,63}")
+
+
+def _may_name_a_patient(value: Any, resource: dict[str, Any]) -> bool:
+    """Whether a reference the vault does not follow (not ``[type]/[id]``) names, or may
+    name, a Patient: typed Patient, a URL or condition with a Patient segment, a contained
+    Patient (or a contained id not found), or a reference whose target type cannot be
+    told. A participant by display or identifier only, not typed Patient, is not one."""
+    if not isinstance(value, dict):
+        return True
+    kind = value.get("type")
+    if kind == "Patient":
+        return True
+    reference = value.get("reference")
+    if reference is None:
+        return False
+    if not isinstance(reference, str):
+        return True
+    if reference.startswith("#"):
+        held = [
+            each
+            for each in resource.get("contained") or []
+            if isinstance(each, dict) and each.get("id") == reference[1:]
+        ]
+        return not held or any(each.get("resourceType") == "Patient" for each in held)
+    path, conditional, _ = reference.partition("?")
+    parts = path.split("/")
+    if "Patient" in parts:
+        return True
+    if conditional and len(parts) == 1 and _TYPE_NAME.fullmatch(parts[0]):
+        return False  # a condition on another type (Practitioner?identifier=...)
+    if len(parts) >= 4 and parts[-2] == "_history":
+        parts = parts[:-2]
+    if len(parts) >= 3 and parts[-1] and _TYPE_NAME.fullmatch(parts[-2]):
+        return False  # another server's [base]/[type]/[id], not a Patient
+    return not isinstance(kind, str)
 
 
 def _keep_owner(operation: Operation, head: Head, stored: Head | None) -> None:

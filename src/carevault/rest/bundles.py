@@ -154,20 +154,20 @@ def history_links(
     params: Sequence[tuple[str, str]],
     *,
     count: int,
-    offset: int,
-    following: int | None,
+    at: str | None,
+    following: str | None,
 ) -> list[dict[str, str]]:
-    """self, first, previous and next links of a history page that has no total:
-    ``following`` is where the next page starts (None: there is none)."""
+    """self, first and next links of a type- or system-history page (no total): ``at``
+    is the cursor the page was asked from (None: the first page), ``following`` the
+    sealed cursor of the next page (None: there is none). No previous link: FHIR does
+    not ask for one, and counting back among candidates repeated or skipped versions."""
     kept = [(name, value) for name, value in params if name not in ("_count", "_offset")]
 
-    def link(relation: str, at: int) -> dict[str, str]:
-        query = urlencode([*kept, ("_count", str(count)), ("_offset", str(at))])
-        return {"relation": relation, "url": f"{url}?{query}"}
+    def link(relation: str, cursor: str | None) -> dict[str, str]:
+        paging = [("_count", str(count))] + ([("_offset", cursor)] if cursor else [])
+        return {"relation": relation, "url": f"{url}?{urlencode([*kept, *paging])}"}
 
-    links = [link("self", offset), link("first", 0)]
-    if offset > 0:
-        links.append(link("previous", max(0, offset - count)))
+    links = [link("self", at), link("first", None)]
     if following is not None:
         links.append(link("next", following))
     return links

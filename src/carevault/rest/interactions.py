@@ -25,7 +25,7 @@ from carevault.fhir.validate import parse_json, validate_resource
 from carevault.gate import Caller, Gate
 from carevault.gate.history import versions as history_versions
 from carevault.gate.prefetch import Prefetched
-from carevault.rest import bundles
+from carevault.rest import bundles, cursor
 from carevault.rest.errors import translated
 from carevault.rest.includes import included
 from carevault.vault.records import Head, Opened, WriteResult
@@ -149,6 +149,8 @@ class FhirInteractions:
     ) -> FhirResponse:
         rt = resource_type_named(type_name)
         asked = history_query(params, self.search_settings.zone)
+        if asked.cursor is not None:
+            raise bad_request("_offset must be a non-negative integer")
         count = self._history_count(asked)
         with translated():
             versions, total = self.gate.history(
@@ -177,17 +179,30 @@ class FhirInteractions:
     ) -> FhirResponse:
         """Type-level (``type_name``) or system-level (None) history: pages of versions
         read as a search reads (``gate/history.py``). No total: counting would mean
-        judging every version the caller cannot see."""
+        judging every version the caller cannot see. Where a page starts goes back and
+        forth only as a sealed cursor (``rest/cursor.py``): a position among candidates
+        would tell how many versions the caller may not read were passed over."""
         rt = resource_type_named(type_name) if type_name is not None else None
         asked = history_query(params, self.search_settings.zone)
+        if asked.offset != 0:
+            raise bad_request(
+                "_offset of a type or system history is taken only from a page's next link"
+            )
+        key = self.gate.vault.paging_key
+        bound = (caller.principal, type_name, asked.since_us)
+        start = 0 if asked.cursor is None else cursor.opened(key, *bound, asked.cursor)
         count = self._history_count(asked) or self.search_settings.default_count
         with translated():
             page, following = history_versions(
-                self.gate, caller, rt, since_us=asked.since_us, offset=asked.offset, count=count
+                self.gate, caller, rt, since_us=asked.since_us, offset=start, count=count
             )
         url = f"{base}/{type_name}/_history" if type_name is not None else f"{base}/_history"
         links = bundles.history_links(
-            url, asked.repeated, count=count, offset=asked.offset, following=following
+            url,
+            asked.repeated,
+            count=count,
+            at=asked.cursor,
+            following=None if following is None else cursor.seal(key, *bound, following),
         )
         return FhirResponse(200, bundles.history(base, page, total=None, links=links))
 
@@ -445,10 +460,12 @@ def everything_query(
 @dataclass(frozen=True)
 class HistoryQuery:
     """What a history interaction asks for (``_count``, ``_since``; ``_offset`` for its
-    paging links); ``repeated``: what its paging links carry."""
+    paging links: a number at instance level, a sealed cursor at type and system level);
+    ``repeated``: what its paging links carry."""
 
     count: int | None = None
     offset: int = 0
+    cursor: str | None = None
     since_us: int | None = None
     repeated: tuple[tuple[str, str], ...] = ()
 
@@ -458,19 +475,22 @@ def history_query(params: Sequence[tuple[str, str]], zone: tzinfo) -> HistoryQue
     (``_at``, ``_list``, ``_sort``...) is refused rather than ignored."""
     count: int | None = None
     offset = 0
+    given: str | None = None
     since_us: int | None = None
     repeated: list[tuple[str, str]] = []
     for name, value in params:
         if name == "_count":
             count = _whole_number(name, value)
-        elif name == "_offset":
+        elif name == "_offset" and (value.isdigit() or len(value) != cursor.LENGTH):
             offset = _whole_number(name, value)
+        elif name == "_offset":
+            given = value
         elif name == "_since":
             since_us = to_micros(_instant(name, value, zone))
             repeated.append((name, value))
         elif name != "_format":
             raise bad_request(f"_history does not support '{safe_name(name)}'")
-    return HistoryQuery(count, offset, since_us, tuple(repeated))
+    return HistoryQuery(count, offset, given, since_us, tuple(repeated))
 
 
 def _whole_number(name: str, value: str) -> int:

@@ -7,11 +7,14 @@ and only the gate may import it (an import-linter contract).
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Collection, Iterable, Sequence
 from contextlib import nullcontext
 from datetime import tzinfo
 from typing import Any
 
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy import ColumnElement, Connection, Engine, and_, bindparam, select
 
 from carevault.clock import Clock, utc_now
@@ -109,6 +112,8 @@ def _sealed_of(row: Sequence[Any]) -> Sealed:
 #: Date-bucket tokens a vault remembers (``Vault.date_tokens``): some 800 cover one
 #: open-ended range of one parameter; 64k hold every bucket a day's searches use.
 DATE_TOKEN_MEMO = 65536
+#: HKDF info of the history paging key, derived from the index key (separate uses).
+PAGING_KEY_INFO = b"carevault history paging cursor v1"
 
 
 class Vault:
@@ -128,6 +133,10 @@ class Vault:
         self.zone = zone
         self.clock = clock
         self.blind = BlindIndex(None)
+        #: Seals type- and system-history cursors (``rest/cursor.py``). Derived from the
+        #: index key by ``start``, the same in every process; the unencrypted benchmark
+        #: baseline has no index key and makes one for this process.
+        self.paging_key = secrets.token_bytes(32)
         self._date_tokens: dict[tuple[str, str, str], bytes] = {}
 
     def start(self) -> None:
@@ -137,6 +146,9 @@ class Vault:
                 INDEX_KEY_ID, "index", principal=SYSTEM_PRINCIPAL, purpose="blind-index"
             )
             self.blind = BlindIndex(key)
+            self.paging_key = HKDF(
+                algorithm=hashes.SHA256(), length=32, salt=None, info=PAGING_KEY_INFO
+            ).derive(key)
             self._date_tokens.clear()
 
     # --- tokens and keys ---------------------------------------------------------------------

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
@@ -192,6 +193,68 @@ def test_history_pages_never_count_the_versions_one_may_not_read(
     seen = [page[0] for page in pages]
     assert len(seen) == len(set(seen))
     assert sum(1 for shown in seen if f"Patient/{patient}" in shown) == 1  # version 5 only
+
+
+def _next_link(bundle: dict[str, Any]) -> str | None:
+    url = next((ln["url"] for ln in bundle["link"] if ln["relation"] == "next"), None)
+    return None if url is None else url.removeprefix("http://testserver")
+
+
+def _paging(url: str) -> dict[str, str]:
+    return dict(parse_qsl(urlsplit(url).query))
+
+
+@pytest.mark.parametrize("level", ["/fhir/Patient/_history", "/fhir/_history"])
+def test_a_history_cursor_is_opaque_and_only_its_callers(
+    group: Group, api: FhirTestClient, level: str
+) -> None:
+    """Hole: the next link's ``_offset`` was a position among candidate versions, so its
+    gap from the versions shown counted those the caller may not read, and a previous
+    link counted back among candidates. The position now goes out sealed: every cursor
+    looks alike whatever was passed over, there is no previous link, and a cursor
+    altered, or sent by anyone but the caller it was given to, is refused (400)."""
+    patient = group.tw_patient.id
+    for given in ("Ka Yan", "Ka Yee", "Wing"):
+        body = api.get(f"/fhir/Patient/{patient}").json()
+        body["name"][0]["given"] = [given]
+        assert api.put_json(f"/fhir/Patient/{patient}", body).status_code == 200
+    _move_to_tuen_mun(group, patient)
+
+    cursors: list[str] = []
+    seen: list[str] = []
+    url: str | None = f"{level}?_count=1"
+    while url is not None and len(cursors) < 50:
+        shown = group.call(group.desk_tm, "GET", url).json()
+        assert "previous" not in {ln["relation"] for ln in shown["link"]}
+        seen += [entry["fullUrl"] + entry["response"]["etag"] for entry in shown["entry"]]
+        url = _next_link(shown)
+        if url is not None:
+            cursors.append(_paging(url)["_offset"])
+    assert cursors and len(seen) == len(set(seen)) == len(cursors) + 1
+    assert not any(cursor.isdigit() for cursor in cursors)
+    assert len({len(cursor) for cursor in cursors}) == 1
+    # The system sees every version: its cursors look the same as the desk's.
+    first = api.get(f"{level}?_count=1").json()
+    own = _next_link(first)
+    assert own is not None and len(_paging(own)["_offset"]) == len(cursors[0])
+
+    asked = f"{level}?_count=1&_offset={cursors[0]}"
+    assert group.call(group.desk_tm, "GET", asked).status_code == 200
+    tampered = cursors[0][:10] + ("A" if cursors[0][10] != "A" else "B") + cursors[0][11:]
+    for who, path in (
+        (group.desk_tm, f"{level}?_count=1&_offset={tampered}"),
+        (group.desk_tw, asked),
+        (group.desk_tm, f"{level}?_count=1&_offset=3"),
+        (group.desk_tm, f"{level}?_count=1&_offset={cursors[0]}&_since=2020-01-01"),
+    ):
+        refused = group.call(who, "GET", path)
+        assert refused.status_code == 400, (path, refused.text)
+        assert refused.json()["resourceType"] == "OperationOutcome"
+    other_level = "/fhir/_history" if level != "/fhir/_history" else "/fhir/Patient/_history"
+    assert (
+        group.call(group.desk_tm, "GET", f"{other_level}?_count=1&_offset={cursors[0]}").status_code
+        == 400
+    )
 
 
 @pytest.mark.parametrize(
@@ -454,6 +517,74 @@ def test_a_record_that_names_its_patient_in_no_way_the_vault_follows_is_refused(
     assert "Observation.subject" in outcome["issue"][0]["diagnostics"]
     assert "C668668" not in response.text
     assert api.get("/fhir/Observation").json()["total"] == 2  # the group's own, only
+
+
+def _outside_booking(patient: str, outside: dict[str, Any]) -> dict[str, Any]:
+    booking = _booking(patient, TW, "dr-tw")
+    booking["participant"][2] = {"actor": outside, "status": "accepted"}
+    return booking
+
+
+@pytest.mark.parametrize(
+    "outside",
+    [
+        {"display": "Dr Chan Tai Man (Queen Mary Hospital)"},
+        {"identifier": {"system": "urn:hk:mchk", "value": "M12345"}, "display": "Dr Chan"},
+        {"reference": "https://ehr.example.org/fhir/Practitioner/77"},
+        {"reference": "urn:uuid:6f1d1f0e-0000-4000-8000-000000000077", "type": "Practitioner"},
+    ],
+    ids=["display", "identifier", "absolute-practitioner", "typed-practitioner"],
+)
+def test_an_appointment_with_an_outside_doctor_is_accepted_and_opens_nothing(
+    group: Group, outside: dict[str, Any]
+) -> None:
+    """R4 lets an Appointment's participant be anyone, by name or identifier only or at
+    another server: such a participant is no patient, and the booking that names its
+    patient as Patient/[id] is taken (it was refused whole, 422). The vault follows only
+    relative references, so it opens the record to no one."""
+    patient = group.tw_patient
+    booked = group.call(
+        group.desk_tw, "POST", "/fhir/Appointment", _outside_booking(patient.id, outside)
+    )
+
+    assert booked.status_code == 201, booked.text
+    joined = make_staff(group.services, Role.PHYSICIAN, [TM], "77")
+    path = f"/fhir/Observation/{patient.observation}"
+    assert group.call(joined, "GET", path).status_code == 403
+    assert group.call(group.doctor_tm, "GET", path).status_code == 403
+    (written,) = [e for e in group.events(Tag.FHIR_CREATE) if e.resource_id == booked.json()["id"]]
+    # No practitioner window; at most the patient's own clinic, which reads it already.
+    assert all(opened.get("clinic") == TW for opened in written.detail["care"]["opens"])
+
+
+@pytest.mark.parametrize(
+    "actor",
+    [
+        {"reference": "https://ehr.example.org/fhir/Patient/{id}"},
+        {"reference": "http://testserver/fhir/Patient/{id}"},
+        {"reference": "Patient?identifier=C668668(9)"},
+        {"reference": "#p1"},
+        {"identifier": {"system": HKID_SYSTEM, "value": "C668668(9)"}, "type": "Patient"},
+        {"reference": "https://ehr.example.org/opaque/77"},
+    ],
+    ids=["absolute", "own-base", "conditional", "contained", "typed-identifier", "untyped"],
+)
+def test_an_appointment_naming_a_patient_the_vault_cannot_follow_is_refused(
+    group: Group, actor: dict[str, Any]
+) -> None:
+    patient = group.tw_patient
+    outside = json.loads(json.dumps(actor).replace("{id}", patient.id))
+    body = _outside_booking(patient.id, outside)
+    if actor.get("reference") == "#p1":
+        body["contained"] = [{"resourceType": "Patient", "id": "p1", "active": True}]
+
+    response = group.call(group.desk_tw, "POST", "/fhir/Appointment", body)
+
+    assert response.status_code == 422, response.text
+    outcome = response.json()
+    assert outcome["resourceType"] == "OperationOutcome"
+    assert "Appointment.participant.actor" in outcome["issue"][0]["diagnostics"]
+    assert "C668668" not in response.text
 
 
 def test_an_update_cannot_unname_a_records_patient(group: Group) -> None:
