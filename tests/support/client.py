@@ -29,3 +29,31 @@ class FhirTestClient(TestClient):
 
     def put_json(self, url: str, body: Any, **headers: str) -> Any:
         return self.put(url, content=json.dumps(body), headers={**FHIR_JSON, **headers})
+
+
+def register_patient(
+    web: FhirTestClient,
+    officer: dict[str, str],
+    desk: dict[str, str],
+    clinic_id: str,
+    family: str,
+    given: str,
+) -> str:
+    """The clinic's Organization put by the officer (as it already is, if it was), and
+    a new patient of that clinic registered by its front desk: the patient's id."""
+    web.put_json(
+        f"/fhir/Organization/{clinic_id}",
+        {"resourceType": "Organization", "id": clinic_id, "name": clinic_id},
+        **officer,
+    )
+    created = web.post_json(
+        "/fhir/Patient",
+        {
+            "resourceType": "Patient",
+            "name": [{"family": family, "given": [given]}],
+            "managingOrganization": {"reference": f"Organization/{clinic_id}"},
+        },
+        **desk,
+    )
+    assert created.status_code == 201, created.text
+    return str(created.json()["id"])

@@ -320,6 +320,15 @@ def test_an_appointment_booked_at_ones_own_location_opens_nothing(group: Group) 
     assert group.call(group.doctor_tm, "GET", f"/fhir/Patient/{patient}").status_code == 403
 
 
+def _refused_naming(response: Any, element: str) -> None:
+    """A 422 OperationOutcome that names ``element``, never the patient's HKID."""
+    assert response.status_code == 422, response.text
+    outcome = response.json()
+    assert outcome["resourceType"] == "OperationOutcome"
+    assert element in outcome["issue"][0]["diagnostics"]
+    assert "C668668" not in response.text
+
+
 def _booking(patient: str, clinic: str, practitioner: str) -> dict[str, Any]:
     return {
         "resourceType": "Appointment",
@@ -511,11 +520,7 @@ def test_a_record_that_names_its_patient_in_no_way_the_vault_follows_is_refused(
 
     response = group.call(group.doctor_tw, "POST", "/fhir/Observation", body)
 
-    assert response.status_code == 422, response.text
-    outcome = response.json()
-    assert outcome["resourceType"] == "OperationOutcome"
-    assert "Observation.subject" in outcome["issue"][0]["diagnostics"]
-    assert "C668668" not in response.text
+    _refused_naming(response, "Observation.subject")
     assert api.get("/fhir/Observation").json()["total"] == 2  # the group's own, only
 
 
@@ -580,11 +585,7 @@ def test_an_appointment_naming_a_patient_the_vault_cannot_follow_is_refused(
 
     response = group.call(group.desk_tw, "POST", "/fhir/Appointment", body)
 
-    assert response.status_code == 422, response.text
-    outcome = response.json()
-    assert outcome["resourceType"] == "OperationOutcome"
-    assert "Appointment.participant.actor" in outcome["issue"][0]["diagnostics"]
-    assert "C668668" not in response.text
+    _refused_naming(response, "Appointment.participant.actor")
 
 
 def test_an_update_cannot_unname_a_records_patient(group: Group) -> None:

@@ -18,7 +18,7 @@ from carevault.gate import AccessDenied, Caller, DecryptionBudget, WouldBlock
 from carevault.ledger.events import AuditEvent, Outcome, Tag
 from carevault.vault.records import NotFound
 from carevault.web.app import create_app
-from tests.support.client import FhirTestClient
+from tests.support.client import FhirTestClient, register_patient
 from tests.support.ledgers import audit_events, unwraps
 from tests.support.staff import Staff, make_staff
 
@@ -56,23 +56,13 @@ def clinic(services: Services) -> Iterator[Clinic]:
         officer = make_staff(services, Role.PRIVACY_OFFICER, ["clinic-a"])
         desk = make_staff(services, Role.FRONT_DESK, ["clinic-a"])
         stranger = make_staff(services, Role.FRONT_DESK, ["clinic-b"])
-        for clinic_id in ("clinic-a", "clinic-b"):
-            web.put_json(
-                f"/fhir/Organization/{clinic_id}",
-                {"resourceType": "Organization", "id": clinic_id, "name": clinic_id},
-                **officer.headers,
-            )
-        created = web.post_json(
-            "/fhir/Patient",
-            {
-                "resourceType": "Patient",
-                "name": [{"family": "Later", "given": ["Wing"]}],
-                "managingOrganization": {"reference": "Organization/clinic-a"},
-            },
-            **desk.headers,
+        web.put_json(
+            "/fhir/Organization/clinic-b",
+            {"resourceType": "Organization", "id": "clinic-b", "name": "clinic-b"},
+            **officer.headers,
         )
-        assert created.status_code == 201, created.text
-        yield Clinic(services, desk, stranger, created.json()["id"])
+        patient = register_patient(web, officer.headers, desk.headers, "clinic-a", "Later", "Wing")
+        yield Clinic(services, desk, stranger, patient)
 
 
 def _last_read(entries: list[AuditEvent], account: Account) -> AuditEvent:

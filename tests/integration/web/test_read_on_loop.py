@@ -24,7 +24,7 @@ from carevault.gate import Caller, DecryptionBudget, WouldBlock
 from carevault.ledger.events import AuditEvent, Outcome, Tag
 from carevault.loop_reads import LoopBusy, LoopReads
 from carevault.web.app import create_app
-from tests.support.client import FhirTestClient
+from tests.support.client import FhirTestClient, register_patient
 from tests.support.ledgers import audit_events
 from tests.support.staff import Staff, make_staff
 
@@ -82,22 +82,8 @@ def clinic(services: Services) -> Iterator[Clinic]:
         officer = make_staff(services, Role.PRIVACY_OFFICER, ["clinic-a"])
         desk = make_staff(services, Role.FRONT_DESK, ["clinic-a"])
         physician = make_staff(services, Role.PHYSICIAN, ["clinic-a"], "prac-loop")
-        web.put_json(
-            "/fhir/Organization/clinic-a",
-            {"resourceType": "Organization", "id": "clinic-a", "name": "Clinic A"},
-            **officer.headers,
-        )
-        created = web.post_json(
-            "/fhir/Patient",
-            {
-                "resourceType": "Patient",
-                "name": [{"family": "Loop", "given": ["Mei"]}],
-                "managingOrganization": {"reference": "Organization/clinic-a"},
-            },
-            **desk.headers,
-        )
-        assert created.status_code == 201, created.text
-        yield Clinic(services, web, officer, physician, created.json()["id"])
+        patient = register_patient(web, officer.headers, desk.headers, "clinic-a", "Loop", "Mei")
+        yield Clinic(services, web, officer, physician, patient)
 
 
 def _reads(entries: list[AuditEvent], staff: Staff) -> list[AuditEvent]:

@@ -13,7 +13,7 @@ from carevault.bootstrap import Services
 from carevault.domain.roles import Role
 from carevault.ledger.events import AuditEvent, Outcome, Tag
 from carevault.web.app import create_app
-from tests.support.client import FhirTestClient
+from tests.support.client import FhirTestClient, register_patient
 from tests.support.ledgers import audit_events, unwraps
 from tests.support.staff import Staff, make_staff
 
@@ -37,22 +37,10 @@ def clinic(services: Services) -> Iterator[Clinic]:
     with FhirTestClient(create_app(services.settings, services)) as web:
         officer = make_staff(services, Role.PRIVACY_OFFICER, ["clinic-a"])
         desk = make_staff(services, Role.FRONT_DESK, ["clinic-a"])
-        web.put_json(
-            "/fhir/Organization/clinic-a",
-            {"resourceType": "Organization", "id": "clinic-a", "name": "Clinic A"},
-            **officer.headers,
+        patient = register_patient(
+            web, officer.headers, desk.headers, "clinic-a", "Route", "Ka Yan"
         )
-        created = web.post_json(
-            "/fhir/Patient",
-            {
-                "resourceType": "Patient",
-                "name": [{"family": "Route", "given": ["Ka Yan"]}],
-                "managingOrganization": {"reference": "Organization/clinic-a"},
-            },
-            **desk.headers,
-        )
-        assert created.status_code == 201, created.text
-        yield Clinic(services, web, desk, created.json()["id"])
+        yield Clinic(services, web, desk, patient)
 
 
 def test_a_read_whose_data_key_must_be_unwrapped_is_answered_and_logged(clinic: Clinic) -> None:
