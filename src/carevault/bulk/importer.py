@@ -8,13 +8,14 @@ The report lists, per file, what was accepted and each refused line with its rea
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from carevault.bulk.journal import Journal
-from carevault.bulk.loader import Loader, Position
+from carevault.bulk.loader import Loader, Part, Position
 from carevault.bulk.sources import SourceError, count_items, digest, file_phase, read_items
 
 #: Told the number of items a file holds, then how many more items are done.
@@ -98,37 +99,57 @@ class Importer:
         advance: Advance | None = None,
     ) -> ImportReport:
         began = time.perf_counter()
-        reports: list[FileReport] = []
+        ordered = load_order(paths)
+        reports: list[FileReport | None] = [None] * len(ordered)
+        loading: dict[int, tuple[int, Path, str, int, int]] = {}
         written = 0
-        for path in load_order(paths):
-            report, count = self._file(path, start, advance)
-            reports.append(report)
-            written += count
-        return ImportReport(reports, time.perf_counter() - began, written)
 
-    def _file(
-        self, path: Path, start: Start | None, advance: Advance | None
-    ) -> tuple[FileReport, int]:
-        sha = digest(path)
-        known = self.journal.progress(sha)
-        if known is not None and known.finished:
-            return self._report(path, sha, known.items_total, known.items_total, True), 0
-        try:
-            total = known.items_total if known is not None else count_items(path, sha)
-        except SourceError as error:
-            return FileReport(str(path), sha, 0, error=str(error)), 0
-        progress = self.journal.start(sha, str(path), total, self.loader.now_us())
-        if start is not None:
-            start(path.name, total - progress.items_done)
-        counts = self.loader.load(
-            read_items(path, sha, progress.items_done, exact_numbers=not self.loader.reads_again),
-            start=progress.items_done,
-            position=Position(sha, self.journal),
-            pending=progress.pending_lines,
-            advance=advance,
+        def parts() -> Iterator[Part]:
+            """The files still to load, as the loader takes them (one batch ahead of the
+            writer); a file already done, or unreadable, is reported at once."""
+            for index, path in enumerate(ordered):
+                sha = digest(path)
+                known = self.journal.progress(sha)
+                if known is not None and known.finished:
+                    reports[index] = self._report(
+                        path, sha, known.items_total, known.items_total, True
+                    )
+                    continue
+                try:
+                    total = known.items_total if known is not None else count_items(path, sha)
+                except SourceError as error:
+                    reports[index] = FileReport(str(path), sha, 0, error=str(error))
+                    continue
+                progress = self.journal.start(sha, str(path), total, self.loader.now_us())
+                part = Part(
+                    read_items(
+                        path,
+                        sha,
+                        progress.items_done,
+                        exact_numbers=not self.loader.reads_again,
+                    ),
+                    start=progress.items_done,
+                    position=Position(sha, self.journal),
+                    pending=progress.pending_lines,
+                    begin=(
+                        None
+                        if start is None
+                        else partial(start, path.name, total - progress.items_done)
+                    ),
+                )
+                loading[id(part)] = (index, path, sha, total, progress.items_done)
+                yield part
+
+        for part in self.loader.load_parts(parts(), advance=advance):
+            index, path, sha, total, resumed_from = loading.pop(id(part))
+            self.journal.finish(sha, self.loader.now_us())
+            reports[index] = self._report(path, sha, total, resumed_from, False)
+            written += part.counts.accepted
+        return ImportReport(
+            [report for report in reports if report is not None],
+            time.perf_counter() - began,
+            written,
         )
-        self.journal.finish(sha, self.loader.now_us())
-        return self._report(path, sha, total, progress.items_done, False), counts.accepted
 
     def _report(
         self, path: Path, sha: str, total: int, resumed_from: int, already: bool

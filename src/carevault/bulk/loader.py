@@ -54,6 +54,28 @@ class Position:
 Advance = Callable[[int], None]
 
 
+@dataclass
+class Part:
+    """One source of an import (a file, an ``$import`` body): its items from the
+    ``start``-th on, where its batches are recorded, the lines of its first batch already
+    committed by an earlier, interrupted run (``pending``), and what loading it gave."""
+
+    items: Iterable[Item]
+    start: int = 0
+    position: Position | None = None
+    pending: frozenset[int] = frozenset()
+    #: Called before the part's first batch is written.
+    begin: Callable[[], None] | None = None
+    counts: Counts = field(default_factory=Counts)
+    begun: bool = False
+    #: Items done so far (``start`` at first).
+    done: int = -1
+
+    def __post_init__(self) -> None:
+        if self.done < 0:
+            self.done = self.start
+
+
 def _reason(error: Exception) -> str:
     if isinstance(error, FhirError):
         return "; ".join(issue.diagnostics for issue in error.issues)[:2000]
@@ -100,29 +122,68 @@ class Loader:
     ) -> Counts:
         """Load ``items`` (the ``start``-th item of their source first). ``pending``:
         lines of the first batch already committed by an earlier, interrupted run."""
-        counts = Counts()
-        done = start
-        batches = _batches(items, self.batch_size)
+        part = Part(items, start=start, position=position, pending=pending)
+        for _ in self.load_parts([part], advance=advance):
+            pass
+        return part.counts
+
+    def load_parts(
+        self, parts: Iterable[Part], *, advance: Advance | None = None
+    ) -> Iterator[Part]:
+        """Load each part in turn, yielding it once all its batches are written.
+
+        The next batch is checked while the current one is written, across parts too: a
+        part's first batch is checked while the previous part's last is written, so an
+        import of many files (one per type, as Bulk Data lays them out) keeps the checking
+        processes and the writer busy at once instead of waiting at every file. A part's
+        ``begin`` runs before its first batch is written; parts are taken from ``parts``
+        one batch ahead of the writer."""
+        pieces = self._pieces(parts)
         with collector_paused():
-            batch = next(batches, None)
-            verdicts = self._check(batch, pending)
-        while batch is not None:
+            piece = next(pieces, None)
+            verdicts = self._check(piece)
+        while piece is not None:
+            part, batch = piece
+            if batch is None:
+                # The part's end: every batch of it written.
+                piece = next(pieces, None)
+                with collector_paused():
+                    verdicts = self._check(piece)
+                yield part
+                continue
+            if not part.begun:
+                part.begun = True
+                if part.begin is not None:
+                    part.begin()
             # Each batch with the collector paused (``bulk/collector.py``), the batch
             # itself let go before it runs again (it then walks only the next batch).
             with collector_paused():
                 # The next batch is checked (in the worker processes) while this one is
                 # written.
-                following = next(batches, None)
-                following_verdicts = self._check(following, pending)
-                done += len(batch)
-                accepted, refused = self._write(batch, verdicts, pending, done, position)
+                following = next(pieces, None)
+                following_verdicts = self._check(following)
+                part.done += len(batch)
+                accepted, refused = self._write(
+                    batch, verdicts, part.pending, part.done, part.position
+                )
                 size = len(batch)
-                batch, verdicts = following, following_verdicts
-            counts.accepted += accepted
-            counts.rejections.update(refused)
+                piece, verdicts = following, following_verdicts
+            part.counts.accepted += accepted
+            part.counts.rejections.update(refused)
             if advance is not None:
                 advance(size)
-        return counts
+
+    def _pieces(self, parts: Iterable[Part]) -> Iterator[tuple[Part, list[Item] | None]]:
+        """Each part's batches, then (part, None) for its end (after its ``begin``, for a
+        part with nothing left to load)."""
+        for part in parts:
+            for batch in _batches(part.items, self.batch_size):
+                yield part, batch
+            if not part.begun:
+                part.begun = True
+                if part.begin is not None:
+                    part.begin()
+            yield part, None
 
     def _write(
         self,
@@ -151,12 +212,13 @@ class Loader:
         writes.sort(key=lambda pair: phase(pair[1].resource_type.name))
         return self._commit(writes, refused, done, position), refused
 
-    def _check(
-        self, batch: list[Item] | None, pending: frozenset[int]
-    ) -> list[Future[list[Outcome]]]:
+    def _check(self, piece: tuple[Part, list[Item] | None] | None) -> list[Future[list[Outcome]]]:
+        if piece is None:
+            return []
+        part, batch = piece
         if batch is None:
             return []
-        wanted = [item for item in batch if item.line not in pending]
+        wanted = [item for item in batch if item.line not in part.pending]
         zone = self.gate.vault.zone
         if self.checker is None:
             done: Future[list[Outcome]] = Future()
