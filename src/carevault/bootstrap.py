@@ -363,12 +363,7 @@ def build_services(
             default_count=settings.search_default_count,
             max_count=settings.search_max_count,
         ),
-        InputLimits(
-            name_chars=settings.max_name_chars,
-            string_chars=settings.max_string_chars,
-            text_chars=max(settings.max_text_chars, settings.max_string_chars),
-            bundle_entries=settings.max_bundle_entries,
-        ),
+        input_limits(settings),
     )
     return Services(
         settings=settings,
@@ -433,4 +428,14 @@ def build_services(
                 keep_us=int(settings.export_keep_hours * 3600 * 1_000_000),
             ),
         ),
+    )
+
+
+def input_limits(settings: Settings) -> InputLimits:
+    """The bounds of one request's content (``CAREVAULT_MAX_*``)."""
+    return InputLimits(
+        name_chars=settings.max_name_chars,
+        string_chars=settings.max_string_chars,
+        text_chars=max(settings.max_text_chars, settings.max_string_chars),
+        bundle_entries=settings.max_bundle_entries,
     )

@@ -143,23 +143,23 @@ class Loader:
             piece = next(pieces, None)
             verdicts = self._check(piece)
         while piece is not None:
-            part, batch = piece
-            if batch is None:
-                # The part's end: every batch of it written.
-                piece = next(pieces, None)
-                with collector_paused():
-                    verdicts = self._check(piece)
-                yield part
-                continue
+            part, batch, last = piece
             if not part.begun:
                 part.begun = True
                 if part.begin is not None:
                     part.begin()
+            if batch is None:
+                # A part with nothing left to load.
+                with collector_paused():
+                    piece = next(pieces, None)
+                    verdicts = self._check(piece)
+                yield part
+                continue
             # Each batch with the collector paused (``bulk/collector.py``), the batch
             # itself let go before it runs again (it then walks only the next batch).
             with collector_paused():
-                # The next batch is checked (in the worker processes) while this one is
-                # written.
+                # The next batch, of this part or the next, is checked (in the worker
+                # processes) while this one is written.
                 following = next(pieces, None)
                 following_verdicts = self._check(following)
                 part.done += len(batch)
@@ -172,18 +172,22 @@ class Loader:
             part.counts.rejections.update(refused)
             if advance is not None:
                 advance(size)
+            if last:
+                yield part
 
-    def _pieces(self, parts: Iterable[Part]) -> Iterator[tuple[Part, list[Item] | None]]:
-        """Each part's batches, then (part, None) for its end (after its ``begin``, for a
-        part with nothing left to load)."""
+    def _pieces(self, parts: Iterable[Part]) -> Iterator[tuple[Part, list[Item] | None, bool]]:
+        """Each part's batches, the last marked so; (part, None, True) for a part with
+        nothing left to load."""
         for part in parts:
-            for batch in _batches(part.items, self.batch_size):
-                yield part, batch
-            if not part.begun:
-                part.begun = True
-                if part.begin is not None:
-                    part.begin()
-            yield part, None
+            batches = _batches(part.items, self.batch_size)
+            current = next(batches, None)
+            if current is None:
+                yield part, None, True
+                continue
+            for following in batches:
+                yield part, current, False
+                current = following
+            yield part, current, True
 
     def _write(
         self,
@@ -212,10 +216,12 @@ class Loader:
         writes.sort(key=lambda pair: phase(pair[1].resource_type.name))
         return self._commit(writes, refused, done, position), refused
 
-    def _check(self, piece: tuple[Part, list[Item] | None] | None) -> list[Future[list[Outcome]]]:
+    def _check(
+        self, piece: tuple[Part, list[Item] | None, bool] | None
+    ) -> list[Future[list[Outcome]]]:
         if piece is None:
             return []
-        part, batch = piece
+        part, batch, _ = piece
         if batch is None:
             return []
         wanted = [item for item in batch if item.line not in part.pending]

@@ -56,7 +56,7 @@ def import_files(
         TimeRemainingColumn,
     )
 
-    from carevault.bootstrap import build_services, initialise
+    from carevault.bootstrap import build_services, initialise, input_limits
     from carevault.bulk.checking import Checker
     from carevault.bulk.importer import Importer
     from carevault.bulk.journal import Journal
@@ -68,9 +68,15 @@ def import_files(
     if not files:
         raise fail("no .ndjson, .jsonl or .json files found", 2)
     settings = settings_for(home)
-    initialise(settings)
-    services = build_services(settings)
-    checker = Checker(services.fhir.limits, workers)
+    # Checking processes first: they start (seconds) while the database and keys are
+    # opened, and the writer checks fewer of the first batches itself meanwhile.
+    checker = Checker(input_limits(settings), workers)
+    try:
+        initialise(settings)
+        services = build_services(settings)
+    except BaseException:
+        checker.close()
+        raise
     loader = Loader(services.gate, services.now_us, checker=checker, batch_size=batch_size)
     importer = Importer(loader, Journal(services.engine))
     try:

@@ -256,6 +256,44 @@ def test_ndjson_per_type_loads_like_the_bundles(services: Services, tmp_path: Pa
     assert heads == report.accepted
 
 
+def test_files_are_told_to_the_progress_in_load_order_and_reported_in_it(
+    services: Services, tmp_path: Path
+) -> None:
+    """The next file's first batch is checked while the previous file's last is written:
+    the progress still hears of each file only once the previous one is written, every
+    item once; the report keeps load order, with a file already done and an unreadable
+    one in their places."""
+    files = bundles_to_ndjson(BUNDLES[:2], tmp_path / "ndjson")
+    run_import(services, files[:1], batch_size=7)
+    broken = tmp_path / "ndjson" / "Zz.json"
+    broken.write_bytes(b"[not json")
+    loader = Loader(services.gate, services.now_us, checker=_checker(), batch_size=7)
+    heard: list[tuple[str, int]] = []
+    report = Importer(loader, Journal(services.engine)).run(
+        [*files, broken],
+        start=lambda name, count: heard.append((name, count)),
+        advance=lambda count: heard.append(("+", count)),
+    )
+    told: list[str] = []
+    counted: dict[str, int] = {}
+    for name, count in heard:
+        if name != "+":
+            told.append(name)
+            counted[name] = 0
+        else:
+            counted[told[-1]] += count
+    assert told == [path.name for path in files[1:]]
+    assert report.files[0].already_done
+    assert [Path(item.name).name for item in report.files] == [
+        *(path.name for path in files),
+        broken.name,
+    ]
+    assert report.files[-1].error is not None
+    for path, item in zip(files[1:], report.files[1:-1], strict=True):
+        assert counted[path.name] == item.items == item.accepted + item.rejected
+    assert report.written == sum(item.accepted for item in report.files[1:-1])
+
+
 def test_the_ledger_verifies_after_an_import(services: Services) -> None:
     run_import(services, BUNDLES[:1], batch_size=30)
     for ledger in services.ledgers():
