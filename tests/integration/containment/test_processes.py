@@ -17,7 +17,7 @@ from carevault.config import Settings
 from carevault.containment.service import Officer
 from carevault.containment.state import Mode
 from tests.support.auth import Login, colleagues, fresh_code, login_for, token_for
-from tests.support.server import RunningServer, environment, run_cli, running_server
+from tests.support.server import RunningServer, environment, run_cli, running_servers
 from tests.support.template import seed_staff
 
 pytestmark = pytest.mark.e2e
@@ -37,7 +37,7 @@ def two_servers(
         },
     )
     seed_staff(settings, env)
-    with running_server(env, tmp_path) as first, running_server(env, tmp_path) as second:
+    with running_servers(env, tmp_path, 2) as (first, second):
         yield first, second
 
 
