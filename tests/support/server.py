@@ -63,13 +63,7 @@ class RunningServer:
         self.process.wait(timeout=10)
 
 
-@contextmanager
-def running_server(
-    env: Mapping[str, str],
-    log_dir: Path,
-    workers: int = 1,
-    start_seconds: float | None = None,
-) -> Iterator[RunningServer]:
+def _launch(env: Mapping[str, str], log_dir: Path, workers: int) -> RunningServer:
     port = free_port()
     log = log_dir / f"server-{port}.log"
     with log.open("wb") as output:
@@ -90,27 +84,67 @@ def running_server(
             stdout=output,
             stderr=subprocess.STDOUT,
         )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        # Each worker process starts on its own (imports, services): allow for each.
-        deadline = time.monotonic() + (start_seconds or 180 * workers)
+    return RunningServer(f"http://127.0.0.1:{port}", process, log)
+
+
+def _wait_started(server: RunningServer, deadline: float) -> None:
+    # One client for every poll: a client each (its own TLS context, about 25 ms of
+    # CPU) took CPU from the server starting beside it, ten times a second.
+    with httpx.Client(timeout=1) as probe:
         while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"server exited early:\n{log.read_text()[-3000:]}")
+            if server.process.poll() is not None:
+                raise RuntimeError(f"server exited early:\n{server.log.read_text()[-3000:]}")
             try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
+                if probe.get(f"{server.url}/healthz").status_code == 200:
+                    return
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError(f"server did not start:\n{log.read_text()[-3000:]}")
+                raise RuntimeError(f"server did not start:\n{server.log.read_text()[-3000:]}")
             time.sleep(0.1)
-        yield RunningServer(url, process, log)
+
+
+def _stop(server: RunningServer) -> None:
+    process = server.process
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@contextmanager
+def running_server(
+    env: Mapping[str, str],
+    log_dir: Path,
+    workers: int = 1,
+    start_seconds: float | None = None,
+) -> Iterator[RunningServer]:
+    with running_servers(env, log_dir, 1, workers, start_seconds) as (server,):
+        yield server
+
+
+@contextmanager
+def running_servers(
+    env: Mapping[str, str],
+    log_dir: Path,
+    count: int,
+    workers: int = 1,
+    start_seconds: float | None = None,
+) -> Iterator[tuple[RunningServer, ...]]:
+    """``count`` server processes over the same data directory, launched together and each
+    waited for (one after another, each start-up added to the wait); stopped afterwards."""
+    servers: list[RunningServer] = []
+    try:
+        for _ in range(count):
+            servers.append(_launch(env, log_dir, workers))
+        # Each worker process starts on its own (imports, services): allow for each.
+        deadline = time.monotonic() + (start_seconds or 180 * workers * count)
+        for server in servers:
+            _wait_started(server, deadline)
+        yield tuple(servers)
     finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        for server in servers:
+            _stop(server)

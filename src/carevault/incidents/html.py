@@ -8,7 +8,7 @@ from datetime import date, timedelta
 from html import escape
 from typing import Any
 
-from carevault.incidents.scope import TIERS
+from carevault.incidents.model import TIERS
 
 COLOURS = {
     "confirmed": "#b3261e",

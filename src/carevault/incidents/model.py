@@ -18,6 +18,8 @@ from carevault.clock import fhir_instant, from_micros, to_micros
 
 MAX_ITEMS = 200
 MAX_TEXT = 200
+#: A scope's tiers, most certain first (DESIGN.md): a patient is listed in the first only.
+TIERS = ("confirmed", "decrypted", "at_rest_only", "potentially")
 
 
 class IncidentError(ValueError):

@@ -10,7 +10,7 @@ import io
 import json
 from typing import Any
 
-from carevault.incidents.scope import TIERS
+from carevault.incidents.model import TIERS
 
 #: Tiers whose patients are "affected" in the FHIR Group (the notifiable ones).
 AFFECTED = ("confirmed", "decrypted")

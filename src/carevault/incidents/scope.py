@@ -30,7 +30,7 @@ import pyarrow.compute as pc
 
 from carevault.domain.roles import GROUP_WIDE, Role
 from carevault.incidents import patients, people
-from carevault.incidents.model import Incident, instant
+from carevault.incidents.model import TIERS, Incident, instant
 from carevault.incidents.query import DuckScope, Hit, SqlScope, Who, Window
 from carevault.incidents.segments import Segments, segments_for
 from carevault.ledger.service import Ledger
@@ -40,7 +40,6 @@ if TYPE_CHECKING:
 
 __all__ = ["TIERS", "compute", "document", "open_segments", "segments_for"]
 
-TIERS = ("confirmed", "decrypted", "at_rest_only", "potentially")
 ENGINES = ("auto", "duckdb", "sql")
 
 

@@ -37,21 +37,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
 from sqlalchemy import Engine, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from carevault.db import read_transaction, write_transaction
-from carevault.incidents.columns import to_table
 from carevault.incidents.tables import ledger_segment
 from carevault.ledger.events import AuditEvent, Outcome, Tag
 from carevault.ledger.service import Ledger
 from carevault.ledger.store import TILE_HEIGHT, LedgerEntry
 from carevault.ledger.trail import AuditUnavailable
 
+# pyarrow (with numpy) is imported where a file is written or read: every server process
+# and CLI command builds a sealer (bootstrap), and most never seal; importing it up front
+# cost each of them about a fifth of a second here, half a second on a slow machine.
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from carevault.bootstrap import Services
 
 
@@ -231,6 +232,10 @@ class Segments:
         return done
 
     def _seal(self, name: str, ledger: Ledger, first: int, principal: str) -> Segment | None:
+        import pyarrow.compute as pc
+
+        from carevault.incidents.columns import to_table
+
         end = first + self.size
         rows = list(ledger.store.entries(first, end))
         if [seq for seq, _ in rows] != list(range(first, end)):
@@ -269,6 +274,8 @@ class Segments:
         deterministic, so a file already in place is the same bytes; one that is not
         (a leftover of an interrupted seal, or planted) is replaced by the rows' own.
         """
+        import pyarrow.parquet as pq
+
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         path = self.directory / file_name
         partial = self.directory / f".{file_name}.{os.getpid()}.{secrets.token_hex(4)}.partial"
@@ -400,6 +407,8 @@ class Segments:
     def verify_rows(self, segment: Segment) -> None:
         """The deep check: the rows' leaf hashes give the sealed root, and the positions run
         without a gap (``incident segments verify``)."""
+        import pyarrow.parquet as pq
+
         path = self.check_file(segment, cached=False)
         table = pq.read_table(path, columns=["seq", "leaf"])
         seqs = table.column("seq").to_pylist()

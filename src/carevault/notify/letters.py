@@ -12,19 +12,17 @@ import io
 import os
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 from xml.sax.saxutils import escape
-
-from pypdf import PdfWriter
-from reportlab.lib.pagesizes import A4
-from reportlab.lib.styles import ParagraphStyle
-from reportlab.lib.units import mm
-from reportlab.pdfbase import pdfmetrics
-from reportlab.pdfbase.ttfonts import TTFont
-from reportlab.platypus import Flowable, Paragraph, SimpleDocTemplate, Spacer
 
 from carevault.keys.files import write_private
 from carevault.notify.channels import Bounced, Outgoing
 from carevault.notify.notice import HEADING_MARK
+
+# reportlab and pypdf are imported where a PDF is made: the web app and every CLI command
+# import this module (through the notice job and the console), and few of them print.
+if TYPE_CHECKING:
+    from reportlab.platypus import Flowable
 
 #: Debian's fonts with Chinese glyphs, best first (the console's letters use the same).
 FONT_CANDIDATES = (
@@ -41,6 +39,9 @@ class FontMissing(RuntimeError):
 
 
 def letter_font(configured: Path | None) -> str:
+    from reportlab.pdfbase import pdfmetrics
+    from reportlab.pdfbase.ttfonts import TTFont
+
     candidates = [(configured, 0)] if configured else list(FONT_CANDIDATES)
     with _lock:
         for path, index in candidates:
@@ -56,6 +57,11 @@ def letter_font(configured: Path | None) -> str:
 
 
 def letter_pdf(outgoing: Outgoing, sender_name: str, date_line: str, font: str) -> bytes:
+    from reportlab.lib.pagesizes import A4
+    from reportlab.lib.styles import ParagraphStyle
+    from reportlab.lib.units import mm
+    from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer
+
     chinese = outgoing.recipient.language == "zh"
     wrap = "CJK" if chinese else None
     body = ParagraphStyle("body", fontName=font, fontSize=10.5, leading=15, wordWrap=wrap)
@@ -139,6 +145,8 @@ class LetterChannel:
 
 def merge_letters(paths: list[Path], target: Path) -> int:
     """One print file of every letter, in order; the number of letters in it."""
+    from pypdf import PdfWriter
+
     writer = PdfWriter()
     count = 0
     for path in paths:

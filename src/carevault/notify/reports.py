@@ -15,11 +15,6 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
-from reportlab.lib.pagesizes import A4
-from reportlab.lib.styles import ParagraphStyle
-from reportlab.lib.units import mm
-from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer
-
 from carevault.domain.categories import HEALTH_CATEGORIES, DataCategory
 from carevault.notify.letters import letter_font
 from carevault.notify.risk import Assessment
@@ -241,6 +236,12 @@ def build_report(
 
 
 def report_pdf(report: dict[str, Any], font: Path | None) -> bytes:
+    # reportlab only here: the reports' figures and the console need none of it.
+    from reportlab.lib.pagesizes import A4
+    from reportlab.lib.styles import ParagraphStyle
+    from reportlab.lib.units import mm
+    from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer
+
     name = letter_font(font)
     body = ParagraphStyle("body", fontName=name, fontSize=9.5, leading=13, wordWrap="CJK")
     heading = ParagraphStyle("h", parent=body, fontSize=12, leading=17, spaceBefore=8)

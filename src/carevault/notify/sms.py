@@ -12,22 +12,29 @@ from __future__ import annotations
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from carevault.notify.channels import Bounced, Outgoing, TryLater, Unreachable
+
+# httpx is imported when a gateway channel is made: every server process and CLI command
+# imports this module (through the notice job), and most never send a text.
+if TYPE_CHECKING:
+    import httpx
 
 
 class SmsGatewayChannel:
     name = "sms"
 
     def __init__(self, url: str, token: str | None = None, timeout: float = 15.0) -> None:
+        import httpx
+
         headers = {"authorization": f"Bearer {token}"} if token else {}
         self.url = url
-        self._client = httpx.Client(timeout=timeout, headers=headers)
+        self._client: httpx.Client = httpx.Client(timeout=timeout, headers=headers)
 
     def send(self, outgoing: Outgoing) -> None:
+        import httpx
+
         number = outgoing.recipient.mobile
         if number is None:
             raise Bounced("no mobile number")

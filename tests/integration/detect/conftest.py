@@ -16,6 +16,7 @@ from carevault.domain.roles import Role
 from carevault.web.app import create_app
 from tests.conftest import make_settings
 from tests.support.client import FhirTestClient
+from tests.support.console import MovableClock
 from tests.support.staff import Staff, make_staff
 
 PATIENTS = 45
@@ -28,6 +29,9 @@ class Clinic:
     desk: Staff
     officer: Staff
     patients: list[str]
+    #: The services' clock: the wall clock, moved forward where a test would wait for
+    #: time to pass (it only ever moves forward, so staff codes stay valid).
+    clock: MovableClock
 
     def read(self, who: Staff, patient: str) -> int:
         return int(self.web.get(f"/fhir/Patient/{patient}", headers=who.headers).status_code)
@@ -44,7 +48,8 @@ def detect_settings(backend: str, tmp_path: Path, request: pytest.FixtureRequest
 @contextmanager
 def opened_clinic(settings: Settings, patients: Iterable[dict[str, Any]]) -> Iterator[Clinic]:
     """Clinic A with a privacy officer and a front desk, who registers ``patients``."""
-    services = build_services(settings, create_keys=True, migrate=True)
+    clock = MovableClock()
+    services = build_services(settings, create_keys=True, migrate=True, clock=clock)
     try:
         with FhirTestClient(create_app(services.settings, services)) as web:
             officer = make_staff(services, Role.PRIVACY_OFFICER, ["clinic-a"])
@@ -59,7 +64,7 @@ def opened_clinic(settings: Settings, patients: Iterable[dict[str, Any]]) -> Ite
                 response = web.post_json("/fhir/Patient", body, **desk.headers)
                 assert response.status_code == 201, response.text
                 ids.append(response.json()["id"])
-            yield Clinic(services, web, desk, officer, ids)
+            yield Clinic(services, web, desk, officer, ids, clock)
     finally:
         services.close()
 

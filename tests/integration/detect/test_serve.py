@@ -18,7 +18,7 @@ import pytest
 from carevault.bootstrap import build_services
 from carevault.config import Settings
 from tests.support.auth import colleagues, token_for
-from tests.support.server import RunningServer, environment, run_cli, running_server
+from tests.support.server import RunningServer, environment, run_cli, running_servers
 from tests.support.template import seed_staff
 
 pytestmark = pytest.mark.e2e
@@ -43,7 +43,7 @@ def env(settings: Settings) -> dict[str, str]:
 
 @pytest.fixture
 def servers(env: dict[str, str], tmp_path: Path) -> Iterator[tuple[RunningServer, RunningServer]]:
-    with running_server(env, tmp_path) as first, running_server(env, tmp_path) as second:
+    with running_servers(env, tmp_path, 2) as (first, second):
         yield first, second
 
 

@@ -5,7 +5,6 @@ ledger positions, and an explained namesake is not counted. Nothing in the clear
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -105,7 +104,7 @@ def test_a_look_up_followed_by_a_booking_is_explained_once_the_grace_is_over(
     assert alerts_as_dicts(clinic.services) == []
     _create(clinic, _encounter(booked), nurse)
     assert clinic.read(clinic.desk, unbooked) == 200
-    time.sleep(2.2)
+    clinic.clock.advance(2.2)  # the grace is over
     (alert,) = alerts_as_dicts(clinic.services)
     assert (alert["detector"], alert["patient_count"]) == ("co-worker", 1)
     with read_transaction(clinic.services.engine) as connection:

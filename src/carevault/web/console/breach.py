@@ -36,8 +36,8 @@ from carevault.incidents import (
     runs,
 )
 from carevault.incidents.html import _bars, _timeline
+from carevault.incidents.model import TIERS
 from carevault.incidents.report import render
-from carevault.incidents.scope import TIERS
 from carevault.incidents.segments import SegmentRefused
 from carevault.notify.actions import decide, scope_of
 from carevault.notify.decisions import DecisionRefused

@@ -14,28 +14,18 @@ from __future__ import annotations
 import io
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from xml.sax.saxutils import escape
 from zoneinfo import ZoneInfo
 
-from reportlab.lib import colors
-from reportlab.lib.pagesizes import A4
-from reportlab.lib.styles import ParagraphStyle
-from reportlab.lib.units import mm
-from reportlab.pdfbase import pdfmetrics
-from reportlab.pdfbase.ttfonts import TTFont
-from reportlab.platypus import (
-    PageBreak,
-    Paragraph,
-    Preformatted,
-    SimpleDocTemplate,
-    Spacer,
-    Table,
-    TableStyle,
-)
-
 from carevault.web.console.i18n import Translator
 from carevault.web.console.people import PatientCard
+
+# reportlab is imported when a letter is drawn (on a worker thread), not when the console
+# is: every server process imports the console, and few ever print a letter.
+if TYPE_CHECKING:
+    from reportlab.lib.styles import ParagraphStyle
+    from reportlab.platypus import Paragraph
 
 #: Debian's fonts with Chinese glyphs that reportlab can embed (TrueType outlines), best
 #: first: AR PL UMing in its Hong Kong face (index 1 of the collection), then WenQuanYi.
@@ -55,6 +45,9 @@ class LetterFontMissing(RuntimeError):
 
 def _font(configured: Path | None) -> str:
     """Register the letter font once per process; its reportlab name."""
+    from reportlab.pdfbase import pdfmetrics
+    from reportlab.pdfbase.ttfonts import TTFont
+
     candidates = [(configured, 0)] if configured else list(FONT_CANDIDATES)
     with _lock:
         for path, index in candidates:
@@ -70,6 +63,8 @@ def _font(configured: Path | None) -> str:
 
 
 def _styles(font: str, chinese: bool) -> dict[str, ParagraphStyle]:
+    from reportlab.lib.styles import ParagraphStyle
+
     wrap = "CJK" if chinese else None
     base = ParagraphStyle("body", fontName=font, fontSize=10, leading=14, wordWrap=wrap)
     return {
@@ -93,6 +88,19 @@ def access_letter(
     made_us: int,
 ) -> bytes:
     """The PDF bytes of the letter."""
+    from reportlab.lib import colors
+    from reportlab.lib.pagesizes import A4
+    from reportlab.lib.units import mm
+    from reportlab.platypus import (
+        PageBreak,
+        Paragraph,
+        Preformatted,
+        SimpleDocTemplate,
+        Spacer,
+        Table,
+        TableStyle,
+    )
+
     t = Translator(language, zone)
     chinese = t.language != "en"
     styles = _styles(_font(font), chinese)
