@@ -50,6 +50,7 @@ from carevault.fhir.categories import (
     possible_categories,
     restore_withheld,
     subset,
+    without_subsetted,
 )
 from carevault.fhir.elements import parse_reference, reference_targets, values_at
 from carevault.fhir.name_shape import name_shape
@@ -1273,7 +1274,9 @@ class Gate:
         """
         if caller.actor is None or not isinstance(operation, Put):
             return operation, None
-        resource = operation.resource
+        # What a client saves back is often what it read: the label of its view (which
+        # may have left elements out) is not the record's.
+        resource = without_subsetted(operation.resource)
         rt = operation.resource_type
         current: Sealed | None = None
         if not operation.fresh:
