@@ -41,7 +41,7 @@ from carevault.domain.care import (
 )
 from carevault.domain.categories import DataCategory
 from carevault.domain.policy import Actor, Decision, Target, decide, may_place
-from carevault.domain.roles import CLINICIANS, GROUP_WIDE, Right
+from carevault.domain.roles import CLINICIANS, GROUP_WIDE, RIGHTS, Right
 from carevault.fhir import jsonio
 from carevault.fhir.care_dates import CarePeriod, has_care_date, within
 from carevault.fhir.categories import (
@@ -724,6 +724,7 @@ class Gate:
             self._scope(caller, rt, Interaction.SEARCH)
             self._contain_search(rt)
             attempt.detail["params"] = sorted({name for name, _ in query.applied})
+            _refuse_unreadable_criteria(caller, query)
             self._spot_decoys(attempt, [value for _, value in query.applied])
             shape = name_shape(query.applied)
             if shape is not None:
@@ -1561,6 +1562,42 @@ def _may_name_a_patient(value: Any, resource: dict[str, Any]) -> bool:
     if len(parts) >= 3 and parts[-1] and _TYPE_NAME.fullmatch(parts[-2]):
         return False  # another server's [base]/[type]/[id], not a Patient
     return not isinstance(kind, str)
+
+
+#: Searched by a role that writes them but may not read them: a front desk registers a
+#: patient's HKID and finds the patient by the number the patient shows (the registration
+#: rules and the count of refused matches keep that from becoming a harvest).
+_SEARCHED_UNREAD = frozenset({DataCategory.GOVERNMENT_ID})
+
+
+def _refuse_unreadable_criteria(caller: Caller, query: SearchQuery) -> None:
+    """AccessDenied if the search matches or orders by an element of a category the
+    caller's role may not read: which records match, and in what order, tells the values
+    a read withholds (billing halving ``birthdate`` ranges learnt every birth date).
+    ``identifier`` is judged by the registration rules instead (its category depends on
+    each identifier's system)."""
+    actor = caller.actor
+    if actor is None:
+        return
+    rt = query.resource_type
+    rights = RIGHTS[actor.role]
+    searched = [term.param for term in query.terms] + [date.param for date in query.dates]
+    for key in query.sort:
+        sorted_by = rt.param(key.name)
+        if sorted_by is not None:
+            searched.append(sorted_by)
+    for param in searched:
+        if param.patient or param.name == "identifier":
+            continue
+        for path in param.paths:
+            category = rt.element_categories.get(path.split(".")[0], rt.category)
+            allowed = rights.get(category, frozenset())
+            if Right.READ in allowed or (category in _SEARCHED_UNREAD and allowed):
+                continue
+            raise AccessDenied(
+                f"{actor.role} may not search by '{param.name}': it reads {category}, "
+                "which that role may not read"
+            )
 
 
 def _keep_owner(operation: Operation, head: Head, stored: Head | None) -> None:
