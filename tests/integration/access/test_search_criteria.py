@@ -11,7 +11,7 @@ import pytest
 from carevault.bootstrap import Services
 from carevault.domain.roles import Role
 from carevault.ledger.events import Outcome, Tag
-from tests.integration.access.group import TM, Group, build_group
+from tests.integration.access.group import HKID_SYSTEM, TM, Group, build_group
 from tests.support.client import FhirTestClient
 from tests.support.staff import make_staff
 
@@ -58,6 +58,10 @@ def test_a_role_cannot_search_by_what_it_may_not_read(group: Group, role: Role, 
         (Role.FRONT_DESK, "birthdate=1970-03-14", 1),
         (Role.FRONT_DESK, "birthdate=1999-01-01", 0),
         (Role.CLINIC_MANAGER, "_sort=birthdate&gender=male", 0),
+        # A patient found by the HKID they show (the desk registers it, the officer's
+        # console finds patients so), which neither may read back.
+        (Role.FRONT_DESK, f"identifier={HKID_SYSTEM}|A123456(3)", 1),
+        (Role.PRIVACY_OFFICER, f"identifier={HKID_SYSTEM}|A123456(3)", 1),
     ],
 )
 def test_a_role_searches_by_what_it_may_read(
