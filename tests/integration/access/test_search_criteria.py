@@ -58,6 +58,7 @@ def test_a_role_cannot_search_by_what_it_may_not_read(group: Group, role: Role, 
         (Role.FRONT_DESK, "birthdate=1970-03-14", 1),
         (Role.FRONT_DESK, "birthdate=1999-01-01", 0),
         (Role.CLINIC_MANAGER, "_sort=birthdate&gender=male", 0),
+        (Role.BILLING, "name=chan&_sort=-_lastUpdated", 1),
         # A patient found by the HKID they show (the desk registers it, the officer's
         # console finds patients so), which neither may read back.
         (Role.FRONT_DESK, f"identifier={HKID_SYSTEM}|A123456(3)", 1),
@@ -68,3 +69,8 @@ def test_a_role_searches_by_what_it_may_read(
     group: Group, role: Role, query: str, found: int
 ) -> None:
     assert _total(group, role, query) == (200, found)
+
+
+def test_the_system_searches_by_anything(group: Group, api: FhirTestClient) -> None:
+    found = api.get(f"/fhir/Patient?birthdate={group.tm_patient.birth_date}&_sort=birthdate")
+    assert found.status_code == 200 and found.json()["total"] == 1
