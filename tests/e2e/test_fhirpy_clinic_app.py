@@ -172,6 +172,16 @@ def test_a_clinic_app_works_through_fhirpy(live_server: RunningServer, settings:
         front.resources("Patient").search(birthdate="ge1980-01-01").patch(gender="other")
     assert seen.pop() == 412
 
+    # The front desk saves back the view it read (fhirpy's save() sends it whole, with
+    # its SUBSETTED label): the record keeps the HKID and stores no label, so the
+    # physician's next read of the complete record is not marked as a subset.
+    view = front.reference("Patient", registered.id).to_resource()
+    view["telecom"] = [{"system": "phone", "value": "+852 6777 1234"}]
+    view.save()
+    complete = client.reference("Patient", registered.id).to_resource()
+    assert complete["identifier"] == [{"system": HKID_SYSTEM, "value": "A123456(3)"}]
+    assert "security" not in complete["meta"]
+
     encounter.delete()
     with pytest.raises(ResourceNotFound):
         client.reference("Encounter", encounter.id).to_resource()

@@ -121,18 +121,29 @@ class ContainmentStore:
         self.now_us = now_us
         self.refresh_seconds = refresh_seconds
         self._state = ContainmentState()
+        #: When the held state's read was sent (``time.monotonic()``): a state is as old
+        #: as its snapshot, not as the moment a slow read came back.
         self._read_at = float("-inf")
+        #: A state read before this is not used (``refresh``: a mode started or released
+        #: here, after a read already under way in another thread took its snapshot).
+        self._not_before = float("-inf")
         self._lock = threading.Lock()
 
+    def _fresh(self) -> bool:
+        read_at = self._read_at
+        return read_at >= self._not_before and time.monotonic() - read_at < self.refresh_seconds
+
     def current(self) -> ContainmentState:
-        """The active modes, at most ``refresh_seconds`` old."""
-        if time.monotonic() - self._read_at < self.refresh_seconds:
+        """The active modes, read at most ``refresh_seconds`` ago, and after any mode this
+        process started or released."""
+        if self._fresh():
             return self._state
         refuse_on_the_loop("the containment state")
         with self._lock:
-            if time.monotonic() - self._read_at >= self.refresh_seconds:
+            if not self._fresh():
+                asked = time.monotonic()
                 self._state = self._load()
-                self._read_at = time.monotonic()
+                self._read_at = asked
             return self._state
 
     def _load(self) -> ContainmentState:
@@ -151,7 +162,8 @@ class ContainmentStore:
         return ContainmentState(active, networks)
 
     def refresh(self) -> ContainmentState:
-        self._read_at = float("-inf")
+        """The active modes read now: no state read before this call is used again."""
+        self._not_before = time.monotonic()
         return self.current()
 
     def start(self, mode: Mode, target: str | None, reason: str, by: str) -> Containment:

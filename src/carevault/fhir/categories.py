@@ -152,6 +152,33 @@ def subset(
     return kept
 
 
+def without_subsetted(resource: dict[str, Any]) -> dict[str, Any]:
+    """``resource`` without the SUBSETTED label (matched by system and code), which marks
+    a reader's view and never a record: a client that saves back what it read sends it.
+    The same object when there is none to take out; a new one (and a new meta) if so."""
+    meta = resource.get("meta")
+    if not isinstance(meta, dict) or not isinstance(meta.get("security"), list):
+        return resource
+    labels = [label for label in meta["security"] if not _is_subsetted(label)]
+    if len(labels) == len(meta["security"]):
+        return resource
+    kept = {name: value for name, value in meta.items() if name != "security"}
+    if labels:
+        kept["security"] = labels
+    unlabelled = {name: value for name, value in resource.items() if name != "meta"}
+    if kept:
+        unlabelled["meta"] = kept
+    return unlabelled
+
+
+def _is_subsetted(label: Any) -> bool:
+    return (
+        isinstance(label, dict)
+        and label.get("system") == SUBSETTED["system"]
+        and label.get("code") == SUBSETTED["code"]
+    )
+
+
 def restore_withheld(
     rt: ResourceType,
     submitted: dict[str, Any],

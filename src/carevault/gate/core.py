@@ -41,7 +41,7 @@ from carevault.domain.care import (
 )
 from carevault.domain.categories import DataCategory
 from carevault.domain.policy import Actor, Decision, Target, decide, may_place
-from carevault.domain.roles import CLINICIANS, GROUP_WIDE, Right
+from carevault.domain.roles import CLINICIANS, GROUP_WIDE, RIGHTS, Right
 from carevault.fhir import jsonio
 from carevault.fhir.care_dates import CarePeriod, has_care_date, within
 from carevault.fhir.categories import (
@@ -50,6 +50,7 @@ from carevault.fhir.categories import (
     possible_categories,
     restore_withheld,
     subset,
+    without_subsetted,
 )
 from carevault.fhir.elements import parse_reference, reference_targets, values_at
 from carevault.fhir.name_shape import name_shape
@@ -723,6 +724,7 @@ class Gate:
             self._scope(caller, rt, Interaction.SEARCH)
             self._contain_search(rt)
             attempt.detail["params"] = sorted({name for name, _ in query.applied})
+            _refuse_unreadable_criteria(caller, query)
             self._spot_decoys(attempt, [value for _, value in query.applied])
             shape = name_shape(query.applied)
             if shape is not None:
@@ -1273,7 +1275,9 @@ class Gate:
         """
         if caller.actor is None or not isinstance(operation, Put):
             return operation, None
-        resource = operation.resource
+        # What a client saves back is often what it read: the label of its view (which
+        # may have left elements out) is not the record's.
+        resource = without_subsetted(operation.resource)
         rt = operation.resource_type
         current: Sealed | None = None
         if not operation.fresh:
@@ -1558,6 +1562,38 @@ def _may_name_a_patient(value: Any, resource: dict[str, Any]) -> bool:
     if len(parts) >= 3 and parts[-1] and _TYPE_NAME.fullmatch(parts[-2]):
         return False  # another server's [base]/[type]/[id], not a Patient
     return not isinstance(kind, str)
+
+
+def _refuse_unreadable_criteria(caller: Caller, query: SearchQuery) -> None:
+    """AccessDenied if the search matches or orders by an element of a category the
+    caller's role may not read: which records match, and in what order, tells the values
+    a read withholds (billing halving ``birthdate`` ranges learnt every birth date).
+
+    ``identifier`` is left out: a front desk finds a patient by the HKID shown, which it
+    registers but may not read back, and a privacy officer's console finds patients the
+    same way; refused conditional creates count as failed registrations."""
+    actor = caller.actor
+    if actor is None:
+        return
+    rt = query.resource_type
+    rights = RIGHTS[actor.role]
+    searched = [term.param for term in query.terms] + [date.param for date in query.dates]
+    for key in query.sort:
+        sorted_by = rt.param(key.name)
+        if sorted_by is not None:
+            searched.append(sorted_by)
+    for param in searched:
+        if param.patient or param.name == "identifier":
+            continue
+        for path in param.paths:
+            category = rt.element_categories.get(path.split(".")[0], rt.category)
+            allowed = rights.get(category, frozenset())
+            if Right.READ in allowed:
+                continue
+            raise AccessDenied(
+                f"{actor.role} may not search by '{param.name}': it reads {category}, "
+                "which that role may not read"
+            )
 
 
 def _keep_owner(operation: Operation, head: Head, stored: Head | None) -> None:

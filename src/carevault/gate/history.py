@@ -23,7 +23,7 @@ from carevault.domain.policy import Decision
 from carevault.fhir.registry import RESOURCE_TYPES, ResourceType
 from carevault.gate.core import AccessDenied, Caller, Gate
 from carevault.ledger.events import Tag
-from carevault.vault.records import Head, Opened, Sealed, SearchTooCostly
+from carevault.vault.records import Head, Opened, Sealed, SearchTooCostly, VersionKey
 from carevault.vault.tables import resource_head
 
 
@@ -33,13 +33,17 @@ def versions(
     rt: ResourceType | None,
     *,
     since_us: int | None,
-    offset: int,
+    start: VersionKey | None,
     count: int,
-) -> tuple[list[Opened], int | None]:
+) -> tuple[list[Opened], VersionKey | None]:
     """Up to ``count`` versions of ``rt``'s records (None: of every type the caller may
-    search) the caller may read, newest first, from position ``offset`` among the
-    candidates (the versions of records the caller reaches); and the position the next
-    page starts at, None if no version the caller may read follows.
+    search) the caller may read, newest first, from ``start`` on (None: the newest) among
+    the candidates (the versions of records the caller reaches); and where the next page
+    starts (the next version the caller may read), None if none follows. A page starts
+    at a version, never at a position among candidates: the next page goes on after the
+    last version given whatever was written, moved out of reach or deleted since (a
+    position skipped as many readable versions as had left reach before it, and told,
+    replayed later, how many versions had been written since, readable or not).
 
     Candidates the caller may not read (their older facts deny them; a sensitive record
     withheld whole) are passed over, never counted: a page is short only at the end, and
@@ -52,7 +56,7 @@ def versions(
         if reach is None:
             gate._record_shown(attempt, [])
             return [], None
-        readable, following = _readable(gate, caller, reach, since_us, offset, count)
+        readable, following = _readable(gate, caller, reach, since_us, start, count)
         opened = gate._open(caller, [item for item, _ in readable])
         page = gate._show_decided(
             attempt,
@@ -67,26 +71,26 @@ def _readable(
     caller: Caller,
     reach: ColumnElement[bool],
     since_us: int | None,
-    offset: int,
+    start: VersionKey | None,
     count: int,
-) -> tuple[list[tuple[Sealed, Decision]], int | None]:
-    """The first ``count`` readable versions from candidate ``offset`` on, and the
-    candidate position of the readable one after them (None: there is none)."""
+) -> tuple[list[tuple[Sealed, Decision]], VersionKey | None]:
+    """The first ``count`` readable versions from ``start`` on, and the key of the
+    readable one after them (None: there is none)."""
     readable: list[tuple[Sealed, Decision]] = []
-    position = offset
+    position = 0
     chunk = count + 1
     while True:
-        found = gate.vault.locate_versions(reach, since_us, position, chunk)
-        for at, judged in enumerate(_decide(gate, caller, found)):
+        found = gate.vault.locate_versions(reach, since_us, position, chunk, start)
+        for judged in _decide(gate, caller, found):
             if judged is None:
                 continue
             if len(readable) == count:
-                return readable, position + at
+                return readable, VersionKey.of(judged[0].head)
             readable.append(judged)
         if len(found) < chunk:
             return readable, None
         position += len(found)
-        if position - offset > gate.candidate_limit:
+        if position > gate.candidate_limit:
             raise SearchTooCostly("history: too many versions to pass over; narrow with _since")
         chunk = min(chunk * 2, 1000)
 

@@ -190,11 +190,11 @@ class FhirInteractions:
             )
         key = self.gate.vault.paging_key
         bound = (caller.principal, type_name, asked.since_us)
-        start = 0 if asked.cursor is None else cursor.opened(key, *bound, asked.cursor)
+        start = None if asked.cursor is None else cursor.opened(key, *bound, asked.cursor)
         count = self._history_count(asked) or self.search_settings.default_count
         with translated():
             page, following = history_versions(
-                self.gate, caller, rt, since_us=asked.since_us, offset=start, count=count
+                self.gate, caller, rt, since_us=asked.since_us, start=start, count=count
             )
         url = f"{base}/{type_name}/_history" if type_name is not None else f"{base}/_history"
         links = bundles.history_links(

@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 from carevault.fhir import jsonio
-from carevault.fhir.categories import SUBSETTED
+from carevault.fhir.categories import without_subsetted
 from carevault.fhir.outcome import FhirError, Issue
 from carevault.fhir.patch import apply_json_patch, apply_merge_patch, keep_protected
 from carevault.fhir.registry import ResourceType
@@ -77,25 +77,13 @@ def patched(
     else:
         result = apply_merge_patch(view, patch)
     keep_protected(view, result)
-    _drop_subsetted(result)
+    result = without_subsetted(result)
     check_size(result, max_bytes)
     try:
         return validate_resource(result, rt.name, interactions.limits)
     except InvalidResource as error:
         # The request was well formed; what it would make of the record is not valid.
         raise FhirError(422, error.issues) from None
-
-
-def _drop_subsetted(resource: dict[str, Any]) -> None:
-    """The SUBSETTED label marks the caller's view, not the record: it is not written."""
-    meta = resource.get("meta")
-    if not isinstance(meta, dict) or not isinstance(meta.get("security"), list):
-        return
-    labels = [label for label in meta["security"] if label != SUBSETTED]
-    if labels:
-        resource["meta"] = {**meta, "security": labels}
-    else:
-        resource["meta"] = {name: value for name, value in meta.items() if name != "security"}
 
 
 def check_size(resource: dict[str, Any], max_bytes: int) -> None:

@@ -58,6 +58,22 @@ class Head:
 
 
 @dataclass(frozen=True)
+class VersionKey:
+    """Where one version stands in history order (newest first; then type, id, and the
+    version newest first): what a history page's cursor holds, so the next page goes on
+    after the last version given whatever was written, moved or deleted since."""
+
+    last_updated_us: int
+    resource_type: str
+    resource_id: str
+    version_id: int
+
+    @classmethod
+    def of(cls, head: Head) -> VersionKey:
+        return cls(head.last_updated_us, head.resource_type, head.resource_id, head.version_id)
+
+
+@dataclass(frozen=True)
 class Sealed:
     """A located version, still sealed: opening it needs the gate."""
 

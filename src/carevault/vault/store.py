@@ -15,7 +15,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from sqlalchemy import ColumnElement, Connection, Engine, and_, bindparam, select
+from sqlalchemy import ColumnElement, Connection, Engine, and_, bindparam, or_, select
 
 from carevault.clock import Clock, utc_now
 from carevault.db import driver_all, driver_first, read_transaction
@@ -33,6 +33,7 @@ from carevault.vault.records import (
     Head,
     NotFound,
     Sealed,
+    VersionKey,
     head_from_row,
 )
 from carevault.vault.tables import resource_head, resource_version
@@ -252,14 +253,22 @@ class Vault:
         ]
 
     def locate_versions(
-        self, reach: ColumnElement[bool], since_us: int | None, offset: int, limit: int
+        self,
+        reach: ColumnElement[bool],
+        since_us: int | None,
+        offset: int,
+        limit: int,
+        start: VersionKey | None = None,
     ) -> list[tuple[Head, Sealed]]:
         """Versions of every resource whose current head meets ``reach`` (the gate's
         restriction, over resource_head), newest first, each with its record's current
-        head; only versions written at or after ``since_us``; ``limit`` from ``offset``."""
+        head; only versions written at or after ``since_us``, and standing at or after
+        ``start`` in that order (None: from the newest); ``limit`` from ``offset``."""
         conditions: list[ColumnElement[bool]] = [reach]
         if since_us is not None:
             conditions.append(resource_version.c.last_updated_us >= since_us)
+        if start is not None:
+            conditions.append(_at_or_after(start))
         joined = resource_head.join(
             resource_version,
             and_(
@@ -455,3 +464,25 @@ def parse_body(body: bytes) -> dict[str, Any]:
     parsed = jsonio.load(body)
     assert isinstance(parsed, dict)  # noqa: S101 - the vault only stores JSON objects
     return parsed
+
+
+def _at_or_after(start: VersionKey) -> ColumnElement[bool]:
+    """The versions at or after ``start`` in history order (``locate_versions``: last
+    updated newest first, then type and id, then version newest first), compared by the
+    database as it orders them (its collation for the type and id)."""
+    version = resource_version.c
+    same_record = and_(
+        version.resource_type == start.resource_type, version.resource_id == start.resource_id
+    )
+    same_moment = or_(
+        version.resource_type > start.resource_type,
+        and_(
+            version.resource_type == start.resource_type,
+            version.resource_id > start.resource_id,
+        ),
+        and_(same_record, version.version_id <= start.version_id),
+    )
+    return or_(
+        version.last_updated_us < start.last_updated_us,
+        and_(version.last_updated_us == start.last_updated_us, same_moment),
+    )
