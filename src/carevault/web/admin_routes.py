@@ -15,9 +15,10 @@ from carevault.access.breakglass import BreakGlassError
 from carevault.bootstrap import Services
 from carevault.containment.service import ContainmentRefused, Officer
 from carevault.containment.state import Containment, Mode
+from carevault.db import on_the_loop
 from carevault.domain.roles import Role
 from carevault.fhir.outcome import FhirError, Issue, outcome
-from carevault.gate import Caller
+from carevault.gate import Caller, WouldBlock
 from carevault.ledger.events import AuditEvent, Outcome, Tag
 from carevault.rest.bundles import dumps
 from carevault.rest.interactions import JSON
@@ -146,7 +147,15 @@ class BlockedAddresses:
             return
         client = scope.get("client")
         address = client[0] if client else None
-        state = self.services.containment.current()
+        containment = self.services.containment
+        try:
+            # Every request passes here first: what the store holds answers on the loop;
+            # a stale state is read again in a worker thread (a pool round trip on the
+            # loop would stall every request the process serves).
+            with on_the_loop():
+                state = containment.current()
+        except WouldBlock:
+            state = await run_in_threadpool(containment.current)
         if not state.blocked(address):
             await self.app(scope, receive, send)
             return
