@@ -57,3 +57,14 @@ def register_patient(
     )
     assert created.status_code == 201, created.text
     return str(created.json()["id"])
+
+
+def transfer_body(destination: str, reason: str = "patient-moved") -> dict[str, Any]:
+    """A ``Patient/[id]/$transfer`` request's Parameters: to the clinic ``destination``."""
+    return {
+        "resourceType": "Parameters",
+        "parameter": [
+            {"name": "destination", "valueReference": {"reference": f"Organization/{destination}"}},
+            {"name": "reason", "valueCode": reason},
+        ],
+    }

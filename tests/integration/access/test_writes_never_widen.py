@@ -30,7 +30,7 @@ from tests.integration.access.group import (
     observation,
     referral,
 )
-from tests.support.client import FhirTestClient
+from tests.support.client import FhirTestClient, transfer_body
 from tests.support.staff import make_staff
 
 
@@ -49,16 +49,6 @@ def _register_body(hkid: str, born: str, clinic: str | None = None) -> dict[str,
             {"name": "clinic", "valueReference": {"reference": f"Organization/{clinic}"}}
         )
     return {"resourceType": "Parameters", "parameter": parameters}
-
-
-def _transfer_body(destination: str, reason: str) -> dict[str, Any]:
-    return {
-        "resourceType": "Parameters",
-        "parameter": [
-            {"name": "destination", "valueReference": {"reference": f"Organization/{destination}"}},
-            {"name": "reason", "valueCode": reason},
-        ],
-    }
 
 
 # --- updates are judged on what is stored ------------------------------------------------------
@@ -139,7 +129,7 @@ def _move_to_tuen_mun(group: Group, patient: str) -> None:
         group.officer,
         "POST",
         f"/fhir/Patient/{patient}/$transfer",
-        _transfer_body(TM, "patient-moved"),
+        transfer_body(TM),
     )
     assert moved.status_code == 200, moved.text
 
@@ -273,7 +263,7 @@ def test_only_an_officer_or_the_manager_of_both_clinics_transfers_a_patient(
     patient = group.tw_patient.id
 
     response = group.call(
-        caller, "POST", f"/fhir/Patient/{patient}/$transfer", _transfer_body(TM, reason)
+        caller, "POST", f"/fhir/Patient/{patient}/$transfer", transfer_body(TM, reason)
     )
 
     assert response.status_code == status, response.text

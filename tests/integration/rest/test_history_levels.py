@@ -18,7 +18,7 @@ from carevault.web.app import create_app
 from tests.conftest import make_settings
 from tests.integration.access.group import TM, Group, build_group, observation
 from tests.integration.rest.test_interactions import create, patient
-from tests.support.client import FhirTestClient
+from tests.support.client import FhirTestClient, transfer_body
 from tests.support.staff import Staff, make_staff
 
 Version = tuple[str, str, str]
@@ -165,13 +165,7 @@ def test_a_moved_patients_older_versions_stay_with_the_old_clinic(group: Group) 
         group.officer,
         "POST",
         f"/fhir/Patient/{group.tw_patient.id}/$transfer",
-        {
-            "resourceType": "Parameters",
-            "parameter": [
-                {"name": "destination", "valueReference": {"reference": f"Organization/{TM}"}},
-                {"name": "reason", "valueCode": "patient-moved"},
-            ],
-        },
+        transfer_body(TM),
     )
     assert moved.status_code == 200, moved.text
 

@@ -11,7 +11,7 @@ import pytest
 
 from carevault.bootstrap import Services
 from tests.integration.access.group import TM, TW, Group, build_group
-from tests.support.client import FhirTestClient
+from tests.support.client import FhirTestClient, transfer_body
 
 LEVELS = ["/fhir/Patient/_history", "/fhir/_history"]
 
@@ -78,13 +78,7 @@ def test_a_record_leaving_ones_reach_between_pages_skips_nothing_one_may_read(
 
     moved = api.post_json(
         f"/fhir/Patient/{moving}/$transfer",
-        {
-            "resourceType": "Parameters",
-            "parameter": [
-                {"name": "destination", "valueReference": {"reference": f"Organization/{TW}"}},
-                {"name": "reason", "valueCode": "patient-moved"},
-            ],
-        },
+        transfer_body(TW),
     )
     assert moved.status_code == 200, moved.text
 
