@@ -102,13 +102,28 @@ class Importer:
         ordered = load_order(paths)
         reports: list[FileReport | None] = [None] * len(ordered)
         loading: dict[int, tuple[int, Path, str, int, int]] = {}
+        #: Files whose bytes were handed to the loader earlier in this run (the same path
+        #: given twice, or a copy): the loader is a batch ahead of the writer, so the
+        #: journal would show the first as under way and the copy would load its last
+        #: batch again. Each is reported, once the run is done, as the first left it.
+        handed: set[str] = set()
+        again: list[tuple[int, Path, str]] = []
         written = 0
 
         def parts() -> Iterator[Part]:
             """The files still to load, as the loader takes them (one batch ahead of the
             writer); a file already done, or unreadable, is reported at once."""
             for index, path in enumerate(ordered):
-                sha = digest(path)
+                try:
+                    sha = digest(path)
+                except OSError as error:
+                    reports[index] = FileReport(
+                        str(path), "", 0, error=f"cannot read the file: {error.strerror}"
+                    )
+                    continue
+                if sha in handed:
+                    again.append((index, path, sha))
+                    continue
                 known = self.journal.progress(sha)
                 if known is not None and known.finished:
                     reports[index] = self._report(
@@ -120,6 +135,12 @@ class Importer:
                 except SourceError as error:
                     reports[index] = FileReport(str(path), sha, 0, error=str(error))
                     continue
+                except OSError as error:
+                    reports[index] = FileReport(
+                        str(path), sha, 0, error=f"cannot read the file: {error.strerror}"
+                    )
+                    continue
+                handed.add(sha)
                 progress = self.journal.start(sha, str(path), total, self.loader.now_us())
                 part = Part(
                     read_items(
@@ -145,6 +166,10 @@ class Importer:
             self.journal.finish(sha, self.loader.now_us())
             reports[index] = self._report(path, sha, total, resumed_from, False)
             written += part.counts.accepted
+        for index, path, sha in again:
+            found = self.journal.progress(sha)
+            total = found.items_total if found is not None else 0
+            reports[index] = self._report(path, sha, total, total, True)
         return ImportReport(
             [report for report in reports if report is not None],
             time.perf_counter() - began,

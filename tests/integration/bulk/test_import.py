@@ -294,6 +294,36 @@ def test_files_are_told_to_the_progress_in_load_order_and_reported_in_it(
     assert report.written == sum(item.accepted for item in report.files[1:-1])
 
 
+def test_a_file_given_twice_in_one_run_is_loaded_once(services: Services, tmp_path: Path) -> None:
+    """The same path twice, or a copy elsewhere: the copy is reported as already loaded
+    and nothing of it is written again (the loader reads a batch ahead of the writer, so
+    the journal still shows the first as under way when the copy comes up)."""
+    files = bundles_to_ndjson(BUNDLES[:1], tmp_path / "ndjson")
+    observations = next(path for path in files if path.name == "Observation.ndjson")
+    copy = tmp_path / "copy" / "Observation.ndjson"
+    copy.parent.mkdir()
+    copy.write_bytes(observations.read_bytes())
+    others = [path for path in files if path != observations]
+    first_run = run_import(services, others, batch_size=7)
+    before = services.audit_ledger.store.head()[0]
+    report = run_import(services, [observations, observations, copy], batch_size=7)
+    assert run_import(services, files, batch_size=7).written == 0
+    by_path: dict[str, list[Any]] = {}
+    for item in report.files:
+        by_path.setdefault(item.name, []).append(item)
+    first, *again = by_path[str(observations)] + by_path[str(copy)]
+    assert not first.already_done and first.accepted == first.items
+    assert again and all(item.already_done and item.accepted == first.items for item in again)
+    assert first.items > 7  # more than one batch: the copy came up before the last was written
+    assert report.written == first.items
+    with services.engine.connect() as connection:
+        versions = connection.execute(select(func.max(resource_head.c.version_id))).scalar_one()
+        heads = connection.execute(select(func.count()).select_from(resource_head)).scalar_one()
+    assert versions == 1
+    assert heads == first_run.written + report.written
+    assert services.audit_ledger.store.head()[0] > before
+
+
 def test_the_ledger_verifies_after_an_import(services: Services) -> None:
     run_import(services, BUNDLES[:1], batch_size=30)
     for ledger in services.ledgers():
