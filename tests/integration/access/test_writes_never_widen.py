@@ -134,6 +134,18 @@ def _move_to_tuen_mun(group: Group, patient: str) -> None:
     assert moved.status_code == 200, moved.text
 
 
+def _renamed_then_moved(group: Group, api: FhirTestClient) -> str:
+    """Tsuen Wan's patient, renamed three times there (versions 2-4), then transferred to
+    Tuen Mun (version 5): its id."""
+    patient = group.tw_patient.id
+    for given in ("Ka Yan", "Ka Yee", "Wing"):
+        body = api.get(f"/fhir/Patient/{patient}").json()
+        body["name"][0]["given"] = [given]
+        assert api.put_json(f"/fhir/Patient/{patient}", body).status_code == 200
+    _move_to_tuen_mun(group, patient)
+    return patient
+
+
 # --- old versions keep the facts they had --------------------------------------------------------
 
 
@@ -165,19 +177,14 @@ def test_history_pages_never_count_the_versions_one_may_not_read(
     got an empty page (with a next link) for each change the old clinic had made before
     the transfer: how many, and in what order with the rest. Pages now hold only what
     the caller may read, and a next link only if more of that follows."""
-    patient = group.tw_patient.id
-    for given in ("Ka Yan", "Ka Yee", "Wing"):
-        body = api.get(f"/fhir/Patient/{patient}").json()
-        body["name"][0]["given"] = [given]
-        assert api.put_json(f"/fhir/Patient/{patient}", body).status_code == 200
-    _move_to_tuen_mun(group, patient)
+    patient = _renamed_then_moved(group, api)
 
     pages: list[list[str]] = []
     url: str | None = f"{level}?_count=1"
     while url is not None and len(pages) < 50:
-        shown = group.call(group.desk_tm, "GET", url.removeprefix("http://testserver")).json()
+        shown = group.call(group.desk_tm, "GET", url).json()
         pages.append([entry["fullUrl"] for entry in shown.get("entry", [])])
-        url = next((ln["url"] for ln in shown["link"] if ln["relation"] == "next"), None)
+        url = _next_link(shown)
 
     assert all(len(page) == 1 for page in pages), pages
     seen = [page[0] for page in pages]
@@ -203,12 +210,7 @@ def test_a_history_cursor_is_opaque_and_only_its_callers(
     link counted back among candidates. The position now goes out sealed: every cursor
     looks alike whatever was passed over, there is no previous link, and a cursor
     altered, or sent by anyone but the caller it was given to, is refused (400)."""
-    patient = group.tw_patient.id
-    for given in ("Ka Yan", "Ka Yee", "Wing"):
-        body = api.get(f"/fhir/Patient/{patient}").json()
-        body["name"][0]["given"] = [given]
-        assert api.put_json(f"/fhir/Patient/{patient}", body).status_code == 200
-    _move_to_tuen_mun(group, patient)
+    _renamed_then_moved(group, api)
 
     cursors: list[str] = []
     seen: list[str] = []
