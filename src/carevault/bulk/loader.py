@@ -11,15 +11,15 @@ commits, and the refusal is reported with its line.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from itertools import islice
 
 from sqlalchemy import Connection
 
-from carevault.bulk.checking import Checker, Outcome, typed
-from carevault.bulk.collector import collector_paused
+from carevault.bulk.checking import Checker, Found, Outcome, received, typed
+from carevault.bulk.collector import Sweeper, collector_paused
 from carevault.bulk.journal import Journal
 from carevault.bulk.sources import Item, phase
 from carevault.db import write_transaction
@@ -139,25 +139,25 @@ class Loader:
         ``begin`` runs before its first batch is written; parts are taken from ``parts``
         one batch ahead of the writer."""
         pieces = self._pieces(parts)
+        # The collector paused for the whole load, a full collection every few batches
+        # (``bulk/collector.py``): each batch is let go before the next runs again, and
+        # reference counting frees it.
+        sweeper = Sweeper()
         with collector_paused():
             piece = next(pieces, None)
             verdicts = self._check(piece)
-        while piece is not None:
-            part, batch, last = piece
-            if not part.begun:
-                part.begun = True
-                if part.begin is not None:
-                    part.begin()
-            if batch is None:
-                # A part with nothing left to load.
-                with collector_paused():
+            while piece is not None:
+                part, batch, last = piece
+                if not part.begun:
+                    part.begun = True
+                    if part.begin is not None:
+                        part.begin()
+                if batch is None:
+                    # A part with nothing left to load.
                     piece = next(pieces, None)
                     verdicts = self._check(piece)
-                yield part
-                continue
-            # Each batch with the collector paused (``bulk/collector.py``), the batch
-            # itself let go before it runs again (it then walks only the next batch).
-            with collector_paused():
+                    yield part
+                    continue
                 # The next batch, of this part or the next, is checked (in the worker
                 # processes) while this one is written.
                 following = next(pieces, None)
@@ -168,12 +168,14 @@ class Loader:
                 )
                 size = len(batch)
                 piece, verdicts = following, following_verdicts
-            part.counts.accepted += accepted
-            part.counts.rejections.update(refused)
-            if advance is not None:
-                advance(size)
-            if last:
-                yield part
+                del batch, following, following_verdicts
+                sweeper.batch_done()
+                part.counts.accepted += accepted
+                part.counts.rejections.update(refused)
+                if advance is not None:
+                    advance(size)
+                if last:
+                    yield part
 
     def _pieces(self, parts: Iterable[Part]) -> Iterator[tuple[Part, list[Item] | None, bool]]:
         """Each part's batches, the last marked so; (part, None, True) for a part with
@@ -192,7 +194,7 @@ class Loader:
     def _write(
         self,
         batch: list[Item],
-        verdicts: list[Future[list[Outcome]]],
+        verdicts: list[Future[Sequence[Found]]],
         pending: frozenset[int],
         done: int,
         position: Position | None,
@@ -218,7 +220,7 @@ class Loader:
 
     def _check(
         self, piece: tuple[Part, list[Item] | None, bool] | None
-    ) -> list[Future[list[Outcome]]]:
+    ) -> list[Future[Sequence[Found]]]:
         if piece is None:
             return []
         part, batch, _ = piece
@@ -227,7 +229,7 @@ class Loader:
         wanted = [item for item in batch if item.line not in part.pending]
         zone = self.gate.vault.zone
         if self.checker is None:
-            done: Future[list[Outcome]] = Future()
+            done: Future[Sequence[Found]] = Future()
             done.set_result([typed(item.resource, item.refused, zone) for item in wanted])
             return [done]
         return self.checker.submit(wanted, zone)
@@ -326,9 +328,10 @@ class Loader:
             )
 
 
-def _collect(futures: list[Future[list[Outcome]]]) -> Iterator[Outcome]:
+def _collect(futures: list[Future[Sequence[Found]]]) -> Iterator[Outcome]:
     for future in futures:
-        yield from future.result()
+        for found in future.result():
+            yield received(found)
 
 
 def _batches(items: Iterable[Item], size: int) -> Iterator[list[Item]]:

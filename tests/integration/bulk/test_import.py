@@ -398,3 +398,36 @@ def test_only_the_system_may_bring_a_records_index_worked_out_already(
             .where(resource_head.c.resource_id == "p-derived")
         ).scalar_one()
     assert written == 0
+
+
+def test_the_collector_stays_paused_through_a_load_and_runs_again_after(
+    services: Services, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A collection after each batch walked the next batch, already read (20-40 µs a
+    record): the collector is paused from the first batch to the last, a full collection
+    every few batches, and running again once the load is done, failed or not."""
+    import gc
+
+    from carevault.bulk import collector
+
+    monkeypatch.setattr(collector, "SWEEP_EVERY", 3)
+    files = bundles_to_ndjson(BUNDLES, tmp_path / "ndjson")
+    loader = Loader(services.gate, services.now_us, checker=_checker(), batch_size=25)
+    paused: list[bool] = []
+    swept: list[int] = []
+    real_collect = gc.collect
+
+    def counted(*args: int) -> int:
+        swept.append(len(paused))
+        return real_collect(*args)
+
+    monkeypatch.setattr(gc, "collect", counted)
+    report = Importer(loader, Journal(services.engine)).run(
+        files, advance=lambda count: paused.append(not gc.isenabled())
+    )
+    monkeypatch.setattr(gc, "collect", real_collect)
+    assert report.rejected == 0 and len(paused) > 9
+    assert all(paused)
+    assert gc.isenabled()
+    # One full collection every three batches, the load's cycles with it.
+    assert swept == list(range(2, len(paused), 3))

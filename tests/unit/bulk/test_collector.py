@@ -35,3 +35,24 @@ def test_a_collector_stopped_before_stays_stopped() -> None:
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_a_long_pause_sweeps_its_cycles_every_few_batches() -> None:
+    from carevault.bulk.collector import Sweeper
+
+    class Cyclic:
+        def __init__(self) -> None:
+            self.me = self
+
+    sweeper = Sweeper(every=3)
+    with collector_paused():
+        gc.collect()
+        for batch in range(1, 7):
+            for _ in range(100):
+                Cyclic()
+            sweeper.batch_done()
+            assert not gc.isenabled()
+            # Swept after the third and the sixth batch, each time the cycles made since.
+            assert sweeper.sweeps == batch // 3
+        assert sweeper.found >= 200
+    assert gc.isenabled()
