@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextvars
 import re
+import secrets
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future
@@ -174,6 +175,10 @@ class CareSettings:
         return CareWindow(self.days_before * DAY_US, self.days_after * DAY_US)
 
 
+def _request_id() -> str:
+    return secrets.token_hex(8)
+
+
 @dataclass
 class _Attempt:
     caller: Caller
@@ -182,6 +187,10 @@ class _Attempt:
     resource_id: str | None
     patient_pseudonym: str | None = None
     detail: dict[str, Any] = field(default_factory=dict)
+    #: Names every audit entry of this one call through the gate (a search's records, a
+    #: batch's patients, its refusal): entries of one request are told apart from a
+    #: second, identical request in the same microsecond, and from an entry written twice.
+    request_id: str = field(default_factory=_request_id)
 
 
 class ReleaseGuard(Protocol):
@@ -323,6 +332,7 @@ class Gate:
             break_glass_reason="break-the-glass grant" if glass else None,
             reason=reason,
             detail={**attempt.detail, **(detail or {})},
+            request_id=attempt.request_id,
         )
 
     def vault_now(self) -> int:

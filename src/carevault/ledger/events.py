@@ -144,6 +144,10 @@ class AuditEvent:
     break_glass_reason: str | None = None
     reason: str = ""
     detail: dict[str, Any] = field(default_factory=dict)
+    #: The call through the gate that wrote the entry (``gate.core._Attempt``): the same
+    #: for every entry of one request, different for any two requests. Entries written
+    #: before it was kept have none.
+    request_id: str | None = None
 
     def canonical(self) -> bytes:
         """The bytes a ledger leaf commits to: stable across versions and machines."""
