@@ -158,7 +158,7 @@ def load_import(
 ) -> int:
     checker = Checker(services.fhir.limits, workers, compiled=compiled)
     try:
-        loader = Loader(services.gate, services.now_us, checker=checker)
+        loader = Loader(services.gate, services.now_us, checker=checker, hold_collector=True)
         report = Importer(loader, Journal(services.engine)).run(files)
     finally:
         checker.close()

@@ -171,14 +171,13 @@ def _outcomes(
 
 def _sent_back(
     sent: Sequence[Sent], limits: InputLimits, zone: tzinfo, compiled: bool, validate: bool
-) -> list[Found]:
+) -> list[str | Wire]:
     """A checking process's task: ``_outcomes`` in their wire form."""
-    found: list[Found] = [
-        _sendable(item) for item in _outcomes(sent, limits, zone, compiled, validate)
-    ]
-    if _SWEEPER is not None:
-        _SWEEPER.batch_done()
-    return found
+    try:
+        return [_sendable(item) for item in _outcomes(sent, limits, zone, compiled, validate)]
+    finally:
+        if _SWEEPER is not None:
+            _SWEEPER.batch_done()
 
 
 def _in_worker() -> None:

@@ -161,11 +161,14 @@ class Importer:
                 loading[id(part)] = (index, path, sha, total, progress.items_done)
                 yield part
 
-        for part in self.loader.load_parts(parts(), advance=advance):
+        def finished(part: Part) -> None:
+            nonlocal written
             index, path, sha, total, resumed_from = loading.pop(id(part))
             self.journal.finish(sha, self.loader.now_us())
             reports[index] = self._report(path, sha, total, resumed_from, False)
             written += part.counts.accepted
+
+        self.loader.load_parts(parts(), advance=advance, finished=finished)
         for index, path, sha in again:
             found = self.journal.progress(sha)
             total = found.items_total if found is not None else 0

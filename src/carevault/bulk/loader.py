@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from itertools import islice
 
@@ -93,14 +94,20 @@ class Loader:
         caller: Caller = IMPORT_CALLER,
         checker: Checker | None,
         batch_size: int = BATCH_SIZE,
+        hold_collector: bool = False,
     ) -> None:
         """``checker`` validates records (None: the records are CareVault's own, from
-        the simulator, and only their types are checked)."""
+        the simulator, and only their types are checked). ``hold_collector``: the cyclic
+        collector paused from the first batch to the last, a full collection every few
+        batches, rather than a collection after each batch, which walked the next batch,
+        read already (20-40 µs a record); only in a process of its own (``carevault
+        import``), never in a server process, whose request threads would run without it."""
         self.gate = gate
         self.now_us = now_us
         self.caller = caller
         self.checker = checker
         self.batch_size = batch_size
+        self.hold_collector = hold_collector
         #: The system's load: one audit entry per patient of a batch. A client's
         #: (``$import``, ``caller`` with an actor): one entry per record, as any write.
         self._per_patient = caller.actor is None
@@ -123,29 +130,34 @@ class Loader:
         """Load ``items`` (the ``start``-th item of their source first). ``pending``:
         lines of the first batch already committed by an earlier, interrupted run."""
         part = Part(items, start=start, position=position, pending=pending)
-        for _ in self.load_parts([part], advance=advance):
-            pass
+        self.load_parts([part], advance=advance)
         return part.counts
 
     def load_parts(
-        self, parts: Iterable[Part], *, advance: Advance | None = None
-    ) -> Iterator[Part]:
-        """Load each part in turn, yielding it once all its batches are written.
+        self,
+        parts: Iterable[Part],
+        *,
+        advance: Advance | None = None,
+        finished: Callable[[Part], None] | None = None,
+    ) -> None:
+        """Load each part in turn; ``finished`` is told of each once all its batches are
+        written.
 
         The next batch is checked while the current one is written, across parts too: a
         part's first batch is checked while the previous part's last is written, so an
         import of many files (one per type, as Bulk Data lays them out) keeps the checking
         processes and the writer busy at once instead of waiting at every file. A part's
         ``begin`` runs before its first batch is written; parts are taken from ``parts``
-        one batch ahead of the writer."""
-        pieces = self._pieces(parts)
-        # The collector paused for the whole load, a full collection every few batches
-        # (``bulk/collector.py``): each batch is let go before the next runs again, and
-        # reference counting frees it.
-        sweeper = Sweeper()
-        with collector_paused():
-            piece = next(pieces, None)
-            verdicts = self._check(piece)
+        one batch ahead of the writer.
+
+        The collector is paused for each batch, or from the first batch to the last with
+        ``hold_collector`` (``bulk/collector.py``)."""
+        sweeper = Sweeper() if self.hold_collector else None
+        with collector_paused() if sweeper is not None else nullcontext():
+            pieces = self._pieces(parts)
+            with collector_paused():
+                piece = next(pieces, None)
+                verdicts = self._check(piece)
             while piece is not None:
                 part, batch, last = piece
                 if not part.begun:
@@ -154,28 +166,35 @@ class Loader:
                         part.begin()
                 if batch is None:
                     # A part with nothing left to load.
-                    piece = next(pieces, None)
-                    verdicts = self._check(piece)
-                    yield part
+                    with collector_paused():
+                        piece = next(pieces, None)
+                        verdicts = self._check(piece)
+                    if finished is not None:
+                        finished(part)
                     continue
-                # The next batch, of this part or the next, is checked (in the worker
-                # processes) while this one is written.
-                following = next(pieces, None)
-                following_verdicts = self._check(following)
-                part.done += len(batch)
-                accepted, refused = self._write(
-                    batch, verdicts, part.pending, part.done, part.position
-                )
-                size = len(batch)
-                piece, verdicts = following, following_verdicts
-                del batch, following, following_verdicts
-                sweeper.batch_done()
+                # Each batch with the collector paused, the batch itself let go before it
+                # runs again (reference counting frees it; a collection then walks only
+                # the next batch).
+                with collector_paused():
+                    # The next batch, of this part or the next, is checked (in the worker
+                    # processes) while this one is written.
+                    following = next(pieces, None)
+                    following_verdicts = self._check(following)
+                    part.done += len(batch)
+                    accepted, refused = self._write(
+                        batch, verdicts, part.pending, part.done, part.position
+                    )
+                    size = len(batch)
+                    piece, verdicts = following, following_verdicts
+                    del batch, following, following_verdicts
+                if sweeper is not None:
+                    sweeper.batch_done()
                 part.counts.accepted += accepted
                 part.counts.rejections.update(refused)
                 if advance is not None:
                     advance(size)
-                if last:
-                    yield part
+                if last and finished is not None:
+                    finished(part)
 
     def _pieces(self, parts: Iterable[Part]) -> Iterator[tuple[Part, list[Item] | None, bool]]:
         """Each part's batches, the last marked so; (part, None, True) for a part with

@@ -77,7 +77,14 @@ def import_files(
     except BaseException:
         checker.close()
         raise
-    loader = Loader(services.gate, services.now_us, checker=checker, batch_size=batch_size)
+    # A process of its own: the collector is held paused for the whole load.
+    loader = Loader(
+        services.gate,
+        services.now_us,
+        checker=checker,
+        batch_size=batch_size,
+        hold_collector=True,
+    )
     importer = Importer(loader, Journal(services.engine))
     try:
         with Progress(

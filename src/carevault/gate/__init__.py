@@ -20,6 +20,7 @@ from carevault.gate.core import (
     PatientRequired,
     UnseenMatch,
     Within,
+    new_request_id,
 )
 
 __all__ = [
@@ -34,4 +35,5 @@ __all__ = [
     "UnseenMatch",
     "Within",
     "WouldBlock",
+    "new_request_id",
 ]

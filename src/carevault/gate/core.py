@@ -162,6 +162,9 @@ class Caller:
     scopes: Scopes | None = None
     #: What this request may still decrypt; None for the system itself.
     budget: DecryptionBudget | None = field(default=None, compare=False)
+    #: The web request's name (``X-Request-ID``), which every audit entry it leads to
+    #: carries; None: each call through the gate gets a name of its own.
+    request_id: str | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -175,7 +178,9 @@ class CareSettings:
         return CareWindow(self.days_before * DAY_US, self.days_after * DAY_US)
 
 
-def _request_id() -> str:
+def new_request_id() -> str:
+    """A request's name in the audit ledger: 64 random bits, nothing derived from who
+    asks or what."""
     return secrets.token_hex(8)
 
 
@@ -190,7 +195,11 @@ class _Attempt:
     #: Names every audit entry of this one call through the gate (a search's records, a
     #: batch's patients, its refusal): entries of one request are told apart from a
     #: second, identical request in the same microsecond, and from an entry written twice.
-    request_id: str = field(default_factory=_request_id)
+    request_id: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.request_id:
+            self.request_id = self.caller.request_id or new_request_id()
 
 
 class ReleaseGuard(Protocol):

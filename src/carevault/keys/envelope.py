@@ -7,8 +7,7 @@ row, another version, or another patient fails to open with ``RecordIntegrityErr
 
 from __future__ import annotations
 
-import os
-import threading
+import secrets
 from collections.abc import Callable
 
 from cryptography.exceptions import InvalidTag
@@ -17,38 +16,6 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 _SEALED = b"\x01"
 _PLAIN = b"\x00"
 _NONCE_BYTES = 12
-
-
-class _Nonces:
-    """AES-GCM nonces: 96 random bits each, from the operating system's generator
-    ``_BATCH`` at a time (a system call per nonce cost a bulk load 4 µs a record). Drawn
-    under a lock, so that no two seals in any two threads get the same bytes; a forked
-    child starts with an empty buffer, never its parent's."""
-
-    _BATCH = 256
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._buffer = b""
-        self._at = 0
-        os.register_at_fork(after_in_child=self._forget)
-
-    def _forget(self) -> None:
-        self._lock = threading.Lock()
-        self._buffer = b""
-        self._at = 0
-
-    def take(self) -> bytes:
-        with self._lock:
-            if self._at >= len(self._buffer):
-                self._buffer = os.urandom(_NONCE_BYTES * self._BATCH)
-                self._at = 0
-            nonce = self._buffer[self._at : self._at + _NONCE_BYTES]
-            self._at += _NONCE_BYTES
-            return nonce
-
-
-_nonces = _Nonces()
 
 
 class RecordIntegrityError(RuntimeError):
@@ -87,7 +54,7 @@ class Envelope:
         cipher = AESGCM(key)
 
         def seal(aad: bytes, body: bytes) -> bytes:
-            nonce = _nonces.take()
+            nonce = secrets.token_bytes(_NONCE_BYTES)
             return _SEALED + nonce + cipher.encrypt(nonce, body, aad)
 
         return seal

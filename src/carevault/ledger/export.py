@@ -124,6 +124,10 @@ def _agent(event: AuditEvent) -> dict[str, Any]:
     return agent
 
 
+#: IHE Basic Audit Log Patterns' entity types (``XrequestId``: the X-Request-ID).
+BALP_ENTITY_TYPES = "https://profiles.ihe.net/ITI/BALP/CodeSystem/BasicAuditEntityType"
+
+
 def _entities(seq: int, data: bytes, event: AuditEvent) -> list[dict[str, Any]]:
     entities: list[dict[str, Any]] = []
     if event.resource_type and event.resource_id:
@@ -144,6 +148,14 @@ def _entities(seq: int, data: bytes, event: AuditEvent) -> list[dict[str, Any]]:
                     "code": "1",
                     "display": "Person",
                 },
+            }
+        )
+    if event.request_id:
+        # IHE BALP's "transaction" entity: the request's X-Request-ID.
+        entities.append(
+            {
+                "what": {"identifier": {"value": event.request_id}},
+                "type": {"system": BALP_ENTITY_TYPES, "code": "XrequestId"},
             }
         )
     entities.append(
@@ -174,6 +186,7 @@ def syslog_line(seq: int, data: bytes, hostname: str = "-", app: str = "carevaul
         "resource": f"{event.resource_type}/{event.resource_id}" if event.resource_id else "",
         "patient": event.patient_pseudonym or "",
         "categories": ",".join(event.categories),
+        "request": event.request_id or "",
     }
     structured = "[carevault@32473 " + " ".join(
         f'{name}="{_sd_escape(value)}"' for name, value in params.items() if value
@@ -208,6 +221,8 @@ CSV_COLUMNS = (
     "break_glass_reason",
     "reason",
     "leaf_hash",
+    # Last, so that scripts reading the columns by position before it was added still do.
+    "request_id",
 )
 
 
@@ -230,6 +245,7 @@ def csv_row(seq: int, data: bytes) -> list[str]:
         event.break_glass_reason or "",
         event.reason,
         leaf_hash(data).hex(),
+        event.request_id or "",
     ]
 
 

@@ -41,7 +41,11 @@ class PatientChoice:
 
 
 def picker_caller(
-    account: Account, client_id: str, source_address: str | None, user_agent: str | None
+    account: Account,
+    client_id: str,
+    source_address: str | None,
+    user_agent: str | None,
+    request_id: str | None = None,
 ) -> Caller:
     """The signed-in user, reading Patients for the app that asked (no session yet)."""
     return Caller(
@@ -56,6 +60,7 @@ def picker_caller(
             account_id=account.account_id,
         ),
         client_id=client_id,
+        request_id=request_id,
         scopes=_PICKER_SCOPES,
         budget=DecryptionBudget(PAGE * 5),
     )

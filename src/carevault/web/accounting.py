@@ -24,7 +24,7 @@ from carevault.fhir.outcome import FhirError, Issue
 from carevault.ledger.events import AuditEvent, Outcome, Tag
 from carevault.ledger.trail import AuditUnavailable
 from carevault.ledger.writer import counting_records
-from carevault.web.responses import outcome_response
+from carevault.web.responses import outcome_response, request_id_of
 
 
 def _bearer(scope: Scope) -> str | None:
@@ -87,6 +87,7 @@ class RefusalRecords:
                     tag=Tag.REQUEST_REFUSED,
                     outcome=Outcome.DENIED if status in (401, 403) else Outcome.FAILED,
                     at_us=to_micros(svc.clock()),
+                    request_id=request_id_of(scope),
                     principal=who.actor.principal,
                     session_id=who.session_id,
                     client_id=who.client_id,

@@ -23,7 +23,7 @@ from carevault.ledger.events import AuditEvent, Outcome, Tag
 from carevault.rest.bundles import dumps
 from carevault.rest.interactions import JSON
 from carevault.web.audit_routes import request_grant
-from carevault.web.responses import NO_STORE
+from carevault.web.responses import NO_STORE, request_id_of
 from carevault.web.security import CallerDep, ServicesDep
 
 router = APIRouter()
@@ -166,6 +166,7 @@ class BlockedAddresses:
                     tag=Tag.CONTAIN_BLOCKED,
                     outcome=Outcome.DENIED,
                     at_us=self.services.now_us(),
+                    request_id=request_id_of(scope),
                     source_address=address,
                     reason="source address is blocked",
                     detail={"path": str(scope.get("path", ""))[:200]},

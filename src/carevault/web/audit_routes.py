@@ -58,6 +58,7 @@ def _record(svc: Services, who: Caller, outcome: Outcome, reason: str, **detail:
                 tag=Tag.AUDIT_READ,
                 outcome=outcome,
                 at_us=svc.now_us(),
+                request_id=who.request_id,
                 principal=who.principal,
                 role=str(actor.role) if actor else "system",
                 clinic_ids=tuple(sorted(actor.clinic_ids)) if actor else (),

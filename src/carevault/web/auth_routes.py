@@ -16,7 +16,7 @@ from carevault.access.oauth import AuthorizeRequest, OAuthError, Origin
 from carevault.fhir.outcome import FhirError
 from carevault.rest.launch import PatientChoice, PatientPicker, picker_caller
 from carevault.web.fhir_routes import read_body
-from carevault.web.responses import NO_STORE
+from carevault.web.responses import NO_STORE, request_id_of
 from carevault.web.security import CallerDep, ServicesDep, client_address
 
 router = APIRouter()
@@ -256,7 +256,11 @@ async def _pick(
     except OAuthError as error:
         return RedirectResponse(svc.oauth.error_redirect(params, error), status_code=302)
     caller = picker_caller(
-        account, checked.client.client_id, origin.source_address, origin.user_agent
+        account,
+        checked.client.client_id,
+        origin.source_address,
+        origin.user_agent,
+        request_id_of(request.scope),
     )
     query = form.get("q", "")
     chosen = form.get("patient")

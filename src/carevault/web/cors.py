@@ -54,7 +54,9 @@ _ALLOWED_HEADERS = frozenset(
     }
 )
 #: Response headers an app may read (beyond the CORS-safelisted ones).
-_EXPOSED = "Location, Content-Location, ETag, Last-Modified, WWW-Authenticate, Retry-After"
+_EXPOSED = (
+    "Location, Content-Location, ETag, Last-Modified, WWW-Authenticate, Retry-After, X-Request-ID"
+)
 _PREFLIGHT_SECONDS = "600"
 
 

@@ -27,7 +27,7 @@ from carevault.fhir.outcome import Issue, outcome
 from carevault.ledger.events import AuditEvent, Outcome, Tag
 from carevault.rest.bundles import dumps
 from carevault.rest.interactions import JSON
-from carevault.web.responses import NO_STORE
+from carevault.web.responses import NO_STORE, request_id_of
 
 #: Starlette's TestClient calls itself this; served only in the test environment.
 TEST_CLIENT_HOST = "testserver"
@@ -173,6 +173,7 @@ class RequestGuard:
             tag=tag,
             outcome=Outcome.DENIED,
             at_us=self.services.now_us(),
+            request_id=request_id_of(scope),
             source_address=address,
             reason=reason,
             detail={"path": str(scope.get("path", ""))[:200]},

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import uuid
 
 from fastapi import Request
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -12,11 +11,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from carevault.db import storage_problem
 from carevault.fhir.outcome import FhirError, Issue, outcome
+from carevault.gate import new_request_id
 from carevault.logsafe import describe
 from carevault.rest.bundles import dumps
 from carevault.rest.interactions import JSON, FhirResponse
 
 log = logging.getLogger("carevault.web")
+#: Where the request's name is kept in its ASGI scope's state (``UnexpectedErrors``).
+REQUEST_ID = "carevault_request_id"
 
 #: Patient data must never sit in a shared cache or the browser's disk cache.
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache", "X-Content-Type-Options": "nosniff"}
@@ -34,6 +36,13 @@ def outcome_response(error: FhirError) -> Response:
     return Response(
         body, status_code=error.status, headers={**NO_STORE, **error.headers}, media_type=JSON
     )
+
+
+def request_id_of(scope: Scope) -> str | None:
+    """The name ``UnexpectedErrors`` gave the request of ``scope`` (None outside the app)."""
+    state = scope.get("state")
+    found = state.get(REQUEST_ID) if isinstance(state, dict) else None
+    return found if isinstance(found, str) else None
 
 
 async def on_fhir_error(_request: Request, error: Exception) -> Response:
@@ -71,17 +80,24 @@ class UnexpectedErrors:
             await self.app(scope, receive, send)
             return
         started = False
+        # The request's name: on every answer (``X-Request-ID``), in every audit entry
+        # it leads to (``Caller.request_id``) and in the log line of an error it meets.
+        reference = new_request_id()
+        scope.setdefault("state", {})[REQUEST_ID] = reference
 
         async def sending(message: Message) -> None:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
+                message["headers"] = [
+                    *message.get("headers", ()),
+                    (b"x-request-id", reference.encode()),
+                ]
             await send(message)
 
         try:
             await self.app(scope, receive, sending)
         except Exception as error:
-            reference = uuid.uuid4().hex[:12]
             problem = storage_problem(error)
             if problem is not None:
                 # The database, not the request, failed: refuse (fail closed) and say so
@@ -106,4 +122,4 @@ class UnexpectedErrors:
                 failure = FhirError(
                     500, [Issue("exception", f"internal error; reference {reference}")]
                 )
-            await outcome_response(failure)(scope, receive, send)
+            await outcome_response(failure)(scope, receive, sending)

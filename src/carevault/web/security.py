@@ -13,6 +13,7 @@ from carevault.clock import to_micros
 from carevault.fhir.outcome import FhirError, Issue
 from carevault.gate import Caller, DecryptionBudget, WouldBlock
 from carevault.ledger.events import AuditEvent, Outcome, Tag
+from carevault.web.responses import request_id_of
 
 #: Headers no response to a bad token should be without (RFC 6750 §3).
 _CHALLENGE = 'Bearer realm="carevault", error="invalid_token"'
@@ -62,6 +63,7 @@ def authenticate(svc: Services, request: Request, *, may_block: bool = True) -> 
             tag=Tag.AUTH_TOKEN_REFUSED,
             outcome=Outcome.DENIED,
             at_us=to_micros(svc.clock()),
+            request_id=request_id_of(request.scope),
             principal=refused.principal,
             session_id=refused.session_id,
             source_address=source,
@@ -97,6 +99,7 @@ def authenticate(svc: Services, request: Request, *, may_block: bool = True) -> 
                     tag=Tag.AUTH_RATE_LIMITED,
                     outcome=Outcome.DENIED,
                     at_us=to_micros(svc.clock()),
+                    request_id=request_id_of(request.scope),
                     principal=who.actor.principal,
                     client_id=who.client_id,
                     session_id=who.session_id,
@@ -119,6 +122,7 @@ def authenticate(svc: Services, request: Request, *, may_block: bool = True) -> 
         session_id=who.session_id,
         client_id=who.client_id,
         scopes=who.scopes,
+        request_id=request_id_of(request.scope),
     )
 
 

@@ -26,6 +26,7 @@ from carevault.notify.limits import SharedBuckets
 from carevault.notify.service import sender_of, verifier_of
 from carevault.notify.verify import Verdict, Verifier
 from carevault.notify.wording import CHANNEL_WORDS, day
+from carevault.web.responses import request_id_of
 from carevault.web.security import client_address
 
 router = APIRouter()
@@ -119,6 +120,7 @@ async def verify(request: Request) -> Response:
             tag=Tag.NOTIFY_CODE_CHECKED,
             outcome=Outcome.DENIED,
             at_us=page.services.now_us(),
+            request_id=request_id_of(request.scope),
             source_address=source,
             reason="verification rate limit",
         )

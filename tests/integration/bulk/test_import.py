@@ -404,15 +404,18 @@ def test_the_collector_stays_paused_through_a_load_and_runs_again_after(
     services: Services, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A collection after each batch walked the next batch, already read (20-40 µs a
-    record): the collector is paused from the first batch to the last, a full collection
-    every few batches, and running again once the load is done, failed or not."""
+    record): a load in a process of its own (``hold_collector``: ``carevault import``)
+    keeps the collector paused from the first batch to the last, a full collection every
+    few batches, and running again once the load is done."""
     import gc
 
     from carevault.bulk import collector
 
     monkeypatch.setattr(collector, "SWEEP_EVERY", 3)
     files = bundles_to_ndjson(BUNDLES, tmp_path / "ndjson")
-    loader = Loader(services.gate, services.now_us, checker=_checker(), batch_size=25)
+    loader = Loader(
+        services.gate, services.now_us, checker=_checker(), batch_size=25, hold_collector=True
+    )
     paused: list[bool] = []
     swept: list[int] = []
     real_collect = gc.collect
@@ -421,13 +424,48 @@ def test_the_collector_stays_paused_through_a_load_and_runs_again_after(
         swept.append(len(paused))
         return real_collect(*args)
 
-    monkeypatch.setattr(gc, "collect", counted)
-    report = Importer(loader, Journal(services.engine)).run(
-        files, advance=lambda count: paused.append(not gc.isenabled())
-    )
-    monkeypatch.setattr(gc, "collect", real_collect)
+    with monkeypatch.context() as patched:
+        patched.setattr(gc, "collect", counted)
+        report = Importer(loader, Journal(services.engine)).run(
+            files, advance=lambda count: paused.append(not gc.isenabled())
+        )
     assert report.rejected == 0 and len(paused) > 9
     assert all(paused)
     assert gc.isenabled()
     # One full collection every three batches, the load's cycles with it.
     assert swept == list(range(2, len(paused), 3))
+
+
+def test_a_load_in_a_server_process_lets_the_collector_run_between_batches(
+    services: Services, tmp_path: Path
+) -> None:
+    # A seeding in the demo server's background, an $import: request threads run beside
+    # it, and the collector runs between its batches.
+    import gc
+
+    files = bundles_to_ndjson(BUNDLES[:1], tmp_path / "ndjson")
+    loader = Loader(services.gate, services.now_us, checker=_checker(), batch_size=25)
+    running: list[bool] = []
+    Importer(loader, Journal(services.engine)).run(
+        files, advance=lambda count: running.append(gc.isenabled())
+    )
+    assert len(running) > 3 and all(running)
+
+
+def test_the_collector_runs_again_when_a_held_load_fails(
+    services: Services, tmp_path: Path
+) -> None:
+    import gc
+
+    files = bundles_to_ndjson(BUNDLES[:1], tmp_path / "ndjson")
+    loader = Loader(
+        services.gate, services.now_us, checker=_checker(), batch_size=25, hold_collector=True
+    )
+
+    def fail(count: int) -> None:
+        assert not gc.isenabled()
+        raise RuntimeError("the progress bar broke")
+
+    with pytest.raises(RuntimeError, match="progress bar"):
+        Importer(loader, Journal(services.engine)).run(files, advance=fail)
+    assert gc.isenabled()

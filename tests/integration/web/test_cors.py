@@ -154,6 +154,7 @@ def test_actual_responses_name_the_origin_and_expose_what_apps_read(
     assert refused.headers["access-control-allow-origin"] == APP_ORIGIN
     exposed = refused.headers["access-control-expose-headers"]
     assert "WWW-Authenticate" in exposed and "Location" in exposed and "ETag" in exposed
+    assert "X-Request-ID" in exposed and refused.headers["x-request-id"]
     assert "Origin" in refused.headers["vary"]
     assert "access-control-allow-credentials" not in refused.headers
 

@@ -48,6 +48,9 @@ def test_an_unexpected_error_logs_its_place_and_reference_but_no_data(
     assert "KeyError at" in logged and "in _fail_with_patient_data" in logged
     reference = lookup_answer.json()["issue"][0]["diagnostics"].rsplit(" ", 1)[-1]
     assert reference in logged
+    # The reference is the request's name, which the answer carries too.
+    assert lookup_answer.headers["x-request-id"] == reference
+    assert broken_answer.headers["x-request-id"] != reference
     assert "Chan" not in logged and "A123456" not in logged and "hkid" not in logged
     assert all(record.exc_info is None for record in caplog.records)
     assert "Traceback" not in caplog.text

@@ -44,6 +44,7 @@ GLASS_READ = AuditEvent(
     purpose="ETREAT",
     break_glass_reason="break-the-glass grant",
     reason='unconscious patient; "ER" [bay 3] \\ 急症',
+    request_id="5f0c2a9e81d4b7c3",
 )
 FAILED_SIGN_IN = AuditEvent(
     tag=Tag.AUTH_SIGN_IN_FAILED,
@@ -92,7 +93,8 @@ def test_a_break_the_glass_read_says_who_why_and_what() -> None:
     assert agent["network"] == {"address": "203.0.113.7", "type": "2"}
     assert agent["location"] == {"display": "clinic-central, clinic-tsuen-wan"}
     assert agent["purposeOfUse"][0]["coding"][0]["code"] == "ETREAT"
-    record, patient, _ = resource["entity"]
+    record, patient, transaction, _ = resource["entity"]
+    assert transaction["what"]["identifier"] == {"value": "5f0c2a9e81d4b7c3"}
     assert record["what"] == {"reference": "Observation/obs-1"}
     assert record["detail"] == [{"type": "categories", "valueString": "clinical,identity"}]
     assert patient["what"]["identifier"] == {"system": PSEUDONYM_SYSTEM, "value": "p" * 32}
@@ -176,6 +178,24 @@ def test_csv_has_a_header_and_one_row_per_entry_that_reads_back() -> None:
     assert glass["clinics"] == "clinic-central clinic-tsuen-wan"
     assert glass["reason"] == GLASS_READ.reason
     assert glass["break_glass_reason"] == "break-the-glass grant"
+    assert glass["request_id"] == "5f0c2a9e81d4b7c3"
+    assert dict(zip(CSV_COLUMNS, rows[2], strict=True))["request_id"] == ""
+
+
+def test_the_request_id_is_in_every_form() -> None:
+    data = GLASS_READ.canonical()
+    _, params = _parse_syslog(syslog_line(1, data))
+    assert params["request"] == "5f0c2a9e81d4b7c3"
+    resource = fhir_audit_event(1, data)
+    transaction = [
+        entity
+        for entity in resource["entity"]
+        if entity.get("type", {}).get("code") == "XrequestId"
+    ]
+    assert [entity["what"]["identifier"]["value"] for entity in transaction] == ["5f0c2a9e81d4b7c3"]
+    assert AuditEvent.from_canonical(data).request_id == "5f0c2a9e81d4b7c3"
+    # An entry written before the field was kept reads back without one.
+    assert AuditEvent.from_canonical(FAILED_SIGN_IN.canonical()).request_id is None
 
 
 def test_ndjson_is_one_compact_audit_event_per_line_and_unknown_formats_are_refused() -> None:

@@ -34,6 +34,7 @@ from carevault.domain.roles import Role
 from carevault.gate import Caller
 from carevault.ledger.events import AuditEvent, Outcome, Tag
 from carevault.web.fhir_routes import read_body
+from carevault.web.responses import request_id_of
 from carevault.web.security import client_address
 
 PREFIX = "/console"
@@ -228,6 +229,7 @@ async def checked_form(request: Request, viewer: ViewerDep) -> dict[str, str]:
                     tag=Tag.CONSOLE_REQUEST_REFUSED,
                     outcome=Outcome.DENIED,
                     at_us=svc.now_us(),
+                    request_id=request_id_of(request.scope),
                     principal=viewer.principal,
                     role=str(viewer.role),
                     session_id=viewer.session_id,
@@ -261,4 +263,5 @@ def caller_for(viewer: Viewer, request: Request, purpose: str = "HOPERAT") -> Ca
         actor=actor,
         session_id=viewer.session_id,
         client_id="carevault-console",
+        request_id=request_id_of(request.scope),
     )
