@@ -154,10 +154,29 @@ def index_terms(
 ) -> list[tuple[SearchParam, str]]:
     """Every (parameter, term) the resource is found by; patient links are not terms."""
     found: list[tuple[SearchParam, str]] = []
-    for param in resource_type.params:
-        if param.patient:
-            continue
+    for param in _token_params(resource_type):
         found.extend((param, term) for term in sorted(param_terms(param, resource, zone)))
+    return found
+
+
+#: ``_token_params`` of each resource type, by name.
+_TOKEN_PARAMS: dict[str, tuple[SearchParam, ...]] = {}
+
+
+def _token_params(resource_type: ResourceType) -> tuple[SearchParam, ...]:
+    """The parameters a resource of ``resource_type`` has search tokens of. Not its patient
+    links (the head's pseudonym), and not the dates of a resource that is not patient
+    data: those are kept in the clear (``clear_dates``), and every search and sort on them
+    reads the clear rows, never a date token (``vault/search.py``). A slot's three date
+    tokens were half its index rows (slots are most of a clinic group's records)."""
+    found = _TOKEN_PARAMS.get(resource_type.name)
+    if found is None:
+        found = _TOKEN_PARAMS[resource_type.name] = tuple(
+            param
+            for param in resource_type.params
+            if not param.patient
+            and not (param.kind is ParamKind.DATE and not resource_type.is_patient_data)
+        )
     return found
 
 
