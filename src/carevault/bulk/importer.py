@@ -103,15 +103,15 @@ class Importer:
         reports: list[FileReport | None] = [None] * len(ordered)
         loading: dict[int, tuple[int, Path, str, int, int]] = {}
         #: Files whose bytes were handed to the loader earlier in this run (the same path
-        #: given twice, or a copy): the loader is a batch ahead of the writer, so the
+        #: given twice, or a copy): the loader takes batches ahead of the writer, so the
         #: journal would show the first as under way and the copy would load its last
-        #: batch again. Each is reported, once the run is done, as the first left it.
+        #: batches again. Each is reported, once the run is done, as the first left it.
         handed: set[str] = set()
         again: list[tuple[int, Path, str]] = []
         written = 0
 
         def parts() -> Iterator[Part]:
-            """The files still to load, as the loader takes them (one batch ahead of the
+            """The files still to load, as the loader takes them (batches ahead of the
             writer); a file already done, or unreadable, is reported at once."""
             for index, path in enumerate(ordered):
                 try:

@@ -469,3 +469,38 @@ def test_the_collector_runs_again_when_a_held_load_fails(
     with pytest.raises(RuntimeError, match="progress bar"):
         Importer(loader, Journal(services.engine)).run(files, advance=fail)
     assert gc.isenabled()
+
+
+@pytest.mark.parametrize("ahead", [1, 3])
+def test_batches_are_sent_to_be_checked_ahead_of_the_writer(
+    services: Services, tmp_path: Path, ahead: int
+) -> None:
+    """While a batch is written the next ``ahead`` are being checked, across files too,
+    never more: the checking processes keep busy through a file whose batches take longer
+    to check than to write, and what waits to be written stays bounded."""
+    files = bundles_to_ndjson(BUNDLES[:2], tmp_path / "ndjson")
+    happened: list[str] = []
+
+    class Recording(Checker):
+        def submit(self, items: Any, zone: Any) -> Any:
+            happened.append("check")
+            return super().submit(items, zone)
+
+    loader = Loader(
+        services.gate,
+        services.now_us,
+        checker=Recording(DEFAULT_LIMITS, workers=0),
+        batch_size=7,
+        ahead=ahead,
+    )
+    report = Importer(loader, Journal(services.engine)).run(
+        files, advance=lambda count: happened.append("written")
+    )
+    assert report.rejected == 0 and report.written > 7 * (ahead + 3)
+    assert happened.index("written") == ahead + 1
+    checked = written = 0
+    for event in happened:
+        checked += event == "check"
+        written += event == "written"
+        assert checked <= written + ahead + 1
+    assert checked == written  # every batch checked once, and written
