@@ -127,8 +127,9 @@ def _first_access_us(services: Services, alert_id: str) -> int | None:
         return None
     if not positions:
         return None
-    data = services.audit_ledger.store.entry(min(positions))
-    return AuditEvent.from_canonical(data).at_us if data is not None else None
+    first = min(positions)
+    data = services.audit_ledger.store.entry(first)
+    return AuditEvent.from_canonical(data, seq=first).at_us if data is not None else None
 
 
 def _incident_number(incident_id: int | str) -> int:

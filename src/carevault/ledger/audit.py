@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from carevault.ledger.checkpoints import StoredCheckpoint
-from carevault.ledger.events import AuditEvent, Tag
+from carevault.ledger.events import AuditEvent, Tag, Unrecognised
 from carevault.ledger.service import Ledger
 from carevault.ledger.verifier import leaf_hash, verify_inclusion
 
@@ -21,6 +21,9 @@ class AuditQuery:
     since_us: int | None = None
     until_us: int | None = None
     tags: frozenset[str] = frozenset()
+    #: With ``tags``: also entries whose tag this build does not know (a newer build's),
+    #: which may be any of them.
+    unrecognised_tags: bool = False
     outcome: str | None = None
     after_seq: int = -1
     count: int = 50
@@ -42,11 +45,15 @@ def matching(ledger: Ledger, query: AuditQuery) -> list[tuple[int, AuditEvent, b
         if not batch:
             break
         for seq, data in batch:
-            event = AuditEvent.from_canonical(data)
+            event = AuditEvent.from_canonical(data, seq=seq)
             if (
                 (query.patient_pseudonym and event.patient_pseudonym != query.patient_pseudonym)
                 or (query.principal and event.principal != query.principal)
-                or (query.tags and event.tag.value not in query.tags)
+                or (
+                    query.tags
+                    and event.tag.value not in query.tags
+                    and not (query.unrecognised_tags and isinstance(event.tag, Unrecognised))
+                )
                 or (query.outcome and event.outcome.value != query.outcome)
             ):
                 continue
@@ -87,9 +94,14 @@ def access_report(
     """Every access to one patient's record up to ``checkpoint``, each with its proof.
 
     ``describe`` turns the principal into who it is (name, role, clinic) for the
-    reader; the proof lets anyone check the line is in the signed ledger.
+    reader; the proof lets anyone check the line is in the signed ledger. An entry
+    naming the patient under a tag this build does not know (a newer build wrote it)
+    is shown, with its action as written: it may be an access, and a report that
+    leaves out an access is worse than one whose reader sees an unfamiliar action.
     """
-    query = AuditQuery(patient_pseudonym=pseudonym, tags=ACCESS_TAGS, count=limit)
+    query = AuditQuery(
+        patient_pseudonym=pseudonym, tags=ACCESS_TAGS, unrecognised_tags=True, count=limit
+    )
     lines: list[dict[str, Any]] = []
     for seq, event, data in matching(ledger, query):
         if seq >= checkpoint.size:

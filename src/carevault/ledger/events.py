@@ -3,14 +3,33 @@
 An event names the patient only by pseudonym, so erasing a patient never forces
 rewriting the tree. Its canonical bytes (sorted-key compact JSON, UTF-8) are what
 a ledger leaf commits to; the FHIR AuditEvent form is derived from it for export.
+
+Reading is forward-compatible. Builds of two releases share one ledger during a
+rolling upgrade (``carevault serve --workers N``), and an older binary may read a
+restored backup, so an entry may hold what this build does not know: a field added
+later (as ``request_id`` was), a tag or outcome added to the vocabulary, a higher
+format version ``v``. Such an entry reads; what this build does not know is kept on
+the event (``unknown``, ``format_version``, an ``Unrecognised`` tag or outcome), never
+dropped silently and never guessed at. The ledger's integrity rests on the stored
+bytes alone: verification, inclusion proofs, checkpoints, segments and every export's
+leaf hash take the entry's bytes as stored, and nothing re-encodes an event it read
+(``canonical`` refuses to, see there). An entry that is not an audit event at all (not
+JSON, a required field missing, a field of the wrong type) is corruption, not the
+future: ``MalformedEntry``, whose message quotes none of the entry.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from typing import Any
+
+#: The format version this build writes (``v``). A new field or a new tag is not a new
+#: version (readers keep what they do not know); a new version says known fields changed
+#: meaning, so a reader of an older build marks what it renders from such an entry.
+FORMAT_VERSION = 1
 
 
 class Tag(StrEnum):
@@ -124,10 +143,40 @@ class Outcome(StrEnum):
     FAILED = "failed"
 
 
+class Unrecognised(str):
+    """A tag or outcome that this build's vocabulary does not hold, as the entry says it.
+
+    A newer build added it (or an older one used a word since retired). It is kept as
+    the raw string rather than mapped to the nearest known member, which would lie: it
+    equals no ``Tag`` or ``Outcome`` member, and code that must map the vocabulary (the
+    FHIR outcome code, the syslog severity) sees the difference in the type and says so
+    instead of guessing. ``value`` gives the string, as it does for a member, so what
+    only shows the word (CSV, search filters, the console) needs no change.
+    """
+
+    __slots__ = ()
+
+    @property
+    def value(self) -> str:
+        return str(self)
+
+    def __repr__(self) -> str:
+        return f"Unrecognised({str.__repr__(self)})"
+
+
+class MalformedEntry(ValueError):
+    """A ledger entry that is not an audit event at all: corruption, not a newer build.
+
+    The message names the entry's position (when the reader knows it), the field and
+    what is wrong with it, never a value: an entry holds pseudonyms, addresses and free
+    text that do not belong in logs or error pages.
+    """
+
+
 @dataclass(frozen=True)
 class AuditEvent:
-    tag: Tag
-    outcome: Outcome
+    tag: Tag | Unrecognised
+    outcome: Outcome | Unrecognised
     at_us: int
     principal: str | None = None
     role: str | None = None
@@ -148,9 +197,39 @@ class AuditEvent:
     #: for every entry of one request, different for any two requests. Entries written
     #: before it was kept have none.
     request_id: str | None = None
+    #: The format version of the entry this event was read from (``v``); higher than
+    #: ``FORMAT_VERSION`` if a newer build wrote it. Not part of the event's identity.
+    format_version: int = field(default=FORMAT_VERSION, compare=False)
+    #: The entry's top-level fields this build does not know, by name, as read: kept so
+    #: that nothing the entry says is lost to whoever holds the event, but not part of
+    #: its identity (equality) and never written by this build (``canonical``).
+    unknown: Mapping[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def fully_understood(self) -> bool:
+        """This build knows everything the entry says: its version, fields and words."""
+        return (
+            self.format_version == FORMAT_VERSION
+            and not self.unknown
+            and not isinstance(self.tag, Unrecognised)
+            and not isinstance(self.outcome, Unrecognised)
+        )
 
     def canonical(self) -> bytes:
-        """The bytes a ledger leaf commits to: stable across versions and machines."""
+        """The bytes a ledger leaf commits to: stable across versions and machines.
+
+        Only for an event this build makes. An event read from an entry this build does
+        not fully understand is refused (``ValueError``) rather than re-encoded: leaving
+        out its unknown fields, or stamping it with this build's version, would give
+        bytes other than the stored ones, and writing what it does not know under this
+        build's name would vouch for it. Nothing re-encodes an event it read; whoever
+        needs an entry's bytes (to hash, prove or export) has them from the store.
+        """
+        if not self.fully_understood:
+            raise ValueError(
+                "an event read from an entry this build does not fully understand is not "
+                "re-encoded: use the entry's stored bytes"
+            )
         # The fields as they are (not dataclasses.asdict, which deep-copies every value:
         # a third of the time of a read's audit entry); the bytes are the same.
         document = {
@@ -158,21 +237,142 @@ class AuditEvent:
             for name in _FIELD_NAMES
             if (value := getattr(self, name)) not in (None, (), {}, "")
         }
-        document["v"] = 1
+        document["v"] = FORMAT_VERSION
         return json.dumps(
             document, sort_keys=True, separators=(",", ":"), ensure_ascii=False
         ).encode()
 
     @classmethod
-    def from_canonical(cls, data: bytes) -> AuditEvent:
-        document = json.loads(data)
-        document.pop("v", None)
-        for key in ("clinic_ids", "categories"):
-            if key in document:
-                document[key] = tuple(document[key])
-        document["tag"] = Tag(document["tag"])
-        document["outcome"] = Outcome(document["outcome"])
-        return cls(**document)
+    def from_canonical(cls, data: bytes, *, seq: int | None = None) -> AuditEvent:
+        """The event a ledger entry's bytes record, forward-compatibly.
+
+        What a newer build may add reads without error and is kept on the event: fields
+        this build does not know go to ``unknown``; a tag or outcome it does not know is
+        an ``Unrecognised`` string; a higher ``v`` is ``format_version``, and the fields
+        this build knows are read as it knows them (whoever renders the event for
+        others marks it, see ``ledger.export``). Raises ``MalformedEntry`` for bytes
+        that are not an audit event: not a JSON object, ``tag``, ``outcome`` or
+        ``at_us`` missing, a known field of the wrong type. ``seq`` only names the
+        entry in that error.
+        """
+        try:
+            document = json.loads(data)
+        except ValueError:
+            # JSONDecodeError and UnicodeDecodeError hold the entry: raised outside this
+            # block, the error does not carry them along as its context.
+            document = _NOT_JSON
+        if document is _NOT_JSON:
+            raise MalformedEntry(f"{_entry(seq)} is not JSON")
+        if not isinstance(document, dict):
+            raise MalformedEntry(f"{_entry(seq)} is not a JSON object")
+        version = document.pop("v", FORMAT_VERSION)
+        if type(version) is not int or version < 1:
+            raise MalformedEntry(f"{_entry(seq)}: 'v' is not a format version")
+        known: dict[str, Any] = {}
+        unknown: dict[str, Any] = {}
+        for name, value in document.items():
+            read = _READERS.get(name)
+            if read is None:
+                unknown[name] = value
+                continue
+            try:
+                known[name] = read(value)
+            except _WrongType as wrong:
+                raise MalformedEntry(
+                    f"{_entry(seq)}: {name!r} is {_json_type(value)}, not {wrong}"
+                ) from None
+        missing = [name for name in _REQUIRED if name not in known]
+        if missing:
+            raise MalformedEntry(f"{_entry(seq)} has no {', '.join(map(repr, missing))}")
+        return cls(**known, format_version=version, unknown=unknown)
 
 
-_FIELD_NAMES = tuple(item.name for item in fields(AuditEvent))
+#: What ``canonical`` writes: every field but what only a read event carries.
+_FIELD_NAMES = tuple(
+    item.name for item in fields(AuditEvent) if item.name not in ("format_version", "unknown")
+)
+_REQUIRED = ("tag", "outcome", "at_us")
+_NOT_JSON = object()
+
+
+class _WrongType(Exception):
+    """A known field's value is not of its type; the message says what was expected."""
+
+
+def _entry(seq: int | None) -> str:
+    return "a ledger entry" if seq is None else f"ledger entry {seq}"
+
+
+def _json_type(value: object) -> str:
+    """The JSON type of a parsed value: what an error may say about it (never the value)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return "an array" if isinstance(value, list) else "an object"
+
+
+def _tag(value: object) -> Tag | Unrecognised:
+    if not isinstance(value, str):
+        raise _WrongType("a string")
+    try:
+        return Tag(value)
+    except ValueError:
+        return Unrecognised(value)
+
+
+def _outcome(value: object) -> Outcome | Unrecognised:
+    if not isinstance(value, str):
+        raise _WrongType("a string")
+    try:
+        return Outcome(value)
+    except ValueError:
+        return Unrecognised(value)
+
+
+def _integer(value: object) -> int:
+    if type(value) is not int:
+        raise _WrongType("an integer")
+    return value
+
+
+def _text(value: object) -> str:
+    if not isinstance(value, str):
+        raise _WrongType("a string")
+    return value
+
+
+def _text_or_none(value: object) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise _WrongType("a string")
+    return value
+
+
+def _texts(value: object) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise _WrongType("an array of strings")
+    return tuple(value)
+
+
+def _object(value: object) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise _WrongType("an object")
+    return value
+
+
+_READERS: dict[str, Callable[[object], Any]] = {
+    "tag": _tag,
+    "outcome": _outcome,
+    "at_us": _integer,
+    "clinic_ids": _texts,
+    "categories": _texts,
+    "reason": _text,
+    "detail": _object,
+}
+#: Every other field is text or absent. A new field of another type fails its own round
+#: trip (``MalformedEntry``) until it is given its reader above.
+_READERS.update({name: _text_or_none for name in _FIELD_NAMES if name not in _READERS})

@@ -2,6 +2,14 @@
 
 Every form carries the entry's position in the ledger (``seq``) and its leaf hash,
 so whoever receives an export can ask for, and check, the entry's inclusion proof.
+
+An entry a newer build wrote is exported too (a rolling upgrade, a restored backup), by
+what this build knows of it, and each form says what that leaves out rather than
+passing it off as complete: a higher format version (whose known fields may mean more
+than this build reads into them) and the names of fields this build does not know. A
+tag this build does not know is exported as written; an outcome it does not know has
+no FHIR outcome code (the element is left out, as R4 allows) and the syslog severity
+of a warning, so that it is looked at rather than filed as routine.
 """
 
 from __future__ import annotations
@@ -14,7 +22,7 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from carevault.ledger.events import AuditEvent, Outcome
+from carevault.ledger.events import FORMAT_VERSION, AuditEvent, Outcome
 from carevault.ledger.verifier import leaf_hash
 
 EXPORT_FORMATS = ("fhir-ndjson", "syslog", "csv")
@@ -34,6 +42,9 @@ _ACTIONS = {
     "delete": "D",
 }
 _OUTCOMES = {Outcome.SUCCESS: "0", Outcome.DENIED: "4", Outcome.FAILED: "8"}
+_SEVERITIES = {Outcome.SUCCESS: 6, Outcome.DENIED: 4, Outcome.FAILED: 3}
+#: The syslog severity of an outcome this build does not know: warning, as a denial.
+_UNKNOWN_SEVERITY = 4
 _REST = {"read", "vread", "search", "history", "create", "update", "delete"}
 
 
@@ -44,7 +55,7 @@ def _instant(at_us: int) -> str:
 
 def fhir_audit_event(seq: int, data: bytes) -> dict[str, Any]:
     """The FHIR R4 AuditEvent for ledger entry ``seq`` with canonical bytes ``data``."""
-    event = AuditEvent.from_canonical(data)
+    event = AuditEvent.from_canonical(data, seq=seq)
     source, _, verb = event.tag.value.rpartition(":")
     rest = source.startswith("fhir") and verb in _REST
     resource: dict[str, Any] = {
@@ -61,7 +72,7 @@ def fhir_audit_event(seq: int, data: bytes) -> dict[str, Any]:
         ),
         "subtype": [{"system": LEDGER_SYSTEM, "code": event.tag.value}],
         "recorded": _instant(event.at_us),
-        "outcome": _OUTCOMES[event.outcome],
+        **_outcome_code(event),
         "agent": [_agent(event)],
         "source": {
             "observer": {"display": "CareVault gate"},
@@ -94,6 +105,21 @@ def fhir_audit_event(seq: int, data: bytes) -> dict[str, Any]:
     if entities:
         resource["entity"] = entities
     return resource
+
+
+def _outcome_code(event: AuditEvent) -> dict[str, str]:
+    """The FHIR outcome element; none for an outcome this build does not know, which no
+    code would state truly (the entry's own word is in its canonical bytes)."""
+    if isinstance(event.outcome, Outcome):
+        return {"outcome": _OUTCOMES[event.outcome]}
+    return {}
+
+
+def _unread(event: AuditEvent) -> tuple[str, str]:
+    """What this build could not read of the entry: the format version if newer than it
+    writes (else ""), and the unknown fields' names, sorted and comma-separated."""
+    version = str(event.format_version) if event.format_version != FORMAT_VERSION else ""
+    return version, ",".join(sorted(event.unknown))
 
 
 def _agent(event: AuditEvent) -> dict[str, Any]:
@@ -158,22 +184,28 @@ def _entities(seq: int, data: bytes, event: AuditEvent) -> list[dict[str, Any]]:
                 "type": {"system": BALP_ENTITY_TYPES, "code": "XrequestId"},
             }
         )
+    details: list[dict[str, str]] = [
+        {"type": "leaf-hash", "valueString": leaf_hash(data).hex()},
+        {"type": "canonical-entry", "valueBase64Binary": base64.b64encode(data).decode()},
+    ]
+    version, unknown = _unread(event)
+    if version:
+        details.append({"type": "format-version", "valueString": version})
+    if unknown:
+        details.append({"type": "unknown-fields", "valueString": unknown})
     entities.append(
-        {
-            "what": {"identifier": {"system": LEDGER_SYSTEM, "value": str(seq)}},
-            "detail": [
-                {"type": "leaf-hash", "valueString": leaf_hash(data).hex()},
-                {"type": "canonical-entry", "valueBase64Binary": base64.b64encode(data).decode()},
-            ],
-        }
+        {"what": {"identifier": {"system": LEDGER_SYSTEM, "value": str(seq)}}, "detail": details}
     )
     return entities
 
 
 def syslog_line(seq: int, data: bytes, hostname: str = "-", app: str = "carevault") -> str:
     """RFC 5424: <PRI>1 TIMESTAMP HOST APP PROCID MSGID [SD] MSG (facility authpriv)."""
-    event = AuditEvent.from_canonical(data)
-    severity = {Outcome.SUCCESS: 6, Outcome.DENIED: 4, Outcome.FAILED: 3}[event.outcome]
+    event = AuditEvent.from_canonical(data, seq=seq)
+    severity = (
+        _SEVERITIES[event.outcome] if isinstance(event.outcome, Outcome) else _UNKNOWN_SEVERITY
+    )
+    version, unknown = _unread(event)
     priority = 10 * 8 + severity  # facility 10: security/authorization (authpriv)
     params = {
         "seq": str(seq),
@@ -187,6 +219,8 @@ def syslog_line(seq: int, data: bytes, hostname: str = "-", app: str = "carevaul
         "patient": event.patient_pseudonym or "",
         "categories": ",".join(event.categories),
         "request": event.request_id or "",
+        "format": version,
+        "unknown": unknown,
     }
     structured = "[carevault@32473 " + " ".join(
         f'{name}="{_sd_escape(value)}"' for name, value in params.items() if value
@@ -221,13 +255,17 @@ CSV_COLUMNS = (
     "break_glass_reason",
     "reason",
     "leaf_hash",
-    # Last, so that scripts reading the columns by position before it was added still do.
+    # Last, so that scripts reading the columns by position before they were added still do.
     "request_id",
+    # What this build could not read of the entry (see ``_unread``): empty for one in its
+    # own format with no field it does not know (an unknown tag or outcome is in its column).
+    "format_version",
+    "unknown_fields",
 )
 
 
 def csv_row(seq: int, data: bytes) -> list[str]:
-    event = AuditEvent.from_canonical(data)
+    event = AuditEvent.from_canonical(data, seq=seq)
     return [
         str(seq),
         _instant(event.at_us),
@@ -246,6 +284,7 @@ def csv_row(seq: int, data: bytes) -> list[str]:
         event.reason,
         leaf_hash(data).hex(),
         event.request_id or "",
+        *_unread(event),
     ]
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import csv
 import io
+import json
 import re
 
 import pytest
@@ -208,3 +209,58 @@ def test_ndjson_is_one_compact_audit_event_per_line_and_unknown_formats_are_refu
     assert "急症" in lines[0]  # UTF-8, not \\u escapes
     with pytest.raises(ValueError, match="unknown export format 'xml'"):
         list(export_lines(entries(), "xml"))
+
+
+def _as_newer_build_writes(event: AuditEvent, **changes: object) -> bytes:
+    """``event``'s entry with ``changes``, in the canonical form (as a newer build)."""
+    document = {**json.loads(event.canonical()), **changes}
+    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def test_an_entry_a_newer_build_wrote_exports_in_every_form_saying_what_was_not_read() -> None:
+    data = _as_newer_build_writes(GLASS_READ, v=2, ward="4B", consent={"ref": "Consent/7"})
+
+    resource = fhir_audit_event(9, data)
+    check_resource(resource)
+    assert resource["outcome"] == "0" and resource["subtype"][0]["code"] == "fhir:resource:read"
+    assert resource["entity"][-1]["detail"] == [
+        {"type": "leaf-hash", "valueString": leaf_hash(data).hex()},
+        {"type": "canonical-entry", "valueBase64Binary": base64.b64encode(data).decode()},
+        {"type": "format-version", "valueString": "2"},
+        {"type": "unknown-fields", "valueString": "consent,ward"},
+    ]
+
+    header, params = _parse_syslog(syslog_line(9, data))
+    assert int(header["pri"]) == 10 * 8 + 6
+    assert params["leaf"] == leaf_hash(data).hex()
+    assert (params["format"], params["unknown"]) == ("2", "consent,ward")
+
+    lines = list(export_lines([(8, GLASS_READ.canonical()), (9, data)], "csv"))
+    current, newer = (
+        dict(zip(CSV_COLUMNS, row, strict=True))
+        for row in csv.reader(io.StringIO("\n".join(lines[1:])))
+    )
+    assert (newer["format_version"], newer["unknown_fields"]) == ("2", "consent,ward")
+    assert (newer["tag"], newer["leaf_hash"]) == ("fhir:resource:read", leaf_hash(data).hex())
+    assert (current["format_version"], current["unknown_fields"]) == ("", "")
+    _, params = _parse_syslog(syslog_line(8, GLASS_READ.canonical()))
+    assert "format" not in params and "unknown" not in params
+
+
+def test_a_tag_and_outcome_this_build_does_not_know_are_exported_as_written_not_mapped() -> None:
+    data = _as_newer_build_writes(FAILED_WRITE, tag="fhir:resource:patch", outcome="partial")
+
+    resource = fhir_audit_event(5, data)
+    check_resource(resource)
+    assert "outcome" not in resource  # no code would state "partial" truly
+    assert resource["subtype"] == [{"system": LEDGER_SYSTEM, "code": "fhir:resource:patch"}]
+    assert resource["type"]["code"] == "fhir:resource" and "action" not in resource
+
+    header, params = _parse_syslog(syslog_line(5, data))
+    assert int(header["pri"]) == 10 * 8 + 4  # a warning: looked at, not filed as routine
+    assert (params["tag"], params["outcome"]) == ("fhir:resource:patch", "partial")
+    assert header["msgid"] == "patch"
+
+    row = dict(zip(CSV_COLUMNS, csv_row(5, data), strict=True))
+    assert (row["tag"], row["outcome"]) == ("fhir:resource:patch", "partial")
+    assert (row["format_version"], row["unknown_fields"]) == ("", "")

@@ -116,7 +116,8 @@ class GroundTruth:
         if desk.session_id:
             self.sessions.add(desk.session_id)
         mine = [
-            (seq, AuditEvent.from_canonical(data)) for seq, data in store.entries(self._size, end)
+            (seq, AuditEvent.from_canonical(data, seq=seq))
+            for seq, data in store.entries(self._size, end)
         ]
         mine = [
             (seq, event)
