@@ -441,9 +441,11 @@ def _plain_insert(
 ) -> str | None:
     """``table (names)``, quoted, if ``statement`` is a plain INSERT whose values are
     exactly the parameters ``names``, each into the column of its name (no RETURNING, no
-    ON CONFLICT, no OR IGNORE); None otherwise. Such an insert of many rows can go as one COPY
-    (PostgreSQL) or as statements of many rows each (SQLite), checking the same
-    constraints, filling the same defaults and firing the same triggers as row by row.
+    ON CONFLICT, no prefix such as OR IGNORE); None otherwise. Such an insert of many
+    rows can go as one COPY (PostgreSQL) or as statements of many rows each (SQLite),
+    checking the same constraints, filling the same defaults and firing the same
+    triggers as row by row. Known by the statement's id: only for statements built once,
+    at import (as every caller's are).
 
     A bulk load's search tokens are ten rows a record: sent as an executemany, each row
     was a statement of its own, and PostgreSQL spent about as long on them as the loader

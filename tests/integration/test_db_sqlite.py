@@ -31,6 +31,8 @@ PAIRS = Table(
     Column("n", Integer, nullable=False),
 )
 PLAIN = insert(PAIRS).values(token=bindparam("token"), n=bindparam("n"))
+#: Built once, as the store's statements are: what a statement compiles to is kept by its id.
+IGNORING = insert(PAIRS).prefix_with("OR IGNORE").values(token=bindparam("token"), n=bindparam("n"))
 
 
 @pytest.fixture
@@ -96,11 +98,8 @@ def test_an_insert_that_is_not_plain_keeps_its_meaning(engine: Engine) -> None:
     rows = _rows(db.COPY_ROWS * 20)
     with write_transaction(engine) as connection:
         db.driver_executemany_tuples(connection, PLAIN, ("token", "n"), rows[:5])
-    ignoring = (
-        insert(PAIRS).prefix_with("OR IGNORE").values(token=bindparam("token"), n=bindparam("n"))
-    )
 
     with write_transaction(engine) as connection:
-        db.driver_executemany_tuples(connection, ignoring, ("token", "n"), rows)
+        db.driver_executemany_tuples(connection, IGNORING, ("token", "n"), rows)
 
     assert _stored(engine)[0] == rows
