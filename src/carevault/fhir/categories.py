@@ -142,13 +142,22 @@ def subset(
             removed = True
     if not removed:
         return resource
-    # A new meta with a new security list; what it shares with the stored resource is
-    # never changed.
-    meta = dict(kept.get("meta") or {})
-    meta["security"] = [*(meta.get("security") or []), SUBSETTED]
-    kept["meta"] = meta
     # The narrative may repeat what was removed.
     kept.pop("text", None)
+    return mark_subsetted(kept)
+
+
+def mark_subsetted(kept: dict[str, Any]) -> dict[str, Any]:
+    """``kept`` (a new dict, elements taken from a resource) labelled SUBSETTED, once:
+    the one way a view of a record says it is not the whole record, whether the role
+    withheld elements or the client asked for fewer (``fhir/views.py``), or both. A
+    new meta with a new security list: what it shares with the stored resource is never
+    changed."""
+    meta = dict(kept.get("meta") or {})
+    labels = meta.get("security") or []
+    if not any(_is_subsetted(label) for label in labels):
+        meta["security"] = [*labels, SUBSETTED]
+    kept["meta"] = meta
     return kept
 
 

@@ -15,15 +15,19 @@ from carevault.fhir import dates, normalise
 from carevault.fhir.date_certain import certain_tokens
 from carevault.fhir.indexing import any_term, reference_term, system_only_term, system_term
 from carevault.fhir.registry import RESOURCE_TYPES, ParamKind, ResourceType, SearchParam
+from carevault.fhir.views import FULL, Summary, View, ViewError, asked_view
 
 _ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 _PARAM_NAME = re.compile(r"[^A-Za-z0-9_:.\-]")
 
-SUPPORTED_RESULT_PARAMS = frozenset({"_count", "_offset", "_sort", "_total", "_format", "_summary"})
+SUPPORTED_RESULT_PARAMS = frozenset({"_count", "_offset", "_sort", "_total", "_format"})
 
-#: Parameters that only shape how each resource is shown or how the total is counted
+#: How much of each resource is shown (``fhir/views.py``).
+VIEW_PARAMS = frozenset({"_summary", "_elements"})
+
+#: Parameters that only shape how the answer is laid out or how the total is counted
 #: (ignored with a warning). ``_totalMethod`` is what fhirpy sends with ``count()``.
-PRESENTATION_PARAMS = frozenset({"_elements", "_pretty", "_totalMethod"})
+PRESENTATION_PARAMS = frozenset({"_pretty", "_totalMethod"})
 
 
 class SearchError(ValueError):
@@ -96,10 +100,14 @@ class SearchQuery:
     count: int = 20
     offset: int = 0
     summary_count: bool = False
+    #: How much of each matching resource is shown (``_summary``, ``_elements``).
+    view: View = FULL
     #: (name, value) pairs that were applied, for the self link.
     applied: list[tuple[str, str]] = field(default_factory=list)
     #: Presentation parameters ignored under lenient handling, reported in an outcome.
     ignored: list[str] = field(default_factory=list)
+    #: ``_elements`` names the type has no element of, ignored under lenient handling.
+    ignored_elements: list[str] = field(default_factory=list)
 
     @property
     def sorts_on_encrypted(self) -> bool:
@@ -122,8 +130,13 @@ def parse_query(
     max_count: int,
 ) -> SearchQuery:
     query = SearchQuery(resource_type=resource_type, count=default_count)
+    views: list[tuple[str, str]] = []
     for raw_name, value in params:
         name, _, modifier = raw_name.partition(":")
+        if name in VIEW_PARAMS:
+            _reject_modifier(raw_name, modifier)
+            views.append((name, value))
+            continue
         if name in SUPPORTED_RESULT_PARAMS:
             _result_param(query, name, value, max_count)
         elif name == "_id":
@@ -157,7 +170,24 @@ def parse_query(
             _reject_modifier(raw_name, modifier)
             _param_condition(query, param, value, zone)
         query.applied.append((raw_name, value))
+    _shape(query, views, strict)
     return query
+
+
+def _shape(query: SearchQuery, views: Sequence[tuple[str, str]], strict: bool) -> None:
+    """``_summary`` and ``_elements``, once every parameter is known (their checks do not
+    depend on the order they come in)."""
+    try:
+        asked = asked_view(query.resource_type.name, views, search=True, strict=strict)
+    except ViewError as error:
+        raise SearchError(str(error)) from None
+    if asked.view.summary is Summary.TEXT and query.includes:
+        # FHIR: _include and _revinclude cannot be mixed with _summary=text.
+        raise SearchError("_summary=text cannot be used with _include or _revinclude")
+    query.view = asked.view
+    query.summary_count = asked.count_only
+    query.applied.extend(asked.applied)
+    query.ignored_elements = list(asked.ignored)
 
 
 def _include(resource_type: ResourceType, name: str, value: str) -> Include:
@@ -213,10 +243,6 @@ def _result_param(query: SearchQuery, name: str, value: str, max_count: int) -> 
                     f"sortable: {', '.join(allowed)}"
                 )
             query.sort.append(SortKey(key_name, descending))
-    elif name == "_summary":
-        if value not in ("count", "false"):
-            raise SearchError("only _summary=count (or false) is supported")
-        query.summary_count = value == "count"
     elif name == "_format" and value not in ("json", "application/json", "application/fhir+json"):
         raise SearchError("only JSON is supported (_format=json)")
 

@@ -22,6 +22,7 @@ from carevault.fhir.outcome import FhirError, Issue, bad_request, outcome
 from carevault.fhir.query import SearchQuery, parse_query, safe_name
 from carevault.fhir.registry import RESOURCE_TYPES, ResourceType
 from carevault.fhir.validate import parse_json, validate_resource
+from carevault.fhir.views import FULL, View, ViewError, asked_view, shown_body
 from carevault.gate import Caller, Gate
 from carevault.gate.history import versions as history_versions
 from carevault.gate.prefetch import Prefetched
@@ -92,11 +93,39 @@ class FhirInteractions:
 
     # --- reads -----------------------------------------------------------------------------
 
-    def read(self, caller: Caller, type_name: str, resource_id: str, base: str) -> FhirResponse:
+    def read(
+        self,
+        caller: Caller,
+        type_name: str,
+        resource_id: str,
+        base: str,
+        params: Sequence[tuple[str, str]] = (),
+        *,
+        strict: bool = False,
+    ) -> FhirResponse:
+        """``params``: the read's query (``_summary``, ``_elements``); checked before the
+        record is read, so that a bad value reads, records and spends nothing."""
+        view = self.read_view(type_name, params, strict=strict)
         rt = resource_type_named(type_name)
         with translated():
             opened = self.gate.read(caller, rt, checked_id(resource_id))
-        return FhirResponse(200, opened.body, version_headers(opened.head, base))
+        return self.read_answer(opened, base, view)
+
+    @staticmethod
+    def read_view(
+        type_name: str, params: Sequence[tuple[str, str]], *, strict: bool = False
+    ) -> View:
+        """What a read or vread's ``_summary`` and ``_elements`` ask to be shown of the
+        record (400 if they cannot be honoured); the gate's read, its decision and its
+        audit entry are the same whatever is asked: a view is cut from what the gate
+        gives, after it, and only ever leaves elements out."""
+        if not params:
+            return FULL
+        rt = resource_type_named(type_name)
+        try:
+            return asked_view(rt.name, params, search=False, strict=strict).view
+        except ViewError as error:
+            raise bad_request(str(error)) from None
 
     def read_later(
         self,
@@ -126,18 +155,27 @@ class FhirInteractions:
             return await self.gate.prefetch(caller, rt, checked_id(resource_id))
 
     @staticmethod
-    def read_answer(opened: Opened, base: str) -> FhirResponse:
-        return FhirResponse(200, opened.body, version_headers(opened.head, base))
+    def read_answer(opened: Opened, base: str, view: View = FULL) -> FhirResponse:
+        return FhirResponse(200, viewed(opened, view).body, version_headers(opened.head, base))
 
     def vread(
-        self, caller: Caller, type_name: str, resource_id: str, version: str, base: str
+        self,
+        caller: Caller,
+        type_name: str,
+        resource_id: str,
+        version: str,
+        base: str,
+        params: Sequence[tuple[str, str]] = (),
+        *,
+        strict: bool = False,
     ) -> FhirResponse:
         rt = resource_type_named(type_name)
         if not version.isdigit() or len(version) > 9:
             raise bad_request("a version id is a positive integer")
+        view = self.read_view(type_name, params, strict=strict)
         with translated():
             opened = self.gate.vread(caller, rt, checked_id(resource_id), int(version))
-        return FhirResponse(200, opened.body, version_headers(opened.head, base))
+        return self.read_answer(opened, base, view)
 
     def history(
         self,
@@ -255,6 +293,14 @@ class FhirInteractions:
             )
             for name in query.ignored
         ]
+        issues += [
+            Issue(
+                "not-found",
+                f"_elements: '{name}' is not an element of {type_name} and was ignored",
+                severity="warning",
+            )
+            for name in query.ignored_elements
+        ]
         if cut:
             issues.append(
                 Issue(
@@ -265,10 +311,14 @@ class FhirInteractions:
                 )
             )
         notice = outcome(issues) if issues else None
+        # Cut after the includes were found (from what the caller may see of the page):
+        # FHIR applies _elements to the matches only; a summary form to every resource.
+        matches = [viewed(item, query.view) for item in items]
+        others = [viewed(item, View(summary=query.view.summary)) for item in extra]
         return FhirResponse(
             200,
             bundles.searchset(
-                base, items, total=total, links=links, included=extra, outcome=notice
+                base, matches, total=total, links=links, included=others, outcome=notice
             ),
         )
 
@@ -369,6 +419,15 @@ class FhirInteractions:
         with translated():
             [result] = self.gate.write(caller, [Delete(rt, checked_id(resource_id), expected)])
         return FhirResponse(204, None, {"ETag": bundles.etag(result.head.version_id)})
+
+
+def viewed(item: Opened, view: View) -> Opened:
+    """``item`` (as the gate let it leave: the caller's view of the record) with only what
+    ``view`` asks for; the same item when nothing is taken away."""
+    if item.body is None or not view.cuts:
+        return item
+    body = shown_body(item.head.resource_type, item.body, view)
+    return item if body is item.body else Opened(item.head, body)
 
 
 def written(

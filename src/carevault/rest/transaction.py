@@ -283,9 +283,9 @@ def _run_get(interactions: FhirInteractions, caller: Caller, url: str, base: str
     if len(parts) == 1:
         return interactions.search(caller, parts[0], parse_qsl(query), base, strict=False)
     if len(parts) == 2:
-        return interactions.read(caller, parts[0], parts[1], base)
+        return interactions.read(caller, parts[0], parts[1], base, parse_qsl(query))
     if len(parts) == 4 and parts[2] == "_history":
-        return interactions.vread(caller, parts[0], parts[1], parts[3], base)
+        return interactions.vread(caller, parts[0], parts[1], parts[3], base, parse_qsl(query))
     raise bad_request("GET entries support read, vread and search")
 
 

@@ -19,7 +19,7 @@ from carevault.db import on_the_loop
 from carevault.fhir import jsonio
 from carevault.fhir.content import has_control_characters
 from carevault.fhir.outcome import FhirError, Issue
-from carevault.fhir.query import safe_name
+from carevault.fhir.query import VIEW_PARAMS, safe_name
 from carevault.gate import Caller, WouldBlock
 from carevault.ledger.trail import AuditUnavailable
 from carevault.rest import conditional, operations, patching, transaction
@@ -84,6 +84,14 @@ def base_url(request: Request) -> str:
 
 def query_params(request: Request) -> list[tuple[str, str]]:
     return parse_qsl(request.url.query, keep_blank_values=True)
+
+
+def view_params(request: Request) -> list[tuple[str, str]]:
+    """A read's ``_summary`` and ``_elements`` (``rest.interactions.read_view``); the query
+    is parsed only when there is one, which a plain read by id does not have."""
+    if not request.scope.get("query_string"):
+        return []
+    return [(name, value) for name, value in query_params(request) if name in VIEW_PARAMS]
 
 
 def strict_handling(request: Request) -> bool:
@@ -303,6 +311,8 @@ async def read(request: Request) -> Response:
     svc = services(request)
     type_name, resource_id = request.path_params["type_name"], request.path_params["resource_id"]
     base = base_url(request)
+    asked = view_params(request)
+    strict = bool(asked) and strict_handling(request)
     # As FastAPI does for CallerDep: an override of the ``caller`` dependency (the tests'
     # in-process client acts as the system itself) replaces the token check.
     override = request.app.dependency_overrides.get(caller)
@@ -320,16 +330,19 @@ async def read(request: Request) -> Response:
         # token taken) if ``who`` is set by then.
         with suppress(WouldBlock), gathering, on_the_loop():
             who = authenticate(svc, request, may_block=False)
+            view = svc.fhir.read_view(type_name, asked, strict=strict)
             pending = svc.fhir.read_later(who, type_name, resource_id, may_block=False)
         if pending is not None:
             opened = await released(pending, svc.audit.timeout)
-            return fhir_response(not_modified(request, svc.fhir.read_answer(opened, base)))
+            shown = svc.fhir.read_answer(opened, base, view)
+            return fhir_response(not_modified(request, shown))
     elif svc.gate.loop_reads is not None:
         # PostgreSQL: the record and its registrations in one round trip awaited on the
         # loop, then decided, cut and queued for the ledger as on SQLite.
         pending = None
         with suppress(WouldBlock), on_the_loop():
             who = authenticate(svc, request, may_block=False)
+            view = svc.fhir.read_view(type_name, asked, strict=strict)
             prefetched = await svc.fhir.prefetch(who, type_name, resource_id)
             with svc.audit.gathering(asyncio.get_running_loop().call_soon):
                 pending = svc.fhir.read_later(
@@ -337,11 +350,19 @@ async def read(request: Request) -> Response:
                 )
         if pending is not None:
             opened = await released(pending, svc.audit.timeout)
-            return fhir_response(not_modified(request, svc.fhir.read_answer(opened, base)))
+            shown = svc.fhir.read_answer(opened, base, view)
+            return fhir_response(not_modified(request, shown))
     known = who
 
     def answer() -> FhirResponse:
-        return svc.fhir.read(known or authenticate(svc, request), type_name, resource_id, base)
+        return svc.fhir.read(
+            known or authenticate(svc, request),
+            type_name,
+            resource_id,
+            base,
+            asked,
+            strict=strict,
+        )
 
     return fhir_response(not_modified(request, await run_in_threadpool(answer)))
 
@@ -511,4 +532,13 @@ async def vread(
     svc: ServicesDep,
     who: CallerDep,
 ) -> Response:
-    return await run(svc.fhir.vread, who, type_name, resource_id, version_id, base_url(request))
+    return await run(
+        svc.fhir.vread,
+        who,
+        type_name,
+        resource_id,
+        version_id,
+        base_url(request),
+        view_params(request),
+        strict=strict_handling(request),
+    )

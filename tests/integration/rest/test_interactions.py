@@ -247,14 +247,14 @@ def test_unknown_parameter_is_refused_in_lenient_mode_too(api: FhirTestClient) -
         refused = api.get("/fhir/Patient?name=chan&shoe-size=44", headers=headers)
         assert refused.status_code == 400
         assert "shoe-size" in refused.json()["issue"][0]["diagnostics"]
-    lenient = api.get("/fhir/Patient?name=chan&_elements=name")
+    lenient = api.get("/fhir/Patient?name=chan&_totalMethod=count")
     assert lenient.status_code == 200
     bundle = lenient.json()
     assert bundle["total"] == 1
     outcomes = [e for e in bundle["entry"] if e["search"]["mode"] == "outcome"]
-    assert "_elements" in outcomes[0]["resource"]["issue"][0]["diagnostics"]
+    assert "_totalMethod" in outcomes[0]["resource"]["issue"][0]["diagnostics"]
     self_link = next(link["url"] for link in bundle["link"] if link["relation"] == "self")
-    assert "_elements" not in self_link
+    assert "_totalMethod" not in self_link
 
 
 def test_everything_returns_the_patients_records_and_what_they_refer_to(

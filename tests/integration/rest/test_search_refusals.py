@@ -109,11 +109,11 @@ def test_a_filter_not_understood_is_refused_in_lenient_mode_too(
 def test_parameters_that_only_shape_the_display_may_be_ignored(
     api: FhirTestClient, people: dict[str, Any]
 ) -> None:
-    bundle = api.get("/fhir/Patient?gender=female&_elements=name&_pretty=true").json()
+    bundle = api.get("/fhir/Patient?gender=female&_totalMethod=count&_pretty=true").json()
     assert [p["id"] for p in _matches(bundle)] == [people["female"]["id"]]
     warning = _matches(bundle, "outcome")[0]["issue"][0]
-    assert warning["severity"] == "warning" and "_elements" in warning["diagnostics"]
-    strict = api.get("/fhir/Patient?_elements=name", headers={"Prefer": "handling=strict"})
+    assert warning["severity"] == "warning" and "_totalMethod" in warning["diagnostics"]
+    strict = api.get("/fhir/Patient?_totalMethod=count", headers={"Prefer": "handling=strict"})
     assert strict.status_code == 400
 
 

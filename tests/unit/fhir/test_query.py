@@ -63,9 +63,10 @@ def test_unknown_parameters_are_refused_in_every_mode_naming_them() -> None:
 
 
 def test_only_presentation_parameters_are_ignored_and_reported() -> None:
-    assert parse("Patient", ("_elements", "name"), ("_pretty", "true")).ignored == ["_elements"]
-    with pytest.raises(SearchError, match="_elements"):
-        parse("Patient", ("_elements", "name"), strict=True)
+    asked = parse("Patient", ("_totalMethod", "count"), ("_pretty", "true"))
+    assert asked.ignored == ["_totalMethod"]
+    with pytest.raises(SearchError, match="_totalMethod"):
+        parse("Patient", ("_totalMethod", "count"), strict=True)
     assert not parse("Patient", ("_summary", "false")).summary_count
 
 
@@ -131,3 +132,24 @@ def test_modifiers_are_refused_rather_than_ignored() -> None:
 def test_system_only_token_search_finds_any_code_of_the_system() -> None:
     query = parse("Observation", ("code", "http://loinc.org|"))
     assert query.terms[0].alternatives == (("sysany|http://loinc.org",),)
+
+
+def test_summary_and_elements_shape_the_view_and_stay_in_the_self_link() -> None:
+    summary = parse("Patient", ("_summary", "true"), ("name", "chan"))
+    assert summary.view.summary == "true" and not summary.summary_count
+    assert ("_summary", "true") in summary.applied
+    elements = parse("Patient", ("_elements", "name, birthDate,shoeSize"))
+    assert elements.view.elements == {"name", "birthDate"}
+    assert ("_elements", "name,birthDate") in elements.applied
+    assert elements.ignored_elements == ["shoeSize"]
+    with pytest.raises(SearchError, match="shoeSize"):
+        parse("Patient", ("_elements", "name,shoeSize"), strict=True)
+
+
+def test_summary_text_with_includes_and_bad_views_are_refused() -> None:
+    with pytest.raises(SearchError, match="_summary=text cannot be used with _include"):
+        parse("Observation", ("_include", "Observation:patient"), ("_summary", "text"))
+    for bad in (("_summary", "bogus"), ("_elements", "a.b"), ("_summary:x", "true")):
+        for strict in (False, True):
+            with pytest.raises(SearchError):
+                parse("Patient", bad, strict=strict)

@@ -1,0 +1,301 @@
+"""``_summary`` and ``_elements`` on read, vread and search, as third-party clients send
+them (fhirpy's ``.elements()``, HAPI's ``.summaryMode()``, SMART apps): each view only
+takes elements away from what the caller's role may already see, is labelled SUBSETTED,
+and leaves the gate's decision and the ledger as a plain read leaves them. Values FHIR
+does not define are a 400 that reads nothing. SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+
+from carevault.bootstrap import Services
+from carevault.ledger.events import Tag
+from tests.integration.access.group import Group, build_group
+from tests.integration.access.group import observation as observation_of
+from tests.support.client import FhirTestClient
+
+SUBSETTED = {
+    "system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue",
+    "code": "SUBSETTED",
+    "display": "subsetted",
+}
+NARRATIVE = {"status": "generated", "div": '<div xmlns="http://www.w3.org/1999/xhtml">Chan</div>'}
+
+
+@pytest.fixture
+def group(services: Services, api: FhirTestClient) -> Iterator[Group]:
+    yield from build_group(services, api)
+
+
+def _created(api: FhirTestClient, body: dict[str, Any]) -> dict[str, Any]:
+    response = api.post_json(f"/fhir/{body['resourceType']}", body)
+    assert response.status_code == 201, response.text
+    made: dict[str, Any] = response.json()
+    return made
+
+
+@pytest.fixture
+def full_patient(api: FhirTestClient) -> dict[str, Any]:
+    """A patient with a narrative and elements that are not summary elements."""
+    return _created(
+        api,
+        {
+            "resourceType": "Patient",
+            "text": NARRATIVE,
+            "identifier": [{"system": "urn:clinic:mrn", "value": "MRN-1"}],
+            "name": [{"family": "Chan", "given": ["Tai Man"]}],
+            "gender": "male",
+            "birthDate": "1970-03-14",
+            "maritalStatus": {"text": "married"},
+            "communication": [{"language": {"text": "Cantonese"}}],
+        },
+    )
+
+
+def _labels(resource: dict[str, Any]) -> list[Any]:
+    return list(resource.get("meta", {}).get("security", []))
+
+
+def _matches(bundle: dict[str, Any], mode: str = "match") -> list[dict[str, Any]]:
+    return [e["resource"] for e in bundle.get("entry", []) if e["search"]["mode"] == mode]
+
+
+def _within(view: dict[str, Any], whole: dict[str, Any]) -> None:
+    """Every element of ``view`` is in ``whole`` as it is there (meta aside: its label)."""
+    for name, value in view.items():
+        if name != "meta":
+            assert whole.get(name) == value, name
+    assert {k: v for k, v in view["meta"].items() if k != "security"} == {
+        k: v for k, v in whole["meta"].items() if k != "security"
+    }
+
+
+def test_each_summary_value_on_read_and_vread(
+    api: FhirTestClient, full_patient: dict[str, Any]
+) -> None:
+    url = f"/fhir/Patient/{full_patient['id']}"
+    for path in (url, f"{url}/_history/1"):
+        summary = api.get(f"{path}?_summary=true").json()
+        assert set(summary) == {"resourceType", "id", "meta"} | {
+            "identifier",
+            "name",
+            "gender",
+            "birthDate",
+        }
+        assert _labels(summary) == [SUBSETTED]
+        text = api.get(f"{path}?_summary=text").json()
+        assert set(text) == {"resourceType", "id", "meta", "text"}
+        assert text["text"] == NARRATIVE and _labels(text) == [SUBSETTED]
+        data = api.get(f"{path}?_summary=data").json()
+        assert set(data) == set(full_patient) - {"text"} and _labels(data) == [SUBSETTED]
+        assert api.get(f"{path}?_summary=false").json() == full_patient
+        counted = api.get(f"{path}?_summary=count")
+        assert counted.status_code == 400
+        assert "searches only" in counted.json()["issue"][0]["diagnostics"]
+        for cut in (summary, text, data):
+            _within(cut, full_patient)
+
+
+def test_each_summary_value_on_search(api: FhirTestClient, full_patient: dict[str, Any]) -> None:
+    search = f"/fhir/Patient?_id={full_patient['id']}"
+    [summary] = _matches(api.get(f"{search}&_summary=true").json())
+    assert "communication" not in summary and "text" not in summary
+    assert summary["name"] == full_patient["name"] and _labels(summary) == [SUBSETTED]
+    [text] = _matches(api.get(f"{search}&_summary=text").json())
+    assert set(text) == {"resourceType", "id", "meta", "text"}
+    [data] = _matches(api.get(f"{search}&_summary=data").json())
+    assert "text" not in data and data["communication"] == full_patient["communication"]
+    [whole] = _matches(api.get(f"{search}&_summary=false").json())
+    assert whole == full_patient
+    counted = api.get(f"{search}&_summary=count").json()
+    assert counted["total"] == 1 and "entry" not in counted
+    bundle = api.get(f"{search}&_summary=true").json()
+    self_link = next(link["url"] for link in bundle["link"] if link["relation"] == "self")
+    assert "_summary=true" in self_link
+
+
+def test_elements_keep_what_is_named_with_mandatory_elements_on_every_page(
+    api: FhirTestClient, group: Group
+) -> None:
+    patient = group.tm_patient.id
+    observation = api.get(f"/fhir/Observation/{group.tm_patient.observation}").json()
+    read = api.get(f"/fhir/Observation/{observation['id']}?_elements=code").json()
+    # status is mandatory (1..1): kept though not named.
+    assert set(read) == {"resourceType", "id", "meta", "status", "code"}
+    assert _labels(read) == [SUBSETTED]
+    _within(read, observation)
+    # Nothing to take away: the record as it is, not labelled.
+    whole = api.get(f"/fhir/Observation/{observation['id']}?_elements=subject").json()
+    assert whole == observation
+
+    for index in range(2):
+        _created(api, observation_of(patient, f"extra {index}"))
+    first = api.get(
+        f"/fhir/Observation?patient={patient}&_elements=code&_count=2&_include=Observation:patient"
+    ).json()
+    assert first["total"] == 3
+    for match in _matches(first):
+        assert set(match) == {"resourceType", "id", "meta", "status", "code"}
+    # _elements does not apply to included resources (FHIR search.html#elements).
+    [included] = _matches(first, "include")
+    assert included["birthDate"] == group.tm_patient.birth_date
+    following = next(link["url"] for link in first["link"] if link["relation"] == "next")
+    assert "_elements=code" in following
+    second = api.get(following[following.index("/fhir/") :]).json()
+    [last] = _matches(second)
+    assert set(last) == {"resourceType", "id", "meta", "status", "code"}
+
+
+def test_a_front_desk_never_gets_more_with_a_view(group: Group) -> None:
+    """The desk's role withholds the HKID and clinical records: no view brings either back,
+    and each view of what remains is cut from the desk's own view."""
+    desk = group.desk_tm
+    url = f"/fhir/Patient/{group.tm_patient.id}"
+    plain = group.call(desk, "GET", url).json()
+    assert "identifier" not in plain and _labels(plain) == [SUBSETTED]
+
+    assert group.call(desk, "GET", f"{url}?_summary=false").json() == plain
+    named = group.call(desk, "GET", f"{url}?_elements=identifier").json()
+    assert set(named) == {"resourceType", "id", "meta"}
+    assert _labels(named) == [SUBSETTED]  # once, though both the role and the view cut
+    for query in ("_summary=true", "_summary=text", "_summary=data", "_elements=identifier,name"):
+        shown = group.call(desk, "GET", f"{url}?{query}").json()
+        _within(shown, plain)
+        assert group.tm_patient.hkid not in str(shown)
+
+    by_hkid = f"/fhir/Patient?identifier={quote(group.tm_patient.hkid)}"
+    plain_match = _matches(group.call(desk, "GET", by_hkid).json())
+    for query in ("_summary=false", "_elements=identifier", "_summary=true"):
+        [match] = _matches(group.call(desk, "GET", f"{by_hkid}&{query}").json())
+        _within(match, plain_match[0])
+        assert "identifier" not in match
+    [named_match] = _matches(group.call(desk, "GET", f"{by_hkid}&_elements=identifier").json())
+    assert set(named_match) == {"resourceType", "id", "meta"}
+
+    # A view never turns a refusal into an answer.
+    observation = f"/fhir/Observation/{group.tm_patient.observation}"
+    assert group.call(desk, "GET", observation).status_code == 403
+    for query in ("_summary=true", "_elements=code", "_summary=false"):
+        assert group.call(desk, "GET", f"{observation}?{query}").status_code == 403
+
+
+BAD_VIEWS = [
+    "_summary=bogus",
+    "_summary=true&_elements=name",
+    "_elements=a.b",
+    "_elements=%24x",
+    "_elements=",
+    "_elements=" + ",".join(f"e{index}" for index in range(10_000)),
+]
+
+
+def test_bad_views_are_a_400_outcome_that_reads_and_records_nothing(group: Group) -> None:
+    doctor = group.doctor_tm
+    read = f"/fhir/Patient/{group.tm_patient.id}"
+    search = f"/fhir/Patient?_id={group.tm_patient.id}"
+    before = len(group.events())
+    for query in [*BAD_VIEWS, "_summary=count"]:
+        for path in (read, f"{read}/_history/1"):
+            refused = group.call(doctor, "GET", f"{path}?{query}")
+            assert refused.status_code == 400, (path, query, refused.text)
+            outcome = refused.json()
+            assert outcome["resourceType"] == "OperationOutcome"
+            assert outcome["issue"][0]["code"] == "invalid"
+    for query in BAD_VIEWS:
+        refused = group.call(doctor, "GET", f"{search}&{query}")
+        assert refused.status_code == 400, (query, refused.text)
+        assert refused.json()["resourceType"] == "OperationOutcome"
+    # Recorded as refused requests (as every 400 is), never as a read or a search.
+    assert {event.tag for event in group.events()[before:]} == {Tag.REQUEST_REFUSED}
+
+
+def test_an_unknown_element_is_refused_when_strict_and_ignored_with_a_warning_when_lenient(
+    group: Group,
+) -> None:
+    doctor = group.doctor_tm
+    read = f"/fhir/Patient/{group.tm_patient.id}?_elements=name,shoeSize"
+    strict = dict(doctor.headers) | {"Prefer": "handling=strict"}
+    refused = group.web.get(read, headers=strict)
+    assert refused.status_code == 400
+    assert "'shoeSize' is not an element of Patient" in refused.json()["issue"][0]["diagnostics"]
+    lenient = group.call(doctor, "GET", read).json()
+    assert set(lenient) == {"resourceType", "id", "meta", "name"}
+
+    search = f"/fhir/Patient?_id={group.tm_patient.id}&_elements=name,shoeSize"
+    assert group.web.get(search, headers=strict).status_code == 400
+    bundle = group.call(doctor, "GET", search).json()
+    [match] = _matches(bundle)
+    assert set(match) == {"resourceType", "id", "meta", "name"}
+    [warning] = _matches(bundle, "outcome")[0]["issue"]
+    assert warning["severity"] == "warning" and "shoeSize" in warning["diagnostics"]
+
+
+def test_a_viewed_read_is_in_the_ledger_as_the_read_it_is(group: Group) -> None:
+    """What the gate decided and recorded does not depend on the view asked for."""
+    doctor = group.doctor_tm
+    url = f"/fhir/Patient/{group.tm_patient.id}"
+
+    def recorded(path: str) -> tuple[Any, ...]:
+        before = len(group.events(Tag.FHIR_READ))
+        response = group.call(doctor, "GET", path)
+        assert response.status_code == 200
+        [event] = group.events(Tag.FHIR_READ)[before:]
+        shown = frozenset(response.json())
+        return shown, (event.outcome, event.resource_id, event.categories, event.reason)
+
+    whole, plain = recorded(url)
+    for query, elements in (("_summary=text", set()), ("_elements=name", {"name"})):
+        shown, entry = recorded(f"{url}?{query}")
+        assert shown == {"resourceType", "id", "meta", *elements} != whole
+        assert entry == plain
+
+
+def test_a_batch_read_honours_the_view_in_its_url(
+    api: FhirTestClient, full_patient: dict[str, Any]
+) -> None:
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "batch",
+        "entry": [
+            {"request": {"method": "GET", "url": f"Patient/{full_patient['id']}?_summary=text"}},
+            {
+                "request": {
+                    "method": "GET",
+                    "url": f"Patient?_id={full_patient['id']}&_elements=name",
+                }
+            },
+        ],
+    }
+    answer = api.post_json("/fhir", bundle)
+    assert answer.status_code == 200, answer.text
+    read, search = (entry["resource"] for entry in answer.json()["entry"])
+    assert set(read) == {"resourceType", "id", "meta", "text"}
+    assert set(_matches(search)[0]) == {"resourceType", "id", "meta", "name"}
+
+
+def test_what_third_party_clients_send_is_understood(group: Group) -> None:
+    """The query strings as the clients build them: fhirpy's ``.elements("name",
+    "birthDate")`` (adds ``id`` and ``resourceType``, in any order), HAPI's generic
+    client (``.summaryMode(SummaryEnum.TRUE)``, ``.elementsSubset(...)`` with the comma
+    encoded, ``_format=json``), a SMART app's ``Patient/[id]?_summary=true``."""
+    doctor = group.doctor_tm
+    patient = group.tm_patient.id
+    fhirpy = f"/fhir/Patient?_id={patient}&_elements=birthDate%2CresourceType%2Cid%2Cname"
+    [found] = _matches(group.call(doctor, "GET", fhirpy).json())
+    assert set(found) == {"resourceType", "id", "meta", "name", "birthDate"}
+    hapi_search = f"/fhir/Patient?_id={patient}&_summary=text&_format=json"
+    [text] = _matches(group.call(doctor, "GET", hapi_search).json())
+    assert set(text) == {"resourceType", "id", "meta"} and _labels(text) == [SUBSETTED]
+    hapi_read = f"/fhir/Patient/{patient}?_elements=identifier%2Cname&_format=json"
+    read = group.call(doctor, "GET", hapi_read).json()
+    assert set(read) == {"resourceType", "id", "meta", "identifier", "name"}
+    # Every element of this patient is a summary element: the record as it is, unlabelled.
+    whole = group.call(doctor, "GET", f"/fhir/Patient/{patient}").json()
+    smart = group.call(doctor, "GET", f"/fhir/Patient/{patient}?_summary=true")
+    assert smart.status_code == 200 and smart.json() == whole
+    hapi_summary = f"/fhir/Patient?_id={patient}&_summary=true&_format=json"
+    assert _matches(group.call(doctor, "GET", hapi_summary).json()) == [whole]
