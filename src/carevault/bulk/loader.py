@@ -27,7 +27,14 @@ from carevault.bulk.sources import Item, phase
 from carevault.db import write_transaction
 from carevault.fhir.outcome import FhirError
 from carevault.fhir.registry import RESOURCE_TYPES
-from carevault.gate import AccessDenied, Caller, ClinicRequired, Gate, PatientRequired
+from carevault.gate import (
+    AccessDenied,
+    Caller,
+    ClinicRequired,
+    Gate,
+    PatientRequired,
+    SubsetWouldErase,
+)
 from carevault.vault.records import VaultError
 from carevault.vault.writer import Put
 
@@ -35,8 +42,9 @@ IMPORT_CALLER = Caller(principal="system:import", purpose="HOPERAT")
 BATCH_SIZE = 2000
 #: What the store refuses about one record, not about the import as a whole (a
 #: client's ``$import`` may also send a patient of no clinic when it has several, or a
-#: record that does not name its patient as ``Patient/[id]``).
-_RECORD_ERRORS = (VaultError, AccessDenied, ClinicRequired, PatientRequired)
+#: record that does not name its patient as ``Patient/[id]``, or a view of a record,
+#: labelled SUBSETTED, that would erase what it left out).
+_RECORD_ERRORS = (VaultError, AccessDenied, ClinicRequired, PatientRequired, SubsetWouldErase)
 
 
 @dataclass

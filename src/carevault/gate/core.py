@@ -120,6 +120,13 @@ class PatientRequired(Exception):
     message names the element to set, never what was sent."""
 
 
+class SubsetWouldErase(Exception):
+    """An update sends a view of the record (labelled SUBSETTED: ``_summary``,
+    ``_elements``) that leaves out elements the stored record has and the caller may
+    see (422): replacing the record with it would erase them. The message names the
+    elements, never their values."""
+
+
 class DecryptionBudget:
     """How many records one request may still decrypt. A batch or transaction shares one
     budget across its entries, so no single request can make the server open the whole
@@ -1297,6 +1304,7 @@ class Gate:
         # What a client saves back is often what it read: the label of its view (which
         # may have left elements out) is not the record's.
         resource = without_subsetted(operation.resource)
+        labelled = resource is not operation.resource
         rt = operation.resource_type
         current: Sealed | None = None
         if not operation.fresh:
@@ -1342,6 +1350,8 @@ class Gate:
                 existing = (current.head.version_id, parsed)
                 if decision.withheld:
                     resource = restore_withheld(rt, resource, parsed, decision.granted)
+                if labelled:
+                    _refuse_erasing_view(rt, operation, resource, parsed, decision.withheld)
         _name_the_patient(rt, resource)
         return replace(operation, resource=resource, clinic_id=placed), existing
 
@@ -1613,6 +1623,38 @@ def _refuse_unreadable_criteria(caller: Caller, query: SearchQuery) -> None:
                 f"{actor.role} may not search by '{param.name}': it reads {category}, "
                 "which that role may not read"
             )
+
+
+def _refuse_erasing_view(
+    rt: ResourceType,
+    operation: Put,
+    resource: dict[str, Any],
+    stored: dict[str, Any],
+    withheld: frozenset[DataCategory],
+) -> None:
+    """SubsetWouldErase, for ``operation`` labelled SUBSETTED (a view the client read and
+    saves back), if ``resource`` (its elements, with what the role withholds put
+    back) leaves out elements ``stored`` has: a PUT replaces the record, and a view of
+    ``_summary=true`` or ``_elements`` saved back as it came would erase every element
+    it did not show, as the role's own cut never does (what it withholds is kept). The
+    narrative is not counted when the role's cut took it out (``categories.subset``:
+    it may repeat what was withheld); it goes, as before. Only the label says a body is
+    a view: sent without it, the body replaces the record as sent, as FHIR's update does."""
+    left_out = [
+        name
+        for name in stored
+        if name not in ("resourceType", "id", "meta")
+        and name not in resource
+        and not (name == "text" and withheld)
+    ]
+    if left_out:
+        raise SubsetWouldErase(
+            f"{rt.name}/{operation.resource_id}: the resource sent is a view (labelled "
+            f"SUBSETTED) without {', '.join(sorted(left_out)[:20])}, which the record "
+            "has; saved as sent, the update would erase them. Read the whole record "
+            "(without _summary or _elements) and send that, or send it without the "
+            "SUBSETTED label to replace the record as sent"
+        )
 
 
 def _keep_owner(operation: Operation, head: Head, stored: Head | None) -> None:

@@ -11,7 +11,13 @@ from carevault.containment.state import ContainmentActive
 from carevault.detect.budget import ReleaseRefused
 from carevault.fhir.outcome import FhirError, Issue
 from carevault.fhir.query import SearchError
-from carevault.gate import AccessDenied, ClinicRequired, PatientRequired, UnseenMatch
+from carevault.gate import (
+    AccessDenied,
+    ClinicRequired,
+    PatientRequired,
+    SubsetWouldErase,
+    UnseenMatch,
+)
 from carevault.gate.registration import RegistrationInvalid
 from carevault.keys.envelope import RecordIntegrityError
 from carevault.keys.provider import KeyIntegrityError, KeyProviderUnavailable
@@ -44,6 +50,7 @@ _STATUS: list[tuple[type[Exception], int, str]] = [
     (MissingReference, 422, "processing"),
     (ClinicRequired, 422, "processing"),
     (PatientRequired, 422, "processing"),
+    (SubsetWouldErase, 422, "business-rule"),
     (SearchTooCostly, 400, "too-costly"),
     (SearchError, 400, "invalid"),
     (RecordIntegrityError, 500, "security"),

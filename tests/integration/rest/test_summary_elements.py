@@ -299,3 +299,46 @@ def test_what_third_party_clients_send_is_understood(group: Group) -> None:
     assert smart.status_code == 200 and smart.json() == whole
     hapi_summary = f"/fhir/Patient?_id={patient}&_summary=true&_format=json"
     assert _matches(group.call(doctor, "GET", hapi_summary).json()) == [whole]
+
+
+def _unlabelled(view: dict[str, Any]) -> dict[str, Any]:
+    meta = {name: value for name, value in view["meta"].items() if name != "security"}
+    return {**view, "meta": meta}
+
+
+def test_a_view_saved_back_is_refused_rather_than_erasing_what_it_left_out(group: Group) -> None:
+    """fhirpy's ``save()`` of what ``.elements()`` fetched, or HAPI's update of a summary,
+    PUTs the view: labelled SUBSETTED, it would replace the record with a part of it. It is
+    refused, naming what it left out, and nothing changes; without the label it replaces
+    the record as sent; the role's own cut (the desk's, HKID withheld) still saves back."""
+    doctor, desk = group.doctor_tm, group.desk_tm
+    url = f"/fhir/Patient/{group.tm_patient.id}"
+    whole = group.call(doctor, "GET", url).json()
+    whole.update(maritalStatus={"text": "married"}, text=NARRATIVE)
+    assert group.call(doctor, "PUT", url, whole).status_code == 200
+    stored = group.call(doctor, "GET", url).json()
+
+    for query in ("_summary=true", "_elements=name,gender"):
+        view = group.call(doctor, "GET", f"{url}?{query}").json()
+        assert "maritalStatus" not in view and _labels(view) == [SUBSETTED]
+        refused = group.call(doctor, "PUT", url, view)
+        assert refused.status_code == 422, refused.text
+        [issue] = refused.json()["issue"]
+        assert issue["code"] == "business-rule" and "maritalStatus" in issue["diagnostics"]
+        assert "married" not in refused.text
+        assert group.call(doctor, "GET", url).json() == stored
+    failed = group.events(Tag.FHIR_UPDATE)[-1]
+    assert failed.outcome.value == "failed" and failed.reason == "SubsetWouldErase"
+
+    desk_view = group.call(desk, "GET", url).json()
+    assert "identifier" not in desk_view and "text" not in desk_view
+    desk_view["telecom"] = [{"system": "phone", "value": "+852 5555 0123"}]
+    assert group.call(desk, "PUT", url, desk_view).status_code == 200, "the role's cut saves"
+    after = group.call(doctor, "GET", url).json()
+    assert after["identifier"] == stored["identifier"] and after["telecom"]
+    assert after["maritalStatus"] == {"text": "married"}
+
+    summary = group.call(doctor, "GET", f"{url}?_summary=true").json()
+    replaced = group.call(doctor, "PUT", url, _unlabelled(summary))
+    assert replaced.status_code == 200, replaced.text
+    assert "maritalStatus" not in group.call(doctor, "GET", url).json()
