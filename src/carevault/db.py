@@ -297,7 +297,7 @@ def read_transaction(engine: Engine) -> Iterator[Connection]:
         yield connection
 
 
-_DRIVER_SQL: dict[tuple[int, str], tuple[str, tuple[str, ...] | None]] = {}
+_DRIVER_SQL: dict[tuple[int, str], tuple[ClauseElement, str, tuple[str, ...] | None]] = {}
 
 
 def driver_scalar(connection: Connection, statement: ClauseElement, params: dict[str, Any]) -> Any:
@@ -346,13 +346,16 @@ def _compiled(
     """``statement`` compiled once per dialect: its SQL, and for a positional driver the
     order its parameters take."""
     key = (id(statement), connection.dialect.name)
-    compiled = _DRIVER_SQL.get(key)
-    if compiled is None:
+    known = _DRIVER_SQL.get(key)
+    if known is None or known[0] is not statement:
         made = statement.compile(dialect=connection.dialect)
         assert isinstance(made, SQLCompiler)  # noqa: S101 - a SQL statement compiles so
         order = tuple(made.positiontup) if made.positional and made.positiontup else None
-        compiled = _DRIVER_SQL[key] = (str(made), order)
-    return compiled
+        # The statement is kept with what it compiled to: while it is held here, no other
+        # statement can be given its id (statements built per call would otherwise find
+        # another's SQL).
+        known = _DRIVER_SQL[key] = (statement, str(made), order)
+    return known[1], known[2]
 
 
 def _driver_sql(
@@ -433,7 +436,7 @@ COPY_ROWS = 32
 #: Parameters of one SQLite statement of many rows: the least limit of any SQLite build
 #: (``SQLITE_MAX_VARIABLE_NUMBER`` was 999 before 3.32).
 SQLITE_PARAMETERS = 999
-_PLAIN_INSERTS: dict[tuple[int, tuple[str, ...], str], str | None] = {}
+_PLAIN_INSERTS: dict[tuple[int, tuple[str, ...], str], tuple[ClauseElement, str | None]] = {}
 
 
 def _plain_insert(
@@ -444,16 +447,16 @@ def _plain_insert(
     ON CONFLICT, no prefix such as OR IGNORE); None otherwise. Such an insert of many
     rows can go as one COPY (PostgreSQL) or as statements of many rows each (SQLite),
     checking the same constraints, filling the same defaults and firing the same
-    triggers as row by row. Known by the statement's id: only for statements built once,
-    at import (as every caller's are).
+    triggers as row by row.
 
     A bulk load's search tokens are ten rows a record: sent as an executemany, each row
     was a statement of its own, and PostgreSQL spent about as long on them as the loader
     on everything else; SQLite, 2.3 µs a row against 1.7 in statements of 499 rows
     (binding, stepping and resetting a statement, and the lock given back, per row)."""
     key = (id(statement), names, connection.dialect.name)
-    if key in _PLAIN_INSERTS:
-        return _PLAIN_INSERTS[key]
+    known = _PLAIN_INSERTS.get(key)
+    if known is not None and known[0] is statement:
+        return known[1]
     found: str | None = None
     if (
         isinstance(statement, Insert)
@@ -473,7 +476,8 @@ def _plain_insert(
             preparer = connection.dialect.identifier_preparer
             columns = ", ".join(preparer.quote(name) for name in names)
             found = f"{preparer.format_table(statement.table)} ({columns})"
-    _PLAIN_INSERTS[key] = found
+    # Kept with the statement, as ``_compiled`` keeps it: its id is never another's.
+    _PLAIN_INSERTS[key] = (statement, found)
     return found
 
 
@@ -483,7 +487,12 @@ def _insert_in_statements(
     """Insert ``rows`` into ``target`` (``_plain_insert``) on SQLite in statements of as
     many rows as one statement may take, in order; what is left (fewer than one such
     statement's rows) is returned, for the caller to insert row by row."""
-    per = max(1, SQLITE_PARAMETERS // len(names))
+    width = len(names)
+    if any(length != width for length in set(map(len, rows))):
+        # As executemany refuses a row of the wrong length (flattened, a long row beside
+        # a short one would shift values into other columns).
+        raise ValueError(f"every row must give the {width} values {', '.join(names)}")
+    per = max(1, SQLITE_PARAMETERS // width)
     whole = len(rows) - len(rows) % per
     if whole == 0:
         return rows

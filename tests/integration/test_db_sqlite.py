@@ -7,6 +7,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import (
@@ -31,7 +32,7 @@ PAIRS = Table(
     Column("n", Integer, nullable=False),
 )
 PLAIN = insert(PAIRS).values(token=bindparam("token"), n=bindparam("n"))
-#: Built once, as the store's statements are: what a statement compiles to is kept by its id.
+#: Built once, as the store's statements are.
 IGNORING = insert(PAIRS).prefix_with("OR IGNORE").values(token=bindparam("token"), n=bindparam("n"))
 
 
@@ -103,3 +104,38 @@ def test_an_insert_that_is_not_plain_keeps_its_meaning(engine: Engine) -> None:
         db.driver_executemany_tuples(connection, IGNORING, ("token", "n"), rows)
 
     assert _stored(engine)[0] == rows
+
+
+def test_a_row_of_the_wrong_length_is_refused_and_nothing_is_written(engine: Engine) -> None:
+    """Flattened into one statement, a long row beside a short one would shift values into
+    other columns; executemany refuses such rows, and so does this."""
+    rows: list[tuple[Any, ...]] = [*_rows(db.SQLITE_PARAMETERS)]
+    rows[3] = (*rows[3], 99)
+    rows[4] = rows[4][:1]
+
+    with pytest.raises(ValueError, match="every row"), write_transaction(engine) as connection:
+        db.driver_executemany_tuples(connection, PLAIN, ("token", "n"), rows)
+
+    assert _stored(engine) == ([], [])
+
+
+def test_statements_built_per_call_never_take_each_others_sql(engine: Engine) -> None:
+    """What a statement compiles to is kept by its id: a statement built per call and let
+    go could hand its id to the next one, into another table."""
+    with engine.connect() as connection, connection.begin():
+        connection.execute(text("CREATE TABLE other (token BLOB PRIMARY KEY, n INTEGER)"))
+    other = Table("other", MetaData(), Column("token", LargeBinary), Column("n", Integer))
+
+    for round_ in range(40):
+        for table in (PAIRS, other):
+            statement = insert(table).values(token=bindparam("token"), n=bindparam("n"))
+            with write_transaction(engine) as connection:
+                db.driver_executemany_tuples(
+                    connection, statement, ("token", "n"), _rows(db.COPY_ROWS, round_ * 100)
+                )
+            del statement
+
+    with engine.connect() as connection:
+        for name in ("pair", "other"):
+            count = connection.execute(text(f"SELECT count(*) FROM {name}")).scalar()  # noqa: S608
+            assert count == 40 * db.COPY_ROWS, name

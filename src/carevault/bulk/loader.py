@@ -189,40 +189,48 @@ class Loader:
 
             with collector_paused():
                 fill()
-            while ahead:
-                (part, batch, last), verdicts = ahead.popleft()
-                if not part.begun:
-                    part.begun = True
-                    if part.begin is not None:
-                        part.begin()
-                if batch is None:
-                    # A part with nothing left to load.
+            try:
+                while ahead:
+                    (part, batch, last), verdicts = ahead.popleft()
+                    if not part.begun:
+                        part.begun = True
+                        if part.begin is not None:
+                            part.begin()
+                    if batch is None:
+                        # A part with nothing left to load.
+                        with collector_paused():
+                            fill()
+                        if finished is not None:
+                            finished(part)
+                        continue
+                    # Each batch with the collector paused, the batch itself let go before it
+                    # runs again (reference counting frees it; a collection then walks only
+                    # the next batch).
                     with collector_paused():
+                        # The next batches, of this part or the next, are checked (in the
+                        # worker processes) while this one is written.
                         fill()
-                    if finished is not None:
+                        part.done += len(batch)
+                        accepted, refused = self._write(
+                            batch, verdicts, part.pending, part.done, part.position
+                        )
+                        size = len(batch)
+                        del batch, verdicts
+                    if sweeper is not None:
+                        sweeper.batch_done()
+                    part.counts.accepted += accepted
+                    part.counts.rejections.update(refused)
+                    if advance is not None:
+                        advance(size)
+                    if last and finished is not None:
                         finished(part)
-                    continue
-                # Each batch with the collector paused, the batch itself let go before it
-                # runs again (reference counting frees it; a collection then walks only
-                # the next batch).
-                with collector_paused():
-                    # The next batches, of this part or the next, are checked (in the
-                    # worker processes) while this one is written.
-                    fill()
-                    part.done += len(batch)
-                    accepted, refused = self._write(
-                        batch, verdicts, part.pending, part.done, part.position
-                    )
-                    size = len(batch)
-                    del batch, verdicts
-                if sweeper is not None:
-                    sweeper.batch_done()
-                part.counts.accepted += accepted
-                part.counts.rejections.update(refused)
-                if advance is not None:
-                    advance(size)
-                if last and finished is not None:
-                    finished(part)
+            finally:
+                # Stopped early (a write failed, or the consumer raised): the checks
+                # sent ahead are not wanted, and a pool shared beyond this load must
+                # not spend itself on them.
+                for _, waiting in ahead:
+                    for future in waiting:
+                        future.cancel()
 
     def _pieces(self, parts: Iterable[Part]) -> Iterator[Piece]:
         """Each part's batches, the last marked so; (part, None, True) for a part with
@@ -263,7 +271,7 @@ class Loader:
                 writes.append((item.line, put))
         # Stable: within a phase the source's order stands.
         writes.sort(key=lambda pair: phase(pair[1].resource_type.name))
-        return self._commit(writes, refused, done, position), refused
+        return self._commit(writes, refused, done, position, pending), refused
 
     def _check(self, piece: Piece) -> list[Future[Sequence[Found]]]:
         part, batch, _ = piece
@@ -283,8 +291,10 @@ class Loader:
         refused: dict[int, str],
         done: int,
         position: Position | None,
+        pending: frozenset[int] = frozenset(),
     ) -> int:
-        """The batch in one transaction if the store takes all of it; split otherwise."""
+        """The batch in one transaction if the store takes all of it; split otherwise.
+        ``pending``: the batch's lines an earlier, interrupted run committed already."""
         if not writes:
             self._record(position, refused, done)
             return 0
@@ -312,12 +322,15 @@ class Loader:
                 refused[writes[0][0]] = _reason(error)
                 self._record(position, refused, done)
                 return 0
-            committed: set[int] = set()
+            # The lines an earlier run committed stay recorded as committed: each part
+            # that commits records them with its own, and a run stopped here again must
+            # not write them a second time.
+            committed: set[int] = set(pending)
             middle = len(writes) // 2
             self._split(writes[:middle], refused, committed, position)
             self._split(writes[middle:], refused, committed, position)
             self._record(position, refused, done)
-            return len(committed)
+            return len(committed - pending)
         return len(writes)
 
     def _split(

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from concurrent.futures import Future
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +18,7 @@ from carevault.bootstrap import Services
 from carevault.bulk.checking import Checker
 from carevault.bulk.importer import Importer, ImportReport
 from carevault.bulk.journal import Journal
-from carevault.bulk.loader import Loader
+from carevault.bulk.loader import AHEAD, Loader
 from carevault.bulk.sources import bundles_to_ndjson, read_items
 from carevault.domain.policy import Actor
 from carevault.domain.roles import Role
@@ -504,3 +506,101 @@ def test_batches_are_sent_to_be_checked_ahead_of_the_writer(
         written += event == "written"
         assert checked <= written + ahead + 1
     assert checked == written  # every batch checked once, and written
+
+
+class _Stopped(BaseException):
+    """Stands for a kill: nothing after it runs."""
+
+
+def test_a_batch_split_twice_over_interrupted_runs_writes_nothing_twice(
+    services: Services, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch with a refused record is split; a run stopped between its halves records
+    the half that committed, so the next run does not write it again. That next run
+    splits what is left and may be stopped too: what it records must keep what the first
+    run committed, or a third run writes those records a second time (version 2, in the
+    ledger twice)."""
+    lines = [{"resourceType": "Patient", "id": "p1", "birthDate": "1980-02-03"}]
+    lines += [
+        {
+            "resourceType": "Observation",
+            "id": f"o{n}",
+            "status": "final",
+            "code": {"text": "weight"},
+            "subject": {"reference": "Patient/p1"},
+        }
+        for n in range(6)
+    ]
+    lines.append({**lines[1], "id": "orphan", "subject": {"reference": "Patient/nobody"}})
+    source = tmp_path / "mixed.ndjson"
+    source.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    write = services.gate.write
+
+    def run(stop_at: int | None) -> None:
+        calls = 0
+
+        def stopping(*args: Any, **kwargs: Any) -> Any:
+            nonlocal calls
+            calls += 1
+            if calls == stop_at:
+                raise _Stopped
+            return write(*args, **kwargs)
+
+        monkeypatch.setattr(services.gate, "write", stopping)
+        with suppress(_Stopped):
+            run_import(services, [source], batch_size=10)
+        monkeypatch.undo()
+
+    run(stop_at=3)  # the batch refused, its first half committed, stopped before the second
+    run(stop_at=3)  # what is left refused, its first half committed, stopped again
+    run(stop_at=None)
+
+    with services.engine.connect() as connection:
+        versions = dict(
+            connection.execute(
+                select(resource_head.c.resource_id, resource_head.c.version_id)
+            ).all()
+        )
+    assert versions == {"p1": 1, **{f"o{n}": 1 for n in range(6)}}
+    written = Counter(
+        record
+        for event in _audit(services)
+        for records in event.get("detail", {}).get("written", {}).values()
+        for record in records
+    )
+    assert written and set(written.values()) == {1}
+    report = run_import(services, [source])
+    assert report.written == 0 and report.files[0].accepted == 7 and report.files[0].rejected == 1
+
+
+def test_checks_sent_ahead_are_cancelled_when_a_load_stops(
+    services: Services, tmp_path: Path
+) -> None:
+    """A load that stops early (here its progress callback raises) leaves no check of a
+    batch it will never write waiting in the checking processes."""
+    files = bundles_to_ndjson(BUNDLES[:1], tmp_path / "ndjson")
+    waiting: list[Future[Any]] = []
+
+    class Slow(Checker):
+        """Checks the first batch; the checks of the next never finish."""
+
+        calls = 0
+
+        def submit(self, items: Any, zone: Any) -> Any:
+            self.calls += 1
+            if self.calls == 1:
+                return super().submit(items, zone)
+            later: Future[Any] = Future()
+            waiting.append(later)
+            return [later]
+
+    def stop(_count: int) -> None:
+        raise RuntimeError("the consumer gave up")
+
+    loader = Loader(
+        services.gate, services.now_us, checker=Slow(DEFAULT_LIMITS, workers=0), batch_size=7
+    )
+    with pytest.raises(RuntimeError, match="gave up"):
+        Importer(loader, Journal(services.engine)).run(files, advance=stop)
+    assert len(waiting) == AHEAD
+    assert all(future.cancelled() for future in waiting)
