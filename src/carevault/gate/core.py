@@ -1108,11 +1108,15 @@ class Gate:
             self._contain_write(operations)
             prepared: list[Operation] = []
             seen: dict[int, tuple[int, dict[str, Any]]] = {}
+            # Views saved back: what each would erase (``_prepare``).
+            erasing: dict[int, tuple[str, ...]] = {}
             for operation in operations:
-                ready, existing = self._prepare(caller, operation)
+                ready, existing, left_out = self._prepare(caller, operation)
                 prepared.append(ready)
                 if existing is not None:
                     seen[id(ready)] = existing
+                if left_out:
+                    erasing[id(ready)] = left_out
             decisions: dict[int, Decision] = {}
             # The clinics locked now, read once for the whole request (one transaction).
             locked = self._state().locked_clinics
@@ -1135,6 +1139,11 @@ class Gate:
                 )
                 if decision is not None:
                     decisions[id(operation)] = decision
+                # After the write is allowed: a caller who may not write it is refused as
+                # such (403, denied in the ledger), whatever it sent.
+                left_out = erasing.get(id(operation))
+                if left_out:
+                    raise SubsetWouldErase(_erasing(operation, left_out))
 
             def after_write(connection: Connection, result: WriteResult) -> None:
                 if deferred_care is None:
@@ -1292,15 +1301,17 @@ class Gate:
 
     def _prepare(
         self, caller: Caller, operation: Operation
-    ) -> tuple[Operation, tuple[int, dict[str, Any]] | None]:
+    ) -> tuple[Operation, tuple[int, dict[str, Any]] | None, tuple[str, ...]]:
         """Fill in what a staff member would expect, and keep what they could not see.
 
-        Returns the operation to apply and, for an update of a record the staff member
-        may read, the version they were shown and its resource (so the policy judges
-        only what the update changes).
+        Returns the operation to apply; for an update of a record the staff member may
+        read, the version they were shown and its resource (so the policy judges only
+        what the update changes); and, for a view saved back (``_left_out``), the
+        elements of their view of the record it leaves out, which the update would erase
+        (refused once the write itself is allowed: ``SubsetWouldErase``).
         """
         if caller.actor is None or not isinstance(operation, Put):
-            return operation, None
+            return operation, None, ()
         # What a client saves back is often what it read: the label of its view (which
         # may have left elements out) is not the record's.
         resource = without_subsetted(operation.resource)
@@ -1337,6 +1348,7 @@ class Gate:
                 )
         placed = self._place_outside(caller.actor, rt, resource, current)
         existing: tuple[int, dict[str, Any]] | None = None
+        left_out: tuple[str, ...] = ()
         if current is not None:
             decision = decide(
                 caller.actor,
@@ -1348,12 +1360,16 @@ class Gate:
                 [opened] = self._open(caller, [current])
                 parsed = jsonio.load(opened.body or b"{}")
                 existing = (current.head.version_id, parsed)
+                if labelled and (
+                    caller.scopes is None or caller.scopes.allows(rt.name, Interaction.READ)
+                ):
+                    # Only for a caller who could have read the record: to anyone else the
+                    # elements named would tell what it holds.
+                    left_out = _left_out(rt, resource, parsed, decision.granted)
                 if decision.withheld:
                     resource = restore_withheld(rt, resource, parsed, decision.granted)
-                if labelled:
-                    _refuse_erasing_view(rt, operation, resource, parsed, decision.withheld)
         _name_the_patient(rt, resource)
-        return replace(operation, resource=resource, clinic_id=placed), existing
+        return replace(operation, resource=resource, clinic_id=placed), existing, left_out
 
     def _place_outside(
         self, actor: Actor, rt: ResourceType, resource: dict[str, Any], current: Sealed | None
@@ -1625,36 +1641,42 @@ def _refuse_unreadable_criteria(caller: Caller, query: SearchQuery) -> None:
             )
 
 
-def _refuse_erasing_view(
+def _left_out(
     rt: ResourceType,
-    operation: Put,
-    resource: dict[str, Any],
+    sent: dict[str, Any],
     stored: dict[str, Any],
-    withheld: frozenset[DataCategory],
-) -> None:
-    """SubsetWouldErase, for ``operation`` labelled SUBSETTED (a view the client read and
-    saves back), if ``resource`` (its elements, with what the role withholds put
-    back) leaves out elements ``stored`` has: a PUT replaces the record, and a view of
-    ``_summary=true`` or ``_elements`` saved back as it came would erase every element
-    it did not show, as the role's own cut never does (what it withholds is kept). The
-    narrative is not counted when the role's cut took it out (``categories.subset``:
-    it may repeat what was withheld); it goes, as before. Only the label says a body is
-    a view: sent without it, the body replaces the record as sent, as FHIR's update does."""
-    left_out = [
-        name
-        for name in stored
-        if name not in ("resourceType", "id", "meta")
-        and name not in resource
-        and not (name == "text" and withheld)
-    ]
-    if left_out:
-        raise SubsetWouldErase(
-            f"{rt.name}/{operation.resource_id}: the resource sent is a view (labelled "
-            f"SUBSETTED) without {', '.join(sorted(left_out)[:20])}, which the record "
-            "has; saved as sent, the update would erase them. Read the whole record "
-            "(without _summary or _elements) and send that, or send it without the "
-            "SUBSETTED label to replace the record as sent"
+    granted: frozenset[DataCategory],
+) -> tuple[str, ...]:
+    """The top-level elements of the caller's view of ``stored`` (the role's cut, as a
+    read shows it) that ``sent``, a view labelled SUBSETTED saved back, leaves out.
+
+    A PUT replaces the record: a view of ``_summary=true`` or ``_elements`` saved back as
+    it came would erase every element it did not show. The role's own cut does not: what
+    it withholds is put back from the stored record (``restore_withheld``), and what it
+    shows the caller sends back. Compared with that view, not with the record: the
+    narrative the cut removes is not asked for, and an element of which the role sees
+    only a part (a patient's identifiers without the HKID) is asked for as the role sees
+    it. ``sent`` is taken before anything is put back into it."""
+    view = subset(rt, stored, granted)
+    if view is None:
+        return ()
+    return tuple(
+        sorted(
+            name for name in view if name not in ("resourceType", "id", "meta") and name not in sent
         )
+    )
+
+
+def _erasing(operation: Operation, left_out: tuple[str, ...]) -> str:
+    """Why a view saved back is refused (``SubsetWouldErase``): the elements, by name
+    only, and what to do instead."""
+    return (
+        f"{operation.resource_type.name}/{operation.resource_id}: the resource sent is a "
+        f"view (labelled SUBSETTED) without {', '.join(left_out[:20])}, which the record "
+        "has; saved as sent, the update would erase them. Change only what you mean to "
+        "with PATCH, or read the whole record (without _summary or _elements) and send it "
+        "back changed"
+    )
 
 
 def _keep_owner(operation: Operation, head: Head, stored: Head | None) -> None:

@@ -22,7 +22,7 @@ from carevault.importjobs.model import Status
 from carevault.importjobs.worker import MAX_FAILURES, ImportWorker
 from carevault.ledger.events import Tag
 from tests.integration.access.browser import bearer
-from tests.integration.export.conftest import MINE, OTHER, observation, patient
+from tests.integration.export.conftest import MINE, OTHER, observation, patient, put
 from tests.integration.importjobs.conftest import NDJSON, Clinic
 from tests.support.staff import Staff
 from tests.support.synthea import BUNDLES
@@ -368,3 +368,45 @@ def test_a_lock_on_the_clients_clinic_holds_its_job(clinic: Clinic) -> None:
     clinic.services.containment.refresh()
     clinic.work()
     assert "1 accepted, 0 rejected" in json.dumps(outcome_of(clinic, token, job_id))
+
+
+SUBSETTED_LABEL = {
+    "system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue",
+    "code": "SUBSETTED",
+}
+
+
+def test_a_client_that_may_not_read_learns_nothing_of_a_record_by_a_labelled_write(
+    clinic: Clinic,
+) -> None:
+    """A view saved back is refused naming the elements it leaves out, but only to a caller
+    who may read the record: a write-only client (``system/*.cu``) sending a labelled body
+    by PUT or ``$import`` must not learn which elements a patient's record holds (that
+    ``deceasedDateTime`` is there says the patient died)."""
+    stored = jsonio.load(clinic.services.gate.read(READER, RESOURCE_TYPES["Patient"], "pa0").body)
+    put(
+        clinic.services,
+        {**stored, "deceasedDateTime": "2026-11-01", "maritalStatus": {"text": "x"}},
+    )
+    token = clinic.client("writer-only", scopes="system/*.cu")
+    probe = {
+        "resourceType": "Patient",
+        "id": "pa0",
+        "meta": {"security": [SUBSETTED_LABEL]},
+        "name": [{"family": "Family0"}],
+        "managingOrganization": {"reference": f"Organization/{MINE}"},
+    }
+    assert clinic.web.get("/fhir/Patient/pa0", headers=bearer(token)).status_code == 403
+
+    answer = clinic.web.put(
+        "/fhir/Patient/pa0",
+        content=jsonio.dumps(probe),
+        headers={**bearer(token), "Content-Type": "application/fhir+json"},
+    )
+    job = clinic.kick_off(token, ndjson({**probe, "name": [{"family": "Family1"}]}))
+    clinic.work()
+    report = json.dumps(outcome_of(clinic, token, job))
+
+    for told in (answer.text, report):
+        assert "deceased" not in told and "maritalStatus" not in told
+    assert answer.status_code != 422

@@ -14,7 +14,7 @@ import pytest
 
 from carevault.bootstrap import Services
 from carevault.ledger.events import Tag
-from tests.integration.access.group import Group, build_group
+from tests.integration.access.group import TM, Group, build_group
 from tests.integration.access.group import observation as observation_of
 from tests.support.client import FhirTestClient
 
@@ -306,39 +306,91 @@ def _unlabelled(view: dict[str, Any]) -> dict[str, Any]:
     return {**view, "meta": meta}
 
 
+def _refused(response: Any, *named: str) -> str:
+    assert response.status_code == 422, response.text
+    [issue] = response.json()["issue"]
+    assert issue["code"] == "business-rule"
+    for name in named:
+        assert name in issue["diagnostics"]
+    assert "PATCH" in issue["diagnostics"]
+    diagnostics: str = issue["diagnostics"]
+    return diagnostics
+
+
 def test_a_view_saved_back_is_refused_rather_than_erasing_what_it_left_out(group: Group) -> None:
     """fhirpy's ``save()`` of what ``.elements()`` fetched, or HAPI's update of a summary,
     PUTs the view: labelled SUBSETTED, it would replace the record with a part of it. It is
-    refused, naming what it left out, and nothing changes; without the label it replaces
-    the record as sent; the role's own cut (the desk's, HKID withheld) still saves back."""
+    refused once the write itself is allowed, naming what it left out (never values), and
+    nothing changes; the role's own cut (the desk's, HKID withheld) still saves back; without
+    the label a PUT replaces the record as sent."""
     doctor, desk = group.doctor_tm, group.desk_tm
     url = f"/fhir/Patient/{group.tm_patient.id}"
     whole = group.call(doctor, "GET", url).json()
     whole.update(maritalStatus={"text": "married"}, text=NARRATIVE)
+    whole["identifier"].append({"system": "urn:clinic:mrn", "value": "MRN-7"})
     assert group.call(doctor, "PUT", url, whole).status_code == 200
     stored = group.call(doctor, "GET", url).json()
 
-    for query in ("_summary=true", "_elements=name,gender"):
+    for query in ("_summary=true", "_elements=name,gender,identifier"):
         view = group.call(doctor, "GET", f"{url}?{query}").json()
         assert "maritalStatus" not in view and _labels(view) == [SUBSETTED]
         refused = group.call(doctor, "PUT", url, view)
-        assert refused.status_code == 422, refused.text
-        [issue] = refused.json()["issue"]
-        assert issue["code"] == "business-rule" and "maritalStatus" in issue["diagnostics"]
-        assert "married" not in refused.text
+        assert "married" not in _refused(refused, "maritalStatus")
         assert group.call(doctor, "GET", url).json() == stored
     failed = group.events(Tag.FHIR_UPDATE)[-1]
     assert failed.outcome.value == "failed" and failed.reason == "SubsetWouldErase"
 
+    # The desk's view leaves out the identifiers it may see (the MRN): refused, though
+    # the HKID it may not see would be put back into the same element.
+    named = group.call(desk, "GET", f"{url}?_elements=name,gender,birthDate").json()
+    _refused(group.call(desk, "PUT", url, named), "identifier")
+    assert group.call(doctor, "GET", url).json() == stored
+
     desk_view = group.call(desk, "GET", url).json()
-    assert "identifier" not in desk_view and "text" not in desk_view
+    assert "text" not in desk_view and desk_view["identifier"] == [whole["identifier"][-1]]
     desk_view["telecom"] = [{"system": "phone", "value": "+852 5555 0123"}]
     assert group.call(desk, "PUT", url, desk_view).status_code == 200, "the role's cut saves"
     after = group.call(doctor, "GET", url).json()
-    assert after["identifier"] == stored["identifier"] and after["telecom"]
-    assert after["maritalStatus"] == {"text": "married"}
+    assert sorted(map(str, after["identifier"])) == sorted(map(str, stored["identifier"]))
+    assert after["telecom"] and after["maritalStatus"] == {"text": "married"}
 
     summary = group.call(doctor, "GET", f"{url}?_summary=true").json()
     replaced = group.call(doctor, "PUT", url, _unlabelled(summary))
     assert replaced.status_code == 200, replaced.text
     assert "maritalStatus" not in group.call(doctor, "GET", url).json()
+
+
+def test_a_narrative_the_role_saw_is_not_erased_by_its_view_saved_back(
+    group: Group, api: FhirTestClient
+) -> None:
+    """The desk's cut removes the narrative only where it withholds something of that
+    record (the narrative may repeat it): of a patient with no HKID the desk sees the
+    narrative, and a view without it saved back would erase it."""
+    made = _created(
+        api,
+        {
+            "resourceType": "Patient",
+            "text": NARRATIVE,
+            "name": [{"family": "Ho"}],
+            "gender": "female",
+            "managingOrganization": {"reference": f"Organization/{TM}"},
+        },
+    )
+    url = f"/fhir/Patient/{made['id']}"
+    assert group.call(group.desk_tm, "GET", url).json()["text"] == NARRATIVE
+    view = group.call(group.desk_tm, "GET", f"{url}?_elements=name,gender").json()
+
+    _refused(group.call(group.desk_tm, "PUT", url, view), "text")
+
+
+def test_a_role_that_may_not_write_is_refused_as_such_whatever_it_sends(group: Group) -> None:
+    """A privacy officer reads every record and writes none: a view saved back is a
+    refused write (403, denied in the ledger), not a view refused for what it left out."""
+    url = f"/fhir/Patient/{group.tm_patient.id}"
+    view = group.call(group.officer, "GET", f"{url}?_summary=true").json()
+
+    refused = group.call(group.officer, "PUT", url, view)
+
+    assert refused.status_code == 403, refused.text
+    denied = group.events(Tag.FHIR_UPDATE)[-1]
+    assert denied.outcome.value == "denied"
