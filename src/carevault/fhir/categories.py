@@ -7,12 +7,13 @@ specify. A resource whose main category is withheld is not shown at all.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from carevault.domain.categories import HEALTH_CATEGORIES, DataCategory
 from carevault.domain.sensitive import RESTRICTED_LABELS, is_sensitive_code
 from carevault.fhir.normalise import HKID_SYSTEM
-from carevault.fhir.registry import ResourceType
+from carevault.fhir.registry import RESOURCE_TYPES, ResourceType
 
 SUBSETTED = {
     "system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue",
@@ -76,6 +77,32 @@ def _identifier_category(identifier: Any) -> DataCategory:
     return DataCategory.GOVERNMENT_ID if system in GOVERNMENT_ID_SYSTEMS else DataCategory.IDENTITY
 
 
+def _contained_category(contained: Any) -> DataCategory:
+    """A contained resource's category: its own type's (an Observation inside a Patient is
+    clinical, a Coverage inside a claim financial), or the most guarded for a type
+    CareVault does not hold (nothing says what it carries)."""
+    name = contained.get("resourceType") if isinstance(contained, dict) else None
+    rt = RESOURCE_TYPES.get(name) if isinstance(name, str) else None
+    return main_category(rt, contained) if rt is not None else DataCategory.SENSITIVE_CLINICAL
+
+
+def _itemised(rt: ResourceType, name: str) -> Callable[[Any], DataCategory] | None:
+    """For an element whose items differ in category, each item's: a patient's
+    identifiers (the HKID is a government id, a record number identity) and contained
+    resources (each of its own type's category). None for any other element."""
+    if name == "contained":
+        return _contained_category
+    if name == "identifier" and rt.is_patient:
+        return _identifier_category
+    return None
+
+
+def _element_category(rt: ResourceType, name: str, main: DataCategory) -> DataCategory:
+    """The category of the element ``name``: a primitive's ``_name`` sibling (its id and
+    extensions: a cause of death beside ``deceasedDateTime``) is its element's."""
+    return rt.element_categories.get(name[1:] if name.startswith("_") else name, main)
+
+
 def element_categories(
     rt: ResourceType, resource: dict[str, Any], *, main: DataCategory | None = None
 ) -> set[DataCategory]:
@@ -87,10 +114,11 @@ def element_categories(
     for name, value in resource.items():
         if name in _ALWAYS:
             continue
-        if name == "identifier" and rt.is_patient and isinstance(value, list):
-            present.update(_identifier_category(item) for item in value)
+        itemised = _itemised(rt, name)
+        if itemised is not None and isinstance(value, list):
+            present.update(itemised(item) for item in value)
         else:
-            present.add(rt.element_categories.get(name, main))
+            present.add(_element_category(rt, name, main))
     return present
 
 
@@ -105,16 +133,17 @@ def changed_categories(
         old, new = current.get(name), submitted.get(name)
         if old == new:
             continue
-        if name == "identifier" and rt.is_patient:
+        itemised = _itemised(rt, name)
+        if itemised is not None:
             before = [item for item in old or [] if isinstance(item, dict)]
             after = [item for item in new or [] if isinstance(item, dict)]
-            for category in {_identifier_category(item) for item in before + after}:
-                if [i for i in before if _identifier_category(i) == category] != [
-                    i for i in after if _identifier_category(i) == category
+            for category in {itemised(item) for item in before + after}:
+                if [i for i in before if itemised(i) == category] != [
+                    i for i in after if itemised(i) == category
                 ]:
                     changed.add(category)
         else:
-            changed.add(rt.element_categories.get(name, main_category(rt, submitted)))
+            changed.add(_element_category(rt, name, main_category(rt, submitted)))
     return changed
 
 
@@ -129,14 +158,15 @@ def subset(
     kept: dict[str, Any] = {}
     removed = False
     for name, value in resource.items():
+        itemised = _itemised(rt, name)
         if name in _ALWAYS:
             kept[name] = value
-        elif name == "identifier" and rt.is_patient and isinstance(value, list):
-            visible = [item for item in value if _identifier_category(item) in granted]
+        elif itemised is not None and isinstance(value, list):
+            visible = [item for item in value if itemised(item) in granted]
             removed = removed or len(visible) != len(value)
             if visible:
                 kept[name] = visible
-        elif rt.element_categories.get(name, main) in granted:
+        elif _element_category(rt, name, main) in granted:
             kept[name] = value
         else:
             removed = True
@@ -204,10 +234,11 @@ def restore_withheld(
     for name, value in current.items():
         if name in _ALWAYS:
             continue
-        if name == "identifier" and rt.is_patient and isinstance(value, list):
-            hidden = [item for item in value if _identifier_category(item) not in granted]
+        itemised = _itemised(rt, name)
+        if itemised is not None and isinstance(value, list):
+            hidden = [item for item in value if itemised(item) not in granted]
             if hidden:
-                merged["identifier"] = [*(submitted.get("identifier") or []), *hidden]
-        elif rt.element_categories.get(name, main) not in granted and name not in submitted:
+                merged[name] = [*(submitted.get(name) or []), *hidden]
+        elif _element_category(rt, name, main) not in granted and name not in submitted:
             merged[name] = value
     return merged

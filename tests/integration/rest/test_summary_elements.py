@@ -394,3 +394,45 @@ def test_a_role_that_may_not_write_is_refused_as_such_whatever_it_sends(group: G
     assert refused.status_code == 403, refused.text
     denied = group.events(Tag.FHIR_UPDATE)[-1]
     assert denied.outcome.value == "denied"
+
+
+def test_what_the_desk_may_not_see_stays_hidden_beside_and_inside_the_record(
+    group: Group, api: FhirTestClient
+) -> None:
+    """A cause of death in the extension beside ``deceasedDateTime``, and an HIV result
+    contained in the patient's record, are clinical: the desk's cut takes them out, a
+    view naming them (``_elements=deceased,contained``) shows nothing of them, and the
+    desk may not write them either."""
+    cause = {"extension": [{"url": "urn:cause-of-death", "valueString": "overdose"}]}
+    made = _created(
+        api,
+        {
+            "resourceType": "Patient",
+            "name": [{"family": "Ho"}],
+            "deceasedDateTime": "2026-11-01",
+            "_deceasedDateTime": cause,
+            "contained": [
+                {
+                    "resourceType": "Observation",
+                    "id": "o1",
+                    "status": "final",
+                    "code": {"text": "HIV positive"},
+                },
+            ],
+            "managingOrganization": {"reference": f"Organization/{TM}"},
+        },
+    )
+    url = f"/fhir/Patient/{made['id']}"
+    desk = group.desk_tm
+
+    for query in ("", "?_elements=deceased,contained", "?_summary=true"):
+        shown = group.call(desk, "GET", url + query)
+        assert shown.status_code == 200, shown.text
+        assert "overdose" not in shown.text and "HIV" not in shown.text
+        assert "contained" not in shown.json() and "_deceasedDateTime" not in shown.json()
+    plain = group.call(desk, "GET", url).json()
+    adding = group.call(desk, "PUT", url, {**_unlabelled(plain), "_birthDate": cause})
+    assert adding.status_code == 200, "a demographic's sibling is the desk's to write"
+    current = _unlabelled(group.call(desk, "GET", url).json())
+    refused = group.call(desk, "PUT", url, {**current, "_deceasedDateTime": {"id": "x"}})
+    assert refused.status_code == 403, refused.text
