@@ -13,7 +13,7 @@ from typing import Any
 from carevault.domain.categories import HEALTH_CATEGORIES, DataCategory
 from carevault.domain.sensitive import RESTRICTED_LABELS, is_sensitive_code
 from carevault.fhir.normalise import HKID_SYSTEM
-from carevault.fhir.registry import RESOURCE_TYPES, ResourceType
+from carevault.fhir.registry import ResourceType
 
 SUBSETTED = {
     "system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue",
@@ -77,21 +77,12 @@ def _identifier_category(identifier: Any) -> DataCategory:
     return DataCategory.GOVERNMENT_ID if system in GOVERNMENT_ID_SYSTEMS else DataCategory.IDENTITY
 
 
-def _contained_category(contained: Any) -> DataCategory:
-    """A contained resource's category: its own type's (an Observation inside a Patient is
-    clinical, a Coverage inside a claim financial), or the most guarded for a type
-    CareVault does not hold (nothing says what it carries)."""
-    name = contained.get("resourceType") if isinstance(contained, dict) else None
-    rt = RESOURCE_TYPES.get(name) if isinstance(name, str) else None
-    return main_category(rt, contained) if rt is not None else DataCategory.SENSITIVE_CLINICAL
-
-
 def _itemised(rt: ResourceType, name: str) -> Callable[[Any], DataCategory] | None:
     """For an element whose items differ in category, each item's: a patient's
-    identifiers (the HKID is a government id, a record number identity) and contained
-    resources (each of its own type's category). None for any other element."""
-    if name == "contained":
-        return _contained_category
+    identifiers (the HKID is a government id, a record number identity). None for any
+    other element. Contained resources are not judged item by item: the read and write
+    decisions are taken on the categories a type may hold (``possible_categories``),
+    which would have to hold every category a contained resource may be of first."""
     if name == "identifier" and rt.is_patient:
         return _identifier_category
     return None

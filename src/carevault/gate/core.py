@@ -1108,14 +1108,14 @@ class Gate:
             self._contain_write(operations)
             prepared: list[Operation] = []
             seen: dict[int, tuple[int, dict[str, Any]]] = {}
-            # Views saved back: what each would erase (``_prepare``).
-            erasing: dict[int, tuple[str, ...]] = {}
+            # Views saved back: what each would erase, or None (``_prepare``).
+            erasing: dict[int, tuple[str, ...] | None] = {}
             for operation in operations:
                 ready, existing, left_out = self._prepare(caller, operation)
                 prepared.append(ready)
                 if existing is not None:
                     seen[id(ready)] = existing
-                if left_out:
+                if left_out is None or left_out:
                     erasing[id(ready)] = left_out
             decisions: dict[int, Decision] = {}
             # The clinics locked now, read once for the whole request (one transaction).
@@ -1141,9 +1141,8 @@ class Gate:
                     decisions[id(operation)] = decision
                 # After the write is allowed: a caller who may not write it is refused as
                 # such (403, denied in the ledger), whatever it sent.
-                left_out = erasing.get(id(operation))
-                if left_out:
-                    raise SubsetWouldErase(_erasing(operation, left_out))
+                if id(operation) in erasing:
+                    raise SubsetWouldErase(_erasing(operation, erasing[id(operation)]))
 
             def after_write(connection: Connection, result: WriteResult) -> None:
                 if deferred_care is None:
@@ -1301,14 +1300,15 @@ class Gate:
 
     def _prepare(
         self, caller: Caller, operation: Operation
-    ) -> tuple[Operation, tuple[int, dict[str, Any]] | None, tuple[str, ...]]:
+    ) -> tuple[Operation, tuple[int, dict[str, Any]] | None, tuple[str, ...] | None]:
         """Fill in what a staff member would expect, and keep what they could not see.
 
         Returns the operation to apply; for an update of a record the staff member may
         read, the version they were shown and its resource (so the policy judges only
-        what the update changes); and, for a view saved back (``_left_out``), the
-        elements of their view of the record it leaves out, which the update would erase
-        (refused once the write itself is allowed: ``SubsetWouldErase``).
+        what the update changes); and, for an update labelled SUBSETTED (a view saved
+        back), the elements of the caller's view of the record it leaves out, which it
+        would erase, or None if the caller could not have read the record (``_left_out``).
+        Either is refused once the write itself is allowed (``SubsetWouldErase``).
         """
         if caller.actor is None or not isinstance(operation, Put):
             return operation, None, ()
@@ -1348,7 +1348,7 @@ class Gate:
                 )
         placed = self._place_outside(caller.actor, rt, resource, current)
         existing: tuple[int, dict[str, Any]] | None = None
-        left_out: tuple[str, ...] = ()
+        left_out: tuple[str, ...] | None = () if current is None or not labelled else None
         if current is not None:
             decision = decide(
                 caller.actor,
@@ -1360,16 +1360,49 @@ class Gate:
                 [opened] = self._open(caller, [current])
                 parsed = jsonio.load(opened.body or b"{}")
                 existing = (current.head.version_id, parsed)
-                if labelled and (
-                    caller.scopes is None or caller.scopes.allows(rt.name, Interaction.READ)
-                ):
-                    # Only for a caller who could have read the record: to anyone else the
-                    # elements named would tell what it holds.
-                    left_out = _left_out(rt, resource, parsed, decision.granted)
+                if labelled:
+                    left_out = self._left_out(caller, rt, current.head, resource, parsed)
                 if decision.withheld:
                     resource = restore_withheld(rt, resource, parsed, decision.granted)
         _name_the_patient(rt, resource)
         return replace(operation, resource=resource, clinic_id=placed), existing, left_out
+
+    def _left_out(
+        self,
+        caller: Caller,
+        rt: ResourceType,
+        head: Head,
+        sent: dict[str, Any],
+        stored: dict[str, Any],
+    ) -> tuple[str, ...] | None:
+        """The top-level elements of the caller's view of ``stored`` (as a read would show
+        it them) that ``sent``, an update labelled SUBSETTED, leaves out; None if the
+        caller could not have read the record (its role, its token's scopes or patient in
+        context, containment, or the record's sensitivity), to whom the names would tell
+        what it holds.
+
+        A PUT replaces the record: a view of ``_summary=true`` or ``_elements`` saved back
+        as it came would erase every element it did not show. The role's own cut does
+        not: what it withholds is put back from the stored record (``restore_withheld``),
+        and what it shows the caller sends back. Compared with that view, not with the
+        record: the narrative the cut removes is not asked for, and an element of which
+        the role sees only a part (a patient's identifiers without the HKID) is asked for
+        as the role sees it. ``sent`` is taken before anything is put back into it."""
+        try:
+            self._scope(caller, rt, Interaction.READ)
+            decision = self._decide_read(caller, rt, head)
+        except (AccessDenied, ContainmentActive):
+            return None
+        view = subset(rt, stored, decision.granted)
+        if view is None:
+            return None
+        return tuple(
+            sorted(
+                name
+                for name in view
+                if name not in ("resourceType", "id", "meta") and name not in sent
+            )
+        )
 
     def _place_outside(
         self, actor: Actor, rt: ResourceType, resource: dict[str, Any], current: Sealed | None
@@ -1641,41 +1674,22 @@ def _refuse_unreadable_criteria(caller: Caller, query: SearchQuery) -> None:
             )
 
 
-def _left_out(
-    rt: ResourceType,
-    sent: dict[str, Any],
-    stored: dict[str, Any],
-    granted: frozenset[DataCategory],
-) -> tuple[str, ...]:
-    """The top-level elements of the caller's view of ``stored`` (the role's cut, as a
-    read shows it) that ``sent``, a view labelled SUBSETTED saved back, leaves out.
-
-    A PUT replaces the record: a view of ``_summary=true`` or ``_elements`` saved back as
-    it came would erase every element it did not show. The role's own cut does not: what
-    it withholds is put back from the stored record (``restore_withheld``), and what it
-    shows the caller sends back. Compared with that view, not with the record: the
-    narrative the cut removes is not asked for, and an element of which the role sees
-    only a part (a patient's identifiers without the HKID) is asked for as the role sees
-    it. ``sent`` is taken before anything is put back into it."""
-    view = subset(rt, stored, granted)
-    if view is None:
-        return ()
-    return tuple(
-        sorted(
-            name for name in view if name not in ("resourceType", "id", "meta") and name not in sent
+def _erasing(operation: Operation, left_out: tuple[str, ...] | None) -> str:
+    """Why an update labelled SUBSETTED is refused (``SubsetWouldErase``): the elements
+    of the caller's view it leaves out, by name only, and what to do instead; or, to a
+    caller who could not have read the record, that a view is not a record (the same
+    words whatever the record holds)."""
+    what = f"{operation.resource_type.name}/{operation.resource_id}"
+    if left_out is None:
+        return (
+            f"{what}: the resource sent is labelled SUBSETTED, a view of a record, not a "
+            "record: send the whole resource, without that label"
         )
-    )
-
-
-def _erasing(operation: Operation, left_out: tuple[str, ...]) -> str:
-    """Why a view saved back is refused (``SubsetWouldErase``): the elements, by name
-    only, and what to do instead."""
     return (
-        f"{operation.resource_type.name}/{operation.resource_id}: the resource sent is a "
-        f"view (labelled SUBSETTED) without {', '.join(left_out[:20])}, which the record "
-        "has; saved as sent, the update would erase them. Change only what you mean to "
-        "with PATCH, or read the whole record (without _summary or _elements) and send it "
-        "back changed"
+        f"{what}: the resource sent is a view (labelled SUBSETTED) without "
+        f"{', '.join(left_out[:20])}, which the record has; saved as sent, the update "
+        "would erase them. Change only what you mean to with PATCH, or read the whole "
+        "record (without _summary or _elements) and send it back changed"
     )
 
 

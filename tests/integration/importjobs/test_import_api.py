@@ -382,7 +382,8 @@ def test_a_client_that_may_not_read_learns_nothing_of_a_record_by_a_labelled_wri
     """A view saved back is refused naming the elements it leaves out, but only to a caller
     who may read the record: a write-only client (``system/*.cu``) sending a labelled body
     by PUT or ``$import`` must not learn which elements a patient's record holds (that
-    ``deceasedDateTime`` is there says the patient died)."""
+    ``deceasedDateTime`` is there says the patient died). It is refused all the same, in
+    words that do not depend on the record: it cannot have read what it sends back."""
     stored = jsonio.load(clinic.services.gate.read(READER, RESOURCE_TYPES["Patient"], "pa0").body)
     put(
         clinic.services,
@@ -409,4 +410,7 @@ def test_a_client_that_may_not_read_learns_nothing_of_a_record_by_a_labelled_wri
 
     for told in (answer.text, report):
         assert "deceased" not in told and "maritalStatus" not in told
-    assert answer.status_code != 422
+        assert "labelled SUBSETTED, a view of a record, not a record" in told
+    assert answer.status_code == 422
+    after = jsonio.load(clinic.services.gate.read(READER, RESOURCE_TYPES["Patient"], "pa0").body)
+    assert after["deceasedDateTime"] == "2026-11-01"  # nothing replaced by the view

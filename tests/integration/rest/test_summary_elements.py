@@ -7,13 +7,20 @@ does not define are a 400 that reads nothing. SQLite and PostgreSQL."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 from urllib.parse import quote
 
 import pytest
 
+from carevault.access.scopes import parse
 from carevault.bootstrap import Services
+from carevault.domain.policy import Actor
+from carevault.domain.roles import Role
+from carevault.fhir.registry import RESOURCE_TYPES
+from carevault.gate import Caller, SubsetWouldErase
 from carevault.ledger.events import Tag
+from carevault.vault.writer import Put
 from tests.integration.access.group import TM, Group, build_group
 from tests.integration.access.group import observation as observation_of
 from tests.support.client import FhirTestClient
@@ -396,13 +403,12 @@ def test_a_role_that_may_not_write_is_refused_as_such_whatever_it_sends(group: G
     assert denied.outcome.value == "denied"
 
 
-def test_what_the_desk_may_not_see_stays_hidden_beside_and_inside_the_record(
+def test_what_the_desk_may_not_see_stays_hidden_beside_the_record(
     group: Group, api: FhirTestClient
 ) -> None:
-    """A cause of death in the extension beside ``deceasedDateTime``, and an HIV result
-    contained in the patient's record, are clinical: the desk's cut takes them out, a
-    view naming them (``_elements=deceased,contained``) shows nothing of them, and the
-    desk may not write them either."""
+    """A cause of death in the extension beside ``deceasedDateTime`` is clinical: the
+    desk's cut takes it out, a view naming it (``_elements=deceased``) shows nothing of
+    it, and the desk may not write it either."""
     cause = {"extension": [{"url": "urn:cause-of-death", "valueString": "overdose"}]}
     made = _created(
         api,
@@ -411,28 +417,51 @@ def test_what_the_desk_may_not_see_stays_hidden_beside_and_inside_the_record(
             "name": [{"family": "Ho"}],
             "deceasedDateTime": "2026-11-01",
             "_deceasedDateTime": cause,
-            "contained": [
-                {
-                    "resourceType": "Observation",
-                    "id": "o1",
-                    "status": "final",
-                    "code": {"text": "HIV positive"},
-                },
-            ],
             "managingOrganization": {"reference": f"Organization/{TM}"},
         },
     )
     url = f"/fhir/Patient/{made['id']}"
     desk = group.desk_tm
 
-    for query in ("", "?_elements=deceased,contained", "?_summary=true"):
+    for query in ("", "?_elements=deceased", "?_summary=true"):
         shown = group.call(desk, "GET", url + query)
         assert shown.status_code == 200, shown.text
-        assert "overdose" not in shown.text and "HIV" not in shown.text
-        assert "contained" not in shown.json() and "_deceasedDateTime" not in shown.json()
+        assert "overdose" not in shown.text and "_deceasedDateTime" not in shown.json()
     plain = group.call(desk, "GET", url).json()
     adding = group.call(desk, "PUT", url, {**_unlabelled(plain), "_birthDate": cause})
     assert adding.status_code == 200, "a demographic's sibling is the desk's to write"
     current = _unlabelled(group.call(desk, "GET", url).json())
     refused = group.call(desk, "PUT", url, {**current, "_deceasedDateTime": {"id": "x"}})
     assert refused.status_code == 403, refused.text
+
+
+def test_a_token_confined_to_another_patient_learns_nothing_by_a_labelled_update(
+    group: Group,
+) -> None:
+    """A token that reads only the patient in context (``patient/Patient.r``) and writes
+    patients (``user/Patient.u``) updates another patient with a labelled body: refused in
+    words that do not depend on that record (its elements are not the token's to learn)."""
+    services = group.services
+    url = f"/fhir/Patient/{group.tm_patient.id}"
+    whole = group.call(group.doctor_tm, "GET", url).json()
+    whole.update(maritalStatus={"text": "married"})
+    assert group.call(group.doctor_tm, "PUT", url, whole).status_code == 200
+    in_context = services.gate.vault.patient_pseudonyms([group.tw_patient.id])
+    scopes = replace(
+        parse("patient/Patient.r user/Patient.u", allowed_contexts=frozenset({"patient", "user"})),
+        patient=in_context[group.tw_patient.id],
+    )
+    actor = Actor("staff:confined", Role.PHYSICIAN, frozenset({TM}), "dr-tm")
+    caller = Caller(principal="staff:confined", actor=actor, scopes=scopes)
+    view = {
+        "resourceType": "Patient",
+        "id": group.tm_patient.id,
+        "meta": {"security": [SUBSETTED]},
+        "name": whole["name"],
+        "identifier": whole["identifier"],
+    }
+
+    with pytest.raises(SubsetWouldErase) as refused:
+        services.gate.write(caller, [Put(RESOURCE_TYPES["Patient"], view["id"], view)])
+
+    assert "maritalStatus" not in str(refused.value) and "not a record" in str(refused.value)

@@ -1,7 +1,6 @@
 """What a role's cut takes out of a record, puts back on its update, and counts as
 changed: a primitive's ``_name`` sibling goes with its element (an extension beside
-``deceasedDateTime`` is as clinical as the date), and each contained resource is of its
-own type's category."""
+``deceasedDateTime`` is as clinical as the date)."""
 
 from __future__ import annotations
 
@@ -18,16 +17,9 @@ from carevault.fhir.categories import (
 from carevault.fhir.registry import RESOURCE_TYPES
 
 PATIENT = RESOURCE_TYPES["Patient"]
-CLAIM = RESOURCE_TYPES["ExplanationOfBenefit"]
 #: What a front desk may read.
 DESK = frozenset({C.IDENTITY, C.CONTACT, C.DEMOGRAPHIC, C.VISIT})
 CAUSE = {"extension": [{"url": "urn:cause-of-death", "valueString": "overdose"}]}
-HIV = {
-    "resourceType": "Observation",
-    "id": "o1",
-    "status": "final",
-    "code": {"text": "HIV positive"},
-}
 
 
 def _patient(**more: Any) -> dict[str, Any]:
@@ -45,29 +37,12 @@ def test_the_sibling_of_a_withheld_primitive_is_withheld_with_it() -> None:
     assert C.CLINICAL in element_categories(PATIENT, _patient(_deceasedDateTime=CAUSE))
 
 
-def test_each_contained_resource_is_shown_by_its_own_category() -> None:
-    coverage = {"resourceType": "Coverage", "id": "c1", "status": "active"}
-    unknown = {"resourceType": "Basic", "id": "b1"}
-    record = {"resourceType": "ExplanationOfBenefit", "id": "e1", "status": "active"}
-    record["contained"] = [HIV, coverage, unknown]
-
-    billing = subset(CLAIM, record, frozenset({C.FINANCIAL}))
-    clinician = subset(CLAIM, record, frozenset({C.FINANCIAL, C.CLINICAL}))
-
-    assert billing is not None and billing["contained"] == [coverage]
-    assert clinician is not None and clinician["contained"] == [HIV, coverage]
-    assert subset(PATIENT, _patient(contained=[HIV]), DESK) == _patient() | {
-        "meta": {"security": [SUBSETTED]}
-    }
-
-
 def test_an_update_keeps_what_the_role_could_not_see_and_counts_what_it_adds() -> None:
-    stored = _patient(deceasedDateTime="2026-11-01", _deceasedDateTime=CAUSE, contained=[HIV])
+    stored = _patient(deceasedDateTime="2026-11-01", _deceasedDateTime=CAUSE)
     sent = _patient(telecom=[{"system": "phone", "value": "5555 0123"}])
 
     merged = restore_withheld(PATIENT, sent, stored, DESK)
 
-    assert merged["_deceasedDateTime"] == CAUSE and merged["contained"] == [HIV]
+    assert merged["_deceasedDateTime"] == CAUSE and merged["deceasedDateTime"] == "2026-11-01"
     assert changed_categories(PATIENT, merged, stored) == {C.IDENTITY, C.CONTACT}
-    assert C.CLINICAL in changed_categories(PATIENT, _patient(contained=[HIV]), _patient())
     assert C.CLINICAL in changed_categories(PATIENT, _patient(_deceasedDateTime=CAUSE), _patient())
