@@ -122,9 +122,10 @@ class PatientRequired(Exception):
 
 class SubsetWouldErase(Exception):
     """An update sends a view of the record (labelled SUBSETTED: ``_summary``,
-    ``_elements``) that leaves out elements the stored record has and the caller may
-    see (422): replacing the record with it would erase them. The message names the
-    elements, never their values."""
+    ``_elements``) that leaves out elements of the caller's view of the stored record
+    (422): replacing the record with it would erase them. The message names the
+    elements, never their values, and only to a caller who may read the record; to any
+    other it says the same whatever the record holds."""
 
 
 class DecryptionBudget:

@@ -316,22 +316,19 @@ def _json_type(value: object) -> str:
     return "an array" if isinstance(value, list) else "an object"
 
 
-def _tag(value: object) -> Tag | Unrecognised:
-    if not isinstance(value, str):
-        raise _WrongType("a string")
-    try:
-        return Tag(value)
-    except ValueError:
-        return Unrecognised(value)
+def _word(vocabulary: type[Tag] | type[Outcome]) -> Callable[[object], Any]:
+    """The reader of a word of ``vocabulary``: its member, or the word as written
+    (``Unrecognised``) if this build's vocabulary does not hold it."""
 
+    def read(value: object) -> Tag | Outcome | Unrecognised:
+        if not isinstance(value, str):
+            raise _WrongType("a string")
+        try:
+            return vocabulary(value)
+        except ValueError:
+            return Unrecognised(value)
 
-def _outcome(value: object) -> Outcome | Unrecognised:
-    if not isinstance(value, str):
-        raise _WrongType("a string")
-    try:
-        return Outcome(value)
-    except ValueError:
-        return Unrecognised(value)
+    return read
 
 
 def _integer(value: object) -> int:
@@ -365,8 +362,8 @@ def _object(value: object) -> dict[str, Any]:
 
 
 _READERS: dict[str, Callable[[object], Any]] = {
-    "tag": _tag,
-    "outcome": _outcome,
+    "tag": _word(Tag),
+    "outcome": _word(Outcome),
     "at_us": _integer,
     "clinic_ids": _texts,
     "categories": _texts,
