@@ -280,12 +280,15 @@ def _get_entry(interactions: FhirInteractions, caller: Caller, entry: _Entry, ba
 def _run_get(interactions: FhirInteractions, caller: Caller, url: str, base: str) -> FhirResponse:
     path, _, query = url.partition("?")
     parts = path.strip("/").split("/")
+    # Blank values kept, as the REST routes keep them: ``_elements=`` is refused here too,
+    # not taken for no view at all.
+    params = parse_qsl(query, keep_blank_values=True)
     if len(parts) == 1:
-        return interactions.search(caller, parts[0], parse_qsl(query), base, strict=False)
+        return interactions.search(caller, parts[0], params, base, strict=False)
     if len(parts) == 2:
-        return interactions.read(caller, parts[0], parts[1], base, parse_qsl(query))
+        return interactions.read(caller, parts[0], parts[1], base, params)
     if len(parts) == 4 and parts[2] == "_history":
-        return interactions.vread(caller, parts[0], parts[1], parts[3], base, parse_qsl(query))
+        return interactions.vread(caller, parts[0], parts[1], parts[3], base, params)
     raise bad_request("GET entries support read, vread and search")
 
 

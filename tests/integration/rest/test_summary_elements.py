@@ -277,11 +277,18 @@ def test_a_batch_read_honours_the_view_in_its_url(
             },
         ],
     }
+    blank = [
+        f"Patient/{full_patient['id']}?_elements=",
+        f"Patient?_id={full_patient['id']}&_summary=",
+    ]
+    bundle["entry"] += [{"request": {"method": "GET", "url": url}} for url in blank]
     answer = api.post_json("/fhir", bundle)
     assert answer.status_code == 200, answer.text
-    read, search = (entry["resource"] for entry in answer.json()["entry"])
-    assert set(read) == {"resourceType", "id", "meta", "text"}
-    assert set(_matches(search)[0]) == {"resourceType", "id", "meta", "name"}
+    read, search, *refused = answer.json()["entry"]
+    assert set(read["resource"]) == {"resourceType", "id", "meta", "text"}
+    assert set(_matches(search["resource"])[0]) == {"resourceType", "id", "meta", "name"}
+    # A blank view is refused in a batch as over REST, not taken for the whole record.
+    assert [entry["response"]["status"][:3] for entry in refused] == ["400", "400"]
 
 
 def test_what_third_party_clients_send_is_understood(group: Group) -> None:
