@@ -302,16 +302,29 @@ class Gate:
             raise ContainmentActive(PHI_OFFLINE)
 
     def _contain_write(self, operations: Sequence[Operation]) -> None:
+        self._contain_change([op.resource_type for op in operations])
+
+    def _contain_change(self, types: Iterable[ResourceType]) -> None:
+        """Refuse (503) a change of records of ``types`` that an active mode stops."""
         state = self._state()
         if state.key_lockdown:
             raise ContainmentActive(KEY_LOCKDOWN)
         if state.read_only:
             raise ContainmentActive("read-only mode is on: no changes are accepted for now")
         if state.phi_offline and any(
-            op.resource_type.is_patient_data and op.resource_type.name not in self.offline_types
-            for op in operations
+            rt.is_patient_data and rt.name not in self.offline_types for rt in types
         ):
             raise ContainmentActive(PHI_OFFLINE)
+
+    def _contain_move(self, head: Head, clinic_id: str) -> None:
+        """Refuse (503) placing the patient of ``head`` at ``clinic_id`` (a registration, a
+        transfer) while that clinic, or any clinic the patient belongs to now, is locked:
+        a lock is not escaped by moving its patients out, nor widened by moving them in."""
+        locked = self._state().locked_clinics
+        if not locked or self.access is None:
+            return
+        if clinic_id in locked or self.access.clinics_of(head) & locked:
+            raise ContainmentActive(CLINIC_LOCKED)
 
     # --- audit -----------------------------------------------------------------------------
 
@@ -1054,6 +1067,8 @@ class Gate:
                 raise AccessDenied("only a clinician may break the glass")
             if self.access is None:
                 raise AccessDenied("access control is not configured")
+            # A grant is for reading the record: an app not granted that may not ask.
+            self._scope(caller, RESOURCE_TYPES["Patient"], Interaction.READ)
             located = self.vault.locate("Patient", patient_id)
             pseudonym = located.head.patient_pseudonym
             if located.head.deleted or pseudonym is None:
@@ -1111,9 +1126,13 @@ class Gate:
             seen: dict[int, tuple[int, dict[str, Any]]] = {}
             # Views saved back: what each would erase, or None (``_prepare``).
             erasing: dict[int, tuple[str, ...] | None] = {}
+            # What each Put sent, before anything withheld was put back into it.
+            sent: dict[int, dict[str, Any]] = {}
             for operation in operations:
                 ready, existing, left_out = self._prepare(caller, operation)
                 prepared.append(ready)
+                if isinstance(operation, Put):
+                    sent[id(ready)] = without_subsetted(operation.resource)
                 if existing is not None:
                     seen[id(ready)] = existing
                 if left_out is None or left_out:
@@ -1136,7 +1155,14 @@ class Gate:
             ) -> None:
                 _keep_owner(operation, head, stored)
                 decision = self._authorize_write(
-                    caller, connection, operation, head, stored, seen.get(id(operation)), locked
+                    caller,
+                    connection,
+                    operation,
+                    head,
+                    stored,
+                    seen.get(id(operation)),
+                    locked,
+                    sent.get(id(operation)),
                 )
                 if decision is not None:
                     decisions[id(operation)] = decision
@@ -1233,10 +1259,12 @@ class Gate:
         stored: Head | None,
         seen: tuple[int, dict[str, Any]] | None,
         locked: frozenset[str],
+        sent: dict[str, Any] | None = None,
     ) -> Decision | None:
         """The caller's write rights on the stored record AND on the new version: what is
         sent can never authorise a change to what is stored. None for the system.
-        ``locked``: the clinics locked by containment when the request began."""
+        ``locked``: the clinics locked by containment when the request began. ``sent``:
+        what a Put sent, before what the caller could not see was put back into it."""
         judged = [head] if stored is None or stored == head else [stored, head]
         if locked and self.access is not None:
             for item in judged:
@@ -1273,9 +1301,49 @@ class Gate:
         for item in judged:
             verdict = decide(actor, Right.WRITE, categories, self._target(caller, item, connection))
             if not verdict.allowed:
+                if stored is not None and not stored.deleted and self._hidden(caller, rt, stored):
+                    raise self._refused_unseen(caller, connection, operation, head, sent)
                 raise AccessDenied(verdict.reason)
             decision = decision or verdict
         return decision
+
+    def _hidden(self, caller: Caller, rt: ResourceType, head: Head) -> bool:
+        """Whether a read of the record ``head`` answers the caller "not known": its type
+        and patient are the caller's to read, but the record is withheld as a whole (a
+        sensitive record for a pharmacist). Opens the record: asked only of a refusal."""
+        try:
+            self._scope(caller, rt, Interaction.READ)
+            decision = self._decide_read(caller, rt, head)
+        except (AccessDenied, ContainmentActive):
+            return False
+        [opened] = self._open(caller, [self.vault.locate(rt.name, head.resource_id)])
+        return self._visible(rt, opened, decision) is None
+
+    def _refused_unseen(
+        self,
+        caller: Caller,
+        connection: Connection,
+        operation: Operation,
+        head: Head,
+        sent: dict[str, Any] | None,
+    ) -> Exception:
+        """The refusal of a write of a record the caller is told does not exist: a
+        DELETE answers as for an absent record, and a PUT's reason names only what was
+        sent, as a new record's would, never what the hidden one holds (a pharmacist
+        must not learn that the Condition behind a reference is an HIV diagnosis)."""
+        rt = operation.resource_type
+        if isinstance(operation, Delete) or sent is None:
+            return NotFound(f"{rt.name}/{operation.resource_id} is not known")
+        assert caller.actor is not None  # noqa: S101 - only staff are refused
+        verdict = decide(
+            caller.actor,
+            Right.WRITE,
+            element_categories(rt, sent),
+            self._target(caller, head, connection),
+        )
+        return AccessDenied(
+            verdict.reason if not verdict.allowed else "this record cannot be changed by you"
+        )
 
     def _refuse_named_elsewhere(self, operation: Put, head: Head) -> None:
         """A member of staff's visit or appointment names only practitioners of its own

@@ -21,6 +21,7 @@ from enum import StrEnum
 from sqlalchemy import Connection
 
 from carevault.access.registrations import Proof
+from carevault.access.scopes import Interaction
 from carevault.db import write_transaction
 from carevault.domain.roles import Role
 from carevault.fhir import jsonio
@@ -36,6 +37,7 @@ HKID_SYSTEM = "http://carevault.hk/sid/hkid"
 MRN_SYSTEM = "http://carevault.hk/sid/mrn"
 _PROOF_KINDS = {HKID_SYSTEM: "hkid", MRN_SYSTEM: "mrn"}
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_PATIENT = RESOURCE_TYPES["Patient"]
 
 #: Who registers a patient who stands in front of them.
 REGISTERING_ROLES = frozenset({Role.FRONT_DESK, Role.NURSE, Role.PHYSICIAN, Role.CLINIC_MANAGER})
@@ -82,10 +84,15 @@ def register(gate: Gate, caller: Caller, proof: PresenceProof, clinic_id: str | 
             raise AccessDenied("only clinic staff register a patient who is present")
         if gate.access is None:
             raise AccessDenied("access control is not configured")
+        # The registration widens whom the caller's clinic reaches, as a write of the
+        # Patient would: an app granted less than that may not make it.
+        gate._scope(caller, _PATIENT, Interaction.UPDATE)
         clinic = clinic_id or (next(iter(actor.clinic_ids)) if len(actor.clinic_ids) == 1 else "")
         if clinic not in actor.clinic_ids:
             raise AccessDenied("a patient can be registered only at one of your clinics")
         proof.check()
+        # A change, and the match opens patients' records: stopped as a write is.
+        gate._contain_change([_PATIENT])
         attempt.detail.update({"clinic": clinic, "proof": _PROOF_KINDS[proof.system]})
         gate.access.registrations.failures.check(actor.account_id)
         matches = _matching(gate, caller, proof)
@@ -100,6 +107,7 @@ def register(gate: Gate, caller: Caller, proof: PresenceProof, clinic_id: str | 
         assert head.patient_pseudonym is not None  # noqa: S101 - every Patient has one
         attempt.patient_pseudonym = head.patient_pseudonym
         attempt.resource_id = head.resource_id
+        gate._contain_move(head, clinic)
         with write_transaction(gate.vault.engine) as connection:
             added = gate.access.registrations.register(
                 connection,
@@ -145,8 +153,10 @@ def transfer(
 ) -> WriteResult:
     """Move a patient's home clinic to ``destination``, as a privacy officer or the
     clinic manager of both clinics, for one of the fixed reasons."""
-    patient_type = RESOURCE_TYPES["Patient"]
+    patient_type = _PATIENT
     with gate._attempt(caller, Tag.PATIENT_TRANSFERRED, "Patient", patient_id) as attempt:
+        gate._scope(caller, patient_type, Interaction.UPDATE)
+        gate._contain_change([patient_type])
         try:
             why = TransferReason(reason)
         except ValueError:
@@ -175,6 +185,7 @@ def transfer(
             )
         if destination == source:
             raise RegistrationInvalid("the patient's home clinic is already the destination")
+        gate._contain_move(located.head, destination)
         if gate.vault.locate("Organization", destination).head.deleted:
             raise Gone(f"Organization/{destination} was deleted")
         [opened] = gate._open(caller, [located])

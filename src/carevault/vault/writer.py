@@ -495,7 +495,6 @@ class _Writer:
     def _put(self, operation: Put) -> WriteResult:
         rt = operation.resource_type
         current = None if operation.fresh else self._current(rt.name, operation.resource_id)
-        _check_version(current, operation.if_match, rt.name, operation.resource_id)
         version = 1 if current is None else current.version_id + 1
         made = (
             self._new_patients.pop(operation.resource_id, None)
@@ -526,6 +525,9 @@ class _Writer:
                 # pseudonym, registrations and history).
                 current,
             )
+        # After the write is allowed: a caller who may not write the record must not
+        # learn its current version from which If-Match is refused (412) and which not.
+        _check_version(current, operation.if_match, rt.name, operation.resource_id)
         key_id = self.vault.key_id_for(pseudonym)
         body = _with_meta(operation.resource, operation.resource_id, version, self._last_updated)
         sealer = self._sealers.get(key_id)
@@ -573,11 +575,11 @@ class _Writer:
         current = self._current(rt.name, operation.resource_id)
         if current is None:
             raise NotFound(f"{rt.name}/{operation.resource_id} is not known")
-        _check_version(current, operation.if_match, rt.name, operation.resource_id)
         if self.authorize is not None:
             self.authorize(
                 self.connection, operation, current, None if current.deleted else current
             )
+        _check_version(current, operation.if_match, rt.name, operation.resource_id)
         if current.deleted:
             return WriteResult(head=current, created=False, body=None)
         self._flush_heads()
