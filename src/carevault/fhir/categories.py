@@ -331,9 +331,9 @@ def _merge_items(sent: list[Any], stored: list[Any], hidden: list[bool], name: s
     caller who sends back what it was shown leaves the element as it was stored."""
     if name == "contained":
         taken = {
-            item.get("id")
+            item["id"]
             for item, withheld in zip(stored, hidden, strict=True)
-            if withheld and isinstance(item, dict)
+            if withheld and isinstance(item, dict) and isinstance(item.get("id"), str)
         }
         if any(isinstance(item, dict) and item.get("id") in taken for item in sent):
             raise HiddenItemNamed(

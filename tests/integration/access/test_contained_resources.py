@@ -332,3 +332,39 @@ def test_a_view_saved_back_by_the_desk_does_not_name_what_it_could_not_see(
 
     assert erasing.status_code == 422, erasing.text
     assert "telecom" in erasing.text and "contained" not in erasing.text
+
+
+def test_a_contained_resource_that_cannot_be_told_is_kept_from_all_but_the_most_trusted(
+    group: Group, api: FhirTestClient
+) -> None:
+    """A contained resource of a type CareVault does not hold (Basic: anything at all)
+    counts as sensitive_clinical: the desk may neither write nor see one, the doctor who
+    cares for the patient may; one with no resourceType is not a resource (400)."""
+    unknown = {"resourceType": "Basic", "id": "b1", "code": {"text": "anything at all"}}
+    stored = api.post_json(
+        "/fhir/Patient",
+        {
+            "resourceType": "Patient",
+            "name": [{"family": "Kwok"}],
+            "contained": [unknown],
+            "managingOrganization": {"reference": f"Organization/{TM}"},
+        },
+    )
+    assert stored.status_code == 201, stored.text
+    assert api.post_json("/fhir/Encounter", encounter(stored.json()["id"], TM)).status_code == 201
+    url = f"/fhir/Patient/{stored.json()['id']}"
+    new = {"resourceType": "Patient", "name": [{"family": "Kwok"}]}
+
+    desk_reads = group.call(group.desk_tm, "GET", url)
+    doctor_reads = group.call(group.doctor_tm, "GET", url)
+    desk_writes = group.call(
+        group.desk_tm, "POST", "/fhir/Patient", {**new, "contained": [unknown]}
+    )
+    untyped = {key: value for key, value in unknown.items() if key != "resourceType"}
+    malformed = group.call(group.desk_tm, "POST", "/fhir/Patient", {**new, "contained": [untyped]})
+
+    assert "anything at all" not in desk_reads.text and "contained" not in desk_reads.json()
+    assert SUBSETTED in _labels(desk_reads.json())
+    assert doctor_reads.json()["contained"] == [unknown]
+    assert desk_writes.status_code == 403, desk_writes.text
+    assert malformed.status_code == 400, malformed.text

@@ -192,3 +192,14 @@ def test_an_update_may_not_reuse_the_id_of_a_contained_item_it_could_not_see() -
     assert "Observation" not in str(refused.value) and "o1" not in str(refused.value)
     kept = restore_withheld(PATIENT, _patient(contained=[{**impostor, "id": "p9"}]), stored, DESK)
     assert kept["contained"] == [HIV, {**impostor, "id": "p9"}]
+
+
+def test_items_without_an_id_are_not_taken_for_one_another() -> None:
+    nameless = {key: value for key, value in HIV.items() if key != "id"}
+    mine = {"resourceType": "Practitioner", "name": [{"family": "Lee"}]}
+
+    merged = restore_withheld(
+        PATIENT, _patient(contained=[mine]), _patient(contained=[nameless]), DESK
+    )
+
+    assert merged["contained"] == [nameless, mine]
