@@ -3,6 +3,13 @@
 Reads return only what the caller may see: withheld elements are removed and the
 resource is labelled SUBSETTED in ``meta.security``, as FHIR's security labels
 specify. A resource whose main category is withheld is not shown at all.
+
+A contained resource (``contained``) counts as what it is, item by item: one that holds
+patient data of its own (an Observation, a ServiceRequest, a Coverage) as its own type's
+categories, so a Patient's contained HIV result is sensitive_clinical and an
+ExplanationOfBenefit's contained referral clinical; one that does not (a Medication, a
+Practitioner) as part of its container, as any other element; one CareVault cannot tell
+as sensitive_clinical, the most guarded category of patient data.
 """
 
 from __future__ import annotations
@@ -13,7 +20,7 @@ from typing import Any
 from carevault.domain.categories import HEALTH_CATEGORIES, DataCategory
 from carevault.domain.sensitive import RESTRICTED_LABELS, is_sensitive_code
 from carevault.fhir.normalise import HKID_SYSTEM
-from carevault.fhir.registry import ResourceType
+from carevault.fhir.registry import RESOURCE_TYPES, ResourceType
 
 SUBSETTED = {
     "system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue",
@@ -62,8 +69,9 @@ def main_category(rt: ResourceType, resource: dict[str, Any] | None = None) -> D
     return rt.category
 
 
-def possible_categories(rt: ResourceType) -> frozenset[DataCategory]:
-    """Every category an instance of ``rt`` may hold, known before decrypting it."""
+def own_categories(rt: ResourceType) -> frozenset[DataCategory]:
+    """Every category the elements of ``rt`` itself may hold, leaving out what its
+    contained resources may bring (``possible_categories``)."""
     found = {rt.category, *rt.element_categories.values()}
     if rt.category in HEALTH_CATEGORIES:
         found.add(DataCategory.SENSITIVE_CLINICAL)
@@ -72,20 +80,85 @@ def possible_categories(rt: ResourceType) -> frozenset[DataCategory]:
     return frozenset(found)
 
 
-def _identifier_category(identifier: Any) -> DataCategory:
-    system = identifier.get("system") if isinstance(identifier, dict) else None
-    return DataCategory.GOVERNMENT_ID if system in GOVERNMENT_ID_SYSTEMS else DataCategory.IDENTITY
+#: Every category a contained resource may bring into a record of any type: those of
+#: each type that holds patient data (a contained Patient brings its HKID), and
+#: sensitive_clinical, the category of a contained resource CareVault cannot tell.
+CONTAINED_CATEGORIES = frozenset(
+    {DataCategory.SENSITIVE_CLINICAL}.union(
+        *(own_categories(rt) for rt in RESOURCE_TYPES.values() if rt.is_patient_data)
+    )
+)
 
 
-def _itemised(rt: ResourceType, name: str) -> Callable[[Any], DataCategory] | None:
-    """For an element whose items differ in category, each item's: a patient's
-    identifiers (the HKID is a government id, a record number identity). None for any
-    other element. Contained resources are not judged item by item: the read and write
-    decisions are taken on the categories a type may hold (``possible_categories``),
-    which would have to hold every category a contained resource may be of first."""
+def possible_categories(rt: ResourceType) -> frozenset[DataCategory]:
+    """Every category an instance of ``rt`` may hold, known before decrypting it: its
+    own elements' and whatever a contained resource may bring. Read decisions are taken
+    on these, so that what a decision grants covers every item a record may contain."""
+    return own_categories(rt) | CONTAINED_CATEGORIES
+
+
+#: FHIR types CareVault does not hold that are no one's patient data: contained in a
+#: record (a MedicationRequest's Medication), they are part of it, as the directory's
+#: types (Practitioner, Organization) are. A Device is one only while it names no
+#: patient: one that does is an implant or a patient's own device, a clinical fact.
+SHARED_TYPES = frozenset({"Medication", "Substance", "Device"}) | frozenset(
+    name for name, rt in RESOURCE_TYPES.items() if not rt.is_patient_data
+)
+
+_UNKNOWN = frozenset({DataCategory.SENSITIVE_CLINICAL})
+_SINGLE = {category: frozenset({category}) for category in DataCategory}
+
+#: Sees an element's items and says the categories of each (``_itemised``).
+Itemised = Callable[[Any], frozenset[DataCategory]]
+
+
+def _identifier_categories(identifier: Any) -> frozenset[DataCategory]:
+    if not isinstance(identifier, dict):
+        return _SINGLE[DataCategory.GOVERNMENT_ID]  # nothing says it is not an HKID
+    system = identifier.get("system")
+    return _SINGLE[
+        DataCategory.GOVERNMENT_ID if system in GOVERNMENT_ID_SYSTEMS else DataCategory.IDENTITY
+    ]
+
+
+def contained_categories(item: Any, container: DataCategory) -> frozenset[DataCategory]:
+    """The categories of one contained resource of a record whose main category is
+    ``container``: its own type's elements' if it is patient data (``main_category``
+    for all but a Patient, whose elements differ), the container's if it is no one's,
+    and sensitive_clinical if CareVault cannot tell (no resourceType, a type it does
+    not know, a Device that names a patient, a resource contained in a contained one,
+    which FHIR forbids)."""
+    if not isinstance(item, dict) or "contained" in item:
+        return _UNKNOWN
+    name = item.get("resourceType")
+    rt = RESOURCE_TYPES.get(name) if isinstance(name, str) else None
+    if rt is not None and rt.is_patient_data:
+        return frozenset(element_categories(rt, item))
+    if name in SHARED_TYPES and not (name == "Device" and "patient" in item):
+        return _SINGLE[container]
+    if name == "Device":
+        return _SINGLE[
+            DataCategory.SENSITIVE_CLINICAL if is_sensitive(item) else DataCategory.CLINICAL
+        ]
+    return _UNKNOWN
+
+
+def _itemised(rt: ResourceType, name: str, main: DataCategory) -> Itemised | None:
+    """For an element whose items differ in category, each item's categories: a
+    patient's identifiers (the HKID is a government id, a record number identity) and
+    contained resources (``contained_categories``; ``main``: the record's main
+    category). None for any other element."""
+    if name == "contained":
+        return lambda item: contained_categories(item, main)
     if name == "identifier" and rt.is_patient:
-        return _identifier_category
+        return _identifier_categories
     return None
+
+
+def _items(value: Any) -> list[Any]:
+    """An itemised element's items: one that is not a list (not valid FHIR, but stored
+    bytes are judged as they are) is one item."""
+    return value if isinstance(value, list) else [value]
 
 
 def _element_category(rt: ResourceType, name: str, main: DataCategory) -> DataCategory:
@@ -105,9 +178,10 @@ def element_categories(
     for name, value in resource.items():
         if name in _ALWAYS:
             continue
-        itemised = _itemised(rt, name)
-        if itemised is not None and isinstance(value, list):
-            present.update(itemised(item) for item in value)
+        itemised = _itemised(rt, name, main)
+        if itemised is not None:
+            for item in _items(value):
+                present |= itemised(item)
         else:
             present.add(_element_category(rt, name, main))
     return present
@@ -119,22 +193,26 @@ def changed_categories(
     """The categories an update changes: the resource's own, and those of every element
     added, removed or altered. A physician correcting a phone number does not rewrite
     the HKID number the record also holds."""
-    changed: set[DataCategory] = {main_category(rt, submitted), main_category(rt, current)}
+    main_before, main_after = main_category(rt, current), main_category(rt, submitted)
+    changed: set[DataCategory] = {main_before, main_after}
     for name in (set(submitted) | set(current)) - _ALWAYS:
         old, new = current.get(name), submitted.get(name)
         if old == new:
             continue
-        itemised = _itemised(rt, name)
-        if itemised is not None:
-            before = [item for item in old or [] if isinstance(item, dict)]
-            after = [item for item in new or [] if isinstance(item, dict)]
-            for category in {itemised(item) for item in before + after}:
-                if [i for i in before if itemised(i) == category] != [
-                    i for i in after if itemised(i) == category
+        itemised_before = _itemised(rt, name, main_before)
+        itemised_after = _itemised(rt, name, main_after)
+        if itemised_before is not None and itemised_after is not None:
+            # Each category counts as changed if its items are not the same, in the same
+            # order: an item added, removed or altered changes every category it holds.
+            before = [(i, itemised_before(i)) for i in ([] if old is None else _items(old))]
+            after = [(i, itemised_after(i)) for i in ([] if new is None else _items(new))]
+            for category in frozenset().union(*(held for _, held in before + after)):
+                if [i for i, held in before if category in held] != [
+                    i for i, held in after if category in held
                 ]:
                     changed.add(category)
         else:
-            changed.add(_element_category(rt, name, main_category(rt, submitted)))
+            changed.add(_element_category(rt, name, main_after))
     return changed
 
 
@@ -149,12 +227,13 @@ def subset(
     kept: dict[str, Any] = {}
     removed = False
     for name, value in resource.items():
-        itemised = _itemised(rt, name)
+        itemised = _itemised(rt, name, main)
         if name in _ALWAYS:
             kept[name] = value
-        elif itemised is not None and isinstance(value, list):
-            visible = [item for item in value if itemised(item) in granted]
-            removed = removed or len(visible) != len(value)
+        elif itemised is not None:
+            items = _items(value)
+            visible = [item for item in items if itemised(item) <= granted]
+            removed = removed or len(visible) != len(items)
             if visible:
                 kept[name] = visible
         elif _element_category(rt, name, main) in granted:
@@ -225,11 +304,48 @@ def restore_withheld(
     for name, value in current.items():
         if name in _ALWAYS:
             continue
-        itemised = _itemised(rt, name)
-        if itemised is not None and isinstance(value, list):
-            hidden = [item for item in value if itemised(item) not in granted]
-            if hidden:
-                merged[name] = [*(submitted.get(name) or []), *hidden]
+        itemised = _itemised(rt, name, main)
+        if itemised is not None:
+            stored = _items(value)
+            hidden = [not itemised(item) <= granted for item in stored]
+            if any(hidden):
+                sent = submitted.get(name)
+                merged[name] = _merge_items(
+                    [] if sent is None else _items(sent), stored, hidden, name
+                )
         elif _element_category(rt, name, main) not in granted and name not in submitted:
             merged[name] = value
+    return merged
+
+
+class HiddenItemNamed(ValueError):
+    """An update sends a contained resource with the id of one the caller may not see:
+    kept beside it, the record would hold two resources of one id (a reference to it
+    would then name either); taken as its replacement, the caller would change what it
+    may not see. Refused, in words that name neither resource."""
+
+
+def _merge_items(sent: list[Any], stored: list[Any], hidden: list[bool], name: str) -> list[Any]:
+    """The items of an update: each hidden stored item where it stood, the items sent in
+    the places of those the caller saw, in order, and the rest of those sent after. A
+    caller who sends back what it was shown leaves the element as it was stored."""
+    if name == "contained":
+        taken = {
+            item["id"]
+            for item, withheld in zip(stored, hidden, strict=True)
+            if withheld and isinstance(item, dict) and isinstance(item.get("id"), str)
+        }
+        if any(isinstance(item, dict) and item.get("id") in taken for item in sent):
+            raise HiddenItemNamed(
+                "contained: a resource sent has the id of a contained resource of the "
+                "record you may not change; give it an id of its own"
+            )
+    waiting = list(reversed(sent))
+    merged: list[Any] = []
+    for item, withheld in zip(stored, hidden, strict=True):
+        if withheld:
+            merged.append(item)
+        elif waiting:
+            merged.append(waiting.pop())
+    merged.extend(reversed(waiting))
     return merged

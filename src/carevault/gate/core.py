@@ -46,8 +46,10 @@ from carevault.domain.roles import CLINICIANS, GROUP_WIDE, RIGHTS, Right
 from carevault.fhir import jsonio
 from carevault.fhir.care_dates import CarePeriod, has_care_date, within
 from carevault.fhir.categories import (
+    HiddenItemNamed,
     changed_categories,
     element_categories,
+    own_categories,
     possible_categories,
     restore_withheld,
     subset,
@@ -474,10 +476,14 @@ class Gate:
         shown at all."""
         if item.body is None:
             return item, frozenset()
-        if not decision.withheld & possible_categories(rt):
-            # Nothing to cut: the stored bytes leave as they are, and are read only to
-            # name the categories they show (no exact-decimal parse, no rewrite).
-            return item, frozenset(element_categories(rt, jsonio.inspect(item.body)))
+        if not decision.withheld & own_categories(rt):
+            # Only a contained resource can hold what is withheld: when none does, the
+            # stored bytes leave as they are, read only to name the categories they show
+            # (no exact-decimal parse, no rewrite). Judged on what the record holds, not
+            # on what it may hold, which is every category (``possible_categories``).
+            present = frozenset(element_categories(rt, jsonio.inspect(item.body)))
+            if present <= decision.granted:
+                return item, present
         resource = jsonio.load(item.body)
         shown = subset(rt, resource, decision.granted)
         if shown is None:
@@ -848,7 +854,8 @@ class Gate:
         confined = caller.scopes.confined_to(rt.name, Interaction.SEARCH) if caller.scopes else None
         if confined is not None and rt.is_patient_data:
             restrict = self.access.confine(restrict, confined)
-        if DataCategory.SENSITIVE_CLINICAL in probe.withheld:
+        if DataCategory.SENSITIVE_CLINICAL in probe.withheld & own_categories(rt):
+            # A record of a health type may be sensitive as a whole (``main_category``).
             return (
                 restrict,
                 lambda item: subset(rt, jsonio.load(item.body or b"{}"), probe.granted) is not None,
@@ -1276,7 +1283,11 @@ class Gate:
         rt = operation.resource_type
         if isinstance(operation, Delete):
             interaction = Interaction.DELETE
-            categories: frozenset[DataCategory] | set[DataCategory] = possible_categories(rt)
+            # Judged before anything is opened, on what the type's own elements may
+            # hold: on every category a contained resource may bring as well
+            # (``possible_categories``), no role could delete anything. A version
+            # deleted stays in the history, under the same read decisions.
+            categories: frozenset[DataCategory] | set[DataCategory] = own_categories(rt)
         else:
             # A deleted record written again is a create to the token's scopes, though
             # it is judged on what was stored as well (it stays that patient's record).
@@ -1432,7 +1443,10 @@ class Gate:
                 if labelled:
                     left_out = self._left_out(caller, rt, current.head, resource, parsed)
                 if decision.withheld:
-                    resource = restore_withheld(rt, resource, parsed, decision.granted)
+                    try:
+                        resource = restore_withheld(rt, resource, parsed, decision.granted)
+                    except HiddenItemNamed as error:
+                        raise AccessDenied(str(error)) from None
         _name_the_patient(rt, resource)
         return replace(operation, resource=resource, clinic_id=placed), existing, left_out
 
@@ -1615,7 +1629,7 @@ class Gate:
     ) -> AuditEvent:
         rt = operation.resource_type
         if isinstance(operation, Delete):
-            tag, categories = Tag.FHIR_DELETE, possible_categories(rt)
+            tag, categories = Tag.FHIR_DELETE, own_categories(rt)
         else:
             tag = Tag.FHIR_CREATE if result.created else Tag.FHIR_UPDATE
             categories = frozenset(element_categories(rt, operation.resource))

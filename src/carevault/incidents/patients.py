@@ -29,7 +29,7 @@ from sqlalchemy import (
 from carevault.db import read_transaction
 from carevault.domain.categories import DataCategory
 from carevault.domain.roles import RIGHTS, Right, Role
-from carevault.fhir.categories import possible_categories
+from carevault.fhir.categories import own_categories
 from carevault.fhir.registry import RESOURCE_TYPES
 from carevault.vault.tables import resource_head, resource_version
 
@@ -49,12 +49,13 @@ class PatientFacts:
 
 @cache
 def _categories_of(resource_type: str) -> frozenset[str]:
-    """The category names a record of ``resource_type`` may hold (none for an unknown
-    type). Asked once per type and patient in a scope: thousands of times."""
+    """The category names a record of ``resource_type`` may hold in its own elements
+    (none for an unknown type); what a contained resource brings is not told by clear
+    metadata. Asked once per type and patient in a scope: thousands of times."""
     rt = RESOURCE_TYPES.get(resource_type)
     if rt is None:
         return frozenset()
-    return frozenset(category.value for category in possible_categories(rt))
+    return frozenset(category.value for category in own_categories(rt))
 
 
 @lru_cache(maxsize=4096)

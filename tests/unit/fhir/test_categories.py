@@ -1,19 +1,30 @@
 """What a role's cut takes out of a record, puts back on its update, and counts as
 changed: a primitive's ``_name`` sibling goes with its element (an extension beside
-``deceasedDateTime`` is as clinical as the date)."""
+``deceasedDateTime`` is as clinical as the date), and each contained resource counts as
+what it is (an HIV result inside a Patient is sensitive, a Medication inside a
+prescription part of it, what cannot be told the most guarded)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from carevault.domain.categories import DataCategory as C
 from carevault.fhir.categories import (
+    CONTAINED_CATEGORIES,
     SUBSETTED,
+    HiddenItemNamed,
     changed_categories,
+    contained_categories,
     element_categories,
+    mark_subsetted,
+    own_categories,
+    possible_categories,
     restore_withheld,
     subset,
 )
+from carevault.fhir.normalise import HKID_SYSTEM as HKID
 from carevault.fhir.registry import RESOURCE_TYPES
 
 PATIENT = RESOURCE_TYPES["Patient"]
@@ -46,3 +57,149 @@ def test_an_update_keeps_what_the_role_could_not_see_and_counts_what_it_adds() -
     assert merged["_deceasedDateTime"] == CAUSE and merged["deceasedDateTime"] == "2026-11-01"
     assert changed_categories(PATIENT, merged, stored) == {C.IDENTITY, C.CONTACT}
     assert C.CLINICAL in changed_categories(PATIENT, _patient(_deceasedDateTime=CAUSE), _patient())
+
+
+# --- contained resources: each counts as what it is ------------------------------------
+
+CLAIM = RESOURCE_TYPES["ExplanationOfBenefit"]
+PRESCRIPTION = RESOURCE_TYPES["MedicationRequest"]
+#: What billing may read.
+BILLING = frozenset({C.IDENTITY, C.FINANCIAL})
+HIV = {
+    "resourceType": "Observation",
+    "id": "o1",
+    "status": "final",
+    "code": {"coding": [{"system": "http://loinc.org", "code": "75622-1", "display": "HIV"}]},
+}
+REFERRAL = {"resourceType": "ServiceRequest", "id": "referral", "status": "completed"}
+COVER = {"resourceType": "Coverage", "id": "coverage", "status": "active"}
+DRUG = {"resourceType": "Medication", "id": "m1", "code": {"text": "metformin 500 mg"}}
+
+
+def _claim(*contained: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "resourceType": "ExplanationOfBenefit",
+        "id": "e1",
+        "status": "active",
+        "contained": list(contained),
+    }
+
+
+def test_a_contained_resource_counts_as_its_own_type_or_as_part_of_its_container() -> None:
+    prescription = {"resourceType": "MedicationRequest", "id": "r1", "contained": [DRUG]}
+    patient = {
+        "resourceType": "Patient",
+        "id": "p2",
+        "identifier": [{"system": HKID, "value": "X"}],
+    }
+
+    assert contained_categories(HIV, C.IDENTITY) == {C.SENSITIVE_CLINICAL}
+    assert contained_categories(REFERRAL, C.FINANCIAL) == {C.CLINICAL}
+    assert contained_categories(COVER, C.FINANCIAL) == {C.FINANCIAL}
+    assert contained_categories(patient, C.FINANCIAL) == {C.IDENTITY, C.GOVERNMENT_ID}
+    assert contained_categories(DRUG, C.MEDICATION) == {C.MEDICATION}
+    assert element_categories(PRESCRIPTION, prescription) == {C.MEDICATION}
+    assert element_categories(PATIENT, _patient(contained=[HIV])) == {
+        C.IDENTITY,
+        C.SENSITIVE_CLINICAL,
+    }
+    assert element_categories(CLAIM, _claim(REFERRAL, COVER)) == {C.FINANCIAL, C.CLINICAL}
+
+
+@pytest.mark.parametrize(
+    "item",
+    [
+        {"id": "x", "status": "final"},  # no resourceType
+        {"resourceType": "Basic", "id": "x"},  # a type CareVault does not know
+        {"resourceType": 7, "id": "x"},
+        "Observation",
+        None,
+        {"resourceType": "Device", "id": "d1", "patient": {"reference": "Patient/p1"}}
+        | {"type": {"coding": [{"system": "http://loinc.org", "code": "75622-1", "display": "x"}]}},
+        {**COVER, "contained": [HIV]},  # nested: FHIR forbids it
+    ],
+)
+def test_a_contained_item_that_cannot_be_told_is_the_most_guarded(item: Any) -> None:
+    assert contained_categories(item, C.IDENTITY) == {C.SENSITIVE_CLINICAL}
+    assert subset(PATIENT, _patient(contained=[item]), DESK) == mark_subsetted(_patient())
+
+
+def test_a_device_counts_as_the_container_unless_it_names_a_patient() -> None:
+    device = {"resourceType": "Device", "id": "d1"}
+    implant = {**device, "patient": {"reference": "Patient/p1"}}
+
+    assert contained_categories(device, C.CLINICAL) == {C.CLINICAL}
+    assert contained_categories(device, C.IDENTITY) == {C.IDENTITY}
+    assert contained_categories(implant, C.IDENTITY) == {C.CLINICAL}
+
+
+def test_every_type_may_hold_what_a_contained_resource_brings() -> None:
+    for rt in RESOURCE_TYPES.values():
+        possible = possible_categories(rt)
+        assert own_categories(rt) <= possible
+        assert possible >= CONTAINED_CATEGORIES
+    assert {C.CLINICAL, C.FINANCIAL, C.SENSITIVE_CLINICAL, C.GOVERNMENT_ID} <= CONTAINED_CATEGORIES
+    assert C.CREDENTIALS not in CONTAINED_CATEGORIES
+
+
+def test_a_role_is_shown_the_contained_items_of_its_categories_only() -> None:
+    record = _claim(REFERRAL, COVER)
+
+    billing = subset(CLAIM, record, BILLING)
+    clinician = subset(CLAIM, record, BILLING | {C.CLINICAL})
+
+    assert billing is not None and billing["contained"] == [COVER]
+    assert billing["meta"]["security"] == [SUBSETTED]
+    assert clinician is record
+    shown = subset(PATIENT, _patient(contained=[HIV], text={"div": "HIV"}), DESK)
+    assert shown == mark_subsetted(_patient())
+
+
+def test_an_update_keeps_the_contained_items_hidden_where_they_stood() -> None:
+    stored = _claim(REFERRAL, COVER, {**REFERRAL, "id": "second"})
+    billing_saw = [COVER]
+    changed_cover = {**COVER, "status": "cancelled"}
+
+    unchanged = restore_withheld(CLAIM, _claim(*billing_saw), stored, BILLING)
+    changed = restore_withheld(CLAIM, _claim(changed_cover), stored, BILLING)
+    removed = restore_withheld(CLAIM, {**_claim(), "contained": []}, stored, BILLING)
+    left_out = restore_withheld(CLAIM, {"resourceType": "ExplanationOfBenefit"}, stored, BILLING)
+
+    assert unchanged == stored
+    assert changed_categories(CLAIM, unchanged, stored) == {C.FINANCIAL}
+    assert changed["contained"] == [REFERRAL, changed_cover, {**REFERRAL, "id": "second"}]
+    assert changed_categories(CLAIM, changed, stored) == {C.FINANCIAL}
+    assert removed["contained"] == left_out["contained"] == [REFERRAL, {**REFERRAL, "id": "second"}]
+    assert changed_categories(CLAIM, removed, stored) == {C.FINANCIAL}
+
+
+def test_an_update_that_adds_or_changes_a_contained_item_counts_its_categories() -> None:
+    stored = _patient(contained=[HIV])
+
+    assert C.SENSITIVE_CLINICAL in changed_categories(PATIENT, _patient(), stored)
+    assert C.SENSITIVE_CLINICAL in changed_categories(PATIENT, stored, _patient())
+    assert C.CLINICAL in changed_categories(PATIENT, _patient(contained=[REFERRAL]), _patient())
+    assert changed_categories(PATIENT, stored, stored) == {C.IDENTITY}
+
+
+def test_an_update_may_not_reuse_the_id_of_a_contained_item_it_could_not_see() -> None:
+    stored = _patient(contained=[HIV])
+    impostor = {"resourceType": "Practitioner", "id": HIV["id"], "name": [{"family": "Lee"}]}
+
+    with pytest.raises(HiddenItemNamed) as refused:
+        restore_withheld(PATIENT, _patient(contained=[impostor]), stored, DESK)
+
+    assert "Observation" not in str(refused.value) and "o1" not in str(refused.value)
+    kept = restore_withheld(PATIENT, _patient(contained=[{**impostor, "id": "p9"}]), stored, DESK)
+    assert kept["contained"] == [HIV, {**impostor, "id": "p9"}]
+
+
+def test_items_without_an_id_are_not_taken_for_one_another() -> None:
+    nameless = {key: value for key, value in HIV.items() if key != "id"}
+    mine = {"resourceType": "Practitioner", "name": [{"family": "Lee"}]}
+
+    merged = restore_withheld(
+        PATIENT, _patient(contained=[mine]), _patient(contained=[nameless]), DESK
+    )
+
+    assert merged["contained"] == [nameless, mine]
