@@ -83,9 +83,20 @@ class AlertDesk:
             )
             raise OfficerRefused("only a privacy officer may do this")
 
+    def _not_about_self(self, officer: OfficerCode, username: str | None, action: str) -> None:
+        """An officer does not close what was raised about them: the one role that reads
+        every clinic's patients would review itself, and leave nothing open for another
+        officer to see. Refused, and recorded."""
+        if username is not None and username == officer.username:
+            self._record(
+                Tag.CONTAIN_REFUSED, Outcome.DENIED, officer, f"{action}: it is about them"
+            )
+            raise OfficerRefused("another privacy officer handles what is about you")
+
     def handle(self, officer: OfficerCode, alert_id: str, status: str, reason: str = "") -> Alert:
         alert = self.alerts.get(alert_id)
         self._authorize(officer, f"{status} alert {alert.alert_id}")
+        self._not_about_self(officer, alert.account, f"{status} alert {alert.alert_id}")
         handled = self.alerts.set_status(alert.alert_id, status, f"staff:{officer.username}")
         self._record(
             Tag.DETECT_ALERT_HANDLED, Outcome.SUCCESS, officer, reason or status,
@@ -110,6 +121,7 @@ class AlertDesk:
 
     def unthrottle(self, officer: OfficerCode, username: str) -> None:
         self._authorize(officer, f"lift the throttle on {username}")
+        self._not_about_self(officer, username, f"lift the throttle on {username}")
         self.flags.set("throttle", f"staff:{username}", f"staff:{officer.username}", on=False)
         self._record(
             Tag.DETECT_FLAG_SET, Outcome.SUCCESS, officer, "throttle lifted",
