@@ -47,14 +47,20 @@ def make_staff(
     account, secret = services.accounts.add(
         username, f"Test {role.value}", role, clinics, PASSWORD, practitioner_id
     )
+    login = Login(account.username, str(role), secret, PASSWORD, frozenset(clinics))
+    return Staff(account, login, open_token(services, account, "user/*.cruds"))
+
+
+def open_token(services: Services, account: Account, scope: str) -> str:
+    """An access token of ``account`` through the test app, granted only ``scope``."""
+    register_test_app(services)
     pair = services.sessions.open(
         subject=account.account_id,
         account_id=account.account_id,
         client_id=TEST_APP,
-        scope="user/*.cruds",
+        scope=scope,
         with_refresh=False,
         source_address="127.0.0.1",
         user_agent="tests",
     )
-    login = Login(account.username, str(role), secret, PASSWORD, frozenset(clinics))
-    return Staff(account, login, pair.access_token)
+    return pair.access_token

@@ -37,11 +37,34 @@ class Clinic:
         return int(self.web.get(f"/fhir/Patient/{patient}", headers=who.headers).status_code)
 
 
+def clinic_settings(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest, **options: Any
+) -> Settings:
+    """Settings for a clinic home on the test's backend, with ``options`` set."""
+    url = request.getfixturevalue("pg_schema") if backend == "postgres" else None
+    return make_settings(tmp_path / "home", url, **options)
+
+
+def clinic_patients() -> Iterator[dict[str, Any]]:
+    """The :data:`PATIENTS` patients of clinic A, as the front desk registers them."""
+    return (
+        {
+            "resourceType": "Patient",
+            "name": [{"family": f"Chan{n}", "given": ["Tai Man"]}],
+            "managingOrganization": {"reference": "Organization/clinic-a"},
+        }
+        for n in range(PATIENTS)
+    )
+
+
 @pytest.fixture
 def detect_settings(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
-    url = request.getfixturevalue("pg_schema") if backend == "postgres" else None
-    return make_settings(
-        tmp_path / "home", url, release_budget="front_desk=30/100", detect_kin_grace_seconds=0
+    return clinic_settings(
+        backend,
+        tmp_path,
+        request,
+        release_budget="front_desk=30/100",
+        detect_kin_grace_seconds=0,
     )
 
 
@@ -71,13 +94,5 @@ def opened_clinic(settings: Settings, patients: Iterable[dict[str, Any]]) -> Ite
 
 @pytest.fixture
 def clinic(detect_settings: Settings) -> Iterator[Clinic]:
-    bodies = (
-        {
-            "resourceType": "Patient",
-            "name": [{"family": f"Chan{n}", "given": ["Tai Man"]}],
-            "managingOrganization": {"reference": "Organization/clinic-a"},
-        }
-        for n in range(PATIENTS)
-    )
-    with opened_clinic(detect_settings, bodies) as opened:
+    with opened_clinic(detect_settings, clinic_patients()) as opened:
         yield opened

@@ -14,24 +14,19 @@ from carevault.detect import alerts_as_dicts
 from carevault.detect.desk import OfficerCode, OfficerRefused
 from carevault.domain.roles import Role
 from carevault.ledger.events import AuditEvent, Outcome, Tag
-from tests.conftest import make_settings
-from tests.integration.detect.conftest import PATIENTS, Clinic, opened_clinic
+from tests.integration.detect.conftest import (
+    Clinic,
+    clinic_patients,
+    clinic_settings,
+    opened_clinic,
+)
 from tests.support.staff import Staff, make_staff
 
 
 @pytest.fixture
 def clinic(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Clinic]:
-    url = request.getfixturevalue("pg_schema") if backend == "postgres" else None
-    settings = make_settings(tmp_path / "home", url, release_budget="privacy_officer=5/20")
-    bodies = (
-        {
-            "resourceType": "Patient",
-            "name": [{"family": f"Chan{n}", "given": ["Tai Man"]}],
-            "managingOrganization": {"reference": "Organization/clinic-a"},
-        }
-        for n in range(PATIENTS)
-    )
-    with opened_clinic(settings, bodies) as opened:
+    settings = clinic_settings(backend, tmp_path, request, release_budget="privacy_officer=5/20")
+    with opened_clinic(settings, clinic_patients()) as opened:
         yield opened
 
 

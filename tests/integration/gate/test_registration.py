@@ -15,7 +15,7 @@ from carevault.domain.roles import Role
 from carevault.ledger.events import Outcome, Tag
 from tests.integration.access.group import HKID_SYSTEM, TM, TW, Group, build_group
 from tests.support.client import FHIR_JSON, FhirTestClient, transfer_body
-from tests.support.staff import Staff, make_staff
+from tests.support.staff import Staff, make_staff, open_token
 
 
 @pytest.fixture
@@ -59,26 +59,8 @@ def _manager(group: Group) -> Staff:
 
 
 def _narrow(group: Group, who: Staff, scope: str) -> dict[str, str]:
-    """A token of ``who`` through an app granted only ``scope``."""
-    services = group.services
-    if services.clients.get("narrow-app") is None:
-        services.clients.add(
-            "narrow-app",
-            "Narrow app",
-            confidential=False,
-            scopes=scope,
-            redirect_uris=["http://127.0.0.1/cb"],
-        )
-    pair = services.sessions.open(
-        subject=who.account.account_id,
-        account_id=who.account.account_id,
-        client_id="narrow-app",
-        scope=scope,
-        with_refresh=False,
-        source_address="127.0.0.1",
-        user_agent="tests",
-    )
-    return {"authorization": f"Bearer {pair.access_token}"}
+    """A token of ``who`` granted only ``scope``."""
+    return {"authorization": f"Bearer {open_token(group.services, who.account, scope)}"}
 
 
 def test_a_registration_works_when_nothing_is_contained(group: Group) -> None:

@@ -26,7 +26,7 @@ from tests.integration.access.group import (
     encounter,
 )
 from tests.support.client import FHIR_JSON, FhirTestClient
-from tests.support.staff import Staff
+from tests.support.staff import Staff, open_token
 
 JSON_PATCH = {"content-type": "application/json-patch+json"}
 MERGE_PATCH = {"content-type": "application/merge-patch+json"}
@@ -367,16 +367,8 @@ def test_a_write_answers_only_what_the_writer_may_read(group: Group, method: str
 
 
 def test_a_token_that_may_write_but_not_read_is_told_saved_not_shown(group: Group) -> None:
-    pair = group.services.sessions.open(
-        subject=group.desk_tm.account.account_id,
-        account_id=group.desk_tm.account.account_id,
-        client_id="test-app",
-        scope="user/Patient.cu",
-        with_refresh=False,
-        source_address="127.0.0.1",
-        user_agent="tests",
-    )
-    headers = {"authorization": f"Bearer {pair.access_token}", **FHIR_JSON}
+    token = open_token(group.services, group.desk_tm.account, "user/Patient.cu")
+    headers = {"authorization": f"Bearer {token}", **FHIR_JSON}
     body = {
         "resourceType": "Patient",
         "identifier": [{"system": HKID_SYSTEM, "value": "Z000000(1)"}],
