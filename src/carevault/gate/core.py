@@ -81,6 +81,12 @@ from carevault.vault.writer import Delete, Operation, Put, apply_writes
 
 _ALL = frozenset(DataCategory)
 _NO_CONTAINMENT = ContainmentState()
+#: Refusals of the reads a transaction Bundle runs inside its write (``Gate.write``'s
+#: ``within``): their entries would roll back with the transaction, so they are held
+#: here and recorded, with the write's own refusal, once it is gone.
+_HELD_REFUSALS: contextvars.ContextVar[list[AuditEvent] | None] = contextvars.ContextVar(
+    "held_refusals", default=None
+)
 
 #: What stays available while patient data is offline, so clinics can keep booking.
 SCHEDULING_TYPES = frozenset(
@@ -381,11 +387,18 @@ class Gate:
         except AuditUnavailable:
             raise
         except Exception as error:
+            held = _HELD_REFUSALS.get()
             if pinned_connection(self.vault.engine) is not None:
                 # Part of a transaction that now rolls back: the write that holds it
-                # records the refusal once the transaction is gone.
+                # records the refusal once the transaction is gone (a refused read names
+                # its record and patient, as it would on its own: what the detectors and
+                # the patient's access report are built on).
+                if held is not None:
+                    held.append(self._refusal(attempt, error))
                 raise
-            self.audit.record([self._refusal(attempt, error)])
+            self.audit.record([*(held or ()), self._refusal(attempt, error)])
+            if held:
+                held.clear()
             raise
 
     def _refusal(self, attempt: _Attempt, error: BaseException) -> AuditEvent:
@@ -1126,6 +1139,21 @@ class Gate:
             else Tag.FHIR_UPDATE
         )
         first = operations[0] if operations else None
+        held = _HELD_REFUSALS.set([] if within is not None else None)
+        try:
+            return self._write(caller, operations, tag, first, within, per_patient)
+        finally:
+            _HELD_REFUSALS.reset(held)
+
+    def _write(
+        self,
+        caller: Caller,
+        operations: Sequence[Operation],
+        tag: Tag,
+        first: Operation | None,
+        within: Within | None,
+        per_patient: bool,
+    ) -> list[WriteResult]:
         with self._attempt(caller, tag, first.resource_type.name if first else None) as attempt:
             self._spot_decoys(attempt, [op.resource for op in operations if isinstance(op, Put)])
             self._contain_write(operations)
@@ -1732,12 +1760,22 @@ def _refuse_unreadable_criteria(caller: Caller, query: SearchQuery) -> None:
 
     ``identifier`` is left out: a front desk finds a patient by the HKID shown, which it
     registers but may not read back, and a privacy officer's console finds patients the
-    same way; refused conditional creates count as failed registrations."""
+    same way; refused conditional creates count as failed registrations. But a role that
+    may not read government ids searches one identifier at a time: with a list
+    (``_id=X&identifier=a,b,c…``) halving the candidates would read off in log2(n)
+    searches the HKID a read withholds."""
     actor = caller.actor
     if actor is None:
         return
     rt = query.resource_type
     rights = RIGHTS[actor.role]
+    if Right.READ not in rights.get(DataCategory.GOVERNMENT_ID, frozenset()) and any(
+        term.param.name == "identifier" and len(term.alternatives) > 1 for term in query.terms
+    ):
+        raise AccessDenied(
+            f"{actor.role} may search by one identifier at a time: a list would tell "
+            "identifiers that role may not read"
+        )
     searched = [term.param for term in query.terms] + [date.param for date in query.dates]
     for key in query.sort:
         sorted_by = rt.param(key.name)

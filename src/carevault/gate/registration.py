@@ -71,6 +71,9 @@ class PresenceProof:
             )
         if not self.value.strip() or len(self.value) > 64:
             raise RegistrationInvalid("the identifier's value must be 1-64 characters")
+        if "," in self.value or "\\" in self.value:
+            # A search would read ``a,b,c`` as a list: five guesses for one failure.
+            raise RegistrationInvalid("the identifier's value is one identifier, not a list")
         if not _DATE.match(self.birth_date):
             raise RegistrationInvalid("birthDate must be a full date, YYYY-MM-DD")
 

@@ -26,8 +26,7 @@ import uuid
 from collections.abc import Sequence
 
 from carevault.fhir.outcome import FhirError, bad_request
-from carevault.fhir.query import SearchQuery, safe_name
-from carevault.fhir.registry import ResourceType
+from carevault.fhir.query import SearchQuery
 from carevault.fhir.validate import parse_json, validate_resource
 from carevault.gate import Caller
 from carevault.rest import bundles, patching
@@ -41,27 +40,6 @@ from carevault.rest.interactions import (
 )
 from carevault.vault.records import Opened
 from carevault.vault.writer import Delete, Put
-
-#: Criteria select records; these would only shape a result, so they have no place here.
-_NOT_CRITERIA = frozenset(
-    {"_count", "_offset", "_sort", "_include", "_revinclude", "_elements", "_summary"}
-    | {"_total", "_format", "_pretty", "_contained", "_containedType"}
-)
-
-
-def criteria(
-    interactions: FhirInteractions, rt: ResourceType, params: Sequence[tuple[str, str]]
-) -> SearchQuery:
-    """The search the criteria name; 400 unless they are search parameters that filter
-    (strict handling: a parameter the server does not understand is refused, never
-    ignored, since ignoring it would match more than the client meant)."""
-    for name, _ in params:
-        if name.partition(":")[0] in _NOT_CRITERIA:
-            raise bad_request(f"'{safe_name(name)}' is not a search criterion")
-    query = interactions.parse_search(rt.name, params, strict=True)
-    if not (query.ids or query.patients or query.last_updated or query.terms or query.dates):
-        raise bad_request("a conditional interaction needs search criteria, e.g. ?identifier=")
-    return query
 
 
 def match(interactions: FhirInteractions, caller: Caller, query: SearchQuery) -> Opened | None:
@@ -97,7 +75,7 @@ def update(
     rt = resource_type_named(type_name)
     expected = parse_etag(if_match)
     resource = validate_resource(parse_json(body), rt.name, interactions.limits)
-    query = criteria(interactions, rt, params)
+    query = interactions.parse_criteria(rt, params)
     found = match(interactions, caller, query)
     given = resource.get("id")
     if found is not None:
@@ -141,7 +119,7 @@ def patch(
     rt = resource_type_named(type_name)
     expected = parse_etag(if_match)
     kind, document = patching.parse_patch(body, media)
-    found = match(interactions, caller, criteria(interactions, rt, params))
+    found = match(interactions, caller, interactions.parse_criteria(rt, params))
     if found is None:
         raise FhirError.of(404, "not-found", "no resource you may see matches the criteria")
     # The match is the caller's view of the record, as a read would give it.
@@ -168,7 +146,7 @@ def delete(
 ) -> FhirResponse:
     rt = resource_type_named(type_name)
     expected = parse_etag(if_match)
-    found = match(interactions, caller, criteria(interactions, rt, params))
+    found = match(interactions, caller, interactions.parse_criteria(rt, params))
     if found is None:
         # As for no match at all, whatever the caller may not see: nothing is deleted.
         return FhirResponse(204, None, {})

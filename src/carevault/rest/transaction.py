@@ -188,9 +188,7 @@ def _transaction(
     responses.update(answered)
     for entry in entries:
         if entry.matched_existing:
-            responses[entry.index] = bundles.dumps(
-                {"response": {"status": "200 OK", "location": entry.reference}}
-            )
+            responses[entry.index] = _matched_response(entry)
     ordered = [responses[entry.index] for entry in entries]
     return FhirResponse(200, bundles.response_bundle("transaction-response", ordered))
 
@@ -237,12 +235,24 @@ def _resolve_conditional_creates(
     interactions: FhirInteractions, caller: Caller, entries: list[_Entry]
 ) -> None:
     for entry in entries:
-        if entry.method != "POST" or not entry.if_none_exist or entry.resource_type is None:
-            continue
-        existing = interactions._existing(caller, entry.resource_type, entry.if_none_exist)
-        if existing is not None:
-            entry.matched_existing = True
-            entry.resource_id = existing.head.resource_id
+        _resolve_conditional_create(interactions, caller, entry)
+
+
+def _resolve_conditional_create(
+    interactions: FhirInteractions, caller: Caller, entry: _Entry
+) -> None:
+    """A POST entry with ``ifNoneExist``: the record it finds, as ``POST`` with
+    If-None-Exist finds it (and refuses it where only hidden records match)."""
+    if entry.method != "POST" or not entry.if_none_exist or entry.resource_type is None:
+        return
+    existing = interactions._existing(caller, entry.resource_type, entry.if_none_exist)
+    if existing is not None:
+        entry.matched_existing = True
+        entry.resource_id = existing.head.resource_id
+
+
+def _matched_response(entry: _Entry) -> bytes:
+    return bundles.dumps({"response": {"status": "200 OK", "location": entry.reference}})
 
 
 def _resolve_references(entries: list[_Entry]) -> None:
@@ -324,6 +334,9 @@ def _batch_entry(interactions: FhirInteractions, caller: Caller, entry: _Entry, 
         for node in walk_references(entry.resource):
             if node["reference"].startswith(("urn:uuid:", "urn:oid:")):
                 raise bad_request("a batch cannot resolve urn: references; use a transaction")
+    _resolve_conditional_create(interactions, caller, entry)
+    if entry.matched_existing:
+        return _matched_response(entry)
     with translated():
         [result] = interactions.gate.write(caller, [_operation(entry, interactions.limits)])
     return bundles.dumps({"response": write_response_entry(result, base)})
