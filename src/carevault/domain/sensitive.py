@@ -15,6 +15,7 @@ with no system at all is judged against every list, as if from each (fail closed
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 SNOMED = "http://snomed.info/sct"
 LOINC = "http://loinc.org"
@@ -87,8 +88,10 @@ _ICD10_CODE = re.compile(r"[A-Z][0-9][0-9A-Z](\.?[0-9A-Z]{1,4})?")
 RULES_VERSION = "2:aliases,no-system,pcs"
 
 
+@lru_cache(maxsize=1024)
 def canonical_system(system: str | None) -> str | None:
-    """The one name of ``system`` (None stays None: a code with no system)."""
+    """The one name of ``system`` (None stays None: a code with no system). Remembered:
+    every coding of every health record written asks, and records use few systems."""
     if system is None:
         return None
     spelt = system.strip().lower().rstrip("/")

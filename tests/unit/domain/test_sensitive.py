@@ -98,3 +98,18 @@ def test_a_restricted_label_in_lower_case_makes_a_record_sensitive() -> None:
     condition = {"resourceType": "Condition", "meta": {"security": [{"code": "r"}]}}
 
     assert main_category(RESOURCE_TYPES["Condition"], condition) is C.SENSITIVE_CLINICAL
+
+
+def test_the_index_markers_name_these_rules(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Markers written under other rules of what is sensitive are not trusted (the
+    records are opened and checked until ``carevault reindex``): a change of spellings
+    or of the rules' version changes the digest the markers carry."""
+    from carevault.domain import sensitive
+    from carevault.fhir import indexing
+
+    before = indexing._rules_digest()
+    monkeypatch.setattr(sensitive, "RULES_VERSION", "another")
+    assert indexing._rules_digest() != before
+    monkeypatch.undo()
+    monkeypatch.setattr(sensitive, "SYSTEM_ALIASES", {})
+    assert indexing._rules_digest() != before
