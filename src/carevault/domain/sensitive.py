@@ -3,9 +3,19 @@
 Mental health, HIV and sexual health, reproductive health, genetics and
 substance use. A record carrying any of these codes, or a restricted
 confidentiality label, is sensitive_clinical rather than clinical.
+
+A code system has many spellings in the records clinics send: ICD-10 and its national
+modifications (``icd-10-cm``, ``icd-10-uk``), SNOMED CT and LOINC by their OIDs
+(``urn:oid:2.16.840.1.113883.6.96``), ``https`` for ``http``, a trailing slash, another
+letter case. Each is brought to one name before the lists are asked (``canonical_system``):
+a spelling the lists did not know made an HIV diagnosis an ordinary one. A code sent
+with no system at all is judged against every list, as if from each (fail closed).
 """
 
 from __future__ import annotations
+
+import re
+from functools import lru_cache
 
 SNOMED = "http://snomed.info/sct"
 LOINC = "http://loinc.org"
@@ -44,7 +54,79 @@ SENSITIVE_ICD10_PREFIXES = ("F", "B20", "B21", "B22", "B23", "B24", "Z21", "O", 
 RESTRICTED_LABELS = frozenset({"R", "V"})
 
 
+#: ICD-10-PCS sections whose procedures are sensitive: mental health (G) and substance
+#: abuse treatment (H).
+SENSITIVE_ICD10_PCS_SECTIONS = ("G", "H")
+
+#: The one name of each code system, keyed by every other spelling (``canonical_system``
+#: has already lower-cased it, made it ``http`` and taken off a trailing slash).
+ICD10_PCS = "http://hl7.org/fhir/sid/icd-10-pcs"
+SYSTEM_ALIASES: dict[str, str] = {
+    "http://snomed.info/sct": SNOMED,
+    "http://snomed.info/id": SNOMED,
+    "urn:oid:2.16.840.1.113883.6.96": SNOMED,
+    "http://loinc.org": LOINC,
+    "urn:oid:2.16.840.1.113883.6.1": LOINC,
+    "urn:oid:2.16.840.1.113883.6.3": ICD10,  # ICD-10 (WHO)
+    "urn:oid:2.16.840.1.113883.6.90": ICD10,  # ICD-10-CM
+    "urn:oid:1.2.840.10008.2.16.4": ICD10,  # DICOM's name for ICD-10
+    "urn:oid:2.16.840.1.113883.6.4": ICD10_PCS,
+    "http://www.cms.gov/medicare/coding/icd10": ICD10_PCS,
+}
+
+#: Every national modification of ICD-10 FHIR names (``icd-10-cm``, ``icd-10-nl``, ...)
+#: and the WHO's own release URIs are ICD-10 diagnoses; ``icd-10-pcs`` is procedures.
+_ICD10_STEMS = ("http://hl7.org/fhir/sid/icd-10", "http://id.who.int/icd/release/10")
+
+#: The shape of an ICD-10 diagnosis code (``F32``, ``F32.9``, ``b20``): a code with no
+#: system is judged as one only if it has this shape.
+_ICD10_CODE = re.compile(r"[A-Z][0-9][0-9A-Z](\.?[0-9A-Z]{1,4})?")
+
+#: Version of the rules beyond the lists themselves (the spellings above, codes with
+#: no system): part of the search index's sensitivity marker (fhir/indexing.py), so a
+#: change makes the markers written before it untrusted until ``carevault reindex``.
+RULES_VERSION = "2:aliases,no-system,pcs"
+
+
+@lru_cache(maxsize=1024)
+def canonical_system(system: str | None) -> str | None:
+    """The one name of ``system`` (None stays None: a code with no system). Remembered:
+    every coding of every health record written asks, and records use few systems."""
+    if system is None:
+        return None
+    spelt = system.strip().lower().rstrip("/")
+    if spelt.startswith("https://"):
+        spelt = "http://" + spelt.removeprefix("https://")
+    named = SYSTEM_ALIASES.get(spelt)
+    if named is not None:
+        return named
+    if spelt == ICD10_PCS:
+        return ICD10_PCS
+    if spelt.startswith(_ICD10_STEMS):
+        return ICD10
+    return spelt
+
+
+def _icd10_sensitive(code: str) -> bool:
+    return code.startswith(SENSITIVE_ICD10_PREFIXES)
+
+
 def is_sensitive_code(system: str | None, code: str) -> bool:
-    if system == ICD10:
-        return code.upper().startswith(SENSITIVE_ICD10_PREFIXES)
-    return code in SENSITIVE_CODES.get(system or "", frozenset())
+    """Whether ``code`` of ``system`` (any spelling; None: no system given) is sensitive."""
+    named = canonical_system(system)
+    plain = code.strip()
+    upper = plain.upper()
+    if named is None:
+        return any(plain in codes for codes in SENSITIVE_CODES.values()) or (
+            _ICD10_CODE.fullmatch(upper) is not None and _icd10_sensitive(upper)
+        )
+    if named == ICD10:
+        return _icd10_sensitive(upper)
+    if named == ICD10_PCS:
+        return upper.startswith(SENSITIVE_ICD10_PCS_SECTIONS)
+    return plain in SENSITIVE_CODES.get(named, frozenset())
+
+
+def is_restricted_label(code: object) -> bool:
+    """Whether a confidentiality label's ``code`` marks a record restricted (``r`` as ``R``)."""
+    return isinstance(code, str) and code.strip().upper() in RESTRICTED_LABELS

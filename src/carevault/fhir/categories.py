@@ -10,6 +10,10 @@ categories, so a Patient's contained HIV result is sensitive_clinical and an
 ExplanationOfBenefit's contained referral clinical; one that does not (a Medication, a
 Practitioner) as part of its container, as any other element; one CareVault cannot tell
 as sensitive_clinical, the most guarded category of patient data.
+
+An element of clinical data in a record that is not (an Encounter's or Appointment's
+reason, a claim's diagnoses) is clinical, and sensitive_clinical when it holds a
+sensitive code: a visit for HIV care tells no front desk more than that there was a visit.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from carevault.domain.categories import HEALTH_CATEGORIES, DataCategory
-from carevault.domain.sensitive import RESTRICTED_LABELS, is_sensitive_code
+from carevault.domain.sensitive import is_restricted_label, is_sensitive_code
 from carevault.fhir.normalise import HKID_SYSTEM
 from carevault.fhir.registry import RESOURCE_TYPES, ResourceType
 
@@ -36,12 +40,13 @@ _ALWAYS = frozenset({"resourceType", "id", "meta", "implicitRules", "language"})
 
 
 def _has_sensitive_code(node: Any) -> bool:
-    """Whether a coding anywhere in ``node`` (a ``code`` beside a ``system`` or a
-    ``display``) is sensitive; it stops at the first one and builds no list, since every
-    health record written is asked (twice in a bulk load)."""
+    """Whether a coding anywhere in ``node`` (a ``code``, with or without a ``system``:
+    a code sent with none is judged against every list) is sensitive; it stops at the
+    first one and builds no list, since every health record written is asked (twice in
+    a bulk load)."""
     if isinstance(node, dict):
         code = node.get("code")
-        if isinstance(code, str) and ("system" in node or "display" in node):
+        if isinstance(code, str):
             system = node.get("system")
             if is_sensitive_code(system if isinstance(system, str) else None, code):
                 return True
@@ -57,7 +62,7 @@ def _has_sensitive_code(node: Any) -> bool:
 
 def is_sensitive(resource: dict[str, Any]) -> bool:
     labels = (resource.get("meta") or {}).get("security") or []
-    if any(isinstance(label, dict) and label.get("code") in RESTRICTED_LABELS for label in labels):
+    if any(isinstance(label, dict) and is_restricted_label(label.get("code")) for label in labels):
         return True
     return _has_sensitive_code({k: v for k, v in resource.items() if k not in ("meta", "text")})
 
@@ -73,7 +78,8 @@ def own_categories(rt: ResourceType) -> frozenset[DataCategory]:
     """Every category the elements of ``rt`` itself may hold, leaving out what its
     contained resources may bring (``possible_categories``)."""
     found = {rt.category, *rt.element_categories.values()}
-    if rt.category in HEALTH_CATEGORIES:
+    if found & HEALTH_CATEGORIES:
+        # Health data may carry a sensitive code: the record's, or one element's.
         found.add(DataCategory.SENSITIVE_CLINICAL)
     if rt.is_patient:
         found.add(DataCategory.IDENTITY)
@@ -161,10 +167,17 @@ def _items(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
-def _element_category(rt: ResourceType, name: str, main: DataCategory) -> DataCategory:
-    """The category of the element ``name``: a primitive's ``_name`` sibling (its id and
-    extensions: a cause of death beside ``deceasedDateTime``) is its element's."""
-    return rt.element_categories.get(name[1:] if name.startswith("_") else name, main)
+def _element_category(
+    rt: ResourceType, name: str, main: DataCategory, value: Any = None
+) -> DataCategory:
+    """The category of the element ``name`` holding ``value``: a primitive's ``_name``
+    sibling (its id and extensions: a cause of death beside ``deceasedDateTime``) is its
+    element's. An element of clinical data in a record of another kind (an Encounter's
+    reason, a Claim's diagnoses) is sensitive_clinical when it holds a sensitive code."""
+    category = rt.element_categories.get(name[1:] if name.startswith("_") else name, main)
+    if category is DataCategory.CLINICAL and _has_sensitive_code(value):
+        return DataCategory.SENSITIVE_CLINICAL
+    return category
 
 
 def element_categories(
@@ -183,7 +196,7 @@ def element_categories(
             for item in _items(value):
                 present |= itemised(item)
         else:
-            present.add(_element_category(rt, name, main))
+            present.add(_element_category(rt, name, main, value))
     return present
 
 
@@ -212,7 +225,12 @@ def changed_categories(
                 ]:
                     changed.add(category)
         else:
-            changed.add(_element_category(rt, name, main_after))
+            # What it held before and what it holds now: a sensitive reason replaced by
+            # an ordinary one changes sensitive data.
+            if name in current:
+                changed.add(_element_category(rt, name, main_before, old))
+            if name in submitted:
+                changed.add(_element_category(rt, name, main_after, new))
     return changed
 
 
@@ -236,7 +254,7 @@ def subset(
             removed = removed or len(visible) != len(items)
             if visible:
                 kept[name] = visible
-        elif _element_category(rt, name, main) in granted:
+        elif _element_category(rt, name, main, value) in granted:
             kept[name] = value
         else:
             removed = True
@@ -313,7 +331,7 @@ def restore_withheld(
                 merged[name] = _merge_items(
                     [] if sent is None else _items(sent), stored, hidden, name
                 )
-        elif _element_category(rt, name, main) not in granted and name not in submitted:
+        elif _element_category(rt, name, main, value) not in granted and name not in submitted:
             merged[name] = value
     return merged
 

@@ -214,6 +214,9 @@ def _rules_digest() -> str:
             sorted((system, sorted(codes)) for system, codes in sensitive.SENSITIVE_CODES.items()),
             sensitive.SENSITIVE_ICD10_PREFIXES,
             sorted(sensitive.RESTRICTED_LABELS),
+            sorted(sensitive.SYSTEM_ALIASES.items()),
+            sensitive.SENSITIVE_ICD10_PCS_SECTIONS,
+            sensitive.RULES_VERSION,
         )
     )
     return hashlib.sha256(rules.encode()).hexdigest()[:16]

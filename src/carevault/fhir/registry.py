@@ -137,6 +137,7 @@ def _clinical(
     clinic: tuple[str, ...] = ("encounter",),
     status: bool = True,
     extra: tuple[SearchParam, ...] = (),
+    elements: Mapping[str, C] | None = None,
 ) -> ResourceType:
     params: list[SearchParam] = [*_patient_ref(*patient)]
     if code:
@@ -151,10 +152,19 @@ def _clinical(
         patient_paths=patient,
         clinic_paths=clinic,
         category=category,
+        element_categories=elements or {},
         params=tuple(params),
         sort_dates=("date",) if date else (),
     )
 
+
+#: Why a patient came, what they were found to have and what was done: clinical data,
+#: though held by a visit, a booking, a care team or a claim (and sensitive_clinical
+#: when a code is: ``fhir/categories.py``). A front desk books the visit without them;
+#: billing sees a claim's amounts, not its diagnoses.
+_REASONS = {"reasonCode": C.CLINICAL, "reasonReference": C.CLINICAL}
+_ENCOUNTER_CLINICAL = {**_REASONS, "diagnosis": C.CLINICAL, "hospitalization": C.CLINICAL}
+_CLAIM_CLINICAL = {"diagnosis": C.CLINICAL, "procedure": C.CLINICAL}
 
 _IDENTIFIER = SearchParam("identifier", ParamKind.TOKEN, ("identifier",))
 _NAME_STRING = SearchParam("name", ParamKind.STRING, ("name",))
@@ -295,6 +305,7 @@ RESOURCE_TYPES: dict[str, ResourceType] = {
             date=("period",),
             category=C.VISIT,
             clinic=("serviceProvider", "location.location"),
+            elements=_ENCOUNTER_CLINICAL,
             extra=(
                 SearchParam(
                     "practitioner",
@@ -312,6 +323,7 @@ RESOURCE_TYPES: dict[str, ResourceType] = {
             date=("start",),
             category=C.VISIT,
             clinic=("participant.actor",),
+            elements=_REASONS,
             extra=(
                 SearchParam(
                     "practitioner",
@@ -404,6 +416,7 @@ RESOURCE_TYPES: dict[str, ResourceType] = {
             date=("period",),
             category=C.VISIT,
             clinic=("managingOrganization",),
+            elements=_REASONS,
             extra=(
                 SearchParam(
                     "participant",
@@ -460,6 +473,7 @@ RESOURCE_TYPES: dict[str, ResourceType] = {
             date=("created",),
             category=C.FINANCIAL,
             clinic=("provider", "facility"),
+            elements=_CLAIM_CLINICAL,
         ),
         _clinical(
             "ExplanationOfBenefit",
@@ -468,6 +482,7 @@ RESOURCE_TYPES: dict[str, ResourceType] = {
             date=("created",),
             category=C.FINANCIAL,
             clinic=("provider", "facility"),
+            elements=_CLAIM_CLINICAL,
         ),
     )
 }

@@ -40,7 +40,7 @@ from carevault.domain.care import (
     grants,
     named_elsewhere,
 )
-from carevault.domain.categories import DataCategory
+from carevault.domain.categories import HEALTH_CATEGORIES, DataCategory
 from carevault.domain.policy import Actor, Decision, Target, decide, may_place
 from carevault.domain.roles import CLINICIANS, GROUP_WIDE, RIGHTS, Right
 from carevault.fhir import jsonio
@@ -640,7 +640,7 @@ class Gate:
                 raise NotFound(f"{rt.name}/{resource_id} is not known")
             attempt.patient_pseudonym = known.located.head.patient_pseudonym
             if known.located.head.deleted:
-                raise Gone(f"{rt.name}/{resource_id} was deleted")
+                raise self._deleted(caller, rt, known.located.head, reading=NO_READS)
             decision = self._decide_read(
                 caller, rt, known.located.head, plain_read=True, reading=NO_READS
             )
@@ -653,9 +653,28 @@ class Gate:
             located = self.vault.locate(rt.name, resource_id, reading)
             attempt.patient_pseudonym = located.head.patient_pseudonym
             if located.head.deleted:
-                raise Gone(f"{rt.name}/{resource_id} was deleted")
+                raise self._deleted(caller, rt, located.head, reading=reading)
             decision = self._decide_read(caller, rt, located.head, plain_read=True, reading=reading)
         return located, decision
+
+    def _deleted(
+        self,
+        caller: Caller,
+        rt: ResourceType,
+        *heads: Head,
+        reading: Connection | None = None,
+        told: str | None = None,
+    ) -> NotFound | Gone:
+        """The answer to a read of a deletion: Gone (``told``) to a caller who may read
+        the record (its type's category, for its patient, as each of ``heads`` stands),
+        NotFound as for an unknown id to any other. Gone to anyone told every caller that
+        the id had been a record, and whose."""
+        try:
+            for head in heads:
+                self._decide_read(caller, rt, head, plain_read=True, reading=reading)
+        except AccessDenied:
+            return NotFound(f"{rt.name}/{heads[0].resource_id} is not known")
+        return Gone(told or f"{rt.name}/{heads[0].resource_id} was deleted")
 
     def vread(self, caller: Caller, rt: ResourceType, resource_id: str, version_id: int) -> Opened:
         with self._attempt(caller, Tag.FHIR_VREAD, rt.name, resource_id) as attempt:
@@ -663,10 +682,42 @@ class Gate:
             current, located = self.vault.locate_version(rt.name, resource_id, version_id)
             attempt.patient_pseudonym = located.head.patient_pseudonym
             if located.head.deleted:
-                raise Gone(f"{rt.name}/{resource_id} version {version_id} is a deletion")
+                raise self._deleted(
+                    caller,
+                    rt,
+                    located.head,
+                    current,
+                    told=f"{rt.name}/{resource_id} version {version_id} is a deletion",
+                )
             now = self._decide_read(caller, rt, current)
+            self._refuse_withheld_whole(caller, rt, current, now)
             decision = self._decide_version(caller, rt, located.head, current, now)
             return self._read_one(caller, attempt, rt, located, decision)
+
+    def _refuse_withheld_whole(
+        self,
+        caller: Caller,
+        rt: ResourceType,
+        current: Head,
+        now: Decision,
+        located: Sealed | None = None,
+    ) -> None:
+        """NotFound, as for an unknown id, when the record's current version (``located``,
+        or read here) is withheld from the caller as a whole (a Condition that became an
+        HIV diagnosis, for a pharmacist): its history and old versions would tell that
+        the record exists and what it was. Opens the current version only where a
+        record of ``rt`` can be withheld whole from this caller."""
+        if (
+            current.deleted
+            or rt.category not in HEALTH_CATEGORIES
+            or DataCategory.SENSITIVE_CLINICAL in now.granted
+        ):
+            return
+        if located is None or located.head.version_id != current.version_id:
+            located = self.vault.locate(rt.name, current.resource_id)
+        [opened] = self._open(caller, [located])
+        if self._visible(rt, opened, now) is None:
+            raise NotFound(f"{rt.name}/{current.resource_id} is not known")
 
     def _decide_version(
         self, caller: Caller, rt: ResourceType, version: Head, current: Head, now: Decision
@@ -754,6 +805,10 @@ class Gate:
             current, versions = self.vault.locate_history(rt.name, resource_id)
             attempt.patient_pseudonym = current.patient_pseudonym
             now = self._decide_read(caller, rt, current)
+            latest = next(
+                (item for item in versions if item.head.version_id == current.version_id), None
+            )
+            self._refuse_withheld_whole(caller, rt, current, now, latest)
             decisions: dict[tuple[str | None, str | None], Decision | None] = {}
             readable: list[tuple[Sealed, Decision]] = []
             for item in versions:
@@ -867,8 +922,9 @@ class Gate:
         confined = caller.scopes.confined_to(rt.name, Interaction.SEARCH) if caller.scopes else None
         if confined is not None and rt.is_patient_data:
             restrict = self.access.confine(restrict, confined)
-        if DataCategory.SENSITIVE_CLINICAL in probe.withheld & own_categories(rt):
-            # A record of a health type may be sensitive as a whole (``main_category``).
+        if rt.category in HEALTH_CATEGORIES and DataCategory.SENSITIVE_CLINICAL in probe.withheld:
+            # A record of a health type may be sensitive as a whole (``main_category``);
+            # one of another type only in some elements, which the cut removes.
             return (
                 restrict,
                 lambda item: subset(rt, jsonio.load(item.body or b"{}"), probe.granted) is not None,
@@ -988,7 +1044,7 @@ class Gate:
             located = self.vault.locate("Patient", patient_id)
             attempt.patient_pseudonym = located.head.patient_pseudonym
             if located.head.deleted:
-                raise Gone(f"Patient/{patient_id} was deleted")
+                raise self._deleted(caller, patient_type, located.head)
             assert located.head.patient_pseudonym is not None  # noqa: S101 - every Patient has one
             patient_decision = self._decide_read(caller, patient_type, located.head)
 
@@ -1338,7 +1394,10 @@ class Gate:
         self._scope(caller, rt, interaction)
         decision: Decision | None = None
         for item in judged:
-            verdict = decide(actor, Right.WRITE, categories, self._target(caller, item, connection))
+            target = self._target(caller, item, connection)
+            verdict = decide(
+                actor, Right.WRITE, _sent_unseen(actor, rt, sent, target, categories), target
+            )
             if not verdict.allowed:
                 if stored is not None and not stored.deleted and self._hidden(caller, rt, stored):
                     raise self._refused_unseen(caller, connection, operation, head, sent)
@@ -1793,6 +1852,23 @@ def _refuse_unreadable_criteria(caller: Caller, query: SearchQuery) -> None:
                 f"{actor.role} may not search by '{param.name}': it reads {category}, "
                 "which that role may not read"
             )
+
+
+def _sent_unseen(
+    actor: Actor,
+    rt: ResourceType,
+    sent: dict[str, Any] | None,
+    target: Target,
+    categories: frozenset[DataCategory] | set[DataCategory],
+) -> frozenset[DataCategory] | set[DataCategory]:
+    """What a write is judged on: ``categories`` (what it changes) and those of every
+    element ``sent`` holds that the caller may not read. Judged only on what changes, an
+    update let a caller send an element it may not see (a visit's reason, to a front
+    desk) and learn, from being allowed, that it was what the record holds."""
+    if sent is None:
+        return categories
+    unseen = decide(actor, Right.READ, element_categories(rt, sent), target).withheld
+    return categories | unseen if unseen - categories else categories
 
 
 def _erasing(operation: Operation, left_out: tuple[str, ...] | None) -> str:

@@ -10,21 +10,29 @@ clinic, or deleted, never opens its past to anyone who could not read it then an
 Only the page is opened (charged to the request's decryption budget); the patients it
 names pass the release budget and get their audit entries (one per patient, naming the
 versions) before anything is returned, through the same hooks a search page uses.
+
+A record whose current version is withheld from the caller as a whole (a Condition that
+became an HIV diagnosis, for a pharmacist) is no candidate: its versions are neither
+listed nor counted, as a search would not find it and its own history answers 404. It is
+settled by the records' sensitivity markers in SQL, as a search settles it; only records
+indexed before this version's markers are opened to ask (until ``carevault reindex``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-from sqlalchemy import ColumnElement, and_, or_
+from sqlalchemy import ColumnElement, and_, exists, not_, or_, select
 
 from carevault.access.scopes import Interaction
+from carevault.db import read_transaction
 from carevault.domain.policy import Decision
+from carevault.fhir.indexing import ORDINARY_TERM, SENSITIVE_TERM, SENSITIVITY
 from carevault.fhir.registry import RESOURCE_TYPES, ResourceType
 from carevault.gate.core import AccessDenied, Caller, Gate
 from carevault.ledger.events import Tag
 from carevault.vault.records import Head, Opened, Sealed, SearchTooCostly, VersionKey
-from carevault.vault.tables import resource_head
+from carevault.vault.tables import resource_head, search_token
 
 
 def versions(
@@ -113,9 +121,53 @@ def _reach(gate: Gate, caller: Caller, rt: ResourceType | None) -> ColumnElement
 def _type_reach(gate: Gate, caller: Caller, rt: ResourceType) -> ColumnElement[bool]:
     gate._scope(caller, rt, Interaction.SEARCH)
     gate._contain_search(rt)
-    restrict, _ = gate._reach(caller, rt)
+    restrict, keep = gate._reach(caller, rt)
     is_type = resource_head.c.resource_type == rt.name
-    return is_type if restrict is None else and_(is_type, restrict)
+    reach = is_type if restrict is None else and_(is_type, restrict)
+    if keep is None:
+        return reach
+    return and_(reach, _shown_whole(gate, caller, rt, reach, keep))
+
+
+def _shown_whole(
+    gate: Gate,
+    caller: Caller,
+    rt: ResourceType,
+    reach: ColumnElement[bool],
+    keep: Callable[[Opened], bool],
+) -> ColumnElement[bool]:
+    """A condition true for the records of ``reach`` whose current version the caller is
+    not withheld as a whole: those marked ordinary, deleted ones (each version is judged
+    on its own), and the unmarked ones ``keep`` keeps once opened. Records marked
+    sensitive are never opened."""
+    ordinary = gate.vault.token(rt.name, SENSITIVITY, ORDINARY_TERM)
+    markers = [ordinary, gate.vault.token(rt.name, SENSITIVITY, SENSITIVE_TERM)]
+
+    def marked(tokens: list[bytes]) -> ColumnElement[bool]:
+        return exists().where(
+            search_token.c.token.in_(tokens), search_token.c.row_id == resource_head.c.row_id
+        )
+
+    with read_transaction(gate.vault.engine) as connection:
+        unmarked = [
+            int(row_id)
+            for row_id in connection.execute(
+                select(resource_head.c.row_id)
+                .where(reach, resource_head.c.deleted.is_(False), not_(marked(markers)))
+                .limit(gate.candidate_limit + 1)
+            ).scalars()
+        ]
+    if len(unmarked) > gate.candidate_limit:
+        raise SearchTooCostly(
+            f"history: more than {gate.candidate_limit} records of {rt.name} were indexed "
+            "before this version's sensitivity markers; run carevault reindex"
+        )
+    shown = or_(resource_head.c.deleted.is_(True), marked([ordinary]))
+    if not unmarked:
+        return shown
+    opened = gate._open(caller, gate.vault.locate_rows(unmarked))
+    kept = [item.head.row_id for item in opened if item.body is not None and keep(item)]
+    return or_(shown, resource_head.c.row_id.in_(kept)) if kept else shown
 
 
 def _decide(

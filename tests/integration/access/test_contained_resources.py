@@ -160,14 +160,16 @@ def test_billing_may_not_write_a_claims_clinical_contained_referral(
     group: Group, api: FhirTestClient
 ) -> None:
     """Billing writes financial records only: a Synthea claim with its contained referral
-    (clinical) is refused to billing as any clinical write is; without it, it is billing's
-    to write. The integration account that loads Synthea may write both."""
+    (clinical) is refused to billing as any clinical write is; without it (and without
+    its diagnoses and procedures, clinical too), it is billing's to write. The
+    integration account that loads Synthea may write both."""
     billing = make_staff(group.services, Role.BILLING, [TM])
     claim = _synthea_claim(group.tm_patient.id)
 
     refused = group.call(billing, "POST", "/fhir/ExplanationOfBenefit", claim)
     financial = {**claim, "contained": claim["contained"][1:]}
-    financial.pop("referral")
+    for clinical in ("referral", "diagnosis", "procedure"):
+        financial.pop(clinical, None)
     allowed = group.call(billing, "POST", "/fhir/ExplanationOfBenefit", financial)
 
     assert refused.status_code == 403, refused.text

@@ -1,0 +1,198 @@
+"""Why a patient came is clinical data, though a visit, a booking or a claim holds it
+(an insider's pass): a front desk, which books visits, neither reads nor writes their
+reasons and diagnoses; billing sees a claim's amounts, not its diagnoses; a role that
+may not see sensitive records is shown a visit without its HIV reason. A write that
+sends such an element is refused and changes nothing, even when it sends back what the
+record holds (being allowed would confirm the guess)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from carevault.bootstrap import Services
+from carevault.domain.roles import Role
+from carevault.ledger.events import Outcome, Tag
+from tests.integration.access.group import TM, TODAY, Group, build_group, encounter
+from tests.support.client import FhirTestClient
+from tests.support.staff import make_staff
+
+ICD10 = "http://hl7.org/fhir/sid/icd-10"
+FLU = {"coding": [{"system": ICD10, "code": "J10"}]}
+HIV = {"coding": [{"system": ICD10, "code": "B20"}]}
+SUBSETTED = "SUBSETTED"
+
+
+@pytest.fixture
+def group(services: Services, api: FhirTestClient) -> Iterator[Group]:
+    yield from build_group(services, api)
+
+
+def _booking(patient: str, **more: Any) -> dict[str, Any]:
+    day = TODAY.isoformat()
+    return {
+        "resourceType": "Appointment",
+        "status": "booked",
+        "start": f"{day}T10:00:00+08:00",
+        "end": f"{day}T10:15:00+08:00",
+        "participant": [
+            {"actor": {"reference": f"Patient/{patient}"}, "status": "accepted"},
+            {"actor": {"reference": f"Organization/{TM}"}, "status": "accepted"},
+        ],
+        **more,
+    }
+
+
+def _claim(patient: str, **more: Any) -> dict[str, Any]:
+    return {
+        "resourceType": "Claim",
+        "status": "active",
+        "type": {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/claim-type",
+                    "code": "professional",
+                }
+            ]
+        },
+        "use": "claim",
+        "patient": {"reference": f"Patient/{patient}"},
+        "created": TODAY.isoformat(),
+        "provider": {"reference": f"Organization/{TM}"},
+        "priority": {"coding": [{"code": "normal"}]},
+        "insurance": [{"sequence": 1, "focal": True, "coverage": {"display": "Self-pay"}}],
+        **more,
+    }
+
+
+def _made(api: FhirTestClient, body: dict[str, Any]) -> str:
+    response = api.post_json(f"/fhir/{body['resourceType']}", body)
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+def _labels(resource: dict[str, Any]) -> list[str]:
+    return [label["code"] for label in resource.get("meta", {}).get("security", [])]
+
+
+def _stored(api: FhirTestClient, reference: str) -> dict[str, Any]:
+    response = api.get(f"/fhir/{reference}")
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def test_the_desk_may_not_book_a_visit_with_a_reason(group: Group, api: FhirTestClient) -> None:
+    patient = group.tm_patient.id
+    before = api.get(f"/fhir/Appointment?patient={patient}").json().get("total", 0)
+    visit = {**encounter(patient, TM), "diagnosis": [{"condition": {"display": "influenza"}}]}
+
+    booked = group.call(
+        group.desk_tm, "POST", "/fhir/Appointment", _booking(patient, reasonCode=[FLU])
+    )
+    put = group.call(
+        group.desk_tm,
+        "PUT",
+        "/fhir/Appointment/desk-guess",
+        _booking(patient, id="desk-guess", reasonReference=[{"reference": "Condition/x"}]),
+    )
+    recorded = group.call(group.desk_tm, "POST", "/fhir/Encounter", visit)
+
+    assert booked.status_code == put.status_code == recorded.status_code == 403, booked.text
+    assert "clinical" in booked.json()["issue"][0]["diagnostics"]
+    assert api.get(f"/fhir/Appointment?patient={patient}").json().get("total", 0) == before
+    assert api.get("/fhir/Appointment/desk-guess").status_code == 404
+    refusals = [e for e in group.events() if e.outcome is not Outcome.SUCCESS]
+    assert len(refusals) >= 3
+    # Without the reason, the desk books as ever.
+    plain = group.call(group.desk_tm, "POST", "/fhir/Appointment", _booking(patient))
+    assert plain.status_code == 201, plain.text
+
+
+def test_the_desk_reads_a_booking_without_its_reason(group: Group, api: FhirTestClient) -> None:
+    patient = group.tm_patient.id
+    booking = _made(api, _booking(patient, reasonCode=[FLU]))
+
+    shown = group.call(group.desk_tm, "GET", f"/fhir/Appointment/{booking}")
+    found = group.call(group.desk_tm, "GET", f"/fhir/Appointment?patient={patient}")
+    doctor = group.call(group.doctor_tm, "GET", f"/fhir/Appointment/{booking}")
+
+    assert shown.status_code == 200, shown.text
+    assert "reasonCode" not in shown.json()
+    assert SUBSETTED in _labels(shown.json())
+    (entry,) = found.json()["entry"]
+    assert "reasonCode" not in entry["resource"] and SUBSETTED in _labels(entry["resource"])
+    read = [e for e in group.events(Tag.FHIR_READ) if e.resource_id == booking][0]
+    assert "clinical" not in read.categories
+    assert doctor.json()["reasonCode"] == [FLU]
+    assert SUBSETTED not in _labels(doctor.json())
+
+
+def test_the_desk_reschedules_without_learning_or_changing_the_reason(
+    group: Group, api: FhirTestClient
+) -> None:
+    patient = group.tm_patient.id
+    booking = _made(api, _booking(patient, reasonCode=[FLU]))
+    path = f"/fhir/Appointment/{booking}"
+    view = group.call(group.desk_tm, "GET", path).json()
+
+    moved = group.call(group.desk_tm, "PUT", path, {**view, "status": "cancelled"})
+
+    assert moved.status_code == 200, moved.text
+    assert "reasonCode" not in moved.json()
+    stored = _stored(api, f"Appointment/{booking}")
+    assert (stored["status"], stored["reasonCode"]) == ("cancelled", [FLU])
+    # Sending a reason, whether the one stored (a guess confirmed by being allowed) or
+    # another, is refused and changes nothing.
+    for reason in (FLU, HIV):
+        guess = group.call(group.desk_tm, "PUT", path, {**view, "reasonCode": [reason]})
+        assert guess.status_code == 403, guess.text
+    # A booking may hold a reason: the desk cancels it (above), it does not delete it.
+    assert group.call(group.desk_tm, "DELETE", path).status_code == 403
+    assert _stored(api, f"Appointment/{booking}") == stored
+
+
+def test_billing_sees_and_writes_a_claim_without_its_diagnoses(
+    group: Group, api: FhirTestClient
+) -> None:
+    billing = make_staff(group.services, Role.BILLING, [TM])
+    patient = group.tm_patient.id
+    diagnosis = [{"sequence": 1, "diagnosisCodeableConcept": FLU}]
+    claim = _made(api, _claim(patient, diagnosis=diagnosis))
+    path = f"/fhir/Claim/{claim}"
+
+    shown = group.call(billing, "GET", path)
+    written = group.call(billing, "POST", "/fhir/Claim", _claim(patient, diagnosis=diagnosis))
+    updated = group.call(billing, "PUT", path, {**shown.json(), "status": "cancelled"})
+    guessed = group.call(billing, "PUT", path, {**shown.json(), "diagnosis": diagnosis})
+
+    assert shown.status_code == 200, shown.text
+    assert "diagnosis" not in shown.json() and SUBSETTED in _labels(shown.json())
+    assert written.status_code == 403, written.text
+    assert updated.status_code == 200, updated.text
+    assert guessed.status_code == 403, guessed.text
+    stored = _stored(api, f"Claim/{claim}")
+    assert (stored["status"], stored["diagnosis"]) == ("cancelled", diagnosis)
+    plain = group.call(billing, "POST", "/fhir/Claim", _claim(patient))
+    assert plain.status_code == 201, plain.text
+
+
+def test_a_visits_sensitive_reason_is_cut_from_who_may_not_see_sensitive_records(
+    group: Group, api: FhirTestClient
+) -> None:
+    pharmacist = make_staff(group.services, Role.PHARMACIST, [TM])
+    patient = group.tm_patient.id
+    sensitive = _made(api, _booking(patient, reasonCode=[HIV]))
+    ordinary = _made(api, _booking(patient, reasonCode=[FLU]))
+
+    hidden = group.call(pharmacist, "GET", f"/fhir/Appointment/{sensitive}")
+    shown = group.call(pharmacist, "GET", f"/fhir/Appointment/{ordinary}")
+
+    assert hidden.status_code == 200, hidden.text
+    assert "reasonCode" not in hidden.json() and SUBSETTED in _labels(hidden.json())
+    assert shown.json()["reasonCode"] == [FLU]
+    assert group.call(group.doctor_tm, "GET", f"/fhir/Appointment/{sensitive}").json()[
+        "reasonCode"
+    ] == [HIV]
