@@ -23,7 +23,7 @@ from typing import Any
 
 from carevault.domain.categories import HEALTH_CATEGORIES, DataCategory
 from carevault.domain.sensitive import is_restricted_label, is_sensitive_code
-from carevault.fhir.normalise import HKID_SYSTEM
+from carevault.fhir.content import is_government_id
 from carevault.fhir.registry import RESOURCE_TYPES, ResourceType
 
 SUBSETTED = {
@@ -32,8 +32,6 @@ SUBSETTED = {
     "display": "subsetted",
 }
 
-#: Identifier systems that are government identity numbers.
-GOVERNMENT_ID_SYSTEMS = frozenset({HKID_SYSTEM, "http://hl7.org/fhir/sid/passport-HKG"})
 
 #: Elements every reader of a resource may see: what the server itself tracks.
 _ALWAYS = frozenset({"resourceType", "id", "meta", "implicitRules", "language"})
@@ -119,11 +117,12 @@ Itemised = Callable[[Any], frozenset[DataCategory]]
 
 
 def _identifier_categories(identifier: Any) -> frozenset[DataCategory]:
-    if not isinstance(identifier, dict):
-        return _SINGLE[DataCategory.GOVERNMENT_ID]  # nothing says it is not an HKID
-    system = identifier.get("system")
+    # An identifier with no system, or shaped or typed as a government number, is one:
+    # nothing says it is not an HKID.
     return _SINGLE[
-        DataCategory.GOVERNMENT_ID if system in GOVERNMENT_ID_SYSTEMS else DataCategory.IDENTITY
+        DataCategory.GOVERNMENT_ID
+        if is_government_id(identifier, unnamed=True)
+        else DataCategory.IDENTITY
     ]
 
 

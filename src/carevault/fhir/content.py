@@ -109,6 +109,68 @@ def check_identifier(identifier: dict[str, Any], path: str, rules: list[Issue]) 
         )
 
 
+#: Identifier systems that are government identity numbers.
+GOVERNMENT_ID_SYSTEMS = frozenset({HKID_SYSTEM, "http://hl7.org/fhir/sid/passport-HKG"})
+
+#: HL7 v2 table 0203 types of a number a state gives a person (besides ``NN`` and a
+#: country code, a national identity number): national unique id, passport, social
+#: security, social beneficiary, citizenship card, driver's licence.
+_GOVERNMENT_TYPES = frozenset({"NI", "PPN", "SS", "SB", "CZ", "DL"})
+_NATIONAL_TYPE = re.compile(r"NN[A-Z]{3}")
+
+
+def is_government_id(identifier: Any, *, unnamed: bool = False) -> bool:
+    """Whether ``identifier`` is (or may be) a government identity number: under a
+    government system, typed as one, or shaped like an HKID whatever its system says
+    (legacy sources and hand-typed records send it bare or under a local OID).
+    ``unnamed``: one with no system at all counts too (nothing says it is not one)."""
+    if not isinstance(identifier, dict):
+        return True
+    system = identifier.get("system")
+    if system in GOVERNMENT_ID_SYSTEMS or (unnamed and system is None):
+        return True
+    value = identifier.get("value")
+    if isinstance(value, str) and hkid.normalise(value) is not None:
+        return True
+    kind = identifier.get("type")
+    codings = kind.get("coding") if isinstance(kind, dict) else None
+    for coding in codings if isinstance(codings, list) else ():
+        code = coding.get("code") if isinstance(coding, dict) else None
+        if isinstance(code, str) and (
+            code in _GOVERNMENT_TYPES or re.fullmatch("NN[A-Z]{3}", code)
+        ):
+            return True
+    return False
+
+
+def check_government_ids(data: Any, path: str, rules: list[Issue]) -> None:
+    """A government identity number is held only in ``Patient.identifier``, where each
+    reader's role decides whether it is shown: anywhere else (a Reference's identifier,
+    a relative's or a practitioner's record, a claim's) it would be shown to whoever may
+    read the record that carries it."""
+    if isinstance(data, dict):
+        patient = data.get("resourceType") == "Patient"
+        for key, value in data.items():
+            where = f"{path}.{_printable(key)}"
+            if key == "identifier" and not patient:
+                items = value if isinstance(value, list) else [value]
+                for index, item in enumerate(items):
+                    if isinstance(item, dict) and is_government_id(item):
+                        at = f"{where}[{index}]" if isinstance(value, list) else where
+                        rules.append(
+                            Issue(
+                                "business-rule",
+                                f"{at}: a government identity number is kept only in "
+                                "Patient.identifier; refer to the patient by reference",
+                                expression=(at,),
+                            )
+                        )
+            check_government_ids(value, where, rules)
+    elif isinstance(data, list):
+        for index, item in enumerate(data):
+            check_government_ids(item, f"{path}[{index}]", rules)
+
+
 def check_all(data: Any, path: str, rules: list[Issue], limits: InputLimits) -> None:
     """Control characters and the absolute bounds, in every string, key and number."""
     if isinstance(data, dict):
