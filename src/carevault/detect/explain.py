@@ -5,6 +5,12 @@ order, care team entry, referral; see ``carevault.access.care``) with the person
 clinic or with the person as practitioner, valid at the moment of the access, or when
 it was made under a break-the-glass grant (reviewed on its own queue).
 
+A relationship the person made alone (``granted_by``: every version of the appointment
+or visit that opened it is theirs; ``carevault.domain.care.made_by``) explains none of
+their own accesses: an insider who books a celebrity and reads the chart is judged as
+if there were no booking, until someone else's write corroborates it (the desk checks
+the patient in, a colleague books or reschedules) or another relationship covers it.
+
 An entry of a bulk export (``fhir:resource:export``) is explained by the export's
 approval: the job it names was approved by privacy officers (as many as it needed) and
 was asked for by the same principal. Such a job is watched by its own ``bulk-export``
@@ -25,8 +31,9 @@ from carevault.detect.model import EXPORT_TAG, Access
 from carevault.export.tables import export_job
 
 CHUNK = 500
-#: One care row: (clinic id, practitioner token, valid from, valid until).
-CareRow = tuple[str | None, bytes | None, int, int]
+#: One care row: (clinic id, practitioner token, valid from, valid until, token of who
+#: alone made it or None).
+CareRow = tuple[str | None, bytes | None, int, int, bytes | None]
 
 
 class Explainer:
@@ -35,6 +42,8 @@ class Explainer:
         self._token_of = practitioner_token
         #: principal → practitioner token (b"" when the account is no practitioner).
         self._tokens: dict[str, bytes] = {}
+        #: principal → its ``granted_by`` token (relationships it made alone).
+        self._makers: dict[str, bytes] = {}
         #: Export jobs known to have been approved, with their principal (an approval,
         #: once given, is never taken back: a stopped job's entries stay explained).
         self._approved: dict[str, str] = {}
@@ -68,10 +77,12 @@ class Explainer:
             token = self._tokens.get(access.principal or "", b"")
             clinics = set(access.clinic_ids)
             rows = care.get(access.patient_pseudonym or "", [])
+            me = self._maker(access.principal or "")
             hit = any(
                 low <= access.at_us <= high
+                and maker != me
                 and ((clinic is not None and clinic in clinics) or (token and held == token))
-                for clinic, held, low, high in rows
+                for clinic, held, low, high, maker in rows
             )
             explained.append(replace(access, explained=hit) if hit else access)
         return explained
@@ -88,14 +99,31 @@ class Explainer:
                         care_relationship.c.practitioner_token,
                         care_relationship.c.valid_from_us,
                         care_relationship.c.valid_until_us,
+                        care_relationship.c.granted_by,
                     ).where(
                         care_relationship.c.patient_pseudonym.in_(ordered[start : start + CHUNK])
                     )
                 ).all()
-                for pseudonym, clinic, token, low, high in rows:
+                for pseudonym, clinic, token, low, high, maker in rows:
                     found.setdefault(pseudonym, []).append(
-                        (clinic, bytes(token) if token is not None else None, int(low), int(high))
+                        (
+                            clinic,
+                            bytes(token) if token is not None else None,
+                            int(low),
+                            int(high),
+                            bytes(maker) if maker is not None else None,
+                        )
                     )
+        return found
+
+    def _maker(self, principal: str) -> bytes:
+        """The ``granted_by`` token of ``principal`` (as ``CareRelationships.maker``)."""
+        found = self._makers.get(principal)
+        if found is None:
+            found = self._token_of(principal) if principal else b""
+            if len(self._makers) > 10_000:
+                self._makers.clear()
+            self._makers[principal] = found
         return found
 
     def _learn_tokens(self, principals: set[str]) -> None:
