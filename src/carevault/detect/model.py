@@ -168,7 +168,6 @@ class Access:
             return True
         return targeted(self.resource_type, self.detail.get("params") or ())
 
-
     @property
     def denied(self) -> bool:
         return self.outcome == "denied"
