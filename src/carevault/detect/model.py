@@ -48,6 +48,10 @@ WRITING = frozenset({"fhir:resource:create", "fhir:resource:update", "fhir:resou
 #: A patient's records written to a bulk export's files (``carevault.export``).
 EXPORT_TAG = "fhir:resource:export"
 SIGN_IN_FAILED = "auth:session:sign-in-failed"
+SIGN_IN_THROTTLED = "auth:session:sign-in-throttled"
+#: Sign-ins refused before anyone was signed in: acts of the sender, not of the account
+#: whose username was typed (``signin``).
+REFUSED_SIGN_INS = frozenset({SIGN_IN_FAILED, SIGN_IN_THROTTLED})
 SIGNED_IN = "auth:session:signed-in"
 #: The gate's refusal reason when a release budget is spent (see ``budget``).
 BUDGET_REASON = "release budget"
