@@ -145,11 +145,22 @@ class CareRelationships:
             self._tokens[practitioner_id] = found
         return found
 
-    def clear(self, connection: Connection, source_row_id: int) -> None:
-        """Inside the write's transaction: the source opens nothing any more."""
+    def clear(self, connection: Connection, source_row_id: int) -> frozenset[bytes | None]:
+        """Inside the write's transaction: the source opens nothing any more. Returns who
+        alone made what it opened (``granted_by`` tokens; None where no one alone did),
+        for the next version's ``made_by``."""
         with self._lock:
             self._answers.clear()
+        makers = frozenset(
+            None if token is None else bytes(token)
+            for token in connection.execute(
+                select(care_relationship.c.granted_by).where(
+                    care_relationship.c.source_row_id == source_row_id
+                )
+            ).scalars()
+        )
         connection.execute(_CLEAR, {"cleared_row_id": source_row_id})
+        return makers
 
     def add(
         self,
@@ -157,12 +168,23 @@ class CareRelationships:
         source_row_id: int,
         pseudonym: str,
         relationships: Iterable[Window],
+        made_by: bytes | None = None,
     ) -> None:
-        """Inside the write's transaction: the source opens these (after ``clear``)."""
-        self.add_rows(connection, self.rows(source_row_id, pseudonym, relationships))
+        """Inside the write's transaction: the source opens these (after ``clear``).
+        ``made_by``: the ``maker`` token of the principal whose own writes alone made
+        them (``domain.care.made_by``)."""
+        self.add_rows(connection, self.rows(source_row_id, pseudonym, relationships, made_by))
+
+    def maker(self, principal: str | None) -> bytes | None:
+        """The ``granted_by`` token of ``principal`` (keyed: the table names no one)."""
+        return self._token(principal) if principal else None
 
     def rows(
-        self, source_row_id: int, pseudonym: str, relationships: Iterable[Window]
+        self,
+        source_row_id: int,
+        pseudonym: str,
+        relationships: Iterable[Window],
+        made_by: bytes | None = None,
     ) -> list[dict[str, Any]]:
         """The rows ``add`` would insert, for ``add_rows`` to insert later in the same
         transaction (a bulk load by the system: nothing in it reads them back)."""
@@ -176,6 +198,7 @@ class CareRelationships:
                 "source_row_id": source_row_id,
                 "valid_from_us": item.valid_from_us,
                 "valid_until_us": item.valid_until_us,
+                "granted_by": made_by,
             }
             for item in relationships
         ]

@@ -184,6 +184,10 @@ care_relationship = Table(
     Column("source_row_id", BigInteger, nullable=False),
     Column("valid_from_us", BigInteger, nullable=False),
     Column("valid_until_us", BigInteger, nullable=False),
+    # A blind token of the principal whose own writes alone made it
+    # (``domain.care.made_by``): it explains none of their accesses to the detectors.
+    # None: the system made it, or someone else's write corroborated it (records_0022).
+    Column("granted_by", LargeBinary, nullable=True),
     Index("ix_care_relationship_patient", "patient_pseudonym", "valid_until_us"),
     Index("ix_care_relationship_source", "source_row_id"),
     Index("ix_care_relationship_clinic", "clinic_id", "valid_until_us"),

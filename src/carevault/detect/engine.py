@@ -30,9 +30,18 @@ from carevault.detect.decoys import decoy_finding
 from carevault.detect.explain import Explainer
 from carevault.detect.flags import Flags
 from carevault.detect.kin import Kinship
-from carevault.detect.model import DAY_US, HOUR_US, MINUTE_US, Access, Finding, Severity
+from carevault.detect.model import (
+    DAY_US,
+    HOUR_US,
+    MINUTE_US,
+    REFUSED_SIGN_INS,
+    Access,
+    Finding,
+    Severity,
+)
 from carevault.detect.profile import Profile, RoleBaseline
 from carevault.detect.signals import AccountState, Context, Detectors
+from carevault.detect.signin import SignInFailures
 from carevault.detect.state import (
     Cursor,
     advance_cursor,
@@ -91,6 +100,8 @@ class _Memory:
     lease_until_us: int = 0
     #: The stored alerts pending findings update (None: none stored), by dedup key.
     alerts: dict[str, Alert | None] = field(default_factory=dict)
+    #: Refused sign-ins per source network (``signin``): no account's state.
+    sign_ins: SignInFailures = field(default_factory=SignInFailures)
 
     @property
     def unwritten(self) -> bool:
@@ -431,6 +442,9 @@ class DetectionEngine:
         subject = access.account
         if access.tag.startswith("detect:"):
             return []
+        if access.tag in REFUSED_SIGN_INS:
+            # The sender's, not the named account's: counted per source network.
+            return memory.sign_ins.observe(access, context.offset_us)
         spotted = decoy_finding(access, context.decoys)
         if subject is None:
             return [spotted] if spotted is not None else []
@@ -501,6 +515,9 @@ class DetectionEngine:
             )
             self._load(memory, accesses)
             for access in accesses:
+                if access.tag in REFUSED_SIGN_INS:
+                    memory.sign_ins.observe(access, context.offset_us, live=False)
+                    continue
                 if access.account is None:
                     continue
                 state = memory.accounts[access.account]
@@ -521,7 +538,11 @@ class DetectionEngine:
 
     def _load(self, memory: _Memory, accesses: Sequence[Access]) -> None:
         """Profiles (and role baselines) of the accounts in ``accesses`` into memory."""
-        missing = {a.account for a in accesses if a.account and a.account not in memory.accounts}
+        missing = {
+            a.account
+            for a in accesses
+            if a.account and a.account not in memory.accounts and a.tag not in REFUSED_SIGN_INS
+        }
         roles = {a.role for a in accesses if a.role and a.role not in memory.roles}
         if not missing and not roles:
             return

@@ -3,7 +3,16 @@
 An access is explained when the patient has a care relationship (appointment, visit,
 order, care team entry, referral; see ``carevault.access.care``) with the person's
 clinic or with the person as practitioner, valid at the moment of the access, or when
-it was made under a break-the-glass grant (reviewed on its own queue).
+it was made under a break-the-glass grant (reviewed on its own queue): an entry whose
+purpose is ETREAT (emergency treatment) is explained only while the account holds an
+active grant for that patient (``access.breakglass``: granted, not expired, and, for an
+emergency grant while data is offline, approved); the purpose alone is only a claim.
+
+A relationship the person made alone (``granted_by``: every version of the appointment
+or visit that opened it is theirs; ``carevault.domain.care.made_by``) explains none of
+their own accesses: an insider who books a celebrity and reads the chart is judged as
+if there were no booking, until someone else's write corroborates it (the desk checks
+the patient in, a colleague books or reschedules) or another relationship covers it.
 
 An entry of a bulk export (``fhir:resource:export``) is explained by the export's
 approval: the job it names was approved by privacy officers (as many as it needed) and
@@ -19,14 +28,17 @@ from dataclasses import replace
 
 from sqlalchemy import Engine, select
 
-from carevault.access.tables import care_relationship, staff_account
+from carevault.access.tables import break_glass, care_relationship, staff_account
 from carevault.db import read_transaction
 from carevault.detect.model import EXPORT_TAG, Access
 from carevault.export.tables import export_job
 
 CHUNK = 500
-#: One care row: (clinic id, practitioner token, valid from, valid until).
-CareRow = tuple[str | None, bytes | None, int, int]
+#: One care row: (clinic id, practitioner token, valid from, valid until, token of who
+#: alone made it or None).
+CareRow = tuple[str | None, bytes | None, int, int, bytes | None]
+#: One break-the-glass grant: (active from, until) in µs.
+GlassRow = tuple[int, int]
 
 
 class Explainer:
@@ -35,6 +47,10 @@ class Explainer:
         self._token_of = practitioner_token
         #: principal → practitioner token (b"" when the account is no practitioner).
         self._tokens: dict[str, bytes] = {}
+        #: principal → its ``granted_by`` token (relationships it made alone).
+        self._makers: dict[str, bytes] = {}
+        #: principal → staff account id ("" when there is none): grants are by account.
+        self._accounts: dict[str, str] = {}
         #: Export jobs known to have been approved, with their principal (an approval,
         #: once given, is never taken back: a stopped job's entries stay explained).
         self._approved: dict[str, str] = {}
@@ -49,32 +65,73 @@ class Explainer:
                 else a
                 for a in accesses
             ]
-        wanted = [a for a in accesses if a.released and a.purpose != "ETREAT" and not a.explained]
+        wanted = [a for a in accesses if a.released and not a.explained]
         if not wanted:
-            return [
-                replace(a, explained=a.explained or a.purpose == "ETREAT") if a.released else a
-                for a in accesses
-            ]
-        care = self._care({a.patient_pseudonym or "" for a in wanted})
+            return list(accesses)
         self._learn_tokens({a.principal or "" for a in wanted})
+        glass = self._glass([a for a in wanted if a.purpose == "ETREAT"])
+        care = self._care({a.patient_pseudonym or "" for a in wanted})
         explained: list[Access] = []
         for access in accesses:
             if not access.released or access.explained:
                 explained.append(access)
                 continue
-            if access.purpose == "ETREAT":
+            if access.purpose == "ETREAT" and self._under_glass(access, glass):
                 explained.append(replace(access, explained=True))
                 continue
             token = self._tokens.get(access.principal or "", b"")
             clinics = set(access.clinic_ids)
             rows = care.get(access.patient_pseudonym or "", [])
+            me = self._maker(access.principal or "")
             hit = any(
                 low <= access.at_us <= high
+                and maker != me
                 and ((clinic is not None and clinic in clinics) or (token and held == token))
-                for clinic, held, low, high in rows
+                for clinic, held, low, high, maker in rows
             )
             explained.append(replace(access, explained=hit) if hit else access)
         return explained
+
+    def _glass(self, emergency: Sequence[Access]) -> dict[tuple[str, str], list[GlassRow]]:
+        """The break-the-glass grants of the accounts and patients of ``emergency``
+        entries (purpose ETREAT), by (account id, pseudonym)."""
+        accounts = {self._accounts.get(a.principal or "") for a in emergency} - {None, ""}
+        pseudonyms = {a.patient_pseudonym or "" for a in emergency} - {""}
+        found: dict[tuple[str, str], list[GlassRow]] = {}
+        if not accounts or not pseudonyms:
+            return found
+        with read_transaction(self.engine) as connection:
+            rows = connection.execute(
+                select(
+                    break_glass.c.account_id,
+                    break_glass.c.patient_pseudonym,
+                    break_glass.c.granted_us,
+                    break_glass.c.expires_us,
+                    break_glass.c.emergency,
+                    break_glass.c.approved_us,
+                ).where(
+                    break_glass.c.account_id.in_(sorted(a for a in accounts if a)),
+                    break_glass.c.patient_pseudonym.in_(sorted(pseudonyms)),
+                )
+            ).all()
+        for account, pseudonym, granted, expires, emergency_grant, approved in rows:
+            # An emergency grant (patient data offline) is active only once approved.
+            since = int(granted)
+            if emergency_grant:
+                if approved is None:
+                    continue
+                since = max(since, int(approved))
+            found.setdefault((str(account), str(pseudonym)), []).append((since, int(expires)))
+        return found
+
+    def _under_glass(self, access: Access, glass: dict[tuple[str, str], list[GlassRow]]) -> bool:
+        """An entry under purpose ETREAT is explained only while the account holds an
+        active grant for that patient (the purpose alone is only a claim)."""
+        account = self._accounts.get(access.principal or "")
+        if not account:
+            return False
+        spans = glass.get((account, access.patient_pseudonym or ""), [])
+        return any(low <= access.at_us < high for low, high in spans)
 
     def _care(self, pseudonyms: set[str]) -> dict[str, list[CareRow]]:
         found: dict[str, list[CareRow]] = {}
@@ -88,14 +145,31 @@ class Explainer:
                         care_relationship.c.practitioner_token,
                         care_relationship.c.valid_from_us,
                         care_relationship.c.valid_until_us,
+                        care_relationship.c.granted_by,
                     ).where(
                         care_relationship.c.patient_pseudonym.in_(ordered[start : start + CHUNK])
                     )
                 ).all()
-                for pseudonym, clinic, token, low, high in rows:
+                for pseudonym, clinic, token, low, high, maker in rows:
                     found.setdefault(pseudonym, []).append(
-                        (clinic, bytes(token) if token is not None else None, int(low), int(high))
+                        (
+                            clinic,
+                            bytes(token) if token is not None else None,
+                            int(low),
+                            int(high),
+                            bytes(maker) if maker is not None else None,
+                        )
                     )
+        return found
+
+    def _maker(self, principal: str) -> bytes:
+        """The ``granted_by`` token of ``principal`` (as ``CareRelationships.maker``)."""
+        found = self._makers.get(principal)
+        if found is None:
+            found = self._token_of(principal) if principal else b""
+            if len(self._makers) > 10_000:
+                self._makers.clear()
+            self._makers[principal] = found
         return found
 
     def _learn_tokens(self, principals: set[str]) -> None:
@@ -108,16 +182,19 @@ class Explainer:
             return
         with read_transaction(self.engine) as connection:
             rows = connection.execute(
-                select(staff_account.c.username, staff_account.c.practitioner_id).where(
-                    staff_account.c.username.in_(missing)
-                )
+                select(
+                    staff_account.c.username,
+                    staff_account.c.practitioner_id,
+                    staff_account.c.account_id,
+                ).where(staff_account.c.username.in_(missing))
             ).all()
-        known: dict[str, str | None] = {str(u): p for u, p in rows}
+        known: dict[str, tuple[str | None, str]] = {str(u): (p, str(a)) for u, p, a in rows}
         for username in missing:
-            practitioner = known.get(username)
+            practitioner, account = known.get(username, (None, ""))
             self._tokens[f"staff:{username}"] = (
                 self._token_of(practitioner) if practitioner else b""
             )
+            self._accounts[f"staff:{username}"] = account
 
     def _approved_export(self, access: Access) -> bool:
         job = str(access.detail.get("job", ""))

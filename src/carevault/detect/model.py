@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import cached_property
 from typing import Any
 
 import orjson
+
+from carevault.fhir.registry import RESOURCE_TYPES
 
 MINUTE_US = 60 * 1_000_000
 HOUR_US = 60 * MINUTE_US
@@ -45,9 +48,33 @@ WRITING = frozenset({"fhir:resource:create", "fhir:resource:update", "fhir:resou
 #: A patient's records written to a bulk export's files (``carevault.export``).
 EXPORT_TAG = "fhir:resource:export"
 SIGN_IN_FAILED = "auth:session:sign-in-failed"
+SIGN_IN_THROTTLED = "auth:session:sign-in-throttled"
+#: Sign-ins refused before anyone was signed in: acts of the sender, not of the account
+#: whose username was typed (``signin``).
+REFUSED_SIGN_INS = frozenset({SIGN_IN_FAILED, SIGN_IN_THROTTLED})
 SIGNED_IN = "auth:session:signed-in"
 #: The gate's refusal reason when a release budget is spent (see ``budget``).
 BUDGET_REASON = "release budget"
+
+
+def targeted(resource_type: str | None, params: Iterable[object]) -> bool:
+    """Whether a search's criteria (its parameter names, as the gate records them)
+    name what it returns one by one: ``_id``, ``identifier``, or a parameter that names
+    patients by reference (``patient``, ``subject``). A name, a birth date or a clinic
+    is a broad net; these are a list of picks."""
+    rt = RESOURCE_TYPES.get(resource_type or "")
+    for raw in params:
+        name = str(raw).partition(":")[0]
+        if name in _PICKING:
+            return True
+        param = rt.param(name) if rt is not None else None
+        if param is not None and param.patient:
+            return True
+    return False
+
+
+#: Search parameters that name records one by one on every resource type.
+_PICKING = frozenset({"_id", "identifier"})
 
 
 @dataclass(frozen=True)
@@ -137,9 +164,13 @@ class Access:
 
     @property
     def picked(self) -> bool:
-        """The person chose this patient: a read, history or ``$everything``, or a search
-        that gave this one patient only (a search's other matches were not chosen)."""
-        return int(self.detail.get("patients", 1) or 1) == 1
+        """The person chose this patient: a read, history or ``$everything``, a search
+        that gave this one patient only (a broad search's other matches were not
+        chosen), or a search that names its records or patients one by one (``_id=a,b``,
+        ``identifier=x,y``, ``patient=a,b``: each is a pick, as a read of each would be)."""
+        if int(self.detail.get("patients", 1) or 1) == 1:
+            return True
+        return targeted(self.resource_type, self.detail.get("params") or ())
 
     @property
     def denied(self) -> bool:

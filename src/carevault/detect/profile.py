@@ -97,7 +97,6 @@ class Recent:
     )
     everything: CountWindow = field(default_factory=lambda: CountWindow(HOUR_US))
     denials: CountWindow = field(default_factory=lambda: CountWindow(10 * MINUTE_US))
-    failures: CountWindow = field(default_factory=lambda: CountWindow(10 * MINUTE_US))
     name_searches: CountWindow = field(default_factory=lambda: CountWindow(HOUR_US))
     #: Records an integration client wrote in the last hour, and today's peak of it.
     writes: CountWindow = field(default_factory=lambda: CountWindow(HOUR_US))

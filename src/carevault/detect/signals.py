@@ -20,7 +20,7 @@ from carevault.detect.model import (
     EXPORT_TAG,
     HOUR_US,
     MINUTE_US,
-    SIGN_IN_FAILED,
+    REFUSED_SIGN_INS,
     Access,
     Finding,
     Severity,
@@ -54,7 +54,6 @@ DEFAULT_FLOORS = (25, 60, 200)
 CLIENT_WRITES_PER_HOUR = 2000
 EVERYTHING_PER_HOUR = 10
 DENIALS_PER_10_MINUTES = 20
-FAILURES_PER_10_MINUTES = 10
 NAME_SEARCHES_PER_HOUR = 30
 VAGUE_SEARCHES_PER_HOUR = 10
 #: Entries of one response are appended within this of each other; two searches are not.
@@ -200,10 +199,8 @@ class Detectors:
             else:
                 recent.start_day(day)
         found: list[Finding] = []
-        if access.tag == SIGN_IN_FAILED:
-            if recent.failures.add(access.at_us, access.position) >= FAILURES_PER_10_MINUTES:
-                found.append(self._burst(access, "sign-in-failures", recent, day))
-            return found if live else []
+        if access.tag in REFUSED_SIGN_INS:
+            return []  # the sender's, not this account's: ``signin`` counts them per source
         if access.denied:
             observe_picks(access, recent)
             count = recent.denials.add(access.at_us, access.position)
@@ -501,7 +498,6 @@ class Detectors:
 
     def _burst(self, access: Access, name: str, recent: Recent, day: int) -> Finding:
         counts = {
-            "sign-in-failures": (recent.failures, "failed sign-ins in 10 minutes"),
             "denials": (recent.denials, "refused requests in 10 minutes"),
             "name-searches": (recent.name_searches, "searches by name in an hour"),
             "name-fishing": (

@@ -23,15 +23,30 @@ A relationship comes only from:
 
 Data loaded by the system itself (seeding, imports) states facts rather than asking
 for access: a visit it writes at a clinic also registers the patient there.
+
+**Self-made care explains nothing to the detectors.** Rule 1 lets a clinician book an
+appointment or open a visit naming themself and then read the chart: care goes on (a
+doctor booking a follow-up must not be locked out). But an insider could book a
+celebrity and read them with nothing to show. So each relationship keeps who alone made
+it (``granted_by``, ``made_by``): the one principal whose writes are every version of its
+record. Such a relationship does not explain *that* principal's accesses to the
+detectors (``carevault.detect.explain``) until someone else corroborates it: another
+member of staff, a client app or the system writes a version of the record (the desk
+checks the patient in, a colleague reschedules), or another record of care covers the
+access. A status the writer sets themself ("arrived", "finished") corroborates nothing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TypeVar
 
 DAY_US = 86_400 * 1_000_000
+
+#: Whoever wrote a record of care, as the caller names them (a principal or its token).
+Maker = TypeVar("Maker", str, bytes)
 
 #: The longest a single visit or appointment counts as lasting: a clinic visit takes
 #: hours, and a made-up visit that "lasts" for years must not open a record for years.
@@ -143,6 +158,21 @@ def grants(
         ends + window.after_us,
     )
     return Grants(made, f"{event.source} at a clinic where the patient is registered", register)
+
+
+def made_by(writer: Maker | None, earlier: Collection[Maker | None] | None) -> Maker | None:
+    """Who alone made the relationships a version of a care record opens: ``writer``
+    (the principal writing it, or a token of it; None for the system) when every
+    version of the record is theirs, else None (corroborated: someone else wrote it
+    too, or the system stated it). ``earlier``: the makers of what the version before
+    opened (None for a first version; empty when it opened nothing, and then who wrote
+    it is unknown here: the writer is taken to be alone, which fails towards an alert,
+    not away from one)."""
+    if writer is None:
+        return None
+    if earlier and any(maker != writer for maker in earlier):
+        return None
+    return writer
 
 
 def named_elsewhere(event: CareEvent, works_at: Mapping[str, frozenset[str]]) -> tuple[str, ...]:

@@ -38,6 +38,7 @@ from carevault.domain.care import (
     Window,
     WriterStanding,
     grants,
+    made_by,
     named_elsewhere,
 )
 from carevault.domain.categories import HEALTH_CATEGORIES, DataCategory
@@ -1651,8 +1652,9 @@ class Gate:
         access = self.access
         # What this record opened before goes first: a record never vouches for its writer.
         # A first version is a row just inserted, which opened nothing yet.
+        earlier = None
         if head.version_id != 1:
-            access.care.clear(connection, head.row_id)
+            earlier = access.care.clear(connection, head.row_id)
             if deferred is not None:
                 deferred.pop(head.row_id, None)  # an earlier version in this same batch
         event = (
@@ -1696,10 +1698,12 @@ class Gate:
                 known=registered[pseudonym] if deferred is not None else None,
             )
             registered[pseudonym] |= {granted.register}
+        # Who alone made it: their own accesses are not explained by it (``made_by``).
+        maker = made_by(access.care.maker(caller.principal if actor else None), earlier)
         if deferred is not None:
             deferred[head.row_id] = access.care.rows(head.row_id, pseudonym, granted.windows)
         else:
-            access.care.add(connection, head.row_id, pseudonym, granted.windows)
+            access.care.add(connection, head.row_id, pseudonym, granted.windows, maker)
         return {
             "opens": [_describe(window) for window in granted.windows],
             "reason": granted.reason,

@@ -19,7 +19,9 @@ from carevault.db import read_transaction
 from carevault.detect import alerts_as_dicts
 from carevault.detect.desk import OfficerCode
 from carevault.detect.tables import detect_flag
+from carevault.domain.roles import Role
 from tests.integration.detect.conftest import Clinic
+from tests.support.staff import make_staff
 
 
 def _officer(clinic: Clinic) -> OfficerCode:
@@ -122,3 +124,28 @@ def test_the_cli_plants_decoys_and_records_staff_kin(clinic: Clinic, tmp_path: P
     hr.write_text(json.dumps({"hkid": "not a number"}))
     bad = run("alerts", "identify", clinic.desk.account.username, "--from", str(hr))
     assert bad.exit_code != 0 and "hkid: not an HKID number" in bad.output
+
+
+def test_a_decoy_is_spotted_however_the_searcher_spells_it(clinic: Clinic) -> None:
+    """Dots, spaces, dashes and +852 in a number; an address in another case (folded
+    as the index folds it: a KELVIN SIGN for its K) with whitespace around it. Each
+    spelling finds the decoy patient, so each is a critical alert."""
+    detection = clinic.services.detection
+    assert detection is not None
+    phone = detection.desk.decoy_contact(_officer(clinic), "phone")
+    email = detection.desk.decoy_contact(
+        _officer(clinic), "email", value="kai.wong@mail.example.org"
+    )
+    spellings = [
+        ("phone", f"+852.{phone[:4]}.{phone[4:]}"),
+        ("phone", f"61234567, +852 {phone[:4]} - {phone[4:]}"),
+        ("email", f"  \u212a{email[1:].upper()} "),
+    ]
+    for param, value in spellings:
+        searcher = make_staff(clinic.services, Role.FRONT_DESK, ["clinic-a"])
+        response = clinic.web.get("/fhir/Patient", params={param: value}, headers=searcher.headers)
+        assert response.status_code == 200, response.text
+        (alert,) = [
+            a for a in alerts_as_dicts(clinic.services) if a["account"] == searcher.account.username
+        ]
+        assert (alert["detector"], alert["severity"]) == ("decoy-contact", "critical")

@@ -199,3 +199,35 @@ def test_searches_by_initials_are_recorded_by_shape_and_fish(clinic: Clinic) -> 
     store = clinic.services.audit_ledger.store
     data = store.entry(int(fishing["last_position"]))
     assert data is not None and b'"name_shape"' in data and b"Siu" not in data
+
+
+def test_a_search_naming_several_ids_picks_each_as_a_read_would(clinic: Clinic) -> None:
+    """``Patient?_id=a,b`` (and ``identifier=x,y``) is a pick of each patient it names,
+    not a broad search whose matches were not chosen: a co-worker among them raises the
+    same alert as reading the co-worker by id."""
+    detection = clinic.services.detection
+    assert detection is not None
+    colleague = make_staff(clinic.services, Role.NURSE, ["clinic-a"])
+    detection.kinship.identify(f"staff:{colleague.account.username}", "test:hr", hkid=_hkid(2))
+    coworker = _create(clinic, _patient("Ho", ["Flat 9, 9/F", "9 Kings Road"], _hkid(2)))
+    _create(clinic, _patient("Yip", ["7 Java Road"], _hkid(9)))
+    by_ids = make_staff(clinic.services, Role.FRONT_DESK, ["clinic-a"])
+    by_identifiers = make_staff(clinic.services, Role.FRONT_DESK, ["clinic-a"])
+    by_read = make_staff(clinic.services, Role.FRONT_DESK, ["clinic-a"])
+    searches = [
+        (by_ids, {"_id": f"{clinic.patients[0]},{coworker}"}),
+        (by_identifiers, {"identifier": f"{_hkid(2)},{_hkid(9)}"}),
+    ]
+    for who, params in searches:
+        response = clinic.web.get("/fhir/Patient", params=params, headers=who.headers)
+        assert response.status_code == 200, response.text
+        assert response.json()["total"] == 2
+    assert clinic.read(by_read, coworker) == 200
+    alerts = {a["account"]: a for a in alerts_as_dicts(clinic.services)}
+    read = alerts[by_read.account.username]
+    assert (read["detector"], read["patient_count"]) == ("co-worker", 1)
+    for who, _ in searches:
+        found = alerts[who.account.username]
+        assert (found["detector"], found["severity"], found["patient_count"]) == (
+            read["detector"], read["severity"], 1,
+        )  # fmt: skip

@@ -128,12 +128,16 @@ def test_a_burst_of_refusals_and_a_budget_refusal() -> None:
     assert [(f.detector, f.severity) for f in found] == [("release-budget", Severity.HIGH)]
 
 
-def test_failed_sign_ins_in_a_burst() -> None:
+def test_refused_sign_ins_are_no_act_of_the_account_they_name() -> None:
+    """Anyone may type a username: failed and throttled sign-ins feed no account's
+    windows (``signin`` counts them per source), so they raise neither a burst nor
+    ``denials`` against the account named."""
     feed = Feed()
-    for n in range(10):
-        feed.entry(MORNING + n * MINUTE_US // 2, None, tag="auth:session:sign-in-failed",
-                   outcome="failed")  # fmt: skip
-    assert feed.detectors_fired() == {"sign-in-failures"}
+    for n in range(30):
+        tag = "auth:session:sign-in-failed" if n < 5 else "auth:session:sign-in-throttled"
+        feed.entry(MORNING + n * MINUTE_US // 4, None, tag=tag, outcome="denied",
+                   principal="staff-account:a1")  # fmt: skip
+    assert feed.found == []
 
 
 def test_two_places_at_once_but_not_two_desks_of_one_clinic() -> None:

@@ -4,6 +4,8 @@ chance; nothing fires on explained access or on the unchosen matches of a name s
 
 from __future__ import annotations
 
+import pytest
+
 from carevault.detect.model import Access, Finding, Severity
 from carevault.detect.stats import binomial_tail
 from tests.unit.detect.test_signals import MORNING, Feed
@@ -211,3 +213,27 @@ def test_refused_attempts_at_namesakes_count_like_opened_ones() -> None:
     alerts = [f for f in feed.found if f.detector == "same-surname"]
     assert alerts and "or tried to" in alerts[-1].explanation
     assert len(alerts[-1].patients) == 8
+
+
+@pytest.mark.parametrize(
+    ("resource_type", "params", "picked"),
+    [
+        ("Patient", ["_id"], True),
+        ("Patient", ["_count", "identifier:of-type"], True),
+        ("Observation", ["code", "patient"], True),
+        ("Encounter", ["subject"], True),
+        ("Patient", ["name"], False),
+        ("Patient", ["birthdate", "family"], False),
+        ("Patient", ["organization"], False),
+        ("Observation", ["code"], False),
+    ],
+)
+def test_a_search_naming_records_one_by_one_picks_each(
+    resource_type: str, params: list[str], picked: bool
+) -> None:
+    entry = Access(
+        position=1, at_us=1, tag="fhir:resource:search", outcome="success",
+        principal="staff:ann", resource_type=resource_type, patient_pseudonym="p1",
+        detail={"patients": 3, "params": params},
+    )  # fmt: skip
+    assert entry.picked is picked

@@ -15,6 +15,7 @@ from carevault.domain.care import (
     CareWindow,
     WriterStanding,
     grants,
+    made_by,
     named_elsewhere,
 )
 
@@ -166,3 +167,19 @@ def test_a_visit_by_staff_opens_nothing_to_a_practitioner_who_does_not_work_ther
     assert [(w.clinic_id, w.practitioner_id) for w in outside.windows] == [("tm", None)]
     loaded = grants(visit(), frozenset({"tm"}), SYSTEM, NOW, WINDOW)
     assert (None, "dr-a") in [(w.clinic_id, w.practitioner_id) for w in loaded.windows]
+
+
+def test_care_made_alone_keeps_its_maker_until_someone_else_writes_the_record() -> None:
+    # A first version: its writer alone made it; the system's loads state facts.
+    assert made_by("staff:ann", None) == "staff:ann"
+    assert made_by(None, None) is None
+    # The same writer again (e.g. setting "arrived" themself): still alone.
+    assert made_by("staff:ann", frozenset({"staff:ann"})) == "staff:ann"
+    # Someone else wrote a version (the desk booked or checked the patient in), or the
+    # system stated it, or it was already corroborated: no one alone.
+    assert made_by("staff:ann", frozenset({"staff:bob"})) is None
+    assert made_by("staff:bob", frozenset({"staff:ann"})) is None
+    assert made_by("staff:ann", frozenset({None})) is None
+    # The version before opened nothing: who wrote it is unknown, the writer is alone.
+    assert made_by("staff:ann", frozenset()) == "staff:ann"
+    assert made_by(b"token", frozenset({b"token"})) == b"token"

@@ -1,0 +1,110 @@
+"""Emergency treatment (purpose ETREAT) explains an access only while the account holds
+an active break-the-glass grant for that patient (SQLite and PostgreSQL): the grant
+read is explained; an ETREAT entry for a patient with no grant, or after the grant
+expired, is judged as any unexplained access (a VIP opened: an alert)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from carevault.db import read_transaction
+from carevault.detect import alerts_as_dicts
+from carevault.domain.roles import Role
+from carevault.ledger.events import AuditEvent, Outcome, Tag
+from carevault.vault.tables import resource_head
+from tests.conftest import make_settings
+from tests.integration.detect.conftest import Clinic, opened_clinic
+from tests.support.staff import Staff, make_staff
+
+
+@pytest.fixture
+def clinic(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Clinic]:
+    url = request.getfixturevalue("pg_schema") if backend == "postgres" else None
+    settings = make_settings(
+        tmp_path / "home", url, detect_responses="medium=raise,high=raise,critical=raise"
+    )
+    bodies = (
+        {
+            "resourceType": "Patient",
+            "name": [{"family": f"Star{n}", "given": ["Famous"]}],
+            "managingOrganization": {"reference": "Organization/clinic-a"},
+        }
+        for n in range(3)
+    )
+    with opened_clinic(settings, bodies) as opened:
+        yield opened
+
+
+def _pseudonym(clinic: Clinic, patient: str) -> str:
+    with read_transaction(clinic.services.engine) as connection:
+        return str(
+            connection.execute(
+                select(resource_head.c.patient_pseudonym).where(
+                    resource_head.c.resource_id == patient
+                )
+            ).scalar_one()
+        )
+
+
+def _emergency_read(clinic: Clinic, who: Staff, pseudonym: str) -> None:
+    """An entry that claims emergency treatment, as a component other than the gate's
+    grant check might write it: the purpose alone."""
+    clinic.services.audit.record(
+        [
+            AuditEvent(
+                tag=Tag.FHIR_READ,
+                outcome=Outcome.SUCCESS,
+                at_us=clinic.services.now_us(),
+                principal=f"staff:{who.account.username}",
+                role="physician",
+                clinic_ids=("clinic-b",),
+                resource_type="Patient",
+                patient_pseudonym=pseudonym,
+                categories=("identity",),
+                purpose="ETREAT",
+                break_glass_reason="emergency-treatment",
+            )
+        ]
+    )
+
+
+def test_emergency_treatment_explains_only_under_an_active_grant(clinic: Clinic) -> None:
+    detection = clinic.services.detection
+    assert detection is not None
+    granted, ungranted = clinic.patients[:2]
+    vips = {patient: _pseudonym(clinic, patient) for patient in (granted, ungranted)}
+    for pseudonym in vips.values():
+        detection.flags.set("vip", pseudonym, "staff:test-officer")
+    # A doctor of another clinic: no care relationship with clinic A's patients.
+    doctor = make_staff(clinic.services, Role.PHYSICIAN, ["clinic-b"])
+    body = {
+        "resourceType": "Parameters",
+        "parameter": [
+            {"name": "reason", "valueCode": "emergency-treatment"},
+            {"name": "text", "valueString": "collapsed in the waiting room"},
+        ],
+    }
+    response = clinic.web.post_json(f"/fhir/Patient/{granted}/$break-glass", body, **doctor.headers)
+    assert response.status_code in (200, 201), response.text
+    assert clinic.read(doctor, granted) == 200  # ETREAT, under the grant
+    _emergency_read(clinic, doctor, vips[granted])  # still under the grant
+    assert alerts_as_dicts(clinic.services) == []
+
+    _emergency_read(clinic, doctor, vips[ungranted])  # no grant for this patient
+    (alert,) = alerts_as_dicts(clinic.services)
+    assert (alert["detector"], alert["account"]) == ("vip", doctor.account.username)
+    assert detection.alerts.get(alert["id"]).patients == (vips[ungranted],)
+
+    clinic.clock.advance(61 * 60)  # the grant (60 minutes) has expired
+    _emergency_read(clinic, doctor, vips[granted])
+    flagged = sorted(
+        pseudonym
+        for a in alerts_as_dicts(clinic.services)
+        if a["detector"] == "vip"
+        for pseudonym in detection.alerts.get(a["id"]).patients
+    )
+    assert flagged == sorted(vips.values())

@@ -1,0 +1,119 @@
+"""Care a clinician made alone explains none of their own reads (SQLite and
+PostgreSQL): an insider books a VIP under their own name and reads the chart; the
+booking lets them in (care goes on) but the read is judged as unexplained. Once someone
+else corroborates the booking (the desk checks the patient in) or books it, the same
+read is explained."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import select
+
+from carevault.config import Settings
+from carevault.db import read_transaction
+from carevault.detect import alerts_as_dicts
+from carevault.domain.roles import Role
+from carevault.vault.tables import resource_head
+from tests.conftest import make_settings
+from tests.integration.detect.conftest import Clinic, opened_clinic
+from tests.support.staff import Staff, make_staff
+
+
+@pytest.fixture
+def clinic(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Clinic]:
+    url = request.getfixturevalue("pg_schema") if backend == "postgres" else None
+    # Alerts only: the test reads on after the first alert.
+    settings: Settings = make_settings(
+        tmp_path / "home", url, detect_responses="medium=raise,high=raise,critical=raise"
+    )
+    bodies = (
+        {
+            "resourceType": "Patient",
+            "name": [{"family": f"Star{n}", "given": ["Famous"]}],
+            "managingOrganization": {"reference": "Organization/clinic-a"},
+        }
+        for n in range(6)
+    )
+    with opened_clinic(settings, bodies) as opened:
+        yield opened
+
+
+def _booking(patient: str, practitioner: str, status: str = "booked") -> dict[str, Any]:
+    today = datetime.now(ZoneInfo("Asia/Hong_Kong")).date().isoformat()
+    return {
+        "resourceType": "Appointment",
+        "status": status,
+        "start": f"{today}T10:00:00+08:00",
+        "end": f"{today}T10:15:00+08:00",
+        "participant": [
+            {"actor": {"reference": f"Patient/{patient}"}, "status": "accepted"},
+            {"actor": {"reference": "Organization/clinic-a"}, "status": "accepted"},
+            {"actor": {"reference": f"Practitioner/{practitioner}"}, "status": "accepted"},
+        ],
+    }
+
+
+def _book(clinic: Clinic, who: Staff, patient: str, practitioner: str) -> str:
+    response = clinic.web.post_json(
+        "/fhir/Appointment", _booking(patient, practitioner), **who.headers
+    )
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+def _pseudonym(clinic: Clinic, patient: str) -> str:
+    with read_transaction(clinic.services.engine) as connection:
+        return str(
+            connection.execute(
+                select(resource_head.c.patient_pseudonym).where(
+                    resource_head.c.resource_id == patient
+                )
+            ).scalar_one()
+        )
+
+
+def test_an_insiders_own_booking_does_not_explain_their_read_until_corroborated(
+    clinic: Clinic,
+) -> None:
+    detection = clinic.services.detection
+    assert detection is not None
+    celebrity, checked_in, booked_by_desk, rescheduled = clinic.patients[:4]
+    for patient in (celebrity, checked_in, booked_by_desk, rescheduled):
+        # As the officer's desk flags them (one TOTP code each would wait for the next step).
+        detection.flags.set("vip", _pseudonym(clinic, patient), "staff:test-officer")
+    doctor = make_staff(clinic.services, Role.PHYSICIAN, ["clinic-a"], practitioner_id="dr-in")
+
+    # Corroborated: the desk checks in the patient the doctor booked.
+    booking = _book(clinic, doctor, checked_in, "dr-in")
+    arrived = {**_booking(checked_in, "dr-in", "arrived"), "id": booking}
+    response = clinic.web.put_json(f"/fhir/Appointment/{booking}", arrived, **clinic.desk.headers)
+    assert response.status_code == 200, response.text
+    # Corroborated: the desk booked it; then the doctor moved it (still corroborated).
+    _book(clinic, clinic.desk, booked_by_desk, "dr-in")
+    moved = _book(clinic, clinic.desk, rescheduled, "dr-in")
+    again = {**_booking(rescheduled, "dr-in"), "id": moved, "comment": "moved to 10:00"}
+    response = clinic.web.put_json(f"/fhir/Appointment/{moved}", again, **doctor.headers)
+    assert response.status_code == 200, response.text
+    for patient in (checked_in, booked_by_desk, rescheduled):
+        assert clinic.read(doctor, patient) == 200
+    assert alerts_as_dicts(clinic.services) == []
+
+    # Self-made: booked by the doctor alone, set "arrived" by the doctor too.
+    booking = _book(clinic, doctor, celebrity, "dr-in")
+    arrived = {**_booking(celebrity, "dr-in", "arrived"), "id": booking}
+    response = clinic.web.put_json(f"/fhir/Appointment/{booking}", arrived, **doctor.headers)
+    assert response.status_code == 200, response.text
+    assert clinic.read(doctor, celebrity) == 200  # care goes on: the read is allowed
+    (alert,) = alerts_as_dicts(clinic.services)
+    assert (alert["detector"], alert["account"]) == ("vip", doctor.account.username)
+    assert detection.alerts.get(alert["id"]).patients == (_pseudonym(clinic, celebrity),)
+    # The same booking explains a colleague's read: only its maker's are unexplained.
+    nurse = make_staff(clinic.services, Role.NURSE, ["clinic-a"])
+    assert clinic.read(nurse, celebrity) == 200
+    assert [a["account"] for a in alerts_as_dicts(clinic.services)] == [doctor.account.username]
