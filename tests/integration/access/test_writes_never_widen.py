@@ -9,6 +9,7 @@ writer; a transaction's refused read writes nothing.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -317,7 +318,7 @@ def _refused_naming(response: Any, element: str) -> None:
     assert response.status_code == 422, response.text
     outcome = response.json()
     assert outcome["resourceType"] == "OperationOutcome"
-    assert element in outcome["issue"][0]["diagnostics"]
+    assert element in re.sub(r"\[\d+\]", "", outcome["issue"][0]["diagnostics"])
     assert "C668668" not in response.text
 
 
