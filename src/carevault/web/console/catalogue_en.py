@@ -444,6 +444,8 @@ MESSAGES: dict[str, str] = {
     "report.checkpoint": "The signed checkpoint",
     # Letter
     "letter.from": "CareVault · Privacy Office",
+    "letter.dear": "Dear {name},",
+    "letter.dear_patient": "Dear patient,",
     "letter.title": "Who has opened your health record",
     "letter.opening": (
         "You asked us, under the Personal Data (Privacy) Ordinance (Cap. 486), who has "

@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 from xml.sax.saxutils import escape
 from zoneinfo import ZoneInfo
 
+from carevault.notify.contacts import clean
+from carevault.notify.names import addressable
 from carevault.web.console.i18n import Translator
 from carevault.web.console.people import PatientCard
 
@@ -110,14 +112,19 @@ def access_letter(
         return Paragraph(escape(text), styles[style])
 
     story: list[Any] = [p(t("letter.from"), "small"), Spacer(1, 8 * mm)]
-    if card is not None and card.name:
-        story.append(p(card.name))
+    # The notices' check (notify.names): a "name" holding a link, an @, a domain or a
+    # phone number is someone's text, not a name, and is not printed on a signed letter.
+    names = [name for name in (addressable(clean(n)) for n in card.names) if name] if card else []
+    if card is not None:
+        if names:
+            story.append(p(" / ".join(names)))
         story.extend(p(line) for line in card.address)
     story += [
         Spacer(1, 6 * mm),
         p(t.when(made_us), "small"),
         Spacer(1, 4 * mm),
         p(t("letter.title"), "title"),
+        p(t("letter.dear", name=names[0]) if names else t("letter.dear_patient")),
         p(t("letter.opening")),
         Spacer(1, 3 * mm),
         p(t("letter.summary", n=len(lines), size=report["tree_size"])),
