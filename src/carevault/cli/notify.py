@@ -138,35 +138,44 @@ def notify_send(
             help="Also notify these tiers (at_rest_only, potentially): the officer's decision."
         ),
     ] = None,
-    officer: Annotated[str | None, typer.Option(help="Privacy officer (with --also).")] = None,
+    officer: Annotated[
+        str | None,
+        typer.Option(help="Your privacy-officer username: sending needs your fresh TOTP code."),
+    ] = None,
     totp: TotpOption = None,
     reason: Annotated[str | None, typer.Option(help="Why (with --also; recorded).")] = None,
     home: HomeOption = None,
 ) -> None:
-    """Send every notice (resumable: run it again after any interruption)."""
+    """Send every notice (resumable: run it again after any interruption). Notices speak
+    to patients in the group's name: a privacy officer's fresh TOTP code starts (and
+    resumes) them, recorded as ``notify:job:started``."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from carevault.notify.decisions import Decision, Decisions
+    from carevault.notify.decisions import Decision, DecisionRefused, Decisions
     from carevault.notify.job import Progress as JobProgress
     from carevault.notify.reporting import open_clocks
     from carevault.notify.service import send_job
     from carevault.notify.store import NoticeStore
 
+    if not officer:
+        raise fail("give --officer: sending notices needs a privacy officer's fresh TOTP code", 2)
+    if also and not reason:
+        raise fail("--also is the officer's decision: give --reason", 2)
     with open_services(home) as services:
         scope = load_scope(services, incident, scope_file)
         tiers = _tiers(also)
         job = NoticeStore(services.engine).job(incident)
         if also is None and job is not None:
             tiers = tuple(str(job["tiers"]).split(","))
-        elif also:
-            if not officer or not reason:
-                raise fail("--also is the officer's decision: give --officer and --reason", 2)
-            code: str = totp or typer.prompt("TOTP code", hide_input=True)
-            Decisions(services.accounts, services.audit, services.now_us).record(
-                Decision(incident, "notify-tiers", "notify", reason, officer),
-                code,
-                {"tiers": list(tiers)},
-            )
+        decision = Decision(incident, "notify-tiers", "notify", reason or "", officer)
+        code: str = totp or typer.prompt("TOTP code", hide_input=True)
+        try:
+            Decisions(services.accounts, services.audit, services.now_us).start_job(
+                incident, officer, code, tiers=tiers, source="cli",
+                also=decision if also else None,
+            )  # fmt: skip
+        except DecisionRefused as error:
+            raise fail(str(error)) from None
         open_clocks(services, scope)
         with Progress(
             TextColumn("[bold]notices"), BarColumn(), MofNCompleteColumn(),
