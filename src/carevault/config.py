@@ -244,6 +244,11 @@ class Settings(BaseSettings):
     notify_verify_per_minute: float = Field(
         default=10.0, gt=0, description="Verification checks per minute from one address."
     )
+    notify_verify_per_network_per_minute: float = Field(
+        default=30.0,
+        gt=0,
+        description="Verification checks per minute from one IPv6 /48 (every address in it).",
+    )
     notify_verify_global_per_second: float = Field(
         default=20.0, gt=0, description="Verification checks per second from everyone together."
     )
