@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from carevault.cli.common import HomeOption, OfficerOption, TotpOption, app, fail, open_services
+from carevault.cli.terminal import cell, echo, json_text
 
 if TYPE_CHECKING:
     from carevault.bootstrap import Services
@@ -102,30 +103,30 @@ def notify_preview(
             for exposure in batch:
                 entry = found.get(exposure.patient_id)
                 if entry is None:
-                    left_out.append(f"Patient/{exposure.patient_id}: no longer on record")
+                    left_out.append(f"Patient/{cell(exposure.patient_id)}: no longer on record")
                     continue
                 recipient = entry[0]
                 if recipient.deceased:
-                    left_out.append(f"Patient/{exposure.patient_id}: deceased")
+                    left_out.append(f"Patient/{cell(exposure.patient_id)}: deceased")
                     continue
                 channel = recipient.channels[0] if recipient.channels else "none"
                 who = "guardian" if recipient.guardian else "patient"
-                label = f"{channel:7} {recipient.language}  to {who}"
+                label = f"{channel:7} {cell(recipient.language)}  to {who}"
                 plan[label] = plan.get(label, 0) + 1
                 if shown is None and (patient is None or patient == exposure.patient_id):
                     code = keys.code_for(notice_key(incident, exposure.patient_id))
                     shown = render(sender_of(services.settings), scope.incident, exposure,
                                    recipient, code)  # fmt: skip
-        typer.echo(f"Incident {incident}: {len(exposures)} people to notify")
+        echo(f"Incident {incident}: {len(exposures)} people to notify")
         for label, count in sorted(plan.items()):
-            typer.echo(f"  {count:7,}  {label}")
+            echo(f"  {count:7,}  {label}")
         if left_out:
-            typer.echo(f"Left out ({len(left_out)}):")
+            echo(f"Left out ({len(left_out)}):")
             for line in left_out:
-                typer.echo(f"  {line}")
+                echo(f"  {line}")
         if shown is not None:
-            typer.echo("\n--- " + shown.subject + " ---\n" + shown.text)
-            typer.echo("--- SMS ---\n" + shown.sms)
+            echo("\n--- " + shown.subject + " ---\n" + shown.text)
+            echo("--- SMS ---\n" + shown.sms)
 
 
 @notify_app.command("send")
@@ -190,7 +191,7 @@ def notify_send(
                            skipped=progress.skipped, deferred=progress.deferred)  # fmt: skip
 
             result = send_job(services).run(scope, tiers, advance)
-        typer.echo(
+        echo(
             f"{result.sent:,} notices sent, {result.skipped:,} left out "
             f"(see `carevault notify status {incident}`)"
         )
@@ -200,9 +201,7 @@ def notify_send(
                 f"server and run `carevault notify send {incident}` again"
             )
         if result.print_file is not None:
-            typer.echo(
-                f"Letters to print: {result.print_file} (personal data: delete once printed)"
-            )
+            echo(f"Letters to print: {result.print_file} (personal data: delete once printed)")
 
 
 @notify_app.command("status")
@@ -222,23 +221,25 @@ def notify_status(incident: IncidentArgument, home: HomeOption = None) -> None:
             if job["finished_us"]
             else "running or interrupted"
         )
-        typer.echo(f"Incident {incident}: {job['total']} people, tiers {job['tiers']}; {finished}")
+        echo(f"Incident {incident}: {job['total']} people, tiers {job['tiers']}; {finished}")
         counts = store.counts(incident)
         for (state, channel, language), count in sorted(counts.items()):
-            typer.echo(f"  {count:7,}  {state:11} {channel:7} {language}")
+            echo(f"  {count:7,}  {cell(state):11} {cell(channel):7} {cell(language)}")
         for state in (states.DECEASED, states.UNREACHABLE, states.MISSING):
             rows = store.in_state(incident, state)
             if rows:
-                typer.echo(f"Left out, {state} ({len(rows)}):")
+                echo(f"Left out, {state} ({len(rows)}):")
                 for row in rows[:200]:
-                    typer.echo(f"  Patient/{row.patient_id}")
+                    echo(f"  Patient/{cell(row.patient_id)}")
         waiting = store.in_state(incident, states.PENDING) + store.in_state(
             incident, states.SENDING
         )
         if waiting:
-            typer.echo(f"Not sent yet ({len(waiting)}): run `carevault notify send {incident}`")
+            echo(f"Not sent yet ({len(waiting)}): run `carevault notify send {incident}`")
             for row in waiting[:20]:
-                typer.echo(f"  Patient/{row.patient_id} {row.channel}: {row.last_error or ''}")
+                echo(
+                    f"  Patient/{cell(row.patient_id)} {cell(row.channel)}: {cell(row.last_error)}"
+                )
 
 
 @notify_app.command("dkim-record")
@@ -250,7 +251,7 @@ def notify_dkim_record(home: HomeOption = None) -> None:
         settings = services.settings
         domain = settings.dkim_domain or settings.smtp_from.rsplit("@", 1)[-1]
         key = dkim_key(settings.resolved_dkim_key_path, create=True)
-        typer.echo(f'{settings.dkim_selector}._domainkey.{domain}. IN TXT "{dns_record(key)}"')
+        echo(f'{settings.dkim_selector}._domainkey.{domain}. IN TXT "{dns_record(key)}"')
 
 
 @notify_app.command("fake-sms")
@@ -264,7 +265,7 @@ def notify_fake_sms(
     from carevault.notify.sms import FakeSmsGateway
 
     gateway = FakeSmsGateway(port, str(outbox) if outbox else None).start()
-    typer.echo(f"fake SMS gateway on {gateway.url} (Ctrl-C to stop)")
+    echo(f"fake SMS gateway on {gateway.url} (Ctrl-C to stop)")
     try:
         while True:
             time.sleep(3600)
@@ -281,9 +282,9 @@ def _report(regulator: str, incident: str, scope_file: Path | None, output: Path
     with open_services(home) as services:
         scope = load_scope(services, incident, scope_file)
         report = make_report(services, scope, regulator)
-        text = json.dumps(report, ensure_ascii=False, indent=2)
+        text = json_text(report, ensure_ascii=False, indent=2)
         if output is None:
-            typer.echo(text)
+            echo(text)
             return
         output.mkdir(parents=True, exist_ok=True, mode=0o700)
         stem = output / f"{regulator}-{incident}"
@@ -292,7 +293,7 @@ def _report(regulator: str, incident: str, scope_file: Path | None, output: Path
             stem.with_suffix(".pdf").write_bytes(report_pdf(report, services.settings.pdf_font))
         except FontMissing as error:
             raise fail(str(error)) from None
-        typer.echo(f"{stem}.json, {stem}.pdf (deadline {report['deadline']})")
+        echo(f"{stem}.json, {stem}.pdf (deadline {report['deadline']})")
 
 
 OutputOption = Annotated[
@@ -352,7 +353,7 @@ def report_decide(
             decision=decision,
             filed_us=services.now_us() if decision != "notify" else None,
         )
-    typer.echo(f"{regulator}: {decision} recorded for incident {incident}")
+    echo(f"{regulator}: {decision} recorded for incident {incident}")
 
 
 def print_clocks(services: Services) -> None:
@@ -362,10 +363,10 @@ def print_clocks(services: Services) -> None:
 
     clocks = NoticeStore(services.engine).clocks()
     open_ones = [c for c in clocks if c["filed_us"] is None]
-    typer.echo(f"Regulators' clocks running: {len(open_ones)}")
+    echo(f"Regulators' clocks running: {len(open_ones)}")
     now = services.now_us()
     for clock in open_ones:
         due = int(clock["due_us"])
         left = (due - now) / 3_600_000_000
         state = f"{left:,.1f} h left" if left >= 0 else f"OVERDUE by {-left:,.1f} h"
-        typer.echo(f"  {clock['incident_id']} {clock['regulator']:5} due {when(due)}: {state}")
+        echo(f"  {cell(clock['incident_id'])} {clock['regulator']:5} due {when(due)}: {state}")
