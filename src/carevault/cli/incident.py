@@ -112,8 +112,8 @@ def amend(
     home: HomeOption = None,
 ) -> None:
     """Amend an incident: widen what is compromised, move the window, change its status."""
-    from carevault.incidents import Actor, incidents_for
-    from carevault.incidents.model import Amendment, parse_compromised, parse_instant, parse_title
+    from carevault.incidents import Actor, incidents_for, zone_of
+    from carevault.incidents.model import Amendment, instant_in, parse_compromised, parse_title
     from carevault.incidents.model import Status as IncidentStatus
 
     with open_services(home) as services:
@@ -121,8 +121,8 @@ def amend(
             amendment = Amendment(
                 title=parse_title(title) if title is not None else None,
                 status=IncidentStatus(status) if status else None,
-                since_us=parse_instant(since, "since") if since else None,
-                until_us=parse_instant(until, "until") if until else None,
+                since_us=instant_in(since, zone_of(services), "since") if since else None,
+                until_us=instant_in(until, zone_of(services), "until") if until else None,
                 adds=parse_compromised(
                     {
                         **_case(None, account, client, session, address, clinic, None, None),
