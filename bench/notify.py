@@ -195,7 +195,9 @@ def prepare(settings: Settings, count: int) -> tuple[float, float, list[bytes]]:
         for exposure in exposures:
             recipient = found[exposure.patient_id][0]
             key = notice_key(INCIDENT, exposure.patient_id)
-            rendered = render(sender, scope.incident, exposure, recipient, codes.code_for(key))
+            rendered = render(
+                sender, scope.incident, exposure, recipient, codes.code_for(key, "email")
+            )
             messages.append(email.render(Outgoing(key, recipient, rendered, INCIDENT)))
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
         return len(messages) / wall, len(messages) / cpu, messages

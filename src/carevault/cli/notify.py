@@ -114,7 +114,7 @@ def notify_preview(
                 label = f"{channel:7} {cell(recipient.language)}  to {who}"
                 plan[label] = plan.get(label, 0) + 1
                 if shown is None and (patient is None or patient == exposure.patient_id):
-                    code = keys.code_for(notice_key(incident, exposure.patient_id))
+                    code = keys.code_for(notice_key(incident, exposure.patient_id), channel)
                     shown = render(sender_of(services.settings), scope.incident, exposure,
                                    recipient, code)  # fmt: skip
         echo(f"Incident {incident}: {len(exposures)} people to notify")

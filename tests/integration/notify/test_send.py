@@ -112,7 +112,7 @@ def test_every_affected_patient_gets_one_notice_of_their_own(clinic: Clinic) -> 
     assert clinic.ids["bystander"] not in states_by_patient
     assert "lam@example.com" not in by_to
     assert progress.sent == 8 and progress.skipped == 1
-    assert keys.code_for(notice_key(incident, clinic.ids["en_email"])) in _text(
+    assert keys.code_for(notice_key(incident, clinic.ids["en_email"]), "email") in _text(
         by_to["alice@example.com"][0]
     )
 

@@ -13,8 +13,9 @@ from starlette.testclient import TestClient
 
 from carevault.ledger.events import AuditEvent, Outcome, Tag
 from carevault.notify.codes import ALPHABET
+from carevault.notify.job import notice_key
 from carevault.notify.scope import parse_scope
-from carevault.notify.service import send_job
+from carevault.notify.service import code_keys, send_job
 from carevault.web.app import create_app
 from tests.integration.notify.conftest import Clinic
 
@@ -25,6 +26,7 @@ BASE = "https://clinics.example.hk"
 
 @pytest.fixture
 def sent(clinic: Clinic) -> Iterator[tuple[Clinic, list[str]]]:
+    clinic.sink.refuse.add("gone@example.com")  # its notice goes by SMS instead
     send_job(clinic.services).run(parse_scope(clinic.scope), ("confirmed",))
     codes = [
         CODE.findall(message.get_body(preferencelist=("plain",)).get_content())[0]
@@ -173,3 +175,39 @@ def test_one_ipv6_48_is_limited_as_a_whole_not_per_64(sent: tuple[Clinic, list[s
         "/verify", params={"code": codes[0]}, headers={"accept": "application/json"}
     )
     assert other.status_code == 200 and other.json()["genuine"] is True
+
+
+def test_a_code_verifies_only_as_the_message_it_was_sent_in(
+    sent: tuple[Clinic, list[str]],
+) -> None:
+    """Each channel's message of a notice carries its own code: the SMS's code verifies as
+    an SMS, the same notice's email code (never delivered: the address bounced) does not,
+    nor does the code a letter would have carried."""
+    clinic, _ = sent
+    keys = code_keys(clinic.settings)
+    incident = clinic.scope["incident"]["id"]
+    client = _client(clinic, "198.51.100.90")
+    accept = {"accept": "application/json"}
+
+    def verdict(patient: str, channel: str) -> dict[str, Any]:
+        code = keys.code_for(notice_key(incident, clinic.ids[patient]), channel)
+        answer = client.get("/verify", params={"code": code}, headers=accept)
+        assert answer.status_code == 200
+        result: dict[str, Any] = answer.json()
+        return result
+
+    assert verdict("en_email", "email")["channel"] == "email"
+    assert verdict("en_email", "sms")["genuine"] is False
+    assert verdict("en_email", "letter")["genuine"] is False
+    assert verdict("sms_only", "sms")["channel"] == "sms"
+    assert verdict("sms_only", "email")["genuine"] is False
+    # The notice whose email bounced went by SMS: only the SMS's code is genuine.
+    assert verdict("bounces", "sms") == {
+        "genuine": True,
+        "channel": "sms",
+        "sent_on": verdict("bounces", "sms")["sent_on"],
+    }
+    assert verdict("bounces", "email")["genuine"] is False
+    texts = [m["text"] for m in clinic.sms.messages]
+    bounced_sms = keys.code_for(notice_key(incident, clinic.ids["bounces"]), "sms")
+    assert any(bounced_sms in text for text in texts)
