@@ -45,12 +45,14 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+import pyotp
 from aiosmtpd.controller import Controller
 
 from bench.common import Table, now, ratio, write_results
 from carevault.bootstrap import build_services
 from carevault.config import Settings
 from carevault.domain.categories import DataCategory
+from carevault.domain.roles import Role
 from carevault.fhir.registry import RESOURCE_TYPES
 from carevault.notify.channels import Outgoing
 from carevault.notify.job import notice_key
@@ -151,10 +153,18 @@ def environment(home: Path, port: int, lanes: int, batch: int) -> dict[str, str]
     }
 
 
+#: The privacy officer whose fresh TOTP code starts the job (as ``notify send`` requires).
+OFFICER = "bench.officer"
+
+
 def seed(settings: Settings, patients: int) -> float:
     """Write the patients through the gate; patients per second."""
     services = build_services(settings, create_keys=True, migrate=True)
     try:
+        _, secret = services.accounts.add(
+            OFFICER, "Bench Officer", Role.PRIVACY_OFFICER, [], "correct horse battery staple"
+        )
+        (settings.home / "officer.totp").write_text(secret, encoding="utf-8")
         started = time.perf_counter()
         for start in range(0, patients, SEED_BATCH):
             services.gate.write(
@@ -185,7 +195,9 @@ def prepare(settings: Settings, count: int) -> tuple[float, float, list[bytes]]:
         for exposure in exposures:
             recipient = found[exposure.patient_id][0]
             key = notice_key(INCIDENT, exposure.patient_id)
-            rendered = render(sender, scope.incident, exposure, recipient, codes.code_for(key))
+            rendered = render(
+                sender, scope.incident, exposure, recipient, codes.code_for(key, "email")
+            )
             messages.append(email.render(Outgoing(key, recipient, rendered, INCIDENT)))
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
         return len(messages) / wall, len(messages) / cpu, messages
@@ -206,8 +218,9 @@ def send(home: Path, port: int, lanes: int, batch: int, scope_file: Path, sink: 
          ) -> dict[str, Any]:  # fmt: skip
     """``carevault notify send`` in its own process, as an officer runs it."""
     sink.reset()
+    code = pyotp.TOTP((home / "officer.totp").read_text(encoding="utf-8")).now()
     command = [str(Path(sys.executable).with_name("carevault")), "notify", "send", INCIDENT,
-               "--scope", str(scope_file)]  # fmt: skip
+               "--scope", str(scope_file), "--officer", OFFICER, "--totp", code]  # fmt: skip
     env = {**os.environ, **environment(home, port, lanes, batch)}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.time()

@@ -9,15 +9,21 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import stat
+import unicodedata
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Environment = Literal["development", "demo", "test", "benchmark", "production"]
+
+
+#: A FHIR id (an Organization's, for a clinic).
+_CLINIC_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 
 
 class UnsafeConfiguration(RuntimeError):
@@ -212,6 +218,18 @@ class Settings(BaseSettings):
         default="CareVault Clinics", description="The clinic group's name as patients know it."
     )
     notify_group_name_zh: str = Field(default="CareVault 診所", description="Its Chinese name.")
+    clinic_names: dict[str, str] = Field(
+        default_factory=dict,
+        description=(
+            "The clinics' names as letters print them, by Organization id, as JSON: "
+            '{"clinic-tm": "Tuen Mun Clinic"}. A clinic not named is printed by its id, '
+            "never by its Organization record's name (text anyone who may write it typed)."
+        ),
+    )
+    clinic_names_zh: dict[str, str] = Field(
+        default_factory=dict,
+        description="Their Chinese names, the same way (a clinic not named: its English name).",
+    )
     notify_site: str | None = Field(
         default=None,
         description=(
@@ -243,6 +261,11 @@ class Settings(BaseSettings):
     )
     notify_verify_per_minute: float = Field(
         default=10.0, gt=0, description="Verification checks per minute from one address."
+    )
+    notify_verify_per_network_per_minute: float = Field(
+        default=30.0,
+        gt=0,
+        description="Verification checks per minute from one IPv6 /48 (every address in it).",
     )
     notify_verify_global_per_second: float = Field(
         default=20.0, gt=0, description="Verification checks per second from everyone together."
@@ -416,6 +439,26 @@ class Settings(BaseSettings):
         value = value.rstrip("/")
         # The FHIR base is always <root>/fhir: accept the FHIR base too.
         return value.removesuffix("/fhir") if value.endswith("/fhir") else value
+
+    @field_validator("clinic_names", "clinic_names_zh")
+    @classmethod
+    def _clinic_names(cls, value: dict[str, str], info: ValidationInfo) -> dict[str, str]:
+        setting = f"CAREVAULT_{str(info.field_name).upper()}"
+        for clinic, name in value.items():
+            if not _CLINIC_ID.fullmatch(clinic):
+                raise ValueError(f"{setting}: {clinic[:60]!r} is not a clinic's id")
+            if not name.strip() or len(name) > 120:
+                raise ValueError(f"{setting}: the name of {clinic} is empty or over 120 characters")
+            if any(unicodedata.category(char)[0] == "C" for char in name):
+                raise ValueError(f"{setting}: the name of {clinic} has control characters")
+        return {clinic: name.strip() for clinic, name in value.items()}
+
+    def clinic_names_in(self, language: str) -> dict[str, str]:
+        """Clinic id → name for a letter in ``language`` (``zh``: the Chinese name, else the
+        English one)."""
+        if language.startswith("zh"):
+            return {**self.clinic_names, **self.clinic_names_zh}
+        return dict(self.clinic_names)
 
     @field_validator("trusted_proxies")
     @classmethod

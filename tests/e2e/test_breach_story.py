@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pyotp
 import pytest
 from aiosmtpd.controller import Controller
 
@@ -180,7 +181,11 @@ def test_a_stolen_front_desk_login_is_noticed_scoped_and_its_patients_told(
         assert line["evidence"]
     assert document["tiers"]["decrypted"] == []
 
-    sent = run_cli(story.env, "notify", "send", incident)
+    # Sending is the privacy officer's go, with a fresh TOTP code (then the next step's).
+    officer = login_for(Path(story.env["CAREVAULT_HOME"]), "privacy_officer")
+    codes_of = pyotp.TOTP(officer.totp_secret)
+    sent = run_cli(story.env, "notify", "send", incident, "--officer", officer.username,
+                   "--totp", codes_of.at(time.time()))  # fmt: skip
     assert sent.returncode == 0, sent.stderr
     mails = [
         (to, message_from_bytes(data, policy=policy.default)) for to, data in story.sink.messages
@@ -201,7 +206,8 @@ def test_a_stolen_front_desk_login_is_noticed_scoped_and_its_patients_told(
         assert ("閣下" in body) == (number % 2 == 1)
     assert len(set(codes)) == len(codes)
 
-    again = run_cli(story.env, "notify", "send", incident)
+    again = run_cli(story.env, "notify", "send", incident, "--officer", officer.username,
+                    "--totp", codes_of.at(time.time() + 30))  # fmt: skip
     assert again.returncode == 0, again.stderr
     assert len(story.sink.messages) == len(mails)
 

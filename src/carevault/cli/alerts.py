@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from carevault.cli.common import HomeOption, OfficerOption, TotpOption, app, fail, open_services
+from carevault.cli.terminal import cell, echo
 
 alerts_app = typer.Typer(
     help="Alerts raised by the detectors: list, show, acknowledge, dismiss; patient flags.",
@@ -26,12 +27,12 @@ def _officer(username: str, code: str | None) -> Any:
 
 
 def _line(alert: dict[str, Any]) -> str:
-    who = alert["account"] or alert["client"] or alert["case"].removeprefix("case:")
-    action = alert["action"] or "-"
+    who = cell(alert["account"] or alert["client"] or alert["case"].removeprefix("case:"))
+    action = cell(alert["action"] or "-")
     return (
-        f"{alert['id']:>5} {alert['raised_at'][:19]} {alert['severity']:<8} "
-        f"{alert['detector']:<22} {who:<20} {alert['patient_count']:>5} pts  "
-        f"{action:<10} {alert['status']}"
+        f"{cell(alert['id']):>5} {cell(alert['raised_at'])[:19]} {cell(alert['severity']):<8} "
+        f"{cell(alert['detector']):<22} {who:<20} {cell(alert['patient_count']):>5} pts  "
+        f"{action:<10} {cell(alert['status'])}"
     )
 
 
@@ -52,12 +53,12 @@ def list_alerts(
         detection.engine.catch_up()
         found = [as_dict(alert) for alert in detection.alerts.list(status=status)]
     if as_json:
-        typer.echo(json.dumps(found, indent=1))
+        echo(json.dumps(found, indent=1))
         return
     if not found:
-        typer.echo("no alerts")
+        echo("no alerts")
     for alert in found:
-        typer.echo(_line(alert))
+        echo(_line(alert))
 
 
 @alerts_app.command("show")
@@ -73,11 +74,11 @@ def show(alert_id: str, as_json: JsonOption = False, home: HomeOption = None) ->
             raise fail(f"no alert {alert_id}") from None
     shown = as_dict(alert)
     if as_json:
-        typer.echo(json.dumps({**shown, "patients": list(alert.patients)}, indent=1))
+        echo(json.dumps({**shown, "patients": list(alert.patients)}, indent=1))
         return
     for key, value in shown.items():
-        typer.echo(f"{key:>15}: {value}")
-    typer.echo(f"{'patients':>15}: {len(alert.patients)} (pseudonyms; --json lists them)")
+        echo(f"{key:>15}: {cell(value)}")
+    echo(f"{'patients':>15}: {len(alert.patients)} (pseudonyms; --json lists them)")
 
 
 def _handle(
@@ -93,7 +94,7 @@ def _handle(
             raise fail(f"no alert {alert_id}") from None
         except OfficerRefused as refused:
             raise fail(str(refused)) from None
-    typer.echo(f"alert {alert_id}: {status}")
+    echo(f"alert {cell(alert_id)}: {status}")
 
 
 @alerts_app.command("ack")
@@ -135,7 +136,7 @@ def flag(
             services.detection.desk.flag(_officer(officer, totp), kind, patient_id, on=not off)
         except (KeyError, OfficerRefused) as error:
             raise fail(str(error)) from None
-    typer.echo(f"Patient/{patient_id}: {kind} {'off' if off else 'on'}")
+    echo(f"Patient/{patient_id}: {kind} {'off' if off else 'on'}")
 
 
 @alerts_app.command("unthrottle")
@@ -151,7 +152,7 @@ def unthrottle(
             services.detection.desk.unthrottle(_officer(officer, totp), username)
         except OfficerRefused as error:
             raise fail(str(error)) from None
-    typer.echo(f"{username}: throttle lifted")
+    echo(f"{username}: throttle lifted")
 
 
 @alerts_app.command("identify")
@@ -197,7 +198,7 @@ def identify(
             )  # fmt: skip
         except (KeyError, ValueError, OfficerRefused) as error:
             raise fail(str(error).strip("'\"")) from None
-    typer.echo(f"{username}: kept as blind tokens: {', '.join(kinds) or 'nothing'}")
+    echo(f"{username}: kept as blind tokens: {', '.join(kinds) or 'nothing'}")
 
 
 @alerts_app.command("decoy-contact")
@@ -228,4 +229,4 @@ def decoy_contact(
             )
         except (ValueError, OfficerRefused) as error:
             raise fail(str(error)) from None
-    typer.echo(planted)
+    echo(planted)

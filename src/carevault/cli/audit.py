@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from carevault.cli.common import HomeOption, app, open_services, operator
+from carevault.cli.terminal import cell, echo
 
 if TYPE_CHECKING:
     from carevault.bootstrap import Services
@@ -48,7 +49,7 @@ def audit_verify(home: HomeOption = None, ledger: LedgerChoice = "all") -> None:
         for chosen in _chosen(services, ledger):
             report = services.verify_runs.verify(chosen, operator())
             if report.ok:
-                typer.echo(
+                echo(
                     f"{report.ledger}: OK - {report.entries:,} entries, "
                     f"{report.checkpoints} checkpoints, {report.witnesses} witnesses agree"
                 )
@@ -72,8 +73,8 @@ def audit_checkpoint(
         for chosen in _chosen(services, ledger):
             made = chosen.checkpoints.make(reason)
             witnessed = ", ".join(made.witnessed_by) or "no witness"
-            typer.echo(f"{chosen.store.name}: size {made.size}, cosigned by {witnessed}")
-            typer.echo(made.note)
+            echo(f"{chosen.store.name}: size {made.size}, cosigned by {witnessed}")
+            echo(made.note)
 
 
 @audit_app.command("vkey")
@@ -81,9 +82,9 @@ def audit_vkey(home: HomeOption = None) -> None:
     """The verifier keys of the ledgers and witnesses (for the standalone verifier)."""
     with open_services(home) as services:
         for chosen in services.ledgers():
-            typer.echo(f"{chosen.store.name}: {chosen.checkpoints.signer.vkey.render()}")
+            echo(f"{chosen.store.name}: {chosen.checkpoints.signer.vkey.render()}")
         for witness in services.audit_ledger.witnesses:
-            typer.echo(f"witness: {witness.verifier_key().render()}")
+            echo(f"witness: {witness.verifier_key().render()}")
 
 
 @audit_app.command("export")
@@ -147,7 +148,7 @@ def audit_report(
         report = access_report(
             services.audit_ledger, pseudonyms[patient_id], checkpoint, describe_principal(services)
         )
-    typer.echo(json.dumps({"patient": f"Patient/{patient_id}", **report}, indent=2))
+    echo(json.dumps({"patient": f"Patient/{patient_id}", **report}, indent=2))
 
 
 @witness_app.command("serve")
@@ -167,7 +168,7 @@ def witness_serve(
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     core = WitnessCore(directory, name, [VerifierKey.parse(key) for key in log_key])
     server = serve_witness(core, host, port)
-    typer.echo(f"witness {name} on http://{host}:{port}  vkey: {core.verifier_key().render()}")
+    echo(f"witness {name} on http://{host}:{port}  vkey: {core.verifier_key().render()}")
     try:
         server.serve_forever()
     except KeyboardInterrupt:
@@ -183,9 +184,9 @@ def glass_queue(home: HomeOption = None) -> None:
         for grant in services.break_glass.queue():
             account = services.accounts.get(grant.account_id)
             who = account.username if account else grant.account_id
-            typer.echo(
-                f"{grant.grant_id}\t{who}\t{grant.reason}\tpatient {grant.patient_pseudonym}"
-                f"\t{services.break_glass.reason_text(grant.grant_id)}"
+            echo(
+                f"{grant.grant_id}\t{cell(who)}\t{cell(grant.reason)}\tpatient "
+                f"{cell(grant.patient_pseudonym)}\t{cell(services.break_glass.reason_text(grant.grant_id))}"
             )
 
 
@@ -199,4 +200,4 @@ def glass_review(
     """Record the privacy officer's review of a grant."""
     with open_services(home) as services:
         services.glass_review.review(reviewer, grant_id, outcome, source_address="cli")
-    typer.echo(f"grant {grant_id} reviewed: {outcome}")
+    echo(f"grant {grant_id} reviewed: {outcome}")

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from carevault.cli.common import HomeOption, app, fail, settings_for
+from carevault.cli.terminal import cell, echo
 
 if TYPE_CHECKING:
     from carevault.bulk.importer import ImportReport
@@ -111,7 +112,7 @@ def import_files(
     _print(outcome)
     if report is not None:
         report.write_text(json.dumps(outcome.as_json(), indent=1) + "\n")
-        typer.echo(f"full report: {report}")
+        echo(f"full report: {report}")
     if any(item.error for item in outcome.files):
         raise typer.Exit(1)
 
@@ -135,19 +136,19 @@ def _expand(paths: list[Path]) -> list[Path]:
 def _print(outcome: ImportReport) -> None:
     for item in outcome.files:
         if item.error:
-            typer.secho(f"{item.name}: {item.error}", fg=typer.colors.RED, err=True)
+            typer.secho(f"{cell(item.name)}: {cell(item.error)}", fg=typer.colors.RED, err=True)
             continue
         state = (
             "already loaded"
             if item.already_done
             else (f"resumed at item {item.resumed_from:,}" if item.resumed_from else "loaded")
         )
-        typer.echo(f"{item.name}: {state}; {item.accepted:,} accepted, {item.rejected:,} rejected")
+        echo(f"{item.name}: {state}; {item.accepted:,} accepted, {item.rejected:,} rejected")
         for line, reason in item.rejections[:SHOWN_REJECTIONS]:
-            typer.echo(f"  line {line}: {reason}")
+            echo(f"  line {line}: {cell(reason)}")
         if item.rejected > SHOWN_REJECTIONS:
-            typer.echo(f"  ... {item.rejected - SHOWN_REJECTIONS:,} more (see --report)")
-    typer.echo(
+            echo(f"  ... {item.rejected - SHOWN_REJECTIONS:,} more (see --report)")
+    echo(
         f"{outcome.accepted:,} accepted, {outcome.rejected:,} rejected; this run wrote "
         f"{outcome.written:,} records in {outcome.seconds:.1f} s ({outcome.rate:,.0f}/s)"
     )

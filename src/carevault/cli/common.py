@@ -65,8 +65,11 @@ def operator() -> str:
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
-    """Print ``message`` in red on standard error; the caller raises what this returns."""
-    typer.secho(message, fg=typer.colors.RED, err=True)
+    """Print ``message`` in red on standard error (escaped: an error may quote stored or
+    typed text); the caller raises what this returns."""
+    from carevault.cli.terminal import text
+
+    typer.secho(text(message), fg=typer.colors.RED, err=True)
     return typer.Exit(code)
 
 

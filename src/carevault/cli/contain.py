@@ -15,6 +15,7 @@ from carevault.cli.common import (
     open_services,
     when,
 )
+from carevault.cli.terminal import cell, echo
 from carevault.containment.state import Mode
 
 if TYPE_CHECKING:
@@ -40,7 +41,7 @@ def contain_start(
     with open_services(home) as services:
         started = services.contain.start(as_officer(officer, totp), mode, target, reason)
     suffix = f" on {started.target}" if started.target else ""
-    typer.echo(f"containment #{started.containment_id}: {started.mode}{suffix} is ON")
+    echo(f"containment #{started.containment_id}: {started.mode}{suffix} is ON")
 
 
 @contain_app.command("release")
@@ -54,7 +55,7 @@ def contain_release(
     """Release a containment mode."""
     with open_services(home) as services:
         released = services.contain.release(as_officer(officer, totp), containment_id, reason)
-    typer.echo(f"containment #{released.containment_id}: {released.mode} released")
+    echo(f"containment #{released.containment_id}: {released.mode} released")
 
 
 @contain_app.command("approve")
@@ -64,7 +65,7 @@ def contain_approve(
     """Approve a clinician's emergency access request while patient data is offline."""
     with open_services(home) as services:
         grant = services.contain.approve_emergency(as_officer(officer, totp), grant_id)
-    typer.echo(f"emergency access {grant.grant_id} approved")
+    echo(f"emergency access {grant.grant_id} approved")
 
 
 @app.command()
@@ -72,23 +73,23 @@ def status(home: HomeOption = None) -> None:
     """Active containment, break-the-glass review queue, emergency requests, ledgers."""
     with open_services(home) as services:
         state = services.containment.refresh()
-        typer.echo("Containment:")
+        echo("Containment:")
         if not state.active:
-            typer.echo("  none active")
+            echo("  none active")
         for item in state.active:
             suffix = f" {item.target}" if item.target else ""
-            typer.echo(
-                f"  #{item.containment_id} {item.mode}{suffix} since {when(item.started_us)}"
-                f" by {item.started_by}: {item.reason}"
+            echo(
+                f"  #{item.containment_id} {item.mode}{cell(suffix)} since {when(item.started_us)}"
+                f" by {cell(item.started_by)}: {cell(item.reason)}"
             )
         pending = services.break_glass.pending()
-        typer.echo(f"Emergency access requests awaiting approval: {len(pending)}")
+        echo(f"Emergency access requests awaiting approval: {len(pending)}")
         for grant in pending:
-            typer.echo(f"  {grant.grant_id} {grant.reason} (account {grant.account_id})")
+            echo(f"  {grant.grant_id} {cell(grant.reason)} (account {grant.account_id})")
         queue = services.break_glass.queue()
-        typer.echo(f"Break-the-glass grants awaiting review: {len(queue)}")
+        echo(f"Break-the-glass grants awaiting review: {len(queue)}")
         for grant in queue:
-            typer.echo(f"  {grant.grant_id} {grant.reason} at {when(grant.granted_us)}")
+            echo(f"  {grant.grant_id} {cell(grant.reason)} at {when(grant.granted_us)}")
         _detection_status(services)
         from carevault.cli.export import print_exports
 
@@ -97,7 +98,7 @@ def status(home: HomeOption = None) -> None:
             size, _ = ledger.store.head()
             latest = ledger.checkpoints.latest()
             signed = f"last checkpoint at size {latest.size}" if latest else "no checkpoint yet"
-            typer.echo(f"Ledger {ledger.store.name}: {size:,} entries, {signed}")
+            echo(f"Ledger {ledger.store.name}: {size:,} entries, {signed}")
         from carevault.cli.notify import print_clocks
 
         print_clocks(services)
@@ -110,17 +111,18 @@ def _detection_status(services: Services) -> None:
         return
     alerts = detection.alerts.list(status="open")
     acted = [a for a in alerts if a.action not in (None, "raise")]
-    typer.echo(f"Detection: {len(alerts)} open alerts, {len(acted)} with an automatic action")
+    echo(f"Detection: {len(alerts)} open alerts, {len(acted)} with an automatic action")
     for alert in acted[-10:]:
-        who = alert.account or alert.client or alert.case_key
-        typer.echo(
-            f"  alert {alert.alert_id} {alert.severity} {alert.detector} {who}: {alert.action}"
+        who = cell(alert.account or alert.client or alert.case_key)
+        echo(
+            f"  alert {alert.alert_id} {alert.severity} {alert.detector} {who}: "
+            f"{cell(alert.action)}"
             + (f" (containment #{alert.containment_id})" if alert.containment_id else "")
         )
     throttled = sorted(detection.flags.current().throttled)
     if throttled:
-        typer.echo(f"  throttled: {', '.join(throttled)} (carevault alerts unthrottle)")
-    typer.echo(f"  detectors have read {detection.engine.position():,} audit entries")
+        echo(f"  throttled: {cell(', '.join(throttled))} (carevault alerts unthrottle)")
+    echo(f"  detectors have read {detection.engine.position():,} audit entries")
 
 
 @app.command()
@@ -151,5 +153,5 @@ def erase(
         services.contain.erase_patient(
             as_officer(officer, totp), pseudonyms[patient_id], reason, services.keys
         )
-    typer.echo(f"Patient/{patient_id} erased: its data key is destroyed")
-    typer.echo("Next: carevault keys rotate, then carevault keys destroy-version <old version>")
+    echo(f"Patient/{patient_id} erased: its data key is destroyed")
+    echo("Next: carevault keys rotate, then carevault keys destroy-version <old version>")

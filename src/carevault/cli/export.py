@@ -9,6 +9,7 @@ import typer
 
 from carevault.cli.common import HomeOption, OfficerOption, TotpOption, app, as_officer, fail
 from carevault.cli.common import open_services as _open_services
+from carevault.cli.terminal import cell, echo
 
 if TYPE_CHECKING:
     from carevault.bootstrap import Services
@@ -36,15 +37,15 @@ def _outcome(job: Job, as_json: bool, line: str) -> None:
     if as_json:
         _print(as_dict(job), True)
     else:
-        typer.echo(line)
+        echo(line)
 
 
 def _print(shown: dict[str, object], as_json: bool) -> None:
     if as_json:
-        typer.echo(json.dumps(shown, indent=1))
+        echo(json.dumps(shown, indent=1))
         return
     for key, value in shown.items():
-        typer.echo(f"{key:>16}: {value}")
+        echo(f"{key:>16}: {cell(value)}")
 
 
 @export_app.command("list")
@@ -60,14 +61,14 @@ def export_list(
         jobs = _exports(services).jobs.all([Status(status)] if status else None)
     found = [as_dict(job) for job in jobs]
     if as_json:
-        typer.echo(json.dumps(found, indent=1))
+        echo(json.dumps(found, indent=1))
         return
     if not found:
-        typer.echo("no export jobs")
+        echo("no export jobs")
     for item in found:
         approvals = f"{len(item['approvals'])}/{item['approvals_needed']}"
-        typer.echo(
-            f"{item['id']} {item['status']:<9} {item['level']:<7} client {item['client']} "
+        echo(
+            f"{item['id']} {item['status']:<9} {item['level']:<7} client {cell(item['client'])} "
             f"approvals {approvals} patients {item['patients_done']}/{item['patients_total']} "
             f"requested {item['requested']}"
         )
@@ -148,11 +149,9 @@ def print_exports(services: Services) -> None:
         return
     live = exports.jobs.all([Status.PENDING, Status.APPROVED, Status.RUNNING, Status.COMPLETED])
     counts = exports.jobs.counts()
-    typer.echo(
+    echo(
         "Bulk exports: "
         + (", ".join(f"{count} {status}" for status, count in sorted(counts.items())) or "none")
     )
     for job in live:
-        typer.echo(
-            f"  {job.job_id} {job.status} {job.level} by {job.client_id}: {job.progress(None)}"
-        )
+        echo(f"  {job.job_id} {job.status} {job.level} by {job.client_id}: {job.progress(None)}")

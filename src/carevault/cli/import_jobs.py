@@ -9,6 +9,7 @@ import typer
 
 from carevault.cli.common import HomeOption, app, fail
 from carevault.cli.common import open_services as _open_services
+from carevault.cli.terminal import cell, echo
 
 
 @app.command("import-jobs")
@@ -42,13 +43,13 @@ def import_jobs(
                 }
             )
     if as_json:
-        typer.echo(json.dumps(found, indent=1))
+        echo(json.dumps(found, indent=1))
         return
     if not found:
-        typer.echo("no import jobs")
+        echo("no import jobs")
     for item in found:
-        typer.echo(
-            f"{item['id']} {item['status']:<9} client {item['client']} lines "
+        echo(
+            f"{item['id']} {item['status']:<9} client {cell(item['client'])} lines "
             f"{item['lines_done']}/{item['lines_total']} accepted {item['accepted']} "
-            f"rejected {item['rejected']}" + (f" ({item['error']})" if item["error"] else "")
+            f"rejected {item['rejected']}" + (f" ({cell(item['error'])})" if item["error"] else "")
         )

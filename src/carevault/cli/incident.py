@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import typer
 
 from carevault.cli.common import HomeOption, app, fail, open_services, operator
+from carevault.cli.terminal import cell, echo
 
 incident_app = typer.Typer(help="Incidents and their scope: whose data, which kinds, with proof.")
 app.add_typer(incident_app, name="incident")
@@ -89,7 +90,7 @@ def declare(
             declared = declare_case(services, Actor(operator()), case, alert_id=from_alert)
         except _errors() as error:
             raise fail(str(error)) from None
-    typer.echo(f"declared incident {declared.incident_id}")
+    echo(f"declared incident {declared.incident_id}")
 
 
 @incident_app.command("amend")
@@ -111,8 +112,8 @@ def amend(
     home: HomeOption = None,
 ) -> None:
     """Amend an incident: widen what is compromised, move the window, change its status."""
-    from carevault.incidents import Actor, incidents_for
-    from carevault.incidents.model import Amendment, parse_compromised, parse_instant, parse_title
+    from carevault.incidents import Actor, incidents_for, zone_of
+    from carevault.incidents.model import Amendment, instant_in, parse_compromised, parse_title
     from carevault.incidents.model import Status as IncidentStatus
 
     with open_services(home) as services:
@@ -120,8 +121,8 @@ def amend(
             amendment = Amendment(
                 title=parse_title(title) if title is not None else None,
                 status=IncidentStatus(status) if status else None,
-                since_us=parse_instant(since, "since") if since else None,
-                until_us=parse_instant(until, "until") if until else None,
+                since_us=instant_in(since, zone_of(services), "since") if since else None,
+                until_us=instant_in(until, zone_of(services), "until") if until else None,
                 adds=parse_compromised(
                     {
                         **_case(None, account, client, session, address, clinic, None, None),
@@ -135,7 +136,7 @@ def amend(
             amended = incidents_for(services).amend(Actor(operator()), incident_id, amendment)
         except ValueError as error:  # IncidentError is one
             raise fail(str(error)) from None
-    typer.echo(f"amended incident {amended.incident_id}")
+    echo(f"amended incident {amended.incident_id}")
 
 
 @incident_app.command("list")
@@ -147,7 +148,7 @@ def list_incidents(home: HomeOption = None) -> None:
         found = incidents_for(services).all()
     for item in found:
         view = item.as_json()
-        typer.echo(f"{item.incident_id}\t{item.status.value}\t{view['since']}\t{item.title}")
+        echo(f"{item.incident_id}\t{item.status.value}\t{view['since']}\t{cell(item.title)}")
 
 
 @incident_app.command("show")
@@ -160,7 +161,7 @@ def show(incident_id: int, home: HomeOption = None) -> None:
             found = incidents_for(services).get(incident_id)
         except _errors() as error:
             raise fail(str(error)) from None
-    typer.echo(json.dumps(found.as_json(), indent=2))
+    echo(json.dumps(found.as_json(), indent=2))
 
 
 @incident_app.command("timeline")
@@ -173,7 +174,7 @@ def timeline(incident_id: int, home: HomeOption = None) -> None:
             items = incidents_for(services).timeline(incident_id)
         except _errors() as error:
             raise fail(str(error)) from None
-    typer.echo(json.dumps(items, indent=2))
+    echo(json.dumps(items, indent=2))
 
 
 def _run_number(text: str | None) -> int | None:
@@ -226,10 +227,10 @@ def scope(
         summary = ", ".join(changed) if changed else "nothing"
         typer.secho(f"changed since the last run: {summary}", err=True)
     if output is None:
-        typer.echo(text)
+        echo(text)
     else:
         output.write_text(text, encoding="utf-8")
-        typer.echo(f"wrote {output}")
+        echo(f"wrote {output}")
 
 
 @incident_app.command("runs")
@@ -243,7 +244,7 @@ def runs(incident_id: int, home: HomeOption = None) -> None:
             found = incidents_for(services).scope_runs(incident_id)
         except _errors() as error:
             raise fail(str(error)) from None
-    typer.echo(json.dumps([item.as_json() for item in found], indent=2))
+    echo(json.dumps([item.as_json() for item in found], indent=2))
 
 
 @incident_app.command("segments")
@@ -266,7 +267,7 @@ def segments(
         except SegmentRefused as refused:
             raise fail(f"refused: {refused}") from None
         counts = {name: len(store.sealed(name)) for name in ("audit", "unwrap")}
-    typer.echo(
+    echo(
         f"sealed {len(sealed)} new; audit {counts['audit']}, unwrap {counts['unwrap']} "
         "segments checked"
     )

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from carevault.cli.common import HomeOption, OfficerOption, TotpOption, app, fail, open_services
+from carevault.cli.terminal import cell, echo, json_text
 
 if TYPE_CHECKING:
     from carevault.bootstrap import Services
@@ -102,30 +103,30 @@ def notify_preview(
             for exposure in batch:
                 entry = found.get(exposure.patient_id)
                 if entry is None:
-                    left_out.append(f"Patient/{exposure.patient_id}: no longer on record")
+                    left_out.append(f"Patient/{cell(exposure.patient_id)}: no longer on record")
                     continue
                 recipient = entry[0]
                 if recipient.deceased:
-                    left_out.append(f"Patient/{exposure.patient_id}: deceased")
+                    left_out.append(f"Patient/{cell(exposure.patient_id)}: deceased")
                     continue
                 channel = recipient.channels[0] if recipient.channels else "none"
                 who = "guardian" if recipient.guardian else "patient"
-                label = f"{channel:7} {recipient.language}  to {who}"
+                label = f"{channel:7} {cell(recipient.language)}  to {who}"
                 plan[label] = plan.get(label, 0) + 1
                 if shown is None and (patient is None or patient == exposure.patient_id):
-                    code = keys.code_for(notice_key(incident, exposure.patient_id))
+                    code = keys.code_for(notice_key(incident, exposure.patient_id), channel)
                     shown = render(sender_of(services.settings), scope.incident, exposure,
                                    recipient, code)  # fmt: skip
-        typer.echo(f"Incident {incident}: {len(exposures)} people to notify")
+        echo(f"Incident {incident}: {len(exposures)} people to notify")
         for label, count in sorted(plan.items()):
-            typer.echo(f"  {count:7,}  {label}")
+            echo(f"  {count:7,}  {label}")
         if left_out:
-            typer.echo(f"Left out ({len(left_out)}):")
+            echo(f"Left out ({len(left_out)}):")
             for line in left_out:
-                typer.echo(f"  {line}")
+                echo(f"  {line}")
         if shown is not None:
-            typer.echo("\n--- " + shown.subject + " ---\n" + shown.text)
-            typer.echo("--- SMS ---\n" + shown.sms)
+            echo("\n--- " + shown.subject + " ---\n" + shown.text)
+            echo("--- SMS ---\n" + shown.sms)
 
 
 @notify_app.command("send")
@@ -138,35 +139,44 @@ def notify_send(
             help="Also notify these tiers (at_rest_only, potentially): the officer's decision."
         ),
     ] = None,
-    officer: Annotated[str | None, typer.Option(help="Privacy officer (with --also).")] = None,
+    officer: Annotated[
+        str | None,
+        typer.Option(help="Your privacy-officer username: sending needs your fresh TOTP code."),
+    ] = None,
     totp: TotpOption = None,
     reason: Annotated[str | None, typer.Option(help="Why (with --also; recorded).")] = None,
     home: HomeOption = None,
 ) -> None:
-    """Send every notice (resumable: run it again after any interruption)."""
+    """Send every notice (resumable: run it again after any interruption). Notices speak
+    to patients in the group's name: a privacy officer's fresh TOTP code starts (and
+    resumes) them, recorded as ``notify:job:started``."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from carevault.notify.decisions import Decision, Decisions
+    from carevault.notify.decisions import Decision, DecisionRefused, Decisions
     from carevault.notify.job import Progress as JobProgress
     from carevault.notify.reporting import open_clocks
     from carevault.notify.service import send_job
     from carevault.notify.store import NoticeStore
 
+    if not officer:
+        raise fail("give --officer: sending notices needs a privacy officer's fresh TOTP code", 2)
+    if also and not reason:
+        raise fail("--also is the officer's decision: give --reason", 2)
     with open_services(home) as services:
         scope = load_scope(services, incident, scope_file)
         tiers = _tiers(also)
         job = NoticeStore(services.engine).job(incident)
         if also is None and job is not None:
             tiers = tuple(str(job["tiers"]).split(","))
-        elif also:
-            if not officer or not reason:
-                raise fail("--also is the officer's decision: give --officer and --reason", 2)
-            code: str = totp or typer.prompt("TOTP code", hide_input=True)
-            Decisions(services.accounts, services.audit, services.now_us).record(
-                Decision(incident, "notify-tiers", "notify", reason, officer),
-                code,
-                {"tiers": list(tiers)},
-            )
+        decision = Decision(incident, "notify-tiers", "notify", reason or "", officer)
+        code: str = totp or typer.prompt("TOTP code", hide_input=True)
+        try:
+            Decisions(services.accounts, services.audit, services.now_us).start_job(
+                incident, officer, code, tiers=tiers, source="cli",
+                also=decision if also else None,
+            )  # fmt: skip
+        except DecisionRefused as error:
+            raise fail(str(error)) from None
         open_clocks(services, scope)
         with Progress(
             TextColumn("[bold]notices"), BarColumn(), MofNCompleteColumn(),
@@ -181,7 +191,7 @@ def notify_send(
                            skipped=progress.skipped, deferred=progress.deferred)  # fmt: skip
 
             result = send_job(services).run(scope, tiers, advance)
-        typer.echo(
+        echo(
             f"{result.sent:,} notices sent, {result.skipped:,} left out "
             f"(see `carevault notify status {incident}`)"
         )
@@ -191,9 +201,7 @@ def notify_send(
                 f"server and run `carevault notify send {incident}` again"
             )
         if result.print_file is not None:
-            typer.echo(
-                f"Letters to print: {result.print_file} (personal data: delete once printed)"
-            )
+            echo(f"Letters to print: {result.print_file} (personal data: delete once printed)")
 
 
 @notify_app.command("status")
@@ -213,23 +221,25 @@ def notify_status(incident: IncidentArgument, home: HomeOption = None) -> None:
             if job["finished_us"]
             else "running or interrupted"
         )
-        typer.echo(f"Incident {incident}: {job['total']} people, tiers {job['tiers']}; {finished}")
+        echo(f"Incident {incident}: {job['total']} people, tiers {job['tiers']}; {finished}")
         counts = store.counts(incident)
         for (state, channel, language), count in sorted(counts.items()):
-            typer.echo(f"  {count:7,}  {state:11} {channel:7} {language}")
+            echo(f"  {count:7,}  {cell(state):11} {cell(channel):7} {cell(language)}")
         for state in (states.DECEASED, states.UNREACHABLE, states.MISSING):
             rows = store.in_state(incident, state)
             if rows:
-                typer.echo(f"Left out, {state} ({len(rows)}):")
+                echo(f"Left out, {state} ({len(rows)}):")
                 for row in rows[:200]:
-                    typer.echo(f"  Patient/{row.patient_id}")
+                    echo(f"  Patient/{cell(row.patient_id)}")
         waiting = store.in_state(incident, states.PENDING) + store.in_state(
             incident, states.SENDING
         )
         if waiting:
-            typer.echo(f"Not sent yet ({len(waiting)}): run `carevault notify send {incident}`")
+            echo(f"Not sent yet ({len(waiting)}): run `carevault notify send {incident}`")
             for row in waiting[:20]:
-                typer.echo(f"  Patient/{row.patient_id} {row.channel}: {row.last_error or ''}")
+                echo(
+                    f"  Patient/{cell(row.patient_id)} {cell(row.channel)}: {cell(row.last_error)}"
+                )
 
 
 @notify_app.command("dkim-record")
@@ -241,7 +251,7 @@ def notify_dkim_record(home: HomeOption = None) -> None:
         settings = services.settings
         domain = settings.dkim_domain or settings.smtp_from.rsplit("@", 1)[-1]
         key = dkim_key(settings.resolved_dkim_key_path, create=True)
-        typer.echo(f'{settings.dkim_selector}._domainkey.{domain}. IN TXT "{dns_record(key)}"')
+        echo(f'{settings.dkim_selector}._domainkey.{domain}. IN TXT "{dns_record(key)}"')
 
 
 @notify_app.command("fake-sms")
@@ -255,7 +265,7 @@ def notify_fake_sms(
     from carevault.notify.sms import FakeSmsGateway
 
     gateway = FakeSmsGateway(port, str(outbox) if outbox else None).start()
-    typer.echo(f"fake SMS gateway on {gateway.url} (Ctrl-C to stop)")
+    echo(f"fake SMS gateway on {gateway.url} (Ctrl-C to stop)")
     try:
         while True:
             time.sleep(3600)
@@ -272,9 +282,9 @@ def _report(regulator: str, incident: str, scope_file: Path | None, output: Path
     with open_services(home) as services:
         scope = load_scope(services, incident, scope_file)
         report = make_report(services, scope, regulator)
-        text = json.dumps(report, ensure_ascii=False, indent=2)
+        text = json_text(report, ensure_ascii=False, indent=2)
         if output is None:
-            typer.echo(text)
+            echo(text)
             return
         output.mkdir(parents=True, exist_ok=True, mode=0o700)
         stem = output / f"{regulator}-{incident}"
@@ -283,7 +293,7 @@ def _report(regulator: str, incident: str, scope_file: Path | None, output: Path
             stem.with_suffix(".pdf").write_bytes(report_pdf(report, services.settings.pdf_font))
         except FontMissing as error:
             raise fail(str(error)) from None
-        typer.echo(f"{stem}.json, {stem}.pdf (deadline {report['deadline']})")
+        echo(f"{stem}.json, {stem}.pdf (deadline {report['deadline']})")
 
 
 OutputOption = Annotated[
@@ -343,7 +353,7 @@ def report_decide(
             decision=decision,
             filed_us=services.now_us() if decision != "notify" else None,
         )
-    typer.echo(f"{regulator}: {decision} recorded for incident {incident}")
+    echo(f"{regulator}: {decision} recorded for incident {incident}")
 
 
 def print_clocks(services: Services) -> None:
@@ -353,10 +363,10 @@ def print_clocks(services: Services) -> None:
 
     clocks = NoticeStore(services.engine).clocks()
     open_ones = [c for c in clocks if c["filed_us"] is None]
-    typer.echo(f"Regulators' clocks running: {len(open_ones)}")
+    echo(f"Regulators' clocks running: {len(open_ones)}")
     now = services.now_us()
     for clock in open_ones:
         due = int(clock["due_us"])
         left = (due - now) / 3_600_000_000
         state = f"{left:,.1f} h left" if left >= 0 else f"OVERDUE by {-left:,.1f} h"
-        typer.echo(f"  {clock['incident_id']} {clock['regulator']:5} due {when(due)}: {state}")
+        echo(f"  {cell(clock['incident_id'])} {clock['regulator']:5} due {when(due)}: {state}")

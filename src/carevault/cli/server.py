@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Mapping
 from datetime import date
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -157,6 +158,17 @@ def _seed_in_background(services: Services, group: ClinicGroup, patients: int, s
         )
 
 
+def demo_clinic_names(group: ClinicGroup, environ: Mapping[str, str]) -> dict[str, object]:
+    """Letters name the clinics as the configuration does (``CAREVAULT_CLINIC_NAMES`` and
+    ``_ZH``): the demo's settings name its synthetic group's, unless the environment
+    names them itself."""
+    return {
+        setting: {clinic.id: getattr(clinic, attribute) for clinic in group.clinics}
+        for setting, attribute in (("clinic_names", "name"), ("clinic_names_zh", "name_zh"))
+        if f"CAREVAULT_{setting.upper()}" not in environ
+    }
+
+
 @app.command()
 def demo(
     home: HomeOption = None,
@@ -178,10 +190,11 @@ def demo(
     )
     from carevault.web.app import create_app
 
-    settings = settings_for(home, environment="demo", direct_grant=True)
+    group = build_group(seed_value, None)
+    names = demo_clinic_names(group, os.environ)
+    settings = settings_for(home, environment="demo", direct_grant=True, **names)
     initialise(settings)
     services = build_services(settings)
-    group = build_group(seed_value, None)
     background = True
     if already_seeded(services):
         typer.echo("data directory already seeded; serving it as it is")

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from carevault.cli.common import HomeOption, app, open_services, operator
+from carevault.cli.terminal import cell, echo
 from carevault.domain.roles import Role
 
 staff_app = typer.Typer(
@@ -28,9 +29,9 @@ def _new_password(from_stdin: bool) -> str:
 def _show_totp(username: str, secret: str) -> None:
     from carevault.access.totp import provisioning_uri
 
-    typer.echo(f"TOTP secret for {username}: {secret}")
-    typer.echo(f"Authenticator link: {provisioning_uri(secret, username, 'CareVault')}")
-    typer.echo("Shown once: enrol it in an authenticator app now.")
+    echo(f"TOTP secret for {username}: {secret}")
+    echo(f"Authenticator link: {provisioning_uri(secret, username, 'CareVault')}")
+    echo("Shown once: enrol it in an authenticator app now.")
 
 
 PasswordStdin = Annotated[
@@ -61,17 +62,17 @@ def staff_add(
             if account.role is Role.PRIVACY_OFFICER
             else []
         )
-    typer.echo(f"added {account.username} ({account.role}) as {account.account_id}")
+    echo(f"added {account.username} ({account.role}) as {account.account_id}")
     _show_totp(account.username, secret)
     if codes:
         _show_recovery_codes(codes)
 
 
 def _show_recovery_codes(codes: list[str]) -> None:
-    typer.echo("One-time recovery codes (each signs in once, in place of a TOTP code):")
+    echo("One-time recovery codes (each signs in once, in place of a TOTP code):")
     for code in codes:
-        typer.echo(f"  {code}")
-    typer.echo("Shown once: print them and keep them apart from the phone.")
+        echo(f"  {code}")
+    echo("Shown once: print them and keep them apart from the phone.")
 
 
 @staff_app.command("recovery-codes")
@@ -87,7 +88,7 @@ def staff_clear_back_off(username: str, home: HomeOption = None) -> None:
     """Empty an account's sign-in back-off (every address), after checking with its owner."""
     with open_services(home) as services:
         removed = services.admin.clear_throttle(operator(), username)
-    typer.echo(f"sign-in back-off of {username} cleared ({removed} levels)")
+    echo(f"sign-in back-off of {username} cleared ({removed} levels)")
 
 
 @staff_app.command("list")
@@ -97,7 +98,7 @@ def staff_list(home: HomeOption = None) -> None:
         for account in services.accounts.all():
             state = "suspended" if account.suspended else "active"
             clinics = ",".join(sorted(account.clinic_ids))
-            typer.echo(f"{account.username}\t{account.role}\t{state}\t{clinics}")
+            echo(f"{cell(account.username)}\t{account.role}\t{state}\t{cell(clinics)}")
 
 
 @staff_app.command("suspend")
@@ -111,10 +112,10 @@ def staff_suspend(
     with open_services(home) as services:
         if reinstate:
             account = services.admin.reinstate(operator(), username)
-            typer.echo(f"{account.username} reinstated")
+            echo(f"{account.username} reinstated")
         else:
             account, ended = services.admin.suspend(operator(), username, reason=reason)
-            typer.echo(f"{account.username} suspended; {ended} live sessions ended")
+            echo(f"{account.username} suspended; {ended} live sessions ended")
 
 
 @staff_app.command("reset-password")
@@ -125,7 +126,7 @@ def staff_reset_password(
     password = _new_password(password_stdin)
     with open_services(home) as services:
         ended = services.admin.reset_password(operator(), username, password)
-    typer.echo(f"password changed; {ended} live sessions ended")
+    echo(f"password changed; {ended} live sessions ended")
 
 
 @staff_app.command("reset-totp")
@@ -169,9 +170,9 @@ def client_add(
             account=account,
         )
     kind = "confidential" if app_.confidential else "public"
-    typer.echo(f"added client {app_.client_id} ({kind})")
+    echo(f"added client {app_.client_id} ({kind})")
     if secret:
-        typer.echo(f"client secret (shown once): {secret}")
+        echo(f"client secret (shown once): {secret}")
 
 
 @client_app.command("list")
@@ -181,7 +182,7 @@ def client_list(home: HomeOption = None) -> None:
         for item in services.clients.all():
             state = "revoked" if item.revoked else "active"
             kind = "confidential" if item.confidential else "public"
-            typer.echo(f"{item.client_id}\t{kind}\t{state}\t{item.name}")
+            echo(f"{cell(item.client_id)}\t{kind}\t{state}\t{cell(item.name)}")
 
 
 @client_app.command("revoke")
@@ -189,7 +190,7 @@ def client_revoke(client_id: str, home: HomeOption = None) -> None:
     """Revoke a client app: every session opened through it ends."""
     with open_services(home) as services:
         _, ended = services.admin.revoke_client(operator(), client_id)
-    typer.echo(f"client {client_id} revoked; {ended} live sessions ended")
+    echo(f"client {client_id} revoked; {ended} live sessions ended")
 
 
 @staff_app.command("sessions")
@@ -202,9 +203,9 @@ def staff_sessions(home: HomeOption = None) -> None:
         for item in services.sessions.live():
             person = people.get(item.account_id or "")
             name = person.username if person else item.account_id
-            typer.echo(
-                f"{item.session_id}\t{name}\t{item.client_id}\t{item.source_address or '-'}"
-                f"\tsince {when(item.created_us)}"
+            echo(
+                f"{item.session_id}\t{cell(name)}\t{cell(item.client_id)}\t"
+                f"{cell(item.source_address or '-')}\tsince {when(item.created_us)}"
             )
 
 
@@ -220,4 +221,4 @@ def staff_end_session(
     if not ended:
         typer.secho(f"no live session {session_id}", fg=typer.colors.RED, err=True)
         raise typer.Exit(1)
-    typer.echo(f"session {session_id} ended")
+    echo(f"session {session_id} ended")

@@ -107,13 +107,19 @@ def parse_request(level: Level, group_id: str | None, params: Sequence[tuple[str
 
 def parse_instant(value: str) -> int:
     """A FHIR instant (with its time zone) as microseconds since the epoch."""
+    from carevault.incidents.model import IncidentError, instant_in
+
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         raise ExportRefused(400, "_since: not a FHIR instant") from None
     if moment.tzinfo is None or "T" not in value:
         raise ExportRefused(400, "_since: give a full instant with its time zone")
-    return int(moment.timestamp() * 1_000_000)
+    # Read as every other time a person gives (its zone is given: UTC is never used).
+    try:
+        return instant_in(value, UTC, "_since")
+    except IncidentError:
+        raise ExportRefused(400, "_since: not a FHIR instant") from None
 
 
 def instant(at_us: int) -> str:

@@ -9,12 +9,14 @@ document of a new run, as ``incident scope`` prints it).
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from carevault.incidents.model import (
     Compromised,
     Incident,
     IncidentError,
     instant,
+    instant_in,
     parse_compromised,
     parse_title,
     parse_window,
@@ -64,7 +66,7 @@ def declare_case(
     if unknown:
         raise IncidentError(f"unknown field {unknown[0][:40]!r}")
     title = parse_title(case.get("title"))
-    since_us, until_us = parse_window(case.get("since"), case.get("until"))
+    since_us, until_us = parse_window(case.get("since"), case.get("until"), zone_of(services))
     compromised = parse_compromised(case)
     return incidents_for(services).declare(
         actor, title, compromised, since_us, until_us, alert_id=alert_id
@@ -98,7 +100,10 @@ def case_from_alert(
     if first is not None and isinstance(found.get("since"), str):
         # An alert is raised after the accesses that raise it: the window opens at the
         # first access the alert's case covers, not when the alert was raised.
-        found["since"] = min(found["since"], instant(first), key=parse_instant_key)
+        zone = zone_of(services)
+        found["since"] = min(
+            found["since"], instant(first), key=lambda text: instant_in(text, zone, "since")
+        )
     case = dict(given or {})
     for key, value in found.items():
         if isinstance(value, list):
@@ -108,10 +113,9 @@ def case_from_alert(
     return case
 
 
-def parse_instant_key(text: str) -> int:
-    from carevault.incidents.model import parse_instant
-
-    return parse_instant(text, "since")
+def zone_of(services: Services) -> ZoneInfo:
+    """The group's time zone: what a time written without one means (``instant_in``)."""
+    return ZoneInfo(services.settings.timezone)
 
 
 def _first_access_us(services: Services, alert_id: str) -> int | None:

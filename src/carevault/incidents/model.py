@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 import json
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import datetime, tzinfo
 from enum import StrEnum
 from typing import Any
 
@@ -159,17 +159,24 @@ def instant(micros: int) -> str:
     return fhir_instant(from_micros(micros))
 
 
-def parse_instant(text: str, name: str) -> int:
-    """An ISO-8601 date or date-time; one without a zone is UTC."""
+def instant_in(text: str, zone: tzinfo, name: str) -> int:
+    """An ISO-8601 date or date-time as microseconds since the epoch. One written without
+    a zone (``2026-11-30T10:00``, or a date alone) is a time in ``zone``: the group's
+    (``CAREVAULT_TIMEZONE``), as an officer in its clinics means it. Every place that
+    takes a time from a person parses it here (the CLI, /admin/incidents, the console,
+    the audit search), so ``10:00`` is the same moment everywhere."""
     try:
         moment = datetime.fromisoformat(text.strip())
     except ValueError:
         raise IncidentError(f"{name}: {text[:40]!r} is not an ISO-8601 date or time") from None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
+        moment = moment.replace(tzinfo=zone)
     if not 1970 <= moment.year <= 9999:
         raise IncidentError(f"{name}: out of range")
-    return to_micros(moment)
+    try:
+        return to_micros(moment)
+    except (OverflowError, ValueError):
+        raise IncidentError(f"{name}: out of range") from None
 
 
 def check_window(since_us: int, until_us: int | None) -> None:
@@ -235,14 +242,15 @@ def parse_title(value: Any) -> str:
     return value.strip()
 
 
-def parse_window(since: Any, until: Any) -> tuple[int, int | None]:
+def parse_window(since: Any, until: Any, zone: tzinfo) -> tuple[int, int | None]:
+    """The window of a case; a time without a zone is in ``zone`` (``instant_in``)."""
     if not isinstance(since, str):
         raise IncidentError("since: an ISO-8601 date or time is required")
-    since_us = parse_instant(since, "since")
+    since_us = instant_in(since, zone, "since")
     until_us = None
     if until is not None:
         if not isinstance(until, str):
             raise IncidentError("until: an ISO-8601 date or time is expected")
-        until_us = parse_instant(until, "until")
+        until_us = instant_in(until, zone, "until")
     check_window(since_us, until_us)
     return since_us, until_us

@@ -129,6 +129,8 @@ class Tag(StrEnum):
     IMPORT_EXPIRED = "bulk:import:expired"
     # Breach notification (carevault.notify)
     NOTIFY_JOB_RUN = "notify:job:run"
+    #: A privacy officer started (or resumed) an incident's notices, with a fresh code
+    NOTIFY_JOB_STARTED = "notify:job:started"
     NOTIFY_NOTICE_SENT = "notify:notice:sent"
     NOTIFY_NOTICE_SKIPPED = "notify:notice:skipped"
     NOTIFY_NOTICE_BOUNCED = "notify:notice:bounced"

@@ -27,14 +27,29 @@ def scope_of(services: Services, incident_id: str, principal: str | None = None)
     return parse_scope(scope_document(services, int(incident_id), actor=actor))
 
 
+def tiers_of(services: Services, incident_id: str) -> tuple[str, ...]:
+    """The tiers an incident's notices go to: those of its earlier run, or the default."""
+    job = NoticeStore(services.engine).job(incident_id)
+    return tuple(str(job["tiers"]).split(",")) if job is not None else NOTIFIED_TIERS
+
+
+def confirm_start(
+    services: Services, incident_id: str, officer: str, totp: str, source: str | None
+) -> None:
+    """The officer's go for the notices, with a fresh TOTP code: ``notify:job:started``
+    naming them is in the ledger when this returns (``StartRefused``, recorded, if not)."""
+    Decisions(services.accounts, services.audit, services.now_us).start_job(
+        incident_id, officer, totp, tiers=tiers_of(services, incident_id), source=source
+    )
+
+
 def send_notices(services: Services, incident_id: str, advance: Advance | None = None) -> Progress:
     """Send every notice of the incident (resumable), to the tiers of its earlier run or
-    the notified tiers; opens the regulators' clocks first, as ``notify send`` does."""
+    the notified tiers; opens the regulators' clocks first, as ``notify send`` does. Only
+    after ``confirm_start``: the officer's go is what lets it speak to patients."""
     scope = scope_of(services, incident_id)
-    job = NoticeStore(services.engine).job(incident_id)
-    tiers = tuple(str(job["tiers"]).split(",")) if job is not None else NOTIFIED_TIERS
     open_clocks(services, scope)
-    return send_job(services).run(scope, tiers, advance)
+    return send_job(services).run(scope, tiers_of(services, incident_id), advance)
 
 
 def decide(

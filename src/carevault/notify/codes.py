@@ -7,10 +7,14 @@ is right with probability 4.6e-12, and the page answers at most 20 guesses a
 second from everyone together (10 a minute per address), 6.3e8 a year: the chance of
 finding any code in a year is about 0.3 %, the expected wait about 350 years.
 
-Codes are derived, not stored: ``HMAC(secret, notice key)``, so a notice re-rendered
-after a restart carries the same code; the database keeps only ``HMAC(secret, code)``,
-so a copy of it gives a phisher no genuine code. The secret lives in a key file outside
-the database (``<home>/keys/notice-codes.key``).
+Codes are derived, not stored: ``HMAC(secret, channel, notice key)``, so a notice
+re-rendered after a restart carries the same code; the database keeps only
+``HMAC(secret, code)``, so a copy of it gives a phisher no genuine code. A code is bound
+to the channel its message went by: the email, the text message and the letter of one
+notice carry different codes, and only the code of the message that was accepted
+verifies, saying by which channel and on which day. A code taken from one message
+cannot vouch for a message sent another way (nor for one that was never delivered).
+The secret lives in a key file outside the database (``<home>/keys/notice-codes.key``).
 """
 
 from __future__ import annotations
@@ -47,15 +51,21 @@ class CodeKeys:
     def _mac(self, label: str, value: str) -> bytes:
         return hmac.new(self._secret, f"{label}:{value}".encode(), hashlib.sha256).digest()
 
-    def code_for(self, notice_key: str) -> str:
-        """The code printed in ``notice_key``'s notice (the same every time)."""
-        number = int.from_bytes(self._mac("code", notice_key)[:16], "big") % SPACE
+    def code_for(self, notice_key: str, channel: str) -> str:
+        """The code printed in ``notice_key``'s message by ``channel`` (the same every
+        time; another channel's message has another)."""
+        number = int.from_bytes(self._mac(f"code:{channel}", notice_key)[:16], "big") % SPACE
         chars = []
         for _ in range(LENGTH):
             number, index = divmod(number, len(ALPHABET))
             chars.append(ALPHABET[index])
         raw = "".join(chars)
         return "-".join(raw[i : i + GROUP] for i in range(0, LENGTH, GROUP))
+
+    def issued_digest(self, notice_key: str, channel: str) -> str:
+        """The lookup digest of ``code_for(notice_key, channel)``: what the notice's row
+        keeps while that channel's message is the one sent or to be sent."""
+        return self._mac("lookup", self.code_for(notice_key, channel).replace("-", "")).hex()
 
     def digest(self, code: str) -> str | None:
         """The lookup digest of a typed code, or None if it cannot be a code at all."""

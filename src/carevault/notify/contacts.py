@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from carevault.notify.names import addressable
+
 #: Longest name or address line a notice shows; longer ones are cut with an ellipsis.
 MAX_TEXT = 120
 #: Codes of Patient.contact.relationship that make someone a guardian (HL7 v3 RoleCode
@@ -126,9 +128,10 @@ def _name_text(name: dict[str, Any]) -> str:
 
 
 def name_for(names: Any, language: str) -> str:
-    """The written form of a name best suited to ``language`` (a Chinese one for zh)."""
+    """The written form of a name best suited to ``language`` (a Chinese one for zh),
+    among those a notice may show (``names.addressable``); "" if there is none."""
     forms = [_name_text(n) for n in names or [] if isinstance(n, dict) and n.get("use") != "old"]
-    forms = [form for form in (clean(f) for f in forms) if form]
+    forms = [form for form in (addressable(clean(f)) for f in forms) if form]
     if not forms:
         return ""
     if language == "zh":

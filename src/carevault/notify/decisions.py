@@ -1,6 +1,7 @@
 """The privacy officer's decisions, each confirmed with a fresh TOTP code and recorded
 in the ledger with its reason: whether to notify a regulator (never made by the code),
-and whether to notify people of tiers that are not notified by default."""
+whether to notify people of tiers that are not notified by default, and starting (or
+resuming) an incident's notices, which speaks to patients in the group's name."""
 
 from __future__ import annotations
 
@@ -17,6 +18,10 @@ DECISIONS = ("notify", "not-notify", "filed")
 
 class DecisionRefused(ValueError):
     """Not a privacy officer, no fresh TOTP code, or no reason given."""
+
+
+class StartRefused(DecisionRefused):
+    """The notices were not started: no privacy officer's fresh TOTP code (recorded)."""
 
 
 @dataclass(frozen=True)
@@ -36,21 +41,21 @@ class Decisions:
         self.audit = audit
         self.now_us = now_us
 
-    def record(self, decision: Decision, totp: str, detail: dict[str, object]) -> None:
-        """Returns once the decision is in the ledger; DecisionRefused (also recorded)
-        unless a privacy officer confirmed it with a fresh code and gave a reason."""
-        if len(decision.reason.strip()) < 10:
-            raise DecisionRefused("give the reason for the decision (at least 10 characters)")
+    def _refusal(self, officer: str, totp: str, source: str | None) -> str | None:
+        """None if ``officer`` is a privacy officer who gave a fresh code (the code is
+        spent: it cannot confirm anything else); otherwise why not."""
         try:
-            account = self.accounts.confirm_totp(decision.officer, totp)
-            refused = (
-                None
-                if account.role is Role.PRIVACY_OFFICER
-                else f"{account.role} is not a privacy officer"
-            )
+            account = self.accounts.confirm_totp(officer, totp, source)
         except SignInFailed as failure:
-            refused = failure.reason
-        event = AuditEvent(
+            return failure.reason
+        if account.role is not Role.PRIVACY_OFFICER:
+            return f"{account.role} is not a privacy officer"
+        return None
+
+    def _decided(
+        self, decision: Decision, refused: str | None, detail: dict[str, object]
+    ) -> AuditEvent:
+        return AuditEvent(
             tag=Tag.NOTIFY_RISK_DECIDED,
             outcome=Outcome.DENIED if refused else Outcome.SUCCESS,
             at_us=self.now_us(),
@@ -64,6 +69,49 @@ class Decisions:
                 **detail,
             },
         )
-        self.audit.record([event])
+
+    def record(self, decision: Decision, totp: str, detail: dict[str, object]) -> None:
+        """Returns once the decision is in the ledger; DecisionRefused (also recorded)
+        unless a privacy officer confirmed it with a fresh code and gave a reason."""
+        if len(decision.reason.strip()) < 10:
+            raise DecisionRefused("give the reason for the decision (at least 10 characters)")
+        refused = self._refusal(decision.officer, totp, None)
+        self.audit.record([self._decided(decision, refused, detail)])
         if refused:
             raise DecisionRefused("a privacy officer's fresh TOTP code is required")
+
+    def start_job(
+        self,
+        incident_id: str,
+        officer: str,
+        totp: str,
+        *,
+        tiers: tuple[str, ...],
+        source: str | None = None,
+        also: Decision | None = None,
+    ) -> None:
+        """The officer's go for the notices of ``incident_id`` (from the console or
+        ``carevault notify send``): returns only once ``notify:job:started``, naming the
+        officer, is in the ledger; ``StartRefused`` (the refusal recorded) unless a
+        privacy officer confirmed it with a fresh TOTP code. ``also``, the decision to
+        notify more tiers than the default, is confirmed by the same code and recorded
+        with it (a code works once)."""
+        if also is not None and len(also.reason.strip()) < 10:
+            raise DecisionRefused("give the reason for the decision (at least 10 characters)")
+        refused = self._refusal(officer, totp, source)
+        started = AuditEvent(
+            tag=Tag.NOTIFY_JOB_STARTED,
+            outcome=Outcome.DENIED if refused else Outcome.SUCCESS,
+            at_us=self.now_us(),
+            principal=f"staff:{officer}",
+            role=str(Role.PRIVACY_OFFICER) if not refused else None,
+            source_address=source,
+            reason=f"incident {incident_id}" + (f": refused: {refused}" if refused else ""),
+            detail={"incident": incident_id, "tiers": list(tiers)},
+        )
+        events = [started]
+        if also is not None:
+            events.insert(0, self._decided(also, refused, {"tiers": list(tiers)}))
+        self.audit.record(events)
+        if refused:
+            raise StartRefused("a privacy officer's fresh TOTP code is required")

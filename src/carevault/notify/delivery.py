@@ -186,9 +186,6 @@ class Delivery:
     def deliver(self, incident: Incident, notice: Notice) -> str:
         """Send ``notice`` by the first channel that takes it; its final or pending state."""
         key, recipient, row = notice.key, notice.recipient, notice.row
-        rendered = render(self.sender, incident, notice.exposure, recipient,
-                          self.codes.code_for(key))  # fmt: skip
-        outgoing = Outgoing(key, recipient, rendered, incident.incident_id)
         attempts = row.attempts
         for channel_name in self._channels_left(recipient):
             start = (
@@ -198,15 +195,23 @@ class Delivery:
             )
             if CHANNEL_ORDER.index(channel_name) < start:
                 continue
+            # Each channel's message carries its own code; the row keeps the digest of the
+            # code of the channel it is at, so only a delivered message's code verifies.
+            code = self.codes.code_for(key, channel_name)
+            code_digest = self.codes.issued_digest(key, channel_name)
             if channel_name in self.down:
                 self.store.set_state([key], states.PENDING, channel=channel_name,
+                                     code_digest=code_digest,
                                      last_error=f"{channel_name} unreachable")  # fmt: skip
                 return states.PENDING
+            rendered = render(self.sender, incident, notice.exposure, recipient, code)
+            outgoing = Outgoing(key, recipient, rendered, incident.incident_id)
             address = recipient.email if channel_name == "email" else recipient.mobile
             digest = self.codes.address_digest(channel_name, address) if address else None
             if channel_name != row.channel:
                 attempts = 0
-                self.store.set_state([key], states.SENDING, channel=channel_name, attempts=0)
+                self.store.set_state([key], states.SENDING, channel=channel_name, attempts=0,
+                                     code_digest=code_digest)  # fmt: skip
             self._pace()
             try:
                 self._send(channel_name, outgoing)
@@ -218,7 +223,7 @@ class Delivery:
                 self._unreachable(channel_name)
                 self.store.set_state(
                     [key], states.PENDING, next_attempt_us=0, channel=channel_name,
-                    last_error=str(error)[:200],
+                    code_digest=code_digest, last_error=str(error)[:200],
                 )  # fmt: skip
                 return states.PENDING
             except TryLater as error:
@@ -229,11 +234,12 @@ class Delivery:
                         [key], states.PENDING, attempts=attempts,
                         next_attempt_us=self.now_us() + int(delay * 1e6),
                         last_error=str(error)[:200], channel=channel_name,
+                        code_digest=code_digest,
                     )  # fmt: skip
                     return states.PENDING
                 row = _moved(row, channel_name)
                 continue
-            self._sent(incident, notice, channel_name, digest, attempts + 1)
+            self._sent(incident, notice, channel_name, digest, attempts + 1, code_digest)
             return states.SENT
         self.store.set_state([key], states.UNREACHABLE, last_error="every channel failed")
         return states.UNREACHABLE
@@ -249,7 +255,7 @@ class Delivery:
 
     def _sent(
         self, incident: Incident, notice: Notice, channel_name: str, digest: str | None,
-        attempts: int,
+        attempts: int, code_digest: str,
     ) -> None:  # fmt: skip
         with self._lock:
             self._failures[(channel_name, threading.get_ident())] = 0
@@ -261,7 +267,7 @@ class Delivery:
         )  # fmt: skip
         self._commits.commit(
             {"key": notice.key, "channel": channel_name, "sent_us": sent_us,
-             "attempts": attempts, "address_digest": digest},
+             "attempts": attempts, "address_digest": digest, "code_digest": code_digest},
             event,
         )  # fmt: skip
 

@@ -295,7 +295,7 @@ class SendJob:
                     "state": state,
                     "attempts": 0,
                     "next_attempt_us": 0,
-                    "code_digest": self.codes.digest(self.codes.code_for(key)),
+                    "code_digest": self.codes.issued_digest(key, channel),
                     "created_us": now,
                 }
             )

@@ -17,6 +17,7 @@ from xml.sax.saxutils import escape
 
 from carevault.keys.files import write_private
 from carevault.notify.channels import Bounced, Outgoing
+from carevault.notify.names import addressable
 from carevault.notify.notice import HEADING_MARK
 
 # reportlab and pypdf are imported where a PDF is made: the web app and every CLI command
@@ -76,7 +77,7 @@ def letter_pdf(outgoing: Outgoing, sender_name: str, date_line: str, font: str) 
     story: list[Flowable] = [Paragraph(escape(sender_name), styles["heading"]), Spacer(1, 4 * mm)]
     story.append(Paragraph(escape(date_line), styles["small"]))
     story.append(Spacer(1, 8 * mm))
-    addressee = recipient.addressee or recipient.patient_name
+    addressee = addressable(recipient.addressee) or addressable(recipient.patient_name)
     for line in (addressee, *recipient.address):
         if line:
             story.append(Paragraph(escape(line), styles["body"]))

@@ -1,15 +1,18 @@
 """/verify's rate limits, shared by every server process through the database.
 
-Two token buckets: one per source address (an IPv6 address counts by its /64, as the
-sign-in throttle counts it) and one for everyone together. A check takes a token from
-the address's bucket, then from everyone's; a refusal says how many whole seconds
-until a token is there (the 429's ``Retry-After``). Both buckets are read and written
+Three token buckets: one per source address (an IPv6 address counts by its /64, as the
+sign-in throttle counts it), one per IPv6 /48 (what one site, or one attacker's
+allocation, holds: 65,536 /64s, each of which would otherwise have a bucket of its own),
+and one for everyone together. A check takes a token from each that applies, or from
+none; a refusal says how many whole seconds until a token is there (the 429's
+``Retry-After``). Both buckets are read and written
 in one short transaction, so N server processes allow what one would, not N times it.
 A check already costs a ledger write; this adds one small transaction to it.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import itertools
 import math
 from collections.abc import Callable
@@ -34,44 +37,53 @@ class SharedBuckets:
         *,
         per_address: tuple[float, int],
         everyone: tuple[float, int],
+        per_network: tuple[float, int] | None = None,
     ) -> None:
-        """``per_address`` and ``everyone``: (tokens a second, burst)."""
+        """``per_address``, ``per_network`` (an IPv6 /48; by default three addresses'
+        worth) and ``everyone``: (tokens a second, burst)."""
         self.engine = engine
         self.now_us = now_us
         self.per_address = per_address
+        self.per_network = per_network or (per_address[0] * 3, per_address[1] * 3)
         self.everyone = everyone
         self._checks = itertools.count(1)
 
+    def buckets(self, source: str) -> dict[str, tuple[float, int]]:
+        """The buckets a check from ``source`` takes from, each with (rate, burst)."""
+        found = {"a:" + source_key(source)[:78]: self.per_address}
+        network = network_of(source)
+        if network is not None:
+            found["n:" + network] = self.per_network
+        found[EVERYONE] = self.everyone
+        return found
+
     def take(self, source: str) -> int:
-        """0 if the check may go ahead (a token is taken from both buckets); otherwise
+        """0 if the check may go ahead (a token is taken from every bucket); otherwise
         the whole seconds to wait (no token is taken)."""
-        address = "a:" + source_key(source)[:78]
+        buckets = self.buckets(source)
         now = self.now_us()
         with write_transaction(self.engine) as connection:
-            levels = _levels(
-                connection, {address: self.per_address[1], EVERYONE: self.everyone[1]}, now
-            )
-            mine = _refilled(levels.get(address), now, *self.per_address)
-            wait = _wait(mine, self.per_address[0])
-            if wait:
-                _store(connection, address, mine, now)
-                return wait
-            everyone = _refilled(levels.get(EVERYONE), now, *self.everyone)
-            wait = _wait(everyone, self.everyone[0])
-            if wait:
-                _store(connection, EVERYONE, everyone, now)
-                return wait
-            _store(connection, address, mine - 1.0, now)
-            _store(connection, EVERYONE, everyone - 1.0, now)
+            levels = _levels(connection, {key: burst for key, (_, burst) in buckets.items()}, now)
+            tokens: dict[str, float] = {}
+            for key, (rate, burst) in buckets.items():
+                tokens[key] = _refilled(levels.get(key), now, rate, burst)
+                wait = _wait(tokens[key], rate)
+                if wait:
+                    _store(connection, key, tokens[key], now)
+                    return wait
+            for key, level in tokens.items():
+                _store(connection, key, level - 1.0, now)
         if next(self._checks) % SWEEP_EVERY == 0:
             self.forget_full()
         return 0
 
     def forget_full(self) -> int:
-        """Delete the address buckets that have refilled (forgetting them changes
-        nothing); how many."""
-        rate, burst = self.per_address
-        full_after_us = int(burst / rate * 1_000_000) if rate > 0 else 0
+        """Delete the address and network buckets that have refilled (forgetting them
+        changes nothing); how many."""
+        full_after_us = max(
+            int(burst / rate * 1_000_000) if rate > 0 else 0
+            for rate, burst in (self.per_address, self.per_network)
+        )
         table = notify_verify_bucket.c
         with write_transaction(self.engine) as connection:
             removed = connection.execute(
@@ -80,6 +92,17 @@ class SharedBuckets:
                 )
             ).rowcount
         return int(removed)
+
+
+def network_of(source: str) -> str | None:
+    """The /48 of an IPv6 source (not an IPv4-mapped one); None for anything else."""
+    try:
+        parsed = ipaddress.ip_address(source)
+    except ValueError:
+        return None
+    if not isinstance(parsed, ipaddress.IPv6Address) or parsed.ipv4_mapped is not None:
+        return None
+    return str(ipaddress.ip_network(f"{parsed}/48", strict=False))
 
 
 def _levels(

@@ -19,6 +19,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 
 from carevault.domain.categories import DataCategory
 from carevault.notify.contacts import Recipient
+from carevault.notify.names import addressable
 from carevault.notify.scope import Exposure, Incident
 from carevault.notify.wording import HAPPENED, SUBJECT, categories_in, day, short_list
 
@@ -83,13 +84,17 @@ def render(
         words = _neutral(words, language)
     elif language == "en":
         words = [word[:1].upper() + word[1:] for word in words]
+    # Recipients come from contacts.recipient_of, which already left such names out; a
+    # Recipient made anywhere else is held to the same check.
+    addressee = addressable(recipient.addressee)
+    patient_name = addressable(recipient.patient_name)
     since: datetime | None = exposure.first or incident.since
     until: datetime | None = exposure.last or incident.until or incident.declared_at
     context = {
         "subject": SUBJECT[language],
         "group": sender.name(language),
-        "addressee": recipient.addressee,
-        "patient_name": recipient.patient_name or ("the patient" if language == "en" else "病人"),
+        "addressee": addressee,
+        "patient_name": patient_name or ("the patient" if language == "en" else "病人"),
         "about_other": about_other,
         "happened": HAPPENED[language].get(exposure.tier, HAPPENED[language]["potentially"]),
         "since": day(since, language, sender.zone),

@@ -97,7 +97,8 @@ class NoticeStore:
     ) -> None:
         """Several notices ``sent`` in one transaction, with their ledger ``events``
         appended in it (both durable, or neither): each dict has ``key``, ``channel``,
-        ``sent_us``, ``attempts`` and ``address_digest``."""
+        ``sent_us``, ``attempts``, ``address_digest`` and ``code_digest`` (that of the
+        code in the message the channel accepted: the one code of it that verifies)."""
         if not sent:
             return
         statement = (
@@ -109,6 +110,7 @@ class NoticeStore:
                 sent_us=bindparam("sent_us"),
                 attempts=bindparam("attempts"),
                 address_digest=bindparam("address_digest"),
+                code_digest=bindparam("code_digest"),
                 last_error=None,
             )
         )

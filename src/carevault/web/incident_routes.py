@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from datetime import tzinfo
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -24,8 +25,9 @@ from carevault.incidents import (
     declare_case,
     incidents_for,
     kept_scope,
+    zone_of,
 )
-from carevault.incidents.model import Amendment, Status, parse_compromised, parse_instant
+from carevault.incidents.model import Amendment, Status, instant_in, parse_compromised
 from carevault.incidents.report import render
 from carevault.incidents.segments import SegmentRefused
 from carevault.web.responses import NO_STORE
@@ -108,7 +110,7 @@ async def show(incident_id: int, svc: ServicesDep, who: CallerDep) -> JSONRespon
     return _json(found.as_json())
 
 
-def _amendment(body: dict[str, Any]) -> Amendment:
+def _amendment(body: dict[str, Any], zone: tzinfo) -> Amendment:
     known = {"title", "status", "since", "until", "adds", "note"}
     unknown = sorted(set(body) - known)
     if unknown:
@@ -128,20 +130,21 @@ def _amendment(body: dict[str, Any]) -> Amendment:
     return Amendment(
         title=title,
         status=Status(status) if status else None,
-        since_us=_instant(body, "since"),
-        until_us=_instant(body, "until"),
+        since_us=_instant(body, "since", zone),
+        until_us=_instant(body, "until", zone),
         adds=parse_compromised(adds),
         note=note,
     )
 
 
-def _instant(body: dict[str, Any], name: str) -> int | None:
+def _instant(body: dict[str, Any], name: str, zone: tzinfo) -> int | None:
+    """A time of the body; one without a zone is the group's (``instant_in``)."""
     value = body.get(name)
     if value is None:
         return None
     if not isinstance(value, str):
         raise IncidentError(f"{name}: an ISO-8601 date or time")
-    return parse_instant(value, name)
+    return instant_in(value, zone, name)
 
 
 @router.post("/admin/incidents/{incident_id}/amend")
@@ -151,7 +154,7 @@ async def amend(
     actor = _officer(who)
     body = await _body(request)
     try:
-        amendment = _amendment(body)
+        amendment = _amendment(body, zone_of(svc))
     except IncidentError as error:
         raise FhirError(400, [Issue("invalid", str(error))]) from None
     amended = await _run(incidents_for(svc).amend, actor, incident_id, amendment)

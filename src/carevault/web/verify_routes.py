@@ -1,11 +1,12 @@
 """``GET /verify``: anyone may check that a notice's code is genuine.
 
 The answer says whether the code belongs to a notice we sent, by which channel and on
-which day, and nothing about the patient. Rate-limited per address and for everyone
-together (429 with ``Retry-After``), in the database so every server process shares
-the limits; every check is a ledger entry, every refusal is
-counted in the ledger's per-minute summaries. HTML in English or Chinese (``lang``, or
-the browser's ``Accept-Language``), or JSON for ``Accept: application/json``.
+which day, and nothing about the patient. Rate-limited per address, per IPv6 /48 and
+for everyone together (429 with ``Retry-After``), in the database so every server
+process shares the limits; every check is a ledger entry, every refusal is counted in
+the ledger's per-minute summaries. HTML in English or Chinese (``lang``, or the
+browser's ``Accept-Language``), or JSON for ``Accept: application/json``. The page and
+its answers carry the console's security headers (``carevault.web.headers``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from carevault.notify.limits import SharedBuckets
 from carevault.notify.service import sender_of, verifier_of
 from carevault.notify.verify import Verdict, Verifier
 from carevault.notify.wording import CHANNEL_WORDS, day
+from carevault.web.headers import SecurityHeaders
 from carevault.web.responses import request_id_of
 from carevault.web.security import client_address
 
@@ -79,6 +81,7 @@ class VerifyPage:
 def install(app: FastAPI, services: Services) -> None:
     settings = services.settings
     per_minute = settings.notify_verify_per_minute
+    per_network = settings.notify_verify_per_network_per_minute
     everyone = settings.notify_verify_global_per_second
     app.state.verify_page = VerifyPage(
         verifier_of(services),
@@ -86,10 +89,14 @@ def install(app: FastAPI, services: Services) -> None:
             services.engine,
             services.now_us,
             per_address=(per_minute / 60.0, max(1, int(per_minute))),
+            per_network=(per_network / 60.0, max(1, int(per_network))),
             everyone=(everyone, max(1, int(everyone * 2))),
         ),
         services,
     )
+    # The console's headers (CSP with frame-ancestors 'none', X-Frame-Options DENY,
+    # nosniff, no referrer): a framed or sniffed /verify is a phisher's tool.
+    app.add_middleware(SecurityHeaders, prefix="/verify")
     app.include_router(router)
 
 

@@ -226,6 +226,7 @@ def _scope(d: WebDriver, pages: PageCheck, breach: Breach) -> None:
 def _notices(d: WebDriver, pages: PageCheck, breach: Breach, incident_url: str) -> str:
     d.get(incident_url)
     pages.wait_loaded()
+    fill(d, "#notices-totp", breach.officer.code())
     click(d, "#start-notices")
     wait_for_url(d, "done=notices")
     # htmx polls the progress panel until the job has finished.

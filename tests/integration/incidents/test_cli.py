@@ -73,6 +73,18 @@ def test_declare_prints_the_id_last_and_the_rest_reads_it(home: Path) -> None:
     assert _run(home, "segments", "--verify").startswith("sealed 0 new; audit 0, unwrap 0")
 
 
+def test_a_time_without_a_zone_is_the_groups(home: Path) -> None:
+    """``--since 2026-11-30T10:00`` is ten o'clock in Hong Kong (CAREVAULT_TIMEZONE), as the
+    console and /admin/incidents read it: 02:00 UTC, not 10:00 UTC."""
+    incident = _run(home, "declare", "--title", "t", "--account", "thief",
+                    "--since", "2026-11-30T10:00", "--until", "2026-12-01").split()[-1]  # fmt: skip
+    shown = json.loads(_run(home, "show", incident))
+    assert shown["since"] == "2026-11-30T02:00:00.000Z"
+    assert shown["until"] == "2026-11-30T16:00:00.000Z"
+    _run(home, "amend", incident, "--since", "2026-11-29T09:30")
+    assert json.loads(_run(home, "show", incident))["since"] == "2026-11-29T01:30:00.000Z"
+
+
 @pytest.mark.parametrize("fmt", ["csv", "html", "fhir"])
 def test_scope_in_every_format(home: Path, fmt: str, tmp_path: Path) -> None:
     incident = _run(home, "declare", "--title", "t", "--address", "203.0.113.9",

@@ -9,6 +9,7 @@ import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -316,3 +317,33 @@ def test_the_api_gives_a_kept_run_back_on_request_and_computes_by_default(group:
     ]
     assert group.web.get(f"{path}?run=latest", headers=group.desk_tm.headers).status_code == 403
     assert group.web.get(f"{path}/runs", headers=group.doctor_tm.headers).status_code == 403
+
+
+def test_a_time_without_a_zone_is_the_groups_in_every_admin_route(group: Group) -> None:
+    """``2026-11-30T10:00`` is ten o'clock in the group's zone (Hong Kong: 02:00 UTC) in a
+    declaration, an amendment and the audit search, as on the command line."""
+    officer = group.officer.headers
+    assert group.services.settings.timezone == "Asia/Hong_Kong"
+    case = {"title": "naive", "accounts": ["someone"], "since": "2026-11-30T10:00",
+            "until": "2026-12-01"}  # fmt: skip
+    declared = group.web.post("/admin/incidents", json=case, headers=officer)
+    assert declared.status_code == 201, declared.text
+    body = declared.json()
+    assert body["since"] == "2026-11-30T02:00:00.000Z"
+    assert body["until"] == "2026-11-30T16:00:00.000Z"
+    amended = group.web.post(
+        f"/admin/incidents/{body['id']}/amend",
+        json={"since": "2026-11-29T09:30"}, headers=officer,
+    )  # fmt: skip
+    assert amended.status_code == 200, amended.text
+    assert amended.json()["since"] == "2026-11-29T01:30:00.000Z"
+    # The audit search reads its dates the same way: half an hour either side of now on
+    # Hong Kong's clock finds the declaration (read as UTC, both would be 7.5 hours ahead).
+    local = datetime.now(ZoneInfo("Asia/Hong_Kong"))
+    before = (local - timedelta(minutes=30)).strftime("%Y-%m-%dT%H:%M")
+    after = (local + timedelta(minutes=30)).strftime("%Y-%m-%dT%H:%M")
+    found = group.web.get(
+        f"/fhir/AuditEvent?date=ge{before}&date=le{after}&_count=500", headers=officer
+    )
+    assert found.status_code == 200, found.text
+    assert found.json().get("entry"), found.json()

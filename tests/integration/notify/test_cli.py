@@ -41,6 +41,10 @@ def _next_code(login: Login) -> str:
     return pyotp.TOTP(login.totp_secret).at(time.time() + 30)
 
 
+def _code_now(login: Login) -> str:
+    return pyotp.TOTP(login.totp_secret).at(time.time())
+
+
 def test_preview_send_status_reports_and_decisions(clinic: Clinic, tmp_path: Path) -> None:
     password = "correct horse battery staple"
     _, secret = clinic.services.accounts.add(
@@ -61,9 +65,27 @@ def test_preview_send_status_reports_and_decisions(clinic: Clinic, tmp_path: Pat
     assert "9 people to notify" in preview.stdout and "deceased" in preview.stdout
     assert "閣下" in preview.stdout and clinic.sink.messages == []
 
-    sent = run_cli(env, "notify", "send", incident, "--scope", str(scope_file))
+    # Notices speak in the group's name: no officer, or no fresh code, sends nothing.
+    nobody = run_cli(env, "notify", "send", incident, "--scope", str(scope_file))
+    assert nobody.returncode == 2 and "--officer" in nobody.stderr
+    wrong = run_cli(env, "notify", "send", incident, "--scope", str(scope_file),
+                    "--officer", "ada.lau", "--totp", "000000")  # fmt: skip
+    assert wrong.returncode == 1 and "TOTP" in wrong.stderr
+    assert clinic.sink.messages == [] and clinic.sms.messages == []
+    sent = run_cli(env, "notify", "send", incident, "--scope", str(scope_file),
+                   "--officer", "ada.lau", "--totp", _code_now(officer))  # fmt: skip
     assert sent.returncode == 0, sent.stderr
     assert "8 notices sent" in sent.stdout
+    started = [
+        event
+        for _, data in clinic.services.audit_ledger.store.entries()
+        if (event := AuditEvent.from_canonical(data)).tag is Tag.NOTIFY_JOB_STARTED
+    ]
+    assert [(e.outcome, e.principal) for e in started] == [
+        ("denied", "staff:ada.lau"),
+        ("success", "staff:ada.lau"),
+    ]
+    assert started[1].detail["incident"] == incident
     assert len(clinic.sink.messages) == 6 and len(clinic.sms.messages) == 1
 
     status = run_cli(env, "notify", "status", incident)

@@ -13,10 +13,12 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import pyotp
 import pytest
 
 from carevault.bootstrap import build_services
 from carevault.config import Settings
+from carevault.domain.roles import Role
 from carevault.ledger.events import AuditEvent, Tag
 from carevault.notify import store as states
 from carevault.notify.job import notice_key
@@ -27,6 +29,7 @@ from tests.support.server import environment, run_cli
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 INCIDENT = "INC-KILL-1"
+PASSWORD = "correct horse battery staple"
 
 
 def _people() -> list[Person]:
@@ -56,6 +59,14 @@ def test_killed_at_random_points_sends_each_notice_exactly_once(
             ids = write_people(services, people)
             attack(services, people, ids)
             scope = scope_from_ledger(services, INCIDENT)
+            # Each run is an officer's go with a fresh TOTP code (a code works once): one
+            # officer per run, so that seven runs need not wait for seven 30-second steps.
+            secrets = [
+                services.accounts.add(
+                    f"officer{n}", f"Officer {n}", Role.PRIVACY_OFFICER, [], PASSWORD
+                )[1]
+                for n in range(7)
+            ]
         finally:
             services.close()
         scope_file = tmp_path / "scope.json"
@@ -73,8 +84,12 @@ def test_killed_at_random_points_sends_each_notice_exactly_once(
                 "CAREVAULT_NOTIFY_BATCH": "7",
             },
         )
-        command = [sys.executable, "-m", "carevault", "notify", "send", INCIDENT,
-                   "--scope", str(scope_file)]  # fmt: skip
+
+        def command(run: int) -> list[str]:
+            code = pyotp.TOTP(secrets[run]).now()
+            return [sys.executable, "-m", "carevault", "notify", "send", INCIDENT, "--scope",
+                    str(scope_file), "--officer", f"officer{run}", "--totp", code]  # fmt: skip
+
         chance = random.Random(20261201)
         kills = 0
         delivered: list[int] = []
@@ -82,10 +97,10 @@ def test_killed_at_random_points_sends_each_notice_exactly_once(
         def count() -> int:
             return len(sink.messages) + len(sms.messages)
 
-        for _ in range(6):
+        for run in range(6):
             before = count()
             with (tmp_path / "killed.log").open("ab") as log:
-                process = subprocess.Popen(command, env=env, stdout=log, stderr=log)
+                process = subprocess.Popen(command(run), env=env, stdout=log, stderr=log)
                 # Kill once this run has delivered something, a random moment later: in
                 # the middle of sending, wherever the job happens to be.
                 deadline = time.monotonic() + 120
@@ -98,7 +113,7 @@ def test_killed_at_random_points_sends_each_notice_exactly_once(
                     kills += 1
                 process.wait(timeout=30)
             delivered.append(count() - before)
-        finished = run_cli(env, "notify", "send", INCIDENT, "--scope", str(scope_file))
+        finished = run_cli(env, *command(6)[3:])
         assert finished.returncode == 0, finished.stderr[-2000:]
         status = run_cli(env, "notify", "status", INCIDENT)
         assert status.returncode == 0, status.stderr

@@ -194,7 +194,7 @@ def test_lanes_finishing_together_each_return_only_once_their_notice_is_sent(
     def lane(key: str) -> None:
         start.wait()
         commits.commit({"key": key, "channel": "email", "sent_us": 5, "attempts": 1,
-                        "address_digest": None},
+                        "address_digest": None, "code_digest": key},
                        notice_event(Tag.NOTIFY_NOTICE_SENT, "INC-G", None,
                                     {"notice": key, "channel": "email"}, 5))  # fmt: skip
         # Durable by the time commit() returns: a fresh read (another connection) sees it.

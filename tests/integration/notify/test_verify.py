@@ -6,14 +6,16 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
 
 from carevault.ledger.events import AuditEvent, Outcome, Tag
 from carevault.notify.codes import ALPHABET
+from carevault.notify.job import notice_key
 from carevault.notify.scope import parse_scope
-from carevault.notify.service import send_job
+from carevault.notify.service import code_keys, send_job
 from carevault.web.app import create_app
 from tests.integration.notify.conftest import Clinic
 
@@ -24,6 +26,7 @@ BASE = "https://clinics.example.hk"
 
 @pytest.fixture
 def sent(clinic: Clinic) -> Iterator[tuple[Clinic, list[str]]]:
+    clinic.sink.refuse.add("gone@example.com")  # its notice goes by SMS instead
     send_job(clinic.services).run(parse_scope(clinic.scope), ("confirmed",))
     codes = [
         CODE.findall(message.get_body(preferencelist=("plain",)).get_content())[0]
@@ -116,3 +119,95 @@ def test_many_addresses_together_meet_the_global_limit(sent: tuple[Clinic, list[
     assert statuses.count(429) >= 60
     assert statuses[:4] == [200] * 4
     assert set(statuses) == {200, 429}
+
+
+def _framing_refused(headers: Any) -> None:
+    policy = headers["content-security-policy"]
+    assert "frame-ancestors 'none'" in policy and "default-src 'none'" in policy
+    assert headers["x-frame-options"] == "DENY"
+    assert headers["x-content-type-options"] == "nosniff"
+    assert headers["referrer-policy"] == "no-referrer"
+
+
+def test_the_page_and_every_answer_refuse_framing_sniffing_and_referrers(
+    sent: tuple[Clinic, list[str]],
+) -> None:
+    clinic, codes = sent
+    client = _client(clinic, "198.51.100.77")
+    json_accept = {"accept": "application/json"}
+    answers = [
+        client.get("/verify"),
+        client.get("/verify", params={"lang": "zh"}),
+        client.get("/verify", params={"code": codes[0]}),
+        client.get("/verify", params={"code": _guess()}, headers=json_accept),
+        client.get("/verify", params={"code": "<script>"}),
+        client.get("/verify", headers=json_accept),
+    ]
+    assert [a.status_code for a in answers] == [200, 200, 200, 200, 200, 400]
+    for _ in range(10):
+        answers.append(client.get("/verify", params={"code": _guess()}))
+    assert answers[-1].status_code == 429
+    for answer in answers:
+        _framing_refused(answer.headers)
+    # The console's pages send the very same headers (one list: carevault.web.headers).
+    console = client.get("/console/sign-in")
+    for name in ("content-security-policy", "x-frame-options", "referrer-policy"):
+        assert console.headers[name] == answers[0].headers[name]
+
+
+def test_one_ipv6_48_is_limited_as_a_whole_not_per_64(sent: tuple[Clinic, list[str]]) -> None:
+    clinic, codes = sent
+    app = create_app(clinic.settings, clinic.services)
+    statuses = []
+    # 60 addresses, each in a /64 of its own, all in 2001:db8:77::/48: 2 checks each.
+    for index in range(60):
+        client = TestClient(app, base_url=BASE, client=(f"2001:db8:77:{index:x}::1", 1))
+        for _ in range(2):
+            statuses.append(client.get("/verify", params={"code": _guess()}).status_code)
+    # CAREVAULT_NOTIFY_VERIFY_PER_NETWORK_PER_MINUTE, 30: then the /48 waits.
+    assert statuses[:30] == [200] * 30 and statuses.count(200) <= 31
+    genuine = TestClient(app, base_url=BASE, client=("2001:db8:77:ffff::9", 1)).get(
+        "/verify", params={"code": codes[0]}, headers={"accept": "application/json"}
+    )
+    assert genuine.status_code == 429 and int(genuine.headers["retry-after"]) >= 1
+    # Another /48 is not held back by it.
+    other = TestClient(app, base_url=BASE, client=("2001:db8:78::1", 1)).get(
+        "/verify", params={"code": codes[0]}, headers={"accept": "application/json"}
+    )
+    assert other.status_code == 200 and other.json()["genuine"] is True
+
+
+def test_a_code_verifies_only_as_the_message_it_was_sent_in(
+    sent: tuple[Clinic, list[str]],
+) -> None:
+    """Each channel's message of a notice carries its own code: the SMS's code verifies as
+    an SMS, the same notice's email code (never delivered: the address bounced) does not,
+    nor does the code a letter would have carried."""
+    clinic, _ = sent
+    keys = code_keys(clinic.settings)
+    incident = clinic.scope["incident"]["id"]
+    client = _client(clinic, "198.51.100.90")
+    accept = {"accept": "application/json"}
+
+    def verdict(patient: str, channel: str) -> dict[str, Any]:
+        code = keys.code_for(notice_key(incident, clinic.ids[patient]), channel)
+        answer = client.get("/verify", params={"code": code}, headers=accept)
+        assert answer.status_code == 200
+        result: dict[str, Any] = answer.json()
+        return result
+
+    assert verdict("en_email", "email")["channel"] == "email"
+    assert verdict("en_email", "sms")["genuine"] is False
+    assert verdict("en_email", "letter")["genuine"] is False
+    assert verdict("sms_only", "sms")["channel"] == "sms"
+    assert verdict("sms_only", "email")["genuine"] is False
+    # The notice whose email bounced went by SMS: only the SMS's code is genuine.
+    assert verdict("bounces", "sms") == {
+        "genuine": True,
+        "channel": "sms",
+        "sent_on": verdict("bounces", "sms")["sent_on"],
+    }
+    assert verdict("bounces", "email")["genuine"] is False
+    texts = [m["text"] for m in clinic.sms.messages]
+    bounced_sms = keys.code_for(notice_key(incident, clinic.ids["bounces"]), "sms")
+    assert any(bounced_sms in text for text in texts)

@@ -35,3 +35,17 @@ def test_the_public_url_may_be_given_as_the_fhir_base() -> None:
     assert Settings(public_base_url="https://ehr.example.hk/fhir/").public_base_url == (
         "https://ehr.example.hk"
     )
+
+
+def test_the_demo_names_its_clinics_for_letters_unless_the_environment_does() -> None:
+    from carevault.cli.server import demo_clinic_names
+    from carevault.sim.group import build_group
+
+    group = build_group(7)
+    names = demo_clinic_names(group, {})
+    settings = Settings(**names)  # type: ignore[arg-type]
+    assert set(settings.clinic_names) == {clinic.id for clinic in group.clinics}
+    first = group.clinics[0]
+    assert settings.clinic_names_in("en")[first.id] == first.name
+    assert settings.clinic_names_in("zh-Hant")[first.id] == first.name_zh
+    assert set(demo_clinic_names(group, {"CAREVAULT_CLINIC_NAMES": "{}"})) == {"clinic_names_zh"}

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import UTC
+from zoneinfo import ZoneInfo
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -12,10 +15,13 @@ from carevault.incidents.model import (
     Incident,
     IncidentError,
     Status,
+    instant_in,
     parse_compromised,
     parse_window,
 )
 from carevault.incidents.service import compare_runs
+
+HONG_KONG = ZoneInfo("Asia/Hong_Kong")
 
 
 def test_addresses_are_normalised_to_networks_and_duplicates_fold() -> None:
@@ -43,12 +49,25 @@ def test_a_bad_field_is_named(case: dict[str, object], field: str) -> None:
 
 
 def test_the_window_must_run_forwards_and_be_dates() -> None:
-    assert parse_window("2026-01-01", None) == (1_767_225_600_000_000, None)
-    since, until = parse_window("2026-01-01T08:00:00+08:00", "2026-01-02")
+    assert parse_window("2026-01-01", None, UTC) == (1_767_225_600_000_000, None)
+    since, until = parse_window("2026-01-01T08:00:00+08:00", "2026-01-02", UTC)
     assert since == 1_767_225_600_000_000 and until == since + 86_400_000_000
     for since_text, until_text in (("2026-01-02", "2026-01-01"), ("soon", None), (None, None)):
         with pytest.raises(IncidentError):
-            parse_window(since_text, until_text)
+            parse_window(since_text, until_text, UTC)
+
+
+def test_a_time_without_a_zone_is_the_groups_time() -> None:
+    # 2026-11-30T10:00 in Hong Kong is 02:00 UTC; a given zone is kept as given.
+    ten_in_hong_kong = 1_795_996_800_000_000 + 2 * 3_600_000_000
+    assert instant_in("2026-11-30T10:00", HONG_KONG, "since") == ten_in_hong_kong
+    assert instant_in("2026-11-30T10:00+08:00", UTC, "since") == ten_in_hong_kong
+    assert instant_in("2026-11-30T02:00Z", HONG_KONG, "since") == ten_in_hong_kong
+    assert instant_in("2026-11-30", HONG_KONG, "since") == ten_in_hong_kong - 10 * 3_600_000_000
+    assert parse_window("2026-11-30T10:00", None, HONG_KONG) == (ten_in_hong_kong, None)
+    for bad in ("soon", "1969-12-31", "2026-13-01T00:00"):
+        with pytest.raises(IncidentError, match="since"):
+            instant_in(bad, HONG_KONG, "since")
 
 
 def test_an_amendment_widens_what_is_compromised_and_never_drops() -> None:

@@ -23,8 +23,11 @@ def test_guessing_one_of_100000_codes_at_the_global_limit_takes_over_a_year() ->
 
 
 def test_a_code_is_stable_per_notice_and_typed_loosely() -> None:
-    code = KEYS.code_for("notice-1")
-    assert code == KEYS.code_for("notice-1") != KEYS.code_for("notice-2")
+    code = KEYS.code_for("notice-1", "email")
+    assert code == KEYS.code_for("notice-1", "email") != KEYS.code_for("notice-2", "email")
+    assert KEYS.issued_digest("notice-1", "email") == KEYS.digest(code.lower())
+    # Bound to the channel: the same notice's text message carries another code.
+    assert code != KEYS.code_for("notice-1", "sms") != KEYS.code_for("notice-1", "letter")
     assert len(code.replace("-", "")) == LENGTH
     assert KEYS.digest(code.lower().replace("-", " ")) == KEYS.digest(code)
     assert KEYS.digest("not a code") is None and normalise("X" * 1000) is None

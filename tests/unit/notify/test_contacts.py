@@ -66,3 +66,15 @@ def test_clean_never_returns_a_line_break_or_a_direction_override(text: str) -> 
     assert "\n" not in cleaned and "\r" not in cleaned and len(cleaned) <= 120
     assert not any(ord(c) in (0x202A, 0x202B, 0x202C, 0x202D, 0x202E, 0x2066, 0x2067, 0x2068,
                               0x2069, 0x200E, 0x200F) for c in cleaned)  # fmt: skip
+
+
+def test_a_phishing_name_is_left_out_and_a_safe_form_of_it_used() -> None:
+    phished = {"family": "Chan", "given": ["refund at evil.com"]}
+    alone = recipient_of("a", patient(name=[phished]), TODAY)
+    assert alone.addressee == "" and alone.patient_name == ""
+    chinese = recipient_of("a", patient(name=[phished, {"family": "陳", "given": ["大文"]}]), TODAY)
+    assert chinese.addressee == "陳大文"
+    guardian = {"relationship": [{"coding": [{"code": "PRN"}]}],
+                "name": {"text": "Call 6000 1111 now"}}  # fmt: skip
+    child = recipient_of("k", patient(birthDate="2012-06-01", contact=[guardian]), TODAY)
+    assert child.guardian and child.addressee == ""

@@ -76,3 +76,24 @@ def test_html_in_a_name_is_escaped_in_the_html_part() -> None:
     notice = render(SENDER, INCIDENT, exposure(DataCategory.IDENTITY),
                     person(name="<img src=x onerror=alert(1)>"), CODE)  # fmt: skip
     assert "<img" not in notice.html and "&lt;img" in notice.html
+
+
+@pytest.mark.parametrize(
+    "name", ["Alice visit evil.com", "Call 98765432 now", "refund@evil.example",
+             "https://evil.example"],
+)  # fmt: skip
+def test_a_phishing_name_is_not_put_in_any_part_of_a_notice(name: str) -> None:
+    english = render(SENDER, INCIDENT, exposure(DataCategory.IDENTITY), person(name=name), CODE)
+    assert english.text.startswith("Dear patient,")
+    assert "<p>Dear patient,</p>" in english.html
+    chinese = render(SENDER, INCIDENT, exposure(DataCategory.IDENTITY), person("zh", name), CODE)
+    assert chinese.text.startswith("病人：") and "<p>病人：</p>" in chinese.html
+    for notice in (english, chinese):
+        for body in (notice.text, notice.html, notice.sms, notice.letter):
+            assert "evil" not in body and "98765432" not in body
+    # A guardian's notice names the child: not such a "name" either.
+    child = render(SENDER, INCIDENT, exposure(DataCategory.VISIT),
+                   person(name=name, addressee="Mei Ling Wong", guardian=True, minor=True),
+                   CODE)  # fmt: skip
+    assert "parent or guardian of the patient" in child.text
+    assert all("evil" not in body for body in (child.text, child.html, child.sms))

@@ -30,7 +30,6 @@ from carevault.web.console import (
 )
 from carevault.web.console.clinics import ClinicNames
 from carevault.web.console.guard import (
-    ConsoleHeaders,
     CsrfRefused,
     NotForYou,
     SignInRequired,
@@ -38,6 +37,7 @@ from carevault.web.console.guard import (
     secure_cookie,
 )
 from carevault.web.console.render import is_htmx, page
+from carevault.web.headers import SecurityHeaders
 
 STATIC = Path(__file__).parent.parent / "static" / "console"
 
@@ -78,7 +78,7 @@ async def _csrf_refused(request: Request, _error: Exception) -> Response:
 
 def install(app: FastAPI, services: Services) -> None:
     app.state.console_clinics = ClinicNames(services)
-    app.add_middleware(ConsoleHeaders)
+    app.add_middleware(SecurityHeaders, prefix="/console", static="/console/static/")
     app.add_exception_handler(SignInRequired, _sign_in_required)
     app.add_exception_handler(NotForYou, _not_for_you)
     app.add_exception_handler(CsrfRefused, _csrf_refused)

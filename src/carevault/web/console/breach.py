@@ -40,7 +40,7 @@ from carevault.incidents.model import TIERS
 from carevault.incidents.report import render
 from carevault.incidents.segments import SegmentRefused
 from carevault.notify.actions import decide, scope_of
-from carevault.notify.decisions import DecisionRefused
+from carevault.notify.decisions import DecisionRefused, StartRefused
 from carevault.notify.letters import FontMissing
 from carevault.notify.reporting import make_report
 from carevault.notify.reports import REGULATORS, report_pdf
@@ -205,14 +205,22 @@ async def scope_download(
 
 @router.post("/console/incidents/{incident_id}/notices")
 async def start_notices(
-    request: Request, incident_id: int, viewer: OfficerDep, _form: FormDep
+    request: Request, incident_id: int, viewer: OfficerDep, values: FormDep
 ) -> Response:
+    """Notices speak to patients in the group's name: a fresh TOTP code first, as a
+    containment switch needs (``notify:job:started`` names the officer)."""
     svc = services(request)
     try:
         await run_in_threadpool(incidents_for(svc).get, incident_id)
     except IncidentError as problem:
         return _refused(request, problem)
-    notices.start(request.app, svc, str(incident_id))
+    try:
+        await run_in_threadpool(
+            notices.start, request.app, svc, str(incident_id), viewer.username,
+            values.get("totp", ""), client_address(request),
+        )  # fmt: skip
+    except StartRefused:
+        return await incident_page(request, incident_id, error="stepup.refused", status=403)
     return RedirectResponse(
         f"/console/incidents/{incident_id}?done=notices#notices", status_code=303
     )

@@ -443,7 +443,9 @@ MESSAGES: dict[str, str] = {
     "report.none": "Nobody has opened this record.",
     "report.checkpoint": "The signed checkpoint",
     # Letter
-    "letter.from": "CareVault · Privacy Office",
+    "letter.from": "{group} · Privacy Office",
+    "letter.dear": "Dear {name},",
+    "letter.dear_patient": "Dear patient,",
     "letter.title": "Who has opened your health record",
     "letter.opening": (
         "You asked us, under the Personal Data (Privacy) Ordinance (Cap. 486), who has "

@@ -362,7 +362,9 @@ MESSAGES: dict[str, str] = {
     "report.none": "沒有人開啟過這份紀錄。",
     "report.checkpoint": "簽署檢查點",
     # Letter
-    "letter.from": "CareVault · 私隱事務辦公室",
+    "letter.from": "{group} · 私隱事務辦公室",
+    "letter.dear": "{name}：",
+    "letter.dear_patient": "病人：",
     "letter.title": "曾開啟閣下健康紀錄的人員",
     "letter.opening": (
         "閣下根據《個人資料（私隱）條例》（第 486 章）要求我們告知曾開啟閣下健康紀錄的人員。"

@@ -9,7 +9,8 @@
 * Roles: each page names the roles it serves (see ``PAGES``); a role not listed
   gets 403.
 * Headers: a strict Content-Security-Policy (scripts and styles from this origin
-  only, no inline script, no framing), no caching, no referrer, no sniffing.
+  only, no inline script, no framing), no caching, no referrer, no sniffing: those of
+  every page a browser shows, /verify's too (``carevault.web.headers``).
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ from urllib.parse import parse_qsl
 
 from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from carevault.access.oauth import Origin
 from carevault.bootstrap import Services
@@ -44,71 +44,8 @@ CSRF_FIELD = "csrf"
 CSRF_HEADER = "x-csrf-token"
 FORM_LIMIT = 16 * 1024
 
-CONTENT_SECURITY_POLICY = "; ".join(
-    [
-        "default-src 'none'",
-        "script-src 'self'",
-        "style-src 'self'",
-        "img-src 'self'",
-        "connect-src 'self'",
-        "form-action 'self'",
-        "frame-ancestors 'none'",
-        "base-uri 'none'",
-    ]
-)
-SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = tuple(
-    (name.encode(), value.encode())
-    for name, value in (
-        ("content-security-policy", CONTENT_SECURITY_POLICY),
-        ("x-content-type-options", "nosniff"),
-        ("x-frame-options", "DENY"),
-        ("referrer-policy", "no-referrer"),
-        ("permissions-policy", "camera=(), microphone=(), geolocation=(), payment=(), usb=()"),
-        ("cross-origin-opener-policy", "same-origin"),
-        ("cross-origin-resource-policy", "same-origin"),
-        ("cache-control", "no-store"),
-        ("pragma", "no-cache"),
-    )
-)
-
 OFFICER = frozenset({Role.PRIVACY_OFFICER})
 MANAGERS = frozenset({Role.PRIVACY_OFFICER, Role.CLINIC_MANAGER})
-
-
-class ConsoleHeaders:
-    """ASGI middleware: the security headers on every response under /console."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path = str(scope.get("path", ""))
-        if scope["type"] != "http" or not (path == PREFIX or path.startswith(PREFIX + "/")):
-            await self.app(scope, receive, send)
-            return
-        https = scope.get("scheme") == "https"
-        # Stylesheet and script hold no patient data: the browser may keep them an hour.
-        static = path.startswith(PREFIX + "/static/")
-
-        async def with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                kept = [
-                    (name, value)
-                    for name, value in message.get("headers", [])
-                    if name.lower() not in {header for header, _ in SECURITY_HEADERS}
-                ]
-                extra = [(b"strict-transport-security", b"max-age=31536000")] if https else []
-                headers = [*kept, *SECURITY_HEADERS, *extra]
-                if static:
-                    headers = [
-                        (name, b"max-age=3600" if name == b"cache-control" else value)
-                        for name, value in headers
-                        if name != b"pragma"
-                    ]
-                message["headers"] = headers
-            await send(message)
-
-        await self.app(scope, receive, with_headers)
 
 
 class SignInRequired(Exception):

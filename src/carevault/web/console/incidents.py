@@ -19,7 +19,14 @@ from starlette.responses import RedirectResponse, Response
 
 from carevault.clock import to_micros
 from carevault.incidents import Actor, IncidentError, declare_case, incidents_for
-from carevault.incidents.model import Amendment, Status, parse_compromised, parse_title
+from carevault.incidents.model import (
+    Amendment,
+    Status,
+    instant,
+    instant_in,
+    parse_compromised,
+    parse_title,
+)
 from carevault.notify.reports import REGULATORS
 from carevault.web.console.guard import FormDep, OfficerDep, services
 from carevault.web.console.notices import clocks_of, notices_of
@@ -33,17 +40,12 @@ FLAGS = ("database", "host", "key_service")
 
 def local_instant(text: str, zone: ZoneInfo, name: str) -> str | None:
     """A date-time from a form (the browser's ``datetime-local``: no zone, meaning the
-    group's time zone) as ISO-8601 with its offset; None when left empty."""
+    group's time zone, as ``instant_in`` reads it everywhere) as an ISO-8601 instant;
+    None when left empty."""
     text = text.strip()
     if not text:
         return None
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise IncidentError(f"{name}: {text[:40]!r} is not a date and time") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=zone)
-    return moment.isoformat()
+    return instant(instant_in(text, zone, name))
 
 
 def _words(values: dict[str, str], name: str) -> list[str]:
@@ -188,8 +190,8 @@ async def amend(
         amendment = Amendment(
             title=parse_title(case["title"]) if case["title"].strip() else None,
             status=Status(wanted) if wanted in {item.value for item in Status} else None,
-            since_us=_micros(since, "since"),
-            until_us=_micros(until, "until"),
+            since_us=_micros(since, "since", zone),
+            until_us=_micros(until, "until", zone),
             adds=parse_compromised({key: case[key] for key in (*LISTS, *FLAGS)}),
             note=values.get("note", "").strip()[:2000] or None,
         )
@@ -201,7 +203,5 @@ async def amend(
     return RedirectResponse(f"/console/incidents/{incident_id}?done=amended", status_code=303)
 
 
-def _micros(text: str | None, name: str) -> int | None:
-    from carevault.incidents.model import parse_instant
-
-    return parse_instant(text, name) if text else None
+def _micros(text: str | None, name: str, zone: ZoneInfo) -> int | None:
+    return instant_in(text, zone, name) if text else None

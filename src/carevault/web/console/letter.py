@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 from xml.sax.saxutils import escape
 from zoneinfo import ZoneInfo
 
+from carevault.notify.contacts import clean
+from carevault.notify.names import addressable
 from carevault.web.console.i18n import Translator
 from carevault.web.console.people import PatientCard
 
@@ -83,11 +85,14 @@ def access_letter(
     language: str,
     zone: ZoneInfo,
     clinics: dict[str, str],
+    group: str,
     font: Path | None,
     signed_by: str,
     made_us: int,
 ) -> bytes:
-    """The PDF bytes of the letter."""
+    """The PDF bytes of the letter. ``group`` and ``clinics`` (id → name) are the names
+    the configuration gives (``CAREVAULT_NOTIFY_GROUP_NAME[_ZH]``,
+    ``CAREVAULT_CLINIC_NAMES[_ZH]``): a clinic it does not name is printed by its id."""
     from reportlab.lib import colors
     from reportlab.lib.pagesizes import A4
     from reportlab.lib.units import mm
@@ -109,15 +114,20 @@ def access_letter(
     def p(text: str, style: str = "body") -> Paragraph:
         return Paragraph(escape(text), styles[style])
 
-    story: list[Any] = [p(t("letter.from"), "small"), Spacer(1, 8 * mm)]
-    if card is not None and card.name:
-        story.append(p(card.name))
+    story: list[Any] = [p(t("letter.from", group=group), "small"), Spacer(1, 8 * mm)]
+    # The notices' check (notify.names): a "name" holding a link, an @, a domain or a
+    # phone number is someone's text, not a name, and is not printed on a signed letter.
+    names = [name for name in (addressable(clean(n)) for n in card.names) if name] if card else []
+    if card is not None:
+        if names:
+            story.append(p(" / ".join(names)))
         story.extend(p(line) for line in card.address)
     story += [
         Spacer(1, 6 * mm),
         p(t.when(made_us), "small"),
         Spacer(1, 4 * mm),
         p(t("letter.title"), "title"),
+        p(t("letter.dear", name=names[0]) if names else t("letter.dear_patient")),
         p(t("letter.opening")),
         Spacer(1, 3 * mm),
         p(t("letter.summary", n=len(lines), size=report["tree_size"])),
@@ -187,7 +197,7 @@ def access_letter(
         topMargin=18 * mm,
         bottomMargin=18 * mm,
         title=t("letter.title"),
-        author="CareVault",
+        author=group,
         lang=t.html_lang,
     )
     document.build(story)

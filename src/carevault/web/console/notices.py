@@ -15,7 +15,7 @@ from fastapi import FastAPI
 
 from carevault.bootstrap import Services
 from carevault.notify import store as states
-from carevault.notify.actions import send_notices
+from carevault.notify.actions import confirm_start, send_notices
 from carevault.notify.store import NoticeStore
 
 log = logging.getLogger("carevault.web")
@@ -54,8 +54,12 @@ def _registry(app: FastAPI) -> dict[str, Running]:
     return found
 
 
-def start(app: FastAPI, svc: Services, incident_id: str) -> bool:
-    """Start the send job of ``incident_id`` on a thread; False if one is running."""
+def start(
+    app: FastAPI, svc: Services, incident_id: str, officer: str, totp: str, source: str | None
+) -> bool:
+    """Start the send job of ``incident_id`` on a thread, once ``officer`` confirmed it
+    with a fresh TOTP code (``notify:job:started`` in the ledger); False if one is
+    running (no code is spent); ``StartRefused`` (recorded) without a fresh code."""
     jobs = _registry(app)
     current = jobs.get(incident_id)
     if current is not None and current.thread.is_alive():
@@ -63,6 +67,7 @@ def start(app: FastAPI, svc: Services, incident_id: str) -> bool:
     # Another server process (or `carevault notify send`) holds the job's lease.
     if NoticeStore(svc.engine).running(incident_id, svc.now_us()):
         return False
+    confirm_start(svc, incident_id, officer, totp, source)
 
     def run() -> None:
         try:

@@ -165,9 +165,10 @@ async def letter(request: Request, patient_id: str, viewer: OfficerDep) -> Respo
     card, built = loaded
     svc = services(request)
     language = request.query_params.get("lang") or viewer.language or "en"
-    names = await run_in_threadpool(
-        request.app.state.console_clinics.get, caller_for(viewer, request)
-    )
+    # A letter is signed and posted: its names come from the configuration, not from
+    # Organization records (what anyone who may write one typed).
+    chinese = language.startswith("zh")
+    settings = svc.settings
     try:
         pdf = await run_in_threadpool(
             access_letter,
@@ -175,7 +176,8 @@ async def letter(request: Request, patient_id: str, viewer: OfficerDep) -> Respo
             built,
             language=language,
             zone=ZoneInfo(svc.settings.timezone),
-            clinics=names,
+            clinics=settings.clinic_names_in(language),
+            group=settings.notify_group_name_zh if chinese else settings.notify_group_name,
             font=svc.settings.pdf_font,
             signed_by=viewer.display_name,
             made_us=svc.now_us(),

@@ -6,9 +6,11 @@ from __future__ import annotations
 import base64
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from aiosmtpd.controller import Controller
 
 from carevault.bootstrap import Services
 from carevault.config import Settings
@@ -30,6 +32,7 @@ from tests.support.console import (
     ledger_events,
     sign_in,
 )
+from tests.support.notify import MailSink, smtp_server
 
 pytestmark = pytest.mark.postgres
 
@@ -39,7 +42,20 @@ EXTRA_NAMES = [f"Lam Extra{n}" for n in range(3)]
 
 
 @pytest.fixture
-def settings(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
+def mail(tmp_path: Path) -> Iterator[tuple[Controller, MailSink]]:
+    """A real SMTP server for the notices the officer starts."""
+    controller, sink = smtp_server(tmp_path / "journal")
+    try:
+        yield controller, sink
+    finally:
+        controller.stop()
+
+
+@pytest.fixture
+def settings(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest,
+    mail: tuple[Controller, MailSink],
+) -> Settings:  # fmt: skip
     url = request.getfixturevalue("pg_schema") if backend == "postgres" else None
     # The officer contains by hand: the detectors only raise.
     return make_settings(
@@ -47,6 +63,9 @@ def settings(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Se
         url,
         release_budget="front_desk=3/10",
         detect_responses="low=raise,medium=raise,high=raise,critical=raise",
+        smtp_host="127.0.0.1",
+        smtp_port=mail[0].port,
+        notify_letters_dir=tmp_path / "letters",
     )
 
 
@@ -300,3 +319,46 @@ def test_other_roles_and_strangers_get_nothing(
     assert sign_in(physician_client, physician).status_code != 303
     for path in BREACH_PAGES:
         assert physician_client.get(path, follow_redirects=False).status_code == 303, path
+
+
+def test_starting_the_notices_needs_a_fresh_code_and_names_the_officer(
+    signed_in: Browser, console_services: Services, officer: Person, front_desk_b: Person
+) -> None:
+    _bulk_read(console_services, front_desk_b)
+    client = signed_in(officer)
+    token = csrf_of(client.get("/console/incidents").text)
+    declared = client.post(
+        "/console/incidents",
+        data={"csrf": token, "title": "desk", "since": "2026-01-01T00:00",
+              "accounts": front_desk_b.username},
+        follow_redirects=False,
+    )  # fmt: skip
+    incident_id = int(re.findall(r"/console/incidents/(\d+)", declared.headers["location"])[0])
+    page = client.get(f"/console/incidents/{incident_id}").text
+    assert 'id="notices-totp"' in page
+    jobs = client.app.state  # type: ignore[attr-defined]
+    for code in ("", officer.wrong_code(), officer.used_code()):
+        refused = client.post(
+            f"/console/incidents/{incident_id}/notices", data={"csrf": token, "totp": code},
+            follow_redirects=False,
+        )  # fmt: skip
+        assert refused.status_code == 403 and "code was not accepted" in refused.text
+        assert NoticeStore(console_services.engine).job(str(incident_id)) is None
+        assert not getattr(jobs, "console_notice_jobs", {})
+    started = client.post(
+        f"/console/incidents/{incident_id}/notices",
+        data={"csrf": token, "totp": officer.code()},
+        follow_redirects=False,
+    )
+    assert started.status_code == 303
+    jobs.console_notice_jobs[str(incident_id)].thread.join(60)
+    assert NoticeStore(console_services.engine).job(str(incident_id)) is not None
+    entries = [e for e in ledger_events(console_services) if e["tag"] == "notify:job:started"]
+    assert [(e["outcome"], e["principal"]) for e in entries] == [
+        ("denied", "staff:officer1"),
+        ("denied", "staff:officer1"),
+        ("denied", "staff:officer1"),
+        ("success", "staff:officer1"),
+    ]
+    assert entries[-1]["detail"]["incident"] == str(incident_id)
+    assert entries[-1]["role"] == "privacy_officer"

@@ -6,14 +6,17 @@ from __future__ import annotations
 import io
 import re
 import time
+from pathlib import Path
 
 import pytest
 from pypdf import PdfReader
 
 from carevault.bootstrap import Services
+from carevault.config import Settings
 from carevault.containment.state import Mode
 from carevault.domain.roles import Role
 from carevault.fhir.registry import RESOURCE_TYPES
+from tests.conftest import make_settings
 from tests.integration.web.console.conftest import Browser
 from tests.support.console import (
     CHAN,
@@ -69,6 +72,19 @@ def _never_shown(patient: object) -> list[str]:
     hkid = CHAN.hkid if patient is CHAN else WONG.hkid
     subject = CHAN if patient is CHAN else WONG
     return [hkid, re.sub(r"[()]", "", hkid), subject.birth_date, subject.condition]
+
+
+@pytest.fixture
+def settings(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
+    """The clinics' names for letters come from here (not from Organization records)."""
+    url = request.getfixturevalue("pg_schema") if backend == "postgres" else None
+    return make_settings(
+        tmp_path / "home", url,
+        clinic_names={CLINIC_A: "Tuen Mun Clinic (as configured)"},
+        clinic_names_zh={CLINIC_A: "屯門診所（設定）"},
+        notify_group_name="Harbour Clinics",
+        notify_group_name_zh="海港診所",
+    )  # fmt: skip
 
 
 @pytest.fixture
@@ -287,11 +303,19 @@ def test_the_report_lists_each_access_with_its_proof_and_its_pdf_letter(
     assert report["patient"] == f"Patient/{CHAN.patient_id}"
     assert all(line["proof"] or report["tree_size"] == 1 for line in report["accesses"])
     assert [e for e in ledger_events(console_services) if e["tag"] == "audit:ledger:read"]
-    for language, title in (("en", "Who has opened your health record"), ("zh-Hant", "曾開啟閣下")):
+    for language, title, clinic, group in (
+        ("en", "Who has opened your health record", "Tuen Mun Clinic (as configured)",
+         "HarbourClinics·"),
+        ("zh-Hant", "曾開啟閣下", "屯門診所（設定）", "海港診所·"),
+    ):  # fmt: skip
         pdf = client.get(f"/console/patients/{CHAN.patient_id}/letter.pdf?lang={language}")
         assert pdf.headers["content-type"] == "application/pdf"
         words = "".join(p.extract_text() for p in PdfReader(io.BytesIO(pdf.content)).pages)
         assert title in words.replace("\n", "")
+        # The letter's names are the configured ones, never an Organization record's.
+        flat = "".join(words.split())
+        assert "".join(clinic.split()) in flat and flat.startswith(group)
+        assert "FamilyClinic" not in flat
         assert CHAN.hkid not in words and CHAN.birth_date not in words
         assert CHAN.condition not in words
     missing = client.get("/console/patients/nobody")
