@@ -56,7 +56,9 @@ from carevault.fhir.categories import (
     subset,
     without_subsetted,
 )
+from carevault.fhir.content import GOVERNMENT_ID_SYSTEMS
 from carevault.fhir.elements import parse_reference, reference_targets, values_at
+from carevault.fhir.indexing import system_only_term
 from carevault.fhir.name_shape import name_shape
 from carevault.fhir.query import SearchQuery
 from carevault.fhir.registry import RESOURCE_TYPES, ResourceType
@@ -1778,6 +1780,8 @@ def _name_the_patient(rt: ResourceType, resource: dict[str, Any]) -> None:
         )
 
 
+#: The terms of ``identifier=<system>|`` of each government system.
+_GOVERNMENT_SYSTEM_TERMS = frozenset(system_only_term(system) for system in GOVERNMENT_ID_SYSTEMS)
 _TYPE_NAME = re.compile(r"[A-Z][A-Za-z]{1,63}")
 
 
@@ -1832,13 +1836,20 @@ def _refuse_unreadable_criteria(caller: Caller, query: SearchQuery) -> None:
         return
     rt = query.resource_type
     rights = RIGHTS[actor.role]
-    if Right.READ not in rights.get(DataCategory.GOVERNMENT_ID, frozenset()) and any(
-        term.param.name == "identifier" and len(term.alternatives) > 1 for term in query.terms
-    ):
-        raise AccessDenied(
-            f"{actor.role} may search by one identifier at a time: a list would tell "
-            "identifiers that role may not read"
-        )
+    if Right.READ not in rights.get(DataCategory.GOVERNMENT_ID, frozenset()):
+        for term in query.terms:
+            if term.param.name != "identifier":
+                continue
+            if len(term.alternatives) > 1:
+                raise AccessDenied(
+                    f"{actor.role} may search by one identifier at a time: a list would tell "
+                    "identifiers that role may not read"
+                )
+            if any(part in _GOVERNMENT_SYSTEM_TERMS for alt in term.alternatives for part in alt):
+                # ``identifier=<HKID system>|``: which patients have an HKID on file.
+                raise AccessDenied(
+                    f"{actor.role} may search a government identifier only by its number"
+                )
     searched = [term.param for term in query.terms] + [date.param for date in query.dates]
     for key in query.sort:
         sorted_by = rt.param(key.name)

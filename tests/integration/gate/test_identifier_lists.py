@@ -127,3 +127,22 @@ def test_registration_on_proof_of_presence_takes_one_identifier_not_a_list(group
     assert answer.status_code in (400, 404, 422), (
         f"{answer.status_code}: registered a patient on a list of five guessed numbers"
     )
+
+
+def test_the_front_desk_cannot_list_who_has_an_hkid_on_file(group: Group) -> None:
+    """``identifier=<HKID system>|`` matches every patient with an HKID: a count of
+    whom the desk may not know the number of, but would learn has one."""
+    response = group.web.get(
+        "/fhir/Patient",
+        params={"_id": group.tm_patient.id, "identifier": f"{HKID_SYSTEM}|"},
+        headers=group.desk_tm.headers,
+    )
+    assert response.status_code == 403, response.text
+    assert "only by its number" in response.text
+    # The number the patient shows still finds them.
+    found = group.web.get(
+        "/fhir/Patient",
+        params={"identifier": f"{HKID_SYSTEM}|{group.tm_patient.hkid}"},
+        headers=group.desk_tm.headers,
+    )
+    assert found.status_code == 200 and found.json()["total"] == 1, found.text
