@@ -184,3 +184,22 @@ def wants_patient_launch(scopes: Scopes) -> bool:
 
 
 _IDENTITY_SCOPES = frozenset({"openid", "fhirUser", "profile"})
+
+
+#: Every interaction: what ``user/*.cruds`` (``user/*.*``, ``user/*.read user/*.write``) grants.
+ALL_INTERACTIONS = frozenset(Interaction)
+
+
+def whole_account(scopes: Scopes | None) -> bool:
+    """Whether a staff member's token carries the account's whole reach: a ``user/``
+    grant of every interaction on every type (``user/*.cruds``). The officer's admin
+    APIs and session management need it: a token an app was granted for less (say
+    ``user/Patient.r``) reaches only what it names, never the account's administration,
+    whose powers no resource scope describes."""
+    if scopes is None:
+        return False
+    held: set[Interaction] = set()
+    for grant in scopes.grants:
+        if grant.context == "user" and grant.resource_type == "*":
+            held |= grant.interactions
+    return held >= ALL_INTERACTIONS

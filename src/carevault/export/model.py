@@ -130,6 +130,8 @@ def instant(at_us: int) -> str:
 class Approval:
     officer: str
     at_us: int
+    #: The officer's signed-in session the approval came from (None: the CLI on the host).
+    session_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -185,7 +187,9 @@ def job_from_row(m: Any) -> Job:
         since_us=m["since_us"],
         request_url=m["request_url"],
         approvals_needed=m["approvals_needed"],
-        approvals=tuple(Approval(a["officer"], a["at_us"]) for a in json.loads(m["approvals"])),
+        approvals=tuple(
+            Approval(a["officer"], a["at_us"], a.get("session")) for a in json.loads(m["approvals"])
+        ),
         requested_us=m["requested_us"],
         transaction_us=m["transaction_us"],
         finished_us=m["finished_us"],

@@ -18,14 +18,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from carevault.access.accounts import SignInFailed, StaffAccounts
+from carevault.access.accounts import Account, SignInFailed, StaffAccounts
 from carevault.access.clients import ClientApps
 from carevault.access.control import AccessControl
+from carevault.access.scopes import InvalidScope, whole_account
+from carevault.access.scopes import parse as parse_scopes
 from carevault.containment.service import ContainmentRefused, Officer
 from carevault.db import write_transaction
 from carevault.detect.alerts import AlertStore
 from carevault.detect.model import Access, Finding, Severity
-from carevault.domain.roles import Role
+from carevault.domain.roles import GROUP_WIDE, Role
 from carevault.export.files import ExportFiles
 from carevault.export.model import (
     LIVE,
@@ -47,6 +49,7 @@ from carevault.ledger.events import Outcome, Tag
 from carevault.ledger.service import Ledger
 
 ALERT_DETECTOR = "bulk-export"
+_CONTEXTS = frozenset({"patient", "user", "system"})
 
 
 @dataclass(frozen=True)
@@ -191,7 +194,7 @@ class ExportService(JobService[Job]):
             "since_us": request.since_us,
             "request_url": request_url[:2000],
             "status": str(Status.PENDING),
-            "approvals_needed": 2 if level is Level.SYSTEM else 1,
+            "approvals_needed": self.approvals_needed(caller, level),
             "approvals": "[]",
             "requested_us": now,
             "updated_us": now,
@@ -328,68 +331,115 @@ class ExportService(JobService[Job]):
 
     def officer(self, officer: Officer, action: str, job: Job | None = None) -> str:
         """The officer's principal, after a fresh TOTP code; refusals are recorded."""
+        return f"staff:{self._confirmed(officer, action, job).username}"
+
+    def _confirmed(self, officer: Officer, action: str, job: Job | None) -> Account:
         try:
             account = self.accounts.confirm_totp(
                 officer.username, officer.totp, officer.source_address
             )
         except SignInFailed as failure:
-            self.record(
-                [
-                    self.event(
-                        Tag.EXPORT_REFUSED,
-                        job,
-                        principal=f"staff:{officer.username}",
-                        outcome=Outcome.DENIED,
-                        source_address=officer.source_address,
-                        reason=f"{action}: {failure.reason}",
-                    )
-                ]
-            )
+            self._refuse(job, f"staff:{officer.username}", officer, f"{action}: {failure.reason}")
             raise ContainmentRefused("a privacy officer's fresh TOTP code is required") from None
         if account.role is not Role.PRIVACY_OFFICER:
-            self.record(
-                [
-                    self.event(
-                        Tag.EXPORT_REFUSED,
-                        job,
-                        principal=f"staff:{officer.username}",
-                        outcome=Outcome.DENIED,
-                        role=str(account.role),
-                        source_address=officer.source_address,
-                        reason=f"{action}: {account.role} is not a privacy officer",
-                    )
-                ]
+            self._refuse(
+                job,
+                f"staff:{officer.username}",
+                officer,
+                f"{action}: {account.role} is not a privacy officer",
+                role=str(account.role),
             )
             raise ContainmentRefused("only a privacy officer may do this")
-        return f"staff:{account.username}"
+        return account
 
-    def approve(self, officer: Officer, job_id: str) -> Job:
+    def _refuse(
+        self, job: Job | None, who: str, officer: Officer, reason: str, **detail: Any
+    ) -> None:
+        self.record(
+            [
+                self.event(
+                    Tag.EXPORT_REFUSED,
+                    job,
+                    principal=who,
+                    outcome=Outcome.DENIED,
+                    source_address=officer.source_address,
+                    reason=reason,
+                    **detail,
+                )
+            ]
+        )
+
+    def approvals_needed(self, caller: Caller, level: Level) -> int:
+        """Two officers for an export of the whole group: system level, and a Patient
+        export by a client whose reach is every clinic (the same patients, less the
+        directory); one for a Group (one clinic) or a Patient export of part of it."""
+        if level is Level.SYSTEM:
+            return 2
+        if level is Level.PATIENT:
+            actor = caller.actor
+            if actor is None or actor.role in GROUP_WIDE:
+                return 2
+            group = self.access.known_clinics() | self.jobs.patient_clinics()
+            if not group or group <= actor.clinic_ids:
+                return 2
+        return 1
+
+    def _two_person_refusal(self, job: Job, account: Account, session_id: str | None) -> str | None:
+        """Why this approval cannot count towards a two-person export, or None.
+
+        Each approval must come from the approving officer's own live, signed-in,
+        whole-account session, and no session may approve twice. A username and a
+        typed code prove only that someone holds the authenticator (which one officer
+        could have re-issued for another): a session also needed that officer's
+        password, and every session of an account ends when its authenticator is reset.
+        """
+        if session_id is None:
+            return (
+                "a two-person export is approved by each officer from their own signed-in"
+                " session (POST /admin/exports/{id}/approve), not with a typed username"
+                " and code"
+            )
+        state = self.access.sessions.state(session_id, fresh=True)
+        if not state.live or state.account_id != account.account_id:
+            return "the approving session is not this officer's live session"
+        try:
+            scopes = parse_scopes(state.scopes, allowed_contexts=_CONTEXTS)
+        except InvalidScope:
+            scopes = None
+        if not whole_account(scopes):
+            return "the approving session's token was granted less than the officer's tools"
+        if any(item.session_id == session_id for item in job.approvals):
+            return "a second, different privacy officer must approve, from their own session"
+        return None
+
+    def approve(self, officer: Officer, job_id: str, session_id: str | None = None) -> Job:
+        """One officer's approval. ``session_id``: the officer's signed-in session the
+        approval comes from (the HTTP desk); a two-person export counts only those."""
         job = self.job(job_id)
-        who = self.officer(officer, f"approve export {job_id}", job)
+        account = self._confirmed(officer, f"approve export {job_id}", job)
+        who = f"staff:{account.username}"
         if job.status is not Status.PENDING:
             raise ValueError(f"export {job_id} is {job.status}, not awaiting approval")
         if any(item.officer == who for item in job.approvals):
-            self.record(
-                [
-                    self.event(
-                        Tag.EXPORT_REFUSED,
-                        job,
-                        principal=who,
-                        outcome=Outcome.DENIED,
-                        role=str(Role.PRIVACY_OFFICER),
-                        reason="a second, different privacy officer must approve",
-                    )
-                ]
-            )
-            raise ContainmentRefused("a second, different privacy officer must approve")
-        approvals = [{"officer": a.officer, "at_us": a.at_us} for a in job.approvals]
-        approvals.append({"officer": who, "at_us": self.now_us()})
+            refusal: str | None = "a second, different privacy officer must approve"
+        elif job.approvals_needed > 1:
+            refusal = self._two_person_refusal(job, account, session_id)
+        else:
+            refusal = None
+        if refusal is not None:
+            self._refuse(job, who, officer, refusal, role=str(Role.PRIVACY_OFFICER))
+            raise ContainmentRefused(refusal)
+        approvals: list[dict[str, Any]] = [
+            {"officer": a.officer, "at_us": a.at_us, "session": a.session_id} for a in job.approvals
+        ]
+        approvals.append({"officer": who, "at_us": self.now_us(), "session": session_id})
         done = len(approvals) >= job.approvals_needed
         event = self.event(
             Tag.EXPORT_APPROVED,
             job,
             principal=who,
             role=str(Role.PRIVACY_OFFICER),
+            session=session_id,
             source_address=officer.source_address,
             reason=f"approval {len(approvals)} of {job.approvals_needed}",
         )

@@ -19,6 +19,7 @@ from carevault.db import read_transaction
 from carevault.export.model import IN_PROGRESS, Job, OutputFile, Status, job_from_row
 from carevault.export.tables import export_file, export_job
 from carevault.jobs import LeasedJobs
+from carevault.vault.tables import resource_head
 
 
 class JobStore(LeasedJobs[Job]):
@@ -80,3 +81,16 @@ class JobStore(LeasedJobs[Job]):
                 select(export_job.c.status, func.count()).group_by(export_job.c.status)
             ).all()
         return {str(status): int(count) for status, count in rows}
+
+    def patient_clinics(self) -> frozenset[str]:
+        """Every clinic that holds a patient's record (in the clear: the clinic id)."""
+        with read_transaction(self.engine) as connection:
+            found = connection.execute(
+                select(resource_head.c.clinic_id)
+                .where(
+                    resource_head.c.resource_type == "Patient",
+                    resource_head.c.clinic_id.is_not(None),
+                )
+                .distinct()
+            ).scalars()
+            return frozenset(str(item) for item in found)

@@ -38,8 +38,27 @@ class Ledger:
             progress=progress,
         )
 
+    def prove_consistency(self, old: int, new: int) -> list[bytes]:
+        """A consistency proof between two sizes the operator has signed for: ``new`` at
+        most the latest signed checkpoint's size (never the live tree, which no one can
+        hold the operator to, and whose size is not published until it is signed).
+        ``OutOfRange`` names no size."""
+        latest = self.checkpoints.latest()
+        if latest is None:
+            raise OutOfRange("no checkpoint has been signed yet")
+        if not 0 <= old <= new <= latest.size:
+            raise OutOfRange(
+                "need 0 <= old <= new <= the size of the latest signed checkpoint"
+                " (GET /audit/checkpoint)"
+            )
+        return self.store.consistency_proof(old, new)
+
     def close(self) -> None:
         self.writer.close()
+
+
+class OutOfRange(ValueError):
+    """A proof asked for sizes beyond what has been signed."""
 
 
 def open_ledger(

@@ -13,16 +13,16 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from carevault.access.breakglass import BreakGlassError
 from carevault.bootstrap import Services
-from carevault.containment.service import ContainmentRefused, Officer
+from carevault.containment.service import ContainmentRefused
 from carevault.containment.state import Containment, Mode
 from carevault.db import on_the_loop
-from carevault.domain.roles import Role
 from carevault.fhir.outcome import FhirError, Issue, outcome
-from carevault.gate import Caller, WouldBlock
+from carevault.gate import WouldBlock
 from carevault.ledger.events import AuditEvent, Outcome, Tag
 from carevault.rest.bundles import dumps
 from carevault.rest.interactions import JSON
 from carevault.web.audit_routes import request_grant
+from carevault.web.officers import officer_code, require_officer
 from carevault.web.responses import NO_STORE, request_id_of
 from carevault.web.security import CallerDep, ServicesDep
 
@@ -58,13 +58,6 @@ def _view(item: Containment) -> dict[str, Any]:
     }
 
 
-def _officer(who: Caller, totp: str) -> Officer:
-    actor = who.actor
-    if actor is None or not who.principal.startswith("staff:"):
-        raise FhirError(403, [Issue("forbidden", "a signed-in privacy officer is required")])
-    return Officer(who.principal.removeprefix("staff:"), totp, who.source_address)
-
-
 async def _act(call: Any, *args: Any) -> Any:
     try:
         return await run_in_threadpool(call, *args)
@@ -76,8 +69,7 @@ async def _act(call: Any, *args: Any) -> Any:
 
 @router.get("/admin/containment")
 async def containment_state(svc: ServicesDep, who: CallerDep) -> JSONResponse:
-    if who.actor is None or who.actor.role is not Role.PRIVACY_OFFICER:
-        raise FhirError(403, [Issue("forbidden", "only a privacy officer may see containment")])
+    require_officer(who, "see containment")
     history = await run_in_threadpool(svc.containment.history)
     pending = await run_in_threadpool(svc.break_glass.pending)
     return JSONResponse(
@@ -94,7 +86,7 @@ async def containment_state(svc: ServicesDep, who: CallerDep) -> JSONResponse:
 
 @router.post("/admin/containment")
 async def start(body: StartRequest, svc: ServicesDep, who: CallerDep) -> JSONResponse:
-    officer = _officer(who, body.totp)
+    officer = officer_code(who, body.totp, "contain")
     started = await _act(svc.contain.start, officer, body.mode, body.target, body.reason)
     return JSONResponse(_view(started), status_code=201, headers=NO_STORE)
 
@@ -103,7 +95,7 @@ async def start(body: StartRequest, svc: ServicesDep, who: CallerDep) -> JSONRes
 async def release(
     containment_id: int, body: ReleaseRequest, svc: ServicesDep, who: CallerDep
 ) -> JSONResponse:
-    officer = _officer(who, body.totp)
+    officer = officer_code(who, body.totp, "release containment")
     released = await _act(svc.contain.release, officer, containment_id, body.reason)
     return JSONResponse(_view(released), headers=NO_STORE)
 
@@ -112,7 +104,7 @@ async def release(
 async def approve(
     grant_id: str, body: ApproveRequest, svc: ServicesDep, who: CallerDep
 ) -> JSONResponse:
-    officer = _officer(who, body.totp)
+    officer = officer_code(who, body.totp, "approve emergency access")
     grant = await _act(svc.contain.approve_emergency, officer, grant_id)
     return JSONResponse({"grant": grant.grant_id, "expires_us": grant.expires_us}, headers=NO_STORE)
 

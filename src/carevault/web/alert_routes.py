@@ -14,9 +14,9 @@ from carevault.bootstrap import Services
 from carevault.detect.alerts import as_dict
 from carevault.detect.desk import OfficerCode, OfficerRefused
 from carevault.detect.service import Detection
-from carevault.domain.roles import Role
 from carevault.fhir.outcome import FhirError, Issue
 from carevault.gate import Caller
+from carevault.web.officers import require_officer
 from carevault.web.responses import NO_STORE
 from carevault.web.security import CallerDep, ServicesDep
 
@@ -29,8 +29,7 @@ class HandleRequest(BaseModel):
 
 
 def _officer_only(svc: Services, who: Caller) -> Detection:
-    if who.actor is None or who.actor.role is not Role.PRIVACY_OFFICER:
-        raise FhirError(403, [Issue("forbidden", "only a privacy officer may see alerts")])
+    require_officer(who, "see alerts")
     if svc.detection is None:
         raise FhirError(503, [Issue("transient", "detection is not running")])
     return svc.detection

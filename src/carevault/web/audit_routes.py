@@ -15,19 +15,19 @@ from starlette.responses import JSONResponse, Response
 from carevault.access.breakglass import Grant
 from carevault.bootstrap import Services
 from carevault.clock import fhir_instant, from_micros
-from carevault.domain.roles import Role
 from carevault.fhir.outcome import FhirError, Issue
 from carevault.gate import Caller
 from carevault.ledger.audit import AuditQuery, access_report, matching
 from carevault.ledger.checkpoints import StoredCheckpoint
 from carevault.ledger.events import AuditEvent, Outcome, Tag
 from carevault.ledger.export import fhir_audit_event
-from carevault.ledger.service import Ledger
+from carevault.ledger.service import Ledger, OutOfRange
 from carevault.ledger.store import LedgerCorrupt
 from carevault.rest.bundles import dumps
 from carevault.rest.errors import translated
 from carevault.rest.interactions import JSON, FhirResponse
 from carevault.web.fhir_routes import base_url, parameters_body
+from carevault.web.officers import is_officer, officer_refusal
 from carevault.web.responses import NO_STORE, fhir_response
 from carevault.web.security import CallerDep, ServicesDep, caller
 
@@ -71,9 +71,11 @@ def _record(svc: Services, who: Caller, outcome: Outcome, reason: str, **detail:
 
 
 def _require_privacy_officer(svc: Services, who: Caller, what: str) -> None:
-    if who.actor is not None and who.actor.role is not Role.PRIVACY_OFFICER:
-        _record(svc, who, Outcome.DENIED, f"{who.actor.role} may not read {what}")
-        raise FhirError(403, [Issue("forbidden", f"only a privacy officer may read {what}")])
+    """The shared officer check (role and token scopes); a refusal is recorded."""
+    reason = officer_refusal(who, f"read {what}")
+    if reason is not None:
+        _record(svc, who, Outcome.DENIED, reason)
+        raise FhirError(403, [Issue("forbidden", reason)])
 
 
 def _published(ledger: Ledger) -> StoredCheckpoint:
@@ -95,7 +97,7 @@ async def checkpoint(request: Request, svc: ServicesDep, ledger: LedgerName = "a
     fresh = False
     if request.headers.get("authorization"):
         who = await caller(request, svc)  # a bad token is refused (401), as anywhere
-        fresh = who.actor is not None and who.actor.role is Role.PRIVACY_OFFICER
+        fresh = is_officer(who)
     found = await run_in_threadpool(_latest if fresh else _published, chosen)
     return Response(found.note, media_type="text/plain; charset=utf-8", headers=NO_STORE)
 
@@ -121,10 +123,10 @@ async def consistency(
     ledger: LedgerName = "audit",
 ) -> JSONResponse:
     chosen = _ledger(svc, ledger)
-    size = chosen.store.head()[0]
-    if old > new or new > size:
-        raise FhirError(400, [Issue("invalid", f"need 0 <= old <= new <= {size}")])
-    proof = await run_in_threadpool(chosen.store.consistency_proof, old, new)
+    try:
+        proof = await run_in_threadpool(chosen.prove_consistency, old, new)
+    except OutOfRange as refused:
+        raise FhirError(400, [Issue("invalid", str(refused))]) from None
     return JSONResponse(
         {"old": old, "new": new, "proof": [base64.b64encode(item).decode() for item in proof]},
         headers=NO_STORE,

@@ -16,6 +16,7 @@ from carevault.access.oauth import AuthorizeRequest, OAuthError, Origin
 from carevault.fhir.outcome import FhirError
 from carevault.rest.launch import PatientChoice, PatientPicker, picker_caller
 from carevault.web.fhir_routes import read_body
+from carevault.web.officers import require_whole_account
 from carevault.web.responses import NO_STORE, request_id_of
 from carevault.web.security import CallerDep, ServicesDep, client_address
 
@@ -326,6 +327,7 @@ async def revoke(request: Request, svc: ServicesDep) -> Response:
 
 @router.get("/auth/sessions")
 async def my_sessions(who: CallerDep, svc: ServicesDep) -> JSONResponse:
+    require_whole_account(who, "listing the account's sessions")
     account_id = who.actor.account_id if who.actor else None
     if account_id is None:
         return JSONResponse({"sessions": []}, headers=NO_STORE)
@@ -354,6 +356,7 @@ async def my_sessions(who: CallerDep, svc: ServicesDep) -> JSONResponse:
 async def end_session(
     session_id: str, request: Request, who: CallerDep, svc: ServicesDep
 ) -> Response:
+    require_whole_account(who, "ending the account's sessions")
     account_id = who.actor.account_id if who.actor else None
     ended = account_id is not None and await run_in_threadpool(
         svc.oauth.end_session, account_id, session_id, _origin(request)

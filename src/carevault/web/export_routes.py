@@ -15,7 +15,6 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, Response
 
 from carevault.containment.service import ContainmentRefused
-from carevault.domain.roles import Role
 from carevault.export.model import (
     NDJSON,
     Level,
@@ -28,9 +27,9 @@ from carevault.export.service import ExportService
 from carevault.fhir.outcome import FhirError, Issue, outcome
 from carevault.gate import Caller
 from carevault.rest.bundles import dumps
-from carevault.web.admin_routes import _officer
 from carevault.web.fhir_routes import base_url, parameters_body, query_params
 from carevault.web.job_calls import job_call, job_failed
+from carevault.web.officers import officer_code, require_officer
 from carevault.web.responses import NO_STORE
 from carevault.web.security import CallerDep, ServicesDep
 
@@ -161,21 +160,16 @@ async def export_file(job_id: str, name: str, svc: ServicesDep, who: CallerDep) 
 # --- the privacy officer's desk ------------------------------------------------------------
 
 
-def _officer_only(who: Caller) -> None:
-    if who.actor is None or who.actor.role is not Role.PRIVACY_OFFICER:
-        raise FhirError(403, [Issue("forbidden", "only a privacy officer may see exports")])
-
-
 @router.get("/admin/exports")
 async def list_exports(svc: ServicesDep, who: CallerDep) -> JSONResponse:
-    _officer_only(who)
+    require_officer(who, "see exports")
     jobs = await run_in_threadpool(_service(svc).jobs.all)
     return JSONResponse([as_dict(job) for job in jobs], headers=dict(NO_STORE))
 
 
 @router.get("/admin/exports/{job_id}")
 async def show_export(job_id: str, svc: ServicesDep, who: CallerDep) -> JSONResponse:
-    _officer_only(who)
+    require_officer(who, "see exports")
     job = await _call(_service(svc).job, job_id)
     return JSONResponse(as_dict(job), headers=dict(NO_STORE))
 
@@ -184,7 +178,8 @@ async def show_export(job_id: str, svc: ServicesDep, who: CallerDep) -> JSONResp
 async def approve_export(
     job_id: str, body: ApproveRequest, svc: ServicesDep, who: CallerDep
 ) -> JSONResponse:
-    job = await _call(_service(svc).approve, _officer(who, body.totp), job_id)
+    officer = officer_code(who, body.totp, "approve exports")
+    job = await _call(_service(svc).approve, officer, job_id, who.session_id)
     return JSONResponse(as_dict(job), headers=dict(NO_STORE))
 
 
@@ -192,7 +187,8 @@ async def approve_export(
 async def deny_export(
     job_id: str, body: EndRequest, svc: ServicesDep, who: CallerDep
 ) -> JSONResponse:
-    job = await _call(_service(svc).deny, _officer(who, body.totp), job_id, body.reason)
+    officer = officer_code(who, body.totp, "deny exports")
+    job = await _call(_service(svc).deny, officer, job_id, body.reason)
     return JSONResponse(as_dict(job), headers=dict(NO_STORE))
 
 
@@ -201,7 +197,7 @@ async def cancel_export(
     job_id: str, body: EndRequest, svc: ServicesDep, who: CallerDep
 ) -> JSONResponse:
     exports = _service(svc)
-    officer = _officer(who, body.totp)
+    officer = officer_code(who, body.totp, "cancel exports")
     by = await _call(exports.officer, officer, f"cancel export {job_id}")
     job = await _call(exports.cancel, job_id, by, body.reason, who.source_address)
     return JSONResponse(as_dict(job), headers=dict(NO_STORE))

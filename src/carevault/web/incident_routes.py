@@ -11,7 +11,6 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, Response
 
-from carevault.domain.roles import Role
 from carevault.fhir.outcome import FhirError, Issue
 from carevault.gate import Caller
 from carevault.incidents import (
@@ -30,6 +29,7 @@ from carevault.incidents import (
 from carevault.incidents.model import Amendment, Status, instant_in, parse_compromised
 from carevault.incidents.report import render
 from carevault.incidents.segments import SegmentRefused
+from carevault.web.officers import require_officer
 from carevault.web.responses import NO_STORE
 from carevault.web.security import CallerDep, ServicesDep
 
@@ -48,8 +48,7 @@ DIGEST_HEADER = "x-carevault-scope-sha256"
 
 
 def _officer(who: Caller) -> Actor:
-    if who.actor is None or who.actor.role is not Role.PRIVACY_OFFICER:
-        raise FhirError(403, [Issue("forbidden", "only a privacy officer may handle incidents")])
+    require_officer(who, "handle incidents")
     return Actor(who.principal, who.source_address)
 
 

@@ -56,7 +56,7 @@ def test_officers_list_approve_deny_and_cancel_from_the_command_line(cli_env: Cl
             clinic,
             "export",
             "approve",
-            system_job,
+            patient_job,
             "--officer",
             first.login.username,
             "--totp",
@@ -64,17 +64,31 @@ def test_officers_list_approve_deny_and_cancel_from_the_command_line(cli_env: Cl
             "--json",
         )  # fmt: skip
     )
-    assert one["status"] == "pending" and len(one["approvals"]) == 1
+    assert one["status"] == "approved" and len(one["approvals"]) == 1
+    # A two-person export counts only approvals from officers' own signed-in sessions: a
+    # typed username and code (which one officer could hold for another) is refused.
+    typed = runner.invoke(
+        app,
+        ["export", "approve", system_job, "--officer", first.login.username,
+         "--totp", first.totp(), "--home", str(clinic.services.settings.home)],
+    )  # fmt: skip
+    assert typed.exit_code == 1 and "own signed-in session" in typed.output
+    by_first = clinic.web.post(
+        f"/admin/exports/{system_job}/approve", json={"totp": first.totp()}, headers=first.headers
+    )
+    assert by_first.status_code == 200 and by_first.json()["status"] == "pending"
     again = runner.invoke(
         app,
         ["export", "approve", system_job, "--officer", first.login.username,
          "--totp", first.totp(), "--home", str(clinic.services.settings.home)],
     )  # fmt: skip
     assert again.exit_code == 1 and "second, different privacy officer" in again.output
-    two = run(clinic, "export", "approve", system_job, "--officer", second.login.username,
-              "--totp", second.totp())  # fmt: skip
-    assert "approval 2 of 2; now approved" in two
-    denied = run(clinic, "export", "deny", patient_job, "--reason", "not agreed",
+    by_second = clinic.web.post(
+        f"/admin/exports/{system_job}/approve", json={"totp": second.totp()}, headers=second.headers
+    )
+    assert by_second.status_code == 200 and by_second.json()["status"] == "approved"
+    third_job = kick_off(clinic, "/fhir/Group/clinic-a/$export")
+    denied = run(clinic, "export", "deny", third_job, "--reason", "not agreed",
                  "--officer", first.login.username, "--totp", first.totp())  # fmt: skip
     assert "denied" in denied
     bad_code = runner.invoke(
@@ -93,5 +107,5 @@ def test_officers_list_approve_deny_and_cancel_from_the_command_line(cli_env: Cl
         "--officer", second.login.username, "--totp", second.totp())  # fmt: skip
     assert clinic.services.exports is not None
     assert clinic.services.exports.job(system_job).status is Status.CANCELLED
-    assert clinic.services.exports.job(patient_job).status is Status.DENIED
+    assert clinic.services.exports.job(third_job).status is Status.DENIED
     assert not clinic.services.exports.files.exists(system_job)

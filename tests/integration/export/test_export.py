@@ -15,9 +15,9 @@ from carevault.containment.state import Mode
 from carevault.export.model import Status
 from carevault.ledger.events import AuditEvent, Tag
 from tests.integration.access.browser import bearer
-from tests.integration.export.conftest import MINE, Clinic, observation, put
+from tests.integration.export.conftest import MINE, OTHER, Clinic, observation, put
 from tests.support.jobs import assert_one_of_racing_kick_offs_stored
-from tests.support.staff import Staff
+from tests.support.staff import Staff, open_token
 
 pytestmark = pytest.mark.postgres
 
@@ -197,24 +197,90 @@ def test_two_kick_offs_at_once_store_one_job(clinic: Clinic) -> None:
     assert_one_of_racing_kick_offs_stored(exports.jobs, row)
 
 
+def approve_over_http(clinic: Clinic, staff: Staff, job_id: str, token: str | None = None) -> Any:
+    """An officer's approval from their own signed-in session (the export desk)."""
+    return clinic.web.post(
+        f"/admin/exports/{job_id}/approve",
+        json={"totp": staff.totp()},
+        headers=bearer(token or staff.token),
+    )
+
+
 def test_a_system_export_needs_two_different_officers(clinic: Clinic) -> None:
     exports = clinic.services.exports
     assert exports is not None
     token = clinic.client("exporter", "system/*.read")
     job_id = kick_off(clinic, token, "/fhir/$export")
     first, second = clinic.officers
-    exports.approve(officer(first), job_id)
+    assert approve_over_http(clinic, first, job_id).status_code == 200
     assert exports.job(job_id).status is Status.PENDING
-    with pytest.raises(Exception, match="second, different privacy officer"):
-        exports.approve(officer(first), job_id)
+    again = approve_over_http(clinic, first, job_id)
+    assert again.status_code == 403 and "second, different privacy officer" in again.text
+    # The same officer from another session of theirs is still the same officer.
+    other_session = open_token(clinic.services, first.account, "user/*.cruds")
+    assert approve_over_http(clinic, first, job_id, other_session).status_code == 403
     clinic.work()
     assert status(clinic, token, job_id).headers["x-progress"].endswith("(1 of 2)")
-    exports.approve(officer(second), job_id)
+    assert approve_over_http(clinic, second, job_id).status_code == 200
     clinic.work()
     manifest = status(clinic, token, job_id).json()
     # System level: directory records too (clinics, practitioners), no patient's.
     types = {item["type"] for item in manifest["output"]}
     assert {"Organization", "Practitioner", "Patient", "Observation"} <= types
+
+
+def test_one_officer_holding_another_officers_new_authenticator_gives_one_approval(
+    clinic: Clinic,
+) -> None:
+    """An officer who got hold of a colleague's freshly reset authenticator (the secret is
+    shown to whoever reset it) still gives only one approval of a two-person export: the
+    reset ended every session of the colleague, an approval needs a signed-in session of
+    the approving officer, and a typed username and code is not one."""
+    exports = clinic.services.exports
+    assert exports is not None
+    token = clinic.client("exporter", "system/*.read")
+    job_id = kick_off(clinic, token, "/fhir/$export")
+    mallory, victim = clinic.officers
+    assert approve_over_http(clinic, mallory, job_id).status_code == 200
+
+    _, secret = clinic.services.admin.reset_totp("cli:root", victim.login.username)
+    held = replace(victim, login=replace(victim.login, totp_secret=secret))
+    # The colleague's old session ended with the reset.
+    assert approve_over_http(clinic, held, job_id).status_code == 401
+    # The username and a valid code from the new secret, without a session: refused.
+    with pytest.raises(Exception, match="own signed-in session"):
+        exports.approve(officer(held), job_id)
+    # ... or presented with the first officer's own session: not the colleague's session.
+    mallory_session = clinic.services.access.authenticate(mallory.token).session_id
+    with pytest.raises(Exception, match="not this officer's live session"):
+        exports.approve(officer(held), job_id, mallory_session)
+    # ... or typed into the first officer's own token: the code is checked as theirs.
+    typed = clinic.web.post(
+        f"/admin/exports/{job_id}/approve", json={"totp": held.totp()}, headers=mallory.headers
+    )
+    assert typed.status_code == 403
+
+    job = exports.job(job_id)
+    assert job.status is Status.PENDING
+    assert [a.officer for a in job.approvals] == [f"staff:{mallory.login.username}"]
+    refused = [e.reason for e in events(clinic, Tag.EXPORT_REFUSED, job_id)]
+    assert any("own signed-in session" in reason for reason in refused)
+    assert any("not this officer's live session" in reason for reason in refused)
+    assert [e for e in clinic.services.audit_ledger.store.entries() if b"totp-reset" in e[1]]
+
+
+def test_a_patient_export_of_the_whole_group_needs_two_officers(clinic: Clinic) -> None:
+    everywhere = clinic.client("group-exporter", "system/*.read", [MINE, OTHER])
+    job_id = kick_off(clinic, everywhere)
+    assert status(clinic, everywhere, job_id).headers["x-progress"].endswith("(0 of 2)")
+    first, second = clinic.officers
+    assert approve_over_http(clinic, first, job_id).status_code == 200
+    clinic.work()
+    assert status(clinic, everywhere, job_id).headers["x-progress"].endswith("(1 of 2)")
+    assert approve_over_http(clinic, second, job_id).status_code == 200
+    one_clinic = clinic.client("clinic-exporter", "system/*.read", [MINE])
+    part = kick_off(clinic, one_clinic)
+    assert status(clinic, one_clinic, part).headers["x-progress"].endswith("(0 of 1)")
 
 
 def test_a_non_officer_cannot_approve(clinic: Clinic) -> None:

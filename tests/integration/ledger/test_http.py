@@ -149,7 +149,7 @@ def test_only_the_privacy_officer_reads_the_audit_trail(
 
     denials = web.get("/fhir/AuditEvent?outcome=4&_count=100", headers=bearer(officer)).json()
     reasons = [entry["resource"].get("outcomeDesc", "") for entry in denials["entry"]]
-    assert sum("may not read" in reason for reason in reasons) == 3
+    assert sum("only a privacy officer may read" in reason for reason in reasons) == 3
 
     report = web.get(f"/audit/patients/{someone}/access-report", headers=bearer(officer)).json()
     root = open_checkpoint(report["checkpoint"], services.audit_ledger.checkpoints.signer.vkey).root
@@ -183,3 +183,25 @@ def test_no_data_leaves_when_the_ledger_cannot_be_written(
         "/fhir/Patient", {"resourceType": "Patient", "name": [{"family": "Never"}]}, **bearer(desk)
     )
     assert created.status_code == 503
+
+
+def test_consistency_proofs_stop_at_the_latest_signed_checkpoint(
+    web: FhirTestClient, staff_token: StaffToken, services: Services
+) -> None:
+    """The live tree is no size anyone can hold the operator to, nor one to publish before
+    it is signed: a proof reaches only as far as the latest signed checkpoint, and a
+    refusal names no size."""
+    desk = staff_token(Role.FRONT_DESK)
+    patient(web, desk, "Lee")
+    signed = services.audit_ledger.checkpoints.make("test").size
+    patient(web, desk, "Ho")  # the ledger grows past the checkpoint
+    live = services.audit_ledger.store.head()[0]
+    assert live > signed
+
+    assert web.get(f"/audit/proof/consistency?old=1&new={signed}").status_code == 200
+    for old, new in ((1, signed + 1), (1, live), (signed + 1, signed + 1), (2, 1)):
+        refused = web.get(f"/audit/proof/consistency?old={old}&new={new}")
+        assert refused.status_code == 400, (old, new)
+        text = refused.json()["issue"][0]["diagnostics"]
+        assert "latest signed checkpoint" in text
+        assert str(live) not in text and str(signed) not in text

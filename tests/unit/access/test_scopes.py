@@ -17,6 +17,7 @@ from carevault.access.scopes import (
     Scopes,
     narrow,
     parse,
+    whole_account,
     without_patient_grants,
 )
 
@@ -239,3 +240,30 @@ def test_the_text_of_scopes_parses_back_to_the_same_rights(scopes: Scopes) -> No
         for resource_type in PROBE_TYPES
         for what in Interaction
     )
+
+
+@pytest.mark.parametrize(
+    "text", ["user/*.cruds", "user/*.*", "user/*.read user/*.write", "openid user/*.cruds"]
+)
+def test_a_whole_account_token_grants_every_interaction_on_every_type(text: str) -> None:
+    assert whole_account(parse(text, allowed_contexts=USER_APP))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "user/Patient.rs",
+        "user/*.rs",
+        "user/*.crud launch/patient",
+        "patient/*.rs launch/patient",
+        "user/Patient.cruds user/Observation.cruds",
+        "openid fhirUser",
+    ],
+)
+def test_a_token_granted_less_is_not_the_whole_account(text: str) -> None:
+    assert not whole_account(parse(text, allowed_contexts=USER_APP))
+
+
+def test_a_service_token_and_no_token_are_not_a_staff_members_whole_account() -> None:
+    assert not whole_account(parse("system/*.cruds", allowed_contexts=SERVICE))
+    assert not whole_account(None)

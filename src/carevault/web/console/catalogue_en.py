@@ -409,6 +409,10 @@ MESSAGES: dict[str, str] = {
     "patients.open_report": "Open the access report",
     "patients.unknown_title": "Patient not found",
     "patients.unknown": "There is no such patient.",
+    "patients.bad_purpose_title": "Purpose not accepted",
+    "patients.bad_purpose": (
+        "Say why you are looking: the patient asked, or a compliance review. Nothing was opened."
+    ),
     "purpose.PATRQT": "The patient asked (a data access request)",
     "purpose.HCOMPL": "A compliance review or investigation",
     # Report

@@ -334,6 +334,8 @@ MESSAGES: dict[str, str] = {
     "patients.open_report": "開啟查閱紀錄",
     "patients.unknown_title": "找不到病人",
     "patients.unknown": "沒有這位病人。",
+    "patients.bad_purpose_title": "查閱原因不獲接受",
+    "patients.bad_purpose": "請說明查閱原因：病人提出要求，或合規審查。未有開啟任何紀錄。",
     "purpose.PATRQT": "病人提出要求（查閱資料要求）",
     "purpose.HCOMPL": "合規審查或調查",
     # Report

@@ -183,6 +183,20 @@ async def checked_form(request: Request, viewer: ViewerDep) -> dict[str, str]:
 FormDep = Annotated[dict[str, str], Depends(checked_form)]
 
 
+#: Why the officer opens a patient's data in the console, recorded as the FHIR
+#: PurposeOfUse: the patient asked (a data access request), or a compliance review.
+#: Nothing else is a reason the console accepts.
+PATIENT_PURPOSES = ("PATRQT", "HCOMPL")
+
+
+def stated_purpose(value: str | None, default: str = "PATRQT") -> str | None:
+    """The purpose the officer stated (``default`` if none was), or None if it is not
+    one of ``PATIENT_PURPOSES``: the caller answers 400 and opens nothing."""
+    if value is None:
+        return default
+    return value if value in PATIENT_PURPOSES else None
+
+
 def caller_for(viewer: Viewer, request: Request, purpose: str = "HOPERAT") -> Caller:
     """The viewer as the gate knows any staff member: the same policy, the same ledger."""
     actor = Actor(

@@ -25,7 +25,14 @@ from carevault.fhir.registry import RESOURCE_TYPES
 from carevault.gate import AccessDenied, Caller
 from carevault.vault.records import Gone, NotFound
 from carevault.web.audit_routes import build_access_report
-from carevault.web.console.guard import FormDep, OfficerDep, caller_for, services
+from carevault.web.console.guard import (
+    PATIENT_PURPOSES,
+    FormDep,
+    OfficerDep,
+    caller_for,
+    services,
+    stated_purpose,
+)
 from carevault.web.console.letter import LetterFontMissing, access_letter
 from carevault.web.console.people import PatientCard, patient_card
 from carevault.web.console.render import page
@@ -33,7 +40,7 @@ from carevault.web.console.render import page
 router = APIRouter()
 
 #: Why the officer looks a patient up, recorded as the FHIR PurposeOfUse of the search.
-PURPOSES = ("PATRQT", "HCOMPL")
+PURPOSES = PATIENT_PURPOSES
 MOST_FOUND = 20
 
 
@@ -51,9 +58,9 @@ async def finder(request: Request, viewer: OfficerDep) -> Response:
 async def find(request: Request, viewer: OfficerDep, values: FormDep) -> Response:
     svc = services(request)
     identifier = values.get("identifier", "").strip()[:64]
-    purpose = values.get("purpose", "")
+    purpose = stated_purpose(values.get("purpose", ""))
     context: dict[str, Any] = {"title_key": "patients.title", "purposes": PURPOSES}
-    if not identifier or purpose not in PURPOSES:
+    if not identifier or purpose is None:
         return page(
             request,
             "console/patients.html",
@@ -108,7 +115,16 @@ async def _load(
     request: Request, viewer: Any, patient_id: str
 ) -> tuple[PatientCard | None, dict[str, Any]] | Response:
     svc = services(request)
-    caller = caller_for(viewer, request, request.query_params.get("purpose", "PATRQT"))
+    purpose = stated_purpose(request.query_params.get("purpose"))
+    if purpose is None:
+        return page(
+            request,
+            "console/error.html",
+            {"title_key": "patients.bad_purpose_title", "body_key": "patients.bad_purpose"},
+            status=400,
+            current="/console/patients",
+        )
+    caller = caller_for(viewer, request, purpose)
     try:
         return await run_in_threadpool(_report, svc, caller, patient_id[:64])
     except FhirError:

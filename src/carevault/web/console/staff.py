@@ -3,9 +3,15 @@ new authenticator, end a session; client apps and their revocation.
 
 Privacy officer: everyone, every action, each action but ending a session confirmed
 with a fresh code (suspension is the containment mode ``account-suspended``, so it
-shows on the containment page and its release reinstates). Clinic manager: the staff
-of their own clinics, and ending their sessions (a lost phone, a shared screen).
-Every action goes through ``Administration`` or ``ContainmentService``, as the CLI's.
+shows on the containment page and its release reinstates). A new authenticator is never
+issued here for a privacy officer: one officer holding another's secret could sign as
+both on a two-person decision. An officer moves to a new authenticator themselves
+(``/console/account``, with their current one), or, having lost it, through the
+operator on the host (``carevault staff reset-totp``, ledgered); either ends every
+session of the account. Clinic manager: the staff of their own clinics below them (not
+privacy officers, not other managers), and ending their sessions (a lost phone, a
+shared screen). Every action goes through ``Administration`` or ``ContainmentService``,
+as the CLI's; a refusal is recorded.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from carevault.console.sessions import StepUpRefused, Viewer
 from carevault.containment.service import ContainmentRefused, Officer
 from carevault.containment.state import Mode
 from carevault.domain.roles import Role
+from carevault.ledger.events import AuditEvent, Outcome, Tag
 from carevault.web.console.guard import (
     FormDep,
     ManagerDep,
@@ -33,15 +40,46 @@ from carevault.web.console.guard import (
 )
 from carevault.web.console.qr import enrolment_qr, grouped
 from carevault.web.console.render import is_htmx, page, translator
+from carevault.web.responses import request_id_of
 from carevault.web.security import client_address
 
 router = APIRouter()
 SHOWN = 50
 
 
+#: Whom a clinic manager may never act on: those with as much power as theirs, or more.
+_ABOVE_MANAGERS = frozenset({Role.PRIVACY_OFFICER, Role.CLINIC_MANAGER})
+
+
 def _reach(viewer: Viewer, account: Account) -> bool:
-    """Whether ``viewer`` may see and act on ``account``'s sessions."""
-    return viewer.role is Role.PRIVACY_OFFICER or bool(viewer.clinic_ids & account.clinic_ids)
+    """Whether ``viewer`` may see and act on ``account``'s sessions: an officer everyone;
+    a manager themselves, and the staff of their clinics below them."""
+    if viewer.role is Role.PRIVACY_OFFICER or account.account_id == viewer.account_id:
+        return True
+    return account.role not in _ABOVE_MANAGERS and bool(viewer.clinic_ids & account.clinic_ids)
+
+
+def _refuse(request: Request, viewer: Viewer, reason: str) -> NotForYou:
+    """Record a refused staff action (who asked, what, why); the caller raises what
+    this returns (a 403 page)."""
+    svc = services(request)
+    svc.audit.record(
+        [
+            AuditEvent(
+                tag=Tag.CONSOLE_REQUEST_REFUSED,
+                outcome=Outcome.DENIED,
+                at_us=svc.now_us(),
+                request_id=request_id_of(request.scope),
+                principal=viewer.principal,
+                role=str(viewer.role),
+                session_id=viewer.session_id,
+                source_address=client_address(request),
+                reason=reason,
+                detail={"path": request.url.path[:200]},
+            )
+        ]
+    )
+    return NotForYou(str(viewer.role))
 
 
 def _done(request: Request) -> str | None:
@@ -180,8 +218,18 @@ async def new_authenticator(
     request: Request, username: str, viewer: OfficerDep, values: FormDep
 ) -> Response:
     """A new TOTP secret for someone who lost their phone: shown once, to the officer,
-    to hand over in person; every session of that account ends."""
+    to hand over in person; every session of that account ends. Never for a privacy
+    officer (this officer included: ``/console/account``), see the module's note."""
     svc = services(request)
+    target = await run_in_threadpool(svc.accounts.find, username[:64])
+    if target is not None and target.role is Role.PRIVACY_OFFICER:
+        raise await run_in_threadpool(
+            _refuse,
+            request,
+            viewer,
+            f"new authenticator for {target.username}: a privacy officer's is reset by"
+            " themselves or by the operator on the host (carevault staff reset-totp)",
+        )
     try:
         await run_in_threadpool(
             svc.console.confirm_code,
@@ -225,7 +273,7 @@ async def end_session(
         if found is None or account is None:
             return False
         if not _reach(viewer, account):
-            raise NotForYou(str(viewer.role))
+            raise _refuse(request, viewer, f"end a session of {account.username}")
         return svc.admin.end_session(
             viewer.principal, session_id, reason=f"ended from the console by {viewer.username}"
         )

@@ -30,6 +30,7 @@ from tests.support.console import (
     ledger_events,
     sign_in,
 )
+from tests.support.staff import open_token
 
 pytestmark = pytest.mark.postgres
 
@@ -214,9 +215,13 @@ def test_a_manager_ends_a_session_of_their_clinic_not_of_another(
     manager: Person,
     clock: MovableClock,
 ) -> None:
-    ours = add_person(console_services, clock, "manager7", Role.CLINIC_MANAGER, [CLINIC_A])
-    theirs = add_person(console_services, clock, "manager8", Role.CLINIC_MANAGER, [CLINIC_B])
-    signed_in(ours), signed_in(theirs)
+    # Staff of the manager's clinic below them, and of another clinic, signed in to apps.
+    ours = add_person(console_services, clock, "desk7", Role.FRONT_DESK, [CLINIC_A])
+    theirs = add_person(console_services, clock, "desk8", Role.FRONT_DESK, [CLINIC_B])
+    for person in (ours, theirs):
+        account = console_services.accounts.find(person.username)
+        assert account is not None
+        open_token(console_services, account, "user/*.cruds")
     client = signed_in(manager)
     token = csrf_of(client.get("/console/staff").text)
     (our_session,) = console_services.sessions.list_for(ours.account_id)
