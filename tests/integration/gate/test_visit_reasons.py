@@ -154,6 +154,22 @@ def test_the_desk_reschedules_without_learning_or_changing_the_reason(
     assert _stored(api, f"Appointment/{booking}") == stored
 
 
+def test_a_delete_is_judged_on_what_the_record_holds(group: Group, api: FhirTestClient) -> None:
+    """A booking with no reason is visit data, which the desk writes: it deletes it (a
+    booking made in error). A physician deletes a visit they may write whatever care
+    window has passed, as long as it holds no clinical element."""
+    patient = group.tm_patient.id
+    plain = _made(api, _booking(patient))
+    assert group.call(group.desk_tm, "DELETE", f"/fhir/Appointment/{plain}").status_code == 204
+    assert api.get(f"/fhir/Appointment/{plain}").status_code == 410
+    visit = _made(api, encounter(patient, TM))
+    assert group.call(group.desk_tm, "DELETE", f"/fhir/Encounter/{visit}").status_code == 204
+    with_reason = _made(api, {**encounter(patient, TM), "reasonCode": [FLU]})
+    refused = group.call(group.desk_tm, "DELETE", f"/fhir/Encounter/{with_reason}")
+    assert refused.status_code == 403, refused.text
+    assert api.get(f"/fhir/Encounter/{with_reason}").status_code == 200
+
+
 def test_billing_sees_and_writes_a_claim_without_its_diagnoses(
     group: Group, api: FhirTestClient
 ) -> None:
