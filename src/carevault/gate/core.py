@@ -841,6 +841,12 @@ class Gate:
             self._scope(caller, rt, Interaction.SEARCH)
             self._contain_search(rt)
             attempt.detail["params"] = sorted({name for name, _ in query.applied})
+            # How many values each criterion listed (``family=a,b``), counts only: a list
+            # that gives few patients picked each (``detect.model.listed``).
+            if listed := {
+                n: v.count(",") + 1 for n, v in query.applied if "," in v and n[:1] != "_"
+            }:
+                attempt.detail["alternatives"] = listed
             _refuse_unreadable_criteria(caller, query)
             self._spot_decoys(attempt, [value for _, value in query.applied])
             shape = name_shape(query.applied)
