@@ -15,13 +15,10 @@ import pytest
 from carevault.bootstrap import Services
 from carevault.domain.roles import Role
 from carevault.ledger.events import Outcome, Tag
-from tests.integration.access.group import TM, TODAY, Group, build_group, encounter
+from tests.integration.access.group import FLU, HIV, TM, TODAY, Group, build_group, encounter
 from tests.support.client import FhirTestClient
 from tests.support.staff import make_staff
 
-ICD10 = "http://hl7.org/fhir/sid/icd-10"
-FLU = {"coding": [{"system": ICD10, "code": "J10"}]}
-HIV = {"coding": [{"system": ICD10, "code": "B20"}]}
 SUBSETTED = "SUBSETTED"
 
 
