@@ -182,6 +182,13 @@ _PERSON_TYPES = ("Patient", "RelatedPerson", "Person")
 _NAMES_A_PERSON = re.compile(r"(?:^|/)(?:Patient|RelatedPerson|Person)(?:[/?]|$)")
 
 
+def check_record_rules(data: Any, path: str, rules: list[Issue]) -> None:
+    """The rules about what a record may hold, beyond its shape and bounds: every path
+    that writes records (REST, transactions, bulk imports) runs them."""
+    check_government_ids(data, path, rules)
+    check_directory_references(data, path, rules)
+
+
 def check_directory_references(data: Any, path: str, rules: list[Issue]) -> None:
     """A directory record names no patient, relative or person, in any element.
 
