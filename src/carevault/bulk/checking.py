@@ -24,9 +24,10 @@ from carevault.bulk.collector import Sweeper, collector_paused
 from carevault.bulk.shape import Shapes, compile_all
 from carevault.bulk.sources import Item, read_again
 from carevault.domain.categories import DataCategory
+from carevault.fhir import content
 from carevault.fhir.content import InputLimits
 from carevault.fhir.derived import Derived, Targets, derive
-from carevault.fhir.outcome import FhirError
+from carevault.fhir.outcome import FhirError, Issue
 from carevault.fhir.registry import RESOURCE_TYPES
 from carevault.fhir.validate import validate_resource
 
@@ -61,7 +62,12 @@ def verdict(
         shapes = _SHAPES.get(limits)
         if shapes is None:
             shapes = _SHAPES[limits] = Shapes(limits)
-        if shapes.certainly_valid(resource):
+        # The compiled check answers for shape and bounds only: what a record may hold
+        # (no HKID outside Patient, no patient in a directory record) is checked here
+        # too, or an import would write what REST refuses.
+        rules: list[Issue] = []
+        content.check_record_rules(resource, name, rules)
+        if not rules and shapes.certainly_valid(resource):
             return None
     try:
         validate_resource(resource, name, limits)

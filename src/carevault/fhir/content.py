@@ -12,6 +12,8 @@
   ``MAX_DECIMAL_DIGITS`` significant digits and a magnitude a double can hold.
 * HKID numbers (system ``http://carevault.hk/sid/hkid``) have a valid check digit.
 * Dates fall in the years the store holds (``fhir.dates``).
+* A directory record (clinics, practitioners, schedules, slots: no one's data) refers
+  to no patient or relative: it would be a patient's record stored as no one's.
 
 Issues name the element, never the value.
 """
@@ -28,6 +30,7 @@ from carevault.domain import hkid
 from carevault.fhir import dates
 from carevault.fhir.normalise import HKID_SYSTEM
 from carevault.fhir.outcome import Issue
+from carevault.fhir.registry import RESOURCE_TYPES
 
 #: Significant digits a decimal may have: the 18 before and 17 after the point that
 #: later FHIR versions' regex allows, together.
@@ -169,6 +172,82 @@ def check_government_ids(data: Any, path: str, rules: list[Issue]) -> None:
     elif isinstance(data, list):
         for index, item in enumerate(data):
             check_government_ids(item, f"{path}[{index}]", rules)
+
+
+#: The records of no one: stored in the clear, at no patient, readable by every clinic.
+DIRECTORY_TYPES = frozenset(name for name, rt in RESOURCE_TYPES.items() if not rt.is_patient_data)
+#: Resource types that are a patient or someone close to one.
+_PERSON_TYPES = ("Patient", "RelatedPerson", "Person")
+#: A reference naming one of them: relative, versioned, absolute or conditional.
+_NAMES_A_PERSON = re.compile(r"(?:^|/)(?:Patient|RelatedPerson|Person)(?:[/?]|$)")
+
+
+def check_record_rules(data: Any, path: str, rules: list[Issue]) -> None:
+    """The rules about what a record may hold, beyond its shape and bounds: every path
+    that writes records (REST, transactions, bulk imports) runs them."""
+    check_government_ids(data, path, rules)
+    check_directory_references(data, path, rules)
+
+
+def check_directory_references(data: Any, path: str, rules: list[Issue]) -> None:
+    """A directory record names no patient, relative or person, in any element.
+
+    FHIR lets ``Schedule.actor`` be a Patient, and a Slot points at its Schedule, but
+    CareVault holds these records as no one's: in the clear, readable by every clinic,
+    their reads recorded with no patient, so out of every per-patient detector and the
+    patient's access report. A patient's timetable ("HIV clinic" for Patient/x) is
+    patient data and belongs in an Appointment, which is judged as such."""
+    if not isinstance(data, dict) or data.get("resourceType") not in DIRECTORY_TYPES:
+        return
+    for where, value in _references(data, path):
+        kind = value.get("type")
+        target = value.get("reference")
+        target = target if isinstance(target, str) else ""
+        if (
+            kind in _PERSON_TYPES
+            or _NAMES_A_PERSON.search(target.split("#")[0])
+            or (target.startswith("#") and _contained_type(data, target[1:]) in _PERSON_TYPES)
+        ):
+            rules.append(
+                Issue(
+                    "business-rule",
+                    f"{where}: a {data['resourceType']} is no one's record and may not refer "
+                    "to a patient or a relative; a patient's visit is an Appointment",
+                    expression=(where,),
+                )
+            )
+    for index, item in enumerate(data.get("contained") or []):
+        if isinstance(item, dict) and item.get("resourceType") in _PERSON_TYPES:
+            where = f"{path}.contained[{index}]"
+            rules.append(
+                Issue(
+                    "business-rule",
+                    f"{where}: a {data['resourceType']} may not hold a patient or a relative",
+                    expression=(where,),
+                )
+            )
+
+
+def _references(node: Any, path: str) -> list[tuple[str, dict[str, Any]]]:
+    """Every Reference-like object (with a ``reference`` or a ``type``) under ``node``."""
+    found: list[tuple[str, dict[str, Any]]] = []
+    if isinstance(node, dict):
+        if isinstance(node.get("reference"), str) or isinstance(node.get("type"), str):
+            found.append((path, node))
+        for key, value in node.items():
+            if key != "contained" and isinstance(value, dict | list):
+                found += _references(value, f"{path}.{_printable(key)}")
+    elif isinstance(node, list):
+        for index, item in enumerate(node):
+            found += _references(item, f"{path}[{index}]")
+    return found
+
+
+def _contained_type(data: dict[str, Any], local_id: str) -> Any:
+    for item in data.get("contained") or []:
+        if isinstance(item, dict) and item.get("id") == local_id:
+            return item.get("resourceType")
+    return None
 
 
 def check_all(data: Any, path: str, rules: list[Issue], limits: InputLimits) -> None:

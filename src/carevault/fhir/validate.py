@@ -74,7 +74,7 @@ def validate_resource(
     if issues:
         raise InvalidResource(400, issues[:50])
     content.check_all(data, resource_type, rules, limits)
-    content.check_government_ids(data, resource_type, rules)
+    content.check_record_rules(data, resource_type, rules)
     if rules:
         # The walk and the generic pass may both object to one element: name it once.
         named: dict[tuple[str, ...], Issue] = {}

@@ -4,8 +4,10 @@ report in which every line carries its inclusion proof against a signed checkpoi
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any
 
 from carevault.ledger.checkpoints import StoredCheckpoint
@@ -30,39 +32,49 @@ class AuditQuery:
 
 
 def matching(ledger: Ledger, query: AuditQuery) -> list[tuple[int, AuditEvent, bytes]]:
-    """Entries that match ``query``, checked against the entry bytes themselves."""
-    found: list[tuple[int, AuditEvent, bytes]] = []
+    """The first ``query.count`` entries that match ``query``, in ledger order."""
+    return list(islice(each_matching(ledger, query, max(query.count * 2, 100)), query.count))
+
+
+def each_matching(
+    ledger: Ledger, query: AuditQuery, batch_size: int = 1000
+) -> Iterator[tuple[int, AuditEvent, bytes]]:
+    """Every entry that matches ``query`` (``count`` aside), in ledger order, read
+    ``batch_size`` at a time and checked against the entry bytes themselves."""
     after = query.after_seq
-    while len(found) < query.count:
+    while True:
         batch = ledger.store.find(
             subject=query.patient_pseudonym,
             actor=query.principal,
             since_us=query.since_us,
             until_us=query.until_us,
             after_seq=after,
-            limit=max(query.count * 2, 100),
+            limit=batch_size,
         )
         if not batch:
-            break
+            return
         for seq, data in batch:
             event = AuditEvent.from_canonical(data, seq=seq)
-            if (
-                (query.patient_pseudonym and event.patient_pseudonym != query.patient_pseudonym)
-                or (query.principal and event.principal != query.principal)
-                or (
-                    query.tags
-                    and event.tag.value not in query.tags
-                    and not (query.unrecognised_tags and isinstance(event.tag, Unrecognised))
-                )
-                or (query.outcome and event.outcome.value != query.outcome)
-            ):
-                continue
-            found.append((seq, event, data))
-            if len(found) == query.count:
-                break
+            if _fits(query, event):
+                yield seq, event, data
         after = batch[-1][0]
-    return found
 
+
+def _fits(query: AuditQuery, event: AuditEvent) -> bool:
+    return not (
+        (query.patient_pseudonym and event.patient_pseudonym != query.patient_pseudonym)
+        or (query.principal and event.principal != query.principal)
+        or (
+            query.tags
+            and event.tag.value not in query.tags
+            and not (query.unrecognised_tags and isinstance(event.tag, Unrecognised))
+        )
+        or (query.outcome and event.outcome.value != query.outcome)
+    )
+
+
+#: The most lines one access report holds (the newest; the report says what it left out).
+REPORT_LIMIT = 10_000
 
 #: What counts as an access to a patient's record in their access report.
 ACCESS_TAGS = frozenset(
@@ -89,7 +101,8 @@ def access_report(
     checkpoint: StoredCheckpoint,
     describe: Callable[[AuditEvent], dict[str, Any]],
     *,
-    limit: int = 10_000,
+    limit: int = REPORT_LIMIT,
+    before_seq: int | None = None,
 ) -> dict[str, Any]:
     """Every access to one patient's record up to ``checkpoint``, each with its proof.
 
@@ -98,14 +111,30 @@ def access_report(
     naming the patient under a tag this build does not know (a newer build wrote it)
     is shown, with its action as written: it may be an access, and a report that
     leaves out an access is worse than one whose reader sees an unfamiliar action.
+
+    At most ``limit`` lines, the newest before ``before_seq`` (all of them when None).
+    ``complete`` is False when any access up to the checkpoint is not listed:
+    ``left_out`` says how many of ``total``, and ``older_before`` is the ``before_seq``
+    that lists the older ones. ``after_checkpoint`` counts the accesses written after
+    ``checkpoint``: not listed, they need a newer checkpoint to be proved.
     """
-    query = AuditQuery(
-        patient_pseudonym=pseudonym, tags=ACCESS_TAGS, unrecognised_tags=True, count=limit
-    )
-    lines: list[dict[str, Any]] = []
-    for seq, event, data in matching(ledger, query):
+    query = AuditQuery(patient_pseudonym=pseudonym, tags=ACCESS_TAGS, unrecognised_tags=True)
+    # The newest accesses are the ones that matter (a snoop hides behind a long
+    # history), so the walk keeps the last ``limit`` before ``before_seq``, in bounded
+    # memory, and counts the rest: what is left out is said, never silently dropped.
+    kept: deque[tuple[int, AuditEvent, bytes]] = deque(maxlen=limit)
+    total = before = after_checkpoint = 0
+    end = checkpoint.size if before_seq is None else min(before_seq, checkpoint.size)
+    for seq, event, data in each_matching(ledger, query):
         if seq >= checkpoint.size:
-            break
+            after_checkpoint += 1
+            continue
+        total += 1
+        if seq < end:
+            before += 1
+            kept.append((seq, event, data))
+    lines: list[dict[str, Any]] = []
+    for seq, event, data in kept:
         proof = ledger.store.inclusion_proof(seq, checkpoint.size)
         verify_inclusion(leaf_hash(data), seq, checkpoint.size, proof, checkpoint.root)
         lines.append(
@@ -129,5 +158,10 @@ def access_report(
         "patient_pseudonym": pseudonym,
         "checkpoint": checkpoint.note,
         "tree_size": checkpoint.size,
+        "complete": total == len(lines),
+        "total": total,
+        "left_out": total - len(lines),
+        "older_before": lines[0]["seq"] if lines and before > len(lines) else None,
+        "after_checkpoint": after_checkpoint,
         "accesses": lines,
     }

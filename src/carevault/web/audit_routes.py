@@ -253,9 +253,12 @@ def describe_principal(svc: Services) -> Any:
     return describe
 
 
-def build_access_report(svc: Services, who: Caller, patient_id: str) -> dict[str, Any]:
+def build_access_report(
+    svc: Services, who: Caller, patient_id: str, before_seq: int | None = None
+) -> dict[str, Any]:
     """A patient's access report against the latest checkpoint, recorded as a read of
-    the ledger by ``who``; the API route and the console both build it here."""
+    the ledger by ``who``; the API route and the console both build it here. The newest
+    accesses (before ``before_seq``, to page back); ``complete`` says if any is left out."""
     pseudonyms = svc.vault.patient_pseudonyms([patient_id])
     if patient_id not in pseudonyms:
         raise FhirError(404, [Issue("not-found", f"Patient/{patient_id} is not known")])
@@ -264,15 +267,23 @@ def build_access_report(svc: Services, who: Caller, patient_id: str) -> dict[str
         pseudonyms[patient_id],
         _latest(svc.audit_ledger),
         describe_principal(svc),
+        before_seq=before_seq,
     )
     _record(svc, who, Outcome.SUCCESS, "patient access report", patient=pseudonyms[patient_id])
     return {"patient": f"Patient/{patient_id}", **report}
 
 
 @router.get("/audit/patients/{patient_id}/access-report")
-async def patient_access_report(patient_id: str, svc: ServicesDep, who: CallerDep) -> JSONResponse:
+async def patient_access_report(
+    patient_id: str, svc: ServicesDep, who: CallerDep, before: str | None = None
+) -> JSONResponse:
+    """``before``: the report's ``older_before``, for the accesses an incomplete report
+    left out."""
     _require_privacy_officer(svc, who, "access reports")
-    report = await run_in_threadpool(build_access_report, svc, who, patient_id)
+    if before is not None and not (before.isascii() and before.isdigit() and len(before) <= 18):
+        raise FhirError(400, [Issue("invalid", "before is an entry number")])
+    before_seq = int(before) if before is not None else None
+    report = await run_in_threadpool(build_access_report, svc, who, patient_id, before_seq)
     return JSONResponse(report, headers=NO_STORE)
 
 

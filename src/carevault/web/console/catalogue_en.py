@@ -380,6 +380,9 @@ MESSAGES: dict[str, str] = {
     "glass.empty": "Nothing is waiting for review.",
     "glass.done.justified": "Recorded: justified.",
     "glass.done.unjustified": "Recorded: not justified.",
+    "glass.done.refused": (
+        "Not recorded: the code was not accepted. Use a fresh code from your own authenticator."
+    ),
     "glass.done.invalid": "That grant does not exist or was already reviewed.",
     "glass.reason.emergency-treatment": "Emergency treatment",
     "glass.reason.patient-transferred": "Patient transferred to their care",
@@ -434,6 +437,15 @@ MESSAGES: dict[str, str] = {
         "Every line is an entry of the audit ledger, with its inclusion proof against the "
         "signed checkpoint of {size} entries below."
     ),
+    "report.incomplete": (
+        "This report is incomplete: it lists the {n} most recent of {total} accesses; the "
+        "{left} older ones are not listed. The audit API lists them "
+        "(/audit/patients/<id>/access-report?before={before})."
+    ),
+    "report.after_checkpoint": (
+        "{n} more accesses were recorded after the signed checkpoint and are not listed: "
+        "open the report again to include them."
+    ),
     "report.when": "When",
     "report.who": "Who",
     "report.clinic": "Clinic",
@@ -458,6 +470,13 @@ MESSAGES: dict[str, str] = {
         "who, what they did and which kinds of information were involved."
     ),
     "letter.summary": "{n} accesses are listed, up to entry {size} of the ledger.",
+    "letter.incomplete": (
+        "This letter is not the whole list: it shows the {n} most recent of {total} "
+        "accesses, and the {left} older ones are not printed. We will send them on request."
+    ),
+    "letter.after_checkpoint": (
+        "{n} more accesses were recorded after entry {size} and are not in this letter."
+    ),
     "letter.how_to_check": (
         "Our audit ledger cannot be changed without it showing: it is signed, countersigned "
         "by an independent witness, and each line below has an inclusion proof, printed in "
@@ -637,8 +656,10 @@ MESSAGES: dict[str, str] = {
     "incidents.amend": "Amend",
     "incidents.amend_help": (
         "Widen what is compromised, move the window or change the state. Empty fields "
-        "stay as they are."
+        "stay as they are. Narrowing the window (a later start, an earlier end) or closing "
+        "the incident takes a fresh code from your authenticator."
     ),
+    "incidents.amend_code": "Code from your authenticator (to narrow the window or close)",
     "incidents.note": "Finding (recorded with the change)",
     "incidents.done.declared": "The incident is declared.",
     "incidents.done.amended": "The incident is amended.",

@@ -310,6 +310,7 @@ MESSAGES: dict[str, str] = {
     "glass.empty": "沒有待覆核的項目。",
     "glass.done.justified": "已記錄：理由充分。",
     "glass.done.unjustified": "已記錄：理由不充分。",
+    "glass.done.refused": "未有記錄：驗證碼不獲接納。請使用你自己驗證器上的新驗證碼。",
     "glass.done.invalid": "該項緊急取用不存在或已經覆核。",
     "glass.reason.emergency-treatment": "緊急治療",
     "glass.reason.patient-transferred": "病人轉介至其照顧",
@@ -351,6 +352,11 @@ MESSAGES: dict[str, str] = {
     "report.json": "連證明的紀錄（JSON）",
     "report.lines": "開啟此紀錄的次數：{n}",
     "report.proved": "每一行都是審計紀錄冊中的項目，並附有收錄證明，對照下方共 {size} 項的簽署檢查點。",
+    "report.incomplete": (
+        "此報告並不完整：只列出 {total} 次存取中最近的 {n} 次，較早的 {left} 次未有列出。"
+        "可透過審計介面查閱（/audit/patients/<id>/access-report?before={before}）。"
+    ),
+    "report.after_checkpoint": "另有 {n} 次存取在已簽署的檢查點之後記錄，未有列出：請重新開啟報告以包括它們。",
     "report.when": "時間",
     "report.who": "人員",
     "report.clinic": "診所",
@@ -374,6 +380,11 @@ MESSAGES: dict[str, str] = {
         "人員、所作操作及涉及的資料類別。"
     ),
     "letter.summary": "共列出 {n} 次，截至紀錄冊第 {size} 項。",
+    "letter.incomplete": (
+        "本信並非完整清單：只列出 {total} 次存取中最近的 {n} 次，較早的 {left} 次未有印出。"
+        "如有需要，我們可應要求寄上。"
+    ),
+    "letter.after_checkpoint": "另有 {n} 次存取在第 {size} 項之後記錄，未有載於本信。",
     "letter.how_to_check": (
         "我們的審計紀錄冊一經改動便會留下痕跡：紀錄冊經簽署，並由獨立見證方聯署；以下每一行"
         "均附有收錄證明，載於附錄。閣下可委託任何人使用 CareVault 的獨立核實工具，核實此清單"
@@ -525,7 +536,11 @@ MESSAGES: dict[str, str] = {
     "incidents.decision_refused": "決定未被記錄：",
     "incidents.timeline": "時序",
     "incidents.amend": "修訂",
-    "incidents.amend_help": "擴大被入侵的項目、調整時段或更改狀態。留空的欄位維持不變。",
+    "incidents.amend_help": (
+        "擴大被入侵的項目、調整時段或更改狀態。留空的欄位維持不變。"
+        "收窄時段（較遲的開始、較早的結束）或結束事故，須輸入驗證器上的新驗證碼。"
+    ),
+    "incidents.amend_code": "驗證器上的驗證碼（收窄時段或結束事故時需要）",
     "incidents.note": "調查結果（與修訂一併記錄）",
     "incidents.done.declared": "已宣告事故。",
     "incidents.done.amended": "已修訂事故。",

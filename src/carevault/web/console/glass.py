@@ -18,9 +18,10 @@ from starlette.responses import RedirectResponse, Response
 from carevault.access.accounts import Account
 from carevault.access.breakglass import BreakGlassError, Grant
 from carevault.bootstrap import Services
+from carevault.console.sessions import StepUpRefused
 from carevault.ledger.audit import AuditQuery, matching
 from carevault.ledger.events import AuditEvent, Tag
-from carevault.web.console.guard import FormDep, OfficerDep, services
+from carevault.web.console.guard import FormDep, OfficerDep, origin, services
 from carevault.web.console.render import is_htmx, page, translator
 from carevault.web.security import client_address
 
@@ -81,7 +82,7 @@ async def queue(request: Request, viewer: OfficerDep) -> Response:
         "console/glass.html",
         {
             "title_key": "glass.title",
-            "done": done if done in ("justified", "unjustified", "invalid") else None,
+            "done": done if done in ("justified", "unjustified", "invalid", "refused") else None,
             **context,
         },
         current="/console/break-glass",
@@ -90,9 +91,18 @@ async def queue(request: Request, viewer: OfficerDep) -> Response:
 
 @router.post("/console/break-glass/{grant_id}/review")
 async def review(request: Request, grant_id: str, viewer: OfficerDep, values: FormDep) -> Response:
+    """A finding is final, so it takes the officer's fresh TOTP code, as dismissing an
+    alert does: a console cookie alone (a shared screen, a stolen cookie) clears nothing."""
     svc = services(request)
     outcome = values.get("outcome", "")
     try:
+        await run_in_threadpool(
+            svc.console.confirm_code,
+            viewer,
+            values.get("totp", ""),
+            f"break-the-glass finding on {grant_id[:40]}",
+            origin(request),
+        )
         await run_in_threadpool(
             lambda: svc.glass_review.review(
                 viewer.username,
@@ -102,6 +112,8 @@ async def review(request: Request, grant_id: str, viewer: OfficerDep, values: Fo
             )
         )
         done = outcome
+    except StepUpRefused:
+        done = "refused"
     except BreakGlassError:
         done = "invalid"
     if is_htmx(request):

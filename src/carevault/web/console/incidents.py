@@ -18,9 +18,11 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse, Response
 
 from carevault.clock import to_micros
+from carevault.console.sessions import StepUpRefused
 from carevault.incidents import Actor, IncidentError, declare_case, incidents_for
 from carevault.incidents.model import (
     Amendment,
+    Incident,
     Status,
     instant,
     instant_in,
@@ -28,7 +30,7 @@ from carevault.incidents.model import (
     parse_title,
 )
 from carevault.notify.reports import REGULATORS
-from carevault.web.console.guard import FormDep, OfficerDep, services
+from carevault.web.console.guard import FormDep, OfficerDep, origin, services
 from carevault.web.console.notices import clocks_of, notices_of
 from carevault.web.console.render import page
 from carevault.web.security import client_address
@@ -195,12 +197,37 @@ async def amend(
             adds=parse_compromised({key: case[key] for key in (*LISTS, *FLAGS)}),
             note=values.get("note", "").strip()[:2000] or None,
         )
-        await run_in_threadpool(incidents_for(svc).amend, actor, incident_id, amendment)
+        incidents = incidents_for(svc)
+        current = await run_in_threadpool(incidents.get, incident_id)
+        if narrows(current, amendment):
+            await run_in_threadpool(
+                svc.console.confirm_code,
+                viewer,
+                values.get("totp", ""),
+                f"narrow or close incident {incident_id}",
+                origin(request),
+            )
+        await run_in_threadpool(incidents.amend, actor, incident_id, amendment)
+    except StepUpRefused:
+        return await incident_page(request, incident_id, error="stepup.refused", status=403)
     except IncidentError as error:
         return await incident_page(
             request, incident_id, error="incidents.invalid", detail=str(error), status=400
         )
     return RedirectResponse(f"/console/incidents/{incident_id}?done=amended", status_code=303)
+
+
+def narrows(incident: Incident, amendment: Amendment) -> bool:
+    """Whether ``amendment`` takes anything out of the incident: a later start, an
+    earlier (or a first) end, or closing it. The window decides the scope and the scope
+    who gets a notice, so these take a fresh code; widening (an earlier start, a later
+    end, more compromised) and a new title or note stay free."""
+    later_start = amendment.since_us is not None and amendment.since_us > incident.since_us
+    earlier_end = amendment.until_us is not None and (
+        incident.until_us is None or amendment.until_us < incident.until_us
+    )
+    closing = amendment.status is Status.CLOSED and incident.status is not Status.CLOSED
+    return later_start or earlier_end or closing
 
 
 def _micros(text: str | None, name: str, zone: ZoneInfo) -> int | None:

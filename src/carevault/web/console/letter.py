@@ -131,8 +131,16 @@ def access_letter(
         p(t("letter.opening")),
         Spacer(1, 3 * mm),
         p(t("letter.summary", n=len(lines), size=report["tree_size"])),
-        Spacer(1, 4 * mm),
     ]
+    if not report.get("complete", True):
+        story.append(
+            p(t("letter.incomplete", n=len(lines), total=report["total"], left=report["left_out"]))
+        )
+    if report.get("after_checkpoint"):
+        story.append(
+            p(t("letter.after_checkpoint", n=report["after_checkpoint"], size=report["tree_size"]))
+        )
+    story.append(Spacer(1, 4 * mm))
     rows: list[list[Any]] = [
         [
             p(t("report.when"), "small"),

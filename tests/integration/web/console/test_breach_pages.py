@@ -362,3 +362,63 @@ def test_starting_the_notices_needs_a_fresh_code_and_names_the_officer(
     ]
     assert entries[-1]["detail"]["incident"] == str(incident_id)
     assert entries[-1]["role"] == "privacy_officer"
+
+
+def _declare(client: Browser, token: str) -> int:
+    declared = client.post(
+        "/console/incidents",
+        data={"csrf": token, "title": "desk misuse", "since": "2026-01-01T00:00",
+              "until": "2026-12-31T00:00", "accounts": "desk2"},
+        follow_redirects=False,
+    )  # fmt: skip
+    assert declared.status_code == 303, declared.text
+    return int(re.findall(r"/console/incidents/(\d+)", declared.headers["location"])[0])
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"since": "2026-11-30T03:00"},
+        {"until": "2026-11-30T03:01"},
+        {"status": "closed"},
+    ],
+)
+def test_an_incident_is_not_narrowed_or_closed_without_a_fresh_code(
+    signed_in: Browser, console_services: Services, officer: Person, change: dict[str, str]
+) -> None:
+    """The window decides the scope and the scope who gets a notice: narrowing it or
+    closing the incident takes the officer's fresh code, as starting the notices does."""
+    client = signed_in(officer)
+    token = csrf_of(client.get("/console/incidents").text)
+    incident_id = _declare(client, token)
+    before = incidents_for(console_services).get(incident_id)
+    form = {"csrf": token, "title": "", **change}
+    refused = client.post(f"/console/incidents/{incident_id}/amend", data=form)
+    assert refused.status_code == 403 and "code was not accepted" in refused.text
+    assert incidents_for(console_services).get(incident_id) == before
+    tags = [e["tag"] for e in ledger_events(console_services)]
+    assert tags[-1] == "console:step-up:refused"
+    amended = client.post(
+        f"/console/incidents/{incident_id}/amend",
+        data={**form, "totp": officer.code()},
+        follow_redirects=False,
+    )
+    assert amended.status_code == 303
+    assert incidents_for(console_services).get(incident_id) != before
+
+
+def test_an_incident_is_widened_without_a_code(
+    signed_in: Browser, console_services: Services, officer: Person
+) -> None:
+    client = signed_in(officer)
+    token = csrf_of(client.get("/console/incidents").text)
+    incident_id = _declare(client, token)
+    amended = client.post(
+        f"/console/incidents/{incident_id}/amend",
+        data={"csrf": token, "title": "", "since": "2025-12-01T00:00",
+              "until": "2027-01-01T00:00", "accounts": "desk3", "status": "contained"},
+        follow_redirects=False,
+    )  # fmt: skip
+    assert amended.status_code == 303, amended.text
+    after = incidents_for(console_services).get(incident_id)
+    assert "desk3" in after.compromised.accounts and after.status.value == "contained"

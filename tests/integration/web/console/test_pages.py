@@ -16,6 +16,8 @@ from carevault.config import Settings
 from carevault.containment.state import Mode
 from carevault.domain.roles import Role
 from carevault.fhir.registry import RESOURCE_TYPES
+from carevault.ledger.audit import REPORT_LIMIT
+from carevault.ledger.events import AuditEvent, Outcome, Tag
 from tests.conftest import make_settings
 from tests.integration.web.console.conftest import Browser
 from tests.support.console import (
@@ -286,7 +288,7 @@ def test_reviewing_a_grant_goes_through_the_review_service(
     assert "Emergency treatment" in text and f"/console/patients/{CHAN.patient_id}" in text
     response = client.post(
         f"/console/break-glass/{grant.grant_id}/review",
-        data={"csrf": csrf_of(text), "outcome": "unjustified"},
+        data={"csrf": csrf_of(text), "outcome": "unjustified", "totp": officer.code()},
         headers={"HX-Request": "true"},
     )
     assert "Recorded: not justified." in response.text
@@ -410,3 +412,58 @@ def test_emergency_access_needs_a_second_privacy_officer(
     assert approved.headers["location"] == "/console/containment?done=approved"
     assert console_services.break_glass.get(grant.grant_id).approved
     assert "Emergency access approved." in second.get("/console/containment?done=approved").text
+
+
+@pytest.mark.parametrize("code", ["", "wrong", "used"])
+def test_a_grant_is_not_found_justified_without_a_fresh_code(
+    signed_in: Browser, console_services: Services, officer: Person, history: None, code: str
+) -> None:
+    """A finding is final: the console cookie and its CSRF token alone record none."""
+    client = signed_in(officer)  # signing in spent the officer's latest code
+    text = client.get("/console/break-glass").text
+    (grant,) = console_services.break_glass.queue()
+    given = {"": "", "wrong": officer.wrong_code(), "used": officer.used_code()}[code]
+    response = client.post(
+        f"/console/break-glass/{grant.grant_id}/review",
+        data={"csrf": csrf_of(text), "outcome": "justified", "totp": given},
+        follow_redirects=False,
+    )
+    assert response.headers["location"] == "/console/break-glass?done=refused"
+    assert not console_services.break_glass.get(grant.grant_id).reviewed
+    refused = [e for e in ledger_events(console_services) if e["tag"] == "console:step-up:refused"]
+    assert refused[-1]["principal"] == "staff:officer1"
+    assert "code was not accepted" in client.get("/console/break-glass?done=refused").text
+
+
+def test_a_report_cut_at_its_limit_keeps_the_newest_and_says_it_is_incomplete(
+    signed_in: Browser, console_services: Services, officer: Person
+) -> None:
+    pseudonym = console_services.vault.locate("Patient", CHAN.patient_id).head.patient_pseudonym
+    reads = [
+        AuditEvent(
+            tag=Tag.FHIR_SEARCH,
+            outcome=Outcome.SUCCESS,
+            at_us=console_services.now_us(),
+            principal="staff:routine",
+            role="front_desk",
+            clinic_ids=(CLINIC_B,),
+            resource_type="Patient",
+            resource_id=CHAN.patient_id,
+            patient_pseudonym=pseudonym,
+            categories=("identity",),
+            purpose="TREAT",
+        )  # fmt: skip
+        for _ in range(REPORT_LIMIT)
+    ]
+    for start in range(0, REPORT_LIMIT, 1000):
+        console_services.audit.record(reads[start : start + 1000])
+    client = signed_in(officer)
+    page = client.get(f"/console/patients/{CHAN.patient_id}").text
+    assert 'id="report-incomplete"' in page and "This report is incomplete" in page
+    report = client.get(f"/console/patients/{CHAN.patient_id}/report.json").json()
+    assert report["complete"] is False and report["left_out"] > 0
+    (shown, total, left) = re.findall(
+        r"lists the ([\d,]+) most recent of ([\d,]+) accesses; the ([\d,]+) older", page
+    )[0]
+    numbers = [int(text.replace(",", "")) for text in (shown, total, left)]
+    assert numbers[0] == REPORT_LIMIT and numbers[2] == numbers[1] - REPORT_LIMIT > 0

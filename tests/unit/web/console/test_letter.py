@@ -84,3 +84,49 @@ def test_a_bad_clinic_name_setting_is_refused(names: dict[str, str]) -> None:
 
     with pytest.raises(ValidationError, match="CAREVAULT_CLINIC_NAMES"):
         Settings(clinic_names=names)
+
+
+@pytest.mark.parametrize(
+    ("language", "cut", "after"),
+    [
+        ("en", "not the whole list: it shows the 1 most recent of 3", "2 more accesses"),
+        ("zh-Hant", "只列出3次存取中最近的1次", "另有2次存取"),
+    ],
+)
+def test_an_incomplete_report_says_so_on_the_letter(language: str, cut: str, after: str) -> None:
+    line = {
+        "at_us": 1_764_547_200_000_000, "name": "Dr Lee", "role": "physician", "clinics": [],
+        "categories": ["identity"], "action": "fhir:patient:read", "outcome": "success",
+        "seq": 5, "proof": [],
+    }  # fmt: skip
+    report = {
+        **REPORT, "tree_size": 9, "accesses": [line], "complete": False, "total": 3,
+        "left_out": 2, "older_before": 5, "after_checkpoint": 2,
+    }  # fmt: skip
+    pdf = access_letter(
+        _card("Alice Smith"), report, language=language, zone=ZoneInfo("Asia/Hong_Kong"),
+        clinics={}, group="Harbour Clinics", font=None, signed_by="Ada Lau",
+        made_us=1_764_547_200_000_000,
+    )  # fmt: skip
+    words = "".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf)).pages)
+    flat = " ".join(words.split()) if language == "en" else "".join(words.split())
+    assert cut in flat and after in flat
+    whole = "".join(
+        page.extract_text()
+        for page in PdfReader(
+            io.BytesIO(
+                access_letter(
+                    _card("Alice Smith"),
+                    {**report, "complete": True, "after_checkpoint": 0},
+                    language=language,
+                    zone=ZoneInfo("Asia/Hong_Kong"),
+                    clinics={},
+                    group="Harbour Clinics",
+                    font=None,
+                    signed_by="Ada Lau",
+                    made_us=1_764_547_200_000_000,
+                )  # fmt: skip
+            )
+        ).pages
+    )
+    assert cut not in " ".join(whole.split()) and after not in "".join(whole.split())
