@@ -158,23 +158,8 @@ async def checked_form(request: Request, viewer: ViewerDep) -> dict[str, str]:
     sent = request.headers.get(CSRF_HEADER) or values.get(CSRF_FIELD, "")
     expected: str = request.state.csrf
     if not sent or not hmac.compare_digest(sent.encode(), expected.encode()):
-        svc = services(request)
         await run_in_threadpool(
-            svc.audit.record,
-            [
-                AuditEvent(
-                    tag=Tag.CONSOLE_REQUEST_REFUSED,
-                    outcome=Outcome.DENIED,
-                    at_us=svc.now_us(),
-                    request_id=request_id_of(request.scope),
-                    principal=viewer.principal,
-                    role=str(viewer.role),
-                    session_id=viewer.session_id,
-                    source_address=client_address(request),
-                    reason="CSRF token missing or not this session's",
-                    detail={"path": request.url.path[:200]},
-                )
-            ],
+            record_refusal, request, viewer, "CSRF token missing or not this session's"
         )
         raise CsrfRefused()
     return values
@@ -215,4 +200,25 @@ def caller_for(viewer: Viewer, request: Request, purpose: str = "HOPERAT") -> Ca
         session_id=viewer.session_id,
         client_id="carevault-console",
         request_id=request_id_of(request.scope),
+    )
+
+
+def record_refusal(request: Request, viewer: Viewer, reason: str) -> None:
+    """Record a console request refused to ``viewer`` (who asked, where, why)."""
+    svc = services(request)
+    svc.audit.record(
+        [
+            AuditEvent(
+                tag=Tag.CONSOLE_REQUEST_REFUSED,
+                outcome=Outcome.DENIED,
+                at_us=svc.now_us(),
+                request_id=request_id_of(request.scope),
+                principal=viewer.principal,
+                role=str(viewer.role),
+                session_id=viewer.session_id,
+                source_address=client_address(request),
+                reason=reason,
+                detail={"path": request.url.path[:200]},
+            )
+        ]
     )

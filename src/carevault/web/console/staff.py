@@ -28,7 +28,6 @@ from carevault.console.sessions import StepUpRefused, Viewer
 from carevault.containment.service import ContainmentRefused, Officer
 from carevault.containment.state import Mode
 from carevault.domain.roles import Role
-from carevault.ledger.events import AuditEvent, Outcome, Tag
 from carevault.web.console.guard import (
     FormDep,
     ManagerDep,
@@ -36,11 +35,11 @@ from carevault.web.console.guard import (
     OfficerDep,
     caller_for,
     origin,
+    record_refusal,
     services,
 )
 from carevault.web.console.qr import enrolment_qr, grouped
 from carevault.web.console.render import is_htmx, page, translator
-from carevault.web.responses import request_id_of
 from carevault.web.security import client_address
 
 router = APIRouter()
@@ -62,23 +61,7 @@ def _reach(viewer: Viewer, account: Account) -> bool:
 def _refuse(request: Request, viewer: Viewer, reason: str) -> NotForYou:
     """Record a refused staff action (who asked, what, why); the caller raises what
     this returns (a 403 page)."""
-    svc = services(request)
-    svc.audit.record(
-        [
-            AuditEvent(
-                tag=Tag.CONSOLE_REQUEST_REFUSED,
-                outcome=Outcome.DENIED,
-                at_us=svc.now_us(),
-                request_id=request_id_of(request.scope),
-                principal=viewer.principal,
-                role=str(viewer.role),
-                session_id=viewer.session_id,
-                source_address=client_address(request),
-                reason=reason,
-                detail={"path": request.url.path[:200]},
-            )
-        ]
-    )
+    record_refusal(request, viewer, reason)
     return NotForYou(str(viewer.role))
 
 
