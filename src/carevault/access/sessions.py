@@ -129,7 +129,9 @@ class Sessions:
         user_agent: str | None,
         patient: LaunchPatient | None = None,
     ) -> TokenPair:
-        session_id = secrets.token_urlsafe(24)
+        # Never led by "-": an officer ends a session by its id on the command line
+        # (``carevault staff end-session ID``), where a leading dash reads as an option.
+        session_id = "s" + secrets.token_urlsafe(24)
         now_us = to_micros(self.clock())
         with write_transaction(self.engine) as connection:
             connection.execute(
