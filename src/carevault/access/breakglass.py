@@ -23,7 +23,9 @@ MIN_WORDS = 3
 #: Grants one account may open in an hour. Breaking the glass is for the patient in
 #: front of you; a clinician who opens more than this in an hour is sweeping records,
 #: and further grants are refused (and recorded as refused) until the hour has passed.
-MAX_GRANTS_PER_HOUR = 10
+#: The detectors alert well before (``detect.glass``: more than 5 distinct patients an
+#: hour, high from 10); this is the hard stop behind them.
+MAX_GRANTS_PER_HOUR = 20
 HOUR_US = 3_600_000_000
 
 
