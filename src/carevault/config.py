@@ -393,6 +393,15 @@ class Settings(BaseSettings):
             "decides. Raise it for a planned migration."
         ),
     )
+    detect_break_glass_per_hour: int = Field(
+        default=5,
+        ge=1,
+        le=10_000,
+        description=(
+            "Distinct patients one clinician may break the glass for within an hour "
+            "before a break-glass-volume alert (high at twice as many)."
+        ),
+    )
     release_budget: str = Field(
         default="",
         description=(

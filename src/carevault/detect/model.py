@@ -75,6 +75,28 @@ def targeted(resource_type: str | None, params: Iterable[object]) -> bool:
 
 #: Search parameters that name records one by one on every resource type.
 _PICKING = frozenset({"_id", "identifier"})
+#: A search whose criteria list alternatives (``family=Ho,Yip``) picked each patient it
+#: gave when it gave at most this many, or no more than its alternatives could name.
+LISTED_FEW = 5
+#: The most people a search's alternatives are taken to name (their product, capped).
+_LISTED_MOST = 10_000
+
+
+def listed(alternatives: object, patients: int) -> bool:
+    """Whether a search that gave ``patients`` patients named them one by one with a list
+    of alternatives: ``alternatives`` is what the gate records (``detail.alternatives``:
+    criterion → how many values it listed, for those that listed more than one). A list
+    of surnames, names, phone numbers or email addresses that gives a handful of patients, or
+    no more than it listed, is a pick of each, as ``_id=a,b`` is: the person looked for
+    these people, not for whoever matches. A long list that gives many more patients
+    than it named is a broad net."""
+    if not isinstance(alternatives, dict):
+        return False
+    named = 1
+    for count in alternatives.values():
+        if isinstance(count, int) and not isinstance(count, bool) and count > 1:
+            named = min(_LISTED_MOST, named * count)
+    return named > 1 and patients <= max(LISTED_FEW, named)
 
 
 @dataclass(frozen=True)
@@ -167,10 +189,14 @@ class Access:
         """The person chose this patient: a read, history or ``$everything``, a search
         that gave this one patient only (a broad search's other matches were not
         chosen), or a search that names its records or patients one by one (``_id=a,b``,
-        ``identifier=x,y``, ``patient=a,b``: each is a pick, as a read of each would be)."""
-        if int(self.detail.get("patients", 1) or 1) == 1:
+        ``identifier=x,y``, ``patient=a,b``, or a list of alternatives that gave few
+        patients, ``family=Ho,Yip``: each is a pick, as a read of each would be)."""
+        patients = int(self.detail.get("patients", 1) or 1)
+        if patients == 1:
             return True
-        return targeted(self.resource_type, self.detail.get("params") or ())
+        return targeted(self.resource_type, self.detail.get("params") or ()) or listed(
+            self.detail.get("alternatives"), patients
+        )
 
     @property
     def denied(self) -> bool:

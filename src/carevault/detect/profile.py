@@ -23,6 +23,9 @@ PLACES = 40
 SPANS = {"10 minutes": 10 * MINUTE_US, "hour": HOUR_US, "day": DAY_US}
 #: A role's samples of the most records one of its clients wrote in an hour, per day.
 WRITES_HOUR = "writes hour"
+#: Days before the current one whose picks are kept in memory: a pick's grace
+#: (``detect_kin_grace_seconds``, at most a day) ends at the latest the day after it.
+KEPT_DAYS = 2
 
 
 @dataclass
@@ -103,12 +106,18 @@ class Recent:
     writes_peak: int = 0
     #: Searches by first name only or by initials (``fhir.name_shape``).
     vague_searches: CountWindow = field(default_factory=lambda: CountWindow(HOUR_US))
+    #: Patients the account broke the glass for in the last hour (``detect.glass``).
+    glass: DistinctWindow = field(default_factory=lambda: DistinctWindow(HOUR_US))
     #: The last place the account acted from: (address, at_us).
     place: tuple[str, int] | None = None
     #: Distinct patients picked (``Access.picked``) without a care relationship today,
     #: and those of them kin to the person, by kind (``detect.kin``).
     picks: set[str] = field(default_factory=set)
     kin_picks: dict[str, set[str]] = field(default_factory=dict)
+    #: The same of the days before (day → (picks, kin_picks)), kept for
+    #: ``KEPT_DAYS`` days: a pick of kin is judged once its grace is over, against its
+    #: own day, after the account may have moved on to the next (``snoop.snooping``).
+    earlier: dict[int, tuple[set[str], dict[str, set[str]]]] = field(default_factory=dict)
     #: The last search entry: ((session, principal, patients named), position, at_us).
     last_search: tuple[tuple[object, ...], int, int] | None = None
     #: What a finding last named in full, per breadth window (and "slow-drip"): (day,
@@ -141,12 +150,17 @@ class Recent:
         }
 
     def start_day(self, day: int) -> None:
+        if self.day >= 0 and (self.picks or self.kin_picks):
+            self.earlier[self.day] = (self.picks, self.kin_picks)
+        picks, kin_picks = self.earlier.pop(day, (set(), {}))
+        for gone in [d for d in self.earlier if d < day - KEPT_DAYS]:
+            del self.earlier[gone]
         self.day = day
         self.today_all = set()
         self.today_unexplained = set()
         self.peaks = dict.fromkeys(SPANS, 0)
-        self.picks = set()
-        self.kin_picks = {}
+        self.picks = picks
+        self.kin_picks = kin_picks
         self.writes_peak = 0
 
 

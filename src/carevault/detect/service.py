@@ -109,7 +109,9 @@ def build_detection(
         offset_us=offset,
         poll_seconds=settings.detect_poll_seconds,
         kin_grace_us=int(settings.detect_kin_grace_seconds * 1_000_000),
-        detectors=Detectors(settings.detect_client_writes_per_hour),
+        detectors=Detectors(
+            settings.detect_client_writes_per_hour, settings.detect_break_glass_per_hour
+        ),
     )
     if settings.detect:
         audit_ledger.writer.listeners.append(detection_engine.committed)

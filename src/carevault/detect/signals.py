@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TypeVar, cast
 
+from carevault.detect.glass import BREAK_GLASS_PER_HOUR, glass_sweep, granted
 from carevault.detect.model import (
     BUDGET_REASON,
     DAY_US,
@@ -176,8 +177,13 @@ class Detectors:
     """Feed entries in ledger order with ``observe``; ``live`` False only rebuilds the
     in-memory windows (after a restart) and never finds or learns anything."""
 
-    def __init__(self, client_writes_per_hour: int = CLIENT_WRITES_PER_HOUR) -> None:
+    def __init__(
+        self,
+        client_writes_per_hour: int = CLIENT_WRITES_PER_HOUR,
+        break_glass_per_hour: int = BREAK_GLASS_PER_HOUR,
+    ) -> None:
         self.client_writes_per_hour = client_writes_per_hour
+        self.break_glass_per_hour = break_glass_per_hour
 
     def observe(
         self,
@@ -231,6 +237,9 @@ class Detectors:
             fishing = self._fishing(access, profile, recent, day)
             if fishing is not None and live:
                 found.append(fishing)
+        if granted(access):
+            sweep = glass_sweep(access, recent, self.break_glass_per_hour, day)
+            return [sweep] if sweep is not None and live else []
         if not access.released:
             return []
         if access.tag == EXPORT_TAG and access.explained:

@@ -4,9 +4,11 @@ household's (the same home address), or, beyond what chance explains, of patient
 share their surname or live in their building. Pure: the accesses arrive marked with
 what the patient shares with the person (``detect.kin``) and whether care explains it.
 
-Only patients the person picked count (a read, or a search that gave one patient;
-refused attempts too: trying a namesake's record at another clinic shows the same intent):
-the other matches of a name search were not chosen. A co-worker's, a household
+Only patients the person picked count (a read, a search that gave one patient or named
+its patients one by one, ``Access.picked``; refused attempts too: trying a namesake's
+record at another clinic shows the same intent): the other matches of a name search were
+not chosen. A pick is judged against its own day's counts, also once the account has
+moved on to the next day (its grace ended after midnight). A co-worker's, a household
 member's or one's own record is an alert at once; a shared surname or building only
 when the count passes chance (a binomial tail under 1e-4 given the share of all
 patients who carry that surname or live there, and at least two patients), so a Chan
@@ -65,15 +67,14 @@ def snooping(
     care relationship is over) and return what it makes."""
     if not access.kin or not access.attempted or access.explained or not access.picked:
         return []
-    if recent.day != day:
-        return []  # judged after midnight: yesterday's counts are gone
+    picks, kin_picks = _counts(recent, day)
     pseudonym = access.patient_pseudonym or ""
-    recent.picks.add(pseudonym)
+    picks.add(pseudonym)
     for kind in access.kin:
-        recent.kin_picks.setdefault(kind, set()).add(pseudonym)
+        kin_picks.setdefault(kind, set()).add(pseudonym)
     found: list[Finding] = []
     for kind in access.kin:
-        patients = recent.kin_picks.get(kind, set())
+        patients = kin_picks.get(kind, set())
         if kind in _AT_ONCE:
             detector, text = _AT_ONCE[kind]
             severity = Severity.HIGH if len(patients) >= HIGH_FROM else Severity.MEDIUM
@@ -88,24 +89,37 @@ def snooping(
                 )
             )
         elif kind in _BY_CHANCE:
-            finding = _beyond_chance(access, kind, recent, shares, day)
+            finding = _beyond_chance(access, kind, picks, kin_picks, shares, day)
             if finding is not None:
                 found.append(finding)
     return found
 
 
+def _counts(recent: Recent, day: int) -> tuple[set[str], dict[str, set[str]]]:
+    """The picks (and picks of kin) of ``day``, the day of the pick being judged: today's,
+    or an earlier day's when the account has moved on since (a co-worker opened at 23:55
+    is judged after midnight, with the 23:55 day's counts). A day no longer kept (or not
+    yet begun, as on a replay) starts empty: the at-once kinds still fire."""
+    if day == recent.day:
+        return recent.picks, recent.kin_picks
+    if day not in recent.earlier:
+        recent.earlier[day] = (set(), {})
+    return recent.earlier[day]
+
+
 def _beyond_chance(
     access: Access,
     kind: str,
-    recent: Recent,
+    picks: set[str],
+    kin_picks: dict[str, set[str]],
     shares: Mapping[tuple[str, str], float],
     day: int,
 ) -> Finding | None:
-    patients = recent.kin_picks.get(kind, set())
+    patients = kin_picks.get(kind, set())
     share = shares.get((access.account or "", kind))
     if share is None or len(patients) < AT_LEAST:
         return None
-    picked = len(recent.picks)
+    picked = len(picks)
     chance = binomial_tail(len(patients), picked, share)
     if chance >= CHANCE:
         return None

@@ -841,6 +841,12 @@ class Gate:
             self._scope(caller, rt, Interaction.SEARCH)
             self._contain_search(rt)
             attempt.detail["params"] = sorted({name for name, _ in query.applied})
+            # How many values each criterion listed (``family=a,b``), counts only: a list
+            # that gives few patients picked each (``detect.model.listed``).
+            if listed := {
+                n: v.count(",") + 1 for n, v in query.applied if "," in v and n[:1] != "_"
+            }:
+                attempt.detail["alternatives"] = listed
             _refuse_unreadable_criteria(caller, query)
             self._spot_decoys(attempt, [value for _, value in query.applied])
             shape = name_shape(query.applied)
@@ -1370,11 +1376,10 @@ class Gate:
         rt = operation.resource_type
         if isinstance(operation, Delete):
             interaction = Interaction.DELETE
-            # Judged before anything is opened, on what the type's own elements may
-            # hold: on every category a contained resource may bring as well
-            # (``possible_categories``), no role could delete anything. A version
-            # deleted stays in the history, under the same read decisions.
-            categories: frozenset[DataCategory] | set[DataCategory] = own_categories(rt)
+            # A version deleted stays in the history, under the same read decisions.
+            categories: frozenset[DataCategory] | set[DataCategory] = self._deleted_categories(
+                caller, connection, rt, stored
+            )
         else:
             # A deleted record written again is a create to the token's scopes, though
             # it is judged on what was stored as well (it stays that patient's record).
@@ -1407,6 +1412,26 @@ class Gate:
                 raise AccessDenied(verdict.reason)
             decision = decision or verdict
         return decision
+
+    def _deleted_categories(
+        self, caller: Caller, connection: Connection, rt: ResourceType, stored: Head | None
+    ) -> frozenset[DataCategory] | set[DataCategory]:
+        """What a DELETE removes: the categories the stored record holds (a booking with
+        no reason is visit data, one with a diagnosis clinical), so that a front desk
+        cancels its own bookings but no one deletes what they may not write. The record
+        is opened only once the caller may write its kind of record for that patient at
+        all; otherwise, or with nothing stored, what the type's own elements may hold
+        (and the refusal follows)."""
+        actor = caller.actor
+        if actor is None or stored is None or stored.deleted:
+            return own_categories(rt)
+        target = self._target(caller, stored, connection)
+        if not decide(actor, Right.WRITE, {rt.category}, target).allowed:
+            return own_categories(rt)
+        [opened] = self._open(caller, [self.vault.locate(rt.name, stored.resource_id)])
+        if opened.body is None or opened.head.version_id != stored.version_id:
+            return own_categories(rt)  # changed meanwhile: judged on what it may hold
+        return element_categories(rt, jsonio.load(opened.body))
 
     def _hidden(self, caller: Caller, rt: ResourceType, head: Head) -> bool:
         """Whether a read of the record ``head`` answers the caller "not known": its type

@@ -110,6 +110,23 @@ def referral(patient: str, performer: str) -> dict[str, Any]:
     }
 
 
+ICD10 = "http://hl7.org/fhir/sid/icd-10"
+FLU = {"coding": [{"system": ICD10, "code": "J10"}]}
+HIV = {"coding": [{"system": ICD10, "code": "B20"}]}
+
+
+def doctors_condition(group: Group, code: dict[str, Any]) -> str:
+    """A Condition coded ``code`` that Tuen Mun's doctor records for its patient; its id."""
+    body = {
+        "resourceType": "Condition",
+        "code": code,
+        "subject": {"reference": f"Patient/{group.tm_patient.id}"},
+    }
+    created = group.call(group.doctor_tm, "POST", "/fhir/Condition", body)
+    assert created.status_code == 201, created.text
+    return str(created.json()["id"])
+
+
 def _created(api: FhirTestClient, body: dict[str, Any]) -> str:
     response = api.post_json(f"/fhir/{body['resourceType']}", body)
     assert response.status_code == 201, response.text

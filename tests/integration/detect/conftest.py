@@ -45,15 +45,17 @@ def clinic_settings(
     return make_settings(tmp_path / "home", url, **options)
 
 
-def clinic_patients() -> Iterator[dict[str, Any]]:
-    """The :data:`PATIENTS` patients of clinic A, as the front desk registers them."""
+def clinic_patients(
+    count: int = PATIENTS, family: str = "Chan", given: str = "Tai Man"
+) -> Iterator[dict[str, Any]]:
+    """``count`` patients of clinic A (``family`` 0, 1, …), as the front desk registers them."""
     return (
         {
             "resourceType": "Patient",
-            "name": [{"family": f"Chan{n}", "given": ["Tai Man"]}],
+            "name": [{"family": f"{family}{n}", "given": [given]}],
             "managingOrganization": {"reference": "Organization/clinic-a"},
         }
-        for n in range(PATIENTS)
+        for n in range(count)
     )
 
 

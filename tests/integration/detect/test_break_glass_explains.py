@@ -16,26 +16,21 @@ from carevault.detect import alerts_as_dicts
 from carevault.domain.roles import Role
 from carevault.ledger.events import AuditEvent, Outcome, Tag
 from carevault.vault.tables import resource_head
-from tests.conftest import make_settings
-from tests.integration.detect.conftest import Clinic, opened_clinic
+from tests.integration.detect.conftest import (
+    Clinic,
+    clinic_patients,
+    clinic_settings,
+    opened_clinic,
+)
 from tests.support.staff import Staff, make_staff
 
 
 @pytest.fixture
 def clinic(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Clinic]:
-    url = request.getfixturevalue("pg_schema") if backend == "postgres" else None
-    settings = make_settings(
-        tmp_path / "home", url, detect_responses="medium=raise,high=raise,critical=raise"
+    settings = clinic_settings(
+        backend, tmp_path, request, detect_responses="medium=raise,high=raise,critical=raise"
     )
-    bodies = (
-        {
-            "resourceType": "Patient",
-            "name": [{"family": f"Star{n}", "given": ["Famous"]}],
-            "managingOrganization": {"reference": "Organization/clinic-a"},
-        }
-        for n in range(3)
-    )
-    with opened_clinic(settings, bodies) as opened:
+    with opened_clinic(settings, clinic_patients(3, "Star", "Famous")) as opened:
         yield opened
 
 

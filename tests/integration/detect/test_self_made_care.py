@@ -15,32 +15,25 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from carevault.config import Settings
 from carevault.db import read_transaction
 from carevault.detect import alerts_as_dicts
 from carevault.domain.roles import Role
 from carevault.vault.tables import resource_head
-from tests.conftest import make_settings
-from tests.integration.detect.conftest import Clinic, opened_clinic
+from tests.integration.detect.conftest import (
+    Clinic,
+    clinic_patients,
+    clinic_settings,
+    opened_clinic,
+)
 from tests.support.staff import Staff, make_staff
 
 
 @pytest.fixture
 def clinic(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Clinic]:
-    url = request.getfixturevalue("pg_schema") if backend == "postgres" else None
-    # Alerts only: the test reads on after the first alert.
-    settings: Settings = make_settings(
-        tmp_path / "home", url, detect_responses="medium=raise,high=raise,critical=raise"
+    settings = clinic_settings(
+        backend, tmp_path, request, detect_responses="medium=raise,high=raise,critical=raise"
     )
-    bodies = (
-        {
-            "resourceType": "Patient",
-            "name": [{"family": f"Star{n}", "given": ["Famous"]}],
-            "managingOrganization": {"reference": "Organization/clinic-a"},
-        }
-        for n in range(6)
-    )
-    with opened_clinic(settings, bodies) as opened:
+    with opened_clinic(settings, clinic_patients(6, "Star", "Famous")) as opened:
         yield opened
 
 

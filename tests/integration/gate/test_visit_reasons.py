@@ -15,13 +15,10 @@ import pytest
 from carevault.bootstrap import Services
 from carevault.domain.roles import Role
 from carevault.ledger.events import Outcome, Tag
-from tests.integration.access.group import TM, TODAY, Group, build_group, encounter
+from tests.integration.access.group import FLU, HIV, TM, TODAY, Group, build_group, encounter
 from tests.support.client import FhirTestClient
 from tests.support.staff import make_staff
 
-ICD10 = "http://hl7.org/fhir/sid/icd-10"
-FLU = {"coding": [{"system": ICD10, "code": "J10"}]}
-HIV = {"coding": [{"system": ICD10, "code": "B20"}]}
 SUBSETTED = "SUBSETTED"
 
 
@@ -152,6 +149,22 @@ def test_the_desk_reschedules_without_learning_or_changing_the_reason(
     # A booking may hold a reason: the desk cancels it (above), it does not delete it.
     assert group.call(group.desk_tm, "DELETE", path).status_code == 403
     assert _stored(api, f"Appointment/{booking}") == stored
+
+
+def test_a_delete_is_judged_on_what_the_record_holds(group: Group, api: FhirTestClient) -> None:
+    """A booking with no reason is visit data, which the desk writes: it deletes it (a
+    booking made in error). A physician deletes a visit they may write whatever care
+    window has passed, as long as it holds no clinical element."""
+    patient = group.tm_patient.id
+    plain = _made(api, _booking(patient))
+    assert group.call(group.desk_tm, "DELETE", f"/fhir/Appointment/{plain}").status_code == 204
+    assert api.get(f"/fhir/Appointment/{plain}").status_code == 410
+    visit = _made(api, encounter(patient, TM))
+    assert group.call(group.desk_tm, "DELETE", f"/fhir/Encounter/{visit}").status_code == 204
+    with_reason = _made(api, {**encounter(patient, TM), "reasonCode": [FLU]})
+    refused = group.call(group.desk_tm, "DELETE", f"/fhir/Encounter/{with_reason}")
+    assert refused.status_code == 403, refused.text
+    assert api.get(f"/fhir/Encounter/{with_reason}").status_code == 200
 
 
 def test_billing_sees_and_writes_a_claim_without_its_diagnoses(

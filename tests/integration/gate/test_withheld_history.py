@@ -7,7 +7,6 @@ before it (opened and checked)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from sqlalchemy import delete
@@ -15,12 +14,10 @@ from sqlalchemy import delete
 from carevault.bootstrap import Services
 from carevault.domain.roles import Role
 from carevault.vault.tables import search_token
-from tests.integration.access.group import Group, build_group
+from tests.integration.access.group import FLU, Group, build_group, doctors_condition
 from tests.support.client import FhirTestClient
 from tests.support.staff import Staff, make_staff
 
-ICD10 = "http://hl7.org/fhir/sid/icd-10"
-FLU = {"coding": [{"system": ICD10, "code": "J10"}]}
 #: HIV as SNOMED CT by its OID, one of the spellings the sensitive lists now know.
 HIV = {"coding": [{"system": "urn:oid:2.16.840.1.113883.6.96", "code": "86406008"}]}
 
@@ -30,20 +27,9 @@ def group(services: Services, api: FhirTestClient) -> Iterator[Group]:
     yield from build_group(services, api)
 
 
-def _condition(group: Group, code: dict[str, Any]) -> str:
-    body = {
-        "resourceType": "Condition",
-        "code": code,
-        "subject": {"reference": f"Patient/{group.tm_patient.id}"},
-    }
-    created = group.call(group.doctor_tm, "POST", "/fhir/Condition", body)
-    assert created.status_code == 201, created.text
-    return str(created.json()["id"])
-
-
 def _became_sensitive(group: Group) -> str:
     """A flu diagnosis the doctor corrected to HIV: version 1 ordinary, 2 sensitive."""
-    condition = _condition(group, FLU)
+    condition = doctors_condition(group, FLU)
     path = f"/fhir/Condition/{condition}"
     current = group.call(group.doctor_tm, "GET", path).json()
     changed = group.call(group.doctor_tm, "PUT", path, {**current, "code": HIV})
@@ -87,7 +73,7 @@ def test_type_and_system_history_neither_list_nor_count_a_record_withheld_whole(
 ) -> None:
     pharmacist = make_staff(group.services, Role.PHARMACIST, ["clinic-tm"])
     hidden = _became_sensitive(group)
-    ordinary = _condition(group, FLU)
+    ordinary = doctors_condition(group, FLU)
     if indexed_before:
         # As a record indexed before this version's sensitivity markers: none at all.
         vault = group.services.gate.vault

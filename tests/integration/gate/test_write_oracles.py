@@ -12,34 +12,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
 from carevault.bootstrap import Services
 from carevault.domain.roles import Role
-from tests.integration.access.group import TM, Group, build_group
+from tests.integration.access.group import FLU, HIV, TM, Group, build_group, doctors_condition
 from tests.support.client import FHIR_JSON, FhirTestClient
 from tests.support.staff import make_staff
-
-HIV = {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10", "code": "B20"}]}
-FLU = {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10", "code": "J10"}]}
 
 
 @pytest.fixture
 def group(services: Services, api: FhirTestClient) -> Iterator[Group]:
     yield from build_group(services, api)
-
-
-def _condition(group: Group, code: dict[str, Any]) -> str:
-    body = {
-        "resourceType": "Condition",
-        "code": code,
-        "subject": {"reference": f"Patient/{group.tm_patient.id}"},
-    }
-    created = group.call(group.doctor_tm, "POST", "/fhir/Condition", body)
-    assert created.status_code == 201, created.text
-    return str(created.json()["id"])
 
 
 def _updated_twice(group: Group) -> str:
@@ -92,7 +77,7 @@ def test_if_match_still_refuses_a_stale_version_to_who_may_write(group: Group) -
 
 def test_delete_of_a_hidden_record_answers_as_for_an_absent_one(group: Group) -> None:
     pharmacist = make_staff(group.services, Role.PHARMACIST, [TM])
-    hidden, ordinary = _condition(group, HIV), _condition(group, FLU)
+    hidden, ordinary = doctors_condition(group, HIV), doctors_condition(group, FLU)
     assert group.call(pharmacist, "GET", f"/fhir/Condition/{hidden}").status_code == 404
     assert group.call(pharmacist, "GET", f"/fhir/Condition/{ordinary}").status_code == 200
     absent = group.call(pharmacist, "DELETE", "/fhir/Condition/no-such-record")
@@ -106,7 +91,7 @@ def test_delete_of_a_hidden_record_answers_as_for_an_absent_one(group: Group) ->
 
 def test_a_refused_put_of_a_hidden_record_does_not_name_what_it_holds(group: Group) -> None:
     pharmacist = make_staff(group.services, Role.PHARMACIST, [TM])
-    hidden, ordinary = _condition(group, HIV), _condition(group, FLU)
+    hidden, ordinary = doctors_condition(group, HIV), doctors_condition(group, FLU)
     blind = {
         "resourceType": "Condition",
         "code": {"text": "x"},

@@ -237,3 +237,79 @@ def test_a_search_naming_records_one_by_one_picks_each(
         detail={"patients": 3, "params": params},
     )  # fmt: skip
     assert entry.picked is picked
+
+
+def _pick(at_us: int, patient: str, kind: str) -> Access:
+    """A pick of kin as the engine judges it once its grace is over."""
+    return Access(
+        position=0, at_us=at_us, tag="fhir:resource:read", outcome="success",
+        principal="staff:ann", role="front_desk", resource_type="Patient",
+        patient_pseudonym=patient, kin=(kind,),
+    )  # fmt: skip
+
+
+#: 23:55 in Hong Kong, the evening of ``MORNING``'s day.
+LATE = MORNING + 14 * 60 * MINUTE - 5 * MINUTE
+
+
+def test_a_pick_of_kin_judged_after_midnight_is_judged_in_its_own_day() -> None:
+    feed = _feed()
+    Feed.entry(feed, LATE, "colleague")  # observed; its grace is not over
+    Feed.entry(feed, LATE + 10 * MINUTE, "other")  # 00:05: the account moves on a day
+    (finding,) = feed.detectors.judge_kin(_pick(LATE, "colleague", "co-worker"), feed.state,
+                                          feed.context)  # fmt: skip
+    assert (finding.detector, finding.patients) == ("co-worker", ("colleague",))
+    # The alert is the 23:55 day's, and today's counts do not hold the 23:55 pick.
+    assert finding.period.startswith(str((LATE + feed.context.offset_us) // 86_400_000_000))
+    assert feed.state.recent.kin_picks == {}
+
+
+def test_namesakes_either_side_of_a_late_judgement_count_in_their_own_day() -> None:
+    feed = _feed(surname_share=0.0005)
+    for n in range(5):
+        feed.entry(LATE - 60 * MINUTE + n * MINUTE, f"usual{n}")
+    feed.entry(LATE - 5 * MINUTE, "au1", kin=("surname",))
+    Feed.entry(feed, LATE, "au2")
+    Feed.entry(feed, LATE + 10 * MINUTE, "other")
+    found = feed.detectors.judge_kin(_pick(LATE, "au2", "surname"), feed.state, feed.context)
+    (finding,) = [f for f in found if f.detector == "same-surname"]
+    assert finding.patients == ("au1", "au2")
+    # The next day starts its own count: a namesake after midnight is one of one.
+    assert feed.entry(LATE + 11 * MINUTE, "au3", kin=("surname",)) == []
+
+
+def test_a_late_pick_of_a_day_no_longer_kept_still_raises_the_at_once_kinds() -> None:
+    feed = _feed()
+    Feed.entry(feed, LATE, "colleague")
+    for day in range(1, 5):
+        Feed.entry(feed, LATE + day * 86_400_000_000, f"other{day}")
+    assert len(feed.state.recent.earlier) <= 2
+    found = feed.detectors.judge_kin(_pick(LATE, "colleague", "co-worker"), feed.state,
+                                     feed.context)  # fmt: skip
+    assert [f.detector for f in found] == ["co-worker"]
+
+
+@pytest.mark.parametrize(
+    ("alternatives", "patients", "picked"),
+    [
+        ({"family": 2}, 2, True),
+        ({"name": 2}, 5, True),  # a handful shown: each was seen
+        ({"family": 2, "given": 2}, 4, True),
+        ({"family": 20}, 20, True),  # no more than the list named
+        ({"family": 2}, 6, False),  # more than it named, past a handful: a broad net
+        ({"family": 20}, 21, False),
+        ({}, 2, False),
+        ({"family": 1}, 2, False),
+        ("family", 2, False),  # not what the gate records: ignored
+    ],
+)
+def test_a_search_listing_alternatives_that_gives_few_patients_picks_each(
+    alternatives: object, patients: int, picked: bool
+) -> None:
+    entry = Access(
+        position=1, at_us=1, tag="fhir:resource:search", outcome="success",
+        principal="staff:ann", resource_type="Patient", patient_pseudonym="p1",
+        detail={"patients": patients, "params": ["family", "given", "name"],
+                "alternatives": alternatives},
+    )  # fmt: skip
+    assert entry.picked is picked
