@@ -315,8 +315,11 @@ class StaffAccounts:
         """Step-up check for a sensitive action by a signed-in user (or the CLI on the
         host): a fresh TOTP code (valid now, never used before) for an active account;
         ``SignInFailed`` otherwise. Sign-in back-off does not apply: failed step-ups have
-        their own level per (account, source), so no stranger can keep an officer from
-        containment."""
+        their own levels, per (account, source) and per account from every source
+        (``throttle.STEP_UP_ACCOUNT``), so no stranger can keep an officer from
+        containment and no token holder can guess codes from many networks. ``source``:
+        the caller's address; None only for the CLI on the host, which the account-wide
+        level does not hold."""
         now_us = to_micros(self.clock())
         with read_transaction(self.engine) as connection:
             row = connection.execute(

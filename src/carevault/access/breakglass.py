@@ -6,7 +6,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, Connection, Engine, insert, select, update
+from sqlalchemy import ColumnElement, Connection, Engine, func, insert, select, update
 
 from carevault.access.tables import break_glass
 from carevault.clock import Clock, to_micros, utc_now
@@ -17,10 +17,24 @@ from carevault.keys.service import KeyService
 
 BREAK_GLASS_KEY_ID = "break-glass"
 MAX_TEXT = 1000
+#: A justification the privacy officer can judge: a sentence, not a word ("covering").
+MIN_TEXT = 20
+MIN_WORDS = 3
+#: Grants one account may open in an hour. Breaking the glass is for the patient in
+#: front of you; a clinician who opens more than this in an hour is sweeping records,
+#: and further grants are refused (and recorded as refused) until the hour has passed.
+#: The detectors alert well before (``detect.glass``: more than 5 distinct patients an
+#: hour, high from 10); this is the hard stop behind them.
+MAX_GRANTS_PER_HOUR = 20
+HOUR_US = 3_600_000_000
 
 
 class BreakGlassError(ValueError):
     pass
+
+
+class TooManyGrants(BreakGlassError):
+    """The account has opened ``MAX_GRANTS_PER_HOUR`` grants in the last hour."""
 
 
 @dataclass(frozen=True)
@@ -79,21 +93,42 @@ class BreakGlass:
         self, account_id: str, pseudonym: str, reason: str, text: str, *, emergency: bool = False
     ) -> Grant:
         """Open one patient's record to a clinician for a while; an ``emergency`` grant
-        (asked while patient data is offline) waits for a privacy officer's approval."""
+        (asked while patient data is offline) waits for a privacy officer's approval.
+
+        ``BreakGlassError`` (nothing opened) for an unknown reason or a justification
+        shorter than ``MIN_WORDS`` words and ``MIN_TEXT`` characters; ``TooManyGrants``
+        once the account has opened ``MAX_GRANTS_PER_HOUR`` in the last hour (emergency
+        requests included: each is a grant asked for). The gate records either refusal."""
         try:
             code = BreakGlassReason(reason)
         except ValueError:
             choices = ", ".join(r.value for r in BreakGlassReason)
             raise BreakGlassError(f"the reason must be one of: {choices}") from None
         text = text.strip()
-        if not text or len(text) > MAX_TEXT:
-            raise BreakGlassError(f"say why in 1 to {MAX_TEXT} characters")
+        if len(text) < MIN_TEXT or len(text.split()) < MIN_WORDS or len(text) > MAX_TEXT:
+            raise BreakGlassError(
+                f"say why in words the privacy officer can judge: at least {MIN_WORDS} words "
+                f"and {MIN_TEXT} characters, at most {MAX_TEXT} characters"
+            )
         grant_id = f"bg-{secrets.token_hex(8)}"
         now_us = to_micros(self.clock())
         sealed = self.envelope.seal(
             self._key("break-glass"), f"carevault-bg|{grant_id}".encode(), text.encode()
         )
         with write_transaction(self.engine) as connection:
+            recent = connection.execute(
+                select(func.count())
+                .select_from(break_glass)
+                .where(
+                    break_glass.c.account_id == account_id,
+                    break_glass.c.granted_us > now_us - HOUR_US,
+                )
+            ).scalar_one()
+            if recent >= MAX_GRANTS_PER_HOUR:
+                raise TooManyGrants(
+                    f"{MAX_GRANTS_PER_HOUR} grants in the last hour: no more are opened for "
+                    "this account until the hour has passed; ask the privacy officer"
+                )
             connection.execute(
                 insert(break_glass).values(
                     grant_id=grant_id,

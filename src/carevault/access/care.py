@@ -34,7 +34,7 @@ from sqlalchemy import (
 from carevault.access.tables import care_relationship
 from carevault.clock import to_micros
 from carevault.db import driver_executemany, driver_scalar, read_transaction
-from carevault.domain.care import CareEvent, CareSource, Window
+from carevault.domain.care import CareEvent, CareSource, Opened, Window
 from carevault.fhir import dates
 from carevault.fhir.elements import reference_targets
 
@@ -145,22 +145,28 @@ class CareRelationships:
             self._tokens[practitioner_id] = found
         return found
 
-    def clear(self, connection: Connection, source_row_id: int) -> frozenset[bytes | None]:
-        """Inside the write's transaction: the source opens nothing any more. Returns who
-        alone made what it opened (``granted_by`` tokens; None where no one alone did),
-        for the next version's ``made_by``."""
+    def clear(self, connection: Connection, source_row_id: int) -> tuple[Opened[bytes], ...]:
+        """Inside the write's transaction: the source opens nothing any more. Returns what
+        it opened: who alone made each relationship (``granted_by`` tokens; None where no
+        one alone did) and its window, for the next version's ``made_by``."""
         with self._lock:
             self._answers.clear()
-        makers = frozenset(
-            None if token is None else bytes(token)
-            for token in connection.execute(
-                select(care_relationship.c.granted_by).where(
-                    care_relationship.c.source_row_id == source_row_id
-                )
-            ).scalars()
+        opened = tuple(
+            Opened(
+                None if row.granted_by is None else bytes(row.granted_by),
+                row.valid_from_us,
+                row.valid_until_us,
+            )
+            for row in connection.execute(
+                select(
+                    care_relationship.c.granted_by,
+                    care_relationship.c.valid_from_us,
+                    care_relationship.c.valid_until_us,
+                ).where(care_relationship.c.source_row_id == source_row_id)
+            )
         )
         connection.execute(_CLEAR, {"cleared_row_id": source_row_id})
-        return makers
+        return opened
 
     def add(
         self,

@@ -31,7 +31,12 @@ def present_step_up(
     source: str | None,
     agent: str | None,
 ) -> None:
-    """Clear the step-up of the bearer token's session with the user's fresh TOTP code."""
+    """Clear the step-up of the bearer token's session with the user's fresh TOTP code.
+
+    Only a session that is paused for a step-up may present one: any other token would
+    otherwise be an oracle for the account's codes, with nothing to gain for its
+    owner. Wrong codes count against the account from every source (``throttle``), so a
+    holder of a stolen token cannot guess from a crowd of networks."""
     try:
         claims = access.signer.verify(bearer or "")
     except InvalidToken:
@@ -58,8 +63,13 @@ def present_step_up(
             ]
         )
 
+    if not state.step_up:
+        record(Outcome.DENIED, "step-up: the session is not paused for one")
+        raise StepUpRefused("this session is not waiting for a step-up", "not paused")
     try:
-        accounts.confirm_totp(state.username, code, source)
+        # A network caller always has a source here: only the host's CLI goes unheld
+        # by the account-wide level (``throttle.step_up_check``).
+        accounts.confirm_totp(state.username, code, source or "-")
     except SignInFailed as failure:
         record(Outcome.DENIED, f"step-up: {failure.reason}")
         raise StepUpRefused(

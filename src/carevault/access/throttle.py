@@ -17,9 +17,18 @@ account's minute, and only with many addresses. A success empties the pair and
 account levels (not the source's: a valid login must not pardon an address that
 sprays). Attempts made during a wait are refused without counting. Usernames are
 kept only as hashes, unknown ones exactly like known ones, so throttling says nothing
-about which accounts exist. Step-up codes (a signed-in officer's fresh TOTP code for a
-containment switch) have their own level per (account, source), untouched by sign-in
-failures: strangers cannot keep an officer from containment.
+about which accounts exist. Step-up codes (a signed-in person's fresh TOTP code: a
+paused session resuming, a containment switch, a console decision) have their own
+levels, untouched by sign-in failures, so strangers cannot keep an officer from
+containment:
+
+* **step-up** — this account from this source: a wait after 5 wrong codes, doubling up
+  to 5 minutes.
+* **step-up-account** — this account from every source: a wait after 10 wrong codes
+  (draining 10 every 15 minutes), doubling up to 15 minutes. Only someone who holds
+  the account's token or console cookie can step up at all, and such a holder could
+  otherwise guess codes from a crowd of networks (a /48 holds 65,536 /64s). The CLI on
+  the host is not held by it, so an officer at the host can always contain.
 """
 
 from __future__ import annotations
@@ -70,7 +79,12 @@ PAIR = Rule("pair", 3, 4.0, 15 * 60, "this username from this address")
 SOURCE = Rule("source", 20, 20.0, 5 * 60, "this address")
 ACCOUNT = Rule("account", 10, 10.0, 60, "this username from every address")
 STEP_UP = Rule("step-up", 5, 5.0, 5 * 60, "step-up codes of this account from this address")
-RULES: Mapping[str, Rule] = {rule.kind: rule for rule in (PAIR, SOURCE, ACCOUNT, STEP_UP)}
+STEP_UP_ACCOUNT = Rule(
+    "step-up-account", 10, 40.0, 15 * 60, "step-up codes of this account from every address"
+)
+RULES: Mapping[str, Rule] = {
+    rule.kind: rule for rule in (PAIR, SOURCE, ACCOUNT, STEP_UP, STEP_UP_ACCOUNT)
+}
 
 
 @dataclass(frozen=True)
@@ -197,20 +211,30 @@ class SignInThrottle:
     # --- step-up -----------------------------------------------------------------------------
 
     def step_up_check(self, account_id: str, source: str | None) -> Verdict:
+        """May this step-up go ahead now? ``source`` None: the CLI on the host, which the
+        account-wide level does not hold (no token holder stands there), so the owner is
+        never kept from containment at the console of the host itself."""
         now_us = to_micros(self.clock())
         with read_transaction(self.engine) as connection:
-            levels = self._read(connection, {"step-up": _step_up_subject(account_id, source)})
+            levels = self._read(connection, _step_up_subjects(account_id, source))
+        if source is None:
+            levels.pop(STEP_UP_ACCOUNT.kind, None)
         return _longest_wait(levels, now_us)
 
     def step_up_failed(self, account_id: str, source: str | None) -> None:
+        """Count a wrong code on this source's level and on the account's, whatever the
+        source: codes guessed from many networks all count against the account."""
         now_us = to_micros(self.clock())
-        subject = _step_up_subject(account_id, source)
+        subjects = _step_up_subjects(account_id, source)
         with write_transaction(self.engine) as connection:
-            levels = self._read(connection, {"step-up": subject}, lock=True)
-            self._raise(connection, STEP_UP, subject, levels.get("step-up"), now_us)
+            levels = self._read(connection, subjects, lock=True)
+            for kind, subject in subjects.items():
+                self._raise(connection, RULES[kind], subject, levels.get(kind), now_us)
 
     def step_up_succeeded(self, account_id: str, source: str | None) -> None:
-        self._empty([("step-up", _step_up_subject(account_id, source))])
+        # Only the source's level: the account's drains on its own, so the owner's
+        # success does not give a guesser elsewhere a fresh allowance.
+        self._empty([(STEP_UP.kind, _step_up_subject(account_id, source))])
 
     # --- storage -----------------------------------------------------------------------------
 
@@ -277,6 +301,10 @@ class SignInThrottle:
 
 def _step_up_subject(account_id: str, source: str | None) -> str:
     return f"{account_id}|{source_key(source)}"
+
+
+def _step_up_subjects(account_id: str, source: str | None) -> dict[str, str]:
+    return {STEP_UP.kind: _step_up_subject(account_id, source), STEP_UP_ACCOUNT.kind: account_id}
 
 
 def _longest_wait(levels: Mapping[str, _Level], now_us: int) -> Verdict:

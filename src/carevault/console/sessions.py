@@ -222,7 +222,9 @@ class ConsoleSessions:
         """A fresh TOTP code from the viewer's own authenticator, before a sensitive action
         (the same check as containment's); ``StepUpRefused``, recorded, otherwise."""
         try:
-            self.oauth.accounts.confirm_totp(viewer.username, code)
+            # The browser's address: held by the per-source and the account-wide
+            # step-up levels like any network caller (the host's CLI passes none).
+            self.oauth.accounts.confirm_totp(viewer.username, code, origin.source_address or "-")
         except SignInFailed as failure:
             self._record(
                 Tag.CONSOLE_STEP_UP_REFUSED,

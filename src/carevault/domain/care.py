@@ -34,6 +34,10 @@ detectors (``carevault.detect.explain``) until someone else corroborates it: ano
 member of staff, a client app or the system writes a version of the record (the desk
 checks the patient in, a colleague reschedules), or another record of care covers the
 access. A status the writer sets themself ("arrived", "finished") corroborates nothing.
+Nor does an earlier version by someone else whose care the new version does not
+continue: it corroborates only if the relationship it opened covers the new version's
+date (``made_by``). A booking of long ago moved to today, or a cancelled one re-opened
+(it opened nothing), is care made by its writer alone until someone else writes it.
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 DAY_US = 86_400 * 1_000_000
 
@@ -160,17 +164,40 @@ def grants(
     return Grants(made, f"{event.source} at a clinic where the patient is registered", register)
 
 
-def made_by(writer: Maker | None, earlier: Collection[Maker | None] | None) -> Maker | None:
+@dataclass(frozen=True)
+class Opened(Generic[Maker]):
+    """One relationship an earlier version of a record opened: who alone made it (None:
+    no one alone) and the window it covered (µs)."""
+
+    maker: Maker | None
+    valid_from_us: int
+    valid_until_us: int
+
+    def covers(self, moment_us: int) -> bool:
+        return self.valid_from_us <= moment_us <= self.valid_until_us
+
+
+def made_by(
+    writer: Maker | None, earlier: Collection[Opened[Maker]] | None, moment_us: int
+) -> Maker | None:
     """Who alone made the relationships a version of a care record opens: ``writer``
-    (the principal writing it, or a token of it; None for the system) when every
-    version of the record is theirs, else None (corroborated: someone else wrote it
-    too, or the system stated it). ``earlier``: the makers of what the version before
-    opened (None for a first version; empty when it opened nothing, and then who wrote
-    it is unknown here: the writer is taken to be alone, which fails towards an alert,
-    not away from one)."""
+    (the principal writing it, or a token of it; None for the system) when no one else
+    corroborates them, else None (someone else wrote the care they continue, or the
+    system stated it). ``earlier``: what the version before opened (None for a first
+    version; empty when it opened nothing, e.g. a cancelled booking being re-opened,
+    and then who wrote it is unknown here: the writer is taken to be alone, which fails
+    towards an alert, not away from one). ``moment_us``: when the new version's care
+    is (its start; when it is written where it gives no date).
+
+    Only an earlier relationship that covers ``moment_us`` corroborates: the new version
+    continues the care someone else arranged, within that care's own window (the desk
+    booked today, the doctor moves it to next week). One that moves a record outside
+    its old window (a booking of last year moved to today) opens care of the writer's
+    own making: otherwise any old record a colleague once wrote would lend its
+    corroboration to whatever an insider turns it into."""
     if writer is None:
         return None
-    if earlier and any(maker != writer for maker in earlier):
+    if earlier and any(opened.maker != writer and opened.covers(moment_us) for opened in earlier):
         return None
     return writer
 

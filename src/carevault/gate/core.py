@@ -1726,7 +1726,9 @@ class Gate:
             )
             registered[pseudonym] |= {granted.register}
         # Who alone made it: their own accesses are not explained by it (``made_by``).
-        maker = made_by(access.care.maker(caller.principal if actor else None), earlier)
+        # Only what the version before opened around this version's date corroborates.
+        moment = event.starts_us if event.starts_us is not None else now
+        maker = made_by(access.care.maker(caller.principal if actor else None), earlier, moment)
         if deferred is not None:
             deferred[head.row_id] = access.care.rows(head.row_id, pseudonym, granted.windows)
         else:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from carevault.access.breakglass import BreakGlassError
+from carevault.access.breakglass import BreakGlassError, TooManyGrants
 from carevault.access.registrations import TooManyAttempts
 from carevault.containment.state import ContainmentActive
 from carevault.detect.budget import ReleaseRefused
@@ -36,6 +36,7 @@ from carevault.vault.records import (
 _STATUS: list[tuple[type[Exception], int, str]] = [
     (UnseenMatch, 409, "duplicate"),
     (AccessDenied, 403, "forbidden"),
+    (TooManyGrants, 429, "throttled"),
     (BreakGlassError, 400, "invalid"),
     (RegistrationInvalid, 400, "invalid"),
     (TooManyAttempts, 429, "throttled"),

@@ -5,10 +5,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
+from sqlalchemy import update
 
+from carevault.access.breakglass import HOUR_US, MAX_GRANTS_PER_HOUR
+from carevault.access.tables import break_glass
 from carevault.bootstrap import Services
+from carevault.db import write_transaction
 from carevault.domain.roles import Role
 from carevault.web.app import create_app
 from tests.support.client import FHIR_JSON, FhirTestClient
@@ -88,3 +93,78 @@ def test_breaking_the_glass_opens_one_record_and_is_queued(
     grants = [e for e in entries if e["tag"] == "access:break-glass:granted"]
     assert [e["outcome"] for e in grants] == ["failed", "denied", "success"]
     assert "collapsed" not in json.dumps(entries)  # the words stay sealed, out of the ledger
+
+
+def _clinic_b_patients(api: FhirTestClient, count: int) -> list[str]:
+    for clinic in ("clinic-a", "clinic-b"):
+        api.put_json(f"/fhir/Organization/{clinic}", {"resourceType": "Organization", "id": clinic})
+    return [
+        api.post_json(
+            "/fhir/Patient",
+            {
+                "resourceType": "Patient",
+                "name": [{"family": f"Glass{n}"}],
+                "managingOrganization": {"reference": "Organization/clinic-b"},
+            },
+        ).json()["id"]
+        for n in range(count)
+    ]
+
+
+def test_a_justification_of_a_word_or_two_opens_nothing(
+    web: FhirTestClient, api: FhirTestClient, services: Services
+) -> None:
+    (patient,) = _clinic_b_patients(api, 1)
+    doctor = make_staff(services, Role.PHYSICIAN, ["clinic-a"])
+    headers = {**doctor.headers, **FHIR_JSON}
+    path = f"/fhir/Patient/{patient}/$break-glass"
+    for text in ("covering", "covering for Dr L", "   covering   ", "covering-for-a-colleague"):
+        refused = web.post(
+            path, content=parameters(reason="covering-for-colleague", text=text), headers=headers
+        )
+        assert refused.status_code == 400, (text, refused.text)
+        assert "at least 3 words and 20 characters" in refused.text
+    assert services.break_glass.queue() == []
+    assert web.get(f"/fhir/Patient/{patient}", headers=doctor.headers).status_code == 403
+    entries = [json.loads(data) for _, data in services.audit_ledger.store.entries()]
+    refusals = [e for e in entries if e["tag"] == "access:break-glass:granted"]
+    assert [e["outcome"] for e in refusals] == ["failed"] * 4
+    assert "covering" not in json.dumps(entries)
+
+
+def test_an_account_opens_at_most_twenty_grants_an_hour(
+    web: FhirTestClient, api: FhirTestClient, services: Services
+) -> None:
+    patients = _clinic_b_patients(api, MAX_GRANTS_PER_HOUR + 1)
+    doctor = make_staff(services, Role.PHYSICIAN, ["clinic-a"])
+    colleague = make_staff(services, Role.PHYSICIAN, ["clinic-a"])
+    why = parameters(reason="covering-for-colleague", text="covering Dr Lam's evening clinic")
+
+    def asked(who: Any, patient: str) -> int:
+        response = web.post(
+            f"/fhir/Patient/{patient}/$break-glass",
+            content=why,
+            headers={**who.headers, **FHIR_JSON},
+        )
+        return response.status_code
+
+    opened = [asked(doctor, p) for p in patients[:MAX_GRANTS_PER_HOUR]]
+    assert opened == [200] * MAX_GRANTS_PER_HOUR
+    # The next in the hour is refused, opens nothing and is recorded as refused.
+    assert asked(doctor, patients[-1]) == 429
+    assert web.get(f"/fhir/Patient/{patients[-1]}", headers=doctor.headers).status_code == 403
+    assert len(services.break_glass.queue()) == MAX_GRANTS_PER_HOUR
+    entries = [json.loads(data) for _, data in services.audit_ledger.store.entries()]
+    asks = [e for e in entries if e["tag"] == "access:break-glass:granted"]
+    assert [e["outcome"] for e in asks] == ["success"] * MAX_GRANTS_PER_HOUR + ["failed"]
+    assert asks[-1]["reason"] == "TooManyGrants"
+    # The cap is the account's: a colleague may still break the glass.
+    assert asked(colleague, patients[-1]) == 200
+    # Once the hour has passed, the account may again.
+    with write_transaction(services.break_glass.engine) as connection:
+        connection.execute(
+            update(break_glass)
+            .where(break_glass.c.account_id == doctor.account.account_id)
+            .values(granted_us=break_glass.c.granted_us - HOUR_US)
+        )
+    assert asked(doctor, patients[-1]) == 200

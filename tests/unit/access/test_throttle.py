@@ -5,7 +5,15 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from carevault.access.throttle import ACCOUNT, PAIR, SOURCE, STEP_UP, source_key, username_key
+from carevault.access.throttle import (
+    ACCOUNT,
+    PAIR,
+    SOURCE,
+    STEP_UP,
+    STEP_UP_ACCOUNT,
+    source_key,
+    username_key,
+)
 
 HOUR_US = 3_600 * 1_000_000
 
@@ -65,3 +73,10 @@ def test_usernames_are_kept_hashed_and_case_blind() -> None:
     assert key == username_key("nurse.wong")
     assert "nurse" not in key and len(key) == 32
     assert username_key("nurse.wong2") != key
+
+
+def test_step_up_codes_from_every_address_wait_after_ten_up_to_fifteen_minutes() -> None:
+    assert [STEP_UP_ACCOUNT.wait_seconds(level) for level in range(8, 13)] == [0, 0, 1, 2, 4]
+    assert STEP_UP_ACCOUNT.wait_seconds(10_000) == 15 * 60
+    # Ten wrong codes drain in fifteen minutes (once the wait is over).
+    assert STEP_UP_ACCOUNT.drained(10.0, 0, 15 * 60 * 1_000_000) == 0.0

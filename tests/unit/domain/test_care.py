@@ -13,6 +13,7 @@ from carevault.domain.care import (
     CareEvent,
     CareSource,
     CareWindow,
+    Opened,
     WriterStanding,
     grants,
     made_by,
@@ -169,17 +170,41 @@ def test_a_visit_by_staff_opens_nothing_to_a_practitioner_who_does_not_work_ther
     assert (None, "dr-a") in [(w.clinic_id, w.practitioner_id) for w in loaded.windows]
 
 
+def _opened(*makers: str | None) -> frozenset[Opened[str]]:
+    """Relationships an earlier version opened around NOW, made by ``makers``."""
+    return frozenset(Opened(maker, NOW - DAY_US, NOW + DAY_US) for maker in makers)
+
+
 def test_care_made_alone_keeps_its_maker_until_someone_else_writes_the_record() -> None:
     # A first version: its writer alone made it; the system's loads state facts.
-    assert made_by("staff:ann", None) == "staff:ann"
-    assert made_by(None, None) is None
+    assert made_by("staff:ann", None, NOW) == "staff:ann"
+    assert made_by(None, None, NOW) is None
     # The same writer again (e.g. setting "arrived" themself): still alone.
-    assert made_by("staff:ann", frozenset({"staff:ann"})) == "staff:ann"
+    assert made_by("staff:ann", _opened("staff:ann"), NOW) == "staff:ann"
     # Someone else wrote a version (the desk booked or checked the patient in), or the
     # system stated it, or it was already corroborated: no one alone.
-    assert made_by("staff:ann", frozenset({"staff:bob"})) is None
-    assert made_by("staff:bob", frozenset({"staff:ann"})) is None
-    assert made_by("staff:ann", frozenset({None})) is None
-    # The version before opened nothing: who wrote it is unknown, the writer is alone.
-    assert made_by("staff:ann", frozenset()) == "staff:ann"
-    assert made_by(b"token", frozenset({b"token"})) == b"token"
+    assert made_by("staff:ann", _opened("staff:bob"), NOW) is None
+    assert made_by("staff:bob", _opened("staff:ann"), NOW) is None
+    assert made_by("staff:ann", _opened(None), NOW) is None
+    # The version before opened nothing (e.g. a cancelled booking re-opened): who wrote
+    # it is unknown, the writer is alone.
+    assert made_by("staff:ann", frozenset(), NOW) == "staff:ann"
+    assert made_by(b"token", frozenset({Opened(b"token", NOW, NOW)}), NOW) == b"token"
+
+
+def test_an_earlier_version_corroborates_only_the_care_it_covers() -> None:
+    # The desk booked last year; the version now moved to today is the mover's alone.
+    last_year = Opened("staff:desk", NOW - 400 * DAY_US, NOW - 300 * DAY_US)
+    assert made_by("staff:ann", {last_year}, NOW) == "staff:ann"
+    assert made_by("staff:ann", {last_year}, NOW - 350 * DAY_US) is None
+    # Moved within the old care window (rescheduled to next week): corroborated.
+    current = Opened("staff:desk", NOW - 30 * DAY_US, NOW + 90 * DAY_US)
+    assert made_by("staff:ann", {current}, NOW + 7 * DAY_US) is None
+    # Moved far past it: alone, even though the old window covers the day it is moved.
+    assert made_by("staff:ann", {current}, NOW + 400 * DAY_US) == "staff:ann"
+    # The system's old load lends nothing outside its window either.
+    loaded: Opened[str] = Opened(None, NOW - 400 * DAY_US, NOW - 300 * DAY_US)
+    assert made_by("staff:ann", {loaded}, NOW) == "staff:ann"
+    # Edges of the window count.
+    assert made_by("staff:ann", {current}, current.valid_until_us) is None
+    assert made_by("staff:ann", {current}, current.valid_until_us + 1) == "staff:ann"

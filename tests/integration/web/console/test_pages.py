@@ -388,7 +388,11 @@ def test_emergency_access_needs_a_second_privacy_officer(
         Officer(officer.username, officer.code()), Mode.PHI_OFFLINE, None, "suspected breach"
     )
     grant = console_services.gate.break_glass(
-        physician.caller, WONG.patient_id, "emergency-treatment", "Collapsed", emergency=True
+        physician.caller,
+        WONG.patient_id,
+        "emergency-treatment",
+        "Collapsed in the waiting room",
+        emergency=True,
     )
     first = signed_in(officer)
     page = first.get("/console/containment").text
