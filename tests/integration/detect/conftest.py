@@ -59,6 +59,24 @@ def clinic_patients(
     )
 
 
+#: Alerts raised and no response taken: the test reads on after the first alert.
+RAISE_ONLY = "medium=raise,high=raise,critical=raise"
+
+
+@contextmanager
+def raising_clinic(
+    backend: str,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+    patients: Iterable[dict[str, Any]],
+    **options: Any,
+) -> Iterator[Clinic]:
+    """Clinic A with ``patients``, whose detectors raise alerts and take no response."""
+    settings = clinic_settings(backend, tmp_path, request, detect_responses=RAISE_ONLY, **options)
+    with opened_clinic(settings, patients) as opened:
+        yield opened
+
+
 @pytest.fixture
 def detect_settings(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
     return clinic_settings(

@@ -16,21 +16,13 @@ from carevault.detect import alerts_as_dicts
 from carevault.domain.roles import Role
 from carevault.ledger.events import AuditEvent, Outcome, Tag
 from carevault.vault.tables import resource_head
-from tests.integration.detect.conftest import (
-    Clinic,
-    clinic_patients,
-    clinic_settings,
-    opened_clinic,
-)
+from tests.integration.detect.conftest import Clinic, clinic_patients, raising_clinic
 from tests.support.staff import Staff, make_staff
 
 
 @pytest.fixture
 def clinic(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Clinic]:
-    settings = clinic_settings(
-        backend, tmp_path, request, detect_responses="medium=raise,high=raise,critical=raise"
-    )
-    with opened_clinic(settings, clinic_patients(3, "Star", "Famous")) as opened:
+    with raising_clinic(backend, tmp_path, request, clinic_patients(3, "Star", "Famous")) as opened:
         yield opened
 
 

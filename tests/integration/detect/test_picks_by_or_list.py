@@ -14,22 +14,15 @@ import pytest
 from carevault.detect import alerts_as_dicts
 from carevault.domain.roles import Role
 from carevault.ledger.events import AuditEvent
-from tests.integration.detect.conftest import Clinic, clinic_settings, opened_clinic
+from tests.integration.detect.conftest import Clinic, raising_clinic
 from tests.integration.detect.test_snooping import _create, _hkid, _patient
 from tests.support.staff import make_staff
 
 
 @pytest.fixture
 def clinic(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Clinic]:
-    settings = clinic_settings(
-        backend,
-        tmp_path,
-        request,
-        detect_responses="medium=raise,high=raise,critical=raise",
-        detect_kin_grace_seconds=0,
-    )
     bodies = (_patient(f"Lee{n}", [f"Flat {n % 8}, {n}/F", f"{n} Nathan Road"]) for n in range(40))
-    with opened_clinic(settings, bodies) as opened:
+    with raising_clinic(backend, tmp_path, request, bodies, detect_kin_grace_seconds=0) as opened:
         yield opened
 
 
