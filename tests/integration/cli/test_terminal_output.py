@@ -10,11 +10,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from carevault.bootstrap import build_services
 from carevault.cli import app
 from carevault.containment.state import Mode
 from carevault.incidents import Actor, declare_case
-from tests.conftest import make_settings
+from tests.support.cli_home import cli_services
 
 # color=True: click would strip some ANSI sequences when not writing to a terminal; an
 # officer's terminal is one, so the test must see what it would see.
@@ -38,11 +37,8 @@ def _harmless(output: str) -> None:
 
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    home = tmp_path / "home"
-    for name, value in (("ENVIRONMENT", "test"), ("ARGON2_MEMORY_KIB", "8192"),
-                        ("ARGON2_TIME_COST", "1"), ("CHECKPOINT_SECONDS", "0")):  # fmt: skip
-        monkeypatch.setenv(f"CAREVAULT_{name}", value)
-    services = build_services(make_settings(home), create_keys=True, migrate=True)
+    services = cli_services(tmp_path, monkeypatch)
+    home = services.settings.home
     try:
         declare_case(services, Actor("cli:test"), {"title": TITLE, "accounts": ["thief"],
                                                    "since": "2026-01-01T00:00:00Z"})  # fmt: skip

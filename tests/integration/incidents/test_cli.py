@@ -12,6 +12,7 @@ from carevault.bootstrap import build_services
 from carevault.cli import app
 from carevault.ledger.events import AuditEvent, Outcome, Tag
 from tests.conftest import make_settings
+from tests.support.cli_home import cli_services
 
 runner = CliRunner()
 
@@ -19,11 +20,8 @@ runner = CliRunner()
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A data directory where staff:thief read three patients on 2026-01-01."""
-    home = tmp_path / "home"
-    for name, value in (("ENVIRONMENT", "test"), ("ARGON2_MEMORY_KIB", "8192"),
-                        ("ARGON2_TIME_COST", "1"), ("CHECKPOINT_SECONDS", "0")):  # fmt: skip
-        monkeypatch.setenv(f"CAREVAULT_{name}", value)
-    services = build_services(make_settings(home), create_keys=True, migrate=True)
+    services = cli_services(tmp_path, monkeypatch)
+    home = services.settings.home
     try:
         services.audit.record(
             [
