@@ -15,3 +15,8 @@ def audit_events(services: Services) -> list[AuditEvent]:
 def unwraps(services: Services) -> int:
     """How many entries the key-unwrap ledger holds."""
     return services.unwrap_ledger.store.head()[0]
+
+
+def patient_pseudonym(services: Services, patient_id: str) -> str:
+    """The pseudonym the ledger names the patient ``patient_id`` by."""
+    return str(services.vault.locate("Patient", patient_id).head.patient_pseudonym)

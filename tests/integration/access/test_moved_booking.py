@@ -19,7 +19,7 @@ from carevault.detect import alerts_as_dicts
 from carevault.domain.roles import Role
 from tests.conftest import make_settings
 from tests.integration.detect.conftest import Clinic, opened_clinic
-from tests.integration.detect.test_self_made_care import _pseudonym
+from tests.support.ledgers import patient_pseudonym
 from tests.support.staff import make_staff
 
 
@@ -63,7 +63,9 @@ def test_moving_a_vips_old_booking_to_today_does_not_explain_the_movers_read(
     assert detection is not None
     control, vip, cancelled, rescheduled = clinic.patients
     for patient in clinic.patients:
-        detection.flags.set("vip", _pseudonym(clinic, patient), "staff:test-officer")
+        detection.flags.set(
+            "vip", patient_pseudonym(clinic.services, patient), "staff:test-officer"
+        )
     doctor = make_staff(clinic.services, Role.PHYSICIAN, ["clinic-a"], practitioner_id="dr-in")
     made = {}
     for patient, days_ago, status in (
@@ -90,9 +92,9 @@ def test_moving_a_vips_old_booking_to_today_does_not_explain_the_movers_read(
         a for a in alerts_as_dicts(clinic.services) if a["account"] == doctor.account.username
     ]
     flagged = {p for a in alerts for p in detection.alerts.get(a["id"]).patients}
-    assert _pseudonym(clinic, control) in flagged
+    assert patient_pseudonym(clinic.services, control) in flagged
     # Care of the mover's own making explains none of their reads.
-    assert _pseudonym(clinic, vip) in flagged
-    assert _pseudonym(clinic, cancelled) in flagged
+    assert patient_pseudonym(clinic.services, vip) in flagged
+    assert patient_pseudonym(clinic.services, cancelled) in flagged
     # Rescheduling within the desk's own care window continues the desk's care.
-    assert _pseudonym(clinic, rescheduled) not in flagged
+    assert patient_pseudonym(clinic.services, rescheduled) not in flagged

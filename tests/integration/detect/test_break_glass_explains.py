@@ -9,14 +9,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
 
-from carevault.db import read_transaction
 from carevault.detect import alerts_as_dicts
 from carevault.domain.roles import Role
 from carevault.ledger.events import AuditEvent, Outcome, Tag
-from carevault.vault.tables import resource_head
 from tests.integration.detect.conftest import Clinic, clinic_patients, raising_clinic
+from tests.support.ledgers import patient_pseudonym
 from tests.support.staff import Staff, make_staff
 
 
@@ -24,17 +22,6 @@ from tests.support.staff import Staff, make_staff
 def clinic(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Clinic]:
     with raising_clinic(backend, tmp_path, request, clinic_patients(3, "Star", "Famous")) as opened:
         yield opened
-
-
-def _pseudonym(clinic: Clinic, patient: str) -> str:
-    with read_transaction(clinic.services.engine) as connection:
-        return str(
-            connection.execute(
-                select(resource_head.c.patient_pseudonym).where(
-                    resource_head.c.resource_id == patient
-                )
-            ).scalar_one()
-        )
 
 
 def _emergency_read(clinic: Clinic, who: Staff, pseudonym: str) -> None:
@@ -63,7 +50,9 @@ def test_emergency_treatment_explains_only_under_an_active_grant(clinic: Clinic)
     detection = clinic.services.detection
     assert detection is not None
     granted, ungranted = clinic.patients[:2]
-    vips = {patient: _pseudonym(clinic, patient) for patient in (granted, ungranted)}
+    vips = {
+        patient: patient_pseudonym(clinic.services, patient) for patient in (granted, ungranted)
+    }
     for pseudonym in vips.values():
         detection.flags.set("vip", pseudonym, "staff:test-officer")
     # A doctor of another clinic: no care relationship with clinic A's patients.

@@ -20,8 +20,8 @@ from carevault.detect import alerts_as_dicts
 from carevault.domain.roles import Role
 from carevault.ledger.events import AuditEvent, Outcome, Tag
 from tests.integration.detect.conftest import Clinic, raising_clinic
-from tests.integration.detect.test_break_glass_explains import _pseudonym
 from tests.integration.detect.test_snooping import _create, _hkid, _patient
+from tests.support.ledgers import patient_pseudonym
 from tests.support.staff import make_staff
 
 
@@ -59,8 +59,10 @@ def test_a_co_workers_record_opened_at_23_55_raises_an_alert(
     assert detection is not None
     colleague = make_staff(clinic.services, Role.NURSE, ["clinic-a"])
     detection.kinship.identify(f"staff:{colleague.account.username}", "test:hr", hkid=_hkid(2))
-    coworker = _pseudonym(clinic, _create(clinic, _patient("Ho", ["9 Kings Road"], _hkid(2))))
-    other = _pseudonym(clinic, clinic.patients[0])
+    coworker = patient_pseudonym(
+        clinic.services, _create(clinic, _patient("Ho", ["9 Kings Road"], _hkid(2)))
+    )
+    other = patient_pseudonym(clinic.services, clinic.patients[0])
     desk = make_staff(clinic.services, Role.FRONT_DESK, ["clinic-a"])
     assert alerts_as_dicts(clinic.services) == []
     zone = ZoneInfo(clinic.services.settings.timezone)

@@ -13,13 +13,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import select
 
-from carevault.db import read_transaction
 from carevault.detect import alerts_as_dicts
 from carevault.domain.roles import Role
-from carevault.vault.tables import resource_head
 from tests.integration.detect.conftest import Clinic, clinic_patients, raising_clinic
+from tests.support.ledgers import patient_pseudonym
 from tests.support.staff import Staff, make_staff
 
 
@@ -52,17 +50,6 @@ def _book(clinic: Clinic, who: Staff, patient: str, practitioner: str) -> str:
     return str(response.json()["id"])
 
 
-def _pseudonym(clinic: Clinic, patient: str) -> str:
-    with read_transaction(clinic.services.engine) as connection:
-        return str(
-            connection.execute(
-                select(resource_head.c.patient_pseudonym).where(
-                    resource_head.c.resource_id == patient
-                )
-            ).scalar_one()
-        )
-
-
 def test_an_insiders_own_booking_does_not_explain_their_read_until_corroborated(
     clinic: Clinic,
 ) -> None:
@@ -71,7 +58,9 @@ def test_an_insiders_own_booking_does_not_explain_their_read_until_corroborated(
     celebrity, checked_in, booked_by_desk, rescheduled = clinic.patients[:4]
     for patient in (celebrity, checked_in, booked_by_desk, rescheduled):
         # As the officer's desk flags them (one TOTP code each would wait for the next step).
-        detection.flags.set("vip", _pseudonym(clinic, patient), "staff:test-officer")
+        detection.flags.set(
+            "vip", patient_pseudonym(clinic.services, patient), "staff:test-officer"
+        )
     doctor = make_staff(clinic.services, Role.PHYSICIAN, ["clinic-a"], practitioner_id="dr-in")
 
     # Corroborated: the desk checks in the patient the doctor booked.
@@ -97,7 +86,9 @@ def test_an_insiders_own_booking_does_not_explain_their_read_until_corroborated(
     assert clinic.read(doctor, celebrity) == 200  # care goes on: the read is allowed
     (alert,) = alerts_as_dicts(clinic.services)
     assert (alert["detector"], alert["account"]) == ("vip", doctor.account.username)
-    assert detection.alerts.get(alert["id"]).patients == (_pseudonym(clinic, celebrity),)
+    assert detection.alerts.get(alert["id"]).patients == (
+        patient_pseudonym(clinic.services, celebrity),
+    )
     # The same booking explains a colleague's read: only its maker's are unexplained.
     nurse = make_staff(clinic.services, Role.NURSE, ["clinic-a"])
     assert clinic.read(nurse, celebrity) == 200

@@ -15,7 +15,7 @@ from carevault.ledger.events import AuditEvent, Outcome, Tag
 from carevault.web.audit_routes import describe_principal
 from tests.conftest import make_settings
 from tests.integration.detect.conftest import Clinic, opened_clinic
-from tests.integration.detect.test_break_glass_explains import _pseudonym
+from tests.support.ledgers import patient_pseudonym
 
 CAP = REPORT_LIMIT
 
@@ -53,7 +53,7 @@ def test_a_long_history_keeps_the_newest_accesses_and_says_it_is_incomplete(
     clinic: Clinic,
 ) -> None:
     (patient,) = clinic.patients
-    pseudonym = _pseudonym(clinic, patient)
+    pseudonym = patient_pseudonym(clinic.services, patient)
     routine = [_read(clinic, "staff:routine", pseudonym, patient) for _ in range(CAP)]
     for start in range(0, CAP, 1000):
         clinic.services.audit.record(routine[start : start + 1000])
@@ -79,7 +79,7 @@ def test_the_report_counts_what_it_leaves_out_before_and_after_its_checkpoint(
     clinic: Clinic,
 ) -> None:
     (patient,) = clinic.patients
-    pseudonym = _pseudonym(clinic, patient)
+    pseudonym = patient_pseudonym(clinic.services, patient)
     services = clinic.services
     services.audit.record([_read(clinic, f"staff:desk{n}", pseudonym, patient) for n in range(5)])
     checkpoint = services.audit_ledger.checkpoints.make("test")
