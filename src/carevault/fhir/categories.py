@@ -167,14 +167,20 @@ def _items(value: Any) -> list[Any]:
 
 
 def _element_category(
-    rt: ResourceType, name: str, main: DataCategory, value: Any = None
+    rt: ResourceType, name: str, main: DataCategory, value: Any = None, *, scanned: bool = False
 ) -> DataCategory:
     """The category of the element ``name`` holding ``value``: a primitive's ``_name``
     sibling (its id and extensions: a cause of death beside ``deceasedDateTime``) is its
     element's. An element of clinical data in a record of another kind (an Encounter's
-    reason, a Claim's diagnoses) is sensitive_clinical when it holds a sensitive code."""
+    reason, a Claim's diagnoses) is sensitive_clinical when it holds a sensitive code.
+    ``scanned``: ``is_sensitive`` found no sensitive code in the record already, and only
+    its narrative (``text``, which that leaves out) is asked again."""
     category = rt.element_categories.get(name[1:] if name.startswith("_") else name, main)
-    if category is DataCategory.CLINICAL and _has_sensitive_code(value):
+    if (
+        category is DataCategory.CLINICAL
+        and (not scanned or name == "text")
+        and _has_sensitive_code(value)
+    ):
         return DataCategory.SENSITIVE_CLINICAL
     return category
 
@@ -186,6 +192,9 @@ def element_categories(
     the caller has it already)."""
     if main is None:
         main = main_category(rt, resource)
+    # A health record that is not sensitive was walked whole by ``main_category``: no
+    # element of it holds a sensitive code, and none need be walked again.
+    scanned = rt.category in HEALTH_CATEGORIES and main is not DataCategory.SENSITIVE_CLINICAL
     present: set[DataCategory] = {main}
     for name, value in resource.items():
         if name in _ALWAYS:
@@ -195,7 +204,7 @@ def element_categories(
             for item in _items(value):
                 present |= itemised(item)
         else:
-            present.add(_element_category(rt, name, main, value))
+            present.add(_element_category(rt, name, main, value, scanned=scanned))
     return present
 
 

@@ -150,28 +150,48 @@ def check_government_ids(data: Any, path: str, rules: list[Issue]) -> None:
     """A government identity number is held only in ``Patient.identifier``, where each
     reader's role decides whether it is shown: anywhere else (a Reference's identifier,
     a relative's or a practitioner's record, a claim's) it would be shown to whoever may
-    read the record that carries it."""
-    if isinstance(data, dict):
-        patient = data.get("resourceType") == "Patient"
-        for key, value in data.items():
-            where = f"{path}.{_printable(key)}"
-            if key == "identifier" and not patient:
-                items = value if isinstance(value, list) else [value]
-                for index, item in enumerate(items):
-                    if isinstance(item, dict) and is_government_id(item):
-                        at = f"{where}[{index}]" if isinstance(value, list) else where
-                        rules.append(
-                            Issue(
-                                "business-rule",
-                                f"{at}: a government identity number is kept only in "
-                                "Patient.identifier; refer to the patient by reference",
-                                expression=(at,),
+    read the record that carries it.
+
+    Every write and every imported record runs this, so the walk visits containers only
+    and spells an element's path only for an issue (building each path eagerly cost more
+    than the rest of an import's checks together)."""
+    steps: list[str | int] = []
+
+    def spelled() -> str:
+        return path + "".join(
+            f"[{step}]" if isinstance(step, int) else f".{_printable(step)}" for step in steps
+        )
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            patient = node.get("resourceType") == "Patient"
+            for key, value in node.items():
+                if not isinstance(value, dict | list):
+                    continue
+                steps.append(key)
+                if key == "identifier" and not patient:
+                    listed = isinstance(value, list)
+                    for index, item in enumerate(value if listed else [value]):
+                        if isinstance(item, dict) and is_government_id(item):
+                            at = f"{spelled()}[{index}]" if listed else spelled()
+                            rules.append(
+                                Issue(
+                                    "business-rule",
+                                    f"{at}: a government identity number is kept only in "
+                                    "Patient.identifier; refer to the patient by reference",
+                                    expression=(at,),
+                                )
                             )
-                        )
-            check_government_ids(value, where, rules)
-    elif isinstance(data, list):
-        for index, item in enumerate(data):
-            check_government_ids(item, f"{path}[{index}]", rules)
+                walk(value)
+                steps.pop()
+        elif isinstance(node, list):
+            for index, item in enumerate(node):
+                if isinstance(item, dict | list):
+                    steps.append(index)
+                    walk(item)
+                    steps.pop()
+
+    walk(data)
 
 
 #: The records of no one: stored in the clear, at no patient, readable by every clinic.
