@@ -62,11 +62,12 @@ def verdict(
         shapes = _SHAPES.get(limits)
         if shapes is None:
             shapes = _SHAPES[limits] = Shapes(limits)
-        # The compiled check answers for shape and bounds only: what a record may hold
-        # (no HKID outside Patient, no patient in a directory record) is checked here
-        # too, or an import would write what REST refuses.
+        # What a record may hold is checked too, or an import would write what REST
+        # refuses (``content.check_record_rules``): the compiled check keeps the
+        # government-number rule in its own walk, and a directory record's references
+        # are checked here.
         rules: list[Issue] = []
-        content.check_record_rules(resource, name, rules)
+        content.check_directory_references(resource, name, rules)
         if not rules and shapes.certainly_valid(resource):
             return None
     try:

@@ -10,7 +10,9 @@ number bounds, dates the store holds, HKID check digits, and each primitive's fo
 through the very pydantic validator the model would run on it (cached by value: codes,
 systems and references repeat from record to record).
 
-It answers only "certainly valid" (True) or "not sure" (False). Anything it does not
+It also keeps the record rules that walk a whole record (``content.check_record_rules``:
+no government identity number outside ``Patient.identifier``), since it walks every
+object anyway. It answers only "certainly valid" (True) or "not sure" (False). Anything it does not
 handle (primitive extensions ``_x``, an element under a name it does not know) and any
 rule broken answers False, and the record then goes through ``validate_resource``,
 which refuses it with the usual reasons or accepts it. So a record this check passes is
@@ -65,6 +67,9 @@ class _Model:
     #: Each choice (``value[x]``): its names, and whether one of them is required.
     choices: tuple[tuple[tuple[str, ...], bool], ...]
     is_identifier: bool
+    #: Whether the model's ``identifier`` element may hold no government identity number
+    #: (``content.check_government_ids``: any model that has one but Patient).
+    guards_identifiers: bool
 
 
 class Shapes:
@@ -117,6 +122,16 @@ class Shapes:
         if spec.is_identifier and data.get("system") == HKID_SYSTEM:
             value = data.get("value")
             if isinstance(value, str) and not hkid.is_valid(value):
+                return False
+        if spec.guards_identifiers:
+            # The government-number rule, here rather than in a walk of its own: this
+            # walk visits every object of a record it passes already (a record broken
+            # either way goes to the full validation, which runs the rule for its reason).
+            found = data.get("identifier")
+            if found is not None and any(
+                isinstance(item, dict) and content.is_government_id(item)
+                for item in (found if isinstance(found, list) else (found,))
+            ):
                 return False
         return True
 
@@ -266,6 +281,7 @@ def _compiled(model: Any) -> _Model:
         required=tuple(sorted(required)),
         choices=choices,
         is_identifier=owner == "Identifier",
+        guards_identifiers="identifier" in elements and owner != "Patient",
     )
 
 

@@ -45,29 +45,61 @@ def test_a_refusal_crosses_as_its_reason() -> None:
     assert received("birthDate: not a date") == "birthDate: not a date"
 
 
+def test_an_import_refuses_a_patient_in_a_directory_record_though_its_shape_is_sound() -> None:
+    """The compiled check answers for shape: a record the content rules refuse (a
+    patient in a directory record) is refused by an import too, as REST refuses it."""
+    resource = {"resourceType": "Schedule", "id": "s1", "actor": [{"reference": "Patient/p1"}]}
+    assert Shapes(DEFAULT_LIMITS).certainly_valid(resource)
+    refused = verdict(resource, None, DEFAULT_LIMITS)
+    assert refused is not None and refused.startswith("Schedule.actor[0]")
+    assert "p1" not in refused
+
+
+_HKID = {"system": "http://carevault.hk/sid/hkid", "value": "A123456(3)"}
+_PASSPORT = {"type": {"coding": [{"code": "PPN"}]}, "value": "K1234567"}
+
+
 @pytest.mark.parametrize(
     ("resource", "named"),
     [
         (
-            {"resourceType": "Schedule", "id": "s1", "actor": [{"reference": "Patient/p1"}]},
-            "Schedule.actor[0]",
+            {"resourceType": "Practitioner", "id": "d1", "identifier": [_HKID]},
+            "Practitioner.identifier[0]",
         ),
         (
             {"resourceType": "Practitioner", "id": "d1", "identifier": [
-                {"system": "http://carevault.hk/sid/hkid", "value": "A123456(3)"}]},
-            "Practitioner.identifier[0]",
+                {"value": "D-1"}, _PASSPORT]},
+            "Practitioner.identifier[1]",
+        ),
+        (
+            {"resourceType": "Encounter", "id": "e1", "status": "finished",
+             "class": {"code": "AMB"}, "subject": {"identifier": _HKID}},
+            "Encounter.subject.identifier",
+        ),
+        (
+            {"resourceType": "Patient", "id": "p1", "generalPractitioner": [
+                {"identifier": _HKID}]},
+            "Patient.generalPractitioner[0].identifier",
         ),
     ],
 )  # fmt: skip
-def test_an_import_refuses_what_rest_refuses_though_its_shape_is_sound(
+def test_an_import_refuses_a_government_number_outside_patient_identifier(
     resource: dict[str, Any], named: str
 ) -> None:
-    """The compiled check answers for shape only: a record the content rules refuse (a
-    patient in a directory record, an HKID outside Patient) is refused by an import too."""
-    assert Shapes(DEFAULT_LIMITS).certainly_valid(resource)
+    """The compiled check keeps the government-number rule in its own walk: a record it
+    breaks is not passed, and the full validation refuses it with the rule's reason (the
+    element named, never the number)."""
+    assert not Shapes(DEFAULT_LIMITS).certainly_valid(resource)
     refused = verdict(resource, None, DEFAULT_LIMITS)
     assert refused is not None and refused.startswith(named)
-    assert "A123456" not in refused and "p1" not in refused
+    assert "government identity number" in refused
+    assert "A123456" not in refused and "K1234567" not in refused
+
+
+def test_a_patients_own_government_number_passes_the_compiled_check() -> None:
+    resource = {"resourceType": "Patient", "id": "p1", "identifier": [_HKID, _PASSPORT]}
+    assert Shapes(DEFAULT_LIMITS).certainly_valid(resource)
+    assert verdict(resource, None, DEFAULT_LIMITS) is None
 
 
 def test_a_practitioners_schedule_is_imported() -> None:
