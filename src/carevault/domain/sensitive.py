@@ -111,6 +111,9 @@ def _icd10_sensitive(code: str) -> bool:
     return code.startswith(SENSITIVE_ICD10_PREFIXES)
 
 
+# Remembered: every coding of every health record written asks, and the same codes of
+# the same few systems come back record after record.
+@lru_cache(maxsize=1 << 16)
 def is_sensitive_code(system: str | None, code: str) -> bool:
     """Whether ``code`` of ``system`` (any spelling; None: no system given) is sensitive."""
     named = canonical_system(system)

@@ -196,16 +196,31 @@ def element_categories(
     # element of it holds a sensitive code, and none need be walked again.
     scanned = rt.category in HEALTH_CATEGORIES and main is not DataCategory.SENSITIVE_CLINICAL
     present: set[DataCategory] = {main}
+    # ``_itemised`` and ``_element_category``, inline: every element of every record
+    # written asks, and two calls an element cost more than the rest of the answer.
+    categories = rt.element_categories
     for name, value in resource.items():
         if name in _ALWAYS:
             continue
-        itemised = _itemised(rt, name, main)
-        if itemised is not None:
-            for item in _items(value):
-                present |= itemised(item)
-        else:
-            present.add(_element_category(rt, name, main, value, scanned=scanned))
+        if name in _ITEMISED_NAMES:
+            itemised = _itemised(rt, name, main)
+            if itemised is not None:
+                for item in _items(value):
+                    present |= itemised(item)
+                continue
+        category = categories.get(name[1:] if name[:1] == "_" else name, main)
+        if (
+            category is DataCategory.CLINICAL
+            and (not scanned or name == "text")
+            and _has_sensitive_code(value)
+        ):
+            category = DataCategory.SENSITIVE_CLINICAL
+        present.add(category)
     return present
+
+
+#: The elements ``_itemised`` may answer for.
+_ITEMISED_NAMES = frozenset({"contained", "identifier"})
 
 
 def changed_categories(

@@ -17,7 +17,12 @@ from carevault.clock import to_micros
 from carevault.domain.categories import HEALTH_CATEGORIES, DataCategory
 from carevault.fhir.categories import element_categories, main_category
 from carevault.fhir.elements import reference_targets
-from carevault.fhir.indexing import ORDINARY_TERM, SENSITIVE_TERM, clear_dates, index_terms
+from carevault.fhir.indexing import (
+    ORDINARY_TERM,
+    SENSITIVE_TERM,
+    clear_dates,
+    index_term_rows,
+)
 from carevault.fhir.registry import ResourceType
 
 #: (type, id) of relative references, in the order the resource holds them.
@@ -51,9 +56,7 @@ def derive(rt: ResourceType, resource: dict[str, Any], zone: tzinfo) -> Derived:
     if rt.category in HEALTH_CATEGORIES:
         marker = SENSITIVE_TERM if main is DataCategory.SENSITIVE_CLINICAL else ORDINARY_TERM
     return Derived(
-        terms=tuple(
-            (param.name, term, param.clear) for param, term in index_terms(rt, resource, zone)
-        ),
+        terms=index_term_rows(rt, resource, zone),
         marker=marker,
         categories=frozenset(element_categories(rt, resource, main=main)),
         patients=patient_targets(rt, resource),

@@ -14,8 +14,15 @@ def _steps(path: str) -> tuple[str, ...]:
 
 def values_at(resource: dict[str, Any], path: str) -> list[Any]:
     """Every value at ``path`` ("participant.actor"), lists flattened at each step."""
+    steps = _steps(path)
+    if len(steps) == 1 and isinstance(resource, dict):
+        # Most search and reference paths are one element of the resource itself.
+        value = resource.get(path)
+        if isinstance(value, list):
+            return list(value)
+        return [] if value is None else [value]
     current: list[Any] = [resource]
-    for step in _steps(path):
+    for step in steps:
         following: list[Any] = []
         for item in current:
             if not isinstance(item, dict):
