@@ -64,8 +64,9 @@ class _Element:
 class _Model:
     elements: dict[str, _Element]
     required: tuple[str, ...]
+    required_set: frozenset[str]
     #: Each choice (``value[x]``): its names, and whether one of them is required.
-    choices: tuple[tuple[tuple[str, ...], bool], ...]
+    choices: tuple[tuple[frozenset[str], bool], ...]
     is_identifier: bool
     #: Whether the model's ``identifier`` element may hold no government identity number
     #: (``content.check_government_ids``: any model that has one but Patient).
@@ -98,25 +99,49 @@ class Shapes:
         if depth > _MAX_DEPTH or not data:
             return False
         spec = _compiled(model)
+        elements = spec.elements
+        strings = self._strings
+        # The commonest values are taken here rather than through ``_value``: an object
+        # (one call the fewer per level) and a string whose verdict is kept (most of a
+        # record's strings: codes, systems, references and dates repeat).
         for key, value in data.items():
-            if top and key == "resourceType":
-                continue
-            element = spec.elements.get(key)
-            if element is None or value is None:
+            element = elements.get(key)
+            if element is None:
+                if top and key == "resourceType":
+                    continue
                 return False
+            if value is None:
+                return False
+            kind = element.kind
             if element.is_list:
                 if not isinstance(value, list) or not value:
                     return False
+                if kind == _COMPLEX:
+                    inner = element.model
+                    for item in value:
+                        if not isinstance(item, dict) or not self._object(inner, item, depth + 1):
+                            return False
+                    continue
                 for item in value:
+                    if (
+                        kind == _STRING
+                        and isinstance(item, str)
+                        and strings.get((id(element), item))
+                    ):
+                        continue
                     if not self._value(element, item, depth):
                         return False
+            elif kind == _COMPLEX:
+                if not isinstance(value, dict) or not self._object(element.model, value, depth + 1):
+                    return False
+            elif kind == _STRING and isinstance(value, str) and strings.get((id(element), value)):
+                continue
             elif isinstance(value, list) or not self._value(element, value, depth):
                 return False
-        for name in spec.required:
-            if name not in data:
-                return False
+        if spec.required and not data.keys() >= spec.required_set:
+            return False
         for group, one_required in spec.choices:
-            present = sum(1 for name in group if name in data)
+            present = len(group.intersection(data))
             if present > 1 or (one_required and present == 0):
                 return False
         if spec.is_identifier and data.get("system") == HKID_SYSTEM:
@@ -271,7 +296,7 @@ def _compiled(model: Any) -> _Model:
     required |= {aliases.get(name, name) for name, _ in built.get_required_fields()}
     choices = tuple(
         (
-            tuple(aliases.get(name, name) for name in group),
+            frozenset(aliases.get(name, name) for name in group),
             any(_choice_required(model.model_fields.get(name)) for name in group),
         )
         for group in built.get_one_of_many_fields().values()
@@ -279,6 +304,7 @@ def _compiled(model: Any) -> _Model:
     return _Model(
         elements=elements,
         required=tuple(sorted(required)),
+        required_set=frozenset(required),
         choices=choices,
         is_identifier=owner == "Identifier",
         guards_identifiers="identifier" in elements and owner != "Patient",
