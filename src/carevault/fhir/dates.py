@@ -70,6 +70,10 @@ class DateRange:
     high: datetime | None
 
 
+# Remembered (a range is immutable): a bulk load asks for the same times over and over
+# (a clinic's slots start on the hour, a visit's records share its time), for search
+# terms, clear dates and care windows alike. A text that does not parse raises each time.
+@lru_cache(maxsize=1 << 16)
 def parse(text: str, zone: tzinfo) -> DateRange:
     """The range a FHIR date/dateTime/instant covers at its precision."""
     match = _DATETIME.match(text.strip())
