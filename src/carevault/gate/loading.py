@@ -45,7 +45,10 @@ def patient_batch_events(
     batches: dict[str | None, _Batch] = {}
     for operation, result, note in zip(operations, results, care_notes, strict=True):
         head = result.head
-        batch = batches.setdefault(head.patient_pseudonym, _Batch())
+        batch = batches.get(head.patient_pseudonym)
+        if batch is None:
+            # Not ``setdefault``: it would make (and drop) a batch for every record.
+            batch = batches[head.patient_pseudonym] = _Batch()
         if head.resource_type == "Patient":
             batch.patient_id = head.resource_id
         if isinstance(operation, Put):

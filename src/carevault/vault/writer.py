@@ -32,7 +32,7 @@ from carevault.fhir.derived import (
     clinic_targets,
     patient_targets,
 )
-from carevault.fhir.indexing import SENSITIVITY, index_terms, sensitivity_term
+from carevault.fhir.indexing import SENSITIVITY, index_term_rows, sensitivity_term
 from carevault.fhir.kinship import patient_terms
 from carevault.fhir.registry import ResourceType
 from carevault.keys.envelope import record_aad
@@ -774,13 +774,7 @@ def search_tokens(
         memo = {}
     tokens: set[bytes] = set()
     name = rt.name
-    terms = (
-        derived.terms
-        if derived is not None
-        else [
-            (param.name, term, param.clear) for param, term in index_terms(rt, resource, vault.zone)
-        ]
-    )
+    terms = derived.terms if derived is not None else index_term_rows(rt, resource, vault.zone)
     for param_name, term, clear in terms:
         key = (name, param_name, term, clear)
         token = memo.get(key)
