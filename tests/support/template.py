@@ -190,9 +190,7 @@ class Templates:
             # DELETE, not TRUNCATE: a test's few rows go in milliseconds, where TRUNCATE
             # makes every table and index anew (0.4 s for the fifty tables). Replica mode
             # skips the foreign keys' checks, all of whose tables are emptied together.
-            script = "\n".join(
-                ["SET LOCAL session_replication_role = replica;", *emptied, rows]
-            )
+            script = "\n".join(["SET LOCAL session_replication_role = replica;", *emptied, rows])
             self._resets[database] = (fingerprint, script)
         return self._resets[database]
 
