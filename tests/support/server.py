@@ -48,11 +48,13 @@ def run_cli(
     )
 
 
-def invoke_cli(env: Mapping[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+def invoke_cli(
+    env: Mapping[str, str], *args: str, input: str | None = None
+) -> subprocess.CompletedProcess[str]:
     """``run_cli`` in this process, through typer's runner: the same command under the
     same CAREVAULT_* environment, without a Python start and the app's imports (2-5 s a
-    call on a slow machine). An exception the command let out is in ``stderr``, as a
-    process would have printed it."""
+    call on a slow machine); ``input`` is its stdin. An exception the command let out is
+    in ``stderr``, as a process would have printed it."""
     from typer.testing import CliRunner
 
     from carevault.cli import app
@@ -63,7 +65,7 @@ def invoke_cli(env: Mapping[str, str], *args: str) -> subprocess.CompletedProces
     wanted.update(
         {key: None for key in os.environ if key.startswith("CAREVAULT_") and key not in env}
     )
-    result = CliRunner().invoke(app, list(args), env=wanted)
+    result = CliRunner().invoke(app, list(args), input=input, env=wanted)
     stderr = result.stderr
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         stderr += "".join(traceback.format_exception(result.exception))
