@@ -23,7 +23,7 @@ from sqlalchemy.exc import OperationalError
 from carevault.bootstrap import Services, build_services
 from carevault.config import Settings
 from carevault.db import temporary_database
-from tests.support.template import lay
+from tests.support.template import lay, release
 
 # No timed assertions in tests (speed is measured in bench/): Hypothesis's per-example
 # deadline failed a property test once on a loaded machine, though every example held.
@@ -55,8 +55,11 @@ def pg_schema(pg_database: str) -> Iterator[str]:
         connection.execute(text(f'CREATE SCHEMA "{schema}"'))
     url = make_url(pg_database).update_query_dict({"options": f"-csearch_path={schema}"})
     yield url.render_as_string(hide_password=False)
-    with engine.connect() as connection:
-        connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    # Kept for the worker's next test if its definitions are still the template's
+    # (tests/support/template.py): replaying the template cost half a second a test.
+    if not release(pg_database, schema):
+        with engine.connect() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
     engine.dispose()
 
 
@@ -91,7 +94,14 @@ def backend(request: pytest.FixtureRequest) -> str:
 def settings(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
     url = request.getfixturevalue("pg_schema") if backend == "postgres" else None
     fresh = request.node.get_closest_marker("fresh_home") is not None
-    return make_settings(tmp_path / "home", url, fresh=fresh)
+    return make_settings(tmp_path / "home", url, fresh=fresh, **marked(request))
+
+
+def marked(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """The values a test's ``settings`` marker gives its settings (a module's own
+    ``settings`` fixture passes them on too)."""
+    marker = request.node.get_closest_marker("settings")
+    return dict(marker.kwargs) if marker is not None else {}
 
 
 @pytest.fixture

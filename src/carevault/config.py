@@ -74,6 +74,17 @@ class Settings(BaseSettings):
     dek_cache_size: int = Field(default=4096, ge=0, le=1_000_000)
     dek_cache_seconds: float = Field(default=60.0, ge=0, le=3600)
 
+    # Ledger reports
+    access_report_limit: int = Field(
+        default=10_000,
+        ge=10,
+        le=1_000_000,
+        description=(
+            "Most lines of one patient access report: the newest; the report says what it "
+            "leaves out, and ?before= lists the older ones."
+        ),
+    )
+
     # FHIR server
     public_base_url: str | None = Field(
         default=None,

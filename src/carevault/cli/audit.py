@@ -146,7 +146,11 @@ def audit_report(
             raise typer.Exit(1)
         checkpoint = services.audit_ledger.checkpoints.make("access report")
         report = access_report(
-            services.audit_ledger, pseudonyms[patient_id], checkpoint, describe_principal(services)
+            services.audit_ledger,
+            pseudonyms[patient_id],
+            checkpoint,
+            describe_principal(services),
+            limit=services.settings.access_report_limit,
         )
     echo(json.dumps({"patient": f"Patient/{patient_id}", **report}, indent=2))
 

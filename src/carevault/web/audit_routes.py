@@ -267,6 +267,7 @@ def build_access_report(
         pseudonyms[patient_id],
         _latest(svc.audit_ledger),
         describe_principal(svc),
+        limit=svc.settings.access_report_limit,
         before_seq=before_seq,
     )
     _record(svc, who, Outcome.SUCCESS, "patient access report", patient=pseudonyms[patient_id])

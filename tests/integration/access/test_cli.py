@@ -6,7 +6,6 @@ from __future__ import annotations
 import getpass
 import re
 import subprocess
-import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -20,7 +19,7 @@ from tests.integration.access.audit_log import events, refused
 from tests.integration.access.browser import assert_refused_within, basic, bearer
 from tests.integration.access.conftest import APP, CLINIC, MovableClock, Staff
 from tests.support.client import FhirTestClient
-from tests.support.server import environment, run_cli
+from tests.support.server import environment, invoke_cli
 
 NEW_PASSWORD = "a whole new passphrase"
 OPERATOR = f"cli:{getpass.getuser()}"
@@ -40,16 +39,8 @@ def cli(auth_services: Services) -> Cli:
 
     def run(*args: str, password: str | None = None) -> subprocess.CompletedProcess[str]:
         if password is None:
-            return run_cli(env, *args, timeout=60)
-        return subprocess.run(
-            [sys.executable, "-m", "carevault", *args, "--password-stdin"],
-            env=env,
-            input=password + "\n",
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+            return invoke_cli(env, *args)
+        return invoke_cli(env, *args, "--password-stdin", input=password + "\n")
 
     return run
 

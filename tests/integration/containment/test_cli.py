@@ -6,7 +6,7 @@ import json
 
 from carevault.bootstrap import Services
 from carevault.domain.roles import Role
-from tests.support.server import environment, run_cli
+from tests.support.server import environment, invoke_cli
 from tests.support.staff import make_staff
 
 
@@ -16,7 +16,7 @@ def test_contain_release_and_status_from_the_cli(services: Services) -> None:
     env = environment(services.settings.home, services.settings.database_url)
 
     def contain(*args: str) -> tuple[int, str]:
-        done = run_cli(env, "contain", *args)
+        done = invoke_cli(env, "contain", *args)
         return done.returncode, done.stdout + done.stderr
 
     code, output = contain(
@@ -35,7 +35,7 @@ def test_contain_release_and_status_from_the_cli(services: Services) -> None:
     )  # fmt: skip
     assert code == 0 and "read-only is ON" in output, output
 
-    status = run_cli(env, "status")
+    status = invoke_cli(env, "status")
     assert status.returncode == 0
     assert "read-only" in status.stdout and "by staff:" in status.stdout
     assert "Ledger audit:" in status.stdout and "Ledger unwrap:" in status.stdout
@@ -45,7 +45,7 @@ def test_contain_release_and_status_from_the_cli(services: Services) -> None:
         "--officer", officer.account.username, "--totp", officer.totp(),
     )  # fmt: skip
     assert code == 0 and "released" in output
-    assert "none active" in run_cli(env, "status").stdout
+    assert "none active" in invoke_cli(env, "status").stdout
     tags = [json.loads(data)["tag"] for _, data in services.audit_ledger.store.entries()]
     assert tags.count("containment:mode:refused") == 2
     assert tags.count("containment:mode:started") == 1

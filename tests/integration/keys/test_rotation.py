@@ -21,7 +21,7 @@ from tests.conftest import make_settings
 from tests.integration.keys.conftest import USER_PIN, SoftHsm, Token
 from tests.integration.keys.test_pkcs11 import token_store_moved_away
 from tests.support.client import FhirTestClient
-from tests.support.server import environment, run_cli
+from tests.support.server import environment, invoke_cli
 from tests.support.staff import make_staff
 
 
@@ -92,15 +92,15 @@ def test_a_rotation_stopped_half_way_resumes_and_every_patient_stays_readable(
 def test_the_cli_rotates_with_progress(api: FhirTestClient, services: Services) -> None:
     add_patients(api, 3)
     env = environment(services.settings.home, services.settings.database_url)
-    rotated = run_cli(env, "keys", "rotate")
+    rotated = invoke_cli(env, "keys", "rotate")
     assert rotated.returncode == 0, rotated.stderr
     assert "none left on older versions" in rotated.stdout
-    status = run_cli(env, "keys", "status")
+    status = invoke_cli(env, "keys", "status")
     assert "data keys to re-wrap: 0" in status.stdout
     assert "versions: [1, 2] (active 2)" in status.stdout
-    destroyed = run_cli(env, "keys", "destroy-version", "1", "--yes")
+    destroyed = invoke_cli(env, "keys", "destroy-version", "1", "--yes")
     assert destroyed.returncode == 0, destroyed.stderr
-    refused = run_cli(env, "keys", "destroy-version", "2", "--yes")
+    refused = invoke_cli(env, "keys", "destroy-version", "2", "--yes")
     assert refused.returncode == 1 and "active" in refused.stderr
 
 

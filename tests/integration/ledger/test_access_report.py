@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from carevault.config import Settings
 from carevault.ledger.audit import REPORT_LIMIT, access_report
 from carevault.ledger.events import AuditEvent, Outcome, Tag
 from carevault.web.audit_routes import describe_principal
@@ -17,13 +18,15 @@ from tests.conftest import make_settings
 from tests.integration.detect.conftest import Clinic, opened_clinic
 from tests.support.ledgers import patient_pseudonym
 
-CAP = REPORT_LIMIT
+#: A small cap (CAREVAULT_ACCESS_REPORT_LIMIT): what it cuts is the same at 10,000, whose
+#: history took 20-35 s a test to write.
+CAP = 50
 
 
 @pytest.fixture
 def clinic(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Clinic]:
     url = request.getfixturevalue("pg_schema") if backend == "postgres" else None
-    settings = make_settings(tmp_path / "home", url, detect=False)
+    settings = make_settings(tmp_path / "home", url, detect=False, access_report_limit=CAP)
     body = {
         "resourceType": "Patient",
         "name": [{"family": "Long", "given": ["History"]}],
@@ -99,6 +102,10 @@ def test_the_report_counts_what_it_leaves_out_before_and_after_its_checkpoint(
         before_seq=cut["older_before"],
     )  # fmt: skip
     assert [line["who"] for line in back["accesses"]] == ["staff:desk1", "staff:desk2"]
+
+
+def test_a_report_holds_ten_thousand_lines_unless_configured() -> None:
+    assert Settings.model_fields["access_report_limit"].default == REPORT_LIMIT == 10_000
 
 
 @pytest.mark.parametrize("before", ["x", "-1", "\u00b2", "9" * 30])

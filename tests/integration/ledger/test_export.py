@@ -12,7 +12,7 @@ from carevault.bootstrap import Services
 from carevault.ledger.verifier import leaf_hash
 from tests.support.client import FhirTestClient
 from tests.support.conformance import check_body
-from tests.support.server import environment, run_cli
+from tests.support.server import environment, invoke_cli
 
 SYSLOG = re.compile(
     r"^<(?P<pri>\d{1,3})>1 (?P<time>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z) \S+ carevault - "
@@ -29,7 +29,7 @@ def test_every_export_format(api: FhirTestClient, services: Services) -> None:
     env = environment(services.settings.home, services.settings.database_url)
     entries = list(services.audit_ledger.store.entries())
 
-    ndjson = run_cli(env, "audit", "export", "--format", "fhir-ndjson")
+    ndjson = invoke_cli(env, "audit", "export", "--format", "fhir-ndjson")
     assert ndjson.returncode == 0, ndjson.stderr
     lines = ndjson.stdout.splitlines()
     assert len(lines) == len(entries) >= 3
@@ -42,17 +42,17 @@ def test_every_export_format(api: FhirTestClient, services: Services) -> None:
     outcomes = [json.loads(line)["outcome"] for line in lines]
     assert "0" in outcomes and "8" in outcomes  # the unknown id failed
 
-    syslog = run_cli(env, "audit", "export", "--format", "syslog")
+    syslog = invoke_cli(env, "audit", "export", "--format", "syslog")
     assert syslog.returncode == 0, syslog.stderr
     for line in syslog.stdout.splitlines():
         match = SYSLOG.match(line)
         assert match, line
         assert int(match["pri"]) // 8 == 10  # authpriv
 
-    table = run_cli(env, "audit", "export", "--format", "csv")
+    table = invoke_cli(env, "audit", "export", "--format", "csv")
     rows = list(csv.DictReader(io.StringIO(table.stdout)))
     assert len(rows) == len(entries)
     assert rows[-1]["tag"] == "fhir:resource:read" and rows[-1]["outcome"] == "failed"
 
-    refused = run_cli(env, "audit", "export", "--format", "xml")
+    refused = invoke_cli(env, "audit", "export", "--format", "xml")
     assert refused.returncode == 2

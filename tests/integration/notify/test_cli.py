@@ -14,7 +14,7 @@ from carevault.domain.roles import Role
 from carevault.ledger.events import AuditEvent, Tag
 from tests.integration.notify.conftest import Clinic
 from tests.support.auth import Login
-from tests.support.server import environment, run_cli
+from tests.support.server import environment, invoke_cli
 
 pytestmark = pytest.mark.postgres
 
@@ -56,23 +56,23 @@ def test_preview_send_status_reports_and_decisions(clinic: Clinic, tmp_path: Pat
     env = _env(clinic)
     incident = clinic.scope["incident"]["id"]
 
-    missing = run_cli(env, "notify", "preview", incident)
+    missing = invoke_cli(env, "notify", "preview", incident)
     assert missing.returncode == 2 and "--scope" in missing.stderr
 
-    preview = run_cli(env, "notify", "preview", incident, "--scope", str(scope_file),
+    preview = invoke_cli(env, "notify", "preview", incident, "--scope", str(scope_file),
                       "--patient", clinic.ids["zh_email"])  # fmt: skip
     assert preview.returncode == 0, preview.stderr
     assert "9 people to notify" in preview.stdout and "deceased" in preview.stdout
     assert "閣下" in preview.stdout and clinic.sink.messages == []
 
     # Notices speak in the group's name: no officer, or no fresh code, sends nothing.
-    nobody = run_cli(env, "notify", "send", incident, "--scope", str(scope_file))
+    nobody = invoke_cli(env, "notify", "send", incident, "--scope", str(scope_file))
     assert nobody.returncode == 2 and "--officer" in nobody.stderr
-    wrong = run_cli(env, "notify", "send", incident, "--scope", str(scope_file),
+    wrong = invoke_cli(env, "notify", "send", incident, "--scope", str(scope_file),
                     "--officer", "ada.lau", "--totp", "000000")  # fmt: skip
     assert wrong.returncode == 1 and "TOTP" in wrong.stderr
     assert clinic.sink.messages == [] and clinic.sms.messages == []
-    sent = run_cli(env, "notify", "send", incident, "--scope", str(scope_file),
+    sent = invoke_cli(env, "notify", "send", incident, "--scope", str(scope_file),
                    "--officer", "ada.lau", "--totp", _code_now(officer))  # fmt: skip
     assert sent.returncode == 0, sent.stderr
     assert "8 notices sent" in sent.stdout
@@ -88,32 +88,32 @@ def test_preview_send_status_reports_and_decisions(clinic: Clinic, tmp_path: Pat
     assert started[1].detail["incident"] == incident
     assert len(clinic.sink.messages) == 6 and len(clinic.sms.messages) == 1
 
-    status = run_cli(env, "notify", "status", incident)
+    status = invoke_cli(env, "notify", "status", incident)
     assert status.returncode == 0 and "finished" in status.stdout
     assert f"Patient/{clinic.ids['deceased']}" in status.stdout
 
     out = tmp_path / "reports"
     for regulator in ("pcpd", "hipaa", "gdpr"):
-        made = run_cli(env, "report", regulator, incident, "--scope", str(scope_file),
+        made = invoke_cli(env, "report", regulator, incident, "--scope", str(scope_file),
                        "--output", str(out))  # fmt: skip
         assert made.returncode == 0, made.stderr
         report = json.loads((out / f"{regulator}-{incident}.json").read_text())
         assert report["risk_assessment"]["people"] == 9
         assert (out / f"{regulator}-{incident}.pdf").read_bytes().startswith(b"%PDF")
 
-    overview = run_cli(env, "status")
+    overview = invoke_cli(env, "status")
     assert overview.returncode == 0, overview.stderr
     assert "Regulators' clocks running: 3" in overview.stdout and "gdpr" in overview.stdout
 
-    refused = run_cli(env, "report", "decide", incident, "--regulator", "gdpr", "--decision",
+    refused = invoke_cli(env, "report", "decide", incident, "--regulator", "gdpr", "--decision",
                       "not-notify", "--reason", "EU residents are not affected",
                       "--officer", "ada.lau", "--totp", "000000")  # fmt: skip
     assert refused.returncode == 1
-    decided = run_cli(env, "report", "decide", incident, "--regulator", "gdpr", "--decision",
+    decided = invoke_cli(env, "report", "decide", incident, "--regulator", "gdpr", "--decision",
                       "not-notify", "--reason", "EU residents are not affected",
                       "--officer", "ada.lau", "--totp", _next_code(officer))  # fmt: skip
     assert decided.returncode == 0, decided.stderr
-    overview = run_cli(env, "status")
+    overview = invoke_cli(env, "status")
     assert "Regulators' clocks running: 2" in overview.stdout
     decisions = [
         event
