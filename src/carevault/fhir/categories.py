@@ -167,20 +167,15 @@ def _items(value: Any) -> list[Any]:
 
 
 def _element_category(
-    rt: ResourceType, name: str, main: DataCategory, value: Any = None, *, scanned: bool = False
+    rt: ResourceType, name: str, main: DataCategory, value: Any = None
 ) -> DataCategory:
     """The category of the element ``name`` holding ``value``: a primitive's ``_name``
     sibling (its id and extensions: a cause of death beside ``deceasedDateTime``) is its
     element's. An element of clinical data in a record of another kind (an Encounter's
     reason, a Claim's diagnoses) is sensitive_clinical when it holds a sensitive code.
-    ``scanned``: ``is_sensitive`` found no sensitive code in the record already, and only
-    its narrative (``text``, which that leaves out) is asked again."""
+    (``element_categories`` has this inline, for a whole record.)"""
     category = rt.element_categories.get(name[1:] if name.startswith("_") else name, main)
-    if (
-        category is DataCategory.CLINICAL
-        and (not scanned or name == "text")
-        and _has_sensitive_code(value)
-    ):
+    if category is DataCategory.CLINICAL and _has_sensitive_code(value):
         return DataCategory.SENSITIVE_CLINICAL
     return category
 
