@@ -7,12 +7,13 @@ output, so ``id=$(carevault incident declare ... | awk '{print $NF}')`` works.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from carevault.cli.common import HomeOption, app, fail, open_services, operator
+from carevault.cli.common import HomeOption, TotpOption, app, fail, open_services, operator
 from carevault.cli.terminal import cell, echo
 
 incident_app = typer.Typer(help="Incidents and their scope: whose data, which kinds, with proof.")
@@ -109,9 +110,19 @@ def amend(
     since: Annotated[str | None, typer.Option()] = None,
     until: Annotated[str | None, typer.Option()] = None,
     note: Annotated[str | None, typer.Option(help="A finding, recorded with the change.")] = None,
+    officer: Annotated[
+        str | None,
+        typer.Option(
+            "--officer",
+            help="Your privacy-officer username: narrowing the window or closing needs it.",
+        ),
+    ] = None,
+    totp: TotpOption = None,
     home: HomeOption = None,
 ) -> None:
-    """Amend an incident: widen what is compromised, move the window, change its status."""
+    """Amend an incident: widen what is compromised, move the window, change its status.
+    Narrowing the window (a later --since, an earlier --until) or closing it takes a
+    privacy officer's fresh code (--officer, --totp)."""
     from carevault.incidents import Actor, incidents_for, zone_of
     from carevault.incidents.model import Amendment, instant_in, parse_compromised, parse_title
     from carevault.incidents.model import Status as IncidentStatus
@@ -133,10 +144,37 @@ def amend(
                 ),
                 note=note,
             )
-            amended = incidents_for(services).amend(Actor(operator()), incident_id, amendment)
+            amended = incidents_for(services).amend(
+                Actor(operator()),
+                incident_id,
+                amendment,
+                step_up=None if officer is None else _step_up(services, officer, totp),
+            )
         except ValueError as error:  # IncidentError is one
-            raise fail(str(error)) from None
+            message = str(error)
+            if officer is None and "fresh TOTP code" in message:
+                message += " (--officer, --totp)"
+            raise fail(message) from None
     echo(f"amended incident {amended.incident_id}")
+
+
+def _step_up(services: Any, officer: str, code: str | None) -> Callable[[str], None]:
+    """Confirms ``officer``'s fresh code (asked for when not given) as a privacy
+    officer's, when the amendment turns out to need it."""
+    from carevault.access.accounts import SignInFailed
+    from carevault.domain.roles import Role
+    from carevault.incidents import IncidentError
+
+    def confirm(action: str) -> None:
+        fresh: str = code or typer.prompt("TOTP code", hide_input=True)
+        try:
+            account = services.accounts.confirm_totp(officer, fresh, None)
+        except SignInFailed as failure:
+            raise IncidentError(f"{action}: {failure.reason}") from None
+        if account.role is not Role.PRIVACY_OFFICER:
+            raise IncidentError(f"{action}: only a privacy officer may")
+
+    return confirm
 
 
 @incident_app.command("list")

@@ -22,7 +22,7 @@ from carevault.incidents.model import (
     parse_window,
 )
 from carevault.incidents.runs import Covers, ScopeRun, ScopeRunMissing, ScopeRunTampered
-from carevault.incidents.service import Actor, IncidentNotFound, Incidents
+from carevault.incidents.service import Actor, IncidentNotFound, Incidents, StepUpRequired
 
 if TYPE_CHECKING:
     from carevault.bootstrap import Services
@@ -37,6 +37,7 @@ __all__ = [
     "ScopeRun",
     "ScopeRunMissing",
     "ScopeRunTampered",
+    "StepUpRequired",
     "case_from_alert",
     "compute_scope",
     "declare_case",

@@ -154,6 +154,19 @@ class Amendment:
         check_window(changed.since_us, changed.until_us)
         return changed
 
+    def narrows(self, incident: Incident) -> bool:
+        """Whether this takes anything out of ``incident``: a later start, an earlier (or
+        a first) end, or closing it. The window decides the scope and the scope who gets a
+        notice, so these take a privacy officer's fresh code wherever they are asked for
+        (console, HTTP API, CLI); widening (an earlier start, a later end, more
+        compromised) and a new title or note stay free."""
+        later_start = self.since_us is not None and self.since_us > incident.since_us
+        earlier_end = self.until_us is not None and (
+            incident.until_us is None or self.until_us < incident.until_us
+        )
+        closing = self.status is Status.CLOSED and incident.status is not Status.CLOSED
+        return later_start or earlier_end or closing
+
 
 def instant(micros: int) -> str:
     return fhir_instant(from_micros(micros))

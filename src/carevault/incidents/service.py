@@ -34,6 +34,14 @@ from carevault.ledger.store import LedgerEntry
 from carevault.ledger.trail import AuditUnavailable
 
 
+class StepUpRequired(IncidentError):
+    """An amendment that narrows an incident came without a privacy officer's fresh code."""
+
+
+#: Confirms a privacy officer's fresh TOTP code for the action it is told, or raises.
+StepUp = Callable[[str], None]
+
+
 class IncidentNotFound(IncidentError):
     """No incident with that id."""
 
@@ -155,9 +163,32 @@ class Incidents:
         self.ledger.checkpoints.make(f"incident {declared.incident_id} declared")
         return declared
 
-    def amend(self, actor: Actor, incident_id: int, amendment: Amendment) -> Incident:
+    def amend(
+        self,
+        actor: Actor,
+        incident_id: int,
+        amendment: Amendment,
+        *,
+        step_up: StepUp | None = None,
+    ) -> Incident:
+        """Apply ``amendment``. One that narrows the incident (``Amendment.narrows``)
+        first asks ``step_up`` to confirm a privacy officer's fresh code for it (it raises
+        if it cannot); without one it is refused (``StepUpRequired``), whichever door it
+        came through."""
+        narrowing = amendment.narrows(self.get(incident_id))
+        if narrowing:
+            if step_up is None:
+                raise StepUpRequired(
+                    "narrowing an incident's window or closing it needs a privacy officer's "
+                    "fresh TOTP code"
+                )
+            # Before the write transaction: the code is claimed in a transaction of its own.
+            step_up(f"narrow or close incident {incident_id}")
         with write_transaction(self.engine) as connection:
             before = self._get(connection, incident_id)
+            if not narrowing and amendment.narrows(before):
+                # Another amendment moved the window since: this one narrows it now.
+                raise IncidentError("the incident changed while it was amended; amend it again")
             after = amendment.apply(before)
             changes = _changes(before, after)
             if amendment.note:

@@ -19,6 +19,7 @@ from carevault.incidents import (
     IncidentNotFound,
     ScopeRunMissing,
     ScopeRunTampered,
+    StepUpRequired,
     case_from_alert,
     compute_scope,
     declare_case,
@@ -29,7 +30,7 @@ from carevault.incidents import (
 from carevault.incidents.model import Amendment, Status, instant_in, parse_compromised
 from carevault.incidents.report import render
 from carevault.incidents.segments import SegmentRefused
-from carevault.web.officers import require_officer
+from carevault.web.officers import officer_step_up, require_officer
 from carevault.web.responses import NO_STORE
 from carevault.web.security import CallerDep, ServicesDep
 
@@ -74,6 +75,8 @@ async def _run(call: Any, *args: Any, **named: Any) -> Any:
         raise FhirError(409, [Issue("conflict", str(tampered))]) from None
     except SegmentRefused as refused:
         raise FhirError(409, [Issue("conflict", f"scope refused: {refused}")]) from None
+    except StepUpRequired as needed:
+        raise FhirError(403, [Issue("forbidden", str(needed))]) from None
     except IncidentError as error:
         raise FhirError(400, [Issue("invalid", str(error))]) from None
 
@@ -150,13 +153,16 @@ def _instant(body: dict[str, Any], name: str, zone: tzinfo) -> int | None:
 async def amend(
     incident_id: int, request: Request, svc: ServicesDep, who: CallerDep
 ) -> JSONResponse:
+    """``{"totp": ...}``: the officer's fresh code, needed when the amendment narrows the
+    incident (a later start, an earlier end, closing it: ``Amendment.narrows``)."""
     actor = _officer(who)
     body = await _body(request)
+    step_up = officer_step_up(svc.accounts, who, body.pop("totp", None))
     try:
         amendment = _amendment(body, zone_of(svc))
     except IncidentError as error:
         raise FhirError(400, [Issue("invalid", str(error))]) from None
-    amended = await _run(incidents_for(svc).amend, actor, incident_id, amendment)
+    amended = await _run(incidents_for(svc).amend, actor, incident_id, amendment, step_up=step_up)
     return _json(amended.as_json())
 
 

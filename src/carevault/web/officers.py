@@ -11,6 +11,9 @@ reading the ledger. A refusal answers 403 and is recorded (``web:request:refused
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+from carevault.access.accounts import SignInFailed, StaffAccounts
 from carevault.access.scopes import whole_account
 from carevault.containment.service import Officer
 from carevault.domain.roles import Role
@@ -54,6 +57,35 @@ def officer_code(who: Caller, totp: str, what: str) -> Officer:
     code (containment, the export desk); 403 if ``who`` may not act as an officer."""
     require_officer(who, what)
     return Officer(who.principal.removeprefix("staff:"), totp, who.source_address)
+
+
+def officer_step_up(accounts: StaffAccounts, who: Caller, code: object) -> Callable[[str], None]:
+    """For a service that asks a fresh code before an action (an incident's narrowing):
+    confirms ``code`` (the request's ``totp``) as the calling officer's own, or answers
+    403 (recorded with the refused request, and counted against the account's step-up
+    levels by ``confirm_totp``)."""
+
+    def confirm(action: str) -> None:
+        if not isinstance(code, str) or not code.strip():
+            raise FhirError(
+                403,
+                [
+                    Issue(
+                        "forbidden",
+                        f'{action}: send a fresh code from your authenticator as "totp"',
+                    )
+                ],
+            )
+        try:
+            accounts.confirm_totp(
+                who.principal.removeprefix("staff:"), code.strip(), who.source_address or "-"
+            )
+        except SignInFailed:
+            raise FhirError(
+                403, [Issue("forbidden", f"{action}: the code is wrong, used already, or refused")]
+            ) from None
+
+    return confirm
 
 
 def require_whole_account(who: Caller, what: str) -> None:

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
+import pyotp
 import pytest
 from typer.testing import CliRunner
 
 from carevault.bootstrap import build_services
 from carevault.cli import app
+from carevault.domain.roles import Role
 from carevault.ledger.events import AuditEvent, Outcome, Tag
 from tests.conftest import make_settings
 from tests.support.cli_home import cli_services
 
 runner = CliRunner()
+PASSWORD = "correct horse battery staple"
 
 
 @pytest.fixture
@@ -81,6 +85,39 @@ def test_a_time_without_a_zone_is_the_groups(home: Path) -> None:
     assert shown["until"] == "2026-11-30T16:00:00.000Z"
     _run(home, "amend", incident, "--since", "2026-11-29T09:30")
     assert json.loads(_run(home, "show", incident))["since"] == "2026-11-29T01:30:00.000Z"
+
+
+def test_narrowing_or_closing_takes_an_officers_fresh_code(home: Path) -> None:
+    """As in the console and over the API: a later start, an earlier end or closing takes
+    patients out of who is told, and needs a privacy officer's fresh code (--officer,
+    --totp); the shell alone does not do it. Widening stays free."""
+    services = build_services(make_settings(home))
+    try:
+        _, secret = services.accounts.add("po.chan", "PO Chan", Role.PRIVACY_OFFICER, [], PASSWORD)
+        services.accounts.add("desk.wong", "Desk Wong", Role.FRONT_DESK, ["tm"], PASSWORD)
+    finally:
+        services.close()
+    incident = _run(home, "declare", "--title", "t", "--account", "thief",
+                    "--since", "2026-01-01", "--until", "2026-01-03").split()[-1]  # fmt: skip
+    shown = _run(home, "show", incident)
+    for narrowing in (["--since", "2026-01-02"], ["--until", "2026-01-02"], ["--status", "closed"]):
+        for who in ([], ["--officer", "po.chan", "--totp", "000000"],
+                    ["--officer", "desk.wong", "--totp", "000000"]):  # fmt: skip
+            refused = runner.invoke(app, ["incident", "amend", incident, *narrowing, *who,
+                                          "--home", str(home)])  # fmt: skip
+            assert refused.exit_code == 1, refused.output
+            assert "code" in refused.output
+            assert _run(home, "show", incident) == shown
+    assert (
+        "--officer"
+        in runner.invoke(
+            app, ["incident", "amend", incident, "--status", "closed", "--home", str(home)]
+        ).output
+    )
+    _run(home, "amend", incident, "--since", "2025-12-31")  # widening: no code
+    code = pyotp.TOTP(secret).at(time.time())
+    _run(home, "amend", incident, "--status", "closed", "--officer", "po.chan", "--totp", code)
+    assert json.loads(_run(home, "show", incident))["status"] == "closed"
 
 
 @pytest.mark.parametrize("fmt", ["csv", "html", "fhir"])

@@ -17,6 +17,7 @@ from carevault.bootstrap import Services
 from carevault.domain.hkid import check_digit
 from carevault.fhir.categories import element_categories
 from carevault.fhir.registry import RESOURCE_TYPES
+from carevault.ledger.events import Tag
 from carevault.notify.scope import parse_scope
 from tests.integration.access.group import TM, Group, _patient, build_group, observation
 from tests.support.client import FhirTestClient
@@ -347,3 +348,44 @@ def test_a_time_without_a_zone_is_the_groups_in_every_admin_route(group: Group) 
     )
     assert found.status_code == 200, found.text
     assert found.json().get("entry"), found.json()
+
+
+@pytest.mark.parametrize(
+    "narrowing",
+    [{"since": "2026-11-30T12:00"}, {"until": "2026-11-30T20:00"}, {"status": "closed"}],
+    ids=["later-start", "earlier-end", "closing"],
+)
+def test_narrowing_an_incident_over_the_api_takes_the_officers_fresh_code(
+    group: Group, narrowing: dict[str, str]
+) -> None:
+    """A later start, an earlier end or closing takes patients out of who is told: a bearer
+    token alone (a stolen one, say) does not do it, as the console's form does not."""
+    officer = group.officer.headers
+    case = {"title": "t", "accounts": ["someone"], "since": "2026-11-30T10:00",
+            "until": "2026-12-01"}  # fmt: skip
+    declared = group.web.post("/admin/incidents", json=case, headers=officer)
+    assert declared.status_code == 201, declared.text
+    incident = declared.json()
+    path = f"/admin/incidents/{incident['id']}/amend"
+
+    for refused in (
+        narrowing,
+        {**narrowing, "totp": ""},
+        {**narrowing, "totp": "000000"},
+        {**narrowing, "totp": 123456},
+    ):
+        answer = group.web.post(path, json=refused, headers=officer)
+        assert answer.status_code == 403, answer.text
+        assert answer.json()["resourceType"] == "OperationOutcome"
+        shown = group.web.get(f"/admin/incidents/{incident['id']}", headers=officer).json()
+        assert shown == incident
+    officer_principal = f"staff:{group.officer.account.username}"
+    refusals = [e for e in group.events(Tag.REQUEST_REFUSED) if e.principal == officer_principal]
+    assert len(refusals) >= 4
+
+    # Widening stays free; narrowing with the officer's own fresh code is done.
+    widened = group.web.post(path, json={"since": "2026-11-30T09:00"}, headers=officer)
+    assert widened.status_code == 200, widened.text
+    done = group.web.post(path, json={**narrowing, "totp": group.officer.totp()}, headers=officer)
+    assert done.status_code == 200, done.text
+    assert done.json() != widened.json()

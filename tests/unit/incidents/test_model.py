@@ -82,6 +82,29 @@ def test_an_amendment_widens_what_is_compromised_and_never_drops() -> None:
         Amendment(until_us=5).apply(before)
 
 
+@pytest.mark.parametrize(
+    ("amendment", "narrows"),
+    [
+        (Amendment(since_us=11), True),  # a later start
+        (Amendment(until_us=30), True),  # a first end
+        (Amendment(status=Status.CLOSED), True),
+        (Amendment(since_us=9), False),  # an earlier start widens
+        (Amendment(since_us=10), False),  # the same start
+        (Amendment(status=Status.CONTAINED, title="t2", note="n"), False),
+        (Amendment(adds=Compromised(accounts=("b",))), False),
+    ],
+)
+def test_an_amendment_narrows_when_it_takes_patients_out_of_the_window(
+    amendment: Amendment, narrows: bool
+) -> None:
+    open_ended = Incident(1, "t", Status.OPEN, 0, "cli:x", 10, None, Compromised(accounts=("a",)))
+    assert amendment.narrows(open_ended) is narrows
+    ended = Incident(1, "t", Status.OPEN, 0, "cli:x", 10, 40, Compromised(accounts=("a",)))
+    assert Amendment(until_us=39).narrows(ended) and not Amendment(until_us=41).narrows(ended)
+    closed = Incident(1, "t", Status.CLOSED, 0, "cli:x", 10, 40, Compromised(accounts=("a",)))
+    assert not Amendment(status=Status.CLOSED, note="again").narrows(closed)
+
+
 def test_compromised_round_trips_through_its_stored_form() -> None:
     value = Compromised(("a",), ("c",), ("s",), ("10.0.0.0/8",), ("tm",), True, False, True)
     assert Compromised.loads(value.dumps()) == value

@@ -22,7 +22,6 @@ from carevault.console.sessions import StepUpRefused
 from carevault.incidents import Actor, IncidentError, declare_case, incidents_for
 from carevault.incidents.model import (
     Amendment,
-    Incident,
     Status,
     instant,
     instant_in,
@@ -197,17 +196,14 @@ async def amend(
             adds=parse_compromised({key: case[key] for key in (*LISTS, *FLAGS)}),
             note=values.get("note", "").strip()[:2000] or None,
         )
-        incidents = incidents_for(svc)
-        current = await run_in_threadpool(incidents.get, incident_id)
-        if narrows(current, amendment):
-            await run_in_threadpool(
-                svc.console.confirm_code,
-                viewer,
-                values.get("totp", ""),
-                f"narrow or close incident {incident_id}",
-                origin(request),
-            )
-        await run_in_threadpool(incidents.amend, actor, incident_id, amendment)
+        code, seen_from = values.get("totp", ""), origin(request)
+
+        def step_up(action: str) -> None:
+            svc.console.confirm_code(viewer, code, action, seen_from)
+
+        await run_in_threadpool(
+            incidents_for(svc).amend, actor, incident_id, amendment, step_up=step_up
+        )
     except StepUpRefused:
         return await incident_page(request, incident_id, error="stepup.refused", status=403)
     except IncidentError as error:
@@ -215,19 +211,6 @@ async def amend(
             request, incident_id, error="incidents.invalid", detail=str(error), status=400
         )
     return RedirectResponse(f"/console/incidents/{incident_id}?done=amended", status_code=303)
-
-
-def narrows(incident: Incident, amendment: Amendment) -> bool:
-    """Whether ``amendment`` takes anything out of the incident: a later start, an
-    earlier (or a first) end, or closing it. The window decides the scope and the scope
-    who gets a notice, so these take a fresh code; widening (an earlier start, a later
-    end, more compromised) and a new title or note stay free."""
-    later_start = amendment.since_us is not None and amendment.since_us > incident.since_us
-    earlier_end = amendment.until_us is not None and (
-        incident.until_us is None or amendment.until_us < incident.until_us
-    )
-    closing = amendment.status is Status.CLOSED and incident.status is not Status.CLOSED
-    return later_start or earlier_end or closing
 
 
 def _micros(text: str | None, name: str, zone: ZoneInfo) -> int | None:
