@@ -84,12 +84,18 @@ class Incidents:
     # --- the ledger -----------------------------------------------------------------------
 
     def _record(
-        self, connection: Connection, tag: Tag, actor: Actor, reason: str, detail: dict[str, Any]
+        self,
+        connection: Connection,
+        tag: Tag,
+        actor: Actor,
+        reason: str,
+        detail: dict[str, Any],
+        outcome: Outcome = Outcome.SUCCESS,
     ) -> int:
         """Append the entry inside ``connection``'s transaction; its ledger position."""
         event = AuditEvent(
             tag=tag,
-            outcome=Outcome.SUCCESS,
+            outcome=outcome,
             at_us=self.now_us(),
             principal=actor.principal,
             source_address=actor.source_address,
@@ -177,13 +183,28 @@ class Incidents:
         came through."""
         narrowing = amendment.narrows(self.get(incident_id))
         if narrowing:
-            if step_up is None:
-                raise StepUpRequired(
-                    "narrowing an incident's window or closing it needs a privacy officer's "
-                    "fresh TOTP code"
-                )
-            # Before the write transaction: the code is claimed in a transaction of its own.
-            step_up(f"narrow or close incident {incident_id}")
+            action = f"narrow or close incident {incident_id}"
+            try:
+                if step_up is None:
+                    raise StepUpRequired(
+                        "narrowing an incident's window or closing it needs a privacy "
+                        "officer's fresh TOTP code"
+                    )
+                # Before the write transaction: the code is claimed in a transaction of
+                # its own.
+                step_up(action)
+            except Exception:
+                # Recorded in the incident's own terms, whichever door it came through.
+                with write_transaction(self.engine) as connection:
+                    self._record(
+                        connection,
+                        Tag.INCIDENT_AMEND_REFUSED,
+                        actor,
+                        f"{action}: no fresh code confirmed",
+                        {"incident": incident_id},
+                        Outcome.DENIED,
+                    )
+                raise
         with write_transaction(self.engine) as connection:
             before = self._get(connection, incident_id)
             if not narrowing and amendment.narrows(before):

@@ -104,6 +104,7 @@ class Tag(StrEnum):
     DETECT_STAFF_IDENTIFIED = "detect:staff:identified"
     INCIDENT_DECLARED = "incident:incident:declared"
     INCIDENT_AMENDED = "incident:incident:amended"
+    INCIDENT_AMEND_REFUSED = "incident:incident:refused"
     INCIDENT_SCOPED = "incident:scope:computed"
     SEGMENT_SEALED = "audit:segment:sealed"
     # Bulk Data export (carevault.export); each exported patient is a FHIR_EXPORT entry

@@ -114,6 +114,17 @@ def test_narrowing_or_closing_takes_an_officers_fresh_code(home: Path) -> None:
             app, ["incident", "amend", incident, "--status", "closed", "--home", str(home)]
         ).output
     )
+    services = build_services(make_settings(home))
+    try:
+        refusals = [
+            AuditEvent.from_canonical(data)
+            for _, data in services.audit_ledger.store.entries()
+            if b"incident:incident:refused" in data
+        ]
+    finally:
+        services.close()
+    assert len(refusals) == 10
+    assert {event.outcome for event in refusals} == {Outcome.DENIED}
     _run(home, "amend", incident, "--since", "2025-12-31")  # widening: no code
     code = pyotp.TOTP(secret).at(time.time())
     _run(home, "amend", incident, "--status", "closed", "--officer", "po.chan", "--totp", code)

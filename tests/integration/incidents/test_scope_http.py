@@ -17,7 +17,7 @@ from carevault.bootstrap import Services
 from carevault.domain.hkid import check_digit
 from carevault.fhir.categories import element_categories
 from carevault.fhir.registry import RESOURCE_TYPES
-from carevault.ledger.events import Tag
+from carevault.ledger.events import Outcome, Tag
 from carevault.notify.scope import parse_scope
 from tests.integration.access.group import TM, Group, _patient, build_group, observation
 from tests.support.client import FhirTestClient
@@ -382,6 +382,11 @@ def test_narrowing_an_incident_over_the_api_takes_the_officers_fresh_code(
     officer_principal = f"staff:{group.officer.account.username}"
     refusals = [e for e in group.events(Tag.REQUEST_REFUSED) if e.principal == officer_principal]
     assert len(refusals) >= 4
+    refused_amendments = group.events(Tag.INCIDENT_AMEND_REFUSED)
+    assert len(refused_amendments) == 4
+    assert {(e.principal, e.outcome) for e in refused_amendments} == {
+        (officer_principal, Outcome.DENIED)
+    }
 
     # Widening stays free; narrowing with the officer's own fresh code is done.
     widened = group.web.post(path, json={"since": "2026-11-30T09:00"}, headers=officer)
