@@ -397,7 +397,7 @@ def test_an_incident_is_not_narrowed_or_closed_without_a_fresh_code(
     assert refused.status_code == 403 and "code was not accepted" in refused.text
     assert incidents_for(console_services).get(incident_id) == before
     tags = [e["tag"] for e in ledger_events(console_services)]
-    assert tags[-1] == "console:step-up:refused"
+    assert tags[-2:] == ["console:step-up:refused", "incident:incident:refused"]
     amended = client.post(
         f"/console/incidents/{incident_id}/amend",
         data={**form, "totp": officer.code()},
