@@ -404,6 +404,16 @@ class Settings(BaseSettings):
             "decides. Raise it for a planned migration."
         ),
     )
+    detect_staff_changes_per_10_minutes: int = Field(
+        default=40,
+        ge=1,
+        le=1_000_000,
+        description=(
+            "Distinct patients whose stored records one member of staff may change "
+            "(update, patch, delete) in ten minutes before a staff-changes alert. "
+            "New records do not count."
+        ),
+    )
     detect_break_glass_per_hour: int = Field(
         default=5,
         ge=1,

@@ -104,6 +104,9 @@ class Recent:
     #: Records an integration client wrote in the last hour, and today's peak of it.
     writes: CountWindow = field(default_factory=lambda: CountWindow(HOUR_US))
     writes_peak: int = 0
+    #: Distinct patients whose stored records a member of staff changed (updated,
+    #: patched, deleted) in the last ten minutes (``staff-changes``).
+    changed: DistinctWindow = field(default_factory=lambda: DistinctWindow(10 * MINUTE_US))
     #: Searches by first name only or by initials (``fhir.name_shape``).
     vague_searches: CountWindow = field(default_factory=lambda: CountWindow(HOUR_US))
     #: Patients the account broke the glass for in the last hour (``detect.glass``).

@@ -110,7 +110,9 @@ def build_detection(
         poll_seconds=settings.detect_poll_seconds,
         kin_grace_us=int(settings.detect_kin_grace_seconds * 1_000_000),
         detectors=Detectors(
-            settings.detect_client_writes_per_hour, settings.detect_break_glass_per_hour
+            settings.detect_client_writes_per_hour,
+            settings.detect_break_glass_per_hour,
+            settings.detect_staff_changes_per_10_minutes,
         ),
     )
     if settings.detect:

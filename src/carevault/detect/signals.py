@@ -53,6 +53,14 @@ DEFAULT_FLOORS = (25, 60, 200)
 #: alert (``detect_client_writes_per_hour``): above it, its own usual peak (or its
 #: role's) decides. A compromised client's secret writes as fast as it reads.
 CLIENT_WRITES_PER_HOUR = 2000
+#: Distinct patients whose stored records a member of staff may change (update, patch,
+#: delete) in ten minutes before an alert (``detect_staff_changes_per_10_minutes``): one
+#: every fifteen seconds, for ten minutes, is no one's work at a desk or a bedside; it is
+#: a script rewriting where the notices and codes go (every patient's phone number).
+STAFF_CHANGES_PER_10_MINUTES = 40
+#: What a member of staff changes, of what is stored: new records (a registration, a
+#: note) are not counted.
+CHANGING = frozenset({"fhir:resource:update", "fhir:resource:delete"})
 EVERYTHING_PER_HOUR = 10
 DENIALS_PER_10_MINUTES = 20
 NAME_SEARCHES_PER_HOUR = 30
@@ -181,9 +189,11 @@ class Detectors:
         self,
         client_writes_per_hour: int = CLIENT_WRITES_PER_HOUR,
         break_glass_per_hour: int = BREAK_GLASS_PER_HOUR,
+        staff_changes_per_10_minutes: int = STAFF_CHANGES_PER_10_MINUTES,
     ) -> None:
         self.client_writes_per_hour = client_writes_per_hour
         self.break_glass_per_hour = break_glass_per_hour
+        self.staff_changes_per_10_minutes = staff_changes_per_10_minutes
 
     def observe(
         self,
@@ -230,6 +240,10 @@ class Detectors:
                 recent.writes_peak = max(recent.writes_peak, count)
                 if live:
                     found.extend(self._writes(access, state, role, day))
+            elif access.tag in CHANGING and access.patient_pseudonym:
+                count = recent.changed.add(access.patient_pseudonym, access.at_us, access.position)
+                if live and count > self.staff_changes_per_10_minutes:
+                    found.append(self._changes(access, recent, count, day))
             return found if live else []
         if access.tag == "fhir:resource:search" and _new_search(access, recent):
             if NAME_PARAMS & set(access.detail.get("params", ())):
@@ -353,6 +367,23 @@ class Detectors:
                 recent.writes.first_position,
             )
         ]
+
+    def _changes(self, access: Access, recent: Recent, count: int, day: int) -> Finding:
+        """A member of staff changing the stored records of more patients in ten minutes
+        than anyone does by hand: a blind rewrite reads nothing, so neither the release
+        budget nor ``breadth`` sees it."""
+        limit = self.staff_changes_per_10_minutes
+        window = recent.changed
+        return Finding(
+            "staff-changes",
+            Severity.HIGH if count >= 2 * limit else Severity.MEDIUM,
+            str(day),
+            f"changed the stored records of {count} distinct patients in ten minutes "
+            f"(more than {limit})",
+            access,
+            recent.unnamed("staff-changes", day, window.changes, window.members),
+            window.first_position,
+        )
 
     def _write_limit(
         self, _name: str, profile: Profile, role: RoleBaseline | None
