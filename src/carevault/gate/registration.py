@@ -5,7 +5,8 @@
   identifier (HKID, or their medical record number) and their birth date; both must
   match one patient through the blind index. The clinic's staff then see the patient
   as their own, and visits there open the record to its clinicians (domain/care.py).
-  Failed attempts are counted per account, so the desk cannot be used to fish.
+  Failed attempts (and registrations of a patient already at the clinic) are
+  counted per account, so the desk cannot be used to fish.
 - **Transfer of the home clinic** (``Patient/$transfer``): a privacy officer, or the
   clinic manager of both clinics, with a reason from a fixed list.
 
@@ -126,6 +127,13 @@ def register(gate: Gate, caller: Caller, proof: PresenceProof, clinic_id: str | 
                 reason="registered on proof of presence" if added else "already registered",
             )
             gate.audit.record([event], connection)
+        if not added:
+            # Nothing was registered: the patient was already the clinic's. Counted as a
+            # failure, as a registration that matched no one is: otherwise a desk could
+            # give a decoy patient of its own another clinic's patient's identifier and
+            # move its birth date from guess to guess, each miss matching only the decoy
+            # (free) and the right date both patients (409), fishing past the throttle.
+            gate.access.registrations.failures.failed(actor.account_id)
         return head.resource_id
 
 

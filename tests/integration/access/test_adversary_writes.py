@@ -1,0 +1,69 @@
+"""Holes an insider with an ordinary login found through writes (adversary pass of
+December 2026), each sent as they sent it and what now answers. On SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from carevault.bootstrap import Services
+from tests.integration.access.group import HKID_SYSTEM, TM, Group, build_group
+from tests.support.client import FhirTestClient
+
+
+@pytest.fixture
+def group(services: Services, api: FhirTestClient) -> Iterator[Group]:
+    yield from build_group(services, api)
+
+
+def _register_body(hkid: str, born: str) -> dict[str, Any]:
+    return {
+        "resourceType": "Parameters",
+        "parameter": [
+            {"name": "identifier", "valueIdentifier": {"system": HKID_SYSTEM, "value": hkid}},
+            {"name": "birthDate", "valueDate": born},
+        ],
+    }
+
+
+def test_a_desk_cannot_fish_for_a_birth_date_through_a_decoy_twin(group: Group) -> None:
+    """The desk registers a decoy patient of its own with the other clinic's patient's
+    HKID, then moves the decoy's birth date from guess to guess and asks ``$register``
+    each time: a wrong guess matched only the decoy ("already registered", 200, not
+    counted), the right one both patients (409). Misses cost nothing, so the fishing
+    throttle never stopped it; knowing the birth date, the desk drops the decoy and
+    registers the patient for real. A registration that registers no one now counts as
+    a failed attempt, as a registration that matched no one does."""
+    patient = group.tw_patient
+    decoy: dict[str, Any] = {
+        "resourceType": "Patient",
+        "name": [{"family": "Decoy"}],
+        "identifier": [{"system": HKID_SYSTEM, "value": patient.hkid}],
+        "birthDate": "1982-11-03",
+        "managingOrganization": {"reference": f"Organization/{TM}"},
+    }
+    created = group.call(group.desk_tm, "POST", "/fhir/Patient", decoy)
+    assert created.status_code == 201, created.text
+    decoy_id = created.json()["id"]
+    statuses = []
+    for born in [f"1982-11-{day:02d}" for day in range(3, 9)] + [patient.birth_date]:
+        moved = {**decoy, "id": decoy_id, "birthDate": born}
+        assert group.call(group.desk_tm, "PUT", f"/fhir/Patient/{decoy_id}", moved).is_success
+        asked = group.call(
+            group.desk_tm, "POST", "/fhir/Patient/$register", _register_body(patient.hkid, born)
+        )
+        statuses.append(asked.status_code)
+
+    assert statuses == [200] * 5 + [429, 429]
+    assert group.call(group.desk_tm, "DELETE", f"/fhir/Patient/{decoy_id}").is_success
+    again = group.call(
+        group.desk_tm,
+        "POST",
+        "/fhir/Patient/$register",
+        _register_body(patient.hkid, patient.birth_date),
+    )
+    assert again.status_code == 429
+    assert group.call(group.desk_tm, "GET", f"/fhir/Patient/{patient.id}").status_code == 403
