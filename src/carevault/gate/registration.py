@@ -6,7 +6,9 @@
   match one patient through the blind index. The clinic's staff then see the patient
   as their own, and visits there open the record to its clinicians (domain/care.py).
   Failed attempts (and registrations of a patient already at the clinic) are
-  counted per account, so the desk cannot be used to fish.
+  counted per account, so the desk cannot be used to fish. A patient whose record the
+  caller opened by breaking the glass is not registered by them: what the grant showed
+  proves no presence.
 - **Transfer of the home clinic** (``Patient/$transfer``): a privacy officer, or the
   clinic manager of both clinics, with a reason from a fixed list.
 
@@ -111,6 +113,15 @@ def register(gate: Gate, caller: Caller, proof: PresenceProof, clinic_id: str | 
         assert head.patient_pseudonym is not None  # noqa: S101 - every Patient has one
         attempt.patient_pseudonym = head.patient_pseudonym
         attempt.resource_id = head.resource_id
+        if gate.access.break_glass.ever_opened(
+            actor.account_id, head.patient_pseudonym, gate.access.now_us()
+        ):
+            # What a grant showed is no proof of presence: registering on it would turn an
+            # hour's reviewed access into the whole clinic's, for good.
+            raise AccessDenied(
+                "you opened this patient's record by breaking the glass: a colleague who"
+                " sees the patient present registers them"
+            )
         gate._contain_move(head, clinic)
         with write_transaction(gate.vault.engine) as connection:
             added = gate.access.registrations.register(

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from carevault.bootstrap import Services
-from tests.integration.access.group import HKID_SYSTEM, TM, Group, build_group
+from tests.integration.access.group import HKID_SYSTEM, TM, Group, build_group, encounter
 from tests.support.client import FhirTestClient
 
 
@@ -67,3 +67,48 @@ def test_a_desk_cannot_fish_for_a_birth_date_through_a_decoy_twin(group: Group) 
     )
     assert again.status_code == 429
     assert group.call(group.desk_tm, "GET", f"/fhir/Patient/{patient.id}").status_code == 403
+
+
+def _care_now(group: Group, token: str, record: tuple[str, str]) -> bool:
+    """Whether the holder of ``token`` has a care relationship with the patient of
+    ``record`` now (not a break-the-glass grant: that is another field of the target)."""
+    gate = group.services.gate
+    assert gate.access is not None
+    actor = gate.access.authenticate(token).actor
+    head = gate.vault.locate(*record).head
+    return gate.access.target(actor, head, gate.access.now_us()).care_relationship
+
+
+def test_breaking_the_glass_is_not_turned_into_a_lasting_registration(group: Group) -> None:
+    """A doctor broke the glass for another clinic's patient (an hour, reviewed), read
+    the HKID and birth date the grant showed, registered the patient at his own clinic
+    with them as if the patient stood at the desk, and recorded a visit there: the whole
+    clinic then had the record, for good, after the grant ran out. What a grant shows is
+    no proof of presence: the patient is registered by a colleague who sees them."""
+    patient = group.tw_patient
+    doctor = group.doctor_tm
+    glass = {
+        "resourceType": "Parameters",
+        "parameter": [
+            {"name": "reason", "valueString": "emergency-treatment"},
+            {"name": "text", "valueString": "collapsed in the waiting room"},
+        ],
+    }
+    granted = group.call(doctor, "POST", f"/fhir/Patient/{patient.id}/$break-glass", glass)
+    assert granted.status_code == 200, granted.text
+    shown = group.call(doctor, "GET", f"/fhir/Patient/{patient.id}").json()
+    hkid, born = shown["identifier"][0]["value"], shown["birthDate"]
+
+    registered = group.call(doctor, "POST", "/fhir/Patient/$register", _register_body(hkid, born))
+    visit = group.call(doctor, "POST", "/fhir/Encounter", encounter(patient.id, TM, "dr-tm"))
+
+    assert registered.status_code == 403, registered.text
+    assert "glass" in registered.json()["issue"][0]["diagnostics"]
+    assert visit.status_code == 201, visit.text
+    assert not _care_now(group, doctor.token, ("Observation", patient.observation))
+    assert group.call(group.desk_tm, "GET", f"/fhir/Patient/{patient.id}").status_code == 403
+    # The clinic's desk, who sees the patient present, still registers them.
+    at_desk = group.call(
+        group.desk_tm, "POST", "/fhir/Patient/$register", _register_body(hkid, born)
+    )
+    assert at_desk.status_code == 200, at_desk.text
