@@ -10,7 +10,15 @@ from typing import Any
 import pytest
 
 from carevault.bootstrap import Services
-from tests.integration.access.group import HKID_SYSTEM, TM, Group, build_group, encounter
+from tests.integration.access.group import (
+    HKID_SYSTEM,
+    TM,
+    TW,
+    Group,
+    build_group,
+    encounter,
+    referral,
+)
 from tests.support.client import FhirTestClient
 
 
@@ -110,5 +118,36 @@ def test_breaking_the_glass_is_not_turned_into_a_lasting_registration(group: Gro
     # The clinic's desk, who sees the patient present, still registers them.
     at_desk = group.call(
         group.desk_tm, "POST", "/fhir/Patient/$register", _register_body(hkid, born)
+    )
+    assert at_desk.status_code == 200, at_desk.text
+
+
+def test_a_referral_is_not_turned_into_a_lasting_registration(group: Group) -> None:
+    """Tuen Mun's doctor referred his patient to Tsuen Wan's doctor: one care window,
+    for that doctor alone (domain/care.py, rule 2). The doctor referred to read the HKID
+    and birth date, registered the patient at Tsuen Wan with them and recorded a visit
+    there: every clinician and the desk of Tsuen Wan then had the record, for good. What
+    the record showed is no proof of presence; Tsuen Wan's desk registers the patient
+    when they attend."""
+    patient = group.tm_patient
+    sent = group.call(
+        group.doctor_tm, "POST", "/fhir/ServiceRequest", referral(patient.id, "Practitioner/dr-tw")
+    )
+    assert sent.status_code == 201, sent.text
+    shown = group.call(group.doctor_tw, "GET", f"/fhir/Patient/{patient.id}").json()
+    hkid, born = shown["identifier"][0]["value"], shown["birthDate"]
+
+    registered = group.call(
+        group.doctor_tw, "POST", "/fhir/Patient/$register", _register_body(hkid, born)
+    )
+    visit = group.call(
+        group.doctor_tw, "POST", "/fhir/Encounter", encounter(patient.id, TW, "dr-tw")
+    )
+
+    assert registered.status_code == 403, registered.text
+    assert visit.status_code == 201, visit.text
+    assert group.call(group.desk_tw, "GET", f"/fhir/Patient/{patient.id}").status_code == 403
+    at_desk = group.call(
+        group.desk_tw, "POST", "/fhir/Patient/$register", _register_body(hkid, born)
     )
     assert at_desk.status_code == 200, at_desk.text
