@@ -196,6 +196,21 @@ class BreakGlass:
                 row = fresh.execute(statement).first()
         return None if row is None else _grant(row)
 
+    def ever_opened(self, account_id: str, pseudonym: str, now_us: int) -> bool:
+        """Whether the account has ever had a grant open for this patient (running or run
+        out): what it showed them (an HKID, a birth date) is no proof that the patient
+        stood in front of them (``gate.registration``)."""
+        with read_transaction(self.engine) as connection:
+            found = connection.execute(
+                select(break_glass.c.grant_id).where(
+                    break_glass.c.account_id == account_id,
+                    break_glass.c.patient_pseudonym == pseudonym,
+                    break_glass.c.granted_us <= now_us,
+                    break_glass.c.emergency.is_(False) | break_glass.c.approved_us.is_not(None),
+                )
+            ).first()
+        return found is not None
+
     def patients(self, account_id: str, now_us: int) -> object:
         """Subquery: pseudonyms of the patients this account has broken the glass for, now."""
         return select(break_glass.c.patient_pseudonym).where(self._active(account_id, now_us))

@@ -266,6 +266,26 @@ class CareRelationships:
             self._answers[key] = (moment, answer)
         return answer
 
+    def ever(self, pseudonym: str, clinic_ids: frozenset[str], practitioner_id: str | None) -> bool:
+        """Whether a care relationship with the patient was ever opened to one of
+        ``clinic_ids`` or to ``practitioner_id`` (running, run out or not yet begun), by
+        a record still standing: what it showed is no proof of presence
+        (``gate.registration``)."""
+        who: list[ColumnElement[bool]] = []
+        if clinic_ids:
+            who.append(care_relationship.c.clinic_id.in_(sorted(clinic_ids)))
+        if practitioner_id:
+            who.append(care_relationship.c.practitioner_token == self._token(practitioner_id))
+        if not who:
+            return False
+        with read_transaction(self.engine) as connection:
+            found = connection.execute(
+                select(care_relationship.c.source_row_id)
+                .where(care_relationship.c.patient_pseudonym == pseudonym, or_(*who))
+                .limit(1)
+            ).first()
+        return found is not None
+
     def _params(
         self, pseudonym: str, clinic_ids: frozenset[str], practitioner_id: str | None, now_us: int
     ) -> dict[str, object]:

@@ -46,7 +46,7 @@ class TooManyAttempts(Exception):
 
     def __init__(self, retry_after: int) -> None:
         super().__init__(
-            "too many registrations that matched no patient; try again later "
+            "too many registrations that registered no patient; try again later "
             "or ask the privacy officer"
         )
         self.retry_after = retry_after

@@ -5,7 +5,10 @@
   identifier (HKID, or their medical record number) and their birth date; both must
   match one patient through the blind index. The clinic's staff then see the patient
   as their own, and visits there open the record to its clinicians (domain/care.py).
-  Failed attempts are counted per account, so the desk cannot be used to fish.
+  Failed attempts (and registrations of a patient already at the clinic) are
+  counted per account, so the desk cannot be used to fish. A patient whose record was
+  opened to the caller from elsewhere (breaking the glass, a referral, a care team) is
+  not registered by them: what the record showed proves no presence.
 - **Transfer of the home clinic** (``Patient/$transfer``): a privacy officer, or the
   clinic manager of both clinics, with a reason from a fixed list.
 
@@ -23,7 +26,7 @@ from sqlalchemy import Connection
 from carevault.access.registrations import Proof
 from carevault.access.scopes import Interaction
 from carevault.db import write_transaction
-from carevault.domain.roles import Role
+from carevault.domain.roles import CLINICIANS, Role
 from carevault.fhir import jsonio
 from carevault.fhir.query import parse_query
 from carevault.fhir.registry import RESOURCE_TYPES
@@ -110,6 +113,7 @@ def register(gate: Gate, caller: Caller, proof: PresenceProof, clinic_id: str | 
         assert head.patient_pseudonym is not None  # noqa: S101 - every Patient has one
         attempt.patient_pseudonym = head.patient_pseudonym
         attempt.resource_id = head.resource_id
+        _refuse_what_the_record_showed(gate, caller, head.patient_pseudonym, clinic)
         gate._contain_move(head, clinic)
         with write_transaction(gate.vault.engine) as connection:
             added = gate.access.registrations.register(
@@ -126,7 +130,39 @@ def register(gate: Gate, caller: Caller, proof: PresenceProof, clinic_id: str | 
                 reason="registered on proof of presence" if added else "already registered",
             )
             gate.audit.record([event], connection)
+        if not added:
+            # Nothing was registered: the patient was already the clinic's. Counted as a
+            # failure, as a registration that matched no one is: otherwise a desk could
+            # give a decoy patient of its own another clinic's patient's identifier and
+            # move its birth date from guess to guess, each miss matching only the decoy
+            # (free) and the right date both patients (409), fishing past the throttle.
+            gate.access.registrations.failures.failed(actor.account_id)
         return head.resource_id
+
+
+def _refuse_what_the_record_showed(gate: Gate, caller: Caller, pseudonym: str, clinic: str) -> None:
+    """Refuse a registration at ``clinic`` by a caller to whom the patient's record was
+    opened from elsewhere: by breaking the glass, or by care that another clinic's
+    clinician vouched for (a referral, a care team). What the record showed them (the
+    HKID, the birth date) proves no presence, and registering on it would turn an hour's
+    grant, or one care window for one practitioner, into the whole clinic's access for
+    good. The clinic's desk registers the patient when they attend."""
+    access, actor = gate.access, caller.actor
+    assert access is not None and actor is not None and actor.account_id  # noqa: S101
+    if clinic in access.registrations.clinics(pseudonym):
+        return  # already the clinic's: nothing widens
+    if access.break_glass.ever_opened(actor.account_id, pseudonym, access.now_us()):
+        raise AccessDenied(
+            "you opened this patient's record by breaking the glass: a colleague who sees"
+            " the patient present registers them"
+        )
+    if actor.role in CLINICIANS and access.care.ever(
+        pseudonym, actor.clinic_ids, actor.practitioner_id
+    ):
+        raise AccessDenied(
+            "this patient's record was opened to you by care from another clinic: a"
+            " colleague who sees the patient present registers them"
+        )
 
 
 def _matching(gate: Gate, caller: Caller, proof: PresenceProof) -> list[Head]:
