@@ -20,6 +20,9 @@ HISTORY_DAYS = 35
 ROLE_SAMPLES = 400
 PLACES = 40
 #: The windows of breadth: distinct patients per 10 minutes, hour and day.
+#: The window of ``Recent.registration_misses``: the registration throttle's
+#: (``access.registrations.FAILURE_WINDOW_SECONDS``).
+REGISTRATION_WINDOW_US = 15 * MINUTE_US
 SPANS = {"10 minutes": 10 * MINUTE_US, "hour": HOUR_US, "day": DAY_US}
 #: A role's samples of the most records one of its clients wrote in an hour, per day.
 WRITES_HOUR = "writes hour"
@@ -107,6 +110,11 @@ class Recent:
     #: Distinct patients whose stored records a member of staff changed (updated,
     #: patched, deleted) in the last ten minutes (``staff-changes``).
     changed: DistinctWindow = field(default_factory=lambda: DistinctWindow(10 * MINUTE_US))
+    #: Registrations (``$register``) that registered no one, in the last fifteen minutes
+    #: (``registration-fishing``), from every server process.
+    registration_misses: CountWindow = field(
+        default_factory=lambda: CountWindow(REGISTRATION_WINDOW_US)
+    )
     #: Searches by first name only or by initials (``fhir.name_shape``).
     vague_searches: CountWindow = field(default_factory=lambda: CountWindow(HOUR_US))
     #: Patients the account broke the glass for in the last hour (``detect.glass``).

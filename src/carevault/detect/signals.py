@@ -62,6 +62,11 @@ STAFF_CHANGES_PER_10_MINUTES = 40
 #: note) are not counted.
 CHANGING = frozenset({"fhir:resource:update", "fhir:resource:delete"})
 EVERYTHING_PER_HOUR = 10
+#: Registrations that registered no one an account may make in fifteen minutes, from
+#: every server process together, before ``registration-fishing``: the throttle's own
+#: allowance (``access.registrations.MAX_FAILURES``), which each process counts apart.
+REGISTRATION_MISSES = 5
+REGISTERED = "fhir:patient:registered"
 DENIALS_PER_10_MINUTES = 20
 NAME_SEARCHES_PER_HOUR = 30
 VAGUE_SEARCHES_PER_HOUR = 10
@@ -111,6 +116,14 @@ def _network_of(address: str) -> str:
         return address
     prefix = 24 if ip.version == 4 else 64
     return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
+
+
+def _missed(access: Access) -> bool:
+    """A ``$register`` that registered no one: no single patient matched, or the one that
+    matched was the clinic's already (as the registration throttle counts them)."""
+    return access.outcome == "failed" or (
+        access.outcome == "success" and access.reason == "already registered"
+    )
 
 
 def _new_search(access: Access, recent: Recent) -> bool:
@@ -217,6 +230,11 @@ class Detectors:
         found: list[Finding] = []
         if access.tag in REFUSED_SIGN_INS:
             return []  # the sender's, not this account's: ``signin`` counts them per source
+        if access.tag == REGISTERED and _missed(access):
+            count = recent.registration_misses.add(access.at_us, access.position)
+            if live and count > REGISTRATION_MISSES:
+                found.append(self._burst(access, "registration-fishing", recent, day))
+            return found if live else []
         if access.denied:
             observe_picks(access, recent)
             count = recent.denials.add(access.at_us, access.position)
@@ -540,6 +558,12 @@ class Detectors:
         counts = {
             "denials": (recent.denials, "refused requests in 10 minutes"),
             "name-searches": (recent.name_searches, "searches by name in an hour"),
+            "registration-fishing": (
+                recent.registration_misses,
+                "registrations in 15 minutes that registered no one (an identifier tried "
+                "with birth date after birth date is how a desk fishes for another "
+                "clinic's patient)",
+            ),
             "name-fishing": (
                 recent.vague_searches,
                 "searches by first name only or by initials in an hour (how one looks for "

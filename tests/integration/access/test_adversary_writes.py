@@ -180,8 +180,9 @@ def _fish_through_two_servers(group: Group, guesses: int) -> list[int]:
 @pytest.mark.xfail(
     strict=True,
     reason="the registration throttle (access/registrations.FailureCounter) counts in one "
-    "process: each server worker gives the desk five more guesses (not fixed: a shared "
-    "count needs a table, or the ledger, and a migration)",
+    "process: each server worker gives the desk five more guesses (the registration-fishing "
+    "detector sees them all and pauses the desk's sessions, a poll later; a shared count "
+    "needs a table, or the ledger, and a migration)",
 )
 def test_the_fishing_throttle_holds_across_server_processes(group: Group) -> None:
     statuses = _fish_through_two_servers(group, 12)
@@ -189,13 +190,10 @@ def test_the_fishing_throttle_holds_across_server_processes(group: Group) -> Non
     assert statuses.count(404) <= 5, statuses
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="no detector reads failed registrations (outcome 'failed', not 'denied'), though "
-    "FailureCounter's docstring says the detectors see bursts across processes (not fixed: "
-    "detect/ is outside this pass's reach)",
-)
 def test_fishing_with_registrations_raises_an_alert(group: Group) -> None:
+    """Each server process throttles its own share, but every attempt is in the ledger:
+    ``registration-fishing`` counts them from every process (its response pauses the
+    desk's sessions for a fresh code, which stops the fishing in every process)."""
     statuses = _fish_through_two_servers(group, 12)
     assert 429 in statuses
 
@@ -204,4 +202,5 @@ def test_fishing_with_registrations_raises_an_alert(group: Group) -> None:
         for alert in alerts_as_dicts(group.services)
         if alert["account"] == group.desk_tm.account.username
     ]
-    assert mine, "twelve failed registrations for one HKID raised nothing"
+    assert [alert["detector"] for alert in mine] == ["registration-fishing"]
+    assert mine[0]["severity"] == "medium"
