@@ -66,6 +66,13 @@ CLINICIANS = frozenset({Role.PHYSICIAN, Role.NURSE, Role.PHARMACIST})
 #: Roles whose reach is the whole group, whatever clinics they are listed in.
 GROUP_WIDE = frozenset({Role.PRIVACY_OFFICER, Role.BILLING})
 
+#: Roles that change or delete a clinic's own record (the Organization of a clinic of
+#: the group: the name and number apps show for it), besides the system (seeding,
+#: imports): an integration app that keeps the directory. No staff account does, though
+#: its staff keep the rest of its directory (locations, schedules, slots): a desk
+#: renaming its own clinic "Closed - call +852 …" is phishing the clinic's patients.
+CLINIC_RECORD_WRITERS = frozenset({Role.INTEGRATION})
+
 
 class BreakGlassReason(StrEnum):
     """The fixed list a clinician picks from when breaking the glass."""

@@ -43,7 +43,7 @@ from carevault.domain.care import (
 )
 from carevault.domain.categories import HEALTH_CATEGORIES, DataCategory
 from carevault.domain.policy import Actor, Decision, Target, decide, may_place
-from carevault.domain.roles import CLINICIANS, GROUP_WIDE, RIGHTS, Right
+from carevault.domain.roles import CLINIC_RECORD_WRITERS, CLINICIANS, GROUP_WIDE, RIGHTS, Right
 from carevault.fhir import jsonio
 from carevault.fhir.care_dates import CarePeriod, has_care_date, within
 from carevault.fhir.categories import (
@@ -1400,6 +1400,13 @@ class Gate:
                 raise AccessDenied("a patient's record can be placed only at your clinics")
             self._refuse_named_elsewhere(operation, head)
         self._scope(caller, rt, interaction)
+        if rt.name == "Organization" and actor.role not in CLINIC_RECORD_WRITERS and self.access:
+            clinics = self.access.known_clinics()
+            if any(item.resource_id in clinics for item in judged):
+                raise AccessDenied(
+                    "a clinic's own record (its Organization) is kept by the system or the "
+                    "directory's integration, not changed by staff"
+                )
         decision: Decision | None = None
         for item in judged:
             target = self._target(caller, item, connection)

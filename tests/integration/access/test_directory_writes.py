@@ -18,9 +18,11 @@ from typing import Any
 import pytest
 
 from carevault.bootstrap import Services
+from carevault.domain.roles import Role
 from carevault.ledger.events import Outcome, Tag
 from tests.integration.access.group import TM, TW, Group, build_group
 from tests.support.client import FhirTestClient
+from tests.support.staff import make_staff
 
 pytestmark = pytest.mark.postgres
 
@@ -128,3 +130,26 @@ def test_a_practitioner_who_works_here_is_changed_only_by_their_clinics_staff(
     # A practitioner no account here is (a hospital doctor in an imported history): anyone.
     outside = {"resourceType": "Practitioner", "id": "dr-qeh", "name": [{"family": "Ho"}]}
     assert group.call(group.desk_tm, "PUT", "/fhir/Practitioner/dr-qeh", outside).status_code == 201
+
+
+def test_no_member_of_staff_renames_or_deletes_a_clinics_own_record(
+    group: Group, api: FhirTestClient
+) -> None:
+    """A front desk renaming its own clinic "Closed - call +852 5555 0000" (the name and
+    number clinic apps show for it), or deleting it: the clinic's staff keep its
+    locations, schedules and slots, but its own record is the system's (seeding) or the
+    directory integration's."""
+    clinic = group.call(group.desk_tw, "GET", f"/fhir/Organization/{TW}").json()
+    clinic.pop("meta")
+    renamed = {**clinic, "name": "Closed - call +852 5555 0000"}
+    manager = make_staff(group.services, Role.CLINIC_MANAGER, [TW])
+    for who in (group.desk_tw, group.doctor_tw, manager, group.officer):
+        for method, body in (("PUT", renamed), ("DELETE", None)):
+            response = group.call(who, method, f"/fhir/Organization/{TW}", body)
+            assert response.status_code == 403, (method, response.text)
+            assert response.json()["resourceType"] == "OperationOutcome"
+    kept = group.call(group.desk_tw, "GET", f"/fhir/Organization/{TW}").json()
+    assert kept["name"] == TW and kept["meta"]["versionId"] == "1"
+    # The system (the test's own API, as seeding writes it) still keeps it.
+    updated = {**clinic, "telecom": [{"system": "phone", "value": "+852 2400 0000"}]}
+    assert api.put_json(f"/fhir/Organization/{TW}", updated).status_code == 200
