@@ -94,10 +94,16 @@ def decide(
             else:
                 reasons[category] = f"no care relationship for {category}"
         elif in_clinic or (
-            actor.role in CLINICIANS and (target.care_relationship or target.break_glass)
+            actor.role in CLINICIANS
+            and (target.care_relationship or (target.break_glass and right is Right.READ))
         ):
+            # Breaking the glass opens another clinic's patient's record to read (and
+            # their health record to treat), never to rewrite who they are or where they
+            # are reached: an emergency needs no new phone number.
             granted.add(category)
             used_glass = used_glass or (not in_clinic and not target.care_relationship)
+        elif target.break_glass and actor.role in CLINICIANS:
+            reasons[category] = f"breaking the glass does not open {category} to change"
         else:
             reasons[category] = "the patient is not at any of your clinics"
     withheld = asked - granted

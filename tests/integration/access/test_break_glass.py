@@ -95,6 +95,34 @@ def test_breaking_the_glass_opens_one_record_and_is_queued(
     assert "collapsed" not in json.dumps(entries)  # the words stay sealed, out of the ledger
 
 
+def test_the_glass_opens_a_record_to_read_never_to_rewrite_who_the_patient_is(
+    web: FhirTestClient, api: FhirTestClient, services: Services
+) -> None:
+    """Adversary pass, stop 30: under an open grant a doctor of another clinic could
+    replace the patient's phone number (where breach notices and codes go). The grant
+    is for reading (and treating); identity and contact stay the home clinic's."""
+    [patient] = _clinic_b_patients(api, 1)
+    doctor = make_staff(services, Role.PHYSICIAN, ["clinic-a"])
+    headers = {**doctor.headers, **FHIR_JSON}
+    granted = web.post(
+        f"/fhir/Patient/{patient}/$break-glass",
+        content=parameters(reason="emergency-treatment", text="collapsed at the MTR station"),
+        headers=headers,
+    )
+    assert granted.status_code == 200, granted.text
+    shown = web.get(f"/fhir/Patient/{patient}", headers=doctor.headers)
+    assert shown.status_code == 200
+    changed = {**shown.json(), "telecom": [{"system": "phone", "value": "+852 6000 0000"}]}
+    changed.pop("meta")
+
+    refused = web.put(f"/fhir/Patient/{patient}", content=json.dumps(changed), headers=headers)
+
+    assert refused.status_code == 403, refused.text
+    assert "breaking the glass" in refused.json()["issue"][0]["diagnostics"]
+    kept = api.get(f"/fhir/Patient/{patient}").json()
+    assert "telecom" not in kept and kept["meta"]["versionId"] == "1"
+
+
 def _clinic_b_patients(api: FhirTestClient, count: int) -> list[str]:
     for clinic in ("clinic-a", "clinic-b"):
         api.put_json(f"/fhir/Organization/{clinic}", {"resourceType": "Organization", "id": clinic})

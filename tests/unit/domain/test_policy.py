@@ -173,6 +173,21 @@ def test_break_glass_opens_health_data_for_clinicians_and_says_so(role: Role) ->
 
 
 @pytest.mark.parametrize(
+    "category", [DataCategory.IDENTITY, DataCategory.CONTACT, DataCategory.DEMOGRAPHIC]
+)
+def test_break_glass_opens_who_the_patient_is_to_read_never_to_rewrite(
+    category: DataCategory,
+) -> None:
+    doctor = actor(Role.PHYSICIAN)
+    assert decide(doctor, Right.READ, [category], target(3, break_glass=True)).allowed
+    written = decide(doctor, Right.WRITE, [category], target(3, break_glass=True))
+    assert not written.allowed
+    assert "breaking the glass" in written.reason
+    # Health data under the glass is still written (an emergency's notes).
+    assert decide(doctor, Right.WRITE, [DataCategory.CLINICAL], target(3, break_glass=True)).allowed
+
+
+@pytest.mark.parametrize(
     "role", [Role.FRONT_DESK, Role.BILLING, Role.CLINIC_MANAGER, Role.PRIVACY_OFFICER]
 )
 def test_break_glass_gives_nothing_to_non_clinicians(role: Role) -> None:
