@@ -216,18 +216,26 @@ class CareRelationships:
                 self._answers.clear()
             driver_executemany(connection, _INSERT, rows)
 
-    def _matches(
-        self, clinic_ids: frozenset[str], practitioner_id: str | None, now_us: int
-    ) -> ColumnElement[bool]:
+    def _whom(
+        self, clinic_ids: frozenset[str], practitioner_id: str | None
+    ) -> ColumnElement[bool] | None:
+        """Rows opened to one of ``clinic_ids`` or to ``practitioner_id``, at any time
+        (None: to no one)."""
         who: list[ColumnElement[bool]] = []
         if clinic_ids:
             who.append(care_relationship.c.clinic_id.in_(sorted(clinic_ids)))
         if practitioner_id:
             who.append(care_relationship.c.practitioner_token == self._token(practitioner_id))
-        if not who:
+        return or_(*who) if who else None
+
+    def _matches(
+        self, clinic_ids: frozenset[str], practitioner_id: str | None, now_us: int
+    ) -> ColumnElement[bool]:
+        whom = self._whom(clinic_ids, practitioner_id)
+        if whom is None:
             return care_relationship.c.source_row_id.is_(None)  # matches nothing
         return (
-            or_(*who)
+            whom
             & (care_relationship.c.valid_from_us <= now_us)
             & (care_relationship.c.valid_until_us >= now_us)
         )
@@ -271,17 +279,13 @@ class CareRelationships:
         ``clinic_ids`` or to ``practitioner_id`` (running, run out or not yet begun), by
         a record still standing: what it showed is no proof of presence
         (``gate.registration``)."""
-        who: list[ColumnElement[bool]] = []
-        if clinic_ids:
-            who.append(care_relationship.c.clinic_id.in_(sorted(clinic_ids)))
-        if practitioner_id:
-            who.append(care_relationship.c.practitioner_token == self._token(practitioner_id))
-        if not who:
+        whom = self._whom(clinic_ids, practitioner_id)
+        if whom is None:
             return False
         with read_transaction(self.engine) as connection:
             found = connection.execute(
                 select(care_relationship.c.source_row_id)
-                .where(care_relationship.c.patient_pseudonym == pseudonym, or_(*who))
+                .where(care_relationship.c.patient_pseudonym == pseudonym, whom)
                 .limit(1)
             ).first()
         return found is not None

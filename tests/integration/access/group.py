@@ -176,3 +176,17 @@ def build_group(services: Services, api: FhirTestClient) -> Iterator[Group]:
             tm_patient=tm_patient,
             tw_patient=tw_patient,
         )
+
+
+def register_body(hkid: str, born: str, clinic: str | None = None) -> dict[str, Any]:
+    """A ``Patient/$register`` body: the identifier and birth date the patient shows, and
+    the clinic to register them at (when the caller works at more than one)."""
+    parameters: list[dict[str, Any]] = [
+        {"name": "identifier", "valueIdentifier": {"system": HKID_SYSTEM, "value": hkid}},
+        {"name": "birthDate", "valueDate": born},
+    ]
+    if clinic:
+        parameters.append(
+            {"name": "clinic", "valueReference": {"reference": f"Organization/{clinic}"}}
+        )
+    return {"resourceType": "Parameters", "parameter": parameters}

@@ -20,6 +20,7 @@ from tests.integration.access.group import (
     build_group,
     encounter,
     referral,
+    register_body,
 )
 from tests.support.client import FhirTestClient
 
@@ -27,16 +28,6 @@ from tests.support.client import FhirTestClient
 @pytest.fixture
 def group(services: Services, api: FhirTestClient) -> Iterator[Group]:
     yield from build_group(services, api)
-
-
-def _register_body(hkid: str, born: str) -> dict[str, Any]:
-    return {
-        "resourceType": "Parameters",
-        "parameter": [
-            {"name": "identifier", "valueIdentifier": {"system": HKID_SYSTEM, "value": hkid}},
-            {"name": "birthDate", "valueDate": born},
-        ],
-    }
 
 
 def test_a_desk_cannot_fish_for_a_birth_date_through_a_decoy_twin(group: Group) -> None:
@@ -63,7 +54,7 @@ def test_a_desk_cannot_fish_for_a_birth_date_through_a_decoy_twin(group: Group) 
         moved = {**decoy, "id": decoy_id, "birthDate": born}
         assert group.call(group.desk_tm, "PUT", f"/fhir/Patient/{decoy_id}", moved).is_success
         asked = group.call(
-            group.desk_tm, "POST", "/fhir/Patient/$register", _register_body(patient.hkid, born)
+            group.desk_tm, "POST", "/fhir/Patient/$register", register_body(patient.hkid, born)
         )
         statuses.append(asked.status_code)
 
@@ -73,7 +64,7 @@ def test_a_desk_cannot_fish_for_a_birth_date_through_a_decoy_twin(group: Group) 
         group.desk_tm,
         "POST",
         "/fhir/Patient/$register",
-        _register_body(patient.hkid, patient.birth_date),
+        register_body(patient.hkid, patient.birth_date),
     )
     assert again.status_code == 429
     assert group.call(group.desk_tm, "GET", f"/fhir/Patient/{patient.id}").status_code == 403
@@ -109,7 +100,7 @@ def test_breaking_the_glass_is_not_turned_into_a_lasting_registration(group: Gro
     shown = group.call(doctor, "GET", f"/fhir/Patient/{patient.id}").json()
     hkid, born = shown["identifier"][0]["value"], shown["birthDate"]
 
-    registered = group.call(doctor, "POST", "/fhir/Patient/$register", _register_body(hkid, born))
+    registered = group.call(doctor, "POST", "/fhir/Patient/$register", register_body(hkid, born))
     visit = group.call(doctor, "POST", "/fhir/Encounter", encounter(patient.id, TM, "dr-tm"))
 
     assert registered.status_code == 403, registered.text
@@ -119,7 +110,7 @@ def test_breaking_the_glass_is_not_turned_into_a_lasting_registration(group: Gro
     assert group.call(group.desk_tm, "GET", f"/fhir/Patient/{patient.id}").status_code == 403
     # The clinic's desk, who sees the patient present, still registers them.
     at_desk = group.call(
-        group.desk_tm, "POST", "/fhir/Patient/$register", _register_body(hkid, born)
+        group.desk_tm, "POST", "/fhir/Patient/$register", register_body(hkid, born)
     )
     assert at_desk.status_code == 200, at_desk.text
 
@@ -140,7 +131,7 @@ def test_a_referral_is_not_turned_into_a_lasting_registration(group: Group) -> N
     hkid, born = shown["identifier"][0]["value"], shown["birthDate"]
 
     registered = group.call(
-        group.doctor_tw, "POST", "/fhir/Patient/$register", _register_body(hkid, born)
+        group.doctor_tw, "POST", "/fhir/Patient/$register", register_body(hkid, born)
     )
     visit = group.call(
         group.doctor_tw, "POST", "/fhir/Encounter", encounter(patient.id, TW, "dr-tw")
@@ -150,7 +141,7 @@ def test_a_referral_is_not_turned_into_a_lasting_registration(group: Group) -> N
     assert visit.status_code == 201, visit.text
     assert group.call(group.desk_tw, "GET", f"/fhir/Patient/{patient.id}").status_code == 403
     at_desk = group.call(
-        group.desk_tw, "POST", "/fhir/Patient/$register", _register_body(hkid, born)
+        group.desk_tw, "POST", "/fhir/Patient/$register", register_body(hkid, born)
     )
     assert at_desk.status_code == 200, at_desk.text
 
@@ -167,7 +158,7 @@ def _fish_through_two_servers(group: Group, guesses: int) -> list[int]:
                 (group.web if n % 2 else other)
                 .post_json(
                     "/fhir/Patient/$register",
-                    _register_body(patient.hkid, f"1982-11-{n + 3:02d}"),
+                    register_body(patient.hkid, f"1982-11-{n + 3:02d}"),
                     **group.desk_tm.headers,
                 )
                 .status_code

@@ -30,6 +30,7 @@ from tests.integration.access.group import (
     encounter,
     observation,
     referral,
+    register_body,
 )
 from tests.support.client import FhirTestClient, transfer_body
 from tests.support.staff import make_staff
@@ -38,18 +39,6 @@ from tests.support.staff import make_staff
 @pytest.fixture
 def group(services: Services, api: FhirTestClient) -> Iterator[Group]:
     yield from build_group(services, api)
-
-
-def _register_body(hkid: str, born: str, clinic: str | None = None) -> dict[str, Any]:
-    parameters: list[dict[str, Any]] = [
-        {"name": "identifier", "valueIdentifier": {"system": HKID_SYSTEM, "value": hkid}},
-        {"name": "birthDate", "valueDate": born},
-    ]
-    if clinic:
-        parameters.append(
-            {"name": "clinic", "valueReference": {"reference": f"Organization/{clinic}"}}
-        )
-    return {"resourceType": "Parameters", "parameter": parameters}
 
 
 # --- updates are judged on what is stored ------------------------------------------------------
@@ -629,7 +618,7 @@ def test_a_record_already_stored_without_its_patient_is_no_directory_record(
 def test_registering_a_present_patient_opens_them_to_the_new_clinic(group: Group) -> None:
     patient = group.tw_patient
     wrong = group.call(
-        group.desk_tm, "POST", "/fhir/Patient/$register", _register_body(patient.hkid, "1982-11-03")
+        group.desk_tm, "POST", "/fhir/Patient/$register", register_body(patient.hkid, "1982-11-03")
     )
     assert wrong.status_code == 404
     assert group.call(group.desk_tm, "GET", f"/fhir/Patient/{patient.id}").status_code == 403
@@ -638,7 +627,7 @@ def test_registering_a_present_patient_opens_them_to_the_new_clinic(group: Group
         group.desk_tm,
         "POST",
         "/fhir/Patient/$register",
-        _register_body("c 668668 9", patient.birth_date, TM),
+        register_body("c 668668 9", patient.birth_date, TM),
     )
 
     assert registered.status_code == 200, registered.text
@@ -667,7 +656,7 @@ def test_a_desk_fishing_for_patients_is_stopped(group: Group) -> None:
             group.desk_tm,
             "POST",
             "/fhir/Patient/$register",
-            _register_body(group.tw_patient.hkid, born),
+            register_body(group.tw_patient.hkid, born),
         )
         for born in guesses
     ]
@@ -682,7 +671,7 @@ def test_registration_at_a_clinic_one_does_not_work_at_is_refused(group: Group) 
         group.desk_tm,
         "POST",
         "/fhir/Patient/$register",
-        _register_body(patient.hkid, patient.birth_date, TW),
+        register_body(patient.hkid, patient.birth_date, TW),
     )
 
     assert response.status_code == 403
