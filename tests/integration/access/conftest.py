@@ -19,6 +19,7 @@ from carevault.domain.roles import Role
 from carevault.web.app import create_app
 from tests.conftest import make_settings
 from tests.integration.access.browser import APP_SCOPES, REDIRECT_URI
+from tests.integration.access.group import Group, build_group
 from tests.support.client import FhirTestClient
 
 CLINIC = "clinic-a"
@@ -160,3 +161,10 @@ def new_staff(auth_services: Services, clock: MovableClock) -> NewStaff:
         return Staff(username, account.account_id, secret, clock)
 
     return make
+
+
+@pytest.fixture
+def group(services: Services, api: FhirTestClient) -> Iterator[Group]:
+    """Two clinics (TM, TW), a desk and a doctor at each, an officer, a patient at each
+    (``group.build_group``); a module with its own ``group`` makes it its own way."""
+    yield from build_group(services, api)

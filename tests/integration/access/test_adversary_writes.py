@@ -4,12 +4,11 @@ December 2026), each sent as they sent it and what now answers. On SQLite and Po
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from carevault.bootstrap import Services, build_services
+from carevault.bootstrap import build_services
 from carevault.detect import alerts_as_dicts
 from carevault.web.app import create_app
 from tests.integration.access.group import (
@@ -17,17 +16,11 @@ from tests.integration.access.group import (
     TM,
     TW,
     Group,
-    build_group,
     encounter,
     referral,
     register_body,
 )
 from tests.support.client import FhirTestClient
-
-
-@pytest.fixture
-def group(services: Services, api: FhirTestClient) -> Iterator[Group]:
-    yield from build_group(services, api)
 
 
 def test_a_desk_cannot_fish_for_a_birth_date_through_a_decoy_twin(group: Group) -> None:

@@ -8,16 +8,12 @@ before. On SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
-
-from carevault.bootstrap import Services
 from carevault.domain.roles import Role
 from carevault.fhir import jsonio
 from carevault.ledger.events import AuditEvent, Outcome, Tag
-from tests.integration.access.group import TM, Group, build_group, encounter
+from tests.integration.access.group import TM, Group, encounter
 from tests.support.client import FhirTestClient
 from tests.support.staff import Staff, make_staff
 from tests.support.synthea import BUNDLES
@@ -32,11 +28,6 @@ HIV_RESULT = {
 }
 #: What a front desk may read (domain/roles.py): none of it health or an HKID.
 DESK_READS = {"identity", "contact", "demographic", "visit"}
-
-
-@pytest.fixture
-def group(services: Services, api: FhirTestClient) -> Iterator[Group]:
-    yield from build_group(services, api)
 
 
 def _labels(resource: dict[str, Any]) -> list[str]:

@@ -10,7 +10,6 @@ any growth is a hole.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -19,7 +18,6 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
-from carevault.bootstrap import Services
 from carevault.domain.categories import DataCategory
 from carevault.domain.roles import Role
 from carevault.fhir.registry import RESOURCE_TYPES
@@ -30,13 +28,11 @@ from tests.integration.access.group import (
     TODAY,
     TW,
     Group,
-    build_group,
     care_team,
     encounter,
     observation,
     referral,
 )
-from tests.support.client import FhirTestClient
 from tests.support.staff import Staff, make_staff
 
 CLINICS = st.sampled_from([TM, TW])
@@ -201,11 +197,6 @@ class InsiderWrites(RuleBasedStateMachine):
                         for e in self.group.events()[-6:]
                     ],
                 )
-
-
-@pytest.fixture
-def group(services: Services, api: FhirTestClient) -> Iterator[Group]:
-    yield from build_group(services, api)
 
 
 @pytest.mark.slow

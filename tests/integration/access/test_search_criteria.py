@@ -4,21 +4,13 @@ record's element would be withheld from a read. On SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
-from carevault.bootstrap import Services
 from carevault.domain.roles import Role
 from carevault.ledger.events import Outcome, Tag
-from tests.integration.access.group import HKID_SYSTEM, TM, Group, build_group
+from tests.integration.access.group import HKID_SYSTEM, TM, Group
 from tests.support.client import FhirTestClient
 from tests.support.staff import make_staff
-
-
-@pytest.fixture
-def group(services: Services, api: FhirTestClient) -> Iterator[Group]:
-    yield from build_group(services, api)
 
 
 def _total(group: Group, role: Role, query: str) -> tuple[int, int | None]:

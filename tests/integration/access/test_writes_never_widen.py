@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
-from carevault.bootstrap import Services
 from carevault.domain.roles import Role
 from carevault.ledger.events import Outcome, Tag
 from tests.integration.access.group import (
@@ -25,7 +23,6 @@ from tests.integration.access.group import (
     TODAY,
     TW,
     Group,
-    build_group,
     care_team,
     encounter,
     observation,
@@ -34,12 +31,6 @@ from tests.integration.access.group import (
 )
 from tests.support.client import FhirTestClient, transfer_body
 from tests.support.staff import make_staff
-
-
-@pytest.fixture
-def group(services: Services, api: FhirTestClient) -> Iterator[Group]:
-    yield from build_group(services, api)
-
 
 # --- updates are judged on what is stored ------------------------------------------------------
 
