@@ -123,7 +123,7 @@ def amend(
     """Amend an incident: widen what is compromised, move the window, change its status.
     Narrowing the window (a later --since, an earlier --until) or closing it takes a
     privacy officer's fresh code (--officer, --totp)."""
-    from carevault.incidents import Actor, incidents_for, zone_of
+    from carevault.incidents import Actor, StepUpRequired, incidents_for, zone_of
     from carevault.incidents.model import Amendment, instant_in, parse_compromised, parse_title
     from carevault.incidents.model import Status as IncidentStatus
 
@@ -150,11 +150,10 @@ def amend(
                 amendment,
                 step_up=None if officer is None else _step_up(services, officer, totp),
             )
+        except StepUpRequired as needed:
+            raise fail(f"{needed} (--officer, --totp)") from None
         except ValueError as error:  # IncidentError is one
-            message = str(error)
-            if officer is None and "fresh TOTP code" in message:
-                message += " (--officer, --totp)"
-            raise fail(message) from None
+            raise fail(str(error)) from None
     echo(f"amended incident {amended.incident_id}")
 
 
