@@ -39,6 +39,9 @@ CACHE_SECONDS = 0.5
 #: wait: a patient mistypes once or twice; a desk that fishes for patients fails often.
 MAX_FAILURES = 5
 FAILURE_WINDOW_SECONDS = 15 * 60
+#: The audit reason of a registration of a patient the clinic holds already: it
+#: registers no one, and counts as a failure (here and in ``registration-fishing``).
+ALREADY_REGISTERED = "already registered"
 
 
 class TooManyAttempts(Exception):

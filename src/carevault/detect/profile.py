@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from carevault.access.registrations import FAILURE_WINDOW_SECONDS
 from carevault.detect.model import DAY_US, HOUR_US, MINUTE_US
 from carevault.detect.windows import CountWindow, DistinctWindow
 
@@ -20,9 +21,8 @@ HISTORY_DAYS = 35
 ROLE_SAMPLES = 400
 PLACES = 40
 #: The windows of breadth: distinct patients per 10 minutes, hour and day.
-#: The window of ``Recent.registration_misses``: the registration throttle's
-#: (``access.registrations.FAILURE_WINDOW_SECONDS``).
-REGISTRATION_WINDOW_US = 15 * MINUTE_US
+#: The window of ``Recent.registration_misses``: the registration throttle's.
+REGISTRATION_WINDOW_US = FAILURE_WINDOW_SECONDS * 1_000_000
 SPANS = {"10 minutes": 10 * MINUTE_US, "hour": HOUR_US, "day": DAY_US}
 #: A role's samples of the most records one of its clients wrote in an hour, per day.
 WRITES_HOUR = "writes hour"

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TypeVar, cast
 
+from carevault.access.registrations import ALREADY_REGISTERED, MAX_FAILURES
 from carevault.detect.glass import BREAK_GLASS_PER_HOUR, glass_sweep, granted
 from carevault.detect.model import (
     BUDGET_REASON,
@@ -62,10 +63,10 @@ STAFF_CHANGES_PER_10_MINUTES = 40
 #: note) are not counted.
 CHANGING = frozenset({"fhir:resource:update", "fhir:resource:delete"})
 EVERYTHING_PER_HOUR = 10
-#: Registrations that registered no one an account may make in fifteen minutes, from
-#: every server process together, before ``registration-fishing``: the throttle's own
-#: allowance (``access.registrations.MAX_FAILURES``), which each process counts apart.
-REGISTRATION_MISSES = 5
+#: Registrations that registered no one an account may make in the throttle's window,
+#: from every server process together, before ``registration-fishing``: the throttle's
+#: own allowance, which each process counts apart.
+REGISTRATION_MISSES = MAX_FAILURES
 REGISTERED = "fhir:patient:registered"
 DENIALS_PER_10_MINUTES = 20
 NAME_SEARCHES_PER_HOUR = 30
@@ -122,7 +123,7 @@ def _missed(access: Access) -> bool:
     """A ``$register`` that registered no one: no single patient matched, or the one that
     matched was the clinic's already (as the registration throttle counts them)."""
     return access.outcome == "failed" or (
-        access.outcome == "success" and access.reason == "already registered"
+        access.outcome == "success" and access.reason == ALREADY_REGISTERED
     )
 
 

@@ -23,7 +23,7 @@ from enum import StrEnum
 
 from sqlalchemy import Connection
 
-from carevault.access.registrations import Proof
+from carevault.access.registrations import ALREADY_REGISTERED, Proof
 from carevault.access.scopes import Interaction
 from carevault.db import write_transaction
 from carevault.domain.roles import CLINICIANS, Role
@@ -127,7 +127,7 @@ def register(gate: Gate, caller: Caller, proof: PresenceProof, clinic_id: str | 
             event = gate._event(
                 attempt,
                 Outcome.SUCCESS,
-                reason="registered on proof of presence" if added else "already registered",
+                reason="registered on proof of presence" if added else ALREADY_REGISTERED,
             )
             gate.audit.record([event], connection)
         if not added:
