@@ -298,7 +298,7 @@ def build_services(
     )
     break_glass = BreakGlass(engine, keys, envelope, settings.break_glass_minutes, clock)
     access = AccessControl(
-        engine, signer, sessions, care, break_glass, Registrations(engine), clock
+        engine, signer, sessions, care, break_glass, Registrations(engine, clock), clock
     )
     if create_keys and not settings.resolved_id_token_key_path.exists():
         rsa_key(settings.resolved_id_token_key_path)

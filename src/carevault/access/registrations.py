@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import deque
 from collections.abc import Collection, Iterable
 from contextlib import nullcontext
 from enum import StrEnum
@@ -29,6 +28,8 @@ from sqlalchemy import (
 )
 
 from carevault.access.tables import patient_registration
+from carevault.access.throttle import REGISTRATION, SignInThrottle
+from carevault.clock import Clock, utc_now
 from carevault.db import driver_all, read_transaction
 from carevault.vault.tables import resource_head
 
@@ -37,8 +38,11 @@ CACHE_SECONDS = 0.5
 
 #: Failed registrations an account may make in ``FAILURE_WINDOW_SECONDS`` before it must
 #: wait: a patient mistypes once or twice; a desk that fishes for patients fails often.
-MAX_FAILURES = 5
-FAILURE_WINDOW_SECONDS = 15 * 60
+#: The throttle's ``registration`` level holds them, in every server process: five misses
+#: drain in 15 minutes; after the fifth the account waits 3 minutes, doubling with each
+#: further miss up to 15.
+MAX_FAILURES = REGISTRATION.free
+FAILURE_WINDOW_SECONDS = REGISTRATION.max_wait_seconds
 #: The audit reason of a registration of a patient the clinic holds already: it
 #: registers no one, and counts as a failure (here and in ``registration-fishing``).
 ALREADY_REGISTERED = "already registered"
@@ -56,29 +60,20 @@ class TooManyAttempts(Exception):
 
 
 class FailureCounter:
-    """Recent failed registrations per account, in this process (every failure is also
-    in the audit ledger, where the detectors see bursts across processes)."""
+    """Recent failed registrations per account, kept in the database by the throttle
+    (``access.throttle``'s ``registration`` level), so that every server process counts
+    them all: with several workers an account gets its allowance once, not once each."""
 
-    def __init__(self) -> None:
-        self._failures: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
+    def __init__(self, throttle: SignInThrottle) -> None:
+        self._throttle = throttle
 
     def check(self, account_id: str) -> None:
-        with self._lock:
-            recent = self._recent(account_id)
-            if len(recent) >= MAX_FAILURES:
-                wait = int(recent[0] + FAILURE_WINDOW_SECONDS - time.monotonic()) + 1
-                raise TooManyAttempts(max(wait, 1))
+        verdict = self._throttle.registration_check(account_id[:200])
+        if not verdict.allowed:
+            raise TooManyAttempts(verdict.wait_seconds)
 
     def failed(self, account_id: str) -> None:
-        with self._lock:
-            self._recent(account_id).append(time.monotonic())
-
-    def _recent(self, account_id: str) -> deque[float]:
-        found = self._failures.setdefault(account_id, deque())
-        while found and time.monotonic() - found[0] > FAILURE_WINDOW_SECONDS:
-            found.popleft()
-        return found
+        self._throttle.registration_failed(account_id[:200])
 
 
 class Proof(StrEnum):
@@ -137,9 +132,9 @@ def _clinics(rows: list[tuple[Any, ...]]) -> frozenset[str]:
 
 
 class Registrations:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, clock: Clock = utc_now) -> None:
         self.engine = engine
-        self.failures = FailureCounter()
+        self.failures = FailureCounter(SignInThrottle(engine, clock))
         #: (pseudonym, with home) -> (when the answer was asked for, the answer); None for
         #: an answer forgotten then (a registration made in this process).
         self._answers: dict[tuple[str, bool], tuple[float, frozenset[str] | None]] = {}

@@ -29,6 +29,14 @@ containment:
   the account's token or console cookie can step up at all, and such a holder could
   otherwise guess codes from a crowd of networks (a /48 holds 65,536 /64s). The CLI on
   the host is not held by it, so an officer at the host can always contain.
+
+Registrations on proof of presence (``Patient/$register``, and ``If-None-Exist`` on a
+Patient's identifier) that registered no one have one more level, so that a desk cannot
+fish for another clinic's patients by guessing birth dates:
+
+* **registration** — this account, from every server process: a wait after 5 misses,
+  of 3 minutes (the time one miss takes to drain), doubling up to 15 minutes. A success
+  empties nothing: a desk registering real patients between guesses still pays for them.
 """
 
 from __future__ import annotations
@@ -61,6 +69,8 @@ class Rule:
     drain_per_hour: float
     max_wait_seconds: int
     describes: str
+    #: The wait after the failure that uses up the allowance; each failure after doubles it.
+    first_wait_seconds: int = 1
 
     def drained(self, level: float, since_us: int, now_us: int) -> float:
         """The level left at ``now_us`` of one last raised or waited out at ``since_us``."""
@@ -68,11 +78,12 @@ class Rule:
 
     def wait_seconds(self, level: float) -> int:
         """The wait after a failure that leaves the level at ``level``: 0 below the free
-        allowance, then 1, 2, 4 … seconds, at most ``max_wait_seconds``."""
+        allowance, then ``first_wait_seconds`` (1 unless set), twice that, four times …,
+        at most ``max_wait_seconds``."""
         over = math.floor(level + 0.5) - self.free
         if over < 0:
             return 0
-        return min(1 << min(over, 30), self.max_wait_seconds)
+        return min(self.first_wait_seconds << min(over, 30), self.max_wait_seconds)
 
 
 PAIR = Rule("pair", 3, 4.0, 15 * 60, "this username from this address")
@@ -82,8 +93,16 @@ STEP_UP = Rule("step-up", 5, 5.0, 5 * 60, "step-up codes of this account from th
 STEP_UP_ACCOUNT = Rule(
     "step-up-account", 10, 40.0, 15 * 60, "step-up codes of this account from every address"
 )
+REGISTRATION = Rule(
+    "registration",
+    5,
+    20.0,
+    15 * 60,
+    "registrations of this account that registered no patient",
+    first_wait_seconds=3 * 60,
+)
 RULES: Mapping[str, Rule] = {
-    rule.kind: rule for rule in (PAIR, SOURCE, ACCOUNT, STEP_UP, STEP_UP_ACCOUNT)
+    rule.kind: rule for rule in (PAIR, SOURCE, ACCOUNT, STEP_UP, STEP_UP_ACCOUNT, REGISTRATION)
 }
 
 
@@ -142,8 +161,8 @@ class _Level:
 
 
 class SignInThrottle:
-    """The three sign-in levels and the step-up level, kept in the database so every
-    server process sees the same ones."""
+    """The three sign-in levels, the step-up levels and the registration level, kept in
+    the database so every server process sees the same ones."""
 
     def __init__(self, engine: Engine, clock: Clock = utc_now) -> None:
         self.engine = engine
@@ -235,6 +254,22 @@ class SignInThrottle:
         # Only the source's level: the account's drains on its own, so the owner's
         # success does not give a guesser elsewhere a fresh allowance.
         self._empty([(STEP_UP.kind, _step_up_subject(account_id, source))])
+
+    # --- registration ------------------------------------------------------------------------
+
+    def registration_check(self, account: str) -> Verdict:
+        """May this account try to register a patient now?"""
+        now_us = to_micros(self.clock())
+        with read_transaction(self.engine) as connection:
+            levels = self._read(connection, {REGISTRATION.kind: account})
+        return _longest_wait(levels, now_us)
+
+    def registration_failed(self, account: str) -> None:
+        """Count a registration that registered no one."""
+        now_us = to_micros(self.clock())
+        with write_transaction(self.engine) as connection:
+            before = self._read(connection, {REGISTRATION.kind: account}, lock=True)
+            self._raise(connection, REGISTRATION, account, before.get(REGISTRATION.kind), now_us)
 
     # --- storage -----------------------------------------------------------------------------
 

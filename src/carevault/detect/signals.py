@@ -63,9 +63,9 @@ STAFF_CHANGES_PER_10_MINUTES = 40
 #: note) are not counted.
 CHANGING = frozenset({"fhir:resource:update", "fhir:resource:delete"})
 EVERYTHING_PER_HOUR = 10
-#: Registrations that registered no one an account may make in the throttle's window,
-#: from every server process together, before ``registration-fishing``: the throttle's
-#: own allowance, which each process counts apart.
+#: Registrations that registered no one an account may make in the throttle's window
+#: before ``registration-fishing``: the throttle's own allowance, so the alert comes with
+#: the first attempt the throttle refuses (recorded as a failure too).
 REGISTRATION_MISSES = MAX_FAILURES
 REGISTERED = "fhir:patient:registered"
 DENIALS_PER_10_MINUTES = 20

@@ -11,8 +11,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from carevault.access.throttle import ACCOUNT, PAIR, SOURCE, STEP_UP
-from carevault.bootstrap import Services
+import pytest
+
+from carevault.access.registrations import TooManyAttempts
+from carevault.access.throttle import ACCOUNT, PAIR, REGISTRATION, SOURCE, STEP_UP
+from carevault.bootstrap import Services, build_services
 from carevault.domain.roles import Role
 from carevault.ledger.events import Tag
 from tests.integration.access.audit_log import events, reasons
@@ -272,3 +275,37 @@ def test_levels_that_have_drained_are_forgotten_so_guessed_usernames_do_not_pile
     clock.advance(30 * 60)
     assert throttle.forget_drained() == 1
     assert throttle.forget_drained() == 0
+
+
+def test_registration_misses_are_counted_once_for_every_server_process(
+    auth_services: Services, clock: MovableClock
+) -> None:
+    """The registration level is in the database: a second process (services of their
+    own on the same database) sees the misses of the first, and its own add to them."""
+    assert auth_services.access is not None
+    first = auth_services.access.registrations.failures
+    other = build_services(auth_services.settings, clock=clock)
+    try:
+        assert other.access is not None
+        second = other.access.registrations.failures
+        clock.freeze()
+        for counter in [first, second] * 2 + [first]:
+            counter.check("desk-1")
+            counter.failed("desk-1")
+        waits = []
+        for counter in (first, second):
+            with pytest.raises(TooManyAttempts) as refused:
+                counter.check("desk-1")
+            waits.append(refused.value.retry_after)
+        second.check("desk-2")  # another account is not held
+
+        clock.advance(REGISTRATION.first_wait_seconds)
+        second.check("desk-1")  # the wait is over: one more try
+        second.failed("desk-1")
+        with pytest.raises(TooManyAttempts) as doubled:
+            first.check("desk-1")
+    finally:
+        other.close()
+
+    assert waits == [REGISTRATION.first_wait_seconds] * 2
+    assert doubled.value.retry_after == 2 * REGISTRATION.first_wait_seconds

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 from carevault.access.throttle import (
     ACCOUNT,
     PAIR,
+    REGISTRATION,
     SOURCE,
     STEP_UP,
     STEP_UP_ACCOUNT,
@@ -80,3 +81,12 @@ def test_step_up_codes_from_every_address_wait_after_ten_up_to_fifteen_minutes()
     assert STEP_UP_ACCOUNT.wait_seconds(10_000) == 15 * 60
     # Ten wrong codes drain in fifteen minutes (once the wait is over).
     assert STEP_UP_ACCOUNT.drained(10.0, 0, 15 * 60 * 1_000_000) == 0.0
+
+
+def test_registrations_that_register_no_one_wait_after_five_from_three_minutes() -> None:
+    waits = [REGISTRATION.wait_seconds(level) for level in range(4, 9)]
+
+    assert waits == [0, 3 * 60, 6 * 60, 12 * 60, 15 * 60]
+    # Five misses drain in fifteen minutes: the allowance of the window it replaces.
+    assert REGISTRATION.drained(5.0, 0, 15 * 60 * 1_000_000) == 0.0
+    assert REGISTRATION.drained(5.0, 0, 14 * 60 * 1_000_000) > 0.0
