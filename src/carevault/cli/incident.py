@@ -263,6 +263,13 @@ def scope(
         changed = [tier for tier in changes if tier not in ("first_run", "previous_run")]
         summary = ", ".join(changed) if changed else "nothing"
         typer.secho(f"changed since the last run: {summary}", err=True)
+    altered = len(document.get("changed") or [])
+    if altered:
+        typer.secho(
+            f"{altered} patients' stored records were updated or deleted by a compromised "
+            "principal in the window (listed as changed): check them against a backup",
+            err=True,
+        )
     if output is None:
         echo(text)
     else:

@@ -9,6 +9,7 @@ from html import escape
 from typing import Any
 
 from carevault.incidents.model import TIERS
+from carevault.incidents.report import lines_of
 
 COLOURS = {
     "confirmed": "#b3261e",
@@ -49,6 +50,7 @@ def to_html(document: dict[str, Any]) -> str:
         f"<p><b>{counts['notifiable']}</b> people had their data shown or decrypted "
         f"(each person counted once).</p><div class='big'>{boxes}</div>",
         _compromised(incident["compromised"]),
+        _changed(document.get("changed") or []),
         _changes(incident.get("changes") or {}),
         "<h2>Exposure over time</h2>",
         "<p class='muted'>People first exposed, cumulative, by tier.</p>",
@@ -60,10 +62,21 @@ def to_html(document: dict[str, Any]) -> str:
         _bars(counts["by_category"]),
         _evidence(incident.get("checkpoints") or {}),
         "<h2>Patients</h2>",
-        _lines(document["tiers"]),
+        _lines(document),
         "</body></html>",
     ]
     return "\n".join(parts)
+
+
+def _changed(lines: list[dict[str, Any]]) -> str:
+    if not lines:
+        return ""
+    return (
+        f"<h2>Records changed</h2><p><b>{len(lines)}</b> people's stored records were updated "
+        "or deleted by a compromised principal in the window (listed below as "
+        "<i>changed</i>): check them against a backup. Their notices go to the contact "
+        "details held before the first change.</p>"
+    )
 
 
 def _legend() -> str:
@@ -184,10 +197,12 @@ def _evidence(checkpoints: dict[str, Any]) -> str:
     )
 
 
-def _lines(tiers: dict[str, list[dict[str, Any]]], limit: int = 2000) -> str:
+def _lines(document: dict[str, Any], limit: int = 2000) -> str:
     rows = []
-    for tier in TIERS:
-        for line in tiers[tier][:limit]:
+    shown: dict[str, int] = {}
+    for tier, line in lines_of(document):
+        shown[tier] = shown.get(tier, 0) + 1
+        if shown[tier] <= limit:
             evidence = " ".join(str(seq) for seq in line["evidence"][:20])
             more = len(line["evidence"]) - 20
             rows.append(

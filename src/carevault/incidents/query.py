@@ -1,9 +1,10 @@
 """The scope's questions to the ledgers, answered by DuckDB over Parquet segments plus
 the unsealed tail, or by plain SQL on PostgreSQL.
 
-Both engines answer the same three questions over the same columns (``columns.py``):
+Both engines answer the same four questions over the same columns (``columns.py``):
 which source addresses acted in the window, which patients' records were released to
-the compromised principals (with categories and positions), and whose data keys were
+the compromised principals (with categories and positions), which patients' stored
+records they changed (the same question over writes), and whose data keys were
 unwrapped by a compromised process.
 """
 
@@ -32,6 +33,9 @@ RELEASE_TAGS = (
     Tag.FHIR_EVERYTHING.value,
     Tag.FHIR_EXPORT.value,
 )
+#: What counts as a change of what was stored (integrity): updates and deletions. New
+#: records change nothing a patient had; they are in the ledger like any write.
+CHANGE_TAGS = (Tag.FHIR_UPDATE.value, Tag.FHIR_DELETE.value)
 
 
 @dataclass(frozen=True)
@@ -163,7 +167,9 @@ class DuckScope:
         ).fetchall()
         return [str(row[0]) for row in rows]
 
-    def released(self, who: Who) -> list[Hit]:
+    def released(self, who: Who, tags: Sequence[str] = RELEASE_TAGS) -> list[Hit]:
+        """Per patient, the entries of ``tags`` (releases unless told) that succeeded in
+        the window for one of ``who``."""
         matched, parameters = _who_filter(who)
         rows = self.connection.sql(
             # The filter's text is this module's constants and parameter names only.
@@ -171,7 +177,7 @@ class DuckScope:
             params={
                 "since": self.window.since_us,
                 "until": self.window.end,
-                "tags": list(RELEASE_TAGS),
+                "tags": list(tags),
                 **parameters,
             },
         ).to_arrow_table()
@@ -247,7 +253,7 @@ class SqlScope:
         )
         return [str(row[0]) for row in rows if row[0] is not None]
 
-    def released(self, who: Who) -> list[Hit]:
+    def released(self, who: Who, tags: Sequence[str] = RELEASE_TAGS) -> list[Hit]:
         # ``actor`` is the ledger's copy of the entry's principal: when only principals
         # are compromised it narrows the rows before any entry is parsed (each row found
         # is still matched on the entry's own ``principal`` below).
@@ -278,7 +284,7 @@ class SqlScope:
             {
                 "since": self.window.since_us,
                 "until": self.window.end,
-                "tags": list(RELEASE_TAGS),
+                "tags": list(tags),
                 "principals": list(who.principals),
                 "clients": list(who.clients),
                 "sessions": list(who.sessions),

@@ -8,6 +8,7 @@ import csv
 import hashlib
 import io
 import json
+from collections.abc import Iterator
 from typing import Any
 
 from carevault.incidents.model import TIERS
@@ -34,25 +35,34 @@ def render(document: dict[str, Any], fmt: str) -> str:
     raise ValueError(f"unknown format {fmt!r}")
 
 
+def lines_of(document: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every line of the document with what it is: its tier, strongest first, then
+    ``changed`` (records a compromised principal updated or deleted)."""
+    for tier in TIERS:
+        for line in document["tiers"][tier]:
+            yield tier, line
+    for line in document.get("changed") or []:
+        yield "changed", line
+
+
 def to_csv(document: dict[str, Any]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
-    for tier in TIERS:
-        for line in document["tiers"][tier]:
-            writer.writerow(
-                [
-                    tier,
-                    line["patient"],
-                    ";".join(line["categories"]),
-                    ";".join(line["clinics"]),
-                    line["first"] or "",
-                    line["last"] or "",
-                    line["ledger"] or "",
-                    " ".join(str(seq) for seq in line["evidence"]),
-                    "" if line["checkpoint"] is None else line["checkpoint"],
-                ]
-            )
+    for tier, line in lines_of(document):
+        writer.writerow(
+            [
+                tier,
+                line["patient"],
+                ";".join(line["categories"]),
+                ";".join(line["clinics"]),
+                line["first"] or "",
+                line["last"] or "",
+                line["ledger"] or "",
+                " ".join(str(seq) for seq in line["evidence"]),
+                "" if line["checkpoint"] is None else line["checkpoint"],
+            ]
+        )
     return buffer.getvalue()
 
 

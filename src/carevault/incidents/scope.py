@@ -11,8 +11,15 @@ answered per patient in four tiers (DESIGN.md, "Incidents and scope").
   host), not read: the upper bound.
 
 A patient is listed in the strongest tier that holds them only, so tiers add up.
-Every confirmed or decrypted line cites the ledger positions that prove it, and a
-signed checkpoint whose tree holds them (each checkable with the inclusion proofs).
+
+Beside the tiers, ``changed`` lists the patients whose stored records a compromised
+principal updated or deleted in the window (integrity, whatever was read), with the
+categories written: the records to check against a backup, and the patients whose
+contact details the notices must not trust (``carevault.notify`` writes to the details
+held before the first such change).
+
+Every confirmed, decrypted or changed line cites the ledger positions that prove it, and
+a signed checkpoint whose tree holds them (each checkable with the inclusion proofs).
 """
 
 from __future__ import annotations
@@ -31,7 +38,7 @@ import pyarrow.compute as pc
 from carevault.domain.roles import GROUP_WIDE, Role
 from carevault.incidents import patients, people
 from carevault.incidents.model import TIERS, Incident, instant
-from carevault.incidents.query import DuckScope, Hit, SqlScope, Who, Window
+from carevault.incidents.query import CHANGE_TAGS, DuckScope, Hit, SqlScope, Who, Window
 from carevault.incidents.segments import Segments, segments_for
 from carevault.ledger.service import Ledger
 
@@ -113,6 +120,7 @@ def compute(services: Services, incident: Incident, engine: str = "auto") -> dic
     try:
         who = _who(incident, query.addresses() if incident.compromised.addresses else ())
         released = query.released(who) if not who.is_empty() else []
+        changed = query.released(who, CHANGE_TAGS) if not who.is_empty() else []
         compromised = incident.compromised
         everyone = compromised.host or compromised.key_service
         processes = [p for p in who.principals if not p.startswith(("staff:", "client:"))]
@@ -120,7 +128,9 @@ def compute(services: Services, incident: Incident, engine: str = "auto") -> dic
     finally:
         query.close()
     tiers, known = _tiers(services, incident, released, unwrapped)
-    return document(services, incident, tiers, engine_name(query), known)
+    altered = _hits(changed, "audit", with_categories=True)
+    known.update(patients.facts(services.engine, set(altered) - set(known)))
+    return document(services, incident, tiers, engine_name(query), known, altered)
 
 
 def engine_name(query: DuckScope | SqlScope) -> str:
@@ -240,14 +250,18 @@ def document(
     tiers: dict[str, dict[str, Line]],
     engine: str,
     known: dict[str, patients.PatientFacts] | None = None,
+    changed: dict[str, Line] | None = None,
 ) -> dict[str, Any]:
+    changed = changed or {}
     if known is None:
-        known = patients.facts(services.engine, [p for lines in tiers.values() for p in lines])
+        everyone = {p for lines in tiers.values() for p in lines} | set(changed)
+        known = patients.facts(services.engine, everyone)
     reason = f"incident {incident.incident_id} scope"
+    audit_lines = chain(tiers["confirmed"].values(), changed.values())
     checkpoints = {
         "audit": _checkpoint(
             services.audit_ledger,
-            (seq for line in tiers["confirmed"].values() for seq in line.evidence),
+            (seq for line in audit_lines for seq in line.evidence),
             reason,
         ),
         "unwrap": _checkpoint(
@@ -260,21 +274,24 @@ def document(
     # scope (tens of thousands of patients).
     moments = {
         at
-        for lines in tiers.values()
+        for lines in [*tiers.values(), changed]
         for line in lines.values()
         for at in (line.first_us, line.last_us)
         if at is not None
     }
     texts = dict(zip(moments, instants(list(moments)), strict=True))
-    rendered: dict[str, list[dict[str, Any]]] = {}
-    for tier in TIERS:
-        rendered[tier] = sorted(
+
+    def rendered_lines(lines: dict[str, Line]) -> list[dict[str, Any]]:
+        return sorted(
             (
                 _line(line, known[pseudonym], checkpoints, texts)
-                for pseudonym, line in tiers[tier].items()
+                for pseudonym, line in lines.items()
             ),
             key=lambda item: (item["first"] or "", item["patient"]),
         )
+
+    rendered = {tier: rendered_lines(tiers[tier]) for tier in TIERS}
+    altered = rendered_lines(changed)
     notifiable = {
         line["patient"]: line["patient"]
         for tier in ("confirmed", "decrypted")
@@ -289,7 +306,9 @@ def document(
     header["engine"] = engine
     header["generated_at"] = instant(services.now_us())
     header["checkpoints"] = checkpoints
-    return {"incident": header, "tiers": rendered, "counts": counts(rendered)}
+    tally = counts(rendered)
+    tally["changed"] = len(altered)
+    return {"incident": header, "tiers": rendered, "changed": altered, "counts": tally}
 
 
 def instants(micros: list[int]) -> list[str]:

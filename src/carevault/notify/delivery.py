@@ -260,11 +260,17 @@ class Delivery:
         with self._lock:
             self._failures[(channel_name, threading.get_ident())] = 0
         sent_us = self.now_us()
+        detail: dict[str, object] = {
+            "notice": notice.key, "channel": channel_name, "tier": notice.exposure.tier,
+        }  # fmt: skip
+        held = notice.recipient.held_since
+        if held is not None:
+            # Written to the details of the version before a compromised principal's
+            # change (the scope's ``changed``), not to the record as it stands.
+            detail["details_held_since"] = held.isoformat(timespec="milliseconds")
         event = notice_event(
-            Tag.NOTIFY_NOTICE_SENT, incident.incident_id, notice.pseudonym,
-            {"notice": notice.key, "channel": channel_name, "tier": notice.exposure.tier},
-            sent_us,
-        )  # fmt: skip
+            Tag.NOTIFY_NOTICE_SENT, incident.incident_id, notice.pseudonym, detail, sent_us
+        )
         self._commits.commit(
             {"key": notice.key, "channel": channel_name, "sent_us": sent_us,
              "attempts": attempts, "address_digest": digest, "code_digest": code_digest},

@@ -232,7 +232,7 @@ class SendJob:
             if advance:
                 advance(progress)
             return
-        found = self.reader.recipients([e.patient_id for e in todo])
+        found = self.reader.recipients([e.patient_id for e in todo], scope.changed)
         gone = [
             keys[e.patient_id]
             for e in todo

@@ -49,7 +49,9 @@ def assessment_of(services: Services, scope: Scope) -> tuple[Assessment, Counter
     minors: set[str] = set()
     regions: Counter[str] = Counter()
     for start in range(0, len(patients), 200):
-        for patient_id, (recipient, _) in reader.recipients(patients[start : start + 200]).items():
+        for patient_id, (recipient, _) in reader.recipients(
+            patients[start : start + 200], scope.changed
+        ).items():
             if recipient.minor:
                 minors.add(patient_id)
             if recipient.region:

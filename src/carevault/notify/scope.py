@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -63,6 +63,10 @@ class Scope:
     incident: Incident
     tiers: dict[str, tuple[Exposure, ...]]
     counts: dict[str, Any]
+    #: Patients whose stored records a compromised principal updated or deleted in the
+    #: window, by patient id: the evidence names the changes (ledger positions), and
+    #: where they changed the Patient record, its notice goes to the details held before.
+    changed: dict[str, Exposure] = field(default_factory=dict)
 
     def exposures(self, tiers: Iterable[str] = NOTIFIED_TIERS) -> Iterator[Exposure]:
         """Each patient once, in the first (worst) of ``tiers`` that names them, with the
@@ -119,8 +123,8 @@ def _strings(value: Any, where: str) -> tuple[str, ...]:
     return tuple(value)
 
 
-def _exposure(item: Any, tier: str, index: int) -> Exposure:
-    where = f"tiers.{tier}[{index}]"
+def _exposure(item: Any, tier: str, index: int, where: str = "") -> Exposure:
+    where = where or f"tiers.{tier}[{index}]"
     if not isinstance(item, dict):
         raise ScopeError(f"{where}: an object is required")
     patient = str(item.get("patient", "")).removeprefix("Patient/")
@@ -183,5 +187,17 @@ def parse_scope(document: Any) -> Scope:
         if not isinstance(items, list):
             raise ScopeError(f"tiers.{tier}: a list is required")
         tiers[tier] = tuple(_exposure(item, tier, index) for index, item in enumerate(items))
+    changed_raw = document.get("changed") or []
+    if not isinstance(changed_raw, list):
+        raise ScopeError("changed: a list is required")
+    changed = [
+        _exposure(item, "changed", index, f"changed[{index}]")
+        for index, item in enumerate(changed_raw)
+    ]
     counts = document.get("counts") or {}
-    return Scope(incident, tiers, counts if isinstance(counts, dict) else {})
+    return Scope(
+        incident,
+        tiers,
+        counts if isinstance(counts, dict) else {},
+        {item.patient_id: item for item in changed},
+    )

@@ -94,7 +94,7 @@ def reader_of(services: Services) -> Reader:
     def today() -> date:
         return services.clock().astimezone(zone).date()
 
-    return Reader(services.gate, today)
+    return Reader(services.gate, today, services.audit_ledger.store)
 
 
 def send_job(services: Services, channels: dict[str, Channel] | None = None) -> SendJob:

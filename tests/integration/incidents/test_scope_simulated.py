@@ -167,4 +167,5 @@ def test_both_engines_agree_on_postgresql(simulated: Simulated) -> None:
     sql = scope_document(simulated.services, incident_id, engine="sql")
     assert duck["incident"]["engine"] == "duckdb" and sql["incident"]["engine"] == "postgresql"
     assert duck["tiers"] == sql["tiers"]
+    assert duck["changed"] == sql["changed"]
     assert sql["incident"]["changes"] == {"first_run": False, **sql["incident"]["changes"]}

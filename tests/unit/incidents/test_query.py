@@ -8,15 +8,15 @@ from collections.abc import Iterator
 import pytest
 
 from carevault.incidents.columns import to_table
-from carevault.incidents.query import DuckScope, Who, Window, empty
+from carevault.incidents.query import CHANGE_TAGS, DuckScope, Who, Window, empty
 from carevault.ledger.events import AuditEvent, Outcome, Tag
 
 START_US = 1_767_225_600_000_000
 
 
-def _read(n: int, **fields: object) -> tuple[int, bytes]:
+def _read(n: int, tag: Tag = Tag.FHIR_READ, **fields: object) -> tuple[int, bytes]:
     event = AuditEvent(
-        tag=Tag.FHIR_READ,
+        tag=tag,
         outcome=Outcome.SUCCESS,
         at_us=START_US + n,
         principal=str(fields.get("principal", "staff:nurse")),
@@ -42,6 +42,10 @@ def query() -> Iterator[DuckScope]:
         _read(4, source_address="203.0.113.9"),
         _read(5, clinic_ids=("clinic-b",)),
         _read(6),
+        _read(7, Tag.FHIR_UPDATE, principal="staff:thief"),
+        _read(8, Tag.FHIR_DELETE, principal="staff:thief"),
+        _read(9, Tag.FHIR_CREATE, principal="staff:thief"),
+        _read(10, Tag.FHIR_UPDATE, principal="staff:other"),
     ]
     scope = DuckScope(
         Window(START_US, None),
@@ -70,3 +74,28 @@ def query() -> Iterator[DuckScope]:
 )
 def test_each_kind_matches_its_own_rows(query: DuckScope, who: Who, found: set[str]) -> None:
     assert {hit.patient for hit in query.released(who)} == found
+
+
+def test_changes_are_the_updates_and_deletions_and_releases_are_not() -> None:
+    """The same question over writes: what the thief changed of what was stored (a new
+    record changes nothing a patient had), apart from what was released to them."""
+    rows = [
+        _read(0, principal="staff:thief"),
+        _read(7, Tag.FHIR_UPDATE, principal="staff:thief"),
+        _read(8, Tag.FHIR_DELETE, principal="staff:thief"),
+        _read(9, Tag.FHIR_CREATE, principal="staff:thief"),
+        _read(10, Tag.FHIR_UPDATE, principal="staff:other"),
+    ]
+    scope = DuckScope(
+        Window(START_US, None),
+        {"audit": ([], to_table("audit", rows)), "unwrap": ([], empty("unwrap"))},
+    )
+    try:
+        thief = Who(principals=("staff:thief",))
+        changed = {hit.patient: hit.positions for hit in scope.released(thief, CHANGE_TAGS)}
+        released = {hit.patient for hit in scope.released(thief)}
+    finally:
+        scope.close()
+
+    assert changed == {"ps7": [7], "ps8": [8]}
+    assert released == {"ps0"}

@@ -39,7 +39,8 @@ def _document() -> dict[str, Any]:
                 "checkpoints": {"audit": {"size": 12, "root": "00", "note": "origin\n12\n"}},
                 "changes": {"first_run": False, "confirmed": {
                     "added": ["p2"], "removed": [], "categories_changed": {}}}}  # fmt: skip
-    return {"incident": incident, "tiers": tiers, "counts": counts(tiers)}
+    changed = [_line("p4", ["contact"], ["clinic-tw"], "2026-01-02")]
+    return {"incident": incident, "tiers": tiers, "changed": changed, "counts": counts(tiers)}
 
 
 def test_counts_by_tier_category_clinic_and_day() -> None:
@@ -72,6 +73,7 @@ def test_the_html_is_self_contained_and_escapes_every_text() -> None:
     assert "http://" not in html.replace("http://www.w3.org/2000/svg", "")
     assert html.count("<svg") == 3
     assert "1 added" in html
+    assert "<h2>Records changed</h2>" in html and "<td>changed</td><td>p4</td>" in html
 
 
 def test_csv_has_a_line_per_patient_and_tier() -> None:
@@ -79,6 +81,10 @@ def test_csv_has_a_line_per_patient_and_tier() -> None:
     assert lines[0] == "tier,patient,categories,clinics,first,last,ledger,evidence,checkpoint"
     assert lines[1].startswith("confirmed,p1,clinical;identity,clinic-tm,")
     assert lines[3].startswith("at_rest_only,p3,identity,clinic-tw,,,,,")
+    assert lines[4] == ",".join(
+        ["changed", "p4", "contact", "clinic-tw", "2026-01-02T10:00:00.000Z",
+         "2026-01-02T11:00:00.000Z", "audit", "3 9", "12"]
+    )  # fmt: skip
 
 
 def test_segment_root_is_the_rfc_6962_root() -> None:

@@ -50,8 +50,29 @@ def test_a_patient_in_two_tiers_is_notified_once_with_both_tiers_categories() ->
          "tiers": {"confirmed": [{"patient": "<script>", "categories": []}]}},
         {"incident": {"id": "I", "declared_at": "2026-12-01T00:00:00Z"},
          "tiers": {"confirmed": [{"patient": "a", "evidence": ["x"]}]}},
+        {"incident": {"id": "I", "declared_at": "2026-12-01T00:00:00Z"}, "tiers": {},
+         "changed": {"a": []}},
+        {"incident": {"id": "I", "declared_at": "2026-12-01T00:00:00Z"}, "tiers": {},
+         "changed": [{"patient": "a", "evidence": [True]}]},
+        {"incident": {"id": "I", "declared_at": "2026-12-01T00:00:00Z"}, "tiers": {},
+         "changed": [{"patient": "../a", "evidence": [1]}]},
     ],
 )  # fmt: skip
 def test_a_malformed_document_is_refused_whole(broken: Any) -> None:
     with pytest.raises(ScopeError):
         parse_scope(broken)
+
+
+def test_the_changed_patients_are_kept_apart_from_the_tiers() -> None:
+    raw = document(confirmed=[{"patient": "a", "categories": ["identity"], "evidence": [3]}])
+    raw["changed"] = [
+        {"patient": "Patient/b", "categories": ["contact"], "evidence": [5, 8],
+         "first": "2026-11-30T01:00:00Z"},
+    ]  # fmt: skip
+    scope = parse_scope(raw)
+
+    assert list(scope.changed) == ["b"]
+    assert scope.changed["b"].evidence == (5, 8)
+    assert scope.changed["b"].categories == (DataCategory.CONTACT,)
+    assert [e.patient_id for e in scope.exposures()] == ["a"]  # changed alone tells no one
+    assert parse_scope(document()).changed == {}  # a document of before has none

@@ -37,7 +37,7 @@ from carevault.incidents import (
 )
 from carevault.incidents.html import _bars, _timeline
 from carevault.incidents.model import TIERS
-from carevault.incidents.report import render
+from carevault.incidents.report import lines_of, render
 from carevault.incidents.segments import SegmentRefused
 from carevault.notify.actions import decide, scope_of
 from carevault.notify.decisions import DecisionRefused, StartRefused
@@ -126,7 +126,7 @@ async def scope(request: Request, incident_id: int, viewer: OfficerDep) -> Respo
     document = run.document
     assert document is not None  # noqa: S101 - a read or computed run carries its document
     counts = document["counts"]
-    lines = [(tier, line) for tier in TIERS for line in document["tiers"][tier]]
+    lines = list(lines_of(document))  # the tiers, then the records changed
     # The charts are the incidents package's own SVG (escaped there, no script).
     charts = {
         "time": Markup(_timeline(counts["by_day"])),  # noqa: S704

@@ -741,6 +741,11 @@ MESSAGES: dict[str, str] = {
     "scope.run_who": "By",
     "scope.run_covers": "Audit entries read",
     "scope.not_kept": "not kept (recorded before reports were kept)",
+    "scope.changed": (
+        "{n} people's stored records were updated or deleted by a compromised principal in "
+        "the window: check them against a backup. Their notices go to the contact details "
+        "held before the first change."
+    ),
     "scope.notifiable": "{n} people had their data shown or decrypted.",
     "scope.download": "The whole report, for the board:",
     "scope.over_time": "People first exposed, by day",
@@ -769,6 +774,7 @@ MESSAGES: dict[str, str] = {
     "tier.confirmed.means": "Shown to a compromised account or app.",
     "tier.decrypted": "Decrypted",
     "tier.decrypted.means": "Keys unwrapped by a compromised component.",
+    "tier.changed": "Changed",
     "tier.at_rest_only": "At rest only",
     "tier.at_rest_only.means": "An encrypted copy left, without keys.",
     "tier.potentially": "Potentially",

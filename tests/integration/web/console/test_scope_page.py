@@ -15,12 +15,14 @@ import pytest
 from carevault.bootstrap import Services
 from carevault.clock import utc_now
 from carevault.config import Settings
+from carevault.fhir.registry import RESOURCE_TYPES
 from carevault.incidents import Actor, case_from_alert, declare_case, incidents_for, kept_scope
 from carevault.incidents.model import Amendment, Compromised
+from carevault.vault.writer import Put
 from tests.conftest import make_settings
 from tests.integration.web.console.conftest import Browser
-from tests.integration.web.console.test_breach_pages import _bulk_read, _never_shown
-from tests.support.console import Person, csrf_of, ledger_events
+from tests.integration.web.console.test_breach_pages import EXTRA, _bulk_read, _never_shown
+from tests.support.console import CLINIC_B, Person, csrf_of, ledger_events
 
 pytestmark = pytest.mark.postgres
 
@@ -172,3 +174,37 @@ def test_the_runs_table_lists_every_kept_run_with_its_digest(
     listed = re.findall(r"scope\?run=(\d+)", page)
     assert listed == ["3", "2", "1"]
     assert json.loads(client.get(f"/console/incidents/{incident}/scope.json?run=2").text)
+
+
+def test_records_the_compromised_account_changed_are_listed_apart(
+    signed_in: Browser, console_services: Services, officer: Person, front_desk_b: Person
+) -> None:
+    """The desk's login also rewrote a patient's record: the scope lists it as changed,
+    on the page, in the CSV and in the JSON, apart from the tiers (nobody is told for
+    that alone; it is what to check against a backup)."""
+    incident = _declared(console_services, front_desk_b)
+    rewritten = {
+        "resourceType": "Patient",
+        "id": EXTRA[0],
+        "name": [{"text": "Lam Rewritten"}],
+        "managingOrganization": {"reference": f"Organization/{CLINIC_B}"},
+    }
+    console_services.gate.write(
+        front_desk_b.caller, [Put(RESOURCE_TYPES["Patient"], EXTRA[0], rewritten)]
+    )
+    client = signed_in(officer)
+
+    page = client.get(f"/console/incidents/{incident}/scope").text
+    csv_text = client.get(f"/console/incidents/{incident}/scope.csv?run=1").text
+    document = client.get(f"/console/incidents/{incident}/scope.json?run=1").json()
+
+    assert 'id="changed"' in page and "1 people&#39;s stored records were updated" in page
+    assert f"<td>Changed</td><td>{EXTRA[0]}</td>" in page
+    assert (
+        [line for line in csv_text.splitlines() if line.startswith("changed,")]
+        == [line for line in csv_text.splitlines() if line.startswith(f"changed,{EXTRA[0]},")]
+        != []
+    )
+    assert [line["patient"] for line in document["changed"]] == [EXTRA[0]]
+    assert document["counts"]["changed"] == 1
+    _never_shown(page)
