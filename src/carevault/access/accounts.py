@@ -48,6 +48,21 @@ class SignInFailed(Exception):
         self.throttled = throttled
 
 
+class NotAnOfficer(SignInFailed):
+    """A fresh code, but not a privacy officer's: the code is spent all the same."""
+
+    def __init__(self, account: Account) -> None:
+        super().__init__(f"{account.role} is not a privacy officer", account.account_id)
+        self.account = account
+
+
+def officer_refusal(failure: SignInFailed) -> str:
+    """What a door that took an officer's decision tells the caller it refused."""
+    if isinstance(failure, NotAnOfficer):
+        return "only a privacy officer may do this"
+    return "a privacy officer's fresh TOTP code is required"
+
+
 @dataclass(frozen=True)
 class Account:
     account_id: str
@@ -339,6 +354,16 @@ class StaffAccounts:
             raise SignInFailed("wrong or replayed TOTP code", account.account_id)
         self._claim_step(account, step)
         self.throttle.step_up_succeeded(account.account_id, source)
+        return account
+
+    def confirm_officer(self, username: str, code: str, source: str | None = None) -> Account:
+        """``confirm_totp``, for a privacy officer's decision: ``NotAnOfficer`` (a
+        ``SignInFailed``, whose ``reason`` is for the audit) if the account is another
+        role's. Every door that takes an officer's decision (containment, the alert desk,
+        notices, exports, incidents) confirms it here and records a refusal its own way."""
+        account = self.confirm_totp(username, code, source)
+        if account.role is not Role.PRIVACY_OFFICER:
+            raise NotAnOfficer(account)
         return account
 
     def _valid_step(self, account: Account, row: Any, code: str, now_us: int) -> int | None:

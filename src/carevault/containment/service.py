@@ -5,7 +5,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from carevault.access.accounts import Account, SignInFailed, StaffAccounts
+from carevault.access.accounts import (
+    Account,
+    NotAnOfficer,
+    SignInFailed,
+    StaffAccounts,
+    officer_refusal,
+)
 from carevault.access.admin import Administration
 from carevault.access.breakglass import BreakGlass, Grant
 from carevault.containment.state import (
@@ -15,7 +21,6 @@ from carevault.containment.state import (
     Mode,
     parse_network,
 )
-from carevault.domain.roles import Role
 from carevault.keys.service import KeyService
 from carevault.ledger.events import AuditEvent, Outcome, Tag
 from carevault.ledger.service import Ledger
@@ -75,24 +80,15 @@ class ContainmentService:
 
     def _authorize(self, officer: Officer, action: str) -> Account:
         try:
-            account = self.accounts.confirm_totp(
+            return self.accounts.confirm_officer(
                 officer.username, officer.totp, officer.source_address
             )
         except SignInFailed as failure:
+            account = failure.account if isinstance(failure, NotAnOfficer) else None
             self._record(
-                Tag.CONTAIN_REFUSED, Outcome.DENIED, officer, f"{action}: {failure.reason}"
+                Tag.CONTAIN_REFUSED, Outcome.DENIED, officer, f"{action}: {failure.reason}", account
             )
-            raise ContainmentRefused("a privacy officer's fresh TOTP code is required") from None
-        if account.role is not Role.PRIVACY_OFFICER:
-            self._record(
-                Tag.CONTAIN_REFUSED,
-                Outcome.DENIED,
-                officer,
-                f"{action}: {account.role} is not a privacy officer",
-                account,
-            )
-            raise ContainmentRefused("only a privacy officer may do this")
-        return account
+            raise ContainmentRefused(officer_refusal(failure)) from None
 
     def start(self, officer: Officer, mode: Mode, target: str | None, reason: str) -> Containment:
         if (mode in TARGETED) != bool(target):

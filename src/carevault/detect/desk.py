@@ -7,13 +7,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from carevault.access.accounts import SignInFailed, StaffAccounts
+from carevault.access.accounts import SignInFailed, StaffAccounts, officer_refusal
 from carevault.detect.alerts import Alert, AlertStore
 from carevault.detect.decoys import KIND as DECOY_CONTACT
 from carevault.detect.decoys import DecoyContacts, generate
 from carevault.detect.flags import Flags
 from carevault.detect.kin import Kinship
-from carevault.domain.roles import Role
 from carevault.ledger.events import AuditEvent, Outcome, Tag
 from carevault.ledger.trail import AuditTrail
 
@@ -69,19 +68,12 @@ class AlertDesk:
 
     def _authorize(self, officer: OfficerCode, action: str) -> None:
         try:
-            account = self.accounts.confirm_totp(
-                officer.username, officer.totp, officer.source_address
-            )
+            self.accounts.confirm_officer(officer.username, officer.totp, officer.source_address)
         except SignInFailed as failure:
             self._record(
                 Tag.CONTAIN_REFUSED, Outcome.DENIED, officer, f"{action}: {failure.reason}"
             )
-            raise OfficerRefused("a privacy officer's fresh TOTP code is required") from None
-        if account.role is not Role.PRIVACY_OFFICER:
-            self._record(
-                Tag.CONTAIN_REFUSED, Outcome.DENIED, officer, f"{action}: not a privacy officer"
-            )
-            raise OfficerRefused("only a privacy officer may do this")
+            raise OfficerRefused(officer_refusal(failure)) from None
 
     def _not_about_self(self, officer: OfficerCode, username: str | None, action: str) -> None:
         """An officer does not close what was raised about them: the one role that reads

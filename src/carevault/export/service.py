@@ -18,7 +18,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from carevault.access.accounts import Account, SignInFailed, StaffAccounts
+from carevault.access.accounts import (
+    Account,
+    NotAnOfficer,
+    SignInFailed,
+    StaffAccounts,
+    officer_refusal,
+)
 from carevault.access.clients import ClientApps
 from carevault.access.control import AccessControl
 from carevault.access.scopes import InvalidScope, whole_account
@@ -335,22 +341,17 @@ class ExportService(JobService[Job]):
 
     def _confirmed(self, officer: Officer, action: str, job: Job | None) -> Account:
         try:
-            account = self.accounts.confirm_totp(
+            return self.accounts.confirm_officer(
                 officer.username, officer.totp, officer.source_address
             )
         except SignInFailed as failure:
-            self._refuse(job, f"staff:{officer.username}", officer, f"{action}: {failure.reason}")
-            raise ContainmentRefused("a privacy officer's fresh TOTP code is required") from None
-        if account.role is not Role.PRIVACY_OFFICER:
+            detail = {}
+            if isinstance(failure, NotAnOfficer):
+                detail["role"] = str(failure.account.role)
             self._refuse(
-                job,
-                f"staff:{officer.username}",
-                officer,
-                f"{action}: {account.role} is not a privacy officer",
-                role=str(account.role),
+                job, f"staff:{officer.username}", officer, f"{action}: {failure.reason}", **detail
             )
-            raise ContainmentRefused("only a privacy officer may do this")
-        return account
+            raise ContainmentRefused(officer_refusal(failure)) from None
 
     def _refuse(
         self, job: Job | None, who: str, officer: Officer, reason: str, **detail: Any

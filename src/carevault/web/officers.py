@@ -63,7 +63,7 @@ def officer_step_up(accounts: StaffAccounts, who: Caller, code: object) -> Calla
     """For a service that asks a fresh code before an action (an incident's narrowing):
     confirms ``code`` (the request's ``totp``) as the calling officer's own, or answers
     403 (recorded with the refused request, and counted against the account's step-up
-    levels by ``confirm_totp``)."""
+    levels by ``confirm_totp``; an account that is no longer an officer's is refused too)."""
 
     def confirm(action: str) -> None:
         if not isinstance(code, str) or not code.strip():
@@ -77,7 +77,7 @@ def officer_step_up(accounts: StaffAccounts, who: Caller, code: object) -> Calla
                 ],
             )
         try:
-            accounts.confirm_totp(
+            accounts.confirm_officer(
                 who.principal.removeprefix("staff:"), code.strip(), who.source_address or "-"
             )
         except SignInFailed:

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
+from carevault.access.accounts import NotAnOfficer, SignInFailed, officer_refusal
 from carevault.access.throttle import STEP_UP, STEP_UP_ACCOUNT
 from carevault.bootstrap import Services
 from carevault.domain.roles import Role
@@ -84,3 +87,31 @@ def test_a_session_that_is_not_paused_weighs_no_code(
     # The code was not spent: once the session is paused, the same code resumes it.
     auth_services.sessions.require_step_up(account_id=desk.account_id, reason="alert")
     assert _step_up(web_from, "203.0.113.66", token, desk.code()).status_code == 200
+
+
+def test_an_officers_decision_takes_an_officers_fresh_code_and_spends_anyone_elses(
+    auth_services: Services, new_staff: NewStaff, clock: MovableClock
+) -> None:
+    """``confirm_officer``, which every door of an officer's decision goes through: an
+    officer's fresh code passes once; a manager's right code is refused as not an
+    officer's, and spent all the same (it cannot be tried again elsewhere)."""
+    clock.freeze()
+    officer = new_staff(Role.PRIVACY_OFFICER)
+    manager = new_staff(Role.CLINIC_MANAGER)
+    accounts = auth_services.accounts
+
+    assert accounts.confirm_officer(officer.username, officer.code(), None).role is (
+        Role.PRIVACY_OFFICER
+    )
+    with pytest.raises(SignInFailed) as replayed:
+        accounts.confirm_officer(officer.username, officer.used_code(), None)
+    with pytest.raises(NotAnOfficer) as refused:
+        accounts.confirm_officer(manager.username, manager.code(), None)
+    with pytest.raises(SignInFailed) as spent:
+        accounts.confirm_totp(manager.username, manager.used_code(), None)
+
+    assert replayed.value.reason == "wrong or replayed TOTP code"
+    assert refused.value.reason == "clinic_manager is not a privacy officer"
+    assert officer_refusal(refused.value) == "only a privacy officer may do this"
+    assert officer_refusal(spent.value) == "a privacy officer's fresh TOTP code is required"
+    assert spent.value.reason == "wrong or replayed TOTP code"
