@@ -122,6 +122,9 @@ def build_report(
         "breach_ended": _iso(incident.until) or TODO,
         "discovered": incident.declared_at.isoformat(),
         "what_was_compromised": {k: v for k, v in incident.compromised.items() if v},
+        # Integrity beside confidentiality: patients whose stored records a compromised
+        # principal updated or deleted in the window (the scope's ``changed``).
+        "patients_whose_records_were_changed": len(scope.changed),
     }
     measures = [
         "Compromised accounts, tokens and addresses cut off; containment recorded in the "

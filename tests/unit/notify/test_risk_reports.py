@@ -91,3 +91,32 @@ def test_reports_have_every_part_prefilled_or_marked() -> None:
     assert gdpr["overdue"] is True and gdpr["article_33"]["reasons_for_delay"] == TODO
     assert gdpr["article_33"]["approximate_number_of_data_subjects"] == 600
     assert gdpr["article_34"]["required"] is True
+
+
+def test_reports_say_how_many_patients_records_were_changed() -> None:
+    """Integrity beside confidentiality: the scope's ``changed`` patients are counted in
+    the breach particulars of every regulator's report."""
+    document = {
+        "incident": {"id": "INC-9", "title": "Stolen login", "declared_at": DECLARED.isoformat(),
+                     "compromised": {"accounts": ["staff:desk"]}},
+        "tiers": {"confirmed": people(3, "identity")},
+        "changed": people(2, "contact"),
+    }  # fmt: skip
+    incident = parse_scope(document)
+    result = assess(incident, regions=Counter())
+    reports = {
+        regulator: build_report(
+            regulator, incident, result, ORG, TALLY, regions=Counter(), pcpd_days=5, now=DECLARED
+        )  # fmt: skip
+        for regulator in ("pcpd", "hipaa", "gdpr")
+    }
+    assert (
+        reports["pcpd"]["parts"]["C. Particulars of the breach"][
+            "patients_whose_records_were_changed"
+        ]
+        == 2
+    )
+    assert (
+        reports["gdpr"]["article_33"]["nature_of_breach"]["patients_whose_records_were_changed"]
+        == 2
+    )
