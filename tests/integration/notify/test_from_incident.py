@@ -4,6 +4,7 @@ attacker's address, its scope computed from the ledger, each patient notified on
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -28,7 +29,8 @@ HONEST_DESK = Caller(principal="staff:desk.honest", purpose="TREAT", source_addr
 pytestmark = pytest.mark.postgres
 
 
-def test_an_incident_scope_feeds_the_send_job(clinic: Clinic) -> None:
+def _declared_from_abroad(clinic: Clinic) -> tuple[int, dict[str, Any]]:
+    """An incident for the attacker's address over the last hour: its id and scope."""
     now = datetime.now(UTC)
     case = {
         "title": "A reception login used from abroad",
@@ -37,13 +39,17 @@ def test_an_incident_scope_feeds_the_send_job(clinic: Clinic) -> None:
         "addresses": ["203.0.113.66"],
     }
     incident = declare_case(clinic.services, Actor("staff:officer.test"), case)
-    document = scope_document(clinic.services, incident.incident_id)
+    return incident.incident_id, scope_document(clinic.services, incident.incident_id)
+
+
+def test_an_incident_scope_feeds_the_send_job(clinic: Clinic) -> None:
+    incident_id, document = _declared_from_abroad(clinic)
     scope = parse_scope(document)
     confirmed = {e.patient_id for e in scope.exposures(("confirmed",))}
     assert confirmed == {clinic.ids[p.key] for p in PEOPLE}
     progress = send_job(clinic.services).run(scope, ("confirmed", "decrypted"))
     assert progress.sent == len(PEOPLE) - 1 and progress.skipped == 1
-    rows = NoticeStore(clinic.services.engine).rows(str(incident.incident_id))
+    rows = NoticeStore(clinic.services.engine).rows(str(incident_id))
     assert sum(1 for row in rows.values() if row.state == states.SENT) == len(PEOPLE) - 1
     recipients = [to for recipients, _ in clinic.sink.messages for to in recipients]
     assert len(recipients) == len(set(recipients)) == 6
@@ -67,15 +73,7 @@ def test_notices_go_to_the_details_held_before_the_attacker_changed_them(clinic:
     gate.write(ATTACKER, [with_email(lee, "lee@attacker.example")])
     gate.write(ATTACKER, [Delete(patient, ravi)])
     gate.write(HONEST_DESK, [with_email(lee, "lee.new@example.org")])
-    now = datetime.now(UTC)
-    case = {
-        "title": "A reception login used from abroad",
-        "since": (now - timedelta(hours=1)).isoformat(),
-        "until": (now + timedelta(minutes=1)).isoformat(),
-        "addresses": ["203.0.113.66"],
-    }
-    incident = declare_case(clinic.services, Actor("staff:officer.test"), case)
-    document = scope_document(clinic.services, incident.incident_id)
+    _, document = _declared_from_abroad(clinic)
     scope = parse_scope(document)
 
     assert set(scope.changed) == {alice, ravi, lee}
