@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Collection, Iterable
-from contextlib import nullcontext
+from collections.abc import Collection, Iterable, Iterator
+from contextlib import contextmanager, nullcontext
 from enum import StrEnum
 from typing import Any
 
@@ -59,21 +59,41 @@ class TooManyAttempts(Exception):
         self.retry_after = retry_after
 
 
+class Attempt:
+    """One counted attempt (``FailureCounter.counting``): a miss unless told otherwise."""
+
+    def __init__(self) -> None:
+        self.was_missed = False
+
+    def missed(self) -> None:
+        """It registered (or would have created) no one: the count stands."""
+        self.was_missed = True
+
+
 class FailureCounter:
-    """Recent failed registrations per account, kept in the database by the throttle
+    """Failed registrations per account, kept in the database by the throttle
     (``access.throttle``'s ``registration`` level), so that every server process counts
-    them all: with several workers an account gets its allowance once, not once each."""
+    them all: with several workers an account gets its allowance once, not once each.
+    Each attempt is counted before it is made and given back if it was no miss, so that
+    attempts sent together cannot all pass on the same count."""
 
     def __init__(self, throttle: SignInThrottle) -> None:
         self._throttle = throttle
 
-    def check(self, account_id: str) -> None:
-        verdict = self._throttle.registration_check(account_id[:200])
+    @contextmanager
+    def counting(self, account_id: str) -> Iterator[Attempt]:
+        """TooManyAttempts (nothing counted) while the account waits; otherwise the
+        attempt is counted, and given back unless the block calls ``missed``."""
+        account = account_id[:200]
+        verdict = self._throttle.registration_begin(account)
         if not verdict.allowed:
             raise TooManyAttempts(verdict.wait_seconds)
-
-    def failed(self, account_id: str) -> None:
-        self._throttle.registration_failed(account_id[:200])
+        attempt = Attempt()
+        try:
+            yield attempt
+        finally:
+            if not attempt.was_missed:
+                self._throttle.registration_refund(account)
 
 
 class Proof(StrEnum):

@@ -48,7 +48,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, Engine, and_, delete, or_, select, tuple_
+from sqlalchemy import Connection, Engine, and_, delete, or_, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from carevault.access.tables import sign_in_throttle
@@ -191,7 +191,7 @@ class SignInThrottle:
         now_us = to_micros(self.clock())
         subjects = self._subjects(username, source)
         with write_transaction(self.engine) as connection:
-            levels = self._read(connection, subjects, lock=True)
+            levels = self._lock_levels(connection, subjects)
             pair = levels.get("pair")
             pair_level = pair.now(PAIR, now_us) if pair else 0.0
             for kind, subject in subjects.items():
@@ -246,7 +246,7 @@ class SignInThrottle:
         now_us = to_micros(self.clock())
         subjects = _step_up_subjects(account_id, source)
         with write_transaction(self.engine) as connection:
-            levels = self._read(connection, subjects, lock=True)
+            levels = self._lock_levels(connection, subjects)
             for kind, subject in subjects.items():
                 self._raise(connection, RULES[kind], subject, levels.get(kind), now_us)
 
@@ -257,21 +257,60 @@ class SignInThrottle:
 
     # --- registration ------------------------------------------------------------------------
 
-    def registration_check(self, account: str) -> Verdict:
-        """May this account try to register a patient now?"""
+    def registration_begin(self, account: str) -> Verdict:
+        """Before an attempt: refused (and not counted) while the account waits; otherwise
+        counted as a miss at once, so that attempts made together cannot all pass on the
+        same count. ``registration_refund`` takes it back when the attempt registered
+        someone."""
         now_us = to_micros(self.clock())
-        with read_transaction(self.engine) as connection:
-            levels = self._read(connection, {REGISTRATION.kind: account})
-        return _longest_wait(levels, now_us)
-
-    def registration_failed(self, account: str) -> None:
-        """Count a registration that registered no one."""
-        now_us = to_micros(self.clock())
+        subjects = {REGISTRATION.kind: account}
         with write_transaction(self.engine) as connection:
-            before = self._read(connection, {REGISTRATION.kind: account}, lock=True)
-            self._raise(connection, REGISTRATION, account, before.get(REGISTRATION.kind), now_us)
+            levels = self._lock_levels(connection, subjects)
+            verdict = _longest_wait(levels, now_us)
+            if verdict.allowed:
+                self._raise(
+                    connection, REGISTRATION, account, levels.get(REGISTRATION.kind), now_us
+                )
+        return verdict
+
+    def registration_refund(self, account: str) -> None:
+        """The attempt counted by ``registration_begin`` was no miss: one less, and no wait
+        unless what is left still calls for one."""
+        now_us = to_micros(self.clock())
+        subjects = {REGISTRATION.kind: account}
+        with write_transaction(self.engine) as connection:
+            level = self._lock_levels(connection, subjects).get(REGISTRATION.kind)
+            if level is None:
+                return
+            left = max(0.0, level.now(REGISTRATION, now_us) - 1)
+            blocked = level.blocked_until_us
+            if REGISTRATION.wait_seconds(left) == 0:
+                blocked = min(blocked, now_us)
+            connection.execute(
+                update(sign_in_throttle)
+                .where(
+                    sign_in_throttle.c.kind == REGISTRATION.kind,
+                    sign_in_throttle.c.subject == account,
+                )
+                .values(level=left, updated_us=now_us, blocked_until_us=blocked)
+            )
 
     # --- storage -----------------------------------------------------------------------------
+
+    def _lock_levels(
+        self, connection: Connection, subjects: Mapping[str, str]
+    ) -> dict[str, _Level]:
+        """Inside a write transaction: the levels of ``subjects``, each row locked until it
+        ends. A missing row is made first (at nothing), so that it can be locked: two
+        first failures at once would otherwise both start from nothing, and one be lost."""
+        for kind, subject in subjects.items():
+            row = {"kind": kind, "subject": subject, "level": 0.0, "updated_us": 0,
+                   "blocked_until_us": 0}  # fmt: skip
+            dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+            connection.execute(
+                dialect.insert(sign_in_throttle).values(**row).on_conflict_do_nothing()
+            )
+        return self._read(connection, subjects, lock=True)
 
     @staticmethod
     def _read(

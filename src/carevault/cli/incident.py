@@ -263,8 +263,9 @@ def scope(
     altered = len(document.get("changed") or [])
     if altered:
         typer.secho(
-            f"{altered} patients' stored records were updated or deleted by a compromised "
-            "principal in the window (listed as changed): check them against a backup",
+            f"{altered} patients' records were written (made, changed or deleted) by a "
+            "compromised principal in the window (listed as changed): check them against "
+            "a backup",
             err=True,
         )
     if output is None:

@@ -99,7 +99,7 @@ def notify_preview(
         shown = None
         for start in range(0, len(exposures), 200):
             batch = exposures[start : start + 200]
-            found = reader.recipients([e.patient_id for e in batch])
+            found = reader.recipients([e.patient_id for e in batch], scope.changed)
             for exposure in batch:
                 entry = found.get(exposure.patient_id)
                 if entry is None:

@@ -28,6 +28,19 @@ def system_term(system: str | None, value: str) -> str:
     return f"sys|{system}|{value}" if system else f"nosys|{value}"
 
 
+def hkid_terms(resource: dict[str, Any]) -> list[str]:
+    """The ``identifier`` terms of a Patient's HKIDs, as its index holds them: records
+    that share one are the same person (the scope counts them once; a second record of
+    a person split their history)."""
+    system = normalise.HKID_SYSTEM
+    found: list[str] = []
+    for identifier in resource.get("identifier") or []:
+        value = identifier.get("value") if isinstance(identifier, dict) else None
+        if identifier.get("system") == system and isinstance(value, str) and value:
+            found.append(system_term(system, normalise.identifier_value(system, value)))
+    return found
+
+
 def system_only_term(system: str) -> str:
     """Any code or identifier value of ``system`` (a search ``system|``)."""
     return f"sysany|{system}"

@@ -16,7 +16,7 @@ import secrets
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import tzinfo
 from typing import Any, Protocol
@@ -26,7 +26,7 @@ from sqlalchemy import Connection
 from carevault.access.breakglass import Grant
 from carevault.access.care import CARE_TYPES, care_event
 from carevault.access.control import AccessControl
-from carevault.access.registrations import Proof
+from carevault.access.registrations import Attempt, Proof
 from carevault.access.scopes import Interaction, Scopes
 from carevault.clock import to_micros
 from carevault.containment.state import ContainmentActive, ContainmentState, ContainmentStore
@@ -58,7 +58,7 @@ from carevault.fhir.categories import (
 )
 from carevault.fhir.content import GOVERNMENT_ID_SYSTEMS
 from carevault.fhir.elements import parse_reference, reference_targets, values_at
-from carevault.fhir.indexing import system_only_term
+from carevault.fhir.indexing import hkid_terms, system_only_term
 from carevault.fhir.name_shape import name_shape
 from carevault.fhir.query import SearchQuery
 from carevault.fhir.registry import RESOURCE_TYPES, ResourceType
@@ -896,9 +896,11 @@ class Gate:
             return
         failures = self.access.registrations.failures
         who = caller.actor.account_id or caller.principal
-        with self._attempt(caller, Tag.FHIR_CREATE, rt.name) as attempt:
+        with (
+            self._attempt(caller, Tag.FHIR_CREATE, rt.name) as attempt,
+            failures.counting(who) as counted,
+        ):
             attempt.detail["conditional"] = sorted({name for name, _ in query.applied})
-            failures.check(who)
             _found, total = find(
                 self.vault,
                 SearchQuery(resource_type=rt, terms=held),
@@ -909,7 +911,7 @@ class Gate:
                 on_open=caller.budget.spend if caller.budget is not None else None,
             )
             if total > visible:
-                failures.failed(who)
+                counted.missed()
                 raise UnseenMatch(
                     "If-None-Exist matches a record you may not see; for a patient known at "
                     "another clinic, register them at yours with Patient/$register "
@@ -1327,20 +1329,41 @@ class Gate:
                 ]
                 self.audit.record(events, connection)
 
-            results = apply_writes(
-                self.vault,
-                prepared,
-                principal=caller.principal,
-                purpose=caller.purpose,
-                before_commit=before_commit,
-                authorize=authorize,
-                after_write=after_write,
-                # The system's bulk load with no clinic locked: ``authorize`` and
-                # ``after_write`` read nothing back, and the care derived before the
-                # commit reads after the heads are in.
-                bulk=per_patient and deferred_care is not None,
-            )
+            # A write that gives a Patient an HKID may be refused as another clinic's
+            # patient's (``_refuse_someone_elses_hkid``): as slow to probe as registrations.
+            with self._identity_probe(caller, sent.values()) as counted:
+                try:
+                    results = apply_writes(
+                        self.vault,
+                        prepared,
+                        principal=caller.principal,
+                        purpose=caller.purpose,
+                        before_commit=before_commit,
+                        authorize=authorize,
+                        after_write=after_write,
+                        # The system's bulk load with no clinic locked: ``authorize`` and
+                        # ``after_write`` read nothing back, and the care derived before the
+                        # commit reads after the heads are in.
+                        bulk=per_patient and deferred_care is not None,
+                    )
+                except UnseenMatch:
+                    if counted is not None:
+                        counted.missed()
+                    raise
         return [self._answer(caller, result) for result in results]
+
+    def _identity_probe(
+        self, caller: Caller, sent: Iterable[dict[str, Any]]
+    ) -> AbstractContextManager[Attempt | None]:
+        """The registration throttle's count of this write, when a member of staff or a
+        client sends a Patient with an HKID (a probe of whom the group holds, if it
+        is refused); nothing otherwise."""
+        if caller.actor is None or self.access is None:
+            return nullcontext()
+        if not any(item.get("resourceType") == "Patient" and hkid_terms(item) for item in sent):
+            return nullcontext()
+        who = caller.actor.account_id or caller.principal
+        return self.access.registrations.failures.counting(who)
 
     def _answer(self, caller: Caller, result: WriteResult) -> WriteResult:
         """A written version as its writer may be shown it: cut to what they may read,
@@ -1426,7 +1449,44 @@ class Gate:
                     raise self._refused_unseen(caller, connection, operation, head, sent)
                 raise AccessDenied(verdict.reason)
             decision = decision or verdict
+        if rt.name == "Patient" and sent is not None:
+            self._refuse_someone_elses_hkid(caller, connection, rt, sent, stored)
         return decision
+
+    def _refuse_someone_elses_hkid(
+        self,
+        caller: Caller,
+        connection: Connection,
+        rt: ResourceType,
+        sent: dict[str, Any],
+        stored: Head | None,
+    ) -> None:
+        """A Patient written by staff or a client with an HKID that another Patient record
+        of the group holds, one the caller may not read: UnseenMatch (409), as a
+        conditional create that matched it is, and counted by ``_write`` as a failed
+        registration. A second record of another clinic's patient split their history,
+        made every ``$register`` of them ambiguous (409 at every clinic until an officer
+        merged them) and served as a decoy to fish for their birth date; the clinic's
+        desk registers a patient who attends with ``Patient/$register``. An HKID the
+        record already carried, or one held only by records the caller may read, is the
+        clinic's own business (it sees both)."""
+        terms = hkid_terms(sent)
+        if not terms:
+            return
+        tokens = {self.vault.token(rt.name, "identifier", term) for term in terms}
+        own = stored.row_id if stored is not None and not stored.deleted else None
+        for holders in self.vault.holding(connection, rt.name, tokens).values():
+            if own is not None and any(head.row_id == own for head in holders):
+                continue
+            for head in holders:
+                try:
+                    self._decide_read(caller, rt, head, reading=connection)
+                except AccessDenied:
+                    raise UnseenMatch(
+                        "another clinic's patient record holds this HKID; register the "
+                        "patient at your clinic with Patient/$register (identifier and "
+                        "birth date) instead of writing a second record"
+                    ) from None
 
     def _deleted_categories(
         self, caller: Caller, connection: Connection, rt: ResourceType, stored: Head | None

@@ -100,43 +100,43 @@ def register(gate: Gate, caller: Caller, proof: PresenceProof, clinic_id: str | 
         # A change, and the match opens patients' records: stopped as a write is.
         gate._contain_change([_PATIENT])
         attempt.detail.update({"clinic": clinic, "proof": _PROOF_KINDS[proof.system]})
-        gate.access.registrations.failures.check(actor.account_id)
-        matches = _matching(gate, caller, proof)
-        if len(matches) != 1:
-            gate.access.registrations.failures.failed(actor.account_id)
-            if matches:
-                raise ReferenceConflict(
-                    "more than one patient matches; ask the privacy officer to merge them"
+        with gate.access.registrations.failures.counting(actor.account_id) as counted:
+            matches = _matching(gate, caller, proof)
+            if len(matches) != 1:
+                counted.missed()
+                if matches:
+                    raise ReferenceConflict(
+                        "more than one patient matches; ask the privacy officer to merge them"
+                    )
+                raise NotFound("no patient matches the identifier and birth date given")
+            (head,) = matches
+            assert head.patient_pseudonym is not None  # noqa: S101 - every Patient has one
+            attempt.patient_pseudonym = head.patient_pseudonym
+            attempt.resource_id = head.resource_id
+            _refuse_what_the_record_showed(gate, caller, head.patient_pseudonym, clinic)
+            gate._contain_move(head, clinic)
+            with write_transaction(gate.vault.engine) as connection:
+                added = gate.access.registrations.register(
+                    connection,
+                    head.patient_pseudonym,
+                    clinic,
+                    by=caller.principal,
+                    proof=Proof.PRESENCE,
+                    now_us=gate.access.now_us(),
                 )
-            raise NotFound("no patient matches the identifier and birth date given")
-        (head,) = matches
-        assert head.patient_pseudonym is not None  # noqa: S101 - every Patient has one
-        attempt.patient_pseudonym = head.patient_pseudonym
-        attempt.resource_id = head.resource_id
-        _refuse_what_the_record_showed(gate, caller, head.patient_pseudonym, clinic)
-        gate._contain_move(head, clinic)
-        with write_transaction(gate.vault.engine) as connection:
-            added = gate.access.registrations.register(
-                connection,
-                head.patient_pseudonym,
-                clinic,
-                by=caller.principal,
-                proof=Proof.PRESENCE,
-                now_us=gate.access.now_us(),
-            )
-            event = gate._event(
-                attempt,
-                Outcome.SUCCESS,
-                reason="registered on proof of presence" if added else ALREADY_REGISTERED,
-            )
-            gate.audit.record([event], connection)
-        if not added:
-            # Nothing was registered: the patient was already the clinic's. Counted as a
-            # failure, as a registration that matched no one is: otherwise a desk could
-            # give a decoy patient of its own another clinic's patient's identifier and
-            # move its birth date from guess to guess, each miss matching only the decoy
-            # (free) and the right date both patients (409), fishing past the throttle.
-            gate.access.registrations.failures.failed(actor.account_id)
+                event = gate._event(
+                    attempt,
+                    Outcome.SUCCESS,
+                    reason="registered on proof of presence" if added else ALREADY_REGISTERED,
+                )
+                gate.audit.record([event], connection)
+            if not added:
+                # Nothing was registered: the patient was already the clinic's. A miss,
+                # as a registration that matched no one is: otherwise a desk could give a
+                # decoy patient of its own another clinic's patient's identifier and move
+                # its birth date from guess to guess, each miss matching only the decoy
+                # (free) and the right date both patients (409), fishing past the throttle.
+                counted.missed()
         return head.resource_id
 
 

@@ -72,10 +72,10 @@ def _changed(lines: list[dict[str, Any]]) -> str:
     if not lines:
         return ""
     return (
-        f"<h2>Records changed</h2><p><b>{len(lines)}</b> people's stored records were updated "
-        "or deleted by a compromised principal in the window (listed below as "
-        "<i>changed</i>): check them against a backup. Their notices go to the contact "
-        "details held before the first change.</p>"
+        f"<h2>Records changed</h2><p><b>{len(lines)}</b> people's records were written "
+        "(made, changed or deleted) by a compromised principal in the window (listed "
+        "below as <i>changed</i>): check them against a backup. Their notices take no "
+        "contact details from those writes.</p>"
     )
 
 

@@ -29,8 +29,7 @@ from sqlalchemy import select
 
 from carevault.containment.state import ContainmentActive
 from carevault.db import read_transaction
-from carevault.fhir.indexing import system_term
-from carevault.fhir.normalise import identifier_value
+from carevault.fhir.indexing import hkid_terms
 from carevault.fhir.registry import RESOURCE_TYPES
 from carevault.gate import Caller
 from carevault.gate.core import AccessDenied
@@ -40,7 +39,6 @@ from carevault.vault.tables import resource_head
 if TYPE_CHECKING:
     from carevault.bootstrap import Services
 
-HKID_SYSTEM = "http://carevault.hk/sid/hkid"
 READER = Caller(principal="system:incident-scope", purpose="HOPERAT")
 #: Remembered tokens per process before the memory starts afresh.
 MOST_REMEMBERED = 200_000
@@ -60,12 +58,10 @@ def _hkid_token(services: Services, patient_id: str) -> tuple[bool, bytes | None
         return False, None  # erased, deleted or not there: counted on its own
     if opened.body is None:
         return False, None
-    for identifier in json.loads(opened.body).get("identifier") or []:
-        value = identifier.get("value") if isinstance(identifier, dict) else None
-        if identifier.get("system") == HKID_SYSTEM and isinstance(value, str) and value:
-            term = system_term(HKID_SYSTEM, identifier_value(HKID_SYSTEM, value))
-            return True, services.vault.token("Patient", "identifier", term)
-    return True, None
+    terms = hkid_terms(json.loads(opened.body))
+    if not terms:
+        return True, None
+    return True, services.vault.token("Patient", "identifier", terms[0])
 
 
 def _current(services: Services, patient_ids: list[str]) -> dict[str, tuple[int, str | None]]:

@@ -4,7 +4,7 @@ the unsealed tail, or by plain SQL on PostgreSQL.
 Both engines answer the same four questions over the same columns (``columns.py``):
 which source addresses acted in the window, which patients' records were released to
 the compromised principals (with categories and positions), which patients' stored
-records they changed (the same question over writes), and whose data keys were
+records they wrote (the same question over writes), and whose data keys were
 unwrapped by a compromised process.
 """
 
@@ -33,9 +33,9 @@ RELEASE_TAGS = (
     Tag.FHIR_EVERYTHING.value,
     Tag.FHIR_EXPORT.value,
 )
-#: What counts as a change of what was stored (integrity): updates and deletions. New
-#: records change nothing a patient had; they are in the ledger like any write.
-CHANGE_TAGS = (Tag.FHIR_UPDATE.value, Tag.FHIR_DELETE.value)
+#: What a compromised principal wrote (integrity): records made, changed or deleted. A
+#: record written again after its deletion is a create in the ledger, so creates count.
+CHANGE_TAGS = (Tag.FHIR_CREATE.value, Tag.FHIR_UPDATE.value, Tag.FHIR_DELETE.value)
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ def render(document: dict[str, Any], fmt: str) -> str:
 
 def lines_of(document: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
     """Every line of the document with what it is: its tier, strongest first, then
-    ``changed`` (records a compromised principal updated or deleted)."""
+    ``changed`` (patients whose records a compromised principal wrote)."""
     for tier in TIERS:
         for line in document["tiers"][tier]:
             yield tier, line

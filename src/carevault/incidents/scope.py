@@ -12,11 +12,10 @@ answered per patient in four tiers (DESIGN.md, "Incidents and scope").
 
 A patient is listed in the strongest tier that holds them only, so tiers add up.
 
-Beside the tiers, ``changed`` lists the patients whose stored records a compromised
-principal updated or deleted in the window (integrity, whatever was read), with the
+Beside the tiers, ``changed`` lists the patients whose records a compromised principal
+wrote in the window (made, changed or deleted: integrity, whatever was read), with the
 categories written: the records to check against a backup, and the patients whose
-contact details the notices must not trust (``carevault.notify`` writes to the details
-held before the first such change).
+contact details the notices must not take from those writes (``carevault.notify``).
 
 Every confirmed, decrypted or changed line cites the ledger positions that prove it, and
 a signed checkpoint whose tree holds them (each checkable with the inclusion proofs).

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
 from carevault.notify.names import addressable
@@ -86,10 +86,9 @@ class Recipient:
     mobile: str | None
     address: tuple[str, ...]
     region: str | None
-    #: Set when a compromised principal changed the Patient record in the incident's
-    #: window: the ways above are those of the version before their first change,
-    #: written at this moment (the record as it stands is not trusted with the notice).
-    held_since: datetime | None = None
+    #: The versions of the Patient record a compromised principal wrote in the incident's
+    #: window: the details above were taken without them (``notify.reader``).
+    untrusted_versions: tuple[int, ...] = ()
 
     @property
     def channels(self) -> tuple[str, ...]:

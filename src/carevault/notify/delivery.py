@@ -263,11 +263,10 @@ class Delivery:
         detail: dict[str, object] = {
             "notice": notice.key, "channel": channel_name, "tier": notice.exposure.tier,
         }  # fmt: skip
-        held = notice.recipient.held_since
-        if held is not None:
-            # Written to the details of the version before a compromised principal's
-            # change (the scope's ``changed``), not to the record as it stands.
-            detail["details_held_since"] = held.isoformat(timespec="milliseconds")
+        if notice.recipient.untrusted_versions:
+            # Written to details taken without the versions a compromised principal
+            # wrote (the scope's ``changed``), not to the record as it stands.
+            detail["details_without_versions"] = list(notice.recipient.untrusted_versions)
         event = notice_event(
             Tag.NOTIFY_NOTICE_SENT, incident.incident_id, notice.pseudonym, detail, sent_us
         )

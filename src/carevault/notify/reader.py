@@ -5,20 +5,26 @@ call to the key service (one unwrap-log write) and records one ledger entry per
 patient released, naming the categories shown, exactly as a read of each would. A
 patient who is gone (deleted, or not on record) is absent from the answer.
 
-A patient whose Patient record a compromised principal updated or deleted in the
-incident's window (the scope's ``changed``) is written to at the details held before:
-an attacker who rewrote a phone number or an email address must not receive the
-patient's notice and its verification code, and one who deleted the record must not
-keep the patient from being told. The ledger entries the scope cites name the versions
-they wrote; the record's history (one more ledger entry, as any read) gives the version
-before the first of them, unless someone else has written the record since.
+A patient whose Patient record a compromised principal wrote in the incident's window
+(the scope's ``changed``: updated, deleted, or written again after a deletion) is
+written to at details the attacker did not set: an attacker who rewrote a phone number
+or an email address must not receive the patient's notice and its verification code,
+and one who deleted the record must not keep the patient from being told. The ledger
+entries the scope cites name the versions they wrote; the record's history (one more
+ledger entry, as any read) is replayed oldest first, element by element (name,
+ways of reaching them, address, guardian, language, birth date, death): a version the
+attacker wrote changes nothing, and a version someone else wrote changes only the
+elements it changed (a desk that corrects the address re-saves the attacker's email
+unchanged: that email is still not taken). With no version to take details from, the
+patient has no way to be reached, and is listed so.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime
+from datetime import date
+from typing import Any
 
 from carevault.fhir import jsonio
 from carevault.fhir.query import SearchQuery
@@ -29,7 +35,7 @@ from carevault.ledger.store import LedgerStore
 from carevault.notify.audit import NOTIFY_CALLER
 from carevault.notify.contacts import Recipient, recipient_of
 from carevault.notify.scope import Exposure
-from carevault.vault.records import Gone, NotFound, Opened
+from carevault.vault.records import Erased, Gone, NotFound, Opened
 
 #: Patients per gate search (a batch larger than this is read in several).
 SEARCH_PAGE = 500
@@ -71,14 +77,15 @@ class Reader:
             change = (changed or {}).get(patient_id)
             written = self._written_by_them(change) if change is not None else set()
             if written:
-                trusted = self._held_before(patient_id, written)
+                trusted = self._trusted(patient_id, written, today)
                 if trusted is not None:
                     found[patient_id] = trusted
         return found
 
     def _written_by_them(self, change: Exposure) -> set[int]:
-        """The versions of the patient's Patient record that the changes ``change`` cites
-        wrote (a deletion too is a version); read from the entries themselves."""
+        """The versions of the patient's Patient record that the writes ``change`` cites
+        made over an earlier version (an update, a deletion, a record written again after
+        its deletion); read from the entries themselves."""
         versions: set[int] = set()
         for seq in change.evidence:
             data = self.ledger.entry(seq)
@@ -87,39 +94,76 @@ class Reader:
             event = AuditEvent.from_canonical(data, seq=seq)
             version = event.detail.get("version")
             if (
-                event.tag in (Tag.FHIR_UPDATE, Tag.FHIR_DELETE)
+                event.tag in (Tag.FHIR_CREATE, Tag.FHIR_UPDATE, Tag.FHIR_DELETE)
                 and event.outcome == Outcome.SUCCESS
                 and event.resource_type == "Patient"
                 and event.resource_id == change.patient_id
                 and isinstance(version, int)
+                # A record they made anew (version 1) replaced no one's details; one they
+                # wrote again after a deletion did, as an update would have.
+                and (version > 1 or event.tag != Tag.FHIR_CREATE)
             ):
                 versions.add(version)
         return versions
 
-    def _held_before(
-        self, patient_id: str, written: set[int]
+    def _trusted(
+        self, patient_id: str, written: set[int], today: date
     ) -> tuple[Recipient, str | None] | None:
-        """The recipient of the version before the first of ``written``; None when the
-        record's current version is not one of them (someone else wrote it since) or no
-        earlier version can be read."""
+        """The recipient of the record's history replayed without the versions in
+        ``written`` (see the module's docstring); None if the history cannot be read
+        (erased since, or not there: the patient is as the search found them)."""
         try:
             versions, _ = self.gate.history(NOTIFY_CALLER, RESOURCE_TYPES["Patient"], patient_id)
-        except (NotFound, Gone):
-            return None  # erased since: nothing held before either
-        current = max((item.head.version_id for item in versions), default=None)
-        if current is None or current not in written:
+        except (NotFound, Gone, Erased):
             return None
-        earlier: list[Opened] = [
-            item
-            for item in versions
-            if item.head.version_id < min(written)
-            and not item.head.deleted
-            and item.body is not None
-        ]
-        if not earlier:
+        if not versions:
             return None
-        kept = max(earlier, key=lambda item: item.head.version_id)
-        assert kept.body is not None  # noqa: S101 - filtered above
-        since = datetime.fromtimestamp(kept.head.last_updated_us / 1_000_000, UTC)
-        recipient = recipient_of(patient_id, jsonio.load(kept.body), self.today())
-        return replace(recipient, held_since=since), kept.head.patient_pseudonym
+        ordered = sorted(versions, key=lambda item: item.head.version_id)
+        latest = ordered[-1]
+        if latest.head.deleted and latest.head.version_id not in written:
+            return None  # deleted by someone else: gone, as the search said
+        replayed = replay(
+            [(item.head.version_id, _body(item)) for item in ordered], frozenset(written)
+        )
+        recipient = recipient_of(patient_id, replayed, today)
+        return replace(recipient, untrusted_versions=tuple(sorted(written))), (
+            latest.head.patient_pseudonym
+        )
+
+
+#: What a notice takes from a Patient record (``contacts.recipient_of``).
+NOTICE_ELEMENTS = (
+    "name",
+    "telecom",
+    "address",
+    "contact",
+    "communication",
+    "birthDate",
+    "deceasedBoolean",
+    "deceasedDateTime",
+)
+
+
+def replay(
+    versions: list[tuple[int, dict[str, Any] | None]], untrusted: frozenset[int]
+) -> dict[str, Any]:
+    """A Patient of the elements a notice takes, from ``versions`` (oldest first; None
+    for a deletion) as if those in ``untrusted`` had not been written: each element as
+    the last trusted version that changed it (from the version before it) left it."""
+    kept: dict[str, Any] = {}
+    before: dict[str, Any] = {}
+    for version, body in versions:
+        now = body or {}
+        if version not in untrusted:
+            for element in NOTICE_ELEMENTS:
+                if now.get(element) != before.get(element):
+                    kept[element] = now.get(element)
+        before = now
+    return {"resourceType": "Patient", **{k: v for k, v in kept.items() if v is not None}}
+
+
+def _body(item: Opened) -> dict[str, Any] | None:
+    if item.head.deleted or item.body is None:
+        return None
+    loaded: dict[str, Any] = jsonio.load(item.body)
+    return loaded

@@ -122,8 +122,8 @@ def build_report(
         "breach_ended": _iso(incident.until) or TODO,
         "discovered": incident.declared_at.isoformat(),
         "what_was_compromised": {k: v for k, v in incident.compromised.items() if v},
-        # Integrity beside confidentiality: patients whose stored records a compromised
-        # principal updated or deleted in the window (the scope's ``changed``).
+        # Integrity beside confidentiality: patients whose records a compromised
+        # principal wrote in the window (the scope's ``changed``).
         "patients_whose_records_were_changed": len(scope.changed),
     }
     measures = [

@@ -63,9 +63,9 @@ class Scope:
     incident: Incident
     tiers: dict[str, tuple[Exposure, ...]]
     counts: dict[str, Any]
-    #: Patients whose stored records a compromised principal updated or deleted in the
-    #: window, by patient id: the evidence names the changes (ledger positions), and
-    #: where they changed the Patient record, its notice goes to the details held before.
+    #: Patients whose records a compromised principal wrote in the window, by patient id:
+    #: the evidence names the writes (ledger positions); where they wrote over the
+    #: Patient record, its notice takes no details from them (``notify.reader``).
     changed: dict[str, Exposure] = field(default_factory=dict)
 
     def exposures(self, tiers: Iterable[str] = NOTIFIED_TIERS) -> Iterator[Exposure]:

@@ -36,7 +36,7 @@ from carevault.vault.records import (
     VersionKey,
     head_from_row,
 )
-from carevault.vault.tables import resource_head, resource_version
+from carevault.vault.tables import resource_head, resource_version, search_token
 
 SYSTEM_PRINCIPAL = "system:carevault"
 
@@ -158,6 +158,27 @@ class Vault:
         if clear:
             return f"{resource_type}|{param}|{term}".encode()
         return self.blind.token(resource_type, param, term)
+
+    def holding(
+        self, connection: Connection, resource_type: str, tokens: Collection[bytes]
+    ) -> dict[bytes, list[Head]]:
+        """Inside a transaction: the live records of ``resource_type`` whose current
+        version the index finds by each of ``tokens`` (nothing is opened)."""
+        if not tokens:
+            return {}
+        rows = connection.execute(
+            select(search_token.c.token, resource_head)
+            .join(resource_head, resource_head.c.row_id == search_token.c.row_id)
+            .where(
+                search_token.c.token.in_(list(tokens)),
+                resource_head.c.resource_type == resource_type,
+                resource_head.c.deleted.is_(False),
+            )
+        ).mappings()
+        found: dict[bytes, list[Head]] = {}
+        for row in rows:
+            found.setdefault(bytes(row["token"]), []).append(head_from_row(row))
+        return found
 
     def date_tokens(self, resource_type: str, param: str, terms: Iterable[str]) -> list[bytes]:
         """Tokens of date buckets (``p:Y2031``, ``e:D2026-12-02``: bucket names, never a

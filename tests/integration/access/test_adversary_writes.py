@@ -21,44 +21,91 @@ from tests.integration.access.group import (
 from tests.support.client import FhirTestClient
 
 
-def test_a_desk_cannot_fish_for_a_birth_date_through_a_decoy_twin(group: Group) -> None:
-    """The desk registers a decoy patient of its own with the other clinic's patient's
-    HKID, then moves the decoy's birth date from guess to guess and asks ``$register``
-    each time: a wrong guess matched only the decoy ("already registered", 200, not
-    counted), the right one both patients (409). Misses cost nothing, so the fishing
-    throttle never stopped it; knowing the birth date, the desk drops the decoy and
-    registers the patient for real. A registration that registers no one now counts as
-    a failed attempt, as a registration that matched no one does."""
-    patient = group.tw_patient
-    decoy: dict[str, Any] = {
+def _twin(hkid: str, **more: Any) -> dict[str, Any]:
+    return {
         "resourceType": "Patient",
         "name": [{"family": "Decoy"}],
-        "identifier": [{"system": HKID_SYSTEM, "value": patient.hkid}],
+        "identifier": [{"system": HKID_SYSTEM, "value": hkid}],
         "birthDate": "1982-11-03",
         "managingOrganization": {"reference": f"Organization/{TM}"},
+        **more,
     }
-    created = group.call(group.desk_tm, "POST", "/fhir/Patient", decoy)
-    assert created.status_code == 201, created.text
-    decoy_id = created.json()["id"]
-    statuses = []
-    for born in [f"1982-11-{day:02d}" for day in range(3, 9)] + [patient.birth_date]:
-        moved = {**decoy, "id": decoy_id, "birthDate": born}
-        assert group.call(group.desk_tm, "PUT", f"/fhir/Patient/{decoy_id}", moved).is_success
-        asked = group.call(
-            group.desk_tm, "POST", "/fhir/Patient/$register", register_body(patient.hkid, born)
-        )
-        statuses.append(asked.status_code)
 
-    assert statuses == [200] * 5 + [429, 429]
-    assert group.call(group.desk_tm, "DELETE", f"/fhir/Patient/{decoy_id}").is_success
-    again = group.call(
+
+def test_a_desk_cannot_make_a_twin_of_another_clinics_patient(group: Group) -> None:
+    """The desk made a decoy patient of its own with the other clinic's patient's HKID,
+    then moved the decoy's birth date from guess to guess and asked ``$register`` each
+    time: a wrong guess matched only the decoy ("already registered", 200, free), the
+    right one both patients (409). The twin alone did harm too: every ``$register`` of
+    the real patient, at any clinic, answered 409 until an officer merged them. A write
+    that gives a Patient an HKID another clinic's record holds is now refused (409, as a
+    conditional create that matched it), by POST, by PUT and by adding it to one of the
+    desk's own patients, and counted as a failed registration."""
+    patient, own = group.tw_patient, group.tm_patient
+    posted = group.call(group.desk_tm, "POST", "/fhir/Patient", _twin(patient.hkid))
+    put = group.call(group.desk_tm, "PUT", "/fhir/Patient/twin-1", _twin(patient.hkid, id="twin-1"))
+    shown = group.call(group.desk_tm, "GET", f"/fhir/Patient/{own.id}").json()
+    added = {**shown, "identifier": [{"system": HKID_SYSTEM, "value": patient.hkid}]}
+    moved = group.call(group.desk_tm, "PUT", f"/fhir/Patient/{own.id}", added)
+    then = group.call(
         group.desk_tm,
         "POST",
         "/fhir/Patient/$register",
         register_body(patient.hkid, patient.birth_date),
     )
-    assert again.status_code == 429
-    assert group.call(group.desk_tm, "GET", f"/fhir/Patient/{patient.id}").status_code == 403
+
+    assert [posted.status_code, put.status_code, moved.status_code] == [409] * 3, posted.text
+    assert group.call(group.desk_tm, "GET", "/fhir/Patient/twin-1").status_code == 404
+    searched = group.call(group.doctor_tw, "GET", f"/fhir/Patient?identifier={patient.hkid}")
+    assert searched.json().get("total") == 1
+    assert then.status_code == 200  # no twin: the patient who attends registers at once
+
+
+def test_the_twins_refusals_count_against_the_registration_throttle(group: Group) -> None:
+    statuses = [
+        group.call(group.desk_tm, "POST", "/fhir/Patient", _twin(group.tw_patient.hkid))
+        for _ in range(6)
+    ]
+
+    assert [answer.status_code for answer in statuses] == [409] * 5 + [429]
+    assert int(statuses[-1].headers["retry-after"]) > 0
+
+
+def test_a_new_patient_or_the_desks_own_patient_with_their_own_hkid_is_written(
+    group: Group,
+) -> None:
+    """What the rule leaves alone: a patient new to the group, and a clinic's own
+    patient saved again with the HKID it holds already (by whoever may send it)."""
+    new = {**_twin("G123456(A)"), "name": [{"family": "Ng"}]}
+    created = group.call(group.desk_tm, "POST", "/fhir/Patient", new)
+    own = group.tm_patient
+    shown = group.call(group.doctor_tm, "GET", f"/fhir/Patient/{own.id}").json()
+    saved = group.call(
+        group.doctor_tm,
+        "PUT",
+        f"/fhir/Patient/{own.id}",
+        {**shown, "identifier": [{"system": HKID_SYSTEM, "value": own.hkid}]},
+    )
+
+    assert created.status_code == 201, created.text
+    assert saved.status_code == 200, saved.text
+
+
+def test_registering_a_patient_the_clinic_holds_already_is_a_miss(group: Group) -> None:
+    """A registration that registers no one (the patient is the clinic's already)
+    counts as one that matched no one: what kept the decoy-twin fishing slow."""
+    own = group.tm_patient
+    statuses = [
+        group.call(
+            group.desk_tm,
+            "POST",
+            "/fhir/Patient/$register",
+            register_body(own.hkid, own.birth_date),
+        ).status_code
+        for _ in range(6)
+    ]
+
+    assert statuses == [200] * 5 + [429]
 
 
 def _care_now(group: Group, token: str, record: tuple[str, str]) -> bool:

@@ -9,11 +9,12 @@ count did not reset when the lock ended, so anyone could keep both privacy offic
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import pytest
 
-from carevault.access.registrations import TooManyAttempts
+from carevault.access.registrations import FailureCounter, TooManyAttempts
 from carevault.access.throttle import ACCOUNT, PAIR, REGISTRATION, SOURCE, STEP_UP
 from carevault.bootstrap import Services, build_services
 from carevault.domain.roles import Role
@@ -277,6 +278,12 @@ def test_levels_that_have_drained_are_forgotten_so_guessed_usernames_do_not_pile
     assert throttle.forget_drained() == 0
 
 
+def _miss(counter: FailureCounter, account: str) -> None:
+    """A registration by ``account`` that registered no one."""
+    with counter.counting(account) as attempt:
+        attempt.missed()
+
+
 def test_registration_misses_are_counted_once_for_every_server_process(
     auth_services: Services, clock: MovableClock
 ) -> None:
@@ -290,22 +297,67 @@ def test_registration_misses_are_counted_once_for_every_server_process(
         second = other.access.registrations.failures
         clock.freeze()
         for counter in [first, second] * 2 + [first]:
-            counter.check("desk-1")
-            counter.failed("desk-1")
+            _miss(counter, "desk-1")
         waits = []
         for counter in (first, second):
             with pytest.raises(TooManyAttempts) as refused:
-                counter.check("desk-1")
+                _miss(counter, "desk-1")
             waits.append(refused.value.retry_after)
-        second.check("desk-2")  # another account is not held
+        _miss(second, "desk-2")  # another account is not held
 
         clock.advance(REGISTRATION.first_wait_seconds)
-        second.check("desk-1")  # the wait is over: one more try
-        second.failed("desk-1")
+        _miss(second, "desk-1")  # the wait is over: one more try
         with pytest.raises(TooManyAttempts) as doubled:
-            first.check("desk-1")
+            _miss(first, "desk-1")
     finally:
         other.close()
 
     assert waits == [REGISTRATION.first_wait_seconds] * 2
     assert doubled.value.retry_after == 2 * REGISTRATION.first_wait_seconds
+
+
+def test_misses_sent_together_get_the_allowance_once(
+    auth_services: Services, clock: MovableClock
+) -> None:
+    """Twelve registrations that register no one, sent at the same instant from twelve
+    threads (as twelve requests to several workers): each is counted before it is made,
+    so five pass and seven wait; none is lost, even the account's first (whose level
+    does not exist yet to be locked)."""
+    assert auth_services.access is not None
+    failures = auth_services.access.registrations.failures
+    clock.freeze()
+    start = threading.Barrier(12)
+    passed: list[int] = []
+
+    def one(number: int) -> None:
+        start.wait()
+        try:
+            with failures.counting("desk-together") as attempt:
+                passed.append(number)
+                attempt.missed()
+        except TooManyAttempts:
+            pass
+
+    threads = [threading.Thread(target=one, args=(n,)) for n in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert len(passed) == REGISTRATION.free
+
+
+def test_an_attempt_that_registered_someone_is_given_back(
+    auth_services: Services, clock: MovableClock
+) -> None:
+    assert auth_services.access is not None
+    failures = auth_services.access.registrations.failures
+    clock.freeze()
+    for _ in range(REGISTRATION.free - 1):
+        _miss(failures, "desk-busy")
+    for _ in range(10):  # ten patients registered: none of them counts
+        with failures.counting("desk-busy"):
+            pass
+    _miss(failures, "desk-busy")  # the fifth miss: the wait begins
+    with pytest.raises(TooManyAttempts), failures.counting("desk-busy"):
+        pass

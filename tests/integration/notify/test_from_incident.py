@@ -59,20 +59,15 @@ def test_notices_go_to_the_details_held_before_the_attacker_changed_them(clinic:
     """The stolen login rewrote one patient's email address to its own and deleted
     another's record; a third's it rewrote too, but the clinic's desk put right since.
     The scope lists the three as changed (with the ledger positions of the changes);
-    the notices go to the details held before the first change, and to the desk's
-    correction where there is one: never to the attacker."""
+    the notices go to the details the attacker did not write, the desk's correction
+    included: never to the attacker."""
     gate, patient = clinic.services.gate, RESOURCE_TYPES["Patient"]
     alice, ravi, lee = (clinic.ids[key] for key in ("en_email", "sms_only", "zh_hant"))
 
-    def with_email(patient_id: str, email: str) -> Put:
-        resource = jsonio.load(gate.read(SEED_CALLER, patient, patient_id).body or b"{}")
-        resource["telecom"] = [{"system": "email", "value": email}]
-        return Put(patient, patient_id, resource)
-
-    gate.write(ATTACKER, [with_email(alice, "inbox@attacker.example")])
-    gate.write(ATTACKER, [with_email(lee, "lee@attacker.example")])
+    gate.write(ATTACKER, [_email_of(clinic, alice, "inbox@attacker.example")])
+    gate.write(ATTACKER, [_email_of(clinic, lee, "lee@attacker.example")])
     gate.write(ATTACKER, [Delete(patient, ravi)])
-    gate.write(HONEST_DESK, [with_email(lee, "lee.new@example.org")])
+    gate.write(HONEST_DESK, [_email_of(clinic, lee, "lee.new@example.org")])
     _, document = _declared_from_abroad(clinic)
     scope = parse_scope(document)
 
@@ -86,7 +81,7 @@ def test_notices_go_to_the_details_held_before_the_attacker_changed_them(clinic:
     assert not {"inbox@attacker.example", "lee@attacker.example", "lee@example.org"} & recipients
     assert "+85291234567" in {message["to"] for message in clinic.sms.messages}
     held = {
-        event.patient_pseudonym: event.detail.get("details_held_since")
+        event.patient_pseudonym: event.detail.get("details_without_versions")
         for event in audit_events(clinic.services)
         if event.tag == Tag.NOTIFY_NOTICE_SENT
     }
@@ -94,7 +89,58 @@ def test_notices_go_to_the_details_held_before_the_attacker_changed_them(clinic:
         key: gate.vault.locate("Patient", clinic.ids[key]).head.patient_pseudonym
         for key in ("en_email", "sms_only", "zh_hant", "zh_email")
     }
-    assert held[pseudonyms["en_email"]] is not None
-    assert held[pseudonyms["sms_only"]] is not None
-    assert held[pseudonyms["zh_hant"]] is None  # the desk's correction stands
-    assert held[pseudonyms["zh_email"]] is None  # not changed at all
+    assert held[pseudonyms["en_email"]] == [2]
+    assert held[pseudonyms["sms_only"]] == [2]  # the deletion
+    assert held[pseudonyms["zh_hant"]] == [2]  # the desk's correction (3) is taken
+    assert held[pseudonyms["zh_email"]] is None  # not written at all
+
+
+def _email_of(clinic: Clinic, patient_id: str, email: str) -> Put:
+    patient = RESOURCE_TYPES["Patient"]
+    body = clinic.services.gate.read(SEED_CALLER, patient, patient_id).body or b"{}"
+    resource = {**jsonio.load(body), "telecom": [{"system": "email", "value": email}]}
+    return Put(patient, patient_id, resource)
+
+
+def test_neither_a_record_written_again_nor_a_desks_unrelated_edit_brings_the_attackers_email_back(
+    clinic: Clinic,
+) -> None:
+    """Two ways the record as it stands could carry the attacker's email past the first
+    rule: they delete the record and PUT it again (a create in the ledger), or the desk
+    later corrects only the address and saves the email the attacker had set with it."""
+    gate, patient = clinic.services.gate, RESOURCE_TYPES["Patient"]
+    alice, lee = clinic.ids["en_email"], clinic.ids["zh_hant"]
+    again = _email_of(clinic, lee, "again@attacker.example")
+    gate.write(ATTACKER, [Delete(patient, lee)])
+    gate.write(ATTACKER, [again])
+    gate.write(ATTACKER, [_email_of(clinic, alice, "inbox@attacker.example")])
+    routine = jsonio.load(gate.read(SEED_CALLER, patient, alice).body or b"{}")
+    routine["address"] = [{"line": ["Flat 9, 1 Shanghai Street"], "city": "Jordan"}]
+    gate.write(HONEST_DESK, [Put(patient, alice, routine)])
+
+    _, document = _declared_from_abroad(clinic)
+    scope = parse_scope(document)
+    send_job(clinic.services).run(scope, ("confirmed", "decrypted"))
+    recipients = {to for recipients, _ in clinic.sink.messages for to in recipients}
+
+    assert {alice, lee} <= set(scope.changed)
+    assert {"alice@example.com", "lee@example.org"} <= recipients
+    assert not {"inbox@attacker.example", "again@attacker.example"} & recipients
+
+
+def test_a_patient_deleted_then_erased_is_left_out_and_the_others_are_told(
+    clinic: Clinic,
+) -> None:
+    """Deleted by the attacker, then erased (the data key shredded): no history can be
+    read, so the patient is as the search found them (gone); the job goes on."""
+    gate, patient = clinic.services.gate, RESOURCE_TYPES["Patient"]
+    ravi = clinic.ids["sms_only"]
+    pseudonym = gate.vault.locate("Patient", ravi).head.patient_pseudonym
+    assert pseudonym is not None and clinic.services.keys is not None
+    gate.write(ATTACKER, [Delete(patient, ravi)])
+    clinic.services.keys.shred(pseudonym)
+
+    _, document = _declared_from_abroad(clinic)
+    progress = send_job(clinic.services).run(parse_scope(document), ("confirmed", "decrypted"))
+
+    assert progress.sent == len(PEOPLE) - 2  # the deceased, and Ravi

@@ -742,9 +742,9 @@ MESSAGES: dict[str, str] = {
     "scope.run_covers": "Audit entries read",
     "scope.not_kept": "not kept (recorded before reports were kept)",
     "scope.changed": (
-        "{n} people's stored records were updated or deleted by a compromised principal in "
-        "the window: check them against a backup. Their notices go to the contact details "
-        "held before the first change."
+        "{n} people's records were written (made, changed or deleted) by a compromised "
+        "principal in the window: check them against a backup. Their notices take no "
+        "contact details from those writes."
     ),
     "scope.notifiable": "{n} people had their data shown or decrypted.",
     "scope.download": "The whole report, for the board:",

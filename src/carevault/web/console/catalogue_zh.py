@@ -611,7 +611,7 @@ MESSAGES: dict[str, str] = {
     "scope.run_who": "計算者",
     "scope.run_covers": "已讀取的審計項目",
     "scope.not_kept": "未保存（於保存報告前記錄）",
-    "scope.changed": "{n} 人的已儲存紀錄在此期間曾被受入侵的帳戶更改或刪除：請與備份核對。他們的通知會寄往首次更改前的聯絡資料。",
+    "scope.changed": "{n} 人的紀錄在此期間曾被受入侵的帳戶寫入（新增、更改或刪除）：請與備份核對。他們的通知不會採用這些寫入的聯絡資料。",
     "scope.notifiable": "{n} 人的資料曾被顯示或解密。",
     "scope.download": "完整報告（供董事會）：",
     "scope.over_time": "每日首次受影響人數",

@@ -1,0 +1,47 @@
+"""The details a notice takes from a record a compromised principal wrote: its history
+replayed element by element without the versions they wrote (pure)."""
+
+from __future__ import annotations
+
+import pytest
+
+from carevault.notify.reader import replay
+
+EMAIL = "telecom"
+
+
+def _with(email: str, **more: object) -> dict[str, object]:
+    return {"resourceType": "Patient", EMAIL: [{"system": "email", "value": email}], **more}
+
+
+@pytest.mark.parametrize(
+    ("history", "untrusted", "email", "city"),
+    [
+        # The attacker's edit alone: the version before it.
+        ([_with("own@x.hk"), _with("evil@x.hk")], {2}, "own@x.hk", None),
+        # A desk corrects the email after it: the correction.
+        ([_with("own@x.hk"), _with("evil@x.hk"), _with("new@x.hk")], {2}, "new@x.hk", None),
+        # A desk changes only the address, saving the attacker's email with it: the
+        # address is taken, the email is not.
+        ([_with("own@x.hk"), _with("evil@x.hk"),
+          _with("evil@x.hk", address=[{"city": "Jordan"}])], {2}, "own@x.hk", "Jordan"),
+        # Edit, correction, edit again: the correction.
+        ([_with("own@x.hk"), _with("evil@x.hk"), _with("new@x.hk"), _with("evil2@x.hk")],
+         {2, 4}, "new@x.hk", None),
+        # Deleted, then written again with the attacker's email: the first version.
+        ([_with("own@x.hk"), None, _with("evil@x.hk")], {2, 3}, "own@x.hk", None),
+        # Made by the attacker from the start: nothing to take.
+        ([_with("evil@x.hk")], {1}, None, None),
+    ],
+)  # fmt: skip
+def test_the_details_of_a_record_are_replayed_without_what_the_attacker_wrote(
+    history: list[dict[str, object] | None],
+    untrusted: set[int],
+    email: str | None,
+    city: str | None,
+) -> None:
+    replayed = replay(list(enumerate(history, start=1)), frozenset(untrusted))
+
+    emails = [item["value"] for item in replayed.get(EMAIL, [])]
+    assert emails == ([email] if email else [])
+    assert [item["city"] for item in replayed.get("address", [])] == ([city] if city else [])
