@@ -76,11 +76,12 @@ def test_each_kind_matches_its_own_rows(query: DuckScope, who: Who, found: set[s
     assert {hit.patient for hit in query.released(who)} == found
 
 
-def test_changes_are_the_updates_and_deletions_and_releases_are_not(query: DuckScope) -> None:
-    """The same question over writes: what the thief changed of what was stored (a new
-    record changes nothing a patient had), apart from what was released to them."""
+def test_writes_are_asked_apart_from_releases(query: DuckScope) -> None:
+    """The same question over writes: what the thief made, changed or deleted (a record
+    written again after its deletion is a create in the ledger), apart from what was
+    released to them, and nothing another principal wrote."""
     thief = Who(principals=("staff:thief",))
     changed = {hit.patient: hit.positions for hit in query.released(thief, CHANGE_TAGS)}
 
-    assert changed == {"ps7": [7], "ps8": [8]}
+    assert changed == {"ps7": [7], "ps8": [8], "ps9": [9]}
     assert {hit.patient for hit in query.released(thief)} == {"ps0"}

@@ -198,7 +198,7 @@ def test_records_the_compromised_account_changed_are_listed_apart(
     csv_text = client.get(f"/console/incidents/{incident}/scope.csv?run=1").text
     document = client.get(f"/console/incidents/{incident}/scope.json?run=1").json()
 
-    assert 'id="changed"' in page and "1 people&#39;s stored records were updated" in page
+    assert 'id="changed"' in page and "1 people&#39;s records were written" in page
     assert f"<td>Changed</td><td>{EXTRA[0]}</td>" in page
     assert (
         [line for line in csv_text.splitlines() if line.startswith("changed,")]
