@@ -83,17 +83,34 @@ class FailureCounter:
     @contextmanager
     def counting(self, account_id: str) -> Iterator[Attempt]:
         """TooManyAttempts (nothing counted) while the account waits; otherwise the
-        attempt is counted, and given back unless the block calls ``missed``."""
+        attempt is counted, and given back unless the block calls ``missed``. For an
+        attempt whose every answer tells something (``$register``: a hit tells as much as
+        a miss), so that none is answered during a wait."""
         account = account_id[:200]
-        verdict = self._throttle.registration_begin(account)
-        if not verdict.allowed:
+        verdict, counted = self._throttle.registration_begin(account)
+        if counted is None:
             raise TooManyAttempts(verdict.wait_seconds)
         attempt = Attempt()
         try:
             yield attempt
         finally:
             if not attempt.was_missed:
-                self._throttle.registration_refund(account)
+                self._throttle.registration_refund(account, counted)
+
+    def check(self, account_id: str) -> None:
+        """TooManyAttempts while the account waits (nothing is counted)."""
+        verdict = self._throttle.registration_check(account_id[:200])
+        if not verdict.allowed:
+            raise TooManyAttempts(verdict.wait_seconds)
+
+    def miss(self, account_id: str) -> None:
+        """Count a refusal already decided (a write refused as another clinic's patient's
+        twin, its transaction gone); TooManyAttempts instead if the account began to wait
+        meanwhile: refusals sent together are answered one at a time against the count,
+        so no more than the allowance say what they found."""
+        verdict, counted = self._throttle.registration_begin(account_id[:200])
+        if counted is None:
+            raise TooManyAttempts(verdict.wait_seconds)
 
 
 class Proof(StrEnum):

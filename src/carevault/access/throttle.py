@@ -149,6 +149,14 @@ def source_key(address: str | None) -> str:
 
 
 @dataclass(frozen=True)
+class Counted:
+    """What ``registration_begin`` counted: the wait before it and the wait it set."""
+
+    blocked_before_us: int
+    blocked_until_us: int
+
+
+@dataclass(frozen=True)
 class _Level:
     level: float
     updated_us: int
@@ -257,25 +265,32 @@ class SignInThrottle:
 
     # --- registration ------------------------------------------------------------------------
 
-    def registration_begin(self, account: str) -> Verdict:
+    def registration_check(self, account: str) -> Verdict:
+        """May this account try now? (Nothing is counted.)"""
+        now_us = to_micros(self.clock())
+        with read_transaction(self.engine) as connection:
+            levels = self._read(connection, {REGISTRATION.kind: account})
+        return _longest_wait(levels, now_us)
+
+    def registration_begin(self, account: str) -> tuple[Verdict, Counted | None]:
         """Before an attempt: refused (and not counted) while the account waits; otherwise
         counted as a miss at once, so that attempts made together cannot all pass on the
         same count. ``registration_refund`` takes it back when the attempt registered
-        someone."""
+        someone (it needs what this returns)."""
         now_us = to_micros(self.clock())
         subjects = {REGISTRATION.kind: account}
         with write_transaction(self.engine) as connection:
             levels = self._lock_levels(connection, subjects)
             verdict = _longest_wait(levels, now_us)
-            if verdict.allowed:
-                self._raise(
-                    connection, REGISTRATION, account, levels.get(REGISTRATION.kind), now_us
-                )
-        return verdict
+            if not verdict.allowed:
+                return verdict, None
+            before = levels.get(REGISTRATION.kind)
+            raised = self._raise(connection, REGISTRATION, account, before, now_us)
+        return verdict, Counted(before.blocked_until_us if before else 0, raised)
 
-    def registration_refund(self, account: str) -> None:
-        """The attempt counted by ``registration_begin`` was no miss: one less, and no wait
-        unless what is left still calls for one."""
+    def registration_refund(self, account: str, counted: Counted) -> None:
+        """The attempt ``registration_begin`` counted was no miss: one less, and the wait
+        as it was before it, unless another miss has been counted since."""
         now_us = to_micros(self.clock())
         subjects = {REGISTRATION.kind: account}
         with write_transaction(self.engine) as connection:
@@ -284,8 +299,8 @@ class SignInThrottle:
                 return
             left = max(0.0, level.now(REGISTRATION, now_us) - 1)
             blocked = level.blocked_until_us
-            if REGISTRATION.wait_seconds(left) == 0:
-                blocked = min(blocked, now_us)
+            if blocked == counted.blocked_until_us:
+                blocked = counted.blocked_before_us
             connection.execute(
                 update(sign_in_throttle)
                 .where(
@@ -330,7 +345,8 @@ class SignInThrottle:
     @staticmethod
     def _raise(
         connection: Connection, rule: Rule, subject: str, before: _Level | None, now_us: int
-    ) -> None:
+    ) -> int:
+        """Count one failure on ``rule``'s level of ``subject``; when its wait ends."""
         level = (before.now(rule, now_us) if before else 0.0) + 1
         values = {
             "level": level,
@@ -345,6 +361,7 @@ class SignInThrottle:
         else:
             lite = sqlite.insert(sign_in_throttle).values(**row)
             connection.execute(lite.on_conflict_do_update(index_elements=keys, set_=values))
+        return int(values["blocked_until_us"])
 
     def _empty(self, keys: list[tuple[str, str]]) -> None:
         with write_transaction(self.engine) as connection:

@@ -20,6 +20,7 @@ from itertools import islice
 
 from sqlalchemy import Connection
 
+from carevault.access.registrations import TooManyAttempts
 from carevault.bulk.checking import Checker, Found, Outcome, received, typed
 from carevault.bulk.collector import Sweeper, collector_paused
 from carevault.bulk.journal import Journal
@@ -44,7 +45,16 @@ BATCH_SIZE = 2000
 #: client's ``$import`` may also send a patient of no clinic when it has several, or a
 #: record that does not name its patient as ``Patient/[id]``, or a view of a record,
 #: labelled SUBSETTED, that would erase what it left out).
-_RECORD_ERRORS = (VaultError, AccessDenied, ClinicRequired, PatientRequired, SubsetWouldErase)
+#: A line refused while its client waits on the registration throttle (TooManyAttempts)
+#: is rejected like any refused line: the batch's other lines go on.
+_RECORD_ERRORS = (
+    VaultError,
+    AccessDenied,
+    ClinicRequired,
+    PatientRequired,
+    SubsetWouldErase,
+    TooManyAttempts,
+)
 
 
 @dataclass
@@ -311,12 +321,7 @@ class Loader:
                 )
 
         try:
-            self.gate.write(
-                self.caller,
-                [put for _, put in writes],
-                within=finish,
-                per_patient=self._per_patient,
-            )
+            self._write_through(writes, finish)
         except _RECORD_ERRORS as error:
             if len(writes) == 1:
                 refused[writes[0][0]] = _reason(error)
@@ -332,6 +337,20 @@ class Loader:
             self._record(position, refused, done)
             return len(committed - pending)
         return len(writes)
+
+    def _write_through(
+        self, writes: list[tuple[int, Put]], within: Callable[[Connection], None]
+    ) -> None:
+        self.gate.write(
+            self.caller,
+            [put for _, put in writes],
+            within=within,
+            per_patient=self._per_patient,
+            # A line refused as another clinic's patient's twin is counted against the
+            # client's registration throttle once, when it stands alone, not once for
+            # every part of the batch that held it while the batch was split.
+            count_probes=len(writes) == 1,
+        )
 
     def _split(
         self,
@@ -357,9 +376,7 @@ class Loader:
                 )
 
         try:
-            self.gate.write(
-                self.caller, [put for _, put in writes], within=note, per_patient=self._per_patient
-            )
+            self._write_through(writes, note)
         except _RECORD_ERRORS as error:
             if len(writes) == 1:
                 refused[writes[0][0]] = _reason(error)

@@ -12,7 +12,7 @@ from datetime import tzinfo
 from functools import lru_cache
 from typing import Any
 
-from carevault.domain import sensitive
+from carevault.domain import hkid, sensitive
 from carevault.domain.categories import HEALTH_CATEGORIES, DataCategory
 from carevault.fhir import dates, normalise
 from carevault.fhir.categories import main_category
@@ -29,15 +29,16 @@ def system_term(system: str | None, value: str) -> str:
 
 
 def hkid_terms(resource: dict[str, Any]) -> list[str]:
-    """The ``identifier`` terms of a Patient's HKIDs, as its index holds them: records
-    that share one are the same person (the scope counts them once; a second record of
-    a person split their history)."""
-    system = normalise.HKID_SYSTEM
+    """The ``identifier`` terms, without system, of a Patient's HKID numbers, as its
+    index holds them: every identifier shaped like an HKID, whatever system it is sent
+    under (legacy sources and hand-typed records send one bare or under a local OID).
+    Records that share one are the same person (the scope counts them once; a second
+    record of a person splits their history)."""
     found: list[str] = []
     for identifier in resource.get("identifier") or []:
         value = identifier.get("value") if isinstance(identifier, dict) else None
-        if identifier.get("system") == system and isinstance(value, str) and value:
-            found.append(system_term(system, normalise.identifier_value(system, value)))
+        if isinstance(value, str) and hkid.normalise(value) is not None:
+            found.append(any_term(normalise.identifier_any(value)))
     return found
 
 

@@ -16,7 +16,7 @@ import secrets
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import tzinfo
 from typing import Any, Protocol
@@ -26,7 +26,7 @@ from sqlalchemy import Connection
 from carevault.access.breakglass import Grant
 from carevault.access.care import CARE_TYPES, care_event
 from carevault.access.control import AccessControl
-from carevault.access.registrations import Attempt, Proof
+from carevault.access.registrations import FailureCounter, Proof
 from carevault.access.scopes import Interaction, Scopes
 from carevault.clock import to_micros
 from carevault.containment.state import ContainmentActive, ContainmentState, ContainmentStore
@@ -1184,12 +1184,16 @@ class Gate:
         *,
         within: Within | None = None,
         per_patient: bool = False,
+        count_probes: bool = True,
     ) -> list[WriteResult]:
         """Apply ``operations`` in one transaction, each allowed on what is stored and on
         what is sent, with their audit entries. ``within`` runs in the same transaction
         after the writes (a transaction Bundle's reads): if it raises, nothing is written.
         ``per_patient`` (a bulk load by the system only): one audit entry per patient of
-        the batch, naming every record written (``gate/loading.py``)."""
+        the batch, naming every record written (``gate/loading.py``). ``count_probes``
+        False: a refusal as another clinic's patient's twin is not counted against the
+        registration throttle, because the caller counts it (a bulk load splitting a
+        refused batch counts the line it isolates, once); a wait is kept all the same."""
         if per_patient and caller.actor is not None:
             raise AccessDenied("only the system loads records in bulk")
         if caller.actor is not None and any(
@@ -1208,7 +1212,7 @@ class Gate:
         first = operations[0] if operations else None
         held = _HELD_REFUSALS.set([] if within is not None else None)
         try:
-            return self._write(caller, operations, tag, first, within, per_patient)
+            return self._write(caller, operations, tag, first, within, per_patient, count_probes)
         finally:
             _HELD_REFUSALS.reset(held)
 
@@ -1220,6 +1224,7 @@ class Gate:
         first: Operation | None,
         within: Within | None,
         per_patient: bool,
+        count_probes: bool,
     ) -> list[WriteResult]:
         with self._attempt(caller, tag, first.resource_type.name if first else None) as attempt:
             self._spot_decoys(attempt, [op.resource for op in operations if isinstance(op, Put)])
@@ -1330,40 +1335,42 @@ class Gate:
                 self.audit.record(events, connection)
 
             # A write that gives a Patient an HKID may be refused as another clinic's
-            # patient's (``_refuse_someone_elses_hkid``): as slow to probe as registrations.
-            with self._identity_probe(caller, sent.values()) as counted:
-                try:
-                    results = apply_writes(
-                        self.vault,
-                        prepared,
-                        principal=caller.principal,
-                        purpose=caller.purpose,
-                        before_commit=before_commit,
-                        authorize=authorize,
-                        after_write=after_write,
-                        # The system's bulk load with no clinic locked: ``authorize`` and
-                        # ``after_write`` read nothing back, and the care derived before the
-                        # commit reads after the heads are in.
-                        bulk=per_patient and deferred_care is not None,
-                    )
-                except UnseenMatch:
-                    if counted is not None:
-                        counted.missed()
-                    raise
+            # patient's (``_refuse_someone_elses_hkid``): not while the account waits, and
+            # each refusal counted as a failed registration, so probing is as slow as
+            # fishing with registrations. A write that is not refused counts nothing.
+            probing = self._identity_probe(caller, sent.values())
+            if probing is not None:
+                probing[0].check(probing[1])
+            try:
+                results = apply_writes(
+                    self.vault,
+                    prepared,
+                    principal=caller.principal,
+                    purpose=caller.purpose,
+                    before_commit=before_commit,
+                    authorize=authorize,
+                    after_write=after_write,
+                    # The system's bulk load with no clinic locked: ``authorize`` and
+                    # ``after_write`` read nothing back, and the care derived before the
+                    # commit reads after the heads are in.
+                    bulk=per_patient and deferred_care is not None,
+                )
+            except UnseenMatch:
+                if probing is not None and count_probes:
+                    probing[0].miss(probing[1])  # the transaction is gone: counted apart
+                raise
         return [self._answer(caller, result) for result in results]
 
     def _identity_probe(
         self, caller: Caller, sent: Iterable[dict[str, Any]]
-    ) -> AbstractContextManager[Attempt | None]:
-        """The registration throttle's count of this write, when a member of staff or a
-        client sends a Patient with an HKID (a probe of whom the group holds, if it
-        is refused); nothing otherwise."""
+    ) -> tuple[FailureCounter, str] | None:
+        """The registration throttle and the account it counts, when a member of staff or
+        a client sends a Patient with an HKID; None otherwise."""
         if caller.actor is None or self.access is None:
-            return nullcontext()
+            return None
         if not any(item.get("resourceType") == "Patient" and hkid_terms(item) for item in sent):
-            return nullcontext()
-        who = caller.actor.account_id or caller.principal
-        return self.access.registrations.failures.counting(who)
+            return None
+        return self.access.registrations.failures, caller.actor.account_id or caller.principal
 
     def _answer(self, caller: Caller, result: WriteResult) -> WriteResult:
         """A written version as its writer may be shown it: cut to what they may read,
@@ -1481,7 +1488,10 @@ class Gate:
             for head in holders:
                 try:
                     self._decide_read(caller, rt, head, reading=connection)
-                except AccessDenied:
+                except (AccessDenied, ContainmentActive):
+                    # A holder at a clinic locked by containment is one the caller may
+                    # not read now: refused and counted alike (a 503 naming the lock
+                    # would be an answer the throttle never counts).
                     raise UnseenMatch(
                         "another clinic's patient record holds this HKID; register the "
                         "patient at your clinic with Patient/$register (identifier and "

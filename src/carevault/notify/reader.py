@@ -21,6 +21,7 @@ patient has no way to be reached, and is listed so.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
@@ -131,35 +132,56 @@ class Reader:
         )
 
 
-#: What a notice takes from a Patient record (``contacts.recipient_of``).
-NOTICE_ELEMENTS = (
-    "name",
-    "telecom",
-    "address",
-    "contact",
-    "communication",
-    "birthDate",
-    "deceasedBoolean",
-    "deceasedDateTime",
-)
+#: What a notice takes from a Patient record (``contacts.recipient_of``): the lists,
+#: replayed entry by entry (one telecom entry is an email, the next a phone) ...
+LISTS = ("name", "telecom", "address", "contact", "communication")
+#: ... and the single values, the ``deceased[x]`` choice as one.
+SINGLES: tuple[tuple[str, ...], ...] = (("birthDate",), ("deceasedBoolean", "deceasedDateTime"))
 
 
 def replay(
     versions: list[tuple[int, dict[str, Any] | None]], untrusted: frozenset[int]
 ) -> dict[str, Any]:
-    """A Patient of the elements a notice takes, from ``versions`` (oldest first; None
-    for a deletion) as if those in ``untrusted`` had not been written: each element as
-    the last trusted version that changed it (from the version before it) left it."""
-    kept: dict[str, Any] = {}
+    """A Patient of what a notice takes, from ``versions`` (oldest first; None for a
+    deletion) as if those in ``untrusted`` had not been written. Each trusted version
+    applies only what it changed from the version before it: the list entries it added
+    or removed, the single values it changed; the entries added latest come first. A
+    desk that changes a phone number saves the attacker's email unchanged beside it: the
+    email is not taken."""
+    kept: dict[str, dict[str, Any]] = {name: {} for name in LISTS}
+    singles: dict[tuple[str, ...], tuple[Any, ...]] = {}
     before: dict[str, Any] = {}
     for version, body in versions:
         now = body or {}
         if version not in untrusted:
-            for element in NOTICE_ELEMENTS:
-                if now.get(element) != before.get(element):
-                    kept[element] = now.get(element)
+            for name in LISTS:
+                old, new = _entries(before.get(name)), _entries(now.get(name))
+                for key in old.keys() - new.keys():
+                    kept[name].pop(key, None)
+                added = {key: entry for key, entry in new.items() if key not in old}
+                # The latest trusted entries first: a notice takes the first valid one.
+                kept[name] = {**added, **kept[name]}
+            for group in SINGLES:
+                value = tuple(now.get(element) for element in group)
+                if value != tuple(before.get(element) for element in group):
+                    singles[group] = value
         before = now
-    return {"resourceType": "Patient", **{k: v for k, v in kept.items() if v is not None}}
+    replayed: dict[str, Any] = {"resourceType": "Patient"}
+    for name, entries in kept.items():
+        if entries:
+            replayed[name] = list(entries.values())
+    for group, values in singles.items():
+        replayed.update(
+            (element, v) for element, v in zip(group, values, strict=True) if v is not None
+        )
+    return replayed
+
+
+def _entries(value: Any) -> dict[str, Any]:
+    """A list element's entries by their canonical text (the same entry in two versions
+    is one key)."""
+    items = value if isinstance(value, list) else [] if value is None else [value]
+    return {json.dumps(item, sort_keys=True, ensure_ascii=False): item for item in items}
 
 
 def _body(item: Opened) -> dict[str, Any] | None:

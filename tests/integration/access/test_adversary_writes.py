@@ -228,3 +228,55 @@ def test_fishing_with_registrations_raises_an_alert(group: Group) -> None:
     ]
     assert [alert["detector"] for alert in mine] == ["registration-fishing"]
     assert mine[0]["severity"] == "medium"
+
+
+def test_a_twin_with_the_hkid_sent_bare_or_under_another_system_is_refused(group: Group) -> None:
+    """The HKID without its system, or under a local OID: the desks' lookup by number
+    alone (``identifier=<hkid>``) would find the twin as well."""
+    hkid = group.tw_patient.hkid
+    bare = _twin(hkid, identifier=[{"value": hkid}])
+    local = _twin(hkid, identifier=[{"system": "urn:oid:1.2.3.4", "value": hkid.lower()}])
+
+    answers = [group.call(group.desk_tm, "POST", "/fhir/Patient", body) for body in (bare, local)]
+
+    assert [answer.status_code for answer in answers] == [409, 409], answers[0].text
+
+
+def test_a_twin_of_a_patient_at_a_locked_clinic_is_refused_and_counted(group: Group) -> None:
+    """While containment locks the other clinic, its patients are ones the desk may not
+    read: a twin is refused (409) and counted, not answered 503 uncounted (an oracle
+    the throttle would never slow)."""
+    body = {
+        "mode": "clinic-lock",
+        "target": TW,
+        "reason": "incident 42",
+        "totp": group.officer.totp(),
+    }
+    locked = group.web.post("/admin/containment", json=body, headers=group.officer.headers)
+    assert locked.status_code == 201, locked.text
+    statuses = [
+        group.call(group.desk_tm, "POST", "/fhir/Patient", _twin(group.tw_patient.hkid))
+        for _ in range(6)
+    ]
+
+    assert [answer.status_code for answer in statuses] == [409] * 5 + [429]
+
+
+def test_new_patients_are_written_whatever_is_in_flight_and_after_honest_misses(
+    group: Group,
+) -> None:
+    """Only a refusal counts: four walk-ins new to the group (``$register`` 404, then
+    a new record each) leave the desk free to write, and a write that is not refused
+    never holds another."""
+    fresh = ["G123456(A)", "K123456(0)", "Z683365(A)", "P103322(4)", "R123456(A)", "M123456(6)"]
+    answers = []
+    for number, hkid in enumerate(fresh):
+        if number < 4:
+            missed = group.call(
+                group.desk_tm, "POST", "/fhir/Patient/$register", register_body(hkid, "1990-01-01")
+            )
+            assert missed.status_code == 404, missed.text
+        new = {**_twin(hkid), "name": [{"family": f"Walk-in {number}"}]}
+        answers.append(group.call(group.desk_tm, "POST", "/fhir/Patient", new).status_code)
+
+    assert answers == [201] * len(fresh)

@@ -361,3 +361,20 @@ def test_an_attempt_that_registered_someone_is_given_back(
     _miss(failures, "desk-busy")  # the fifth miss: the wait begins
     with pytest.raises(TooManyAttempts), failures.counting("desk-busy"):
         pass
+
+
+def test_a_registration_after_a_served_wait_leaves_no_new_wait(
+    auth_services: Services, clock: MovableClock
+) -> None:
+    """Five misses, the wait served, then a patient registered: the attempt's count is
+    given back with the wait it set, so the next try goes ahead."""
+    assert auth_services.access is not None
+    failures = auth_services.access.registrations.failures
+    clock.freeze()
+    for _ in range(REGISTRATION.free):
+        _miss(failures, "desk-served")
+    clock.advance(REGISTRATION.first_wait_seconds)
+    with failures.counting("desk-served"):
+        pass  # registered someone
+
+    failures.check("desk-served")  # no wait

@@ -11,10 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
+from carevault.access.tables import sign_in_throttle
 from carevault.bulk.sources import bundles_to_ndjson, read_items
 from carevault.containment.service import Officer
 from carevault.containment.state import Mode
+from carevault.domain.hkid import check_digit
 from carevault.fhir import jsonio
 from carevault.fhir.registry import RESOURCE_TYPES
 from carevault.gate import Caller
@@ -170,6 +173,41 @@ def test_bad_lines_are_refused_by_line_with_reasons_and_nothing_partial(clinic: 
     assert gate.read(READER, RESOURCE_TYPES["Observation"], "o-good").body is not None
     with pytest.raises(Exception):  # noqa: B017, PT011 - not found, whatever its class
         gate.read(READER, RESOURCE_TYPES["Patient"], "p-bad")
+
+
+def _with_hkid(patient_id: str, clinic_id: str, number: str) -> dict[str, Any]:
+    return {
+        **patient(patient_id, clinic_id, "Fam"),
+        "identifier": [{"system": "http://carevault.hk/sid/hkid", "value": number}],
+    }
+
+
+def test_a_line_twinning_another_clinics_patient_is_refused_alone_and_counted_once(
+    clinic: Clinic,
+) -> None:
+    """Forty new patients and one whose HKID a patient of another clinic holds: the one
+    line is refused (a twin would split that patient's history), the forty go in, and
+    the refusal counts once against the client's registration throttle, not once for
+    every part of the batch that held it while the batch was split."""
+    put(clinic.services, _with_hkid("p-known", OTHER, "K111111(6)"))
+    lines = [
+        _with_hkid(f"p{n}", MINE, f"M{n:06d}({check_digit('M', f'{n:06d}')})") for n in range(40)
+    ]
+    lines.insert(20, _with_hkid("p-twin", MINE, "K111111(6)"))
+    token = clinic.client("importer", clinics=[MINE])
+    job_id = clinic.kick_off(token, ndjson(*lines))
+    clinic.work()
+    result = outcome_of(clinic, token, job_id)
+
+    assert "40 accepted, 1 rejected" in result["issue"][0]["diagnostics"]
+    assert list(refused_lines(result)) == [21]
+    with clinic.services.engine.connect() as connection:
+        counted = connection.execute(
+            select(sign_in_throttle.c.subject, sign_in_throttle.c.level).where(
+                sign_in_throttle.c.kind == "registration", sign_in_throttle.c.level > 0
+            )
+        ).all()
+    assert [round(level) for _, level in counted] == [1], counted
 
 
 def test_import_never_widens_a_clients_reach(clinic: Clinic) -> None:
