@@ -108,11 +108,13 @@ class Administration:
         return account, codes
 
     def clear_throttle(self, by: str, username: str) -> int:
-        """Empty a username's sign-in back-off (after checking with its owner)."""
+        """Empty a username's sign-in back-off and its registration wait (after checking
+        with its owner: a busy desk whose honest ``$register`` misses, new patients
+        each, made it wait)."""
         account = self.accounts.find(username)
         if account is None:
             raise AccountError(f"no account {username}")
-        removed = self.accounts.throttle.clear(account.username)
+        removed = self.accounts.throttle.clear(account.username, account.account_id)
         self._record(by, Tag.ADMIN_THROTTLE_CLEARED, account.account_id, levels=removed)
         return removed
 

@@ -216,13 +216,18 @@ class SignInThrottle:
             [("pair", subjects["pair"]), ("account", subjects["account"])],
         )
 
-    def clear(self, username: str) -> int:
-        """An administrator empties a username's levels (every address); how many."""
+    def clear(self, username: str, account_id: str | None = None) -> int:
+        """An administrator empties a username's levels (every address), and with its
+        ``account_id`` its registration level; how many."""
         user = username_key(username)
         with write_transaction(self.engine) as connection:
             removed = connection.execute(
                 delete(sign_in_throttle).where(
                     or_(
+                        and_(
+                            sign_in_throttle.c.kind == REGISTRATION.kind,
+                            sign_in_throttle.c.subject == (account_id or "")[:200],
+                        ),
                         and_(
                             sign_in_throttle.c.kind == "account", sign_in_throttle.c.subject == user
                         ),

@@ -85,7 +85,8 @@ def staff_recovery_codes(username: str, home: HomeOption = None) -> None:
 
 @staff_app.command("clear-back-off")
 def staff_clear_back_off(username: str, home: HomeOption = None) -> None:
-    """Empty an account's sign-in back-off (every address), after checking with its owner."""
+    """Empty an account's sign-in back-off (every address) and its registration wait,
+    after checking with its owner."""
     with open_services(home) as services:
         removed = services.admin.clear_throttle(operator(), username)
     echo(f"sign-in back-off of {username} cleared ({removed} levels)")

@@ -378,3 +378,24 @@ def test_a_registration_after_a_served_wait_leaves_no_new_wait(
         pass  # registered someone
 
     failures.check("desk-served")  # no wait
+
+
+def test_an_administrator_lifts_a_busy_desks_registration_wait(
+    auth_services: Services, new_staff: NewStaff, clock: MovableClock
+) -> None:
+    """Five walk-ins new to the group, each tried with ``$register`` first (404: a
+    miss), make the desk wait; after checking with the desk, an administrator lifts it
+    (recorded, as any cleared back-off), and the desk registers and writes again."""
+    assert auth_services.access is not None
+    failures = auth_services.access.registrations.failures
+    clock.freeze()
+    desk = new_staff(Role.FRONT_DESK)
+    for _ in range(REGISTRATION.free):
+        _miss(failures, desk.account_id)
+    with pytest.raises(TooManyAttempts):
+        failures.check(desk.account_id)
+
+    cleared = auth_services.admin.clear_throttle("cli:operator", desk.username)
+
+    assert cleared == 1
+    failures.check(desk.account_id)
