@@ -220,24 +220,22 @@ class SignInThrottle:
         """An administrator empties a username's levels (every address), and with its
         ``account_id`` its registration level; how many."""
         user = username_key(username)
-        with write_transaction(self.engine) as connection:
-            removed = connection.execute(
-                delete(sign_in_throttle).where(
-                    or_(
-                        and_(
-                            sign_in_throttle.c.kind == REGISTRATION.kind,
-                            sign_in_throttle.c.subject == (account_id or "")[:200],
-                        ),
-                        and_(
-                            sign_in_throttle.c.kind == "account", sign_in_throttle.c.subject == user
-                        ),
-                        and_(
-                            sign_in_throttle.c.kind == "pair",
-                            sign_in_throttle.c.subject.startswith(f"{user}|", autoescape=True),
-                        ),
-                    )
+        levels = [
+            and_(sign_in_throttle.c.kind == "account", sign_in_throttle.c.subject == user),
+            and_(
+                sign_in_throttle.c.kind == "pair",
+                sign_in_throttle.c.subject.startswith(f"{user}|", autoescape=True),
+            ),
+        ]
+        if account_id is not None:
+            levels.append(
+                and_(
+                    sign_in_throttle.c.kind == REGISTRATION.kind,
+                    sign_in_throttle.c.subject == account_id[:200],
                 )
-            ).rowcount
+            )
+        with write_transaction(self.engine) as connection:
+            removed = connection.execute(delete(sign_in_throttle).where(or_(*levels))).rowcount
         return int(removed)
 
     # --- step-up -----------------------------------------------------------------------------

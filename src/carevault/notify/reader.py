@@ -11,10 +11,9 @@ written to at details the attacker did not set: an attacker who rewrote a phone 
 or an email address must not receive the patient's notice and its verification code,
 and one who deleted the record must not keep the patient from being told. The ledger
 entries the scope cites name the versions they wrote; the record's history (one more
-ledger entry, as any read) is replayed oldest first, element by element (name,
-ways of reaching them, address, guardian, language, birth date, death): a version the
-attacker wrote changes nothing, and a version someone else wrote changes only the
-elements it changed (a desk that corrects the address re-saves the attacker's email
+ledger entry, as any read) is replayed oldest first (``replay``): a version the attacker
+wrote changes nothing, and a version someone else wrote applies only the list entries
+and values it changed (a desk that changes the phone re-saves the attacker's email
 unchanged: that email is still not taken). With no version to take details from, the
 patient has no way to be reached, and is listed so.
 """
