@@ -128,8 +128,10 @@ def test_a_flood_from_one_address_gets_429_with_retry_after_and_the_neighbour_do
 
     assert answers == [200] * 5 + [429] * 3
     assert limited.status_code == 429
-    # A token every 100 s: what is left of the wait, in whole seconds.
-    assert limited.headers["retry-after"] in {"99", "100"}
+    # A token every 100 s: what is left of the wait, in whole seconds. The bucket runs on
+    # the monotonic clock, not the test's: the nine requests can take a few seconds on a
+    # busy machine (98 seen in a full run).
+    assert 90 <= int(limited.headers["retry-after"]) <= 100
     assert limited.json()["issue"][0]["code"] == "throttled"
     assert neighbour.get("/fhir/metadata").status_code == 200
     (first,) = events(services.audit_ledger.store, Tag.AUTH_RATE_LIMITED)
