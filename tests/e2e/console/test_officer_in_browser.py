@@ -206,6 +206,10 @@ def _review(d: WebDriver, pages: PageCheck, site: Site) -> None:
     assert site.services.break_glass.queue() == []
 
 
+def _whole_pdf(path: Path) -> bool:
+    return path.exists() and path.read_bytes().rstrip().endswith(b"%%EOF")
+
+
 def _report(d: WebDriver, pages: PageCheck, site: Site) -> None:
     pages.visit(site.base, "/console/patients")
     pages.check("09-patients")
@@ -221,8 +225,9 @@ def _report(d: WebDriver, pages: PageCheck, site: Site) -> None:
     pages.check("11-patient-report")
     click(d, "a[href$='letter.pdf?lang=en']")
     letter = site.downloads / f"access-report-{WONG.patient_id}.pdf"
+    # The browser may make the file before it has written it: read it once it is whole.
     deadline = time.monotonic() + 15
-    while not letter.exists() and time.monotonic() < deadline:
+    while not _whole_pdf(letter) and time.monotonic() < deadline:
         time.sleep(0.1)
     words = "".join(page.extract_text() for page in PdfReader(letter).pages)
     assert "Who has opened your health record" in words
