@@ -39,6 +39,7 @@ from carevault.web.responses import (
     on_http_error,
     on_validation_error,
 )
+from carevault.web.routers import App, include
 
 
 def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
@@ -57,7 +58,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
             if services is None:
                 built.close()
 
-    app = FastAPI(
+    app = App(
         title="CareVault",
         version=__version__,
         lifespan=lifespan,
@@ -101,17 +102,20 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     # are the other routers with paths under /fhir (admin's $emergency-access, the SMART
     # discovery document). Then the generic FHIR routes, tried early because they serve
     # most requests (routes are tried in order), and the routers with no /fhir path.
-    app.include_router(audit_routes.router)
-    app.include_router(admin_routes.router)
-    app.include_router(discovery_routes.router)
-    # Before the generic FHIR routes, which would read /fhir/Patient/$export as a read.
-    app.include_router(export_routes.router)
-    app.include_router(import_routes.router)
-    app.include_router(fhir_routes.router)
-    app.include_router(alert_routes.router)
-    app.include_router(incident_routes.router)
-    app.include_router(auth_routes.router)
-    app.include_router(step_up_routes.router)
+    include(
+        app,
+        audit_routes.router,
+        admin_routes.router,
+        discovery_routes.router,
+        # Before the generic FHIR routes, which would read /fhir/Patient/$export as a read.
+        export_routes.router,
+        import_routes.router,
+        fhir_routes.router,
+        alert_routes.router,
+        incident_routes.router,
+        auth_routes.router,
+        step_up_routes.router,
+    )
     console.install(app, built)
     verify_routes.install(app, built)
 

@@ -29,6 +29,7 @@ from carevault.notify.verify import Verdict, Verifier
 from carevault.notify.wording import CHANNEL_WORDS, day
 from carevault.web.headers import SecurityHeaders
 from carevault.web.responses import request_id_of
+from carevault.web.routers import include
 from carevault.web.security import client_address
 
 router = APIRouter()
@@ -97,7 +98,7 @@ def install(app: FastAPI, services: Services) -> None:
     # The console's headers (CSP with frame-ancestors 'none', X-Frame-Options DENY,
     # nosniff, no referrer): a framed or sniffed /verify is a phisher's tool.
     app.add_middleware(SecurityHeaders, prefix="/verify")
-    app.include_router(router)
+    include(app, router)
 
 
 def _language(request: Request) -> str:

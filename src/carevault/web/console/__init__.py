@@ -38,6 +38,7 @@ from carevault.web.console.guard import (
 )
 from carevault.web.console.render import is_htmx, page
 from carevault.web.headers import SecurityHeaders
+from carevault.web.routers import include
 
 STATIC = Path(__file__).parent.parent / "static" / "console"
 
@@ -83,18 +84,23 @@ def install(app: FastAPI, services: Services) -> None:
     app.add_exception_handler(NotForYou, _not_for_you)
     app.add_exception_handler(CsrfRefused, _csrf_refused)
     app.mount("/console/static", StaticFiles(directory=STATIC), name="console-static")
-    for module in (
-        signin,
-        dashboard,
-        containment,
-        staff,
-        glass,
-        patients,
-        alerts,
-        incidents,
-        breach,
-    ):
-        app.include_router(module.router)
+    include(
+        app,
+        *(
+            module.router
+            for module in (
+                signin,
+                dashboard,
+                containment,
+                staff,
+                glass,
+                patients,
+                alerts,
+                incidents,
+                breach,
+            )
+        ),
+    )
 
     @app.get("/console/{rest:path}", include_in_schema=False)
     async def not_found(request: Request, rest: str) -> Response:
