@@ -150,7 +150,8 @@ def live_server(settings: Settings, tmp_path: Path) -> Iterator[Any]:
 #: The files whose tests take longest (40 s or more of a worker's time in a full run,
 #: kill tests under load, browsers, simulated groups), slowest first: they start first,
 #: so that the run does not end with one worker busy on them while the others wait
-#: (ending on one of them cost a full run about a minute).
+#: (ending on one of them cost a full run minutes). ``scripts/test`` asks xdist to hand
+#: files out in this order (``--no-loadscope-reorder``), not by their number of tests.
 SLOW_FIRST = (
     "tests/integration/detect/test_serve.py",
     "tests/integration/access/test_writes_never_widen.py",
