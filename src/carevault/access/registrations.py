@@ -28,7 +28,7 @@ from sqlalchemy import (
 )
 
 from carevault.access.tables import patient_registration
-from carevault.access.throttle import REGISTRATION, SignInThrottle
+from carevault.access.throttle import REGISTRATION, Counted, SignInThrottle
 from carevault.clock import Clock, utc_now
 from carevault.db import driver_all, read_transaction
 from carevault.vault.tables import resource_head
@@ -87,9 +87,7 @@ class FailureCounter:
         attempt whose every answer tells something (``$register``: a hit tells as much as
         a miss), so that none is answered during a wait."""
         account = account_id[:200]
-        verdict, counted = self._throttle.registration_begin(account)
-        if counted is None:
-            raise TooManyAttempts(verdict.wait_seconds)
+        counted = self._count(account)
         attempt = Attempt()
         try:
             yield attempt
@@ -108,9 +106,14 @@ class FailureCounter:
         twin, its transaction gone); TooManyAttempts instead if the account began to wait
         meanwhile: refusals sent together are answered one at a time against the count,
         so no more than the allowance say what they found."""
-        verdict, counted = self._throttle.registration_begin(account_id[:200])
+        self._count(account_id[:200])
+
+    def _count(self, account: str) -> Counted:
+        """One miss counted now; TooManyAttempts (nothing counted) while it waits."""
+        verdict, counted = self._throttle.registration_begin(account)
         if counted is None:
             raise TooManyAttempts(verdict.wait_seconds)
+        return counted
 
 
 class Proof(StrEnum):
