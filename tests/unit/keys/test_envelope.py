@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 
 import pytest
 
-from carevault.keys.envelope import Envelope, RecordIntegrityError, record_aad
+from carevault.keys.envelope import Envelope, Nonces, RecordIntegrityError, record_aad
 
 KEY = secrets.token_bytes(32)
 
@@ -34,3 +35,34 @@ def test_an_encrypting_envelope_refuses_plaintext_rows() -> None:
     with pytest.raises(RecordIntegrityError, match="not sealed"):
         Envelope().open(KEY, b"", plain, where="Patient/p1")
     assert Envelope(encrypted=False).open(None, b"", plain, where="x") == b"{}"
+
+
+def test_nonces_are_never_handed_out_twice_across_refills() -> None:
+    nonces = Nonces()
+    taken = [nonces.take() for _ in range(3 * 512 + 7)]
+    assert {len(nonce) for nonce in taken} == {12}
+    assert len(set(taken)) == len(taken)
+
+
+def test_records_sealed_one_after_another_carry_distinct_nonces() -> None:
+    seal = Envelope().sealer(KEY)
+    nonces = {seal(b"aad", b"{}")[1:13] for _ in range(1500)}
+    assert len(nonces) == 1500
+
+
+def test_a_forked_child_draws_its_own_nonces_not_its_parents_unused_ones() -> None:
+    nonces = Nonces()
+    nonces.take()  # the pool is drawn: 511 unused nonces that a child would inherit
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - runs in the child
+        os.write(write, b"".join(nonces.take() for _ in range(4)))
+        os._exit(0)
+    os.close(write)
+    os.waitpid(child, 0)
+    with os.fdopen(read, "rb") as pipe:
+        drawn = pipe.read()
+    in_child = {drawn[at : at + 12] for at in range(0, len(drawn), 12)}
+    assert len(in_child) == 4
+    in_parent = {nonces.take() for _ in range(511)}
+    assert not in_child & in_parent
