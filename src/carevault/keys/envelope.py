@@ -33,7 +33,15 @@ class Nonces:
     and the writer waited for it back (13 µs a record in a profile of the import).
     A forked child starts with an empty pool, never with its parent's unused nonces (a
     hook at fork rather than a check of the process id at every take: ``getpid`` is a
-    system call, 2.7 % of the writer's time in a profile of the import).
+    system call, 2.7 % of the writer's time in a profile of the import). Spawned
+    processes (the checking processes, ``serve --workers``) import this module afresh.
+
+    Meant to be made once per process (``_NONCES``): the fork hook stays registered, and
+    the instance alive, for the process's life. A machine cloned whole (a VM snapshot
+    restored twice, a checkpointed process restored twice) would hand both copies the
+    same unused nonces, up to 511; the kernel's generator, drawn a record at a time, is
+    reseeded on such a clone on recent kernels. Clone a running server's memory and both
+    copies already hold the same data keys: restart it instead.
     """
 
     def __init__(self) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import warnings
 
 import pytest
 
@@ -54,12 +55,21 @@ def test_a_forked_child_draws_its_own_nonces_not_its_parents_unused_ones() -> No
     nonces = Nonces()
     nonces.take()  # the pool is drawn: 511 unused nonces that a child would inherit
     read, write = os.pipe()
-    child = os.fork()
+    with warnings.catch_warnings():
+        # Python 3.12 warns of a fork in a process with threads (pytest-xdist's); the
+        # child only draws nonces and writes them to the pipe.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        child = os.fork()
     if child == 0:  # pragma: no cover - runs in the child
-        os.write(write, b"".join(nonces.take() for _ in range(4)))
-        os._exit(0)
+        code = 1
+        try:
+            os.write(write, b"".join(nonces.take() for _ in range(4)))
+            code = 0
+        finally:
+            os._exit(code)
     os.close(write)
-    os.waitpid(child, 0)
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
     with os.fdopen(read, "rb") as pipe:
         drawn = pipe.read()
     in_child = {drawn[at : at + 12] for at in range(0, len(drawn), 12)}
