@@ -45,14 +45,13 @@ class Nonces:
     """
 
     def __init__(self) -> None:
-        self._lock = Lock()
-        self._pool = b""
-        self._at = 0
+        self._forget()
         os.register_at_fork(after_in_child=self._forget)
 
     def _forget(self) -> None:
-        """Drop the unused nonces (a forked child's copy of its parent's), and the lock,
-        which another thread of the parent may have held at the fork."""
+        """An empty pool and a free lock: at the start, and in a forked child (whose
+        copy of the parent's unused nonces must go, and whose lock another thread of the
+        parent may have held at the fork)."""
         self._lock, self._pool, self._at = Lock(), b"", 0
 
     def take(self) -> bytes:

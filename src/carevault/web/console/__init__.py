@@ -86,20 +86,15 @@ def install(app: FastAPI, services: Services) -> None:
     app.mount("/console/static", StaticFiles(directory=STATIC), name="console-static")
     include(
         app,
-        *(
-            module.router
-            for module in (
-                signin,
-                dashboard,
-                containment,
-                staff,
-                glass,
-                patients,
-                alerts,
-                incidents,
-                breach,
-            )
-        ),
+        signin.router,
+        dashboard.router,
+        containment.router,
+        staff.router,
+        glass.router,
+        patients.router,
+        alerts.router,
+        incidents.router,
+        breach.router,
     )
 
     @app.get("/console/{rest:path}", include_in_schema=False)
