@@ -2,10 +2,10 @@
 
 A new version of the server may index more than the one that wrote a record (a new
 search term, the clear dates of directory resources). Reindexing opens each current
-record, in batches, and replaces its search tokens, clear dates and kinship tokens
-(a Patient's, ``patient_kin``) with what this version derives from it. Opening goes
-through the key service like any read, so the unwrap log names the principal and
-purpose; nothing leaves the process.
+record, in batches, and replaces its search tokens (and their list), clear dates and
+kinship tokens (a Patient's, ``patient_kin``) with what this version derives from it.
+Opening goes through the key service like any read, so the unwrap log names the
+principal and purpose; nothing leaves the process.
 """
 
 from __future__ import annotations
@@ -19,8 +19,15 @@ from carevault.fhir import jsonio
 from carevault.fhir.registry import RESOURCE_TYPES
 from carevault.vault.opening import open_sealed
 from carevault.vault.store import Vault
-from carevault.vault.tables import patient_kin, resource_head, search_date, search_token
-from carevault.vault.writer import date_rows, kin_rows, search_tokens
+from carevault.vault.tables import (
+    patient_kin,
+    resource_head,
+    search_date,
+    search_token,
+    search_token_list,
+)
+from carevault.vault.tokenlist import pack
+from carevault.vault.writer import date_rows, drop_tokens, kin_rows, search_tokens
 
 
 def reindex(
@@ -65,10 +72,11 @@ def reindex(
             unchanged = [
                 row_id for row_id, version in versions.items() if current.get(row_id) == version
             ]
-            connection.execute(delete(search_token).where(search_token.c.row_id.in_(unchanged)))
+            drop_tokens(connection, unchanged)
             connection.execute(delete(search_date).where(search_date.c.row_id.in_(unchanged)))
             connection.execute(delete(patient_kin).where(patient_kin.c.row_id.in_(unchanged)))
             tokens: list[dict[str, object]] = []
+            lists: list[dict[str, object]] = []
             dated: list[dict[str, object]] = []
             kin: list[dict[str, object]] = []
             for item in opened:
@@ -76,15 +84,16 @@ def reindex(
                     continue
                 rt = RESOURCE_TYPES[item.head.resource_type]
                 resource = jsonio.load(item.body)
-                tokens += [
-                    {"token": token, "row_id": item.head.row_id}
-                    for token in search_tokens(vault, rt, resource)
-                ]
+                held = search_tokens(vault, rt, resource)
+                tokens += [{"token": token, "row_id": item.head.row_id} for token in held]
+                if held:
+                    lists.append({"row_id": item.head.row_id, "tokens": pack(held)})
                 dated += date_rows(vault, rt, item.head.row_id, resource)
                 if rt.is_patient:
                     kin += kin_rows(vault, item.head.row_id, item.head.patient_pseudonym, resource)
             if tokens:
                 connection.execute(insert(search_token), tokens)
+                connection.execute(insert(search_token_list), lists)
             if dated:
                 connection.execute(insert(search_date), dated)
             if kin:

@@ -39,7 +39,8 @@ from carevault.fhir.query import (
 from carevault.vault.opening import open_sealed
 from carevault.vault.records import Opened, Sealed, SearchTooCostly
 from carevault.vault.store import Restriction, Vault
-from carevault.vault.tables import resource_head, search_date, search_token
+from carevault.vault.tables import resource_head, search_date, search_token, search_token_list
+from carevault.vault.tokenlist import unpack
 
 #: At most this many records of the type, for the patients a search names, are read with
 #: their tokens to settle its dates (``_patient_rows``); beyond, the index settles them.
@@ -336,9 +337,9 @@ def _patient_rows(
     An open-ended range is covered by hundreds of tokens (each day to the end of the
     month, each month to the end of the year, each year to ``MAX_YEAR``), and probing
     the index for every one of them, in every statement, cost more than the rest of the
-    search. A patient's records of one type are few: their tokens are read through the
-    row index in one statement and compared here with the cover's, the same test the SQL
-    would make, so the result is the same.
+    search. A patient's records of one type are few: their token lists
+    (``search_token_list``) are read in one statement and compared here with the
+    cover's, the same test the SQL would make, so the result is the same.
     """
     rt = query.resource_type
     if not (query.patients and query.dates and rt.is_patient_data):
@@ -353,15 +354,13 @@ def _patient_rows(
             return None
         held: dict[int, set[bytes]] = {int(row_id): set() for row_id in row_ids}
         if held:
-            pairs = connection.execute(
-                select(search_token.c.row_id, search_token.c.token).where(
-                    search_token.c.row_id.in_(select(resource_head.c.row_id).where(*conditions))
+            lists = connection.execute(
+                select(search_token_list.c.row_id, search_token_list.c.tokens).where(
+                    search_token_list.c.row_id.in_(list(held))
                 )
             )
-            for row_id, token in pairs:
-                found = held.get(int(row_id))
-                if found is not None:
-                    found.add(bytes(token))
+            for row_id, packed in lists:
+                held[int(row_id)].update(unpack(packed))
     covers: list[frozenset[bytes]] = []
     certain: list[frozenset[bytes]] = []
     for condition in query.dates:

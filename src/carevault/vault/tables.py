@@ -63,8 +63,19 @@ search_token = Table(
     metadata,
     Column("token", LargeBinary, primary_key=True),
     Column("row_id", BigInteger, primary_key=True, autoincrement=False),
-    Index("ix_search_token_row", "row_id"),
     sqlite_with_rowid=False,
+)
+
+#: Each current record's search tokens as one value (``carevault.vault.tokenlist``):
+#: which tokens a row has, for replacing or deleting them by ``search_token``'s primary
+#: key, in place of a second index on ``row_id`` that every token paid for
+#: (records_0023). Written and removed with the row's tokens, in the same transaction.
+search_token_list = Table(
+    "search_token_list",
+    metadata,
+    # Sequence64: SQLite's rowid itself, so the list is the table's only B-tree.
+    Column("row_id", Sequence64, primary_key=True, autoincrement=False),
+    Column("tokens", LargeBinary, nullable=False),
 )
 
 #: Date values of resources that are not patient data (Slot, Schedule, …), in the

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
@@ -54,7 +54,9 @@ from carevault.vault.tables import (
     resource_version,
     search_date,
     search_token,
+    search_token_list,
 )
+from carevault.vault.tokenlist import pack, unpack
 
 _HEAD_COLUMNS = (
     "version_id",
@@ -135,7 +137,12 @@ _INSERT_KIN = insert(patient_kin).values(
     **{name: bindparam(name) for name in ("row_id", "kind", "token", "patient_pseudonym")}
 )
 _INSERT_TOKEN = insert(search_token).values(token=bindparam("token"), row_id=bindparam("row_id"))
-_DELETE_TOKENS = delete(search_token).where(search_token.c.row_id == bindparam("token_row_id"))
+_DELETE_TOKEN = delete(search_token).where(
+    search_token.c.token == bindparam("token"), search_token.c.row_id == bindparam("row_id")
+)
+_INSERT_TOKEN_LIST = insert(search_token_list).values(
+    row_id=bindparam("row_id"), tokens=bindparam("tokens")
+)
 _DELETE_KIN = delete(patient_kin).where(patient_kin.c.row_id == bindparam("kin_row_id"))
 
 
@@ -358,6 +365,12 @@ class _Writer:
         pairs = [(token, row_id) for row_id in sorted(known) for token in known[row_id]]
         pairs.sort(key=itemgetter(0))
         driver_executemany_tuples(self.connection, _INSERT_TOKEN, ("token", "row_id"), pairs)
+        driver_executemany_tuples(
+            self.connection,
+            _INSERT_TOKEN_LIST,
+            ("row_id", "tokens"),
+            [(row_id, pack(tokens)) for row_id, tokens in known.items() if tokens],
+        )
         self._tokens = {}
         dated = [row for rows_of in self._dates.values() for row in rows_of]
         driver_executemany(self.connection, _INSERT_DATE, dated)
@@ -606,7 +619,7 @@ class _Writer:
             current.patient_pseudonym,
             current.clinic_id,
         )
-        self.connection.execute(delete(search_token).where(search_token.c.row_id == current.row_id))
+        drop_tokens(self.connection, [current.row_id])
         self.connection.execute(delete(search_date).where(search_date.c.row_id == current.row_id))
         self.connection.execute(delete(patient_kin).where(patient_kin.c.row_id == current.row_id))
         self._tokens.pop(current.row_id, None)
@@ -752,7 +765,7 @@ class _Writer:
         derived: Derived | None = None,
     ) -> None:
         if had_tokens:
-            self.connection.execute(_DELETE_TOKENS, {"token_row_id": row_id})
+            drop_tokens(self.connection, [row_id])
             self.connection.execute(delete(search_date).where(search_date.c.row_id == row_id))
         self._tokens[row_id] = search_tokens(
             self.vault, rt, resource, self._token_memo, derived=derived
@@ -762,6 +775,24 @@ class _Writer:
             if had_tokens:
                 self.connection.execute(_DELETE_KIN, {"kin_row_id": row_id})
             self._kin[row_id] = kin_rows(self.vault, row_id, pseudonym, resource)
+
+
+def drop_tokens(connection: Connection, row_ids: Collection[int]) -> None:
+    """Remove the search tokens of ``row_ids`` that are in the store (not those still
+    waiting in a writer), by the primary key their lists give."""
+    if not row_ids:
+        return
+    lists = search_token_list.c
+    found = connection.execute(
+        select(lists.row_id, lists.tokens).where(lists.row_id.in_(row_ids))
+    ).all()
+    if not found:
+        return
+    pairs = [(token, int(row_id)) for row_id, packed in found for token in unpack(packed)]
+    driver_executemany_tuples(connection, _DELETE_TOKEN, ("token", "row_id"), pairs)
+    connection.execute(
+        delete(search_token_list).where(lists.row_id.in_([row_id for row_id, _ in found]))
+    )
 
 
 def search_tokens(

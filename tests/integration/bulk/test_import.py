@@ -30,6 +30,7 @@ from carevault.gate import AccessDenied, Caller
 from carevault.vault.tables import resource_head, search_token
 from carevault.vault.writer import Put, search_tokens
 from tests.support.synthea import BUNDLES as SYNTHEA_BUNDLES
+from tests.support.tokens import indexed_tokens, listed_tokens
 
 BUNDLES = SYNTHEA_BUNDLES[:3]
 READER = Caller(principal="system:test")
@@ -375,6 +376,7 @@ def test_records_checked_in_another_process_are_refused_and_indexed_as_in_the_wr
         rt = RESOURCE_TYPES[resource["resourceType"]]
         expected = search_tokens(services.vault, rt, resource)
         assert stored.get((rt.name, resource["id"]), set()) == expected
+    assert listed_tokens(services.engine) == indexed_tokens(services.engine)
 
 
 def test_only_the_system_may_bring_a_records_index_worked_out_already(
