@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from carevault.cli.common import HomeOption, app, open_services, operator
+from carevault.vault.reindex import ReindexIncomplete
 
 
 @app.command("reindex")
@@ -17,5 +18,9 @@ def reindex(
     """Recompute every record's search tokens and clear dates (after an upgrade that
     indexes more, e.g. records_0011). Safe to run while serving, and to run again."""
     with open_services(home) as services:
-        done = services.gate.reindex(operator(), batch=batch)
+        try:
+            done = services.gate.reindex(operator(), batch=batch)
+        except ReindexIncomplete as error:
+            typer.secho(str(error), fg=typer.colors.RED, err=True)
+            raise typer.Exit(1) from None
     typer.echo(f"reindexed {done} records")

@@ -10,6 +10,7 @@ principal and purpose; nothing leaves the process.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 from sqlalchemy import delete, insert, select
@@ -29,6 +30,10 @@ from carevault.vault.tables import (
 from carevault.vault.tokenlist import pack
 from carevault.vault.writer import date_rows, drop_tokens, kin_rows, search_tokens
 
+#: Rounds for the rows a writer held locked during their batch, and the pause between.
+LOCKED_ROUNDS = 5
+LOCKED_PAUSE_SECONDS = 0.2
+
 
 def reindex(
     vault: Vault,
@@ -40,8 +45,11 @@ def reindex(
 ) -> int:
     """Replace the search tokens and clear dates of every current record; returns how
     many records were reindexed. A record written again meanwhile is left as its new
-    version was indexed (by this version's writer)."""
+    version was indexed (by this version's writer). A record a writer holds locked at
+    its turn (PostgreSQL) is taken again after the others: by then its writer has either
+    written it (and indexed it) or given up."""
     done, after = 0, 0
+    locked: list[int] = []
     while True:
         with read_transaction(vault.engine) as connection:
             row_ids = [
@@ -54,50 +62,84 @@ def reindex(
                 ).scalars()
             ]
         if not row_ids:
-            return done
+            break
         after = row_ids[-1]
-        opened = open_sealed(
-            vault, vault.locate_rows(row_ids), principal=principal, purpose=purpose
-        )
-        versions = {item.head.row_id: item.head.version_id for item in opened}
-        with write_transaction(vault.engine) as connection:
-            current = {
-                int(row.row_id): int(row.version_id)
-                for row in connection.execute(
-                    select(resource_head.c.row_id, resource_head.c.version_id).where(
-                        resource_head.c.row_id.in_(row_ids), resource_head.c.deleted.is_(False)
-                    )
-                )
-            }
-            unchanged = [
-                row_id for row_id, version in versions.items() if current.get(row_id) == version
-            ]
-            drop_tokens(connection, unchanged)
-            connection.execute(delete(search_date).where(search_date.c.row_id.in_(unchanged)))
-            connection.execute(delete(patient_kin).where(patient_kin.c.row_id.in_(unchanged)))
-            tokens: list[dict[str, object]] = []
-            lists: list[dict[str, object]] = []
-            dated: list[dict[str, object]] = []
-            kin: list[dict[str, object]] = []
-            for item in opened:
-                if item.head.row_id not in unchanged or item.body is None:
-                    continue
-                rt = RESOURCE_TYPES[item.head.resource_type]
-                resource = jsonio.load(item.body)
-                held = search_tokens(vault, rt, resource)
-                tokens += [{"token": token, "row_id": item.head.row_id} for token in held]
-                if held:
-                    lists.append({"row_id": item.head.row_id, "tokens": pack(held)})
-                dated += date_rows(vault, rt, item.head.row_id, resource)
-                if rt.is_patient:
-                    kin += kin_rows(vault, item.head.row_id, item.head.patient_pseudonym, resource)
-            if tokens:
-                connection.execute(insert(search_token), tokens)
-                connection.execute(insert(search_token_list), lists)
-            if dated:
-                connection.execute(insert(search_date), dated)
-            if kin:
-                connection.execute(insert(patient_kin), kin)
-        done += len(unchanged)
+        count, skipped = _reindex_rows(vault, row_ids, principal=principal, purpose=purpose)
+        done += count
+        locked += skipped
         if progress is not None:
             progress(done)
+    for _ in range(LOCKED_ROUNDS):
+        if not locked:
+            break
+        time.sleep(LOCKED_PAUSE_SECONDS)
+        count, locked = _reindex_rows(vault, locked, principal=principal, purpose=purpose)
+        done += count
+        if progress is not None:
+            progress(done)
+    if locked:
+        raise ReindexIncomplete(len(locked))
+    return done
+
+
+class ReindexIncomplete(RuntimeError):
+    """Some records stayed locked by writers through every round."""
+
+    def __init__(self, records: int) -> None:
+        super().__init__(
+            f"{records} records stayed locked by writers while reindexing; run reindex again"
+        )
+        self.records = records
+
+
+def _reindex_rows(
+    vault: Vault, row_ids: list[int], *, principal: str, purpose: str
+) -> tuple[int, list[int]]:
+    """Reindex ``row_ids`` (those still current as opened); returns how many were, and
+    which a writer held locked (PostgreSQL: left for a later round, never waited on, so
+    no deadlock with a writer locking heads in another order)."""
+    opened = open_sealed(vault, vault.locate_rows(row_ids), principal=principal, purpose=purpose)
+    versions = {item.head.row_id: item.head.version_id for item in opened}
+    with write_transaction(vault.engine) as connection:
+        # The writer's lock on the heads (FOR UPDATE; nothing on SQLite, whose write
+        # transaction already excludes every other writer): the tokens and lists of a
+        # row are replaced by one transaction at a time.
+        heads = connection.execute(
+            select(resource_head.c.row_id, resource_head.c.version_id, resource_head.c.deleted)
+            .where(resource_head.c.row_id.in_(row_ids))
+            .order_by(resource_head.c.row_id)
+            .with_for_update(skip_locked=True)
+        ).all()
+        current = {int(row_id): int(version) for row_id, version, deleted in heads if not deleted}
+        seen = {int(row_id) for row_id, _, _ in heads}
+        skipped = [row_id for row_id in row_ids if row_id in versions and row_id not in seen]
+        unchanged = [
+            row_id for row_id, version in versions.items() if current.get(row_id) == version
+        ]
+        drop_tokens(connection, unchanged)
+        connection.execute(delete(search_date).where(search_date.c.row_id.in_(unchanged)))
+        connection.execute(delete(patient_kin).where(patient_kin.c.row_id.in_(unchanged)))
+        tokens: list[dict[str, object]] = []
+        lists: list[dict[str, object]] = []
+        dated: list[dict[str, object]] = []
+        kin: list[dict[str, object]] = []
+        for item in opened:
+            if item.head.row_id not in unchanged or item.body is None:
+                continue
+            rt = RESOURCE_TYPES[item.head.resource_type]
+            resource = jsonio.load(item.body)
+            held = search_tokens(vault, rt, resource)
+            tokens += [{"token": token, "row_id": item.head.row_id} for token in held]
+            if held:
+                lists.append({"row_id": item.head.row_id, "tokens": pack(held)})
+            dated += date_rows(vault, rt, item.head.row_id, resource)
+            if rt.is_patient:
+                kin += kin_rows(vault, item.head.row_id, item.head.patient_pseudonym, resource)
+        if tokens:
+            connection.execute(insert(search_token), tokens)
+            connection.execute(insert(search_token_list), lists)
+        if dated:
+            connection.execute(insert(search_date), dated)
+        if kin:
+            connection.execute(insert(patient_kin), kin)
+    return len(unchanged), skipped

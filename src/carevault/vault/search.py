@@ -356,11 +356,15 @@ def _patient_rows(
         if held:
             lists = connection.execute(
                 select(search_token_list.c.row_id, search_token_list.c.tokens).where(
-                    search_token_list.c.row_id.in_(list(held))
+                    search_token_list.c.row_id.in_(
+                        select(resource_head.c.row_id).where(*conditions)
+                    )
                 )
             )
             for row_id, packed in lists:
-                held[int(row_id)].update(unpack(packed))
+                found = held.get(int(row_id))
+                if found is not None:
+                    found.update(unpack(packed))
     covers: list[frozenset[bytes]] = []
     certain: list[frozenset[bytes]] = []
     for condition in query.dates:

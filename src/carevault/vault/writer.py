@@ -764,7 +764,10 @@ class _Writer:
         had_tokens: bool,
         derived: Derived | None = None,
     ) -> None:
-        if had_tokens:
+        # A row whose tokens wait here was made, or had its stored ones removed, earlier
+        # in this transaction: the store holds none of its tokens, dates or kin.
+        stored = had_tokens and row_id not in self._tokens
+        if stored:
             drop_tokens(self.connection, [row_id])
             self.connection.execute(delete(search_date).where(search_date.c.row_id == row_id))
         self._tokens[row_id] = search_tokens(
@@ -772,27 +775,32 @@ class _Writer:
         )
         self._dates[row_id] = date_rows(self.vault, rt, row_id, resource, derived=derived)
         if rt.is_patient:
-            if had_tokens:
+            if stored:
                 self.connection.execute(_DELETE_KIN, {"kin_row_id": row_id})
             self._kin[row_id] = kin_rows(self.vault, row_id, pseudonym, resource)
 
 
 def drop_tokens(connection: Connection, row_ids: Collection[int]) -> None:
-    """Remove the search tokens of ``row_ids`` that are in the store (not those still
-    waiting in a writer), by the primary key their lists give."""
+    """Remove the stored search tokens of ``row_ids`` and their lists (not those still
+    waiting in a writer). PostgreSQL deletes them through its index by row; SQLite has
+    none (records_0023) and deletes each by the primary key its row's list gives.
+
+    On PostgreSQL the caller holds the rows' heads locked (``FOR UPDATE``), as the writer
+    and reindexing do: two transactions replacing one row's tokens at once would each
+    keep a list the other's commit made stale."""
     if not row_ids:
         return
     lists = search_token_list.c
-    found = connection.execute(
-        select(lists.row_id, lists.tokens).where(lists.row_id.in_(row_ids))
-    ).all()
-    if not found:
+    ids = list(row_ids)
+    if connection.dialect.name == "postgresql":
+        connection.execute(delete(search_token).where(search_token.c.row_id.in_(ids)))
+        connection.execute(delete(search_token_list).where(lists.row_id.in_(ids)))
         return
+    found = connection.execute(
+        delete(search_token_list).where(lists.row_id.in_(ids)).returning(lists.row_id, lists.tokens)
+    ).all()
     pairs = [(token, int(row_id)) for row_id, packed in found for token in unpack(packed)]
     driver_executemany_tuples(connection, _DELETE_TOKEN, ("token", "row_id"), pairs)
-    connection.execute(
-        delete(search_token_list).where(lists.row_id.in_([row_id for row_id, _ in found]))
-    )
 
 
 def search_tokens(

@@ -6,14 +6,17 @@ and PostgreSQL."""
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 
 from carevault.bootstrap import Services
 from carevault.fhir.registry import RESOURCE_TYPES
 from carevault.gate import Caller
+from carevault.vault import reindex as reindex_module
+from carevault.vault.reindex import ReindexIncomplete, reindex
 from carevault.vault.tables import resource_head
 from carevault.vault.writer import Delete, Put, search_tokens
 from tests.support.tokens import indexed_tokens, listed_tokens
@@ -105,3 +108,49 @@ def test_the_index_and_each_rows_list_agree_with_the_record_as_it_stands(
         )
         assert stale  # the family name's own tokens
         assert not stale & current
+
+
+def _locked(services: Services, resource_id: str) -> Connection:
+    """A connection holding ``resource_id``'s head as a writer does (FOR UPDATE)."""
+    connection = services.engine.connect()
+    connection.begin()
+    connection.execute(
+        select(resource_head.c.row_id)
+        .where(resource_head.c.resource_id == resource_id)
+        .with_for_update()
+    )
+    return connection
+
+
+# Row locks are PostgreSQL's: SQLite's write transaction already excludes every other.
+@pytest.mark.parametrize("backend", ["postgres"])
+def test_reindex_leaves_a_row_a_writer_holds_and_takes_it_once_let_go(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Replacing a row's tokens in two transactions at once would leave a list that the
+    # other's commit made stale (an old value found for good): reindexing takes the
+    # writer's lock, never waits for it (no deadlock), and comes back to the row.
+    monkeypatch.setattr(reindex_module, "LOCKED_PAUSE_SECONDS", 0.3)
+    gate = services.gate
+    gate.write(SYSTEM, [Put(PATIENT, "p1", _patient("p1", "Chan"))])
+    gate.write(SYSTEM, [Put(PATIENT, "p2", _patient("p2", "Ho"))])
+    writer = _locked(services, "p1")
+    threading.Timer(0.1, writer.close).start()  # the writer gives up, its lock goes
+    assert reindex(services.vault, principal="system:test", purpose="reindex") == 2
+    assert listed_tokens(services.engine) == indexed_tokens(services.engine)
+    assert len(indexed_tokens(services.engine)) == 2
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+def test_reindex_says_so_when_a_row_stays_locked(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(reindex_module, "LOCKED_PAUSE_SECONDS", 0.01)
+    services.gate.write(SYSTEM, [Put(PATIENT, "p1", _patient("p1", "Chan"))])
+    writer = _locked(services, "p1")
+    try:
+        with pytest.raises(ReindexIncomplete, match="1 records stayed locked"):
+            reindex(services.vault, principal="system:test", purpose="reindex")
+    finally:
+        writer.close()
+    assert listed_tokens(services.engine) == indexed_tokens(services.engine)

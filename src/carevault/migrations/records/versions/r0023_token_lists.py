@@ -20,8 +20,6 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy import BigInteger, Column, Integer, LargeBinary, MetaData, Table
 
-from carevault.vault.tokenlist import pack
-
 revision = "records_0023"
 down_revision = "records_0022"
 branch_labels = None
@@ -45,6 +43,21 @@ def _lists(metadata: MetaData) -> Table:
         ),
         Column("tokens", LargeBinary, nullable=False),
     )
+
+
+def _pack(tokens: list[bytes]) -> bytes:
+    # The encoding as of this revision (vault/tokenlist.py's ``pack``): each token after
+    # its length as an unsigned LEB128 varint.
+    parts: list[bytes] = []
+    for token in tokens:
+        size = len(token)
+        prefix = bytearray()
+        while size >= 0x80:
+            prefix.append((size & 0x7F) | 0x80)
+            size >>= 7
+        prefix.append(size)
+        parts += [bytes(prefix), token]
+    return b"".join(parts)
 
 
 def upgrade() -> None:
@@ -79,7 +92,7 @@ def upgrade() -> None:
         if held:
             bind.execute(
                 sa.insert(lists),
-                [{"row_id": row_id, "tokens": pack(tokens)} for row_id, tokens in held.items()],
+                [{"row_id": row_id, "tokens": _pack(tokens)} for row_id, tokens in held.items()],
             )
     if bind.dialect.name == "sqlite":
         op.drop_index(_INDEX, table_name="search_token")
