@@ -66,15 +66,16 @@ search_token = Table(
     # PostgreSQL's plans for a page of a date-range search walk the heads in order and
     # probe each row's tokens through this index (1.9 ms a page at 3,000 charts; without
     # it, 320 ms). SQLite's plans never use it (records_0023), and every token written
-    # paid for it there: a bulk load's rate, 5-7 %.
+    # paid for it there: 4-7 % of a bulk load's writer.
     Index("ix_search_token_row", "row_id").ddl_if(dialect="postgresql"),
     sqlite_with_rowid=False,
 )
 
 #: Each current record's search tokens as one value (``carevault.vault.tokenlist``):
 #: which tokens a row has, for replacing or deleting them by ``search_token``'s primary
-#: key, where there is no index by row (SQLite; one code path on both backends,
-#: records_0023). Written and removed with the row's tokens, in the same transaction.
+#: key, where there is no index by row (SQLite, records_0023); on both backends, what a
+#: patient's date search reads of their records' tokens. Written and removed with the
+#: row's tokens, in the same transaction.
 search_token_list = Table(
     "search_token_list",
     metadata,

@@ -3,8 +3,10 @@
 ``search_token`` is keyed by (token, row): what a search asks. Replacing or deleting a
 record's tokens asks the other way round (which tokens has this row?), and answering it
 from a second index on ``row_id`` made every token of every write pay for two B-trees
-(a bulk load: 7 % of its rate). The row's list (``search_token_list``) answers it
-instead with one read, and the tokens are then deleted by their primary key.
+(a bulk load's writer: 4-7 % of its work). On SQLite, which has no such index since
+records_0023, the row's list (``search_token_list``) answers it instead with one read,
+and the tokens are then deleted by their primary key; PostgreSQL keeps the index, which
+its search plans use.
 
 The encoding: each token preceded by its length as an unsigned LEB128 varint (one byte
 below 128: blind tokens are 16 bytes, clear ones a few dozen). Blind tokens are keyed

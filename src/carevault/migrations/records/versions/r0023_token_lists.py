@@ -7,11 +7,12 @@ Create Date: 2026-12-03
 
 Replacing or deleting a record's tokens needs to know which it has; the index on
 ``row_id`` answered that, and on SQLite every token of every write paid for it (a bulk
-load: 5-7 % of its rate) while no search plan used it. PostgreSQL's plans do use it (a
-page of a date-range search probes each head's tokens through it: 1.9 ms against
-320 ms without, at 3,000 charts), so there it stays. Both backends keep the lists and
-delete by primary key: one code path. The lists of rows written before are made here
-from ``search_token`` itself; downgrading drops them (and brings SQLite's index back).
+load's writer: 4-7 % of its work) while no search plan used it. PostgreSQL's plans do use
+it (a page of a date-range search probes each head's tokens through it: 1.9 ms against
+320 ms without, at 3,000 charts), so there it stays and deletions go through it. Both
+backends keep the lists (a patient's date search reads them), written with the tokens.
+The lists of rows written before are made here from ``search_token`` itself;
+downgrading drops them (and brings SQLite's index back).
 """
 
 from __future__ import annotations
