@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from carevault.keys.cache import DataKeyCache
 from carevault.keys.local import LocalKeyring
 from carevault.keys.provider import (
     KeyIntegrityError,
@@ -62,18 +61,3 @@ def test_missing_or_foreign_keyring_is_unavailable(tmp_path: Path) -> None:
     (tmp_path / "other.json").write_text('{"format": "something-else"}')
     with pytest.raises(KeyProviderUnavailable, match="not a CareVault keyring"):
         LocalKeyring(tmp_path / "other.json")
-
-
-def test_cache_is_bounded_in_size_and_age() -> None:
-    now = [0.0]
-    cache = DataKeyCache(max_entries=2, max_age_seconds=10, clock=lambda: now[0])
-    cache.put("a", b"A")
-    cache.put("b", b"B")
-    assert cache.get("a") == b"A"  # a is now the most recent
-    cache.put("c", b"C")
-    assert cache.get("b") is None and len(cache) == 2
-    now[0] = 11
-    assert cache.get("a") is None
-    disabled = DataKeyCache(max_entries=0, max_age_seconds=10)
-    disabled.put("a", b"A")
-    assert disabled.get("a") is None
