@@ -4,19 +4,29 @@ Bounded in size and in age so that a memory dump of the server holds few keys
 and only recent ones. Every use of a cached key still passes the gate, which
 records the access in the audit ledger; only the unwrap itself is skipped.
 
-A key leaves the cache once it is older than the age bound: at the cache's next use,
-and, on a server with nothing to do, by a timer that runs only while keys are held
-(at most a tenth of the bound late). Python does not overwrite the memory of an object
-it frees, so this bounds which keys the cache can hand out and keeps alive, not what a
-dump of freed memory might still show.
+A key leaves the cache once it is older than the age bound (counted from its unwrap or
+creation, however often it is used meanwhile): at the cache's next use, and, on a
+server with nothing to do, by a timer that runs only while keys are held (at most a
+tenth of the bound late, and never more often than twice a second). A forked child
+starts with an empty cache: it unwraps, and so logs, what it needs itself. Python does
+not overwrite the memory of an object it frees, so this bounds which keys the cache can
+hand out and keeps alive, not what a dump of freed memory might still show.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 import threading
 import time
-from collections import OrderedDict, deque
+import weakref
+from collections import OrderedDict
 from collections.abc import Callable
+
+log = logging.getLogger(__name__)
+
+#: The timer's shortest wait, whatever the bound (a tiny one would wake it constantly).
+MIN_SWEEP_SECONDS = 0.5
 
 
 class DataKeyCache:
@@ -26,21 +36,22 @@ class DataKeyCache:
         max_age_seconds: float,
         clock: Callable[[], float] = time.monotonic,
         *,
-        sweep: bool = True,
+        sweep: bool | None = None,
     ) -> None:
         """``clock``: seconds, never going back. ``sweep``: whether a timer takes keys
-        out as they expire even when nothing uses the cache (off for a test's clock)."""
+        out as they expire even when nothing uses the cache (by default, only on the
+        real clock: a timer runs on real time)."""
         self._max_entries = max_entries
         self._max_age = max_age_seconds
         self._clock = clock
-        self._sweep = sweep
-        # By last use (the size bound drops the least recently used).
+        self._sweep = clock is time.monotonic if sweep is None else sweep
+        # By last use (the size bound drops the least recently used) ...
         self._entries: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
-        # (stored at, key id) in the order stored, so the oldest come off the front; an
-        # item whose key was stored again since, or dropped, is passed over.
-        self._stored: deque[tuple[float, str]] = deque()
+        # ... and the same keys by when they were stored, oldest first (the age bound).
+        self._stored: OrderedDict[str, float] = OrderedDict()
         self._timer: threading.Timer | None = None
         self._lock = threading.Lock()
+        _CACHES.add(self)
 
     def get(self, key_id: str) -> bytes | None:
         with self._lock:
@@ -59,16 +70,18 @@ class DataKeyCache:
             self._expire(now)
             self._entries[key_id] = (now, key)
             self._entries.move_to_end(key_id)
-            self._stored.append((now, key_id))
+            self._stored.pop(key_id, None)
+            self._stored[key_id] = now
             while len(self._entries) > self._max_entries:
-                self._entries.popitem(last=False)
-            # A timer that is not running (none yet, or not in this forked process).
-            if self._sweep and (self._timer is None or not self._timer.is_alive()):
+                evicted, _ = self._entries.popitem(last=False)
+                del self._stored[evicted]
+            if self._sweep and self._timer is None:
                 self._start_timer(now)
 
     def discard(self, key_id: str) -> None:
         with self._lock:
             self._entries.pop(key_id, None)
+            self._stored.pop(key_id, None)
 
     def clear(self) -> None:
         with self._lock:
@@ -85,23 +98,30 @@ class DataKeyCache:
 
     def _expire(self, now: float) -> None:
         """Under the lock: drop every key stored more than the age bound before ``now``."""
-        stored, entries = self._stored, self._entries
-        while stored and now - stored[0][0] > self._max_age:
-            stored_at, key_id = stored.popleft()
-            found = entries.get(key_id)
-            if found is not None and found[0] == stored_at:
-                del entries[key_id]
-        if not entries:
-            stored.clear()
+        stored = self._stored
+        while stored:
+            key_id, stored_at = next(iter(stored.items()))
+            if now - stored_at <= self._max_age:
+                return
+            del stored[key_id]
+            del self._entries[key_id]
 
     def _start_timer(self, now: float) -> None:
-        """Under the lock: a timer for when the oldest key expires, never sooner than a
-        tenth of the age bound (a cache in steady use would otherwise wake it constantly)."""
-        due = self._stored[0][0] + self._max_age - now if self._stored else self._max_age
-        timer = threading.Timer(max(due, self._max_age / 10) + 0.01, self._on_timer)
+        """Under the lock: a timer for when the oldest key expires (or a tenth of the
+        bound from now, if that is later: a cache in steady use would wake it constantly)."""
+        oldest = next(iter(self._stored.values()), now)
+        due = max(oldest + self._max_age - now, self._max_age / 10, MIN_SWEEP_SECONDS)
+        timer = threading.Timer(due, self._on_timer)
+        timer.name = "data-key-cache-sweep"
         timer.daemon = True
+        try:
+            timer.start()
+        except RuntimeError:
+            # No thread to be had (a limit reached, or the interpreter shutting down):
+            # keys still expire at the cache's next use.
+            log.warning("the data-key cache's expiry timer could not start", exc_info=True)
+            return
         self._timer = timer
-        timer.start()
 
     def _on_timer(self) -> None:
         with self._lock:
@@ -112,3 +132,23 @@ class DataKeyCache:
             self._expire(now)
             if self._entries:
                 self._start_timer(now)
+
+    def _forget(self) -> None:
+        """In a forked child: no inherited keys, lock or timer (the parent's timer thread
+        does not exist here, and its lock may have been held at the fork)."""
+        self._lock = threading.Lock()
+        self._entries = OrderedDict()
+        self._stored = OrderedDict()
+        self._timer = None
+
+
+#: Every cache of the process, for the fork hook (weakly: a closed service's cache goes).
+_CACHES: weakref.WeakSet[DataKeyCache] = weakref.WeakSet()
+
+
+def _forget_all() -> None:
+    for cache in list(_CACHES):
+        cache._forget()
+
+
+os.register_at_fork(after_in_child=_forget_all)
