@@ -20,15 +20,8 @@ from carevault.fhir import jsonio
 from carevault.fhir.registry import RESOURCE_TYPES
 from carevault.vault.opening import open_sealed
 from carevault.vault.store import Vault
-from carevault.vault.tables import (
-    patient_kin,
-    resource_head,
-    search_date,
-    search_token,
-    search_token_list,
-)
-from carevault.vault.tokenlist import pack
-from carevault.vault.writer import date_rows, drop_tokens, kin_rows, search_tokens
+from carevault.vault.tables import patient_kin, resource_head, search_date
+from carevault.vault.writer import date_rows, drop_tokens, kin_rows, search_tokens, store_tokens
 
 #: Rounds for the rows a writer held locked during their batch, and the pause between.
 LOCKED_ROUNDS = 5
@@ -113,14 +106,13 @@ def _reindex_rows(
         current = {int(row_id): int(version) for row_id, version, deleted in heads if not deleted}
         seen = {int(row_id) for row_id, _, _ in heads}
         skipped = [row_id for row_id in row_ids if row_id in versions and row_id not in seen]
-        unchanged = [
+        unchanged = {
             row_id for row_id, version in versions.items() if current.get(row_id) == version
-        ]
+        }
         drop_tokens(connection, unchanged)
         connection.execute(delete(search_date).where(search_date.c.row_id.in_(unchanged)))
         connection.execute(delete(patient_kin).where(patient_kin.c.row_id.in_(unchanged)))
-        tokens: list[dict[str, object]] = []
-        lists: list[dict[str, object]] = []
+        tokens: dict[int, set[bytes]] = {}
         dated: list[dict[str, object]] = []
         kin: list[dict[str, object]] = []
         for item in opened:
@@ -128,16 +120,11 @@ def _reindex_rows(
                 continue
             rt = RESOURCE_TYPES[item.head.resource_type]
             resource = jsonio.load(item.body)
-            held = search_tokens(vault, rt, resource)
-            tokens += [{"token": token, "row_id": item.head.row_id} for token in held]
-            if held:
-                lists.append({"row_id": item.head.row_id, "tokens": pack(held)})
+            tokens[item.head.row_id] = search_tokens(vault, rt, resource)
             dated += date_rows(vault, rt, item.head.row_id, resource)
             if rt.is_patient:
                 kin += kin_rows(vault, item.head.row_id, item.head.patient_pseudonym, resource)
-        if tokens:
-            connection.execute(insert(search_token), tokens)
-            connection.execute(insert(search_token_list), lists)
+        store_tokens(connection, tokens)
         if dated:
             connection.execute(insert(search_date), dated)
         if kin:
