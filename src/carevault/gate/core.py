@@ -113,6 +113,16 @@ KEY_LOCKDOWN = "key lockdown is on: no record can be decrypted for now"
 CLINIC_LOCKED = "this clinic's patient data is locked for security reasons"
 
 
+#: Where a directory record that names no clinic names the group's practitioners (whose
+#: clinics then keep it, ``Gate._directory_target``): a Schedule's actors, a role's
+#: practitioner, a Slot's Schedule.
+_STAFF_PATHS: dict[str, tuple[str, ...]] = {
+    "Schedule": ("actor",),
+    "PractitionerRole": ("practitioner",),
+    "Slot": ("schedule",),
+}
+
+
 class AccessDenied(Exception):
     """The policy refused (403); the reason names the rule, never the data."""
 
@@ -1447,7 +1457,13 @@ class Gate:
                 )
         decision: Decision | None = None
         for item in judged:
-            target = self._target(caller, item, connection)
+            target = self._directory_target(
+                caller,
+                connection,
+                rt,
+                item,
+                operation.resource if isinstance(operation, Put) and item is head else None,
+            )
             verdict = decide(
                 actor, Right.WRITE, _sent_unseen(actor, rt, sent, target, categories), target
             )
@@ -1459,6 +1475,84 @@ class Gate:
         if rt.name == "Patient" and sent is not None:
             self._refuse_someone_elses_hkid(caller, connection, rt, sent, stored)
         return decision
+
+    def _directory_target(
+        self,
+        caller: Caller,
+        connection: Connection,
+        rt: ResourceType,
+        head: Head,
+        resource: dict[str, Any] | None,
+    ) -> Target:
+        """The policy's facts about ``head`` for a write, a directory record that names no
+        clinic but one of the group's practitioners (a Schedule whose actor is a doctor,
+        the doctor's PractitionerRole, that Schedule's Slots) given to the clinics where
+        the practitioner works: docs/care-relationships.md keeps such records to their
+        clinics' staff, and such a record's head names no clinic (a practitioner is
+        where they work, not one clinic). ``resource``: the version being written; None:
+        the stored one, opened."""
+        target = self._target(caller, head, connection)
+        if (
+            target.patient_pseudonym is not None
+            or target.orphan
+            or target.clinic_ids
+            or rt.name not in _STAFF_PATHS
+            or head.deleted
+        ):
+            return target
+        if resource is None:
+            resource = self._stored_directory(caller, connection, rt.name, head)
+        clinics = self._staff_clinics(caller, connection, rt.name, resource)
+        return replace(target, clinic_ids=clinics) if clinics else target
+
+    def _stored_directory(
+        self, caller: Caller, connection: Connection, resource_type: str, head: Head
+    ) -> dict[str, Any] | None:
+        """The stored version of a directory record as ``head`` names it; None if it has
+        moved on or is gone (then judged as a record of no clinic)."""
+        try:
+            located = self.vault.locate(resource_type, head.resource_id, reading=connection)
+        except NotFound:
+            return None
+        if located.head.version_id != head.version_id or located.head.deleted:
+            return None
+        [opened] = self._open(caller, [located])
+        return jsonio.inspect(opened.body) if opened.body is not None else None
+
+    def _staff_clinics(
+        self,
+        caller: Caller,
+        connection: Connection,
+        resource_type: str,
+        resource: dict[str, Any] | None,
+        *,
+        through: bool = True,
+    ) -> frozenset[str]:
+        """The clinics where the practitioners a directory record names work; for a Slot,
+        those of its Schedule (``through``: one step, a Schedule names no Slot)."""
+        assert self.access is not None  # noqa: S101 - only asked with an access service
+        if not isinstance(resource, dict):
+            return frozenset()
+        clinics: set[str] = set()
+        for target_type, target_id in reference_targets(resource, _STAFF_PATHS[resource_type]):
+            if target_type == "Practitioner":
+                clinics |= self.access.practitioner_clinics(target_id)
+            elif target_type == "Schedule" and through:
+                try:
+                    schedule = self.vault.locate("Schedule", target_id, reading=connection)
+                except NotFound:
+                    continue
+                if schedule.head.deleted:
+                    continue
+                if schedule.head.clinic_id:
+                    clinics.add(schedule.head.clinic_id)
+                    continue
+                [opened] = self._open(caller, [schedule])
+                if opened.body is not None:
+                    clinics |= self._staff_clinics(
+                        caller, connection, "Schedule", jsonio.inspect(opened.body), through=False
+                    )
+        return frozenset(clinics)
 
     def _refuse_someone_elses_hkid(
         self,

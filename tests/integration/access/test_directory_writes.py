@@ -153,3 +153,90 @@ def test_no_member_of_staff_renames_or_deletes_a_clinics_own_record(
     # The system (the test's own API, as seeding writes it) still keeps it.
     updated = {**clinic, "telecom": [{"system": "phone", "value": "+852 2400 0000"}]}
     assert api.put_json(f"/fhir/Organization/{TW}", updated).status_code == 200
+
+
+#: A doctor's own timetable, as clinic apps often keep it: the Schedule names only the
+#: doctor (no Location, no Organization), so its head names no clinic.
+DOCTORS_SCHEDULE = {
+    "resourceType": "Schedule",
+    "id": "sched-drtw",
+    "actor": [{"reference": "Practitioner/dr-tw"}],
+}
+DOCTORS_SLOT = {
+    "resourceType": "Slot",
+    "id": "slot-drtw",
+    "schedule": {"reference": "Schedule/sched-drtw"},
+    "status": "free",
+    "start": "2026-12-03T09:00:00+08:00",
+    "end": "2026-12-03T09:15:00+08:00",
+}
+DOCTORS_ROLE = {
+    "resourceType": "PractitionerRole",
+    "id": "role-drtw",
+    "active": True,
+    "practitioner": {"reference": "Practitioner/dr-tw"},
+    "telecom": [{"system": "phone", "value": "+852 2411 0000"}],
+}
+
+
+def test_a_doctors_own_schedule_slots_and_role_are_kept_by_their_clinics_staff(
+    group: Group,
+) -> None:
+    """Hole (found by an insider's probe): a directory record naming only a doctor of
+    the group was no clinic's, so another clinic's desk could book out or delete the
+    doctor's slots, delete their schedule, or give their role the insider's number."""
+    for body in (DOCTORS_SCHEDULE, DOCTORS_SLOT, DOCTORS_ROLE):
+        path = f"/fhir/{body['resourceType']}/{body['id']}"
+        made = group.call(group.desk_tw, "PUT", path, body)
+        assert made.status_code == 201, made.text
+
+    _refused(group, "PUT", "/fhir/Slot/slot-drtw", {**DOCTORS_SLOT, "status": "busy"})
+    _refused(group, "DELETE", "/fhir/Slot/slot-drtw")
+    _refused(group, "DELETE", "/fhir/Schedule/sched-drtw")
+    # Naming another actor instead is judged on what is stored, too.
+    moved = {**DOCTORS_SCHEDULE, "actor": [{"reference": "Practitioner/dr-qeh"}]}
+    _refused(group, "PUT", "/fhir/Schedule/sched-drtw", moved)
+    phished = {**DOCTORS_ROLE, "telecom": [{"system": "phone", "value": "+852 5555 0000"}]}
+    _refused(group, "PUT", "/fhir/PractitionerRole/role-drtw", phished)
+    _refused(group, "DELETE", "/fhir/PractitionerRole/role-drtw")
+    # Nor may they make one for the doctor, or a slot in the doctor's timetable.
+    other = {**DOCTORS_ROLE, "id": "role-drtw-2"}
+    _refused(group, "PUT", "/fhir/PractitionerRole/role-drtw-2", other)
+    extra = {**DOCTORS_SLOT, "id": "slot-drtw-2", "start": "2026-12-03T10:00:00+08:00"}
+    extra["end"] = "2026-12-03T10:15:00+08:00"
+    _refused(group, "PUT", "/fhir/Slot/slot-drtw-2", extra)
+
+    for resource_type, rid in (
+        ("Slot", "slot-drtw"),
+        ("Schedule", "sched-drtw"),
+        ("PractitionerRole", "role-drtw"),
+    ):
+        kept = group.call(group.desk_tm, "GET", f"/fhir/{resource_type}/{rid}")
+        assert kept.status_code == 200 and kept.json()["meta"]["versionId"] == "1", kept.text
+    for rid in ("role-drtw-2",):
+        assert group.call(group.desk_tw, "GET", f"/fhir/PractitionerRole/{rid}").status_code == 404
+
+    # The doctor's own clinic keeps them.
+    busy = group.call(
+        group.desk_tw, "PUT", "/fhir/Slot/slot-drtw", {**DOCTORS_SLOT, "status": "busy"}
+    )
+    assert busy.status_code == 200, busy.text
+    own_role = group.call(group.desk_tw, "PUT", "/fhir/PractitionerRole/role-drtw", phished)
+    assert own_role.status_code == 200, own_role.text
+    assert group.call(group.desk_tw, "DELETE", "/fhir/Slot/slot-drtw").status_code == 204
+
+
+def test_a_schedule_of_an_outside_practitioner_stays_open(group: Group) -> None:
+    """A doctor no account here is (an imported history's hospital doctor) is no
+    clinic's: their timetable and role stay anyone's to write, as before."""
+    schedule = {
+        **DOCTORS_SCHEDULE,
+        "id": "sched-qeh",
+        "actor": [{"reference": "Practitioner/dr-qeh"}],
+    }
+    slot = {**DOCTORS_SLOT, "id": "slot-qeh", "schedule": {"reference": "Schedule/sched-qeh"}}
+    for body in (schedule, slot):
+        path = f"/fhir/{body['resourceType']}/{body['id']}"
+        assert group.call(group.desk_tw, "PUT", path, body).status_code == 201
+    busy = group.call(group.desk_tm, "PUT", "/fhir/Slot/slot-qeh", {**slot, "status": "busy"})
+    assert busy.status_code == 200, busy.text
