@@ -80,7 +80,7 @@ from carevault.vault.records import (
 from carevault.vault.reindex import reindex
 from carevault.vault.search import find
 from carevault.vault.store import Vault
-from carevault.vault.writer import Delete, Operation, Put, apply_writes
+from carevault.vault.writer import Delete, Operation, Put, apply_writes, version_conflict
 
 _ALL = frozenset(DataCategory)
 _NO_CONTAINMENT = ContainmentState()
@@ -1424,9 +1424,14 @@ class Gate:
         rt = operation.resource_type
         if isinstance(operation, Delete):
             interaction = Interaction.DELETE
-            # A version deleted stays in the history, under the same read decisions.
-            categories: frozenset[DataCategory] | set[DataCategory] = self._deleted_categories(
-                caller, connection, rt, stored
+            # A version deleted stays in the history, under the same read decisions. A
+            # record deleted already is deleted again by changing nothing (FHIR: 200 or
+            # 204, not a refusal): judged as the type's own record, not as every
+            # category it could ever have held, which few roles may write.
+            categories: frozenset[DataCategory] | set[DataCategory] = (
+                frozenset({rt.category})
+                if head.deleted
+                else self._deleted_categories(caller, connection, rt, stored)
             )
         else:
             # A deleted record written again is a create to the token's scopes, though
@@ -1646,9 +1651,13 @@ class Gate:
             element_categories(rt, sent),
             self._target(caller, head, connection),
         )
-        return AccessDenied(
-            verdict.reason if not verdict.allowed else "this record cannot be changed by you"
-        )
+        if not verdict.allowed:
+            return AccessDenied(verdict.reason)
+        if operation.if_match is not None:
+            # What an absent id answers once what is sent may be written: no version is
+            # current (412). A probe that writes nothing must not tell the two apart.
+            return version_conflict(rt.name, operation.resource_id, operation.if_match)
+        return AccessDenied("this record cannot be changed by you")
 
     def _refuse_named_elsewhere(self, operation: Put, head: Head) -> None:
         """A member of staff's visit or appointment names only practitioners of its own

@@ -892,10 +892,15 @@ def _check_version(
     if if_match is None:
         return
     if current is None or current.deleted or current.version_id != if_match:
-        raise VersionConflict(
-            f"{resource_type}/{resource_id}: If-Match names version {if_match}, "
-            "which is not the current version"
-        )
+        raise version_conflict(resource_type, resource_id, if_match)
+
+
+def version_conflict(resource_type: str, resource_id: str, if_match: int) -> VersionConflict:
+    """The refusal of a write whose If-Match does not name the current version (412)."""
+    return VersionConflict(
+        f"{resource_type}/{resource_id}: If-Match names version {if_match}, "
+        "which is not the current version"
+    )
 
 
 def _with_meta(

@@ -4,8 +4,11 @@
   clinic's patient was told 412 for every wrong version and 403 for the current one, and
   so could watch any record change;
 * a record a role is told does not exist (a sensitive Condition for a pharmacist reads
-  404) is not betrayed by a write: DELETE answers 404 as for an absent id, and a PUT's
-  refusal names only what was sent, never the hidden record's sensitivity.
+  404) is not betrayed by a write: DELETE answers 404 as for an absent id, a PUT's
+  refusal names only what was sent, never the hidden record's sensitivity, and a PUT
+  with If-Match answers the absent id's 412 (stop 35's adversary);
+* a DELETE of a record deleted already changes nothing and answers 204 (stop 35's
+  integrator: a Patient was refused, judged as every category it could hold).
 """
 
 from __future__ import annotations
@@ -107,3 +110,76 @@ def test_a_refused_put_of_a_hidden_record_does_not_name_what_it_holds(group: Gro
     # The hidden record is unchanged.
     kept = group.call(group.doctor_tm, "GET", f"/fhir/Condition/{hidden}").json()
     assert kept["code"] == HIV
+
+
+def _prescription(group: Group, reason: dict[str, object]) -> dict[str, object]:
+    return {
+        "resourceType": "MedicationRequest",
+        "status": "active",
+        "intent": "order",
+        "medicationCodeableConcept": {"text": "tablets"},
+        "subject": {"reference": f"Patient/{group.tm_patient.id}"},
+        "reasonCode": [reason],
+    }
+
+
+def test_an_if_match_put_on_a_hidden_record_answers_as_on_an_absent_id(group: Group) -> None:
+    """Hole (an insider's probe): a pharmacist may write prescriptions, so a PUT with
+    If-Match on an absent id answered 412 while on a hidden one (an HIV prescription)
+    403: a probe that wrote nothing told which prescriptions are sensitive."""
+    pharmacist = make_staff(group.services, Role.PHARMACIST, [TM])
+    made = group.call(group.doctor_tm, "POST", "/fhir/MedicationRequest", _prescription(group, HIV))
+    assert made.status_code == 201, made.text
+    hidden = made.json()["id"]
+    assert group.call(pharmacist, "GET", f"/fhir/MedicationRequest/{hidden}").status_code == 404
+    answers = []
+    for rid in ("no-such-prescription", hidden):
+        answer = group.web.put(
+            f"/fhir/MedicationRequest/{rid}",
+            content=json.dumps({**_prescription(group, FLU), "id": rid}),
+            headers={**pharmacist.headers, **FHIR_JSON, "if-match": 'W/"1"'},
+        )
+        assert answer.status_code == 412, answer.text
+        issue = answer.json()["issue"][0]
+        answers.append((issue["code"], issue["diagnostics"].replace(rid, "ID")))
+    assert answers[0] == answers[1]
+    kept = group.call(group.doctor_tm, "GET", f"/fhir/MedicationRequest/{hidden}").json()
+    assert kept["reasonCode"] == [HIV] and kept["meta"]["versionId"] == "1"
+    # What the role may not write is refused as it would be for an absent id.
+    for rid in ("no-such-condition", doctors_condition(group, HIV)):
+        refused = group.web.put(
+            f"/fhir/Condition/{rid}",
+            content=json.dumps(
+                {
+                    "resourceType": "Condition",
+                    "id": rid,
+                    "code": FLU,
+                    "subject": {"reference": f"Patient/{group.tm_patient.id}"},
+                }
+            ),
+            headers={**pharmacist.headers, **FHIR_JSON, "if-match": 'W/"1"'},
+        )
+        assert refused.status_code == 403, refused.text
+
+
+def test_deleting_a_deleted_record_again_changes_nothing_and_is_no_refusal(
+    group: Group,
+) -> None:
+    """FHIR R4 http.html#delete: deleting a deleted resource answers 200 or 204. A
+    Patient was refused the second time (judged as every category a Patient may hold,
+    the HKID's among them, which no physician may write)."""
+    made = group.call(
+        group.doctor_tm,
+        "POST",
+        "/fhir/Patient",
+        {"resourceType": "Patient", "name": [{"family": "Twice"}], "gender": "other"},
+    )
+    assert made.status_code == 201, made.text
+    path = f"/fhir/Patient/{made.json()['id']}"
+    assert group.call(group.doctor_tm, "DELETE", path).status_code == 204
+    again = group.call(group.doctor_tm, "DELETE", path)
+    assert again.status_code == 204, again.text
+    assert group.call(group.doctor_tm, "GET", path).status_code == 410
+    # Still refused to who could not have deleted it, and unknown ids stay 404.
+    assert group.call(group.desk_tw, "DELETE", path).status_code == 403
+    assert group.call(group.doctor_tm, "DELETE", "/fhir/Patient/no-such-patient").status_code == 404
