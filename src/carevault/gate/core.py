@@ -123,6 +123,15 @@ _STAFF_PATHS: dict[str, tuple[str, ...]] = {
 }
 
 
+def _may_withhold_whole(rt: ResourceType, decision: Decision) -> bool:
+    """Whether a record of ``rt`` may be withheld whole under ``decision``: its main
+    category (``categories.main_category``: the type's own, or sensitive_clinical for
+    health data with a sensitive code) may be one the decision does not grant."""
+    return rt.category not in decision.granted or (
+        rt.category in HEALTH_CATEGORIES and DataCategory.SENSITIVE_CLINICAL not in decision.granted
+    )
+
+
 class AccessDenied(Exception):
     """The policy refused (403); the reason names the rule, never the data."""
 
@@ -836,6 +845,19 @@ class Gate:
                 decision = decisions[key]
                 if decision is not None:
                     readable.append((item, decision))
+            if any(_may_withhold_whole(rt, decision) for _, decision in readable):
+                # Which versions are withheld whole (an old HIV diagnosis, for a
+                # pharmacist) only their bodies say: every readable one is opened, and
+                # those are left out of the count as well as the page (a total above the
+                # entries told that a hidden version was there).
+                opened = self._open(caller, [item for item, _ in readable])
+                shown = [
+                    (item, decision)
+                    for item, (_, decision) in zip(opened, readable, strict=True)
+                    if self._visible(rt, item, decision) is not None
+                ]
+                page_of = shown[offset : None if count is None else offset + count]
+                return self._show_decided(attempt, page_of, versioned=True), len(shown)
             chosen = readable[offset : None if count is None else offset + count]
             opened = self._open(caller, [item for item, _ in chosen])
             page = self._show_decided(

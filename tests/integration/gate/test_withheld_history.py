@@ -88,3 +88,26 @@ def test_type_and_system_history_neither_list_nor_count_a_record_withheld_whole(
     assert [entry["resource"]["id"] for entry in one["entry"]] == [ordinary]
     assert not any(link["relation"] == "next" for link in one["link"])
     assert _listed(group, group.doctor_tm, "/fhir/Condition/_history").count(hidden) == 2
+
+
+def test_an_ordinary_record_that_was_sensitive_counts_only_the_versions_it_lists(
+    group: Group,
+) -> None:
+    """The other way round (stop 35's adversary): an HIV diagnosis corrected to flu.
+    The pharmacist reads the current version; the history listed one version but said
+    ``total: 2``, telling that a withheld version was there."""
+    pharmacist = make_staff(group.services, Role.PHARMACIST, ["clinic-tm"])
+    condition = doctors_condition(group, HIV)
+    path = f"/fhir/Condition/{condition}"
+    current = group.call(group.doctor_tm, "GET", path).json()
+    assert group.call(group.doctor_tm, "PUT", path, {**current, "code": FLU}).status_code == 200
+    assert group.call(pharmacist, "GET", path).status_code == 200
+
+    history = group.call(pharmacist, "GET", f"{path}/_history").json()
+    versions = [entry["resource"]["meta"]["versionId"] for entry in history["entry"]]
+    assert versions == ["2"] and history["total"] == 1
+    paged = group.call(pharmacist, "GET", f"{path}/_history?_count=1").json()
+    assert paged["total"] == 1 and len(paged["entry"]) == 1
+    assert not any(link["relation"] == "next" for link in paged["link"])
+    # The doctor still sees both.
+    assert group.call(group.doctor_tm, "GET", f"{path}/_history").json()["total"] == 2
