@@ -14,13 +14,13 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, Response
 
+from carevault.clock import http_date
 from carevault.containment.service import ContainmentRefused
 from carevault.export.model import (
     NDJSON,
     Level,
     Status,
     as_dict,
-    instant,
     manifest,
 )
 from carevault.export.service import ExportService
@@ -124,7 +124,8 @@ async def export_status(
         body = manifest(job, files, f"{base_url(request)}/$export-file/{job.job_id}")
         headers = dict(NO_STORE)
         if job.expires_us:
-            headers["Expires"] = instant(job.expires_us)
+            # An HTTP-date (RFC 9110 5.6.7), as every HTTP header's time: not an instant.
+            headers["Expires"] = http_date(job.expires_us)
         return JSONResponse(body, headers=headers)
     if job.status is Status.DENIED:
         raise FhirError(403, [Issue("forbidden", "a privacy officer denied this export")])
