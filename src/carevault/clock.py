@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
+from email.utils import format_datetime
 
 Clock = Callable[[], datetime]
 
@@ -25,6 +26,14 @@ def from_micros(micros: int) -> datetime:
 def fhir_instant(moment: datetime) -> str:
     """An instant as FHIR writes it, with millisecond precision and a zone."""
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def http_date(micros: int) -> str:
+    """An instant as HTTP headers give one (``Expires``, ``Last-Modified``): RFC 9110
+    5.6.7's IMF-fixdate, ``Sat, 05 Dec 2026 02:24:37 GMT``, to the whole second below.
+    Not an ISO instant, which HTTP clients and caches cannot read; English day and month
+    names whatever the process's locale."""
+    return format_datetime(from_micros(micros - micros % 1_000_000), usegmt=True)
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

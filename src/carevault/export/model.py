@@ -12,6 +12,7 @@ from typing import Any
 
 from carevault.access.scopes import Interaction, Scopes
 from carevault.domain.jobs import JobNotFound, JobRefused
+from carevault.fhir.parameters import Part
 from carevault.fhir.registry import RESOURCE_TYPES
 
 
@@ -44,6 +45,16 @@ UNSUPPORTED = frozenset(
     {"_typeFilter", "_elements", "patient", "includeAssociatedData", "_until", "organizeOutputBy"}
 )
 NDJSON = "application/fhir+ndjson"
+#: The ``value[x]`` each parameter this server applies may come as in a POST kick-off's
+#: Parameters body: the Bulk Data v2 kick-off table's type, and the others whose JSON is
+#: the same text the query string gives (a code is a string; ``_since`` in a dateTime or
+#: a string is refused unless it is a full instant, as in the query). Each value is then
+#: read exactly as the same parameter in the query string is (``parse_request``).
+BODY_VALUE_TYPES: dict[str, frozenset[str]] = {
+    "_outputFormat": frozenset({"valueString", "valueCode"}),
+    "_type": frozenset({"valueString", "valueCode"}),
+    "_since": frozenset({"valueInstant", "valueDateTime", "valueString"}),
+}
 
 
 class ExportRefused(JobRefused):
@@ -83,7 +94,7 @@ def parse_request(level: Level, group_id: str | None, params: Sequence[tuple[str
     since_us: int | None = None
     for name, value in params:
         if name in UNSUPPORTED:
-            raise ExportRefused(400, f"{name} is not supported by this server")
+            raise _unsupported(name)
         if name == "_outputFormat":
             if value not in NDJSON_FORMATS:
                 raise ExportRefused(400, "_outputFormat: only application/fhir+ndjson is offered")
@@ -99,10 +110,53 @@ def parse_request(level: Level, group_id: str | None, params: Sequence[tuple[str
                 if item not in types:
                     types.append(item)
         elif name == "_since":
+            # Two would be one filter applied and one ignored: which the client meant
+            # is not for the server to guess.
+            if since_us is not None:
+                raise ExportRefused(400, "_since: give it once")
             since_us = parse_instant(value)
         else:
-            raise ExportRefused(400, f"unknown parameter '{name[:60]}'")
+            raise _unknown(name)
     return Request(level, group_id, tuple(types), since_us)
+
+
+def body_params(body: Sequence[Part]) -> list[tuple[str, str]]:
+    """A POST kick-off's Parameters body as the query string's ``(name, text)`` pairs,
+    repeats kept (``parse_request`` merges repeated ``_type``); ExportRefused(400) names
+    the first part this server would not apply: one the query string refuses too, one
+    with no value, or a value of a type the parameter does not take."""
+    params: list[tuple[str, str]] = []
+    for part in body:
+        if part.name in UNSUPPORTED:
+            raise _unsupported(part.name)
+        accepted = BODY_VALUE_TYPES.get(part.name)
+        if accepted is None:
+            raise _unknown(part.name)
+        if part.value_type is None:
+            raise ExportRefused(400, f"{part.name}: the parameter has no value")
+        if part.value_type not in accepted:
+            raise ExportRefused(
+                400,
+                f"{part.name}: a {_quoted(part.value_type)} is not accepted"
+                f" (give {' or '.join(sorted(accepted))})",
+            )
+        if not isinstance(part.value, str):
+            raise ExportRefused(400, f"{part.name}: its {part.value_type} is not a string")
+        params.append((part.name, part.value))
+    return params
+
+
+def _unsupported(name: str) -> ExportRefused:
+    return ExportRefused(400, f"{name} is not supported by this server")
+
+
+def _unknown(name: str) -> ExportRefused:
+    return ExportRefused(400, f"unknown parameter '{_quoted(name)}'")
+
+
+def _quoted(name: str) -> str:
+    """A name the client sent, fit to quote back: printable, and short."""
+    return "".join(c if c.isprintable() else "?" for c in name[:60])
 
 
 def parse_instant(value: str) -> int:

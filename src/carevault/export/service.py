@@ -44,10 +44,12 @@ from carevault.export.model import (
     OutputFile,
     Request,
     Status,
+    body_params,
     may_export,
     parse_request,
 )
 from carevault.export.store import JobStore
+from carevault.fhir.parameters import Part
 from carevault.gate import Caller, Gate
 from carevault.gate.export import held_by_containment, locked_for
 from carevault.jobs import JobService, caller_json
@@ -124,14 +126,17 @@ class ExportService(JobService[Job]):
         group_id: str | None,
         params: Sequence[tuple[str, str]],
         request_url: str,
+        body: Sequence[Part] = (),
     ) -> Job:
-        """A pending job awaiting approval; ExportRefused (recorded) if not allowed."""
+        """A pending job awaiting approval; ExportRefused (recorded) if not allowed.
+        ``params`` are the query string's, ``body`` a POST's Parameters: every one is
+        applied or the kick-off refused, naming it (never ignored)."""
         try:
             if not may_export(caller.scopes, caller.principal):
                 raise ExportRefused(
                     403, "bulk export needs a backend service token granted system/*.read"
                 )
-            request = parse_request(level, group_id, params)
+            request = parse_request(level, group_id, [*params, *body_params(body)])
             if level is Level.GROUP and group_id not in self.access.known_clinics():
                 raise ExportRefused(404, f"no Group '{(group_id or '')[:60]}' (a clinic id)")
             held = self.held()

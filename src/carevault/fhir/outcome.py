@@ -9,16 +9,27 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+#: FHIR's core extension saying on which line of a source file an issue is (context
+#: OperationOutcome.issue, a valueInteger counted from 1).
+ISSUE_LINE = "http://hl7.org/fhir/StructureDefinition/operationoutcome-issue-line"
+
 
 @dataclass(frozen=True)
 class Issue:
     code: str
     diagnostics: str
     severity: str = "error"
+    #: FHIRPath expressions only (what FHIR defines ``issue.expression`` as).
     expression: tuple[str, ...] = ()
+    #: The line of a file sent (an ``$import`` body) the issue is about: an extension,
+    #: never an expression, which a client reads as FHIRPath.
+    line: int | None = None
 
     def to_json(self) -> dict[str, Any]:
-        issue: dict[str, Any] = {
+        issue: dict[str, Any] = {}
+        if self.line is not None:
+            issue["extension"] = [{"url": ISSUE_LINE, "valueInteger": self.line}]
+        issue |= {
             "severity": self.severity,
             "code": self.code,
             "diagnostics": self.diagnostics,

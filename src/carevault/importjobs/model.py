@@ -2,17 +2,36 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 from carevault.access.scopes import Interaction, Scopes
 from carevault.domain.jobs import JobNotFound, JobRefused
+from carevault.fhir.outcome import Issue
+from carevault.fhir.registry import RESOURCE_TYPES
 
 #: The media types an ``$import`` body may be sent as.
 NDJSON_TYPES = frozenset({"application/fhir+ndjson", "application/ndjson"})
 #: The name of a job's one sealed file.
 BODY = "body.ndjson"
+
+
+#: A reason that starts with the element it is about (``Observation.subject: ...``): a
+#: resource type, then element names (an index allowed), then a colon.
+_ELEMENT_FIRST = re.compile(r"([A-Z][A-Za-z]*(?:\.[a-z][A-Za-z0-9]*(?:\[\d+\])?)+):")
+
+
+def rejection(line: int, reason: str) -> Issue:
+    """A refused line of the body as its status report's issue: the line first in the
+    diagnostics and in FHIR's issue-line extension; the element the reason starts with,
+    if it starts with one, as the issue's expression (a FHIRPath). ``line 3`` is no
+    FHIRPath, and a client that reads expressions as such would fail on it."""
+    element = _ELEMENT_FIRST.match(reason)
+    path = element.group(1) if element is not None else None
+    expression = (path,) if path is not None and path.split(".")[0] in RESOURCE_TYPES else ()
+    return Issue("invalid", f"line {line}: {reason}", expression=expression, line=line)
 
 
 class Status(StrEnum):

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlencode
 
-from carevault.clock import fhir_instant, from_micros, utc_now
+from carevault.clock import fhir_instant, from_micros, http_date, utc_now
 from carevault.fhir import jsonio
 from carevault.vault.records import Head, Opened
 
@@ -37,7 +37,7 @@ def last_modified(head: Head) -> str:
 def _http_date(seconds: int) -> str:
     """An HTTP date (RFC 9110 5.6.7) of a whole second: every read by id answers one, and
     formatting it cost more than the ETag and Content-Location together."""
-    return from_micros(seconds * 1_000_000).strftime("%a, %d %b %Y %H:%M:%S GMT")
+    return http_date(seconds * 1_000_000)
 
 
 def _frame(bundle_type: str, total: int | None, links: list[dict[str, str]]) -> dict[str, Any]:

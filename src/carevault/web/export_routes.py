@@ -14,20 +14,20 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, Response
 
+from carevault.clock import http_date
 from carevault.containment.service import ContainmentRefused
 from carevault.export.model import (
     NDJSON,
     Level,
     Status,
     as_dict,
-    instant,
     manifest,
 )
 from carevault.export.service import ExportService
 from carevault.fhir.outcome import FhirError, Issue, outcome
 from carevault.gate import Caller
 from carevault.rest.bundles import dumps
-from carevault.web.fhir_routes import base_url, parameters_body, query_params
+from carevault.web.fhir_routes import base_url, parameter_parts, query_params
 from carevault.web.job_calls import job_call, job_failed
 from carevault.web.officers import officer_code, require_officer
 from carevault.web.responses import NO_STORE
@@ -73,13 +73,14 @@ async def _kick_off(
     if "respond-async" not in prefer:
         raise FhirError(400, [Issue("invalid", "$export needs the header Prefer: respond-async")])
     params = query_params(request)
-    if request.method == "POST":
-        params += list((await parameters_body(request)).items())
+    # Every part of a POST's body, repeats and value types kept: the service applies
+    # each as the same parameter in the query string, or refuses the kick-off.
+    body = await parameter_parts(request) if request.method == "POST" else []
     # The request as the manifest names it: on the configured base, never the Host header.
     asked = base_url(request) + request.url.path.removeprefix("/fhir")
     if request.url.query:
         asked += f"?{request.url.query}"
-    job = await _call(exports.kick_off, who, level, group_id, params, asked)
+    job = await _call(exports.kick_off, who, level, group_id, params, asked, body)
     status_url = f"{base_url(request)}/$export-status/{job.job_id}"
     note = "accepted: the export waits for privacy officer approval" + (
         " (two officers)" if job.approvals_needed > 1 else ""
@@ -123,7 +124,8 @@ async def export_status(
         body = manifest(job, files, f"{base_url(request)}/$export-file/{job.job_id}")
         headers = dict(NO_STORE)
         if job.expires_us:
-            headers["Expires"] = instant(job.expires_us)
+            # An HTTP-date (RFC 9110 5.6.7), as every HTTP header's time: not an instant.
+            headers["Expires"] = http_date(job.expires_us)
         return JSONResponse(body, headers=headers)
     if job.status is Status.DENIED:
         raise FhirError(403, [Issue("forbidden", "a privacy officer denied this export")])

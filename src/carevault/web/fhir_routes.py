@@ -19,6 +19,7 @@ from carevault.db import on_the_loop
 from carevault.fhir import jsonio
 from carevault.fhir.content import has_control_characters
 from carevault.fhir.outcome import FhirError, Issue
+from carevault.fhir.parameters import NotParameters, Part, parts
 from carevault.fhir.query import VIEW_PARAMS, safe_name
 from carevault.gate import Caller, WouldBlock
 from carevault.ledger.trail import AuditUnavailable
@@ -123,23 +124,20 @@ async def fhir_body(request: Request, limit: int) -> bytes:
     return await read_body(request, limit)
 
 
-async def parameters_body(request: Request, limit: int = 64 * 1024) -> dict[str, str]:
-    """The values of a FHIR Parameters body (an operation's input), by name."""
+async def parameter_parts(request: Request, limit: int = 64 * 1024) -> list[Part]:
+    """Every part of a FHIR Parameters body (an operation's input), repeats included, each
+    with the type its value came as: the operation decides which it takes and refuses
+    the rest (``fhir.parameters``). Text with control characters is refused (422)."""
     body = await fhir_body(request, limit)
     try:
-        document = jsonio.parse(body)
-        values = {
-            item["name"]: item.get("valueCode") or item.get("valueString")
-            for item in document.get("parameter", [])
-        }
-    except (ValueError, TypeError, KeyError, AttributeError):
+        found = parts(jsonio.parse(body))
+    except NotParameters as error:
+        raise FhirError(400, [Issue("invalid", str(error))]) from None
+    except ValueError:
         raise FhirError(400, [Issue("invalid", "send a Parameters resource")]) from None
-    if document.get("resourceType") != "Parameters":
-        raise FhirError(400, [Issue("invalid", "send a Parameters resource")])
-    found = {name: value for name, value in values.items() if isinstance(value, str)}
-    for name, value in found.items():
-        if has_control_characters(value):
-            where = f"Parameters.parameter({safe_name(str(name))})"
+    for part in found:
+        if isinstance(part.value, str) and has_control_characters(part.value):
+            where = f"Parameters.parameter({safe_name(part.name)})"
             raise FhirError(
                 422,
                 [
@@ -149,6 +147,18 @@ async def parameters_body(request: Request, limit: int = 64 * 1024) -> dict[str,
                 ],
             )
     return found
+
+
+async def parameters_body(request: Request, limit: int = 64 * 1024) -> dict[str, str]:
+    """The text values (``valueCode``, ``valueString``) of a FHIR Parameters body, by name:
+    for an operation whose every input is text and that refuses what it misses (the
+    break-glass reason and words). An operation whose inputs narrow what it releases
+    reads ``parameter_parts`` instead, and refuses what it does not take."""
+    return {
+        part.name: part.value
+        for part in await parameter_parts(request, limit)
+        if part.value_type in ("valueCode", "valueString") and isinstance(part.value, str)
+    }
 
 
 async def run(call: Callable[..., FhirResponse], *args: Any, **kwargs: Any) -> Response:

@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from carevault.fhir.outcome import FhirError, Issue, outcome
-from carevault.importjobs.model import NDJSON_TYPES, Status
+from carevault.importjobs.model import NDJSON_TYPES, Status, rejection
 from carevault.importjobs.service import ImportService
 from carevault.rest.bundles import dumps
 from carevault.rest.capability import import_definition
@@ -114,9 +114,7 @@ async def import_status(job_id: str, svc: ServicesDep, who: CallerDep) -> Respon
         issues.append(
             Issue("informational", "cancelled: committed batches stay", severity="warning")
         )
-    issues += [
-        Issue("invalid", reason, expression=(f"line {line}",)) for line, reason in report.rejections
-    ]
+    issues += [rejection(line, reason) for line, reason in report.rejections]
     if job.status is Status.FAILED:
         # What was committed before the failure stays; the counts and refusals say so.
         raise job_failed("the import", job.error, *issues)

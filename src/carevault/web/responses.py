@@ -15,6 +15,7 @@ from carevault.gate import new_request_id
 from carevault.logsafe import describe
 from carevault.rest.bundles import dumps
 from carevault.rest.interactions import JSON, FhirResponse
+from carevault.web.allowed import allowed_methods
 
 log = logging.getLogger("carevault.web")
 #: Where the request's name is kept in its ASGI scope's state (``UnexpectedErrors``).
@@ -50,13 +51,20 @@ async def on_fhir_error(_request: Request, error: Exception) -> Response:
     return outcome_response(error)
 
 
-async def on_http_error(_request: Request, error: Exception) -> Response:
+async def on_http_error(request: Request, error: Exception) -> Response:
+    """Starlette's and FastAPI's refusals as OperationOutcomes, their headers kept; a 405
+    with ``Allow`` naming every method the path accepts (RFC 9110 15.5.6: it must)."""
     assert isinstance(error, StarletteHTTPException)  # noqa: S101
     code = {404: "not-found", 405: "not-supported", 413: "too-long"}.get(
         error.status_code, "invalid"
     )
     detail = error.detail if isinstance(error.detail, str) else "request refused"
-    return outcome_response(FhirError(error.status_code, [Issue(code, detail)]))
+    headers = dict(error.headers or {})
+    if error.status_code == 405:
+        allowed = allowed_methods(request.app.router.routes, request.scope)
+        # Starlette's own list (one route's) only if the routes could not be read.
+        headers["Allow"] = ", ".join(allowed) if allowed else headers.get("Allow", "")
+    return outcome_response(FhirError(error.status_code, [Issue(code, detail)], headers))
 
 
 async def on_validation_error(_request: Request, _error: Exception) -> Response:

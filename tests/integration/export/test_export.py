@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import pytest
@@ -387,6 +389,26 @@ def test_cancel_during_a_run_leaves_no_files(clinic: Clinic) -> None:
     clinic.work()
     assert not exports.files.exists(job_id)
     assert exports.job(job_id).status is Status.CANCELLED
+
+
+def test_a_completed_exports_expires_header_is_an_http_date_of_its_expiry(
+    clinic: Clinic,
+) -> None:
+    """RFC 9110 5.6.7: an IMF-fixdate, which HTTP clients and caches read (an ISO instant
+    they cannot), giving the job's expiry to the second."""
+    exports = clinic.services.exports
+    assert exports is not None
+    token = clinic.client("exporter", "system/*.read")
+    job_id = kick_off(clinic, token)
+    approve_and_run(clinic, job_id)
+    done = status(clinic, token, job_id)
+    assert done.status_code == 200, done.text
+    expires_us = exports.job(job_id).expires_us
+    assert expires_us is not None
+    header = done.headers["expires"]
+    assert header.endswith(" GMT")
+    expected = datetime.fromtimestamp(expires_us // 1_000_000, UTC)
+    assert parsedate_to_datetime(header) == expected
 
 
 def test_expiry_deletes_the_files(clinic: Clinic) -> None:

@@ -19,6 +19,7 @@ from carevault.containment.service import Officer
 from carevault.containment.state import Mode
 from carevault.domain.hkid import check_digit
 from carevault.fhir import jsonio
+from carevault.fhir.outcome import ISSUE_LINE
 from carevault.fhir.registry import RESOURCE_TYPES
 from carevault.gate import Caller
 from carevault.importjobs.model import Status
@@ -53,11 +54,18 @@ def outcome_of(clinic: Clinic, token: str, job_id: str, status: int = 200) -> di
 
 
 def refused_lines(body: dict[str, Any]) -> dict[int, str]:
-    return {
-        int(issue["expression"][0].removeprefix("line ")): issue["diagnostics"]
-        for issue in body["issue"]
-        if issue.get("expression")
-    }
+    """Each refused line's reason, by line: the line in FHIR's issue-line extension and
+    first in the diagnostics (never in ``expression``, which is FHIRPath)."""
+    refused: dict[int, str] = {}
+    for issue in body["issue"]:
+        lines = [e["valueInteger"] for e in issue.get("extension", []) if e["url"] == ISSUE_LINE]
+        if not lines:
+            continue
+        prefix = f"line {lines[0]}: "
+        assert issue["diagnostics"].startswith(prefix)
+        assert not any(e.startswith("line") for e in issue.get("expression", []))
+        refused[lines[0]] = issue["diagnostics"].removeprefix(prefix)
+    return refused
 
 
 def _without_meta(body: bytes | dict[str, Any]) -> dict[str, Any]:
@@ -167,6 +175,11 @@ def test_bad_lines_are_refused_by_line_with_reasons_and_nothing_partial(clinic: 
     refused = refused_lines(result)
     assert sorted(refused) == [2, 3, 4]
     assert all(reason for reason in refused.values())
+    # The element a reason names is the issue's expression (FHIRPath); a line is not.
+    expressions = {
+        issue["diagnostics"].split(":")[0]: issue.get("expression") for issue in result["issue"][1:]
+    }
+    assert expressions == {"line 2": None, "line 3": ["Patient.birthDate"], "line 4": None}
     # Reasons name rules, never the values sent.
     assert "yesterday" not in json.dumps(result)
     gate = clinic.services.gate

@@ -1,0 +1,54 @@
+"""A POST kick-off's Parameters parts read as the query string's parameters are, or
+refused naming the part: never dropped."""
+
+from __future__ import annotations
+
+import pytest
+
+from carevault.export.model import ExportRefused, Level, body_params, parse_request
+from carevault.fhir.parameters import Part
+
+SINCE = "2024-03-01T08:00:00+08:00"
+
+
+def test_since_as_an_instant_a_datetime_or_a_string_reads_as_in_the_query() -> None:
+    from_query = parse_request(Level.PATIENT, None, [("_since", SINCE)])
+    for value_type in ("valueInstant", "valueDateTime", "valueString"):
+        given = body_params([Part("_since", value_type, SINCE)])
+        assert parse_request(Level.PATIENT, None, given) == from_query
+
+
+def test_repeated_and_comma_separated_types_are_merged_in_order() -> None:
+    given = body_params(
+        [
+            Part("_type", "valueString", "Observation"),
+            Part("_type", "valueCode", "Patient,Observation"),
+        ]
+    )
+    assert parse_request(Level.PATIENT, None, given).types == ("Observation", "Patient")
+
+
+@pytest.mark.parametrize(
+    ("part", "said"),
+    [
+        (Part("patient", "valueReference", {"reference": "Patient/1"}), "patient is not supported"),
+        (Part("_typeFilter", "valueString", "Observation?x=1"), "_typeFilter is not supported"),
+        (Part("includeAssociatedData", "valueCode", "x"), "includeAssociatedData is not"),
+        (Part("_since", "valueDate", "2024-03-01"), "_since: a valueDate is not accepted"),
+        (Part("_type", "valueInteger", 3), "_type: a valueInteger is not accepted"),
+        (Part("_since", "valueInstant", 20240301), "_since: its valueInstant is not a string"),
+        (Part("_outputFormat", None), "_outputFormat: the parameter has no value"),
+        (Part("_count", "valueInteger", 10), "unknown parameter '_count'"),
+        (Part("bad\nname", "valueString", "x"), "unknown parameter 'bad?name'"),
+    ],
+)
+def test_a_part_not_applied_is_refused_naming_it(part: Part, said: str) -> None:
+    with pytest.raises(ExportRefused) as refused:
+        body_params([Part("_type", "valueString", "Patient"), part])
+    assert refused.value.status == 400
+    assert said in str(refused.value)
+
+
+def test_since_given_twice_is_refused_rather_than_one_ignored() -> None:
+    with pytest.raises(ExportRefused, match="_since: give it once"):
+        parse_request(Level.PATIENT, None, [("_since", SINCE), ("_since", SINCE)])
