@@ -7,6 +7,7 @@ token it holds; revoking a client app ends every session opened through it.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -129,9 +130,11 @@ class Administration:
         redirect_uris: Sequence[str] = (),
         clinic_ids: Sequence[str] = (),
         account: str | None = None,
+        jwks: str | None = None,
     ) -> tuple[ClientApp, str | None]:
         """Register an app. ``account``: the integration account (username) a confidential
-        app acts for; its clinics must be among the account's."""
+        app acts for; its clinics must be among the account's. ``jwks``: the public keys
+        a confidential app signs its assertions with (no secret is issued then)."""
         account_id = None
         if account is not None:
             bound = self.accounts.find(account)
@@ -148,10 +151,14 @@ class Administration:
             redirect_uris=redirect_uris,
             clinic_ids=clinic_ids,
             account_id=account_id,
+            jwks=jwks,
         )
         detail: dict[str, Any] = {"scopes": scopes, "clinics": sorted(clinic_ids)}
         if account_id is not None:
             detail["account"] = account_id
+        if app.jwks is not None:
+            # Which keys may sign for it (their ids; the keys are public).
+            detail["keys"] = [key["kid"] for key in json.loads(app.jwks)["keys"]]
         self._record(by, Tag.ADMIN_CLIENT_ADDED, client_id, **detail)
         return app, secret
 

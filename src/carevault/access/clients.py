@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine, insert, select, update
 
 from carevault.access import scopes as smart
+from carevault.access.assertions import KeySetError, checked_key_set
 from carevault.access.tables import client_app
 from carevault.clock import Clock, to_micros, utc_now
 from carevault.config import browser_origin
@@ -41,6 +42,9 @@ class ClientApp:
     clinic_ids: frozenset[str]
     revoked: bool
     account_id: str | None = None
+    #: The public JWK Set of a confidential client that authenticates by signed
+    #: assertion (``access/assertions.py``) rather than by secret.
+    jwks: str | None = None
 
 
 def _hash_secret(secret: str) -> str:
@@ -60,6 +64,7 @@ def _client(row: object) -> ClientApp:
         clinic_ids=frozenset(filter(None, m["clinic_ids"].split(","))),
         revoked=m["revoked_us"] is not None,
         account_id=m["account_id"],
+        jwks=m["jwks"],
     )
 
 
@@ -78,9 +83,12 @@ class ClientApps:
         redirect_uris: Sequence[str] = (),
         clinic_ids: Sequence[str] = (),
         account_id: str | None = None,
+        jwks: str | None = None,
     ) -> tuple[ClientApp, str | None]:
-        """Register an app; a confidential one gets a secret, returned once. ``account_id``:
-        the integration account a confidential app acts for (checked by the caller)."""
+        """Register an app; a confidential one gets a secret, returned once, unless it is
+        registered with ``jwks``, its public keys: it then signs assertions and holds no
+        secret. ``account_id``: the integration account a confidential app acts for
+        (checked by the caller)."""
         if not _CLIENT_ID.match(client_id):
             raise ClientError("a client id is 3-64 of a-z 0-9 - _ .")
         contexts = frozenset({"system"} if confidential else {"user", "patient"})
@@ -103,7 +111,14 @@ class ClientApps:
             raise ClientError("an integration app must be limited to at least one clinic")
         if account_id is not None and not confidential:
             raise ClientError("only a confidential app can act for an integration account")
-        secret = secrets.token_urlsafe(32) if confidential else None
+        if jwks is not None:
+            if not confidential:
+                raise ClientError("only a confidential app signs in with keys")
+            try:
+                jwks = checked_key_set(jwks)
+            except KeySetError as error:
+                raise ClientError(f"the key set: {error}") from None
+        secret = secrets.token_urlsafe(32) if confidential and jwks is None else None
         with write_transaction(self.engine) as connection:
             exists = connection.execute(
                 select(client_app.c.client_id).where(client_app.c.client_id == client_id)
@@ -122,6 +137,7 @@ class ClientApps:
                     revoked_us=None,
                     created_us=to_micros(self.clock()),
                     account_id=account_id,
+                    jwks=jwks,
                 )
             )
         found = self.get(client_id)
@@ -174,6 +190,14 @@ class ClientApps:
             ).first()
         expected = row.secret_hash if row is not None and row.secret_hash else _hash_secret("-")
         matches = hmac.compare_digest(expected, _hash_secret(secret))
-        if row is None or not matches or row.revoked_us is not None or row.kind != "confidential":
+        if (
+            row is None
+            # A client that holds no secret (one registered with its keys) has none to
+            # match: the placeholder compared against keeps the time alike, never lets in.
+            or row.secret_hash is None
+            or not matches
+            or row.revoked_us is not None
+            or row.kind != "confidential"
+        ):
             return None
         return _client(row)

@@ -22,6 +22,12 @@ from sqlalchemy import Engine, insert, select, update
 from carevault.access import pkce
 from carevault.access import scopes as smart
 from carevault.access.accounts import Account, SignInFailed, StaffAccounts
+from carevault.access.assertions import (
+    ASSERTION_TYPE,
+    AssertionRefused,
+    ClientAssertions,
+    claimed_client,
+)
 from carevault.access.clients import ClientApp, ClientApps
 from carevault.access.identity import Identity, IdTokens
 from carevault.access.sessions import LaunchPatient, RefreshRefused, Sessions, TokenPair
@@ -96,6 +102,7 @@ class OAuth:
         id_tokens: IdTokens | None = None,
     ) -> None:
         self.id_tokens = id_tokens
+        self.assertions = ClientAssertions(engine, clock)
         self.engine = engine
         self.accounts = accounts
         self.clients = clients
@@ -365,20 +372,24 @@ class OAuth:
         authorization: str | None,
         origin: Origin,
         issuer: str | None = None,
+        *,
+        audience: str | None = None,
     ) -> dict[str, object]:
         """The token response; with ``openid`` granted to a signed-in user, an ID token
-        from ``issuer`` (this server's public root, as its OpenID configuration says)."""
+        from ``issuer`` (this server's public root, as its OpenID configuration says).
+        ``audience``: the token endpoint's URL, which a client's signed assertion must
+        name (none: assertions are refused)."""
         grant = form.get("grant_type", "")
         account_id: str | None
         reach: dict[str, object] = {}
         nonce: str | None = None
         try:
             if grant == "authorization_code":
-                pair, account_id, nonce = self._redeem_code(form, authorization, origin)
+                pair, account_id, nonce = self._redeem_code(form, authorization, origin, audience)
             elif grant == "refresh_token":
-                pair, account_id = self._refresh(form, authorization, origin)
+                pair, account_id = self._refresh(form, authorization, origin, audience)
             elif grant == "client_credentials":
-                pair, reach = self._client_credentials(form, authorization, origin)
+                pair, reach = self._client_credentials(form, authorization, origin, audience)
                 account_id = None
             elif grant == "password" and self.direct_grant:
                 pair, account_id = self._password(form, origin)
@@ -441,8 +452,14 @@ class OAuth:
             with_profile="profile" in granted,
         )
 
-    def _client(self, form: Mapping[str, str], authorization: str | None) -> ClientApp:
-        """The calling client: confidential ones must authenticate (Basic or form)."""
+    def _client(
+        self, form: Mapping[str, str], authorization: str | None, audience: str | None
+    ) -> ClientApp:
+        """The calling client: confidential ones must authenticate, with their secret
+        (Basic or form) or, registered with keys, a signed assertion naming ``audience``
+        (the token endpoint's URL)."""
+        if "client_assertion" in form or "client_assertion_type" in form:
+            return self._asserted_client(form, authorization, audience)
         client_id, secret = form.get("client_id", ""), form.get("client_secret")
         if authorization and authorization.lower().startswith("basic "):
             try:
@@ -463,10 +480,44 @@ class OAuth:
             )
         return client
 
+    def _asserted_client(
+        self, form: Mapping[str, str], authorization: str | None, audience: str | None
+    ) -> ClientApp:
+        """The client a signed assertion authenticates (RFC 7523 §2.2, SMART Backend
+        Services): one way of authenticating at a time, never with a secret beside it."""
+        if form.get("client_assertion_type") != ASSERTION_TYPE:
+            raise OAuthError(
+                "invalid_client", f"client_assertion_type must be {ASSERTION_TYPE}", 401
+            )
+        if authorization or "client_secret" in form:
+            raise OAuthError(
+                "invalid_request", "authenticate with one method: an assertion or a secret"
+            )
+        assertion = form.get("client_assertion", "")
+        client_id = claimed_client(assertion) or ""
+        if form.get("client_id", client_id) != client_id:
+            raise OAuthError("invalid_client", "client_id is not the assertion's issuer", 401)
+        client = self.clients.get(client_id)
+        if client is None or client.revoked or not client.confidential:
+            raise OAuthError(
+                "invalid_client", "client authentication failed", 401, "unknown or revoked client"
+            )
+        try:
+            self.assertions.verify(assertion, client.client_id, client.jwks, audience)
+        except AssertionRefused as error:
+            raise OAuthError(
+                "invalid_client", "client authentication failed", 401, str(error)
+            ) from None
+        return client
+
     def _redeem_code(
-        self, form: Mapping[str, str], authorization: str | None, origin: Origin
+        self,
+        form: Mapping[str, str],
+        authorization: str | None,
+        origin: Origin,
+        audience: str | None,
     ) -> tuple[TokenPair, str, str | None]:
-        client = self._client(form, authorization)
+        client = self._client(form, authorization, audience)
         code = form.get("code", "")
         now_us = to_micros(self.clock())
         with read_transaction(self.engine) as connection:
@@ -547,9 +598,13 @@ class OAuth:
         return pair, account.account_id, row.nonce
 
     def _refresh(
-        self, form: Mapping[str, str], authorization: str | None, origin: Origin
+        self,
+        form: Mapping[str, str],
+        authorization: str | None,
+        origin: Origin,
+        audience: str | None,
     ) -> tuple[TokenPair, str | None]:
-        client = self._client(form, authorization)
+        client = self._client(form, authorization, audience)
         try:
             return self.sessions.refresh(form.get("refresh_token", ""), client.client_id)
         except RefreshRefused as refused:
@@ -568,11 +623,15 @@ class OAuth:
             ) from None
 
     def _client_credentials(
-        self, form: Mapping[str, str], authorization: str | None, origin: Origin
+        self,
+        form: Mapping[str, str],
+        authorization: str | None,
+        origin: Origin,
+        audience: str | None,
     ) -> tuple[TokenPair, dict[str, object]]:
         """A token for an integration service: only a confidential app, only the system/
         scopes it is registered for; the reach is recorded with the issuance."""
-        client = self._client(form, authorization)
+        client = self._client(form, authorization, audience)
         if not client.confidential:
             raise OAuthError("unauthorized_client", "client credentials need a confidential client")
         try:
@@ -609,7 +668,7 @@ class OAuth:
         return pair, reach
 
     def _password(self, form: Mapping[str, str], origin: Origin) -> tuple[TokenPair, str]:
-        client = self._client(form, None)
+        client = self._client(form, None, None)
         try:
             requested = smart.parse(
                 form.get("scope", ""), allowed_contexts=frozenset({"user", "patient"})
@@ -659,9 +718,17 @@ class OAuth:
         )
         return True
 
-    def revoke(self, form: Mapping[str, str], authorization: str | None, origin: Origin) -> None:
-        """RFC 7009: revoke a refresh token's session (an access token's session too)."""
-        client = self._client(form, authorization)
+    def revoke(
+        self,
+        form: Mapping[str, str],
+        authorization: str | None,
+        origin: Origin,
+        *,
+        audience: str | None = None,
+    ) -> None:
+        """RFC 7009: revoke a refresh token's session (an access token's session too).
+        ``audience``: as for ``token``."""
+        client = self._client(form, authorization, audience)
         token = form.get("token", "")
         session_id = self.sessions.revoke_refresh_token(
             token, client.client_id, f"revoked by {client.client_id}"
@@ -700,6 +767,8 @@ def _claimed_client(form: Mapping[str, str], authorization: str | None) -> str |
         except (ValueError, UnicodeDecodeError):
             claimed = ""
         return claimed[:64] or None
+    if "client_assertion" in form and "client_id" not in form:
+        return claimed_client(form["client_assertion"])
     return form.get("client_id", "")[:64] or None
 
 

@@ -55,6 +55,19 @@ client_app = Table(
     # A confidential client may act for one integration account (records_0005): its
     # reach is then what both allow, and it ends when the account is suspended.
     Column("account_id", String(40), nullable=True),
+    # A confidential client that signs assertions instead of holding a secret: its public
+    # JWK Set (records_0024, ``access/assertions.py``).
+    Column("jwks", Text, nullable=True),
+)
+
+#: The ``jti`` of each client assertion accepted, hashed, kept until the assertion
+#: expires: one presented again is refused (records_0024).
+client_assertion = Table(
+    "client_assertion",
+    metadata,
+    Column("client_id", String(64), primary_key=True),
+    Column("jti_hash", String(64), primary_key=True),
+    Column("expires_us", BigInteger, nullable=False, index=True),
 )
 
 #: Failed sign-ins, as levels that drain over time, per (username, source address),

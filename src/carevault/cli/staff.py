@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -156,9 +157,21 @@ def client_add(
         str | None,
         typer.Option(help="The integration account a confidential app acts for (username)."),
     ] = None,
+    jwks: Annotated[
+        Path | None,
+        typer.Option(
+            help="A confidential app's public JWK Set (RS384 or ES384 keys): it signs "
+            "assertions (SMART Backend Services) and gets no secret.",
+            exists=True,
+            dir_okay=False,
+            readable=True,
+        ),
+    ] = None,
     home: HomeOption = None,
 ) -> None:
-    """Register a client app; a confidential app's secret is printed once."""
+    """Register a client app; a confidential app's secret is printed once (none for an
+    app registered with its public keys)."""
+    key_set = jwks.read_text(encoding="utf-8") if jwks is not None else None
     with open_services(home) as services:
         app_, secret = services.admin.add_client(
             operator(),
@@ -169,8 +182,11 @@ def client_add(
             redirect_uris=redirect_uri or [],
             clinic_ids=clinic or [],
             account=account,
+            jwks=key_set,
         )
     kind = "confidential" if app_.confidential else "public"
+    if app_.jwks is not None:
+        kind += ", signs assertions with its registered keys"
     echo(f"added client {app_.client_id} ({kind})")
     if secret:
         echo(f"client secret (shown once): {secret}")

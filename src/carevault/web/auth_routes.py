@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,15 @@ def _origin(request: Request) -> Origin:
 def base_url(request: Request, svc: Any) -> str:
     configured: str | None = svc.settings.public_base_url
     return configured or f"{request.url.scheme}://{request.url.netloc}"
+
+
+def endpoints(base: str) -> dict[str, str]:
+    return {
+        "authorize": f"{base}/auth/authorize",
+        "token": f"{base}/auth/token",
+        "revoke": f"{base}/auth/revoke",
+        "jwks": f"{base}/.well-known/jwks.json",
+    }
 
 
 async def _form(request: Request, limit: int = 64 * 1024) -> dict[str, str]:
@@ -301,12 +311,13 @@ def _first_message(error: FhirError) -> str:
 async def token(request: Request, svc: ServicesDep) -> Response:
     try:
         form = await _form(request)
+        base = base_url(request, svc)
         body = await run_in_threadpool(
-            svc.oauth.token,
+            partial(svc.oauth.token, audience=endpoints(base)["token"]),
             form,
             request.headers.get("authorization"),
             _origin(request),
-            base_url(request, svc),
+            base,
         )
     except OAuthError as error:
         return _oauth_error(error)
@@ -318,7 +329,10 @@ async def revoke(request: Request, svc: ServicesDep) -> Response:
     try:
         form = await _form(request)
         await run_in_threadpool(
-            svc.oauth.revoke, form, request.headers.get("authorization"), _origin(request)
+            partial(svc.oauth.revoke, audience=endpoints(base_url(request, svc))["token"]),
+            form,
+            request.headers.get("authorization"),
+            _origin(request),
         )
     except OAuthError as error:
         return _oauth_error(error)

@@ -12,9 +12,15 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse
 
+from carevault.access.assertions import ALGORITHMS as ASSERTION_ALGORITHMS
 from carevault.access.identity import ALGORITHM
-from carevault.web.auth_routes import base_url
+from carevault.web.auth_routes import base_url, endpoints
 from carevault.web.security import ServicesDep
+
+#: How clients authenticate at the token endpoint: a secret (HTTP Basic or form), a
+#: signed assertion (SMART Backend Services, ``access/assertions.py``), or none (a
+#: public app, PKCE).
+_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
 
 router = APIRouter()
 
@@ -31,15 +37,6 @@ SCOPES = [
     "user/*.cruds",
     "system/*.cruds",
 ]
-
-
-def endpoints(base: str) -> dict[str, str]:
-    return {
-        "authorize": f"{base}/auth/authorize",
-        "token": f"{base}/auth/token",
-        "revoke": f"{base}/auth/revoke",
-        "jwks": f"{base}/.well-known/jwks.json",
-    }
 
 
 def _grants(svc: Any) -> list[str]:
@@ -61,11 +58,8 @@ async def smart_configuration(request: Request, svc: ServicesDep) -> JSONRespons
             "authorization_endpoint": urls["authorize"],
             "token_endpoint": urls["token"],
             "revocation_endpoint": urls["revoke"],
-            "token_endpoint_auth_methods_supported": [
-                "client_secret_basic",
-                "client_secret_post",
-                "none",
-            ],
+            "token_endpoint_auth_methods_supported": _AUTH_METHODS,
+            "token_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGORITHMS),
             "grant_types_supported": _grants(svc),
             "scopes_supported": SCOPES,
             "response_types_supported": ["code"],
@@ -74,6 +68,7 @@ async def smart_configuration(request: Request, svc: ServicesDep) -> JSONRespons
                 "launch-standalone",
                 "client-public",
                 "client-confidential-symmetric",
+                "client-confidential-asymmetric",
                 "context-standalone-patient",
                 "sso-openid-connect",
                 "permission-patient",
@@ -104,11 +99,8 @@ async def openid_configuration(request: Request, svc: ServicesDep) -> JSONRespon
             "grant_types_supported": _grants(svc),
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": [ALGORITHM],
-            "token_endpoint_auth_methods_supported": [
-                "client_secret_basic",
-                "client_secret_post",
-                "none",
-            ],
+            "token_endpoint_auth_methods_supported": _AUTH_METHODS,
+            "token_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGORITHMS),
             "claims_supported": [
                 "iss",
                 "sub",
