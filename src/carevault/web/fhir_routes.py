@@ -165,7 +165,14 @@ async def metadata(request: Request) -> Response:
 @router.post("/")
 async def bundle(request: Request, svc: ServicesDep, who: CallerDep) -> Response:
     body = await fhir_body(request, svc.settings.max_body_bytes)
-    return await run(transaction.process, svc.fhir, who, body, base_url(request))
+    return await run(
+        transaction.process,
+        svc.fhir,
+        who,
+        body,
+        base_url(request),
+        prefer=request.headers.get("prefer"),
+    )
 
 
 @router.get("/_history")
