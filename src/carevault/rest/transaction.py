@@ -9,7 +9,8 @@ entry's outcome.
 
 An entry answers as the same request sent on its own would: a write by ``Prefer:
 return=`` (``rest/answers.py``; with no preference, its ``response`` alone), showing
-only the version the gate let its writer have.
+only the version the gate let its writer have; a read by id ``304`` where its
+``ifNoneMatch`` names the version read; ``ifMatch`` as the header.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from carevault.fhir.registry import ResourceType
 from carevault.fhir.validate import InvalidResource, parse_json, validate_resource
 from carevault.gate import AccessDenied, Caller
 from carevault.rest import bundles
-from carevault.rest.answers import prefer_return, write_answer
+from carevault.rest.answers import not_modified, prefer_return, write_answer
 from carevault.rest.errors import to_fhir_error, translated
 from carevault.rest.interactions import (
     FhirInteractions,
@@ -54,6 +55,7 @@ class _Entry:
     resource: dict[str, Any] | None
     if_match: str | None
     if_none_exist: str | None
+    if_none_match: str | None = None
     resource_type: ResourceType | None = None
     resource_id: str | None = None
     #: What a conditional create (ifNoneExist) found, as its caller's search showed it:
@@ -127,6 +129,7 @@ def _entries(bundle: dict[str, Any], max_entries: int) -> list[_Entry]:
                 resource=resource if method in ("POST", "PUT") else None,
                 if_match=_text(request.get("ifMatch")),
                 if_none_exist=_text(request.get("ifNoneExist")),
+                if_none_match=_text(request.get("ifNoneMatch")),
             )
         )
     return entries
@@ -329,6 +332,10 @@ def _resolve_references(entries: list[_Entry]) -> None:
 
 def _get_entry(interactions: FhirInteractions, caller: Caller, entry: _Entry, base: str) -> bytes:
     response = _run_get(interactions, caller, entry, base)
+    if response.status == 304:
+        # The caller holds the version read (and the read is in the ledger): no body.
+        etag = response.headers["ETag"]
+        return bundles.dumps({"response": {"status": "304 Not Modified", "etag": etag}})
     body = response.body or b"{}"
     return (
         b'{"resource":'
@@ -342,6 +349,9 @@ def _get_entry(interactions: FhirInteractions, caller: Caller, entry: _Entry, ba
 def _run_get(
     interactions: FhirInteractions, caller: Caller, entry: _Entry, base: str
 ) -> FhirResponse:
+    """The entry's GET as the route of the same request answers it. Only a read by id
+    weighs ``ifNoneMatch``, as only that route weighs ``If-None-Match``; neither weighs
+    ``If-Modified-Since`` (the CapabilityStatement's conditionalRead: not-match)."""
     path, _, query = entry.url.partition("?")
     parts = path.strip("/").split("/")
     # Blank values kept, as the REST routes keep them: ``_elements=`` is refused here too,
@@ -350,7 +360,8 @@ def _run_get(
     if len(parts) == 1:
         return interactions.search(caller, parts[0], params, base, strict=False)
     if len(parts) == 2:
-        return interactions.read(caller, parts[0], parts[1], base, params)
+        read = interactions.read(caller, parts[0], parts[1], base, params)
+        return not_modified(entry.if_none_match, read)
     if len(parts) == 4 and parts[2] == "_history":
         return interactions.vread(caller, parts[0], parts[1], parts[3], base, params)
     raise bad_request("GET entries support read, vread and search")
