@@ -27,6 +27,7 @@ from carevault.gate import Caller, Gate
 from carevault.gate.history import versions as history_versions
 from carevault.gate.prefetch import Prefetched
 from carevault.rest import bundles, cursor
+from carevault.rest.answers import prefer_return, write_answer
 from carevault.rest.errors import translated
 from carevault.rest.includes import included
 from carevault.vault.records import Head, Opened, WriteResult
@@ -461,33 +462,14 @@ def viewed(item: Opened, view: View) -> Opened:
 def written(
     status: int, head: Head, body: bytes | None, base: str, prefer: str | None
 ) -> FhirResponse:
+    """The answer to a write on its own: the version as its writer may read it unless
+    ``Prefer`` asks for less (a Bundle's entries: ``rest/transaction.py``)."""
     headers = version_headers(head, base)
     headers["Location"] = headers.pop("Content-Location")
-    returning = _prefer_return(prefer)
-    if returning == "minimal":
-        return FhirResponse(status, None, headers)
-    if returning == "OperationOutcome" or body is None:
-        # body None: the writer may write but not read what was written (a record of a
-        # patient they do not care for); they are told it was saved, not shown it.
-        note = outcome(
-            [
-                Issue(
-                    "informational",
-                    f"{head.reference} saved as version {head.version_id}",
-                    "information",
-                )
-            ]
-        )
-        return FhirResponse(status, bundles.dumps(note), headers)
-    return FhirResponse(status, body, headers)
-
-
-def _prefer_return(prefer: str | None) -> str:
-    for part in (prefer or "").split(";"):
-        name, _, value = part.strip().partition("=")
-        if name.strip() == "return":
-            return value.strip().strip('"')
-    return "representation"
+    answer = write_answer(head, body, prefer_return(prefer) or "representation")
+    if answer.outcome is not None:
+        return FhirResponse(status, bundles.dumps(answer.outcome), headers)
+    return FhirResponse(status, answer.resource, headers)
 
 
 @dataclass(frozen=True)

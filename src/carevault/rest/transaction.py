@@ -6,6 +6,11 @@ gate in one call, which commits them in one database transaction. Entries are
 processed in the order the spec sets (DELETE, POST, PUT, then GET) and answered
 in the order they came. A batch runs each entry on its own and reports each
 entry's outcome.
+
+An entry answers as the same request sent on its own would: a write by ``Prefer:
+return=`` (``rest/answers.py``; with no preference, its ``response`` alone), showing
+only the version the gate let its writer have; a read by id ``304`` where its
+``ifNoneMatch`` names the version read; ``ifMatch`` as the header.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from carevault.fhir.registry import ResourceType
 from carevault.fhir.validate import InvalidResource, parse_json, validate_resource
 from carevault.gate import AccessDenied, Caller
 from carevault.rest import bundles
+from carevault.rest.answers import not_modified, prefer_return, write_answer
 from carevault.rest.errors import to_fhir_error, translated
 from carevault.rest.interactions import (
     FhirInteractions,
@@ -34,6 +40,7 @@ from carevault.rest.interactions import (
     resource_type_named,
     write_response_entry,
 )
+from carevault.vault.records import Head, Opened, WriteResult
 from carevault.vault.writer import Delete, Operation, Put
 
 _ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "GET": 3}
@@ -48,10 +55,12 @@ class _Entry:
     resource: dict[str, Any] | None
     if_match: str | None
     if_none_exist: str | None
+    if_none_match: str | None = None
     resource_type: ResourceType | None = None
     resource_id: str | None = None
-    #: A conditional create (ifNoneExist) that found its resource: nothing to write.
-    matched_existing: bool = False
+    #: What a conditional create (ifNoneExist) found, as its caller's search showed it:
+    #: nothing to write.
+    existing: Opened | None = None
 
     @property
     def reference(self) -> str:
@@ -59,7 +68,15 @@ class _Entry:
         return f"{self.resource_type.name}/{self.resource_id}"
 
 
-def process(interactions: FhirInteractions, caller: Caller, body: bytes, base: str) -> FhirResponse:
+def process(
+    interactions: FhirInteractions,
+    caller: Caller,
+    body: bytes,
+    base: str,
+    *,
+    prefer: str | None = None,
+) -> FhirResponse:
+    """``prefer``: the request's ``Prefer`` header, which its write entries answer."""
     bundle = parse_json(body)
     if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
         raise bad_request("POST to the base URL takes a Bundle of type batch or transaction")
@@ -67,9 +84,12 @@ def process(interactions: FhirInteractions, caller: Caller, body: bytes, base: s
     if kind not in ("batch", "transaction"):
         raise bad_request("the Bundle type must be batch or transaction")
     entries = _entries(bundle, interactions.limits.bundle_entries)
+    # With no return preference an entry is its response alone, as before Prefer was read:
+    # a Bundle of a thousand writes is not sent back whole unless asked for.
+    returning = prefer_return(prefer) or "minimal"
     if kind == "transaction":
-        return _transaction(interactions, caller, entries, base)
-    return _batch(interactions, caller, entries, base)
+        return _transaction(interactions, caller, entries, base, returning)
+    return _batch(interactions, caller, entries, base, returning)
 
 
 def _entries(bundle: dict[str, Any], max_entries: int) -> list[_Entry]:
@@ -109,6 +129,7 @@ def _entries(bundle: dict[str, Any], max_entries: int) -> list[_Entry]:
                 resource=resource if method in ("POST", "PUT") else None,
                 if_match=_text(request.get("ifMatch")),
                 if_none_exist=_text(request.get("ifNoneExist")),
+                if_none_match=_text(request.get("ifNoneMatch")),
             )
         )
     return entries
@@ -150,7 +171,11 @@ def _target(entry: _Entry) -> None:
 
 
 def _transaction(
-    interactions: FhirInteractions, caller: Caller, entries: list[_Entry], base: str
+    interactions: FhirInteractions,
+    caller: Caller,
+    entries: list[_Entry],
+    base: str,
+    returning: str,
 ) -> FhirResponse:
     for entry in entries:
         _target(entry)
@@ -159,7 +184,7 @@ def _transaction(
     operations: list[tuple[_Entry, Operation]] = []
     issues: list[Issue] = []
     for entry in sorted(entries, key=lambda e: (_ORDER[e.method], e.index)):
-        if entry.method == "GET" or entry.matched_existing:
+        if entry.method == "GET" or entry.existing is not None:
             continue
         try:
             operations.append((entry, _operation(entry, interactions.limits)))
@@ -182,13 +207,13 @@ def _transaction(
             caller, [operation for _, operation in operations], within=read_back if gets else None
         )
     responses: dict[int, bytes] = {
-        entry.index: bundles.dumps({"response": write_response_entry(result, base)})
+        entry.index: _write_entry(result, base, returning)
         for (entry, _), result in zip(operations, results, strict=True)
     }
     responses.update(answered)
     for entry in entries:
-        if entry.matched_existing:
-            responses[entry.index] = _matched_response(entry)
+        if entry.existing is not None:
+            responses[entry.index] = _matched_response(entry.existing, base, returning)
     ordered = [responses[entry.index] for entry in entries]
     return FhirResponse(200, bundles.response_bundle("transaction-response", ordered))
 
@@ -247,12 +272,42 @@ def _resolve_conditional_create(
         return
     existing = interactions._existing(caller, entry.resource_type, entry.if_none_exist)
     if existing is not None:
-        entry.matched_existing = True
+        entry.existing = existing
         entry.resource_id = existing.head.resource_id
 
 
-def _matched_response(entry: _Entry) -> bytes:
-    return bundles.dumps({"response": {"status": "200 OK", "location": entry.reference}})
+def _matched_response(existing: Opened, base: str, returning: str) -> bytes:
+    """The record a conditional create found, answered as ``POST`` with If-None-Exist
+    answers it: as the caller's search showed it (and recorded it in the ledger)."""
+    response = {"status": "200 OK", "location": existing.head.reference}
+    return _shown_entry(existing.head, existing.body, response, base, returning)
+
+
+def _write_entry(result: WriteResult, base: str, returning: str) -> bytes:
+    response = write_response_entry(result, base)
+    if result.head.deleted:
+        return bundles.dumps({"response": response})  # 204, no body, whatever is preferred
+    return _shown_entry(result.head, result.body, response, base, returning)
+
+
+def _shown_entry(
+    head: Head, body: bytes | None, response: dict[str, Any], base: str, returning: str
+) -> bytes:
+    """An entry naming ``head`` by ``fullUrl``, answered as the same write on its own
+    would be (``answers.write_answer``). ``body``: what the gate let the writer have, so
+    an element withheld from them cannot leave through an entry either."""
+    answer = write_answer(head, body, returning)
+    if answer.outcome is not None:
+        response = {**response, "outcome": answer.outcome}
+    shown = b"" if answer.resource is None else b',"resource":' + answer.resource
+    return (
+        b'{"fullUrl":'
+        + bundles.dumps(bundles.full_url(base, head))
+        + shown
+        + b',"response":'
+        + bundles.dumps(response)
+        + b"}"
+    )
 
 
 def _resolve_references(entries: list[_Entry]) -> None:
@@ -276,7 +331,11 @@ def _resolve_references(entries: list[_Entry]) -> None:
 
 
 def _get_entry(interactions: FhirInteractions, caller: Caller, entry: _Entry, base: str) -> bytes:
-    response = _run_get(interactions, caller, entry.url, base)
+    response = _run_get(interactions, caller, entry, base)
+    if response.status == 304:
+        # The caller holds the version read (and the read is in the ledger): no body.
+        etag = response.headers["ETag"]
+        return bundles.dumps({"response": {"status": "304 Not Modified", "etag": etag}})
     body = response.body or b"{}"
     return (
         b'{"resource":'
@@ -287,8 +346,13 @@ def _get_entry(interactions: FhirInteractions, caller: Caller, entry: _Entry, ba
     )
 
 
-def _run_get(interactions: FhirInteractions, caller: Caller, url: str, base: str) -> FhirResponse:
-    path, _, query = url.partition("?")
+def _run_get(
+    interactions: FhirInteractions, caller: Caller, entry: _Entry, base: str
+) -> FhirResponse:
+    """The entry's GET as the route of the same request answers it. Only a read by id
+    weighs ``ifNoneMatch``, as only that route weighs ``If-None-Match``; neither weighs
+    ``If-Modified-Since`` (the CapabilityStatement's conditionalRead: not-match)."""
+    path, _, query = entry.url.partition("?")
     parts = path.strip("/").split("/")
     # Blank values kept, as the REST routes keep them: ``_elements=`` is refused here too,
     # not taken for no view at all.
@@ -296,19 +360,24 @@ def _run_get(interactions: FhirInteractions, caller: Caller, url: str, base: str
     if len(parts) == 1:
         return interactions.search(caller, parts[0], params, base, strict=False)
     if len(parts) == 2:
-        return interactions.read(caller, parts[0], parts[1], base, params)
+        read = interactions.read(caller, parts[0], parts[1], base, params)
+        return not_modified(entry.if_none_match, read)
     if len(parts) == 4 and parts[2] == "_history":
         return interactions.vread(caller, parts[0], parts[1], parts[3], base, params)
     raise bad_request("GET entries support read, vread and search")
 
 
 def _batch(
-    interactions: FhirInteractions, caller: Caller, entries: list[_Entry], base: str
+    interactions: FhirInteractions,
+    caller: Caller,
+    entries: list[_Entry],
+    base: str,
+    returning: str,
 ) -> FhirResponse:
     responses: list[bytes] = []
     for entry in entries:
         try:
-            responses.append(_batch_entry(interactions, caller, entry, base))
+            responses.append(_batch_entry(interactions, caller, entry, base, returning))
         except Exception as error:
             mapped = error if isinstance(error, FhirError) else to_fhir_error(error)
             if mapped is None:
@@ -326,7 +395,9 @@ def _batch(
     return FhirResponse(200, bundles.response_bundle("batch-response", responses))
 
 
-def _batch_entry(interactions: FhirInteractions, caller: Caller, entry: _Entry, base: str) -> bytes:
+def _batch_entry(
+    interactions: FhirInteractions, caller: Caller, entry: _Entry, base: str, returning: str
+) -> bytes:
     if entry.method == "GET":
         return _get_entry(interactions, caller, entry, base)
     _target(entry)
@@ -335,8 +406,8 @@ def _batch_entry(interactions: FhirInteractions, caller: Caller, entry: _Entry, 
             if node["reference"].startswith(("urn:uuid:", "urn:oid:")):
                 raise bad_request("a batch cannot resolve urn: references; use a transaction")
     _resolve_conditional_create(interactions, caller, entry)
-    if entry.matched_existing:
-        return _matched_response(entry)
+    if entry.existing is not None:
+        return _matched_response(entry.existing, base, returning)
     with translated():
         [result] = interactions.gate.write(caller, [_operation(entry, interactions.limits)])
-    return bundles.dumps({"response": write_response_entry(result, base)})
+    return _write_entry(result, base, returning)

@@ -23,7 +23,7 @@ from carevault.fhir.parameters import NotParameters, Part, parts
 from carevault.fhir.query import VIEW_PARAMS, safe_name
 from carevault.gate import Caller, WouldBlock
 from carevault.ledger.trail import AuditUnavailable
-from carevault.rest import conditional, operations, patching, transaction
+from carevault.rest import answers, conditional, operations, patching, transaction
 from carevault.rest.bundles import dumps
 from carevault.rest.capability import capability_statement
 from carevault.rest.errors import translated
@@ -175,7 +175,14 @@ async def metadata(request: Request) -> Response:
 @router.post("/")
 async def bundle(request: Request, svc: ServicesDep, who: CallerDep) -> Response:
     body = await fhir_body(request, svc.settings.max_body_bytes)
-    return await run(transaction.process, svc.fhir, who, body, base_url(request))
+    return await run(
+        transaction.process,
+        svc.fhir,
+        who,
+        body,
+        base_url(request),
+        prefer=request.headers.get("prefer"),
+    )
 
 
 @router.get("/_history")
@@ -389,25 +396,10 @@ async def released(pending: Future[Opened], timeout: float) -> Opened:
             raise AuditUnavailable("the audit ledger could not be written in time") from None
 
 
-def _opaque(tag: str) -> str:
-    """An entity tag compared weakly (RFC 9110 8.8.3.2): without its ``W/``."""
-    tag = tag.strip()
-    return tag[2:] if tag.startswith("W/") else tag
-
-
 def not_modified(request: Request, result: FhirResponse) -> FhirResponse:
-    """304 Not Modified, with no body, when ``If-None-Match`` names the version read (FHIR
-    http.html#cread). The read itself went through the gate and is in the ledger: the
-    caller was allowed it and already holds that version."""
-    wanted = request.headers.get("if-none-match")
-    current = result.headers.get("ETag")
-    if wanted is None or current is None or result.status != 200:
-        return result
-    tags = {_opaque(tag) for tag in wanted.split(",")}
-    if "*" in tags or _opaque(current) in tags:
-        kept = {name: value for name, value in result.headers.items() if name != "Content-Type"}
-        return FhirResponse(304, None, kept)
-    return result
+    """304 Not Modified when ``If-None-Match`` names the version read (``answers``: the
+    same test a Bundle's GET entry makes of its ``ifNoneMatch``)."""
+    return answers.not_modified(request.headers.get("if-none-match"), result)
 
 
 @router.put("/{type_name}/{resource_id}")

@@ -1,0 +1,70 @@
+"""What a write and a read by id answer, whether asked alone or as an entry of a batch or
+transaction Bundle: one reading of ``Prefer: return=`` and of ``If-None-Match``, so that
+an entry can never answer more (or otherwise) than the same request sent on its own."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+from carevault.fhir.outcome import Issue, outcome
+
+if TYPE_CHECKING:
+    from carevault.rest.interactions import FhirResponse
+    from carevault.vault.records import Head
+
+
+def prefer_return(prefer: str | None) -> str | None:
+    """The ``return`` preference of a ``Prefer`` header (FHIR R4 http.html#ops:
+    ``minimal``, ``representation`` or ``OperationOutcome``); None when none is given."""
+    for part in (prefer or "").split(";"):
+        name, _, value = part.strip().partition("=")
+        if name.strip() == "return":
+            return value.strip().strip('"')
+    return None
+
+
+@dataclass(frozen=True)
+class WriteAnswer:
+    """The body of the answer to a write: the version as its writer may read it
+    (``resource``), a note that it was saved (``outcome``), or neither (minimal)."""
+
+    resource: bytes | None = None
+    outcome: dict[str, Any] | None = None
+
+
+def write_answer(head: Head, body: bytes | None, returning: str) -> WriteAnswer:
+    """``body``: the written version as the gate let its writer have it (``Gate.write``
+    cuts it as a read would, None if they may not read it): it is all a write ever shows,
+    so nothing withheld from the writer can leave through any form of the answer."""
+    if returning == "minimal":
+        return WriteAnswer()
+    if returning == "OperationOutcome" or body is None:
+        # body None: the writer may write but not read what was written (a record of a
+        # patient they do not care for); they are told it was saved, not shown it.
+        note = Issue(
+            "informational", f"{head.reference} saved as version {head.version_id}", "information"
+        )
+        return WriteAnswer(outcome=outcome([note]))
+    return WriteAnswer(resource=body)
+
+
+def _opaque(tag: str) -> str:
+    """An entity tag compared weakly (RFC 9110 8.8.3.2): without its ``W/``."""
+    tag = tag.strip()
+    return tag[2:] if tag.startswith("W/") else tag
+
+
+def not_modified(if_none_match: str | None, result: FhirResponse) -> FhirResponse:
+    """304 Not Modified, with no body, when ``if_none_match`` (the ``If-None-Match``
+    header, or ``Bundle.entry.request.ifNoneMatch``) names the version read, or is ``*``
+    (FHIR http.html#cread); ``result`` otherwise. The read itself went through the gate
+    and is in the ledger: the caller was allowed it and already holds that version."""
+    current = result.headers.get("ETag")
+    if if_none_match is None or current is None or result.status != 200:
+        return result
+    tags = {_opaque(tag) for tag in if_none_match.split(",")}
+    if "*" in tags or _opaque(current) in tags:
+        kept = {name: value for name, value in result.headers.items() if name != "Content-Type"}
+        return replace(result, status=304, body=None, headers=kept)
+    return result

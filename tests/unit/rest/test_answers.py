@@ -1,0 +1,75 @@
+"""One reading of ``Prefer: return=`` and ``If-None-Match`` for a request on its own and
+for a Bundle entry (``rest/answers.py``): pure, no database."""
+
+from __future__ import annotations
+
+import pytest
+
+from carevault.rest.answers import WriteAnswer, not_modified, prefer_return, write_answer
+from carevault.rest.interactions import FhirResponse
+from carevault.vault.records import Head
+
+HEAD = Head(1, "Patient", "p-1", 2, 0, False, None, "clinic-1", None)
+BODY = b'{"resourceType":"Patient","id":"p-1"}'
+
+
+@pytest.mark.parametrize(
+    ("header", "returning"),
+    [
+        (None, None),
+        ("", None),
+        ("handling=strict", None),
+        ("return=minimal", "minimal"),
+        ("return=representation", "representation"),
+        ("return=OperationOutcome", "OperationOutcome"),
+        ('handling=lenient; return="minimal"', "minimal"),
+    ],
+)
+def test_the_return_preference_is_read_from_prefer(
+    header: str | None, returning: str | None
+) -> None:
+    assert prefer_return(header) == returning
+
+
+def test_minimal_answers_nothing_and_representation_the_writers_version() -> None:
+    assert write_answer(HEAD, BODY, "minimal") == WriteAnswer()
+    assert write_answer(HEAD, BODY, "representation") == WriteAnswer(resource=BODY)
+
+
+@pytest.mark.parametrize(
+    ("body", "returning"), [(BODY, "OperationOutcome"), (None, "representation")]
+)
+def test_a_writer_who_asks_for_it_or_may_not_read_is_told_saved(
+    body: bytes | None, returning: str
+) -> None:
+    answer = write_answer(HEAD, body, returning)
+
+    assert answer.resource is None and answer.outcome is not None
+    assert answer.outcome["issue"] == [
+        {
+            "severity": "information",
+            "code": "informational",
+            "diagnostics": "Patient/p-1 saved as version 2",
+        }
+    ]
+
+
+READ = FhirResponse(200, BODY, {"ETag": 'W/"2"', "Last-Modified": "x", "Content-Type": "y"})
+
+
+@pytest.mark.parametrize("tag", ['W/"2"', '"2"', ' W/"1", W/"2" ', "*"])
+def test_the_version_held_is_not_modified(tag: str) -> None:
+    answer = not_modified(tag, READ)
+
+    assert answer.status == 304 and answer.body is None
+    assert answer.headers == {"ETag": 'W/"2"', "Last-Modified": "x"}
+
+
+@pytest.mark.parametrize("tag", [None, 'W/"1"', '"3"', "W/2"])
+def test_another_version_or_none_named_is_answered_in_full(tag: str | None) -> None:
+    assert not_modified(tag, READ) is READ
+
+
+def test_only_a_successful_versioned_answer_is_ever_304() -> None:
+    assert not_modified("*", FhirResponse(200, BODY)).status == 200
+    assert not_modified("*", FhirResponse(404, BODY, {"ETag": 'W/"2"'})).status == 404
