@@ -23,9 +23,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric.ec import SECP384R1, EllipticCurvePublicKey
@@ -132,6 +133,12 @@ def claimed_client(assertion: str) -> str | None:
     return issuer[:64] if isinstance(issuer, str) and issuer else None
 
 
+def _number(value: Any) -> TypeGuard[float]:
+    """A NumericDate: a finite number (``json`` reads NaN and Infinity, which compare
+    false with everything and passed as neither expired nor too far ahead)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
 class ClientAssertions:
     """Checks client assertions against registered key sets and remembers each ``jti``
     until its assertion expires."""
@@ -180,7 +187,7 @@ class ClientAssertions:
         except jwt.PyJWTError as error:
             raise AssertionRefused(f"the assertion is refused: {error}") from None
         self._check_claims(claims, client_id)
-        self._use(client_id, claims["jti"], int(claims["exp"]))
+        self._use(client_id, claims["jti"], claims["exp"])
 
     @staticmethod
     def _key(key_set: str, kid: Any, algorithm: str) -> _Key:
@@ -202,8 +209,8 @@ class ClientAssertions:
             raise AssertionRefused("sub must be the client's id")
         now = to_micros(self.clock()) / 1_000_000
         expires = claims.get("exp")
-        if not isinstance(expires, int | float) or isinstance(expires, bool):
-            raise AssertionRefused("exp must be a number")
+        if not _number(expires):
+            raise AssertionRefused("exp must be a finite number")
         if expires <= now - LEEWAY_S:
             raise AssertionRefused("the assertion has expired")
         if expires > now + MAX_LIFETIME_S + LEEWAY_S:
@@ -212,19 +219,21 @@ class ClientAssertions:
             value = claims.get(name)
             if value is None:
                 continue
-            if not isinstance(value, int | float) or isinstance(value, bool):
-                raise AssertionRefused(f"{name} must be a number")
+            if not _number(value):
+                raise AssertionRefused(f"{name} must be a finite number")
             if value > now + LEEWAY_S:
                 raise AssertionRefused(f"{name} is in the future")
         jti = claims.get("jti")
         if not isinstance(jti, str) or not 1 <= len(jti) <= 1024:
             raise AssertionRefused("jti must be a string of 1-1024 characters")
 
-    def _use(self, client_id: str, jti: str, expires_s: int) -> None:
-        """Remember ``jti`` until the assertion expires; AssertionRefused if it was used."""
+    def _use(self, client_id: str, jti: str, expires_s: float) -> None:
+        """Remember ``jti`` for as long as its assertion is accepted (``exp`` and the
+        leeway, rounded up: a fractional ``exp`` cut down left a second in which the
+        same assertion passed again); AssertionRefused if it was used."""
         digest = hashlib.sha256(jti.encode()).hexdigest()
         now_us = to_micros(self.clock())
-        keep_until = (expires_s + LEEWAY_S) * 1_000_000
+        keep_until = (math.ceil(expires_s) + LEEWAY_S + 1) * 1_000_000
         table = client_assertion.c
         try:
             with write_transaction(self.engine) as connection:

@@ -487,7 +487,10 @@ class OAuth:
         Services): one way of authenticating at a time, never with a secret beside it."""
         if form.get("client_assertion_type") != ASSERTION_TYPE:
             raise OAuthError(
-                "invalid_client", f"client_assertion_type must be {ASSERTION_TYPE}", 401
+                "invalid_client",
+                "client authentication failed",
+                401,
+                f"client_assertion_type is not {ASSERTION_TYPE}",
             )
         if authorization or "client_secret" in form:
             raise OAuthError(
@@ -496,7 +499,12 @@ class OAuth:
         assertion = form.get("client_assertion", "")
         client_id = claimed_client(assertion) or ""
         if form.get("client_id", client_id) != client_id:
-            raise OAuthError("invalid_client", "client_id is not the assertion's issuer", 401)
+            raise OAuthError(
+                "invalid_client",
+                "client authentication failed",
+                401,
+                "client_id is not the assertion's issuer",
+            )
         client = self.clients.get(client_id)
         if client is None or client.revoked or not client.confidential:
             raise OAuthError(
@@ -727,8 +735,19 @@ class OAuth:
         audience: str | None = None,
     ) -> None:
         """RFC 7009: revoke a refresh token's session (an access token's session too).
-        ``audience``: as for ``token``."""
-        client = self._client(form, authorization, audience)
+        ``audience``: as for ``token``. A client that does not authenticate is recorded
+        as a refused token request is."""
+        try:
+            client = self._client(form, authorization, audience)
+        except OAuthError as error:
+            self._record(
+                Tag.AUTH_TOKEN_REFUSED,
+                Outcome.DENIED,
+                origin,
+                f"revoke: {error.reason}",
+                client_id=_claimed_client(form, authorization),
+            )
+            raise
         token = form.get("token", "")
         session_id = self.sessions.revoke_refresh_token(
             token, client.client_id, f"revoked by {client.client_id}"

@@ -31,7 +31,9 @@ from carevault.web.responses import NO_STORE, request_id_of
 
 #: Starlette's TestClient calls itself this; served only in the test environment.
 TEST_CLIENT_HOST = "testserver"
-_SIGN_IN_PATHS = frozenset({"/auth/token", "/auth/authorize"})
+#: Where a client or a person authenticates: the tighter per-address limit (revocation
+#: authenticates the client as the token endpoint does).
+_SIGN_IN_PATHS = frozenset({"/auth/token", "/auth/authorize", "/auth/revoke"})
 _OPEN_PATHS = frozenset({"/healthz"})
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 

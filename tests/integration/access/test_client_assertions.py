@@ -11,6 +11,7 @@ import base64
 import hashlib
 import hmac
 import json
+import threading
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -18,13 +19,16 @@ from typing import Any
 
 import jwt
 import pytest
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from typer.testing import CliRunner
 
+from carevault.access.assertions import AssertionRefused
 from carevault.access.clients import ClientError
 from carevault.bootstrap import Services
 from carevault.cli import app as cli_app
 from carevault.ledger.events import Tag
+from carevault.web.app import create_app
 from tests.integration.access.audit_log import events, refused
 from tests.integration.access.browser import basic, bearer
 from tests.integration.access.conftest import BASE, CLINIC, MovableClock
@@ -351,3 +355,108 @@ def test_the_cli_registers_a_service_by_its_public_keys(
         if event.reason == "cli-feed"
     ]
     assert record.detail["keys"] == ["rsa-1", "ec-1"]
+
+
+# From the security review of the first version (each failed on it).
+
+
+def _rs384_raw(key: rsa.RSAPrivateKey, header: dict[str, Any], payload: str) -> str:
+    """An RS384 JWT whose payload is exactly ``payload`` (NaN is JSON to Python)."""
+    signing_input = (
+        f"{_b64(header)}.{base64.urlsafe_b64encode(payload.encode()).rstrip(b'=').decode()}"
+    )
+    signature = key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA384())
+    return f"{signing_input}.{base64.urlsafe_b64encode(signature).rstrip(b'=').decode()}"
+
+
+@pytest.mark.usefixtures("feed")
+def test_a_fractional_exp_leaves_no_second_for_a_replay(
+    web: FhirTestClient, sign: Sign, clock: MovableClock
+) -> None:
+    """The jti was kept until int(exp) + 30 s while the assertion passed until exp + 30
+    s: with exp = N.9 the same assertion was accepted again for 0.9 s."""
+    clock.freeze()
+    start = clock().timestamp()
+    whole = int(start)
+    assertion = sign(exp=whole + 240.9)
+    assert _token(web, assertion).status_code == 200
+    assert _token(web, assertion).status_code == 401
+    clock.advance(whole + 270.5 - start)
+    replay = _token(web, assertion)
+    assert replay.status_code == 401, replay.text
+
+
+@pytest.mark.parametrize("value", ["NaN", "Infinity", "-Infinity"])
+@pytest.mark.usefixtures("feed")
+def test_an_exp_that_is_no_finite_number_is_refused(
+    value: str, auth_services: Services, rsa_key: rsa.RSAPrivateKey
+) -> None:
+    """NaN compared false with both bounds and passed, then int(NaN) was a 500."""
+    claims = f'"iss":"{FEED}","sub":"{FEED}","aud":"{TOKEN_URL}","jti":"{uuid.uuid4()}"'
+    payload = f'{{{claims},"exp":{value}}}'
+    assertion = _rs384_raw(rsa_key, {"alg": "RS384", "typ": "JWT", "kid": "rsa-1"}, payload)
+    app = create_app(auth_services.settings, auth_services)
+    with FhirTestClient(app, raise_server_exceptions=False) as client:
+        response = _token(client, assertion)
+    assert response.status_code == 401, response.text
+    refused(auth_services.audit_ledger.store, Tag.AUTH_TOKEN_REFUSED, "exp must be a finite")
+
+
+@pytest.mark.usefixtures("feed")
+def test_a_refused_client_at_revoke_is_recorded(
+    web: FhirTestClient, auth_services: Services, sign: Sign
+) -> None:
+    forged = sign(key=rsa.generate_private_key(public_exponent=65537, key_size=2048))
+    response = web.post(
+        "/auth/revoke",
+        data={
+            "token": "whatever",
+            "client_assertion_type": ASSERTION_TYPE,
+            "client_assertion": forged,
+        },
+    )
+    assert response.status_code == 401
+    refused(auth_services.audit_ledger.store, Tag.AUTH_TOKEN_REFUSED, "revoke: the signature")
+
+
+@pytest.mark.usefixtures("feed")
+def test_one_assertion_presented_at_once_by_many_is_accepted_once(
+    auth_services: Services, sign: Sign
+) -> None:
+    assertion = sign()
+    found = auth_services.clients.get(FEED)
+    assert found is not None
+    workers = 8
+    barrier = threading.Barrier(workers)
+    results: list[str] = []
+
+    def present() -> None:
+        barrier.wait()
+        try:
+            auth_services.oauth.assertions.verify(assertion, FEED, found.jwks, TOKEN_URL)
+            results.append("ok")
+        except AssertionRefused as error:
+            results.append(str(error))
+
+    threads = [threading.Thread(target=present) for _ in range(workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results.count("ok") == 1, results
+    assert all(result == "ok" or "replayed" in result for result in results), results
+
+
+@pytest.mark.usefixtures("feed")
+def test_every_refusal_has_the_same_words(web: FhirTestClient, sign: Sign) -> None:
+    wrong_type = web.post(
+        "/auth/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_assertion_type": "urn:example:other",
+            "client_assertion": sign(),
+        },
+    )
+    other_id = _token(web, sign(), client_id="lab-feed")
+    described = {wrong_type.json()["error_description"], other_id.json()["error_description"]}
+    assert described == {"client authentication failed"}

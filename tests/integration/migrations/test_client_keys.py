@@ -54,3 +54,30 @@ def test_clients_registered_before_keep_their_secret_and_no_keys(settings: Setti
         assert kept == ["lab-feed"]
     finally:
         engine.dispose()
+
+
+def test_going_down_leaves_no_client_that_holds_no_secret(settings: Settings) -> None:
+    """From the security review: a client registered with keys holds no secret, and
+    the release before compared a missing secret with a placeholder anyone can send."""
+    settings.home.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        upgrade("records", engine, REVISION)
+        with engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO client_app (client_id, name, kind, secret_hash, redirect_uris,"
+                    " scopes, clinic_ids, created_us, jwks) VALUES ('bulk-feed', 'Bulk',"
+                    " 'confidential', NULL, '[]', 'system/Observation.rs', 'clinic-a', 1,"
+                    " '{\"keys\":[]}')"
+                )
+            )
+        downgrade("records", engine, BEFORE)
+        with engine.connect() as connection:
+            row = connection.execute(
+                text("SELECT secret_hash, revoked_us FROM client_app WHERE client_id='bulk-feed'")
+            ).one()
+        assert row.secret_hash is not None and len(row.secret_hash) == 64
+        assert row.revoked_us is not None
+    finally:
+        engine.dispose()

@@ -12,6 +12,9 @@ Clients registered before keep their secrets and no keys (NULL).
 
 from __future__ import annotations
 
+import secrets
+import time
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -40,6 +43,17 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    # A client registered with keys holds no secret (secret_hash NULL). Going down, it
+    # could sign in no more, and an earlier release would compare its missing secret
+    # with a placeholder anyone can send: each is revoked, and given a secret hash no
+    # one holds the secret of, before its keys go.
+    op.get_bind().execute(
+        sa.text(
+            "UPDATE client_app SET revoked_us = COALESCE(revoked_us, :now),"
+            " secret_hash = :unmatchable WHERE jwks IS NOT NULL"
+        ),
+        {"now": time.time_ns() // 1_000, "unmatchable": secrets.token_hex(32)},
+    )
     op.drop_index("ix_client_assertion_expires_us", table_name=TABLE)
     op.drop_table(TABLE)
     with op.batch_alter_table("client_app") as batch:
