@@ -226,7 +226,6 @@ def test_one_way_of_authenticating_at_a_time(web: FhirTestClient, sign: Sign) ->
     assert with_secret.status_code == 400
     assert with_secret.json()["error"] == "invalid_request"
     other_id = _token(web, sign(), client_id="lab-feed")
-    assert other_id.status_code == 401
     wrong_type = web.post(
         "/auth/token",
         data={
@@ -235,7 +234,11 @@ def test_one_way_of_authenticating_at_a_time(web: FhirTestClient, sign: Sign) ->
             "client_assertion": sign(),
         },
     )
-    assert wrong_type.status_code == 401
+    # Refused with the words of every other refusal (the review found these two told
+    # which check failed).
+    for refusal in (other_id, wrong_type):
+        assert refusal.status_code == 401
+        assert refusal.json()["error_description"] == "client authentication failed"
     # A client registered with keys has no secret to guess.
     guessed = web.post(
         "/auth/token",
@@ -445,18 +448,3 @@ def test_one_assertion_presented_at_once_by_many_is_accepted_once(
         thread.join()
     assert results.count("ok") == 1, results
     assert all(result == "ok" or "replayed" in result for result in results), results
-
-
-@pytest.mark.usefixtures("feed")
-def test_every_refusal_has_the_same_words(web: FhirTestClient, sign: Sign) -> None:
-    wrong_type = web.post(
-        "/auth/token",
-        data={
-            "grant_type": "client_credentials",
-            "client_assertion_type": "urn:example:other",
-            "client_assertion": sign(),
-        },
-    )
-    other_id = _token(web, sign(), client_id="lab-feed")
-    described = {wrong_type.json()["error_description"], other_id.json()["error_description"]}
-    assert described == {"client authentication failed"}
