@@ -26,6 +26,7 @@ from carevault.export.model import (
 from carevault.export.service import ExportService
 from carevault.fhir.outcome import FhirError, Issue, outcome
 from carevault.gate import Caller
+from carevault.ledger.events import Tag
 from carevault.rest.bundles import dumps
 from carevault.web.fhir_routes import base_url, parameter_parts, query_params
 from carevault.web.job_calls import job_call, job_failed
@@ -69,13 +70,24 @@ async def _kick_off(
     request: Request, svc: Any, who: Caller, level: Level, group_id: str | None
 ) -> Response:
     exports = _service(svc)
-    prefer = [part.strip() for part in request.headers.get("prefer", "").split(",")]
-    if "respond-async" not in prefer:
-        raise FhirError(400, [Issue("invalid", "$export needs the header Prefer: respond-async")])
+    try:
+        prefer = [part.strip() for part in request.headers.get("prefer", "").split(",")]
+        if "respond-async" not in prefer:
+            raise FhirError(
+                400, [Issue("invalid", "$export needs the header Prefer: respond-async")]
+            )
+        # Every part of a POST's body, repeats and value types kept: the service applies
+        # each as the same parameter in the query string, or refuses the kick-off.
+        body = await parameter_parts(request) if request.method == "POST" else []
+    except FhirError as error:
+        # Refused before the service saw it: recorded as every refused export is (an
+        # officer watching exports sees a staff token's malformed POST too).
+        reason = "; ".join(issue.diagnostics for issue in error.issues)[:500]
+        await run_in_threadpool(
+            exports.record_refusal, Tag.EXPORT_REFUSED, who, reason, level=str(level)
+        )
+        raise
     params = query_params(request)
-    # Every part of a POST's body, repeats and value types kept: the service applies
-    # each as the same parameter in the query string, or refuses the kick-off.
-    body = await parameter_parts(request) if request.method == "POST" else []
     # The request as the manifest names it: on the configured base, never the Host header.
     asked = base_url(request) + request.url.path.removeprefix("/fhir")
     if request.url.query:

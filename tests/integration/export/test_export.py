@@ -88,7 +88,13 @@ def test_kick_off_needs_a_backend_service_granted_system_read(clinic: Clinic) ->
         for _, data in clinic.services.audit_ledger.store.entries()
         if b"bulk:export:refused" in data
     ]
-    assert {e.principal for e in refusals} == {"client:narrow-app", f"staff:{staff.login.username}"}
+    # Each is recorded as a refused export, the one without Prefer too (refused by the
+    # route before the service reads it).
+    assert {e.principal for e in refusals} == {
+        "client:narrow-app",
+        f"staff:{staff.login.username}",
+        "client:exporter",
+    }
 
 
 def test_unsupported_and_bad_parameters_are_refused_with_an_outcome(clinic: Clinic) -> None:

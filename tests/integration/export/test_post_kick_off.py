@@ -11,6 +11,7 @@ import pytest
 from httpx import Response
 
 from carevault.export.model import Job
+from carevault.ledger.events import AuditEvent, Tag
 from tests.integration.access.browser import bearer
 from tests.integration.export.conftest import Clinic, observation, put
 from tests.integration.export.test_export import (
@@ -141,3 +142,26 @@ def test_since_given_twice_is_refused(clinic: Clinic) -> None:
     query = "_since=2024-01-01T00:00:00Z&_since=2025-01-01T00:00:00Z"
     by_get = clinic.web.get(f"/fhir/Patient/$export?{query}", headers={**bearer(token), **ASYNC})
     assert by_get.status_code == 400
+
+
+def test_a_kick_off_refused_before_the_service_reads_it_is_recorded_as_an_export_refusal(
+    clinic: Clinic,
+) -> None:
+    """A body that is no Parameters, or no Prefer header, was refused by the route with
+    only a generic request refusal in the ledger (stop 35's adversary): an officer who
+    watches refused exports saw nothing of it."""
+    token = clinic.client("exporter", "system/*.read")
+    malformed = clinic.web.post(
+        "/fhir/Patient/$export",
+        content=json.dumps({"resourceType": "Parameters", "parameter": {"name": "_type"}}),
+        headers={**bearer(token), **ASYNC, "content-type": "application/fhir+json"},
+    )
+    no_prefer = clinic.web.get("/fhir/Patient/$export", headers=bearer(token))
+    assert malformed.status_code == no_prefer.status_code == 400
+    found = [
+        AuditEvent.from_canonical(data) for _, data in clinic.services.audit_ledger.store.entries()
+    ]
+    refused = [event for event in found if event.tag is Tag.EXPORT_REFUSED]
+    assert len(refused) == 2, [event.reason for event in refused]
+    assert all(event.principal.startswith("client:") for event in refused)
+    assert "Prefer: respond-async" in refused[1].reason
