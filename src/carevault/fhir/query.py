@@ -236,13 +236,15 @@ def _result_param(query: SearchQuery, name: str, value: str, max_count: int) -> 
         for key in value.split(","):
             descending = key.startswith("-")
             key_name = key.lstrip("-")
-            allowed = ("_lastUpdated", "_id", *query.resource_type.sort_dates)
+            allowed = ("_lastUpdated", "_id", *query.resource_type.sort_names)
             if key_name not in allowed:
                 raise SearchError(
                     f"cannot sort {query.resource_type.name} by '{safe_name(key_name)}'; "
                     f"sortable: {', '.join(allowed)}"
                 )
-            query.sort.append(SortKey(key_name, descending))
+            # The vault sorts by the registry's name; the links repeat the one sent.
+            canonical = query.resource_type.aliases.get(key_name, key_name)
+            query.sort.append(SortKey(canonical, descending))
     elif name == "_format" and value not in ("json", "application/json", "application/fhir+json"):
         raise SearchError("only JSON is supported (_format=json)")
 

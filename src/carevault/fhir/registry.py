@@ -60,6 +60,11 @@ class ResourceType:
     params: tuple[SearchParam, ...] = ()
     #: The ``date`` parameter a ``_sort=date`` uses, if any.
     sort_dates: tuple[str, ...] = ()
+    #: FHIR R4's name of a parameter this table knows by another (``authoredon`` for
+    #: MedicationRequest's ``date``): the R4 name reads the same stored terms, since a
+    #: blind token is keyed by the parameter's name. Only where R4's parameter means
+    #: exactly what ours does (same element, same type), so no new terms and no reindex.
+    aliases: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def is_patient(self) -> bool:
@@ -69,7 +74,17 @@ class ResourceType:
     def is_patient_data(self) -> bool:
         return self.is_patient or bool(self.patient_paths)
 
+    @property
+    def sort_names(self) -> tuple[str, ...]:
+        """The names ``_sort`` takes beyond ``_id`` and ``_lastUpdated``: the sort dates and
+        their R4 names."""
+        return self.sort_dates + tuple(
+            alias for alias, name in self.aliases.items() if name in self.sort_dates
+        )
+
     def param(self, name: str) -> SearchParam | None:
+        """The parameter a search names, by its name or its R4 alias."""
+        name = self.aliases.get(name, name)
         for candidate in self.params:
             if candidate.name == name:
                 return candidate
@@ -138,6 +153,7 @@ def _clinical(
     status: bool = True,
     extra: tuple[SearchParam, ...] = (),
     elements: Mapping[str, C] | None = None,
+    aliases: Mapping[str, str] | None = None,
 ) -> ResourceType:
     params: list[SearchParam] = [*_patient_ref(*patient)]
     if code:
@@ -155,6 +171,7 @@ def _clinical(
         element_categories=elements or {},
         params=tuple(params),
         sort_dates=("date",) if date else (),
+        aliases=aliases or {},
     )
 
 
@@ -306,6 +323,7 @@ RESOURCE_TYPES: dict[str, ResourceType] = {
             category=C.VISIT,
             clinic=("serviceProvider", "location.location"),
             elements=_ENCOUNTER_CLINICAL,
+            aliases={"type": "code"},
             extra=(
                 SearchParam(
                     "practitioner",
@@ -324,6 +342,7 @@ RESOURCE_TYPES: dict[str, ResourceType] = {
             category=C.VISIT,
             clinic=("participant.actor",),
             elements=_REASONS,
+            aliases={"service-type": "code"},
             extra=(
                 SearchParam(
                     "practitioner",
@@ -375,6 +394,7 @@ RESOURCE_TYPES: dict[str, ResourceType] = {
             patient=("patient",),
             code=("vaccineCode",),
             date=_choice("occurrence", "DateTime"),
+            aliases={"vaccine-code": "code"},
         ),
         _clinical(
             "AllergyIntolerance",
@@ -390,8 +410,15 @@ RESOURCE_TYPES: dict[str, ResourceType] = {
             code=("medicationCodeableConcept",),
             date=("authoredOn",),
             category=C.MEDICATION,
+            aliases={"authoredon": "date"},
         ),
-        _clinical("CarePlan", patient=("subject",), code=("category",), date=("period",)),
+        _clinical(
+            "CarePlan",
+            patient=("subject",),
+            code=("category",),
+            date=("period",),
+            aliases={"category": "code"},
+        ),
         _clinical(
             "Goal",
             patient=("subject",),
@@ -399,6 +426,7 @@ RESOURCE_TYPES: dict[str, ResourceType] = {
             date=("startDate",),
             status=False,
             clinic=(),
+            aliases={"start-date": "date"},
             extra=(
                 SearchParam(
                     "lifecycle-status",
@@ -417,6 +445,7 @@ RESOURCE_TYPES: dict[str, ResourceType] = {
             category=C.VISIT,
             clinic=("managingOrganization",),
             elements=_REASONS,
+            aliases={"category": "code"},
             extra=(
                 SearchParam(
                     "participant",
@@ -450,13 +479,20 @@ RESOURCE_TYPES: dict[str, ResourceType] = {
                 _IDENTIFIER,
             ),
         ),
-        _clinical("ImagingStudy", patient=("subject",), code=("modality",), date=("started",)),
+        _clinical(
+            "ImagingStudy",
+            patient=("subject",),
+            code=("modality",),
+            date=("started",),
+            aliases={"started": "date"},
+        ),
         _clinical(
             "DocumentReference",
             patient=("subject",),
             code=("type",),
             date=("date",),
             clinic=("context.encounter", "custodian"),
+            aliases={"type": "code"},
         ),
         _clinical(
             "Coverage",
@@ -465,6 +501,7 @@ RESOURCE_TYPES: dict[str, ResourceType] = {
             date=("period",),
             category=C.FINANCIAL,
             clinic=(),
+            aliases={"type": "code", "beneficiary": "patient"},
         ),
         _clinical(
             "Claim",
@@ -474,6 +511,7 @@ RESOURCE_TYPES: dict[str, ResourceType] = {
             category=C.FINANCIAL,
             clinic=("provider", "facility"),
             elements=_CLAIM_CLINICAL,
+            aliases={"created": "date"},
         ),
         _clinical(
             "ExplanationOfBenefit",
@@ -483,6 +521,7 @@ RESOURCE_TYPES: dict[str, ResourceType] = {
             category=C.FINANCIAL,
             clinic=("provider", "facility"),
             elements=_CLAIM_CLINICAL,
+            aliases={"created": "date"},
         ),
     )
 }

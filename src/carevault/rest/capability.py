@@ -6,7 +6,8 @@ from typing import Any
 
 from carevault import __version__
 from carevault.clock import fhir_instant, utc_now
-from carevault.fhir.registry import RESOURCE_TYPES, ParamKind, ResourceType
+from carevault.fhir import definitions
+from carevault.fhir.registry import RESOURCE_TYPES, ParamKind, ResourceType, SearchParam
 
 _TYPE_INTERACTIONS = [
     "read",
@@ -27,11 +28,7 @@ def _resource(rt: ResourceType) -> dict[str, Any]:
         {"name": "_id", "definition": f"{_SPEC}/Resource-id", "type": "token"},
         {"name": "_lastUpdated", "definition": f"{_SPEC}/Resource-lastUpdated", "type": "date"},
     ]
-    params += [
-        {"name": param.name, "type": str(param.kind)}
-        | ({"documentation": param.description} if param.description else {})
-        for param in rt.params
-    ]
+    params += [_search_param(rt, name, param) for name, param in _named(rt)]
     entry: dict[str, Any] = {
         "type": rt.name,
         "interaction": [{"code": code} for code in _TYPE_INTERACTIONS],
@@ -55,6 +52,20 @@ def _resource(rt: ResourceType) -> dict[str, Any]:
             },
             {"name": "export", "definition": _EXPORT_PATIENT},
         ]
+    return entry
+
+
+def _search_param(rt: ResourceType, name: str, param: SearchParam) -> dict[str, Any]:
+    """A ``searchParam`` entry: R4's definition where the parameter is R4's, otherwise
+    what CareVault's own parameter matches (never a standard definition it differs from)."""
+    entry: dict[str, Any] = {"name": name}
+    standard = definitions.definition(rt.name, name)
+    if standard is not None:
+        entry["definition"] = standard
+    entry["type"] = str(param.kind)
+    notes = [text for text in (definitions.documentation(rt.name, name), param.description) if text]
+    if notes:
+        entry["documentation"] = " ".join(notes)
     return entry
 
 
@@ -182,20 +193,27 @@ def security(root: str) -> dict[str, Any]:
 def _includes(rt: ResourceType) -> list[str]:
     """``_include`` values: each reference parameter, with its target where it has several."""
     found: list[str] = []
-    for param in rt.params:
+    for name, param in _named(rt):
         if param.kind is ParamKind.REFERENCE:
             if len(param.targets) == 1:
-                found.append(f"{rt.name}:{param.name}")
-            found += [f"{rt.name}:{param.name}:{target}" for target in param.targets]
+                found.append(f"{rt.name}:{name}")
+            found += [f"{rt.name}:{name}:{target}" for target in param.targets]
     return found
+
+
+def _named(rt: ResourceType) -> list[tuple[str, SearchParam]]:
+    """Each parameter of a type under each name a search may use: its own and its R4
+    aliases (``Coverage:beneficiary`` includes what ``Coverage:patient`` does)."""
+    named = [(param.name, param) for param in rt.params]
+    return named + [(alias, param) for alias in rt.aliases if (param := rt.param(alias))]
 
 
 def _revincludes(rt: ResourceType) -> list[str]:
     """``_revinclude`` values: the reference parameters of other types that point here."""
     return [
-        f"{source.name}:{param.name}"
+        f"{source.name}:{name}"
         for source in RESOURCE_TYPES.values()
-        for param in source.params
+        for name, param in _named(source)
         if param.kind is ParamKind.REFERENCE and rt.name in param.targets
     ]
 

@@ -136,6 +136,26 @@ for _type, _status in CLINICAL_STATUS.items():
     if _status is not None:
         TABLE[(_type, "status")] = _status
 
+#: R4's names of parameters the registry knows by another name: each finds what that
+#: name finds (``test_an_alias_finds_exactly_what_its_registry_name_finds``).
+ALIASES = {
+    ("Encounter", "type"): "code",
+    ("Appointment", "service-type"): "code",
+    ("Immunization", "vaccine-code"): "code",
+    ("MedicationRequest", "authoredon"): "date",
+    ("CarePlan", "category"): "code",
+    ("Goal", "start-date"): "date",
+    ("CareTeam", "category"): "code",
+    ("ImagingStudy", "started"): "date",
+    ("DocumentReference", "type"): "code",
+    ("Coverage", "type"): "code",
+    ("Coverage", "beneficiary"): "patient",
+    ("Claim", "created"): "date",
+    ("ExplanationOfBenefit", "created"): "date",
+}
+for (_type, _alias), _name in ALIASES.items():
+    TABLE[(_type, _alias)] = TABLE[(_type, _name)]
+
 
 def _clinical(type_name: str, ids: dict[str, str]) -> dict[str, Any]:
     """The probe record of a patient-data type: its code is ``<type in lower case>``."""
@@ -442,3 +462,95 @@ def test_each_listed_parameter_finds_its_probe_and_not_with_another_value(
                     f"{type_name}?{name}={value}: expected {'a' if expected else 'no'} match"
                 )
     assert wrong == []
+
+
+def _found(api: FhirTestClient, type_name: str, params: dict[str, str]) -> tuple[int, list[str]]:
+    response = api.get(f"/fhir/{type_name}", params={**params, "_count": "100"})
+    if response.status_code != 200:
+        return response.status_code, []
+    return 200, sorted(e["resource"]["id"] for e in response.json().get("entry", []))
+
+
+def test_an_alias_finds_exactly_what_its_registry_name_finds(
+    probes: tuple[FhirTestClient, dict[str, str], dict[str, Any]],
+) -> None:
+    api, ids, _ = probes
+    differ: list[str] = []
+    for (type_name, alias), name in sorted(ALIASES.items()):
+        carried, other = TABLE[(type_name, name)]
+        values = [carried, other]
+        if carried.startswith(("ge", "lt")):  # dates: other prefixes and precisions too
+            values += ["2026-11-20", "gt2026-11-20T10:00:00+08:00", "le2026", "ne2026-11-20"]
+        elif "|" in carried:  # tokens: system only, code only, no system
+            system, _, code = carried.partition("|")
+            values += [f"{system}|", code, f"|{code}", f"{code},other"]
+        for value in values:
+            for key, known in ids.items():
+                value = value.replace("{" + key + "}", known)
+            by_alias = _found(api, type_name, {alias: value})
+            if by_alias != _found(api, type_name, {name: value}):
+                differ.append(f"{type_name}?{alias}={value}")
+        modifier = "missing" if name != "patient" else "identifier"
+        if _found(api, type_name, {f"{alias}:{modifier}": "true"})[0] != 400:
+            differ.append(f"{type_name}?{alias}:{modifier} was not refused")
+    assert differ == []
+
+
+def test_paging_links_repeat_the_alias_the_client_sent(
+    probes: tuple[FhirTestClient, dict[str, str], dict[str, Any]],
+) -> None:
+    api, _, made = probes
+    response = api.get(
+        "/fhir/MedicationRequest",
+        params={"authoredon": ON_DAY, "_sort": "-authoredon", "_count": "1"},
+    )
+    assert response.status_code == 200, response.text
+    bundle = response.json()
+    assert [e["resource"]["id"] for e in bundle["entry"]] == [made["MedicationRequest"]["id"]]
+    for link in bundle["link"]:
+        assert f"authoredon={ON_DAY}" in link["url"], link
+        assert "_sort=-authoredon" in link["url"], link
+        assert "date=" not in link["url"], link
+
+
+def test_the_statement_names_r4_definitions_only_for_r4_parameters(
+    probes: tuple[FhirTestClient, dict[str, str], dict[str, Any]],
+) -> None:
+    api, _, _ = probes
+    statement = api.get("/fhir/metadata").json()
+    entries = {
+        (resource["type"], param["name"]): param
+        for resource in statement["rest"][0]["resource"]
+        for param in resource["searchParam"]
+    }
+    spec = "http://hl7.org/fhir/SearchParameter/"
+    standard = {
+        ("MedicationRequest", "authoredon"): "MedicationRequest-authoredon",
+        ("Encounter", "type"): "clinical-type",
+        ("Immunization", "vaccine-code"): "Immunization-vaccine-code",
+        ("Coverage", "beneficiary"): "Coverage-beneficiary",
+        ("Observation", "patient"): "clinical-patient",
+        ("Observation", "code"): "clinical-code",
+        ("Encounter", "date"): "clinical-date",
+        ("Patient", "birthdate"): "individual-birthdate",
+        ("Slot", "start"): "Slot-start",
+        ("Encounter", "_id"): "Resource-id",
+    }
+    for key, expected in standard.items():
+        assert entries[key]["definition"] == spec + expected, key
+    own = [
+        ("MedicationRequest", "date"),
+        ("Encounter", "code"),
+        ("Immunization", "code"),
+        ("Condition", "date"),
+        ("ImagingStudy", "code"),
+    ]
+    for key in own:
+        assert "definition" not in entries[key], key
+        assert entries[key]["documentation"].startswith("CareVault's own parameter"), key
+    assert "authoredOn" in entries[("MedicationRequest", "date")]["documentation"]
+    assert "Encounter.type" in entries[("Encounter", "code")]["documentation"]
+    # Every entry is one or the other.
+    assert all("definition" in e or "documentation" in e for e in entries.values())
+    coverage = next(r for r in statement["rest"][0]["resource"] if r["type"] == "Coverage")
+    assert "Coverage:beneficiary" in coverage["searchInclude"]

@@ -1,0 +1,112 @@
+"""R4's names for our parameters (registry aliases) and which parameters are R4's."""
+
+from __future__ import annotations
+
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from carevault.fhir import definitions
+from carevault.fhir.query import SearchError, SearchQuery, parse_query
+from carevault.fhir.registry import RESOURCE_TYPES, ParamKind
+
+HK = ZoneInfo("Asia/Hong_Kong")
+
+#: A value of each kind, to parse under an alias and under the name it stands for.
+VALUES = {
+    ParamKind.TOKEN: ("http://example.org/cs|a,|b,http://example.org/cs|,c",),
+    ParamKind.DATE: ("ge2026-11-19", "lt2026-11-20T10:00:00+08:00", "2026"),
+    ParamKind.REFERENCE: ("Patient/p1,p2",),
+}
+
+ALIASES = sorted(
+    (rt.name, alias, name) for rt in RESOURCE_TYPES.values() for alias, name in rt.aliases.items()
+)
+
+
+def parse(type_name: str, *params: tuple[str, str]) -> SearchQuery:
+    return parse_query(
+        RESOURCE_TYPES[type_name],
+        list(params),
+        strict=True,
+        zone=HK,
+        default_count=20,
+        max_count=100,
+    )
+
+
+def test_the_standard_names_asked_for_are_aliases_of_what_already_matches_them() -> None:
+    assert ("MedicationRequest", "authoredon", "date") in ALIASES
+    assert ("Encounter", "type", "code") in ALIASES
+    assert ("Immunization", "vaccine-code", "code") in ALIASES
+    assert ("Coverage", "beneficiary", "patient") in ALIASES
+    for type_name, alias, name in ALIASES:
+        rt = RESOURCE_TYPES[type_name]
+        assert rt.param(alias) is rt.param(name) is not None, (type_name, alias)
+        # An alias never hides a parameter of its own name.
+        assert all(param.name != alias for param in rt.params), (type_name, alias)
+
+
+@pytest.mark.parametrize(("type_name", "alias", "name"), ALIASES)
+def test_an_alias_parses_to_the_same_conditions_as_its_name_and_keeps_its_name_in_links(
+    type_name: str, alias: str, name: str
+) -> None:
+    kind = RESOURCE_TYPES[type_name].param(name).kind  # type: ignore[union-attr]
+    for value in VALUES[kind]:
+        by_alias, by_name = parse(type_name, (alias, value)), parse(type_name, (name, value))
+        assert by_alias.terms == by_name.terms
+        assert by_alias.dates == by_name.dates
+        assert by_alias.patients == by_name.patients
+        # Tokens are keyed by the registry's name: the alias's conditions carry it.
+        assert all(c.param.name == name for c in [*by_alias.terms, *by_alias.dates])
+        assert by_alias.applied == [(alias, value)]
+    with pytest.raises(SearchError, match="modifier"):
+        parse(type_name, (f"{alias}:missing", "true"))
+
+
+def test_sorting_by_an_alias_sorts_by_the_date_it_names() -> None:
+    query = parse("MedicationRequest", ("_sort", "-authoredon"))
+    assert [(key.name, key.descending) for key in query.sort] == [("date", True)]
+    assert query.applied == [("_sort", "-authoredon")]
+    with pytest.raises(SearchError, match="sortable: _lastUpdated, _id, date, authoredon"):
+        parse("MedicationRequest", ("_sort", "intent"))
+
+
+def test_unknown_standard_names_needing_new_terms_are_still_refused() -> None:
+    for type_name, name in (
+        ("Encounter", "class"),
+        ("Condition", "category"),
+        ("Condition", "onset-date"),
+        ("MedicationRequest", "intent"),
+    ):
+        with pytest.raises(SearchError, match="unknown search parameter"):
+            parse(type_name, (name, "x"))
+
+
+def test_every_served_parameter_is_either_r4s_or_documented_as_our_own() -> None:
+    served = {
+        (rt.name, name)
+        for rt in RESOURCE_TYPES.values()
+        for name in [*(param.name for param in rt.params), *rt.aliases]
+    }
+    assert set(definitions.STANDARD) | set(definitions.OWN) == served
+    assert not set(definitions.STANDARD) & set(definitions.OWN)
+
+
+def test_parameters_whose_r4_namesake_means_something_else_claim_no_definition() -> None:
+    for type_name, name in (
+        ("MedicationRequest", "date"),
+        ("Encounter", "code"),
+        ("Immunization", "code"),
+        ("ImagingStudy", "code"),
+        ("AllergyIntolerance", "code"),
+    ):
+        assert definitions.definition(type_name, name) is None
+        assert definitions.documentation(type_name, name)
+    spec = "http://hl7.org/fhir/SearchParameter/"
+    assert definitions.definition("MedicationRequest", "authoredon") == (
+        spec + "MedicationRequest-authoredon"
+    )
+    assert definitions.definition("Encounter", "type") == spec + "clinical-type"
+    assert definitions.definition("Observation", "patient") == spec + "clinical-patient"
+    assert definitions.definition("Patient", "birthdate") == spec + "individual-birthdate"
