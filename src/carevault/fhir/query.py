@@ -168,7 +168,15 @@ def parse_query(
                 # ignoring it would answer with more than was asked.
                 raise SearchError(_not_understood(resource_type, raw_name))
             _reject_modifier(raw_name, modifier)
-            _param_condition(query, param, value, zone)
+            try:
+                _param_condition(query, param, value, zone)
+            except SearchError as error:
+                # Named as the client sent it: R4's name for one of ours (``authoredon``
+                # for MedicationRequest's ``date``) is what the client knows.
+                told = str(error)
+                if name == param.name or not told.startswith(param.name):
+                    raise
+                raise SearchError(f"{safe_name(name)}{told[len(param.name) :]}") from None
         query.applied.append((raw_name, value))
     _shape(query, views, strict)
     return query

@@ -153,3 +153,25 @@ def test_summary_text_with_includes_and_bad_views_are_refused() -> None:
         for strict in (False, True):
             with pytest.raises(SearchError):
                 parse("Patient", bad, strict=strict)
+
+
+@pytest.mark.parametrize(
+    ("type_name", "sent", "value"),
+    [
+        ("MedicationRequest", "authoredon", "yesterday"),
+        ("Encounter", "type", ""),
+        ("Immunization", "vaccine-code", "|"),
+    ],
+)
+def test_a_refused_value_is_named_as_the_client_sent_its_parameter(
+    type_name: str, sent: str, value: str
+) -> None:
+    """An R4 name read as one of ours (stop 35's integrator: the 400 named ``date`` to
+    a client that sent ``authoredon``)."""
+    with pytest.raises(SearchError) as refused:
+        parse(type_name, (sent, value))
+    assert str(refused.value).startswith(f"{sent}"), str(refused.value)
+    canonical = RESOURCE_TYPES[type_name].aliases[sent]
+    with pytest.raises(SearchError) as same:
+        parse(type_name, (canonical, value))
+    assert str(same.value).removeprefix(canonical) == str(refused.value).removeprefix(sent)
