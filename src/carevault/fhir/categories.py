@@ -72,6 +72,14 @@ def main_category(rt: ResourceType, resource: dict[str, Any] | None = None) -> D
     return rt.category
 
 
+def main_categories(rt: ResourceType) -> frozenset[DataCategory]:
+    """Every category ``main_category`` may give a record of ``rt``: a record whose main
+    category a decision does not grant is withheld whole (``subset``)."""
+    if rt.category in HEALTH_CATEGORIES:
+        return frozenset({rt.category, DataCategory.SENSITIVE_CLINICAL})
+    return frozenset({rt.category})
+
+
 def own_categories(rt: ResourceType) -> frozenset[DataCategory]:
     """Every category the elements of ``rt`` itself may hold, leaving out what its
     contained resources may bring (``possible_categories``)."""

@@ -50,6 +50,7 @@ from carevault.fhir.categories import (
     HiddenItemNamed,
     changed_categories,
     element_categories,
+    main_categories,
     own_categories,
     possible_categories,
     restore_withheld,
@@ -121,15 +122,6 @@ _STAFF_PATHS: dict[str, tuple[str, ...]] = {
     "PractitionerRole": ("practitioner",),
     "Slot": ("schedule",),
 }
-
-
-def _may_withhold_whole(rt: ResourceType, decision: Decision) -> bool:
-    """Whether a record of ``rt`` may be withheld whole under ``decision``: its main
-    category (``categories.main_category``: the type's own, or sensitive_clinical for
-    health data with a sensitive code) may be one the decision does not grant."""
-    return rt.category not in decision.granted or (
-        rt.category in HEALTH_CATEGORIES and DataCategory.SENSITIVE_CLINICAL not in decision.granted
-    )
 
 
 class AccessDenied(Exception):
@@ -845,7 +837,7 @@ class Gate:
                 decision = decisions[key]
                 if decision is not None:
                     readable.append((item, decision))
-            if any(_may_withhold_whole(rt, decision) for _, decision in readable):
+            if any(not main_categories(rt) <= decision.granted for _, decision in readable):
                 # Which versions are withheld whole (an old HIV diagnosis, for a
                 # pharmacist) only their bodies say: every readable one is opened, and
                 # those are left out of the count as well as the page (a total above the
@@ -1537,12 +1529,24 @@ class Gate:
     ) -> dict[str, Any] | None:
         """The stored version of a directory record as ``head`` names it; None if it has
         moved on or is gone (then judged as a record of no clinic)."""
+        located = self._current_record(connection, resource_type, head.resource_id)
+        if located is None or located.head.version_id != head.version_id:
+            return None
+        return self._inspected(caller, located)
+
+    def _current_record(
+        self, connection: Connection, resource_type: str, resource_id: str
+    ) -> Sealed | None:
+        """The current version of a record, inside the write; None if none or deleted."""
         try:
-            located = self.vault.locate(resource_type, head.resource_id, reading=connection)
+            located = self.vault.locate(resource_type, resource_id, reading=connection)
         except NotFound:
             return None
-        if located.head.version_id != head.version_id or located.head.deleted:
-            return None
+        return None if located.head.deleted else located
+
+    def _inspected(self, caller: Caller, located: Sealed) -> dict[str, Any] | None:
+        """A directory record opened (and counted against the caller's budget), read only
+        for its references."""
         [opened] = self._open(caller, [located])
         return jsonio.inspect(opened.body) if opened.body is not None else None
 
@@ -1565,20 +1569,14 @@ class Gate:
             if target_type == "Practitioner":
                 clinics |= self.access.practitioner_clinics(target_id)
             elif target_type == "Schedule" and through:
-                try:
-                    schedule = self.vault.locate("Schedule", target_id, reading=connection)
-                except NotFound:
-                    continue
-                if schedule.head.deleted:
+                schedule = self._current_record(connection, "Schedule", target_id)
+                if schedule is None:
                     continue
                 if schedule.head.clinic_id:
                     clinics.add(schedule.head.clinic_id)
                     continue
-                [opened] = self._open(caller, [schedule])
-                if opened.body is not None:
-                    clinics |= self._staff_clinics(
-                        caller, connection, "Schedule", jsonio.inspect(opened.body), through=False
-                    )
+                named = self._inspected(caller, schedule)
+                clinics |= self._staff_clinics(caller, connection, "Schedule", named, through=False)
         return frozenset(clinics)
 
     def _refuse_someone_elses_hkid(
