@@ -87,24 +87,23 @@ def _oauth_error(error: OAuthError) -> JSONResponse:
     )
 
 
-def _login_page(
+def _form_page(
     request: Request,
+    template: str,
     params: dict[str, str],
-    client_name: str,
-    scope: str,
-    error: str | None = None,
-    status: int = 200,
+    context: dict[str, Any],
+    *,
+    csrf: str,
+    status: int,
 ) -> Response:
-    csrf = secrets.token_urlsafe(24)
+    """A sign-in form page (login, patient picker): never framed nor cached, with its
+    CSRF token in the page and in a strict cookie the post is checked against."""
     response = templates.TemplateResponse(
         request,
-        "login.html",
+        template,
         {
-            "client_name": client_name,
-            "scope": scope,
-            "error": error,
+            **context,
             "csrf": csrf,
-            "action": "/auth/authorize",
             "hidden": [(name, params[name]) for name in _AUTHORIZE_FIELDS if name in params],
         },
         status_code=status,
@@ -119,6 +118,25 @@ def _login_page(
         path="/auth",
     )
     return response
+
+
+def _login_page(
+    request: Request,
+    params: dict[str, str],
+    client_name: str,
+    scope: str,
+    error: str | None = None,
+    status: int = 200,
+) -> Response:
+    context = {
+        "client_name": client_name,
+        "scope": scope,
+        "error": error,
+        "action": "/auth/authorize",
+    }
+    return _form_page(
+        request, "login.html", params, context, csrf=secrets.token_urlsafe(24), status=status
+    )
 
 
 def _picker_page(
@@ -132,33 +150,17 @@ def _picker_page(
     error: str | None = None,
     status: int = 200,
 ) -> Response:
+    context = {
+        "client_name": checked.client.name,
+        "scope": checked.scope.text(),
+        "error": error,
+        "ticket": ticket,
+        "query": query,
+        "choices": choices,
+        "action": "/auth/launch",
+    }
     csrf = request.cookies.get(_CSRF_COOKIE) or secrets.token_urlsafe(24)
-    response = templates.TemplateResponse(
-        request,
-        "patient_picker.html",
-        {
-            "client_name": checked.client.name,
-            "scope": checked.scope.text(),
-            "error": error,
-            "csrf": csrf,
-            "ticket": ticket,
-            "query": query,
-            "choices": choices,
-            "action": "/auth/launch",
-            "hidden": [(name, params[name]) for name in _AUTHORIZE_FIELDS if name in params],
-        },
-        status_code=status,
-        headers=_PAGE_HEADERS,
-    )
-    response.set_cookie(
-        _CSRF_COOKIE,
-        csrf,
-        httponly=True,
-        samesite="strict",
-        secure=request.url.scheme == "https",
-        path="/auth",
-    )
-    return response
+    return _form_page(request, "patient_picker.html", params, context, csrf=csrf, status=status)
 
 
 def _refuse_page(request: Request, message: str) -> Response:
@@ -171,38 +173,53 @@ def _refuse_page(request: Request, message: str) -> Response:
     )
 
 
-@router.get("/auth/authorize")
-async def authorize_page(request: Request, svc: ServicesDep) -> Response:
-    params = dict(request.query_params)
+async def _checked(
+    request: Request, svc: Any, params: dict[str, str]
+) -> AuthorizeRequest | Response:
+    """The authorize request ``params`` checked, or what answers a bad one: a redirect
+    back to the app where its redirect URI may be trusted, a page otherwise."""
     try:
-        checked = await run_in_threadpool(
+        checked: AuthorizeRequest = await run_in_threadpool(
             svc.oauth.check_authorize, params, base_url(request, svc) + "/fhir", _origin(request)
         )
     except OAuthError as error:
         if error.status == 302:
             return RedirectResponse(svc.oauth.error_redirect(params, error), status_code=302)
         return _refuse_page(request, error.description)
-    return _login_page(request, params, checked.client.name, checked.scope.text())
+    return checked
 
 
-@router.post("/auth/authorize")
-async def authorize_submit(request: Request, svc: ServicesDep) -> Response:
+async def _posted(request: Request, expired: str) -> dict[str, str] | Response:
+    """A sign-in form's fields, or the page refusing it: not a form, or its CSRF token
+    is not the cookie's (``expired`` says so)."""
     try:
         form = await _form(request)
     except OAuthError as error:
         return _refuse_page(request, error.description)
     cookie = request.cookies.get(_CSRF_COOKIE, "")
     if not cookie or not secrets.compare_digest(cookie, form.get("csrf", "")):
-        return _refuse_page(request, "the sign-in form expired; start again from the app")
+        return _refuse_page(request, expired)
+    return form
+
+
+@router.get("/auth/authorize")
+async def authorize_page(request: Request, svc: ServicesDep) -> Response:
+    params = dict(request.query_params)
+    checked = await _checked(request, svc, params)
+    if isinstance(checked, Response):
+        return checked
+    return _login_page(request, params, checked.client.name, checked.scope.text())
+
+
+@router.post("/auth/authorize")
+async def authorize_submit(request: Request, svc: ServicesDep) -> Response:
+    form = await _posted(request, "the sign-in form expired; start again from the app")
+    if isinstance(form, Response):
+        return form
     params = {name: form[name] for name in _AUTHORIZE_FIELDS if name in form}
-    try:
-        checked = await run_in_threadpool(
-            svc.oauth.check_authorize, params, base_url(request, svc) + "/fhir", _origin(request)
-        )
-    except OAuthError as error:
-        if error.status == 302:
-            return RedirectResponse(svc.oauth.error_redirect(params, error), status_code=302)
-        return _refuse_page(request, error.description)
+    checked = await _checked(request, svc, params)
+    if isinstance(checked, Response):
+        return checked
     try:
         approved = await run_in_threadpool(
             svc.oauth.approve,
@@ -231,22 +248,13 @@ async def authorize_submit(request: Request, svc: ServicesDep) -> Response:
 @router.post("/auth/launch")
 async def launch_submit(request: Request, svc: ServicesDep) -> Response:
     """The patient picker of a patient launch: find patients, or choose one."""
-    try:
-        form = await _form(request)
-    except OAuthError as error:
-        return _refuse_page(request, error.description)
-    cookie = request.cookies.get(_CSRF_COOKIE, "")
-    if not cookie or not secrets.compare_digest(cookie, form.get("csrf", "")):
-        return _refuse_page(request, "the form expired; start again from the app")
+    form = await _posted(request, "the form expired; start again from the app")
+    if isinstance(form, Response):
+        return form
     params = {name: form[name] for name in _AUTHORIZE_FIELDS if name in form}
-    try:
-        checked = await run_in_threadpool(
-            svc.oauth.check_authorize, params, base_url(request, svc) + "/fhir", _origin(request)
-        )
-    except OAuthError as error:
-        if error.status == 302:
-            return RedirectResponse(svc.oauth.error_redirect(params, error), status_code=302)
-        return _refuse_page(request, error.description)
+    checked = await _checked(request, svc, params)
+    if isinstance(checked, Response):
+        return checked
     return await _pick(request, svc, params, checked, form.get("ticket", ""), form)
 
 
