@@ -43,7 +43,7 @@ from carevault.keys.cache import DataKeyCache
 from carevault.keys.envelope import Envelope
 from carevault.keys.files import ed25519_key, rsa_key
 from carevault.keys.local import LocalKeyring
-from carevault.keys.provider import KeyProvider
+from carevault.keys.provider import KeyProvider, KeyProviderUnavailable
 from carevault.keys.service import DIRECTORY_KEY_ID, KeyService
 from carevault.ledger.activity import ActivityCounter
 from carevault.ledger.checkpoints import CheckpointSchedule, CheckpointSigner
@@ -235,6 +235,14 @@ def build_services(
     clock: Clock = utc_now,
 ) -> Services:
     settings.check()
+    if not create_keys and not settings.resolved_ledger_key_path.exists():
+        # Checked before anything is opened: a mistyped --home must not be left behind
+        # as a new directory holding an empty database.
+        raise KeyProviderUnavailable(
+            f"{settings.home} is not a CareVault data directory (no "
+            f"{settings.resolved_ledger_key_path.name}): check --home or CAREVAULT_HOME, "
+            "or run `carevault init`"
+        )
     engine = make_engine(settings.resolved_database_url, pool_size=settings.database_pool_size)
     key_url = settings.resolved_keys_database_url
     # The key store has its own pool even where it shares the database: a write opens
