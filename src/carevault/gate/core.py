@@ -124,6 +124,11 @@ _STAFF_PATHS: dict[str, tuple[str, ...]] = {
 }
 
 
+#: Why a read of a deletion is not answered on the event loop: its answer may open the
+#: version the deletion ended (``Gate._deleted``), which may wait on a data key.
+_DELETION_IN_WORKER = "a read of a deletion is answered in a worker thread"
+
+
 class AccessDenied(Exception):
     """The policy refused (403); the reason names the rule, never the data."""
 
@@ -654,7 +659,7 @@ class Gate:
                 raise NotFound(f"{rt.name}/{resource_id} is not known")
             attempt.patient_pseudonym = known.located.head.patient_pseudonym
             if known.located.head.deleted:
-                raise self._deleted(caller, rt, known.located.head, reading=NO_READS)
+                raise WouldBlock(_DELETION_IN_WORKER)
             decision = self._decide_read(
                 caller, rt, known.located.head, plain_read=True, reading=NO_READS
             )
@@ -666,35 +671,54 @@ class Gate:
         with committed_reads(self.vault.engine, own=own_connection) as reading:
             located = self.vault.locate(rt.name, resource_id, reading)
             attempt.patient_pseudonym = located.head.patient_pseudonym
-            if located.head.deleted:
-                raise self._deleted(caller, rt, located.head, reading=reading)
-            decision = self._decide_read(caller, rt, located.head, plain_read=True, reading=reading)
-        return located, decision
+            if located.head.deleted and own_connection:
+                raise WouldBlock(_DELETION_IN_WORKER)
+            if not located.head.deleted:
+                decision = self._decide_read(
+                    caller, rt, located.head, plain_read=True, reading=reading
+                )
+                return located, decision
+        # Outside the read transaction: the answer may open the version the deletion ended.
+        raise self._deleted(caller, rt, located.head)
 
     def _deleted(
         self,
         caller: Caller,
         rt: ResourceType,
         *heads: Head,
-        reading: Connection | None = None,
         told: str | None = None,
     ) -> NotFound | Gone:
-        """The answer to a read of a deletion: Gone (``told``) to a caller who may read
-        the record (its type's category, for its patient, as each of ``heads`` stands),
+        """The answer to a read of a deletion (``heads[0]``): Gone (``told``) to a caller
+        who may read the record (its type's category, for its patient, as each of
+        ``heads`` stands) and the version the deletion ended (``_refuse_withheld_whole``:
+        a deleted HIV diagnosis is no more known to a pharmacist than a live one);
         NotFound as for an unknown id to any other. Gone to anyone told every caller that
-        the id had been a record, and whose."""
+        the id had been a record, and whose; judged on nothing but the deletion, it told
+        who may not see a sensitive record that it had been one."""
         try:
-            for head in heads:
-                self._decide_read(caller, rt, head, plain_read=True, reading=reading)
+            decisions = [self._decide_read(caller, rt, head, plain_read=True) for head in heads]
+            self._refuse_withheld_whole(caller, rt, heads[0], decisions[0])
         except AccessDenied:
-            return NotFound(f"{rt.name}/{heads[0].resource_id} is not known")
+            return self._unknown(rt, heads[0].resource_id)
+        except NotFound as unknown:
+            return unknown
         return Gone(told or f"{rt.name}/{heads[0].resource_id} was deleted")
+
+    @staticmethod
+    def _unknown(rt: ResourceType, resource_id: str) -> NotFound:
+        """What an id never used is answered: the one answer for a record the caller may
+        not know of."""
+        return NotFound(f"{rt.name}/{resource_id} is not known")
 
     def vread(self, caller: Caller, rt: ResourceType, resource_id: str, version_id: int) -> Opened:
         with self._attempt(caller, Tag.FHIR_VREAD, rt.name, resource_id) as attempt:
             self._scope(caller, rt, Interaction.READ)
             current, located = self.vault.locate_version(rt.name, resource_id, version_id)
-            attempt.patient_pseudonym = located.head.patient_pseudonym
+            attempt.patient_pseudonym = (
+                current if located is None else located.head
+            ).patient_pseudonym
+            if located is None:
+                raise NotFound(f"{rt.name}/{resource_id} has no version {version_id}")
             if located.head.deleted:
                 raise self._deleted(
                     caller,
@@ -716,22 +740,32 @@ class Gate:
         now: Decision,
         located: Sealed | None = None,
     ) -> None:
-        """NotFound, as for an unknown id, when the record's current version (``located``,
-        or read here) is withheld from the caller as a whole (a Condition that became an
-        HIV diagnosis, for a pharmacist): its history and old versions would tell that
-        the record exists and what it was. Opens the current version only where a
-        record of ``rt`` can be withheld whole from this caller."""
-        if (
-            current.deleted
-            or rt.category not in HEALTH_CATEGORIES
-            or DataCategory.SENSITIVE_CLINICAL in now.granted
-        ):
+        """NotFound, as for an unknown id, when the record's current version is withheld
+        from the caller as a whole (a Condition that became an HIV diagnosis, for a
+        pharmacist): its history and old versions would tell that the record exists and
+        what it was. A deleted record is judged on the version its deletion ended (under
+        that version's facts and the record's now, ``_decide_version``): deleted, an HIV
+        diagnosis is as unknown to the pharmacist as it was. ``located``: that version,
+        if the caller has it already. Opens it only where a record of ``rt`` can be
+        withheld whole from this caller."""
+        if rt.category not in HEALTH_CATEGORIES or DataCategory.SENSITIVE_CLINICAL in now.granted:
             return
-        if located is None or located.head.version_id != current.version_id:
-            located = self.vault.locate(rt.name, current.resource_id)
+        judged = current.version_id - 1 if current.deleted else current.version_id
+        if located is None or located.head.version_id != judged:
+            located = (
+                self.vault.locate_ended(current)
+                if current.deleted
+                else self.vault.locate(rt.name, current.resource_id)
+            )
+        decision = now
+        if current.deleted:
+            try:
+                decision = self._decide_version(caller, rt, located.head, current, now)
+            except AccessDenied:
+                raise self._unknown(rt, current.resource_id) from None
         [opened] = self._open(caller, [located])
-        if self._visible(rt, opened, now) is None:
-            raise NotFound(f"{rt.name}/{current.resource_id} is not known")
+        if self._visible(rt, opened, decision) is None:
+            raise self._unknown(rt, current.resource_id)
 
     def _decide_version(
         self, caller: Caller, rt: ResourceType, version: Head, current: Head, now: Decision
@@ -819,9 +853,8 @@ class Gate:
             current, versions = self.vault.locate_history(rt.name, resource_id)
             attempt.patient_pseudonym = current.patient_pseudonym
             now = self._decide_read(caller, rt, current)
-            latest = next(
-                (item for item in versions if item.head.version_id == current.version_id), None
-            )
+            judged = current.version_id - 1 if current.deleted else current.version_id
+            latest = next((item for item in versions if item.head.version_id == judged), None)
             self._refuse_withheld_whole(caller, rt, current, now, latest)
             decisions: dict[tuple[str | None, str | None], Decision | None] = {}
             readable: list[tuple[Sealed, Decision]] = []

@@ -15,7 +15,10 @@ A record whose current version is withheld from the caller as a whole (a Conditi
 became an HIV diagnosis, for a pharmacist) is no candidate: its versions are neither
 listed nor counted, as a search would not find it and its own history answers 404. It is
 settled by the records' sensitivity markers in SQL, as a search settles it; only records
-indexed before this version's markers are opened to ask (until ``carevault reindex``).
+indexed before this version's markers are opened to ask (until ``carevault reindex``). A
+deleted record is judged on the version its deletion ended, which is opened to ask (a
+deletion drops the markers): at most the gate's candidate limit of them, else the
+history is refused as too costly.
 """
 
 from __future__ import annotations
@@ -60,7 +63,7 @@ def versions(
     were written. Passing over them is bounded by the gate's candidate limit."""
     with gate._attempt(caller, Tag.FHIR_HISTORY, rt.name if rt else None) as attempt:
         attempt.detail["level"] = "type" if rt else "system"
-        reach = _reach(gate, caller, rt)
+        reach = _reach(gate, caller, rt, since_us)
         if reach is None:
             gate._record_shown(attempt, [])
             return [], None
@@ -103,22 +106,26 @@ def _readable(
         chunk = min(chunk * 2, 1000)
 
 
-def _reach(gate: Gate, caller: Caller, rt: ResourceType | None) -> ColumnElement[bool] | None:
+def _reach(
+    gate: Gate, caller: Caller, rt: ResourceType | None, since_us: int | None
+) -> ColumnElement[bool] | None:
     """The SQL over resource_head that keeps the records a search of each type would;
     None when no type is reachable. A type-level request the caller may not search is
     refused as its search would be; a system-level one leaves such types out."""
     if rt is not None:
-        return _type_reach(gate, caller, rt)
+        return _type_reach(gate, caller, rt, since_us)
     reaches: list[ColumnElement[bool]] = []
     for each in RESOURCE_TYPES.values():
         try:
-            reaches.append(_type_reach(gate, caller, each))
+            reaches.append(_type_reach(gate, caller, each, since_us))
         except AccessDenied:
             continue
     return or_(*reaches) if reaches else None
 
 
-def _type_reach(gate: Gate, caller: Caller, rt: ResourceType) -> ColumnElement[bool]:
+def _type_reach(
+    gate: Gate, caller: Caller, rt: ResourceType, since_us: int | None
+) -> ColumnElement[bool]:
     gate._scope(caller, rt, Interaction.SEARCH)
     gate._contain_search(rt)
     restrict, keep = gate._reach(caller, rt)
@@ -126,7 +133,7 @@ def _type_reach(gate: Gate, caller: Caller, rt: ResourceType) -> ColumnElement[b
     reach = is_type if restrict is None else and_(is_type, restrict)
     if keep is None:
         return reach
-    return and_(reach, _shown_whole(gate, caller, rt, reach, keep))
+    return and_(reach, _shown_whole(gate, caller, rt, reach, keep, since_us))
 
 
 def _shown_whole(
@@ -135,11 +142,15 @@ def _shown_whole(
     rt: ResourceType,
     reach: ColumnElement[bool],
     keep: Callable[[Opened], bool],
+    since_us: int | None,
 ) -> ColumnElement[bool]:
     """A condition true for the records of ``reach`` whose current version the caller is
-    not withheld as a whole: those marked ordinary, deleted ones (each version is judged
-    on its own), and the unmarked ones ``keep`` keeps once opened. Records marked
-    sensitive are never opened."""
+    not withheld as a whole: those marked ordinary, the unmarked ones ``keep`` keeps once
+    opened, and the deleted ones whose last version before the deletion ``keep`` keeps
+    (as ``Gate.history`` judges a deleted record: a deleted HIV diagnosis is no more
+    listed to a pharmacist than a live one; each version kept is then judged on its own).
+    Records marked sensitive are never opened. Deleted records whose deletion came
+    before ``since_us`` have no version to list, and are not opened."""
     ordinary = gate.vault.token(rt.name, SENSITIVITY, ORDINARY_TERM)
     markers = [ordinary, gate.vault.token(rt.name, SENSITIVITY, SENSITIVE_TERM)]
 
@@ -162,11 +173,18 @@ def _shown_whole(
             f"history: more than {gate.candidate_limit} records of {rt.name} were indexed "
             "before this version's sensitivity markers; run carevault reindex"
         )
-    shown = or_(resource_head.c.deleted.is_(True), marked([ordinary]))
-    if not unmarked:
-        return shown
-    opened = gate._open(caller, gate.vault.locate_rows(unmarked))
+    deleted = reach
+    if since_us is not None:
+        deleted = and_(reach, resource_head.c.last_updated_us >= since_us)
+    ended = gate.vault.locate_all_ended(deleted, gate.candidate_limit + 1)
+    if len(ended) > gate.candidate_limit:
+        raise SearchTooCostly(
+            f"history: more than {gate.candidate_limit} deleted records of {rt.name} to "
+            "judge on what they held; narrow with _since"
+        )
+    opened = gate._open(caller, [*gate.vault.locate_rows(unmarked), *ended])
     kept = [item.head.row_id for item in opened if item.body is not None and keep(item)]
+    shown = marked([ordinary])
     return or_(shown, resource_head.c.row_id.in_(kept)) if kept else shown
 
 

@@ -11,7 +11,7 @@ import secrets
 from collections.abc import Collection, Iterable, Sequence
 from contextlib import nullcontext
 from datetime import tzinfo
-from typing import Any
+from typing import Any, NamedTuple
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -240,21 +240,82 @@ class Vault:
 
     def locate_version(
         self, resource_type: str, resource_id: str, version_id: int
-    ) -> tuple[Head, Sealed]:
-        """The current head and one version (its own patient and clinic), sealed."""
+    ) -> tuple[Head, Sealed | None]:
+        """The current head and one version (its own patient and clinic), sealed; None for
+        a version the record does not have (what the caller is told of that is the gate's
+        to decide: nothing a read would not tell)."""
         current = self.locate(resource_type, resource_id)
+        return current.head, self._version(current.head, version_id)
+
+    def locate_ended(self, deletion: Head) -> Sealed:
+        """The version a deletion ended (the one before it: deleting a deleted record writes
+        no version), sealed, with its own patient and clinic; NotFound, as for an unknown
+        id, if there is none."""
+        ended = self._version(deletion, deletion.version_id - 1)
+        if ended is None:
+            raise NotFound(f"{deletion.resource_type}/{deletion.resource_id} is not known")
+        return ended
+
+    def _version(self, current: Head, version_id: int) -> Sealed | None:
+        """Version ``version_id`` of ``current``'s record (its own patient and clinic),
+        sealed; None if it has no such version."""
         with read_transaction(self.engine) as connection:
             row = connection.execute(
                 select(resource_version).where(
-                    resource_version.c.resource_type == resource_type,
-                    resource_version.c.resource_id == resource_id,
+                    resource_version.c.resource_type == current.resource_type,
+                    resource_version.c.resource_id == current.resource_id,
                     resource_version.c.version_id == version_id,
                 )
             ).first()
         if row is None:
-            raise NotFound(f"{resource_type}/{resource_id} has no version {version_id}")
-        head = _version_head(current.head, row)
-        return current.head, Sealed(head, row.key_id, row.sealed)
+            return None
+        return Sealed(_version_head(current, row), row.key_id, row.sealed)
+
+    def locate_all_ended(self, reach: ColumnElement[bool], limit: int) -> list[Sealed]:
+        """``locate_ended`` for at most ``limit`` deleted records whose head meets ``reach``
+        (over resource_head)."""
+        joined = resource_head.join(
+            resource_version,
+            and_(
+                resource_version.c.resource_type == resource_head.c.resource_type,
+                resource_version.c.resource_id == resource_head.c.resource_id,
+                resource_version.c.version_id == resource_head.c.version_id - 1,
+            ),
+        )
+        with read_transaction(self.engine) as connection:
+            rows = connection.execute(
+                select(
+                    *_HEAD_COLUMNS,
+                    resource_version.c.version_id.label("v_version_id"),
+                    resource_version.c.last_updated_us.label("v_last_updated_us"),
+                    resource_version.c.deleted.label("v_deleted"),
+                    resource_version.c.patient_pseudonym.label("v_patient_pseudonym"),
+                    resource_version.c.clinic_id.label("v_clinic_id"),
+                    resource_version.c.key_id,
+                    resource_version.c.sealed,
+                )
+                .select_from(joined)
+                .where(reach, resource_head.c.deleted.is_(True))
+                .order_by(resource_head.c.row_id)
+                .limit(limit)
+            ).all()
+        return [
+            Sealed(
+                _version_head(
+                    head_from_row(row._mapping),
+                    _VersionRow(
+                        row.v_version_id,
+                        row.v_last_updated_us,
+                        row.v_deleted,
+                        row.v_patient_pseudonym,
+                        row.v_clinic_id,
+                    ),
+                ),
+                row.key_id,
+                row.sealed,
+            )
+            for row in rows
+        ]
 
     def locate_history(self, resource_type: str, resource_id: str) -> tuple[Head, list[Sealed]]:
         """The current head, and every version (each with its own patient and clinic),
@@ -464,6 +525,16 @@ class Vault:
                 )
             ).all()
         return [Sealed(head_from_row(row._mapping), row.key_id, row.sealed) for row in rows]
+
+
+class _VersionRow(NamedTuple):
+    """The columns of a version that ``_version_head`` reads, taken from a joined row."""
+
+    version_id: int
+    last_updated_us: int
+    deleted: bool
+    patient_pseudonym: str | None
+    clinic_id: str | None
 
 
 def _version_head(current: Head, row: Any) -> Head:
