@@ -727,10 +727,21 @@ class Gate:
                     current,
                     told=f"{rt.name}/{resource_id} version {version_id} is a deletion",
                 )
-            now = self._decide_read(caller, rt, current)
+            now = self._decide_current(caller, rt, current)
             self._refuse_withheld_whole(caller, rt, current, now)
             decision = self._decide_version(caller, rt, located.head, current, now)
             return self._read_one(caller, attempt, rt, located, decision)
+
+    def _decide_current(self, caller: Caller, rt: ResourceType, current: Head) -> Decision:
+        """``_decide_read`` on a record's current version, for its history and old
+        versions: a deleted record the caller may not read is not known to them (404, as
+        a read of it answers), never refused (403, which told that the id had been one)."""
+        try:
+            return self._decide_read(caller, rt, current)
+        except AccessDenied:
+            if current.deleted:
+                raise self._unknown(rt, current.resource_id) from None
+            raise
 
     def _refuse_withheld_whole(
         self,
@@ -852,7 +863,7 @@ class Gate:
             self._scope(caller, rt, Interaction.READ)
             current, versions = self.vault.locate_history(rt.name, resource_id)
             attempt.patient_pseudonym = current.patient_pseudonym
-            now = self._decide_read(caller, rt, current)
+            now = self._decide_current(caller, rt, current)
             judged = current.version_id - 1 if current.deleted else current.version_id
             latest = next((item for item in versions if item.head.version_id == judged), None)
             self._refuse_withheld_whole(caller, rt, current, now, latest)

@@ -100,6 +100,22 @@ def test_a_deleted_sensitive_record_is_unknown_to_who_may_not_see_it(
     assert sum(url.endswith(f"/Condition/{hidden}") for url in listed) == 2
 
 
+def test_history_of_a_deleted_record_is_unknown_to_who_may_not_read_it(
+    group: Group, api: FhirTestClient
+) -> None:
+    """Hole: a read of another clinic's deleted record answered 404, but its history and
+    its old versions 403, telling that the id had been a record."""
+    observation = group.tw_patient.observation
+    assert api.delete(f"/fhir/Observation/{observation}").status_code == 204
+    unknown = _answer(group, group.doctor_tm, "/fhir/Observation/no-such-record")
+
+    for who in (group.doctor_tm, group.desk_tm):
+        for path in ("/_history", "/_history/1", "/_history/3"):
+            answer = _answer(group, who, f"/fhir/Observation/{observation}{path}")
+            assert answer == unknown, path
+    assert len(_entries(group, group.doctor_tw, f"/fhir/Observation/{observation}/_history")) == 2
+
+
 def test_a_deleted_record_too_costly_to_judge_refuses_type_history(
     group: Group, api: FhirTestClient
 ) -> None:
