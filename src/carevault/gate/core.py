@@ -718,7 +718,7 @@ class Gate:
                 current if located is None else located.head
             ).patient_pseudonym
             if located is None:
-                raise NotFound(f"{rt.name}/{resource_id} has no version {version_id}")
+                raise self._no_version(caller, rt, current, version_id)
             if located.head.deleted:
                 raise self._deleted(
                     caller,
@@ -731,6 +731,26 @@ class Gate:
             self._refuse_withheld_whole(caller, rt, current, now)
             decision = self._decide_version(caller, rt, located.head, current, now)
             return self._read_one(caller, attempt, rt, located, decision)
+
+    def _no_version(
+        self, caller: Caller, rt: ResourceType, current: Head, version_id: int
+    ) -> Exception:
+        """The answer to a vread of a version the record does not have: what a read of
+        the record answers the caller (403, 404 as for an unknown id, a containment
+        refusal) if it refuses, else that the version is not there. A version number
+        answered otherwise than a read told a caller who may not read the record how many
+        versions it has, and that it exists."""
+        if current.deleted:
+            deleted = self._deleted(caller, rt, current)
+            if isinstance(deleted, NotFound):
+                return deleted
+        else:
+            try:
+                decision = self._decide_read(caller, rt, current, plain_read=True)
+                self._refuse_withheld_whole(caller, rt, current, decision)
+            except (AccessDenied, ContainmentActive, NotFound) as refused:
+                return refused
+        return NotFound(f"{rt.name}/{current.resource_id} has no version {version_id}")
 
     def _decide_current(self, caller: Caller, rt: ResourceType, current: Head) -> Decision:
         """``_decide_read`` on a record's current version, for its history and old
