@@ -31,7 +31,7 @@ def _get(server: RunningServer, token: str, path: str) -> requests.Response:
 
 
 def test_views_asked_by_third_party_clients(live_server: RunningServer, settings: Settings) -> None:
-    (desk, doctor), _ = colleagues(settings.home, "front_desk", "physician")
+    (desk, doctor), clinic = colleagues(settings.home, "front_desk", "physician")
     desk_token = token_for(live_server.url, desk)
     doctor_token = token_for(live_server.url, doctor)
     client = SyncFHIRClient(live_server.fhir, authorization=f"Bearer {doctor_token}")
@@ -54,6 +54,9 @@ def test_views_asked_by_third_party_clients(live_server: RunningServer, settings
         status="finished",
         **{"class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"}},
         subject=patient.to_reference(),
+        # At the clinic, where the patient is registered: a visit at no clinic opens
+        # nothing, and without care the physician is shown no narrative of a Patient.
+        serviceProvider={"reference": f"Organization/{clinic}"},
         period={"start": "2026-11-27T09:00:00+08:00", "end": "2026-11-27T09:20:00+08:00"},
     ).save()
 

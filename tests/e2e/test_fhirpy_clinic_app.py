@@ -34,7 +34,7 @@ def clinic_app(server: RunningServer, seen: list[int], token: str) -> SyncFHIRCl
 def test_a_clinic_app_works_through_fhirpy(live_server: RunningServer, settings: Settings) -> None:
     """The front desk registers a patient; a physician at the same clinic sees them."""
     seen: list[int] = []
-    (desk, doctor), _ = colleagues(settings.home, "front_desk", "physician")
+    (desk, doctor), clinic = colleagues(settings.home, "front_desk", "physician")
     front = clinic_app(live_server, seen, token_for(live_server.url, desk))
     client = clinic_app(live_server, seen, token_for(live_server.url, doctor))
 
@@ -178,6 +178,16 @@ def test_a_clinic_app_works_through_fhirpy(live_server: RunningServer, settings:
     view = front.reference("Patient", registered.id).to_resource()
     view["telecom"] = [{"system": "phone", "value": "+852 6777 1234"}]
     view.save()
+    # The physician's visit, so that they may read all a Patient may hold: without a care
+    # relationship every Patient they read is labelled (its narrative is not shown).
+    client.resource(
+        "Encounter",
+        status="finished",
+        **{"class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"}},
+        subject=registered.to_reference(),
+        serviceProvider={"reference": f"Organization/{clinic}"},
+        period={"start": "2026-11-28T09:00:00+08:00", "end": "2026-11-28T09:20:00+08:00"},
+    ).save()
     complete = client.reference("Patient", registered.id).to_resource()
     assert complete["identifier"] == [{"system": HKID_SYSTEM, "value": "A123456(3)"}]
     assert "security" not in complete["meta"]

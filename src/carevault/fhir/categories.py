@@ -92,6 +92,23 @@ def own_categories(rt: ResourceType) -> frozenset[DataCategory]:
     return frozenset(found)
 
 
+#: The narrative: free text that may restate anything the record holds, or anything its
+#: author knew (a Patient's "known HIV, on ART", an Encounter's "seen for depression").
+NARRATIVE = "text"
+
+
+def always_cut(rt: ResourceType, granted: frozenset[DataCategory]) -> bool:
+    """Whether a reader granted ``granted`` (what their role, relationship and token's
+    scopes allow on a record of ``rt``) is shown every record of ``rt`` as a subset,
+    without its narrative: when some category an element of ``rt`` may hold is
+    withheld. No code in a narrative can be judged, so it is cut whether or not the
+    record holds that category now, and every record is labelled SUBSETTED, with a
+    narrative or without (the label would otherwise tell which had one). A front desk,
+    a pharmacist, billing, an officer and an integration client read no narrative of a
+    Patient or an Encounter; a doctor who cares for the patient reads them."""
+    return not _OWN_CATEGORIES.get(rt.name, own_categories(rt)) <= granted
+
+
 #: Every category a contained resource may bring into a record of any type: those of
 #: each type that holds patient data (a contained Patient brings its HKID), and
 #: sensitive_clinical, the category of a contained resource CareVault cannot tell.
@@ -100,6 +117,10 @@ CONTAINED_CATEGORIES = frozenset(
         *(own_categories(rt) for rt in RESOURCE_TYPES.values() if rt.is_patient_data)
     )
 )
+
+
+#: ``own_categories`` of each type, asked of every record a reader is shown.
+_OWN_CATEGORIES = {name: own_categories(rt) for name, rt in RESOURCE_TYPES.items()}
 
 
 def possible_categories(rt: ResourceType) -> frozenset[DataCategory]:
@@ -264,12 +285,14 @@ def subset(
     rt: ResourceType, resource: dict[str, Any], granted: frozenset[DataCategory]
 ) -> dict[str, Any] | None:
     """``resource`` with withheld elements removed (and labelled), or None if its main
-    category is withheld."""
+    category is withheld. The narrative goes whenever an element is removed (it may
+    repeat it), and from every record of a type some of whose categories are withheld
+    (``always_cut``)."""
     main = main_category(rt, resource)
     if main not in granted:
         return None
     kept: dict[str, Any] = {}
-    removed = False
+    removed = always_cut(rt, granted)
     for name, value in resource.items():
         itemised = _itemised(rt, name, main)
         if name in _ALWAYS:
@@ -286,8 +309,7 @@ def subset(
             removed = True
     if not removed:
         return resource
-    # The narrative may repeat what was removed.
-    kept.pop("text", None)
+    kept.pop(NARRATIVE, None)
     return mark_subsetted(kept)
 
 
@@ -341,9 +363,12 @@ def restore_withheld(
     """An update from someone who could not see some elements keeps those elements.
 
     Without this, a front-desk update of a patient's phone number would erase the
-    HKID number the front desk never saw.
+    HKID number the front desk never saw, and the narrative it was never shown
+    (``always_cut``; one it sends replaces it, as its own words).
     """
     merged = dict(submitted)
+    if NARRATIVE in current and NARRATIVE not in submitted and always_cut(rt, granted):
+        merged[NARRATIVE] = current[NARRATIVE]
     main = main_category(rt, current)
     for name, value in current.items():
         if name in _ALWAYS:

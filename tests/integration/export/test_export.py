@@ -15,9 +15,10 @@ import pytest
 from carevault.containment.service import Officer
 from carevault.containment.state import Mode
 from carevault.export.model import Status
+from carevault.fhir.registry import RESOURCE_TYPES
 from carevault.ledger.events import AuditEvent, Tag
 from tests.integration.access.browser import bearer
-from tests.integration.export.conftest import MINE, OTHER, Clinic, observation, put
+from tests.integration.export.conftest import MINE, OTHER, SYSTEM, Clinic, observation, put
 from tests.support.jobs import assert_one_of_racing_kick_offs_stored
 from tests.support.staff import Staff, open_token
 
@@ -562,3 +563,24 @@ def test_another_client_cannot_cancel_a_job_and_file_names_do_not_leave_the_job(
     assert probed.status_code in (400, 404), probed.text
     assert not probed.headers["content-type"].startswith("application/fhir+ndjson")
     assert not events(clinic, Tag.EXPORT_CANCELLED, job_id)
+
+
+def test_an_integration_client_exports_no_narrative(clinic: Clinic) -> None:
+    """An integration client may not see sensitive records: the narratives of Patients
+    and Observations, which may restate them, leave without, each record labelled."""
+    told = {"status": "generated", "div": '<div xmlns="http://www.w3.org/1999/xhtml">HIV</div>'}
+    first = clinic.mine[0]
+    stored = clinic.services.gate.read(SYSTEM, RESOURCE_TYPES["Patient"], first)
+    put(clinic.services, {**json.loads(stored.body or b"{}"), "text": told})
+    put(clinic.services, {**observation(f"o-{first}-1", first, "61.50"), "text": told})
+    token = clinic.client("exporter", "system/*.read")
+    job_id = kick_off(clinic, token)
+    approve_and_run(clinic, job_id)
+
+    exported = files(clinic, token, status(clinic, token, job_id).json())
+
+    for resources in exported.values():
+        for resource in resources:
+            assert "text" not in resource
+            labels = [label["code"] for label in resource["meta"].get("security", [])]
+            assert "SUBSETTED" in labels

@@ -15,6 +15,7 @@ from carevault.fhir.categories import (
     CONTAINED_CATEGORIES,
     SUBSETTED,
     HiddenItemNamed,
+    always_cut,
     changed_categories,
     contained_categories,
     element_categories,
@@ -146,11 +147,14 @@ def test_a_role_is_shown_the_contained_items_of_its_categories_only() -> None:
     record = _claim(REFERRAL, COVER)
 
     billing = subset(CLAIM, record, BILLING)
-    clinician = subset(CLAIM, record, BILLING | {C.CLINICAL})
+    clinician = subset(CLAIM, record, BILLING | {C.CLINICAL, C.SENSITIVE_CLINICAL})
+    # Not sensitive records: every item of this one, labelled (its type may hold them).
+    ordinary = subset(CLAIM, record, BILLING | {C.CLINICAL})
 
     assert billing is not None and billing["contained"] == [COVER]
     assert billing["meta"]["security"] == [SUBSETTED]
     assert clinician is record
+    assert ordinary == mark_subsetted(dict(record))
     shown = subset(PATIENT, _patient(contained=[HIV], text={"div": "HIV"}), DESK)
     assert shown == mark_subsetted(_patient())
 
@@ -203,3 +207,34 @@ def test_items_without_an_id_are_not_taken_for_one_another() -> None:
     )
 
     assert merged["contained"] == [nameless, mine]
+
+
+NARRATIVE = {"status": "generated", "div": '<div xmlns="http://www.w3.org/1999/xhtml">HIV</div>'}
+
+
+def test_a_reader_who_may_not_see_every_category_of_a_type_gets_no_narrative() -> None:
+    """The narrative may restate any category an element of the type may hold: it is cut,
+    and the record labelled, whenever one of them is withheld, with a narrative or not."""
+    everything = frozenset(C)
+    assert always_cut(PATIENT, DESK)
+    assert not always_cut(PATIENT, everything)
+    assert always_cut(RESOURCE_TYPES["Encounter"], DESK)
+    assert always_cut(RESOURCE_TYPES["Condition"], frozenset({C.CLINICAL}))
+    assert not always_cut(RESOURCE_TYPES["Organization"], frozenset({C.IDENTITY}))
+
+    shown = subset(PATIENT, _patient(text=NARRATIVE), DESK)
+    assert shown is not None and "text" not in shown
+    assert shown["meta"]["security"] == [SUBSETTED] and shown["name"] == [{"family": "Chan"}]
+    plain = subset(PATIENT, _patient(), DESK)
+    assert plain is not None and plain["meta"]["security"] == [SUBSETTED]
+    whole = _patient(text=NARRATIVE)
+    assert subset(PATIENT, whole, everything) is whole
+
+
+def test_an_update_keeps_the_narrative_its_reader_was_not_shown() -> None:
+    stored = _patient(text=NARRATIVE)
+
+    assert restore_withheld(PATIENT, _patient(), stored, DESK)["text"] == NARRATIVE
+    written = {"status": "generated", "div": "<div>new</div>"}
+    assert restore_withheld(PATIENT, _patient(text=written), stored, DESK)["text"] == written
+    assert "text" not in restore_withheld(PATIENT, _patient(), stored, frozenset(C))

@@ -16,6 +16,7 @@ from carevault.fhir.categories import (
     changed_categories,
     element_categories,
     main_category,
+    mark_subsetted,
     own_categories,
     restore_withheld,
     subset,
@@ -116,4 +117,5 @@ def test_a_visit_without_a_reason_holds_no_clinical_data() -> None:
     record = {"resourceType": "Appointment", "id": "a1", "status": "booked"}
 
     assert element_categories(rt, record) == {C.VISIT}
-    assert subset(rt, record, DESK) is record
+    # Shown whole, labelled: the desk reads no narrative of a type that may hold reasons.
+    assert subset(rt, record, DESK) == mark_subsetted(dict(record))
