@@ -36,7 +36,8 @@ def test_a_clinic_app_works_through_fhirpy(live_server: RunningServer, settings:
     seen: list[int] = []
     (desk, doctor), clinic = colleagues(settings.home, "front_desk", "physician")
     front = clinic_app(live_server, seen, token_for(live_server.url, desk))
-    client = clinic_app(live_server, seen, token_for(live_server.url, doctor))
+    doctor_token = token_for(live_server.url, doctor)
+    client = clinic_app(live_server, seen, doctor_token)
 
     patient = front.resource(
         "Patient",
@@ -81,6 +82,10 @@ def test_a_clinic_app_works_through_fhirpy(live_server: RunningServer, settings:
 
     visits = client.resources("Encounter").search(patient=patient.id, date="2026-11-27").fetch()
     assert [found.id for found in visits] == [encounter.id]
+    # R4 parameters a client library's apps use: the visit's class.
+    ambulatory = client.resources("Encounter").search(patient=patient.id, **{"class": "AMB"})
+    assert [found.id for found in ambulatory.fetch()] == [encounter.id]
+    assert client.resources("Encounter").search(**{"class": "IMP"}).count() == 0
 
     # _include through fhirpy: the page of Encounters with their Patients, each included
     # record passing the gate like a direct read.
@@ -155,6 +160,28 @@ def test_a_clinic_app_works_through_fhirpy(live_server: RunningServer, settings:
     assert conditionally_patched.id == patient.id
     assert conditionally_patched["birthDate"] == "1991-08-13"
     assert conditionally_patched["meta"]["versionId"] == "6"
+
+    # The history says how each version was written, newest first: fhirpy's save() of a
+    # new resource POSTs, of a read one PUTs; patch() PATCHes; the search set's update PUTs.
+    written = client.reference("Patient", patient.id).to_resource().execute("_history", "get")
+    assert [entry["request"]["method"] for entry in written["entry"]] == [
+        "PATCH",
+        "PUT",
+        "PATCH",
+        "PATCH",
+        "PUT",
+        "POST",
+    ]
+
+    # HEAD over a real HTTP server: GET's status and headers, Content-Length the length
+    # of GET's body, no body (and the same audited read).
+    bearer = {"Authorization": f"Bearer {doctor_token}"}
+    for path in (f"Patient/{patient.id}", f"Patient/{patient.id}/_history", "metadata"):
+        got = requests.get(f"{live_server.fhir}/{path}", headers=bearer, timeout=30)
+        head = requests.head(f"{live_server.fhir}/{path}", headers=bearer, timeout=30)
+        assert (head.status_code, head.content) == (got.status_code, b""), path
+        assert int(head.headers["content-length"]) == len(got.content), path
+        assert head.headers.get("etag") == got.headers.get("etag"), path
 
     # No match: the front desk's conditional update registers a new patient (201).
     newcomer = front.resource(

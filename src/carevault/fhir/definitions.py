@@ -51,6 +51,7 @@ _NAMED: dict[tuple[str, str], str] = {
     ("Encounter", "date"): "clinical-date",
     ("Encounter", "practitioner"): "Encounter-practitioner",
     ("Encounter", "identifier"): "clinical-identifier",
+    ("Encounter", "class"): "Encounter-class",
     ("Appointment", "patient"): "Appointment-patient",
     ("Appointment", "service-type"): "Appointment-service-type",
     ("Appointment", "date"): "Appointment-date",
@@ -60,6 +61,8 @@ _NAMED: dict[tuple[str, str], str] = {
     ("Appointment", "identifier"): "Appointment-identifier",
     ("Condition", "code"): "clinical-code",
     ("Condition", "clinical-status"): "Condition-clinical-status",
+    ("Condition", "category"): "Condition-category",
+    ("Condition", "onset-date"): "Condition-onset-date",
     ("Observation", "code"): "clinical-code",
     ("Observation", "category"): "Observation-category",
     ("DiagnosticReport", "code"): "clinical-code",
@@ -72,6 +75,7 @@ _NAMED: dict[tuple[str, str], str] = {
     ("AllergyIntolerance", "clinical-status"): "AllergyIntolerance-clinical-status",
     ("MedicationRequest", "code"): "clinical-code",
     ("MedicationRequest", "authoredon"): "MedicationRequest-authoredon",
+    ("MedicationRequest", "intent"): "MedicationRequest-intent",
     ("CarePlan", "category"): "CarePlan-category",
     ("CarePlan", "date"): "clinical-date",
     ("Goal", "start-date"): "Goal-start-date",
@@ -152,7 +156,7 @@ OWN: Mapping[tuple[str, str], str] = {
     ("Appointment", "code"): "Appointment.serviceType (R4's name: service-type)",
     ("Condition", "date"): (
         "Condition.onsetDateTime, onsetPeriod or recordedDate, any of them (R4 has "
-        "onset-date and recorded-date, and no date)"
+        "onset-date, served, and recorded-date, and no date)"
     ),
     ("Observation", "date"): (
         "Observation.effective[x] as dateTime, Period or instant (R4's date, "

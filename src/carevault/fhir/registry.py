@@ -332,6 +332,7 @@ RESOURCE_TYPES: dict[str, ResourceType] = {
                     targets=("Practitioner",),
                 ),
                 _IDENTIFIER,
+                SearchParam("class", ParamKind.TOKEN, ("class",)),
             ),
         ),
         _clinical(
@@ -368,7 +369,11 @@ RESOURCE_TYPES: dict[str, ResourceType] = {
             code=("code",),
             date=_choice("onset", "DateTime", "Period") + ("recordedDate",),
             status=False,
-            extra=(SearchParam("clinical-status", ParamKind.TOKEN, ("clinicalStatus",)),),
+            extra=(
+                SearchParam("clinical-status", ParamKind.TOKEN, ("clinicalStatus",)),
+                SearchParam("category", ParamKind.TOKEN, ("category",)),
+                SearchParam("onset-date", ParamKind.DATE, _choice("onset", "DateTime", "Period")),
+            ),
         ),
         _clinical(
             "Observation",
@@ -411,6 +416,14 @@ RESOURCE_TYPES: dict[str, ResourceType] = {
             date=("authoredOn",),
             category=C.MEDICATION,
             aliases={"authoredon": "date"},
+            extra=(
+                SearchParam(
+                    "intent",
+                    ParamKind.TOKEN,
+                    ("intent",),
+                    implicit_system=_HL7 + "CodeSystem/medicationrequest-intent",
+                ),
+            ),
         ),
         _clinical(
             "CarePlan",

@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 
 from carevault.clock import fhir_instant, from_micros, http_date, utc_now
 from carevault.fhir import jsonio
-from carevault.vault.records import Head, Opened
+from carevault.vault.records import Head, Opened, method_of
 
 
 def dumps(value: Any) -> bytes:
@@ -131,11 +131,11 @@ def history(
     for item in versions:
         head = item.head
         url = f"{head.resource_type}/{head.resource_id}"
+        # How the version was written, as stored with it (inferred for older versions).
+        request = {"method": method_of(head).value, "url": url}
         if item.body is None:
-            request = {"method": "DELETE", "url": url}
             response = {"status": "204 No Content", "etag": etag(head.version_id)}
         else:
-            request = {"method": "POST" if head.version_id == 1 else "PUT", "url": url}
             response = {
                 "status": "201 Created" if head.version_id == 1 else "200 OK",
                 "etag": etag(head.version_id),

@@ -38,7 +38,7 @@ from carevault.rest.interactions import (
     resource_type_named,
     written,
 )
-from carevault.vault.records import Opened
+from carevault.vault.records import Method, Opened
 from carevault.vault.writer import Delete, Put
 
 
@@ -85,7 +85,9 @@ def update(
                 "the resource's id is not the id of the resource the criteria match",
                 code="invariant",
             )
-        operation = Put(rt, target, {**resource, "id": target}, if_match=expected)
+        operation = Put(
+            rt, target, {**resource, "id": target}, if_match=expected, method=Method.PUT
+        )
     else:
         if expected is not None:
             raise FhirError.of(412, "conflict", "If-Match names a version, but nothing matches")
@@ -97,7 +99,8 @@ def update(
             )
         with translated():
             interactions.gate.refuse_unseen_matches(caller, query, 0)
-        operation = Put(rt, str(uuid.uuid4()), resource, fresh=True)
+        # Created by the PUT it was: its history says so.
+        operation = Put(rt, str(uuid.uuid4()), resource, fresh=True, method=Method.PUT)
     with translated():
         [result] = interactions.gate.write(caller, [operation])
     return written(201 if result.created else 200, result.head, result.body, base, prefer)

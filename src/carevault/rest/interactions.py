@@ -30,7 +30,7 @@ from carevault.rest import bundles, cursor
 from carevault.rest.answers import prefer_return, write_answer
 from carevault.rest.errors import translated
 from carevault.rest.includes import included
-from carevault.vault.records import Head, Opened, WriteResult
+from carevault.vault.records import Head, Method, Opened, WriteResult
 from carevault.vault.writer import Delete, Put
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
@@ -402,7 +402,8 @@ class FhirInteractions:
                 return written(200, existing.head, existing.body, base, prefer)
         resource_id = str(uuid.uuid4())
         with translated():
-            [result] = self.gate.write(caller, [Put(rt, resource_id, resource, fresh=True)])
+            operation = Put(rt, resource_id, resource, fresh=True, method=Method.POST)
+            [result] = self.gate.write(caller, [operation])
         return written(201, result.head, result.body, base, prefer)
 
     def _existing(self, caller: Caller, rt: ResourceType, criteria: str) -> Opened | None:
@@ -437,7 +438,8 @@ class FhirInteractions:
         if resource.get("id") != resource_id:
             raise bad_request("the resource's id must match the id in the URL", code="invariant")
         with translated():
-            [result] = self.gate.write(caller, [Put(rt, resource_id, resource, if_match=expected)])
+            operation = Put(rt, resource_id, resource, if_match=expected, method=Method.PUT)
+            [result] = self.gate.write(caller, [operation])
         return written(201 if result.created else 200, result.head, result.body, base, prefer)
 
     def delete(

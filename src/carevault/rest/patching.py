@@ -35,7 +35,7 @@ from carevault.rest.interactions import (
     resource_type_named,
     written,
 )
-from carevault.vault.records import Opened
+from carevault.vault.records import Method, Opened
 from carevault.vault.writer import Put
 
 JSON_PATCH = "application/json-patch+json"
@@ -112,7 +112,13 @@ def apply_to(
             412, "conflict", f"If-Match names version {expected}, which is not the current version"
         )
     resource = patched(rt, current, kind, patch, interactions, max_bytes)
-    operation = Put(rt, current.head.resource_id, resource, if_match=current.head.version_id)
+    operation = Put(
+        rt,
+        current.head.resource_id,
+        resource,
+        if_match=current.head.version_id,
+        method=Method.PATCH,
+    )
     with translated():
         [result] = interactions.gate.write(caller, [operation])
     return written(200, result.head, result.body, base, prefer)

@@ -40,7 +40,7 @@ from carevault.rest.interactions import (
     resource_type_named,
     write_response_entry,
 )
-from carevault.vault.records import Head, Opened, WriteResult
+from carevault.vault.records import Head, Method, Opened, WriteResult
 from carevault.vault.writer import Delete, Operation, Put
 
 _ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "GET": 3}
@@ -245,6 +245,7 @@ def _operation(entry: _Entry, limits: InputLimits) -> Operation:
         resource,
         if_match=expected,
         fresh=entry.method == "POST",
+        method=Method(entry.method),
     )
 
 

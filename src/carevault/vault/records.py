@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import RowMapping
@@ -38,6 +39,17 @@ class Erased(VaultError):
     """The patient's data key was shredded on an erasure request: the record is unreadable."""
 
 
+class Method(StrEnum):
+    """The HTTP method that wrote a version, as a history Bundle's ``request.method``
+    says it (R4 http.html#history): what the client did, not what the store did (an
+    update that creates a record with a client-chosen id was a PUT)."""
+
+    POST = "POST"
+    PUT = "PUT"
+    PATCH = "PATCH"
+    DELETE = "DELETE"
+
+
 @dataclass(frozen=True)
 class Head:
     """The clear metadata of one resource version: what the gate decides on."""
@@ -51,10 +63,24 @@ class Head:
     patient_pseudonym: str | None
     clinic_id: str | None
     status: str | None
+    #: Of a version read from history: the method that wrote it (None: a current head,
+    #: or a version written before records_0025; see ``method_of``).
+    method: Method | None = None
 
     @property
     def reference(self) -> str:
         return f"{self.resource_type}/{self.resource_id}"
+
+
+def method_of(head: Head) -> Method:
+    """The method that wrote a version: as stored with it or, for a version written
+    before records_0025 stored it, inferred: a deletion DELETE, version 1 POST (a
+    create), any other PUT (an update; a patch or an update that created is not told)."""
+    if head.method is not None:
+        return head.method
+    if head.deleted:
+        return Method.DELETE
+    return Method.POST if head.version_id == 1 else Method.PUT
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ from carevault.vault.blind import BlindIndex
 from carevault.vault.records import (
     Erased,
     Head,
+    Method,
     NotFound,
     Sealed,
     VersionKey,
@@ -367,6 +368,7 @@ class Vault:
                     resource_version.c.deleted.label("v_deleted"),
                     resource_version.c.patient_pseudonym.label("v_patient_pseudonym"),
                     resource_version.c.clinic_id.label("v_clinic_id"),
+                    resource_version.c.method.label("v_method"),
                     resource_version.c.key_id,
                     resource_version.c.sealed,
                 )
@@ -394,6 +396,7 @@ class Vault:
                 patient_pseudonym=row.v_patient_pseudonym,
                 clinic_id=row.v_clinic_id,
                 status=current.status,
+                method=_method(row.v_method),
             )
             found.append((current, Sealed(version, row.key_id, row.sealed)))
         return found
@@ -549,7 +552,13 @@ def _version_head(current: Head, row: Any) -> Head:
         patient_pseudonym=row.patient_pseudonym,
         clinic_id=row.clinic_id,
         status=current.status,
+        method=_method(row.method),
     )
+
+
+def _method(stored: str | None) -> Method | None:
+    """A version's stored method; None for one written before records_0025."""
+    return None if stored is None else Method(stored)
 
 
 def parse_body(body: bytes) -> dict[str, Any]:

@@ -53,6 +53,9 @@ resource_version = Table(
     # under the policy facts it had then as well as now, never only the current ones.
     Column("patient_pseudonym", String(40), nullable=True),
     Column("clinic_id", String(64), nullable=True),
+    # The HTTP method that wrote the version (``records.Method``), for history's
+    # request.method (records_0025); NULL for versions written before, inferred.
+    Column("method", String(8), nullable=True),
 )
 
 #: Search tokens of current versions: blind-index HMACs, or clear values where

@@ -40,6 +40,7 @@ from carevault.keys.envelope import record_aad
 from carevault.vault.records import (
     Erased,
     Head,
+    Method,
     MissingReference,
     NotFound,
     ReferenceConflict,
@@ -165,6 +166,11 @@ class Put:
     #: The resource's search terms, marker and categories, when worked out already from
     #: this very resource (a bulk load's checking processes); otherwise worked out here.
     derived: Derived | None = None
+    #: The HTTP method of the interaction, stored with the version for its history: PUT
+    #: for an update even where it creates, PATCH for a patch. None (a load by the system:
+    #: bulk import, seeding, a transfer): POST where the write creates the record, PUT
+    #: where it replaces one.
+    method: Method | None = None
 
 
 @dataclass(frozen=True)
@@ -551,8 +557,17 @@ class _Writer:
             "status": status if isinstance(status, str) else None,
         }
         row_id = self._store_head(rt.name, operation.resource_id, current, values)
+        method = operation.method or (Method.POST if current is None else Method.PUT)
         self._store_version(
-            rt.name, operation.resource_id, version, False, key_id, sealed, pseudonym, clinic_id
+            rt.name,
+            operation.resource_id,
+            version,
+            False,
+            key_id,
+            sealed,
+            pseudonym,
+            clinic_id,
+            method,
         )
         self._replace_tokens(
             rt,
@@ -604,6 +619,7 @@ class _Writer:
             None,
             current.patient_pseudonym,
             current.clinic_id,
+            Method.DELETE,
         )
         drop_tokens(self.connection, [current.row_id])
         self.connection.execute(delete(search_date).where(search_date.c.row_id == current.row_id))
@@ -725,6 +741,7 @@ class _Writer:
         sealed: bytes | None,
         pseudonym: str | None,
         clinic_id: str | None,
+        method: Method,
     ) -> None:
         self._versions.append(
             (
@@ -737,6 +754,7 @@ class _Writer:
                 sealed,
                 pseudonym,
                 clinic_id,
+                method.value,
             )
         )
 

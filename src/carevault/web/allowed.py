@@ -16,6 +16,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
 from carevault.fhir.registry import RESOURCE_TYPES
+from carevault.web.head import answers_head
 
 #: The methods any route here could answer (none takes CONNECT or TRACE).
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
@@ -36,7 +37,9 @@ def allowed_methods(routes: Sequence[BaseRoute], scope: Scope) -> list[str]:
         path = path[len(root) :]
     allowed = []
     for method in METHODS:
-        probe: Scope = {"type": "http", "path": path, "root_path": "", "method": method}
+        # A HEAD of a FHIR read is served as its GET (``web/head.py``).
+        routed = "GET" if method == "HEAD" and answers_head(path) else method
+        probe: Scope = {"type": "http", "path": path, "root_path": "", "method": routed}
         route = _dispatched(routes, probe)
         if route is not None and _serves(route, probe):
             allowed.append(method)

@@ -33,6 +33,7 @@ from carevault.web.accounting import RefusalRecords
 from carevault.web.cors import CrossOrigin
 from carevault.web.fhir_format import FhirFormat
 from carevault.web.guard import RequestGuard
+from carevault.web.head import HeadAsGet
 from carevault.web.responses import (
     UnexpectedErrors,
     on_fhir_error,
@@ -82,7 +83,10 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.add_middleware(CrossOrigin, services=built)
     # Outermost: a wrong Host or a flooding address is turned away before anything runs.
     app.add_middleware(RequestGuard, services=built)
-    app.add_middleware(UnexpectedErrors)  # outermost: it answers what the others raise
+    app.add_middleware(UnexpectedErrors)  # it answers what the others raise
+    # Outermost: a HEAD of a FHIR read is the GET to everything inside (guard, gate,
+    # ledger), and no answer to it, refusals and errors included, carries a body.
+    app.add_middleware(HeadAsGet)
     app.add_exception_handler(FhirError, on_fhir_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)

@@ -25,6 +25,7 @@ ID = "http://example.org/id"
 DAY = "2026-11-20T10:00:00+08:00"  # within the local day 2026-11-20 (Asia/Hong_Kong)
 PERIOD = {"start": "2026-11-20T09:00:00+08:00", "end": "2026-11-20T11:00:00+08:00"}
 ON_DAY, OFF_DAY = "ge2026-11-19", "lt2026-11-19"
+ACT = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 
 
 def concept(code: str) -> dict[str, Any]:
@@ -84,7 +85,11 @@ TABLE: dict[tuple[str, str], tuple[str, str]] = {
     ("Appointment", "location"): ("Location/{L}", "Location/nope"),
     ("Appointment", "actor"): ("Location/{L}", "Location/nope"),
     ("Appointment", "identifier"): (f"{ID}|APPT-1", f"{ID}|APPT-2"),
+    ("Encounter", "class"): (f"{ACT}|AMB", f"{ACT}|IMP"),
     ("Condition", "clinical-status"): ("active", "resolved"),
+    ("Condition", "category"): (f"{CS}|problem", f"{CS}|diagnosis"),
+    ("Condition", "onset-date"): (ON_DAY, OFF_DAY),
+    ("MedicationRequest", "intent"): ("order", "plan"),
     ("Observation", "category"): (f"{CS}|vital", f"{CS}|lab"),
     ("AllergyIntolerance", "clinical-status"): ("active", "resolved"),
     ("Goal", "lifecycle-status"): ("active", "completed"),
@@ -171,6 +176,7 @@ def _clinical(type_name: str, ids: dict[str, str]) -> dict[str, Any]:
         "Condition": {
             "subject": patient,
             "code": code,
+            "category": [concept("problem")],
             "onsetDateTime": DAY,
             "clinicalStatus": {
                 "coding": [
@@ -283,7 +289,7 @@ def _directory_and_visits(ids: dict[str, str]) -> list[dict[str, Any]]:
             "resourceType": "Encounter",
             "identifier": identifier("ENC-1"),
             "status": "finished",
-            "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
+            "class": {"system": ACT, "code": "AMB"},
             "type": [concept("enc")],
             "subject": patient,
             "participant": [{"individual": practitioner}],
@@ -554,3 +560,42 @@ def test_the_statement_names_r4_definitions_only_for_r4_parameters(
     assert all("definition" in e or "documentation" in e for e in entries.values())
     coverage = next(r for r in statement["rest"][0]["resource"] if r["type"] == "Coverage")
     assert "Coverage:beneficiary" in coverage["searchInclude"]
+
+
+def test_the_r4_parameters_added_for_clients_take_their_types_usual_forms(
+    probes: tuple[FhirTestClient, dict[str, str], dict[str, Any]],
+) -> None:
+    """Encounter ``class``, Condition ``category`` and ``onset-date``, MedicationRequest
+    ``intent``: the prefixes and precisions of a date, the forms of a token."""
+    api, _, made = probes
+    wrong: list[str] = []
+    # The probe Condition has an onset and no recorded date: its date is its onset.
+    for value in (
+        "2026-11-20",
+        "gt2026-11-20T10:00:00+08:00",
+        "le2026",
+        "ne2026-11-20",
+        "ge2026-11-21",
+    ):
+        if _found(api, "Condition", {"onset-date": value}) != _found(
+            api, "Condition", {"date": value}
+        ):
+            wrong.append(f"Condition?onset-date={value}")
+    intent = "http://hl7.org/fhir/CodeSystem/medicationrequest-intent"
+    for type_name, name, value, expected in (
+        ("Encounter", "class", f"{ACT}|", True),
+        ("Encounter", "class", "AMB", True),
+        ("Encounter", "class", "IMP,AMB", True),
+        ("Encounter", "class", "|AMB", False),
+        ("Condition", "category", f"{CS}|", True),
+        ("Condition", "category", "problem", True),
+        ("Condition", "category", f"{ID}|problem", False),
+        ("MedicationRequest", "intent", f"{intent}|order", True),
+        ("MedicationRequest", "intent", f"{intent}|", True),
+        ("MedicationRequest", "intent", "|order", True),
+        ("MedicationRequest", "intent", f"{CS}|order", False),
+    ):
+        status, found = _found(api, type_name, {name: value})
+        if status != 200 or (made[type_name]["id"] in found) is not expected:
+            wrong.append(f"{type_name}?{name}={value}: {status}, expected match {expected}")
+    assert wrong == []

@@ -24,13 +24,17 @@ def web(services: Services) -> Iterator[tuple[FhirTestClient, Staff]]:
 @pytest.mark.parametrize(
     ("method", "path", "allowed"),
     [
-        # The read by id is its own route; the update, patch and delete are others.
-        ("HEAD", "/fhir/Patient/p1", "GET, PUT, PATCH, DELETE"),
+        # The read by id is its own route (HEAD answered as it); the update, patch and
+        # delete are others.
+        ("OPTIONS", "/fhir/Patient/p1", "GET, HEAD, PUT, PATCH, DELETE"),
         # Not the methods of /fhir/{type_name}: metadata is no resource type.
-        ("OPTIONS", "/fhir/metadata", "GET"),
+        ("OPTIONS", "/fhir/metadata", "GET, HEAD"),
+        # An operation is not read by HEAD: a HEAD of the kick-off would start an export.
+        ("HEAD", "/fhir/$export", "GET, POST"),
+        ("HEAD", "/fhir/Patient/p1/$everything", "GET"),
         ("GET", "/fhir?_type=Patient", "POST"),
-        ("DELETE", "/fhir/Patient/p1/_history", "GET"),
-        ("POST", "/fhir/OperationDefinition/import", "GET"),
+        ("DELETE", "/fhir/Patient/p1/_history", "GET, HEAD"),
+        ("POST", "/fhir/OperationDefinition/import", "GET, HEAD"),
         ("DELETE", "/admin/exports", "GET"),
         ("GET", "/auth/token", "POST"),
         ("POST", "/console/static/console.css", "GET, HEAD"),

@@ -46,3 +46,45 @@ def test_a_visit_is_found_by_date_tokens_and_has_no_clear_date() -> None:
 
     assert dated
     assert clear_dates(encounter, ENCOUNTER, ZONE) == []
+
+
+def test_class_category_onset_and_intent_are_indexed_under_their_r4_names() -> None:
+    condition = {
+        "resourceType": "Condition",
+        "subject": {"reference": "Patient/p1"},
+        "category": [
+            {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/condition-category",
+                        "code": "problem-list-item",
+                    }
+                ]
+            }
+        ],
+        "code": {"text": "sprain"},
+        "onsetPeriod": {"start": "2026-03-02", "end": "2026-03-09"},
+        "recordedDate": "2026-04-01",
+    }
+    prescription = {
+        "resourceType": "MedicationRequest",
+        "status": "active",
+        "intent": "order",
+        "subject": {"reference": "Patient/p1"},
+    }
+
+    def terms(type_name: str, resource: dict[str, object], name: str) -> list[str]:
+        rt = RESOURCE_TYPES[type_name]
+        return [term for param, term in index_terms(rt, resource, ZONE) if param.name == name]
+
+    assert "sys|http://terminology.hl7.org/CodeSystem/v3-ActCode|AMB" in terms(
+        "Encounter", ENCOUNTER, "class"
+    )
+    assert "any|problem-list-item" in terms("Condition", condition, "category")
+    onset = terms("Condition", condition, "onset-date")
+    # The onset only: the recorded date is the wider ``date``'s, not onset-date's.
+    assert onset and set(onset) < set(terms("Condition", condition, "date"))
+    assert terms("MedicationRequest", prescription, "intent") == [
+        "any|order",
+        "sysany|http://hl7.org/fhir/CodeSystem/medicationrequest-intent",
+    ]
