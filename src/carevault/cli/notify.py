@@ -88,9 +88,11 @@ def notify_preview(
     from carevault.notify.job import notice_key
     from carevault.notify.notice import render
     from carevault.notify.service import code_keys, reader_of, sender_of
+    from carevault.notify.store import NoticeStore
 
     with open_services(home) as services:
         scope = load_scope(services, incident, scope_file)
+        scope = scope.with_filings(NoticeStore(services.engine).filed(incident))
         exposures = list(scope.exposures())
         reader = reader_of(services)
         keys: CodeKeys = code_keys(services.settings)

@@ -108,6 +108,7 @@ def render(
         "hotline": sender.hotline,
         "contact_name": sender.contact_name,
         "code": code,
+        "pcpd_told": "pcpd" in incident.filed_with,
     }
     env = _environment()
 

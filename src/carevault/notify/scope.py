@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -52,6 +52,10 @@ class Incident:
     since: datetime | None
     until: datetime | None
     compromised: dict[str, Any]
+    #: Regulators whose report is recorded as filed (``report decide --decision filed``):
+    #: not part of the scope document; the send job and the preview fill it in from the
+    #: regulators' clocks (``NoticeStore.filed``), so a notice claims only what is done.
+    filed_with: frozenset[str] = frozenset()
 
     @property
     def keys_compromised(self) -> bool:
@@ -67,6 +71,10 @@ class Scope:
     #: the evidence names the writes (ledger positions); where they wrote over the
     #: Patient record, its notice takes no details from them (``notify.reader``).
     changed: dict[str, Exposure] = field(default_factory=dict)
+
+    def with_filings(self, regulators: frozenset[str]) -> Scope:
+        """This scope, its incident's reports to ``regulators`` recorded as filed."""
+        return replace(self, incident=replace(self.incident, filed_with=regulators))
 
     def exposures(self, tiers: Iterable[str] = NOTIFIED_TIERS) -> Iterator[Exposure]:
         """Each patient once, in the first (worst) of ``tiers`` that names them, with the

@@ -4,6 +4,7 @@ no request; hostile names stay text."""
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
@@ -97,3 +98,21 @@ def test_a_phishing_name_is_not_put_in_any_part_of_a_notice(name: str) -> None:
                    CODE)  # fmt: skip
     assert "parent or guardian of the patient" in child.text
     assert all("evil" not in body for body in (child.text, child.html, child.sms))
+
+
+@pytest.mark.parametrize(("language", "words"), [
+    ("en", "Privacy Commissioner"), ("zh", "私隱專員公署"),
+])  # fmt: skip
+def test_the_pcpd_is_said_to_be_told_only_once_its_report_is_recorded_as_filed(
+    language: str, words: str
+) -> None:
+    unfiled = render(SENDER, INCIDENT, exposure(DataCategory.IDENTITY), person(language), CODE)
+    for body in (unfiled.text, unfiled.html, unfiled.letter):
+        assert words not in body
+    filed = replace(INCIDENT, filed_with=frozenset({"pcpd"}))
+    told = render(SENDER, filed, exposure(DataCategory.IDENTITY), person(language), CODE)
+    for body in (told.text, told.html, told.letter):
+        assert words in body
+    other = replace(INCIDENT, filed_with=frozenset({"gdpr"}))
+    not_told = render(SENDER, other, exposure(DataCategory.IDENTITY), person(language), CODE)
+    assert words not in not_told.text
