@@ -35,7 +35,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from carevault.domain.roles import GROUP_WIDE, Role
-from carevault.incidents import patients, people
+from carevault.incidents import containment, patients, people
 from carevault.incidents.model import TIERS, Incident, instant
 from carevault.incidents.query import CHANGE_TAGS, DuckScope, Hit, SqlScope, Who, Window
 from carevault.incidents.segments import Segments, segments_for
@@ -305,6 +305,12 @@ def document(
     header["engine"] = engine
     header["generated_at"] = instant(services.now_us())
     header["checkpoints"] = checkpoints
+    # What was done to stop it, as recorded: the notices and the regulators' reports say
+    # the access was stopped, and how, only from this list.
+    header["containment"] = [
+        containment.as_json(action)
+        for action in containment.own_actions(incident, services.containment.history(1000))
+    ]
     tally = counts(rendered)
     tally["changed"] = len(altered)
     return {"incident": header, "tiers": rendered, "changed": altered, "counts": tally}

@@ -109,6 +109,7 @@ def render(
         "contact_name": sender.contact_name,
         "code": code,
         "pcpd_told": "pcpd" in incident.filed_with,
+        "contained": bool(incident.containment),
     }
     env = _environment()
 

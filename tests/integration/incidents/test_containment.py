@@ -7,7 +7,7 @@ import pytest
 
 from carevault.bootstrap import Services
 from carevault.containment.state import Mode
-from carevault.incidents import Actor, declare_case, incidents_for
+from carevault.incidents import Actor, declare_case, incidents_for, scope_document
 
 pytestmark = pytest.mark.postgres
 
@@ -38,3 +38,17 @@ def test_a_timeline_shows_only_its_own_incidents_containment(services: Services)
         if item["kind"] == "containment-started"
     ]
     assert theirs == ["scraper-app", "198.51.100.0/24"]
+
+
+def test_the_scope_document_lists_the_incidents_own_containment(services: Services) -> None:
+    mine = declare_case(services, OFFICER, {"title": "Phished", "accounts": ["thief"],
+                                            "since": "2026-01-01"})  # fmt: skip
+    assert scope_document(services, mine.incident_id)["incident"]["containment"] == []
+    store = services.containment
+    store.start(Mode.ACCOUNT_SUSPENDED, "someone-else", "another case", "staff:officer1")
+    suspended = store.start(Mode.ACCOUNT_SUSPENDED, "thief", "phished", "staff:officer1")
+    listed = scope_document(services, mine.incident_id)["incident"]["containment"]
+    assert [(a["id"], a["mode"], a["target"], a["reason"], a["released_at"]) for a in listed] == [
+        (suspended.containment_id, "account-suspended", "thief", "phished", None)
+    ]
+    assert listed[0]["started_at"].endswith("Z")

@@ -1,5 +1,6 @@
 """What a notice says was done is what is on record: the PCPD is said to be told only
-once its report is recorded as filed."""
+once its report is recorded as filed, the access to be stopped only once containment is
+recorded for the incident."""
 
 from __future__ import annotations
 
@@ -33,7 +34,9 @@ def test_notices_name_the_pcpd_only_after_its_report_is_filed(clinic: Clinic) ->
     scope = parse_scope(clinic.scope)
     open_clocks(clinic.services, scope)
     send_job(clinic.services).run(scope, ("confirmed",))
-    assert PCPD not in _sent_to(clinic, "alice@example.com")
+    text = _sent_to(clinic, "alice@example.com")
+    assert PCPD not in text
+    assert "We stopped the access" not in text and "working to cut off" in text
 
 
 def test_a_filed_pcpd_report_is_named_in_the_notices(clinic: Clinic) -> None:
@@ -44,3 +47,12 @@ def test_a_filed_pcpd_report_is_named_in_the_notices(clinic: Clinic) -> None:
     store.close_clock(incident, "pcpd", decision="filed", filed_us=clinic.services.now_us())
     send_job(clinic.services).run(scope, ("confirmed",))
     assert PCPD in _sent_to(clinic, "alice@example.com")
+
+
+def test_recorded_containment_is_said_to_have_stopped_the_access(clinic: Clinic) -> None:
+    document = {**clinic.scope, "incident": {**clinic.scope["incident"], "containment": [
+        {"id": 1, "mode": "account-suspended", "target": "mallory", "reason": "phished",
+         "started_at": "2026-12-01T09:00:00Z", "started_by": "staff:ada", "released_at": None},
+    ]}}  # fmt: skip
+    send_job(clinic.services).run(parse_scope(document), ("confirmed",))
+    assert "We stopped the access" in _sent_to(clinic, "alice@example.com")

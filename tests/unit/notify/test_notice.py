@@ -13,7 +13,7 @@ import pytest
 from carevault.domain.categories import DataCategory
 from carevault.notify.contacts import Recipient
 from carevault.notify.notice import Sender, render
-from carevault.notify.scope import Exposure, Incident
+from carevault.notify.scope import ContainmentAction, Exposure, Incident
 
 SENDER = Sender("Harbour Clinics", "海港診所", "clinics.example.hk", "+852 2000 0000",
                 "Ms Ada Lau, Data Protection Officer", ZoneInfo("Asia/Hong_Kong"))  # fmt: skip
@@ -116,3 +116,19 @@ def test_the_pcpd_is_said_to_be_told_only_once_its_report_is_recorded_as_filed(
     other = replace(INCIDENT, filed_with=frozenset({"gdpr"}))
     not_told = render(SENDER, other, exposure(DataCategory.IDENTITY), person(language), CODE)
     assert words not in not_told.text
+
+
+@pytest.mark.parametrize(("language", "words"), [("en", "stopped"), ("zh", "停止了")])
+def test_the_access_is_said_to_be_stopped_only_when_containment_is_recorded(
+    language: str, words: str
+) -> None:
+    uncontained = render(SENDER, INCIDENT, exposure(DataCategory.IDENTITY), person(language),
+                         CODE)  # fmt: skip
+    for body in (uncontained.text, uncontained.html, uncontained.letter):
+        assert words not in body
+    suspended = ContainmentAction("account-suspended", "mallory", "phished",
+                                  datetime(2026, 12, 1, 9, tzinfo=UTC), None)  # fmt: skip
+    contained = replace(INCIDENT, containment=(suspended,))
+    notice = render(SENDER, contained, exposure(DataCategory.IDENTITY), person(language), CODE)
+    for body in (notice.text, notice.html, notice.letter):
+        assert words in body
