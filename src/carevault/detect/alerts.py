@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, select, update
@@ -19,8 +20,15 @@ from carevault.db import read_transaction, write_transaction
 from carevault.detect.model import Finding, Severity
 from carevault.detect.tables import detect_alert
 
-OPEN = "open"
-STATUSES = ("open", "acknowledged", "dismissed")
+
+class AlertStatus(StrEnum):
+    OPEN = "open"
+    ACKNOWLEDGED = "acknowledged"
+    DISMISSED = "dismissed"
+
+
+OPEN = AlertStatus.OPEN.value
+STATUSES = tuple(status.value for status in AlertStatus)
 #: At most this many pseudonyms are kept on one alert (the count goes on).
 KEPT_PATIENTS = 5000
 
