@@ -55,6 +55,8 @@ class Alert:
     status: str
     explanation: str
     handled_by: str | None
+    #: Detector, subject and period (``Finding.dedup_key``): one alert per key.
+    dedup_key: str | None = None
 
     @property
     def principal(self) -> str | None:
@@ -123,6 +125,7 @@ def _alert(row: Any) -> Alert:
         status=m["status"],
         explanation=m["explanation"],
         handled_by=m["handled_by"],
+        dedup_key=m["dedup_key"],
     )
 
 

@@ -62,3 +62,29 @@ def test_young_unwraps_are_not_read_again_until_they_are_due(clinic: Clinic) -> 
     found, end = check.check()
     assert end is not None and end > before[0]
     assert any(f.detector == "gate-bypass" and len(f.patients) == 2 for f in found)
+
+
+def test_an_incident_declared_from_a_bypass_alert_names_the_process_and_finds_its_reads(
+    clinic: Clinic,
+) -> None:
+    from carevault.incidents import Actor, case_from_alert, declare_case, scope_document
+
+    services = clinic.services
+    assert services.keys is not None
+    pseudonyms = services.vault.patient_pseudonyms(clinic.patients[30:34])
+    own = KeyService(
+        services.key_engine, services.keys.provider, DataKeyCache(0, 0),
+        LedgerUnwrapRecorder(services.unwrap_ledger.writer), services.clock,
+    )  # fmt: skip
+    for pseudonym in pseudonyms.values():
+        own.data_keys([pseudonym], principal="system:backup-agent", purpose="maintenance")
+    # The detectors run late (an hour after the unwraps): the window still opens at them.
+    clinic.clock.advance(3600)
+    bypass = [a for a in alerts_as_dicts(services) if a["detector"] == "gate-bypass"]
+    assert len(bypass) == 1
+    case = case_from_alert(services, bypass[0]["id"])
+    assert case["accounts"] == ["system:backup-agent"]
+    incident = declare_case(services, Actor("staff:officer1"), case, alert_id=bypass[0]["id"])
+    assert incident.compromised.accounts == ("system:backup-agent",)
+    decrypted = scope_document(services, incident.incident_id)["tiers"]["decrypted"]
+    assert sorted(line["patient"] for line in decrypted) == sorted(pseudonyms)
