@@ -171,7 +171,7 @@ class AlertStore:
                     "dedup_key": finding.dedup_key,
                     "case_key": f"case:{principal or 'unknown'}",
                     "detector": finding.detector,
-                    "severity": str(finding.severity),
+                    "severity": str(finding.severity_for(finding.severity, len(set(patients)))),
                     "account": account,
                     "role": access.role,
                     "client": client,
@@ -229,10 +229,13 @@ class AlertStore:
         access = finding.access
         known = set(current.patients)
         merged = known | {p for p in finding.patients if p}
-        severity = max(current.severity, finding.severity, key=lambda s: s.rank)
+        patient_count = max(current.patient_count, len(merged))
+        severity = finding.severity_for(
+            max(current.severity, finding.severity, key=lambda s: s.rank), patient_count
+        )
         changes: dict[str, object] = {
             "severity": str(severity),
-            "patient_count": max(current.patient_count, len(merged)),
+            "patient_count": patient_count,
             "last_position": _position(max(current.last_position or -1, access.position)),
             "updated_us": max(now_us, current.updated_us + 1) if guarded else now_us,
             "explanation": finding.explanation,
@@ -327,13 +330,14 @@ def merge_findings(findings: list[Finding]) -> list[Finding]:
     return [
         Finding(
             finding.detector,
-            severity[key],
+            finding.severity_for(severity[key], len(patients[key])),
             finding.period,
             finding.explanation,
             finding.access,
             tuple(patients[key]),
             first[key],
             trigger[key],
+            finding.critical_at,
         )
         for key, finding in last.items()
     ]

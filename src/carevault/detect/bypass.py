@@ -27,6 +27,9 @@ from carevault.ledger.store import LedgerStore
 
 CURSOR = "unwrap"
 DETECTOR = "gate-bypass"
+#: A bypass alert is critical from this many patients' keys on, in one batch of unwraps
+#: or gathered over several (the unwraps of an hour are judged as they age).
+CRITICAL_PATIENTS = 3
 #: Unwraps younger than this are left for the next batch: their audit entry may still
 #: be on its way to the disk.
 LAG_US = 5_000_000
@@ -175,7 +178,7 @@ class BypassCheck:
         found = []
         for (principal, hour), items in groups.items():
             patients = tuple(sorted({u.key_id for u in items}))
-            severity = Severity.CRITICAL if len(patients) >= 3 else Severity.HIGH
+            severity = Severity.CRITICAL if len(patients) >= CRITICAL_PATIENTS else Severity.HIGH
             found.append(
                 Finding(
                     DETECTOR,
@@ -193,6 +196,7 @@ class BypassCheck:
                         role="system",
                     ),
                     patients,
+                    critical_at=CRITICAL_PATIENTS,
                 )
             )
         return found
