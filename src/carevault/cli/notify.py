@@ -297,13 +297,17 @@ def _report(regulator: str, incident: str, scope_file: Path | None, output: Path
         if output is None:
             echo(text)
             return
-        output.mkdir(parents=True, exist_ok=True, mode=0o700)
         stem = output / f"{regulator}-{incident}"
-        stem.with_suffix(".json").write_text(text + "\n", encoding="utf-8")
         try:
+            output.mkdir(parents=True, exist_ok=True, mode=0o700)
+            stem.with_suffix(".json").write_text(text + "\n", encoding="utf-8")
             stem.with_suffix(".pdf").write_bytes(report_pdf(report, services.settings.pdf_font))
         except FontMissing as error:
             raise fail(str(error)) from None
+        except OSError as error:
+            raise fail(
+                f"cannot write the report into {output}: {error.strerror or error}"
+            ) from None
         echo(f"{stem}.json, {stem}.pdf (deadline {report['deadline']})")
 
 

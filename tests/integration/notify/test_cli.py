@@ -127,7 +127,7 @@ def test_preview_send_status_reports_and_decisions(clinic: Clinic, tmp_path: Pat
     assert decisions[1].reason == "EU residents are not affected"
 
 
-def test_previewing_a_patient_who_gets_no_notice_says_so_and_fails(
+def test_a_preview_or_report_that_cannot_be_made_says_why_and_fails(
     clinic: Clinic, tmp_path: Path
 ) -> None:
     scope_file = tmp_path / "scope.json"
@@ -143,3 +143,9 @@ def test_previewing_a_patient_who_gets_no_notice_says_so_and_fails(
                           "--patient", f"Patient/{clinic.ids['deceased']}")  # fmt: skip
     assert deceased.returncode == 1 and "deceased" in deceased.stderr
     assert clinic.sink.messages == []
+    not_a_folder = tmp_path / "a-file"
+    not_a_folder.write_text("")
+    report = invoke_cli(env, "report", "pcpd", incident, "--scope", str(scope_file),
+                        "--output", str(not_a_folder / "reports"))  # fmt: skip
+    assert report.returncode == 1 and "cannot write" in report.stderr
+    assert "Traceback" not in report.stderr
