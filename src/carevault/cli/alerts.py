@@ -9,6 +9,7 @@ import typer
 
 from carevault.cli.common import HomeOption, OfficerOption, TotpOption, app, fail, open_services
 from carevault.cli.terminal import cell, echo
+from carevault.detect.alerts import AlertStatus
 
 alerts_app = typer.Typer(
     help="Alerts raised by the detectors: list, show, acknowledge, dismiss; patient flags.",
@@ -38,9 +39,9 @@ def _line(alert: dict[str, Any]) -> str:
 
 @alerts_app.command("list")
 def list_alerts(
-    status: Annotated[
-        str | None, typer.Option(help="Only alerts in this status (open, acknowledged, dismissed).")
-    ] = None,  # fmt: skip
+    # A choice: a status that is not one is refused with the choices (exit 2), not taken
+    # for a filter that matches no alert.
+    status: Annotated[AlertStatus | None, typer.Option(help="Only alerts in this status.")] = None,
     as_json: JsonOption = False,
     home: HomeOption = None,
 ) -> None:
@@ -51,7 +52,10 @@ def list_alerts(
         detection = services.detection
         assert detection is not None  # noqa: S101 - the composition root always builds it
         detection.engine.catch_up()
-        found = [as_dict(alert) for alert in detection.alerts.list(status=status)]
+        found = [
+            as_dict(alert)
+            for alert in detection.alerts.list(status=status.value if status else None)
+        ]
     if as_json:
         echo(json.dumps(found, indent=1))
         return

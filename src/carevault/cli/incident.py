@@ -271,7 +271,11 @@ def scope(
     if output is None:
         echo(text)
     else:
-        output.write_text(text, encoding="utf-8")
+        try:
+            output.write_text(text, encoding="utf-8")
+        except OSError as error:
+            kept = " (the run is kept: print it again with --run latest)" if run is None else ""
+            raise fail(f"cannot write {output}: {error.strerror or error}{kept}") from None
         echo(f"wrote {output}")
 
 

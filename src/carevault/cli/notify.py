@@ -88,10 +88,19 @@ def notify_preview(
     from carevault.notify.job import notice_key
     from carevault.notify.notice import render
     from carevault.notify.service import code_keys, reader_of, sender_of
+    from carevault.notify.store import NoticeStore
 
+    wanted = patient.removeprefix("Patient/") if patient is not None else None
     with open_services(home) as services:
         scope = load_scope(services, incident, scope_file)
+        scope = scope.with_filings(NoticeStore(services.engine).filed(incident))
         exposures = list(scope.exposures())
+        if wanted is not None and wanted not in {e.patient_id for e in exposures}:
+            raise fail(
+                f"Patient/{wanted} is not among the people incident {incident} would notify "
+                "(see the list without --patient)"
+            )
+        why_not: str | None = None
         reader = reader_of(services)
         keys: CodeKeys = code_keys(services.settings)
         plan: dict[str, int] = {}
@@ -102,18 +111,18 @@ def notify_preview(
             found = reader.recipients([e.patient_id for e in batch], scope.changed)
             for exposure in batch:
                 entry = found.get(exposure.patient_id)
-                if entry is None:
-                    left_out.append(f"Patient/{cell(exposure.patient_id)}: no longer on record")
+                if entry is None or entry[0].deceased:
+                    reason = "no longer on record" if entry is None else "deceased"
+                    left_out.append(f"Patient/{cell(exposure.patient_id)}: {reason}")
+                    if exposure.patient_id == wanted:
+                        why_not = reason
                     continue
                 recipient = entry[0]
-                if recipient.deceased:
-                    left_out.append(f"Patient/{cell(exposure.patient_id)}: deceased")
-                    continue
                 channel = recipient.channels[0] if recipient.channels else "none"
                 who = "guardian" if recipient.guardian else "patient"
                 label = f"{channel:7} {cell(recipient.language)}  to {who}"
                 plan[label] = plan.get(label, 0) + 1
-                if shown is None and (patient is None or patient == exposure.patient_id):
+                if shown is None and wanted in (None, exposure.patient_id):
                     code = keys.code_for(notice_key(incident, exposure.patient_id), channel)
                     shown = render(sender_of(services.settings), scope.incident, exposure,
                                    recipient, code)  # fmt: skip
@@ -127,6 +136,8 @@ def notify_preview(
         if shown is not None:
             echo("\n--- " + shown.subject + " ---\n" + shown.text)
             echo("--- SMS ---\n" + shown.sms)
+        elif why_not is not None:
+            raise fail(f"Patient/{wanted} gets no notice: {why_not}")
 
 
 @notify_app.command("send")
@@ -286,13 +297,17 @@ def _report(regulator: str, incident: str, scope_file: Path | None, output: Path
         if output is None:
             echo(text)
             return
-        output.mkdir(parents=True, exist_ok=True, mode=0o700)
         stem = output / f"{regulator}-{incident}"
-        stem.with_suffix(".json").write_text(text + "\n", encoding="utf-8")
         try:
+            output.mkdir(parents=True, exist_ok=True, mode=0o700)
+            stem.with_suffix(".json").write_text(text + "\n", encoding="utf-8")
             stem.with_suffix(".pdf").write_bytes(report_pdf(report, services.settings.pdf_font))
         except FontMissing as error:
             raise fail(str(error)) from None
+        except OSError as error:
+            raise fail(
+                f"cannot write the report into {output}: {error.strerror or error}"
+            ) from None
         echo(f"{stem}.json, {stem}.pdf (deadline {report['deadline']})")
 
 

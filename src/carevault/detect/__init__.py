@@ -47,9 +47,18 @@ def alert_case(services: Services, alert_id: str | int) -> dict[str, Any]:
     )
     still_open = any(a.status == "open" for a in case)
     who = alert.account or alert.client or alert.case_key.removeprefix("case:")
+    # A process that is neither a staff account nor a client app (a gate bypass: the key
+    # service's credentials used by something on the host) is named by its principal, as
+    # the unwrap ledger names it: the scope's decrypted tier follows that principal.
+    processes = {
+        principal
+        for a in case
+        if not (a.account or a.client)
+        and (principal := a.case_key.removeprefix("case:")).startswith("system:")
+    }
     return {
         "title": f"{alert.detector} by {who}: {alert.explanation}"[:200],
-        "accounts": sorted({a.account for a in case if a.account}),
+        "accounts": sorted({a.account for a in case if a.account} | processes),
         "clients": sorted({a.client for a in case if a.client}),
         "addresses": networks,
         "since": iso(_first_evidence_us(services, case)),
@@ -60,8 +69,15 @@ def alert_case(services: Services, alert_id: str | int) -> dict[str, Any]:
 def _first_evidence_us(services: Services, case: list[Any]) -> int:
     """When the case's evidence begins: the earliest first ledger entry of its alerts
     (what the account did before the alert is what the incident must cover), or the
-    earliest raising time for alerts with no audit entry (a gate bypass)."""
+    start of the hour of a gate bypass's unwraps (its evidence is in the unwrap ledger, and
+    the detectors may judge them long after), or the earliest raising time."""
+    from carevault.detect.bypass import evidence_start_us
+
     earliest = int(min(a.raised_us for a in case))
+    for alert in case:
+        began = evidence_start_us(alert) if alert.first_position is None else None
+        if began is not None:
+            earliest = min(earliest, began)
     store = services.audit_ledger.store
     for position in {a.first_position for a in case if a.first_position is not None}:
         data = store.entry(int(position))

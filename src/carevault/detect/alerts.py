@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, select, update
@@ -19,8 +20,15 @@ from carevault.db import read_transaction, write_transaction
 from carevault.detect.model import Finding, Severity
 from carevault.detect.tables import detect_alert
 
-OPEN = "open"
-STATUSES = ("open", "acknowledged", "dismissed")
+
+class AlertStatus(StrEnum):
+    OPEN = "open"
+    ACKNOWLEDGED = "acknowledged"
+    DISMISSED = "dismissed"
+
+
+OPEN = AlertStatus.OPEN.value
+STATUSES = tuple(status.value for status in AlertStatus)
 #: At most this many pseudonyms are kept on one alert (the count goes on).
 KEPT_PATIENTS = 5000
 
@@ -47,6 +55,8 @@ class Alert:
     status: str
     explanation: str
     handled_by: str | None
+    #: Detector, subject and period (``Finding.dedup_key``): one alert per key.
+    dedup_key: str | None = None
 
     @property
     def principal(self) -> str | None:
@@ -115,6 +125,7 @@ def _alert(row: Any) -> Alert:
         status=m["status"],
         explanation=m["explanation"],
         handled_by=m["handled_by"],
+        dedup_key=m["dedup_key"],
     )
 
 
@@ -160,7 +171,7 @@ class AlertStore:
                     "dedup_key": finding.dedup_key,
                     "case_key": f"case:{principal or 'unknown'}",
                     "detector": finding.detector,
-                    "severity": str(finding.severity),
+                    "severity": str(finding.severity_for(finding.severity, len(set(patients)))),
                     "account": account,
                     "role": access.role,
                     "client": client,
@@ -218,10 +229,13 @@ class AlertStore:
         access = finding.access
         known = set(current.patients)
         merged = known | {p for p in finding.patients if p}
-        severity = max(current.severity, finding.severity, key=lambda s: s.rank)
+        patient_count = max(current.patient_count, len(merged))
+        severity = finding.severity_for(
+            max(current.severity, finding.severity, key=lambda s: s.rank), patient_count
+        )
         changes: dict[str, object] = {
             "severity": str(severity),
-            "patient_count": max(current.patient_count, len(merged)),
+            "patient_count": patient_count,
             "last_position": _position(max(current.last_position or -1, access.position)),
             "updated_us": max(now_us, current.updated_us + 1) if guarded else now_us,
             "explanation": finding.explanation,
@@ -316,13 +330,14 @@ def merge_findings(findings: list[Finding]) -> list[Finding]:
     return [
         Finding(
             finding.detector,
-            severity[key],
+            finding.severity_for(severity[key], len(patients[key])),
             finding.period,
             finding.explanation,
             finding.access,
             tuple(patients[key]),
             first[key],
             trigger[key],
+            finding.critical_at,
         )
         for key, finding in last.items()
     ]

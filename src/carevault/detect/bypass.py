@@ -13,6 +13,7 @@ from sqlalchemy import Connection, Engine, select
 
 from carevault.access.breakglass import BREAK_GLASS_KEY_ID
 from carevault.db import read_transaction
+from carevault.detect.alerts import Alert
 from carevault.detect.model import HOUR_US, Access, Finding, Severity
 from carevault.detect.state import read_cursor, write_cursor
 from carevault.keys.service import (
@@ -25,6 +26,10 @@ from carevault.ledger.events import Tag
 from carevault.ledger.store import LedgerStore
 
 CURSOR = "unwrap"
+DETECTOR = "gate-bypass"
+#: A bypass alert is critical from this many patients' keys on, in one batch of unwraps
+#: or gathered over several (the unwraps of an hour are judged as they age).
+CRITICAL_PATIENTS = 3
 #: Unwraps younger than this are left for the next batch: their audit entry may still
 #: be on its way to the disk.
 LAG_US = 5_000_000
@@ -37,6 +42,16 @@ SHARED_KEYS = frozenset({DIRECTORY_KEY_ID, CREDENTIALS_KEY_ID, INDEX_KEY_ID, BRE
 #: A KEK rotation unwraps every data key to re-wrap it. Its unwraps are accounted for by
 #: the rotation's start entry in the audit ledger, if one was written in this long before.
 ROTATION_US = 24 * HOUR_US
+
+
+def evidence_start_us(alert: Alert) -> int | None:
+    """When a gate-bypass alert's unwraps began: the start of the hour its findings are
+    kept by (``Finding.period``, the last part of the dedup key); None for another
+    detector's alert."""
+    if alert.detector != DETECTOR or not alert.dedup_key:
+        return None
+    hour = alert.dedup_key.rpartition("|")[2]
+    return int(hour) * HOUR_US if hour.isdigit() else None
 
 
 @dataclass(frozen=True)
@@ -163,10 +178,10 @@ class BypassCheck:
         found = []
         for (principal, hour), items in groups.items():
             patients = tuple(sorted({u.key_id for u in items}))
-            severity = Severity.CRITICAL if len(patients) >= 3 else Severity.HIGH
+            severity = Severity.CRITICAL if len(patients) >= CRITICAL_PATIENTS else Severity.HIGH
             found.append(
                 Finding(
-                    "gate-bypass",
+                    DETECTOR,
                     severity,
                     str(hour),
                     f"{len(patients)} patients' data keys unwrapped by {principal} with no "
@@ -181,6 +196,7 @@ class BypassCheck:
                         role="system",
                     ),
                     patients,
+                    critical_at=CRITICAL_PATIENTS,
                 )
             )
         return found

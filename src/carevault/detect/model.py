@@ -218,6 +218,15 @@ class Finding:
     #: The ledger position of the first entry that gave this finding in its batch (None:
     #: ``access``'s): the entry an alert it raises was raised on.
     trigger: int | None = None
+    #: The alert becomes critical once it names this many patients in all, however many
+    #: findings brought them (None: the findings' own severity stands).
+    critical_at: int | None = None
+
+    def severity_for(self, severity: Severity, patients: int) -> Severity:
+        """``severity``, raised to critical when ``patients`` reach ``critical_at``."""
+        if self.critical_at is not None and patients >= self.critical_at:
+            return Severity.CRITICAL
+        return severity
 
     @property
     def subject(self) -> str:

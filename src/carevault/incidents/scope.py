@@ -27,15 +27,16 @@ import ipaddress
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from itertools import chain
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from carevault.domain.roles import GROUP_WIDE, Role
-from carevault.incidents import patients, people
+from carevault.incidents import containment, patients, people
 from carevault.incidents.model import TIERS, Incident, instant
 from carevault.incidents.query import CHANGE_TAGS, DuckScope, Hit, SqlScope, Who, Window
 from carevault.incidents.segments import Segments, segments_for
@@ -305,7 +306,13 @@ def document(
     header["engine"] = engine
     header["generated_at"] = instant(services.now_us())
     header["checkpoints"] = checkpoints
-    tally = counts(rendered)
+    # What was done to stop it, as recorded: the notices and the regulators' reports say
+    # the access was stopped, and how, only from this list.
+    header["containment"] = [
+        containment.as_json(action)
+        for action in containment.own_actions(incident, services.containment.history(1000))
+    ]
+    tally = counts(rendered, ZoneInfo(services.settings.timezone))
     tally["changed"] = len(altered)
     return {"incident": header, "tiers": rendered, "changed": altered, "counts": tally}
 
@@ -341,9 +348,11 @@ def _line(
     }
 
 
-def counts(tiers: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+def counts(tiers: dict[str, list[dict[str, Any]]], zone: tzinfo) -> dict[str, Any]:
     """People (each counted once, in the strongest tier that holds them) by tier; and per
-    tier, people by category, by clinic, and by the day they were first exposed."""
+    tier, people by category, by clinic, and by the day they were first exposed: a day
+    in ``zone``, the group's (``CAREVAULT_TIMEZONE``), as its officers and patients count
+    days (20:00 UTC is the next morning in Hong Kong)."""
     counted: set[str] = set()
     people: dict[str, int] = {}
     for tier in TIERS:
@@ -353,6 +362,8 @@ def counts(tiers: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     by_category: dict[str, dict[str, int]] = {}
     by_clinic: dict[str, dict[str, int]] = {}
     by_day: dict[str, dict[str, int]] = {}
+    #: The day of each instant text seen (many people share an instant's hour and day).
+    day_of: dict[str, str] = {}
     for tier in TIERS:
         lines = tiers[tier]
         persons_of = [line.get("person", line["patient"]) for line in lines]
@@ -370,10 +381,7 @@ def counts(tiers: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
             by_clinic[tier] = _people_by(persons_of, lines, "clinics")
         days: dict[str, int] = {}
         for moment in first.values():
-            if moment.endswith("Z"):
-                day = moment[:10]  # a UTC instant: its date is its first ten characters
-            else:
-                day = datetime.fromisoformat(moment).astimezone(UTC).date().isoformat()
+            day = _day_in(moment, zone, day_of)
             days[day] = days.get(day, 0) + 1
         by_day[tier] = dict(sorted(days.items()))
     return {
@@ -383,6 +391,20 @@ def counts(tiers: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
         "by_clinic": by_clinic,
         "by_day": by_day,
     }
+
+
+def _day_in(moment: str, zone: tzinfo, known: dict[str, str]) -> str:
+    """The day in ``zone`` of the instant ``moment``, remembered in ``known`` by its UTC
+    minute (every zone's offset is whole minutes): a year's scope has tens of thousands
+    of people, and far fewer minutes in which they were first exposed."""
+    key = moment[:16] if moment.endswith("Z") else moment
+    day = known.get(key)
+    if day is None:
+        parsed = datetime.fromisoformat(moment.replace("Z", "+00:00"))
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        day = known[key] = parsed.astimezone(zone).date().isoformat()
+    return day
 
 
 def _tally(keys_of_lines: Iterable[list[str]]) -> dict[str, int]:

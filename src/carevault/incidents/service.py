@@ -15,9 +15,10 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, Engine, insert, select, update
 
-from carevault.containment.state import ContainmentStore
+from carevault.containment.state import Containment, ContainmentStore
 from carevault.db import read_transaction, write_transaction
 from carevault.incidents import runs
+from carevault.incidents.containment import own_actions
 from carevault.incidents.model import (
     Amendment,
     Compromised,
@@ -257,9 +258,14 @@ class Incidents:
         with read_transaction(self.engine) as connection:
             return [_incident(row) for row in connection.execute(query).all()]
 
+    def containment_of(self, found: Incident) -> list[Containment]:
+        """The containment actions that contain ``found`` (``containment.own_actions``):
+        never another incident's, oldest first."""
+        return own_actions(found, self.containment.history(limit=1000))
+
     def timeline(self, incident_id: int) -> list[dict[str, Any]]:
-        """Declaration, amendments, scope runs and the containment actions taken since the
-        window opened, in time order."""
+        """Declaration, amendments, scope runs and the incident's own containment actions
+        (``containment_of``) taken since the window opened, in time order."""
         with read_transaction(self.engine) as connection:
             found = self._get(connection, incident_id)
             rows = connection.execute(
@@ -280,13 +286,17 @@ class Incidents:
             )
             for row in rows
         ]
-        for action in self.containment.history(limit=1000):
+        for action in self.containment_of(found):
             for at_us, kind, by in (
                 (action.started_us, "containment-started", action.started_by),
                 (action.released_us, "containment-released", action.released_by),
             ):
                 if at_us is not None and at_us >= found.since_us:
-                    detail = {"mode": action.mode.value, "target": action.target}
+                    detail = {
+                        "mode": action.mode.value,
+                        "target": action.target,
+                        "containment": action.containment_id,
+                    }
                     items.append(
                         (at_us, {"at": instant(at_us), "kind": kind, "actor": by, "detail": detail})
                     )

@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import unicodedata
 from pathlib import Path
 
 from carevault.keys.files import write_private
@@ -78,11 +79,23 @@ class CodeKeys:
         return self._mac(f"address:{channel}", address.strip().lower()).hex()
 
 
+#: What people type between the groups of a code, after NFKC: spaces of every kind,
+#: hyphens and dashes, the minus sign, underscores, full stops and middle dots
+#: (a Chinese or Japanese IME's ・ and ·).
+SEPARATORS = frozenset("-\u2010\u2011\u2012\u2013\u2014\u2015\u2212_.\u00b7\u30fb")
+
+
 def normalise(code: str) -> str | None:
-    """Upper case without spaces or dashes; None unless 12 characters of the alphabet."""
+    """Upper case without separators; None unless 12 characters of the alphabet.
+
+    NFKC first: a Traditional Chinese IME in full-width mode types ``ＫＭＸ７－３ＨＰＡ``
+    (full-width letters, digits and hyphen, U+3000 for a space), which NFKC makes the
+    ASCII the notice printed. Anything else left over (a slash, a letter outside the
+    alphabet) means it is not a code."""
     if len(code) > 40:
         return None
-    text = "".join(char for char in code.upper() if char not in " -\u2010\u2011\u2013")
+    folded = unicodedata.normalize("NFKC", code).upper()
+    text = "".join(char for char in folded if not char.isspace() and char not in SEPARATORS)
     if len(text) != LENGTH or any(char not in ALPHABET for char in text):
         return None
     return text

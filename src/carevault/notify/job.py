@@ -110,6 +110,8 @@ class SendJob:
     # --- the run ---------------------------------------------------------------------------
 
     def run(self, scope: Scope, tiers: Sequence[str], advance: Advance | None = None) -> Progress:
+        # The notices say which regulators were told: those whose report is filed now.
+        scope = scope.with_filings(self.store.filed(scope.incident.incident_id))
         incident = scope.incident
         exposures = {e.patient_id: e for e in scope.exposures(tiers)}
         progress = Progress(total=len(exposures))

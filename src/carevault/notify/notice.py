@@ -108,6 +108,8 @@ def render(
         "hotline": sender.hotline,
         "contact_name": sender.contact_name,
         "code": code,
+        "pcpd_told": "pcpd" in incident.filed_with,
+        "contained": bool(incident.containment),
     }
     env = _environment()
 

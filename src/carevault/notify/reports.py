@@ -88,6 +88,31 @@ def _hhs_phi_types(categories: dict[str, int]) -> list[str]:
     return kinds
 
 
+def containment_taken(scope: Scope) -> list[str]:
+    """The containment recorded for the incident, one line per action; or one line marked
+    ``TO COMPLETE`` when none is recorded: a report states only what was done."""
+    actions = scope.incident.containment
+    if not actions:
+        return [
+            f"{TODO}: no containment action is recorded for this incident; say what was "
+            "done to stop the access, and when"
+        ]
+    lines = []
+    for action in actions:
+        target = f" on {action.target}" if action.target else ""
+        ended = (
+            f"released {action.released_at.isoformat()}"
+            if action.released_at is not None
+            else "still in force"
+        )
+        reason = f" ({action.reason})" if action.reason else ""
+        lines.append(
+            f"{action.mode}{target} from {action.started_at.isoformat()}, {ended}{reason}; "
+            "recorded in the tamper-evident audit ledger"
+        )
+    return lines
+
+
 def _breach_type(scope: Scope) -> str:
     compromised = scope.incident.compromised
     if compromised.get("host") or compromised.get("database") or compromised.get("addresses"):
@@ -126,9 +151,9 @@ def build_report(
         # principal wrote in the window (the scope's ``changed``).
         "patients_whose_records_were_changed": len(scope.changed),
     }
+    contained = containment_taken(scope)
     measures = [
-        "Compromised accounts, tokens and addresses cut off; containment recorded in the "
-        "tamper-evident audit ledger.",
+        *contained,
         f"Individual notices sent: {sum(tally.sent_by_channel.values())} "
         f"({', '.join(f'{k} {v}' for k, v in sorted(tally.sent_by_channel.items())) or 'none'}); "
         f"{tally.pending} pending; {tally.unreachable} without a way to reach them.",
@@ -169,7 +194,7 @@ def build_report(
             f"discovered {breach['discovered']}",
             "types_of_phi": _kinds(assessment),
             "steps_individuals_should_take": "In each notice (by the data categories exposed).",
-            "what_the_entity_is_doing": measures[0],
+            "what_the_entity_is_doing": "; ".join(contained),
             "contact_procedures": {
                 "toll_free_number": organisation.contact_phone,
                 "email": organisation.contact_email,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -44,6 +44,19 @@ class Exposure:
 
 
 @dataclass(frozen=True)
+class ContainmentAction:
+    """A containment action recorded for the incident (the scope document's
+    ``incident.containment``): what a notice may call stopping the access, and what a
+    regulator's report lists as the measures taken."""
+
+    mode: str
+    target: str | None
+    reason: str
+    started_at: datetime
+    released_at: datetime | None
+
+
+@dataclass(frozen=True)
 class Incident:
     incident_id: str
     title: str
@@ -52,6 +65,13 @@ class Incident:
     since: datetime | None
     until: datetime | None
     compromised: dict[str, Any]
+    #: The containment recorded for the incident, oldest first (none: nothing recorded,
+    #: and nothing is said to have been stopped).
+    containment: tuple[ContainmentAction, ...] = ()
+    #: Regulators whose report is recorded as filed (``report decide --decision filed``):
+    #: not part of the scope document; the send job and the preview fill it in from the
+    #: regulators' clocks (``NoticeStore.filed``), so a notice claims only what is done.
+    filed_with: frozenset[str] = frozenset()
 
     @property
     def keys_compromised(self) -> bool:
@@ -67,6 +87,10 @@ class Scope:
     #: the evidence names the writes (ledger positions); where they wrote over the
     #: Patient record, its notice takes no details from them (``notify.reader``).
     changed: dict[str, Exposure] = field(default_factory=dict)
+
+    def with_filings(self, regulators: frozenset[str]) -> Scope:
+        """This scope, its incident's reports to ``regulators`` recorded as filed."""
+        return replace(self, incident=replace(self.incident, filed_with=regulators))
 
     def exposures(self, tiers: Iterable[str] = NOTIFIED_TIERS) -> Iterator[Exposure]:
         """Each patient once, in the first (worst) of ``tiers`` that names them, with the
@@ -152,6 +176,31 @@ def _exposure(item: Any, tier: str, index: int, where: str = "") -> Exposure:
     )
 
 
+def _containment(value: Any) -> tuple[ContainmentAction, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise ScopeError("incident.containment: a list is required")
+    actions = []
+    for index, item in enumerate(value):
+        where = f"incident.containment[{index}]"
+        if not isinstance(item, dict) or not isinstance(item.get("mode"), str):
+            raise ScopeError(f"{where}: an object with a mode is required")
+        target = item.get("target")
+        started = _instant(item.get("started_at"), f"{where}.started_at", required=True)
+        assert started is not None  # noqa: S101 - required above
+        actions.append(
+            ContainmentAction(
+                mode=item["mode"][:40],
+                target=str(target)[:200] if target is not None else None,
+                reason=str(item.get("reason") or "")[:500],
+                started_at=started,
+                released_at=_instant(item.get("released_at"), f"{where}.released_at"),
+            )
+        )
+    return tuple(actions)
+
+
 def parse_scope(document: Any) -> Scope:
     """The typed scope of ``document`` (parsed JSON); ScopeError if it is malformed."""
     if not isinstance(document, dict):
@@ -174,6 +223,7 @@ def parse_scope(document: Any) -> Scope:
         since=_instant(raw.get("since"), "incident.since"),
         until=_instant(raw.get("until"), "incident.until"),
         compromised=compromised,
+        containment=_containment(raw.get("containment")),
     )
     tiers_raw = document.get("tiers")
     if not isinstance(tiers_raw, dict):

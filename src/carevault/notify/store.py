@@ -277,6 +277,17 @@ class NoticeStore:
             rows = connection.execute(select(notify_clock).order_by(notify_clock.c.due_us))
             return [dict(row._mapping) for row in rows]
 
+    def filed(self, incident_id: str) -> frozenset[str]:
+        """The regulators whose report on ``incident_id`` is recorded as filed."""
+        with read_transaction(self.engine) as connection:
+            rows = connection.execute(
+                select(notify_clock.c.regulator).where(
+                    notify_clock.c.incident_id == incident_id,
+                    notify_clock.c.decision == "filed",
+                )
+            )
+            return frozenset(str(regulator) for (regulator,) in rows)
+
     def open_clock(
         self, incident_id: str, regulator: str, title: str, starts_us: int, due_us: int
     ) -> None:

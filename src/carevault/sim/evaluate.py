@@ -163,6 +163,9 @@ class ScenarioScore:
     released_before_detection: int
     contained: bool
     released_before_containment: int
+    #: Patients given after containment began: containment that did not hold (0 when
+    #: nothing contained the scenario).
+    released_after_containment: int
     bulk: bool
     drip: bool
 
@@ -193,6 +196,9 @@ def score_scenario(entry: dict[str, Any], alerts: list[Alert]) -> ScenarioScore:
         released_before_detection=_before(given, first_alert.raised if first_alert else None),
         contained=contained_at is not None,
         released_before_containment=_before(given, contained_at),
+        released_after_containment=0
+        if contained_at is None
+        else len(given) - _before(given, contained_at),
         bulk=attack.kind == "gate" and attack.per_day >= BULK_PER_DAY,
         drip=len(attack.active_days) >= DRIP_DAYS and attack.per_day < BULK_PER_DAY,
     )

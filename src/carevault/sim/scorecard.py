@@ -25,7 +25,7 @@ def _duration(seconds: float | None) -> str:
 def table(score: RunScore) -> str:
     header = (
         f"{'scenario':<28} {'detected':>8} {'to alert (sim)':>14} {'(wall)':>8} "
-        f"{'released':>8} {'before alert':>12} {'before contained':>16}"
+        f"{'released':>8} {'before alert':>12} {'before contained':>16} {'after contained':>15}"
     )
     lines = [header, "-" * len(header)]
     for s in score.scenarios:
@@ -34,7 +34,8 @@ def table(score: RunScore) -> str:
             f"{s.name:<28} {'yes' if s.detected else 'NO':>8} "
             f"{_duration(s.seconds_to_first_alert):>14} "
             f"{_duration(s.wall_seconds_to_first_alert):>8} "
-            f"{s.patients_released:>8,} {s.released_before_detection:>12,} {contained:>16}"
+            f"{s.patients_released:>8,} {s.released_before_detection:>12,} {contained:>16} "
+            f"{_after(s):>15}"
         )
     lines += [
         "",
@@ -66,10 +67,12 @@ def chart(score: RunScore, path: Path) -> Path:
     names = [s.name for s in score.scenarios]
     positions = range(len(names))
     released = axes[0][0]
-    released.bar([p - 0.2 for p in positions], [s.released_before_detection for s in
-                 score.scenarios], width=0.4, label="before first alert")  # fmt: skip
-    released.bar([p + 0.2 for p in positions], [s.released_before_containment for s in
-                 score.scenarios], width=0.4, label="before containment")  # fmt: skip
+    released.bar([p - 0.27 for p in positions], [s.released_before_detection for s in
+                 score.scenarios], width=0.27, label="before first alert")  # fmt: skip
+    released.bar(list(positions), [s.released_before_containment for s in
+                 score.scenarios], width=0.27, label="before containment")  # fmt: skip
+    released.bar([p + 0.27 for p in positions], [s.released_after_containment for s in
+                 score.scenarios], width=0.27, label="after containment began")  # fmt: skip
     released.axhline(50, color="grey", linestyle="--", linewidth=1, label="50 (bulk target)")
     released.set_yscale("symlog")
     released.set_title("Patients released per scenario")
@@ -111,6 +114,11 @@ def _released(s: ScenarioScore) -> str:
     return f"{s.released_before_containment:,}" + ("" if s.contained else " (not contained)")
 
 
+def _after(s: ScenarioScore) -> str:
+    """Released after containment began; "-" where nothing contained the scenario."""
+    return f"{s.released_after_containment:,}" if s.contained else "-"
+
+
 def _detected(s: ScenarioScore) -> str:
     if not s.detected:
         return "**no**"
@@ -131,14 +139,15 @@ def markdown(score: RunScore, run: dict[str, Any], about: dict[str, Any]) -> str
         f"min), load average {about['load_before']} before and {about['load_after']} after.",
         "",
         "| scenario | bulk / drip | detected | to first alert (simulated) | released in all "
-        "| before first alert | before containment |",
-        "|---|---|---|---|---|---|---|",
+        "| before first alert | before containment | after containment began |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for s in score.scenarios:
         kind = "bulk" if s.bulk else "drip" if s.drip else ""
         lines.append(
             f"| {s.name} | {kind} | {_detected(s)} | {_duration(s.seconds_to_first_alert)} "
-            f"| {s.patients_released:,} | {s.released_before_detection:,} | {_released(s)} |"
+            f"| {s.patients_released:,} | {s.released_before_detection:,} | {_released(s)} "
+            f"| {_after(s)} |"
         )
     per_week = _number(score.false_alerts_per_clinic_week, 2)
     lines += [

@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse
 
 from carevault.bootstrap import Services
-from carevault.detect.alerts import as_dict
+from carevault.detect.alerts import STATUSES, as_dict
 from carevault.detect.desk import OfficerCode, OfficerRefused
 from carevault.detect.service import Detection
 from carevault.fhir.outcome import FhirError, Issue
@@ -38,6 +38,9 @@ def _officer_only(svc: Services, who: Caller) -> Detection:
 @router.get("/admin/alerts")
 async def list_alerts(svc: ServicesDep, who: CallerDep, status: str | None = None) -> JSONResponse:
     detection = _officer_only(svc, who)
+    if status is not None and status not in STATUSES:
+        # Not an empty list (no alert has it) nor every alert: the caller's mistake, named.
+        raise FhirError(400, [Issue("invalid", f"status must be one of {', '.join(STATUSES)}")])
     found = await run_in_threadpool(detection.alerts.list, status=status)
     return JSONResponse({"alerts": [as_dict(alert) for alert in found]}, headers=NO_STORE)
 

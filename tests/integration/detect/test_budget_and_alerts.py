@@ -103,6 +103,27 @@ def test_admin_alerts_is_for_a_privacy_officer(clinic: Clinic) -> None:
     assert other.status_code in (401, 403)
 
 
+def test_an_unknown_status_is_refused_not_taken_for_every_alert(clinic: Clinic) -> None:
+    from typer.testing import CliRunner
+
+    from carevault.cli import app
+
+    home = str(clinic.services.settings.home)
+    env = {"CAREVAULT_DATABASE_URL": clinic.services.settings.database_url or ""}
+    env = {k: v for k, v in env.items() if v}
+    listed = CliRunner().invoke(
+        app, ["alerts", "list", "--status", "closed", "--json", "--home", home], env=env
+    )
+    assert listed.exit_code == 2, listed.output
+    assert "open" in listed.output and "acknowledged" in listed.output
+    assert "dismissed" in listed.output
+    refused = clinic.web.get("/admin/alerts?status=closed", headers=clinic.officer.headers)
+    assert refused.status_code == 400
+    assert "open, acknowledged, dismissed" in refused.text
+    fine = clinic.web.get("/admin/alerts?status=open", headers=clinic.officer.headers)
+    assert fine.status_code == 200
+
+
 def test_alert_case_names_the_account_and_address(clinic: Clinic) -> None:
     import pytest
 

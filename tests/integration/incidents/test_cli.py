@@ -218,3 +218,19 @@ def test_scope_run_prints_a_kept_run_as_it_was_computed(home: Path) -> None:
     bad = runner.invoke(app, ["incident", "scope", incident, "--run", "first",
                               "--home", str(home)])  # fmt: skip
     assert bad.exit_code == 1 and "--run" in bad.output
+
+
+def test_an_output_that_cannot_be_written_is_said_without_a_traceback(
+    home: Path, tmp_path: Path
+) -> None:
+    incident = _run(home, "declare", "--title", "t", "--account", "thief",
+                    "--since", "2026-01-01").split()[-1]  # fmt: skip
+    not_a_folder = tmp_path / "a-file"
+    not_a_folder.write_text("")
+    target = str(not_a_folder / "scope.json")
+    result = runner.invoke(
+        app, ["incident", "scope", incident, "--output", target, "--home", str(home)]
+    )
+    assert result.exit_code == 1, result.output
+    assert "cannot write" in result.output and "--run latest" in result.output
+    assert not isinstance(result.exception, OSError)

@@ -166,3 +166,28 @@ def test_a_kept_run_changed_in_the_database_is_refused(services: Services) -> No
         )
     with pytest.raises(ScopeRunTampered):
         kept_scope(services, incident)
+
+
+def test_people_are_counted_on_the_day_they_were_first_exposed_in_the_groups_zone(
+    services: Services,
+) -> None:
+    """The reads begin at 00:00 UTC on 1 January; read again from 20:00 UTC they fall on
+    2 January in Hong Kong (CAREVAULT_TIMEZONE), where the group counts its days."""
+    services.audit.record(
+        [
+            AuditEvent(
+                tag=Tag.FHIR_READ,
+                outcome=Outcome.SUCCESS,
+                at_us=JAN_1 + 20 * 3_600_000_000 + n * 60_000_000,
+                principal="staff:thief",
+                source_address="203.0.113.9",
+                resource_type="Patient",
+                resource_id=f"p{n}",
+                patient_pseudonym=f"ps{n}",
+                categories=("identity",),
+            )
+            for n in range(2)
+        ]
+    )
+    document = scope_document(services, _incident(services))
+    assert document["counts"]["by_day"]["confirmed"] == {"2026-01-02": 2}

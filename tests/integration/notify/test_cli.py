@@ -125,3 +125,27 @@ def test_preview_send_status_reports_and_decisions(clinic: Clinic, tmp_path: Pat
         ("success", "not-notify"),
     ]
     assert decisions[1].reason == "EU residents are not affected"
+
+
+def test_a_preview_or_report_that_cannot_be_made_says_why_and_fails(
+    clinic: Clinic, tmp_path: Path
+) -> None:
+    scope_file = tmp_path / "scope.json"
+    scope_file.write_text(json.dumps(clinic.scope))
+    env = _env(clinic)
+    incident = clinic.scope["incident"]["id"]
+    unknown = invoke_cli(env, "notify", "preview", incident, "--scope", str(scope_file),
+                         "--patient", "no-such-patient")  # fmt: skip
+    assert unknown.returncode == 1, unknown.stdout
+    assert "Patient/no-such-patient" in unknown.stderr and "not among" in unknown.stderr
+    assert "Traceback" not in unknown.stderr
+    deceased = invoke_cli(env, "notify", "preview", incident, "--scope", str(scope_file),
+                          "--patient", f"Patient/{clinic.ids['deceased']}")  # fmt: skip
+    assert deceased.returncode == 1 and "deceased" in deceased.stderr
+    assert clinic.sink.messages == []
+    not_a_folder = tmp_path / "a-file"
+    not_a_folder.write_text("")
+    report = invoke_cli(env, "report", "pcpd", incident, "--scope", str(scope_file),
+                        "--output", str(not_a_folder / "reports"))  # fmt: skip
+    assert report.returncode == 1 and "cannot write" in report.stderr
+    assert "Traceback" not in report.stderr

@@ -219,3 +219,14 @@ def test_a_code_verifies_only_as_the_message_it_was_sent_in(
     texts = [m["text"] for m in clinic.sms.messages]
     bounced_sms = keys.code_for(notice_key(incident, clinic.ids["bounces"]), "sms")
     assert any(bounced_sms in text for text in texts)
+
+
+def test_a_code_typed_with_a_chinese_ime_is_recognised(sent: tuple[Clinic, list[str]]) -> None:
+    """A Traditional Chinese IME in full-width mode types ＫＭＸ７－３ＨＰＡ: the same code."""
+    clinic, codes = sent
+    typed = "".join(chr(ord(char) + 0xFEE0) if "!" <= char <= "~" else char for char in codes[0])
+    client = _client(clinic, "198.51.100.77")
+    answer = client.get("/verify", params={"code": typed}, headers={"accept": "application/json"})
+    assert answer.json()["genuine"] is True
+    spaced = typed.replace("－", "\u3000")
+    assert "真確" in client.get("/verify", params={"code": spaced, "lang": "zh"}).text

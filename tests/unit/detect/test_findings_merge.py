@@ -75,3 +75,17 @@ def test_a_batch_merges_into_one_finding_per_alert() -> None:
     assert only.trigger == 10, "the entry that raised it is the batch's first"
     assert only.first_position == 3
     assert merge_findings(merged)[0].trigger == 10, "merging again changes nothing"
+
+
+def test_findings_that_together_reach_their_critical_count_merge_critical() -> None:
+    """A gate bypass is critical from three patients on, however its unwraps came in."""
+    access = Access(position=-1, at_us=MORNING, tag="keys:data-key:unwrapped",
+                    outcome="success", principal="system:cron", role="system")  # fmt: skip
+    findings = [
+        Finding("gate-bypass", Severity.HIGH, "7", "x", access, (patient,), critical_at=3)
+        for patient in ("a", "b", "c")
+    ]
+    merged = merge_findings(findings)
+    assert len(merged) == 1 and set(merged[0].patients) == {"a", "b", "c"}
+    assert merged[0].severity is Severity.CRITICAL and merged[0].critical_at == 3
+    assert merge_findings(findings[:2])[0].severity is Severity.HIGH

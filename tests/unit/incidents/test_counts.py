@@ -4,6 +4,7 @@ person's set of categories, clinics and first day the long way, line by line."""
 from __future__ import annotations
 
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -12,6 +13,7 @@ from carevault.incidents.scope import TIERS, counts
 
 CATEGORIES = ["clinical", "contact", "identity", "visit"]
 CLINICS = ["clinic-a", "clinic-b", "clinic-c"]
+HONG_KONG = ZoneInfo("Asia/Hong_Kong")
 
 _line = st.fixed_dictionaries(
     {
@@ -42,7 +44,7 @@ def test_people_per_category_and_clinic_are_counted_once_each(
         lines = [{**line, "person": f"q{n}"} for n, line in enumerate(lines)]
     tiers: dict[str, list[dict[str, Any]]] = {tier: [] for tier in TIERS}
     tiers["potentially"] = lines
-    found = counts(tiers)
+    found = counts(tiers, HONG_KONG)
     assert found["by_category"]["potentially"] == _long_way(lines, "categories")
     assert found["by_clinic"]["potentially"] == _long_way(lines, "clinics")
     first: dict[str, str] = {}
@@ -54,3 +56,15 @@ def test_people_per_category_and_clinic_are_counted_once_each(
         days[moment[:10]] = days.get(moment[:10], 0) + 1
     assert found["by_day"]["potentially"] == dict(sorted(days.items()))
     assert found["people"]["potentially"] == len({line["person"] for line in lines})
+
+
+def test_the_day_first_exposed_is_the_groups_day_not_utcs() -> None:
+    """20:00 UTC on 1 January is 04:00 on 2 January in Hong Kong (CAREVAULT_TIMEZONE):
+    the person was first exposed on the 2nd, as the clinic group counts days."""
+    tiers: dict[str, list[dict[str, Any]]] = {tier: [] for tier in TIERS}
+    tiers["confirmed"] = [
+        {"patient": patient, "categories": ["identity"], "clinics": [], "first": first}
+        for patient, first in (("a", "2026-01-01T20:00:00Z"), ("b", "2026-01-01T09:00:00Z"))
+    ]
+    assert counts(tiers, HONG_KONG)["by_day"]["confirmed"] == {"2026-01-01": 1, "2026-01-02": 1}
+    assert counts(tiers, ZoneInfo("UTC"))["by_day"]["confirmed"] == {"2026-01-01": 2}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from datetime import UTC
 from typing import Any
 
 from fhirclient.models.documentreference import DocumentReference
@@ -40,7 +41,7 @@ def _document() -> dict[str, Any]:
                 "changes": {"first_run": False, "confirmed": {
                     "added": ["p2"], "removed": [], "categories_changed": {}}}}  # fmt: skip
     changed = [_line("p4", ["contact"], ["clinic-tw"], "2026-01-02")]
-    return {"incident": incident, "tiers": tiers, "changed": changed, "counts": counts(tiers)}
+    return {"incident": incident, "tiers": tiers, "changed": changed, "counts": counts(tiers, UTC)}
 
 
 def test_counts_by_tier_category_clinic_and_day() -> None:

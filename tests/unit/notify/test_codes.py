@@ -32,3 +32,23 @@ def test_a_code_is_stable_per_notice_and_typed_loosely() -> None:
     assert KEYS.digest(code.lower().replace("-", " ")) == KEYS.digest(code)
     assert KEYS.digest("not a code") is None and normalise("X" * 1000) is None
     assert CodeKeys(b"j" * 32).digest(code) != KEYS.digest(code)
+
+
+def _full_width(text: str) -> str:
+    """``text`` as a Traditional Chinese IME in full-width mode types it."""
+    return "".join(chr(ord(char) + 0xFEE0) if "!" <= char <= "~" else char for char in text)
+
+
+def test_a_code_typed_full_width_or_with_other_separators_is_the_same_code() -> None:
+    code = KEYS.code_for("notice-1", "email")
+    plain = normalise(code)
+    assert plain is not None
+    assert normalise(_full_width(code)) == plain  # ＫＭＸ７－３ＨＰＡ－...
+    assert normalise(_full_width(code.lower()).replace("－", "\u3000")) == plain
+    for separator in (" ", "-", "\u2010", "\u2013", "\u2014", "\u2212", "_", ".", "\u30fb",
+                      "\u00b7", "\t", "\u00a0"):  # fmt: skip
+        assert normalise(code.replace("-", separator)) == plain, repr(separator)
+    assert KEYS.digest(_full_width(code)) == KEYS.issued_digest("notice-1", "email")
+    # Still twelve characters of the alphabet and nothing else.
+    assert normalise(_full_width(code) + "Ｘ") is None
+    assert normalise(code.replace("-", "/")) is None

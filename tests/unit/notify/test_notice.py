@@ -4,6 +4,7 @@ no request; hostile names stay text."""
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
@@ -12,7 +13,7 @@ import pytest
 from carevault.domain.categories import DataCategory
 from carevault.notify.contacts import Recipient
 from carevault.notify.notice import Sender, render
-from carevault.notify.scope import Exposure, Incident
+from carevault.notify.scope import ContainmentAction, Exposure, Incident
 
 SENDER = Sender("Harbour Clinics", "海港診所", "clinics.example.hk", "+852 2000 0000",
                 "Ms Ada Lau, Data Protection Officer", ZoneInfo("Asia/Hong_Kong"))  # fmt: skip
@@ -97,3 +98,37 @@ def test_a_phishing_name_is_not_put_in_any_part_of_a_notice(name: str) -> None:
                    CODE)  # fmt: skip
     assert "parent or guardian of the patient" in child.text
     assert all("evil" not in body for body in (child.text, child.html, child.sms))
+
+
+@pytest.mark.parametrize(("language", "words"), [
+    ("en", "Privacy Commissioner"), ("zh", "私隱專員公署"),
+])  # fmt: skip
+def test_the_pcpd_is_said_to_be_told_only_once_its_report_is_recorded_as_filed(
+    language: str, words: str
+) -> None:
+    unfiled = render(SENDER, INCIDENT, exposure(DataCategory.IDENTITY), person(language), CODE)
+    for body in (unfiled.text, unfiled.html, unfiled.letter):
+        assert words not in body
+    filed = replace(INCIDENT, filed_with=frozenset({"pcpd"}))
+    told = render(SENDER, filed, exposure(DataCategory.IDENTITY), person(language), CODE)
+    for body in (told.text, told.html, told.letter):
+        assert words in body
+    other = replace(INCIDENT, filed_with=frozenset({"gdpr"}))
+    not_told = render(SENDER, other, exposure(DataCategory.IDENTITY), person(language), CODE)
+    assert words not in not_told.text
+
+
+@pytest.mark.parametrize(("language", "words"), [("en", "stopped"), ("zh", "停止了")])
+def test_the_access_is_said_to_be_stopped_only_when_containment_is_recorded(
+    language: str, words: str
+) -> None:
+    uncontained = render(SENDER, INCIDENT, exposure(DataCategory.IDENTITY), person(language),
+                         CODE)  # fmt: skip
+    for body in (uncontained.text, uncontained.html, uncontained.letter):
+        assert words not in body
+    suspended = ContainmentAction("account-suspended", "mallory", "phished",
+                                  datetime(2026, 12, 1, 9, tzinfo=UTC), None)  # fmt: skip
+    contained = replace(INCIDENT, containment=(suspended,))
+    notice = render(SENDER, contained, exposure(DataCategory.IDENTITY), person(language), CODE)
+    for body in (notice.text, notice.html, notice.letter):
+        assert words in body

@@ -120,3 +120,52 @@ def test_reports_say_how_many_patients_records_were_changed() -> None:
         reports["gdpr"]["article_33"]["nature_of_breach"]["patients_whose_records_were_changed"]
         == 2
     )
+
+
+def _reports(incident: Any) -> dict[str, dict[str, Any]]:
+    result = assess(incident, regions=Counter())
+    return {
+        regulator: build_report(
+            regulator, incident, result, ORG, TALLY, regions=Counter(), pcpd_days=5, now=DECLARED
+        )  # fmt: skip
+        for regulator in ("pcpd", "hipaa", "gdpr")
+    }
+
+
+def _containment_fields(reports: dict[str, dict[str, Any]]) -> list[str]:
+    """Each report's statements of what was done to stop the breach, as text."""
+    hipaa = reports["hipaa"]
+    return [
+        " ".join(reports["pcpd"]["parts"]["F. Remedial actions"]["containment"]),
+        str(hipaa["individual_notice"]["what_the_entity_is_doing"]),
+        " ".join(hipaa["hhs_portal"]["actions_taken_in_response"]),
+        " ".join(reports["gdpr"]["article_33"]["measures_taken_or_proposed"]),
+    ]
+
+
+def test_reports_list_the_containment_recorded_for_the_incident() -> None:
+    document = {
+        "incident": {"id": "INC-9", "title": "Stolen login", "declared_at": DECLARED.isoformat(),
+                     "compromised": {"accounts": ["desk"]},
+                     "containment": [
+                         {"id": 4, "mode": "account-suspended", "target": "desk",
+                          "reason": "phished", "started_at": "2026-12-01T09:00:00Z",
+                          "released_at": None},
+                         {"id": 5, "mode": "block-address", "target": "203.0.113.0/24",
+                          "reason": "attacker's range", "started_at": "2026-12-01T09:05:00Z",
+                          "released_at": "2026-12-02T09:05:00Z"},
+                     ]},
+        "tiers": {"confirmed": people(3, "identity")},
+    }  # fmt: skip
+    for text in _containment_fields(_reports(parse_scope(document))):
+        assert "account-suspended on desk" in text and "2026-12-01T09:00:00+00:00" in text
+        assert "phished" in text and "still in force" in text
+        assert "block-address on 203.0.113.0/24" in text and "released 2026-12-02" in text
+        assert TODO not in text
+
+
+def test_reports_without_recorded_containment_say_it_is_to_complete() -> None:
+    incident = scope({"confirmed": people(3, "identity")}, accounts=["desk"])
+    for text in _containment_fields(_reports(incident)):
+        assert text.startswith(TODO) and "no containment" in text
+        assert "cut off" not in text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -76,3 +77,20 @@ def test_the_changed_patients_are_kept_apart_from_the_tiers() -> None:
     assert scope.changed["b"].categories == (DataCategory.CONTACT,)
     assert [e.patient_id for e in scope.exposures()] == ["a"]  # changed alone tells no one
     assert parse_scope(document()).changed == {}  # a document of before has none
+
+
+def test_the_incidents_containment_actions_are_read_and_checked() -> None:
+    given = document()
+    given["incident"]["containment"] = [
+        {"id": 3, "mode": "account-suspended", "target": "mallory", "reason": "phished",
+         "started_at": "2026-12-01T09:00:00Z", "started_by": "staff:ada", "released_at": None},
+    ]  # fmt: skip
+    actions = parse_scope(given).incident.containment
+    assert [(a.mode, a.target, a.reason, a.released_at) for a in actions] == [
+        ("account-suspended", "mallory", "phished", None)
+    ]
+    assert actions[0].started_at == datetime(2026, 12, 1, 9, tzinfo=UTC)
+    assert parse_scope(document()).incident.containment == ()
+    given["incident"]["containment"] = [{"mode": "account-suspended"}]
+    with pytest.raises(ScopeError, match="containment"):
+        parse_scope(given)

@@ -104,6 +104,8 @@ def test_an_alert_whose_ledger_range_covers_an_access_detects_the_scenario() -> 
     # Patients p0, p1, p2 were given by 11:02:00, before the 11:02:30 alert.
     assert score.released_before_detection == 3
     assert score.contained and score.released_before_containment == 3
+    # p3 and p4 were given after the account was suspended: containment that leaks.
+    assert score.released_after_containment == 2
     assert score.bulk and not score.drip
 
 
@@ -112,6 +114,7 @@ def test_an_alert_that_does_not_contain_still_detects_but_everything_counts_as_r
     score = score_scenario(BULK, [parse_alert(found)])
     assert score.detected and score.released_before_detection == 1
     assert not score.contained and score.released_before_containment == 5
+    assert score.released_after_containment == 0
 
 
 def test_an_alert_on_another_account_or_outside_the_window_does_not_count() -> None:

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from carevault.sim.evaluate import score_run
-from carevault.sim.scorecard import BEGIN, END, markdown, replace_section
+from carevault.sim.scorecard import BEGIN, END, markdown, replace_section, table
 from tests.unit.sim.test_evaluate import RUN, TRUTH, alert
 
 ABOUT: dict[str, Any] = {
@@ -35,9 +35,10 @@ def test_the_section_has_a_row_per_scenario_and_every_target() -> None:
     text = section()
     rows = [line for line in text.splitlines() if line.startswith("| ")]
     assert [row.split(" | ")[0] for row in rows[1:]] == ["| bulk", "| bypass", "| drip"]
-    assert "| bulk | bulk | yes | 2 min | 5 | 3 | 3 |" in rows
+    # Two patients were given after the account was suspended: shown, not hidden.
+    assert "| bulk | bulk | yes | 2 min | 5 | 3 | 3 | 2 |" in rows
     # Neither the bypass nor the drip was found: said plainly, and everything counted.
-    assert "| bypass |  | **no** | - | 3 | 3 | 3 (not contained) |" in rows
+    assert "| bypass |  | **no** | - | 3 | 3 | 3 (not contained) | - |" in rows
     assert "wrongful automatic suspensions: rn.good" in text
     assert "- [ ] every scenario detected — **not met**" in text
     assert "- [ ] no wrongful suspension — **not met**" in text
@@ -55,3 +56,12 @@ def test_only_the_text_between_the_markers_is_replaced() -> None:
 def test_a_readme_without_markers_is_refused() -> None:
     with pytest.raises(ValueError, match="no scorecard markers"):
         replace_section("# Title\n", "table")
+
+
+def test_the_plain_table_shows_what_was_released_after_containment() -> None:
+    contained = alert("a", "2026-03-10T11:02:30Z", first_position=90, last_position=102,
+                      action="suspend", account="dr.bad", severity="high")  # fmt: skip
+    lines = table(score_run(TRUTH, RUN, [contained])).splitlines()
+    assert "after contained" in lines[0]
+    bulk = next(line for line in lines if line.startswith("bulk "))
+    assert bulk.split()[-1] == "2"

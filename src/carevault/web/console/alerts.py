@@ -88,6 +88,15 @@ def _detection(svc: Services) -> Detection | None:
 async def alert_list(request: Request, viewer: OfficerDep) -> Response:
     svc = services(request)
     wanted = request.query_params.get("status", "open")
+    if wanted != "all" and wanted not in STATUSES:
+        # A mistyped status showed every alert under no tab: say so instead.
+        return page(
+            request,
+            "console/error.html",
+            {"title_key": "alerts.bad_status_title", "body_key": "alerts.bad_status"},
+            status=400,
+            current="/console/alerts",
+        )
     status = wanted if wanted in STATUSES else None
     detection = _detection(svc)
 

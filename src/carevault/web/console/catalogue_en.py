@@ -588,6 +588,9 @@ MESSAGES: dict[str, str] = {
     "alerts.more_evidence": "More entries lie in this range: download them all.",
     "alerts.download_evidence": "Download the entries and their proofs (JSON)",
     "alerts.no_evidence": "This alert cites no audit-ledger entry.",
+    "alerts.bad_status_title": "No such alert status",
+    "alerts.bad_status": "An alert's status is one of open, acknowledged, dismissed "
+    "(or all, for every alert).",
     "alerts.unknown_title": "No such alert",
     "alerts.unknown": "There is no alert with this number.",
     "severity.critical": "Critical",

@@ -476,6 +476,8 @@ MESSAGES: dict[str, str] = {
     "alerts.more_evidence": "此範圍內尚有更多項目：請下載全部。",
     "alerts.download_evidence": "下載項目及其證明（JSON）",
     "alerts.no_evidence": "此警報沒有引用審計記錄項目。",
+    "alerts.bad_status_title": "沒有此警報狀態",
+    "alerts.bad_status": "警報狀態只可以是 open、acknowledged、dismissed（或 all：全部警報）。",
     "alerts.unknown_title": "沒有此警報",
     "alerts.unknown": "沒有此編號的警報。",
     "severity.critical": "危急",

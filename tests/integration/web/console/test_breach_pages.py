@@ -111,6 +111,17 @@ def _never_shown(text: str) -> None:
         assert value not in text
 
 
+def test_an_unknown_alert_status_is_refused_not_shown_as_every_alert(
+    signed_in: Browser, officer: Person
+) -> None:
+    client = signed_in(officer)
+    refused = client.get("/console/alerts?status=bogus")
+    assert refused.status_code == 400
+    assert "open, acknowledged, dismissed" in refused.text
+    for status in ("open", "acknowledged", "dismissed", "all"):
+        assert client.get(f"/console/alerts?status={status}").status_code == 200
+
+
 def test_the_officer_sees_the_case_its_explanation_and_checkable_evidence(
     signed_in: Browser, console_services: Services, officer: Person, front_desk_b: Person
 ) -> None:
