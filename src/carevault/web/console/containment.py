@@ -18,6 +18,7 @@ from carevault.containment.service import ContainmentRefused, Officer
 from carevault.containment.state import TARGETED, Mode
 from carevault.web.console.guard import FormDep, ManagerDep, OfficerDep, caller_for, services
 from carevault.web.console.render import is_htmx, page
+from carevault.web.ids import RowId
 from carevault.web.security import client_address
 
 router = APIRouter()
@@ -165,13 +166,13 @@ async def _release_form(
 
 
 @router.get("/console/containment/{containment_id}/release")
-async def release_form(request: Request, containment_id: int, viewer: OfficerDep) -> Response:
+async def release_form(request: Request, containment_id: RowId, viewer: OfficerDep) -> Response:
     return await _release_form(request, containment_id)
 
 
 @router.post("/console/containment/{containment_id}/release")
 async def release(
-    request: Request, containment_id: int, viewer: OfficerDep, values: FormDep
+    request: Request, containment_id: RowId, viewer: OfficerDep, values: FormDep
 ) -> Response:
     svc = services(request)
     try:

@@ -1,0 +1,89 @@
+"""The console under requests no form of it sends: ids that no row can have, values
+that are not one of the page's own. Each is answered with the console's own page (400
+or 404, never a 500, never a FHIR JSON body an officer cannot read) and changes
+nothing; a value the page cannot use is refused, not silently replaced."""
+
+from __future__ import annotations
+
+import pytest
+from httpx import Response
+
+from carevault.bootstrap import Services
+from tests.integration.web.console.conftest import Browser
+from tests.support.console import Person, csrf_of, ledger_events
+
+pytestmark = pytest.mark.postgres
+
+#: Past a signed 64-bit integer: no row of SQLite or PostgreSQL has such an id.
+HUGE = "99999999999999999999"
+
+
+def _console_page(response: Response, status: int) -> None:
+    assert response.status_code == status, (response.request.url, response.text[:300])
+    assert response.headers["content-type"].startswith("text/html")
+    assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
+
+
+def test_an_id_no_row_can_have_is_not_found_not_a_server_error(
+    signed_in: Browser, console_services: Services, officer: Person
+) -> None:
+    client = signed_in(officer)
+    token = csrf_of(client.get("/console/incidents").text)
+    before = len(ledger_events(console_services))
+    pages = [
+        f"/console/incidents/{HUGE}",
+        f"/console/incidents/{HUGE}/scope",
+        f"/console/incidents/{HUGE}/scope.json",
+        f"/console/incidents/{HUGE}/reports/pcpd.json",
+        f"/console/containment/{HUGE}/release",
+        f"/console/alerts/{HUGE}",
+        f"/console/alerts/{HUGE}/evidence.json",
+    ]
+    for path in pages:
+        answer = client.get(path)
+        assert answer.status_code in (400, 404), (path, answer.status_code)
+        _console_page(answer, answer.status_code)
+    progress = client.get(f"/console/incidents/{HUGE}/notices", headers={"HX-Request": "true"})
+    assert progress.status_code in (400, 404)
+    actions = [
+        (f"/console/incidents/{HUGE}/amend", {"title": "x", "totp": officer.code()}),
+        (f"/console/incidents/{HUGE}/scope", {}),
+        (f"/console/incidents/{HUGE}/notices", {"totp": officer.code()}),
+        (f"/console/incidents/{HUGE}/decide", {"regulator": "pcpd", "decision": "filed"}),
+        (f"/console/containment/{HUGE}/release", {"reason": "x", "totp": officer.code()}),
+        (f"/console/alerts/{HUGE}/acknowledge", {"totp": officer.code()}),
+        (f"/console/alerts/{HUGE}/dismiss", {"totp": officer.code(), "reason": "x"}),
+        (f"/console/alerts/{HUGE}/declare", {"since": "2026-11-01T00:00"}),
+    ]
+    for path, form in actions:
+        answer = client.post(path, data={**form, "csrf": token}, follow_redirects=False)
+        assert answer.status_code in (400, 403, 404), (path, answer.status_code)
+        assert answer.headers["content-type"].startswith("text/html"), path
+    assert not console_services.containment.refresh().active
+    acted = [
+        e["tag"]
+        for e in ledger_events(console_services)[before:]
+        if e["tag"].split(":")[0] in ("incident", "detect", "notify", "contain")
+        and e["outcome"] == "success"
+    ]
+    assert acted == []
+
+
+def test_a_malformed_id_is_refused_with_the_consoles_own_page(
+    signed_in: Browser, officer: Person
+) -> None:
+    client = signed_in(officer)
+    token = csrf_of(client.get("/console/incidents").text)
+    for path in [
+        "/console/incidents/abc",
+        "/console/incidents/1e3",
+        "/console/incidents/-1/scope",
+        "/console/incidents/0",
+        "/console/containment/abc/release",
+    ]:
+        answer = client.get(path)
+        _console_page(answer, 400)
+        assert "OperationOutcome" not in answer.text, path
+        assert "/console/sign-out" in answer.text, "the page is the console's, signed in"
+    posted = client.post("/console/incidents/abc/amend", data={"csrf": token, "title": "x"})
+    _console_page(posted, 400)
