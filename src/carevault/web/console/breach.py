@@ -48,7 +48,7 @@ from carevault.web.console import notices
 from carevault.web.console.guard import FormDep, OfficerDep, services
 from carevault.web.console.incidents import incident_page
 from carevault.web.console.render import is_htmx, page
-from carevault.web.ids import RowId
+from carevault.web.ids import RowId, row_id
 from carevault.web.security import client_address
 
 if TYPE_CHECKING:
@@ -88,9 +88,29 @@ def _kept_or_first(svc: Services, incident_id: int, actor: Actor, number: int | 
     return compute_scope(svc, incident_id, actor=actor)
 
 
+class NotARun(ValueError):
+    """``?run=`` names no run a scope can have (it was read as "the latest", silently)."""
+
+
 def _run_number(request: Request) -> int | None:
-    text = request.query_params.get("run", "")
-    return int(text) if text.isdigit() and len(text) < 10 else None
+    """The run asked for by ``?run=N``, or None (none asked: the latest)."""
+    text = request.query_params.get("run")
+    if text is None:
+        return None
+    number = row_id(text)
+    if number is None:
+        raise NotARun(text[:20])
+    return number
+
+
+def _not_a_run(request: Request) -> Response:
+    return page(
+        request,
+        "console/error.html",
+        {"title_key": "error.malformed_title", "body_key": "error.malformed"},
+        status=400,
+        current="/console/incidents",
+    )
 
 
 def _since_run(svc: Services, run: ScopeRun, incident: dict[str, Any]) -> dict[str, Any]:
@@ -108,7 +128,10 @@ def _since_run(svc: Services, run: ScopeRun, incident: dict[str, Any]) -> dict[s
 async def scope(request: Request, incident_id: RowId, viewer: OfficerDep) -> Response:
     svc = services(request)
     actor = Actor(viewer.principal, client_address(request))
-    number = _run_number(request)
+    try:
+        number = _run_number(request)
+    except NotARun:
+        return _not_a_run(request)
 
     def gather() -> dict[str, Any]:
         run = _kept_or_first(svc, incident_id, actor, number)
@@ -191,7 +214,11 @@ async def scope_download(
     svc = services(request)
     actor = Actor(viewer.principal, client_address(request))
     try:
-        run = await run_in_threadpool(_kept_or_first, svc, incident_id, actor, _run_number(request))
+        number = _run_number(request)
+    except NotARun:
+        return _not_a_run(request)
+    try:
+        run = await run_in_threadpool(_kept_or_first, svc, incident_id, actor, number)
     except (IncidentError, SegmentRefused) as problem:
         return _refused(request, problem)
     assert run.document is not None  # noqa: S101 - a read or computed run carries its document

@@ -87,3 +87,26 @@ def test_a_malformed_id_is_refused_with_the_consoles_own_page(
         assert "/console/sign-out" in answer.text, "the page is the console's, signed in"
     posted = client.post("/console/incidents/abc/amend", data={"csrf": token, "title": "x"})
     _console_page(posted, 400)
+
+
+def test_a_scope_run_that_is_not_a_run_number_is_refused_not_replaced_by_the_latest(
+    signed_in: Browser, officer: Person
+) -> None:
+    client = signed_in(officer)
+    token = csrf_of(client.get("/console/incidents").text)
+    declared = client.post(
+        "/console/incidents",
+        data={"csrf": token, "title": "t", "since": "2026-11-01T00:00", "accounts": "desk2"},
+        follow_redirects=False,
+    )
+    assert declared.status_code == 303
+    incident = declared.headers["location"].split("/")[3].split("?")[0]
+    assert client.get(f"/console/incidents/{incident}/scope").status_code == 200
+    for run in ("abc", "-1", "0", "1.0", " 1", HUGE, ""):
+        for suffix in ("scope", "scope.json"):
+            answer = client.get(f"/console/incidents/{incident}/{suffix}", params={"run": run})
+            assert answer.status_code in (400, 404), (suffix, run, answer.status_code)
+            _console_page(answer, answer.status_code)
+    assert (
+        client.get(f"/console/incidents/{incident}/scope", params={"run": "1"}).status_code == 200
+    )
