@@ -110,12 +110,24 @@ async def _start_form(
     )
 
 
+def _no_such_mode(request: Request) -> Response:
+    """A mode that is none of the switches: refused, said (a redirect to the list had
+    dropped the request without a word, a start included)."""
+    return page(
+        request,
+        "console/error.html",
+        {"title_key": "error.malformed_title", "body_key": "error.malformed"},
+        status=400,
+        current="/console/containment",
+    )
+
+
 @router.get("/console/containment/start")
 async def start_form(request: Request, viewer: OfficerDep) -> Response:
     try:
         mode = Mode(request.query_params.get("mode", ""))
     except ValueError:
-        return RedirectResponse("/console/containment", status_code=303)
+        return _no_such_mode(request)
     return await _start_form(request, mode)
 
 
@@ -125,7 +137,7 @@ async def start(request: Request, viewer: OfficerDep, values: FormDep) -> Respon
     try:
         mode = Mode(values.get("mode", ""))
     except ValueError:
-        return RedirectResponse("/console/containment", status_code=303)
+        return _no_such_mode(request)
     target = values.get("target", "").strip()[:200] or None
     try:
         started = await run_in_threadpool(

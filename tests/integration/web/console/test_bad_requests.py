@@ -9,6 +9,7 @@ import pytest
 from httpx import Response
 
 from carevault.bootstrap import Services
+from carevault.containment.state import Mode
 from tests.integration.web.console.conftest import Browser
 from tests.support.console import Person, csrf_of, ledger_events
 
@@ -109,4 +110,24 @@ def test_a_scope_run_that_is_not_a_run_number_is_refused_not_replaced_by_the_lat
             _console_page(answer, answer.status_code)
     assert (
         client.get(f"/console/incidents/{incident}/scope", params={"run": "1"}).status_code == 200
+    )
+
+
+def test_a_containment_mode_that_is_not_one_is_refused_and_nothing_starts(
+    signed_in: Browser, console_services: Services, officer: Person
+) -> None:
+    client = signed_in(officer)
+    token = csrf_of(client.get("/console/containment").text)
+    shown = client.get("/console/containment/start", params={"mode": "everything-off"})
+    _console_page(shown, 400)
+    started = client.post(
+        "/console/containment/start",
+        data={"csrf": token, "mode": "everything-off", "reason": "x", "totp": officer.code()},
+        follow_redirects=False,
+    )
+    _console_page(started, 400)
+    assert not console_services.containment.refresh().active
+    assert (
+        client.get("/console/containment/start", params={"mode": Mode.READ_ONLY.value}).status_code
+        == 200
     )
