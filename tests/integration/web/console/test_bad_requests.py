@@ -131,3 +131,17 @@ def test_a_containment_mode_that_is_not_one_is_refused_and_nothing_starts(
         client.get("/console/containment/start", params={"mode": Mode.READ_ONLY.value}).status_code
         == 200
     )
+
+
+def test_a_letter_in_a_language_the_console_does_not_write_is_refused_not_english(
+    signed_in: Browser, console_services: Services, officer: Person
+) -> None:
+    """The letter went out in English (with the Chinese group name for ``zh``) for any
+    language it did not know: a patient who asked in Chinese got an English letter."""
+    client = signed_in(officer)
+    before = len(ledger_events(console_services))
+    for language in ("xx", "zh", "EN", ""):
+        answer = client.get("/console/patients/pt-chan/letter.pdf", params={"lang": language})
+        _console_page(answer, 400)
+    # Refused before the report was built: no read of the ledger was made for it.
+    assert len(ledger_events(console_services)) == before
