@@ -37,7 +37,7 @@ from carevault.web.console.guard import (
     cookie_name,
     secure_cookie,
 )
-from carevault.web.console.render import is_htmx, page
+from carevault.web.console.render import is_htmx, malformed, page
 from carevault.web.headers import SecurityHeaders
 from carevault.web.responses import on_validation_error
 from carevault.web.routers import include
@@ -85,12 +85,7 @@ async def _malformed(request: Request, error: Exception) -> Response:
     The officer had been shown an OperationOutcome in JSON."""
     if not request.url.path.startswith("/console/"):
         return await on_validation_error(request, error)
-    return page(
-        request,
-        "console/error.html",
-        {"title_key": "error.malformed_title", "body_key": "error.malformed"},
-        status=400,
-    )
+    return malformed(request)
 
 
 def install(app: FastAPI, services: Services) -> None:

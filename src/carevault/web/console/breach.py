@@ -47,7 +47,7 @@ from carevault.notify.reports import REGULATORS, report_pdf
 from carevault.web.console import notices
 from carevault.web.console.guard import FormDep, OfficerDep, services
 from carevault.web.console.incidents import incident_page
-from carevault.web.console.render import is_htmx, page
+from carevault.web.console.render import is_htmx, malformed, page
 from carevault.web.ids import RowId, row_id
 from carevault.web.security import client_address
 
@@ -103,16 +103,6 @@ def _run_number(request: Request) -> int | None:
     return number
 
 
-def _not_a_run(request: Request) -> Response:
-    return page(
-        request,
-        "console/error.html",
-        {"title_key": "error.malformed_title", "body_key": "error.malformed"},
-        status=400,
-        current="/console/incidents",
-    )
-
-
 def _since_run(svc: Services, run: ScopeRun, incident: dict[str, Any]) -> dict[str, Any]:
     """What happened after the run: audit entries appended since its own entry, and
     whether the incident (its window or what is compromised) was amended since."""
@@ -131,7 +121,7 @@ async def scope(request: Request, incident_id: RowId, viewer: OfficerDep) -> Res
     try:
         number = _run_number(request)
     except NotARun:
-        return _not_a_run(request)
+        return malformed(request, "/console/incidents")
 
     def gather() -> dict[str, Any]:
         run = _kept_or_first(svc, incident_id, actor, number)
@@ -216,7 +206,7 @@ async def scope_download(
     try:
         number = _run_number(request)
     except NotARun:
-        return _not_a_run(request)
+        return malformed(request, "/console/incidents")
     try:
         run = await run_in_threadpool(_kept_or_first, svc, incident_id, actor, number)
     except (IncidentError, SegmentRefused) as problem:

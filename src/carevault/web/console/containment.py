@@ -17,7 +17,7 @@ from carevault.access.breakglass import BreakGlassError
 from carevault.containment.service import ContainmentRefused, Officer
 from carevault.containment.state import TARGETED, Mode
 from carevault.web.console.guard import FormDep, ManagerDep, OfficerDep, caller_for, services
-from carevault.web.console.render import is_htmx, page
+from carevault.web.console.render import is_htmx, malformed, page
 from carevault.web.ids import RowId
 from carevault.web.security import client_address
 
@@ -110,24 +110,12 @@ async def _start_form(
     )
 
 
-def _no_such_mode(request: Request) -> Response:
-    """A mode that is none of the switches: refused, said (a redirect to the list had
-    dropped the request without a word, a start included)."""
-    return page(
-        request,
-        "console/error.html",
-        {"title_key": "error.malformed_title", "body_key": "error.malformed"},
-        status=400,
-        current="/console/containment",
-    )
-
-
 @router.get("/console/containment/start")
 async def start_form(request: Request, viewer: OfficerDep) -> Response:
     try:
         mode = Mode(request.query_params.get("mode", ""))
     except ValueError:
-        return _no_such_mode(request)
+        return malformed(request, "/console/containment")
     return await _start_form(request, mode)
 
 
@@ -137,7 +125,7 @@ async def start(request: Request, viewer: OfficerDep, values: FormDep) -> Respon
     try:
         mode = Mode(values.get("mode", ""))
     except ValueError:
-        return _no_such_mode(request)
+        return malformed(request, "/console/containment")
     target = values.get("target", "").strip()[:200] or None
     try:
         started = await run_in_threadpool(

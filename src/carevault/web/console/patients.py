@@ -36,7 +36,7 @@ from carevault.web.console.guard import (
 )
 from carevault.web.console.letter import LetterFontMissing, access_letter
 from carevault.web.console.people import PatientCard, patient_card
-from carevault.web.console.render import page
+from carevault.web.console.render import malformed, page
 
 router = APIRouter()
 
@@ -180,13 +180,7 @@ async def letter(request: Request, patient_id: str, viewer: OfficerDep) -> Respo
     # was written in English (``zh``: with the Chinese group name) without a word.
     asked = request.query_params.get("lang")
     if asked is not None and asked not in LANGUAGES:
-        return page(
-            request,
-            "console/error.html",
-            {"title_key": "error.malformed_title", "body_key": "error.malformed"},
-            status=400,
-            current="/console/patients",
-        )
+        return malformed(request, "/console/patients")
     loaded = await _load(request, viewer, patient_id)
     if isinstance(loaded, Response):
         return loaded
