@@ -433,6 +433,10 @@ def driver_executemany_tuples(
 #: statement each, 1.7 in statements of 499, while a record's head (nine columns, four
 #: indexes) cost more so, 4.9 µs against 4.0.
 COPY_ROWS = 32
+#: The largest id a row can have: a signed 64-bit integer (SQLite's INTEGER, PostgreSQL's
+#: BIGINT). A larger one given to a query overflows in the driver (an error, not a miss):
+#: whoever takes an id from outside compares it with this first.
+ROW_ID_MAX = 2**63 - 1
 #: Parameters of one SQLite statement of many rows: the least limit of any SQLite build
 #: (``SQLITE_MAX_VARIABLE_NUMBER`` was 999 before 3.32).
 SQLITE_PARAMETERS = 999

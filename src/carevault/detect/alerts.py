@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, select, update
 
-from carevault.db import read_transaction, write_transaction
+from carevault.db import ROW_ID_MAX, read_transaction, write_transaction
 from carevault.detect.model import Finding, Severity
 from carevault.detect.tables import detect_alert
 
@@ -267,6 +267,8 @@ class AlertStore:
             wanted = int(alert_id)
         except (TypeError, ValueError):
             raise KeyError(f"no alert {alert_id!r}") from None
+        if not 0 < wanted <= ROW_ID_MAX:  # no row has it; the driver would overflow
+            raise KeyError(f"no alert {alert_id!r}")
         with read_transaction(self.engine) as connection:
             return self._get(connection, wanted)
 

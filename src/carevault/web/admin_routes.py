@@ -22,6 +22,7 @@ from carevault.ledger.events import AuditEvent, Outcome, Tag
 from carevault.rest.bundles import dumps
 from carevault.rest.interactions import JSON
 from carevault.web.audit_routes import request_grant
+from carevault.web.ids import RowId
 from carevault.web.officers import officer_code, require_officer
 from carevault.web.responses import NO_STORE, request_id_of
 from carevault.web.security import CallerDep, ServicesDep
@@ -93,7 +94,7 @@ async def start(body: StartRequest, svc: ServicesDep, who: CallerDep) -> JSONRes
 
 @router.post("/admin/containment/{containment_id}/release")
 async def release(
-    containment_id: int, body: ReleaseRequest, svc: ServicesDep, who: CallerDep
+    containment_id: RowId, body: ReleaseRequest, svc: ServicesDep, who: CallerDep
 ) -> JSONResponse:
     officer = officer_code(who, body.totp, "release containment")
     released = await _act(svc.contain.release, officer, containment_id, body.reason)

@@ -30,6 +30,7 @@ from carevault.incidents import (
 from carevault.incidents.model import Amendment, Status, instant_in, parse_compromised
 from carevault.incidents.report import render
 from carevault.incidents.segments import SegmentRefused
+from carevault.web.ids import RowId
 from carevault.web.officers import officer_step_up, require_officer
 from carevault.web.responses import NO_STORE
 from carevault.web.security import CallerDep, ServicesDep
@@ -106,7 +107,7 @@ async def declare(request: Request, svc: ServicesDep, who: CallerDep) -> JSONRes
 
 
 @router.get("/admin/incidents/{incident_id}")
-async def show(incident_id: int, svc: ServicesDep, who: CallerDep) -> JSONResponse:
+async def show(incident_id: RowId, svc: ServicesDep, who: CallerDep) -> JSONResponse:
     _officer(who)
     found = await _run(incidents_for(svc).get, incident_id)
     return _json(found.as_json())
@@ -151,7 +152,7 @@ def _instant(body: dict[str, Any], name: str, zone: tzinfo) -> int | None:
 
 @router.post("/admin/incidents/{incident_id}/amend")
 async def amend(
-    incident_id: int, request: Request, svc: ServicesDep, who: CallerDep
+    incident_id: RowId, request: Request, svc: ServicesDep, who: CallerDep
 ) -> JSONResponse:
     """``{"totp": ...}``: the officer's fresh code, needed when the amendment narrows the
     incident (a later start, an earlier end, closing it: ``Amendment.narrows``)."""
@@ -167,7 +168,7 @@ async def amend(
 
 
 @router.get("/admin/incidents/{incident_id}/timeline")
-async def timeline(incident_id: int, svc: ServicesDep, who: CallerDep) -> JSONResponse:
+async def timeline(incident_id: RowId, svc: ServicesDep, who: CallerDep) -> JSONResponse:
     _officer(who)
     items = await _run(incidents_for(svc).timeline, incident_id)
     return _json({"incident": incident_id, "timeline": items})
@@ -175,7 +176,7 @@ async def timeline(incident_id: int, svc: ServicesDep, who: CallerDep) -> JSONRe
 
 @router.get("/admin/incidents/{incident_id}/scope")
 async def scope(
-    incident_id: int,
+    incident_id: RowId,
     svc: ServicesDep,
     who: CallerDep,
     format: str = "json",
@@ -202,7 +203,7 @@ async def scope(
 
 
 @router.get("/admin/incidents/{incident_id}/scope/runs")
-async def scope_runs(incident_id: int, svc: ServicesDep, who: CallerDep) -> JSONResponse:
+async def scope_runs(incident_id: RowId, svc: ServicesDep, who: CallerDep) -> JSONResponse:
     _officer(who)
     found = await _run(incidents_for(svc).scope_runs, incident_id)
     return _json({"incident": incident_id, "runs": [item.as_json() for item in found]})

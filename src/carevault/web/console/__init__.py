@@ -13,6 +13,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from starlette.responses import RedirectResponse, Response
 from starlette.staticfiles import StaticFiles
 
@@ -36,8 +37,9 @@ from carevault.web.console.guard import (
     cookie_name,
     secure_cookie,
 )
-from carevault.web.console.render import is_htmx, page
+from carevault.web.console.render import is_htmx, malformed, page
 from carevault.web.headers import SecurityHeaders
+from carevault.web.responses import on_validation_error
 from carevault.web.routers import include
 
 STATIC = Path(__file__).parent.parent / "static" / "console"
@@ -77,12 +79,23 @@ async def _csrf_refused(request: Request, _error: Exception) -> Response:
     )
 
 
+async def _malformed(request: Request, error: Exception) -> Response:
+    """A console request whose path or form a page cannot read (an id that is no number
+    a row can have): the console's own page, 400; elsewhere the FHIR answer, as before.
+    The officer had been shown an OperationOutcome in JSON."""
+    if not request.url.path.startswith("/console/"):
+        return await on_validation_error(request, error)
+    return malformed(request)
+
+
 def install(app: FastAPI, services: Services) -> None:
     app.state.console_clinics = ClinicNames(services)
     app.add_middleware(SecurityHeaders, prefix="/console", static="/console/static/")
     app.add_exception_handler(SignInRequired, _sign_in_required)
     app.add_exception_handler(NotForYou, _not_for_you)
     app.add_exception_handler(CsrfRefused, _csrf_refused)
+    # Replaces the app's handler for every path: it hands the others back to it.
+    app.add_exception_handler(RequestValidationError, _malformed)
     app.mount("/console/static", StaticFiles(directory=STATIC), name="console-static")
     include(
         app,

@@ -47,7 +47,8 @@ from carevault.notify.reports import REGULATORS, report_pdf
 from carevault.web.console import notices
 from carevault.web.console.guard import FormDep, OfficerDep, services
 from carevault.web.console.incidents import incident_page
-from carevault.web.console.render import is_htmx, page
+from carevault.web.console.render import is_htmx, malformed, page
+from carevault.web.ids import RowId, row_id
 from carevault.web.security import client_address
 
 if TYPE_CHECKING:
@@ -87,9 +88,19 @@ def _kept_or_first(svc: Services, incident_id: int, actor: Actor, number: int | 
     return compute_scope(svc, incident_id, actor=actor)
 
 
+class NotARun(ValueError):
+    """``?run=`` names no run a scope can have (it was read as "the latest", silently)."""
+
+
 def _run_number(request: Request) -> int | None:
-    text = request.query_params.get("run", "")
-    return int(text) if text.isdigit() and len(text) < 10 else None
+    """The run asked for by ``?run=N``, or None (none asked: the latest)."""
+    text = request.query_params.get("run")
+    if text is None:
+        return None
+    number = row_id(text)
+    if number is None:
+        raise NotARun(text[:20])
+    return number
 
 
 def _since_run(svc: Services, run: ScopeRun, incident: dict[str, Any]) -> dict[str, Any]:
@@ -104,10 +115,13 @@ def _since_run(svc: Services, run: ScopeRun, incident: dict[str, Any]) -> dict[s
 
 
 @router.get("/console/incidents/{incident_id}/scope")
-async def scope(request: Request, incident_id: int, viewer: OfficerDep) -> Response:
+async def scope(request: Request, incident_id: RowId, viewer: OfficerDep) -> Response:
     svc = services(request)
     actor = Actor(viewer.principal, client_address(request))
-    number = _run_number(request)
+    try:
+        number = _run_number(request)
+    except NotARun:
+        return malformed(request, "/console/incidents")
 
     def gather() -> dict[str, Any]:
         run = _kept_or_first(svc, incident_id, actor, number)
@@ -163,7 +177,7 @@ async def scope(request: Request, incident_id: int, viewer: OfficerDep) -> Respo
 
 @router.post("/console/incidents/{incident_id}/scope")
 async def recompute(
-    request: Request, incident_id: int, viewer: OfficerDep, _form: FormDep
+    request: Request, incident_id: RowId, viewer: OfficerDep, _form: FormDep
 ) -> Response:
     """A new run, computed now: ``compute_scope``, as ``carevault incident scope`` and the
     API run it, so it is kept and recorded in the ledger the same way."""
@@ -180,7 +194,7 @@ async def recompute(
 
 @router.get("/console/incidents/{incident_id}/scope.{fmt}")
 async def scope_download(
-    request: Request, incident_id: int, fmt: str, viewer: OfficerDep
+    request: Request, incident_id: RowId, fmt: str, viewer: OfficerDep
 ) -> Response:
     """A kept run's whole report (html: self-contained, for the board; csv; json), as a
     file: the latest run, or ``?run=N``; the same document the page shows."""
@@ -190,7 +204,11 @@ async def scope_download(
     svc = services(request)
     actor = Actor(viewer.principal, client_address(request))
     try:
-        run = await run_in_threadpool(_kept_or_first, svc, incident_id, actor, _run_number(request))
+        number = _run_number(request)
+    except NotARun:
+        return malformed(request, "/console/incidents")
+    try:
+        run = await run_in_threadpool(_kept_or_first, svc, incident_id, actor, number)
     except (IncidentError, SegmentRefused) as problem:
         return _refused(request, problem)
     assert run.document is not None  # noqa: S101 - a read or computed run carries its document
@@ -205,7 +223,7 @@ async def scope_download(
 
 @router.post("/console/incidents/{incident_id}/notices")
 async def start_notices(
-    request: Request, incident_id: int, viewer: OfficerDep, values: FormDep
+    request: Request, incident_id: RowId, viewer: OfficerDep, values: FormDep
 ) -> Response:
     """Notices speak to patients in the group's name: a fresh TOTP code first, as a
     containment switch needs (``notify:job:started`` names the officer)."""
@@ -227,7 +245,7 @@ async def start_notices(
 
 
 @router.get("/console/incidents/{incident_id}/notices")
-async def notice_progress(request: Request, incident_id: int, viewer: OfficerDep) -> Response:
+async def notice_progress(request: Request, incident_id: RowId, viewer: OfficerDep) -> Response:
     """The progress panel alone (the incident page polls it while the job runs)."""
     svc = services(request)
     progress = await run_in_threadpool(notices.notices_of, request.app, svc, str(incident_id))
@@ -242,7 +260,7 @@ async def notice_progress(request: Request, incident_id: int, viewer: OfficerDep
 
 @router.get("/console/incidents/{incident_id}/reports/{regulator}.{fmt}")
 async def regulator_report(
-    request: Request, incident_id: int, regulator: str, fmt: str, viewer: OfficerDep
+    request: Request, incident_id: RowId, regulator: str, fmt: str, viewer: OfficerDep
 ) -> Response:
     if regulator not in REGULATORS or fmt not in ("json", "pdf"):
         return _refused(request, IncidentError("no such report"))
@@ -275,7 +293,7 @@ async def regulator_report(
 
 @router.post("/console/incidents/{incident_id}/decide")
 async def decision(
-    request: Request, incident_id: int, viewer: OfficerDep, values: FormDep
+    request: Request, incident_id: RowId, viewer: OfficerDep, values: FormDep
 ) -> Response:
     svc = services(request)
     try:

@@ -94,6 +94,11 @@ MESSAGES: dict[str, str] = {
         "This request did not come from your own console page, so it was refused and "
         "nothing was changed. Reload the page and try again."
     ),
+    "error.malformed_title": "Request not understood",
+    "error.malformed": (
+        "The link or form asked for something the console does not have: an id or a "
+        "choice that is not one of its own. Nothing was changed."
+    ),
     "error.not_found_title": "Page not found",
     "error.not_found": "There is no such page in the console.",
     # Dashboard

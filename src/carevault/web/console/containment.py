@@ -17,7 +17,8 @@ from carevault.access.breakglass import BreakGlassError
 from carevault.containment.service import ContainmentRefused, Officer
 from carevault.containment.state import TARGETED, Mode
 from carevault.web.console.guard import FormDep, ManagerDep, OfficerDep, caller_for, services
-from carevault.web.console.render import is_htmx, page
+from carevault.web.console.render import is_htmx, malformed, page
+from carevault.web.ids import RowId
 from carevault.web.security import client_address
 
 router = APIRouter()
@@ -114,7 +115,7 @@ async def start_form(request: Request, viewer: OfficerDep) -> Response:
     try:
         mode = Mode(request.query_params.get("mode", ""))
     except ValueError:
-        return RedirectResponse("/console/containment", status_code=303)
+        return malformed(request, "/console/containment")
     return await _start_form(request, mode)
 
 
@@ -124,7 +125,7 @@ async def start(request: Request, viewer: OfficerDep, values: FormDep) -> Respon
     try:
         mode = Mode(values.get("mode", ""))
     except ValueError:
-        return RedirectResponse("/console/containment", status_code=303)
+        return malformed(request, "/console/containment")
     target = values.get("target", "").strip()[:200] or None
     try:
         started = await run_in_threadpool(
@@ -165,13 +166,13 @@ async def _release_form(
 
 
 @router.get("/console/containment/{containment_id}/release")
-async def release_form(request: Request, containment_id: int, viewer: OfficerDep) -> Response:
+async def release_form(request: Request, containment_id: RowId, viewer: OfficerDep) -> Response:
     return await _release_form(request, containment_id)
 
 
 @router.post("/console/containment/{containment_id}/release")
 async def release(
-    request: Request, containment_id: int, viewer: OfficerDep, values: FormDep
+    request: Request, containment_id: RowId, viewer: OfficerDep, values: FormDep
 ) -> Response:
     svc = services(request)
     try:

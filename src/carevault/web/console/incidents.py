@@ -32,6 +32,7 @@ from carevault.notify.reports import REGULATORS
 from carevault.web.console.guard import FormDep, OfficerDep, origin, services
 from carevault.web.console.notices import clocks_of, notices_of
 from carevault.web.console.render import page
+from carevault.web.ids import RowId
 from carevault.web.security import client_address
 
 router = APIRouter()
@@ -173,13 +174,13 @@ DONE = ("declared", "amended", "notices", "decided")
 
 
 @router.get("/console/incidents/{incident_id}")
-async def incident(request: Request, incident_id: int, viewer: OfficerDep) -> Response:
+async def incident(request: Request, incident_id: RowId, viewer: OfficerDep) -> Response:
     return await incident_page(request, incident_id)
 
 
 @router.post("/console/incidents/{incident_id}/amend")
 async def amend(
-    request: Request, incident_id: int, viewer: OfficerDep, values: FormDep
+    request: Request, incident_id: RowId, viewer: OfficerDep, values: FormDep
 ) -> Response:
     svc = services(request)
     actor = Actor(viewer.principal, client_address(request))

@@ -18,6 +18,7 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, Response
 
+from carevault.console.sessions import LANGUAGES
 from carevault.containment.state import ContainmentActive
 from carevault.fhir.outcome import FhirError
 from carevault.fhir.query import SearchError, parse_query
@@ -35,7 +36,7 @@ from carevault.web.console.guard import (
 )
 from carevault.web.console.letter import LetterFontMissing, access_letter
 from carevault.web.console.people import PatientCard, patient_card
-from carevault.web.console.render import page
+from carevault.web.console.render import malformed, page
 
 router = APIRouter()
 
@@ -175,12 +176,17 @@ async def report_json(request: Request, patient_id: str, viewer: OfficerDep) -> 
 
 @router.get("/console/patients/{patient_id}/letter.pdf")
 async def letter(request: Request, patient_id: str, viewer: OfficerDep) -> Response:
+    # A language the console does not write is refused, before the report is built: it
+    # was written in English (``zh``: with the Chinese group name) without a word.
+    asked = request.query_params.get("lang")
+    if asked is not None and asked not in LANGUAGES:
+        return malformed(request, "/console/patients")
     loaded = await _load(request, viewer, patient_id)
     if isinstance(loaded, Response):
         return loaded
     card, built = loaded
     svc = services(request)
-    language = request.query_params.get("lang") or viewer.language or "en"
+    language = asked or viewer.language or "en"
     # A letter is signed and posted: its names come from the configuration, not from
     # Organization records (what anyone who may write one typed).
     chinese = language.startswith("zh")

@@ -81,3 +81,16 @@ def page(
 
 def is_htmx(request: Request) -> bool:
     return request.headers.get("hx-request") == "true"
+
+
+def malformed(request: Request, current: str | None = None) -> Response:
+    """The console's 400 page: a path, query or form value that is none of the page's
+    own (an id no row can have, a mode or language it does not know). Said, not read as
+    something else; nothing was done."""
+    return page(
+        request,
+        "console/error.html",
+        {"title_key": "error.malformed_title", "body_key": "error.malformed"},
+        status=400,
+        current=current,
+    )

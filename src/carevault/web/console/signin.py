@@ -30,6 +30,16 @@ router = APIRouter()
 
 #: A sign-in form's own CSRF token (there is no session yet): a double-submit cookie.
 SIGN_IN_COOKIE = "carevault-console-signin"
+#: The same over https: a ``__Host-`` cookie (Secure, Path=/, no Domain), which a sibling
+#: host or a plain-http answer cannot plant with a token of its choosing (login CSRF).
+SECURE_SIGN_IN_COOKIE = "__Host-carevault-console-signin"
+
+
+def _sign_in_cookie(request: Request) -> tuple[str, str]:
+    """The sign-in token cookie's name and path for this request."""
+    if secure_cookie(request):
+        return SECURE_SIGN_IN_COOKIE, "/"
+    return SIGN_IN_COOKIE, "/console/sign-in"
 
 
 def safe_next(value: str | None) -> str:
@@ -62,13 +72,9 @@ def _sign_in_page(
         },
         status=status,
     )
+    name, path = _sign_in_cookie(request)
     response.set_cookie(
-        SIGN_IN_COOKIE,
-        token,
-        httponly=True,
-        samesite="strict",
-        secure=secure_cookie(request),
-        path="/console/sign-in",
+        name, token, httponly=True, samesite="strict", secure=secure_cookie(request), path=path
     )
     return response
 
@@ -103,7 +109,8 @@ async def sign_in(request: Request) -> Response:
     svc = services(request)
     next_path = safe_next(values.get("next"))
     username = values.get("username", "")[:64]
-    expected = request.cookies.get(SIGN_IN_COOKIE, "")
+    cookie, cookie_path = _sign_in_cookie(request)
+    expected = request.cookies.get(cookie, "")
     sent = values.get("csrf", "")
     if not expected or not hmac.compare_digest(expected.encode(), sent.encode()):
         return _sign_in_page(request, message="signin.expired", next_path=next_path, status=400)
@@ -130,7 +137,9 @@ async def sign_in(request: Request) -> Response:
         secure=secure_cookie(request),
         path="/",
     )
-    response.delete_cookie(SIGN_IN_COOKIE, path="/console/sign-in")
+    response.delete_cookie(
+        cookie, path=cookie_path, secure=secure_cookie(request), httponly=True, samesite="strict"
+    )
     return response
 
 

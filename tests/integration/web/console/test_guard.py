@@ -238,3 +238,39 @@ def test_signing_out_ends_the_session_for_good(
     again = client.get("/console/dashboard", follow_redirects=False)
     assert again.status_code == 303
     assert not console_services.containment.refresh().has(Mode.READ_ONLY)
+
+
+def test_over_https_the_sign_in_token_cannot_be_planted_from_another_host(
+    console_services: Services, clock: MovableClock, officer: Person
+) -> None:
+    """The sign-in form's token is a double-submit cookie: one set by a sibling host
+    (``Domain=.clinic.example``) or over plain http, with a form of the same value, would
+    sign the officer's browser in as whoever the planter is (login CSRF). Over https it
+    is a ``__Host-`` cookie, which only this host, over https, can set."""
+    public = console_services.settings.model_copy(
+        update={"public_base_url": "https://console.clinic.example/fhir"}
+    )
+    deployed = build_services(public, clock=clock)
+    try:
+        with TestClient(
+            create_app(public, deployed), base_url="https://console.clinic.example"
+        ) as client:
+            page = client.get("/console/sign-in")
+            cookie = next(
+                value
+                for name, value in page.headers.multi_items()
+                if name == "set-cookie" and "signin" in value
+            )
+            assert cookie.startswith("__Host-carevault-console-signin=")
+            assert "Secure" in cookie and "Path=/;" in cookie and "Domain" not in cookie
+            client.cookies.clear()
+            client.cookies.set("carevault-console-signin", "planted")
+            planted = client.post(
+                "/console/sign-in",
+                data={"csrf": "planted", "username": officer.username,
+                      "password": officer.password, "totp": officer.code()},
+                follow_redirects=False,
+            )  # fmt: skip
+    finally:
+        deployed.close()
+    assert planted.status_code == 400 and "expired" in planted.text
