@@ -1246,7 +1246,11 @@ class Gate:
             self._scope(caller, RESOURCE_TYPES["Patient"], Interaction.READ)
             located = self.vault.locate("Patient", patient_id)
             pseudonym = located.head.patient_pseudonym
-            if located.head.deleted or pseudonym is None:
+            if located.head.deleted:
+                # Told only to who may read the record, as a read tells it: 410 to any
+                # clinician said which ids had been patients.
+                raise self._deleted(caller, RESOURCE_TYPES["Patient"], located.head)
+            if pseudonym is None:
                 raise Gone(f"Patient/{patient_id} was deleted")
             attempt.patient_pseudonym = pseudonym
             grant = self.access.break_glass.grant(
@@ -1502,6 +1506,13 @@ class Gate:
         rt = operation.resource_type
         if isinstance(operation, Delete):
             interaction = Interaction.DELETE
+            if head.deleted:
+                # Deleting a deletion changes nothing; to a caller a read would tell
+                # nothing of the record, it answers as for an id never used (a 403 said
+                # that the id had been a record, and whose clinic's).
+                unknown = self._deleted(caller, rt, head, reading=connection)
+                if isinstance(unknown, NotFound):
+                    raise unknown
             # A version deleted stays in the history, under the same read decisions. A
             # record deleted already is deleted again by changing nothing (FHIR: 200 or
             # 204, not a refusal): judged as the type's own record, not as every

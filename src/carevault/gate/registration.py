@@ -204,7 +204,9 @@ def transfer(
             ) from None
         located = gate.vault.locate("Patient", patient_id)
         if located.head.deleted:
-            raise Gone(f"Patient/{patient_id} was deleted")
+            # Told only to who may read the record, as a read tells it: 410 to anyone
+            # said which ids had been patients.
+            raise gate._deleted(caller, patient_type, located.head)
         attempt.patient_pseudonym = located.head.patient_pseudonym
         source = located.head.clinic_id
         attempt.detail.update({"from": source, "to": destination, "reason": why.value})
