@@ -686,6 +686,7 @@ class Gate:
         caller: Caller,
         rt: ResourceType,
         *heads: Head,
+        reading: Connection | None = None,
         told: str | None = None,
     ) -> NotFound | Gone:
         """The answer to a read of a deletion (``heads[0]``): Gone (``told``) to a caller
@@ -694,9 +695,13 @@ class Gate:
         a deleted HIV diagnosis is no more known to a pharmacist than a live one);
         NotFound as for an unknown id to any other. Gone to anyone told every caller that
         the id had been a record, and whose; judged on nothing but the deletion, it told
-        who may not see a sensitive record that it had been one."""
+        who may not see a sensitive record that it had been one. ``reading``: the
+        connection of a write judging it, inside its transaction."""
         try:
-            decisions = [self._decide_read(caller, rt, head, plain_read=True) for head in heads]
+            decisions = [
+                self._decide_read(caller, rt, head, plain_read=True, reading=reading)
+                for head in heads
+            ]
             self._refuse_withheld_whole(caller, rt, heads[0], decisions[0])
         except AccessDenied:
             return self._unknown(rt, heads[0].resource_id)

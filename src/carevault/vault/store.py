@@ -292,6 +292,7 @@ class Vault:
                     resource_version.c.deleted.label("v_deleted"),
                     resource_version.c.patient_pseudonym.label("v_patient_pseudonym"),
                     resource_version.c.clinic_id.label("v_clinic_id"),
+                    resource_version.c.method.label("v_method"),
                     resource_version.c.key_id,
                     resource_version.c.sealed,
                 )
@@ -310,6 +311,7 @@ class Vault:
                         row.v_deleted,
                         row.v_patient_pseudonym,
                         row.v_clinic_id,
+                        row.v_method,
                     ),
                 ),
                 row.key_id,
@@ -538,6 +540,7 @@ class _VersionRow(NamedTuple):
     deleted: bool
     patient_pseudonym: str | None
     clinic_id: str | None
+    method: str | None
 
 
 def _version_head(current: Head, row: Any) -> Head:
