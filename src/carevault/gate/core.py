@@ -155,6 +155,23 @@ class SubsetWouldErase(Exception):
     other it says the same whatever the record holds."""
 
 
+class ChangedMeanwhile(Exception):
+    """An update by a reader whose view of the record is cut would store what it was
+    not shown as it stood in a version the record has moved on from (409): a colleague's
+    change that came between (an HKID corrected, a narrative written) would be reverted
+    unseen. The message says only that the record changed."""
+
+
+@dataclass(frozen=True)
+class _Kept:
+    """What ``_prepare`` put back into an update from the stored version it read: that
+    version, the update before anything was put back, and what the caller may read."""
+
+    version_id: int
+    sent: dict[str, Any]
+    granted: frozenset[DataCategory]
+
+
 class DecryptionBudget:
     """How many records one request may still decrypt. A batch or transaction shares one
     budget across its entries, so no single request can make the server open the whole
@@ -1332,9 +1349,13 @@ class Gate:
             erasing: dict[int, tuple[str, ...] | None] = {}
             # What each Put sent, before anything withheld was put back into it.
             sent: dict[int, dict[str, Any]] = {}
+            # What was put back into each update, from which version (``_prepare``).
+            kept: dict[int, _Kept] = {}
             for operation in operations:
-                ready, existing, left_out = self._prepare(caller, operation)
+                ready, existing, left_out, restored = self._prepare(caller, operation)
                 prepared.append(ready)
+                if restored is not None:
+                    kept[id(ready)] = restored
                 if isinstance(operation, Put):
                     sent[id(ready)] = without_subsetted(operation.resource)
                 if existing is not None:
@@ -1370,6 +1391,9 @@ class Gate:
                 )
                 if decision is not None:
                     decisions[id(operation)] = decision
+                self._refuse_changed_meanwhile(
+                    caller, connection, operation, stored, kept.get(id(operation))
+                )
                 # After the write is allowed: a caller who may not write it is refused as
                 # such (403, denied in the ledger), whatever it sent.
                 if id(operation) in erasing:
@@ -1783,18 +1807,20 @@ class Gate:
 
     def _prepare(
         self, caller: Caller, operation: Operation
-    ) -> tuple[Operation, tuple[int, dict[str, Any]] | None, tuple[str, ...] | None]:
+    ) -> tuple[Operation, tuple[int, dict[str, Any]] | None, tuple[str, ...] | None, _Kept | None]:
         """Fill in what a staff member would expect, and keep what they could not see.
 
         Returns the operation to apply; for an update of a record the staff member may
         read, the version they were shown and its resource (so the policy judges only
-        what the update changes); and, for an update labelled SUBSETTED (a view saved
+        what the update changes); for an update labelled SUBSETTED (a view saved
         back), the elements of the caller's view of the record it leaves out, which it
         would erase, or None if the caller could not have read the record (``_left_out``).
-        Either is refused once the write itself is allowed (``SubsetWouldErase``).
+        Either is refused once the write itself is allowed (``SubsetWouldErase``). And
+        for an update into which what the caller may not see was put back, from which
+        version (``_refuse_changed_meanwhile``).
         """
         if caller.actor is None or not isinstance(operation, Put):
-            return operation, None, ()
+            return operation, None, (), None
         # What a client saves back is often what it read: the label of its view (which
         # may have left elements out) is not the record's.
         resource = without_subsetted(operation.resource)
@@ -1831,6 +1857,7 @@ class Gate:
                 )
         placed = self._place_outside(caller.actor, rt, resource, current)
         existing: tuple[int, dict[str, Any]] | None = None
+        kept: _Kept | None = None
         left_out: tuple[str, ...] | None = () if current is None or not labelled else None
         if current is not None:
             decision = decide(
@@ -1846,12 +1873,47 @@ class Gate:
                 if labelled:
                     left_out = self._left_out(caller, rt, current.head, resource, parsed)
                 if decision.withheld:
+                    kept = _Kept(current.head.version_id, resource, decision.granted)
                     try:
                         resource = restore_withheld(rt, resource, parsed, decision.granted)
                     except HiddenItemNamed as error:
                         raise AccessDenied(str(error)) from None
         _name_the_patient(rt, resource)
-        return replace(operation, resource=resource, clinic_id=placed), existing, left_out
+        prepared = replace(operation, resource=resource, clinic_id=placed)
+        return prepared, existing, left_out, kept
+
+    def _refuse_changed_meanwhile(
+        self,
+        caller: Caller,
+        connection: Connection,
+        operation: Operation,
+        stored: Head | None,
+        kept: _Kept | None,
+    ) -> None:
+        """ChangedMeanwhile if what ``_prepare`` put back into an update (what the caller
+        may not see) is not what the version it replaces holds: that version came after
+        the one read (another writer's, or an earlier entry of the same Bundle). Put back
+        from the version it replaces, the update must be what it is, or the caller would
+        revert what it was never shown. A change the caller could see is overwritten, as
+        any update without If-Match overwrites."""
+        if kept is None or stored is None or stored.version_id == kept.version_id:
+            return
+        assert isinstance(operation, Put)  # noqa: S101 - only an update keeps anything
+        rt = operation.resource_type
+        changed = ChangedMeanwhile(
+            f"{rt.name}/{operation.resource_id} changed while your update was being made: "
+            "read it again and send your change"
+        )
+        located = self._current_record(connection, rt.name, operation.resource_id)
+        if located is None or located.head.version_id != stored.version_id:
+            raise changed  # deleted meanwhile
+        [opened] = self._open(caller, [located])
+        try:
+            again = restore_withheld(rt, kept.sent, jsonio.load(opened.body or b"{}"), kept.granted)
+        except HiddenItemNamed:
+            raise changed from None
+        if again != operation.resource:
+            raise changed
 
     def _left_out(
         self,

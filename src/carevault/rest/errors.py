@@ -13,6 +13,7 @@ from carevault.fhir.outcome import FhirError, Issue
 from carevault.fhir.query import SearchError
 from carevault.gate import (
     AccessDenied,
+    ChangedMeanwhile,
     ClinicRequired,
     PatientRequired,
     SubsetWouldErase,
@@ -48,6 +49,7 @@ _STATUS: list[tuple[type[Exception], int, str]] = [
     (Erased, 410, "deleted"),
     (VersionConflict, 412, "conflict"),
     (ReferenceConflict, 409, "conflict"),
+    (ChangedMeanwhile, 409, "conflict"),
     (MissingReference, 422, "processing"),
     (ClinicRequired, 422, "processing"),
     (PatientRequired, 422, "processing"),
