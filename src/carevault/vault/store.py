@@ -57,6 +57,35 @@ _HEAD_COLUMNS = (
     resource_head.c.status,
 )
 
+#: A record's head and one of its versions, read in one statement over a join of the
+#: two (``_head_and_version`` reads the row).
+_HEAD_AND_VERSION = (
+    *_HEAD_COLUMNS,
+    resource_version.c.version_id.label("v_version_id"),
+    resource_version.c.last_updated_us.label("v_last_updated_us"),
+    resource_version.c.deleted.label("v_deleted"),
+    resource_version.c.patient_pseudonym.label("v_patient_pseudonym"),
+    resource_version.c.clinic_id.label("v_clinic_id"),
+    resource_version.c.method.label("v_method"),
+    resource_version.c.key_id,
+    resource_version.c.sealed,
+)
+
+
+def _head_and_version(row: Any) -> tuple[Head, Sealed]:
+    """A row of ``_HEAD_AND_VERSION``: the record's head, and its version (sealed, with
+    its own patient and clinic)."""
+    current = head_from_row(row._mapping)
+    version = _VersionRow(
+        row.v_version_id,
+        row.v_last_updated_us,
+        row.v_deleted,
+        row.v_patient_pseudonym,
+        row.v_clinic_id,
+        row.v_method,
+    )
+    return current, Sealed(_version_head(current, version), row.key_id, row.sealed)
+
 
 def _sealed_join() -> Any:
     return resource_head.join(
@@ -285,40 +314,13 @@ class Vault:
         )
         with read_transaction(self.engine) as connection:
             rows = connection.execute(
-                select(
-                    *_HEAD_COLUMNS,
-                    resource_version.c.version_id.label("v_version_id"),
-                    resource_version.c.last_updated_us.label("v_last_updated_us"),
-                    resource_version.c.deleted.label("v_deleted"),
-                    resource_version.c.patient_pseudonym.label("v_patient_pseudonym"),
-                    resource_version.c.clinic_id.label("v_clinic_id"),
-                    resource_version.c.method.label("v_method"),
-                    resource_version.c.key_id,
-                    resource_version.c.sealed,
-                )
+                select(*_HEAD_AND_VERSION)
                 .select_from(joined)
                 .where(reach, resource_head.c.deleted.is_(True))
                 .order_by(resource_head.c.row_id)
                 .limit(limit)
             ).all()
-        return [
-            Sealed(
-                _version_head(
-                    head_from_row(row._mapping),
-                    _VersionRow(
-                        row.v_version_id,
-                        row.v_last_updated_us,
-                        row.v_deleted,
-                        row.v_patient_pseudonym,
-                        row.v_clinic_id,
-                        row.v_method,
-                    ),
-                ),
-                row.key_id,
-                row.sealed,
-            )
-            for row in rows
-        ]
+        return [_head_and_version(row)[1] for row in rows]
 
     def locate_history(self, resource_type: str, resource_id: str) -> tuple[Head, list[Sealed]]:
         """The current head, and every version (each with its own patient and clinic),
@@ -363,17 +365,7 @@ class Vault:
         )
         with read_transaction(self.engine) as connection:
             rows = connection.execute(
-                select(
-                    *_HEAD_COLUMNS,
-                    resource_version.c.version_id.label("v_version_id"),
-                    resource_version.c.last_updated_us.label("v_last_updated_us"),
-                    resource_version.c.deleted.label("v_deleted"),
-                    resource_version.c.patient_pseudonym.label("v_patient_pseudonym"),
-                    resource_version.c.clinic_id.label("v_clinic_id"),
-                    resource_version.c.method.label("v_method"),
-                    resource_version.c.key_id,
-                    resource_version.c.sealed,
-                )
+                select(*_HEAD_AND_VERSION)
                 .select_from(joined)
                 .where(*conditions)
                 .order_by(
@@ -385,23 +377,7 @@ class Vault:
                 .offset(offset)
                 .limit(limit)
             ).all()
-        found: list[tuple[Head, Sealed]] = []
-        for row in rows:
-            current = head_from_row(row._mapping)
-            version = Head(
-                row_id=current.row_id,
-                resource_type=current.resource_type,
-                resource_id=current.resource_id,
-                version_id=row.v_version_id,
-                last_updated_us=row.v_last_updated_us,
-                deleted=bool(row.v_deleted),
-                patient_pseudonym=row.v_patient_pseudonym,
-                clinic_id=row.v_clinic_id,
-                status=current.status,
-                method=_method(row.v_method),
-            )
-            found.append((current, Sealed(version, row.key_id, row.sealed)))
-        return found
+        return [_head_and_version(row) for row in rows]
 
     def has_head(self, resource_type: str, pseudonym: str, statuses: Sequence[str]) -> bool:
         """Whether the patient has a live ``resource_type`` with one of ``statuses``."""
