@@ -2,11 +2,11 @@
 
 Inputs are the run's ``ground-truth.json`` and ``run.json`` (as dicts) and the alerts as
 ``carevault alerts list --json`` gives them (``ALERT_KEYS``). An alert belongs to a
-scenario when its ledger range covers one of the scenario's accesses; failing that,
-when it names the scenario's account (or client app) and was raised between the
-scenario's first access and a day after its last; a gate-bypass alert (detector name
-mentioning a bypass or an unwrap) belongs to a key-unwrap scenario of the same window.
-Every other alert is a false alert.
+scenario when it names the scenario's account (or client app) and either its ledger
+range covers one of the scenario's accesses or it was raised between the scenario's
+first access and a day after its last (another person's alert never does, whatever its
+range spans); a gate-bypass alert (detector name mentioning a bypass or an unwrap)
+belongs to a key-unwrap scenario of the same window. Every other alert is a false alert.
 """
 
 from __future__ import annotations
@@ -95,6 +95,9 @@ class Attack:
     #: Every access (and unwrap): moment, wall seconds into the run, ledger positions.
     releases: list[tuple[datetime, float, list[int]]]
     active_days: set[date]
+    #: The days the scenario was to run (a drip contained on its third day is still a
+    #: drip); the days it was active, for older ground truth without the figure.
+    planned_days: int
 
     @classmethod
     def of(cls, entry: dict[str, Any]) -> Attack:
@@ -106,6 +109,7 @@ class Attack:
         ] + [(instant(u["at"]), float(u["wall_seconds"]), []) for u in unwraps]
         releases.sort(key=lambda item: item[0])
         times = [moment for moment, _, _ in releases]
+        active = {moment.astimezone(HKT).date() for moment in times}
         return cls(
             name=entry["name"],
             kind=entry.get("kind", "gate"),
@@ -116,7 +120,8 @@ class Attack:
             first=times[0] if times else None,
             last=times[-1] if times else None,
             releases=releases,
-            active_days={moment.astimezone(HKT).date() for moment in times},
+            active_days=active,
+            planned_days=int(entry.get("planned_days") or len(active)),
         )
 
 
@@ -134,18 +139,25 @@ def _given_times(entry: dict[str, Any]) -> list[datetime]:
 def belongs(alert: Alert, attack: Attack) -> bool:
     if attack.first is None or attack.last is None:
         return False
+    if attack.kind == "key-unwrap":
+        name = alert.detector.casefold()
+        in_window = attack.first <= alert.raised <= attack.last + timedelta(days=1)
+        return in_window and ("bypass" in name or "unwrap" in name)
+    # Only an alert on the attacker's own account (or client app) is the attacker's: an
+    # alert's ledger range on someone else spans every entry written meanwhile, the
+    # attacker's included, and would credit their detection to another person's alert.
+    if not _same_principal(alert, attack):
+        return False
     if alert.first_position is not None and alert.last_position is not None and attack.positions:
         index = bisect.bisect_left(attack.positions, alert.first_position)
         if index < len(attack.positions) and attack.positions[index] <= alert.last_position:
             return True
-    in_window = attack.first <= alert.raised <= attack.last + timedelta(days=1)
-    if not in_window:
-        return False
-    if attack.kind == "key-unwrap":
-        name = alert.detector.casefold()
-        return "bypass" in name or "unwrap" in name
+    return attack.first <= alert.raised <= attack.last + timedelta(days=1)
+
+
+def _same_principal(alert: Alert, attack: Attack) -> bool:
     if attack.client is not None:
-        return alert.client == attack.client
+        return alert.client == attack.client and alert.account is None
     return attack.account is not None and alert.account == attack.account
 
 
@@ -200,7 +212,7 @@ def score_scenario(entry: dict[str, Any], alerts: list[Alert]) -> ScenarioScore:
         if contained_at is None
         else len(given) - _before(given, contained_at),
         bulk=attack.kind == "gate" and attack.per_day >= BULK_PER_DAY,
-        drip=len(attack.active_days) >= DRIP_DAYS and attack.per_day < BULK_PER_DAY,
+        drip=attack.planned_days >= DRIP_DAYS and attack.per_day < BULK_PER_DAY,
     )
 
 
@@ -281,11 +293,14 @@ def score_run(
     quiet_weeks = sum(sum(1 for day in days if week_of_day(day) == week) / 7 for week in quiet)
     per_clinic_week = quiet_false / (clinics * quiet_weeks) if quiet else None
     attackers = {a.account for a in attacks if a.account} | {a.client for a in attacks if a.client}
+    # A client app revoked is a wrongful block as much as a person suspended.
     wrongful = sorted(
         {
-            a.account
+            name
             for a in alerts
-            if a.action == "suspend" and a.account is not None and a.account not in attackers
+            if a.action == "suspend"
+            and (name := a.account or a.client) is not None
+            and name not in attackers
         }
     )
     daily = _daily_precision(alerts, genuine)

@@ -111,6 +111,8 @@ def run(
                 "method": attacker.scenario.what.method,
                 "per_hour": attacker.scenario.what.per_hour,
                 "per_day": attacker.scenario.what.per_day,
+                # The days it was to run: one contained early is still a drip.
+                "planned_days": len(attacker.scenario.when.days or attacker.scenario.when.dates),
                 **(attacker.truth.as_json() if attacker.truth else {}),
             }
             for attacker in attackers

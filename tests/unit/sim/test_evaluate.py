@@ -125,6 +125,21 @@ def test_an_alert_on_another_account_or_outside_the_window_does_not_count() -> N
     assert not score.detected and score.released_before_detection == 5
 
 
+def test_another_accounts_alert_spanning_the_attackers_entries_does_not_detect_it() -> None:
+    # A long-running alert on someone else is widened past the attacker's entries (its
+    # range 90-200 covers positions 100-104) and was raised before the attack began:
+    # crediting it would call the attack detected at once and contained from the start.
+    spanning = alert("e", "2026-03-10T09:00:00Z", account="mgr.quiet", first_position=90,
+                     last_position=200, action="step-up")  # fmt: skip
+    score = score_scenario(BULK, [parse_alert(spanning)])
+    assert not score.detected and not score.contained
+    assert score.released_before_detection == 5 and score.released_after_containment == 0
+    own = alert("f", "2026-03-10T11:03:30Z", account="dr.bad", first_position=103,
+                last_position=103, action="suspend")  # fmt: skip
+    score = score_scenario(BULK, [parse_alert(spanning), parse_alert(own)])
+    assert score.detected and score.alerts == 1 and score.released_before_containment == 4
+
+
 def test_a_gate_bypass_is_matched_by_its_detector_in_the_window() -> None:
     bypass = alert("d", "2026-03-18T18:01:30Z", detector="gate-bypass", severity="critical",
                    action="phi-offline")  # fmt: skip
@@ -209,3 +224,11 @@ def test_the_holiday_table_has_seventeen_days_a_year_with_sunday_substitution() 
     assert month_end(date(2027, 4, 30)) and month_end(date(2027, 1, 29))
     with pytest.raises(ValueError, match="2025-12-31 is outside it"):
         day_kind(date(2025, 12, 31))
+
+
+def test_a_drip_contained_on_its_second_day_is_still_judged_as_a_drip() -> None:
+    # Planned for fifteen days, stopped after two: whether the drip target is met must
+    # not depend on the drip having been allowed to run for five.
+    stopped = {**DRIP, "accesses": DRIP["accesses"][:2], "patients": DRIP["patients"][:2]}
+    assert not score_scenario(stopped, []).drip
+    assert score_scenario({**stopped, "planned_days": 15}, []).drip

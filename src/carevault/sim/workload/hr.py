@@ -1,6 +1,9 @@
 """What HR tells the privacy office of each member of staff, for the snooping detectors:
 their surname, and for staff registered as patients their home address and HKID
-number (``carevault alerts identify``). Kept by CareVault only as keyed blind tokens."""
+number (``carevault alerts identify``). Kept by CareVault only as keyed blind tokens.
+And what the privacy office marks itself: the group's public figure as VIP
+(``carevault alerts flag ID --kind vip``), as it would anyone whose record draws
+curiosity."""
 
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ if TYPE_CHECKING:
     from carevault.sim.workload.run import Simulation
 
 BY = "cli:hr"
+BY_OFFICE = "cli:privacy-office"
 
 
 def surname_of(member: StaffMember, world: World) -> str:
@@ -41,3 +45,14 @@ def record_staff(run: Simulation) -> None:
             f"staff:{member.username}", BY,
             surname=surname_of(member, run.world), address_lines=lines, hkid=hkid,
         )  # fmt: skip
+
+
+def flag_public_figure(run: Simulation) -> None:
+    """Mark the run's public figure VIP, before the month starts: the ``vip`` detector
+    then judges anyone who opens the record with no care relationship to explain it."""
+    detection, vip = run.services.detection, run.lookalikes.vip
+    if detection is None or vip is None:
+        return
+    pseudonym = detection.desk.pseudonym_of(vip.patient_id)
+    if pseudonym is not None and pseudonym not in detection.flags.current().vips:
+        detection.flags.set("vip", pseudonym, BY_OFFICE)

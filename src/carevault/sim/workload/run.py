@@ -23,7 +23,7 @@ from carevault.sim.elements import at
 from carevault.sim.workload import office
 from carevault.sim.workload.calendar import DayKind, day_kind, is_working_day, month_end
 from carevault.sim.workload.clinic import Visits, lab_results, until
-from carevault.sim.workload.hr import record_staff
+from carevault.sim.workload.hr import flag_public_figure, record_staff
 from carevault.sim.workload.lookalikes import Lookalikes, plan_lookalikes
 from carevault.sim.workload.plan import BOOKING_LEAD_DAYS, Booking, Planner, visit_start
 from carevault.sim.workload.roster import (
@@ -130,6 +130,7 @@ class Simulation:
     def run(self) -> list[DayFigures]:
         self.register_apps()
         record_staff(self)
+        flag_public_figure(self)
         for offset in range(self.days):
             self.run_day(self.start + timedelta(days=offset))
         return self.figures
