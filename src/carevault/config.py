@@ -414,6 +414,16 @@ class Settings(BaseSettings):
             "New records do not count."
         ),
     )
+    detect_after_step_up: int = Field(
+        default=20,
+        ge=1,
+        le=1_000_000,
+        description=(
+            "Distinct patients without a care relationship an account may open within a "
+            "day of a step-up response before an after-step-up alert (high: suspended). "
+            "Whoever holds a stolen password and TOTP seed passes the step-up."
+        ),
+    )
     detect_break_glass_per_hour: int = Field(
         default=5,
         ge=1,

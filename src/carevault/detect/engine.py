@@ -35,6 +35,7 @@ from carevault.detect.model import (
     HOUR_US,
     MINUTE_US,
     REFUSED_SIGN_INS,
+    RESPONDER,
     Access,
     Finding,
     Severity,
@@ -50,6 +51,7 @@ from carevault.detect.state import (
     save_states,
     write_cursor,
 )
+from carevault.ledger.events import Tag
 from carevault.ledger.store import LedgerEntry, LedgerStore
 
 log = logging.getLogger("carevault.detect")
@@ -440,6 +442,10 @@ class DetectionEngine:
         self, access: Access, memory: _Memory, context: Context, dirty: set[str]
     ) -> list[Finding]:
         subject = access.account
+        watched = stepped_up(access)
+        if watched is not None:
+            self.detectors.stepped_up(memory.accounts[watched], access.at_us, access.position)
+            return []
         if access.tag.startswith("detect:"):
             return []
         if access.tag in REFUSED_SIGN_INS:
@@ -518,6 +524,11 @@ class DetectionEngine:
                 if access.tag in REFUSED_SIGN_INS:
                     memory.sign_ins.observe(access, context.offset_us, live=False)
                     continue
+                watched = stepped_up(access)
+                if watched is not None:
+                    state = memory.accounts[watched]
+                    self.detectors.stepped_up(state, access.at_us, access.position)
+                    continue
                 if access.account is None:
                     continue
                 state = memory.accounts[access.account]
@@ -539,9 +550,11 @@ class DetectionEngine:
     def _load(self, memory: _Memory, accesses: Sequence[Access]) -> None:
         """Profiles (and role baselines) of the accounts in ``accesses`` into memory."""
         missing = {
-            a.account
+            subject
             for a in accesses
-            if a.account and a.account not in memory.accounts and a.tag not in REFUSED_SIGN_INS
+            if a.tag not in REFUSED_SIGN_INS
+            and (subject := a.account or stepped_up(a))
+            and subject not in memory.accounts
         }
         roles = {a.role for a in accesses if a.role and a.role not in memory.roles}
         if not missing and not roles:
@@ -580,6 +593,17 @@ class DetectionEngine:
             offset_us=self.offset_us,
             kin_shares=self.kinship.current().shares if self.kinship is not None else {},
         )
+
+
+def stepped_up(access: Access) -> str | None:
+    """The account (or client app) a step-up response entry paused, as the detectors
+    follow it (``staff:<username>``, ``client:<id>``); None for any other entry."""
+    if access.tag != Tag.DETECT_STEP_UP or access.principal != RESPONDER:
+        return None
+    account, client = access.detail.get("account"), access.detail.get("client")
+    if account:
+        return f"staff:{account}"
+    return f"client:{client}" if client else None
 
 
 def _kin_pick(access: Access) -> bool:

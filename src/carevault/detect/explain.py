@@ -30,10 +30,13 @@ from sqlalchemy import Engine, select
 
 from carevault.access.tables import break_glass, care_relationship, staff_account
 from carevault.db import read_transaction
-from carevault.detect.model import EXPORT_TAG, Access
+from carevault.detect.model import DAY_US, EXPORT_TAG, Access
+from carevault.domain.care import CareWindow
 from carevault.export.tables import export_job
 
 CHUNK = 500
+#: The care window of the defaults (``care_days_before`` 30, ``care_days_after`` 90).
+DEFAULT_WINDOW = CareWindow(30 * DAY_US, 90 * DAY_US)
 #: One care row: (clinic id, practitioner token, valid from, valid until, token of who
 #: alone made it or None).
 CareRow = tuple[str | None, bytes | None, int, int, bytes | None]
@@ -42,9 +45,17 @@ GlassRow = tuple[int, int]
 
 
 class Explainer:
-    def __init__(self, engine: Engine, practitioner_token: Callable[[str], bytes]) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        practitioner_token: Callable[[str], bytes],
+        window: CareWindow = DEFAULT_WINDOW,
+    ) -> None:
         self.engine = engine
         self._token_of = practitioner_token
+        #: How long care opens a record before and after its visit (``care_days_*``): a
+        #: relationship's visit is its window less these, for ``near_care``.
+        self.window = window
         #: principal → practitioner token (b"" when the account is no practitioner).
         self._tokens: dict[str, bytes] = {}
         #: principal → its ``granted_by`` token (relationships it made alone).
@@ -77,20 +88,31 @@ class Explainer:
                 explained.append(access)
                 continue
             if access.purpose == "ETREAT" and self._under_glass(access, glass):
-                explained.append(replace(access, explained=True))
+                # A grant names the person and is reviewed on its own queue: close care.
+                explained.append(replace(access, explained=True, near_care=True))
                 continue
             token = self._tokens.get(access.principal or "", b"")
             clinics = set(access.clinic_ids)
             rows = care.get(access.patient_pseudonym or "", [])
             me = self._maker(access.principal or "")
-            hit = any(
-                low <= access.at_us <= high
-                and maker != me
-                and ((clinic is not None and clinic in clinics) or (token and held == token))
-                for clinic, held, low, high, maker in rows
-            )
-            explained.append(replace(access, explained=hit) if hit else access)
+            hit = near = False
+            for clinic, held, low, high, maker in rows:
+                named = bool(token) and held == token
+                if not low <= access.at_us <= high or maker == me:
+                    continue
+                if not named and (clinic is None or clinic not in clinics):
+                    continue
+                hit = True
+                near = named or self._near_visit(access.at_us, low, high)
+                if near:
+                    break
+            explained.append(replace(access, explained=True, near_care=near) if hit else access)
         return explained
+
+    def _near_visit(self, at_us: int, low: int, high: int) -> bool:
+        """Within a day of the visit or appointment whose window is ``low``..``high``."""
+        starts, ends = low + self.window.before_us, high - self.window.after_us
+        return starts - DAY_US <= at_us <= ends + DAY_US
 
     def _glass(self, emergency: Sequence[Access]) -> dict[tuple[str, str], list[GlassRow]]:
         """The break-the-glass grants of the accounts and patients of ``emergency``

@@ -55,6 +55,8 @@ REFUSED_SIGN_INS = frozenset({SIGN_IN_FAILED, SIGN_IN_THROTTLED})
 SIGNED_IN = "auth:session:signed-in"
 #: The gate's refusal reason when a release budget is spent (see ``budget``).
 BUDGET_REASON = "release budget"
+#: Who the automatic responses' ledger entries are by (``respond``).
+RESPONDER = "system:detect"
 
 
 def targeted(resource_type: str | None, params: Iterable[object]) -> bool:
@@ -121,6 +123,9 @@ class Access:
     detail: dict[str, Any] = field(default_factory=dict)
     #: A care relationship (appointment, visit, order, care team, referral) covers it.
     explained: bool = False
+    #: Care covers it closely: care that names the person, or care at their clinic
+    #: within a day of its visit or appointment (``explain``). What a VIP's record asks.
+    near_care: bool = False
     #: What the patient shares with the account's person (``detect.kin``): surname,
     #: household, building, co-worker, own-record.
     kin: tuple[str, ...] = ()

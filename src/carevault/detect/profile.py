@@ -139,6 +139,12 @@ class Recent:
     #: by what they were worked out from: they change only when a day closes, and were
     #: otherwise recomputed (medians, quantiles) at every entry past a floor.
     baselines: dict[str, tuple[tuple[object, ...], object]] = field(default_factory=dict)
+    #: The watch after a step-up response (``after-step-up``): (the first step-up of the
+    #: watch, the latest, the first's ledger position); the watch lasts a day past the
+    #: latest. And the distinct unexplained patients released to the account since the
+    #: first: a fresh TOTP code proves who holds the account, not why they read.
+    watch: tuple[int, int, int] | None = None
+    watched: set[str] = field(default_factory=set)
 
     def unnamed(
         self, what: str, day: int, version: int, patients: Iterable[str]

@@ -3,7 +3,8 @@ in the audit ledger and reversible by a privacy officer with a fresh TOTP code.
 
 Actions, mildest first: ``raise`` (the alert only), ``step-up`` (the account's sessions
 get no more data until the user presents a fresh TOTP code for them, ``POST
-/auth/step-up``; a client app's sessions, which have no TOTP, end), ``throttle`` (a tenth
+/auth/step-up``, and the detectors watch the account for a day: ``after-step-up``; a
+client app, which has no one to present a code, is suspended instead), ``throttle`` (a tenth
 of the release budget until an officer lifts it), ``suspend`` (a containment switch: the
 account is suspended and its sessions end; a client app is revoked), ``phi-offline``
 (patient data offline for everyone). Suspension and PHI-offline are containment switches,
@@ -23,13 +24,13 @@ from carevault.access.sessions import Sessions
 from carevault.containment.state import ContainmentStore, Mode
 from carevault.detect.alerts import Alert, AlertStore, Raised, as_dict
 from carevault.detect.flags import Flags
-from carevault.detect.model import Severity
+from carevault.detect.model import RESPONDER, Severity
 from carevault.detect.notify import AlertSinks
 from carevault.ledger.events import AuditEvent, Outcome, Tag
 from carevault.ledger.trail import AuditTrail
 
 log = logging.getLogger("carevault.detect")
-BY = "system:detect"
+BY = RESPONDER
 ACTIONS = ("raise", "step-up", "throttle", "suspend", "phi-offline")
 DEFAULT_POLICY: dict[tuple[str | None, Severity], str] = {
     (None, Severity.LOW): "raise",
@@ -78,6 +79,11 @@ class Policy:
         )
         if alert.role == "privacy_officer" and chosen in ("suspend", "throttle"):
             return "step-up"
+        if chosen == "step-up" and not alert.account:
+            # A client app has no one to present a code: ending its sessions only made it
+            # take a new token with its secret and read on (the stolen lab interface of
+            # the scorecard took 625 patients after its "step-up").
+            return "suspend"
         return chosen
 
 
@@ -125,15 +131,13 @@ class Responder:
     def _apply(self, alert: Alert, action: str) -> int | None:
         reason = f"alert {alert.alert_id} ({alert.detector}, {alert.severity})"
         if action == "step-up":
-            if alert.account:
-                account = self.accounts.find(alert.account)
-                if account is not None:
-                    # The person stays signed in; no more data until a fresh TOTP code.
-                    self.sessions.require_step_up(
-                        account_id=account.account_id, reason=f"step-up: {reason}"
-                    )
-            elif alert.client:
-                self.sessions.revoke_all(client_id=alert.client, reason=f"step-up: {reason}")
+            account = self.accounts.find(alert.account) if alert.account else None
+            if account is not None:
+                # The person stays signed in; no more data until a fresh TOTP code. The
+                # detectors watch what the account opens next (``after-step-up``).
+                self.sessions.require_step_up(
+                    account_id=account.account_id, reason=f"step-up: {reason}"
+                )
             return None
         if action == "throttle":
             self.flags.set("throttle", alert.principal or "", BY)

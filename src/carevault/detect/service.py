@@ -23,9 +23,11 @@ from carevault.detect.engine import DetectionEngine
 from carevault.detect.explain import Explainer
 from carevault.detect.flags import Flags
 from carevault.detect.kin import Kinship
+from carevault.detect.model import DAY_US
 from carevault.detect.notify import AlertSinks
 from carevault.detect.respond import Policy, Responder
 from carevault.detect.signals import Detectors
+from carevault.domain.care import CareWindow
 from carevault.ledger.service import Ledger
 
 
@@ -99,7 +101,11 @@ def build_detection(
     detection_engine = DetectionEngine(
         engine,
         audit_ledger.store,
-        Explainer(engine, practitioner_token),
+        Explainer(
+            engine,
+            practitioner_token,
+            CareWindow(settings.care_days_before * DAY_US, settings.care_days_after * DAY_US),
+        ),
         alerts,
         flags,
         now_us,
@@ -113,6 +119,7 @@ def build_detection(
             settings.detect_client_writes_per_hour,
             settings.detect_break_glass_per_hour,
             settings.detect_staff_changes_per_10_minutes,
+            settings.detect_after_step_up,
         ),
     )
     if settings.detect:

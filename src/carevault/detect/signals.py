@@ -63,6 +63,13 @@ STAFF_CHANGES_PER_10_MINUTES = 40
 #: note) are not counted.
 CHANGING = frozenset({"fhir:resource:update", "fhir:resource:delete"})
 EVERYTHING_PER_HOUR = 10
+#: Distinct patients no care relationship explains that an account may open after a
+#: step-up response before ``after-step-up`` (``detect_after_step_up``). Whoever holds a
+#: stolen password and TOTP seed passes the step-up (or signs in again) and reads on;
+#: the person whose alert was false goes back to their own patients, whom care explains.
+AFTER_STEP_UP = 20
+#: How long the watch lasts after an account's latest step-up.
+WATCH_US = DAY_US
 #: Registrations that registered no one an account may make in the throttle's window
 #: before ``registration-fishing``: the throttle's own allowance, so the alert comes with
 #: the first attempt the throttle refuses (recorded as a failure too).
@@ -204,10 +211,23 @@ class Detectors:
         client_writes_per_hour: int = CLIENT_WRITES_PER_HOUR,
         break_glass_per_hour: int = BREAK_GLASS_PER_HOUR,
         staff_changes_per_10_minutes: int = STAFF_CHANGES_PER_10_MINUTES,
+        after_step_up: int = AFTER_STEP_UP,
     ) -> None:
         self.client_writes_per_hour = client_writes_per_hour
         self.break_glass_per_hour = break_glass_per_hour
         self.staff_changes_per_10_minutes = staff_changes_per_10_minutes
+        self.after_step_up = after_step_up
+
+    @staticmethod
+    def stepped_up(state: AccountState, at_us: int, position: int) -> None:
+        """The account's sessions were paused for a step-up (``detect:session:step-up``):
+        watch it for a day. A step-up within a watch extends it; the count goes on."""
+        recent = state.recent
+        if recent.watch is None or at_us - recent.watch[1] > WATCH_US:
+            recent.watch = (at_us, at_us, position)
+            recent.watched = set()
+        else:
+            recent.watch = (recent.watch[0], at_us, recent.watch[2])
 
     def observe(
         self,
@@ -289,6 +309,11 @@ class Detectors:
                 recent.peaks[name] = max(recent.peaks[name], count)
                 if live:
                     found.extend(self._breadth(access, name, state, role, day))
+            watch = recent.watch
+            if watch is not None and access.at_us - watch[1] <= WATCH_US:
+                recent.watched.add(pseudonym)
+                if live and len(recent.watched) > self.after_step_up:
+                    found.append(self._after_step_up(access, recent, watch))
         if access.tag == "fhir:patient:everything":
             calls = recent.everything.add(access.at_us, access.position)
             if live and calls > EVERYTHING_PER_HOUR:
@@ -363,6 +388,24 @@ class Detectors:
             )
         ]
 
+    def _after_step_up(
+        self, access: Access, recent: Recent, watch: tuple[int, int, int]
+    ) -> Finding:
+        """More unexplained patients after a step-up than anyone back at their own work
+        opens: whoever presented the code (or signed in again) is reading on."""
+        count = len(recent.watched)
+        return Finding(
+            "after-step-up",
+            Severity.HIGH,
+            str(watch[0]),
+            f"opened {count} distinct patients without a care relationship after its "
+            f"sessions were paused for a step-up (more than {self.after_step_up}): the "
+            "fresh code proved who holds the account, not why it reads",
+            access,
+            recent.unnamed("after-step-up", watch[0], count, recent.watched),
+            watch[2],
+        )
+
     def _writes(
         self, access: Access, state: AccountState, role: RoleBaseline | None, day: int
     ) -> list[Finding]:
@@ -431,6 +474,25 @@ class Detectors:
                     Severity.HIGH,
                     pseudonym,
                     "opened a patient marked VIP without a care relationship",
+                    access,
+                    (pseudonym,),
+                )
+            )
+        elif (
+            pseudonym in context.vips
+            and not access.near_care
+            and (access.account or "").startswith("staff:")
+        ):
+            # A clinic's relationship opens a record to all its staff for months around
+            # a visit: for a VIP, only care that names the person, or a visit within a
+            # day, explains a look. Client apps (results, bookings) are not judged so.
+            found.append(
+                Finding(
+                    "vip",
+                    Severity.MEDIUM,
+                    pseudonym,
+                    "opened a patient marked VIP whose care at the clinic is more than a "
+                    "day from any visit or appointment, and does not name this person",
                     access,
                     (pseudonym,),
                 )

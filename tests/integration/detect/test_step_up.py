@@ -5,14 +5,34 @@ OperationOutcome says a fresh TOTP code is needed; presenting one for the sessio
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from carevault.bootstrap import build_services
 from carevault.detect import alerts_as_dicts
 from carevault.detect.desk import OfficerCode
 from carevault.domain.hkid import check_digit
 from carevault.fhir.normalise import HKID_SYSTEM
 from carevault.ledger.events import AuditEvent, Tag
-from tests.integration.detect.conftest import Clinic
+from carevault.web.app import create_app
+from tests.integration.detect.conftest import (
+    Clinic,
+    clinic_patients,
+    clinic_settings,
+    opened_clinic,
+)
+from tests.support.client import FhirTestClient
 
 HKID = f"K000001({check_digit('K', '000001')})"
+#: The front desk's own record, as registered: HR identified them by this HKID.
+OWN_RECORD: dict[str, Any] = {
+    "resourceType": "Patient",
+    "name": [{"family": "Wong", "given": ["Mei Ling"]}],
+    "identifier": [{"system": HKID_SYSTEM, "value": HKID}],
+    "managingOrganization": {"reference": "Organization/clinic-a"},
+}
 
 
 def test_a_medium_alert_asks_for_a_fresh_totp_before_more_data(clinic: Clinic) -> None:
@@ -62,3 +82,78 @@ def test_a_medium_alert_asks_for_a_fresh_totp_before_more_data(clinic: Clinic) -
         if (event := AuditEvent.from_canonical(data)).tag == Tag.AUTH_STEPPED_UP
     ]
     assert outcomes == ["denied", "success"]
+
+
+def test_reading_on_after_a_step_up_suspends_the_account(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    # Whoever holds the password and the TOTP seed (phished together) passes the step-up:
+    # the watch that follows it judges what the account opens next, not the code.
+    settings = clinic_settings(
+        backend, tmp_path, request, detect_after_step_up=3, detect_kin_grace_seconds=0
+    )
+    with opened_clinic(settings, clinic_patients(8)) as clinic:
+        detection = clinic.services.detection
+        assert detection is not None
+        officer = OfficerCode(clinic.officer.account.username, clinic.officer.totp())
+        detection.desk.identify(officer, clinic.desk.account.username, hkid=HKID)
+        own = clinic.web.post_json("/fhir/Patient", OWN_RECORD, **clinic.desk.headers)
+        assert own.status_code == 201, own.text
+        assert clinic.read(clinic.desk, own.json()["id"]) == 200
+        assert [a["action"] for a in alerts_as_dicts(clinic.services)] == ["step-up"]
+        stepped = clinic.web.post_json(
+            "/auth/step-up", {"totp": clinic.desk.totp()}, **clinic.desk.headers
+        )
+        assert stepped.status_code == 200, stepped.text
+
+        # Three patients no care relationship explains: the watch's allowance.
+        for patient in clinic.patients[:3]:
+            assert clinic.read(clinic.desk, patient) == 200
+        assert [a["detector"] for a in alerts_as_dicts(clinic.services)] == ["own-record"]
+        assert clinic.read(clinic.desk, clinic.patients[3]) == 200
+        alerts = {a["detector"]: a for a in alerts_as_dicts(clinic.services)}
+        watch = alerts["after-step-up"]
+        assert (watch["severity"], watch["action"], watch["account"]) == (
+            "high", "suspend", clinic.desk.account.username,
+        )  # fmt: skip
+        assert watch["patient_count"] == 4
+        assert "not why it reads" in watch["explanation"]
+        assert clinic.read(clinic.desk, clinic.patients[4]) == 401
+        suspended = clinic.services.accounts.get(clinic.desk.account.account_id)
+        assert suspended is not None and suspended.suspended
+
+
+def test_the_watch_after_a_step_up_survives_a_restart(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    settings = clinic_settings(
+        backend, tmp_path, request, detect_after_step_up=3, detect_kin_grace_seconds=0
+    )
+    with opened_clinic(settings, clinic_patients(6)) as clinic:
+        detection = clinic.services.detection
+        assert detection is not None
+        officer = OfficerCode(clinic.officer.account.username, clinic.officer.totp())
+        detection.desk.identify(officer, clinic.desk.account.username, hkid=HKID)
+        own = clinic.web.post_json("/fhir/Patient", OWN_RECORD, **clinic.desk.headers)
+        assert own.status_code == 201, own.text
+        assert clinic.read(clinic.desk, own.json()["id"]) == 200
+        assert [a["action"] for a in alerts_as_dicts(clinic.services)] == ["step-up"]
+        stepped = clinic.web.post_json(
+            "/auth/step-up", {"totp": clinic.desk.totp()}, **clinic.desk.headers
+        )
+        assert stepped.status_code == 200, stepped.text
+        for patient in clinic.patients[:2]:
+            assert clinic.read(clinic.desk, patient) == 200
+        assert len(alerts_as_dicts(clinic.services)) == 1  # judged past the step-up
+        clinic.services.close()  # the server restarts: the watch is rebuilt from the ledger
+        again = build_services(settings)
+        try:
+            with FhirTestClient(create_app(again.settings, again)) as web:
+                for patient in clinic.patients[2:4]:
+                    got = web.get(f"/fhir/Patient/{patient}", headers=clinic.desk.headers)
+                    assert got.status_code == 200, got.text
+            alerts = {a["detector"]: a for a in alerts_as_dicts(again)}
+            assert alerts["after-step-up"]["patient_count"] == 4
+            assert alerts["after-step-up"]["action"] == "suspend"
+        finally:
+            again.close()

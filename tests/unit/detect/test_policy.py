@@ -3,6 +3,8 @@ clear errors for settings that do not parse."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from carevault.detect.alerts import Alert
@@ -64,3 +66,11 @@ def test_budgets() -> None:
         Budgets.parse("front_desk=many")
     with pytest.raises(ValueError, match="at least 1"):
         Budgets.parse("front_desk=0/10")
+
+
+def test_a_client_app_that_cannot_step_up_is_suspended_instead() -> None:
+    # Its sessions ended, it would take a new token with its secret and read on.
+    lab = replace(alert(Severity.MEDIUM, role="integration"), account=None, client="lab")
+    assert Policy.parse("").action(lab) == "suspend"
+    assert Policy.parse("integration:medium=step-up").action(lab) == "suspend"
+    assert Policy.parse("").action(replace(lab, severity=Severity.LOW)) == "raise"

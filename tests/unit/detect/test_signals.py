@@ -103,7 +103,7 @@ def test_opening_a_decoy_is_critical_at_once() -> None:
 def test_a_vip_opened_without_care_is_high_but_with_care_is_not() -> None:
     feed = Feed()
     feed.context = Context(vips=frozenset({"star"}))
-    assert feed.entry(MORNING, "star", explained=True) == []
+    assert feed.entry(MORNING, "star", explained=True, near_care=True) == []
     found = feed.entry(MORNING + MINUTE_US, "star")
     assert [(f.detector, f.severity) for f in found] == [("vip", Severity.HIGH)]
 
@@ -232,3 +232,72 @@ def test_entries_of_the_system_are_not_an_account() -> None:
     access = Access(0, MORNING, "fhir:resource:read", "success", "system:seed")
     assert access.account is None
     assert not replace(access, patient_pseudonym="p").released
+
+
+def _after_step_up(feed: Feed) -> list[Finding]:
+    return [f for f in feed.found if f.detector == "after-step-up"]
+
+
+def test_more_unexplained_patients_than_allowed_after_a_step_up_is_high() -> None:
+    feed = Feed()
+    feed.detectors = Detectors(after_step_up=3)
+    feed.entry(MORNING, "before")  # before the step-up: not counted
+    Detectors.stepped_up(feed.state, MORNING + MINUTE_US, position=7)
+    for n in range(3):
+        feed.entry(MORNING + (2 + n) * MINUTE_US, f"p{n}")
+        feed.entry(MORNING + (2 + n) * MINUTE_US, f"mine{n}", explained=True)
+    feed.entry(MORNING + 6 * MINUTE_US, "p0")  # the same patient again
+    assert _after_step_up(feed) == []
+    feed.entry(MORNING + 7 * MINUTE_US, "p3")
+    (finding,) = _after_step_up(feed)
+    assert finding.severity is Severity.HIGH
+    assert sorted(finding.patients) == ["p0", "p1", "p2", "p3"]
+    assert finding.first_position == 7  # the step-up's own entry
+    assert "4 distinct patients" in finding.explanation
+
+
+def test_the_watch_lasts_a_day_after_the_latest_step_up() -> None:
+    feed = Feed()
+    feed.detectors = Detectors(after_step_up=2)
+    Detectors.stepped_up(feed.state, MORNING, position=1)
+    feed.entry(MORNING + HOUR_US, "p0")
+    feed.entry(MORNING + DAY_US + HOUR_US, "p1")  # past the watch: not counted
+    feed.entry(MORNING + DAY_US + 2 * HOUR_US, "p2")
+    assert _after_step_up(feed) == []
+    # A new step-up starts a new watch; one within it extends the watch, and the count
+    # (two patients) goes on past the first step-up's day.
+    Detectors.stepped_up(feed.state, MORNING + 2 * DAY_US, position=2)
+    feed.entry(MORNING + 2 * DAY_US + HOUR_US, "q0")
+    Detectors.stepped_up(feed.state, MORNING + 2 * DAY_US + 20 * HOUR_US, position=3)
+    feed.entry(MORNING + 3 * DAY_US + 10 * HOUR_US, "q1")
+    assert _after_step_up(feed) == []
+    feed.entry(MORNING + 3 * DAY_US + 11 * HOUR_US, "q2")
+    (finding,) = _after_step_up(feed)
+    assert sorted(finding.patients) == ["q0", "q1", "q2"] and finding.first_position == 2
+
+
+def test_no_watch_without_a_step_up() -> None:
+    feed = Feed()
+    feed.detectors = Detectors(after_step_up=1)
+    for n in range(10):
+        feed.entry(MORNING + n * HOUR_US, f"p{n}")
+    assert _after_step_up(feed) == []
+
+
+def test_a_vip_opened_far_from_any_visit_of_the_clinic_is_medium() -> None:
+    feed = Feed()
+    feed.context = Context(vips=frozenset({"star"}))
+    # The clinic's care covers the look, but months from a visit, naming no one: medium.
+    (far,) = feed.entry(MORNING, "star", explained=True)
+    assert (far.detector, far.severity) == ("vip", Severity.MEDIUM)
+    # Near a visit, or on care that names the person: nothing.
+    assert feed.entry(MORNING + MINUTE_US, "star", explained=True, near_care=True) == []
+    # No care at all: high.
+    (none,) = feed.entry(MORNING + 2 * MINUTE_US, "star")
+    assert (none.detector, none.severity) == ("vip", Severity.HIGH)
+
+
+def test_a_client_app_reading_a_vip_under_the_clinics_care_is_not_judged_by_distance() -> None:
+    feed = Feed(role="integration")
+    feed.context = Context(vips=frozenset({"star"}))
+    assert feed.entry(MORNING, "star", explained=True, principal="client:lab") == []
