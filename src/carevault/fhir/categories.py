@@ -14,6 +14,8 @@ as sensitive_clinical, the most guarded category of patient data.
 An element of clinical data in a record that is not (an Encounter's or Appointment's
 reason, a claim's diagnoses) is clinical, and sensitive_clinical when it holds a
 sensitive code: a visit for HIV care tells no front desk more than that there was a visit.
+So is any other element of a visit, booking, care team or patient that holds one (an
+Encounter's type, a booking's service type, a Patient's extension).
 """
 
 from __future__ import annotations
@@ -121,6 +123,20 @@ CONTAINED_CATEGORIES = frozenset(
 
 #: ``own_categories`` of each type, asked of every record a reader is shown.
 _OWN_CATEGORIES = {name: own_categories(rt) for name, rt in RESOURCE_TYPES.items()}
+#: Types of patient data that are not health records but hold clinical elements (a
+#: visit, a booking, a care team, a patient): in these, any element that carries a
+#: sensitive code is sensitive_clinical, whatever its own category. An Encounter's type,
+#: an Appointment's service type or a Patient's extension coded "HIV care" tells a front
+#: desk what a visit's reason would. A claim's diagnoses and procedures are cut as
+#: clinical; what it bills for (its items) is billing's, and not judged so (walking an
+#: ExplanationOfBenefit's items for codes cost 20 times what the rest of it does).
+CODED_TYPES = _CODED = frozenset(
+    name
+    for name, rt in RESOURCE_TYPES.items()
+    if rt.category not in HEALTH_CATEGORIES
+    and rt.category is not DataCategory.FINANCIAL
+    and DataCategory.SENSITIVE_CLINICAL in _OWN_CATEGORIES[name]
+)
 
 
 def possible_categories(rt: ResourceType) -> frozenset[DataCategory]:
@@ -204,7 +220,7 @@ def _element_category(
     reason, a Claim's diagnoses) is sensitive_clinical when it holds a sensitive code.
     (``element_categories`` has this inline, for a whole record.)"""
     category = rt.element_categories.get(name[1:] if name.startswith("_") else name, main)
-    if category is DataCategory.CLINICAL and _has_sensitive_code(value):
+    if (category is DataCategory.CLINICAL or rt.name in _CODED) and _has_sensitive_code(value):
         return DataCategory.SENSITIVE_CLINICAL
     return category
 
@@ -223,6 +239,7 @@ def element_categories(
     # ``_itemised`` and ``_element_category``, inline: every element of every record
     # written asks, and two calls an element cost more than the rest of the answer.
     categories = rt.element_categories
+    coded = rt.name in _CODED
     for name, value in resource.items():
         if name in _ALWAYS:
             continue
@@ -234,7 +251,7 @@ def element_categories(
                 continue
         category = categories.get(name[1:] if name[:1] == "_" else name, main)
         if (
-            category is DataCategory.CLINICAL
+            (category is DataCategory.CLINICAL or coded)
             and (not scanned or name == "text")
             and _has_sensitive_code(value)
         ):

@@ -44,9 +44,11 @@ from carevault.domain.care import (
 from carevault.domain.categories import HEALTH_CATEGORIES, DataCategory
 from carevault.domain.policy import Actor, Decision, Target, decide, may_place
 from carevault.domain.roles import CLINIC_RECORD_WRITERS, CLINICIANS, GROUP_WIDE, RIGHTS, Right
+from carevault.domain.sensitive import is_sensitive_code
 from carevault.fhir import jsonio
 from carevault.fhir.care_dates import CarePeriod, has_care_date, within
 from carevault.fhir.categories import (
+    CODED_TYPES,
     HiddenItemNamed,
     changed_categories,
     element_categories,
@@ -62,7 +64,7 @@ from carevault.fhir.elements import parse_reference, reference_targets, values_a
 from carevault.fhir.indexing import hkid_terms, system_only_term
 from carevault.fhir.name_shape import name_shape
 from carevault.fhir.query import SearchQuery
-from carevault.fhir.registry import RESOURCE_TYPES, ResourceType
+from carevault.fhir.registry import RESOURCE_TYPES, ParamKind, ResourceType
 from carevault.gate.loading import patient_batch_events
 from carevault.gate.prefetch import NO_READS, Prefetched, prefetch_read
 from carevault.ledger.events import AuditEvent, Outcome, Tag
@@ -2227,6 +2229,10 @@ def _refuse_unreadable_criteria(caller: Caller, query: SearchQuery) -> None:
                 raise AccessDenied(
                     f"{actor.role} may search a government identifier only by its number"
                 )
+    if rt.name in CODED_TYPES and Right.READ not in rights.get(
+        DataCategory.SENSITIVE_CLINICAL, frozenset()
+    ):
+        _refuse_sensitive_codes(actor.role, rt, query)
     searched = [term.param for term in query.terms] + [date.param for date in query.dates]
     for key in query.sort:
         sorted_by = rt.param(key.name)
@@ -2244,6 +2250,25 @@ def _refuse_unreadable_criteria(caller: Caller, query: SearchQuery) -> None:
                 f"{actor.role} may not search by '{param.name}': it reads {category}, "
                 "which that role may not read"
             )
+
+
+def _refuse_sensitive_codes(role: str, rt: ResourceType, query: SearchQuery) -> None:
+    """AccessDenied if a token searched on a visit, booking, claim or patient is a
+    sensitive code, for a role that may not see sensitive records: such an element is
+    cut from what the role reads (``categories.CODED_TYPES``), and which visits match
+    ``type=<an HIV care code>`` would tell it all the same. The answer depends only on
+    the code asked, never on what is stored."""
+    for name, value in query.applied:
+        param = rt.param(name.partition(":")[0])
+        if param is None or param.kind is not ParamKind.TOKEN or param.name == "identifier":
+            continue
+        for alternative in value.split(","):
+            system, bar, code = alternative.rpartition("|")
+            if is_sensitive_code(system if bar and system else None, code):
+                raise AccessDenied(
+                    f"{role} may not search by '{param.name}' for a sensitive code: that "
+                    "role may not read sensitive records"
+                )
 
 
 def _sent_unseen(

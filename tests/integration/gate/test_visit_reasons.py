@@ -209,3 +209,40 @@ def test_a_visits_sensitive_reason_is_cut_from_who_may_not_see_sensitive_records
     assert group.call(group.doctor_tm, "GET", f"/fhir/Appointment/{sensitive}").json()[
         "reasonCode"
     ] == [HIV]
+
+
+#: A visit typed as HIV care (SNOMED CT 86406008, HIV infection), a booking for it.
+HIV_TYPE = {"coding": [{"system": "http://snomed.info/sct", "code": "86406008"}]}
+
+
+def test_a_sensitive_code_in_a_visits_type_is_cut_and_may_not_be_searched_for(
+    group: Group, api: FhirTestClient
+) -> None:
+    patient = group.tm_patient.id
+    visit = _made(api, {**encounter(patient, TM), "type": [HIV_TYPE]})
+    booking = _made(api, _booking(patient, serviceType=[HIV_TYPE]))
+
+    for reference in (f"Encounter/{visit}", f"Appointment/{booking}"):
+        shown = group.call(group.desk_tm, "GET", f"/fhir/{reference}")
+        assert shown.status_code == 200, shown.text
+        assert not {"type", "serviceType"} & set(shown.json()), reference
+        assert SUBSETTED in _labels(shown.json())
+        full = group.call(group.doctor_tm, "GET", f"/fhir/{reference}").json()
+        assert {"type", "serviceType"} & set(full), reference
+
+    # Which visits match an HIV code would tell the desk what the read withholds.
+    for query in (
+        "Encounter?type=http://snomed.info/sct|86406008",
+        "Encounter?type=86406008",
+        "Appointment?service-type=http://snomed.info/sct|86406008,http://snomed.info/sct|1",
+    ):
+        refused = group.call(group.desk_tm, "GET", f"/fhir/{query}")
+        assert refused.status_code == 403, (query, refused.text)
+        assert "sensitive code" in refused.json()["issue"][0]["diagnostics"]
+    # An ordinary code is searched as ever, and the doctor searches any.
+    plain = group.call(group.desk_tm, "GET", "/fhir/Encounter?type=http://snomed.info/sct|1")
+    assert plain.status_code == 200, plain.text
+    found = group.call(
+        group.doctor_tm, "GET", f"/fhir/Encounter?type=86406008&patient={patient}"
+    ).json()
+    assert [e["resource"]["id"] for e in found.get("entry", [])] == [visit]

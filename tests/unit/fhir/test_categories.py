@@ -238,3 +238,24 @@ def test_an_update_keeps_the_narrative_its_reader_was_not_shown() -> None:
     written = {"status": "generated", "div": "<div>new</div>"}
     assert restore_withheld(PATIENT, _patient(text=written), stored, DESK)["text"] == written
     assert "text" not in restore_withheld(PATIENT, _patient(), stored, frozenset(C))
+
+
+#: An extension coding the patient's HIV status (SNOMED CT 86406008), as a clinic's
+#: own profile might carry it on the Patient.
+_HIV_EXTENSION = {
+    "url": "http://example.org/fhir/StructureDefinition/hiv-status",
+    "valueCodeableConcept": {"coding": [{"system": "http://snomed.info/sct", "code": "86406008"}]},
+}
+
+
+def test_a_sensitive_code_in_any_element_of_a_visit_booking_or_patient_is_sensitive() -> None:
+    patient = {"resourceType": "Patient", "name": [{"family": "Chan"}],
+               "extension": [_HIV_EXTENSION]}  # fmt: skip
+    plain = {**patient, "extension": [{"url": "http://example.org/x", "valueString": "F20"}]}
+    rt = RESOURCE_TYPES["Patient"]
+    assert C.SENSITIVE_CLINICAL in element_categories(rt, patient)
+    assert C.SENSITIVE_CLINICAL not in element_categories(rt, plain)
+    desk = frozenset({C.IDENTITY, C.CONTACT, C.DEMOGRAPHIC, C.VISIT})
+    shown = subset(rt, patient, desk)
+    assert shown is not None and "extension" not in shown and "name" in shown
+    assert changed_categories(rt, plain, patient) >= {C.SENSITIVE_CLINICAL, C.DEMOGRAPHIC}
