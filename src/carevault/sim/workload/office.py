@@ -154,12 +154,24 @@ def covered_visits(room: Staffroom, visits: list[BookedVisit], cover: StaffMembe
 def news_event(
     room: Staffroom, card: PatientCard, clinic_id: str, team: list[StaffMember], start: datetime
 ) -> Activity:
-    """A public figure is treated at the clinic: a care team forms and each member opens
-    the record during the day (the care team makes every one of these accesses explained)."""
+    """A public figure is treated at the clinic: the front desk books the visit with the
+    lead physician for the morning, a care team forms and each member opens the record
+    during the day (the visit and the care team make every one of these accesses
+    explained, on the day of the visit, as a VIP's record asks)."""
     lead = team[0]
     desk = room.desk(lead)
     if desk is None:
         return
+    front = room.pick(clinic_id, "front_desk")
+    booker = (room.desk(front) if front is not None else None) or desk
+    location = room.world.group.clinic(clinic_id).location_id
+    speciality = lead.speciality or "general_practice"
+    ends = start + timedelta(minutes=30)
+    booker.create(
+        forms.appointment(
+            card.patient_id, str(lead.practitioner_id), location, speciality, start, ends, start
+        )
+    )
     members = [str(m.practitioner_id) for m in team]
     desk.create(forms.care_team(card.patient_id, clinic_id, members, start,
                                 start + timedelta(days=7)))  # fmt: skip
