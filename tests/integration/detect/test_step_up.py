@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from carevault.bootstrap import build_services
+from carevault.config import Settings
 from carevault.detect import alerts_as_dicts
 from carevault.detect.desk import OfficerCode
 from carevault.domain.hkid import check_digit
@@ -84,27 +85,36 @@ def test_a_medium_alert_asks_for_a_fresh_totp_before_more_data(clinic: Clinic) -
     assert outcomes == ["denied", "success"]
 
 
-def test_reading_on_after_a_step_up_suspends_the_account(
-    backend: str, tmp_path: Path, request: pytest.FixtureRequest
-) -> None:
-    # Whoever holds the password and the TOTP seed (phished together) passes the step-up:
-    # the watch that follows it judges what the account opens next, not the code.
-    settings = clinic_settings(
+def _step_up_after_opening_own_record(clinic: Clinic) -> None:
+    """The desk opens their own patient record (HR gave their HKID): a medium alert, the
+    session paused; then a fresh code, as the person or whoever holds their TOTP seed."""
+    detection = clinic.services.detection
+    assert detection is not None
+    officer = OfficerCode(clinic.officer.account.username, clinic.officer.totp())
+    detection.desk.identify(officer, clinic.desk.account.username, hkid=HKID)
+    own = clinic.web.post_json("/fhir/Patient", OWN_RECORD, **clinic.desk.headers)
+    assert own.status_code == 201, own.text
+    assert clinic.read(clinic.desk, own.json()["id"]) == 200
+    assert [a["action"] for a in alerts_as_dicts(clinic.services)] == ["step-up"]
+    stepped = clinic.web.post_json(
+        "/auth/step-up", {"totp": clinic.desk.totp()}, **clinic.desk.headers
+    )
+    assert stepped.status_code == 200, stepped.text
+
+
+@pytest.fixture
+def watched(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
+    """A clinic whose watch after a step-up allows three unexplained patients."""
+    return clinic_settings(
         backend, tmp_path, request, detect_after_step_up=3, detect_kin_grace_seconds=0
     )
-    with opened_clinic(settings, clinic_patients(8)) as clinic:
-        detection = clinic.services.detection
-        assert detection is not None
-        officer = OfficerCode(clinic.officer.account.username, clinic.officer.totp())
-        detection.desk.identify(officer, clinic.desk.account.username, hkid=HKID)
-        own = clinic.web.post_json("/fhir/Patient", OWN_RECORD, **clinic.desk.headers)
-        assert own.status_code == 201, own.text
-        assert clinic.read(clinic.desk, own.json()["id"]) == 200
-        assert [a["action"] for a in alerts_as_dicts(clinic.services)] == ["step-up"]
-        stepped = clinic.web.post_json(
-            "/auth/step-up", {"totp": clinic.desk.totp()}, **clinic.desk.headers
-        )
-        assert stepped.status_code == 200, stepped.text
+
+
+def test_reading_on_after_a_step_up_suspends_the_account(watched: Settings) -> None:
+    # Whoever holds the password and the TOTP seed (phished together) passes the step-up:
+    # the watch that follows it judges what the account opens next, not the code.
+    with opened_clinic(watched, clinic_patients(8)) as clinic:
+        _step_up_after_opening_own_record(clinic)
 
         # Three patients no care relationship explains: the watch's allowance.
         for patient in clinic.patients[:3]:
@@ -123,30 +133,14 @@ def test_reading_on_after_a_step_up_suspends_the_account(
         assert suspended is not None and suspended.suspended
 
 
-def test_the_watch_after_a_step_up_survives_a_restart(
-    backend: str, tmp_path: Path, request: pytest.FixtureRequest
-) -> None:
-    settings = clinic_settings(
-        backend, tmp_path, request, detect_after_step_up=3, detect_kin_grace_seconds=0
-    )
-    with opened_clinic(settings, clinic_patients(6)) as clinic:
-        detection = clinic.services.detection
-        assert detection is not None
-        officer = OfficerCode(clinic.officer.account.username, clinic.officer.totp())
-        detection.desk.identify(officer, clinic.desk.account.username, hkid=HKID)
-        own = clinic.web.post_json("/fhir/Patient", OWN_RECORD, **clinic.desk.headers)
-        assert own.status_code == 201, own.text
-        assert clinic.read(clinic.desk, own.json()["id"]) == 200
-        assert [a["action"] for a in alerts_as_dicts(clinic.services)] == ["step-up"]
-        stepped = clinic.web.post_json(
-            "/auth/step-up", {"totp": clinic.desk.totp()}, **clinic.desk.headers
-        )
-        assert stepped.status_code == 200, stepped.text
+def test_the_watch_after_a_step_up_survives_a_restart(watched: Settings) -> None:
+    with opened_clinic(watched, clinic_patients(6)) as clinic:
+        _step_up_after_opening_own_record(clinic)
         for patient in clinic.patients[:2]:
             assert clinic.read(clinic.desk, patient) == 200
         assert len(alerts_as_dicts(clinic.services)) == 1  # judged past the step-up
         clinic.services.close()  # the server restarts: the watch is rebuilt from the ledger
-        again = build_services(settings)
+        again = build_services(watched)
         try:
             with FhirTestClient(create_app(again.settings, again)) as web:
                 for patient in clinic.patients[2:4]:
