@@ -98,6 +98,9 @@ def certain_tokens(prefix: Prefix, search: DateRange, zone: tzinfo) -> frozenset
         found |= {f"{START}:open"}
     elif prefix is Prefix.SA:
         found = starting_at_or_after(high, zone, (POINT, START))
+    elif prefix is Prefix.AP:
+        # A value that starts, ends or lies whole in a bucket inside the range overlaps it.
+        found = starting_at_or_after(low, zone, _ALL) & ending_at_or_before(high, zone, _ALL)
     else:  # EB
         found = ending_at_or_before(low, zone, (POINT, END))
     return frozenset(found)

@@ -60,6 +60,9 @@ class Prefix(StrEnum):
     LE = "le"
     SA = "sa"
     EB = "eb"
+    #: Approximately: the search range is first widened (``approximately``), then a value
+    #: matches when its range overlaps the widened one.
+    AP = "ap"
 
 
 @dataclass(frozen=True)
@@ -142,6 +145,23 @@ def value_range(value: Any, zone: tzinfo) -> DateRange | None:
     return None
 
 
+def approximately(search: DateRange, now: datetime) -> DateRange:
+    """The range ``ap`` searches: ``search`` widened on both sides by a tenth of the gap
+    between now and it (R4 search, prefixes: "the recommended value for the
+    approximation is ... for a date, 10% of the gap between now and the date"). The gap
+    is measured to the range's nearer edge, so a value whose range holds now (today,
+    this year) is approximately itself, and ``ap`` on it finds what overlaps it."""
+    assert search.low is not None and search.high is not None  # noqa: S101 - parse() bounds both
+    if now < search.low:
+        gap = search.low - now
+    elif now >= search.high:
+        gap = now - search.high
+    else:
+        gap = timedelta(0)
+    margin = gap / 10
+    return DateRange(search.low - margin, search.high + margin)
+
+
 def split_prefix(text: str) -> tuple[Prefix, str]:
     if len(text) > 2 and text[:2].isalpha():
         try:
@@ -174,6 +194,8 @@ def matches(prefix: Prefix, search: DateRange, target: DateRange) -> bool:
         return below or within
     if prefix is Prefix.SA:
         return t_low is not None and t_low >= search.high
+    if prefix is Prefix.AP:  # the range was widened when the search was parsed
+        return (t_high is None or t_high > search.low) and (t_low is None or t_low < search.high)
     return t_high is not None and t_high <= search.low  # EB
 
 
@@ -304,4 +326,6 @@ def candidate_covers(prefix: Prefix, search: DateRange, zone: tzinfo) -> list[li
         return [cover_from(START, _earliest_day(search.high, zone))]
     if prefix is Prefix.EB:
         return [cover_until(END, _latest_day(search.low - step, zone))]
+    if prefix is Prefix.AP:  # ends after the low edge and starts before the high edge
+        return [cover_from(END, first) + open_end, cover_until(START, last) + open_start]
     return None

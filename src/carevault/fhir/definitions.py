@@ -63,6 +63,7 @@ _NAMED: dict[tuple[str, str], str] = {
     ("Condition", "clinical-status"): "Condition-clinical-status",
     ("Condition", "category"): "Condition-category",
     ("Condition", "onset-date"): "Condition-onset-date",
+    ("Condition", "recorded-date"): "Condition-recorded-date",
     ("Observation", "code"): "clinical-code",
     ("Observation", "category"): "Observation-category",
     ("DiagnosticReport", "code"): "clinical-code",
@@ -87,6 +88,7 @@ _NAMED: dict[tuple[str, str], str] = {
     ("ServiceRequest", "performer"): "ServiceRequest-performer",
     ("ServiceRequest", "requester"): "ServiceRequest-requester",
     ("ServiceRequest", "identifier"): "clinical-identifier",
+    ("ServiceRequest", "authored"): "ServiceRequest-authored",
     ("ImagingStudy", "started"): "ImagingStudy-started",
     ("DocumentReference", "type"): "clinical-type",
     ("DocumentReference", "date"): "DocumentReference-date",
@@ -178,6 +180,10 @@ OWN: Mapping[tuple[str, str], str] = {
     ("ServiceRequest", "date"): (
         "ServiceRequest.occurrenceDateTime, occurrencePeriod or authoredOn, any of them "
         "(R4 has occurrence and authored, and no date)"
+    ),
+    ("ServiceRequest", "occurrence"): (
+        "ServiceRequest.occurrenceDateTime or occurrencePeriod (R4's occurrence also "
+        "matches occurrenceTiming, which is not indexed)"
     ),
     ("ImagingStudy", "code"): (
         "ImagingStudy.modality, the study's list (R4's modality matches series.modality)"

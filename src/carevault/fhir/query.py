@@ -9,8 +9,9 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import tzinfo
+from datetime import datetime, tzinfo
 
+from carevault.clock import utc_now
 from carevault.fhir import dates, normalise
 from carevault.fhir.date_certain import certain_tokens
 from carevault.fhir.indexing import any_term, reference_term, system_only_term, system_term
@@ -128,8 +129,12 @@ def parse_query(
     zone: tzinfo,
     default_count: int,
     max_count: int,
+    now: datetime | None = None,
 ) -> SearchQuery:
+    """``now``: the moment an ``ap`` (approximately) date is measured from (the clock's
+    when not given)."""
     query = SearchQuery(resource_type=resource_type, count=default_count)
+    moment = now or utc_now()
     views: list[tuple[str, str]] = []
     for raw_name, value in params:
         name, _, modifier = raw_name.partition(":")
@@ -147,7 +152,7 @@ def parse_query(
             query.ids.append(ids)
         elif name == "_lastUpdated":
             _reject_modifier(raw_name, modifier)
-            prefix, search = _date_value(name, value, zone)
+            prefix, search = _date_value(name, value, zone, moment)
             query.last_updated.append(LastUpdatedCondition(prefix, search))
         elif name in ("_include", "_revinclude"):
             if modifier:  # :iterate (and :recurse, its R3 name)
@@ -169,7 +174,7 @@ def parse_query(
                 raise SearchError(_not_understood(resource_type, raw_name))
             _reject_modifier(raw_name, modifier)
             try:
-                _param_condition(query, param, value, zone)
+                _param_condition(query, param, value, zone, moment)
             except SearchError as error:
                 # Named as the client sent it: R4's name for one of ours (``authoredon``
                 # for MedicationRequest's ``date``) is what the client knows.
@@ -263,19 +268,26 @@ def _non_negative(name: str, value: str) -> int:
     return int(value)
 
 
-def _date_value(name: str, value: str, zone: tzinfo) -> tuple[dates.Prefix, dates.DateRange]:
+def _date_value(
+    name: str, value: str, zone: tzinfo, now: datetime
+) -> tuple[dates.Prefix, dates.DateRange]:
+    """The prefix and the range it compares with: for ``ap``, the value's range already
+    widened by the approximation, so every later step compares with one fixed range."""
     try:
         prefix, text = dates.split_prefix(value)
-        return prefix, dates.parse(text, zone)
+        search = dates.parse(text, zone)
     except dates.DateFormatError as error:
         raise SearchError(f"{name}: {error}") from None
+    return prefix, dates.approximately(search, now) if prefix is dates.Prefix.AP else search
 
 
-def _param_condition(query: SearchQuery, param: SearchParam, value: str, zone: tzinfo) -> None:
+def _param_condition(
+    query: SearchQuery, param: SearchParam, value: str, zone: tzinfo, now: datetime
+) -> None:
     if param.kind is ParamKind.DATE:
         if "," in value:
             raise SearchError(f"{param.name}: a date search takes one value (repeat the parameter)")
-        prefix, search = _date_value(param.name, value, zone)
+        prefix, search = _date_value(param.name, value, zone, now)
         covers = dates.candidate_covers(prefix, search, zone)
         query.dates.append(
             DateCondition(

@@ -373,6 +373,7 @@ RESOURCE_TYPES: dict[str, ResourceType] = {
                 SearchParam("clinical-status", ParamKind.TOKEN, ("clinicalStatus",)),
                 SearchParam("category", ParamKind.TOKEN, ("category",)),
                 SearchParam("onset-date", ParamKind.DATE, _choice("onset", "DateTime", "Period")),
+                SearchParam("recorded-date", ParamKind.DATE, ("recordedDate",)),
             ),
         ),
         _clinical(
@@ -490,6 +491,10 @@ RESOURCE_TYPES: dict[str, ResourceType] = {
                     targets=("Practitioner", "PractitionerRole", "Organization"),
                 ),
                 _IDENTIFIER,
+                SearchParam("authored", ParamKind.DATE, ("authoredOn",)),
+                SearchParam(
+                    "occurrence", ParamKind.DATE, _choice("occurrence", "DateTime", "Period")
+                ),
             ),
         ),
         _clinical(

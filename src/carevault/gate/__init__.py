@@ -22,6 +22,7 @@ from carevault.gate.core import (
     SubsetWouldErase,
     UnseenMatch,
     Within,
+    method_detail,
     new_request_id,
 )
 
@@ -39,5 +40,6 @@ __all__ = [
     "UnseenMatch",
     "Within",
     "WouldBlock",
+    "method_detail",
     "new_request_id",
 ]

@@ -219,6 +219,11 @@ class Caller:
     #: The web request's name (``X-Request-ID``), which every audit entry it leads to
     #: carries; None: each call through the gate gets a name of its own.
     request_id: str | None = field(default=None, compare=False)
+    #: The HTTP method the client sent, where its entries must say it: HEAD, answered as
+    #: the GET it stands for (``web/head.py``) and recorded as that interaction, with
+    #: ``"method": "HEAD"`` in each entry's detail. None: nothing to add (a GET, a write
+    #: whose tag names it, the system itself).
+    method: str | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -230,6 +235,12 @@ class CareSettings:
     @property
     def window(self) -> CareWindow:
         return CareWindow(self.days_before * DAY_US, self.days_after * DAY_US)
+
+
+def method_detail(method: str | None) -> dict[str, str]:
+    """What an audit entry's detail says of the request's method: only a HEAD is named
+    (every other method is the one its tag implies), so entries of a GET are unchanged."""
+    return {"method": "HEAD"} if method == "HEAD" else {}
 
 
 def new_request_id() -> str:
@@ -407,7 +418,7 @@ class Gate:
             purpose="ETREAT" if glass else caller.purpose,
             break_glass_reason="break-the-glass grant" if glass else None,
             reason=reason,
-            detail={**attempt.detail, **(detail or {})},
+            detail={**attempt.detail, **(detail or {}), **method_detail(caller.method)},
             request_id=attempt.request_id,
         )
 

@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 
 from carevault.clock import fhir_instant, from_micros, http_date, utc_now
 from carevault.fhir import jsonio
-from carevault.vault.records import Head, Opened, method_of
+from carevault.vault.records import Head, Opened, created_by_write, method_of
 
 
 def dumps(value: Any) -> bytes:
@@ -137,7 +137,9 @@ def history(
             response = {"status": "204 No Content", "etag": etag(head.version_id)}
         else:
             response = {
-                "status": "201 Created" if head.version_id == 1 else "200 OK",
+                # As the write answered: 201 where it created the record (a first
+                # version, or a PUT that brought a deleted record back), else 200.
+                "status": "201 Created" if created_by_write(head) else "200 OK",
                 "etag": etag(head.version_id),
                 "lastModified": fhir_instant(from_micros(head.last_updated_us)),
             }

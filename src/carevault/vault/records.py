@@ -66,10 +66,21 @@ class Head:
     #: Of a version read from history: the method that wrote it (None: a current head,
     #: or a version written before records_0025; see ``method_of``).
     method: Method | None = None
+    #: Of a version read from history: it follows a deletion of its record, so the write
+    #: that made it (a PUT) brought the record back, which R4's update answers as a
+    #: create (201). Known from the version before it, stored in the clear.
+    follows_deletion: bool = False
 
     @property
     def reference(self) -> str:
         return f"{self.resource_type}/{self.resource_id}"
+
+
+def created_by_write(head: Head) -> bool:
+    """Whether the write that made this version created its record (as its answer said,
+    201): the first version, or the first after a deletion (an update of a deleted
+    record is a create, R4 http.html#update)."""
+    return not head.deleted and (head.version_id == 1 or head.follows_deletion)
 
 
 def method_of(head: Head) -> Method:

@@ -407,6 +407,10 @@ def _clear_date(condition: DateCondition) -> ColumnElement[bool]:
         dates.Prefix.LE: or_(below, within),
         dates.Prefix.SA: value_low >= high,
         dates.Prefix.EB: value_high <= low,
+        # Overlaps the range (widened when the search was parsed).
+        dates.Prefix.AP: and_(
+            or_(value_high.is_(None), value_high > low), or_(value_low.is_(None), value_low < high)
+        ),
     }[condition.prefix]
     return resource_head.c.row_id.in_(
         select(search_date.c.row_id).where(search_date.c.param == condition.param.name, matches)
@@ -451,6 +455,7 @@ def _last_updated(condition: LastUpdatedCondition) -> ColumnElement[bool]:
         dates.Prefix.EB: column < low,
         dates.Prefix.GE: column >= low,
         dates.Prefix.LE: column < high,
+        dates.Prefix.AP: within,  # an instant in the widened range
     }[prefix]
 
 

@@ -57,6 +57,23 @@ _HEAD_COLUMNS = (
     resource_head.c.status,
 )
 
+#: The version before a joined version, to tell whether it was a deletion.
+_PREVIOUS = resource_version.alias("previous_version")
+#: Whether a joined version follows a deletion of its record (``Head.follows_deletion``):
+#: one indexed lookup of the version before it.
+_FOLLOWS_DELETION = (
+    select(_PREVIOUS.c.version_id)
+    .where(
+        _PREVIOUS.c.resource_type == resource_version.c.resource_type,
+        _PREVIOUS.c.resource_id == resource_version.c.resource_id,
+        _PREVIOUS.c.version_id == resource_version.c.version_id - 1,
+        _PREVIOUS.c.deleted.is_(True),
+    )
+    .correlate(resource_version)
+    .exists()
+    .label("v_follows_deletion")
+)
+
 #: A record's head and one of its versions, read in one statement over a join of the
 #: two (``_head_and_version`` reads the row).
 _HEAD_AND_VERSION = (
@@ -69,6 +86,7 @@ _HEAD_AND_VERSION = (
     resource_version.c.method.label("v_method"),
     resource_version.c.key_id,
     resource_version.c.sealed,
+    _FOLLOWS_DELETION,
 )
 
 
@@ -84,7 +102,8 @@ def _head_and_version(row: Any) -> tuple[Head, Sealed]:
         row.v_clinic_id,
         row.v_method,
     )
-    return current, Sealed(_version_head(current, version), row.key_id, row.sealed)
+    head = _version_head(current, version, follows_deletion=bool(row.v_follows_deletion))
+    return current, Sealed(head, row.key_id, row.sealed)
 
 
 def _sealed_join() -> Any:
@@ -335,8 +354,16 @@ class Vault:
                 )
                 .order_by(resource_version.c.version_id.desc())
             ).all()
+        deleted = {row.version_id: bool(row.deleted) for row in rows}
         return current.head, [
-            Sealed(_version_head(current.head, row), row.key_id, row.sealed) for row in rows
+            Sealed(
+                _version_head(
+                    current.head, row, follows_deletion=deleted.get(row.version_id - 1, False)
+                ),
+                row.key_id,
+                row.sealed,
+            )
+            for row in rows
         ]
 
     def locate_versions(
@@ -519,8 +546,9 @@ class _VersionRow(NamedTuple):
     method: str | None
 
 
-def _version_head(current: Head, row: Any) -> Head:
-    """An old version's head: whose and which clinic's it was when it was written."""
+def _version_head(current: Head, row: Any, *, follows_deletion: bool = False) -> Head:
+    """An old version's head: whose and which clinic's it was when it was written, and
+    whether it follows a deletion (where the caller read the version before it)."""
     return Head(
         row_id=current.row_id,
         resource_type=current.resource_type,
@@ -532,6 +560,7 @@ def _version_head(current: Head, row: Any) -> Head:
         clinic_id=row.clinic_id,
         status=current.status,
         method=_method(row.method),
+        follows_deletion=follows_deletion,
     )
 
 

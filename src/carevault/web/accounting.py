@@ -24,6 +24,7 @@ from carevault.fhir.outcome import FhirError, Issue
 from carevault.ledger.events import AuditEvent, Outcome, Tag
 from carevault.ledger.trail import AuditUnavailable
 from carevault.ledger.writer import counting_records
+from carevault.web.head import asked_method
 from carevault.web.responses import outcome_response, request_id_of
 
 
@@ -95,7 +96,8 @@ class RefusalRecords:
                     user_agent=agent[:200] or None,
                     reason=f"answered {status} before reaching the gate",
                     detail={
-                        "method": str(scope.get("method", ""))[:10],
+                        # The client's (HEAD, where the app was handed its GET).
+                        "method": asked_method(scope)[:10],
                         "path": str(scope.get("path", ""))[:200],
                         "status": status,
                     },

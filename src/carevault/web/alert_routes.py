@@ -19,6 +19,7 @@ from carevault.gate import Caller
 from carevault.web.officers import require_officer
 from carevault.web.responses import NO_STORE
 from carevault.web.security import CallerDep, ServicesDep
+from carevault.web.statuses import status_filter
 
 router = APIRouter()
 
@@ -38,10 +39,8 @@ def _officer_only(svc: Services, who: Caller) -> Detection:
 @router.get("/admin/alerts")
 async def list_alerts(svc: ServicesDep, who: CallerDep, status: str | None = None) -> JSONResponse:
     detection = _officer_only(svc, who)
-    if status is not None and status not in STATUSES:
-        # Not an empty list (no alert has it) nor every alert: the caller's mistake, named.
-        raise FhirError(400, [Issue("invalid", f"status must be one of {', '.join(STATUSES)}")])
-    found = await run_in_threadpool(detection.alerts.list, status=status)
+    wanted = status_filter(status, STATUSES)
+    found = await run_in_threadpool(detection.alerts.list, status=wanted)
     return JSONResponse({"alerts": [as_dict(alert) for alert in found]}, headers=NO_STORE)
 
 

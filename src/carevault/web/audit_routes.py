@@ -16,7 +16,7 @@ from carevault.access.breakglass import Grant
 from carevault.bootstrap import Services
 from carevault.clock import fhir_instant, from_micros
 from carevault.fhir.outcome import FhirError, Issue
-from carevault.gate import Caller
+from carevault.gate import Caller, method_detail
 from carevault.ledger.audit import AuditQuery, access_report, matching
 from carevault.ledger.checkpoints import StoredCheckpoint
 from carevault.ledger.events import AuditEvent, Outcome, Tag
@@ -64,7 +64,7 @@ def _record(svc: Services, who: Caller, outcome: Outcome, reason: str, **detail:
                 session_id=who.session_id,
                 source_address=who.source_address,
                 reason=reason,
-                detail=detail,
+                detail={**detail, **method_detail(who.method)},
             )
         ]
     )

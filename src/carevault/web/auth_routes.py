@@ -16,6 +16,7 @@ from carevault.access.accounts import SignInFailed
 from carevault.access.oauth import AuthorizeRequest, OAuthError, Origin
 from carevault.fhir.outcome import FhirError
 from carevault.rest.launch import PatientChoice, PatientPicker, picker_caller
+from carevault.web.cookies import on_https
 from carevault.web.fhir_routes import read_body
 from carevault.web.officers import require_whole_account
 from carevault.web.responses import NO_STORE, request_id_of
@@ -114,7 +115,9 @@ def _form_page(
         csrf,
         httponly=True,
         samesite="strict",
-        secure=request.url.scheme == "https",
+        # Behind a proxy that ends TLS the request is plain http, but the browser is on
+        # the https public URL (web/cookies.py, as for the console's cookies).
+        secure=on_https(request),
         path="/auth",
     )
     return response

@@ -33,6 +33,7 @@ from carevault.web.job_calls import job_call, job_failed
 from carevault.web.officers import officer_code, require_officer
 from carevault.web.responses import NO_STORE
 from carevault.web.security import CallerDep, ServicesDep
+from carevault.web.statuses import status_filter
 
 router = APIRouter()
 
@@ -175,9 +176,10 @@ async def export_file(job_id: str, name: str, svc: ServicesDep, who: CallerDep) 
 
 
 @router.get("/admin/exports")
-async def list_exports(svc: ServicesDep, who: CallerDep) -> JSONResponse:
+async def list_exports(svc: ServicesDep, who: CallerDep, status: str | None = None) -> JSONResponse:
     require_officer(who, "see exports")
-    jobs = await run_in_threadpool(_service(svc).jobs.all)
+    wanted = status_filter(status, [item.value for item in Status])
+    jobs = await run_in_threadpool(_service(svc).jobs.all, [wanted] if wanted else None)
     return JSONResponse([as_dict(job) for job in jobs], headers=dict(NO_STORE))
 
 

@@ -24,9 +24,11 @@ from carevault.access.throttle import source_key
 from carevault.bootstrap import Services
 from carevault.config import Settings
 from carevault.fhir.outcome import Issue, outcome
+from carevault.gate import method_detail
 from carevault.ledger.events import AuditEvent, Outcome, Tag
 from carevault.rest.bundles import dumps
 from carevault.rest.interactions import JSON
+from carevault.web.head import asked_method
 from carevault.web.responses import NO_STORE, request_id_of
 
 #: Starlette's TestClient calls itself this; served only in the test environment.
@@ -178,7 +180,10 @@ class RequestGuard:
             request_id=request_id_of(scope),
             source_address=address,
             reason=reason,
-            detail={"path": str(scope.get("path", ""))[:200]},
+            detail={
+                "path": str(scope.get("path", ""))[:200],
+                **method_detail(asked_method(scope)),
+            },
         )
         tally = self.services.refusals
         first = tally.note(event)

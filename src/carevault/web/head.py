@@ -3,7 +3,8 @@
 R4 (http.html) asks servers to support HEAD for read, vread, search, history and the
 capability statement. A HEAD of a FHIR path is handed to the app as that very GET, so it
 passes everything a GET passes (the guard, the gate's decision, the ledger entry, the
-release budget): looking at a record's headers is reading it, and is recorded as such.
+release budget): looking at a record's headers is reading it, and is recorded as such,
+the entry saying it was a HEAD (``asked_method``: the caller carries it to the gate).
 Only the body is dropped on the way out; ``Content-Length`` says how long the GET's body
 is (RFC 9110 9.3.2), counted from what was sent rather than trusted.
 
@@ -20,6 +21,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 #: Statuses whose answer never has a body: their headers are passed on as they are.
 _BODILESS = frozenset({204, 304})
+#: The scope key naming the method the client sent, where the app was handed another.
+_ASKED_METHOD = "carevault.asked_method"
+
+
+def asked_method(scope: Scope) -> str:
+    """The HTTP method the client sent: HEAD for a HEAD served as its GET."""
+    asked = scope.get(_ASKED_METHOD)
+    return asked if isinstance(asked, str) else str(scope.get("method", ""))
 
 
 def answers_head(path: str) -> bool:
@@ -75,4 +84,4 @@ class HeadAsGet:
 
         # A copy: the server keeps its own scope, and must still know this was a HEAD
         # (uvicorn then sends no body and expects none).
-        await self.app({**scope, "method": "GET"}, receive, headers_only)
+        await self.app({**scope, "method": "GET", _ASKED_METHOD: "HEAD"}, receive, headers_only)

@@ -34,6 +34,7 @@ from carevault.web.ids import RowId
 from carevault.web.officers import officer_step_up, require_officer
 from carevault.web.responses import NO_STORE
 from carevault.web.security import CallerDep, ServicesDep
+from carevault.web.statuses import status_filter
 
 router = APIRouter()
 
@@ -87,9 +88,12 @@ def _json(document: Any, status: int = 200) -> JSONResponse:
 
 
 @router.get("/admin/incidents")
-async def list_incidents(svc: ServicesDep, who: CallerDep) -> JSONResponse:
+async def list_incidents(
+    svc: ServicesDep, who: CallerDep, status: str | None = None
+) -> JSONResponse:
     _officer(who)
-    found = await _run(incidents_for(svc).all)
+    wanted = status_filter(status, [item.value for item in Status])
+    found = await _run(incidents_for(svc).all, Status(wanted) if wanted else None)
     return _json({"incidents": [item.as_json() for item in found]})
 
 

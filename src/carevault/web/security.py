@@ -11,8 +11,9 @@ from carevault.access.control import StepUpRequired, Unauthenticated
 from carevault.bootstrap import Services
 from carevault.clock import to_micros
 from carevault.fhir.outcome import FhirError, Issue
-from carevault.gate import Caller, DecryptionBudget, WouldBlock
+from carevault.gate import Caller, DecryptionBudget, WouldBlock, method_detail
 from carevault.ledger.events import AuditEvent, Outcome, Tag
+from carevault.web.head import asked_method
 from carevault.web.responses import request_id_of
 
 #: Headers no response to a bad token should be without (RFC 6750 §3).
@@ -54,6 +55,7 @@ def authenticate(svc: Services, request: Request, *, may_block: bool = True) -> 
     ledger): a refusal raises ``WouldBlock`` instead, having recorded and taken nothing,
     for the caller to authenticate again in a worker thread."""
     source, agent = client_address(request), request.headers.get("user-agent")
+    method = asked_method(request.scope)
     try:
         who = svc.access.authenticate(bearer_token(request))
     except Unauthenticated as refused:
@@ -69,7 +71,7 @@ def authenticate(svc: Services, request: Request, *, may_block: bool = True) -> 
             source_address=source,
             user_agent=(agent or "")[:200] or None,
             reason=refused.reason,
-            detail={"path": request.url.path[:200]},
+            detail={"path": request.url.path[:200], **method_detail(method)},
         )
         if refused.principal is None:
             # No one is named (no token, or one that does not verify): counted per
@@ -105,7 +107,7 @@ def authenticate(svc: Services, request: Request, *, may_block: bool = True) -> 
                     session_id=who.session_id,
                     source_address=source,
                     reason="too many requests by this account",
-                    detail={"path": request.url.path[:200]},
+                    detail={"path": request.url.path[:200], **method_detail(method)},
                 )
             )
             raise FhirError(
@@ -123,6 +125,7 @@ def authenticate(svc: Services, request: Request, *, may_block: bool = True) -> 
         client_id=who.client_id,
         scopes=who.scopes,
         request_id=request_id_of(request.scope),
+        method=method,
     )
 
 

@@ -202,3 +202,42 @@ def test_refused_anonymous_requests_are_counted_per_source_and_minute(
     assert entries[3].detail["minute"] == first.detail["minute"] != entries[2].detail["minute"]
     assert services.refusals.flush(everything=True) == 0  # nothing more to say
     assert services.audit_ledger.verify().ok
+
+
+# --- cookies behind a TLS-terminating proxy --------------------------------------------------
+
+
+def _csrf_cookie_parts(services: Services, base: str, aud: str) -> list[str]:
+    """The attributes of the CSRF cookie the sign-in form sets, asked at ``base`` by an
+    app for the FHIR server ``aud``."""
+    from tests.integration.access.browser import APP_SCOPES, REDIRECT_URI, AuthRequest
+
+    services.clients.add(
+        "clinic-app", "Clinic app", confidential=False, scopes=APP_SCOPES,
+        redirect_uris=[REDIRECT_URI],
+    )  # fmt: skip
+    params = AuthRequest("clinic-app", aud).params()
+    page = _client(services, base=base).get("/auth/authorize", params=params)
+    assert page.status_code == 200, page.text
+    cookie: str = page.headers["set-cookie"]
+    assert cookie.startswith("cv_csrf="), cookie
+    return cookie.lower().split("; ")
+
+
+def test_the_sign_in_csrf_cookie_is_secure_behind_an_https_public_url(build: Build) -> None:
+    """A proxy ends TLS and forwards plain http: the request the app sees is http, yet the
+    browser is on https (the configured public URL), and the sign-in form's CSRF cookie
+    must not travel in the clear. Secure as the console's cookie decides it
+    (``secure_cookie``): the public URL is https, or the request was."""
+    services = build(public_base_url=f"{PUBLIC}/fhir")
+    proxied = PUBLIC.replace("https://", "http://")
+    assert "secure" in _csrf_cookie_parts(services, proxied, f"{PUBLIC}/fhir")
+
+
+def test_the_sign_in_csrf_cookie_of_a_plain_http_loopback_demo_is_not_secure(
+    build: Build,
+) -> None:
+    """No public URL, plain http on loopback (the demo): a Secure cookie would never come
+    back, and the sign-in could not be posted."""
+    loopback = "http://127.0.0.1:8000"
+    assert "secure" not in _csrf_cookie_parts(build(), loopback, f"{loopback}/fhir")

@@ -383,6 +383,34 @@ def test_cancel_deletes_the_files_and_the_key(clinic: Clinic) -> None:
     assert len(events(clinic, Tag.EXPORT_CANCELLED, job_id)) == 1
 
 
+def test_the_export_desk_lists_jobs_by_status_and_refuses_an_unknown_status(
+    clinic: Clinic,
+) -> None:
+    """``/admin/exports?status=`` lists only the jobs in that status; a status that is
+    not one answers 400 naming the statuses, not an empty list nor every job."""
+    first = kick_off(clinic, clinic.client("exporter", "system/*.read"))
+    other_token = clinic.client("another-app", "system/*.read")
+    second = kick_off(clinic, other_token)
+    cancelled = clinic.web.delete(f"/fhir/$export-status/{second}", headers=bearer(other_token))
+    assert cancelled.status_code == 202
+    desk = clinic.officers[0].headers
+
+    def listed(query: str) -> list[str]:
+        response = clinic.web.get(f"/admin/exports{query}", headers=desk)
+        assert response.status_code == 200, response.text
+        return [job["id"] for job in response.json()]
+
+    assert sorted(listed("")) == sorted([first, second])
+    assert listed("?status=pending") == [first]
+    assert listed("?status=cancelled") == [second]
+    assert listed("?status=completed") == []
+    for wrong in ("bogus", "PENDING", ""):
+        refused = clinic.web.get(f"/admin/exports?status={wrong}", headers=desk)
+        assert refused.status_code == 400, (wrong, refused.text)
+        assert refused.json()["resourceType"] == "OperationOutcome"
+        assert "status must be one of pending, approved, running, completed" in refused.text
+
+
 def test_cancel_during_a_run_leaves_no_files(clinic: Clinic) -> None:
     exports = clinic.services.exports
     assert exports is not None

@@ -394,3 +394,37 @@ def test_narrowing_an_incident_over_the_api_takes_the_officers_fresh_code(
     done = group.web.post(path, json={**narrowing, "totp": group.officer.totp()}, headers=officer)
     assert done.status_code == 200, done.text
     assert done.json() != widened.json()
+
+
+def test_the_incident_list_is_filtered_by_status_and_an_unknown_status_is_refused(
+    group: Group,
+) -> None:
+    """``?status=`` narrows the list to incidents in that status (as ``/admin/alerts``
+    does); a status that is not one is the officer's mistake, named, not an empty list
+    nor every incident."""
+    officer = group.officer.headers
+    ids = []
+    for title in ("first", "second"):
+        case = {"title": title, "accounts": ["someone"], "since": "2026-11-30T10:00"}
+        declared = group.web.post("/admin/incidents", json=case, headers=officer)
+        assert declared.status_code == 201, declared.text
+        ids.append(declared.json()["id"])
+    contained = group.web.post(
+        f"/admin/incidents/{ids[1]}/amend", json={"status": "contained"}, headers=officer
+    )
+    assert contained.status_code == 200, contained.text
+
+    def listed(query: str) -> list[int]:
+        response = group.web.get(f"/admin/incidents{query}", headers=officer)
+        assert response.status_code == 200, response.text
+        return [item["id"] for item in response.json()["incidents"]]
+
+    assert listed("") == [ids[1], ids[0]]
+    assert listed("?status=open") == [ids[0]]
+    assert listed("?status=contained") == [ids[1]]
+    assert listed("?status=closed") == []
+    for wrong in ("bogus", "OPEN", ""):
+        refused = group.web.get(f"/admin/incidents?status={wrong}", headers=officer)
+        assert refused.status_code == 400, (wrong, refused.text)
+        assert refused.json()["resourceType"] == "OperationOutcome"
+        assert "status must be one of open, contained, closed" in refused.text

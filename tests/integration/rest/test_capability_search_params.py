@@ -89,6 +89,9 @@ TABLE: dict[tuple[str, str], tuple[str, str]] = {
     ("Condition", "clinical-status"): ("active", "resolved"),
     ("Condition", "category"): (f"{CS}|problem", f"{CS}|diagnosis"),
     ("Condition", "onset-date"): (ON_DAY, OFF_DAY),
+    ("Condition", "recorded-date"): (ON_DAY, OFF_DAY),
+    ("ServiceRequest", "authored"): (ON_DAY, OFF_DAY),
+    ("ServiceRequest", "occurrence"): (ON_DAY, OFF_DAY),
     ("MedicationRequest", "intent"): ("order", "plan"),
     ("Observation", "category"): (f"{CS}|vital", f"{CS}|lab"),
     ("AllergyIntolerance", "clinical-status"): ("active", "resolved"),
@@ -178,6 +181,7 @@ def _clinical(type_name: str, ids: dict[str, str]) -> dict[str, Any]:
             "code": code,
             "category": [concept("problem")],
             "onsetDateTime": DAY,
+            "recordedDate": DAY,
             "clinicalStatus": {
                 "coding": [
                     {
@@ -233,6 +237,7 @@ def _clinical(type_name: str, ids: dict[str, str]) -> dict[str, Any]:
             "subject": patient,
             "code": code,
             "occurrenceDateTime": DAY,
+            "authoredOn": DAY,
             "performer": [practitioner],
             "requester": practitioner,
             "identifier": identifier("SR-1"),
@@ -569,7 +574,7 @@ def test_the_r4_parameters_added_for_clients_take_their_types_usual_forms(
     ``intent``: the prefixes and precisions of a date, the forms of a token."""
     api, _, made = probes
     wrong: list[str] = []
-    # The probe Condition has an onset and no recorded date: its date is its onset.
+    # The probe Condition's onset and recorded date are the same: its date is its onset.
     for value in (
         "2026-11-20",
         "gt2026-11-20T10:00:00+08:00",
@@ -599,3 +604,91 @@ def test_the_r4_parameters_added_for_clients_take_their_types_usual_forms(
         if status != 200 or (made[type_name]["id"] in found) is not expected:
             wrong.append(f"{type_name}?{name}={value}: {status}, expected match {expected}")
     assert wrong == []
+
+
+def test_the_r4_dates_added_for_clients_read_only_their_own_element(
+    probes: tuple[FhirTestClient, dict[str, str], dict[str, Any]],
+) -> None:
+    """Condition ``recorded-date`` reads recordedDate alone (``onset-date`` the onset,
+    ``date`` either); ServiceRequest ``authored`` reads authoredOn alone, ``occurrence``
+    the occurrence alone (``date`` either). Each with the prefixes of every date."""
+    api, ids, _ = probes
+    subject = {"reference": f"Patient/{ids['P']}"}
+    condition = api.post_json(
+        "/fhir/Condition",
+        {"resourceType": "Condition", "subject": subject,
+         "onsetDateTime": "2010-05-01", "recordedDate": "2020-05-01"},
+    ).json()["id"]  # fmt: skip
+    request = api.post_json(
+        "/fhir/ServiceRequest",
+        {"resourceType": "ServiceRequest", "status": "active", "intent": "order",
+         "subject": subject, "authoredOn": "2021-01-10",
+         "occurrencePeriod": {"start": "2021-03-01", "end": "2021-03-31"}},
+    ).json()["id"]  # fmt: skip
+    wrong: list[str] = []
+    for type_name, made, name, value, expected in (
+        ("Condition", condition, "recorded-date", "2020-05-01", True),
+        ("Condition", condition, "recorded-date", "2010-05-01", False),
+        ("Condition", condition, "recorded-date", "ge2020", True),
+        ("Condition", condition, "recorded-date", "lt2015", False),
+        ("Condition", condition, "onset-date", "2010-05-01", True),
+        ("Condition", condition, "onset-date", "2020-05-01", False),
+        ("Condition", condition, "date", "2020-05-01", True),
+        ("ServiceRequest", request, "authored", "2021-01-10", True),
+        ("ServiceRequest", request, "authored", "2021-03", False),
+        ("ServiceRequest", request, "authored", "sa2021-01-09", True),
+        ("ServiceRequest", request, "occurrence", "2021-03", True),
+        ("ServiceRequest", request, "occurrence", "2021-01-10", False),
+        ("ServiceRequest", request, "occurrence", "eb2021-04", True),
+        ("ServiceRequest", request, "date", "2021-01-10", True),
+    ):
+        status, found = _found(api, type_name, {name: value})
+        if status != 200 or (made in found) is not expected:
+            wrong.append(f"{type_name}?{name}={value}: {status}, expected match {expected}")
+    assert wrong == []
+
+
+def test_approximately_finds_dates_near_the_value_encrypted_and_in_the_clear(
+    probes: tuple[FhirTestClient, dict[str, str], dict[str, Any]],
+) -> None:
+    """``ap``: within a tenth of the gap between now and the value, either side (R4's
+    recommendation). A value ten years and more back is approximately a year wide either
+    side, whatever day the test runs: a Condition recorded in mid-January of that year
+    is found by ``ap`` of the first of June, where ``eq`` misses it, and one recorded two
+    years before is not. The same on a directory date kept in the clear (Slot start),
+    where the comparison runs in SQL, and on ``_lastUpdated``."""
+    api, ids, _ = probes
+    subject = {"reference": f"Patient/{ids['P']}"}
+    near, far = (
+        api.post_json(
+            "/fhir/Condition",
+            {"resourceType": "Condition", "subject": subject, "recordedDate": recorded},
+        ).json()["id"]
+        for recorded in ("2012-01-15", "2010-01-15")
+    )
+    slots = [
+        api.post_json(
+            "/fhir/Slot",
+            {
+                "resourceType": "Slot",
+                "schedule": {"reference": f"Schedule/{ids['S']}"},
+                "status": "free",
+                "start": f"{start}T09:00:00+08:00",
+                "end": f"{start}T09:15:00+08:00",
+            },
+        ).json()["id"]  # fmt: skip
+        for start in ("2012-01-15", "2010-01-15")
+    ]
+    for type_name, name, (hit, miss) in (
+        ("Condition", "recorded-date", (near, far)),
+        ("Condition", "date", (near, far)),
+        ("Slot", "start", tuple(slots)),
+    ):
+        status, found = _found(api, type_name, {name: "ap2012-06-01"})
+        assert status == 200, (type_name, name)
+        assert hit in found and miss not in found, (type_name, name, found)
+        assert hit not in _found(api, type_name, {name: "2012-06-01"})[1]
+    # Nothing was written ten years ago, and ap of a day that long ago is not today.
+    assert _found(api, "Condition", {"_lastUpdated": "ap2012-06-01"}) == (200, [])
+    refused = api.get("/fhir/Condition", params={"recorded-date": "zz2012"})
+    assert refused.status_code == 400

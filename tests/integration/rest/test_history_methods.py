@@ -138,3 +138,49 @@ def test_versions_written_before_methods_were_stored_have_them_inferred(
     with services.vault.engine.begin() as connection:
         connection.execute(update(resource_version).values(method=None))
     assert [method for method, _ in methods(api, path)] == ["DELETE", "PUT", "POST"]
+
+
+def statuses(api: FhirTestClient, path: str) -> list[tuple[str, str]]:
+    """(method, response.status) of each entry of a history, newest first."""
+    response = api.get(path)
+    assert response.status_code == 200, response.text
+    return [
+        (entry["request"]["method"], entry["response"]["status"])
+        for entry in response.json().get("entry", [])
+    ]
+
+
+def test_a_version_whose_write_created_the_record_says_201_at_every_level(
+    api: FhirTestClient,
+) -> None:
+    """A history entry's response is the one the write answered: 201 for a version that
+    created the record (version 1, by POST or by a PUT with a client-chosen id, and a PUT
+    that brought a deleted record back, which R4's update answers 201 as a create), 200
+    for an update or a patch, 204 for a deletion (R4 http.html#history: 200 or 204)."""
+    chosen = api.put_json("/fhir/Practitioner/dr-lam", {**practitioner("Lam"), "id": "dr-lam"})
+    assert chosen.status_code == 201, chosen.text
+    path = "/fhir/Practitioner/dr-lam"
+    assert api.put_json(path, {**chosen.json(), "gender": "male"}).status_code == 200
+    assert api.delete(path).status_code == 204
+    again = api.put_json(path, {**practitioner("Lam"), "id": "dr-lam"})
+    assert again.status_code == 201, again.text
+    assert api.put_json(path, {**again.json(), "gender": "female"}).status_code == 200
+    expected = [
+        ("PUT", "200 OK"),
+        ("PUT", "201 Created"),
+        ("DELETE", "204 No Content"),
+        ("PUT", "200 OK"),
+        ("PUT", "201 Created"),
+    ]
+    assert statuses(api, f"{path}/_history") == expected
+    for level in ("/fhir/Practitioner/_history", "/fhir/_history"):
+        found = api.get(level, params={"_count": "50"})
+        assert found.status_code == 200, found.text
+        mine = [
+            (entry["request"]["method"], entry["response"]["status"])
+            for entry in found.json()["entry"]
+            if entry["fullUrl"].endswith("/Practitioner/dr-lam")
+        ]
+        assert mine == expected, level
+    posted = create(api, practitioner("Chan"))
+    assert statuses(api, f"/fhir/Practitioner/{posted['id']}/_history") == [("POST", "201 Created")]

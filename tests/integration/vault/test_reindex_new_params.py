@@ -1,5 +1,6 @@
-"""Records stored before a version indexed Encounter ``class``, Condition ``category`` and
-``onset-date`` and MedicationRequest ``intent`` hold no terms for them: a search by them
+"""Records stored before a version indexed Encounter ``class``, Condition ``category``,
+``onset-date`` and ``recorded-date``, MedicationRequest ``intent`` and ServiceRequest
+``authored`` and ``occurrence`` hold no terms for them: a search by them
 misses such records until ``carevault reindex`` derives the terms. SQLite and
 PostgreSQL."""
 
@@ -23,6 +24,9 @@ NEW = (
     ("Condition", "category", "problem-list-item"),
     ("Condition", "onset-date", "2026-03"),
     ("MedicationRequest", "intent", "order"),
+    ("Condition", "recorded-date", "2026-03-05"),
+    ("ServiceRequest", "authored", "2026-02"),
+    ("ServiceRequest", "occurrence", "2026-04-01"),
 )
 
 
@@ -41,6 +45,15 @@ def _write(api: FhirTestClient) -> dict[str, str]:
             "subject": subject,
             "category": [{"coding": [{"code": "problem-list-item"}]}],
             "onsetDateTime": "2026-03-02",
+            "recordedDate": "2026-03-05",
+        },
+        {
+            "resourceType": "ServiceRequest",
+            "status": "active",
+            "intent": "order",
+            "subject": subject,
+            "authoredOn": "2026-02-20",
+            "occurrenceDateTime": "2026-04-01T09:00:00+08:00",
         },
         {
             "resourceType": "MedicationRequest",
@@ -89,5 +102,5 @@ def test_records_stored_before_are_found_by_the_new_parameters_after_a_reindex(
     assert all(found().values())
     _forget_new_terms(services, api, ids)
     assert not any(found().values())
-    assert services.gate.reindex("cli:operator", batch=2) == 4
+    assert services.gate.reindex("cli:operator", batch=2) == 5
     assert all(found().values())

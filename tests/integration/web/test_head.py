@@ -1,8 +1,8 @@
 """HEAD (R4 http.html: servers SHOULD support it for read, vread, search, history and
 capabilities): the status and headers GET would give, Content-Length included, and no
 body. A HEAD of a record is the access a GET of it is: the same gate decision, the same
-ledger entry. Operations (``$export`` kick-off and status) are not read by HEAD: 405,
-and nothing starts. SQLite and PostgreSQL."""
+ledger entry, which says it was a HEAD. Operations (``$export`` kick-off and status) are
+not read by HEAD: 405, and nothing starts. SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -60,7 +60,9 @@ def _same_entry(event: AuditEvent) -> AuditEvent:
 
 def _head_as_get(clinic: Clinic, path: str, staff: Staff) -> tuple[int, list[AuditEvent]]:
     """HEAD then GET of ``path``: the same status and headers (the GET's Content-Length
-    is its body's length), no body for HEAD, and the same ledger entries for both."""
+    is its body's length), no body for HEAD, and the same ledger entries for both but
+    for the method: each entry of the HEAD says it was one, no entry of the GET names a
+    method."""
     before = len(audit_events(clinic.services))
     head = clinic.web.head(path, headers=staff.headers)
     middle = len(audit_events(clinic.services))
@@ -71,7 +73,13 @@ def _head_as_get(clinic: Clinic, path: str, staff: Staff) -> tuple[int, list[Aud
     assert _headers(head) == _headers(get), path
     assert int(head.headers["content-length"]) == len(get.content) > 0, path
     by_head, by_get = entries[before:middle], entries[middle:]
-    assert [_same_entry(event) for event in by_head] == [_same_entry(event) for event in by_get], (
+    assert all(event.detail.get("method") == "HEAD" for event in by_head), path
+    assert all("method" not in event.detail for event in by_get), path
+    as_get = [
+        dataclasses.replace(event, detail={k: v for k, v in event.detail.items() if k != "method"})
+        for event in by_head
+    ]
+    assert [_same_entry(event) for event in as_get] == [_same_entry(event) for event in by_get], (
         path
     )
     return head.status_code, by_head
@@ -145,3 +153,34 @@ def test_head_of_what_is_not_fhir_is_still_refused(clinic: Clinic) -> None:
     for path in ("/admin/exports", "/audit/checkpoint", "/auth/sessions"):
         response = clinic.web.head(path, headers=clinic.officer.headers)
         assert response.status_code == 405, path
+
+
+def test_a_head_refused_for_its_token_is_recorded_as_a_head(clinic: Clinic) -> None:
+    """Refused before the gate (a token that does not verify, recorded by the web layer,
+    the first such refusal of its minute at once): the entry says HEAD too."""
+    before = len(audit_events(clinic.services))
+    bad = {"Authorization": f"Bearer {clinic.desk.token}x"}
+    head = clinic.web.head(f"/fhir/Patient/{clinic.patient}", headers=bad)
+    assert head.status_code == 401
+    refused = [
+        event
+        for event in audit_events(clinic.services)[before:]
+        if event.tag is Tag.AUTH_TOKEN_REFUSED
+    ]
+    assert [event.detail.get("method") for event in refused] == ["HEAD"]
+
+
+def test_a_head_refused_before_the_gate_is_recorded_with_its_own_method(clinic: Clinic) -> None:
+    """A signed-in caller's HEAD answered 406 (no JSON accepted) never reaches the gate;
+    the refusal records carry the method, and it is the client's HEAD, not the GET the
+    app was handed."""
+    before = len(audit_events(clinic.services))
+    headers = {**clinic.desk.headers, "accept": "application/fhir+xml"}
+    head = clinic.web.head(f"/fhir/Patient/{clinic.patient}", headers=headers)
+    assert head.status_code == 406
+    refused = [
+        event
+        for event in audit_events(clinic.services)[before:]
+        if event.tag is Tag.REQUEST_REFUSED
+    ]
+    assert [event.detail["method"] for event in refused] == ["HEAD"]

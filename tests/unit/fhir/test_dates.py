@@ -41,8 +41,45 @@ def test_invalid_dates_are_refused(text: str) -> None:
 def test_prefixes() -> None:
     assert dates.split_prefix("ge2024") == (Prefix.GE, "2024")
     assert dates.split_prefix("2024") == (Prefix.EQ, "2024")
+    assert dates.split_prefix("ap2024") == (Prefix.AP, "2024")
     with pytest.raises(dates.DateFormatError):
-        dates.split_prefix("ap2024")
+        dates.split_prefix("xx2024")
+
+
+NOW = datetime(2026, 12, 4, 14, 0, tzinfo=UTC)
+
+
+def test_approximately_widens_by_a_tenth_of_the_gap_between_now_and_the_value() -> None:
+    """R4 search: the recommended approximation for a date is 10% of the gap between now
+    and the date, on either side of the value's own range."""
+    past = dates.parse("2016-12-04T14:00:00Z", HK)  # ten years (3,652 days) before NOW
+    assert past.low is not None and past.high is not None
+    widened = dates.approximately(past, NOW)
+    margin = (NOW - past.high) / 10
+    assert widened == DateRange(past.low - margin, past.high + margin)
+    assert timedelta(days=365) < margin < timedelta(days=366)
+    future = dates.parse("2036-12", HK)
+    assert future.low is not None and future.high is not None
+    ahead = dates.approximately(future, NOW)
+    assert ahead.low == future.low - (future.low - NOW) / 10
+    assert ahead.high == future.high + (future.low - NOW) / 10
+    # A value whose range holds now is approximately itself.
+    today = dates.parse("2026-12-04", HK)
+    assert dates.approximately(today, NOW) == today
+
+
+def test_approximately_matches_a_value_that_overlaps_the_widened_range() -> None:
+    search = dates.approximately(dates.parse("2016-06-01", HK), NOW)
+    assert dates.matches(Prefix.AP, search, dates.parse("2016-01-15", HK))
+    assert dates.matches(Prefix.AP, search, dates.parse("2017-03-01", HK))
+    assert not dates.matches(Prefix.AP, search, dates.parse("2014-01-15", HK))
+    assert not dates.matches(Prefix.AP, search, dates.parse("2018-06-01", HK))
+    # A period overlapping the range, or open towards it, is approximately there.
+    assert dates.matches(Prefix.AP, search, dates.value_range({"start": "2010-01-01"}, HK))
+    assert dates.matches(
+        Prefix.AP, search, dates.value_range({"start": "2012", "end": "2015-12"}, HK)
+    )
+    assert not dates.matches(Prefix.AP, search, dates.value_range({"end": "2012"}, HK))
 
 
 def test_period_without_end_is_open() -> None:

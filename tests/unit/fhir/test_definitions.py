@@ -74,9 +74,9 @@ def test_sorting_by_an_alias_sorts_by_the_date_it_names() -> None:
 
 def test_unknown_standard_names_needing_new_terms_are_still_refused() -> None:
     for type_name, name in (
-        ("Condition", "recorded-date"),
-        ("ServiceRequest", "authored"),
-        ("ServiceRequest", "occurrence"),
+        ("Observation", "value-quantity"),
+        ("Encounter", "reason-code"),
+        ("Procedure", "performer"),
     ):
         with pytest.raises(SearchError, match="unknown search parameter"):
             parse(type_name, (name, "x"))
@@ -89,7 +89,55 @@ OWN_TERMS = {
     ("Condition", "category"): ("Condition-category", ParamKind.TOKEN),
     ("Condition", "onset-date"): ("Condition-onset-date", ParamKind.DATE),
     ("MedicationRequest", "intent"): ("MedicationRequest-intent", ParamKind.TOKEN),
+    ("Condition", "recorded-date"): ("Condition-recorded-date", ParamKind.DATE),
+    ("ServiceRequest", "authored"): ("ServiceRequest-authored", ParamKind.DATE),
 }
+
+
+def test_service_request_occurrence_is_served_as_our_own_since_timing_is_not_indexed() -> None:
+    """R4's ``occurrence`` also reads ``occurrenceTiming``, which is not indexed: ours
+    reads the dateTime and the Period, and says so rather than claim R4's definition."""
+    param = RESOURCE_TYPES["ServiceRequest"].param("occurrence")
+    assert param is not None and param.kind is ParamKind.DATE
+    assert param.paths == ("occurrenceDateTime", "occurrencePeriod")
+    assert definitions.definition("ServiceRequest", "occurrence") is None
+    assert "occurrenceTiming" in (definitions.documentation("ServiceRequest", "occurrence") or "")
+    for value in VALUES[ParamKind.DATE]:
+        assert parse("ServiceRequest", ("occurrence", value)).dates[0].param is param
+
+
+def test_the_approximately_prefix_is_taken_on_every_date_parameter_and_last_updated() -> None:
+    from datetime import UTC, datetime
+
+    now = datetime(2026, 12, 4, tzinfo=UTC)
+    for type_name, name in (
+        ("Condition", "recorded-date"),
+        ("Patient", "birthdate"),
+        ("Slot", "start"),
+    ):
+        query = parse_query(
+            RESOURCE_TYPES[type_name],
+            [(name, "ap2016-12-04")],
+            strict=True,
+            zone=HK,
+            default_count=20,
+            max_count=100,
+            now=now,
+        )
+        (condition,) = query.dates
+        assert condition.search.low is not None and condition.search.high is not None
+        # Ten years back: a margin of about a year either side of the day.
+        assert condition.search.low.year == 2015 and condition.search.high.year == 2017
+    updated = parse_query(
+        RESOURCE_TYPES["Observation"],
+        [("_lastUpdated", "ap2016-12-04")],
+        strict=True,
+        zone=HK,
+        default_count=20,
+        max_count=100,
+        now=now,
+    ).last_updated[0]
+    assert updated.search.low is not None and updated.search.low.year == 2015
 
 
 @pytest.mark.parametrize(("type_name", "name"), sorted(OWN_TERMS))

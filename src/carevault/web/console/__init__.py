@@ -35,9 +35,9 @@ from carevault.web.console.guard import (
     NotForYou,
     SignInRequired,
     cookie_name,
-    secure_cookie,
 )
 from carevault.web.console.render import is_htmx, malformed, page
+from carevault.web.cookies import secure_cookie
 from carevault.web.headers import SecurityHeaders
 from carevault.web.responses import on_validation_error
 from carevault.web.routers import include

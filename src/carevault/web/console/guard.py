@@ -19,7 +19,6 @@ import base64
 import hashlib
 import hmac
 from collections.abc import Collection
-from ipaddress import ip_address
 from typing import Annotated
 from urllib.parse import parse_qsl
 
@@ -33,6 +32,7 @@ from carevault.domain.policy import Actor
 from carevault.domain.roles import Role
 from carevault.gate import Caller
 from carevault.ledger.events import AuditEvent, Outcome, Tag
+from carevault.web.cookies import secure_cookie
 from carevault.web.fhir_routes import read_body
 from carevault.web.responses import request_id_of
 from carevault.web.security import client_address
@@ -67,25 +67,6 @@ class CsrfRefused(Exception):
 def services(request: Request) -> Services:
     found: Services = request.app.state.services
     return found
-
-
-def _loopback(host: str | None) -> bool:
-    if host is None:
-        return False
-    if host == "localhost":
-        return True
-    try:
-        return ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-def secure_cookie(request: Request) -> bool:
-    """Secure everywhere except plain http to a loopback address (a laptop demo, tests)."""
-    configured = services(request).settings.public_base_url or ""
-    if configured.startswith("https://") or request.url.scheme == "https":
-        return True
-    return not _loopback(request.url.hostname)
 
 
 def cookie_name(request: Request) -> str:

@@ -20,11 +20,11 @@ from carevault.web.console.guard import (
     cookie_name,
     form,
     origin,
-    secure_cookie,
     services,
 )
 from carevault.web.console.qr import enrolment_qr, grouped
 from carevault.web.console.render import page, translator
+from carevault.web.cookies import secure_cookie
 
 router = APIRouter()
 
