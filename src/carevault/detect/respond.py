@@ -9,7 +9,8 @@ of the release budget until an officer lifts it), ``suspend`` (a containment swi
 account is suspended and its sessions end; a client app is revoked), ``phi-offline``
 (patient data offline for everyone). Suspension and PHI-offline are containment switches,
 shown by ``carevault status`` and released with ``carevault contain release``.
-A privacy officer is never suspended automatically (someone must be able to undo).
+A privacy officer is suspended automatically only while another privacy officer, not
+suspended, can undo it (someone must be able to); the last one steps up instead.
 """
 
 from __future__ import annotations
@@ -71,13 +72,15 @@ class Policy:
             table[(role.strip() or None, level)] = action.strip()
         return cls(table)
 
-    def action(self, alert: Alert) -> str:
+    def action(self, alert: Alert, *, covered: bool = False) -> str:
+        """The response to ``alert``. ``covered``: another privacy officer, not
+        suspended, could undo a privacy officer's suspension."""
         if alert.detector in RAISE_ONLY or alert.principal is None:
             return "raise"
         chosen = self.table.get((alert.role, alert.severity)) or self.table.get(
             (None, alert.severity), "raise"
         )
-        if alert.role == "privacy_officer" and chosen in ("suspend", "throttle"):
+        if alert.role == "privacy_officer" and chosen in ("suspend", "throttle") and not covered:
             return "step-up"
         if chosen == "step-up" and not alert.account:
             # A client app has no one to present a code: ending its sessions only made it
@@ -115,7 +118,7 @@ class Responder:
     def __call__(self, raised: list[Raised]) -> None:
         for item in raised:
             alert = item.alert
-            action = self.policy.action(alert)
+            action = self.policy.action(alert, covered=self._covered(alert))
             if not item.new and alert.action is not None and _rank(action) <= _rank(alert.action):
                 continue
             try:
@@ -127,6 +130,19 @@ class Responder:
             self.alerts.set_action(alert.alert_id, action, containment_id)
             self._record(alert, action, containment_id, item.trigger)
             self.sinks.send({**as_dict(alert), "action": action})
+
+    def _covered(self, alert: Alert) -> bool:
+        """Whether another privacy officer, not suspended, could undo the suspension of
+        the officer ``alert`` is about: only then is an officer suspended (a phished
+        officer's account passes every step-up and reads every clinic's patients)."""
+        if alert.role != "privacy_officer" or not alert.account:
+            return False
+        return any(
+            account.role == "privacy_officer"
+            and not account.suspended
+            and account.username != alert.account
+            for account in self.accounts.all()
+        )
 
     def _apply(self, alert: Alert, action: str) -> int | None:
         reason = f"alert {alert.alert_id} ({alert.detector}, {alert.severity})"

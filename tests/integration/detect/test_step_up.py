@@ -15,6 +15,7 @@ from carevault.config import Settings
 from carevault.detect import alerts_as_dicts
 from carevault.detect.desk import OfficerCode
 from carevault.domain.hkid import check_digit
+from carevault.domain.roles import Role
 from carevault.fhir.normalise import HKID_SYSTEM
 from carevault.ledger.events import AuditEvent, Tag
 from carevault.web.app import create_app
@@ -25,6 +26,7 @@ from tests.integration.detect.conftest import (
     opened_clinic,
 )
 from tests.support.client import FhirTestClient
+from tests.support.staff import make_staff
 
 HKID = f"K000001({check_digit('K', '000001')})"
 #: The front desk's own record, as registered: HR identified them by this HKID.
@@ -151,3 +153,28 @@ def test_the_watch_after_a_step_up_survives_a_restart(watched: Settings) -> None
             assert alerts["after-step-up"]["action"] == "suspend"
         finally:
             again.close()
+
+
+def test_a_privacy_officer_is_suspended_while_another_officer_can_undo_it(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    # A phished officer passes every step-up and reads every clinic's patients: they are
+    # suspended like anyone, as long as someone is left to release them.
+    settings = clinic_settings(backend, tmp_path, request, release_budget="privacy_officer=2/10")
+    with opened_clinic(settings, clinic_patients(6)) as clinic:
+        second = make_staff(clinic.services, Role.PRIVACY_OFFICER, ["clinic-a"])
+        first = clinic.officer
+        statuses = [clinic.read(first, patient) for patient in clinic.patients[:3]]
+        assert statuses == [200, 200, 429]
+        (alert,) = alerts_as_dicts(clinic.services)
+        assert (alert["detector"], alert["account"], alert["action"]) == (
+            "release-budget", first.account.username, "suspend",
+        )  # fmt: skip
+        assert clinic.read(first, clinic.patients[0]) == 401
+        # The other officer is now the last one standing: paused, never suspended.
+        statuses = [clinic.read(second, patient) for patient in clinic.patients[3:6]]
+        assert statuses == [200, 200, 429]
+        actions = {a["account"]: a["action"] for a in alerts_as_dicts(clinic.services)}
+        assert actions[second.account.username] == "step-up"
+        still = clinic.services.accounts.get(second.account.account_id)
+        assert still is not None and not still.suspended

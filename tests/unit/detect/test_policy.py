@@ -74,3 +74,10 @@ def test_a_client_app_that_cannot_step_up_is_suspended_instead() -> None:
     assert Policy.parse("").action(lab) == "suspend"
     assert Policy.parse("integration:medium=step-up").action(lab) == "suspend"
     assert Policy.parse("").action(replace(lab, severity=Severity.LOW)) == "raise"
+
+
+def test_a_privacy_officer_is_suspended_only_while_another_can_undo_it() -> None:
+    officer = alert(Severity.HIGH, role="privacy_officer")
+    assert Policy.parse("").action(officer, covered=True) == "suspend"
+    assert Policy.parse("high=throttle").action(officer, covered=True) == "throttle"
+    assert Policy.parse("high=throttle").action(officer) == "step-up"
