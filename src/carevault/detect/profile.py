@@ -145,6 +145,11 @@ class Recent:
     #: first: a fresh TOTP code proves who holds the account, not why they read.
     watch: tuple[int, int, int] | None = None
     watched: set[str] = field(default_factory=set)
+    #: Patients whose records the account itself created today and yesterday (new
+    #: patients at the desk): opening them tells it nothing it did not write, and the
+    #: watch after a step-up does not count them.
+    presented: set[str] = field(default_factory=set)
+    presented_before: set[str] = field(default_factory=set)
 
     def unnamed(
         self, what: str, day: int, version: int, patients: Iterable[str]
@@ -172,6 +177,8 @@ class Recent:
         picks, kin_picks = self.earlier.pop(day, (set(), {}))
         for gone in [d for d in self.earlier if d < day - KEPT_DAYS]:
             del self.earlier[gone]
+        self.presented_before = self.presented if day == self.day + 1 else set()
+        self.presented = set()
         self.day = day
         self.today_all = set()
         self.today_unexplained = set()

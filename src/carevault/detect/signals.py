@@ -75,6 +75,7 @@ WATCH_US = DAY_US
 #: the first attempt the throttle refuses (recorded as a failure too).
 REGISTRATION_MISSES = MAX_FAILURES
 REGISTERED = "fhir:patient:registered"
+CREATED = "fhir:resource:create"
 DENIALS_PER_10_MINUTES = 20
 NAME_SEARCHES_PER_HOUR = 30
 VAGUE_SEARCHES_PER_HOUR = 10
@@ -131,6 +132,18 @@ def _missed(access: Access) -> bool:
     matched was the clinic's already (as the registration throttle counts them)."""
     return access.outcome == "failed" or (
         access.outcome == "success" and access.reason == ALREADY_REGISTERED
+    )
+
+
+def _presented(access: Access) -> bool:
+    """A patient record the account created (a new patient at the desk): what it holds,
+    the account wrote. Not a ``$register`` of a patient the group holds already: an
+    identifier and birth date known from elsewhere would open the record unwatched."""
+    return (
+        access.outcome == "success"
+        and access.tag == CREATED
+        and access.resource_type == "Patient"
+        and bool(access.patient_pseudonym)
     )
 
 
@@ -251,6 +264,8 @@ class Detectors:
         found: list[Finding] = []
         if access.tag in REFUSED_SIGN_INS:
             return []  # the sender's, not this account's: ``signin`` counts them per source
+        if _presented(access):
+            recent.presented.add(access.patient_pseudonym or "")
         if access.tag == REGISTERED and _missed(access):
             count = recent.registration_misses.add(access.at_us, access.position)
             if live and count > REGISTRATION_MISSES:
@@ -310,7 +325,12 @@ class Detectors:
                 if live:
                     found.extend(self._breadth(access, name, state, role, day))
             watch = recent.watch
-            if watch is not None and access.at_us - watch[1] <= WATCH_US:
+            if (
+                watch is not None
+                and access.at_us - watch[1] <= WATCH_US
+                and pseudonym not in recent.presented
+                and pseudonym not in recent.presented_before
+            ):
                 recent.watched.add(pseudonym)
                 if live and len(recent.watched) > self.after_step_up:
                     found.append(self._after_step_up(access, recent, watch))

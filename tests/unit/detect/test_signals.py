@@ -301,3 +301,21 @@ def test_a_client_app_reading_a_vip_under_the_clinics_care_is_not_judged_by_dist
     feed = Feed(role="integration")
     feed.context = Context(vips=frozenset({"star"}))
     assert feed.entry(MORNING, "star", explained=True, principal="client:lab") == []
+
+
+def test_the_watch_does_not_count_patients_the_account_created_itself() -> None:
+    # A desk whose alert was false registers the day's new patients and books them: it
+    # wrote what those records hold. A patient it did not create counts as ever.
+    feed = Feed(role="front_desk")
+    feed.detectors = Detectors(after_step_up=2)
+    Detectors.stepped_up(feed.state, MORNING, position=1)
+    for n in range(5):
+        feed.entry(MORNING + n * MINUTE_US, f"new{n}", tag="fhir:resource:create")
+        feed.entry(MORNING + n * MINUTE_US + 1, f"new{n}")
+    feed.entry(MORNING + DAY_US - HOUR_US, "new0")  # the next morning too
+    assert _after_step_up(feed) == []
+    feed.entry(MORNING + 10 * MINUTE_US, "p0", tag="fhir:resource:create", outcome="denied")
+    for n in range(3):
+        feed.entry(MORNING + (11 + n) * MINUTE_US, f"p{n}")
+    (finding,) = _after_step_up(feed)
+    assert sorted(finding.patients) == ["p0", "p1", "p2"]
