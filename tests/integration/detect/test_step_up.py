@@ -87,6 +87,18 @@ def test_a_medium_alert_asks_for_a_fresh_totp_before_more_data(clinic: Clinic) -
     assert outcomes == ["denied", "success"]
 
 
+def _registered_by_a_colleague(clinic: Clinic, count: int) -> list[str]:
+    """``count`` patients another front desk registered: records the desk did not write
+    (the watch does not count those it created itself)."""
+    colleague = make_staff(clinic.services, Role.FRONT_DESK, ["clinic-a"])
+    made = []
+    for body in clinic_patients(count, family="Lee"):
+        response = clinic.web.post_json("/fhir/Patient", body, **colleague.headers)
+        assert response.status_code == 201, response.text
+        made.append(str(response.json()["id"]))
+    return made
+
+
 def _step_up_after_opening_own_record(clinic: Clinic) -> None:
     """The desk opens their own patient record (HR gave their HKID): a medium alert, the
     session paused; then a fresh code, as the person or whoever holds their TOTP seed."""
@@ -115,14 +127,18 @@ def watched(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Set
 def test_reading_on_after_a_step_up_suspends_the_account(watched: Settings) -> None:
     # Whoever holds the password and the TOTP seed (phished together) passes the step-up:
     # the watch that follows it judges what the account opens next, not the code.
-    with opened_clinic(watched, clinic_patients(8)) as clinic:
+    with opened_clinic(watched, clinic_patients(2)) as clinic:
+        others = _registered_by_a_colleague(clinic, 5)
         _step_up_after_opening_own_record(clinic)
+        # Patients the desk registered itself are not counted: it wrote them.
+        for patient in clinic.patients:
+            assert clinic.read(clinic.desk, patient) == 200
 
         # Three patients no care relationship explains: the watch's allowance.
-        for patient in clinic.patients[:3]:
+        for patient in others[:3]:
             assert clinic.read(clinic.desk, patient) == 200
         assert [a["detector"] for a in alerts_as_dicts(clinic.services)] == ["own-record"]
-        assert clinic.read(clinic.desk, clinic.patients[3]) == 200
+        assert clinic.read(clinic.desk, others[3]) == 200
         alerts = {a["detector"]: a for a in alerts_as_dicts(clinic.services)}
         watch = alerts["after-step-up"]
         assert (watch["severity"], watch["action"], watch["account"]) == (
@@ -130,22 +146,23 @@ def test_reading_on_after_a_step_up_suspends_the_account(watched: Settings) -> N
         )  # fmt: skip
         assert watch["patient_count"] == 4
         assert "not why it reads" in watch["explanation"]
-        assert clinic.read(clinic.desk, clinic.patients[4]) == 401
+        assert clinic.read(clinic.desk, others[4]) == 401
         suspended = clinic.services.accounts.get(clinic.desk.account.account_id)
         assert suspended is not None and suspended.suspended
 
 
 def test_the_watch_after_a_step_up_survives_a_restart(watched: Settings) -> None:
-    with opened_clinic(watched, clinic_patients(6)) as clinic:
+    with opened_clinic(watched, clinic_patients(0)) as clinic:
+        others = _registered_by_a_colleague(clinic, 4)
         _step_up_after_opening_own_record(clinic)
-        for patient in clinic.patients[:2]:
+        for patient in others[:2]:
             assert clinic.read(clinic.desk, patient) == 200
         assert len(alerts_as_dicts(clinic.services)) == 1  # judged past the step-up
         clinic.services.close()  # the server restarts: the watch is rebuilt from the ledger
         again = build_services(watched)
         try:
             with FhirTestClient(create_app(again.settings, again)) as web:
-                for patient in clinic.patients[2:4]:
+                for patient in others[2:4]:
                     got = web.get(f"/fhir/Patient/{patient}", headers=clinic.desk.headers)
                     assert got.status_code == 200, got.text
             alerts = {a["detector"]: a for a in alerts_as_dicts(again)}
