@@ -32,6 +32,9 @@ HKT = timezone(timedelta(hours=8))
 #: What counts as bulk (for the "≤ 50 released" target) and as a slow drip.
 BULK_PER_DAY = 200
 DRIP_DAYS = 5
+#: How long before an attack's first access an alert may be raised and still be that
+#: access's own (``noticed``).
+STAMP_SLACK = timedelta(minutes=1)
 TOP = 10
 
 
@@ -182,30 +185,54 @@ class ScenarioScore:
     drip: bool
 
 
+def noticed(alert: Alert, attack: Attack) -> datetime:
+    """When ``alert`` is known to have taken ``attack`` in: when it was raised; or, for an
+    alert on the account raised before the attack began and widened across it (its
+    ledger range covers the attack's entries), the last of those entries, since a range
+    spans whatever was written meanwhile and only its end is known to be the alert's own.
+    Its raising is no detection of what had not yet happened (the owner's alert of the
+    morning is not the detection of the thief's evening). An alert raised at most
+    ``STAMP_SLACK`` before the first access is that access's own: the ground truth stamps
+    an access once its answer is in (``truth``), after the entry that raised it."""
+    if attack.first is None or alert.raised >= attack.first - STAMP_SLACK:
+        return alert.raised
+    low, high = alert.first_position, alert.last_position
+    covered = [
+        moment
+        for moment, _, positions in attack.releases
+        if low is not None
+        and high is not None
+        and any(low <= position <= high for position in positions)
+    ]
+    return max([alert.raised, *covered])
+
+
 def score_scenario(entry: dict[str, Any], alerts: list[Alert]) -> ScenarioScore:
     attack = Attack.of(entry)
-    mine = sorted((a for a in alerts if belongs(a, attack)), key=lambda a: a.raised)
+    mine = sorted(
+        ((noticed(a, attack), a) for a in alerts if belongs(a, attack)), key=lambda pair: pair[0]
+    )
     given = _given_times(entry)
-    first_alert = mine[0] if mine else None
-    containing = [a for a in mine if a.action in CONTAINING]
-    contained_at = containing[0].raised if containing else None
+    first_at, first_alert = mine[0] if mine else (None, None)
+    containing = [moment for moment, a in mine if a.action in CONTAINING]
+    contained_at = containing[0] if containing else None
     seconds = wall = None
     working_days = None
-    if first_alert is not None and attack.first is not None:
-        seconds = max((first_alert.raised - attack.first).total_seconds(), 0.0)
+    if first_alert is not None and first_at is not None and attack.first is not None:
+        seconds = max((first_at - attack.first).total_seconds(), 0.0)
         wall = _wall_to(attack, first_alert)
-        working_days = _working_days(attack.first, first_alert.raised)
+        working_days = _working_days(attack.first, first_at)
     return ScenarioScore(
         name=attack.name,
         kind=attack.kind,
         detected=first_alert is not None,
         alerts=len(mine),
-        first_alert_at=first_alert.raised.isoformat() if first_alert else None,
+        first_alert_at=first_at.isoformat() if first_at else None,
         seconds_to_first_alert=seconds,
         wall_seconds_to_first_alert=wall,
         working_days_to_detection=working_days,
         patients_released=len(given),
-        released_before_detection=_before(given, first_alert.raised if first_alert else None),
+        released_before_detection=_before(given, first_at),
         contained=contained_at is not None,
         released_before_containment=_before(given, contained_at),
         released_after_containment=0

@@ -232,3 +232,19 @@ def test_a_drip_contained_on_its_second_day_is_still_judged_as_a_drip() -> None:
     stopped = {**DRIP, "accesses": DRIP["accesses"][:2], "patients": DRIP["patients"][:2]}
     assert not score_scenario(stopped, []).drip
     assert score_scenario({**stopped, "planned_days": 15}, []).drip
+
+
+def test_an_own_alert_raised_before_the_attack_detects_it_only_once_widened_across_it() -> None:
+    # The account owner's own alert of the morning (09:00), widened through the day: its
+    # range (90-103) reaches the thief's entries up to 103 (11:03), the last it is known
+    # to have taken in. Raising it was no detection of the evening's reads.
+    earlier = alert("g", "2026-03-10T09:00:00Z", account="dr.bad", first_position=90,
+                    last_position=103, action="step-up")  # fmt: skip
+    score = score_scenario(BULK, [parse_alert(earlier)])
+    assert score.detected and score.seconds_to_first_alert == 180.0
+    assert score.released_before_detection == 4 and score.released_before_containment == 4
+    # Raised within a minute before the first access (stamped once answered): its own.
+    own = alert("h", "2026-03-10T10:59:30Z", account="dr.bad", first_position=100,
+                last_position=104, action="suspend")  # fmt: skip
+    score = score_scenario(BULK, [parse_alert(own)])
+    assert score.seconds_to_first_alert == 0.0 and score.released_before_containment == 0
