@@ -26,6 +26,8 @@ from carevault.notify.wording import HAPPENED, SUBJECT, categories_in, day, shor
 TEMPLATES = Path(__file__).parent / "templates"
 #: A line of a letter that is a heading (the PDF sets it in bold type).
 HEADING_MARK = "\u00a7\u00a7 "
+#: The containment mode that stops changes only (``containment.state.Mode.READ_ONLY``).
+READ_ONLY = "read-only"
 
 
 @dataclass(frozen=True)
@@ -109,7 +111,8 @@ def render(
         "contact_name": sender.contact_name,
         "code": code,
         "pcpd_told": "pcpd" in incident.filed_with,
-        "contained": bool(incident.containment),
+        # Read-only stops changes, not reading: alone it stopped no one's access.
+        "contained": any(action.mode != READ_ONLY for action in incident.containment),
     }
     env = _environment()
 

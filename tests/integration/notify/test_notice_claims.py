@@ -56,3 +56,17 @@ def test_recorded_containment_is_said_to_have_stopped_the_access(clinic: Clinic)
     ]}}  # fmt: skip
     send_job(clinic.services).run(parse_scope(document), ("confirmed",))
     assert "We stopped the access" in _sent_to(clinic, "alice@example.com")
+
+
+def test_a_read_only_switch_alone_is_not_said_to_have_stopped_the_access(
+    clinic: Clinic,
+) -> None:
+    # Read-only stops changes; whoever was reading reads on. A notice that said the
+    # access was stopped would tell the patient something the record does not hold.
+    document = {**clinic.scope, "incident": {**clinic.scope["incident"], "containment": [
+        {"id": 2, "mode": "read-only", "target": None, "reason": "writes frozen",
+         "started_at": "2026-12-01T09:00:00Z", "started_by": "staff:ada", "released_at": None},
+    ]}}  # fmt: skip
+    send_job(clinic.services).run(parse_scope(document), ("confirmed",))
+    text = _sent_to(clinic, "alice@example.com")
+    assert "We stopped the access" not in text and "working to cut off" in text
