@@ -10,6 +10,7 @@ import typer
 from carevault.cli.common import HomeOption, OfficerOption, TotpOption, app, as_officer, fail
 from carevault.cli.common import open_services as _open_services
 from carevault.cli.terminal import cell, echo
+from carevault.export.model import Status as ExportStatus
 
 if TYPE_CHECKING:
     from carevault.bootstrap import Services
@@ -50,15 +51,17 @@ def _print(shown: dict[str, object], as_json: bool) -> None:
 
 @export_app.command("list")
 def export_list(
-    status: Annotated[str | None, typer.Option(help="Only jobs in this status.")] = None,
+    # A choice: a status that is not one is refused with the choices (exit 2), not a
+    # traceback.
+    status: Annotated[ExportStatus | None, typer.Option(help="Only jobs in this status.")] = None,
     as_json: JsonOption = False,
     home: HomeOption = None,
 ) -> None:
     """Every export job, oldest first."""
-    from carevault.export.model import Status, as_dict
+    from carevault.export.model import as_dict
 
     with _open_services(home) as services:
-        jobs = _exports(services).jobs.all([Status(status)] if status else None)
+        jobs = _exports(services).jobs.all([status] if status else None)
     found = [as_dict(job) for job in jobs]
     if as_json:
         echo(json.dumps(found, indent=1))

@@ -10,23 +10,25 @@ import typer
 from carevault.cli.common import HomeOption, app, fail
 from carevault.cli.common import open_services as _open_services
 from carevault.cli.terminal import cell, echo
+from carevault.importjobs.model import Status as ImportStatus
 
 
 @app.command("import-jobs")
 def import_jobs(
-    status: Annotated[str | None, typer.Option(help="Only jobs in this status.")] = None,
+    # A choice: a status that is not one is refused with the choices (exit 2), not a
+    # traceback.
+    status: Annotated[ImportStatus | None, typer.Option(help="Only jobs in this status.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="As JSON.")] = False,
     home: HomeOption = None,
 ) -> None:
     """Every $import job, oldest first: whose, its status, how far it got."""
-    from carevault.importjobs.model import Status
 
     with _open_services(home) as services:
         imports = services.imports
         if imports is None:
             raise fail("$import is not available here")
         found: list[dict[str, Any]] = []
-        for job in imports.jobs.all([Status(status)] if status else None):
+        for job in imports.jobs.all([status] if status else None):
             report = imports.report(job)
             found.append(
                 {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -114,3 +115,9 @@ def test_officers_list_approve_deny_and_cancel_from_the_command_line(cli_env: Cl
     assert clinic.services.exports.job(system_job).status is Status.CANCELLED
     assert clinic.services.exports.job(third_job).status is Status.DENIED
     assert not clinic.services.exports.files.exists(system_job)
+
+
+def test_an_unknown_status_is_refused_with_the_choices(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["export", "list", "--status", "bogus", "--home", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "pending" in result.output and "Traceback" not in result.output

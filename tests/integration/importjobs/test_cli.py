@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -45,3 +46,9 @@ def test_import_jobs_lists_each_job_with_its_counts(
     )
     assert expired.exit_code == 0, expired.output
     assert [job["id"] for job in json.loads(expired.output)] == [job_id]
+
+
+def test_an_unknown_status_is_refused_with_the_choices(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["import-jobs", "--status", "bogus", "--home", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "queued" in result.output and "Traceback" not in result.output
