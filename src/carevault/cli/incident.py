@@ -15,6 +15,7 @@ import typer
 
 from carevault.cli.common import HomeOption, TotpOption, app, fail, open_services, operator
 from carevault.cli.terminal import cell, echo
+from carevault.incidents.model import Status as IncidentStatus
 
 incident_app = typer.Typer(help="Incidents and their scope: whose data, which kinds, with proof.")
 app.add_typer(incident_app, name="incident")
@@ -174,13 +175,21 @@ def _step_up(services: Any, officer: str, code: str | None) -> Callable[[str], N
 
 
 @incident_app.command("list")
-def list_incidents(home: HomeOption = None) -> None:
+def list_incidents(
+    # A choice, as /admin/incidents?status= answers: another status exits 2.
+    status: Annotated[
+        IncidentStatus | None, typer.Option(help="Only incidents in this status.")
+    ] = None,
+    home: HomeOption = None,
+) -> None:
     """Incidents, newest first."""
     from carevault.incidents import incidents_for
 
     with open_services(home) as services:
         found = incidents_for(services).all()
     for item in found:
+        if status is not None and item.status is not status:
+            continue
         view = item.as_json()
         echo(f"{item.incident_id}\t{item.status.value}\t{view['since']}\t{cell(item.title)}")
 

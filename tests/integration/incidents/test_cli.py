@@ -234,3 +234,13 @@ def test_an_output_that_cannot_be_written_is_said_without_a_traceback(
     assert result.exit_code == 1, result.output
     assert "cannot write" in result.output and "--run latest" in result.output
     assert not isinstance(result.exception, OSError)
+
+
+def test_the_list_is_filtered_by_status(home: Path) -> None:
+    incident = _run(home, "declare", "--title", "Phished", "--account", "thief",
+                    "--since", "2026-01-01").split()[-1]  # fmt: skip
+    assert _run(home, "list", "--status", "open").split("\t")[0] == incident
+    assert _run(home, "list", "--status", "closed") == ""
+    assert incident in _run(home, "list")
+    bogus = runner.invoke(app, ["incident", "list", "--status", "shut", "--home", str(home)])
+    assert bogus.exit_code == 2 and "contained" in bogus.output
