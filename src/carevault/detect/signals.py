@@ -306,8 +306,12 @@ class Detectors:
             if fishing is not None and live:
                 found.append(fishing)
         if granted(access):
+            # A grant explains the reads under it, so the watch counts the grant: whoever
+            # passed a step-up with a phished seed could otherwise break the glass for as
+            # many patients an hour as ``break-glass-volume`` allows, unwatched.
+            watching = self._watching(access, recent, access.patient_pseudonym or "", live)
             sweep = glass_sweep(access, recent, self.break_glass_per_hour, day)
-            return [sweep] if sweep is not None and live else []
+            return [f for f in (watching, sweep) if f is not None] if live else []
         if not access.released:
             return []
         if access.tag == EXPORT_TAG and access.explained:
@@ -324,16 +328,9 @@ class Detectors:
                 recent.peaks[name] = max(recent.peaks[name], count)
                 if live:
                     found.extend(self._breadth(access, name, state, role, day))
-            watch = recent.watch
-            if (
-                watch is not None
-                and access.at_us - watch[1] <= WATCH_US
-                and pseudonym not in recent.presented
-                and pseudonym not in recent.presented_before
-            ):
-                recent.watched.add(pseudonym)
-                if live and len(recent.watched) > self.after_step_up:
-                    found.append(self._after_step_up(access, recent, watch))
+            watching = self._watching(access, recent, pseudonym, live)
+            if watching is not None:
+                found.append(watching)
         if access.tag == "fhir:patient:everything":
             calls = recent.everything.add(access.at_us, access.position)
             if live and calls > EVERYTHING_PER_HOUR:
@@ -407,6 +404,21 @@ class Detectors:
                 window.first_position,
             )
         ]
+
+    def _watching(
+        self, access: Access, recent: Recent, pseudonym: str, live: bool
+    ) -> Finding | None:
+        """Count ``pseudonym`` if the account is watched after a step-up; the finding
+        once it has opened more than its allowance."""
+        watch = recent.watch
+        if watch is None or access.at_us - watch[1] > WATCH_US:
+            return None
+        if pseudonym in recent.presented or pseudonym in recent.presented_before:
+            return None  # a record the account itself created (today or yesterday)
+        recent.watched.add(pseudonym)
+        if live and len(recent.watched) > self.after_step_up:
+            return self._after_step_up(access, recent, watch)
+        return None
 
     def _after_step_up(
         self, access: Access, recent: Recent, watch: tuple[int, int, int]

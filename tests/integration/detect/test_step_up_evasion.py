@@ -12,6 +12,7 @@ import pytest
 
 from carevault.detect import alerts_as_dicts
 from carevault.detect.desk import OfficerCode
+from carevault.domain.roles import Role
 from tests.integration.detect.conftest import (
     Clinic,
     clinic_patients,
@@ -25,7 +26,7 @@ from tests.integration.detect.test_step_up import (
     _step_up_after_opening_own_record,
 )
 from tests.integration.detect.test_vip_near_care import _booking
-from tests.support.staff import TEST_APP, open_token
+from tests.support.staff import TEST_APP, make_staff, open_token
 
 #: The watch's allowance in these tests: the fourth unexplained patient suspends.
 ALLOWED = 3
@@ -124,6 +125,53 @@ def test_a_second_session_opened_after_the_step_up_is_watched_as_the_account(
         for patient in clinic.patients[:4]:
             _get(clinic, f"/fhir/Patient/{patient}", {"authorization": f"Bearer {fresh}"})
         _suspended(clinic)
+
+
+#: Words long enough for any minimum a grant asks of them.
+WORDS = "covering for Dr Wong on the ward round"
+
+
+def test_breaking_the_glass_after_a_step_up_is_counted_by_the_watch(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    settings = clinic_settings(
+        backend, tmp_path, request, detect_after_step_up=ALLOWED, detect_kin_grace_seconds=0
+    )
+    # A read under a grant is explained, and break-glass-volume allows 5 patients an
+    # hour: uncounted, whoever passed the step-up with a phished seed would read 120
+    # patients a day, one grant at a time.
+    with opened_clinic(settings, clinic_patients(8)) as clinic:
+        detection = clinic.services.detection
+        assert detection is not None
+        doctor = make_staff(clinic.services, Role.PHYSICIAN, ["clinic-a"])
+        officer = OfficerCode(clinic.officer.account.username, clinic.officer.totp())
+        detection.desk.identify(officer, doctor.account.username, hkid=HKID)
+        own = clinic.web.post_json("/fhir/Patient", OWN_RECORD, **clinic.desk.headers)
+        assert own.status_code == 201, own.text
+        assert clinic.read(doctor, own.json()["id"]) == 200
+        assert [a["action"] for a in alerts_as_dicts(clinic.services)] == ["step-up"]
+        stepped = clinic.web.post_json("/auth/step-up", {"totp": doctor.totp()}, **doctor.headers)
+        assert stepped.status_code == 200, stepped.text
+        body = {
+            "resourceType": "Parameters",
+            "parameter": [
+                {"name": "reason", "valueCode": "covering-for-colleague"},
+                {"name": "text", "valueString": WORDS},
+            ],
+        }
+        for n, patient in enumerate(clinic.patients[: ALLOWED + 1]):  # under 5 an hour
+            granted = clinic.web.post_json(
+                f"/fhir/Patient/{patient}/$break-glass", body, **doctor.headers
+            )
+            assert granted.status_code in (200, 201), granted.text
+            # The last grant is past the allowance: the read may meet the suspension.
+            assert clinic.read(doctor, patient) in ((200,) if n < ALLOWED else (200, 401))
+        alerts = {a["detector"]: a for a in alerts_as_dicts(clinic.services)}
+        assert "break-glass-volume" not in alerts
+        watch = alerts["after-step-up"]
+        assert (watch["action"], watch["patient_count"]) == ("suspend", ALLOWED + 1)
+        account = clinic.services.accounts.get(doctor.account.account_id)
+        assert account is not None and account.suspended
 
 
 def test_a_refresh_token_minted_before_the_step_up_gives_only_a_paused_session(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime
 
+from carevault.detect.glass import GRANTED
 from carevault.detect.model import DAY_US, HOUR_US, MINUTE_US, Access, Finding, Severity
 from carevault.detect.profile import Profile, RoleBaseline
 from carevault.detect.signals import AccountState, Context, Detectors
@@ -319,3 +320,17 @@ def test_the_watch_does_not_count_patients_the_account_created_itself() -> None:
         feed.entry(MORNING + (11 + n) * MINUTE_US, f"p{n}")
     (finding,) = _after_step_up(feed)
     assert sorted(finding.patients) == ["p0", "p1", "p2"]
+
+
+def test_a_break_the_glass_grant_counts_in_the_watch_after_a_step_up() -> None:
+    # The reads under a grant are explained: the grant itself is what the watch counts.
+    feed = Feed()
+    feed.detectors = Detectors(after_step_up=2)
+    Detectors.stepped_up(feed.state, MORNING, position=1)
+    for n in range(3):
+        at = MORNING + (1 + n) * MINUTE_US
+        feed.entry(at, f"g{n}", tag=GRANTED, resource_type=None)
+        feed.entry(at, f"g{n}", explained=True, purpose="ETREAT")
+    (finding,) = _after_step_up(feed)
+    assert sorted(finding.patients) == ["g0", "g1", "g2"]
+    assert "break-glass-volume" not in feed.detectors_fired()  # 3 an hour: under its limit
