@@ -236,3 +236,40 @@ def test_an_honest_desk_registering_and_booking_walk_ins_after_a_step_up_reads_o
             assert clinic.read(clinic.desk, patient) == 200
         detectors = {a["detector"] for a in alerts_as_dicts(clinic.services)}
         assert "after-step-up" not in detectors
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "two accounts: care booked by one explains the other's reads, so the watched "
+        "account reads every patient the first booked, unwatched, and bookings (new "
+        "records) are counted by no detector (staff-changes counts updates and deletes)"
+    ),
+)
+def test_a_watched_account_cannot_read_on_through_a_second_accounts_bookings(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    settings = clinic_settings(
+        backend, tmp_path, request, detect_after_step_up=ALLOWED, detect_kin_grace_seconds=0
+    )
+    with opened_clinic(settings, clinic_patients(8)) as clinic:
+        detection = clinic.services.detection
+        assert detection is not None
+        nurse = make_staff(clinic.services, Role.NURSE, ["clinic-a"])
+        officer = OfficerCode(clinic.officer.account.username, clinic.officer.totp())
+        detection.desk.identify(officer, nurse.account.username, hkid=HKID)
+        own = clinic.web.post_json("/fhir/Patient", OWN_RECORD, **clinic.desk.headers)
+        assert own.status_code == 201, own.text
+        assert clinic.read(nurse, own.json()["id"]) == 200
+        assert [a["action"] for a in alerts_as_dicts(clinic.services)] == ["step-up"]
+        stepped = clinic.web.post_json("/auth/step-up", {"totp": nurse.totp()}, **nurse.headers)
+        assert stepped.status_code == 200, stepped.text
+        # The second (phished or colluding) account books every patient for today.
+        for patient in clinic.patients:
+            booked = clinic.web.post_json(
+                "/fhir/Appointment", _booking(patient, 0), **clinic.desk.headers
+            )
+            assert booked.status_code == 201, booked.text
+        for patient in clinic.patients:
+            assert clinic.read(nurse, patient) == 200
+        assert "after-step-up" in {a["detector"] for a in alerts_as_dicts(clinic.services)}
