@@ -309,7 +309,8 @@ class Detectors:
             # A grant explains the reads under it, so the watch counts the grant: whoever
             # passed a step-up with a phished seed could otherwise break the glass for as
             # many patients an hour as ``break-glass-volume`` allows, unwatched.
-            watching = self._watching(access, recent, access.patient_pseudonym or "", live)
+            pseudonym = access.patient_pseudonym or ""
+            watching = self._watching(access, state, role, pseudonym, live)
             sweep = glass_sweep(access, recent, self.break_glass_per_hour, day)
             return [f for f in (watching, sweep) if f is not None] if live else []
         if not access.released:
@@ -328,7 +329,7 @@ class Detectors:
                 recent.peaks[name] = max(recent.peaks[name], count)
                 if live:
                     found.extend(self._breadth(access, name, state, role, day))
-            watching = self._watching(access, recent, pseudonym, live)
+            watching = self._watching(access, state, role, pseudonym, live)
             if watching is not None:
                 found.append(watching)
         if access.tag == "fhir:patient:everything":
@@ -406,33 +407,57 @@ class Detectors:
         ]
 
     def _watching(
-        self, access: Access, recent: Recent, pseudonym: str, live: bool
+        self,
+        access: Access,
+        state: AccountState,
+        role: RoleBaseline | None,
+        pseudonym: str,
+        live: bool,
     ) -> Finding | None:
         """Count ``pseudonym`` if the account is watched after a step-up; the finding
         once it has opened more than its allowance."""
+        recent = state.recent
         watch = recent.watch
         if watch is None or access.at_us - watch[1] > WATCH_US:
             return None
         if pseudonym in recent.presented or pseudonym in recent.presented_before:
             return None  # a record the account itself created (today or yesterday)
         recent.watched.add(pseudonym)
-        if live and len(recent.watched) > self.after_step_up:
-            return self._after_step_up(access, recent, watch)
-        return None
+        count = len(recent.watched)
+        if not live or count <= self.after_step_up:
+            return None
+        limit, why = _baseline("after-step-up", state.profile, recent, role, self._watch_limit)
+        return self._after_step_up(access, recent, watch, limit, why) if count > limit else None
+
+    def _watch_limit(
+        self, _name: str, profile: Profile, role: RoleBaseline | None
+    ) -> tuple[int, str]:
+        """The watch's allowance: the account's own usual day of patients no care
+        explains (robust, over its closed days; for a new account 1.5 times its role's
+        99th percentile), never below ``after_step_up``. A front desk that lists a
+        hundred patients a day by name at the counter goes on doing so after a false
+        alert; a doctor's stolen account, whose owner opens a few, does not."""
+        pooled = role.samples.get("unexplained", []) if role is not None else []
+        return baseline_limit(self.after_step_up, profile.history("unexplained"), pooled, profile)
 
     def _after_step_up(
-        self, access: Access, recent: Recent, watch: tuple[int, int, int]
+        self,
+        access: Access,
+        recent: Recent,
+        watch: tuple[int, int, int],
+        limit: int,
+        why: str,
     ) -> Finding:
-        """More unexplained patients after a step-up than anyone back at their own work
-        opens: whoever presented the code (or signed in again) is reading on."""
+        """More unexplained patients after a step-up than the account opens on a usual
+        day: whoever presented the code (or signed in again) is reading on."""
         count = len(recent.watched)
         return Finding(
             "after-step-up",
             Severity.HIGH,
             str(watch[0]),
             f"opened {count} distinct patients without a care relationship after its "
-            f"sessions were paused for a step-up (more than {self.after_step_up}): the "
-            "fresh code proved who holds the account, not why it reads",
+            f"sessions were paused for a step-up (more than {limit}; {why}): the fresh "
+            "code proved who holds the account, not why it reads",
             access,
             recent.unnamed("after-step-up", watch[0], count, recent.watched),
             watch[2],

@@ -334,3 +334,19 @@ def test_a_break_the_glass_grant_counts_in_the_watch_after_a_step_up() -> None:
     (finding,) = _after_step_up(feed)
     assert sorted(finding.patients) == ["g0", "g1", "g2"]
     assert "break-glass-volume" not in feed.detectors_fired()  # 3 an hour: under its limit
+
+
+def test_the_watch_allows_the_accounts_own_usual_day() -> None:
+    # A front desk that lists about a hundred patients a day no care explains (names at
+    # the counter) goes on after a false alert; past its usual day, it is reading on.
+    usual = {str(20_000 + n): {"unexplained": 95 + n % 10} for n in range(10)}
+    feed = Feed(role="front_desk", profile=Profile(role="front_desk", days=usual))
+    feed.detectors = Detectors(after_step_up=20)
+    Detectors.stepped_up(feed.state, MORNING, position=1)
+    for n in range(90):
+        feed.entry(MORNING + n * 30_000_000, f"p{n}")
+    assert _after_step_up(feed) == []
+    for n in range(90, 160):
+        feed.entry(MORNING + n * 30_000_000, f"p{n}")
+    finding = _after_step_up(feed)[0]
+    assert "usual peak" in finding.explanation and finding.severity is Severity.HIGH
