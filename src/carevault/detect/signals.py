@@ -525,10 +525,15 @@ class Detectors:
                 )
             )
         if pseudonym in context.vips and not access.explained:
+            # A front desk looks up whoever calls to book, before the booking exists, and
+            # is shown no clinical data: its look-up of a VIP is the officer's to judge
+            # (medium: paused for a fresh code, then watched), where a clinician's or
+            # anyone else's is high. Seed 41's month suspended an honest desk for one.
+            desk = access.role == "front_desk"
             found.append(
                 Finding(
                     "vip",
-                    Severity.HIGH,
+                    Severity.MEDIUM if desk else Severity.HIGH,
                     pseudonym,
                     "opened a patient marked VIP without a care relationship",
                     access,

@@ -8,7 +8,9 @@ import pytest
 from carevault.containment.state import Mode
 from carevault.detect import alerts_as_dicts
 from carevault.detect.desk import OfficerCode, OfficerRefused
+from carevault.domain.roles import Role
 from tests.integration.detect.conftest import Clinic
+from tests.support.staff import make_staff
 
 
 def _officer(clinic: Clinic) -> OfficerCode:
@@ -35,10 +37,17 @@ def test_opening_a_decoy_suspends_at_once(clinic: Clinic) -> None:
 def test_a_vip_opened_without_care_is_an_alert(clinic: Clinic) -> None:
     assert clinic.services.detection is not None
     clinic.services.detection.desk.flag(_officer(clinic), "vip", clinic.patients[3])
+    # The front desk looks up whoever calls to book: medium, the officer judges it.
     assert clinic.read(clinic.desk, clinic.patients[3]) == 200
     (alert,) = alerts_as_dicts(clinic.services)
-    assert alert["detector"] == "vip"
-    assert alert["severity"] == "high"
+    assert (alert["detector"], alert["severity"], alert["action"]) == ("vip", "medium", "step-up")
+    # Anyone else without care (a nurse): high, suspended.
+    nurse = make_staff(clinic.services, Role.NURSE, ["clinic-a"])
+    assert clinic.read(nurse, clinic.patients[3]) == 200
+    found = {a["account"]: a for a in alerts_as_dicts(clinic.services)}
+    assert (found[nurse.account.username]["severity"], found[nurse.account.username]["action"]) == (
+        "high", "suspend",
+    )  # fmt: skip
 
 
 def test_flagging_needs_a_privacy_officer(clinic: Clinic) -> None:

@@ -350,3 +350,12 @@ def test_the_watch_allows_the_accounts_own_usual_day() -> None:
         feed.entry(MORNING + n * 30_000_000, f"p{n}")
     finding = _after_step_up(feed)[0]
     assert "usual peak" in finding.explanation and finding.severity is Severity.HIGH
+
+
+def test_a_front_desk_looking_up_a_vip_without_care_is_medium() -> None:
+    # The desk looks up whoever calls to book before the booking exists, and sees no
+    # clinical data: the officer judges it; anyone else's look is high.
+    desk = Feed(role="front_desk")
+    desk.context = Context(vips=frozenset({"star"}))
+    (found,) = desk.entry(MORNING, "star", role="front_desk")
+    assert (found.detector, found.severity) == ("vip", Severity.MEDIUM)

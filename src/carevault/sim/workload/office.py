@@ -162,8 +162,11 @@ def news_event(
     desk = room.desk(lead)
     if desk is None:
         return
+    # The desk books (or, with none on duty, another of the team): a visit the lead
+    # booked alone would explain none of the lead's own reads.
     front = room.pick(clinic_id, "front_desk")
-    booker = (room.desk(front) if front is not None else None) or desk
+    bookers = [front, *team[1:]] if front is not None else team[1:]
+    booker = next((found for m in bookers if (found := room.desk(m)) is not None), desk)
     location = room.world.group.clinic(clinic_id).location_id
     speciality = lead.speciality or "general_practice"
     ends = start + timedelta(minutes=30)
