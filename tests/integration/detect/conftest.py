@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from carevault.web.app import create_app
 from tests.conftest import make_settings
 from tests.support.client import FhirTestClient
 from tests.support.console import MovableClock
-from tests.support.staff import Staff, make_staff
+from tests.support.staff import PASSWORD, Staff, make_staff
 
 PATIENTS = 45
 
@@ -116,3 +117,36 @@ def opened_clinic(settings: Settings, patients: Iterable[dict[str, Any]]) -> Ite
 def clinic(detect_settings: Settings) -> Iterator[Clinic]:
     with opened_clinic(detect_settings, clinic_patients()) as opened:
         yield opened
+
+
+#: A confidential client app acting for an integration account (a laboratory feed).
+FEED = "lab-feed"
+
+
+def bound_feed(clinic: Clinic) -> str:
+    """Add the laboratory feed, bound to an integration account of clinic A; its secret."""
+    services = clinic.services
+    account, _ = services.accounts.add(
+        "labfeed", "Lab feed", Role.INTEGRATION, ["clinic-a"], PASSWORD
+    )
+    _, secret = services.admin.add_client(
+        "admin:test",
+        FEED,
+        "Laboratory feed",
+        confidential=True,
+        scopes="system/Patient.rs",
+        clinic_ids=["clinic-a"],
+        account=account.username,
+    )
+    assert secret
+    return secret
+
+
+def feed_token(clinic: Clinic, secret: str) -> Any:
+    """The feed's client-credentials token request, as answered."""
+    basic = base64.b64encode(f"{FEED}:{secret}".encode()).decode()
+    return clinic.web.post(
+        "/auth/token",
+        data={"grant_type": "client_credentials", "scope": "system/*.cruds"},
+        headers={"authorization": f"Basic {basic}"},
+    )

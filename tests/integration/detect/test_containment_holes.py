@@ -3,33 +3,20 @@ app bound to an integration account."""
 
 from __future__ import annotations
 
-import base64
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from carevault.detect import alerts_as_dicts
-from carevault.domain.roles import Role
 from tests.integration.detect.conftest import (
-    Clinic,
+    FEED,
+    bound_feed,
     clinic_patients,
     clinic_settings,
+    feed_token,
     opened_clinic,
 )
 from tests.integration.detect.test_step_up import OWN_RECORD
-from tests.support.staff import PASSWORD
-
-FEED = "lab-feed"
-
-
-def _feed_token(clinic: Clinic, secret: str) -> Any:
-    basic = base64.b64encode(f"{FEED}:{secret}".encode()).decode()
-    return clinic.web.post(
-        "/auth/token",
-        data={"grant_type": "client_credentials", "scope": "system/*.cruds"},
-        headers={"authorization": f"Basic {basic}"},
-    )
 
 
 def test_a_bound_integration_apps_medium_alert_revokes_it(
@@ -40,20 +27,8 @@ def test_a_bound_integration_apps_medium_alert_revokes_it(
     settings = clinic_settings(backend, tmp_path, request, detect_kin_grace_seconds=0)
     with opened_clinic(settings, clinic_patients(4)) as clinic:
         services = clinic.services
-        account, _ = services.accounts.add(
-            "labfeed", "Lab feed", Role.INTEGRATION, ["clinic-a"], PASSWORD
-        )
-        _, secret = services.admin.add_client(
-            "admin:test",
-            FEED,
-            "Laboratory feed",
-            confidential=True,
-            scopes="system/Patient.rs",
-            clinic_ids=["clinic-a"],
-            account=account.username,
-        )
-        assert secret
-        token = _feed_token(clinic, secret).json()["access_token"]
+        secret = bound_feed(clinic)
+        token = feed_token(clinic, secret).json()["access_token"]
         headers = {"authorization": f"Bearer {token}"}
         # Twenty refused writes in ten minutes: a medium ``denials`` alert.
         for _ in range(20):
@@ -66,5 +41,5 @@ def test_a_bound_integration_apps_medium_alert_revokes_it(
         assert alerts[0]["action"] == "suspend"
         read = clinic.web.get(f"/fhir/Patient/{clinic.patients[0]}", headers=headers)
         assert read.status_code == 401, read.text
-        again = _feed_token(clinic, secret)
+        again = feed_token(clinic, secret)
         assert again.status_code == 401, again.text

@@ -26,7 +26,7 @@ from tests.integration.detect.conftest import (
     opened_clinic,
 )
 from tests.support.client import FhirTestClient
-from tests.support.staff import make_staff
+from tests.support.staff import Staff, make_staff
 
 HKID = f"K000001({check_digit('K', '000001')})"
 #: The front desk's own record, as registered: HR identified them by this HKID.
@@ -99,20 +99,20 @@ def _registered_by_a_colleague(clinic: Clinic, count: int) -> list[str]:
     return made
 
 
-def _step_up_after_opening_own_record(clinic: Clinic) -> None:
-    """The desk opens their own patient record (HR gave their HKID): a medium alert, the
-    session paused; then a fresh code, as the person or whoever holds their TOTP seed."""
+def _step_up_after_opening_own_record(clinic: Clinic, who: Staff | None = None) -> None:
+    """``who`` (the desk by default) opens their own patient record, which the desk
+    registered (HR gave their HKID): a medium alert, the session paused; then a fresh
+    code, as the person or whoever holds their TOTP seed."""
     detection = clinic.services.detection
     assert detection is not None
+    person = who or clinic.desk
     officer = OfficerCode(clinic.officer.account.username, clinic.officer.totp())
-    detection.desk.identify(officer, clinic.desk.account.username, hkid=HKID)
+    detection.desk.identify(officer, person.account.username, hkid=HKID)
     own = clinic.web.post_json("/fhir/Patient", OWN_RECORD, **clinic.desk.headers)
     assert own.status_code == 201, own.text
-    assert clinic.read(clinic.desk, own.json()["id"]) == 200
+    assert clinic.read(person, own.json()["id"]) == 200
     assert [a["action"] for a in alerts_as_dicts(clinic.services)] == ["step-up"]
-    stepped = clinic.web.post_json(
-        "/auth/step-up", {"totp": clinic.desk.totp()}, **clinic.desk.headers
-    )
+    stepped = clinic.web.post_json("/auth/step-up", {"totp": person.totp()}, **person.headers)
     assert stepped.status_code == 200, stepped.text
 
 

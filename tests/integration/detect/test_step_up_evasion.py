@@ -141,17 +141,8 @@ def test_breaking_the_glass_after_a_step_up_is_counted_by_the_watch(
     # hour: uncounted, whoever passed the step-up with a phished seed would read 120
     # patients a day, one grant at a time.
     with opened_clinic(settings, clinic_patients(8)) as clinic:
-        detection = clinic.services.detection
-        assert detection is not None
         doctor = make_staff(clinic.services, Role.PHYSICIAN, ["clinic-a"])
-        officer = OfficerCode(clinic.officer.account.username, clinic.officer.totp())
-        detection.desk.identify(officer, doctor.account.username, hkid=HKID)
-        own = clinic.web.post_json("/fhir/Patient", OWN_RECORD, **clinic.desk.headers)
-        assert own.status_code == 201, own.text
-        assert clinic.read(doctor, own.json()["id"]) == 200
-        assert [a["action"] for a in alerts_as_dicts(clinic.services)] == ["step-up"]
-        stepped = clinic.web.post_json("/auth/step-up", {"totp": doctor.totp()}, **doctor.headers)
-        assert stepped.status_code == 200, stepped.text
+        _step_up_after_opening_own_record(clinic, doctor)
         body = {
             "resourceType": "Parameters",
             "parameter": [
@@ -253,17 +244,8 @@ def test_a_watched_account_cannot_read_on_through_a_second_accounts_bookings(
         backend, tmp_path, request, detect_after_step_up=ALLOWED, detect_kin_grace_seconds=0
     )
     with opened_clinic(settings, clinic_patients(8)) as clinic:
-        detection = clinic.services.detection
-        assert detection is not None
         nurse = make_staff(clinic.services, Role.NURSE, ["clinic-a"])
-        officer = OfficerCode(clinic.officer.account.username, clinic.officer.totp())
-        detection.desk.identify(officer, nurse.account.username, hkid=HKID)
-        own = clinic.web.post_json("/fhir/Patient", OWN_RECORD, **clinic.desk.headers)
-        assert own.status_code == 201, own.text
-        assert clinic.read(nurse, own.json()["id"]) == 200
-        assert [a["action"] for a in alerts_as_dicts(clinic.services)] == ["step-up"]
-        stepped = clinic.web.post_json("/auth/step-up", {"totp": nurse.totp()}, **nurse.headers)
-        assert stepped.status_code == 200, stepped.text
+        _step_up_after_opening_own_record(clinic, nurse)
         # The second (phished or colluding) account books every patient for today.
         for patient in clinic.patients:
             booked = clinic.web.post_json(

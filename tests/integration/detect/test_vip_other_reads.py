@@ -3,7 +3,6 @@ whole by ``$everything``, or by a client app. Each is judged as a read is."""
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,10 +10,16 @@ import pytest
 
 from carevault.detect import alerts_as_dicts
 from carevault.domain.roles import Role
-from tests.integration.detect.conftest import Clinic, clinic_patients, raising_clinic
+from tests.integration.detect.conftest import (
+    Clinic,
+    bound_feed,
+    clinic_patients,
+    feed_token,
+    raising_clinic,
+)
 from tests.integration.detect.test_vip_near_care import _booking
 from tests.support.ledgers import patient_pseudonym
-from tests.support.staff import PASSWORD, make_staff
+from tests.support.staff import make_staff
 
 
 @pytest.fixture
@@ -59,25 +64,7 @@ def test_a_client_app_is_judged_by_care_alone_for_a_vip(clinic: Clinic) -> None:
     # As documented: results and bookings apps are not held to the day of the visit; a
     # VIP the clinic has no care for is a high alert for them as for anyone.
     services = clinic.services
-    account, _ = services.accounts.add(
-        "labfeed", "Lab feed", Role.INTEGRATION, ["clinic-a"], PASSWORD
-    )
-    _, secret = services.admin.add_client(
-        "admin:test",
-        "lab-feed",
-        "Laboratory feed",
-        confidential=True,
-        scopes="system/Patient.rs",
-        clinic_ids=["clinic-a"],
-        account=account.username,
-    )
-    assert secret
-    basic = base64.b64encode(f"lab-feed:{secret}".encode()).decode()
-    token = clinic.web.post(
-        "/auth/token",
-        data={"grant_type": "client_credentials", "scope": "system/*.cruds"},
-        headers={"authorization": f"Basic {basic}"},
-    ).json()["access_token"]
+    token = feed_token(clinic, bound_feed(clinic)).json()["access_token"]
     headers = {"authorization": f"Bearer {token}"}
     vip, other = clinic.patients[0], clinic.patients[1]
     assert clinic.web.get(f"/fhir/Patient/{vip}", headers=headers).status_code == 200
