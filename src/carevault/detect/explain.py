@@ -35,8 +35,9 @@ from carevault.domain.care import CareWindow
 from carevault.export.tables import export_job
 
 CHUNK = 500
-#: The care window of the defaults (``care_days_before`` 30, ``care_days_after`` 90).
-DEFAULT_WINDOW = CareWindow(30 * DAY_US, 90 * DAY_US)
+#: How close to a visit care at the clinic is close care (``Access.near_care``, what a
+#: VIP's record asks): within a day of it.
+NEAR_US = DAY_US
 #: One care row: (clinic id, practitioner token, valid from, valid until, token of who
 #: alone made it or None).
 CareRow = tuple[str | None, bytes | None, int, int, bytes | None]
@@ -49,7 +50,7 @@ class Explainer:
         self,
         engine: Engine,
         practitioner_token: Callable[[str], bytes],
-        window: CareWindow = DEFAULT_WINDOW,
+        window: CareWindow,
     ) -> None:
         self.engine = engine
         self._token_of = practitioner_token
@@ -112,7 +113,7 @@ class Explainer:
     def _near_visit(self, at_us: int, low: int, high: int) -> bool:
         """Within a day of the visit or appointment whose window is ``low``..``high``."""
         starts, ends = low + self.window.before_us, high - self.window.after_us
-        return starts - DAY_US <= at_us <= ends + DAY_US
+        return starts - NEAR_US <= at_us <= ends + NEAR_US
 
     def _glass(self, emergency: Sequence[Access]) -> dict[tuple[str, str], list[GlassRow]]:
         """The break-the-glass grants of the accounts and patients of ``emergency``

@@ -23,7 +23,6 @@ from carevault.detect.engine import DetectionEngine
 from carevault.detect.explain import Explainer
 from carevault.detect.flags import Flags
 from carevault.detect.kin import Kinship
-from carevault.detect.model import DAY_US
 from carevault.detect.notify import AlertSinks
 from carevault.detect.respond import Policy, Responder
 from carevault.detect.signals import Detectors
@@ -104,7 +103,7 @@ def build_detection(
         Explainer(
             engine,
             practitioner_token,
-            CareWindow(settings.care_days_before * DAY_US, settings.care_days_after * DAY_US),
+            CareWindow.of_days(settings.care_days_before, settings.care_days_after),
         ),
         alerts,
         flags,

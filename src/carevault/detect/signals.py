@@ -147,6 +147,30 @@ def _presented(access: Access) -> bool:
     )
 
 
+def _vip_finding(access: Access, context: Context, pseudonym: str) -> Finding | None:
+    """A patient marked VIP opened without care (high; medium for a front desk, which
+    looks up whoever calls to book before the booking exists and is shown no clinical
+    data: seed 41's month suspended an honest desk for one), or by staff whom only their
+    clinic's care explains, more than a day from any visit (medium: a relationship opens a
+    record to all the clinic's staff for months around a visit; care that names the
+    person, or a visit within a day, explains a look; client apps are judged by care
+    alone). Medium is paused for a fresh code, then watched."""
+    if pseudonym not in context.vips:
+        return None
+    if not access.explained:
+        severity = Severity.MEDIUM if access.role == "front_desk" else Severity.HIGH
+        why = "opened a patient marked VIP without a care relationship"
+    elif not access.near_care and (access.account or "").startswith("staff:"):
+        severity = Severity.MEDIUM
+        why = (
+            "opened a patient marked VIP whose care at the clinic is more than a day from "
+            "any visit or appointment, and does not name this person"
+        )
+    else:
+        return None
+    return Finding("vip", severity, pseudonym, why, access, (pseudonym,))
+
+
 def _new_search(access: Access, recent: Recent) -> bool:
     """False for the second and later entries of one search's response (one entry per
     patient, appended together within the same instant): a search counts once, however
@@ -524,41 +548,9 @@ class Detectors:
                     (pseudonym,),
                 )
             )
-        if pseudonym in context.vips and not access.explained:
-            # A front desk looks up whoever calls to book, before the booking exists, and
-            # is shown no clinical data: its look-up of a VIP is the officer's to judge
-            # (medium: paused for a fresh code, then watched), where a clinician's or
-            # anyone else's is high. Seed 41's month suspended an honest desk for one.
-            desk = access.role == "front_desk"
-            found.append(
-                Finding(
-                    "vip",
-                    Severity.MEDIUM if desk else Severity.HIGH,
-                    pseudonym,
-                    "opened a patient marked VIP without a care relationship",
-                    access,
-                    (pseudonym,),
-                )
-            )
-        elif (
-            pseudonym in context.vips
-            and not access.near_care
-            and (access.account or "").startswith("staff:")
-        ):
-            # A clinic's relationship opens a record to all its staff for months around
-            # a visit: for a VIP, only care that names the person, or a visit within a
-            # day, explains a look. Client apps (results, bookings) are not judged so.
-            found.append(
-                Finding(
-                    "vip",
-                    Severity.MEDIUM,
-                    pseudonym,
-                    "opened a patient marked VIP whose care at the clinic is more than a "
-                    "day from any visit or appointment, and does not name this person",
-                    access,
-                    (pseudonym,),
-                )
-            )
+        vip = _vip_finding(access, context, pseudonym)
+        if vip is not None:
+            found.append(vip)
         return found
 
     def _context(

@@ -120,6 +120,11 @@ class CareWindow:
     before_us: int
     after_us: int
 
+    @classmethod
+    def of_days(cls, before: int, after: int) -> CareWindow:
+        """The window of the settings ``care_days_before`` and ``care_days_after``."""
+        return cls(before * DAY_US, after * DAY_US)
+
 
 def grants(
     event: CareEvent,

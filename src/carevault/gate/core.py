@@ -33,7 +33,6 @@ from carevault.containment.state import ContainmentActive, ContainmentState, Con
 from carevault.db import WouldBlock, committed_reads, pinned_connection
 from carevault.detect.budget import ReleaseRefused
 from carevault.domain.care import (
-    DAY_US,
     CareWindow,
     Window,
     WriterStanding,
@@ -234,7 +233,7 @@ class CareSettings:
 
     @property
     def window(self) -> CareWindow:
-        return CareWindow(self.days_before * DAY_US, self.days_after * DAY_US)
+        return CareWindow.of_days(self.days_before, self.days_after)
 
 
 def method_detail(method: str | None) -> dict[str, str]:
