@@ -162,6 +162,25 @@ def approximately(search: DateRange, now: datetime) -> DateRange:
     return DateRange(search.low - margin, search.high + margin)
 
 
+def instant_window(prefix: Prefix, search: DateRange) -> DateRange:
+    """The instants that ``prefix`` and ``search`` match, as one range: what ``matches``
+    says of a value known to the microsecond (a ledger entry's time, whose range is
+    [t, t + 1 µs)), for a store that compares instants in SQL. ``ne`` matches the
+    instants outside the ``eq`` window, which is no one range: ask for that one."""
+    assert search.low is not None and search.high is not None  # noqa: S101 - parse() bounds both
+    if prefix in (Prefix.EQ, Prefix.AP):  # ap: the range was widened when it was parsed
+        return search
+    if prefix in (Prefix.GT, Prefix.SA):  # ends after the range: starts at or after its end
+        return DateRange(search.high, None)
+    if prefix is Prefix.GE:
+        return DateRange(search.low, None)
+    if prefix in (Prefix.LT, Prefix.EB):  # starts before the range: ends by its start
+        return DateRange(None, search.low)
+    if prefix is Prefix.LE:
+        return DateRange(None, search.high)
+    raise ValueError("ne matches the instants outside the eq window, not one range")
+
+
 def split_prefix(text: str) -> tuple[Prefix, str]:
     if len(text) > 2 and text[:2].isalpha():
         try:

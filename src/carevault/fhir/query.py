@@ -152,7 +152,7 @@ def parse_query(
             query.ids.append(ids)
         elif name == "_lastUpdated":
             _reject_modifier(raw_name, modifier)
-            prefix, search = _date_value(name, value, zone, moment)
+            prefix, search = date_value(name, value, zone, moment)
             query.last_updated.append(LastUpdatedCondition(prefix, search))
         elif name in ("_include", "_revinclude"):
             if modifier:  # :iterate (and :recurse, its R3 name)
@@ -268,11 +268,13 @@ def _non_negative(name: str, value: str) -> int:
     return int(value)
 
 
-def _date_value(
+def date_value(
     name: str, value: str, zone: tzinfo, now: datetime
 ) -> tuple[dates.Prefix, dates.DateRange]:
     """The prefix and the range it compares with: for ``ap``, the value's range already
-    widened by the approximation, so every later step compares with one fixed range."""
+    widened by the approximation, so every later step compares with one fixed range.
+    The one reading of a FHIR date search value: every date parameter, ``_lastUpdated``
+    and the AuditEvent search's ``date`` take it."""
     try:
         prefix, text = dates.split_prefix(value)
         search = dates.parse(text, zone)
@@ -287,7 +289,7 @@ def _param_condition(
     if param.kind is ParamKind.DATE:
         if "," in value:
             raise SearchError(f"{param.name}: a date search takes one value (repeat the parameter)")
-        prefix, search = _date_value(param.name, value, zone, now)
+        prefix, search = date_value(param.name, value, zone, now)
         covers = dates.candidate_covers(prefix, search, zone)
         query.dates.append(
             DateCondition(

@@ -58,8 +58,6 @@ class ResourceType:
     #: Top-level elements whose category differs from ``category``.
     element_categories: Mapping[str, C] = field(default_factory=dict)
     params: tuple[SearchParam, ...] = ()
-    #: The ``date`` parameter a ``_sort=date`` uses, if any.
-    sort_dates: tuple[str, ...] = ()
     #: FHIR R4's name of a parameter this table knows by another (``authoredon`` for
     #: MedicationRequest's ``date``): the R4 name reads the same stored terms, since a
     #: blind token is keyed by the parameter's name. Only where R4's parameter means
@@ -75,12 +73,18 @@ class ResourceType:
         return self.is_patient or bool(self.patient_paths)
 
     @property
+    def sort_dates(self) -> tuple[str, ...]:
+        """The parameters ``_sort`` orders by: every date parameter of the type. Derived
+        from the parameters rather than listed beside them, so a date parameter added to
+        a type sorts as its others do."""
+        return tuple(param.name for param in self.params if param.kind is ParamKind.DATE)
+
+    @property
     def sort_names(self) -> tuple[str, ...]:
         """The names ``_sort`` takes beyond ``_id`` and ``_lastUpdated``: the sort dates and
         their R4 names."""
-        return self.sort_dates + tuple(
-            alias for alias, name in self.aliases.items() if name in self.sort_dates
-        )
+        sortable = self.sort_dates
+        return sortable + tuple(alias for alias, name in self.aliases.items() if name in sortable)
 
     def param(self, name: str) -> SearchParam | None:
         """The parameter a search names, by its name or its R4 alias."""
@@ -170,7 +174,6 @@ def _clinical(
         category=category,
         element_categories=elements or {},
         params=tuple(params),
-        sort_dates=("date",) if date else (),
         aliases=aliases or {},
     )
 
@@ -224,7 +227,6 @@ _PATIENT = ResourceType(
             implicit_system=_HL7 + "administrative-gender",
         ),
     ),
-    sort_dates=("birthdate",),
 )
 
 _DIRECTORY_NAME = (_IDENTIFIER, _NAME_STRING)
@@ -301,7 +303,6 @@ RESOURCE_TYPES: dict[str, ResourceType] = {
                 ),
                 SearchParam("date", ParamKind.DATE, ("planningHorizon",)),
             ),
-            sort_dates=("date",),
         ),
         ResourceType(
             "Slot",
@@ -313,7 +314,6 @@ RESOURCE_TYPES: dict[str, ResourceType] = {
                 SearchParam("start", ParamKind.DATE, ("start",)),
                 _status("Slot"),
             ),
-            sort_dates=("start",),
         ),
         _clinical(
             "Encounter",

@@ -27,6 +27,9 @@ class AuditQuery:
     #: which may be any of them.
     unrecognised_tags: bool = False
     outcome: str | None = None
+    #: [since, until) windows of microseconds the entry's time must fall outside of (a
+    #: FHIR ``ne`` date, which is no one window ``since_us`` and ``until_us`` can say).
+    outside_us: tuple[tuple[int, int], ...] = ()
     after_seq: int = -1
     count: int = 50
 
@@ -70,6 +73,7 @@ def _fits(query: AuditQuery, event: AuditEvent) -> bool:
             and not (query.unrecognised_tags and isinstance(event.tag, Unrecognised))
         )
         or (query.outcome and event.outcome.value != query.outcome)
+        or any(since <= event.at_us < until for since, until in query.outside_us)
     )
 
 

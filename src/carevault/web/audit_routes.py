@@ -5,6 +5,7 @@ break-the-glass for clinicians."""
 from __future__ import annotations
 
 import base64
+from datetime import datetime
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
@@ -14,8 +15,10 @@ from starlette.responses import JSONResponse, Response
 
 from carevault.access.breakglass import Grant
 from carevault.bootstrap import Services
-from carevault.clock import fhir_instant, from_micros
+from carevault.clock import fhir_instant, from_micros, to_micros
+from carevault.fhir import dates
 from carevault.fhir.outcome import FhirError, Issue
+from carevault.fhir.query import date_value
 from carevault.gate import Caller, method_detail
 from carevault.ledger.audit import AuditQuery, access_report, matching
 from carevault.ledger.checkpoints import StoredCheckpoint
@@ -164,24 +167,36 @@ async def inclusion(
     return JSONResponse(await run_in_threadpool(prove), headers=NO_STORE)
 
 
-def _instant_us(value: str, zone: ZoneInfo) -> int:
-    # The one reading of a time a person typed: without a zone, the group's. (Imported
-    # here: this module's imports are another change's ground.)
-    from carevault.incidents.model import IncidentError, instant_in
-
-    try:
-        return instant_in(value, zone, "date")
-    except IncidentError:
-        raise FhirError(
-            400, [Issue("invalid", "date must be an ISO 8601 date or instant")]
-        ) from None
+def _narrow_by_date(query: dict[str, Any], value: str, zone: ZoneInfo, now: datetime) -> None:
+    """Narrow ``query`` by one ``date`` value, read as the FHIR search reads every date
+    (``date_value``: R4's prefixes ``ap`` included, the value's precision, the group's
+    zone for a time written without one). Repeated, each must hold: windows intersect."""
+    with translated():
+        prefix, search = date_value("date", value, zone, now)
+    if prefix is dates.Prefix.NE:
+        window = dates.instant_window(dates.Prefix.EQ, search)
+        assert window.low is not None and window.high is not None  # noqa: S101 - eq is bounded
+        query["outside_us"] = (
+            *query.get("outside_us", ()),
+            (to_micros(window.low), to_micros(window.high)),
+        )
+        return
+    window = dates.instant_window(prefix, search)
+    if window.low is not None:
+        since = to_micros(window.low)
+        query["since_us"] = max(since, query.get("since_us", since))
+    if window.high is not None:
+        until = to_micros(window.high)
+        query["until_us"] = min(until, query.get("until_us", until))
 
 
 @router.get("/fhir/AuditEvent")
 async def audit_events(request: Request, svc: ServicesDep, who: CallerDep) -> Response:
-    """AuditEvent search: patient, agent, date (ge/gt/le/lt), outcome, _count, _after."""
+    """AuditEvent search: patient, agent, date (R4's prefixes, as every FHIR date search
+    takes them), outcome, _count, _after."""
     _require_privacy_officer(svc, who, "audit events")
     zone = ZoneInfo(svc.settings.timezone)
+    now = svc.clock()  # once: what an ``ap`` date is measured from
     query: dict[str, Any] = {"count": 50}
     for name, value in request.query_params.multi_items():
         if name == "patient":
@@ -192,11 +207,7 @@ async def audit_events(request: Request, svc: ServicesDep, who: CallerDep) -> Re
         elif name == "agent":
             query["principal"] = value
         elif name == "date":
-            prefix, text = (
-                (value[:2], value[2:]) if value[:2] in ("ge", "gt", "le", "lt") else ("ge", value)
-            )
-            at = _instant_us(text, zone)
-            query["since_us" if prefix in ("ge", "gt") else "until_us"] = at
+            _narrow_by_date(query, value, zone, now)
         elif name == "outcome":
             query["outcome"] = {"0": "success", "4": "denied", "8": "failed"}.get(value, value)
         elif name == "_count":

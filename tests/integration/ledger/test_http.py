@@ -9,12 +9,17 @@ import json
 import shutil
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
+from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import text
 
 from carevault.bootstrap import Services
+from carevault.clock import to_micros
 from carevault.domain.roles import Role
+from carevault.ledger.events import AuditEvent, Outcome, Tag
 from carevault.ledger.verifier import (
     VerifierKey,
     leaf_hash,
@@ -166,6 +171,57 @@ def test_only_the_privacy_officer_reads_the_audit_trail(
             [base64.b64decode(item) for item in line["proof"]],
             root,
         )
+
+
+def test_the_audit_search_reads_a_date_as_every_fhir_date_search_does(
+    web: FhirTestClient, staff_token: StaffToken, services: Services
+) -> None:
+    """``date`` takes R4's prefixes with the main search's meaning, read by its one
+    parser: ``ap`` widens the value by a tenth of the gap to now (an entry of mid-January
+    2016 is approximately the first of June 2016, asked ten years and more on; one of
+    2014 is not, and ``eq`` of that day finds neither); a value covers its precision (no
+    prefix is ``eq``, ``le`` takes the whole day); repeated values all hold. An unknown
+    prefix is a 400 OperationOutcome that names it."""
+    officer = staff_token(Role.PRIVACY_OFFICER)
+    zone = ZoneInfo(services.settings.timezone)
+    services.audit.record(
+        [
+            AuditEvent(
+                tag=Tag.AUDIT_READ,
+                outcome=Outcome.SUCCESS,
+                at_us=to_micros(datetime(year, 1, 15, 10, tzinfo=zone)),
+                principal="staff:long-ago",
+                role="privacy_officer",
+            )
+            for year in (2014, 2016)
+        ]
+    )
+
+    def years(*dates: str) -> list[str]:
+        query = "&".join(f"date={quote(value)}" for value in dates)
+        found = web.get(f"/fhir/AuditEvent?agent=staff:long-ago&{query}", headers=bearer(officer))
+        assert found.status_code == 200, (dates, found.text)
+        return [entry["resource"]["recorded"][:4] for entry in found.json().get("entry", [])]
+
+    assert years("ap2016-06-01") == ["2016"]
+    assert years("2016-06-01") == []
+    assert years("2016-01-15") == ["2016"]
+    assert years("le2016-01-15") == ["2014", "2016"]
+    assert years("lt2016-01-15") == ["2014"]
+    assert years("ge2016-01-15T10:00") == ["2016"]
+    assert years("gt2016-01-15T10:00") == []
+    assert years("ne2016-01-15") == ["2014"]
+    assert years("sa2014", "eb2017") == ["2016"]
+    assert years("ge2015", "ge2014") == ["2016"]
+    assert years("ap2014-01-15T10:00:00+08:00", "ne2016") == ["2014"]
+    for value, said in (
+        ("zz2016", "unsupported date prefix 'zz'"),
+        ("2016-1-5", "not a FHIR date"),
+    ):
+        refused = web.get(f"/fhir/AuditEvent?date={value}", headers=bearer(officer))
+        assert refused.status_code == 400, value
+        (issue,) = refused.json()["issue"]
+        assert issue["code"] == "invalid" and said in issue["diagnostics"], issue
 
 
 def test_no_data_leaves_when_the_ledger_cannot_be_written(

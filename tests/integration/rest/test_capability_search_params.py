@@ -692,3 +692,81 @@ def test_approximately_finds_dates_near_the_value_encrypted_and_in_the_clear(
     assert _found(api, "Condition", {"_lastUpdated": "ap2012-06-01"}) == (200, [])
     refused = api.get("/fhir/Condition", params={"recorded-date": "zz2012"})
     assert refused.status_code == 400
+
+
+def test_the_r4_dates_added_for_clients_sort_either_way_by_their_own_element(
+    probes: tuple[FhirTestClient, dict[str, str], dict[str, Any]],
+) -> None:
+    """``_sort`` on Condition ``recorded-date`` and ServiceRequest ``authored`` and
+    ``occurrence`` orders by that element alone, ascending or descending (``-``), as
+    ``_sort=date`` does (after decryption): each record's other date runs the other way,
+    so a sort by the wrong element shows. A parameter that is not a date is still
+    refused with 400, naming those that sort."""
+    api, ids, _ = probes
+    subject = {"reference": f"Patient/{ids['P']}"}
+    code = concept("sorted")
+    conditions = {
+        recorded: api.post_json(
+            "/fhir/Condition",
+            {
+                "resourceType": "Condition",
+                "subject": subject,
+                "code": code,
+                "onsetDateTime": onset,
+                "recordedDate": recorded,
+            },
+        ).json()["id"]
+        for onset, recorded in (
+            ("2001-01-01", "2023-01-01"),
+            ("2003-01-01", "2021-01-01"),
+            ("2002-01-01", "2022-01-01"),
+        )
+    }
+    requests = {
+        authored: api.post_json(
+            "/fhir/ServiceRequest",
+            {
+                "resourceType": "ServiceRequest",
+                "status": "active",
+                "intent": "order",
+                "subject": subject,
+                "code": code,
+                "authoredOn": authored,
+                **occurrence,
+            },
+        ).json()["id"]
+        for authored, occurrence in (
+            ("2021-01-10", {"occurrencePeriod": {"start": "2021-06-01", "end": "2021-06-30"}}),
+            ("2021-02-10", {"occurrenceDateTime": "2021-04-01T09:00:00+08:00"}),
+            ("2021-03-10", {"occurrencePeriod": {"start": "2021-05-01"}}),
+        )
+    }
+    by_recorded = [conditions[day] for day in sorted(conditions)]
+    by_authored = [requests[day] for day in sorted(requests)]
+    by_occurrence = [by_authored[1], by_authored[2], by_authored[0]]
+
+    def order(type_name: str, sort: str) -> list[str]:
+        response = api.get(
+            f"/fhir/{type_name}", params={"code": f"{CS}|sorted", "_sort": sort, "_count": "100"}
+        )
+        assert response.status_code == 200, (type_name, sort, response.text)
+        return [entry["resource"]["id"] for entry in response.json()["entry"]]
+
+    assert order("Condition", "recorded-date") == by_recorded
+    assert order("Condition", "-recorded-date") == by_recorded[::-1]
+    assert order("Condition", "date") == order("Condition", "onset-date") == by_recorded[::-1]
+    assert order("ServiceRequest", "authored") == by_authored
+    assert order("ServiceRequest", "-authored") == by_authored[::-1]
+    assert order("ServiceRequest", "occurrence") == by_occurrence
+    assert order("ServiceRequest", "-occurrence,authored") == by_occurrence[::-1]
+    page = api.get(
+        "/fhir/Condition",
+        params={"code": f"{CS}|sorted", "_sort": "-recorded-date", "_count": "2"},
+    ).json()
+    assert [entry["resource"]["id"] for entry in page["entry"]] == by_recorded[:0:-1]
+    assert all("_sort=-recorded-date" in link["url"] for link in page["link"]), page["link"]
+    refused = api.get("/fhir/Condition", params={"_sort": "-category"})
+    assert refused.status_code == 400
+    (issue,) = refused.json()["issue"]
+    assert issue["code"] == "invalid", issue
+    assert "sortable: _lastUpdated, _id, date, onset-date, recorded-date" in issue["diagnostics"]

@@ -143,6 +143,38 @@ def test_ne_cannot_be_narrowed() -> None:
     assert dates.candidate_covers(Prefix.NE, dates.parse("2024", HK), HK) is None
 
 
+@settings(max_examples=400, deadline=None)
+@given(
+    st.data(),
+    SEARCH_TEXT,
+    st.sampled_from([p for p in Prefix if p is not Prefix.NE]),
+    st.sampled_from([HK, UTC, ZoneInfo("America/Sao_Paulo")]),
+)
+def test_an_instant_is_in_the_window_exactly_when_its_range_matches(
+    data: st.DataObject, text: str, prefix: Prefix, zone: ZoneInfo
+) -> None:
+    """A store that compares instants in SQL (the ledger's, for the AuditEvent search)
+    finds what ``matches`` finds: an instant, known to the microsecond, lies in the
+    prefix's window exactly when its range [t, t + 1 µs) matches, at the edges too."""
+    search = dates.parse(text, zone)
+    if prefix is Prefix.AP:
+        search = dates.approximately(search, NOW)
+    assert search.low is not None and search.high is not None
+    step = timedelta(microseconds=1)
+    edges = [search.low - step, search.low, search.high - step, search.high]
+    moment = data.draw(st.one_of(st.sampled_from(edges), BOUNDS))
+    window = dates.instant_window(prefix, search)
+    inside = (window.low is None or window.low <= moment) and (
+        window.high is None or moment < window.high
+    )
+    assert inside == dates.matches(prefix, search, DateRange(moment, moment + step))
+
+
+def test_ne_has_no_one_instant_window() -> None:
+    with pytest.raises(ValueError, match="outside the eq window"):
+        dates.instant_window(Prefix.NE, dates.parse("2024", HK))
+
+
 def test_a_value_within_a_day_stores_point_tokens() -> None:
     assert dates.tokens(dates.parse("1980-05-01", HK), HK) == [
         "p:Y1980",

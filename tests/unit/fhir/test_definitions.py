@@ -72,6 +72,33 @@ def test_sorting_by_an_alias_sorts_by_the_date_it_names() -> None:
         parse("MedicationRequest", ("_sort", "intent"))
 
 
+def test_every_date_parameter_sorts_either_way_and_another_is_refused_naming_them() -> None:
+    """Condition ``recorded-date`` and ServiceRequest ``authored`` and ``occurrence`` (and
+    Condition ``onset-date``) sort as ``date`` does, ``-`` for descending: a type's date
+    parameters are its sort keys, so one added later is one too."""
+    for type_name, name in (
+        ("Condition", "recorded-date"),
+        ("Condition", "onset-date"),
+        ("ServiceRequest", "authored"),
+        ("ServiceRequest", "occurrence"),
+    ):
+        query = parse(type_name, ("_sort", f"-{name},date"))
+        assert [(key.name, key.descending) for key in query.sort] == [
+            (name, True),
+            ("date", False),
+        ]
+        assert query.sorts_on_encrypted
+    for rt in RESOURCE_TYPES.values():
+        dated = {param.name for param in rt.params if param.kind is ParamKind.DATE}
+        assert dated <= set(rt.sort_names), rt.name
+    with pytest.raises(
+        SearchError,
+        match="cannot sort Condition by 'category'; "
+        "sortable: _lastUpdated, _id, date, onset-date, recorded-date",
+    ):
+        parse("Condition", ("_sort", "-category"))
+
+
 def test_unknown_standard_names_needing_new_terms_are_still_refused() -> None:
     for type_name, name in (
         ("Observation", "value-quantity"),
