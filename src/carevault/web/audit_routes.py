@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 from datetime import datetime
 from typing import Annotated, Any
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Query, Request
@@ -238,12 +239,15 @@ async def audit_events(request: Request, svc: ServicesDep, who: CallerDep) -> Re
         ],
     }
     if len(found) == query["count"]:
-        bundle["link"] = [
-            {
-                "relation": "next",
-                "url": f"{base}/AuditEvent?_after={found[-1][0]}&_count={query['count']}",
-            }
+        # The next page is the same search after this page's last entry: every filter
+        # kept (a page 2 that dropped them would list the whole ledger as the search's).
+        following = [
+            (name, value)
+            for name, value in request.query_params.multi_items()
+            if name not in ("_after", "_count")
         ]
+        following += [("_count", str(query["count"])), ("_after", str(found[-1][0]))]
+        bundle["link"] = [{"relation": "next", "url": f"{base}/AuditEvent?{urlencode(following)}"}]
     return fhir_response(FhirResponse(200, dumps(bundle)))
 
 

@@ -11,7 +11,7 @@ import subprocess
 import sys
 from datetime import datetime
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import text
@@ -222,6 +222,45 @@ def test_the_audit_search_reads_a_date_as_every_fhir_date_search_does(
         assert refused.status_code == 400, value
         (issue,) = refused.json()["issue"]
         assert issue["code"] == "invalid" and said in issue["diagnostics"], issue
+
+
+def test_the_audit_search_pages_on_with_its_filters(
+    web: FhirTestClient, staff_token: StaffToken, services: Services
+) -> None:
+    """The next page of a filtered search is the same search: the next link keeps every
+    filter (it kept only ``_after`` and ``_count``, so page two of one account's denials
+    listed everyone's entries)."""
+    officer = staff_token(Role.PRIVACY_OFFICER)
+    services.audit.record(
+        [
+            AuditEvent(
+                tag=Tag.AUDIT_READ,
+                outcome=Outcome.DENIED if index % 2 else Outcome.SUCCESS,
+                at_us=to_micros(services.clock()) + index,
+                principal=f"staff:pager-{index % 3}",
+                role="privacy_officer",
+            )
+            for index in range(30)
+        ]
+    )
+    url = "/fhir/AuditEvent?agent=staff:pager-1&outcome=4&date=ge2000&_count=2"
+    seen: list[str] = []
+    pages = 0
+    while url:
+        page = web.get(url, headers=bearer(officer))
+        assert page.status_code == 200, page.text
+        bundle = page.json()
+        pages += 1
+        for entry in bundle.get("entry", []):
+            event = entry["resource"]
+            assert event["agent"][0]["who"]["identifier"]["value"] == "staff:pager-1"
+            assert event["outcome"] == "4"
+            seen.append(entry["fullUrl"])
+        following = [link["url"] for link in bundle.get("link", []) if link["relation"] == "next"]
+        url = urlsplit(following[0])._replace(scheme="", netloc="").geturl() if following else ""
+    # Indices 1..29 that are odd (denied) and 1 modulo 3: 1, 7, 13, 19, 25.
+    assert len(seen) == len(set(seen)) == 5
+    assert pages == 3
 
 
 def test_no_data_leaves_when_the_ledger_cannot_be_written(
