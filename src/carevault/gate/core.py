@@ -47,7 +47,7 @@ from carevault.domain.sensitive import is_sensitive_code
 from carevault.fhir import jsonio
 from carevault.fhir.care_dates import CarePeriod, has_care_date, within
 from carevault.fhir.categories import (
-    CODED_TYPES,
+    CODE_GUARDED_TYPES,
     HiddenItemNamed,
     changed_categories,
     element_categories,
@@ -2239,7 +2239,7 @@ def _refuse_unreadable_criteria(caller: Caller, query: SearchQuery) -> None:
                 raise AccessDenied(
                     f"{actor.role} may search a government identifier only by its number"
                 )
-    if rt.name in CODED_TYPES and Right.READ not in rights.get(
+    if rt.name in CODE_GUARDED_TYPES and Right.READ not in rights.get(
         DataCategory.SENSITIVE_CLINICAL, frozenset()
     ):
         _refuse_sensitive_codes(actor.role, rt, query)
@@ -2263,11 +2263,11 @@ def _refuse_unreadable_criteria(caller: Caller, query: SearchQuery) -> None:
 
 
 def _refuse_sensitive_codes(role: str, rt: ResourceType, query: SearchQuery) -> None:
-    """AccessDenied if a token searched on a visit, booking, claim or patient is a
-    sensitive code, for a role that may not see sensitive records: such an element is
-    cut from what the role reads (``categories.CODED_TYPES``), and which visits match
-    ``type=<an HIV care code>`` would tell it all the same. The answer depends only on
-    the code asked, never on what is stored."""
+    """AccessDenied if a token searched on a visit, booking, care team, patient or claim
+    is a sensitive code, for a role that may not see sensitive records: such an element
+    is cut from what the role reads (``categories.CODE_GUARDED_TYPES``), and which visits
+    match ``type=<an HIV care code>`` (or claims ``code=``) would tell it all the same.
+    The answer depends only on the code asked, never on what is stored."""
     for name, value in query.applied:
         param = rt.param(name.partition(":")[0])
         if param is None or param.kind is not ParamKind.TOKEN or param.name == "identifier":
