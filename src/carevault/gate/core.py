@@ -1741,7 +1741,9 @@ class Gate:
         cancels its own bookings but no one deletes what they may not write. The record
         is opened only once the caller may write its kind of record for that patient at
         all; otherwise, or with nothing stored, what the type's own elements may hold
-        (and the refusal follows)."""
+        (and the refusal follows). A record refused for what it holds that the caller
+        may not read is refused as holding every category its type may: the refusal
+        names nothing of it."""
         actor = caller.actor
         if actor is None or stored is None or stored.deleted:
             return own_categories(rt)
@@ -1751,7 +1753,17 @@ class Gate:
         [opened] = self._open(caller, [self.vault.locate(rt.name, stored.resource_id)])
         if opened.body is None or opened.head.version_id != stored.version_id:
             return own_categories(rt)  # changed meanwhile: judged on what it may hold
-        return element_categories(rt, jsonio.load(opened.body))
+        present = element_categories(rt, jsonio.load(opened.body))
+        if (
+            not decide(actor, Right.WRITE, present, target).allowed
+            and decide(actor, Right.READ, present, target).withheld
+        ):
+            # Refused on what the caller may not read, the refusal would name it: billing
+            # told "may not write sensitive_clinical" learns that a claim's hidden line
+            # bills an HIV test. Refused all the same, in the words of everything the
+            # type may hold, whatever the record holds.
+            return possible_categories(rt)
+        return present
 
     def _hidden(self, caller: Caller, rt: ResourceType, head: Head) -> bool:
         """Whether a read of the record ``head`` answers the caller "not known": its type
