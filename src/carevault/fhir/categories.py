@@ -285,6 +285,7 @@ def element_categories(
 
 #: The elements ``_itemised`` may answer for.
 _ITEMISED_NAMES = frozenset({"contained", "identifier"}) | CLAIM_LINES
+#: No element judged whole for codes (``element_categories``, a type not in CLAIM_TYPES).
 _NONE: frozenset[str] = frozenset()
 
 
@@ -429,8 +430,8 @@ def restore_withheld(
 
 
 class HiddenItemNamed(ValueError):
-    """An update sends an item named as one the caller may not see is (a contained
-    resource with its id, a claim's line or supporting information with its sequence):
+    """An update sends an item under the name of one the caller may not see (a contained
+    resource under its id, a claim's line or supporting information under its sequence):
     kept beside it, the record would hold two items of one name (a reference to it, an
     adjudication of the line, would then name either); taken as its replacement, the
     caller would change what it may not see. Refused, in words that name neither item."""
