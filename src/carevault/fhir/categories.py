@@ -115,7 +115,7 @@ _OWN_CATEGORIES = {name: own_categories(rt) for name, rt in RESOURCE_TYPES.items
 #: sensitive code is sensitive_clinical, whatever its own category. An Encounter's type,
 #: an Appointment's service type or a Patient's extension coded "HIV care" tells a front
 #: desk what a visit's reason would. A claim is not walked so (walking an
-#: ExplanationOfBenefit whole cost 20 times what the rest of telling its categories
+#: ExplanationOfBenefit whole cost four times what the rest of telling its categories
 #: does): its diagnoses and procedures are clinical, and only its lines and type are
 #: judged for codes (``CLAIM_TYPES``).
 CODED_TYPES = _CODED = frozenset(
