@@ -15,7 +15,8 @@ An element of clinical data in a record that is not (an Encounter's or Appointme
 reason, a claim's diagnoses) is clinical, and sensitive_clinical when it holds a
 sensitive code: a visit for HIV care tells no front desk more than that there was a visit.
 So is any other element of a visit, booking, care team or patient that holds one (an
-Encounter's type, a booking's service type, a Patient's extension).
+Encounter's type, a booking's service type, a Patient's extension), and each line of a
+claim that does (an item billed as an HIV viral load, its type: ``fhir/codes.py``).
 """
 
 from __future__ import annotations
@@ -24,7 +25,14 @@ from collections.abc import Callable
 from typing import Any
 
 from carevault.domain.categories import HEALTH_CATEGORIES, DataCategory
-from carevault.domain.sensitive import is_restricted_label, is_sensitive_code
+from carevault.domain.sensitive import is_restricted_label
+from carevault.fhir.codes import (
+    CLAIM_CODES,
+    CLAIM_LINES,
+    CLAIM_TYPES,
+    claim_line_sensitive,
+    has_sensitive_code,
+)
 from carevault.fhir.content import is_government_id
 from carevault.fhir.registry import RESOURCE_TYPES, ResourceType
 
@@ -39,32 +47,11 @@ SUBSETTED = {
 _ALWAYS = frozenset({"resourceType", "id", "meta", "implicitRules", "language"})
 
 
-def _has_sensitive_code(node: Any) -> bool:
-    """Whether a coding anywhere in ``node`` (a ``code``, with or without a ``system``:
-    a code sent with none is judged against every list) is sensitive; it stops at the
-    first one and builds no list, since every health record written is asked (twice in
-    a bulk load)."""
-    if isinstance(node, dict):
-        code = node.get("code")
-        if isinstance(code, str):
-            system = node.get("system")
-            if is_sensitive_code(system if isinstance(system, str) else None, code):
-                return True
-        for value in node.values():
-            if isinstance(value, dict | list) and _has_sensitive_code(value):
-                return True
-    elif isinstance(node, list):
-        for item in node:
-            if isinstance(item, dict | list) and _has_sensitive_code(item):
-                return True
-    return False
-
-
 def is_sensitive(resource: dict[str, Any]) -> bool:
     labels = (resource.get("meta") or {}).get("security") or []
     if any(isinstance(label, dict) and is_restricted_label(label.get("code")) for label in labels):
         return True
-    return _has_sensitive_code({k: v for k, v in resource.items() if k not in ("meta", "text")})
+    return has_sensitive_code({k: v for k, v in resource.items() if k not in ("meta", "text")})
 
 
 def main_category(rt: ResourceType, resource: dict[str, Any] | None = None) -> DataCategory:
@@ -127,9 +114,10 @@ _OWN_CATEGORIES = {name: own_categories(rt) for name, rt in RESOURCE_TYPES.items
 #: visit, a booking, a care team, a patient): in these, any element that carries a
 #: sensitive code is sensitive_clinical, whatever its own category. An Encounter's type,
 #: an Appointment's service type or a Patient's extension coded "HIV care" tells a front
-#: desk what a visit's reason would. A claim's diagnoses and procedures are cut as
-#: clinical; what it bills for (its items) is billing's, and not judged so (walking an
-#: ExplanationOfBenefit's items for codes cost 20 times what the rest of it does).
+#: desk what a visit's reason would. A claim is not walked so (walking an
+#: ExplanationOfBenefit whole cost four times what the rest of telling its categories
+#: does): its diagnoses and procedures are clinical, and only its lines and type are
+#: judged for codes (``CLAIM_TYPES``).
 CODED_TYPES = _CODED = frozenset(
     name
     for name, rt in RESOURCE_TYPES.items()
@@ -137,6 +125,10 @@ CODED_TYPES = _CODED = frozenset(
     and rt.category is not DataCategory.FINANCIAL
     and DataCategory.SENSITIVE_CLINICAL in _OWN_CATEGORIES[name]
 )
+#: Types on which a token search for a sensitive code is refused to a role that may not
+#: read sensitive records (``gate._refuse_sensitive_codes``): which records match would
+#: tell it what its cut withholds.
+CODE_GUARDED_TYPES = CODED_TYPES | CLAIM_TYPES
 
 
 def possible_categories(rt: ResourceType) -> frozenset[DataCategory]:
@@ -195,14 +187,38 @@ def contained_categories(item: Any, container: DataCategory) -> frozenset[DataCa
 
 def _itemised(rt: ResourceType, name: str, main: DataCategory) -> Itemised | None:
     """For an element whose items differ in category, each item's categories: a
-    patient's identifiers (the HKID is a government id, a record number identity) and
+    patient's identifiers (the HKID is a government id, a record number identity),
     contained resources (``contained_categories``; ``main``: the record's main
-    category). None for any other element."""
+    category) and a claim's lines (``_claim_line``). None for any other element."""
     if name == "contained":
         return lambda item: contained_categories(item, main)
     if name == "identifier" and rt.is_patient:
         return _identifier_categories
-    return None
+    return _CLAIM_LINE_CATEGORIES.get((rt.name, name))
+
+
+def _claim_line(category: DataCategory) -> Itemised:
+    """The categories of a line of a claim (``codes.CLAIM_LINES``) whose element is of
+    ``category``: sensitive_clinical if it holds a sensitive code where a line says what
+    was done (``codes.claim_line_sensitive``), else ``category``. Line by line, so
+    billing is shown the rest of the claim's lines, and an update keeps the lines it
+    was not shown where they stood."""
+    ordinary, sensitive = _SINGLE[category], _SINGLE[DataCategory.SENSITIVE_CLINICAL]
+
+    def categories(line: Any) -> frozenset[DataCategory]:
+        return sensitive if claim_line_sensitive(line) else ordinary
+
+    return categories
+
+
+#: ``_claim_line`` of each line element of each claim type, by (type, element).
+_CLAIM_LINE_CATEGORIES = {
+    (name, element): _claim_line(
+        RESOURCE_TYPES[name].element_categories.get(element, RESOURCE_TYPES[name].category)
+    )
+    for name in CLAIM_TYPES
+    for element in CLAIM_LINES
+}
 
 
 def _items(value: Any) -> list[Any]:
@@ -219,8 +235,13 @@ def _element_category(
     element's. An element of clinical data in a record of another kind (an Encounter's
     reason, a Claim's diagnoses) is sensitive_clinical when it holds a sensitive code.
     (``element_categories`` has this inline, for a whole record.)"""
-    category = rt.element_categories.get(name[1:] if name.startswith("_") else name, main)
-    if (category is DataCategory.CLINICAL or rt.name in _CODED) and _has_sensitive_code(value):
+    bare = name[1:] if name.startswith("_") else name
+    category = rt.element_categories.get(bare, main)
+    if (
+        category is DataCategory.CLINICAL
+        or rt.name in _CODED
+        or (bare in CLAIM_CODES and rt.name in CLAIM_TYPES)
+    ) and has_sensitive_code(value):
         return DataCategory.SENSITIVE_CLINICAL
     return category
 
@@ -240,6 +261,7 @@ def element_categories(
     # written asks, and two calls an element cost more than the rest of the answer.
     categories = rt.element_categories
     coded = rt.name in _CODED
+    judged = CLAIM_CODES if rt.name in CLAIM_TYPES else _NONE
     for name, value in resource.items():
         if name in _ALWAYS:
             continue
@@ -249,11 +271,12 @@ def element_categories(
                 for item in _items(value):
                     present |= itemised(item)
                 continue
-        category = categories.get(name[1:] if name[:1] == "_" else name, main)
+        bare = name[1:] if name[:1] == "_" else name
+        category = categories.get(bare, main)
         if (
-            (category is DataCategory.CLINICAL or coded)
+            (category is DataCategory.CLINICAL or coded or bare in judged)
             and (not scanned or name == "text")
-            and _has_sensitive_code(value)
+            and has_sensitive_code(value)
         ):
             category = DataCategory.SENSITIVE_CLINICAL
         present.add(category)
@@ -261,7 +284,9 @@ def element_categories(
 
 
 #: The elements ``_itemised`` may answer for.
-_ITEMISED_NAMES = frozenset({"contained", "identifier"})
+_ITEMISED_NAMES = frozenset({"contained", "identifier"}) | CLAIM_LINES
+#: No element judged whole for codes (``element_categories``, a type not in CLAIM_TYPES).
+_NONE: frozenset[str] = frozenset()
 
 
 def changed_categories(
@@ -405,27 +430,50 @@ def restore_withheld(
 
 
 class HiddenItemNamed(ValueError):
-    """An update sends a contained resource with the id of one the caller may not see:
-    kept beside it, the record would hold two resources of one id (a reference to it
-    would then name either); taken as its replacement, the caller would change what it
-    may not see. Refused, in words that name neither resource."""
+    """An update sends an item under the name of one the caller may not see (a contained
+    resource under its id, a claim's line or supporting information under its sequence):
+    kept beside it, the record would hold two items of one name (a reference to it, an
+    adjudication of the line, would then name either); taken as its replacement, the
+    caller would change what it may not see. Refused, in words that name neither item."""
+
+
+#: What names an item of an itemised element, and what refusing one sent under the name
+#: of a hidden item says.
+_ITEM_NAMES = {
+    "contained": (
+        "id",
+        "contained: a resource sent has the id of a contained resource of the record you "
+        "may not change; give it an id of its own",
+    ),
+    **{
+        name: (
+            "sequence",
+            f"{name}: an entry sent has the sequence of an entry of the record you may not "
+            "change; give it a sequence of its own",
+        )
+        for name in ("item", "supportingInfo")
+    },
+}
+
+
+def _item_name(item: Any, key: str) -> str | int | None:
+    name = item.get(key) if isinstance(item, dict) else None
+    return name if isinstance(name, str | int) and not isinstance(name, bool) else None
 
 
 def _merge_items(sent: list[Any], stored: list[Any], hidden: list[bool], name: str) -> list[Any]:
     """The items of an update: each hidden stored item where it stood, the items sent in
     the places of those the caller saw, in order, and the rest of those sent after. A
     caller who sends back what it was shown leaves the element as it was stored."""
-    if name == "contained":
+    if name in _ITEM_NAMES:
+        key, refusal = _ITEM_NAMES[name]
         taken = {
-            item["id"]
+            _item_name(item, key)
             for item, withheld in zip(stored, hidden, strict=True)
-            if withheld and isinstance(item, dict) and isinstance(item.get("id"), str)
+            if withheld and _item_name(item, key) is not None
         }
-        if any(isinstance(item, dict) and item.get("id") in taken for item in sent):
-            raise HiddenItemNamed(
-                "contained: a resource sent has the id of a contained resource of the "
-                "record you may not change; give it an id of its own"
-            )
+        if any(_item_name(item, key) in taken for item in sent):
+            raise HiddenItemNamed(refusal)
     waiting = list(reversed(sent))
     merged: list[Any] = []
     for item, withheld in zip(stored, hidden, strict=True):

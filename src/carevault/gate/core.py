@@ -47,7 +47,7 @@ from carevault.domain.sensitive import is_sensitive_code
 from carevault.fhir import jsonio
 from carevault.fhir.care_dates import CarePeriod, has_care_date, within
 from carevault.fhir.categories import (
-    CODED_TYPES,
+    CODE_GUARDED_TYPES,
     HiddenItemNamed,
     changed_categories,
     element_categories,
@@ -1741,7 +1741,9 @@ class Gate:
         cancels its own bookings but no one deletes what they may not write. The record
         is opened only once the caller may write its kind of record for that patient at
         all; otherwise, or with nothing stored, what the type's own elements may hold
-        (and the refusal follows)."""
+        (and the refusal follows). A record refused for what it holds that the caller
+        may not read is refused as holding every category its type may: the refusal
+        names nothing of it."""
         actor = caller.actor
         if actor is None or stored is None or stored.deleted:
             return own_categories(rt)
@@ -1751,7 +1753,17 @@ class Gate:
         [opened] = self._open(caller, [self.vault.locate(rt.name, stored.resource_id)])
         if opened.body is None or opened.head.version_id != stored.version_id:
             return own_categories(rt)  # changed meanwhile: judged on what it may hold
-        return element_categories(rt, jsonio.load(opened.body))
+        present = element_categories(rt, jsonio.load(opened.body))
+        if (
+            not decide(actor, Right.WRITE, present, target).allowed
+            and decide(actor, Right.READ, present, target).withheld
+        ):
+            # Refused on what the caller may not read, the refusal would name it: billing
+            # told "may not write sensitive_clinical" learns that a claim's hidden line
+            # bills an HIV test. Refused all the same, in the words of everything the
+            # type may hold, whatever the record holds.
+            return possible_categories(rt)
+        return present
 
     def _hidden(self, caller: Caller, rt: ResourceType, head: Head) -> bool:
         """Whether a read of the record ``head`` answers the caller "not known": its type
@@ -2239,7 +2251,7 @@ def _refuse_unreadable_criteria(caller: Caller, query: SearchQuery) -> None:
                 raise AccessDenied(
                     f"{actor.role} may search a government identifier only by its number"
                 )
-    if rt.name in CODED_TYPES and Right.READ not in rights.get(
+    if rt.name in CODE_GUARDED_TYPES and Right.READ not in rights.get(
         DataCategory.SENSITIVE_CLINICAL, frozenset()
     ):
         _refuse_sensitive_codes(actor.role, rt, query)
@@ -2263,11 +2275,11 @@ def _refuse_unreadable_criteria(caller: Caller, query: SearchQuery) -> None:
 
 
 def _refuse_sensitive_codes(role: str, rt: ResourceType, query: SearchQuery) -> None:
-    """AccessDenied if a token searched on a visit, booking, claim or patient is a
-    sensitive code, for a role that may not see sensitive records: such an element is
-    cut from what the role reads (``categories.CODED_TYPES``), and which visits match
-    ``type=<an HIV care code>`` would tell it all the same. The answer depends only on
-    the code asked, never on what is stored."""
+    """AccessDenied if a token searched on a visit, booking, care team, patient or claim
+    is a sensitive code, for a role that may not see sensitive records: such an element
+    is cut from what the role reads (``categories.CODE_GUARDED_TYPES``), and which visits
+    match ``type=<an HIV care code>`` (or claims ``code=``) would tell it all the same.
+    The answer depends only on the code asked, never on what is stored."""
     for name, value in query.applied:
         param = rt.param(name.partition(":")[0])
         if param is None or param.kind is not ParamKind.TOKEN or param.name == "identifier":

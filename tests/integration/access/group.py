@@ -115,6 +115,42 @@ FLU = {"coding": [{"system": ICD10, "code": "J10"}]}
 HIV = {"coding": [{"system": ICD10, "code": "B20"}]}
 
 
+def self_paid_claim(patient: str, **more: Any) -> dict[str, Any]:
+    """A claim of Tuen Mun for ``patient``'s visit (self-paid), with ``more``."""
+    return {
+        "resourceType": "Claim",
+        "status": "active",
+        "type": {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/claim-type",
+                    "code": "professional",
+                }
+            ]
+        },
+        "use": "claim",
+        "patient": {"reference": f"Patient/{patient}"},
+        "created": TODAY.isoformat(),
+        "provider": {"reference": f"Organization/{TM}"},
+        "priority": {"coding": [{"code": "normal"}]},
+        "insurance": [{"sequence": 1, "focal": True, "coverage": {"display": "Self-pay"}}],
+        **more,
+    }
+
+
+#: A claim's lines: a visit fee, and an HIV-1 viral load (LOINC 25836-8).
+FEE_LINE = {
+    "sequence": 1,
+    "productOrService": {"coding": [{"system": "urn:fees", "code": "GP01"}]},
+    "net": {"value": 300, "currency": "HKD"},
+}
+HIV_TEST_LINE = {
+    "sequence": 2,
+    "productOrService": {"coding": [{"system": "http://loinc.org", "code": "25836-8"}]},
+    "net": {"value": 900, "currency": "HKD"},
+}
+
+
 def doctors_condition(group: Group, code: dict[str, Any]) -> str:
     """A Condition coded ``code`` that Tuen Mun's doctor records for its patient; its id."""
     body = {

@@ -15,7 +15,18 @@ import pytest
 from carevault.bootstrap import Services
 from carevault.domain.roles import Role
 from carevault.ledger.events import Outcome, Tag
-from tests.integration.access.group import FLU, HIV, TM, TODAY, Group, build_group, encounter
+from tests.integration.access.group import (
+    FEE_LINE,
+    FLU,
+    HIV,
+    HIV_TEST_LINE,
+    TM,
+    TODAY,
+    Group,
+    build_group,
+    encounter,
+    self_paid_claim,
+)
 from tests.support.client import FhirTestClient
 from tests.support.staff import make_staff
 
@@ -38,28 +49,6 @@ def _booking(patient: str, **more: Any) -> dict[str, Any]:
             {"actor": {"reference": f"Patient/{patient}"}, "status": "accepted"},
             {"actor": {"reference": f"Organization/{TM}"}, "status": "accepted"},
         ],
-        **more,
-    }
-
-
-def _claim(patient: str, **more: Any) -> dict[str, Any]:
-    return {
-        "resourceType": "Claim",
-        "status": "active",
-        "type": {
-            "coding": [
-                {
-                    "system": "http://terminology.hl7.org/CodeSystem/claim-type",
-                    "code": "professional",
-                }
-            ]
-        },
-        "use": "claim",
-        "patient": {"reference": f"Patient/{patient}"},
-        "created": TODAY.isoformat(),
-        "provider": {"reference": f"Organization/{TM}"},
-        "priority": {"coding": [{"code": "normal"}]},
-        "insurance": [{"sequence": 1, "focal": True, "coverage": {"display": "Self-pay"}}],
         **more,
     }
 
@@ -173,11 +162,13 @@ def test_billing_sees_and_writes_a_claim_without_its_diagnoses(
     billing = make_staff(group.services, Role.BILLING, [TM])
     patient = group.tm_patient.id
     diagnosis = [{"sequence": 1, "diagnosisCodeableConcept": FLU}]
-    claim = _made(api, _claim(patient, diagnosis=diagnosis))
+    claim = _made(api, self_paid_claim(patient, diagnosis=diagnosis))
     path = f"/fhir/Claim/{claim}"
 
     shown = group.call(billing, "GET", path)
-    written = group.call(billing, "POST", "/fhir/Claim", _claim(patient, diagnosis=diagnosis))
+    written = group.call(
+        billing, "POST", "/fhir/Claim", self_paid_claim(patient, diagnosis=diagnosis)
+    )
     updated = group.call(billing, "PUT", path, {**shown.json(), "status": "cancelled"})
     guessed = group.call(billing, "PUT", path, {**shown.json(), "diagnosis": diagnosis})
 
@@ -188,7 +179,7 @@ def test_billing_sees_and_writes_a_claim_without_its_diagnoses(
     assert guessed.status_code == 403, guessed.text
     stored = _stored(api, f"Claim/{claim}")
     assert (stored["status"], stored["diagnosis"]) == ("cancelled", diagnosis)
-    plain = group.call(billing, "POST", "/fhir/Claim", _claim(patient))
+    plain = group.call(billing, "POST", "/fhir/Claim", self_paid_claim(patient))
     assert plain.status_code == 201, plain.text
 
 
@@ -246,3 +237,82 @@ def test_a_sensitive_code_in_a_visits_type_is_cut_and_may_not_be_searched_for(
         group.doctor_tm, "GET", f"/fhir/Encounter?type=86406008&patient={patient}"
     ).json()
     assert [e["resource"]["id"] for e in found.get("entry", [])] == [visit]
+
+
+def test_billing_is_shown_a_claim_without_the_line_that_bills_an_hiv_test(
+    group: Group, api: FhirTestClient
+) -> None:
+    """Billing, the one member of staff who reads claims, may not read sensitive records:
+    a line billing an HIV viral load tells it what the claim's diagnoses would. A front
+    desk and a doctor read no claim at all (financial data)."""
+    billing = make_staff(group.services, Role.BILLING, [TM])
+    patient = group.tm_patient.id
+    claim = _made(api, self_paid_claim(patient, item=[FEE_LINE, HIV_TEST_LINE]))
+
+    shown = group.call(billing, "GET", f"/fhir/Claim/{claim}")
+    found = group.call(billing, "GET", f"/fhir/Claim?patient={patient}")
+
+    assert shown.status_code == 200, shown.text
+    assert shown.json()["item"] == [FEE_LINE] and SUBSETTED in _labels(shown.json())
+    (entry,) = found.json()["entry"]
+    assert entry["resource"]["item"] == [FEE_LINE]
+    read = [e for e in group.events(Tag.FHIR_READ) if e.resource_id == claim][0]
+    assert "sensitive_clinical" not in read.categories
+    for other in (group.desk_tm, group.doctor_tm):
+        assert group.call(other, "GET", f"/fhir/Claim/{claim}").status_code == 403
+    assert _stored(api, f"Claim/{claim}")["item"] == [FEE_LINE, HIV_TEST_LINE]
+    # An ordinary claim is billing's whole, as before.
+    plain = _made(api, self_paid_claim(patient, item=[FEE_LINE]))
+    assert group.call(billing, "GET", f"/fhir/Claim/{plain}").json()["item"] == [FEE_LINE]
+
+
+def test_billings_update_of_a_claim_keeps_the_hiv_line_it_was_not_shown(
+    group: Group, api: FhirTestClient
+) -> None:
+    billing = make_staff(group.services, Role.BILLING, [TM])
+    claim = _made(api, self_paid_claim(group.tm_patient.id, item=[FEE_LINE, HIV_TEST_LINE]))
+    path = f"/fhir/Claim/{claim}"
+    view = group.call(billing, "GET", path).json()
+
+    updated = group.call(billing, "PUT", path, {**view, "status": "cancelled"})
+
+    assert updated.status_code == 200, updated.text
+    assert updated.json()["item"] == [FEE_LINE]
+    stored = _stored(api, f"Claim/{claim}")
+    assert (stored["status"], stored["item"]) == ("cancelled", [FEE_LINE, HIV_TEST_LINE])
+    # The line sent back (a guess confirmed by being allowed), a line sent under its
+    # number, a new claim billing it, or deleting the claim that holds it: refused.
+    renumbered = {**FEE_LINE, "sequence": 2}
+    for body in (
+        {**view, "item": [FEE_LINE, HIV_TEST_LINE]},
+        {**view, "item": [FEE_LINE, renumbered]},
+    ):
+        refused = group.call(billing, "PUT", path, body)
+        assert refused.status_code == 403, refused.text
+        assert "25836-8" not in refused.text
+    written = group.call(
+        billing, "POST", "/fhir/Claim", self_paid_claim(group.tm_patient.id, item=[HIV_TEST_LINE])
+    )
+    assert written.status_code == 403, written.text
+    assert group.call(billing, "DELETE", path).status_code == 403
+    assert _stored(api, f"Claim/{claim}") == stored
+
+
+def test_billing_may_not_search_claims_for_a_sensitive_code(
+    group: Group, api: FhirTestClient
+) -> None:
+    billing = make_staff(group.services, Role.BILLING, [TM])
+    _made(api, self_paid_claim(group.tm_patient.id, item=[FEE_LINE, HIV_TEST_LINE]))
+
+    for query in (
+        "Claim?code=http://loinc.org|25836-8",
+        "Claim?code=25836-8",
+        "ExplanationOfBenefit?code=http://hl7.org/fhir/sid/icd-10|B20,professional",
+    ):
+        refused = group.call(billing, "GET", f"/fhir/{query}")
+        assert refused.status_code == 403, (query, refused.text)
+        assert "sensitive code" in refused.json()["issue"][0]["diagnostics"]
+    claim_type = "http://terminology.hl7.org/CodeSystem/claim-type|professional"
+    plain = group.call(billing, "GET", f"/fhir/Claim?code={claim_type}")
+    assert plain.status_code == 200, plain.text
+    assert plain.json()["total"] == 1

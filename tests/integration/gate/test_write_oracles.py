@@ -8,21 +8,35 @@
   refusal names only what was sent, never the hidden record's sensitivity, and a PUT
   with If-Match answers the absent id's 412 (stop 35's adversary);
 * a DELETE of a record deleted already changes nothing and answers 204 (stop 35's
-  integrator: a Patient was refused, judged as every category it could hold).
+  integrator: a Patient was refused, judged as every category it could hold);
+* a DELETE refused for what a record holds that its caller may not read names none of
+  it: billing was told "may not write sensitive_clinical" of a claim whose hidden line
+  bills an HIV test, a desk of a visit typed as HIV care.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from carevault.bootstrap import Services
 from carevault.domain.roles import Role
-from tests.integration.access.group import FLU, HIV, TM, Group, build_group, doctors_condition
+from tests.integration.access.group import (
+    FLU,
+    HIV,
+    HIV_TEST_LINE,
+    TM,
+    Group,
+    build_group,
+    doctors_condition,
+    encounter,
+    self_paid_claim,
+)
 from tests.support.client import FHIR_JSON, FhirTestClient
-from tests.support.staff import make_staff
+from tests.support.staff import Staff, make_staff
 
 
 @pytest.fixture
@@ -112,7 +126,7 @@ def test_a_refused_put_of_a_hidden_record_does_not_name_what_it_holds(group: Gro
     assert kept["code"] == HIV
 
 
-def _prescription(group: Group, reason: dict[str, object]) -> dict[str, object]:
+def _prescription(group: Group, reason: dict[str, Any]) -> dict[str, object]:
     return {
         "resourceType": "MedicationRequest",
         "status": "active",
@@ -186,3 +200,30 @@ def test_deleting_a_deleted_record_again_changes_nothing_and_is_no_refusal(
     assert group.call(group.officer, "DELETE", path).status_code == 403
     assert group.call(group.desk_tw, "DELETE", path).status_code == 404
     assert group.call(group.doctor_tm, "DELETE", "/fhir/Patient/no-such-patient").status_code == 404
+
+
+def _refused_delete(group: Group, api: FhirTestClient, who: Staff, body: dict[str, Any]) -> Any:
+    """The issues of ``who``'s refused DELETE of ``body``, written by the system."""
+    made = api.post_json(f"/fhir/{body['resourceType']}", body)
+    assert made.status_code == 201, made.text
+    refused = group.call(who, "DELETE", f"/fhir/{body['resourceType']}/{made.json()['id']}")
+    assert refused.status_code == 403, refused.text
+    return refused.json()["issue"]
+
+
+def test_a_refused_delete_names_nothing_its_caller_may_not_read(
+    group: Group, api: FhirTestClient
+) -> None:
+    billing = make_staff(group.services, Role.BILLING, [TM])
+    patient = group.tm_patient.id
+    diagnosis = [{"sequence": 1, "diagnosisCodeableConcept": FLU}]
+
+    on_flu = _refused_delete(group, api, billing, self_paid_claim(patient, diagnosis=diagnosis))
+    on_hiv = _refused_delete(group, api, billing, self_paid_claim(patient, item=[HIV_TEST_LINE]))
+    desk_on_flu = _refused_delete(group, api, group.desk_tm, {**encounter(patient, TM),
+                                                              "reasonCode": [FLU]})  # fmt: skip
+    desk_on_hiv = _refused_delete(group, api, group.desk_tm, {**encounter(patient, TM),
+                                                              "type": [HIV]})  # fmt: skip
+
+    assert on_flu == on_hiv
+    assert desk_on_flu == desk_on_hiv

@@ -259,3 +259,71 @@ def test_a_sensitive_code_in_any_element_of_a_visit_booking_or_patient_is_sensit
     shown = subset(rt, patient, desk)
     assert shown is not None and "extension" not in shown and "name" in shown
     assert changed_categories(rt, plain, patient) >= {C.SENSITIVE_CLINICAL, C.DEMOGRAPHIC}
+
+
+# --- a claim's lines: each judged for what it says was done ---------------------------
+
+#: A line billing an HIV-1 viral load (LOINC 25836-8), and an ordinary one.
+HIV_LINE = {
+    "sequence": 2,
+    "productOrService": {"coding": [{"system": "http://loinc.org", "code": "25836-8"}]},
+    "net": {"value": 900, "currency": "HKD"},
+}
+VISIT_LINE = {
+    "sequence": 1,
+    "productOrService": {"coding": [{"system": "urn:fees", "code": "GP01"}]},
+    "net": {"value": 300, "currency": "HKD"},
+}
+#: What an integration client may read: clinical, not sensitive records.
+INTEGRATION = BILLING | {C.CLINICAL}
+
+
+def _billed(*lines: dict[str, Any], **more: Any) -> dict[str, Any]:
+    return {"resourceType": "Claim", "id": "c1", "status": "active", "item": list(lines), **more}
+
+
+def test_a_claim_line_billing_a_sensitive_test_is_sensitive_line_by_line() -> None:
+    claim = RESOURCE_TYPES["Claim"]
+    eob = RESOURCE_TYPES["ExplanationOfBenefit"]
+    record = _billed(VISIT_LINE, HIV_LINE)
+    added = {**_claim(), "addItem": [{"productOrService": HIV_LINE["productOrService"]}]}
+
+    assert element_categories(claim, record) == {C.FINANCIAL, C.SENSITIVE_CLINICAL}
+    assert element_categories(claim, _billed(VISIT_LINE)) == {C.FINANCIAL}
+    assert C.SENSITIVE_CLINICAL in element_categories(eob, added)
+    for granted in (BILLING, INTEGRATION):
+        shown = subset(claim, record, granted)
+        assert shown is not None and shown["item"] == [VISIT_LINE], granted
+        assert shown["meta"]["security"] == [SUBSETTED]
+        explained = subset(eob, added, granted)
+        assert explained is not None and "addItem" not in explained
+    assert subset(claim, record, INTEGRATION | {C.SENSITIVE_CLINICAL}) is record
+    # A claim typed with a sensitive code (what ``Claim?code=`` searches) is judged too.
+    typed = _billed(VISIT_LINE, type=HIV["code"])
+    assert element_categories(claim, typed) == {C.FINANCIAL, C.SENSITIVE_CLINICAL}
+    untyped = subset(claim, typed, BILLING)
+    assert untyped is not None and "type" not in untyped and untyped["item"] == [VISIT_LINE]
+
+
+def test_billings_update_keeps_the_sensitive_line_it_was_not_shown() -> None:
+    claim = RESOURCE_TYPES["Claim"]
+    stored = _billed(VISIT_LINE, HIV_LINE)
+    view = subset(claim, stored, BILLING)
+    assert view is not None
+    cancelled = {**view, "status": "cancelled"}
+    corrected = {**view, "item": [{**VISIT_LINE, "net": {"value": 350, "currency": "HKD"}}]}
+
+    kept = restore_withheld(claim, cancelled, stored, BILLING)
+    changed = restore_withheld(claim, corrected, stored, BILLING)
+
+    assert kept["item"] == [VISIT_LINE, HIV_LINE] and kept["status"] == "cancelled"
+    assert changed_categories(claim, kept, stored) == {C.FINANCIAL}
+    assert changed["item"] == [corrected["item"][0], HIV_LINE]
+    assert changed_categories(claim, changed, stored) == {C.FINANCIAL}
+    # A line sent as the hidden one (its sequence) would make two lines of one number.
+    with pytest.raises(HiddenItemNamed) as refused:
+        restore_withheld(claim, {**view, "item": [VISIT_LINE, {**VISIT_LINE, "sequence": 2}]},
+                         stored, BILLING)  # fmt: skip
+    assert "25836-8" not in str(refused.value) and "sequence" in str(refused.value)
+    # Sending the hidden line back counts as writing sensitive data.
+    assert C.SENSITIVE_CLINICAL in element_categories(claim, {**view, "item": [HIV_LINE]})
