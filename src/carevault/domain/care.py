@@ -36,14 +36,16 @@ checks the patient in, a colleague reschedules), or another record of care cover
 access. A status the writer sets themself ("arrived", "finished") corroborates nothing.
 Nor does an earlier version by someone else whose care the new version does not
 continue: it corroborates only if the relationship it opened covers the new version's
-date (``made_by``). A booking of long ago moved to today, or a cancelled one re-opened
-(it opened nothing), is care made by its writer alone until someone else writes it.
+date (``made_by``), and only within that relationship's own window (``attribute``): a
+corroborated move lends nothing to the next move beyond the care it continued. A
+booking of long ago moved to today, or a cancelled one re-opened (it opened nothing),
+is care made by its writer alone until someone else writes it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Generic, TypeVar
 
@@ -205,6 +207,43 @@ def made_by(
     if earlier and any(opened.maker != writer and opened.covers(moment_us) for opened in earlier):
         return None
     return writer
+
+
+def attribute(
+    windows: Sequence[Window],
+    writer: Maker | None,
+    earlier: Collection[Opened[Maker]] | None,
+    moment_us: int,
+) -> tuple[tuple[Window, Maker | None], ...]:
+    """Who alone made each relationship a version opens (``made_by``), and where: a
+    version corroborated by an earlier relationship someone else made is corroborated
+    only within that relationship's own window (the span of those covering
+    ``moment_us``); the part of a window reaching beyond it is care of the writer's own
+    making. Stored whole as made by no one, a corroborated move would corroborate the
+    next move in turn, each within the window the one before opened: an insider walked a
+    VIP's booking of 400 days ago to today in five moves of 90 days, named themself, and
+    their read was explained as the desk's care."""
+    maker = made_by(writer, earlier, moment_us)
+    if maker is not None or writer is None:
+        return tuple((window, maker) for window in windows)
+    covering = [o for o in earlier or () if o.maker != writer and o.covers(moment_us)]
+    low = min(o.valid_from_us for o in covering)
+    high = max(o.valid_until_us for o in covering)
+    made: list[tuple[Window, Maker | None]] = []
+    for window in windows:
+        start, end = window.valid_from_us, window.valid_until_us
+        if start < low:
+            made.append((replace(window, valid_until_us=min(end, low - 1)), writer))
+        if max(start, low) <= min(end, high):
+            made.append(
+                (
+                    replace(window, valid_from_us=max(start, low), valid_until_us=min(end, high)),
+                    None,
+                )
+            )
+        if end > high:
+            made.append((replace(window, valid_from_us=max(start, high + 1)), writer))
+    return tuple(made)
 
 
 def named_elsewhere(event: CareEvent, works_at: Mapping[str, frozenset[str]]) -> tuple[str, ...]:

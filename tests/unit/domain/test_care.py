@@ -14,7 +14,9 @@ from carevault.domain.care import (
     CareSource,
     CareWindow,
     Opened,
+    Window,
     WriterStanding,
+    attribute,
     grants,
     made_by,
     named_elsewhere,
@@ -208,3 +210,35 @@ def test_an_earlier_version_corroborates_only_the_care_it_covers() -> None:
     # Edges of the window count.
     assert made_by("staff:ann", {current}, current.valid_until_us) is None
     assert made_by("staff:ann", {current}, current.valid_until_us + 1) == "staff:ann"
+
+
+def test_a_corroborated_move_is_corroborated_only_within_the_care_it_continues() -> None:
+    desk = Opened("staff:desk", NOW - 30 * DAY_US, NOW + 90 * DAY_US)
+    moved = Window("tm", None, NOW + 60 * DAY_US, NOW + 180 * DAY_US)
+    # Moved 90 days on, to the edge of the desk's window: the desk's part is no one's
+    # alone, the part beyond it the mover's.
+    pieces = attribute([moved], "staff:ann", {desk}, NOW + 90 * DAY_US)
+    assert pieces == (
+        (Window("tm", None, NOW + 60 * DAY_US, NOW + 90 * DAY_US), None),
+        (Window("tm", None, NOW + 90 * DAY_US + 1, NOW + 180 * DAY_US), "staff:ann"),
+    )
+    # The next move, into the mover's own part, is the mover's alone: no walking on.
+    earlier = {Opened(maker, w.valid_from_us, w.valid_until_us) for w, maker in pieces}
+    onward = Window("tm", None, NOW + 150 * DAY_US, NOW + 270 * DAY_US)
+    assert attribute([onward], "staff:ann", earlier, NOW + 180 * DAY_US) == ((onward, "staff:ann"),)
+    # Within the desk's window whole (a reschedule to tomorrow): split at its end only.
+    tomorrow = Window(None, "dr-a", NOW - 29 * DAY_US, NOW + 91 * DAY_US)
+    assert attribute([tomorrow], "staff:ann", {desk}, NOW + DAY_US) == (
+        (Window(None, "dr-a", NOW - 29 * DAY_US, NOW + 90 * DAY_US), None),
+        (Window(None, "dr-a", NOW + 90 * DAY_US + 1, NOW + 91 * DAY_US), "staff:ann"),
+    )
+    # Earlier than the care it continues, too: the part before it is the mover's.
+    wide = Window("tm", None, NOW - 60 * DAY_US, NOW + 120 * DAY_US)
+    assert [maker for _, maker in attribute([wide], "staff:ann", {desk}, NOW)] == [
+        "staff:ann",
+        None,
+        "staff:ann",
+    ]
+    # Not corroborated, or the system's: whole, as ``made_by`` says.
+    assert attribute([moved], "staff:ann", None, NOW) == ((moved, "staff:ann"),)
+    assert attribute([moved], None, {desk}, NOW) == ((moved, None),)
