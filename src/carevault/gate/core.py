@@ -2099,7 +2099,9 @@ class Gate:
                 connection,
                 [
                     row
-                    for window, maker in attribute(granted.windows, writer, earlier, moment)
+                    for window, maker in attribute(
+                        granted.windows, writer, earlier, moment, access.care.whom
+                    )
                     for row in access.care.rows(head.row_id, pseudonym, (window,), maker)
                 ],
             )

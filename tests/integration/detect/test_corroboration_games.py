@@ -85,7 +85,10 @@ def _unexplained(clinic: Clinic, who: Staff) -> set[str]:
 
 
 def _doctor(clinic: Clinic) -> Staff:
-    return make_staff(clinic.services, Role.PHYSICIAN, ["clinic-a"], practitioner_id="dr-in")
+    doctor = make_staff(clinic.services, Role.PHYSICIAN, ["clinic-a"], practitioner_id="dr-in")
+    # Known at once as a practitioner of clinic A (the directory is re-read every 5 s).
+    clinic.services.access._clinics = None
+    return doctor
 
 
 def test_an_old_booking_made_today_by_any_interaction_is_the_movers_own_care(
@@ -161,3 +164,31 @@ def test_walking_an_old_booking_to_today_in_steps_is_still_the_walkers_own_care(
         _put(clinic, doctor, booking, _booking(vip, "dr-in", old + timedelta(days=step), "booked"))
     assert clinic.read(doctor, vip) == 200
     assert patient_pseudonym(clinic.services, vip) in _unexplained(clinic, doctor)
+
+
+def _far_from_visit(clinic: Clinic, who: Staff) -> set[str]:
+    """The patients of medium vip alerts on ``who`` for a read far from any visit."""
+    detection = clinic.services.detection
+    assert detection is not None
+    return {
+        patient
+        for alert in alerts_as_dicts(clinic.services)
+        if alert["account"] == who.account.username and "more than a day" in alert["explanation"]
+        for patient in detection.alerts.get(alert["id"]).patients
+    }
+
+
+def test_naming_oneself_on_a_colleagues_old_booking_is_no_care_that_names_one(
+    clinic: Clinic,
+) -> None:
+    control, renamed = clinic.patients[:2]
+    doctor = _doctor(clinic)
+    old = _today() - timedelta(days=60)
+    made = {patient: _desk_books(clinic, patient, old) for patient in (control, renamed)}
+    # The desk's care of two months ago explains the read, far from the visit: medium.
+    assert clinic.read(doctor, control) == 200
+    assert _far_from_visit(clinic, doctor) == {patient_pseudonym(clinic.services, control)}
+    # The doctor puts their own name on the other booking, its date as it was.
+    _put(clinic, doctor, made[renamed], _booking(renamed, "dr-in", old, "fulfilled"))
+    assert clinic.read(doctor, renamed) == 200
+    assert patient_pseudonym(clinic.services, renamed) in _far_from_visit(clinic, doctor)
