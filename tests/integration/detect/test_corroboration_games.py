@@ -192,3 +192,18 @@ def test_naming_oneself_on_a_colleagues_old_booking_is_no_care_that_names_one(
     _put(clinic, doctor, made[renamed], _booking(renamed, "dr-in", old, "fulfilled"))
     assert clinic.read(doctor, renamed) == 200
     assert patient_pseudonym(clinic.services, renamed) in _far_from_visit(clinic, doctor)
+
+
+def test_a_desks_booking_brought_forward_to_today_is_near_the_visit_for_the_doctor(
+    clinic: Clinic,
+) -> None:
+    # Split into the desk's part and the doctor's (a week before it), the window is still
+    # one visit's: a read today, the day of the visit, is close care.
+    vip = clinic.patients[0]
+    doctor = _doctor(clinic)
+    booking = _desk_books(clinic, vip, _today() + timedelta(days=7), "booked")
+    _put(clinic, doctor, booking, _booking(vip, "dr-old", _today(), "booked"))
+    assert clinic.read(doctor, vip) == 200
+    assert [
+        a for a in alerts_as_dicts(clinic.services) if a["account"] == doctor.account.username
+    ] == []
