@@ -87,6 +87,11 @@ def care_event(
     )
 
 
+def _whom(clinic_id: str | None, token: bytes | None) -> tuple[str, str | bytes | None]:
+    """A relationship's addressee: its clinic, else its practitioner's token."""
+    return ("clinic", clinic_id) if clinic_id else ("practitioner", token)
+
+
 @functools.cache
 def _exists(clinics: int) -> Select[tuple[bool]]:
     """Whether a clinician (by one of ``clinics`` clinics, or by practitioner token) has a
@@ -156,12 +161,18 @@ class CareRelationships:
                 None if row.granted_by is None else bytes(row.granted_by),
                 row.valid_from_us,
                 row.valid_until_us,
+                _whom(
+                    row.clinic_id,
+                    None if row.practitioner_token is None else bytes(row.practitioner_token),
+                ),
             )
             for row in connection.execute(
                 select(
                     care_relationship.c.granted_by,
                     care_relationship.c.valid_from_us,
                     care_relationship.c.valid_until_us,
+                    care_relationship.c.clinic_id,
+                    care_relationship.c.practitioner_token,
                 ).where(care_relationship.c.source_row_id == source_row_id)
             )
         )
@@ -180,6 +191,11 @@ class CareRelationships:
         ``made_by``: the ``maker`` token of the principal whose own writes alone made
         them (``domain.care.made_by``)."""
         self.add_rows(connection, self.rows(source_row_id, pseudonym, relationships, made_by))
+
+    def whom(self, window: Window) -> tuple[str, str | bytes | None]:
+        """To whom ``window`` is open, as ``clear`` tells it of a stored relationship."""
+        token = self._token(window.practitioner_id) if window.practitioner_id else None
+        return _whom(window.clinic_id, token)
 
     def maker(self, principal: str | None) -> bytes | None:
         """The ``granted_by`` token of ``principal`` (keyed: the table names no one)."""

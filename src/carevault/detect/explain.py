@@ -39,8 +39,9 @@ CHUNK = 500
 #: VIP's record asks): within a day of it.
 NEAR_US = DAY_US
 #: One care row: (clinic id, practitioner token, valid from, valid until, token of who
-#: alone made it or None).
-CareRow = tuple[str | None, bytes | None, int, int, bytes | None]
+#: alone made it or None, and the whole window of its record it is a piece of: from,
+#: until).
+CareRow = tuple[str | None, bytes | None, int, int, bytes | None, int, int]
 #: One break-the-glass grant: (active from, until) in µs.
 GlassRow = tuple[int, int]
 
@@ -97,14 +98,14 @@ class Explainer:
             rows = care.get(access.patient_pseudonym or "", [])
             me = self._maker(access.principal or "")
             hit = near = False
-            for clinic, held, low, high, maker in rows:
+            for clinic, held, low, high, maker, whole_low, whole_high in rows:
                 named = bool(token) and held == token
                 if not low <= access.at_us <= high or maker == me:
                     continue
                 if not named and (clinic is None or clinic not in clinics):
                     continue
                 hit = True
-                near = named or self._near_visit(access.at_us, low, high)
+                near = named or self._near_visit(access.at_us, whole_low, whole_high)
                 if near:
                     break
             explained.append(replace(access, explained=True, near_care=near) if hit else access)
@@ -169,18 +170,34 @@ class Explainer:
                         care_relationship.c.valid_from_us,
                         care_relationship.c.valid_until_us,
                         care_relationship.c.granted_by,
+                        care_relationship.c.source_row_id,
                     ).where(
                         care_relationship.c.patient_pseudonym.in_(ordered[start : start + CHUNK])
                     )
                 ).all()
-                for pseudonym, clinic, token, low, high, maker in rows:
+                # A window a continuation split (``domain.care.attribute``: the part
+                # someone else's care covered, the rest the writer's) is one visit's
+                # window: its pieces share their record, clinic and practitioner.
+                whole: dict[tuple[object, ...], tuple[int, int]] = {}
+                for pseudonym, clinic, token, low, high, _, source in rows:
+                    key = (pseudonym, source, clinic, None if token is None else bytes(token))
+                    known = whole.get(key)
+                    whole[key] = (
+                        (int(low), int(high))
+                        if known is None
+                        else (min(known[0], int(low)), max(known[1], int(high)))
+                    )
+                for pseudonym, clinic, token, low, high, maker, source in rows:
+                    held = bytes(token) if token is not None else None
+                    span = whole[(pseudonym, source, clinic, held)]
                     found.setdefault(pseudonym, []).append(
                         (
                             clinic,
-                            bytes(token) if token is not None else None,
+                            held,
                             int(low),
                             int(high),
                             bytes(maker) if maker is not None else None,
+                            *span,
                         )
                     )
         return found

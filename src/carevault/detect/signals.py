@@ -138,12 +138,16 @@ def _missed(access: Access) -> bool:
 def _presented(access: Access) -> bool:
     """A patient record the account created (a new patient at the desk): what it holds,
     the account wrote. Not a ``$register`` of a patient the group holds already: an
-    identifier and birth date known from elsewhere would open the record unwatched."""
+    identifier and birth date known from elsewhere would open the record unwatched. Nor
+    a deleted patient written again at its id (a create to R4, a later version here):
+    a watched desk deleted another desk's patients, wrote each back with a name of its
+    own, and read their visits uncounted."""
     return (
         access.outcome == "success"
         and access.tag == CREATED
         and access.resource_type == "Patient"
         and bool(access.patient_pseudonym)
+        and access.detail.get("version") == 1
     )
 
 

@@ -36,8 +36,8 @@ from carevault.domain.care import (
     CareWindow,
     Window,
     WriterStanding,
+    attribute,
     grants,
-    made_by,
     named_elsewhere,
 )
 from carevault.domain.categories import HEALTH_CATEGORIES, DataCategory
@@ -2100,13 +2100,23 @@ class Gate:
             )
             registered[pseudonym] |= {granted.register}
         # Who alone made it: their own accesses are not explained by it (``made_by``).
-        # Only what the version before opened around this version's date corroborates.
+        # Only what the version before opened around this version's date corroborates,
+        # and only within that care's own window (``attribute``).
         moment = event.starts_us if event.starts_us is not None else now
-        maker = made_by(access.care.maker(caller.principal if actor else None), earlier, moment)
+        writer = access.care.maker(caller.principal if actor else None)
         if deferred is not None:
             deferred[head.row_id] = access.care.rows(head.row_id, pseudonym, granted.windows)
         else:
-            access.care.add(connection, head.row_id, pseudonym, granted.windows, maker)
+            access.care.add_rows(
+                connection,
+                [
+                    row
+                    for window, maker in attribute(
+                        granted.windows, writer, earlier, moment, access.care.whom
+                    )
+                    for row in access.care.rows(head.row_id, pseudonym, (window,), maker)
+                ],
+            )
         return {
             "opens": [_describe(window) for window in granted.windows],
             "reason": granted.reason,

@@ -310,12 +310,15 @@ def test_the_watch_does_not_count_patients_the_account_created_itself() -> None:
     feed = Feed(role="front_desk")
     feed.detectors = Detectors(after_step_up=2)
     Detectors.stepped_up(feed.state, MORNING, position=1)
+    created = {"tag": "fhir:resource:create", "detail": {"version": 1}}
     for n in range(5):
-        feed.entry(MORNING + n * MINUTE_US, f"new{n}", tag="fhir:resource:create")
+        feed.entry(MORNING + n * MINUTE_US, f"new{n}", **created)
         feed.entry(MORNING + n * MINUTE_US + 1, f"new{n}")
     feed.entry(MORNING + DAY_US - HOUR_US, "new0")  # the next morning too
     assert _after_step_up(feed) == []
-    feed.entry(MORNING + 10 * MINUTE_US, "p0", tag="fhir:resource:create", outcome="denied")
+    feed.entry(MORNING + 10 * MINUTE_US, "p0", **created, outcome="denied")
+    # A deleted patient written back at its id: a create to R4, not a new patient.
+    feed.entry(MORNING + 10 * MINUTE_US, "p1", tag="fhir:resource:create", detail={"version": 3})
     for n in range(3):
         feed.entry(MORNING + (11 + n) * MINUTE_US, f"p{n}")
     (finding,) = _after_step_up(feed)

@@ -14,7 +14,9 @@ from carevault.domain.care import (
     CareSource,
     CareWindow,
     Opened,
+    Window,
     WriterStanding,
+    attribute,
     grants,
     made_by,
     named_elsewhere,
@@ -208,3 +210,56 @@ def test_an_earlier_version_corroborates_only_the_care_it_covers() -> None:
     # Edges of the window count.
     assert made_by("staff:ann", {current}, current.valid_until_us) is None
     assert made_by("staff:ann", {current}, current.valid_until_us + 1) == "staff:ann"
+
+
+def _whom(window: Window) -> str | None:
+    return window.clinic_id or window.practitioner_id
+
+
+def test_a_corroborated_move_is_corroborated_only_within_the_care_it_continues() -> None:
+    desk = Opened("staff:desk", NOW - 30 * DAY_US, NOW + 90 * DAY_US, "tm")
+    moved = Window("tm", None, NOW + 60 * DAY_US, NOW + 180 * DAY_US)
+    # Moved 90 days on, to the edge of the desk's window: the desk's part is no one's
+    # alone, the part beyond it the mover's.
+    pieces = attribute([moved], "staff:ann", {desk}, NOW + 90 * DAY_US, _whom)
+    assert pieces == (
+        (Window("tm", None, NOW + 60 * DAY_US, NOW + 90 * DAY_US), None),
+        (Window("tm", None, NOW + 90 * DAY_US + 1, NOW + 180 * DAY_US), "staff:ann"),
+    )
+    # The next move, into the mover's own part, is the mover's alone: no walking on.
+    earlier = {Opened(maker, w.valid_from_us, w.valid_until_us, "tm") for w, maker in pieces}
+    onward = Window("tm", None, NOW + 150 * DAY_US, NOW + 270 * DAY_US)
+    assert attribute([onward], "staff:ann", earlier, NOW + 180 * DAY_US, _whom) == (
+        (onward, "staff:ann"),
+    )
+    # Within the desk's window whole (a reschedule to tomorrow): split at its end only.
+    booked = Opened("staff:desk", NOW - 30 * DAY_US, NOW + 90 * DAY_US, "dr-a")
+    tomorrow = Window(None, "dr-a", NOW - 29 * DAY_US, NOW + 91 * DAY_US)
+    assert attribute([tomorrow], "staff:ann", {desk, booked}, NOW + DAY_US, _whom) == (
+        (Window(None, "dr-a", NOW - 29 * DAY_US, NOW + 90 * DAY_US), None),
+        (Window(None, "dr-a", NOW + 90 * DAY_US + 1, NOW + 91 * DAY_US), "staff:ann"),
+    )
+    # Earlier than the care it continues, too: the part before it is the mover's.
+    wide = Window("tm", None, NOW - 60 * DAY_US, NOW + 120 * DAY_US)
+    assert [maker for _, maker in attribute([wide], "staff:ann", {desk}, NOW, _whom)] == [
+        "staff:ann",
+        None,
+        "staff:ann",
+    ]
+    # Not corroborated, or the system's: whole.
+    assert attribute([moved], "staff:ann", None, NOW, _whom) == ((moved, "staff:ann"),)
+    assert attribute([moved], None, {desk}, NOW, _whom) == ((moved, None),)
+
+
+def test_a_name_one_puts_on_a_colleagues_booking_is_ones_own() -> None:
+    # The desk's booking opened the clinic and dr-old; the doctor names themself on it.
+    desk = {
+        Opened("staff:desk", NOW - 30 * DAY_US, NOW + 90 * DAY_US, whom)
+        for whom in ("tm", "dr-old")
+    }
+    clinic = Window("tm", None, NOW - 30 * DAY_US, NOW + 90 * DAY_US)
+    named = Window(None, "dr-in", NOW - 30 * DAY_US, NOW + 90 * DAY_US)
+    assert attribute([clinic, named], "staff:ann", desk, NOW, _whom) == (
+        (clinic, None),
+        (named, "staff:ann"),
+    )
