@@ -77,6 +77,21 @@ def encounter(
     return body
 
 
+def booked_today(patient: str, clinic: str, practitioner: str) -> dict[str, Any]:
+    """A booking of ``patient`` at ``clinic`` with ``practitioner``, today at 10:00."""
+    return {
+        "resourceType": "Appointment",
+        "status": "booked",
+        "start": f"{TODAY.isoformat()}T10:00:00+08:00",
+        "end": f"{TODAY.isoformat()}T10:15:00+08:00",
+        "participant": [
+            {"actor": {"reference": f"Patient/{patient}"}, "status": "accepted"},
+            {"actor": {"reference": f"Organization/{clinic}"}, "status": "accepted"},
+            {"actor": {"reference": f"Practitioner/{practitioner}"}, "status": "accepted"},
+        ],
+    }
+
+
 def observation(patient: str, text: str = "HbA1c 7.2 %") -> dict[str, Any]:
     return {
         "resourceType": "Observation",

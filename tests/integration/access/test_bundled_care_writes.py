@@ -8,6 +8,7 @@ to themself). Every entry is refused, nothing is written, and no care is opened.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -15,34 +16,19 @@ import pytest
 from carevault.ledger.events import Outcome
 from tests.integration.access.group import (
     TM,
-    TODAY,
     TW,
     Group,
+    booked_today,
     care_team,
     encounter,
     referral,
 )
 from tests.support.client import FhirTestClient
 
-
-def _booking(patient: str, clinic: str, practitioner: str) -> dict[str, Any]:
-    return {
-        "resourceType": "Appointment",
-        "status": "booked",
-        "start": f"{TODAY.isoformat()}T10:00:00+08:00",
-        "end": f"{TODAY.isoformat()}T10:15:00+08:00",
-        "participant": [
-            {"actor": {"reference": f"Patient/{patient}"}, "status": "accepted"},
-            {"actor": {"reference": f"Organization/{clinic}"}, "status": "accepted"},
-            {"actor": {"reference": f"Practitioner/{practitioner}"}, "status": "accepted"},
-        ],
-    }
-
-
 #: A record of care of ``patient`` at ``clinic`` naming ``practitioner``, by type.
-CARE = {
+CARE: dict[str, Callable[[str, str, str], dict[str, Any]]] = {
     "Encounter": lambda patient, clinic, practitioner: encounter(patient, clinic, practitioner),
-    "Appointment": _booking,
+    "Appointment": booked_today,
     "CareTeam": lambda patient, clinic, practitioner: care_team(patient, practitioner, clinic),
     "ServiceRequest": lambda patient, clinic, practitioner: referral(
         patient, f"Organization/{clinic}"

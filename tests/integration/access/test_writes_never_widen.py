@@ -24,6 +24,7 @@ from tests.integration.access.group import (
     TODAY,
     TW,
     Group,
+    booked_today,
     care_team,
     encounter,
     observation,
@@ -303,20 +304,6 @@ def _refused_naming(response: Any, element: str) -> None:
     assert "C668668" not in response.text
 
 
-def _booking(patient: str, clinic: str, practitioner: str) -> dict[str, Any]:
-    return {
-        "resourceType": "Appointment",
-        "status": "booked",
-        "start": f"{TODAY.isoformat()}T10:00:00+08:00",
-        "end": f"{TODAY.isoformat()}T10:15:00+08:00",
-        "participant": [
-            {"actor": {"reference": f"Patient/{patient}"}, "status": "accepted"},
-            {"actor": {"reference": f"Organization/{clinic}"}, "status": "accepted"},
-            {"actor": {"reference": f"Practitioner/{practitioner}"}, "status": "accepted"},
-        ],
-    }
-
-
 @pytest.mark.parametrize("kind", ["Appointment", "Encounter"])
 def test_a_desk_cannot_route_its_patient_to_another_clinics_doctor(group: Group, kind: str) -> None:
     """Hole: a visit or appointment opens the record to every practitioner it names (rule
@@ -328,7 +315,7 @@ def test_a_desk_cannot_route_its_patient_to_another_clinics_doctor(group: Group,
     patient = group.tw_patient
     path = f"/fhir/Observation/{patient.observation}"
     body = (
-        _booking(patient.id, TW, "dr-tm")
+        booked_today(patient.id, TW, "dr-tm")
         if kind == "Appointment"
         else encounter(patient.id, TW, "dr-tm")
     )
@@ -346,7 +333,7 @@ def test_a_desk_cannot_route_its_patient_to_another_clinics_doctor(group: Group,
     assert denied.principal == f"staff:{group.desk_tw.account.username}"
     # The clinic's own doctor may be named, and opens the record as before.
     own = (
-        _booking(patient.id, TW, "dr-tw")
+        booked_today(patient.id, TW, "dr-tw")
         if kind == "Appointment"
         else encounter(patient.id, TW, "dr-tw")
     )
@@ -361,7 +348,7 @@ def test_a_booking_with_an_outside_practitioner_opens_nothing_to_a_later_account
     id later, at another clinic, would otherwise read the patient for the whole window."""
     patient = group.tw_patient
     booked = group.call(
-        group.desk_tw, "POST", "/fhir/Appointment", _booking(patient.id, TW, "dr-other")
+        group.desk_tw, "POST", "/fhir/Appointment", booked_today(patient.id, TW, "dr-other")
     )
     assert booked.status_code == 201, booked.text
 
@@ -378,7 +365,7 @@ def test_a_booking_with_an_outside_practitioner_opens_nothing_to_a_later_account
 def test_an_update_cannot_add_another_clinics_doctor_to_a_booking(group: Group) -> None:
     patient = group.tw_patient
     created = group.call(
-        group.desk_tw, "POST", "/fhir/Appointment", _booking(patient.id, TW, "dr-tw")
+        group.desk_tw, "POST", "/fhir/Appointment", booked_today(patient.id, TW, "dr-tw")
     )
     assert created.status_code == 201, created.text
     booking = created.json()
@@ -499,7 +486,7 @@ def test_a_record_that_names_its_patient_in_no_way_the_vault_follows_is_refused(
 
 
 def _outside_booking(patient: str, outside: dict[str, Any]) -> dict[str, Any]:
-    booking = _booking(patient, TW, "dr-tw")
+    booking = booked_today(patient, TW, "dr-tw")
     booking["participant"][2] = {"actor": outside, "status": "accepted"}
     return booking
 
