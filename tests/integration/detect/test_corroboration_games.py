@@ -71,17 +71,26 @@ def _put(clinic: Clinic, who: Staff, booking: str, body: dict[str, Any]) -> None
     assert response.status_code in (200, 201), response.text
 
 
-def _unexplained(clinic: Clinic, who: Staff) -> set[str]:
-    """The patients of alerts on ``who`` that say no care explained the read."""
+def _alerted(clinic: Clinic, who: Staff, saying: str) -> set[str]:
+    """The patients of alerts on ``who`` whose explanation says ``saying``: "without a
+    care relationship" (no care explained the read), "more than a day" (a VIP read far
+    from any visit)."""
     detection = clinic.services.detection
     assert detection is not None
     return {
         patient
         for alert in alerts_as_dicts(clinic.services)
-        if alert["account"] == who.account.username
-        and "without a care relationship" in alert["explanation"]
+        if alert["account"] == who.account.username and saying in alert["explanation"]
         for patient in detection.alerts.get(alert["id"]).patients
     }
+
+
+def _unexplained(clinic: Clinic, who: Staff) -> set[str]:
+    return _alerted(clinic, who, "without a care relationship")
+
+
+def _far_from_visit(clinic: Clinic, who: Staff) -> set[str]:
+    return _alerted(clinic, who, "more than a day")
 
 
 def _doctor(clinic: Clinic) -> Staff:
@@ -164,18 +173,6 @@ def test_walking_an_old_booking_to_today_in_steps_is_still_the_walkers_own_care(
         _put(clinic, doctor, booking, _booking(vip, "dr-in", old + timedelta(days=step), "booked"))
     assert clinic.read(doctor, vip) == 200
     assert patient_pseudonym(clinic.services, vip) in _unexplained(clinic, doctor)
-
-
-def _far_from_visit(clinic: Clinic, who: Staff) -> set[str]:
-    """The patients of medium vip alerts on ``who`` for a read far from any visit."""
-    detection = clinic.services.detection
-    assert detection is not None
-    return {
-        patient
-        for alert in alerts_as_dicts(clinic.services)
-        if alert["account"] == who.account.username and "more than a day" in alert["explanation"]
-        for patient in detection.alerts.get(alert["id"]).patients
-    }
 
 
 def test_naming_oneself_on_a_colleagues_old_booking_is_no_care_that_names_one(
