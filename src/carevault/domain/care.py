@@ -240,9 +240,7 @@ def attribute(
         if made_by(writer, same, moment_us) is not None:
             made.append((window, writer))
             continue
-        covering = [o for o in same if o.maker != writer and o.covers(moment_us)]
-        low = min(opened.valid_from_us for opened in covering)
-        high = max(opened.valid_until_us for opened in covering)
+        low, high = _others_run(same, writer, moment_us)
         start, end = window.valid_from_us, window.valid_until_us
         if start < low:
             made.append((replace(window, valid_until_us=min(end, low - 1)), writer))
@@ -252,6 +250,29 @@ def attribute(
         if end > high:
             made.append((replace(window, valid_from_us=max(start, high + 1)), writer))
     return tuple(made)
+
+
+def _others_run(
+    opened: Collection[Opened[Maker]], writer: Maker, moment_us: int
+) -> tuple[int, int]:
+    """The span of the unbroken run of ``opened`` (one addressee's relationships) made by
+    others than ``writer`` (or by no one alone) that holds ``moment_us``: the care the
+    writer's version continues. A run, not only the pieces that hold the moment: a window
+    stored in pieces (the part a move continued, no one's alone; the part beyond it, the
+    mover's) is one visit's care, and a colleague who writes it again corroborates all of
+    it, the mover's part included, rather than taking that part over as their own."""
+    others = [o for o in opened if o.maker != writer]
+    low = min(o.valid_from_us for o in others if o.covers(moment_us))
+    high = max(o.valid_until_us for o in others if o.covers(moment_us))
+    grown = True
+    while grown:
+        grown = False
+        for o in others:
+            touches = o.valid_from_us <= high + 1 and o.valid_until_us >= low - 1
+            if touches and (o.valid_from_us < low or o.valid_until_us > high):
+                low, high = min(low, o.valid_from_us), max(high, o.valid_until_us)
+                grown = True
+    return low, high
 
 
 def named_elsewhere(event: CareEvent, works_at: Mapping[str, frozenset[str]]) -> tuple[str, ...]:

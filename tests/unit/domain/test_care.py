@@ -251,6 +251,36 @@ def test_a_corroborated_move_is_corroborated_only_within_the_care_it_continues()
     assert attribute([moved], None, {desk}, NOW, _whom) == ((moved, None),)
 
 
+def test_a_colleague_who_writes_a_moved_booking_again_corroborates_all_of_it() -> None:
+    """The desk books, the doctor moves it (the part beyond the desk's window is the
+    doctor's alone), the desk checks the patient in: the whole window is now no one's
+    alone. Taken piece by piece, the doctor's part became the desk's alone, and handed
+    back and forth with each write, never corroborated (the reviewer's case)."""
+    booked = Opened("staff:desk", 0, 100, "tm")
+    moved = Window("tm", None, 30, 130)
+    pieces = attribute([moved], "staff:doc", {booked}, 80, _whom)
+    assert pieces == (
+        (Window("tm", None, 30, 100), None),
+        (Window("tm", None, 101, 130), "staff:doc"),
+    )
+    stored = {Opened(maker, w.valid_from_us, w.valid_until_us, "tm") for w, maker in pieces}
+    assert attribute([moved], "staff:desk", stored, 80, _whom) == ((moved, None),)
+    # Written again by the doctor: still no one's alone (the desk's part holds the day).
+    whole = {Opened(None, 30, 130, "tm")}
+    assert attribute([moved], "staff:doc", whole, 80, _whom) == ((moved, None),)
+    # A run is unbroken: a piece of the doctor's own between two others' is no bridge.
+    gapped = {
+        Opened("staff:desk", 0, 100, "tm"),
+        Opened("staff:doc", 101, 200, "tm"),
+        Opened("staff:desk", 201, 300, "tm"),
+    }
+    far = Window("tm", None, 30, 300)
+    assert attribute([far], "staff:doc", gapped, 80, _whom) == (
+        (Window("tm", None, 30, 100), None),
+        (Window("tm", None, 101, 300), "staff:doc"),
+    )
+
+
 def test_a_name_one_puts_on_a_colleagues_booking_is_ones_own() -> None:
     # The desk's booking opened the clinic and dr-old; the doctor names themself on it.
     desk = {
