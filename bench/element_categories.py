@@ -36,13 +36,22 @@ RUN_SECONDS = 0.1
 
 def records_by_type(folder: Path, bundles: int) -> dict[str, list[dict[str, Any]]]:
     """The resources of the first ``bundles`` bundles in ``folder``, by type (those
-    CareVault holds)."""
+    CareVault holds). A type the bundles hold only as contained resources (Synthea's
+    Coverage and ServiceRequest, one of each in every ExplanationOfBenefit) is measured
+    on those, as records of their own: a rule for Coverage must show its cost too."""
     found: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    contained: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for path in sorted(folder.glob("*.json"))[:bundles]:
         for entry in json.loads(path.read_text())["entry"]:
             resource = entry["resource"]
             if resource["resourceType"] in RESOURCE_TYPES:
                 found[resource["resourceType"]].append(resource)
+                for item in resource.get("contained") or []:
+                    if item.get("resourceType") in RESOURCE_TYPES:
+                        contained[item["resourceType"]].append(item)
+    for type_name, items in contained.items():
+        if type_name not in found:
+            found[type_name] = items
     return dict(found)
 
 

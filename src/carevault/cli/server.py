@@ -7,11 +7,12 @@ import threading
 import time
 from collections.abc import Mapping
 from datetime import date
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from carevault.cli.common import HomeOption, app, settings_for
+from carevault.cli.common import HomeOption, app, open_services, operator, settings_for
 from carevault.config import Settings
 
 if TYPE_CHECKING:
@@ -39,8 +40,19 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
 
 
 @app.command()
-def init(home: HomeOption = None) -> None:
-    """Create the data directory, the keys and the database schema (safe to run again)."""
+def init(
+    home: HomeOption = None,
+    reindex: Annotated[
+        bool,
+        typer.Option(
+            help="Reindex the stored records if their sensitivity markers were written "
+            "under other rules (an upgrade that lists more sensitive codes); with "
+            "--no-reindex, run `carevault reindex` while serving instead."
+        ),
+    ] = True,
+) -> None:
+    """Create the data directory, the keys and the database schema, or upgrade them and
+    the search index of the records stored (safe to run again)."""
     from carevault.bootstrap import initialise
 
     settings = settings_for(home)
@@ -50,6 +62,34 @@ def init(home: HomeOption = None) -> None:
         typer.echo(
             f"keyring (keep it apart from backups): {settings.resolved_keyring_path.resolve()}"
         )
+    _mark_again(home, reindex=reindex)
+
+
+def _mark_again(home: Path | None, *, reindex: bool) -> None:
+    """After an upgrade whose rules of what is sensitive differ, the health records'
+    sensitivity markers are untrusted (fail closed: searches by roles that may not read
+    sensitive records open them, or are refused as too costly): reindex them now, before
+    the servers start, unless the operator chose to run ``carevault reindex`` while
+    serving."""
+    from carevault.vault.reindex import ReindexIncomplete, stale_markers
+
+    with open_services(home) as services:
+        if not stale_markers(services.vault):
+            return
+        if not reindex:
+            typer.echo(
+                "the health records' sensitivity markers were written under other rules: "
+                "run `carevault reindex` (safe while serving); until then searches by "
+                "roles that may not read sensitive records open them, or are refused"
+            )
+            return
+        typer.echo("sensitivity markers written under other rules: reindexing")
+        try:
+            done = services.gate.reindex(operator(), batch=500)
+        except ReindexIncomplete as error:
+            typer.secho(str(error), fg=typer.colors.RED, err=True)
+            raise typer.Exit(1) from None
+        typer.echo(f"reindexed {done} records")
 
 
 @app.command()

@@ -2,11 +2,13 @@
 
 Mental health, HIV and sexual health, reproductive health, genetics and
 substance use. A record carrying any of these codes, or a restricted
-confidentiality label, is sensitive_clinical rather than clinical.
+confidentiality label, is sensitive_clinical rather than clinical; so is an element of
+a visit, a claim or a coverage that carries one (``fhir/categories.py``), such as a
+Coverage typed as an HIV programme (v3 ActCode ``HIVAIDS``).
 
 A code system has many spellings in the records clinics send: ICD-10 and its national
-modifications (``icd-10-cm``, ``icd-10-uk``), SNOMED CT and LOINC by their OIDs
-(``urn:oid:2.16.840.1.113883.6.96``), ``https`` for ``http``, a trailing slash, another
+modifications (``icd-10-cm``, ``icd-10-uk``), SNOMED CT, LOINC and v3 ActCode by their
+OIDs (``urn:oid:2.16.840.1.113883.6.96``), ``https`` for ``http``, a trailing slash, another
 letter case. Each is brought to one name before the lists are asked (``canonical_system``):
 a spelling the lists did not know made an HIV diagnosis an ordinary one. A code sent
 with no system at all is judged against every list, as if from each (fail closed).
@@ -20,6 +22,7 @@ from functools import lru_cache
 SNOMED = "http://snomed.info/sct"
 LOINC = "http://loinc.org"
 ICD10 = "http://hl7.org/fhir/sid/icd-10"
+V3_ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 
 # fmt: off
 SENSITIVE_CODES: dict[str, frozenset[str]] = {
@@ -43,6 +46,18 @@ SENSITIVE_CODES: dict[str, frozenset[str]] = {
         "75622-1", "7918-6", "56888-1", "25836-8", "68961-2",  # HIV tests
         "2106-3", "19080-1", "21198-7",  # pregnancy tests (hCG)
         "72133-2", "11778-8",  # DAST, EDD
+    }),
+    # The coverage types (R4 ValueSet coverage-type: v3 _ActCoverageTypeCode) that name
+    # a programme or policy for one of the conditions above: a Coverage typed so tells
+    # billing what the patient's records would. Not the rest of the value set: dental,
+    # drug (prescriptions, not substance use), disease-specific and public health
+    # programmes (no condition named), women's cancer detection, end renal, long-term
+    # care, disability, crime victim, indigenous peoples, employee assistance: none
+    # names a condition of these categories.
+    V3_ACT_CODE: frozenset({
+        "HIVAIDS",  # HIV-AIDS program
+        "MENTPRG", "MENTPOL",  # mental health program, mental health policy
+        "SUBPRG", "SUBPOL",  # substance use program, substance use policy
     }),
 }
 # fmt: on
@@ -72,6 +87,9 @@ SYSTEM_ALIASES: dict[str, str] = {
     "urn:oid:1.2.840.10008.2.16.4": ICD10,  # DICOM's name for ICD-10
     "urn:oid:2.16.840.1.113883.6.4": ICD10_PCS,
     "http://www.cms.gov/medicare/coding/icd10": ICD10_PCS,
+    "http://terminology.hl7.org/codesystem/v3-actcode": V3_ACT_CODE,
+    "urn:oid:2.16.840.1.113883.5.4": V3_ACT_CODE,
+    "http://hl7.org/fhir/v3/actcode": V3_ACT_CODE,  # FHIR DSTU2 and STU3's name for it
 }
 
 #: Every national modification of ICD-10 FHIR names (``icd-10-cm``, ``icd-10-nl``, ...)
@@ -85,7 +103,7 @@ _ICD10_CODE = re.compile(r"[A-Z][0-9][0-9A-Z](\.?[0-9A-Z]{1,4})?")
 #: Version of the rules beyond the lists themselves (the spellings above, codes with
 #: no system): part of the search index's sensitivity marker (fhir/indexing.py), so a
 #: change makes the markers written before it untrusted until ``carevault reindex``.
-RULES_VERSION = "2:aliases,no-system,pcs"
+RULES_VERSION = "3:aliases,no-system,pcs,v3-any-case"
 
 
 @lru_cache(maxsize=1024)
@@ -107,6 +125,9 @@ def canonical_system(system: str | None) -> str | None:
     return spelt
 
 
+_V3_CODES = SENSITIVE_CODES[V3_ACT_CODE]
+
+
 def _icd10_sensitive(code: str) -> bool:
     return code.startswith(SENSITIVE_ICD10_PREFIXES)
 
@@ -120,13 +141,18 @@ def is_sensitive_code(system: str | None, code: str) -> bool:
     plain = code.strip()
     upper = plain.upper()
     if named is None:
-        return any(plain in codes for codes in SENSITIVE_CODES.values()) or (
-            _ICD10_CODE.fullmatch(upper) is not None and _icd10_sensitive(upper)
+        return (
+            any(plain in codes for codes in SENSITIVE_CODES.values())
+            or upper in _V3_CODES
+            or (_ICD10_CODE.fullmatch(upper) is not None and _icd10_sensitive(upper))
         )
     if named == ICD10:
         return _icd10_sensitive(upper)
     if named == ICD10_PCS:
         return upper.startswith(SENSITIVE_ICD10_PCS_SECTIONS)
+    if named == V3_ACT_CODE:
+        # v3 codes are upper case; ``hivaids`` is no other code of the system.
+        return upper in _V3_CODES
     return plain in SENSITIVE_CODES.get(named, frozenset())
 
 

@@ -16,7 +16,8 @@ reason, a claim's diagnoses) is clinical, and sensitive_clinical when it holds a
 sensitive code: a visit for HIV care tells no front desk more than that there was a visit.
 So is any other element of a visit, booking, care team or patient that holds one (an
 Encounter's type, a booking's service type, a Patient's extension), and each line of a
-claim that does (an item billed as an HIV viral load, its type: ``fhir/codes.py``).
+claim that does (an item billed as an HIV viral load, its type: ``fhir/codes.py``), and
+any element of a Coverage that does (a type naming an HIV programme, v3 ``HIVAIDS``).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from carevault.fhir.codes import (
     CLAIM_CODES,
     CLAIM_LINES,
     CLAIM_TYPES,
+    COVERAGE_TYPES,
     claim_line_sensitive,
     has_sensitive_code,
 )
@@ -73,8 +75,9 @@ def own_categories(rt: ResourceType) -> frozenset[DataCategory]:
     """Every category the elements of ``rt`` itself may hold, leaving out what its
     contained resources may bring (``possible_categories``)."""
     found = {rt.category, *rt.element_categories.values()}
-    if found & HEALTH_CATEGORIES:
-        # Health data may carry a sensitive code: the record's, or one element's.
+    if found & HEALTH_CATEGORIES or rt.name in COVERAGE_TYPES:
+        # Health data may carry a sensitive code: the record's, or one element's; and
+        # so may a Coverage's type (an HIV programme).
         found.add(DataCategory.SENSITIVE_CLINICAL)
     if rt.is_patient:
         found.add(DataCategory.IDENTITY)
@@ -117,8 +120,9 @@ _OWN_CATEGORIES = {name: own_categories(rt) for name, rt in RESOURCE_TYPES.items
 #: desk what a visit's reason would. A claim is not walked so (walking an
 #: ExplanationOfBenefit whole cost four times what the rest of telling its categories
 #: does): its diagnoses and procedures are clinical, and only its lines and type are
-#: judged for codes (``CLAIM_TYPES``).
-CODED_TYPES = _CODED = frozenset(
+#: judged for codes (``CLAIM_TYPES``). A Coverage, financial too but small, is walked
+#: whole (``COVERAGE_TYPES``): its type may name an HIV or mental health programme.
+CODED_TYPES = _CODED = COVERAGE_TYPES | frozenset(
     name
     for name, rt in RESOURCE_TYPES.items()
     if rt.category not in HEALTH_CATEGORIES

@@ -2285,10 +2285,11 @@ def _refuse_unreadable_criteria(caller: Caller, query: SearchQuery) -> None:
 
 
 def _refuse_sensitive_codes(role: str, rt: ResourceType, query: SearchQuery) -> None:
-    """AccessDenied if a token searched on a visit, booking, care team, patient or claim
-    is a sensitive code, for a role that may not see sensitive records: such an element
-    is cut from what the role reads (``categories.CODE_GUARDED_TYPES``), and which visits
-    match ``type=<an HIV care code>`` (or claims ``code=``) would tell it all the same.
+    """AccessDenied if a token searched on a visit, booking, care team, patient, claim or
+    coverage is a sensitive code, for a role that may not see sensitive records: such an
+    element is cut from what the role reads (``categories.CODE_GUARDED_TYPES``), and which
+    visits match ``type=<an HIV care code>`` (claims ``code=``, coverages
+    ``type=HIVAIDS``) would tell it all the same.
     The answer depends only on the code asked, never on what is stored."""
     for name, value in query.applied:
         param = rt.param(name.partition(":")[0])

@@ -1,11 +1,14 @@
 """Rebuilding the search index of records already stored.
 
 A new version of the server may index more than the one that wrote a record (a new
-search term, the clear dates of directory resources). Reindexing opens each current
-record, in batches, and replaces its search tokens (and their list), clear dates and
-kinship tokens (a Patient's, ``patient_kin``) with what this version derives from it.
-Opening goes through the key service like any read, so the unwrap log names the
-principal and purpose; nothing leaves the process.
+search term, the clear dates of directory resources), or judge differently what is
+sensitive (a code added to the lists: every health record's sensitivity marker names the
+rules it was written under, ``fhir/indexing.py``). Reindexing opens each current
+record, in batches, and replaces its search tokens (and their list, markers included),
+clear dates and kinship tokens (a Patient's, ``patient_kin``) with what this version
+derives from it. Opening goes through the key service like any read, so the unwrap log
+names the principal and purpose; nothing leaves the process. ``stale_markers`` tells,
+without opening anything, whether an upgrade left markers to write again.
 """
 
 from __future__ import annotations
@@ -13,14 +16,16 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import and_, delete, exists, func, insert, not_, or_, select
 
 from carevault.db import read_transaction, write_transaction
+from carevault.domain.categories import HEALTH_CATEGORIES
 from carevault.fhir import jsonio
+from carevault.fhir.indexing import ORDINARY_TERM, SENSITIVE_TERM, SENSITIVITY
 from carevault.fhir.registry import RESOURCE_TYPES
 from carevault.vault.opening import open_sealed
 from carevault.vault.store import Vault
-from carevault.vault.tables import patient_kin, resource_head, search_date
+from carevault.vault.tables import patient_kin, resource_head, search_date, search_token
 from carevault.vault.writer import date_rows, drop_tokens, kin_rows, search_tokens, store_tokens
 
 #: Rounds for the rows a writer held locked during their batch, and the pause between.
@@ -73,6 +78,33 @@ def reindex(
     if locked:
         raise ReindexIncomplete(len(locked))
     return done
+
+
+def stale_markers(vault: Vault, *, limit: int = 1) -> int:
+    """How many current health records (counted up to ``limit``) carry no sensitivity
+    marker of this release's rules: written by a release whose rules of what is
+    sensitive differ (a code list, a spelling of a system), or before markers existed.
+    A search by a role that may not read sensitive records opens each such record to
+    judge it, and is refused as too costly beyond its candidate limit, until
+    ``reindex`` marks them again; reads, and searches by other roles, never use markers.
+    Nothing is opened: one index probe a record, from the first."""
+    unmarked = []
+    for name, rt in RESOURCE_TYPES.items():
+        if rt.category not in HEALTH_CATEGORIES:
+            continue
+        markers = [vault.token(name, SENSITIVITY, term) for term in (ORDINARY_TERM, SENSITIVE_TERM)]
+        marked = exists().where(
+            search_token.c.token.in_(markers), search_token.c.row_id == resource_head.c.row_id
+        )
+        unmarked.append(and_(resource_head.c.resource_type == name, not_(marked)))
+    found = (
+        select(resource_head.c.row_id)
+        .where(resource_head.c.deleted.is_(False), or_(*unmarked))
+        .limit(limit)
+        .subquery()
+    )
+    with read_transaction(vault.engine) as connection:
+        return int(connection.execute(select(func.count()).select_from(found)).scalar_one())
 
 
 class ReindexIncomplete(RuntimeError):

@@ -166,6 +166,42 @@ HIV_TEST_LINE = {
 }
 
 
+#: A coverage's types (v3 ActCode): an HIV-AIDS programme, and extended healthcare.
+HIV_PROGRAMME = {
+    "coding": [
+        {
+            "system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
+            "code": "HIVAIDS",
+            "display": "HIV-AIDS program",
+        }
+    ]
+}
+EXTENDED_HEALTHCARE = {
+    "coding": [
+        {
+            "system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
+            "code": "EHCPOL",
+            "display": "extended healthcare",
+        }
+    ]
+}
+
+
+def coverage(patient: str, kind: dict[str, Any], **more: Any) -> dict[str, Any]:
+    """A Coverage of ``patient`` of the type ``kind``, paid by Tuen Mun's payor, with
+    ``more``."""
+    return {
+        "resourceType": "Coverage",
+        "status": "active",
+        "type": kind,
+        "subscriberId": "HK-778812",
+        "beneficiary": {"reference": f"Patient/{patient}"},
+        "period": {"start": TODAY.isoformat()},
+        "payor": [{"display": "Department of Health"}],
+        **more,
+    }
+
+
 def doctors_condition(group: Group, code: dict[str, Any]) -> str:
     """A Condition coded ``code`` that Tuen Mun's doctor records for its patient; its id."""
     body = {

@@ -1,7 +1,8 @@
 """Why a patient came is clinical data, though a visit, a booking or a claim holds it
 (an insider's pass): a front desk, which books visits, neither reads nor writes their
 reasons and diagnoses; billing sees a claim's amounts, not its diagnoses; a role that
-may not see sensitive records is shown a visit without its HIV reason. A write that
+may not see sensitive records is shown a visit without its HIV reason, and a coverage
+without its type when that names an HIV programme. A write that
 sends such an element is refused and changes nothing, even when it sends back what the
 record holds (being allowed would confirm the guess)."""
 
@@ -16,14 +17,17 @@ from carevault.bootstrap import Services
 from carevault.domain.roles import Role
 from carevault.ledger.events import Outcome, Tag
 from tests.integration.access.group import (
+    EXTENDED_HEALTHCARE,
     FEE_LINE,
     FLU,
     HIV,
+    HIV_PROGRAMME,
     HIV_TEST_LINE,
     TM,
     TODAY,
     Group,
     build_group,
+    coverage,
     encounter,
     self_paid_claim,
 )
@@ -316,3 +320,86 @@ def test_billing_may_not_search_claims_for_a_sensitive_code(
     plain = group.call(billing, "GET", f"/fhir/Claim?code={claim_type}")
     assert plain.status_code == 200, plain.text
     assert plain.json()["total"] == 1
+
+
+def test_billing_is_shown_a_coverage_without_the_type_that_names_an_hiv_programme(
+    group: Group, api: FhirTestClient
+) -> None:
+    """Billing checks insurance but may not read sensitive records: a Coverage typed
+    "HIV-AIDS program" (v3 ActCode HIVAIDS) tells it what the patient's records would. A
+    front desk and a doctor read no coverage at all (financial data); the system, which
+    may read everything, reads the type."""
+    billing = make_staff(group.services, Role.BILLING, [TM])
+    patient = group.tm_patient.id
+    covered = _made(api, coverage(patient, HIV_PROGRAMME))
+
+    shown = group.call(billing, "GET", f"/fhir/Coverage/{covered}")
+    found = group.call(billing, "GET", f"/fhir/Coverage?patient={patient}")
+
+    assert shown.status_code == 200, shown.text
+    assert "type" not in shown.json() and SUBSETTED in _labels(shown.json())
+    assert shown.json()["subscriberId"] == "HK-778812"
+    (entry,) = found.json()["entry"]
+    assert "type" not in entry["resource"] and SUBSETTED in _labels(entry["resource"])
+    assert "HIVAIDS" not in shown.text + found.text
+    read = [e for e in group.events(Tag.FHIR_READ) if e.resource_id == covered][0]
+    assert "sensitive_clinical" not in read.categories
+    for other in (group.desk_tm, group.doctor_tm):
+        assert group.call(other, "GET", f"/fhir/Coverage/{covered}").status_code == 403
+    assert _stored(api, f"Coverage/{covered}")["type"] == HIV_PROGRAMME
+    # An ordinary coverage's type billing reads, in a view labelled as every one is.
+    plain = _made(api, coverage(patient, EXTENDED_HEALTHCARE))
+    plain_view = group.call(billing, "GET", f"/fhir/Coverage/{plain}").json()
+    assert plain_view["type"] == EXTENDED_HEALTHCARE and SUBSETTED in _labels(plain_view)
+
+
+def test_billings_update_of_a_coverage_keeps_the_programme_it_was_not_shown(
+    group: Group, api: FhirTestClient
+) -> None:
+    billing = make_staff(group.services, Role.BILLING, [TM])
+    patient = group.tm_patient.id
+    covered = _made(api, coverage(patient, HIV_PROGRAMME))
+    path = f"/fhir/Coverage/{covered}"
+    view = group.call(billing, "GET", path).json()
+
+    updated = group.call(billing, "PUT", path, {**view, "status": "cancelled"})
+
+    assert updated.status_code == 200, updated.text
+    assert "type" not in updated.json()
+    stored = _stored(api, f"Coverage/{covered}")
+    assert (stored["status"], stored["type"]) == ("cancelled", HIV_PROGRAMME)
+    # The type sent back (a guess confirmed by being allowed), another type in its place
+    # (erasing it), or a new coverage of the programme: refused, and nothing changes.
+    for body in ({**view, "type": HIV_PROGRAMME}, {**view, "type": EXTENDED_HEALTHCARE}):
+        refused = group.call(billing, "PUT", path, body)
+        assert refused.status_code == 403, refused.text
+        assert "HIVAIDS" not in refused.text
+    written = group.call(billing, "POST", "/fhir/Coverage", coverage(patient, HIV_PROGRAMME))
+    assert written.status_code == 403, written.text
+    assert _stored(api, f"Coverage/{covered}") == stored
+    ordinary = group.call(billing, "POST", "/fhir/Coverage", coverage(patient, EXTENDED_HEALTHCARE))
+    assert ordinary.status_code == 201, ordinary.text
+
+
+def test_billing_may_not_search_coverages_for_a_sensitive_programme(
+    group: Group, api: FhirTestClient
+) -> None:
+    billing = make_staff(group.services, Role.BILLING, [TM])
+    _made(api, coverage(group.tm_patient.id, HIV_PROGRAMME))
+    _made(api, coverage(group.tm_patient.id, EXTENDED_HEALTHCARE))
+
+    for query in (
+        "Coverage?type=HIVAIDS",
+        "Coverage?type=http://terminology.hl7.org/CodeSystem/v3-ActCode|HIVAIDS",
+        "Coverage?type=urn:oid:2.16.840.1.113883.5.4|MENTPRG",
+        "Coverage?type=EHCPOL,SUBPRG",
+    ):
+        refused = group.call(billing, "GET", f"/fhir/{query}")
+        assert refused.status_code == 403, (query, refused.text)
+        assert "sensitive code" in refused.json()["issue"][0]["diagnostics"]
+    plain = group.call(billing, "GET", "/fhir/Coverage?type=EHCPOL")
+    assert plain.status_code == 200, plain.text
+    assert plain.json()["total"] == 1
+    # The system (which may read sensitive records) finds the programme's coverage.
+    found = api.get("/fhir/Coverage?type=HIVAIDS").json()
+    assert found["total"] == 1 and found["entry"][0]["resource"]["type"] == HIV_PROGRAMME

@@ -1,6 +1,6 @@
 """A sensitive code is recognised under every spelling of its code system: ICD-10 and its
-national modifications, SNOMED CT and LOINC by OID, https, a trailing slash, another
-letter case; a code sent with no system is judged against every list."""
+national modifications, SNOMED CT, LOINC and v3 ActCode by OID, https, a trailing slash,
+another letter case; a code sent with no system is judged against every list."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from carevault.domain.sensitive import (
     ICD10,
     LOINC,
     SNOMED,
+    V3_ACT_CODE,
     canonical_system,
     is_restricted_label,
     is_sensitive_code,
@@ -44,6 +45,14 @@ HIV_TEST_LOINC = "75622-1"
         (None, "f32.9"),
         (None, HIV_SNOMED),
         (None, HIV_TEST_LOINC),
+        # Coverage types naming an HIV, mental health or substance use programme.
+        ("http://terminology.hl7.org/CodeSystem/v3-ActCode", "HIVAIDS"),
+        ("https://terminology.hl7.org/CodeSystem/v3-ActCode/", "MENTPRG"),
+        ("urn:oid:2.16.840.1.113883.5.4", "SUBPRG"),
+        ("http://hl7.org/fhir/v3/ActCode", "MENTPOL"),
+        ("HTTP://TERMINOLOGY.HL7.ORG/CodeSystem/v3-ActCode", "subpol"),
+        (None, "HIVAIDS"),
+        (None, " mentprg"),
     ],
 )
 def test_a_sensitive_code_is_recognised_under_any_spelling_of_its_system(
@@ -62,6 +71,16 @@ def test_a_sensitive_code_is_recognised_under_any_spelling_of_its_system(
         (None, "J10.1"),
         (None, "OK"),
         (None, "final"),
+        # The rest of the coverage types name no condition of these categories (a drug
+        # policy pays for prescriptions), and v3 ActCode's other codes are not programmes.
+        (V3_ACT_CODE, "EHCPOL"),
+        (V3_ACT_CODE, "PUBLICPOL"),
+        (V3_ACT_CODE, "DRUGPOL"),
+        (V3_ACT_CODE, "DISEASEPRG"),
+        (V3_ACT_CODE, "ENDRENAL"),
+        (V3_ACT_CODE, "AMB"),
+        ("http://example.org/local", "HIVAIDS"),
+        (None, "PPO"),
     ],
 )
 def test_an_ordinary_code_is_not_sensitive(system: str | None, code: str) -> None:
@@ -72,6 +91,8 @@ def test_each_spelling_has_one_name() -> None:
     assert canonical_system("https://snomed.info/sct/") == SNOMED
     assert canonical_system("urn:oid:2.16.840.1.113883.6.1") == LOINC
     assert canonical_system("http://hl7.org/fhir/sid/icd-10-de") == ICD10
+    assert canonical_system("urn:oid:2.16.840.1.113883.5.4") == V3_ACT_CODE
+    assert canonical_system("http://terminology.hl7.org/codesystem/v3-actcode") == V3_ACT_CODE
     assert canonical_system(None) is None
 
 
@@ -113,3 +134,17 @@ def test_the_index_markers_name_these_rules(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.undo()
     monkeypatch.setattr(sensitive, "SYSTEM_ALIASES", {})
     assert indexing._rules_digest() != before
+
+
+def test_markers_written_before_the_coverage_programmes_were_listed_are_not_trusted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The release that lists the v3 programme codes writes markers of another digest:
+    those written before are untrusted (opened and checked) until ``carevault reindex``."""
+    from carevault.domain import sensitive
+    from carevault.fhir import indexing
+
+    now = indexing._rules_digest()
+    earlier = {k: v for k, v in sensitive.SENSITIVE_CODES.items() if k != V3_ACT_CODE}
+    monkeypatch.setattr(sensitive, "SENSITIVE_CODES", earlier)
+    assert indexing._rules_digest() != now

@@ -327,3 +327,82 @@ def test_billings_update_keeps_the_sensitive_line_it_was_not_shown() -> None:
     assert "25836-8" not in str(refused.value) and "sequence" in str(refused.value)
     # Sending the hidden line back counts as writing sensitive data.
     assert C.SENSITIVE_CLINICAL in element_categories(claim, {**view, "item": [HIV_LINE]})
+
+
+# --- a coverage: any element that names a sensitive programme --------------------------
+
+COVERAGE = RESOURCE_TYPES["Coverage"]
+V3 = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
+HIV_PROGRAMME = {"coding": [{"system": V3, "code": "HIVAIDS", "display": "HIV-AIDS program"}]}
+EXTENDED = {"coding": [{"system": V3, "code": "EHCPOL", "display": "extended healthcare"}]}
+PLAN = {
+    "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/coverage-class",
+                         "code": "plan"}]},
+    "value": "B37FC",
+}  # fmt: skip
+
+
+def _covered(kind: dict[str, Any], **more: Any) -> dict[str, Any]:
+    return {
+        "resourceType": "Coverage",
+        "id": "cov1",
+        "status": "active",
+        "type": kind,
+        "beneficiary": {"reference": "Patient/p1"},
+        "payor": [{"reference": "Organization/o1"}],
+        "class": [PLAN],
+        **more,
+    }
+
+
+def test_a_coverage_typed_as_a_sensitive_programme_is_cut_from_who_may_not_read_it() -> None:
+    record = _covered(HIV_PROGRAMME)
+
+    assert element_categories(COVERAGE, record) == {C.FINANCIAL, C.SENSITIVE_CLINICAL}
+    assert element_categories(COVERAGE, _covered(EXTENDED)) == {C.FINANCIAL}
+    assert C.SENSITIVE_CLINICAL in own_categories(COVERAGE)
+    for granted in (BILLING, INTEGRATION):
+        shown = subset(COVERAGE, record, granted)
+        assert shown is not None and "type" not in shown, granted
+        assert shown["class"] == [PLAN] and shown["payor"] == record["payor"]
+        assert shown["meta"]["security"] == [SUBSETTED]
+        # Every coverage is a view to such a reader, so the label tells nothing.
+        plain = subset(COVERAGE, _covered(EXTENDED), granted)
+        assert plain is not None and plain["type"] == EXTENDED
+        assert plain["meta"]["security"] == [SUBSETTED]
+    assert subset(COVERAGE, record, BILLING | {C.SENSITIVE_CLINICAL}) is record
+
+
+def test_a_sensitive_programme_anywhere_in_a_coverage_is_judged() -> None:
+    """A clinic's profile may code the programme in a class, a cost's exception or an
+    extension; an ExplanationOfBenefit's contained coverage is judged as its own type."""
+    in_class = _covered(EXTENDED, **{"class": [PLAN, {"type": HIV_PROGRAMME, "value": "x"}]})
+    exception = [{"type": HIV_PROGRAMME}]
+    in_cost = _covered(EXTENDED, costToBeneficiary=[{"type": EXTENDED, "exception": exception}])
+    in_extension = _covered(
+        EXTENDED, extension=[{"url": "urn:programme", "valueCodeableConcept": HIV_PROGRAMME}]
+    )
+    for record in (in_class, in_cost, in_extension):
+        assert C.SENSITIVE_CLINICAL in element_categories(COVERAGE, record)
+        shown = subset(COVERAGE, record, BILLING)
+        assert shown is not None and shown["type"] == EXTENDED
+    contained = {**_covered(HIV_PROGRAMME), "id": "coverage"}
+    eob = {"resourceType": "ExplanationOfBenefit", "id": "e1", "contained": [contained]}
+    assert C.SENSITIVE_CLINICAL in element_categories(CLAIM, eob)
+    explained = subset(CLAIM, eob, BILLING)
+    assert explained is not None and "contained" not in explained
+
+
+def test_billings_update_of_a_coverage_keeps_the_type_it_was_not_shown() -> None:
+    stored = _covered(HIV_PROGRAMME)
+    view = subset(COVERAGE, stored, BILLING)
+    assert view is not None
+
+    kept = restore_withheld(COVERAGE, {**view, "status": "cancelled"}, stored, BILLING)
+
+    assert kept["type"] == HIV_PROGRAMME and kept["status"] == "cancelled"
+    assert changed_categories(COVERAGE, kept, stored) == {C.FINANCIAL}
+    # Another type in its place changes (erases) the sensitive one; sending it is writing it.
+    retyped = restore_withheld(COVERAGE, {**view, "type": EXTENDED}, stored, BILLING)
+    assert C.SENSITIVE_CLINICAL in changed_categories(COVERAGE, retyped, stored)
+    assert C.SENSITIVE_CLINICAL in element_categories(COVERAGE, {**view, "type": HIV_PROGRAMME})
