@@ -28,10 +28,10 @@ from typing import Any
 from carevault.domain.categories import HEALTH_CATEGORIES, DataCategory
 from carevault.domain.sensitive import is_restricted_label
 from carevault.fhir.codes import (
-    CLAIM_CODES,
     CLAIM_LINES,
     CLAIM_TYPES,
     COVERAGE_TYPES,
+    UNPAID,
     claim_line_sensitive,
     has_sensitive_code,
 )
@@ -117,11 +117,11 @@ _OWN_CATEGORIES = {name: own_categories(rt) for name, rt in RESOURCE_TYPES.items
 #: visit, a booking, a care team, a patient): in these, any element that carries a
 #: sensitive code is sensitive_clinical, whatever its own category. An Encounter's type,
 #: an Appointment's service type or a Patient's extension coded "HIV care" tells a front
-#: desk what a visit's reason would. A claim is not walked so (walking an
-#: ExplanationOfBenefit whole cost four times what the rest of telling its categories
-#: does): its diagnoses and procedures are clinical, and only its lines and type are
-#: judged for codes (``CLAIM_TYPES``). A Coverage, financial too but small, is walked
-#: whole (``COVERAGE_TYPES``): its type may name an HIV or mental health programme.
+#: desk what a visit's reason would. A claim is walked so too, line by line and but for
+#: its adjudications (``CLAIM_TYPES``, ``codes.UNPAID``: walking an
+#: ExplanationOfBenefit's adjudications cost four times the rest of telling its
+#: categories). A Coverage, financial too but small, is walked whole
+#: (``COVERAGE_TYPES``): its type may name an HIV or mental health programme.
 CODED_TYPES = _CODED = COVERAGE_TYPES | frozenset(
     name
     for name, rt in RESOURCE_TYPES.items()
@@ -241,11 +241,12 @@ def _element_category(
     (``element_categories`` has this inline, for a whole record.)"""
     bare = name[1:] if name.startswith("_") else name
     category = rt.element_categories.get(bare, main)
+    skip = UNPAID if rt.name in CLAIM_TYPES else None
     if (
-        category is DataCategory.CLINICAL
-        or rt.name in _CODED
-        or (bare in CLAIM_CODES and rt.name in CLAIM_TYPES)
-    ) and has_sensitive_code(value):
+        (category is DataCategory.CLINICAL or rt.name in _CODED or skip is not None)
+        and bare != skip
+        and has_sensitive_code(value, skip)
+    ):
         return DataCategory.SENSITIVE_CLINICAL
     return category
 
@@ -264,8 +265,9 @@ def element_categories(
     # ``_itemised`` and ``_element_category``, inline: every element of every record
     # written asks, and two calls an element cost more than the rest of the answer.
     categories = rt.element_categories
-    coded = rt.name in _CODED
-    judged = CLAIM_CODES if rt.name in CLAIM_TYPES else _NONE
+    claim = rt.name in CLAIM_TYPES
+    coded = rt.name in _CODED or claim
+    skip = UNPAID if claim else None
     for name, value in resource.items():
         if name in _ALWAYS:
             continue
@@ -278,9 +280,10 @@ def element_categories(
         bare = name[1:] if name[:1] == "_" else name
         category = categories.get(bare, main)
         if (
-            (category is DataCategory.CLINICAL or coded or bare in judged)
+            (category is DataCategory.CLINICAL or coded)
             and (not scanned or name == "text")
-            and has_sensitive_code(value)
+            and bare != skip
+            and has_sensitive_code(value, skip)
         ):
             category = DataCategory.SENSITIVE_CLINICAL
         present.add(category)
@@ -289,8 +292,6 @@ def element_categories(
 
 #: The elements ``_itemised`` may answer for.
 _ITEMISED_NAMES = frozenset({"contained", "identifier"}) | CLAIM_LINES
-#: No element judged whole for codes (``element_categories``, a type not in CLAIM_TYPES).
-_NONE: frozenset[str] = frozenset()
 
 
 def changed_categories(

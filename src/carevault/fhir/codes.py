@@ -6,10 +6,11 @@ A claim or an explanation of benefit bills for what was done: a line (``item``, 
 ``detail`` and ``subDetail``, or an ``addItem``) coded "HIV viral load" tells billing what
 the claim's diagnoses, cut from it, would. Walking a whole ExplanationOfBenefit for codes
 cost four times the rest of telling its categories, over the 40 µs a record allowed
-(``bench/element_categories``: 47 µs against 12; its lines' adjudications and amounts
-are most of it), so a line is judged on the elements that say what was done, and a
-supporting information entry on its code; amounts, dates and references are not
-walked. (Validation refuses elements R4 does not have, so these are all a line can code.)
+(``bench/element_categories``: 47 µs against 12; its lines' adjudications are most of
+it), so a claim is walked but for its adjudications, which say how the insurer paid,
+never what for. Every other element of a line (an extension nested in its amount, a
+supporting information's coded value) and of the claim (its own extensions, its
+insurance's) is walked: a clinic's profile may code anything in an extension.
 """
 
 from __future__ import annotations
@@ -23,23 +24,24 @@ from carevault.domain.sensitive import is_sensitive_code
 _NESTED: tuple[type, ...] = (dict, list)
 
 
-def has_sensitive_code(node: Any) -> bool:
+def has_sensitive_code(node: Any, skip: str | None = None) -> bool:
     """Whether a coding anywhere in ``node`` (a ``code``, with or without a ``system``:
     a code sent with none is judged against every list) is sensitive; it stops at the
     first one and builds no list, since every health record written is asked (twice in
-    a bulk load)."""
+    a bulk load). ``skip``: an element not walked, wherever it is (a claim's
+    ``adjudication``)."""
     if isinstance(node, dict):
         code = node.get("code")
         if isinstance(code, str):
             system = node.get("system")
             if is_sensitive_code(system if isinstance(system, str) else None, code):
                 return True
-        for value in node.values():
-            if isinstance(value, _NESTED) and has_sensitive_code(value):
+        for name, value in node.items():
+            if isinstance(value, _NESTED) and name != skip and has_sensitive_code(value, skip):
                 return True
     elif isinstance(node, list):
         for item in node:
-            if isinstance(item, _NESTED) and has_sensitive_code(item):
+            if isinstance(item, _NESTED) and has_sensitive_code(item, skip):
                 return True
     return False
 
@@ -62,49 +64,13 @@ CLAIM_TYPES = frozenset({"Claim", "ExplanationOfBenefit"})
 #: for the visit, a condition, coded).
 CLAIM_LINES = frozenset({"item", "addItem", "supportingInfo"})
 
-#: The elements of a claim judged whole: its type and subtype, what ``Claim?code=``
-#: searches (a claim typed with a diagnosis code is as telling as one billed for it).
-CLAIM_CODES = frozenset({"type", "subType"})
-
-#: The elements of a line (of an ``item``, ``addItem``, ``detail`` or ``subDetail``) and of
-#: a supporting information entry (its ``code``) that hold a code saying what was done,
-#: where or why: every R4 element of a line that holds a code, but for an adjudication's,
-#: which say how the insurer paid, never what for, and a supporting information's
-#: ``reason`` (why it is missing). Extensions too: a clinic's profile may code it there.
-_LINE_CODES = frozenset(
-    {
-        "revenue",
-        "category",
-        "productOrService",
-        "modifier",
-        "programCode",
-        "bodySite",
-        "subSite",
-        "locationCodeableConcept",
-        "code",
-        "extension",
-        "modifierExtension",
-    }
-)
-
-#: The lines inside a line.
-_NESTED_LINES = frozenset({"detail", "subDetail"})
+#: What a claim's walk leaves out: how the insurer paid (an adjudication's category,
+#: reason and amount), never what for.
+UNPAID = "adjudication"
 
 
 def claim_line_sensitive(line: Any) -> bool:
-    """Whether a line of a claim (``CLAIM_LINES``) holds a sensitive code where a line
-    says what was done: in the elements of ``_LINE_CODES`` (and a primitive's extensions,
-    ``_servicedDate``), of the line and of every detail and sub-detail in it. A line that
-    is not an object (not valid FHIR, but stored bytes are judged as they are) is walked
-    whole."""
-    if not isinstance(line, dict):
-        return has_sensitive_code(line)
-    for name, value in line.items():
-        if name in _LINE_CODES or name[:1] == "_":
-            if has_sensitive_code(value):
-                return True
-        elif name in _NESTED_LINES:
-            for nested in value if isinstance(value, list) else [value]:
-                if claim_line_sensitive(nested):
-                    return True
-    return False
+    """Whether a line of a claim (``CLAIM_LINES``: an item with its details and
+    sub-details, an insurer's added line, a supporting information entry) holds a
+    sensitive code anywhere but in its adjudications."""
+    return has_sensitive_code(line, UNPAID)

@@ -303,6 +303,15 @@ def test_a_claim_line_billing_a_sensitive_test_is_sensitive_line_by_line() -> No
     assert element_categories(claim, typed) == {C.FINANCIAL, C.SENSITIVE_CLINICAL}
     untyped = subset(claim, typed, BILLING)
     assert untyped is not None and "type" not in untyped and untyped["item"] == [VISIT_LINE]
+    # So is a code in the claim's own extensions or its insurance's (found in review),
+    # not in how the insurer paid.
+    coded = {"url": "urn:x", "valueCodeableConcept": HIV_LINE["productOrService"]}
+    extended = _billed(VISIT_LINE, extension=[coded])
+    insured = _billed(VISIT_LINE, insurance=[{"sequence": 1, "extension": [coded]}])
+    paid = {**_billed(VISIT_LINE), "adjudication": [{"reason": coded["valueCodeableConcept"]}]}
+    assert C.SENSITIVE_CLINICAL in element_categories(claim, extended)
+    assert C.SENSITIVE_CLINICAL in element_categories(claim, insured)
+    assert C.SENSITIVE_CLINICAL not in element_categories(eob, paid)
 
 
 def test_billings_update_keeps_the_sensitive_line_it_was_not_shown() -> None:

@@ -55,6 +55,14 @@ def _line(**more: Any) -> dict[str, Any]:
         _line(extension=[{"url": "urn:x", "valueCodeableConcept": VIRAL_LOAD}]),
         _line(_servicedDate={"extension": [{"url": "urn:x", "valueCodeableConcept": VIRAL_LOAD}]}),
         _line(productOrService={"coding": [{"code": "25836-8"}]}),  # no system: every list
+        # An extension nested in an amount, a coded value of supporting information
+        # (found in review: only named elements of a line were walked).
+        _line(net={**MONEY, "extension": [{"url": "urn:x", "valueCodeableConcept": VIRAL_LOAD}]}),
+        {
+            "sequence": 1,
+            "category": {"coding": [{"code": "info"}]},
+            "valueCodeableConcept": VIRAL_LOAD,
+        },
         [VIRAL_LOAD],  # not a line (not valid FHIR): walked whole
     ],
 )
@@ -78,5 +86,6 @@ def test_an_ordinary_line_and_its_adjudication_are_not_judged_sensitive() -> Non
 
     assert not claim_line_sensitive(line)
     assert has_sensitive_code(line)  # the whole walk would have found it
+    assert not has_sensitive_code(line, "adjudication")
     assert not claim_line_sensitive(_line(detail=[_line()], quantity={"value": 1}))
     assert not claim_line_sensitive("25836-8")
