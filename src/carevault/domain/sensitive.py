@@ -65,8 +65,34 @@ SENSITIVE_CODES: dict[str, frozenset[str]] = {
 #: ICD-10 chapters and blocks whose codes are sensitive, by prefix.
 SENSITIVE_ICD10_PREFIXES = ("F", "B20", "B21", "B22", "B23", "B24", "Z21", "O", "Z3", "A5", "A6")
 
-#: Confidentiality labels (v3-Confidentiality) that mark a record restricted.
-RESTRICTED_LABELS = frozenset({"R", "V"})
+#: Security labels that mark a record sensitive: the confidentiality codes for restricted
+#: (v3-Confidentiality ``R``, ``V``), and the sensitivity policies of v3 ActCode
+#: (R4's InformationSensitivityPolicy value set, ``meta.security``) that name one of the
+#: categories above: substance use (``ETH``, ``SUD``, ``OPIOIDUD``), genetics (``GDIS``),
+#: HIV and sexual health (``HIV``, ``STD``, ``SEX``, and sexual violence: ``SDV``), mental
+#: health (``BH``, ``MH``, ``PSY``, ``PSYTHPN``, ``EMOTDIS``). A record another system
+#: labelled "HIV" without a code the lists know is as sensitive as one coded so. Those
+#: of the set that name other things (sickle cell, cognitive or developmental
+#: disability, taboo, ...) are a local policy's, not labels of these categories.
+RESTRICTED_LABELS = frozenset(
+    {
+        "R",
+        "V",
+        "ETH",
+        "SUD",
+        "OPIOIDUD",
+        "GDIS",
+        "HIV",
+        "STD",
+        "SEX",
+        "SDV",
+        "BH",
+        "MH",
+        "PSY",
+        "PSYTHPN",
+        "EMOTDIS",
+    }
+)
 
 
 #: ICD-10-PCS sections whose procedures are sensitive: mental health (G) and substance
@@ -157,5 +183,7 @@ def is_sensitive_code(system: str | None, code: str) -> bool:
 
 
 def is_restricted_label(code: object) -> bool:
-    """Whether a confidentiality label's ``code`` marks a record restricted (``r`` as ``R``)."""
+    """Whether a security label's ``code`` marks a record sensitive (``RESTRICTED_LABELS``;
+    ``r`` as ``R``). Judged by the code alone, whatever system it names: a label is an
+    instruction to protect, and one misspelt is protected all the same (fail closed)."""
     return isinstance(code, str) and code.strip().upper() in RESTRICTED_LABELS

@@ -30,6 +30,8 @@ CANDIDATE_LIMIT = 4
 ORDINARY = 9
 HIV_TEST = {"system": "http://loinc.org", "code": "75622-1", "display": "HIV 1 and 2 tests"}
 RESTRICTED = {"system": "http://terminology.hl7.org/CodeSystem/v3-Confidentiality", "code": "R"}
+#: A sensitivity policy label another system put on a result it coded only in text.
+HIV_LABEL = {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "HIV"}
 
 
 @dataclass
@@ -92,7 +94,7 @@ def _seed(web: FhirTestClient, services: Services) -> Clinic:
     since = ""
     kinds: list[dict[str, Any]] = [{} for _ in range(ORDINARY)]
     kinds += [{"code": {"coding": [HIV_TEST]}}, {"meta": {"security": [RESTRICTED]}}]
-    kinds += [{"code": {"coding": [HIV_TEST]}}]
+    kinds += [{"code": {"coding": [HIV_TEST]}}, {"meta": {"security": [HIV_LABEL]}}]
     for number, kind in enumerate(kinds):
         body: dict[str, Any] = {
             "resourceType": "Observation",

@@ -121,6 +121,21 @@ def test_a_restricted_label_in_lower_case_makes_a_record_sensitive() -> None:
     assert main_category(RESOURCE_TYPES["Condition"], condition) is C.SENSITIVE_CLINICAL
 
 
+@pytest.mark.parametrize("code", ["HIV", "ETH", "PSY", "sud", "GDIS", "SDV"])
+def test_a_sensitivity_policy_label_makes_a_record_sensitive(code: str) -> None:
+    """An Observation another system labelled with a v3 ActCode sensitivity policy (its
+    code text-only, nothing the code lists know) is sensitive; a label of another
+    policy (sickle cell, taboo) or an ordinary confidentiality is not."""
+    label = {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": code}
+    reading = {"resourceType": "Observation", "code": {"text": "result"}}
+    labelled = {**reading, "meta": {"security": [label]}}
+
+    assert main_category(RESOURCE_TYPES["Observation"], labelled) is C.SENSITIVE_CLINICAL
+    for other in ("SCA", "TBOO", "N"):
+        relabelled = {**reading, "meta": {"security": [{**label, "code": other}]}}
+        assert main_category(RESOURCE_TYPES["Observation"], relabelled) is C.CLINICAL
+
+
 def test_the_index_markers_name_these_rules(monkeypatch: pytest.MonkeyPatch) -> None:
     """Markers written under other rules of what is sensitive are not trusted (the
     records are opened and checked until ``carevault reindex``): a change of spellings
