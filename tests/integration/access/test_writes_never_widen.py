@@ -278,16 +278,8 @@ def test_an_encounter_at_ones_own_clinic_opens_nothing_for_another_clinics_patie
 
 def test_an_appointment_booked_at_ones_own_location_opens_nothing(group: Group) -> None:
     patient = group.tw_patient.id
-    booking = {
-        "resourceType": "Appointment",
-        "status": "booked",
-        "start": f"{TODAY.isoformat()}T10:00:00+08:00",
-        "end": f"{TODAY.isoformat()}T10:15:00+08:00",
-        "participant": [
-            {"actor": {"reference": f"Patient/{patient}"}, "status": "accepted"},
-            {"actor": {"reference": f"Organization/{TM}"}, "status": "accepted"},
-        ],
-    }
+    booking = booked_today(patient, TM, "dr-tm")
+    booking["participant"] = booking["participant"][:2]  # the patient and the clinic only
 
     created = group.call(group.desk_tm, "POST", "/fhir/Appointment", booking)
 
