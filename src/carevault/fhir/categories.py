@@ -354,10 +354,43 @@ def subset(
             kept[name] = value
         else:
             removed = True
+    if DataCategory.SENSITIVE_CLINICAL not in granted:
+        unlabelled = _without_sensitivity_labels(kept.get("meta"))
+        if unlabelled is not None:
+            kept["meta"] = unlabelled
+            removed = True
     if not removed:
         return resource
     kept.pop(NARRATIVE, None)
     return mark_subsetted(kept)
+
+
+def _sensitivity_labels(meta: Any) -> list[Any]:
+    """The labels of ``meta.security`` that mark a record sensitive (``RESTRICTED_LABELS``:
+    ``HIV``, ``PSY``, ``R``...)."""
+    labels = meta.get("security") if isinstance(meta, dict) else None
+    if not isinstance(labels, list):
+        return []
+    return [
+        label
+        for label in labels
+        if isinstance(label, dict) and is_restricted_label(label.get("code"))
+    ]
+
+
+def _without_sensitivity_labels(meta: Any) -> dict[str, Any] | None:
+    """``meta`` without its sensitivity labels (a new dict), or None if it has none. A
+    visit, a booking or a patient labelled ``HIV`` is shown to a front desk, and its
+    label would tell what its withheld reason does."""
+    found = _sensitivity_labels(meta)
+    if not found:
+        return None
+    assert isinstance(meta, dict)  # noqa: S101 - labels were found in it
+    kept = {name: value for name, value in meta.items() if name != "security"}
+    rest = [label for label in meta["security"] if not any(label is f for f in found)]
+    if rest:
+        kept["security"] = rest
+    return kept
 
 
 def mark_subsetted(kept: dict[str, Any]) -> dict[str, Any]:
@@ -416,6 +449,15 @@ def restore_withheld(
     merged = dict(submitted)
     if NARRATIVE in current and NARRATIVE not in submitted and always_cut(rt, granted):
         merged[NARRATIVE] = current[NARRATIVE]
+    stored_labels = _sensitivity_labels(current.get("meta"))
+    if stored_labels and DataCategory.SENSITIVE_CLINICAL not in granted:
+        # The sensitivity labels it was not shown stay (``subset``): a desk's update of a
+        # patient labelled HIV does not take the label off.
+        meta: dict[str, Any] = dict(merged["meta"]) if isinstance(merged.get("meta"), dict) else {}
+        given = meta.get("security")
+        labels: list[Any] = given if isinstance(given, list) else []
+        meta["security"] = [*labels, *(label for label in stored_labels if label not in labels)]
+        merged["meta"] = meta
     main = main_category(rt, current)
     for name, value in current.items():
         if name in _ALWAYS:

@@ -144,6 +144,30 @@ def test_the_desk_reschedules_without_learning_or_changing_the_reason(
     assert _stored(api, f"Appointment/{booking}") == stored
 
 
+def test_the_desk_is_shown_a_booking_without_its_hiv_label_and_keeps_it_on_an_update(
+    group: Group, api: FhirTestClient
+) -> None:
+    """A booking another system labelled with the HIV sensitivity policy (v3 ActCode
+    ``HIV`` in ``meta.security``): the label tells a front desk what a withheld reason
+    would, so its view goes without it (SUBSETTED); its reschedule keeps the label it was
+    not shown; a doctor sees it."""
+    label = {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "HIV"}
+    booking = _made(api, {**_booking(group.tm_patient.id), "meta": {"security": [label]}})
+    path = f"/fhir/Appointment/{booking}"
+
+    view = group.call(group.desk_tm, "GET", path).json()
+    found = group.call(group.desk_tm, "GET", f"/fhir/Appointment?_id={booking}").json()
+    moved = group.call(group.desk_tm, "PUT", path, {**view, "status": "cancelled"})
+
+    assert _labels(view) == [SUBSETTED]
+    assert _labels(found["entry"][0]["resource"]) == [SUBSETTED]
+    assert moved.status_code == 200, moved.text
+    assert _labels(moved.json()) == [SUBSETTED]
+    stored = _stored(api, f"Appointment/{booking}")
+    assert (stored["status"], _labels(stored)) == ("cancelled", ["HIV"])
+    assert _labels(group.call(group.doctor_tm, "GET", path).json()) == ["HIV"]
+
+
 def test_a_delete_is_judged_on_what_the_record_holds(group: Group, api: FhirTestClient) -> None:
     """A booking with no reason is visit data, which the desk writes: it deletes it (a
     booking made in error). A physician deletes a visit they may write whatever care
