@@ -355,7 +355,8 @@ def subset(
         else:
             removed = True
     if DataCategory.SENSITIVE_CLINICAL not in granted:
-        unlabelled = _without_sensitivity_labels(kept.get("meta"))
+        # A visit, booking or patient labelled HIV would tell what its withheld reason does.
+        unlabelled = _meta_without(kept.get("meta"), _is_sensitivity_label)
         if unlabelled is not None:
             kept["meta"] = unlabelled
             removed = True
@@ -365,31 +366,31 @@ def subset(
     return mark_subsetted(kept)
 
 
+def _is_sensitivity_label(label: Any) -> bool:
+    """A label that marks a record sensitive (``RESTRICTED_LABELS``: ``HIV``, ``PSY``, ``R``)."""
+    return isinstance(label, dict) and is_restricted_label(label.get("code"))
+
+
 def _sensitivity_labels(meta: Any) -> list[Any]:
-    """The labels of ``meta.security`` that mark a record sensitive (``RESTRICTED_LABELS``:
-    ``HIV``, ``PSY``, ``R``...)."""
     labels = meta.get("security") if isinstance(meta, dict) else None
-    if not isinstance(labels, list):
-        return []
-    return [
-        label
-        for label in labels
-        if isinstance(label, dict) and is_restricted_label(label.get("code"))
-    ]
+    return (
+        [label for label in labels if _is_sensitivity_label(label)]
+        if isinstance(labels, list)
+        else []
+    )
 
 
-def _without_sensitivity_labels(meta: Any) -> dict[str, Any] | None:
-    """``meta`` without its sensitivity labels (a new dict), or None if it has none. A
-    visit, a booking or a patient labelled ``HIV`` is shown to a front desk, and its
-    label would tell what its withheld reason does."""
-    found = _sensitivity_labels(meta)
-    if not found:
+def _meta_without(meta: Any, unwanted: Callable[[Any], bool]) -> dict[str, Any] | None:
+    """``meta`` (a new dict) without the security labels ``unwanted`` picks (and without
+    ``security`` if none is left), or None if it has none to take out."""
+    if not isinstance(meta, dict) or not isinstance(meta.get("security"), list):
         return None
-    assert isinstance(meta, dict)  # noqa: S101 - labels were found in it
+    labels = [label for label in meta["security"] if not unwanted(label)]
+    if len(labels) == len(meta["security"]):
+        return None
     kept = {name: value for name, value in meta.items() if name != "security"}
-    rest = [label for label in meta["security"] if not any(label is f for f in found)]
-    if rest:
-        kept["security"] = rest
+    if labels:
+        kept["security"] = labels
     return kept
 
 
@@ -411,15 +412,9 @@ def without_subsetted(resource: dict[str, Any]) -> dict[str, Any]:
     """``resource`` without the SUBSETTED label (matched by system and code), which marks
     a reader's view and never a record: a client that saves back what it read sends it.
     The same object when there is none to take out; a new one (and a new meta) if so."""
-    meta = resource.get("meta")
-    if not isinstance(meta, dict) or not isinstance(meta.get("security"), list):
+    kept = _meta_without(resource.get("meta"), _is_subsetted)
+    if kept is None:
         return resource
-    labels = [label for label in meta["security"] if not _is_subsetted(label)]
-    if len(labels) == len(meta["security"]):
-        return resource
-    kept = {name: value for name, value in meta.items() if name != "security"}
-    if labels:
-        kept["security"] = labels
     unlabelled = {name: value for name, value in resource.items() if name != "meta"}
     if kept:
         unlabelled["meta"] = kept

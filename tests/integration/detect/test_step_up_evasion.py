@@ -26,7 +26,7 @@ from tests.integration.detect.test_step_up import (
     _step_up_after_opening_own_record,
 )
 from tests.integration.detect.test_vip_near_care import _booking
-from tests.support.staff import TEST_APP, make_staff, open_token
+from tests.support.staff import TEST_APP, Staff, make_staff, open_token
 
 #: The watch's allowance in these tests: the fourth unexplained patient suspends.
 ALLOWED = 3
@@ -46,6 +46,21 @@ def stepped_up(
         clinic.patients[:] = _registered_by_a_colleague(clinic, patients)
         _step_up_after_opening_own_record(clinic)
         yield clinic
+
+
+@contextmanager
+def staff_stepped_up(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest, role: Role
+) -> Iterator[tuple[Clinic, Staff]]:
+    """A clinic of eight patients and a member of staff of ``role`` who opened their own
+    record (medium: step-up) and presented a fresh code."""
+    settings = clinic_settings(
+        backend, tmp_path, request, detect_after_step_up=ALLOWED, detect_kin_grace_seconds=0
+    )
+    with opened_clinic(settings, clinic_patients(8)) as clinic:
+        member = make_staff(clinic.services, role, ["clinic-a"])
+        _step_up_after_opening_own_record(clinic, member)
+        yield clinic, member
 
 
 def _suspended(clinic: Clinic) -> dict[str, Any]:
@@ -134,15 +149,10 @@ WORDS = "covering for Dr Wong on the ward round"
 def test_breaking_the_glass_after_a_step_up_is_counted_by_the_watch(
     backend: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    settings = clinic_settings(
-        backend, tmp_path, request, detect_after_step_up=ALLOWED, detect_kin_grace_seconds=0
-    )
     # A read under a grant is explained, and break-glass-volume allows 5 patients an
     # hour: uncounted, whoever passed the step-up with a phished seed would read 120
     # patients a day, one grant at a time.
-    with opened_clinic(settings, clinic_patients(8)) as clinic:
-        doctor = make_staff(clinic.services, Role.PHYSICIAN, ["clinic-a"])
-        _step_up_after_opening_own_record(clinic, doctor)
+    with staff_stepped_up(backend, tmp_path, request, Role.PHYSICIAN) as (clinic, doctor):
         body = {
             "resourceType": "Parameters",
             "parameter": [
@@ -240,12 +250,7 @@ def test_an_honest_desk_registering_and_booking_walk_ins_after_a_step_up_reads_o
 def test_a_watched_account_cannot_read_on_through_a_second_accounts_bookings(
     backend: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    settings = clinic_settings(
-        backend, tmp_path, request, detect_after_step_up=ALLOWED, detect_kin_grace_seconds=0
-    )
-    with opened_clinic(settings, clinic_patients(8)) as clinic:
-        nurse = make_staff(clinic.services, Role.NURSE, ["clinic-a"])
-        _step_up_after_opening_own_record(clinic, nurse)
+    with staff_stepped_up(backend, tmp_path, request, Role.NURSE) as (clinic, nurse):
         # The second (phished or colluding) account books every patient for today.
         for patient in clinic.patients:
             booked = clinic.web.post_json(
