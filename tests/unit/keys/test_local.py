@@ -35,7 +35,9 @@ def test_wrap_binds_the_key_id(tmp_path: Path) -> None:
     with pytest.raises(KeyIntegrityError):
         ring.unwrap("patient-b", wrapped)
     with pytest.raises(KeyIntegrityError):
-        ring.unwrap("patient-a", WrappedKey(wrapped.kek_version, wrapped.blob[:-1] + b"\x00"))
+        # One bit flipped: a byte set to a fixed value would leave the blob unchanged 1 time in 256.
+        tampered = wrapped.blob[:-1] + bytes([wrapped.blob[-1] ^ 1])
+        ring.unwrap("patient-a", WrappedKey(wrapped.kek_version, tampered))
 
 
 def test_rotation_keeps_old_versions_until_destroyed(tmp_path: Path) -> None:
