@@ -269,6 +269,9 @@ class FhirInteractions:
                 zone=self.search_settings.zone,
                 default_count=self.search_settings.default_count,
                 max_count=self.search_settings.max_count,
+                # ``ap`` is measured from the services' clock, as the AuditEvent search's
+                # is (the simulator's runs keep a clock of their own).
+                now=self.gate.vault.clock(),
             )
 
     def parse_criteria(self, rt: ResourceType, params: Sequence[tuple[str, str]]) -> SearchQuery:

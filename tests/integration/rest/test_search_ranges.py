@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import delete
 
 from carevault.bootstrap import Services, build_services
+from carevault.config import Settings
 from carevault.gate import Caller
 from carevault.gate.core import DecryptionBudget
 from carevault.vault import search as vault_search
@@ -428,3 +429,41 @@ def test_a_patients_date_search_opens_no_more_than_the_index_wide_search(
             assert response.status == 200
             opened[path].append(budget.spent)
     assert opened["patient"] == opened["index"]
+
+
+def test_ap_is_measured_from_the_services_clock(
+    settings: Settings,
+) -> None:
+    """``ap`` widens a value by a tenth of its gap to now, and now is the services' clock
+    (the simulator keeps a clock of its own; the AuditEvent search measured from it while
+    the main search measured from the machine's): a year after 2012-06-01 the margin is
+    about 36 days, so a Condition recorded on 2012-02-01 is not approximately that day,
+    though measured from 2026 (a margin of over a year) it would be."""
+    moment = datetime(2013, 6, 1, 12, tzinfo=UTC)
+    services = build_services(settings, create_keys=True, migrate=True, clock=lambda: moment)
+    app = create_app(settings, services)
+    app.dependency_overrides[caller] = lambda: Caller(principal="system:test")
+    try:
+        with FhirTestClient(app) as api:
+            patient = api.post_json(
+                "/fhir/Patient", {"resourceType": "Patient", "name": [{"family": "Ap"}]}
+            ).json()["id"]
+            recorded = {}
+            for day in ("2012-02-01", "2012-05-20"):
+                made = api.post_json(
+                    "/fhir/Condition",
+                    {
+                        "resourceType": "Condition",
+                        "subject": {"reference": f"Patient/{patient}"},
+                        "code": {"text": "probe"},
+                        "recordedDate": day,
+                    },
+                )
+                assert made.status_code == 201, made.text
+                recorded[made.json()["id"]] = day
+            found = api.get("/fhir/Condition", params={"recorded-date": "ap2012-06-01"})
+            assert found.status_code == 200, found.text
+            days = sorted(recorded[e["resource"]["id"]] for e in found.json().get("entry", []))
+            assert days == ["2012-05-20"]
+    finally:
+        services.close()
