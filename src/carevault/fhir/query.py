@@ -301,7 +301,7 @@ def _param_condition(
             )
         )
         return
-    parts = [part for part in _split_values(value) if part]
+    parts = [part for part in split_values(value) if part]
     if not parts:
         raise SearchError(f"{param.name} needs a value")
     if param.patient:
@@ -314,8 +314,11 @@ def _param_condition(
     query.terms.append(TermCondition(param, tuple(alternatives)))
 
 
-def _split_values(value: str) -> list[str]:
-    """Split on commas not escaped with a backslash, unescaping as the spec says."""
+def split_values(value: str) -> list[str]:
+    """Split on commas not escaped with a backslash, unescaping as the spec says. The
+    one reading of a search value's alternatives: a guard that judges values (the gate's
+    refusal of sensitive codes) reads them with it, or it would judge another value than
+    the one searched for (``8640600\\8`` is ``86406008``)."""
     parts, current, escaped = [], [], False
     for character in value:
         if escaped:

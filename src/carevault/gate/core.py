@@ -62,7 +62,7 @@ from carevault.fhir.content import GOVERNMENT_ID_SYSTEMS
 from carevault.fhir.elements import parse_reference, reference_targets, values_at
 from carevault.fhir.indexing import hkid_terms, system_only_term
 from carevault.fhir.name_shape import name_shape
-from carevault.fhir.query import SearchQuery
+from carevault.fhir.query import SearchQuery, split_values
 from carevault.fhir.registry import RESOURCE_TYPES, ParamKind, ResourceType
 from carevault.gate.loading import patient_batch_events
 from carevault.gate.prefetch import NO_READS, Prefetched, prefetch_read
@@ -970,7 +970,9 @@ class Gate:
             }:
                 attempt.detail["alternatives"] = listed
             _refuse_unreadable_criteria(caller, query)
-            self._spot_decoys(attempt, [value for _, value in query.applied])
+            self._spot_decoys(
+                attempt, [*(value for _, value in query.applied), *_searched_contacts(query)]
+            )
             shape = name_shape(query.applied)
             if shape is not None:
                 attempt.detail["name_shape"] = shape
@@ -2295,13 +2297,41 @@ def _refuse_sensitive_codes(role: str, rt: ResourceType, query: SearchQuery) -> 
         param = rt.param(name.partition(":")[0])
         if param is None or param.kind is not ParamKind.TOKEN or param.name == "identifier":
             continue
-        for alternative in value.split(","):
-            system, bar, code = alternative.rpartition("|")
-            if is_sensitive_code(system if bar and system else None, code):
+        for alternative in split_values(value):
+            if _names_sensitive_code(alternative):
                 raise AccessDenied(
                     f"{role} may not search by '{param.name}' for a sensitive code: that "
                     "role may not read sensitive records"
                 )
+
+
+def _names_sensitive_code(value: str) -> bool:
+    """Whether some reading of one token value (as the parser has it: escapes dropped)
+    names a sensitive code: with no system, or split at any of its bars. The index cannot
+    tell a system holding a bar from a code that does (both are ``sys|a|b|c``), so every
+    reading is judged (fail closed)."""
+    pieces = value.split("|")
+    return any(
+        is_sensitive_code("|".join(pieces[:at]) or None, "|".join(pieces[at:]))
+        for at in range(len(pieces))
+    )
+
+
+def _searched_contacts(query: SearchQuery) -> list[dict[str, str]]:
+    """The phone numbers and email addresses a search runs on, as contact points: what
+    the index is asked for (a number's digits only, backslash escapes dropped), which the
+    raw values may spell otherwise (``x9123 4567``, ``9123\\4567``, ``kai\\@mail.hk``).
+    The decoy watch is shown these too, so that no spelling that finds a decoy escapes."""
+    found: list[dict[str, str]] = []
+    for term in query.terms:
+        system = term.param.telecom_system
+        if system is None:
+            continue
+        for alternative in term.alternatives:
+            found.extend(
+                {"system": system, "value": part.removeprefix("any|")} for part in alternative
+            )
+    return found
 
 
 def _sent_unseen(
