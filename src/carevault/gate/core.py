@@ -2194,7 +2194,9 @@ def _name_the_patient(rt: ResourceType, resource: dict[str, Any]) -> None:
 
 
 #: The terms of ``identifier=<system>|`` of each government system.
-_GOVERNMENT_SYSTEM_TERMS = frozenset(system_only_term(system) for system in GOVERNMENT_ID_SYSTEMS)
+#: How a token search for any value of a system (``system|``) is spelt as a term.
+_SYSTEM_ONLY = system_only_term("")
+_GOVERNMENT_ONLY = frozenset(system_only_term(system) for system in GOVERNMENT_ID_SYSTEMS)
 _TYPE_NAME = re.compile(r"[A-Z][A-Za-z]{1,63}")
 
 
@@ -2258,10 +2260,21 @@ def _refuse_unreadable_criteria(caller: Caller, query: SearchQuery) -> None:
                     f"{actor.role} may search by one identifier at a time: a list would tell "
                     "identifiers that role may not read"
                 )
-            if any(part in _GOVERNMENT_SYSTEM_TERMS for alt in term.alternatives for part in alt):
-                # ``identifier=<HKID system>|``: which patients have an HKID on file.
+            if any(
+                part.startswith(_SYSTEM_ONLY) if rt.is_patient else part in _GOVERNMENT_ONLY
+                for alt in term.alternatives
+                for part in alt
+            ):
+                # ``identifier=<system>|``: which patients have an identifier of that system
+                # on file. Under the HKID system, who has an HKID; but a patient's HKID is
+                # stored under whatever system its source spelt (a legacy import's OID, the
+                # HKID system in capitals) and reads withhold it by its shape, which a
+                # search of the system alone cannot tell: for patients, any system alone
+                # is refused (another type's identifiers are not told apart by their shape:
+                # there only a government system alone is).
                 raise AccessDenied(
-                    f"{actor.role} may search a government identifier only by its number"
+                    f"{actor.role} may search an identifier only by its number: a system "
+                    "alone would list who has a government identifier on file"
                 )
     if rt.name in CODE_GUARDED_TYPES and Right.READ not in rights.get(
         DataCategory.SENSITIVE_CLINICAL, frozenset()
