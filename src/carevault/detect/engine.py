@@ -18,7 +18,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from sqlalchemy import Engine, func, select
 
@@ -41,7 +41,7 @@ from carevault.detect.model import (
     Severity,
 )
 from carevault.detect.profile import Profile, RoleBaseline
-from carevault.detect.signals import AccountState, Context, Detectors
+from carevault.detect.signals import WATCH_US, AccountState, Context, Detectors
 from carevault.detect.signin import SignInFailures
 from carevault.detect.state import (
     Cursor,
@@ -294,6 +294,7 @@ class DetectionEngine:
         end = min(head, start + self.max_batch)
         accesses = self._judge(self._read(start, end))
         self._load(memory, accesses)
+        accesses = self._date_care(memory, accesses)
         context = self._context(memory)
         findings: list[Finding] = []
         for access in accesses:
@@ -520,6 +521,7 @@ class DetectionEngine:
                 ]
             )
             self._load(memory, accesses)
+            accesses = self._date_care(memory, accesses)
             for access in accesses:
                 if access.tag in REFUSED_SIGN_INS:
                     memory.sign_ins.observe(access, context.offset_us, live=False)
@@ -546,6 +548,33 @@ class DetectionEngine:
         """Entries marked with whether care explains them and what kin they are."""
         explained = self.explainer.explain(accesses)
         return self.kinship.relate(explained) if self.kinship is not None else explained
+
+    def _date_care(self, memory: _Memory, accesses: list[Access]) -> list[Access]:
+        """The entries of accounts watched after a step-up (or stepped up in this batch)
+        that care another account made alone explains, with when that care was first
+        written (``Access.care_made_us``): the watch counts what care made since it
+        began explains. One query, and only when such an entry is in the batch."""
+        if not accesses:
+            return accesses
+        since = accesses[0].at_us - WATCH_US
+        watched = {
+            account
+            for account, state in memory.accounts.items()
+            if state.recent.watch is not None and state.recent.watch[1] >= since
+        }
+        watched.update(w for a in accesses if (w := stepped_up(a)) is not None)
+        wanted = {
+            row for a in accesses if a.made_alone and a.account in watched for row in a.made_alone
+        }
+        if not wanted:
+            return accesses
+        first = self.explainer.first_written(wanted)
+        return [
+            replace(a, care_made_us=min(first.get(row, a.at_us) for row in a.made_alone))
+            if a.made_alone and a.account in watched
+            else a
+            for a in accesses
+        ]
 
     def _load(self, memory: _Memory, accesses: Sequence[Access]) -> None:
         """Profiles (and role baselines) of the accounts in ``accesses`` into memory."""

@@ -14,6 +14,11 @@ their own accesses: an insider who books a celebrity and reads the chart is judg
 if there were no booking, until someone else's write corroborates it (the desk checks
 the patient in, a colleague books or reschedules) or another relationship covers it.
 
+Care another principal made alone does explain the person's access, and the entry says
+so (``Access.made_alone``, the records of it): for an account watched after a step-up,
+care some other account made alone after the watch began is no explanation the watch
+takes on trust (``signals``; ``first_written`` dates it).
+
 An entry of a bulk export (``fhir:resource:export``) is explained by the export's
 approval: the job it names was approved by privacy officers (as many as it needed) and
 was asked for by the same principal. Such a job is watched by its own ``bulk-export``
@@ -26,22 +31,23 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 
 from carevault.access.tables import break_glass, care_relationship, staff_account
 from carevault.db import read_transaction
 from carevault.detect.model import DAY_US, EXPORT_TAG, Access
 from carevault.domain.care import CareWindow
 from carevault.export.tables import export_job
+from carevault.vault.tables import resource_head, resource_version
 
 CHUNK = 500
 #: How close to a visit care at the clinic is close care (``Access.near_care``, what a
 #: VIP's record asks): within a day of it.
 NEAR_US = DAY_US
 #: One care row: (clinic id, practitioner token, valid from, valid until, token of who
-#: alone made it or None, and the whole window of its record it is a piece of: from,
-#: until).
-CareRow = tuple[str | None, bytes | None, int, int, bytes | None, int, int]
+#: alone made it or None, the whole window of its record it is a piece of: from,
+#: until, and the record's vault row).
+CareRow = tuple[str | None, bytes | None, int, int, bytes | None, int, int, int]
 #: One break-the-glass grant: (active from, until) in µs.
 GlassRow = tuple[int, int]
 
@@ -97,19 +103,56 @@ class Explainer:
             clinics = set(access.clinic_ids)
             rows = care.get(access.patient_pseudonym or "", [])
             me = self._maker(access.principal or "")
-            hit = near = False
-            for clinic, held, low, high, maker, whole_low, whole_high in rows:
+            hit = near = established = False
+            alone: set[int] = set()
+            for clinic, held, low, high, maker, whole_low, whole_high, source in rows:
                 named = bool(token) and held == token
                 if not low <= access.at_us <= high or maker == me:
                     continue
                 if not named and (clinic is None or clinic not in clinics):
                     continue
                 hit = True
-                near = named or self._near_visit(access.at_us, whole_low, whole_high)
-                if near:
+                near = near or named or self._near_visit(access.at_us, whole_low, whole_high)
+                if maker is None:
+                    established = True
+                else:
+                    alone.add(source)
+                if near and established:
                     break
-            explained.append(replace(access, explained=True, near_care=near) if hit else access)
+            explained.append(
+                replace(
+                    access,
+                    explained=True,
+                    near_care=near,
+                    made_alone=() if established else tuple(sorted(alone)),
+                )
+                if hit
+                else access
+            )
         return explained
+
+    def first_written(self, rows: set[int]) -> dict[int, int]:
+        """When each record of care (by vault row) was first written, in µs: its first
+        version kept. A booking moved later keeps its first date: moving many is what
+        ``staff-changes`` counts."""
+        found: dict[int, int] = {}
+        ordered = sorted(rows)
+        with read_transaction(self.engine) as connection:
+            for start in range(0, len(ordered), CHUNK):
+                found.update(
+                    (int(row), int(first))
+                    for row, first in connection.execute(
+                        select(resource_head.c.row_id, func.min(resource_version.c.last_updated_us))
+                        .join(
+                            resource_version,
+                            (resource_version.c.resource_type == resource_head.c.resource_type)
+                            & (resource_version.c.resource_id == resource_head.c.resource_id),
+                        )
+                        .where(resource_head.c.row_id.in_(ordered[start : start + CHUNK]))
+                        .group_by(resource_head.c.row_id)
+                    ).all()
+                )
+        return found
 
     def _near_visit(self, at_us: int, low: int, high: int) -> bool:
         """Within a day of the visit or appointment whose window is ``low``..``high``."""
@@ -198,6 +241,7 @@ class Explainer:
                             int(high),
                             bytes(maker) if maker is not None else None,
                             *span,
+                            int(source),
                         )
                     )
         return found

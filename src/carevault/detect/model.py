@@ -129,6 +129,14 @@ class Access:
     #: What the patient shares with the account's person (``detect.kin``): surname,
     #: household, building, co-worker, own-record.
     kin: tuple[str, ...] = ()
+    #: The records of care that explain it (their vault rows) when every relationship
+    #: that does was made by one other principal alone (``granted_by``): a booking no
+    #: one else has written since. Empty when care the system stated, or two people
+    #: wrote, explains it, or when nothing does (``explain``).
+    made_alone: tuple[int, ...] = ()
+    #: When the first of ``made_alone`` was first written (µs); set only for an
+    #: account watched after a step-up (``engine``), None otherwise.
+    care_made_us: int | None = None
 
     @classmethod
     def parse(cls, position: int, data: bytes) -> Access:

@@ -145,6 +145,10 @@ class Recent:
     #: first: a fresh TOTP code proves who holds the account, not why they read.
     watch: tuple[int, int, int] | None = None
     watched: set[str] = field(default_factory=set)
+    #: And those released since the first that only care another account made alone
+    #: after it explains (``Access.care_made_us``): a second, phished or colluding,
+    #: account's bookings explain the watched account's reads to no one but the watch.
+    fresh: set[str] = field(default_factory=set)
     #: Patients whose records the account itself created today and yesterday (new
     #: patients at the desk): opening them tells it nothing it did not write, and the
     #: watch after a step-up does not count them.

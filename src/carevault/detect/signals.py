@@ -267,6 +267,7 @@ class Detectors:
         if recent.watch is None or at_us - recent.watch[1] > WATCH_US:
             recent.watch = (at_us, at_us, position)
             recent.watched = set()
+            recent.fresh = set()
         else:
             recent.watch = (recent.watch[0], at_us, recent.watch[2])
 
@@ -360,6 +361,12 @@ class Detectors:
             watching = self._watching(access, state, role, pseudonym, live)
             if watching is not None:
                 found.append(watching)
+        elif access.care_made_us is not None:
+            # Explained only by care another account made alone: the watch counts it if
+            # that care was made after the watch began.
+            watching = self._watching(access, state, role, pseudonym, live, fresh=True)
+            if watching is not None:
+                found.append(watching)
         if access.tag == "fhir:patient:everything":
             calls = recent.everything.add(access.at_us, access.position)
             if live and calls > EVERYTHING_PER_HOUR:
@@ -441,21 +448,47 @@ class Detectors:
         role: RoleBaseline | None,
         pseudonym: str,
         live: bool,
+        *,
+        fresh: bool = False,
     ) -> Finding | None:
         """Count ``pseudonym`` if the account is watched after a step-up; the finding
-        once it has opened more than its allowance."""
+        once it has opened more than its allowance.
+
+        ``fresh``: care another account made alone explains the access. Counted only if
+        that care was first written after the watch began (a phished or colluding desk
+        booking every patient for today), and then against the account's usual day of
+        patients altogether (explained or not), not its usual day of unexplained ones:
+        the real nurse after a false alert sees the walk-ins the desk books for her, as
+        many as on any day; whoever holds her account and a desk's does not read on
+        through the whole clinic."""
         recent = state.recent
         watch = recent.watch
         if watch is None or access.at_us - watch[1] > WATCH_US:
             return None
         if pseudonym in recent.presented or pseudonym in recent.presented_before:
             return None  # a record the account itself created (today or yesterday)
-        recent.watched.add(pseudonym)
+        if fresh:
+            if access.care_made_us is None or access.care_made_us < watch[0]:
+                return None  # care made before the watch: it was there for anyone
+            recent.fresh.add(pseudonym)
+        else:
+            recent.watched.add(pseudonym)
         count = len(recent.watched)
-        if not live or count <= self.after_step_up:
+        total = len(recent.watched | recent.fresh) if recent.fresh else count
+        if not live or total <= self.after_step_up:
             return None
         limit, why = _baseline("after-step-up", state.profile, recent, role, self._watch_limit)
-        return self._after_step_up(access, recent, watch, limit, why) if count > limit else None
+        if count > limit:
+            return self._after_step_up(access, recent, watch, limit, why)
+        if not recent.fresh:
+            return None
+        usual, usual_why = _baseline(
+            "after-step-up fresh", state.profile, recent, role, self._fresh_limit
+        )
+        usual = max(usual, limit)
+        if total <= usual:
+            return None
+        return self._after_step_up(access, recent, watch, usual, usual_why, fresh=True)
 
     def _watch_limit(
         self, _name: str, profile: Profile, role: RoleBaseline | None
@@ -468,6 +501,16 @@ class Detectors:
         pooled = role.samples.get("unexplained", []) if role is not None else []
         return baseline_limit(self.after_step_up, profile.history("unexplained"), pooled, profile)
 
+    def _fresh_limit(
+        self, _name: str, profile: Profile, role: RoleBaseline | None
+    ) -> tuple[int, str]:
+        """The watch's allowance once care made after it began explains some of what the
+        account opened: its own usual day of patients altogether (robust, over its
+        closed days; for a new account 1.5 times its role's 99th percentile), never
+        below ``after_step_up``."""
+        pooled = role.samples.get("all", []) if role is not None else []
+        return baseline_limit(self.after_step_up, profile.history("all"), pooled, profile)
+
     def _after_step_up(
         self,
         access: Access,
@@ -475,19 +518,37 @@ class Detectors:
         watch: tuple[int, int, int],
         limit: int,
         why: str,
+        *,
+        fresh: bool = False,
     ) -> Finding:
         """More unexplained patients after a step-up than the account opens on a usual
-        day: whoever presented the code (or signed in again) is reading on."""
-        count = len(recent.watched)
+        day (or, with care another account made alone since, more patients than it opens
+        on a usual day altogether): whoever presented the code (or signed in again) is
+        reading on."""
+        opened = recent.watched | recent.fresh
+        count = len(opened)
+        if fresh:
+            what = (
+                f"opened {count} distinct patients after its sessions were paused for a "
+                f"step-up, {len(recent.fresh - recent.watched)} of them explained only by "
+                "care another account made alone after the step-up (more than "
+                f"{limit}, its usual day of patients; {why}): a second account's "
+                "bookings are no explanation for a watched account"
+            )
+        else:
+            what = (
+                f"opened {len(recent.watched)} distinct patients without a care "
+                f"relationship after its sessions were paused for a step-up (more than "
+                f"{limit}; {why}): the fresh code proved who holds the account, not why "
+                "it reads"
+            )
         return Finding(
             "after-step-up",
             Severity.HIGH,
             str(watch[0]),
-            f"opened {count} distinct patients without a care relationship after its "
-            f"sessions were paused for a step-up (more than {limit}; {why}): the fresh "
-            "code proved who holds the account, not why it reads",
+            what,
             access,
-            recent.unnamed("after-step-up", watch[0], count, recent.watched),
+            recent.unnamed("after-step-up", watch[0], count, opened),
             watch[2],
         )
 

@@ -362,3 +362,71 @@ def test_a_front_desk_looking_up_a_vip_without_care_is_medium() -> None:
     desk.context = Context(vips=frozenset({"star"}))
     (found,) = desk.entry(MORNING, "star", role="front_desk")
     assert (found.detector, found.severity) == ("vip", Severity.MEDIUM)
+
+
+def _booked_alone(feed: Feed, at_us: int, patient: str, made_us: int) -> None:
+    """A read that only care another account made alone (at ``made_us``) explains."""
+    feed.entry(at_us, patient, explained=True, made_alone=(1,), care_made_us=made_us)
+
+
+def test_a_watched_account_reading_through_another_accounts_bookings_since_is_high() -> None:
+    # A second (phished or colluding) account books every patient after the step-up:
+    # its bookings explain the reads to everyone but the watch.
+    feed = Feed(role="nurse")
+    feed.detectors = Detectors(after_step_up=3)
+    Detectors.stepped_up(feed.state, MORNING, position=5)
+    for n in range(3):
+        _booked_alone(feed, MORNING + (2 + n) * MINUTE_US, f"p{n}", MORNING + MINUTE_US)
+    assert _after_step_up(feed) == []
+    _booked_alone(feed, MORNING + 6 * MINUTE_US, "p3", MORNING + MINUTE_US)
+    (finding,) = _after_step_up(feed)
+    assert finding.severity is Severity.HIGH and finding.first_position == 5
+    assert sorted(finding.patients) == ["p0", "p1", "p2", "p3"]
+    assert "4 of them explained only by care another account made alone" in (finding.explanation)
+
+
+def test_bookings_made_before_the_step_up_are_not_counted_by_the_watch() -> None:
+    # The nurse after a false alert reads the patients booked for her: care the desk
+    # made alone, but before her watch began.
+    feed = Feed(role="nurse")
+    feed.detectors = Detectors(after_step_up=3)
+    Detectors.stepped_up(feed.state, MORNING, position=5)
+    for n in range(30):
+        _booked_alone(feed, MORNING + (1 + n) * MINUTE_US, f"p{n}", MORNING - HOUR_US)
+        feed.entry(MORNING + (1 + n) * MINUTE_US, f"seen{n}", explained=True)
+    assert _after_step_up(feed) == []
+
+
+def test_a_watched_nurse_reads_her_usual_day_of_walk_ins_booked_after_the_step_up() -> None:
+    # Walk-ins the desk books through the day after a false alert: counted, but against
+    # her usual day of patients altogether (about 30), not her few unexplained ones.
+    usual = {str(20_000 + n): {"all": 28 + n % 5, "unexplained": 1} for n in range(10)}
+    feed = Feed(role="nurse", profile=Profile(role="nurse", days=usual))
+    feed.detectors = Detectors(after_step_up=3)
+    Detectors.stepped_up(feed.state, MORNING, position=5)
+    for n in range(30):
+        at = MORNING + (1 + n) * 10 * MINUTE_US
+        _booked_alone(feed, at, f"walk-in{n}", at - 15 * MINUTE_US)
+    feed.entry(MORNING + 6 * HOUR_US, "unexplained")
+    assert _after_step_up(feed) == []
+    for n in range(30, 60):
+        at = MORNING + 6 * HOUR_US + n * MINUTE_US
+        _booked_alone(feed, at, f"walk-in{n}", at - MINUTE_US)
+    finding = _after_step_up(feed)[0]
+    assert "usual peak" in finding.explanation and "its usual day of patients" in (
+        finding.explanation
+    )
+
+
+def test_unexplained_reads_keep_their_own_allowance_beside_fresh_care() -> None:
+    # Care booked since does not widen what the watch allows of unexplained reads.
+    usual = {str(20_000 + n): {"all": 40, "unexplained": 1} for n in range(10)}
+    feed = Feed(role="nurse", profile=Profile(role="nurse", days=usual))
+    feed.detectors = Detectors(after_step_up=3)
+    Detectors.stepped_up(feed.state, MORNING, position=5)
+    _booked_alone(feed, MORNING + MINUTE_US, "walk-in", MORNING)
+    for n in range(12):
+        feed.entry(MORNING + (2 + n) * MINUTE_US, f"p{n}")
+    finding = _after_step_up(feed)[0]
+    assert "without a care relationship" in finding.explanation
+    assert "walk-in" in finding.patients  # what it opened since the step-up, all of it
