@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TypeVar, cast
 
+from carevault.access.care import CARE_TYPES
 from carevault.access.registrations import ALREADY_REGISTERED, MAX_FAILURES
 from carevault.detect.glass import BREAK_GLASS_PER_HOUR, glass_sweep, granted
 from carevault.detect.model import (
@@ -60,7 +61,7 @@ CLIENT_WRITES_PER_HOUR = 2000
 #: a script rewriting where the notices and codes go (every patient's phone number).
 STAFF_CHANGES_PER_10_MINUTES = 40
 #: What a member of staff changes, of what is stored: new records (a registration, a
-#: note) are not counted.
+#: note) are not counted, but for care (``_books``).
 CHANGING = frozenset({"fhir:resource:update", "fhir:resource:delete"})
 EVERYTHING_PER_HOUR = 10
 #: Distinct patients no care relationship explains that an account may open after a
@@ -132,6 +133,21 @@ def _missed(access: Access) -> bool:
     matched was the clinic's already (as the registration throttle counts them)."""
     return access.outcome == "failed" or (
         access.outcome == "success" and access.reason == ALREADY_REGISTERED
+    )
+
+
+def _books(access: Access, recent: Recent) -> bool:
+    """A new record of care (a booking, a visit, a care team, a referral) for a patient
+    the account did not itself register today or yesterday: it explains the patient's
+    reads to everyone else at the clinic, so a desk that books the whole clinic for today
+    opens it to a second account (which ``after-step-up`` counts if that account is
+    watched). ``staff-changes`` counts it with the changes: a desk books a walk-in it
+    registers, or the day's patients one at a time, never one every fifteen seconds."""
+    return (
+        access.tag == CREATED
+        and access.resource_type in CARE_TYPES
+        and access.patient_pseudonym not in recent.presented
+        and access.patient_pseudonym not in recent.presented_before
     )
 
 
@@ -323,7 +339,7 @@ class Detectors:
                 recent.writes_peak = max(recent.writes_peak, count)
                 if live:
                     found.extend(self._writes(access, state, role, day))
-            elif access.tag in CHANGING and access.patient_pseudonym:
+            elif access.patient_pseudonym and (access.tag in CHANGING or _books(access, recent)):
                 count = recent.changed.add(access.patient_pseudonym, access.at_us, access.position)
                 if live and count > self.staff_changes_per_10_minutes:
                     found.append(self._changes(access, recent, count, day))
@@ -577,17 +593,18 @@ class Detectors:
         ]
 
     def _changes(self, access: Access, recent: Recent, count: int, day: int) -> Finding:
-        """A member of staff changing the stored records of more patients in ten minutes
-        than anyone does by hand: a blind rewrite reads nothing, so neither the release
-        budget nor ``breadth`` sees it."""
+        """A member of staff changing the stored records of (or booking care for) more
+        patients in ten minutes than anyone does by hand: a blind rewrite reads nothing,
+        so neither the release budget nor ``breadth`` sees it, and a booking opens the
+        patient's record to the rest of the clinic."""
         limit = self.staff_changes_per_10_minutes
         window = recent.changed
         return Finding(
             "staff-changes",
             Severity.HIGH if count >= 2 * limit else Severity.MEDIUM,
             str(day),
-            f"changed the stored records of {count} distinct patients in ten minutes "
-            f"(more than {limit})",
+            f"changed the stored records of (or booked care for) {count} distinct patients "
+            f"in ten minutes (more than {limit})",
             access,
             recent.unnamed("staff-changes", day, window.changes, window.members),
             window.first_position,

@@ -3,7 +3,9 @@ PostgreSQL). A blind PUT reads nothing back, so neither the release budget nor t
 reading detectors see it: a front desk replacing the phone number of every patient of
 the clinic (where breach notices and verification codes go) raised nothing until
 ``staff-changes`` counted the distinct patients whose records one account changed in
-ten minutes. New records (registrations) do not count."""
+ten minutes. New records (registrations) do not count; new care does (a booking opens
+the patient's record to the rest of the clinic), but for a patient the account itself
+registered."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import pytest
 from carevault.detect import alerts_as_dicts
 from carevault.domain.roles import Role
 from tests.integration.detect.conftest import Clinic, clinic_patients, raising_clinic
+from tests.integration.detect.test_vip_near_care import _booking
 from tests.support.staff import Staff, make_staff
 
 PATIENTS = 90
@@ -102,3 +105,33 @@ def test_the_default_response_pauses_the_rewrite_within_the_limit(clinic: Clinic
         f"/fhir/Patient/{clinic.patients[-1]}", headers=clinic.officer.headers
     ).json()
     assert "telecom" not in untouched
+
+
+def _book(clinic: Clinic, who: Staff, patient: str) -> int:
+    booked = clinic.web.post_json("/fhir/Appointment", _booking(patient, 0), **who.headers)
+    return int(booked.status_code)
+
+
+def test_a_desk_booking_the_whole_clinic_for_today_raises_an_alert(many: Clinic) -> None:
+    """A booking is care: it explains the patient's reads to every colleague at the
+    clinic, so a phished or colluding desk booking every patient for today opens the
+    clinic to a second account (two-accounts evasion, stop 40). Forty in ten minutes
+    pass; the 41st is an alert, and a patient booked twice counts once."""
+    thief = make_staff(many.services, Role.FRONT_DESK, ["clinic-a"])
+    assert [_book(many, thief, patient) for patient in many.patients[:40]] == [201] * 40
+    assert _book(many, thief, many.patients[0]) == 201
+    assert _changes_alerts(many, thief) == []
+    assert _book(many, thief, many.patients[40]) == 201
+    (alert,) = _changes_alerts(many, thief)
+    assert alert["severity"] == "medium"
+    assert "booked care for" in alert["explanation"]
+
+
+def test_a_desk_booking_the_walk_ins_it_registers_raises_nothing(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """The desk's own registrations, booked as they arrive, are not counted: what it
+    books for them opens nothing it did not write."""
+    with raising_clinic(backend, tmp_path, request, clinic_patients(45)) as clinic:
+        assert [_book(clinic, clinic.desk, patient) for patient in clinic.patients] == [201] * 45
+        assert _changes_alerts(clinic, clinic.desk) == []
