@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Connection, Engine, func, select
 
 from carevault.db import pinned, read_transaction, write_transaction
 from carevault.detect.alerts import Alert, AlertStore, Raised, merge_findings
@@ -75,6 +75,8 @@ UNWRAP_SECONDS = 1.0
 #: How far back a rebuilt process replays the ledger to refill its windows.
 REPLAY_US = DAY_US + HOUR_US
 REPLAY_MAX = 300_000
+#: How often (in the entries' time) the kin tokens writes replaced are pruned.
+PRUNE_EVERY_US = HOUR_US
 
 
 def wall_us() -> int:
@@ -92,6 +94,8 @@ class _Memory:
     accounts: dict[str, AccountState] = field(default_factory=dict)
     roles: dict[str, RoleBaseline] = field(default_factory=dict)
     observed_since_us: int = 0
+    #: The time of the latest entry judged (0: none yet).
+    judged_us: int = 0
     #: Unexplained picks of kin waiting out the grace for a care relationship.
     deferred: list[Access] = field(default_factory=list)
     #: Judged, not yet written: findings (merged per alert) and the states they changed.
@@ -155,6 +159,8 @@ class DetectionEngine:
         #: The last batch left work behind it (more entries or unwraps than one batch).
         self._behind = False
         self._unwraps_read_at = float("-inf")
+        #: The entries' time at the last pruning of replaced kin tokens (None: not yet).
+        self._pruned_us: int | None = None
         self.failures = 0
 
     # --- fed by the ledger writer ------------------------------------------------------------
@@ -293,6 +299,8 @@ class DetectionEngine:
         start = judged
         end = min(head, start + self.max_batch)
         accesses = self._judge(self._read(start, end))
+        if accesses:
+            memory.judged_us = max(memory.judged_us, accesses[-1].at_us)
         self._load(memory, accesses)
         accesses = self._date_care(memory, accesses)
         context = self._context(memory)
@@ -389,6 +397,9 @@ class DetectionEngine:
             raised = self.alerts.upsert(connection, findings, now, names, seen)
             if bypass_done is not None and self.bypass is not None:
                 self.bypass.advance(connection, bypass_done, self.owner, now)
+            pruned = self._prune_kin(connection, memory.judged_us)
+        if pruned is not None:
+            self._pruned_us = pruned
         memory.stored = memory.position
         memory.lease_until_us = wall + LEASE_US
         memory.pending = []
@@ -404,6 +415,19 @@ class DetectionEngine:
             except Exception as error:  # noqa: BLE001 - responses fail apart from detection
                 log.error("responding to alerts failed: %s", type(error).__name__)
         return True
+
+    def _prune_kin(self, connection: Connection, judged_us: int) -> int | None:
+        """Forget the kin tokens writes replaced that no entry still to be judged can be
+        related to: the oldest is a rebuilt engine's replay, ``REPLAY_US`` before the
+        latest judged. Timed by the entries, as the detectors' windows are, so an engine
+        that fell behind keeps what the entries it has yet to judge need. At most once
+        per ``PRUNE_EVERY_US``; the time pruned at, or None if not now."""
+        if self.kinship is None or not judged_us:
+            return None
+        if self._pruned_us is not None and judged_us - self._pruned_us < PRUNE_EVERY_US:
+            return None
+        self.kinship.prune(connection, judged_us - REPLAY_US)
+        return judged_us
 
     def _due(self, memory: _Memory) -> list[Access]:
         edge = self.now_us() - self.kin_grace_us

@@ -9,6 +9,11 @@ and kept only as the same keyed HMAC a Patient's record gets when it is written
 they are registered as a patient: its surname, home and building count as theirs too,
 and every such record is a co-worker's for everyone else. Nothing is decrypted: the
 detectors compare tokens, one query per batch of entries.
+
+A patient is kin by the tokens their record carries now and by those a write took away
+within ``KIN_WINDOW_US`` of the entry (``patient_kin_replaced``): a receptionist who
+first moves her household member's record to another address, renames a namesake or
+changes a co-worker's HKID number, and then opens it, is judged as if she had not.
 """
 
 from __future__ import annotations
@@ -22,7 +27,8 @@ from typing import Any
 from sqlalchemy import Column, Connection, Engine, Select, delete, func, insert, select
 
 from carevault.db import read_transaction, write_transaction
-from carevault.detect.model import Access
+from carevault.detect.model import DAY_US, Access
+from carevault.detect.profile import KEPT_DAYS
 from carevault.detect.tables import detect_staff_kin
 from carevault.fhir.kinship import (
     BUILDING,
@@ -33,13 +39,19 @@ from carevault.fhir.kinship import (
     hkid_term,
     surname_term,
 )
-from carevault.vault.tables import patient_kin, resource_head
+from carevault.vault.tables import patient_kin, patient_kin_replaced, resource_head
 
 CHUNK = 500
 #: Kinds a member shares with a patient, as the detectors name them.
 OWN_RECORD = "own-record"
 CO_WORKER = "co-worker"
 PLACES = (SURNAME, HOUSEHOLD, BUILDING)
+#: How far the snooping detector looks back: a pick of kin is judged against the counts
+#: of its own day, kept while the account is in one of the ``KEPT_DAYS`` days after it
+#: (``detect.profile``); its grace is at most a day and a rebuilt engine replays a day
+#: and an hour. A token a write took away still relates the patient to an entry made
+#: up to this long after (and to any entry before it: the patient carried it then).
+KIN_WINDOW_US = (KEPT_DAYS + 1) * DAY_US
 
 
 @dataclass(frozen=True)
@@ -69,6 +81,8 @@ class Kinship:
         self.token = token
         self.now_us = now_us
         self.refresh_seconds = refresh_seconds
+        #: Tokens a write took away count for entries up to this long after it.
+        self.window_us = KIN_WINDOW_US
         self._read_at = float("-inf")
         self._value = KinSet()
         self._lock = threading.Lock()
@@ -151,14 +165,29 @@ class Kinship:
                     by_hkid.setdefault(token, set()).add(account)
             own: dict[str, set[str]] = {}
             coworkers: dict[str, set[str]] = {}
-            for pseudonym, token in _rows(
-                connection,
-                select(patient_kin.c.patient_pseudonym, patient_kin.c.token).where(
-                    patient_kin.c.kind == HKID
+            replaced = patient_kin_replaced
+            # A record whose HKID number a write changed within the window is still the
+            # member's own (a co-worker's): changing it first hides nothing.
+            held = [
+                *_rows(
+                    connection,
+                    select(patient_kin.c.patient_pseudonym, patient_kin.c.token).where(
+                        patient_kin.c.kind == HKID
+                    ),
+                    patient_kin.c.token,
+                    list(by_hkid),
                 ),
-                patient_kin.c.token,
-                list(by_hkid),
-            ):
+                *_rows(
+                    connection,
+                    select(replaced.c.patient_pseudonym, replaced.c.token).where(
+                        replaced.c.kind == HKID,
+                        replaced.c.replaced_us >= self.now_us() - self.window_us,
+                    ),
+                    replaced.c.token,
+                    list(by_hkid),
+                ),
+            ]
+            for pseudonym, token in held:
                 for account in by_hkid.get(bytes(token), ()):
                     own.setdefault(account, set()).add(pseudonym)
                     coworkers.setdefault(pseudonym, set()).add(account)
@@ -227,6 +256,10 @@ class Kinship:
         if not wanted:
             return list(accesses)
         tokens: dict[str, dict[str, set[bytes]]] = {}
+        replaced: dict[str, list[tuple[str, bytes, int]]] = {}
+        pseudonyms = sorted({a.patient_pseudonym or "" for a in wanted})
+        since_us = min(a.at_us for a in wanted) - self.window_us
+        table = patient_kin_replaced
         with read_transaction(self.engine) as connection:
             for pseudonym, kind, token in _rows(
                 connection,
@@ -234,22 +267,66 @@ class Kinship:
                     patient_kin.c.patient_pseudonym, patient_kin.c.kind, patient_kin.c.token
                 ).where(patient_kin.c.kind.in_(PLACES)),
                 patient_kin.c.patient_pseudonym,
-                sorted({a.patient_pseudonym or "" for a in wanted}),
+                pseudonyms,
             ):
                 tokens.setdefault(pseudonym, {}).setdefault(kind, set()).add(bytes(token))
+            for pseudonym, kind, token, replaced_us in _rows(
+                connection,
+                select(
+                    table.c.patient_pseudonym, table.c.kind, table.c.token, table.c.replaced_us
+                ).where(table.c.kind.in_(PLACES), table.c.replaced_us >= since_us),
+                table.c.patient_pseudonym,
+                pseudonyms,
+            ):
+                replaced.setdefault(pseudonym, []).append((kind, bytes(token), int(replaced_us)))
         # By identity: ``access in wanted`` compared whole entries field by field, once
         # per entry against every wanted one (quadratic in a batch).
         asked = {id(access) for access in wanted}
         related: list[Access] = []
         for access in accesses:
-            kinds = _kinds(access, known, tokens) if id(access) in asked else ()
+            kinds = (
+                _kinds(access, known, self._held(access, tokens, replaced))
+                if id(access) in asked
+                else ()
+            )
             related.append(replace(access, kin=kinds) if kinds else access)
         return related
 
+    def _held(
+        self,
+        access: Access,
+        tokens: dict[str, dict[str, set[bytes]]],
+        replaced: dict[str, list[tuple[str, bytes, int]]],
+    ) -> dict[str, set[bytes]]:
+        """The place tokens of the patient of ``access`` (kind → tokens): those their
+        record carries now and those a write took away at most the window before the
+        entry, or after it (the patient carried them when it was made)."""
+        pseudonym = access.patient_pseudonym or ""
+        current = tokens.get(pseudonym, {})
+        earlier = [
+            (kind, token)
+            for kind, token, replaced_us in replaced.get(pseudonym, ())
+            if replaced_us >= access.at_us - self.window_us
+        ]
+        if not earlier:
+            return current
+        held = {kind: set(found) for kind, found in current.items()}
+        for kind, token in earlier:
+            held.setdefault(kind, set()).add(token)
+        return held
 
-def _kinds(
-    access: Access, known: KinSet, tokens: dict[str, dict[str, set[bytes]]]
-) -> tuple[str, ...]:
+    def prune(self, connection: Connection, oldest_us: int) -> int:
+        """Forget the tokens writes took away that no entry made at or after ``oldest_us``
+        can still be related to (the detection engine calls this in its write, with the
+        oldest entry it may still judge); returns how many rows went."""
+        table = patient_kin_replaced
+        gone = connection.execute(
+            delete(table).where(table.c.replaced_us < oldest_us - self.window_us)
+        )
+        return int(gone.rowcount or 0)
+
+
+def _kinds(access: Access, known: KinSet, theirs: dict[str, set[bytes]]) -> tuple[str, ...]:
     account, pseudonym = access.account or "", access.patient_pseudonym or ""
     if pseudonym in known.own.get(account, ()):
         return (OWN_RECORD,)
@@ -257,7 +334,6 @@ def _kinds(
     if known.coworkers.get(pseudonym, frozenset()) - {account}:
         found.append(CO_WORKER)
     mine = known.staff.get(account, {})
-    theirs = tokens.get(pseudonym, {})
     shared = {kind for kind in PLACES if mine.get(kind, frozenset()) & theirs.get(kind, set())}
     if HOUSEHOLD in shared:
         shared.discard(BUILDING)

@@ -118,3 +118,23 @@ patient_kin = Table(
     Index("ix_patient_kin_patient", "patient_pseudonym"),
     Index("ix_patient_kin_token", "token", "kind"),
 )
+
+#: Kinship tokens a write replaced (records_0026): a Patient's surname, home, building or
+#: HKID token that its update or deletion took away, with when. ``patient_kin`` holds only
+#: the current version's, so a member of staff who first moved a relative's record to
+#: another address (or renamed a namesake) and then opened it would be judged on tokens
+#: she had just made; the detectors relate an entry to these too, for as long as they look
+#: back (``detect.kin.KIN_WINDOW_US``), and forget them after. Keyed tokens only, as in
+#: ``patient_kin``. A new patient replaces nothing: a bulk load writes no row here.
+patient_kin_replaced = Table(
+    "patient_kin_replaced",
+    metadata,
+    Column("replaced_id", Sequence64, primary_key=True, autoincrement=True),
+    Column("patient_pseudonym", String(40), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("token", LargeBinary, nullable=False),
+    Column("replaced_us", BigInteger, nullable=False),
+    # The detectors' look-up (a batch's patients, since a time) and the pruning (by time).
+    Index("ix_patient_kin_replaced_patient", "patient_pseudonym", "replaced_us"),
+    Index("ix_patient_kin_replaced_at", "replaced_us"),
+)

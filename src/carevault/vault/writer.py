@@ -51,6 +51,7 @@ from carevault.vault.records import (
 from carevault.vault.store import Vault
 from carevault.vault.tables import (
     patient_kin,
+    patient_kin_replaced,
     resource_head,
     resource_version,
     search_date,
@@ -144,7 +145,15 @@ _DELETE_TOKEN = delete(search_token).where(
 _INSERT_TOKEN_LIST = insert(search_token_list).values(
     row_id=bindparam("row_id"), tokens=bindparam("tokens")
 )
-_DELETE_KIN = delete(patient_kin).where(patient_kin.c.row_id == bindparam("kin_row_id"))
+# The tokens it removes come back: those the new version does not carry were replaced.
+_DELETE_KIN = (
+    delete(patient_kin)
+    .where(patient_kin.c.row_id == bindparam("kin_row_id"))
+    .returning(patient_kin.c.kind, patient_kin.c.token)
+)
+_INSERT_KIN_REPLACED = insert(patient_kin_replaced).values(
+    **{name: bindparam(name) for name in ("patient_pseudonym", "kind", "token", "replaced_us")}
+)
 
 
 @dataclass(frozen=True)
@@ -294,6 +303,9 @@ class _Writer:
         self._tokens: dict[int, set[bytes]] = {}
         self._dates: dict[int, list[dict[str, Any]]] = {}
         self._kin: dict[int, list[dict[str, Any]]] = {}
+        # Kinship tokens an update or deletion of a Patient took away (rows of
+        # ``patient_kin_replaced``): none for a new patient, so a bulk load adds nothing.
+        self._kin_replaced: list[dict[str, Any]] = []
         # Heads looked up as reference targets (a patient, a schedule), kept for the rest
         # of the transaction: a seeding batch refers to the same few over and over.
         self._targets: dict[tuple[str, str], Head | None] = {}
@@ -370,6 +382,8 @@ class _Writer:
         kin = [row for rows_of in self._kin.values() for row in rows_of]
         driver_executemany(self.connection, _INSERT_KIN, kin)
         self._kin = {}
+        driver_executemany(self.connection, _INSERT_KIN_REPLACED, self._kin_replaced)
+        self._kin_replaced = []
 
     def apply(self, operation: Operation) -> WriteResult:
         if isinstance(operation, Delete):
@@ -623,7 +637,10 @@ class _Writer:
         )
         drop_tokens(self.connection, [current.row_id])
         self.connection.execute(delete(search_date).where(search_date.c.row_id == current.row_id))
-        self.connection.execute(delete(patient_kin).where(patient_kin.c.row_id == current.row_id))
+        if rt.is_patient:
+            # Deleted, it carries none: every token it held is replaced.
+            held = self._held_kin(current.row_id, stored=True)
+            self._note_replaced(current.patient_pseudonym, held, [])
         self._tokens.pop(current.row_id, None)
         self._dates.pop(current.row_id, None)
         self._kin.pop(current.row_id, None)
@@ -779,9 +796,39 @@ class _Writer:
         )
         self._dates[row_id] = date_rows(self.vault, rt, row_id, resource, derived=derived)
         if rt.is_patient:
-            if stored:
-                self.connection.execute(_DELETE_KIN, {"kin_row_id": row_id})
+            held = self._held_kin(row_id, stored=stored)
             self._kin[row_id] = kin_rows(self.vault, row_id, pseudonym, resource)
+            self._note_replaced(pseudonym, held, self._kin[row_id])
+
+    def _held_kin(self, row_id: int, *, stored: bool) -> list[tuple[str, bytes]]:
+        """The kinship tokens the Patient in ``row_id`` carries until this write: those
+        written earlier in this transaction (still waiting) and, if ``stored``, those of the
+        store, removed here."""
+        held = [(str(row["kind"]), bytes(row["token"])) for row in self._kin.get(row_id, ())]
+        if stored:
+            removed = self.connection.execute(_DELETE_KIN, {"kin_row_id": row_id})
+            held.extend((str(kind), bytes(token)) for kind, token in removed)
+        return held
+
+    def _note_replaced(
+        self, pseudonym: str | None, held: list[tuple[str, bytes]], kept: list[dict[str, Any]]
+    ) -> None:
+        """Keep the tokens of ``held`` that the new version (``kept``: its kin rows) no
+        longer carries, with the time of this write: the detectors still relate the
+        patient to them for their window (``detect.kin``)."""
+        if not pseudonym or not held:
+            return
+        carried = {(row["kind"], row["token"]) for row in kept}
+        self._kin_replaced.extend(
+            {
+                "patient_pseudonym": pseudonym,
+                "kind": kind,
+                "token": token,
+                "replaced_us": self.now_us,
+            }
+            for kind, token in held
+            if (kind, token) not in carried
+        )
 
 
 def store_tokens(connection: Connection, tokens: dict[int, set[bytes]]) -> None:

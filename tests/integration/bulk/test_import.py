@@ -27,7 +27,7 @@ from carevault.fhir.content import DEFAULT_LIMITS
 from carevault.fhir.derived import derive
 from carevault.fhir.registry import RESOURCE_TYPES
 from carevault.gate import AccessDenied, Caller
-from carevault.vault.tables import resource_head, search_token
+from carevault.vault.tables import patient_kin, patient_kin_replaced, resource_head, search_token
 from carevault.vault.writer import Put, search_tokens
 from tests.support.synthea import BUNDLES as SYNTHEA_BUNDLES
 from tests.support.tokens import indexed_tokens, listed_tokens
@@ -247,6 +247,20 @@ def test_importing_the_same_files_again_writes_nothing(services: Services) -> No
     with services.engine.connect() as connection:
         versions = connection.execute(select(func.max(resource_head.c.version_id))).scalar_one()
     assert versions == 1
+
+
+def test_a_load_of_new_patients_replaces_no_kin_tokens(services: Services) -> None:
+    # Only an update or deletion of a Patient keeps the tokens it took away: a load of
+    # new patients writes their kin rows in one executemany and nothing more.
+    for _ in range(2):  # and again: nothing is written twice
+        run_import(services, BUNDLES[:2])
+        with services.engine.connect() as connection:
+            kin = connection.execute(select(func.count()).select_from(patient_kin)).scalar_one()
+            replaced = connection.execute(
+                select(func.count()).select_from(patient_kin_replaced)
+            ).scalar_one()
+        assert kin > 0
+        assert replaced == 0
 
 
 def test_ndjson_per_type_loads_like_the_bundles(services: Services, tmp_path: Path) -> None:
