@@ -410,8 +410,9 @@ class Settings(BaseSettings):
         le=1_000_000,
         description=(
             "Distinct patients whose stored records one member of staff may change "
-            "(update, patch, delete) in ten minutes before a staff-changes alert. "
-            "New records do not count."
+            "(update, patch, delete), or for whom it may create care (a booking, a "
+            "visit), in ten minutes before a staff-changes alert. Other new records, and "
+            "care for patients the account itself registered, do not count."
         ),
     )
     detect_after_step_up: int = Field(
