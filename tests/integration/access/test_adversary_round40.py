@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import timedelta
-from typing import Any
 from urllib.parse import quote
 
 import pytest
@@ -33,6 +32,7 @@ from tests.integration.access.group import (
     coverage,
     encounter,
 )
+from tests.integration.gate.test_visit_reasons import _booking, _made
 from tests.support.client import FhirTestClient
 from tests.support.staff import Staff, make_staff
 
@@ -47,27 +47,6 @@ DEPRESSION_TYPE = {"coding": [{"system": BARRED_ICD10, "code": "F32.9"}]}
 @pytest.fixture
 def group(services: Services, api: FhirTestClient) -> Iterator[Group]:
     yield from build_group(services, api)
-
-
-def _made(api: FhirTestClient, body: dict[str, Any]) -> str:
-    response = api.post_json(f"/fhir/{body['resourceType']}", body)
-    assert response.status_code == 201, response.text
-    return str(response.json()["id"])
-
-
-def _booking(patient: str, **more: Any) -> dict[str, Any]:
-    day = TODAY.isoformat()
-    return {
-        "resourceType": "Appointment",
-        "status": "booked",
-        "start": f"{day}T10:00:00+08:00",
-        "end": f"{day}T10:15:00+08:00",
-        "participant": [
-            {"actor": {"reference": f"Patient/{patient}"}, "status": "accepted"},
-            {"actor": {"reference": f"Organization/{TM}"}, "status": "accepted"},
-        ],
-        **more,
-    }
 
 
 def _refused(group: Group, who: Staff, query: str) -> None:

@@ -28,6 +28,20 @@ def _officer(clinic: Clinic) -> OfficerCode:
     return OfficerCode(clinic.officer.account.username, clinic.officer.totp())
 
 
+def _plant(clinic: Clinic, decoy: str, phone: str, email: str) -> None:
+    """The decoy patient's record written whole with the decoy phone number and email
+    address (not read first: opening a decoy patient is an alert of its own)."""
+    current = {
+        "resourceType": "Patient",
+        "id": decoy,
+        "name": [{"family": "Chan7", "given": ["Tai Man"]}],
+        "telecom": [{"system": "email", "value": email}, {"system": "phone", "value": phone}],
+        "managingOrganization": {"reference": "Organization/clinic-a"},
+    }
+    response = clinic.web.put_json(f"/fhir/Patient/{decoy}", current, **clinic.desk.headers)
+    assert response.status_code == 200, response.text
+
+
 def test_decoy_contacts_in_data_and_searches_raise_critical_alerts(clinic: Clinic) -> None:
     detection = clinic.services.detection
     assert detection is not None
@@ -45,16 +59,7 @@ def test_decoy_contacts_in_data_and_searches_raise_critical_alerts(clinic: Clini
     assert not any(email.split("@")[0] in s or phone in s for s in subjects)
 
     # Planting: the decoy patient's own record carries them; no alert.
-    # (Written whole, not read first: opening a decoy patient is an alert of its own.)
-    current = {
-        "resourceType": "Patient",
-        "id": decoy,
-        "name": [{"family": "Chan7", "given": ["Tai Man"]}],
-        "telecom": [{"system": "email", "value": email}, {"system": "phone", "value": phone}],
-        "managingOrganization": {"reference": "Organization/clinic-a"},
-    }
-    response = clinic.web.put_json(f"/fhir/Patient/{decoy}", current, **clinic.desk.headers)
-    assert response.status_code == 200, response.text
+    _plant(clinic, decoy, phone, email)
     assert alerts_as_dicts(clinic.services) == []
     # An ordinary search: nothing.
     response = clinic.web.get("/fhir/Patient?phone=91234567", headers=clinic.desk.headers)
@@ -149,3 +154,51 @@ def test_a_decoy_is_spotted_however_the_searcher_spells_it(clinic: Clinic) -> No
             a for a in alerts_as_dicts(clinic.services) if a["account"] == searcher.account.username
         ]
         assert (alert["detector"], alert["severity"]) == ("decoy-contact", "critical")
+
+
+def test_a_decoy_is_spotted_in_every_spelling_the_search_reads_as_it(clinic: Clinic) -> None:
+    """Adversary round 40: a spelling the search reads as the decoy, which the decoy
+    watch read otherwise. A phone search keeps only the digits of its value and every
+    search value drops a backslash before any character (``fhir/query.py:
+    split_values``); the watch read the raw value (``x95020794`` a run of digits touching
+    a letter, ``9502\\0794`` two short runs, ``kai.wong\\@mail.example.org`` no address).
+    Each finds the decoy patient, so a searcher holding taken data (a front desk of
+    another clinic, who gets no match and so opens no honeytoken) raised no alert. The
+    gate shows the watch the values the search runs on (``gate/core.py:
+    _searched_contacts``)."""
+    detection = clinic.services.detection
+    assert detection is not None
+    decoy = clinic.patients[7]
+    detection.desk.flag(_officer(clinic), "decoy", decoy)
+    phone = detection.desk.decoy_contact(_officer(clinic), "phone")
+    email = detection.desk.decoy_contact(
+        _officer(clinic), "email", value="kai.wong@mail.example.org"
+    )
+    _plant(clinic, decoy, phone, email)
+    spellings = [
+        ("phone", f"x{phone}"),
+        ("phone", f"tel{phone}"),
+        ("phone", f"{phone[:4]}\\{phone[4:]}"),
+        ("email", email.replace("@", "\\@")),
+        ("email", email.replace(".", "\\.", 1)),
+    ]
+    missed = []
+    for param, value in spellings:
+        # The searcher's own clinic holds the decoy: the search finds it, as the index
+        # reads the value (the decoy is this spelling's match).
+        finder = make_staff(clinic.services, Role.FRONT_DESK, ["clinic-a"])
+        found = clinic.web.get("/fhir/Patient", params={param: value}, headers=finder.headers)
+        assert found.status_code == 200 and found.json()["total"] == 1, (value, found.text)
+        # A front desk of another clinic, searching with data taken elsewhere.
+        searcher = make_staff(clinic.services, Role.FRONT_DESK, ["clinic-b"])
+        response = clinic.web.get("/fhir/Patient", params={param: value}, headers=searcher.headers)
+        assert response.status_code == 200, response.text
+        assert response.json()["total"] == 0
+        raised = [
+            a["detector"]
+            for a in alerts_as_dicts(clinic.services)
+            if a["account"] == searcher.account.username
+        ]
+        if raised != ["decoy-contact"]:
+            missed.append((value, raised))
+    assert missed == []
