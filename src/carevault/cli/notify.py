@@ -348,6 +348,7 @@ def report_decide(
     home: HomeOption = None,
 ) -> None:
     """Record the officer's decision on notifying a regulator (and stop its clock)."""
+    from carevault.notify.actions import named_accounts
     from carevault.notify.decisions import DECISIONS, Decision, DecisionRefused, Decisions
     from carevault.notify.reports import REGULATORS
     from carevault.notify.store import NoticeStore
@@ -358,7 +359,10 @@ def report_decide(
         code: str = totp or typer.prompt("TOTP code", hide_input=True)
         try:
             Decisions(services.accounts, services.audit, services.now_us).record(
-                Decision(incident, regulator, decision, reason, officer), code, {}
+                Decision(incident, regulator, decision, reason, officer),
+                code,
+                {},
+                named=named_accounts(services, incident),
             )
         except DecisionRefused as error:
             raise fail(str(error)) from None

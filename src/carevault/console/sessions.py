@@ -189,6 +189,23 @@ class ConsoleSessions:
         if not state.live or state.username is None or state.role not in CONSOLE_ROLES:
             self._forget(digest)
             return None
+        if state.step_up:
+            # An alert's response paused every session of the account until a fresh code
+            # (``Sessions.require_step_up``), as a FHIR token is paused: the console's way
+            # to present one is to sign in again, with the password and a fresh code
+            # (adversary round 41: the paused cookie went on searching patients).
+            self._forget(digest)
+            if self.sessions.revoke(row.session_id, "paused for a step-up: sign in again"):
+                self._record(
+                    Tag.CONSOLE_SESSION_ENDED,
+                    Outcome.SUCCESS,
+                    Origin(None, None),
+                    "paused for a step-up: sign in again",
+                    principal=f"staff:{state.username}",
+                    role=state.role,
+                    session_id=row.session_id,
+                )
+            return None
         if now_us - row.last_seen_us > TOUCH_US:
             with write_transaction(self.engine) as connection:
                 connection.execute(

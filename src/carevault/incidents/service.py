@@ -55,6 +55,12 @@ class Actor:
     source_address: str | None = None
 
 
+def named_in(found: Incident, principal: str) -> bool:
+    """Whether ``principal`` (``staff:<username>``) is an account ``found`` names as
+    compromised."""
+    return principal.startswith("staff:") and principal[6:] in found.compromised.accounts
+
+
 def _incident(row: Any) -> Incident:
     return Incident(
         incident_id=int(row.incident_id),
@@ -182,7 +188,25 @@ class Incidents:
         first asks ``step_up`` to confirm a privacy officer's fresh code for it (it raises
         if it cannot); without one it is refused (``StepUpRequired``), whichever door it
         came through."""
-        narrowing = amendment.narrows(self.get(incident_id))
+        current = self.get(incident_id)
+        narrowing = amendment.narrows(current)
+        if narrowing and named_in(current, actor.principal):
+            # Not about oneself, as an alert is not dismissed by the officer it is about
+            # (``AlertDesk._not_about_self``): a colleague narrows or closes it (adversary
+            # round 41: the officer an incident named closed it with their own code).
+            with write_transaction(self.engine) as connection:
+                self._record(
+                    connection,
+                    Tag.INCIDENT_AMEND_REFUSED,
+                    actor,
+                    f"narrow or close incident {incident_id}: the incident names its asker",
+                    {"incident": incident_id},
+                    Outcome.DENIED,
+                )
+            raise IncidentError(
+                "an officer the incident names as compromised does not narrow or close it; "
+                "ask another privacy officer"
+            )
         if narrowing:
             action = f"narrow or close incident {incident_id}"
             try:

@@ -27,6 +27,16 @@ def scope_of(services: Services, incident_id: str, principal: str | None = None)
     return parse_scope(scope_document(services, int(incident_id), actor=actor))
 
 
+def named_accounts(services: Services, incident_id: str) -> tuple[str, ...]:
+    """The accounts the incident names as compromised (none for an unknown incident)."""
+    from carevault.incidents import IncidentError, incidents_for
+
+    try:
+        return incidents_for(services).get(int(incident_id)).compromised.accounts
+    except (ValueError, IncidentError):
+        return ()
+
+
 def tiers_of(services: Services, incident_id: str) -> tuple[str, ...]:
     """The tiers an incident's notices go to: those of its earlier run, or the default."""
     job = NoticeStore(services.engine).job(incident_id)
@@ -61,7 +71,10 @@ def decide(
     if regulator not in REGULATORS or decision not in DECISIONS:
         raise ValueError(f"regulator: one of {REGULATORS}; decision: one of {DECISIONS}")
     Decisions(services.accounts, services.audit, services.now_us).record(
-        Decision(incident_id, regulator, decision, reason, officer), totp, {}
+        Decision(incident_id, regulator, decision, reason, officer),
+        totp,
+        {},
+        named=named_accounts(services, incident_id),
     )
     NoticeStore(services.engine).close_clock(
         incident_id,

@@ -5,7 +5,7 @@ resuming) an incident's notices, which speaks to patients in the group's name.""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 from carevault.access.accounts import SignInFailed, StaffAccounts
@@ -68,11 +68,29 @@ class Decisions:
             },
         )
 
-    def record(self, decision: Decision, totp: str, detail: dict[str, object]) -> None:
+    def record(
+        self,
+        decision: Decision,
+        totp: str,
+        detail: dict[str, object],
+        *,
+        named: Collection[str] = (),
+    ) -> None:
         """Returns once the decision is in the ledger; DecisionRefused (also recorded)
-        unless a privacy officer confirmed it with a fresh code and gave a reason."""
+        unless a privacy officer confirmed it with a fresh code and gave a reason.
+        ``named``: the accounts the incident names as compromised, none of whom decides
+        on it (adversary round 41: the officer an incident was about recorded
+        "not-notify" for it and stopped its clocks)."""
         if len(decision.reason.strip()) < 10:
             raise DecisionRefused("give the reason for the decision (at least 10 characters)")
+        if decision.officer in named:
+            self.audit.record(
+                [self._decided(decision, "the incident names this officer as compromised", detail)]
+            )
+            raise DecisionRefused(
+                "an officer the incident names as compromised does not decide on it; "
+                "ask another privacy officer"
+            )
         refused = self._refusal(decision.officer, totp, None)
         self.audit.record([self._decided(decision, refused, detail)])
         if refused:
