@@ -1392,6 +1392,22 @@ class Gate:
             def authorize(
                 connection: Connection, operation: Operation, head: Head, stored: Head | None
             ) -> None:
+                try:
+                    judge(connection, operation, head, stored)
+                except Exception:
+                    # The refusal names what was refused, as a refused read does: the
+                    # record, and whose it is (the stored record's patient; a new one's),
+                    # so that the patient's access report and the detectors see the
+                    # attempt (adversary round 41: "Observation, denied" named neither).
+                    # Only when refused: the request's other entries name their own.
+                    attempt.resource_type = operation.resource_type.name
+                    attempt.resource_id = operation.resource_id
+                    attempt.patient_pseudonym = (stored or head).patient_pseudonym
+                    raise
+
+            def judge(
+                connection: Connection, operation: Operation, head: Head, stored: Head | None
+            ) -> None:
                 _keep_owner(operation, head, stored)
                 decision = self._authorize_write(
                     caller,

@@ -3,13 +3,13 @@ patient (SQLite and PostgreSQL).
 
 DESIGN.md: "One entry per access decision (allowed or denied) ... what (action, resource
 type and id, patient pseudonym ...)". A refused read names its record and patient, in
-a transaction too (``rest/test_transaction_refusals.py``). A refused write does not:
-``Gate._write`` opens its attempt with the first operation's type alone and never sets
+a transaction too (``rest/test_transaction_refusals.py``). A refused write did not:
+``Gate._write`` opened its attempt with the first operation's type alone and never set
 the record or the patient on it, so the ``fhir:resource:update`` entry a physician of
-one clinic leaves by ``PUT``ting into another clinic's patient's Observation, on its own
-or inside a transaction Bundle, says only "Observation, denied". The patient's access
-report (``ledger/report.py``, by pseudonym) and every detector that counts per patient
-(VIP, decoys, breadth) never see the attempt.
+one clinic left by ``PUT``ting into another clinic's patient's Observation, on its own
+or inside a transaction Bundle, said only "Observation, denied", and the patient's
+access report (``ledger/report.py``, by pseudonym) never showed the attempt. The
+refusal now names the refused record and its patient.
 """
 
 from __future__ import annotations
@@ -49,11 +49,6 @@ def _attempts(group: Group) -> list[dict[str, Any]]:
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="HOLE: a refused write's ledger entry names neither the record nor its patient "
-    "(gate/core.py: Gate._write never sets the attempt's resource_id or patient_pseudonym)",
-)
 def test_a_refused_write_into_another_clinics_record_names_the_record_and_its_patient(
     group: Group,
 ) -> None:
