@@ -2,7 +2,10 @@
 
 Through ``ContainmentService``, as ``carevault contain`` and ``/admin/containment``:
 the same checks (a privacy officer, a fresh TOTP code), the same ledger entries and
-checkpoints, refusals included. Clinic managers see the state but change nothing.
+checkpoints, refusals included. Clinic managers see the state but change nothing, and
+of what names staff or a clinic, only their own clinics' (as the staff page shows them):
+another clinic's suspended staff, the officer's reasons for it, its lock and its pending
+emergency grants are not theirs to read.
 """
 
 from __future__ import annotations
@@ -15,9 +18,11 @@ from starlette.responses import RedirectResponse, Response
 
 from carevault.access.breakglass import BreakGlassError
 from carevault.containment.service import ContainmentRefused, Officer
-from carevault.containment.state import TARGETED, Mode
+from carevault.containment.state import TARGETED, Containment, Mode
+from carevault.domain.roles import Role
 from carevault.web.console.guard import FormDep, ManagerDep, OfficerDep, caller_for, services
 from carevault.web.console.render import is_htmx, malformed, page
+from carevault.web.console.staff import reaches
 from carevault.web.ids import RowId
 from carevault.web.security import client_address
 
@@ -34,12 +39,37 @@ async def containment(request: Request, viewer: ManagerDep) -> Response:
 
     def gather() -> dict[str, Any]:
         pending = svc.break_glass.pending()
-        people = {account.account_id: account for account in svc.accounts.all()}
+        accounts = svc.accounts.all()
+        people = {account.account_id: account for account in accounts}
+        by_username = {account.username: account for account in accounts}
+
+        def shown(item: Containment) -> bool:
+            """Whether the viewer may see ``item``: an officer every one; a manager what
+            names no one and no clinic, and what names their own clinics or staff."""
+            if viewer.role is Role.PRIVACY_OFFICER:
+                return True
+            if item.mode is Mode.ACCOUNT_SUSPENDED:
+                account = by_username.get(item.target or "")
+                return account is not None and reaches(viewer, account)
+            if item.mode is Mode.CLINIC_LOCK:
+                return item.target in viewer.clinic_ids
+            return True
+
+        def ours(account_id: str) -> bool:
+            account = people.get(account_id)
+            return account is not None and reaches(viewer, account)
+
         return {
-            "active": svc.containment.refresh().active,
-            "history": [item for item in svc.containment.history(30) if not item.active],
+            "active": [item for item in svc.containment.refresh().active if shown(item)],
+            "history": [
+                item for item in svc.containment.history(30) if not item.active and shown(item)
+            ],
             "modes": list(Mode),
-            "pending": [(grant, people.get(grant.account_id)) for grant in pending],
+            "pending": [
+                (grant, people.get(grant.account_id))
+                for grant in pending
+                if viewer.role is Role.PRIVACY_OFFICER or ours(grant.account_id)
+            ],
         }
 
     context = await run_in_threadpool(gather)

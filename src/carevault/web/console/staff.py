@@ -50,7 +50,7 @@ SHOWN = 50
 _ABOVE_MANAGERS = frozenset({Role.PRIVACY_OFFICER, Role.CLINIC_MANAGER})
 
 
-def _reach(viewer: Viewer, account: Account) -> bool:
+def reaches(viewer: Viewer, account: Account) -> bool:
     """Whether ``viewer`` may see and act on ``account``'s sessions: an officer everyone;
     a manager themselves, and the staff of their clinics below them."""
     if viewer.role is Role.PRIVACY_OFFICER or account.account_id == viewer.account_id:
@@ -77,7 +77,7 @@ async def staff(request: Request, viewer: ManagerDep) -> Response:
     wanted = request.query_params.get("q", "").strip().casefold()[:64]
 
     def gather() -> dict[str, Any]:
-        people = [item for item in svc.accounts.all() if _reach(viewer, item)]
+        people = [item for item in svc.accounts.all() if reaches(viewer, item)]
         by_id = {item.account_id: item for item in people}
         live = [item for item in svc.sessions.live() if item.account_id in by_id]
         seen = svc.console.last_seen([item.session_id for item in live])
@@ -118,7 +118,7 @@ async def person(request: Request, username: str, viewer: ManagerDep) -> Respons
 
     def gather() -> dict[str, Any] | None:
         account = svc.accounts.find(username[:64])
-        if account is None or not _reach(viewer, account):
+        if account is None or not reaches(viewer, account):
             return None
         return {
             "person": account,
@@ -255,7 +255,7 @@ async def end_session(
         account = svc.accounts.get(found.account_id or "") if found else None
         if found is None or account is None:
             return False
-        if not _reach(viewer, account):
+        if not reaches(viewer, account):
             raise _refuse(request, viewer, f"end a session of {account.username}")
         return svc.admin.end_session(
             viewer.principal, session_id, reason=f"ended from the console by {viewer.username}"

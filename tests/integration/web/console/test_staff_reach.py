@@ -7,11 +7,13 @@ from __future__ import annotations
 import pytest
 
 from carevault.bootstrap import Services
+from carevault.containment.state import Mode
 from carevault.domain.roles import Role
 from tests.integration.web.console.conftest import Browser
 from tests.support.console import (
     CHAN,
     CLINIC_A,
+    CLINIC_B,
     MovableClock,
     Person,
     add_person,
@@ -123,3 +125,55 @@ def test_patient_request_and_compliance_open_the_report_with_that_purpose(
         ]
         assert read and read[-1]["purpose"] == purpose
     assert client.get(f"/console/patients/{CHAN.patient_id}").status_code == 200
+
+
+def test_a_manager_sees_the_containment_of_their_own_clinics_staff_only(
+    signed_in: Browser,
+    console_services: Services,
+    manager: Person,
+    officer: Person,
+    physician: Person,
+    clock: MovableClock,
+) -> None:
+    """The containment page shows a manager what stops everyone (patient data offline),
+    and of what names staff or a clinic only their own clinics': another clinic's
+    suspended desk, the officer's reason for it, its lock and its doctor's pending
+    emergency grant are not theirs to read (adversary round 41), as the staff page
+    lists only their own clinics' staff. An officer sees it all."""
+    from carevault.containment.service import Officer
+
+    ours = add_person(console_services, clock, "desk8", Role.FRONT_DESK, [CLINIC_A])
+    theirs = add_person(console_services, clock, "desk9", Role.FRONT_DESK, [CLINIC_B])
+    doctor_b = add_person(console_services, clock, "doctor9", Role.PHYSICIAN, [CLINIC_B])
+    contain = console_services.contain
+    contain.start(Officer(officer.username, officer.code()), Mode.PHI_OFFLINE, None, "breach")
+    for person, why in ((ours, "lost phone ours"), (theirs, "gossip about a colleague")):
+        contain.start(
+            Officer(officer.username, officer.code()), Mode.ACCOUNT_SUSPENDED, person.username, why
+        )
+    contain.start(
+        Officer(officer.username, officer.code()), Mode.CLINIC_LOCK, CLINIC_B, "flooded server"
+    )
+    grants = {
+        who.username: console_services.gate.break_glass(
+            who.caller,
+            CHAN.patient_id,
+            "emergency-treatment",
+            "Collapsed in the waiting room",
+            emergency=True,
+        ).grant_id
+        for who in (physician, doctor_b)
+    }
+
+    page = signed_in(manager).get("/console/containment").text
+    assert "lost phone ours" in page and ours.username in page
+    assert "gossip about a colleague" not in page and theirs.username not in page
+    assert "flooded server" not in page
+    assert "Patient data offline" in page
+    assert physician.display_name in page and doctor_b.display_name not in page
+    assert "/approve" not in page  # a manager approves nothing
+    everything = signed_in(officer).get("/console/containment").text
+    for seen in ("lost phone ours", "gossip about a colleague", "flooded server"):
+        assert seen in everything
+    for grant_id in grants.values():
+        assert f"/console/emergency/{grant_id}/approve" in everything
