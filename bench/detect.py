@@ -54,6 +54,7 @@ from carevault.detect.engine import _Memory
 from carevault.detect.model import Access
 from carevault.detect.tables import detect_alert, detect_cursor, detect_state
 from carevault.ledger.store import LedgerEntry
+from carevault.web.officers import ADMIN_SCOPE
 
 NAME = "detect"
 TARGET = 0.90
@@ -116,9 +117,10 @@ def start_with_desk(
     server = stack.enter_context(running_server(target, workdir))
     ledgers = LedgerSizes(target)
     stack.callback(ledgers.close)
-    side = Side(
-        name, target, seeded, server, password_token(server.url, seeded.login(ROLE)), ledgers
-    )
+    # The officer's whole reach: the read load, and GET /admin/alerts (the officer's
+    # tools need ``user/*.cruds``, web/officers.py).
+    token = password_token(server.url, seeded.login(ROLE), scope=ADMIN_SCOPE)
+    side = Side(name, target, seeded, server, token, ledgers)
     check_answers(side)
     warm_up(side)
     return side
