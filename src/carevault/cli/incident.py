@@ -158,18 +158,20 @@ def amend(
     echo(f"amended incident {amended.incident_id}")
 
 
-def _step_up(services: Any, officer: str, code: str | None) -> Callable[[str], None]:
+def _step_up(services: Any, officer: str, code: str | None) -> Callable[[str], str]:
     """Confirms ``officer``'s fresh code (asked for when not given) as a privacy
-    officer's, when the amendment turns out to need it."""
+    officer's, when the amendment turns out to need it; gives the officer's username (the
+    operator is not the officer: the incident judges whom it names by it)."""
     from carevault.access.accounts import SignInFailed
     from carevault.incidents import IncidentError
 
-    def confirm(action: str) -> None:
+    def confirm(action: str) -> str:
         fresh: str = code or typer.prompt("TOTP code", hide_input=True)
         try:
-            services.accounts.confirm_officer(officer, fresh, None)
+            account = services.accounts.confirm_officer(officer, fresh, None)
         except SignInFailed as failure:
             raise IncidentError(f"{action}: {failure.reason}") from None
+        return str(account.username)
 
     return confirm
 

@@ -8,7 +8,7 @@ checkpoint, so the incident's own history is evidence like the accesses it is ab
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,7 +40,10 @@ class StepUpRequired(IncidentError):
 
 
 #: Confirms a privacy officer's fresh TOTP code for the action it is told, or raises.
-StepUp = Callable[[str], None]
+#: Confirms a privacy officer's fresh code for an action (raises if it cannot); returns
+#: the username whose code it was where that is not the asker's own (a CLI operator
+#: names the officer), None where it is.
+StepUp = Callable[[str], str | None]
 
 
 class IncidentNotFound(IncidentError):
@@ -55,10 +58,21 @@ class Actor:
     source_address: str | None = None
 
 
+def names(accounts: Collection[str], principal: str) -> bool:
+    """Whether ``accounts`` (an incident's compromised accounts, each a username or a
+    full principal, as declared) name ``principal`` (``staff:<username>``, or a bare
+    username), however either is spelt: usernames are matched without regard to case,
+    as sign-in matches them."""
+    wanted = principal if ":" in principal else f"staff:{principal}"
+    return any(
+        (account if ":" in account else f"staff:{account}").casefold() == wanted.casefold()
+        for account in accounts
+    )
+
+
 def named_in(found: Incident, principal: str) -> bool:
-    """Whether ``principal`` (``staff:<username>``) is an account ``found`` names as
-    compromised."""
-    return principal.startswith("staff:") and principal[6:] in found.compromised.accounts
+    """Whether ``principal`` is an account ``found`` names as compromised (``names``)."""
+    return names(found.compromised.accounts, principal)
 
 
 def _incident(row: Any) -> Incident:
@@ -217,7 +231,12 @@ class Incidents:
                     )
                 # Before the write transaction: the code is claimed in a transaction of
                 # its own.
-                step_up(action)
+                confirmed = step_up(action)
+                if confirmed is not None and named_in(current, confirmed):
+                    raise IncidentError(
+                        "an officer the incident names as compromised does not narrow or "
+                        "close it; ask another privacy officer"
+                    )
             except Exception:
                 # Recorded in the incident's own terms, whichever door it came through.
                 with write_transaction(self.engine) as connection:

@@ -28,13 +28,13 @@ def scope_of(services: Services, incident_id: str, principal: str | None = None)
 
 
 def named_accounts(services: Services, incident_id: str) -> tuple[str, ...]:
-    """The accounts the incident names as compromised (none for an unknown incident)."""
-    from carevault.incidents import IncidentError, incidents_for
+    """The accounts the incident names as compromised. An id that names no incident is
+    refused (ValueError; IncidentError is one), never taken to name no one."""
+    from carevault.incidents import incidents_for
 
-    try:
-        return incidents_for(services).get(int(incident_id)).compromised.accounts
-    except (ValueError, IncidentError):
-        return ()
+    if not incident_id.isdigit():
+        raise ValueError(f"no incident {incident_id[:20]!r}")
+    return incidents_for(services).get(int(incident_id)).compromised.accounts
 
 
 def tiers_of(services: Services, incident_id: str) -> tuple[str, ...]:

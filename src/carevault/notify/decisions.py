@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from carevault.access.accounts import SignInFailed, StaffAccounts
 from carevault.domain.roles import Role
+from carevault.incidents.service import names
 from carevault.ledger.events import AuditEvent, Outcome, Tag
 from carevault.ledger.trail import AuditTrail
 
@@ -83,7 +84,7 @@ class Decisions:
         "not-notify" for it and stopped its clocks)."""
         if len(decision.reason.strip()) < 10:
             raise DecisionRefused("give the reason for the decision (at least 10 characters)")
-        if decision.officer in named:
+        if names(named, decision.officer):
             self.audit.record(
                 [self._decided(decision, "the incident names this officer as compromised", detail)]
             )
