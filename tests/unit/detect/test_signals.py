@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime
 
+import pytest
+
 from carevault.detect.glass import GRANTED
 from carevault.detect.model import DAY_US, HOUR_US, MINUTE_US, Access, Finding, Severity
 from carevault.detect.profile import Profile, RoleBaseline
@@ -430,3 +432,27 @@ def test_unexplained_reads_keep_their_own_allowance_beside_fresh_care() -> None:
     finding = _after_step_up(feed)[0]
     assert "without a care relationship" in finding.explanation
     assert "walk-in" in finding.patients  # what it opened since the step-up, all of it
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review: the watch's fresh count spans every day of an extended watch (a "
+    "second step-up within it) but is judged against one usual day of patients: an "
+    "honest nurse at a walk-in clinic is suspended on her second ordinary day",
+)
+def test_a_nurse_whose_watch_is_extended_reads_two_ordinary_days_of_walk_ins() -> None:
+    # A nurse at a walk-in clinic: about 30 patients a day, each booked by the desk
+    # minutes before she opens them (care the desk made alone, after her step-up).
+    usual = {str(20_000 + n): {"all": 28 + n % 5, "unexplained": 1} for n in range(10)}
+    feed = Feed(role="nurse", profile=Profile(role="nurse", days=usual))
+    Detectors.stepped_up(feed.state, MORNING, position=5)  # a false alert at 10:00
+    for n in range(28):
+        at = MORNING + n * 15 * MINUTE_US
+        _booked_alone(feed, at, f"day1-walk-in{n}", at - 10 * MINUTE_US)
+    # Next morning a second false alert (the same new workstation) extends the watch.
+    Detectors.stepped_up(feed.state, MORNING + DAY_US - HOUR_US, position=6)
+    for n in range(28):
+        at = MORNING + DAY_US + n * 15 * MINUTE_US
+        _booked_alone(feed, at, f"day2-walk-in{n}", at - 10 * MINUTE_US)
+    # An ordinary second day (28 patients, fewer than her usual 30) raises nothing.
+    assert _after_step_up(feed) == []
