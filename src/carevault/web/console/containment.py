@@ -18,11 +18,11 @@ from starlette.responses import RedirectResponse, Response
 
 from carevault.access.breakglass import BreakGlassError
 from carevault.containment.service import ContainmentRefused, Officer
-from carevault.containment.state import TARGETED, Containment, Mode
+from carevault.containment.state import TARGETED, Mode
 from carevault.domain.roles import Role
 from carevault.web.console.guard import FormDep, ManagerDep, OfficerDep, caller_for, services
 from carevault.web.console.render import is_htmx, malformed, page
-from carevault.web.console.staff import reaches
+from carevault.web.console.staff import containment_shown, reaches
 from carevault.web.ids import RowId
 from carevault.web.security import client_address
 
@@ -41,29 +41,16 @@ async def containment(request: Request, viewer: ManagerDep) -> Response:
         pending = svc.break_glass.pending()
         accounts = svc.accounts.all()
         people = {account.account_id: account for account in accounts}
-        by_username = {account.username: account for account in accounts}
-
-        def shown(item: Containment) -> bool:
-            """Whether the viewer may see ``item``: an officer every one; a manager what
-            names no one and no clinic, and what names their own clinics or staff."""
-            if viewer.role is Role.PRIVACY_OFFICER:
-                return True
-            if item.mode is Mode.ACCOUNT_SUSPENDED:
-                account = by_username.get(item.target or "")
-                return account is not None and reaches(viewer, account)
-            if item.mode is Mode.CLINIC_LOCK:
-                return item.target in viewer.clinic_ids
-            return True
 
         def ours(account_id: str) -> bool:
             account = people.get(account_id)
             return account is not None and reaches(viewer, account)
 
         return {
-            "active": [item for item in svc.containment.refresh().active if shown(item)],
-            "history": [
-                item for item in svc.containment.history(30) if not item.active and shown(item)
-            ],
+            "active": containment_shown(viewer, svc.containment.refresh().active, accounts),
+            "history": containment_shown(
+                viewer, [item for item in svc.containment.history(30) if not item.active], accounts
+            ),
             "modes": list(Mode),
             "pending": [
                 (grant, people.get(grant.account_id))

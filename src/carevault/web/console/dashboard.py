@@ -29,6 +29,7 @@ from carevault.web.console.overview import (
     ledger_health,
 )
 from carevault.web.console.render import page, translator
+from carevault.web.console.staff import containment_shown
 
 router = APIRouter()
 _verifying = threading.Lock()
@@ -57,7 +58,9 @@ async def dashboard(request: Request, viewer: ManagerDep) -> Response:
                 for clock in clocks_of(svc)
                 if clock["decision"] is None and clock["incident_id"] not in closed
             ],
-            "containment": svc.containment.refresh().active,
+            "containment": containment_shown(
+                viewer, svc.containment.refresh().active, svc.accounts.all()
+            ),
             "ledgers": ledger_health(svc),
             "keys": key_status(svc),
             "activity": busy,

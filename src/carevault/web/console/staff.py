@@ -16,6 +16,7 @@ as the CLI's; a refusal is recorded.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -26,7 +27,7 @@ from carevault.access.accounts import Account, AccountError
 from carevault.access.clients import ClientError
 from carevault.console.sessions import StepUpRefused, Viewer
 from carevault.containment.service import ContainmentRefused, Officer
-from carevault.containment.state import Mode
+from carevault.containment.state import Containment, Mode
 from carevault.domain.roles import Role
 from carevault.web.console.guard import (
     FormDep,
@@ -56,6 +57,29 @@ def reaches(viewer: Viewer, account: Account) -> bool:
     if viewer.role is Role.PRIVACY_OFFICER or account.account_id == viewer.account_id:
         return True
     return account.role not in _ABOVE_MANAGERS and bool(viewer.clinic_ids & account.clinic_ids)
+
+
+def containment_shown(
+    viewer: Viewer, items: Iterable[Containment], accounts: Iterable[Account]
+) -> list[Containment]:
+    """The containment ``viewer`` may see of ``items``: an officer every one; a manager
+    what names no one and no clinic, and what names their own clinics or the staff they
+    reach (``reaches``): another clinic's suspended desk, with the officer's reason for
+    it, or its lock is not theirs to read, as its staff are not on their staff page.
+    Every page that lists containment (the dashboard, the containment page) asks here."""
+    if viewer.role is Role.PRIVACY_OFFICER:
+        return list(items)
+    by_username = {account.username: account for account in accounts}
+
+    def shown(item: Containment) -> bool:
+        if item.mode is Mode.ACCOUNT_SUSPENDED:
+            account = by_username.get(item.target or "")
+            return account is not None and reaches(viewer, account)
+        if item.mode is Mode.CLINIC_LOCK:
+            return item.target in viewer.clinic_ids
+        return True
+
+    return [item for item in items if shown(item)]
 
 
 def _refuse(request: Request, viewer: Viewer, reason: str) -> NotForYou:

@@ -1,6 +1,6 @@
 """Review of round 41 (SQLite and PostgreSQL): what the fixes of round 41 still leave.
 
-Each test is a defect found in review, kept as a strict xfail until it is fixed.
+Each test is a defect found in review (stop 40), fixed.
 """
 
 from __future__ import annotations
@@ -20,11 +20,6 @@ from tests.support.console import CLINIC_B, MovableClock, Person, add_person, cs
 pytestmark = pytest.mark.postgres
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review: /console/dashboard lists every active containment (target, officer, "
-    "reason) to a manager, unfiltered; only /console/containment was filtered",
-)
 def test_a_managers_dashboard_shows_no_other_clinics_suspension(
     signed_in: Browser,
     console_services: Services,
@@ -57,12 +52,6 @@ def _declare_about(client: object, token: str, account: str) -> int:
     return int(re.findall(r"/console/incidents/(\d+)", declared.headers["location"])[0])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review: named_in compares the username with compromised.accounts verbatim; "
-    "an incident naming the officer as 'staff:<username>' (a full principal, as "
-    "docs/incidents.md allows) lets that officer close it",
-)
 def test_an_officer_named_as_a_full_principal_does_not_close_their_incident(
     console_services: Services,
     signed_in: Browser,
