@@ -148,7 +148,10 @@ class Recent:
     #: And those released since the first that only care another account made alone
     #: after it explains (``Access.care_made_us``): a second, phished or colluding,
     #: account's bookings explain the watched account's reads to no one but the watch.
+    #: Counted per local day (``fresh_day``), as the usual day of patients it is judged
+    #: against: a watch a second step-up extends spans two days of bookings.
     fresh: set[str] = field(default_factory=set)
+    fresh_day: int | None = None
     #: Patients whose records the account itself created today and yesterday (new
     #: patients at the desk): opening them tells it nothing it did not write, and the
     #: watch after a step-up does not count them.

@@ -283,7 +283,7 @@ class Detectors:
         if recent.watch is None or at_us - recent.watch[1] > WATCH_US:
             recent.watch = (at_us, at_us, position)
             recent.watched = set()
-            recent.fresh = set()
+            recent.fresh, recent.fresh_day = set(), None
         else:
             recent.watch = (recent.watch[0], at_us, recent.watch[2])
 
@@ -380,7 +380,7 @@ class Detectors:
         elif access.care_made_us is not None:
             # Explained only by care another account made alone: the watch counts it if
             # that care was made after the watch began.
-            watching = self._watching(access, state, role, pseudonym, live, fresh=True)
+            watching = self._watching(access, state, role, pseudonym, live, fresh=day)
             if watching is not None:
                 found.append(watching)
         if access.tag == "fhir:patient:everything":
@@ -465,27 +465,30 @@ class Detectors:
         pseudonym: str,
         live: bool,
         *,
-        fresh: bool = False,
+        fresh: int | None = None,
     ) -> Finding | None:
         """Count ``pseudonym`` if the account is watched after a step-up; the finding
         once it has opened more than its allowance.
 
-        ``fresh``: care another account made alone explains the access. Counted only if
-        that care was first written after the watch began (a phished or colluding desk
-        booking every patient for today), and then against the account's usual day of
-        patients altogether (explained or not), not its usual day of unexplained ones:
-        the real nurse after a false alert sees the walk-ins the desk books for her, as
-        many as on any day; whoever holds her account and a desk's does not read on
-        through the whole clinic."""
+        ``fresh`` (the entry's local day): care another account made alone explains the
+        access. Counted only if that care was first written after the watch began (a
+        phished or colluding desk booking every patient for today), and then, day by
+        day, against the account's usual day of patients altogether (explained or not),
+        not its usual day of unexplained ones: the real nurse after a false alert sees
+        the walk-ins the desk books for her, as many as on any day (and as many again
+        the next, if a second step-up extends the watch); whoever holds her account and
+        a desk's does not read on through the whole clinic."""
         recent = state.recent
         watch = recent.watch
         if watch is None or access.at_us - watch[1] > WATCH_US:
             return None
         if pseudonym in recent.presented or pseudonym in recent.presented_before:
             return None  # a record the account itself created (today or yesterday)
-        if fresh:
+        if fresh is not None:
             if access.care_made_us is None or access.care_made_us < watch[0]:
                 return None  # care made before the watch: it was there for anyone
+            if recent.fresh_day != fresh:
+                recent.fresh, recent.fresh_day = set(), fresh
             recent.fresh.add(pseudonym)
         else:
             recent.watched.add(pseudonym)

@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime
 
-import pytest
-
 from carevault.detect.glass import GRANTED
 from carevault.detect.model import DAY_US, HOUR_US, MINUTE_US, Access, Finding, Severity
 from carevault.detect.profile import Profile, RoleBaseline
@@ -434,12 +432,6 @@ def test_unexplained_reads_keep_their_own_allowance_beside_fresh_care() -> None:
     assert "walk-in" in finding.patients  # what it opened since the step-up, all of it
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review: the watch's fresh count spans every day of an extended watch (a "
-    "second step-up within it) but is judged against one usual day of patients: an "
-    "honest nurse at a walk-in clinic is suspended on her second ordinary day",
-)
 def test_a_nurse_whose_watch_is_extended_reads_two_ordinary_days_of_walk_ins() -> None:
     # A nurse at a walk-in clinic: about 30 patients a day, each booked by the desk
     # minutes before she opens them (care the desk made alone, after her step-up).
@@ -456,3 +448,11 @@ def test_a_nurse_whose_watch_is_extended_reads_two_ordinary_days_of_walk_ins() -
         _booked_alone(feed, at, f"day2-walk-in{n}", at - 10 * MINUTE_US)
     # An ordinary second day (28 patients, fewer than her usual 30) raises nothing.
     assert _after_step_up(feed) == []
+    # The same day read on through a second account's bookings: counted day by day, the
+    # day's bookings past her usual day are an alert.
+    for n in range(12):
+        at = MORNING + DAY_US + (28 * 15 + n) * MINUTE_US
+        _booked_alone(feed, at, f"day2-more{n}", at - MINUTE_US)
+    findings = _after_step_up(feed)
+    assert findings, "a second day read on past the usual day is an alert"
+    assert "care another account made alone" in findings[0].explanation
