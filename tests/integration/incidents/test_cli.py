@@ -131,6 +131,37 @@ def test_narrowing_or_closing_takes_an_officers_fresh_code(home: Path) -> None:
     assert json.loads(_run(home, "show", incident))["status"] == "closed"
 
 
+def test_an_officer_the_incident_names_does_not_close_it_from_the_shell(home: Path) -> None:
+    """The shell runs as its operator, but the fresh code is the officer's: an officer the
+    incident names (as a username in another case, or as a full principal) does not
+    narrow or close it with their own code from the CLI either (review, stop 40); a
+    colleague does."""
+    services = build_services(make_settings(home))
+    try:
+        secrets = {
+            name: services.accounts.add(name, name, Role.PRIVACY_OFFICER, [], PASSWORD)[1]
+            for name in ("po.lee", "po.kwan", "po.ho", "po.yip")
+        }
+    finally:
+        services.close()
+    for named, spelt, colleague in (
+        ("po.lee", "PO.Lee", "po.ho"),
+        ("po.kwan", "staff:po.kwan", "po.yip"),
+    ):
+        incident = _run(home, "declare", "--title", "t", "--account", spelt,
+                        "--since", "2026-01-01").split()[-1]  # fmt: skip
+        code = pyotp.TOTP(secrets[named]).at(time.time())
+        refused = runner.invoke(app, ["incident", "amend", incident, "--status", "closed",
+                                      "--officer", named, "--totp", code,
+                                      "--home", str(home)])  # fmt: skip
+        assert refused.exit_code == 1, refused.output
+        assert "names as compromised" in refused.output
+        assert json.loads(_run(home, "show", incident))["status"] != "closed"
+        code = pyotp.TOTP(secrets[colleague]).at(time.time())
+        _run(home, "amend", incident, "--status", "closed", "--officer", colleague, "--totp", code)
+        assert json.loads(_run(home, "show", incident))["status"] == "closed"
+
+
 @pytest.mark.parametrize("fmt", ["csv", "html", "fhir"])
 def test_scope_in_every_format(home: Path, fmt: str, tmp_path: Path) -> None:
     incident = _run(home, "declare", "--title", "t", "--address", "203.0.113.9",
