@@ -31,7 +31,7 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, select
 
 from carevault.access.tables import break_glass, care_relationship, staff_account
 from carevault.db import read_transaction
@@ -132,26 +132,38 @@ class Explainer:
         return explained
 
     def first_written(self, rows: set[int]) -> dict[int, int]:
-        """When each record of care (by vault row) was first written, in µs: its first
-        version kept. A booking moved later keeps its first date: moving many is what
-        ``staff-changes`` counts."""
-        found: dict[int, int] = {}
+        """When each record of care (by vault row) was first written, in µs: the first
+        version kept since it was last deleted (a record written again at a deleted
+        record's id is new care, dated by its own first version, not the id's). A booking
+        moved later keeps its first date: moving many is what ``staff-changes`` counts."""
+        versions: dict[int, list[tuple[int, int, bool]]] = {}
         ordered = sorted(rows)
         with read_transaction(self.engine) as connection:
             for start in range(0, len(ordered), CHUNK):
-                found.update(
-                    (int(row), int(first))
-                    for row, first in connection.execute(
-                        select(resource_head.c.row_id, func.min(resource_version.c.last_updated_us))
-                        .join(
-                            resource_version,
-                            (resource_version.c.resource_type == resource_head.c.resource_type)
-                            & (resource_version.c.resource_id == resource_head.c.resource_id),
-                        )
-                        .where(resource_head.c.row_id.in_(ordered[start : start + CHUNK]))
-                        .group_by(resource_head.c.row_id)
-                    ).all()
-                )
+                for row, version, at_us, deleted in connection.execute(
+                    select(
+                        resource_head.c.row_id,
+                        resource_version.c.version_id,
+                        resource_version.c.last_updated_us,
+                        resource_version.c.deleted,
+                    )
+                    .join(
+                        resource_version,
+                        (resource_version.c.resource_type == resource_head.c.resource_type)
+                        & (resource_version.c.resource_id == resource_head.c.resource_id),
+                    )
+                    .where(resource_head.c.row_id.in_(ordered[start : start + CHUNK]))
+                ).all():
+                    versions.setdefault(int(row), []).append(
+                        (int(version), int(at_us), bool(deleted))
+                    )
+        found: dict[int, int] = {}
+        for row, held in versions.items():
+            held.sort()
+            gone = max((version for version, _, deleted in held if deleted), default=0)
+            since = [at_us for version, at_us, _ in held if version > gone]
+            if since:
+                found[row] = since[0]
         return found
 
     def _near_visit(self, at_us: int, low: int, high: int) -> bool:

@@ -282,3 +282,41 @@ def test_a_nurse_after_a_false_alert_reads_the_patients_booked_for_her_before_it
         assert "after-step-up" not in detectors
         account = clinic.services.accounts.get(nurse.account.account_id)
         assert account is not None and not account.suspended
+
+
+def test_bookings_written_back_at_deleted_ids_after_the_alert_are_care_made_since(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Care is dated by its record's first version since it was last deleted: a desk that
+    booked and deleted every patient before the nurse's alert, and writes the bookings
+    back at their ids after it, makes new care (review, stop 40: dated by the id's first
+    version, it was taken as care that was there for anyone)."""
+    settings = clinic_settings(
+        backend, tmp_path, request, detect_after_step_up=ALLOWED, detect_kin_grace_seconds=0
+    )
+    with opened_clinic(settings, clinic_patients(8)) as clinic:
+        nurse = make_staff(clinic.services, Role.NURSE, ["clinic-a"])
+        kept: dict[str, str] = {}
+        for patient in clinic.patients:
+            booked = clinic.web.post_json(
+                "/fhir/Appointment", _booking(patient, 0), **clinic.desk.headers
+            )
+            assert booked.status_code == 201, booked.text
+            kept[patient] = booked.json()["id"]
+            gone = clinic.web.delete(
+                f"/fhir/Appointment/{kept[patient]}", headers=clinic.desk.headers
+            )
+            assert gone.status_code in (200, 204), gone.text
+        _step_up_after_opening_own_record(clinic, nurse)
+        for patient, booking in kept.items():
+            again = clinic.web.put_json(
+                f"/fhir/Appointment/{booking}",
+                {**_booking(patient, 0), "id": booking},
+                **clinic.desk.headers,
+            )
+            assert again.status_code in (200, 201), again.text
+        for patient in clinic.patients:
+            assert clinic.read(nurse, patient) == 200
+        alerts = {a["detector"]: a for a in alerts_as_dicts(clinic.services)}
+        assert "after-step-up" in alerts, sorted(alerts)
+        assert "care another account made alone" in alerts["after-step-up"]["explanation"]
