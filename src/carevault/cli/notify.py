@@ -364,7 +364,7 @@ def report_decide(
                 {},
                 named=named_accounts(services, incident),
             )
-        except (DecisionRefused, ValueError) as error:  # ValueError: no such incident
+        except DecisionRefused as error:
             raise fail(str(error)) from None
         NoticeStore(services.engine).close_clock(
             incident,

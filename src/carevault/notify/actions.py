@@ -28,13 +28,18 @@ def scope_of(services: Services, incident_id: str, principal: str | None = None)
 
 
 def named_accounts(services: Services, incident_id: str) -> tuple[str, ...]:
-    """The accounts the incident names as compromised. An id that names no incident is
-    refused (ValueError; IncidentError is one), never taken to name no one."""
-    from carevault.incidents import incidents_for
+    """The accounts the incident names as compromised: none for a reference that is not
+    one of CareVault's incidents (notices may be sent for an incident scoped elsewhere,
+    ``INC-2026-001`` with ``--scope``), which names no account here. Any other failure
+    to read the incident is raised, never taken to name no one."""
+    from carevault.incidents import IncidentError, incidents_for
 
     if not incident_id.isdigit():
-        raise ValueError(f"no incident {incident_id[:20]!r}")
-    return incidents_for(services).get(int(incident_id)).compromised.accounts
+        return ()
+    try:
+        return incidents_for(services).get(int(incident_id)).compromised.accounts
+    except IncidentError:
+        return ()  # no such incident here: one scoped elsewhere under a number
 
 
 def tiers_of(services: Services, incident_id: str) -> tuple[str, ...]:
