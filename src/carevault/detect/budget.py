@@ -18,7 +18,7 @@ import threading
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, case, func, insert, select
+from sqlalchemy import Connection, case, delete, func, insert, select
 
 from carevault.detect.model import BUDGET_REASON, DAY_US, HOUR_US
 from carevault.detect.tables import detect_release
@@ -85,6 +85,8 @@ class ReleaseBudget:
         self.offset_us = offset_us
         #: (account, day) → patients this process knows are recorded for that day.
         self._known: dict[tuple[str, int], set[str]] = {}
+        #: The day whose releases this process last swept the days before (``Release``).
+        self._swept: int | None = None
         self._lock = threading.Lock()
 
     def claim(
@@ -104,6 +106,16 @@ class ReleaseBudget:
             hour_limit = max(1, int(hour_limit * THROTTLE_SHARE))
             day_limit = max(1, int(day_limit * THROTTLE_SHARE))
         return Release(self, principal, day, new, at_us, hour_limit, day_limit)
+
+    def sweep_due(self, day: int) -> bool:
+        """Whether the releases of days before ``day`` are still to be swept by this
+        process (once a day: the budget counts today's releases only)."""
+        with self._lock:
+            return self._swept != day
+
+    def swept(self, day: int) -> None:
+        with self._lock:
+            self._swept = day
 
     def remember(self, principal: str, day: int, pseudonyms: Collection[str]) -> None:
         """Note ``pseudonyms`` as recorded for ``principal`` on ``day`` (once durable)."""
@@ -131,7 +143,12 @@ class Release:
     day_limit: int
 
     def ride(self, connection: Connection) -> None:
-        """Refuse (``ReleaseRefused``, before writing anything) or record."""
+        """Refuse (``ReleaseRefused``, before writing anything) or record. The first
+        release of a day a process records also forgets the releases of the days before
+        yesterday: the budget counts today's, and the table grew by every account's
+        patients of every day for good (the ledger keeps what was released)."""
+        if self.budget.sweep_due(self.day):
+            connection.execute(delete(detect_release).where(detect_release.c.day < self.day - 1))
         stored = _stored(connection, self.principal, self.day, self.pseudonyms)
         fresh = self.pseudonyms - stored
         if not fresh:
@@ -153,6 +170,7 @@ class Release:
         )
 
     def committed(self) -> None:
+        self.budget.swept(self.day)
         self.budget.remember(self.principal, self.day, self.pseudonyms)
 
 

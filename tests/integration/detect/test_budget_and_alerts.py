@@ -140,3 +140,41 @@ def test_alert_case_names_the_account_and_address(clinic: Clinic) -> None:
     assert case["since"].endswith("+00:00")
     with pytest.raises(KeyError):
         alert_case(clinic.services, "999999")
+
+
+def test_the_budget_forgets_releases_of_the_days_before_yesterday(clinic: Clinic) -> None:
+    """The budget counts today's releases only: the first release a process records on
+    a day sweeps the days before yesterday (the table kept every account's patients of
+    every day for good; the ledger is where what was released stays)."""
+    from sqlalchemy import select
+
+    from carevault.db import read_transaction, write_transaction
+    from carevault.detect.model import DAY_US
+    from carevault.detect.tables import detect_release
+
+    budget = clinic.services.gate.release
+    assert budget is not None
+    start = DAY_US * 20_000
+
+    def release(day: int, *patients: str) -> None:
+        claimed = budget.claim("staff:someone", "front_desk", patients, start + day * DAY_US)
+        assert claimed is not None
+        with write_transaction(clinic.services.engine) as connection:
+            claimed.ride(connection)
+        claimed.committed()
+
+    def days() -> list[int]:
+        with read_transaction(clinic.services.engine) as connection:
+            rows = connection.execute(
+                select(detect_release.c.day).where(detect_release.c.account == "staff:someone")
+            )
+            return sorted({int(day) - 20_000 for (day,) in rows})
+
+    release(0, "p1", "p2")
+    release(1, "p1")
+    assert days() == [0, 1]
+    release(2, "p3")  # the first release of day 2 sweeps day 0, keeps yesterday
+    assert days() == [1, 2]
+    release(2, "p4")
+    release(5, "p1")
+    assert days() == [5]
