@@ -2209,8 +2209,8 @@ def _name_the_patient(rt: ResourceType, resource: dict[str, Any]) -> None:
         )
 
 
-#: The terms of ``identifier=<system>|`` of each government system.
-#: How a token search for any value of a system (``system|``) is spelt as a term.
+#: How a token search for any value of a system (``identifier=<system>|``) begins, as a
+#: term; and those terms of each government system.
 _SYSTEM_ONLY = system_only_term("")
 _GOVERNMENT_ONLY = frozenset(system_only_term(system) for system in GOVERNMENT_ID_SYSTEMS)
 _TYPE_NAME = re.compile(r"[A-Z][A-Za-z]{1,63}")

@@ -267,3 +267,8 @@ def parse_window(since: Any, until: Any, zone: tzinfo) -> tuple[int, int | None]
         until_us = instant_in(until, zone, "until")
     check_window(since_us, until_us)
     return since_us, until_us
+
+
+def principal_of(account: str) -> str:
+    """A staff username as the ledger names it; a full principal (``system:...``) as is."""
+    return account if ":" in account else f"staff:{account}"

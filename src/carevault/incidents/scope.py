@@ -37,7 +37,7 @@ import pyarrow.compute as pc
 
 from carevault.domain.roles import GROUP_WIDE, Role
 from carevault.incidents import containment, patients, people
-from carevault.incidents.model import TIERS, Incident, instant
+from carevault.incidents.model import TIERS, Incident, instant, principal_of
 from carevault.incidents.query import CHANGE_TAGS, DuckScope, Hit, SqlScope, Who, Window
 from carevault.incidents.segments import Segments, segments_for
 from carevault.ledger.service import Ledger
@@ -58,11 +58,6 @@ class Line:
     last_us: int | None = None
     evidence: list[int] = field(default_factory=list)
     ledger: str | None = None
-
-
-def principal_of(account: str) -> str:
-    """A staff username as the ledger names it; a full principal (``system:...``) as is."""
-    return account if ":" in account else f"staff:{account}"
 
 
 def _who(incident: Incident, seen_addresses: Iterable[str]) -> Who:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 import orjson
 from sqlalchemy import Connection, Engine, insert, select, update
@@ -27,6 +27,7 @@ from carevault.incidents.model import (
     Status,
     check_window,
     instant,
+    principal_of,
 )
 from carevault.incidents.tables import incident, incident_event, incident_scope_run
 from carevault.ledger.events import AuditEvent, Outcome, Tag
@@ -39,10 +40,9 @@ class StepUpRequired(IncidentError):
     """An amendment that narrows an incident came without a privacy officer's fresh code."""
 
 
-#: Confirms a privacy officer's fresh TOTP code for the action it is told, or raises.
-#: Confirms a privacy officer's fresh code for an action (raises if it cannot); returns
-#: the username whose code it was where that is not the asker's own (a CLI operator
-#: names the officer), None where it is.
+#: Confirms a privacy officer's fresh TOTP code for the action it is told, or raises;
+#: returns the username whose code it was where that is not the asker's own (a CLI
+#: operator names the officer), None where it is.
 StepUp = Callable[[str], str | None]
 
 
@@ -63,11 +63,8 @@ def names(accounts: Collection[str], principal: str) -> bool:
     full principal, as declared) name ``principal`` (``staff:<username>``, or a bare
     username), however either is spelt: usernames are matched without regard to case,
     as sign-in matches them."""
-    wanted = principal if ":" in principal else f"staff:{principal}"
-    return any(
-        (account if ":" in account else f"staff:{account}").casefold() == wanted.casefold()
-        for account in accounts
-    )
+    wanted = principal_of(principal).casefold()
+    return any(principal_of(account).casefold() == wanted for account in accounts)
 
 
 def named_in(found: Incident, principal: str) -> bool:
@@ -190,6 +187,25 @@ class Incidents:
         self.ledger.checkpoints.make(f"incident {declared.incident_id} declared")
         return declared
 
+    def _refuse_named(self, actor: Actor, incident_id: int) -> NoReturn:
+        """Refuse (recorded) narrowing or closing an incident to an officer it names as
+        compromised, as an alert is not dismissed by the officer it is about
+        (``AlertDesk._not_about_self``): a colleague does it (adversary round 41: the
+        officer an incident named closed it with their own code)."""
+        with write_transaction(self.engine) as connection:
+            self._record(
+                connection,
+                Tag.INCIDENT_AMEND_REFUSED,
+                actor,
+                f"narrow or close incident {incident_id}: the incident names its asker",
+                {"incident": incident_id},
+                Outcome.DENIED,
+            )
+        raise IncidentError(
+            "an officer the incident names as compromised does not narrow or close it; "
+            "ask another privacy officer"
+        )
+
     def amend(
         self,
         actor: Actor,
@@ -205,22 +221,7 @@ class Incidents:
         current = self.get(incident_id)
         narrowing = amendment.narrows(current)
         if narrowing and named_in(current, actor.principal):
-            # Not about oneself, as an alert is not dismissed by the officer it is about
-            # (``AlertDesk._not_about_self``): a colleague narrows or closes it (adversary
-            # round 41: the officer an incident named closed it with their own code).
-            with write_transaction(self.engine) as connection:
-                self._record(
-                    connection,
-                    Tag.INCIDENT_AMEND_REFUSED,
-                    actor,
-                    f"narrow or close incident {incident_id}: the incident names its asker",
-                    {"incident": incident_id},
-                    Outcome.DENIED,
-                )
-            raise IncidentError(
-                "an officer the incident names as compromised does not narrow or close it; "
-                "ask another privacy officer"
-            )
+            self._refuse_named(actor, incident_id)
         if narrowing:
             action = f"narrow or close incident {incident_id}"
             try:
@@ -232,11 +233,6 @@ class Incidents:
                 # Before the write transaction: the code is claimed in a transaction of
                 # its own.
                 confirmed = step_up(action)
-                if confirmed is not None and named_in(current, confirmed):
-                    raise IncidentError(
-                        "an officer the incident names as compromised does not narrow or "
-                        "close it; ask another privacy officer"
-                    )
             except Exception:
                 # Recorded in the incident's own terms, whichever door it came through.
                 with write_transaction(self.engine) as connection:
@@ -249,6 +245,8 @@ class Incidents:
                         Outcome.DENIED,
                     )
                 raise
+            if confirmed is not None and named_in(current, confirmed):
+                self._refuse_named(actor, incident_id)
         with write_transaction(self.engine) as connection:
             before = self._get(connection, incident_id)
             if not narrowing and amendment.narrows(before):
