@@ -153,8 +153,18 @@ class Release:
         fresh = self.pseudonyms - stored
         if not fresh:
             return
-        in_day, in_hour = _counts(connection, self.principal, self.day, self.at_us - HOUR_US)
-        if in_hour + len(fresh) > self.hour_limit or in_day + len(fresh) > self.day_limit:
+        since = self.at_us - HOUR_US
+        in_day, in_hour = _counts(connection, self.principal, self.day, since)
+        hour_fresh = fresh
+        if (since + self.budget.offset_us) // DAY_US < self.day:
+            # The last hour began yesterday: its releases count too, once each (a patient
+            # given at 23:59 and again at 00:01 is one). Counted from today's alone, the
+            # hour began anew at midnight, and an account took its hour's budget twice
+            # in two minutes.
+            yesterday = _stored(connection, self.principal, self.day - 1, fresh, since)
+            hour_fresh = fresh - yesterday
+            in_hour = _in_hour(connection, self.principal, self.day, since)
+        if in_hour + len(hour_fresh) > self.hour_limit or in_day + len(fresh) > self.day_limit:
             raise ReleaseRefused(
                 f"{BUDGET_REASON}: this request would give the account "
                 f"{len(fresh)} more patients; it has had {in_hour} in the last hour "
@@ -174,18 +184,25 @@ class Release:
         self.budget.remember(self.principal, self.day, self.pseudonyms)
 
 
-def _stored(connection: Connection, principal: str, day: int, new: Collection[str]) -> set[str]:
+def _stored(
+    connection: Connection,
+    principal: str,
+    day: int,
+    new: Collection[str],
+    since_us: int | None = None,
+) -> set[str]:
+    """Which of ``new`` were given to ``principal`` on ``day`` (at or after ``since_us``)."""
     ordered = sorted(new)
     found: set[str] = set()
     for start in range(0, len(ordered), 500):
-        rows = connection.execute(
-            select(detect_release.c.pseudonym).where(
-                detect_release.c.account == principal,
-                detect_release.c.day == day,
-                detect_release.c.pseudonym.in_(ordered[start : start + 500]),
-            )
-        ).all()
-        found.update(p for (p,) in rows)
+        statement = select(detect_release.c.pseudonym).where(
+            detect_release.c.account == principal,
+            detect_release.c.day == day,
+            detect_release.c.pseudonym.in_(ordered[start : start + 500]),
+        )
+        if since_us is not None:
+            statement = statement.where(detect_release.c.at_us >= since_us)
+        found.update(p for (p,) in connection.execute(statement).all())
     return found
 
 
@@ -198,3 +215,16 @@ def _counts(connection: Connection, principal: str, day: int, since_us: int) -> 
         ).where(detect_release.c.account == principal, detect_release.c.day == day)
     ).one()
     return int(in_day), int(in_hour)
+
+
+def _in_hour(connection: Connection, principal: str, day: int, since_us: int) -> int:
+    """Distinct patients given since ``since_us``, on ``day`` and the day before."""
+    return int(
+        connection.execute(
+            select(func.count(func.distinct(detect_release.c.pseudonym))).where(
+                detect_release.c.account == principal,
+                detect_release.c.day.in_([day - 1, day]),
+                detect_release.c.at_us >= since_us,
+            )
+        ).scalar_one()
+    )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from carevault.containment.state import Mode
 from carevault.detect import alerts_as_dicts
 from carevault.sim.evaluate import ALERT_KEYS
@@ -178,3 +180,34 @@ def test_the_budget_forgets_releases_of_the_days_before_yesterday(clinic: Clinic
     release(2, "p4")
     release(5, "p1")
     assert days() == [5]
+
+
+def test_the_hourly_budget_holds_across_midnight(clinic: Clinic) -> None:
+    """Adversary round 42: the hour's count read today's releases only, so at 00:01 a
+    desk that had taken its hour's 30 patients at 23:59 took 30 more (a physician 160
+    patients in two minutes where the budget says 80 an hour). The last hour reaches
+    back into yesterday; a patient given at 23:59 and again at 00:01 counts once."""
+    from carevault.db import write_transaction
+    from carevault.detect.budget import ReleaseRefused
+    from carevault.detect.model import DAY_US
+
+    budget = clinic.services.gate.release
+    assert budget is not None
+    midnight = DAY_US * 20_000 - budget.offset_us  # a local midnight
+
+    def release(at_us: int, patients: list[str]) -> None:
+        claimed = budget.claim("staff:someone", "front_desk", patients, at_us)
+        assert claimed is not None
+        with write_transaction(clinic.services.engine) as connection:
+            claimed.ride(connection)
+        claimed.committed()
+
+    minute = 60_000_000
+    hour_ago = [f"p{n}" for n in range(30)]
+    release(midnight - minute, hour_ago)  # the hour's 30, at 23:59
+    with pytest.raises(ReleaseRefused):
+        release(midnight + minute, ["p30"])  # a 31st at 00:01
+    # The same 30 again at 00:01 (a new day): still 30 in the hour, within it.
+    release(midnight + minute, hour_ago)
+    # Once the hour since has passed, there is room again.
+    release(midnight + 62 * minute, ["p30"])
