@@ -2292,6 +2292,16 @@ def _refuse_unreadable_criteria(caller: Caller, query: SearchQuery) -> None:
                     f"{actor.role} may search an identifier only by its number: a system "
                     "alone would list who has a government identifier on file"
                 )
+        if (query.summary_count or query.count == 0 or query.offset) and any(
+            term.param.name == "identifier" for term in query.terms
+        ):
+            # A total without the records it counts: whether a number is a patient's,
+            # told with no patient named in the ledger and nothing from the release
+            # budget (a leaked list of HKIDs checked against the group, unseen).
+            raise AccessDenied(
+                f"{actor.role} searches by identifier for the records it matches: a count "
+                "alone, or a page past them, would tell identifiers that role may not read"
+            )
     if rt.name in CODE_GUARDED_TYPES and Right.READ not in rights.get(
         DataCategory.SENSITIVE_CLINICAL, frozenset()
     ):

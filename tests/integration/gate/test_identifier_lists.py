@@ -146,3 +146,44 @@ def test_the_front_desk_cannot_list_who_has_an_hkid_on_file(group: Group) -> Non
         headers=group.desk_tm.headers,
     )
     assert found.status_code == 200 and found.json()["total"] == 1, found.text
+
+
+@pytest.mark.parametrize(
+    "shaping",
+    [{"_summary": "count"}, {"_count": "0"}, {"_offset": "1"}],
+    ids=["summary-count", "count-0", "past-the-match"],
+)
+def test_billing_does_not_test_hkids_for_membership_unrecorded(
+    group: Group, shaping: dict[str, str]
+) -> None:
+    """Adversary round 42: billing (group-wide, may not read HKIDs) asked
+    ``Patient?identifier=<an HKID>&_summary=count`` (or ``_count=0``, or an ``_offset``
+    past the match) and learnt from ``total`` whether the number is a patient of the
+    group, with no patient named in the ledger (the patient's access report never shows
+    it) and nothing spent from the release budget: a leaked list of numbers checked for
+    membership unseen. A search by a number the role may not read shows what it matched,
+    or is refused."""
+    from carevault.domain.roles import Role
+    from carevault.ledger.events import Outcome, Tag
+    from tests.support.staff import make_staff
+
+    billing = make_staff(group.services, Role.BILLING, ["clinic-tm"])
+    before = len(group.events())
+    response = group.web.get(
+        "/fhir/Patient",
+        params={"identifier": f"{HKID_SYSTEM}|{group.tw_patient.hkid}", **shaping},
+        headers=billing.headers,
+    )
+    assert response.status_code == 403, response.text
+    assert "C668668" not in response.text
+    refused = [e for e in group.events(Tag.FHIR_SEARCH)[-1:] if e.outcome is Outcome.DENIED]
+    assert refused and len(group.events()) > before
+    # The number still finds its patient, named in the ledger.
+    found = group.web.get(
+        "/fhir/Patient",
+        params={"identifier": f"{HKID_SYSTEM}|{group.tw_patient.hkid}"},
+        headers=billing.headers,
+    )
+    assert found.status_code == 200 and found.json()["total"] == 1, found.text
+    named = group.events(Tag.FHIR_SEARCH)[-1]
+    assert named.outcome is Outcome.SUCCESS and named.patient_pseudonym is not None

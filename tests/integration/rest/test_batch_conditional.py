@@ -52,7 +52,7 @@ def _conditional_create(kind: str, hkid: str) -> dict[str, Any]:
 def _patients_with(group: Group, hkid: str) -> int:
     found = group.web.get(
         "/fhir/Patient",
-        params={"identifier": f"{HKID_SYSTEM}|{hkid}", "_summary": "count"},
+        params={"identifier": f"{HKID_SYSTEM}|{hkid}"},
         headers=group.desk_tm.headers,
     )
     assert found.status_code == 200, found.text
