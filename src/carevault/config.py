@@ -380,7 +380,22 @@ class Settings(BaseSettings):
     )
 
     # Detection and automatic containment (carevault.detect, docs/detection.md)
-    detect: bool = Field(default=True, description="Run the detectors in this process.")
+    detect: bool = Field(
+        default=True,
+        description=(
+            "Detection on: the detectors judge the audit ledger, and the gate keeps each "
+            "account's release budget and watches for decoy contact details."
+        ),
+    )
+    detect_thread: bool = Field(
+        default=True,
+        description=(
+            "Judge the ledger in a thread of this process. `carevault serve` turns it "
+            "off in its server processes and runs the detectors in a process of their "
+            "own (`carevault detect`): in a server process the thread shared the "
+            "interpreter with the requests."
+        ),
+    )
     detect_poll_seconds: float = Field(
         default=0.2, gt=0, le=10, description="How often the detectors look for new entries."
     )

@@ -13,6 +13,7 @@ from carevault.cli import (  # noqa: F401 - they register
     backup,
     bulk,
     contain,
+    detector,
     export,
     import_jobs,
     incident,

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from carevault.cli.common import HomeOption, app, open_services, operator, settings_for
+from carevault.cli.detector import DetectorProcess
 from carevault.config import Settings
 
 if TYPE_CHECKING:
@@ -133,17 +134,35 @@ def serve(
         typer.Option(min=1, max=64, help="Server processes (default: the number of cores)."),
     ] = None,
 ) -> None:
-    """Serve an existing data directory over HTTP (FHIR at /fhir)."""
-    import uvicorn
-
-    from carevault.web.app import create_app
-
+    """Serve an existing data directory over HTTP (FHIR at /fhir), with the detectors in
+    a process of their own (`carevault detect`)."""
     settings = settings_for(home)
     count = workers if workers is not None else os.cpu_count() or 1
     typer.echo(
         f"CareVault FHIR server: http://{host}:{port}/fhir  (metadata: /fhir/metadata), "
         f"{count} process{'es' if count > 1 else ''}"
+        + (" and the detectors' own" if settings.detect else "")
     )
+    detectors = None
+    if settings.detect:
+        # The detectors in a process of their own (cli/detector.py); the server processes
+        # keep the release budget and the decoy watch, which act on each request.
+        os.environ["CAREVAULT_DETECT_THREAD"] = "false"
+        settings = settings.model_copy(update={"detect_thread": False})
+        detectors = DetectorProcess(settings.home, os.environ)
+        detectors.start()
+    try:
+        _serve(settings, host, port, count)
+    finally:
+        if detectors is not None:
+            detectors.stop()
+
+
+def _serve(settings: Settings, host: str, port: int, count: int) -> None:
+    import uvicorn
+
+    from carevault.web.app import create_app
+
     if count == 1:
         application = create_app(settings)
         uvicorn.run(application, host=host, port=port, **uvicorn_options(settings))

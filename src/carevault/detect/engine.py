@@ -209,9 +209,13 @@ class DetectionEngine:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self._wake.wait(self.poll_seconds)
-            # Let a few group commits gather: one batch (one transaction) for all of them.
-            self._stop.wait(min(GATHER_SECONDS, self.poll_seconds))
+            if self._wake.wait(self.poll_seconds):
+                # Woken by this process's own commits: let a few more gather, one batch
+                # (one transaction) for all of them. Not when the poll ran out: what
+                # others committed (or, in a detection process of its own, everything)
+                # has been gathering since the last look, and waiting more only delays
+                # the alert.
+                self._stop.wait(min(GATHER_SECONDS, self.poll_seconds))
             self._wake.clear()
             try:
                 # One batch per wake-up, and more at once only while a backlog remains

@@ -42,9 +42,11 @@ class Detection:
     sinks: AlertSinks
     desk: AlertDesk
     enabled: bool
+    #: Whether the engine's thread runs in this process (``Settings.detect_thread``).
+    threaded: bool = True
 
     def start(self) -> None:
-        if self.enabled:
+        if self.enabled and self.threaded:
             self.engine.start()
 
     def close(self) -> None:
@@ -121,12 +123,15 @@ def build_detection(
             settings.detect_after_step_up,
         ),
     )
-    if settings.detect:
+    threaded = settings.detect and settings.detect_thread
+    if threaded:
+        # What this process commits is handed to its engine's thread in memory; without
+        # the thread, another process reads it back from the ledger.
         audit_ledger.writer.listeners.append(detection_engine.committed)
     desk = AlertDesk(
         alerts, flags, accounts, audit_ledger.writer, pseudonym_of, now_us, kinship, decoys
     )
     return Detection(
         alerts, flags, kinship, decoys, budget, detection_engine, responder, sinks, desk,
-        settings.detect,
+        settings.detect, threaded,
     )  # fmt: skip
