@@ -7,11 +7,18 @@ given, for the audit ledger and for a clear 403.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from carevault.domain.categories import HEALTH_CATEGORIES, DataCategory
-from carevault.domain.roles import CLINICIANS, GROUP_WIDE, RIGHTS, Right, Role
+from carevault.domain.roles import (
+    CLINIC_RECORD_WRITERS,
+    CLINICIANS,
+    GROUP_WIDE,
+    RIGHTS,
+    Right,
+    Role,
+)
 
 
 @dataclass(frozen=True)
@@ -123,3 +130,24 @@ def may_place(actor: Actor, clinic_id: str | None) -> bool:
     where they work (or anywhere, for the group-wide roles). Otherwise staff of one
     clinic could push a patient's records into another clinic's view."""
     return clinic_id is None or actor.role in GROUP_WIDE or clinic_id in actor.clinic_ids
+
+
+def placed_elsewhere(
+    actor: Actor, clinic_id: str, works_at: Mapping[str, frozenset[str]]
+) -> tuple[str, ...]:
+    """The practitioners a directory record placed at the group's clinic ``clinic_id``
+    names (a PractitionerRole's practitioner, a Schedule's actors) who work at clinics
+    of the group (``works_at``: their clinics; none for an outside practitioner) but not
+    at that one. Where a doctor works is their staff account's clinics; a clinic's staff
+    who wrote that another clinic's doctor works or takes bookings at theirs would make
+    every app that routes bookings by these records show, and book, what is not so. The
+    roles that keep the directory's clinic records (``CLINIC_RECORD_WRITERS``: the
+    directory's integration, which may learn of a move before the staff accounts do)
+    are not held to it."""
+    if actor.role in CLINIC_RECORD_WRITERS:
+        return ()
+    return tuple(
+        practitioner
+        for practitioner, clinics in works_at.items()
+        if clinics and clinic_id not in clinics
+    )

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 
 from carevault.clock import utc_now
-from carevault.fhir import dates, normalise
+from carevault.fhir import dates, mediatype, normalise
 from carevault.fhir.date_certain import certain_tokens
 from carevault.fhir.indexing import any_term, reference_term, system_only_term, system_term
 from carevault.fhir.registry import RESOURCE_TYPES, ParamKind, ResourceType, SearchParam
@@ -258,8 +258,10 @@ def _result_param(query: SearchQuery, name: str, value: str, max_count: int) -> 
             # The vault sorts by the registry's name; the links repeat the one sent.
             canonical = query.resource_type.aliases.get(key_name, key_name)
             query.sort.append(SortKey(canonical, descending))
-    elif name == "_format" and value not in ("json", "application/json", "application/fhir+json"):
-        raise SearchError("only JSON is supported (_format=json)")
+    elif name == "_format" and mediatype.negotiate(value) is not mediatype.Answer.JSON:
+        # What the web layer's negotiation lets through (``web.fhir_format``), so a
+        # search of a batch entry answers as the same search sent on its own.
+        raise SearchError("only FHIR R4 JSON is supported (_format=json)")
 
 
 def _non_negative(name: str, value: str) -> int:

@@ -41,7 +41,7 @@ from carevault.domain.care import (
     named_elsewhere,
 )
 from carevault.domain.categories import HEALTH_CATEGORIES, DataCategory
-from carevault.domain.policy import Actor, Decision, Target, decide, may_place
+from carevault.domain.policy import Actor, Decision, Target, decide, may_place, placed_elsewhere
 from carevault.domain.roles import CLINIC_RECORD_WRITERS, CLINICIANS, GROUP_WIDE, RIGHTS, Right
 from carevault.domain.sensitive import is_sensitive_code
 from carevault.fhir import jsonio
@@ -122,6 +122,14 @@ _STAFF_PATHS: dict[str, tuple[str, ...]] = {
     "Schedule": ("actor",),
     "PractitionerRole": ("practitioner",),
     "Slot": ("schedule",),
+}
+
+
+#: Where a directory record placed at a clinic names practitioners as working there
+#: (``Gate._refuse_placed_elsewhere``).
+_PRACTITIONER_PATHS: dict[str, tuple[str, ...]] = {
+    "Schedule": ("actor",),
+    "PractitionerRole": ("practitioner",),
 }
 
 
@@ -1600,6 +1608,7 @@ class Gate:
             ):
                 raise AccessDenied("a patient's record can be placed only at your clinics")
             self._refuse_named_elsewhere(operation, head)
+            self._refuse_placed_elsewhere(actor, operation, head)
         self._scope(caller, rt, interaction)
         if rt.name == "Organization" and actor.role not in CLINIC_RECORD_WRITERS and self.access:
             clinics = self.access.known_clinics()
@@ -1845,6 +1854,36 @@ class Gate:
                 f"{rt.name} names Practitioner/{elsewhere[0]}, who does not work at "
                 f"{event.clinic_id}: a treating clinician refers the patient to another "
                 "clinic's practitioner with a ServiceRequest"
+            )
+
+    def _refuse_placed_elsewhere(self, actor: Actor, operation: Put, head: Head) -> None:
+        """A directory record placed at a clinic of the group (a PractitionerRole, a
+        Schedule) names only practitioners of the group who work there
+        (``domain.policy.placed_elsewhere``); judged on what is written, so an update
+        that adds another clinic's doctor is refused as a create would be."""
+        rt = operation.resource_type
+        if (
+            self.access is None
+            or head.patient_pseudonym is not None
+            or head.clinic_id is None
+            or rt.name not in _PRACTITIONER_PATHS
+            or head.clinic_id not in self.access.known_clinics()
+        ):
+            return
+        works_at = {
+            target_id: self.access.practitioner_clinics(target_id)
+            for target_type, target_id in reference_targets(
+                operation.resource, _PRACTITIONER_PATHS[rt.name]
+            )
+            if target_type == "Practitioner"
+        }
+        elsewhere = placed_elsewhere(actor, head.clinic_id, works_at)
+        if elsewhere:
+            # The id is one of the group's practitioners (it has clinics): not text sent.
+            raise AccessDenied(
+                f"{rt.name} names Practitioner/{elsewhere[0]}, who does not work at "
+                f"{head.clinic_id}: the clinics where a practitioner works are those of "
+                "their staff account"
             )
 
     def _prepare(

@@ -248,7 +248,12 @@ def capability_statement(base: str) -> dict[str, Any]:
                     "settled by day, month and year tokens, opening only the records at the "
                     "edges of the range (at most a configured number); dates of directory "
                     "resources (Slot, Schedule) are compared in the clear. _sort on a "
-                    "patient-data date opens every candidate, under the same limit."
+                    "patient-data date opens every candidate, under the same limit. "
+                    "Format: FHIR R4 JSON in UTF-8 (application/fhir+json; application/json "
+                    "and DSTU2's application/json+fhir are read as it, in Accept and in "
+                    "Content-Type alike); a fhirVersion other than 4.0 is refused (406 in "
+                    "Accept, 415 in Content-Type), as is a body in a charset other than UTF-8 "
+                    "(415)."
                 ),
                 "security": security(base.removesuffix("/fhir")),
                 "resource": [_resource(rt) for rt in RESOURCE_TYPES.values()],

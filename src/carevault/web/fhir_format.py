@@ -1,12 +1,15 @@
-"""FHIR answers come in JSON only: a client that accepts only XML (or another format) is
-told so with 406 and an OperationOutcome, rather than sent JSON it did not ask for.
+"""FHIR answers come in R4 JSON only: a client that accepts only XML (or another format),
+or JSON only of another FHIR release, is told so with 406 and an OperationOutcome,
+rather than sent what it did not ask for.
 
 FHIR R4 (http.html#mime-type): the format is asked for by ``Accept`` or by the ``_format``
 parameter, which overrides it; a server that cannot give the format asked for answers
 406 Not Acceptable. JSON is ``application/fhir+json`` (also ``application/json``,
 ``application/json+fhir`` of DSTU2 clients, ``json``); ``*/*``, ``application/*``, no
 ``Accept`` at all, or any JSON type among several, all get JSON. A type with ``q=0`` is
-refused by the client and does not count.
+refused by the client and does not count; one with a ``fhirVersion`` other than R4's
+(``4.0``) does not either (http.html#version-parameter): which types count is
+``fhir.mediatype.negotiate``.
 """
 
 from __future__ import annotations
@@ -15,39 +18,18 @@ from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from carevault.fhir.mediatype import Answer, negotiate, refusal
 from carevault.fhir.outcome import FhirError, Issue
 from carevault.web.responses import outcome_response
 
-_JSON = frozenset(
-    {
-        "application/fhir+json",
-        "application/json",
-        "application/json+fhir",
-        "json",
-        "*/*",
-        "application/*",
-    }
-)
 _PREFIX = "/fhir"
 #: Bulk export's files are NDJSON, asked for as ``application/fhir+ndjson``.
 _FILES = "/fhir/$export-file/"
 
 
 def acceptable(accept: str) -> bool:
-    """Whether an ``Accept`` header (or a ``_format`` value) admits JSON."""
-    if not accept.strip():
-        return True
-    for part in accept.split(","):
-        media, *parameters = (piece.strip() for piece in part.split(";"))
-        if media.lower() not in _JSON:
-            continue
-        refused = any(
-            name.strip().lower() == "q" and value.strip() in ("0", "0.0", "0.00", "0.000")
-            for name, _, value in (parameter.partition("=") for parameter in parameters)
-        )
-        if not refused:
-            return True
-    return False
+    """Whether an ``Accept`` header (or a ``_format`` value) admits R4 JSON."""
+    return negotiate(accept) is Answer.JSON
 
 
 def _asked_for(scope: Scope) -> str | None:
@@ -64,7 +46,7 @@ def _asked_for(scope: Scope) -> str | None:
 
 
 class FhirFormat:
-    """406 for a FHIR request that accepts no JSON; every other request passes as it is."""
+    """406 for a FHIR request that accepts no R4 JSON; every other request passes as it is."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -73,16 +55,9 @@ class FhirFormat:
         path = scope["path"] if scope["type"] == "http" else ""
         if path.startswith(_PREFIX) and not path.startswith(_FILES):
             asked = _asked_for(scope)
-            if asked is not None and not acceptable(asked):
-                problem = FhirError(
-                    406,
-                    [
-                        Issue(
-                            "not-supported",
-                            "this server answers in JSON only: accept application/fhir+json",
-                        )
-                    ],
-                )
+            refused = None if asked is None else refusal(negotiate(asked))
+            if refused is not None:
+                problem = FhirError(406, [Issue("not-supported", refused)])
                 await outcome_response(problem)(scope, receive, send)
                 return
         await self.app(scope, receive, send)

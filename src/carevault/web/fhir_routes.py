@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from concurrent.futures import Future
 from contextlib import suppress
 from typing import Any
@@ -16,7 +16,7 @@ from starlette.convertors import Convertor, register_url_convertor
 from starlette.responses import Response
 
 from carevault.db import on_the_loop
-from carevault.fhir import jsonio
+from carevault.fhir import jsonio, mediatype
 from carevault.fhir.content import has_control_characters
 from carevault.fhir.outcome import FhirError, Issue
 from carevault.fhir.parameters import NotParameters, Part, parts
@@ -65,8 +65,6 @@ register_url_convertor("fhir_id", _ResourceId())
 #: and FastAPI tries routes one by one, each costing a few microseconds. The generic
 #: route below stays for paths this one does not take (they answer as before).
 READ_PATH = "/fhir/{type_name:fhir_type}/{resource_id:fhir_id}"
-
-_JSON_TYPES = ("application/fhir+json", "application/json")
 
 
 def base_url(request: Request) -> str:
@@ -117,10 +115,19 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def body_media(request: Request, accepted: Collection[str], wanted: str) -> str:
+    """The media type the request body is sent as, refused with 415 (``wanted``: what to
+    send instead) unless it is one of ``accepted``, in UTF-8, of no FHIR release but R4:
+    a body is never read as what it says it is not (``fhir.mediatype.body_problem``)."""
+    content_type = request.headers.get("content-type", "")
+    problem = mediatype.body_problem(content_type, accepted, wanted)
+    if problem is not None:
+        raise FhirError(415, [Issue("not-supported", problem)])
+    return mediatype.parse(content_type).name
+
+
 async def fhir_body(request: Request, limit: int) -> bytes:
-    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media not in _JSON_TYPES:
-        raise FhirError(415, [Issue("not-supported", "send application/fhir+json")])
+    body_media(request, mediatype.JSON_BODIES, "send application/fhir+json")
     return await read_body(request, limit)
 
 
@@ -230,13 +237,15 @@ async def search(request: Request) -> Response:
     return await as_caller(request, find)
 
 
+#: A ``_search`` body: form-encoded parameters (http.html#search).
+_FORM = frozenset({"application/x-www-form-urlencoded"})
+
+
 @router.post("/{type_name}/_search")
 async def search_post(
     type_name: str, request: Request, svc: ServicesDep, who: CallerDep
 ) -> Response:
-    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media != "application/x-www-form-urlencoded":
-        raise FhirError(415, [Issue("not-supported", "_search takes a form-encoded body")])
+    body_media(request, _FORM, "_search takes a form-encoded body")
     form = (await read_body(request, svc.settings.max_body_bytes)).decode("utf-8", "replace")
     params = query_params(request) + parse_qsl(form, keep_blank_values=True)
     return await run(
@@ -420,16 +429,11 @@ async def update(
 
 
 async def patch_body(request: Request, limit: int) -> tuple[bytes, str]:
-    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media not in patching.PATCH_TYPES:
-        raise FhirError(
-            415,
-            [
-                Issue(
-                    "not-supported", f"PATCH takes {patching.JSON_PATCH} or {patching.MERGE_PATCH}"
-                )
-            ],
-        )
+    media = body_media(
+        request,
+        patching.PATCH_TYPES,
+        f"PATCH takes {patching.JSON_PATCH} or {patching.MERGE_PATCH}",
+    )
     return await read_body(request, limit), media
 
 

@@ -17,7 +17,7 @@ from carevault.importjobs.model import NDJSON_TYPES, Status, rejection
 from carevault.importjobs.service import ImportService
 from carevault.rest.bundles import dumps
 from carevault.rest.capability import import_definition
-from carevault.web.fhir_routes import base_url, read_body
+from carevault.web.fhir_routes import base_url, body_media, read_body
 from carevault.web.job_calls import job_call, job_failed
 from carevault.web.responses import NO_STORE
 from carevault.web.security import CallerDep, ServicesDep
@@ -57,12 +57,7 @@ async def kick_off(request: Request, svc: ServicesDep, who: CallerDep) -> Respon
     prefer = [part.strip() for part in request.headers.get("prefer", "").split(",")]
     if "respond-async" not in prefer:
         raise FhirError(400, [Issue("invalid", "$import needs the header Prefer: respond-async")])
-    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media not in NDJSON_TYPES:
-        raise FhirError(
-            415,
-            [Issue("not-supported", "$import takes application/fhir+ndjson (one resource a line)")],
-        )
+    body_media(request, NDJSON_TYPES, "$import takes application/fhir+ndjson (one resource a line)")
     # Who may import is judged before the body is read.
     await job_call(imports.allowed, who)
     limit = imports.settings.max_bytes

@@ -240,3 +240,63 @@ def test_a_schedule_of_an_outside_practitioner_stays_open(group: Group) -> None:
         assert group.call(group.desk_tw, "PUT", path, body).status_code == 201
     busy = group.call(group.desk_tm, "PUT", "/fhir/Slot/slot-qeh", {**slot, "status": "busy"})
     assert busy.status_code == 200, busy.text
+
+
+def test_a_clinic_cannot_say_another_clinics_doctor_works_or_takes_bookings_there(
+    group: Group,
+) -> None:
+    """Integrator review: a front desk created a PractitionerRole saying another clinic's
+    doctor works at its own clinic (201). It opened nothing (where a doctor works is
+    their staff account's clinics), but apps that route bookings by PractitionerRole, or
+    offer a Schedule's slots, showed and booked what is not so. A role or timetable
+    placed at a clinic of the group names only the group's practitioners who work there;
+    outside practitioners, and the doctor's own clinic, are as before (the directory's
+    integration is not held to it: ``tests/unit/domain/test_policy.py``)."""
+    place = group.call(
+        group.desk_tm,
+        "POST",
+        "/fhir/Location",
+        {
+            "resourceType": "Location",
+            "name": "Tuen Mun clinic, 3/F",
+            "managingOrganization": {"reference": f"Organization/{TM}"},
+        },
+    )
+    assert place.status_code == 201, place.text
+    room = {"reference": f"Location/{place.json()['id']}"}
+    at_tm = {"organization": {"reference": f"Organization/{TM}"}}
+    role = {"resourceType": "PractitionerRole", "active": True, **at_tm}
+    stranger = {"practitioner": {"reference": "Practitioner/dr-tw"}}
+    schedule = {"resourceType": "Schedule", "actor": [room, stranger["practitioner"]]}
+
+    for path, body in (
+        ("/fhir/PractitionerRole", {**role, **stranger}),
+        ("/fhir/Schedule", schedule),
+    ):
+        refused = group.call(group.desk_tm, "POST", path, body)
+        assert refused.status_code == 403, refused.text
+        assert "dr-tw" in refused.json()["issue"][0]["diagnostics"]
+    # An update that swaps in another clinic's doctor is refused as a create would be.
+    own = {**role, "practitioner": {"reference": "Practitioner/dr-tm"}}
+    made = group.call(group.desk_tm, "POST", "/fhir/PractitionerRole", own)
+    assert made.status_code == 201, made.text
+    swapped = {**own, **stranger, "id": made.json()["id"]}
+    _refused(group, "PUT", f"/fhir/PractitionerRole/{made.json()['id']}", swapped)
+    kept = group.call(group.desk_tm, "GET", f"/fhir/PractitionerRole/{made.json()['id']}")
+    assert kept.json()["practitioner"]["reference"] == "Practitioner/dr-tm"
+    listed = group.call(group.desk_tm, "GET", "/fhir/PractitionerRole?practitioner=dr-tw")
+    assert "entry" not in listed.json()
+
+    # An outside practitioner, and the doctor at their own clinic, are placed as before.
+    outside = {**role, "practitioner": {"reference": "Practitioner/dr-qeh"}}
+    assert group.call(group.desk_tm, "POST", "/fhir/PractitionerRole", outside).status_code == 201
+    at_tw = {**role, **stranger, "organization": {"reference": f"Organization/{TW}"}}
+    assert group.call(group.desk_tw, "POST", "/fhir/PractitionerRole", at_tw).status_code == 201
+    denied = [
+        e
+        for e in group.events()
+        if e.outcome is Outcome.DENIED
+        and e.principal == f"staff:{group.desk_tm.account.username}"
+        and e.tag in (Tag.FHIR_UPDATE, Tag.FHIR_CREATE)
+    ]
+    assert len(denied) == 3

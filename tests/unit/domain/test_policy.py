@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from carevault.domain.categories import DataCategory
-from carevault.domain.policy import Actor, Target, decide, may_place
+from carevault.domain.policy import Actor, Target, decide, may_place, placed_elsewhere
 from carevault.domain.roles import GROUP_WIDE, Right, Role
 
 CELLS = ("same clinic, care", "same clinic, no care", "other clinic, care", "other clinic, no care")
@@ -277,3 +277,16 @@ def test_a_patients_record_is_placed_only_at_the_writers_clinics(role: Role) -> 
     assert may_place(actor, "clinic-a")
     assert may_place(actor, None)
     assert may_place(actor, "clinic-b") is (role in GROUP_WIDE)
+
+
+def test_a_directory_record_places_only_practitioners_who_work_at_its_clinic() -> None:
+    desk = Actor("staff:desk", Role.FRONT_DESK, frozenset({"clinic-a"}))
+    works_at = {
+        "dr-here": frozenset({"clinic-a", "clinic-b"}),
+        "dr-there": frozenset({"clinic-b"}),
+        "dr-outside": frozenset(),
+    }
+    assert placed_elsewhere(desk, "clinic-a", works_at) == ("dr-there",)
+    assert placed_elsewhere(desk, "clinic-b", works_at) == ()
+    feed = Actor("client:directory", Role.INTEGRATION, frozenset({"clinic-a"}))
+    assert placed_elsewhere(feed, "clinic-a", works_at) == ()
