@@ -95,8 +95,6 @@ class DetectorProcess:
         self._stopping = threading.Event()
         self._lock = threading.Lock()
         self._watch: threading.Thread | None = None
-        #: Deaths seen (each followed by a start again).
-        self.restarts = 0
 
     @property
     def pid(self) -> int | None:
@@ -141,7 +139,6 @@ class DetectorProcess:
                 return
             if time.monotonic() - began >= STEADY_SECONDS:
                 pause = RESTART_FIRST_SECONDS
-            self.restarts += 1
             typer.secho(
                 f"the detection process stopped (exit {code}); starting it again in {pause:.0f} s",
                 fg=typer.colors.RED,
