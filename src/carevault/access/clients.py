@@ -15,6 +15,8 @@ import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
+from ipaddress import ip_address
+from urllib.parse import urlsplit
 
 from sqlalchemy import Engine, insert, select, update
 
@@ -45,6 +47,36 @@ class ClientApp:
     #: The public JWK Set of a confidential client that authenticates by signed
     #: assertion (``access/assertions.py``) rather than by secret.
     jwks: str | None = None
+
+
+def redirect_uri_refusal(uri: str) -> str | None:
+    """Why ``uri`` may not be registered as a redirect URI, or None: https to a host, or
+    plain http to a loopback address (development), as a whole URL. A prefix test took
+    ``http://localhost.evil.example/cb`` and ``http://127.0.0.1@evil.example/cb`` for
+    loopback, where a code would travel in the clear to another host; a fragment is
+    refused as RFC 6749 (3.1.2) asks, user info because it hides the real host."""
+    try:
+        parts = urlsplit(uri)
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError:
+        return "a redirect URI must be a URL"
+    if "#" in uri:
+        return "a redirect URI has no fragment"
+    if "@" in parts.netloc:
+        return "a redirect URI names no user"
+    host = parts.hostname
+    if host and (parts.scheme == "https" or (parts.scheme == "http" and _loopback(host))):
+        return None
+    return "redirect URIs must be https (or http on loopback for development)"
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _hash_secret(secret: str) -> str:
@@ -97,14 +129,9 @@ class ClientApps:
         except smart.InvalidScope as error:
             raise ClientError(str(error)) from None
         for uri in redirect_uris:
-            if not (
-                uri.startswith("https://")
-                or uri.startswith("http://127.0.0.1")
-                or uri.startswith("http://localhost")
-            ):
-                raise ClientError(
-                    "redirect URIs must be https (or http on loopback for development)"
-                )
+            refusal = redirect_uri_refusal(uri)
+            if refusal is not None:
+                raise ClientError(refusal)
         if not confidential and not redirect_uris:
             raise ClientError("a public app needs at least one redirect URI")
         if confidential and not clinic_ids:

@@ -228,7 +228,7 @@ class ExportService(JobService[Job]):
         found = self.jobs.get(job_id)
         if found is None or found.principal != caller.principal:
             raise ExportNotFound("no such export job")
-        if found.status in (Status.CANCELLED, Status.EXPIRED):
+        if found.status in (Status.CANCELLED, Status.EXPIRED) or self._expire_if_due(found):
             raise ExportNotFound("this export was cancelled or has expired; its files are gone")
         return found
 
@@ -424,8 +424,9 @@ class ExportService(JobService[Job]):
         job = self.job(job_id)
         account = self._confirmed(officer, f"approve export {job_id}", job)
         who = f"staff:{account.username}"
-        if job.status is not Status.PENDING:
-            raise ValueError(f"export {job_id} is {job.status}, not awaiting approval")
+        if job.status is not Status.PENDING or self._expire_if_due(job):
+            status = Status.EXPIRED if job.status is Status.PENDING else job.status
+            raise ValueError(f"export {job_id} is {status}, not awaiting approval")
         if any(item.officer == who for item in job.approvals):
             refusal: str | None = "a second, different privacy officer must approve"
         elif job.approvals_needed > 1:
@@ -509,28 +510,42 @@ class ExportService(JobService[Job]):
     def expire(self) -> int:
         """Delete the files of finished jobs past their time, and drop requests that
         waited longer than that for approval; how many jobs ended."""
-        now = self.now_us()
-        ended = 0
-        for job in self.jobs.all([Status.COMPLETED, Status.PENDING, Status.FAILED]):
-            due = (
-                job.expires_us
+        return sum(
+            self._expire_if_due(job)
+            for job in self.jobs.all([Status.COMPLETED, Status.PENDING, Status.FAILED])
+        )
+
+    def _due_us(self, job: Job) -> int | None:
+        """When ``job`` ends by expiry: its files' time, or the end of its wait for
+        approval; None if it does not (it is running, or has ended)."""
+        if job.status is Status.PENDING:
+            return job.requested_us + self.settings.keep_us
+        if job.status in (Status.COMPLETED, Status.FAILED):
+            return job.expires_us
+        return None
+
+    def _expire_if_due(self, job: Job) -> bool:
+        """End ``job`` (files and key deleted) if its time is up; whether it is expired.
+
+        The worker's sweep runs between jobs, and not at all in a process without the
+        worker: asked for before the sweep came, a job past its time is ended here, so
+        that its files never leave after the ``Expires`` its manifest gave, nor is an
+        approval given to a request that waited past its time."""
+        due = self._due_us(job)
+        if due is None or due > self.now_us():
+            return False
+        try:
+            self._end(
+                job,
+                Status.EXPIRED,
+                [job.status],
+                "system:carevault",
+                Tag.EXPORT_EXPIRED,
+                "files deleted: kept for the set time"
                 if job.status is not Status.PENDING
-                else job.requested_us + self.settings.keep_us
+                else "not approved in time",
             )
-            if due is None or due > now:
-                continue
-            try:
-                self._end(
-                    job,
-                    Status.EXPIRED,
-                    [job.status],
-                    "system:carevault",
-                    Tag.EXPORT_EXPIRED,
-                    "files deleted: kept for the set time"
-                    if job.status is not Status.PENDING
-                    else "not approved in time",
-                )
-                ended += 1
-            except ValueError:
-                continue  # changed meanwhile (cancelled, approved): looked at next time
-        return ended
+        except ValueError:
+            # Changed meanwhile (cancelled, approved, expired by another process).
+            return self.job(job.job_id).status is Status.EXPIRED
+        return True

@@ -1297,6 +1297,10 @@ class Gate:
             if pseudonym is None:
                 raise Gone(f"Patient/{patient_id} was deleted")
             attempt.patient_pseudonym = pseudonym
+            # An app confined to the patient in context (a patient launch) asks for no
+            # grant on anyone else: the grant would open that record to the user's other
+            # sessions, in words the app chose.
+            self._check_patient_context(caller, RESOURCE_TYPES["Patient"], located.head)
             grant = self.access.break_glass.grant(
                 actor.account_id, pseudonym, reason, text, emergency=emergency
             )

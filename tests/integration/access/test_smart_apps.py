@@ -295,3 +295,44 @@ def test_a_picker_ticket_expires_and_cannot_be_used_by_another_app(
 
     assert "error=access_denied" in moved.headers["location"]
     assert "code=" not in moved.headers["location"]
+
+
+def _glass(reason: str = "emergency-treatment") -> str:
+    return json.dumps(
+        {
+            "resourceType": "Parameters",
+            "parameter": [
+                {"name": "reason", "valueCode": reason},
+                {"name": "text", "valueString": "patient collapsed in the waiting room"},
+            ],
+        }
+    )
+
+
+def test_a_patient_launch_app_breaks_no_glass_on_another_patient(
+    group: Group, services: Services
+) -> None:
+    """Adversary round 43: an app granted ``patient/*.rs`` for the patient the clinician
+    chose broke the glass on another patient in the clinician's name (200, a grant that
+    opened that record to every other session of the account, in words the app chose).
+    Its token asks for grants on the patient in context only."""
+    web, doctor = group.web, group.doctor_tm
+    mine, theirs = group.tm_patient, group.tw_patient
+    request = AuthRequest(APP, FHIR_BASE, scope=LAUNCH_SCOPE)
+    picker = _launch(web, doctor, request)
+    chosen = _post_picker(web, picker, patient=mine.id)
+    token = bearer(_redeem(web, request, code_from(chosen, request)).json()["access_token"])
+    headers = {**token, "content-type": "application/fhir+json"}
+
+    refused = web.post(f"/fhir/Patient/{theirs.id}/$break-glass", content=_glass(), headers=headers)
+
+    assert refused.status_code == 403, refused.text
+    assert services.break_glass.pending() == []
+    assert group.call(doctor, "GET", f"/fhir/Patient/{theirs.id}").status_code == 403
+    (denied,) = [
+        event for event in group.events(Tag.ACCESS_BREAK_GLASS) if event.resource_id == theirs.id
+    ]
+    assert (denied.outcome, denied.client_id) == (Outcome.DENIED, APP)
+    # The patient in context: the app may ask (what the glass opens it may read already).
+    allowed = web.post(f"/fhir/Patient/{mine.id}/$break-glass", content=_glass(), headers=headers)
+    assert allowed.status_code == 200, allowed.text
