@@ -21,8 +21,8 @@ from carevault.db import read_transaction
 from carevault.detect.engine import CURSOR
 from carevault.detect.state import Cursor, read_cursor
 from tests.support.auth import colleagues, token_for
-from tests.support.server import RunningServer, environment, invoke_cli, running_server
-from tests.support.template import seed_staff
+from tests.support.server import RunningServer, invoke_cli, running_server
+from tests.support.template import served_staff
 
 pytestmark = pytest.mark.e2e
 T = TypeVar("T")
@@ -30,17 +30,7 @@ T = TypeVar("T")
 
 @pytest.fixture
 def env(settings: Settings) -> dict[str, str]:
-    values = environment(
-        settings.home,
-        settings.database_url,
-        {
-            "CAREVAULT_DIRECT_GRANT": "true",
-            "CAREVAULT_ARGON2_MEMORY_KIB": "8192",
-            "CAREVAULT_ARGON2_TIME_COST": "1",
-        },
-    )
-    seed_staff(settings, values)
-    return values
+    return served_staff(settings)
 
 
 @pytest.fixture

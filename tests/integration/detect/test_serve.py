@@ -18,8 +18,8 @@ import pytest
 from carevault.bootstrap import build_services
 from carevault.config import Settings
 from tests.support.auth import colleagues, token_for
-from tests.support.server import RunningServer, environment, run_cli, running_servers
-from tests.support.template import seed_staff
+from tests.support.server import RunningServer, run_cli, running_servers
+from tests.support.template import served_staff
 
 pytestmark = pytest.mark.e2e
 BUDGET = 40
@@ -27,18 +27,7 @@ BUDGET = 40
 
 @pytest.fixture
 def env(settings: Settings) -> dict[str, str]:
-    values = environment(
-        settings.home,
-        settings.database_url,
-        {
-            "CAREVAULT_DIRECT_GRANT": "true",
-            "CAREVAULT_ARGON2_MEMORY_KIB": "8192",
-            "CAREVAULT_ARGON2_TIME_COST": "1",
-            "CAREVAULT_RELEASE_BUDGET": f"front_desk={BUDGET}/{BUDGET * 4}",
-        },
-    )
-    seed_staff(settings, values)
-    return values
+    return served_staff(settings, {"CAREVAULT_RELEASE_BUDGET": f"front_desk={BUDGET}/{BUDGET * 4}"})
 
 
 @pytest.fixture

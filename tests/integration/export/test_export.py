@@ -15,6 +15,7 @@ import pytest
 from carevault.containment.service import Officer
 from carevault.containment.state import Mode
 from carevault.export.model import Status
+from carevault.export.service import ExportService
 from carevault.fhir.registry import RESOURCE_TYPES
 from carevault.ledger.events import AuditEvent, Tag
 from tests.integration.access.browser import bearer
@@ -446,16 +447,21 @@ def test_a_completed_exports_expires_header_is_an_http_date_of_its_expiry(
     assert parsedate_to_datetime(header) == expected
 
 
-def test_expiry_deletes_the_files(clinic: Clinic) -> None:
+def completed_unkept(clinic: Clinic) -> tuple[ExportService, str, str]:
+    """(the export service, the client's token, a job) completed and kept a microsecond
+    (set after the approval: a request waits for approval that long too)."""
     exports = clinic.services.exports
     assert exports is not None
     token = clinic.client("exporter", "system/*.read")
     job_id = kick_off(clinic, token)
     exports.approve(officer(clinic.officers[0]), job_id)
-    # Kept a microsecond once complete (set after the approval: a request waits for
-    # one that long too).
     exports.settings = replace(exports.settings, keep_us=1)
     clinic.work()
+    return exports, token, job_id
+
+
+def test_expiry_deletes_the_files(clinic: Clinic) -> None:
+    exports, token, job_id = completed_unkept(clinic)
     assert exports.job(job_id).expires_us is not None
     assert exports.expire() == 1
     assert not exports.files.exists(job_id)
@@ -471,15 +477,7 @@ def test_files_past_their_expiry_are_not_served_while_the_sweep_has_not_come(
     between jobs (not while it works through another client's long export) and not at
     all in a process without the worker: until then a job past the ``Expires`` of its
     manifest still served its files. Asked for after that time, the job ends there."""
-    exports = clinic.services.exports
-    assert exports is not None
-    token = clinic.client("exporter", "system/*.read")
-    job_id = kick_off(clinic, token)
-    exports.approve(officer(clinic.officers[0]), job_id)
-    # Kept a microsecond once complete (set after the approval: a request waits for
-    # one that long too).
-    exports.settings = replace(exports.settings, keep_us=1)
-    clinic.work()
+    exports, token, job_id = completed_unkept(clinic)
     job = exports.job(job_id)
     assert job.status is Status.COMPLETED and job.expires_us is not None
     assert job.expires_us <= exports.now_us()
