@@ -103,7 +103,7 @@ class Sessions:
         access_seconds: int,
         refresh_seconds: int,
         session_seconds: int,
-        check_seconds: float = 0.5,
+        check_seconds: float = 0.25,
         clock: Clock = utc_now,
     ) -> None:
         self.engine = engine
