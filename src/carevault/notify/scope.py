@@ -136,7 +136,12 @@ def _instant(value: Any, where: str, *, required: bool = False) -> datetime | No
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         raise ScopeError(f"{where}: {value[:40]!r} is not an ISO 8601 instant") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    if moment.tzinfo is None:
+        # Refused, not guessed: taken as UTC it was 8 hours off the group's time (every
+        # other door reads a time without a zone in ``CAREVAULT_TIMEZONE``), and the
+        # regulators' clocks open from ``declared_at``. Scopes CareVault writes say "Z".
+        raise ScopeError(f"{where}: an instant with its offset (or Z) is required")
+    return moment
 
 
 def _strings(value: Any, where: str) -> tuple[str, ...]:
