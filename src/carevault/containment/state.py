@@ -85,11 +85,8 @@ class ContainmentState:
     def blocked(self, address: str | None) -> bool:
         if not self.networks or not address:
             return False
-        try:
-            ip = ipaddress.ip_address(address)
-        except ValueError:
-            return False
-        return any(ip in network for network in self.networks)
+        ip = source_address(address)
+        return ip is not None and any(ip in network for network in self.networks)
 
 
 def _row(row: object) -> Containment:
@@ -104,6 +101,20 @@ def _row(row: object) -> Containment:
         m["released_us"],
         m["released_by"],
     )
+
+
+def source_address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """A request's source address as ranges are matched against it, or None if it is not
+    one. An IPv4 address mapped into IPv6 (``::ffff:203.0.113.9``: what one socket
+    listening on ``::`` for several workers sees of an IPv4 client) is that IPv4 address,
+    or a block or an incident naming ``203.0.113.0/24`` would miss it."""
+    try:
+        parsed = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if isinstance(parsed, ipaddress.IPv6Address) and parsed.ipv4_mapped is not None:
+        return parsed.ipv4_mapped
+    return parsed
 
 
 def parse_network(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:

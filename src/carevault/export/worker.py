@@ -49,13 +49,17 @@ def worker_name() -> str:
 
 
 class ClientJob(Protocol):
-    """A job a client kicked off (an export, an ``$import``): whose it is."""
+    """A job a client kicked off (an export, an ``$import``): whose it is, and the session
+    it was kicked off with."""
 
     @property
     def principal(self) -> str: ...
 
     @property
     def client_id(self) -> str: ...
+
+    @property
+    def session_id(self) -> str | None: ...
 
 
 class Runs(Protocol):
@@ -80,6 +84,10 @@ def job_caller(job: ClientJob, stored: str) -> Caller:
             account_id=saved.get("account_id"),
         ),
         client_id=job.client_id,
+        # The entries of what the job reads or writes name the session it was kicked off
+        # with, as the request's own would: an incident naming only that token's session
+        # finds the patients exported (or the records imported) under it.
+        session_id=job.session_id,
         scopes=parse_scopes(saved["scopes"], allowed_contexts=frozenset({"system"})),
     )
 

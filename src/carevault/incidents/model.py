@@ -270,5 +270,10 @@ def parse_window(since: Any, until: Any, zone: tzinfo) -> tuple[int, int | None]
 
 
 def principal_of(account: str) -> str:
-    """A staff username as the ledger names it; a full principal (``system:...``) as is."""
-    return account if ":" in account else f"staff:{account}"
+    """A staff username as the ledger names it (``staff:`` and the username casefolded,
+    as accounts keep it: ``Chan.TM`` matched no entry of ``staff:chan.tm``); another full
+    principal (``system:...``) as is."""
+    kind, colon, name = account.strip().partition(":")
+    if not colon:
+        return f"staff:{kind.casefold()}"
+    return f"staff:{name.strip().casefold()}" if kind.casefold() == "staff" else account

@@ -35,6 +35,7 @@ from zoneinfo import ZoneInfo
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from carevault.containment.state import source_address
 from carevault.domain.roles import GROUP_WIDE, Role
 from carevault.incidents import containment, patients, people
 from carevault.incidents.model import TIERS, Incident, instant, principal_of
@@ -64,9 +65,8 @@ def _who(incident: Incident, seen_addresses: Iterable[str]) -> Who:
     networks = [ipaddress.ip_network(text) for text in incident.compromised.addresses]
     matched: list[str] = []
     for address in seen_addresses:
-        try:
-            parsed = ipaddress.ip_address(address)
-        except ValueError:
+        parsed = source_address(address)
+        if parsed is None:
             continue
         if any(parsed.version == net.version and parsed in net for net in networks):
             matched.append(address)

@@ -4,7 +4,8 @@ A name is data someone typed (a front desk, a patient portal, an integration): a
 "name" such as ``Call 98765432`` or ``visit evil.com`` would turn a genuine notice,
 DKIM-signed and verifiable at /verify, into a phisher's message. So a name holding a
 link, an ``@``, a dotted domain or five digits or more is not shown: the notice says
-"Dear patient" (「病人：」) instead. Every channel (email, SMS, printed letters) and the
+"Dear patient" (「病人：」) instead. Digits are counted in every script, Chinese
+numerals included. Every channel (email, SMS, printed letters) and the
 console's access letter go through ``addressable``; nothing else decides.
 """
 
@@ -39,7 +40,18 @@ def unsafe(name: str) -> bool:
     text = _folded(name)
     if "@" in text or _LINK.search(text) or _DOMAIN.search(text):
         return True
-    return sum(1 for char in text if char.isdigit()) > MOST_DIGITS
+    return sum(1 for char in text if _digit(char)) > MOST_DIGITS
+
+
+#: The values a digit of a phone number has, however it is written.
+_DIGIT_VALUES = frozenset(float(value) for value in range(10))
+
+
+def _digit(char: str) -> bool:
+    """A digit of any script, or a Chinese numeral of a digit's value (〇 一 … 九, 零, 兩
+    and the banker's 壹 … 玖): ``請致電九八七六五四三二`` is a phone number to call.
+    Numerals of tens and more (十 百 千 萬) are left to names, as they are no digits."""
+    return char.isdigit() or (char.isnumeric() and unicodedata.numeric(char, -1.0) in _DIGIT_VALUES)
 
 
 def addressable(name: str | None) -> str:

@@ -130,8 +130,15 @@ def assess(
     ]
     score = max((r.score for r in risks), default=0.0)
     band = band_of(score) if risks else "low"
-    categories = Counter(str(c) for e in everyone for c in e.categories)
-    by_tier = Counter(e.tier for e in everyone)
+    # People, not records, as the scope counts them (``counts.people``): one person's two
+    # Patient records (one HKID) are one data subject, in the worst tier that holds them.
+    persons: dict[str, set[str]] = {}
+    tier_of: dict[str, str] = {}
+    for e in everyone:
+        persons.setdefault(e.who, set()).update(str(c) for c in e.categories)
+        tier_of.setdefault(e.who, e.tier)
+    categories = Counter(c for held in persons.values() for c in held)
+    by_tier = Counter(tier_of.values())
     sensitive = DataCategory.SENSITIVE_CLINICAL in {c for e in everyone for c in e.categories}
     encrypted_only = bool(everyone) and all(e.tier == "at_rest_only" for e in everyone)
     circumstances = [
@@ -141,7 +148,7 @@ def assess(
     ]
     assessment = Assessment(
         incident_id=incident.incident_id,
-        people=len(everyone),
+        people=len(persons),
         people_by_tier={tier: by_tier.get(tier, 0) for tier in scope.tiers},
         categories=dict(sorted(categories.items())),
         score=score,

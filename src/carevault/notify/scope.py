@@ -41,6 +41,15 @@ class Exposure:
     first: datetime | None
     last: datetime | None
     evidence: tuple[int, ...]
+    #: The person the record is of (the scope's ``person``: Patient records of one HKID
+    #: are one person, named by the smallest id); "" where the document does not say,
+    #: then the record is its own person (``who``).
+    person: str = ""
+
+    @property
+    def who(self) -> str:
+        """The person this exposure counts as: people, not records, are counted."""
+        return self.person or self.patient_id
 
 
 @dataclass(frozen=True)
@@ -112,6 +121,7 @@ class Scope:
                     _earliest(known.first, item.first),
                     _latest(known.last, item.last),
                     known.evidence + item.evidence,
+                    known.person,
                 )
         yield from merged.values()
 
@@ -136,7 +146,12 @@ def _instant(value: Any, where: str, *, required: bool = False) -> datetime | No
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         raise ScopeError(f"{where}: {value[:40]!r} is not an ISO 8601 instant") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    if moment.tzinfo is None:
+        # Refused, not guessed: taken as UTC it was 8 hours off the group's time (every
+        # other door reads a time without a zone in ``CAREVAULT_TIMEZONE``), and the
+        # regulators' clocks open from ``declared_at``. Scopes CareVault writes say "Z".
+        raise ScopeError(f"{where}: an instant with its offset (or Z) is required")
+    return moment
 
 
 def _strings(value: Any, where: str) -> tuple[str, ...]:
@@ -160,6 +175,9 @@ def _exposure(item: Any, tier: str, index: int, where: str = "") -> Exposure:
             categories.append(DataCategory(name))
         except ValueError:
             raise ScopeError(f"{where}.categories: unknown category {name[:40]!r}") from None
+    person = str(item.get("person") or "").removeprefix("Patient/")
+    if person and not (_ID.match(person) or _PSEUDONYM.match(person)):
+        raise ScopeError(f"{where}.person: a Patient id is required")
     evidence = item.get("evidence") or []
     if not isinstance(evidence, list) or not all(
         isinstance(e, int) and not isinstance(e, bool) for e in evidence
@@ -173,6 +191,7 @@ def _exposure(item: Any, tier: str, index: int, where: str = "") -> Exposure:
         first=_instant(item.get("first"), f"{where}.first"),
         last=_instant(item.get("last"), f"{where}.last"),
         evidence=tuple(evidence),
+        person=person,
     )
 
 

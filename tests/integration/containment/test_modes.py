@@ -290,6 +290,18 @@ def test_a_blocked_range_is_refused_at_the_door(clinic: Clinic) -> None:
     clinic.release(mode)
 
 
+def test_a_blocked_ipv4_range_is_refused_when_seen_over_ipv6(clinic: Clinic) -> None:
+    """Adversary round 44: a server listening on ``::`` with several workers (one
+    dual-stack socket) sees an IPv4 client as ``::ffff:203.0.113.9``, which a block of
+    ``203.0.113.0/24`` let through: the blocked intruder went on reading."""
+    mode = clinic.start("block-address", "203.0.113.0/24")
+    app = clinic.web.app
+    with FhirTestClient(app, client=("::ffff:203.0.113.9", 5555)) as outsider:
+        refused = outsider.get("/fhir/Organization/clinic-a", headers=clinic.desk.headers)
+        assert refused.status_code == 403
+    clinic.release(mode)
+
+
 def test_only_a_privacy_officer_with_a_fresh_code_may_contain(clinic: Clinic) -> None:
     services = clinic.services
     before = services.audit_ledger.checkpoints.latest()

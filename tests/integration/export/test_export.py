@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -601,6 +601,36 @@ def test_an_incident_on_the_exporting_client_counts_every_exported_patient(
     assert scope.status_code == 200, scope.text
     confirmed = {line["patient"] for line in scope.json()["tiers"]["confirmed"]}
     assert confirmed == set(clinic.mine)
+
+
+def test_an_incident_on_the_kick_off_session_counts_every_exported_patient(
+    clinic: Clinic,
+) -> None:
+    """Adversary round 44: the worker read as the client without the session the job was
+    kicked off with, so an incident naming only that stolen token's session (``--session``)
+    found none of the patients it exported: the entries named no session."""
+    import jwt
+
+    since = datetime.now(UTC) - timedelta(seconds=1)
+    token = clinic.client("exporter", "system/*.read")
+    session_id = jwt.decode(token, options={"verify_signature": False})["sid"]
+    job_id = kick_off(clinic, token)
+    approve_and_run(clinic, job_id)
+    exported = events(clinic, Tag.FHIR_EXPORT, job_id)
+    assert exported and {e.session_id for e in exported} == {session_id}
+    case = {
+        "title": "an exporter's token leaked",
+        "sessions": [session_id],
+        "since": since.isoformat(),
+    }
+    headers = clinic.officers[0].headers
+    created = clinic.web.post("/admin/incidents", json=case, headers=headers)
+    assert created.status_code == 201, created.text
+    scope = clinic.web.get(
+        f"/admin/incidents/{created.json()['id']}/scope?format=json", headers=headers
+    )
+    assert scope.status_code == 200, scope.text
+    assert {line["patient"] for line in scope.json()["tiers"]["confirmed"]} == set(clinic.mine)
 
 
 def test_an_erased_patient_is_left_out(clinic: Clinic) -> None:

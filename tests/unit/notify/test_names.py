@@ -22,6 +22,9 @@ PHISHING = [
     "Call 98765432",
     "Call 9876 5432",
     "Chan ９８７６５",  # fullwidth digits
+    "請致電九八七六五四三二",  # a phone number in Chinese numerals (adversary round 44)
+    "陳大文 致電 九八七六 五四三二",
+    "Chan 玖捌柒陸伍",  # the banker's numerals
     "mailto:help",
     "tel: 12",
     "Chan javascript:alert",
@@ -35,6 +38,8 @@ REAL = [
     "Chan Tai Man 2nd",
     "Anne-Marie Dupont",
     "Ng Bounce",
+    "陸萬千",  # a surname and given names that are numerals, but no phone number
+    "伍千百",
 ]
 
 

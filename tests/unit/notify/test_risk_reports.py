@@ -57,6 +57,24 @@ def test_encrypted_data_with_safe_keys_is_low_but_never_an_automatic_no() -> Non
     assert result.as_json()["decision"].startswith("not made")
 
 
+def test_one_persons_two_records_are_one_data_subject_as_the_scope_counts_them() -> None:
+    """Adversary round 44: the scope counts people (Patient records of one HKID are one
+    person, ``person``), the reports counted records: a person registered at two clinics
+    was two data subjects to every regulator, beside a scope that said one."""
+    both = [{"patient": "p1", "person": "p1", "categories": ["identity"]},
+            {"patient": "p7", "person": "p1", "categories": ["clinical"]},
+            {"patient": "p2", "person": "p2", "categories": ["identity"]}]  # fmt: skip
+    later = [{"patient": "p9", "person": "p1", "categories": ["contact"]}]
+    result = assess(scope({"confirmed": both, "decrypted": later}))
+    assert result.people == 2
+    assert result.people_by_tier == {"confirmed": 2, "decrypted": 0, "at_rest_only": 0,
+                                     "potentially": 0}  # fmt: skip
+    assert result.categories == {"clinical": 1, "contact": 1, "identity": 2}
+    report = build_report("pcpd", scope({"confirmed": both}), result, ORG, TALLY,
+                          regions=Counter(), pcpd_days=5, now=DECLARED)  # fmt: skip
+    assert report["parts"]["D. Personal data involved"]["number_of_data_subjects"] == 2
+
+
 def test_a_minor_raises_the_data_score() -> None:
     plain = assess(scope({"confirmed": people(1, "contact")}))
     child = assess(scope({"confirmed": people(1, "contact")}), minors=frozenset({"p0"}))

@@ -44,6 +44,15 @@ def test_a_patient_in_two_tiers_is_notified_once_with_both_tiers_categories() ->
         [],
         {"incident": {"id": "bad id", "declared_at": "2026-12-01T00:00:00Z"}, "tiers": {}},
         {"incident": {"id": "I", "declared_at": "yesterday"}, "tiers": {}},
+        # A time without its offset was taken as UTC, where every other door of CareVault
+        # reads it in the group's zone: a hand-written Hong Kong declaration opened the
+        # regulators' clocks 8 hours late (adversary round 44).
+        {"incident": {"id": "I", "declared_at": "2026-12-01T08:00:00"}, "tiers": {}},
+        {"incident": {"id": "I", "declared_at": "2026-12-01"}, "tiers": {}},
+        {"incident": {"id": "I", "declared_at": "2026-12-01T00:00:00Z",
+                      "since": "2026-11-30T18:00"}, "tiers": {}},
+        {"incident": {"id": "I", "declared_at": "2026-12-01T00:00:00Z"},
+         "tiers": {"confirmed": [{"patient": "a", "first": "2026-11-30T01:00:00"}]}},
         {"incident": {"id": "I", "declared_at": "2026-12-01T00:00:00Z"}, "tiers": {"leaked": []}},
         {"incident": {"id": "I", "declared_at": "2026-12-01T00:00:00Z"},
          "tiers": {"confirmed": [{"patient": "a", "categories": ["secrets"]}]}},
