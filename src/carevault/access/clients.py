@@ -193,7 +193,12 @@ class ClientApps:
                     client_app.c.kind == "public", client_app.c.revoked_us.is_(None)
                 )
             ).all()
-        origins = (browser_origin(uri) for row in rows for uri in json.loads(row.redirect_uris))
+        origins = (
+            browser_origin(uri)
+            for row in rows
+            for uri in json.loads(row.redirect_uris)
+            if redirect_uri_refusal(uri) is None  # one stored before URLs were judged whole
+        )
         return frozenset(origin for origin in origins if origin is not None)
 
     def revoke(self, client_id: str) -> ClientApp:

@@ -28,7 +28,7 @@ from carevault.access.assertions import (
     ClientAssertions,
     claimed_client,
 )
-from carevault.access.clients import ClientApp, ClientApps
+from carevault.access.clients import ClientApp, ClientApps, redirect_uri_refusal
 from carevault.access.identity import Identity, IdTokens
 from carevault.access.sessions import LaunchPatient, RefreshRefused, Sessions, TokenPair
 from carevault.access.tables import auth_code
@@ -165,7 +165,12 @@ class OAuth:
         if client is None or client.revoked:
             raise OAuthError("invalid_client", "unknown client")
         redirect_uri = params.get("redirect_uri", "")
-        if redirect_uri not in client.redirect_uris:
+        # Judged again at use: an app registered before redirect URIs were judged as whole
+        # URLs may hold one that sends codes in the clear to another host.
+        if (
+            redirect_uri not in client.redirect_uris
+            or redirect_uri_refusal(redirect_uri) is not None
+        ):
             raise OAuthError("invalid_request", "redirect_uri is not registered for this client")
         if params.get("response_type") != "code":
             raise OAuthError(

@@ -63,10 +63,10 @@ def detect(
         stop.set()
 
     signal.signal(signal.SIGTERM, stopped)
-    signal.signal(signal.SIGINT, stopped)
-    # Given by ``carevault serve``: a starter killed before this process looked would
-    # otherwise go unnoticed (its orphan adopted at once).
-    parent = os.getppid() if parent is None else parent
+    # Started by ``carevault serve`` (``--parent``), it is stopped by ``serve``, after
+    # the servers: a Ctrl-C at the terminal, which reaches the whole process group, is
+    # not this process's to act on.
+    signal.signal(signal.SIGINT, stopped if parent is None else signal.SIG_IGN)
     try:
         services = build_services(settings)
     except KeyProviderUnavailable as error:
@@ -75,10 +75,13 @@ def detect(
         assert services.detection is not None  # noqa: S101 - build_services always makes one
         services.detection.start()
         typer.echo(f"detectors running (process {os.getpid()})")
-        # A detection process whose parent died (killed, not stopped) stops too, rather
-        # than judge for a server nobody runs.
-        while not stop.wait(PARENT_CHECK_SECONDS) and os.getppid() == parent:
-            pass
+        # A detection process whose ``serve`` died (killed, not stopped) stops too, rather
+        # than judge for a server nobody runs. Only a parent given is followed: one run
+        # by hand (``nohup … &``) outlives the shell that started it.
+        while not stop.wait(PARENT_CHECK_SECONDS):
+            if parent is not None and os.getppid() != parent:
+                typer.echo("the process that started the detectors is gone: stopping", err=True)
+                break
     finally:
         # The engine's last batch written and its lease given up (Detection.close).
         services.close()
@@ -134,9 +137,10 @@ class DetectorProcess:
                 return
             began = time.monotonic()
             code = process.wait()
-            if self._stopping.is_set() or code == 0:
-                # Stopped on purpose (by this class, or a signal sent to it alone).
+            if self._stopping.is_set():
                 return
+            # Any other end is a death, a clean exit too: a SIGTERM sent to it alone (a
+            # stray ``kill``) left the servers with no one judging the ledger.
             if time.monotonic() - began >= STEADY_SECONDS:
                 pause = RESTART_FIRST_SECONDS
             typer.secho(

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import signal
 import threading
 import time
 from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -150,12 +152,20 @@ def serve(
         os.environ["CAREVAULT_DETECT_THREAD"] = "false"
         settings = settings.model_copy(update={"detect_thread": False})
         detectors = DetectorProcess(settings.home, os.environ)
-        detectors.start()
+        # uvicorn (one process) raises the SIGTERM it caught again once it has shut
+        # down: by default that killed this process before it stopped the detectors.
+        signal.signal(signal.SIGTERM, _exit_on_signal)
     try:
+        if detectors is not None:
+            detectors.start()
         _serve(settings, host, port, count)
     finally:
         if detectors is not None:
             detectors.stop()
+
+
+def _exit_on_signal(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _serve(settings: Settings, host: str, port: int, count: int) -> None:

@@ -1612,7 +1612,7 @@ class Gate:
             ):
                 raise AccessDenied("a patient's record can be placed only at your clinics")
             self._refuse_named_elsewhere(operation, head)
-            self._refuse_placed_elsewhere(actor, operation, head)
+            self._refuse_placed_elsewhere(caller, connection, operation, head)
         self._scope(caller, rt, interaction)
         if rt.name == "Organization" and actor.role not in CLINIC_RECORD_WRITERS and self.access:
             clinics = self.access.known_clinics()
@@ -1860,28 +1860,43 @@ class Gate:
                 "clinic's practitioner with a ServiceRequest"
             )
 
-    def _refuse_placed_elsewhere(self, actor: Actor, operation: Put, head: Head) -> None:
+    def _refuse_placed_elsewhere(
+        self, caller: Caller, connection: Connection, operation: Put, head: Head
+    ) -> None:
         """A directory record placed at a clinic of the group (a PractitionerRole, a
         Schedule) names only practitioners of the group who work there
         (``domain.policy.placed_elsewhere``); judged on what is written, so an update
-        that adds another clinic's doctor is refused as a create would be."""
+        that adds another clinic's doctor is refused as a create would be. A Schedule
+        names a doctor through their PractitionerRole as well as directly: the role's
+        practitioner counts as named."""
         rt = operation.resource_type
         if (
             self.access is None
+            or caller.actor is None
             or head.patient_pseudonym is not None
             or head.clinic_id is None
             or rt.name not in _PRACTITIONER_PATHS
             or head.clinic_id not in self.access.known_clinics()
         ):
             return
+        named: list[str] = []
+        for target_type, target_id in reference_targets(
+            operation.resource, _PRACTITIONER_PATHS[rt.name]
+        ):
+            if target_type == "Practitioner":
+                named.append(target_id)
+            elif target_type == "PractitionerRole":
+                role = self._current_record(connection, target_type, target_id)
+                body = self._inspected(caller, role) if role is not None else None
+                named += [
+                    practitioner
+                    for kind, practitioner in reference_targets(body or {}, ("practitioner",))
+                    if kind == "Practitioner"
+                ]
         works_at = {
-            target_id: self.access.practitioner_clinics(target_id)
-            for target_type, target_id in reference_targets(
-                operation.resource, _PRACTITIONER_PATHS[rt.name]
-            )
-            if target_type == "Practitioner"
+            practitioner: self.access.practitioner_clinics(practitioner) for practitioner in named
         }
-        elsewhere = placed_elsewhere(actor, head.clinic_id, works_at)
+        elsewhere = placed_elsewhere(caller.actor, head.clinic_id, works_at)
         if elsewhere:
             # The id is one of the group's practitioners (it has clinics): not text sent.
             raise AccessDenied(

@@ -359,3 +359,38 @@ def test_smart_discovery_is_served_at_the_fhir_base(web: FhirTestClient) -> None
     # What is advertised is done (tests/integration/access/test_smart_apps.py).
     assert "openid" in response.json()["scopes_supported"]
     assert "sso-openid-connect" in response.json()["capabilities"]
+
+
+def test_a_redirect_uri_registered_before_whole_url_checks_sends_no_code_there(
+    web: FhirTestClient, auth_services: Services
+) -> None:
+    """Review of f85f945: redirect URIs became judged as whole URLs at registration only.
+    An app registered before, with ``http://localhost.evil.example/cb`` (which the prefix
+    test took for loopback), still had codes sent there in the clear, and that host
+    stayed a CORS origin of the FHIR API. A stored URI the registration would refuse is
+    refused at use too."""
+    import json
+
+    from sqlalchemy import update
+
+    from carevault.access.tables import client_app
+    from carevault.config import browser_origin
+    from carevault.db import write_transaction
+
+    legacy = "http://localhost.evil.example/cb"
+    with write_transaction(auth_services.engine) as connection:
+        connection.execute(
+            update(client_app)
+            .where(client_app.c.client_id == APP)
+            .values(redirect_uris=json.dumps([REDIRECT_URI, legacy]))
+        )
+    request = AuthRequest(APP, FHIR_BASE)
+
+    page = web.get(
+        "/auth/authorize", params=request.params(redirect_uri=legacy), follow_redirects=False
+    )
+
+    assert page.status_code == 400
+    assert "location" not in page.headers
+    assert "http://localhost.evil.example" not in auth_services.clients.browser_origins()
+    assert browser_origin(REDIRECT_URI) in auth_services.clients.browser_origins()

@@ -300,3 +300,52 @@ def test_a_clinic_cannot_say_another_clinics_doctor_works_or_takes_bookings_ther
         and e.tag in (Tag.FHIR_UPDATE, Tag.FHIR_CREATE)
     ]
     assert len(denied) == 3
+
+
+def test_a_schedule_cannot_name_another_clinics_doctor_through_their_role(
+    group: Group,
+) -> None:
+    """Review of 5348b0a: a Schedule's actor may be a PractitionerRole as well as a
+    Practitioner. Tuen Mun's front desk put Tsuen Wan's doctor in a timetable at its own
+    clinic by naming the doctor's Tsuen Wan role (201): apps offering the Schedule's
+    slots booked at Tuen Mun a doctor who does not work there."""
+    place = group.call(
+        group.desk_tm,
+        "POST",
+        "/fhir/Location",
+        {
+            "resourceType": "Location",
+            "name": "Tuen Mun clinic, 3/F",
+            "managingOrganization": {"reference": f"Organization/{TM}"},
+        },
+    )
+    assert place.status_code == 201, place.text
+    room = {"reference": f"Location/{place.json()['id']}"}
+    role = group.call(
+        group.desk_tw,
+        "POST",
+        "/fhir/PractitionerRole",
+        {
+            "resourceType": "PractitionerRole",
+            "organization": {"reference": f"Organization/{TW}"},
+            "practitioner": {"reference": "Practitioner/dr-tw"},
+        },
+    )
+    assert role.status_code == 201, role.text
+    their_role = {"reference": f"PractitionerRole/{role.json()['id']}"}
+
+    refused = group.call(
+        group.desk_tm,
+        "POST",
+        "/fhir/Schedule",
+        {"resourceType": "Schedule", "actor": [room, their_role]},
+    )
+    assert refused.status_code == 403, refused.text
+    assert "dr-tw" in refused.json()["issue"][0]["diagnostics"]
+    # A role that is not (or no longer) stored names no one.
+    unknown = {"reference": "PractitionerRole/no-such-role"}
+    nobody = {"resourceType": "Schedule", "actor": [room, unknown]}
+    assert group.call(group.desk_tm, "POST", "/fhir/Schedule", nobody).status_code == 201
+    # The doctor's own clinic still names them through their role.
+    at_tw = {"resourceType": "Schedule", "actor": [{"reference": "Location/loc-tw"}, their_role]}
+    assert group.call(group.desk_tw, "POST", "/fhir/Schedule", at_tw).status_code == 201

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,6 +18,7 @@ import httpx
 import pytest
 
 from carevault.bootstrap import Services, build_services
+from carevault.cli.detector import PARENT_CHECK_SECONDS
 from carevault.config import Settings
 from carevault.db import read_transaction
 from carevault.detect.engine import CURSOR
@@ -192,3 +195,64 @@ def test_detect_refuses_to_run_with_detection_off(env: dict[str, str]) -> None:
     done = invoke_cli({**env, "CAREVAULT_DETECT": "false"}, "detect")
     assert done.returncode == 2
     assert "detection is off" in done.stderr
+
+
+def test_a_detection_process_stopped_alone_is_started_again(
+    server: RunningServer, settings: Settings
+) -> None:
+    """Review of c2d3660: a detection process sent SIGTERM by anyone but ``serve`` (an
+    operator's ``kill``, a stray ``pkill``) wrote its batch and exited 0, which ``serve``
+    took for a stop on purpose: never started again, and nothing said so, while the
+    servers went on answering with no one judging the ledger."""
+    first = waited(lambda: detector_of(server))
+    # Running, its signal handlers set (killed while starting, it died of the signal).
+    waited(lambda: f"detectors running (process {first})" in server.log.read_text() or None)
+    os.kill(first, signal.SIGTERM)
+    second = waited(lambda: pid if (pid := detector_of(server)) not in (None, first) else None, 30)
+    assert alive(second)
+    assert "starting it again" in server.log.read_text()
+
+
+def test_stopping_a_one_process_server_stops_its_detectors_before_it_exits(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    """Review of c2d3660: with one server process, uvicorn re-raised the SIGTERM it
+    caught after its shutdown, which killed ``serve`` before it stopped its detection
+    process: the detection process was left to notice by itself (within a second) that
+    its parent had gone, and in the meantime judged for no server."""
+    with running_server(env, tmp_path) as running:
+        detector = waited(lambda: detector_of(running))
+        running.process.terminate()
+        running.process.wait(timeout=30)
+        assert not alive(detector)
+
+
+def test_a_detection_process_run_on_its_own_outlives_the_shell_that_started_it(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    """Review of c2d3660: ``carevault detect`` started by hand (``nohup … &``) took the
+    shell that started it for ``serve`` and stopped, saying nothing, when that shell
+    ended: detection off until someone noticed. Only a process given ``--parent`` (as
+    ``serve`` gives) is followed."""
+    log = tmp_path / "detect.log"
+    shell = subprocess.Popen(  # noqa: S603 - this interpreter, fixed arguments
+        [
+            "/bin/sh",
+            "-c",
+            f'"{sys.executable}" -m carevault detect >"{log}" 2>&1 & echo $!; wait',
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+    )
+    assert shell.stdout is not None
+    with shell.stdout:
+        detector = int(shell.stdout.readline())
+    try:
+        waited(lambda: "detectors running" in log.read_text() or None)
+        shell.kill()
+        shell.wait(timeout=10)
+        time.sleep(3 * PARENT_CHECK_SECONDS)
+        assert alive(detector)
+    finally:
+        os.kill(detector, signal.SIGTERM)
+        waited(lambda: not alive(detector) or None, 30)
