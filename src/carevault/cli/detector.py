@@ -82,6 +82,10 @@ def detect(
             if parent is not None and os.getppid() != parent:
                 typer.echo("the process that started the detectors is gone: stopping", err=True)
                 break
+            if not services.detection.engine.alive:
+                # Whatever ended the thread (it outlives every failure of a batch), this
+                # process judges nothing any more: it ends, and ``serve`` starts another.
+                raise fail("the detectors' thread has ended: stopping", 1)
     finally:
         # The engine's last batch written and its lease given up (Detection.close).
         services.close()

@@ -183,6 +183,11 @@ class DetectionEngine:
             self._thread = threading.Thread(target=self._run, name="detect", daemon=True)
             self._thread.start()
 
+    @property
+    def alive(self) -> bool:
+        """Whether the thread runs (started and not ended)."""
+        return self._thread is not None and self._thread.is_alive()
+
     def stop(self) -> None:
         self._stop.set()
         self._wake.set()

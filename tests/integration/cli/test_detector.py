@@ -178,7 +178,7 @@ def test_server_processes_run_no_engine_of_their_own(settings: Settings) -> None
         detection = built.detection
         assert detection is not None and detection.enabled
         assert not detection.threaded
-        assert detection.engine._thread is None
+        assert not detection.engine.alive
         # Nothing committed is kept for a thread that does not run.
         assert detection.engine.committed not in built.audit_ledger.writer.listeners
     finally:
@@ -187,6 +187,12 @@ def test_server_processes_run_no_engine_of_their_own(settings: Settings) -> None
     try:
         assert threaded.detection is not None
         assert threaded.detection.engine.committed in threaded.audit_ledger.writer.listeners
+        # What ``carevault detect`` watches, to end (and be started again) once its
+        # thread has ended.
+        threaded.detection.start()
+        assert threaded.detection.engine.alive
+        threaded.detection.engine.stop()
+        assert not threaded.detection.engine.alive
     finally:
         threaded.close()
 
