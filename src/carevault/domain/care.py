@@ -50,6 +50,8 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Generic, TypeVar
 
+from carevault.domain.policy import working_elsewhere
+
 DAY_US = 86_400 * 1_000_000
 
 #: Whoever wrote a record of care, as the caller names them (a principal or its token).
@@ -284,11 +286,7 @@ def named_elsewhere(event: CareEvent, works_at: Mapping[str, frozenset[str]]) ->
     others by design and are judged by their writer's own relationship instead."""
     if event.source in VOUCHED or event.clinic_id is None:
         return ()
-    return tuple(
-        practitioner
-        for practitioner in event.practitioner_ids
-        if works_at.get(practitioner) and event.clinic_id not in works_at[practitioner]
-    )
+    return working_elsewhere(event.practitioner_ids, event.clinic_id, works_at)
 
 
 def _vouched(

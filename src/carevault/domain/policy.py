@@ -146,8 +146,16 @@ def placed_elsewhere(
     are not held to it."""
     if actor.role in CLINIC_RECORD_WRITERS:
         return ()
+    return working_elsewhere(works_at, clinic_id, works_at)
+
+
+def working_elsewhere(
+    practitioners: Iterable[str], clinic_id: str, works_at: Mapping[str, frozenset[str]]
+) -> tuple[str, ...]:
+    """Those of ``practitioners`` who work at clinics of the group (``works_at``: their
+    staff accounts' clinics; none for an outside practitioner) but not at ``clinic_id``."""
     return tuple(
         practitioner
-        for practitioner, clinics in works_at.items()
-        if clinics and clinic_id not in clinics
+        for practitioner in practitioners
+        if works_at.get(practitioner) and clinic_id not in works_at[practitioner]
     )

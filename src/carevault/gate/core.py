@@ -126,11 +126,8 @@ _STAFF_PATHS: dict[str, tuple[str, ...]] = {
 
 
 #: Where a directory record placed at a clinic names practitioners as working there
-#: (``Gate._refuse_placed_elsewhere``).
-_PRACTITIONER_PATHS: dict[str, tuple[str, ...]] = {
-    "Schedule": ("actor",),
-    "PractitionerRole": ("practitioner",),
-}
+#: (``Gate._refuse_placed_elsewhere``): those of ``_STAFF_PATHS`` that name them.
+_PRACTITIONER_PATHS = {name: _STAFF_PATHS[name] for name in ("Schedule", "PractitionerRole")}
 
 
 #: Why a read of a deletion is not answered on the event loop: its answer may open the
