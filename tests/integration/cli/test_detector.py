@@ -254,11 +254,15 @@ def test_a_detection_process_run_on_its_own_outlives_the_shell_that_started_it(
     with shell.stdout:
         detector = int(shell.stdout.readline())
     try:
-        waited(lambda: "detectors running" in log.read_text() or None)
+        # The shell may print the pid before its child has opened the log.
+        waited(lambda: (log.exists() and "detectors running" in log.read_text()) or None)
         shell.kill()
         shell.wait(timeout=10)
         time.sleep(3 * PARENT_CHECK_SECONDS)
         assert alive(detector)
     finally:
+        if shell.poll() is None:
+            shell.kill()
+            shell.wait(timeout=10)
         os.kill(detector, signal.SIGTERM)
         waited(lambda: not alive(detector) or None, 30)
