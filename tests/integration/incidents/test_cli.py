@@ -27,6 +27,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     services = cli_services(tmp_path, monkeypatch)
     home = services.settings.home
     try:
+        services.accounts.add("thief", "Thief", Role.FRONT_DESK, ["tm"], PASSWORD)
         services.audit.record(
             [
                 AuditEvent(
@@ -275,3 +276,27 @@ def test_the_list_is_filtered_by_status(home: Path) -> None:
     assert incident in _run(home, "list")
     bogus = runner.invoke(app, ["incident", "list", "--status", "shut", "--home", str(home)])
     assert bogus.exit_code == 2 and "contained" in bogus.output
+
+
+def test_an_account_no_one_has_is_refused_and_named(home: Path) -> None:
+    """A typo (``thiefs`` for ``thief``) would match no entry, and an empty scope reads as
+    "no patient affected": the username is refused (exit 2), named as typed but escaped
+    for the terminal, and nothing is declared or amended. Full principals of processes
+    and client apps are taken as given."""
+    refused = runner.invoke(app, ["incident", "declare", "--title", "t", "--account", "thief",
+                                  "--account", "thiefs\u202egnp", "--since", "2026-01-01",
+                                  "--home", str(home)])  # fmt: skip
+    assert refused.exit_code == 2, refused.output
+    assert "no staff account 'thiefs\\u202egnp'" in refused.output
+    assert "\u202e" not in refused.output
+    assert _run(home, "list") == ""
+    incident = _run(home, "declare", "--title", "t", "--account", "Thief",
+                    "--account", "system:backup-agent", "--account", "client:lab-interface",
+                    "--since", "2026-01-01").split()[-1]  # fmt: skip
+    shown = _run(home, "show", incident)
+    for wrong in ("chan.tn", "stafff:thief", "staff:nobody"):
+        amend = runner.invoke(app, ["incident", "amend", incident, "--account", wrong,
+                                    "--home", str(home)])  # fmt: skip
+        assert amend.exit_code == 2, amend.output
+        assert repr(wrong) in amend.output
+        assert _run(home, "show", incident) == shown

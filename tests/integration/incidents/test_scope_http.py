@@ -325,8 +325,8 @@ def test_a_time_without_a_zone_is_the_groups_in_every_admin_route(group: Group) 
     declaration, an amendment and the audit search, as on the command line."""
     officer = group.officer.headers
     assert group.services.settings.timezone == "Asia/Hong_Kong"
-    case = {"title": "naive", "accounts": ["someone"], "since": "2026-11-30T10:00",
-            "until": "2026-12-01"}  # fmt: skip
+    case = {"title": "naive", "accounts": [group.desk_tm.account.username],
+            "since": "2026-11-30T10:00", "until": "2026-12-01"}  # fmt: skip
     declared = group.web.post("/admin/incidents", json=case, headers=officer)
     assert declared.status_code == 201, declared.text
     body = declared.json()
@@ -361,8 +361,8 @@ def test_narrowing_an_incident_over_the_api_takes_the_officers_fresh_code(
     """A later start, an earlier end or closing takes patients out of who is told: a bearer
     token alone (a stolen one, say) does not do it, as the console's form does not."""
     officer = group.officer.headers
-    case = {"title": "t", "accounts": ["someone"], "since": "2026-11-30T10:00",
-            "until": "2026-12-01"}  # fmt: skip
+    case = {"title": "t", "accounts": [group.desk_tm.account.username],
+            "since": "2026-11-30T10:00", "until": "2026-12-01"}  # fmt: skip
     declared = group.web.post("/admin/incidents", json=case, headers=officer)
     assert declared.status_code == 201, declared.text
     incident = declared.json()
@@ -405,7 +405,11 @@ def test_the_incident_list_is_filtered_by_status_and_an_unknown_status_is_refuse
     officer = group.officer.headers
     ids = []
     for title in ("first", "second"):
-        case = {"title": title, "accounts": ["someone"], "since": "2026-11-30T10:00"}
+        case = {
+            "title": title,
+            "accounts": [group.desk_tm.account.username],
+            "since": "2026-11-30T10:00",
+        }
         declared = group.web.post("/admin/incidents", json=case, headers=officer)
         assert declared.status_code == 201, declared.text
         ids.append(declared.json()["id"])
@@ -428,3 +432,27 @@ def test_the_incident_list_is_filtered_by_status_and_an_unknown_status_is_refuse
         assert refused.status_code == 400, (wrong, refused.text)
         assert refused.json()["resourceType"] == "OperationOutcome"
         assert "status must be one of open, contained, closed" in refused.text
+
+
+def test_an_account_no_one_has_is_refused_when_declared_or_added(group: Group) -> None:
+    """A typo in a username matches no ledger entry: declared, the scope would be empty and
+    read as "no patient affected". It is refused with a 400 that names it, whether
+    declared or added by an amendment; a full principal of a client app or a process is
+    taken as given, and a username however it is spelt."""
+    officer = group.officer.headers
+    desk = group.desk_tm.account.username
+    case = {"title": "t", "accounts": [desk.upper(), f"{desk}x"], "since": "2026-01-01"}
+    refused = group.web.post("/admin/incidents", json=case, headers=officer)
+    assert refused.status_code == 400, refused.text
+    assert f"no staff account '{desk}x'" in refused.text
+    assert group.web.get("/admin/incidents", headers=officer).json() == {"incidents": []}
+    case["accounts"] = [desk.upper(), "system:backup-agent", "client:lab-interface"]
+    declared = group.web.post("/admin/incidents", json=case, headers=officer)
+    assert declared.status_code == 201, declared.text
+    path = f"/admin/incidents/{declared.json()['id']}/amend"
+    for wrong in ("chan.tn", f"staff:{desk}x", "stafff:chan.tm"):
+        added = group.web.post(path, json={"adds": {"accounts": [wrong]}}, headers=officer)
+        assert added.status_code == 400, added.text
+        assert repr(wrong) in added.json()["issue"][0]["diagnostics"]
+    shown = group.web.get(f"/admin/incidents/{declared.json()['id']}", headers=officer).json()
+    assert shown == declared.json()

@@ -33,6 +33,7 @@ from tests.support.console import (
     sign_in,
 )
 from tests.support.notify import MailSink, smtp_server
+from tests.support.staff import add_account
 
 pytestmark = pytest.mark.postgres
 
@@ -252,7 +253,11 @@ def test_an_incident_declared_from_the_alert_has_its_scope_timeline_and_reports(
 
 
 def test_declaring_by_hand_checks_every_field_and_changes_nothing_when_wrong(
-    signed_in: Browser, console_services: Services, officer: Person
+    signed_in: Browser,
+    console_services: Services,
+    officer: Person,
+    physician: Person,
+    front_desk_b: Person,
 ) -> None:
     client = signed_in(officer)
     token = csrf_of(client.get("/console/incidents").text)
@@ -261,6 +266,10 @@ def test_declaring_by_hand_checks_every_field_and_changes_nothing_when_wrong(
     assert empty.status_code == 400 and not incidents_for(console_services).all()
     wrong = client.post("/console/incidents", data={**form, "addresses": "not-an-address"})
     assert wrong.status_code == 400 and "not an address" in wrong.text
+    # A typo in a username would give an empty scope, read as "no patient affected".
+    typo = client.post("/console/incidents", data={**form, "accounts": "desk2, doctr1<b>"})
+    assert typo.status_code == 400 and "no staff account &#39;doctr1&lt;b&gt;&#39;" in typo.text
+    assert not incidents_for(console_services).all()
     done = client.post(
         "/console/incidents",
         data={**form, "accounts": "desk2, doctor1", "database": "on"},
@@ -395,7 +404,11 @@ def _declare(client: Browser, token: str) -> int:
     ],
 )
 def test_an_incident_is_not_narrowed_or_closed_without_a_fresh_code(
-    signed_in: Browser, console_services: Services, officer: Person, change: dict[str, str]
+    signed_in: Browser,
+    console_services: Services,
+    officer: Person,
+    front_desk_b: Person,
+    change: dict[str, str],
 ) -> None:
     """The window decides the scope and the scope who gets a notice: narrowing it or
     closing the incident takes the officer's fresh code, as starting the notices does."""
@@ -419,8 +432,9 @@ def test_an_incident_is_not_narrowed_or_closed_without_a_fresh_code(
 
 
 def test_an_incident_is_widened_without_a_code(
-    signed_in: Browser, console_services: Services, officer: Person
+    signed_in: Browser, console_services: Services, officer: Person, front_desk_b: Person
 ) -> None:
+    add_account(console_services, "desk3")
     client = signed_in(officer)
     token = csrf_of(client.get("/console/incidents").text)
     incident_id = _declare(client, token)
