@@ -300,3 +300,29 @@ def test_an_account_no_one_has_is_refused_and_named(home: Path) -> None:
         assert amend.exit_code == 2, amend.output
         assert repr(wrong) in amend.output
         assert _run(home, "show", incident) == shown
+
+
+def test_a_good_code_of_a_manager_or_nurse_does_not_narrow_or_close_from_the_shell(
+    home: Path,
+) -> None:
+    """``--officer`` must name a privacy officer: another role's own fresh, valid code is
+    refused as a code that was never typed, and nothing changes."""
+    services = build_services(make_settings(home))
+    try:
+        secrets = {
+            name: services.accounts.add(name, name, role, ["tm"], PASSWORD)[1]
+            for name, role in (("mgr.tam", Role.CLINIC_MANAGER), ("rn.poon", Role.NURSE))
+        }
+    finally:
+        services.close()
+    incident = _run(home, "declare", "--title", "t", "--account", "thief",
+                    "--since", "2026-01-01", "--until", "2026-01-03").split()[-1]  # fmt: skip
+    shown = _run(home, "show", incident)
+    for name, secret in secrets.items():
+        for narrowing in (["--status", "closed"], ["--until", "2026-01-02"]):
+            code = pyotp.TOTP(secret).at(time.time())
+            refused = runner.invoke(app, ["incident", "amend", incident, *narrowing,
+                                          "--officer", name, "--totp", code,
+                                          "--home", str(home)])  # fmt: skip
+            assert refused.exit_code == 1, refused.output
+            assert _run(home, "show", incident) == shown

@@ -15,6 +15,7 @@ from aiosmtpd.controller import Controller
 from carevault.bootstrap import Services
 from carevault.config import Settings
 from carevault.detect.budget import ReleaseRefused
+from carevault.domain.roles import Role
 from carevault.fhir.registry import RESOURCE_TYPES
 from carevault.gate import Caller
 from carevault.incidents import incidents_for
@@ -27,7 +28,9 @@ from tests.support.console import (
     CHAN,
     CLINIC_B,
     WONG,
+    MovableClock,
     Person,
+    add_person,
     csrf_of,
     ledger_events,
     sign_in,
@@ -447,3 +450,34 @@ def test_an_incident_is_widened_without_a_code(
     assert amended.status_code == 303, amended.text
     after = incidents_for(console_services).get(incident_id)
     assert "desk3" in after.compromised.accounts and after.status.value == "contained"
+
+
+def test_a_clinic_manager_with_a_good_csrf_token_of_their_own_changes_no_incident(
+    signed_in: Browser,
+    browser: Browser,
+    console_services: Services,
+    officer: Person,
+    manager: Person,
+    front_desk_b: Person,
+    clock: MovableClock,
+) -> None:
+    """The role is checked, not only the token: a manager's own session and CSRF token do
+    not declare, widen, narrow or close an incident, even with a good code of their own;
+    a nurse has no console to sign in to."""
+    officer_client = signed_in(officer)
+    incident_id = _declare(officer_client, csrf_of(officer_client.get("/console/incidents").text))
+    before = incidents_for(console_services).get(incident_id)
+    client = signed_in(manager)
+    token = csrf_of(client.get("/console/dashboard").text)
+    for path, form in [
+        ("/console/incidents", {"title": "x", "since": "2026-01-01T00:00", "accounts": "desk2"}),
+        (f"/console/incidents/{incident_id}/amend", {"since": "2025-01-01T00:00"}),
+        (f"/console/incidents/{incident_id}/amend", {"clients": "lab"}),
+        (f"/console/incidents/{incident_id}/amend", {"until": "2026-06-01T00:00"}),
+        (f"/console/incidents/{incident_id}/amend", {"status": "closed"}),
+    ]:
+        answer = client.post(path, data={**form, "csrf": token, "totp": manager.code()})
+        assert answer.status_code == 403, (path, answer.status_code)
+    assert incidents_for(console_services).all() == [before]
+    nurse = add_person(console_services, clock, "nurse1", Role.NURSE, [CLINIC_B])
+    assert sign_in(browser(), nurse).status_code != 303
