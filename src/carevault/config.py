@@ -24,6 +24,9 @@ Environment = Literal["development", "demo", "test", "benchmark", "production"]
 
 #: A FHIR id (an Organization's, for a clinic).
 _CLINIC_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+#: Unicode categories a name in a mail header may not hold: controls, format characters,
+#: surrogates, private use, unassigned, and line and paragraph separators.
+_NOT_IN_A_HEADER = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
 
 
 class UnsafeConfiguration(RuntimeError):
@@ -508,6 +511,19 @@ class Settings(BaseSettings):
             if any(unicodedata.category(char)[0] == "C" for char in name):
                 raise ValueError(f"{setting}: the name of {clinic} has control characters")
         return {clinic: name.strip() for clinic, name in value.items()}
+
+    @field_validator("notify_group_name", "notify_group_name_zh")
+    @classmethod
+    def _group_name(cls, value: str, info: ValidationInfo) -> str:
+        """The From display name and part of the Subject of every notice: a line break
+        (U+2028 and U+0085 are ones to the email package) is not injected there, but it
+        stopped a send job midway, after some notices had gone."""
+        setting = f"CAREVAULT_{str(info.field_name).upper()}"
+        if not value.strip() or len(value) > 120:
+            raise ValueError(f"{setting}: the group's name is empty or over 120 characters")
+        if any(unicodedata.category(char) in _NOT_IN_A_HEADER for char in value):
+            raise ValueError(f"{setting}: the group's name has control or line-break characters")
+        return value.strip()
 
     def clinic_names_in(self, language: str) -> dict[str, str]:
         """Clinic id → name for a letter in ``language`` (``zh``: the Chinese name, else the

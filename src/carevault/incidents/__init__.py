@@ -22,7 +22,13 @@ from carevault.incidents.model import (
     parse_window,
 )
 from carevault.incidents.runs import Covers, ScopeRun, ScopeRunMissing, ScopeRunTampered
-from carevault.incidents.service import Actor, IncidentNotFound, Incidents, StepUpRequired
+from carevault.incidents.service import (
+    Actor,
+    IncidentNotFound,
+    Incidents,
+    StepUpRequired,
+    UnknownAccount,
+)
 
 if TYPE_CHECKING:
     from carevault.bootstrap import Services
@@ -38,6 +44,7 @@ __all__ = [
     "ScopeRunMissing",
     "ScopeRunTampered",
     "StepUpRequired",
+    "UnknownAccount",
     "case_from_alert",
     "compute_scope",
     "declare_case",
@@ -51,7 +58,13 @@ SCOPE_ACTOR = Actor("system:incident-scope")
 
 
 def incidents_for(services: Services) -> Incidents:
-    return Incidents(services.engine, services.audit_ledger, services.containment, services.now_us)
+    return Incidents(
+        services.engine,
+        services.audit_ledger,
+        services.containment,
+        services.now_us,
+        lambda username: services.accounts.find(username) is not None,
+    )
 
 
 def declare_case(

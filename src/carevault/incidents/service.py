@@ -50,6 +50,20 @@ class IncidentNotFound(IncidentError):
     """No incident with that id."""
 
 
+class UnknownAccount(IncidentError):
+    """An account named as compromised that is no staff account and no full principal of
+    a client app or a process: a typo (``chan.tn`` for ``chan.tm``) matches no ledger
+    entry, and its empty scope would read as "no patient affected"."""
+
+
+#: Principals named in full that are taken as given: a client app's, a process's (the
+#: unwrap ledger names one that bypassed the gate so), a CLI operator's.
+OTHER_PRINCIPALS = ("client:", "system:", "cli:")
+
+#: Whether a staff account has this username (as typed: the check casefolds it).
+StaffKnown = Callable[[str], bool]
+
+
 @dataclass(frozen=True)
 class Actor:
     """Who acts on an incident: a privacy officer's principal, or the CLI operator."""
@@ -93,11 +107,31 @@ class Incidents:
         ledger: Ledger,
         containment: ContainmentStore,
         now_us: Callable[[], int],
+        staff_known: StaffKnown,
     ) -> None:
         self.engine = engine
         self.ledger = ledger
         self.containment = containment
         self.now_us = now_us
+        self.staff_known = staff_known
+
+    def _check_accounts(self, accounts: Collection[str]) -> None:
+        """Refuse (``UnknownAccount``) an account no staff account has and that is no full
+        principal of another kind (``OTHER_PRINCIPALS``), before anything is written."""
+        unknown = []
+        for account in accounts:
+            kind, colon, name = account.strip().partition(":")
+            if colon and account.strip().startswith(OTHER_PRINCIPALS) and name.strip():
+                continue
+            staff = not colon or kind.strip().casefold() == "staff"
+            if not (staff and self.staff_known(name if colon else kind)):
+                unknown.append(account)
+        if unknown:
+            named = ", ".join(repr(account[:60]) for account in unknown[:5])
+            raise UnknownAccount(
+                f"accounts: no staff account {named}: check the spelling; a client app or "
+                f"a process is named in full ({', '.join(p + '...' for p in OTHER_PRINCIPALS)})"
+            )
 
     # --- the ledger -----------------------------------------------------------------------
 
@@ -161,6 +195,7 @@ class Incidents:
         check_window(since_us, until_us)
         if compromised.is_empty():
             raise IncidentError("say what is believed compromised (an account, client, ...)")
+        self._check_accounts(compromised.accounts)
         now = self.now_us()
         with write_transaction(self.engine) as connection:
             incident_id = connection.execute(
@@ -219,6 +254,7 @@ class Incidents:
         if it cannot); without one it is refused (``StepUpRequired``), whichever door it
         came through."""
         current = self.get(incident_id)
+        self._check_accounts(set(amendment.adds.accounts) - set(current.compromised.accounts))
         narrowing = amendment.narrows(current)
         if narrowing and named_in(current, actor.principal):
             self._refuse_named(actor, incident_id)

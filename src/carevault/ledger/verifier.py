@@ -15,6 +15,13 @@ Command line::
     python verifier.py inclusion --vkey KEY --checkpoint cp.txt --index N \\
         --entry entry.json --proof proof.txt
     python verifier.py consistency --vkey KEY --old old.txt --new new.txt --proof proof.txt
+    python verifier.py scope --vkey KEY --checkpoint cp.txt --index N \\
+        --entry entry.json --proof proof.txt --document scope.json
+
+``scope`` checks an incident's scope document against the ledger entry that recorded
+its run (``incident:scope:computed``, at position N): the entry is in the signed tree
+and holds the SHA-256 of the document's canonical JSON, so a line dropped, added or
+altered is refused, which checking each line's entries alone cannot show.
 
 A proof file holds one base64 hash per line. Exit status 0 means verified.
 """
@@ -25,6 +32,7 @@ import argparse
 import base64
 import binascii
 import hashlib
+import json
 import struct
 import sys
 from collections.abc import Sequence
@@ -307,6 +315,45 @@ def verify_cosignature(text: str, witness: VerifierKey) -> int:
     raise VerificationError(f"the checkpoint carries no cosignature by {witness.name}")
 
 
+# --- incident scope documents ------------------------------------------------------------
+
+SCOPE_TAG = "incident:scope:computed"
+
+
+def canonical_json(document: object) -> bytes:
+    """The canonical JSON CareVault digests: keys sorted, no spaces, UTF-8."""
+    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def verify_scope(document_text: bytes, entry: bytes) -> tuple[int, int]:
+    """Raise VerificationError unless ``entry`` (already proved included) records the run
+    whose document is ``document_text``; return the incident's id and the run's number."""
+    try:
+        document = json.loads(document_text)
+        incident = document["incident"]["id"]
+    except (ValueError, TypeError, KeyError) as error:
+        raise VerificationError("the scope document is not a scope document's JSON") from error
+    try:
+        recorded = json.loads(entry)
+        detail = recorded["detail"]
+        run, digest = detail["run"], detail["sha256"]
+    except (ValueError, TypeError, KeyError) as error:
+        raise VerificationError("the entry is not a scope run's ledger entry") from error
+    if recorded.get("tag") != SCOPE_TAG:
+        raise VerificationError(f"the entry is not a scope run's ({SCOPE_TAG}) ledger entry")
+    if detail.get("incident") != incident:
+        raise VerificationError(
+            f"the entry records a run of incident {detail.get('incident')!r}, "
+            f"not of incident {incident!r}"
+        )
+    if hashlib.sha256(canonical_json(document)).hexdigest() != digest:
+        raise VerificationError(
+            f"the scope document is not the one run {run}'s ledger entry records: "
+            "it was changed (a line dropped, added, reordered or altered)"
+        )
+    return int(incident), int(run)
+
+
 # --- command line -------------------------------------------------------------------------
 
 
@@ -329,6 +376,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     inclusion.add_argument("--index", required=True, type=int, help="the entry's position")
     inclusion.add_argument("--entry", required=True, help="file: the entry's exact bytes")
     inclusion.add_argument("--proof", required=True, help="file: base64 hashes, one a line")
+    scope = commands.add_parser("scope", help="a scope document is the one its run recorded")
+    for option, text in (
+        ("--vkey", "the log's verifier key"),
+        ("--checkpoint", "file: a signed checkpoint holding the run's entry"),
+        ("--index", "the position of the run's entry (incident runs: ledger_position)"),
+        ("--entry", "file: the run's entry's exact bytes"),
+        ("--proof", "file: base64 hashes, one a line"),
+        ("--document", "file: the scope document (JSON)"),
+    ):
+        scope.add_argument(
+            option, required=True, help=text, type=int if option == "--index" else str
+        )
     consistency = commands.add_parser("consistency", help="a newer checkpoint extends an older")
     consistency.add_argument("--vkey", required=True)
     consistency.add_argument("--old", required=True, help="file: the older signed checkpoint")
@@ -338,7 +397,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         key = VerifierKey.parse(args.vkey)
-        if args.command == "inclusion":
+        if args.command in ("inclusion", "scope"):
             checkpoint = open_checkpoint(_read(args.checkpoint), key)
             with open(args.entry, "rb") as handle:
                 entry = handle.read()
@@ -349,7 +408,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                 _read_proof(args.proof),
                 checkpoint.root,
             )
-            print(f"OK: entry {args.index} is in {checkpoint.origin} at size {checkpoint.size}")
+            if args.command == "inclusion":
+                print(f"OK: entry {args.index} is in {checkpoint.origin} at size {checkpoint.size}")
+            else:
+                with open(args.document, "rb") as handle:
+                    incident, run = verify_scope(handle.read(), entry)
+                print(
+                    f"OK: the scope document is run {run} of incident {incident}, "
+                    f"recorded at entry {args.index} of {checkpoint.origin}"
+                )
         else:
             old_text, new_text = _read(args.old), _read(args.new)
             old, new = open_checkpoint(old_text, key), open_checkpoint(new_text, key)

@@ -14,6 +14,7 @@ from carevault.cli import app
 from carevault.containment.state import Mode
 from carevault.incidents import Actor, declare_case
 from tests.support.cli_home import cli_services
+from tests.support.staff import add_account
 
 # color=True: click would strip some ANSI sequences when not writing to a terminal; an
 # officer's terminal is one, so the test must see what it would see.
@@ -40,6 +41,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     services = cli_services(tmp_path, monkeypatch)
     home = services.settings.home
     try:
+        add_account(services, "thief")
         declare_case(services, Actor("cli:test"), {"title": TITLE, "accounts": ["thief"],
                                                    "since": "2026-01-01T00:00:00Z"})  # fmt: skip
         services.clients.add(

@@ -27,6 +27,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     services = cli_services(tmp_path, monkeypatch)
     home = services.settings.home
     try:
+        services.accounts.add("thief", "Thief", Role.FRONT_DESK, ["tm"], PASSWORD)
         services.audit.record(
             [
                 AuditEvent(
@@ -275,3 +276,53 @@ def test_the_list_is_filtered_by_status(home: Path) -> None:
     assert incident in _run(home, "list")
     bogus = runner.invoke(app, ["incident", "list", "--status", "shut", "--home", str(home)])
     assert bogus.exit_code == 2 and "contained" in bogus.output
+
+
+def test_an_account_no_one_has_is_refused_and_named(home: Path) -> None:
+    """A typo (``thiefs`` for ``thief``) would match no entry, and an empty scope reads as
+    "no patient affected": the username is refused (exit 2), named as typed but escaped
+    for the terminal, and nothing is declared or amended. Full principals of processes
+    and client apps are taken as given."""
+    refused = runner.invoke(app, ["incident", "declare", "--title", "t", "--account", "thief",
+                                  "--account", "thiefs\u202egnp", "--since", "2026-01-01",
+                                  "--home", str(home)])  # fmt: skip
+    assert refused.exit_code == 2, refused.output
+    assert "no staff account 'thiefs\\u202egnp'" in refused.output
+    assert "\u202e" not in refused.output
+    assert _run(home, "list") == ""
+    incident = _run(home, "declare", "--title", "t", "--account", "Thief",
+                    "--account", "system:backup-agent", "--account", "client:lab-interface",
+                    "--since", "2026-01-01").split()[-1]  # fmt: skip
+    shown = _run(home, "show", incident)
+    for wrong in ("chan.tn", "stafff:thief", "staff:nobody"):
+        amend = runner.invoke(app, ["incident", "amend", incident, "--account", wrong,
+                                    "--home", str(home)])  # fmt: skip
+        assert amend.exit_code == 2, amend.output
+        assert repr(wrong) in amend.output
+        assert _run(home, "show", incident) == shown
+
+
+def test_a_good_code_of_a_manager_or_nurse_does_not_narrow_or_close_from_the_shell(
+    home: Path,
+) -> None:
+    """``--officer`` must name a privacy officer: another role's own fresh, valid code is
+    refused as a code that was never typed, and nothing changes."""
+    services = build_services(make_settings(home))
+    try:
+        secrets = {
+            name: services.accounts.add(name, name, role, ["tm"], PASSWORD)[1]
+            for name, role in (("mgr.tam", Role.CLINIC_MANAGER), ("rn.poon", Role.NURSE))
+        }
+    finally:
+        services.close()
+    incident = _run(home, "declare", "--title", "t", "--account", "thief",
+                    "--since", "2026-01-01", "--until", "2026-01-03").split()[-1]  # fmt: skip
+    shown = _run(home, "show", incident)
+    for name, secret in secrets.items():
+        for narrowing in (["--status", "closed"], ["--until", "2026-01-02"]):
+            code = pyotp.TOTP(secret).at(time.time())
+            refused = runner.invoke(app, ["incident", "amend", incident, *narrowing,
+                                          "--officer", name, "--totp", code,
+                                          "--home", str(home)])  # fmt: skip
+            assert refused.exit_code == 1, refused.output
+            assert _run(home, "show", incident) == shown

@@ -8,6 +8,7 @@ import pytest
 from carevault.bootstrap import Services
 from carevault.containment.state import Mode
 from carevault.incidents import Actor, declare_case, incidents_for, scope_document
+from tests.support.staff import add_account
 
 pytestmark = pytest.mark.postgres
 
@@ -15,6 +16,7 @@ OFFICER = Actor("staff:officer1", "10.1.2.3")
 
 
 def test_a_timeline_shows_only_its_own_incidents_containment(services: Services) -> None:
+    add_account(services, "thief")
     mine = declare_case(services, OFFICER, {"title": "Phished", "accounts": ["thief"],
                                             "since": "2026-01-01"})  # fmt: skip
     other = declare_case(services, OFFICER, {"title": "Scraper", "clients": ["scraper-app"],
@@ -41,6 +43,7 @@ def test_a_timeline_shows_only_its_own_incidents_containment(services: Services)
 
 
 def test_the_scope_document_lists_the_incidents_own_containment(services: Services) -> None:
+    add_account(services, "thief")
     mine = declare_case(services, OFFICER, {"title": "Phished", "accounts": ["thief"],
                                             "since": "2026-01-01"})  # fmt: skip
     assert scope_document(services, mine.incident_id)["incident"]["containment"] == []

@@ -15,12 +15,15 @@ import pytest
 
 from carevault.bootstrap import Services
 from carevault.domain.hkid import check_digit
+from carevault.domain.roles import Role
 from carevault.fhir.categories import element_categories
 from carevault.fhir.registry import RESOURCE_TYPES
 from carevault.ledger.events import Outcome, Tag
 from carevault.notify.scope import parse_scope
+from tests.integration.access.browser import basic
 from tests.integration.access.group import TM, Group, _patient, build_group, observation
 from tests.support.client import FhirTestClient
+from tests.support.staff import make_staff, open_token
 
 
 @pytest.fixture
@@ -325,8 +328,8 @@ def test_a_time_without_a_zone_is_the_groups_in_every_admin_route(group: Group) 
     declaration, an amendment and the audit search, as on the command line."""
     officer = group.officer.headers
     assert group.services.settings.timezone == "Asia/Hong_Kong"
-    case = {"title": "naive", "accounts": ["someone"], "since": "2026-11-30T10:00",
-            "until": "2026-12-01"}  # fmt: skip
+    case = {"title": "naive", "accounts": [group.desk_tm.account.username],
+            "since": "2026-11-30T10:00", "until": "2026-12-01"}  # fmt: skip
     declared = group.web.post("/admin/incidents", json=case, headers=officer)
     assert declared.status_code == 201, declared.text
     body = declared.json()
@@ -361,8 +364,8 @@ def test_narrowing_an_incident_over_the_api_takes_the_officers_fresh_code(
     """A later start, an earlier end or closing takes patients out of who is told: a bearer
     token alone (a stolen one, say) does not do it, as the console's form does not."""
     officer = group.officer.headers
-    case = {"title": "t", "accounts": ["someone"], "since": "2026-11-30T10:00",
-            "until": "2026-12-01"}  # fmt: skip
+    case = {"title": "t", "accounts": [group.desk_tm.account.username],
+            "since": "2026-11-30T10:00", "until": "2026-12-01"}  # fmt: skip
     declared = group.web.post("/admin/incidents", json=case, headers=officer)
     assert declared.status_code == 201, declared.text
     incident = declared.json()
@@ -405,7 +408,11 @@ def test_the_incident_list_is_filtered_by_status_and_an_unknown_status_is_refuse
     officer = group.officer.headers
     ids = []
     for title in ("first", "second"):
-        case = {"title": title, "accounts": ["someone"], "since": "2026-11-30T10:00"}
+        case = {
+            "title": title,
+            "accounts": [group.desk_tm.account.username],
+            "since": "2026-11-30T10:00",
+        }
         declared = group.web.post("/admin/incidents", json=case, headers=officer)
         assert declared.status_code == 201, declared.text
         ids.append(declared.json()["id"])
@@ -428,3 +435,82 @@ def test_the_incident_list_is_filtered_by_status_and_an_unknown_status_is_refuse
         assert refused.status_code == 400, (wrong, refused.text)
         assert refused.json()["resourceType"] == "OperationOutcome"
         assert "status must be one of open, contained, closed" in refused.text
+
+
+def test_an_account_no_one_has_is_refused_when_declared_or_added(group: Group) -> None:
+    """A typo in a username matches no ledger entry: declared, the scope would be empty and
+    read as "no patient affected". It is refused with a 400 that names it, whether
+    declared or added by an amendment; a full principal of a client app or a process is
+    taken as given, and a username however it is spelt."""
+    officer = group.officer.headers
+    desk = group.desk_tm.account.username
+    case = {"title": "t", "accounts": [desk.upper(), f"{desk}x"], "since": "2026-01-01"}
+    refused = group.web.post("/admin/incidents", json=case, headers=officer)
+    assert refused.status_code == 400, refused.text
+    assert f"no staff account '{desk}x'" in refused.text
+    assert group.web.get("/admin/incidents", headers=officer).json() == {"incidents": []}
+    case["accounts"] = [desk.upper(), "system:backup-agent", "client:lab-interface"]
+    declared = group.web.post("/admin/incidents", json=case, headers=officer)
+    assert declared.status_code == 201, declared.text
+    path = f"/admin/incidents/{declared.json()['id']}/amend"
+    for wrong in ("chan.tn", f"staff:{desk}x", "stafff:chan.tm"):
+        added = group.web.post(path, json={"adds": {"accounts": [wrong]}}, headers=officer)
+        assert added.status_code == 400, added.text
+        assert repr(wrong) in added.json()["issue"][0]["diagnostics"]
+    shown = group.web.get(f"/admin/incidents/{declared.json()['id']}", headers=officer).json()
+    assert shown == declared.json()
+
+
+def _client_token(group: Group, scopes: str) -> str:
+    """A client-credentials token of a confidential integration app granted ``scopes``."""
+    _, secret = group.services.admin.add_client(
+        "admin:test", "lab-feed", "Lab feed", confidential=True, scopes=scopes, clinic_ids=[TM]
+    )
+    assert secret
+    answer = group.web.post(
+        "/auth/token",
+        data={"grant_type": "client_credentials", "scope": scopes},
+        headers=basic("lab-feed", secret),
+    )
+    assert answer.status_code == 200, answer.text
+    token: str = answer.json()["access_token"]
+    return token
+
+
+def test_no_other_role_client_or_narrowed_token_declares_widens_narrows_or_closes(
+    group: Group,
+) -> None:
+    """Every incident route, for a clinic manager, a nurse, an integration app's token and
+    an officer's own token granted less than the whole account: 403, nothing changed."""
+    officer = group.officer.headers
+    case = {"title": "t", "accounts": [group.desk_tm.account.username], "since": "2026-01-01"}
+    declared = group.web.post("/admin/incidents", json=case, headers=officer).json()
+    path = f"/admin/incidents/{declared['id']}"
+    others = {
+        "manager": make_staff(group.services, Role.CLINIC_MANAGER, [TM]).headers,
+        "nurse": make_staff(group.services, Role.NURSE, [TM]).headers,
+        "client": {"authorization": f"Bearer {_client_token(group, 'system/*.cruds')}"},
+        "narrowed officer": {
+            "authorization": "Bearer "
+            + open_token(group.services, group.officer.account, "user/Patient.rs")
+        },
+    }
+    totp = group.officer.totp()
+    for who, headers in others.items():
+        for method, url, body in (
+            ("POST", "/admin/incidents", case),
+            ("POST", f"{path}/amend", {"adds": {"clients": ["x"]}}),
+            ("POST", f"{path}/amend", {"since": "2025-12-01"}),
+            ("POST", f"{path}/amend", {"status": "closed", "totp": totp}),
+            ("POST", f"{path}/amend", {"until": "2026-01-02", "totp": totp}),
+            ("GET", "/admin/incidents", None),
+            ("GET", path, None),
+            ("GET", f"{path}/timeline", None),
+            ("GET", f"{path}/scope", None),
+            ("GET", f"{path}/scope/runs", None),
+        ):
+            answer = group.web.request(method, url, json=body, headers=headers)
+            assert answer.status_code == 403, (who, method, url, answer.text)
+    assert group.web.get(path, headers=officer).json() == declared
+    assert len(group.web.get("/admin/incidents", headers=officer).json()["incidents"]) == 1
+    assert group.web.get(f"{path}/scope/runs", headers=officer).json()["runs"] == []

@@ -9,6 +9,7 @@ import pytest
 from carevault.bootstrap import Services
 from carevault.incidents import Actor, declare_case, scope_document
 from carevault.ledger.events import AuditEvent, Outcome, Tag
+from tests.support.staff import add_account
 
 pytestmark = pytest.mark.postgres
 
@@ -48,6 +49,7 @@ def test_an_account_is_matched_however_its_username_is_spelt(
     """Usernames are kept casefolded and the ledger names ``staff:chan.tm``: an officer
     typing the name as the directory shows it (``Chan.TM``) got an empty confirmed tier,
     and so no notices, while the potentially tier (which looks the account up) was full."""
+    add_account(services, "chan.tm")
     _read(services, 0, "staff:chan.tm", "198.51.100.7")
     assert _confirmed(services, {"accounts": [spelt]}) == {"ps0"}
 

@@ -25,6 +25,7 @@ from carevault.incidents import (
 from carevault.incidents.runs import canonical
 from carevault.incidents.tables import incident_scope_run
 from carevault.ledger.events import AuditEvent, Outcome, Tag
+from tests.support.staff import add_account
 
 pytestmark = pytest.mark.postgres
 
@@ -53,6 +54,7 @@ def _reads(services: Services, count: int, first: int = 0) -> None:
 
 
 def _incident(services: Services) -> int:
+    add_account(services, "thief")
     case = {"title": "Phished", "accounts": ["thief"], "since": "2026-01-01",
             "until": "2026-01-02T00:00:00+00:00"}  # fmt: skip
     return declare_case(services, OFFICER, case).incident_id

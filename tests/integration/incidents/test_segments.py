@@ -22,6 +22,7 @@ from carevault.incidents.segments import SegmentRefused, file_digest
 from carevault.incidents.tables import ledger_segment
 from carevault.ledger.events import AuditEvent, Outcome, Tag
 from carevault.notify.scope import parse_scope
+from tests.support.staff import add_account
 
 OFFICER = Actor("staff:officer.test")
 THIEF = "staff:thief"
@@ -38,6 +39,7 @@ def sealed(settings: Settings) -> Iterator[Services]:
         migrate=True,
     )
     try:
+        add_account(services, "thief")
         events = [
             AuditEvent(
                 tag=Tag.FHIR_READ,

@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from carevault.ledger import tree
 from carevault.ledger.checkpoints import CheckpointSigner
-from carevault.ledger.verifier import leaf_hash, main, root_of
+from carevault.ledger.verifier import VerificationError, leaf_hash, main, root_of, verify_scope
 from carevault.ledger.witness import WitnessCore
 
 ORIGIN = "clinic.example/audit"
@@ -149,3 +149,21 @@ def test_unreadable_evidence_is_refused_not_a_crash(
     else:
         arguments[1] = "--vkey=clinic.example/audit+zzzz+not-a-key"
     _refused(arguments, capsys)
+
+
+@pytest.mark.parametrize(
+    ("entry", "said"),
+    [
+        (b"not json", "not a scope run's ledger entry"),
+        (b'{"tag":"fhir:resource:read","detail":{"run":1,"sha256":"x"}}', "not a scope run's"),
+        (
+            b'{"tag":"incident:scope:computed","detail":{"incident":8,"run":1,"sha256":"x"}}',
+            "a run of incident 8, not of incident 7",
+        ),
+    ],
+)
+def test_a_scope_document_is_refused_against_an_entry_that_does_not_record_it(
+    entry: bytes, said: str
+) -> None:
+    with pytest.raises(VerificationError, match=said):
+        verify_scope(b'{"incident":{"id":7}}', entry)

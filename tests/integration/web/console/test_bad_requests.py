@@ -91,7 +91,7 @@ def test_a_malformed_id_is_refused_with_the_consoles_own_page(
 
 
 def test_a_scope_run_that_is_not_a_run_number_is_refused_not_replaced_by_the_latest(
-    signed_in: Browser, officer: Person
+    signed_in: Browser, officer: Person, front_desk_b: Person
 ) -> None:
     client = signed_in(officer)
     token = csrf_of(client.get("/console/incidents").text)

@@ -15,6 +15,7 @@ from aiosmtpd.controller import Controller
 from carevault.bootstrap import Services
 from carevault.config import Settings
 from carevault.detect.budget import ReleaseRefused
+from carevault.domain.roles import Role
 from carevault.fhir.registry import RESOURCE_TYPES
 from carevault.gate import Caller
 from carevault.incidents import incidents_for
@@ -27,12 +28,15 @@ from tests.support.console import (
     CHAN,
     CLINIC_B,
     WONG,
+    MovableClock,
     Person,
+    add_person,
     csrf_of,
     ledger_events,
     sign_in,
 )
 from tests.support.notify import MailSink, smtp_server
+from tests.support.staff import add_account
 
 pytestmark = pytest.mark.postgres
 
@@ -252,7 +256,11 @@ def test_an_incident_declared_from_the_alert_has_its_scope_timeline_and_reports(
 
 
 def test_declaring_by_hand_checks_every_field_and_changes_nothing_when_wrong(
-    signed_in: Browser, console_services: Services, officer: Person
+    signed_in: Browser,
+    console_services: Services,
+    officer: Person,
+    physician: Person,
+    front_desk_b: Person,
 ) -> None:
     client = signed_in(officer)
     token = csrf_of(client.get("/console/incidents").text)
@@ -261,6 +269,10 @@ def test_declaring_by_hand_checks_every_field_and_changes_nothing_when_wrong(
     assert empty.status_code == 400 and not incidents_for(console_services).all()
     wrong = client.post("/console/incidents", data={**form, "addresses": "not-an-address"})
     assert wrong.status_code == 400 and "not an address" in wrong.text
+    # A typo in a username would give an empty scope, read as "no patient affected".
+    typo = client.post("/console/incidents", data={**form, "accounts": "desk2, doctr1<b>"})
+    assert typo.status_code == 400 and "no staff account &#39;doctr1&lt;b&gt;&#39;" in typo.text
+    assert not incidents_for(console_services).all()
     done = client.post(
         "/console/incidents",
         data={**form, "accounts": "desk2, doctor1", "database": "on"},
@@ -395,7 +407,11 @@ def _declare(client: Browser, token: str) -> int:
     ],
 )
 def test_an_incident_is_not_narrowed_or_closed_without_a_fresh_code(
-    signed_in: Browser, console_services: Services, officer: Person, change: dict[str, str]
+    signed_in: Browser,
+    console_services: Services,
+    officer: Person,
+    front_desk_b: Person,
+    change: dict[str, str],
 ) -> None:
     """The window decides the scope and the scope who gets a notice: narrowing it or
     closing the incident takes the officer's fresh code, as starting the notices does."""
@@ -419,8 +435,9 @@ def test_an_incident_is_not_narrowed_or_closed_without_a_fresh_code(
 
 
 def test_an_incident_is_widened_without_a_code(
-    signed_in: Browser, console_services: Services, officer: Person
+    signed_in: Browser, console_services: Services, officer: Person, front_desk_b: Person
 ) -> None:
+    add_account(console_services, "desk3")
     client = signed_in(officer)
     token = csrf_of(client.get("/console/incidents").text)
     incident_id = _declare(client, token)
@@ -433,3 +450,34 @@ def test_an_incident_is_widened_without_a_code(
     assert amended.status_code == 303, amended.text
     after = incidents_for(console_services).get(incident_id)
     assert "desk3" in after.compromised.accounts and after.status.value == "contained"
+
+
+def test_a_clinic_manager_with_a_good_csrf_token_of_their_own_changes_no_incident(
+    signed_in: Browser,
+    browser: Browser,
+    console_services: Services,
+    officer: Person,
+    manager: Person,
+    front_desk_b: Person,
+    clock: MovableClock,
+) -> None:
+    """The role is checked, not only the token: a manager's own session and CSRF token do
+    not declare, widen, narrow or close an incident, even with a good code of their own;
+    a nurse has no console to sign in to."""
+    officer_client = signed_in(officer)
+    incident_id = _declare(officer_client, csrf_of(officer_client.get("/console/incidents").text))
+    before = incidents_for(console_services).get(incident_id)
+    client = signed_in(manager)
+    token = csrf_of(client.get("/console/dashboard").text)
+    for path, form in [
+        ("/console/incidents", {"title": "x", "since": "2026-01-01T00:00", "accounts": "desk2"}),
+        (f"/console/incidents/{incident_id}/amend", {"since": "2025-01-01T00:00"}),
+        (f"/console/incidents/{incident_id}/amend", {"clients": "lab"}),
+        (f"/console/incidents/{incident_id}/amend", {"until": "2026-06-01T00:00"}),
+        (f"/console/incidents/{incident_id}/amend", {"status": "closed"}),
+    ]:
+        answer = client.post(path, data={**form, "csrf": token, "totp": manager.code()})
+        assert answer.status_code == 403, (path, answer.status_code)
+    assert incidents_for(console_services).all() == [before]
+    nurse = add_person(console_services, clock, "nurse1", Role.NURSE, [CLINIC_B])
+    assert sign_in(browser(), nurse).status_code != 303

@@ -55,7 +55,11 @@ def _scoped(svc: Services) -> list[dict[str, Any]]:
 
 
 def test_the_page_shows_the_kept_run_and_computes_only_on_the_first_visit(
-    signed_in: Browser, console_services: Services, officer: Person, front_desk_b: Person
+    signed_in: Browser,
+    console_services: Services,
+    officer: Person,
+    front_desk_b: Person,
+    physician: Person,
 ) -> None:
     incident = _declared(console_services, front_desk_b)
     client = signed_in(officer)
