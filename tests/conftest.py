@@ -130,19 +130,10 @@ def api(services: Services) -> Iterator[Any]:
 def live_server(settings: Settings, tmp_path: Path) -> Iterator[Any]:
     """A real server process (``carevault serve``) on loopback over a home seeded with the
     clinic group and its staff accounts (no patients); the direct grant is on."""
-    from tests.support.server import environment, running_server
-    from tests.support.template import seed_staff
+    from tests.support.server import running_server
+    from tests.support.template import served_staff
 
-    env = environment(
-        settings.home,
-        settings.database_url,
-        {
-            "CAREVAULT_DIRECT_GRANT": "true",
-            "CAREVAULT_ARGON2_MEMORY_KIB": "8192",
-            "CAREVAULT_ARGON2_TIME_COST": "1",
-        },
-    )
-    seed_staff(settings, env)
+    env = served_staff(settings)
     with running_server(env, tmp_path) as server:
         yield server
 

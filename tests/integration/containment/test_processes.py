@@ -18,7 +18,7 @@ from carevault.containment.service import Officer
 from carevault.containment.state import Mode
 from tests.support.auth import Login, colleagues, fresh_code, login_for, token_for
 from tests.support.server import RunningServer, environment, run_cli, running_servers
-from tests.support.template import seed_staff
+from tests.support.template import served_staff
 
 pytestmark = pytest.mark.e2e
 
@@ -27,16 +27,7 @@ pytestmark = pytest.mark.e2e
 def two_servers(
     settings: Settings, tmp_path: Path
 ) -> Iterator[tuple[RunningServer, RunningServer]]:
-    env = environment(
-        settings.home,
-        settings.database_url,
-        {
-            "CAREVAULT_DIRECT_GRANT": "true",
-            "CAREVAULT_ARGON2_MEMORY_KIB": "8192",
-            "CAREVAULT_ARGON2_TIME_COST": "1",
-        },
-    )
-    seed_staff(settings, env)
+    env = served_staff(settings)
     with running_servers(env, tmp_path, 2) as (first, second):
         yield first, second
 

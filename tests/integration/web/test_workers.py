@@ -19,8 +19,8 @@ import pytest
 
 from carevault.config import Settings
 from tests.support.auth import login_for, token_for
-from tests.support.server import environment, run_cli, running_server
-from tests.support.template import seed_staff
+from tests.support.server import run_cli, running_server
+from tests.support.template import served_staff
 
 pytestmark = pytest.mark.e2e
 
@@ -44,16 +44,7 @@ def _children(pid: int) -> list[int]:
 def test_workers_killed_at_random_leave_one_verifiable_ledger(
     settings: Settings, tmp_path: Path
 ) -> None:
-    env = environment(
-        settings.home,
-        settings.database_url,
-        {
-            "CAREVAULT_DIRECT_GRANT": "true",
-            "CAREVAULT_ARGON2_MEMORY_KIB": "8192",
-            "CAREVAULT_ARGON2_TIME_COST": "1",
-        },
-    )
-    seed_staff(settings, env)
+    env = served_staff(settings)
     created: list[str] = []
     read: Counter[str] = Counter()
     lock = threading.Lock()
