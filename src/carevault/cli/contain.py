@@ -122,7 +122,19 @@ def _detection_status(services: Services) -> None:
     throttled = sorted(detection.flags.current().throttled)
     if throttled:
         echo(f"  throttled: {cell(', '.join(throttled))} (carevault alerts unthrottle)")
-    echo(f"  detectors have read {detection.engine.position():,} audit entries")
+    from carevault.detect.engine import wall_us
+
+    cursor = detection.engine.cursor()
+    head, _ = services.audit_ledger.store.head()
+    # Whether any process judges what is committed now: a server whose settings turned
+    # the thread off (CAREVAULT_DETECT_THREAD) with no detection process judges nothing.
+    judging = (
+        "a process is judging them"
+        if cursor.lease_until_us > wall_us()
+        else "no process is judging them now (`carevault serve` runs one beside its "
+        "servers; `carevault detect` on its own)"
+    )
+    echo(f"  detectors have read {cursor.position:,} of {head:,} audit entries; {judging}")
 
 
 @app.command()

@@ -249,8 +249,12 @@ class DetectionEngine:
 
     def position(self) -> int:
         """How many audit entries the detectors have judged (the stored cursor)."""
+        return self.cursor().position
+
+    def cursor(self) -> Cursor:
+        """The stored cursor: how far the detectors have judged, and whose lease it is."""
         with read_transaction(self.engine) as connection:
-            return read_cursor(connection, CURSOR).position
+            return read_cursor(connection, CURSOR)
 
     # --- one batch -------------------------------------------------------------------------
 

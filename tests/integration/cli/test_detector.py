@@ -123,7 +123,7 @@ def read_some(server: RunningServer, settings: Settings, count: int) -> None:
 
 
 def test_the_detectors_run_apart_and_judge_what_the_server_commits(
-    server: RunningServer, settings: Settings
+    server: RunningServer, settings: Settings, env: dict[str, str]
 ) -> None:
     detector = waited(lambda: detector_of(server))
     read_some(server, settings, 3)
@@ -132,6 +132,10 @@ def test_the_detectors_run_apart_and_judge_what_the_server_commits(
     assert cursor.owner is not None
     assert cursor.lease_until_us > 0
     assert alive(detector)
+    # What `carevault status` tells the officer of it.
+    status = invoke_cli(env, "status")
+    assert status.returncode == 0, status.stderr
+    assert "a process is judging them" in status.stdout
 
 
 def test_a_detection_process_that_dies_is_started_again(

@@ -39,6 +39,8 @@ def test_contain_release_and_status_from_the_cli(services: Services) -> None:
     assert status.returncode == 0
     assert "read-only" in status.stdout and "by staff:" in status.stdout
     assert "Ledger audit:" in status.stdout and "Ledger unwrap:" in status.stdout
+    # These services run no detectors, and nothing else does: the officer is told.
+    assert "no process is judging them now" in status.stdout
 
     code, output = contain(
         "release", "1", "--reason", "drill over",
