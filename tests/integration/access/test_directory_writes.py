@@ -242,16 +242,8 @@ def test_a_schedule_of_an_outside_practitioner_stays_open(group: Group) -> None:
     assert busy.status_code == 200, busy.text
 
 
-def test_a_clinic_cannot_say_another_clinics_doctor_works_or_takes_bookings_there(
-    group: Group,
-) -> None:
-    """Integrator review: a front desk created a PractitionerRole saying another clinic's
-    doctor works at its own clinic (201). It opened nothing (where a doctor works is
-    their staff account's clinics), but apps that route bookings by PractitionerRole, or
-    offer a Schedule's slots, showed and booked what is not so. A role or timetable
-    placed at a clinic of the group names only the group's practitioners who work there;
-    outside practitioners, and the doctor's own clinic, are as before (the directory's
-    integration is not held to it: ``tests/unit/domain/test_policy.py``)."""
+def tuen_mun_room(group: Group) -> dict[str, str]:
+    """A reference to a room Tuen Mun's front desk creates at its own clinic."""
     place = group.call(
         group.desk_tm,
         "POST",
@@ -263,7 +255,20 @@ def test_a_clinic_cannot_say_another_clinics_doctor_works_or_takes_bookings_ther
         },
     )
     assert place.status_code == 201, place.text
-    room = {"reference": f"Location/{place.json()['id']}"}
+    return {"reference": f"Location/{place.json()['id']}"}
+
+
+def test_a_clinic_cannot_say_another_clinics_doctor_works_or_takes_bookings_there(
+    group: Group,
+) -> None:
+    """Integrator review: a front desk created a PractitionerRole saying another clinic's
+    doctor works at its own clinic (201). It opened nothing (where a doctor works is
+    their staff account's clinics), but apps that route bookings by PractitionerRole, or
+    offer a Schedule's slots, showed and booked what is not so. A role or timetable
+    placed at a clinic of the group names only the group's practitioners who work there;
+    outside practitioners, and the doctor's own clinic, are as before (the directory's
+    integration is not held to it: ``tests/unit/domain/test_policy.py``)."""
+    room = tuen_mun_room(group)
     at_tm = {"organization": {"reference": f"Organization/{TM}"}}
     role = {"resourceType": "PractitionerRole", "active": True, **at_tm}
     stranger = {"practitioner": {"reference": "Practitioner/dr-tw"}}
@@ -309,18 +314,7 @@ def test_a_schedule_cannot_name_another_clinics_doctor_through_their_role(
     Practitioner. Tuen Mun's front desk put Tsuen Wan's doctor in a timetable at its own
     clinic by naming the doctor's Tsuen Wan role (201): apps offering the Schedule's
     slots booked at Tuen Mun a doctor who does not work there."""
-    place = group.call(
-        group.desk_tm,
-        "POST",
-        "/fhir/Location",
-        {
-            "resourceType": "Location",
-            "name": "Tuen Mun clinic, 3/F",
-            "managingOrganization": {"reference": f"Organization/{TM}"},
-        },
-    )
-    assert place.status_code == 201, place.text
-    room = {"reference": f"Location/{place.json()['id']}"}
+    room = tuen_mun_room(group)
     role = group.call(
         group.desk_tw,
         "POST",
