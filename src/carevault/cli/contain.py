@@ -122,19 +122,23 @@ def _detection_status(services: Services) -> None:
     throttled = sorted(detection.flags.current().throttled)
     if throttled:
         echo(f"  throttled: {cell(', '.join(throttled))} (carevault alerts unthrottle)")
-    from carevault.detect.engine import wall_us
-
-    cursor = detection.engine.cursor()
-    head, _ = services.audit_ledger.store.head()
+    progress = detection.engine.progress()
     # Whether any process judges what is committed now: a server whose settings turned
     # the thread off (CAREVAULT_DETECT_THREAD) with no detection process judges nothing.
     judging = (
         "a process is judging them"
-        if cursor.lease_until_us > wall_us()
+        if progress.judging
         else "no process is judging them now (`carevault serve` runs one beside its "
         "servers; `carevault detect` on its own)"
     )
-    echo(f"  detectors have read {cursor.position:,} of {head:,} audit entries; {judging}")
+    echo(
+        f"  detectors have read {progress.judged:,} of {progress.entries:,} audit entries; "
+        f"{judging}"
+    )
+    now_us = services.now_us()
+    if progress.behind(now_us) and progress.waiting_since_us is not None:
+        waited = (now_us - progress.waiting_since_us) // 1_000_000
+        echo(f"  the oldest entry not yet judged was written {waited:,} s ago")
 
 
 @app.command()

@@ -83,6 +83,36 @@ def wall_us() -> int:
     return time.time_ns() // 1000
 
 
+#: Entries waiting longer than this to be judged: the detectors are behind (alerts come
+#: late, and responses later still), though a process holds the lease.
+BEHIND_US = 60_000_000
+
+
+@dataclass(frozen=True)
+class Progress:
+    """How far the detectors have judged the audit ledger, and whether any process is
+    judging it now: what ``carevault status`` and the console's dashboard show. A server
+    started with the thread off (``CAREVAULT_DETECT_THREAD``) and no ``carevault detect``
+    beside it judges nothing, and nothing else would say so."""
+
+    #: Entries judged (the stored cursor: the next entry to judge).
+    judged: int
+    #: Entries in the ledger.
+    entries: int
+    #: Whether a process holds the cursor's lease now.
+    judging: bool
+    #: When the oldest entry not yet judged was written (None: none waits).
+    waiting_since_us: int | None
+
+    @property
+    def waiting(self) -> int:
+        return max(0, self.entries - self.judged)
+
+    def behind(self, now_us: int) -> bool:
+        """Whether an entry has waited longer than ``BEHIND_US`` to be judged."""
+        return self.waiting_since_us is not None and now_us - self.waiting_since_us > BEHIND_US
+
+
 @dataclass
 class _Memory:
     """In-memory state: judged up to ``position``, of which everything up to ``stored``
@@ -250,6 +280,18 @@ class DetectionEngine:
     def position(self) -> int:
         """How many audit entries the detectors have judged (the stored cursor)."""
         return self.cursor().position
+
+    def progress(self) -> Progress:
+        """Where the stored cursor stands against the ledger's head (see ``Progress``)."""
+        cursor = self.cursor()
+        entries, _ = self.audit.head()
+        waiting = cursor.position < entries
+        return Progress(
+            judged=cursor.position,
+            entries=entries,
+            judging=cursor.lease_until_us > wall_us(),
+            waiting_since_us=self.audit.written_at(cursor.position) if waiting else None,
+        )
 
     def cursor(self) -> Cursor:
         """The stored cursor: how far the detectors have judged, and whose lease it is."""

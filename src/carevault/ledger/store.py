@@ -466,6 +466,19 @@ class LedgerStore:
             ).scalar()
         return None if found is None else bytes(found)
 
+    def written_at(self, seq: int) -> int | None:
+        """When the entry at ``seq`` was written (its ``at_us``), or the first entry after
+        it where entries are missing; None when there is none from ``seq`` on."""
+        table = self.tables.entry
+        with read_transaction(self.engine) as connection:
+            first = connection.execute(
+                select(table.c.at_us)
+                .where(table.c.ledger == self.name, table.c.seq >= seq)
+                .order_by(table.c.seq)
+                .limit(1)
+            ).scalar()
+        return None if first is None else int(first)
+
     def entries(
         self, start: int = 0, end: int | None = None, batch: int = 10_000
     ) -> Iterator[tuple[int, bytes]]:

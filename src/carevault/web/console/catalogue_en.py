@@ -538,6 +538,15 @@ MESSAGES: dict[str, str] = {
         "What the detectors noticed in the audit ledger, one case per account or client "
         "app. Each alert explains itself and cites the ledger entries that show it."
     ),
+    "detectors.current": "Detectors are up to date: {n} audit entries judged.",
+    "detectors.behind": (
+        "Detectors are behind: {n} audit entries wait to be judged, the oldest written "
+        "{ago}. Alerts and automatic responses come late."
+    ),
+    "detectors.idle": (
+        "No process is judging the audit ledger now: abnormal access is not being "
+        "noticed. Start carevault detect (carevault serve runs it beside its servers)."
+    ),
     "alerts.not_running": "Detection is not running on this server.",
     "alerts.filter": "Alerts by state",
     "alerts.status.open": "Open",

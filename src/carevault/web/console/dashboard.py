@@ -1,4 +1,5 @@
-"""The dashboard: open alert cases by severity, the regulators' deadline clocks of
+"""The dashboard: open alert cases by severity and whether the detectors are judging
+the ledger, the regulators' deadline clocks of
 open incidents, containment now, ledger health, the key provider, activity by clinic.
 
 Privacy officer and clinic managers; a clinic manager's activity chart counts only
@@ -53,6 +54,7 @@ async def dashboard(request: Request, viewer: ManagerDep) -> Response:
         busy = activity(svc, viewer, names, zone)
         return {
             "open_alerts": open_by_severity(svc.detection) if svc.detection else None,
+            "detectors": svc.detection.engine.progress() if svc.detection else None,
             "clocks": [
                 clock
                 for clock in clocks_of(svc)

@@ -363,6 +363,51 @@ def test_a_verification_from_the_dashboard_is_recorded(
     assert {e["detail"]["ledger"] for e in verified} == {"audit", "unwrap"}
 
 
+def test_the_dashboard_says_whether_the_detectors_are_judging_the_ledger(
+    signed_in: Browser, console_services: Services, officer: Person, clock: MovableClock
+) -> None:
+    """No process judging (a server started with the thread off and no carevault detect
+    beside it), judging and up to date, and judging but a minute and more behind."""
+    from carevault.db import write_transaction
+    from carevault.detect.engine import CURSOR, wall_us
+    from carevault.detect.state import write_cursor
+
+    assert console_services.detection is not None
+    engine = console_services.detection.engine
+    client = signed_in(officer)
+
+    def shown() -> str:
+        found = re.search(
+            r'<p id="detectors">(.*?)</p>', client.get("/console/dashboard").text, re.S
+        )
+        assert found is not None
+        return " ".join(re.sub(r"<[^>]+>", " ", found.group(1)).split())
+
+    assert "No process is judging the audit ledger now" in shown()
+    engine.catch_up()
+    judged = engine.progress().judged
+    assert judged > 0
+    assert f"Detectors are up to date: {judged:,} audit entries judged." in shown()
+    # A process holds the lease but judges nothing: what waits is shown once the oldest
+    # entry has waited more than a minute.
+    signed_in(officer)  # a sign-in: an entry no one judges
+    waiting = engine.progress()
+    assert waiting.waiting > 0
+    with write_transaction(console_services.engine) as connection:
+        write_cursor(
+            connection, CURSOR, waiting.judged, "stuck", wall_us() + 600_000_000, wall_us()
+        )
+    clock.advance(61)
+    text = shown()
+    assert (
+        text.startswith("Detectors are behind:")
+        and "Alerts and automatic responses come late" in text
+    )
+    later = engine.progress()
+    assert later.judging and later.waiting > 0 and later.behind(console_services.now_us())
+    assert f"{later.waiting:,} audit entries wait" in text
+
+
 def test_containment_shows_on_the_dashboard_for_managers_too(
     signed_in: Browser, console_services: Services, officer: Person, manager: Person
 ) -> None:
