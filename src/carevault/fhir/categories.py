@@ -26,7 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 from carevault.domain.categories import HEALTH_CATEGORIES, DataCategory
-from carevault.domain.sensitive import is_restricted_label
+from carevault.domain.sensitive import is_restricted_label, is_sensitive_code
 from carevault.fhir.codes import (
     CLAIM_LINES,
     CLAIM_TYPES,
@@ -49,11 +49,20 @@ SUBSETTED = {
 _ALWAYS = frozenset({"resourceType", "id", "meta", "implicitRules", "language"})
 
 
+#: The lists of codings in ``meta`` that may mark a record sensitive: its security labels
+#: and its tags (another system's "HIV programme" tag tells what a diagnosis would).
+MARKS = ("security", "tag")
+
+
 def is_sensitive(resource: dict[str, Any]) -> bool:
-    labels = (resource.get("meta") or {}).get("security") or []
-    if any(isinstance(label, dict) and is_restricted_label(label.get("code")) for label in labels):
+    if _marked_sensitive(resource.get("meta")):
         return True
     return has_sensitive_code({k: v for k, v in resource.items() if k not in ("meta", "text")})
+
+
+def _marked_sensitive(meta: Any) -> bool:
+    """Whether a security label or tag of ``meta`` marks its record sensitive."""
+    return any(_sensitivity_labels(meta, kind) for kind in MARKS)
 
 
 def main_category(rt: ResourceType, resource: dict[str, Any] | None = None) -> DataCategory:
@@ -287,6 +296,10 @@ def element_categories(
         ):
             category = DataCategory.SENSITIVE_CLINICAL
         present.add(category)
+    if coded and _marked_sensitive(resource.get("meta")):
+        # A visit, booking or patient labelled or tagged HIV holds what its reason would
+        # (``subset`` cuts the marks): so does one contained in another record.
+        present.add(DataCategory.SENSITIVE_CLINICAL)
     return present
 
 
@@ -355,8 +368,9 @@ def subset(
         else:
             removed = True
     if DataCategory.SENSITIVE_CLINICAL not in granted:
-        # A visit, booking or patient labelled HIV would tell what its withheld reason does.
-        unlabelled = _meta_without(kept.get("meta"), _is_sensitivity_label)
+        # A visit, booking or patient labelled HIV (or tagged with an HIV code) would tell
+        # what its withheld reason does.
+        unlabelled = _meta_without(kept.get("meta"), _is_sensitivity_label, MARKS)
         if unlabelled is not None:
             kept["meta"] = unlabelled
             removed = True
@@ -367,12 +381,22 @@ def subset(
 
 
 def _is_sensitivity_label(label: Any) -> bool:
-    """A label that marks a record sensitive (``RESTRICTED_LABELS``: ``HIV``, ``PSY``, ``R``)."""
-    return isinstance(label, dict) and is_restricted_label(label.get("code"))
+    """A label or tag that marks a record sensitive: a restricted label
+    (``RESTRICTED_LABELS``: ``HIV``, ``PSY``, ``R``), or a code the sensitive lists hold
+    (adversary round 46: SNOMED's HIV disease in ``meta.tag``, or in ``meta.security``
+    as no label of the policy, was shown to a pharmacist and a desk)."""
+    if not isinstance(label, dict):
+        return False
+    code, system = label.get("code"), label.get("system")
+    return is_restricted_label(code) or (
+        isinstance(code, str)
+        and is_sensitive_code(system if isinstance(system, str) else None, code)
+    )
 
 
-def _sensitivity_labels(meta: Any) -> list[Any]:
-    labels = meta.get("security") if isinstance(meta, dict) else None
+def _sensitivity_labels(meta: Any, kind: str = "security") -> list[Any]:
+    """The codings of ``meta``'s ``kind`` (``MARKS``) that mark its record sensitive."""
+    labels = meta.get(kind) if isinstance(meta, dict) else None
     return (
         [label for label in labels if _is_sensitivity_label(label)]
         if isinstance(labels, list)
@@ -380,18 +404,27 @@ def _sensitivity_labels(meta: Any) -> list[Any]:
     )
 
 
-def _meta_without(meta: Any, unwanted: Callable[[Any], bool]) -> dict[str, Any] | None:
-    """``meta`` (a new dict) without the security labels ``unwanted`` picks (and without
-    ``security`` if none is left), or None if it has none to take out."""
-    if not isinstance(meta, dict) or not isinstance(meta.get("security"), list):
+def _meta_without(
+    meta: Any, unwanted: Callable[[Any], bool], kinds: tuple[str, ...] = ("security",)
+) -> dict[str, Any] | None:
+    """``meta`` (a new dict) without the codings of its ``kinds`` (security labels, tags)
+    that ``unwanted`` picks (and without a list none is left in), or None if it has none
+    to take out."""
+    if not isinstance(meta, dict):
         return None
-    labels = [label for label in meta["security"] if not unwanted(label)]
-    if len(labels) == len(meta["security"]):
-        return None
-    kept = {name: value for name, value in meta.items() if name != "security"}
-    if labels:
-        kept["security"] = labels
-    return kept
+    kept = dict(meta)
+    for kind in kinds:
+        labels = meta.get(kind)
+        if not isinstance(labels, list):
+            continue
+        left = [label for label in labels if not unwanted(label)]
+        if len(left) == len(labels):
+            continue
+        if left:
+            kept[kind] = left
+        else:
+            del kept[kind]
+    return None if kept == meta else kept
 
 
 def mark_subsetted(kept: dict[str, Any]) -> dict[str, Any]:
@@ -444,14 +477,16 @@ def restore_withheld(
     merged = dict(submitted)
     if NARRATIVE in current and NARRATIVE not in submitted and always_cut(rt, granted):
         merged[NARRATIVE] = current[NARRATIVE]
-    stored_labels = _sensitivity_labels(current.get("meta"))
-    if stored_labels and DataCategory.SENSITIVE_CLINICAL not in granted:
-        # The sensitivity labels it was not shown stay (``subset``): a desk's update of a
-        # patient labelled HIV does not take the label off.
+    for kind in MARKS if DataCategory.SENSITIVE_CLINICAL not in granted else ():
+        # The sensitivity labels and tags it was not shown stay (``subset``): a desk's
+        # update of a patient labelled HIV does not take the label off.
+        stored_labels = _sensitivity_labels(current.get("meta"), kind)
+        if not stored_labels:
+            continue
         meta: dict[str, Any] = dict(merged["meta"]) if isinstance(merged.get("meta"), dict) else {}
-        given = meta.get("security")
+        given = meta.get(kind)
         labels: list[Any] = given if isinstance(given, list) else []
-        meta["security"] = [*labels, *(label for label in stored_labels if label not in labels)]
+        meta[kind] = [*labels, *(label for label in stored_labels if label not in labels)]
         merged["meta"] = meta
     main = main_category(rt, current)
     for name, value in current.items():

@@ -317,6 +317,10 @@ class FhirInteractions:
             offset=query.offset,
             total=total,
         )
+        if query.summary_count:
+            # A count has no pages: a pager following ``next`` searched total / _count
+            # times for nothing, each search recorded.
+            links = [link for link in links if link["relation"] in ("self", "first")]
         issues = [
             Issue(
                 "not-supported",

@@ -125,6 +125,18 @@ def test_each_summary_value_on_search(api: FhirTestClient, full_patient: dict[st
     assert "_summary=true" in self_link
 
 
+def test_a_count_has_no_pages_to_follow(api: FhirTestClient, group: Group) -> None:
+    """``_summary=count`` answers a total and no matches: a link to a next or previous
+    page sent a generic pager (fhirclient's, an app's) through total / _count empty
+    searches, each one recorded (adversary round 46)."""
+    for offset in (0, 1):
+        counted = api.get(f"/fhir/Patient?_summary=count&_count=1&_offset={offset}").json()
+        assert counted["total"] == 2 and "entry" not in counted
+        relations = [link["relation"] for link in counted["link"]]
+        assert "next" not in relations and "previous" not in relations, relations
+        assert "_summary=count" in counted["link"][0]["url"]
+
+
 def test_elements_keep_what_is_named_with_mandatory_elements_on_every_page(
     api: FhirTestClient, group: Group
 ) -> None:

@@ -415,3 +415,26 @@ def test_billings_update_of_a_coverage_keeps_the_type_it_was_not_shown() -> None
     retyped = restore_withheld(COVERAGE, {**view, "type": EXTENDED}, stored, BILLING)
     assert C.SENSITIVE_CLINICAL in changed_categories(COVERAGE, retyped, stored)
     assert C.SENSITIVE_CLINICAL in element_categories(COVERAGE, {**view, "type": HIV_PROGRAMME})
+
+
+def test_a_sensitive_code_in_a_records_meta_marks_it_as_a_label_does() -> None:
+    """Adversary round 46: an HIV code tagged on a record (``meta.tag``, or a coding in
+    ``meta.security`` that is no policy label) was shown to every reader of ``meta``."""
+    hiv = {"system": "http://snomed.info/sct", "code": "86406008"}
+    workflow = {"system": "urn:example:workflow", "code": "triaged"}
+    condition = RESOURCE_TYPES["Condition"]
+    flu = {"resourceType": "Condition", "code": {"text": "flu"}, "meta": {"tag": [hiv]}}
+    assert element_categories(condition, flu) == {C.SENSITIVE_CLINICAL}
+    assert subset(condition, flu, frozenset({C.CLINICAL})) is None
+
+    for kind in ("tag", "security"):
+        tagged = _patient(meta={kind: [workflow, hiv]})
+        assert C.SENSITIVE_CLINICAL in element_categories(PATIENT, tagged)
+        shown = subset(PATIENT, tagged, DESK)
+        assert shown is not None and hiv not in shown["meta"].get(kind, [])
+        assert workflow in shown["meta"].get(kind, []) and SUBSETTED in shown["meta"]["security"]
+        saved = restore_withheld(PATIENT, {**shown, "gender": "female"}, tagged, DESK)
+        assert hiv in saved["meta"][kind] and workflow in saved["meta"][kind]
+        # Inside another record, such a patient is as sensitive as its tag.
+        held = {**_patient(id="p2"), "contained": [{**tagged, "id": "kin"}]}
+        assert "contained" not in (subset(PATIENT, held, DESK) or {})
