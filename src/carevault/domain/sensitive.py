@@ -116,7 +116,22 @@ SYSTEM_ALIASES: dict[str, str] = {
     "http://terminology.hl7.org/codesystem/v3-actcode": V3_ACT_CODE,
     "urn:oid:2.16.840.1.113883.5.4": V3_ACT_CODE,
     "http://hl7.org/fhir/v3/actcode": V3_ACT_CODE,  # FHIR DSTU2 and STU3's name for it
+    # Names, not URIs: wrong in FHIR, yet what some systems send (adversary round 46).
+    "snomed": SNOMED,
+    "snomed ct": SNOMED,
+    "snomed-ct": SNOMED,
+    "snomedct": SNOMED,
+    "sct": SNOMED,
+    "loinc": LOINC,
+    "icd-10": ICD10,
+    "icd10": ICD10,
+    "icd-10-cm": ICD10,
+    "icd10cm": ICD10,
 }
+
+#: A SNOMED CT edition's URI (``http://snomed.info/sct/[module]``, and with
+#: ``/version/[date]``) belongs in ``Coding.version``; sent as the system, it is SNOMED CT.
+_SNOMED_EDITION = SNOMED + "/"
 
 #: Every national modification of ICD-10 FHIR names (``icd-10-cm``, ``icd-10-nl``, ...)
 #: and the WHO's own release URIs are ICD-10 diagnoses; ``icd-10-pcs`` is procedures.
@@ -129,7 +144,7 @@ _ICD10_CODE = re.compile(r"[A-Z][0-9][0-9A-Z](\.?[0-9A-Z]{1,4})?")
 #: Version of the rules beyond the lists themselves (the spellings above, codes with
 #: no system): part of the search index's sensitivity marker (fhir/indexing.py), so a
 #: change makes the markers written before it untrusted until ``carevault reindex``.
-RULES_VERSION = "4:aliases,no-system,pcs,v3-any-case,meta-codes"
+RULES_VERSION = "4:aliases,no-system,pcs,v3-any-case,meta-codes,names,editions"
 
 
 @lru_cache(maxsize=1024)
@@ -148,6 +163,8 @@ def canonical_system(system: str | None) -> str | None:
         return ICD10_PCS
     if spelt.startswith(_ICD10_STEMS):
         return ICD10
+    if spelt.startswith(_SNOMED_EDITION):
+        return SNOMED
     return spelt
 
 

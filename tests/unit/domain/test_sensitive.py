@@ -37,6 +37,13 @@ HIV_TEST_LOINC = "75622-1"
         ("https://snomed.info/sct/", HIV_SNOMED),
         ("urn:oid:2.16.840.1.113883.6.96", HIV_SNOMED),
         ("URN:OID:2.16.840.1.113883.6.96", HIV_SNOMED),
+        # An edition's URI, or the system's name, where its URI belongs.
+        ("http://snomed.info/sct/900000000000207008", HIV_SNOMED),
+        ("http://snomed.info/sct/900000000000207008/version/20250101", HIV_SNOMED),
+        ("SNOMED", HIV_SNOMED),
+        ("SNOMED CT", HIV_SNOMED),
+        ("LOINC", HIV_TEST_LOINC),
+        ("ICD-10", "F32.9"),
         ("http://loinc.org/", HIV_TEST_LOINC),
         ("https://loinc.org", HIV_TEST_LOINC),
         ("urn:oid:2.16.840.1.113883.6.1", HIV_TEST_LOINC),
@@ -89,6 +96,8 @@ def test_an_ordinary_code_is_not_sensitive(system: str | None, code: str) -> Non
 
 def test_each_spelling_has_one_name() -> None:
     assert canonical_system("https://snomed.info/sct/") == SNOMED
+    assert canonical_system("http://snomed.info/sct/32506021000036107/version/2025") == SNOMED
+    assert canonical_system("SNOMED-CT") == SNOMED
     assert canonical_system("urn:oid:2.16.840.1.113883.6.1") == LOINC
     assert canonical_system("http://hl7.org/fhir/sid/icd-10-de") == ICD10
     assert canonical_system("urn:oid:2.16.840.1.113883.5.4") == V3_ACT_CODE
