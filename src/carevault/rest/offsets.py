@@ -24,23 +24,16 @@ caller was not let see: each entry is still judged and named as it leaves).
 
 from __future__ import annotations
 
-import base64
-import binascii
-import secrets
 from collections.abc import Sequence
-
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from carevault.fhir import jsonio
 from carevault.fhir.outcome import FhirError, bad_request
+from carevault.rest import sealing
 
 _FORMAT = b"\x03"
-_NONCE_BYTES = 12
-#: The offset as digits, padded with spaces: every cursor is the same length.
+#: The offset as digits, padded with spaces: every sealed offset is the same length.
 _OFFSET_BYTES = 16
-#: Base64url of format + nonce + offset + tag, without padding.
-LENGTH = len(base64.urlsafe_b64encode(b"\0" * (1 + _NONCE_BYTES + _OFFSET_BYTES + 16)).rstrip(b"="))
+LENGTH = sealing.sealed_length(_OFFSET_BYTES)
 #: Parameters a sealed offset is not bound to: the page's size may change between pages
 #: (what lies before the offset was shown whatever the size), and the offset is itself.
 _PAGING = frozenset({"_count", "_offset"})
@@ -53,7 +46,7 @@ def criteria(applied: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
 
 
 def _binding(principal: str, type_name: str, bound: Sequence[tuple[str, str]]) -> bytes:
-    return _FORMAT + jsonio.dumps(["search", principal, type_name, [list(p) for p in bound]])
+    return jsonio.dumps(["search", principal, type_name, [list(p) for p in bound]])
 
 
 def is_sealed(value: str) -> bool:
@@ -65,14 +58,10 @@ def seal(
     key: bytes, principal: str, type_name: str, bound: Sequence[tuple[str, str]], at: int
 ) -> str:
     """The sealed offset ``at`` of this caller's search of ``type_name`` by ``bound``."""
-    plain = str(at).encode("ascii")
-    if at < 0 or len(plain) > _OFFSET_BYTES:
+    if at < 0:
         raise ValueError("an offset out of range to seal")
-    nonce = secrets.token_bytes(_NONCE_BYTES)
-    sealed = AESGCM(key).encrypt(
-        nonce, plain.ljust(_OFFSET_BYTES, b" "), _binding(principal, type_name, bound)
-    )
-    return base64.urlsafe_b64encode(_FORMAT + nonce + sealed).rstrip(b"=").decode("ascii")
+    plain = str(at).encode("ascii")
+    return sealing.seal(key, _FORMAT, plain, _OFFSET_BYTES, _binding(principal, type_name, bound))
 
 
 def opened(
@@ -80,20 +69,12 @@ def opened(
 ) -> int:
     """The offset ``value`` seals, if this server sealed it for this caller and these
     criteria; otherwise a 400 that says no more than that."""
-    if not is_sealed(value):
+    plain = sealing.opened(
+        key, _FORMAT, _OFFSET_BYTES, value, _binding(principal, type_name, bound)
+    )
+    if plain is None or not plain.isdigit():
         raise _refused()
-    try:
-        raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
-    except (binascii.Error, ValueError) as error:
-        raise _refused() from error
-    if raw[:1] != _FORMAT:
-        raise _refused()
-    nonce, sealed = raw[1 : 1 + _NONCE_BYTES], raw[1 + _NONCE_BYTES :]
-    try:
-        plain = AESGCM(key).decrypt(nonce, sealed, _binding(principal, type_name, bound))
-    except InvalidTag as error:
-        raise _refused() from error
-    return int(plain.rstrip(b" "))
+    return int(plain)
 
 
 def _refused() -> FhirError:
