@@ -100,6 +100,11 @@ class SearchQuery:
     includes: list[Include] = field(default_factory=list)
     count: int = 20
     offset: int = 0
+    #: The offset came from a paging link this server sealed for this caller and these
+    #: criteria (``rest/offsets.py``): every record before it was shown to the caller,
+    #: and named in the ledger, on earlier pages. Set only by the REST layer once it has
+    #: opened the seal; the gate lets a caller from whom it withholds counts page only so.
+    offset_issued: bool = False
     summary_count: bool = False
     #: How much of each matching resource is shown (``_summary``, ``_elements``).
     view: View = FULL

@@ -24,6 +24,7 @@ from carevault.gate.core import (
     Within,
     method_detail,
     new_request_id,
+    withholds_counts,
 )
 
 __all__ = [
@@ -42,4 +43,5 @@ __all__ = [
     "WouldBlock",
     "method_detail",
     "new_request_id",
+    "withholds_counts",
 ]

@@ -2306,6 +2306,29 @@ def _may_name_a_patient(value: Any, resource: dict[str, Any]) -> bool:
     return not isinstance(kind, str)
 
 
+def withholds_counts(caller: Caller, query: SearchQuery) -> bool:
+    """Whether this search by ``caller`` may tell only what it shows: a search by
+    identifier of a role that may not read government ids (round 42: billing checked
+    HKIDs for membership from ``total``, naming no patient in the ledger and spending
+    nothing from the release budget).
+
+    Every response to such a search either names, in the ledger and against the release
+    budget, the records whose existence it reveals, or reveals only that nothing (more)
+    matches. So it has no ``total``; a count alone (``_summary=count``, ``_count=0``) is
+    refused; its next link follows a full page, whether more match or not (its presence
+    told, from the total, that one record more matched); and it pages only by offsets
+    the server sealed once every record before them was shown to the caller
+    (``rest/offsets.py``), never by positions of the caller's choosing. An empty page
+    then says only that no more match, which concerns no patient: as the first page of
+    a number that is no one's always did."""
+    actor = caller.actor
+    if actor is None:
+        return False
+    if Right.READ in RIGHTS[actor.role].get(DataCategory.GOVERNMENT_ID, frozenset()):
+        return False
+    return any(term.param.name == "identifier" for term in query.terms)
+
+
 def _refuse_unreadable_criteria(caller: Caller, query: SearchQuery) -> None:
     """AccessDenied if the search matches or orders by an element of a category the
     caller's role may not read: which records match, and in what order, tells the values
@@ -2347,16 +2370,20 @@ def _refuse_unreadable_criteria(caller: Caller, query: SearchQuery) -> None:
                     f"{actor.role} may search an identifier only by its number: a system "
                     "alone would list who has a government identifier on file"
                 )
-        if (query.summary_count or query.count == 0 or query.offset) and any(
-            term.param.name == "identifier" for term in query.terms
-        ):
-            # A total without the records it counts: whether a number is a patient's,
-            # told with no patient named in the ledger and nothing from the release
-            # budget (a leaked list of HKIDs checked against the group, unseen).
-            raise AccessDenied(
-                f"{actor.role} searches by identifier for the records it matches: a count "
-                "alone, or a page past them, would tell identifiers that role may not read"
-            )
+    if withholds_counts(caller, query) and (
+        query.summary_count or query.count == 0 or (query.offset and not query.offset_issued)
+    ):
+        # A total without the records it counts: whether a number is a patient's, told
+        # with no patient named in the ledger and nothing from the release budget (a
+        # leaked list of HKIDs checked against the group, unseen). So is a page at a
+        # position the caller chose: entries at ``_offset=k`` say that k records before
+        # them match, which no entry names. Such a search moves on by the server's own
+        # links only (``offset_issued``).
+        raise AccessDenied(
+            f"{actor.role} searches by identifier for the records it matches: a count "
+            "alone, or a page at a position not given by this server's links, would tell "
+            "identifiers that role may not read"
+        )
     if rt.name in CODE_GUARDED_TYPES and Right.READ not in rights.get(
         DataCategory.SENSITIVE_CLINICAL, frozenset()
     ):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import urlencode
 
@@ -85,19 +85,28 @@ def paging_links(
     *,
     count: int,
     offset: int,
-    total: int,
+    total: int | None,
+    full: bool = False,
+    position: Callable[[int], str] = str,
 ) -> list[dict[str, str]]:
-    """self, first, previous and next links, repeating the applied parameters."""
+    """self, first, previous and next links, repeating the applied parameters.
+
+    With a ``total``, a next link where records remain past the page. Without one (a
+    search that tells only what it shows: ``gate.withholds_counts``), a next link where
+    the page was ``full``, whether more match or not: its presence then says nothing the
+    page's entries did not. ``position`` writes an offset as the link carries it (a
+    sealed offset, ``rest/offsets.py``, for such a search)."""
     kept = [(name, value) for name, value in params if name not in ("_count", "_offset")]
 
     def link(relation: str, at: int) -> dict[str, str]:
-        query = urlencode([*kept, ("_count", str(count)), ("_offset", str(at))])
+        query = urlencode([*kept, ("_count", str(count)), ("_offset", position(at))])
         return {"relation": relation, "url": f"{url}?{query}"}
 
     links = [link("self", offset), link("first", 0)]
     if offset > 0:
         links.append(link("previous", max(0, offset - count)))
-    if count and offset + count < total:
+    following = full if total is None else offset + count < total
+    if count and following:
         links.append(link("next", offset + count))
     return links
 
@@ -106,7 +115,7 @@ def searchset(
     base: str,
     items: Sequence[Opened],
     *,
-    total: int,
+    total: int | None,
     links: list[dict[str, str]],
     included: Sequence[Opened] = (),
     outcome: dict[str, Any] | None = None,

@@ -13,28 +13,20 @@ made up, or sent by anyone else or with another request is refused (400).
 
 from __future__ import annotations
 
-import base64
-import binascii
-import secrets
-
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
 from carevault.fhir import jsonio
 from carevault.fhir.outcome import FhirError, bad_request
+from carevault.rest import sealing
 from carevault.vault.records import VersionKey
 
 _FORMAT = b"\x02"
-_NONCE_BYTES = 12
 #: The key as JSON, padded with spaces: a type name (at most 40 characters in R4), an id
 #: (at most 64), a time in microseconds and a version fit with room to spare.
 _KEY_BYTES = 192
-#: Base64url of format + nonce + key + tag, without padding.
-LENGTH = len(base64.urlsafe_b64encode(b"\0" * (1 + _NONCE_BYTES + _KEY_BYTES + 16)).rstrip(b"="))
+LENGTH = sealing.sealed_length(_KEY_BYTES)
 
 
 def _binding(principal: str, type_name: str | None, since_us: int | None) -> bytes:
-    return _FORMAT + jsonio.dumps(["history", principal, type_name or "*", since_us])
+    return jsonio.dumps(["history", principal, type_name or "*", since_us])
 
 
 def seal(
@@ -44,13 +36,8 @@ def seal(
     plain = jsonio.dumps(
         [start.last_updated_us, start.resource_type, start.resource_id, start.version_id]
     )
-    if len(plain) > _KEY_BYTES:  # ids are at most 64 characters: never, but never silently
-        raise ValueError("a history position too long to seal")
-    nonce = secrets.token_bytes(_NONCE_BYTES)
-    sealed = AESGCM(key).encrypt(
-        nonce, plain.ljust(_KEY_BYTES, b" "), _binding(principal, type_name, since_us)
-    )
-    return base64.urlsafe_b64encode(_FORMAT + nonce + sealed).rstrip(b"=").decode("ascii")
+    # ids are at most 64 characters: never too long, but never silently
+    return sealing.seal(key, _FORMAT, plain, _KEY_BYTES, _binding(principal, type_name, since_us))
 
 
 def opened(
@@ -58,20 +45,12 @@ def opened(
 ) -> VersionKey:
     """The version ``cursor`` starts at, if this server sealed it for this caller and
     this request; otherwise a 400 that says no more than that."""
-    if len(cursor) != LENGTH:
+    plain = sealing.opened(
+        key, _FORMAT, _KEY_BYTES, cursor, _binding(principal, type_name, since_us)
+    )
+    if plain is None:
         raise _refused()
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-    except (binascii.Error, ValueError) as error:
-        raise _refused() from error
-    if raw[:1] != _FORMAT:
-        raise _refused()
-    nonce, sealed = raw[1 : 1 + _NONCE_BYTES], raw[1 + _NONCE_BYTES :]
-    try:
-        plain = AESGCM(key).decrypt(nonce, sealed, _binding(principal, type_name, since_us))
-    except InvalidTag as error:
-        raise _refused() from error
-    at, resource_type, resource_id, version = jsonio.parse(plain.rstrip(b" "))
+    at, resource_type, resource_id, version = jsonio.parse(plain)
     return VersionKey(int(at), str(resource_type), str(resource_id), int(version))
 
 

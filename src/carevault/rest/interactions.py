@@ -23,10 +23,10 @@ from carevault.fhir.query import SearchQuery, parse_query, safe_name
 from carevault.fhir.registry import RESOURCE_TYPES, ResourceType
 from carevault.fhir.validate import parse_json, validate_resource
 from carevault.fhir.views import FULL, View, ViewError, asked_view, shown_body
-from carevault.gate import Caller, Gate
+from carevault.gate import Caller, Gate, withholds_counts
 from carevault.gate.history import versions as history_versions
 from carevault.gate.prefetch import Prefetched
-from carevault.rest import bundles, cursor
+from carevault.rest import bundles, cursor, offsets
 from carevault.rest.answers import prefer_return, write_answer
 from carevault.rest.errors import translated
 from carevault.rest.includes import included
@@ -304,18 +304,39 @@ class FhirInteractions:
         *,
         strict: bool,
     ) -> FhirResponse:
+        sealed, params = _sealed_offset(params)
         query = self.parse_search(type_name, params, strict=strict)
+        key, rt_name = self.gate.vault.paging_key, query.resource_type.name
+        bound = offsets.criteria(query.applied)
+        if sealed is not None:
+            query.offset = offsets.opened(key, caller.principal, rt_name, bound, sealed)
+            query.offset_issued = True
+            # Applied, as a position would be: the ledger names the parameters a search used.
+            query.applied.append(("_offset", str(query.offset)))
         with translated():
             items, total = self.gate.search(caller, query)
             extra, cut = included(
                 self.gate, caller, query, items, max_count=self.search_settings.max_count
             )
+        # A search that may tell only what it shows (gate.withholds_counts): no total, a
+        # next link after a full page, and offsets sealed for this caller and criteria,
+        # each issued once the records before it were shown (and named) to the caller.
+        withheld = withholds_counts(caller, query)
+
+        def position(at: int) -> str:
+            if not withheld or at == 0:
+                return str(at)
+            return offsets.seal(key, caller.principal, rt_name, bound, at)
+
+        shown_total = None if withheld else total
         links = bundles.paging_links(
             f"{base}/{type_name}",
             query.applied,
             count=query.count,
             offset=query.offset,
-            total=total,
+            total=shown_total,
+            full=len(items) >= query.count,
+            position=position,
         )
         if query.summary_count:
             # A count has no pages: a pager following ``next`` searched total / _count
@@ -354,7 +375,7 @@ class FhirInteractions:
         return FhirResponse(
             200,
             bundles.searchset(
-                base, matches, total=total, links=links, included=others, outcome=notice
+                base, matches, total=shown_total, links=links, included=others, outcome=notice
             ),
         )
 
@@ -569,6 +590,21 @@ def history_query(params: Sequence[tuple[str, str]], zone: tzinfo) -> HistoryQue
         elif name != "_format":
             raise bad_request(f"_history does not support '{safe_name(name)}'")
     return HistoryQuery(count, offset, given, since_us, tuple(repeated))
+
+
+def _sealed_offset(
+    params: Sequence[tuple[str, str]],
+) -> tuple[str | None, list[tuple[str, str]]]:
+    """A search's sealed ``_offset`` (``rest/offsets.py``), if it was sent one, and the
+    other parameters; a position (digits) stays among them. One ``_offset`` only, when
+    one is sealed: a second beside it would say where the page starts otherwise."""
+    given = [value for name, value in params if name == "_offset"]
+    sealed = [value for value in given if offsets.is_sealed(value)]
+    if not sealed:
+        return None, list(params)
+    if len(given) > 1:
+        raise bad_request("_offset is given once")
+    return sealed[0], [(name, value) for name, value in params if name != "_offset"]
 
 
 def _whole_number(name: str, value: str) -> int:

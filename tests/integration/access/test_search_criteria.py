@@ -13,11 +13,14 @@ from tests.support.client import FhirTestClient
 from tests.support.staff import make_staff
 
 
-def _total(group: Group, role: Role, query: str) -> tuple[int, int | None]:
+def _found(group: Group, role: Role, query: str) -> tuple[int, int | None]:
+    """The status and how many patients the page shows (every match, here: there are
+    few). Not the total, which a search by identifier of a role that may not read
+    government ids does not carry (``rest/test_identifier_paging.py``)."""
     staff = make_staff(group.services, role, [TM])
     response = group.call(staff, "GET", f"/fhir/Patient?{query}")
-    total = response.json().get("total") if response.status_code == 200 else None
-    return response.status_code, total
+    found = len(response.json().get("entry", [])) if response.status_code == 200 else None
+    return response.status_code, found
 
 
 @pytest.mark.parametrize(
@@ -36,7 +39,7 @@ def test_a_role_cannot_search_by_what_it_may_not_read(group: Group, role: Role, 
     day at a time or by halving ranges (``_id=X&birthdate=ge1970``: one match or none),
     and their phone numbers and sex, none of which a read of the patient shows them; a
     privacy officer (identity and contact) the birth dates."""
-    status, _ = _total(group, role, f"_id={group.tm_patient.id}&{query}")
+    status, _ = _found(group, role, f"_id={group.tm_patient.id}&{query}")
     assert status == 403
     refused = [e for e in group.events(Tag.FHIR_SEARCH) if e.outcome is Outcome.DENIED]
     assert refused and "may not search" in refused[-1].reason
@@ -60,7 +63,7 @@ def test_a_role_cannot_search_by_what_it_may_not_read(group: Group, role: Role, 
 def test_a_role_searches_by_what_it_may_read(
     group: Group, role: Role, query: str, found: int
 ) -> None:
-    assert _total(group, role, query) == (200, found)
+    assert _found(group, role, query) == (200, found)
 
 
 def test_the_system_searches_by_anything(group: Group, api: FhirTestClient) -> None:

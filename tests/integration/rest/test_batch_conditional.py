@@ -56,7 +56,9 @@ def _patients_with(group: Group, hkid: str) -> int:
         headers=group.desk_tm.headers,
     )
     assert found.status_code == 200, found.text
-    return int(found.json()["total"])
+    # Counted from the page: a search by identifier of a role that may not read
+    # government ids has no total (rest/test_identifier_paging.py).
+    return len(found.json().get("entry", []))
 
 
 def test_a_transactions_conditional_create_of_a_hidden_hkid_is_refused(group: Group) -> None:

@@ -1,0 +1,105 @@
+"""Sealed offsets of identifier searches by roles that may not read government ids
+(``rest/offsets.py``), and the paging links of a search whose total is withheld
+(``rest/bundles.py``). Pure, no database."""
+
+from __future__ import annotations
+
+import secrets
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from carevault.fhir.outcome import FhirError
+from carevault.rest import bundles, cursor, offsets
+
+KEY = secrets.token_bytes(32)
+BILLING = "staff:billing7"
+PLAN = [("identifier", "urn:oid:2.16.344.1.99.7|FP-7781")]
+
+
+def test_a_sealed_offset_opens_for_the_caller_and_criteria_it_was_sealed_for() -> None:
+    sealed = offsets.seal(KEY, BILLING, "Patient", PLAN, 40)
+    assert offsets.is_sealed(sealed) and not sealed.isdigit()
+    assert offsets.opened(KEY, BILLING, "Patient", PLAN, sealed) == 40
+
+
+def test_every_sealed_offset_is_the_same_length_and_none_is_a_history_cursor() -> None:
+    lengths = {len(offsets.seal(KEY, BILLING, "Patient", PLAN, at)) for at in (1, 20, 10**9)}
+    assert lengths == {offsets.LENGTH} and offsets.LENGTH != cursor.LENGTH
+
+
+def test_the_criteria_it_is_bound_to_leave_out_paging_and_the_order_sent() -> None:
+    sent = [("_sort", "_id"), ("_count", "2"), *PLAN, ("_offset", "0")]
+    assert offsets.criteria(sent) == [("_sort", "_id"), *PLAN]
+    assert offsets.criteria(list(reversed(sent))) == offsets.criteria(sent)
+
+
+@pytest.mark.parametrize(
+    ("principal", "type_name", "bound"),
+    [
+        ("staff:billing8", "Patient", PLAN),
+        (BILLING, "Coverage", PLAN),
+        (BILLING, "Patient", [("identifier", "http://carevault.hk/sid/hkid|C668668(9)")]),
+        (BILLING, "Patient", [*PLAN, ("_sort", "-_lastUpdated")]),
+    ],
+    ids=["another-caller", "another-type", "another-identifier", "another-sort"],
+)
+def test_a_sealed_offset_moved_to_another_search_is_refused(
+    principal: str, type_name: str, bound: list[tuple[str, str]]
+) -> None:
+    """What lies before the offset was shown to that caller for those criteria only: on
+    another identifier a page past it would say that records match, naming none."""
+    sealed = offsets.seal(KEY, BILLING, "Patient", PLAN, 2)
+    with pytest.raises(FhirError) as refused:
+        offsets.opened(KEY, principal, type_name, bound, sealed)
+    assert refused.value.status == 400
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "1",
+        "A" * offsets.LENGTH,
+        "!" * offsets.LENGTH,
+        cursor.LENGTH * "A",
+    ],
+    ids=["a-position", "made-up", "not-base64", "history-length"],
+)
+def test_a_made_up_offset_is_refused(value: str) -> None:
+    with pytest.raises(FhirError) as refused:
+        offsets.opened(KEY, BILLING, "Patient", PLAN, value)
+    assert refused.value.status == 400
+
+
+def test_an_altered_offset_is_refused() -> None:
+    sealed = offsets.seal(KEY, BILLING, "Patient", PLAN, 2)
+    flipped = sealed[:-3] + ("A" if sealed[-3] != "A" else "B") + sealed[-2:]
+    with pytest.raises(FhirError):
+        offsets.opened(KEY, BILLING, "Patient", PLAN, flipped)
+    with pytest.raises(FhirError):
+        offsets.opened(secrets.token_bytes(32), BILLING, "Patient", PLAN, sealed)
+
+
+def _links(**given: object) -> dict[str, dict[str, list[str]]]:
+    links = bundles.paging_links("https://ehr.example.hk/fhir/Patient", PLAN, **given)  # type: ignore[arg-type]
+    return {link["relation"]: parse_qs(urlsplit(link["url"]).query) for link in links}
+
+
+def test_without_a_total_a_full_page_has_a_next_link_and_a_short_one_none() -> None:
+    """The next link of a page whose total is withheld says only that the page was full:
+    from a total, its presence told that one more record matched, unnamed."""
+    sealing = {"count": 2, "total": None, "position": lambda at: f"sealed-{at}"}
+    full = _links(offset=0, full=True, **sealing)
+    assert full["next"]["_offset"] == ["sealed-2"]
+    assert full["first"]["_offset"] == ["sealed-0"]
+    assert "previous" not in full
+    short = _links(offset=4, full=False, **sealing)
+    assert "next" not in short
+    assert short["previous"]["_offset"] == ["sealed-2"]
+    assert short["self"]["_offset"] == ["sealed-4"]
+
+
+def test_with_a_total_the_links_are_as_ever() -> None:
+    links = _links(count=2, offset=2, total=5)
+    assert links["next"]["_offset"] == ["4"] and links["previous"]["_offset"] == ["0"]
+    assert "next" not in _links(count=2, offset=4, total=5, full=True)
