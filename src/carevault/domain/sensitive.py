@@ -199,6 +199,21 @@ def is_sensitive_code(system: str | None, code: str) -> bool:
     return plain in SENSITIVE_CODES.get(named, frozenset())
 
 
+#: The confidentiality levels among ``RESTRICTED_LABELS`` (v3-Confidentiality restricted
+#: and very restricted): an instruction to protect a record, naming no condition.
+CONFIDENTIALITY_LEVELS = frozenset({"R", "V"})
+
+
+def names_a_condition(code: object) -> bool:
+    """Whether a label's or tag's ``code`` is a restricted label other than a
+    confidentiality level (``HIV``, ``PSY``, ...): it tells what a diagnosis would."""
+    return (
+        isinstance(code, str)
+        and is_restricted_label(code)
+        and code.strip().upper() not in CONFIDENTIALITY_LEVELS
+    )
+
+
 def is_restricted_label(code: object) -> bool:
     """Whether a security label's ``code`` marks a record sensitive (``RESTRICTED_LABELS``;
     ``r`` as ``R``). Judged by the code alone, whatever system it names: a label is an

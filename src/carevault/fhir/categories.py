@@ -26,7 +26,11 @@ from collections.abc import Callable
 from typing import Any
 
 from carevault.domain.categories import HEALTH_CATEGORIES, DataCategory
-from carevault.domain.sensitive import is_restricted_label, is_sensitive_code
+from carevault.domain.sensitive import (
+    is_restricted_label,
+    is_sensitive_code,
+    names_a_condition,
+)
 from carevault.fhir.codes import (
     CLAIM_LINES,
     CLAIM_TYPES,
@@ -296,11 +300,22 @@ def element_categories(
         ):
             category = DataCategory.SENSITIVE_CLINICAL
         present.add(category)
-    if coded and _marked_sensitive(resource.get("meta")):
+    if coded and _tells_a_condition(resource.get("meta")):
         # A visit, booking or patient labelled or tagged HIV holds what its reason would
-        # (``subset`` cuts the marks): so does one contained in another record.
+        # (``subset`` cuts the marks): so does one contained in another record. A
+        # confidentiality level (R, V) names none: a desk may mark a patient restricted.
         present.add(DataCategory.SENSITIVE_CLINICAL)
     return present
+
+
+def _tells_a_condition(meta: Any) -> bool:
+    """Whether a label or tag of ``meta`` tells a sensitive condition: a sensitive code,
+    or a restricted label other than a confidentiality level."""
+    return any(
+        names_a_condition(label.get("code")) or not is_restricted_label(label.get("code"))
+        for kind in MARKS
+        for label in _sensitivity_labels(meta, kind)
+    )
 
 
 #: The elements ``_itemised`` may answer for.

@@ -438,3 +438,21 @@ def test_a_sensitive_code_in_a_records_meta_marks_it_as_a_label_does() -> None:
         # Inside another record, such a patient is as sensitive as its tag.
         held = {**_patient(id="p2"), "contained": [{**tagged, "id": "kin"}]}
         assert "contained" not in (subset(PATIENT, held, DESK) or {})
+
+
+def test_a_confidentiality_level_names_no_condition() -> None:
+    """A patient marked restricted (R, V) holds no sensitive clinical data: a desk may
+    mark one so (and is shown the record without the label); HIV or PSY labels tell
+    what a diagnosis would."""
+    confidentiality = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
+    for code in ("R", "V"):
+        level = {"system": confidentiality, "code": code}
+        marked = _patient(meta={"security": [level]})
+        assert C.SENSITIVE_CLINICAL not in element_categories(PATIENT, marked)
+        shown = subset(PATIENT, marked, DESK)
+        assert shown is not None and level not in shown["meta"].get("security", [])
+    for code in ("HIV", "psy"):
+        label = {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": code}
+        assert C.SENSITIVE_CLINICAL in element_categories(
+            PATIENT, _patient(meta={"security": [label]})
+        )
