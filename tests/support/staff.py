@@ -71,3 +71,11 @@ def add_account(services: Services, username: str, role: Role = Role.FRONT_DESK)
     is refused (a typo would give an empty scope)."""
     if services.accounts.find(username) is None:
         services.accounts.add(username, username, role, [], PASSWORD, check_password=False)
+
+
+def add_client(services: Services, client_id: str, clinics: tuple[str, ...] = ("tm",)) -> None:
+    """A client app by ``client_id``, for an incident to name: one that names no app is
+    refused (a typo would give an empty scope)."""
+    if services.clients.get(client_id) is None:
+        services.clients.add(client_id, client_id, confidential=True, scopes="system/*.rs",
+                             clinic_ids=list(clinics))  # fmt: skip

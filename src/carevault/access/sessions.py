@@ -15,6 +15,7 @@ import hashlib
 import secrets
 import threading
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -341,6 +342,19 @@ class Sessions:
             )
             for row in rows
         ]
+
+    def issued(self, session_ids: Collection[str]) -> set[str]:
+        """Those of ``session_ids`` ever issued, live or not: a session's row is written
+        when it is opened and is never deleted (expiry, revocation, sign-out and an idle
+        console only mark it), so this is every session the audit ledger can name."""
+        wanted = sorted(set(session_ids))
+        if not wanted:
+            return set()
+        with read_transaction(self.engine) as connection:
+            rows = connection.execute(
+                select(auth_session.c.session_id).where(auth_session.c.session_id.in_(wanted))
+            ).scalars()
+            return {str(session_id) for session_id in rows}
 
     def live(self) -> list[SessionInfo]:
         """Every live session of a staff account, newest first: who is signed in now."""

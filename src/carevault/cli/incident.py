@@ -74,7 +74,7 @@ def declare(
     home: HomeOption = None,
 ) -> None:
     """Declare an incident; prints its id as the last word."""
-    from carevault.incidents import Actor, UnknownAccount, case_from_alert, declare_case
+    from carevault.incidents import Actor, UnknownName, case_from_alert, declare_case
 
     with open_services(home) as services:
         case = _case(title, account, client, session, address, clinic, since, until)
@@ -90,7 +90,7 @@ def declare(
             raise fail("--title is required (or --from-alert)")
         try:
             declared = declare_case(services, Actor(operator()), case, alert_id=from_alert)
-        except UnknownAccount as unknown:
+        except UnknownName as unknown:
             raise fail(str(unknown), 2) from None
         except _errors() as error:
             raise fail(str(error)) from None
@@ -126,7 +126,7 @@ def amend(
     """Amend an incident: widen what is compromised, move the window, change its status.
     Narrowing the window (a later --since, an earlier --until) or closing it takes a
     privacy officer's fresh code (--officer, --totp)."""
-    from carevault.incidents import Actor, StepUpRequired, UnknownAccount, incidents_for, zone_of
+    from carevault.incidents import Actor, StepUpRequired, UnknownName, incidents_for, zone_of
     from carevault.incidents.model import Amendment, instant_in, parse_compromised, parse_title
     from carevault.incidents.model import Status as IncidentStatus
 
@@ -155,7 +155,7 @@ def amend(
             )
         except StepUpRequired as needed:
             raise fail(f"{needed} (--officer, --totp)") from None
-        except UnknownAccount as unknown:
+        except UnknownName as unknown:
             raise fail(str(unknown), 2) from None
         except ValueError as error:  # IncidentError is one
             raise fail(str(error)) from None

@@ -85,7 +85,7 @@ def notify_preview(
 ) -> None:
     """Who would be notified, how and in which language; one notice in full. Sends nothing."""
     from carevault.notify.codes import CodeKeys
-    from carevault.notify.job import notice_key
+    from carevault.notify.job import notice_key_of
     from carevault.notify.notice import render
     from carevault.notify.service import code_keys, reader_of, sender_of
     from carevault.notify.store import NoticeStore
@@ -94,8 +94,8 @@ def notify_preview(
     with open_services(home) as services:
         scope = load_scope(services, incident, scope_file)
         scope = scope.with_filings(NoticeStore(services.engine).filed(incident))
-        exposures = list(scope.exposures())
-        if wanted is not None and wanted not in {e.patient_id for e in exposures}:
+        exposures = list(scope.notices())
+        if wanted is not None and wanted not in {p for e in exposures for p in e.covers}:
             raise fail(
                 f"Patient/{wanted} is not among the people incident {incident} would notify "
                 "(see the list without --patient)"
@@ -108,22 +108,22 @@ def notify_preview(
         shown = None
         for start in range(0, len(exposures), 200):
             batch = exposures[start : start + 200]
-            found = reader.recipients([e.patient_id for e in batch], scope.changed)
+            found = reader.people(batch, scope.changed)
             for exposure in batch:
                 entry = found.get(exposure.patient_id)
-                if entry is None or entry[0].deceased:
+                if entry is None or entry.recipient.deceased:
                     reason = "no longer on record" if entry is None else "deceased"
                     left_out.append(f"Patient/{cell(exposure.patient_id)}: {reason}")
-                    if exposure.patient_id == wanted:
+                    if wanted in exposure.covers:
                         why_not = reason
                     continue
-                recipient = entry[0]
+                recipient = entry.recipient
                 channel = recipient.channels[0] if recipient.channels else "none"
                 who = "guardian" if recipient.guardian else "patient"
                 label = f"{channel:7} {cell(recipient.language)}  to {who}"
                 plan[label] = plan.get(label, 0) + 1
-                if shown is None and wanted in (None, exposure.patient_id):
-                    code = keys.code_for(notice_key(incident, exposure.patient_id), channel)
+                if shown is None and (wanted is None or wanted in exposure.covers):
+                    code = keys.code_for(notice_key_of(incident, exposure), channel)
                     shown = render(sender_of(services.settings), scope.incident, exposure,
                                    recipient, code)  # fmt: skip
         echo(f"Incident {incident}: {len(exposures)} people to notify")
@@ -194,7 +194,7 @@ def notify_send(
             TextColumn("sent {task.fields[sent]}, left out {task.fields[skipped]}, "
                        "retrying {task.fields[deferred]}"),
         ) as bar:  # fmt: skip
-            task = bar.add_task("send", total=scope.patient_count(tiers), sent=0, skipped=0,
+            task = bar.add_task("send", total=scope.notice_count(tiers), sent=0, skipped=0,
                                 deferred=0)  # fmt: skip
 
             def advance(progress: JobProgress) -> None:

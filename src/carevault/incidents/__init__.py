@@ -28,6 +28,10 @@ from carevault.incidents.service import (
     Incidents,
     StepUpRequired,
     UnknownAccount,
+    UnknownClient,
+    UnknownClinic,
+    UnknownName,
+    UnknownSession,
 )
 
 if TYPE_CHECKING:
@@ -45,6 +49,10 @@ __all__ = [
     "ScopeRunTampered",
     "StepUpRequired",
     "UnknownAccount",
+    "UnknownClient",
+    "UnknownClinic",
+    "UnknownName",
+    "UnknownSession",
     "case_from_alert",
     "compute_scope",
     "declare_case",
@@ -58,12 +66,14 @@ SCOPE_ACTOR = Actor("system:incident-scope")
 
 
 def incidents_for(services: Services) -> Incidents:
+    from carevault.incidents.registry import Directory
+
     return Incidents(
         services.engine,
         services.audit_ledger,
         services.containment,
         services.now_us,
-        lambda username: services.accounts.find(username) is not None,
+        Directory(services),
     )
 
 

@@ -271,9 +271,12 @@ def parse_window(since: Any, until: Any, zone: tzinfo) -> tuple[int, int | None]
 
 def principal_of(account: str) -> str:
     """A staff username as the ledger names it (``staff:`` and the username casefolded,
-    as accounts keep it: ``Chan.TM`` matched no entry of ``staff:chan.tm``); another full
-    principal (``system:...``) as is."""
+    as accounts keep it: ``Chan.TM`` matched no entry of ``staff:chan.tm``); a client
+    app's principal with its id casefolded (ids are registered in lower case); another
+    full principal (``system:...``) as is."""
     kind, colon, name = account.strip().partition(":")
     if not colon:
         return f"staff:{kind.casefold()}"
-    return f"staff:{name.strip().casefold()}" if kind.casefold() == "staff" else account
+    if kind.casefold() in ("staff", "client"):
+        return f"{kind.casefold()}:{name.strip().casefold()}"
+    return account

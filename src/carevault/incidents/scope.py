@@ -73,7 +73,9 @@ def _who(incident: Incident, seen_addresses: Iterable[str]) -> Who:
     compromised = incident.compromised
     return Who(
         principals=tuple(principal_of(account) for account in compromised.accounts),
-        clients=compromised.clients,
+        # Client ids are registered in lower case; an incident declared before its
+        # clients were checked may hold one typed otherwise.
+        clients=tuple(sorted({client.strip().casefold() for client in compromised.clients})),
         sessions=compromised.sessions,
         addresses=tuple(sorted(matched)),
         clinics=compromised.clinics,
@@ -217,7 +219,7 @@ def _reachable(
         clinics = None if account.role in GROUP_WIDE else account.clinic_ids
         grants.append((clinics, patients.readable_categories(account.role)))
     for client_id in incident.compromised.clients:
-        client = services.clients.get(client_id)
+        client = services.clients.get(client_id.strip().casefold())
         if client is not None and client.clinic_ids:
             grants.append((client.clinic_ids, patients.readable_categories(Role.INTEGRATION)))
     for clinics, readable in grants:

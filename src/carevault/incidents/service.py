@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, NoReturn
 
 import orjson
@@ -29,6 +29,7 @@ from carevault.incidents.model import (
     instant,
     principal_of,
 )
+from carevault.incidents.registry import Registry
 from carevault.incidents.tables import incident, incident_event, incident_scope_run
 from carevault.ledger.events import AuditEvent, Outcome, Tag
 from carevault.ledger.service import Ledger
@@ -50,18 +51,34 @@ class IncidentNotFound(IncidentError):
     """No incident with that id."""
 
 
-class UnknownAccount(IncidentError):
+class UnknownName(IncidentError):
+    """Something named as compromised that CareVault never had (``registry``): a typo
+    (``chan.tn`` for ``chan.tm``, ``lab-interfce``, ``clinic-tn``) matches no ledger
+    entry, and its empty scope would read as "no patient affected". The message names
+    what is unknown, as typed (``repr``), and nothing else."""
+
+
+class UnknownAccount(UnknownName):
     """An account named as compromised that is no staff account and no full principal of
-    a client app or a process: a typo (``chan.tn`` for ``chan.tm``) matches no ledger
-    entry, and its empty scope would read as "no patient affected"."""
+    a known client app or a process."""
 
 
-#: Principals named in full that are taken as given: a client app's, a process's (the
-#: unwrap ledger names one that bypassed the gate so), a CLI operator's.
+class UnknownClient(UnknownName):
+    """A client app named as compromised that is registered under no id."""
+
+
+class UnknownClinic(UnknownName):
+    """A clinic named as compromised that is none of the group's."""
+
+
+class UnknownSession(UnknownName):
+    """A session named as compromised that was never issued."""
+
+
+#: Principals named in full that are taken as given: a process's (the unwrap ledger
+#: names one that bypassed the gate so), a CLI operator's. A client app's
+#: (``client:<id>``) is looked up as a client is.
 OTHER_PRINCIPALS = ("client:", "system:", "cli:")
-
-#: Whether a staff account has this username (as typed: the check casefolds it).
-StaffKnown = Callable[[str], bool]
 
 
 @dataclass(frozen=True)
@@ -107,31 +124,89 @@ class Incidents:
         ledger: Ledger,
         containment: ContainmentStore,
         now_us: Callable[[], int],
-        staff_known: StaffKnown,
+        registry: Registry,
     ) -> None:
         self.engine = engine
         self.ledger = ledger
         self.containment = containment
         self.now_us = now_us
-        self.staff_known = staff_known
+        self.registry = registry
 
-    def _check_accounts(self, accounts: Collection[str]) -> None:
-        """Refuse (``UnknownAccount``) an account no staff account has and that is no full
-        principal of another kind (``OTHER_PRINCIPALS``), before anything is written."""
-        unknown = []
-        for account in accounts:
+    def _known(self, named: Compromised, already: Compromised | None = None) -> Compromised:
+        """``named`` with its clients and clinics as the group spells them, once every
+        account, client, clinic and session it names (beyond those ``already`` named) is
+        known to the registry; otherwise ``UnknownName`` (one of its kinds when only one
+        kind is unknown), naming each unknown thing as typed, before anything is written."""
+        before = already or Compromised()
+        unknown: dict[type[UnknownName], str] = {}
+        staff, apps = self._unknown_accounts(set(named.accounts) - set(before.accounts))
+        if staff:
+            unknown[UnknownAccount] = (
+                f"accounts: no staff account {_listed(staff)}: check the spelling; a "
+                f"client app or a process is named in full "
+                f"({', '.join(p + '...' for p in OTHER_PRINCIPALS)})"
+            )
+        if apps:
+            unknown[UnknownAccount] = "; ".join(
+                [*unknown.values(), f"accounts: no client app {_listed(apps)}"]
+            )
+        clients, bad_clients = self._spelt(named.clients, before.clients, self.registry.client)
+        if bad_clients:
+            unknown[UnknownClient] = (
+                f"clients: no client app {_listed(bad_clients)}: check the spelling "
+                "(carevault client list)"
+            )
+        clinics, bad_clinics = self._spelt(named.clinics, before.clinics, self.registry.clinic)
+        if bad_clinics:
+            unknown[UnknownClinic] = (
+                f"clinics: no clinic of the group {_listed(bad_clinics)}: check the "
+                "spelling (a clinic is named by its Organization id)"
+            )
+        new_sessions = set(named.sessions) - set(before.sessions)
+        issued = self.registry.sessions(new_sessions) if new_sessions else set()
+        bad_sessions = sorted(new_sessions - issued)
+        if bad_sessions:
+            unknown[UnknownSession] = (
+                f"sessions: no session {_listed(bad_sessions)} was ever issued: check the "
+                "spelling (session ids are case-sensitive)"
+            )
+        if unknown:
+            kind = next(iter(unknown)) if len(unknown) == 1 else UnknownName
+            raise kind("; ".join(unknown.values()))
+        return replace(named, clients=clients, clinics=clinics)
+
+    def _unknown_accounts(self, accounts: Collection[str]) -> tuple[list[str], list[str]]:
+        """(names no staff account has, ``client:`` principals of no client app) among
+        ``accounts``; processes and CLI operators (``system:``, ``cli:``) are taken as
+        given."""
+        staff: list[str] = []
+        apps: list[str] = []
+        for account in sorted(accounts):
             kind, colon, name = account.strip().partition(":")
             if colon and account.strip().startswith(OTHER_PRINCIPALS) and name.strip():
+                if kind == "client" and self.registry.client(name) is None:
+                    apps.append(account)
                 continue
-            staff = not colon or kind.strip().casefold() == "staff"
-            if not (staff and self.staff_known(name if colon else kind)):
-                unknown.append(account)
-        if unknown:
-            named = ", ".join(repr(account[:60]) for account in unknown[:5])
-            raise UnknownAccount(
-                f"accounts: no staff account {named}: check the spelling; a client app or "
-                f"a process is named in full ({', '.join(p + '...' for p in OTHER_PRINCIPALS)})"
-            )
+            is_staff = not colon or kind.strip().casefold() == "staff"
+            if not (is_staff and self.registry.staff(name if colon else kind)):
+                staff.append(account)
+        return staff, apps
+
+    @staticmethod
+    def _spelt(
+        named: Collection[str], already: Collection[str], look_up: Callable[[str], str | None]
+    ) -> tuple[tuple[str, ...], list[str]]:
+        """(``named`` as the registry spells each, those it does not know); names
+        ``already`` held are kept as they are."""
+        spelt: set[str] = set()
+        unknown: list[str] = []
+        for name in sorted(named):
+            found = name if name in already else look_up(name)
+            if found is None:
+                unknown.append(name)
+            else:
+                spelt.add(found)
+        return tuple(sorted(spelt)), unknown
 
     # --- the ledger -----------------------------------------------------------------------
 
@@ -195,7 +270,7 @@ class Incidents:
         check_window(since_us, until_us)
         if compromised.is_empty():
             raise IncidentError("say what is believed compromised (an account, client, ...)")
-        self._check_accounts(compromised.accounts)
+        compromised = self._known(compromised)
         now = self.now_us()
         with write_transaction(self.engine) as connection:
             incident_id = connection.execute(
@@ -254,7 +329,7 @@ class Incidents:
         if it cannot); without one it is refused (``StepUpRequired``), whichever door it
         came through."""
         current = self.get(incident_id)
-        self._check_accounts(set(amendment.adds.accounts) - set(current.compromised.accounts))
+        amendment = replace(amendment, adds=self._known(amendment.adds, current.compromised))
         narrowing = amendment.narrows(current)
         if narrowing and named_in(current, actor.principal):
             self._refuse_named(actor, incident_id)
@@ -471,6 +546,11 @@ def compare_runs(
         if added or removed or widened:
             changes[tier] = {"added": added, "removed": removed, "categories_changed": widened}
     return changes
+
+
+def _listed(names: list[str]) -> str:
+    """Names as typed, quoted and escaped (``repr``), the first five, each cut at 60."""
+    return ", ".join(repr(name[:60]) for name in names[:5])
 
 
 def _window(found: Incident) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -101,6 +102,31 @@ class Recipient:
         if self.address:
             found.append("letter")
         return tuple(found)
+
+
+@dataclass(frozen=True)
+class Held:
+    """One Patient record as a notice may use it: who it says receives the notice, its
+    pseudonym, and when what the notice takes from it was last updated (for a record a
+    compromised principal wrote to, the last version written by someone else)."""
+
+    recipient: Recipient
+    pseudonym: str | None
+    updated_us: int
+
+
+def contact_of(records: Mapping[str, Held]) -> tuple[str, Held]:
+    """The record (Patient id, held) a person's one notice goes out from, among their
+    records (one HKID, one person): the one updated last, which holds their details as
+    they last gave them, unless it gives no way to reach them, then the next most recent
+    that does. The most recent one decides whether they are deceased. Ties go to the
+    smaller id, so a run again chooses the same record."""
+    ordered = sorted(records.items(), key=lambda item: (-item[1].updated_us, item[0]))
+    newest = ordered[0]
+    if newest[1].recipient.deceased:
+        return newest
+    reachable = (item for item in ordered if item[1].recipient.channels)
+    return next((item for item in reachable if not item[1].recipient.deceased), newest)
 
 
 def language_of(resource: dict[str, Any]) -> str:

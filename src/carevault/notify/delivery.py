@@ -58,6 +58,8 @@ class Notice:
     recipient: Recipient
     pseudonym: str | None
     row: NoticeRow
+    #: The pseudonyms of every Patient record of the person the notice covers.
+    covers: tuple[str, ...] = ()
 
 
 @dataclass
@@ -263,6 +265,10 @@ class Delivery:
         detail: dict[str, object] = {
             "notice": notice.key, "channel": channel_name, "tier": notice.exposure.tier,
         }  # fmt: skip
+        if len(notice.covers) > 1:
+            # One person's records (one HKID): the one notice covers them all, and its
+            # entry names each (the entry's own pseudonym is the record it went out from).
+            detail["covers"] = list(notice.covers)
         if notice.recipient.untrusted_versions:
             # Written to details taken without the versions a compromised principal
             # wrote (the scope's ``changed``), not to the record as it stands.

@@ -1,4 +1,9 @@
-"""The send job: every notifiable patient of an incident gets exactly one notice.
+"""The send job: every notifiable person of an incident gets exactly one notice.
+
+People, not Patient records, as the scope counts them (``Scope.notices``): a person's
+records of one HKID make one notice, covering every record's data, keyed by the records
+it covers (``notice_key_of``), listed under the person's id, and sent to the contact of
+the record updated last (``contacts.contact_of``).
 
 Resumable and idempotent. A notice's row (its key, code digest, plan) is written
 before anything is sent, and its state is set to ``sending`` and committed before the
@@ -11,7 +16,7 @@ same file). Without a journal an email interrupted between the relay's "250" and
 commit can arrive twice (at most one per lane): configure
 ``CAREVAULT_NOTIFY_JOURNAL_DIR``.
 
-Work goes in batches: the batch's rows in one query, its patients in one gate read
+Work goes in batches: the batch's rows in one query, its people's records in one gate read
 (``reader``), its new rows in one insert, ``sending`` for all of it in one commit;
 then its notices are delivered (``delivery``) by ``lanes`` threads at once, throttled
 to ``rate`` notices a second.
@@ -40,19 +45,28 @@ from carevault.notify.delivery import CHANNEL_ORDER, Delivery, Notice, Pacing
 from carevault.notify.lease import LEASE_US, JobRunning, lease_owner, owner_alive
 from carevault.notify.letters import LetterChannel
 from carevault.notify.notice import Sender
-from carevault.notify.reader import Reader
+from carevault.notify.reader import Person, Reader
 from carevault.notify.recovery import settle, take_bounces
 from carevault.notify.scope import Exposure, Scope
 from carevault.notify.store import NoticeRow, NoticeStore
 
 __all__ = ["CHANNEL_ORDER", "NOTIFY_CALLER", "JobRunning", "Pacing", "Progress", "Reader",
-           "SendJob", "lease_owner", "notice_key", "owner_alive"]  # fmt: skip
+           "SendJob", "lease_owner", "notice_key", "notice_key_of", "owner_alive"]  # fmt: skip
 
-Found = dict[str, tuple[Recipient, str | None]]
+#: Each notice's person (its ``patient_id``) → who receives it (``Reader.people``).
+Found = dict[str, Person]
 
 
 def notice_key(incident_id: str, patient_id: str) -> str:
     return hashlib.sha256(f"{incident_id}\x00{patient_id}".encode()).hexdigest()[:32]
+
+
+def notice_key_of(incident_id: str, exposure: Exposure) -> str:
+    """The key of ``exposure``'s notice (``Scope.notices``): of the Patient records it
+    covers, so one record's is ``notice_key`` of its id, as before people were grouped.
+    A person's record that joins the scope in a later run makes a new notice covering
+    all of theirs (told once more, never less), not one already sent that left it out."""
+    return notice_key(incident_id, ",".join(exposure.covers))
 
 
 @dataclass
@@ -113,7 +127,7 @@ class SendJob:
         # The notices say which regulators were told: those whose report is filed now.
         scope = scope.with_filings(self.store.filed(scope.incident.incident_id))
         incident = scope.incident
-        exposures = {e.patient_id: e for e in scope.exposures(tiers)}
+        exposures = {notice_key_of(incident.incident_id, e): e for e in scope.notices(tiers)}
         progress = Progress(total=len(exposures))
         if not self.store.start_job(
             incident.incident_id, tiers, len(exposures), self.now_us(), owner=self.owner,
@@ -171,7 +185,7 @@ class SendJob:
             waiting = [
                 row
                 for row in self.store.in_state(incident_id, states.PENDING)
-                if row.patient_id in exposures and row.channel not in self.delivery.down
+                if row.notice_key in exposures and row.channel not in self.delivery.down
             ]
             if not waiting:
                 return
@@ -181,7 +195,7 @@ class SendJob:
                 self.sleep(min(pause, self.pacing.max_wait_seconds))
                 self._renew(incident_id)
             ready = [row for row in waiting if row.next_attempt_us <= self.now_us()]
-            batch = [exposures[row.patient_id] for row in ready]
+            batch = [exposures[row.notice_key] for row in ready]
             for start in range(0, len(batch), self.pacing.batch):
                 self._batch(
                     scope, batch[start : start + self.pacing.batch], progress, advance,
@@ -219,7 +233,7 @@ class SendJob:
     ) -> None:
         incident_id = scope.incident.incident_id
         self._renew(incident_id)
-        keys = {e.patient_id: notice_key(incident_id, e.patient_id) for e in batch}
+        keys = {e.patient_id: notice_key_of(incident_id, e) for e in batch}
         rows = self.store.rows(incident_id, list(keys.values()))
         now = self.now_us()
         todo = [
@@ -234,7 +248,7 @@ class SendJob:
             if advance:
                 advance(progress)
             return
-        found = self.reader.recipients([e.patient_id for e in todo], scope.changed)
+        found = self.reader.people(todo, scope.changed)
         gone = [
             keys[e.patient_id]
             for e in todo
@@ -244,9 +258,17 @@ class SendJob:
         self._plan(incident_id, todo, keys, rows, found, progress)
         rows = self.store.rows(incident_id, [keys[e.patient_id] for e in todo])
         ready = [
-            Notice(e, keys[e.patient_id], *found[e.patient_id], rows[keys[e.patient_id]])
+            Notice(
+                e,
+                keys[e.patient_id],
+                person.recipient,
+                person.pseudonym,
+                rows[keys[e.patient_id]],
+                person.covers,
+            )
             for e in todo
-            if rows[keys[e.patient_id]].state == states.PENDING and e.patient_id in found
+            if rows[keys[e.patient_id]].state == states.PENDING
+            and (person := found.get(e.patient_id)) is not None
         ]
         self.store.set_state([n.key for n in ready], states.SENDING)
         self.delivery.prepare(n.recipient for n in ready)
@@ -282,7 +304,7 @@ class SendJob:
             if key in rows:
                 continue
             entry = found.get(exposure.patient_id)
-            recipient = entry[0] if entry else None
+            recipient = entry.recipient if entry else None
             state, language, who, channel = _plan_of(recipient)
             new.append(
                 {
@@ -306,7 +328,7 @@ class SendJob:
                 progress.done += 1
                 skipped.append(
                     notice_event(
-                        Tag.NOTIFY_NOTICE_SKIPPED, incident_id, entry[1] if entry else None,
+                        Tag.NOTIFY_NOTICE_SKIPPED, incident_id, entry.pseudonym if entry else None,
                         {"notice": key, "state": state}, self.now_us(), Outcome.FAILED,
                     )
                 )  # fmt: skip

@@ -33,12 +33,22 @@ from carevault.gate import Gate
 from carevault.ledger.events import AuditEvent, Outcome, Tag
 from carevault.ledger.store import LedgerStore
 from carevault.notify.audit import NOTIFY_CALLER
-from carevault.notify.contacts import Recipient, recipient_of
+from carevault.notify.contacts import Held, Recipient, contact_of, recipient_of
 from carevault.notify.scope import Exposure
 from carevault.vault.records import Erased, Gone, NotFound, Opened
 
 #: Patients per gate search (a batch larger than this is read in several).
 SEARCH_PAGE = 500
+
+
+@dataclass(frozen=True)
+class Person:
+    """Who receives a person's one notice: the recipient and pseudonym of the record it
+    goes out from, and the pseudonyms of every record of theirs it covers."""
+
+    recipient: Recipient
+    pseudonym: str | None
+    covers: tuple[str, ...]
 
 
 @dataclass
@@ -56,11 +66,38 @@ class Reader:
         """patient id → (recipient, pseudonym); absent if the patient is gone.
         ``changed``: the scope's patients whose records a compromised principal changed
         (see the module's docstring)."""
+        return {
+            patient_id: (held.recipient, held.pseudonym)
+            for patient_id, held in self.records(patient_ids, changed).items()
+        }
+
+    def people(
+        self, notices: Sequence[Exposure], changed: Mapping[str, Exposure] | None = None
+    ) -> dict[str, Person]:
+        """Each notice's person (``Scope.notices``, by its ``patient_id``) → who receives
+        it, from the record ``contacts.contact_of`` chooses among the records it covers
+        that are still on record; absent if none is."""
+        held = self.records([p for notice in notices for p in notice.covers], changed)
+        found: dict[str, Person] = {}
+        for notice in notices:
+            live = {p: held[p] for p in notice.covers if p in held}
+            if not live:
+                continue
+            _, chosen = contact_of(live)
+            covers = tuple(sorted({h.pseudonym for h in live.values() if h.pseudonym}))
+            found[notice.patient_id] = Person(chosen.recipient, chosen.pseudonym, covers)
+        return found
+
+    def records(
+        self, patient_ids: Sequence[str], changed: Mapping[str, Exposure] | None = None
+    ) -> dict[str, Held]:
+        """patient id → the record as a notice may use it (``contacts.Held``); absent if
+        the patient is gone. ``changed``: see ``recipients``."""
         patient = RESOURCE_TYPES["Patient"]
         today = self.today()
         # A scope names a patient it could not resolve by pseudonym only: no record to read.
         wanted = list(dict.fromkeys(p for p in patient_ids if not p.startswith("pseudonym:")))
-        found: dict[str, tuple[Recipient, str | None]] = {}
+        found: dict[str, Held] = {}
         for start in range(0, len(wanted), SEARCH_PAGE):
             page = wanted[start : start + SEARCH_PAGE]
             query = SearchQuery(resource_type=patient, ids=[tuple(page)], count=len(page))
@@ -69,9 +106,10 @@ class Reader:
                 if item.body is None or item.head.deleted:
                     continue
                 patient_id = item.head.resource_id
-                found[patient_id] = (
+                found[patient_id] = Held(
                     recipient_of(patient_id, jsonio.load(item.body), today),
                     item.head.patient_pseudonym,
+                    item.head.last_updated_us,
                 )
         for patient_id in wanted:
             change = (changed or {}).get(patient_id)
@@ -106,9 +144,7 @@ class Reader:
                 versions.add(version)
         return versions
 
-    def _trusted(
-        self, patient_id: str, written: set[int], today: date
-    ) -> tuple[Recipient, str | None] | None:
+    def _trusted(self, patient_id: str, written: set[int], today: date) -> Held | None:
         """The recipient of the record's history replayed without the versions in
         ``written`` (see the module's docstring); None if the history cannot be read
         (erased since, or not there: the patient is as the search found them)."""
@@ -126,8 +162,14 @@ class Reader:
             [(item.head.version_id, _body(item)) for item in ordered], frozenset(written)
         )
         recipient = recipient_of(patient_id, replayed, today)
-        return replace(recipient, untrusted_versions=tuple(sorted(written))), (
-            latest.head.patient_pseudonym
+        # When the details were last given: the last version someone else wrote (the
+        # attacker's writes make the record look freshly updated).
+        trusted = [item for item in ordered if item.head.version_id not in written]
+        updated_us = trusted[-1].head.last_updated_us if trusted else 0
+        return Held(
+            replace(recipient, untrusted_versions=tuple(sorted(written))),
+            latest.head.patient_pseudonym,
+            updated_us,
         )
 
 

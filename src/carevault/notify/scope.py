@@ -45,11 +45,19 @@ class Exposure:
     #: are one person, named by the smallest id); "" where the document does not say,
     #: then the record is its own person (``who``).
     person: str = ""
+    #: The Patient records a person's notice covers (``Scope.notices``); empty: this
+    #: exposure is of ``patient_id`` alone.
+    records: tuple[str, ...] = ()
 
     @property
     def who(self) -> str:
         """The person this exposure counts as: people, not records, are counted."""
         return self.person or self.patient_id
+
+    @property
+    def covers(self) -> tuple[str, ...]:
+        """The Patient records this exposure is of."""
+        return self.records or (self.patient_id,)
 
 
 @dataclass(frozen=True)
@@ -125,8 +133,39 @@ class Scope:
                 )
         yield from merged.values()
 
+    def notices(self, tiers: Iterable[str] = NOTIFIED_TIERS) -> Iterator[Exposure]:
+        """One exposure per person (``Exposure.who``): what their one notice covers. A
+        person's records in ``tiers`` (``exposures``) are merged: the worst tier that
+        holds any, every category and clinic, the earliest first and the latest last
+        exposure, all the evidence; it is named by the person (``patient_id``: the
+        scope's ``person``, a Patient id of theirs) and lists the records (``records``).
+        A person with one record named by its own id is that record's exposure as is."""
+        by_person: dict[str, list[Exposure]] = {}
+        for exposure in self.exposures(tiers):
+            by_person.setdefault(exposure.who, []).append(exposure)
+        for person, held in by_person.items():
+            if len(held) == 1 and held[0].patient_id == person:
+                yield held[0]
+                continue
+            yield Exposure(
+                patient_id=person,
+                tier=min((e.tier for e in held), key=TIERS.index),
+                categories=tuple(sorted({c for e in held for c in e.categories})),
+                clinics=tuple(sorted({c for e in held for c in e.clinics})),
+                first=min((e.first for e in held if e.first is not None), default=None),
+                last=max((e.last for e in held if e.last is not None), default=None),
+                evidence=tuple(sorted({seq for e in held for seq in e.evidence})),
+                person=person,
+                records=tuple(sorted(e.patient_id for e in held)),
+            )
+
     def patient_count(self, tiers: Iterable[str] = TIERS) -> int:
+        """Patient records in ``tiers`` (each once)."""
         return sum(1 for _ in self.exposures(tiers))
+
+    def notice_count(self, tiers: Iterable[str] = NOTIFIED_TIERS) -> int:
+        """Notices ``tiers`` make: people, each once (``notices``)."""
+        return sum(1 for _ in self.notices(tiers))
 
 
 def _earliest(a: datetime | None, b: datetime | None) -> datetime | None:

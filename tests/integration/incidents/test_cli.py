@@ -28,6 +28,8 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = services.settings.home
     try:
         services.accounts.add("thief", "Thief", Role.FRONT_DESK, ["tm"], PASSWORD)
+        services.clients.add("lab-interface", "Lab", confidential=True,
+                             scopes="system/*.rs", clinic_ids=["tm"])  # fmt: skip
         services.audit.record(
             [
                 AuditEvent(
@@ -326,3 +328,47 @@ def test_a_good_code_of_a_manager_or_nurse_does_not_narrow_or_close_from_the_she
                                           "--home", str(home)])  # fmt: skip
             assert refused.exit_code == 1, refused.output
             assert _run(home, "show", incident) == shown
+
+
+def test_a_client_clinic_or_session_no_one_has_is_refused_and_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A typo in a client id, a clinic or a session matches no entry either: exit 2, the
+    unknown names as typed (escaped), nothing declared or amended. Names are taken as
+    the group spells them, and a session ended since is one that was issued."""
+    services = cli_services(tmp_path, monkeypatch)
+    try:
+        services.clients.add("lab-interface", "Lab", confidential=True,
+                             scopes="system/*.rs", clinic_ids=["tm"])  # fmt: skip
+        session = services.sessions.open(
+            subject="lab", account_id=None, client_id="lab-interface", scope="system/*.rs",
+            with_refresh=False, source_address=None, user_agent=None,
+        ).session_id  # fmt: skip
+        services.sessions.revoke(session, "ended")
+        home = services.settings.home
+    finally:
+        services.close()
+    for option, wrong, said in (
+        ("--client", "lab-interfce", "no client app 'lab-interfce'"),
+        ("--clinic", "t\u202em", "no clinic of the group 't\\u202em'"),
+        ("--session", session.upper(), f"no session {session.upper()!r} was ever issued"),
+    ):
+        refused = runner.invoke(app, ["incident", "declare", "--title", "t", option, wrong,
+                                      "--since", "2026-01-01", "--home", str(home)])  # fmt: skip
+        assert refused.exit_code == 2, refused.output
+        assert said in refused.output and "\u202e" not in refused.output
+    assert _run(home, "list") == ""
+    incident = _run(home, "declare", "--title", "t", "--client", "LAB-interface",
+                    "--clinic", "TM", "--session", session,
+                    "--since", "2026-01-01").split()[-1]  # fmt: skip
+    shown = json.loads(_run(home, "show", incident))["compromised"]
+    assert (shown["clients"], shown["clinics"], shown["sessions"]) == (
+        ["lab-interface"], ["tm"], [session],
+    )  # fmt: skip
+    before = _run(home, "show", incident)
+    for option, wrong in (("--client", "lab"), ("--clinic", "tn"), ("--session", "s0")):
+        amend = runner.invoke(app, ["incident", "amend", incident, option, wrong,
+                                    "--home", str(home)])  # fmt: skip
+        assert amend.exit_code == 2, amend.output
+        assert repr(wrong) in amend.output
+        assert _run(home, "show", incident) == before

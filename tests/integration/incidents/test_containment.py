@@ -8,7 +8,7 @@ import pytest
 from carevault.bootstrap import Services
 from carevault.containment.state import Mode
 from carevault.incidents import Actor, declare_case, incidents_for, scope_document
-from tests.support.staff import add_account
+from tests.support.staff import add_account, add_client
 
 pytestmark = pytest.mark.postgres
 
@@ -17,6 +17,7 @@ OFFICER = Actor("staff:officer1", "10.1.2.3")
 
 def test_a_timeline_shows_only_its_own_incidents_containment(services: Services) -> None:
     add_account(services, "thief")
+    add_client(services, "scraper-app")
     mine = declare_case(services, OFFICER, {"title": "Phished", "accounts": ["thief"],
                                             "since": "2026-01-01"})  # fmt: skip
     other = declare_case(services, OFFICER, {"title": "Scraper", "clients": ["scraper-app"],

@@ -440,8 +440,8 @@ def test_the_incident_list_is_filtered_by_status_and_an_unknown_status_is_refuse
 def test_an_account_no_one_has_is_refused_when_declared_or_added(group: Group) -> None:
     """A typo in a username matches no ledger entry: declared, the scope would be empty and
     read as "no patient affected". It is refused with a 400 that names it, whether
-    declared or added by an amendment; a full principal of a client app or a process is
-    taken as given, and a username however it is spelt."""
+    declared or added by an amendment; a full principal of a process is taken as given,
+    one of a client app if the app is registered, and a username however it is spelt."""
     officer = group.officer.headers
     desk = group.desk_tm.account.username
     case = {"title": "t", "accounts": [desk.upper(), f"{desk}x"], "since": "2026-01-01"}
@@ -449,7 +449,7 @@ def test_an_account_no_one_has_is_refused_when_declared_or_added(group: Group) -
     assert refused.status_code == 400, refused.text
     assert f"no staff account '{desk}x'" in refused.text
     assert group.web.get("/admin/incidents", headers=officer).json() == {"incidents": []}
-    case["accounts"] = [desk.upper(), "system:backup-agent", "client:lab-interface"]
+    case["accounts"] = [desk.upper(), "system:backup-agent", "client:test-app"]
     declared = group.web.post("/admin/incidents", json=case, headers=officer)
     assert declared.status_code == 201, declared.text
     path = f"/admin/incidents/{declared.json()['id']}/amend"
@@ -459,6 +459,35 @@ def test_an_account_no_one_has_is_refused_when_declared_or_added(group: Group) -
         assert repr(wrong) in added.json()["issue"][0]["diagnostics"]
     shown = group.web.get(f"/admin/incidents/{declared.json()['id']}", headers=officer).json()
     assert shown == declared.json()
+
+
+def test_a_client_clinic_or_session_no_one_has_is_refused_when_declared_or_added(
+    group: Group,
+) -> None:
+    """A typo in a client id, a clinic or a session matches no entry either: a 400
+    OperationOutcome naming it, declared or added, and nothing changed. A client and a
+    clinic are taken as the group spells them, a session as it was issued."""
+    officer = group.officer.headers
+    session = group.services.sessions.list_for(group.desk_tm.account.account_id)[0].session_id
+    for field, wrong in (("clients", "test-ap"), ("clinics", f"{TM}x"), ("sessions", "s0")):
+        case = {"title": "t", field: [wrong], "since": "2026-01-01"}
+        refused = group.web.post("/admin/incidents", json=case, headers=officer)
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["resourceType"] == "OperationOutcome"
+        assert f"{field}: no " in refused.text and repr(wrong) in refused.text
+    assert group.web.get("/admin/incidents", headers=officer).json() == {"incidents": []}
+    case = {"title": "t", "clients": ["TEST-APP"], "clinics": [TM.upper()],
+            "sessions": [session], "since": "2026-01-01"}  # fmt: skip
+    declared = group.web.post("/admin/incidents", json=case, headers=officer)
+    assert declared.status_code == 201, declared.text
+    compromised = declared.json()["compromised"]
+    assert (compromised["clients"], compromised["clinics"]) == (["test-app"], [TM])
+    path = f"/admin/incidents/{declared.json()['id']}"
+    for field, wrong in (("clients", "lab"), ("clinics", "tn"), ("sessions", session.lower())):
+        added = group.web.post(f"{path}/amend", json={"adds": {field: [wrong]}}, headers=officer)
+        assert added.status_code == 400, added.text
+        assert repr(wrong) in added.json()["issue"][0]["diagnostics"]
+    assert group.web.get(path, headers=officer).json() == declared.json()
 
 
 def _client_token(group: Group, scopes: str) -> str:

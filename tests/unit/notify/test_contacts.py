@@ -8,7 +8,14 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from carevault.notify.contacts import clean, recipient_of, valid_email, valid_mobile
+from carevault.notify.contacts import (
+    Held,
+    clean,
+    contact_of,
+    recipient_of,
+    valid_email,
+    valid_mobile,
+)
 
 TODAY = date(2026, 12, 1)
 
@@ -78,3 +85,26 @@ def test_a_phishing_name_is_left_out_and_a_safe_form_of_it_used() -> None:
                 "name": {"text": "Call 6000 1111 now"}}  # fmt: skip
     child = recipient_of("k", patient(birthDate="2012-06-01", contact=[guardian]), TODAY)
     assert child.guardian and child.addressee == ""
+
+
+def _held(patient_id: str, updated_us: int, **extra: Any) -> Held:
+    return Held(recipient_of(patient_id, patient(**extra), TODAY), f"ps-{patient_id}", updated_us)
+
+
+def test_a_persons_notice_goes_to_their_most_recently_updated_records_contact() -> None:
+    """One person, two Patient records (one HKID), one notice: the record updated last
+    holds their details as they last gave them; a record that gives no way to reach them
+    is passed over for the next most recent that does; the newest saying they died is
+    taken as it says."""
+    email = [{"system": "email", "value": "old@example.com"}]
+    phone = [{"system": "phone", "value": "9123 4567"}]
+    old, new = _held("p1", 100, telecom=email), _held("p7", 200, telecom=phone)
+    assert contact_of({"p1": old, "p7": new}) == ("p7", new)
+    assert contact_of({"p7": new, "p1": old})[0] == "p7"
+    silent = _held("p7", 300)
+    assert contact_of({"p1": old, "p7": silent}) == ("p1", old)
+    assert contact_of({"p1": _held("p1", 1), "p7": _held("p7", 1)})[0] == "p1"
+    dead = _held("p7", 300, deceasedBoolean=True, telecom=phone)
+    assert contact_of({"p1": old, "p7": dead})[1].recipient.deceased
+    nowhere = {"p1": _held("p1", 5), "p7": _held("p7", 9)}
+    assert contact_of(nowhere)[0] == "p7" and contact_of(nowhere)[1].recipient.channels == ()

@@ -103,3 +103,37 @@ def test_the_incidents_containment_actions_are_read_and_checked() -> None:
     given["incident"]["containment"] = [{"mode": "account-suspended"}]
     with pytest.raises(ScopeError, match="containment"):
         parse_scope(given)
+
+
+def test_one_persons_records_are_one_notice_and_two_people_two() -> None:
+    """The scope names each record's person (Patient records of one HKID): a notice goes
+    to people, so one person's two records are one notice, named by the person, in the
+    worst tier that holds either, with both records' categories, clinics and times."""
+    scope = parse_scope(
+        document(
+            confirmed=[
+                {"patient": "p7", "person": "p1", "categories": ["identity"],
+                 "clinics": ["clinic-tw"], "first": "2026-11-30T03:00:00Z", "evidence": [9]},
+                {"patient": "p2", "person": "p2", "categories": ["identity"]},
+            ],
+            decrypted=[
+                {"patient": "p1", "person": "p1", "categories": ["clinical"],
+                 "clinics": ["clinic-tm"], "first": "2026-11-30T01:00:00Z",
+                 "last": "2026-11-30T05:00:00Z", "evidence": [4]},
+                {"patient": "p3", "person": "p3", "categories": ["contact"]},
+            ],
+        )
+    )  # fmt: skip
+    notices = {e.patient_id: e for e in scope.notices()}
+    assert set(notices) == {"p1", "p2", "p3"}
+    both = notices["p1"]
+    assert both.records == ("p1", "p7") and both.tier == "confirmed"
+    assert both.categories == (DataCategory.CLINICAL, DataCategory.IDENTITY)
+    assert both.clinics == ("clinic-tm", "clinic-tw") and both.evidence == (4, 9)
+    assert both.first == datetime(2026, 11, 30, 1, tzinfo=UTC)
+    assert both.last == datetime(2026, 11, 30, 5, tzinfo=UTC)
+    assert notices["p2"].covers == ("p2",) and notices["p3"].tier == "decrypted"
+    assert scope.notice_count() == 3 and scope.patient_count(("confirmed", "decrypted")) == 4
+    # Only the chosen tiers: the person's record in another tier is not covered.
+    (alone,) = [e for e in scope.notices(("confirmed",)) if e.who == "p1"]
+    assert alone.patient_id == "p1" and alone.covers == ("p7",)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from aiosmtpd.controller import Controller
+from markupsafe import escape
 
 from carevault.bootstrap import Services
 from carevault.config import Settings
@@ -272,6 +273,11 @@ def test_declaring_by_hand_checks_every_field_and_changes_nothing_when_wrong(
     # A typo in a username would give an empty scope, read as "no patient affected".
     typo = client.post("/console/incidents", data={**form, "accounts": "desk2, doctr1<b>"})
     assert typo.status_code == 400 and "no staff account &#39;doctr1&lt;b&gt;&#39;" in typo.text
+    # So would a typo in a client app's id or a clinic's (the form names no session).
+    for field, wrong in (("clients", "lab<b>"), ("clinics", "clinic-tuen-mum")):
+        typo = client.post("/console/incidents", data={**form, "accounts": "desk2", field: wrong})
+        assert typo.status_code == 400, (field, typo.status_code)
+        assert f"{field}: no " in typo.text and str(escape(repr(wrong))) in typo.text
     assert not incidents_for(console_services).all()
     done = client.post(
         "/console/incidents",
