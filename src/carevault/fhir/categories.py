@@ -54,10 +54,27 @@ _ALWAYS = frozenset({"resourceType", "id", "meta", "implicitRules", "language"})
 MARKS = ("security", "tag")
 
 
+#: A document's own security labels (R4 ``DocumentReference.securityLabel``): the codes
+#: ``meta.security`` takes, as CodeableConcepts.
+SECURITY_LABEL = "securityLabel"
+
+
 def is_sensitive(resource: dict[str, Any]) -> bool:
-    if _marked_sensitive(resource.get("meta")):
+    if _marked_sensitive(resource.get("meta")) or _labelled_sensitive(resource.get(SECURITY_LABEL)):
         return True
     return has_sensitive_code({k: v for k, v in resource.items() if k not in ("meta", "text")})
+
+
+def _labelled_sensitive(labels: Any) -> bool:
+    """Whether a document's ``securityLabel`` marks it sensitive as a label in ``meta``
+    does (adversary round 47: a note labelled ``PSY`` or ``R`` there, with no code of the
+    lists, was read by a pharmacist)."""
+    return isinstance(labels, list) and any(
+        _is_sensitivity_label(coding)
+        for label in labels
+        if isinstance(label, dict) and isinstance(label.get("coding"), list)
+        for coding in label["coding"]
+    )
 
 
 def _marked_sensitive(meta: Any) -> bool:

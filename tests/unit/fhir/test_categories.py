@@ -438,3 +438,34 @@ def test_a_sensitive_code_in_a_records_meta_marks_it_as_a_label_does() -> None:
         # Inside another record, such a patient is as sensitive as its tag.
         held = {**_patient(id="p2"), "contained": [{**tagged, "id": "kin"}]}
         assert "contained" not in (subset(PATIENT, held, DESK) or {})
+
+
+@pytest.mark.parametrize(
+    "label",
+    [
+        {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "PSY"},
+        {"system": "http://terminology.hl7.org/CodeSystem/v3-Confidentiality", "code": "R"},
+        {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "HIV"},
+    ],
+)
+def test_a_documents_own_security_label_marks_it_as_a_label_in_its_meta_does(
+    label: dict[str, str],
+) -> None:
+    """Adversary round 47: a DocumentReference carries its labels in ``securityLabel``
+    (R4), where a pharmacist was shown a note labelled psychiatry or restricted."""
+    document = RESOURCE_TYPES["DocumentReference"]
+    note = {
+        "resourceType": "DocumentReference",
+        "status": "current",
+        "securityLabel": [{"coding": [label]}],
+        "content": [{"attachment": {"contentType": "text/plain", "data": "bm90ZQ=="}}],
+    }
+    normal = {"system": "http://terminology.hl7.org/CodeSystem/v3-Confidentiality", "code": "N"}
+    ordinary = {**note, "securityLabel": [{"coding": [normal]}]}
+    assert element_categories(document, note) == {C.SENSITIVE_CLINICAL}
+    assert subset(document, note, frozenset({C.CLINICAL})) is None
+    assert subset(document, ordinary, frozenset({C.CLINICAL})) is not None
+    # Contained in a visit, such a note is cut from a desk as any sensitive item is.
+    visit = RESOURCE_TYPES["Encounter"]
+    held = {"resourceType": "Encounter", "status": "finished", "contained": [{**note, "id": "n"}]}
+    assert "contained" not in (subset(visit, held, DESK) or {})
