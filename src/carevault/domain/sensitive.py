@@ -144,7 +144,7 @@ _ICD10_CODE = re.compile(r"[A-Z][0-9][0-9A-Z](\.?[0-9A-Z]{1,4})?")
 #: Version of the rules beyond the lists themselves (the spellings above, codes with
 #: no system): part of the search index's sensitivity marker (fhir/indexing.py), so a
 #: change makes the markers written before it untrusted until ``carevault reindex``.
-RULES_VERSION = "4:aliases,no-system,pcs,v3-any-case,meta-codes,names,editions"
+RULES_VERSION = "4:aliases,no-system,pcs,v3-any-case,meta-codes,names,editions,security-label"
 
 
 @lru_cache(maxsize=1024)

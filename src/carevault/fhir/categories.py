@@ -58,10 +58,27 @@ _ALWAYS = frozenset({"resourceType", "id", "meta", "implicitRules", "language"})
 MARKS = ("security", "tag")
 
 
+#: A document's own security labels (R4 ``DocumentReference.securityLabel``): the codes
+#: ``meta.security`` takes, as CodeableConcepts.
+SECURITY_LABEL = "securityLabel"
+
+
 def is_sensitive(resource: dict[str, Any]) -> bool:
-    if _marked_sensitive(resource.get("meta")):
+    if _marked_sensitive(resource.get("meta")) or _labelled_sensitive(resource.get(SECURITY_LABEL)):
         return True
     return has_sensitive_code({k: v for k, v in resource.items() if k not in ("meta", "text")})
+
+
+def _labelled_sensitive(labels: Any) -> bool:
+    """Whether a document's ``securityLabel`` marks it sensitive as a label in ``meta``
+    does (adversary round 47: a note labelled ``PSY`` or ``R`` there, with no code of the
+    lists, was read by a pharmacist)."""
+    return isinstance(labels, list) and any(
+        _is_sensitivity_label(coding)
+        for label in labels
+        if isinstance(label, dict) and isinstance(label.get("coding"), list)
+        for coding in label["coding"]
+    )
 
 
 def _marked_sensitive(meta: Any) -> bool:
@@ -166,27 +183,38 @@ SHARED_TYPES = frozenset({"Medication", "Substance", "Device"}) | frozenset(
 _UNKNOWN = frozenset({DataCategory.SENSITIVE_CLINICAL})
 _SINGLE = {category: frozenset({category}) for category in DataCategory}
 
+
+def _with_sensitive(category: DataCategory) -> frozenset[DataCategory]:
+    """An item of ``category`` that holds a sensitive code (adversary round 47: an item
+    was judged by what it is alone, so a desk read a patient's HIV clinic number typed
+    with SNOMED's HIV disease, and a Location contained in a visit typed so)."""
+    return frozenset({category, DataCategory.SENSITIVE_CLINICAL})
+
+
 #: Sees an element's items and says the categories of each (``_itemised``).
 Itemised = Callable[[Any], frozenset[DataCategory]]
 
 
 def _identifier_categories(identifier: Any) -> frozenset[DataCategory]:
     # An identifier with no system, or shaped or typed as a government number, is one:
-    # nothing says it is not an HKID.
-    return _SINGLE[
+    # nothing says it is not an HKID. One that holds a sensitive code (an HIV clinic's
+    # number typed so) is sensitive_clinical too, as any other element of a patient is.
+    kind = (
         DataCategory.GOVERNMENT_ID
         if is_government_id(identifier, unnamed=True)
         else DataCategory.IDENTITY
-    ]
+    )
+    return _with_sensitive(kind) if has_sensitive_code(identifier) else _SINGLE[kind]
 
 
 def contained_categories(item: Any, container: DataCategory) -> frozenset[DataCategory]:
     """The categories of one contained resource of a record whose main category is
     ``container``: its own type's elements' if it is patient data (``main_category``
-    for all but a Patient, whose elements differ), the container's if it is no one's,
-    and sensitive_clinical if CareVault cannot tell (no resourceType, a type it does
-    not know, a Device that names a patient, a resource contained in a contained one,
-    which FHIR forbids)."""
+    for all but a Patient, whose elements differ), the container's if it is no one's
+    (and sensitive_clinical too if it holds a sensitive code or label: a Location typed
+    as an HIV clinic), and sensitive_clinical if CareVault cannot tell (no resourceType,
+    a type it does not know, a Device that names a patient, a resource contained in a
+    contained one, which FHIR forbids)."""
     if not isinstance(item, dict) or "contained" in item:
         return _UNKNOWN
     name = item.get("resourceType")
@@ -194,7 +222,7 @@ def contained_categories(item: Any, container: DataCategory) -> frozenset[DataCa
     if rt is not None and rt.is_patient_data:
         return frozenset(element_categories(rt, item))
     if name in SHARED_TYPES and not (name == "Device" and "patient" in item):
-        return _SINGLE[container]
+        return _with_sensitive(container) if is_sensitive(item) else _SINGLE[container]
     if name == "Device":
         return _SINGLE[
             DataCategory.SENSITIVE_CLINICAL if is_sensitive(item) else DataCategory.CLINICAL

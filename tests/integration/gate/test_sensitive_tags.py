@@ -114,3 +114,45 @@ def test_the_desk_is_shown_a_patient_without_a_sensitive_tag(
     assert view.status_code == 200 and "86406008" not in view.text
     assert phoned.status_code == 200, phoned.text
     assert _codes(api.get(path).json(), "tag") == ["86406008"]
+
+
+@pytest.mark.parametrize(
+    "label",
+    [
+        {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "PSY"},
+        {"system": "http://terminology.hl7.org/CodeSystem/v3-Confidentiality", "code": "R"},
+    ],
+)
+def test_a_document_labelled_sensitive_in_its_own_security_label_is_withheld_from_a_pharmacist(
+    group: Group, label: dict[str, str]
+) -> None:
+    """Adversary round 47: a DocumentReference holds its security labels in its own
+    ``securityLabel`` (R4), not in ``meta``; a note labelled psychiatry (v3 ``PSY``) or
+    restricted (``R``) was read by a pharmacist, in a read, a search and
+    ``$everything``."""
+    pharmacist = make_staff(group.services, Role.PHARMACIST, [TM])
+    patient = group.tm_patient.id
+    body = {
+        "resourceType": "DocumentReference",
+        "status": "current",
+        "securityLabel": [{"coding": [label]}],
+        "subject": {"reference": f"Patient/{patient}"},
+        "content": [{"attachment": {"contentType": "text/plain", "data": "c2VlbiBmb3IgUFRTRA=="}}],
+    }
+    made = group.call(group.doctor_tm, "POST", "/fhir/DocumentReference", body)
+    assert made.status_code == 201, made.text
+    document = made.json()["id"]
+
+    read = group.call(pharmacist, "GET", f"/fhir/DocumentReference/{document}")
+    listed = group.call(pharmacist, "GET", f"/fhir/DocumentReference?patient={patient}")
+    counted = group.call(
+        pharmacist, "GET", f"/fhir/DocumentReference?patient={patient}&_summary=count"
+    )
+    everything = group.call(pharmacist, "GET", f"/fhir/Patient/{patient}/$everything")
+
+    assert read.status_code == 404, read.text
+    assert listed.status_code == 200 and document not in listed.text
+    assert counted.json()["total"] == 0
+    assert everything.status_code == 200 and document not in everything.text
+    shown = group.call(group.doctor_tm, "GET", f"/fhir/DocumentReference/{document}")
+    assert shown.status_code == 200 and shown.json()["securityLabel"] == [{"coding": [label]}]

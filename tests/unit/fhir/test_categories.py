@@ -456,3 +456,64 @@ def test_a_confidentiality_level_names_no_condition() -> None:
         assert C.SENSITIVE_CLINICAL in element_categories(
             PATIENT, _patient(meta={"security": [label]})
         )
+
+
+@pytest.mark.parametrize(
+    "label",
+    [
+        {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "PSY"},
+        {"system": "http://terminology.hl7.org/CodeSystem/v3-Confidentiality", "code": "R"},
+        {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "HIV"},
+    ],
+)
+def test_a_documents_own_security_label_marks_it_as_a_label_in_its_meta_does(
+    label: dict[str, str],
+) -> None:
+    """Adversary round 47: a DocumentReference carries its labels in ``securityLabel``
+    (R4), where a pharmacist was shown a note labelled psychiatry or restricted."""
+    document = RESOURCE_TYPES["DocumentReference"]
+    note = {
+        "resourceType": "DocumentReference",
+        "status": "current",
+        "securityLabel": [{"coding": [label]}],
+        "content": [{"attachment": {"contentType": "text/plain", "data": "bm90ZQ=="}}],
+    }
+    normal = {"system": "http://terminology.hl7.org/CodeSystem/v3-Confidentiality", "code": "N"}
+    ordinary = {**note, "securityLabel": [{"coding": [normal]}]}
+    assert element_categories(document, note) == {C.SENSITIVE_CLINICAL}
+    assert subset(document, note, frozenset({C.CLINICAL})) is None
+    assert subset(document, ordinary, frozenset({C.CLINICAL})) is not None
+    # Contained in a visit, such a note is cut from a desk as any sensitive item is.
+    visit = RESOURCE_TYPES["Encounter"]
+    held = {"resourceType": "Encounter", "status": "finished", "contained": [{**note, "id": "n"}]}
+    assert "contained" not in (subset(visit, held, DESK) or {})
+
+
+_HIV_TYPE = {"coding": [{"system": "http://snomed.info/sct", "code": "86406008"}]}
+
+
+def test_a_sensitive_code_in_a_patients_identifier_or_a_shared_contained_item_counts() -> None:
+    """Adversary round 47: the items of an itemised element were judged by what they are
+    alone, never for a sensitive code: a patient's HIV clinic number typed with SNOMED's
+    HIV disease was shown to a desk, billing and an officer, and a Location, Practitioner
+    or Medication contained in a visit or a claim coded so to a desk or billing."""
+    hiv_number = {"system": "urn:tm:hiv-clinic", "value": "HIVC-0042", "type": _HIV_TYPE}
+    record_number = {"system": "urn:tm:mrn", "value": "MRN-1"}
+    patient = _patient(identifier=[record_number, hiv_number])
+    assert C.SENSITIVE_CLINICAL in element_categories(PATIENT, patient)
+    shown = subset(PATIENT, patient, DESK)
+    assert shown is not None and shown["identifier"] == [record_number]
+    kept = restore_withheld(PATIENT, {**shown, "gender": "female"}, patient, DESK)
+    assert kept["identifier"] == [record_number, hiv_number]
+    assert C.SENSITIVE_CLINICAL in changed_categories(PATIENT, _patient(), patient)
+
+    place = {"resourceType": "Location", "id": "l1", "type": [_HIV_TYPE]}
+    drug = {"resourceType": "Medication", "id": "m1", "code": _HIV_TYPE}
+    assert contained_categories(place, C.VISIT) == {C.VISIT, C.SENSITIVE_CLINICAL}
+    assert contained_categories(drug, C.FINANCIAL) == {C.FINANCIAL, C.SENSITIVE_CLINICAL}
+    assert contained_categories(DRUG, C.FINANCIAL) == {C.FINANCIAL}
+    visit = RESOURCE_TYPES["Encounter"]
+    held = {"resourceType": "Encounter", "status": "finished", "contained": [place]}
+    assert "contained" not in (subset(visit, held, DESK) or {})
+    billed = _claim(drug, COVER)
+    assert (subset(CLAIM, billed, BILLING) or {})["contained"] == [COVER]
