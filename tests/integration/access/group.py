@@ -77,18 +77,26 @@ def encounter(
     return body
 
 
-def booked_today(patient: str, clinic: str, practitioner: str) -> dict[str, Any]:
-    """A booking of ``patient`` at ``clinic`` with ``practitioner``, today at 10:00."""
+def booked_today(
+    patient: str, clinic: str, practitioner: str | None = None, **more: Any
+) -> dict[str, Any]:
+    """A booking of ``patient`` at ``clinic`` (with ``practitioner``), today at 10:00;
+    ``more``: other elements of the Appointment."""
+    participants = [
+        {"actor": {"reference": f"Patient/{patient}"}, "status": "accepted"},
+        {"actor": {"reference": f"Organization/{clinic}"}, "status": "accepted"},
+    ]
+    if practitioner:
+        participants.append(
+            {"actor": {"reference": f"Practitioner/{practitioner}"}, "status": "accepted"}
+        )
     return {
         "resourceType": "Appointment",
         "status": "booked",
         "start": f"{TODAY.isoformat()}T10:00:00+08:00",
         "end": f"{TODAY.isoformat()}T10:15:00+08:00",
-        "participant": [
-            {"actor": {"reference": f"Patient/{patient}"}, "status": "accepted"},
-            {"actor": {"reference": f"Organization/{clinic}"}, "status": "accepted"},
-            {"actor": {"reference": f"Practitioner/{practitioner}"}, "status": "accepted"},
-        ],
+        "participant": participants,
+        **more,
     }
 
 
@@ -214,7 +222,8 @@ def doctors_condition(group: Group, code: dict[str, Any]) -> str:
     return str(created.json()["id"])
 
 
-def _created(api: FhirTestClient, body: dict[str, Any]) -> str:
+def created(api: FhirTestClient, body: dict[str, Any]) -> str:
+    """The id of ``body`` created as the system (201, or the test fails)."""
     response = api.post_json(f"/fhir/{body['resourceType']}", body)
     assert response.status_code == 201, response.text
     created: str = response.json()["id"]
@@ -222,7 +231,7 @@ def _created(api: FhirTestClient, body: dict[str, Any]) -> str:
 
 
 def _patient(api: FhirTestClient, clinic: str, family: str, hkid: str, born: str) -> Patient:
-    patient = _created(
+    patient = created(
         api,
         {
             "resourceType": "Patient",
@@ -233,8 +242,8 @@ def _patient(api: FhirTestClient, clinic: str, family: str, hkid: str, born: str
             "managingOrganization": {"reference": f"Organization/{clinic}"},
         },
     )
-    _created(api, encounter(patient, clinic, day=TODAY - timedelta(days=1)))
-    return Patient(patient, hkid, born, _created(api, observation(patient)))
+    created(api, encounter(patient, clinic, day=TODAY - timedelta(days=1)))
+    return Patient(patient, hkid, born, created(api, observation(patient)))
 
 
 def build_group(services: Services, api: FhirTestClient) -> Iterator[Group]:

@@ -28,11 +28,12 @@ from tests.integration.access.group import (
     TM,
     TODAY,
     Group,
+    booked_today,
     build_group,
     coverage,
+    created,
     encounter,
 )
-from tests.integration.gate.test_visit_reasons import _booking, _made
 from tests.support.client import FhirTestClient
 from tests.support.staff import Staff, make_staff
 
@@ -64,9 +65,9 @@ def test_an_escaped_sensitive_code_is_refused_as_the_code_it_searches_for(
     """Hole (round 40): ``type=8640600\\8`` searched for 86406008 and was let through.
     The desk is shown neither visit's type; which of them matches must not tell it."""
     patient = group.tm_patient.id
-    _made(api, {**encounter(patient, TM), "type": [HIV_TYPE]})
-    _made(api, encounter(patient, TM, day=TODAY - timedelta(days=3)))
-    _made(api, _booking(patient, serviceType=[HIV_TYPE]))
+    created(api, {**encounter(patient, TM), "type": [HIV_TYPE]})
+    created(api, encounter(patient, TM, day=TODAY - timedelta(days=3)))
+    created(api, booked_today(patient, TM, serviceType=[HIV_TYPE]))
 
     for query in (
         "Encounter?type=8640600\\8",
@@ -84,8 +85,8 @@ def test_billing_may_not_find_an_hiv_programme_by_an_escaped_code(
 ) -> None:
     billing = make_staff(group.services, Role.BILLING, [TM])
     patient = group.tm_patient.id
-    _made(api, coverage(patient, HIV_PROGRAMME))
-    _made(api, coverage(patient, EXTENDED_HEALTHCARE))
+    created(api, coverage(patient, HIV_PROGRAMME))
+    created(api, coverage(patient, EXTENDED_HEALTHCARE))
 
     for query in (
         "Coverage?type=HIVAID\\S",
@@ -107,7 +108,7 @@ def test_a_code_under_a_system_with_a_bar_is_judged_at_every_bar(
     ``b|c`` (both are ``sys|a|b|c``), so the guard refuses a value if any reading of it
     names a sensitive code."""
     patient = group.tm_patient.id
-    visit = _made(api, {**encounter(patient, TM), "type": [DEPRESSION_TYPE]})
+    visit = created(api, {**encounter(patient, TM), "type": [DEPRESSION_TYPE]})
     doctor = group.call(
         group.doctor_tm, "GET", f"/fhir/Encounter?type={quote(BARRED_ICD10 + '|F32.9', safe='')}"
     )

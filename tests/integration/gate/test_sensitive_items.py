@@ -10,13 +10,19 @@ Such an item is sensitive_clinical as well: cut (SUBSETTED), kept on an update."
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
 from carevault.bootstrap import Services
 from carevault.domain.roles import Role
-from tests.integration.access.group import TM, Group, build_group, encounter, self_paid_claim
+from tests.integration.access.group import (
+    TM,
+    Group,
+    build_group,
+    created,
+    encounter,
+    self_paid_claim,
+)
 from tests.support.client import FhirTestClient
 from tests.support.staff import make_staff
 
@@ -27,12 +33,6 @@ HIV_TYPE = {"coding": [{"system": "http://snomed.info/sct", "code": HIV_DISEASE}
 @pytest.fixture
 def group(services: Services, api: FhirTestClient) -> Iterator[Group]:
     yield from build_group(services, api)
-
-
-def _made(api: FhirTestClient, body: dict[str, Any]) -> str:
-    response = api.post_json(f"/fhir/{body['resourceType']}", body)
-    assert response.status_code == 201, response.text
-    return str(response.json()["id"])
 
 
 def test_a_patients_identifier_typed_with_a_sensitive_code_is_cut_and_kept(
@@ -68,7 +68,7 @@ def test_a_location_contained_in_a_visit_typed_with_a_sensitive_code_is_cut_from
     group: Group, api: FhirTestClient
 ) -> None:
     place = {"resourceType": "Location", "id": "room", "name": "Room 3", "type": [HIV_TYPE]}
-    visit = _made(
+    visit = created(
         api,
         {
             **encounter(group.tm_patient.id, TM),
@@ -91,7 +91,7 @@ def test_a_medication_contained_in_a_claim_coded_with_a_sensitive_code_is_cut_fr
 ) -> None:
     billing = make_staff(group.services, Role.BILLING, [TM])
     drug = {"resourceType": "Medication", "id": "drug", "code": HIV_TYPE}
-    claim = _made(api, self_paid_claim(group.tm_patient.id, contained=[drug]))
+    claim = created(api, self_paid_claim(group.tm_patient.id, contained=[drug]))
 
     shown = group.call(billing, "GET", f"/fhir/Claim/{claim}")
 

@@ -16,7 +16,7 @@ import pytest
 
 from carevault.bootstrap import Services
 from carevault.domain.roles import Role
-from tests.integration.access.group import FLU, TM, TODAY, Group, build_group
+from tests.integration.access.group import FLU, TM, Group, booked_today, build_group
 from tests.support.client import FhirTestClient
 from tests.support.staff import make_staff
 
@@ -32,21 +32,6 @@ def group(services: Services, api: FhirTestClient) -> Iterator[Group]:
 
 def _codes(resource: dict[str, Any], kind: str) -> list[str]:
     return [coding["code"] for coding in resource.get("meta", {}).get(kind, [])]
-
-
-def _booking(patient: str, meta: dict[str, Any]) -> dict[str, Any]:
-    day = TODAY.isoformat()
-    return {
-        "resourceType": "Appointment",
-        "meta": meta,
-        "status": "booked",
-        "start": f"{day}T10:00:00+08:00",
-        "end": f"{day}T10:15:00+08:00",
-        "participant": [
-            {"actor": {"reference": f"Patient/{patient}"}, "status": "accepted"},
-            {"actor": {"reference": f"Organization/{TM}"}, "status": "accepted"},
-        ],
-    }
 
 
 @pytest.mark.parametrize("kind", ["tag", "security"])
@@ -78,7 +63,9 @@ def test_a_condition_tagged_with_a_sensitive_code_is_withheld_from_a_pharmacist(
 def test_the_desk_is_shown_a_booking_without_a_sensitive_code_in_its_meta_and_keeps_it(
     group: Group, api: FhirTestClient, kind: str
 ) -> None:
-    made = api.post_json("/fhir/Appointment", _booking(group.tm_patient.id, {kind: [HIV_CODING]}))
+    made = api.post_json(
+        "/fhir/Appointment", booked_today(group.tm_patient.id, TM, meta={kind: [HIV_CODING]})
+    )
     assert made.status_code == 201, made.text
     path = f"/fhir/Appointment/{made.json()['id']}"
 

@@ -24,10 +24,11 @@ from tests.integration.access.group import (
     HIV_PROGRAMME,
     HIV_TEST_LINE,
     TM,
-    TODAY,
     Group,
+    booked_today,
     build_group,
     coverage,
+    created,
     encounter,
     self_paid_claim,
 )
@@ -40,27 +41,6 @@ SUBSETTED = "SUBSETTED"
 @pytest.fixture
 def group(services: Services, api: FhirTestClient) -> Iterator[Group]:
     yield from build_group(services, api)
-
-
-def _booking(patient: str, **more: Any) -> dict[str, Any]:
-    day = TODAY.isoformat()
-    return {
-        "resourceType": "Appointment",
-        "status": "booked",
-        "start": f"{day}T10:00:00+08:00",
-        "end": f"{day}T10:15:00+08:00",
-        "participant": [
-            {"actor": {"reference": f"Patient/{patient}"}, "status": "accepted"},
-            {"actor": {"reference": f"Organization/{TM}"}, "status": "accepted"},
-        ],
-        **more,
-    }
-
-
-def _made(api: FhirTestClient, body: dict[str, Any]) -> str:
-    response = api.post_json(f"/fhir/{body['resourceType']}", body)
-    assert response.status_code == 201, response.text
-    return str(response.json()["id"])
 
 
 def _labels(resource: dict[str, Any]) -> list[str]:
@@ -89,13 +69,13 @@ def test_the_desk_may_not_book_a_visit_with_a_reason(group: Group, api: FhirTest
     visit = {**encounter(patient, TM), "diagnosis": [{"condition": {"display": "influenza"}}]}
 
     booked = group.call(
-        group.desk_tm, "POST", "/fhir/Appointment", _booking(patient, reasonCode=[FLU])
+        group.desk_tm, "POST", "/fhir/Appointment", booked_today(patient, TM, reasonCode=[FLU])
     )
     put = group.call(
         group.desk_tm,
         "PUT",
         "/fhir/Appointment/desk-guess",
-        _booking(patient, id="desk-guess", reasonReference=[{"reference": "Condition/x"}]),
+        booked_today(patient, TM, id="desk-guess", reasonReference=[{"reference": "Condition/x"}]),
     )
     recorded = group.call(group.desk_tm, "POST", "/fhir/Encounter", visit)
 
@@ -106,13 +86,13 @@ def test_the_desk_may_not_book_a_visit_with_a_reason(group: Group, api: FhirTest
     refusals = [e for e in group.events() if e.outcome is not Outcome.SUCCESS]
     assert len(refusals) >= 3
     # Without the reason, the desk books as ever.
-    plain = group.call(group.desk_tm, "POST", "/fhir/Appointment", _booking(patient))
+    plain = group.call(group.desk_tm, "POST", "/fhir/Appointment", booked_today(patient, TM))
     assert plain.status_code == 201, plain.text
 
 
 def test_the_desk_reads_a_booking_without_its_reason(group: Group, api: FhirTestClient) -> None:
     patient = group.tm_patient.id
-    booking = _made(api, _booking(patient, reasonCode=[FLU]))
+    booking = created(api, booked_today(patient, TM, reasonCode=[FLU]))
 
     shown = group.call(group.desk_tm, "GET", f"/fhir/Appointment/{booking}")
     found = group.call(group.desk_tm, "GET", f"/fhir/Appointment?patient={patient}")
@@ -133,7 +113,7 @@ def test_the_desk_reschedules_without_learning_or_changing_the_reason(
     group: Group, api: FhirTestClient
 ) -> None:
     patient = group.tm_patient.id
-    booking = _made(api, _booking(patient, reasonCode=[FLU]))
+    booking = created(api, booked_today(patient, TM, reasonCode=[FLU]))
     path = f"/fhir/Appointment/{booking}"
     view = group.call(group.desk_tm, "GET", path).json()
 
@@ -161,7 +141,7 @@ def test_the_desk_is_shown_a_booking_without_its_hiv_label_and_keeps_it_on_an_up
     would, so its view goes without it (SUBSETTED); its reschedule keeps the label it was
     not shown; a doctor sees it."""
     label = {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "HIV"}
-    booking = _made(api, {**_booking(group.tm_patient.id), "meta": {"security": [label]}})
+    booking = created(api, {**booked_today(group.tm_patient.id, TM), "meta": {"security": [label]}})
     path = f"/fhir/Appointment/{booking}"
 
     view = group.call(group.desk_tm, "GET", path).json()
@@ -182,12 +162,12 @@ def test_a_delete_is_judged_on_what_the_record_holds(group: Group, api: FhirTest
     booking made in error). A physician deletes a visit they may write whatever care
     window has passed, as long as it holds no clinical element."""
     patient = group.tm_patient.id
-    plain = _made(api, _booking(patient))
+    plain = created(api, booked_today(patient, TM))
     assert group.call(group.desk_tm, "DELETE", f"/fhir/Appointment/{plain}").status_code == 204
     assert api.get(f"/fhir/Appointment/{plain}").status_code == 410
-    visit = _made(api, encounter(patient, TM))
+    visit = created(api, encounter(patient, TM))
     assert group.call(group.desk_tm, "DELETE", f"/fhir/Encounter/{visit}").status_code == 204
-    with_reason = _made(api, {**encounter(patient, TM), "reasonCode": [FLU]})
+    with_reason = created(api, {**encounter(patient, TM), "reasonCode": [FLU]})
     refused = group.call(group.desk_tm, "DELETE", f"/fhir/Encounter/{with_reason}")
     assert refused.status_code == 403, refused.text
     assert api.get(f"/fhir/Encounter/{with_reason}").status_code == 200
@@ -199,7 +179,7 @@ def test_billing_sees_and_writes_a_claim_without_its_diagnoses(
     billing = make_staff(group.services, Role.BILLING, [TM])
     patient = group.tm_patient.id
     diagnosis = [{"sequence": 1, "diagnosisCodeableConcept": FLU}]
-    claim = _made(api, self_paid_claim(patient, diagnosis=diagnosis))
+    claim = created(api, self_paid_claim(patient, diagnosis=diagnosis))
     path = f"/fhir/Claim/{claim}"
 
     shown = group.call(billing, "GET", path)
@@ -225,8 +205,8 @@ def test_a_visits_sensitive_reason_is_cut_from_who_may_not_see_sensitive_records
 ) -> None:
     pharmacist = make_staff(group.services, Role.PHARMACIST, [TM])
     patient = group.tm_patient.id
-    sensitive = _made(api, _booking(patient, reasonCode=[HIV]))
-    ordinary = _made(api, _booking(patient, reasonCode=[FLU]))
+    sensitive = created(api, booked_today(patient, TM, reasonCode=[HIV]))
+    ordinary = created(api, booked_today(patient, TM, reasonCode=[FLU]))
 
     hidden = group.call(pharmacist, "GET", f"/fhir/Appointment/{sensitive}")
     shown = group.call(pharmacist, "GET", f"/fhir/Appointment/{ordinary}")
@@ -247,8 +227,8 @@ def test_a_sensitive_code_in_a_visits_type_is_cut_and_may_not_be_searched_for(
     group: Group, api: FhirTestClient
 ) -> None:
     patient = group.tm_patient.id
-    visit = _made(api, {**encounter(patient, TM), "type": [HIV_TYPE]})
-    booking = _made(api, _booking(patient, serviceType=[HIV_TYPE]))
+    visit = created(api, {**encounter(patient, TM), "type": [HIV_TYPE]})
+    booking = created(api, booked_today(patient, TM, serviceType=[HIV_TYPE]))
 
     for reference in (f"Encounter/{visit}", f"Appointment/{booking}"):
         shown = group.call(group.desk_tm, "GET", f"/fhir/{reference}")
@@ -283,7 +263,7 @@ def test_billing_is_shown_a_claim_without_the_line_that_bills_an_hiv_test(
     desk and a doctor read no claim at all (financial data)."""
     billing = make_staff(group.services, Role.BILLING, [TM])
     patient = group.tm_patient.id
-    claim = _made(api, self_paid_claim(patient, item=[FEE_LINE, HIV_TEST_LINE]))
+    claim = created(api, self_paid_claim(patient, item=[FEE_LINE, HIV_TEST_LINE]))
 
     shown = group.call(billing, "GET", f"/fhir/Claim/{claim}")
     found = group.call(billing, "GET", f"/fhir/Claim?patient={patient}")
@@ -298,7 +278,7 @@ def test_billing_is_shown_a_claim_without_the_line_that_bills_an_hiv_test(
         assert group.call(other, "GET", f"/fhir/Claim/{claim}").status_code == 403
     assert _stored(api, f"Claim/{claim}")["item"] == [FEE_LINE, HIV_TEST_LINE]
     # An ordinary claim is billing's whole, as before.
-    plain = _made(api, self_paid_claim(patient, item=[FEE_LINE]))
+    plain = created(api, self_paid_claim(patient, item=[FEE_LINE]))
     assert group.call(billing, "GET", f"/fhir/Claim/{plain}").json()["item"] == [FEE_LINE]
 
 
@@ -306,7 +286,7 @@ def test_billings_update_of_a_claim_keeps_the_hiv_line_it_was_not_shown(
     group: Group, api: FhirTestClient
 ) -> None:
     billing = make_staff(group.services, Role.BILLING, [TM])
-    claim = _made(api, self_paid_claim(group.tm_patient.id, item=[FEE_LINE, HIV_TEST_LINE]))
+    claim = created(api, self_paid_claim(group.tm_patient.id, item=[FEE_LINE, HIV_TEST_LINE]))
     path = f"/fhir/Claim/{claim}"
     view = group.call(billing, "GET", path).json()
 
@@ -338,7 +318,7 @@ def test_billing_may_not_search_claims_for_a_sensitive_code(
     group: Group, api: FhirTestClient
 ) -> None:
     billing = make_staff(group.services, Role.BILLING, [TM])
-    _made(api, self_paid_claim(group.tm_patient.id, item=[FEE_LINE, HIV_TEST_LINE]))
+    created(api, self_paid_claim(group.tm_patient.id, item=[FEE_LINE, HIV_TEST_LINE]))
 
     _refused_as_sensitive(
         group,
@@ -362,7 +342,7 @@ def test_billing_is_shown_a_coverage_without_the_type_that_names_an_hiv_programm
     may read everything, reads the type."""
     billing = make_staff(group.services, Role.BILLING, [TM])
     patient = group.tm_patient.id
-    covered = _made(api, coverage(patient, HIV_PROGRAMME))
+    covered = created(api, coverage(patient, HIV_PROGRAMME))
 
     shown = group.call(billing, "GET", f"/fhir/Coverage/{covered}")
     found = group.call(billing, "GET", f"/fhir/Coverage?patient={patient}")
@@ -379,7 +359,7 @@ def test_billing_is_shown_a_coverage_without_the_type_that_names_an_hiv_programm
         assert group.call(other, "GET", f"/fhir/Coverage/{covered}").status_code == 403
     assert _stored(api, f"Coverage/{covered}")["type"] == HIV_PROGRAMME
     # An ordinary coverage's type billing reads, in a view labelled as every one is.
-    plain = _made(api, coverage(patient, EXTENDED_HEALTHCARE))
+    plain = created(api, coverage(patient, EXTENDED_HEALTHCARE))
     plain_view = group.call(billing, "GET", f"/fhir/Coverage/{plain}").json()
     assert plain_view["type"] == EXTENDED_HEALTHCARE and SUBSETTED in _labels(plain_view)
 
@@ -389,7 +369,7 @@ def test_billings_update_of_a_coverage_keeps_the_programme_it_was_not_shown(
 ) -> None:
     billing = make_staff(group.services, Role.BILLING, [TM])
     patient = group.tm_patient.id
-    covered = _made(api, coverage(patient, HIV_PROGRAMME))
+    covered = created(api, coverage(patient, HIV_PROGRAMME))
     path = f"/fhir/Coverage/{covered}"
     view = group.call(billing, "GET", path).json()
 
@@ -416,8 +396,8 @@ def test_billing_may_not_search_coverages_for_a_sensitive_programme(
     group: Group, api: FhirTestClient
 ) -> None:
     billing = make_staff(group.services, Role.BILLING, [TM])
-    _made(api, coverage(group.tm_patient.id, HIV_PROGRAMME))
-    _made(api, coverage(group.tm_patient.id, EXTENDED_HEALTHCARE))
+    created(api, coverage(group.tm_patient.id, HIV_PROGRAMME))
+    created(api, coverage(group.tm_patient.id, EXTENDED_HEALTHCARE))
 
     _refused_as_sensitive(
         group,
