@@ -116,18 +116,15 @@ SYSTEM_ALIASES: dict[str, str] = {
     "http://terminology.hl7.org/codesystem/v3-actcode": V3_ACT_CODE,
     "urn:oid:2.16.840.1.113883.5.4": V3_ACT_CODE,
     "http://hl7.org/fhir/v3/actcode": V3_ACT_CODE,  # FHIR DSTU2 and STU3's name for it
-    # Names, not URIs: wrong in FHIR, yet what some systems send (adversary round 46).
-    "snomed": SNOMED,
-    "snomed ct": SNOMED,
-    "snomed-ct": SNOMED,
-    "snomedct": SNOMED,
-    "sct": SNOMED,
-    "loinc": LOINC,
-    "icd-10": ICD10,
-    "icd10": ICD10,
-    "icd-10-cm": ICD10,
-    "icd10cm": ICD10,
 }
+
+#: Names, not URIs (wrong in FHIR, yet what systems send: ``SNOMED CT``, UMLS's
+#: ``SNOMEDCT_US``, HL7 v2's ``SCT``, ``LN``, ``I10``; adversary round 46 and the review
+#: after it), judged on the name's letters and digits alone (``_named``): a name holding
+#: ``snomed`` or ``loinc``, or starting ``icd10``, or one of HL7 v2's short names, is that
+#: system; a local system (``http://clinic.example/codes``) stays unknown.
+_SHORT_NAMES = {"sct": SNOMED, "snm": SNOMED, "ln": LOINC, "i10": ICD10, "i10c": ICD10,
+                "i10p": ICD10_PCS}  # fmt: skip
 
 #: A SNOMED CT edition's URI (``http://snomed.info/sct/[module]``, and with
 #: ``/version/[date]``) belongs in ``Coding.version``; sent as the system, it is SNOMED CT.
@@ -144,7 +141,9 @@ _ICD10_CODE = re.compile(r"[A-Z][0-9][0-9A-Z](\.?[0-9A-Z]{1,4})?")
 #: Version of the rules beyond the lists themselves (the spellings above, codes with
 #: no system): part of the search index's sensitivity marker (fhir/indexing.py), so a
 #: change makes the markers written before it untrusted until ``carevault reindex``.
-RULES_VERSION = "4:aliases,no-system,pcs,v3-any-case,meta-codes,names,editions,security-label"
+RULES_VERSION = (
+    "4:aliases,no-system,pcs,v3-any-case,meta-codes,names,editions,security-label,any-name"
+)
 
 
 @lru_cache(maxsize=1024)
@@ -165,7 +164,21 @@ def canonical_system(system: str | None) -> str | None:
         return ICD10
     if spelt.startswith(_SNOMED_EDITION):
         return SNOMED
-    return spelt
+    return _named(spelt) or spelt
+
+
+def _named(spelt: str) -> str | None:
+    """The code system a name (not a URI) says (see ``_SHORT_NAMES``), if any."""
+    compact = "".join(character for character in spelt if character.isalnum())
+    if "snomed" in compact:
+        return SNOMED
+    if "loinc" in compact:
+        return LOINC
+    if compact.startswith("icd10pcs"):
+        return ICD10_PCS
+    if compact.startswith("icd10"):
+        return ICD10
+    return _SHORT_NAMES.get(compact)
 
 
 _V3_CODES = SENSITIVE_CODES[V3_ACT_CODE]

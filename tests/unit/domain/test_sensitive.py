@@ -44,6 +44,13 @@ HIV_TEST_LOINC = "75622-1"
         ("SNOMED CT", HIV_SNOMED),
         ("LOINC", HIV_TEST_LOINC),
         ("ICD-10", "F32.9"),
+        ("SNOMEDCT_US", HIV_SNOMED),  # UMLS's name
+        ("snomed.info/sct", HIV_SNOMED),  # the URI without its scheme
+        ("SCT", HIV_SNOMED),  # HL7 v2's names
+        ("LN", HIV_TEST_LOINC),
+        ("I10", "B20"),
+        ("ICD 10-CM", "F32.9"),
+        ("ICD10PCS", "GZ3ZZZZ"),
         ("http://loinc.org/", HIV_TEST_LOINC),
         ("https://loinc.org", HIV_TEST_LOINC),
         ("urn:oid:2.16.840.1.113883.6.1", HIV_TEST_LOINC),
@@ -75,6 +82,8 @@ def test_a_sensitive_code_is_recognised_under_any_spelling_of_its_system(
         ("urn:oid:2.16.840.1.113883.6.96", "38341003"),
         ("http://hl7.org/fhir/sid/icd-10-pcs", "0DTJ4ZZ"),
         ("http://example.org/local", "B20"),
+        ("http://clinic.example/icd10-like", "J10"),
+        ("ICD10PCS", "0DTJ4ZZ"),
         (None, "J10.1"),
         (None, "OK"),
         (None, "final"),
