@@ -113,6 +113,8 @@ class Held:
     recipient: Recipient
     pseudonym: str | None
     updated_us: int
+    #: A compromised principal made the record (its first version, in the incident).
+    made_by_them: bool = False
 
 
 def contact_of(records: Mapping[str, Held]) -> tuple[str, Held]:
@@ -120,8 +122,14 @@ def contact_of(records: Mapping[str, Held]) -> tuple[str, Held]:
     records (one HKID, one person): the one updated last, which holds their details as
     they last gave them, unless it gives no way to reach them, then the next most recent
     that does. The most recent one decides whether they are deceased. Ties go to the
-    smaller id, so a run again chooses the same record."""
-    ordered = sorted(records.items(), key=lambda item: (-item[1].updated_us, item[0]))
+    smaller id, so a run again chooses the same record.
+
+    A record a compromised principal made is the attacker's word: while the person has a
+    record of their own, it chooses neither where the notice goes nor whether they have
+    died (an attacker who registered the victim's HKID again, with their own email or
+    marked deceased, took the victim's notice or stopped it: review)."""
+    own = {key: held for key, held in records.items() if not held.made_by_them}
+    ordered = sorted((own or records).items(), key=lambda item: (-item[1].updated_us, item[0]))
     newest = ordered[0]
     if newest[1].recipient.deceased:
         return newest

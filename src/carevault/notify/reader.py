@@ -113,18 +113,25 @@ class Reader:
                 )
         for patient_id in wanted:
             change = (changed or {}).get(patient_id)
-            written = self._written_by_them(change) if change is not None else set()
+            written, made = self._written_by_them(change) if change is not None else (set(), False)
             if written:
                 trusted = self._trusted(patient_id, written, today)
                 if trusted is not None:
                     found[patient_id] = trusted
+            if made and patient_id in found:
+                # Their record from its first version: it may speak for whoever they
+                # made it for, never for a person who has a record of their own
+                # (``contacts.contact_of``; review of one notice per person).
+                found[patient_id] = replace(found[patient_id], made_by_them=True)
         return found
 
-    def _written_by_them(self, change: Exposure) -> set[int]:
+    def _written_by_them(self, change: Exposure) -> tuple[set[int], bool]:
         """The versions of the patient's Patient record that the writes ``change`` cites
         made over an earlier version (an update, a deletion, a record written again after
-        its deletion); read from the entries themselves."""
+        its deletion), and whether they made the record itself (its first version); read
+        from the entries themselves."""
         versions: set[int] = set()
+        made = False
         for seq in change.evidence:
             data = self.ledger.entry(seq)
             if data is None:
@@ -137,12 +144,14 @@ class Reader:
                 and event.resource_type == "Patient"
                 and event.resource_id == change.patient_id
                 and isinstance(version, int)
+            ):
                 # A record they made anew (version 1) replaced no one's details; one they
                 # wrote again after a deletion did, as an update would have.
-                and (version > 1 or event.tag != Tag.FHIR_CREATE)
-            ):
-                versions.add(version)
-        return versions
+                if version > 1 or event.tag != Tag.FHIR_CREATE:
+                    versions.add(version)
+                else:
+                    made = True
+        return versions, made
 
     def _trusted(self, patient_id: str, written: set[int], today: date) -> Held | None:
         """The recipient of the record's history replayed without the versions in

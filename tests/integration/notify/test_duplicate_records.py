@@ -1,0 +1,54 @@
+"""A person's one notice (one HKID, one notice) is not the attacker's to direct: a
+compromised account that registers a second Patient record under a victim's HKID, with
+its own email or marked deceased, neither takes the victim's notice nor stops it (the
+record updated last chose the contact, and a record the attacker created counted as an
+update by someone else: review of one notice per person)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from carevault.domain.hkid import check_digit
+from carevault.fhir.registry import RESOURCE_TYPES
+from carevault.incidents import Actor, declare_case, scope_document
+from carevault.notify.scope import parse_scope
+from carevault.notify.service import send_job
+from carevault.vault.writer import Put
+from tests.integration.notify.conftest import Clinic
+from tests.support.notify import ATTACKER, Person, attack, patient_resource, write_people
+
+SAME = f"K246813({check_digit('K', '246813')})"
+VICTIM = Person("victim", "Yip", "Wing", "en", email="yip.real@example.com", hkid=SAME)
+
+
+@pytest.mark.parametrize("deceased", [False, True], ids=["redirected", "suppressed"])
+def test_an_attackers_duplicate_record_does_not_take_the_victims_notice(
+    clinic: Clinic, deceased: bool
+) -> None:
+    services = clinic.services
+    ids = write_people(services, [VICTIM])
+    attack(services, [VICTIM], ids)
+    # The compromised account registers the same HKID again, with its own address.
+    fake = Person("fake", "Yip", "Wing", "en", email="mallory@evil.example", hkid=SAME,
+                  deceased=deceased)  # fmt: skip
+    fake_id = "pfake0000001"
+    services.gate.write(
+        ATTACKER, [Put(RESOURCE_TYPES["Patient"], fake_id, patient_resource(fake, fake_id))]
+    )
+    services.gate.read(ATTACKER, RESOURCE_TYPES["Patient"], fake_id)
+
+    now = datetime.now(UTC)
+    case = {"title": "A reception login used from abroad", "addresses": ["203.0.113.66"],
+            "since": (now - timedelta(hours=1)).isoformat(),
+            "until": (now + timedelta(minutes=1)).isoformat()}  # fmt: skip
+    incident = declare_case(services, Actor("staff:officer.test"), case).incident_id
+    scope = parse_scope(scope_document(services, incident))
+    send_job(services).run(scope, ("confirmed", "decrypted"))
+
+    sent_to = {address for to, _ in clinic.sink.messages for address in to}
+    # Before: redirected, the notice of the victim's exposure (with a genuine code) went
+    # to mallory@evil.example; suppressed, the row was 'deceased' and nothing went.
+    assert "yip.real@example.com" in sent_to, sent_to
+    assert "mallory@evil.example" not in sent_to, sent_to
