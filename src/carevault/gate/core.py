@@ -58,9 +58,10 @@ from carevault.fhir.categories import (
     subset,
     without_subsetted,
 )
+from carevault.fhir.codes import has_sensitive_code
 from carevault.fhir.content import GOVERNMENT_ID_SYSTEMS
 from carevault.fhir.elements import parse_reference, reference_targets, values_at
-from carevault.fhir.indexing import hkid_terms, system_only_term
+from carevault.fhir.indexing import hkid_terms, param_terms, system_only_term
 from carevault.fhir.name_shape import name_shape
 from carevault.fhir.query import SearchQuery, split_values
 from carevault.fhir.registry import RESOURCE_TYPES, ParamKind, ResourceType
@@ -982,6 +983,9 @@ class Gate:
             if shape is not None:
                 attempt.detail["name_shape"] = shape
             restrict, keep = self._reach(caller, rt)
+            seen = _found_by_identifiers_seen(caller, query, self.vault.zone)
+            if seen is not None:
+                keep = seen if keep is None else _both(keep, seen)
             found, total = find(
                 self.vault,
                 query,
@@ -2304,6 +2308,49 @@ def _may_name_a_patient(value: Any, resource: dict[str, Any]) -> bool:
     if len(parts) >= 3 and parts[-1] and _TYPE_NAME.fullmatch(parts[-2]):
         return False  # another server's [base]/[type]/[id], not a Patient
     return not isinstance(kind, str)
+
+
+def _found_by_identifiers_seen(
+    caller: Caller, query: SearchQuery, zone: tzinfo
+) -> Callable[[Opened], bool] | None:
+    """For a search by identifier of a role that may not read sensitive records: a filter
+    that keeps a record only if an identifier its view shows matches (the review after
+    round 47: a desk's reads cut a patient's HIV clinic number, typed with SNOMED's HIV
+    disease, yet ``identifier=<that number>`` found the patient, telling the desk that
+    this patient holds it). None when nothing needs filtering. Identifiers cut for
+    another reason (an HKID from a desk) still find: a desk registers by HKID."""
+    actor = caller.actor
+    conditions = [term for term in query.terms if term.param.name == "identifier"]
+    if actor is None or not conditions:
+        return None
+    rights = RIGHTS[actor.role]
+    if Right.READ in rights.get(DataCategory.SENSITIVE_CLINICAL, frozenset()):
+        return None
+
+    def seen(item: Opened) -> bool:
+        resource = jsonio.load(item.body or b"{}")
+        items = resource.get("identifier")
+        if not isinstance(items, list) or not any(has_sensitive_code(i) for i in items):
+            return True
+        shown = {**resource, "identifier": [i for i in items if not has_sensitive_code(i)]}
+        terms = {
+            id(condition): param_terms(condition.param, shown, zone) for condition in conditions
+        }
+        return all(
+            any(
+                all(term in terms[id(condition)] for term in each)
+                for each in condition.alternatives
+            )
+            for condition in conditions
+        )
+
+    return seen
+
+
+def _both(
+    first: Callable[[Opened], bool], second: Callable[[Opened], bool]
+) -> Callable[[Opened], bool]:
+    return lambda item: first(item) and second(item)
 
 
 def withholds_counts(caller: Caller, query: SearchQuery) -> bool:
