@@ -455,7 +455,7 @@ def _meta_without(
     to take out."""
     if not isinstance(meta, dict):
         return None
-    kept = dict(meta)
+    kept: dict[str, Any] | None = None
     for kind in kinds:
         labels = meta.get(kind)
         if not isinstance(labels, list):
@@ -463,11 +463,14 @@ def _meta_without(
         left = [label for label in labels if not unwanted(label)]
         if len(left) == len(labels):
             continue
+        # Copied only when something is taken out: every read of a visit, booking or
+        # patient by a role that may not see sensitive records asks.
+        kept = dict(meta) if kept is None else kept
         if left:
             kept[kind] = left
         else:
             del kept[kind]
-    return None if kept == meta else kept
+    return kept
 
 
 def mark_subsetted(kept: dict[str, Any]) -> dict[str, Any]:
