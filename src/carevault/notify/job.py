@@ -138,7 +138,8 @@ class SendJob:
                 "process; see `carevault notify status`"
             )
         try:
-            self._record(Tag.NOTIFY_JOB_RUN, incident.incident_id, {"patients": len(exposures)})
+            # Notices, one a person (a person with two Patient records is one notice).
+            self._record(Tag.NOTIFY_JOB_RUN, incident.incident_id, {"notices": len(exposures)})
             self.settle(incident.incident_id)
             self.take_bounces(incident.incident_id)
             self._send_all(scope, exposures, progress, advance)
