@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from carevault.containment.state import Containment, Mode
-from carevault.incidents.model import Incident, instant
+from carevault.incidents.model import Incident, instant, principal_of
 
 
 def own_actions(incident: Incident, actions: Iterable[Containment]) -> list[Containment]:
@@ -47,10 +47,12 @@ def _contains(incident: Incident, action: Containment) -> bool:
         return False
     compromised = incident.compromised
     target = action.target or ""
+    # Accounts and client ids however the incident spells them (``Chan.TM``, an id
+    # typed in another case before clients were checked), as its scope matches them.
     if action.mode is Mode.ACCOUNT_SUSPENDED:
-        return target in compromised.accounts or f"staff:{target}" in compromised.accounts
+        return principal_of(target) in {principal_of(account) for account in compromised.accounts}
     if action.mode is Mode.CLIENT_REVOKED:
-        return target in compromised.clients
+        return target.casefold() in {client.strip().casefold() for client in compromised.clients}
     if action.mode is Mode.CLINIC_LOCK:
         return target in compromised.clinics
     if action.mode is Mode.BLOCK_ADDRESS:

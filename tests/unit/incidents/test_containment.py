@@ -53,3 +53,18 @@ def test_a_switch_on_everything_counts_while_the_window_is_open() -> None:
     found = own_actions(incident(until_us=SINCE + 2 * HOUR), [before, during, after_the_end])
     assert [a.containment_id for a in found] == [2]
     assert [a.containment_id for a in own_actions(incident(), [after_the_end])] == [3]
+
+
+def test_accounts_and_clients_match_however_the_incident_spells_them() -> None:
+    """An incident naming ``Chan.TM`` (the ledger's ``staff:chan.tm``) or a client typed
+    in capitals holds the suspension of ``chan.tm`` and the revocation of its app."""
+    spelt = Incident(
+        1, "Phished", Status.OPEN, SINCE + 5 * HOUR, "staff:officer1", SINCE, None,
+        Compromised(accounts=("Chan.TM",), clients=("Lab-Interface",)),
+    )  # fmt: skip
+    actions = [
+        action(1, Mode.ACCOUNT_SUSPENDED, "chan.tm", SINCE + HOUR),
+        action(2, Mode.CLIENT_REVOKED, "lab-interface", SINCE + HOUR),
+        action(3, Mode.ACCOUNT_SUSPENDED, "chan.tn", SINCE + HOUR),
+    ]
+    assert [a.containment_id for a in own_actions(spelt, actions)] == [1, 2]
