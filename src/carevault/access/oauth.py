@@ -472,6 +472,20 @@ class OAuth:
                 client_id, _, secret = decoded.partition(":")
             except (ValueError, UnicodeDecodeError):
                 raise OAuthError("invalid_client", "malformed client credentials", 401) from None
+            # One client, one method (RFC 6749 2.3): a second client's id or secret in
+            # the form was ignored, and the token issued to the Basic one.
+            if "client_secret" in form:
+                raise OAuthError(
+                    "invalid_request",
+                    "authenticate with one method: HTTP Basic or the form",
+                    reason="a client_secret in the form beside HTTP Basic",
+                )
+            if form.get("client_id", client_id) != client_id:
+                raise OAuthError(
+                    "invalid_request",
+                    "client_id is not the client of the HTTP Basic credentials",
+                    reason="client_id in the form names another client than HTTP Basic",
+                )
         client = self.clients.get(client_id)
         if client is None or client.revoked:
             raise OAuthError(

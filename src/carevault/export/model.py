@@ -37,8 +37,12 @@ class Status(StrEnum):
 LIVE = frozenset({Status.PENDING, Status.APPROVED, Status.RUNNING, Status.COMPLETED})
 #: A job on an officer's desk or in the worker's hands: a client has at most one.
 IN_PROGRESS = frozenset({Status.PENDING, Status.APPROVED, Status.RUNNING})
-#: ``_outputFormat`` values meaning NDJSON (the spec's abbreviations included).
-NDJSON_FORMATS = frozenset({"application/fhir+ndjson", "application/ndjson", "ndjson"})
+#: ``_outputFormat`` values meaning NDJSON (the spec's abbreviations included), and the
+#: spec's own spelling sent unescaped in a query string, where its ``+`` reads as a space
+#: (adversary round 48: refused "only application/fhir+ndjson is offered").
+NDJSON_FORMATS = frozenset(
+    {"application/fhir+ndjson", "application/fhir ndjson", "application/ndjson", "ndjson"}
+)
 #: Parameters of the spec this server does not implement: refused, never ignored (an
 #: export that silently ignored ``_typeFilter`` would hand out more than was asked).
 UNSUPPORTED = frozenset(
@@ -97,7 +101,11 @@ def parse_request(level: Level, group_id: str | None, params: Sequence[tuple[str
             raise _unsupported(name)
         if name == "_outputFormat":
             if value not in NDJSON_FORMATS:
-                raise ExportRefused(400, "_outputFormat: only application/fhir+ndjson is offered")
+                raise ExportRefused(
+                    400,
+                    f"_outputFormat: '{_quoted(value)}' is not offered"
+                    " (ask for application/fhir+ndjson)",
+                )
         elif name == "_type":
             for item in value.split(","):
                 item = item.strip()

@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from carevault.access.accounts import SignInFailed
 from carevault.access.oauth import AuthorizeRequest, OAuthError, Origin
 from carevault.fhir.outcome import FhirError
+from carevault.fhir.query import safe_name
 from carevault.rest.launch import PatientChoice, PatientPicker, picker_caller
 from carevault.web.cookies import on_https
 from carevault.web.fhir_routes import read_body
@@ -68,13 +69,28 @@ def endpoints(base: str) -> dict[str, str]:
 
 
 async def _form(request: Request, limit: int = 64 * 1024) -> dict[str, str]:
+    """The token or revocation request's parameters; OAuthError (RFC 6749 5.2, never a
+    FHIR OperationOutcome, which an OAuth client reads as no error) for a body that is
+    not a form, too large, sent compressed, or that gives a parameter twice (RFC 6749
+    3.1, 3.2: the last of two was taken, which one the client meant is not ours to
+    guess)."""
     from urllib.parse import parse_qsl
 
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media != "application/x-www-form-urlencoded":
         raise OAuthError("invalid_request", "send application/x-www-form-urlencoded")
-    text = (await read_body(request, limit)).decode("utf-8", "replace")
-    return dict(parse_qsl(text, keep_blank_values=True))
+    try:
+        body = await read_body(request, limit)
+    except FhirError as error:
+        raise OAuthError("invalid_request", _first_message(error)) from None
+    form: dict[str, str] = {}
+    for name, value in parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True):
+        if name in form:
+            raise OAuthError(
+                "invalid_request", f"the parameter '{safe_name(name)}' is given more than once"
+            )
+        form[name] = value
+    return form
 
 
 def _oauth_error(error: OAuthError) -> JSONResponse:

@@ -99,7 +99,22 @@ def strict_handling(request: Request) -> bool:
 
 
 async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refused with 413 before it is read if it is over ``limit``."""
+    """The request body, refused with 413 before it is read if it is over ``limit``, and
+    with 415 if it is sent with a content coding: nothing here decodes one (a gzip bomb
+    is not ours to open), and read as it came a compressed body was taken as text (an
+    ``$import`` of gzip bytes was queued, then every "line" refused as not UTF-8)."""
+    coding = request.headers.get("content-encoding", "").strip().lower()
+    if coding not in ("", "identity"):
+        raise FhirError(
+            415,
+            [
+                Issue(
+                    "not-supported",
+                    f"Content-Encoding '{safe_name(coding[:40])}' is not accepted:"
+                    " send the body uncompressed",
+                )
+            ],
+        )
     declared = request.headers.get("content-length")
     if declared is not None and (not declared.isdigit() or int(declared) > limit):
         raise FhirError(413, [Issue("too-long", f"the body is over the limit of {limit} bytes")])

@@ -64,8 +64,13 @@ async def kick_off(request: Request, svc: ServicesDep, who: CallerDep) -> Respon
     try:
         body = await read_body(request, limit)
     except FhirError as error:
-        if error.status == 413:
-            await job_call(imports.refuse, who, 413, f"the body is larger than {limit} bytes")
+        if error.status in (413, 415):
+            reason = (
+                f"the body is larger than {limit} bytes"
+                if error.status == 413
+                else error.issues[0].diagnostics
+            )
+            await job_call(imports.refuse, who, error.status, reason)
         raise
     job = await job_call(imports.kick_off, who, body)
     note = f"accepted: {job.lines_total} lines queued for import"

@@ -52,3 +52,16 @@ def test_a_part_not_applied_is_refused_naming_it(part: Part, said: str) -> None:
 def test_since_given_twice_is_refused_rather_than_one_ignored() -> None:
     with pytest.raises(ExportRefused, match="_since: give it once"):
         parse_request(Level.PATIENT, None, [("_since", SINCE), ("_since", SINCE)])
+
+
+@pytest.mark.parametrize(
+    "given", ["application/fhir+ndjson", "application/fhir ndjson", "application/ndjson", "ndjson"]
+)
+def test_every_spelling_of_ndjson_is_taken_a_plus_read_as_a_space_too(given: str) -> None:
+    """A ``+`` not escaped in a query string reads as a space (adversary round 48)."""
+    assert parse_request(Level.PATIENT, None, [("_outputFormat", given)]).types == ()
+
+
+def test_an_output_format_not_offered_is_refused_quoting_it() -> None:
+    with pytest.raises(ExportRefused, match="'text/csv' is not offered"):
+        parse_request(Level.PATIENT, None, [("_outputFormat", "text/csv")])
