@@ -308,8 +308,9 @@ class FhirInteractions:
         query = self.parse_search(type_name, params, strict=strict)
         key, rt_name = self.gate.vault.paging_key, query.resource_type.name
         bound = offsets.criteria(query.applied)
+        now_s = int(self.gate.vault.clock().timestamp())
         if sealed is not None:
-            query.offset = offsets.opened(key, caller.principal, rt_name, bound, sealed)
+            query.offset = offsets.opened(key, caller.principal, rt_name, bound, sealed, now_s)
             query.offset_issued = True
             # Applied, as a position would be: the ledger names the parameters a search used.
             query.applied.append(("_offset", str(query.offset)))
@@ -326,7 +327,7 @@ class FhirInteractions:
         def position(at: int) -> str:
             if not withheld or at == 0:
                 return str(at)
-            return offsets.seal(key, caller.principal, rt_name, bound, at)
+            return offsets.seal(key, caller.principal, rt_name, bound, at, now_s)
 
         shown_total = None if withheld else total
         links = bundles.paging_links(

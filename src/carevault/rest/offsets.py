@@ -15,11 +15,13 @@ The offset goes out encrypted and authenticated (AES-GCM under the vault's pagin
 the one history cursors use; ``rest/cursor.py``), padded to one length, bound to the
 caller's principal, the resource type and the search's criteria (every applied
 parameter but ``_count`` and ``_offset``, in a fixed order): replayed by anyone else, on
-another identifier, another sort or another type, or altered, it is refused (400). It
-is not bound to a time: replayed later, when records matching the criteria were written
-or deleted meanwhile, it starts at the same position among what matches then, so the
-page may repeat a record already named or pass over one not yet shown (never one the
-caller was not let see: each entry is still judged and named as it leaves).
+another identifier, another sort or another type, or altered, it is refused (400); so
+is one issued more than ``LIFETIME_S`` ago. Within that time, when records matching the
+criteria were written or deleted meanwhile, it starts at the same position among what
+matches then, so the page may repeat a record already named or pass over one not yet
+shown (never one the caller was not let see: each entry is still judged and named as it
+leaves); replayed later (a record deleted, two written: the page would show the second,
+after one no page named) it is refused.
 """
 
 from __future__ import annotations
@@ -31,8 +33,14 @@ from carevault.fhir.outcome import FhirError, bad_request
 from carevault.rest import sealing
 
 _FORMAT = b"\x03"
-#: The offset as digits, padded with spaces: every sealed offset is the same length.
-_OFFSET_BYTES = 16
+#: The offset and when it was issued (seconds), as digits, padded with spaces: every
+#: sealed offset is the same length.
+_OFFSET_BYTES = 32
+#: How long a sealed offset pages (seconds): replayed later, once records matching its
+#: criteria were written or deleted, a position would tell of records before it that no
+#: page named (a record deleted, two written: the page shows the second, after one
+#: never shown). Within it, paging is what a client does at once (review).
+LIFETIME_S = 600
 LENGTH = sealing.sealed_length(_OFFSET_BYTES)
 #: Parameters a sealed offset is not bound to: the page's size may change between pages
 #: (what lies before the offset was shown whatever the size), and the offset is itself.
@@ -55,30 +63,42 @@ def is_sealed(value: str) -> bool:
 
 
 def seal(
-    key: bytes, principal: str, type_name: str, bound: Sequence[tuple[str, str]], at: int
+    key: bytes,
+    principal: str,
+    type_name: str,
+    bound: Sequence[tuple[str, str]],
+    at: int,
+    now_s: int,
 ) -> str:
-    """The sealed offset ``at`` of this caller's search of ``type_name`` by ``bound``."""
-    if at < 0:
+    """The sealed offset ``at`` of this caller's search of ``type_name`` by ``bound``,
+    issued at ``now_s`` (seconds since the epoch)."""
+    if at < 0 or now_s < 0:
         raise ValueError("an offset out of range to seal")
-    plain = str(at).encode("ascii")
+    plain = f"{at} {now_s}".encode("ascii")
     return sealing.seal(key, _FORMAT, plain, _OFFSET_BYTES, _binding(principal, type_name, bound))
 
 
 def opened(
-    key: bytes, principal: str, type_name: str, bound: Sequence[tuple[str, str]], value: str
+    key: bytes,
+    principal: str,
+    type_name: str,
+    bound: Sequence[tuple[str, str]],
+    value: str,
+    now_s: int,
 ) -> int:
     """The offset ``value`` seals, if this server sealed it for this caller and these
-    criteria; otherwise a 400 that says no more than that."""
+    criteria less than ``LIFETIME_S`` ago; otherwise a 400 that says no more than that."""
     plain = sealing.opened(
         key, _FORMAT, _OFFSET_BYTES, value, _binding(principal, type_name, bound)
     )
-    if plain is None or not plain.isdigit():
+    at, _, issued = (plain or b"").partition(b" ")
+    if not (at.isdigit() and issued.isdigit()) or not 0 <= now_s - int(issued) <= LIFETIME_S:
         raise _refused()
-    return int(plain)
+    return int(at)
 
 
 def _refused() -> FhirError:
     return bad_request(
         "_offset of this search is taken only from a link this server gave the same caller "
-        "for the same criteria"
+        "for the same criteria in the last ten minutes; search again from the first page"
     )

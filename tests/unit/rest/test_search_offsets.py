@@ -15,16 +15,17 @@ from carevault.rest import bundles, cursor, offsets
 KEY = secrets.token_bytes(32)
 BILLING = "staff:billing7"
 PLAN = [("identifier", "urn:oid:2.16.344.1.99.7|FP-7781")]
+NOW = 1_780_000_000
 
 
 def test_a_sealed_offset_opens_for_the_caller_and_criteria_it_was_sealed_for() -> None:
-    sealed = offsets.seal(KEY, BILLING, "Patient", PLAN, 40)
+    sealed = offsets.seal(KEY, BILLING, "Patient", PLAN, 40, NOW)
     assert offsets.is_sealed(sealed) and not sealed.isdigit()
-    assert offsets.opened(KEY, BILLING, "Patient", PLAN, sealed) == 40
+    assert offsets.opened(KEY, BILLING, "Patient", PLAN, sealed, NOW) == 40
 
 
 def test_every_sealed_offset_is_the_same_length_and_none_is_a_history_cursor() -> None:
-    lengths = {len(offsets.seal(KEY, BILLING, "Patient", PLAN, at)) for at in (1, 20, 10**9)}
+    lengths = {len(offsets.seal(KEY, BILLING, "Patient", PLAN, at, NOW)) for at in (1, 20, 10**9)}
     assert lengths == {offsets.LENGTH} and offsets.LENGTH != cursor.LENGTH
 
 
@@ -49,9 +50,9 @@ def test_a_sealed_offset_moved_to_another_search_is_refused(
 ) -> None:
     """What lies before the offset was shown to that caller for those criteria only: on
     another identifier a page past it would say that records match, naming none."""
-    sealed = offsets.seal(KEY, BILLING, "Patient", PLAN, 2)
+    sealed = offsets.seal(KEY, BILLING, "Patient", PLAN, 2, NOW)
     with pytest.raises(FhirError) as refused:
-        offsets.opened(KEY, principal, type_name, bound, sealed)
+        offsets.opened(KEY, principal, type_name, bound, sealed, NOW)
     assert refused.value.status == 400
 
 
@@ -67,17 +68,17 @@ def test_a_sealed_offset_moved_to_another_search_is_refused(
 )
 def test_a_made_up_offset_is_refused(value: str) -> None:
     with pytest.raises(FhirError) as refused:
-        offsets.opened(KEY, BILLING, "Patient", PLAN, value)
+        offsets.opened(KEY, BILLING, "Patient", PLAN, value, NOW)
     assert refused.value.status == 400
 
 
 def test_an_altered_offset_is_refused() -> None:
-    sealed = offsets.seal(KEY, BILLING, "Patient", PLAN, 2)
+    sealed = offsets.seal(KEY, BILLING, "Patient", PLAN, 2, NOW)
     flipped = sealed[:-3] + ("A" if sealed[-3] != "A" else "B") + sealed[-2:]
     with pytest.raises(FhirError):
-        offsets.opened(KEY, BILLING, "Patient", PLAN, flipped)
+        offsets.opened(KEY, BILLING, "Patient", PLAN, flipped, NOW)
     with pytest.raises(FhirError):
-        offsets.opened(secrets.token_bytes(32), BILLING, "Patient", PLAN, sealed)
+        offsets.opened(secrets.token_bytes(32), BILLING, "Patient", PLAN, sealed, NOW)
 
 
 def _links(**given: object) -> dict[str, dict[str, list[str]]]:
@@ -103,3 +104,13 @@ def test_with_a_total_the_links_are_as_ever() -> None:
     links = _links(count=2, offset=2, total=5)
     assert links["next"]["_offset"] == ["4"] and links["previous"]["_offset"] == ["0"]
     assert "next" not in _links(count=2, offset=4, total=5, full=True)
+
+
+def test_a_sealed_offset_pages_for_ten_minutes_only() -> None:
+    """Replayed later, when records matching it were written or deleted, a position tells
+    of records before it that no page named (review)."""
+    sealed = offsets.seal(KEY, BILLING, "Patient", PLAN, 20, NOW)
+    assert offsets.opened(KEY, BILLING, "Patient", PLAN, sealed, NOW + offsets.LIFETIME_S) == 20
+    for later in (NOW + offsets.LIFETIME_S + 1, NOW - 1):
+        with pytest.raises(FhirError):
+            offsets.opened(KEY, BILLING, "Patient", PLAN, sealed, later)
