@@ -44,10 +44,14 @@ def open_clocks(services: Services, scope: Scope) -> None:
 
 def assessment_of(services: Services, scope: Scope) -> tuple[Assessment, Counter[str]]:
     """The risk assessment, reading each patient of the scope through the gate once."""
-    patients = [e.patient_id for e in scope.exposures(TIERS)]
+    exposures = list(scope.exposures(TIERS))
+    patients = [e.patient_id for e in exposures]
+    # People, as the scope counts them: a person with two Patient records is one data
+    # subject of one region (review of one notice per person).
+    who = {e.patient_id: e.who for e in exposures}
     reader = reader_of(services)
     minors: set[str] = set()
-    regions: Counter[str] = Counter()
+    region_of: dict[str, str] = {}
     for start in range(0, len(patients), 200):
         for patient_id, (recipient, _) in reader.recipients(
             patients[start : start + 200], scope.changed
@@ -55,7 +59,8 @@ def assessment_of(services: Services, scope: Scope) -> tuple[Assessment, Counter
             if recipient.minor:
                 minors.add(patient_id)
             if recipient.region:
-                regions[recipient.region] += 1
+                region_of.setdefault(who.get(patient_id, patient_id), recipient.region)
+    regions = Counter(region_of.values())
     return assess(scope, minors=frozenset(minors), regions=regions), regions
 
 

@@ -155,7 +155,7 @@ def assess(
         band=band,
         bands=dict(Counter(band_of(r.score) for r in risks)),
         sensitive=sensitive,
-        minors=sum(1 for e in everyone if e.patient_id in minors),
+        minors=len({e.who for e in everyone if e.patient_id in minors}),
         keys_safe=keys_safe,
         encrypted_only=encrypted_only,
         circumstances=circumstances,

@@ -73,6 +73,8 @@ def test_one_persons_two_records_are_one_data_subject_as_the_scope_counts_them()
     report = build_report("pcpd", scope({"confirmed": both}), result, ORG, TALLY,
                           regions=Counter(), pcpd_days=5, now=DECLARED)  # fmt: skip
     assert report["parts"]["D. Personal data involved"]["number_of_data_subjects"] == 2
+    # A minor with two records is one minor (the review: counted record by record).
+    assert assess(scope({"confirmed": both}), minors=frozenset({"p1", "p7"})).minors == 1
 
 
 def test_a_minor_raises_the_data_score() -> None:
