@@ -15,6 +15,15 @@ record is remembered per process, keyed by the record's id and version: a new ve
 never matched from memory, and while containment keeps patient data offline or the keys
 locked down nothing is taken from memory (the scope counts records, as before). What is
 remembered is the blind token (an HMAC under the index key), never the number.
+
+A record whose Patient record a compromised principal wrote over in the window (the
+scope's ``changed``: an update, a deletion, the record written again) is grouped by the
+HKID it holds without their versions: its history is read (one more ledger entry) and
+its identifiers replayed oldest first, a version they wrote changing nothing and one
+someone else wrote applying only the entries it added or removed. Otherwise an attacker
+who gave a victim another patient's number (both patients theirs to read, so no twin
+refusal) made the two one person, told in one notice sent to one of them; and one who
+gave a victim a new number split them from their other records (adversary round 49).
 """
 
 from __future__ import annotations
@@ -22,8 +31,8 @@ from __future__ import annotations
 import json
 import threading
 import weakref
-from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
@@ -33,6 +42,7 @@ from carevault.fhir.indexing import hkid_terms
 from carevault.fhir.registry import RESOURCE_TYPES
 from carevault.gate import Caller
 from carevault.gate.core import AccessDenied
+from carevault.ledger.events import AuditEvent, Outcome, Tag
 from carevault.vault.records import Erased, Gone, NotFound
 from carevault.vault.tables import resource_head
 
@@ -99,12 +109,80 @@ def _usable(services: Services, patient_ids: list[str]) -> dict[str, tuple[str, 
     }
 
 
-def persons(services: Services, patient_ids: Mapping[str, str]) -> dict[str, str]:
-    """Each Patient id's person: the smallest Patient id sharing its HKID blind index."""
+def _written_over(services: Services, patient_id: str, evidence: Iterable[int]) -> set[int]:
+    """The versions of ``patient_id``'s Patient record that the cited writes made over an
+    earlier one (an update, a deletion, the record written again after its deletion)."""
+    versions: set[int] = set()
+    for seq in evidence:
+        data = services.audit_ledger.store.entry(seq)
+        if data is None:
+            continue
+        event = AuditEvent.from_canonical(data, seq=seq)
+        version = event.detail.get("version")
+        if (
+            event.tag in (Tag.FHIR_CREATE, Tag.FHIR_UPDATE, Tag.FHIR_DELETE)
+            and event.outcome == Outcome.SUCCESS
+            and event.resource_type == "Patient"
+            and event.resource_id == patient_id
+            and isinstance(version, int)
+            and (version > 1 or event.tag != Tag.FHIR_CREATE)
+        ):
+            versions.add(version)
+    return versions
+
+
+def _trusted_token(
+    services: Services, patient_id: str, written: set[int]
+) -> tuple[bool, bytes | None]:
+    """(read, token) of the record's HKID as it stands without the versions in
+    ``written`` (see the module's docstring)."""
+    try:
+        versions, _ = services.gate.history(READER, RESOURCE_TYPES["Patient"], patient_id)
+    except (Gone, NotFound, Erased, AccessDenied, LookupError):
+        return False, None
+    kept: dict[str, Any] = {}
+    before: dict[str, Any] = {}
+    for item in sorted(versions, key=lambda item: item.head.version_id):
+        body = {} if item.head.deleted or item.body is None else json.loads(item.body)
+        if item.head.version_id not in written:
+            old, new = _entries(before), _entries(body)
+            for key in old.keys() - new.keys():
+                kept.pop(key, None)
+            kept = {**{k: v for k, v in new.items() if k not in old}, **kept}
+        before = body
+    terms = hkid_terms({"resourceType": "Patient", "identifier": list(kept.values())})
+    if not terms:
+        return True, None
+    return True, services.vault.token("Patient", "identifier", terms[0])
+
+
+def _entries(body: Mapping[str, Any]) -> dict[str, Any]:
+    items = body.get("identifier")
+    listed = items if isinstance(items, list) else []
+    return {json.dumps(item, sort_keys=True, ensure_ascii=False): item for item in listed}
+
+
+def persons(
+    services: Services,
+    patient_ids: Mapping[str, str],
+    changed: Mapping[str, Iterable[int]] | None = None,
+) -> dict[str, str]:
+    """Each Patient id's person: the smallest Patient id sharing its HKID blind index.
+    ``changed``: Patient id → the ledger positions of a compromised principal's writes
+    to that patient's records (the scope's ``changed`` lines' evidence)."""
     by_token: dict[bytes, list[str]] = {}
     found = {patient_id: patient_id for patient_id in patient_ids.values()}
     ordered = sorted(found)
-    usable = _usable(services, ordered)
+    rewritten = {
+        patient_id: written
+        for patient_id, evidence in (changed or {}).items()
+        if patient_id in found and (written := _written_over(services, patient_id, evidence))
+    }
+    usable = {
+        patient_id: key
+        for patient_id, key in _usable(services, ordered).items()
+        if patient_id not in rewritten
+    }
     with _remembering:
         memory = _remembered.setdefault(services.engine, {})
         if len(memory) > MOST_REMEMBERED:
@@ -117,7 +195,10 @@ def persons(services: Services, patient_ids: Mapping[str, str]) -> dict[str, str
             token = known[key]
         else:
             try:
-                read, token = _hkid_token(services, patient_id)
+                if patient_id in rewritten:
+                    read, token = _trusted_token(services, patient_id, rewritten[patient_id])
+                else:
+                    read, token = _hkid_token(services, patient_id)
             except ContainmentActive:
                 # Patient data is offline or keys are locked down: the scope still runs, and
                 # counts records as people until the containment is released.
