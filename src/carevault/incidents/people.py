@@ -32,7 +32,7 @@ import json
 import threading
 import weakref
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
@@ -42,7 +42,7 @@ from carevault.fhir.indexing import hkid_terms
 from carevault.fhir.registry import RESOURCE_TYPES
 from carevault.gate import Caller
 from carevault.gate.core import AccessDenied
-from carevault.ledger.events import AuditEvent, Outcome, Tag
+from carevault.incidents.rewrites import replay, written_over
 from carevault.vault.records import Erased, Gone, NotFound
 from carevault.vault.tables import resource_head
 
@@ -109,57 +109,29 @@ def _usable(services: Services, patient_ids: list[str]) -> dict[str, tuple[str, 
     }
 
 
-def _written_over(services: Services, patient_id: str, evidence: Iterable[int]) -> set[int]:
-    """The versions of ``patient_id``'s Patient record that the cited writes made over an
-    earlier one (an update, a deletion, the record written again after its deletion)."""
-    versions: set[int] = set()
-    for seq in evidence:
-        data = services.audit_ledger.store.entry(seq)
-        if data is None:
-            continue
-        event = AuditEvent.from_canonical(data, seq=seq)
-        version = event.detail.get("version")
-        if (
-            event.tag in (Tag.FHIR_CREATE, Tag.FHIR_UPDATE, Tag.FHIR_DELETE)
-            and event.outcome == Outcome.SUCCESS
-            and event.resource_type == "Patient"
-            and event.resource_id == patient_id
-            and isinstance(version, int)
-            and (version > 1 or event.tag != Tag.FHIR_CREATE)
-        ):
-            versions.add(version)
-    return versions
-
-
 def _trusted_token(
     services: Services, patient_id: str, written: set[int]
 ) -> tuple[bool, bytes | None]:
     """(read, token) of the record's HKID as it stands without the versions in
-    ``written`` (see the module's docstring)."""
+    ``written`` (``rewrites.replay``; see the module's docstring)."""
     try:
         versions, _ = services.gate.history(READER, RESOURCE_TYPES["Patient"], patient_id)
     except (Gone, NotFound, Erased, AccessDenied, LookupError):
         return False, None
-    kept: dict[str, Any] = {}
-    before: dict[str, Any] = {}
-    for item in sorted(versions, key=lambda item: item.head.version_id):
-        body = {} if item.head.deleted or item.body is None else json.loads(item.body)
-        if item.head.version_id not in written:
-            old, new = _entries(before), _entries(body)
-            for key in old.keys() - new.keys():
-                kept.pop(key, None)
-            kept = {**{k: v for k, v in new.items() if k not in old}, **kept}
-        before = body
-    terms = hkid_terms({"resourceType": "Patient", "identifier": list(kept.values())})
+    ordered = sorted(versions, key=lambda item: item.head.version_id)
+    replayed = replay(
+        [
+            (item.head.version_id, None if item.head.deleted or item.body is None
+             else json.loads(item.body))
+            for item in ordered
+        ],
+        frozenset(written),
+        ("identifier",),
+    )  # fmt: skip
+    terms = hkid_terms(replayed)
     if not terms:
         return True, None
     return True, services.vault.token("Patient", "identifier", terms[0])
-
-
-def _entries(body: Mapping[str, Any]) -> dict[str, Any]:
-    items = body.get("identifier")
-    listed = items if isinstance(items, list) else []
-    return {json.dumps(item, sort_keys=True, ensure_ascii=False): item for item in listed}
 
 
 def persons(
@@ -176,7 +148,8 @@ def persons(
     rewritten = {
         patient_id: written
         for patient_id, evidence in (changed or {}).items()
-        if patient_id in found and (written := _written_over(services, patient_id, evidence))
+        if patient_id in found
+        and (written := written_over(services.audit_ledger.store, patient_id, evidence)[0])
     }
     usable = {
         patient_id: key
