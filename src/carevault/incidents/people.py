@@ -15,6 +15,15 @@ record is remembered per process, keyed by the record's id and version: a new ve
 never matched from memory, and while containment keeps patient data offline or the keys
 locked down nothing is taken from memory (the scope counts records, as before). What is
 remembered is the blind token (an HMAC under the index key), never the number.
+
+A record whose Patient record a compromised principal wrote over in the window (the
+scope's ``changed``: an update, a deletion, the record written again) is grouped by the
+HKID it holds without their versions: its history is read (one more ledger entry) and
+its identifiers replayed oldest first, a version they wrote changing nothing and one
+someone else wrote applying only the entries it added or removed. Otherwise an attacker
+who gave a victim another patient's number (both patients theirs to read, so no twin
+refusal) made the two one person, told in one notice sent to one of them; and one who
+gave a victim a new number split them from their other records (adversary round 49).
 """
 
 from __future__ import annotations
@@ -22,7 +31,7 @@ from __future__ import annotations
 import json
 import threading
 import weakref
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
 from sqlalchemy import select
@@ -33,6 +42,7 @@ from carevault.fhir.indexing import hkid_terms
 from carevault.fhir.registry import RESOURCE_TYPES
 from carevault.gate import Caller
 from carevault.gate.core import AccessDenied
+from carevault.incidents.rewrites import replay, written_over
 from carevault.vault.records import Erased, Gone, NotFound
 from carevault.vault.tables import resource_head
 
@@ -99,12 +109,53 @@ def _usable(services: Services, patient_ids: list[str]) -> dict[str, tuple[str, 
     }
 
 
-def persons(services: Services, patient_ids: Mapping[str, str]) -> dict[str, str]:
-    """Each Patient id's person: the smallest Patient id sharing its HKID blind index."""
+def _trusted_token(
+    services: Services, patient_id: str, written: set[int]
+) -> tuple[bool, bytes | None]:
+    """(read, token) of the record's HKID as it stands without the versions in
+    ``written`` (``rewrites.replay``; see the module's docstring)."""
+    try:
+        versions, _ = services.gate.history(READER, RESOURCE_TYPES["Patient"], patient_id)
+    except (Gone, NotFound, Erased, AccessDenied, LookupError):
+        return False, None
+    ordered = sorted(versions, key=lambda item: item.head.version_id)
+    replayed = replay(
+        [
+            (item.head.version_id, None if item.head.deleted or item.body is None
+             else json.loads(item.body))
+            for item in ordered
+        ],
+        frozenset(written),
+        ("identifier",),
+    )  # fmt: skip
+    terms = hkid_terms(replayed)
+    if not terms:
+        return True, None
+    return True, services.vault.token("Patient", "identifier", terms[0])
+
+
+def persons(
+    services: Services,
+    patient_ids: Mapping[str, str],
+    changed: Mapping[str, Iterable[int]] | None = None,
+) -> dict[str, str]:
+    """Each Patient id's person: the smallest Patient id sharing its HKID blind index.
+    ``changed``: Patient id → the ledger positions of a compromised principal's writes
+    to that patient's records (the scope's ``changed`` lines' evidence)."""
     by_token: dict[bytes, list[str]] = {}
     found = {patient_id: patient_id for patient_id in patient_ids.values()}
     ordered = sorted(found)
-    usable = _usable(services, ordered)
+    rewritten = {
+        patient_id: written
+        for patient_id, evidence in (changed or {}).items()
+        if patient_id in found
+        and (written := written_over(services.audit_ledger.store, patient_id, evidence)[0])
+    }
+    usable = {
+        patient_id: key
+        for patient_id, key in _usable(services, ordered).items()
+        if patient_id not in rewritten
+    }
     with _remembering:
         memory = _remembered.setdefault(services.engine, {})
         if len(memory) > MOST_REMEMBERED:
@@ -117,7 +168,10 @@ def persons(services: Services, patient_ids: Mapping[str, str]) -> dict[str, str
             token = known[key]
         else:
             try:
-                read, token = _hkid_token(services, patient_id)
+                if patient_id in rewritten:
+                    read, token = _trusted_token(services, patient_id, rewritten[patient_id])
+                else:
+                    read, token = _hkid_token(services, patient_id)
             except ContainmentActive:
                 # Patient data is offline or keys are locked down: the scope still runs, and
                 # counts records as people until the containment is released.

@@ -295,7 +295,10 @@ def document(
         for line in rendered[tier]
         if not line["patient_record_missing"]
     }
-    person = people.persons(services, notifiable)
+    # A record a compromised principal wrote over is grouped by the HKID it held without
+    # their versions (they do not choose who the patient is one person with).
+    written = {line["patient"]: line["evidence"] for line in altered}
+    person = people.persons(services, notifiable, written)
     for tier in TIERS:
         for line in rendered[tier]:
             line["person"] = person.get(line["patient"], line["patient"])

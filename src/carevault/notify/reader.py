@@ -20,7 +20,6 @@ patient has no way to be reached, and is listed so.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
@@ -30,7 +29,7 @@ from carevault.fhir import jsonio
 from carevault.fhir.query import SearchQuery
 from carevault.fhir.registry import RESOURCE_TYPES
 from carevault.gate import Gate
-from carevault.ledger.events import AuditEvent, Outcome, Tag
+from carevault.incidents.rewrites import replay, written_over
 from carevault.ledger.store import LedgerStore
 from carevault.notify.audit import NOTIFY_CALLER
 from carevault.notify.contacts import Held, Recipient, contact_of, recipient_of
@@ -126,32 +125,9 @@ class Reader:
         return found
 
     def _written_by_them(self, change: Exposure) -> tuple[set[int], bool]:
-        """The versions of the patient's Patient record that the writes ``change`` cites
-        made over an earlier version (an update, a deletion, a record written again after
-        its deletion), and whether they made the record itself (its first version); read
-        from the entries themselves."""
-        versions: set[int] = set()
-        made = False
-        for seq in change.evidence:
-            data = self.ledger.entry(seq)
-            if data is None:
-                continue
-            event = AuditEvent.from_canonical(data, seq=seq)
-            version = event.detail.get("version")
-            if (
-                event.tag in (Tag.FHIR_CREATE, Tag.FHIR_UPDATE, Tag.FHIR_DELETE)
-                and event.outcome == Outcome.SUCCESS
-                and event.resource_type == "Patient"
-                and event.resource_id == change.patient_id
-                and isinstance(version, int)
-            ):
-                # A record they made anew (version 1) replaced no one's details; one they
-                # wrote again after a deletion did, as an update would have.
-                if version > 1 or event.tag != Tag.FHIR_CREATE:
-                    versions.add(version)
-                else:
-                    made = True
-        return versions, made
+        """What the writes ``change`` cites made of the patient's Patient record
+        (``incidents.rewrites.written_over``)."""
+        return written_over(self.ledger, change.patient_id, change.evidence)
 
     def _trusted(self, patient_id: str, written: set[int], today: date) -> Held | None:
         """The recipient of the record's history replayed without the versions in
@@ -168,7 +144,10 @@ class Reader:
         if latest.head.deleted and latest.head.version_id not in written:
             return None  # deleted by someone else: gone, as the search said
         replayed = replay(
-            [(item.head.version_id, _body(item)) for item in ordered], frozenset(written)
+            [(item.head.version_id, _body(item)) for item in ordered],
+            frozenset(written),
+            LISTS,
+            SINGLES,
         )
         recipient = recipient_of(patient_id, replayed, today)
         # When the details were last given: the last version someone else wrote (the
@@ -187,51 +166,6 @@ class Reader:
 LISTS = ("name", "telecom", "address", "contact", "communication")
 #: ... and the single values, the ``deceased[x]`` choice as one.
 SINGLES: tuple[tuple[str, ...], ...] = (("birthDate",), ("deceasedBoolean", "deceasedDateTime"))
-
-
-def replay(
-    versions: list[tuple[int, dict[str, Any] | None]], untrusted: frozenset[int]
-) -> dict[str, Any]:
-    """A Patient of what a notice takes, from ``versions`` (oldest first; None for a
-    deletion) as if those in ``untrusted`` had not been written. Each trusted version
-    applies only what it changed from the version before it: the list entries it added
-    or removed, the single values it changed; the entries added latest come first. A
-    desk that changes a phone number saves the attacker's email unchanged beside it: the
-    email is not taken."""
-    kept: dict[str, dict[str, Any]] = {name: {} for name in LISTS}
-    singles: dict[tuple[str, ...], tuple[Any, ...]] = {}
-    before: dict[str, Any] = {}
-    for version, body in versions:
-        now = body or {}
-        if version not in untrusted:
-            for name in LISTS:
-                old, new = _entries(before.get(name)), _entries(now.get(name))
-                for key in old.keys() - new.keys():
-                    kept[name].pop(key, None)
-                added = {key: entry for key, entry in new.items() if key not in old}
-                # The latest trusted entries first: a notice takes the first valid one.
-                kept[name] = {**added, **kept[name]}
-            for group in SINGLES:
-                value = tuple(now.get(element) for element in group)
-                if value != tuple(before.get(element) for element in group):
-                    singles[group] = value
-        before = now
-    replayed: dict[str, Any] = {"resourceType": "Patient"}
-    for name, entries in kept.items():
-        if entries:
-            replayed[name] = list(entries.values())
-    for group, values in singles.items():
-        replayed.update(
-            (element, v) for element, v in zip(group, values, strict=True) if v is not None
-        )
-    return replayed
-
-
-def _entries(value: Any) -> dict[str, Any]:
-    """A list element's entries by their canonical text (the same entry in two versions
-    is one key)."""
-    items = value if isinstance(value, list) else [] if value is None else [value]
-    return {json.dumps(item, sort_keys=True, ensure_ascii=False): item for item in items}
 
 
 def _body(item: Opened) -> dict[str, Any] | None:

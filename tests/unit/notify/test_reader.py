@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from carevault.notify.reader import replay
+from carevault.incidents.rewrites import replay
+from carevault.notify.reader import LISTS, SINGLES
 
 EMAIL = "telecom"
 
@@ -40,7 +41,7 @@ def test_the_details_of_a_record_are_replayed_without_what_the_attacker_wrote(
     email: str | None,
     city: str | None,
 ) -> None:
-    replayed = replay(list(enumerate(history, start=1)), frozenset(untrusted))
+    replayed = replay(list(enumerate(history, start=1)), frozenset(untrusted), LISTS, SINGLES)
 
     emails = [item["value"] for item in replayed.get(EMAIL, [])]
     assert emails[:1] == ([email] if email else [])  # the one a notice takes
@@ -58,7 +59,7 @@ def test_a_desk_changing_the_phone_does_not_bring_back_the_attackers_email() -> 
         {"resourceType": "Patient", EMAIL: [evil, phone]},
     ]
 
-    replayed = replay(list(enumerate(history, start=1)), frozenset({2}))
+    replayed = replay(list(enumerate(history, start=1)), frozenset({2}), LISTS, SINGLES)
 
     assert replayed[EMAIL] == [phone, own]
 
@@ -72,7 +73,7 @@ def test_the_deceased_choice_is_replayed_as_one() -> None:
         {"resourceType": "Patient"},
     ]
 
-    replayed = replay(list(enumerate(history, start=1)), frozenset({2}))
+    replayed = replay(list(enumerate(history, start=1)), frozenset({2}), LISTS, SINGLES)
 
     assert "deceasedBoolean" not in replayed and "deceasedDateTime" not in replayed
 
@@ -85,6 +86,6 @@ def test_a_guardians_details_the_attacker_set_are_not_taken() -> None:
         {"resourceType": "Patient", "contact": [theirs], "birthDate": "2015-03-02"},
     ]
 
-    replayed = replay(list(enumerate(history, start=1)), frozenset({2}))
+    replayed = replay(list(enumerate(history, start=1)), frozenset({2}), LISTS, SINGLES)
 
     assert replayed["contact"] == [guardian] and replayed["birthDate"] == "2015-03-02"
