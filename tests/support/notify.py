@@ -9,7 +9,7 @@ import mailbox
 import secrets
 import threading
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 from email.message import Message
 from pathlib import Path
@@ -20,6 +20,7 @@ from aiosmtpd.controller import Controller
 from carevault.bootstrap import Services
 from carevault.fhir.registry import RESOURCE_TYPES
 from carevault.gate import Caller
+from carevault.incidents import Actor, declare_case, scope_document
 from carevault.ledger.events import AuditEvent, Tag
 from carevault.sim.loader import SEED_CALLER
 from carevault.vault.writer import Put
@@ -118,6 +119,20 @@ def attack(services: Services, people: list[Person], ids: dict[str, str]) -> Non
         services.gate.read(ATTACKER, RESOURCE_TYPES["Patient"], ids[person.key])
         if person.clinical:
             services.gate.read(ATTACKER, RESOURCE_TYPES["Condition"], f"c-{ids[person.key]}")
+
+
+def declared_from_abroad(services: Services) -> tuple[int, dict[str, Any]]:
+    """An incident for the attacker's address (``ATTACKER``) over the last hour: its id
+    and its scope document."""
+    now = datetime.now(UTC)
+    case = {
+        "title": "A reception login used from abroad",
+        "since": (now - timedelta(hours=1)).isoformat(),
+        "until": (now + timedelta(minutes=1)).isoformat(),
+        "addresses": [ATTACKER.source_address],
+    }
+    incident = declare_case(services, Actor("staff:officer.test"), case).incident_id
+    return incident, scope_document(services, incident)
 
 
 def scope_from_ledger(

@@ -6,18 +6,22 @@ update by someone else: review of one notice per person)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-
 import pytest
 
 from carevault.domain.hkid import check_digit
 from carevault.fhir.registry import RESOURCE_TYPES
-from carevault.incidents import Actor, declare_case, scope_document
 from carevault.notify.scope import parse_scope
 from carevault.notify.service import send_job
 from carevault.vault.writer import Put
 from tests.integration.notify.conftest import Clinic
-from tests.support.notify import ATTACKER, Person, attack, patient_resource, write_people
+from tests.support.notify import (
+    ATTACKER,
+    Person,
+    attack,
+    declared_from_abroad,
+    patient_resource,
+    write_people,
+)
 
 SAME = f"K246813({check_digit('K', '246813')})"
 VICTIM = Person("victim", "Yip", "Wing", "en", email="yip.real@example.com", hkid=SAME)
@@ -39,12 +43,8 @@ def test_an_attackers_duplicate_record_does_not_take_the_victims_notice(
     )
     services.gate.read(ATTACKER, RESOURCE_TYPES["Patient"], fake_id)
 
-    now = datetime.now(UTC)
-    case = {"title": "A reception login used from abroad", "addresses": ["203.0.113.66"],
-            "since": (now - timedelta(hours=1)).isoformat(),
-            "until": (now + timedelta(minutes=1)).isoformat()}  # fmt: skip
-    incident = declare_case(services, Actor("staff:officer.test"), case).incident_id
-    scope = parse_scope(scope_document(services, incident))
+    _, document = declared_from_abroad(services)
+    scope = parse_scope(document)
     send_job(services).run(scope, ("confirmed", "decrypted"))
 
     sent_to = {address for to, _ in clinic.sink.messages for address in to}

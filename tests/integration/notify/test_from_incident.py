@@ -3,15 +3,11 @@ attacker's address, its scope computed from the ledger, each patient notified on
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-from typing import Any
-
 import pytest
 
 from carevault.fhir import jsonio
 from carevault.fhir.registry import RESOURCE_TYPES
 from carevault.gate import Caller
-from carevault.incidents import Actor, declare_case, scope_document
 from carevault.ledger.events import Tag
 from carevault.notify import store as states
 from carevault.notify.scope import parse_scope
@@ -21,7 +17,7 @@ from carevault.sim.loader import SEED_CALLER
 from carevault.vault.writer import Delete, Put
 from tests.integration.notify.conftest import PEOPLE, Clinic
 from tests.support.ledgers import audit_events
-from tests.support.notify import ATTACKER
+from tests.support.notify import ATTACKER, declared_from_abroad
 
 #: The clinic's own desk, at the clinic's address (not the incident's).
 HONEST_DESK = Caller(principal="staff:desk.honest", purpose="TREAT", source_address="198.51.100.7")
@@ -29,21 +25,8 @@ HONEST_DESK = Caller(principal="staff:desk.honest", purpose="TREAT", source_addr
 pytestmark = pytest.mark.postgres
 
 
-def _declared_from_abroad(clinic: Clinic) -> tuple[int, dict[str, Any]]:
-    """An incident for the attacker's address over the last hour: its id and scope."""
-    now = datetime.now(UTC)
-    case = {
-        "title": "A reception login used from abroad",
-        "since": (now - timedelta(hours=1)).isoformat(),
-        "until": (now + timedelta(minutes=1)).isoformat(),
-        "addresses": ["203.0.113.66"],
-    }
-    incident = declare_case(clinic.services, Actor("staff:officer.test"), case)
-    return incident.incident_id, scope_document(clinic.services, incident.incident_id)
-
-
 def test_an_incident_scope_feeds_the_send_job(clinic: Clinic) -> None:
-    incident_id, document = _declared_from_abroad(clinic)
+    incident_id, document = declared_from_abroad(clinic.services)
     scope = parse_scope(document)
     confirmed = {e.patient_id for e in scope.exposures(("confirmed",))}
     assert confirmed == {clinic.ids[p.key] for p in PEOPLE}
@@ -68,7 +51,7 @@ def test_notices_go_to_the_details_held_before_the_attacker_changed_them(clinic:
     gate.write(ATTACKER, [_email_of(clinic, lee, "lee@attacker.example")])
     gate.write(ATTACKER, [Delete(patient, ravi)])
     gate.write(HONEST_DESK, [_email_of(clinic, lee, "lee.new@example.org")])
-    _, document = _declared_from_abroad(clinic)
+    _, document = declared_from_abroad(clinic.services)
     scope = parse_scope(document)
 
     assert set(scope.changed) == {alice, ravi, lee}
@@ -118,7 +101,7 @@ def test_neither_a_record_written_again_nor_a_desks_unrelated_edit_brings_the_at
     routine["address"] = [{"line": ["Flat 9, 1 Shanghai Street"], "city": "Jordan"}]
     gate.write(HONEST_DESK, [Put(patient, alice, routine)])
 
-    _, document = _declared_from_abroad(clinic)
+    _, document = declared_from_abroad(clinic.services)
     scope = parse_scope(document)
     send_job(clinic.services).run(scope, ("confirmed", "decrypted"))
     recipients = {to for recipients, _ in clinic.sink.messages for to in recipients}
@@ -140,7 +123,7 @@ def test_a_patient_deleted_then_erased_is_left_out_and_the_others_are_told(
     gate.write(ATTACKER, [Delete(patient, ravi)])
     clinic.services.keys.shred(pseudonym)
 
-    _, document = _declared_from_abroad(clinic)
+    _, document = declared_from_abroad(clinic.services)
     progress = send_job(clinic.services).run(parse_scope(document), ("confirmed", "decrypted"))
 
     assert progress.sent == len(PEOPLE) - 2  # the deceased, and Ravi

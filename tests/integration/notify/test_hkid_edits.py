@@ -6,16 +6,21 @@ one notice of the two went to one of them, naming both people's exposure."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
 
 from carevault.domain.hkid import check_digit
 from carevault.fhir.registry import RESOURCE_TYPES
-from carevault.incidents import Actor, declare_case, scope_document
 from carevault.notify.scope import parse_scope
 from carevault.notify.service import send_job
 from carevault.vault.writer import Put
 from tests.integration.notify.conftest import Clinic
-from tests.support.notify import ATTACKER, Person, attack, patient_resource, write_people
+from tests.support.notify import (
+    ATTACKER,
+    Person,
+    attack,
+    declared_from_abroad,
+    patient_resource,
+    write_people,
+)
 
 FIRST = f"K135790({check_digit('K', '135790')})"
 SECOND = f"K246800({check_digit('K', '246800')})"
@@ -36,12 +41,7 @@ def test_a_victims_hkid_set_to_another_patients_does_not_merge_their_notices(
     services.gate.write(ATTACKER, [Put(RESOURCE_TYPES["Patient"], ids["victim"], edited)])
     services.gate.read(ATTACKER, RESOURCE_TYPES["Patient"], ids["victim"])
 
-    now = datetime.now(UTC)
-    case = {"title": "A reception login used from abroad", "addresses": ["203.0.113.66"],
-            "since": (now - timedelta(hours=1)).isoformat(),
-            "until": (now + timedelta(minutes=1)).isoformat()}  # fmt: skip
-    incident = declare_case(services, Actor("staff:officer.test"), case).incident_id
-    document = scope_document(services, incident)
+    incident, document = declared_from_abroad(services)
     persons = {line["patient"]: line["person"] for line in document["tiers"]["confirmed"]}
     # Before: one person (the two records grouped under the HKID the attacker wrote).
     assert persons[ids["victim"]] != persons[ids["other"]], json.dumps(persons)
@@ -60,11 +60,6 @@ def test_a_victims_hkid_changed_to_a_new_number_keeps_them_one_person(clinic: Cl
     edited["identifier"] = [{"system": "http://carevault.hk/sid/hkid", "value": SECOND}]
     services.gate.write(ATTACKER, [Put(RESOURCE_TYPES["Patient"], ids["victim"], edited)])
 
-    now = datetime.now(UTC)
-    case = {"title": "A reception login used from abroad", "addresses": ["203.0.113.66"],
-            "since": (now - timedelta(hours=1)).isoformat(),
-            "until": (now + timedelta(minutes=1)).isoformat()}  # fmt: skip
-    incident = declare_case(services, Actor("staff:officer.test"), case).incident_id
-    document = scope_document(services, incident)
+    incident, document = declared_from_abroad(services)
     persons = {line["patient"]: line["person"] for line in document["tiers"]["confirmed"]}
     assert persons[ids["victim"]] == persons[ids["twin"]], json.dumps(persons)

@@ -6,14 +6,13 @@ alike their records look. Through a real SMTP server, from the incident module's
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from carevault.domain.hkid import check_digit
 from carevault.fhir import jsonio
 from carevault.fhir.registry import RESOURCE_TYPES
-from carevault.incidents import Actor, declare_case, scope_document
+from carevault.incidents import scope_document
 from carevault.ledger.events import Tag
 from carevault.notify import store as states
 from carevault.notify.job import notice_key
@@ -24,7 +23,7 @@ from carevault.sim.loader import SEED_CALLER
 from carevault.vault.writer import Put
 from tests.integration.notify.conftest import Clinic
 from tests.support.ledgers import audit_events
-from tests.support.notify import Person, attack, write_people
+from tests.support.notify import Person, attack, declared_from_abroad, write_people
 
 pytestmark = pytest.mark.postgres
 CODE = re.compile(r"\b[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}\b")
@@ -53,12 +52,8 @@ def _text(message: object) -> str:
 
 
 def _scope(clinic: Clinic) -> tuple[str, dict[str, object]]:
-    now = datetime.now(UTC)
-    case = {"title": "A reception login used from abroad", "addresses": ["203.0.113.66"],
-            "since": (now - timedelta(hours=1)).isoformat(),
-            "until": (now + timedelta(minutes=1)).isoformat()}  # fmt: skip
-    incident = declare_case(clinic.services, Actor("staff:officer.test"), case).incident_id
-    return str(incident), scope_document(clinic.services, incident)
+    incident, document = declared_from_abroad(clinic.services)
+    return str(incident), document
 
 
 def test_one_person_with_two_records_gets_one_notice_and_two_people_two(
