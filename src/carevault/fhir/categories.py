@@ -64,7 +64,7 @@ SECURITY_LABEL = "securityLabel"
 
 
 def is_sensitive(resource: dict[str, Any]) -> bool:
-    if _marked_sensitive(resource.get("meta")) or _labelled_sensitive(resource.get(SECURITY_LABEL)):
+    if _labelled(resource):
         return True
     return has_sensitive_code({k: v for k, v in resource.items() if k not in ("meta", "text")})
 
@@ -207,36 +207,49 @@ def _identifier_categories(identifier: Any) -> frozenset[DataCategory]:
     return _with_sensitive(kind) if has_sensitive_code(identifier) else _SINGLE[kind]
 
 
-def contained_categories(item: Any, container: DataCategory) -> frozenset[DataCategory]:
+def contained_categories(
+    item: Any, container: DataCategory, *, scanned: bool = False
+) -> frozenset[DataCategory]:
     """The categories of one contained resource of a record whose main category is
     ``container``: its own type's elements' if it is patient data (``main_category``
     for all but a Patient, whose elements differ), the container's if it is no one's
     (and sensitive_clinical too if it holds a sensitive code or label: a Location typed
     as an HIV clinic), and sensitive_clinical if CareVault cannot tell (no resourceType,
     a type it does not know, a Device that names a patient, a resource contained in a
-    contained one, which FHIR forbids)."""
+    contained one, which FHIR forbids). ``scanned``: the container is a health record
+    ``main_category`` walked whole and found no sensitive code in, contained items'
+    included: only an item's labels are left to ask about."""
     if not isinstance(item, dict) or "contained" in item:
         return _UNKNOWN
     name = item.get("resourceType")
     rt = RESOURCE_TYPES.get(name) if isinstance(name, str) else None
     if rt is not None and rt.is_patient_data:
         return frozenset(element_categories(rt, item))
+    sensitive = _labelled(item) if scanned else is_sensitive(item)
     if name in SHARED_TYPES and not (name == "Device" and "patient" in item):
-        return _with_sensitive(container) if is_sensitive(item) else _SINGLE[container]
+        return _with_sensitive(container) if sensitive else _SINGLE[container]
     if name == "Device":
-        return _SINGLE[
-            DataCategory.SENSITIVE_CLINICAL if is_sensitive(item) else DataCategory.CLINICAL
-        ]
+        return _SINGLE[DataCategory.SENSITIVE_CLINICAL if sensitive else DataCategory.CLINICAL]
     return _UNKNOWN
 
 
-def _itemised(rt: ResourceType, name: str, main: DataCategory) -> Itemised | None:
+def _labelled(resource: dict[str, Any]) -> bool:
+    """Whether ``resource``'s labels (``meta``, a document's ``securityLabel``) mark it
+    sensitive: ``is_sensitive`` but for the codes of its content."""
+    return _marked_sensitive(resource.get("meta")) or _labelled_sensitive(
+        resource.get(SECURITY_LABEL)
+    )
+
+
+def _itemised(
+    rt: ResourceType, name: str, main: DataCategory, *, scanned: bool = False
+) -> Itemised | None:
     """For an element whose items differ in category, each item's categories: a
     patient's identifiers (the HKID is a government id, a record number identity),
     contained resources (``contained_categories``; ``main``: the record's main
     category) and a claim's lines (``_claim_line``). None for any other element."""
     if name == "contained":
-        return lambda item: contained_categories(item, main)
+        return lambda item: contained_categories(item, main, scanned=scanned)
     if name == "identifier" and rt.is_patient:
         return _identifier_categories
     return _CLAIM_LINE_CATEGORIES.get((rt.name, name))
@@ -313,7 +326,7 @@ def element_categories(
         if name in _ALWAYS:
             continue
         if name in _ITEMISED_NAMES:
-            itemised = _itemised(rt, name, main)
+            itemised = _itemised(rt, name, main, scanned=scanned)
             if itemised is not None:
                 for item in _items(value):
                     present |= itemised(item)

@@ -517,3 +517,27 @@ def test_a_sensitive_code_in_a_patients_identifier_or_a_shared_contained_item_co
     assert "contained" not in (subset(visit, held, DESK) or {})
     billed = _claim(drug, COVER)
     assert (subset(CLAIM, billed, BILLING) or {})["contained"] == [COVER]
+
+
+def test_a_shared_item_contained_in_a_health_record_is_judged_by_its_labels_too() -> None:
+    """The record's own walk (``main_category``) saw every code of its contained items,
+    not their labels: a Medication labelled restricted is sensitive, one coded HIV makes
+    the whole record so, and a plain one is the record's own category."""
+    request = RESOURCE_TYPES["MedicationRequest"]
+
+    def ordered(medication: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "resourceType": "MedicationRequest",
+            "status": "active",
+            "intent": "order",
+            "contained": [{"resourceType": "Medication", "id": "med", **medication}],
+            "medicationReference": {"reference": "#med"},
+            "subject": {"reference": "Patient/p1"},
+        }
+
+    plain = {"code": {"text": "amlodipine"}}
+    restricted = {**plain, "meta": {"security": [{"code": "R"}]}}
+    hiv = {"code": {"coding": [{"system": "http://snomed.info/sct", "code": "86406008"}]}}
+    assert C.SENSITIVE_CLINICAL not in element_categories(request, ordered(plain))
+    assert C.SENSITIVE_CLINICAL in element_categories(request, ordered(restricted))
+    assert element_categories(request, ordered(hiv)) == {C.SENSITIVE_CLINICAL}
