@@ -31,7 +31,7 @@ from sqlalchemy import (
     select,
 )
 
-from carevault.access.tables import care_relationship
+from carevault.access.tables import care_relationship, care_vouched
 from carevault.clock import to_micros
 from carevault.db import driver_executemany, driver_scalar, read_transaction
 from carevault.domain.care import CareEvent, CareSource, Opened, Window
@@ -192,6 +192,30 @@ class CareRelationships:
         them (``domain.care.made_by``)."""
         self.add_rows(connection, self.rows(source_row_id, pseudonym, relationships, made_by))
 
+    def vouched(
+        self,
+        connection: Connection,
+        pseudonym: str,
+        relationships: Iterable[Window],
+        now_us: int,
+    ) -> None:
+        """Inside the write's transaction: a care team or a referral opened the record to
+        these. Kept when the record ends (completed, revoked, deleted), for ``ever``: the
+        doctor referred to may end the referral himself."""
+        rows = [
+            {
+                "patient_pseudonym": pseudonym,
+                "clinic_id": item.clinic_id,
+                "practitioner_token": self._token(item.practitioner_id)
+                if item.practitioner_id
+                else None,
+                "vouched_us": now_us,
+            }
+            for item in relationships
+        ]
+        if rows:
+            connection.execute(insert(care_vouched), rows)
+
     def whom(self, window: Window) -> tuple[str, str | bytes | None]:
         """To whom ``window`` is open, as ``clear`` tells it of a stored relationship."""
         token = self._token(window.practitioner_id) if window.practitioner_id else None
@@ -293,17 +317,28 @@ class CareRelationships:
     def ever(self, pseudonym: str, clinic_ids: frozenset[str], practitioner_id: str | None) -> bool:
         """Whether a care relationship with the patient was ever opened to one of
         ``clinic_ids`` or to ``practitioner_id`` (running, run out or not yet begun), by
-        a record still standing: what it showed is no proof of presence
-        (``gate.registration``)."""
+        a record still standing or by a care team or referral since ended (``vouched``):
+        what it showed is no proof of presence (``gate.registration``)."""
         whom = self._whom(clinic_ids, practitioner_id)
         if whom is None:
             return False
+        vouched: list[ColumnElement[bool]] = (
+            [care_vouched.c.clinic_id.in_(sorted(clinic_ids))] if clinic_ids else []
+        )
+        if practitioner_id:
+            vouched.append(care_vouched.c.practitioner_token == self._token(practitioner_id))
         with read_transaction(self.engine) as connection:
             found = connection.execute(
                 select(care_relationship.c.source_row_id)
                 .where(care_relationship.c.patient_pseudonym == pseudonym, whom)
                 .limit(1)
             ).first()
+            if found is None:
+                found = connection.execute(
+                    select(care_vouched.c.vouched_id)
+                    .where(care_vouched.c.patient_pseudonym == pseudonym, or_(*vouched))
+                    .limit(1)
+                ).first()
         return found is not None
 
     def _params(

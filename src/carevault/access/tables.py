@@ -205,3 +205,24 @@ care_relationship = Table(
     Index("ix_care_relationship_source", "source_row_id"),
     Index("ix_care_relationship_clinic", "clinic_id", "valid_until_us"),
 )
+
+#: To whom a care team or a referral ever opened a patient's record (a clinic, or a
+#: practitioner's blind token), kept when the record that opened it ends: what the record
+#: showed them is no proof of presence (``gate.registration``), and a referral completed,
+#: revoked or deleted (by the doctor referred to, who may write it) must not make it one
+#: (adversary round 50; records_0027).
+care_vouched = Table(
+    "care_vouched",
+    metadata,
+    Column(
+        "vouched_id",
+        BigInteger().with_variant(Integer(), "sqlite"),
+        primary_key=True,
+        autoincrement=True,
+    ),
+    Column("patient_pseudonym", String(40), nullable=False),
+    Column("clinic_id", String(64), nullable=True),
+    Column("practitioner_token", LargeBinary, nullable=True),
+    Column("vouched_us", BigInteger, nullable=False),
+    Index("ix_care_vouched_patient", "patient_pseudonym"),
+)

@@ -33,6 +33,7 @@ from carevault.containment.state import ContainmentActive, ContainmentState, Con
 from carevault.db import WouldBlock, committed_reads, pinned_connection
 from carevault.detect.budget import ReleaseRefused
 from carevault.domain.care import (
+    VOUCHED,
     CareWindow,
     Window,
     WriterStanding,
@@ -2165,6 +2166,10 @@ class Gate:
             }
         )
         granted = grants(event, registered[pseudonym], standing, now, self.care.window, works_at)
+        if event.source in VOUCHED:
+            # Remembered when the record ends: the doctor referred to may complete,
+            # revoke or delete it, then register the patient with what it showed.
+            access.care.vouched(connection, pseudonym, granted.windows, now)
         if granted.register is not None:
             access.registrations.register(
                 connection,
