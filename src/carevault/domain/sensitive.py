@@ -123,8 +123,8 @@ SYSTEM_ALIASES: dict[str, str] = {
 #: after it), judged on the name's letters and digits alone (``_named``): a name holding
 #: ``snomed`` or ``loinc``, or starting ``icd10``, or one of HL7 v2's short names, is that
 #: system; a local system (``http://clinic.example/codes``) stays unknown.
-_SHORT_NAMES = {"sct": SNOMED, "snm": SNOMED, "ln": LOINC, "i10": ICD10, "i10c": ICD10,
-                "i10p": ICD10_PCS}  # fmt: skip
+_SHORT_NAMES = {"sct": SNOMED, "snm": SNOMED, "snm3": SNOMED, "snt": SNOMED, "ln": LOINC,
+                "lnc": LOINC, "i10": ICD10, "i10c": ICD10, "i10p": ICD10_PCS}  # fmt: skip
 
 #: A SNOMED CT edition's URI (``http://snomed.info/sct/[module]``, and with
 #: ``/version/[date]``) belongs in ``Coding.version``; sent as the system, it is SNOMED CT.

@@ -984,7 +984,7 @@ class Gate:
             if shape is not None:
                 attempt.detail["name_shape"] = shape
             restrict, keep = self._reach(caller, rt)
-            seen = _found_by_identifiers_seen(caller, query, self.vault.zone)
+            seen = identifiers_seen(caller, query, self.vault.zone)
             if seen is not None:
                 keep = seen if keep is None else _both(keep, seen)
             found, total = find(
@@ -2315,7 +2315,7 @@ def _may_name_a_patient(value: Any, resource: dict[str, Any]) -> bool:
     return not isinstance(kind, str)
 
 
-def _found_by_identifiers_seen(
+def identifiers_seen(
     caller: Caller, query: SearchQuery, zone: tzinfo
 ) -> Callable[[Opened], bool] | None:
     """For a search by identifier of a role that may not read sensitive records: a filter
@@ -2326,7 +2326,9 @@ def _found_by_identifiers_seen(
     another reason (an HKID from a desk) still find: a desk registers by HKID."""
     actor = caller.actor
     conditions = [term for term in query.terms if term.param.name == "identifier"]
-    if actor is None or not conditions:
+    # Only a Patient's identifiers are cut item by item; any other record is searched in
+    # SQL as before (a filter here opens every candidate, page after page).
+    if actor is None or not conditions or not query.resource_type.is_patient:
         return None
     rights = RIGHTS[actor.role]
     if Right.READ in rights.get(DataCategory.SENSITIVE_CLINICAL, frozenset()):

@@ -30,7 +30,7 @@ from carevault.domain.roles import CLINICIANS, Role
 from carevault.fhir import jsonio
 from carevault.fhir.query import parse_query
 from carevault.fhir.registry import RESOURCE_TYPES
-from carevault.gate.core import AccessDenied, Caller, Gate
+from carevault.gate.core import AccessDenied, Caller, Gate, identifiers_seen
 from carevault.ledger.events import Outcome, Tag
 from carevault.vault.records import Gone, Head, NotFound, ReferenceConflict, WriteResult
 from carevault.vault.search import find
@@ -183,6 +183,9 @@ def _matching(gate: Gate, caller: Caller, proof: PresenceProof) -> list[Head]:
         purpose="registration",
         restrict=None,
         candidate_limit=gate.candidate_limit,
+        # A number the caller's view of the patient cuts (an HIV clinic's, typed so) is
+        # no proof: its "already registered" would link the number to the patient.
+        keep=identifiers_seen(caller, query, gate.care.zone),
     )
     return [item.head for item in found if not item.head.deleted]
 

@@ -35,12 +35,15 @@ from carevault.rest import sealing
 _FORMAT = b"\x03"
 #: The offset and when it was issued (seconds), as digits, padded with spaces: every
 #: sealed offset is the same length.
-_OFFSET_BYTES = 32
+_OFFSET_BYTES = 34  # with the format, nonce and tag, 63 bytes: base64url with no spare bits
 #: How long a sealed offset pages (seconds): replayed later, once records matching its
 #: criteria were written or deleted, a position would tell of records before it that no
 #: page named (a record deleted, two written: the page shows the second, after one
 #: never shown). Within it, paging is what a client does at once (review).
 LIFETIME_S = 600
+#: How far ahead another server process's clock may be (behind a load balancer, the page
+#: after may be served by another host).
+SKEW_S = 30
 LENGTH = sealing.sealed_length(_OFFSET_BYTES)
 #: Parameters a sealed offset is not bound to: the page's size may change between pages
 #: (what lies before the offset was shown whatever the size), and the offset is itself.
@@ -92,7 +95,9 @@ def opened(
         key, _FORMAT, _OFFSET_BYTES, value, _binding(principal, type_name, bound)
     )
     at, _, issued = (plain or b"").partition(b" ")
-    if not (at.isdigit() and issued.isdigit()) or not 0 <= now_s - int(issued) <= LIFETIME_S:
+    if not (at.isdigit() and issued.isdigit()) or not (
+        -SKEW_S <= now_s - int(issued) <= LIFETIME_S
+    ):
         raise _refused()
     return int(at)
 

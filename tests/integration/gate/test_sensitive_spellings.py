@@ -15,6 +15,7 @@ from tests.support.client import FhirTestClient
 from tests.support.staff import make_staff
 
 HIV_DISEASE = "86406008"
+HIV_TYPE = {"coding": [{"system": "http://snomed.info/sct", "code": HIV_DISEASE}]}
 
 
 @pytest.fixture
@@ -87,3 +88,27 @@ def test_a_desk_may_not_tag_a_patient_with_a_sensitive_code(
                                              "code": HIV_DISEASE}]}  # fmt: skip
     tagged = group.call(group.desk_tm, "PUT", path, {**view, "meta": meta})
     assert tagged.status_code == 403, tagged.text
+
+
+def test_a_desk_does_not_register_a_patient_by_a_number_its_reads_cut(
+    group: Group, api: FhirTestClient
+) -> None:
+    """``$register`` by a number the desk's reads cut (a record number typed with SNOMED's
+    HIV disease) and the birth date is no match: "registered" would link the number to
+    the patient, as the search would have."""
+    from carevault.gate.registration import MRN_SYSTEM
+
+    path = f"/fhir/Patient/{group.tw_patient.id}"
+    stored = api.get(path).json()
+    number = {"system": MRN_SYSTEM, "value": "HIVC-0042", "type": HIV_TYPE}
+    assert api.put_json(path, {**stored, "identifier": [*stored["identifier"], number]}).is_success
+    presence = {
+        "resourceType": "Parameters",
+        "parameter": [
+            {"name": "identifier", "valueIdentifier": {"system": MRN_SYSTEM, "value": "HIVC-0042"}},
+            {"name": "birthDate", "valueDate": group.tw_patient.birth_date},
+        ],
+    }
+    answer = group.call(group.desk_tm, "POST", "/fhir/Patient/$register", presence)
+    assert answer.status_code == 404, answer.text
+    assert group.tw_patient.id not in answer.text

@@ -48,6 +48,8 @@ HIV_TEST_LOINC = "75622-1"
         ("snomed.info/sct", HIV_SNOMED),  # the URI without its scheme
         ("SCT", HIV_SNOMED),  # HL7 v2's names
         ("LN", HIV_TEST_LOINC),
+        ("LNC", HIV_TEST_LOINC),  # UMLS's name for LOINC
+        ("SNM3", HIV_SNOMED),
         ("I10", "B20"),
         ("ICD 10-CM", "F32.9"),
         ("ICD10PCS", "GZ3ZZZZ"),

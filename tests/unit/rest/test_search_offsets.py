@@ -111,6 +111,7 @@ def test_a_sealed_offset_pages_for_ten_minutes_only() -> None:
     of records before it that no page named (review)."""
     sealed = offsets.seal(KEY, BILLING, "Patient", PLAN, 20, NOW)
     assert offsets.opened(KEY, BILLING, "Patient", PLAN, sealed, NOW + offsets.LIFETIME_S) == 20
-    for later in (NOW + offsets.LIFETIME_S + 1, NOW - 1):
+    assert offsets.opened(KEY, BILLING, "Patient", PLAN, sealed, NOW - offsets.SKEW_S) == 20
+    for later in (NOW + offsets.LIFETIME_S + 1, NOW - offsets.SKEW_S - 1):
         with pytest.raises(FhirError):
             offsets.opened(KEY, BILLING, "Patient", PLAN, sealed, later)
