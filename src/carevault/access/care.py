@@ -202,19 +202,36 @@ class CareRelationships:
         """Inside the write's transaction: a care team or a referral opened the record to
         these. Kept when the record ends (completed, revoked, deleted), for ``ever``: the
         doctor referred to may end the referral himself."""
-        rows = [
-            {
-                "patient_pseudonym": pseudonym,
-                "clinic_id": item.clinic_id,
-                "practitioner_token": self._token(item.practitioner_id)
-                if item.practitioner_id
-                else None,
-                "vouched_us": now_us,
-            }
-            for item in relationships
-        ]
+        # Once each: a care team saved day after day vouches for the same people.
+        held = {
+            (
+                row.clinic_id,
+                None if row.practitioner_token is None else bytes(row.practitioner_token),
+            )
+            for row in connection.execute(
+                select(care_vouched.c.clinic_id, care_vouched.c.practitioner_token).where(
+                    care_vouched.c.patient_pseudonym == pseudonym
+                )
+            )
+        }
+        rows: dict[tuple[str | None, bytes | None], dict[str, Any]] = {}
+        for item in relationships:
+            party = self._party(pseudonym, item)
+            key = (party["clinic_id"], party["practitioner_token"])
+            if key not in held:
+                rows[key] = {**party, "vouched_us": now_us}
         if rows:
-            connection.execute(insert(care_vouched), rows)
+            connection.execute(insert(care_vouched), list(rows.values()))
+
+    def _party(self, pseudonym: str, item: Window) -> dict[str, Any]:
+        """Whose record ``item`` opens to whom, as a row of this module's tables holds it."""
+        return {
+            "patient_pseudonym": pseudonym,
+            "clinic_id": item.clinic_id,
+            "practitioner_token": self._token(item.practitioner_id)
+            if item.practitioner_id
+            else None,
+        }
 
     def whom(self, window: Window) -> tuple[str, str | bytes | None]:
         """To whom ``window`` is open, as ``clear`` tells it of a stored relationship."""
@@ -236,11 +253,7 @@ class CareRelationships:
         transaction (a bulk load by the system: nothing in it reads them back)."""
         return [
             {
-                "patient_pseudonym": pseudonym,
-                "clinic_id": item.clinic_id,
-                "practitioner_token": self._token(item.practitioner_id)
-                if item.practitioner_id
-                else None,
+                **self._party(pseudonym, item),
                 "source_row_id": source_row_id,
                 "valid_from_us": item.valid_from_us,
                 "valid_until_us": item.valid_until_us,

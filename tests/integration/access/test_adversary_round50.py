@@ -110,3 +110,20 @@ def test_a_referral_to_a_clinic_that_ended_still_bars_its_clinicians_from_regist
     )
 
     assert registered.status_code == 403, registered.text
+
+
+def test_a_care_team_saved_again_vouches_for_its_people_once(group: Group) -> None:
+    """Whom a record vouched for is kept once (review: a care team saved day after day
+    added its members again each time, for good)."""
+    from sqlalchemy import func, select
+
+    from carevault.access.tables import care_vouched
+    from carevault.db import read_transaction
+
+    path, body = _vouch(group, "team inactive")
+    for _ in range(3):
+        saved = group.call(group.doctor_tm, "PUT", path, body)
+        assert saved.status_code == 200, saved.text
+    with read_transaction(group.services.engine) as connection:
+        count = connection.execute(select(func.count()).select_from(care_vouched)).scalar_one()
+    assert count == 1
