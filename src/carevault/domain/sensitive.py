@@ -217,14 +217,10 @@ def is_sensitive_code(system: str | None, code: str) -> bool:
 CONFIDENTIALITY_LEVELS = frozenset({"R", "V"})
 
 
-def names_a_condition(code: object) -> bool:
-    """Whether a label's or tag's ``code`` is a restricted label other than a
-    confidentiality level (``HIV``, ``PSY``, ...): it tells what a diagnosis would."""
-    return (
-        isinstance(code, str)
-        and is_restricted_label(code)
-        and code.strip().upper() not in CONFIDENTIALITY_LEVELS
-    )
+def is_confidentiality_level(code: object) -> bool:
+    """Whether a label's ``code`` is a confidentiality level (``CONFIDENTIALITY_LEVELS``),
+    which names no condition, unlike ``HIV`` or ``PSY``."""
+    return isinstance(code, str) and code.strip().upper() in CONFIDENTIALITY_LEVELS
 
 
 def is_restricted_label(code: object) -> bool:

@@ -27,9 +27,9 @@ from typing import Any
 
 from carevault.domain.categories import HEALTH_CATEGORIES, DataCategory
 from carevault.domain.sensitive import (
+    is_confidentiality_level,
     is_restricted_label,
     is_sensitive_code,
-    names_a_condition,
 )
 from carevault.fhir.codes import (
     CLAIM_LINES,
@@ -353,7 +353,7 @@ def _tells_a_condition(meta: Any) -> bool:
     """Whether a label or tag of ``meta`` tells a sensitive condition: a sensitive code,
     or a restricted label other than a confidentiality level."""
     return any(
-        names_a_condition(label.get("code")) or not is_restricted_label(label.get("code"))
+        not is_confidentiality_level(label.get("code"))
         for kind in MARKS
         for label in _sensitivity_labels(meta, kind)
     )
