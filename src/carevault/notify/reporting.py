@@ -43,23 +43,28 @@ def open_clocks(services: Services, scope: Scope) -> None:
 
 
 def assessment_of(services: Services, scope: Scope) -> tuple[Assessment, Counter[str]]:
-    """The risk assessment, reading each patient of the scope through the gate once."""
-    exposures = list(scope.exposures(TIERS))
-    patients = [e.patient_id for e in exposures]
-    # People, as the scope counts them: a person with two Patient records is one data
-    # subject of one region (review of one notice per person).
-    who = {e.patient_id: e.who for e in exposures}
+    """The risk assessment, reading each patient of the scope through the gate once.
+
+    Whether a person is a minor and where they live come from the record their one notice
+    goes out from (``contacts.contact_of``), as the notice itself does: a duplicate record
+    a compromised principal made (a child's birth date, another region) counts for
+    nothing while the person has a record of their own (review of one notice per person).
+    """
+    people = list(scope.notices(TIERS))
     reader = reader_of(services)
     minors: set[str] = set()
     region_of: dict[str, str] = {}
-    for start in range(0, len(patients), 200):
-        for patient_id, (recipient, _) in reader.recipients(
-            patients[start : start + 200], scope.changed
-        ).items():
-            if recipient.minor:
-                minors.add(patient_id)
-            if recipient.region:
-                region_of.setdefault(who.get(patient_id, patient_id), recipient.region)
+    for start in range(0, len(people), 200):
+        page = people[start : start + 200]
+        found = reader.people(page, scope.changed)
+        for notice in page:
+            person = found.get(notice.patient_id)
+            if person is None:
+                continue
+            if person.recipient.minor:
+                minors.update(notice.covers)
+            if person.recipient.region:
+                region_of[notice.who] = person.recipient.region
     regions = Counter(region_of.values())
     return assess(scope, minors=frozenset(minors), regions=regions), regions
 

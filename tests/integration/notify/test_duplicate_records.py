@@ -10,7 +10,8 @@ import pytest
 
 from carevault.domain.hkid import check_digit
 from carevault.fhir.registry import RESOURCE_TYPES
-from carevault.notify.scope import parse_scope
+from carevault.notify.reporting import assessment_of
+from carevault.notify.scope import TIERS, parse_scope
 from carevault.notify.service import send_job
 from carevault.vault.writer import Put
 from tests.integration.notify.conftest import Clinic
@@ -52,3 +53,32 @@ def test_an_attackers_duplicate_record_does_not_take_the_victims_notice(
     # to mallory@evil.example; suppressed, the row was 'deceased' and nothing went.
     assert "yip.real@example.com" in sent_to, sent_to
     assert "mallory@evil.example" not in sent_to, sent_to
+
+
+def test_an_attackers_duplicate_record_neither_makes_the_victim_a_minor_nor_moves_them(
+    clinic: Clinic,
+) -> None:
+    """The regulators' figures take a person's age and region from the record their
+    notice goes out from: before, the first record read of the person counted (a minor
+    if any of theirs said so), so a duplicate the attacker registered with a child's
+    birth date and another state changed the reports' minors and HIPAA's regions."""
+    services = clinic.services
+    ids = write_people(services, [VICTIM])
+    attack(services, [VICTIM], ids)
+    before, _ = assessment_of(services, parse_scope(declared_from_abroad(services)[1]))
+    fake = Person("fake", "Yip", "Wing", "en", email="mallory@evil.example", hkid=SAME,
+                  birth="2019-02-03")  # fmt: skip
+    fake_id = "pfake0000002"
+    resource = patient_resource(fake, fake_id)
+    resource["address"][0]["state"] = "CA"
+    services.gate.write(ATTACKER, [Put(RESOURCE_TYPES["Patient"], fake_id, resource)])
+    services.gate.read(ATTACKER, RESOURCE_TYPES["Patient"], fake_id)
+
+    scope = parse_scope(declared_from_abroad(services)[1])
+    who = {e.patient_id: e.who for e in scope.exposures(TIERS)}
+    assert who[ids["victim"]] == who[fake_id]  # one HKID, one person
+    after, regions = assessment_of(services, scope)
+
+    assert after.people == before.people
+    assert after.minors == before.minors
+    assert regions["CA"] == 0, regions
