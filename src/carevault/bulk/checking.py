@@ -226,6 +226,43 @@ def _started() -> bool:
     return True
 
 
+#: What ``_outcomes`` is called with for one task.
+_Arguments = tuple[Sequence[Sent], InputLimits, tzinfo, bool, bool]
+
+
+class Checks:
+    """One task of a batch's checks. Its outcomes (``result``) come from the checking
+    process that took it, or from this process when the writer needs them before any
+    process has: the writer then checks them itself rather than wait (a file of patients
+    takes longer to check than to write, and a writer that waited left its core idle)."""
+
+    def __init__(self, future: Future[Sequence[Found]], arguments: _Arguments | None) -> None:
+        self._future = future
+        self._arguments = arguments
+        #: Checked in this process, no checking process having taken it in time.
+        self.taken_back = False
+
+    @classmethod
+    def done(cls, outcomes: Sequence[Found]) -> Checks:
+        """Outcomes worked out already."""
+        future: Future[Sequence[Found]] = Future()
+        future.set_result(outcomes)
+        return cls(future, None)
+
+    def result(self) -> Sequence[Found]:
+        """The outcomes: a task no checking process has taken yet is taken back and
+        checked here."""
+        if self._arguments is not None and self._future.cancel():
+            self.taken_back = True
+            return _outcomes(*self._arguments)
+        return self._future.result()
+
+    def cancel(self) -> None:
+        """Not wanted after all (a load stopped early): a process that has not taken it
+        never will."""
+        self._future.cancel()
+
+
 class Checker:
     """Outcomes for batches of records, in ``workers`` processes (0: in this one)."""
 
@@ -263,45 +300,45 @@ class Checker:
         if self._started is not None:
             self._started.result()
 
-    def submit(self, items: Sequence[Item], zone: tzinfo) -> list[Future[Sequence[Found]]]:
-        """Start checking; the futures' outcomes, concatenated, follow ``items`` (each read
+    def submit(self, items: Sequence[Item], zone: tzinfo) -> list[Checks]:
+        """Start checking; the tasks' outcomes, concatenated, follow ``items`` (each read
         with ``received``). ``zone``: the vault's, which date terms are worked out in."""
         if self._started is not None and not self._started.done():
             # As a checking process would, from the lines' bytes (``_sent``).
-            here: Future[Sequence[Found]] = Future()
-            here.set_result(
-                _outcomes(
-                    [_sent(item) for item in items],
-                    self.limits,
-                    zone,
-                    self.compiled,
-                    self.validate,
+            return [
+                Checks.done(
+                    _outcomes(
+                        [_sent(item) for item in items],
+                        self.limits,
+                        zone,
+                        self.compiled,
+                        self.validate,
+                    )
                 )
-            )
-            return [here]
+            ]
         self._started = None
         if self._pool is None:
-            done: Future[Sequence[Found]] = Future()
-            done.set_result(
-                [
-                    outcome(
-                        item.resource, item.refused, self.limits, zone, self.compiled, self.validate
-                    )
-                    for item in items
-                ]
-            )
-            return [done]
-        return [
-            self._pool.submit(
-                _sent_back,
-                [_sent(item) for item in items[start : start + _TASK]],
-                self.limits,
-                zone,
-                self.compiled,
-                self.validate,
-            )
-            for start in range(0, len(items), _TASK)
-        ]
+            return [
+                Checks.done(
+                    [
+                        outcome(
+                            item.resource,
+                            item.refused,
+                            self.limits,
+                            zone,
+                            self.compiled,
+                            self.validate,
+                        )
+                        for item in items
+                    ]
+                )
+            ]
+        tasks = []
+        for start in range(0, len(items), _TASK):
+            sent = [_sent(item) for item in items[start : start + _TASK]]
+            arguments = (sent, self.limits, zone, self.compiled, self.validate)
+            tasks.append(Checks(self._pool.submit(_sent_back, *arguments), arguments))
+        return tasks
 
     def close(self) -> None:
         if self._pool is not None:

@@ -12,8 +12,7 @@ commits, and the refusal is reported with its line.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from itertools import islice
@@ -21,7 +20,7 @@ from itertools import islice
 from sqlalchemy import Connection
 
 from carevault.access.registrations import TooManyAttempts
-from carevault.bulk.checking import Checker, Found, Outcome, received, typed
+from carevault.bulk.checking import Checker, Checks, Outcome, received, typed
 from carevault.bulk.collector import Sweeper, collector_paused
 from carevault.bulk.journal import Journal
 from carevault.bulk.sources import Item, phase
@@ -188,7 +187,7 @@ class Loader:
         with collector_paused() if sweeper is not None else nullcontext():
             pieces = self._pieces(parts)
             # Batches taken and sent to be checked, in order, with their futures.
-            ahead: deque[tuple[Piece, list[Future[Sequence[Found]]]]] = deque()
+            ahead: deque[tuple[Piece, list[Checks]]] = deque()
 
             def fill() -> None:
                 while len(ahead) < self.ahead:
@@ -239,8 +238,8 @@ class Loader:
                 # sent ahead are not wanted, and a pool shared beyond this load must
                 # not spend itself on them.
                 for _, waiting in ahead:
-                    for future in waiting:
-                        future.cancel()
+                    for task in waiting:
+                        task.cancel()
 
     def _pieces(self, parts: Iterable[Part]) -> Iterator[Piece]:
         """Each part's batches, the last marked so; (part, None, True) for a part with
@@ -259,7 +258,7 @@ class Loader:
     def _write(
         self,
         batch: list[Item],
-        verdicts: list[Future[Sequence[Found]]],
+        verdicts: list[Checks],
         pending: frozenset[int],
         done: int,
         position: Position | None,
@@ -283,16 +282,14 @@ class Loader:
         writes.sort(key=lambda pair: phase(pair[1].resource_type.name))
         return self._commit(writes, refused, done, position, pending), refused
 
-    def _check(self, piece: Piece) -> list[Future[Sequence[Found]]]:
+    def _check(self, piece: Piece) -> list[Checks]:
         part, batch, _ = piece
         if batch is None:
             return []
         wanted = [item for item in batch if item.line not in part.pending]
         zone = self.gate.vault.zone
         if self.checker is None:
-            done: Future[Sequence[Found]] = Future()
-            done.set_result([typed(item.resource, item.refused, zone) for item in wanted])
-            return [done]
+            return [Checks.done([typed(item.resource, item.refused, zone) for item in wanted])]
         return self.checker.submit(wanted, zone)
 
     def _commit(
@@ -401,9 +398,9 @@ class Loader:
             )
 
 
-def _collect(futures: list[Future[Sequence[Found]]]) -> Iterator[Outcome]:
-    for future in futures:
-        for found in future.result():
+def _collect(tasks: list[Checks]) -> Iterator[Outcome]:
+    for task in tasks:
+        for found in task.result():
             yield received(found)
 
 

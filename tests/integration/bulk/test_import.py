@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 
 from carevault.access.tables import care_relationship, patient_registration
 from carevault.bootstrap import Services
-from carevault.bulk.checking import Checker
+from carevault.bulk.checking import Checker, Checks
 from carevault.bulk.importer import Importer, ImportReport
 from carevault.bulk.journal import Journal
 from carevault.bulk.loader import AHEAD, Loader
@@ -608,7 +608,7 @@ def test_checks_sent_ahead_are_cancelled_when_a_load_stops(
                 return super().submit(items, zone)
             later: Future[Any] = Future()
             waiting.append(later)
-            return [later]
+            return [Checks(later, None)]
 
     def stop(_count: int) -> None:
         raise RuntimeError("the consumer gave up")

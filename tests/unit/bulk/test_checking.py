@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from carevault.bulk.checking import _sendable, received, verdict
+from carevault.bulk.checking import Checker, _sendable, outcome, received, verdict
 from carevault.bulk.shape import Shapes
 from carevault.bulk.sources import bundles_to_ndjson, read_items
 from carevault.domain.categories import DataCategory
@@ -105,3 +105,33 @@ def test_a_patients_own_government_number_passes_the_compiled_check() -> None:
 def test_a_practitioners_schedule_is_imported() -> None:
     resource = {"resourceType": "Schedule", "id": "s1", "actor": [{"reference": "Practitioner/d"}]}
     assert verdict(resource, None, DEFAULT_LIMITS) is None
+
+
+def test_the_writer_checks_a_task_no_process_has_taken_yet_itself(tmp_path: Path) -> None:
+    """A task still waiting for a checking process when the writer needs it is taken
+    back and checked in the writer (whose core would otherwise idle), with the outcomes
+    the process would have given; tasks a process took are its to finish."""
+    files = bundles_to_ndjson(BUNDLES, tmp_path)
+    items = [item for path in files for item in read_items(path, "x", exact_numbers=False)]
+    assert len(items) > 250
+    checker = Checker(DEFAULT_LIMITS, workers=1)
+    try:
+        checker.wait_started()
+        # Enough tasks that the last is still queued when asked for: a process takes one
+        # and the pool hands it one more, the rest wait.
+        tasks = [task for _ in range(12) for task in checker.submit(items, ZONE)]
+        last = tasks[-1]
+        found = last.result()
+        assert last.taken_back
+        assert not tasks[0].taken_back
+        tasks[0].result()
+        assert not tasks[0].taken_back
+        exact = [item for path in files for item in read_items(path, "x")]
+        last_task = exact[(len(tasks) // 12 - 1) * 250 :]
+        assert [received(f) for f in found] == [
+            outcome(item.resource, None, DEFAULT_LIMITS, ZONE) for item in last_task
+        ]
+        for task in tasks:
+            task.cancel()
+    finally:
+        checker.close()
