@@ -210,6 +210,32 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
             yield connection
 
 
+#: PostgreSQL: the advisory lock a transaction that writes records holds, shared, from
+#: before it stamps them (``lastUpdated``) until it ends (``hold_record_writes``).
+_RECORD_WRITES_LOCK = "hashtextextended('carevault-record-writes', 0)"
+_RECORD_WRITES = f"SELECT pg_advisory_xact_lock_shared({_RECORD_WRITES_LOCK})"
+_SETTLE_RECORD_WRITES = f"SELECT pg_advisory_xact_lock({_RECORD_WRITES_LOCK})"
+
+
+def hold_record_writes(connection: Connection) -> None:
+    """In a write transaction, before its records are stamped: ``settle_record_writes``
+    waits for it. On SQLite the transaction's write lock does it already."""
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql(_RECORD_WRITES)
+
+
+def settle_record_writes(connection: Connection) -> None:
+    """In a write transaction: return once every transaction that stamped records
+    before has ended, and keep new ones from stamping until this one ends. A time read
+    after it is one before which every record's version is committed (or never will
+    be): what a Bulk Data ``transactionTime`` must be, or a follow-up export ``_since``
+    it misses a write stamped before it that committed after its batch was read. On
+    SQLite the transaction's write lock does it already: writers stamp once they hold
+    it."""
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql(_SETTLE_RECORD_WRITES)
+
+
 #: PostgreSQL: the commit of a write transaction, in one message (one round trip, as the
 #: plain COMMIT it replaces). Its COMMIT does not wait for the disk, so its locks go at
 #: once; then a transactional logical-decoding message (a few bytes of WAL, and a

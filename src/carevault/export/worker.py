@@ -25,7 +25,7 @@ from sqlalchemy import ColumnElement, func, select
 
 from carevault.access.scopes import parse as parse_scopes
 from carevault.containment.state import ContainmentActive
-from carevault.db import read_transaction, write_transaction
+from carevault.db import read_transaction, settle_record_writes, write_transaction
 from carevault.domain.policy import Actor
 from carevault.domain.roles import Role
 from carevault.export.files import file_name
@@ -150,8 +150,16 @@ class ExportWorker:
 
     def _start(self, job: Job, caller: Caller) -> Job:
         svc = self.service
-        now = svc.now_us()
         total = self._count_patients(job, caller)
+        with write_transaction(svc.jobs.engine) as connection:
+            settle_record_writes(connection)
+            now = svc.now_us()
+        # The manifest's transactionTime: every version stamped at or before it is
+        # committed, so this job's batches (read after it) see it, and a follow-up export
+        # ``_since`` it (later than it) takes what they do not (a write stamped before
+        # the start and committed after its patient's batch was read fell between both).
+        # A version stamped in the same microsecond after the settling is the later's.
+        transaction_us = now - 1
         event = svc.event(
             Tag.EXPORT_STARTED, job, principal=job.principal, reason=f"{total} patients in reach"
         )
@@ -161,7 +169,7 @@ class ExportWorker:
             event,
             owner=self.name,
             status=str(Status.RUNNING),
-            transaction_us=now,
+            transaction_us=transaction_us,
             patients_total=total,
             updated_us=now,
         ):

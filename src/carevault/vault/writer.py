@@ -23,6 +23,7 @@ from carevault.db import (
     driver_executemany,
     driver_executemany_tuples,
     driver_scalar,
+    hold_record_writes,
     write_transaction,
 )
 from carevault.fhir import jsonio
@@ -216,10 +217,13 @@ def apply_writes(
     """``bulk``: a load by the system in which nothing reads the transaction's heads back
     from the database before ``before_commit`` (``authorize`` and ``after_write`` read
     nothing): the new heads are then inserted together rather than one by one."""
-    now_us = to_micros(vault.clock())
     created_keys: list[str] = []
     try:
         with write_transaction(vault.engine) as connection:
+            # Stamped once this transaction may write (``db.settle_record_writes``): a
+            # write stamped before an export's transactionTime has committed by then.
+            hold_record_writes(connection)
+            now_us = to_micros(vault.clock())
             writer = _Writer(
                 vault, connection, now_us, principal, purpose, created_keys, authorize, bulk=bulk
             )

@@ -5,6 +5,8 @@ exported patient, cancel and expiry deleting the files, containment holding expo
 from __future__ import annotations
 
 import json
+import threading
+import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -18,6 +20,7 @@ from carevault.export.model import Status
 from carevault.export.service import ExportService
 from carevault.fhir.registry import RESOURCE_TYPES
 from carevault.ledger.events import AuditEvent, Tag
+from carevault.vault import writer as vault_writer
 from tests.integration.access.browser import bearer
 from tests.integration.export.conftest import MINE, OTHER, SYSTEM, Clinic, observation, put
 from tests.support.jobs import assert_one_of_racing_kick_offs_stored
@@ -364,6 +367,49 @@ def test_type_and_since_narrow_the_export(clinic: Clinic) -> None:
     assert [o["id"] for o in exported["Observation"]] == [f"o-{changed}-1"]
     recorded = events(clinic, Tag.FHIR_EXPORT, later)
     assert [e.resource_id for e in recorded] == [changed]
+
+
+def test_a_write_in_flight_when_an_export_starts_is_in_it_or_after_its_transaction_time(
+    clinic: Clinic, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write stamped before an export started but committed after its patient's batch
+    was read was in neither that export nor a follow-up ``_since`` its transactionTime
+    (noticed in stop 42; PostgreSQL, where writers run side by side). The export's start
+    now waits for the writes in flight; SQLite's write lock made it wait already."""
+    token = clinic.client("exporter", "system/*.read")
+    job_id = kick_off(clinic, token)
+    assert clinic.services.exports is not None
+    clinic.services.exports.approve(officer(clinic.officers[0]), job_id)
+    paused, release = threading.Event(), threading.Event()
+    flush = vault_writer._Writer.flush
+
+    def held_open(self: vault_writer._Writer) -> None:
+        if threading.current_thread().name == "in-flight":
+            paused.set()
+            release.wait(30)
+        flush(self)
+
+    monkeypatch.setattr(vault_writer._Writer, "flush", held_open)
+    late = observation(f"o-{clinic.mine[0]}-late", clinic.mine[0], "70.00")
+    writer = threading.Thread(target=put, args=(clinic.services, late), name="in-flight")
+    writer.start()
+    assert paused.wait(30)
+    exporter = threading.Thread(target=clinic.work)
+    exporter.start()
+    time.sleep(1.0)  # the export gets as far as it can while the write is in flight
+    release.set()
+    writer.join(30)
+    exporter.join(60)
+    assert not writer.is_alive() and not exporter.is_alive()
+
+    manifest = status(clinic, token, job_id).json()
+    exported = {o["id"] for o in files(clinic, token, manifest)["Observation"]}
+    stamped = clinic.services.gate.read(SYSTEM, RESOURCE_TYPES["Observation"], late["id"])
+    assert stamped.body is not None
+    updated = datetime.fromisoformat(json.loads(stamped.body)["meta"]["lastUpdated"])
+    since = datetime.fromisoformat(manifest["transactionTime"])
+    # In this export, or taken by the next one ``_since`` this one's transactionTime.
+    assert late["id"] in exported or updated > since, (updated, since)
 
 
 def test_cancel_deletes_the_files_and_the_key(clinic: Clinic) -> None:
