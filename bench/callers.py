@@ -16,8 +16,9 @@ from carevault.bootstrap import Services
 from carevault.domain.policy import decide
 from carevault.domain.roles import Right
 from carevault.fhir import jsonio
-from carevault.fhir.categories import possible_categories, subset
+from carevault.fhir.categories import possible_categories
 from carevault.fhir.registry import RESOURCE_TYPES
+from carevault.fhir.subsetting import subset
 from carevault.gate import Caller
 from carevault.sim.loader import DEMO_CLIENT_ID
 from carevault.web.guard import RequestGuard

@@ -43,8 +43,8 @@ from bench.serving import deployment, seed
 from carevault.bootstrap import Services, build_services, initialise
 from carevault.domain.categories import DataCategory
 from carevault.fhir import jsonio
-from carevault.fhir.categories import subset
 from carevault.fhir.registry import RESOURCE_TYPES
+from carevault.fhir.subsetting import subset
 from carevault.gate import Caller
 from carevault.vault.records import Opened
 from carevault.vault.tables import resource_head

@@ -1,8 +1,5 @@
-"""Which data category each element of a resource belongs to, and removing those withheld.
-
-Reads return only what the caller may see: withheld elements are removed and the
-resource is labelled SUBSETTED in ``meta.security``, as FHIR's security labels
-specify. A resource whose main category is withheld is not shown at all.
+"""Which data category each element of a resource belongs to (what a reader is shown of
+it is ``fhir/subsetting.py``'s: the elements of the categories its role is granted).
 
 A contained resource (``contained``) counts as what it is, item by item: one that holds
 patient data of its own (an Observation, a ServiceRequest, a Coverage) as its own type's
@@ -42,15 +39,8 @@ from carevault.fhir.codes import (
 from carevault.fhir.content import is_government_id
 from carevault.fhir.registry import RESOURCE_TYPES, ResourceType
 
-SUBSETTED = {
-    "system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue",
-    "code": "SUBSETTED",
-    "display": "subsetted",
-}
-
-
 #: Elements every reader of a resource may see: what the server itself tracks.
-_ALWAYS = frozenset({"resourceType", "id", "meta", "implicitRules", "language"})
+ALWAYS_SHOWN = frozenset({"resourceType", "id", "meta", "implicitRules", "language"})
 
 
 #: The lists of codings in ``meta`` that may mark a record sensitive: its security labels
@@ -74,7 +64,7 @@ def _labelled_sensitive(labels: Any) -> bool:
     does (adversary round 47: a note labelled ``PSY`` or ``R`` there, with no code of the
     lists, was read by a pharmacist)."""
     return isinstance(labels, list) and any(
-        _is_sensitivity_label(coding)
+        is_sensitivity_label(coding)
         for label in labels
         if isinstance(label, dict) and isinstance(label.get("coding"), list)
         for coding in label["coding"]
@@ -83,7 +73,7 @@ def _labelled_sensitive(labels: Any) -> bool:
 
 def _marked_sensitive(meta: Any) -> bool:
     """Whether a security label or tag of ``meta`` marks its record sensitive."""
-    return any(_sensitivity_labels(meta, kind) for kind in MARKS)
+    return any(sensitivity_labels(meta, kind) for kind in MARKS)
 
 
 def main_category(rt: ResourceType, resource: dict[str, Any] | None = None) -> DataCategory:
@@ -191,7 +181,7 @@ def _with_sensitive(category: DataCategory) -> frozenset[DataCategory]:
     return frozenset({category, DataCategory.SENSITIVE_CLINICAL})
 
 
-#: Sees an element's items and says the categories of each (``_itemised``).
+#: Sees an element's items and says the categories of each (``itemised_by``).
 Itemised = Callable[[Any], frozenset[DataCategory]]
 
 
@@ -241,7 +231,7 @@ def _labelled(resource: dict[str, Any]) -> bool:
     )
 
 
-def _itemised(
+def itemised_by(
     rt: ResourceType, name: str, main: DataCategory, *, scanned: bool = False
 ) -> Itemised | None:
     """For an element whose items differ in category, each item's categories: a
@@ -279,13 +269,13 @@ _CLAIM_LINE_CATEGORIES = {
 }
 
 
-def _items(value: Any) -> list[Any]:
+def items_of(value: Any) -> list[Any]:
     """An itemised element's items: one that is not a list (not valid FHIR, but stored
     bytes are judged as they are) is one item."""
     return value if isinstance(value, list) else [value]
 
 
-def _element_category(
+def element_category(
     rt: ResourceType, name: str, main: DataCategory, value: Any = None
 ) -> DataCategory:
     """The category of the element ``name`` holding ``value``: a primitive's ``_name``
@@ -316,19 +306,19 @@ def element_categories(
     # element of it holds a sensitive code, and none need be walked again.
     scanned = rt.category in HEALTH_CATEGORIES and main is not DataCategory.SENSITIVE_CLINICAL
     present: set[DataCategory] = {main}
-    # ``_itemised`` and ``_element_category``, inline: every element of every record
+    # ``itemised_by`` and ``element_category``, inline: every element of every record
     # written asks, and two calls an element cost more than the rest of the answer.
     categories = rt.element_categories
     claim = rt.name in CLAIM_TYPES
     coded = rt.name in _CODED or claim
     skip = UNPAID if claim else None
     for name, value in resource.items():
-        if name in _ALWAYS:
+        if name in ALWAYS_SHOWN:
             continue
         if name in _ITEMISED_NAMES:
-            itemised = _itemised(rt, name, main, scanned=scanned)
+            itemised = itemised_by(rt, name, main, scanned=scanned)
             if itemised is not None:
-                for item in _items(value):
+                for item in items_of(value):
                     present |= itemised(item)
                 continue
         bare = name[1:] if name[:1] == "_" else name
@@ -355,11 +345,11 @@ def _tells_a_condition(meta: Any) -> bool:
     return any(
         not is_confidentiality_level(label.get("code"))
         for kind in MARKS
-        for label in _sensitivity_labels(meta, kind)
+        for label in sensitivity_labels(meta, kind)
     )
 
 
-#: The elements ``_itemised`` may answer for.
+#: The elements ``itemised_by`` may answer for.
 _ITEMISED_NAMES = frozenset({"contained", "identifier"}) | CLAIM_LINES
 
 
@@ -371,17 +361,17 @@ def changed_categories(
     the HKID number the record also holds."""
     main_before, main_after = main_category(rt, current), main_category(rt, submitted)
     changed: set[DataCategory] = {main_before, main_after}
-    for name in (set(submitted) | set(current)) - _ALWAYS:
+    for name in (set(submitted) | set(current)) - ALWAYS_SHOWN:
         old, new = current.get(name), submitted.get(name)
         if old == new:
             continue
-        itemised_before = _itemised(rt, name, main_before)
-        itemised_after = _itemised(rt, name, main_after)
+        itemised_before = itemised_by(rt, name, main_before)
+        itemised_after = itemised_by(rt, name, main_after)
         if itemised_before is not None and itemised_after is not None:
             # Each category counts as changed if its items are not the same, in the same
             # order: an item added, removed or altered changes every category it holds.
-            before = [(i, itemised_before(i)) for i in ([] if old is None else _items(old))]
-            after = [(i, itemised_after(i)) for i in ([] if new is None else _items(new))]
+            before = [(i, itemised_before(i)) for i in ([] if old is None else items_of(old))]
+            after = [(i, itemised_after(i)) for i in ([] if new is None else items_of(new))]
             for category in frozenset().union(*(held for _, held in before + after)):
                 if [i for i, held in before if category in held] != [
                     i for i, held in after if category in held
@@ -391,52 +381,13 @@ def changed_categories(
             # What it held before and what it holds now: a sensitive reason replaced by
             # an ordinary one changes sensitive data.
             if name in current:
-                changed.add(_element_category(rt, name, main_before, old))
+                changed.add(element_category(rt, name, main_before, old))
             if name in submitted:
-                changed.add(_element_category(rt, name, main_after, new))
+                changed.add(element_category(rt, name, main_after, new))
     return changed
 
 
-def subset(
-    rt: ResourceType, resource: dict[str, Any], granted: frozenset[DataCategory]
-) -> dict[str, Any] | None:
-    """``resource`` with withheld elements removed (and labelled), or None if its main
-    category is withheld. The narrative goes whenever an element is removed (it may
-    repeat it), and from every record of a type some of whose categories are withheld
-    (``always_cut``)."""
-    main = main_category(rt, resource)
-    if main not in granted:
-        return None
-    kept: dict[str, Any] = {}
-    removed = always_cut(rt, granted)
-    for name, value in resource.items():
-        itemised = _itemised(rt, name, main)
-        if name in _ALWAYS:
-            kept[name] = value
-        elif itemised is not None:
-            items = _items(value)
-            visible = [item for item in items if itemised(item) <= granted]
-            removed = removed or len(visible) != len(items)
-            if visible:
-                kept[name] = visible
-        elif _element_category(rt, name, main, value) in granted:
-            kept[name] = value
-        else:
-            removed = True
-    if DataCategory.SENSITIVE_CLINICAL not in granted:
-        # A visit, booking or patient labelled HIV (or tagged with an HIV code) would tell
-        # what its withheld reason does.
-        unlabelled = _meta_without(kept.get("meta"), _is_sensitivity_label, MARKS)
-        if unlabelled is not None:
-            kept["meta"] = unlabelled
-            removed = True
-    if not removed:
-        return resource
-    kept.pop(NARRATIVE, None)
-    return mark_subsetted(kept)
-
-
-def _is_sensitivity_label(label: Any) -> bool:
+def is_sensitivity_label(label: Any) -> bool:
     """A label or tag that marks a record sensitive: a restricted label
     (``RESTRICTED_LABELS``: ``HIV``, ``PSY``, ``R``), or a code the sensitive lists hold
     (adversary round 46: SNOMED's HIV disease in ``meta.tag``, or in ``meta.security``
@@ -450,172 +401,11 @@ def _is_sensitivity_label(label: Any) -> bool:
     )
 
 
-def _sensitivity_labels(meta: Any, kind: str = "security") -> list[Any]:
+def sensitivity_labels(meta: Any, kind: str = "security") -> list[Any]:
     """The codings of ``meta``'s ``kind`` (``MARKS``) that mark its record sensitive."""
     labels = meta.get(kind) if isinstance(meta, dict) else None
     return (
-        [label for label in labels if _is_sensitivity_label(label)]
+        [label for label in labels if is_sensitivity_label(label)]
         if isinstance(labels, list)
         else []
     )
-
-
-def _meta_without(
-    meta: Any, unwanted: Callable[[Any], bool], kinds: tuple[str, ...] = ("security",)
-) -> dict[str, Any] | None:
-    """``meta`` (a new dict) without the codings of its ``kinds`` (security labels, tags)
-    that ``unwanted`` picks (and without a list none is left in), or None if it has none
-    to take out."""
-    if not isinstance(meta, dict):
-        return None
-    kept: dict[str, Any] | None = None
-    for kind in kinds:
-        labels = meta.get(kind)
-        if not isinstance(labels, list):
-            continue
-        left = [label for label in labels if not unwanted(label)]
-        if len(left) == len(labels):
-            continue
-        # Copied only when something is taken out: every read of a visit, booking or
-        # patient by a role that may not see sensitive records asks.
-        kept = dict(meta) if kept is None else kept
-        if left:
-            kept[kind] = left
-        else:
-            del kept[kind]
-    return kept
-
-
-def mark_subsetted(kept: dict[str, Any]) -> dict[str, Any]:
-    """``kept`` (a new dict, elements taken from a resource) labelled SUBSETTED, once:
-    the one way a view of a record says it is not the whole record, whether the role
-    withheld elements or the client asked for fewer (``fhir/views.py``), or both. A
-    new meta with a new security list: what it shares with the stored resource is never
-    changed."""
-    meta = dict(kept.get("meta") or {})
-    labels = meta.get("security") or []
-    if not any(_is_subsetted(label) for label in labels):
-        meta["security"] = [*labels, SUBSETTED]
-    kept["meta"] = meta
-    return kept
-
-
-def without_subsetted(resource: dict[str, Any]) -> dict[str, Any]:
-    """``resource`` without the SUBSETTED label (matched by system and code), which marks
-    a reader's view and never a record: a client that saves back what it read sends it.
-    The same object when there is none to take out; a new one (and a new meta) if so."""
-    kept = _meta_without(resource.get("meta"), _is_subsetted)
-    if kept is None:
-        return resource
-    unlabelled = {name: value for name, value in resource.items() if name != "meta"}
-    if kept:
-        unlabelled["meta"] = kept
-    return unlabelled
-
-
-def _is_subsetted(label: Any) -> bool:
-    return (
-        isinstance(label, dict)
-        and label.get("system") == SUBSETTED["system"]
-        and label.get("code") == SUBSETTED["code"]
-    )
-
-
-def restore_withheld(
-    rt: ResourceType,
-    submitted: dict[str, Any],
-    current: dict[str, Any],
-    granted: frozenset[DataCategory],
-) -> dict[str, Any]:
-    """An update from someone who could not see some elements keeps those elements.
-
-    Without this, a front-desk update of a patient's phone number would erase the
-    HKID number the front desk never saw, and the narrative it was never shown
-    (``always_cut``; one it sends replaces it, as its own words).
-    """
-    merged = dict(submitted)
-    if NARRATIVE in current and NARRATIVE not in submitted and always_cut(rt, granted):
-        merged[NARRATIVE] = current[NARRATIVE]
-    for kind in MARKS if DataCategory.SENSITIVE_CLINICAL not in granted else ():
-        # The sensitivity labels and tags it was not shown stay (``subset``): a desk's
-        # update of a patient labelled HIV does not take the label off.
-        stored_labels = _sensitivity_labels(current.get("meta"), kind)
-        if not stored_labels:
-            continue
-        meta: dict[str, Any] = dict(merged["meta"]) if isinstance(merged.get("meta"), dict) else {}
-        given = meta.get(kind)
-        labels: list[Any] = given if isinstance(given, list) else []
-        meta[kind] = [*labels, *(label for label in stored_labels if label not in labels)]
-        merged["meta"] = meta
-    main = main_category(rt, current)
-    for name, value in current.items():
-        if name in _ALWAYS:
-            continue
-        itemised = _itemised(rt, name, main)
-        if itemised is not None:
-            stored = _items(value)
-            hidden = [not itemised(item) <= granted for item in stored]
-            if any(hidden):
-                sent = submitted.get(name)
-                merged[name] = _merge_items(
-                    [] if sent is None else _items(sent), stored, hidden, name
-                )
-        elif _element_category(rt, name, main, value) not in granted and name not in submitted:
-            merged[name] = value
-    return merged
-
-
-class HiddenItemNamed(ValueError):
-    """An update sends an item under the name of one the caller may not see (a contained
-    resource under its id, a claim's line or supporting information under its sequence):
-    kept beside it, the record would hold two items of one name (a reference to it, an
-    adjudication of the line, would then name either); taken as its replacement, the
-    caller would change what it may not see. Refused, in words that name neither item."""
-
-
-#: What names an item of an itemised element, and what refusing one sent under the name
-#: of a hidden item says.
-_ITEM_NAMES = {
-    "contained": (
-        "id",
-        "contained: a resource sent has the id of a contained resource of the record you "
-        "may not change; give it an id of its own",
-    ),
-    **{
-        name: (
-            "sequence",
-            f"{name}: an entry sent has the sequence of an entry of the record you may not "
-            "change; give it a sequence of its own",
-        )
-        for name in ("item", "supportingInfo")
-    },
-}
-
-
-def _item_name(item: Any, key: str) -> str | int | None:
-    name = item.get(key) if isinstance(item, dict) else None
-    return name if isinstance(name, str | int) and not isinstance(name, bool) else None
-
-
-def _merge_items(sent: list[Any], stored: list[Any], hidden: list[bool], name: str) -> list[Any]:
-    """The items of an update: each hidden stored item where it stood, the items sent in
-    the places of those the caller saw, in order, and the rest of those sent after. A
-    caller who sends back what it was shown leaves the element as it was stored."""
-    if name in _ITEM_NAMES:
-        key, refusal = _ITEM_NAMES[name]
-        taken = {
-            _item_name(item, key)
-            for item, withheld in zip(stored, hidden, strict=True)
-            if withheld and _item_name(item, key) is not None
-        }
-        if any(_item_name(item, key) in taken for item in sent):
-            raise HiddenItemNamed(refusal)
-    waiting = list(reversed(sent))
-    merged: list[Any] = []
-    for item, withheld in zip(stored, hidden, strict=True):
-        if withheld:
-            merged.append(item)
-        elif waiting:
-            merged.append(waiting.pop())
-    merged.extend(reversed(waiting))
-    return merged

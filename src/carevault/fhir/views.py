@@ -23,7 +23,7 @@ from typing import Any
 from fhir.resources.R4B import get_fhir_model_class
 
 from carevault.fhir import jsonio
-from carevault.fhir.categories import mark_subsetted
+from carevault.fhir.subsetting import mark_subsetted
 
 #: A top-level element name as FHIR spells them: no paths (``name.given``), no
 #: primitive extensions (``_birthDate``), nothing an expression could hide in.

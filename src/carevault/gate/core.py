@@ -49,15 +49,11 @@ from carevault.fhir import jsonio
 from carevault.fhir.care_dates import CarePeriod, has_care_date, within
 from carevault.fhir.categories import (
     CODE_GUARDED_TYPES,
-    HiddenItemNamed,
     changed_categories,
     element_categories,
     main_categories,
     own_categories,
     possible_categories,
-    restore_withheld,
-    subset,
-    without_subsetted,
 )
 from carevault.fhir.codes import has_sensitive_code
 from carevault.fhir.content import GOVERNMENT_ID_SYSTEMS
@@ -66,6 +62,7 @@ from carevault.fhir.indexing import hkid_terms, param_terms, system_only_term
 from carevault.fhir.name_shape import name_shape
 from carevault.fhir.query import SearchQuery, split_values
 from carevault.fhir.registry import RESOURCE_TYPES, ParamKind, ResourceType
+from carevault.fhir.subsetting import HiddenItemNamed, restore_withheld, subset, without_subsetted
 from carevault.gate.loading import patient_batch_events
 from carevault.gate.prefetch import NO_READS, Prefetched, prefetch_read
 from carevault.ledger.events import AuditEvent, Outcome, Tag

@@ -20,10 +20,10 @@ from __future__ import annotations
 from typing import Any
 
 from carevault.fhir import jsonio
-from carevault.fhir.categories import without_subsetted
 from carevault.fhir.outcome import FhirError, Issue
 from carevault.fhir.patch import apply_json_patch, apply_merge_patch, keep_protected
 from carevault.fhir.registry import ResourceType
+from carevault.fhir.subsetting import without_subsetted
 from carevault.fhir.validate import InvalidResource, parse_json, validate_resource
 from carevault.gate import Caller
 from carevault.rest.errors import translated

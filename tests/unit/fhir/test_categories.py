@@ -1,8 +1,10 @@
-"""What a role's cut takes out of a record, puts back on its update, and counts as
-changed: a primitive's ``_name`` sibling goes with its element (an extension beside
+"""What a role's cut takes out of a record (``fhir/subsetting.py``, by the categories
+of ``fhir/categories.py``), puts back on its update, and counts as changed: a
+primitive's ``_name`` sibling goes with its element (an extension beside
 ``deceasedDateTime`` is as clinical as the date), and each contained resource counts as
 what it is (an HIV result inside a Patient is sensitive, a Medication inside a
-prescription part of it, what cannot be told the most guarded)."""
+prescription part of it, what cannot be told the most guarded). One file for both
+modules: their cases share the records built here."""
 
 from __future__ import annotations
 
@@ -13,20 +15,22 @@ import pytest
 from carevault.domain.categories import DataCategory as C
 from carevault.fhir.categories import (
     CONTAINED_CATEGORIES,
-    SUBSETTED,
-    HiddenItemNamed,
     always_cut,
     changed_categories,
     contained_categories,
     element_categories,
-    mark_subsetted,
     own_categories,
     possible_categories,
-    restore_withheld,
-    subset,
 )
 from carevault.fhir.normalise import HKID_SYSTEM as HKID
 from carevault.fhir.registry import RESOURCE_TYPES
+from carevault.fhir.subsetting import (
+    SUBSETTED,
+    HiddenItemNamed,
+    mark_subsetted,
+    restore_withheld,
+    subset,
+)
 
 PATIENT = RESOURCE_TYPES["Patient"]
 #: What a front desk may read.

@@ -10,8 +10,8 @@ import pytest
 
 from carevault.domain.categories import DataCategory
 from carevault.fhir import jsonio
-from carevault.fhir.categories import SUBSETTED, subset
 from carevault.fhir.registry import RESOURCE_TYPES
+from carevault.fhir.subsetting import SUBSETTED, subset
 from carevault.fhir.views import (
     FULL,
     MAX_ELEMENTS,

@@ -12,16 +12,13 @@ import pytest
 
 from carevault.domain.categories import DataCategory as C
 from carevault.fhir.categories import (
-    SUBSETTED,
     changed_categories,
     element_categories,
     main_category,
-    mark_subsetted,
     own_categories,
-    restore_withheld,
-    subset,
 )
 from carevault.fhir.registry import RESOURCE_TYPES
+from carevault.fhir.subsetting import SUBSETTED, mark_subsetted, restore_withheld, subset
 
 DESK = frozenset({C.IDENTITY, C.CONTACT, C.DEMOGRAPHIC, C.VISIT})
 BILLING = frozenset({C.IDENTITY, C.FINANCIAL})
