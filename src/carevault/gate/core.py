@@ -1419,7 +1419,20 @@ class Gate:
             def judge(
                 connection: Connection, operation: Operation, head: Head, stored: Head | None
             ) -> None:
-                _keep_owner(operation, head, stored)
+                try:
+                    _keep_owner(operation, head, stored)
+                except AccessDenied:
+                    self._refuse_as_if_kept(
+                        caller,
+                        connection,
+                        operation,
+                        head,
+                        stored,
+                        seen.get(id(operation)),
+                        locked,
+                        sent.get(id(operation)),
+                    )
+                    raise
                 decision = self._authorize_write(
                     caller,
                     connection,
@@ -1629,17 +1642,56 @@ class Gate:
                 item,
                 operation.resource if isinstance(operation, Put) and item is head else None,
             )
-            verdict = decide(
-                actor, Right.WRITE, _sent_unseen(actor, rt, sent, target, categories), target
-            )
+            asked = _sent_unseen(actor, rt, sent, target, categories)
+            verdict = decide(actor, Right.WRITE, asked, target)
             if not verdict.allowed:
                 if stored is not None and not stored.deleted and self._hidden(caller, rt, stored):
                     raise self._refused_unseen(caller, connection, operation, head, sent)
-                raise AccessDenied(verdict.reason)
+                if item is head:
+                    raise AccessDenied(verdict.reason)
+                raise AccessDenied(_told_of_stored(actor, rt, sent, target, asked, verdict))
             decision = decision or verdict
         if rt.name == "Patient" and sent is not None:
             self._refuse_someone_elses_hkid(caller, connection, rt, sent, stored)
         return decision
+
+    def _refuse_as_if_kept(
+        self,
+        caller: Caller,
+        connection: Connection,
+        operation: Operation,
+        head: Head,
+        stored: Head | None,
+        seen: tuple[int, dict[str, Any]] | None,
+        locked: frozenset[str],
+        sent: dict[str, Any] | None,
+    ) -> None:
+        """Before an update that moves a record to another patient (or a patient to
+        another clinic) is refused as such: the refusal a caller who may not change the
+        stored record gets instead, which must not depend on whose the record is. Its
+        words told whose it was (adversary round 52: a doctor refused a read of another
+        clinic's observation sent it back naming a candidate patient, and "cannot move
+        a record to another patient" or not answered whether it was theirs); a record
+        deleted or withheld whole, which a read answers as an id never used, was told
+        to be one. Refused as an id never used is (``_refused_unseen``: on what is sent
+        only) where the caller may not know of the record, else as the same update
+        keeping the record's patient and clinic is (judged on the stored record first).
+        Returns only if the caller may change the stored record: then told as before."""
+        if stored is None or caller.actor is None or not isinstance(operation, Put):
+            return
+        rt = operation.resource_type
+        if (
+            isinstance(self._deleted(caller, rt, stored, reading=connection), NotFound)
+            if stored.deleted
+            else self._hidden(caller, rt, stored)
+        ):
+            raise self._refused_unseen(caller, connection, operation, head, sent)
+        kept = replace(
+            head,
+            patient_pseudonym=stored.patient_pseudonym,
+            clinic_id=stored.clinic_id if rt.is_patient else head.clinic_id,
+        )
+        self._authorize_write(caller, connection, operation, kept, stored, seen, locked, sent)
 
     def _directory_target(
         self,
@@ -2521,6 +2573,29 @@ def _sent_unseen(
         return categories
     unseen = decide(actor, Right.READ, element_categories(rt, sent), target).withheld
     return categories | unseen if unseen - categories else categories
+
+
+def _told_of_stored(
+    actor: Actor,
+    rt: ResourceType,
+    sent: dict[str, Any] | None,
+    target: Target,
+    asked: frozenset[DataCategory] | set[DataCategory],
+    verdict: Decision,
+) -> str:
+    """Why an update is refused on the stored record, in words that name no category of
+    it the caller may not read: those it may read and those of what it sent. Judged on
+    what it changes, an update is refused for every category the stored record holds
+    (a restricted observation's sensitive_clinical), and the refusal named them: a front
+    desk, who reads no observation, sent one back and learnt from "may not write
+    sensitive_clinical" which of its patients' observations are restricted (adversary
+    round 52), as a DELETE once told (``_deleted_categories``)."""
+    readable = decide(actor, Right.READ, asked, target).granted
+    if readable >= asked:
+        return verdict.reason
+    words = set(readable) | (element_categories(rt, sent) if sent is not None else {rt.category})
+    again = decide(actor, Right.WRITE, words, target)
+    return again.reason if not again.allowed else "this record cannot be changed by you"
 
 
 def _erasing(operation: Operation, left_out: tuple[str, ...] | None) -> str:
