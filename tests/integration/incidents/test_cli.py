@@ -372,3 +372,40 @@ def test_a_client_clinic_or_session_no_one_has_is_refused_and_named(
         assert amend.exit_code == 2, amend.output
         assert repr(wrong) in amend.output
         assert _run(home, "show", incident) == before
+
+
+def test_a_window_that_starts_in_the_future_is_refused_and_nothing_declared(home: Path) -> None:
+    """A start in the future (a typo of the year, or a date read the American way) matches
+    no entry, and its empty scope reads as "no patient affected" to the script that
+    declared it: refused, named, nothing declared; amending to one is refused too."""
+    refused = runner.invoke(app, ["incident", "declare", "--title", "t", "--account", "thief",
+                                  "--since", "2099-01-01", "--home", str(home)])  # fmt: skip
+    assert refused.exit_code == 1, refused.output
+    assert "since" in refused.output and "future" in refused.output
+    assert _run(home, "list") == ""
+    incident = _run(home, "declare", "--title", "t", "--account", "thief",
+                    "--since", "2026-01-01").split()[-1]  # fmt: skip
+    shown = _run(home, "show", incident)
+    amend = runner.invoke(app, ["incident", "amend", incident, "--since", "2099-01-01",
+                                "--officer", "po.none", "--totp", "000000",
+                                "--home", str(home)])  # fmt: skip
+    assert amend.exit_code == 1, amend.output
+    assert "future" in amend.output
+    assert _run(home, "show", incident) == shown
+
+
+@pytest.mark.parametrize("command", ["show", "scope", "runs", "timeline"])
+def test_an_incident_id_past_64_bits_is_no_incident_without_a_traceback(
+    home: Path, command: str
+) -> None:
+    """``/admin/incidents/{id}`` refuses an id no row can have (web/ids.py); the CLI passed
+    it to the driver, which overflowed: a traceback on standard error where a script
+    expected "no incident" and exit 1."""
+    for wrong in ("99999999999999999999", "0"):
+        result = runner.invoke(app, ["incident", command, wrong, "--home", str(home)])
+        assert result.exit_code == 1, result.output
+        assert f"no incident {wrong}" in result.output
+        assert result.exception is None or isinstance(result.exception, SystemExit)
+    amend = runner.invoke(app, ["incident", "amend", "99999999999999999999", "--title", "x",
+                                "--home", str(home)])  # fmt: skip
+    assert amend.exit_code == 1 and "no incident" in amend.output
