@@ -355,9 +355,14 @@ def counts(tiers: dict[str, list[dict[str, Any]]], zone: tzinfo) -> dict[str, An
     days (20:00 UTC is the next morning in Hong Kong)."""
     counted: set[str] = set()
     people: dict[str, int] = {}
+    #: The people each tier counts: a person with records in two tiers (one HKID) is
+    #: counted, in the breakdowns too, only in the stronger, so that they add up to
+    #: ``people`` (a script summing ``by_day.decrypted`` found one it did not count).
+    own: dict[str, set[str]] = {}
     for tier in TIERS:
         persons = {line.get("person", line["patient"]) for line in tiers[tier]} - counted
         people[tier] = len(persons)
+        own[tier] = persons
         counted |= persons
     by_category: dict[str, dict[str, int]] = {}
     by_clinic: dict[str, dict[str, int]] = {}
@@ -365,7 +370,7 @@ def counts(tiers: dict[str, list[dict[str, Any]]], zone: tzinfo) -> dict[str, An
     #: The day of each instant text seen (many people share an instant's hour and day).
     day_of: dict[str, str] = {}
     for tier in TIERS:
-        lines = tiers[tier]
+        lines = [line for line in tiers[tier] if line.get("person", line["patient"]) in own[tier]]
         persons_of = [line.get("person", line["patient"]) for line in lines]
         first: dict[str, str] = {}
         for person, line in zip(persons_of, lines, strict=True):
