@@ -97,7 +97,8 @@ def test_the_readme_says_what_scripts_read(home: Path) -> None:
         assert f"`{field}`" in section, field
     assert set(as_dict.__annotations__) <= {"alert", "return"}
     for field in ("incident", "tiers", "changed", "counts", "people", "notifiable",
-                  "by_category", "by_clinic", "by_day", "evidence", "checkpoint"):  # fmt: skip
+                  "by_category", "by_clinic", "by_day", "evidence", "checkpoint",
+                  "pseudonym"):  # fmt: skip
         assert f"`{field}`" in section, field
     for status in (*(s.value for s in Status), "exit 0", "exit 1", "exit 2", "exit 3"):
         assert status in section, status

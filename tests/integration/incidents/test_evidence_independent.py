@@ -226,9 +226,9 @@ def test_the_scope_is_proved_by_its_evidence_with_an_independent_verifier(
     assert set(released) == {"p-a", "p-c", "p-e"}
 
     confirmed = document["tiers"]["confirmed"]
-    assert {line["patient"] for line in confirmed} == set(released)
+    assert {line["pseudonym"] for line in confirmed} == set(released)
     for line in confirmed:
-        assert sorted(line["evidence"]) == released[line["patient"]], line["patient"]
+        assert sorted(line["evidence"]) == released[line["pseudonym"]], line["patient"]
         assert line["ledger"] == "audit" and line["checkpoint"] == size
         seen: set[str] = set()
         times = []
@@ -238,7 +238,7 @@ def test_the_scope_is_proved_by_its_evidence_with_an_independent_verifier(
             path = store.inclusion_proof(seq, size)
             assert inclusion_ok(seq, size, leaf(data), path, root)
             event = json.loads(data)
-            assert event["patient_pseudonym"] == line["patient"]
+            assert event["patient_pseudonym"] == line["pseudonym"]
             seen.update(event["categories"])
             times.append(event["at_us"])
         assert sorted(seen) == sorted(line["categories"])
