@@ -409,3 +409,23 @@ def test_an_incident_id_past_64_bits_is_no_incident_without_a_traceback(
     amend = runner.invoke(app, ["incident", "amend", "99999999999999999999", "--title", "x",
                                 "--home", str(home)])  # fmt: skip
     assert amend.exit_code == 1 and "no incident" in amend.output
+
+
+def test_a_range_of_every_address_or_with_host_bits_is_refused(home: Path) -> None:
+    """``10.0.0.0/0`` (a slip for /8) was taken as 0.0.0.0/0: every read by anyone in the
+    window became the attacker's, and every patient read a notice; ``10.1.2.3/8`` became
+    10.0.0.0/8 unasked. Both are refused, named, and nothing is declared or amended."""
+    for wrong in ("10.0.0.0/0", "::/0", "0.0.0.0/1", "2001::/12", "10.1.2.3/8"):
+        refused = runner.invoke(app, ["incident", "declare", "--title", "t", "--address", wrong,
+                                      "--since", "2026-01-01", "--home", str(home)])  # fmt: skip
+        assert refused.exit_code == 1, (wrong, refused.output)
+        assert "addresses" in refused.output and wrong in refused.output
+    assert _run(home, "list") == ""
+    incident = _run(home, "declare", "--title", "t", "--address", "203.0.113.0/24",
+                    "--address", "10.0.0.0/8", "--address", "2001:db8::/32",
+                    "--since", "2026-01-01").split()[-1]  # fmt: skip
+    shown = _run(home, "show", incident)
+    amend = runner.invoke(app, ["incident", "amend", incident, "--address", "0.0.0.0/0",
+                                "--home", str(home)])  # fmt: skip
+    assert amend.exit_code == 1 and "0.0.0.0/0" in amend.output
+    assert _run(home, "show", incident) == shown
