@@ -220,8 +220,8 @@ def test_the_scope_is_proved_by_its_evidence_with_an_independent_verifier(
     released: dict[str, list[int]] = {}
     for seq, data in enumerate(entries):
         event = json.loads(data)
-        if (event.get("principal") == "staff:thief" and event.get("outcome") == "success"
-                and event.get("patient_pseudonym") and since <= event["at_us"] < until):  # fmt: skip
+        thiefs = event.get("principal") == "staff:thief" and event.get("outcome") == "success"
+        if thiefs and event.get("patient_pseudonym") and since <= event["at_us"] < until:
             released.setdefault(event["patient_pseudonym"], []).append(seq)
     assert set(released) == {"p-a", "p-c", "p-e"}
 
@@ -248,9 +248,7 @@ def test_the_scope_is_proved_by_its_evidence_with_an_independent_verifier(
     counts = document["counts"]
     people = {line["person"] for line in confirmed}
     assert counts["people"]["confirmed"] == len(people) == 3
-    assert counts["people"]["total"] == sum(
-        v for k, v in counts["people"].items() if k != "total"
-    )
+    assert counts["people"]["total"] == sum(v for k, v in counts["people"].items() if k != "total")
     for category, number in counts["by_category"]["confirmed"].items():
         assert number == len({ln["person"] for ln in confirmed if category in ln["categories"]})
     assert set(counts["by_category"]["confirmed"]) == {c for ln in confirmed

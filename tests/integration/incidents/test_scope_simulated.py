@@ -192,9 +192,11 @@ def test_every_line_is_proved_by_an_independent_verifier(simulated: Simulated, n
         incident_id = _declare(simulated, name, accounts=[principal])
     else:
         principal = ""
-        incident_id = _declare(simulated, name, sessions=truth["sessions"]) if truth[
-            "sessions"
-        ] else _declare(simulated, name, addresses=[truth["source_address"]])
+        incident_id = (
+            _declare(simulated, name, sessions=truth["sessions"])
+            if truth["sessions"]
+            else _declare(simulated, name, addresses=[truth["source_address"]])
+        )
     document = scope_document(simulated.services, incident_id, actor=OFFICER)
     services = simulated.services
     ledgers = {"audit": services.audit_ledger, "unwrap": services.unwrap_ledger}
