@@ -278,6 +278,7 @@ def test_the_scope_is_proved_by_its_evidence_with_an_independent_verifier(
     assert not consistency_ok(size, later_size, proof, root, _h(b"forged"))
     witness = services.audit_ledger.checkpoints.witnesses[0].verifier_key().render()
     assert cosigned_at(later.note, witness) > 0
+    assert cosigned_at(checkpoint["note"], witness) > 0  # the scope's own, witnessed too
 
     # The document is the run the ledger recorded: its canonical JSON's SHA-256 is in the
     # run's entry, which the later checkpoint holds.
