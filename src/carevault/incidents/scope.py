@@ -306,6 +306,12 @@ def document(
     header["engine"] = engine
     header["generated_at"] = instant(services.now_us())
     header["checkpoints"] = checkpoints
+    # When each ledger's first entry was written: a window opening before it reaches back
+    # past the evidence, and nothing from before can be in any tier (integrator round 53).
+    header["ledgers_begin"] = {
+        name: None if (first := ledger.store.written_at(0)) is None else instant(first)
+        for name, ledger in (("audit", services.audit_ledger), ("unwrap", services.unwrap_ledger))
+    }
     # What was done to stop it, as recorded: the notices and the regulators' reports say
     # the access was stopped, and how, only from this list.
     header["containment"] = [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pyotp
@@ -429,3 +430,19 @@ def test_a_range_of_every_address_or_with_host_bits_is_refused(home: Path) -> No
                                 "--home", str(home)])  # fmt: skip
     assert amend.exit_code == 1 and "0.0.0.0/0" in amend.output
     assert _run(home, "show", incident) == shown
+
+
+def test_the_scope_says_when_each_ledger_begins(home: Path) -> None:
+    """A window opening before the ledger's first entry (CareVault installed after the
+    breach began) is taken, but nothing from before can be in the scope: the document
+    says when each ledger begins, so a script or a firm can see the window reaches back
+    past the evidence."""
+    incident = _run(home, "declare", "--title", "t", "--account", "thief",
+                    "--since", "2001-01-01T00:00:00Z").split()[-1]  # fmt: skip
+    document = json.loads(_run(home, "scope", incident, "--format", "json"))
+    begins = document["incident"]["ledgers_begin"]
+    assert set(begins) == {"audit", "unwrap"}
+    audit = datetime.fromisoformat(begins["audit"])
+    assert audit.tzinfo is not None
+    assert audit > datetime.fromisoformat(document["incident"]["since"])
+    assert begins["unwrap"] is None or datetime.fromisoformat(begins["unwrap"]).tzinfo
