@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from sqlalchemy.exc import OperationalError
 
 from carevault.access.accounts import AccountError
 from carevault.access.breakglass import BreakGlassError
@@ -37,6 +38,9 @@ OfficerOption = Annotated[str, typer.Option("--officer", help="Your privacy-offi
 TotpOption = Annotated[
     str | None, typer.Option("--totp", help="A fresh TOTP code (prompted if not given).")
 ]
+
+#: The exit status when the database cannot be reached (try again later).
+UNAVAILABLE = 3
 
 #: Domain errors a command reports in one red line (exit 1) instead of a traceback.
 REPORTED_ERRORS: tuple[type[Exception], ...] = (
@@ -82,12 +86,24 @@ def open_services(home: Path | None) -> Iterator[Services]:
         services = build_services(settings)
     except KeyProviderUnavailable as error:
         raise fail(f"cannot open the data directory: {error}", 2) from None
+    except OperationalError as error:
+        raise _unreachable(error) from None
     try:
         yield services
     except REPORTED_ERRORS as error:
         raise fail(str(error)) from None
+    except OperationalError as error:
+        raise _unreachable(error) from None
     finally:
         services.close()
+
+
+def _unreachable(error: OperationalError) -> typer.Exit:
+    """Exit 3, one line: the database is down or busy, so a script may try again later;
+    exit 1 means CareVault refused (no such incident, a bad value) and trying again
+    changes nothing. It was a traceback of hundreds of lines, exit 1, like a refusal."""
+    said = str(error.orig or error).strip().splitlines() or ["(no reason given)"]
+    return fail(f"the database cannot be reached or is busy: {said[0][:200]}", UNAVAILABLE)
 
 
 def as_officer(username: str, code: str | None) -> Officer:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -78,7 +78,10 @@ class Raised:
 
 
 def iso(at_us: int) -> str:
-    return datetime.fromtimestamp(at_us / 1_000_000, UTC).isoformat()
+    """Always with its microseconds: ``isoformat()`` left them out on a whole second, and
+    a script reading the other alerts' times with one format failed on that one."""
+    moment = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=at_us)
+    return moment.isoformat(timespec="microseconds")
 
 
 def as_dict(alert: Alert) -> dict[str, Any]:

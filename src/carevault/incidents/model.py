@@ -214,15 +214,35 @@ def _texts(values: Any, name: str) -> tuple[str, ...]:
     return tuple(sorted(found))
 
 
+#: The widest range an incident may hold compromised, per IP version: a /0 or /1 is a
+#: slip (``10.0.0.0/0`` for /8) that makes every read by anyone the attacker's, and every
+#: patient read in the window someone to notify.
+WIDEST_PREFIX = {4: 8, 6: 16}
+
+
 def _networks(values: Any) -> tuple[str, ...]:
     found: set[str] = set()
     for value in _texts(values, "addresses"):
+        shown = repr(value[:60])
         try:
-            found.add(str(ipaddress.ip_network(value, strict=False)))
+            network = ipaddress.ip_network(value, strict=False)
         except ValueError:
             raise IncidentError(
-                f"addresses: {value[:60]!r} is not an address or range (e.g. 203.0.113.0/24)"
+                f"addresses: {shown} is not an address or range (e.g. 203.0.113.0/24)"
             ) from None
+        if network.prefixlen < WIDEST_PREFIX[network.version]:
+            raise IncidentError(
+                f"addresses: {shown} covers {network.num_addresses:,} addresses; the widest "
+                f"range taken is a /{WIDEST_PREFIX[network.version]}"
+            )
+        address = ipaddress.ip_address(value.strip().split("/")[0])
+        if address != network.network_address:
+            # ip_network(strict=False) quietly dropped the host part.
+            raise IncidentError(
+                f"addresses: {shown} has bits set past its prefix: the range is {network}, "
+                f"the address {address}"
+            )
+        found.add(str(network))
     return tuple(sorted(found))
 
 

@@ -306,6 +306,12 @@ def document(
     header["engine"] = engine
     header["generated_at"] = instant(services.now_us())
     header["checkpoints"] = checkpoints
+    # When each ledger's first entry was written: a window opening before it reaches back
+    # past the evidence, and nothing from before can be in any tier (integrator round 53).
+    header["ledgers_begin"] = {
+        name: None if (first := ledger.store.written_at(0)) is None else instant(first)
+        for name, ledger in (("audit", services.audit_ledger), ("unwrap", services.unwrap_ledger))
+    }
     # What was done to stop it, as recorded: the notices and the regulators' reports say
     # the access was stopped, and how, only from this list.
     header["containment"] = [
@@ -337,6 +343,9 @@ def _line(
     # reported, by pseudonym, and said to be so.
     return {
         "patient": facts.patient_id or line.pseudonym,
+        # What the ledger entries name the patient by (a data key's id too): without it
+        # an outside verifier could not tell whose the evidence was (forensic round 53).
+        "pseudonym": line.pseudonym,
         "patient_record_missing": facts.patient_id is None,
         "categories": sorted(line.categories),
         "clinics": sorted(facts.clinics),
@@ -355,9 +364,14 @@ def counts(tiers: dict[str, list[dict[str, Any]]], zone: tzinfo) -> dict[str, An
     days (20:00 UTC is the next morning in Hong Kong)."""
     counted: set[str] = set()
     people: dict[str, int] = {}
+    #: The people each tier counts: a person with records in two tiers (one HKID) is
+    #: counted, in the breakdowns too, only in the stronger, so that they add up to
+    #: ``people`` (a script summing ``by_day.decrypted`` found one it did not count).
+    own: dict[str, set[str]] = {}
     for tier in TIERS:
         persons = {line.get("person", line["patient"]) for line in tiers[tier]} - counted
         people[tier] = len(persons)
+        own[tier] = persons
         counted |= persons
     by_category: dict[str, dict[str, int]] = {}
     by_clinic: dict[str, dict[str, int]] = {}
@@ -365,7 +379,7 @@ def counts(tiers: dict[str, list[dict[str, Any]]], zone: tzinfo) -> dict[str, An
     #: The day of each instant text seen (many people share an instant's hour and day).
     day_of: dict[str, str] = {}
     for tier in TIERS:
-        lines = tiers[tier]
+        lines = [line for line in tiers[tier] if line.get("person", line["patient"]) in own[tier]]
         persons_of = [line.get("person", line["patient"]) for line in lines]
         first: dict[str, str] = {}
         for person, line in zip(persons_of, lines, strict=True):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pyotp
@@ -372,3 +373,76 @@ def test_a_client_clinic_or_session_no_one_has_is_refused_and_named(
         assert amend.exit_code == 2, amend.output
         assert repr(wrong) in amend.output
         assert _run(home, "show", incident) == before
+
+
+def test_a_window_that_starts_in_the_future_is_refused_and_nothing_declared(home: Path) -> None:
+    """A start in the future (a typo of the year, or a date read the American way) matches
+    no entry, and its empty scope reads as "no patient affected" to the script that
+    declared it: refused, named, nothing declared; amending to one is refused too."""
+    refused = runner.invoke(app, ["incident", "declare", "--title", "t", "--account", "thief",
+                                  "--since", "2099-01-01", "--home", str(home)])  # fmt: skip
+    assert refused.exit_code == 1, refused.output
+    assert "since" in refused.output and "future" in refused.output
+    assert _run(home, "list") == ""
+    incident = _run(home, "declare", "--title", "t", "--account", "thief",
+                    "--since", "2026-01-01").split()[-1]  # fmt: skip
+    shown = _run(home, "show", incident)
+    amend = runner.invoke(app, ["incident", "amend", incident, "--since", "2099-01-01",
+                                "--officer", "po.none", "--totp", "000000",
+                                "--home", str(home)])  # fmt: skip
+    assert amend.exit_code == 1, amend.output
+    assert "future" in amend.output
+    assert _run(home, "show", incident) == shown
+
+
+@pytest.mark.parametrize("command", ["show", "scope", "runs", "timeline"])
+def test_an_incident_id_past_64_bits_is_no_incident_without_a_traceback(
+    home: Path, command: str
+) -> None:
+    """``/admin/incidents/{id}`` refuses an id no row can have (web/ids.py); the CLI passed
+    it to the driver, which overflowed: a traceback on standard error where a script
+    expected "no incident" and exit 1."""
+    for wrong in ("99999999999999999999", "0"):
+        result = runner.invoke(app, ["incident", command, wrong, "--home", str(home)])
+        assert result.exit_code == 1, result.output
+        assert f"no incident {wrong}" in result.output
+        assert result.exception is None or isinstance(result.exception, SystemExit)
+    amend = runner.invoke(app, ["incident", "amend", "99999999999999999999", "--title", "x",
+                                "--home", str(home)])  # fmt: skip
+    assert amend.exit_code == 1 and "no incident" in amend.output
+
+
+def test_a_range_of_every_address_or_with_host_bits_is_refused(home: Path) -> None:
+    """``10.0.0.0/0`` (a slip for /8) was taken as 0.0.0.0/0: every read by anyone in the
+    window became the attacker's, and every patient read a notice; ``10.1.2.3/8`` became
+    10.0.0.0/8 unasked. Both are refused, named, and nothing is declared or amended."""
+    for wrong in ("10.0.0.0/0", "::/0", "0.0.0.0/1", "2001::/12", "10.1.2.3/8"):
+        refused = runner.invoke(app, ["incident", "declare", "--title", "t", "--address", wrong,
+                                      "--since", "2026-01-01", "--home", str(home)])  # fmt: skip
+        assert refused.exit_code == 1, (wrong, refused.output)
+        assert "addresses" in refused.output and wrong in refused.output
+    assert _run(home, "list") == ""
+    incident = _run(home, "declare", "--title", "t", "--address", "203.0.113.0/24",
+                    "--address", "10.0.0.0/8", "--address", "2001:db8::/32",
+                    "--since", "2026-01-01").split()[-1]  # fmt: skip
+    shown = _run(home, "show", incident)
+    amend = runner.invoke(app, ["incident", "amend", incident, "--address", "0.0.0.0/0",
+                                "--home", str(home)])  # fmt: skip
+    assert amend.exit_code == 1 and "0.0.0.0/0" in amend.output
+    assert _run(home, "show", incident) == shown
+
+
+def test_the_scope_says_when_each_ledger_begins(home: Path) -> None:
+    """A window opening before the ledger's first entry (CareVault installed after the
+    breach began) is taken, but nothing from before can be in the scope: the document
+    says when each ledger begins, so a script or a firm can see the window reaches back
+    past the evidence."""
+    incident = _run(home, "declare", "--title", "t", "--account", "thief",
+                    "--since", "2001-01-01T00:00:00Z").split()[-1]  # fmt: skip
+    document = json.loads(_run(home, "scope", incident, "--format", "json"))
+    begins = document["incident"]["ledgers_begin"]
+    assert set(begins) == {"audit", "unwrap"}
+    audit = datetime.fromisoformat(begins["audit"])
+    assert audit.tzinfo is not None
+    assert audit > datetime.fromisoformat(document["incident"]["since"])
+    assert begins["unwrap"] is None or datetime.fromisoformat(begins["unwrap"]).tzinfo

@@ -169,3 +169,59 @@ def test_both_engines_agree_on_postgresql(simulated: Simulated) -> None:
     assert duck["tiers"] == sql["tiers"]
     assert duck["changed"] == sql["changed"]
     assert sql["incident"]["changes"] == {"first_run": False, **sql["incident"]["changes"]}
+
+
+@pytest.mark.parametrize("name", GATE + UNWRAP)
+def test_every_line_is_proved_by_an_independent_verifier(simulated: Simulated, name: str) -> None:
+    """A forensic firm's check on the simulated month's real reads and unwraps, with the
+    verifier written from the RFCs in test_evidence_independent (not ledger/verifier.py):
+    every confirmed or decrypted line's positions are entries of the signed tree the
+    document carries, each naming that patient and the principal the incident holds
+    compromised, inside the window. Entries name a patient by pseudonym (a data key's
+    id is it too), lines by Patient id: without the line's ``pseudonym`` nothing in the
+    evidence said whose the entries were, and no line could be checked."""
+    from tests.integration.incidents.test_evidence_independent import (
+        inclusion_ok,
+        leaf,
+        open_note,
+    )
+
+    truth = simulated.scenario(name)
+    if name in UNWRAP:
+        principal = "system:backup-agent"
+        incident_id = _declare(simulated, name, accounts=[principal])
+    else:
+        principal = ""
+        incident_id = (
+            _declare(simulated, name, sessions=truth["sessions"])
+            if truth["sessions"]
+            else _declare(simulated, name, addresses=[truth["source_address"]])
+        )
+    document = scope_document(simulated.services, incident_id, actor=OFFICER)
+    services = simulated.services
+    ledgers = {"audit": services.audit_ledger, "unwrap": services.unwrap_ledger}
+    since = datetime.fromisoformat(document["incident"]["since"]).timestamp() * 1e6
+    until = datetime.fromisoformat(document["incident"]["until"]).timestamp() * 1e6
+    lines = document["tiers"]["confirmed"] + document["tiers"]["decrypted"]
+    assert lines
+    for line in lines:
+        ledger = ledgers[line["ledger"]]
+        note = document["incident"]["checkpoints"][line["ledger"]]["note"]
+        _, size, root, _ = open_note(note, ledger.checkpoints.signer.vkey.render())
+        assert size == line["checkpoint"]
+        for seq in line["evidence"]:
+            data = ledger.store.entry(seq)
+            assert data is not None
+            assert inclusion_ok(seq, size, leaf(data), ledger.store.inclusion_proof(seq, size),
+                                root)  # fmt: skip
+            entry = json.loads(data)
+            if line["ledger"] == "unwrap":
+                assert entry["key_id"] == line["pseudonym"] and entry["principal"] == principal
+            else:
+                assert entry["patient_pseudonym"] == line["pseudonym"]
+                assert entry["outcome"] == "success"
+                if truth["sessions"]:
+                    assert entry["session_id"] in truth["sessions"]
+                else:
+                    assert entry["source_address"] == truth["source_address"]
+            assert since <= entry["at_us"] < until

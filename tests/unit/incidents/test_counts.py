@@ -68,3 +68,31 @@ def test_the_day_first_exposed_is_the_groups_day_not_utcs() -> None:
     ]
     assert counts(tiers, HONG_KONG)["by_day"]["confirmed"] == {"2026-01-01": 1, "2026-01-02": 1}
     assert counts(tiers, ZoneInfo("UTC"))["by_day"]["confirmed"] == {"2026-01-01": 2}
+
+
+def test_a_person_in_two_tiers_is_in_one_tiers_breakdowns_as_in_its_people() -> None:
+    """One person (two records, one HKID): record ``a`` read by the thief (confirmed),
+    record ``b`` decrypted. ``people`` counts them once, as confirmed; the decrypted
+    tier's categories, clinics and days counted them again, so a script adding up
+    ``by_day.decrypted`` found a person that ``people.decrypted`` (0) did not have."""
+    tiers: dict[str, list[dict[str, Any]]] = {tier: [] for tier in TIERS}
+    tiers["confirmed"] = [
+        {"patient": "a", "person": "a", "categories": ["identity"], "clinics": ["clinic-a"],
+         "first": "2026-01-01T09:00:00Z"},
+    ]  # fmt: skip
+    tiers["decrypted"] = [
+        {"patient": "b", "person": "a", "categories": ["clinical"], "clinics": ["clinic-b"],
+         "first": "2026-01-02T09:00:00Z"},
+        {"patient": "c", "person": "c", "categories": ["clinical"], "clinics": ["clinic-b"],
+         "first": "2026-01-02T09:00:00Z"},
+    ]  # fmt: skip
+    found = counts(tiers, HONG_KONG)
+    assert found["people"] == {"confirmed": 1, "decrypted": 1, "at_rest_only": 0,
+                               "potentially": 0, "total": 2}  # fmt: skip
+    for tier in TIERS:
+        assert sum(found["by_day"][tier].values()) == found["people"][tier], tier
+        for breakdown in ("by_category", "by_clinic"):
+            assert all(n <= found["people"][tier] for n in found[breakdown][tier].values())
+    assert found["by_category"]["decrypted"] == {"clinical": 1}
+    assert found["by_clinic"]["decrypted"] == {"clinic-b": 1}
+    assert found["by_day"]["decrypted"] == {"2026-01-02": 1}

@@ -137,3 +137,12 @@ def test_compared_runs_say_exactly_what_was_added_removed_and_changed(
             p for p in set(now) & set(was) if set(now[p]) != set(was[p])
         }
     assert compare_runs(None, after) == {"first_run": True}
+
+
+def test_ranges_are_taken_as_written_however_spelt() -> None:
+    """Upper-case or zero-padded IPv6 and a netmask are the same range, not a refusal."""
+    from carevault.incidents.model import parse_compromised
+
+    found = parse_compromised({"addresses": ["2001:0DB8::/32", "203.0.113.0/255.255.255.0",
+                                             "203.0.113.9"]})  # fmt: skip
+    assert found.addresses == ("2001:db8::/32", "203.0.113.0/24", "203.0.113.9/32")
