@@ -1001,8 +1001,24 @@ class Gate:
             opened = {item.head.row_id: item for item in self._open(caller, sealed)}
             opened.update((item.head.row_id, item) for item in found if isinstance(item, Opened))
             page = [opened[item.head.row_id] for item in found]
-            shown = self._show_many(caller, attempt, page)
+            shown = self._show_many(caller, attempt, page, named=self._named(query))
             return shown, total
+
+    def _named(self, query: SearchQuery) -> list[str]:
+        """The patients a search names in its criteria (``patient=``, ``subject=``; a
+        Patient search's ``_id``), as pseudonyms. Its answer tells something of each
+        whether or not it shows a record of theirs: ``Appointment?patient=X
+        &_summary=count`` how many bookings X has, ``Condition?patient=X&code=...``
+        whether X has that diagnosis, ``Patient?_id=X&birthdate=...`` X's birth date.
+        Each is therefore named in the ledger and counted by the release budget, as a
+        read of them is (adversary round 51: counts asked patient after patient, or of
+        a list of them at once, named no one and spent nothing)."""
+        ids = [i for condition in query.patients for i in condition.patient_ids]
+        if query.resource_type.is_patient:
+            ids += [i for alternatives in query.ids for i in alternatives]
+        if not ids:
+            return []
+        return sorted(set(self.vault.patient_pseudonyms(list(dict.fromkeys(ids))).values()))
 
     def refuse_unseen_matches(self, caller: Caller, query: SearchQuery, visible: int) -> None:
         """Before a conditional create whose criteria matched ``visible`` records the
@@ -1077,9 +1093,15 @@ class Gate:
         return restrict, None
 
     def _show_many(
-        self, caller: Caller, attempt: _Attempt, items: Sequence[Opened]
+        self,
+        caller: Caller,
+        attempt: _Attempt,
+        items: Sequence[Opened],
+        *,
+        named: Sequence[str] = (),
     ) -> list[Opened]:
-        """Per-record decisions for a page of records, then one audit entry per patient."""
+        """Per-record decisions for a page of records, then one audit entry per patient
+        (and per patient ``named`` by the request's criteria, records shown or not)."""
         if self.access is not None and caller.actor is not None:
             self.access.registrations.prefetch(
                 [item.head.patient_pseudonym for item in items if item.head.patient_pseudonym]
@@ -1092,7 +1114,7 @@ class Gate:
             if key not in decisions:
                 decisions[key] = self._decide_read(caller, rt, item.head)
             decided.append((item, decisions[key]))
-        return self._show_decided(attempt, decided)
+        return self._show_decided(attempt, decided, named=named)
 
     def _show_decided(
         self,
@@ -1100,10 +1122,11 @@ class Gate:
         decided: Sequence[tuple[Opened, Decision]],
         *,
         versioned: bool = False,
+        named: Sequence[str] = (),
     ) -> list[Opened]:
         """Records cut to what each decision grants, then their audit entries."""
         cut = self._cut(decided)
-        self._record_shown(attempt, cut, versioned=versioned)
+        self._record_shown(attempt, cut, versioned=versioned, named=named)
         return [item for item, _, _ in cut]
 
     def _cut(
@@ -1124,10 +1147,13 @@ class Gate:
         shown: Sequence[tuple[Opened, Decision, frozenset[DataCategory]]],
         *,
         versioned: bool = False,
+        named: Sequence[str] = (),
     ) -> None:
         """One audit entry per patient naming the categories actually shown and the records
-        (``versioned``: the versions) returned; durable before anything is returned."""
-        by_patient: dict[str | None, tuple[set[DataCategory], list[str], Decision]] = {}
+        (``versioned``: the versions) returned; durable before anything is returned. A
+        patient ``named`` by the criteria with nothing shown gets an entry returning
+        nothing, and is counted by the release budget all the same."""
+        by_patient: dict[str | None, tuple[set[DataCategory], list[str], Decision | None]] = {}
         for item, decision, present in shown:
             categories, references, _ = by_patient.setdefault(
                 item.head.patient_pseudonym, (set(), [], decision)
@@ -1138,6 +1164,8 @@ class Gate:
                 if versioned
                 else item.head.reference
             )
+        for pseudonym in named:
+            by_patient.setdefault(pseudonym, (set(), [], None))
         events = [
             self._event(
                 attempt,
