@@ -1013,12 +1013,37 @@ class Gate:
         Each is therefore named in the ledger and counted by the release budget, as a
         read of them is (adversary round 51: counts asked patient after patient, or of
         a list of them at once, named no one and spent nothing)."""
+        rt = query.resource_type
         ids = [i for condition in query.patients for i in condition.patient_ids]
-        if query.resource_type.is_patient:
+        # Records named by id or by reference, whose patient the answer concerns: a
+        # Patient search's ``_id``, another patient record's ``_id``, and a Patient at a
+        # parameter that may point at one without being a patient parameter
+        # (``Appointment?actor=Patient/X``).
+        records: list[tuple[str, str]] = []
+        if rt.is_patient:
             ids += [i for alternatives in query.ids for i in alternatives]
-        if not ids:
-            return []
-        return sorted(set(self.vault.patient_pseudonyms(list(dict.fromkeys(ids))).values()))
+        elif rt.is_patient_data:
+            records += [(rt.name, i) for alternatives in query.ids for i in alternatives]
+        for name, value in query.applied:
+            param = rt.param(name.partition(":")[0])
+            if param is None or param.patient or "Patient" not in param.targets:
+                continue
+            for part in split_values(value):
+                target, slash, ident = part.rpartition("/")
+                if slash and target.split("/")[-1] == "Patient":
+                    ids.append(ident)
+                elif not slash and param.targets == ("Patient",):
+                    ids.append(part)
+        named: set[str] = set()
+        if ids:
+            named.update(self.vault.patient_pseudonyms(list(dict.fromkeys(ids))).values())
+        if records:
+            named.update(
+                item.head.patient_pseudonym
+                for item in self.vault.locate_many(list(dict.fromkeys(records)))
+                if item.head.patient_pseudonym is not None
+            )
+        return sorted(named)
 
     def refuse_unseen_matches(self, caller: Caller, query: SearchQuery, visible: int) -> None:
         """Before a conditional create whose criteria matched ``visible`` records the

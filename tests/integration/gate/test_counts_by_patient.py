@@ -19,6 +19,7 @@ from sqlalchemy import select
 from carevault.db import read_transaction
 from carevault.detect import alerts_as_dicts
 from carevault.detect.tables import detect_release
+from carevault.vault.tables import resource_head
 from tests.integration.detect.conftest import (
     RAISE_ONLY,
     Clinic,
@@ -104,3 +105,29 @@ def test_a_search_by_patient_that_shows_nothing_still_names_the_patient(booked: 
     assert empty.status_code == 200
     assert empty.json()["total"] == 0
     assert _released(booked) == 1
+
+
+def _bookings(clinic: Clinic) -> list[str]:
+    """The ids of the desk's bookings, one per patient (from the index: any search of
+    them by the desk would spend its budget)."""
+    head = resource_head.c
+    with read_transaction(clinic.services.engine) as connection:
+        rows = connection.execute(
+            select(head.resource_id).where(head.resource_type == "Appointment")
+        ).all()
+    return sorted(row.resource_id for row in rows)
+
+
+@pytest.mark.parametrize("named_by", ["actor", "_id"])
+def test_a_count_naming_a_patient_otherwise_names_them_too(booked: Clinic, named_by: str) -> None:
+    # ``actor`` may point at a Patient without being a patient parameter; a booking's
+    # ``_id`` names the booking, and so its patient.
+    if named_by == "actor":
+        asked = [f"Appointment?actor=Patient/{patient}" for patient in booked.patients[:12]]
+    else:
+        asked = [f"Appointment?_id={booking}" for booking in _bookings(booked)[:12]]
+    for query in asked:
+        answered = booked.web.get(f"/fhir/{query}&_summary=count", headers=booked.desk.headers)
+        assert answered.status_code == 200
+        assert answered.json()["total"] == 1
+    assert _released(booked) == 12
