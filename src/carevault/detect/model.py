@@ -40,6 +40,9 @@ RELEASING = frozenset(
         "fhir:resource:history",
         "fhir:patient:everything",
         "fhir:resource:export",
+        # A patient's access report (an entry naming the patient): who opened their
+        # records, which and what categories (adversary round 51).
+        "audit:ledger:read",
     }
 )
 #: Tags whose successful entries write patient data (one entry per record written, also

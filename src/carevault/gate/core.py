@@ -998,8 +998,49 @@ class Gate:
             opened = {item.head.row_id: item for item in self._open(caller, sealed)}
             opened.update((item.head.row_id, item) for item in found if isinstance(item, Opened))
             page = [opened[item.head.row_id] for item in found]
-            shown = self._show_many(caller, attempt, page)
+            shown = self._show_many(caller, attempt, page, named=self._named(query))
             return shown, total
+
+    def _named(self, query: SearchQuery) -> list[str]:
+        """The patients a search names in its criteria (``patient=``, ``subject=``; a
+        Patient search's ``_id``), as pseudonyms. Its answer tells something of each
+        whether or not it shows a record of theirs: ``Appointment?patient=X
+        &_summary=count`` how many bookings X has, ``Condition?patient=X&code=...``
+        whether X has that diagnosis, ``Patient?_id=X&birthdate=...`` X's birth date.
+        Each is therefore named in the ledger and counted by the release budget, as a
+        read of them is (adversary round 51: counts asked patient after patient, or of
+        a list of them at once, named no one and spent nothing)."""
+        rt = query.resource_type
+        ids = [i for condition in query.patients for i in condition.patient_ids]
+        # Records named by id or by reference, whose patient the answer concerns: a
+        # Patient search's ``_id``, another patient record's ``_id``, and a Patient at a
+        # parameter that may point at one without being a patient parameter
+        # (``Appointment?actor=Patient/X``).
+        records: list[tuple[str, str]] = []
+        if rt.is_patient:
+            ids += [i for alternatives in query.ids for i in alternatives]
+        elif rt.is_patient_data:
+            records += [(rt.name, i) for alternatives in query.ids for i in alternatives]
+        for name, value in query.applied:
+            param = rt.param(name.partition(":")[0])
+            if param is None or param.patient or "Patient" not in param.targets:
+                continue
+            for part in split_values(value):
+                target, slash, ident = part.rpartition("/")
+                if slash and target.split("/")[-1] == "Patient":
+                    ids.append(ident)
+                elif not slash and param.targets == ("Patient",):
+                    ids.append(part)
+        named: set[str] = set()
+        if ids:
+            named.update(self.vault.patient_pseudonyms(list(dict.fromkeys(ids))).values())
+        if records:
+            named.update(
+                item.head.patient_pseudonym
+                for item in self.vault.locate_many(list(dict.fromkeys(records)))
+                if item.head.patient_pseudonym is not None
+            )
+        return sorted(named)
 
     def refuse_unseen_matches(self, caller: Caller, query: SearchQuery, visible: int) -> None:
         """Before a conditional create whose criteria matched ``visible`` records the
@@ -1074,9 +1115,15 @@ class Gate:
         return restrict, None
 
     def _show_many(
-        self, caller: Caller, attempt: _Attempt, items: Sequence[Opened]
+        self,
+        caller: Caller,
+        attempt: _Attempt,
+        items: Sequence[Opened],
+        *,
+        named: Sequence[str] = (),
     ) -> list[Opened]:
-        """Per-record decisions for a page of records, then one audit entry per patient."""
+        """Per-record decisions for a page of records, then one audit entry per patient
+        (and per patient ``named`` by the request's criteria, records shown or not)."""
         if self.access is not None and caller.actor is not None:
             self.access.registrations.prefetch(
                 [item.head.patient_pseudonym for item in items if item.head.patient_pseudonym]
@@ -1089,7 +1136,7 @@ class Gate:
             if key not in decisions:
                 decisions[key] = self._decide_read(caller, rt, item.head)
             decided.append((item, decisions[key]))
-        return self._show_decided(attempt, decided)
+        return self._show_decided(attempt, decided, named=named)
 
     def _show_decided(
         self,
@@ -1097,10 +1144,11 @@ class Gate:
         decided: Sequence[tuple[Opened, Decision]],
         *,
         versioned: bool = False,
+        named: Sequence[str] = (),
     ) -> list[Opened]:
         """Records cut to what each decision grants, then their audit entries."""
         cut = self._cut(decided)
-        self._record_shown(attempt, cut, versioned=versioned)
+        self._record_shown(attempt, cut, versioned=versioned, named=named)
         return [item for item, _, _ in cut]
 
     def _cut(
@@ -1121,10 +1169,13 @@ class Gate:
         shown: Sequence[tuple[Opened, Decision, frozenset[DataCategory]]],
         *,
         versioned: bool = False,
+        named: Sequence[str] = (),
     ) -> None:
         """One audit entry per patient naming the categories actually shown and the records
-        (``versioned``: the versions) returned; durable before anything is returned."""
-        by_patient: dict[str | None, tuple[set[DataCategory], list[str], Decision]] = {}
+        (``versioned``: the versions) returned; durable before anything is returned. A
+        patient ``named`` by the criteria with nothing shown gets an entry returning
+        nothing, and is counted by the release budget all the same."""
+        by_patient: dict[str | None, tuple[set[DataCategory], list[str], Decision | None]] = {}
         for item, decision, present in shown:
             categories, references, _ = by_patient.setdefault(
                 item.head.patient_pseudonym, (set(), [], decision)
@@ -1135,6 +1186,8 @@ class Gate:
                 if versioned
                 else item.head.reference
             )
+        for pseudonym in named:
+            by_patient.setdefault(pseudonym, (set(), [], None))
         events = [
             self._event(
                 attempt,

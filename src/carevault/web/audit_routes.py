@@ -5,6 +5,7 @@ break-the-glass for clinicians."""
 from __future__ import annotations
 
 import base64
+from dataclasses import replace
 from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -17,6 +18,7 @@ from starlette.responses import JSONResponse, Response
 from carevault.access.breakglass import Grant
 from carevault.bootstrap import Services
 from carevault.clock import fhir_instant, from_micros, to_micros
+from carevault.detect.budget import ReleaseRefused
 from carevault.fhir import dates
 from carevault.fhir.outcome import FhirError, Issue
 from carevault.fhir.query import date_value
@@ -199,12 +201,15 @@ async def audit_events(request: Request, svc: ServicesDep, who: CallerDep) -> Re
     zone = ZoneInfo(svc.settings.timezone)
     now = svc.clock()  # once: what an ``ap`` date is measured from
     query: dict[str, Any] = {"count": 50}
+    #: The patient whose accesses are asked for (id, pseudonym): the answer is their
+    #: access report, and is released as one (``_release_report``).
+    patient: tuple[str, str] | None = None
     for name, value in request.query_params.multi_items():
         if name == "patient":
-            pseudonyms = await run_in_threadpool(
-                svc.vault.patient_pseudonyms, [value.removeprefix("Patient/")]
-            )
+            patient_id = value.removeprefix("Patient/")
+            pseudonyms = await run_in_threadpool(svc.vault.patient_pseudonyms, [patient_id])
             query["patient_pseudonym"] = next(iter(pseudonyms.values()), "unknown-patient")
+            patient = (patient_id, pseudonyms[patient_id]) if pseudonyms else None
         elif name == "agent":
             query["principal"] = value
         elif name == "date":
@@ -222,9 +227,14 @@ async def audit_events(request: Request, svc: ServicesDep, who: CallerDep) -> Re
         else:
             raise FhirError(400, [Issue("not-supported", f"unknown search parameter {name}")])
     found = await run_in_threadpool(matching, svc.audit_ledger, AuditQuery(**query))
-    await run_in_threadpool(
-        _record, svc, who, Outcome.SUCCESS, "AuditEvent search", returned=len(found)
-    )
+    if patient is not None:
+        await run_in_threadpool(
+            _release_report, svc, who, *patient, "AuditEvent search", returned=len(found)
+        )
+    else:
+        await run_in_threadpool(
+            _record, svc, who, Outcome.SUCCESS, "AuditEvent search", returned=len(found)
+        )
     base = base_url(request)
     bundle: dict[str, Any] = {
         "resourceType": "Bundle",
@@ -285,8 +295,52 @@ def build_access_report(
         limit=svc.settings.access_report_limit,
         before_seq=before_seq,
     )
-    _record(svc, who, Outcome.SUCCESS, "patient access report", patient=pseudonyms[patient_id])
+    _release_report(svc, who, patient_id, pseudonyms[patient_id], "patient access report")
     return {"patient": f"Patient/{patient_id}", **report}
+
+
+def _release_report(
+    svc: Services, who: Caller, patient_id: str, pseudonym: str, reason: str, **detail: Any
+) -> None:
+    """Record a patient's accesses (their access report, or an AuditEvent search by
+    ``patient``) as a release of the patient before they leave: they tell who opened
+    their records, which ones and what they touched (``sensitive_clinical`` says there
+    is a record the officer may not read), so one report after another is a bulk read
+    (adversary round 51). Its entry names the patient (their own report lists it, the
+    detectors judge it as a read) and rides the release budget: a patient already given
+    today costs nothing more, one past the budget is refused (429, recorded, the
+    ``release-budget`` alert) and nothing is returned."""
+    actor = who.actor
+    event = AuditEvent(
+        tag=Tag.AUDIT_READ,
+        outcome=Outcome.SUCCESS,
+        at_us=svc.now_us(),
+        request_id=who.request_id,
+        principal=who.principal,
+        role=str(actor.role) if actor else "system",
+        clinic_ids=tuple(sorted(actor.clinic_ids)) if actor else (),
+        client_id=who.client_id,
+        session_id=who.session_id,
+        source_address=who.source_address,
+        user_agent=(who.user_agent or "")[:200] or None,
+        resource_type="Patient",
+        resource_id=patient_id,
+        patient_pseudonym=pseudonym,
+        purpose=who.purpose,
+        reason=reason,
+        detail={**detail, **method_detail(who.method)},
+    )
+    guard = svc.gate.release
+    release = (
+        guard.claim(who.principal, str(actor.role), [pseudonym], event.at_us)
+        if guard is not None and actor is not None
+        else None
+    )
+    try:
+        svc.audit.record([event], None, release)
+    except ReleaseRefused as refused:
+        svc.audit.record([replace(event, outcome=Outcome.DENIED, reason=str(refused))])
+        raise FhirError(429, [Issue("throttled", str(refused))]) from None
 
 
 @router.get("/audit/patients/{patient_id}/access-report")

@@ -417,6 +417,11 @@ MESSAGES: dict[str, str] = {
     "patients.open_report": "Open the access report",
     "patients.unknown_title": "Patient not found",
     "patients.unknown": "There is no such patient.",
+    "patients.budget_title": "Too many patients for now",
+    "patients.budget": (
+        "Your account has been given as many patients' records and access reports as its "
+        "release budget allows for now. Try later, or ask another privacy officer."
+    ),
     "patients.bad_purpose_title": "Purpose not accepted",
     "patients.bad_purpose": (
         "Say why you are looking: the patient asked, or a compliance review. Nothing was opened."
@@ -527,6 +532,7 @@ MESSAGES: dict[str, str] = {
     "action.fhir:resource:update": "Changed",
     "action.fhir:resource:delete": "Deleted",
     "action.fhir:resource:export": "Exported",
+    "action.audit:ledger:read": "Read who opened the record (access report)",
     "action.access:break-glass:granted": "Broke the glass",
     "action.containment:emergency-access:requested": "Asked for emergency access",
     # Account language switch

@@ -339,6 +339,8 @@ MESSAGES: dict[str, str] = {
     "patients.open_report": "開啟查閱紀錄",
     "patients.unknown_title": "找不到病人",
     "patients.unknown": "沒有這位病人。",
+    "patients.budget_title": "暫時查閱的病人過多",
+    "patients.budget": "你的帳戶已達到現時可獲提供的病人紀錄及查閱紀錄上限。請稍後再試，或請另一位私隱主任協助。",
     "patients.bad_purpose_title": "查閱原因不獲接受",
     "patients.bad_purpose": "請說明查閱原因：病人提出要求，或合規審查。未有開啟任何紀錄。",
     "purpose.PATRQT": "病人提出要求（查閱資料要求）",
@@ -424,6 +426,7 @@ MESSAGES: dict[str, str] = {
     "action.fhir:resource:update": "更改",
     "action.fhir:resource:delete": "刪除",
     "action.fhir:resource:export": "匯出",
+    "action.audit:ledger:read": "查閱紀錄的查閱紀錄（查閱報告）",
     "action.access:break-glass:granted": "緊急取用",
     "action.containment:emergency-access:requested": "申請緊急取用",
     # Account language switch

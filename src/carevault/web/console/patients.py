@@ -128,7 +128,17 @@ async def _load(
     caller = caller_for(viewer, request, purpose)
     try:
         return await run_in_threadpool(_report, svc, caller, patient_id[:64])
-    except FhirError:
+    except FhirError as error:
+        if error.status == 429:
+            # The report is a release of its patient (adversary round 51): past the
+            # officer's budget it is refused, which is not "no such patient".
+            return page(
+                request,
+                "console/error.html",
+                {"title_key": "patients.budget_title", "body_key": "patients.budget"},
+                status=429,
+                current="/console/patients",
+            )
         return page(
             request,
             "console/error.html",
