@@ -124,6 +124,9 @@ class Access:
     purpose: str | None = None
     reason: str = ""
     detail: dict[str, Any] = field(default_factory=dict)
+    #: The request that wrote the entry (the same for every entry of one response);
+    #: None for entries written before the ledger kept it.
+    request_id: str | None = None
     #: A care relationship (appointment, visit, order, care team, referral) covers it.
     explained: bool = False
     #: Care covers it closely: care that names the person, or care at their clinic
@@ -165,6 +168,7 @@ class Access:
             purpose=document.get("purpose"),
             reason=str(document.get("reason", "")),
             detail=dict(document.get("detail") or {}),
+            request_id=document.get("request_id"),
         )
 
     @cached_property

@@ -193,17 +193,24 @@ def _vip_finding(access: Access, context: Context, pseudonym: str) -> Finding | 
 
 def _new_search(access: Access, recent: Recent) -> bool:
     """False for the second and later entries of one search's response (one entry per
-    patient, appended together within the same instant): a search counts once, however
-    many patients it found."""
-    key = (access.session_id, access.principal, access.detail.get("patients", 1))
-    last = recent.last_search
-    same = (
-        last is not None
-        and key[2] != 1
-        and last[0] == key
-        and last[1] == access.position - 1
-        and access.at_us - last[2] < SAME_RESPONSE_US
-    )
+    patient): a search counts once, however many patients it found. The entries of one
+    response carry its request id; entries written before the ledger kept it are told
+    apart by shape (consecutive, same session and patient count, within the instant).
+    By request id where there is one: under load another request's entry can land
+    between two of a response's, which the shape would count as a second search."""
+    if access.request_id:
+        key: tuple[object, ...] = ("request", access.request_id)
+        same = recent.last_search is not None and recent.last_search[0] == key
+    else:
+        key = (access.session_id, access.principal, access.detail.get("patients", 1))
+        last = recent.last_search
+        same = (
+            last is not None
+            and key[2] != 1
+            and last[0] == key
+            and last[1] == access.position - 1
+            and access.at_us - last[2] < SAME_RESPONSE_US
+        )
     recent.last_search = (key, access.position, access.at_us)
     return not same
 

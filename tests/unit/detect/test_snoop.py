@@ -197,6 +197,47 @@ def test_repeated_first_name_or_initial_searches_are_fishing() -> None:
     assert fishing.first_position == 0
 
 
+def test_a_search_counts_once_by_its_request_id_whatever_lands_between_its_entries() -> None:
+    """Under load another request's entry can fall between two entries of one response,
+    and they can be more than an instant apart: the request id still makes them one
+    search (adversary of the CI: an eleventh search counted of ten)."""
+    feed = _feed()
+    detail = {"params": ["given"], "name_shape": "initials", "patients": 3}
+    for n in range(10):
+        at = MORNING + n * MINUTE
+        for k in range(3):
+            feed.entry(
+                at + k * 2_000_000,
+                f"p{n}-{k}",
+                tag="fhir:resource:search",
+                session_id="s1",
+                detail=detail,
+                request_id=f"r{n}",
+            )
+            feed.entry(at + k * 2_000_000 + 1, "other", tag="fhir:resource:read")
+        if n < 9:
+            assert "name-fishing" not in feed.detectors_fired()
+    (fishing,) = [f for f in feed.found if f.detector == "name-fishing"]
+    assert fishing.explanation.startswith("10 searches by first name only or by initials")
+
+
+def test_two_searches_alike_back_to_back_are_two_by_their_request_ids() -> None:
+    feed = _feed()
+    detail = {"params": ["given"], "name_shape": "initials", "patients": 2}
+    for n in range(10):
+        for k in range(2):
+            feed.entry(
+                MORNING,
+                f"p{n}-{k}",
+                tag="fhir:resource:search",
+                session_id="s1",
+                detail=detail,
+                request_id=f"r{n}",
+            )
+    (fishing,) = [f for f in feed.found if f.detector == "name-fishing"]
+    assert fishing.explanation.startswith("10 searches by first name only or by initials")
+
+
 def test_full_name_searches_are_not_fishing() -> None:
     feed = _feed()
     for n in range(40):
