@@ -246,6 +246,37 @@ def method_detail(method: str | None) -> dict[str, str]:
     return {"method": "HEAD"} if method == "HEAD" else {}
 
 
+def caller_event(
+    caller: Caller,
+    tag: Tag,
+    outcome: Outcome,
+    at_us: int,
+    *,
+    detail: dict[str, Any] | None = None,
+    **fields: Any,
+) -> AuditEvent:
+    """An audit entry of what ``caller`` did: who (principal, role, clinics), through
+    what (client app, session, address, user agent), in which request and for what
+    purpose, with ``fields`` (resource, patient, categories, reason; a purpose or
+    request id of its own) as given. The gate's entries and the audit routes' are all
+    made by this, so that none of them leaves out who made it or through what."""
+    actor = caller.actor
+    return AuditEvent(
+        tag=tag,
+        outcome=outcome,
+        at_us=at_us,
+        principal=caller.principal,
+        role=str(actor.role) if actor else "system",
+        clinic_ids=tuple(sorted(actor.clinic_ids)) if actor else (),
+        client_id=caller.client_id,
+        session_id=caller.session_id,
+        source_address=caller.source_address,
+        user_agent=(caller.user_agent or "")[:200] or None,
+        **({"purpose": caller.purpose, "request_id": caller.request_id} | fields),
+        detail={**(detail or {}), **method_detail(caller.method)},
+    )
+
+
 def new_request_id() -> str:
     """A request's name in the audit ledger: 64 random bits, nothing derived from who
     asks or what."""
@@ -400,29 +431,24 @@ class Gate:
         resource_id: str | None = None,
         detail: dict[str, Any] | None = None,
     ) -> AuditEvent:
-        caller = attempt.caller
-        actor = caller.actor
         glass = decision is not None and decision.break_glass_used
-        return AuditEvent(
-            tag=attempt.tag,
-            outcome=outcome,
-            at_us=self.vault_now(),
-            principal=caller.principal,
-            role=str(actor.role) if actor else "system",
-            clinic_ids=tuple(sorted(actor.clinic_ids)) if actor else (),
-            client_id=caller.client_id,
-            session_id=caller.session_id,
-            source_address=caller.source_address,
-            user_agent=(caller.user_agent or "")[:200] or None,
+        return caller_event(
+            attempt.caller,
+            attempt.tag,
+            outcome,
+            self.vault_now(),
             resource_type=attempt.resource_type,
             resource_id=resource_id or attempt.resource_id,
             patient_pseudonym=pseudonym or attempt.patient_pseudonym,
             categories=tuple(sorted(categories)),
-            purpose="ETREAT" if glass else caller.purpose,
-            break_glass_reason="break-the-glass grant" if glass else None,
             reason=reason,
-            detail={**attempt.detail, **(detail or {}), **method_detail(caller.method)},
+            detail={**attempt.detail, **(detail or {})},
             request_id=attempt.request_id,
+            **(
+                {"purpose": "ETREAT", "break_glass_reason": "break-the-glass grant"}
+                if glass
+                else {}
+            ),
         )
 
     def vault_now(self) -> int:
@@ -1472,21 +1498,7 @@ class Gate:
             def judge(
                 connection: Connection, operation: Operation, head: Head, stored: Head | None
             ) -> None:
-                try:
-                    _keep_owner(operation, head, stored)
-                except AccessDenied:
-                    self._refuse_as_if_kept(
-                        caller,
-                        connection,
-                        operation,
-                        head,
-                        stored,
-                        seen.get(id(operation)),
-                        locked,
-                        sent.get(id(operation)),
-                    )
-                    raise
-                decision = self._authorize_write(
+                facts = (
                     caller,
                     connection,
                     operation,
@@ -1496,6 +1508,12 @@ class Gate:
                     locked,
                     sent.get(id(operation)),
                 )
+                try:
+                    _keep_owner(operation, head, stored)
+                except AccessDenied:
+                    self._refuse_as_if_kept(*facts)
+                    raise
+                decision = self._authorize_write(*facts)
                 if decision is not None:
                     decisions[id(operation)] = decision
                 self._refuse_changed_meanwhile(

@@ -22,7 +22,7 @@ from carevault.detect.budget import ReleaseRefused
 from carevault.fhir import dates
 from carevault.fhir.outcome import FhirError, Issue
 from carevault.fhir.query import date_value
-from carevault.gate import Caller, method_detail
+from carevault.gate import Caller, caller_event
 from carevault.ledger.audit import AuditQuery, access_report, matching
 from carevault.ledger.checkpoints import StoredCheckpoint
 from carevault.ledger.events import AuditEvent, Outcome, Tag
@@ -56,23 +56,8 @@ def _latest(ledger: Ledger) -> StoredCheckpoint:
 
 
 def _record(svc: Services, who: Caller, outcome: Outcome, reason: str, **detail: Any) -> None:
-    actor = who.actor
     svc.audit.record(
-        [
-            AuditEvent(
-                tag=Tag.AUDIT_READ,
-                outcome=outcome,
-                at_us=svc.now_us(),
-                request_id=who.request_id,
-                principal=who.principal,
-                role=str(actor.role) if actor else "system",
-                clinic_ids=tuple(sorted(actor.clinic_ids)) if actor else (),
-                session_id=who.session_id,
-                source_address=who.source_address,
-                reason=reason,
-                detail={**detail, **method_detail(who.method)},
-            )
-        ]
+        [caller_event(who, Tag.AUDIT_READ, outcome, svc.now_us(), reason=reason, detail=detail)]
     )
 
 
@@ -311,24 +296,16 @@ def _release_report(
     today costs nothing more, one past the budget is refused (429, recorded, the
     ``release-budget`` alert) and nothing is returned."""
     actor = who.actor
-    event = AuditEvent(
-        tag=Tag.AUDIT_READ,
-        outcome=Outcome.SUCCESS,
-        at_us=svc.now_us(),
-        request_id=who.request_id,
-        principal=who.principal,
-        role=str(actor.role) if actor else "system",
-        clinic_ids=tuple(sorted(actor.clinic_ids)) if actor else (),
-        client_id=who.client_id,
-        session_id=who.session_id,
-        source_address=who.source_address,
-        user_agent=(who.user_agent or "")[:200] or None,
+    event = caller_event(
+        who,
+        Tag.AUDIT_READ,
+        Outcome.SUCCESS,
+        svc.now_us(),
         resource_type="Patient",
         resource_id=patient_id,
         patient_pseudonym=pseudonym,
-        purpose=who.purpose,
         reason=reason,
-        detail={**detail, **method_detail(who.method)},
+        detail=detail,
     )
     guard = svc.gate.release
     release = (

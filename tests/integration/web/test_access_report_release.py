@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from carevault.config import Settings
 from carevault.detect import alerts_as_dicts
 from tests.integration.detect.conftest import (
     RAISE_ONLY,
@@ -34,16 +35,21 @@ def _report(clinic: Clinic, patient: str) -> int:
     return int(response.status_code)
 
 
-def test_access_reports_pulled_patient_after_patient_stop_at_the_release_budget(
-    backend: str, tmp_path: Path, request: pytest.FixtureRequest
-) -> None:
-    settings = clinic_settings(
+def _budgeted(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
+    """Settings whose officer may be given ``HOUR`` patients an hour; alerts only."""
+    return clinic_settings(
         backend,
         tmp_path,
         request,
         release_budget=f"privacy_officer={HOUR}/10",
         detect_responses=RAISE_ONLY,
     )
+
+
+def test_access_reports_pulled_patient_after_patient_stop_at_the_release_budget(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    settings = _budgeted(backend, tmp_path, request)
     with opened_clinic(settings, clinic_patients(HOUR + 2)) as clinic:
         statuses = [_report(clinic, patient) for patient in clinic.patients]
         assert statuses == [200] * HOUR + [429] * 2
@@ -90,13 +96,7 @@ def test_a_patients_report_lists_who_pulled_their_access_history(
 def test_an_audit_event_search_by_patient_is_that_patients_report_and_counts_as_one(
     backend: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    settings = clinic_settings(
-        backend,
-        tmp_path,
-        request,
-        release_budget=f"privacy_officer={HOUR}/10",
-        detect_responses=RAISE_ONLY,
-    )
+    settings = _budgeted(backend, tmp_path, request)
     with opened_clinic(settings, clinic_patients(HOUR + 1)) as clinic:
         statuses = [
             clinic.web.get(
