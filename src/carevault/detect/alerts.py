@@ -14,11 +14,12 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import Connection, Engine, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from carevault.db import ROW_ID_MAX, read_transaction, write_transaction
 from carevault.detect.model import Finding, Severity
-from carevault.detect.tables import detect_alert
+from carevault.detect.tables import detect_alert, detect_alert_patient
 
 
 class AlertStatus(StrEnum):
@@ -29,7 +30,8 @@ class AlertStatus(StrEnum):
 
 OPEN = AlertStatus.OPEN.value
 STATUSES = tuple(status.value for status in AlertStatus)
-#: At most this many pseudonyms are kept on one alert (the count goes on).
+#: At most this many pseudonyms are listed on one alert (its page); every one is kept in
+#: ``detect_alert_patient``, which the count is of.
 KEPT_PATIENTS = 5000
 
 
@@ -196,6 +198,7 @@ class AlertStore:
                 new_id = connection.execute(
                     insert(detect_alert).values(**values).returning(detect_alert.c.alert_id)
                 ).scalar_one()
+                _name_patients(connection, int(new_id), set(patients))
                 raised.append(Raised(self._get(connection, int(new_id)), True, _trigger(finding)))
                 continue
             self._update(connection, finding, _alert(row), now_us, raised, guarded=False)
@@ -231,8 +234,16 @@ class AlertStore:
         no longer ``current`` (updated since it was read: nothing is written)."""
         access = finding.access
         known = set(current.patients)
-        merged = known | {p for p in finding.patients if p}
-        patient_count = max(current.patient_count, len(merged))
+        new = {p for p in finding.patients if p} - known
+        merged = known | new
+        if current.patient_count > len(known):
+            # The list is full: the count is of every patient the alert named, kept apart.
+            patient_count = max(
+                current.patient_count, _name_patients(connection, current.alert_id, new)
+            )
+        else:
+            _name_patients(connection, current.alert_id, new, count=False)
+            patient_count = max(current.patient_count, len(merged))
         severity = finding.severity_for(
             max(current.severity, finding.severity, key=lambda s: s.rank), patient_count
         )
@@ -243,10 +254,10 @@ class AlertStore:
             "updated_us": max(now_us, current.updated_us + 1) if guarded else now_us,
             "explanation": finding.explanation,
         }
-        if len(merged) > len(known):
+        if len(merged) > len(known) and len(known) < KEPT_PATIENTS:
             # The list (up to thousands of pseudonyms) is rewritten only when it
             # grows: an alert that stays open under a sustained read would otherwise
-            # re-sort and rewrite it at every batch.
+            # re-sort and rewrite it at every batch. Once full it stays as it is.
             changes["patients"] = json.dumps(sorted(merged)[:KEPT_PATIENTS])
         query = update(detect_alert).where(detect_alert.c.alert_id == current.alert_id)
         if guarded:
@@ -351,6 +362,28 @@ def merge_findings(findings: list[Finding]) -> list[Finding]:
 def _trigger(finding: Finding) -> int | None:
     """The audit-ledger position of the entry that gave ``finding`` first in its batch."""
     return _position(finding.trigger if finding.trigger is not None else finding.access.position)
+
+
+def _name_patients(
+    connection: Connection, alert_id: int, patients: set[str], *, count: bool = True
+) -> int:
+    """Add ``patients`` to every patient the alert names (each once, however often
+    named); how many it names in all (0 when not ``count``)."""
+    rows = [{"alert_id": alert_id, "patient_pseudonym": p} for p in sorted(patients)]
+    if rows:
+        dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+        statement = dialect.insert(detect_alert_patient).on_conflict_do_nothing()
+        for start in range(0, len(rows), 1000):
+            connection.execute(statement, rows[start : start + 1000])
+    if not count:
+        return 0
+    return int(
+        connection.execute(
+            select(func.count())
+            .select_from(detect_alert_patient)
+            .where(detect_alert_patient.c.alert_id == alert_id)
+        ).scalar_one()
+    )
 
 
 def _position(position: int) -> int | None:

@@ -42,8 +42,10 @@ detect_alert = Table(
     Column("client", String(64), nullable=True),
     Column("session", String(64), nullable=True),
     Column("source_address", String(64), nullable=True),
+    #: How many patients the alert names in all (``detect_alert_patient``'s rows).
     Column("patient_count", Integer, nullable=False),
-    #: JSON list of patient pseudonyms (never names), at most a few thousand.
+    #: JSON list of patient pseudonyms (never names), the first ``alerts.KEPT_PATIENTS``
+    #: in order: what the alert's page lists.
     Column("patients", Text, nullable=False),
     Column("first_position", BigInteger, nullable=True),
     Column("last_position", BigInteger, nullable=True),
@@ -55,6 +57,14 @@ detect_alert = Table(
     Column("explanation", Text, nullable=False),
     Column("handled_by", String(200), nullable=True),
     Index("ix_detect_alert_raised", "raised_us"),
+)
+
+#: Every patient an alert names, however many (records_0028): what its count is of.
+detect_alert_patient = Table(
+    "detect_alert_patient",
+    metadata,
+    Column("alert_id", BigInteger, primary_key=True),
+    Column("patient_pseudonym", String(40), primary_key=True),
 )
 
 #: Patients released to an account, per day: the release budget, shared by processes.
