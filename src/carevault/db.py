@@ -14,7 +14,7 @@ import os
 import secrets
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from contextvars import ContextVar
 from itertools import chain
@@ -234,6 +234,18 @@ def settle_record_writes(connection: Connection) -> None:
     it."""
     if connection.dialect.name == "postgresql":
         connection.exec_driver_sql(_SETTLE_RECORD_WRITES)
+
+
+def settled_now(engine: Engine, now_us: Callable[[], int]) -> int:
+    """A time (``now_us``, read while no record write can stamp) before which every
+    record version stamped is committed, or never will be: what a Bulk Data export's
+    ``transactionTime`` and a history Bundle's ``meta.lastUpdated`` must be, so that a
+    client that asks ``_since`` it next misses no write stamped before it and committed
+    after the read. A record write stamps inside its transaction (``hold_record_writes``),
+    so one that stamps after this returns stamps later than it."""
+    with write_transaction(engine) as connection:
+        settle_record_writes(connection)
+        return now_us()
 
 
 #: PostgreSQL: the commit of a write transaction, in one message (one round trip, as the

@@ -25,7 +25,7 @@ from sqlalchemy import ColumnElement, func, select
 
 from carevault.access.scopes import parse as parse_scopes
 from carevault.containment.state import ContainmentActive
-from carevault.db import read_transaction, settle_record_writes, write_transaction
+from carevault.db import read_transaction, settled_now, write_transaction
 from carevault.domain.policy import Actor
 from carevault.domain.roles import Role
 from carevault.export.files import file_name
@@ -151,9 +151,7 @@ class ExportWorker:
     def _start(self, job: Job, caller: Caller) -> Job:
         svc = self.service
         total = self._count_patients(job, caller)
-        with write_transaction(svc.jobs.engine) as connection:
-            settle_record_writes(connection)
-            now = svc.now_us()
+        now = settled_now(svc.jobs.engine, svc.now_us)
         # The manifest's transactionTime: every version stamped at or before it is
         # committed, so this job's batches (read after it) see it, and a follow-up export
         # ``_since`` it (later than it) takes what they do not (a write stamped before

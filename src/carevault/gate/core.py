@@ -30,7 +30,7 @@ from carevault.access.registrations import FailureCounter, Proof
 from carevault.access.scopes import Interaction, Scopes
 from carevault.clock import to_micros
 from carevault.containment.state import ContainmentActive, ContainmentState, ContainmentStore
-from carevault.db import WouldBlock, committed_reads, pinned_connection
+from carevault.db import WouldBlock, committed_reads, pinned_connection, settled_now
 from carevault.detect.budget import ReleaseRefused
 from carevault.domain.care import (
     VOUCHED,
@@ -453,6 +453,11 @@ class Gate:
 
     def vault_now(self) -> int:
         return to_micros(self.vault.clock())
+
+    def settled_now(self) -> int:
+        """The vault's time, read once every record write stamped before it has
+        committed (``db.settled_now``): what a history Bundle is as of."""
+        return settled_now(self.vault.engine, self.vault_now)
 
     @contextmanager
     def _attempt(

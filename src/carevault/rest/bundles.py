@@ -40,11 +40,19 @@ def _http_date(seconds: int) -> str:
     return http_date(seconds * 1_000_000)
 
 
-def _frame(bundle_type: str, total: int | None, links: list[dict[str, str]]) -> dict[str, Any]:
+def _frame(
+    bundle_type: str,
+    total: int | None,
+    links: list[dict[str, str]],
+    as_of_us: int | None = None,
+) -> dict[str, Any]:
+    """``as_of_us``: the Bundle's ``meta.lastUpdated`` (None: now)."""
     frame: dict[str, Any] = {
         "resourceType": "Bundle",
         "id": str(uuid.uuid4()),
-        "meta": {"lastUpdated": fhir_instant(utc_now())},
+        "meta": {
+            "lastUpdated": fhir_instant(utc_now() if as_of_us is None else from_micros(as_of_us))
+        },
         "type": bundle_type,
     }
     if total is not None:
@@ -133,9 +141,13 @@ def history(
     *,
     total: int | None = None,
     links: list[dict[str, str]] | None = None,
+    as_of_us: int | None = None,
 ) -> bytes:
     """A history Bundle of ``versions``; ``total``: how many versions there are in all
-    (None: not counted, as for type- and system-level history)."""
+    (None: not counted, as for type- and system-level history). ``as_of_us``: its
+    ``meta.lastUpdated``, a time before which every version stamped was committed when
+    the versions were read (``Gate.settled_now``): the ``_since`` of a client's next poll
+    that misses nothing."""
     entries: list[bytes] = []
     for item in versions:
         head = item.head
@@ -157,7 +169,7 @@ def history(
         if item.body is not None:
             encoded = encoded[:-1] + b',"resource":' + item.body + b"}"
         entries.append(encoded)
-    return assemble(_frame("history", total, links or []), entries)
+    return assemble(_frame("history", total, links or [], as_of_us), entries)
 
 
 def history_links(

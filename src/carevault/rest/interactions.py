@@ -199,6 +199,7 @@ class FhirInteractions:
             raise bad_request("_offset must be a non-negative integer")
         count = self._history_count(asked)
         with translated():
+            as_of = self.gate.settled_now()
             versions, total = self.gate.history(
                 caller,
                 rt,
@@ -214,7 +215,9 @@ class FhirInteractions:
             offset=asked.offset,
             total=total,
         )
-        return FhirResponse(200, bundles.history(base, versions, total=total, links=links))
+        return FhirResponse(
+            200, bundles.history(base, versions, total=total, links=links, as_of_us=as_of)
+        )
 
     def history_of_many(
         self,
@@ -239,6 +242,7 @@ class FhirInteractions:
         start = None if asked.cursor is None else cursor.opened(key, *bound, asked.cursor)
         count = self._history_count(asked) or self.search_settings.default_count
         with translated():
+            as_of = self.gate.settled_now()
             page, following = history_versions(
                 self.gate, caller, rt, since_us=asked.since_us, start=start, count=count
             )
@@ -250,7 +254,9 @@ class FhirInteractions:
             at=asked.cursor,
             following=None if following is None else cursor.seal(key, *bound, following),
         )
-        return FhirResponse(200, bundles.history(base, page, total=None, links=links))
+        return FhirResponse(
+            200, bundles.history(base, page, total=None, links=links, as_of_us=as_of)
+        )
 
     def _history_count(self, asked: HistoryQuery) -> int | None:
         if asked.count is None:
