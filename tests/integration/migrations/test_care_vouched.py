@@ -6,12 +6,11 @@ it is for is in tests/integration/access/test_adversary_round50.py."""
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import inspect, text
+from sqlalchemy import Engine, text
 
-from carevault.config import Settings
-from carevault.db import make_engine
 from carevault.migrations import downgrade, upgrade
 from carevault.migrations.records.versions import r0027_care_vouched
+from tests.integration.migrations.conftest import table_names
 
 # Each test takes its stores through the migrations itself, from nothing.
 pytestmark = [pytest.mark.fresh_home, pytest.mark.postgres]
@@ -22,43 +21,34 @@ TABLE = r0027_care_vouched.TABLE
 
 
 def test_what_standing_care_teams_and_referrals_opened_is_kept_from_records_0027(
-    settings: Settings,
+    engine: Engine,
 ) -> None:
-    settings.home.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(settings.resolved_database_url)
-
-    def tables() -> set[str]:
-        return set(inspect(engine).get_table_names())
-
-    try:
-        upgrade("records", engine, BEFORE)
-        assert TABLE not in tables()
-        with engine.begin() as connection:
-            for row_id, kind in ((7, "ServiceRequest"), (8, "Encounter")):
-                connection.execute(
-                    text(
-                        "INSERT INTO resource_head (row_id, resource_type, resource_id,"
-                        " version_id, last_updated_us, deleted)"
-                        " VALUES (:row, :kind, :id, 1, 5, false)"
-                    ),
-                    {"row": row_id, "kind": kind, "id": f"r{row_id}"},
-                )
-                connection.execute(
-                    text(
-                        "INSERT INTO care_relationship (patient_pseudonym, clinic_id,"
-                        " source_row_id, valid_from_us, valid_until_us)"
-                        " VALUES ('p1', :clinic, :row, 10, 20)"
-                    ),
-                    {"clinic": f"clinic-{row_id}", "row": row_id},
-                )
-        upgrade("records", engine, REVISION)
-        assert TABLE in tables()
-        with engine.connect() as connection:
-            rows = connection.execute(
-                text(f"SELECT patient_pseudonym, clinic_id, vouched_us FROM {TABLE}")
-            ).all()
-        assert [tuple(row) for row in rows] == [("p1", "clinic-7", 10)]
-        downgrade("records", engine, BEFORE)
-        assert TABLE not in tables()
-    finally:
-        engine.dispose()
+    upgrade("records", engine, BEFORE)
+    assert TABLE not in table_names(engine)
+    with engine.begin() as connection:
+        for row_id, kind in ((7, "ServiceRequest"), (8, "Encounter")):
+            connection.execute(
+                text(
+                    "INSERT INTO resource_head (row_id, resource_type, resource_id,"
+                    " version_id, last_updated_us, deleted)"
+                    " VALUES (:row, :kind, :id, 1, 5, false)"
+                ),
+                {"row": row_id, "kind": kind, "id": f"r{row_id}"},
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO care_relationship (patient_pseudonym, clinic_id,"
+                    " source_row_id, valid_from_us, valid_until_us)"
+                    " VALUES ('p1', :clinic, :row, 10, 20)"
+                ),
+                {"clinic": f"clinic-{row_id}", "row": row_id},
+            )
+    upgrade("records", engine, REVISION)
+    assert TABLE in table_names(engine)
+    with engine.connect() as connection:
+        rows = connection.execute(
+            text(f"SELECT patient_pseudonym, clinic_id, vouched_us FROM {TABLE}")
+        ).all()
+    assert [tuple(row) for row in rows] == [("p1", "clinic-7", 10)]
+    downgrade("records", engine, BEFORE)
+    assert TABLE not in table_names(engine)

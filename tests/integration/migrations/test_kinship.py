@@ -5,12 +5,11 @@ given their kinship tokens by reindexing (tests/integration/detect/test_snooping
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import inspect
+from sqlalchemy import Engine, inspect
 
-from carevault.config import Settings
-from carevault.db import make_engine
 from carevault.migrations import downgrade, upgrade
 from carevault.migrations.records.versions import r0013_kinship
+from tests.integration.migrations.conftest import table_names
 
 # Each test takes its stores through the migrations itself, from nothing.
 pytestmark = pytest.mark.fresh_home
@@ -18,27 +17,18 @@ pytestmark = pytest.mark.fresh_home
 BEFORE = r0013_kinship.down_revision
 
 
-def test_kinship_and_step_up_come_and_go_with_records_0013(settings: Settings) -> None:
-    settings.home.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(settings.resolved_database_url)
-
-    def tables() -> set[str]:
-        return set(inspect(engine).get_table_names())
-
+def test_kinship_and_step_up_come_and_go_with_records_0013(engine: Engine) -> None:
     def session_columns() -> set[str]:
         return {column["name"] for column in inspect(engine).get_columns("auth_session")}
 
-    try:
-        upgrade("records", engine, BEFORE)
-        assert not {"patient_kin", "detect_staff_kin"} & tables()
-        assert "step_up_us" not in session_columns()
-        upgrade("records", engine, "records_0013")
-        assert {"patient_kin", "detect_staff_kin"} <= tables()
-        assert "step_up_us" in session_columns()
-        indexes = {index["name"] for index in inspect(engine).get_indexes("patient_kin")}
-        assert {"ix_patient_kin_patient", "ix_patient_kin_token"} <= indexes
-        downgrade("records", engine, BEFORE)
-        assert not {"patient_kin", "detect_staff_kin"} & tables()
-        assert "step_up_us" not in session_columns()
-    finally:
-        engine.dispose()
+    upgrade("records", engine, BEFORE)
+    assert not {"patient_kin", "detect_staff_kin"} & table_names(engine)
+    assert "step_up_us" not in session_columns()
+    upgrade("records", engine, "records_0013")
+    assert {"patient_kin", "detect_staff_kin"} <= table_names(engine)
+    assert "step_up_us" in session_columns()
+    indexes = {index["name"] for index in inspect(engine).get_indexes("patient_kin")}
+    assert {"ix_patient_kin_patient", "ix_patient_kin_token"} <= indexes
+    downgrade("records", engine, BEFORE)
+    assert not {"patient_kin", "detect_staff_kin"} & table_names(engine)
+    assert "step_up_us" not in session_columns()
