@@ -127,12 +127,15 @@ def searchset(
     links: list[dict[str, str]],
     included: Sequence[Opened] = (),
     outcome: dict[str, Any] | None = None,
+    as_of_us: int | None = None,
 ) -> bytes:
+    """A searchset Bundle; ``as_of_us``: its ``meta.lastUpdated`` (None: now), a settled
+    time for a search by ``_lastUpdated`` (``history``)."""
     entries = [match_entry(base, item) for item in items]
     entries += [match_entry(base, item, "include") for item in included]
     if outcome is not None:
         entries.append(outcome_entry(outcome))
-    return assemble(_frame("searchset", total, links), entries)
+    return assemble(_frame("searchset", total, links, as_of_us), entries)
 
 
 def history(

@@ -321,6 +321,13 @@ class FhirInteractions:
             # Applied, as a position would be: the ledger names the parameters a search used.
             query.applied.append(("_offset", str(query.offset)))
         with translated():
+            # A search by ``_lastUpdated`` is how a client polls for changes: its Bundle
+            # is as of a settled time, as a history Bundle is (``bundles.history``).
+            as_of = (
+                self.gate.settled_now()
+                if any(name.partition(":")[0] == "_lastUpdated" for name, _ in query.applied)
+                else None
+            )
             items, total = self.gate.search(caller, query)
             extra, cut = included(
                 self.gate, caller, query, items, max_count=self.search_settings.max_count
@@ -382,7 +389,13 @@ class FhirInteractions:
         return FhirResponse(
             200,
             bundles.searchset(
-                base, matches, total=shown_total, links=links, included=others, outcome=notice
+                base,
+                matches,
+                total=shown_total,
+                links=links,
+                included=others,
+                outcome=notice,
+                as_of_us=as_of,
             ),
         )
 

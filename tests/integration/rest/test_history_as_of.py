@@ -1,6 +1,6 @@
-"""A history Bundle's ``meta.lastUpdated`` is a time before which every version stamped
-was committed when its versions were read: a client that polls ``_history?_since=`` it
-next misses no write. It was the time the Bundle was assembled, after the read, so a
+"""A history Bundle's ``meta.lastUpdated`` (and a search's by ``_lastUpdated``) is a
+time before which every version stamped was committed when its versions were read: a
+client that polls ``_history?_since=`` it next misses no write. It was the time the Bundle was assembled, after the read, so a
 write stamped between the read and then (or stamped before the read and committed after
 it, by another request's transaction) fell between two polls."""
 
@@ -36,14 +36,18 @@ def test_polling_since_the_bundles_last_updated_misses_no_write(api: FhirTestCli
     assert second["id"] in ids
 
 
-def test_a_write_in_flight_is_in_the_history_or_after_its_last_updated(
-    api: FhirTestClient, services: Services, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    "poll", ["/fhir/Patient/_history", "/fhir/Patient?_lastUpdated=ge2020-01-01&_count=500"]
+)
+def test_a_write_in_flight_is_in_the_poll_or_after_its_last_updated(
+    api: FhirTestClient, services: Services, monkeypatch: pytest.MonkeyPatch, poll: str
 ) -> None:
     """A write that has stamped its version and not yet committed when the history is
     asked for: the Bundle has its version, or says it is as of a time at or before its
     stamp (so that the next poll ``_since`` it has it). The write is held at its commit
     until the history has been asked for and has had a second to answer; before the
-    history waited for record writes in flight, SQLite's Bundle had neither."""
+    history waited for record writes in flight, SQLite's Bundle had neither. A search by
+    ``_lastUpdated`` is a poll too, and is as of a settled time as well."""
     create(api, patient())
     holding, release = threading.Event(), threading.Event()
 
@@ -74,9 +78,7 @@ def test_a_write_in_flight_is_in_the_history_or_after_its_last_updated(
         writer = threading.Thread(target=lambda: written.append(create(api, patient())))
         writer.start()
         assert holding.wait(30)
-        reader = threading.Thread(
-            target=lambda: answered.append(api.get("/fhir/Patient/_history").json())
-        )
+        reader = threading.Thread(target=lambda: answered.append(api.get(poll).json()))
         reader.start()
         reader.join(1.0)
         release.set()
