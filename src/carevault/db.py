@@ -211,41 +211,71 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
 
 
 #: PostgreSQL: the advisory lock a transaction that writes records holds, shared, from
-#: before it stamps them (``lastUpdated``) until it ends (``hold_record_writes``).
-_RECORD_WRITES_LOCK = "hashtextextended('carevault-record-writes', 0)"
+#: before it stamps them (``lastUpdated``) until it ends (``hold_record_writes``). One per
+#: schema: advisory locks are the database's, and stores in other schemas of it (a
+#: test's, another instance's) are not this store's writes.
+_RECORD_WRITES_LOCK = "hashtextextended('carevault-record-writes:' || current_schema(), 0)"
 _RECORD_WRITES = f"SELECT pg_advisory_xact_lock_shared({_RECORD_WRITES_LOCK})"
-_SETTLE_RECORD_WRITES = f"SELECT pg_advisory_xact_lock({_RECORD_WRITES_LOCK})"
+#: The transactions holding that lock now (granted, in this database), by virtual id.
+_RECORD_WRITERS = f"""
+    SELECT virtualtransaction FROM pg_locks, (SELECT {_RECORD_WRITES_LOCK} AS k) AS lock
+    WHERE locktype = 'advisory' AND granted AND objsubid = 1
+      AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+      AND classid = ((lock.k >> 32) & 4294967295)::bigint::oid
+      AND objid = (lock.k & 4294967295)::bigint::oid
+      AND pid <> pg_backend_pid()
+"""  # noqa: S608 - constants only, no input
+#: How long a settling waits for the record writes in flight before giving up.
+SETTLE_SECONDS = 30.0
+
+
+class WritesInFlight(Exception):
+    """Record writes in flight did not end within ``SETTLE_SECONDS``: no settled time."""
 
 
 def hold_record_writes(connection: Connection) -> None:
-    """In a write transaction, before its records are stamped: ``settle_record_writes``
-    waits for it. On SQLite the transaction's write lock does it already."""
+    """In a write transaction, before its records are stamped: ``settled_now`` waits for
+    it. On SQLite the transaction's write lock does it already."""
     if connection.dialect.name == "postgresql":
         connection.exec_driver_sql(_RECORD_WRITES)
 
 
-def settle_record_writes(connection: Connection) -> None:
-    """In a write transaction: return once every transaction that stamped records
-    before has ended, and keep new ones from stamping until this one ends. A time read
-    after it is one before which every record's version is committed (or never will
-    be): what a Bulk Data ``transactionTime`` must be, or a follow-up export ``_since``
-    it misses a write stamped before it that committed after its batch was read. On
-    SQLite the transaction's write lock does it already: writers stamp once they hold
-    it."""
-    if connection.dialect.name == "postgresql":
-        connection.exec_driver_sql(_SETTLE_RECORD_WRITES)
-
-
 def settled_now(engine: Engine, now_us: Callable[[], int]) -> int:
-    """A time (``now_us``, read while no record write can stamp) before which every
-    record version stamped is committed, or never will be: what a Bulk Data export's
-    ``transactionTime`` and a history Bundle's ``meta.lastUpdated`` must be, so that a
-    client that asks ``_since`` it next misses no write stamped before it and committed
-    after the read. A record write stamps inside its transaction (``hold_record_writes``),
-    so one that stamps after this returns stamps later than it."""
-    with write_transaction(engine) as connection:
-        settle_record_writes(connection)
+    """A time (``now_us``) before which every record version stamped is committed, or
+    never will be, once this returns: what a Bulk Data export's ``transactionTime`` and a
+    polling client's Bundle (history, ``_lastUpdated``, ``$everything?_since``) must be
+    as of, so that a client that asks ``_since`` it next misses no write stamped before
+    it and committed after the read. A record write stamps inside its transaction, after
+    ``hold_record_writes``, so one that stamps after this stamps later than it.
+
+    PostgreSQL: the time is read, then the transactions holding the record-writes lock
+    (those that may have stamped before it) are waited for, one poll of ``pg_locks`` at
+    a time; writers that come after are not held up (a lock asked for exclusively would
+    queue every new writer behind the slowest in flight). SQLite: the write lock, taken
+    and given back, which writers stamp under.
+
+    Inside a transaction this thread is pinned to (a transaction Bundle's GET entries):
+    that transaction's own writes are in flight and would be waited for by themselves;
+    its time is read as it stands. Raises ``WritesInFlight`` when writes in flight do not
+    end within ``SETTLE_SECONDS``."""
+    if pinned_connection(engine) is not None:
         return now_us()
+    if engine.dialect.name != "postgresql":
+        with write_transaction(engine):
+            return now_us()
+    with engine.connect() as connection:
+        now = now_us()
+        held = {row[0] for row in connection.exec_driver_sql(_RECORD_WRITERS)}
+        connection.rollback()
+        pause, deadline = 0.001, time.monotonic() + SETTLE_SECONDS
+        while held:
+            if time.monotonic() > deadline:
+                raise WritesInFlight(f"{len(held)} record writes still in flight")
+            time.sleep(pause)
+            pause = min(pause * 2, 0.02)
+            held &= {row[0] for row in connection.exec_driver_sql(_RECORD_WRITERS)}
+            connection.rollback()
+    return now
 
 
 #: PostgreSQL: the commit of a write transaction, in one message (one round trip, as the

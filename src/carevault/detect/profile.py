@@ -129,8 +129,12 @@ class Recent:
     #: ``KEPT_DAYS`` days: a pick of kin is judged once its grace is over, against its
     #: own day, after the account may have moved on to the next (``snoop.snooping``).
     earlier: dict[int, tuple[set[str], dict[str, set[str]]]] = field(default_factory=dict)
-    #: The last search entry: ((session, principal, patients named), position, at_us).
-    last_search: tuple[tuple[object, ...], int, int] | None = None
+    #: The last search entry written before the ledger kept request ids: ((session,
+    #: principal, patients named), position, at_us, entries of its response to come).
+    last_search: tuple[tuple[object, ...], int, int, int] | None = None
+    #: The search responses whose entries are still coming, by (request id, patients
+    #: named): how many are to come. A few at most (one request's, or two at once).
+    open_searches: dict[tuple[str, int], int] = field(default_factory=dict)
     #: What a finding last named in full, per breadth window (and "slow-drip"): (day,
     #: the window's ``changes`` or the day's count). While it stays the same, the
     #: patients are those already named: the finding repeats none of them.

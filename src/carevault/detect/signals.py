@@ -191,27 +191,43 @@ def _vip_finding(access: Access, context: Context, pseudonym: str) -> Finding | 
     return Finding("vip", severity, pseudonym, why, access, (pseudonym,))
 
 
+#: At most this many responses of one account are followed while their entries come.
+OPEN_SEARCHES = 8
+
+
 def _new_search(access: Access, recent: Recent) -> bool:
     """False for the second and later entries of one search's response (one entry per
-    patient): a search counts once, however many patients it found. The entries of one
-    response carry its request id; entries written before the ledger kept it are told
-    apart by shape (consecutive, same session and patient count, within the instant).
-    By request id where there is one: under load another request's entry can land
-    between two of a response's, which the shape would count as a second search."""
+    patient, ``patients`` of them): a search counts once, however many patients it
+    found, and each search of a batch or transaction Bundle once (its entries share the
+    request's id: ten searches by initials in one batch are ten). Entries written before
+    the ledger kept request ids are told apart by shape (consecutive, same session and
+    patient count, within the instant); by request id, another entry landing between
+    two of a response's (under load) does not make it two."""
+    patients = max(1, int(access.detail.get("patients", 1) or 1))
     if access.request_id:
-        key: tuple[object, ...] = ("request", access.request_id)
-        same = recent.last_search is not None and recent.last_search[0] == key
-    else:
-        key = (access.session_id, access.principal, access.detail.get("patients", 1))
-        last = recent.last_search
-        same = (
-            last is not None
-            and key[2] != 1
-            and last[0] == key
-            and last[1] == access.position - 1
-            and access.at_us - last[2] < SAME_RESPONSE_US
-        )
-    recent.last_search = (key, access.position, access.at_us)
+        opened = recent.open_searches
+        response = (access.request_id, patients)
+        left = opened.pop(response, 0)
+        if left > 1:
+            opened[response] = left - 1
+        if left:
+            return False
+        if patients > 1:
+            opened[response] = patients - 1
+            while len(opened) > OPEN_SEARCHES:
+                del opened[next(iter(opened))]
+        return True
+    key = (access.session_id, access.principal, patients)
+    last = recent.last_search
+    same = (
+        last is not None
+        and last[3] > 0
+        and last[0] == key
+        and last[1] == access.position - 1
+        and access.at_us - last[2] < SAME_RESPONSE_US
+    )
+    left = last[3] - 1 if same and last is not None else patients - 1
+    recent.last_search = (key, access.position, access.at_us, left)
     return not same
 
 

@@ -404,6 +404,8 @@ class FhirInteractions:
     ) -> FhirResponse:
         asked = everything_query(params, self.search_settings.max_count, self.search_settings.zone)
         with translated():
+            # ``_since`` is a poll for what changed: as of a settled time (``history``).
+            as_of = self.gate.settled_now() if asked.since_us is not None else None
             page, total = self.gate.everything(
                 caller,
                 checked_id(patient_id),
@@ -427,7 +429,8 @@ class FhirInteractions:
             total=total,
         )
         return FhirResponse(
-            200, bundles.searchset(base, [*page, *referenced], total=total, links=links)
+            200,
+            bundles.searchset(base, [*page, *referenced], total=total, links=links, as_of_us=as_of),
         )
 
     # --- writes ----------------------------------------------------------------------------

@@ -220,8 +220,8 @@ def apply_writes(
     created_keys: list[str] = []
     try:
         with write_transaction(vault.engine) as connection:
-            # Stamped once this transaction may write (``db.settle_record_writes``): a
-            # write stamped before an export's transactionTime has committed by then.
+            # Stamped once this transaction holds the record-writes lock (``db.settled_now``):
+            # a write stamped before an export's transactionTime has committed by then.
             hold_record_writes(connection)
             now_us = to_micros(vault.clock())
             writer = _Writer(

@@ -57,7 +57,18 @@ def _latest(ledger: Ledger) -> StoredCheckpoint:
 
 def _record(svc: Services, who: Caller, outcome: Outcome, reason: str, **detail: Any) -> None:
     svc.audit.record(
-        [caller_event(who, Tag.AUDIT_READ, outcome, svc.now_us(), reason=reason, detail=detail)]
+        [
+            # No purpose: an officer's look at the ledger is not care (it had none).
+            caller_event(
+                who,
+                Tag.AUDIT_READ,
+                outcome,
+                svc.now_us(),
+                purpose=None,
+                reason=reason,
+                detail=detail,
+            )
+        ]
     )
 
 

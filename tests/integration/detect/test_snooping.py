@@ -201,6 +201,21 @@ def test_searches_by_initials_are_recorded_by_shape_and_fish(clinic: Clinic) -> 
     assert data is not None and b'"name_shape"' in data and b"Siu" not in data
 
 
+def test_searches_by_initials_sent_in_one_batch_fish_as_ten(clinic: Clinic) -> None:
+    """The entries of a batch share its request id: they are ten searches, not one."""
+    entries = [
+        {"request": {"method": "GET", "url": f"Patient?{'given=Siu' if n % 2 else 'name=S'}"}}
+        for n in range(10)
+    ]
+    batch = {"resourceType": "Bundle", "type": "batch", "entry": entries}
+    answered = clinic.web.post_json("/fhir", batch, **clinic.desk.headers)
+    assert answered.status_code == 200, answered.text
+    assert {e["response"]["status"] for e in answered.json()["entry"]} == {"200 OK"}
+    alerts = [a for a in alerts_as_dicts(clinic.services) if a["detector"] == "name-fishing"]
+    (fishing,) = alerts
+    assert fishing["explanation"].startswith("10 searches by first name only or by initials")
+
+
 def test_a_search_naming_several_ids_picks_each_as_a_read_would(clinic: Clinic) -> None:
     """``Patient?_id=a,b`` (and ``identifier=x,y``) is a pick of each patient it names,
     not a broad search whose matches were not chosen: a co-worker among them raises the

@@ -1,8 +1,9 @@
 """A history Bundle's ``meta.lastUpdated`` (and a search's by ``_lastUpdated``) is a
 time before which every version stamped was committed when its versions were read: a
-client that polls ``_history?_since=`` it next misses no write. It was the time the Bundle was assembled, after the read, so a
-write stamped between the read and then (or stamped before the read and committed after
-it, by another request's transaction) fell between two polls."""
+client that polls ``_history?_since=`` it next misses no write. It was the time the
+Bundle was assembled, after the read, so a write stamped between the read and then (or
+stamped before the read and committed after it, by another request's transaction) fell
+between two polls."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pytest
 from sqlalchemy import Connection, event
 
 from carevault.bootstrap import Services
-from carevault.db import hold_record_writes
+from carevault.db import hold_record_writes, write_transaction
 from carevault.vault import writer as writer_module
 from tests.integration.rest.test_interactions import create, patient
 from tests.support.client import FhirTestClient
@@ -37,7 +38,12 @@ def test_polling_since_the_bundles_last_updated_misses_no_write(api: FhirTestCli
 
 
 @pytest.mark.parametrize(
-    "poll", ["/fhir/Patient/_history", "/fhir/Patient?_lastUpdated=ge2020-01-01&_count=500"]
+    "poll",
+    [
+        "/fhir/Patient/_history",
+        "/fhir/Patient?_lastUpdated=ge2020-01-01&_count=500",
+        "/fhir/Patient/{patient}/$everything?_since=2020-01-01",
+    ],
 )
 def test_a_write_in_flight_is_in_the_poll_or_after_its_last_updated(
     api: FhirTestClient, services: Services, monkeypatch: pytest.MonkeyPatch, poll: str
@@ -47,8 +53,10 @@ def test_a_write_in_flight_is_in_the_poll_or_after_its_last_updated(
     stamp (so that the next poll ``_since`` it has it). The write is held at its commit
     until the history has been asked for and has had a second to answer; before the
     history waited for record writes in flight, SQLite's Bundle had neither. A search by
-    ``_lastUpdated`` is a poll too, and is as of a settled time as well."""
-    create(api, patient())
+    ``_lastUpdated`` is a poll too, and ``$everything?_since``: as of a settled time as
+    well. The write in flight is an update of the patient, in all three."""
+    someone = create(api, patient())
+    poll = poll.format(patient=someone["id"])
     holding, release = threading.Event(), threading.Event()
 
     def hold(connection: Connection) -> None:
@@ -75,7 +83,13 @@ def test_a_write_in_flight_is_in_the_poll_or_after_its_last_updated(
     written: list[dict[str, Any]] = []
     answered: list[dict[str, Any]] = []
     try:
-        writer = threading.Thread(target=lambda: written.append(create(api, patient())))
+        writer = threading.Thread(
+            target=lambda: written.append(
+                api.put_json(
+                    f"/fhir/Patient/{someone['id']}", {**someone, "gender": "female"}
+                ).json()
+            )
+        )
         writer.start()
         assert holding.wait(30)
         reader = threading.Thread(target=lambda: answered.append(api.get(poll).json()))
@@ -90,6 +104,85 @@ def test_a_write_in_flight_is_in_the_poll_or_after_its_last_updated(
         event.remove(services.engine, "before_cursor_execute", on_statement)
     (version,) = written
     (bundle,) = answered
-    listed = {entry["resource"]["id"] for entry in bundle.get("entry", [])}
+    assert version["meta"]["versionId"] == "2"
+    listed = {
+        (entry["resource"]["id"], entry["resource"]["meta"]["versionId"])
+        for entry in bundle.get("entry", [])
+    }
     stamped = _instant(version["meta"]["lastUpdated"])
-    assert version["id"] in listed or stamped >= _instant(bundle["meta"]["lastUpdated"])
+    assert (someone["id"], "2") in listed or stamped >= _instant(bundle["meta"]["lastUpdated"])
+
+
+def test_a_poll_inside_a_transaction_bundle_answers_without_waiting_on_itself(
+    api: FhirTestClient,
+) -> None:
+    """A transaction's GET entries run in its write transaction, after its writes: the
+    poll's settling waited there for the very transaction that ran it (on PostgreSQL
+    for good, on SQLite until the lock timed out). It is as of the transaction's time."""
+    someone = create(api, patient())
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {
+                "resource": {**someone, "gender": "female"},
+                "request": {"method": "PUT", "url": f"Patient/{someone['id']}"},
+            },
+            {"request": {"method": "GET", "url": "Patient?_lastUpdated=ge2020-01-01"}},
+        ],
+    }
+    replies: list[Any] = []
+    poster = threading.Thread(
+        target=lambda: replies.append(api.post_json("/fhir", bundle)), daemon=True
+    )
+    poster.start()
+    poster.join(60)
+    assert not poster.is_alive(), "the transaction waited on itself"
+    (reply,) = replies
+    assert reply.status_code == 200, reply.text
+    (_, found) = reply.json()["entry"]
+    ids = {entry["resource"]["id"] for entry in found["resource"].get("entry", [])}
+    assert someone["id"] in ids
+
+
+def test_a_poll_waits_for_writes_in_flight_and_holds_up_no_new_one(
+    api: FhirTestClient, services: Services, backend: str
+) -> None:
+    """PostgreSQL: a poll waits for the record writes in flight when it began, not for
+    those that begin after it (a lock asked for exclusively queued every new writer
+    behind the slowest one in flight, for as long as it took)."""
+    if backend != "postgres":
+        pytest.skip("SQLite has one writer: a write in flight holds every other up anyway")
+    create(api, patient())
+    holding, release = threading.Event(), threading.Event()
+
+    def in_flight() -> None:
+        with write_transaction(services.engine) as connection:
+            hold_record_writes(connection)
+            holding.set()
+            release.wait(30)
+
+    writer = threading.Thread(target=in_flight)
+    writer.start()
+    polled: list[Any] = []
+    created: list[dict[str, Any]] = []
+    try:
+        assert holding.wait(30)
+        poller = threading.Thread(
+            target=lambda: polled.append(api.get("/fhir/Patient/_history")), daemon=True
+        )
+        poller.start()
+        poller.join(1.0)
+        waited = not polled
+        creator = threading.Thread(
+            target=lambda: created.append(create(api, patient())), daemon=True
+        )
+        creator.start()
+        creator.join(10)
+    finally:
+        release.set()
+        writer.join(30)
+    poller.join(30)
+    assert waited, "the poll did not wait for the write in flight"
+    assert created, "a new write queued behind the poll"
+    assert polled and polled[0].status_code == 200

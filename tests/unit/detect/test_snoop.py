@@ -238,6 +238,28 @@ def test_two_searches_alike_back_to_back_are_two_by_their_request_ids() -> None:
     assert fishing.explanation.startswith("10 searches by first name only or by initials")
 
 
+@pytest.mark.parametrize("patients", [1, 3])
+def test_searches_sent_together_in_one_bundle_count_one_by_one(patients: int) -> None:
+    """A batch or transaction Bundle's entries share its request id: ten searches by
+    initials in one batch are ten searches, not one (review of round 54)."""
+    feed = _feed()
+    detail: dict[str, object] = {"params": ["given"], "name_shape": "initials"}
+    if patients > 1:
+        detail["patients"] = patients
+    for n in range(10):
+        for k in range(patients):
+            feed.entry(
+                MORNING,
+                f"p{n}-{k}",
+                tag="fhir:resource:search",
+                session_id="s1",
+                detail=detail,
+                request_id="one-batch",
+            )
+    (fishing,) = [f for f in feed.found if f.detector == "name-fishing"]
+    assert fishing.explanation.startswith("10 searches by first name only or by initials")
+
+
 def test_full_name_searches_are_not_fishing() -> None:
     feed = _feed()
     for n in range(40):
