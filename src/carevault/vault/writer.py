@@ -718,7 +718,11 @@ class _Writer:
                 if target_type in ("Patient", "Practitioner"):
                     continue
                 found = self._target(target_type, target_id)
-                if found is not None and found.clinic_id:
+                # A deleted record places nothing, as an id never used does not: its
+                # clinic would refuse the write (403 where an unknown id is written),
+                # telling who may not read it (a read answers 404) that the id was a
+                # record, and another clinic's (adversary round 54).
+                if found is not None and not found.deleted and found.clinic_id:
                     return found.clinic_id
         return None
 
