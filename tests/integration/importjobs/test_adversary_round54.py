@@ -168,6 +168,15 @@ def test_imported_care_for_another_clinics_patient_opens_them_to_no_one_at_the_i
 
     after = {who: _answers(clinic, h(), _their_records("pb0")) for who, h in readers.items()}
     assert after == before
+    # The measure can tell an opening: the system's own visit there registers the
+    # patient, and the doctor it names reads them.
+    put(
+        clinic.services,
+        _visit(
+            "e-system", "pb0", participant=[{"individual": {"reference": "Practitioner/dr-mine"}}]
+        ),
+    )
+    assert clinic.web.get("/fhir/Observation/o-pb0", headers=named.headers).status_code == 200
     # The refusals of the lines name no value of the patient's record.
     assert not any("Family1" in reason for reason in refused.values())
 
