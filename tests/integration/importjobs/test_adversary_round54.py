@@ -309,3 +309,44 @@ def test_a_line_naming_another_clinics_deleted_visit_is_answered_as_one_naming_n
         assert (
             clinic.web.get(f"/fhir/Observation/{record}", headers=bearer(token)).status_code == 200
         )
+
+
+def test_a_client_does_not_rewrite_another_clinics_directory_records(clinic: Clinic) -> None:
+    """The integration role keeps its clinic's own directory records; another clinic's
+    Organization, the Practitioner record of a doctor who works there and its Location
+    are refused by line and stay as they were."""
+    put(
+        clinic.services,
+        {"resourceType": "Practitioner", "id": "dr-other", "name": [{"family": "Wong"}]},
+        {
+            "resourceType": "Location",
+            "id": "loc-other",
+            "name": "Room 1",
+            "managingOrganization": {"reference": f"Organization/{OTHER}"},
+        },
+    )
+    make_staff(clinic.services, Role.PHYSICIAN, [OTHER], practitioner_id="dr-other")
+    records = [("Organization", OTHER), ("Practitioner", "dr-other"), ("Location", "loc-other")]
+
+    def stored() -> list[bytes | None]:
+        return [
+            clinic.services.gate.read(SYSTEM, RESOURCE_TYPES[kind], ident).body
+            for kind, ident in records
+        ]
+
+    before = stored()
+    refused = _run(
+        clinic,
+        _importer(clinic),
+        {"resourceType": "Organization", "id": OTHER, "name": "Renamed"},
+        {"resourceType": "Practitioner", "id": "dr-other", "name": [{"family": "Evil"}]},
+        {
+            "resourceType": "Location",
+            "id": "loc-other",
+            "name": "Room 1",
+            "managingOrganization": {"reference": f"Organization/{MINE}"},
+        },
+    )
+
+    assert sorted(refused) == [1, 2, 3]
+    assert stored() == before
