@@ -718,7 +718,14 @@ class _Writer:
                 if target_type in ("Patient", "Practitioner"):
                     continue
                 found = self._target(target_type, target_id)
-                if found is not None and found.clinic_id:
+                # A patient's deleted record (a visit) places nothing, as an id never
+                # used does not: its clinic would refuse the write (403 where an unknown
+                # id is written), telling who may not read it (a read answers 404) that
+                # the id was a record, and another clinic's (adversary round 54). A
+                # deleted directory record (a Location) is no one's secret: it places.
+                if found is None or (found.deleted and found.patient_pseudonym is not None):
+                    continue
+                if found.clinic_id:
                     return found.clinic_id
         return None
 
