@@ -1,0 +1,110 @@
+"""A clinic app that keeps a copy in step, as integrators write one: it polls
+``Patient/_history?_since=`` the ``meta.lastUpdated`` of its previous poll while
+another process writes, following ``next`` links with fhirclient's own pager
+(``fhirclient._utils.iter_pages``, what ``FHIRSearch.perform_iter`` uses). FHIR R4
+http.html#history: ``_since`` is "only include resource versions that were created at
+or after the given instant"; a sync client needs every write to turn up in some poll."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import pytest
+from fhirclient._utils import iter_pages
+from fhirclient.models.bundle import Bundle
+from fhirclient.server import FHIRServer
+
+from carevault.config import Settings
+from tests.support.auth import colleagues, token_for
+from tests.support.server import RunningServer
+
+pytestmark = pytest.mark.e2e
+
+WRITES = 24
+
+
+def _writer(
+    server: RunningServer, token: str, written: set[tuple[str, str]], errors: list[str]
+) -> None:
+    """A front desk registering patients and correcting each one once."""
+    headers = {"authorization": f"Bearer {token}", "content-type": "application/fhir+json"}
+    with httpx.Client(base_url=server.fhir, headers=headers, timeout=30) as http:
+        for index in range(WRITES):
+            body: dict[str, Any] = {
+                "resourceType": "Patient",
+                "name": [{"family": f"Syncfamily{index:02d}", "given": ["Wing"]}],
+                "birthDate": "1975-03-04",
+            }
+            created = http.post("/Patient", json=body)
+            if created.status_code != 201:
+                errors.append(created.text)
+                return
+            record = created.json()
+            written.add((record["id"], record["meta"]["versionId"]))
+            record["birthDate"] = "1975-03-05"
+            updated = http.put(f"/Patient/{record['id']}", json=record)
+            if updated.status_code != 200:
+                errors.append(updated.text)
+                return
+            written.add((record["id"], updated.json()["meta"]["versionId"]))
+            time.sleep(0.05)  # a desk's pace, however fast the server
+
+
+def _poll(fhir: FHIRServer, since: str | None) -> tuple[set[tuple[str, str]], str, int]:
+    """One sync poll: every page of the history since ``since``, by the next links.
+    Returns the versions seen, the first page's ``meta.lastUpdated`` (the instant the
+    answer is as of) and the number of pages."""
+    query = "Patient/_history?_count=4" + (f"&_since={quote(since)}" if since else "")
+    first = Bundle.read_from(query, fhir)
+    assert first.type == "history"
+    assert first.meta is not None and first.meta.lastUpdated is not None
+    seen: set[tuple[str, str]] = set()
+    pages = 0
+    for page in iter_pages(first, fhir):
+        pages += 1
+        for entry in page.entry or []:
+            assert entry.resource is not None and entry.request is not None
+            seen.add((entry.resource.id, entry.resource.meta.versionId))
+    return seen, first.meta.lastUpdated.origval, pages
+
+
+def test_history_polling_since_the_last_answer_sees_every_write(
+    live_server: RunningServer, settings: Settings
+) -> None:
+    (desk,), _ = colleagues(settings.home, "front_desk")
+    token = token_for(live_server.url, desk)
+    fhir = FHIRServer(None, base_uri=f"{live_server.fhir}/")
+    fhir.session.headers["Authorization"] = f"Bearer {token}"
+
+    written: set[tuple[str, str]] = set()
+    errors: list[str] = []
+    writer = threading.Thread(target=_writer, args=(live_server, token, written, errors))
+    seen, since, pages = _poll(fhir, None)
+    assert seen == set()
+    polls = 0
+    most_pages = pages
+    writer.start()
+    while writer.is_alive():
+        # A sync app polls now and then: writes pile up between polls, so that some
+        # polls page by next links while the writes go on.
+        time.sleep(0.3)
+        found, since, pages = _poll(fhir, since)
+        seen |= found
+        polls += 1
+        most_pages = max(most_pages, pages)
+    writer.join()
+    found, since, pages = _poll(fhir, since)
+    seen |= found
+    assert not errors, errors
+    assert len(written) == 2 * WRITES
+    # Polls overlapped the writes, and some followed more than one page of next links.
+    assert polls >= 2 and most_pages >= 2
+    assert written - seen == set()
+    assert seen <= written
+    # And the whole history, from the start, pages through every version.
+    everything, _, pages = _poll(fhir, None)
+    assert everything == written and pages == 2 * WRITES // 4
