@@ -3,8 +3,9 @@
 A transaction is all or nothing: every entry is validated, ``urn:uuid:``
 references are resolved to the ids the server assigns, and all writes go to the
 gate in one call, which commits them in one database transaction. Entries are
-processed in the order the spec sets (DELETE, POST, PUT, then GET) and answered
-in the order they came. A batch runs each entry on its own and reports each
+processed in the order the spec sets (DELETE, POST, PUT, then GET), a write after
+the Bundle's records it refers to (``write_order``), and answered in the order they
+came. A batch runs each entry on its own and reports each
 entry's outcome.
 
 An entry answers as the same request sent on its own would: a write by ``Prefer:
@@ -40,6 +41,7 @@ from carevault.rest.interactions import (
     resource_type_named,
     write_response_entry,
 )
+from carevault.rest.write_order import dependency_order
 from carevault.vault.records import Head, Method, Opened, WriteResult
 from carevault.vault.writer import Delete, Operation, Put
 
@@ -183,9 +185,7 @@ def _transaction(
     _resolve_references(entries)
     operations: list[tuple[_Entry, Operation]] = []
     issues: list[Issue] = []
-    for entry in sorted(entries, key=lambda e: (_ORDER[e.method], e.index)):
-        if entry.method == "GET" or entry.existing is not None:
-            continue
+    for entry in _write_order(entries):
         try:
             operations.append((entry, _operation(entry, interactions.limits)))
         except InvalidResource as error:
@@ -216,6 +216,24 @@ def _transaction(
             responses[entry.index] = _matched_response(entry.existing, base, returning)
     ordered = [responses[entry.index] for entry in entries]
     return FhirResponse(200, bundles.response_bundle("transaction-response", ordered))
+
+
+def _write_order(entries: list[_Entry]) -> list[_Entry]:
+    """The entries to write, in the order to write them: by method as R4 orders them,
+    each after the entries of the Bundle it refers to (``write_order``), so that the
+    outcome does not depend on the order the client listed them in."""
+    writes = [e for e in entries if e.method != "GET" and e.existing is None]
+    position = {entry.reference: place for place, entry in enumerate(writes)}
+    needs = [
+        {
+            position[node["reference"]]
+            for node in walk_references(entry.resource or {})
+            if node["reference"] in position
+        }
+        for entry in writes
+    ]
+    ranks = [(_ORDER[entry.method], entry.index) for entry in writes]
+    return [writes[place] for place in dependency_order(ranks, needs)]
 
 
 def _transaction_get(
