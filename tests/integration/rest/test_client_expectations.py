@@ -218,3 +218,29 @@ def test_a_transaction_resolves_urn_uuid_references_whatever_their_order(
     stored = api.get(f"/fhir/Observation/{observation_id}").json()
     assert stored["subject"] == {"reference": f"Patient/{patient_id}"}
     assert patient_entry["fullUrl"] == f"http://testserver/fhir/Patient/{patient_id}"
+
+
+def test_a_transaction_posts_a_record_that_names_a_patient_it_puts(api: FhirTestClient) -> None:
+    """R4 processes POSTs before PUTs; a POSTed Observation naming the Patient the same
+    Bundle PUTs (a client-chosen id, as feeds that keep their own ids send) is written
+    after it all the same."""
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {
+                "resource": observation("feed-patient-1", "2026-02-01"),
+                "request": {"method": "POST", "url": "Observation"},
+            },
+            {
+                "resource": {**patient(), "id": "feed-patient-1"},
+                "request": {"method": "PUT", "url": "Patient/feed-patient-1"},
+            },
+        ],
+    }
+    response = api.post_json("/fhir", bundle)
+    assert response.status_code == 200, response.text
+    statuses = [entry["response"]["status"] for entry in response.json()["entry"]]
+    assert [status.split()[0] for status in statuses] == ["201", "201"]
+    found = api.get("/fhir/Observation?patient=feed-patient-1").json()
+    assert found["total"] == 1
