@@ -32,6 +32,7 @@ from carevault.fhir.validate import InvalidResource, parse_json, validate_resour
 from carevault.gate import AccessDenied, Caller
 from carevault.rest import bundles
 from carevault.rest.answers import not_modified, prefer_return, write_answer
+from carevault.rest.bundle_refs import absolute
 from carevault.rest.errors import to_fhir_error, translated
 from carevault.rest.interactions import (
     FhirInteractions,
@@ -330,7 +331,9 @@ def _shown_entry(
 
 
 def _resolve_references(entries: list[_Entry]) -> None:
-    """Point references at the ids the server assigned, or fail on unresolvable urn: ones."""
+    """Point references at the ids the server assigned, or fail on unresolvable urn: ones.
+    A reference names an entry by its ``fullUrl``, as it is or, relative, read against
+    the base of its own entry's ``fullUrl`` (``bundle_refs``)."""
     assigned: dict[str, str] = {}
     for entry in entries:
         if entry.full_url and entry.resource_id:
@@ -340,8 +343,12 @@ def _resolve_references(entries: list[_Entry]) -> None:
             continue
         for node in walk_references(entry.resource):
             reference = node["reference"]
+            # A relative reference names the entry of the fullUrl it reads as, if any.
+            named = absolute(reference, entry.full_url)
             if reference in assigned:
                 node["reference"] = assigned[reference]
+            elif named in assigned:
+                node["reference"] = assigned[named]
             elif reference.startswith(("urn:uuid:", "urn:oid:")):
                 raise _entry_error(
                     f"Bundle.entry[{entry.index}]",

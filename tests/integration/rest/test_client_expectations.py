@@ -244,3 +244,52 @@ def test_a_transaction_posts_a_record_that_names_a_patient_it_puts(api: FhirTest
     assert [status.split()[0] for status in statuses] == ["201", "201"]
     found = api.get("/fhir/Observation?patient=feed-patient-1").json()
     assert found["total"] == 1
+
+
+def _feed(observation_full_url: str) -> dict[str, Any]:
+    """A transaction as feeds that name entries by RESTful URLs send it: the Observation
+    refers to its Patient relatively, ``Patient/abc``."""
+    return {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {
+                "fullUrl": "http://example.org/fhir/Patient/abc",
+                "resource": patient(),
+                "request": {"method": "POST", "url": "Patient"},
+            },
+            {
+                "fullUrl": observation_full_url,
+                "resource": observation("abc", "2026-02-01"),
+                "request": {"method": "POST", "url": "Observation"},
+            },
+        ],
+    }
+
+
+def test_a_relative_reference_in_a_transaction_names_the_entry_of_its_base(
+    api: FhirTestClient,
+) -> None:
+    """R4 bundle.html#references: ``Patient/abc`` in the entry
+    ``http://example.org/fhir/Observation/o1`` is ``http://example.org/fhir/Patient/abc``,
+    the Patient the same Bundle POSTs; http.html#trules: references to a POSTed entry's
+    fullUrl are rewritten to its new id."""
+    response = api.post_json("/fhir", _feed("http://example.org/fhir/Observation/o1"))
+    assert response.status_code == 200, response.text
+    patient_entry, observation_entry = response.json()["entry"]
+    patient_id = patient_entry["response"]["location"].split("/")[1]
+    observation_id = observation_entry["response"]["location"].split("/")[1]
+    stored = api.get(f"/fhir/Observation/{observation_id}").json()
+    assert stored["subject"] == {"reference": f"Patient/{patient_id}"}
+
+
+def test_a_relative_reference_in_an_entry_named_by_a_urn_is_the_servers_record(
+    api: FhirTestClient,
+) -> None:
+    """In an entry named by a urn:uuid: ``Patient/abc`` is read against the server's
+    base: the server has no such Patient, so nothing is written."""
+    feed = _feed("urn:uuid:88f151c0-a954-468a-88bd-5ae15c08e059")
+    response = api.post_json("/fhir", feed)
+    assert response.status_code == 422, response.text
+    assert "Patient/abc" in response.text
+    assert api.get("/fhir/Patient?_summary=count").json()["total"] == 0
