@@ -183,6 +183,7 @@ def _transaction(
     for entry in entries:
         _target(entry)
     _resolve_conditional_creates(interactions, caller, entries)
+    _refuse_overlaps(entries)
     _resolve_references(entries)
     operations: list[tuple[_Entry, Operation]] = []
     issues: list[Issue] = []
@@ -217,6 +218,23 @@ def _transaction(
             responses[entry.index] = _matched_response(entry.existing, base, returning)
     ordered = [responses[entry.index] for entry in entries]
     return FhirResponse(200, bundles.response_bundle("transaction-response", ordered))
+
+
+def _refuse_overlaps(entries: list[_Entry]) -> None:
+    """R4 http.html#trules: "If any resource identities ... overlap in steps 1-3 [DELETE,
+    POST, PUT], then the transaction SHALL fail": which of two writes of one record
+    stands would depend on the order of processing."""
+    first: dict[str, int] = {}
+    for entry in entries:
+        if entry.method == "GET" or entry.existing is not None:
+            continue
+        earlier = first.setdefault(entry.reference, entry.index)
+        if earlier != entry.index:
+            raise _entry_error(
+                f"Bundle.entry[{entry.index}]",
+                f"{entry.reference} is written by Bundle.entry[{earlier}] too; "
+                "a transaction writes each resource once",
+            )
 
 
 def _write_order(entries: list[_Entry]) -> list[_Entry]:

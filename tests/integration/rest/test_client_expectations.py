@@ -293,3 +293,29 @@ def test_a_relative_reference_in_an_entry_named_by_a_urn_is_the_servers_record(
     assert response.status_code == 422, response.text
     assert "Patient/abc" in response.text
     assert api.get("/fhir/Patient?_summary=count").json()["total"] == 0
+
+
+def test_a_transaction_writing_one_record_twice_fails_whole(api: FhirTestClient) -> None:
+    """R4 http.html#trules: resource identities that overlap among the DELETE, POST and
+    PUT entries fail the transaction; nothing is written."""
+    made = create(api, patient())
+    url = f"Patient/{made['id']}"
+    for second in (
+        {"resource": {**made, "gender": "female"}, "request": {"method": "PUT", "url": url}},
+        {"request": {"method": "DELETE", "url": url}},
+    ):
+        bundle = {
+            "resourceType": "Bundle",
+            "type": "transaction",
+            "entry": [
+                {
+                    "resource": {**made, "birthDate": "1980-05-02"},
+                    "request": {"method": "PUT", "url": url},
+                },
+                second,
+            ],
+        }
+        response = api.post_json("/fhir", bundle)
+        assert response.status_code == 400, response.text
+        assert "Bundle.entry[1]" in response.json()["issue"][0]["diagnostics"]
+    assert api.get(f"/fhir/{url}").json()["meta"]["versionId"] == "1"
