@@ -108,3 +108,47 @@ def test_history_polling_since_the_last_answer_sees_every_write(
     # And the whole history, from the start, pages through every version.
     everything, _, pages = _poll(fhir, None)
     assert everything == written and pages == 2 * WRITES // 4
+
+
+def test_concurrent_updates_with_the_same_if_match_let_exactly_one_through(
+    live_server: RunningServer, settings: Settings
+) -> None:
+    """Version-aware updates (R4 http.html#concurrency): clients that read version 1 and
+    each PUT with ``If-Match: W/"1"`` at once; one wins, every other gets 412, and no
+    update is lost unnoticed."""
+    (desk,), _ = colleagues(settings.home, "front_desk")
+    token = token_for(live_server.url, desk)
+    headers = {"authorization": f"Bearer {token}", "content-type": "application/fhir+json"}
+    made = httpx.post(
+        f"{live_server.fhir}/Patient",
+        json={"resourceType": "Patient", "name": [{"family": "Racefamily"}]},
+        headers=headers,
+        timeout=30,
+    )
+    assert made.status_code == 201, made.text
+    record = made.json()
+    clients = 6
+    start = threading.Barrier(clients)
+    statuses: list[int] = []
+
+    def update(index: int) -> None:
+        body = {**record, "name": [{"family": "Racefamily", "given": [f"Writer{index}"]}]}
+        with httpx.Client(timeout=30) as http:
+            start.wait()
+            response = http.put(
+                f"{live_server.fhir}/Patient/{record['id']}",
+                json=body,
+                headers={**headers, "if-match": made.headers["etag"]},
+            )
+        statuses.append(response.status_code)
+
+    threads = [threading.Thread(target=update, args=(index,)) for index in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(statuses) == [200] + [412] * (clients - 1)
+    final = httpx.get(
+        f"{live_server.fhir}/Patient/{record['id']}", headers=headers, timeout=30
+    ).json()
+    assert final["meta"]["versionId"] == "2"
