@@ -16,6 +16,8 @@ import httpx
 import pytest
 from fhirclient._utils import iter_pages
 from fhirclient.models.bundle import Bundle
+from fhirclient.models.observation import Observation
+from fhirclient.models.patient import Patient
 from fhirclient.server import FHIRServer
 
 from carevault.config import Settings
@@ -152,3 +154,74 @@ def test_concurrent_updates_with_the_same_if_match_let_exactly_one_through(
         f"{live_server.fhir}/Patient/{record['id']}", headers=headers, timeout=30
     ).json()
     assert final["meta"]["versionId"] == "2"
+
+
+def test_fhirclient_pages_a_search_with_its_includes(
+    live_server: RunningServer, settings: Settings
+) -> None:
+    """fhirclient's FHIRSearch as an app builds it (``.include()``, reverse too) and its
+    ``perform_iter`` pager: every match once across the pages, each page with the
+    resources its matches refer to (R4 search.html#include: the included resources
+    of a page are those its matches name)."""
+    (desk, doctor), clinic = colleagues(settings.home, "front_desk", "physician")
+    desk_token = token_for(live_server.url, desk)
+    doctor_token = token_for(live_server.url, doctor)
+
+    def post(token: str, body: dict[str, Any]) -> dict[str, Any]:
+        response = httpx.post(
+            f"{live_server.fhir}/{body['resourceType']}",
+            json=body,
+            headers={"authorization": f"Bearer {token}"},
+            timeout=30,
+        )
+        assert response.status_code == 201, response.text
+        made: dict[str, Any] = response.json()
+        return made
+
+    patient = post(desk_token, {"resourceType": "Patient", "name": [{"family": "Incfamily"}]})
+    subject = {"reference": f"Patient/{patient['id']}"}
+    post(
+        doctor_token,
+        {
+            "resourceType": "Encounter",
+            "status": "finished",
+            "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
+            "subject": subject,
+            "serviceProvider": {"reference": f"Organization/{clinic}"},
+            "period": {"start": "2026-11-27T09:00:00+08:00"},
+        },
+    )
+    made = {
+        post(
+            doctor_token,
+            {
+                "resourceType": "Observation",
+                "status": "final",
+                "code": {"coding": [{"system": "http://loinc.org", "code": "8480-6"}]},
+                "subject": subject,
+                "valueQuantity": {"value": 120 + index, "unit": "mmHg"},
+            },
+        )["id"]
+        for index in range(5)
+    }
+    fhir = FHIRServer(None, base_uri=f"{live_server.fhir}/")
+    fhir.session.headers["Authorization"] = f"Bearer {doctor_token}"
+
+    search = Observation.where(struct={"subject": subject["reference"], "_count": "2"})
+    search.include("subject")
+    matched: list[str] = []
+    for page in search.perform_iter(fhir):
+        entries = page.entry or []
+        matches = [e.resource.id for e in entries if e.search.mode == "match"]
+        included = [
+            (e.resource.resource_type, e.resource.id) for e in entries if e.search.mode == "include"
+        ]
+        assert included == [("Patient", patient["id"])]
+        matched.extend(matches)
+    assert sorted(matched) == sorted(made)
+
+    reverse = Patient.where(struct={"_id": patient["id"]})
+    reverse.include("subject", Observation, reverse=True)
+    entries = [entry for page in reverse.perform_iter(fhir) for entry in page.entry or []]
+    assert {e.resource.id for e in entries if e.search.mode == "include"} == made
+    assert [e.resource.id for e in entries if e.search.mode == "match"] == [patient["id"]]
