@@ -6,14 +6,17 @@ asked ``_since`` the manifest's ``transactionTime``, as clients keep in step."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 import pytest
 from fhirclient.models.fhirinstant import FHIRInstant
 
+from carevault.fhir.registry import RESOURCE_TYPES
+from carevault.vault.writer import Delete
 from tests.integration.access.browser import bearer
-from tests.integration.export.conftest import Clinic, observation, put
+from tests.integration.export.conftest import SYSTEM, Clinic, observation, put
 from tests.integration.export.test_export import ASYNC, approve_and_run
 
 pytestmark = pytest.mark.postgres
@@ -79,3 +82,35 @@ def test_a_bulk_client_follows_an_export_and_asks_the_next_since_its_transaction
     # Cancelling is a DELETE of the status URL: 202, then the job is gone.
     assert clinic.web.delete(status_url, headers=bearer(token)).status_code == 202
     assert clinic.web.get(status_url, headers=bearer(token)).status_code == 404
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="open: the manifest's deleted is always empty; deletions since _since are not "
+    "reported (Bulk Data v2 export.html, the complete status's deleted)",
+)
+def test_an_export_since_a_deletion_lists_it_in_deleted(clinic: Clinic) -> None:
+    """Bulk Data v2: "When a _since timestamp is supplied in the export request, this
+    array [deleted] SHALL be populated with output files containing FHIR Transaction
+    Bundles that indicate which FHIR resources would have been returned, but have been
+    deleted subsequent to that date" (each entry's request.method DELETE, request.url
+    [type]/[id]). A client keeping a copy in step by exports _since the last
+    transactionTime otherwise never drops a deleted record."""
+    token = clinic.client("exporter", "system/*.read")
+    manifest, _, _ = _export(clinic, token, "_type=Observation")
+    gone = f"o-{clinic.mine[0]}-1"
+    clinic.services.gate.write(SYSTEM, [Delete(RESOURCE_TYPES["Observation"], gone)])
+    since = quote(manifest["transactionTime"])
+    follow_up, _, _ = _export(clinic, token, f"_type=Observation&_since={since}")
+    lines = []
+    for item in follow_up["deleted"]:
+        fetched = clinic.web.get(_path(item["url"]), headers=bearer(token))
+        assert fetched.status_code == 200
+        lines.extend(json.loads(line) for line in fetched.content.splitlines())
+    requests = [
+        entry["request"]
+        for bundle in lines
+        if bundle["type"] == "transaction"
+        for entry in bundle["entry"]
+    ]
+    assert requests == [{"method": "DELETE", "url": f"Observation/{gone}"}]
