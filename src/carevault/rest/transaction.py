@@ -251,7 +251,17 @@ def _write_order(entries: list[_Entry]) -> list[_Entry]:
         }
         for entry in writes
     ]
-    ranks = [(_ORDER[entry.method], entry.index) for entry in writes]
+    # A Patient is deleted after the Bundle's other deletions: the records of its
+    # compartment that the same Bundle deletes are gone by then (a Patient that still has
+    # records is not deleted), however the client listed them.
+    ranks = [
+        (
+            _ORDER[entry.method],
+            entry.method == "DELETE" and entry.reference.startswith("Patient/"),
+            entry.index,
+        )
+        for entry in writes
+    ]
     return [writes[place] for place in dependency_order(ranks, needs)]
 
 

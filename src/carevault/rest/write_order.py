@@ -4,8 +4,9 @@ R4 lets a transaction's entries come in any order ("the order of the entries doe
 matter") and sets the order of processing by method: DELETE, POST, PUT. The writer
 needs more than that: a record is written after the records of the same Bundle it
 refers to (an Observation after the Patient whose compartment it joins, which it finds
-by that Patient's record). So among the writes, one comes after every other write it
-refers to, and otherwise in the spec's order, then the Bundle's.
+by that Patient's record), and a Patient is deleted only once its records are. So
+among the writes, one comes after every other write it refers to, and otherwise in
+the spec's order, then the Bundle's.
 """
 
 from __future__ import annotations
@@ -14,12 +15,12 @@ import heapq
 from collections.abc import Sequence
 
 
-def dependency_order(ranks: Sequence[tuple[int, int]], needs: Sequence[set[int]]) -> list[int]:
+def dependency_order(ranks: Sequence[tuple[int, ...]], needs: Sequence[set[int]]) -> list[int]:
     """The positions ``0..n-1`` in the order to write them: each after the positions in
-    its ``needs`` (references to other writes), ties broken by ``ranks`` (method, then
-    place in the Bundle). Writes that refer to each other in a circle keep their rank
-    order among themselves (the writer answers for a reference it cannot resolve, as
-    it always did)."""
+    its ``needs`` (references to other writes), ties broken by ``ranks`` (tuples: the
+    method, then the place in the Bundle, say). Writes that refer to each other in a
+    circle keep their rank order among themselves (the writer answers for a reference
+    it cannot resolve, as it always did)."""
     waiting = [len(need - {position}) for position, need in enumerate(needs)]
     needed_by: list[list[int]] = [[] for _ in needs]
     for position, need in enumerate(needs):

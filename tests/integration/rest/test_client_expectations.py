@@ -319,3 +319,26 @@ def test_a_transaction_writing_one_record_twice_fails_whole(api: FhirTestClient)
         assert response.status_code == 400, response.text
         assert "Bundle.entry[1]" in response.json()["issue"][0]["diagnostics"]
     assert api.get(f"/fhir/{url}").json()["meta"]["versionId"] == "1"
+
+
+def test_a_transaction_deletes_a_patient_and_its_records_in_any_order(
+    api: FhirTestClient,
+) -> None:
+    """R4 http.html#trules: "the order of the entries doesn't matter". The Patient listed
+    before its Observation is deleted after it all the same."""
+    made = create(api, patient())
+    recorded = create(api, observation(made["id"], "2026-01-01"))
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {"request": {"method": "DELETE", "url": f"Patient/{made['id']}"}},
+            {"request": {"method": "DELETE", "url": f"Observation/{recorded['id']}"}},
+        ],
+    }
+    response = api.post_json("/fhir", bundle)
+    assert response.status_code == 200, response.text
+    statuses = [entry["response"]["status"] for entry in response.json()["entry"]]
+    assert [status.split()[0] for status in statuses] == ["204", "204"]
+    assert api.get(f"/fhir/Patient/{made['id']}").status_code == 410
+    assert api.get(f"/fhir/Observation/{recorded['id']}").status_code == 410
