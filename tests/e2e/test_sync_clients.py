@@ -30,12 +30,18 @@ WRITES = 24
 
 
 def _writer(
-    server: RunningServer, token: str, written: set[tuple[str, str]], errors: list[str]
+    server: RunningServer,
+    token: str,
+    written: set[tuple[str, str]],
+    errors: list[str],
+    stop: threading.Event,
 ) -> None:
-    """A front desk registering patients and correcting each one once."""
+    """A front desk registering patients and correcting each one once (until ``stop``)."""
     headers = {"authorization": f"Bearer {token}", "content-type": "application/fhir+json"}
     with httpx.Client(base_url=server.fhir, headers=headers, timeout=30) as http:
         for index in range(WRITES):
+            if stop.is_set():
+                return
             body: dict[str, Any] = {
                 "resourceType": "Patient",
                 "name": [{"family": f"Syncfamily{index:02d}", "given": ["Wing"]}],
@@ -66,8 +72,13 @@ def _poll(fhir: FHIRServer, since: str | None) -> tuple[set[tuple[str, str]], st
     assert first.meta is not None and first.meta.lastUpdated is not None
     seen: set[tuple[str, str]] = set()
     pages = 0
+    as_of = first.meta.lastUpdated.origval
     for page in iter_pages(first, fhir):
         pages += 1
+        # Each page of one answer is as of the same instant: the last page's
+        # meta.lastUpdated serves the next poll as well as the first's.
+        assert page.meta is not None and page.meta.lastUpdated is not None
+        assert page.meta.lastUpdated.origval == as_of
         for entry in page.entry or []:
             assert entry.resource is not None and entry.request is not None
             seen.add((entry.resource.id, entry.resource.meta.versionId))
@@ -84,21 +95,27 @@ def test_history_polling_since_the_last_answer_sees_every_write(
 
     written: set[tuple[str, str]] = set()
     errors: list[str] = []
-    writer = threading.Thread(target=_writer, args=(live_server, token, written, errors))
+    stop = threading.Event()
+    writer = threading.Thread(
+        target=_writer, args=(live_server, token, written, errors, stop), daemon=True
+    )
     seen, since, pages = _poll(fhir, None)
     assert seen == set()
     polls = 0
     most_pages = pages
     writer.start()
-    while writer.is_alive():
-        # A sync app polls now and then: writes pile up between polls, so that some
-        # polls page by next links while the writes go on.
-        time.sleep(0.3)
-        found, since, pages = _poll(fhir, since)
-        seen |= found
-        polls += 1
-        most_pages = max(most_pages, pages)
-    writer.join()
+    try:
+        while writer.is_alive():
+            # A sync app polls now and then: writes pile up between polls, so that some
+            # polls page by next links while the writes go on.
+            time.sleep(0.3)
+            found, since, pages = _poll(fhir, since)
+            seen |= found
+            polls += 1
+            most_pages = max(most_pages, pages)
+    finally:
+        stop.set()
+        writer.join()
     found, since, pages = _poll(fhir, since)
     seen |= found
     assert not errors, errors

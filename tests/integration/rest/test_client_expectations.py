@@ -342,3 +342,22 @@ def test_a_transaction_deletes_a_patient_and_its_records_in_any_order(
     assert [status.split()[0] for status in statuses] == ["204", "204"]
     assert api.get(f"/fhir/Patient/{made['id']}").status_code == 410
     assert api.get(f"/fhir/Observation/{recorded['id']}").status_code == 410
+
+
+def test_every_page_of_a_history_is_as_of_its_first(api: FhirTestClient) -> None:
+    """A sync client may take the ``meta.lastUpdated`` of the last page it read as its
+    next ``_since``: a write made while it paged is then in its next poll. Each page
+    carried its own, later, time, so the write made between pages was missed (it is in
+    no later page, which goes back in time from where the first began)."""
+    for hkid in ("A123456(3)", "C668668(9)", "K654321(9)"):
+        create(api, patient("Chan", "Tai Man", hkid))
+    first = api.get("/fhir/Patient/_history?_count=1").json()
+    written = create(api, patient("Wong", "Siu Ming", "G123456(A)"))  # while paging
+    pages = _pages(api, _local(first["link"][-1]["url"]))
+    assert first["link"][-1]["relation"] == "next" and len(pages) == 2
+    assert {page["meta"]["lastUpdated"] for page in pages} == {first["meta"]["lastUpdated"]}
+    paged = [entry["resource"]["id"] for page in [first, *pages] for entry in page["entry"]]
+    assert len(paged) == 3 and written["id"] not in paged
+    since = pages[-1]["meta"]["lastUpdated"]
+    polled = api.get("/fhir/Patient/_history", params={"_since": since}).json()
+    assert written["id"] in [entry["resource"]["id"] for entry in polled["entry"]]
