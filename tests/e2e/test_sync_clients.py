@@ -106,9 +106,11 @@ def test_history_polling_since_the_last_answer_sees_every_write(
     writer.start()
     try:
         while writer.is_alive():
-            # A sync app polls now and then: writes pile up between polls, so that some
-            # polls page by next links while the writes go on.
-            time.sleep(0.3)
+            # A sync app polls now and then: writes pile up between polls (five or more,
+            # pages of four), so that polls page by next links while the writes go on.
+            target = len(written) + 5
+            while writer.is_alive() and len(written) < target:
+                time.sleep(0.02)
             found, since, pages = _poll(fhir, since)
             seen |= found
             polls += 1
