@@ -9,9 +9,17 @@ key derived from the vault's index key, the same in every process of a deploymen
 padded to one length, bound to the caller's principal, the level and type, and
 ``_since``: one cursor says nothing (every one is the same length), and one altered,
 made up, or sent by anyone else or with another request is refused (400).
+
+It also carries the instant the first page was as of (``meta.lastUpdated``), which
+every later page repeats: the pages go back in time from where the first began, so
+what they hold was settled by then, and a version written after it is in none of them.
+A sync client taking the last page's ``meta.lastUpdated`` as its next ``_since`` (each
+page had its own, later, time) missed the versions written while it paged.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from carevault.fhir import jsonio
 from carevault.fhir.outcome import FhirError, bad_request
@@ -29,12 +37,33 @@ def _binding(principal: str, type_name: str | None, since_us: int | None) -> byt
     return jsonio.dumps(["history", principal, type_name or "*", since_us])
 
 
+@dataclass(frozen=True)
+class Position:
+    """Where a page starts, and the instant the whole answer is as of."""
+
+    start: VersionKey
+    #: The first page's ``meta.lastUpdated`` (None in a cursor sealed before it was kept).
+    as_of_us: int | None
+
+
 def seal(
-    key: bytes, principal: str, type_name: str | None, since_us: int | None, start: VersionKey
+    key: bytes,
+    principal: str,
+    type_name: str | None,
+    since_us: int | None,
+    start: VersionKey,
+    as_of_us: int,
 ) -> str:
-    """The cursor of a page starting at version ``start``, for this caller's request."""
+    """The cursor of a page starting at version ``start``, for this caller's request,
+    of an answer as of ``as_of_us``."""
     plain = jsonio.dumps(
-        [start.last_updated_us, start.resource_type, start.resource_id, start.version_id]
+        [
+            start.last_updated_us,
+            start.resource_type,
+            start.resource_id,
+            start.version_id,
+            as_of_us,
+        ]
     )
     # ids are at most 64 characters: never too long, but never silently
     return sealing.seal(key, _FORMAT, plain, _KEY_BYTES, _binding(principal, type_name, since_us))
@@ -42,16 +71,17 @@ def seal(
 
 def opened(
     key: bytes, principal: str, type_name: str | None, since_us: int | None, cursor: str
-) -> VersionKey:
-    """The version ``cursor`` starts at, if this server sealed it for this caller and
-    this request; otherwise a 400 that says no more than that."""
+) -> Position:
+    """Where ``cursor`` starts, if this server sealed it for this caller and this
+    request; otherwise a 400 that says no more than that."""
     plain = sealing.opened(
         key, _FORMAT, _KEY_BYTES, cursor, _binding(principal, type_name, since_us)
     )
     if plain is None:
         raise _refused()
-    at, resource_type, resource_id, version = jsonio.parse(plain)
-    return VersionKey(int(at), str(resource_type), str(resource_id), int(version))
+    at, resource_type, resource_id, version, *rest = jsonio.parse(plain)
+    start = VersionKey(int(at), str(resource_type), str(resource_id), int(version))
+    return Position(start, int(rest[0]) if rest else None)
 
 
 def _refused() -> FhirError:

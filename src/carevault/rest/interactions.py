@@ -239,10 +239,16 @@ class FhirInteractions:
             )
         key = self.gate.vault.paging_key
         bound = (caller.principal, type_name, asked.since_us)
-        start = None if asked.cursor is None else cursor.opened(key, *bound, asked.cursor)
+        position = None if asked.cursor is None else cursor.opened(key, *bound, asked.cursor)
+        start = None if position is None else position.start
         count = self._history_count(asked) or self.search_settings.default_count
         with translated():
-            as_of = self.gate.settled_now()
+            # A later page is of the answer the first page began: as of the same instant.
+            as_of = (
+                position.as_of_us
+                if position is not None and position.as_of_us is not None
+                else self.gate.settled_now()
+            )
             page, following = history_versions(
                 self.gate, caller, rt, since_us=asked.since_us, start=start, count=count
             )
@@ -252,7 +258,7 @@ class FhirInteractions:
             asked.repeated,
             count=count,
             at=asked.cursor,
-            following=None if following is None else cursor.seal(key, *bound, following),
+            following=None if following is None else cursor.seal(key, *bound, following, as_of),
         )
         return FhirResponse(
             200, bundles.history(base, page, total=None, links=links, as_of_us=as_of)

@@ -3,8 +3,9 @@
 A transaction is all or nothing: every entry is validated, ``urn:uuid:``
 references are resolved to the ids the server assigns, and all writes go to the
 gate in one call, which commits them in one database transaction. Entries are
-processed in the order the spec sets (DELETE, POST, PUT, then GET) and answered
-in the order they came. A batch runs each entry on its own and reports each
+processed in the order the spec sets (DELETE, POST, PUT, then GET), a write after
+the Bundle's records it refers to (``write_order``), and answered in the order they
+came. A batch runs each entry on its own and reports each
 entry's outcome.
 
 An entry answers as the same request sent on its own would: a write by ``Prefer:
@@ -31,6 +32,7 @@ from carevault.fhir.validate import InvalidResource, parse_json, validate_resour
 from carevault.gate import AccessDenied, Caller
 from carevault.rest import bundles
 from carevault.rest.answers import not_modified, prefer_return, write_answer
+from carevault.rest.bundle_refs import absolute
 from carevault.rest.errors import to_fhir_error, translated
 from carevault.rest.interactions import (
     FhirInteractions,
@@ -40,6 +42,7 @@ from carevault.rest.interactions import (
     resource_type_named,
     write_response_entry,
 )
+from carevault.rest.write_order import dependency_order
 from carevault.vault.records import Head, Method, Opened, WriteResult
 from carevault.vault.writer import Delete, Operation, Put
 
@@ -180,12 +183,11 @@ def _transaction(
     for entry in entries:
         _target(entry)
     _resolve_conditional_creates(interactions, caller, entries)
+    _refuse_overlaps(entries)
     _resolve_references(entries)
     operations: list[tuple[_Entry, Operation]] = []
     issues: list[Issue] = []
-    for entry in sorted(entries, key=lambda e: (_ORDER[e.method], e.index)):
-        if entry.method == "GET" or entry.existing is not None:
-            continue
+    for entry in _write_order(entries):
         try:
             operations.append((entry, _operation(entry, interactions.limits)))
         except InvalidResource as error:
@@ -216,6 +218,51 @@ def _transaction(
             responses[entry.index] = _matched_response(entry.existing, base, returning)
     ordered = [responses[entry.index] for entry in entries]
     return FhirResponse(200, bundles.response_bundle("transaction-response", ordered))
+
+
+def _refuse_overlaps(entries: list[_Entry]) -> None:
+    """R4 http.html#trules: "If any resource identities ... overlap in steps 1-3 [DELETE,
+    POST, PUT], then the transaction SHALL fail": which of two writes of one record
+    stands would depend on the order of processing."""
+    first: dict[str, int] = {}
+    for entry in entries:
+        if entry.method == "GET" or entry.existing is not None:
+            continue
+        earlier = first.setdefault(entry.reference, entry.index)
+        if earlier != entry.index:
+            raise _entry_error(
+                f"Bundle.entry[{entry.index}]",
+                f"{entry.reference} is written by Bundle.entry[{earlier}] too; "
+                "a transaction writes each resource once",
+            )
+
+
+def _write_order(entries: list[_Entry]) -> list[_Entry]:
+    """The entries to write, in the order to write them: by method as R4 orders them,
+    each after the entries of the Bundle it refers to (``write_order``), so that the
+    outcome does not depend on the order the client listed them in."""
+    writes = [e for e in entries if e.method != "GET" and e.existing is None]
+    position = {entry.reference: place for place, entry in enumerate(writes)}
+    needs = [
+        {
+            position[node["reference"]]
+            for node in walk_references(entry.resource or {})
+            if node["reference"] in position
+        }
+        for entry in writes
+    ]
+    # A Patient is deleted after the Bundle's other deletions: the records of its
+    # compartment that the same Bundle deletes are gone by then (a Patient that still has
+    # records is not deleted), however the client listed them.
+    ranks = [
+        (
+            _ORDER[entry.method],
+            entry.method == "DELETE" and entry.reference.startswith("Patient/"),
+            entry.index,
+        )
+        for entry in writes
+    ]
+    return [writes[place] for place in dependency_order(ranks, needs)]
 
 
 def _transaction_get(
@@ -312,7 +359,9 @@ def _shown_entry(
 
 
 def _resolve_references(entries: list[_Entry]) -> None:
-    """Point references at the ids the server assigned, or fail on unresolvable urn: ones."""
+    """Point references at the ids the server assigned, or fail on unresolvable urn: ones.
+    A reference names an entry by its ``fullUrl``, as it is or, relative, read against
+    the base of its own entry's ``fullUrl`` (``bundle_refs``)."""
     assigned: dict[str, str] = {}
     for entry in entries:
         if entry.full_url and entry.resource_id:
@@ -322,8 +371,12 @@ def _resolve_references(entries: list[_Entry]) -> None:
             continue
         for node in walk_references(entry.resource):
             reference = node["reference"]
+            # A relative reference names the entry of the fullUrl it reads as, if any.
+            named = absolute(reference, entry.full_url)
             if reference in assigned:
                 node["reference"] = assigned[reference]
+            elif named in assigned:
+                node["reference"] = assigned[named]
             elif reference.startswith(("urn:uuid:", "urn:oid:")):
                 raise _entry_error(
                     f"Bundle.entry[{entry.index}]",
