@@ -25,7 +25,7 @@ from sqlalchemy import ColumnElement, func, select
 
 from carevault.access.scopes import parse as parse_scopes
 from carevault.containment.state import ContainmentActive
-from carevault.db import read_transaction, settled_now, write_transaction
+from carevault.db import WritesInFlight, read_transaction, settled_now, write_transaction
 from carevault.domain.policy import Actor
 from carevault.domain.roles import Role
 from carevault.export.files import file_name
@@ -143,7 +143,8 @@ class ExportWorker:
                     return done
                 job = current
             return done
-        except (ContainmentActive, _Stopped):
+        except (ContainmentActive, WritesInFlight, _Stopped):
+            # Held (writes in flight past the settling's wait, too): the next poll goes on.
             return done
         finally:
             svc.jobs.release(job.job_id, self.name)

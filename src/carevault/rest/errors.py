@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from carevault.access.breakglass import BreakGlassError, TooManyGrants
 from carevault.access.registrations import TooManyAttempts
 from carevault.containment.state import ContainmentActive
+from carevault.db import WritesInFlight
 from carevault.detect.budget import ReleaseRefused
 from carevault.fhir.outcome import FhirError, Issue
 from carevault.fhir.query import SearchError
@@ -44,6 +45,7 @@ _STATUS: list[tuple[type[Exception], int, str]] = [
     (ReleaseRefused, 429, "throttled"),
     (AuditUnavailable, 503, "transient"),
     (ContainmentActive, 503, "transient"),
+    (WritesInFlight, 503, "transient"),
     (NotFound, 404, "not-found"),
     (Gone, 410, "deleted"),
     (Erased, 410, "deleted"),

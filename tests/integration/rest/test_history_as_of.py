@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Connection, event
 
+from carevault import db
 from carevault.bootstrap import Services
 from carevault.db import hold_record_writes, write_transaction
 from carevault.vault import writer as writer_module
@@ -186,3 +187,31 @@ def test_a_poll_waits_for_writes_in_flight_and_holds_up_no_new_one(
     assert waited, "the poll did not wait for the write in flight"
     assert created, "a new write queued behind the poll"
     assert polled and polled[0].status_code == 200
+
+
+def test_a_poll_whose_writes_in_flight_do_not_end_is_told_to_come_back(
+    api: FhirTestClient, services: Services, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write in flight that does not end (a stuck transaction) does not hold a poll for
+    ever: past the settling's wait it answers 503, transient, and nothing was read."""
+    if backend != "postgres":
+        pytest.skip("SQLite: the poll waits for the write lock as every writer does")
+    monkeypatch.setattr(db, "SETTLE_SECONDS", 0.3)
+    holding, release = threading.Event(), threading.Event()
+
+    def stuck() -> None:
+        with write_transaction(services.engine) as connection:
+            hold_record_writes(connection)
+            holding.set()
+            release.wait(30)
+
+    writer = threading.Thread(target=stuck)
+    writer.start()
+    try:
+        assert holding.wait(30)
+        answered = api.get("/fhir/Patient/_history")
+    finally:
+        release.set()
+        writer.join(30)
+    assert answered.status_code == 503, answered.text
+    assert answered.json()["issue"][0]["code"] == "transient"
