@@ -161,7 +161,7 @@ def test_a_poll_waits_for_writes_in_flight_and_holds_up_no_new_one(
         with write_transaction(services.engine) as connection:
             hold_record_writes(connection)
             holding.set()
-            release.wait(30)
+            release.wait(120)
 
     writer = threading.Thread(target=in_flight)
     writer.start()
@@ -179,7 +179,9 @@ def test_a_poll_waits_for_writes_in_flight_and_holds_up_no_new_one(
             target=lambda: created.append(create(api, patient())), daemon=True
         )
         creator.start()
-        creator.join(10)
+        # Less than the poll's own wait (``db.SETTLE_SECONDS``): a write held up behind
+        # the poll would be let through only when the poll gives up.
+        creator.join(20)
     finally:
         release.set()
         writer.join(30)
