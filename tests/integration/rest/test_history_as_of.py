@@ -8,6 +8,8 @@ between two polls."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -20,6 +22,28 @@ from carevault.db import hold_record_writes, write_transaction
 from carevault.vault import writer as writer_module
 from tests.integration.rest.test_interactions import create, patient
 from tests.support.client import FhirTestClient
+
+
+@contextmanager
+def _write_in_flight(services: Services) -> Iterator[None]:
+    """A record write that has taken the record-writes lock (so may have stamped) and
+    does not commit until the block ends (two minutes at most)."""
+    holding, release = threading.Event(), threading.Event()
+
+    def in_flight() -> None:
+        with write_transaction(services.engine) as connection:
+            hold_record_writes(connection)
+            holding.set()
+            release.wait(120)
+
+    writer = threading.Thread(target=in_flight)
+    writer.start()
+    try:
+        assert holding.wait(30)
+        yield
+    finally:
+        release.set()
+        writer.join(30)
 
 
 def _instant(text: str) -> datetime:
@@ -155,20 +179,9 @@ def test_a_poll_waits_for_writes_in_flight_and_holds_up_no_new_one(
     if backend != "postgres":
         pytest.skip("SQLite has one writer: a write in flight holds every other up anyway")
     create(api, patient())
-    holding, release = threading.Event(), threading.Event()
-
-    def in_flight() -> None:
-        with write_transaction(services.engine) as connection:
-            hold_record_writes(connection)
-            holding.set()
-            release.wait(120)
-
-    writer = threading.Thread(target=in_flight)
-    writer.start()
     polled: list[Any] = []
     created: list[dict[str, Any]] = []
-    try:
-        assert holding.wait(30)
+    with _write_in_flight(services):
         poller = threading.Thread(
             target=lambda: polled.append(api.get("/fhir/Patient/_history")), daemon=True
         )
@@ -182,9 +195,6 @@ def test_a_poll_waits_for_writes_in_flight_and_holds_up_no_new_one(
         # Less than the poll's own wait (``db.SETTLE_SECONDS``): a write held up behind
         # the poll would be let through only when the poll gives up.
         creator.join(20)
-    finally:
-        release.set()
-        writer.join(30)
     poller.join(30)
     assert waited, "the poll did not wait for the write in flight"
     assert created, "a new write queued behind the poll"
@@ -199,21 +209,7 @@ def test_a_poll_whose_writes_in_flight_do_not_end_is_told_to_come_back(
     if backend != "postgres":
         pytest.skip("SQLite: the poll waits for the write lock as every writer does")
     monkeypatch.setattr(db, "SETTLE_SECONDS", 0.3)
-    holding, release = threading.Event(), threading.Event()
-
-    def stuck() -> None:
-        with write_transaction(services.engine) as connection:
-            hold_record_writes(connection)
-            holding.set()
-            release.wait(30)
-
-    writer = threading.Thread(target=stuck)
-    writer.start()
-    try:
-        assert holding.wait(30)
+    with _write_in_flight(services):
         answered = api.get("/fhir/Patient/_history")
-    finally:
-        release.set()
-        writer.join(30)
     assert answered.status_code == 503, answered.text
     assert answered.json()["issue"][0]["code"] == "transient"
