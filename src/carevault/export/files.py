@@ -24,6 +24,12 @@ def file_name(batch: int, resource_type: str) -> str:
     return f"{batch:06d}-{resource_type}.ndjson"
 
 
+def deleted_file_name(batch: int) -> str:
+    """The name of a batch's file of deletions (no resource type is spelled in lower
+    case, so it is no output file's name)."""
+    return file_name(batch, "deleted")
+
+
 class SealedFiles:
     """The sealed files of every job, one directory per job under ``root``. ``kind``
     names the job's data keys (and binds each file to its kind of job); ``purpose`` is

@@ -4,7 +4,7 @@ parameters, the job as stored, and the manifest. Plain types and rules, no I/O."
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -49,6 +49,11 @@ UNSUPPORTED = frozenset(
     {"_typeFilter", "_elements", "patient", "includeAssociatedData", "_until", "organizeOutputBy"}
 )
 NDJSON = "application/fhir+ndjson"
+#: The manifest's ``type`` of a file of the ``deleted`` array (Bulk Data v2: NDJSON of
+#: transaction Bundles), and the type its ``export_file`` row is filed under. Bundle is
+#: never an output type here (it is no type of the registry, so no ``_type`` names it,
+#: a test holds it so), so the row's type tells the two kinds of file apart.
+DELETED_TYPE = "Bundle"
 #: The ``value[x]`` each parameter this server applies may come as in a POST kick-off's
 #: Parameters body: the Bulk Data v2 kick-off table's type, and the others whose JSON is
 #: the same text the query string gives (a code is a string; ``_since`` in a dateTime or
@@ -276,19 +281,43 @@ class OutputFile:
     size: int
 
 
+def deletion_bundle(resource_type: str, resource_id: str, deleted_us: int) -> dict[str, Any]:
+    """One line of a ``deleted`` file: a transaction Bundle whose one entry deletes the
+    record (Bulk Data v2: ``request.method`` DELETE, ``request.url`` [type]/[id]), its
+    ``meta.lastUpdated`` when the record was deleted. One Bundle per record, so that
+    the manifest's ``count`` is the number of records deleted."""
+    return {
+        "resourceType": "Bundle",
+        "meta": {"lastUpdated": instant(deleted_us)},
+        "type": "transaction",
+        "entry": [{"request": {"method": "DELETE", "url": f"{resource_type}/{resource_id}"}}],
+    }
+
+
+def deleted_ndjson(deletions: Iterable[tuple[str, str, int]]) -> bytes:
+    """A file of the manifest's ``deleted``: one ``deletion_bundle`` a line, for each
+    (resource type, id, when deleted)."""
+    return b"".join(
+        json.dumps(deletion_bundle(*deletion), separators=(",", ":")).encode() + b"\n"
+        for deletion in deletions
+    )
+
+
 def manifest(job: Job, files: Sequence[OutputFile], file_url: str) -> dict[str, Any]:
     """The completed job's manifest (Bulk Data v2 "Response - Complete Status").
-    ``file_url`` is the base the file names are appended to."""
+    ``file_url`` is the base the file names are appended to. ``deleted`` lists the files
+    of deletions (empty without ``_since``: the worker writes none then)."""
     assert job.transaction_us is not None  # noqa: S101 - a completed job has started
+
+    def listed(item: OutputFile) -> dict[str, Any]:
+        return {"type": item.resource_type, "url": f"{file_url}/{item.name}", "count": item.count}
+
     return {
         "transactionTime": instant(job.transaction_us),
         "request": job.request_url,
         "requiresAccessToken": True,
-        "output": [
-            {"type": item.resource_type, "url": f"{file_url}/{item.name}", "count": item.count}
-            for item in files
-        ],
-        "deleted": [],
+        "output": [listed(item) for item in files if item.resource_type != DELETED_TYPE],
+        "deleted": [listed(item) for item in files if item.resource_type == DELETED_TYPE],
         "error": [],
     }
 

@@ -6,7 +6,9 @@ first; then one transaction records the batch's audit entries (one per exported
 patient, one per file), its ``export_file`` rows and the job's new cursor. A kill
 before that commit leaves files that the batch, run again from the same cursor,
 overwrites under the same names; a kill after it leaves nothing to redo. So no patient
-is twice in the files or the ledger, and none is missing.
+is twice in the files or the ledger, and none is missing. An export ``_since`` a time
+lists its batch's deletions (``deleted``) in one more file of the batch, written and
+committed with the others: so they are neither doubled nor lost by a kill either.
 
 A job is leased to one process at a time; a process that died loses its lease after
 ``export_lease_seconds`` and another (or the same, restarted) takes the job over.
@@ -21,15 +23,15 @@ import socket
 import threading
 from typing import Protocol
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, and_, func, or_, select
 
 from carevault.access.scopes import parse as parse_scopes
 from carevault.containment.state import ContainmentActive
 from carevault.db import WritesInFlight, read_transaction, settled_now, write_transaction
 from carevault.domain.policy import Actor
 from carevault.domain.roles import Role
-from carevault.export.files import file_name
-from carevault.export.model import Job, Level, OutputFile, Status
+from carevault.export.files import deleted_file_name, file_name
+from carevault.export.model import DELETED_TYPE, Job, Level, OutputFile, Status, deleted_ndjson
 from carevault.export.service import ExportService
 from carevault.fhir.registry import RESOURCE_TYPES
 from carevault.gate import Caller
@@ -151,7 +153,6 @@ class ExportWorker:
 
     def _start(self, job: Job, caller: Caller) -> Job:
         svc = self.service
-        total = self._count_patients(job, caller)
         now = settled_now(svc.jobs.engine, svc.now_us)
         # The manifest's transactionTime: every version stamped at or before it is
         # committed, so this job's batches (read after it) see it, and a follow-up export
@@ -159,6 +160,7 @@ class ExportWorker:
         # the start and committed after its patient's batch was read fell between both).
         # A version stamped in the same microsecond after the settling is the later's.
         transaction_us = now - 1
+        total = self._count_patients(job, caller, transaction_us)
         event = svc.event(
             Tag.EXPORT_STARTED, job, principal=job.principal, reason=f"{total} patients in reach"
         )
@@ -179,12 +181,29 @@ class ExportWorker:
 
     # --- patients in reach ---------------------------------------------------------------
 
-    def _patients_query(self, job: Job, caller: Caller) -> list[ColumnElement[bool]]:
+    def _patients_query(
+        self, job: Job, caller: Caller, transaction_us: int | None
+    ) -> list[ColumnElement[bool]]:
+        """The Patient heads the job covers: those in the client's reach (and the
+        Group's), live; with ``_since``, also those deleted after it and at or before
+        the transactionTime, judged by the same reach on the deleted head's patient and
+        clinic: their records deleted since are the job's to list too (a Patient is
+        deleted only after every record of theirs is), and nobody else's are."""
         svc = self.service
         assert caller.actor is not None  # noqa: S101 - a job's caller is a client
+        covered: ColumnElement[bool] = resource_head.c.deleted.is_(False)
+        if job.since_us is not None and transaction_us is not None:
+            covered = or_(
+                covered,
+                and_(
+                    resource_head.c.deleted.is_(True),
+                    resource_head.c.last_updated_us > job.since_us,
+                    resource_head.c.last_updated_us <= transaction_us,
+                ),
+            )
         conditions: list[ColumnElement[bool]] = [
             resource_head.c.resource_type == "Patient",
-            resource_head.c.deleted.is_(False),
+            covered,
         ]
         restriction = svc.access.restriction(caller.actor, _PATIENT, svc.now_us())
         if restriction is not None:
@@ -197,8 +216,8 @@ class ExportWorker:
             )
         return conditions
 
-    def _count_patients(self, job: Job, caller: Caller) -> int:
-        conditions = self._patients_query(job, caller)
+    def _count_patients(self, job: Job, caller: Caller, transaction_us: int) -> int:
+        conditions = self._patients_query(job, caller, transaction_us)
         with read_transaction(self.service.jobs.engine) as connection:
             return int(
                 connection.execute(
@@ -207,7 +226,7 @@ class ExportWorker:
             )
 
     def _next_patients(self, job: Job, caller: Caller) -> list[tuple[int, str, str]]:
-        conditions = self._patients_query(job, caller)
+        conditions = self._patients_query(job, caller, job.transaction_us)
         with read_transaction(self.service.jobs.engine) as connection:
             rows = connection.execute(
                 select(
@@ -233,7 +252,9 @@ class ExportWorker:
                 for name, rt in RESOURCE_TYPES.items()
                 if not rt.is_patient_data and (types is None or name in types)
             ]
-            exported = export_directory(self.service.gate, caller, wanted, job.since_us, job.job_id)
+            exported = export_directory(
+                self.service.gate, caller, wanted, job.since_us, job.job_id, job.transaction_us
+            )
             patients_done = 0
         else:
             patients = self._next_patients(job, caller)
@@ -248,6 +269,7 @@ class ExportWorker:
                 types,
                 job.since_us,
                 job.job_id,
+                job.transaction_us,
             )
             patients_done = sum(1 for event in exported.events if event.patient_pseudonym)
         self._commit(job, exported, cursor, patients_done)
@@ -271,6 +293,16 @@ class ExportWorker:
             body = b"".join((item.body or b"") + b"\n" for item in items)
             size = svc.files.write(job.job_id, job.key_id, job.principal, name, body)
             written.append(OutputFile(batch, resource_type, name, len(items), size))
+        if exported.deleted:
+            # Sealed, served, counted and deleted as the batch's other files are: the
+            # ids of deleted records are patient data leaving too.
+            name = deleted_file_name(batch)
+            body = deleted_ndjson(
+                (head.resource_type, head.resource_id, head.last_updated_us)
+                for head in exported.deleted
+            )
+            size = svc.files.write(job.job_id, job.key_id, job.principal, name, body)
+            written.append(OutputFile(batch, DELETED_TYPE, name, len(exported.deleted), size))
         file_events: list[AuditEvent] = [
             svc.event(
                 Tag.EXPORT_FILE_WRITTEN,
@@ -311,13 +343,18 @@ class ExportWorker:
     def _complete(self, job: Job) -> None:
         svc = self.service
         now = svc.now_us()
+        deleted = sum(
+            item.count for item in svc.jobs.files(job.job_id) if item.resource_type == DELETED_TYPE
+        )
+        listed = f", {deleted} deletions" if deleted else ""
         event = svc.event(
             Tag.EXPORT_COMPLETED,
             job,
             principal=job.principal,
-            reason=f"{job.patients_done} patients, {job.resources_done} resources",
+            reason=f"{job.patients_done} patients, {job.resources_done} resources{listed}",
             patients=job.patients_done,
             resources=job.resources_done,
+            deleted=deleted,
         )
         if not svc.move(
             job,
@@ -334,7 +371,8 @@ class ExportWorker:
         svc.alert(
             svc.job(job.job_id),
             f"bulk export {job.job_id} ({job.level}) by {job.client_id}: completed, "
-            f"{job.patients_done} patients and {job.resources_done} resources left the vault",
+            f"{job.patients_done} patients and {job.resources_done} resources"
+            f"{f' ({deleted} deletions listed)' if deleted else ''} left the vault",
         )
 
 

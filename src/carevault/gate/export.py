@@ -8,6 +8,14 @@ by the vault's one decrypting read. What comes back carries one audit entry per 
 that the worker commits in the transaction that records the batch as done: so a patient
 is in the ledger exactly when their records are in the job's files.
 
+An export ``_since`` a time also lists the records it would have returned that were
+deleted since (Bulk Data v2, the manifest's ``deleted``). A deleted record is judged
+exactly as a live one is, on the version its deletion ended (as ``Gate.history`` judges
+one): the same scopes and policy, an erased patient's left out, and one withheld whole
+(an HIV diagnosis, for a role that may not see it) is not listed, since its type and id
+would tell that it existed. A listed deletion is a disclosure about its patient, so it
+is counted in that patient's one entry of the batch (``_entries``).
+
 The release budget is not applied: an export runs only after privacy officers approved
 it, which is the stronger guard, and the budget would stop it part-way.
 """
@@ -15,7 +23,7 @@ it, which is the stronger guard, and the budget would stop it part-way.
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from carevault.containment.state import ContainmentActive
 from carevault.domain.categories import DataCategory
@@ -23,7 +31,7 @@ from carevault.domain.policy import Decision
 from carevault.gate.core import CLINIC_LOCKED, KEY_LOCKDOWN, PHI_OFFLINE, Caller, Gate, _Attempt
 from carevault.ledger.events import AuditEvent, Outcome, Tag
 from carevault.vault.opening import open_sealed
-from carevault.vault.records import Opened, Sealed
+from carevault.vault.records import Head, Opened, Sealed
 
 #: Patients whose registrations are looked up together before their records are decided.
 _DECIDE_CHUNK = 50
@@ -36,6 +44,9 @@ class ExportedBatch:
 
     records: list[Opened]
     events: list[AuditEvent]
+    #: The deletions to list in the manifest's ``deleted`` (each deletion's head: the
+    #: record's type and id, and when it was deleted); empty without ``_since``.
+    deleted: list[Head] = field(default_factory=list)
 
 
 def held_by_containment(gate: Gate) -> str | None:
@@ -61,66 +72,136 @@ def export_patients(
     types: Collection[str] | None,
     since_us: int | None,
     job_id: str,
+    deleted_until_us: int | None = None,
 ) -> ExportedBatch:
     """The records of ``patients`` ((patient id, pseudonym) pairs) that ``caller`` may
-    read, of ``types`` (None: all), changed after ``since_us``; one audit entry per
-    patient with at least one record in the batch."""
+    read, of ``types`` (None: all), changed after ``since_us``; with ``since_us`` and
+    ``deleted_until_us`` (the job's transactionTime), the records of theirs that the
+    caller may read deleted in between. One audit entry per patient with at least one
+    record or deletion in the batch."""
     held = held_by_containment(gate)
     if held is not None:
         raise ContainmentActive(held)
     attempt = _Attempt(caller, Tag.FHIR_EXPORT, "Patient", None, detail={"job": job_id})
-    located = gate.vault.locate_compartments([p for _, p in patients], types, since_us)
-    cut = _read(gate, caller, located)
-    by_patient: dict[str, tuple[set[DataCategory], dict[str, int], Decision]] = {}
+    pseudonyms = [p for _, p in patients]
+    cut = _read(gate, caller, gate.vault.locate_compartments(pseudonyms, types, since_us))
+    deleted: list[Head] = []
+    if since_us is not None and deleted_until_us is not None:
+        deleted = _deletions(
+            gate,
+            caller,
+            gate.vault.locate_compartment_deletions(pseudonyms, types, since_us, deleted_until_us),
+        )
+    ids = {pseudonym: patient_id for patient_id, pseudonym in patients}
+    return ExportedBatch(
+        [item for item, _, _ in cut], _entries(gate, attempt, cut, deleted, ids), deleted
+    )
+
+
+def _entries(
+    gate: Gate,
+    attempt: _Attempt,
+    cut: Sequence[tuple[Opened, Decision, frozenset[DataCategory]]],
+    deleted: Sequence[Head],
+    ids: dict[str, str],
+) -> list[AuditEvent]:
+    """One ``fhir:resource:export`` entry per patient: the categories their records
+    showed and the number of each type, and of their deletions listed.
+
+    A deletion listed tells the client that the patient had a record of that type and
+    id: it is counted in the same entry as the patient's records rather than in one of
+    its own, so that the detectors and an incident's scope (which count these entries
+    as releases, per patient) see a patient whose only news was a deletion as released
+    to the client, and a patient with both once, not twice. It adds no category, as a
+    deletion in a history Bundle adds none: what it shows is the type and id, no
+    content (the client's earlier copy was in the ledger when it left)."""
+    by_patient: dict[str, tuple[set[DataCategory], dict[str, int], dict[str, int]]] = {}
+    decisions: dict[str, Decision] = {}
     for item, decision, present in cut:
         pseudonym = item.head.patient_pseudonym
         assert pseudonym is not None  # noqa: S101 - a compartment's records name their patient
-        categories, counts, _ = by_patient.setdefault(pseudonym, (set(), {}, decision))
+        categories, counts, _ = by_patient.setdefault(pseudonym, (set(), {}, {}))
+        decisions.setdefault(pseudonym, decision)
         categories.update(present)
         counts[item.head.resource_type] = counts.get(item.head.resource_type, 0) + 1
-    ids = {pseudonym: patient_id for patient_id, pseudonym in patients}
-    events = [
+    for head in deleted:
+        pseudonym = head.patient_pseudonym
+        assert pseudonym is not None  # noqa: S101 - as above
+        gone = by_patient.setdefault(pseudonym, (set(), {}, {}))[2]
+        gone[head.resource_type] = gone.get(head.resource_type, 0) + 1
+    return [
         gate._event(
             attempt,
             Outcome.SUCCESS,
             pseudonym=pseudonym,
             resource_id=ids.get(pseudonym),
             categories=frozenset(categories),
-            decision=decision,
+            decision=decisions.get(pseudonym),
             reason="bulk export approved by privacy officers",
-            detail={"exported": dict(sorted(counts.items()))},
+            detail=_counts(counts, gone),
         )
-        for pseudonym, (categories, counts, decision) in by_patient.items()
+        for pseudonym, (categories, counts, gone) in by_patient.items()
     ]
-    return ExportedBatch([item for item, _, _ in cut], events)
+
+
+def _counts(exported: dict[str, int], deleted: dict[str, int]) -> dict[str, dict[str, int]]:
+    """An entry's counts by type: exported (always, as before deletions were listed),
+    and deleted where there are any."""
+    detail = {"exported": dict(sorted(exported.items()))}
+    if deleted:
+        detail["deleted"] = dict(sorted(deleted.items()))
+    return detail
 
 
 def export_directory(
-    gate: Gate, caller: Caller, types: Collection[str], since_us: int | None, job_id: str
+    gate: Gate,
+    caller: Caller,
+    types: Collection[str],
+    since_us: int | None,
+    job_id: str,
+    deleted_until_us: int | None = None,
 ) -> ExportedBatch:
     """Directory records (clinics, practitioners, locations: no one's patient data) of
-    ``types`` for a system-level export; one audit entry for them all."""
+    ``types`` for a system-level export, and (as ``export_patients``) those deleted
+    since ``since_us``; one audit entry for them all."""
     held = held_by_containment(gate)
     if held is not None:
         raise ContainmentActive(held)
     attempt = _Attempt(caller, Tag.FHIR_EXPORT, None, None, detail={"job": job_id})
     cut = _read(gate, caller, gate.vault.locate_directory(types, since_us))
+    deleted: list[Head] = []
+    if since_us is not None and deleted_until_us is not None:
+        deleted = _deletions(
+            gate, caller, gate.vault.locate_directory_deletions(types, since_us, deleted_until_us)
+        )
     counts: dict[str, int] = {}
     for item, _, _ in cut:
         counts[item.head.resource_type] = counts.get(item.head.resource_type, 0) + 1
+    gone: dict[str, int] = {}
+    for head in deleted:
+        gone[head.resource_type] = gone.get(head.resource_type, 0) + 1
     events = (
         [
             gate._event(
                 attempt,
                 Outcome.SUCCESS,
                 reason="bulk export approved by privacy officers",
-                detail={"exported": dict(sorted(counts.items()))},
+                detail=_counts(counts, gone),
             )
         ]
-        if cut
+        if cut or deleted
         else []
     )
-    return ExportedBatch([item for item, _, _ in cut], events)
+    return ExportedBatch([item for item, _, _ in cut], events, deleted)
+
+
+def _deletions(gate: Gate, caller: Caller, located: Sequence[tuple[Head, Sealed]]) -> list[Head]:
+    """The deletions among ``located`` ((deletion, version it ended) pairs) whose ended
+    version the caller would have been given, judged and cut as a live record is
+    (``_read``); the versions are opened only to be judged, and never leave."""
+    deletions = {version.head.row_id: deletion for deletion, version in located}
+    kept = {item.head.row_id for item, _, _ in _read(gate, caller, [v for _, v in located])}
+    return [deletion for row_id, deletion in deletions.items() if row_id in kept]
 
 
 def _read(

@@ -477,6 +477,72 @@ class Vault:
             conditions.append(resource_head.c.last_updated_us > since_us)
         return self._locate_where(conditions)
 
+    def locate_compartment_deletions(
+        self,
+        pseudonyms: Collection[str],
+        types: Collection[str] | None,
+        after_us: int,
+        until_us: int,
+    ) -> list[tuple[Head, Sealed]]:
+        """``locate_compartments``' deleted counterpart (a bulk export's ``deleted``): the
+        records of several patients, only ``types`` if given, deleted after ``after_us``
+        and at or before ``until_us``."""
+        if not pseudonyms:
+            return []
+        conditions: list[ColumnElement[bool]] = [
+            resource_head.c.patient_pseudonym.in_(sorted(pseudonyms))
+        ]
+        if types is not None:
+            conditions.append(resource_head.c.resource_type.in_(sorted(types)))
+        return self._locate_deletions(conditions, after_us, until_us)
+
+    def locate_directory_deletions(
+        self, types: Collection[str], after_us: int, until_us: int
+    ) -> list[tuple[Head, Sealed]]:
+        """``locate_directory``'s deleted counterpart: records of ``types`` that are no
+        one's patient data, deleted after ``after_us`` and at or before ``until_us``."""
+        if not types:
+            return []
+        conditions: list[ColumnElement[bool]] = [
+            resource_head.c.resource_type.in_(sorted(types)),
+            resource_head.c.patient_pseudonym.is_(None),
+        ]
+        return self._locate_deletions(conditions, after_us, until_us)
+
+    def _locate_deletions(
+        self, conditions: list[ColumnElement[bool]], after_us: int, until_us: int
+    ) -> list[tuple[Head, Sealed]]:
+        """Each record meeting ``conditions`` whose head is a deletion stamped in
+        (``after_us``, ``until_us``]: the deletion's head (its type, id and when), and the
+        version it ended, sealed, with its own patient and clinic (``locate_ended``):
+        what a deleted record is judged on, as a live one is on its current version. A
+        record deleted and written again is live, so not here. In a stable order."""
+        joined = resource_head.join(
+            resource_version,
+            and_(
+                resource_version.c.resource_type == resource_head.c.resource_type,
+                resource_version.c.resource_id == resource_head.c.resource_id,
+                resource_version.c.version_id == resource_head.c.version_id - 1,
+            ),
+        )
+        with read_transaction(self.engine) as connection:
+            rows = connection.execute(
+                select(*_HEAD_AND_VERSION)
+                .select_from(joined)
+                .where(
+                    *conditions,
+                    resource_head.c.deleted.is_(True),
+                    resource_head.c.last_updated_us > after_us,
+                    resource_head.c.last_updated_us <= until_us,
+                )
+                .order_by(
+                    resource_head.c.resource_type,
+                    resource_head.c.last_updated_us,
+                    resource_head.c.row_id,
+                )
+            ).all()
+        return [_head_and_version(row) for row in rows]
+
     def locate_many(self, references: Collection[tuple[str, str]]) -> list[Sealed]:
         """The live resources among ``references`` ((type, id) pairs)."""
         by_type: dict[str, list[str]] = {}

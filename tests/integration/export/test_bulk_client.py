@@ -84,11 +84,6 @@ def test_a_bulk_client_follows_an_export_and_asks_the_next_since_its_transaction
     assert clinic.web.get(status_url, headers=bearer(token)).status_code == 404
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open: the manifest's deleted is always empty; deletions since _since are not "
-    "reported (Bulk Data v2 export.html, the complete status's deleted)",
-)
 def test_an_export_since_a_deletion_lists_it_in_deleted(clinic: Clinic) -> None:
     """Bulk Data v2: "When a _since timestamp is supplied in the export request, this
     array [deleted] SHALL be populated with output files containing FHIR Transaction

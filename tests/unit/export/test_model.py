@@ -3,9 +3,23 @@ refused naming the part: never dropped."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from carevault.export.model import ExportRefused, Level, body_params, parse_request
+from carevault.export.model import (
+    DELETED_TYPE,
+    ExportRefused,
+    Job,
+    Level,
+    OutputFile,
+    Status,
+    body_params,
+    deleted_ndjson,
+    deletion_bundle,
+    manifest,
+    parse_request,
+)
 from carevault.fhir.parameters import Part
 
 SINCE = "2024-03-01T08:00:00+08:00"
@@ -65,3 +79,65 @@ def test_every_spelling_of_ndjson_is_taken_a_plus_read_as_a_space_too(given: str
 def test_an_output_format_not_offered_is_refused_quoting_it() -> None:
     with pytest.raises(ExportRefused, match="'text/csv' is not offered"):
         parse_request(Level.PATIENT, None, [("_outputFormat", "text/csv")])
+
+
+def _job(since_us: int | None) -> Job:
+    return Job(
+        job_id="j1",
+        level=Level.PATIENT,
+        group_id=None,
+        client_id="exporter",
+        principal="client:exporter",
+        status=Status.COMPLETED,
+        types=(),
+        since_us=since_us,
+        request_url="http://testserver/fhir/Patient/$export",
+        approvals_needed=1,
+        approvals=(),
+        requested_us=1,
+        transaction_us=1_000_000,
+        finished_us=2_000_000,
+        expires_us=3_000_000,
+        batches_done=1,
+        cursor_row=7,
+        patients_total=2,
+        patients_done=2,
+        resources_done=3,
+        key_id="export:j1",
+        error=None,
+    )
+
+
+def test_the_files_of_deletions_are_the_manifests_deleted_and_no_output() -> None:
+    files = [
+        OutputFile(1, "Observation", "000001-Observation.ndjson", 3, 10),
+        OutputFile(1, DELETED_TYPE, "000001-deleted.ndjson", 2, 10),
+    ]
+    shown = manifest(_job(1), files, "http://testserver/fhir/$export-file/j1")
+    assert shown["output"] == [
+        {
+            "type": "Observation",
+            "url": "http://testserver/fhir/$export-file/j1/000001-Observation.ndjson",
+            "count": 3,
+        }
+    ]
+    assert shown["deleted"] == [
+        {
+            "type": "Bundle",
+            "url": "http://testserver/fhir/$export-file/j1/000001-deleted.ndjson",
+            "count": 2,
+        }
+    ]
+    assert manifest(_job(None), files[:1], "x")["deleted"] == []
+
+
+def test_a_deletion_is_a_transaction_bundle_deleting_the_record() -> None:
+    assert deletion_bundle("Observation", "o-1", 1_500_000) == {
+        "resourceType": "Bundle",
+        "meta": {"lastUpdated": "1970-01-01T00:00:01.500000Z"},
+        "type": "transaction",
+        "entry": [{"request": {"method": "DELETE", "url": "Observation/o-1"}}],
+    }
+    lines = deleted_ndjson([("Observation", "o-1", 1), ("Patient", "p-1", 2)]).splitlines()
+    urls = [json.loads(line)["entry"][0]["request"]["url"] for line in lines]
+    assert urls == ["Observation/o-1", "Patient/p-1"]
