@@ -64,6 +64,7 @@ from carevault.fhir.query import SearchQuery, split_values
 from carevault.fhir.registry import RESOURCE_TYPES, ParamKind, ResourceType
 from carevault.fhir.subsetting import HiddenItemNamed, restore_withheld, subset, without_subsetted
 from carevault.gate.loading import patient_batch_events
+from carevault.gate.paging import VersionPage, cut
 from carevault.gate.prefetch import NO_READS, Prefetched, prefetch_read
 from carevault.ledger.events import AuditEvent, Outcome, Tag
 from carevault.ledger.trail import AuditTrail, AuditUnavailable, Rider
@@ -942,12 +943,17 @@ class Gate:
         resource_id: str,
         *,
         since_us: int | None = None,
-        offset: int = 0,
+        as_of_us: int | None = None,
+        start: int | None = None,
         count: int | None = None,
-    ) -> tuple[list[Opened], int]:
+    ) -> VersionPage:
         """One page of a record's versions the caller may read, newest first (each judged
-        by ``_decide_version``), and how many there are in all; only versions written at
-        or after ``since_us``. Only the page is opened, returned and recorded."""
+        by ``_decide_version``), from version ``start`` down (None: the newest; ``paging.
+        cut``), how many there are in all, and where the pages before and after it start;
+        only versions written at or after ``since_us`` and, with ``as_of_us``, at or
+        before it: every page of an answer as of one instant holds and counts only what
+        was settled then (``settled_now``), whatever was written while a client paged.
+        Only the page is opened, returned and recorded."""
         with self._attempt(caller, Tag.FHIR_HISTORY, rt.name, resource_id) as attempt:
             self._scope(caller, rt, Interaction.READ)
             current, versions = self.vault.locate_history(rt.name, resource_id)
@@ -959,7 +965,10 @@ class Gate:
             decisions: dict[tuple[str | None, str | None], Decision | None] = {}
             readable: list[tuple[Sealed, Decision]] = []
             for item in versions:
-                if since_us is not None and item.head.last_updated_us < since_us:
+                stamped = item.head.last_updated_us
+                if since_us is not None and stamped < since_us:
+                    continue
+                if as_of_us is not None and stamped > as_of_us:
                     continue
                 key = (item.head.patient_pseudonym, item.head.clinic_id)
                 if key not in decisions:
@@ -981,16 +990,18 @@ class Gate:
                     for item, (_, decision) in zip(opened, readable, strict=True)
                     if self._visible(rt, item, decision) is not None
                 ]
-                page_of = shown[offset : None if count is None else offset + count]
-                return self._show_decided(attempt, page_of, versioned=True), len(shown)
-            chosen = readable[offset : None if count is None else offset + count]
+                where = cut([item.head.version_id for item, _ in shown], start, count)
+                page = self._show_decided(attempt, shown[where.begin : where.end], versioned=True)
+                return VersionPage(page, len(shown), where.previous, where.following)
+            where = cut([item.head.version_id for item, _ in readable], start, count)
+            chosen = readable[where.begin : where.end]
             opened = self._open(caller, [item for item, _ in chosen])
             page = self._show_decided(
                 attempt,
                 [(item, decision) for item, (_, decision) in zip(opened, chosen, strict=True)],
                 versioned=True,
             )
-            return page, len(readable)
+            return VersionPage(page, len(readable), where.previous, where.following)
 
     def search(self, caller: Caller, query: SearchQuery) -> tuple[list[Opened], int]:
         rt = query.resource_type

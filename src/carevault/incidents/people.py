@@ -115,7 +115,7 @@ def _trusted_token(
     """(read, token) of the record's HKID as it stands without the versions in
     ``written`` (``rewrites.replay``; see the module's docstring)."""
     try:
-        versions, _ = services.gate.history(READER, RESOURCE_TYPES["Patient"], patient_id)
+        versions = services.gate.history(READER, RESOURCE_TYPES["Patient"], patient_id).versions
     except (Gone, NotFound, Erased, AccessDenied, LookupError):
         return False, None
     ordered = sorted(versions, key=lambda item: item.head.version_id)

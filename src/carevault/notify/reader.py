@@ -134,7 +134,9 @@ class Reader:
         ``written`` (see the module's docstring); None if the history cannot be read
         (erased since, or not there: the patient is as the search found them)."""
         try:
-            versions, _ = self.gate.history(NOTIFY_CALLER, RESOURCE_TYPES["Patient"], patient_id)
+            versions = self.gate.history(
+                NOTIFY_CALLER, RESOURCE_TYPES["Patient"], patient_id
+            ).versions
         except (NotFound, Gone, Erased):
             return None
         if not versions:

@@ -182,11 +182,15 @@ def history_links(
     count: int,
     at: str | None,
     following: str | None,
+    previous: str | None = None,
 ) -> list[dict[str, str]]:
-    """self, first and next links of a type- or system-history page (no total): ``at``
-    is the cursor the page was asked from (None: the first page), ``following`` the
-    sealed cursor of the next page (None: there is none). No previous link: FHIR does
-    not ask for one, and counting back among candidates repeated or skipped versions."""
+    """self, first, previous and next links of a history page: ``at`` is the cursor the
+    page was asked from (None: the first page), ``following`` and ``previous`` the
+    sealed cursors of the next and previous pages (None: there is none). The first link
+    carries no cursor: it begins a new answer, as of its own time. Type- and system-level
+    pages have no previous link: FHIR does not ask for one, and counting back among
+    candidates repeated or skipped versions (an instance history counts back among the
+    versions the caller may read, ``gate/paging.py``)."""
     kept = [(name, value) for name, value in params if name not in ("_count", "_offset")]
 
     def link(relation: str, cursor: str | None) -> dict[str, str]:
@@ -194,6 +198,8 @@ def history_links(
         return {"relation": relation, "url": f"{url}?{urlencode([*kept, *paging])}"}
 
     links = [link("self", at), link("first", None)]
+    if previous is not None:
+        links.append(link("previous", previous))
     if following is not None:
         links.append(link("next", following))
     return links

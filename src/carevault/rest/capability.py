@@ -80,8 +80,10 @@ _HISTORY_DOC = (
     "_history at instance, type and system level takes _count, _since and _offset; any "
     "other parameter is refused with 400. Type- and system-level history read as a search "
     "of each type reads (scopes, access policy, release budget, one audit entry per "
-    "patient); their Bundles carry no total and no previous link, and their _offset is "
-    "only the opaque cursor of a next link, valid for the same caller and request."
+    "patient); their Bundles carry no total and no previous link. At every level _offset "
+    "is only the opaque cursor of a page's link, valid for the same caller and request "
+    "(and record), and every page of one answer is as of the first page's "
+    "meta.lastUpdated."
 )
 _BULK = "http://hl7.org/fhir/uv/bulkdata/OperationDefinition"
 _EXPORT_PATIENT = f"{_BULK}/patient-export"

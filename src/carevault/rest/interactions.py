@@ -193,30 +193,48 @@ class FhirInteractions:
         base: str,
         params: Sequence[tuple[str, str]] = (),
     ) -> FhirResponse:
+        """Instance history: pages of one record's versions the caller may read, with a
+        total. Every page of one answer is as of the first page's settled time, sealed
+        with where the page starts in its links (``rest/cursor.py``): a version written
+        while a client pages is in no page and not older than any page's
+        ``meta.lastUpdated``, so the client's next poll ``_since`` it has it."""
         rt = resource_type_named(type_name)
         asked = history_query(params, self.search_settings.zone)
-        if asked.cursor is not None:
-            raise bad_request("_offset must be a non-negative integer")
+        if asked.offset != 0:
+            raise bad_request("_offset of a history is taken only from a page's links")
+        resource_id = checked_id(resource_id)
+        key = self.gate.vault.paging_key
+        bound = (caller.principal, type_name, resource_id, asked.since_us)
+        position = (
+            None if asked.cursor is None else cursor.opened_instance(key, *bound, asked.cursor)
+        )
         count = self._history_count(asked)
         with translated():
-            as_of = self.gate.settled_now()
-            versions, total = self.gate.history(
+            as_of = self.gate.settled_now() if position is None else position.as_of_us
+            found = self.gate.history(
                 caller,
                 rt,
-                checked_id(resource_id),
+                resource_id,
                 since_us=asked.since_us,
-                offset=asked.offset,
+                as_of_us=as_of,
+                start=None if position is None else position.start,
                 count=count,
             )
-        links = bundles.paging_links(
+
+        def sealed(start: int | None) -> str | None:
+            return None if start is None else cursor.seal_instance(key, *bound, start, as_of)
+
+        links = bundles.history_links(
             f"{base}/{type_name}/{resource_id}/_history",
             asked.repeated,
-            count=count if count is not None else total,
-            offset=asked.offset,
-            total=total,
+            count=count if count is not None else found.total,
+            at=asked.cursor,
+            following=sealed(found.following),
+            previous=sealed(found.previous),
         )
         return FhirResponse(
-            200, bundles.history(base, versions, total=total, links=links, as_of_us=as_of)
+            200,
+            bundles.history(base, found.versions, total=found.total, links=links, as_of_us=as_of),
         )
 
     def history_of_many(
@@ -588,8 +606,8 @@ def everything_query(
 @dataclass(frozen=True)
 class HistoryQuery:
     """What a history interaction asks for (``_count``, ``_since``; ``_offset`` for its
-    paging links: a number at instance level, a sealed cursor at type and system level);
-    ``repeated``: what its paging links carry."""
+    paging links: a sealed cursor, ``rest/cursor.py``; a number is kept apart, and only
+    0 is taken); ``repeated``: what its paging links carry."""
 
     count: int | None = None
     offset: int = 0
