@@ -1,6 +1,11 @@
-"""The release budget: how many distinct patients the gate hands one account per hour
+"""The release budget: how many distinct patients the gate hands one person per hour
 and per day, enforced before data leaves and shared by every server process through
 the database.
+
+A person is an account, or every account of one practitioner: a doctor with a login at
+each of two clinics (or a login and the apps launched with it) reads on one budget, not
+one per login (adversary round 52 left this open). Each request is held to the limits
+of its own login's role, counted against everything the person was given.
 
 A patient already released to the account today costs nothing more; a request that
 would take the account past its budget is refused whole (429, saying why), whatever
@@ -90,14 +95,22 @@ class ReleaseBudget:
         self._lock = threading.Lock()
 
     def claim(
-        self, principal: str, role: str, pseudonyms: Collection[str], at_us: int
+        self,
+        principal: str,
+        role: str,
+        pseudonyms: Collection[str],
+        at_us: int,
+        practitioner_id: str | None = None,
     ) -> Release | None:
         """What must be recorded, with the request's audit entries, for ``pseudonyms`` to
         be released to ``principal`` now; None when this process knows every one of them
-        is already recorded today (a patient given today costs nothing more)."""
+        is already recorded today (a patient given today costs nothing more).
+        ``practitioner_id``: the person the account is (``holder``): their accounts
+        share one count. A throttled login is held to its share whatever the person's."""
         day = (at_us + self.offset_us) // DAY_US
+        who = holder(principal, practitioner_id)
         with self._lock:
-            known = self._known.get((principal, day), set())
+            known = self._known.get((who, day), set())
             new = frozenset(p for p in pseudonyms if p and p not in known)
         if not new:
             return None
@@ -105,7 +118,7 @@ class ReleaseBudget:
         if principal in self.throttled():
             hour_limit = max(1, int(hour_limit * THROTTLE_SHARE))
             day_limit = max(1, int(day_limit * THROTTLE_SHARE))
-        return Release(self, principal, day, new, at_us, hour_limit, day_limit)
+        return Release(self, who, day, new, at_us, hour_limit, day_limit)
 
     def sweep_due(self, day: int) -> bool:
         """Whether the releases of days before ``day`` are still to be swept by this
@@ -117,12 +130,20 @@ class ReleaseBudget:
         with self._lock:
             self._swept = day
 
-    def remember(self, principal: str, day: int, pseudonyms: Collection[str]) -> None:
-        """Note ``pseudonyms`` as recorded for ``principal`` on ``day`` (once durable)."""
+    def remember(self, who: str, day: int, pseudonyms: Collection[str]) -> None:
+        """Note ``pseudonyms`` as recorded for ``who`` (a ``holder``) on ``day`` (once
+        durable)."""
         with self._lock:
             if len(self._known) > 10_000:
                 self._known.clear()
-            self._known.setdefault((principal, day), set()).update(pseudonyms)
+            self._known.setdefault((who, day), set()).update(pseudonyms)
+
+
+def holder(principal: str, practitioner_id: str | None) -> str:
+    """Whose budget a release is counted in (``detect_release.account``): the
+    practitioner's, shared by every account of theirs, or the account's own. The two
+    never meet: a principal names its kind first (``staff:``, ``client:``)."""
+    return f"practitioner:{practitioner_id}" if practitioner_id else principal
 
 
 @dataclass(frozen=True)
@@ -135,7 +156,8 @@ class Release:
     record cannot be written, neither can the entries, and nothing is returned."""
 
     budget: ReleaseBudget
-    principal: str
+    #: Whose count it is (``holder``): an account, or a practitioner with every account.
+    who: str
     day: int
     pseudonyms: frozenset[str]
     at_us: int
@@ -149,54 +171,61 @@ class Release:
         patients of every day for good (the ledger keeps what was released)."""
         if self.budget.sweep_due(self.day):
             connection.execute(delete(detect_release).where(detect_release.c.day < self.day - 1))
-        stored = _stored(connection, self.principal, self.day, self.pseudonyms)
+        stored = _stored(connection, self.who, self.day, self.pseudonyms)
         fresh = self.pseudonyms - stored
         if not fresh:
             return
         since = self.at_us - HOUR_US
-        in_day, in_hour = _counts(connection, self.principal, self.day, since)
+        in_day, in_hour = _counts(connection, self.who, self.day, since)
         hour_fresh = fresh
         if (since + self.budget.offset_us) // DAY_US < self.day:
             # The last hour began yesterday: its releases count too, once each (a patient
             # given at 23:59 and again at 00:01 is one). Counted from today's alone, the
             # hour began anew at midnight, and an account took its hour's budget twice
             # in two minutes.
-            yesterday = _stored(connection, self.principal, self.day - 1, fresh, since)
+            yesterday = _stored(connection, self.who, self.day - 1, fresh, since)
             hour_fresh = fresh - yesterday
-            in_hour = _in_hour(connection, self.principal, self.day, since)
+            in_hour = _in_hour(connection, self.who, self.day, since)
         if in_hour + len(hour_fresh) > self.hour_limit or in_day + len(fresh) > self.day_limit:
             raise ReleaseRefused(
-                f"{BUDGET_REASON}: this request would give the account "
-                f"{len(fresh)} more patients; it has had {in_hour} in the last hour "
-                f"and {in_day} today, and its budget is {self.hour_limit} an hour and "
+                f"{BUDGET_REASON}: this request would give {_whom(self.who)} "
+                f"{len(fresh)} more patients, after {in_hour} in the last hour "
+                f"and {in_day} today; this login's budget is {self.hour_limit} an hour and "
                 f"{self.day_limit} a day. Try later, or ask the privacy officer."
             )
         connection.execute(
             insert(detect_release),
             [
-                {"account": self.principal, "day": self.day, "pseudonym": p, "at_us": self.at_us}
+                {"account": self.who, "day": self.day, "pseudonym": p, "at_us": self.at_us}
                 for p in sorted(fresh)
             ],
         )
 
     def committed(self) -> None:
         self.budget.swept(self.day)
-        self.budget.remember(self.principal, self.day, self.pseudonyms)
+        self.budget.remember(self.who, self.day, self.pseudonyms)
+
+
+def _whom(who: str) -> str:
+    """How a refusal names whose budget it is."""
+    if who.startswith("practitioner:"):
+        return "the practitioner (every account of theirs)"
+    return "the account"
 
 
 def _stored(
     connection: Connection,
-    principal: str,
+    who: str,
     day: int,
     new: Collection[str],
     since_us: int | None = None,
 ) -> set[str]:
-    """Which of ``new`` were given to ``principal`` on ``day`` (at or after ``since_us``)."""
+    """Which of ``new`` were given to ``who`` on ``day`` (at or after ``since_us``)."""
     ordered = sorted(new)
     found: set[str] = set()
     for start in range(0, len(ordered), 500):
         statement = select(detect_release.c.pseudonym).where(
-            detect_release.c.account == principal,
+            detect_release.c.account == who,
             detect_release.c.day == day,
             detect_release.c.pseudonym.in_(ordered[start : start + 500]),
         )
@@ -206,23 +235,23 @@ def _stored(
     return found
 
 
-def _counts(connection: Connection, principal: str, day: int, since_us: int) -> tuple[int, int]:
+def _counts(connection: Connection, who: str, day: int, since_us: int) -> tuple[int, int]:
     """(patients given today, of which in the last hour): one statement."""
     in_day, in_hour = connection.execute(
         select(
             func.count(),
             func.coalesce(func.sum(case((detect_release.c.at_us >= since_us, 1), else_=0)), 0),
-        ).where(detect_release.c.account == principal, detect_release.c.day == day)
+        ).where(detect_release.c.account == who, detect_release.c.day == day)
     ).one()
     return int(in_day), int(in_hour)
 
 
-def _in_hour(connection: Connection, principal: str, day: int, since_us: int) -> int:
+def _in_hour(connection: Connection, who: str, day: int, since_us: int) -> int:
     """Distinct patients given since ``since_us``, on ``day`` and the day before."""
     return int(
         connection.execute(
             select(func.count(func.distinct(detect_release.c.pseudonym))).where(
-                detect_release.c.account == principal,
+                detect_release.c.account == who,
                 detect_release.c.day.in_([day - 1, day]),
                 detect_release.c.at_us >= since_us,
             )

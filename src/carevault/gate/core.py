@@ -305,11 +305,17 @@ class _Attempt:
 class ReleaseGuard(Protocol):
     """The release budget. ``claim`` gives what must be recorded with the request's audit
     entries (a rider of the same commit, None if nothing): the rider refuses
-    (``ReleaseRefused``) before data leaves when the account's budget would be exceeded,
-    and records the release otherwise."""
+    (``ReleaseRefused``) before data leaves when the budget of the person (the account,
+    or the practitioner it is: ``detect/budget.holder``) would be exceeded, and records
+    the release otherwise."""
 
     def claim(
-        self, principal: str, role: str, pseudonyms: Sequence[str], at_us: int
+        self,
+        principal: str,
+        role: str,
+        pseudonyms: Sequence[str],
+        at_us: int,
+        practitioner_id: str | None = None,
     ) -> Rider | None: ...
 
 
@@ -1251,8 +1257,9 @@ class Gate:
         its audit entries (it refuses there, before anything is returned)."""
         if self.release is None or caller.actor is None or not pseudonyms:
             return None
+        actor = caller.actor
         return self.release.claim(
-            caller.principal, str(caller.actor.role), pseudonyms, self.vault_now()
+            caller.principal, str(actor.role), pseudonyms, self.vault_now(), actor.practitioner_id
         )
 
     def everything(

@@ -320,7 +320,7 @@ def _release_report(
     )
     guard = svc.gate.release
     release = (
-        guard.claim(who.principal, str(actor.role), [pseudonym], event.at_us)
+        guard.claim(who.principal, str(actor.role), [pseudonym], event.at_us, actor.practitioner_id)
         if guard is not None and actor is not None
         else None
     )
