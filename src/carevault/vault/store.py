@@ -166,6 +166,18 @@ DATE_TOKEN_MEMO = 65536
 PAGING_KEY_INFO = b"carevault history paging cursor v1"
 
 
+#: A head beside the version before it: for a deleted record, the version its deletion
+#: ended (what the record is judged on: ``locate_all_ended``, ``_locate_deletions``).
+_WITH_ENDED = resource_head.join(
+    resource_version,
+    and_(
+        resource_version.c.resource_type == resource_head.c.resource_type,
+        resource_version.c.resource_id == resource_head.c.resource_id,
+        resource_version.c.version_id == resource_head.c.version_id - 1,
+    ),
+)
+
+
 class Vault:
     def __init__(
         self,
@@ -323,18 +335,10 @@ class Vault:
     def locate_all_ended(self, reach: ColumnElement[bool], limit: int) -> list[Sealed]:
         """``locate_ended`` for at most ``limit`` deleted records whose head meets ``reach``
         (over resource_head)."""
-        joined = resource_head.join(
-            resource_version,
-            and_(
-                resource_version.c.resource_type == resource_head.c.resource_type,
-                resource_version.c.resource_id == resource_head.c.resource_id,
-                resource_version.c.version_id == resource_head.c.version_id - 1,
-            ),
-        )
         with read_transaction(self.engine) as connection:
             rows = connection.execute(
                 select(*_HEAD_AND_VERSION)
-                .select_from(joined)
+                .select_from(_WITH_ENDED)
                 .where(reach, resource_head.c.deleted.is_(True))
                 .order_by(resource_head.c.row_id)
                 .limit(limit)
@@ -517,18 +521,10 @@ class Vault:
         version it ended, sealed, with its own patient and clinic (``locate_ended``):
         what a deleted record is judged on, as a live one is on its current version. A
         record deleted and written again is live, so not here. In a stable order."""
-        joined = resource_head.join(
-            resource_version,
-            and_(
-                resource_version.c.resource_type == resource_head.c.resource_type,
-                resource_version.c.resource_id == resource_head.c.resource_id,
-                resource_version.c.version_id == resource_head.c.version_id - 1,
-            ),
-        )
         with read_transaction(self.engine) as connection:
             rows = connection.execute(
                 select(*_HEAD_AND_VERSION)
-                .select_from(joined)
+                .select_from(_WITH_ENDED)
                 .where(
                     *conditions,
                     resource_head.c.deleted.is_(True),
