@@ -185,10 +185,18 @@ class ExportWorker:
         self, job: Job, caller: Caller, transaction_us: int | None
     ) -> list[ColumnElement[bool]]:
         """The Patient heads the job covers: those in the client's reach (and the
-        Group's), live; with ``_since``, also those deleted after it and at or before
-        the transactionTime, judged by the same reach on the deleted head's patient and
-        clinic: their records deleted since are the job's to list too (a Patient is
-        deleted only after every record of theirs is), and nobody else's are."""
+        Group's), live; with ``_since``, also those deleted after it, judged by the same
+        reach on the deleted head's patient and clinic: their records deleted since are
+        the job's to list too (a Patient is deleted only after every record of theirs
+        is), and nobody else's are.
+
+        A Patient deleted after the transactionTime (while the job runs, before its
+        batch) is covered as well: its records deleted at or before the transactionTime
+        are this export's to list (Bulk Data v2, export.html, ``deleted``: "resources
+        that would have been returned, but have been deleted subsequent to" ``_since``),
+        and the next export, ``_since`` this one's transactionTime, lists only what was
+        deleted after it. Bounding the patients by the transactionTime lost them from
+        both. The deletions listed are still bounded by it (``locate_*_deletions``)."""
         svc = self.service
         assert caller.actor is not None  # noqa: S101 - a job's caller is a client
         covered: ColumnElement[bool] = resource_head.c.deleted.is_(False)
@@ -198,7 +206,6 @@ class ExportWorker:
                 and_(
                     resource_head.c.deleted.is_(True),
                     resource_head.c.last_updated_us > job.since_us,
-                    resource_head.c.last_updated_us <= transaction_us,
                 ),
             )
         conditions: list[ColumnElement[bool]] = [

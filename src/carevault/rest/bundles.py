@@ -179,14 +179,16 @@ def history_links(
     url: str,
     params: Sequence[tuple[str, str]],
     *,
-    count: int,
+    count: int | None,
     at: str | None,
     following: str | None,
     previous: str | None = None,
 ) -> list[dict[str, str]]:
     """self, first, previous and next links of a history page: ``at`` is the cursor the
     page was asked from (None: the first page), ``following`` and ``previous`` the
-    sealed cursors of the next and previous pages (None: there is none). The first link
+    sealed cursors of the next and previous pages (None: there is none); ``count`` the
+    page size asked for (None: none was, and the links ask for none either: R4
+    bundle.html, a self link is the request the Bundle answers). The first link
     carries no cursor: it begins a new answer, as of its own time. Type- and system-level
     pages have no previous link: FHIR does not ask for one, and counting back among
     candidates repeated or skipped versions (an instance history counts back among the
@@ -194,7 +196,9 @@ def history_links(
     kept = [(name, value) for name, value in params if name not in ("_count", "_offset")]
 
     def link(relation: str, cursor: str | None) -> dict[str, str]:
-        paging = [("_count", str(count))] + ([("_offset", cursor)] if cursor else [])
+        paging = ([] if count is None else [("_count", str(count))]) + (
+            [("_offset", cursor)] if cursor else []
+        )
         return {"relation": relation, "url": f"{url}?{urlencode([*kept, *paging])}"}
 
     links = [link("self", at), link("first", None)]

@@ -227,7 +227,10 @@ class FhirInteractions:
         links = bundles.history_links(
             f"{base}/{type_name}/{resource_id}/_history",
             asked.repeated,
-            count=count if count is not None else found.total,
+            # As asked: without a _count every version is on the one page (no next link),
+            # and the self link says so; the number found there was a _count the client
+            # never sent (``_count=0`` after a poll with nothing new).
+            count=count,
             at=asked.cursor,
             following=sealed(found.following),
             previous=sealed(found.previous),

@@ -16,6 +16,7 @@ only the version the gate let its writer have; a read by id ``304`` where its
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -27,7 +28,7 @@ from carevault.db import pinned
 from carevault.fhir.content import InputLimits
 from carevault.fhir.elements import walk_references
 from carevault.fhir.outcome import FhirError, Issue, bad_request, outcome
-from carevault.fhir.registry import ResourceType
+from carevault.fhir.registry import RESOURCE_TYPES, ResourceType
 from carevault.fhir.validate import InvalidResource, parse_json, validate_resource
 from carevault.gate import AccessDenied, Caller
 from carevault.rest import bundles
@@ -185,6 +186,7 @@ def _transaction(
     _resolve_conditional_creates(interactions, caller, entries)
     _refuse_overlaps(entries)
     _resolve_references(entries)
+    _resolve_conditional_references(interactions, caller, entries)
     operations: list[tuple[_Entry, Operation]] = []
     issues: list[Issue] = []
     for entry in _write_order(entries):
@@ -382,6 +384,66 @@ def _resolve_references(entries: list[_Entry]) -> None:
                     f"Bundle.entry[{entry.index}]",
                     "a urn: reference does not match the fullUrl of any entry",
                 )
+
+
+#: A conditional reference: a search URI relative to the base, ``[type]?query``.
+_CONDITIONAL_REFERENCE = re.compile(r"(?P<type>[A-Z][A-Za-z]{1,63})\?(?P<criteria>.+)", re.DOTALL)
+
+
+def _resolve_conditional_references(
+    interactions: FhirInteractions, caller: Caller, entries: list[_Entry]
+) -> None:
+    """R4 http.html#trules, "Conditional References": "When processing transactions,
+    servers SHALL: check all references for search URIs; For search URIs, use the search
+    to locate matching resources; if there are no matches, or multiple matches, the
+    transaction fails, and an error is returned to the user; if there is a single match,
+    the server replaces the search URI with a reference to the matching resource".
+
+    Each search URI is the caller's own search, through the gate (criteria as a
+    conditional interaction takes them, its reach and policy, in the ledger): it names
+    only a record the caller could have found and then named as ``[type]/[id]``, which
+    the write then judges as it would that. A record the caller may not see is no match
+    (404, whatever is hidden: not the 409 a conditional create gives, since this tells
+    nothing a search would not). One search per distinct URI. In a transaction only, as
+    R4 says; a batch's entries and single writes keep the reference as sent."""
+    resolved: dict[str, str] = {}
+    for entry in entries:
+        if entry.resource is None:
+            continue
+        for node in walk_references(entry.resource):
+            reference = node["reference"]
+            found = _CONDITIONAL_REFERENCE.fullmatch(reference)
+            if found is None:
+                continue
+            if reference not in resolved:
+                resolved[reference] = _conditional_target(
+                    interactions, caller, entry.index, found["type"], found["criteria"]
+                )
+            node["reference"] = resolved[reference]
+
+
+def _conditional_target(
+    interactions: FhirInteractions, caller: Caller, index: int, type_name: str, criteria: str
+) -> str:
+    where = f"Bundle.entry[{index}].resource"
+    rt = RESOURCE_TYPES.get(type_name)
+    if rt is None:
+        raise _entry_error(where, f"a conditional reference names an unsupported type {type_name}")
+    query = interactions.parse_criteria(rt, parse_qsl(criteria, keep_blank_values=True))
+    query.count = 2
+    with translated():
+        items, total = interactions.gate.search(caller, query)
+    if total > 1 or len(items) > 1:
+        raise FhirError.of(
+            412,
+            "multiple-matches",
+            f"{where}: a conditional reference matches more than one {rt.name}",
+        )
+    if not items:
+        raise FhirError.of(
+            404, "not-found", f"{where}: a conditional reference matches no {rt.name}"
+        )
+    return items[0].head.reference
 
 
 def _get_entry(interactions: FhirInteractions, caller: Caller, entry: _Entry, base: str) -> bytes:

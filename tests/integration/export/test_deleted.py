@@ -307,3 +307,35 @@ def test_the_deleted_files_are_deleted_with_the_job(clinic: Clinic) -> None:
     assert cancelled.status_code == 202
     assert not exports.files.exists(job_id)
     assert clinic.web.get(path, headers=bearer(token)).status_code == 404
+
+
+def test_a_patient_deleted_while_the_export_runs_still_has_earlier_deletions_listed(
+    clinic: Clinic,
+) -> None:
+    """Bulk Data v2 (export.html, ``deleted``): with ``_since``, the files SHALL list the
+    resources that would have been returned but were deleted since. A record of a patient
+    deleted in (``_since``, transactionTime] was judged by its patient being among those
+    covered, and a Patient deleted *after* the transactionTime but before its batch was
+    read was covered by neither clause (not live, not deleted by the transactionTime): the
+    record's deletion was in no export, this one (patient not covered) nor the next (the
+    deletion before its ``_since``), so a client kept the record for ever. Replaying each
+    export's output and then its deletions, the client must end with none of the patient."""
+    exports = clinic.services.exports
+    assert exports is not None
+    exports.settings = replace(exports.settings, batch_patients=2)
+    token = clinic.client("exporter", "system/*.read")
+    since = since_now(clinic, token)
+    gone = clinic.mine[-1]  # in the last batch of the patients at MINE (by row)
+    delete(clinic, "Observation", f"o-{gone}-1")  # after _since, before the export starts
+    job_id = kick_off(clinic, token, f"/fhir/Patient/$export?_since={since}")
+    exports.approve(officer(clinic.officers[0]), job_id)
+    assert clinic.work(max_batches=1) == 1  # started (transactionTime), first batch done
+    # While it runs, the rest of the chart and the patient are deleted.
+    delete(clinic, "Observation", f"o-{gone}-2")
+    delete(clinic, "Patient", gone)
+    clinic.work()
+    manifest = status(clinic, token, job_id).json()
+    assert listed(clinic, token, manifest) == [f"Observation/o-{gone}-1"]
+    follow_up = quote(manifest["transactionTime"])
+    _, later = export(clinic, token, f"/fhir/Patient/$export?_since={follow_up}")
+    assert listed(clinic, token, later) == [f"Observation/o-{gone}-2", f"Patient/{gone}"]
