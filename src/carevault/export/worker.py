@@ -160,7 +160,7 @@ class ExportWorker:
         # the start and committed after its patient's batch was read fell between both).
         # A version stamped in the same microsecond after the settling is the later's.
         transaction_us = now - 1
-        total = self._count_patients(job, caller, transaction_us)
+        total = self._count_patients(job, caller)
         event = svc.event(
             Tag.EXPORT_STARTED, job, principal=job.principal, reason=f"{total} patients in reach"
         )
@@ -181,24 +181,27 @@ class ExportWorker:
 
     # --- patients in reach ---------------------------------------------------------------
 
-    def _patients_query(
-        self, job: Job, caller: Caller, transaction_us: int | None
-    ) -> list[ColumnElement[bool]]:
+    def _patients_query(self, job: Job, caller: Caller) -> list[ColumnElement[bool]]:
         """The Patient heads the job covers: those in the client's reach (and the
-        Group's), live; with ``_since``, also those deleted after it and at or before
-        the transactionTime, judged by the same reach on the deleted head's patient and
-        clinic: their records deleted since are the job's to list too (a Patient is
-        deleted only after every record of theirs is), and nobody else's are."""
+        Group's), live; with ``_since``, also those deleted after it, judged by the same
+        reach on the deleted head's patient and clinic: their records deleted since are
+        the job's to list too (a Patient is deleted only after every record of theirs
+        is), and nobody else's are.
+
+        Deleted after the transactionTime too (while the job runs, before their batch):
+        their records deleted before it are this job's to list, and the next export,
+        ``_since`` that time, would not list them (adversary round 55: the client kept
+        them for good). Their own deletion, and any after the transactionTime, is still
+        the next export's (``locate_compartment_deletions`` stops at that time)."""
         svc = self.service
         assert caller.actor is not None  # noqa: S101 - a job's caller is a client
         covered: ColumnElement[bool] = resource_head.c.deleted.is_(False)
-        if job.since_us is not None and transaction_us is not None:
+        if job.since_us is not None:
             covered = or_(
                 covered,
                 and_(
                     resource_head.c.deleted.is_(True),
                     resource_head.c.last_updated_us > job.since_us,
-                    resource_head.c.last_updated_us <= transaction_us,
                 ),
             )
         conditions: list[ColumnElement[bool]] = [
@@ -216,8 +219,8 @@ class ExportWorker:
             )
         return conditions
 
-    def _count_patients(self, job: Job, caller: Caller, transaction_us: int) -> int:
-        conditions = self._patients_query(job, caller, transaction_us)
+    def _count_patients(self, job: Job, caller: Caller) -> int:
+        conditions = self._patients_query(job, caller)
         with read_transaction(self.service.jobs.engine) as connection:
             return int(
                 connection.execute(
@@ -226,7 +229,7 @@ class ExportWorker:
             )
 
     def _next_patients(self, job: Job, caller: Caller) -> list[tuple[int, str, str]]:
-        conditions = self._patients_query(job, caller, job.transaction_us)
+        conditions = self._patients_query(job, caller)
         with read_transaction(self.service.jobs.engine) as connection:
             rows = connection.execute(
                 select(
