@@ -14,6 +14,7 @@ import pytest
 
 from carevault.bootstrap import Services
 from carevault.domain.roles import Role
+from carevault.ledger.events import Tag
 from tests.integration.access.group import (
     FLU,
     HIV,
@@ -138,9 +139,15 @@ def test_a_count_that_is_no_small_whole_number_is_refused(group: Group, count: s
 
 
 def test_a_count_of_none_or_of_many_pages_nothing_more(group: Group) -> None:
+    """``_count=0`` shows no version but its total tells how many the record has: the
+    ledger names the patient all the same."""
     path = f"/fhir/Patient/{group.tm_patient.id}/_history"
+    before = len(group.events())
     none = _page(group, group.doctor_tm, f"{path}?_count=0")
     assert none.get("entry", []) == [] and none["total"] == 1
     assert _link(none, "next") is None and _link(none, "previous") is None
+    pseudonym = group.services.vault.locate("Patient", group.tm_patient.id).head
+    [entry] = [e for e in group.events()[before:] if e.tag is Tag.FHIR_HISTORY]
+    assert entry.patient_pseudonym == pseudonym.patient_pseudonym is not None
     many = _page(group, group.doctor_tm, f"{path}?_count=999999999")
     assert _versions(many) == [1] and _link(many, "next") is None
