@@ -160,7 +160,7 @@ class ExportWorker:
         # the start and committed after its patient's batch was read fell between both).
         # A version stamped in the same microsecond after the settling is the later's.
         transaction_us = now - 1
-        total = self._count_patients(job, caller, transaction_us)
+        total = self._count_patients(job, caller)
         event = svc.event(
             Tag.EXPORT_STARTED, job, principal=job.principal, reason=f"{total} patients in reach"
         )
@@ -181,9 +181,7 @@ class ExportWorker:
 
     # --- patients in reach ---------------------------------------------------------------
 
-    def _patients_query(
-        self, job: Job, caller: Caller, transaction_us: int | None
-    ) -> list[ColumnElement[bool]]:
+    def _patients_query(self, job: Job, caller: Caller) -> list[ColumnElement[bool]]:
         """The Patient heads the job covers: those in the client's reach (and the
         Group's), live; with ``_since``, also those deleted after it, judged by the same
         reach on the deleted head's patient and clinic: their records deleted since are
@@ -196,11 +194,12 @@ class ExportWorker:
         that would have been returned, but have been deleted subsequent to" ``_since``),
         and the next export, ``_since`` this one's transactionTime, lists only what was
         deleted after it. Bounding the patients by the transactionTime lost them from
-        both. The deletions listed are still bounded by it (``locate_*_deletions``)."""
+        both (integrator and adversary round 55). The deletions listed are still bounded by
+        it (``locate_*_deletions``)."""
         svc = self.service
         assert caller.actor is not None  # noqa: S101 - a job's caller is a client
         covered: ColumnElement[bool] = resource_head.c.deleted.is_(False)
-        if job.since_us is not None and transaction_us is not None:
+        if job.since_us is not None:
             covered = or_(
                 covered,
                 and_(
@@ -223,8 +222,8 @@ class ExportWorker:
             )
         return conditions
 
-    def _count_patients(self, job: Job, caller: Caller, transaction_us: int) -> int:
-        conditions = self._patients_query(job, caller, transaction_us)
+    def _count_patients(self, job: Job, caller: Caller) -> int:
+        conditions = self._patients_query(job, caller)
         with read_transaction(self.service.jobs.engine) as connection:
             return int(
                 connection.execute(
@@ -233,7 +232,7 @@ class ExportWorker:
             )
 
     def _next_patients(self, job: Job, caller: Caller) -> list[tuple[int, str, str]]:
-        conditions = self._patients_query(job, caller, job.transaction_us)
+        conditions = self._patients_query(job, caller)
         with read_transaction(self.service.jobs.engine) as connection:
             rows = connection.execute(
                 select(
