@@ -341,9 +341,23 @@ class Checker:
         return tasks
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+        pool = self._pool
+        if pool is None:
+            return
+        self._pool = None
+        if self._started is None:
+            pool.shutdown(wait=True, cancel_futures=True)
+            return
+        # No batch ever went to the processes (the writer checked every one while they
+        # started): nothing of theirs is wanted. Waiting for a spawned process to finish
+        # starting cost a small import half a second (25 Synthea bundles: 0.44 s checked
+        # in the writer, 0.9 s in all), so they are stopped instead.
+        processes = list((pool._processes or {}).values())
+        pool.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.join()
 
 
 def default_workers() -> int:

@@ -132,3 +132,31 @@ def test_the_writer_checks_a_task_no_process_has_taken_yet_itself(tmp_path: Path
             task.cancel()
     finally:
         checker.close()
+
+
+def test_processes_never_sent_a_batch_are_stopped_on_close(tmp_path: Path) -> None:
+    """A small import is checked whole in the writer while its checking process starts:
+    closing then stops the process rather than wait for its start (half a second of a
+    0.4 s import). A checker whose processes took batches still shuts down in order."""
+    unused = Checker(DEFAULT_LIMITS, workers=1)
+    assert unused._pool is not None
+    spawned = list((unused._pool._processes or {}).values())
+    assert spawned and all(process.is_alive() for process in spawned)
+    unused.close()
+    assert not any(process.is_alive() for process in spawned)
+    assert all(process.exitcode is not None and process.exitcode < 0 for process in spawned)
+
+    files = bundles_to_ndjson(BUNDLES, tmp_path)
+    items = [item for path in files for item in read_items(path, "x", exact_numbers=False)]
+    used = Checker(DEFAULT_LIMITS, workers=1)
+    used.wait_started()
+    [task] = used.submit(items[:10], ZONE)
+    assert used._pool is not None
+    working = list((used._pool._processes or {}).values())
+    # Sent to the processes (which one checks it, the writer taking it back or not, is
+    # the pool's timing): the pool is in use, so closing waits for it.
+    assert used._started is None
+    assert len(task.result()) == 10
+    used.close()
+    # Shut down, not stopped: each process left when told to (exit code 0).
+    assert [process.exitcode for process in working] == [0] * len(working)
