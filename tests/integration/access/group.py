@@ -274,6 +274,22 @@ def build_group(services: Services, api: FhirTestClient) -> Iterator[Group]:
         )
 
 
+def deleted_patient(group: Group, api: FhirTestClient) -> str:
+    """A patient of Tsuen Wan, registered by the system and deleted there by its desk."""
+    made = api.post_json(
+        "/fhir/Patient",
+        {
+            "resourceType": "Patient",
+            "name": [{"family": "Ho"}],
+            "managingOrganization": {"reference": f"Organization/{TW}"},
+        },
+    )
+    assert made.status_code == 201, made.text
+    patient: str = made.json()["id"]
+    assert group.call(group.desk_tw, "DELETE", f"/fhir/Patient/{patient}").status_code == 204
+    return patient
+
+
 def register_body(hkid: str, born: str, clinic: str | None = None) -> dict[str, Any]:
     """A ``Patient/$register`` body: the identifier and birth date the patient shows, and
     the clinic to register them at (when the caller works at more than one)."""

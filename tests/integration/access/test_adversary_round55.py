@@ -16,7 +16,14 @@ import pytest
 
 from carevault.bootstrap import Services
 from carevault.domain.roles import Role
-from tests.integration.access.group import HIV, TM, TW, Group, build_group, observation
+from tests.integration.access.group import (
+    HIV,
+    TM,
+    Group,
+    build_group,
+    deleted_patient,
+    observation,
+)
 from tests.support.client import FhirTestClient
 from tests.support.staff import Staff, make_staff
 
@@ -27,21 +34,6 @@ JSON_PATCH = {"Content-Type": "application/json-patch+json"}
 @pytest.fixture
 def group(services: Services, api: FhirTestClient) -> Iterator[Group]:
     yield from build_group(services, api)
-
-
-def _deleted_patient(group: Group, api: FhirTestClient) -> str:
-    created = api.post_json(
-        "/fhir/Patient",
-        {
-            "resourceType": "Patient",
-            "name": [{"family": "Ho"}],
-            "managingOrganization": {"reference": f"Organization/{TW}"},
-        },
-    )
-    assert created.status_code == 201, created.text
-    patient: str = created.json()["id"]
-    assert group.call(group.desk_tw, "DELETE", f"/fhir/Patient/{patient}").status_code == 204
-    return patient
 
 
 def _said(response: Any, patient: str) -> tuple[int, Any]:
@@ -108,7 +100,7 @@ def test_another_clinics_deleted_patient_answers_as_an_id_never_used(
     body: Any,
     headers: dict[str, str],
 ) -> None:
-    patient = _deleted_patient(group, api)
+    patient = deleted_patient(group, api)
     caller: Staff = getattr(group, who)
 
     def sent(ident: str) -> Any:

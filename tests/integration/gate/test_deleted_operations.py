@@ -12,7 +12,7 @@ import pytest
 
 from carevault.bootstrap import Services
 from carevault.ledger.events import Outcome, Tag
-from tests.integration.access.group import TM, TW, Group, build_group
+from tests.integration.access.group import TM, Group, build_group, deleted_patient
 from tests.support.client import FhirTestClient, transfer_body
 from tests.support.staff import Staff
 
@@ -28,22 +28,6 @@ BREAK_GLASS = {
 @pytest.fixture
 def group(services: Services, api: FhirTestClient) -> Iterator[Group]:
     yield from build_group(services, api)
-
-
-def _deleted_patient(group: Group, api: FhirTestClient) -> str:
-    """A patient of Tsuen Wan, deleted there."""
-    created = api.post_json(
-        "/fhir/Patient",
-        {
-            "resourceType": "Patient",
-            "name": [{"family": "Ho"}],
-            "managingOrganization": {"reference": f"Organization/{TW}"},
-        },
-    )
-    assert created.status_code == 201, created.text
-    patient: str = created.json()["id"]
-    assert group.call(group.desk_tw, "DELETE", f"/fhir/Patient/{patient}").status_code == 204
-    return patient
 
 
 def _answer(group: Group, who: Staff, method: str, path: str, body: Any = None) -> tuple[int, str]:
@@ -66,7 +50,7 @@ def _answer(group: Group, who: Staff, method: str, path: str, body: Any = None) 
 def test_another_clinics_deleted_patient_is_unknown_to_writes_and_operations(
     group: Group, api: FhirTestClient, who: str, method: str, operation: str, body: Any
 ) -> None:
-    patient = _deleted_patient(group, api)
+    patient = deleted_patient(group, api)
     caller: Staff = getattr(group, who)
     assert _answer(group, caller, "GET", f"/fhir/Patient/{patient}") == (404, "not-found")
     unknown = _answer(group, caller, method, f"/fhir/Patient/no-such-patient{operation}", body)
@@ -84,7 +68,7 @@ def test_another_clinics_deleted_patient_is_unknown_to_writes_and_operations(
 def test_the_clinic_that_may_read_a_deleted_patient_is_told_it_was_deleted(
     group: Group, api: FhirTestClient
 ) -> None:
-    patient = _deleted_patient(group, api)
+    patient = deleted_patient(group, api)
     path = f"/fhir/Patient/{patient}"
 
     assert group.call(group.desk_tw, "DELETE", path).status_code == 204
