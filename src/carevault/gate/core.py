@@ -78,6 +78,7 @@ from carevault.vault.records import (
     RequestTooCostly,
     Sealed,
     WriteResult,
+    not_known,
 )
 from carevault.vault.reindex import reindex
 from carevault.vault.search import find
@@ -727,7 +728,7 @@ class Gate:
             if state.phi_offline or state.locked_clinics:
                 raise WouldBlock("an active containment mode's checks read the database")
             if known.located is None:
-                raise NotFound(f"{rt.name}/{resource_id} is not known")
+                raise not_known(rt.name, resource_id)
             attempt.patient_pseudonym = known.located.head.patient_pseudonym
             if known.located.head.deleted:
                 raise WouldBlock(_DELETION_IN_WORKER)
@@ -784,7 +785,7 @@ class Gate:
     def _unknown(rt: ResourceType, resource_id: str) -> NotFound:
         """What an id never used is answered: the one answer for a record the caller may
         not know of."""
-        return NotFound(f"{rt.name}/{resource_id} is not known")
+        return not_known(rt.name, resource_id)
 
     def vread(self, caller: Caller, rt: ResourceType, resource_id: str, version_id: int) -> Opened:
         with self._attempt(caller, Tag.FHIR_VREAD, rt.name, resource_id) as attempt:
@@ -926,7 +927,7 @@ class Gate:
         visible = self._visible(rt, self._open(caller, [located])[0], decision)
         if visible is None:
             # Withheld as a whole (e.g. a sensitive record): indistinguishable from absent.
-            raise NotFound(f"{rt.name}/{located.head.resource_id} is not known")
+            raise not_known(rt.name, located.head.resource_id)
         shown, categories = visible
         release = (
             self._release(caller, [located.head.patient_pseudonym])
@@ -1967,7 +1968,7 @@ class Gate:
         must not learn that the Condition behind a reference is an HIV diagnosis)."""
         rt = operation.resource_type
         if isinstance(operation, Delete) or sent is None:
-            return NotFound(f"{rt.name}/{operation.resource_id} is not known")
+            return not_known(rt.name, operation.resource_id)
         assert caller.actor is not None  # noqa: S101 - only staff are refused
         verdict = decide(
             caller.actor,

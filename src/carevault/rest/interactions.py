@@ -30,7 +30,7 @@ from carevault.rest import bundles, cursor, offsets
 from carevault.rest.answers import prefer_return, write_answer
 from carevault.rest.errors import translated
 from carevault.rest.includes import included
-from carevault.vault.records import Head, Method, Opened, WriteResult
+from carevault.vault.records import Head, Method, NotFound, Opened, WriteResult
 from carevault.vault.writer import Delete, Put
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
@@ -526,8 +526,28 @@ class FhirInteractions:
         rt = resource_type_named(type_name)
         expected = parse_etag(if_match)
         with translated():
-            [result] = self.gate.write(caller, [Delete(rt, checked_id(resource_id), expected)])
+            try:
+                [result] = self.gate.write(caller, [Delete(rt, checked_id(resource_id), expected)])
+            except NotFound as unknown:
+                if not deletes_nothing(unknown, rt.name, resource_id, expected):
+                    raise
+                return FhirResponse(204, None)
         return FhirResponse(204, None, {"ETag": bundles.etag(result.head.version_id)})
+
+
+def deletes_nothing(
+    refused: NotFound, type_name: str, resource_id: str, if_match: int | None
+) -> bool:
+    """Whether ``refused`` answers a DELETE of ``type_name/resource_id`` whose record is
+    not known to its caller, which then succeeds by deleting nothing: R4 http.html#delete,
+    "Upon successful deletion, or if the resource does not exist at all, the server
+    should return ... 204 No Content" (a client replaying a Bulk Data export's
+    ``deleted`` deletes records it never held). An id never used and a record the caller
+    may not know of (another clinic's deleted patient, a record withheld whole) are
+    refused in the same words (``not_known``), so both delete nothing alike, and the
+    gate has recorded the refusal. With If-Match, a version was named that is not
+    current: refused as before (404)."""
+    return if_match is None and refused.reference == f"{type_name}/{resource_id}"
 
 
 def viewed(item: Opened, view: View) -> Opened:

@@ -39,12 +39,13 @@ from carevault.rest.interactions import (
     FhirInteractions,
     FhirResponse,
     checked_id,
+    deletes_nothing,
     parse_etag,
     resource_type_named,
     write_response_entry,
 )
 from carevault.rest.write_order import dependency_order
-from carevault.vault.records import Head, Method, Opened, WriteResult
+from carevault.vault.records import Head, Method, NotFound, Opened, WriteResult
 from carevault.vault.writer import Delete, Operation, Put
 
 _ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "GET": 3}
@@ -206,20 +207,45 @@ def _transaction(
             for entry in gets:
                 answered[entry.index] = _transaction_get(interactions, caller, entry, base)
 
+    # DELETEs of records the caller does not know of delete nothing and succeed
+    # (``deletes_nothing``): the transaction is written again without each such entry the
+    # gate refused, at most once per DELETE entry, everything else as sent.
+    nothing: set[int] = set()
     with translated():
-        results = interactions.gate.write(
-            caller, [operation for _, operation in operations], within=read_back if gets else None
-        )
+        while True:
+            kept = [(entry, op) for entry, op in operations if entry.index not in nothing]
+            try:
+                results = interactions.gate.write(
+                    caller, [op for _, op in kept], within=read_back if gets else None
+                )
+                break
+            except NotFound as unknown:
+                unseen = [
+                    entry.index
+                    for entry, op in kept
+                    if isinstance(op, Delete)
+                    and deletes_nothing(unknown, op.resource_type.name, op.resource_id, op.if_match)
+                ]
+                if not unseen:
+                    raise
+                nothing.update(unseen)
+                answered.clear()
     responses: dict[int, bytes] = {
         entry.index: _write_entry(result, base, returning)
-        for (entry, _), result in zip(operations, results, strict=True)
+        for (entry, _), result in zip(kept, results, strict=True)
     }
+    responses.update(dict.fromkeys(nothing, _DELETED_NOTHING))
     responses.update(answered)
     for entry in entries:
         if entry.existing is not None:
             responses[entry.index] = _matched_response(entry.existing, base, returning)
     ordered = [responses[entry.index] for entry in entries]
     return FhirResponse(200, bundles.response_bundle("transaction-response", ordered))
+
+
+#: The entry of a DELETE that deleted nothing (R4 http.html#delete: 204 "if the resource
+#: does not exist at all"), as the same DELETE on its own answers (no ETag: no version).
+_DELETED_NOTHING = bundles.dumps({"response": {"status": "204 No Content"}})
 
 
 def _refuse_overlaps(entries: list[_Entry]) -> None:

@@ -16,7 +16,18 @@ class VaultError(RuntimeError):
 
 
 class NotFound(VaultError):
-    """No such resource (404)."""
+    """No such resource (404). ``reference``: the record (``Type/id``) said not to be
+    known, when it is one record that is not (``not_known``)."""
+
+    def __init__(self, message: str, reference: str | None = None) -> None:
+        super().__init__(message)
+        self.reference = reference
+
+
+def not_known(resource_type: str, resource_id: str) -> NotFound:
+    """What an id never used is answered, and so a record the caller may not know of."""
+    reference = f"{resource_type}/{resource_id}"
+    return NotFound(f"{reference} is not known", reference)
 
 
 class Gone(VaultError):

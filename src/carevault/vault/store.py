@@ -32,10 +32,10 @@ from carevault.vault.records import (
     Erased,
     Head,
     Method,
-    NotFound,
     Sealed,
     VersionKey,
     head_from_row,
+    not_known,
 )
 from carevault.vault.tables import resource_head, resource_version, search_token
 
@@ -296,7 +296,7 @@ class Vault:
             with read_transaction(self.engine) as connection:
                 row = driver_first(connection, _LOCATE, params)
         if row is None:
-            raise NotFound(f"{resource_type}/{resource_id} is not known")
+            raise not_known(resource_type, resource_id)
         return _sealed_of(row)
 
     def locate_version(
@@ -314,7 +314,7 @@ class Vault:
         id, if there is none."""
         ended = self._version(deletion, deletion.version_id - 1)
         if ended is None:
-            raise NotFound(f"{deletion.resource_type}/{deletion.resource_id} is not known")
+            raise not_known(deletion.resource_type, deletion.resource_id)
         return ended
 
     def _version(self, current: Head, version_id: int) -> Sealed | None:

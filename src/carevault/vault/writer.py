@@ -43,11 +43,11 @@ from carevault.vault.records import (
     Head,
     Method,
     MissingReference,
-    NotFound,
     ReferenceConflict,
     VersionConflict,
     WriteResult,
     head_from_row,
+    not_known,
 )
 from carevault.vault.store import Vault
 from carevault.vault.tables import (
@@ -610,7 +610,7 @@ class _Writer:
         rt = operation.resource_type
         current = self._current(rt.name, operation.resource_id)
         if current is None:
-            raise NotFound(f"{rt.name}/{operation.resource_id} is not known")
+            raise not_known(rt.name, operation.resource_id)
         if self.authorize is not None:
             self.authorize(
                 self.connection, operation, current, None if current.deleted else current

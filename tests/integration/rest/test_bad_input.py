@@ -199,8 +199,8 @@ BAD_REQUESTS: dict[str, tuple[Request, int, str]] = {
         404,
         "not-found",
     ),
-    "delete of an unknown id": (
-        lambda api, known: api.delete("/fhir/Patient/nobody"),
+    "delete of an unknown id with If-Match": (
+        lambda api, known: api.delete("/fhir/Patient/nobody", headers={"If-Match": 'W/"1"'}),
         404,
         "not-found",
     ),

@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-import pytest
 from fhirclient._utils import iter_pages
 from fhirclient.models.bundle import Bundle
 from fhirclient.server import FHIRServer
@@ -447,13 +446,6 @@ def test_the_self_link_of_a_history_asks_what_the_client_asked(api: FhirTestClie
     assert [e.resource.meta.versionId for e in polled.entry or []] == ["2"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open: DELETE of an id never used answers 404; R4 http.html#delete says a server "
-    "should answer 200/204 (or 202) 'if the resource does not exist at all'. Changing it "
-    "must keep a record hidden from the caller indistinguishable from an unknown id "
-    "(today both may answer 403/404), which is the gate's decision, not this test's",
-)
 def test_a_replayed_deletion_of_a_record_never_held_does_not_fail_the_transaction(
     api: FhirTestClient,
 ) -> None:
