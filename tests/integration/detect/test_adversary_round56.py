@@ -1,0 +1,85 @@
+"""Adversary round 56, the release budget counted by person: a doctor with two logins
+(both naming their ``Practitioner``) tries to get more than one person's share through
+the second, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from carevault.domain.roles import Role
+from tests.integration.detect.conftest import (
+    Clinic,
+    clinic_patients,
+    clinic_settings,
+    opened_clinic,
+)
+from tests.support.staff import make_staff
+
+BUDGET = 30
+#: A throttled login's share of the budget above (``detect.budget.THROTTLE_SHARE``).
+SHARE = 3
+
+
+@pytest.fixture
+def clinic(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Clinic]:
+    settings = clinic_settings(
+        backend, tmp_path, request, release_budget=f"physician={BUDGET}/100,nurse={BUDGET}/100"
+    )
+    with opened_clinic(settings, clinic_patients()) as opened:
+        yield opened
+
+
+def _throttle(clinic: Clinic, username: str) -> None:
+    """What the detectors' ``throttle`` response does to an account."""
+    assert clinic.services.detection is not None
+    clinic.services.detection.flags.set("throttle", f"staff:{username}", "system:detect")
+
+
+def test_a_throttled_doctor_reads_no_faster_through_another_login_of_theirs(
+    clinic: Clinic,
+) -> None:
+    """The detectors throttle the login a doctor was snooping with (a tenth of their
+    budget). Their other login, naming the same Practitioner, read on at the full rate:
+    the throttle slowed a login while the budget it cut was the person's."""
+    snooping = make_staff(clinic.services, Role.PHYSICIAN, ["clinic-a"], "dr-wong")
+    other = make_staff(clinic.services, Role.NURSE, ["clinic-a"], "dr-wong")
+    _throttle(clinic, snooping.account.username)
+    patients = clinic.patients
+    assert [clinic.read(snooping, p) for p in patients[:SHARE]] == [200] * SHARE
+    assert clinic.read(snooping, patients[SHARE]) == 429
+    assert clinic.read(other, patients[SHARE]) == 429
+    # Someone else, and the same login unthrottled, keep their own or full budget.
+    colleague = make_staff(clinic.services, Role.PHYSICIAN, ["clinic-a"], "dr-lee")
+    assert clinic.read(colleague, patients[SHARE]) == 200
+    clinic.services.detection.flags.set(  # type: ignore[union-attr]
+        "throttle", f"staff:{snooping.account.username}", "system:detect", on=False
+    )
+    assert clinic.read(other, patients[SHARE]) == 200
+
+
+def test_a_login_naming_no_practitioner_is_not_held_by_anothers_throttle(
+    clinic: Clinic,
+) -> None:
+    """Held: the person's throttle reaches only the logins naming that person; a desk
+    login naming no practitioner (and so counting alone) keeps its own full share."""
+    snooping = make_staff(clinic.services, Role.PHYSICIAN, ["clinic-a"], "dr-wong")
+    lone = make_staff(clinic.services, Role.NURSE, ["clinic-a"])
+    _throttle(clinic, snooping.account.username)
+    assert [clinic.read(lone, p) for p in clinic.patients[:10]] == [200] * 10
+
+
+def test_a_second_login_of_another_role_reaches_no_more_than_the_larger_limit(
+    clinic: Clinic,
+) -> None:
+    """Held: a nurse's login and a doctor's of one person (each 30 a day here) together
+    read 30 patients, not 60."""
+    doctor = make_staff(clinic.services, Role.PHYSICIAN, ["clinic-a"], "dr-ho")
+    nurse = make_staff(clinic.services, Role.NURSE, ["clinic-a"], "dr-ho")
+    patients = clinic.patients
+    assert [clinic.read(doctor, p) for p in patients[:20]] == [200] * 20
+    assert [clinic.read(nurse, p) for p in patients[20:BUDGET]] == [200] * (BUDGET - 20)
+    assert clinic.read(nurse, patients[BUDGET]) == 429
+    assert clinic.read(doctor, patients[BUDGET]) == 429
