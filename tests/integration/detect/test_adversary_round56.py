@@ -6,9 +6,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from carevault.detect import alerts_as_dicts
+from carevault.detect.desk import OfficerCode, OfficerRefused
 from carevault.domain.roles import Role
 from tests.integration.detect.conftest import (
     Clinic,
@@ -16,7 +19,7 @@ from tests.integration.detect.conftest import (
     clinic_settings,
     opened_clinic,
 )
-from tests.support.staff import make_staff
+from tests.support.staff import Staff, make_staff
 
 BUDGET = 30
 #: A throttled login's share of the budget above (``detect.budget.THROTTLE_SHARE``).
@@ -83,3 +86,46 @@ def test_a_second_login_of_another_role_reaches_no_more_than_the_larger_limit(
     assert [clinic.read(nurse, p) for p in patients[20:BUDGET]] == [200] * (BUDGET - 20)
     assert clinic.read(nurse, patients[BUDGET]) == 429
     assert clinic.read(doctor, patients[BUDGET]) == 429
+
+
+def _alert_about(clinic: Clinic, who: Staff) -> dict[str, Any]:
+    """The alert the release budget raises when ``who`` reads past it."""
+    statuses = [clinic.read(who, patient) for patient in clinic.patients[: BUDGET + 2]]
+    assert 429 in statuses
+    mine = [a for a in alerts_as_dicts(clinic.services) if a["account"] == who.account.username]
+    assert mine, "the budget refusal raised no alert"
+    return mine[0]
+
+
+def test_an_officer_does_not_dismiss_an_alert_about_their_own_doctors_login(
+    clinic: Clinic,
+) -> None:
+    """Dr Wong is a physician and, with a second login, the clinic's privacy officer
+    (both naming Practitioner dr-wong). Reading past the budget with the physician's
+    login raises an alert about it; the officer's login dismissed it (the desk compared
+    usernames), closing what was about its own person, as round 50 refused for one
+    login. Another officer still handles it."""
+    doctor = make_staff(clinic.services, Role.PHYSICIAN, ["clinic-a"], "dr-wong")
+    officer = make_staff(clinic.services, Role.PRIVACY_OFFICER, ["clinic-a"], "dr-wong")
+    alert = _alert_about(clinic, doctor)
+    answer = clinic.web.post_json(
+        f"/admin/alerts/{alert['id']}/dismiss",
+        {"reason": "routine audit", "totp": officer.totp()},
+        **officer.headers,
+    )
+    assert answer.status_code == 403, answer.text
+    assert "another privacy officer" in answer.text
+    [now] = [a for a in alerts_as_dicts(clinic.services) if a["id"] == alert["id"]]
+    assert now["status"] == "open"
+    detection = clinic.services.detection
+    assert detection is not None
+    with pytest.raises(OfficerRefused, match="another privacy officer"):
+        detection.desk.unthrottle(
+            OfficerCode(officer.account.username, officer.totp()), doctor.account.username
+        )
+    other = clinic.web.post_json(
+        f"/admin/alerts/{alert['id']}/dismiss",
+        {"reason": "routine audit", "totp": clinic.officer.totp()},
+        **clinic.officer.headers,
+    )
+    assert other.status_code == 200, other.text
