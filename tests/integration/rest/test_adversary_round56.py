@@ -265,3 +265,25 @@ def test_an_instance_history_without_count_links_no_count_and_lists_only_what_ma
     links = {link["relation"]: link["url"] for link in history["link"]}
     assert set(links) == {"self", "first"}
     assert all("_count" not in url and "_offset" not in url for url in links.values())
+
+
+@pytest.mark.parametrize(
+    ("criteria", "status"),
+    [
+        ("Patient?name=" + "a" * 100_000, 404),
+        ("Patient?name=Chan%26_id%3Dx", 404),
+        (f"Observation?subject=Patient?identifier={HKID_SYSTEM}|A123456(3)", 400),
+    ],
+    ids=["huge", "encoded-ampersand", "nested"],
+)
+def test_odd_criteria_find_nothing_and_write_nothing(
+    group: Group, api: FhirTestClient, criteria: str, status: int
+) -> None:
+    """Held: a 100,000-character name and an encoded ``&`` are one value that matches
+    no one (404); a search URI inside criteria is no reference to follow (400)."""
+    before = _count(api, "Observation")
+    answer = group.call(
+        group.doctor_tm, "POST", "/fhir", _bundle("transaction", _focused(group, criteria))
+    )
+    assert answer.status_code == status, answer.text[:300]
+    assert _count(api, "Observation") == before
