@@ -287,3 +287,46 @@ def test_odd_criteria_find_nothing_and_write_nothing(
     )
     assert answer.status_code == status, answer.text[:300]
     assert _count(api, "Observation") == before
+
+
+def test_a_put_moving_a_record_to_another_clinics_patient_by_hkid_finds_no_one(
+    group: Group,
+) -> None:
+    """Held: Tuen Mun's doctor rewrites their patient's observation with its subject as
+    Tsuen Wan's patient's HKID (a PUT entry): 404 as for a number never used, the record
+    unchanged; the same PUT naming their own patient's HKID is resolved and written. A
+    PATCH entry is not taken in a Bundle at all (400)."""
+    tm, tw = group.tm_patient, group.tw_patient
+    path = f"/fhir/Observation/{tm.observation}"
+    before = group.call(group.doctor_tm, "GET", path).json()
+
+    def put(hkid: str) -> Any:
+        body = {**observation(tm.id), "id": tm.observation}
+        body["subject"] = {"reference": _by_hkid(hkid)}
+        entry = {
+            "resource": body,
+            "request": {"method": "PUT", "url": f"Observation/{tm.observation}"},
+        }
+        bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [entry]}
+        return group.call(group.doctor_tm, "POST", "/fhir", bundle)
+
+    hidden, never = put(tw.hkid), put(NEVER_USED)
+    assert (hidden.status_code, hidden.text) == (never.status_code, never.text)
+    assert hidden.status_code == 404
+    assert group.call(group.doctor_tm, "GET", path).json() == before
+    own = put(tm.hkid)
+    assert own.status_code == 200, own.text
+    assert group.call(group.doctor_tm, "GET", path).json()["subject"] == {
+        "reference": f"Patient/{tm.id}"
+    }
+    patch = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {
+                "resource": {"resourceType": "Parameters"},
+                "request": {"method": "PATCH", "url": f"Observation/{tm.observation}"},
+            }
+        ],
+    }
+    assert group.call(group.doctor_tm, "POST", "/fhir", patch).status_code == 400
