@@ -129,3 +129,41 @@ def test_an_officer_does_not_dismiss_an_alert_about_their_own_doctors_login(
         **clinic.officer.headers,
     )
     assert other.status_code == 200, other.text
+
+
+def test_an_officer_does_not_lift_the_suspension_of_their_own_doctors_login(
+    clinic: Clinic,
+) -> None:
+    """Another officer suspends Dr Wong's physician login (containment
+    ``account-suspended``); Dr Wong's officer login, naming the same Practitioner,
+    released it (200) and the physician read on. Refused now (403), recorded; the
+    suspension stands, and another officer releases it."""
+    doctor = make_staff(clinic.services, Role.PHYSICIAN, ["clinic-a"], "dr-wong")
+    officer = make_staff(clinic.services, Role.PRIVACY_OFFICER, ["clinic-a"], "dr-wong")
+    started = clinic.web.post(
+        "/admin/containment",
+        json={
+            "mode": "account-suspended",
+            "target": doctor.account.username,
+            "reason": "reading past the budget",
+            "totp": clinic.officer.totp(),
+        },
+        headers=clinic.officer.headers,
+    )
+    assert started.status_code == 201, started.text
+    containment = started.json()["id"]
+    released = clinic.web.post(
+        f"/admin/containment/{containment}/release",
+        json={"reason": "my mistake", "totp": officer.totp()},
+        headers=officer.headers,
+    )
+    assert released.status_code == 403, released.text
+    assert "another privacy officer" in released.text
+    account = clinic.services.accounts.find(doctor.account.username)
+    assert account is not None and account.suspended
+    by_another = clinic.web.post(
+        f"/admin/containment/{containment}/release",
+        json={"reason": "reviewed", "totp": clinic.officer.totp()},
+        headers=clinic.officer.headers,
+    )
+    assert by_another.status_code == 200, by_another.text
