@@ -124,6 +124,7 @@ class ContainmentService:
         by = f"staff:{account.username}"
         current = self.store.get(containment_id)
         if current.mode is Mode.ACCOUNT_SUSPENDED and current.active:
+            self._not_about_them(officer, account, current.target or "", containment_id)
             self.admin.reinstate(by, current.target or "")
         released = self.store.release(containment_id, by)
         self._record(
@@ -138,6 +139,27 @@ class ContainmentService:
         )
         self.ledger.checkpoints.make(f"containment {containment_id} released")
         return released
+
+    def _not_about_them(
+        self, officer: Officer, account: Account, username: str, containment_id: int
+    ) -> None:
+        """An officer does not lift the suspension of an account of their own person
+        (one naming their practitioner), as they do not dismiss an alert about it
+        (``AlertDesk._not_about_self``): adversary round 56, a doctor's officer login
+        reinstated their suspended physician login. Refused, and recorded."""
+        subject = self.accounts.find(username)
+        if account.practitioner_id is None or subject is None:
+            return
+        if subject.practitioner_id != account.practitioner_id:
+            return
+        self._record(
+            Tag.CONTAIN_REFUSED,
+            Outcome.DENIED,
+            officer,
+            f"release #{containment_id}: it is about them",
+            account,
+        )
+        raise ContainmentRefused("another privacy officer handles what is about you")
 
     def erase_patient(
         self, officer: Officer, pseudonym: str, reason: str, keys: KeyService

@@ -106,7 +106,8 @@ class ReleaseBudget:
         be released to ``principal`` now; None when this process knows every one of them
         is already recorded today (a patient given today costs nothing more).
         ``practitioner_id``: the person the account is (``holder``): their accounts
-        share one count. A throttled login is held to its share whatever the person's."""
+        share one count. A throttled login, and every login of a throttled login's
+        person (``throttled`` names them by ``holder`` too), is held to its share."""
         day = (at_us + self.offset_us) // DAY_US
         who = holder(principal, practitioner_id)
         with self._lock:
@@ -115,7 +116,8 @@ class ReleaseBudget:
         if not new:
             return None
         hour_limit, day_limit = self.budgets.of(role)
-        if principal in self.throttled():
+        throttled = self.throttled()
+        if principal in throttled or who in throttled:
             hour_limit = max(1, int(hour_limit * THROTTLE_SHARE))
             day_limit = max(1, int(day_limit * THROTTLE_SHARE))
         return Release(self, who, day, new, at_us, hour_limit, day_limit)

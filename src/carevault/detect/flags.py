@@ -12,6 +12,7 @@ from sqlalchemy import Engine, delete, insert, select
 
 from carevault.access.tables import staff_account
 from carevault.db import read_transaction, write_transaction
+from carevault.detect.budget import holder
 from carevault.detect.tables import detect_flag
 
 KINDS = ("vip", "decoy", "throttle", "decoy-contact")
@@ -28,6 +29,10 @@ class FlagSet:
     created_us: dict[str, int] = field(default_factory=dict)
     #: "staff-account:<id>" (how refused sign-ins are recorded) → "staff:<username>".
     names: dict[str, str] = field(default_factory=dict)
+    #: The person (``budget.holder``) of each throttled login that names a practitioner:
+    #: the release budget counts a person, so a throttle holds every login of theirs
+    #: (adversary round 56: their second login read on at the full rate).
+    throttled_people: frozenset[str] = frozenset()
 
 
 class Flags:
@@ -54,23 +59,34 @@ class Flags:
                     staff_account.c.username,
                     staff_account.c.created_us,
                     staff_account.c.account_id,
+                    staff_account.c.practitioner_id,
                 )
             ).all()
 
         def of(wanted: str) -> frozenset[str]:
             return frozenset(subject for kind, subject in flags if kind == wanted)
 
+        throttled = of("throttle")
+        people = frozenset(
+            holder(f"staff:{name}", practitioner)
+            for name, _, _, practitioner in accounts
+            if practitioner and f"staff:{name}" in throttled
+        )
         return FlagSet(
             of("decoy"),
             of("vip"),
-            of("throttle"),
+            throttled,
             of("decoy-contact"),
-            {f"staff:{name}": int(at) for name, at, _ in accounts},
-            {f"staff-account:{ident}": f"staff:{name}" for name, _, ident in accounts},
+            {f"staff:{name}": int(at) for name, at, _, _ in accounts},
+            {f"staff-account:{ident}": f"staff:{name}" for name, _, ident, _ in accounts},
+            people,
         )
 
     def throttled(self) -> frozenset[str]:
-        return self.current().throttled
+        """Who the release budget holds to a throttled share: each throttled login, and
+        the person of each that names a practitioner (their every login)."""
+        current = self.current()
+        return current.throttled | current.throttled_people
 
     def set(self, kind: str, subject: str, by: str, *, on: bool = True) -> None:
         if kind not in KINDS:
