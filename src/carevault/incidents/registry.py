@@ -33,6 +33,7 @@ from sqlalchemy import func, select
 from carevault.access.sessions import CONSOLE_CLIENT
 from carevault.access.tables import client_app, staff_account
 from carevault.db import read_transaction
+from carevault.incidents.model import principal_of
 from carevault.vault.tables import resource_head
 
 if TYPE_CHECKING:
@@ -56,6 +57,12 @@ class Registry(Protocol):
 
     def sessions(self, session_ids: Collection[str]) -> set[str]:
         """Those of ``session_ids`` ever issued (exactly as written)."""
+        ...
+
+    def same_people(self, accounts: Collection[str]) -> set[str]:
+        """The staff accounts (``staff:<username>``) of the people ``accounts`` are: each
+        account naming the practitioner one of ``accounts`` names (the release budget's
+        person, ``detect/budget.holder``). An account naming none is no one else."""
         ...
 
 
@@ -89,6 +96,18 @@ class Directory:
 
     def sessions(self, session_ids: Collection[str]) -> set[str]:
         return self.services.sessions.issued(session_ids)
+
+    def same_people(self, accounts: Collection[str]) -> set[str]:
+        wanted = {principal_of(account) for account in accounts}
+        account = staff_account.c
+        with read_transaction(self.services.engine) as connection:
+            rows = connection.execute(
+                select(account.username, account.practitioner_id).where(
+                    account.practitioner_id.is_not(None)
+                )
+            ).all()
+        practitioners = {practitioner for name, practitioner in rows if f"staff:{name}" in wanted}
+        return {f"staff:{name}" for name, practitioner in rows if practitioner in practitioners}
 
     def _working_clinics(self) -> set[str]:
         settings = self.services.settings

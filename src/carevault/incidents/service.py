@@ -100,11 +100,6 @@ def names(accounts: Collection[str], principal: str) -> bool:
     return any(principal_of(account).casefold() == wanted for account in accounts)
 
 
-def named_in(found: Incident, principal: str) -> bool:
-    """Whether ``principal`` is an account ``found`` names as compromised (``names``)."""
-    return names(found.compromised.accounts, principal)
-
-
 def _incident(row: Any) -> Incident:
     return Incident(
         incident_id=int(row.incident_id),
@@ -307,6 +302,13 @@ class Incidents:
         if since_us > self.now_us() + FUTURE_GRACE_US:
             raise IncidentError("since: in the future; a window starts when the compromise did")
 
+    def _names(self, found: Incident, principal: str) -> bool:
+        """Whether ``found`` names ``principal`` as compromised, or another account of
+        the same person (one naming the same practitioner: adversary round 56, a
+        doctor's officer login would narrow the incident about their physician login)."""
+        accounts = found.compromised.accounts
+        return names(accounts, principal) or names(self.registry.same_people(accounts), principal)
+
     def _refuse_named(self, actor: Actor, incident_id: int) -> NoReturn:
         """Refuse (recorded) narrowing or closing an incident to an officer it names as
         compromised, as an alert is not dismissed by the officer it is about
@@ -343,7 +345,7 @@ class Incidents:
             self._not_in_future(amendment.since_us)
         amendment = replace(amendment, adds=self._known(amendment.adds, current.compromised))
         narrowing = amendment.narrows(current)
-        if narrowing and named_in(current, actor.principal):
+        if narrowing and self._names(current, actor.principal):
             self._refuse_named(actor, incident_id)
         if narrowing:
             action = f"narrow or close incident {incident_id}"
@@ -368,7 +370,7 @@ class Incidents:
                         Outcome.DENIED,
                     )
                 raise
-            if confirmed is not None and named_in(current, confirmed):
+            if confirmed is not None and self._names(current, confirmed):
                 self._refuse_named(actor, incident_id)
         with write_transaction(self.engine) as connection:
             before = self._get(connection, incident_id)

@@ -28,18 +28,23 @@ def scope_of(services: Services, incident_id: str, principal: str | None = None)
 
 
 def named_accounts(services: Services, incident_id: str) -> tuple[str, ...]:
-    """The accounts the incident names as compromised: none for a reference that is not
+    """The accounts the incident names as compromised, and every other account of their
+    people (``Registry.same_people``): none for a reference that is not
     one of CareVault's incidents (notices may be sent for an incident scoped elsewhere,
     ``INC-2026-001`` with ``--scope``), which names no account here. Any other failure
     to read the incident is raised, never taken to name no one."""
     from carevault.incidents import IncidentError, incidents_for
+    from carevault.incidents.registry import Directory
 
     if not incident_id.isdigit():
         return ()
     try:
-        return incidents_for(services).get(int(incident_id)).compromised.accounts
+        accounts = incidents_for(services).get(int(incident_id)).compromised.accounts
     except IncidentError:
         return ()  # no such incident here: one scoped elsewhere under a number
+    # Every account of the people named: a doctor's officer login does not decide on the
+    # incident about their physician login (adversary round 56).
+    return (*accounts, *sorted(Directory(services).same_people(accounts)))
 
 
 def tiers_of(services: Services, incident_id: str) -> tuple[str, ...]:
