@@ -119,6 +119,24 @@ def clinic(detect_settings: Settings) -> Iterator[Clinic]:
         yield opened
 
 
+#: Physicians' and nurses' release budget (distinct patients an hour) in
+#: ``clinicians_clinic``.
+CLINICIAN_BUDGET = 30
+
+
+@pytest.fixture
+def clinicians_clinic(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[Clinic]:
+    """Clinic A whose physicians and nurses have a budget of ``CLINICIAN_BUDGET``."""
+    budget = f"{CLINICIAN_BUDGET}/100"
+    settings = clinic_settings(
+        backend, tmp_path, request, release_budget=f"physician={budget},nurse={budget}"
+    )
+    with opened_clinic(settings, clinic_patients()) as opened:
+        yield opened
+
+
 #: A confidential client app acting for an integration account (a laboratory feed).
 FEED = "lab-feed"
 

@@ -4,8 +4,6 @@ the second, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,25 +12,20 @@ from carevault.detect import alerts_as_dicts
 from carevault.detect.desk import OfficerCode, OfficerRefused
 from carevault.domain.roles import Role
 from tests.integration.detect.conftest import (
+    CLINICIAN_BUDGET as BUDGET,
+)
+from tests.integration.detect.conftest import (
     Clinic,
-    clinic_patients,
-    clinic_settings,
-    opened_clinic,
 )
 from tests.support.staff import Staff, make_staff
 
-BUDGET = 30
 #: A throttled login's share of the budget above (``detect.budget.THROTTLE_SHARE``).
 SHARE = 3
 
 
 @pytest.fixture
-def clinic(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Clinic]:
-    settings = clinic_settings(
-        backend, tmp_path, request, release_budget=f"physician={BUDGET}/100,nurse={BUDGET}/100"
-    )
-    with opened_clinic(settings, clinic_patients()) as opened:
-        yield opened
+def clinic(clinicians_clinic: Clinic) -> Clinic:
+    return clinicians_clinic
 
 
 def _throttle(clinic: Clinic, username: str) -> None:

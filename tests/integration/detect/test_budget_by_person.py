@@ -4,30 +4,21 @@ at each of two clinics, say) share one count, so a second login is no second bud
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
 from carevault.domain.roles import Role
 from tests.integration.detect.conftest import (
+    CLINICIAN_BUDGET as BUDGET,
+)
+from tests.integration.detect.conftest import (
     Clinic,
-    clinic_patients,
-    clinic_settings,
-    opened_clinic,
 )
 from tests.support.staff import Staff, make_staff
 
-BUDGET = 30
-
 
 @pytest.fixture
-def clinic(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Clinic]:
-    settings = clinic_settings(
-        backend, tmp_path, request, release_budget=f"physician={BUDGET}/100,nurse={BUDGET}/100"
-    )
-    with opened_clinic(settings, clinic_patients()) as opened:
-        yield opened
+def clinic(clinicians_clinic: Clinic) -> Clinic:
+    return clinicians_clinic
 
 
 def _statuses(clinic: Clinic, who: Staff, patients: list[str]) -> list[int]:
