@@ -18,6 +18,10 @@ from carevault.web.responses import request_id_of
 
 #: Headers no response to a bad token should be without (RFC 6750 §3).
 _CHALLENGE = 'Bearer realm="carevault", error="invalid_token"'
+#: To a request with no bearer token at all, the challenge alone: RFC 6750 §3.1, "If the
+#: request lacks any authentication information ... the resource server SHOULD NOT
+#: include an error code or other error information" (integrator round 55).
+_NO_TOKEN_CHALLENGE = 'Bearer realm="carevault"'  # noqa: S105 - a header, no secret
 #: A live session an alert's response paused (RFC 9470): the same token goes on after
 #: POST /auth/step-up with a fresh TOTP code.
 _STEP_UP_TEXT = (
@@ -56,8 +60,9 @@ def authenticate(svc: Services, request: Request, *, may_block: bool = True) -> 
     for the caller to authenticate again in a worker thread."""
     source, agent = client_address(request), request.headers.get("user-agent")
     method = asked_method(request.scope)
+    token = bearer_token(request)
     try:
-        who = svc.access.authenticate(bearer_token(request))
+        who = svc.access.authenticate(token)
     except Unauthenticated as refused:
         if not may_block:
             raise WouldBlock("a refused token is recorded") from None
@@ -88,7 +93,7 @@ def authenticate(svc: Services, request: Request, *, may_block: bool = True) -> 
         raise FhirError(
             401,
             [Issue("login", "a valid access token is required")],
-            {"WWW-Authenticate": _CHALLENGE},
+            {"WWW-Authenticate": _CHALLENGE if token is not None else _NO_TOKEN_CHALLENGE},
         ) from None
     if svc.limits.account is not None:
         wait = svc.limits.account.take(who.actor.principal)

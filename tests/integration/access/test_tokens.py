@@ -28,6 +28,7 @@ from tests.integration.access.conftest import APP, NewStaff
 from tests.support.client import FhirTestClient
 
 CHALLENGE = 'Bearer realm="carevault", error="invalid_token"'
+NO_TOKEN = 'Bearer realm="carevault"'
 OFFLINE = "offline_access user/*.cruds"
 
 
@@ -65,9 +66,10 @@ def _patients(web: FhirTestClient, token: str) -> int:
     return status
 
 
-def _assert_plain_401(response: Any) -> None:
+def _assert_plain_401(response: Any, *, token_sent: bool = True) -> None:
     assert response.status_code == 401
-    assert response.headers["www-authenticate"] == CHALLENGE
+    # RFC 6750 §3.1: no error code to a request that carried no token at all.
+    assert response.headers["www-authenticate"] == (CHALLENGE if token_sent else NO_TOKEN)
     (issue,) = response.json()["issue"]
     assert (issue["code"], issue["diagnostics"]) == ("login", "a valid access token is required")
 
@@ -185,7 +187,7 @@ def test_a_forged_or_stale_token_is_refused(
 
     response = web.get("/fhir/Patient", headers=bearer(forge(auth_services, genuine)))
 
-    _assert_plain_401(response)
+    _assert_plain_401(response, token_sent=forgery != "no token")
     event = refused(auth_services.audit_ledger.store, Tag.AUTH_TOKEN_REFUSED, reason)
     assert event.detail["path"] == "/fhir/Patient"
     assert event.source_address == "testclient"
@@ -394,4 +396,4 @@ def test_staff_see_and_end_their_own_sessions_only(
     assert ended.principal == f"staff-account:{nurse.account_id}"
     assert ended.reason == "ended by its owner"
     refused(store, Tag.AUTH_TOKEN_REFUSED, "session revoked (ended by its owner)")
-    _assert_plain_401(web.get("/auth/sessions"))
+    _assert_plain_401(web.get("/auth/sessions"), token_sent=False)
