@@ -217,6 +217,20 @@ class StaffAccounts:
             ).all()
         return [_account(row) for row in rows]
 
+    def same_person(self, username: str, other: str) -> bool:
+        """Whether two usernames are one person: the same account, or two accounts naming
+        the same practitioner (as the release budget counts a person,
+        ``detect/budget.holder``). An account naming no practitioner is no one else."""
+        if username.strip().casefold() == other.strip().casefold():
+            return True
+        mine, theirs = self.find(username), self.find(other)
+        return (
+            mine is not None
+            and theirs is not None
+            and mine.practitioner_id is not None
+            and mine.practitioner_id == theirs.practitioner_id
+        )
+
     def _require(self, username: str) -> Account:
         account = self.find(username)
         if account is None:

@@ -147,10 +147,7 @@ class ContainmentService:
         (one naming their practitioner), as they do not dismiss an alert about it
         (``AlertDesk._not_about_self``): adversary round 56, a doctor's officer login
         reinstated their suspended physician login. Refused, and recorded."""
-        subject = self.accounts.find(username)
-        if account.practitioner_id is None or subject is None:
-            return
-        if subject.practitioner_id != account.practitioner_id:
+        if not self.accounts.same_person(account.username, username):
             return
         self._record(
             Tag.CONTAIN_REFUSED,

@@ -82,20 +82,11 @@ class AlertDesk:
         the officer's own practitioner is theirs too, as the release budget counts it
         (adversary round 56: a doctor's officer login dismissed the alert about their
         physician login)."""
-        if username is not None and self._same_person(officer.username, username):
+        if username is not None and self.accounts.same_person(officer.username, username):
             self._record(
                 Tag.CONTAIN_REFUSED, Outcome.DENIED, officer, f"{action}: it is about them"
             )
             raise OfficerRefused("another privacy officer handles what is about you")
-
-    def _same_person(self, officer_username: str, username: str) -> bool:
-        if username == officer_username:
-            return True
-        theirs = self.accounts.find(officer_username)
-        if theirs is None or theirs.practitioner_id is None:
-            return False
-        subject = self.accounts.find(username)
-        return subject is not None and subject.practitioner_id == theirs.practitioner_id
 
     def handle(self, officer: OfficerCode, alert_id: str, status: str, reason: str = "") -> Alert:
         alert = self.alerts.get(alert_id)
