@@ -274,18 +274,23 @@ def build_group(services: Services, api: FhirTestClient) -> Iterator[Group]:
         )
 
 
-def deleted_patient(group: Group, api: FhirTestClient) -> str:
-    """A patient of Tsuen Wan, registered by the system and deleted there by its desk."""
+def registered_patient(api: FhirTestClient, clinic: str, family: str) -> str:
+    """The id of a new patient of ``clinic``, registered by the system."""
     made = api.post_json(
         "/fhir/Patient",
         {
             "resourceType": "Patient",
-            "name": [{"family": "Ho"}],
-            "managingOrganization": {"reference": f"Organization/{TW}"},
+            "name": [{"family": family}],
+            "managingOrganization": {"reference": f"Organization/{clinic}"},
         },
     )
     assert made.status_code == 201, made.text
-    patient: str = made.json()["id"]
+    return str(made.json()["id"])
+
+
+def deleted_patient(group: Group, api: FhirTestClient) -> str:
+    """A patient of Tsuen Wan, registered by the system and deleted there by its desk."""
+    patient = registered_patient(api, TW, "Ho")
     assert group.call(group.desk_tw, "DELETE", f"/fhir/Patient/{patient}").status_code == 204
     return patient
 

@@ -20,6 +20,7 @@ from tests.integration.access.group import (
     build_group,
     deleted_patient,
     observation,
+    registered_patient,
 )
 from tests.support.client import FhirTestClient
 
@@ -43,19 +44,6 @@ def _gone_observation(group: Group, api: FhirTestClient) -> str:
     deleted = api.delete(f"/fhir/Observation/{hidden}")
     assert deleted.status_code == 204, deleted.text
     return hidden
-
-
-def _fresh_patient(api: FhirTestClient) -> str:
-    made = api.post_json(
-        "/fhir/Patient",
-        {
-            "resourceType": "Patient",
-            "name": [{"family": "Yip"}],
-            "managingOrganization": {"reference": f"Organization/{TM}"},
-        },
-    )
-    assert made.status_code == 201, made.text
-    return str(made.json()["id"])
 
 
 def test_a_delete_of_an_id_never_used_or_hidden_deletes_nothing_alike(
@@ -107,7 +95,7 @@ def test_with_if_match_a_record_not_known_is_still_refused(
 def test_a_transaction_deletes_what_it_may_and_nothing_of_what_it_does_not_know(
     group: Group, api: FhirTestClient
 ) -> None:
-    mine = _fresh_patient(api)
+    mine = registered_patient(api, TM, "Yip")
     gone = deleted_patient(group, api)
     bundle = _transaction(f"Patient/{mine}", f"Patient/{gone}", "Patient/never-used")
     answered = group.call(group.desk_tm, "POST", "/fhir", bundle)
@@ -122,7 +110,7 @@ def test_a_transaction_deletes_what_it_may_and_nothing_of_what_it_does_not_know(
 def test_a_transaction_still_fails_on_what_it_may_not_do(group: Group, api: FhirTestClient) -> None:
     """Only a DELETE of a record not known deletes nothing: a refusal of anything else
     still fails the whole transaction, and nothing of it is written."""
-    mine = _fresh_patient(api)
+    mine = registered_patient(api, TM, "Yip")
     bundle = _transaction(f"Patient/{mine}", "Patient/never-used")
     bundle["entry"].append(
         {
