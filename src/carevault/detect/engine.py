@@ -17,11 +17,12 @@ import logging
 import secrets
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field, replace
 
 from sqlalchemy import Connection, Engine, func, select
 
+from carevault.access.tables import staff_account
 from carevault.db import pinned, read_transaction, write_transaction
 from carevault.detect.alerts import Alert, AlertStore, Raised, merge_findings
 from carevault.detect.bypass import BATCH as BYPASS_BATCH
@@ -41,7 +42,7 @@ from carevault.detect.model import (
     Severity,
 )
 from carevault.detect.profile import Profile, RoleBaseline
-from carevault.detect.signals import WATCH_US, AccountState, Context, Detectors
+from carevault.detect.signals import WATCH_US, AccountState, Context, Detectors, Person
 from carevault.detect.signin import SignInFailures
 from carevault.detect.state import (
     Cursor,
@@ -122,6 +123,8 @@ class _Memory:
     position: int | None = None
     stored: int | None = None
     accounts: dict[str, AccountState] = field(default_factory=dict)
+    #: The windows of practitioners with more than one login, by practitioner id.
+    people: dict[str, Person] = field(default_factory=dict)
     roles: dict[str, RoleBaseline] = field(default_factory=dict)
     observed_since_us: int = 0
     #: The time of the latest entry judged (0: none yet).
@@ -671,6 +674,7 @@ class DetectionEngine:
             stored = load_states(
                 connection, [*(m for m in missing if m), *(f"role:{r}" for r in roles if r)]
             )
+            logins = _logins_of_people(connection, missing)
         for account in missing:
             if account:
                 profile = Profile.from_json(stored.get(account, {}))
@@ -678,6 +682,24 @@ class DetectionEngine:
         for role in roles:
             if role:
                 memory.roles[role] = RoleBaseline.from_json(stored.get(f"role:{role}", {}))
+        self._link_people(memory, logins)
+
+    @staticmethod
+    def _link_people(memory: _Memory, logins: dict[str, tuple[str, ...]]) -> None:
+        """Each account in memory of a practitioner with more than one login to their
+        person's windows (``signals.Person``). A login added since keeps the windows as
+        they are and counts from now on."""
+        for practitioner, names in logins.items():
+            if len(names) < 2:
+                continue
+            person = memory.people.get(practitioner)
+            if person is None:
+                person = memory.people[practitioner] = Person(names)
+            person.logins = names
+            for name in names:
+                state = memory.accounts.get(name)
+                if state is not None:
+                    state.person = person
 
     def _dump(self, memory: _Memory, dirty: set[str]) -> dict[str, str]:
         """The changed states, as the JSON to store."""
@@ -701,6 +723,28 @@ class DetectionEngine:
             offset_us=self.offset_us,
             kin_shares=self.kinship.current().shares if self.kinship is not None else {},
         )
+
+
+def _logins_of_people(
+    connection: Connection, accounts: Collection[str]
+) -> dict[str, tuple[str, ...]]:
+    """Every login (``staff:<username>``) of each practitioner one of ``accounts`` names,
+    by practitioner: one query."""
+    usernames = sorted(a.removeprefix("staff:") for a in accounts if a and a.startswith("staff:"))
+    if not usernames:
+        return {}
+    practitioners = select(staff_account.c.practitioner_id).where(
+        staff_account.c.username.in_(usernames), staff_account.c.practitioner_id.is_not(None)
+    )
+    rows = connection.execute(
+        select(staff_account.c.practitioner_id, staff_account.c.username).where(
+            staff_account.c.practitioner_id.in_(practitioners)
+        )
+    ).all()
+    found: dict[str, list[str]] = {}
+    for practitioner, username in rows:
+        found.setdefault(str(practitioner), []).append(f"staff:{username}")
+    return {practitioner: tuple(sorted(names)) for practitioner, names in found.items()}
 
 
 def stepped_up(access: Access) -> str | None:

@@ -90,6 +90,11 @@ class Profile:
         return new
 
 
+def breadth_windows() -> dict[str, DistinctWindow]:
+    """A window of distinct patients for each span of ``SPANS``."""
+    return {name: DistinctWindow(span) for name, span in SPANS.items()}
+
+
 @dataclass
 class Recent:
     """The last day of an account, in memory."""
@@ -98,9 +103,7 @@ class Recent:
     today_all: set[str] = field(default_factory=set)
     today_unexplained: set[str] = field(default_factory=set)
     peaks: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SPANS, 0))
-    breadth: dict[str, DistinctWindow] = field(
-        default_factory=lambda: {name: DistinctWindow(span) for name, span in SPANS.items()}
-    )
+    breadth: dict[str, DistinctWindow] = field(default_factory=breadth_windows)
     everything: CountWindow = field(default_factory=lambda: CountWindow(HOUR_US))
     denials: CountWindow = field(default_factory=lambda: CountWindow(10 * MINUTE_US))
     name_searches: CountWindow = field(default_factory=lambda: CountWindow(HOUR_US))
