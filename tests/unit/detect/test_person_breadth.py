@@ -3,10 +3,10 @@ no second allowance of patients no care explains, as it is no second release bud
 
 from __future__ import annotations
 
-from carevault.detect.model import Access, Finding, Severity
+from carevault.detect.model import Finding, Severity
 from carevault.detect.profile import Profile, RoleBaseline
 from carevault.detect.signals import AccountState, Context, Detectors, Person
-from tests.unit.detect.test_signals import MORNING
+from tests.unit.detect.test_signals import MORNING, read_entry
 
 LOGINS = ("staff:wong-a", "staff:wong-b")
 
@@ -26,19 +26,8 @@ class People:
         self.found: list[Finding] = []
 
     def read(self, login: str, patient: str, at_us: int, **fields: object) -> list[Finding]:
-        values: dict[str, object] = {
-            "tag": "fhir:resource:read",
-            "outcome": "success",
-            "principal": login,
-            "role": "physician",
-            "clinic_ids": ("clinic-a",),
-            "source_address": "10.1.0.20",
-            "user_agent": "workstation",
-            "resource_type": "Patient",
-            "patient_pseudonym": patient,
-        }
-        values.update(fields)
-        access = Access(position=self.position, at_us=at_us, **values)  # type: ignore[arg-type]
+        changed = {"principal": login, "patient_pseudonym": patient, **fields}
+        access = read_entry(self.position, at_us, **changed)
         self.position += 1
         found = self.detectors.observe(access, self.states[login], self.role, Context())
         self.found.extend(found)
