@@ -527,7 +527,7 @@ class DetectionEngine:
         subject = access.account
         watched = stepped_up(access)
         if watched is not None:
-            self.detectors.stepped_up(memory.accounts[watched], access.at_us, access.position)
+            self._watch(memory, watched, access)
             return []
         if access.tag.startswith("detect:"):
             return []
@@ -610,8 +610,7 @@ class DetectionEngine:
                     continue
                 watched = stepped_up(access)
                 if watched is not None:
-                    state = memory.accounts[watched]
-                    self.detectors.stepped_up(state, access.at_us, access.position)
+                    self._watch(memory, watched, access)
                     continue
                 if access.account is None:
                     continue
@@ -644,7 +643,12 @@ class DetectionEngine:
             for account, state in memory.accounts.items()
             if state.recent.watch is not None and state.recent.watch[1] >= since
         }
-        watched.update(w for a in accesses if (w := stepped_up(a)) is not None)
+        watched.update(
+            login
+            for a in accesses
+            if (w := stepped_up(a)) is not None
+            for login in _logins(memory, w)
+        )
         wanted = {
             row for a in accesses if a.made_alone and a.account in watched for row in a.made_alone
         }
@@ -657,6 +661,15 @@ class DetectionEngine:
             else a
             for a in accesses
         ]
+
+    def _watch(self, memory: _Memory, account: str, access: Access) -> None:
+        """A step-up paused ``account``'s sessions: watch it, and every other login of its
+        practitioner (a person who passed a step-up reads on through another login)."""
+        for login in _logins(memory, account):
+            state = memory.accounts.get(login)
+            if state is not None:
+                by = None if login == account else account
+                self.detectors.stepped_up(state, access.at_us, access.position, by)
 
     def _load(self, memory: _Memory, accesses: Sequence[Access]) -> None:
         """Profiles (and role baselines) of the accounts in ``accesses`` into memory."""
@@ -671,10 +684,18 @@ class DetectionEngine:
         if not missing and not roles:
             return
         with read_transaction(self.engine) as connection:
+            logins = _logins_of_people(connection, missing)
+            # Every login of a person together: a step-up of one watches the others.
+            missing.update(
+                name
+                for names in logins.values()
+                if len(names) > 1
+                for name in names
+                if name not in memory.accounts
+            )
             stored = load_states(
                 connection, [*(m for m in missing if m), *(f"role:{r}" for r in roles if r)]
             )
-            logins = _logins_of_people(connection, missing)
         for account in missing:
             if account:
                 profile = Profile.from_json(stored.get(account, {}))
@@ -723,6 +744,14 @@ class DetectionEngine:
             offset_us=self.offset_us,
             kin_shares=self.kinship.current().shares if self.kinship is not None else {},
         )
+
+
+def _logins(memory: _Memory, account: str) -> tuple[str, ...]:
+    """``account`` and every other login of its practitioner in memory."""
+    state = memory.accounts.get(account)
+    if state is None or state.person is None:
+        return (account,)
+    return (account, *(login for login in state.person.logins if login != account))
 
 
 def _logins_of_people(

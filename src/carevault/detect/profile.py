@@ -152,6 +152,10 @@ class Recent:
     #: first: a fresh TOTP code proves who holds the account, not why they read.
     watch: tuple[int, int, int] | None = None
     watched: set[str] = field(default_factory=set)
+    #: The other login of the account's practitioner whose step-up began or last
+    #: extended the watch (None: the account's own): a person stepped up is watched
+    #: through every login (``signals.Person``).
+    watch_by: str | None = None
     #: And those released since the first that only care another account made alone
     #: after it explains (``Access.care_made_us``): a second, phished or colluding,
     #: account's bookings explain the watched account's reads to no one but the watch.

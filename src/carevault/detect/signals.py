@@ -315,9 +315,10 @@ class Detectors:
         self.after_step_up = after_step_up
 
     @staticmethod
-    def stepped_up(state: AccountState, at_us: int, position: int) -> None:
-        """The account's sessions were paused for a step-up (``detect:session:step-up``):
-        watch it for a day. A step-up within a watch extends it; the count goes on."""
+    def stepped_up(state: AccountState, at_us: int, position: int, by: str | None = None) -> None:
+        """The account's sessions were paused for a step-up (``detect:session:step-up``),
+        or those of ``by``, another login of its practitioner: watch it for a day. A
+        step-up within a watch extends it; the count goes on."""
         recent = state.recent
         if recent.watch is None or at_us - recent.watch[1] > WATCH_US:
             recent.watch = (at_us, at_us, position)
@@ -325,6 +326,7 @@ class Detectors:
             recent.fresh, recent.fresh_day = set(), None
         else:
             recent.watch = (recent.watch[0], at_us, recent.watch[2])
+        recent.watch_by = by
 
     def observe(
         self,
@@ -629,9 +631,15 @@ class Detectors:
         reading on."""
         opened = recent.watched | recent.fresh
         count = len(opened)
+        paused = (
+            "its sessions were paused"
+            if recent.watch_by is None
+            else f"the sessions of {recent.watch_by.removeprefix('staff:')}, another login "
+            "of its practitioner, were paused"
+        )
         if fresh:
             what = (
-                f"opened {count} distinct patients after its sessions were paused for a "
+                f"opened {count} distinct patients after {paused} for a "
                 f"step-up, {len(recent.fresh - recent.watched)} of them explained only by "
                 "care another account made alone after the step-up (more than "
                 f"{limit}, its usual day of patients; {why}): a second account's "
@@ -640,7 +648,7 @@ class Detectors:
         else:
             what = (
                 f"opened {len(recent.watched)} distinct patients without a care "
-                f"relationship after its sessions were paused for a step-up (more than "
+                f"relationship after {paused} for a step-up (more than "
                 f"{limit}; {why}): the fresh code proved who holds the account, not why "
                 "it reads"
             )
