@@ -12,10 +12,11 @@ import pytest
 from carevault.detect import alerts_as_dicts
 from carevault.domain.roles import Role
 from tests.integration.detect.conftest import (
+    WATCH_ALLOWED,
     Clinic,
     clinic_patients,
-    clinic_settings,
     opened_clinic,
+    watched_settings,
 )
 from tests.integration.detect.test_step_up import (
     _registered_by_a_colleague,
@@ -23,15 +24,12 @@ from tests.integration.detect.test_step_up import (
 )
 from tests.support.staff import Staff, make_staff
 
-#: The watch's allowance in these tests: the fourth unexplained patient suspends.
-ALLOWED = 3
+ALLOWED = WATCH_ALLOWED
 
 
 @pytest.fixture
 def clinic(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Clinic]:
-    settings = clinic_settings(
-        backend, tmp_path, request, detect_after_step_up=ALLOWED, detect_kin_grace_seconds=0
-    )
+    settings = watched_settings(backend, tmp_path, request)
     with opened_clinic(settings, clinic_patients(0)) as opened:
         # Records another desk wrote: the watch does not count those a login created.
         opened.patients[:] = _registered_by_a_colleague(opened, 8)
@@ -55,9 +53,7 @@ def test_reading_on_through_another_login_after_a_step_up_suspends_it(clinic: Cl
     alerts = {a["detector"]: a for a in alerts_as_dicts(clinic.services)}
     watch = alerts["after-step-up"]
     assert (watch["account"], watch["action"]) == (other.account.username, "suspend")
-    assert f"the sessions of {stepped.account.username}, another login" in str(
-        watch["explanation"]
-    )
+    assert f"the sessions of {stepped.account.username}, another login" in str(watch["explanation"])
     assert watch["patient_count"] == ALLOWED + 1
     assert _suspended(clinic, other)
     assert clinic.read(other, clinic.patients[ALLOWED + 1]) != 200
@@ -76,9 +72,7 @@ def test_another_persons_login_is_not_watched(clinic: Clinic) -> None:
 def test_the_watch_of_the_other_login_is_rebuilt_after_a_restart(
     backend: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    settings = clinic_settings(
-        backend, tmp_path, request, detect_after_step_up=ALLOWED, detect_kin_grace_seconds=0
-    )
+    settings = watched_settings(backend, tmp_path, request)
     with opened_clinic(settings, clinic_patients(0)) as clinic:
         patients = _registered_by_a_colleague(clinic, 8)
         stepped = make_staff(clinic.services, Role.PHYSICIAN, ["clinic-a"], "dr-wong")
