@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
@@ -56,6 +56,29 @@ class OAuthError(Exception):
         self.description = description
         self.status = status
         self.reason = reason or description
+
+
+#: Every context a stored grant may hold: a refresh narrows within what was granted.
+_ANY_CONTEXT = frozenset({"patient", "user", "system"})
+
+
+def _narrowed(asked: str) -> Callable[[str], str]:
+    """The scope of a refreshed access token when the client asks for ``asked``: exactly
+    that if it is within the session's grant (RFC 6749 section 6, SMART v2: "equal to or
+    narrower than" the original), else ``invalid_scope`` (RFC 6749 5.2: "exceeds the
+    scope granted by the resource owner"), never the grant widened or kept silently."""
+
+    def narrowed(granted_text: str) -> str:
+        try:
+            requested = smart.parse(asked, allowed_contexts=_ANY_CONTEXT)
+        except smart.InvalidScope as error:
+            raise OAuthError("invalid_scope", str(error)) from None
+        granted = smart.parse(granted_text, allowed_contexts=_ANY_CONTEXT)
+        if not smart.within(requested, granted):
+            raise OAuthError("invalid_scope", "the requested scope exceeds the scope granted")
+        return granted_text if smart.within(granted, requested) else requested.text()
+
+    return narrowed
 
 
 @dataclass(frozen=True)
@@ -632,8 +655,14 @@ class OAuth:
         audience: str | None,
     ) -> tuple[TokenPair, str | None]:
         client = self._client(form, authorization, audience)
+        if not form.get("refresh_token"):
+            # RFC 6749 5.2: a required parameter missing is invalid_request.
+            raise OAuthError("invalid_request", "refresh_token is required")
+        asked = form.get("scope", "").strip()
         try:
-            return self.sessions.refresh(form.get("refresh_token", ""), client.client_id)
+            return self.sessions.refresh(
+                form["refresh_token"], client.client_id, _narrowed(asked) if asked else None
+            )
         except RefreshRefused as refused:
             if refused.reused:
                 # A stolen refresh token: name the session it killed, for the incident.

@@ -1,0 +1,87 @@
+"""The token endpoint as an OAuth library drives a refresh (integrator round 57): authlib's
+``OAuth2Session.refresh_token(..., scope=...)`` asks for a narrower access token, as
+RFC 6749 section 6 lets a client do ("The requested scope MUST NOT include any scope not
+originally granted ... and if omitted is treated as equal to the scope originally
+granted"), and SMART App Launch v2 (refresh: "equal to or narrower than" the original)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from authlib.integrations.base_client.errors import OAuthError
+from authlib.integrations.requests_client import OAuth2Session
+
+from tests.integration.access.browser import bearer
+from tests.integration.access.conftest import APP, NewStaff
+from tests.integration.access.test_tokens import _claims, _grant
+from tests.support.client import FhirTestClient
+from tests.support.inprocess import mounted
+
+TOKEN_URL = "http://testserver/auth/token"
+OFFLINE = "offline_access user/*.cruds"
+
+
+@pytest.fixture
+def app_session(web: FhirTestClient) -> Iterator[OAuth2Session]:
+    """authlib's session for the public clinic app, talking to the app in-process."""
+    session = OAuth2Session(client_id=APP, token_endpoint_auth_method="none")
+    mounted(session, web)
+    yield session
+    session.close()
+
+
+def _status(web: FhirTestClient, path: str, token: str) -> int:
+    status: int = web.get(path, headers=bearer(token)).status_code
+    return status
+
+
+def test_a_refresh_asking_for_less_scope_gets_an_access_token_of_only_that(
+    web: FhirTestClient, new_staff: NewStaff, app_session: OAuth2Session
+) -> None:
+    """The scope was ignored: the narrower token the app asked for came back with the
+    whole grant (``user/*.cruds``), so an app dropping privileges it no longer needs
+    still held them. The refresh token keeps the original grant (RFC 6749 section 6:
+    its scope "MUST be identical"): a later refresh without scope gets it back."""
+    first = _grant(web, new_staff().grant(OFFLINE))
+    narrowed: dict[str, Any] = app_session.refresh_token(
+        TOKEN_URL, refresh_token=first["refresh_token"], scope="user/Patient.rs"
+    )
+    assert narrowed["scope"] == "user/Patient.rs"
+    assert _claims(narrowed["access_token"])["scope"] == "user/Patient.rs"
+    assert _claims(narrowed["access_token"])["sid"] == _claims(first["access_token"])["sid"]
+    assert _status(web, "/fhir/Patient", narrowed["access_token"]) == 200
+    assert _status(web, "/fhir/Observation", narrowed["access_token"]) == 403
+    assert narrowed["refresh_token"] != first["refresh_token"]
+
+    again: dict[str, Any] = app_session.refresh_token(
+        TOKEN_URL, refresh_token=narrowed["refresh_token"]
+    )
+    assert again["scope"] == OFFLINE
+    assert _status(web, "/fhir/Observation", again["access_token"]) == 200
+
+
+def test_a_refresh_asking_for_more_than_was_granted_is_invalid_scope_and_spends_nothing(
+    web: FhirTestClient, new_staff: NewStaff, app_session: OAuth2Session
+) -> None:
+    """RFC 6749 5.2: ``invalid_scope``, "exceeds the scope granted by the resource
+    owner". It was answered 200 with the original grant, as if nothing had been asked.
+    A refusal spends neither the refresh token nor the session."""
+    first = _grant(web, new_staff().grant("offline_access user/Patient.rs"))
+    for wider in ("user/*.cruds", "user/Patient.cruds", "user/Patient.rs openid", "nonsense"):
+        with pytest.raises(OAuthError) as refused:
+            app_session.refresh_token(TOKEN_URL, refresh_token=first["refresh_token"], scope=wider)
+        assert refused.value.error == "invalid_scope", wider
+    kept: dict[str, Any] = app_session.refresh_token(
+        TOKEN_URL, refresh_token=first["refresh_token"]
+    )
+    assert kept["scope"] == "offline_access user/Patient.rs"
+
+
+def test_a_refresh_without_a_refresh_token_is_an_invalid_request(web: FhirTestClient) -> None:
+    """RFC 6749 5.2: a required parameter missing is ``invalid_request``, not the
+    ``invalid_grant`` of a refresh token that is not valid."""
+    answer = web.post("/auth/token", data={"grant_type": "refresh_token", "client_id": APP})
+    assert answer.status_code == 400
+    assert answer.json()["error"] == "invalid_request"
