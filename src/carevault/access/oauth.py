@@ -797,6 +797,10 @@ class OAuth:
             )
             raise
         token = form.get("token", "")
+        if not token:
+            # RFC 7009 2.1: token is REQUIRED; answered as RFC 6749 5.2 says, never as a
+            # revocation done (an app signing out with an empty token would think it was).
+            raise OAuthError("invalid_request", "token is required")
         session_id = self.sessions.revoke_refresh_token(
             token, client.client_id, f"revoked by {client.client_id}"
         )

@@ -85,3 +85,21 @@ def test_a_refresh_without_a_refresh_token_is_an_invalid_request(web: FhirTestCl
     answer = web.post("/auth/token", data={"grant_type": "refresh_token", "client_id": APP})
     assert answer.status_code == 400
     assert answer.json()["error"] == "invalid_request"
+
+
+def test_a_revocation_naming_no_token_is_an_invalid_request_not_a_success(
+    web: FhirTestClient, new_staff: NewStaff
+) -> None:
+    """RFC 7009 2.1: ``token`` is REQUIRED; 2.2.1: an error is answered as RFC 6749 5.2
+    says (``invalid_request``: "missing a required parameter"). An app signing out with
+    an empty token variable was answered 200, as a revocation done, and its session lived
+    on. An unknown token is still answered 200 (RFC 7009 2.2)."""
+    tokens = _grant(web, new_staff().grant(OFFLINE))
+    for form in ({"client_id": APP}, {"client_id": APP, "token": ""}):
+        answer = web.post("/auth/revoke", data=form)
+        assert answer.status_code == 400, (form, answer.text)
+        assert answer.json()["error"] == "invalid_request"
+        assert answer.headers["cache-control"] == "no-store"
+    unknown = web.post("/auth/revoke", data={"token": "never-issued", "client_id": APP})
+    assert unknown.status_code == 200
+    assert _status(web, "/fhir/Patient", tokens["access_token"]) == 200
