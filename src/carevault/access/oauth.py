@@ -421,6 +421,9 @@ class OAuth:
                 account_id = None
             elif grant == "password" and self.direct_grant:
                 pair, account_id = self._password(form, origin)
+            elif not grant:
+                # RFC 6749 5.2: invalid_request, a required parameter missing.
+                raise OAuthError("invalid_request", "grant_type is required")
             else:
                 raise OAuthError("unsupported_grant_type", "this grant type is not available")
         except OAuthError as error:
@@ -569,6 +572,9 @@ class OAuth:
     ) -> tuple[TokenPair, str, str | None]:
         client = self._client(form, authorization, audience)
         code = form.get("code", "")
+        if not code:
+            # RFC 6749 5.2: a required parameter missing is invalid_request.
+            raise OAuthError("invalid_request", "code is required")
         now_us = to_micros(self.clock())
         with read_transaction(self.engine) as connection:
             row = connection.execute(

@@ -79,12 +79,22 @@ def test_a_refresh_asking_for_more_than_was_granted_is_invalid_scope_and_spends_
     assert kept["scope"] == "offline_access user/Patient.rs"
 
 
-def test_a_refresh_without_a_refresh_token_is_an_invalid_request(web: FhirTestClient) -> None:
+def test_a_token_request_missing_what_its_grant_requires_is_an_invalid_request(
+    web: FhirTestClient,
+) -> None:
     """RFC 6749 5.2: a required parameter missing is ``invalid_request``, not the
-    ``invalid_grant`` of a refresh token that is not valid."""
-    answer = web.post("/auth/token", data={"grant_type": "refresh_token", "client_id": APP})
-    assert answer.status_code == 400
-    assert answer.json()["error"] == "invalid_request"
+    ``invalid_grant`` of a refresh token or code that is not valid (a client's bug read
+    as a revoked grant: an app dropped its sign-in), nor ``unsupported_grant_type`` for
+    no ``grant_type`` at all."""
+    for form in (
+        {"grant_type": "refresh_token"},
+        {"grant_type": "refresh_token", "refresh_token": ""},
+        {"grant_type": "authorization_code", "redirect_uri": "https://a.example/"},
+        {},
+    ):
+        answer = web.post("/auth/token", data={**form, "client_id": APP})
+        assert answer.status_code == 400, form
+        assert answer.json()["error"] == "invalid_request", (form, answer.text)
 
 
 def test_a_revocation_naming_no_token_is_an_invalid_request_not_a_success(
