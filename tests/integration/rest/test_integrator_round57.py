@@ -48,3 +48,39 @@ def test_everything_counts_in_total_exactly_the_entries_it_marks_as_matches(
         if entry.search.mode == "include"
     }
     assert included == {("Organization", clinic["id"])}
+
+
+def test_a_read_in_a_batch_answers_the_etag_and_last_modified_the_read_answers(
+    api: FhirTestClient,
+) -> None:
+    """docs/rest.md: "An entry of a batch or transaction Bundle answers as the same
+    request sent on its own would" (R4 http.html#transaction-response; Bundle.entry
+    .response ``etag``, ``lastModified``). A read by id on its own answers ``ETag`` and
+    ``Last-Modified`` (and its record's URL); as a batch entry it answered ``200 OK``
+    alone, so a sync client reading a batch of records to update each ``If-Match`` had
+    no ETag to send. Now the entry has ``fullUrl``, ``etag`` and ``lastModified``, for a
+    read and a vread alike."""
+    made = create(api, patient())
+    url = f"Patient/{made['id']}"
+    assert api.put_json(f"/fhir/{url}", {**made, "birthDate": "1980-05-02"}).status_code == 200
+    alone = api.get(f"/fhir/{url}")
+    answered = api.post_json(
+        "/fhir",
+        {
+            "resourceType": "Bundle",
+            "type": "batch",
+            "entry": [
+                {"request": {"method": "GET", "url": url}},
+                {"request": {"method": "GET", "url": f"{url}/_history/1"}},
+            ],
+        },
+    )
+    assert answered.status_code == 200, answered.text
+    read, vread = Bundle(answered.json()).entry
+    assert read.response.status == "200 OK"
+    assert read.response.etag == alone.headers["etag"] == 'W/"2"'
+    assert read.response.lastModified.origval == read.resource.meta.lastUpdated.origval
+    assert read.fullUrl == f"http://testserver/fhir/{url}"
+    assert vread.response.etag == 'W/"1"' and vread.resource.meta.versionId == "1"
+    assert vread.response.lastModified.origval == vread.resource.meta.lastUpdated.origval
+    assert vread.fullUrl == f"http://testserver/fhir/{url}"
