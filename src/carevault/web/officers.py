@@ -19,6 +19,7 @@ from carevault.containment.service import Officer
 from carevault.domain.roles import Role
 from carevault.fhir.outcome import FhirError, Issue
 from carevault.gate import Caller
+from carevault.rest.errors import INSUFFICIENT_SCOPE
 
 #: The scope a token needs for the officer's admin APIs and session management.
 ADMIN_SCOPE = "user/*.cruds"
@@ -94,4 +95,5 @@ def require_whole_account(who: Caller, what: str) -> None:
         raise FhirError(
             403,
             [Issue("forbidden", f"this token's scopes do not allow {what}: ask for {ADMIN_SCOPE}")],
+            {"WWW-Authenticate": INSUFFICIENT_SCOPE},
         )

@@ -113,3 +113,36 @@ def test_a_revocation_naming_no_token_is_an_invalid_request_not_a_success(
     unknown = web.post("/auth/revoke", data={"token": "never-issued", "client_id": APP})
     assert unknown.status_code == 200
     assert _status(web, "/fhir/Patient", tokens["access_token"]) == 200
+
+
+INSUFFICIENT_SCOPE = 'Bearer realm="carevault", error="insufficient_scope"'
+
+
+def test_a_request_the_tokens_scopes_do_not_allow_is_challenged_for_insufficient_scope(
+    web: FhirTestClient, new_staff: NewStaff
+) -> None:
+    """RFC 6750 3: a request whose token "does not contain an access token that enables
+    access to the protected resource" MUST be answered with a ``WWW-Authenticate``
+    challenge; 3.1: ``insufficient_scope``, with 403. An app granted ``user/Patient.rs``
+    was answered a bare 403 for an Observation search, a Patient create and the account's
+    sessions, the same 403 as a refusal of the account's own rights, so a client could not
+    tell that asking the user for more scope would help. A refusal by the access policy
+    (a physician reading audit events) is no token's fault and names none."""
+    physician = new_staff()
+    narrow = _grant(web, physician.grant("user/Patient.rs"))["access_token"]
+    for answer in (
+        web.get("/fhir/Observation", headers=bearer(narrow)),
+        web.post(
+            "/fhir/Patient",
+            content=b'{"resourceType": "Patient"}',
+            headers={**bearer(narrow), "content-type": "application/fhir+json"},
+        ),
+        web.get("/auth/sessions", headers=bearer(narrow)),
+    ):
+        assert answer.status_code == 403, answer.text
+        assert answer.headers["www-authenticate"] == INSUFFICIENT_SCOPE
+        assert answer.json()["resourceType"] == "OperationOutcome"
+    whole = _grant(web, physician.grant("user/*.cruds"))["access_token"]
+    policy = web.get("/fhir/AuditEvent", headers=bearer(whole))
+    assert policy.status_code == 403
+    assert "www-authenticate" not in policy.headers
