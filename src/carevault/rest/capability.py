@@ -160,6 +160,50 @@ def import_definition(base: str) -> dict[str, Any]:
     }
 
 
+#: ``GET /fhir/AuditEvent`` (web/audit_routes.py): the privacy officer's search of the
+#: audit ledger, its one interaction and the parameters it takes (R4
+#: capabilitystatement.html: the statement says what the server does). CareVault's own
+#: reading of each, so no R4 definition is claimed.
+AUDIT_EVENT = {
+    "type": "AuditEvent",
+    "documentation": (
+        "The audit ledger, searched: only for a privacy officer whose token carries the "
+        "account's whole reach (user/*.cruds); anyone else gets 403. Entries come oldest "
+        "first, at most _count (1..500) a page; a page's next link carries _after, an "
+        "entry number. A search naming a patient is a release of that patient's accesses "
+        "and rides the release budget."
+    ),
+    "interaction": [{"code": "search-type"}],
+    "searchParam": [
+        {
+            "name": "patient",
+            "type": "reference",
+            "documentation": "Entries of accesses to this Patient's records (id or Patient/id).",
+        },
+        {
+            "name": "agent",
+            "type": "token",
+            "documentation": (
+                "Entries of one principal, exactly as the ledger names it: staff:<username>, "
+                "client:<client id>, system:..., cli:..."
+            ),
+        },
+        {
+            "name": "date",
+            "type": "date",
+            "documentation": (
+                "When the entry was recorded, with R4's prefixes (ap included); repeated, "
+                "each must hold."
+            ),
+        },
+        {
+            "name": "outcome",
+            "type": "token",
+            "documentation": "0 (success), 4 (denied) or 8 (failed); or the word.",
+        },
+    ],
+}
+
 _OAUTH_URIS = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
 _SECURITY_SERVICE = "http://terminology.hl7.org/CodeSystem/restful-security-service"
 
@@ -258,7 +302,7 @@ def capability_statement(base: str) -> dict[str, Any]:
                     "(415)."
                 ),
                 "security": security(base.removesuffix("/fhir")),
-                "resource": [_resource(rt) for rt in RESOURCE_TYPES.values()],
+                "resource": [*(_resource(rt) for rt in RESOURCE_TYPES.values()), AUDIT_EVENT],
                 "interaction": [
                     {"code": "transaction"},
                     {"code": "batch"},

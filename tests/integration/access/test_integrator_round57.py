@@ -12,7 +12,9 @@ from typing import Any
 import pytest
 from authlib.integrations.base_client.errors import OAuthError
 from authlib.integrations.requests_client import OAuth2Session
+from fhirclient.models.capabilitystatement import CapabilityStatement
 
+from carevault.domain.roles import Role
 from tests.integration.access.browser import bearer
 from tests.integration.access.conftest import APP, NewStaff
 from tests.integration.access.test_tokens import _claims, _grant
@@ -146,3 +148,24 @@ def test_a_request_the_tokens_scopes_do_not_allow_is_challenged_for_insufficient
     policy = web.get("/fhir/AuditEvent", headers=bearer(whole))
     assert policy.status_code == 403
     assert "www-authenticate" not in policy.headers
+
+
+def test_the_capability_statement_lists_the_audit_event_search_that_works(
+    web: FhirTestClient, new_staff: NewStaff
+) -> None:
+    """R4 capabilitystatement.html: the statement is what the server does; a client
+    (fhirclient's ``CapabilityStatement``) looking for where to search the audit trail
+    found no AuditEvent in it, though ``GET /fhir/AuditEvent`` answers a privacy officer
+    with ``patient``, ``agent``, ``date`` and ``outcome``. Now it lists the type, its one
+    interaction (``search-type``) and each parameter, and each listed one is taken."""
+    statement = CapabilityStatement(web.get("/fhir/metadata").json())
+    (audit,) = [r for r in statement.rest[0].resource if r.type == "AuditEvent"]
+    assert [i.code for i in audit.interaction] == ["search-type"]
+    params = {p.name: p.type for p in audit.searchParam}
+    assert params == {"patient": "reference", "agent": "token", "date": "date", "outcome": "token"}
+    officer = _grant(web, new_staff(Role.PRIVACY_OFFICER).grant("user/*.cruds"))["access_token"]
+    probes = {"patient": "Patient/p1", "agent": "staff:nobody", "date": "ge2024", "outcome": "0"}
+    for name in params:
+        answer = web.get(f"/fhir/AuditEvent?{name}={probes[name]}", headers=bearer(officer))
+        assert answer.status_code == 200, (name, answer.text)
+        assert answer.json()["type"] == "searchset"
