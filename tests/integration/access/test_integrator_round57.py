@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from authlib.integrations.base_client.errors import OAuthError
 from authlib.integrations.requests_client import OAuth2Session
+from fhirclient.models.bundle import Bundle
 from fhirclient.models.capabilitystatement import CapabilityStatement
 
 from carevault.domain.roles import Role
@@ -169,3 +170,31 @@ def test_the_capability_statement_lists_the_audit_event_search_that_works(
         answer = web.get(f"/fhir/AuditEvent?{name}={probes[name]}", headers=bearer(officer))
         assert answer.status_code == 200, (name, answer.text)
         assert answer.json()["type"] == "searchset"
+
+
+def test_the_audit_event_search_says_what_it_searched_in_a_self_link(
+    web: FhirTestClient, new_staff: NewStaff
+) -> None:
+    """R4 search.html: "servers SHALL return the parameters that were actually used to
+    process a search", in the Bundle's self link ("all search sets include the self
+    link"). The AuditEvent search answered a searchset with a next link at most, so a
+    client checking what was searched (fhirclient reads ``link``) found nothing to check:
+    every parameter is now in it, with the page size used; a next page's self link is
+    that page's own URL."""
+    officer = _grant(web, new_staff(Role.PRIVACY_OFFICER).grant("user/*.cruds"))["access_token"]
+    first = web.get("/fhir/AuditEvent?date=ge2024&outcome=0&_count=1", headers=bearer(officer))
+    assert first.status_code == 200, first.text
+    page = Bundle(first.json())
+    links = {link.relation: link.url for link in page.link}
+    assert links["self"] == "http://testserver/fhir/AuditEvent?date=ge2024&outcome=0&_count=1"
+    assert set(links) == {"self", "next"}
+    second = web.get(links["next"].removeprefix("http://testserver"), headers=bearer(officer))
+    again = {link.relation: link.url for link in Bundle(second.json()).link}
+    assert again["self"] == links["next"]
+    default = web.get("/fhir/AuditEvent?agent=staff:nobody", headers=bearer(officer)).json()
+    assert default["link"] == [
+        {
+            "relation": "self",
+            "url": "http://testserver/fhir/AuditEvent?agent=staff%3Anobody&_count=50",
+        }
+    ]
