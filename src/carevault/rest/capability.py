@@ -23,7 +23,7 @@ _TYPE_INTERACTIONS = [
 _SPEC = "http://hl7.org/fhir/SearchParameter"
 
 
-def _resource(rt: ResourceType) -> dict[str, Any]:
+def _resource(rt: ResourceType, base: str) -> dict[str, Any]:
     params = [
         {"name": "_id", "definition": f"{_SPEC}/Resource-id", "type": "token"},
         {"name": "_lastUpdated", "definition": f"{_SPEC}/Resource-lastUpdated", "type": "date"},
@@ -51,6 +51,16 @@ def _resource(rt: ResourceType) -> dict[str, Any]:
                 "documentation": _EVERYTHING_DOC,
             },
             {"name": "export", "definition": _EXPORT_PATIENT},
+            {
+                "name": "register",
+                "definition": f"{base}/OperationDefinition/Patient-register",
+                "documentation": _REGISTER_DOC,
+            },
+            {
+                "name": "transfer",
+                "definition": f"{base}/OperationDefinition/Patient-transfer",
+                "documentation": _TRANSFER_DOC,
+            },
         ]
     return entry
 
@@ -204,6 +214,103 @@ AUDIT_EVENT = {
     ],
 }
 
+_REGISTER_DOC = (
+    "POST Patient/$register with a Parameters resource: identifier (valueIdentifier) and "
+    "birthDate (valueDate) of a patient present at one of the caller's clinics, and "
+    "optionally clinic (valueReference to an Organization, or valueId) where the caller "
+    "works at several. Answers the Patient as the caller may now see it. Matched through "
+    "the blind index; a failed registration counts against the account (5 per 15 "
+    "minutes, then 429)."
+)
+_TRANSFER_DOC = (
+    "POST Patient/[id]/$transfer with a Parameters resource: destination (valueReference "
+    "to an Organization, or valueId) and reason (valueCode from a fixed list). Moves the "
+    "patient's home clinic: a privacy officer, or the manager of both clinics. Answers a "
+    "Parameters resource: patient, clinic and version."
+)
+
+
+def _in(name: str, kind: str, minimum: int, documentation: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "use": "in",
+        "min": minimum,
+        "max": "1",
+        "type": kind,
+        "documentation": documentation,
+    }
+
+
+def _patient_operation(
+    base: str, code: str, description: str, *, instance: bool, parameter: list[dict[str, Any]]
+) -> dict[str, Any]:
+    return {
+        "resourceType": "OperationDefinition",
+        "id": f"Patient-{code}",
+        "url": f"{base}/OperationDefinition/Patient-{code}",
+        "name": code.capitalize(),
+        "status": "active",
+        "kind": "operation",
+        "publisher": "CareVault",
+        "description": description,
+        "affectsState": True,
+        "code": code,
+        "resource": ["Patient"],
+        "system": False,
+        "type": not instance,
+        "instance": instance,
+        "parameter": parameter,
+    }
+
+
+def operation_definitions(base: str) -> dict[str, dict[str, Any]]:
+    """This server's own OperationDefinitions, by id: what the CapabilityStatement's
+    ``definition`` of each of its operations that no IG defines points to, served at
+    ``[base]/OperationDefinition/[id]``."""
+    register = _patient_operation(
+        base,
+        "register",
+        _REGISTER_DOC,
+        instance=False,
+        parameter=[
+            _in("identifier", "Identifier", 1, "The patient's identifier (system and value)."),
+            _in("birthDate", "date", 1, "The patient's birth date, as a proof of presence."),
+            _in("clinic", "Reference", 0, "The clinic to register at (or valueId)."),
+            {
+                "name": "return",
+                "use": "out",
+                "min": 1,
+                "max": "1",
+                "type": "Patient",
+                "documentation": "The Patient as the caller may now see it.",
+            },
+        ],
+    )
+    transfer = _patient_operation(
+        base,
+        "transfer",
+        _TRANSFER_DOC,
+        instance=True,
+        parameter=[
+            _in("destination", "Reference", 1, "The new home clinic (or valueId)."),
+            _in("reason", "code", 1, "Why, from the fixed list of transfer reasons."),
+            {
+                "name": "return",
+                "use": "out",
+                "min": 1,
+                "max": "1",
+                "type": "Parameters",
+                "documentation": "patient, clinic and version of the moved Patient.",
+            },
+        ],
+    )
+    return {
+        "import": import_definition(base),
+        "Patient-register": register,
+        "Patient-transfer": transfer,
+    }
+
+
 _OAUTH_URIS = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
 _SECURITY_SERVICE = "http://terminology.hl7.org/CodeSystem/restful-security-service"
 
@@ -302,7 +409,10 @@ def capability_statement(base: str) -> dict[str, Any]:
                     "(415)."
                 ),
                 "security": security(base.removesuffix("/fhir")),
-                "resource": [*(_resource(rt) for rt in RESOURCE_TYPES.values()), AUDIT_EVENT],
+                "resource": [
+                    *(_resource(rt, base) for rt in RESOURCE_TYPES.values()),
+                    AUDIT_EVENT,
+                ],
                 "interaction": [
                     {"code": "transaction"},
                     {"code": "batch"},

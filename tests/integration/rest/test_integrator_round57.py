@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from fhirclient._utils import iter_pages
 from fhirclient.models.bundle import Bundle
+from fhirclient.models.capabilitystatement import CapabilityStatement
+from fhirclient.models.operationdefinition import OperationDefinition
 
 from tests.integration.rest.test_client_expectations import _fhirclient
 from tests.integration.rest.test_interactions import create, observation, patient
@@ -84,3 +86,38 @@ def test_a_read_in_a_batch_answers_the_etag_and_last_modified_the_read_answers(
     assert vread.response.etag == 'W/"1"' and vread.resource.meta.versionId == "1"
     assert vread.response.lastModified.origval == vread.resource.meta.lastUpdated.origval
     assert vread.fullUrl == f"http://testserver/fhir/{url}"
+
+
+def test_the_capability_statement_lists_register_and_transfer_and_defines_them(
+    api: FhirTestClient,
+) -> None:
+    """R4 capabilitystatement.html: ``rest.resource.operation`` lists the operations a
+    type supports, each with its ``definition``. ``Patient/$register`` (how a front desk
+    brings in a patient known at another clinic, which a 409 of a create tells it to use)
+    and ``Patient/[id]/$transfer`` answered but were not in the statement, so a client
+    discovering operations (fhirclient's models) did not find them. Now each is listed,
+    its definition this server's own, served at its URL as ``$import``'s is."""
+    statement = CapabilityStatement(api.get("/fhir/metadata").json())
+    (patient_entry,) = [r for r in statement.rest[0].resource if r.type == "Patient"]
+    operations = {op.name: op.definition for op in patient_entry.operation}
+    assert set(operations) == {"everything", "export", "register", "transfer"}
+    expected = {
+        "register": (True, False, {"identifier", "birthDate", "clinic", "return"}),
+        "transfer": (False, True, {"destination", "reason", "return"}),
+    }
+    for name, (type_level, instance, parameters) in expected.items():
+        url = operations[name]
+        assert url == f"http://testserver/fhir/OperationDefinition/Patient-{name}"
+        answered = api.get(url.removeprefix("http://testserver"))
+        assert answered.status_code == 200, answered.text
+        definition = OperationDefinition(answered.json())
+        assert (definition.url, definition.code, definition.resource) == (url, name, ["Patient"])
+        assert (definition.system, definition.type, definition.instance) == (
+            False,
+            type_level,
+            instance,
+        )
+        assert {parameter.name for parameter in definition.parameter} == parameters
+    unknown = api.get("/fhir/OperationDefinition/Patient-nothing")
+    assert unknown.status_code == 404
+    assert unknown.json()["resourceType"] == "OperationOutcome"
