@@ -121,3 +121,21 @@ def test_the_capability_statement_lists_register_and_transfer_and_defines_them(
     unknown = api.get("/fhir/OperationDefinition/Patient-nothing")
     assert unknown.status_code == 404
     assert unknown.json()["resourceType"] == "OperationOutcome"
+
+
+def test_a_deletion_in_a_history_says_when_it_was_made(api: FhirTestClient) -> None:
+    """R4 Bundle.entry.response.lastModified ("Server's date time modified") is on every
+    version a history lists but the deletions: a sync client replaying a history (as
+    fhirclient reads it) knew when each record was written, not when it was deleted, so
+    could not order a deletion against writes it had from elsewhere. The deletion's
+    entry now carries its time too, between the version before it and the Bundle's."""
+    made = create(api, patient())
+    url = f"/fhir/Patient/{made['id']}"
+    assert api.delete(url).status_code == 204
+    history = Bundle(api.get(f"{url}/_history").json())
+    deletion, written = history.entry
+    assert deletion.request.method == "DELETE" and deletion.resource is None
+    assert deletion.response.etag == 'W/"2"'
+    assert deletion.response.lastModified is not None
+    when = deletion.response.lastModified.date
+    assert written.response.lastModified.date <= when <= history.meta.lastUpdated.date
