@@ -371,6 +371,30 @@ def _revincludes(rt: ResourceType) -> list[str]:
     ]
 
 
+#: What ``GET [base]/metadata`` takes as ``mode`` (R4 http.html#capabilities).
+CAPABILITY_MODES = ("full", "normative", "terminology")
+
+
+def terminology_capabilities(base: str) -> dict[str, Any]:
+    """``metadata?mode=terminology`` (R4 terminologycapabilities.html): what the server
+    offers as a terminology service, which is nothing: no code system is listed, and no
+    terminology operation is in the CapabilityStatement."""
+    return {
+        "resourceType": "TerminologyCapabilities",
+        "status": "active",
+        "date": fhir_instant(utc_now()),
+        "publisher": "CareVault",
+        "description": (
+            "CareVault is no terminology server: it holds no code systems or value sets "
+            "and offers no terminology operations ($expand, $lookup, $validate-code, "
+            "$translate). Codes in records are stored as sent; token searches match them."
+        ),
+        "kind": "instance",
+        "software": {"name": "CareVault", "version": __version__},
+        "implementation": {"description": "CareVault FHIR R4 server", "url": base},
+    }
+
+
 def capability_statement(base: str) -> dict[str, Any]:
     return {
         "resourceType": "CapabilityStatement",

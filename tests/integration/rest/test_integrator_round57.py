@@ -7,6 +7,7 @@ from fhirclient._utils import iter_pages
 from fhirclient.models.bundle import Bundle
 from fhirclient.models.capabilitystatement import CapabilityStatement
 from fhirclient.models.operationdefinition import OperationDefinition
+from fhirclient.models.terminologycapabilities import TerminologyCapabilities
 
 from tests.integration.rest.test_client_expectations import _fhirclient
 from tests.integration.rest.test_interactions import create, observation, patient
@@ -139,3 +140,26 @@ def test_a_deletion_in_a_history_says_when_it_was_made(api: FhirTestClient) -> N
     assert deletion.response.lastModified is not None
     when = deletion.response.lastModified.date
     assert written.response.lastModified.date <= when <= history.meta.lastUpdated.date
+
+
+def test_metadata_in_terminology_mode_answers_terminology_capabilities(
+    api: FhirTestClient,
+) -> None:
+    """R4 terminologycapabilities.html: "GET [base]/metadata?mode=terminology ... will
+    return the TerminologyCapabilities resource that applies to the service itself". It
+    answered the CapabilityStatement, which a client parsing the terminology statement
+    (fhirclient's ``TerminologyCapabilities``) refuses. It now says the server offers
+    no terminology service; ``full`` and ``normative`` answer the CapabilityStatement, and
+    a mode R4 does not define is refused, as an unknown parameter is."""
+    answered = api.get("/fhir/metadata?mode=terminology")
+    assert answered.status_code == 200
+    statement = TerminologyCapabilities(answered.json())
+    assert statement.kind == "instance" and statement.implementation.url == "http://testserver/fhir"
+    assert statement.codeSystem is None
+    for mode in ("full", "normative"):
+        assert (
+            api.get(f"/fhir/metadata?mode={mode}").json()["resourceType"] == "CapabilityStatement"
+        )
+    refused = api.get("/fhir/metadata?mode=everything")
+    assert refused.status_code == 400
+    assert refused.json()["resourceType"] == "OperationOutcome"
