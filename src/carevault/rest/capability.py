@@ -61,6 +61,16 @@ def _resource(rt: ResourceType, base: str) -> dict[str, Any]:
                 "definition": f"{base}/OperationDefinition/Patient-transfer",
                 "documentation": _TRANSFER_DOC,
             },
+            {
+                "name": "break-glass",
+                "definition": f"{base}/OperationDefinition/Patient-break-glass",
+                "documentation": _BREAK_GLASS_DOC,
+            },
+            {
+                "name": "emergency-access",
+                "definition": f"{base}/OperationDefinition/Patient-emergency-access",
+                "documentation": _EMERGENCY_DOC,
+            },
         ]
     return entry
 
@@ -230,6 +240,21 @@ _TRANSFER_DOC = (
 )
 
 
+_BREAK_GLASS_DOC = (
+    "POST Patient/[id]/$break-glass with a Parameters resource: reason (valueCode from "
+    "a fixed list) and text (valueString, the clinician's own words). A clinician "
+    "without a care relationship opens the patient's record for a while; the grant is "
+    "queued for a privacy officer's review. Answers a Parameters resource: grant and "
+    "expires."
+)
+_EMERGENCY_DOC = (
+    "POST Patient/[id]/$emergency-access with the Parameters of $break-glass, while "
+    "patient data is offline: asks to reach one patient's record; a privacy officer "
+    "other than the one who took data offline must approve it. Answers 202 with a "
+    "Parameters resource: grant and status (awaiting-approval)."
+)
+
+
 def _in(name: str, kind: str, minimum: int, documentation: str) -> dict[str, Any]:
     return {
         "name": name,
@@ -248,7 +273,7 @@ def _patient_operation(
         "resourceType": "OperationDefinition",
         "id": f"Patient-{code}",
         "url": f"{base}/OperationDefinition/Patient-{code}",
-        "name": code.capitalize(),
+        "name": "".join(part.capitalize() for part in code.split("-")),
         "status": "active",
         "kind": "operation",
         "publisher": "CareVault",
@@ -304,10 +329,49 @@ def operation_definitions(base: str) -> dict[str, dict[str, Any]]:
             },
         ],
     )
+    asked = [
+        _in("reason", "code", 1, "Why, from the fixed list of break-the-glass reasons."),
+        _in("text", "string", 1, "The clinician's own words, for the privacy review."),
+    ]
+    break_glass = _patient_operation(
+        base,
+        "break-glass",
+        _BREAK_GLASS_DOC,
+        instance=True,
+        parameter=[
+            *asked,
+            _out("grant", "string", "The grant's id."),
+            _out("expires", "instant", "When the grant ends."),
+        ],
+    )
+    emergency = _patient_operation(
+        base,
+        "emergency-access",
+        _EMERGENCY_DOC,
+        instance=True,
+        parameter=[
+            *asked,
+            _out("grant", "string", "The grant's id."),
+            _out("status", "code", "awaiting-approval."),
+        ],
+    )
     return {
         "import": import_definition(base),
         "Patient-register": register,
         "Patient-transfer": transfer,
+        "Patient-break-glass": break_glass,
+        "Patient-emergency-access": emergency,
+    }
+
+
+def _out(name: str, kind: str, documentation: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "use": "out",
+        "min": 1,
+        "max": "1",
+        "type": kind,
+        "documentation": documentation,
     }
 
 

@@ -89,22 +89,32 @@ def test_a_read_in_a_batch_answers_the_etag_and_last_modified_the_read_answers(
     assert vread.fullUrl == f"http://testserver/fhir/{url}"
 
 
-def test_the_capability_statement_lists_register_and_transfer_and_defines_them(
+def test_the_capability_statement_lists_patients_operations_and_defines_them(
     api: FhirTestClient,
 ) -> None:
     """R4 capabilitystatement.html: ``rest.resource.operation`` lists the operations a
     type supports, each with its ``definition``. ``Patient/$register`` (how a front desk
-    brings in a patient known at another clinic, which a 409 of a create tells it to use)
-    and ``Patient/[id]/$transfer`` answered but were not in the statement, so a client
-    discovering operations (fhirclient's models) did not find them. Now each is listed,
-    its definition this server's own, served at its URL as ``$import``'s is."""
+    brings in a patient known at another clinic, which a 409 of a create tells it to
+    use), ``Patient/[id]/$transfer``, ``$break-glass`` and ``$emergency-access`` answered
+    but were not in the statement, so a client discovering operations (fhirclient's models)
+    did not find them. Now each is listed, its definition this server's own, served at
+    its URL as ``$import``'s is."""
     statement = CapabilityStatement(api.get("/fhir/metadata").json())
     (patient_entry,) = [r for r in statement.rest[0].resource if r.type == "Patient"]
     operations = {op.name: op.definition for op in patient_entry.operation}
-    assert set(operations) == {"everything", "export", "register", "transfer"}
+    assert set(operations) == {
+        "everything",
+        "export",
+        "register",
+        "transfer",
+        "break-glass",
+        "emergency-access",
+    }
     expected = {
         "register": (True, False, {"identifier", "birthDate", "clinic", "return"}),
         "transfer": (False, True, {"destination", "reason", "return"}),
+        "break-glass": (False, True, {"reason", "text", "grant", "expires"}),
+        "emergency-access": (False, True, {"reason", "text", "grant", "status"}),
     }
     for name, (type_level, instance, parameters) in expected.items():
         url = operations[name]
