@@ -33,7 +33,7 @@ from carevault.rest.bundles import dumps
 from carevault.rest.errors import translated
 from carevault.rest.interactions import JSON, FhirResponse
 from carevault.web.fhir_routes import base_url, parameters_body
-from carevault.web.officers import is_officer, officer_refusal
+from carevault.web.officers import is_officer, officer_refusal, refusal_headers
 from carevault.web.responses import NO_STORE, fhir_response
 from carevault.web.security import CallerDep, ServicesDep, caller
 
@@ -77,7 +77,7 @@ def _require_privacy_officer(svc: Services, who: Caller, what: str) -> None:
     reason = officer_refusal(who, f"read {what}")
     if reason is not None:
         _record(svc, who, Outcome.DENIED, reason)
-        raise FhirError(403, [Issue("forbidden", reason)])
+        raise FhirError(403, [Issue("forbidden", reason)], refusal_headers(who))
 
 
 def _published(ledger: Ledger) -> StoredCheckpoint:

@@ -42,6 +42,21 @@ def officer_refusal(who: Caller, what: str) -> str | None:
     return None
 
 
+def refusal_headers(who: Caller) -> dict[str, str]:
+    """The challenge of an officer's refusal: RFC 6750's ``insufficient_scope`` when only
+    the token's scopes stand in the way (an officer signed in through an app granted
+    less), none when the account itself may not (no token would help)."""
+    actor = who.actor
+    if (
+        actor is not None
+        and actor.role is Role.PRIVACY_OFFICER
+        and who.principal.startswith("staff:")
+        and narrowed(who)
+    ):
+        return {"WWW-Authenticate": INSUFFICIENT_SCOPE}
+    return {}
+
+
 def is_officer(who: Caller) -> bool:
     return officer_refusal(who, "act") is None
 
@@ -50,7 +65,7 @@ def require_officer(who: Caller, what: str) -> None:
     """403 unless ``who`` is a privacy officer calling with a whole-account token."""
     reason = officer_refusal(who, what)
     if reason is not None:
-        raise FhirError(403, [Issue("forbidden", reason)])
+        raise FhirError(403, [Issue("forbidden", reason)], refusal_headers(who))
 
 
 def officer_code(who: Caller, totp: str, what: str) -> Officer:

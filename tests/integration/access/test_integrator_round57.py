@@ -149,6 +149,14 @@ def test_a_request_the_tokens_scopes_do_not_allow_is_challenged_for_insufficient
     policy = web.get("/fhir/AuditEvent", headers=bearer(whole))
     assert policy.status_code == 403
     assert "www-authenticate" not in policy.headers
+    # A privacy officer whose app was granted less than the account's whole reach: the
+    # token, not the account, stands in the way of the officer's tools.
+    officer = new_staff(Role.PRIVACY_OFFICER)
+    narrow_officer = _grant(web, officer.grant("user/Patient.rs"))["access_token"]
+    for path in ("/fhir/AuditEvent", "/admin/alerts"):
+        refused = web.get(path, headers=bearer(narrow_officer))
+        assert refused.status_code == 403, (path, refused.text)
+        assert refused.headers["www-authenticate"] == INSUFFICIENT_SCOPE
 
 
 def test_the_capability_statement_lists_the_audit_event_search_that_works(
