@@ -256,9 +256,18 @@ _EMERGENCY_DOC = (
 
 
 def _in(name: str, kind: str, minimum: int, documentation: str) -> dict[str, Any]:
+    return _parameter(name, "in", minimum, kind, documentation)
+
+
+def _out(name: str, kind: str, documentation: str) -> dict[str, Any]:
+    return _parameter(name, "out", 1, kind, documentation)
+
+
+def _parameter(name: str, use: str, minimum: int, kind: str, documentation: str) -> dict[str, Any]:
+    """One parameter of an OperationDefinition, taken or given at most once."""
     return {
         "name": name,
-        "use": "in",
+        "use": use,
         "min": minimum,
         "max": "1",
         "type": kind,
@@ -301,14 +310,7 @@ def operation_definitions(base: str) -> dict[str, dict[str, Any]]:
             _in("identifier", "Identifier", 1, "The patient's identifier (system and value)."),
             _in("birthDate", "date", 1, "The patient's birth date, as a proof of presence."),
             _in("clinic", "Reference", 0, "The clinic to register at (or valueId)."),
-            {
-                "name": "return",
-                "use": "out",
-                "min": 1,
-                "max": "1",
-                "type": "Patient",
-                "documentation": "The Patient as the caller may now see it.",
-            },
+            _out("return", "Patient", "The Patient as the caller may now see it."),
         ],
     )
     transfer = _patient_operation(
@@ -319,14 +321,7 @@ def operation_definitions(base: str) -> dict[str, dict[str, Any]]:
         parameter=[
             _in("destination", "Reference", 1, "The new home clinic (or valueId)."),
             _in("reason", "code", 1, "Why, from the fixed list of transfer reasons."),
-            {
-                "name": "return",
-                "use": "out",
-                "min": 1,
-                "max": "1",
-                "type": "Parameters",
-                "documentation": "patient, clinic and version of the moved Patient.",
-            },
+            _out("return", "Parameters", "patient, clinic and version of the moved Patient."),
         ],
     )
     asked = [
@@ -361,17 +356,6 @@ def operation_definitions(base: str) -> dict[str, dict[str, Any]]:
         "Patient-transfer": transfer,
         "Patient-break-glass": break_glass,
         "Patient-emergency-access": emergency,
-    }
-
-
-def _out(name: str, kind: str, documentation: str) -> dict[str, Any]:
-    return {
-        "name": name,
-        "use": "out",
-        "min": 1,
-        "max": "1",
-        "type": kind,
-        "documentation": documentation,
     }
 
 
