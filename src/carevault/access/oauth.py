@@ -195,6 +195,9 @@ class OAuth:
             or redirect_uri_refusal(redirect_uri) is not None
         ):
             raise OAuthError("invalid_request", "redirect_uri is not registered for this client")
+        if not params.get("response_type"):
+            # RFC 6749 4.1.2.1: a required parameter missing is invalid_request.
+            raise OAuthError("invalid_request", "response_type is required", 302)
         if params.get("response_type") != "code":
             raise OAuthError(
                 "unsupported_response_type", "only response_type=code is supported", 302

@@ -270,6 +270,12 @@ SENT_BACK: dict[str, tuple[dict[str, str], str, str]] = {
         "unsupported_response_type",
         "only response_type=code is supported",
     ),
+    # RFC 6749 4.1.2.1: a missing parameter is invalid_request, not unsupported.
+    "no response_type": (
+        {"response_type": ""},
+        "invalid_request",
+        "response_type is required",
+    ),
     "system scopes": (
         {"scope": "system/*.cruds"},
         "invalid_scope",
