@@ -2330,6 +2330,13 @@ class Gate:
         # and only within that care's own window (``attribute``).
         moment = event.starts_us if event.starts_us is not None else now
         writer = access.care.maker(caller.principal if actor else None)
+        if earlier and actor is not None and actor.practitioner_id:
+            # Another login of the writer's own person corroborates nothing: it is them.
+            mine = access.care.makers(connection, actor.practitioner_id)
+            earlier = tuple(
+                replace(opened, maker=writer) if opened.maker in mine else opened
+                for opened in earlier
+            )
         if deferred is not None:
             deferred[head.row_id] = access.care.rows(head.row_id, pseudonym, granted.windows)
         else:

@@ -1,0 +1,116 @@
+"""Adversary round 57, care a person made alone, through a second login: Dr In holds two
+logins naming Practitioner dr-in (a physician's and a nurse's), books a VIP with one and
+reads the chart with the other, or corroborates with one what the other booked. Care a
+person made alone explains none of their own reads, whichever of their logins made it
+(SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from carevault.detect import alerts_as_dicts
+from carevault.domain.roles import Role
+from tests.integration.detect.conftest import Clinic, clinic_patients, raising_clinic
+from tests.support.ledgers import patient_pseudonym
+from tests.support.staff import Staff, make_staff
+
+
+@pytest.fixture
+def clinic(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Clinic]:
+    with raising_clinic(backend, tmp_path, request, clinic_patients(4, "Star", "Famous")) as opened:
+        detection = opened.services.detection
+        assert detection is not None
+        for patient in opened.patients:
+            detection.flags.set(
+                "vip", patient_pseudonym(opened.services, patient), "staff:test-officer"
+            )
+        yield opened
+
+
+def _booking(patient: str, status: str = "booked", **more: Any) -> dict[str, Any]:
+    today = datetime.now(ZoneInfo("Asia/Hong_Kong")).date().isoformat()
+    return {
+        "resourceType": "Appointment",
+        "status": status,
+        "start": f"{today}T10:00:00+08:00",
+        "end": f"{today}T10:15:00+08:00",
+        "participant": [
+            {"actor": {"reference": f"Patient/{patient}"}, "status": "accepted"},
+            {"actor": {"reference": "Organization/clinic-a"}, "status": "accepted"},
+            {"actor": {"reference": "Practitioner/dr-in"}, "status": "accepted"},
+        ],
+        **more,
+    }
+
+
+def _book(clinic: Clinic, who: Staff, patient: str) -> str:
+    response = clinic.web.post_json("/fhir/Appointment", _booking(patient), **who.headers)
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+def _vip_alerts(clinic: Clinic) -> list[str]:
+    return [a["account"] for a in alerts_as_dicts(clinic.services) if a["detector"] == "vip"]
+
+
+def test_a_booking_made_with_ones_other_login_does_not_explain_ones_read(clinic: Clinic) -> None:
+    """Dr In books the VIP with the nurse's login and reads the chart with the
+    physician's: the booking was made by the person alone, as if one login had made it."""
+    physician = make_staff(clinic.services, Role.PHYSICIAN, ["clinic-a"], "dr-in")
+    nurse = make_staff(clinic.services, Role.NURSE, ["clinic-a"], "dr-in")
+    celebrity = clinic.patients[0]
+    _book(clinic, nurse, celebrity)
+    assert clinic.read(physician, celebrity) == 200  # care goes on: the read is allowed
+    assert _vip_alerts(clinic) == [physician.account.username]
+
+
+def test_a_booking_set_arrived_by_ones_other_login_is_not_corroborated(clinic: Clinic) -> None:
+    """Dr In books the VIP with the physician's login and "checks them in" (or moves the
+    booking) with the nurse's: no one else wrote a version, so nothing corroborates it."""
+    physician = make_staff(clinic.services, Role.PHYSICIAN, ["clinic-a"], "dr-in")
+    nurse = make_staff(clinic.services, Role.NURSE, ["clinic-a"], "dr-in")
+    arrived, moved = clinic.patients[:2]
+    booking = _book(clinic, physician, arrived)
+    response = clinic.web.put_json(
+        f"/fhir/Appointment/{booking}",
+        {**_booking(arrived, "arrived"), "id": booking},
+        **nurse.headers,
+    )
+    assert response.status_code == 200, response.text
+    booking = _book(clinic, physician, moved)
+    response = clinic.web.put_json(
+        f"/fhir/Appointment/{booking}",
+        {**_booking(moved, comment="moved to 10:00"), "id": booking},
+        **nurse.headers,
+    )
+    assert response.status_code == 200, response.text
+    assert [clinic.read(physician, p) for p in (arrived, moved)] == [200, 200]
+    assert _vip_alerts(clinic) == [physician.account.username] * 2  # one for each VIP
+
+
+def test_a_colleagues_booking_still_explains_and_so_does_a_desks_check_in(clinic: Clinic) -> None:
+    """Held: the same bookings made or checked in by someone else (another practitioner,
+    the desk) explain Dr In's reads as before; and a booking Dr In's nurse login made
+    explains a colleague's read."""
+    physician = make_staff(clinic.services, Role.PHYSICIAN, ["clinic-a"], "dr-in")
+    nurse = make_staff(clinic.services, Role.NURSE, ["clinic-a"], "dr-in")
+    colleague = make_staff(clinic.services, Role.NURSE, ["clinic-a"], "dr-lee")
+    by_colleague, checked_in, for_colleague = clinic.patients[:3]
+    _book(clinic, colleague, by_colleague)
+    booking = _book(clinic, nurse, checked_in)
+    response = clinic.web.put_json(
+        f"/fhir/Appointment/{booking}",
+        {**_booking(checked_in, "arrived"), "id": booking},
+        **clinic.desk.headers,
+    )
+    assert response.status_code == 200, response.text
+    _book(clinic, nurse, for_colleague)
+    assert [clinic.read(physician, p) for p in (by_colleague, checked_in)] == [200, 200]
+    assert clinic.read(colleague, for_colleague) == 200
+    assert _vip_alerts(clinic) == []
