@@ -1078,7 +1078,9 @@ class Gate:
                 target, slash, ident = part.rpartition("/")
                 if slash and target.split("/")[-1] == "Patient":
                     ids.append(ident)
-                elif not slash and param.targets == ("Patient",):
+                elif not slash:
+                    # A bare id matches a record of each type it may point at, a Patient
+                    # among them (``Appointment?actor=X``: adversary round 57).
                     ids.append(part)
         named: set[str] = set()
         if ids:
