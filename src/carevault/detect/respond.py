@@ -174,6 +174,12 @@ class Responder:
         )
         if target is None:
             return None
+        started = self._contain(mode, target, reason)
+        if mode is Mode.ACCOUNT_SUSPENDED:
+            self._suspend_person(target, reason)
+        return started
+
+    def _contain(self, mode: Mode, target: str, reason: str) -> int:
         for item in self.containment.refresh().active:
             if item.mode is mode and item.target == target:
                 return item.containment_id
@@ -181,8 +187,34 @@ class Responder:
             self.admin.suspend(BY, target, reason=f"containment: {reason}")
         else:
             self.admin.revoke_client(BY, target)
-        started = self.containment.start(mode, target, reason, BY)
-        return started.containment_id
+        return self.containment.start(mode, target, reason, BY).containment_id
+
+    def _suspend_person(self, username: str, reason: str) -> None:
+        """Suspend the other logins of ``username``'s person (accounts naming the same
+        practitioner, ``StaffAccounts.same_person``), as the release budget and the
+        throttle hold them (adversary round 57: a doctor suspended for snooping read on
+        with their nurse's login). A privacy officer's login is suspended only while
+        another officer could undo it (``_covered``); otherwise it steps up."""
+        accounts = self.accounts.all()
+        held = next((a for a in accounts if a.username == username), None)
+        if held is None or held.practitioner_id is None:
+            return
+        for other in accounts:
+            if other.username == username or other.practitioner_id != held.practitioner_id:
+                continue
+            if other.suspended:
+                continue
+            if other.role == "privacy_officer" and not any(
+                officer.role == "privacy_officer"
+                and not officer.suspended
+                and officer.practitioner_id != held.practitioner_id
+                for officer in accounts
+            ):
+                self.sessions.require_step_up(
+                    account_id=other.account_id, reason=f"step-up: {reason}"
+                )
+                continue
+            self._contain(Mode.ACCOUNT_SUSPENDED, other.username, f"{reason}, same person")
 
     def _record(
         self, alert: Alert, action: str, containment_id: int | None, trigger: int | None

@@ -159,3 +159,58 @@ def test_forty_unexplained_patients_split_across_two_logins_are_too_broad(
     assert [wide_budget.read(physician, p) for p in patients[:20]] == [200] * 20
     assert [wide_budget.read(nurse, p) for p in patients[20:40]] == [200] * 20
     assert _breadth(wide_budget) != []
+
+
+@pytest.fixture
+def suspending(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Clinic]:
+    """Clinic A with the built-in responses (high: suspend, medium: step-up) and one VIP."""
+    from tests.integration.detect.conftest import clinic_settings, opened_clinic
+
+    settings = clinic_settings(backend, tmp_path, request)
+    with opened_clinic(settings, clinic_patients(6, "Star", "Famous")) as opened:
+        detection = opened.services.detection
+        assert detection is not None
+        detection.flags.set(
+            "vip", patient_pseudonym(opened.services, opened.patients[0]), "staff:test-officer"
+        )
+        yield opened
+
+
+def test_a_doctor_suspended_for_snooping_reads_no_more_through_another_login(
+    suspending: Clinic,
+) -> None:
+    """Dr In's physician login opens a VIP no care explains (high): the detectors suspend
+    it. The nurse's login naming the same practitioner read on, as if someone else: the
+    suspension held a login, where the budget and the throttle hold the person."""
+    physician = make_staff(suspending.services, Role.PHYSICIAN, ["clinic-a"], "dr-in")
+    nurse = make_staff(suspending.services, Role.NURSE, ["clinic-a"], "dr-in")
+    colleague = make_staff(suspending.services, Role.NURSE, ["clinic-a"], "dr-lee")
+    assert suspending.read(physician, suspending.patients[0]) == 200
+    (alert,) = alerts_as_dicts(suspending.services)
+    assert (alert["detector"], alert["action"]) == ("vip", "suspend")
+    assert suspending.read(physician, suspending.patients[1]) == 401
+    assert suspending.read(nurse, suspending.patients[1]) == 401
+    # Held: someone else, and a login naming no practitioner, read on.
+    assert suspending.read(colleague, suspending.patients[1]) == 200
+    assert suspending.read(suspending.desk, suspending.patients[1]) == 200
+
+
+def test_a_doctors_officer_login_is_suspended_with_their_physician_login(
+    suspending: Clinic,
+) -> None:
+    """Dr Wong is a physician and, with a second login, a privacy officer: the detectors
+    suspending the physician login suspend the officer login too, since another officer
+    (the clinic's) can undo it; that officer still works."""
+    physician = make_staff(suspending.services, Role.PHYSICIAN, ["clinic-a"], "dr-wong")
+    officer = make_staff(suspending.services, Role.PRIVACY_OFFICER, ["clinic-a"], "dr-wong")
+    assert suspending.read(physician, suspending.patients[0]) == 200
+    (alert,) = alerts_as_dicts(suspending.services)  # the detectors judge the read
+    assert (alert["account"], alert["action"]) == (physician.account.username, "suspend")
+    assert suspending.read(officer, suspending.patients[1]) == 401
+    assert suspending.read(suspending.officer, suspending.patients[1]) == 200
+    suspended = {
+        item.target
+        for item in suspending.services.containment.refresh().active
+        if item.mode.value == "account-suspended"
+    }
+    assert suspended == {physician.account.username, officer.account.username}
