@@ -19,7 +19,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from carevault.access.accounts import StaffAccounts
+from carevault.access.accounts import Account, StaffAccounts
 from carevault.access.admin import Administration
 from carevault.access.sessions import Sessions
 from carevault.containment.state import ContainmentStore, Mode
@@ -154,6 +154,13 @@ class Responder:
                 self.sessions.require_step_up(
                     account_id=account.account_id, reason=f"step-up: {reason}"
                 )
+                # The person's other logins too, each watched as stepped up: a doctor asked
+                # for a fresh code read on, unwatched, with their nurse login (round 57).
+                for other in self._others(account.username):
+                    self.sessions.require_step_up(
+                        account_id=other.account_id, reason=f"step-up: {reason}, same person"
+                    )
+                    self._record(alert, action, None, None, account=other.username)
             return None
         if action == "throttle":
             self.flags.set("throttle", alert.principal or "", BY)
@@ -196,18 +203,11 @@ class Responder:
         with their nurse's login). A privacy officer's login is suspended only while
         another officer could undo it (``_covered``); otherwise it steps up."""
         accounts = self.accounts.all()
-        held = next((a for a in accounts if a.username == username), None)
-        if held is None or held.practitioner_id is None:
-            return
-        for other in accounts:
-            if other.username == username or other.practitioner_id != held.practitioner_id:
-                continue
-            if other.suspended:
-                continue
+        for other in self._others(username, accounts):
             if other.role == "privacy_officer" and not any(
                 officer.role == "privacy_officer"
                 and not officer.suspended
-                and officer.practitioner_id != held.practitioner_id
+                and officer.practitioner_id != other.practitioner_id
                 for officer in accounts
             ):
                 self.sessions.require_step_up(
@@ -216,9 +216,32 @@ class Responder:
                 continue
             self._contain(Mode.ACCOUNT_SUSPENDED, other.username, f"{reason}, same person")
 
+    def _others(self, username: str, accounts: list[Account] | None = None) -> list[Account]:
+        """The other logins of ``username``'s person not suspended: accounts naming the
+        same practitioner (``StaffAccounts.same_person``); none for one naming none."""
+        every = self.accounts.all() if accounts is None else accounts
+        held = next((a for a in every if a.username == username), None)
+        if held is None or held.practitioner_id is None:
+            return []
+        return [
+            a
+            for a in every
+            if a.username != username
+            and a.practitioner_id == held.practitioner_id
+            and not a.suspended
+        ]
+
     def _record(
-        self, alert: Alert, action: str, containment_id: int | None, trigger: int | None
+        self,
+        alert: Alert,
+        action: str,
+        containment_id: int | None,
+        trigger: int | None,
+        *,
+        account: str | None = None,
     ) -> None:
+        """``account``: the login the action was taken on, when it is another login of
+        the person the alert is about."""
         tag = Tag.CONTAIN_STARTED if containment_id is not None else Tag.DETECT_ALERT_RAISED
         if action == "step-up":
             tag = Tag.DETECT_STEP_UP
@@ -236,8 +259,8 @@ class Responder:
                     detail={
                         "alert": alert.alert_id,
                         "action": action,
-                        "account": alert.account,
-                        "client": alert.client,
+                        "account": account or alert.account,
+                        "client": None if account else alert.client,
                         "containment": containment_id,
                         # The audit entry that raised it: raised_at minus that entry's
                         # time is how long detection took (bench.detect).

@@ -16,7 +16,15 @@ import pytest
 
 from carevault.detect import alerts_as_dicts
 from carevault.domain.roles import Role
-from tests.integration.detect.conftest import Clinic, clinic_patients, raising_clinic
+from carevault.ledger.events import AuditEvent, Tag
+from tests.integration.detect.conftest import (
+    RAISE_ONLY,
+    Clinic,
+    clinic_patients,
+    clinic_settings,
+    opened_clinic,
+    raising_clinic,
+)
 from tests.support.ledgers import patient_pseudonym
 from tests.support.staff import Staff, make_staff
 
@@ -164,8 +172,6 @@ def test_forty_unexplained_patients_split_across_two_logins_are_too_broad(
 @pytest.fixture
 def suspending(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Clinic]:
     """Clinic A with the built-in responses (high: suspend, medium: step-up) and one VIP."""
-    from tests.integration.detect.conftest import clinic_settings, opened_clinic
-
     settings = clinic_settings(backend, tmp_path, request)
     with opened_clinic(settings, clinic_patients(6, "Star", "Famous")) as opened:
         detection = opened.services.detection
@@ -214,3 +220,59 @@ def test_a_doctors_officer_login_is_suspended_with_their_physician_login(
         if item.mode.value == "account-suspended"
     }
     assert suspended == {physician.account.username, officer.account.username}
+
+
+def test_kin_read_with_a_login_hr_did_not_identify_is_still_kin(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """HR identified Dr In's physician login (home address, HKID number); Dr In opens
+    their spouse's record (same home) and their own with the nurse's login naming the
+    same practitioner. The nurse's login had no tokens: the spouse raised nothing and
+    their own record was "a co-worker's". Kin is the person's, whichever login reads."""
+    from carevault.detect.desk import OfficerCode
+    from tests.integration.detect.test_snooping import HOME, _create, _hkid, _patient
+
+    settings = clinic_settings(
+        backend, tmp_path, request, detect_responses=RAISE_ONLY, detect_kin_grace_seconds=0
+    )
+    with opened_clinic(settings, clinic_patients(4)) as clinic:
+        detection = clinic.services.detection
+        assert detection is not None
+        physician = make_staff(clinic.services, Role.PHYSICIAN, ["clinic-a"], "dr-in")
+        nurse = make_staff(clinic.services, Role.NURSE, ["clinic-a"], "dr-in")
+        officer = OfficerCode(clinic.officer.account.username, clinic.officer.totp())
+        detection.desk.identify(
+            officer, physician.account.username, address_lines=HOME, hkid=_hkid(1)
+        )
+        own = _create(clinic, _patient("In", ["Flat A, 3/F", "12 Hill Rd"], _hkid(1)))
+        spouse = _create(clinic, _patient("Lee", ["FLAT A 3/F", "12 HILL ROAD"]))
+        assert [clinic.read(nurse, p) for p in (spouse, own)] == [200, 200]
+        found = {a["detector"]: a["account"] for a in alerts_as_dicts(clinic.services)}
+        assert found == {
+            "same-address": nurse.account.username,
+            "own-record": nurse.account.username,
+        }
+
+
+def test_a_login_asked_for_a_fresh_code_pauses_the_persons_other_logins(
+    suspending: Clinic,
+) -> None:
+    """Dr In covers the front desk with a desk login (naming Practitioner dr-in) and opens
+    the VIP there (medium for a desk: step-up). Their nurse login read on, neither paused
+    nor watched (``after-step-up``). Now it waits for a fresh code too, and the ledger
+    holds a step-up of it, from which the watch counts."""
+    desk = make_staff(suspending.services, Role.FRONT_DESK, ["clinic-a"], "dr-in")
+    nurse = make_staff(suspending.services, Role.NURSE, ["clinic-a"], "dr-in")
+    assert suspending.read(desk, suspending.patients[0]) == 200
+    (alert,) = alerts_as_dicts(suspending.services)
+    assert (alert["account"], alert["action"]) == (desk.account.username, "step-up")
+    paused = suspending.web.get(f"/fhir/Patient/{suspending.patients[1]}", headers=nurse.headers)
+    assert paused.status_code == 401
+    assert "insufficient_user_authentication" in paused.headers["www-authenticate"]
+    stepped = [
+        AuditEvent.from_canonical(data).detail.get("account")
+        for _, data in suspending.services.audit_ledger.store.entries()
+        if AuditEvent.from_canonical(data).tag == Tag.DETECT_STEP_UP
+    ]
+    assert sorted(stepped) == sorted([desk.account.username, nurse.account.username])
+    assert suspending.read(suspending.desk, suspending.patients[1]) == 200
