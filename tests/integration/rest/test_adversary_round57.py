@@ -161,3 +161,33 @@ def test_a_diagnosis_withheld_from_a_pharmacist_answers_as_an_id_never_used(
     assert _said(group, pharmacist, method, path, hidden, **dict(extra)) == _said(
         group, pharmacist, method, path, NEVER, **dict(extra)
     )
+
+
+@pytest.mark.parametrize("element", ["reasonReference", "supportingInformation"])
+def test_a_prescription_naming_a_withheld_diagnosis_answers_as_one_naming_no_record(
+    group: Group, element: str
+) -> None:
+    """Held: Tuen Mun's pharmacist writes a prescription for its patient whose reason (or
+    supporting information) is the HIV diagnosis withheld from them, then one naming an id
+    never used: both written alike (the reference is not looked up), nothing told."""
+    from carevault.domain.roles import Role
+    from tests.integration.access.group import HIV, doctors_condition
+    from tests.support.staff import make_staff
+
+    hidden = doctors_condition(group, HIV)
+    pharmacist = make_staff(group.services, Role.PHARMACIST, ["clinic-tm"])
+    said = []
+    for ident in (hidden, NEVER):
+        sent = {
+            "resourceType": "MedicationRequest",
+            "status": "active",
+            "intent": "order",
+            "medicationCodeableConcept": {"text": "metformin 500 mg"},
+            "subject": {"reference": f"Patient/{group.tm_patient.id}"},
+            element: [{"reference": f"Condition/{ident}"}],
+        }
+        answer = group.call(pharmacist, "POST", "/fhir/MedicationRequest", sent)
+        body = answer.json()
+        said.append((answer.status_code, sorted(body), body.get(element)))
+    assert said[0][:2] == said[1][:2]
+    assert said[0][0] in (201, 403), said
