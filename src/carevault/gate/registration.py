@@ -151,13 +151,19 @@ def _refuse_what_the_record_showed(gate: Gate, caller: Caller, pseudonym: str, c
     assert access is not None and actor is not None and actor.account_id  # noqa: S101
     if clinic in access.registrations.clinics(pseudonym):
         return  # already the clinic's: nothing widens
-    if access.break_glass.ever_opened(actor.account_id, pseudonym, access.now_us()):
+    # A person's other login (an account naming the same practitioner) is the person:
+    # a doctor's front-desk login registered what the doctor's grant or referral showed
+    # (adversary round 57).
+    if access.break_glass.ever_opened(
+        actor.account_id, pseudonym, access.now_us(), actor.practitioner_id
+    ):
         raise AccessDenied(
             "you opened this patient's record by breaking the glass: a colleague who sees"
             " the patient present registers them"
         )
-    if actor.role in CLINICIANS and access.care.ever(
-        pseudonym, actor.clinic_ids, actor.practitioner_id
+    clinical = actor.role in CLINICIANS
+    if (clinical or actor.practitioner_id) and access.care.ever(
+        pseudonym, actor.clinic_ids if clinical else frozenset(), actor.practitioner_id
     ):
         raise AccessDenied(
             "this patient's record was opened to you by care from another clinic: a"

@@ -1,0 +1,77 @@
+"""Adversary round 57, registration through a person's other login: a doctor who broke
+the glass for another clinic's patient, or to whom a referral opened one, registers the
+patient at their clinic with what the record showed, through a front-desk login naming
+the same practitioner; the clinic then holds the record for good (SQLite and
+PostgreSQL)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from carevault.bootstrap import Services
+from carevault.domain.roles import Role
+from tests.integration.access.group import (
+    TM,
+    TW,
+    Group,
+    build_group,
+    referral,
+    register_body,
+)
+from tests.support.client import FhirTestClient
+from tests.support.staff import make_staff
+
+pytestmark = pytest.mark.postgres
+
+GLASS = {
+    "resourceType": "Parameters",
+    "parameter": [
+        {"name": "reason", "valueString": "emergency-treatment"},
+        {"name": "text", "valueString": "collapsed in the waiting room"},
+    ],
+}
+
+
+@pytest.fixture
+def group(services: Services, api: FhirTestClient) -> Iterator[Group]:
+    yield from build_group(services, api)
+
+
+def test_a_glass_grant_is_not_registered_through_the_doctors_desk_login(group: Group) -> None:
+    """Tuen Mun's doctor breaks the glass for Tsuen Wan's patient and reads the HKID and
+    birth date; their own ``$register`` is refused (round 30). Their front-desk login,
+    naming the same Practitioner, registered the patient at Tuen Mun with them (200)."""
+    patient = group.tw_patient
+    desk_login = make_staff(group.services, Role.FRONT_DESK, [TM], "dr-tm")
+    granted = group.call(group.doctor_tm, "POST", f"/fhir/Patient/{patient.id}/$break-glass", GLASS)
+    assert granted.status_code == 200, granted.text
+    shown = group.call(group.doctor_tm, "GET", f"/fhir/Patient/{patient.id}").json()
+    body = register_body(shown["identifier"][0]["value"], shown["birthDate"])
+    registered = group.call(desk_login, "POST", "/fhir/Patient/$register", body)
+    assert registered.status_code == 403, registered.text
+    assert "glass" in registered.json()["issue"][0]["diagnostics"]
+    assert group.call(group.desk_tm, "GET", f"/fhir/Patient/{patient.id}").status_code == 403
+    # Held: the clinic's desk, someone else, who sees the patient present, registers them.
+    at_desk = group.call(group.desk_tm, "POST", "/fhir/Patient/$register", body)
+    assert at_desk.status_code == 200, at_desk.text
+
+
+def test_a_referral_is_not_registered_through_the_doctors_desk_login(group: Group) -> None:
+    """Tuen Mun's doctor refers their patient to Tsuen Wan's doctor, who reads the HKID
+    and birth date; Tsuen Wan's doctor may not register the patient (round 30), but their
+    front-desk login at Tsuen Wan, naming the same Practitioner, did."""
+    patient = group.tm_patient
+    desk_login = make_staff(group.services, Role.FRONT_DESK, [TW], "dr-tw")
+    sent = group.call(
+        group.doctor_tm, "POST", "/fhir/ServiceRequest", referral(patient.id, "Practitioner/dr-tw")
+    )
+    assert sent.status_code == 201, sent.text
+    shown = group.call(group.doctor_tw, "GET", f"/fhir/Patient/{patient.id}").json()
+    body = register_body(shown["identifier"][0]["value"], shown["birthDate"])
+    registered = group.call(desk_login, "POST", "/fhir/Patient/$register", body)
+    assert registered.status_code == 403, registered.text
+    assert group.call(group.desk_tw, "GET", f"/fhir/Patient/{patient.id}").status_code == 403
+    at_desk = group.call(group.desk_tw, "POST", "/fhir/Patient/$register", body)
+    assert at_desk.status_code == 200, at_desk.text
