@@ -26,7 +26,7 @@ from sqlalchemy import Connection
 from carevault.access.breakglass import Grant
 from carevault.access.care import CARE_TYPES, care_event
 from carevault.access.control import AccessControl
-from carevault.access.registrations import FailureCounter, Proof
+from carevault.access.registrations import FailureCounter, Proof, fisher
 from carevault.access.scopes import Interaction, Scopes
 from carevault.clock import to_micros
 from carevault.containment.state import ContainmentActive, ContainmentState, ContainmentStore
@@ -1118,7 +1118,8 @@ class Gate:
         if not held:
             return
         failures = self.access.registrations.failures
-        who = caller.actor.account_id or caller.principal
+        actor = caller.actor
+        who = fisher(actor.account_id, actor.practitioner_id, caller.principal)
         with (
             self._attempt(caller, Tag.FHIR_CREATE, rt.name) as attempt,
             failures.counting(who) as counted,
@@ -1642,7 +1643,10 @@ class Gate:
             return None
         if not any(item.get("resourceType") == "Patient" and hkid_terms(item) for item in sent):
             return None
-        return self.access.registrations.failures, caller.actor.account_id or caller.principal
+        actor = caller.actor
+        return self.access.registrations.failures, fisher(
+            actor.account_id, actor.practitioner_id, caller.principal
+        )
 
     def _answer(self, caller: Caller, result: WriteResult) -> WriteResult:
         """A written version as its writer may be shown it: cut to what they may read,

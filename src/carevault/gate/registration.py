@@ -23,7 +23,7 @@ from enum import StrEnum
 
 from sqlalchemy import Connection
 
-from carevault.access.registrations import ALREADY_REGISTERED, Proof
+from carevault.access.registrations import ALREADY_REGISTERED, Proof, fisher
 from carevault.access.scopes import Interaction
 from carevault.db import write_transaction
 from carevault.domain.roles import CLINICIANS, Role
@@ -100,7 +100,8 @@ def register(gate: Gate, caller: Caller, proof: PresenceProof, clinic_id: str | 
         # A change, and the match opens patients' records: stopped as a write is.
         gate._contain_change([_PATIENT])
         attempt.detail.update({"clinic": clinic, "proof": _PROOF_KINDS[proof.system]})
-        with gate.access.registrations.failures.counting(actor.account_id) as counted:
+        who = fisher(actor.account_id, actor.practitioner_id, caller.principal)
+        with gate.access.registrations.failures.counting(who) as counted:
             matches = _matching(gate, caller, proof)
             if len(matches) != 1:
                 counted.missed()

@@ -75,3 +75,30 @@ def test_a_referral_is_not_registered_through_the_doctors_desk_login(group: Grou
     assert group.call(group.desk_tw, "GET", f"/fhir/Patient/{patient.id}").status_code == 403
     at_desk = group.call(group.desk_tw, "POST", "/fhir/Patient/$register", body)
     assert at_desk.status_code == 200, at_desk.text
+
+
+def test_a_persons_two_logins_share_one_allowance_of_registration_guesses(
+    group: Group,
+) -> None:
+    """A person with a front-desk and a nurse login at Tuen Mun (both naming
+    Practitioner dr-tm2) guesses Tsuen Wan's patient's birth date with ``$register``: five
+    misses with the desk login, then five more with the nurse login, each login counted
+    alone; the throttle counts a person as the release budget does."""
+    patient = group.tw_patient
+    desk_login = make_staff(group.services, Role.FRONT_DESK, [TM], "dr-tm2")
+    nurse_login = make_staff(group.services, Role.NURSE, [TM], "dr-tm2")
+    guesses = [
+        group.call(
+            who,
+            "POST",
+            "/fhir/Patient/$register",
+            register_body(patient.hkid, f"1982-11-{n + 3:02d}"),
+        ).status_code
+        for n, who in enumerate([desk_login] * 5 + [nurse_login] * 2)
+    ]
+    assert guesses == [404] * 5 + [429] * 2, guesses
+    # Held: someone else keeps their own allowance.
+    other = group.call(
+        group.desk_tm, "POST", "/fhir/Patient/$register", register_body(patient.hkid, "1982-12-01")
+    )
+    assert other.status_code == 404, other.text
