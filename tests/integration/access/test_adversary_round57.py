@@ -102,3 +102,29 @@ def test_a_persons_two_logins_share_one_allowance_of_registration_guesses(
         group.desk_tm, "POST", "/fhir/Patient/$register", register_body(patient.hkid, "1982-12-01")
     )
     assert other.status_code == 404, other.text
+
+
+def test_a_booking_deleted_is_not_written_again_for_another_patient(group: Group) -> None:
+    """Held: Tsuen Wan's desk books its own patient, deletes the booking and writes the
+    same id again as a booking of a patient registered at both clinics (registered at
+    Tsuen Wan by its desk, on proof of presence), whom Tuen Mun's desk may read: refused
+    as a move to another patient (403), so no history mixes two patients' versions."""
+    from tests.integration.access.group import booked_today
+
+    tw_only = group.tw_patient
+    shared = group.tm_patient
+    body = register_body(shared.hkid, shared.birth_date, TW)
+    assert group.call(group.desk_tw, "POST", "/fhir/Patient/$register", body).status_code == 200
+    made = group.call(group.desk_tw, "POST", "/fhir/Appointment", booked_today(tw_only.id, TW))
+    assert made.status_code == 201, made.text
+    booking = made.json()["id"]
+    assert group.call(group.desk_tw, "DELETE", f"/fhir/Appointment/{booking}").status_code == 204
+    again = {**booked_today(shared.id, TW), "id": booking}
+    written = group.call(group.desk_tw, "PUT", f"/fhir/Appointment/{booking}", again)
+    assert written.status_code == 403, written.text
+    assert "another patient" in written.text
+    assert group.call(group.desk_tw, "GET", f"/fhir/Appointment/{booking}").status_code == 410
+    assert group.call(group.desk_tm, "GET", f"/fhir/Appointment/{booking}").status_code in (
+        403,
+        404,
+    )
