@@ -140,6 +140,23 @@ class ContainmentService:
         self.ledger.checkpoints.make(f"containment {containment_id} released")
         return released
 
+    def _not_their_own_grant(self, officer: Officer, account: Account, grant_id: str) -> None:
+        """An officer does not approve an emergency grant asked for by an account of their
+        own person (adversary round 57: a doctor's officer login approved what their
+        physician login asked, while patient data was offline). Refused, and recorded."""
+        asked = self.break_glass.get(grant_id).account_id
+        requester = next((a for a in self.accounts.all() if a.account_id == asked), None)
+        if requester is None or not self.accounts.same_person(account.username, requester.username):
+            return
+        self._record(
+            Tag.CONTAIN_REFUSED,
+            Outcome.DENIED,
+            officer,
+            f"approve {grant_id}: it is their own",
+            account,
+        )
+        raise ContainmentRefused("another privacy officer approves what is about you")
+
     def _not_about_them(
         self, officer: Officer, account: Account, username: str, containment_id: int
     ) -> None:
@@ -198,6 +215,7 @@ class ContainmentService:
             raise ContainmentRefused(
                 "a second privacy officer (not the one who took patient data offline) must approve"
             )
+        self._not_their_own_grant(officer, account, grant_id)
         grant = self.break_glass.approve(grant_id, account.account_id)
         self._record(
             Tag.EMERGENCY_APPROVED,

@@ -276,3 +276,80 @@ def test_a_login_asked_for_a_fresh_code_pauses_the_persons_other_logins(
     ]
     assert sorted(stepped) == sorted([desk.account.username, nurse.account.username])
     assert suspending.read(suspending.desk, suspending.patients[1]) == 200
+
+
+def _glass(clinic: Clinic, doctor: Staff, patient: str, operation: str) -> Any:
+    return clinic.web.post_json(
+        f"/fhir/Patient/{patient}/{operation}",
+        {
+            "resourceType": "Parameters",
+            "parameter": [
+                {"name": "reason", "valueCode": "emergency-treatment"},
+                {"name": "text", "valueString": "collapsed in the waiting room"},
+            ],
+        },
+        **doctor.headers,
+    )
+
+
+def test_an_officer_does_not_find_their_own_doctors_glass_justified(
+    raising: Clinic,
+) -> None:
+    """Dr Wong breaks the glass with the physician login and finds the grant justified
+    with the officer login naming the same Practitioner: the review checked only that the
+    reviewer was an officer. Refused now, recorded; another officer reviews it."""
+    from carevault.access.breakglass import BreakGlassError
+
+    doctor = make_staff(raising.services, Role.PHYSICIAN, ["clinic-a"], "dr-wong")
+    officer = make_staff(raising.services, Role.PRIVACY_OFFICER, ["clinic-a"], "dr-wong")
+    granted = _glass(raising, doctor, raising.patients[0], "$break-glass")
+    assert granted.status_code == 200, granted.text
+    [grant] = raising.services.break_glass.queue()
+    review = raising.services.glass_review
+    with pytest.raises(BreakGlassError, match="another privacy officer"):
+        review.review(officer.account.username, grant.grant_id, "justified")
+    assert [g.grant_id for g in raising.services.break_glass.queue()] == [grant.grant_id]
+    refused = [
+        e
+        for _, data in raising.services.audit_ledger.store.entries()
+        if (e := AuditEvent.from_canonical(data)).tag == Tag.ACCESS_BREAK_GLASS_REVIEWED
+    ]
+    assert [e.outcome.value for e in refused] == ["denied"]
+    review.review(raising.officer.account.username, grant.grant_id, "justified")
+    assert raising.services.break_glass.queue() == []
+
+
+def test_an_officer_does_not_approve_their_own_doctors_emergency_access(
+    raising: Clinic,
+) -> None:
+    """Patient data is offline (the clinic's officer took it); Dr Wong asks for emergency
+    access with the physician login and approved it with the officer login: the approval
+    compared accounts, not people. Refused now (403), the grant waits for someone else."""
+    doctor = make_staff(raising.services, Role.PHYSICIAN, ["clinic-a"], "dr-wong")
+    officer = make_staff(raising.services, Role.PRIVACY_OFFICER, ["clinic-a"], "dr-wong")
+    started = raising.web.post(
+        "/admin/containment",
+        json={"mode": "phi-offline", "reason": "drill", "totp": raising.officer.totp()},
+        headers=raising.officer.headers,
+    )
+    assert started.status_code == 201, started.text
+    asked = _glass(raising, doctor, raising.patients[0], "$emergency-access")
+    assert asked.status_code == 202, asked.text
+    grant = asked.json()["parameter"][0]["valueString"]
+    own = raising.web.post(
+        f"/admin/emergency/{grant}/approve", json={"totp": officer.totp()}, **_h(officer)
+    )
+    assert own.status_code == 403, own.text
+    assert not raising.services.break_glass.get(grant).approved
+    path = f"/fhir/Patient/{raising.patients[0]}"
+    assert raising.web.get(path, headers=doctor.headers).status_code == 503
+
+
+def _h(who: Staff) -> dict[str, Any]:
+    return {"headers": who.headers}
+
+
+@pytest.fixture
+def raising(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Clinic]:
+    with raising_clinic(backend, tmp_path, request, clinic_patients(3)) as opened:
+        yield opened
