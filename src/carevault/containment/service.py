@@ -204,7 +204,12 @@ class ContainmentService:
         requester) lets one clinician reach one patient's record for a while."""
         account = self._authorize(officer, f"approve {grant_id}")
         offline = [item for item in self.store.current().active if item.mode is Mode.PHI_OFFLINE]
-        if any(item.started_by == f"staff:{account.username}" for item in offline):
+        # The one who took data offline, by any officer login of theirs (round 57).
+        if any(
+            self.accounts.same_person(item.started_by.removeprefix("staff:"), account.username)
+            for item in offline
+            if item.started_by.startswith("staff:")
+        ):
             self._record(
                 Tag.CONTAIN_REFUSED,
                 Outcome.DENIED,

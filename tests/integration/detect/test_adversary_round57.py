@@ -353,3 +353,33 @@ def _h(who: Staff) -> dict[str, Any]:
 def raising(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Clinic]:
     with raising_clinic(backend, tmp_path, request, clinic_patients(3)) as opened:
         yield opened
+
+
+def test_the_officer_who_took_data_offline_does_not_approve_with_another_login(
+    raising: Clinic,
+) -> None:
+    """Dr Wong takes patient data offline with one officer login and approved a
+    colleague's emergency access with their other officer login (the two-officer rule
+    compared usernames). Refused now (403); the clinic's other officer approves."""
+    first = make_staff(raising.services, Role.PRIVACY_OFFICER, ["clinic-a"], "dr-wong")
+    second = make_staff(raising.services, Role.PRIVACY_OFFICER, ["clinic-a"], "dr-wong")
+    doctor = make_staff(raising.services, Role.PHYSICIAN, ["clinic-a"], "dr-lee")
+    started = raising.web.post(
+        "/admin/containment",
+        json={"mode": "phi-offline", "reason": "drill", "totp": first.totp()},
+        headers=first.headers,
+    )
+    assert started.status_code == 201, started.text
+    asked = _glass(raising, doctor, raising.patients[0], "$emergency-access")
+    assert asked.status_code == 202, asked.text
+    grant = asked.json()["parameter"][0]["valueString"]
+    own = raising.web.post(
+        f"/admin/emergency/{grant}/approve", json={"totp": second.totp()}, **_h(second)
+    )
+    assert own.status_code == 403, own.text
+    other = raising.web.post(
+        f"/admin/emergency/{grant}/approve",
+        json={"totp": raising.officer.totp()},
+        **_h(raising.officer),
+    )
+    assert other.status_code == 200, other.text
