@@ -383,3 +383,22 @@ def test_the_officer_who_took_data_offline_does_not_approve_with_another_login(
         **_h(raising.officer),
     )
     assert other.status_code == 200, other.text
+
+
+def test_an_officer_does_not_record_what_hr_knows_of_their_own_doctors_login(
+    raising: Clinic,
+) -> None:
+    """Dr Wong's officer login re-identified their physician login with another home
+    and HKID: the tokens the snooping detectors judge Dr Wong by were replaced by the
+    person judged. Refused now, recorded; another officer records them."""
+    from carevault.detect.desk import OfficerCode, OfficerRefused
+
+    doctor = make_staff(raising.services, Role.PHYSICIAN, ["clinic-a"], "dr-wong")
+    officer = make_staff(raising.services, Role.PRIVACY_OFFICER, ["clinic-a"], "dr-wong")
+    detection = raising.services.detection
+    assert detection is not None
+    own = OfficerCode(officer.account.username, officer.totp())
+    with pytest.raises(OfficerRefused, match="another privacy officer"):
+        detection.desk.identify(own, doctor.account.username, address_lines=["1 Nowhere Road"])
+    other = OfficerCode(raising.officer.account.username, raising.officer.totp())
+    assert detection.desk.identify(other, doctor.account.username, surname="WONG") == ["surname"]
