@@ -191,3 +191,62 @@ def test_a_prescription_naming_a_withheld_diagnosis_answers_as_one_naming_no_rec
         said.append((answer.status_code, sorted(body), body.get(element)))
     assert said[0][:2] == said[1][:2]
     assert said[0][0] in (201, 403), said
+
+
+def test_a_patient_launch_app_writes_no_care_for_another_patient(group: Group) -> None:
+    """Held: an app the doctor launched for one patient (asking ``patient/*.cruds``) books,
+    or records a visit for, another patient of the clinic: 403, nothing written, no care
+    opened (a patient launch is granted no writes at all: the chosen patient's booking is
+    refused alike)."""
+    from carevault.access.sessions import LaunchPatient
+    from tests.integration.access.group import TM, booked_today, encounter
+
+    services = group.services
+    services.clients.add(
+        "launch-app",
+        "Launch app",
+        confidential=False,
+        scopes="launch/patient patient/*.cruds",
+        redirect_uris=["http://127.0.0.1/callback"],
+    )
+    chosen = group.tm_patient.id
+    other = _system_patient(group)
+    pseudonym = services.vault.patient_pseudonyms([chosen])[chosen]
+    pair = services.sessions.open(
+        subject=group.doctor_tm.account.account_id,
+        account_id=group.doctor_tm.account.account_id,
+        client_id="launch-app",
+        scope="launch/patient patient/*.cruds",
+        with_refresh=False,
+        source_address="127.0.0.1",
+        user_agent="tests",
+        patient=LaunchPatient(chosen, pseudonym),
+    )
+    headers = {
+        "authorization": f"Bearer {pair.access_token}",
+        "Content-Type": "application/fhir+json",
+    }
+    for body in (booked_today(other, TM, "dr-tm"), encounter(other, TM, "dr-tm")):
+        answer = group.web.post_json(f"/fhir/{body['resourceType']}", body, **headers)
+        assert answer.status_code == 403, answer.text
+    mine = group.web.post_json("/fhir/Appointment", booked_today(chosen, TM, "dr-tm"), **headers)
+    assert mine.status_code == 403, mine.text
+
+
+def _system_patient(group: Group) -> str:
+    from carevault.domain.roles import Role
+    from tests.support.staff import make_staff
+
+    desk = make_staff(group.services, Role.FRONT_DESK, ["clinic-tm"])
+    made = group.call(
+        desk,
+        "POST",
+        "/fhir/Patient",
+        {
+            "resourceType": "Patient",
+            "name": [{"family": "Ho"}],
+            "managingOrganization": {"reference": "Organization/clinic-tm"},
+        },
+    )
+    assert made.status_code == 201, made.text
+    return str(made.json()["id"])
