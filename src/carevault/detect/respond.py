@@ -137,11 +137,14 @@ class Responder:
         officer's account passes every step-up and reads every clinic's patients)."""
         if alert.role != "privacy_officer" or not alert.account:
             return False
+        accounts = self.accounts.all()
+        # Another login of the same person may not undo it (round 56): no one else.
+        theirs = {alert.account, *(a.username for a in self._others(alert.account, accounts))}
         return any(
             account.role == "privacy_officer"
             and not account.suspended
-            and account.username != alert.account
-            for account in self.accounts.all()
+            and account.username not in theirs
+            for account in accounts
         )
 
     def _apply(self, alert: Alert, action: str) -> int | None:

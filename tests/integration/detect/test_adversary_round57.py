@@ -402,3 +402,22 @@ def test_an_officer_does_not_record_what_hr_knows_of_their_own_doctors_login(
         detection.desk.identify(own, doctor.account.username, address_lines=["1 Nowhere Road"])
     other = OfficerCode(raising.officer.account.username, raising.officer.totp())
     assert detection.desk.identify(other, doctor.account.username, surname="WONG") == ["surname"]
+
+
+def test_an_officer_is_suspended_only_while_someone_else_can_undo_it(
+    suspending: Clinic,
+) -> None:
+    """The clinic's other officer is suspended; Dr Wong holds two officer logins and
+    opens the VIP with one (high). The detectors suspended it, counting Dr Wong's other
+    login as the officer who could undo it, which since round 56 may not (it is the same
+    person): no one could. Now the login steps up instead, as the last officer does."""
+    suspending.services.admin.suspend(
+        "operator:host", suspending.officer.account.username, reason="on leave"
+    )
+    first = make_staff(suspending.services, Role.PRIVACY_OFFICER, ["clinic-a"], "dr-wong")
+    make_staff(suspending.services, Role.PRIVACY_OFFICER, ["clinic-a"], "dr-wong")
+    assert suspending.read(first, suspending.patients[0]) == 200
+    (alert,) = alerts_as_dicts(suspending.services)
+    assert (alert["account"], alert["action"]) == (first.account.username, "step-up")
+    found = suspending.services.accounts.find(first.account.username)
+    assert found is not None and not found.suspended
