@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
@@ -56,6 +56,29 @@ class OAuthError(Exception):
         self.description = description
         self.status = status
         self.reason = reason or description
+
+
+#: Every context a stored grant may hold: a refresh narrows within what was granted.
+_ANY_CONTEXT = frozenset({"patient", "user", "system"})
+
+
+def _narrowed(asked: str) -> Callable[[str], str]:
+    """The scope of a refreshed access token when the client asks for ``asked``: exactly
+    that if it is within the session's grant (RFC 6749 section 6, SMART v2: "equal to or
+    narrower than" the original), else ``invalid_scope`` (RFC 6749 5.2: "exceeds the
+    scope granted by the resource owner"), never the grant widened or kept silently."""
+
+    def narrowed(granted_text: str) -> str:
+        try:
+            requested = smart.parse(asked, allowed_contexts=_ANY_CONTEXT)
+        except smart.InvalidScope as error:
+            raise OAuthError("invalid_scope", str(error)) from None
+        granted = smart.parse(granted_text, allowed_contexts=_ANY_CONTEXT)
+        if not smart.within(requested, granted):
+            raise OAuthError("invalid_scope", "the requested scope exceeds the scope granted")
+        return granted_text if smart.within(granted, requested) else requested.text()
+
+    return narrowed
 
 
 @dataclass(frozen=True)
@@ -398,6 +421,9 @@ class OAuth:
                 account_id = None
             elif grant == "password" and self.direct_grant:
                 pair, account_id = self._password(form, origin)
+            elif not grant:
+                # RFC 6749 5.2: invalid_request, a required parameter missing.
+                raise OAuthError("invalid_request", "grant_type is required")
             else:
                 raise OAuthError("unsupported_grant_type", "this grant type is not available")
         except OAuthError as error:
@@ -546,6 +572,9 @@ class OAuth:
     ) -> tuple[TokenPair, str, str | None]:
         client = self._client(form, authorization, audience)
         code = form.get("code", "")
+        if not code:
+            # RFC 6749 5.2: a required parameter missing is invalid_request.
+            raise OAuthError("invalid_request", "code is required")
         now_us = to_micros(self.clock())
         with read_transaction(self.engine) as connection:
             row = connection.execute(
@@ -632,8 +661,14 @@ class OAuth:
         audience: str | None,
     ) -> tuple[TokenPair, str | None]:
         client = self._client(form, authorization, audience)
+        if not form.get("refresh_token"):
+            # RFC 6749 5.2: a required parameter missing is invalid_request.
+            raise OAuthError("invalid_request", "refresh_token is required")
+        asked = form.get("scope", "").strip()
         try:
-            return self.sessions.refresh(form.get("refresh_token", ""), client.client_id)
+            return self.sessions.refresh(
+                form["refresh_token"], client.client_id, _narrowed(asked) if asked else None
+            )
         except RefreshRefused as refused:
             if refused.reused:
                 # A stolen refresh token: name the session it killed, for the incident.
@@ -768,6 +803,10 @@ class OAuth:
             )
             raise
         token = form.get("token", "")
+        if not token:
+            # RFC 7009 2.1: token is REQUIRED; answered as RFC 6749 5.2 says, never as a
+            # revocation done (an app signing out with an empty token would think it was).
+            raise OAuthError("invalid_request", "token is required")
         session_id = self.sessions.revoke_refresh_token(
             token, client.client_id, f"revoked by {client.client_id}"
         )

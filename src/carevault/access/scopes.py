@@ -169,6 +169,27 @@ def narrow(requested: Scopes, permitted: Scopes) -> Scopes:
     return Scopes(grants, requested.session & session)
 
 
+def within(requested: Scopes, granted: Scopes) -> bool:
+    """Whether ``requested`` asks for nothing ``granted`` does not give: each of its session
+    scopes granted, each grant's interactions allowed by the grants of its context on its
+    type or on ``*``. What a refresh may narrow an access token to (RFC 6749 section 6:
+    "MUST NOT include any scope not originally granted")."""
+    if not requested.session <= granted.session:
+        return False
+    for grant in requested.grants:
+        held: frozenset[Interaction] = frozenset().union(
+            *(
+                given.interactions
+                for given in granted.grants
+                if given.context == grant.context
+                and given.resource_type in ("*", grant.resource_type)
+            )
+        )
+        if not grant.interactions <= held:
+            return False
+    return True
+
+
 def without_patient_grants(scopes: Scopes) -> Scopes:
     """``scopes`` without its ``patient/`` grants and ``launch/patient``: for a grant that
     cannot put a patient in context (no picker on the way)."""

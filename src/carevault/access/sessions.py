@@ -15,7 +15,7 @@ import hashlib
 import secrets
 import threading
 import time
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -196,10 +196,19 @@ class Sessions:
         )
         return token
 
-    def refresh(self, token: str, client_id: str) -> tuple[TokenPair, str | None]:
-        """A new token pair for a refresh token; returns it and the session's account id."""
+    def refresh(
+        self,
+        token: str,
+        client_id: str,
+        narrowed: Callable[[str], str] | None = None,
+    ) -> tuple[TokenPair, str | None]:
+        """A new token pair for a refresh token; returns it and the session's account id.
+        ``narrowed``: the new access token's scope from the session's (a client asking
+        for less, RFC 6749 section 6); what it raises refuses the refresh before the token
+        is spent. The session and the new refresh token keep the session's scope."""
         now_us = to_micros(self.clock())
         new_refresh: str | None = None
+        scope: str | None = None
         with write_transaction(self.engine) as connection:
             row = connection.execute(
                 select(
@@ -228,6 +237,7 @@ class Sessions:
                     or row.revoked_us is not None
                 ):
                     raise RefreshRefused("refresh token expired or session ended", row.session_id)
+                scope = narrowed(row.scopes) if narrowed is not None else row.scopes
                 # The guard on used_us makes the loser of two concurrent uses a reuse.
                 reused = (
                     connection.execute(
@@ -268,7 +278,13 @@ class Sessions:
             raise RefreshRefused(state.reason, row.session_id)
         subject = row.account_id or row.client_id
         return self._pair(
-            subject, row.session_id, row.client_id, row.scopes, new_refresh, now_us, row.patient_id
+            subject,
+            row.session_id,
+            row.client_id,
+            scope or row.scopes,
+            new_refresh,
+            now_us,
+            row.patient_id,
         ), row.account_id
 
     def revoke(self, session_id: str, reason: str) -> bool:

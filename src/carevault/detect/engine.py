@@ -17,11 +17,12 @@ import logging
 import secrets
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field, replace
 
 from sqlalchemy import Connection, Engine, func, select
 
+from carevault.access.tables import staff_account
 from carevault.db import pinned, read_transaction, write_transaction
 from carevault.detect.alerts import Alert, AlertStore, Raised, merge_findings
 from carevault.detect.bypass import BATCH as BYPASS_BATCH
@@ -41,7 +42,7 @@ from carevault.detect.model import (
     Severity,
 )
 from carevault.detect.profile import Profile, RoleBaseline
-from carevault.detect.signals import WATCH_US, AccountState, Context, Detectors
+from carevault.detect.signals import WATCH_US, AccountState, Context, Detectors, Person
 from carevault.detect.signin import SignInFailures
 from carevault.detect.state import (
     Cursor,
@@ -122,6 +123,8 @@ class _Memory:
     position: int | None = None
     stored: int | None = None
     accounts: dict[str, AccountState] = field(default_factory=dict)
+    #: The windows of practitioners with more than one login, by practitioner id.
+    people: dict[str, Person] = field(default_factory=dict)
     roles: dict[str, RoleBaseline] = field(default_factory=dict)
     observed_since_us: int = 0
     #: The time of the latest entry judged (0: none yet).
@@ -524,7 +527,7 @@ class DetectionEngine:
         subject = access.account
         watched = stepped_up(access)
         if watched is not None:
-            self.detectors.stepped_up(memory.accounts[watched], access.at_us, access.position)
+            self._watch(memory, watched, access)
             return []
         if access.tag.startswith("detect:"):
             return []
@@ -607,8 +610,7 @@ class DetectionEngine:
                     continue
                 watched = stepped_up(access)
                 if watched is not None:
-                    state = memory.accounts[watched]
-                    self.detectors.stepped_up(state, access.at_us, access.position)
+                    self._watch(memory, watched, access)
                     continue
                 if access.account is None:
                     continue
@@ -641,7 +643,12 @@ class DetectionEngine:
             for account, state in memory.accounts.items()
             if state.recent.watch is not None and state.recent.watch[1] >= since
         }
-        watched.update(w for a in accesses if (w := stepped_up(a)) is not None)
+        watched.update(
+            login
+            for a in accesses
+            if (w := stepped_up(a)) is not None
+            for login in _logins(memory, w)
+        )
         wanted = {
             row for a in accesses if a.made_alone and a.account in watched for row in a.made_alone
         }
@@ -654,6 +661,15 @@ class DetectionEngine:
             else a
             for a in accesses
         ]
+
+    def _watch(self, memory: _Memory, account: str, access: Access) -> None:
+        """A step-up paused ``account``'s sessions: watch it, and every other login of its
+        practitioner (a person who passed a step-up reads on through another login)."""
+        for login in _logins(memory, account):
+            state = memory.accounts.get(login)
+            if state is not None:
+                by = None if login == account else account
+                self.detectors.stepped_up(state, access.at_us, access.position, by)
 
     def _load(self, memory: _Memory, accesses: Sequence[Access]) -> None:
         """Profiles (and role baselines) of the accounts in ``accesses`` into memory."""
@@ -668,6 +684,15 @@ class DetectionEngine:
         if not missing and not roles:
             return
         with read_transaction(self.engine) as connection:
+            logins = _logins_of_people(connection, missing)
+            # Every login of a person together: a step-up of one watches the others.
+            missing.update(
+                name
+                for names in logins.values()
+                if len(names) > 1
+                for name in names
+                if name not in memory.accounts
+            )
             stored = load_states(
                 connection, [*(m for m in missing if m), *(f"role:{r}" for r in roles if r)]
             )
@@ -678,6 +703,24 @@ class DetectionEngine:
         for role in roles:
             if role:
                 memory.roles[role] = RoleBaseline.from_json(stored.get(f"role:{role}", {}))
+        self._link_people(memory, logins)
+
+    @staticmethod
+    def _link_people(memory: _Memory, logins: dict[str, tuple[str, ...]]) -> None:
+        """Each account in memory of a practitioner with more than one login to their
+        person's windows (``signals.Person``). A login added since keeps the windows as
+        they are and counts from now on."""
+        for practitioner, names in logins.items():
+            if len(names) < 2:
+                continue
+            person = memory.people.get(practitioner)
+            if person is None:
+                person = memory.people[practitioner] = Person(names)
+            person.logins = names
+            for name in names:
+                state = memory.accounts.get(name)
+                if state is not None:
+                    state.person = person
 
     def _dump(self, memory: _Memory, dirty: set[str]) -> dict[str, str]:
         """The changed states, as the JSON to store."""
@@ -701,6 +744,36 @@ class DetectionEngine:
             offset_us=self.offset_us,
             kin_shares=self.kinship.current().shares if self.kinship is not None else {},
         )
+
+
+def _logins(memory: _Memory, account: str) -> tuple[str, ...]:
+    """``account`` and every other login of its practitioner in memory."""
+    state = memory.accounts.get(account)
+    if state is None or state.person is None:
+        return (account,)
+    return (account, *(login for login in state.person.logins if login != account))
+
+
+def _logins_of_people(
+    connection: Connection, accounts: Collection[str]
+) -> dict[str, tuple[str, ...]]:
+    """Every login (``staff:<username>``) of each practitioner one of ``accounts`` names,
+    by practitioner: one query."""
+    usernames = sorted(a.removeprefix("staff:") for a in accounts if a and a.startswith("staff:"))
+    if not usernames:
+        return {}
+    practitioners = select(staff_account.c.practitioner_id).where(
+        staff_account.c.username.in_(usernames), staff_account.c.practitioner_id.is_not(None)
+    )
+    rows = connection.execute(
+        select(staff_account.c.practitioner_id, staff_account.c.username).where(
+            staff_account.c.practitioner_id.in_(practitioners)
+        )
+    ).all()
+    found: dict[str, list[str]] = {}
+    for practitioner, username in rows:
+        found.setdefault(str(practitioner), []).append(f"staff:{username}")
+    return {practitioner: tuple(sorted(names)) for practitioner, names in found.items()}
 
 
 def stepped_up(access: Access) -> str | None:

@@ -90,6 +90,11 @@ class Profile:
         return new
 
 
+def breadth_windows() -> dict[str, DistinctWindow]:
+    """A window of distinct patients for each span of ``SPANS``."""
+    return {name: DistinctWindow(span) for name, span in SPANS.items()}
+
+
 @dataclass
 class Recent:
     """The last day of an account, in memory."""
@@ -98,9 +103,7 @@ class Recent:
     today_all: set[str] = field(default_factory=set)
     today_unexplained: set[str] = field(default_factory=set)
     peaks: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SPANS, 0))
-    breadth: dict[str, DistinctWindow] = field(
-        default_factory=lambda: {name: DistinctWindow(span) for name, span in SPANS.items()}
-    )
+    breadth: dict[str, DistinctWindow] = field(default_factory=breadth_windows)
     everything: CountWindow = field(default_factory=lambda: CountWindow(HOUR_US))
     denials: CountWindow = field(default_factory=lambda: CountWindow(10 * MINUTE_US))
     name_searches: CountWindow = field(default_factory=lambda: CountWindow(HOUR_US))
@@ -149,6 +152,10 @@ class Recent:
     #: first: a fresh TOTP code proves who holds the account, not why they read.
     watch: tuple[int, int, int] | None = None
     watched: set[str] = field(default_factory=set)
+    #: The other login of the account's practitioner whose step-up began or last
+    #: extended the watch (None: the account's own): a person stepped up is watched
+    #: through every login (``signals.Person``).
+    watch_by: str | None = None
     #: And those released since the first that only care another account made alone
     #: after it explains (``Access.care_made_us``): a second, phished or colluding,
     #: account's bookings explain the watched account's reads to no one but the watch.

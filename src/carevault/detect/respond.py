@@ -157,13 +157,13 @@ class Responder:
                 self.sessions.require_step_up(
                     account_id=account.account_id, reason=f"step-up: {reason}"
                 )
-                # The person's other logins too, each watched as stepped up: a doctor asked
-                # for a fresh code read on, unwatched, with their nurse login (round 57).
+                # The person's other logins too (the watch follows each of them from
+                # this step-up's entry): a doctor asked for a fresh code read on with
+                # their nurse login without one (adversary round 57).
                 for other in self._others(account.username):
                     self.sessions.require_step_up(
                         account_id=other.account_id, reason=f"step-up: {reason}, same person"
                     )
-                    self._record(alert, action, None, None, account=other.username)
             return None
         if action == "throttle":
             self.flags.set("throttle", alert.principal or "", BY)
@@ -235,16 +235,8 @@ class Responder:
         ]
 
     def _record(
-        self,
-        alert: Alert,
-        action: str,
-        containment_id: int | None,
-        trigger: int | None,
-        *,
-        account: str | None = None,
+        self, alert: Alert, action: str, containment_id: int | None, trigger: int | None
     ) -> None:
-        """``account``: the login the action was taken on, when it is another login of
-        the person the alert is about."""
         tag = Tag.CONTAIN_STARTED if containment_id is not None else Tag.DETECT_ALERT_RAISED
         if action == "step-up":
             tag = Tag.DETECT_STEP_UP
@@ -262,8 +254,8 @@ class Responder:
                     detail={
                         "alert": alert.alert_id,
                         "action": action,
-                        "account": account or alert.account,
-                        "client": None if account else alert.client,
+                        "account": alert.account,
+                        "client": alert.client,
                         "containment": containment_id,
                         # The audit entry that raised it: raised_at minus that entry's
                         # time is how long detection took (bench.detect).

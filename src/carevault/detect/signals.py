@@ -34,10 +34,12 @@ from carevault.detect.profile import (
     Profile,
     Recent,
     RoleBaseline,
+    breadth_windows,
     close_day,
 )
 from carevault.detect.snoop import observe_picks, snooping
 from carevault.detect.stats import Cusum, cusum_for, quantile, robust_limit
+from carevault.detect.windows import DistinctWindow
 
 #: Distinct unexplained patients per (10 minutes, hour, day) never alerted on, per role.
 ROLE_FLOORS: dict[str, tuple[int, int, int]] = {
@@ -106,9 +108,23 @@ class Context:
 
 
 @dataclass
+class Person:
+    """Every login of one practitioner together (as ``detect/budget.holder`` counts
+    them): the distinct patients no care relationship explains that any of the logins
+    opened, per window of breadth. Kept only for a practitioner with more than one login
+    (``engine``); rebuilt from the ledger on restart, as every window is."""
+
+    #: The logins (``staff:<username>``), sorted.
+    logins: tuple[str, ...]
+    breadth: dict[str, DistinctWindow] = field(default_factory=breadth_windows)
+
+
+@dataclass
 class AccountState:
     profile: Profile
     recent: Recent = field(default_factory=Recent)
+    #: The account's person, when its practitioner has other logins.
+    person: Person | None = None
 
 
 def _network(address: str | None) -> str | None:
@@ -299,9 +315,10 @@ class Detectors:
         self.after_step_up = after_step_up
 
     @staticmethod
-    def stepped_up(state: AccountState, at_us: int, position: int) -> None:
-        """The account's sessions were paused for a step-up (``detect:session:step-up``):
-        watch it for a day. A step-up within a watch extends it; the count goes on."""
+    def stepped_up(state: AccountState, at_us: int, position: int, by: str | None = None) -> None:
+        """The account's sessions were paused for a step-up (``detect:session:step-up``),
+        or those of ``by``, another login of its practitioner: watch it for a day. A
+        step-up within a watch extends it; the count goes on."""
         recent = state.recent
         if recent.watch is None or at_us - recent.watch[1] > WATCH_US:
             recent.watch = (at_us, at_us, position)
@@ -309,6 +326,7 @@ class Detectors:
             recent.fresh, recent.fresh_day = set(), None
         else:
             recent.watch = (recent.watch[0], at_us, recent.watch[2])
+        recent.watch_by = by
 
     def observe(
         self,
@@ -397,6 +415,8 @@ class Detectors:
                 recent.peaks[name] = max(recent.peaks[name], count)
                 if live:
                     found.extend(self._breadth(access, name, state, role, day))
+            if state.person is not None:
+                found.extend(self._person_breadth(access, state, role, pseudonym, day, live))
             watching = self._watching(access, state, role, pseudonym, live)
             if watching is not None:
                 found.append(watching)
@@ -479,6 +499,48 @@ class Detectors:
                 window.first_position,
             )
         ]
+
+    def _person_breadth(
+        self,
+        access: Access,
+        state: AccountState,
+        role: RoleBaseline | None,
+        pseudonym: str,
+        day: int,
+        live: bool,
+    ) -> list[Finding]:
+        """The logins of one practitioner together, against the limits of the login that
+        opened the latest patient: a second login is no second allowance, as it is no
+        second release budget (a doctor reading 15 patients in ten minutes with each of
+        two logins read 30). Raised only while that login alone stays within its own
+        limit: past it, its own ``breadth`` finding says as much."""
+        person = state.person
+        assert person is not None  # noqa: S101 - the caller checks
+        found: list[Finding] = []
+        floors = ROLE_FLOORS.get(state.profile.role or "", DEFAULT_FLOORS)
+        for span, window in person.breadth.items():
+            count = window.add(pseudonym, access.at_us, access.position)
+            alone = len(state.recent.breadth[span])
+            if not live or count <= alone or count <= floors[SPAN_INDEX[span]]:
+                continue
+            limit, why = _baseline(span, state.profile, state.recent, role, limit_for)
+            if count <= limit or alone > limit:
+                continue
+            logins = ", ".join(login.removeprefix("staff:") for login in person.logins)
+            found.append(
+                Finding(
+                    "breadth",
+                    Severity.HIGH if count >= 2 * limit else Severity.MEDIUM,
+                    f"{span} {day} person",
+                    f"read {count} distinct patients without a care relationship in one "
+                    f"{span} with the logins of one practitioner ({logins}), {alone} of "
+                    f"them with this one; {why}",
+                    access,
+                    state.recent.unnamed(f"{span} person", day, window.changes, window.members),
+                    window.first_position,
+                )
+            )
+        return found
 
     def _watching(
         self,
@@ -569,9 +631,15 @@ class Detectors:
         reading on."""
         opened = recent.watched | recent.fresh
         count = len(opened)
+        paused = (
+            "its sessions were paused"
+            if recent.watch_by is None
+            else f"the sessions of {recent.watch_by.removeprefix('staff:')}, another login "
+            "of its practitioner, were paused"
+        )
         if fresh:
             what = (
-                f"opened {count} distinct patients after its sessions were paused for a "
+                f"opened {count} distinct patients after {paused} for a "
                 f"step-up, {len(recent.fresh - recent.watched)} of them explained only by "
                 "care another account made alone after the step-up (more than "
                 f"{limit}, its usual day of patients; {why}): a second account's "
@@ -580,7 +648,7 @@ class Detectors:
         else:
             what = (
                 f"opened {len(recent.watched)} distinct patients without a care "
-                f"relationship after its sessions were paused for a step-up (more than "
+                f"relationship after {paused} for a step-up (more than "
                 f"{limit}; {why}): the fresh code proved who holds the account, not why "
                 "it reads"
             )

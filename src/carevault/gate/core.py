@@ -140,6 +140,11 @@ class AccessDenied(Exception):
     """The policy refused (403); the reason names the rule, never the data."""
 
 
+class ScopeDenied(AccessDenied):
+    """The token's scopes do not allow the interaction (403, challenged with RFC 6750's
+    ``insufficient_scope``): the app was not granted it, whatever the account may do."""
+
+
 class UnseenMatch(AccessDenied):
     """A conditional create matched records the caller may not see (409): creating would
     split a patient's record in two, so it is refused, throttled and in the ledger."""
@@ -518,9 +523,7 @@ class Gate:
 
     def _scope(self, caller: Caller, rt: ResourceType, interaction: Interaction) -> None:
         if caller.scopes is not None and not caller.scopes.allows(rt.name, interaction):
-            raise AccessDenied(
-                f"the token's scopes do not allow '{interaction.value}' on {rt.name}"
-            )
+            raise ScopeDenied(f"the token's scopes do not allow '{interaction.value}' on {rt.name}")
 
     def _target(
         self,

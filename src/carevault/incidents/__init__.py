@@ -21,18 +21,15 @@ from carevault.incidents.model import (
     parse_title,
     parse_window,
 )
-from carevault.incidents.runs import Covers, ScopeRun, ScopeRunMissing, ScopeRunTampered
-from carevault.incidents.service import (
-    Actor,
-    IncidentNotFound,
-    Incidents,
-    StepUpRequired,
+from carevault.incidents.naming import (
     UnknownAccount,
     UnknownClient,
     UnknownClinic,
     UnknownName,
     UnknownSession,
 )
+from carevault.incidents.runs import Covers, ScopeRun, ScopeRunMissing, ScopeRunTampered
+from carevault.incidents.service import Actor, IncidentNotFound, Incidents, StepUpRequired
 
 if TYPE_CHECKING:
     from carevault.bootstrap import Services

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from carevault.access.accounts import SignInFailed, StaffAccounts
 from carevault.domain.roles import Role
-from carevault.incidents.service import names
+from carevault.incidents.naming import names
 from carevault.ledger.events import AuditEvent, Outcome, Tag
 from carevault.ledger.trail import AuditTrail
 

@@ -157,15 +157,22 @@ def history(
         url = f"{head.resource_type}/{head.resource_id}"
         # How the version was written, as stored with it (inferred for older versions).
         request = {"method": method_of(head).value, "url": url}
+        # When each version was made, a deletion's too: a client replaying the history
+        # orders a deletion against writes it has from elsewhere by it.
+        modified = fhir_instant(from_micros(head.last_updated_us))
         if item.body is None:
-            response = {"status": "204 No Content", "etag": etag(head.version_id)}
+            response = {
+                "status": "204 No Content",
+                "etag": etag(head.version_id),
+                "lastModified": modified,
+            }
         else:
             response = {
                 # As the write answered: 201 where it created the record (a first
                 # version, or a PUT that brought a deleted record back), else 200.
                 "status": "201 Created" if created_by_write(head) else "200 OK",
                 "etag": etag(head.version_id),
-                "lastModified": fhir_instant(from_micros(head.last_updated_us)),
+                "lastModified": modified,
             }
         entry = {"fullUrl": full_url(base, head), "request": request, "response": response}
         encoded = dumps(entry)

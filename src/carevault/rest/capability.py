@@ -23,7 +23,7 @@ _TYPE_INTERACTIONS = [
 _SPEC = "http://hl7.org/fhir/SearchParameter"
 
 
-def _resource(rt: ResourceType) -> dict[str, Any]:
+def _resource(rt: ResourceType, base: str) -> dict[str, Any]:
     params = [
         {"name": "_id", "definition": f"{_SPEC}/Resource-id", "type": "token"},
         {"name": "_lastUpdated", "definition": f"{_SPEC}/Resource-lastUpdated", "type": "date"},
@@ -51,6 +51,26 @@ def _resource(rt: ResourceType) -> dict[str, Any]:
                 "documentation": _EVERYTHING_DOC,
             },
             {"name": "export", "definition": _EXPORT_PATIENT},
+            {
+                "name": "register",
+                "definition": f"{base}/OperationDefinition/Patient-register",
+                "documentation": _REGISTER_DOC,
+            },
+            {
+                "name": "transfer",
+                "definition": f"{base}/OperationDefinition/Patient-transfer",
+                "documentation": _TRANSFER_DOC,
+            },
+            {
+                "name": "break-glass",
+                "definition": f"{base}/OperationDefinition/Patient-break-glass",
+                "documentation": _BREAK_GLASS_DOC,
+            },
+            {
+                "name": "emergency-access",
+                "definition": f"{base}/OperationDefinition/Patient-emergency-access",
+                "documentation": _EMERGENCY_DOC,
+            },
         ]
     return entry
 
@@ -160,6 +180,201 @@ def import_definition(base: str) -> dict[str, Any]:
     }
 
 
+#: ``GET /fhir/AuditEvent`` (web/audit_routes.py): the privacy officer's search of the
+#: audit ledger, its one interaction and the parameters it takes (R4
+#: capabilitystatement.html: the statement says what the server does). CareVault's own
+#: reading of each, so no R4 definition is claimed.
+AUDIT_EVENT = {
+    "type": "AuditEvent",
+    "documentation": (
+        "The audit ledger, searched: only for a privacy officer whose token carries the "
+        "account's whole reach (user/*.cruds); anyone else gets 403. Entries come oldest "
+        "first, at most _count (1..500) a page; a page's next link carries _after, an "
+        "entry number. A search naming a patient is a release of that patient's accesses "
+        "and rides the release budget."
+    ),
+    "interaction": [{"code": "search-type"}],
+    "searchParam": [
+        {
+            "name": "patient",
+            "type": "reference",
+            "documentation": "Entries of accesses to this Patient's records (id or Patient/id).",
+        },
+        {
+            "name": "agent",
+            "type": "token",
+            "documentation": (
+                "Entries of one principal, exactly as the ledger names it: staff:<username>, "
+                "client:<client id>, system:..., cli:..."
+            ),
+        },
+        {
+            "name": "date",
+            "type": "date",
+            "documentation": (
+                "When the entry was recorded, with R4's prefixes (ap included); repeated, "
+                "each must hold."
+            ),
+        },
+        {
+            "name": "outcome",
+            "type": "token",
+            "documentation": "0 (success), 4 (denied) or 8 (failed); or the word.",
+        },
+    ],
+}
+
+_REGISTER_DOC = (
+    "POST Patient/$register with a Parameters resource: identifier (valueIdentifier) and "
+    "birthDate (valueDate) of a patient present at one of the caller's clinics, and "
+    "optionally clinic (valueReference to an Organization, or valueId) where the caller "
+    "works at several. Answers the Patient as the caller may now see it. Matched through "
+    "the blind index; a failed registration counts against the account (5 per 15 "
+    "minutes, then 429)."
+)
+_TRANSFER_DOC = (
+    "POST Patient/[id]/$transfer with a Parameters resource: destination (valueReference "
+    "to an Organization, or valueId) and reason (valueCode from a fixed list). Moves the "
+    "patient's home clinic: a privacy officer, or the manager of both clinics. Answers a "
+    "Parameters resource: patient, clinic and version."
+)
+
+
+_BREAK_GLASS_DOC = (
+    "POST Patient/[id]/$break-glass with a Parameters resource: reason (valueCode from "
+    "a fixed list) and text (valueString, the clinician's own words). A clinician "
+    "without a care relationship opens the patient's record for a while; the grant is "
+    "queued for a privacy officer's review. Answers a Parameters resource: grant and "
+    "expires."
+)
+_EMERGENCY_DOC = (
+    "POST Patient/[id]/$emergency-access with the Parameters of $break-glass, while "
+    "patient data is offline: asks to reach one patient's record; a privacy officer "
+    "other than the one who took data offline must approve it. Answers 202 with a "
+    "Parameters resource: grant and status (awaiting-approval)."
+)
+
+
+def _in(name: str, kind: str, minimum: int, documentation: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "use": "in",
+        "min": minimum,
+        "max": "1",
+        "type": kind,
+        "documentation": documentation,
+    }
+
+
+def _patient_operation(
+    base: str, code: str, description: str, *, instance: bool, parameter: list[dict[str, Any]]
+) -> dict[str, Any]:
+    return {
+        "resourceType": "OperationDefinition",
+        "id": f"Patient-{code}",
+        "url": f"{base}/OperationDefinition/Patient-{code}",
+        "name": "".join(part.capitalize() for part in code.split("-")),
+        "status": "active",
+        "kind": "operation",
+        "publisher": "CareVault",
+        "description": description,
+        "affectsState": True,
+        "code": code,
+        "resource": ["Patient"],
+        "system": False,
+        "type": not instance,
+        "instance": instance,
+        "parameter": parameter,
+    }
+
+
+def operation_definitions(base: str) -> dict[str, dict[str, Any]]:
+    """This server's own OperationDefinitions, by id: what the CapabilityStatement's
+    ``definition`` of each of its operations that no IG defines points to, served at
+    ``[base]/OperationDefinition/[id]``."""
+    register = _patient_operation(
+        base,
+        "register",
+        _REGISTER_DOC,
+        instance=False,
+        parameter=[
+            _in("identifier", "Identifier", 1, "The patient's identifier (system and value)."),
+            _in("birthDate", "date", 1, "The patient's birth date, as a proof of presence."),
+            _in("clinic", "Reference", 0, "The clinic to register at (or valueId)."),
+            {
+                "name": "return",
+                "use": "out",
+                "min": 1,
+                "max": "1",
+                "type": "Patient",
+                "documentation": "The Patient as the caller may now see it.",
+            },
+        ],
+    )
+    transfer = _patient_operation(
+        base,
+        "transfer",
+        _TRANSFER_DOC,
+        instance=True,
+        parameter=[
+            _in("destination", "Reference", 1, "The new home clinic (or valueId)."),
+            _in("reason", "code", 1, "Why, from the fixed list of transfer reasons."),
+            {
+                "name": "return",
+                "use": "out",
+                "min": 1,
+                "max": "1",
+                "type": "Parameters",
+                "documentation": "patient, clinic and version of the moved Patient.",
+            },
+        ],
+    )
+    asked = [
+        _in("reason", "code", 1, "Why, from the fixed list of break-the-glass reasons."),
+        _in("text", "string", 1, "The clinician's own words, for the privacy review."),
+    ]
+    break_glass = _patient_operation(
+        base,
+        "break-glass",
+        _BREAK_GLASS_DOC,
+        instance=True,
+        parameter=[
+            *asked,
+            _out("grant", "string", "The grant's id."),
+            _out("expires", "instant", "When the grant ends."),
+        ],
+    )
+    emergency = _patient_operation(
+        base,
+        "emergency-access",
+        _EMERGENCY_DOC,
+        instance=True,
+        parameter=[
+            *asked,
+            _out("grant", "string", "The grant's id."),
+            _out("status", "code", "awaiting-approval."),
+        ],
+    )
+    return {
+        "import": import_definition(base),
+        "Patient-register": register,
+        "Patient-transfer": transfer,
+        "Patient-break-glass": break_glass,
+        "Patient-emergency-access": emergency,
+    }
+
+
+def _out(name: str, kind: str, documentation: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "use": "out",
+        "min": 1,
+        "max": "1",
+        "type": kind,
+        "documentation": documentation,
+    }
+
+
 _OAUTH_URIS = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
 _SECURITY_SERVICE = "http://terminology.hl7.org/CodeSystem/restful-security-service"
 
@@ -220,6 +435,30 @@ def _revincludes(rt: ResourceType) -> list[str]:
     ]
 
 
+#: What ``GET [base]/metadata`` takes as ``mode`` (R4 http.html#capabilities).
+CAPABILITY_MODES = ("full", "normative", "terminology")
+
+
+def terminology_capabilities(base: str) -> dict[str, Any]:
+    """``metadata?mode=terminology`` (R4 terminologycapabilities.html): what the server
+    offers as a terminology service, which is nothing: no code system is listed, and no
+    terminology operation is in the CapabilityStatement."""
+    return {
+        "resourceType": "TerminologyCapabilities",
+        "status": "active",
+        "date": fhir_instant(utc_now()),
+        "publisher": "CareVault",
+        "description": (
+            "CareVault is no terminology server: it holds no code systems or value sets "
+            "and offers no terminology operations ($expand, $lookup, $validate-code, "
+            "$translate). Codes in records are stored as sent; token searches match them."
+        ),
+        "kind": "instance",
+        "software": {"name": "CareVault", "version": __version__},
+        "implementation": {"description": "CareVault FHIR R4 server", "url": base},
+    }
+
+
 def capability_statement(base: str) -> dict[str, Any]:
     return {
         "resourceType": "CapabilityStatement",
@@ -258,7 +497,10 @@ def capability_statement(base: str) -> dict[str, Any]:
                     "(415)."
                 ),
                 "security": security(base.removesuffix("/fhir")),
-                "resource": [_resource(rt) for rt in RESOURCE_TYPES.values()],
+                "resource": [
+                    *(_resource(rt, base) for rt in RESOURCE_TYPES.values()),
+                    AUDIT_EVENT,
+                ],
                 "interaction": [
                     {"code": "transaction"},
                     {"code": "batch"},

@@ -17,6 +17,7 @@ from carevault.gate import (
     ChangedMeanwhile,
     ClinicRequired,
     PatientRequired,
+    ScopeDenied,
     SubsetWouldErase,
     UnseenMatch,
 )
@@ -34,6 +35,10 @@ from carevault.vault.records import (
     SearchTooCostly,
     VersionConflict,
 )
+
+#: RFC 6750 3.1: a token whose scopes do not allow the request is answered 403 with this
+#: challenge, so a client knows more scope (not another account) would help.
+INSUFFICIENT_SCOPE = 'Bearer realm="carevault", error="insufficient_scope"'
 
 _STATUS: list[tuple[type[Exception], int, str]] = [
     (UnseenMatch, 409, "duplicate"),
@@ -68,11 +73,11 @@ _STATUS: list[tuple[type[Exception], int, str]] = [
 def to_fhir_error(error: Exception) -> FhirError | None:
     for kind, status, code in _STATUS:
         if isinstance(error, kind):
-            headers = (
-                {"Retry-After": str(error.retry_after)}
-                if isinstance(error, TooManyAttempts)
-                else {}
-            )
+            headers: dict[str, str] = {}
+            if isinstance(error, TooManyAttempts):
+                headers["Retry-After"] = str(error.retry_after)
+            elif isinstance(error, ScopeDenied):
+                headers["WWW-Authenticate"] = INSUFFICIENT_SCOPE
             return FhirError(status, [Issue(code, str(error))], headers)
     return None
 

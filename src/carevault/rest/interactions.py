@@ -455,9 +455,13 @@ class FhirInteractions:
             offset=asked.offset,
             total=total,
         )
+        # What the records refer to outside the compartment is included, not matched:
+        # R4 Bundle.total counts the matches alone, and these repeat on pages.
         return FhirResponse(
             200,
-            bundles.searchset(base, [*page, *referenced], total=total, links=links, as_of_us=as_of),
+            bundles.searchset(
+                base, page, total=total, links=links, included=referenced, as_of_us=as_of
+            ),
         )
 
     # --- writes ----------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from urllib.parse import parse_qsl
 from sqlalchemy import Connection
 
 from carevault.db import pinned
+from carevault.fhir import jsonio
 from carevault.fhir.content import InputLimits
 from carevault.fhir.elements import walk_references
 from carevault.fhir.outcome import FhirError, Issue, bad_request, outcome
@@ -479,11 +480,24 @@ def _get_entry(interactions: FhirInteractions, caller: Caller, entry: _Entry, ba
         etag = response.headers["ETag"]
         return bundles.dumps({"response": {"status": "304 Not Modified", "etag": etag}})
     body = response.body or b"{}"
+    answer: dict[str, str] = {"status": f"{response.status} OK"}
+    located = response.headers.get("Content-Location")
+    if located is None:
+        # A search: its Bundle is the resource, and no one record is named.
+        return b'{"resource":' + body + b',"response":' + bundles.dumps(answer) + b"}"
+    # A read or vread answers in the entry what it answers on its own in its headers
+    # (R4 http.html#transaction-response): the record's URL, its ETag and when it changed.
+    answer["etag"] = response.headers["ETag"]
+    updated = jsonio.load(body).get("meta", {}).get("lastUpdated")
+    if isinstance(updated, str):
+        answer["lastModified"] = updated
     return (
-        b'{"resource":'
+        b'{"fullUrl":'
+        + bundles.dumps(located.rsplit("/_history/", 1)[0])
+        + b',"resource":'
         + body
         + b',"response":'
-        + bundles.dumps({"status": f"{response.status} OK"})
+        + bundles.dumps(answer)
         + b"}"
     )
 

@@ -33,7 +33,7 @@ from carevault.rest.bundles import dumps
 from carevault.rest.errors import translated
 from carevault.rest.interactions import JSON, FhirResponse
 from carevault.web.fhir_routes import base_url, parameters_body
-from carevault.web.officers import is_officer, officer_refusal
+from carevault.web.officers import is_officer, officer_refusal, refusal_headers
 from carevault.web.responses import NO_STORE, fhir_response
 from carevault.web.security import CallerDep, ServicesDep, caller
 
@@ -77,7 +77,7 @@ def _require_privacy_officer(svc: Services, who: Caller, what: str) -> None:
     reason = officer_refusal(who, f"read {what}")
     if reason is not None:
         _record(svc, who, Outcome.DENIED, reason)
-        raise FhirError(403, [Issue("forbidden", reason)])
+        raise FhirError(403, [Issue("forbidden", reason)], refusal_headers(who))
 
 
 def _published(ledger: Ledger) -> StoredCheckpoint:
@@ -244,16 +244,24 @@ async def audit_events(request: Request, svc: ServicesDep, who: CallerDep) -> Re
             for seq, _, data in found
         ],
     }
+    # Every filter, as the search used it: R4 search.html, "servers SHALL return the
+    # parameters that were actually used to process a search" (the self link), and the
+    # next page is the same search after this page's last entry (a page 2 that dropped
+    # them would list the whole ledger as the search's).
+    filters = [
+        (name, value)
+        for name, value in request.query_params.multi_items()
+        if name not in ("_after", "_count")
+    ]
+    used = [*filters, ("_count", str(query["count"]))]
+    if "after_seq" in query:
+        used.append(("_after", str(query["after_seq"])))
+    bundle["link"] = [{"relation": "self", "url": f"{base}/AuditEvent?{urlencode(used)}"}]
     if len(found) == query["count"]:
-        # The next page is the same search after this page's last entry: every filter
-        # kept (a page 2 that dropped them would list the whole ledger as the search's).
-        following = [
-            (name, value)
-            for name, value in request.query_params.multi_items()
-            if name not in ("_after", "_count")
-        ]
-        following += [("_count", str(query["count"])), ("_after", str(found[-1][0]))]
-        bundle["link"] = [{"relation": "next", "url": f"{base}/AuditEvent?{urlencode(following)}"}]
+        following = [*filters, ("_count", str(query["count"])), ("_after", str(found[-1][0]))]
+        bundle["link"].append(
+            {"relation": "next", "url": f"{base}/AuditEvent?{urlencode(following)}"}
+        )
     return fhir_response(FhirResponse(200, dumps(bundle)))
 
 

@@ -25,7 +25,11 @@ from carevault.gate import Caller, WouldBlock
 from carevault.ledger.trail import AuditUnavailable
 from carevault.rest import answers, conditional, operations, patching, transaction
 from carevault.rest.bundles import dumps
-from carevault.rest.capability import capability_statement
+from carevault.rest.capability import (
+    CAPABILITY_MODES,
+    capability_statement,
+    terminology_capabilities,
+)
 from carevault.rest.errors import translated
 from carevault.rest.interactions import FhirResponse
 from carevault.vault.records import Opened
@@ -189,7 +193,14 @@ async def run(call: Callable[..., FhirResponse], *args: Any, **kwargs: Any) -> R
 
 @router.get("/metadata")
 async def metadata(request: Request) -> Response:
-    statement = capability_statement(base_url(request))
+    mode = request.query_params.get("mode", "full")
+    if mode not in CAPABILITY_MODES:
+        raise FhirError(400, [Issue("invalid", "mode must be full, normative or terminology")])
+    if mode == "terminology":
+        # R4 terminologycapabilities.html: this mode answers TerminologyCapabilities.
+        statement = terminology_capabilities(base_url(request))
+    else:
+        statement = capability_statement(base_url(request))
     return fhir_response(FhirResponse(200, dumps(statement)))
 
 

@@ -16,7 +16,7 @@ from carevault.fhir.outcome import FhirError, Issue, outcome
 from carevault.importjobs.model import NDJSON_TYPES, Status, rejection
 from carevault.importjobs.service import ImportService
 from carevault.rest.bundles import dumps
-from carevault.rest.capability import import_definition
+from carevault.rest.capability import operation_definitions
 from carevault.web.fhir_routes import base_url, body_media, read_body
 from carevault.web.job_calls import job_call, job_failed
 from carevault.web.responses import NO_STORE
@@ -36,19 +36,20 @@ def _service(svc: Any) -> ImportService:
     return imports
 
 
-#: Where ``$import``'s OperationDefinition is served (the app routes it before the read
-#: by id, ``fhir_routes.READ_PATH``, which would take it for a read of a resource).
-DEFINITION_PATH = "/fhir/OperationDefinition/import"
+#: Where this server's OperationDefinitions are served (``$import``'s, ``$register``'s,
+#: ``$transfer``'s): the app routes it before the read by id, ``fhir_routes.READ_PATH``,
+#: which would take it for a read of a resource.
+DEFINITION_PATH = "/fhir/OperationDefinition/{definition_id}"
 
 
 async def import_definition_route(request: Request) -> Response:
-    """What ``$import`` in the CapabilityStatement is defined by: public, as the
-    CapabilityStatement is (no patient data)."""
-    return Response(
-        dumps(import_definition(base_url(request))),
-        headers=dict(NO_STORE),
-        media_type=_FHIR_JSON,
-    )
+    """What an operation in the CapabilityStatement is defined by (``$import`` and the
+    Patient operations no IG defines): public, as the CapabilityStatement is (no patient
+    data)."""
+    found = operation_definitions(base_url(request)).get(request.path_params["definition_id"])
+    if found is None:
+        raise FhirError(404, [Issue("not-found", "no such OperationDefinition here")])
+    return Response(dumps(found), headers=dict(NO_STORE), media_type=_FHIR_JSON)
 
 
 @router.post("/fhir/$import")

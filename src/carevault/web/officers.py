@@ -19,6 +19,7 @@ from carevault.containment.service import Officer
 from carevault.domain.roles import Role
 from carevault.fhir.outcome import FhirError, Issue
 from carevault.gate import Caller
+from carevault.rest.errors import INSUFFICIENT_SCOPE
 
 #: The scope a token needs for the officer's admin APIs and session management.
 ADMIN_SCOPE = "user/*.cruds"
@@ -41,6 +42,21 @@ def officer_refusal(who: Caller, what: str) -> str | None:
     return None
 
 
+def refusal_headers(who: Caller) -> dict[str, str]:
+    """The challenge of an officer's refusal: RFC 6750's ``insufficient_scope`` when only
+    the token's scopes stand in the way (an officer signed in through an app granted
+    less), none when the account itself may not (no token would help)."""
+    actor = who.actor
+    if (
+        actor is not None
+        and actor.role is Role.PRIVACY_OFFICER
+        and who.principal.startswith("staff:")
+        and narrowed(who)
+    ):
+        return {"WWW-Authenticate": INSUFFICIENT_SCOPE}
+    return {}
+
+
 def is_officer(who: Caller) -> bool:
     return officer_refusal(who, "act") is None
 
@@ -49,7 +65,7 @@ def require_officer(who: Caller, what: str) -> None:
     """403 unless ``who`` is a privacy officer calling with a whole-account token."""
     reason = officer_refusal(who, what)
     if reason is not None:
-        raise FhirError(403, [Issue("forbidden", reason)])
+        raise FhirError(403, [Issue("forbidden", reason)], refusal_headers(who))
 
 
 def officer_code(who: Caller, totp: str, what: str) -> Officer:
@@ -94,4 +110,5 @@ def require_whole_account(who: Caller, what: str) -> None:
         raise FhirError(
             403,
             [Issue("forbidden", f"this token's scopes do not allow {what}: ask for {ADMIN_SCOPE}")],
+            {"WWW-Authenticate": INSUFFICIENT_SCOPE},
         )

@@ -113,11 +113,13 @@ async def verify(request: Request) -> Response:
     page: VerifyPage = request.app.state.verify_page
     language = _language(request)
     wants_json = "application/json" in request.headers.get("accept", "")
-    code = request.query_params.get("code")
+    # An empty or blank code (a script's ``?code=$CODE`` with nothing in it) is no code:
+    # answered as none, never "not genuine", and no check is made.
+    code = (request.query_params.get("code") or "").strip()
     headers = {"cache-control": "no-store", "content-language": language}
     settings = page.services.settings
     words = {"group": sender_of(settings).name(language), "hotline": settings.notify_hotline}
-    if code is None:
+    if not code:
         if wants_json:
             return JSONResponse({"error": "give ?code="}, status_code=400, headers=headers)
         return _page(request, language, None, words, headers)

@@ -60,6 +60,23 @@ def clinic_patients(
     )
 
 
+#: The watch's allowance after a step-up in ``watched_settings``: the fourth unexplained
+#: patient suspends.
+WATCH_ALLOWED = 3
+
+
+def watched_settings(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
+    """A clinic home whose watch after a step-up allows ``WATCH_ALLOWED`` unexplained
+    patients, and whose picks of kin are judged at once."""
+    return clinic_settings(
+        backend,
+        tmp_path,
+        request,
+        detect_after_step_up=WATCH_ALLOWED,
+        detect_kin_grace_seconds=0,
+    )
+
+
 #: Alerts raised and no response taken: the test reads on after the first alert.
 RAISE_ONLY = "medium=raise,high=raise,critical=raise"
 

@@ -24,6 +24,7 @@ from tests.integration.detect.conftest import (
     clinic_patients,
     clinic_settings,
     opened_clinic,
+    watched_settings,
 )
 from tests.support.client import FhirTestClient
 from tests.support.staff import Staff, make_staff
@@ -119,9 +120,7 @@ def _step_up_after_opening_own_record(clinic: Clinic, who: Staff | None = None) 
 @pytest.fixture
 def watched(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
     """A clinic whose watch after a step-up allows three unexplained patients."""
-    return clinic_settings(
-        backend, tmp_path, request, detect_after_step_up=3, detect_kin_grace_seconds=0
-    )
+    return watched_settings(backend, tmp_path, request)
 
 
 def test_reading_on_after_a_step_up_suspends_the_account(watched: Settings) -> None:

@@ -14,10 +14,12 @@ from carevault.detect import alerts_as_dicts
 from carevault.detect.desk import OfficerCode
 from carevault.domain.roles import Role
 from tests.integration.detect.conftest import (
+    WATCH_ALLOWED,
     Clinic,
     clinic_patients,
     clinic_settings,
     opened_clinic,
+    watched_settings,
 )
 from tests.integration.detect.test_step_up import (
     HKID,
@@ -28,8 +30,7 @@ from tests.integration.detect.test_step_up import (
 from tests.integration.detect.test_vip_near_care import _booking
 from tests.support.staff import TEST_APP, Staff, make_staff, open_token
 
-#: The watch's allowance in these tests: the fourth unexplained patient suspends.
-ALLOWED = 3
+ALLOWED = WATCH_ALLOWED
 
 
 @contextmanager
@@ -38,9 +39,7 @@ def stepped_up(
 ) -> Iterator[Clinic]:
     """A clinic whose front desk opened its own record (medium: step-up) and presented a
     fresh code, as whoever holds a phished password and TOTP seed does."""
-    settings = clinic_settings(
-        backend, tmp_path, request, detect_after_step_up=ALLOWED, detect_kin_grace_seconds=0
-    )
+    settings = watched_settings(backend, tmp_path, request)
     with opened_clinic(settings, clinic_patients(0)) as clinic:
         # Records another desk wrote: the watch does not count those the desk created.
         clinic.patients[:] = _registered_by_a_colleague(clinic, patients)
@@ -54,9 +53,7 @@ def staff_stepped_up(
 ) -> Iterator[tuple[Clinic, Staff]]:
     """A clinic of eight patients and a member of staff of ``role`` who opened their own
     record (medium: step-up) and presented a fresh code."""
-    settings = clinic_settings(
-        backend, tmp_path, request, detect_after_step_up=ALLOWED, detect_kin_grace_seconds=0
-    )
+    settings = watched_settings(backend, tmp_path, request)
     with opened_clinic(settings, clinic_patients(8)) as clinic:
         member = make_staff(clinic.services, role, ["clinic-a"])
         _step_up_after_opening_own_record(clinic, member)
@@ -265,9 +262,7 @@ def test_a_nurse_after_a_false_alert_reads_the_patients_booked_for_her_before_it
 ) -> None:
     # The day's appointments, booked by the desk alone before her alert: care that was
     # there for anyone, whatever the watch makes of care booked since.
-    settings = clinic_settings(
-        backend, tmp_path, request, detect_after_step_up=ALLOWED, detect_kin_grace_seconds=0
-    )
+    settings = watched_settings(backend, tmp_path, request)
     with opened_clinic(settings, clinic_patients(8)) as clinic:
         nurse = make_staff(clinic.services, Role.NURSE, ["clinic-a"])
         for patient in clinic.patients:
@@ -291,9 +286,7 @@ def test_bookings_written_back_at_deleted_ids_after_the_alert_are_care_made_sinc
     booked and deleted every patient before the nurse's alert, and writes the bookings
     back at their ids after it, makes new care (review, stop 40: dated by the id's first
     version, it was taken as care that was there for anyone)."""
-    settings = clinic_settings(
-        backend, tmp_path, request, detect_after_step_up=ALLOWED, detect_kin_grace_seconds=0
-    )
+    settings = watched_settings(backend, tmp_path, request)
     with opened_clinic(settings, clinic_patients(8)) as clinic:
         nurse = make_staff(clinic.services, Role.NURSE, ["clinic-a"])
         kept: dict[str, str] = {}

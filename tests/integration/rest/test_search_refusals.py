@@ -231,7 +231,7 @@ def test_every_include_the_statement_lists_is_honoured(api: FhirTestClient) -> N
     for resource in statement["rest"][0]["resource"]:
         type_name = resource["type"]
         for name in ("searchInclude", "searchRevInclude"):
-            for value in resource[name]:
+            for value in resource.get(name, []):  # AuditEvent's search includes nothing
                 kind = "_include" if name == "searchInclude" else "_revinclude"
                 response = api.get(
                     f"/fhir/{type_name}",

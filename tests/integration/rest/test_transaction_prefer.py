@@ -156,7 +156,15 @@ def test_a_batch_answers_prefer_for_its_writes_and_leaves_deletes_and_reads_alon
         )
     # A DELETE answers 204 with no body whatever is preferred, alone or in a Bundle.
     assert deleted == {"response": {"status": "204 No Content", "etag": 'W/"2"'}}
-    assert set(read) == {"resource", "response"} and read["response"] == {"status": "200 OK"}
+    # A read answers as a read by id on its own, whatever is preferred: the record, its
+    # URL, ETag and last change (integrator round 57).
+    assert set(read) == {"fullUrl", "resource", "response"}
+    assert read["fullUrl"] == updated["fullUrl"]
+    assert read["response"] == {
+        "status": "200 OK",
+        "etag": 'W/"2"',
+        "lastModified": read["resource"]["meta"]["lastUpdated"],
+    }
 
 
 def test_a_conditional_create_that_finds_its_record_answers_it_as_post_would(

@@ -14,6 +14,24 @@ from carevault.detect.signals import AccountState, Context, Detectors
 MORNING = int(datetime(2026, 3, 3, 2, 0, tzinfo=UTC).timestamp() * 1_000_000)
 
 
+def read_entry(position: int, at_us: int, **fields: object) -> Access:
+    """A physician's read of a patient's record (``p0``) at a clinic A workstation, with
+    ``fields`` changed."""
+    values: dict[str, object] = {
+        "tag": "fhir:resource:read",
+        "outcome": "success",
+        "principal": "staff:ann",
+        "role": "physician",
+        "clinic_ids": ("clinic-a",),
+        "source_address": "10.1.0.20",
+        "user_agent": "workstation",
+        "resource_type": "Patient",
+        "patient_pseudonym": "p0",
+    }
+    values.update(fields)
+    return Access(position=position, at_us=at_us, **values)  # type: ignore[arg-type]
+
+
 class Feed:
     """One account's entries through the detectors, keeping what they found."""
 
@@ -27,19 +45,8 @@ class Feed:
         self.role_name = role
 
     def entry(self, at_us: int, patient: str | None = "p0", **fields: object) -> list[Finding]:
-        values: dict[str, object] = {
-            "tag": "fhir:resource:read",
-            "outcome": "success",
-            "principal": "staff:ann",
-            "role": self.role_name,
-            "clinic_ids": ("clinic-a",),
-            "source_address": "10.1.0.20",
-            "user_agent": "workstation",
-            "resource_type": "Patient",
-            "patient_pseudonym": patient,
-        }
-        values.update(fields)
-        access = Access(position=self.position, at_us=at_us, **values)  # type: ignore[arg-type]
+        changed = {"role": self.role_name, "patient_pseudonym": patient, **fields}
+        access = read_entry(self.position, at_us, **changed)
         self.position += 1
         found = self.detectors.observe(access, self.state, self.role, self.context)
         self.found.extend(found)

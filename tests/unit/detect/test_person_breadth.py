@@ -1,0 +1,108 @@
+"""Breadth across the logins of one practitioner (``signals.Person``): a second login is
+no second allowance of patients no care explains, as it is no second release budget."""
+
+from __future__ import annotations
+
+from carevault.detect.model import Finding, Severity
+from carevault.detect.profile import Profile, RoleBaseline
+from carevault.detect.signals import AccountState, Context, Detectors, Person
+from tests.unit.detect.test_signals import MORNING, read_entry
+
+LOGINS = ("staff:wong-a", "staff:wong-b")
+
+
+class People:
+    """Entries of several logins through the detectors, each login's state linked to
+    one person's windows (as the engine links them)."""
+
+    def __init__(self, logins: tuple[str, ...] = LOGINS, *, linked: bool = True) -> None:
+        self.detectors = Detectors()
+        person = Person(logins) if linked else None
+        self.states = {
+            login: AccountState(Profile(role="physician"), person=person) for login in logins
+        }
+        self.role = RoleBaseline()
+        self.position = 0
+        self.found: list[Finding] = []
+
+    def read(self, login: str, patient: str, at_us: int, **fields: object) -> list[Finding]:
+        changed = {"principal": login, "patient_pseudonym": patient, **fields}
+        access = read_entry(self.position, at_us, **changed)
+        self.position += 1
+        found = self.detectors.observe(access, self.states[login], self.role, Context())
+        self.found.extend(found)
+        return found
+
+    def breadth(self) -> list[Finding]:
+        return [f for f in self.found if f.detector == "breadth"]
+
+
+def _fifteen_each(people: People, logins: tuple[str, ...] = LOGINS) -> None:
+    """Fifteen distinct patients a login, within ten minutes: each under the
+    physician's floor (20), together past it."""
+    at = MORNING
+    for index, login in enumerate(logins):
+        for n in range(15):
+            people.read(login, f"p{index}-{n}", at)
+            at += 10_000_000
+
+
+def test_two_logins_of_one_practitioner_past_the_limit_together_is_breadth() -> None:
+    people = People()
+    _fifteen_each(people)
+    breadth = people.breadth()
+    assert breadth, people.found
+    first = breadth[0]
+    assert first.access.principal == "staff:wong-b"
+    assert first.period.endswith(" person") and first.period.startswith("10 minutes")
+    assert first.severity is Severity.MEDIUM
+    assert "21 distinct patients" in first.explanation
+    assert "wong-a, wong-b" in first.explanation and "6 of them with this one" in first.explanation
+    # The patients named are the person's, whichever login opened them; the first entry
+    # that shows them is the first login's.
+    assert {"p0-0", "p1-5"} <= set(first.patients)
+    assert first.first_position == 0
+    last = breadth[-1]
+    assert "30 distinct patients" in last.explanation
+
+
+def test_other_people_keep_their_own_windows() -> None:
+    people = People(linked=False)
+    _fifteen_each(people)
+    assert people.breadth() == []
+
+
+def test_one_login_past_its_own_limit_raises_its_own_finding_not_the_persons() -> None:
+    people = People()
+    at = MORNING
+    for n in range(25):
+        people.read("staff:wong-a", f"p{n}", at)
+        at += 10_000_000
+    periods = {f.period for f in people.breadth()}
+    assert periods and not any(p.endswith(" person") for p in periods)
+
+
+def test_patients_care_explains_count_for_no_login() -> None:
+    people = People()
+    at = MORNING
+    for index, login in enumerate(LOGINS):
+        for n in range(15):
+            people.read(login, f"p{index}-{n}", at, explained=True)
+            at += 10_000_000
+    assert people.found == []
+
+
+def test_the_same_patient_through_both_logins_is_one_patient() -> None:
+    people = People()
+    at = MORNING
+    for n in range(15):
+        for login in LOGINS:
+            people.read(login, f"p{n}", at)
+            at += 5_000_000
+    assert people.breadth() == []
+
+
+def test_twice_the_limit_together_is_high() -> None:
+    people = People(("staff:a", "staff:b", "staff:c"))
+    _fifteen_each(people, ("staff:a", "staff:b", "staff:c"))
+    assert max(f.severity.rank for f in people.breadth()) == Severity.HIGH.rank
