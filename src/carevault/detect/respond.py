@@ -157,13 +157,6 @@ class Responder:
                 self.sessions.require_step_up(
                     account_id=account.account_id, reason=f"step-up: {reason}"
                 )
-                # The person's other logins too (the watch follows each of them from
-                # this step-up's entry): a doctor asked for a fresh code read on with
-                # their nurse login without one (adversary round 57).
-                for other in self._others(account.username):
-                    self.sessions.require_step_up(
-                        account_id=other.account_id, reason=f"step-up: {reason}, same person"
-                    )
             return None
         if action == "throttle":
             self.flags.set("throttle", alert.principal or "", BY)
