@@ -13,6 +13,7 @@ from typing import Any
 
 from carevault.access.accounts import Account, AccountError, StaffAccounts
 from carevault.access.clients import ClientApp, ClientApps, ClientError
+from carevault.access.registrations import fisher
 from carevault.access.sessions import Sessions
 from carevault.clock import Clock, to_micros, utc_now
 from carevault.domain.roles import Role
@@ -115,7 +116,9 @@ class Administration:
         account = self.accounts.find(username)
         if account is None:
             raise AccountError(f"no account {username}")
-        removed = self.accounts.throttle.clear(account.username, account.account_id)
+        # The registration wait is the person's where the account names a practitioner.
+        waiting = fisher(account.account_id, account.practitioner_id, f"staff:{username}")
+        removed = self.accounts.throttle.clear(account.username, waiting)
         self._record(by, Tag.ADMIN_THROTTLE_CLEARED, account.account_id, levels=removed)
         return removed
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import ColumnElement, Connection, Engine, func, insert, select, update
 
-from carevault.access.tables import break_glass
+from carevault.access.tables import break_glass, staff_account
 from carevault.clock import Clock, to_micros, utc_now
 from carevault.db import read_transaction, write_transaction
 from carevault.domain.roles import BreakGlassReason
@@ -196,14 +196,24 @@ class BreakGlass:
                 row = fresh.execute(statement).first()
         return None if row is None else _grant(row)
 
-    def ever_opened(self, account_id: str, pseudonym: str, now_us: int) -> bool:
+    def ever_opened(
+        self, account_id: str, pseudonym: str, now_us: int, practitioner_id: str | None = None
+    ) -> bool:
         """Whether the account has ever had a grant open for this patient (running or run
         out): what it showed them (an HKID, a birth date) is no proof that the patient
-        stood in front of them (``gate.registration``)."""
+        stood in front of them (``gate.registration``). With ``practitioner_id``, a grant
+        to any account naming that practitioner counts: one person's other login."""
+        whose: ColumnElement[bool] = break_glass.c.account_id == account_id
+        if practitioner_id:
+            whose = whose | break_glass.c.account_id.in_(
+                select(staff_account.c.account_id).where(
+                    staff_account.c.practitioner_id == practitioner_id
+                )
+            )
         with read_transaction(self.engine) as connection:
             found = connection.execute(
                 select(break_glass.c.grant_id).where(
-                    break_glass.c.account_id == account_id,
+                    whose,
                     break_glass.c.patient_pseudonym == pseudonym,
                     break_glass.c.granted_us <= now_us,
                     break_glass.c.emergency.is_(False) | break_glass.c.approved_us.is_not(None),

@@ -31,7 +31,7 @@ from sqlalchemy import (
     select,
 )
 
-from carevault.access.tables import care_relationship, care_vouched
+from carevault.access.tables import care_relationship, care_vouched, staff_account
 from carevault.clock import to_micros
 from carevault.db import driver_executemany, driver_scalar, read_transaction
 from carevault.domain.care import CareEvent, CareSource, Opened, Window
@@ -241,6 +241,18 @@ class CareRelationships:
     def maker(self, principal: str | None) -> bytes | None:
         """The ``granted_by`` token of ``principal`` (keyed: the table names no one)."""
         return self._token(principal) if principal else None
+
+    def makers(self, connection: Connection, practitioner_id: str) -> frozenset[bytes]:
+        """The ``granted_by`` tokens of every staff login naming ``practitioner_id``: one
+        person's (``StaffAccounts.same_person``), whichever of their logins wrote it."""
+        return frozenset(
+            self._token(f"staff:{username}")
+            for username in connection.execute(
+                select(staff_account.c.username).where(
+                    staff_account.c.practitioner_id == practitioner_id
+                )
+            ).scalars()
+        )
 
     def rows(
         self,

@@ -70,6 +70,16 @@ class Attempt:
         self.was_missed = True
 
 
+def fisher(account_id: str | None, practitioner_id: str | None, principal: str) -> str:
+    """Whose failed registrations an attempt counts against: a practitioner's, shared by
+    every account naming them (as the release budget counts a person), else the
+    account's, else (a client) the principal's. A person's second login was a second
+    allowance of birth-date guesses (adversary round 57)."""
+    if practitioner_id:
+        return f"practitioner:{practitioner_id}"
+    return account_id or principal
+
+
 class FailureCounter:
     """Failed registrations per account, kept in the database by the throttle
     (``access.throttle``'s ``registration`` level), so that every server process counts

@@ -38,6 +38,26 @@ class BreakGlassReview:
         account = self.accounts.find(reviewer)
         if account is None or account.role is not Role.PRIVACY_OFFICER:
             raise BreakGlassError("the reviewer must be a privacy officer")
+        asked = self.break_glass.get(grant_id)
+        grantee = next((a for a in self.accounts.all() if a.account_id == asked.account_id), None)
+        if grantee is not None and self.accounts.same_person(account.username, grantee.username):
+            # A finding on a grant of one's own person is no review (adversary round 57:
+            # a doctor's officer login found their physician login's grant justified).
+            self.audit.record(
+                [
+                    AuditEvent(
+                        tag=Tag.ACCESS_BREAK_GLASS_REVIEWED,
+                        outcome=Outcome.DENIED,
+                        at_us=to_micros(self.clock()),
+                        principal=f"staff:{account.username}",
+                        role=str(account.role),
+                        source_address=source_address,
+                        patient_pseudonym=asked.patient_pseudonym,
+                        reason=f"grant {grant_id}: refused, it is their own",
+                    )
+                ]
+            )
+            raise BreakGlassError("another privacy officer reviews what is about you")
         grant = self.break_glass.review(grant_id, account.account_id, outcome)
         self.audit.record(
             [

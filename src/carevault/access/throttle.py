@@ -217,8 +217,9 @@ class SignInThrottle:
         )
 
     def clear(self, username: str, account_id: str | None = None) -> int:
-        """An administrator empties a username's levels (every address), and with its
-        ``account_id`` its registration level; how many."""
+        """An administrator empties a username's levels (every address), and with
+        ``account_id`` the registration level it is counted in (``registrations.fisher``:
+        the account's, or its practitioner's); how many."""
         user = username_key(username)
         levels = [
             and_(sign_in_throttle.c.kind == "account", sign_in_throttle.c.subject == user),

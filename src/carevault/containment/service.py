@@ -140,6 +140,23 @@ class ContainmentService:
         self.ledger.checkpoints.make(f"containment {containment_id} released")
         return released
 
+    def _not_their_own_grant(self, officer: Officer, account: Account, grant_id: str) -> None:
+        """An officer does not approve an emergency grant asked for by an account of their
+        own person (adversary round 57: a doctor's officer login approved what their
+        physician login asked, while patient data was offline). Refused, and recorded."""
+        asked = self.break_glass.get(grant_id).account_id
+        requester = next((a for a in self.accounts.all() if a.account_id == asked), None)
+        if requester is None or not self.accounts.same_person(account.username, requester.username):
+            return
+        self._record(
+            Tag.CONTAIN_REFUSED,
+            Outcome.DENIED,
+            officer,
+            f"approve {grant_id}: it is their own",
+            account,
+        )
+        raise ContainmentRefused("another privacy officer approves what is about you")
+
     def _not_about_them(
         self, officer: Officer, account: Account, username: str, containment_id: int
     ) -> None:
@@ -187,7 +204,12 @@ class ContainmentService:
         requester) lets one clinician reach one patient's record for a while."""
         account = self._authorize(officer, f"approve {grant_id}")
         offline = [item for item in self.store.current().active if item.mode is Mode.PHI_OFFLINE]
-        if any(item.started_by == f"staff:{account.username}" for item in offline):
+        # The one who took data offline, by any officer login of theirs (round 57).
+        if any(
+            self.accounts.same_person(item.started_by.removeprefix("staff:"), account.username)
+            for item in offline
+            if item.started_by.startswith("staff:")
+        ):
             self._record(
                 Tag.CONTAIN_REFUSED,
                 Outcome.DENIED,
@@ -198,6 +220,7 @@ class ContainmentService:
             raise ContainmentRefused(
                 "a second privacy officer (not the one who took patient data offline) must approve"
             )
+        self._not_their_own_grant(officer, account, grant_id)
         grant = self.break_glass.approve(grant_id, account.account_id)
         self._record(
             Tag.EMERGENCY_APPROVED,

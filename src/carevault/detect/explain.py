@@ -10,7 +10,8 @@ emergency grant while data is offline, approved); the purpose alone is only a cl
 
 A relationship the person made alone (``granted_by``: every version of the appointment
 or visit that opened it is theirs; ``carevault.domain.care.made_by``) explains none of
-their own accesses: an insider who books a celebrity and reads the chart is judged as
+their own accesses, whichever of their logins (accounts naming one practitioner) made
+it or reads: an insider who books a celebrity and reads the chart is judged as
 if there were no booking, until someone else's write corroborates it (the desk checks
 the patient in, a colleague books or reschedules) or another relationship covers it.
 
@@ -68,6 +69,8 @@ class Explainer:
         self._tokens: dict[str, bytes] = {}
         #: principal → its ``granted_by`` token (relationships it made alone).
         self._makers: dict[str, bytes] = {}
+        #: principal → the practitioner its account names ("" when none): its person.
+        self._practitioners: dict[str, str] = {}
         #: principal → staff account id ("" when there is none): grants are by account.
         self._accounts: dict[str, str] = {}
         #: Export jobs known to have been approved, with their principal (an approval,
@@ -90,6 +93,7 @@ class Explainer:
         self._learn_tokens({a.principal or "" for a in wanted})
         glass = self._glass([a for a in wanted if a.purpose == "ETREAT"])
         care = self._care({a.patient_pseudonym or "" for a in wanted})
+        people = self._people({a.principal or "" for a in wanted})
         explained: list[Access] = []
         for access in accesses:
             if not access.released or access.explained:
@@ -102,12 +106,12 @@ class Explainer:
             token = self._tokens.get(access.principal or "", b"")
             clinics = set(access.clinic_ids)
             rows = care.get(access.patient_pseudonym or "", [])
-            me = self._maker(access.principal or "")
+            mine = people.get(access.principal or "") or {self._maker(access.principal or "")}
             hit = near = established = False
             alone: set[int] = set()
             for clinic, held, low, high, maker, whole_low, whole_high, source in rows:
                 named = bool(token) and held == token
-                if not low <= access.at_us <= high or maker == me:
+                if not low <= access.at_us <= high or maker in mine:
                     continue
                 if not named and (clinic is None or clinic not in clinics):
                     continue
@@ -268,6 +272,32 @@ class Explainer:
             self._makers[principal] = found
         return found
 
+    def _people(self, principals: set[str]) -> dict[str, frozenset[bytes]]:
+        """The ``granted_by`` tokens of each staff principal's person: every login naming
+        the practitioner its account names (``StaffAccounts.same_person``). Care a person
+        made alone with one login explains none of their accesses through another. Asked
+        for each batch, not kept: a login given to the person later counts at once."""
+        named = {
+            principal: self._practitioners[principal]
+            for principal in principals
+            if self._practitioners.get(principal)
+        }
+        if not named:
+            return {}
+        with read_transaction(self.engine) as connection:
+            rows = connection.execute(
+                select(staff_account.c.username, staff_account.c.practitioner_id).where(
+                    staff_account.c.practitioner_id.in_(sorted(set(named.values())))
+                )
+            ).all()
+        logins: dict[str, set[bytes]] = {}
+        for username, practitioner in rows:
+            logins.setdefault(str(practitioner), set()).add(self._maker(f"staff:{username}"))
+        return {
+            principal: frozenset(logins.get(practitioner, set()) | {self._maker(principal)})
+            for principal, practitioner in named.items()
+        }
+
     def _learn_tokens(self, principals: set[str]) -> None:
         missing = sorted(
             p.removeprefix("staff:")
@@ -291,6 +321,7 @@ class Explainer:
                 self._token_of(practitioner) if practitioner else b""
             )
             self._accounts[f"staff:{username}"] = account
+            self._practitioners[f"staff:{username}"] = practitioner or ""
 
     def _approved_export(self, access: Access) -> bool:
         job = str(access.detail.get("job", ""))

@@ -26,6 +26,7 @@ from typing import Any
 
 from sqlalchemy import Column, Connection, Engine, Select, delete, func, insert, select
 
+from carevault.access.tables import staff_account
 from carevault.db import read_transaction, write_transaction
 from carevault.detect.model import DAY_US, Access
 from carevault.detect.profile import KEPT_DAYS
@@ -159,6 +160,7 @@ class Kinship:
                 staff.setdefault(account, {}).setdefault(kind, set()).add(bytes(token))
             if not staff:
                 return KinSet()
+            _share_by_person(connection, staff)
             by_hkid: dict[bytes, set[str]] = {}
             for account, kinds in staff.items():
                 for token in kinds.get(HKID, ()):
@@ -324,6 +326,31 @@ class Kinship:
             delete(table).where(table.c.replaced_us < oldest_us - self.window_us)
         )
         return int(gone.rowcount or 0)
+
+
+def _share_by_person(connection: Connection, staff: dict[str, dict[str, set[bytes]]]) -> None:
+    """Give what HR recorded of one login to every login of its person (accounts naming
+    the same practitioner, ``StaffAccounts.same_person``): their home, surname and own
+    record are the person's, whichever login opens them (adversary round 57: a doctor
+    identified on their physician login opened their spouse's record unseen, and their
+    own as "a co-worker's", with their nurse login)."""
+    logins: dict[str, set[str]] = {}
+    for username, practitioner in connection.execute(
+        select(staff_account.c.username, staff_account.c.practitioner_id).where(
+            staff_account.c.practitioner_id.is_not(None)
+        )
+    ):
+        logins.setdefault(str(practitioner), set()).add(f"staff:{username}")
+    for people in logins.values():
+        known = [staff[account] for account in sorted(people) if account in staff]
+        if not known or len(people) < 2:
+            continue
+        merged: dict[str, set[bytes]] = {}
+        for kinds in known:
+            for kind, tokens in kinds.items():
+                merged.setdefault(kind, set()).update(tokens)
+        for account in people:
+            staff[account] = {kind: set(tokens) for kind, tokens in merged.items()}
 
 
 def _kinds(access: Access, known: KinSet, theirs: dict[str, set[bytes]]) -> tuple[str, ...]:

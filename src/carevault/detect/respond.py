@@ -19,7 +19,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from carevault.access.accounts import StaffAccounts
+from carevault.access.accounts import Account, StaffAccounts
 from carevault.access.admin import Administration
 from carevault.access.sessions import Sessions
 from carevault.containment.state import ContainmentStore, Mode
@@ -137,11 +137,14 @@ class Responder:
         officer's account passes every step-up and reads every clinic's patients)."""
         if alert.role != "privacy_officer" or not alert.account:
             return False
+        accounts = self.accounts.all()
+        # Another login of the same person may not undo it (round 56): no one else.
+        theirs = {alert.account, *(a.username for a in self._others(alert.account, accounts))}
         return any(
             account.role == "privacy_officer"
             and not account.suspended
-            and account.username != alert.account
-            for account in self.accounts.all()
+            and account.username not in theirs
+            for account in accounts
         )
 
     def _apply(self, alert: Alert, action: str) -> int | None:
@@ -174,6 +177,12 @@ class Responder:
         )
         if target is None:
             return None
+        started = self._contain(mode, target, reason)
+        if mode is Mode.ACCOUNT_SUSPENDED:
+            self._suspend_person(target, reason)
+        return started
+
+    def _contain(self, mode: Mode, target: str, reason: str) -> int:
         for item in self.containment.refresh().active:
             if item.mode is mode and item.target == target:
                 return item.containment_id
@@ -181,8 +190,42 @@ class Responder:
             self.admin.suspend(BY, target, reason=f"containment: {reason}")
         else:
             self.admin.revoke_client(BY, target)
-        started = self.containment.start(mode, target, reason, BY)
-        return started.containment_id
+        return self.containment.start(mode, target, reason, BY).containment_id
+
+    def _suspend_person(self, username: str, reason: str) -> None:
+        """Suspend the other logins of ``username``'s person (accounts naming the same
+        practitioner, ``StaffAccounts.same_person``), as the release budget and the
+        throttle hold them (adversary round 57: a doctor suspended for snooping read on
+        with their nurse's login). A privacy officer's login is suspended only while
+        another officer could undo it (``_covered``); otherwise it steps up."""
+        accounts = self.accounts.all()
+        for other in self._others(username, accounts):
+            if other.role == "privacy_officer" and not any(
+                officer.role == "privacy_officer"
+                and not officer.suspended
+                and officer.practitioner_id != other.practitioner_id
+                for officer in accounts
+            ):
+                self.sessions.require_step_up(
+                    account_id=other.account_id, reason=f"step-up: {reason}"
+                )
+                continue
+            self._contain(Mode.ACCOUNT_SUSPENDED, other.username, f"{reason}, same person")
+
+    def _others(self, username: str, accounts: list[Account] | None = None) -> list[Account]:
+        """The other logins of ``username``'s person not suspended: accounts naming the
+        same practitioner (``StaffAccounts.same_person``); none for one naming none."""
+        every = self.accounts.all() if accounts is None else accounts
+        held = next((a for a in every if a.username == username), None)
+        if held is None or held.practitioner_id is None:
+            return []
+        return [
+            a
+            for a in every
+            if a.username != username
+            and a.practitioner_id == held.practitioner_id
+            and not a.suspended
+        ]
 
     def _record(
         self, alert: Alert, action: str, containment_id: int | None, trigger: int | None

@@ -26,7 +26,7 @@ from sqlalchemy import Connection
 from carevault.access.breakglass import Grant
 from carevault.access.care import CARE_TYPES, care_event
 from carevault.access.control import AccessControl
-from carevault.access.registrations import FailureCounter, Proof
+from carevault.access.registrations import FailureCounter, Proof, fisher
 from carevault.access.scopes import Interaction, Scopes
 from carevault.clock import to_micros
 from carevault.containment.state import ContainmentActive, ContainmentState, ContainmentStore
@@ -1081,7 +1081,9 @@ class Gate:
                 target, slash, ident = part.rpartition("/")
                 if slash and target.split("/")[-1] == "Patient":
                     ids.append(ident)
-                elif not slash and param.targets == ("Patient",):
+                elif not slash:
+                    # A bare id matches a record of each type it may point at, a Patient
+                    # among them (``Appointment?actor=X``: adversary round 57).
                     ids.append(part)
         named: set[str] = set()
         if ids:
@@ -1119,7 +1121,8 @@ class Gate:
         if not held:
             return
         failures = self.access.registrations.failures
-        who = caller.actor.account_id or caller.principal
+        actor = caller.actor
+        who = fisher(actor.account_id, actor.practitioner_id, caller.principal)
         with (
             self._attempt(caller, Tag.FHIR_CREATE, rt.name) as attempt,
             failures.counting(who) as counted,
@@ -1643,7 +1646,10 @@ class Gate:
             return None
         if not any(item.get("resourceType") == "Patient" and hkid_terms(item) for item in sent):
             return None
-        return self.access.registrations.failures, caller.actor.account_id or caller.principal
+        actor = caller.actor
+        return self.access.registrations.failures, fisher(
+            actor.account_id, actor.practitioner_id, caller.principal
+        )
 
     def _answer(self, caller: Caller, result: WriteResult) -> WriteResult:
         """A written version as its writer may be shown it: cut to what they may read,
@@ -2333,6 +2339,13 @@ class Gate:
         # and only within that care's own window (``attribute``).
         moment = event.starts_us if event.starts_us is not None else now
         writer = access.care.maker(caller.principal if actor else None)
+        if earlier and actor is not None and actor.practitioner_id:
+            # Another login of the writer's own person corroborates nothing: it is them.
+            mine = access.care.makers(connection, actor.practitioner_id)
+            earlier = tuple(
+                replace(opened, maker=writer) if opened.maker in mine else opened
+                for opened in earlier
+            )
         if deferred is not None:
             deferred[head.row_id] = access.care.rows(head.row_id, pseudonym, granted.windows)
         else:

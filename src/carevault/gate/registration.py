@@ -23,7 +23,7 @@ from enum import StrEnum
 
 from sqlalchemy import Connection
 
-from carevault.access.registrations import ALREADY_REGISTERED, Proof
+from carevault.access.registrations import ALREADY_REGISTERED, Proof, fisher
 from carevault.access.scopes import Interaction
 from carevault.db import write_transaction
 from carevault.domain.roles import CLINICIANS, Role
@@ -100,7 +100,8 @@ def register(gate: Gate, caller: Caller, proof: PresenceProof, clinic_id: str | 
         # A change, and the match opens patients' records: stopped as a write is.
         gate._contain_change([_PATIENT])
         attempt.detail.update({"clinic": clinic, "proof": _PROOF_KINDS[proof.system]})
-        with gate.access.registrations.failures.counting(actor.account_id) as counted:
+        who = fisher(actor.account_id, actor.practitioner_id, caller.principal)
+        with gate.access.registrations.failures.counting(who) as counted:
             matches = _matching(gate, caller, proof)
             if len(matches) != 1:
                 counted.missed()
@@ -151,13 +152,19 @@ def _refuse_what_the_record_showed(gate: Gate, caller: Caller, pseudonym: str, c
     assert access is not None and actor is not None and actor.account_id  # noqa: S101
     if clinic in access.registrations.clinics(pseudonym):
         return  # already the clinic's: nothing widens
-    if access.break_glass.ever_opened(actor.account_id, pseudonym, access.now_us()):
+    # A person's other login (an account naming the same practitioner) is the person:
+    # a doctor's front-desk login registered what the doctor's grant or referral showed
+    # (adversary round 57).
+    if access.break_glass.ever_opened(
+        actor.account_id, pseudonym, access.now_us(), actor.practitioner_id
+    ):
         raise AccessDenied(
             "you opened this patient's record by breaking the glass: a colleague who sees"
             " the patient present registers them"
         )
-    if actor.role in CLINICIANS and access.care.ever(
-        pseudonym, actor.clinic_ids, actor.practitioner_id
+    clinical = actor.role in CLINICIANS
+    if (clinical or actor.practitioner_id) and access.care.ever(
+        pseudonym, actor.clinic_ids if clinical else frozenset(), actor.practitioner_id
     ):
         raise AccessDenied(
             "this patient's record was opened to you by care from another clinic: a"

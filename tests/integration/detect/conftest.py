@@ -145,10 +145,17 @@ CLINICIAN_BUDGET = 30
 def clinicians_clinic(
     backend: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> Iterator[Clinic]:
-    """Clinic A whose physicians and nurses have a budget of ``CLINICIAN_BUDGET``."""
+    """Clinic A whose physicians and nurses have a budget of ``CLINICIAN_BUDGET``, its
+    detectors raising alerts only: the tests read on with a person's other logins after
+    the budget's alert, which the built-in response (suspend) would end for all of them
+    (adversary round 57) as soon as the detectors' thread judged it."""
     budget = f"{CLINICIAN_BUDGET}/100"
     settings = clinic_settings(
-        backend, tmp_path, request, release_budget=f"physician={budget},nurse={budget}"
+        backend,
+        tmp_path,
+        request,
+        release_budget=f"physician={budget},nurse={budget}",
+        detect_responses=RAISE_ONLY,
     )
     with opened_clinic(settings, clinic_patients()) as opened:
         yield opened

@@ -204,6 +204,14 @@ async def reinstate(
         for item in svc.containment.refresh().active
         if item.mode is Mode.ACCOUNT_SUSPENDED and item.target == username
     ]
+    if not active and await run_in_threadpool(
+        svc.accounts.same_person, viewer.username, username[:64]
+    ):
+        # As a containment's release is (round 56): a suspension made on the host is
+        # lifted by another officer, never by a login of the suspended one's person.
+        raise await run_in_threadpool(
+            _refuse, request, viewer, f"reinstate {username[:64]}: it is about them"
+        )
     try:
         if active:
             officer = Officer(viewer.username, code, client_address(request))
