@@ -18,6 +18,7 @@ from carevault.web.app import create_app
 from tests.conftest import make_settings
 from tests.support.client import FhirTestClient
 from tests.support.console import MovableClock
+from tests.support.ledgers import patient_pseudonym
 from tests.support.staff import PASSWORD, Staff, make_staff
 
 PATIENTS = 45
@@ -92,6 +93,23 @@ def raising_clinic(
     """Clinic A with ``patients``, whose detectors raise alerts and take no response."""
     settings = clinic_settings(backend, tmp_path, request, detect_responses=RAISE_ONLY, **options)
     with opened_clinic(settings, patients) as opened:
+        yield opened
+
+
+@contextmanager
+def vip_clinic(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest, count: int
+) -> Iterator[Clinic]:
+    """A raising clinic of ``count`` famous patients, each flagged VIP by an officer."""
+    with raising_clinic(
+        backend, tmp_path, request, clinic_patients(count, "Star", "Famous")
+    ) as opened:
+        detection = opened.services.detection
+        assert detection is not None
+        for patient in opened.patients:
+            detection.flags.set(
+                "vip", patient_pseudonym(opened.services, patient), "staff:test-officer"
+            )
         yield opened
 
 

@@ -7,10 +7,8 @@ person made alone explains none of their own reads, whichever of their logins ma
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -24,37 +22,22 @@ from tests.integration.detect.conftest import (
     clinic_settings,
     opened_clinic,
     raising_clinic,
+    vip_clinic,
 )
+from tests.integration.detect.test_self_made_care import _booking as booking
 from tests.support.ledgers import patient_pseudonym
 from tests.support.staff import Staff, make_staff
 
 
 @pytest.fixture
 def clinic(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Clinic]:
-    with raising_clinic(backend, tmp_path, request, clinic_patients(4, "Star", "Famous")) as opened:
-        detection = opened.services.detection
-        assert detection is not None
-        for patient in opened.patients:
-            detection.flags.set(
-                "vip", patient_pseudonym(opened.services, patient), "staff:test-officer"
-            )
+    with vip_clinic(backend, tmp_path, request, 4) as opened:
         yield opened
 
 
 def _booking(patient: str, status: str = "booked", **more: Any) -> dict[str, Any]:
-    today = datetime.now(ZoneInfo("Asia/Hong_Kong")).date().isoformat()
-    return {
-        "resourceType": "Appointment",
-        "status": status,
-        "start": f"{today}T10:00:00+08:00",
-        "end": f"{today}T10:15:00+08:00",
-        "participant": [
-            {"actor": {"reference": f"Patient/{patient}"}, "status": "accepted"},
-            {"actor": {"reference": "Organization/clinic-a"}, "status": "accepted"},
-            {"actor": {"reference": "Practitioner/dr-in"}, "status": "accepted"},
-        ],
-        **more,
-    }
+    """Today's booking of ``patient`` with Dr In."""
+    return booking(patient, "dr-in", status, **more)
 
 
 def _book(clinic: Clinic, who: Staff, patient: str) -> str:

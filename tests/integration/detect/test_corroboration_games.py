@@ -20,7 +20,7 @@ import pytest
 
 from carevault.detect import alerts_as_dicts
 from carevault.domain.roles import Role
-from tests.integration.detect.conftest import Clinic, clinic_patients, raising_clinic
+from tests.integration.detect.conftest import Clinic, vip_clinic
 from tests.support.client import FHIR_JSON
 from tests.support.ledgers import patient_pseudonym
 from tests.support.staff import Staff, make_staff
@@ -30,13 +30,7 @@ ZONE = ZoneInfo("Asia/Hong_Kong")
 
 @pytest.fixture
 def clinic(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Clinic]:
-    with raising_clinic(backend, tmp_path, request, clinic_patients(6, "Star", "Famous")) as opened:
-        detection = opened.services.detection
-        assert detection is not None
-        for patient in opened.patients:
-            detection.flags.set(
-                "vip", patient_pseudonym(opened.services, patient), "staff:test-officer"
-            )
+    with vip_clinic(backend, tmp_path, request, 6) as opened:
         yield opened
 
 

@@ -27,7 +27,9 @@ def clinic(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iter
         yield opened
 
 
-def _booking(patient: str, practitioner: str, status: str = "booked") -> dict[str, Any]:
+def _booking(
+    patient: str, practitioner: str, status: str = "booked", **more: Any
+) -> dict[str, Any]:
     today = datetime.now(ZoneInfo("Asia/Hong_Kong")).date().isoformat()
     return {
         "resourceType": "Appointment",
@@ -39,6 +41,7 @@ def _booking(patient: str, practitioner: str, status: str = "booked") -> dict[st
             {"actor": {"reference": "Organization/clinic-a"}, "status": "accepted"},
             {"actor": {"reference": f"Practitioner/{practitioner}"}, "status": "accepted"},
         ],
+        **more,
     }
 
 
