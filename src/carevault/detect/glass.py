@@ -11,7 +11,7 @@ so stock wording is left to the privacy review of each grant.
 from __future__ import annotations
 
 from carevault.detect.model import Access, Finding, Severity
-from carevault.detect.profile import Recent
+from carevault.detect.windows import DistinctWindow
 from carevault.ledger.events import Tag
 
 #: Distinct patients one account may break the glass for in an hour before an alert
@@ -30,20 +30,30 @@ def granted(access: Access) -> bool:
     )
 
 
-def glass_sweep(access: Access, recent: Recent, limit: int, day: int) -> Finding | None:
-    """Count a grant (``granted``) and return the alert it makes, if any: more than
-    ``limit`` distinct patients under grants of the account within an hour."""
-    window = recent.glass
+def glass_sweep(
+    access: Access, window: DistinctWindow, limit: int, day: int, logins: tuple[str, ...] = ()
+) -> Finding | None:
+    """Count a grant (``granted``) in ``window`` and return the alert it makes, if any:
+    more than ``limit`` distinct patients under grants within an hour, of the account
+    (``Recent.glass``) or, with ``logins``, of every login of its practitioner together
+    (``signals.Person``)."""
     count = window.add(access.patient_pseudonym or "", access.at_us, access.position)
     if count <= limit:
         return None
+    together = f" with the logins of one practitioner ({named(logins)})" if logins else ""
     return Finding(
         "break-glass-volume",
         Severity.HIGH if count >= 2 * limit else Severity.MEDIUM,
-        str(day),
-        f"broke the glass for {count} distinct patients within an hour (more than {limit}); "
-        "each read under a grant is explained by it, so only the grants show the sweep",
+        f"{day} person" if logins else str(day),
+        f"broke the glass for {count} distinct patients{together} within an hour (more than "
+        f"{limit}); each read under a grant is explained by it, so only the grants show "
+        "the sweep",
         access,
         tuple(window.keys),
         window.first_position,
     )
+
+
+def named(logins: tuple[str, ...]) -> str:
+    """A practitioner's logins as a finding names them: their usernames."""
+    return ", ".join(login.removeprefix("staff:") for login in logins)

@@ -16,7 +16,7 @@ from typing import TypeVar, cast
 
 from carevault.access.care import CARE_TYPES
 from carevault.access.registrations import ALREADY_REGISTERED, MAX_FAILURES
-from carevault.detect.glass import BREAK_GLASS_PER_HOUR, glass_sweep, granted
+from carevault.detect.glass import BREAK_GLASS_PER_HOUR, glass_sweep, granted, named
 from carevault.detect.model import (
     BUDGET_REASON,
     DAY_US,
@@ -117,6 +117,9 @@ class Person:
     #: The logins (``staff:<username>``), sorted.
     logins: tuple[str, ...]
     breadth: dict[str, DistinctWindow] = field(default_factory=breadth_windows)
+    #: As ``Recent.changed`` and ``Recent.glass``, of every login together.
+    changed: DistinctWindow = field(default_factory=lambda: DistinctWindow(10 * MINUTE_US))
+    glass: DistinctWindow = field(default_factory=lambda: DistinctWindow(HOUR_US))
 
 
 @dataclass
@@ -382,8 +385,16 @@ class Detectors:
                     found.extend(self._writes(access, state, role, day))
             elif access.patient_pseudonym and (access.tag in CHANGING or _books(access, recent)):
                 count = recent.changed.add(access.patient_pseudonym, access.at_us, access.position)
-                if live and count > self.staff_changes_per_10_minutes:
-                    found.append(self._changes(access, recent, count, day))
+                limit = self.staff_changes_per_10_minutes
+                if live and count > limit:
+                    found.append(self._changes(access, recent, recent.changed, day))
+                person = state.person
+                if person is not None:
+                    together = person.changed.add(
+                        access.patient_pseudonym, access.at_us, access.position
+                    )
+                    if live and count <= limit < together:
+                        found.append(self._changes(access, recent, person.changed, day, person))
             return found if live else []
         if access.tag == "fhir:resource:search" and _new_search(access, recent):
             if NAME_PARAMS & set(access.detail.get("params", ())):
@@ -397,7 +408,13 @@ class Detectors:
             # many patients an hour as ``break-glass-volume`` allows, unwatched.
             pseudonym = access.patient_pseudonym or ""
             watching = self._watching(access, state, role, pseudonym, live)
-            sweep = glass_sweep(access, recent, self.break_glass_per_hour, day)
+            sweep = glass_sweep(access, recent.glass, self.break_glass_per_hour, day)
+            if state.person is not None:
+                person = state.person
+                swept = glass_sweep(
+                    access, person.glass, self.break_glass_per_hour, day, person.logins
+                )
+                sweep = sweep or swept
             return [f for f in (watching, sweep) if f is not None] if live else []
         if not access.released:
             return []
@@ -526,7 +543,7 @@ class Detectors:
             limit, why = _baseline(span, state.profile, state.recent, role, limit_for)
             if count <= limit or alone > limit:
                 continue
-            logins = ", ".join(login.removeprefix("staff:") for login in person.logins)
+            logins = named(person.logins)
             found.append(
                 Finding(
                     "breadth",
@@ -686,21 +703,33 @@ class Detectors:
             )
         ]
 
-    def _changes(self, access: Access, recent: Recent, count: int, day: int) -> Finding:
+    def _changes(
+        self,
+        access: Access,
+        recent: Recent,
+        window: DistinctWindow,
+        day: int,
+        person: Person | None = None,
+    ) -> Finding:
         """A member of staff changing the stored records of (or booking care for) more
         patients in ten minutes than anyone does by hand: a blind rewrite reads nothing,
         so neither the release budget nor ``breadth`` sees it, and a booking opens the
-        patient's record to the rest of the clinic."""
+        patient's record to the rest of the clinic. ``window``: the account's, or with
+        ``person`` every login of its practitioner's together."""
         limit = self.staff_changes_per_10_minutes
-        window = recent.changed
+        count = len(window)
+        together = (
+            f" with the logins of one practitioner ({named(person.logins)})" if person else ""
+        )
+        what = "staff-changes person" if person else "staff-changes"
         return Finding(
             "staff-changes",
             Severity.HIGH if count >= 2 * limit else Severity.MEDIUM,
-            str(day),
-            f"changed the stored records of (or booked care for) {count} distinct patients "
-            f"in ten minutes (more than {limit})",
+            f"{day} person" if person else str(day),
+            f"changed the stored records of (or booked care for) {count} distinct patients"
+            f"{together} in ten minutes (more than {limit})",
             access,
-            recent.unnamed("staff-changes", day, window.changes, window.members),
+            recent.unnamed(what, day, window.changes, window.members),
             window.first_position,
         )
 

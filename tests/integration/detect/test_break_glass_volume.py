@@ -75,3 +75,17 @@ def test_a_few_grants_in_an_hour_raise_nothing(clinic: Clinic) -> None:
     # The same patient again is a renewal, not one more patient swept.
     _break_glass(clinic, doctor, clinic.patients[:1])
     assert _mine(clinic, doctor) == []
+
+
+def test_a_sweep_split_across_two_logins_of_one_doctor_raises_an_alert(clinic: Clinic) -> None:
+    """Three patients with each of two logins naming one practitioner: six, past the five
+    an hour that neither login alone passes (the person's sweep, stop 46)."""
+    first = make_staff(clinic.services, Role.PHYSICIAN, ["clinic-b"], "dr-sweep")
+    second = make_staff(clinic.services, Role.NURSE, ["clinic-b"], "dr-sweep")
+    _break_glass(clinic, first, clinic.patients[:3])
+    _break_glass(clinic, second, clinic.patients[3:6])
+    assert _mine(clinic, first) == []
+    (alert,) = _mine(clinic, second)
+    assert alert["detector"] == "break-glass-volume"
+    assert "with the logins of one practitioner" in str(alert["explanation"])
+    assert alert["patient_count"] == 6

@@ -135,3 +135,16 @@ def test_a_desk_booking_the_walk_ins_it_registers_raises_nothing(
     with raising_clinic(backend, tmp_path, request, clinic_patients(45)) as clinic:
         assert [_book(clinic, clinic.desk, patient) for patient in clinic.patients] == [201] * 45
         assert _changes_alerts(clinic, clinic.desk) == []
+
+
+def test_changes_split_across_two_logins_of_one_person_raise_an_alert(many: Clinic) -> None:
+    """25 patients' phone numbers with each of two logins naming one practitioner: 50 in
+    ten minutes, past the 40 neither login alone reaches (stop 46)."""
+    first = make_staff(many.services, Role.FRONT_DESK, ["clinic-a"], "mr-split")
+    second = make_staff(many.services, Role.NURSE, ["clinic-a"], "mr-split")
+    assert [_rewrite(many, first, patient) for patient in many.patients[:25]] == [200] * 25
+    assert [_rewrite(many, second, patient) for patient in many.patients[25:50]] == [200] * 25
+    assert _changes_alerts(many, first) == []
+    (alert,) = _changes_alerts(many, second)
+    assert "with the logins of one practitioner" in alert["explanation"]
+    assert alert["patient_count"] >= 41

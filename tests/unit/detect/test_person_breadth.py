@@ -3,6 +3,7 @@ no second allowance of patients no care explains, as it is no second release bud
 
 from __future__ import annotations
 
+from carevault.detect.glass import GRANTED
 from carevault.detect.model import Finding, Severity
 from carevault.detect.profile import Profile, RoleBaseline
 from carevault.detect.signals import AccountState, Context, Detectors, Person
@@ -106,3 +107,51 @@ def test_twice_the_limit_together_is_high() -> None:
     people = People(("staff:a", "staff:b", "staff:c"))
     _fifteen_each(people, ("staff:a", "staff:b", "staff:c"))
     assert max(f.severity.rank for f in people.breadth()) == Severity.HIGH.rank
+
+
+def test_changes_split_across_two_logins_are_counted_together() -> None:
+    """25 patients' stored records rewritten with each login in ten minutes: 50, past
+    the limit of 40 that neither login alone reaches."""
+    people = People()
+    at = MORNING
+    for index, login in enumerate(LOGINS):
+        for n in range(25):
+            people.read(login, f"p{index}-{n}", at, tag="fhir:resource:update")
+            at += 5_000_000
+    changes = [f for f in people.found if f.detector == "staff-changes"]
+    assert changes, people.found
+    assert changes[0].access.principal == "staff:wong-b"
+    assert changes[0].period.endswith(" person")
+    assert "41 distinct patients with the logins of one practitioner (wong-a, wong-b)" in (
+        changes[0].explanation
+    )
+    assert changes[-1].severity is Severity.MEDIUM
+    assert len(changes[-1].patients) <= 50 and changes[0].first_position == 0
+
+
+def test_glass_broken_for_patients_split_across_two_logins_is_one_sweep() -> None:
+    """Three grants an hour with each login: six patients, past the five an hour that
+    neither login alone passes."""
+    people = People()
+    at = MORNING
+    for index, login in enumerate(LOGINS):
+        for n in range(3):
+            people.read(login, f"p{index}-{n}", at, tag=GRANTED, reason="grant g until 1")
+            at += 60_000_000
+    (sweep,) = [f for f in people.found if f.detector == "break-glass-volume"]
+    assert sweep.access.principal == "staff:wong-b" and sweep.period.endswith(" person")
+    assert "6 distinct patients with the logins of one practitioner" in sweep.explanation
+    assert len(sweep.patients) == 6
+
+
+def test_other_people_keep_their_own_changes_and_grants() -> None:
+    people = People(linked=False)
+    at = MORNING
+    for index, login in enumerate(LOGINS):
+        for n in range(25):
+            people.read(login, f"p{index}-{n}", at, tag="fhir:resource:update")
+            at += 5_000_000
+        for n in range(3):
+            people.read(login, f"g{index}-{n}", at, tag=GRANTED, reason="grant g until 1")
+            at += 60_000_000
+    assert {f.detector for f in people.found} & {"staff-changes", "break-glass-volume"} == set()
