@@ -3,7 +3,7 @@ the console, so a review is checked and recorded the same way wherever it is mad
 
 from __future__ import annotations
 
-from carevault.access.accounts import StaffAccounts
+from carevault.access.accounts import Account, StaffAccounts
 from carevault.access.breakglass import BreakGlass, BreakGlassError, Grant
 from carevault.clock import Clock, to_micros, utc_now
 from carevault.domain.roles import Role
@@ -39,38 +39,38 @@ class BreakGlassReview:
         if account is None or account.role is not Role.PRIVACY_OFFICER:
             raise BreakGlassError("the reviewer must be a privacy officer")
         asked = self.break_glass.get(grant_id)
-        grantee = next((a for a in self.accounts.all() if a.account_id == asked.account_id), None)
+        grantee = self.accounts.get(asked.account_id)
         if grantee is not None and self.accounts.same_person(account.username, grantee.username):
             # A finding on a grant of one's own person is no review (adversary round 57:
             # a doctor's officer login found their physician login's grant justified).
-            self.audit.record(
-                [
-                    AuditEvent(
-                        tag=Tag.ACCESS_BREAK_GLASS_REVIEWED,
-                        outcome=Outcome.DENIED,
-                        at_us=to_micros(self.clock()),
-                        principal=f"staff:{account.username}",
-                        role=str(account.role),
-                        source_address=source_address,
-                        patient_pseudonym=asked.patient_pseudonym,
-                        reason=f"grant {grant_id}: refused, it is their own",
-                    )
-                ]
+            self._recorded(
+                account, source_address, asked, Outcome.DENIED, "refused, it is their own"
             )
             raise BreakGlassError("another privacy officer reviews what is about you")
         grant = self.break_glass.review(grant_id, account.account_id, outcome)
+        self._recorded(account, source_address, grant, Outcome.SUCCESS, outcome)
+        return grant
+
+    def _recorded(
+        self,
+        account: Account,
+        source_address: str | None,
+        grant: Grant,
+        outcome: Outcome,
+        finding: str,
+    ) -> None:
+        """The review's ledger entry: the reviewer, the grant's patient and the finding."""
         self.audit.record(
             [
                 AuditEvent(
                     tag=Tag.ACCESS_BREAK_GLASS_REVIEWED,
-                    outcome=Outcome.SUCCESS,
+                    outcome=outcome,
                     at_us=to_micros(self.clock()),
                     principal=f"staff:{account.username}",
                     role=str(account.role),
                     source_address=source_address,
                     patient_pseudonym=grant.patient_pseudonym,
-                    reason=f"grant {grant_id}: {outcome}",
+                    reason=f"grant {grant.grant_id}: {finding}",
                 )
             ]
         )
-        return grant

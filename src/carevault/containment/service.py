@@ -144,18 +144,15 @@ class ContainmentService:
         """An officer does not approve an emergency grant asked for by an account of their
         own person (adversary round 57: a doctor's officer login approved what their
         physician login asked, while patient data was offline). Refused, and recorded."""
-        asked = self.break_glass.get(grant_id).account_id
-        requester = next((a for a in self.accounts.all() if a.account_id == asked), None)
-        if requester is None or not self.accounts.same_person(account.username, requester.username):
-            return
-        self._record(
-            Tag.CONTAIN_REFUSED,
-            Outcome.DENIED,
-            officer,
-            f"approve {grant_id}: it is their own",
-            account,
-        )
-        raise ContainmentRefused("another privacy officer approves what is about you")
+        requester = self.accounts.get(self.break_glass.get(grant_id).account_id)
+        if requester is not None:
+            self._refuse_own(
+                officer,
+                account,
+                requester.username,
+                f"approve {grant_id}: it is their own",
+                "another privacy officer approves what is about you",
+            )
 
     def _not_about_them(
         self, officer: Officer, account: Account, username: str, containment_id: int
@@ -164,16 +161,23 @@ class ContainmentService:
         (one naming their practitioner), as they do not dismiss an alert about it
         (``AlertDesk._not_about_self``): adversary round 56, a doctor's officer login
         reinstated their suspended physician login. Refused, and recorded."""
+        self._refuse_own(
+            officer,
+            account,
+            username,
+            f"release #{containment_id}: it is about them",
+            "another privacy officer handles what is about you",
+        )
+
+    def _refuse_own(
+        self, officer: Officer, account: Account, username: str, recorded: str, told: str
+    ) -> None:
+        """Refuse (``told``), and record why (``recorded``), what ``account`` asks about
+        ``username`` when the two are one person (``StaffAccounts.same_person``)."""
         if not self.accounts.same_person(account.username, username):
             return
-        self._record(
-            Tag.CONTAIN_REFUSED,
-            Outcome.DENIED,
-            officer,
-            f"release #{containment_id}: it is about them",
-            account,
-        )
-        raise ContainmentRefused("another privacy officer handles what is about you")
+        self._record(Tag.CONTAIN_REFUSED, Outcome.DENIED, officer, recorded, account)
+        raise ContainmentRefused(told)
 
     def erase_patient(
         self, officer: Officer, pseudonym: str, reason: str, keys: KeyService
