@@ -716,11 +716,7 @@ class DetectionEngine:
             person = memory.people.get(practitioner)
             if person is None:
                 person = memory.people[practitioner] = Person(names)
-            person.logins = names
-            for name in names:
-                state = memory.accounts.get(name)
-                if state is not None:
-                    state.person = person
+            person.link(names, memory.accounts)
 
     def _dump(self, memory: _Memory, dirty: set[str]) -> dict[str, str]:
         """The changed states, as the JSON to store."""

@@ -16,6 +16,7 @@ from typing import TypeVar, cast
 
 from carevault.access.care import CARE_TYPES
 from carevault.access.registrations import ALREADY_REGISTERED, MAX_FAILURES
+from carevault.detect.drip import closed_days, person_cusum, today
 from carevault.detect.glass import BREAK_GLASS_PER_HOUR, glass_sweep, granted, named
 from carevault.detect.model import (
     BUDGET_REASON,
@@ -120,6 +121,36 @@ class Person:
     #: As ``Recent.changed`` and ``Recent.glass``, of every login together.
     changed: DistinctWindow = field(default_factory=lambda: DistinctWindow(10 * MINUTE_US))
     glass: DistinctWindow = field(default_factory=lambda: DistinctWindow(HOUR_US))
+    #: Each login's state in memory, for the person's ``slow-drip`` (``detect.drip``),
+    #: which needs their days, not windows of its own.
+    states: dict[str, AccountState] = field(default_factory=dict)
+    #: The person's CUSUM before today and the one to judge today by, with what they
+    #: were worked out from (each login's closed days, the role's pool): they change
+    #: only when a day closes.
+    drip: tuple[tuple[object, ...], Cusum, float] | None = None
+
+    def link(self, logins: tuple[str, ...], states: Mapping[str, AccountState]) -> None:
+        """The person's logins now, and the states of those in memory (``states``: by
+        login), each linked to this person."""
+        self.logins = logins
+        self.states = {login: states[login] for login in logins if login in states}
+        for state in self.states.values():
+            state.person = self
+
+    def cusum(self, day: int, role: RoleBaseline | None) -> tuple[Cusum, float]:
+        """The person's CUSUM to judge ``day`` by and its total before ``day``."""
+        logins = [(state.profile, state.recent) for state in self.states.values()]
+        key = (
+            day,
+            tuple((p.day, len(p.days), r.day, bool(r.today_unexplained)) for p, r in logins),
+            id(role),
+            role.version if role is not None else 0,
+        )
+        if self.drip is None or self.drip[0] != key:
+            pooled = role.samples.get("unexplained", []) if role is not None else []
+            cusum, total = person_cusum(closed_days(logins, day), pooled)
+            self.drip = (key, cusum, total)
+        return self.drip[1], self.drip[2]
 
 
 @dataclass
@@ -462,7 +493,7 @@ class Detectors:
             return []
         found.extend(self._flags(access, context, pseudonym))
         found.extend(self._context(access, state, role, context, day, hour))
-        found.extend(self._drip(access, profile, recent, role, day))
+        found.extend(self._drip(access, state, role, day))
         if (
             len(recent.name_searches) > NAME_SEARCHES_PER_HOUR
             and profile.role not in ("front_desk", "integration")
@@ -836,31 +867,60 @@ class Detectors:
         return False
 
     def _drip(
-        self,
-        access: Access,
-        profile: Profile,
-        recent: Recent,
-        role: RoleBaseline | None,
-        day: int,
+        self, access: Access, state: AccountState, role: RoleBaseline | None, day: int
     ) -> list[Finding]:
+        profile, recent = state.profile, state.recent
         if not recent.today_unexplained:
             return []
         cusum = _baseline("slow-drip", profile, recent, role, _cusum)
         total = cusum.step(profile.cusum, len(recent.today_unexplained))
+        if cusum.alarms(total):
+            return [
+                Finding(
+                    "slow-drip",
+                    Severity.MEDIUM,
+                    str(day),
+                    f"patients read without a care relationship have run above this "
+                    f"account's usual {cusum.target:.0f} a day for days (CUSUM {total:.0f} > "
+                    f"{cusum.threshold:.0f}); {len(recent.today_unexplained)} today",
+                    access,
+                    recent.unnamed(
+                        "slow-drip", day, len(recent.today_unexplained), recent.today_unexplained
+                    ),
+                )
+            ]
+        if state.person is None:
+            return []
+        return self._person_drip(access, state, state.person, role, day)
+
+    @staticmethod
+    def _person_drip(
+        access: Access,
+        state: AccountState,
+        person: Person,
+        role: RoleBaseline | None,
+        day: int,
+    ) -> list[Finding]:
+        """The logins of one practitioner together: half a drip through each of two
+        logins is no less a drip (``detect.drip``). Raised on the login of the entry
+        only while that login alone does not alarm: then its own finding says as much."""
+        cusum, before = person.cusum(day, role)
+        count, patients = today(((s.profile, s.recent) for s in person.states.values()), day)
+        total = cusum.step(before, count)
         if not cusum.alarms(total):
             return []
         return [
             Finding(
                 "slow-drip",
                 Severity.MEDIUM,
-                str(day),
-                f"patients read without a care relationship have run above this account's "
-                f"usual {cusum.target:.0f} a day for days (CUSUM {total:.0f} > "
-                f"{cusum.threshold:.0f}); {len(recent.today_unexplained)} today",
+                f"{day} person",
+                f"patients read without a care relationship with the logins of one "
+                f"practitioner ({named(person.logins)}) have run above their usual "
+                f"{cusum.target:.0f} a day together for days (CUSUM {total:.0f} > "
+                f"{cusum.threshold:.0f}); {count} today, "
+                f"{len(state.recent.today_unexplained)} of them with this one",
                 access,
-                recent.unnamed(
-                    "slow-drip", day, len(recent.today_unexplained), recent.today_unexplained
-                ),
+                state.recent.unnamed("slow-drip person", day, count, patients),
             )
         ]
 

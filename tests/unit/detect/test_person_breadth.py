@@ -3,6 +3,8 @@ no second allowance of patients no care explains, as it is no second release bud
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from carevault.detect.glass import GRANTED
 from carevault.detect.model import Finding, Severity
 from carevault.detect.profile import Profile, RoleBaseline
@@ -16,12 +18,18 @@ class People:
     """Entries of several logins through the detectors, each login's state linked to
     one person's windows (as the engine links them)."""
 
-    def __init__(self, logins: tuple[str, ...] = LOGINS, *, linked: bool = True) -> None:
+    def __init__(
+        self,
+        logins: tuple[str, ...] = LOGINS,
+        *,
+        linked: bool = True,
+        profile: Callable[[], Profile] = lambda: Profile(role="physician"),
+    ) -> None:
+        """``profile``: each login's stored profile, made afresh for each."""
         self.detectors = Detectors()
-        person = Person(logins) if linked else None
-        self.states = {
-            login: AccountState(Profile(role="physician"), person=person) for login in logins
-        }
+        self.states = {login: AccountState(profile()) for login in logins}
+        if linked:
+            Person(logins).link(logins, self.states)
         self.role = RoleBaseline()
         self.position = 0
         self.found: list[Finding] = []
