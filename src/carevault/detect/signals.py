@@ -39,7 +39,7 @@ from carevault.detect.profile import (
 )
 from carevault.detect.snoop import observe_picks, snooping
 from carevault.detect.stats import Cusum, cusum_for, quantile, robust_limit
-from carevault.detect.windows import DistinctWindow
+from carevault.detect.windows import CountWindow, DistinctWindow
 
 #: Distinct unexplained patients per (10 minutes, hour, day) never alerted on, per role.
 ROLE_FLOORS: dict[str, tuple[int, int, int]] = {
@@ -120,6 +120,18 @@ class Person:
     #: As ``Recent.changed`` and ``Recent.glass``, of every login together.
     changed: DistinctWindow = field(default_factory=lambda: DistinctWindow(10 * MINUTE_US))
     glass: DistinctWindow = field(default_factory=lambda: DistinctWindow(HOUR_US))
+    #: As ``Recent.vague_searches``, of every login together (adversary round 58: five
+    #: searches by initials with each of two logins fished unseen).
+    vague_searches: CountWindow = field(default_factory=lambda: CountWindow(HOUR_US))
+    #: Only its picks (``Recent.picks``, ``kin_picks``) of every login together: three
+    #: namesakes opened with each of two logins are six of one person's (round 58).
+    picks: Recent = field(default_factory=Recent)
+
+    def observe_picks(self, access: Access, day: int) -> None:
+        """Count a pick of one of the logins (``snoop.observe_picks``) on ``day``."""
+        if day > self.picks.day:
+            self.picks.start_day(day)
+        observe_picks(access, self.picks)
 
 
 @dataclass
@@ -362,6 +374,8 @@ class Detectors:
             return found if live else []
         if access.denied:
             observe_picks(access, recent)
+            if state.person is not None:
+                state.person.observe_picks(access, day)
             count = recent.denials.add(access.at_us, access.position)
             if BUDGET_REASON in access.reason:
                 found.append(
@@ -399,7 +413,7 @@ class Detectors:
         if access.tag == "fhir:resource:search" and _new_search(access, recent):
             if NAME_PARAMS & set(access.detail.get("params", ())):
                 recent.name_searches.add(access.at_us, access.position)
-            fishing = self._fishing(access, profile, recent, day)
+            fishing = self._fishing(access, state, day)
             if fishing is not None and live:
                 found.append(fishing)
         if granted(access):
@@ -425,6 +439,8 @@ class Detectors:
         pseudonym = access.patient_pseudonym or ""
         recent.today_all.add(pseudonym)
         observe_picks(access, recent)
+        if state.person is not None:
+            state.person.observe_picks(access, day)
         if not access.explained:
             recent.today_unexplained.add(pseudonym)
             for name, window in recent.breadth.items():
@@ -478,7 +494,15 @@ class Detectors:
         """A pick of kin still unexplained once the grace for a booking is over
         (``DetectionEngine``): counted and judged now."""
         day = (access.at_us + context.offset_us) // DAY_US
-        return snooping(access, state.recent, context.kin_shares, day)
+        found = snooping(access, state.recent, context.kin_shares, day)
+        person = state.person
+        if person is None:
+            return found
+        # Counted with every login's picks too, and raised as the person's only where the
+        # login's own count did not raise it.
+        raised = {finding.detector for finding in found}
+        together = snooping(access, person.picks, context.kin_shares, day, person.logins)
+        return found + [finding for finding in together if finding.detector not in raised]
 
     def _close(self, profile: Profile, recent: Recent, role: RoleBaseline | None, day: int) -> None:
         if recent.day >= 0:
@@ -864,19 +888,30 @@ class Detectors:
             )
         ]
 
-    def _fishing(
-        self, access: Access, profile: Profile, recent: Recent, day: int
-    ) -> Finding | None:
-        """Repeated searches by first name only or by initials."""
+    def _fishing(self, access: Access, state: AccountState, day: int) -> Finding | None:
+        """Repeated searches by first name only or by initials: of the account, or of
+        every login of its practitioner together (``Person``)."""
         if not access.detail.get("name_shape"):
             return None
+        recent, person = state.recent, state.person
         count = recent.vague_searches.add(access.at_us, access.position)
+        together = (
+            count if person is None else person.vague_searches.add(access.at_us, access.position)
+        )
         staff = (access.account or "").startswith("staff:")
-        if count < VAGUE_SEARCHES_PER_HOUR or not staff or profile.role == "integration":
+        if not staff or state.profile.role == "integration":
             return None
-        return self._burst(access, "name-fishing", recent, day)
+        if count >= VAGUE_SEARCHES_PER_HOUR:
+            return self._burst(access, "name-fishing", recent, day)
+        if person is not None and together >= VAGUE_SEARCHES_PER_HOUR:
+            return self._burst(access, "name-fishing", recent, day, person)
+        return None
 
-    def _burst(self, access: Access, name: str, recent: Recent, day: int) -> Finding:
+    def _burst(
+        self, access: Access, name: str, recent: Recent, day: int, person: Person | None = None
+    ) -> Finding:
+        """An alert on a count of ``recent`` (the account's), or with ``person`` of
+        ``name``'s count of every login of its practitioner together."""
         counts = {
             "denials": (recent.denials, "refused requests in 10 minutes"),
             "name-searches": (recent.name_searches, "searches by name in an hour"),
@@ -893,11 +928,15 @@ class Detectors:
             ),
         }
         window, what = counts[name]
+        together = ""
+        if person is not None:
+            window = {"name-fishing": person.vague_searches}[name]
+            together = f" with the logins of one practitioner ({named(person.logins)})"
         return Finding(
             name,
             Severity.MEDIUM,
-            str(day),
-            f"{len(window)} {what}",
+            f"{day} person" if person else str(day),
+            f"{len(window)} {what}{together}",
             access,
             (),
             window.first_position,
