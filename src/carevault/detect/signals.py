@@ -29,6 +29,7 @@ from carevault.detect.model import (
     Severity,
 )
 from carevault.detect.profile import (
+    REGISTRATION_WINDOW_US,
     SPANS,
     WRITES_HOUR,
     Profile,
@@ -107,6 +108,16 @@ class Context:
     kin_shares: Mapping[tuple[str, str], float] = field(default_factory=dict)
 
 
+#: The counting detectors, and their windows' spans (``Recent``'s windows of each).
+BURSTS = {
+    "denials": 10 * MINUTE_US,
+    "name-searches": HOUR_US,
+    "registration-fishing": REGISTRATION_WINDOW_US,
+    "name-fishing": HOUR_US,
+    "everything-calls": HOUR_US,
+}
+
+
 @dataclass
 class Person:
     """Every login of one practitioner together (as ``detect/budget.holder`` counts
@@ -120,9 +131,12 @@ class Person:
     #: As ``Recent.changed`` and ``Recent.glass``, of every login together.
     changed: DistinctWindow = field(default_factory=lambda: DistinctWindow(10 * MINUTE_US))
     glass: DistinctWindow = field(default_factory=lambda: DistinctWindow(HOUR_US))
-    #: As ``Recent.vague_searches``, of every login together (adversary round 58: five
-    #: searches by initials with each of two logins fished unseen).
-    vague_searches: CountWindow = field(default_factory=lambda: CountWindow(HOUR_US))
+    #: The counts ``_burst`` and ``everything-calls`` judge (``BURSTS``), of every login
+    #: together (adversary round 58: five searches by initials with each of two logins
+    #: fished unseen, ten refusals with each went past no one's twenty).
+    counts: dict[str, CountWindow] = field(
+        default_factory=lambda: {name: CountWindow(span) for name, span in BURSTS.items()}
+    )
     #: Only its picks (``Recent.picks``, ``kin_picks``) of every login together: three
     #: namesakes opened with each of two logins are six of one person's (round 58).
     picks: Recent = field(default_factory=Recent)
@@ -369,14 +383,18 @@ class Detectors:
             recent.presented.add(access.patient_pseudonym or "")
         if access.tag == REGISTERED and _missed(access):
             count = recent.registration_misses.add(access.at_us, access.position)
+            together = _together(state, "registration-fishing", access, count)
             if live and count > REGISTRATION_MISSES:
                 found.append(self._burst(access, "registration-fishing", recent, day))
+            elif live and together > REGISTRATION_MISSES:
+                found.append(self._burst(access, "registration-fishing", recent, day, state.person))
             return found if live else []
         if access.denied:
             observe_picks(access, recent)
             if state.person is not None:
                 state.person.observe_picks(access, day)
             count = recent.denials.add(access.at_us, access.position)
+            together = _together(state, "denials", access, count)
             if BUDGET_REASON in access.reason:
                 found.append(
                     Finding(
@@ -390,6 +408,8 @@ class Detectors:
                 )
             elif count >= DENIALS_PER_10_MINUTES:
                 found.append(self._burst(access, "denials", recent, day))
+            elif together >= DENIALS_PER_10_MINUTES:
+                found.append(self._burst(access, "denials", recent, day, state.person))
             return found if live else []
         if access.wrote:
             if profile.role == "integration" or (access.account or "").startswith("client:"):
@@ -412,7 +432,8 @@ class Detectors:
             return found if live else []
         if access.tag == "fhir:resource:search" and _new_search(access, recent):
             if NAME_PARAMS & set(access.detail.get("params", ())):
-                recent.name_searches.add(access.at_us, access.position)
+                count = recent.name_searches.add(access.at_us, access.position)
+                _together(state, "name-searches", access, count)
             fishing = self._fishing(access, state, day)
             if fishing is not None and live:
                 found.append(fishing)
@@ -461,16 +482,20 @@ class Detectors:
                 found.append(watching)
         if access.tag == "fhir:patient:everything":
             calls = recent.everything.add(access.at_us, access.position)
-            if live and calls > EVERYTHING_PER_HOUR:
+            together = _together(state, "everything-calls", access, calls)
+            person = state.person if calls <= EVERYTHING_PER_HOUR else None
+            calls_of = recent.everything if person is None else person.counts["everything-calls"]
+            if live and max(calls, together) > EVERYTHING_PER_HOUR:
                 found.append(
                     Finding(
                         "everything-calls",
                         Severity.HIGH,
-                        str(day),
-                        f"{calls} $everything calls in an hour (more than {EVERYTHING_PER_HOUR})",
+                        f"{day} person" if person else str(day),
+                        f"{len(calls_of)} $everything calls{_with(person)} in an hour (more "
+                        f"than {EVERYTHING_PER_HOUR})",
                         access,
                         (pseudonym,),
-                        recent.everything.first_position,
+                        calls_of.first_position,
                     )
                 )
         if not live:
@@ -479,12 +504,16 @@ class Detectors:
         found.extend(self._flags(access, context, pseudonym))
         found.extend(self._context(access, state, role, context, day, hour))
         found.extend(self._drip(access, profile, recent, role, day))
-        if (
-            len(recent.name_searches) > NAME_SEARCHES_PER_HOUR
-            and profile.role not in ("front_desk", "integration")
-            and (access.account or "").startswith("staff:")
+        if profile.role not in ("front_desk", "integration") and (access.account or "").startswith(
+            "staff:"
         ):
-            found.append(self._burst(access, "name-searches", recent, day))
+            if len(recent.name_searches) > NAME_SEARCHES_PER_HOUR:
+                found.append(self._burst(access, "name-searches", recent, day))
+            elif (
+                state.person is not None
+                and len(state.person.counts["name-searches"]) > NAME_SEARCHES_PER_HOUR
+            ):
+                found.append(self._burst(access, "name-searches", recent, day, state.person))
         self._learn(access, profile, role, hour)
         return found
 
@@ -893,18 +922,16 @@ class Detectors:
         every login of its practitioner together (``Person``)."""
         if not access.detail.get("name_shape"):
             return None
-        recent, person = state.recent, state.person
+        recent = state.recent
         count = recent.vague_searches.add(access.at_us, access.position)
-        together = (
-            count if person is None else person.vague_searches.add(access.at_us, access.position)
-        )
+        together = _together(state, "name-fishing", access, count)
         staff = (access.account or "").startswith("staff:")
         if not staff or state.profile.role == "integration":
             return None
         if count >= VAGUE_SEARCHES_PER_HOUR:
             return self._burst(access, "name-fishing", recent, day)
-        if person is not None and together >= VAGUE_SEARCHES_PER_HOUR:
-            return self._burst(access, "name-fishing", recent, day, person)
+        if together >= VAGUE_SEARCHES_PER_HOUR:
+            return self._burst(access, "name-fishing", recent, day, state.person)
         return None
 
     def _burst(
@@ -928,15 +955,13 @@ class Detectors:
             ),
         }
         window, what = counts[name]
-        together = ""
         if person is not None:
-            window = {"name-fishing": person.vague_searches}[name]
-            together = f" with the logins of one practitioner ({named(person.logins)})"
+            window = person.counts[name]
         return Finding(
             name,
             Severity.MEDIUM,
             f"{day} person" if person else str(day),
-            f"{len(window)} {what}{together}",
+            f"{len(window)} {what}{_with(person)}",
             access,
             (),
             window.first_position,
@@ -953,3 +978,16 @@ class Detectors:
         profile.hours[hour] += 1
         if role is not None:
             role.hours[hour] += 1
+
+
+def _together(state: AccountState, name: str, access: Access, count: int) -> int:
+    """Count ``access`` in the person's window of ``name`` (``Person.counts``) and return
+    that count; without a person, ``count``, the account's own."""
+    if state.person is None:
+        return count
+    return state.person.counts[name].add(access.at_us, access.position)
+
+
+def _with(person: Person | None) -> str:
+    """What an alert counted of every login of ``person`` says of it."""
+    return f" with the logins of one practitioner ({named(person.logins)})" if person else ""

@@ -1,8 +1,9 @@
-"""Adversary round 58, snooping split across a person's logins: a practitioner holding a
-front-desk and a nurse login (both naming one Practitioner) fishes for people they know
-with searches by initials, five with each login in an hour, or opens namesakes' records,
-three with each: neither login alone went past what raises ``name-fishing`` or
-``same-surname``, the person did (SQLite and PostgreSQL)."""
+"""Adversary round 58, bursts and snooping split across a person's logins: a practitioner
+holding two logins (both naming one Practitioner) fishes with searches by initials or by
+name, guesses registrations, is refused again and again, calls ``$everything``, or opens
+namesakes' records, half with each login: neither login alone went past what raises
+``name-fishing``, ``name-searches``, ``registration-fishing``, ``denials``,
+``everything-calls`` or ``same-surname``; the person did (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pytest
 
 from carevault.detect import alerts_as_dicts
 from carevault.domain.roles import Role
+from tests.integration.access.group import register_body
 from tests.integration.detect.conftest import Clinic, clinic_patients, raising_clinic
 from tests.support.staff import Staff, make_staff
 
@@ -59,6 +61,78 @@ def test_searches_by_initials_of_two_people_are_not_counted_together(clinic: Cli
     _fish(clinic, make_staff(clinic.services, Role.FRONT_DESK, ["clinic-a"], "ms-one"), 5)
     _fish(clinic, make_staff(clinic.services, Role.NURSE, ["clinic-a"], "ms-two"), 5)
     assert _alerts(clinic, "name-fishing") == []
+
+
+def _two_logins(clinic: Clinic, practitioner: str) -> tuple[Staff, Staff]:
+    """Two front-desk logins of clinic A naming ``practitioner`` (one person)."""
+    return (
+        make_staff(clinic.services, Role.FRONT_DESK, ["clinic-a"], practitioner),
+        make_staff(clinic.services, Role.FRONT_DESK, ["clinic-a"], practitioner),
+    )
+
+
+def test_refusals_split_across_two_logins_of_one_person_are_a_burst(clinic: Clinic) -> None:
+    """Ten refused requests with each login in ten minutes: twenty, as many as raise
+    ``denials`` for one login (a desk trying the charts it may not read)."""
+    first, second = _two_logins(clinic, "ms-probe")
+    patient = clinic.patients[0]
+    for who in (first, second):
+        for _ in range(10):
+            refused = clinic.web.get(f"/fhir/Condition?patient={patient}", headers=who.headers)
+            assert refused.status_code == 403, refused.text
+    (alert,) = _alerts(clinic, "denials")
+    assert alert["account"] == second.account.username
+    assert alert["explanation"].startswith("20 refused requests in 10 minutes with the logins")
+
+
+def test_everything_calls_split_across_two_logins_of_one_person_are_too_many(
+    clinic: Clinic,
+) -> None:
+    """Six ``$everything`` calls with each login in an hour: twelve, past the ten of
+    ``everything-calls`` that neither login alone passed."""
+    first, second = _two_logins(clinic, "ms-everything")
+    for who in (first, second):
+        for n in range(6):
+            patient = clinic.patients[n % 2]
+            called = clinic.web.get(f"/fhir/Patient/{patient}/$everything", headers=who.headers)
+            assert called.status_code == 200, called.text
+    (alert,) = _alerts(clinic, "everything-calls")
+    assert alert["account"] == second.account.username
+    assert alert["explanation"].startswith("12 $everything calls with the logins")
+
+
+def test_registration_guesses_split_across_two_logins_of_one_person_fish(clinic: Clinic) -> None:
+    """Three ``$register`` misses with the desk login, then three with the nurse login
+    (the throttle, counting the person since round 57, refuses the sixth): the alert that
+    comes with the first refusal for one login came for neither."""
+    desk = make_staff(clinic.services, Role.FRONT_DESK, ["clinic-a"], "ms-guess")
+    nurse = make_staff(clinic.services, Role.NURSE, ["clinic-a"], "ms-guess")
+    statuses = [
+        clinic.web.post_json(
+            "/fhir/Patient/$register",
+            register_body("C668668(9)", f"1982-11-{n + 3:02d}"),
+            **who.headers,
+        ).status_code
+        for n, who in enumerate([desk] * 3 + [nurse] * 3)
+    ]
+    assert statuses == [404] * 5 + [429], statuses
+    (alert,) = _alerts(clinic, "registration-fishing")
+    assert alert["account"] == nurse.account.username
+    assert "with the logins of one practitioner" in alert["explanation"]
+
+
+def test_name_searches_split_across_two_logins_of_one_person_are_a_burst(clinic: Clinic) -> None:
+    """Sixteen searches by name with a physician's login and sixteen with a nurse's of
+    the same person in an hour: 32, past the 30 of ``name-searches``."""
+    physician = make_staff(clinic.services, Role.PHYSICIAN, ["clinic-a"], "dr-names")
+    nurse = make_staff(clinic.services, Role.NURSE, ["clinic-a"], "dr-names")
+    for who in (physician, nurse):
+        for n in range(16):
+            found = clinic.web.get(f"/fhir/Patient?family=Lee{n % 4}", headers=who.headers)
+            assert found.status_code == 200, found.text
+    (alert,) = _alerts(clinic, "name-searches")
+    assert alert["account"] == nurse.account.username
+    assert "with the logins of one practitioner" in alert["explanation"]
 
 
 @pytest.fixture
