@@ -140,6 +140,11 @@ class Person:
     #: Only its picks (``Recent.picks``, ``kin_picks``) of every login together: three
     #: namesakes opened with each of two logins are six of one person's (round 58).
     picks: Recent = field(default_factory=Recent)
+    #: The latest step-up of any of the logins, and the patients no care explains that
+    #: the logins opened since, together (``Recent.watch``, ``watched``): two logins
+    #: held to the watch's allowance each read twice as many (round 58).
+    watch_last: int | None = None
+    watched: set[str] = field(default_factory=set)
 
     def observe_picks(self, access: Access, day: int) -> None:
         """Count a pick of one of the logins (``snoop.observe_picks``) on ``day``."""
@@ -356,6 +361,11 @@ class Detectors:
         else:
             recent.watch = (recent.watch[0], at_us, recent.watch[2])
         recent.watch_by = by
+        person = state.person
+        if person is not None:
+            if person.watch_last is None or at_us - person.watch_last > WATCH_US:
+                person.watched = set()
+            person.watch_last = max(at_us, person.watch_last or at_us)
 
     def observe(
         self,
@@ -633,7 +643,7 @@ class Detectors:
         the walk-ins the desk books for her, as many as on any day (and as many again
         the next, if a second step-up extends the watch); whoever holds her account and
         a desk's does not read on through the whole clinic."""
-        recent = state.recent
+        recent, person = state.recent, state.person
         watch = recent.watch
         if watch is None or access.at_us - watch[1] > WATCH_US:
             return None
@@ -647,13 +657,18 @@ class Detectors:
             recent.fresh.add(pseudonym)
         else:
             recent.watched.add(pseudonym)
+            if person is not None:
+                person.watched.add(pseudonym)
         count = len(recent.watched)
+        together = len(person.watched) if person is not None else count
         total = len(recent.watched | recent.fresh) if recent.fresh else count
-        if not live or total <= self.after_step_up:
+        if not live or max(total, together) <= self.after_step_up:
             return None
         limit, why = _baseline("after-step-up", state.profile, recent, role, self._watch_limit)
         if count > limit:
             return self._after_step_up(access, recent, watch, limit, why)
+        if together > limit:
+            return self._after_step_up(access, recent, watch, limit, why, person=person)
         if not recent.fresh:
             return None
         usual, usual_why = _baseline(
@@ -694,12 +709,14 @@ class Detectors:
         why: str,
         *,
         fresh: bool = False,
+        person: Person | None = None,
     ) -> Finding:
         """More unexplained patients after a step-up than the account opens on a usual
         day (or, with care another account made alone since, more patients than it opens
-        on a usual day altogether): whoever presented the code (or signed in again) is
+        on a usual day altogether; or, with ``person``, than every login of its
+        practitioner opened together): whoever presented the code (or signed in again) is
         reading on."""
-        opened = recent.watched | recent.fresh
+        opened = recent.watched | recent.fresh if person is None else person.watched
         count = len(opened)
         paused = (
             "its sessions were paused"
@@ -717,18 +734,19 @@ class Detectors:
             )
         else:
             what = (
-                f"opened {len(recent.watched)} distinct patients without a care "
-                f"relationship after {paused} for a step-up (more than "
+                f"opened {count} distinct patients without a care "
+                f"relationship{_with(person)} after {paused} for a step-up (more than "
                 f"{limit}; {why}): the fresh code proved who holds the account, not why "
                 "it reads"
             )
+        together = " person" if person is not None else ""
         return Finding(
             "after-step-up",
             Severity.HIGH,
-            str(watch[0]),
+            f"{watch[0]}{together}",
             what,
             access,
-            recent.unnamed("after-step-up", watch[0], count, opened),
+            recent.unnamed(f"after-step-up{together}", watch[0], count, opened),
             watch[2],
         )
 

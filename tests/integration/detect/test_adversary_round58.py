@@ -16,7 +16,18 @@ import pytest
 from carevault.detect import alerts_as_dicts
 from carevault.domain.roles import Role
 from tests.integration.access.group import register_body
-from tests.integration.detect.conftest import Clinic, clinic_patients, raising_clinic
+from tests.integration.detect.conftest import (
+    WATCH_ALLOWED,
+    Clinic,
+    clinic_patients,
+    opened_clinic,
+    raising_clinic,
+    watched_settings,
+)
+from tests.integration.detect.test_step_up import (
+    _registered_by_a_colleague,
+    _step_up_after_opening_own_record,
+)
 from tests.support.staff import Staff, make_staff
 
 
@@ -188,3 +199,34 @@ def _patient(family: str, lines: list[str]) -> dict[str, Any]:
         "address": [{"use": "home", "line": lines}],
         "managingOrganization": {"reference": "Organization/clinic-a"},
     }
+
+
+@pytest.fixture
+def watched_clinic(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[Clinic]:
+    """A clinic whose watch after a step-up allows three unexplained patients, and eight
+    patients another desk registered (the watch does not count what a login created)."""
+    settings = watched_settings(backend, tmp_path, request)
+    with opened_clinic(settings, clinic_patients(0)) as opened:
+        opened.patients[:] = _registered_by_a_colleague(opened, 8)
+        yield opened
+
+
+def test_the_watch_after_a_step_up_counts_both_logins_of_the_person_together(
+    watched_clinic: Clinic,
+) -> None:
+    """Whoever passed the step-up of Dr Wong's first login (a phished password and TOTP
+    seed) opens two unexplained patients with it and two with the second login: four,
+    past the allowance of three, which each login was held to alone."""
+    clinic = watched_clinic
+    stepped = make_staff(clinic.services, Role.PHYSICIAN, ["clinic-a"], "dr-wong")
+    other = make_staff(clinic.services, Role.PHYSICIAN, ["clinic-a"], "dr-wong")
+    _step_up_after_opening_own_record(clinic, stepped)
+    assert [clinic.read(stepped, patient) for patient in clinic.patients[:2]] == [200] * 2
+    assert [clinic.read(other, patient) for patient in clinic.patients[2:4]] == [200] * 2
+    (watch,) = _alerts(clinic, "after-step-up")
+    assert watch["account"] == other.account.username
+    assert watch["patient_count"] == WATCH_ALLOWED + 1
+    assert "with the logins of one practitioner" in watch["explanation"]
+    assert clinic.read(other, clinic.patients[4]) != 200
