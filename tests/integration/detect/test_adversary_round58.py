@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from carevault.detect import alerts_as_dicts
+from carevault.detect.desk import OfficerCode
 from carevault.domain.roles import Role
 from tests.integration.access.group import register_body
 from tests.integration.detect.conftest import (
@@ -24,6 +25,9 @@ from tests.integration.detect.conftest import (
     raising_clinic,
     watched_settings,
 )
+from tests.integration.detect.test_snooping import HOME
+from tests.integration.detect.test_snooping import _hkid as snooped_hkid
+from tests.integration.detect.test_snooping import _patient as snooped_patient
 from tests.integration.detect.test_step_up import (
     _registered_by_a_colleague,
     _step_up_after_opening_own_record,
@@ -230,3 +234,43 @@ def test_the_watch_after_a_step_up_counts_both_logins_of_the_person_together(
     assert watch["patient_count"] == WATCH_ALLOWED + 1
     assert "with the logins of one practitioner" in watch["explanation"]
     assert clinic.read(other, clinic.patients[4]) != 200
+
+
+def _phoned(family: str, lines: list[str], hkid: str | None = None) -> dict[str, Any]:
+    """A patient of clinic A at the household's telephone number."""
+    return {
+        **snooped_patient(family, lines, hkid),
+        "telecom": [{"system": "phone", "value": PHONE}],
+    }
+
+
+PHONE = "+852 2345 6789"
+
+
+def test_ones_own_and_a_household_members_record_found_by_telephone_are_picks(
+    clinic: Clinic,
+) -> None:
+    """HR recorded the desk's home and HKID; the desk searches ``Patient?phone=`` with
+    the household's number: its answer holds the desk's own record and the spouse's, two
+    patients, so neither was taken for a pick (a broad search's other matches were not
+    chosen) and neither ``own-record`` nor ``same-address`` was raised, where a list of
+    two numbers, or a search that found one, picks each."""
+    detection = clinic.services.detection
+    assert detection is not None
+    officer = OfficerCode(clinic.officer.account.username, clinic.officer.totp())
+    detection.desk.identify(
+        officer, clinic.desk.account.username, address_lines=HOME, hkid=snooped_hkid(1)
+    )
+    for body in (
+        _phoned("Wong", HOME, snooped_hkid(1)),
+        _phoned("Lee", ["FLAT A 3/F", "12 HILL ROAD"]),
+    ):
+        made = clinic.web.post_json("/fhir/Patient", body, **clinic.desk.headers)
+        assert made.status_code == 201, made.text
+    found = clinic.web.get("/fhir/Patient", params={"phone": PHONE}, headers=clinic.desk.headers)
+    assert found.status_code == 200, found.text
+    assert found.json()["total"] == 2
+    assert {a["detector"] for a in alerts_as_dicts(clinic.services)} >= {
+        "own-record",
+        "same-address",
+    }
