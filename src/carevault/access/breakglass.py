@@ -90,7 +90,14 @@ class BreakGlass:
         )
 
     def grant(
-        self, account_id: str, pseudonym: str, reason: str, text: str, *, emergency: bool = False
+        self,
+        account_id: str,
+        pseudonym: str,
+        reason: str,
+        text: str,
+        *,
+        emergency: bool = False,
+        practitioner_id: str | None = None,
     ) -> Grant:
         """Open one patient's record to a clinician for a while; an ``emergency`` grant
         (asked while patient data is offline) waits for a privacy officer's approval.
@@ -98,7 +105,9 @@ class BreakGlass:
         ``BreakGlassError`` (nothing opened) for an unknown reason or a justification
         shorter than ``MIN_WORDS`` words and ``MIN_TEXT`` characters; ``TooManyGrants``
         once the account has opened ``MAX_GRANTS_PER_HOUR`` in the last hour (emergency
-        requests included: each is a grant asked for). The gate records either refusal."""
+        requests included: each is a grant asked for). With ``practitioner_id``, the grants
+        of every account naming that practitioner count: one person's twenty, not twenty
+        a login (adversary round 58). The gate records either refusal."""
         try:
             code = BreakGlassReason(reason)
         except ValueError:
@@ -120,7 +129,7 @@ class BreakGlass:
                 select(func.count())
                 .select_from(break_glass)
                 .where(
-                    break_glass.c.account_id == account_id,
+                    _whose(account_id, practitioner_id),
                     break_glass.c.granted_us > now_us - HOUR_US,
                 )
             ).scalar_one()
@@ -203,17 +212,10 @@ class BreakGlass:
         out): what it showed them (an HKID, a birth date) is no proof that the patient
         stood in front of them (``gate.registration``). With ``practitioner_id``, a grant
         to any account naming that practitioner counts: one person's other login."""
-        whose: ColumnElement[bool] = break_glass.c.account_id == account_id
-        if practitioner_id:
-            whose = whose | break_glass.c.account_id.in_(
-                select(staff_account.c.account_id).where(
-                    staff_account.c.practitioner_id == practitioner_id
-                )
-            )
         with read_transaction(self.engine) as connection:
             found = connection.execute(
                 select(break_glass.c.grant_id).where(
-                    whose,
+                    _whose(account_id, practitioner_id),
                     break_glass.c.patient_pseudonym == pseudonym,
                     break_glass.c.granted_us <= now_us,
                     break_glass.c.emergency.is_(False) | break_glass.c.approved_us.is_not(None),
@@ -294,3 +296,16 @@ class BreakGlass:
                 .order_by(break_glass.c.granted_us)
             ).all()
         return [_grant(row) for row in rows]
+
+
+def _whose(account_id: str, practitioner_id: str | None) -> ColumnElement[bool]:
+    """Grants of the account, and with ``practitioner_id`` of every account naming that
+    practitioner (one person's logins)."""
+    whose: ColumnElement[bool] = break_glass.c.account_id == account_id
+    if practitioner_id:
+        whose = whose | break_glass.c.account_id.in_(
+            select(staff_account.c.account_id).where(
+                staff_account.c.practitioner_id == practitioner_id
+            )
+        )
+    return whose

@@ -21,6 +21,7 @@ from carevault.containment.state import (
     Mode,
     parse_network,
 )
+from carevault.domain.roles import Role
 from carevault.keys.service import KeyService
 from carevault.ledger.events import AuditEvent, Outcome, Tag
 from carevault.ledger.service import Ledger
@@ -116,8 +117,52 @@ class ContainmentService:
             target=target,
             containment=started.containment_id,
         )
+        if mode is Mode.ACCOUNT_SUSPENDED:
+            self._suspend_person(officer, account, target or "", reason)
         self.ledger.checkpoints.make(f"containment {started.containment_id}: {mode}")
         return started
+
+    def _suspend_person(
+        self, officer: Officer, account: Account, username: str, reason: str
+    ) -> None:
+        """Suspend the other logins of ``username``'s person (accounts naming the same
+        practitioner), each its own containment, as the detectors' suspension does since
+        round 57 (adversary round 58: an officer suspended Dr Tam's physician login and
+        Dr Tam read on with a nurse login). A privacy officer's login, and the acting
+        officer's own, are left as they are: another officer decides on them."""
+        every = self.accounts.all()
+        held = next((a for a in every if a.username == username), None)
+        if held is None or held.practitioner_id is None:
+            return
+        active = {
+            item.target
+            for item in self.store.refresh().active
+            if item.mode is Mode.ACCOUNT_SUSPENDED
+        }
+        by = f"staff:{account.username}"
+        for other in every:
+            if (
+                other.username == username
+                or other.practitioner_id != held.practitioner_id
+                or other.suspended
+                or other.username in active
+                or other.role is Role.PRIVACY_OFFICER
+                or other.account_id == account.account_id
+            ):
+                continue
+            why = f"{reason}, same person as {username}"
+            self.admin.suspend(by, other.username, reason=f"containment: {why}")
+            started = self.store.start(Mode.ACCOUNT_SUSPENDED, other.username, why, by)
+            self._record(
+                Tag.CONTAIN_STARTED,
+                Outcome.SUCCESS,
+                officer,
+                why,
+                account,
+                mode=Mode.ACCOUNT_SUSPENDED.value,
+                target=other.username,
+                containment=started.containment_id,
+            )
 
     def release(self, officer: Officer, containment_id: int, reason: str) -> Containment:
         account = self._authorize(officer, f"release #{containment_id}")

@@ -64,9 +64,11 @@ RESPONDER = "system:detect"
 
 def targeted(resource_type: str | None, params: Iterable[object]) -> bool:
     """Whether a search's criteria (its parameter names, as the gate records them)
-    name what it returns one by one: ``_id``, ``identifier``, or a parameter that names
-    patients by reference (``patient``, ``subject``). A name, a birth date or a clinic
-    is a broad net; these are a list of picks."""
+    name what it returns one by one: ``_id``, ``identifier``, a telephone number or an
+    email address (``phone``, ``email``: a household's number finds its members, each
+    looked for), or a parameter that names patients by reference (``patient``,
+    ``subject``). A name, a birth date or a clinic is a broad net; these are a list of
+    picks."""
     rt = RESOURCE_TYPES.get(resource_type or "")
     for raw in params:
         name = str(raw).partition(":")[0]
@@ -78,8 +80,11 @@ def targeted(resource_type: str | None, params: Iterable[object]) -> bool:
     return False
 
 
-#: Search parameters that name records one by one on every resource type.
-_PICKING = frozenset({"_id", "identifier"})
+#: Search parameters that name records one by one on every resource type. A contact
+#: point too (adversary round 58): ``Patient?phone=`` with one's home number gave one's
+#: own record and a spouse's, two patients, so neither was a pick and no kin alert came,
+#: where ``phone=a,b`` (a list) or a search that found one picked each.
+_PICKING = frozenset({"_id", "identifier", "phone", "email"})
 #: A search whose criteria list alternatives (``family=Ho,Yip``) picked each patient it
 #: gave when it gave at most this many, or no more than its alternatives could name.
 LISTED_FEW = 5

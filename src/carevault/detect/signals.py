@@ -30,6 +30,7 @@ from carevault.detect.model import (
     Severity,
 )
 from carevault.detect.profile import (
+    REGISTRATION_WINDOW_US,
     SPANS,
     WRITES_HOUR,
     Profile,
@@ -40,7 +41,7 @@ from carevault.detect.profile import (
 )
 from carevault.detect.snoop import observe_picks, snooping
 from carevault.detect.stats import Cusum, cusum_for, quantile, robust_limit
-from carevault.detect.windows import DistinctWindow
+from carevault.detect.windows import CountWindow, DistinctWindow
 
 #: Distinct unexplained patients per (10 minutes, hour, day) never alerted on, per role.
 ROLE_FLOORS: dict[str, tuple[int, int, int]] = {
@@ -108,6 +109,16 @@ class Context:
     kin_shares: Mapping[tuple[str, str], float] = field(default_factory=dict)
 
 
+#: The counting detectors, and their windows' spans (``Recent``'s windows of each).
+BURSTS = {
+    "denials": 10 * MINUTE_US,
+    "name-searches": HOUR_US,
+    "registration-fishing": REGISTRATION_WINDOW_US,
+    "name-fishing": HOUR_US,
+    "everything-calls": HOUR_US,
+}
+
+
 @dataclass
 class Person:
     """Every login of one practitioner together (as ``detect/budget.holder`` counts
@@ -121,6 +132,20 @@ class Person:
     #: As ``Recent.changed`` and ``Recent.glass``, of every login together.
     changed: DistinctWindow = field(default_factory=lambda: DistinctWindow(10 * MINUTE_US))
     glass: DistinctWindow = field(default_factory=lambda: DistinctWindow(HOUR_US))
+    #: The counts ``_burst`` and ``everything-calls`` judge (``BURSTS``), of every login
+    #: together (adversary round 58: five searches by initials with each of two logins
+    #: fished unseen, ten refusals with each went past no one's twenty).
+    counts: dict[str, CountWindow] = field(
+        default_factory=lambda: {name: CountWindow(span) for name, span in BURSTS.items()}
+    )
+    #: Only its picks (``Recent.picks``, ``kin_picks``) of every login together: three
+    #: namesakes opened with each of two logins are six of one person's (round 58).
+    picks: Recent = field(default_factory=Recent)
+    #: The latest step-up of any of the logins, and the patients no care explains that
+    #: the logins opened since, together (``Recent.watch``, ``watched``): two logins
+    #: held to the watch's allowance each read twice as many (round 58).
+    watch_last: int | None = None
+    watched: set[str] = field(default_factory=set)
     #: Each login's state in memory, for the person's ``slow-drip`` (``detect.drip``),
     #: which needs their days, not windows of its own.
     states: dict[str, AccountState] = field(default_factory=dict)
@@ -128,6 +153,12 @@ class Person:
     #: were worked out from (each login's closed days, the role's pool): they change
     #: only when a day closes.
     drip: tuple[tuple[object, ...], Cusum, float] | None = None
+
+    def observe_picks(self, access: Access, day: int) -> None:
+        """Count a pick of one of the logins (``snoop.observe_picks``) on ``day``."""
+        if day > self.picks.day:
+            self.picks.start_day(day)
+        observe_picks(access, self.picks)
 
     def link(self, logins: tuple[str, ...], states: Mapping[str, AccountState]) -> None:
         """The person's logins now, and the states of those in memory (``states``: by
@@ -361,6 +392,11 @@ class Detectors:
         else:
             recent.watch = (recent.watch[0], at_us, recent.watch[2])
         recent.watch_by = by
+        person = state.person
+        if person is not None:
+            if person.watch_last is None or at_us - person.watch_last > WATCH_US:
+                person.watched = set()
+            person.watch_last = max(at_us, person.watch_last or at_us)
 
     def observe(
         self,
@@ -388,12 +424,18 @@ class Detectors:
             recent.presented.add(access.patient_pseudonym or "")
         if access.tag == REGISTERED and _missed(access):
             count = recent.registration_misses.add(access.at_us, access.position)
+            together = _together(state, "registration-fishing", access, count)
             if live and count > REGISTRATION_MISSES:
                 found.append(self._burst(access, "registration-fishing", recent, day))
+            elif live and together > REGISTRATION_MISSES:
+                found.append(self._burst(access, "registration-fishing", recent, day, state.person))
             return found if live else []
         if access.denied:
             observe_picks(access, recent)
+            if state.person is not None:
+                state.person.observe_picks(access, day)
             count = recent.denials.add(access.at_us, access.position)
+            together = _together(state, "denials", access, count)
             if BUDGET_REASON in access.reason:
                 found.append(
                     Finding(
@@ -407,6 +449,8 @@ class Detectors:
                 )
             elif count >= DENIALS_PER_10_MINUTES:
                 found.append(self._burst(access, "denials", recent, day))
+            elif together >= DENIALS_PER_10_MINUTES:
+                found.append(self._burst(access, "denials", recent, day, state.person))
             return found if live else []
         if access.wrote:
             if profile.role == "integration" or (access.account or "").startswith("client:"):
@@ -429,8 +473,9 @@ class Detectors:
             return found if live else []
         if access.tag == "fhir:resource:search" and _new_search(access, recent):
             if NAME_PARAMS & set(access.detail.get("params", ())):
-                recent.name_searches.add(access.at_us, access.position)
-            fishing = self._fishing(access, profile, recent, day)
+                count = recent.name_searches.add(access.at_us, access.position)
+                _together(state, "name-searches", access, count)
+            fishing = self._fishing(access, state, day)
             if fishing is not None and live:
                 found.append(fishing)
         if granted(access):
@@ -456,6 +501,8 @@ class Detectors:
         pseudonym = access.patient_pseudonym or ""
         recent.today_all.add(pseudonym)
         observe_picks(access, recent)
+        if state.person is not None:
+            state.person.observe_picks(access, day)
         if not access.explained:
             recent.today_unexplained.add(pseudonym)
             for name, window in recent.breadth.items():
@@ -476,16 +523,20 @@ class Detectors:
                 found.append(watching)
         if access.tag == "fhir:patient:everything":
             calls = recent.everything.add(access.at_us, access.position)
-            if live and calls > EVERYTHING_PER_HOUR:
+            together = _together(state, "everything-calls", access, calls)
+            person = state.person if calls <= EVERYTHING_PER_HOUR else None
+            calls_of = recent.everything if person is None else person.counts["everything-calls"]
+            if live and max(calls, together) > EVERYTHING_PER_HOUR:
                 found.append(
                     Finding(
                         "everything-calls",
                         Severity.HIGH,
-                        str(day),
-                        f"{calls} $everything calls in an hour (more than {EVERYTHING_PER_HOUR})",
+                        f"{day} person" if person else str(day),
+                        f"{len(calls_of)} $everything calls{_with(person)} in an hour (more "
+                        f"than {EVERYTHING_PER_HOUR})",
                         access,
                         (pseudonym,),
-                        recent.everything.first_position,
+                        calls_of.first_position,
                     )
                 )
         if not live:
@@ -494,12 +545,16 @@ class Detectors:
         found.extend(self._flags(access, context, pseudonym))
         found.extend(self._context(access, state, role, context, day, hour))
         found.extend(self._drip(access, state, role, day))
-        if (
-            len(recent.name_searches) > NAME_SEARCHES_PER_HOUR
-            and profile.role not in ("front_desk", "integration")
-            and (access.account or "").startswith("staff:")
+        if profile.role not in ("front_desk", "integration") and (access.account or "").startswith(
+            "staff:"
         ):
-            found.append(self._burst(access, "name-searches", recent, day))
+            if len(recent.name_searches) > NAME_SEARCHES_PER_HOUR:
+                found.append(self._burst(access, "name-searches", recent, day))
+            elif (
+                state.person is not None
+                and len(state.person.counts["name-searches"]) > NAME_SEARCHES_PER_HOUR
+            ):
+                found.append(self._burst(access, "name-searches", recent, day, state.person))
         self._learn(access, profile, role, hour)
         return found
 
@@ -509,7 +564,15 @@ class Detectors:
         """A pick of kin still unexplained once the grace for a booking is over
         (``DetectionEngine``): counted and judged now."""
         day = (access.at_us + context.offset_us) // DAY_US
-        return snooping(access, state.recent, context.kin_shares, day)
+        found = snooping(access, state.recent, context.kin_shares, day)
+        person = state.person
+        if person is None:
+            return found
+        # Counted with every login's picks too, and raised as the person's only where the
+        # login's own count did not raise it.
+        raised = {finding.detector for finding in found}
+        together = snooping(access, person.picks, context.kin_shares, day, person.logins)
+        return found + [finding for finding in together if finding.detector not in raised]
 
     def _close(self, profile: Profile, recent: Recent, role: RoleBaseline | None, day: int) -> None:
         if recent.day >= 0:
@@ -611,7 +674,7 @@ class Detectors:
         the walk-ins the desk books for her, as many as on any day (and as many again
         the next, if a second step-up extends the watch); whoever holds her account and
         a desk's does not read on through the whole clinic."""
-        recent = state.recent
+        recent, person = state.recent, state.person
         watch = recent.watch
         if watch is None or access.at_us - watch[1] > WATCH_US:
             return None
@@ -625,13 +688,18 @@ class Detectors:
             recent.fresh.add(pseudonym)
         else:
             recent.watched.add(pseudonym)
+            if person is not None:
+                person.watched.add(pseudonym)
         count = len(recent.watched)
+        together = len(person.watched) if person is not None else count
         total = len(recent.watched | recent.fresh) if recent.fresh else count
-        if not live or total <= self.after_step_up:
+        if not live or max(total, together) <= self.after_step_up:
             return None
         limit, why = _baseline("after-step-up", state.profile, recent, role, self._watch_limit)
         if count > limit:
             return self._after_step_up(access, recent, watch, limit, why)
+        if together > limit:
+            return self._after_step_up(access, recent, watch, limit, why, person=person)
         if not recent.fresh:
             return None
         usual, usual_why = _baseline(
@@ -672,12 +740,14 @@ class Detectors:
         why: str,
         *,
         fresh: bool = False,
+        person: Person | None = None,
     ) -> Finding:
         """More unexplained patients after a step-up than the account opens on a usual
         day (or, with care another account made alone since, more patients than it opens
-        on a usual day altogether): whoever presented the code (or signed in again) is
+        on a usual day altogether; or, with ``person``, than every login of its
+        practitioner opened together): whoever presented the code (or signed in again) is
         reading on."""
-        opened = recent.watched | recent.fresh
+        opened = recent.watched | recent.fresh if person is None else person.watched
         count = len(opened)
         paused = (
             "its sessions were paused"
@@ -695,18 +765,19 @@ class Detectors:
             )
         else:
             what = (
-                f"opened {len(recent.watched)} distinct patients without a care "
-                f"relationship after {paused} for a step-up (more than "
+                f"opened {count} distinct patients without a care "
+                f"relationship{_with(person)} after {paused} for a step-up (more than "
                 f"{limit}; {why}): the fresh code proved who holds the account, not why "
                 "it reads"
             )
+        together = " person" if person is not None else ""
         return Finding(
             "after-step-up",
             Severity.HIGH,
-            str(watch[0]),
+            f"{watch[0]}{together}",
             what,
             access,
-            recent.unnamed("after-step-up", watch[0], count, opened),
+            recent.unnamed(f"after-step-up{together}", watch[0], count, opened),
             watch[2],
         )
 
@@ -924,19 +995,28 @@ class Detectors:
             )
         ]
 
-    def _fishing(
-        self, access: Access, profile: Profile, recent: Recent, day: int
-    ) -> Finding | None:
-        """Repeated searches by first name only or by initials."""
+    def _fishing(self, access: Access, state: AccountState, day: int) -> Finding | None:
+        """Repeated searches by first name only or by initials: of the account, or of
+        every login of its practitioner together (``Person``)."""
         if not access.detail.get("name_shape"):
             return None
+        recent = state.recent
         count = recent.vague_searches.add(access.at_us, access.position)
+        together = _together(state, "name-fishing", access, count)
         staff = (access.account or "").startswith("staff:")
-        if count < VAGUE_SEARCHES_PER_HOUR or not staff or profile.role == "integration":
+        if not staff or state.profile.role == "integration":
             return None
-        return self._burst(access, "name-fishing", recent, day)
+        if count >= VAGUE_SEARCHES_PER_HOUR:
+            return self._burst(access, "name-fishing", recent, day)
+        if together >= VAGUE_SEARCHES_PER_HOUR:
+            return self._burst(access, "name-fishing", recent, day, state.person)
+        return None
 
-    def _burst(self, access: Access, name: str, recent: Recent, day: int) -> Finding:
+    def _burst(
+        self, access: Access, name: str, recent: Recent, day: int, person: Person | None = None
+    ) -> Finding:
+        """An alert on a count of ``recent`` (the account's), or with ``person`` of
+        ``name``'s count of every login of its practitioner together."""
         counts = {
             "denials": (recent.denials, "refused requests in 10 minutes"),
             "name-searches": (recent.name_searches, "searches by name in an hour"),
@@ -953,11 +1033,13 @@ class Detectors:
             ),
         }
         window, what = counts[name]
+        if person is not None:
+            window = person.counts[name]
         return Finding(
             name,
             Severity.MEDIUM,
-            str(day),
-            f"{len(window)} {what}",
+            f"{day} person" if person else str(day),
+            f"{len(window)} {what}{_with(person)}",
             access,
             (),
             window.first_position,
@@ -974,3 +1056,16 @@ class Detectors:
         profile.hours[hour] += 1
         if role is not None:
             role.hours[hour] += 1
+
+
+def _together(state: AccountState, name: str, access: Access, count: int) -> int:
+    """Count ``access`` in the person's window of ``name`` (``Person.counts``) and return
+    that count; without a person, ``count``, the account's own."""
+    if state.person is None:
+        return count
+    return state.person.counts[name].add(access.at_us, access.position)
+
+
+def _with(person: Person | None) -> str:
+    """What an alert counted of every login of ``person`` says of it."""
+    return f" with the logins of one practitioner ({named(person.logins)})" if person else ""

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from carevault.detect.glass import named
 from carevault.detect.kin import CO_WORKER, OWN_RECORD
 from carevault.detect.model import Access, Finding, Severity
 from carevault.detect.profile import Recent
@@ -61,10 +62,18 @@ def observe_picks(access: Access, recent: Recent) -> None:
 
 
 def snooping(
-    access: Access, recent: Recent, shares: Mapping[tuple[str, str], float], day: int
+    access: Access,
+    recent: Recent,
+    shares: Mapping[tuple[str, str], float],
+    day: int,
+    logins: tuple[str, ...] = (),
 ) -> list[Finding]:
     """Count a kin pick that is still unexplained (the engine asks once its grace for a
-    care relationship is over) and return what it makes."""
+    care relationship is over) and return what it makes. With ``logins``, ``recent``
+    holds the picks of every login of one practitioner together (``signals.Person``),
+    and only what passes chance is judged there (what is an alert at once is raised on
+    the login): three namesakes opened with each of two logins are six of one person's
+    (adversary round 58)."""
     if not access.kin or not access.attempted or access.explained or not access.picked:
         return []
     picks, kin_picks = _counts(recent, day)
@@ -75,7 +84,7 @@ def snooping(
     found: list[Finding] = []
     for kind in access.kin:
         patients = kin_picks.get(kind, set())
-        if kind in _AT_ONCE:
+        if kind in _AT_ONCE and not logins:
             detector, text = _AT_ONCE[kind]
             severity = Severity.HIGH if len(patients) >= HIGH_FROM else Severity.MEDIUM
             found.append(
@@ -89,7 +98,7 @@ def snooping(
                 )
             )
         elif kind in _BY_CHANCE:
-            finding = _beyond_chance(access, kind, picks, kin_picks, shares, day)
+            finding = _beyond_chance(access, kind, picks, kin_picks, shares, day, logins)
             if finding is not None:
                 found.append(finding)
     return found
@@ -114,6 +123,7 @@ def _beyond_chance(
     kin_picks: dict[str, set[str]],
     shares: Mapping[tuple[str, str], float],
     day: int,
+    logins: tuple[str, ...] = (),
 ) -> Finding | None:
     patients = kin_picks.get(kind, set())
     share = shares.get((access.account or "", kind))
@@ -124,12 +134,14 @@ def _beyond_chance(
     if chance >= CHANCE:
         return None
     detector, what = _BY_CHANCE[kind]
+    together = f" with the logins of one practitioner ({named(logins)})" if logins else ""
     return Finding(
         detector,
         Severity.HIGH if chance < CHANCE**2 else Severity.MEDIUM,
-        f"{day} {kind}",
+        f"{day} {kind} person" if logins else f"{day} {kind}",
         f"opened (or tried to) {len(patients)} patients who {what} without a care relationship "
-        f"today, of {picked} patients picked without one; {share:.1%} of all patients {what}, so "
+        f"today{together}, of {picked} patients picked without one; {share:.1%} of all "
+        f"patients {what}, so "
         f"chance would give about {picked * share:.1f} (probability of {len(patients)} or "
         f"more: {chance:.0e})",
         access,

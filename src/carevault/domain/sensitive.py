@@ -23,6 +23,8 @@ SNOMED = "http://snomed.info/sct"
 LOINC = "http://loinc.org"
 ICD10 = "http://hl7.org/fhir/sid/icd-10"
 V3_ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
+#: WHO's Anatomical Therapeutic Chemical classification, in which claims bill medicines.
+ATC = "http://www.whocc.no/atc"
 
 # fmt: off
 SENSITIVE_CODES: dict[str, frozenset[str]] = {
@@ -117,6 +119,30 @@ SYSTEM_ALIASES: dict[str, str] = {
     "urn:oid:2.16.840.1.113883.5.4": V3_ACT_CODE,
     "http://hl7.org/fhir/v3/actcode": V3_ACT_CODE,  # FHIR DSTU2 and STU3's name for it
 }
+
+#: ATC groups of medicines that name a condition of the sensitive categories, for a
+#: claim's lines only (``fhir/codes.claim_line_sensitive``): billing read "tenofovir and
+#: emtricitabine" (``J05AR03``) off a line where the claim's HIV diagnosis was cut
+#: (adversary round 58). HIV antivirals (protease inhibitors, nucleoside and
+#: non-nucleoside reverse transcriptase inhibitors, combinations, and the integrase,
+#: fusion and entry inhibitors of ``J05AX``), antipsychotics, anxiolytics,
+#: antidepressants, psychostimulants, drugs for addictive disorders (``N07B``: nicotine,
+#: alcohol and opioid dependence), hormonal contraceptives and emergency contraception
+#: (``G03A``, ``G03AD``), intrauterine contraceptives (``G02B``), abortifacients
+#: (``G02AD06``, ``G03XB01``) and fertility gonadotropins (``G03GA``). A hepatitis B
+#: antiviral among ``J05AF`` is withheld as well: failing closed. Not the medicine a
+#: pharmacist dispenses (a prescription is medication, which pharmacists read): a
+#: claim's line only.
+SENSITIVE_ATC_PREFIXES = (
+    "J05AE", "J05AF", "J05AG", "J05AR", "J05AX07", "J05AX08", "J05AX09", "J05AX11",
+    "J05AX12", "J05AX23", "N05A", "N05B", "N06A", "N06B", "N07B", "G03A", "G02B",
+    "G02AD06", "G03XB01", "G03GA",
+)  # fmt: skip
+#: ATC as ``canonical_system`` spells it (kept out of ``SYSTEM_ALIASES``, whose digest
+#: marks health records: no health record is judged by a medicine, so none is marked
+#: again for it).
+_ATC_SPELLINGS = frozenset({ATC, "urn:oid:2.16.840.1.113883.6.73"})
+_ATC_CODE = re.compile(r"[A-Z]\d{2}[A-Z]{2}\d{2}")
 
 #: Names, not URIs (wrong in FHIR, yet what systems send: ``SNOMED CT``, UMLS's
 #: ``SNOMEDCT_US``, HL7 v2's ``SCT``, ``LN``, ``I10``; adversary round 46 and the review
@@ -228,3 +254,14 @@ def is_restricted_label(code: object) -> bool:
     ``r`` as ``R``). Judged by the code alone, whatever system it names: a label is an
     instruction to protect, and one misspelt is protected all the same (fail closed)."""
     return isinstance(code, str) and code.strip().upper() in RESTRICTED_LABELS
+
+
+@lru_cache(maxsize=1 << 12)
+def is_sensitive_medicine(system: str | None, code: str) -> bool:
+    """Whether ``code`` names a medicine of ``SENSITIVE_ATC_PREFIXES``: of ATC (any
+    spelling), or with no system and shaped as a whole ATC code (fail closed)."""
+    named = canonical_system(system)
+    upper = code.strip().upper()
+    if named is None:
+        return _ATC_CODE.fullmatch(upper) is not None and upper.startswith(SENSITIVE_ATC_PREFIXES)
+    return named in _ATC_SPELLINGS and upper.startswith(SENSITIVE_ATC_PREFIXES)

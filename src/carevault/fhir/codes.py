@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from carevault.domain.sensitive import is_sensitive_code
+from carevault.domain.sensitive import is_sensitive_code, is_sensitive_medicine
 
 #: What a walk descends into. Built once: ``isinstance(value, dict | list)`` built the
 #: union at every value it asked about, a fifth of a walk's cost.
@@ -72,5 +72,24 @@ UNPAID = "adjudication"
 def claim_line_sensitive(line: Any) -> bool:
     """Whether a line of a claim (``CLAIM_LINES``: an item with its details and
     sub-details, an insurer's added line, a supporting information entry) holds a
-    sensitive code anywhere but in its adjudications."""
-    return has_sensitive_code(line, UNPAID)
+    sensitive code anywhere but in its adjudications, or bills a medicine that names a
+    sensitive condition (``domain/sensitive.is_sensitive_medicine``)."""
+    return has_sensitive_code(line, UNPAID) or _bills_sensitive_medicine(line)
+
+
+def _bills_sensitive_medicine(node: Any) -> bool:
+    """Whether a coding anywhere in ``node`` but its adjudications is a medicine of
+    ``SENSITIVE_ATC_PREFIXES`` (as ``has_sensitive_code`` walks)."""
+    if isinstance(node, dict):
+        code = node.get("code")
+        if isinstance(code, str):
+            system = node.get("system")
+            if is_sensitive_medicine(system if isinstance(system, str) else None, code):
+                return True
+        return any(
+            isinstance(value, _NESTED) and name != UNPAID and _bills_sensitive_medicine(value)
+            for name, value in node.items()
+        )
+    if isinstance(node, list):
+        return any(isinstance(item, _NESTED) and _bills_sensitive_medicine(item) for item in node)
+    return False

@@ -1410,7 +1410,12 @@ class Gate:
             # sessions, in words the app chose.
             self._check_patient_context(caller, RESOURCE_TYPES["Patient"], located.head)
             grant = self.access.break_glass.grant(
-                actor.account_id, pseudonym, reason, text, emergency=emergency
+                actor.account_id,
+                pseudonym,
+                reason,
+                text,
+                emergency=emergency,
+                practitioner_id=actor.practitioner_id,
             )
             event = self._event(
                 attempt,
