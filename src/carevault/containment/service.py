@@ -106,17 +106,7 @@ class ContainmentService:
             self.admin.suspend(by, target or "", reason=f"containment: {reason}")
         elif mode is Mode.CLIENT_REVOKED:
             self.admin.revoke_client(by, target or "")
-        started = self.store.start(mode, target, reason, by)
-        self._record(
-            Tag.CONTAIN_STARTED,
-            Outcome.SUCCESS,
-            officer,
-            reason,
-            account,
-            mode=mode.value,
-            target=target,
-            containment=started.containment_id,
-        )
+        started = self._started(officer, account, mode, target, reason)
         if mode is Mode.ACCOUNT_SUSPENDED:
             self._suspend_person(officer, account, target or "", reason)
         self.ledger.checkpoints.make(f"containment {started.containment_id}: {mode}")
@@ -152,17 +142,24 @@ class ContainmentService:
                 continue
             why = f"{reason}, same person as {username}"
             self.admin.suspend(by, other.username, reason=f"containment: {why}")
-            started = self.store.start(Mode.ACCOUNT_SUSPENDED, other.username, why, by)
-            self._record(
-                Tag.CONTAIN_STARTED,
-                Outcome.SUCCESS,
-                officer,
-                why,
-                account,
-                mode=Mode.ACCOUNT_SUSPENDED.value,
-                target=other.username,
-                containment=started.containment_id,
-            )
+            self._started(officer, account, Mode.ACCOUNT_SUSPENDED, other.username, why)
+
+    def _started(
+        self, officer: Officer, account: Account, mode: Mode, target: str | None, reason: str
+    ) -> Containment:
+        """Start a containment ``account`` (``officer``'s) asked for, recorded."""
+        started = self.store.start(mode, target, reason, f"staff:{account.username}")
+        self._record(
+            Tag.CONTAIN_STARTED,
+            Outcome.SUCCESS,
+            officer,
+            reason,
+            account,
+            mode=mode.value,
+            target=target,
+            containment=started.containment_id,
+        )
+        return started
 
     def release(self, officer: Officer, containment_id: int, reason: str) -> Containment:
         account = self._authorize(officer, f"release #{containment_id}")

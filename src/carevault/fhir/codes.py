@@ -15,6 +15,7 @@ insurance's) is walked: a clinic's profile may code anything in an extension.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from carevault.domain.sensitive import is_sensitive_code, is_sensitive_medicine
@@ -30,18 +31,24 @@ def has_sensitive_code(node: Any, skip: str | None = None) -> bool:
     first one and builds no list, since every health record written is asked (twice in
     a bulk load). ``skip``: an element not walked, wherever it is (a claim's
     ``adjudication``)."""
+    return _has_code(node, is_sensitive_code, skip)
+
+
+def _has_code(node: Any, judge: Callable[[str | None, str], bool], skip: str | None) -> bool:
+    """Whether ``judge(system, code)`` holds for a coding anywhere in ``node`` but in the
+    elements named ``skip``; stops at the first."""
     if isinstance(node, dict):
         code = node.get("code")
         if isinstance(code, str):
             system = node.get("system")
-            if is_sensitive_code(system if isinstance(system, str) else None, code):
+            if judge(system if isinstance(system, str) else None, code):
                 return True
         for name, value in node.items():
-            if isinstance(value, _NESTED) and name != skip and has_sensitive_code(value, skip):
+            if isinstance(value, _NESTED) and name != skip and _has_code(value, judge, skip):
                 return True
     elif isinstance(node, list):
         for item in node:
-            if isinstance(item, _NESTED) and has_sensitive_code(item, skip):
+            if isinstance(item, _NESTED) and _has_code(item, judge, skip):
                 return True
     return False
 
@@ -74,22 +81,8 @@ def claim_line_sensitive(line: Any) -> bool:
     sub-details, an insurer's added line, a supporting information entry) holds a
     sensitive code anywhere but in its adjudications, or bills a medicine that names a
     sensitive condition (``domain/sensitive.is_sensitive_medicine``)."""
-    return has_sensitive_code(line, UNPAID) or _bills_sensitive_medicine(line)
+    return _has_code(line, _sensitive_or_medicine, UNPAID)
 
 
-def _bills_sensitive_medicine(node: Any) -> bool:
-    """Whether a coding anywhere in ``node`` but its adjudications is a medicine of
-    ``SENSITIVE_ATC_PREFIXES`` (as ``has_sensitive_code`` walks)."""
-    if isinstance(node, dict):
-        code = node.get("code")
-        if isinstance(code, str):
-            system = node.get("system")
-            if is_sensitive_medicine(system if isinstance(system, str) else None, code):
-                return True
-        return any(
-            isinstance(value, _NESTED) and name != UNPAID and _bills_sensitive_medicine(value)
-            for name, value in node.items()
-        )
-    if isinstance(node, list):
-        return any(isinstance(item, _NESTED) and _bills_sensitive_medicine(item) for item in node)
-    return False
+def _sensitive_or_medicine(system: str | None, code: str) -> bool:
+    return is_sensitive_code(system, code) or is_sensitive_medicine(system, code)
