@@ -448,13 +448,16 @@ class FhirInteractions:
                 if asked.types is None or reference[0] in asked.types
             ]
             referenced = self.gate.include(caller, outside)
-        links = bundles.paging_links(
-            f"{base}/Patient/{patient_id}/$everything",
-            asked.repeated,
-            count=asked.count if asked.count is not None else total,
-            offset=asked.offset,
-            total=total,
-        )
+        url = f"{base}/Patient/{patient_id}/$everything"
+        if asked.count is None:
+            # Not paged: every record from the offset is on this page. The link is the
+            # request's own (R4 search.html: the parameters used), not a _count= of the
+            # total that no client asked for.
+            links = [bundles.self_link(url, asked.repeated, asked.offset)]
+        else:
+            links = bundles.paging_links(
+                url, asked.repeated, count=asked.count, offset=asked.offset, total=total
+            )
         # What the records refer to outside the compartment is included, not matched:
         # R4 Bundle.total counts the matches alone, and these repeat on pages.
         return FhirResponse(
