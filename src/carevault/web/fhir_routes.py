@@ -33,6 +33,7 @@ from carevault.rest.capability import (
 from carevault.rest.errors import translated
 from carevault.rest.interactions import FhirResponse
 from carevault.vault.records import Opened
+from carevault.web import unknown_operations
 from carevault.web.responses import fhir_response
 from carevault.web.security import CallerDep, ServicesDep, authenticate, caller, services
 
@@ -244,6 +245,11 @@ async def as_caller(request: Request, call: Callable[[Caller], FhirResponse]) ->
     return fhir_response(await run_in_threadpool(answer))
 
 
+# An operation no router before defines (``$export``, ``$import`` come earlier): 404,
+# before ``/{type_name}`` reads its name as a type.
+unknown_operations.add(router, unknown_operations.SYSTEM_PATH)
+
+
 @router.get("/{type_name}")
 async def search(request: Request) -> Response:
     """Searches are the second most frequent request: see ``as_caller``. The token is
@@ -332,6 +338,11 @@ async def everything(
     patient_id: str, request: Request, svc: ServicesDep, who: CallerDep
 ) -> Response:
     return await run(svc.fhir.everything, who, patient_id, query_params(request), base_url(request))
+
+
+# After the operations above, before the routes that read an operation's name as an id.
+unknown_operations.add(router, unknown_operations.TYPE_PATH)
+unknown_operations.add(router, unknown_operations.INSTANCE_PATH)
 
 
 @router.get("/{type_name}/_history")
