@@ -31,7 +31,7 @@ from carevault.rest.answers import prefer_return, write_answer
 from carevault.rest.errors import translated
 from carevault.rest.includes import included
 from carevault.vault.records import Head, Method, NotFound, Opened, WriteResult
-from carevault.vault.writer import Delete, Put
+from carevault.vault.writer import ANY_VERSION, Delete, Put, version_conflict
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 _ETAG = re.compile(r'^(?:W/)?"(\d{1,9})"$')
@@ -75,8 +75,12 @@ def checked_id(resource_id: str) -> str:
 
 
 def parse_etag(value: str | None) -> int | None:
+    """The version an If-Match names; ``*`` is ``ANY_VERSION`` (RFC 9110 13.1.1: it
+    matches whatever version is current, and fails where there is none)."""
     if value is None:
         return None
+    if value.strip() == "*":
+        return ANY_VERSION
     match = _ETAG.match(value.strip())
     if not match:
         raise bad_request('If-Match must be a version ETag such as W/"3"')
@@ -536,6 +540,8 @@ class FhirInteractions:
             try:
                 [result] = self.gate.write(caller, [Delete(rt, checked_id(resource_id), expected)])
             except NotFound as unknown:
+                if no_current_version(unknown, rt.name, resource_id, expected):
+                    raise version_conflict(rt.name, resource_id, ANY_VERSION) from None
                 if not deletes_nothing(unknown, rt.name, resource_id, expected):
                     raise
                 return FhirResponse(204, None)
@@ -555,6 +561,16 @@ def deletes_nothing(
     gate has recorded the refusal. With If-Match, a version was named that is not
     current: refused as before (404)."""
     return if_match is None and refused.reference == f"{type_name}/{resource_id}"
+
+
+def no_current_version(
+    refused: NotFound, type_name: str, resource_id: str, if_match: int | None
+) -> bool:
+    """Whether ``refused`` answers a write with ``If-Match: *`` of a record not known to
+    its caller: RFC 9110 13.1.1, "*" is false where there is no current representation,
+    so the answer is 412. An id never used and a record the caller may not know of are
+    refused in the same words (``not_known``), so they answer 412 alike: no oracle."""
+    return if_match == ANY_VERSION and refused.reference == f"{type_name}/{resource_id}"
 
 
 def viewed(item: Opened, view: View) -> Opened:

@@ -35,8 +35,8 @@ from carevault.rest.interactions import (
     resource_type_named,
     written,
 )
-from carevault.vault.records import Method, Opened
-from carevault.vault.writer import Put
+from carevault.vault.records import Gone, Method, NotFound, Opened
+from carevault.vault.writer import ANY_VERSION, Put, version_conflict
 
 JSON_PATCH = "application/json-patch+json"
 MERGE_PATCH = "application/merge-patch+json"
@@ -107,7 +107,7 @@ def apply_to(
 ) -> FhirResponse:
     """Patch ``current`` (already read through the gate) and write the result."""
     rt = resource_type_named(current.head.resource_type)
-    if expected is not None and expected != current.head.version_id:
+    if expected not in (None, ANY_VERSION, current.head.version_id):
         raise FhirError.of(
             412, "conflict", f"If-Match names version {expected}, which is not the current version"
         )
@@ -142,7 +142,15 @@ def patch(
     expected = parse_etag(if_match)
     kind, document = parse_patch(body, media)
     with translated():
-        current = interactions.gate.read(caller, rt, resource_id)
+        try:
+            current = interactions.gate.read(caller, rt, resource_id)
+        except (NotFound, Gone) as unknown:
+            # ``If-Match: *`` of a record with no current version (RFC 9110 13.1.1):
+            # 412, alike for an id never used, a deleted record and a record the caller
+            # may not know of (read as not known, in the same words).
+            if expected != ANY_VERSION:
+                raise
+            raise version_conflict(rt.name, resource_id, ANY_VERSION) from unknown
     return apply_to(
         interactions,
         caller,

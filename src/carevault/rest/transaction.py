@@ -41,13 +41,14 @@ from carevault.rest.interactions import (
     FhirResponse,
     checked_id,
     deletes_nothing,
+    no_current_version,
     parse_etag,
     resource_type_named,
     write_response_entry,
 )
 from carevault.rest.write_order import dependency_order
 from carevault.vault.records import Head, Method, NotFound, Opened, WriteResult
-from carevault.vault.writer import Delete, Operation, Put
+from carevault.vault.writer import ANY_VERSION, Delete, Operation, Put, version_conflict
 
 _ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "GET": 3}
 
@@ -221,6 +222,13 @@ def _transaction(
                 )
                 break
             except NotFound as unknown:
+                for _, op in kept:
+                    if isinstance(op, Delete) and no_current_version(
+                        unknown, op.resource_type.name, op.resource_id, op.if_match
+                    ):
+                        raise version_conflict(
+                            op.resource_type.name, op.resource_id, ANY_VERSION
+                        ) from None
                 unseen = [
                     entry.index
                     for entry, op in kept

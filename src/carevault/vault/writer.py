@@ -13,7 +13,7 @@ import secrets
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy import Connection, bindparam, delete, func, insert, select, text, update
 
@@ -155,6 +155,11 @@ _DELETE_KIN = (
 _INSERT_KIN_REPLACED = insert(patient_kin_replaced).values(
     **{name: bindparam(name) for name in ("patient_pseudonym", "kind", "token", "replaced_us")}
 )
+
+
+#: ``If-Match: *`` (RFC 9110 13.1.1: true if the target has any current representation).
+#: Versions count from 1, so no version is 0.
+ANY_VERSION: Final = 0
 
 
 @dataclass(frozen=True)
@@ -967,12 +972,18 @@ def _check_version(
 ) -> None:
     if if_match is None:
         return
-    if current is None or current.deleted or current.version_id != if_match:
+    if current is None or current.deleted:
+        raise version_conflict(resource_type, resource_id, if_match)
+    if if_match != ANY_VERSION and current.version_id != if_match:
         raise version_conflict(resource_type, resource_id, if_match)
 
 
 def version_conflict(resource_type: str, resource_id: str, if_match: int) -> VersionConflict:
     """The refusal of a write whose If-Match does not name the current version (412)."""
+    if if_match == ANY_VERSION:
+        return VersionConflict(
+            f"{resource_type}/{resource_id}: If-Match is *, and there is no current version"
+        )
     return VersionConflict(
         f"{resource_type}/{resource_id}: If-Match names version {if_match}, "
         "which is not the current version"

@@ -3,10 +3,21 @@ operations answered alike, ``If-Match: *`` on writes, and ``$everything``'s link
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
 from fhirclient.models.bundle import Bundle
 
+from carevault.bootstrap import Services
+from carevault.domain.roles import Role
+from tests.integration.access.group import FLU, HIV, TM, Group, build_group
 from tests.integration.rest.test_interactions import create, observation, patient
 from tests.support.client import FHIR_JSON, FhirTestClient
+from tests.support.staff import make_staff
+
+MERGE_PATCH = {"content-type": "application/merge-patch+json"}
 
 
 def test_an_unknown_operation_is_404_at_every_level_and_with_every_method(
@@ -47,6 +58,136 @@ def test_an_unknown_operation_is_404_at_every_level_and_with_every_method(
         assert answer.status_code == 405, (path, answer.text)
         assert answer.headers["allow"] == allowed
         assert answer.json()["resourceType"] == "OperationOutcome"
+
+
+def test_if_match_star_writes_a_record_that_exists_and_is_412_where_none_does(
+    api: FhirTestClient,
+) -> None:
+    """RFC 9110 13.1.1: ``If-Match: *`` is true where the target has a current
+    representation and false where it has none. It was refused with 400 ("If-Match must
+    be a version ETag") for every PUT, PATCH and DELETE, so a client saying "update
+    only, never create" could not. Now it writes an existing record and answers 412
+    where there is none (never created, or deleted), writing nothing."""
+    star = {"If-Match": "*"}
+    made = create(api, patient())
+    path = f"/fhir/Patient/{made['id']}"
+    put = api.put_json(path, {**made, "gender": "female"}, **star)
+    assert put.status_code == 200, put.text
+    assert put.headers["etag"] == 'W/"2"'
+    patched = api.patch(
+        path, content=json.dumps({"gender": "male"}), headers={**MERGE_PATCH, **star}
+    )
+    assert patched.status_code == 200, patched.text
+    assert patched.json()["gender"] == "male"
+    deleted = api.delete(path, headers=star)
+    assert deleted.status_code == 204, deleted.text
+
+    # Deleted, or never created: no current representation.
+    for gone in (made["id"], "never-used"):
+        answers = [
+            api.put_json(f"/fhir/Patient/{gone}", {**made, "id": gone}, **star),
+            api.patch(
+                f"/fhir/Patient/{gone}",
+                content=json.dumps({"gender": "other"}),
+                headers={**MERGE_PATCH, **star},
+            ),
+            api.delete(f"/fhir/Patient/{gone}", headers=star),
+        ]
+        for answer in answers:
+            assert answer.status_code == 412, (gone, answer.request.method, answer.text)
+            assert answer.json()["issue"][0]["code"] == "conflict"
+    assert api.get("/fhir/Patient/never-used").status_code == 404
+    assert api.get(path).status_code == 410
+
+    # A transaction entry's ifMatch is the header (docs/rest.md).
+    other = create(api, patient())
+    entries = [
+        {
+            "resource": {**other, "gender": "female"},
+            "request": {"method": "PUT", "url": f"Patient/{other['id']}", "ifMatch": "*"},
+        }
+    ]
+    written = api.post_json(
+        "/fhir", {"resourceType": "Bundle", "type": "transaction", "entry": entries}
+    )
+    assert written.status_code == 200, written.text
+    refused = api.post_json(
+        "/fhir",
+        {
+            "resourceType": "Bundle",
+            "type": "transaction",
+            "entry": [
+                {"request": {"method": "DELETE", "url": "Patient/never-used", "ifMatch": "*"}}
+            ],
+        },
+    )
+    assert refused.status_code == 412, refused.text
+
+
+@pytest.fixture
+def group(services: Services, api: FhirTestClient) -> Iterator[Group]:
+    yield from build_group(services, api)
+
+
+def _prescription(group: Group, reason: dict[str, Any], rid: str | None = None) -> dict[str, Any]:
+    return {
+        "resourceType": "MedicationRequest",
+        **({"id": rid} if rid else {}),
+        "status": "active",
+        "intent": "order",
+        "medicationCodeableConcept": {"text": "tablets"},
+        "subject": {"reference": f"Patient/{group.tm_patient.id}"},
+        "reasonCode": [reason],
+    }
+
+
+def test_if_match_star_on_a_hidden_record_answers_as_on_one_never_created(
+    group: Group,
+) -> None:
+    """``*`` must not become an existence oracle: a pharmacist may write prescriptions
+    but is told an HIV prescription does not exist (a read is 404). With ``If-Match: *``
+    a PUT, a PATCH and a DELETE of it answer exactly what they answer for an id never
+    used (412, in the same words), and it is left as it was; the pharmacist's own
+    prescription is written."""
+    pharmacist = make_staff(group.services, Role.PHARMACIST, [TM])
+    made = group.call(group.doctor_tm, "POST", "/fhir/MedicationRequest", _prescription(group, HIV))
+    assert made.status_code == 201, made.text
+    hidden = made.json()["id"]
+    assert group.call(pharmacist, "GET", f"/fhir/MedicationRequest/{hidden}").status_code == 404
+    star = {**pharmacist.headers, "If-Match": "*"}
+
+    def answers(rid: str) -> list[tuple[int, Any]]:
+        url = f"/fhir/MedicationRequest/{rid}"
+        sent = [
+            group.web.put(
+                url,
+                content=json.dumps(_prescription(group, FLU, rid)),
+                headers={**star, **FHIR_JSON},
+            ),
+            group.web.patch(
+                url, content=json.dumps({"status": "stopped"}), headers={**star, **MERGE_PATCH}
+            ),
+            group.web.delete(url, headers=star),
+        ]
+        return [
+            (answer.status_code, answer.text.replace(rid, "ID").replace('"', "'"))
+            for answer in sent
+        ]
+
+    never = answers("no-such-prescription")
+    assert [status for status, _ in never] == [412, 412, 412], never
+    assert answers(hidden) == never
+    kept = group.call(group.doctor_tm, "GET", f"/fhir/MedicationRequest/{hidden}").json()
+    assert kept["reasonCode"] == [HIV] and kept["meta"]["versionId"] == "1"
+
+    own = group.call(pharmacist, "POST", "/fhir/MedicationRequest", _prescription(group, FLU))
+    assert own.status_code == 201, own.text
+    updated = group.web.put(
+        f"/fhir/MedicationRequest/{own.json()['id']}",
+        content=json.dumps({**own.json(), "status": "on-hold"}),
+        headers={**star, **FHIR_JSON},
+    )
+    assert updated.status_code == 200, updated.text
 
 
 def test_everything_links_carry_the_requests_parameters_not_a_count_of_the_total(
