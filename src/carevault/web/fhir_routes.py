@@ -23,7 +23,14 @@ from carevault.fhir.parameters import NotParameters, Part, parts
 from carevault.fhir.query import VIEW_PARAMS, safe_name
 from carevault.gate import Caller, WouldBlock
 from carevault.ledger.trail import AuditUnavailable
-from carevault.rest import answers, conditional, operations, patching, transaction
+from carevault.rest import (
+    answers,
+    conditional,
+    everything_body,
+    operations,
+    patching,
+    transaction,
+)
 from carevault.rest.bundles import dumps
 from carevault.rest.capability import (
     CAPABILITY_MODES,
@@ -155,7 +162,11 @@ async def parameter_parts(request: Request, limit: int = 64 * 1024) -> list[Part
     """Every part of a FHIR Parameters body (an operation's input), repeats included, each
     with the type its value came as: the operation decides which it takes and refuses
     the rest (``fhir.parameters``). Text with control characters is refused (422)."""
-    body = await fhir_body(request, limit)
+    return parts_of(await fhir_body(request, limit))
+
+
+def parts_of(body: bytes) -> list[Part]:
+    """``parameter_parts`` of a body read already."""
     try:
         found = parts(jsonio.parse(body))
     except NotParameters as error:
@@ -338,6 +349,21 @@ async def everything(
     patient_id: str, request: Request, svc: ServicesDep, who: CallerDep
 ) -> Response:
     return await run(svc.fhir.everything, who, patient_id, query_params(request), base_url(request))
+
+
+@router.post("/Patient/{patient_id}/$everything")
+async def everything_posted(
+    patient_id: str, request: Request, svc: ServicesDep, who: CallerDep
+) -> Response:
+    """R4 operations.html: every operation may be invoked by POST (fhirpy's ``execute``
+    does); no body is no parameter, a Parameters body adds its parts to the query's."""
+    body = await read_body(request, 64 * 1024)
+    posted: list[tuple[str, str]] = []
+    if body.strip():
+        body_media(request, mediatype.JSON_BODIES, "send application/fhir+json")
+        posted = everything_body.body_params(parts_of(body))
+    params = [*query_params(request), *posted]
+    return await run(svc.fhir.everything, who, patient_id, params, base_url(request))
 
 
 # After the operations above, before the routes that read an operation's name as an id.

@@ -8,13 +8,16 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import requests
 from fhirclient.models.bundle import Bundle
+from fhirpy import SyncFHIRClient
 
 from carevault.bootstrap import Services
 from carevault.domain.roles import Role
 from tests.integration.access.group import FLU, HIV, TM, Group, build_group
 from tests.integration.rest.test_interactions import create, observation, patient
 from tests.support.client import FHIR_JSON, FhirTestClient
+from tests.support.inprocess import InProcess
 from tests.support.staff import make_staff
 
 MERGE_PATCH = {"content-type": "application/merge-patch+json"}
@@ -50,7 +53,7 @@ def test_an_unknown_operation_is_404_at_every_level_and_with_every_method(
     # A known operation asked with a method it does not take is still 405, with Allow.
     known = {
         "/fhir/Patient/$register": "POST",
-        f"/fhir/Patient/{someone}/$everything": "GET",
+        f"/fhir/Patient/{someone}/$everything": "GET, POST",
         "/fhir/$import": "POST",
     }
     for path, allowed in known.items():
@@ -219,3 +222,43 @@ def test_everything_links_carry_the_requests_parameters_not_a_count_of_the_total
     links = {link.relation: link.url for link in paged.link}
     assert links["self"] == f"{url}?_count=2&_offset=0"
     assert links["next"] == f"{url}?_count=2&_offset=2"
+
+
+def test_fhirpy_executes_everything_by_post_as_operations_are_invoked(
+    api: FhirTestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """R4 operations.html: an operation is invoked by POST (a Parameters body), and GET
+    "may" be used too where it changes nothing. fhirpy's ``resource.execute("$everything")``
+    posts (its default method), with no body, and was answered 405 (``Allow: GET``), so
+    the operation a chart app calls most failed. Now a POST is taken as the GET is: no
+    body is no parameter, a Parameters body's parts are read as the query's, and a part
+    the operation does not take (or in another type) is refused, never dropped."""
+    someone = create(api, patient())["id"]
+    for month in (1, 2, 3):
+        create(api, observation(someone, f"2024-0{month}-15"))
+    monkeypatch.setattr(requests.Session, "get_adapter", lambda _session, url: InProcess(api))
+    client = SyncFHIRClient("http://testserver/fhir")
+    bundle = client.resource("Patient", id=someone).execute("$everything")
+    assert bundle["resourceType"] == "Bundle" and bundle["total"] == 4
+    narrowed = client.resource("Patient", id=someone).execute(
+        "$everything",
+        data={
+            "resourceType": "Parameters",
+            "parameter": [
+                {"name": "_type", "valueCode": "Observation"},
+                {"name": "start", "valueDate": "2024-02-01"},
+                {"name": "_count", "valueInteger": 5},
+            ],
+        },
+    )
+    assert narrowed["total"] == 2
+    assert {e["resource"]["resourceType"] for e in narrowed["entry"]} == {"Observation"}
+    for part in (
+        {"name": "patient", "valueString": "x"},
+        {"name": "start", "valueBoolean": True},
+    ):
+        refused = api.post_json(
+            f"/fhir/Patient/{someone}/$everything",
+            {"resourceType": "Parameters", "parameter": [part]},
+        )
+        assert refused.status_code == 400, refused.text
