@@ -46,6 +46,7 @@ from carevault.rest.interactions import (
     resource_type_named,
     write_response_entry,
 )
+from carevault.rest.operations import DEFINED, unknown_operation
 from carevault.rest.write_order import dependency_order
 from carevault.vault.records import Head, Method, NotFound, Opened, WriteResult
 from carevault.vault.writer import ANY_VERSION, Delete, Operation, Put, version_conflict
@@ -146,8 +147,8 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _entry_error(where: str, message: str, status: int = 400) -> FhirError:
-    return FhirError(status, [Issue("invalid", f"{where}: {message}", expression=(where,))])
+def _entry_error(where: str, message: str, status: int = 400, code: str = "invalid") -> FhirError:
+    return FhirError(status, [Issue(code, f"{where}: {message}", expression=(where,))])
 
 
 def _target(entry: _Entry) -> None:
@@ -156,6 +157,7 @@ def _target(entry: _Entry) -> None:
     path = entry.url.split("?", 1)[0].strip("/")
     parts = path.split("/")
     try:
+        _refuse_operation(parts)
         entry.resource_type = resource_type_named(parts[0])
         if entry.method == "POST":
             if len(parts) != 1:
@@ -169,7 +171,8 @@ def _target(entry: _Entry) -> None:
                 )
             entry.resource_id = checked_id(parts[1])
     except FhirError as error:
-        raise _entry_error(where, str(error), error.status) from None
+        code = error.issues[0].code if error.issues else "invalid"
+        raise _entry_error(where, str(error), error.status, code) from None
     if (
         entry.resource is not None
         and entry.resource.get("resourceType") != entry.resource_type.name
@@ -510,6 +513,18 @@ def _get_entry(interactions: FhirInteractions, caller: Caller, entry: _Entry, ba
     )
 
 
+def _refuse_operation(parts: list[str]) -> None:
+    """A Bundle entry naming an operation is refused: 404 for one this server does not
+    define, as the same request alone is answered (docs/rest.md), 400 for one it does
+    (operations are sent alone)."""
+    named = [part for part in parts if part.startswith("$")]
+    if not named:
+        return
+    if named[-1].removeprefix("$") not in DEFINED:
+        raise unknown_operation(named[-1])
+    raise bad_request("operations are not taken in a Bundle entry: send them alone")
+
+
 def _run_get(
     interactions: FhirInteractions, caller: Caller, entry: _Entry, base: str
 ) -> FhirResponse:
@@ -521,6 +536,7 @@ def _run_get(
     # Blank values kept, as the REST routes keep them: ``_elements=`` is refused here too,
     # not taken for no view at all.
     params = parse_qsl(query, keep_blank_values=True)
+    _refuse_operation(parts)
     if len(parts) == 1:
         return interactions.search(caller, parts[0], params, base, strict=False)
     if len(parts) == 2:

@@ -19,8 +19,7 @@ from starlette.convertors import Convertor, register_url_convertor
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from carevault.fhir.outcome import FhirError, Issue
-from carevault.fhir.query import safe_name
+from carevault.rest import operations
 from carevault.web.allowed import METHODS, REFUSING_ENDPOINTS, allowed_methods
 
 
@@ -49,8 +48,7 @@ async def unknown_operation(request: Request) -> Response:
     for a known one asked with a method it does not take."""
     if allowed_methods(request.app.router.routes, request.scope):
         raise StarletteHTTPException(405)
-    name = safe_name(str(request.path_params["operation"]).removeprefix("$"))
-    raise FhirError(404, [Issue("not-supported", f"this server defines no operation ${name} here")])
+    raise operations.unknown_operation(str(request.path_params["operation"]))
 
 
 def add(router: APIRouter, path: str) -> None:

@@ -262,3 +262,30 @@ def test_fhirpy_executes_everything_by_post_as_operations_are_invoked(
             {"resourceType": "Parameters", "parameter": [part]},
         )
         assert refused.status_code == 400, refused.text
+
+
+def test_an_unknown_operation_in_a_batch_answers_as_it_does_alone(api: FhirTestClient) -> None:
+    """docs/rest.md: "An entry of a batch ... answers as the same request sent on its
+    own would". A GET entry of ``Patient/$nonsense`` answered 400 ("not a valid
+    resource id") and a POST entry 400 ("POST goes to a type"), where alone they answer
+    404 (``not-supported``). Now the entries answer 404 naming the operation; one this
+    server defines is still refused in a Bundle (400: operations are sent alone)."""
+    someone = create(api, patient())["id"]
+    entries = [
+        {"request": {"method": "GET", "url": "Patient/$nonsense"}},
+        {"request": {"method": "GET", "url": f"Patient/{someone}/$nonsense?x=1"}},
+        {
+            "request": {"method": "POST", "url": "Patient/$nonsense"},
+            "resource": {"resourceType": "Patient"},
+        },
+        {"request": {"method": "GET", "url": f"Patient/{someone}/$everything"}},
+    ]
+    answered = api.post_json("/fhir", {"resourceType": "Bundle", "type": "batch", "entry": entries})
+    assert answered.status_code == 200, answered.text
+    responses = [entry["response"] for entry in Bundle(answered.json()).as_json()["entry"]]
+    for response in responses[:3]:
+        assert response["status"] == "404", response
+        (issue,) = response["outcome"]["issue"]
+        assert issue["code"] == "not-supported"
+        assert "$nonsense" in issue["diagnostics"]
+    assert responses[3]["status"] == "400"
