@@ -87,6 +87,22 @@ def parse_etag(value: str | None) -> int | None:
     return int(match.group(1))
 
 
+def parse_etags(value: str | None) -> frozenset[int] | None:
+    """The versions an ``If-None-Match`` of a write names; ``*`` is ``ANY_VERSION``."""
+    if value is None:
+        return None
+    named = set()
+    for tag in value.split(","):
+        if tag.strip() == "*":
+            named.add(ANY_VERSION)
+            continue
+        match = _ETAG.match(tag.strip())
+        if not match:
+            raise bad_request('If-None-Match must be * or version ETags such as W/"3"')
+        named.add(int(match.group(1)))
+    return frozenset(named)
+
+
 def version_headers(head: Head, base: str) -> dict[str, str]:
     return {
         "ETag": bundles.etag(head.version_id),
@@ -519,15 +535,24 @@ class FhirInteractions:
         *,
         if_match: str | None,
         prefer: str | None,
+        if_none_match: str | None = None,
     ) -> FhirResponse:
         rt = resource_type_named(type_name)
         checked_id(resource_id)
         expected = parse_etag(if_match)
+        unwanted = parse_etags(if_none_match)
         resource = validate_resource(parse_json(body), rt.name, self.limits)
         if resource.get("id") != resource_id:
             raise bad_request("the resource's id must match the id in the URL", code="invariant")
         with translated():
-            operation = Put(rt, resource_id, resource, if_match=expected, method=Method.PUT)
+            operation = Put(
+                rt,
+                resource_id,
+                resource,
+                if_match=expected,
+                if_none_match=unwanted,
+                method=Method.PUT,
+            )
             [result] = self.gate.write(caller, [operation])
         return written(201 if result.created else 200, result.head, result.body, base, prefer)
 

@@ -32,6 +32,7 @@ from carevault.rest.interactions import (
     FhirResponse,
     checked_id,
     parse_etag,
+    parse_etags,
     resource_type_named,
     written,
 )
@@ -104,13 +105,17 @@ def apply_to(
     expected: int | None,
     prefer: str | None,
     max_bytes: int,
+    unwanted: frozenset[int] | None = None,
 ) -> FhirResponse:
-    """Patch ``current`` (already read through the gate) and write the result."""
+    """Patch ``current`` (already read through the gate) and write the result;
+    ``unwanted``: the versions ``If-None-Match`` names (412 if it names this one)."""
     rt = resource_type_named(current.head.resource_type)
     if expected not in (None, ANY_VERSION, current.head.version_id):
         raise FhirError.of(
             412, "conflict", f"If-Match names version {expected}, which is not the current version"
         )
+    if unwanted and (ANY_VERSION in unwanted or current.head.version_id in unwanted):
+        raise FhirError.of(412, "conflict", "If-None-Match names the current version")
     resource = patched(rt, current, kind, patch, interactions, max_bytes)
     operation = Put(
         rt,
@@ -136,10 +141,12 @@ def patch(
     if_match: str | None,
     prefer: str | None,
     max_bytes: int,
+    if_none_match: str | None = None,
 ) -> FhirResponse:
     rt = resource_type_named(type_name)
     checked_id(resource_id)
     expected = parse_etag(if_match)
+    unwanted = parse_etags(if_none_match)
     kind, document = parse_patch(body, media)
     with translated():
         try:
@@ -161,4 +168,5 @@ def patch(
         expected=expected,
         prefer=prefer,
         max_bytes=max_bytes,
+        unwanted=unwanted,
     )

@@ -175,6 +175,9 @@ class Put:
     resource: dict[str, Any]
     if_match: int | None = None
     fresh: bool = False
+    #: The versions ``If-None-Match`` names (``ANY_VERSION`` for ``*``): 412 if the
+    #: current version is one of them (RFC 9110 13.1.2); None when it was not sent.
+    if_none_match: frozenset[int] | None = None
     #: Where the record belongs, when the gate decided it (an imported record that names
     #: an outside organization); otherwise derived from the resource's references.
     clinic_id: str | None = None
@@ -560,6 +563,7 @@ class _Writer:
         # After the write is allowed: a caller who may not write the record must not
         # learn its current version from which If-Match is refused (412) and which not.
         _check_version(current, operation.if_match, rt.name, operation.resource_id)
+        _check_not_current(current, operation.if_none_match, rt.name, operation.resource_id)
         key_id = self.vault.key_id_for(pseudonym)
         body = _with_meta(operation.resource, operation.resource_id, version, self._last_updated)
         sealer = self._sealers.get(key_id)
@@ -976,6 +980,26 @@ def _check_version(
         raise version_conflict(resource_type, resource_id, if_match)
     if if_match != ANY_VERSION and current.version_id != if_match:
         raise version_conflict(resource_type, resource_id, if_match)
+
+
+def _check_not_current(
+    current: Head | None, if_none_match: frozenset[int] | None, resource_type: str, resource_id: str
+) -> None:
+    """``If-None-Match`` of a write: false where the current version is one it names, or
+    any version for ``*`` (RFC 9110 13.1.2: "*" is false if a current representation
+    exists), so a PUT meant to create never overwrites. Checked after the write is
+    allowed, as If-Match is."""
+    if not if_none_match or current is None or current.deleted:
+        return
+    if ANY_VERSION in if_none_match or current.version_id in if_none_match:
+        raise current_conflict(resource_type, resource_id)
+
+
+def current_conflict(resource_type: str, resource_id: str) -> VersionConflict:
+    """The refusal of a write whose If-None-Match names the current version (412)."""
+    return VersionConflict(
+        f"{resource_type}/{resource_id}: If-None-Match names the current version"
+    )
 
 
 def version_conflict(resource_type: str, resource_id: str, if_match: int) -> VersionConflict:

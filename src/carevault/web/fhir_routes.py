@@ -488,6 +488,7 @@ async def update(
         base_url(request),
         if_match=request.headers.get("if-match"),
         prefer=request.headers.get("prefer"),
+        if_none_match=request.headers.get("if-none-match"),
     )
 
 
@@ -518,6 +519,7 @@ async def patch(
         if_match=request.headers.get("if-match"),
         prefer=request.headers.get("prefer"),
         max_bytes=limit,
+        if_none_match=request.headers.get("if-none-match"),
     )
 
 

@@ -289,3 +289,54 @@ def test_an_unknown_operation_in_a_batch_answers_as_it_does_alone(api: FhirTestC
         assert issue["code"] == "not-supported"
         assert "$nonsense" in issue["diagnostics"]
     assert responses[3]["status"] == "400"
+
+
+def test_if_none_match_star_on_a_put_creates_and_never_overwrites(api: FhirTestClient) -> None:
+    """RFC 9110 13.1.2: ``If-None-Match: *`` is false if a current representation
+    exists, and 13.2.1: a server MUST evaluate the preconditions of a request it serves.
+    A PUT [type]/[id] with it (a client creating a record under its own id, "only if
+    it is not there yet") was served as if it were not sent: it overwrote the record a
+    colleague had made. Now it answers 412 and writes nothing where a current version
+    exists, and creates where none does (never used, or deleted); an ETag list answers
+    412 only when it names the current version. A PATCH weighs it too."""
+    made = create(api, patient())
+    path = f"/fhir/Patient/{made['id']}"
+    star = {"If-None-Match": "*"}
+    refused = api.put_json(path, {**made, "gender": "female"}, **star)
+    assert refused.status_code == 412, refused.text
+    assert refused.json()["issue"][0]["code"] == "conflict"
+    patched = api.patch(
+        path, content=json.dumps({"gender": "female"}), headers={**MERGE_PATCH, **star}
+    )
+    assert patched.status_code == 412, patched.text
+    assert api.get(path).json()["meta"]["versionId"] == "1"
+
+    older = api.put_json(path, {**made, "gender": "female"}, **{"If-None-Match": 'W/"7"'})
+    assert older.status_code == 200, older.text
+    current = api.put_json(path, made, **{"If-None-Match": 'W/"9", W/"2"'})
+    assert current.status_code == 412, current.text
+
+    fresh = api.put_json("/fhir/Patient/mine-1", {**patient(), "id": "mine-1"}, **star)
+    assert fresh.status_code == 201, fresh.text
+    assert api.delete("/fhir/Patient/mine-1").status_code == 204
+    again = api.put_json("/fhir/Patient/mine-1", {**patient(), "id": "mine-1"}, **star)
+    assert again.status_code == 201, again.text
+
+
+def test_if_none_match_star_on_a_hidden_record_answers_as_without_it(group: Group) -> None:
+    """The precondition is weighed only once the write is allowed: a pharmacist's PUT
+    of an HIV prescription withheld from them answers what it answers without the
+    header, never the 412 that would say the record is there."""
+    pharmacist = make_staff(group.services, Role.PHARMACIST, [TM])
+    made = group.call(group.doctor_tm, "POST", "/fhir/MedicationRequest", _prescription(group, HIV))
+    hidden = made.json()["id"]
+    url = f"/fhir/MedicationRequest/{hidden}"
+    body = json.dumps(_prescription(group, FLU, hidden))
+    plain = group.web.put(url, content=body, headers={**pharmacist.headers, **FHIR_JSON})
+    starred = group.web.put(
+        url, content=body, headers={**pharmacist.headers, **FHIR_JSON, "If-None-Match": "*"}
+    )
+    assert starred.status_code == plain.status_code != 412, starred.text
+    assert starred.json()["issue"] == plain.json()["issue"]
+    kept = group.call(group.doctor_tm, "GET", url).json()
+    assert kept["reasonCode"] == [HIV] and kept["meta"]["versionId"] == "1"
