@@ -288,12 +288,26 @@ _FORM = frozenset({"application/x-www-form-urlencoded"})
 async def search_post(
     type_name: str, request: Request, svc: ServicesDep, who: CallerDep
 ) -> Response:
-    body_media(request, _FORM, "_search takes a form-encoded body")
-    form = (await read_body(request, svc.settings.max_body_bytes)).decode("utf-8", "replace")
+    if request.headers.get("content-type") is None and _no_content(request):
+        # Parameters in the URL alone: a POST with no content needs no Content-Type
+        # (RFC 9110 8.3: it goes with content), and R4 http.html#search allows both.
+        form = ""
+    else:
+        body_media(request, _FORM, "_search takes a form-encoded body")
+        form = (await read_body(request, svc.settings.max_body_bytes)).decode("utf-8", "replace")
     params = query_params(request) + parse_qsl(form, keep_blank_values=True)
     return await run(
         svc.fhir.search, who, type_name, params, base_url(request), strict=strict_handling(request)
     )
+
+
+def _no_content(request: Request) -> bool:
+    """Whether the request says it has no content: ``Content-Length: 0``, or neither a
+    length nor a chunked body (RFC 9112 6.3: then there is none)."""
+    length = request.headers.get("content-length")
+    if length is not None:
+        return length.strip() == "0"
+    return "transfer-encoding" not in request.headers
 
 
 #: Parameters any request may carry; the others of a create's query are its criteria.

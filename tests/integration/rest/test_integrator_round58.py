@@ -340,3 +340,27 @@ def test_if_none_match_star_on_a_hidden_record_answers_as_without_it(group: Grou
     assert starred.json()["issue"] == plain.json()["issue"]
     kept = group.call(group.doctor_tm, "GET", url).json()
     assert kept["reasonCode"] == [HIV] and kept["meta"]["versionId"] == "1"
+
+
+def test_a_search_posted_with_its_parameters_in_the_url_and_no_content_is_answered(
+    api: FhirTestClient,
+) -> None:
+    """R4 http.html#search: ``POST [base]/[type]/_search{?[parameters]}``, the parameters
+    in the URL, the body or both. httpx's ``client.post(url)`` sends no content and so
+    no ``Content-Type`` (RFC 9110 8.3: it describes content), and was answered 415
+    ("_search takes a form-encoded body"). Now a POST with no content searches by its
+    URL's parameters; content of another type is still 415."""
+    someone = create(api, patient())["id"]
+    create(api, observation(someone, "2024-01-15"))
+    create(api, observation(create(api, patient())["id"], "2024-01-16"))
+    answered = api.post(f"/fhir/Observation/_search?patient={someone}")
+    assert answered.status_code == 200, answered.text
+    assert Bundle(answered.json()).total == 1
+    typed = api.post(
+        f"/fhir/Observation/_search?patient={someone}",
+        content=b"",
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert Bundle(typed.json()).total == 1
+    untyped = api.post("/fhir/Observation/_search", content=f"patient={someone}".encode())
+    assert untyped.status_code == 415, untyped.text
