@@ -213,7 +213,8 @@ def history_links(
         paging = ([] if count is None else [("_count", str(count))]) + (
             [("_offset", cursor)] if cursor else []
         )
-        return {"relation": relation, "url": f"{url}?{urlencode([*kept, *paging])}"}
+        query = urlencode([*kept, *paging])
+        return {"relation": relation, "url": f"{url}?{query}" if query else url}
 
     links = [link("self", at), link("first", None)]
     if previous is not None:

@@ -364,3 +364,16 @@ def test_a_search_posted_with_its_parameters_in_the_url_and_no_content_is_answer
     assert Bundle(typed.json()).total == 1
     untyped = api.post("/fhir/Observation/_search", content=f"patient={someone}".encode())
     assert untyped.status_code == 415, untyped.text
+
+
+def test_a_history_asked_with_no_parameters_links_to_itself_without_a_bare_question_mark(
+    api: FhirTestClient,
+) -> None:
+    """R4 bundle.html: the self link is the request the Bundle answers. An instance
+    history asked with no parameters linked to ``.../_history?``, a URL the client never
+    asked (a client matching a Bundle to its request by the self link saw another)."""
+    made = create(api, patient())
+    url = f"http://testserver/fhir/Patient/{made['id']}/_history"
+    history = Bundle(api.get(f"/fhir/Patient/{made['id']}/_history").json())
+    links = {link.relation: link.url for link in history.link}
+    assert links["self"] == links["first"] == url
