@@ -377,3 +377,27 @@ def test_a_history_asked_with_no_parameters_links_to_itself_without_a_bare_quest
     history = Bundle(api.get(f"/fhir/Patient/{made['id']}/_history").json())
     links = {link.relation: link.url for link in history.link}
     assert links["self"] == links["first"] == url
+
+
+@pytest.mark.parametrize("method", ["PUT", "PATCH", "DELETE"])
+def test_if_match_star_tells_a_stranger_what_a_version_tells_them(
+    group: Group, method: str
+) -> None:
+    """A desk with no right on another clinic's patient is told the same with ``*`` as
+    with any version: ``*`` is weighed only once the write is allowed."""
+    path = f"/fhir/Patient/{group.tw_patient.id}"
+    body = json.dumps(
+        {"resourceType": "Patient", "id": group.tw_patient.id, "name": [{"family": "X"}]}
+    )
+    media = MERGE_PATCH if method == "PATCH" else FHIR_JSON
+    answers = [
+        group.web.request(
+            method,
+            path,
+            content=None if method == "DELETE" else body,
+            headers={**group.desk_tm.headers, **media, "if-match": tag},
+        )
+        for tag in ("*", 'W/"1"')
+    ]
+    assert answers[0].status_code == answers[1].status_code, [a.text for a in answers]
+    assert answers[0].json()["issue"][0]["code"] == answers[1].json()["issue"][0]["code"]
