@@ -588,6 +588,19 @@ def _batch_entry(
     _resolve_conditional_create(interactions, caller, entry)
     if entry.existing is not None:
         return _matched_response(entry.existing, base, returning)
+    operation = _operation(entry, interactions.limits)
     with translated():
-        [result] = interactions.gate.write(caller, [_operation(entry, interactions.limits)])
+        try:
+            [result] = interactions.gate.write(caller, [operation])
+        except NotFound as unknown:
+            # As the DELETE alone answers (``FhirInteractions.delete``): a record not
+            # known deletes nothing (204), or with ``If-Match: *`` fails (412).
+            if not isinstance(operation, Delete):
+                raise
+            name, rid = operation.resource_type.name, operation.resource_id
+            if no_current_version(unknown, name, rid, operation.if_match):
+                raise version_conflict(name, rid, ANY_VERSION) from None
+            if not deletes_nothing(unknown, name, rid, operation.if_match):
+                raise
+            return _DELETED_NOTHING
     return _write_entry(result, base, returning)

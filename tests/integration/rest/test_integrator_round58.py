@@ -401,3 +401,48 @@ def test_if_match_star_tells_a_stranger_what_a_version_tells_them(
     ]
     assert answers[0].status_code == answers[1].status_code, [a.text for a in answers]
     assert answers[0].json()["issue"][0]["code"] == answers[1].json()["issue"][0]["code"]
+
+
+def test_a_batch_delete_of_a_record_not_known_answers_as_the_delete_alone(group: Group) -> None:
+    """docs/rest.md: a DELETE of a record not known deletes nothing and succeeds (R4
+    http.html#delete: 204 "if the resource does not exist at all"), alone and in a
+    transaction; an entry of a batch answers as the request alone. A batch entry
+    answered 404, so a client replaying an export's deletions by batch saw failures.
+    Now it is 204 No Content, alike for an id never used and a record withheld from the
+    caller (which stays), and 412 with ``If-Match: *``, as alone."""
+    pharmacist = make_staff(group.services, Role.PHARMACIST, [TM])
+    made = group.call(group.doctor_tm, "POST", "/fhir/MedicationRequest", _prescription(group, HIV))
+    hidden = made.json()["id"]
+
+    def batch(*entries: dict[str, Any]) -> list[dict[str, Any]]:
+        answered = group.call(
+            pharmacist,
+            "POST",
+            "/fhir",
+            {"resourceType": "Bundle", "type": "batch", "entry": list(entries)},
+        )
+        assert answered.status_code == 200, answered.text
+        return [entry["response"] for entry in answered.json()["entry"]]
+
+    never, withheld = batch(
+        {"request": {"method": "DELETE", "url": "MedicationRequest/no-such-prescription"}},
+        {"request": {"method": "DELETE", "url": f"MedicationRequest/{hidden}"}},
+    )
+    assert never == withheld == {"status": "204 No Content"}
+    starred = batch(
+        *(
+            {
+                "request": {
+                    "method": "DELETE",
+                    "url": f"MedicationRequest/{rid}",
+                    "ifMatch": "*",
+                }
+            }
+            for rid in ("no-such-prescription", hidden)
+        )
+    )
+    assert [response["status"] for response in starred] == ["412", "412"]
+    words = [r["outcome"]["issue"][0]["diagnostics"] for r in starred]
+    assert words[0].replace("no-such-prescription", "ID") == words[1].replace(hidden, "ID")
+    kept = group.call(group.doctor_tm, "GET", f"/fhir/MedicationRequest/{hidden}").json()
+    assert kept["meta"]["versionId"] == "1"
