@@ -87,6 +87,13 @@ def outcome_entry(outcome: dict[str, Any]) -> bytes:
     return dumps({"resource": outcome, "search": {"mode": "outcome"}})
 
 
+def self_link(url: str, params: Sequence[tuple[str, str]], offset: int) -> dict[str, str]:
+    """The self link of a result the server did not page: the parameters applied, and
+    ``_offset`` where one was given."""
+    applied = [*params, *([("_offset", str(offset))] if offset else [])]
+    return {"relation": "self", "url": f"{url}?{urlencode(applied)}" if applied else url}
+
+
 def paging_links(
     url: str,
     params: Sequence[tuple[str, str]],
@@ -206,7 +213,8 @@ def history_links(
         paging = ([] if count is None else [("_count", str(count))]) + (
             [("_offset", cursor)] if cursor else []
         )
-        return {"relation": relation, "url": f"{url}?{urlencode([*kept, *paging])}"}
+        query = urlencode([*kept, *paging])
+        return {"relation": relation, "url": f"{url}?{query}" if query else url}
 
     links = [link("self", at), link("first", None)]
     if previous is not None:

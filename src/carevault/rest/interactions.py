@@ -31,7 +31,7 @@ from carevault.rest.answers import prefer_return, write_answer
 from carevault.rest.errors import translated
 from carevault.rest.includes import included
 from carevault.vault.records import Head, Method, NotFound, Opened, WriteResult
-from carevault.vault.writer import Delete, Put
+from carevault.vault.writer import ANY_VERSION, Delete, Put, version_conflict
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 _ETAG = re.compile(r'^(?:W/)?"(\d{1,9})"$')
@@ -75,12 +75,32 @@ def checked_id(resource_id: str) -> str:
 
 
 def parse_etag(value: str | None) -> int | None:
+    """The version an If-Match names; ``*`` is ``ANY_VERSION`` (RFC 9110 13.1.1: it
+    matches whatever version is current, and fails where there is none)."""
     if value is None:
         return None
+    if value.strip() == "*":
+        return ANY_VERSION
     match = _ETAG.match(value.strip())
     if not match:
         raise bad_request('If-Match must be a version ETag such as W/"3"')
     return int(match.group(1))
+
+
+def parse_etags(value: str | None) -> frozenset[int] | None:
+    """The versions an ``If-None-Match`` of a write names; ``*`` is ``ANY_VERSION``."""
+    if value is None:
+        return None
+    named = set()
+    for tag in value.split(","):
+        if tag.strip() == "*":
+            named.add(ANY_VERSION)
+            continue
+        match = _ETAG.match(tag.strip())
+        if not match:
+            raise bad_request('If-None-Match must be * or version ETags such as W/"3"')
+        named.add(int(match.group(1)))
+    return frozenset(named)
 
 
 def version_headers(head: Head, base: str) -> dict[str, str]:
@@ -448,13 +468,16 @@ class FhirInteractions:
                 if asked.types is None or reference[0] in asked.types
             ]
             referenced = self.gate.include(caller, outside)
-        links = bundles.paging_links(
-            f"{base}/Patient/{patient_id}/$everything",
-            asked.repeated,
-            count=asked.count if asked.count is not None else total,
-            offset=asked.offset,
-            total=total,
-        )
+        url = f"{base}/Patient/{patient_id}/$everything"
+        if asked.count is None:
+            # Not paged: every record from the offset is on this page. The link is the
+            # request's own (R4 search.html: the parameters used), not a _count= of the
+            # total that no client asked for.
+            links = [bundles.self_link(url, asked.repeated, asked.offset)]
+        else:
+            links = bundles.paging_links(
+                url, asked.repeated, count=asked.count, offset=asked.offset, total=total
+            )
         # What the records refer to outside the compartment is included, not matched:
         # R4 Bundle.total counts the matches alone, and these repeat on pages.
         return FhirResponse(
@@ -512,15 +535,24 @@ class FhirInteractions:
         *,
         if_match: str | None,
         prefer: str | None,
+        if_none_match: str | None = None,
     ) -> FhirResponse:
         rt = resource_type_named(type_name)
         checked_id(resource_id)
         expected = parse_etag(if_match)
+        unwanted = parse_etags(if_none_match)
         resource = validate_resource(parse_json(body), rt.name, self.limits)
         if resource.get("id") != resource_id:
             raise bad_request("the resource's id must match the id in the URL", code="invariant")
         with translated():
-            operation = Put(rt, resource_id, resource, if_match=expected, method=Method.PUT)
+            operation = Put(
+                rt,
+                resource_id,
+                resource,
+                if_match=expected,
+                if_none_match=unwanted,
+                method=Method.PUT,
+            )
             [result] = self.gate.write(caller, [operation])
         return written(201 if result.created else 200, result.head, result.body, base, prefer)
 
@@ -533,6 +565,8 @@ class FhirInteractions:
             try:
                 [result] = self.gate.write(caller, [Delete(rt, checked_id(resource_id), expected)])
             except NotFound as unknown:
+                if no_current_version(unknown, rt.name, resource_id, expected):
+                    raise version_conflict(rt.name, resource_id, ANY_VERSION) from None
                 if not deletes_nothing(unknown, rt.name, resource_id, expected):
                     raise
                 return FhirResponse(204, None)
@@ -552,6 +586,16 @@ def deletes_nothing(
     gate has recorded the refusal. With If-Match, a version was named that is not
     current: refused as before (404)."""
     return if_match is None and refused.reference == f"{type_name}/{resource_id}"
+
+
+def no_current_version(
+    refused: NotFound, type_name: str, resource_id: str, if_match: int | None
+) -> bool:
+    """Whether ``refused`` answers a write with ``If-Match: *`` of a record not known to
+    its caller: RFC 9110 13.1.1, "*" is false where there is no current representation,
+    so the answer is 412. An id never used and a record the caller may not know of are
+    refused in the same words (``not_known``), so they answer 412 alike: no oracle."""
+    return if_match == ANY_VERSION and refused.reference == f"{type_name}/{resource_id}"
 
 
 def viewed(item: Opened, view: View) -> Opened:

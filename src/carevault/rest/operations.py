@@ -6,13 +6,39 @@ from __future__ import annotations
 from typing import Any
 
 from carevault.fhir.elements import parse_reference
-from carevault.fhir.outcome import bad_request
+from carevault.fhir.outcome import FhirError, Issue, bad_request
+from carevault.fhir.query import safe_name
 from carevault.fhir.validate import parse_json
 from carevault.gate import Caller
 from carevault.gate.registration import PresenceProof, register, transfer
 from carevault.rest import bundles
 from carevault.rest.errors import translated
 from carevault.rest.interactions import FhirInteractions, FhirResponse, checked_id
+
+#: The operations this server defines, at any level (docs/rest.md; the CapabilityStatement).
+DEFINED = frozenset(
+    {
+        "everything",
+        "export",
+        "export-status",
+        "export-file",
+        "import",
+        "import-status",
+        "register",
+        "transfer",
+        "break-glass",
+        "emergency-access",
+    }
+)
+
+
+def unknown_operation(name: str) -> FhirError:
+    """What an operation this server does not define answers, alone or as a Bundle
+    entry: 404 (R4 http.html: not a FHIR end-point here), naming it."""
+    shown = safe_name(name.removeprefix("$"))
+    return FhirError(
+        404, [Issue("not-supported", f"this server defines no operation ${shown} here")]
+    )
 
 
 def parameters(body: bytes) -> dict[str, dict[str, Any]]:

@@ -32,11 +32,12 @@ from carevault.rest.interactions import (
     FhirResponse,
     checked_id,
     parse_etag,
+    parse_etags,
     resource_type_named,
     written,
 )
-from carevault.vault.records import Method, Opened
-from carevault.vault.writer import Put
+from carevault.vault.records import Gone, Method, NotFound, Opened
+from carevault.vault.writer import ANY_VERSION, Put, version_conflict
 
 JSON_PATCH = "application/json-patch+json"
 MERGE_PATCH = "application/merge-patch+json"
@@ -104,13 +105,17 @@ def apply_to(
     expected: int | None,
     prefer: str | None,
     max_bytes: int,
+    unwanted: frozenset[int] | None = None,
 ) -> FhirResponse:
-    """Patch ``current`` (already read through the gate) and write the result."""
+    """Patch ``current`` (already read through the gate) and write the result;
+    ``unwanted``: the versions ``If-None-Match`` names (412 if it names this one)."""
     rt = resource_type_named(current.head.resource_type)
-    if expected is not None and expected != current.head.version_id:
+    if expected not in (None, ANY_VERSION, current.head.version_id):
         raise FhirError.of(
             412, "conflict", f"If-Match names version {expected}, which is not the current version"
         )
+    if unwanted and (ANY_VERSION in unwanted or current.head.version_id in unwanted):
+        raise FhirError.of(412, "conflict", "If-None-Match names the current version")
     resource = patched(rt, current, kind, patch, interactions, max_bytes)
     operation = Put(
         rt,
@@ -136,13 +141,23 @@ def patch(
     if_match: str | None,
     prefer: str | None,
     max_bytes: int,
+    if_none_match: str | None = None,
 ) -> FhirResponse:
     rt = resource_type_named(type_name)
     checked_id(resource_id)
     expected = parse_etag(if_match)
+    unwanted = parse_etags(if_none_match)
     kind, document = parse_patch(body, media)
     with translated():
-        current = interactions.gate.read(caller, rt, resource_id)
+        try:
+            current = interactions.gate.read(caller, rt, resource_id)
+        except (NotFound, Gone) as unknown:
+            # ``If-Match: *`` of a record with no current version (RFC 9110 13.1.1):
+            # 412, alike for an id never used, a deleted record and a record the caller
+            # may not know of (read as not known, in the same words).
+            if expected != ANY_VERSION:
+                raise
+            raise version_conflict(rt.name, resource_id, ANY_VERSION) from unknown
     return apply_to(
         interactions,
         caller,
@@ -153,4 +168,5 @@ def patch(
         expected=expected,
         prefer=prefer,
         max_bytes=max_bytes,
+        unwanted=unwanted,
     )

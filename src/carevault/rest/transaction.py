@@ -41,13 +41,15 @@ from carevault.rest.interactions import (
     FhirResponse,
     checked_id,
     deletes_nothing,
+    no_current_version,
     parse_etag,
     resource_type_named,
     write_response_entry,
 )
+from carevault.rest.operations import DEFINED, unknown_operation
 from carevault.rest.write_order import dependency_order
 from carevault.vault.records import Head, Method, NotFound, Opened, WriteResult
-from carevault.vault.writer import Delete, Operation, Put
+from carevault.vault.writer import ANY_VERSION, Delete, Operation, Put, version_conflict
 
 _ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "GET": 3}
 
@@ -145,8 +147,8 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _entry_error(where: str, message: str, status: int = 400) -> FhirError:
-    return FhirError(status, [Issue("invalid", f"{where}: {message}", expression=(where,))])
+def _entry_error(where: str, message: str, status: int = 400, code: str = "invalid") -> FhirError:
+    return FhirError(status, [Issue(code, f"{where}: {message}", expression=(where,))])
 
 
 def _target(entry: _Entry) -> None:
@@ -155,6 +157,7 @@ def _target(entry: _Entry) -> None:
     path = entry.url.split("?", 1)[0].strip("/")
     parts = path.split("/")
     try:
+        _refuse_operation(parts)
         entry.resource_type = resource_type_named(parts[0])
         if entry.method == "POST":
             if len(parts) != 1:
@@ -168,7 +171,8 @@ def _target(entry: _Entry) -> None:
                 )
             entry.resource_id = checked_id(parts[1])
     except FhirError as error:
-        raise _entry_error(where, str(error), error.status) from None
+        code = error.issues[0].code if error.issues else "invalid"
+        raise _entry_error(where, str(error), error.status, code) from None
     if (
         entry.resource is not None
         and entry.resource.get("resourceType") != entry.resource_type.name
@@ -221,6 +225,13 @@ def _transaction(
                 )
                 break
             except NotFound as unknown:
+                for _, op in kept:
+                    if isinstance(op, Delete) and no_current_version(
+                        unknown, op.resource_type.name, op.resource_id, op.if_match
+                    ):
+                        raise version_conflict(
+                            op.resource_type.name, op.resource_id, ANY_VERSION
+                        ) from None
                 unseen = [
                     entry.index
                     for entry, op in kept
@@ -502,6 +513,18 @@ def _get_entry(interactions: FhirInteractions, caller: Caller, entry: _Entry, ba
     )
 
 
+def _refuse_operation(parts: list[str]) -> None:
+    """A Bundle entry naming an operation is refused: 404 for one this server does not
+    define, as the same request alone is answered (docs/rest.md), 400 for one it does
+    (operations are sent alone)."""
+    named = [part for part in parts if part.startswith("$")]
+    if not named:
+        return
+    if named[-1].removeprefix("$") not in DEFINED:
+        raise unknown_operation(named[-1])
+    raise bad_request("operations are not taken in a Bundle entry: send them alone")
+
+
 def _run_get(
     interactions: FhirInteractions, caller: Caller, entry: _Entry, base: str
 ) -> FhirResponse:
@@ -513,6 +536,7 @@ def _run_get(
     # Blank values kept, as the REST routes keep them: ``_elements=`` is refused here too,
     # not taken for no view at all.
     params = parse_qsl(query, keep_blank_values=True)
+    _refuse_operation(parts)
     if len(parts) == 1:
         return interactions.search(caller, parts[0], params, base, strict=False)
     if len(parts) == 2:
@@ -564,6 +588,19 @@ def _batch_entry(
     _resolve_conditional_create(interactions, caller, entry)
     if entry.existing is not None:
         return _matched_response(entry.existing, base, returning)
+    operation = _operation(entry, interactions.limits)
     with translated():
-        [result] = interactions.gate.write(caller, [_operation(entry, interactions.limits)])
+        try:
+            [result] = interactions.gate.write(caller, [operation])
+        except NotFound as unknown:
+            # As the DELETE alone answers (``FhirInteractions.delete``): a record not
+            # known deletes nothing (204), or with ``If-Match: *`` fails (412).
+            if not isinstance(operation, Delete):
+                raise
+            name, rid = operation.resource_type.name, operation.resource_id
+            if no_current_version(unknown, name, rid, operation.if_match):
+                raise version_conflict(name, rid, ANY_VERSION) from None
+            if not deletes_nothing(unknown, name, rid, operation.if_match):
+                raise
+            return _DELETED_NOTHING
     return _write_entry(result, base, returning)

@@ -13,7 +13,7 @@ import secrets
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy import Connection, bindparam, delete, func, insert, select, text, update
 
@@ -157,6 +157,11 @@ _INSERT_KIN_REPLACED = insert(patient_kin_replaced).values(
 )
 
 
+#: ``If-Match: *`` (RFC 9110 13.1.1: true if the target has any current representation).
+#: Versions count from 1, so no version is 0.
+ANY_VERSION: Final = 0
+
+
 @dataclass(frozen=True)
 class Put:
     """Create or update ``resource_type/resource_id`` with ``resource`` (already valid FHIR).
@@ -170,6 +175,9 @@ class Put:
     resource: dict[str, Any]
     if_match: int | None = None
     fresh: bool = False
+    #: The versions ``If-None-Match`` names (``ANY_VERSION`` for ``*``): 412 if the
+    #: current version is one of them (RFC 9110 13.1.2); None when it was not sent.
+    if_none_match: frozenset[int] | None = None
     #: Where the record belongs, when the gate decided it (an imported record that names
     #: an outside organization); otherwise derived from the resource's references.
     clinic_id: str | None = None
@@ -555,6 +563,7 @@ class _Writer:
         # After the write is allowed: a caller who may not write the record must not
         # learn its current version from which If-Match is refused (412) and which not.
         _check_version(current, operation.if_match, rt.name, operation.resource_id)
+        _check_not_current(current, operation.if_none_match, rt.name, operation.resource_id)
         key_id = self.vault.key_id_for(pseudonym)
         body = _with_meta(operation.resource, operation.resource_id, version, self._last_updated)
         sealer = self._sealers.get(key_id)
@@ -967,12 +976,38 @@ def _check_version(
 ) -> None:
     if if_match is None:
         return
-    if current is None or current.deleted or current.version_id != if_match:
+    if current is None or current.deleted:
         raise version_conflict(resource_type, resource_id, if_match)
+    if if_match != ANY_VERSION and current.version_id != if_match:
+        raise version_conflict(resource_type, resource_id, if_match)
+
+
+def _check_not_current(
+    current: Head | None, if_none_match: frozenset[int] | None, resource_type: str, resource_id: str
+) -> None:
+    """``If-None-Match`` of a write: false where the current version is one it names, or
+    any version for ``*`` (RFC 9110 13.1.2: "*" is false if a current representation
+    exists), so a PUT meant to create never overwrites. Checked after the write is
+    allowed, as If-Match is."""
+    if not if_none_match or current is None or current.deleted:
+        return
+    if ANY_VERSION in if_none_match or current.version_id in if_none_match:
+        raise current_conflict(resource_type, resource_id)
+
+
+def current_conflict(resource_type: str, resource_id: str) -> VersionConflict:
+    """The refusal of a write whose If-None-Match names the current version (412)."""
+    return VersionConflict(
+        f"{resource_type}/{resource_id}: If-None-Match names the current version"
+    )
 
 
 def version_conflict(resource_type: str, resource_id: str, if_match: int) -> VersionConflict:
     """The refusal of a write whose If-Match does not name the current version (412)."""
+    if if_match == ANY_VERSION:
+        return VersionConflict(
+            f"{resource_type}/{resource_id}: If-Match is *, and there is no current version"
+        )
     return VersionConflict(
         f"{resource_type}/{resource_id}: If-Match names version {if_match}, "
         "which is not the current version"

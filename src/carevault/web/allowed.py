@@ -20,6 +20,9 @@ from carevault.web.head import answers_head
 
 #: The methods any route here could answer (none takes CONNECT or TRACE).
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+#: Endpoints that take every method only to refuse it (``web/unknown_operations.py``):
+#: a path reaching them allows nothing.
+REFUSING_ENDPOINTS: set[object] = set()
 #: What a mounted directory of static files answers (``StaticFiles``).
 _STATIC_METHODS = frozenset({"GET", "HEAD"})
 
@@ -64,6 +67,8 @@ def _dispatched(routes: Sequence[BaseRoute], probe: Scope) -> BaseRoute | None:
 def _serves(route: BaseRoute, probe: Scope) -> bool:
     if isinstance(route, Mount) and isinstance(route.app, StaticFiles):
         return probe["method"] in _STATIC_METHODS
+    if getattr(route, "endpoint", None) in REFUSING_ENDPOINTS:
+        return False
     path_regex = getattr(route, "path_regex", None)
     found = path_regex.match(probe["path"]) if path_regex is not None else None
     type_name = found.groupdict().get("type_name") if found is not None else None

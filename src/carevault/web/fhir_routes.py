@@ -23,7 +23,14 @@ from carevault.fhir.parameters import NotParameters, Part, parts
 from carevault.fhir.query import VIEW_PARAMS, safe_name
 from carevault.gate import Caller, WouldBlock
 from carevault.ledger.trail import AuditUnavailable
-from carevault.rest import answers, conditional, operations, patching, transaction
+from carevault.rest import (
+    answers,
+    conditional,
+    everything_body,
+    operations,
+    patching,
+    transaction,
+)
 from carevault.rest.bundles import dumps
 from carevault.rest.capability import (
     CAPABILITY_MODES,
@@ -33,6 +40,7 @@ from carevault.rest.capability import (
 from carevault.rest.errors import translated
 from carevault.rest.interactions import FhirResponse
 from carevault.vault.records import Opened
+from carevault.web import unknown_operations
 from carevault.web.responses import fhir_response
 from carevault.web.security import CallerDep, ServicesDep, authenticate, caller, services
 
@@ -154,7 +162,11 @@ async def parameter_parts(request: Request, limit: int = 64 * 1024) -> list[Part
     """Every part of a FHIR Parameters body (an operation's input), repeats included, each
     with the type its value came as: the operation decides which it takes and refuses
     the rest (``fhir.parameters``). Text with control characters is refused (422)."""
-    body = await fhir_body(request, limit)
+    return parts_of(await fhir_body(request, limit))
+
+
+def parts_of(body: bytes) -> list[Part]:
+    """``parameter_parts`` of a body read already."""
     try:
         found = parts(jsonio.parse(body))
     except NotParameters as error:
@@ -244,6 +256,11 @@ async def as_caller(request: Request, call: Callable[[Caller], FhirResponse]) ->
     return fhir_response(await run_in_threadpool(answer))
 
 
+# An operation no router before defines (``$export``, ``$import`` come earlier): 404,
+# before ``/{type_name}`` reads its name as a type.
+unknown_operations.add(router, unknown_operations.SYSTEM_PATH)
+
+
 @router.get("/{type_name}")
 async def search(request: Request) -> Response:
     """Searches are the second most frequent request: see ``as_caller``. The token is
@@ -271,12 +288,26 @@ _FORM = frozenset({"application/x-www-form-urlencoded"})
 async def search_post(
     type_name: str, request: Request, svc: ServicesDep, who: CallerDep
 ) -> Response:
-    body_media(request, _FORM, "_search takes a form-encoded body")
-    form = (await read_body(request, svc.settings.max_body_bytes)).decode("utf-8", "replace")
+    if request.headers.get("content-type") is None and _no_content(request):
+        # Parameters in the URL alone: a POST with no content needs no Content-Type
+        # (RFC 9110 8.3: it goes with content), and R4 http.html#search allows both.
+        form = ""
+    else:
+        body_media(request, _FORM, "_search takes a form-encoded body")
+        form = (await read_body(request, svc.settings.max_body_bytes)).decode("utf-8", "replace")
     params = query_params(request) + parse_qsl(form, keep_blank_values=True)
     return await run(
         svc.fhir.search, who, type_name, params, base_url(request), strict=strict_handling(request)
     )
+
+
+def _no_content(request: Request) -> bool:
+    """Whether the request says it has no content: ``Content-Length: 0``, or neither a
+    length nor a chunked body (RFC 9112 6.3: then there is none)."""
+    length = request.headers.get("content-length")
+    if length is not None:
+        return length.strip() == "0"
+    return "transfer-encoding" not in request.headers
 
 
 #: Parameters any request may carry; the others of a create's query are its criteria.
@@ -332,6 +363,26 @@ async def everything(
     patient_id: str, request: Request, svc: ServicesDep, who: CallerDep
 ) -> Response:
     return await run(svc.fhir.everything, who, patient_id, query_params(request), base_url(request))
+
+
+@router.post("/Patient/{patient_id}/$everything")
+async def everything_posted(
+    patient_id: str, request: Request, svc: ServicesDep, who: CallerDep
+) -> Response:
+    """R4 operations.html: every operation may be invoked by POST (fhirpy's ``execute``
+    does); no body is no parameter, a Parameters body adds its parts to the query's."""
+    body = await read_body(request, 64 * 1024)
+    posted: list[tuple[str, str]] = []
+    if body.strip():
+        body_media(request, mediatype.JSON_BODIES, "send application/fhir+json")
+        posted = everything_body.body_params(parts_of(body))
+    params = [*query_params(request), *posted]
+    return await run(svc.fhir.everything, who, patient_id, params, base_url(request))
+
+
+# After the operations above, before the routes that read an operation's name as an id.
+unknown_operations.add(router, unknown_operations.TYPE_PATH)
+unknown_operations.add(router, unknown_operations.INSTANCE_PATH)
 
 
 @router.get("/{type_name}/_history")
@@ -451,6 +502,7 @@ async def update(
         base_url(request),
         if_match=request.headers.get("if-match"),
         prefer=request.headers.get("prefer"),
+        if_none_match=request.headers.get("if-none-match"),
     )
 
 
@@ -481,6 +533,7 @@ async def patch(
         if_match=request.headers.get("if-match"),
         prefer=request.headers.get("prefer"),
         max_bytes=limit,
+        if_none_match=request.headers.get("if-none-match"),
     )
 
 

@@ -31,7 +31,7 @@ def web(services: Services) -> Iterator[tuple[FhirTestClient, Staff]]:
         ("OPTIONS", "/fhir/metadata", "GET, HEAD"),
         # An operation is not read by HEAD: a HEAD of the kick-off would start an export.
         ("HEAD", "/fhir/$export", "GET, POST"),
-        ("HEAD", "/fhir/Patient/p1/$everything", "GET"),
+        ("HEAD", "/fhir/Patient/p1/$everything", "GET, POST"),
         ("GET", "/fhir?_type=Patient", "POST"),
         ("DELETE", "/fhir/Patient/p1/_history", "GET, HEAD"),
         ("POST", "/fhir/OperationDefinition/import", "GET, HEAD"),
