@@ -128,9 +128,11 @@ def test_a_refused_put_of_a_hidden_record_does_not_name_what_it_holds(group: Gro
     assert kept["code"] == HIV
 
 
-def _prescription(group: Group, reason: dict[str, Any]) -> dict[str, object]:
+def prescription(group: Group, reason: dict[str, Any], rid: str | None = None) -> dict[str, Any]:
+    """Tuen Mun's patient's prescription for ``reason`` (with the id ``rid``, if given)."""
     return {
         "resourceType": "MedicationRequest",
+        **({"id": rid} if rid else {}),
         "status": "active",
         "intent": "order",
         "medicationCodeableConcept": {"text": "tablets"},
@@ -144,7 +146,7 @@ def test_an_if_match_put_on_a_hidden_record_answers_as_on_an_absent_id(group: Gr
     If-Match on an absent id answered 412 while on a hidden one (an HIV prescription)
     403: a probe that wrote nothing told which prescriptions are sensitive."""
     pharmacist = make_staff(group.services, Role.PHARMACIST, [TM])
-    made = group.call(group.doctor_tm, "POST", "/fhir/MedicationRequest", _prescription(group, HIV))
+    made = group.call(group.doctor_tm, "POST", "/fhir/MedicationRequest", prescription(group, HIV))
     assert made.status_code == 201, made.text
     hidden = made.json()["id"]
     assert group.call(pharmacist, "GET", f"/fhir/MedicationRequest/{hidden}").status_code == 404
@@ -152,7 +154,7 @@ def test_an_if_match_put_on_a_hidden_record_answers_as_on_an_absent_id(group: Gr
     for rid in ("no-such-prescription", hidden):
         answer = group.web.put(
             f"/fhir/MedicationRequest/{rid}",
-            content=json.dumps({**_prescription(group, FLU), "id": rid}),
+            content=json.dumps({**prescription(group, FLU), "id": rid}),
             headers={**pharmacist.headers, **FHIR_JSON, "if-match": 'W/"1"'},
         )
         assert answer.status_code == 412, answer.text

@@ -15,6 +15,7 @@ from fhirpy import SyncFHIRClient
 from carevault.bootstrap import Services
 from carevault.domain.roles import Role
 from tests.integration.access.group import FLU, HIV, TM, Group, build_group
+from tests.integration.gate.test_write_oracles import prescription
 from tests.integration.rest.test_interactions import create, observation, patient
 from tests.support.client import FHIR_JSON, FhirTestClient
 from tests.support.inprocess import InProcess
@@ -132,18 +133,6 @@ def group(services: Services, api: FhirTestClient) -> Iterator[Group]:
     yield from build_group(services, api)
 
 
-def _prescription(group: Group, reason: dict[str, Any], rid: str | None = None) -> dict[str, Any]:
-    return {
-        "resourceType": "MedicationRequest",
-        **({"id": rid} if rid else {}),
-        "status": "active",
-        "intent": "order",
-        "medicationCodeableConcept": {"text": "tablets"},
-        "subject": {"reference": f"Patient/{group.tm_patient.id}"},
-        "reasonCode": [reason],
-    }
-
-
 def test_if_match_star_on_a_hidden_record_answers_as_on_one_never_created(
     group: Group,
 ) -> None:
@@ -153,7 +142,7 @@ def test_if_match_star_on_a_hidden_record_answers_as_on_one_never_created(
     used (412, in the same words), and it is left as it was; the pharmacist's own
     prescription is written."""
     pharmacist = make_staff(group.services, Role.PHARMACIST, [TM])
-    made = group.call(group.doctor_tm, "POST", "/fhir/MedicationRequest", _prescription(group, HIV))
+    made = group.call(group.doctor_tm, "POST", "/fhir/MedicationRequest", prescription(group, HIV))
     assert made.status_code == 201, made.text
     hidden = made.json()["id"]
     assert group.call(pharmacist, "GET", f"/fhir/MedicationRequest/{hidden}").status_code == 404
@@ -164,7 +153,7 @@ def test_if_match_star_on_a_hidden_record_answers_as_on_one_never_created(
         sent = [
             group.web.put(
                 url,
-                content=json.dumps(_prescription(group, FLU, rid)),
+                content=json.dumps(prescription(group, FLU, rid)),
                 headers={**star, **FHIR_JSON},
             ),
             group.web.patch(
@@ -183,7 +172,7 @@ def test_if_match_star_on_a_hidden_record_answers_as_on_one_never_created(
     kept = group.call(group.doctor_tm, "GET", f"/fhir/MedicationRequest/{hidden}").json()
     assert kept["reasonCode"] == [HIV] and kept["meta"]["versionId"] == "1"
 
-    own = group.call(pharmacist, "POST", "/fhir/MedicationRequest", _prescription(group, FLU))
+    own = group.call(pharmacist, "POST", "/fhir/MedicationRequest", prescription(group, FLU))
     assert own.status_code == 201, own.text
     updated = group.web.put(
         f"/fhir/MedicationRequest/{own.json()['id']}",
@@ -328,10 +317,10 @@ def test_if_none_match_star_on_a_hidden_record_answers_as_without_it(group: Grou
     of an HIV prescription withheld from them answers what it answers without the
     header, never the 412 that would say the record is there."""
     pharmacist = make_staff(group.services, Role.PHARMACIST, [TM])
-    made = group.call(group.doctor_tm, "POST", "/fhir/MedicationRequest", _prescription(group, HIV))
+    made = group.call(group.doctor_tm, "POST", "/fhir/MedicationRequest", prescription(group, HIV))
     hidden = made.json()["id"]
     url = f"/fhir/MedicationRequest/{hidden}"
-    body = json.dumps(_prescription(group, FLU, hidden))
+    body = json.dumps(prescription(group, FLU, hidden))
     plain = group.web.put(url, content=body, headers={**pharmacist.headers, **FHIR_JSON})
     starred = group.web.put(
         url, content=body, headers={**pharmacist.headers, **FHIR_JSON, "If-None-Match": "*"}
@@ -411,7 +400,7 @@ def test_a_batch_delete_of_a_record_not_known_answers_as_the_delete_alone(group:
     Now it is 204 No Content, alike for an id never used and a record withheld from the
     caller (which stays), and 412 with ``If-Match: *``, as alone."""
     pharmacist = make_staff(group.services, Role.PHARMACIST, [TM])
-    made = group.call(group.doctor_tm, "POST", "/fhir/MedicationRequest", _prescription(group, HIV))
+    made = group.call(group.doctor_tm, "POST", "/fhir/MedicationRequest", prescription(group, HIV))
     hidden = made.json()["id"]
 
     def batch(*entries: dict[str, Any]) -> list[dict[str, Any]]:
