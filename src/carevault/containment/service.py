@@ -102,7 +102,10 @@ class ContainmentService:
         account = self._authorize(officer, f"start {mode}")
         by = f"staff:{account.username}"
         if mode is Mode.ACCOUNT_SUSPENDED:
-            self.admin.suspend(by, target or "", reason=f"containment: {reason}")
+            suspended, _ = self.admin.suspend(by, target or "", reason=f"containment: {reason}")
+            # Kept by the account's own name (as typed, ``DOCTOR1`` matched no page's
+            # look-up of the suspension: adversary round 58).
+            target = suspended.username
         elif mode is Mode.CLIENT_REVOKED:
             self.admin.revoke_client(by, target or "")
         started = self.store.start(mode, target, reason, by)

@@ -199,10 +199,16 @@ async def reinstate(
     svc = services(request)
     code = values.get("totp", "")
     reason = values.get("reason", "")[:500] or "reinstated from the console"
+    # The account as sign-in finds it (casefolded, stripped), and its suspension by that
+    # name: matched as the URL spelt it, ``DOCTOR1`` found no containment and lifted the
+    # suspension while the containment stayed on record (adversary round 58).
+    account = await run_in_threadpool(svc.accounts.find, username[:64])
+    named = account.username if account is not None else username
     active = [
         item
         for item in svc.containment.refresh().active
-        if item.mode is Mode.ACCOUNT_SUSPENDED and item.target == username
+        if item.mode is Mode.ACCOUNT_SUSPENDED
+        and (item.target or "").strip().casefold() == named.strip().casefold()
     ]
     if not active and await run_in_threadpool(
         svc.accounts.same_person, viewer.username, username[:64]

@@ -1,0 +1,95 @@
+"""Adversary round 58 on the console (SQLite and PostgreSQL): lifting a suspension off
+the record.
+
+A suspension made as containment (``account-suspended``) is lifted by releasing that
+containment: recorded as released, shown so on the containment page, the dashboard and
+the incident's containment (which a notice reads to say "we stopped the access"). The
+staff page's reinstate looked for the containment by the username exactly as the URL
+spelt it; ``/console/staff/DOCTOR1/reinstate`` (or ``doctor1%20``) found none, took the
+branch for a suspension made on the host, and reinstated the account (usernames are
+matched casefolded): the doctor read again while every page, and the incident, said the
+account was still suspended.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from carevault.bootstrap import Services
+from carevault.containment.service import Officer
+from carevault.containment.state import Mode
+from carevault.ledger.events import Tag
+from tests.integration.web.console.conftest import Browser
+from tests.support.console import Person, csrf_of, ledger_events
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.mark.parametrize("spelt", ["DOCTOR1", "doctor1%20", "Doctor1"])
+def test_a_suspension_made_as_containment_is_never_lifted_off_the_record(
+    signed_in: Browser,
+    console_services: Services,
+    officer: Person,
+    second_officer: Person,
+    physician: Person,
+    spelt: str,
+) -> None:
+    svc = console_services
+    started = svc.contain.start(
+        Officer(second_officer.username, second_officer.code(), "127.0.0.1"),
+        Mode.ACCOUNT_SUSPENDED,
+        physician.username,
+        "reading past the budget",
+    )
+    client = signed_in(officer)
+    token = csrf_of(client.get("/console/staff").text)
+    answer = client.post(
+        f"/console/staff/{spelt}/reinstate",
+        data={"csrf": token, "totp": officer.code(), "reason": "back to work"},
+        follow_redirects=False,
+    )
+    assert answer.status_code == 303, answer.text
+    account = svc.accounts.find(physician.username)
+    assert account is not None
+    suspended_on_record = any(
+        item.containment_id == started.containment_id for item in svc.containment.refresh().active
+    )
+    # The account and the record agree: reinstated means the containment was released
+    # (recorded as such), never an account reading while the pages say it is suspended.
+    assert account.suspended == suspended_on_record
+    if not account.suspended:
+        released = [e for e in ledger_events(svc) if e["tag"] == Tag.CONTAIN_RELEASED]
+        assert [e["principal"] for e in released] == [f"staff:{officer.username}"]
+
+
+def test_a_suspension_typed_in_capitals_is_kept_by_the_accounts_own_name(
+    signed_in: Browser,
+    console_services: Services,
+    officer: Person,
+    second_officer: Person,
+    physician: Person,
+) -> None:
+    """The containment page's target, typed ``DOCTOR1``: kept as ``doctor1``, so the
+    staff page's reinstate releases it (recorded) rather than lifting it unseen."""
+    svc = console_services
+    client = signed_in(second_officer)
+    token = csrf_of(client.get("/console/containment/start?mode=account-suspended").text)
+    started = client.post(
+        "/console/containment/start",
+        data={"csrf": token, "mode": "account-suspended", "target": "DOCTOR1",
+              "reason": "reading past the budget", "totp": second_officer.code()},
+        follow_redirects=False,
+    )  # fmt: skip
+    assert started.status_code == 303, started.text
+    (item,) = [i for i in svc.containment.refresh().active if i.mode is Mode.ACCOUNT_SUSPENDED]
+    assert item.target == physician.username
+    other = signed_in(officer)
+    token = csrf_of(other.get("/console/staff").text)
+    other.post(
+        f"/console/staff/{physician.username}/reinstate",
+        data={"csrf": token, "totp": officer.code(), "reason": "back to work"},
+        follow_redirects=False,
+    )
+    account = svc.accounts.find(physician.username)
+    assert account is not None and not account.suspended
+    assert not [i for i in svc.containment.refresh().active if i.mode is Mode.ACCOUNT_SUSPENDED]
