@@ -3,6 +3,7 @@ recorded in the audit ledger and followed by a signed checkpoint, refusals inclu
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from carevault.access.accounts import (
@@ -39,6 +40,12 @@ class Officer:
     source_address: str | None = None
 
 
+#: Whether an incident not closed that a containment action contains names a principal
+#: (``staff:<username>``) as compromised: the incidents module's answer, wired by the
+#: composition root (that module sits above this one).
+NamedBy = Callable[[Containment, str], bool]
+
+
 class ContainmentService:
     def __init__(
         self,
@@ -53,6 +60,7 @@ class ContainmentService:
         self.admin = admin
         self.break_glass = break_glass
         self.ledger = ledger
+        self.named_by: NamedBy | None = None
 
     def _record(
         self,
@@ -126,6 +134,8 @@ class ContainmentService:
         account = self._authorize(officer, f"release #{containment_id}")
         by = f"staff:{account.username}"
         current = self.store.get(containment_id)
+        if current.active:
+            self._not_named_in(officer, account, current)
         if current.mode is Mode.ACCOUNT_SUSPENDED and current.active:
             self._not_about_them(officer, account, current.target or "", containment_id)
             self.admin.reinstate(by, current.target or "")
@@ -142,6 +152,26 @@ class ContainmentService:
         )
         self.ledger.checkpoints.make(f"containment {containment_id} released")
         return released
+
+    def _not_named_in(self, officer: Officer, account: Account, action: Containment) -> None:
+        """An officer an open incident names as compromised does not lift that incident's
+        containment (adversary round 58: the officer named released the block of the
+        addresses they read from, and patient data taken offline for it), as they do not
+        narrow or close the incident (round 41). Refused, and recorded; another officer
+        releases it."""
+        if self.named_by is None or not self.named_by(action, f"staff:{account.username}"):
+            return
+        self._record(
+            Tag.CONTAIN_REFUSED,
+            Outcome.DENIED,
+            officer,
+            f"release #{action.containment_id}: an incident it contains names them",
+            account,
+        )
+        raise ContainmentRefused(
+            "an officer an incident names as compromised does not lift its containment; "
+            "ask another privacy officer"
+        )
 
     def _not_their_own_grant(self, officer: Officer, account: Account, grant_id: str) -> None:
         """An officer does not approve an emergency grant asked for by an account of their

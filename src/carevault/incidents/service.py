@@ -319,6 +319,16 @@ class Incidents:
         with read_transaction(self.engine) as connection:
             return [_incident(row) for row in connection.execute(query).all()]
 
+    def names_in_containment(self, action: Containment, principal: str) -> bool:
+        """Whether an incident not closed that ``action`` contains (``own_actions``)
+        names ``principal`` as compromised (``_names``): that officer does not release
+        it (``ContainmentService.release``)."""
+        return any(
+            own_actions(found, [action]) and self._names(found, principal)
+            for found in self.all()
+            if found.status is not Status.CLOSED
+        )
+
     def containment_of(self, found: Incident) -> list[Containment]:
         """The containment actions that contain ``found`` (``containment.own_actions``):
         never another incident's, oldest first."""

@@ -18,6 +18,8 @@ import pytest
 from carevault.bootstrap import Services
 from carevault.containment.service import Officer
 from carevault.containment.state import Mode
+from carevault.incidents import Actor, declare_case, incidents_for
+from carevault.incidents.model import Amendment, Status
 from carevault.ledger.events import Tag
 from tests.integration.web.console.conftest import Browser
 from tests.support.console import Person, csrf_of, ledger_events
@@ -93,3 +95,65 @@ def test_a_suspension_typed_in_capitals_is_kept_by_the_accounts_own_name(
     account = svc.accounts.find(physician.username)
     assert account is not None and not account.suspended
     assert not [i for i in svc.containment.refresh().active if i.mode is Mode.ACCOUNT_SUSPENDED]
+
+
+def test_an_officer_an_incident_names_does_not_lift_its_containment(
+    signed_in: Browser,
+    console_services: Services,
+    officer: Person,
+    second_officer: Person,
+) -> None:
+    """Hole (round 58): officer1 is named in an incident (their reads from an address
+    abroad); officer2 blocks that address and takes patient data offline for it. The
+    release checked only that an account suspension was not about the releaser, so
+    officer1 lifted both with their own code. Now refused (403, recorded); officer2
+    releases them."""
+    svc = console_services
+    incident = declare_case(
+        svc,
+        Actor(f"staff:{second_officer.username}"),
+        {"title": "officer reading from abroad", "accounts": [officer.username],
+         "addresses": ["203.0.113.0/24"], "since": "2026-01-01"},
+    ).incident_id  # fmt: skip
+    block = svc.contain.start(
+        Officer(second_officer.username, second_officer.code(), "127.0.0.1"),
+        Mode.BLOCK_ADDRESS,
+        "203.0.113.0/24",
+        "the named officer's reads",
+    )
+    offline = svc.contain.start(
+        Officer(second_officer.username, second_officer.code(), "127.0.0.1"),
+        Mode.PHI_OFFLINE,
+        None,
+        "the named officer's reads",
+    )
+    client = signed_in(officer)
+    for item in (block, offline):
+        page = client.get(f"/console/containment/{item.containment_id}/release")
+        refused = client.post(
+            f"/console/containment/{item.containment_id}/release",
+            data={"csrf": csrf_of(page.text), "totp": officer.code(), "reason": "all clear"},
+            follow_redirects=False,
+        )
+        assert refused.status_code == 403, refused.text
+    active = {item.containment_id for item in svc.containment.refresh().active}
+    assert {block.containment_id, offline.containment_id} <= active
+    refusals = [e for e in ledger_events(svc) if e["tag"] == Tag.CONTAIN_REFUSED]
+    assert [e["principal"] for e in refusals] == [f"staff:{officer.username}"] * 2
+    assert all("names them" in e["reason"] for e in refusals)
+    # Another officer releases them; once the incident is closed, anyone may.
+    svc.contain.release(
+        Officer(second_officer.username, second_officer.code(), "127.0.0.1"),
+        block.containment_id,
+        "reviewed",
+    )
+    incidents_for(svc).amend(
+        Actor(f"staff:{second_officer.username}"),
+        incident,
+        Amendment(status=Status.CLOSED),
+        step_up=lambda action: f"staff:{second_officer.username}",
+    )
+    svc.contain.release(
+        Officer(officer.username, officer.code(), "127.0.0.1"), offline.containment_id, "closed"
+    )
+    assert not svc.containment.refresh().active
