@@ -11,19 +11,27 @@ and their "not-notify" decision stopped the regulator's clock.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
+from click.testing import Result
+from typer.testing import CliRunner
 
 from carevault.bootstrap import Services
+from carevault.cli import app
 from carevault.domain.roles import Role
 from carevault.incidents import Actor, IncidentError, declare_case, incidents_for
 from carevault.incidents.model import Amendment, Status
-from carevault.ledger.events import Outcome, Tag
+from carevault.ledger.events import AuditEvent, Outcome, Tag
 from carevault.notify.actions import named_accounts
+from tests.support.cli_home import cli_services
 from tests.support.console import ledger_events
 from tests.support.staff import PASSWORD, open_token
 
 pytestmark = pytest.mark.postgres
 
+runner = CliRunner()
 WINDOW = {"since": "2026-01-01", "until": "2026-01-02T00:00:00+00:00"}
 
 
@@ -92,3 +100,72 @@ def test_a_named_session_holds_every_login_of_its_officers_person(services: Serv
         )
     assert own in named_accounts(services, str(incident))
     assert incidents.get(incident).status is Status.OPEN
+
+
+# --- a doctored scope document (``--scope``) for an incident CareVault holds ---------------
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A data directory where staff:thief read three patients on 2026-01-01, and an
+    incident about it whose scope was computed and kept."""
+    services = cli_services(tmp_path, monkeypatch)
+    home = services.settings.home
+    try:
+        services.accounts.add("thief", "Thief", Role.FRONT_DESK, ["tm"], PASSWORD)
+        services.audit.record(
+            [
+                AuditEvent(
+                    tag=Tag.FHIR_READ,
+                    outcome=Outcome.SUCCESS,
+                    at_us=1_767_225_600_000_000 + n * 60_000_000,
+                    principal="staff:thief",
+                    source_address="203.0.113.9",
+                    resource_type="Patient",
+                    resource_id=f"p{n}",
+                    patient_pseudonym=f"ps{n}",
+                    categories=("identity",),
+                )
+                for n in range(3)
+            ]
+        )
+    finally:
+        services.close()
+    return home
+
+
+def _cli(home: Path, *args: str) -> Result:
+    return runner.invoke(app, [*args, "--home", str(home)])
+
+
+def test_a_doctored_scope_does_not_make_a_regulators_report_or_notices_of_our_incident(
+    home: Path, tmp_path: Path
+) -> None:
+    """Hole (round 58): ``--scope FILE`` is for an incident scoped elsewhere
+    (``INC-2026-001``); given with one of CareVault's own incidents it was believed as
+    written, so the officer on the host left out the patients they read (or any) from
+    the PCPD report's count and from the notices, with nothing on record to show it.
+    Now the file must be one of the incident's kept runs, as computed (its digest)."""
+    declared = _cli(home, "incident", "declare", "--title", "Phished", "--account", "thief",
+                    "--since", "2026-01-01", "--until", "2026-01-02T00:00:00+00:00")  # fmt: skip
+    assert declared.exit_code == 0, declared.output
+    incident = declared.output.split()[-1]
+    scoped = _cli(home, "incident", "scope", incident, "--format", "json")
+    assert scoped.exit_code == 0, scoped.output
+    document = json.loads(scoped.stdout)
+    assert len(document["tiers"]["confirmed"]) == 3
+    kept = tmp_path / "kept.json"
+    kept.write_text(json.dumps(document), encoding="utf-8")
+    doctored = json.loads(json.dumps(document))
+    doctored["tiers"]["confirmed"] = doctored["tiers"]["confirmed"][1:]
+    forged = tmp_path / "doctored.json"
+    forged.write_text(json.dumps(doctored), encoding="utf-8")
+
+    for command in (("report", "pcpd"), ("notify", "preview")):
+        refused = _cli(home, *command, incident, "--scope", str(forged))
+        assert refused.exit_code == 1, refused.output
+        assert "kept run" in refused.output
+        assert '"regulator"' not in refused.output
+    # A kept run, saved as the CLI printed it, is still taken.
+    made = _cli(home, "report", "pcpd", incident, "--scope", str(kept))
+    assert made.exit_code == 0, made.output
