@@ -69,7 +69,7 @@ def load_scope(services: Services, incident: str, scope_file: Path | None) -> Sc
 
 def _kept_if_ours(services: Services, incident: str, document: Any) -> None:
     """``--scope`` is for an incident scoped elsewhere (``INC-2026-001``). For one of
-    CareVault's own the file must be one of its kept runs, as computed (the digest its
+    CareVault's own the file must be its latest kept run, as computed (the digest its
     ledger entry holds): a document edited by hand left patients out of the notices and
     the regulators' reports with nothing on record (adversary round 58)."""
     if not incident.isdigit():
@@ -87,11 +87,13 @@ def _kept_if_ours(services: Services, incident: str, document: Any) -> None:
         wanted = runs.digest(runs.canonical(document))
     except TypeError:
         wanted = None
-    kept = {run.sha256 for run in runs.listing(services.engine, int(incident)) if run.sha256}
-    if wanted not in kept:
+    # The latest run: an earlier one, kept before a colleague widened the window, leaves
+    # out whom the widening added.
+    latest = runs.listing(services.engine, int(incident), 1)
+    if wanted is None or not latest or latest[0].sha256 != wanted:
         raise fail(
-            f"incident {incident} is CareVault's: --scope must be one of its kept runs as "
-            f"computed (carevault incident scope {incident} --run N --format json), or "
+            f"incident {incident} is CareVault's: --scope must be its latest kept run as "
+            f"computed (carevault incident scope {incident} --run latest --format json), or "
             "leave --scope out"
         )
 

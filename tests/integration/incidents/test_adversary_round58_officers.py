@@ -145,7 +145,7 @@ def test_a_doctored_scope_does_not_make_a_regulators_report_or_notices_of_our_in
     (``INC-2026-001``); given with one of CareVault's own incidents it was believed as
     written, so the officer on the host left out the patients they read (or any) from
     the PCPD report's count and from the notices, with nothing on record to show it.
-    Now the file must be one of the incident's kept runs, as computed (its digest)."""
+    Now the file must be the incident's latest kept run, as computed (its digest)."""
     declared = _cli(home, "incident", "declare", "--title", "Phished", "--account", "thief",
                     "--since", "2026-01-01", "--until", "2026-01-02T00:00:00+00:00")  # fmt: skip
     assert declared.exit_code == 0, declared.output
@@ -164,8 +164,14 @@ def test_a_doctored_scope_does_not_make_a_regulators_report_or_notices_of_our_in
     for command in (("report", "pcpd"), ("notify", "preview")):
         refused = _cli(home, *command, incident, "--scope", str(forged))
         assert refused.exit_code == 1, refused.output
-        assert "kept run" in refused.output
+        assert "latest kept run" in refused.output
         assert '"regulator"' not in refused.output
-    # A kept run, saved as the CLI printed it, is still taken.
+    # The latest kept run, saved as the CLI printed it, is still taken; once a colleague
+    # widens the window and a new run is kept, the earlier one no longer is.
     made = _cli(home, "report", "pcpd", incident, "--scope", str(kept))
     assert made.exit_code == 0, made.output
+    widened = _cli(home, "incident", "amend", incident, "--since", "2025-12-01")
+    assert widened.exit_code == 0, widened.output
+    assert _cli(home, "incident", "scope", incident, "--format", "json").exit_code == 0
+    stale = _cli(home, "report", "pcpd", incident, "--scope", str(kept))
+    assert stale.exit_code == 1 and "latest kept run" in stale.output
