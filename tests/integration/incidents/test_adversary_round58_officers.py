@@ -20,8 +20,16 @@ from typer.testing import CliRunner
 
 from carevault.bootstrap import Services
 from carevault.cli import app
+from carevault.db import write_transaction
+from carevault.detect.model import Access, Finding, Severity
 from carevault.domain.roles import Role
-from carevault.incidents import Actor, IncidentError, declare_case, incidents_for
+from carevault.incidents import (
+    Actor,
+    IncidentError,
+    case_from_alert,
+    declare_case,
+    incidents_for,
+)
 from carevault.incidents.model import Amendment, Status
 from carevault.ledger.events import AuditEvent, Outcome, Tag
 from carevault.notify.actions import named_accounts
@@ -175,3 +183,79 @@ def test_a_doctored_scope_does_not_make_a_regulators_report_or_notices_of_our_in
     assert _cli(home, "incident", "scope", incident, "--format", "json").exit_code == 0
     stale = _cli(home, "report", "pcpd", incident, "--scope", str(kept))
     assert stale.exit_code == 1 and "latest kept run" in stale.output
+
+
+# --- declaring from an alert a window that leaves out its evidence -------------------------
+
+JAN_1 = 1_767_225_600_000_000  # 2026-01-01T00:00:00Z
+
+
+def _officer_read_and_alerted(services: Services) -> str:
+    """staff:mallory (an officer) opened three patients' access reports on 1 January;
+    the detectors raised ``breadth`` about it. The alert's id."""
+    services.audit.record(
+        [
+            AuditEvent(
+                tag=Tag.FHIR_READ,
+                outcome=Outcome.SUCCESS,
+                at_us=JAN_1 + n * 60_000_000,
+                principal="staff:mallory",
+                role="privacy_officer",
+                resource_type="Patient",
+                resource_id=f"p{n}",
+                patient_pseudonym=f"ps{n}",
+                categories=("identity",),
+            )
+            for n in range(3)
+        ]
+    )
+    positions = []
+    seq = 0
+    while (data := services.audit_ledger.store.entry(seq)) is not None:
+        if AuditEvent.from_canonical(data, seq=seq).principal == "staff:mallory":
+            positions.append(seq)
+        seq += 1
+    access = Access(
+        position=positions[-1],
+        at_us=JAN_1 + 2 * 60_000_000,
+        tag=str(Tag.FHIR_READ),
+        outcome="success",
+        principal="staff:mallory",
+        role="privacy_officer",
+    )
+    finding = Finding(
+        "breadth", Severity.HIGH, "day-1", "3 distinct patients", access,
+        ("ps0", "ps1", "ps2"), first_position=positions[0],
+    )  # fmt: skip
+    detection = services.detection
+    assert detection is not None
+    with write_transaction(services.engine) as connection:
+        detection.alerts.upsert(connection, [finding], JAN_1 + 3_600_000_000)
+    (alert,) = detection.alerts.list()
+    return str(alert.alert_id)
+
+
+@pytest.mark.parametrize(
+    "window",
+    [
+        {"since": "2026-01-01T00:05:00+00:00"},  # after the reads
+        {"since": "2025-12-31T00:00:00+00:00", "until": "2026-01-01T00:00:00+00:00"},
+    ],
+)
+def test_an_incident_declared_from_an_alert_holds_the_alerts_evidence(
+    services: Services, window: dict[str, str]
+) -> None:
+    """Hole (round 58): mallory, the officer the alert is about (who may not dismiss it),
+    declared an incident from it with a window that opens after their reads, or ends
+    before them: its scope said no patient was affected. Refused, nothing declared;
+    a window opening earlier still is taken."""
+    _staff(services, "mallory", Role.PRIVACY_OFFICER, None)
+    alert_id = _officer_read_and_alerted(services)
+    mallory = Actor("staff:mallory")
+    case = {**case_from_alert(services, alert_id), **window}
+    with pytest.raises(IncidentError, match="holds its evidence"):
+        declare_case(services, mallory, case, alert_id=alert_id)
+    assert incidents_for(services).all() == []
+    earlier = {**case_from_alert(services, alert_id), "since": "2025-12-31T00:00:00+00:00"}
+    declared = declare_case(services, mallory, earlier, alert_id=alert_id)
+    assert declared.alert_id == alert_id
