@@ -18,11 +18,12 @@ import pytest
 from carevault.bootstrap import Services
 from carevault.containment.service import Officer
 from carevault.containment.state import Mode
+from carevault.domain.roles import Role
 from carevault.incidents import Actor, declare_case, incidents_for
 from carevault.incidents.model import Amendment, Status
 from carevault.ledger.events import Tag
 from tests.integration.web.console.conftest import Browser
-from tests.support.console import Person, csrf_of, ledger_events
+from tests.support.console import CLINIC_A, PASSWORD, Person, csrf_of, ledger_events
 
 pytestmark = pytest.mark.postgres
 
@@ -157,3 +158,46 @@ def test_an_officer_an_incident_names_does_not_lift_its_containment(
         Officer(officer.username, officer.code(), "127.0.0.1"), offline.containment_id, "closed"
     )
     assert not svc.containment.refresh().active
+
+
+HOSTILE = '<img src=x onerror="alert(1)"><script>alert(2)</script>'
+
+
+def test_names_and_titles_are_text_and_every_download_carries_the_headers(
+    signed_in: Browser, console_services: Services, officer: Person, physician: Person
+) -> None:
+    """Held (round 58): a staff display name and an incident title holding markup are
+    shown as text on the staff, incident and scope pages; the downloads of a scope and a
+    regulator's report are not cached, framed or sniffed."""
+    svc = console_services
+    svc.accounts.add("hostile", HOSTILE, Role.FRONT_DESK, [CLINIC_A], PASSWORD)
+    incident = declare_case(
+        svc,
+        Actor(f"staff:{officer.username}"),
+        {"title": HOSTILE, "accounts": ["hostile"], "since": "2026-01-01"},
+    ).incident_id
+    client = signed_in(officer)
+    for path in (
+        "/console/staff",
+        "/console/staff/hostile",
+        "/console/incidents",
+        f"/console/incidents/{incident}",
+        f"/console/incidents/{incident}/scope",
+    ):
+        shown = client.get(path)
+        assert shown.status_code == 200, path
+        assert "<script>alert(2)" not in shown.text and "<img src=x" not in shown.text, path
+    for path in (
+        f"/console/incidents/{incident}/scope.html",
+        f"/console/incidents/{incident}/scope.csv",
+        f"/console/incidents/{incident}/scope.json",
+        f"/console/incidents/{incident}/reports/pcpd.json",
+    ):
+        got = client.get(path)
+        assert got.status_code == 200, path
+        assert got.headers["cache-control"] == "no-store", path
+        assert got.headers["x-frame-options"] == "DENY", path
+        assert got.headers["x-content-type-options"] == "nosniff", path
+        assert "attachment" in got.headers["content-disposition"], path
+    html = client.get(f"/console/incidents/{incident}/scope.html").text
+    assert "<script>alert(2)" not in html and "<img src=x" not in html
