@@ -438,13 +438,18 @@ def build_services(
         ),
     )
     # The incidents module sits above containment: an officer an open incident names
-    # does not release its containment (adversary round 58).
-    from carevault.incidents import incidents_for
+    # does not release its containment, and no one erases a patient an open incident's
+    # scope holds (adversary round 58).
+    from carevault.incidents import incidents_for, incidents_holding
 
     def named_by(action: Containment, principal: str) -> bool:
         return incidents_for(services).names_in_containment(action, principal)
 
+    def held_by(pseudonym: str, principal: str) -> list[int]:
+        return incidents_holding(services, pseudonym, principal)
+
     services.contain.named_by = named_by
+    services.contain.held_by = held_by
     return services
 
 

@@ -44,6 +44,9 @@ class Officer:
 #: (``staff:<username>``) as compromised: the incidents module's answer, wired by the
 #: composition root (that module sits above this one).
 NamedBy = Callable[[Containment, str], bool]
+#: The incidents not closed whose scope, computed now, holds a patient (by pseudonym),
+#: on behalf of a principal: wired by the composition root, as ``NamedBy``.
+HeldBy = Callable[[str, str], list[int]]
 
 
 class ContainmentService:
@@ -61,6 +64,7 @@ class ContainmentService:
         self.break_glass = break_glass
         self.ledger = ledger
         self.named_by: NamedBy | None = None
+        self.held_by: HeldBy | None = None
 
     def _record(
         self,
@@ -219,6 +223,7 @@ class ContainmentService:
         so every version of every record of theirs is unreadable for good. The ledger
         keeps the proof (it names the patient only by pseudonym)."""
         account = self._authorize(officer, "erase a patient")
+        self._not_held(officer, account, pseudonym)
         keys.shred(pseudonym)
         self.ledger.writer.record(
             [
@@ -235,6 +240,31 @@ class ContainmentService:
             ]
         )
         self.ledger.checkpoints.make("erasure")
+
+    def _not_held(self, officer: Officer, account: Account, pseudonym: str) -> None:
+        """A patient an open incident's scope holds is not erased: their records are its
+        evidence, and an erased patient is left out of the notices as no longer on record
+        (adversary round 58: an officer shredded the key of a patient they had read, so
+        the patient was never told). Close the incident first. Fail closed: a scope that
+        cannot be computed refuses too."""
+        principal = f"staff:{account.username}"
+        try:
+            held = self.held_by(pseudonym, principal) if self.held_by is not None else []
+        except Exception as error:  # noqa: BLE001 - whatever stops the check stops the erasure
+            held, why = [-1], type(error).__name__
+        else:
+            why = ""
+        if not held:
+            return
+        named = ", ".join(str(n) for n in held if n >= 0) or f"unknown ({why})"
+        self._record(
+            Tag.CONTAIN_REFUSED, Outcome.DENIED, officer,
+            f"erase a patient: held by incident {named}", account, patient=pseudonym,
+        )  # fmt: skip
+        raise ContainmentRefused(
+            f"the patient is in the scope of incident {named}, not closed: their records "
+            "are its evidence and they are owed a notice; close the incident first"
+        )
 
     def approve_emergency(self, officer: Officer, grant_id: str) -> Grant:
         """A second privacy officer (not the one who took the data offline, and not the

@@ -28,6 +28,7 @@ from carevault.incidents.naming import (
     UnknownName,
     UnknownSession,
 )
+from carevault.incidents.report import lines_of
 from carevault.incidents.runs import Covers, ScopeRun, ScopeRunMissing, ScopeRunTampered
 from carevault.incidents.service import Actor, IncidentNotFound, Incidents, StepUpRequired
 
@@ -139,6 +140,23 @@ def case_from_alert(
 def zone_of(services: Services) -> ZoneInfo:
     """The group's time zone: what a time written without one means (``instant_in``)."""
     return ZoneInfo(services.settings.timezone)
+
+
+def incidents_holding(services: Services, pseudonym: str, principal: str) -> list[int]:
+    """The incidents not closed whose scope, computed now on behalf of ``principal`` (a
+    kept, recorded run), lists the patient ``pseudonym`` in any tier or as changed: an
+    erasure waits for them (``ContainmentService.erase_patient``)."""
+    from carevault.incidents.model import Status
+
+    held = []
+    for found in incidents_for(services).all():
+        if found.status is Status.CLOSED:
+            continue
+        document = scope_document(services, found.incident_id, actor=Actor(principal))
+        lines = [line for _, line in lines_of(document)]
+        if any(line.get("pseudonym") == pseudonym for line in lines):
+            held.append(found.incident_id)
+    return held
 
 
 def _holds_the_alert(
