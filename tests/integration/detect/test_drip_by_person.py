@@ -35,8 +35,12 @@ def _drip_so_far(today: int, now_us: int) -> dict[str, object]:
     return profile.to_json()
 
 
-def _drips(pairs: list[tuple[str, str | None]], backend: str, tmp_path: Path,
-           request: pytest.FixtureRequest) -> tuple[list[dict[str, object]], list[Staff]]:  # fmt: skip
+def _drips(
+    pairs: list[tuple[str, str | None]],
+    backend: str,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+) -> tuple[list[dict[str, object]], list[Staff]]:
     """Logins made with ``pairs`` (role name, practitioner), given the stored days of
     ``_drip_so_far``; after a restart each reads six patients of its own that no care
     explains: the ``slow-drip`` alerts, and the logins."""
