@@ -438,9 +438,10 @@ def build_services(
         ),
     )
     # The incidents module sits above containment: an officer an open incident names
-    # does not release its containment, and no one erases a patient an open incident's
-    # scope holds (adversary round 58).
+    # does not release its containment, no one erases a patient an open incident's scope
+    # holds, and a clinic lock names one of the group's clinics (adversary round 58).
     from carevault.incidents import incidents_for, incidents_holding
+    from carevault.incidents.registry import Directory
 
     def named_by(action: Containment, principal: str) -> bool:
         return incidents_for(services).names_in_containment(action, principal)
@@ -450,6 +451,7 @@ def build_services(
 
     services.contain.named_by = named_by
     services.contain.held_by = held_by
+    services.contain.clinic_of = Directory(services).clinic
     return services
 
 

@@ -47,6 +47,9 @@ NamedBy = Callable[[Containment, str], bool]
 #: The incidents not closed whose scope, computed now, holds a patient (by pseudonym),
 #: on behalf of a principal: wired by the composition root, as ``NamedBy``.
 HeldBy = Callable[[str, str], list[int]]
+#: The group's id of the clinic a typed id names, or None (the incidents module's
+#: registry, wired by the composition root).
+ClinicOf = Callable[[str], str | None]
 
 
 class ContainmentService:
@@ -65,6 +68,7 @@ class ContainmentService:
         self.ledger = ledger
         self.named_by: NamedBy | None = None
         self.held_by: HeldBy | None = None
+        self.clinic_of: ClinicOf | None = None
 
     def _record(
         self,
@@ -111,6 +115,13 @@ class ContainmentService:
             raise ValueError("say why (the reason is recorded)")
         if mode is Mode.BLOCK_ADDRESS:
             target = str(parse_network(target or ""))
+        if mode is Mode.CLINIC_LOCK and self.clinic_of is not None:
+            # The gate compares clinic ids exactly: a lock typed ``CLINIC-TM`` (or naming
+            # no clinic) locked nothing while every page showed it on (adversary round 58).
+            clinic = self.clinic_of(target or "")
+            if clinic is None:
+                raise ValueError(f"no clinic {(target or '')[:64]!r} in the group")
+            target = clinic
         account = self._authorize(officer, f"start {mode}")
         by = f"staff:{account.username}"
         if mode is Mode.ACCOUNT_SUSPENDED:

@@ -201,3 +201,30 @@ def test_names_and_titles_are_text_and_every_download_carries_the_headers(
         assert "attachment" in got.headers["content-disposition"], path
     html = client.get(f"/console/incidents/{incident}/scope.html").text
     assert "<script>alert(2)" not in html and "<img src=x" not in html
+
+
+@pytest.mark.parametrize("typed", ["CLINIC-TUEN-MUN", "clinic-nowhere"])
+def test_a_clinic_lock_locks_a_clinic_of_the_group_or_is_refused(
+    signed_in: Browser, console_services: Services, officer: Person, typed: str
+) -> None:
+    """Hole (round 58): the containment page's form posts any target, and a lock was
+    kept as typed; the gate compares clinic ids exactly, so ``CLINIC-TUEN-MUN`` (or a
+    clinic no one has) locked nothing while the dashboard and the containment page
+    showed the clinic locked. Now the lock names the group's clinic, or is refused
+    (400) and nothing is on."""
+    svc = console_services
+    client = signed_in(officer)
+    token = csrf_of(client.get("/console/containment/start?mode=clinic-lock").text)
+    answer = client.post(
+        "/console/containment/start",
+        data={"csrf": token, "mode": "clinic-lock", "target": typed,
+              "reason": "the desk's clinic is compromised", "totp": officer.code()},
+        follow_redirects=False,
+    )  # fmt: skip
+    state = svc.containment.refresh()
+    if typed == "clinic-nowhere":
+        assert answer.status_code == 400, answer.text
+        assert not state.active
+    else:
+        assert answer.status_code == 303, answer.text
+        assert state.locked_clinics == {CLINIC_A}
