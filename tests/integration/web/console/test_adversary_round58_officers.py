@@ -23,7 +23,14 @@ from carevault.incidents import Actor, declare_case, incidents_for
 from carevault.incidents.model import Amendment, Status
 from carevault.ledger.events import Tag
 from tests.integration.web.console.conftest import Browser
-from tests.support.console import CLINIC_A, PASSWORD, Person, csrf_of, ledger_events
+from tests.support.console import (
+    CLINIC_A,
+    CLINIC_B,
+    PASSWORD,
+    Person,
+    csrf_of,
+    ledger_events,
+)
 
 pytestmark = pytest.mark.postgres
 
@@ -228,3 +235,32 @@ def test_a_clinic_lock_locks_a_clinic_of_the_group_or_is_refused(
     else:
         assert answer.status_code == 303, answer.text
         assert state.locked_clinics == {CLINIC_A}
+
+
+def test_a_manager_does_not_read_why_another_clinics_app_was_revoked(
+    signed_in: Browser,
+    console_services: Services,
+    officer: Person,
+    manager: Person,
+) -> None:
+    """Hole (round 58): a manager sees the containment of their own clinics' staff and
+    locks only (another clinic's suspended desk, with the officer's reason, is not
+    theirs to read), but every client app's revocation was shown, reason and all."""
+    svc = console_services
+    svc.clients.add("tw-lab", "Tsuen Wan lab", confidential=True, scopes="system/*.rs",
+                    clinic_ids=[CLINIC_B])  # fmt: skip
+    svc.clients.add("tm-lab", "Tuen Mun lab", confidential=True, scopes="system/*.rs",
+                    clinic_ids=[CLINIC_A])  # fmt: skip
+    for client_id, reason in (("tw-lab", "TW LAB SENT RECORDS ABROAD"), ("tm-lab", "TM LAB")):
+        svc.contain.start(
+            Officer(officer.username, officer.code(), "127.0.0.1"),
+            Mode.CLIENT_REVOKED,
+            client_id,
+            reason,
+        )
+    client = signed_in(manager)
+    for path in ("/console/containment", "/console/dashboard"):
+        shown = client.get(path)
+        assert shown.status_code == 200, path
+        assert "TW LAB SENT RECORDS ABROAD" not in shown.text and "tw-lab" not in shown.text
+    assert "tm-lab" in client.get("/console/containment").text
