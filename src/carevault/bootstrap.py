@@ -28,7 +28,7 @@ from carevault.clock import Clock, to_micros, utc_now
 from carevault.config import Settings
 from carevault.console.sessions import ConsoleSessions
 from carevault.containment.service import ContainmentService
-from carevault.containment.state import ContainmentStore
+from carevault.containment.state import Containment, ContainmentStore
 from carevault.db import make_engine
 from carevault.detect.service import Detection, build_detection
 from carevault.export.files import ExportFiles
@@ -373,7 +373,7 @@ def build_services(
         ),
         input_limits(settings),
     )
-    return Services(
+    services = Services(
         settings=settings,
         clock=clock,
         engine=engine,
@@ -437,6 +437,22 @@ def build_services(
             ),
         ),
     )
+    # The incidents module sits above containment: an officer an open incident names
+    # does not release its containment, no one erases a patient an open incident's scope
+    # holds, and a clinic lock names one of the group's clinics (adversary round 58).
+    from carevault.incidents import incidents_for, incidents_holding
+    from carevault.incidents.registry import Directory
+
+    def named_by(action: Containment, principal: str) -> bool:
+        return incidents_for(services).names_in_containment(action, principal)
+
+    def held_by(pseudonym: str, principal: str) -> list[int]:
+        return incidents_holding(services, pseudonym, principal)
+
+    services.contain.named_by = named_by
+    services.contain.held_by = held_by
+    services.contain.clinic_of = Directory(services).clinic
+    return services
 
 
 def input_limits(settings: Settings) -> InputLimits:

@@ -45,6 +45,7 @@ def load_scope(services: Services, incident: str, scope_file: Path | None) -> Sc
             document = json.loads(scope_file.read_text(encoding="utf-8"))
         except (OSError, ValueError) as error:
             raise fail(f"cannot read the scope document {scope_file}: {error}", 2) from None
+        _kept_if_ours(services, incident, document)
     else:
         try:
             incidents = importlib.import_module("carevault.incidents")
@@ -64,6 +65,37 @@ def load_scope(services: Services, incident: str, scope_file: Path | None) -> Sc
     if scope.incident.incident_id != incident:
         raise fail(f"the scope document is of incident {scope.incident.incident_id}", 2)
     return scope
+
+
+def _kept_if_ours(services: Services, incident: str, document: Any) -> None:
+    """``--scope`` is for an incident scoped elsewhere (``INC-2026-001``). For one of
+    CareVault's own the file must be its latest kept run, as computed (the digest its
+    ledger entry holds): a document edited by hand left patients out of the notices and
+    the regulators' reports with nothing on record (adversary round 58)."""
+    if not incident.isdigit():
+        return
+    try:
+        incidents = importlib.import_module("carevault.incidents")
+        runs = importlib.import_module("carevault.incidents.runs")
+    except ModuleNotFoundError:
+        return  # no incidents here: the incident was scoped elsewhere
+    try:
+        incidents.incidents_for(services).get(int(incident))
+    except incidents.IncidentError:
+        return  # none of ours under that number
+    try:
+        wanted = runs.digest(runs.canonical(document))
+    except TypeError:
+        wanted = None
+    # The latest run: an earlier one, kept before a colleague widened the window, leaves
+    # out whom the widening added.
+    latest = runs.listing(services.engine, int(incident), 1)
+    if wanted is None or not latest or latest[0].sha256 != wanted:
+        raise fail(
+            f"incident {incident} is CareVault's: --scope must be its latest kept run as "
+            f"computed (carevault incident scope {incident} --run latest --format json), or "
+            "leave --scope out"
+        )
 
 
 def _tiers(also: str | None) -> tuple[str, ...]:

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from carevault.cli.common import HomeOption, app, open_services, operator
+from carevault.cli.common import HomeOption, app, fail, open_services, operator
 from carevault.cli.terminal import cell, echo
 from carevault.domain.roles import Role
 
@@ -113,6 +113,20 @@ def staff_suspend(
     """Suspend an account: its sessions and tokens stop working at once."""
     with open_services(home) as services:
         if reinstate:
+            # A suspension an officer made as containment is lifted by releasing it, with
+            # an officer's fresh code and on record (adversary round 58).
+            from carevault.containment.state import Mode
+
+            wanted = username.strip().casefold()
+            for item in services.containment.refresh().active:
+                if item.mode is Mode.ACCOUNT_SUSPENDED and (
+                    (item.target or "").strip().casefold() == wanted
+                ):
+                    raise fail(
+                        f"{wanted} is suspended by containment #{item.containment_id}: "
+                        f"release it (carevault contain release {item.containment_id} "
+                        "--officer NAME)"
+                    )
             account = services.admin.reinstate(operator(), username)
             echo(f"{account.username} reinstated")
         else:

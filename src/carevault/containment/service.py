@@ -3,6 +3,7 @@ recorded in the audit ledger and followed by a signed checkpoint, refusals inclu
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from carevault.access.accounts import (
@@ -40,6 +41,18 @@ class Officer:
     source_address: str | None = None
 
 
+#: Whether an incident not closed that a containment action contains names a principal
+#: (``staff:<username>``) as compromised: the incidents module's answer, wired by the
+#: composition root (that module sits above this one).
+NamedBy = Callable[[Containment, str], bool]
+#: The incidents not closed whose scope, computed now, holds a patient (by pseudonym),
+#: on behalf of a principal: wired by the composition root, as ``NamedBy``.
+HeldBy = Callable[[str, str], list[int]]
+#: The group's id of the clinic a typed id names, or None (the incidents module's
+#: registry, wired by the composition root).
+ClinicOf = Callable[[str], str | None]
+
+
 class ContainmentService:
     def __init__(
         self,
@@ -54,6 +67,9 @@ class ContainmentService:
         self.admin = admin
         self.break_glass = break_glass
         self.ledger = ledger
+        self.named_by: NamedBy | None = None
+        self.held_by: HeldBy | None = None
+        self.clinic_of: ClinicOf | None = None
 
     def _record(
         self,
@@ -100,10 +116,20 @@ class ContainmentService:
             raise ValueError("say why (the reason is recorded)")
         if mode is Mode.BLOCK_ADDRESS:
             target = str(parse_network(target or ""))
+        if mode is Mode.CLINIC_LOCK and self.clinic_of is not None:
+            # The gate compares clinic ids exactly: a lock typed ``CLINIC-TM`` (or naming
+            # no clinic) locked nothing while every page showed it on (adversary round 58).
+            clinic = self.clinic_of(target or "")
+            if clinic is None:
+                raise ValueError(f"no clinic {(target or '')[:64]!r} in the group")
+            target = clinic
         account = self._authorize(officer, f"start {mode}")
         by = f"staff:{account.username}"
         if mode is Mode.ACCOUNT_SUSPENDED:
-            self.admin.suspend(by, target or "", reason=f"containment: {reason}")
+            suspended, _ = self.admin.suspend(by, target or "", reason=f"containment: {reason}")
+            # Kept by the account's own name (as typed, ``DOCTOR1`` matched no page's
+            # look-up of the suspension: adversary round 58).
+            target = suspended.username
         elif mode is Mode.CLIENT_REVOKED:
             self.admin.revoke_client(by, target or "")
         started = self._started(officer, account, mode, target, reason)
@@ -165,6 +191,8 @@ class ContainmentService:
         account = self._authorize(officer, f"release #{containment_id}")
         by = f"staff:{account.username}"
         current = self.store.get(containment_id)
+        if current.active:
+            self._not_named_in(officer, account, current)
         if current.mode is Mode.ACCOUNT_SUSPENDED and current.active:
             self._not_about_them(officer, account, current.target or "", containment_id)
             self.admin.reinstate(by, current.target or "")
@@ -181,6 +209,26 @@ class ContainmentService:
         )
         self.ledger.checkpoints.make(f"containment {containment_id} released")
         return released
+
+    def _not_named_in(self, officer: Officer, account: Account, action: Containment) -> None:
+        """An officer an open incident names as compromised does not lift that incident's
+        containment (adversary round 58: the officer named released the block of the
+        addresses they read from, and patient data taken offline for it), as they do not
+        narrow or close the incident (round 41). Refused, and recorded; another officer
+        releases it."""
+        if self.named_by is None or not self.named_by(action, f"staff:{account.username}"):
+            return
+        self._record(
+            Tag.CONTAIN_REFUSED,
+            Outcome.DENIED,
+            officer,
+            f"release #{action.containment_id}: an incident it contains names them",
+            account,
+        )
+        raise ContainmentRefused(
+            "an officer an incident names as compromised does not lift its containment; "
+            "ask another privacy officer"
+        )
 
     def _not_their_own_grant(self, officer: Officer, account: Account, grant_id: str) -> None:
         """An officer does not approve an emergency grant asked for by an account of their
@@ -228,6 +276,7 @@ class ContainmentService:
         so every version of every record of theirs is unreadable for good. The ledger
         keeps the proof (it names the patient only by pseudonym)."""
         account = self._authorize(officer, "erase a patient")
+        self._not_held(officer, account, pseudonym)
         keys.shred(pseudonym)
         self.ledger.writer.record(
             [
@@ -244,6 +293,31 @@ class ContainmentService:
             ]
         )
         self.ledger.checkpoints.make("erasure")
+
+    def _not_held(self, officer: Officer, account: Account, pseudonym: str) -> None:
+        """A patient an open incident's scope holds is not erased: their records are its
+        evidence, and an erased patient is left out of the notices as no longer on record
+        (adversary round 58: an officer shredded the key of a patient they had read, so
+        the patient was never told). Close the incident first. Fail closed: a scope that
+        cannot be computed refuses too."""
+        principal = f"staff:{account.username}"
+        try:
+            held = self.held_by(pseudonym, principal) if self.held_by is not None else []
+        except Exception as error:  # noqa: BLE001 - whatever stops the check stops the erasure
+            held, why = [-1], type(error).__name__
+        else:
+            why = ""
+        if not held:
+            return
+        named = ", ".join(str(n) for n in held if n >= 0) or f"unknown ({why})"
+        self._record(
+            Tag.CONTAIN_REFUSED, Outcome.DENIED, officer,
+            f"erase a patient: held by incident {named}", account, patient=pseudonym,
+        )  # fmt: skip
+        raise ContainmentRefused(
+            f"the patient is in the scope of incident {named}, not closed: their records "
+            "are its evidence and they are owed a notice; close the incident first"
+        )
 
     def approve_emergency(self, officer: Officer, grant_id: str) -> Grant:
         """A second privacy officer (not the one who took the data offline, and not the

@@ -28,6 +28,7 @@ from carevault.incidents.naming import (
     UnknownName,
     UnknownSession,
 )
+from carevault.incidents.report import lines_of
 from carevault.incidents.runs import Covers, ScopeRun, ScopeRunMissing, ScopeRunTampered
 from carevault.incidents.service import Actor, IncidentNotFound, Incidents, StepUpRequired
 
@@ -88,6 +89,8 @@ def declare_case(
         raise IncidentError(f"unknown field {unknown[0][:40]!r}")
     title = parse_title(case.get("title"))
     since_us, until_us = parse_window(case.get("since"), case.get("until"), zone_of(services))
+    if alert_id is not None:
+        _holds_the_alert(services, alert_id, since_us, until_us)
     compromised = parse_compromised(case)
     return incidents_for(services).declare(
         actor, title, compromised, since_us, until_us, alert_id=alert_id
@@ -137,6 +140,43 @@ def case_from_alert(
 def zone_of(services: Services) -> ZoneInfo:
     """The group's time zone: what a time written without one means (``instant_in``)."""
     return ZoneInfo(services.settings.timezone)
+
+
+def incidents_holding(services: Services, pseudonym: str, principal: str) -> list[int]:
+    """The incidents not closed whose scope, computed now on behalf of ``principal`` (a
+    kept, recorded run), lists the patient ``pseudonym`` in any tier or as changed: an
+    erasure waits for them (``ContainmentService.erase_patient``)."""
+    from carevault.incidents.model import Status
+
+    held = []
+    for found in incidents_for(services).all():
+        if found.status is Status.CLOSED:
+            continue
+        document = scope_document(services, found.incident_id, actor=Actor(principal))
+        lines = [line for _, line in lines_of(document)]
+        if any(line.get("pseudonym") == pseudonym for line in lines):
+            held.append(found.incident_id)
+    return held
+
+
+def _holds_the_alert(
+    services: Services, alert_id: str, since_us: int, until_us: int | None
+) -> None:
+    """An incident declared from an alert holds the alert's own evidence: its window may
+    open earlier than the case's first access (and end later), never later (nor end
+    before it). Adversary round 58: the officer an alert was about declared from it a
+    window opening after their reads (the console's and the CLI's ``since`` won over the
+    case's), and its scope read "no patient affected" beside the alert."""
+    own = case_from_alert(services, alert_id)
+    first_text = own.get("since")
+    if not isinstance(first_text, str):
+        return
+    first = instant_in(first_text, zone_of(services), "since")
+    if since_us > first or (until_us is not None and until_us <= first):
+        raise IncidentError(
+            f"since: an incident declared from alert {alert_id} holds its evidence, "
+            f"which begins {first_text}: the window may open earlier, never later"
+        )
 
 
 def _first_access_us(services: Services, alert_id: str) -> int | None:

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Protocol
 from sqlalchemy import func, select
 
 from carevault.access.sessions import CONSOLE_CLIENT
-from carevault.access.tables import client_app, staff_account
+from carevault.access.tables import auth_session, client_app, staff_account
 from carevault.db import read_transaction
 from carevault.incidents.model import principal_of
 from carevault.vault.tables import resource_head
@@ -63,6 +63,11 @@ class Registry(Protocol):
         """The staff accounts (``staff:<username>``) of the people ``accounts`` are: each
         account naming the practitioner one of ``accounts`` names (the release budget's
         person, ``detect/budget.holder``). An account naming none is no one else."""
+        ...
+
+    def holders(self, session_ids: Collection[str]) -> set[str]:
+        """The staff accounts (``staff:<username>``) that ``session_ids`` were issued to:
+        an incident naming a session names its holder (adversary round 58)."""
         ...
 
 
@@ -108,6 +113,21 @@ class Directory:
             ).all()
         practitioners = {practitioner for name, practitioner in rows if f"staff:{name}" in wanted}
         return {f"staff:{name}" for name, practitioner in rows if practitioner in practitioners}
+
+    def holders(self, session_ids: Collection[str]) -> set[str]:
+        wanted = sorted(set(session_ids))
+        if not wanted:
+            return set()
+        session, account = auth_session.c, staff_account.c
+        with read_transaction(self.services.engine) as connection:
+            rows = connection.execute(
+                select(account.username)
+                .select_from(
+                    auth_session.join(staff_account, session.account_id == account.account_id)
+                )
+                .where(session.session_id.in_(wanted))
+            ).scalars()
+            return {f"staff:{name}" for name in rows}
 
     def _working_clinics(self) -> set[str]:
         settings = self.services.settings

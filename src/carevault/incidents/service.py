@@ -191,10 +191,13 @@ class Incidents:
             raise IncidentError("since: in the future; a window starts when the compromise did")
 
     def _names(self, found: Incident, principal: str) -> bool:
-        """Whether ``found`` names ``principal`` as compromised, or another account of
-        the same person (one naming the same practitioner: adversary round 56, a
-        doctor's officer login would narrow the incident about their physician login)."""
-        accounts = found.compromised.accounts
+        """Whether ``found`` names ``principal`` as compromised (an account, or a session
+        issued to it), or another account of the same person (one naming the same
+        practitioner: adversary round 56, a doctor's officer login would narrow the
+        incident about their physician login)."""
+        # A session named is its holder named (adversary round 58: an officer closed the
+        # incident about their own stolen console session).
+        accounts = (*found.compromised.accounts, *self.registry.holders(found.compromised.sessions))
         return names(accounts, principal) or names(self.registry.same_people(accounts), principal)
 
     def _refuse_named(self, actor: Actor, incident_id: int) -> NoReturn:
@@ -315,6 +318,16 @@ class Incidents:
             query = query.where(incident.c.status == status.value)
         with read_transaction(self.engine) as connection:
             return [_incident(row) for row in connection.execute(query).all()]
+
+    def names_in_containment(self, action: Containment, principal: str) -> bool:
+        """Whether an incident not closed that ``action`` contains (``own_actions``)
+        names ``principal`` as compromised (``_names``): that officer does not release
+        it (``ContainmentService.release``)."""
+        return any(
+            own_actions(found, [action]) and self._names(found, principal)
+            for found in self.all()
+            if found.status is not Status.CLOSED
+        )
 
     def containment_of(self, found: Incident) -> list[Containment]:
         """The containment actions that contain ``found`` (``containment.own_actions``):

@@ -28,7 +28,8 @@ def scope_of(services: Services, incident_id: str, principal: str | None = None)
 
 
 def named_accounts(services: Services, incident_id: str) -> tuple[str, ...]:
-    """The accounts the incident names as compromised, and every other account of their
+    """The accounts the incident names as compromised (the holders of the sessions it
+    names too), and every other account of their
     people (``Registry.same_people``): none for a reference that is not
     one of CareVault's incidents (notices may be sent for an incident scoped elsewhere,
     ``INC-2026-001`` with ``--scope``), which names no account here. Any other failure
@@ -39,12 +40,15 @@ def named_accounts(services: Services, incident_id: str) -> tuple[str, ...]:
     if not incident_id.isdigit():
         return ()
     try:
-        accounts = incidents_for(services).get(int(incident_id)).compromised.accounts
+        compromised = incidents_for(services).get(int(incident_id)).compromised
     except IncidentError:
         return ()  # no such incident here: one scoped elsewhere under a number
+    # A session named is its holder named (adversary round 58).
+    directory = Directory(services)
+    accounts = (*compromised.accounts, *sorted(directory.holders(compromised.sessions)))
     # Every account of the people named: a doctor's officer login does not decide on the
     # incident about their physician login (adversary round 56).
-    return (*accounts, *sorted(Directory(services).same_people(accounts)))
+    return (*accounts, *sorted(directory.same_people(accounts)))
 
 
 def tiers_of(services: Services, incident_id: str) -> tuple[str, ...]:

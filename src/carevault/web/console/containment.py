@@ -46,10 +46,16 @@ async def containment(request: Request, viewer: ManagerDep) -> Response:
             account = people.get(account_id)
             return account is not None and reaches(viewer, account)
 
+        clients = svc.clients.all()
         return {
-            "active": containment_shown(viewer, svc.containment.refresh().active, accounts),
+            "active": containment_shown(
+                viewer, svc.containment.refresh().active, accounts, clients
+            ),
             "history": containment_shown(
-                viewer, [item for item in svc.containment.history(30) if not item.active], accounts
+                viewer,
+                [item for item in svc.containment.history(30) if not item.active],
+                accounts,
+                clients,
             ),
             "modes": list(Mode),
             "pending": [

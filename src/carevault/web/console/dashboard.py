@@ -61,7 +61,7 @@ async def dashboard(request: Request, viewer: ManagerDep) -> Response:
                 if clock["decision"] is None and clock["incident_id"] not in closed
             ],
             "containment": containment_shown(
-                viewer, svc.containment.refresh().active, svc.accounts.all()
+                viewer, svc.containment.refresh().active, svc.accounts.all(), svc.clients.all()
             ),
             "ledgers": ledger_health(svc),
             "keys": key_status(svc),

@@ -24,7 +24,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse, Response
 
 from carevault.access.accounts import Account, AccountError
-from carevault.access.clients import ClientError
+from carevault.access.clients import ClientApp, ClientError
 from carevault.console.sessions import StepUpRefused, Viewer
 from carevault.containment.service import ContainmentRefused, Officer
 from carevault.containment.state import Containment, Mode
@@ -60,16 +60,21 @@ def reaches(viewer: Viewer, account: Account) -> bool:
 
 
 def containment_shown(
-    viewer: Viewer, items: Iterable[Containment], accounts: Iterable[Account]
+    viewer: Viewer,
+    items: Iterable[Containment],
+    accounts: Iterable[Account],
+    clients: Iterable[ClientApp] = (),
 ) -> list[Containment]:
     """The containment ``viewer`` may see of ``items``: an officer every one; a manager
     what names no one and no clinic, and what names their own clinics or the staff they
-    reach (``reaches``): another clinic's suspended desk, with the officer's reason for
-    it, or its lock is not theirs to read, as its staff are not on their staff page.
+    reach (``reaches``), and the revocation of an app that reaches their clinics: another
+    clinic's suspended desk, with the officer's reason for it, its lock or its app's
+    revocation is not theirs to read, as its staff are not on their staff page.
     Every page that lists containment (the dashboard, the containment page) asks here."""
     if viewer.role is Role.PRIVACY_OFFICER:
         return list(items)
     by_username = {account.username: account for account in accounts}
+    by_client = {app.client_id.casefold(): app for app in clients}
 
     def shown(item: Containment) -> bool:
         if item.mode is Mode.ACCOUNT_SUSPENDED:
@@ -77,6 +82,13 @@ def containment_shown(
             return account is not None and reaches(viewer, account)
         if item.mode is Mode.CLINIC_LOCK:
             return item.target in viewer.clinic_ids
+        if item.mode is Mode.CLIENT_REVOKED:
+            # Another clinic's app, and the officer's reason for revoking it, are not
+            # theirs to read either (adversary round 58); an app reaching every clinic is.
+            app = by_client.get((item.target or "").strip().casefold())
+            return app is not None and (
+                not app.clinic_ids or bool(app.clinic_ids & viewer.clinic_ids)
+            )
         return True
 
     return [item for item in items if shown(item)]
@@ -199,10 +211,16 @@ async def reinstate(
     svc = services(request)
     code = values.get("totp", "")
     reason = values.get("reason", "")[:500] or "reinstated from the console"
+    # The account as sign-in finds it (casefolded, stripped), and its suspension by that
+    # name: matched as the URL spelt it, ``DOCTOR1`` found no containment and lifted the
+    # suspension while the containment stayed on record (adversary round 58).
+    account = await run_in_threadpool(svc.accounts.find, username[:64])
+    named = account.username if account is not None else username
     active = [
         item
         for item in svc.containment.refresh().active
-        if item.mode is Mode.ACCOUNT_SUSPENDED and item.target == username
+        if item.mode is Mode.ACCOUNT_SUSPENDED
+        and (item.target or "").strip().casefold() == named.strip().casefold()
     ]
     if not active and await run_in_threadpool(
         svc.accounts.same_person, viewer.username, username[:64]
