@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 from carevault.bootstrap import Services
-from carevault.ledger.events import AuditEvent
+from carevault.ledger.events import AuditEvent, Outcome, Tag
 
 
 def audit_events(services: Services) -> list[AuditEvent]:
@@ -20,3 +23,29 @@ def unwraps(services: Services) -> int:
 def patient_pseudonym(services: Services, patient_id: str) -> str:
     """The pseudonym the ledger names the patient ``patient_id`` by."""
     return str(services.vault.locate("Patient", patient_id).head.patient_pseudonym)
+
+
+#: 2026-01-01T00:00:00Z, in microseconds: when the incident tests' reads happen.
+JAN_1 = 1_767_225_600_000_000
+
+
+def record_reads(services: Services, principal: str, numbers: Iterable[int], **fields: Any) -> None:
+    """Record, as the gate would, ``principal``'s reads of the patients ``p<n>``
+    (pseudonym ``ps<n>``, identity data) for each ``n`` of ``numbers``, ``n`` minutes
+    past midnight on 1 January 2026; ``fields``: more of each ``AuditEvent``'s."""
+    services.audit.record(
+        [
+            AuditEvent(
+                tag=Tag.FHIR_READ,
+                outcome=Outcome.SUCCESS,
+                at_us=JAN_1 + n * 60_000_000,
+                principal=principal,
+                resource_type="Patient",
+                resource_id=f"p{n}",
+                patient_pseudonym=f"ps{n}",
+                categories=("identity",),
+                **fields,
+            )
+            for n in numbers
+        ]
+    )

@@ -35,6 +35,7 @@ from carevault.ledger.events import AuditEvent, Outcome, Tag
 from carevault.notify.actions import named_accounts
 from tests.support.cli_home import cli_services
 from tests.support.console import ledger_events
+from tests.support.ledgers import JAN_1, record_reads
 from tests.support.staff import PASSWORD, open_token
 
 pytestmark = pytest.mark.postgres
@@ -121,22 +122,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = services.settings.home
     try:
         services.accounts.add("thief", "Thief", Role.FRONT_DESK, ["tm"], PASSWORD)
-        services.audit.record(
-            [
-                AuditEvent(
-                    tag=Tag.FHIR_READ,
-                    outcome=Outcome.SUCCESS,
-                    at_us=1_767_225_600_000_000 + n * 60_000_000,
-                    principal="staff:thief",
-                    source_address="203.0.113.9",
-                    resource_type="Patient",
-                    resource_id=f"p{n}",
-                    patient_pseudonym=f"ps{n}",
-                    categories=("identity",),
-                )
-                for n in range(3)
-            ]
-        )
+        record_reads(services, "staff:thief", range(3), source_address="203.0.113.9")
     finally:
         services.close()
     return home
@@ -187,28 +173,11 @@ def test_a_doctored_scope_does_not_make_a_regulators_report_or_notices_of_our_in
 
 # --- declaring from an alert a window that leaves out its evidence -------------------------
 
-JAN_1 = 1_767_225_600_000_000  # 2026-01-01T00:00:00Z
-
 
 def _officer_read_and_alerted(services: Services) -> str:
     """staff:mallory (an officer) opened three patients' access reports on 1 January;
     the detectors raised ``breadth`` about it. The alert's id."""
-    services.audit.record(
-        [
-            AuditEvent(
-                tag=Tag.FHIR_READ,
-                outcome=Outcome.SUCCESS,
-                at_us=JAN_1 + n * 60_000_000,
-                principal="staff:mallory",
-                role="privacy_officer",
-                resource_type="Patient",
-                resource_id=f"p{n}",
-                patient_pseudonym=f"ps{n}",
-                categories=("identity",),
-            )
-            for n in range(3)
-        ]
-    )
+    record_reads(services, "staff:mallory", range(3), role="privacy_officer")
     positions = []
     seq = 0
     while (data := services.audit_ledger.store.entry(seq)) is not None:

@@ -14,9 +14,10 @@ from typer.testing import CliRunner
 from carevault.bootstrap import build_services
 from carevault.cli import app
 from carevault.domain.roles import Role
-from carevault.ledger.events import AuditEvent, Outcome, Tag
+from carevault.ledger.events import AuditEvent, Outcome
 from tests.conftest import make_settings
 from tests.support.cli_home import cli_services
+from tests.support.ledgers import record_reads
 
 runner = CliRunner()
 PASSWORD = "correct horse battery staple"
@@ -31,22 +32,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         services.accounts.add("thief", "Thief", Role.FRONT_DESK, ["tm"], PASSWORD)
         services.clients.add("lab-interface", "Lab", confidential=True,
                              scopes="system/*.rs", clinic_ids=["tm"])  # fmt: skip
-        services.audit.record(
-            [
-                AuditEvent(
-                    tag=Tag.FHIR_READ,
-                    outcome=Outcome.SUCCESS,
-                    at_us=1_767_225_600_000_000 + n * 60_000_000,
-                    principal="staff:thief",
-                    source_address="203.0.113.9",
-                    resource_type="Patient",
-                    resource_id=f"p{n}",
-                    patient_pseudonym=f"ps{n}",
-                    categories=("identity",),
-                )
-                for n in range(3)
-            ]
-        )
+        record_reads(services, "staff:thief", range(3), source_address="203.0.113.9")
     finally:
         services.close()
     return home

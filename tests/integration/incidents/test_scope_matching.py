@@ -8,31 +8,16 @@ import pytest
 
 from carevault.bootstrap import Services
 from carevault.incidents import Actor, declare_case, scope_document
-from carevault.ledger.events import AuditEvent, Outcome, Tag
+from tests.support.ledgers import record_reads
 from tests.support.staff import add_account
 
 pytestmark = pytest.mark.postgres
 
-JAN_1 = 1_767_225_600_000_000
 OFFICER = Actor("staff:officer1", "10.1.2.3")
 
 
 def _read(services: Services, n: int, principal: str, address: str) -> None:
-    services.audit.record(
-        [
-            AuditEvent(
-                tag=Tag.FHIR_READ,
-                outcome=Outcome.SUCCESS,
-                at_us=JAN_1 + n * 60_000_000,
-                principal=principal,
-                source_address=address,
-                resource_type="Patient",
-                resource_id=f"p{n}",
-                patient_pseudonym=f"ps{n}",
-                categories=("identity",),
-            )
-        ]
-    )
+    record_reads(services, principal, [n], source_address=address)
 
 
 def _confirmed(services: Services, case: dict[str, object]) -> set[str]:

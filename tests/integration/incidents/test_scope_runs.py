@@ -25,32 +25,17 @@ from carevault.incidents import (
 from carevault.incidents.runs import canonical
 from carevault.incidents.tables import incident_scope_run
 from carevault.ledger.events import AuditEvent, Outcome, Tag
+from tests.support.ledgers import JAN_1, record_reads
 from tests.support.staff import add_account
 
 pytestmark = pytest.mark.postgres
 
-JAN_1 = 1_767_225_600_000_000
 OFFICER = Actor("staff:officer1", "10.1.2.3")
 
 
 def _reads(services: Services, count: int, first: int = 0) -> None:
     """staff:thief reads ``count`` patients on 2026-01-01, a minute apart."""
-    services.audit.record(
-        [
-            AuditEvent(
-                tag=Tag.FHIR_READ,
-                outcome=Outcome.SUCCESS,
-                at_us=JAN_1 + n * 60_000_000,
-                principal="staff:thief",
-                source_address="203.0.113.9",
-                resource_type="Patient",
-                resource_id=f"p{n}",
-                patient_pseudonym=f"ps{n}",
-                categories=("identity",),
-            )
-            for n in range(first, first + count)
-        ]
-    )
+    record_reads(services, "staff:thief", range(first, first + count), source_address="203.0.113.9")
 
 
 def _incident(services: Services) -> int:
