@@ -15,7 +15,7 @@ import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import unquote_plus, urlencode
 
 from sqlalchemy import Engine, insert, select, update
 
@@ -496,11 +496,10 @@ class OAuth:
             return self._asserted_client(form, authorization, audience)
         client_id, secret = form.get("client_id", ""), form.get("client_secret")
         if authorization and authorization.lower().startswith("basic "):
-            try:
-                decoded = base64.b64decode(authorization[6:]).decode()
-                client_id, _, secret = decoded.partition(":")
-            except (ValueError, UnicodeDecodeError):
-                raise OAuthError("invalid_client", "malformed client credentials", 401) from None
+            basic = _basic(authorization)
+            if basic is None:
+                raise OAuthError("invalid_client", "malformed client credentials", 401)
+            client_id, secret = basic
             # One client, one method (RFC 6749 2.3): a second client's id or secret in
             # the form was ignored, and the token issued to the Basic one.
             if "client_secret" in form:
@@ -839,14 +838,25 @@ def _code_redirect(request: AuthorizeRequest, code: str) -> str:
     return f"{request.redirect_uri}?{urlencode(query)}"
 
 
+def _basic(authorization: str) -> tuple[str, str] | None:
+    """The client id and secret of HTTP Basic credentials (``Basic <base64>``), each
+    form-url-decoded as RFC 6749 2.3.1 has clients encode them (authlib, requests-oauthlib
+    do); None if they are not base64 of UTF-8 text with a colon."""
+    try:
+        decoded = base64.b64decode(authorization[6:].strip(), validate=True).decode()
+    except (ValueError, UnicodeDecodeError):
+        return None
+    client_id, colon, secret = decoded.partition(":")
+    if not colon:
+        return None
+    return unquote_plus(client_id), unquote_plus(secret)
+
+
 def _claimed_client(form: Mapping[str, str], authorization: str | None) -> str | None:
     """The client id a token request names (form or HTTP Basic), for the audit record."""
     if authorization and authorization.lower().startswith("basic "):
-        try:
-            claimed = base64.b64decode(authorization[6:]).decode().partition(":")[0]
-        except (ValueError, UnicodeDecodeError):
-            claimed = ""
-        return claimed[:64] or None
+        basic = _basic(authorization)
+        return (basic[0][:64] or None) if basic is not None else None
     if "client_assertion" in form and "client_id" not in form:
         return claimed_client(form["client_assertion"])
     return form.get("client_id", "")[:64] or None

@@ -156,3 +156,22 @@ def test_revoking_an_integration_app_ends_its_tokens_and_its_grant(
     refused(store, Tag.AUTH_TOKEN_REFUSED, "client_credentials: unknown or revoked client")
     (revoked,) = events(store, Tag.ADMIN_CLIENT_REVOKED)
     assert (revoked.reason, revoked.detail) == (LAB_FEED, {"sessions_ended": 1})
+
+
+def test_basic_credentials_are_form_url_decoded(web: FhirTestClient, lab_secret: str) -> None:
+    """RFC 6749 2.3.1: a client form-url-encodes its id and secret before HTTP Basic
+    encodes them, so the server decodes both (``%2D`` is ``-``, ``+`` a space)."""
+    encoded = "".join(f"%{ord(c):02X}" if c in "-_" else c for c in lab_secret)
+    response = _credentials(web, "system/*.cruds", **basic("lab%2Dfeed", encoded))
+    assert response.status_code == 200, response.text
+    assert response.json()["access_token"]
+
+
+@pytest.mark.parametrize("credentials", ["lab-feed", "bGFiLWZlZWQ", "!!!!", "bGFiLWZlZWQ6*"])
+def test_malformed_basic_credentials_are_refused_as_such(
+    web: FhirTestClient, lab_secret: str, credentials: str
+) -> None:
+    """Not base64, base64 with junk (which a lax decoder drops), or no colon: 401."""
+    response = _credentials(web, "system/*.cruds", authorization=f"Basic {credentials}")
+    assert response.status_code == 401
+    assert response.json()["error"] == "invalid_client"
