@@ -9,7 +9,7 @@ and a birth date (what they would show at a front desk), and an observation.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -307,3 +307,20 @@ def register_body(hkid: str, born: str, clinic: str | None = None) -> dict[str, 
             {"name": "clinic", "valueReference": {"reference": f"Organization/{clinic}"}}
         )
     return {"resourceType": "Parameters", "parameter": parameters}
+
+
+def hos(api: FhirTestClient, given: Iterable[str], **more: Any) -> set[str]:
+    """Patients of Tuen Mun of the family Ho, one for each of the ``given`` names, each
+    with the elements ``more`` (a shared telephone, a family plan's number): their ids."""
+    return {
+        created(
+            api,
+            {
+                "resourceType": "Patient",
+                "name": [{"family": "Ho", "given": [name]}],
+                "managingOrganization": {"reference": f"Organization/{TM}"},
+                **more,
+            },
+        )
+        for name in given
+    }

@@ -25,6 +25,7 @@ from tests.integration.access.group import (
     Group,
     build_group,
     created,
+    doctors_condition,
     register_body,
 )
 from tests.support.client import FhirTestClient
@@ -176,14 +177,7 @@ def _hidden(group: Group, kind: str) -> tuple[str, Staff]:
         record = str(made.json()["id"])
         assert group.call(group.doctor_tw, "DELETE", f"/fhir/Condition/{record}").status_code == 204
         return record, group.doctor_tm
-    body = {
-        "resourceType": "Condition",
-        "code": HIV,
-        "subject": {"reference": f"Patient/{group.tm_patient.id}"},
-    }
-    made = group.call(group.doctor_tm, "POST", "/fhir/Condition", body)
-    assert made.status_code == 201, made.text
-    return str(made.json()["id"]), make_staff(group.services, Role.PHARMACIST, [TM])
+    return doctors_condition(group, HIV), make_staff(group.services, Role.PHARMACIST, [TM])
 
 
 @pytest.mark.parametrize(

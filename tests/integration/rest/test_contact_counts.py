@@ -14,7 +14,7 @@ import pytest
 from carevault.bootstrap import Services
 from carevault.domain.roles import Role
 from carevault.ledger.events import Outcome, Tag
-from tests.integration.access.group import TM, Group, build_group
+from tests.integration.access.group import TM, Group, build_group, hos
 from tests.integration.rest.test_identifier_paging import _get, _ids
 from tests.support.client import FhirTestClient
 from tests.support.ledgers import patient_pseudonym
@@ -32,23 +32,8 @@ def group(services: Services, api: FhirTestClient) -> Iterator[Group]:
 @pytest.fixture
 def household(api: FhirTestClient, group: Group) -> set[str]:
     """Two patients of Tuen Mun who share a home telephone and an email address."""
-    made: set[str] = set()
-    for given in ("Ka Yan", "Ka Ho"):
-        created = api.post_json(
-            "/fhir/Patient",
-            {
-                "resourceType": "Patient",
-                "name": [{"family": "Ho", "given": [given]}],
-                "telecom": [
-                    {"system": "phone", "value": NUMBER},
-                    {"system": "email", "value": EMAIL},
-                ],
-                "managingOrganization": {"reference": f"Organization/{TM}"},
-            },
-        )
-        assert created.status_code == 201, created.text
-        made.add(created.json()["id"])
-    return made
+    telecom = [{"system": "phone", "value": NUMBER}, {"system": "email", "value": EMAIL}]
+    return hos(api, ("Ka Yan", "Ka Ho"), telecom=telecom)
 
 
 def _told_of(group: Group, who: Staff) -> set[str]:

@@ -23,7 +23,7 @@ import pytest
 from carevault.bootstrap import Services
 from carevault.domain.roles import Role
 from carevault.ledger.events import Outcome, Tag
-from tests.integration.access.group import HKID_SYSTEM, TM, TW, Group, build_group
+from tests.integration.access.group import HKID_SYSTEM, TM, TW, Group, build_group, hos
 from tests.support.client import FhirTestClient
 from tests.support.staff import Staff, make_staff
 
@@ -41,20 +41,8 @@ def group(services: Services, api: FhirTestClient) -> Iterator[Group]:
 @pytest.fixture
 def members(api: FhirTestClient, group: Group) -> set[str]:
     """Three patients of Tuen Mun on the plan."""
-    made: set[str] = set()
-    for given in ("Ka Yan", "Ka Ho", "Ka Ming"):
-        created = api.post_json(
-            "/fhir/Patient",
-            {
-                "resourceType": "Patient",
-                "identifier": [{"system": MEMBER_SYSTEM, "value": "FP-7781"}],
-                "name": [{"family": "Ho", "given": [given]}],
-                "managingOrganization": {"reference": f"Organization/{TM}"},
-            },
-        )
-        assert created.status_code == 201, created.text
-        made.add(created.json()["id"])
-    return made
+    member = [{"system": MEMBER_SYSTEM, "value": "FP-7781"}]
+    return hos(api, ("Ka Yan", "Ka Ho", "Ka Ming"), identifier=member)
 
 
 def _get(group: Group, who: Staff, url: str, params: dict[str, str] | None = None) -> Any:
