@@ -74,6 +74,20 @@ class Account:
     suspended: bool
 
 
+def other_logins(username: str, accounts: Sequence[Account]) -> list[Account]:
+    """The other logins of ``username``'s person not suspended, among ``accounts`` (every
+    account, read already): accounts naming the same practitioner, as the release budget
+    counts a person (``detect/budget.holder``); none for an account naming none."""
+    held = next((a for a in accounts if a.username == username), None)
+    if held is None or held.practitioner_id is None:
+        return []
+    return [
+        a
+        for a in accounts
+        if a.username != username and a.practitioner_id == held.practitioner_id and not a.suspended
+    ]
+
+
 def _account(row: object) -> Account:
     mapping = row._mapping  # type: ignore[attr-defined]
     return Account(

@@ -12,6 +12,7 @@ from carevault.access.accounts import (
     SignInFailed,
     StaffAccounts,
     officer_refusal,
+    other_logins,
 )
 from carevault.access.admin import Administration
 from carevault.access.breakglass import BreakGlass, Grant
@@ -146,9 +147,8 @@ class ContainmentService:
         round 57 (adversary round 58: an officer suspended Dr Tam's physician login and
         Dr Tam read on with a nurse login). A privacy officer's login, and the acting
         officer's own, are left as they are: another officer decides on them."""
-        every = self.accounts.all()
-        held = next((a for a in every if a.username == username), None)
-        if held is None or held.practitioner_id is None:
+        others = other_logins(username, self.accounts.all())
+        if not others:
             return
         active = {
             item.target
@@ -156,12 +156,9 @@ class ContainmentService:
             if item.mode is Mode.ACCOUNT_SUSPENDED
         }
         by = f"staff:{account.username}"
-        for other in every:
+        for other in others:
             if (
-                other.username == username
-                or other.practitioner_id != held.practitioner_id
-                or other.suspended
-                or other.username in active
+                other.username in active
                 or other.role is Role.PRIVACY_OFFICER
                 or other.account_id == account.account_id
             ):

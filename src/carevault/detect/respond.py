@@ -19,7 +19,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from carevault.access.accounts import Account, StaffAccounts
+from carevault.access.accounts import StaffAccounts, other_logins
 from carevault.access.admin import Administration
 from carevault.access.sessions import Sessions
 from carevault.containment.state import ContainmentStore, Mode
@@ -139,7 +139,7 @@ class Responder:
             return False
         accounts = self.accounts.all()
         # Another login of the same person may not undo it (round 56): no one else.
-        theirs = {alert.account, *(a.username for a in self._others(alert.account, accounts))}
+        theirs = {alert.account, *(a.username for a in other_logins(alert.account, accounts))}
         return any(
             account.role == "privacy_officer"
             and not account.suspended
@@ -199,7 +199,7 @@ class Responder:
         with their nurse's login). A privacy officer's login is suspended only while
         another officer could undo it (``_covered``); otherwise it steps up."""
         accounts = self.accounts.all()
-        for other in self._others(username, accounts):
+        for other in other_logins(username, accounts):
             if other.role == "privacy_officer" and not any(
                 officer.role == "privacy_officer"
                 and not officer.suspended
@@ -211,21 +211,6 @@ class Responder:
                 )
                 continue
             self._contain(Mode.ACCOUNT_SUSPENDED, other.username, f"{reason}, same person")
-
-    def _others(self, username: str, accounts: list[Account] | None = None) -> list[Account]:
-        """The other logins of ``username``'s person not suspended: accounts naming the
-        same practitioner (``StaffAccounts.same_person``); none for one naming none."""
-        every = self.accounts.all() if accounts is None else accounts
-        held = next((a for a in every if a.username == username), None)
-        if held is None or held.practitioner_id is None:
-            return []
-        return [
-            a
-            for a in every
-            if a.username != username
-            and a.practitioner_id == held.practitioner_id
-            and not a.suspended
-        ]
 
     def _record(
         self, alert: Alert, action: str, containment_id: int | None, trigger: int | None
