@@ -234,13 +234,32 @@ class Checks:
     """One task of a batch's checks. Its outcomes (``result``) come from the checking
     process that took it, or from this process when the writer needs them before any
     process has: the writer then checks them itself rather than wait (a file of patients
-    takes longer to check than to write, and a writer that waited left its core idle)."""
+    takes longer to check than to write, and a writer that waited left its core idle).
+
+    A task made while the checking processes are still starting is held here (``held``)
+    and sent once one has started (``send``): sent at once, it would wait in the pool's
+    queue, where it can no longer be taken back, for the second or so a process takes
+    to start (the writer waited 0.7 s so for the first batch it needed)."""
 
     def __init__(self, future: Future[Sequence[Found]], arguments: _Arguments | None) -> None:
         self._future = future
         self._arguments = arguments
         #: Checked in this process, no checking process having taken it in time.
         self.taken_back = False
+        self._taken: Sequence[Found] = ()
+
+    @classmethod
+    def held(cls, arguments: _Arguments) -> Checks:
+        """A task not sent to a checking process yet."""
+        return cls(Future(), arguments)
+
+    def send(self, pool: ProcessPoolExecutor) -> Future[Sequence[Found]] | None:
+        """Give a held task to the checking processes, unless it was taken back or is
+        not wanted any more: the pool's future, if it was given."""
+        if self._arguments is None or not self._future.set_running_or_notify_cancel():
+            return None
+        self._future = pool.submit(_sent_back, *self._arguments)
+        return self._future
 
     @classmethod
     def done(cls, outcomes: Sequence[Found]) -> Checks:
@@ -249,12 +268,24 @@ class Checks:
         future.set_result(outcomes)
         return cls(future, None)
 
+    def take_back(self) -> bool:
+        """Check here, now, a task no checking process has taken yet: whether this task's
+        outcomes were worked out here, now or before (never for a task not wanted)."""
+        if (
+            not self.taken_back
+            and self._arguments is not None
+            and not self._future.cancelled()
+            and self._future.cancel()
+        ):
+            self.taken_back = True
+            self._taken = _outcomes(*self._arguments)
+        return self.taken_back
+
     def result(self) -> Sequence[Found]:
         """The outcomes: a task no checking process has taken yet is taken back and
         checked here."""
-        if self._arguments is not None and self._future.cancel():
-            self.taken_back = True
-            return _outcomes(*self._arguments)
+        if self.take_back():
+            return self._taken
         return self._future.result()
 
     def cancel(self) -> None:
@@ -276,6 +307,12 @@ class Checker:
         self.validate = validate
         self._pool: ProcessPoolExecutor | None = None
         self._started: Future[bool] | None = None
+        #: Tasks made while the processes were starting, to send once one has.
+        self._held: list[Checks] = []
+        #: Tasks given to the processes, and how many of those are done (counted by
+        #: the pool's thread): all done, closing need not wait for the processes.
+        self._sent = 0
+        self._ended = 0
         if workers > 0:
             # Forked workers would inherit the database connections and keys of the
             # parent: spawned ones start clean and import only what validation needs.
@@ -303,20 +340,6 @@ class Checker:
     def submit(self, items: Sequence[Item], zone: tzinfo) -> list[Checks]:
         """Start checking; the tasks' outcomes, concatenated, follow ``items`` (each read
         with ``received``). ``zone``: the vault's, which date terms are worked out in."""
-        if self._started is not None and not self._started.done():
-            # As a checking process would, from the lines' bytes (``_sent``).
-            return [
-                Checks.done(
-                    _outcomes(
-                        [_sent(item) for item in items],
-                        self.limits,
-                        zone,
-                        self.compiled,
-                        self.validate,
-                    )
-                )
-            ]
-        self._started = None
         if self._pool is None:
             return [
                 Checks.done(
@@ -333,25 +356,54 @@ class Checker:
                     ]
                 )
             ]
-        tasks = []
-        for start in range(0, len(items), _TASK):
-            sent = [_sent(item) for item in items[start : start + _TASK]]
-            arguments = (sent, self.limits, zone, self.compiled, self.validate)
-            tasks.append(Checks(self._pool.submit(_sent_back, *arguments), arguments))
+        tasks = [
+            Checks.held(
+                (
+                    [_sent(item) for item in items[start : start + _TASK]],
+                    self.limits,
+                    zone,
+                    self.compiled,
+                    self.validate,
+                )
+            )
+            for start in range(0, len(items), _TASK)
+        ]
+        if self._started is not None and not self._started.done():
+            # Held until a process has started; the writer takes back what it needs
+            # before then (as a checking process would, from the lines' bytes).
+            self._held.extend(tasks)
+            return tasks
+        self._started = None
+        for task in [*self._held, *tasks]:
+            future = task.send(self._pool)
+            if future is not None:
+                self._sent += 1
+                future.add_done_callback(self._task_ended)
+        self._held.clear()
         return tasks
+
+    def _task_ended(self, _: Future[Sequence[Found]]) -> None:
+        self._ended += 1
 
     def close(self) -> None:
         pool = self._pool
         if pool is None:
             return
         self._pool = None
-        if self._started is None:
+        for task in self._held:
+            task.cancel()
+        self._held.clear()
+        if self._started is None and self._ended < self._sent:
+            # A task is still being checked (a load stopped early): the processes
+            # finish it and leave when told to.
             pool.shutdown(wait=True, cancel_futures=True)
             return
-        # No batch ever went to the processes (the writer checked every one while they
-        # started): nothing of theirs is wanted. Waiting for a spawned process to finish
-        # starting cost a small import half a second (25 Synthea bundles: 0.44 s checked
-        # in the writer, 0.9 s in all), so they are stopped instead.
+        # Nothing of the processes' is wanted any more: no batch ever went to them (the
+        # writer checked every one while they started), or every task sent is done.
+        # Waiting for a spawned process to finish starting cost a small import half a
+        # second (25 Synthea bundles: 0.44 s checked in the writer, 0.9 s in all), and
+        # for a process to wind down its interpreter 0.17 s of a 5 s import, so they are
+        # stopped instead: a checking process holds no key and nothing to keep.
         processes = list((pool._processes or {}).values())
         pool.shutdown(wait=False, cancel_futures=True)
         for process in processes:

@@ -399,6 +399,11 @@ class Loader:
 
 
 def _collect(tasks: list[Checks]) -> Iterator[Outcome]:
+    # The tasks no checking process has reached are taken back from the batch's end
+    # while the process works from its start, until the two meet.
+    for task in reversed(tasks):
+        if not task.take_back():
+            break
     for task in tasks:
         for found in task.result():
             yield received(found)

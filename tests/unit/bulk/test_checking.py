@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import threading
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -134,10 +135,62 @@ def test_the_writer_checks_a_task_no_process_has_taken_yet_itself(tmp_path: Path
         checker.close()
 
 
-def test_processes_never_sent_a_batch_are_stopped_on_close(tmp_path: Path) -> None:
+def test_tasks_made_while_the_processes_start_are_held_then_sent(tmp_path: Path) -> None:
+    """A task made before any checking process has started waits here, not in the pool,
+    where it could no longer be taken back: the writer checks what it needs at once
+    (it waited 0.7 s so for its first batch), and what it has not taken back goes to the
+    processes with the next tasks once one has started."""
+    files = bundles_to_ndjson(BUNDLES, tmp_path)
+    items = [item for path in files for item in read_items(path, "x", exact_numbers=False)]
+    exact = [item for path in files for item in read_items(path, "x")]
+    expected = [outcome(item.resource, None, DEFAULT_LIMITS, ZONE) for item in exact[:500]]
+    checker = Checker(DEFAULT_LIMITS, workers=1)
+    try:
+        # A spawned process takes far longer to start than this takes to ask.
+        first, second = checker.submit(items[:500], ZONE)
+        assert checker._started is not None and not checker._started.done()
+        assert not first._future.running() and not second._future.running()
+        assert [received(found) for found in first.result()] == expected[:250]
+        assert first.taken_back
+        held = second._future
+        checker.wait_started()
+        [third] = checker.submit(items[:10], ZONE)
+        # Sent with the next task, under the pool's own future.
+        assert second._future is not held and held.running()
+        assert [received(found) for found in second.result()] == expected[250:]
+        assert len(third.result()) == 10
+    finally:
+        checker.close()
+
+
+def test_a_held_task_not_wanted_is_never_sent(tmp_path: Path) -> None:
+    """A task cancelled while held (a load stopped early) is not sent when a process
+    has started, and closing the checker cancels what it still holds."""
+    files = bundles_to_ndjson(BUNDLES[:1], tmp_path)
+    items = [item for path in files for item in read_items(path, "x", exact_numbers=False)]
+    checker = Checker(DEFAULT_LIMITS, workers=1)
+    try:
+        [dropped] = checker.submit(items[:5], ZONE)
+        [kept] = checker.submit(items[5:10], ZONE)
+        dropped.cancel()
+        held = kept._future
+        checker.wait_started()
+        checker.submit(items[10:12], ZONE)
+        assert dropped._future.cancelled() and not dropped.take_back()
+        assert kept._future is not held and held.running()
+        assert len(kept.result()) == 5
+        [left] = checker.submit(items[:3], ZONE)
+    finally:
+        checker.close()
+    assert left._future.done()
+
+
+def test_processes_no_longer_needed_are_stopped_on_close(tmp_path: Path) -> None:
     """A small import is checked whole in the writer while its checking process starts:
     closing then stops the process rather than wait for its start (half a second of a
-    0.4 s import). A checker whose processes took batches still shuts down in order."""
+    0.4 s import); so it does once every task sent is done, rather than wait for the
+    process to wind down (0.17 s). A checker closed while a task is being checked (a
+    load stopped early) shuts down in order."""
     unused = Checker(DEFAULT_LIMITS, workers=1)
     assert unused._pool is not None
     spawned = list((unused._pool._processes or {}).values())
@@ -153,10 +206,25 @@ def test_processes_never_sent_a_batch_are_stopped_on_close(tmp_path: Path) -> No
     [task] = used.submit(items[:10], ZONE)
     assert used._pool is not None
     working = list((used._pool._processes or {}).values())
-    # Sent to the processes (which one checks it, the writer taking it back or not, is
-    # the pool's timing): the pool is in use, so closing waits for it.
     assert used._started is None
     assert len(task.result()) == 10
+    # Every task sent is done (counted by the pool's thread, just after the result):
+    # nothing of the processes' is wanted, and they are stopped too.
+    pause = threading.Event()
+    for _ in range(500):
+        if used._ended == used._sent:
+            break
+        pause.wait(0.01)
     used.close()
-    # Shut down, not stopped: each process left when told to (exit code 0).
+    assert all(process.exitcode is not None and process.exitcode < 0 for process in working)
+
+    busy = Checker(DEFAULT_LIMITS, workers=1)
+    busy.wait_started()
+    tasks = [task for _ in range(4) for task in busy.submit(items, ZONE)]
+    assert busy._pool is not None
+    working = list((busy._pool._processes or {}).values())
+    # A load stopped early, its first task still being checked: the process finishes
+    # it and leaves when told to (exit code 0).
+    busy.close()
     assert [process.exitcode for process in working] == [0] * len(working)
+    assert tasks[0]._future.done()
