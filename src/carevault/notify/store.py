@@ -159,14 +159,19 @@ class NoticeStore:
         with read_transaction(self.engine) as connection:
             return {row.notice_key: _row(row) for row in connection.execute(query)}
 
-    def by_code(self, digest: str) -> tuple[str, str, int | None] | None:
-        """(state, channel, sent_us) of the notice whose code has ``digest``."""
+    def by_code(self, digest: str) -> tuple[str, str, int | None, str | None] | None:
+        """(state, channel, sent_us, address_digest) of the notice whose code has
+        ``digest``; the address's digest is that of the email address or mobile number its
+        message was sent to (None for a letter)."""
         query = select(
-            notify_notice.c.state, notify_notice.c.channel, notify_notice.c.sent_us
+            notify_notice.c.state,
+            notify_notice.c.channel,
+            notify_notice.c.sent_us,
+            notify_notice.c.address_digest,
         ).where(notify_notice.c.code_digest == digest)
         with read_transaction(self.engine) as connection:
             found = connection.execute(query).first()
-        return (found[0], found[1], found[2]) if found else None
+        return (found[0], found[1], found[2], found[3]) if found else None
 
     # --- bounces ---------------------------------------------------------------------------
 

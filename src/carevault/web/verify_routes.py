@@ -1,7 +1,10 @@
 """``GET /verify``: anyone may check that a notice's code is genuine.
 
 The answer says whether the code belongs to a notice we sent, by which channel and on
-which day, and nothing about the patient. Rate-limited per address, per IPv6 /48 and
+which day, and nothing about the patient. Given also the email address or mobile number
+the message came to (``to``), it says whether the notice was sent there: a genuine code
+pasted into a phishing message sent to someone else is then told apart
+(``notify.verify``). Rate-limited per address, per IPv6 /48 and
 for everyone together (429 with ``Retry-After``), in the database so every server
 process shares the limits; every check is a ledger entry, every refusal is counted in
 the ledger's per-minute summaries. HTML in English or Chinese (``lang``, or the
@@ -38,11 +41,22 @@ templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 TEXT = {
     "en": {
         "title": "Check a notice",
-        "intro": "Type the code printed in the notice you received.",
+        "intro": "Type the code printed in the notice you received, and the email address "
+        "or mobile number the message came to.",
         "label": "Verification code",
+        "to_label": "Email address or mobile number the message came to (optional)",
         "button": "Check",
         "genuine": "Genuine. This code belongs to a notice that {group} sent by {channel} "
+        "on {date}. To be sure the message you have is that notice, check again with the "
+        "email address or mobile number it came to.",
+        "genuine_to": "Genuine. This code belongs to the notice that {group} sent to this "
+        "address by {channel} on {date}.",
+        "genuine_by_post": "Genuine. This code belongs to a letter that {group} sent by post "
         "on {date}.",
+        "elsewhere": "Not sent to you. This code belongs to a notice we sent to someone "
+        "else, not to the address you typed. If a message to you gave you this code, it is "
+        "not from us: do not reply to it, do not open its links, and call our hotline "
+        "{hotline}.",
         "not_genuine": "Not recognised. This code does not belong to any notice we sent. "
         "If a message gave you this code, do not reply to it, do not open its links, and "
         "call our hotline {hotline}.",
@@ -56,10 +70,17 @@ TEXT = {
     },
     "zh": {
         "title": "核實通知",
-        "intro": "請輸入閣下所收到通知上印有的核實碼。",
+        "intro": "請輸入閣下所收到通知上印有的核實碼，以及接收該訊息的電郵地址或手機號碼。",
         "label": "核實碼",
+        "to_label": "接收該訊息的電郵地址或手機號碼（可選填）",
         "button": "核實",
-        "genuine": "真確。此核實碼屬於{group}於{date}以{channel}發出的通知。",
+        "genuine": "真確。此核實碼屬於{group}於{date}以{channel}發出的通知。"
+        "如要確定閣下手上的訊息正是該通知，請連同接收該訊息的電郵地址或手機號碼再核實一次。",
+        "genuine_to": "真確。此核實碼屬於{group}於{date}以{channel}發送至此地址的通知。",
+        "genuine_by_post": "真確。此核實碼屬於{group}於{date}以郵寄發出的信件。",
+        "elsewhere": "並非發給閣下。此核實碼屬於我們發給另一人的通知，而非發送至閣下輸入的地址。"
+        "如有訊息向閣下提供此核實碼，該訊息並非由我們發出：請勿回覆，亦不要開啟其中的連結，"
+        "並致電我們的熱線 {hotline}。",
         "not_genuine": "無法確認。此核實碼不屬於我們發出的任何通知。如有訊息向閣下提供此核實碼，"
         "請勿回覆，亦不要開啟其中的連結，並致電我們的熱線 {hotline}。",
         "malformed": "核實碼由12個英文字母及數字組成，例如 K7MX-3HPA-RT9W。請檢查輸入是否正確。",
@@ -116,6 +137,9 @@ async def verify(request: Request) -> Response:
     # An empty or blank code (a script's ``?code=$CODE`` with nothing in it) is no code:
     # answered as none, never "not genuine", and no check is made.
     code = (request.query_params.get("code") or "").strip()
+    # The address the message came to, if given (an email address is at most 254
+    # characters; anything longer is no address of ours).
+    to = (request.query_params.get("to") or "").strip()[:320] or None
     headers = {"cache-control": "no-store", "content-language": language}
     settings = page.services.settings
     words = {"group": sender_of(settings).name(language), "hotline": settings.notify_hotline}
@@ -140,27 +164,38 @@ async def verify(request: Request) -> Response:
             return JSONResponse({"error": "too many checks"}, status_code=429, headers=headers)
         return _page(request, language, "busy", words, headers, status=429)
     verdict: Verdict = await run_in_threadpool(
-        page.verifier.check, code[:64], source, request.headers.get("user-agent")
+        page.verifier.check, code[:64], source, request.headers.get("user-agent"), to
     )
     zone = ZoneInfo(settings.timezone)
     sent_day = day(from_micros(verdict.sent_us), language, zone) if verdict.sent_us else None
     if wants_json:
-        return JSONResponse(
-            {
-                "genuine": verdict.genuine,
-                "channel": verdict.channel,
-                "sent_on": from_micros(verdict.sent_us).astimezone(zone).date().isoformat()
-                if verdict.sent_us
-                else None,
-            },
-            headers=headers,
-        )
+        answer: dict[str, object] = {
+            "genuine": verdict.genuine,
+            "channel": verdict.channel,
+            "sent_on": from_micros(verdict.sent_us).astimezone(zone).date().isoformat()
+            if verdict.sent_us
+            else None,
+        }
+        if to:
+            # Only when an address was given: ``?code=`` alone keeps its three keys.
+            answer["sent_to_address"] = verdict.sent_to_address
+        return JSONResponse(answer, headers=headers)
     if verdict.genuine:
         words["channel"] = CHANNEL_WORDS[language].get(verdict.channel or "", "")
         words["date"] = sent_day or ""
-        return _page(request, language, "genuine", words, headers)
+        return _page(request, language, _genuine(verdict, to), words, headers, to=to)
     key = "not_genuine" if verdict.well_formed else "malformed"
-    return _page(request, language, key, words, headers)
+    return _page(request, language, key, words, headers, to=to)
+
+
+def _genuine(verdict: Verdict, to: str | None) -> str:
+    """Which answer a genuine code gets: a letter's is what it is (its address is not
+    kept); a message's says whether it went to the address given, or asks for it."""
+    if verdict.channel == "letter":
+        return "genuine_by_post"
+    if verdict.sent_to_address is None:
+        return "genuine"
+    return "genuine_to" if verdict.sent_to_address else "elsewhere"
 
 
 def _page(
@@ -170,13 +205,22 @@ def _page(
     words: dict[str, str],
     headers: dict[str, str],
     status: int = 200,
+    to: str | None = None,
 ) -> Response:
     text = TEXT[language]
     message = text[outcome].format(**words) if outcome else None
     return templates.TemplateResponse(
         request,
         "verify.html",
-        {"t": text, "lang": language, "outcome": outcome, "message": message, **words},
+        {
+            "t": text,
+            "lang": language,
+            "outcome": outcome,
+            "message": message,
+            # Shown back in the form (escaped) so that a second check needs no retyping.
+            "to": to or "",
+            **words,
+        },
         status_code=status,
         headers=headers,
     )

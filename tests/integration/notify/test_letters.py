@@ -3,20 +3,24 @@ a page turned into an image is not blank."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
 import pytest
 from PIL import Image
 from pypdf import PdfReader
+from starlette.testclient import TestClient
 
 from carevault.notify.job import notice_key
 from carevault.notify.letters import merge_letters
 from carevault.notify.scope import parse_scope
 from carevault.notify.service import channels_of, send_job
+from carevault.web.app import create_app
 from tests.integration.notify.conftest import Clinic
 
 pytestmark = pytest.mark.postgres
+CODE = re.compile(r"\b[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}\b")
 
 
 def _ink(pdf: Path, tmp_path: Path) -> float:
@@ -51,3 +55,17 @@ def test_letters_render_in_their_language_and_merge(clinic: Clinic, tmp_path: Pa
     assert progress.print_file is not None
     assert len(PdfReader(progress.print_file).pages) >= 8
     assert merge_letters(letters[:2], tmp_path / "two.pdf") == 2
+    # A letter's code verifies as sent by post: its address is not kept, so an address
+    # typed with it is neither matched nor refused.
+    code = CODE.findall(text_en)[0]
+    client = TestClient(
+        create_app(clinic.settings, clinic.services),
+        base_url="https://clinics.example.hk",
+        client=("198.51.100.5", 1),
+    )
+    answer = client.get("/verify", params={"code": code, "to": "alice@example.com"},
+                        headers={"accept": "application/json"})  # fmt: skip
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["channel"] == "letter" and answer.json()["sent_to_address"] is None
+    page = client.get("/verify", params={"code": code, "to": "alice@example.com"})
+    assert "sent by post" in page.text

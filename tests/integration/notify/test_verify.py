@@ -230,3 +230,74 @@ def test_a_code_typed_with_a_chinese_ime_is_recognised(sent: tuple[Clinic, list[
     assert answer.json()["genuine"] is True
     spaced = typed.replace("－", "\u3000")
     assert "真確" in client.get("/verify", params={"code": spaced, "lang": "zh"}).text
+
+
+def test_a_code_says_whether_its_notice_went_to_the_address_given(
+    sent: tuple[Clinic, list[str]],
+) -> None:
+    """A patient's own genuine code pasted by a phisher into a message to someone else
+    verified ("genuine, by email, on 3 December"). Given the address the message came to,
+    the page says whether the notice went there: typed loosely (case, spaces, a local
+    mobile number) it matches; another patient's address, or an email address for a
+    code sent by SMS, is "not sent to you". The address is never in the ledger."""
+    clinic, _ = sent
+    keys = code_keys(clinic.settings)
+    incident = clinic.scope["incident"]["id"]
+    # A fresh address for each check: the page answers 10 a minute from one.
+    addresses = (f"198.51.100.{n}" for n in range(100, 200))
+    accept = {"accept": "application/json"}
+
+    def client() -> TestClient:
+        return _client(clinic, next(addresses))
+
+    def code(patient: str, channel: str) -> str:
+        return keys.code_for(notice_key(incident, clinic.ids[patient]), channel)
+
+    def sent_to(patient: str, channel: str, to: str) -> object:
+        answer = client().get("/verify", params={"code": code(patient, channel), "to": to},
+                            headers=accept)  # fmt: skip
+        assert answer.status_code == 200 and answer.json()["genuine"] is True
+        return answer.json()["sent_to_address"]
+
+    assert sent_to("en_email", "email", "alice@example.com") is True
+    assert sent_to("en_email", "email", "  Alice@Example.COM ") is True
+    # Alice's code in a phishing email to Mr Chan.
+    assert sent_to("en_email", "email", "chan.taiman@example.net") is False
+    assert sent_to("sms_only", "sms", "9123 4567") is True
+    assert sent_to("sms_only", "sms", "+852-9123-4567") is True
+    assert sent_to("sms_only", "sms", "+852 6123 4567") is False
+    # The notice whose email bounced went by SMS: its code in an email is not Ms Ng's.
+    assert sent_to("bounces", "sms", "gone@example.com") is False
+    assert sent_to("bounces", "sms", "61234567") is True
+    assert sent_to("en_email", "email", "not an address") is False
+
+    # A code that is not genuine says nothing of any address.
+    guess = client().get("/verify", params={"code": _guess(), "to": "alice@example.com"},
+                       headers=accept)  # fmt: skip
+    assert guess.json() == {
+        "genuine": False, "channel": None, "sent_on": None, "sent_to_address": None,
+    }  # fmt: skip
+
+    page = client().get("/verify", params={"code": code("en_email", "email"),
+                                         "to": "chan.taiman@example.net"})  # fmt: skip
+    assert "Not sent to you" in page.text and clinic.settings.notify_hotline in page.text
+    assert "Genuine" not in page.text and "Smith" not in page.text
+    assert 'value="chan.taiman@example.net"' in page.text
+    zh = client().get("/verify", params={"code": code("en_email", "email"),
+                                       "to": "chan.taiman@example.net", "lang": "zh"})  # fmt: skip
+    assert "並非發給閣下" in zh.text and "真確" not in zh.text
+    mine = client().get("/verify", params={"code": code("en_email", "email"),
+                                         "to": "alice@example.com"})  # fmt: skip
+    assert "sent to this address" in mine.text
+    asked = client().get("/verify", params={"code": code("en_email", "email")})
+    assert "Genuine" in asked.text and "check again with the email address" in asked.text
+    hostile = client().get("/verify", params={"code": code("en_email", "email"),
+                                            "to": '"><script>alert(1)</script>'})  # fmt: skip
+    assert "<script>alert(1)" not in hostile.text and "Not sent to you" in hostile.text
+
+    checks = [e for e in _checks(clinic) if (e.source_address or "").startswith("198.51.100.1")]
+    given = [e for e in checks if e.detail.get("address_given")]
+    assert len(given) == len(checks) - 1
+    assert {e.detail["address_matched"] for e in given} == {True, False, None}
+    ledger = b"".join(e.canonical() for e in checks).decode()
+    assert "example.com" not in ledger and "9123" not in ledger and "chan.taiman" not in ledger
