@@ -54,9 +54,9 @@ TEXT = {
         "genuine_by_post": "Genuine. This code belongs to a letter that {group} sent by post "
         "on {date}.",
         "elsewhere": "Not sent to you. This code belongs to a notice we sent to someone "
-        "else, not to the address you typed. If a message to you gave you this code, it is "
-        "not from us: do not reply to it, do not open its links, and call our hotline "
-        "{hotline}.",
+        "else, not to the address you typed (check that it is the one on the message's "
+        "“To” line). If a message to you gave you this code, it is not from us: do not "
+        "reply to it, do not open its links, and call our hotline {hotline}.",
         "not_genuine": "Not recognised. This code does not belong to any notice we sent. "
         "If a message gave you this code, do not reply to it, do not open its links, and "
         "call our hotline {hotline}.",
@@ -78,7 +78,8 @@ TEXT = {
         "如要確定閣下手上的訊息正是該通知，請連同接收該訊息的電郵地址或手機號碼再核實一次。",
         "genuine_to": "真確。此核實碼屬於{group}於{date}以{channel}發送至此地址的通知。",
         "genuine_by_post": "真確。此核實碼屬於{group}於{date}以郵寄發出的信件。",
-        "elsewhere": "並非發給閣下。此核實碼屬於我們發給另一人的通知，而非發送至閣下輸入的地址。"
+        "elsewhere": "並非發給閣下。此核實碼屬於我們發給另一人的通知，而非發送至閣下輸入的地址"
+        "（請確認該地址與訊息「收件人」一欄相同）。"
         "如有訊息向閣下提供此核實碼，該訊息並非由我們發出：請勿回覆，亦不要開啟其中的連結，"
         "並致電我們的熱線 {hotline}。",
         "not_genuine": "無法確認。此核實碼不屬於我們發出的任何通知。如有訊息向閣下提供此核實碼，"
