@@ -63,6 +63,7 @@ from carevault.fhir.name_shape import name_shape
 from carevault.fhir.query import SearchQuery, split_values
 from carevault.fhir.registry import RESOURCE_TYPES, ParamKind, ResourceType
 from carevault.fhir.subsetting import HiddenItemNamed, restore_withheld, subset, without_subsetted
+from carevault.gate.counted import picks_out_people
 from carevault.gate.loading import patient_batch_events
 from carevault.gate.paging import VersionPage, cut
 from carevault.gate.prefetch import NO_READS, Prefetched, prefetch_read
@@ -1047,7 +1048,7 @@ class Gate:
                 keep=keep,
             )
             named = self._named(query)
-            if len(found) < total and _by_contact_point(caller, query):
+            if len(found) < total and caller.actor is not None and picks_out_people(query):
                 named = self._counted(caller, query, restrict, keep, total, named)
             sealed = [item for item in found if isinstance(item, Sealed)]
             opened = {item.head.row_id: item for item in self._open(caller, sealed)}
@@ -1066,11 +1067,10 @@ class Gate:
         named: list[str],
     ) -> list[str]:
         """``named`` and the patient of every record a search's ``total`` counts past
-        its page: a count of the patients who hold a telephone number or an email address
-        (``Patient?phone=<a number>&_summary=count``) tells a desk whether the number is
-        a patient's, and how many of a household are (adversary round 58). Each is named
-        in the ledger and counted by the release budget, as the page's patients are;
-        the count itself is kept, which clinic apps ask for (fhirpy's ``count()``)."""
+        its page, for a search whose count picks out people (``gate/counted.py``: a
+        telephone number, an email address, a name and a birth date). Each is named in
+        the ledger and counted by the release budget, as the page's patients are; the
+        count itself is kept, which clinic apps ask for (fhirpy's ``count()``)."""
         every, _ = find(
             self.vault,
             replace(query, summary_count=False, count=total, offset=0),
@@ -2554,15 +2554,6 @@ def _both(
     first: Callable[[Opened], bool], second: Callable[[Opened], bool]
 ) -> Callable[[Opened], bool]:
     return lambda item: first(item) and second(item)
-
-
-def _by_contact_point(caller: Caller, query: SearchQuery) -> bool:
-    """Whether a member of staff's (or an app's) search names a telephone number or an
-    email address (``phone``, ``email``): one household's, so which patients hold it is
-    what its answer tells (``Gate._counted``)."""
-    return caller.actor is not None and any(
-        term.param.telecom_system is not None for term in query.terms
-    )
 
 
 def withholds_counts(caller: Caller, query: SearchQuery) -> bool:

@@ -51,6 +51,12 @@ def _pseudonyms(group: Group, ids: set[str]) -> set[str]:
     return {patient_pseudonym(group.services, patient) for patient in ids}
 
 
+@pytest.fixture
+def twins(api: FhirTestClient, group: Group) -> set[str]:
+    """Two patients of Tuen Mun named Ho, born on one day of 1980."""
+    return hos(api, ("Wing Yan", "Wing Kei"), birthDate="1980-05-02")
+
+
 @pytest.mark.parametrize("role", [Role.FRONT_DESK, Role.PHYSICIAN, Role.NURSE])
 @pytest.mark.parametrize("criterion", [{"phone": NUMBER}, {"email": EMAIL}])
 @pytest.mark.parametrize("alone", [{"_summary": "count"}, {"_count": "0"}])
@@ -81,9 +87,35 @@ def test_a_number_no_one_holds_names_no_one(group: Group, household: set[str]) -
     assert _told_of(group, desk) == set()
 
 
-def test_other_counts_name_no_one(group: Group, household: set[str]) -> None:
-    """A count by name is a broad net, as it was (left open: by name and birth date)."""
+def test_other_counts_name_no_one(group: Group, household: set[str], twins: set[str]) -> None:
+    """A count by name, or by name and a birth year, is a broad net, as it was."""
     desk = make_staff(group.services, Role.FRONT_DESK, [TM])
     counted = _get(group, desk, "/fhir/Patient", {"family": "Ho", "_summary": "count"})
     assert counted["total"] >= 2
+    yearly = _get(
+        group, desk, "/fhir/Patient", {"family": "Ho", "birthdate": "1980", "_summary": "count"}
+    )
+    assert yearly["total"] == 2
     assert _told_of(group, desk) == set()
+
+
+@pytest.mark.parametrize("role", [Role.FRONT_DESK, Role.NURSE])
+@pytest.mark.parametrize(
+    "criteria",
+    [
+        {"family": "Ho", "birthdate": "1980-05-02"},
+        {"name": "Ho", "birthdate": "eq1980-05-02"},
+        {"given": "Wing", "birthdate": "1980-05"},
+        {"family": "Ho", "birthdate": ["ge1980-05-01", "le1980-05-03"]},
+    ],
+)
+def test_a_count_by_name_and_birth_date_names_whom_it_counts(
+    group: Group, twins: set[str], role: Role, criteria: dict[str, object]
+) -> None:
+    """``Patient?family=Ho&birthdate=1980-05-02&_summary=count`` told a desk whether a
+    person of that name born that day was a patient, naming no one (round 58 left it
+    open): a birth date within a month and a name pick out people."""
+    who = make_staff(group.services, role, [TM])
+    counted = _get(group, who, "/fhir/Patient", {**criteria, "_summary": "count"})
+    assert counted["total"] == 2 and "entry" not in counted
+    assert _told_of(group, who) == _pseudonyms(group, twins)
