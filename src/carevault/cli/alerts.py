@@ -131,15 +131,24 @@ def flag(
     totp: TotpOption = None,
     home: HomeOption = None,
 ) -> None:
-    """Mark a patient VIP (unexplained access alerts) or decoy (any access is critical)."""
+    """Mark a patient VIP (unexplained access alerts) or decoy (any access is critical).
+    Switching a flag off takes two privacy officers: the second confirms the first."""
     from carevault.detect.desk import OfficerRefused
 
     with open_services(home) as services:
         assert services.detection is not None  # noqa: S101
         try:
-            services.detection.desk.flag(_officer(officer, totp), kind, patient_id, on=not off)
-        except (KeyError, OfficerRefused) as error:
+            flagged = services.detection.desk.flag(
+                _officer(officer, totp), kind, patient_id, on=not off
+            )
+        except (KeyError, ValueError, OfficerRefused) as error:
             raise fail(str(error)) from None
+    if not flagged.done:
+        echo(
+            f"Patient/{patient_id}: {kind} stays on until another privacy officer confirms "
+            f"within a day (carevault alerts flag {patient_id} --kind {kind} --off)"
+        )
+        return
     echo(f"Patient/{patient_id}: {kind} {'off' if off else 'on'}")
 
 

@@ -11,10 +11,23 @@ from carevault.access.accounts import SignInFailed, StaffAccounts, officer_refus
 from carevault.detect.alerts import Alert, AlertStore
 from carevault.detect.decoys import KIND as DECOY_CONTACT
 from carevault.detect.decoys import DecoyContacts, generate
-from carevault.detect.flags import Flags
+from carevault.detect.flags import SWITCH_OFF, Flags
 from carevault.detect.kin import Kinship
 from carevault.ledger.events import AuditEvent, Outcome, Tag
 from carevault.ledger.trail import AuditTrail
+
+#: How long an officer's request to switch a patient's flag off waits for another
+#: officer's confirmation: a day.
+CONFIRM_WITHIN_US = 24 * 3600 * 1_000_000
+
+
+@dataclass(frozen=True)
+class Flagged:
+    """A patient's flag as an officer left it: ``done`` False while switching it off
+    waits for another officer."""
+
+    pseudonym: str
+    done: bool
 
 
 class OfficerRefused(Exception):
@@ -99,20 +112,54 @@ class AlertDesk:
         )  # fmt: skip
         return handled
 
-    def flag(self, officer: OfficerCode, kind: str, patient_id: str, *, on: bool = True) -> str:
-        """Mark a patient VIP or decoy (or unmark); returns their pseudonym."""
-        if kind not in ("vip", "decoy"):
+    def flag(self, officer: OfficerCode, kind: str, patient_id: str, *, on: bool = True) -> Flagged:
+        """Mark a patient VIP or decoy, or unmark them.
+
+        Marking is one officer's act; unmarking takes two. A VIP or decoy flag off is a
+        patient no longer watched: one officer who switched it off could then read the
+        patient unnoticed, or let a colleague (round 58 left it open). The first officer
+        asks (``Flagged.done`` False), and another officer, not the same person, confirms
+        within ``CONFIRM_WITHIN_US`` by asking too; both are recorded. Marking the
+        patient again drops a pending request."""
+        if kind not in SWITCH_OFF:
             raise ValueError("a patient flag is vip or decoy")
         pseudonym = self.pseudonym_of(patient_id)
         if pseudonym is None:
             raise KeyError(f"no patient {patient_id!r}")
         self._authorize(officer, f"flag {kind}")
-        self.flags.set(kind, pseudonym, f"staff:{officer.username}", on=on)
+        by = f"staff:{officer.username}"
+        request = SWITCH_OFF[kind]
+        if on:
+            self.flags.set(kind, pseudonym, by)
+            self.flags.set(request, pseudonym, by, on=False)
+            self._record(
+                Tag.DETECT_FLAG_SET, Outcome.SUCCESS, officer, f"{kind} on",
+                flag=kind, on=True, patient=pseudonym,
+            )  # fmt: skip
+            return Flagged(pseudonym, done=True)
+        if self.flags.held(kind, pseudonym) is None:
+            self.flags.set(request, pseudonym, by, on=False)
+            return Flagged(pseudonym, done=True)
+        asked = self.flags.held(request, pseudonym)
+        if (
+            asked is None
+            or self.now_us() - asked[1] > CONFIRM_WITHIN_US
+            or self.accounts.same_person(officer.username, asked[0].removeprefix("staff:"))
+        ):
+            self.flags.set(request, pseudonym, by)
+            self._record(
+                Tag.DETECT_FLAG_SET, Outcome.SUCCESS, officer,
+                f"{kind} off asked: another privacy officer confirms",
+                flag=kind, on=True, off_asked=True, patient=pseudonym,
+            )  # fmt: skip
+            return Flagged(pseudonym, done=False)
+        self.flags.set(kind, pseudonym, by, on=False)
+        self.flags.set(request, pseudonym, by, on=False)
         self._record(
-            Tag.DETECT_FLAG_SET, Outcome.SUCCESS, officer, f"{kind} {'on' if on else 'off'}",
-            flag=kind, on=on, patient=pseudonym,
+            Tag.DETECT_FLAG_SET, Outcome.SUCCESS, officer, f"{kind} off",
+            flag=kind, on=False, patient=pseudonym, asked_by=asked[0],
         )  # fmt: skip
-        return pseudonym
+        return Flagged(pseudonym, done=True)
 
     def unthrottle(self, officer: OfficerCode, username: str) -> None:
         self._authorize(officer, f"lift the throttle on {username}")

@@ -15,7 +15,10 @@ from carevault.db import read_transaction, write_transaction
 from carevault.detect.budget import holder
 from carevault.detect.tables import detect_flag
 
-KINDS = ("vip", "decoy", "throttle", "decoy-contact")
+KINDS = ("vip", "decoy", "throttle", "decoy-contact", "vip-off", "decoy-off")
+#: A patient's flag an officer asked to switch off, until another officer confirms
+#: (``desk.AlertDesk.flag``): the kind of the pending request for each patient flag.
+SWITCH_OFF = {"vip": "vip-off", "decoy": "decoy-off"}
 
 
 @dataclass(frozen=True)
@@ -104,6 +107,16 @@ class Flags:
                     )
                 )
         self._read_at = float("-inf")
+
+    def held(self, kind: str, subject: str) -> tuple[str, int] | None:
+        """Who set ``kind`` on ``subject`` and when (µs), if it is set."""
+        with read_transaction(self.engine) as connection:
+            found = connection.execute(
+                select(detect_flag.c.set_by, detect_flag.c.set_us).where(
+                    detect_flag.c.kind == kind, detect_flag.c.subject == subject
+                )
+            ).first()
+        return None if found is None else (str(found[0]), int(found[1]))
 
     def listed(self, kind: str) -> list[str]:
         with read_transaction(self.engine) as connection:

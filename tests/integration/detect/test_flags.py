@@ -3,14 +3,16 @@ account; a VIP opened without care is an alert. Flagging needs a fresh TOTP."""
 
 from __future__ import annotations
 
+import pyotp
 import pytest
 
 from carevault.containment.state import Mode
 from carevault.detect import alerts_as_dicts
 from carevault.detect.desk import OfficerCode, OfficerRefused
 from carevault.domain.roles import Role
+from carevault.ledger.events import AuditEvent, Tag
 from tests.integration.detect.conftest import Clinic
-from tests.support.staff import make_staff
+from tests.support.staff import Staff, make_staff
 
 
 def _officer(clinic: Clinic) -> OfficerCode:
@@ -59,3 +61,52 @@ def test_flagging_needs_a_privacy_officer(clinic: Clinic) -> None:
     with pytest.raises(KeyError):
         clinic.services.detection.desk.flag(_officer(clinic), "vip", "no-such-patient")
     assert clinic.services.detection.flags.listed("vip") == []
+
+
+def test_switching_a_flag_off_takes_a_second_officer(clinic: Clinic) -> None:
+    """A VIP or decoy flag off is a patient no longer watched: one officer who switched it
+    off could read the patient unnoticed (round 58 left it open). The first officer's
+    "off" is a request; the flag stays until another officer confirms it within a day.
+    The same officer asking again, or a lapsed request, confirms nothing."""
+    detection = clinic.services.detection
+    assert detection is not None
+    other = make_staff(clinic.services, Role.PRIVACY_OFFICER, ["clinic-a"])
+
+    def code(who: Staff) -> OfficerCode:
+        # A fresh step of the services' clock for each code (codes are single-use).
+        clinic.clock.advance(30)
+        at = clinic.clock().timestamp()
+        return OfficerCode(who.account.username, pyotp.TOTP(who.login.totp_secret).at(at))
+
+    first, second = clinic.officer, other
+    vip, decoy = clinic.patients[3], clinic.patients[4]
+    desk = detection.desk
+    assert desk.flag(code(first), "vip", vip).done
+    assert desk.flag(code(first), "decoy", decoy).done
+    asked = desk.flag(code(first), "vip", vip, on=False)
+    assert not asked.done and detection.flags.listed("vip") == [asked.pseudonym]
+    assert not desk.flag(code(first), "vip", vip, on=False).done
+    # Still watched: the desk's look at the VIP without care is an alert.
+    assert clinic.read(clinic.desk, vip) == 200
+    assert [a["detector"] for a in alerts_as_dicts(clinic.services)] == ["vip"]
+    assert desk.flag(code(second), "vip", vip, on=False).done
+    assert detection.flags.listed("vip") == []
+
+    # A request not confirmed within a day lapses: the next "off" is a request again.
+    assert not desk.flag(code(first), "decoy", decoy, on=False).done
+    clinic.clock.advance(24 * 3600)
+    assert not desk.flag(code(second), "decoy", decoy, on=False).done
+    assert detection.flags.listed("decoy") != []
+    # Marking the patient again drops a pending request.
+    assert desk.flag(code(first), "decoy", decoy).done
+    assert not desk.flag(code(first), "decoy", decoy, on=False).done
+    assert desk.flag(code(second), "decoy", decoy, on=False).done
+    assert detection.flags.listed("decoy") == []
+    entries = [
+        event.detail
+        for _, data in clinic.services.audit_ledger.store.entries()
+        if (event := AuditEvent.from_canonical(data)).tag is Tag.DETECT_FLAG_SET
+        and event.detail.get("asked_by")
+    ]
+    assert [(e["flag"], e["on"]) for e in entries] == [("vip", False), ("decoy", False)]
+    assert all(e["asked_by"] == f"staff:{first.account.username}" for e in entries)
