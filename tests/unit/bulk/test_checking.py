@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import pickle
+import subprocess
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -10,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+import carevault
 from carevault.bulk.checking import Checker, _sendable, outcome, received, verdict
 from carevault.bulk.shape import Shapes
 from carevault.bulk.sources import bundles_to_ndjson, read_items
@@ -228,3 +232,37 @@ def test_processes_no_longer_needed_are_stopped_on_close(tmp_path: Path) -> None
     busy.close()
     assert [process.exitcode for process in working] == [0] * len(working)
     assert tasks[0]._future.done()
+
+
+def _main_module_file() -> str | None:
+    """Run in a checking process: the file its ``__main__`` came from, if any."""
+    return getattr(sys.modules["__main__"], "__file__", None)
+
+
+def test_a_checking_process_does_not_run_the_main_module_again(tmp_path: Path) -> None:
+    """A spawned process ran the parent's main module again before its first task (the
+    ``carevault`` script: the whole command line and what it imports, 0.4 s of CPU); a
+    checking process needs only the checks. The parent's main module is left as it was.
+    Run from a script, as ``carevault`` is (``python -m`` of a package's ``__main__`` is
+    never run again)."""
+    script = tmp_path / "importer.py"
+    script.write_text(
+        "from carevault.bulk.checking import Checker\n"
+        "from carevault.fhir.content import DEFAULT_LIMITS\n"
+        "from tests.unit.bulk.test_checking import _main_module_file\n"
+        "import sys\n"
+        "if __name__ == '__main__':\n"
+        "    main = sys.modules['__main__']\n"
+        "    checker = Checker(DEFAULT_LIMITS, workers=1)\n"
+        "    print(sys.modules['__main__'] is main)\n"
+        "    print(checker._pool.submit(_main_module_file).result(timeout=60))\n"
+        "    checker.close()\n"
+    )
+    root = Path(__file__).resolve().parents[3]
+    paths = [str(Path(carevault.__file__).resolve().parents[1]), str(root)]
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
+    ran = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, env=environment,
+        timeout=120, check=True,
+    )  # fmt: skip
+    assert ran.stdout.split() == ["True", "None"], ran.stderr[-2000:]
