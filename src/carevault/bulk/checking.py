@@ -16,6 +16,7 @@ import gc
 import multiprocessing
 import os
 import sys
+import threading
 import types
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -329,9 +330,11 @@ class Checker:
         #: Tasks made while the processes were starting, to send once one has.
         self._held: list[Checks] = []
         #: Tasks given to the processes, and how many of those are done (counted by
-        #: the pool's thread): all done, closing need not wait for the processes.
+        #: the pool's thread, or by this one as it takes one back): all done, closing
+        #: need not wait for the processes.
         self._sent = 0
         self._ended = 0
+        self._counting = threading.Lock()
         if workers > 0:
             # Forked workers would inherit the database connections and keys of the
             # parent: spawned ones start clean and import only what validation needs.
@@ -404,7 +407,8 @@ class Checker:
         return tasks
 
     def _task_ended(self, _: Future[Sequence[Found]]) -> None:
-        self._ended += 1
+        with self._counting:
+            self._ended += 1
 
     def close(self) -> None:
         pool = self._pool
