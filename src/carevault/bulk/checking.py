@@ -429,10 +429,12 @@ class Checker:
         # second (25 Synthea bundles: 0.44 s checked in the writer, 0.9 s in all), and
         # for a process to wind down its interpreter 0.17 s of a 5 s import, so they are
         # stopped instead: a checking process holds no key and nothing to keep.
+        # Stopped before the pool is told to shut down: told first, a process could
+        # start winding down (and be waited for after all) before it was stopped.
         processes = list((pool._processes or {}).values())
-        pool.shutdown(wait=False, cancel_futures=True)
         for process in processes:
             process.terminate()
+        pool.shutdown(wait=False, cancel_futures=True)
         for process in processes:
             process.join()
 
