@@ -557,13 +557,20 @@ class FhirInteractions:
         return written(201 if result.created else 200, result.head, result.body, base, prefer)
 
     def delete(
-        self, caller: Caller, type_name: str, resource_id: str, *, if_match: str | None
+        self,
+        caller: Caller,
+        type_name: str,
+        resource_id: str,
+        *,
+        if_match: str | None,
+        if_none_match: str | None = None,
     ) -> FhirResponse:
         rt = resource_type_named(type_name)
         expected = parse_etag(if_match)
+        operation = Delete(rt, checked_id(resource_id), expected, parse_etags(if_none_match))
         with translated():
             try:
-                [result] = self.gate.write(caller, [Delete(rt, checked_id(resource_id), expected)])
+                [result] = self.gate.write(caller, [operation])
             except NotFound as unknown:
                 if no_current_version(unknown, rt.name, resource_id, expected):
                     raise version_conflict(rt.name, resource_id, ANY_VERSION) from None

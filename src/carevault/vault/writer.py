@@ -196,6 +196,9 @@ class Delete:
     resource_type: ResourceType
     resource_id: str
     if_match: int | None = None
+    #: As ``Put.if_none_match``: 412 if the current version is one of them (RFC 9110
+    #: 13.1.2, 13.2.1); a record with no current version is deleted as without it.
+    if_none_match: frozenset[int] | None = None
 
 
 Operation = Put | Delete
@@ -625,6 +628,7 @@ class _Writer:
                 self.connection, operation, current, None if current.deleted else current
             )
         _check_version(current, operation.if_match, rt.name, operation.resource_id)
+        _check_not_current(current, operation.if_none_match, rt.name, operation.resource_id)
         if current.deleted:
             return WriteResult(head=current, created=False, body=None)
         self._flush_heads()

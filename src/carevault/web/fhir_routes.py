@@ -552,6 +552,7 @@ async def conditional_update(
         base_url(request),
         if_match=request.headers.get("if-match"),
         prefer=request.headers.get("prefer"),
+        if_none_match=request.headers.get("if-none-match"),
     )
 
 
@@ -573,6 +574,7 @@ async def conditional_patch(
         if_match=request.headers.get("if-match"),
         prefer=request.headers.get("prefer"),
         max_bytes=limit,
+        if_none_match=request.headers.get("if-none-match"),
     )
 
 
@@ -587,6 +589,7 @@ async def conditional_delete(
         type_name,
         query_params(request),
         if_match=request.headers.get("if-match"),
+        if_none_match=request.headers.get("if-none-match"),
     )
 
 
@@ -595,7 +598,12 @@ async def delete(
     type_name: str, resource_id: str, request: Request, svc: ServicesDep, who: CallerDep
 ) -> Response:
     return await run(
-        svc.fhir.delete, who, type_name, resource_id, if_match=request.headers.get("if-match")
+        svc.fhir.delete,
+        who,
+        type_name,
+        resource_id,
+        if_match=request.headers.get("if-match"),
+        if_none_match=request.headers.get("if-none-match"),
     )
 
 

@@ -1,0 +1,114 @@
+"""What a client of the FHIR API counts on, found by integrator round 59:
+``If-None-Match`` weighed on every write it names (DELETE and conditional writes)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+
+from carevault.bootstrap import Services
+from carevault.domain.roles import Role
+from tests.integration.access.group import HIV, TM, Group, build_group
+from tests.integration.gate.test_write_oracles import prescription
+from tests.integration.rest.test_interactions import create, observation, patient
+from tests.support.client import FhirTestClient
+from tests.support.staff import make_staff
+
+MERGE_PATCH = {"content-type": "application/merge-patch+json"}
+
+
+@pytest.fixture
+def group(services: Services, api: FhirTestClient) -> Iterator[Group]:
+    yield from build_group(services, api)
+
+
+def test_a_delete_with_if_none_match_naming_the_current_version_deletes_nothing(
+    api: FhirTestClient,
+) -> None:
+    """RFC 9110 13.1.2: ``If-None-Match: *`` is false where a current representation
+    exists, a list is false where it names the current version, and 13.2.1: a server
+    MUST evaluate the preconditions of a request it serves (412 when false). A DELETE
+    with either was served as if the header were not sent: the record was deleted.
+    Now it answers 412 (``conflict``) and the record stays; a list naming only older
+    versions deletes, and ``*`` on an id never used or deleted answers the 204 of a
+    DELETE of a record not there."""
+    someone = create(api, patient())["id"]
+    made = create(api, observation(someone, "2024-01-15"))
+    path = f"/fhir/Observation/{made['id']}"
+    for tag in ("*", 'W/"3", W/"1"'):
+        refused = api.delete(path, headers={"If-None-Match": tag})
+        assert refused.status_code == 412, (tag, refused.text)
+        (issue,) = refused.json()["issue"]
+        assert issue["code"] == "conflict"
+        assert api.get(path).json()["meta"]["versionId"] == "1"
+    older = api.delete(path, headers={"If-None-Match": 'W/"7"'})
+    assert older.status_code == 204, older.text
+    assert older.headers["etag"] == 'W/"2"'
+    assert api.get(path).status_code == 410
+    for gone in (made["id"], "never-used"):
+        answer = api.delete(f"/fhir/Observation/{gone}", headers={"If-None-Match": "*"})
+        assert answer.status_code == 204, (gone, answer.text)
+    bad = api.delete(f"/fhir/Patient/{someone}", headers={"If-None-Match": "3"})
+    assert bad.status_code == 400, bad.text
+    assert api.get(f"/fhir/Patient/{someone}").status_code == 200
+
+
+def test_conditional_writes_weigh_if_none_match_on_the_record_they_match(
+    api: FhirTestClient,
+) -> None:
+    """R4 http.html#cond-update: a conditional update, patch or delete acts on the one
+    record its criteria match, and RFC 9110 13.2.1 has the server weigh the request's
+    preconditions on it. ``PUT``, ``PATCH`` and ``DELETE Patient?identifier=...`` with
+    ``If-None-Match: *`` ("only if there is none yet") updated, patched or deleted the
+    match. Now each answers 412 and changes nothing; where nothing matches, the
+    conditional update creates (201), as the precondition holds."""
+    made = create(api, patient())
+    criteria = f"/fhir/Patient?_id={made['id']}"
+    star = {"If-None-Match": "*"}
+    answers = [
+        api.put(
+            criteria,
+            content=json.dumps({**made, "gender": "female"}),
+            headers={"content-type": "application/fhir+json", **star},
+        ),
+        api.patch(
+            criteria, content=json.dumps({"gender": "female"}), headers={**MERGE_PATCH, **star}
+        ),
+        api.delete(criteria, headers=star),
+    ]
+    for answer in answers:
+        assert answer.status_code == 412, (answer.request.method, answer.text)
+        assert answer.json()["issue"][0]["code"] == "conflict"
+    kept = api.get(f"/fhir/Patient/{made['id']}").json()
+    assert kept["meta"]["versionId"] == "1" and kept["gender"] == "male"
+
+    fresh = patient("Lam", "Siu Ming", "C123456(9)")
+    created = api.put(
+        "/fhir/Patient?identifier=http://carevault.hk/sid/hkid|C123456(9)",
+        content=json.dumps(fresh),
+        headers={"content-type": "application/fhir+json", **star},
+    )
+    assert created.status_code == 201, created.text
+
+
+def test_if_none_match_on_a_delete_of_a_hidden_record_answers_as_on_one_never_created(
+    group: Group,
+) -> None:
+    """The precondition is weighed only once the delete is allowed: a pharmacist's
+    DELETE of an HIV prescription withheld from them, with ``If-None-Match: *``, answers
+    the 204 of an id never used (no ``ETag``), never the 412 that would say the record
+    is there, and the record stays."""
+    pharmacist = make_staff(group.services, Role.PHARMACIST, [TM])
+    made = group.call(group.doctor_tm, "POST", "/fhir/MedicationRequest", prescription(group, HIV))
+    hidden = made.json()["id"]
+    headers = {**pharmacist.headers, "If-None-Match": "*"}
+    answers = [
+        group.web.delete(f"/fhir/MedicationRequest/{rid}", headers=headers)
+        for rid in ("no-such-prescription", hidden)
+    ]
+    assert [answer.status_code for answer in answers] == [204, 204]
+    assert answers[0].headers.get("etag") is answers[1].headers.get("etag") is None
+    kept = group.call(group.doctor_tm, "GET", f"/fhir/MedicationRequest/{hidden}").json()
+    assert kept["meta"]["versionId"] == "1"
