@@ -30,6 +30,7 @@ from carevault.rest import (
     operations,
     patching,
     transaction,
+    validating,
 )
 from carevault.rest.bundles import dumps
 from carevault.rest.capability import (
@@ -378,6 +379,15 @@ async def everything_posted(
         posted = everything_body.body_params(parts_of(body))
     params = [*query_params(request), *posted]
     return await run(svc.fhir.everything, who, patient_id, params, base_url(request))
+
+
+@router.post("/{type_name:fhir_type}/$validate")
+async def validate(type_name: str, request: Request, svc: ServicesDep, who: CallerDep) -> Response:
+    """R4 resource-operation-validate, general validation only (``rest/validating.py``):
+    fhirpy's ``resource.is_valid()`` posts the resource here. It reads and writes no
+    record, but only a signed-in caller (``who``) is answered."""
+    body = await fhir_body(request, svc.settings.max_body_bytes)
+    return await run(validating.validate, type_name, body, svc.fhir.limits)
 
 
 # After the operations above, before the routes that read an operation's name as an id.

@@ -1,19 +1,25 @@
 """What a client of the FHIR API counts on, found by integrator round 59:
-``If-None-Match`` weighed on every write it names (DELETE and conditional writes)."""
+``If-None-Match`` weighed on every write it names (DELETE and conditional writes), and
+``[type]/$validate`` (fhirpy's ``is_valid()``)."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
+import requests
+from fhirclient.models.bundle import Bundle
+from fhirpy import SyncFHIRClient
 
 from carevault.bootstrap import Services
 from carevault.domain.roles import Role
 from tests.integration.access.group import HIV, TM, Group, build_group
 from tests.integration.gate.test_write_oracles import prescription
 from tests.integration.rest.test_interactions import create, observation, patient
-from tests.support.client import FhirTestClient
+from tests.support.client import FHIR_JSON, FhirTestClient
+from tests.support.inprocess import InProcess
 from tests.support.staff import make_staff
 
 MERGE_PATCH = {"content-type": "application/merge-patch+json"}
@@ -112,3 +118,70 @@ def test_if_none_match_on_a_delete_of_a_hidden_record_answers_as_on_one_never_cr
     assert answers[0].headers.get("etag") is answers[1].headers.get("etag") is None
     kept = group.call(group.doctor_tm, "GET", f"/fhir/MedicationRequest/{hidden}").json()
     assert kept["meta"]["versionId"] == "1"
+
+
+def test_fhirpy_is_valid_asks_validate_and_is_answered(
+    api: FhirTestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """fhirpy's ``resource.is_valid()`` posts the resource to ``[type]/$validate`` (R4
+    resource-operation-validate) and reads the OperationOutcome's issues from a 2xx
+    answer. The server defined no ``$validate`` (404), so ``is_valid()`` raised instead
+    of saying whether a form was fit to save. Now the resource is checked as a create
+    checks it, and the issues are returned with 200: an ``information`` issue when it
+    is valid, each error (by path, never the value) when not; nothing is stored."""
+    monkeypatch.setattr(requests.Session, "get_adapter", lambda _session, url: InProcess(api))
+    client = SyncFHIRClient("http://testserver/fhir")
+    assert client.resource("Patient", **patient()).is_valid() is True
+    wrong = {**patient(hkid="Z999999(9)"), "gender": "unknown-ish"}
+    assert client.resource("Patient", **wrong).is_valid() is False
+
+    answered = api.post_json("/fhir/Patient/$validate", wrong)
+    assert answered.status_code == 200, answered.text
+    issues = answered.json()["issue"]
+    assert {issue["severity"] for issue in issues} == {"error"}
+    assert "Z999999" not in answered.text and "unknown-ish" not in answered.text
+    wrapped = api.post_json(
+        "/fhir/Observation/$validate",
+        {"resourceType": "Parameters", "parameter": [{"name": "resource", "resource": patient()}]},
+    )
+    assert wrapped.status_code == 200, wrapped.text
+    assert wrapped.json()["issue"][0]["severity"] == "error"  # a Patient is no Observation
+    assert Bundle(api.get("/fhir/Patient?_summary=count").json()).total == 0
+
+    statement = api.get("/fhir/metadata").json()
+    for entry in statement["rest"][0]["resource"]:
+        if entry["type"] != "AuditEvent":  # the ledger's, searched only
+            names = {operation["name"] for operation in entry["operation"]}
+            assert "validate" in names, entry["type"]
+
+
+def test_validate_refuses_what_it_cannot_honour_and_answers_no_one_unsigned(
+    api: FhirTestClient, group: Group
+) -> None:
+    """R4 resource-operation-validate: a ``mode`` asks whether that write would succeed
+    and a server that cannot validate against a nominated ``profile`` SHALL return an
+    error. Neither is answered as if valid: 400 (``not-supported``); a part the
+    operation does not take is 400. A caller with no token is answered 401, as any
+    request of the FHIR API."""
+
+    def sent(*extra: dict[str, Any]) -> Any:
+        body = {
+            "resourceType": "Parameters",
+            "parameter": [{"name": "resource", "resource": patient()}, *extra],
+        }
+        return api.post_json("/fhir/Patient/$validate", body)
+
+    core = "http://hl7.org/fhir/StructureDefinition/Patient"
+    assert sent({"name": "profile", "valueUri": core}).status_code == 200
+    for part, code in (
+        ({"name": "mode", "valueCode": "create"}, "not-supported"),
+        ({"name": "profile", "valueCanonical": "http://example.org/Strict"}, "not-supported"),
+        ({"name": "other", "valueString": "x"}, "invalid"),
+    ):
+        refused = sent(part)
+        assert refused.status_code == 400, (part, refused.text)
+        assert refused.json()["issue"][0]["code"] == code
+    anonymous = group.web.post(
+        "/fhir/Patient/$validate", content=json.dumps(patient()), headers=FHIR_JSON
+    )
+    assert anonymous.status_code == 401, anonymous.text
