@@ -31,7 +31,7 @@ from carevault.rest.answers import prefer_return, write_answer
 from carevault.rest.errors import translated
 from carevault.rest.includes import included
 from carevault.vault.records import Head, Method, NotFound, Opened, WriteResult
-from carevault.vault.writer import ANY_VERSION, Delete, Put, version_conflict
+from carevault.vault.writer import ANY_VERSION, Delete, IfMatch, Put, version_conflict
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 _ETAG = re.compile(r'^(?:W/)?"(\d{1,9})"$')
@@ -74,17 +74,21 @@ def checked_id(resource_id: str) -> str:
     return resource_id
 
 
-def parse_etag(value: str | None) -> int | None:
+def parse_etag(value: str | None) -> IfMatch | None:
     """The version an If-Match names; ``*`` is ``ANY_VERSION`` (RFC 9110 13.1.1: it
-    matches whatever version is current, and fails where there is none)."""
+    matches whatever version is current, and fails where there is none); a list of
+    ETags (``W/"2", W/"3"``), the versions it names, any of which may be current."""
     if value is None:
         return None
     if value.strip() == "*":
         return ANY_VERSION
-    match = _ETAG.match(value.strip())
-    if not match:
-        raise bad_request('If-Match must be a version ETag such as W/"3"')
-    return int(match.group(1))
+    versions = set()
+    for tag in value.split(","):
+        match = _ETAG.match(tag.strip())
+        if not match:
+            raise bad_request('If-Match must be * or version ETags such as W/"3"')
+        versions.add(int(match.group(1)))
+    return versions.pop() if len(versions) == 1 else frozenset(versions)
 
 
 def parse_etags(value: str | None) -> frozenset[int] | None:
@@ -581,7 +585,7 @@ class FhirInteractions:
 
 
 def deletes_nothing(
-    refused: NotFound, type_name: str, resource_id: str, if_match: int | None
+    refused: NotFound, type_name: str, resource_id: str, if_match: IfMatch | None
 ) -> bool:
     """Whether ``refused`` answers a DELETE of ``type_name/resource_id`` whose record is
     not known to its caller, which then succeeds by deleting nothing: R4 http.html#delete,
@@ -596,7 +600,7 @@ def deletes_nothing(
 
 
 def no_current_version(
-    refused: NotFound, type_name: str, resource_id: str, if_match: int | None
+    refused: NotFound, type_name: str, resource_id: str, if_match: IfMatch | None
 ) -> bool:
     """Whether ``refused`` answers a write with ``If-Match: *`` of a record not known to
     its caller: RFC 9110 13.1.1, "*" is false where there is no current representation,

@@ -15,7 +15,7 @@ from fhirpy import SyncFHIRClient
 
 from carevault.bootstrap import Services
 from carevault.domain.roles import Role
-from tests.integration.access.group import HIV, TM, Group, build_group
+from tests.integration.access.group import FLU, HIV, TM, Group, build_group
 from tests.integration.gate.test_write_oracles import prescription
 from tests.integration.rest.test_interactions import create, observation, patient
 from tests.support.client import FHIR_JSON, FhirTestClient
@@ -185,3 +185,78 @@ def test_validate_refuses_what_it_cannot_honour_and_answers_no_one_unsigned(
         "/fhir/Patient/$validate", content=json.dumps(patient()), headers=FHIR_JSON
     )
     assert anonymous.status_code == 401, anonymous.text
+
+
+def test_if_match_with_several_etags_writes_when_one_names_the_current_version(
+    api: FhirTestClient,
+) -> None:
+    """RFC 9110 13.1.1: ``If-Match`` is ``*`` or a list of entity tags, true if any of
+    them matches the current one. A list (a client holding two versions, either of which
+    it merged from) was refused with 400 ("If-Match must be a version ETag") on PUT,
+    PATCH, DELETE and a transaction entry's ``ifMatch``. Now it writes where one names
+    the current version and answers 412 (nothing written) where none does; ``*`` inside
+    a list, or anything not an ETag, is still 400."""
+    made = create(api, patient())
+    path = f"/fhir/Patient/{made['id']}"
+    put = api.put_json(path, {**made, "gender": "female"}, **{"If-Match": 'W/"3", W/"1"'})
+    assert put.status_code == 200, put.text
+    assert put.headers["etag"] == 'W/"2"'
+    stale = {"If-Match": 'W/"1", W/"3"'}
+    refused = [
+        api.put_json(path, {**made, "gender": "other"}, **stale),
+        api.patch(path, content=json.dumps({"gender": "other"}), headers={**MERGE_PATCH, **stale}),
+        api.delete(path, headers=stale),
+    ]
+    for answer in refused:
+        assert answer.status_code == 412, (answer.request.method, answer.text)
+        assert answer.json()["issue"][0]["code"] == "conflict"
+    assert api.get(path).json()["meta"]["versionId"] == "2"
+    patched = api.patch(
+        path,
+        content=json.dumps({"gender": "male"}),
+        headers={**MERGE_PATCH, "If-Match": 'W/"1",W/"2"'},
+    )
+    assert patched.status_code == 200, patched.text
+    entry = {
+        "resource": {**made, "gender": "female"},
+        "request": {"method": "PUT", "url": f"Patient/{made['id']}", "ifMatch": 'W/"2", W/"3"'},
+    }
+    written = api.post_json(
+        "/fhir", {"resourceType": "Bundle", "type": "transaction", "entry": [entry]}
+    )
+    assert written.status_code == 200, written.text
+    assert api.get(path).json()["meta"]["versionId"] == "4"
+    for malformed in ('W/"4", *', 'W/"4", 4', 'W/"4",'):
+        bad = api.delete(path, headers={"If-Match": malformed})
+        assert bad.status_code == 400, (malformed, bad.text)
+    deleted = api.delete(path, headers={"If-Match": 'W/"9", W/"4"'})
+    assert deleted.status_code == 204, deleted.text
+
+
+def test_an_etag_list_on_a_hidden_record_answers_as_on_one_never_created(group: Group) -> None:
+    """A list is weighed only once the write is allowed, as one version is: a
+    pharmacist's PUT and DELETE of an HIV prescription withheld from them, with
+    ``If-Match: W/"1", W/"2"``, answer word for word what they answer for an id never
+    used, and the record stays."""
+    pharmacist = make_staff(group.services, Role.PHARMACIST, [TM])
+    made = group.call(group.doctor_tm, "POST", "/fhir/MedicationRequest", prescription(group, HIV))
+    hidden = made.json()["id"]
+    tags = {**pharmacist.headers, "If-Match": 'W/"1", W/"2"'}
+
+    def answers(rid: str) -> list[tuple[int, str]]:
+        url = f"/fhir/MedicationRequest/{rid}"
+        sent = [
+            group.web.put(
+                url,
+                content=json.dumps(prescription(group, FLU, rid)),
+                headers={**tags, **FHIR_JSON},
+            ),
+            group.web.delete(url, headers=tags),
+        ]
+        return [(answer.status_code, answer.text.replace(rid, "ID")) for answer in sent]
+
+    never = answers("no-such-prescription")
+    assert [status for status, _ in never] == [412, 404], never
+    assert answers(hidden) == never
+    kept = group.call(group.doctor_tm, "GET", f"/fhir/MedicationRequest/{hidden}").json()
+    assert kept["meta"]["versionId"] == "1"
