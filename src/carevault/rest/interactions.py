@@ -36,6 +36,11 @@ from carevault.vault.writer import ANY_VERSION, Delete, IfMatch, Put, version_co
 ID_PATTERN = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 _ETAG = re.compile(r'^(?:W/)?"(\d{1,9})"$')
 
+#: Parameters every interaction takes (R4 http.html, "General parameters"): they lay an
+#: answer out (``_pretty``: indented; ``_format``: weighed with Accept before the route),
+#: never choose what it holds, so they are taken and not refused where a filter would be.
+LAYOUT_PARAMS = frozenset({"_format", "_pretty"})
+
 #: Criteria select records; these would only shape a result, so they have no place in a
 #: conditional interaction's criteria.
 _NOT_CRITERIA = frozenset(
@@ -664,7 +669,7 @@ def everything_query(
             else:
                 offset = number
             continue
-        if name == "_format":
+        if name in LAYOUT_PARAMS:
             continue
         if name == "_type":
             types = _types(value, types)
@@ -716,7 +721,7 @@ def history_query(params: Sequence[tuple[str, str]], zone: tzinfo) -> HistoryQue
         elif name == "_since":
             since_us = to_micros(_instant(name, value, zone))
             repeated.append((name, value))
-        elif name != "_format":
+        elif name not in LAYOUT_PARAMS:
             raise bad_request(f"_history does not support '{safe_name(name)}'")
     return HistoryQuery(count, offset, given, since_us, tuple(repeated))
 

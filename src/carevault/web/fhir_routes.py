@@ -39,7 +39,7 @@ from carevault.rest.capability import (
     terminology_capabilities,
 )
 from carevault.rest.errors import translated
-from carevault.rest.interactions import FhirResponse
+from carevault.rest.interactions import LAYOUT_PARAMS, FhirResponse
 from carevault.vault.records import Opened
 from carevault.web import unknown_operations
 from carevault.web.responses import fhir_response
@@ -311,16 +311,12 @@ def _no_content(request: Request) -> bool:
     return "transfer-encoding" not in request.headers
 
 
-#: Parameters any request may carry; the others of a create's query are its criteria.
-_ANY_REQUEST = frozenset({"_format", "_pretty"})
-
-
 def create_criteria(request: Request) -> str | None:
     """A conditional create's criteria: the If-None-Exist header, or search parameters in
     the query (as fhirpy's ``get_or_create`` sends them). Parameters on a create were
     ignored, so such a client made a duplicate patient on every call; never both."""
     header = request.headers.get("if-none-exist")
-    criteria = [(name, value) for name, value in query_params(request) if name not in _ANY_REQUEST]
+    criteria = [(name, value) for name, value in query_params(request) if name not in LAYOUT_PARAMS]
     if not criteria:
         return header
     if header is not None:

@@ -260,3 +260,34 @@ def test_an_etag_list_on_a_hidden_record_answers_as_on_one_never_created(group: 
     assert answers(hidden) == never
     kept = group.call(group.doctor_tm, "GET", f"/fhir/MedicationRequest/{hidden}").json()
     assert kept["meta"]["versionId"] == "1"
+
+
+def test_pretty_and_format_are_taken_by_history_everything_and_the_audit_search(
+    api: FhirTestClient, group: Group
+) -> None:
+    """R4 http.html, "General parameters": ``_format`` and ``_pretty`` may be sent with
+    every interaction (a browser, Postman or HAPI's tester adds ``_pretty=true``). A read
+    and a search took them, but a history at every level and ``$everything`` answered
+    400 ("does not support '_pretty'"), and the AuditEvent search 400 for ``_format``
+    and ``_pretty`` alike. Now they are taken, as they lay an answer out and never
+    choose what it holds; ``_summary`` on a history, which would, is still refused."""
+    someone = create(api, patient())["id"]
+    create(api, observation(someone, "2024-01-15"))
+    paths = [
+        f"/fhir/Patient/{someone}/_history",
+        "/fhir/Observation/_history",
+        "/fhir/_history",
+        f"/fhir/Patient/{someone}/$everything",
+    ]
+    for path in paths:
+        plain = Bundle(api.get(path).json())
+        for extra in ("_pretty=true", "_format=json&_pretty=false"):
+            answered = api.get(f"{path}?{extra}")
+            assert answered.status_code == 200, (path, extra, answered.text)
+            shown = Bundle(answered.json())
+            assert [e.fullUrl for e in shown.entry] == [e.fullUrl for e in plain.entry]
+    assert api.get(f"{paths[0]}?_summary=true").status_code == 400
+    for extra in ("_pretty=true", "_format=json"):
+        audit = group.web.get(f"/fhir/AuditEvent?_count=5&{extra}", headers=group.officer.headers)
+        assert audit.status_code == 200, (extra, audit.text)
+        assert audit.json()["resourceType"] == "Bundle"
