@@ -6,7 +6,7 @@ from typing import Any
 
 from carevault import __version__
 from carevault.clock import fhir_instant, utc_now
-from carevault.fhir import definitions
+from carevault.fhir import definitions, mediatype
 from carevault.fhir.registry import RESOURCE_TYPES, ParamKind, ResourceType, SearchParam
 
 _TYPE_INTERACTIONS = [
@@ -467,6 +467,7 @@ def capability_statement(base: str) -> dict[str, Any]:
         "implementation": {"description": "CareVault FHIR R4 server", "url": base},
         "fhirVersion": "4.0.1",
         "format": ["application/fhir+json", "json"],
+        "patchFormat": [mediatype.JSON_PATCH, mediatype.MERGE_PATCH],
         "rest": [
             {
                 "mode": "server",

@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 from carevault.fhir import jsonio
+from carevault.fhir.mediatype import JSON_PATCH, MERGE_PATCH
 from carevault.fhir.outcome import FhirError, Issue
 from carevault.fhir.patch import apply_json_patch, apply_merge_patch, keep_protected
 from carevault.fhir.registry import ResourceType
@@ -39,8 +40,6 @@ from carevault.rest.interactions import (
 from carevault.vault.records import Gone, Method, NotFound, Opened
 from carevault.vault.writer import ANY_VERSION, IfMatch, Put, names_current, version_conflict
 
-JSON_PATCH = "application/json-patch+json"
-MERGE_PATCH = "application/merge-patch+json"
 PATCH_TYPES = (JSON_PATCH, MERGE_PATCH, "application/json")
 
 

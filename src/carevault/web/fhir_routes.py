@@ -516,7 +516,7 @@ async def patch_body(request: Request, limit: int) -> tuple[bytes, str]:
     media = body_media(
         request,
         patching.PATCH_TYPES,
-        f"PATCH takes {patching.JSON_PATCH} or {patching.MERGE_PATCH}",
+        f"PATCH takes {mediatype.JSON_PATCH} or {mediatype.MERGE_PATCH}",
     )
     return await read_body(request, limit), media
 

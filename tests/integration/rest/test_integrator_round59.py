@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import requests
 from fhirclient.models.bundle import Bundle
+from fhirclient.models.capabilitystatement import CapabilityStatement
 from fhirpy import SyncFHIRClient
 
 from carevault.bootstrap import Services
@@ -291,3 +292,29 @@ def test_pretty_and_format_are_taken_by_history_everything_and_the_audit_search(
         audit = group.web.get(f"/fhir/AuditEvent?_count=5&{extra}", headers=group.officer.headers)
         assert audit.status_code == 200, (extra, audit.text)
         assert audit.json()["resourceType"] == "Bundle"
+
+
+def test_the_capability_statement_names_the_patch_formats_a_patch_takes(
+    api: FhirTestClient,
+) -> None:
+    """R4 capabilitystatement.html: ``patchFormat`` lists "the patch formats supported by
+    this implementation using their content types". Every type listed ``patch`` and took
+    JSON Patch and JSON Merge Patch, but the statement named no format, so a client
+    choosing how to patch had to guess (and FHIRPath Patch is 415). Now it names both,
+    and each is taken."""
+    statement = CapabilityStatement(api.get("/fhir/metadata").json())
+    assert statement.patchFormat == [
+        "application/json-patch+json",
+        "application/merge-patch+json",
+    ]
+    made = create(api, patient())
+    path = f"/fhir/Patient/{made['id']}"
+    bodies = {
+        "application/json-patch+json": [{"op": "replace", "path": "/gender", "value": "female"}],
+        "application/merge-patch+json": {"gender": "male"},
+    }
+    for media in statement.patchFormat:
+        patched = api.patch(
+            path, content=json.dumps(bodies[media]), headers={"content-type": media}
+        )
+        assert patched.status_code == 200, (media, patched.text)
