@@ -30,8 +30,14 @@ from carevault.rest import bundles, cursor, offsets
 from carevault.rest.answers import prefer_return, write_answer
 from carevault.rest.errors import translated
 from carevault.rest.includes import included
-from carevault.vault.records import Head, Method, NotFound, Opened, WriteResult
-from carevault.vault.writer import ANY_VERSION, Delete, IfMatch, Put, version_conflict
+from carevault.vault.records import Head, Method, NotFound, Opened, VersionConflict, WriteResult
+from carevault.vault.writer import (
+    ANY_VERSION,
+    Delete,
+    IfMatch,
+    Put,
+    version_conflict,
+)
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 _ETAG = re.compile(r'^(?:W/)?"(\d{1,9})"$')
@@ -581,8 +587,9 @@ class FhirInteractions:
             try:
                 [result] = self.gate.write(caller, [operation])
             except NotFound as unknown:
-                if no_current_version(unknown, rt.name, resource_id, expected):
-                    raise version_conflict(rt.name, resource_id, ANY_VERSION) from None
+                conflict = failed_precondition(unknown, rt.name, resource_id, expected)
+                if conflict is not None:
+                    raise conflict from None
                 if not deletes_nothing(unknown, rt.name, resource_id, expected):
                     raise
                 return FhirResponse(204, None)
@@ -599,19 +606,24 @@ def deletes_nothing(
     ``deleted`` deletes records it never held). An id never used and a record the caller
     may not know of (another clinic's deleted patient, a record withheld whole) are
     refused in the same words (``not_known``), so both delete nothing alike, and the
-    gate has recorded the refusal. With If-Match, a version was named that is not
-    current: refused as before (404)."""
+    gate has recorded the refusal. With If-Match, 412 (``failed_precondition``)."""
     return if_match is None and refused.reference == f"{type_name}/{resource_id}"
 
 
-def no_current_version(
+def failed_precondition(
     refused: NotFound, type_name: str, resource_id: str, if_match: IfMatch | None
-) -> bool:
-    """Whether ``refused`` answers a write with ``If-Match: *`` of a record not known to
-    its caller: RFC 9110 13.1.1, "*" is false where there is no current representation,
-    so the answer is 412. An id never used and a record the caller may not know of are
-    refused in the same words (``not_known``), so they answer 412 alike: no oracle."""
-    return if_match == ANY_VERSION and refused.reference == f"{type_name}/{resource_id}"
+) -> VersionConflict | None:
+    """The 412 of a DELETE with ``If-Match`` (``*``, a version or several) whose record
+    ``refused`` says is not known to its caller; None where it says something else, or
+    no If-Match was sent. Without If-Match the DELETE would succeed (204, deleting
+    nothing), so RFC 9110 13.2.1 has the precondition weighed, and where there is no
+    current representation it is false (13.1.1): ``*`` has nothing to match, and no
+    version named can be current. An id never used and a record the caller may not know
+    of are refused in the same words (``not_known``), so they answer 412 alike, in the
+    words a deleted record's If-Match gets: no oracle."""
+    if if_match is None or refused.reference != f"{type_name}/{resource_id}":
+        return None
+    return version_conflict(type_name, resource_id, if_match)
 
 
 def viewed(item: Opened, view: View) -> Opened:

@@ -16,7 +16,7 @@ from fhirpy import SyncFHIRClient
 
 from carevault.bootstrap import Services
 from carevault.domain.roles import Role
-from tests.integration.access.group import FLU, HIV, TM, Group, build_group
+from tests.integration.access.group import FLU, HIV, TM, Group, build_group, deleted_patient
 from tests.integration.gate.test_write_oracles import prescription
 from tests.integration.rest.test_interactions import create, observation, patient
 from tests.support.client import FHIR_JSON, FhirTestClient
@@ -257,7 +257,7 @@ def test_an_etag_list_on_a_hidden_record_answers_as_on_one_never_created(group: 
         return [(answer.status_code, answer.text.replace(rid, "ID")) for answer in sent]
 
     never = answers("no-such-prescription")
-    assert [status for status, _ in never] == [412, 404], never
+    assert [status for status, _ in never] == [412, 412], never
     assert answers(hidden) == never
     kept = group.call(group.doctor_tm, "GET", f"/fhir/MedicationRequest/{hidden}").json()
     assert kept["meta"]["versionId"] == "1"
@@ -318,3 +318,66 @@ def test_the_capability_statement_names_the_patch_formats_a_patch_takes(
             path, content=json.dumps(bodies[media]), headers={"content-type": media}
         )
         assert patched.status_code == 200, (media, patched.text)
+
+
+def test_a_delete_with_if_match_of_a_record_not_there_is_412_alike_for_every_such_record(
+    group: Group, api: FhirTestClient
+) -> None:
+    """RFC 9110 13.2.1: a server weighs the preconditions of a request it would answer
+    2xx without them, and 13.1.1: an ETag cannot match where there is no current
+    representation. A DELETE of a record not there answers 204 (it deletes nothing), so
+    with ``If-Match: W/"1"`` it must fail (412), as a PUT with it does. It answered 404
+    for an id never used, a record withheld from the caller and another clinic's
+    deleted patient, and 412 for the caller's own deleted record. Now each is 412 in
+    the same words (no oracle of which it was), alone, as a batch entry and in a
+    transaction, which writes nothing."""
+    pharmacist = make_staff(group.services, Role.PHARMACIST, [TM])
+    made = group.call(group.doctor_tm, "POST", "/fhir/MedicationRequest", prescription(group, HIV))
+    hidden = made.json()["id"]
+    own = group.call(pharmacist, "POST", "/fhir/MedicationRequest", prescription(group, FLU))
+    mine = own.json()["id"]
+    assert group.call(pharmacist, "DELETE", f"/fhir/MedicationRequest/{mine}").status_code == 204
+    tag = {**pharmacist.headers, "If-Match": 'W/"1"'}
+
+    def words(rid: str) -> tuple[int, str]:
+        answer = group.web.delete(f"/fhir/MedicationRequest/{rid}", headers=tag)
+        return answer.status_code, answer.text.replace(rid, "ID")
+
+    never = words("no-such-prescription")
+    assert never[0] == 412, never
+    assert words(hidden) == words(mine) == never
+    gone = deleted_patient(group, api)
+    stranger = group.web.delete(
+        f"/fhir/Patient/{gone}", headers={**group.desk_tm.headers, "If-Match": 'W/"1"'}
+    )
+    assert stranger.status_code == 412, stranger.text
+
+    entries = [
+        {"request": {"method": "DELETE", "url": f"MedicationRequest/{rid}", "ifMatch": 'W/"1"'}}
+        for rid in ("no-such-prescription", hidden)
+    ]
+    batch = group.call(
+        pharmacist, "POST", "/fhir", {"resourceType": "Bundle", "type": "batch", "entry": entries}
+    )
+    assert [e["response"]["status"] for e in batch.json()["entry"]] == ["412", "412"]
+    other = group.call(pharmacist, "POST", "/fhir/MedicationRequest", prescription(group, FLU))
+    transaction = group.call(
+        pharmacist,
+        "POST",
+        "/fhir",
+        {
+            "resourceType": "Bundle",
+            "type": "transaction",
+            "entry": [
+                entries[1],
+                {"request": {"method": "DELETE", "url": f"MedicationRequest/{other.json()['id']}"}},
+            ],
+        },
+    )
+    assert transaction.status_code == 412, transaction.text
+    assert (
+        group.call(pharmacist, "GET", f"/fhir/MedicationRequest/{other.json()['id']}").status_code
+        == 200
+    )
+    kept = group.call(group.doctor_tm, "GET", f"/fhir/MedicationRequest/{hidden}").json()
+    assert kept["meta"]["versionId"] == "1"
