@@ -529,9 +529,10 @@ def _refuse_operation(parts: list[str]) -> None:
 def _run_get(
     interactions: FhirInteractions, caller: Caller, entry: _Entry, base: str
 ) -> FhirResponse:
-    """The entry's GET as the route of the same request answers it. Only a read by id
-    weighs ``ifNoneMatch``, as only that route weighs ``If-None-Match``; neither weighs
-    ``If-Modified-Since`` (the CapabilityStatement's conditionalRead: not-match)."""
+    """The entry's GET as the route of the same request answers it. A read by id and a
+    vread weigh ``ifNoneMatch``, as their routes weigh ``If-None-Match`` (a search has no
+    ETag to match); none weighs ``If-Modified-Since`` (the CapabilityStatement's
+    conditionalRead: not-match)."""
     path, _, query = entry.url.partition("?")
     parts = path.strip("/").split("/")
     # Blank values kept, as the REST routes keep them: ``_elements=`` is refused here too,
@@ -544,7 +545,8 @@ def _run_get(
         read = interactions.read(caller, parts[0], parts[1], base, params)
         return not_modified(entry.if_none_match, read)
     if len(parts) == 4 and parts[2] == "_history":
-        return interactions.vread(caller, parts[0], parts[1], parts[3], base, params)
+        version = interactions.vread(caller, parts[0], parts[1], parts[3], base, params)
+        return not_modified(entry.if_none_match, version)
     raise bad_request("GET entries support read, vread and search")
 
 

@@ -631,7 +631,7 @@ async def vread(
     svc: ServicesDep,
     who: CallerDep,
 ) -> Response:
-    return await run(
+    read = await run_in_threadpool(
         svc.fhir.vread,
         who,
         type_name,
@@ -641,3 +641,5 @@ async def vread(
         view_params(request),
         strict=strict_handling(request),
     )
+    # A version is never rewritten: a client holding its ETag holds it (RFC 9110 13.1.2).
+    return fhir_response(not_modified(request, read))

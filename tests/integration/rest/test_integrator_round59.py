@@ -381,3 +381,25 @@ def test_a_delete_with_if_match_of_a_record_not_there_is_412_alike_for_every_suc
     )
     kept = group.call(group.doctor_tm, "GET", f"/fhir/MedicationRequest/{hidden}").json()
     assert kept["meta"]["versionId"] == "1"
+
+
+def test_a_vread_answers_304_when_the_client_holds_that_version(api: FhirTestClient) -> None:
+    """RFC 9110 13.1.2 and 13.2.1: a server weighs ``If-None-Match`` on a GET it serves,
+    and answers 304 where it names the ETag of what would be sent. A vread answers
+    ``ETag: W/"n"`` and its version never changes, yet ``If-None-Match: W/"1"`` on
+    ``_history/1`` sent the whole version again (200), as a batch GET entry of it did.
+    Now both answer 304 with the ETag and no body, and the read is still made (and
+    recorded); another tag still answers 200."""
+    made = create(api, patient())
+    api.put_json(f"/fhir/Patient/{made['id']}", {**made, "gender": "female"})
+    path = f"/fhir/Patient/{made['id']}/_history/1"
+    held = api.get(path, headers={"If-None-Match": 'W/"1"'})
+    assert held.status_code == 304, held.text
+    assert held.headers["etag"] == 'W/"1"' and held.content == b""
+    assert "content-location" in held.headers
+    assert api.get(path, headers={"If-None-Match": 'W/"2"'}).status_code == 200
+    entry = {
+        "request": {"method": "GET", "url": path.removeprefix("/fhir/"), "ifNoneMatch": 'W/"1"'}
+    }
+    batch = api.post_json("/fhir", {"resourceType": "Bundle", "type": "batch", "entry": [entry]})
+    assert batch.json()["entry"][0]["response"] == {"status": "304 Not Modified", "etag": 'W/"1"'}
