@@ -93,7 +93,7 @@ def parse_etag(value: str | None) -> IfMatch | None:
         return None
     if value.strip() == "*":
         return ANY_VERSION
-    versions = set()
+    versions: set[int] = set()
     for tag in value.split(","):
         match = _ETAG.match(tag.strip())
         if not match:

@@ -21,7 +21,7 @@ from typing import Any
 
 from carevault.fhir import jsonio
 from carevault.fhir.mediatype import JSON_PATCH, MERGE_PATCH
-from carevault.fhir.outcome import FhirError, Issue
+from carevault.fhir.outcome import FhirError, Issue, precondition_failed
 from carevault.fhir.patch import apply_json_patch, apply_merge_patch, keep_protected
 from carevault.fhir.registry import ResourceType
 from carevault.fhir.subsetting import without_subsetted
@@ -110,8 +110,8 @@ def apply_to(
     ``unwanted``: the versions ``If-None-Match`` names (412 if it names this one)."""
     rt = resource_type_named(current.head.resource_type)
     if expected is not None and not names_current(expected, current.head.version_id):
-        with translated():
-            raise version_conflict(rt.name, current.head.resource_id, expected)
+        refused = version_conflict(rt.name, current.head.resource_id, expected)
+        raise precondition_failed(str(refused))
     if unwanted and (ANY_VERSION in unwanted or current.head.version_id in unwanted):
         raise FhirError.of(412, "conflict", "If-None-Match names the current version")
     resource = patched(rt, current, kind, patch, interactions, max_bytes)
