@@ -1,6 +1,8 @@
-"""What a client of the FHIR API counts on, found by integrator round 59:
-``If-None-Match`` weighed on every write it names (DELETE and conditional writes), and
-``[type]/$validate`` (fhirpy's ``is_valid()``)."""
+"""What a client of the FHIR API counts on, found by integrator round 59: the write
+preconditions of RFC 9110 weighed as it defines them (``If-None-Match`` on DELETE and
+conditional writes, ``If-Match`` with a list, ``If-Match`` on a DELETE of a record not
+there) and never as an oracle of a withheld record; ``[type]/$validate`` (fhirpy's
+``is_valid()``); ``_pretty`` on every read; ``patchFormat``; a conditional vread."""
 
 from __future__ import annotations
 
@@ -18,12 +20,11 @@ from carevault.bootstrap import Services
 from carevault.domain.roles import Role
 from tests.integration.access.group import FLU, HIV, TM, Group, build_group, deleted_patient
 from tests.integration.gate.test_write_oracles import prescription
+from tests.integration.rest.test_integrator_round58 import MERGE_PATCH
 from tests.integration.rest.test_interactions import create, observation, patient
 from tests.support.client import FHIR_JSON, FhirTestClient
 from tests.support.inprocess import InProcess
 from tests.support.staff import make_staff
-
-MERGE_PATCH = {"content-type": "application/merge-patch+json"}
 
 
 @pytest.fixture
