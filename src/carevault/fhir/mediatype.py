@@ -35,6 +35,11 @@ JSON_ANSWERS = frozenset(
 )
 #: What a FHIR JSON body may be sent as.
 JSON_BODIES = frozenset({"application/fhir+json", "application/json", "application/json+fhir"})
+
+#: The patch formats a PATCH takes (docs/rest.md, "Patch formats"): JSON Patch (RFC 6902)
+#: and JSON Merge Patch (RFC 7386); the CapabilityStatement's ``patchFormat`` lists them.
+JSON_PATCH = "application/json-patch+json"
+MERGE_PATCH = "application/merge-patch+json"
 #: The ``fhirVersion`` values of FHIR R4: its major.minor, and its two releases.
 R4_VERSIONS = frozenset({"4.0", "4.0.0", "4.0.1"})
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from carevault import __version__
 from carevault.clock import fhir_instant, utc_now
-from carevault.fhir import definitions
+from carevault.fhir import definitions, mediatype
 from carevault.fhir.registry import RESOURCE_TYPES, ParamKind, ResourceType, SearchParam
 
 _TYPE_INTERACTIONS = [
@@ -43,8 +43,9 @@ def _resource(rt: ResourceType, base: str) -> dict[str, Any]:
         "searchInclude": _includes(rt),
         "searchRevInclude": _revincludes(rt),
     }
+    entry["operation"] = [VALIDATE_OPERATION]
     if rt.is_patient:
-        entry["operation"] = [
+        entry["operation"][:0] = [
             {
                 "name": "everything",
                 "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything",
@@ -73,6 +74,18 @@ def _resource(rt: ResourceType, base: str) -> dict[str, Any]:
             },
         ]
     return entry
+
+
+#: Every type's ``$validate`` (``rest/validating.py``): general validation only.
+VALIDATE_OPERATION: dict[str, Any] = {
+    "name": "validate",
+    "definition": "http://hl7.org/fhir/OperationDefinition/Resource-validate",
+    "documentation": (
+        "General validation only: the resource (or a Parameters' resource part) is "
+        "checked as a create or update checks it, and the issues found are returned "
+        "with 200. A mode, or a profile other than the type's base definition, is 400."
+    ),
+}
 
 
 def _search_param(rt: ResourceType, name: str, param: SearchParam) -> dict[str, Any]:
@@ -454,6 +467,7 @@ def capability_statement(base: str) -> dict[str, Any]:
         "implementation": {"description": "CareVault FHIR R4 server", "url": base},
         "fhirVersion": "4.0.1",
         "format": ["application/fhir+json", "json"],
+        "patchFormat": [mediatype.JSON_PATCH, mediatype.MERGE_PATCH],
         "rest": [
             {
                 "mode": "server",

@@ -35,6 +35,7 @@ from carevault.rest.interactions import (
     FhirInteractions,
     FhirResponse,
     parse_etag,
+    parse_etags,
     resource_type_named,
     written,
 )
@@ -71,9 +72,11 @@ def update(
     *,
     if_match: str | None,
     prefer: str | None,
+    if_none_match: str | None = None,
 ) -> FhirResponse:
     rt = resource_type_named(type_name)
     expected = parse_etag(if_match)
+    unwanted = parse_etags(if_none_match)
     resource = validate_resource(parse_json(body), rt.name, interactions.limits)
     query = interactions.parse_criteria(rt, params)
     found = match(interactions, caller, query)
@@ -86,7 +89,12 @@ def update(
                 code="invariant",
             )
         operation = Put(
-            rt, target, {**resource, "id": target}, if_match=expected, method=Method.PUT
+            rt,
+            target,
+            {**resource, "id": target},
+            if_match=expected,
+            if_none_match=unwanted,
+            method=Method.PUT,
         )
     else:
         if expected is not None:
@@ -118,9 +126,11 @@ def patch(
     if_match: str | None,
     prefer: str | None,
     max_bytes: int,
+    if_none_match: str | None = None,
 ) -> FhirResponse:
     rt = resource_type_named(type_name)
     expected = parse_etag(if_match)
+    unwanted = parse_etags(if_none_match)
     kind, document = patching.parse_patch(body, media)
     found = match(interactions, caller, interactions.parse_criteria(rt, params))
     if found is None:
@@ -136,6 +146,7 @@ def patch(
         expected=expected,
         prefer=prefer,
         max_bytes=max_bytes,
+        unwanted=unwanted,
     )
 
 
@@ -146,14 +157,16 @@ def delete(
     params: Sequence[tuple[str, str]],
     *,
     if_match: str | None,
+    if_none_match: str | None = None,
 ) -> FhirResponse:
     rt = resource_type_named(type_name)
     expected = parse_etag(if_match)
+    unwanted = parse_etags(if_none_match)
     found = match(interactions, caller, interactions.parse_criteria(rt, params))
     if found is None:
         # As for no match at all, whatever the caller may not see: nothing is deleted.
         return FhirResponse(204, None, {})
-    operation = Delete(rt, found.head.resource_id, expected)
+    operation = Delete(rt, found.head.resource_id, expected, unwanted)
     with translated():
         [result] = interactions.gate.write(caller, [operation])
     return FhirResponse(204, None, {"ETag": bundles.etag(result.head.version_id)})

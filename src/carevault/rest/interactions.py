@@ -30,11 +30,22 @@ from carevault.rest import bundles, cursor, offsets
 from carevault.rest.answers import prefer_return, write_answer
 from carevault.rest.errors import translated
 from carevault.rest.includes import included
-from carevault.vault.records import Head, Method, NotFound, Opened, WriteResult
-from carevault.vault.writer import ANY_VERSION, Delete, Put, version_conflict
+from carevault.vault.records import Head, Method, NotFound, Opened, VersionConflict, WriteResult
+from carevault.vault.writer import (
+    ANY_VERSION,
+    Delete,
+    IfMatch,
+    Put,
+    version_conflict,
+)
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 _ETAG = re.compile(r'^(?:W/)?"(\d{1,9})"$')
+
+#: Parameters every interaction takes (R4 http.html, "General parameters"): they lay an
+#: answer out (``_pretty``: indented; ``_format``: weighed with Accept before the route),
+#: never choose what it holds, so they are taken and not refused where a filter would be.
+LAYOUT_PARAMS = frozenset({"_format", "_pretty"})
 
 #: Criteria select records; these would only shape a result, so they have no place in a
 #: conditional interaction's criteria.
@@ -74,17 +85,21 @@ def checked_id(resource_id: str) -> str:
     return resource_id
 
 
-def parse_etag(value: str | None) -> int | None:
+def parse_etag(value: str | None) -> IfMatch | None:
     """The version an If-Match names; ``*`` is ``ANY_VERSION`` (RFC 9110 13.1.1: it
-    matches whatever version is current, and fails where there is none)."""
+    matches whatever version is current, and fails where there is none); a list of
+    ETags (``W/"2", W/"3"``), the versions it names, any of which may be current."""
     if value is None:
         return None
     if value.strip() == "*":
         return ANY_VERSION
-    match = _ETAG.match(value.strip())
-    if not match:
-        raise bad_request('If-Match must be a version ETag such as W/"3"')
-    return int(match.group(1))
+    versions: set[int] = set()
+    for tag in value.split(","):
+        match = _ETAG.match(tag.strip())
+        if not match:
+            raise bad_request('If-Match must be * or version ETags such as W/"3"')
+        versions.add(int(match.group(1)))
+    return versions.pop() if len(versions) == 1 else frozenset(versions)
 
 
 def parse_etags(value: str | None) -> frozenset[int] | None:
@@ -557,16 +572,24 @@ class FhirInteractions:
         return written(201 if result.created else 200, result.head, result.body, base, prefer)
 
     def delete(
-        self, caller: Caller, type_name: str, resource_id: str, *, if_match: str | None
+        self,
+        caller: Caller,
+        type_name: str,
+        resource_id: str,
+        *,
+        if_match: str | None,
+        if_none_match: str | None = None,
     ) -> FhirResponse:
         rt = resource_type_named(type_name)
         expected = parse_etag(if_match)
+        operation = Delete(rt, checked_id(resource_id), expected, parse_etags(if_none_match))
         with translated():
             try:
-                [result] = self.gate.write(caller, [Delete(rt, checked_id(resource_id), expected)])
+                [result] = self.gate.write(caller, [operation])
             except NotFound as unknown:
-                if no_current_version(unknown, rt.name, resource_id, expected):
-                    raise version_conflict(rt.name, resource_id, ANY_VERSION) from None
+                conflict = failed_precondition(unknown, rt.name, resource_id, expected)
+                if conflict is not None:
+                    raise conflict from None
                 if not deletes_nothing(unknown, rt.name, resource_id, expected):
                     raise
                 return FhirResponse(204, None)
@@ -574,7 +597,7 @@ class FhirInteractions:
 
 
 def deletes_nothing(
-    refused: NotFound, type_name: str, resource_id: str, if_match: int | None
+    refused: NotFound, type_name: str, resource_id: str, if_match: IfMatch | None
 ) -> bool:
     """Whether ``refused`` answers a DELETE of ``type_name/resource_id`` whose record is
     not known to its caller, which then succeeds by deleting nothing: R4 http.html#delete,
@@ -583,19 +606,24 @@ def deletes_nothing(
     ``deleted`` deletes records it never held). An id never used and a record the caller
     may not know of (another clinic's deleted patient, a record withheld whole) are
     refused in the same words (``not_known``), so both delete nothing alike, and the
-    gate has recorded the refusal. With If-Match, a version was named that is not
-    current: refused as before (404)."""
+    gate has recorded the refusal. With If-Match, 412 (``failed_precondition``)."""
     return if_match is None and refused.reference == f"{type_name}/{resource_id}"
 
 
-def no_current_version(
-    refused: NotFound, type_name: str, resource_id: str, if_match: int | None
-) -> bool:
-    """Whether ``refused`` answers a write with ``If-Match: *`` of a record not known to
-    its caller: RFC 9110 13.1.1, "*" is false where there is no current representation,
-    so the answer is 412. An id never used and a record the caller may not know of are
-    refused in the same words (``not_known``), so they answer 412 alike: no oracle."""
-    return if_match == ANY_VERSION and refused.reference == f"{type_name}/{resource_id}"
+def failed_precondition(
+    refused: NotFound, type_name: str, resource_id: str, if_match: IfMatch | None
+) -> VersionConflict | None:
+    """The 412 of a DELETE with ``If-Match`` (``*``, a version or several) whose record
+    ``refused`` says is not known to its caller; None where it says something else, or
+    no If-Match was sent. Without If-Match the DELETE would succeed (204, deleting
+    nothing), so RFC 9110 13.2.1 has the precondition weighed, and where there is no
+    current representation it is false (13.1.1): ``*`` has nothing to match, and no
+    version named can be current. An id never used and a record the caller may not know
+    of are refused in the same words (``not_known``), so they answer 412 alike, in the
+    words a deleted record's If-Match gets: no oracle."""
+    if if_match is None or refused.reference != f"{type_name}/{resource_id}":
+        return None
+    return version_conflict(type_name, resource_id, if_match)
 
 
 def viewed(item: Opened, view: View) -> Opened:
@@ -653,7 +681,7 @@ def everything_query(
             else:
                 offset = number
             continue
-        if name == "_format":
+        if name in LAYOUT_PARAMS:
             continue
         if name == "_type":
             types = _types(value, types)
@@ -705,7 +733,7 @@ def history_query(params: Sequence[tuple[str, str]], zone: tzinfo) -> HistoryQue
         elif name == "_since":
             since_us = to_micros(_instant(name, value, zone))
             repeated.append((name, value))
-        elif name != "_format":
+        elif name not in LAYOUT_PARAMS:
             raise bad_request(f"_history does not support '{safe_name(name)}'")
     return HistoryQuery(count, offset, given, since_us, tuple(repeated))
 

@@ -28,6 +28,7 @@ DEFINED = frozenset(
         "transfer",
         "break-glass",
         "emergency-access",
+        "validate",
     }
 )
 

@@ -20,7 +20,8 @@ from __future__ import annotations
 from typing import Any
 
 from carevault.fhir import jsonio
-from carevault.fhir.outcome import FhirError, Issue
+from carevault.fhir.mediatype import JSON_PATCH, MERGE_PATCH
+from carevault.fhir.outcome import FhirError, Issue, precondition_failed
 from carevault.fhir.patch import apply_json_patch, apply_merge_patch, keep_protected
 from carevault.fhir.registry import ResourceType
 from carevault.fhir.subsetting import without_subsetted
@@ -37,10 +38,8 @@ from carevault.rest.interactions import (
     written,
 )
 from carevault.vault.records import Gone, Method, NotFound, Opened
-from carevault.vault.writer import ANY_VERSION, Put, version_conflict
+from carevault.vault.writer import ANY_VERSION, IfMatch, Put, names_current, version_conflict
 
-JSON_PATCH = "application/json-patch+json"
-MERGE_PATCH = "application/merge-patch+json"
 PATCH_TYPES = (JSON_PATCH, MERGE_PATCH, "application/json")
 
 
@@ -102,7 +101,7 @@ def apply_to(
     patch: Any,
     base: str,
     *,
-    expected: int | None,
+    expected: IfMatch | None,
     prefer: str | None,
     max_bytes: int,
     unwanted: frozenset[int] | None = None,
@@ -110,10 +109,9 @@ def apply_to(
     """Patch ``current`` (already read through the gate) and write the result;
     ``unwanted``: the versions ``If-None-Match`` names (412 if it names this one)."""
     rt = resource_type_named(current.head.resource_type)
-    if expected not in (None, ANY_VERSION, current.head.version_id):
-        raise FhirError.of(
-            412, "conflict", f"If-Match names version {expected}, which is not the current version"
-        )
+    if expected is not None and not names_current(expected, current.head.version_id):
+        refused = version_conflict(rt.name, current.head.resource_id, expected)
+        raise precondition_failed(str(refused))
     if unwanted and (ANY_VERSION in unwanted or current.head.version_id in unwanted):
         raise FhirError.of(412, "conflict", "If-None-Match names the current version")
     resource = patched(rt, current, kind, patch, interactions, max_bytes)

@@ -41,7 +41,7 @@ from carevault.rest.interactions import (
     FhirResponse,
     checked_id,
     deletes_nothing,
-    no_current_version,
+    failed_precondition,
     parse_etag,
     resource_type_named,
     write_response_entry,
@@ -49,7 +49,7 @@ from carevault.rest.interactions import (
 from carevault.rest.operations import DEFINED, unknown_operation
 from carevault.rest.write_order import dependency_order
 from carevault.vault.records import Head, Method, NotFound, Opened, WriteResult
-from carevault.vault.writer import ANY_VERSION, Delete, Operation, Put, version_conflict
+from carevault.vault.writer import Delete, Operation, Put
 
 _ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "GET": 3}
 
@@ -226,12 +226,13 @@ def _transaction(
                 break
             except NotFound as unknown:
                 for _, op in kept:
-                    if isinstance(op, Delete) and no_current_version(
+                    if not isinstance(op, Delete):
+                        continue
+                    conflict = failed_precondition(
                         unknown, op.resource_type.name, op.resource_id, op.if_match
-                    ):
-                        raise version_conflict(
-                            op.resource_type.name, op.resource_id, ANY_VERSION
-                        ) from None
+                    )
+                    if conflict is not None:
+                        raise conflict from None
                 unseen = [
                     entry.index
                     for entry, op in kept
@@ -528,9 +529,10 @@ def _refuse_operation(parts: list[str]) -> None:
 def _run_get(
     interactions: FhirInteractions, caller: Caller, entry: _Entry, base: str
 ) -> FhirResponse:
-    """The entry's GET as the route of the same request answers it. Only a read by id
-    weighs ``ifNoneMatch``, as only that route weighs ``If-None-Match``; neither weighs
-    ``If-Modified-Since`` (the CapabilityStatement's conditionalRead: not-match)."""
+    """The entry's GET as the route of the same request answers it. A read by id and a
+    vread weigh ``ifNoneMatch``, as their routes weigh ``If-None-Match`` (a search has no
+    ETag to match); none weighs ``If-Modified-Since`` (the CapabilityStatement's
+    conditionalRead: not-match)."""
     path, _, query = entry.url.partition("?")
     parts = path.strip("/").split("/")
     # Blank values kept, as the REST routes keep them: ``_elements=`` is refused here too,
@@ -543,7 +545,8 @@ def _run_get(
         read = interactions.read(caller, parts[0], parts[1], base, params)
         return not_modified(entry.if_none_match, read)
     if len(parts) == 4 and parts[2] == "_history":
-        return interactions.vread(caller, parts[0], parts[1], parts[3], base, params)
+        version = interactions.vread(caller, parts[0], parts[1], parts[3], base, params)
+        return not_modified(entry.if_none_match, version)
     raise bad_request("GET entries support read, vread and search")
 
 
@@ -594,12 +597,13 @@ def _batch_entry(
             [result] = interactions.gate.write(caller, [operation])
         except NotFound as unknown:
             # As the DELETE alone answers (``FhirInteractions.delete``): a record not
-            # known deletes nothing (204), or with ``If-Match: *`` fails (412).
+            # known deletes nothing (204), or with ``If-Match`` fails (412).
             if not isinstance(operation, Delete):
                 raise
             name, rid = operation.resource_type.name, operation.resource_id
-            if no_current_version(unknown, name, rid, operation.if_match):
-                raise version_conflict(name, rid, ANY_VERSION) from None
+            conflict = failed_precondition(unknown, name, rid, operation.if_match)
+            if conflict is not None:
+                raise conflict from None
             if not deletes_nothing(unknown, name, rid, operation.if_match):
                 raise
             return _DELETED_NOTHING

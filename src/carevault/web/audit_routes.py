@@ -31,7 +31,7 @@ from carevault.ledger.service import Ledger, OutOfRange
 from carevault.ledger.store import LedgerCorrupt
 from carevault.rest.bundles import dumps
 from carevault.rest.errors import translated
-from carevault.rest.interactions import JSON, FhirResponse
+from carevault.rest.interactions import JSON, LAYOUT_PARAMS, FhirResponse
 from carevault.web.fhir_routes import base_url, parameters_body
 from carevault.web.officers import is_officer, officer_refusal, refusal_headers
 from carevault.web.responses import NO_STORE, fhir_response
@@ -220,6 +220,8 @@ async def audit_events(request: Request, svc: ServicesDep, who: CallerDep) -> Re
             if not value.isdigit():
                 raise FhirError(400, [Issue("invalid", "_after is an entry number")])
             query["after_seq"] = int(value)
+        elif name in LAYOUT_PARAMS:
+            continue
         else:
             raise FhirError(400, [Issue("not-supported", f"unknown search parameter {name}")])
     found = await run_in_threadpool(matching, svc.audit_ledger, AuditQuery(**query))

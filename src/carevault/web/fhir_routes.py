@@ -30,6 +30,7 @@ from carevault.rest import (
     operations,
     patching,
     transaction,
+    validating,
 )
 from carevault.rest.bundles import dumps
 from carevault.rest.capability import (
@@ -38,7 +39,7 @@ from carevault.rest.capability import (
     terminology_capabilities,
 )
 from carevault.rest.errors import translated
-from carevault.rest.interactions import FhirResponse
+from carevault.rest.interactions import LAYOUT_PARAMS, FhirResponse
 from carevault.vault.records import Opened
 from carevault.web import unknown_operations
 from carevault.web.responses import fhir_response
@@ -310,16 +311,12 @@ def _no_content(request: Request) -> bool:
     return "transfer-encoding" not in request.headers
 
 
-#: Parameters any request may carry; the others of a create's query are its criteria.
-_ANY_REQUEST = frozenset({"_format", "_pretty"})
-
-
 def create_criteria(request: Request) -> str | None:
     """A conditional create's criteria: the If-None-Exist header, or search parameters in
     the query (as fhirpy's ``get_or_create`` sends them). Parameters on a create were
     ignored, so such a client made a duplicate patient on every call; never both."""
     header = request.headers.get("if-none-exist")
-    criteria = [(name, value) for name, value in query_params(request) if name not in _ANY_REQUEST]
+    criteria = [(name, value) for name, value in query_params(request) if name not in LAYOUT_PARAMS]
     if not criteria:
         return header
     if header is not None:
@@ -378,6 +375,15 @@ async def everything_posted(
         posted = everything_body.body_params(parts_of(body))
     params = [*query_params(request), *posted]
     return await run(svc.fhir.everything, who, patient_id, params, base_url(request))
+
+
+@router.post("/{type_name:fhir_type}/$validate")
+async def validate(type_name: str, request: Request, svc: ServicesDep, who: CallerDep) -> Response:
+    """R4 resource-operation-validate, general validation only (``rest/validating.py``):
+    fhirpy's ``resource.is_valid()`` posts the resource here. It reads and writes no
+    record, but only a signed-in caller (``who``) is answered."""
+    body = await fhir_body(request, svc.settings.max_body_bytes)
+    return await run(validating.validate, type_name, body, svc.fhir.limits)
 
 
 # After the operations above, before the routes that read an operation's name as an id.
@@ -510,7 +516,7 @@ async def patch_body(request: Request, limit: int) -> tuple[bytes, str]:
     media = body_media(
         request,
         patching.PATCH_TYPES,
-        f"PATCH takes {patching.JSON_PATCH} or {patching.MERGE_PATCH}",
+        f"PATCH takes {mediatype.JSON_PATCH} or {mediatype.MERGE_PATCH}",
     )
     return await read_body(request, limit), media
 
@@ -552,6 +558,7 @@ async def conditional_update(
         base_url(request),
         if_match=request.headers.get("if-match"),
         prefer=request.headers.get("prefer"),
+        if_none_match=request.headers.get("if-none-match"),
     )
 
 
@@ -573,6 +580,7 @@ async def conditional_patch(
         if_match=request.headers.get("if-match"),
         prefer=request.headers.get("prefer"),
         max_bytes=limit,
+        if_none_match=request.headers.get("if-none-match"),
     )
 
 
@@ -587,6 +595,7 @@ async def conditional_delete(
         type_name,
         query_params(request),
         if_match=request.headers.get("if-match"),
+        if_none_match=request.headers.get("if-none-match"),
     )
 
 
@@ -595,7 +604,12 @@ async def delete(
     type_name: str, resource_id: str, request: Request, svc: ServicesDep, who: CallerDep
 ) -> Response:
     return await run(
-        svc.fhir.delete, who, type_name, resource_id, if_match=request.headers.get("if-match")
+        svc.fhir.delete,
+        who,
+        type_name,
+        resource_id,
+        if_match=request.headers.get("if-match"),
+        if_none_match=request.headers.get("if-none-match"),
     )
 
 
@@ -617,7 +631,7 @@ async def vread(
     svc: ServicesDep,
     who: CallerDep,
 ) -> Response:
-    return await run(
+    read = await run_in_threadpool(
         svc.fhir.vread,
         who,
         type_name,
@@ -627,3 +641,5 @@ async def vread(
         view_params(request),
         strict=strict_handling(request),
     )
+    # A version is never rewritten: a client holding its ETag holds it (RFC 9110 13.1.2).
+    return fhir_response(not_modified(request, read))

@@ -82,14 +82,15 @@ def test_a_delete_of_an_id_never_used_or_hidden_deletes_nothing_alike(
 def test_with_if_match_a_record_not_known_is_still_refused(
     group: Group, api: FhirTestClient
 ) -> None:
-    """If-Match names a version that is not current: 404, as for every record the caller
-    may not know of, not a deletion of nothing."""
+    """If-Match names a version that is not current: 412 (RFC 9110 13.1.1, 13.2.1; it was
+    404 until integrator round 59), alike for every record the caller may not know of,
+    not a deletion of nothing."""
     gone = deleted_patient(group, api)
     for path in ("Patient/never-used", f"Patient/{gone}"):
         answered = group.web.delete(
             f"/fhir/{path}", headers={**group.desk_tm.headers, "If-Match": 'W/"1"'}
         )
-        assert answered.status_code == 404, path
+        assert answered.status_code == 412, path
 
 
 def test_a_transaction_deletes_what_it_may_and_nothing_of_what_it_does_not_know(

@@ -109,6 +109,7 @@ def test_the_capability_statement_lists_patients_operations_and_defines_them(
         "transfer",
         "break-glass",
         "emergency-access",
+        "validate",  # every type's (integrator round 59)
     }
     expected = {
         "register": (True, False, {"identifier", "birthDate", "clinic", "return"}),
