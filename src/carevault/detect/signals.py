@@ -493,7 +493,10 @@ class Detectors:
                 sweep = sweep or swept
             return [f for f in (watching, sweep) if f is not None] if live else []
         if not access.released:
-            return []
+            # A search that found no one may still be the one that made a burst of
+            # fishing (adversary round 59: the tenth search by initials, finding no one,
+            # lost its alert, and an hour of fishing ending so raised nothing).
+            return found
         if access.tag == EXPORT_TAG and access.explained:
             # An officer-approved export (see ``explain``): its own ``bulk-export`` alert
             # keeps it in view; it is neither reading to judge nor a habit to learn.
