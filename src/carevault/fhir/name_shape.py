@@ -69,6 +69,4 @@ def _whole(word: str) -> bool:
 def _same_name(word: str, given: Sequence[str]) -> bool:
     """Whether ``word`` searched as a name would find the given names anyway: one of them,
     or a prefix of one, or one of them (more than an initial) is its prefix."""
-    return any(
-        name.startswith(word) or (_whole(name) and word.startswith(name)) for name in given
-    )
+    return any(name.startswith(word) or (_whole(name) and word.startswith(name)) for name in given)

@@ -1047,7 +1047,7 @@ class Gate:
                 keep=keep,
             )
             named = self._named(query)
-            if len(found) < total and _by_contact_point(caller, query):
+            if len(found) < total and _names_one_by_one(caller, query):
                 named = self._counted(caller, query, restrict, keep, total, named)
             sealed = [item for item in found if isinstance(item, Sealed)]
             opened = {item.head.row_id: item for item in self._open(caller, sealed)}
@@ -1068,7 +1068,8 @@ class Gate:
         """``named`` and the patient of every record a search's ``total`` counts past
         its page: a count of the patients who hold a telephone number or an email address
         (``Patient?phone=<a number>&_summary=count``) tells a desk whether the number is
-        a patient's, and how many of a household are (adversary round 58). Each is named
+        a patient's, and how many of a household are (adversary round 58); one by
+        identifier whether a number is (round 59: ``_names_one_by_one``). Each is named
         in the ledger and counted by the release budget, as the page's patients are;
         the count itself is kept, which clinic apps ask for (fhirpy's ``count()``)."""
         every, _ = find(
@@ -2556,12 +2557,22 @@ def _both(
     return lambda item: first(item) and second(item)
 
 
-def _by_contact_point(caller: Caller, query: SearchQuery) -> bool:
-    """Whether a member of staff's (or an app's) search names a telephone number or an
-    email address (``phone``, ``email``): one household's, so which patients hold it is
-    what its answer tells (``Gate._counted``)."""
-    return caller.actor is not None and any(
-        term.param.telecom_system is not None for term in query.terms
+def _names_one_by_one(caller: Caller, query: SearchQuery) -> bool:
+    """Whether a member of staff's (or an app's) search names whom it finds one by one,
+    so that which patients match is what its total tells (``Gate._counted``): a
+    telephone number or an email address (``phone``, ``email``: one household's), or an
+    identifier (one person's). Adversary round 59: ``Patient?identifier=<an HKID>
+    &_summary=count`` (or a list of a hundred) told a doctor or nurse, whose role reads
+    government ids and so keeps ``total``, whether each number was a patient of theirs,
+    with no patient named in the ledger and nothing spent from the release budget. A
+    role that may not read government ids is shown no total of an identifier search
+    (``withholds_counts``), so its total tells nothing to name."""
+    if caller.actor is None:
+        return False
+    withheld = withholds_counts(caller, query)
+    return any(
+        term.param.telecom_system is not None or (term.param.name == "identifier" and not withheld)
+        for term in query.terms
     )
 
 

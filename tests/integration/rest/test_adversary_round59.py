@@ -1,0 +1,103 @@
+"""Adversary round 59, membership by identifier: Tuen Mun's doctor or nurse, whose roles
+read government ids and so are shown a search's ``total``, holds a list of HKIDs (a
+celebrity's, an ex-partner's, a leaked list) and asks
+``Patient?identifier=<an HKID>&_summary=count`` (or ``_count=0``, or the whole list at
+once): each total said whether the number was a patient of theirs, yet the entry named
+no patient, spent nothing from the release budget and showed in no access report. Round
+58 (stop 47) named whom a count by telephone or email counts; an identifier names one
+person more surely still. SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from carevault.bootstrap import Services
+from carevault.domain.hkid import check_digit
+from carevault.domain.roles import Role
+from tests.integration.access.group import HKID_SYSTEM, TM, Group, build_group, created
+from tests.integration.rest.test_contact_counts import _pseudonyms, _told_of
+from tests.integration.rest.test_identifier_paging import _get
+from tests.support.client import FhirTestClient
+from tests.support.staff import make_staff
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+def group(services: Services, api: FhirTestClient) -> Iterator[Group]:
+    yield from build_group(services, api)
+
+
+def _hkid(serial: str) -> str:
+    return f"K{serial}({check_digit('K', serial)})"
+
+
+@pytest.fixture
+def listed(api: FhirTestClient, group: Group) -> dict[str, str]:
+    """Three patients of Tuen Mun, by their HKIDs."""
+    return {
+        hkid: created(
+            api,
+            {
+                "resourceType": "Patient",
+                "identifier": [{"system": HKID_SYSTEM, "value": hkid}],
+                "name": [{"family": "Yip", "given": [given]}],
+                "managingOrganization": {"reference": f"Organization/{TM}"},
+            },
+        )
+        for hkid, given in (
+            (_hkid("100001"), "Wing"),
+            (_hkid("100002"), "Kit"),
+            (_hkid("100003"), "Lai"),
+        )
+    }
+
+
+@pytest.mark.parametrize("role", [Role.PHYSICIAN, Role.NURSE])
+@pytest.mark.parametrize("alone", [{"_summary": "count"}, {"_count": "0"}])
+def test_a_count_by_identifier_names_whom_it_counts(
+    group: Group, listed: dict[str, str], role: Role, alone: dict[str, str]
+) -> None:
+    who = make_staff(group.services, role, [TM])
+    hkid = next(iter(listed))
+    counted = _get(group, who, "/fhir/Patient", {"identifier": hkid, **alone})
+    assert counted["total"] == 1 and "entry" not in counted
+    assert _told_of(group, who) == _pseudonyms(group, {listed[hkid]})
+
+
+def test_a_count_of_a_list_of_identifiers_names_every_patient_it_counts(
+    group: Group, listed: dict[str, str]
+) -> None:
+    doctor = make_staff(group.services, Role.PHYSICIAN, [TM])
+    numbers = [*listed, _hkid("100004"), f"{HKID_SYSTEM}|{_hkid('100005')}"]
+    counted = _get(
+        group, doctor, "/fhir/Patient", {"identifier": ",".join(numbers), "_summary": "count"}
+    )
+    assert counted["total"] == 3
+    assert _told_of(group, doctor) == _pseudonyms(group, set(listed.values()))
+
+
+@pytest.mark.settings(release_budget="nurse=2/100")
+def test_counts_by_identifier_stop_at_the_release_budget(
+    group: Group, listed: dict[str, str]
+) -> None:
+    nurse = make_staff(group.services, Role.NURSE, [TM])
+    for hkid in list(listed)[:2]:
+        assert _get(group, nurse, "/fhir/Patient", {"identifier": hkid, "_count": "0"})["total"]
+    third = group.web.get(
+        "/fhir/Patient",
+        params={"identifier": list(listed)[2], "_summary": "count"},
+        headers=nurse.headers,
+    )
+    assert third.status_code == 429, third.text
+
+
+def test_a_number_no_one_holds_names_no_one(group: Group, listed: dict[str, str]) -> None:
+    doctor = make_staff(group.services, Role.PHYSICIAN, [TM])
+    counted = _get(
+        group, doctor, "/fhir/Patient", {"identifier": _hkid("100009"), "_summary": "count"}
+    )
+    assert counted["total"] == 0
+    assert _told_of(group, doctor) == set()
