@@ -9,18 +9,33 @@ person more surely still. SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
 
 import pytest
 
 from carevault.bootstrap import Services
 from carevault.domain.hkid import check_digit
 from carevault.domain.roles import Role
-from tests.integration.access.group import HKID_SYSTEM, TM, Group, build_group, created
+from tests.integration.access.group import (
+    FLU,
+    HIV,
+    HKID_SYSTEM,
+    TM,
+    TODAY,
+    Group,
+    build_group,
+    created,
+    encounter,
+    registered_patient,
+)
+from tests.integration.rest.test_adversary_round58 import _without_made
 from tests.integration.rest.test_contact_counts import _pseudonyms, _told_of
 from tests.integration.rest.test_identifier_paging import _get
-from tests.support.client import FhirTestClient
-from tests.support.staff import make_staff
+from tests.support.client import FHIR_JSON, FhirTestClient
+from tests.support.staff import Staff, make_staff
 
 pytestmark = pytest.mark.postgres
 
@@ -101,3 +116,58 @@ def test_a_number_no_one_holds_names_no_one(group: Group, listed: dict[str, str]
     )
     assert counted["total"] == 0
     assert _told_of(group, doctor) == set()
+
+
+def _answer(group: Group, who: Staff, method: str, path: str, patient: str) -> tuple[int, Any]:
+    """Status and body of ``path`` about ``patient``, without what the server makes and
+    the patient's own record."""
+    headers = dict(who.headers)
+    body = None
+    if method == "POST":
+        headers.update({**FHIR_JSON, "If-None-Exist": f"patient={patient}"})
+        body = json.dumps(
+            {
+                "resourceType": "Condition",
+                "code": FLU,
+                "subject": {"reference": f"Patient/{patient}"},
+            }
+        )
+    response = group.web.request(method, path.format(p=patient), content=body, headers=headers)
+    told = _without_made(json.loads(response.text.replace(patient, "P")))
+    if "entry" in told:  # the two patients' own records differ, as two people do
+        told["entry"] = [e for e in told["entry"] if e["resource"]["resourceType"] != "Patient"]
+    return response.status_code, told
+
+
+HIV_DOORS = [
+    ("POST", "/fhir/Condition"),
+    ("PUT", "/fhir/Condition?patient={p}"),
+    ("DELETE", "/fhir/Condition?patient={p}"),
+    ("GET", "/fhir/Condition?patient={p}&_summary=count"),
+    ("GET", "/fhir/Condition?patient={p}&_count=1"),
+    ("GET", "/fhir/Patient/{p}/$everything?_type=Condition"),
+    ("GET", "/fhir/Patient?_id={p}&_revinclude=Condition:subject"),
+]
+
+
+def test_a_pharmacist_tells_no_withheld_diagnosis_from_conditional_writes_or_counts(
+    group: Group, api: FhirTestClient
+) -> None:
+    """Held: Tuen Mun's pharmacist, of two patients with a flu diagnosis each and an HIV
+    diagnosis (withheld from her) for one, gets the same answers about both."""
+    pharmacist = make_staff(group.services, Role.PHARMACIST, [TM])
+    with_hiv, without = group.tm_patient.id, registered_patient(api, TM, "Ng")
+    created(api, encounter(without, TM, day=TODAY - timedelta(days=1)))
+    for patient, codes in ((with_hiv, (FLU, HIV)), (without, (FLU,))):
+        for code in codes:
+            created(
+                api,
+                {
+                    "resourceType": "Condition",
+                    "code": code,
+                    "subject": {"reference": f"Patient/{patient}"},
+                },
+            )
+    for method, path in HIV_DOORS:
+        told = _answer(group, pharmacist, method, path, with_hiv)
+        assert told == _answer(group, pharmacist, method, path, without), (method, path, told)
