@@ -26,7 +26,7 @@ from sqlalchemy import Connection
 from carevault.access.breakglass import Grant
 from carevault.access.care import CARE_TYPES, care_event
 from carevault.access.control import AccessControl
-from carevault.access.registrations import FailureCounter, Proof, fisher
+from carevault.access.registrations import FailureCounter, Proof, TooManyAttempts, fisher
 from carevault.access.scopes import Interaction, Scopes
 from carevault.clock import to_micros
 from carevault.containment.state import ContainmentActive, ContainmentState, ContainmentStore
@@ -499,6 +499,14 @@ class Gate:
 
     def _refusal(self, attempt: _Attempt, error: BaseException) -> AuditEvent:
         """The audit entry of an attempt that ``error`` ended: refused by a rule, or failed."""
+        if isinstance(error, UnseenMatch | TooManyAttempts) and attempt.tag is not (
+            Tag.PATIENT_REGISTERED
+        ):
+            # A refusal the registration throttle counts, as a ``$register`` that matched
+            # no one is: ``registration-fishing`` counts it too (adversary round 59: an
+            # HKID tested by If-None-Exist, or written onto a patient of one's own, five a
+            # quarter of an hour, raised nothing).
+            attempt.detail["registration_miss"] = True
         if isinstance(error, AccessDenied | ContainmentActive | ReleaseRefused):
             return self._event(attempt, Outcome.DENIED, reason=str(error))
         reason = str(error) if isinstance(error, NotFound | Gone) else type(error).__name__
@@ -1171,11 +1179,28 @@ class Gate:
             )
             if total > visible:
                 counted.missed()
+                # Whom the refusal tells of: in the ledger, their access report and the
+                # detectors' picks, as a search's entry names whom it shows (adversary
+                # round 59: a nurse tested a list of HKIDs against the group, five every
+                # quarter of an hour, and no entry named the patients it found).
+                attempt.patient_pseudonym = self._unseen_holder(caller, rt, _found)
                 raise UnseenMatch(
                     "If-None-Exist matches a record you may not see; for a patient known at "
                     "another clinic, register them at yours with Patient/$register "
                     "(identifier and birth date) instead of creating a second record"
                 )
+
+    def _unseen_holder(
+        self, caller: Caller, rt: ResourceType, found: Sequence[Sealed | Opened]
+    ) -> str | None:
+        """The patient of the first of ``found`` the caller may not read (else of the
+        first of them): whom a refusal for an unseen match tells of."""
+        for item in found:
+            try:
+                self._decide_read(caller, rt, item.head)
+            except (AccessDenied, ContainmentActive):
+                return item.head.patient_pseudonym
+        return found[0].head.patient_pseudonym if found else None
 
     def _reach(
         self, caller: Caller, rt: ResourceType

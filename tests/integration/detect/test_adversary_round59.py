@@ -2,11 +2,15 @@
 ``given=Siu Ming`` beside a criterion that narrows nothing (a birth date bound that holds
 everyone, a family initial, the given name again in ``name``), which the gate took for a
 search pinned down; or its tenth search by first name finds no one, and the alert it
-made was dropped with it. Ten in an hour raised no ``name-fishing`` (SQLite and
+made was dropped with it. Ten in an hour raised no ``name-fishing``. And another
+clinic's desk tests HKIDs against the group with ``If-None-Exist`` (or by writing each
+onto a patient of its own): five refusals and the throttle's 429, as many misses as
+raise ``registration-fishing`` for ``$register``, raised nothing (SQLite and
 PostgreSQL)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +18,13 @@ from typing import Any
 import pytest
 
 from carevault.detect import alerts_as_dicts
+from carevault.domain.roles import Role
+from carevault.fhir.normalise import HKID_SYSTEM
 from tests.integration.detect.conftest import Clinic, clinic_patients, raising_clinic
+from tests.integration.detect.test_snooping import _hkid
+from tests.integration.detect.test_snooping import _patient as snooped_patient
+from tests.support.client import FHIR_JSON
+from tests.support.staff import make_staff
 
 pytestmark = pytest.mark.postgres
 
@@ -62,3 +72,28 @@ def test_first_name_searches_with_a_family_name_or_a_birth_date_are_no_fishing(
         response = clinic.web.get(f"/fhir/Patient?{query}", headers=clinic.desk.headers)
         assert response.status_code == 200, response.text
     assert _alerts(clinic, "name-fishing") == []
+
+
+@pytest.mark.parametrize("conditional", [True, False], ids=["if-none-exist", "written"])
+def test_hkids_tested_against_the_group_by_writes_fish(clinic: Clinic, conditional: bool) -> None:
+    held = clinic.web.post_json(
+        "/fhir/Patient", snooped_patient("Yip", ["9 Kings Road"], _hkid(7)), **clinic.desk.headers
+    )
+    assert held.status_code == 201, held.text
+    prober = make_staff(clinic.services, Role.FRONT_DESK, ["clinic-b"])
+    statuses = []
+    for _ in range(6):
+        body = {
+            "resourceType": "Patient",
+            "identifier": [{"system": HKID_SYSTEM, "value": _hkid(7)}],
+            "name": [{"family": "Yip"}],
+            "managingOrganization": {"reference": "Organization/clinic-b"},
+        }
+        headers = {**prober.headers, **FHIR_JSON}
+        if conditional:
+            headers["If-None-Exist"] = f"identifier={HKID_SYSTEM}|{_hkid(7)}"
+        sent = clinic.web.post("/fhir/Patient", content=json.dumps(body), headers=headers)
+        statuses.append(sent.status_code)
+    assert statuses == [409] * 5 + [429], statuses
+    (alert,) = _alerts(clinic, "registration-fishing")
+    assert alert["account"] == prober.account.username

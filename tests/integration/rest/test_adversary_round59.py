@@ -5,7 +5,9 @@ celebrity's, an ex-partner's, a leaked list) and asks
 once): each total said whether the number was a patient of theirs, yet the entry named
 no patient, spent nothing from the release budget and showed in no access report. Round
 58 (stop 47) named whom a count by telephone or email counts; an identifier names one
-person more surely still. SQLite and PostgreSQL."""
+person more surely still. Likewise a conditional create refused for a match the caller
+may not see told that an HKID is a patient's of the group, and named no one. SQLite and
+PostgreSQL."""
 
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ import pytest
 from carevault.bootstrap import Services
 from carevault.domain.hkid import check_digit
 from carevault.domain.roles import Role
+from carevault.ledger.events import Outcome, Tag
 from tests.integration.access.group import (
     FLU,
     HIV,
@@ -35,6 +38,7 @@ from tests.integration.rest.test_adversary_round58 import _without_made
 from tests.integration.rest.test_contact_counts import _pseudonyms, _told_of
 from tests.integration.rest.test_identifier_paging import _get
 from tests.support.client import FHIR_JSON, FhirTestClient
+from tests.support.ledgers import patient_pseudonym
 from tests.support.staff import Staff, make_staff
 
 pytestmark = pytest.mark.postgres
@@ -171,3 +175,29 @@ def test_a_pharmacist_tells_no_withheld_diagnosis_from_conditional_writes_or_cou
     for method, path in HIV_DOORS:
         told = _answer(group, pharmacist, method, path, with_hiv)
         assert told == _answer(group, pharmacist, method, path, without), (method, path, told)
+
+
+def test_a_conditional_create_refused_for_an_unseen_match_names_whom_it_matched(
+    group: Group,
+) -> None:
+    """Tuen Mun's nurse tests Tsuen Wan's patient's HKID with ``If-None-Exist``: the 409
+    tells that the number is a patient's of the group, and its entry now names them (their
+    access report shows it; the detectors pick it)."""
+    nurse = make_staff(group.services, Role.NURSE, [TM])
+    hkid = group.tw_patient.hkid
+    body = {
+        "resourceType": "Patient",
+        "identifier": [{"system": HKID_SYSTEM, "value": hkid}],
+        "name": [{"family": "Lee"}],
+        "managingOrganization": {"reference": f"Organization/{TM}"},
+    }
+    headers = {**nurse.headers, **FHIR_JSON, "If-None-Exist": f"identifier={HKID_SYSTEM}|{hkid}"}
+    refused = group.web.post("/fhir/Patient", content=json.dumps(body), headers=headers)
+    assert refused.status_code == 409, refused.text
+    (entry,) = [
+        event
+        for event in group.events(Tag.FHIR_CREATE)
+        if event.principal == f"staff:{nurse.account.username}"
+    ]
+    assert entry.outcome is Outcome.DENIED
+    assert entry.patient_pseudonym == patient_pseudonym(group.services, group.tw_patient.id)
