@@ -147,7 +147,12 @@ class ScopeDenied(AccessDenied):
 
 class UnseenMatch(AccessDenied):
     """A conditional create matched records the caller may not see (409): creating would
-    split a patient's record in two, so it is refused, throttled and in the ledger."""
+    split a patient's record in two, so it is refused, throttled and in the ledger.
+    ``holder``: the pseudonym of the patient matched, whom the refusal tells of."""
+
+    def __init__(self, message: str, holder: str | None = None) -> None:
+        super().__init__(message)
+        self.holder = holder
 
 
 class ClinicRequired(Exception):
@@ -484,15 +489,16 @@ class Gate:
             raise
         except Exception as error:
             held = _HELD_REFUSALS.get()
+            refusals = [self._refusal(attempt, error), *self._told_of(attempt, error)]
             if pinned_connection(self.vault.engine) is not None:
                 # Part of a transaction that now rolls back: the write that holds it
                 # records the refusal once the transaction is gone (a refused read names
                 # its record and patient, as it would on its own: what the detectors and
                 # the patient's access report are built on).
                 if held is not None:
-                    held.append(self._refusal(attempt, error))
+                    held.extend(refusals)
                 raise
-            self.audit.record([*(held or ()), self._refusal(attempt, error)])
+            self.audit.record([*(held or ()), *refusals])
             if held:
                 held.clear()
             raise
@@ -511,6 +517,17 @@ class Gate:
             return self._event(attempt, Outcome.DENIED, reason=str(error))
         reason = str(error) if isinstance(error, NotFound | Gone) else type(error).__name__
         return self._event(attempt, Outcome.FAILED, reason=reason)
+
+    def _told_of(self, attempt: _Attempt, error: BaseException) -> list[AuditEvent]:
+        """A refused entry naming the patient an unseen match was (``UnseenMatch.holder``)
+        when the refusal's own entry names another (a Patient of the caller's written
+        with that patient's HKID): the 409 told that the number is theirs, so their
+        access report and the detectors' picks show it (adversary round 59)."""
+        holder = error.holder if isinstance(error, UnseenMatch) else None
+        if holder is None or holder == attempt.patient_pseudonym:
+            return []
+        matched = replace(attempt, resource_type="Patient", resource_id=None)
+        return [self._event(matched, Outcome.DENIED, reason=str(error), pseudonym=holder)]
 
     def _record(self, events: Sequence[AuditEvent], release: Rider | None = None) -> None:
         """Durable before anything is returned; inside a transaction Bundle's reads (a
@@ -1184,7 +1201,7 @@ class Gate:
                 # round 59: a nurse tested a list of HKIDs against the group, five every
                 # quarter of an hour, and no entry named the patients it found).
                 attempt.patient_pseudonym = self._unseen_holder(caller, rt, _found)
-                raise UnseenMatch(
+                raise UnseenMatch(  # named by the entry itself: no second one
                     "If-None-Exist matches a record you may not see; for a patient known at "
                     "another clinic, register them at yours with Patient/$register "
                     "(identifier and birth date) instead of creating a second record"
@@ -1978,7 +1995,8 @@ class Gate:
                     raise UnseenMatch(
                         "another clinic's patient record holds this HKID; register the "
                         "patient at your clinic with Patient/$register (identifier and "
-                        "birth date) instead of writing a second record"
+                        "birth date) instead of writing a second record",
+                        holder=head.patient_pseudonym,
                     ) from None
 
     def _deleted_categories(

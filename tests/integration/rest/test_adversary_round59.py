@@ -201,3 +201,25 @@ def test_a_conditional_create_refused_for_an_unseen_match_names_whom_it_matched(
     ]
     assert entry.outcome is Outcome.DENIED
     assert entry.patient_pseudonym == patient_pseudonym(group.services, group.tw_patient.id)
+
+
+def test_a_patient_written_with_another_clinics_hkid_names_whose_it_is(group: Group) -> None:
+    """Tuen Mun's desk writes Tsuen Wan's patient's HKID onto a patient of its own: the
+    409 tells that the number is a patient's of the group; besides the refusal naming the
+    desk's own record, an entry names the patient who holds it."""
+    desk = group.desk_tm
+    hkid = group.tw_patient.hkid
+    body = {
+        "resourceType": "Patient",
+        "identifier": [{"system": HKID_SYSTEM, "value": hkid}],
+        "name": [{"family": "Lee"}],
+        "managingOrganization": {"reference": f"Organization/{TM}"},
+    }
+    refused = group.call(desk, "POST", "/fhir/Patient", body)
+    assert refused.status_code == 409, refused.text
+    named = {
+        event.patient_pseudonym
+        for event in group.events(Tag.FHIR_CREATE)
+        if event.principal == f"staff:{desk.account.username}" and event.outcome is Outcome.DENIED
+    }
+    assert patient_pseudonym(group.services, group.tw_patient.id) in named
