@@ -217,6 +217,15 @@ def _missed(access: Access) -> bool:
     )
 
 
+def _probed(access: Access) -> bool:
+    """A write refused as it would give a second record to a patient the account may not
+    see (``If-None-Exist`` on an identifier, an HKID written onto a patient of its own),
+    or held back by the registration throttle that counts these with ``$register``'s
+    misses: each told whether an identifier is a patient's of the group (adversary
+    round 59)."""
+    return access.tag != REGISTERED and access.detail.get("registration_miss") is True
+
+
 def _books(access: Access, recent: Recent) -> bool:
     """A new record of care (a booking, a visit, a care team, a referral) for a patient
     the account did not itself register today or yesterday: it explains the patient's
@@ -422,7 +431,7 @@ class Detectors:
             return []  # the sender's, not this account's: ``signin`` counts them per source
         if _presented(access):
             recent.presented.add(access.patient_pseudonym or "")
-        if access.tag == REGISTERED and _missed(access):
+        if (access.tag == REGISTERED and _missed(access)) or _probed(access):
             count = recent.registration_misses.add(access.at_us, access.position)
             together = _together(state, "registration-fishing", access, count)
             if live and count > REGISTRATION_MISSES:
@@ -493,7 +502,10 @@ class Detectors:
                 sweep = sweep or swept
             return [f for f in (watching, sweep) if f is not None] if live else []
         if not access.released:
-            return []
+            # A search that found no one may still be the one that made a burst of
+            # fishing (adversary round 59: the tenth search by initials, finding no one,
+            # lost its alert, and an hour of fishing ending so raised nothing).
+            return found
         if access.tag == EXPORT_TAG and access.explained:
             # An officer-approved export (see ``explain``): its own ``bulk-export`` alert
             # keeps it in view; it is neither reading to judge nor a habit to learn.

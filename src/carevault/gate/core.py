@@ -26,7 +26,7 @@ from sqlalchemy import Connection
 from carevault.access.breakglass import Grant
 from carevault.access.care import CARE_TYPES, care_event
 from carevault.access.control import AccessControl
-from carevault.access.registrations import FailureCounter, Proof, fisher
+from carevault.access.registrations import FailureCounter, Proof, TooManyAttempts, fisher
 from carevault.access.scopes import Interaction, Scopes
 from carevault.clock import to_micros
 from carevault.containment.state import ContainmentActive, ContainmentState, ContainmentStore
@@ -148,7 +148,12 @@ class ScopeDenied(AccessDenied):
 
 class UnseenMatch(AccessDenied):
     """A conditional create matched records the caller may not see (409): creating would
-    split a patient's record in two, so it is refused, throttled and in the ledger."""
+    split a patient's record in two, so it is refused, throttled and in the ledger.
+    ``holder``: the pseudonym of the patient matched, whom the refusal tells of."""
+
+    def __init__(self, message: str, holder: str | None = None) -> None:
+        super().__init__(message)
+        self.holder = holder
 
 
 class ClinicRequired(Exception):
@@ -485,25 +490,45 @@ class Gate:
             raise
         except Exception as error:
             held = _HELD_REFUSALS.get()
+            refusals = [self._refusal(attempt, error), *self._told_of(attempt, error)]
             if pinned_connection(self.vault.engine) is not None:
                 # Part of a transaction that now rolls back: the write that holds it
                 # records the refusal once the transaction is gone (a refused read names
                 # its record and patient, as it would on its own: what the detectors and
                 # the patient's access report are built on).
                 if held is not None:
-                    held.append(self._refusal(attempt, error))
+                    held.extend(refusals)
                 raise
-            self.audit.record([*(held or ()), self._refusal(attempt, error)])
+            self.audit.record([*(held or ()), *refusals])
             if held:
                 held.clear()
             raise
 
     def _refusal(self, attempt: _Attempt, error: BaseException) -> AuditEvent:
         """The audit entry of an attempt that ``error`` ended: refused by a rule, or failed."""
+        if isinstance(error, UnseenMatch | TooManyAttempts) and attempt.tag is not (
+            Tag.PATIENT_REGISTERED
+        ):
+            # A refusal the registration throttle counts, as a ``$register`` that matched
+            # no one is: ``registration-fishing`` counts it too (adversary round 59: an
+            # HKID tested by If-None-Exist, or written onto a patient of one's own, five a
+            # quarter of an hour, raised nothing).
+            attempt.detail["registration_miss"] = True
         if isinstance(error, AccessDenied | ContainmentActive | ReleaseRefused):
             return self._event(attempt, Outcome.DENIED, reason=str(error))
         reason = str(error) if isinstance(error, NotFound | Gone) else type(error).__name__
         return self._event(attempt, Outcome.FAILED, reason=reason)
+
+    def _told_of(self, attempt: _Attempt, error: BaseException) -> list[AuditEvent]:
+        """A refused entry naming the patient an unseen match was (``UnseenMatch.holder``)
+        when the refusal's own entry names another (a Patient of the caller's written
+        with that patient's HKID): the 409 told that the number is theirs, so their
+        access report and the detectors' picks show it (adversary round 59)."""
+        holder = error.holder if isinstance(error, UnseenMatch) else None
+        if holder is None or holder == attempt.patient_pseudonym:
+            return []
+        matched = replace(attempt, resource_type="Patient", resource_id=None)
+        return [self._event(matched, Outcome.DENIED, reason=str(error), pseudonym=holder)]
 
     def _record(self, events: Sequence[AuditEvent], release: Rider | None = None) -> None:
         """Durable before anything is returned; inside a transaction Bundle's reads (a
@@ -1048,7 +1073,7 @@ class Gate:
                 keep=keep,
             )
             named = self._named(query)
-            if len(found) < total and caller.actor is not None and picks_out_people(query):
+            if len(found) < total and _names_one_by_one(caller, query):
                 named = self._counted(caller, query, restrict, keep, total, named)
             sealed = [item for item in found if isinstance(item, Sealed)]
             opened = {item.head.row_id: item for item in self._open(caller, sealed)}
@@ -1067,10 +1092,11 @@ class Gate:
         named: list[str],
     ) -> list[str]:
         """``named`` and the patient of every record a search's ``total`` counts past
-        its page, for a search whose count picks out people (``gate/counted.py``: a
-        telephone number, an email address, a name and a birth date). Each is named in
-        the ledger and counted by the release budget, as the page's patients are; the
-        count itself is kept, which clinic apps ask for (fhirpy's ``count()``)."""
+        its page, for a search whose count picks out people: a telephone number, an email
+        address, a name and a birth date (``gate/counted.py``), or an identifier for a role
+        shown its total (``_names_one_by_one``; round 59). Each is named in the ledger and
+        counted by the release budget, as the page's patients are; the count itself is
+        kept, which clinic apps ask for (fhirpy's ``count()``)."""
         every, _ = find(
             self.vault,
             replace(query, summary_count=False, count=total, offset=0),
@@ -1170,11 +1196,28 @@ class Gate:
             )
             if total > visible:
                 counted.missed()
-                raise UnseenMatch(
+                # Whom the refusal tells of: in the ledger, their access report and the
+                # detectors' picks, as a search's entry names whom it shows (adversary
+                # round 59: a nurse tested a list of HKIDs against the group, five every
+                # quarter of an hour, and no entry named the patients it found).
+                attempt.patient_pseudonym = self._unseen_holder(caller, rt, _found)
+                raise UnseenMatch(  # named by the entry itself: no second one
                     "If-None-Exist matches a record you may not see; for a patient known at "
                     "another clinic, register them at yours with Patient/$register "
                     "(identifier and birth date) instead of creating a second record"
                 )
+
+    def _unseen_holder(
+        self, caller: Caller, rt: ResourceType, found: Sequence[Sealed | Opened]
+    ) -> str | None:
+        """The patient of the first of ``found`` the caller may not read (else of the
+        first of them): whom a refusal for an unseen match tells of."""
+        for item in found:
+            try:
+                self._decide_read(caller, rt, item.head)
+            except (AccessDenied, ContainmentActive):
+                return item.head.patient_pseudonym
+        return found[0].head.patient_pseudonym if found else None
 
     def _reach(
         self, caller: Caller, rt: ResourceType
@@ -1952,7 +1995,8 @@ class Gate:
                     raise UnseenMatch(
                         "another clinic's patient record holds this HKID; register the "
                         "patient at your clinic with Patient/$register (identifier and "
-                        "birth date) instead of writing a second record"
+                        "birth date) instead of writing a second record",
+                        holder=head.patient_pseudonym,
                     ) from None
 
     def _deleted_categories(
@@ -2554,6 +2598,25 @@ def _both(
     first: Callable[[Opened], bool], second: Callable[[Opened], bool]
 ) -> Callable[[Opened], bool]:
     return lambda item: first(item) and second(item)
+
+
+def _names_one_by_one(caller: Caller, query: SearchQuery) -> bool:
+    """Whether a member of staff's (or an app's) search names whom it finds one by one,
+    so that which patients match is what its total tells (``Gate._counted``): a search
+    whose count picks out people (``gate/counted.py``: a telephone number, an email
+    address, a name and a birth date), or an identifier (one person's). Adversary round
+    59: ``Patient?identifier=<an HKID>&_summary=count`` (or a list of a hundred) told a
+    doctor or nurse, whose role reads government ids and so keeps ``total``, whether each
+    number was a patient of theirs, with no patient named in the ledger and nothing spent
+    from the release budget. A role that may not read government ids is shown no total
+    of an identifier search (``withholds_counts``), so its total tells nothing to name."""
+    if caller.actor is None:
+        return False
+    if picks_out_people(query):
+        return True
+    return not withholds_counts(caller, query) and any(
+        term.param.name == "identifier" for term in query.terms
+    )
 
 
 def withholds_counts(caller: Caller, query: SearchQuery) -> bool:
