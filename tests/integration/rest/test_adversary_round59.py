@@ -177,6 +177,16 @@ def test_a_pharmacist_tells_no_withheld_diagnosis_from_conditional_writes_or_cou
         assert told == _answer(group, pharmacist, method, path, without), (method, path, told)
 
 
+def _tuen_mun_patient(hkid: str) -> dict[str, object]:
+    """A patient of Tuen Mun's written with the HKID ``hkid``."""
+    return {
+        "resourceType": "Patient",
+        "identifier": [{"system": HKID_SYSTEM, "value": hkid}],
+        "name": [{"family": "Lee"}],
+        "managingOrganization": {"reference": f"Organization/{TM}"},
+    }
+
+
 def test_a_conditional_create_refused_for_an_unseen_match_names_whom_it_matched(
     group: Group,
 ) -> None:
@@ -185,12 +195,7 @@ def test_a_conditional_create_refused_for_an_unseen_match_names_whom_it_matched(
     access report shows it; the detectors pick it)."""
     nurse = make_staff(group.services, Role.NURSE, [TM])
     hkid = group.tw_patient.hkid
-    body = {
-        "resourceType": "Patient",
-        "identifier": [{"system": HKID_SYSTEM, "value": hkid}],
-        "name": [{"family": "Lee"}],
-        "managingOrganization": {"reference": f"Organization/{TM}"},
-    }
+    body = _tuen_mun_patient(hkid)
     headers = {**nurse.headers, **FHIR_JSON, "If-None-Exist": f"identifier={HKID_SYSTEM}|{hkid}"}
     refused = group.web.post("/fhir/Patient", content=json.dumps(body), headers=headers)
     assert refused.status_code == 409, refused.text
@@ -209,12 +214,7 @@ def test_a_patient_written_with_another_clinics_hkid_names_whose_it_is(group: Gr
     desk's own record, an entry names the patient who holds it."""
     desk = group.desk_tm
     hkid = group.tw_patient.hkid
-    body = {
-        "resourceType": "Patient",
-        "identifier": [{"system": HKID_SYSTEM, "value": hkid}],
-        "name": [{"family": "Lee"}],
-        "managingOrganization": {"reference": f"Organization/{TM}"},
-    }
+    body = _tuen_mun_patient(hkid)
     refused = group.call(desk, "POST", "/fhir/Patient", body)
     assert refused.status_code == 409, refused.text
     named = {
