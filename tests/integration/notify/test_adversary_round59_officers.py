@@ -1,0 +1,128 @@
+"""Adversary round 59 (officers and public doors): /verify's ``to=``, as a phisher sends
+it in a link and as patients type it, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+from carevault.notify.job import notice_key
+from carevault.notify.service import code_keys
+from tests.integration.notify.conftest import Clinic
+from tests.integration.notify.test_verify import _checks, _client, sent
+
+__all__ = ["sent"]  # the fixture, shared with test_verify
+pytestmark = pytest.mark.postgres
+ACCEPT = {"accept": "application/json"}
+
+
+def _checker(clinic: Clinic, prefix: str) -> tuple[Callable[[], TestClient], Callable[..., str]]:
+    """A fresh client address for each check (the page answers 10 a minute from one),
+    and the code of a patient's message by a channel."""
+    keys = code_keys(clinic.settings)
+    incident = clinic.scope["incident"]["id"]
+    addresses = (f"{prefix}.{n}" for n in range(100, 250))
+
+    def client() -> TestClient:
+        return _client(clinic, next(addresses))
+
+    def code(patient: str, channel: str) -> str:
+        return keys.code_for(notice_key(incident, clinic.ids[patient]), channel)
+
+    return client, code
+
+
+def test_a_phishers_link_with_their_own_code_and_address_is_not_sent_to_you(
+    sent: tuple[Clinic, list[str]],
+) -> None:
+    """Alice received a genuine notice. She phishes Mr Chan with a link to the genuine
+    page, ``/verify?code=<her code>&to=alice@example.com``: it answered "Genuine. This
+    code belongs to the notice … sent to this address", the address filled in the form
+    where few would read it, the very answer ``to=`` was added to deny her. An address
+    weighs only when typed into the page itself (a browser's ``Sec-Fetch-Site``); from a
+    link the page answers as for a code alone and asks for the address; typed on the
+    page, the answer names the address it speaks of."""
+    clinic, _ = sent
+    client, code = _checker(clinic, "198.51.100")
+    phishing = {"code": code("en_email", "email"), "to": "alice@example.com"}
+    for came_from in ("cross-site", "none", "same-site"):
+        page = client().get("/verify", params=phishing, headers={"sec-fetch-site": came_from})
+        assert page.status_code == 200
+        assert "sent to this address" not in page.text
+        assert "check again with the email address" in page.text
+        assert "alice@example.com" not in page.text  # not filled in, not named
+        answer = client().get(
+            "/verify", params=phishing, headers={**ACCEPT, "sec-fetch-site": came_from}
+        )
+        assert answer.json()["genuine"] is True and answer.json()["sent_to_address"] is None
+
+    typed = client().get("/verify", params=phishing, headers={"sec-fetch-site": "same-origin"})
+    assert "sent to this address (alice@example.com)" in typed.text
+    zh = client().get(
+        "/verify", params={**phishing, "lang": "zh"}, headers={"sec-fetch-site": "same-origin"}
+    )
+    assert "（alice@example.com）" in zh.text
+    # A script (no Fetch Metadata) typed what it sent.
+    scripted = client().get("/verify", params=phishing, headers=ACCEPT)
+    assert scripted.json()["sent_to_address"] is True
+
+    checks = [e for e in _checks(clinic) if (e.source_address or "").startswith("198.51.100")]
+    from_links = [e for e in checks if e.detail.get("address_from_link")]
+    assert len(from_links) == 6
+    assert all("address_given" not in e.detail for e in from_links)
+    ledger = b"".join(e.canonical() for e in checks).decode()
+    assert "alice@" not in ledger
+
+
+def test_an_address_typed_as_people_type_it_is_where_the_notice_went(
+    sent: tuple[Clinic, list[str]],
+) -> None:
+    """Mr Patel's SMS went to +852 9123 4567 and Alice's email to alice@example.com.
+    Typed with a Chinese IME in full-width mode, with the country code but no plus,
+    from abroad (``00852``), as ``tel:``, or copied from the "To" line with a display
+    name, ``mailto:`` or an invisible character, the page answered "Not sent to you:
+    … not from us", and the person it was sent to disbelieved a genuine notice. Read as
+    people type it, each is where the notice went; what is no address at all is no
+    evidence of another recipient (the page asks again), while an address of the other
+    kind, or another person's, is still "not sent to you"."""
+    clinic, _ = sent
+    client, code = _checker(clinic, "203.0.113")
+
+    def sent_to(patient: str, channel: str, to: str) -> Any:
+        answer = client().get(
+            "/verify", params={"code": code(patient, channel), "to": to}, headers=ACCEPT
+        )
+        assert answer.status_code == 200 and answer.json()["genuine"] is True
+        return answer.json()["sent_to_address"]
+
+    for typed in (
+        "９１２３ ４５６７",
+        "＋８５２ ９１２３－４５６７",
+        "852 9123 4567",
+        "00852-9123-4567",
+        "tel:+852-9123-4567",
+        "\u202a+852 9123 4567\u202c",
+    ):
+        assert sent_to("sms_only", "sms", typed) is True, typed
+    for typed in (
+        "Alice Smith <alice@example.com>",
+        "mailto:Alice@Example.com",
+        "ａｌｉｃｅ＠ｅｘａｍｐｌｅ．ｃｏｍ",
+        "alice@exam\u200bple.com",
+    ):
+        assert sent_to("en_email", "email", typed) is True, typed
+
+    assert sent_to("en_email", "email", "not an address") is None
+    assert sent_to("sms_only", "sms", "九一二三") is None
+    assert sent_to("en_email", "email", "Chan <chan.taiman@example.net>") is False
+    assert sent_to("sms_only", "sms", "852 6123 4567") is False
+    assert sent_to("bounces", "sms", "gone@example.com") is False
+
+    page = client().get(
+        "/verify", params={"code": code("en_email", "email"), "to": "not an address"}
+    )
+    assert "Not sent to you" not in page.text
+    assert "check again with the email address" in page.text
