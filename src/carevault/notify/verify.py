@@ -19,6 +19,7 @@ import re
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from carevault.ledger.events import AuditEvent, Outcome, Tag
 from carevault.ledger.trail import AuditTrail
@@ -26,6 +27,15 @@ from carevault.notify import store as states
 from carevault.notify.codes import CodeKeys
 from carevault.notify.contacts import valid_email, valid_mobile
 from carevault.notify.store import NoticeStore
+
+
+class CodeAddresses(Protocol):
+    """How many addresses a genuine code was not sent to may still be tried on it
+    (``limits.SharedBuckets``)."""
+
+    def code_addresses_left(self, code_digest: str) -> bool: ...
+
+    def spend_code_address(self, code_digest: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -41,12 +51,22 @@ class Verdict:
     #: as E.164): the page names it back, so that a reader sees which address a
     #: verdict speaks of (never recorded).
     address: str | None = None
+    #: The code was checked against too many addresses today: no verdict on this one.
+    address_limited: bool = False
 
 
 class Verifier:
     def __init__(
-        self, store: NoticeStore, codes: CodeKeys, audit: AuditTrail, now_us: Callable[[], int]
+        self,
+        store: NoticeStore,
+        codes: CodeKeys,
+        audit: AuditTrail,
+        now_us: Callable[[], int],
+        per_code: CodeAddresses | None = None,
     ) -> None:
+        """``per_code``: how many addresses a genuine code was not sent to may still be
+        tried on it; None weighs every address."""
+        self.per_code = per_code
         self.store = store
         self.codes = codes
         self.audit = audit
@@ -71,13 +91,24 @@ class Verifier:
         found = self.store.by_code(digest) if digest else None
         if found is not None and found[0] == states.SENT:
             _, channel, sent_us, kept = found
-            verdict = Verdict(
-                True,
-                channel,
-                sent_us,
-                sent_to_address=self._sent_to(channel, kept, to),
-                address=typed_as(channel, to) if to and channel in ADDRESSES else None,
-            )
+            weighed = to if to and channel in ADDRESSES else None
+            budget = self.per_code if weighed and digest else None
+            if budget is not None and digest and not budget.code_addresses_left(digest):
+                # Too many addresses it was not sent to were tried on this code: a
+                # verdict on one more (even "sent to you") would let a code seen without
+                # its "To" line find its recipient, guess by guess.
+                verdict = Verdict(True, channel, sent_us, address_limited=True)
+            else:
+                sent_there = self._sent_to(channel, kept, weighed)
+                if budget is not None and digest and sent_there is False:
+                    budget.spend_code_address(digest)
+                verdict = Verdict(
+                    True,
+                    channel,
+                    sent_us,
+                    sent_to_address=sent_there,
+                    address=typed_as(channel, weighed) if weighed else None,
+                )
         else:
             verdict = Verdict(False, well_formed=digest is not None)
         self.audit.record(
@@ -99,6 +130,7 @@ class Verifier:
                             else {}
                         ),
                         **({"address_from_link": True} if address_from_link else {}),
+                        **({"address_limited": True} if verdict.address_limited else {}),
                     },
                 )
             ]

@@ -58,6 +58,10 @@ TEXT = {
         "else, not to the address you typed (check that it is the one on the message's "
         "“To” line). If a message to you gave you this code, it is not from us: do not "
         "reply to it, do not open its links, and call our hotline {hotline}.",
+        "addresses_spent": "Genuine. This code belongs to a notice that {group} sent by "
+        "{channel} on {date}. It has been checked with too many different addresses today, "
+        "so we do not say whether it was sent to the one you typed: call our hotline "
+        "{hotline}, or try again tomorrow.",
         "not_genuine": "Not recognised. This code does not belong to any notice we sent. "
         "If a message gave you this code, do not reply to it, do not open its links, and "
         "call our hotline {hotline}.",
@@ -86,6 +90,9 @@ TEXT = {
         "（請確認該地址與訊息「收件人」一欄相同）。"
         "如有訊息向閣下提供此核實碼，該訊息並非由我們發出：請勿回覆，亦不要開啟其中的連結，"
         "並致電我們的熱線 {hotline}。",
+        "addresses_spent": "真確。此核實碼屬於{group}於{date}以{channel}發出的通知。"
+        "今日已有太多不同地址以此核實碼核實，因此我們不會說明該通知是否發送至閣下輸入的地址："
+        "請致電我們的熱線 {hotline}，或明天再試。",
         "not_genuine": "無法確認。此核實碼不屬於我們發出的任何通知。如有訊息向閣下提供此核實碼，"
         "請勿回覆，亦不要開啟其中的連結，並致電我們的熱線 {hotline}。",
         "malformed": "核實碼由12個英文字母及數字組成，例如 K7MX-3HPA-RT9W。請檢查輸入是否正確。",
@@ -110,17 +117,14 @@ def install(app: FastAPI, services: Services) -> None:
     per_minute = settings.notify_verify_per_minute
     per_network = settings.notify_verify_per_network_per_minute
     everyone = settings.notify_verify_global_per_second
-    app.state.verify_page = VerifyPage(
-        verifier_of(services),
-        SharedBuckets(
-            services.engine,
-            services.now_us,
-            per_address=(per_minute / 60.0, max(1, int(per_minute))),
-            per_network=(per_network / 60.0, max(1, int(per_network))),
-            everyone=(everyone, max(1, int(everyone * 2))),
-        ),
-        services,
+    buckets = SharedBuckets(
+        services.engine,
+        services.now_us,
+        per_address=(per_minute / 60.0, max(1, int(per_minute))),
+        per_network=(per_network / 60.0, max(1, int(per_network))),
+        everyone=(everyone, max(1, int(everyone * 2))),
     )
+    app.state.verify_page = VerifyPage(verifier_of(services, per_code=buckets), buckets, services)
     # The console's headers (CSP with frame-ancestors 'none', X-Frame-Options DENY,
     # nosniff, no referrer): a framed or sniffed /verify is a phisher's tool.
     app.add_middleware(SecurityHeaders, prefix="/verify")
@@ -222,6 +226,8 @@ def _genuine(verdict: Verdict, to: str | None) -> str:
     kept); a message's says whether it went to the address given, or asks for it."""
     if verdict.channel == "letter":
         return "genuine_by_post"
+    if verdict.address_limited:
+        return "addresses_spent"
     if verdict.sent_to_address is None:
         return "genuine"
     return "genuine_to" if verdict.sent_to_address else "elsewhere"

@@ -126,3 +126,45 @@ def test_an_address_typed_as_people_type_it_is_where_the_notice_went(
     )
     assert "Not sent to you" not in page.text
     assert "check again with the email address" in page.text
+
+
+def test_a_code_seen_without_its_to_line_does_not_find_its_recipient(
+    sent: tuple[Clinic, list[str]],
+) -> None:
+    """Mr Patel posts a photo of his SMS notice, his number cut off, the code legible.
+    Anyone could try Hong Kong's mobile numbers against it as ``to=`` from many
+    addresses, at the page's global rate (40 million numbers in about three weeks), until
+    one answered "sent to you": his number. Five numbers it was not sent to may be tried
+    on a code a day; then no address gets a verdict on it, not even the right one (else
+    the answers would still tell the numbers apart). His own number costs nothing."""
+    clinic, _ = sent
+    client, code = _checker(clinic, "192.0.2")
+    patel = code("sms_only", "sms")
+
+    def sent_to(to: str) -> Any:
+        answer = client().get("/verify", params={"code": patel, "to": to}, headers=ACCEPT)
+        assert answer.status_code == 200 and answer.json()["genuine"] is True
+        return answer.json()["sent_to_address"]
+
+    for _ in range(3):
+        assert sent_to("9123 4567") is True
+    for guess in range(5):
+        assert sent_to(f"5000 000{guess}") is False
+    assert sent_to("5000 0009") is None
+    assert sent_to("9123 4567") is None
+    page = client().get("/verify", params={"code": patel, "to": "9123 4567"})
+    assert "too many different addresses" in page.text
+    assert "sent to this address" not in page.text and "Not sent to you" not in page.text
+    # Another code is not held back by this one's guesses.
+    assert (
+        client()
+        .get(
+            "/verify",
+            params={"code": code("en_email", "email"), "to": "alice@example.com"},
+            headers=ACCEPT,
+        )
+        .json()["sent_to_address"]
+        is True
+    )
+    limited = [e for e in _checks(clinic) if e.detail.get("address_limited")]
+    assert len(limited) == 3
