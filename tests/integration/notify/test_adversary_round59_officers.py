@@ -1,17 +1,24 @@
 """Adversary round 59 (officers and public doors): /verify's ``to=``, as a phisher sends
-it in a link and as patients type it, on SQLite and PostgreSQL."""
+it in a link and as patients type it, and the bounce mailbox, as anyone may mail it; on
+SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import mailbox
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
 
+from carevault.notify import store as states
 from carevault.notify.job import notice_key
-from carevault.notify.service import code_keys
+from carevault.notify.scope import parse_scope
+from carevault.notify.service import code_keys, send_job
+from carevault.notify.store import NoticeStore
 from tests.integration.notify.conftest import Clinic
+from tests.integration.notify.test_faults import _dsn
 from tests.integration.notify.test_verify import _checks, _client, sent
 
 __all__ = ["sent"]  # the fixture, shared with test_verify
@@ -168,3 +175,34 @@ def test_a_code_seen_without_its_to_line_does_not_find_its_recipient(
     )
     limited = [e for e in _checks(clinic) if e.detail.get("address_limited")]
     assert len(limited) == 3
+
+
+def test_a_forged_dsn_does_not_mark_another_persons_address_bounced(
+    clinic: Clinic, tmp_path: Path
+) -> None:
+    """Alice received her notice; its Message-ID (``<notice.KEY@…>``) is in her copy.
+    She mails the bounce address, printed in every notice's Return-Path, a "DSN" of it
+    whose failed recipient is Mr Chan's address (or one naming a notice no one sent):
+    the next run marked chan.taiman@example.net bounced, and every later notice to it
+    (a wider scope, the next incident) skipped email for SMS, a letter, or none.
+    Only the address a notice of ours went to bounces; Alice's notice stays sent."""
+    scope = parse_scope(clinic.scope)
+    send_job(clinic.services).run(scope, ("confirmed",))
+    incident = scope.incident.incident_id
+    alice = notice_key(incident, clinic.ids["en_email"])
+    box = mailbox.Maildir(str(tmp_path / "dsn"), create=True)
+    box.add(_dsn("chan.taiman@example.net", f"<notice.{alice}@clinics.example.hk>"))
+    box.add(_dsn("lee@example.org", f"<notice.{'ab' * 16}@clinics.example.hk>"))
+    job = send_job(clinic.services)
+    job.dsn = tmp_path / "dsn"
+    job.run(scope, ("confirmed",))
+
+    keys = code_keys(clinic.settings)
+    targets = [
+        keys.address_digest("email", a) for a in ("chan.taiman@example.net", "lee@example.org")
+    ]
+    store = NoticeStore(clinic.services.engine)
+    assert store.bounced(targets) == set()
+    row = store.rows(incident)[alice]
+    assert (row.state, row.channel) == (states.SENT, "email")
+    assert list(mailbox.Maildir(str(tmp_path / "dsn")).keys()) == []
