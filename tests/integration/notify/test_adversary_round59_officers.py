@@ -4,6 +4,7 @@ SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import json
 import mailbox
 from collections.abc import Callable
 from pathlib import Path
@@ -12,14 +13,19 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
+from carevault.domain.roles import Role
+from carevault.ledger.events import AuditEvent, Outcome, Tag
 from carevault.notify import store as states
 from carevault.notify.job import notice_key
 from carevault.notify.scope import parse_scope
 from carevault.notify.service import code_keys, send_job
 from carevault.notify.store import NoticeStore
 from tests.integration.notify.conftest import Clinic
+from tests.integration.notify.test_cli import _code_now, _env
 from tests.integration.notify.test_faults import _dsn
 from tests.integration.notify.test_verify import _checks, _client, sent
+from tests.support.auth import Login
+from tests.support.server import invoke_cli
 
 __all__ = ["sent"]  # the fixture, shared with test_verify
 pytestmark = pytest.mark.postgres
@@ -206,3 +212,48 @@ def test_a_forged_dsn_does_not_mark_another_persons_address_bounced(
     row = store.rows(incident)[alice]
     assert (row.state, row.channel) == (states.SENT, "email")
     assert list(mailbox.Maildir(str(tmp_path / "dsn")).keys()) == []
+
+
+def test_a_notice_in_full_is_shown_only_to_an_officer_and_recorded(
+    clinic: Clinic, tmp_path: Path
+) -> None:
+    """Anyone with a shell on the host ran ``carevault notify preview INC --patient ID``
+    and read that person's notice in full: their Chinese name, email address, what of
+    theirs was exposed, and a code that verifies once it is sent; the reads were the
+    notification service's in the ledger, so no one could say who had looked. A notice
+    in full now takes a privacy officer and a fresh code, recorded as
+    ``notify:preview:shown`` naming the officer and the records it covers before
+    anything is read; without them nothing is printed (the refusal recorded too)."""
+    password = "correct horse battery staple"
+    _, secret = clinic.services.accounts.add(
+        "ada.lau", "Ada Lau", Role.PRIVACY_OFFICER, [], password
+    )
+    officer = Login("ada.lau", "privacy_officer", secret, password, frozenset())
+    scope_file = tmp_path / "scope.json"
+    scope_file.write_text(json.dumps(clinic.scope))
+    env = _env(clinic)
+    incident = clinic.scope["incident"]["id"]
+    chan = clinic.ids["zh_email"]
+    asked = ("notify", "preview", incident, "--scope", str(scope_file), "--patient", chan)
+
+    anyone = invoke_cli(env, *asked)
+    assert anyone.returncode == 2 and "--officer" in anyone.stderr
+    assert "chan.taiman" not in anyone.stdout and "閣下" not in anyone.stdout
+    wrong = invoke_cli(env, *asked, "--officer", "ada.lau", "--totp", "000000")
+    assert wrong.returncode == 1 and "chan.taiman" not in wrong.stdout
+    shown = invoke_cli(env, *asked, "--officer", "ada.lau", "--totp", _code_now(officer))
+    assert shown.returncode == 0, shown.stderr
+    assert "閣下" in shown.stdout
+
+    entries = [
+        AuditEvent.from_canonical(data) for _, data in clinic.services.audit_ledger.store.entries()
+    ]
+    previews = [e for e in entries if e.tag is Tag.NOTIFY_PREVIEW_SHOWN]
+    assert [(e.principal, e.outcome) for e in previews] == [
+        ("staff:ada.lau", Outcome.DENIED),
+        ("staff:ada.lau", Outcome.SUCCESS),
+    ]
+    assert previews[-1].resource_id == chan and chan in previews[-1].detail["covers"]
+    # The listing alone (counts, no one's details) stays open to the operator.
+    listing = invoke_cli(env, "notify", "preview", incident, "--scope", str(scope_file))
+    assert listing.returncode == 0 and "people to notify" in listing.stdout
