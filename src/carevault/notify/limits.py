@@ -104,17 +104,30 @@ class SharedBuckets:
             _store(connection, key, max(0.0, _refilled(level, now, rate, burst) - 1.0), now)
 
     def forget_full(self) -> int:
-        """Delete the address and network buckets that have refilled (forgetting them
-        changes nothing); how many."""
+        """Delete the address, network and code buckets that have refilled (forgetting
+        them changes nothing); how many. A code's bucket refills over a day, not in the
+        minute an address's does: forgotten with them, a code's spent guesses came back
+        at the next sweep, which the guesser's own checks bring on."""
         full_after_us = max(
             int(burst / rate * 1_000_000) if rate > 0 else 0
             for rate, burst in (self.per_address, self.per_network)
         )
+        code_rate, code_burst = ADDRESSES_PER_CODE
+        code_full_after_us = int(code_burst / code_rate * 1_000_000)
         table = notify_verify_bucket.c
+        now = self.now_us()
         with write_transaction(self.engine) as connection:
             removed = connection.execute(
                 delete(notify_verify_bucket).where(
-                    table.subject != EVERYONE, table.updated_us < self.now_us() - full_after_us
+                    table.subject != EVERYONE,
+                    ~table.subject.startswith("c:"),
+                    table.updated_us < now - full_after_us,
+                )
+            ).rowcount
+            removed += connection.execute(
+                delete(notify_verify_bucket).where(
+                    table.subject.startswith("c:"),
+                    table.updated_us < now - code_full_after_us,
                 )
             ).rowcount
         return int(removed)

@@ -17,6 +17,7 @@ from carevault.domain.roles import Role
 from carevault.ledger.events import AuditEvent, Outcome, Tag
 from carevault.notify import store as states
 from carevault.notify.job import notice_key
+from carevault.notify.limits import SharedBuckets
 from carevault.notify.scope import parse_scope
 from carevault.notify.service import code_keys, send_job
 from carevault.notify.store import NoticeStore
@@ -164,6 +165,17 @@ def test_a_code_seen_without_its_to_line_does_not_find_its_recipient(
     for guess in range(5):
         assert sent_to(f"5000 000{guess}") is False
     assert sent_to("5000 0009") is None
+    # The sweep that forgets refilled address buckets (every 500 checks, which the
+    # guesser's own checks bring on) ten minutes later forgets no code's spent guesses.
+    later = clinic.services.now_us() + 600_000_000
+    page_limits = client().app.state.verify_page.limits  # type: ignore[attr-defined]
+    SharedBuckets(
+        clinic.services.engine,
+        lambda: later,
+        per_address=page_limits.per_address,
+        per_network=page_limits.per_network,
+        everyone=page_limits.everyone,
+    ).forget_full()
     assert sent_to("9123 4567") is None
     page = client().get("/verify", params={"code": patel, "to": "9123 4567"})
     assert "too many different addresses" in page.text
