@@ -113,10 +113,17 @@ def notify_preview(
     incident: IncidentArgument,
     scope_file: ScopeOption = None,
     patient: Annotated[str | None, typer.Option(help="Show this patient's notice in full.")] = None,
+    officer: Annotated[
+        str | None,
+        typer.Option(help="Your privacy-officer username: a notice in full needs your code."),
+    ] = None,
+    totp: TotpOption = None,
     home: HomeOption = None,
 ) -> None:
-    """Who would be notified, how and in which language; one notice in full. Sends nothing."""
+    """Who would be notified, how and in which language; one notice in full (a privacy
+    officer's fresh TOTP code, recorded as ``notify:preview:shown``). Sends nothing."""
     from carevault.notify.codes import CodeKeys
+    from carevault.notify.decisions import DecisionRefused, Decisions
     from carevault.notify.job import notice_key_of
     from carevault.notify.notice import render
     from carevault.notify.service import code_keys, reader_of, sender_of
@@ -132,6 +139,22 @@ def notify_preview(
                 f"Patient/{wanted} is not among the people incident {incident} would notify "
                 "(see the list without --patient)"
             )
+        if wanted is not None:
+            # A notice in full prints the person's name, address and exposure: the
+            # officer's go is in the ledger before anything of theirs is read.
+            if not officer:
+                raise fail(
+                    "give --officer: a notice in full needs a privacy officer's fresh TOTP code",
+                    2,
+                )
+            covering = next(e for e in exposures if wanted in e.covers)
+            code_given: str = totp or typer.prompt("TOTP code", hide_input=True)
+            try:
+                Decisions(services.accounts, services.audit, services.now_us).show_notice(
+                    incident, officer, code_given, covering.covers, source="cli"
+                )
+            except DecisionRefused as error:
+                raise fail(str(error)) from None
         why_not: str | None = None
         reader = reader_of(services)
         keys: CodeKeys = code_keys(services.settings)

@@ -177,24 +177,47 @@ def _holds_the_alert(
             f"since: an incident declared from alert {alert_id} holds its evidence, "
             f"which begins {first_text}: the window may open earlier, never later"
         )
+    # Round 59: an end after the first access but before the last (``--until`` on the
+    # CLI or the API's body wins over the open case's) kept the first read of the case
+    # and dropped the rest: the window must reach the case's last access too.
+    last = _last_access_us(services, alert_id)
+    if until_us is not None and last is not None and until_us <= last:
+        raise IncidentError(
+            f"until: an incident declared from alert {alert_id} holds its evidence, "
+            f"which ends {instant(last)}: the window may end later, never earlier"
+        )
 
 
 def _first_access_us(services: Services, alert_id: str) -> int | None:
     """The time of the first ledger entry the alert's case covers, if detection says."""
+    return _evidence_us(services, alert_id, last=False)
+
+
+def _last_access_us(services: Services, alert_id: str) -> int | None:
+    """The time of the last ledger entry the alert's case covers, if detection says."""
+    return _evidence_us(services, alert_id, last=True)
+
+
+def _evidence_us(services: Services, alert_id: str, *, last: bool) -> int | None:
+    """The time of the first (or last) ledger entry the alert's case covers."""
     from carevault.ledger.events import AuditEvent
 
     detection = getattr(services, "detection", None)
     try:
         alert = detection.alerts.get(alert_id)  # type: ignore[union-attr]
         case = detection.alerts.list(case=alert.case_key)  # type: ignore[union-attr]
-        positions = [a.first_position for a in case if a.first_position is not None]
+        positions = [
+            position
+            for a in case
+            if (position := a.last_position if last else a.first_position) is not None
+        ]
     except Exception:  # noqa: BLE001 - a detection engine without positions: keep its window
         return None
     if not positions:
         return None
-    first = min(positions)
-    data = services.audit_ledger.store.entry(first)
-    return AuditEvent.from_canonical(data, seq=first).at_us if data is not None else None
+    chosen = max(positions) if last else min(positions)
+    data = services.audit_ledger.store.entry(chosen)
+    return AuditEvent.from_canonical(data, seq=chosen).at_us if data is not None else None
 
 
 def _incident_number(incident_id: int | str) -> int:

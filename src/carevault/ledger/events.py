@@ -138,6 +138,9 @@ class Tag(StrEnum):
     NOTIFY_CODE_CHECKED = "notify:code:checked"
     NOTIFY_RISK_DECIDED = "notify:risk:decided"
     NOTIFY_REPORT_MADE = "notify:report:made"
+    #: A privacy officer had one patient's notice shown in full (``notify preview
+    #: --patient``), with a fresh code: who read the name, address and exposure printed
+    NOTIFY_PREVIEW_SHOWN = "notify:preview:shown"
 
 
 class Outcome(StrEnum):

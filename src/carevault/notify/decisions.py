@@ -25,6 +25,10 @@ class StartRefused(DecisionRefused):
     """The notices were not started: no privacy officer's fresh TOTP code (recorded)."""
 
 
+class PreviewRefused(DecisionRefused):
+    """A notice was not shown: no privacy officer's fresh TOTP code (recorded)."""
+
+
 @dataclass(frozen=True)
 class Decision:
     incident_id: str
@@ -96,6 +100,41 @@ class Decisions:
         self.audit.record([self._decided(decision, refused, detail)])
         if refused:
             raise DecisionRefused("a privacy officer's fresh TOTP code is required")
+
+    def show_notice(
+        self,
+        incident_id: str,
+        officer: str,
+        totp: str,
+        patients: tuple[str, ...],
+        source: str | None = None,
+    ) -> None:
+        """The officer's go for one person's notice printed in full (``notify preview
+        --patient``: their name, address, what of theirs was exposed, a code that will
+        verify): returns only once ``notify:preview:shown``, naming the officer and the
+        Patient records the notice covers, is in the ledger; ``PreviewRefused`` (the
+        refusal recorded) unless a privacy officer confirmed it with a fresh code.
+        Adversary round 59: anyone with a shell printed any notified patient's notice,
+        the reads recorded as the notification service's alone."""
+        refused = self._refusal(officer, totp, source)
+        self.audit.record(
+            [
+                AuditEvent(
+                    tag=Tag.NOTIFY_PREVIEW_SHOWN,
+                    outcome=Outcome.DENIED if refused else Outcome.SUCCESS,
+                    at_us=self.now_us(),
+                    principal=f"staff:{officer}",
+                    role=str(Role.PRIVACY_OFFICER) if not refused else None,
+                    source_address=source,
+                    resource_type="Patient",
+                    resource_id=patients[0] if patients else None,
+                    reason=f"incident {incident_id}" + (f": refused: {refused}" if refused else ""),
+                    detail={"incident": incident_id, "covers": list(patients)},
+                )
+            ]
+        )
+        if refused:
+            raise PreviewRefused("a privacy officer's fresh TOTP code is required")
 
     def start_job(
         self,

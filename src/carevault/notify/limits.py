@@ -25,6 +25,12 @@ from carevault.db import write_transaction
 from carevault.notify.tables import notify_verify_bucket
 
 EVERYONE = "*"
+#: How many addresses a genuine code was not sent to may be tried on it, a day
+#: (refilling steadily), before no address gets a verdict on it: its recipient types
+#: theirs (which costs nothing); someone holding a code seen without its "To" line (a
+#: screenshot of a notice) would otherwise try the group's mobile numbers against it
+#: at the global rate, and find its recipient.
+ADDRESSES_PER_CODE = (5 / 86400.0, 5)
 #: Every this many checks a process forgets the address buckets that are full again.
 SWEEP_EVERY = 500
 
@@ -77,21 +83,58 @@ class SharedBuckets:
             self.forget_full()
         return 0
 
+    def code_addresses_left(self, code_digest: str) -> bool:
+        """Whether an address may be weighed against the code of ``code_digest``: fewer
+        than ``ADDRESSES_PER_CODE`` addresses it was not sent to were tried on it
+        (refilling steadily). Shared by every process."""
+        rate, burst = ADDRESSES_PER_CODE
+        key = _code_key(code_digest)
+        now = self.now_us()
+        with write_transaction(self.engine) as connection:
+            level = _levels(connection, {key: burst}, now).get(key)
+        return _refilled(level, now, rate, burst) >= 1.0
+
+    def spend_code_address(self, code_digest: str) -> None:
+        """One more address the code was not sent to was tried on it."""
+        rate, burst = ADDRESSES_PER_CODE
+        key = _code_key(code_digest)
+        now = self.now_us()
+        with write_transaction(self.engine) as connection:
+            level = _levels(connection, {key: burst}, now).get(key)
+            _store(connection, key, max(0.0, _refilled(level, now, rate, burst) - 1.0), now)
+
     def forget_full(self) -> int:
-        """Delete the address and network buckets that have refilled (forgetting them
-        changes nothing); how many."""
+        """Delete the address, network and code buckets that have refilled (forgetting
+        them changes nothing); how many. A code's bucket refills over a day, not in the
+        minute an address's does: forgotten with them, a code's spent guesses came back
+        at the next sweep, which the guesser's own checks bring on."""
         full_after_us = max(
             int(burst / rate * 1_000_000) if rate > 0 else 0
             for rate, burst in (self.per_address, self.per_network)
         )
+        code_rate, code_burst = ADDRESSES_PER_CODE
+        code_full_after_us = int(code_burst / code_rate * 1_000_000)
         table = notify_verify_bucket.c
+        now = self.now_us()
         with write_transaction(self.engine) as connection:
             removed = connection.execute(
                 delete(notify_verify_bucket).where(
-                    table.subject != EVERYONE, table.updated_us < self.now_us() - full_after_us
+                    table.subject != EVERYONE,
+                    ~table.subject.startswith("c:"),
+                    table.updated_us < now - full_after_us,
+                )
+            ).rowcount
+            removed += connection.execute(
+                delete(notify_verify_bucket).where(
+                    table.subject.startswith("c:"),
+                    table.updated_us < now - code_full_after_us,
                 )
             ).rowcount
         return int(removed)
+
+
+def _code_key(code_digest: str) -> str:
+    return "c:" + code_digest[:32]
 
 
 def network_of(source: str) -> str | None:

@@ -3,6 +3,7 @@ the bounces (DSNs) that came back since the last run."""
 
 from __future__ import annotations
 
+import hmac
 import mailbox
 from collections.abc import Callable
 from pathlib import Path
@@ -13,7 +14,7 @@ from carevault.notify import store as states
 from carevault.notify.audit import notice_event
 from carevault.notify.codes import CodeKeys
 from carevault.notify.mailboxes import journal_keys, read_bounces
-from carevault.notify.store import NoticeStore
+from carevault.notify.store import NoticeRow, NoticeStore
 
 
 def settle(
@@ -46,6 +47,15 @@ def settle(
     return len(sent)
 
 
+def _went_to(codes: CodeKeys, row: NoticeRow, address: str) -> bool:
+    """Whether the email of ``row``'s notice went to ``address``."""
+    return (
+        row.channel == "email"
+        and row.address_digest is not None
+        and hmac.compare_digest(codes.address_digest("email", address), row.address_digest)
+    )
+
+
 def take_bounces(
     store: NoticeStore, codes: CodeKeys, dsn: Path | None, now_us: Callable[[], int]
 ) -> int:
@@ -58,12 +68,18 @@ def take_bounces(
     requeued = []
     for bounce in found:
         row = rows.get(bounce.notice_key)
-        if bounce.address:
-            store.add_bounce(
-                codes.address_digest("email", bounce.address), "email",
-                f"DSN {bounce.status}", now_us(),
-            )  # fmt: skip
-        if row is not None and row.state == states.SENT and row.channel == "email":
+        if row is None or not bounce.address or not _went_to(codes, row, bounce.address):
+            # Anyone may mail the bounce address a "DSN": one naming a notice we did not
+            # send, or an address that notice did not go to (a patient's own Message-ID
+            # beside a neighbour's address), marked that address bounced, and every later
+            # notice to it skipped email (adversary round 59). Only a notice's own
+            # address, as its message went, bounces.
+            continue
+        store.add_bounce(
+            codes.address_digest("email", bounce.address), "email",
+            f"DSN {bounce.status}", now_us(),
+        )  # fmt: skip
+        if row.state == states.SENT and row.channel == "email":
             requeued.append(row.notice_key)
     store.set_state(requeued, states.PENDING, next_attempt_us=0, attempts=0)
     box = mailbox.Maildir(str(dsn), create=False)

@@ -19,7 +19,7 @@ from carevault.notify.mail import DkimSigner, SmtpChannel, dkim_key
 from carevault.notify.notice import Sender
 from carevault.notify.sms import SmsGatewayChannel
 from carevault.notify.store import NoticeStore
-from carevault.notify.verify import Verifier
+from carevault.notify.verify import CodeAddresses, Verifier
 from carevault.notify.wording import day
 
 if TYPE_CHECKING:
@@ -119,8 +119,8 @@ def send_job(services: Services, channels: dict[str, Channel] | None = None) -> 
     )
 
 
-def verifier_of(services: Services) -> Verifier:
+def verifier_of(services: Services, per_code: CodeAddresses | None = None) -> Verifier:
     return Verifier(
         NoticeStore(services.engine), code_keys(services.settings), services.audit,
-        services.now_us,
+        services.now_us, per_code,
     )  # fmt: skip

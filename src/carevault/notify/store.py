@@ -39,6 +39,8 @@ class NoticeRow:
     next_attempt_us: int
     last_error: str | None
     sent_us: int | None
+    #: The keyed digest of the address its message went to (None for a letter).
+    address_digest: str | None = None
 
 
 def _leased_to_other(known: Any, owner: str | None, now_us: int) -> bool:
@@ -61,6 +63,7 @@ def _row(mapping: object) -> NoticeRow:
         next_attempt_us=m["next_attempt_us"],
         last_error=m["last_error"],
         sent_us=m["sent_us"],
+        address_digest=m.get("address_digest"),
     )
 
 

@@ -50,13 +50,18 @@ TEXT = {
         "on {date}. To be sure the message you have is that notice, check again with the "
         "email address or mobile number it came to.",
         "genuine_to": "Genuine. This code belongs to the notice that {group} sent to this "
-        "address by {channel} on {date}.",
+        "address ({address}) by {channel} on {date}. If {address} is not yours, the message "
+        "you have is not for you: do not reply to it, and call our hotline {hotline}.",
         "genuine_by_post": "Genuine. This code belongs to a letter that {group} sent by post "
         "on {date}.",
         "elsewhere": "Not sent to you. This code belongs to a notice we sent to someone "
         "else, not to the address you typed (check that it is the one on the message's "
         "“To” line). If a message to you gave you this code, it is not from us: do not "
         "reply to it, do not open its links, and call our hotline {hotline}.",
+        "addresses_spent": "Genuine. This code belongs to a notice that {group} sent by "
+        "{channel} on {date}. It has been checked with too many different addresses today, "
+        "so we do not say whether it was sent to the one you typed: call our hotline "
+        "{hotline}, or try again tomorrow.",
         "not_genuine": "Not recognised. This code does not belong to any notice we sent. "
         "If a message gave you this code, do not reply to it, do not open its links, and "
         "call our hotline {hotline}.",
@@ -76,12 +81,18 @@ TEXT = {
         "button": "核實",
         "genuine": "真確。此核實碼屬於{group}於{date}以{channel}發出的通知。"
         "如要確定閣下手上的訊息正是該通知，請連同接收該訊息的電郵地址或手機號碼再核實一次。",
-        "genuine_to": "真確。此核實碼屬於{group}於{date}以{channel}發送至此地址的通知。",
+        "genuine_to": "真確。此核實碼屬於{group}於{date}以{channel}"
+        "發送至此地址（{address}）的通知。"
+        "如 {address} 並非閣下的地址，閣下手上的訊息並非發給閣下："
+        "請勿回覆，並致電我們的熱線 {hotline}。",
         "genuine_by_post": "真確。此核實碼屬於{group}於{date}以郵寄發出的信件。",
         "elsewhere": "並非發給閣下。此核實碼屬於我們發給另一人的通知，而非發送至閣下輸入的地址"
         "（請確認該地址與訊息「收件人」一欄相同）。"
         "如有訊息向閣下提供此核實碼，該訊息並非由我們發出：請勿回覆，亦不要開啟其中的連結，"
         "並致電我們的熱線 {hotline}。",
+        "addresses_spent": "真確。此核實碼屬於{group}於{date}以{channel}發出的通知。"
+        "今日已有太多不同地址以此核實碼核實，因此我們不會說明該通知是否發送至閣下輸入的地址："
+        "請致電我們的熱線 {hotline}，或明天再試。",
         "not_genuine": "無法確認。此核實碼不屬於我們發出的任何通知。如有訊息向閣下提供此核實碼，"
         "請勿回覆，亦不要開啟其中的連結，並致電我們的熱線 {hotline}。",
         "malformed": "核實碼由12個英文字母及數字組成，例如 K7MX-3HPA-RT9W。請檢查輸入是否正確。",
@@ -106,17 +117,14 @@ def install(app: FastAPI, services: Services) -> None:
     per_minute = settings.notify_verify_per_minute
     per_network = settings.notify_verify_per_network_per_minute
     everyone = settings.notify_verify_global_per_second
-    app.state.verify_page = VerifyPage(
-        verifier_of(services),
-        SharedBuckets(
-            services.engine,
-            services.now_us,
-            per_address=(per_minute / 60.0, max(1, int(per_minute))),
-            per_network=(per_network / 60.0, max(1, int(per_network))),
-            everyone=(everyone, max(1, int(everyone * 2))),
-        ),
-        services,
+    buckets = SharedBuckets(
+        services.engine,
+        services.now_us,
+        per_address=(per_minute / 60.0, max(1, int(per_minute))),
+        per_network=(per_network / 60.0, max(1, int(per_network))),
+        everyone=(everyone, max(1, int(everyone * 2))),
     )
+    app.state.verify_page = VerifyPage(verifier_of(services, per_code=buckets), buckets, services)
     # The console's headers (CSP with frame-ancestors 'none', X-Frame-Options DENY,
     # nosniff, no referrer): a framed or sniffed /verify is a phisher's tool.
     app.add_middleware(SecurityHeaders, prefix="/verify")
@@ -141,6 +149,15 @@ async def verify(request: Request) -> Response:
     # The address the message came to, if given (an email address is at most 254
     # characters; anything longer is no address of ours).
     to = (request.query_params.get("to") or "").strip()[:320] or None
+    # An address weighs only when the reader typed it into this page: a phisher's link
+    # carrying their own genuine code and the address it went to (``?code=…&to=…``)
+    # was answered "genuine, sent to this address", the answer ``to`` exists to deny
+    # them. A browser says where a navigation came from (Fetch Metadata): only a form
+    # of this origin is typed here; a link from a message, a web mail or another site
+    # is answered as a code without an address, and recorded as such.
+    address_from_link = to is not None and _from_elsewhere(request)
+    if address_from_link:
+        to = None
     headers = {"cache-control": "no-store", "content-language": language}
     settings = page.services.settings
     words = {"group": sender_of(settings).name(language), "hotline": settings.notify_hotline}
@@ -165,7 +182,12 @@ async def verify(request: Request) -> Response:
             return JSONResponse({"error": "too many checks"}, status_code=429, headers=headers)
         return _page(request, language, "busy", words, headers, status=429)
     verdict: Verdict = await run_in_threadpool(
-        page.verifier.check, code[:64], source, request.headers.get("user-agent"), to
+        page.verifier.check,
+        code[:64],
+        source,
+        request.headers.get("user-agent"),
+        to,
+        address_from_link=address_from_link,
     )
     zone = ZoneInfo(settings.timezone)
     sent_day = day(from_micros(verdict.sent_us), language, zone) if verdict.sent_us else None
@@ -177,16 +199,26 @@ async def verify(request: Request) -> Response:
             if verdict.sent_us
             else None,
         }
-        if to:
+        if to or address_from_link:
             # Only when an address was given: ``?code=`` alone keeps its three keys.
             answer["sent_to_address"] = verdict.sent_to_address
         return JSONResponse(answer, headers=headers)
     if verdict.genuine:
         words["channel"] = CHANNEL_WORDS[language].get(verdict.channel or "", "")
         words["date"] = sent_day or ""
+        words["address"] = verdict.address or ""
         return _page(request, language, _genuine(verdict, to), words, headers, to=to)
     key = "not_genuine" if verdict.well_formed else "malformed"
     return _page(request, language, key, words, headers, to=to)
+
+
+def _from_elsewhere(request: Request) -> bool:
+    """Whether a browser says this request was not made from a page of this origin
+    (``Sec-Fetch-Site``: ``cross-site``, ``same-site``, or ``none`` for a link opened
+    from a mail program or typed into the address bar). A client that sends no Fetch
+    Metadata (a script, ``curl``) typed what it sent."""
+    site = request.headers.get("sec-fetch-site")
+    return site is not None and site.strip().lower() != "same-origin"
 
 
 def _genuine(verdict: Verdict, to: str | None) -> str:
@@ -194,6 +226,8 @@ def _genuine(verdict: Verdict, to: str | None) -> str:
     kept); a message's says whether it went to the address given, or asks for it."""
     if verdict.channel == "letter":
         return "genuine_by_post"
+    if verdict.address_limited:
+        return "addresses_spent"
     if verdict.sent_to_address is None:
         return "genuine"
     return "genuine_to" if verdict.sent_to_address else "elsewhere"

@@ -41,6 +41,12 @@ def _next_code(login: Login) -> str:
     return pyotp.TOTP(login.totp_secret).at(time.time() + 30)
 
 
+def _code_before(login: Login) -> str:
+    """The code of the step before now (one step either side is accepted): a later
+    check with ``_code_now`` is then no replay."""
+    return pyotp.TOTP(login.totp_secret).at(time.time() - 30)
+
+
 def _code_now(login: Login) -> str:
     return pyotp.TOTP(login.totp_secret).at(time.time())
 
@@ -60,7 +66,8 @@ def test_preview_send_status_reports_and_decisions(clinic: Clinic, tmp_path: Pat
     assert missing.returncode == 2 and "--scope" in missing.stderr
 
     preview = invoke_cli(env, "notify", "preview", incident, "--scope", str(scope_file),
-                      "--patient", clinic.ids["zh_email"])  # fmt: skip
+                      "--patient", clinic.ids["zh_email"], "--officer", "ada.lau",
+                      "--totp", _code_before(officer))  # fmt: skip
     assert preview.returncode == 0, preview.stderr
     assert "9 people to notify" in preview.stdout and "deceased" in preview.stdout
     assert "閣下" in preview.stdout and clinic.sink.messages == []
@@ -139,8 +146,14 @@ def test_a_preview_or_report_that_cannot_be_made_says_why_and_fails(
     assert unknown.returncode == 1, unknown.stdout
     assert "Patient/no-such-patient" in unknown.stderr and "not among" in unknown.stderr
     assert "Traceback" not in unknown.stderr
+    password = "correct horse battery staple"
+    _, secret = clinic.services.accounts.add(
+        "ada.lau", "Ada Lau", Role.PRIVACY_OFFICER, [], password
+    )
+    officer = Login("ada.lau", "privacy_officer", secret, password, frozenset())
     deceased = invoke_cli(env, "notify", "preview", incident, "--scope", str(scope_file),
-                          "--patient", f"Patient/{clinic.ids['deceased']}")  # fmt: skip
+                          "--patient", f"Patient/{clinic.ids['deceased']}",
+                          "--officer", "ada.lau", "--totp", _code_now(officer))  # fmt: skip
     assert deceased.returncode == 1 and "deceased" in deceased.stderr
     assert clinic.sink.messages == []
     not_a_folder = tmp_path / "a-file"
