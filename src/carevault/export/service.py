@@ -139,6 +139,13 @@ class ExportService(JobService[Job]):
             request = parse_request(level, group_id, [*params, *body_params(body)])
             if level is Level.GROUP and group_id not in self.access.known_clinics():
                 raise ExportRefused(404, f"no Group '{(group_id or '')[:60]}' (a clinic id)")
+            if level is Level.GROUP and not self._reaches_clinic(caller, group_id):
+                # A Group is its clinic's registered patients: a client of another clinic
+                # would get those of its own patients registered there too, which none of
+                # its reads shows (the other clinic's membership: adversary round 59).
+                raise ExportRefused(
+                    403, "a Group (a clinic) is exported only by a client of that clinic"
+                )
             held = self.held()
             if held is not None:
                 raise ExportRefused(503, held)
@@ -389,6 +396,15 @@ class ExportService(JobService[Job]):
         if level is Level.SYSTEM:
             return 2
         return 2 if self._reaches_whole_group(caller) else 1
+
+    @staticmethod
+    def _reaches_clinic(caller: Caller, clinic_id: str | None) -> bool:
+        """Whether the client works at ``clinic_id`` (a group-wide role reaches every
+        clinic); fails closed."""
+        actor = caller.actor
+        if actor is None or clinic_id is None:
+            return False
+        return actor.role in GROUP_WIDE or clinic_id in actor.clinic_ids
 
     def _reaches_whole_group(self, caller: Caller) -> bool:
         """Whether the client reaches every clinic of the group (every clinic where

@@ -6,9 +6,21 @@ from __future__ import annotations
 
 import pytest
 
+from carevault.access.registrations import Proof
+from carevault.db import write_transaction
+from carevault.domain.roles import Role
 from carevault.export.model import Status
+from carevault.ledger.events import AuditEvent
+from tests.integration.access.browser import bearer
 from tests.integration.export.conftest import MINE, OTHER, Clinic
-from tests.integration.export.test_export import approve_over_http, kick_off, officer, status
+from tests.integration.export.test_export import (
+    ASYNC,
+    approve_over_http,
+    kick_off,
+    officer,
+    status,
+)
+from tests.support.staff import make_staff
 
 pytestmark = pytest.mark.postgres
 
@@ -53,3 +65,40 @@ def test_a_client_of_one_clinic_still_exports_its_group_on_one_officers_word(
     assert approve_over_http(clinic, clinic.officers[0], job_id).status_code == 200
     clinic.work()
     assert exports.job(job_id).status is Status.COMPLETED
+
+
+def test_a_client_does_not_export_the_group_of_a_clinic_it_does_not_reach(
+    clinic: Clinic,
+) -> None:
+    """A client of clinic-a asked for ``Group/clinic-b`` (a clinic of the group, where
+    staff work): accepted, and once one officer approved it, its files held the
+    clinic-a patients also registered at clinic-b, which no read of the client shows:
+    the other clinic's membership. A Group is exported only by a client of its clinic;
+    the refusal is recorded and no job is made."""
+    exports = clinic.services.exports
+    assert exports is not None
+    make_staff(clinic.services, Role.FRONT_DESK, [OTHER])
+    clinic.services.access._clinics = None  # the staff directory re-read now, not in 5 s
+    assert OTHER in clinic.services.access.known_clinics()
+    member = clinic.mine[0]
+    pseudonym = clinic.services.vault.locate("Patient", member).head.patient_pseudonym
+    assert pseudonym is not None
+    with write_transaction(clinic.services.vault.engine) as connection:
+        clinic.services.access.registrations.register(
+            connection, pseudonym, OTHER, by="system:test", proof=Proof.SYSTEM, now_us=1
+        )
+    token = clinic.client("exporter", "system/*.read", [MINE])
+    before = len(exports.jobs.all(None))
+    response = clinic.web.get(f"/fhir/Group/{OTHER}/$export", headers={**bearer(token), **ASYNC})
+    assert response.status_code == 403, response.text
+    assert response.json()["resourceType"] == "OperationOutcome"
+    assert len(exports.jobs.all(None)) == before
+    refused = [
+        AuditEvent.from_canonical(data)
+        for _, data in clinic.services.audit_ledger.store.entries()
+        if b"bulk:export:refused" in data
+    ]
+    assert refused and refused[-1].detail.get("level") == "group"
+    # Its own clinic's Group it still exports.
+    own = kick_off(clinic, token, f"/fhir/Group/{MINE}/$export")
+    assert exports.job(own).status is Status.PENDING
