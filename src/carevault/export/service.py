@@ -407,13 +407,19 @@ class ExportService(JobService[Job]):
         return actor.role in GROUP_WIDE or clinic_id in actor.clinic_ids
 
     def _reaches_whole_group(self, caller: Caller) -> bool:
-        """Whether the client reaches every clinic of the group (every clinic where
-        staff or apps work or patients are registered); fails closed."""
+        """Whether the client reaches every patient of the group: the home clinic of
+        every Patient record (a patient registered elsewhere too is reached through
+        their home); fails closed.
+
+        A clinic where staff or apps work but no patient is at home adds no patient to
+        an export: counting it (a clinic opening, staff set up before its patients come;
+        an app registered with a clinic id no one uses) let a client of every clinic that
+        holds patients export all of them on one officer's word (adversary round 59)."""
         actor = caller.actor
         if actor is None or actor.role in GROUP_WIDE:
             return True
-        group = self.access.known_clinics() | self.jobs.patient_clinics()
-        return not group or group <= actor.clinic_ids
+        homes = self.jobs.patient_clinics()
+        return not homes or homes <= actor.clinic_ids
 
     def _two_person_refusal(self, job: Job, account: Account, session_id: str | None) -> str | None:
         """Why this approval cannot count towards a two-person export, or None.

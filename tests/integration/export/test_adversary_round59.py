@@ -102,3 +102,24 @@ def test_a_client_does_not_export_the_group_of_a_clinic_it_does_not_reach(
     # Its own clinic's Group it still exports.
     own = kick_off(clinic, token, f"/fhir/Group/{MINE}/$export")
     assert exports.job(own).status is Status.PENDING
+
+
+def test_a_clinic_with_staff_and_no_patients_does_not_make_the_whole_group_a_part(
+    clinic: Clinic,
+) -> None:
+    """A third clinic opens: its front desk has an account, no patient is at home there
+    yet. A client of the two clinics that hold every patient asked for a Patient export:
+    the group counted three clinics, the client reached two, so one officer's word
+    released every patient of the group. The group's patients are what count."""
+    exports = clinic.services.exports
+    assert exports is not None
+    make_staff(clinic.services, Role.FRONT_DESK, ["clinic-c"])
+    clinic.services.access._clinics = None  # the staff directory re-read now, not in 5 s
+    assert "clinic-c" in clinic.services.access.known_clinics()
+    everywhere = clinic.client("group-exporter", "system/*.read", [MINE, OTHER])
+    job_id = kick_off(clinic, everywhere)
+    assert approve_over_http(clinic, clinic.officers[0], job_id).status_code == 200
+    clinic.work()
+    assert exports.job(job_id).status is Status.PENDING
+    assert not exports.output(exports.job(job_id))
+    assert status(clinic, everywhere, job_id).headers["x-progress"].endswith("(1 of 2)")
