@@ -83,12 +83,14 @@ class JobStore(LeasedJobs[Job]):
         return {str(status): int(count) for status, count in rows}
 
     def patient_clinics(self) -> frozenset[str]:
-        """Every clinic that holds a patient's record (in the clear: the clinic id)."""
+        """Every clinic where a live patient is at home (in the clear: the clinic id): a
+        clinic whose patients were all deleted holds none to export."""
         with read_transaction(self.engine) as connection:
             found = connection.execute(
                 select(resource_head.c.clinic_id)
                 .where(
                     resource_head.c.resource_type == "Patient",
+                    resource_head.c.deleted.is_(False),
                     resource_head.c.clinic_id.is_not(None),
                 )
                 .distinct()
