@@ -60,3 +60,18 @@ def install(*names: str) -> None:
         logger = logging.getLogger(name)
         if not any(isinstance(item, NoTracebacks) for item in logger.filters):
             logger.addFilter(NoTracebacks())
+
+
+def install_tree(prefix: str) -> None:
+    """Put ``NoTracebacks`` on ``prefix``'s logger and on every logger below it made so
+    far. A logger's filters see only the records logged on that very logger, never
+    those its children pass up: installed on ``carevault.web`` alone, a failure logged
+    by ``carevault.web.console.notices`` (a notice job's error may quote an address) or
+    by a worker thread kept its message and traceback (adversary round 59). Module
+    loggers are made as their modules are imported, so call this once the application
+    is built."""
+    install(prefix)
+    below = prefix + "."
+    for name in list(logging.root.manager.loggerDict):
+        if name.startswith(below):
+            install(name)

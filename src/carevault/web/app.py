@@ -72,7 +72,8 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     app.state.services = built
-    logsafe.install("uvicorn", "uvicorn.error", "carevault.web", "carevault.ledger")
+    logsafe.install("uvicorn", "uvicorn.error")
+    logsafe.install_tree("carevault")
     # JSON only: a FHIR request that accepts no JSON is answered 406 (inside the refusal
     # records, so a signed-in caller's 406 is in the ledger like any refusal).
     app.add_middleware(FhirFormat)
