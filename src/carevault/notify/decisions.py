@@ -119,22 +119,47 @@ class Decisions:
         refused = self._refusal(officer, totp, source)
         self.audit.record(
             [
-                AuditEvent(
-                    tag=Tag.NOTIFY_PREVIEW_SHOWN,
-                    outcome=Outcome.DENIED if refused else Outcome.SUCCESS,
-                    at_us=self.now_us(),
-                    principal=f"staff:{officer}",
-                    role=str(Role.PRIVACY_OFFICER) if not refused else None,
-                    source_address=source,
+                self._go(
+                    Tag.NOTIFY_PREVIEW_SHOWN,
+                    incident_id,
+                    officer,
+                    source,
+                    refused,
+                    {"covers": list(patients)},
                     resource_type="Patient",
                     resource_id=patients[0] if patients else None,
-                    reason=f"incident {incident_id}" + (f": refused: {refused}" if refused else ""),
-                    detail={"incident": incident_id, "covers": list(patients)},
-                )
+                )  # fmt: skip
             ]
         )
         if refused:
             raise PreviewRefused("a privacy officer's fresh TOTP code is required")
+
+    def _go(
+        self,
+        tag: Tag,
+        incident_id: str,
+        officer: str,
+        source: str | None,
+        refused: str | None,
+        detail: dict[str, object],
+        *,
+        resource_type: str | None = None,
+        resource_id: str | None = None,
+    ) -> AuditEvent:
+        """The entry of an officer's go for ``incident_id`` (a notice shown, a send
+        started), or of its refusal (``refused``: why)."""
+        return AuditEvent(
+            tag=tag,
+            outcome=Outcome.DENIED if refused else Outcome.SUCCESS,
+            at_us=self.now_us(),
+            principal=f"staff:{officer}",
+            role=str(Role.PRIVACY_OFFICER) if not refused else None,
+            source_address=source,
+            reason=f"incident {incident_id}" + (f": refused: {refused}" if refused else ""),
+            detail={"incident": incident_id, **detail},
+            resource_type=resource_type,
+            resource_id=resource_id,
+        )
 
     def start_job(
         self,
@@ -155,15 +180,8 @@ class Decisions:
         if also is not None and len(also.reason.strip()) < 10:
             raise DecisionRefused("give the reason for the decision (at least 10 characters)")
         refused = self._refusal(officer, totp, source)
-        started = AuditEvent(
-            tag=Tag.NOTIFY_JOB_STARTED,
-            outcome=Outcome.DENIED if refused else Outcome.SUCCESS,
-            at_us=self.now_us(),
-            principal=f"staff:{officer}",
-            role=str(Role.PRIVACY_OFFICER) if not refused else None,
-            source_address=source,
-            reason=f"incident {incident_id}" + (f": refused: {refused}" if refused else ""),
-            detail={"incident": incident_id, "tiers": list(tiers)},
+        started = self._go(
+            Tag.NOTIFY_JOB_STARTED, incident_id, officer, source, refused, {"tiers": list(tiers)}
         )
         events = [started]
         if also is not None:

@@ -4,7 +4,6 @@ SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-import json
 import mailbox
 from collections.abc import Callable
 from pathlib import Path
@@ -13,7 +12,6 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from carevault.domain.roles import Role
 from carevault.ledger.events import AuditEvent, Outcome, Tag
 from carevault.notify import store as states
 from carevault.notify.job import notice_key
@@ -22,10 +20,9 @@ from carevault.notify.scope import parse_scope
 from carevault.notify.service import code_keys, send_job
 from carevault.notify.store import NoticeStore
 from tests.integration.notify.conftest import Clinic
-from tests.integration.notify.test_cli import _code_now, _env
+from tests.integration.notify.test_cli import _code_now, officer_and_scope
 from tests.integration.notify.test_faults import _dsn
 from tests.integration.notify.test_verify import _checks, _client, sent
-from tests.support.auth import Login
 from tests.support.server import invoke_cli
 
 __all__ = ["sent"]  # the fixture, shared with test_verify
@@ -236,15 +233,7 @@ def test_a_notice_in_full_is_shown_only_to_an_officer_and_recorded(
     in full now takes a privacy officer and a fresh code, recorded as
     ``notify:preview:shown`` naming the officer and the records it covers before
     anything is read; without them nothing is printed (the refusal recorded too)."""
-    password = "correct horse battery staple"
-    _, secret = clinic.services.accounts.add(
-        "ada.lau", "Ada Lau", Role.PRIVACY_OFFICER, [], password
-    )
-    officer = Login("ada.lau", "privacy_officer", secret, password, frozenset())
-    scope_file = tmp_path / "scope.json"
-    scope_file.write_text(json.dumps(clinic.scope))
-    env = _env(clinic)
-    incident = clinic.scope["incident"]["id"]
+    officer, scope_file, env, incident = officer_and_scope(clinic, tmp_path)
     chan = clinic.ids["zh_email"]
     asked = ("notify", "preview", incident, "--scope", str(scope_file), "--patient", chan)
 

@@ -51,7 +51,9 @@ def _code_now(login: Login) -> str:
     return pyotp.TOTP(login.totp_secret).at(time.time())
 
 
-def test_preview_send_status_reports_and_decisions(clinic: Clinic, tmp_path: Path) -> None:
+def officer_and_scope(clinic: Clinic, tmp_path: Path) -> tuple[Login, Path, dict[str, str], str]:
+    """A privacy officer (``ada.lau``), the clinic's incident scope written to a file, the
+    CLI's environment and the incident's id: what a notify command on the host takes."""
     password = "correct horse battery staple"
     _, secret = clinic.services.accounts.add(
         "ada.lau", "Ada Lau", Role.PRIVACY_OFFICER, [], password
@@ -59,8 +61,11 @@ def test_preview_send_status_reports_and_decisions(clinic: Clinic, tmp_path: Pat
     officer = Login("ada.lau", "privacy_officer", secret, password, frozenset())
     scope_file = tmp_path / "scope.json"
     scope_file.write_text(json.dumps(clinic.scope))
-    env = _env(clinic)
-    incident = clinic.scope["incident"]["id"]
+    return officer, scope_file, _env(clinic), clinic.scope["incident"]["id"]
+
+
+def test_preview_send_status_reports_and_decisions(clinic: Clinic, tmp_path: Path) -> None:
+    officer, scope_file, env, incident = officer_and_scope(clinic, tmp_path)
 
     missing = invoke_cli(env, "notify", "preview", incident)
     assert missing.returncode == 2 and "--scope" in missing.stderr
