@@ -27,6 +27,16 @@ def _officer(username: str, code: str | None) -> Any:
     return OfficerCode(username, fresh, "cli")
 
 
+def _alert_number(alert_id: str) -> str:
+    """``alert_id`` if it is a number, as ``alerts list --json`` gives ids (``"12"``).
+    Anything else is a wrong call, exit 2 as README's "For scripts" says of an id that is
+    not a number: it was exit 1, "no alert abc", which a script reads as an alert that
+    no longer exists. Checked before anything is opened or a TOTP code asked for."""
+    if not (alert_id.isascii() and alert_id.isdigit()):
+        raise fail(f"an alert id is a number: {alert_id[:40]!r} is not one", 2)
+    return alert_id
+
+
 def _line(alert: dict[str, Any]) -> str:
     who = cell(alert["account"] or alert["client"] or alert["case"].removeprefix("case:"))
     action = cell(alert["action"] or "-")
@@ -70,6 +80,7 @@ def show(alert_id: str, as_json: JsonOption = False, home: HomeOption = None) ->
     """One alert: what was seen, the ledger positions that prove it, what was done."""
     from carevault.detect.alerts import as_dict
 
+    _alert_number(alert_id)
     with open_services(home) as services:
         assert services.detection is not None  # noqa: S101
         try:
@@ -90,6 +101,7 @@ def _handle(
 ) -> None:
     from carevault.detect.desk import OfficerRefused
 
+    _alert_number(alert_id)
     with open_services(home) as services:
         assert services.detection is not None  # noqa: S101
         try:

@@ -17,6 +17,7 @@ from carevault.access.clients import ClientError
 from carevault.access.passwords import WeakPassword
 from carevault.config import Settings, UnsafeConfiguration, load_settings
 from carevault.containment.service import ContainmentRefused
+from carevault.domain.jobs import JobNotFound, JobRefused
 from carevault.keys.provider import KeyProviderUnavailable
 
 if TYPE_CHECKING:
@@ -43,12 +44,16 @@ TotpOption = Annotated[
 UNAVAILABLE = 3
 
 #: Domain errors a command reports in one red line (exit 1) instead of a traceback.
+#: ``JobNotFound`` and ``JobRefused`` (an export or import job that is not there, or
+#: refused) were missing: ``export show 999`` printed a traceback of the service's code.
 REPORTED_ERRORS: tuple[type[Exception], ...] = (
     AccountError,
     ClientError,
     WeakPassword,
     BreakGlassError,
     ContainmentRefused,
+    JobNotFound,
+    JobRefused,
     ValueError,
 )
 
