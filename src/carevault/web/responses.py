@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 from fastapi import Request
@@ -23,6 +24,9 @@ REQUEST_ID = "carevault_request_id"
 
 #: Patient data must never sit in a shared cache or the browser's disk cache.
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache", "X-Content-Type-Options": "nosniff"}
+#: The OAuth endpoints that take a form (token, RFC 6749 3.2; revocation, RFC 7009 2.1):
+#: every refusal there is an OAuth error object, which is what an OAuth client reads.
+OAUTH_FORM_PATHS = frozenset({"/auth/token", "/auth/revoke"})
 
 
 def fhir_response(result: FhirResponse) -> Response:
@@ -64,7 +68,23 @@ async def on_http_error(request: Request, error: Exception) -> Response:
         allowed = allowed_methods(request.app.router.routes, request.scope)
         # Starlette's own list (one route's) only if the routes could not be read.
         headers["Allow"] = ", ".join(allowed) if allowed else headers.get("Allow", "")
+        if request.url.path in OAUTH_FORM_PATHS:
+            return _oauth_method_refused(headers)
     return outcome_response(FhirError(error.status_code, [Issue(code, detail)], headers))
+
+
+def _oauth_method_refused(headers: dict[str, str]) -> Response:
+    """A ``GET`` (or any method but ``POST``) of the token or revocation endpoint: 405
+    with ``Allow: POST`` (RFC 9110 15.5.6) and RFC 6749 5.2's ``invalid_request`` ("The
+    client MUST use the HTTP POST method", 3.2). It was a FHIR OperationOutcome, which an
+    OAuth library does not read as an error (docs/smart-apps.md: never one here)."""
+    body = {"error": "invalid_request", "error_description": "use POST"}
+    return Response(
+        json.dumps(body),
+        status_code=405,
+        headers={**NO_STORE, **headers},
+        media_type="application/json",
+    )
 
 
 async def on_validation_error(_request: Request, _error: Exception) -> Response:
