@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from carevault.cli.common import HomeOption, app, fail, settings_for
-from carevault.cli.terminal import cell, echo
+from carevault.cli.terminal import bar_label, cell, echo, progress_console
 
 if TYPE_CHECKING:
     from carevault.bulk.importer import ImportReport
@@ -93,12 +93,13 @@ def import_files(
             BarColumn(),
             MofNCompleteColumn(),
             TimeRemainingColumn(),
+            console=progress_console(),
             disable=quiet,
         ) as bar:
             task = bar.add_task("import", total=0)
 
             def start(name: str, count: int) -> None:
-                bar.update(task, description=name[:40], total=count, completed=0)
+                bar.update(task, description=bar_label(name[:40]), total=count, completed=0)
 
             def advance(count: int) -> None:
                 bar.advance(task, count)

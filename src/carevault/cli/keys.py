@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from carevault.cli.common import HomeOption, app, open_services, operator
+from carevault.cli.terminal import progress_console
 
 if TYPE_CHECKING:
     from carevault.bootstrap import Services
@@ -70,7 +71,7 @@ def keys_rotate(
                 )
             ]
         )
-        with Progress() as bar:
+        with Progress(console=progress_console()) as bar:
             task = bar.add_task("re-wrapping data keys", total=total)
             while done := keys.rewrap_batch(batch):
                 bar.advance(task, done)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from carevault.cli.common import HomeOption, OfficerOption, TotpOption, app, fail, open_services
-from carevault.cli.terminal import cell, echo, json_text
+from carevault.cli.terminal import cell, echo, json_text, progress_console
 
 if TYPE_CHECKING:
     from carevault.bootstrap import Services
@@ -248,6 +248,7 @@ def notify_send(
             TextColumn("[bold]notices"), BarColumn(), MofNCompleteColumn(),
             TextColumn("sent {task.fields[sent]}, left out {task.fields[skipped]}, "
                        "retrying {task.fields[deferred]}"),
+            console=progress_console(),
         ) as bar:  # fmt: skip
             task = bar.add_task("send", total=scope.notice_count(tiers), sent=0, skipped=0,
                                 deferred=0)  # fmt: skip

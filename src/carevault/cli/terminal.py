@@ -18,9 +18,12 @@ from __future__ import annotations
 
 import json
 import unicodedata
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 #: Categories escaped: controls (C0, DEL, C1), format characters (bidirectional
 #: overrides and isolates, zero-width characters), line and paragraph separators,
@@ -66,3 +69,22 @@ def json_text(document: Any, **options: Any) -> str:
     """``json.dumps(document, **options)``, still valid JSON, with no character in it
     that a terminal acts on (``ensure_ascii=False`` output keeps its Chinese)."""
     return text(json.dumps(document, **options))
+
+
+def progress_console() -> Console:
+    """Where a progress bar is drawn: standard error. Rich's default is standard output,
+    and when that is not a terminal (a script's pipe) Rich prints the bar's last frame
+    there, mixed into the result a script parses (README, "For scripts": standard output
+    holds only the result)."""
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def bar_label(value: object) -> str:
+    """``value`` for a progress bar's description, which Rich reads as markup: escaped
+    as ``cell`` escapes it, and its brackets too (a file named ``[link=…]`` would plant a
+    hyperlink)."""
+    from rich.markup import escape
+
+    return escape(cell(value))

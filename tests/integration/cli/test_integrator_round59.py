@@ -10,6 +10,7 @@ import pytest
 
 from tests.support.cli_home import cli_services
 from tests.support.server import environment, invoke_cli
+from tests.support.synthea import BUNDLES
 
 
 @pytest.fixture
@@ -67,3 +68,20 @@ def test_an_export_job_that_is_not_there_is_one_line_not_a_traceback(
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith("no export job")
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_an_import_into_a_pipe_prints_its_result_alone_on_standard_output(
+    env: dict[str, str],
+) -> None:
+    """Rich drew the progress bar on standard output, and into a pipe it printed the
+    bar's last frame there (the file's name, a bar of box characters, ``76/76``) before
+    the result lines a script reads; the bar is on standard error now, its label escaped
+    like any printed name."""
+    bundle = BUNDLES[0]
+    result = invoke_cli(env, "import", str(bundle))
+    assert result.returncode == 0, result.stderr
+    assert "\u2501" not in result.stdout
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"{bundle}: loaded; {lines[0].split('loaded; ')[1]}"
+    assert len(lines) == 2
+    assert lines[1].split(";")[0].endswith("rejected")
