@@ -1,5 +1,5 @@
 """A 405 says which methods the path does accept (RFC 9110 15.5.6: it must send Allow),
-and is still an OperationOutcome."""
+and is still an OperationOutcome (an OAuth error object at the OAuth endpoints)."""
 
 from __future__ import annotations
 
@@ -47,10 +47,15 @@ def test_a_405_lists_the_methods_the_path_accepts(
     response = client.request(method, path, headers=staff.headers)
     assert response.status_code == 405, response.text
     assert response.headers["allow"] == allowed
-    if method != "HEAD":
-        body = response.json()
-        assert body["resourceType"] == "OperationOutcome"
-        assert body["issue"][0]["code"] == "not-supported"
+    if method == "HEAD":
+        return
+    body = response.json()
+    if path.startswith("/auth/"):
+        # The OAuth endpoints answer as RFC 6749 5.2 does (integrator round 59b).
+        assert body["error"] == "invalid_request"
+        return
+    assert body["resourceType"] == "OperationOutcome"
+    assert body["issue"][0]["code"] == "not-supported"
 
 
 def test_every_method_allowed_is_answered_by_more_than_a_405(
