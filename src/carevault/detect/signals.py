@@ -17,7 +17,13 @@ from typing import TypeVar, cast
 from carevault.access.care import CARE_TYPES
 from carevault.access.registrations import ALREADY_REGISTERED, MAX_FAILURES
 from carevault.detect.drip import closed_days, person_cusum, today
-from carevault.detect.glass import BREAK_GLASS_PER_HOUR, glass_sweep, granted, named
+from carevault.detect.glass import (
+    BREAK_GLASS_DAY_FACTOR,
+    BREAK_GLASS_PER_HOUR,
+    glass_sweep,
+    granted,
+    named,
+)
 from carevault.detect.model import (
     BUDGET_REASON,
     DAY_US,
@@ -132,6 +138,7 @@ class Person:
     #: As ``Recent.changed`` and ``Recent.glass``, of every login together.
     changed: DistinctWindow = field(default_factory=lambda: DistinctWindow(10 * MINUTE_US))
     glass: DistinctWindow = field(default_factory=lambda: DistinctWindow(HOUR_US))
+    glass_day: DistinctWindow = field(default_factory=lambda: DistinctWindow(DAY_US))
     #: The counts ``_burst`` and ``everything-calls`` judge (``BURSTS``), of every login
     #: together (adversary round 58: five searches by initials with each of two logins
     #: fished unseen, ten refusals with each went past no one's twenty).
@@ -493,13 +500,7 @@ class Detectors:
             # many patients an hour as ``break-glass-volume`` allows, unwatched.
             pseudonym = access.patient_pseudonym or ""
             watching = self._watching(access, state, role, pseudonym, live)
-            sweep = glass_sweep(access, recent.glass, self.break_glass_per_hour, day)
-            if state.person is not None:
-                person = state.person
-                swept = glass_sweep(
-                    access, person.glass, self.break_glass_per_hour, day, person.logins
-                )
-                sweep = sweep or swept
+            sweep = self._sweep(access, state, day)
             return [f for f in (watching, sweep) if f is not None] if live else []
         if not access.released:
             # A search that found no one may still be the one that made a burst of
@@ -592,6 +593,26 @@ class Detectors:
             cusum = cusum_for(profile.history("unexplained"), pooled)
             profile.cusum = cusum.step(profile.cusum, len(recent.today_unexplained))
         close_day(profile, recent, role, day)
+
+    def _sweep(self, access: Access, state: AccountState, day: int) -> Finding | None:
+        """Count a grant in the account's windows of grants (the last hour, the last
+        day) and its person's, and return the first sweep it makes: every window is
+        counted, so each stays whole for the next grant. A day allows
+        ``BREAK_GLASS_DAY_FACTOR`` hours' worth: five grants an hour, every hour, went
+        past no hour's limit (adversary round 59, detection evasion)."""
+        hourly = self.break_glass_per_hour
+        daily = hourly * BREAK_GLASS_DAY_FACTOR
+        recent, person = state.recent, state.person
+        found = [
+            glass_sweep(access, recent.glass, hourly, day),
+            glass_sweep(access, recent.glass_day, daily, day, span="a day"),
+        ]
+        if person is not None:
+            found += [
+                glass_sweep(access, person.glass, hourly, day, person.logins),
+                glass_sweep(access, person.glass_day, daily, day, person.logins, "a day"),
+            ]
+        return next((finding for finding in found if finding is not None), None)
 
     def _breadth(
         self,

@@ -1,0 +1,74 @@
+"""Adversary round 59, detection evasion: a doctor of clinic B breaks the glass for five
+of clinic A's patients an hour, every hour, and reads each. Every read under a grant is
+explained by it (so neither ``breadth`` nor ``vip`` nor the snooping signals see them),
+and ``break-glass-volume`` counted an hour only: five an hour stayed within its limit for
+ever, 120 patients a day with no alert (measured: 25 in five hours, none raised). A day
+now allows four hours' worth; a morning covering a colleague's clinic stays quiet
+(SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from carevault.detect import alerts_as_dicts
+from carevault.domain.roles import Role
+from tests.integration.detect.conftest import Clinic, clinic_patients, raising_clinic
+from tests.integration.detect.test_break_glass_volume import _break_glass
+from tests.support.staff import Staff, make_staff
+
+pytestmark = pytest.mark.postgres
+
+#: Five an hour: as many as ``break-glass-volume`` allows an hour (the default).
+PER_HOUR = 5
+HOURS = 5
+
+
+@pytest.fixture
+def clinic(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Clinic]:
+    patients = clinic_patients(PER_HOUR * HOURS, "Star", "Famous")
+    with raising_clinic(backend, tmp_path, request, patients) as it:
+        yield it
+
+
+def _sweeps(clinic: Clinic, doctor: Staff) -> list[dict[str, Any]]:
+    return [
+        alert
+        for alert in alerts_as_dicts(clinic.services)
+        if alert["account"] == doctor.account.username and alert["detector"] == "break-glass-volume"
+    ]
+
+
+def _hour_by_hour(clinic: Clinic, doctor: Staff, per_hour: int, hours: int) -> list[int]:
+    """Break the glass for ``per_hour`` patients (reading each), then wait an hour.
+    Returns how many patients had been read when a sweep alert was first listed."""
+    seen: list[int] = []
+    for hour in range(hours):
+        for n in range(per_hour):
+            index = hour * per_hour + n
+            _break_glass(clinic, doctor, [clinic.patients[index]])
+            if _sweeps(clinic, doctor) and not seen:
+                seen.append(index + 1)
+        clinic.clock.advance(3600)
+    return seen
+
+
+def test_five_grants_an_hour_every_hour_are_a_sweep(clinic: Clinic) -> None:
+    doctor = make_staff(clinic.services, Role.PHYSICIAN, ["clinic-b"])
+    seen = _hour_by_hour(clinic, doctor, PER_HOUR, HOURS)
+    # Twenty in a day (four hours' worth) are allowed: the twenty-first is a sweep.
+    assert seen == [21]
+    (alert,) = _sweeps(clinic, doctor)
+    assert "within a day" in str(alert["explanation"])
+    assert alert["patient_count"] == PER_HOUR * HOURS
+
+
+def test_a_morning_covering_a_colleagues_clinic_raises_nothing(clinic: Clinic) -> None:
+    """Four patients an hour over a four-hour morning: sixteen, within the day's twenty
+    and every hour's five."""
+    doctor = make_staff(clinic.services, Role.PHYSICIAN, ["clinic-b"])
+    assert _hour_by_hour(clinic, doctor, 4, 4) == []
+    assert _sweeps(clinic, doctor) == []
