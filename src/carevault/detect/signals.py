@@ -31,6 +31,7 @@ from carevault.detect.model import (
     HOUR_US,
     MINUTE_US,
     REFUSED_SIGN_INS,
+    RELEASING,
     Access,
     Finding,
     Severity,
@@ -264,6 +265,26 @@ def _presented(access: Access) -> bool:
     )
 
 
+def _honeytoken(access: Access, pseudonym: str, why: str) -> Finding:
+    return Finding("honeytoken", Severity.CRITICAL, pseudonym, why, access, (pseudonym,))
+
+
+def _tried_decoy(access: Access, context: Context) -> Finding | None:
+    """A refused attempt to open a decoy patient (a read, search, history or
+    ``$everything`` the gate refused, e.g. a record of another clinic): its id or details
+    came from taken data as surely as an opened decoy's did, as a search for a decoy
+    contact detail does. The picks count refused attempts for the same reason; the
+    honeytoken did not (adversary round 59, detection evasion: ids from a stolen dump
+    tried with a stolen account of another clinic, 19 refusals in ten minutes, raised
+    nothing)."""
+    pseudonym = access.patient_pseudonym
+    if pseudonym is None or pseudonym not in context.decoys or access.tag not in RELEASING:
+        return None
+    return _honeytoken(
+        access, pseudonym, "tried to open a decoy patient that no legitimate work ever opens"
+    )
+
+
 def _vip_finding(access: Access, context: Context, pseudonym: str) -> Finding | None:
     """A patient marked VIP opened without care (high; medium for a front desk, which
     looks up whoever calls to book before the booking exists and is shown no clinical
@@ -467,6 +488,9 @@ class Detectors:
                 found.append(self._burst(access, "denials", recent, day))
             elif together >= DENIALS_PER_10_MINUTES:
                 found.append(self._burst(access, "denials", recent, day, state.person))
+            tried = _tried_decoy(access, context)
+            if tried is not None:
+                found.append(tried)
             return found if live else []
         if access.wrote:
             if profile.role == "integration" or (access.account or "").startswith("client:"):
@@ -879,13 +903,8 @@ class Detectors:
         found = []
         if pseudonym in context.decoys:
             found.append(
-                Finding(
-                    "honeytoken",
-                    Severity.CRITICAL,
-                    pseudonym,
-                    "opened a decoy patient that no legitimate work ever opens",
-                    access,
-                    (pseudonym,),
+                _honeytoken(
+                    access, pseudonym, "opened a decoy patient that no legitimate work ever opens"
                 )
             )
         vip = _vip_finding(access, context, pseudonym)

@@ -3,8 +3,12 @@ of clinic A's patients an hour, every hour, and reads each. Every read under a g
 explained by it (so neither ``breadth`` nor ``vip`` nor the snooping signals see them),
 and ``break-glass-volume`` counted an hour only: five an hour stayed within its limit for
 ever, 120 patients a day with no alert (measured: 25 in five hours, none raised). A day
-now allows four hours' worth; a morning covering a colleague's clinic stays quiet
-(SQLite and PostgreSQL)."""
+now allows four hours' worth; a morning covering a colleague's clinic stays quiet.
+
+And a stolen account of clinic B tries ids taken from clinic A (a dump of the database,
+whose resource ids are in the clear): the gate refuses each, and a refused attempt at a
+decoy patient raised no ``honeytoken``, only ``denials`` past 20 in ten minutes (SQLite
+and PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ from carevault.detect import alerts_as_dicts
 from carevault.domain.roles import Role
 from tests.integration.detect.conftest import Clinic, clinic_patients, raising_clinic
 from tests.integration.detect.test_break_glass_volume import _break_glass
+from tests.support.ledgers import patient_pseudonym
 from tests.support.staff import Staff, make_staff
 
 pytestmark = pytest.mark.postgres
@@ -72,3 +77,30 @@ def test_a_morning_covering_a_colleagues_clinic_raises_nothing(clinic: Clinic) -
     doctor = make_staff(clinic.services, Role.PHYSICIAN, ["clinic-b"])
     assert _hour_by_hour(clinic, doctor, 4, 4) == []
     assert _sweeps(clinic, doctor) == []
+
+
+def _decoy(clinic: Clinic) -> str:
+    detection = clinic.services.detection
+    assert detection is not None
+    decoy = clinic.patients[-1]
+    detection.flags.set("decoy", patient_pseudonym(clinic.services, decoy), "staff:test-officer")
+    return decoy
+
+
+def test_a_refused_attempt_at_a_decoy_is_a_honeytoken(clinic: Clinic) -> None:
+    decoy = _decoy(clinic)
+    nurse = make_staff(clinic.services, Role.NURSE, ["clinic-b"])
+    for patient in [*clinic.patients[:3], decoy]:
+        assert clinic.read(nurse, patient) in (403, 404)
+    (alert,) = [a for a in alerts_as_dicts(clinic.services) if a["detector"] == "honeytoken"]
+    assert (alert["account"], alert["severity"]) == (nurse.account.username, "critical")
+    assert alert["patient_count"] == 1
+
+
+def test_refused_reads_of_other_patients_are_no_honeytoken(clinic: Clinic) -> None:
+    """A nurse of clinic B mistyping into clinic A's records: refused, no alert."""
+    _decoy(clinic)
+    nurse = make_staff(clinic.services, Role.NURSE, ["clinic-b"])
+    for patient in clinic.patients[:5]:
+        assert clinic.read(nurse, patient) in (403, 404)
+    assert alerts_as_dicts(clinic.services) == []
