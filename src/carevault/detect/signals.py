@@ -276,9 +276,13 @@ def _tried_decoy(access: Access, context: Context) -> Finding | None:
     contact detail does. The picks count refused attempts for the same reason; the
     honeytoken did not (adversary round 59, detection evasion: ids from a stolen dump
     tried with a stolen account of another clinic, 19 refusals in ten minutes, raised
-    nothing)."""
+    nothing). So is a write refused for matching a decoy the caller may not see (an
+    ``If-None-Exist`` on the decoy's HKID, the HKID written onto a patient of one's own:
+    ``_probed``), which names the decoy: its number came from taken data."""
     pseudonym = access.patient_pseudonym
-    if pseudonym is None or pseudonym not in context.decoys or access.tag not in RELEASING:
+    if pseudonym is None or pseudonym not in context.decoys:
+        return None
+    if access.tag not in RELEASING and not _probed(access):
         return None
     return _honeytoken(
         access, pseudonym, "tried to open a decoy patient that no legitimate work ever opens"
@@ -466,6 +470,9 @@ class Detectors:
                 found.append(self._burst(access, "registration-fishing", recent, day))
             elif live and together > REGISTRATION_MISSES:
                 found.append(self._burst(access, "registration-fishing", recent, day, state.person))
+            tried = _tried_decoy(access, context)
+            if tried is not None:
+                found.append(tried)
             return found if live else []
         if access.denied:
             observe_picks(access, recent)

@@ -7,11 +7,13 @@ now allows four hours' worth; a morning covering a colleague's clinic stays quie
 
 And a stolen account of clinic B tries ids taken from clinic A (a dump of the database,
 whose resource ids are in the clear): the gate refuses each, and a refused attempt at a
-decoy patient raised no ``honeytoken``, only ``denials`` past 20 in ten minutes (SQLite
-and PostgreSQL)."""
+decoy patient raised no ``honeytoken``, only ``denials`` past 20 in ten minutes; nor
+did a decoy's HKID, from a leaked list, tested with ``If-None-Exist`` (SQLite and
+PostgreSQL)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,8 +22,12 @@ import pytest
 
 from carevault.detect import alerts_as_dicts
 from carevault.domain.roles import Role
+from carevault.fhir.normalise import HKID_SYSTEM
 from tests.integration.detect.conftest import Clinic, clinic_patients, raising_clinic
 from tests.integration.detect.test_break_glass_volume import _break_glass
+from tests.integration.detect.test_snooping import _hkid
+from tests.integration.detect.test_snooping import _patient as held_patient
+from tests.support.client import FHIR_JSON
 from tests.support.ledgers import patient_pseudonym
 from tests.support.staff import Staff, make_staff
 
@@ -79,10 +85,10 @@ def test_a_morning_covering_a_colleagues_clinic_raises_nothing(clinic: Clinic) -
     assert _sweeps(clinic, doctor) == []
 
 
-def _decoy(clinic: Clinic) -> str:
+def _decoy(clinic: Clinic, decoy: str | None = None) -> str:
     detection = clinic.services.detection
     assert detection is not None
-    decoy = clinic.patients[-1]
+    decoy = decoy or clinic.patients[-1]
     detection.flags.set("decoy", patient_pseudonym(clinic.services, decoy), "staff:test-officer")
     return decoy
 
@@ -103,4 +109,47 @@ def test_refused_reads_of_other_patients_are_no_honeytoken(clinic: Clinic) -> No
     nurse = make_staff(clinic.services, Role.NURSE, ["clinic-b"])
     for patient in clinic.patients[:5]:
         assert clinic.read(nurse, patient) in (403, 404)
+    assert alerts_as_dicts(clinic.services) == []
+
+
+def _held(clinic: Clinic, number: int) -> str:
+    """A patient of clinic A holding HKID ``number``, as its desk registers them."""
+    sent = clinic.web.post_json(
+        "/fhir/Patient", held_patient("Yip", ["9 Kings Road"], _hkid(number)), **clinic.desk.headers
+    )
+    assert sent.status_code == 201, sent.text
+    return str(sent.json()["id"])
+
+
+def _test_hkid(clinic: Clinic, prober: Staff, number: int) -> int:
+    body = {
+        "resourceType": "Patient",
+        "identifier": [{"system": HKID_SYSTEM, "value": _hkid(number)}],
+        "name": [{"family": "Yip"}],
+        "managingOrganization": {"reference": "Organization/clinic-b"},
+    }
+    headers = {
+        **prober.headers,
+        **FHIR_JSON,
+        "If-None-Exist": f"identifier={HKID_SYSTEM}|{_hkid(number)}",
+    }
+    return int(
+        clinic.web.post("/fhir/Patient", content=json.dumps(body), headers=headers).status_code
+    )
+
+
+def test_a_decoys_hkid_tested_by_a_conditional_create_is_a_honeytoken(clinic: Clinic) -> None:
+    _decoy(clinic, _held(clinic, 7))
+    prober = make_staff(clinic.services, Role.FRONT_DESK, ["clinic-b"])
+    assert _test_hkid(clinic, prober, 7) == 409
+    (alert,) = alerts_as_dicts(clinic.services)
+    assert (alert["detector"], alert["account"]) == ("honeytoken", prober.account.username)
+
+
+def test_an_ordinary_patients_hkid_tested_once_raises_nothing(clinic: Clinic) -> None:
+    """A desk of clinic B whose new patient turns out to be clinic A's: one 409."""
+    _decoy(clinic)
+    _held(clinic, 8)
+    prober = make_staff(clinic.services, Role.FRONT_DESK, ["clinic-b"])
+    assert _test_hkid(clinic, prober, 8) == 409
     assert alerts_as_dicts(clinic.services) == []
