@@ -6,6 +6,13 @@ themselves (``access:break-glass:granted`` entries) show it. Pure: no I/O, no cl
 Distinct patients are counted, not grants: renewing one patient's grant through a long
 shift is no sweep. The grants' words are not in the ledger (they may hold patient data),
 so stock wording is left to the privacy review of each grant.
+
+Counted over an hour and over a day (adversary round 59, detection evasion): five grants
+an hour, every hour, stayed within the hour's limit for ever, and every read under them
+(a celebrity's, a co-worker's) was explained, so a doctor read 120 patients of other
+clinics a day, and 840 a week, with no alert but each grant's place in the review queue.
+A day allows ``BREAK_GLASS_DAY_FACTOR`` hours' worth: a doctor covering a colleague's
+clinic for a morning breaks the glass for a handful an hour, not for twenty a day.
 """
 
 from __future__ import annotations
@@ -17,6 +24,9 @@ from carevault.ledger.events import Tag
 #: Distinct patients one account may break the glass for in an hour before an alert
 #: (``detect_break_glass_per_hour``); twice as many make it high.
 BREAK_GLASS_PER_HOUR = 5
+#: Distinct patients under grants in a day (the last 24 hours) before an alert: this many
+#: times the hour's limit (20 by default, the hour's cap on grants at the gate).
+BREAK_GLASS_DAY_FACTOR = 4
 GRANTED = Tag.ACCESS_BREAK_GLASS.value
 
 
@@ -31,12 +41,18 @@ def granted(access: Access) -> bool:
 
 
 def glass_sweep(
-    access: Access, window: DistinctWindow, limit: int, day: int, logins: tuple[str, ...] = ()
+    access: Access,
+    window: DistinctWindow,
+    limit: int,
+    day: int,
+    logins: tuple[str, ...] = (),
+    span: str = "an hour",
 ) -> Finding | None:
     """Count a grant (``granted``) in ``window`` and return the alert it makes, if any:
-    more than ``limit`` distinct patients under grants within an hour, of the account
-    (``Recent.glass``) or, with ``logins``, of every login of its practitioner together
-    (``signals.Person``)."""
+    more than ``limit`` distinct patients under grants within ``span`` (the window's: an
+    hour or a day), of the account (``Recent.glass``, ``Recent.glass_day``) or, with
+    ``logins``, of every login of its practitioner together (``signals.Person``). The
+    hour's and the day's findings share a period: one alert per account and day."""
     count = window.add(access.patient_pseudonym or "", access.at_us, access.position)
     if count <= limit:
         return None
@@ -45,7 +61,7 @@ def glass_sweep(
         "break-glass-volume",
         Severity.HIGH if count >= 2 * limit else Severity.MEDIUM,
         f"{day} person" if logins else str(day),
-        f"broke the glass for {count} distinct patients{together} within an hour (more than "
+        f"broke the glass for {count} distinct patients{together} within {span} (more than "
         f"{limit}); each read under a grant is explained by it, so only the grants show "
         "the sweep",
         access,

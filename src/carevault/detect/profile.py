@@ -122,6 +122,8 @@ class Recent:
     vague_searches: CountWindow = field(default_factory=lambda: CountWindow(HOUR_US))
     #: Patients the account broke the glass for in the last hour (``detect.glass``).
     glass: DistinctWindow = field(default_factory=lambda: DistinctWindow(HOUR_US))
+    #: And in the last 24 hours: five an hour, every hour, is a sweep too.
+    glass_day: DistinctWindow = field(default_factory=lambda: DistinctWindow(DAY_US))
     #: The last place the account acted from: (address, at_us).
     place: tuple[str, int] | None = None
     #: Distinct patients picked (``Access.picked``) without a care relationship today,

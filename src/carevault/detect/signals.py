@@ -17,7 +17,13 @@ from typing import TypeVar, cast
 from carevault.access.care import CARE_TYPES
 from carevault.access.registrations import ALREADY_REGISTERED, MAX_FAILURES
 from carevault.detect.drip import closed_days, person_cusum, today
-from carevault.detect.glass import BREAK_GLASS_PER_HOUR, glass_sweep, granted, named
+from carevault.detect.glass import (
+    BREAK_GLASS_DAY_FACTOR,
+    BREAK_GLASS_PER_HOUR,
+    glass_sweep,
+    granted,
+    named,
+)
 from carevault.detect.model import (
     BUDGET_REASON,
     DAY_US,
@@ -25,6 +31,7 @@ from carevault.detect.model import (
     HOUR_US,
     MINUTE_US,
     REFUSED_SIGN_INS,
+    RELEASING,
     Access,
     Finding,
     Severity,
@@ -132,6 +139,7 @@ class Person:
     #: As ``Recent.changed`` and ``Recent.glass``, of every login together.
     changed: DistinctWindow = field(default_factory=lambda: DistinctWindow(10 * MINUTE_US))
     glass: DistinctWindow = field(default_factory=lambda: DistinctWindow(HOUR_US))
+    glass_day: DistinctWindow = field(default_factory=lambda: DistinctWindow(DAY_US))
     #: The counts ``_burst`` and ``everything-calls`` judge (``BURSTS``), of every login
     #: together (adversary round 58: five searches by initials with each of two logins
     #: fished unseen, ten refusals with each went past no one's twenty).
@@ -254,6 +262,30 @@ def _presented(access: Access) -> bool:
         and access.resource_type == "Patient"
         and bool(access.patient_pseudonym)
         and access.detail.get("version") == 1
+    )
+
+
+def _honeytoken(access: Access, pseudonym: str, why: str) -> Finding:
+    return Finding("honeytoken", Severity.CRITICAL, pseudonym, why, access, (pseudonym,))
+
+
+def _tried_decoy(access: Access, context: Context) -> Finding | None:
+    """A refused attempt to open a decoy patient (a read, search, history or
+    ``$everything`` the gate refused, e.g. a record of another clinic): its id or details
+    came from taken data as surely as an opened decoy's did, as a search for a decoy
+    contact detail does. The picks count refused attempts for the same reason; the
+    honeytoken did not (adversary round 59, detection evasion: ids from a stolen dump
+    tried with a stolen account of another clinic, 19 refusals in ten minutes, raised
+    nothing). So is a write refused for matching a decoy the caller may not see (an
+    ``If-None-Exist`` on the decoy's HKID, the HKID written onto a patient of one's own:
+    ``_probed``), which names the decoy: its number came from taken data."""
+    pseudonym = access.patient_pseudonym
+    if pseudonym is None or pseudonym not in context.decoys:
+        return None
+    if access.tag not in RELEASING and not _probed(access):
+        return None
+    return _honeytoken(
+        access, pseudonym, "tried to open a decoy patient that no legitimate work ever opens"
     )
 
 
@@ -438,6 +470,9 @@ class Detectors:
                 found.append(self._burst(access, "registration-fishing", recent, day))
             elif live and together > REGISTRATION_MISSES:
                 found.append(self._burst(access, "registration-fishing", recent, day, state.person))
+            tried = _tried_decoy(access, context)
+            if tried is not None:
+                found.append(tried)
             return found if live else []
         if access.denied:
             observe_picks(access, recent)
@@ -460,6 +495,9 @@ class Detectors:
                 found.append(self._burst(access, "denials", recent, day))
             elif together >= DENIALS_PER_10_MINUTES:
                 found.append(self._burst(access, "denials", recent, day, state.person))
+            tried = _tried_decoy(access, context)
+            if tried is not None:
+                found.append(tried)
             return found if live else []
         if access.wrote:
             if profile.role == "integration" or (access.account or "").startswith("client:"):
@@ -493,13 +531,7 @@ class Detectors:
             # many patients an hour as ``break-glass-volume`` allows, unwatched.
             pseudonym = access.patient_pseudonym or ""
             watching = self._watching(access, state, role, pseudonym, live)
-            sweep = glass_sweep(access, recent.glass, self.break_glass_per_hour, day)
-            if state.person is not None:
-                person = state.person
-                swept = glass_sweep(
-                    access, person.glass, self.break_glass_per_hour, day, person.logins
-                )
-                sweep = sweep or swept
+            sweep = self._sweep(access, state, day)
             return [f for f in (watching, sweep) if f is not None] if live else []
         if not access.released:
             # A search that found no one may still be the one that made a burst of
@@ -592,6 +624,26 @@ class Detectors:
             cusum = cusum_for(profile.history("unexplained"), pooled)
             profile.cusum = cusum.step(profile.cusum, len(recent.today_unexplained))
         close_day(profile, recent, role, day)
+
+    def _sweep(self, access: Access, state: AccountState, day: int) -> Finding | None:
+        """Count a grant in the account's windows of grants (the last hour, the last
+        day) and its person's, and return the first sweep it makes: every window is
+        counted, so each stays whole for the next grant. A day allows
+        ``BREAK_GLASS_DAY_FACTOR`` hours' worth: five grants an hour, every hour, went
+        past no hour's limit (adversary round 59, detection evasion)."""
+        hourly = self.break_glass_per_hour
+        daily = hourly * BREAK_GLASS_DAY_FACTOR
+        recent, person = state.recent, state.person
+        found = [
+            glass_sweep(access, recent.glass, hourly, day),
+            glass_sweep(access, recent.glass_day, daily, day, span="a day"),
+        ]
+        if person is not None:
+            found += [
+                glass_sweep(access, person.glass, hourly, day, person.logins),
+                glass_sweep(access, person.glass_day, daily, day, person.logins, "a day"),
+            ]
+        return next((finding for finding in found if finding is not None), None)
 
     def _breadth(
         self,
@@ -858,13 +910,8 @@ class Detectors:
         found = []
         if pseudonym in context.decoys:
             found.append(
-                Finding(
-                    "honeytoken",
-                    Severity.CRITICAL,
-                    pseudonym,
-                    "opened a decoy patient that no legitimate work ever opens",
-                    access,
-                    (pseudonym,),
+                _honeytoken(
+                    access, pseudonym, "opened a decoy patient that no legitimate work ever opens"
                 )
             )
         vip = _vip_finding(access, context, pseudonym)

@@ -61,3 +61,25 @@ def test_replay_rebuilds_the_window_without_raising() -> None:
     _grant(feed, MORNING + 6 * MINUTE_US, "p6")
     (finding,) = feed.found
     assert len(finding.patients) == 7
+
+
+def test_five_grants_an_hour_every_hour_pass_the_days_limit() -> None:
+    """Within every hour's limit, but the day's (four hours' worth) is passed at the
+    twenty-first patient (adversary round 59, detection evasion)."""
+    feed = Feed()
+    for n in range(20):
+        _grant(feed, MORNING + (n // 5) * 61 * MINUTE_US + (n % 5) * MINUTE_US, f"p{n}")
+    assert feed.found == []
+    _grant(feed, MORNING + 4 * 61 * MINUTE_US, "p20")
+    (finding,) = feed.found
+    assert finding.detector == "break-glass-volume"
+    assert "within a day" in finding.explanation
+    assert len(finding.patients) == 21
+
+
+def test_the_days_window_forgets_grants_older_than_a_day() -> None:
+    feed = Feed()
+    for n in range(20):
+        _grant(feed, MORNING + (n // 5) * 61 * MINUTE_US + (n % 5) * MINUTE_US, f"p{n}")
+    _grant(feed, MORNING + 25 * 60 * MINUTE_US, "p20")  # the first twenty are a day old
+    assert feed.found == []
