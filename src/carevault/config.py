@@ -449,7 +449,8 @@ class Settings(BaseSettings):
         le=10_000,
         description=(
             "Distinct patients one clinician may break the glass for within an hour "
-            "before a break-glass-volume alert (high at twice as many)."
+            "before a break-glass-volume alert (high at twice as many); within a day, "
+            "four times as many; within a week, eight times as many."
         ),
     )
     release_budget: str = Field(

@@ -101,7 +101,7 @@ class Explainer:
                 continue
             if access.purpose == "ETREAT" and self._under_glass(access, glass):
                 # A grant names the person and is reviewed on its own queue: close care.
-                explained.append(replace(access, explained=True, near_care=True))
+                explained.append(replace(access, explained=True, near_care=True, under_grant=True))
                 continue
             token = self._tokens.get(access.principal or "", b"")
             clinics = set(access.clinic_ids)

@@ -137,6 +137,11 @@ class Access:
     #: Care covers it closely: care that names the person, or care at their clinic
     #: within a day of its visit or appointment (``explain``). What a VIP's record asks.
     near_care: bool = False
+    #: Explained by a break-the-glass grant alone (purpose ETREAT while the account holds
+    #: an active grant for the patient, ``explain``): the grant's review judges it, and
+    #: a VIP, co-worker or household member opened so is told to an officer at once
+    #: (a low alert, raised only: adversary round 60).
+    under_grant: bool = False
     #: What the patient shares with the account's person (``detect.kin``): surname,
     #: household, building, co-worker, own-record.
     kin: tuple[str, ...] = ()

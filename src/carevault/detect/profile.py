@@ -47,6 +47,10 @@ class Profile:
     patterns: dict[str, int] = field(default_factory=dict)
     #: day number → the most records an integration client wrote in one hour that day.
     writes: dict[str, int] = field(default_factory=dict)
+    #: The patients the account broke the glass for in the last week: pseudonym →
+    #: [time of the latest grant, its ledger position] (``glass.GrantWeek``). Stored, not
+    #: rebuilt: the replay after a restart covers a day and an hour.
+    glass_week: dict[str, list[int]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -61,6 +65,7 @@ class Profile:
             "cusum": self.cusum,
             "patterns": self.patterns,
             "writes": self.writes,
+            "glass_week": self.glass_week,
         }
 
     @classmethod

@@ -25,6 +25,7 @@ from carevault.access.sessions import Sessions
 from carevault.containment.state import ContainmentStore, Mode
 from carevault.detect.alerts import Alert, AlertStore, Raised, as_dict
 from carevault.detect.flags import Flags
+from carevault.detect.glass import UNDER_GRANT
 from carevault.detect.model import RESPONDER, Severity
 from carevault.detect.notify import AlertSinks
 from carevault.ledger.events import AuditEvent, Outcome, Tag
@@ -76,6 +77,12 @@ class Policy:
         """The response to ``alert``. ``covered``: another privacy officer, not
         suspended, could undo a privacy officer's suspension."""
         if alert.detector in RAISE_ONLY or alert.principal is None:
+            return "raise"
+        if alert.severity is Severity.LOW and alert.detector in UNDER_GRANT:
+            # A VIP, a co-worker or a household member opened under a break-the-glass
+            # grant (adversary round 60): the officer is told; an emergency is never
+            # paused, whatever a policy makes of other low alerts. These detectors
+            # raise low for nothing else, and such an alert's key takes no other finding.
             return "raise"
         chosen = self.table.get((alert.role, alert.severity)) or self.table.get(
             (None, alert.severity), "raise"

@@ -20,9 +20,12 @@ from carevault.detect.drip import closed_days, person_cusum, today
 from carevault.detect.glass import (
     BREAK_GLASS_DAY_FACTOR,
     BREAK_GLASS_PER_HOUR,
+    BREAK_GLASS_WEEK_FACTOR,
+    GrantWeek,
     glass_sweep,
     granted,
     named,
+    under_grant,
 )
 from carevault.detect.model import (
     BUDGET_REASON,
@@ -587,6 +590,7 @@ class Detectors:
             recent.place = (access.source_address or "", access.at_us)
             return []
         found.extend(self._flags(access, context, pseudonym))
+        found.extend(under_grant(access, context.vips, day))
         found.extend(self._context(access, state, role, context, day, hour))
         found.extend(self._drip(access, state, role, day))
         if profile.role not in ("front_desk", "integration") and (access.account or "").startswith(
@@ -626,22 +630,31 @@ class Detectors:
         close_day(profile, recent, role, day)
 
     def _sweep(self, access: Access, state: AccountState, day: int) -> Finding | None:
-        """Count a grant in the account's windows of grants (the last hour, the last
-        day) and its person's, and return the first sweep it makes: every window is
+        """Count a grant in the account's windows of grants (the last hour, day and
+        week) and its person's, and return the first sweep it makes: every window is
         counted, so each stays whole for the next grant. A day allows
         ``BREAK_GLASS_DAY_FACTOR`` hours' worth: five grants an hour, every hour, went
-        past no hour's limit (adversary round 59, detection evasion)."""
+        past no hour's limit (adversary round 59, detection evasion); a week
+        ``BREAK_GLASS_WEEK_FACTOR`` days' worth: nineteen a day, every day, went past no
+        day's (round 60). The week is kept in the stored profile (``GrantWeek``)."""
         hourly = self.break_glass_per_hour
         daily = hourly * BREAK_GLASS_DAY_FACTOR
+        weekly = daily * BREAK_GLASS_WEEK_FACTOR
         recent, person = state.recent, state.person
+        week = GrantWeek(state.profile.glass_week)
         found = [
             glass_sweep(access, recent.glass, hourly, day),
             glass_sweep(access, recent.glass_day, daily, day, span="a day"),
+            glass_sweep(access, week, weekly, day, span="a week"),
         ]
         if person is not None:
+            together = GrantWeek.together(
+                [login.profile.glass_week for login in person.states.values()], access.at_us
+            )
             found += [
                 glass_sweep(access, person.glass, hourly, day, person.logins),
                 glass_sweep(access, person.glass_day, daily, day, person.logins, "a day"),
+                glass_sweep(access, together, weekly, day, person.logins, "a week"),
             ]
         return next((finding for finding in found if finding is not None), None)
 

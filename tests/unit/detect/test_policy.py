@@ -81,3 +81,13 @@ def test_a_privacy_officer_is_suspended_only_while_another_can_undo_it() -> None
     assert Policy.parse("").action(officer, covered=True) == "suspend"
     assert Policy.parse("high=throttle").action(officer, covered=True) == "throttle"
     assert Policy.parse("high=throttle").action(officer) == "step-up"
+
+
+def test_a_low_alert_of_a_read_under_a_grant_is_raised_only_whatever_the_policy() -> None:
+    """A VIP or close kin opened under a break-the-glass grant (adversary round 60): an
+    officer is told; an emergency is never paused, even where low alerts suspend."""
+    policy = Policy.parse("low=suspend")
+    for detector in ("vip", "co-worker", "same-address", "own-record"):
+        assert policy.action(alert(Severity.LOW, detector=detector)) == "raise"
+        assert policy.action(alert(Severity.HIGH, detector=detector)) == "suspend"
+    assert policy.action(alert(Severity.LOW, detector="breadth")) == "suspend"
