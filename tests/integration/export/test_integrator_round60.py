@@ -1,0 +1,160 @@
+"""``$export`` and ``$import`` driven as a hospital's integration team drives them
+(integrator round 60): the headers, parameters and discovery a Bulk Data client written
+to the specs sends and reads (Bulk Data Access v2, https://hl7.org/fhir/uv/bulkdata/;
+RFC 7240 for ``Prefer``). Each test failed on the code before its fix."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from httpx import Response
+
+from carevault.export.model import parse_instant
+from tests.integration.access.browser import basic, bearer
+from tests.integration.export.conftest import MINE, Clinic
+from tests.integration.export.test_export import ASYNC
+
+pytestmark = pytest.mark.postgres
+
+BULK = "http://hl7.org/fhir/uv/bulkdata"
+
+
+def _job_of(response: Response) -> str:
+    assert response.status_code == 202, response.text
+    location: str = response.headers["content-location"]
+    return location.rsplit("/", 1)[1]
+
+
+@pytest.mark.parametrize(
+    "prefer",
+    [
+        # RFC 7240 2: "A client MAY use multiple instances of the Prefer header field in a
+        # single message ... equivalent to a single Prefer header field with the
+        # comma-separated concatenation" (httpx sends a list of headers as lines).
+        [("prefer", "handling=lenient"), ("prefer", "respond-async")],
+        # "Comparison of preference token names is case-insensitive".
+        [("prefer", "Respond-Async")],
+        # A preference may carry parameters after ";" (preference *( ";" parameter )).
+        [("prefer", "respond-async; wait=10")],
+    ],
+    ids=["two-header-lines", "token-case", "with-a-parameter"],
+)
+def test_prefer_respond_async_is_read_as_rfc_7240_writes_it(
+    clinic: Clinic, prefer: list[tuple[str, str]]
+) -> None:
+    """The kick-off needs ``Prefer: respond-async`` (Bulk Data v2 kick-off headers); only
+    the first header line was read, split on commas and compared case for case, so these
+    three spellings of it were refused with 400 "needs the header Prefer: respond-async".
+    The refusal without it stays (the spec lets a server refuse)."""
+    token = clinic.client("exporter", "system/*.read")
+    headers = [
+        ("authorization", f"Bearer {token}"),
+        ("accept", "application/fhir+json"),
+        *prefer,
+    ]
+    kicked = clinic.web.get("/fhir/Patient/$export", headers=headers)
+    job_id = _job_of(kicked)
+    assert clinic.services.exports is not None
+    assert clinic.services.exports.job(job_id).approvals_needed == 1
+
+
+@pytest.mark.parametrize("prefer", ["handling=lenient", "return=minimal", "respond-asynchronously"])
+def test_a_kick_off_without_respond_async_is_still_refused(clinic: Clinic, prefer: str) -> None:
+    token = clinic.client("exporter", "system/*.read")
+    refused = clinic.web.get(
+        "/fhir/Patient/$export",
+        headers={**bearer(token), "accept": "application/fhir+json", "prefer": prefer},
+    )
+    assert refused.status_code == 400
+    assert "respond-async" in refused.json()["issue"][0]["diagnostics"]
+    assert clinic.services.exports is not None
+    assert clinic.services.exports.jobs.all() == []
+
+
+def test_an_import_reads_prefer_as_the_export_does(clinic: Clinic) -> None:
+    """``$import`` shares the asynchronous pattern, and had the same one-line reading."""
+    _, secret = clinic.services.admin.add_client(
+        "admin:test",
+        "importer",
+        "Importer",
+        confidential=True,
+        scopes="system/*.cruds",
+        clinic_ids=[MINE],
+    )
+    assert secret
+    token = clinic.web.post(
+        "/auth/token",
+        data={"grant_type": "client_credentials", "scope": "system/*.cruds"},
+        headers=basic("importer", secret),
+    ).json()["access_token"]
+    line = {
+        "resourceType": "Patient",
+        "id": "imported-1",
+        "name": [{"family": "Imported"}],
+        "managingOrganization": {"reference": f"Organization/{MINE}"},
+    }
+    kicked = clinic.web.post(
+        "/fhir/$import",
+        content=json.dumps(line) + "\n",
+        headers=[
+            ("authorization", f"Bearer {token}"),
+            ("content-type", "application/fhir+ndjson"),
+            ("prefer", "handling=lenient"),
+            ("prefer", "respond-async"),
+        ],
+    )
+    assert kicked.status_code == 202, kicked.text
+    assert "/fhir/$import-status/" in kicked.headers["content-location"]
+
+
+def test_since_with_an_offset_whose_plus_was_not_escaped_is_the_instant_meant(
+    clinic: Clinic,
+) -> None:
+    """A client in Hong Kong asks ``_since=2026-01-01T08:00:00+08:00`` and builds the
+    URL without escaping ``+`` as ``%2B`` (as the spec's own examples are written): the
+    query string reads the ``+`` as a space, and the kick-off was refused "_since: not a
+    FHIR instant". A space is never in an instant, and in that place it can only have
+    been the offset's ``+``: read so, as ``_outputFormat``'s ``application/fhir
+    ndjson`` already is (adversary round 48). An offset sent escaped means the same."""
+    token = clinic.client("exporter", "system/*.read")
+    kicked = clinic.web.get(
+        "/fhir/Patient/$export?_since=2026-01-01T08:00:00+08:00", headers={**bearer(token), **ASYNC}
+    )
+    job_id = _job_of(kicked)
+    assert clinic.services.exports is not None
+    job = clinic.services.exports.job(job_id)
+    assert job.since_us == parse_instant("2026-01-01T00:00:00Z")
+    # Anything else with a space in it is still no instant.
+    other = clinic.client("other", "system/*.read")
+    for wrong in ("2026-01-01 08:00:00Z", "2026-01-01T08:00:00 8:00", "2026-01-01T08:00:00 "):
+        refused = clinic.web.get(
+            f"/fhir/Patient/$export?_since={wrong}", headers={**bearer(other), **ASYNC}
+        )
+        assert refused.status_code == 400, wrong
+
+
+def test_the_capability_statement_declares_each_export_where_the_bulk_data_ig_puts_it(
+    clinic: Clinic,
+) -> None:
+    """Inferno's Bulk Data test kit looks for the Group export on the ``Group`` resource
+    ("Server CapabilityStatement did not declare support for export operation in Group
+    resource") and warns without ``instantiates`` naming the IG's CapabilityStatement.
+    The statement listed ``group-export`` among the system operations, a second operation
+    named ``export`` beside the system one, and claimed no conformance."""
+    statement = clinic.web.get("/fhir/metadata").json()
+    assert f"{BULK}/CapabilityStatement/bulk-data" in statement.get("instantiates", [])
+    rest = statement["rest"][0]
+    system = [op["definition"] for op in rest["operation"] if op["name"] == "export"]
+    assert system == [f"{BULK}/OperationDefinition/export"]
+    resources = {entry["type"]: entry for entry in rest["resource"]}
+    group = resources["Group"]
+    assert [op["definition"] for op in group["operation"]] == [
+        f"{BULK}/OperationDefinition/group-export"
+    ]
+    # A Group here is a clinic, exported only: never read or searched (they answer 404).
+    assert "interaction" not in group and "searchParam" not in group
+    token = clinic.client("exporter", "system/*.read")
+    assert clinic.web.get(f"/fhir/Group/{MINE}", headers=bearer(token)).status_code == 404
+    patient = [op["definition"] for op in resources["Patient"]["operation"]]
+    assert f"{BULK}/OperationDefinition/patient-export" in patient
