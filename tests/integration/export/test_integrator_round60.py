@@ -11,9 +11,10 @@ import pytest
 from httpx import Response
 
 from carevault.export.model import parse_instant
+from carevault.ledger.events import Tag
 from tests.integration.access.browser import basic, bearer
 from tests.integration.export.conftest import MINE, Clinic
-from tests.integration.export.test_export import ASYNC
+from tests.integration.export.test_export import ASYNC, approve_and_run, events
 
 pytestmark = pytest.mark.postgres
 
@@ -158,3 +159,73 @@ def test_the_capability_statement_declares_each_export_where_the_bulk_data_ig_pu
     assert clinic.web.get(f"/fhir/Group/{MINE}", headers=bearer(token)).status_code == 404
     patient = [op["definition"] for op in resources["Patient"]["operation"]]
     assert f"{BULK}/OperationDefinition/patient-export" in patient
+
+
+def _tokens(clinic: Clinic) -> tuple[str, str, str]:
+    """One client registered for ``system/*.read``: a token granted all of it, one it
+    asked for less (``system/Patient.read``), as a service asking per task does, and a
+    later token granted all of it (another session, as after the first one expired)."""
+    _, secret = clinic.services.admin.add_client(
+        "admin:test",
+        "exporter",
+        "Exporter",
+        confidential=True,
+        scopes="system/*.read",
+        clinic_ids=[MINE],
+    )
+    assert secret
+    tokens = []
+    for scope in ("system/*.read", "system/Patient.read", "system/*.read"):
+        response = clinic.web.post(
+            "/auth/token",
+            data={"grant_type": "client_credentials", "scope": scope},
+            headers=basic("exporter", secret),
+        )
+        assert response.status_code == 200, response.text
+        tokens.append(response.json()["access_token"])
+    return tokens[0], tokens[1], tokens[2]
+
+
+def test_status_and_files_need_a_token_granted_what_the_kick_off_needed(
+    clinic: Clinic,
+) -> None:
+    """Bulk Data v2, Privacy and Security: "Bulk Data Status Request and Bulk Data Output
+    File Requests with requiresAccessToken=true SHALL be protected the same way the Bulk
+    Data Kick-off Request, including an access token with scopes that cover all
+    resources being exported." The same client's token granted ``system/Patient.read``
+    (never enough to ask for an export) read the manifest and downloaded the
+    Observation file. It is now refused as the kick-off would be: 403, an
+    OperationOutcome with RFC 6750's ``insufficient_scope`` challenge (a token granted
+    more would help), in the ledger; nothing is served, and the job is untouched."""
+    whole, narrow, later = _tokens(clinic)
+    job_id = _job_of(clinic.web.get("/fhir/Patient/$export", headers={**bearer(whole), **ASYNC}))
+    status_url = f"/fhir/$export-status/{job_id}"
+    # The kick-off itself refuses the narrow token (as before).
+    assert (
+        clinic.web.get("/fhir/Patient/$export", headers={**bearer(narrow), **ASYNC}).status_code
+        == 403
+    )
+    approve_and_run(clinic, job_id)
+    manifest = clinic.web.get(status_url, headers=bearer(whole)).json()
+    observations = next(item for item in manifest["output"] if item["type"] == "Observation")
+    file_url = observations["url"].removeprefix("http://testserver")
+
+    for url in (status_url, file_url):
+        refused = clinic.web.get(url, headers=bearer(narrow))
+        assert refused.status_code == 403, (url, refused.text)
+        assert refused.json()["resourceType"] == "OperationOutcome"
+        assert "system/*.read" in refused.json()["issue"][0]["diagnostics"]
+        assert refused.headers["www-authenticate"] == (
+            'Bearer realm="carevault", error="insufficient_scope"'
+        )
+    reasons = [event.reason for event in events(clinic, Tag.EXPORT_REFUSED, job_id)]
+    assert len(reasons) == 2, reasons
+    assert not events(clinic, Tag.EXPORT_DOWNLOADED, job_id)
+    # A token granted all of it still reads both, a later one of the same client too;
+    # the job was not stopped or spent.
+    assert clinic.web.get(status_url, headers=bearer(whole)).status_code == 200
+    fetched = clinic.web.get(file_url, headers=bearer(later))
+    assert fetched.status_code == 200
+    assert len(fetched.content.splitlines()) == observations["count"]
+    # Cancelling releases nothing: the narrow token may still end its client's job.
+    assert clinic.web.delete(status_url, headers=bearer(narrow)).status_code == 202
