@@ -133,8 +133,12 @@ class ExportService(JobService[Job]):
         applied or the kick-off refused, naming it (never ignored)."""
         try:
             if not may_export(caller.scopes, caller.principal):
+                # A backend service asked with too little scope (RFC 6750's challenge
+                # says so); a staff member's token is refused for who it is.
                 raise ExportRefused(
-                    403, "bulk export needs a backend service token granted system/*.read"
+                    403,
+                    "bulk export needs a backend service token granted system/*.read",
+                    insufficient_scope=caller.principal.startswith("client:"),
                 )
             request = parse_request(level, group_id, [*params, *body_params(body)])
             if level is Level.GROUP and group_id not in self.access.known_clinics():

@@ -229,3 +229,36 @@ def test_status_and_files_need_a_token_granted_what_the_kick_off_needed(
     assert len(fetched.content.splitlines()) == observations["count"]
     # Cancelling releases nothing: the narrow token may still end its client's job.
     assert clinic.web.delete(status_url, headers=bearer(narrow)).status_code == 202
+
+
+def test_a_kick_off_refused_for_its_tokens_scopes_says_so_as_every_scope_refusal_does(
+    clinic: Clinic,
+) -> None:
+    """docs/smart-apps.md: a request the token's scopes do not allow is answered 403 with
+    RFC 6750's ``insufficient_scope`` challenge (more scope would help), an access-policy
+    403 with none (no token would). A backend service's ``$export`` kick-off on a
+    ``system/Patient.read`` token, and its ``$import`` on a read-only one, got the 403
+    without the challenge, so a client could not tell it should ask for more scope. A
+    staff member's token is refused for who it is: no challenge, as before."""
+    challenge = 'Bearer realm="carevault", error="insufficient_scope"'
+    narrow = clinic.client("narrow-app", "system/Patient.read")
+    refused = clinic.web.get("/fhir/Patient/$export", headers={**bearer(narrow), **ASYNC})
+    assert refused.status_code == 403
+    assert refused.headers.get("www-authenticate") == challenge
+    reader = clinic.client("reader", "system/*.rs")
+    line = json.dumps({"resourceType": "Patient", "name": [{"family": "Read"}]}) + "\n"
+    refused = clinic.web.post(
+        "/fhir/$import",
+        content=line,
+        headers={
+            **bearer(reader),
+            "prefer": "respond-async",
+            "content-type": "application/fhir+ndjson",
+        },
+    )
+    assert refused.status_code == 403
+    assert refused.headers.get("www-authenticate") == challenge
+    staff = clinic.officers[0]
+    refused = clinic.web.get("/fhir/Patient/$export", headers={**staff.headers, **ASYNC})
+    assert refused.status_code == 403
+    assert "www-authenticate" not in refused.headers
