@@ -224,3 +224,63 @@ def whole_account(scopes: Scopes | None) -> bool:
         if grant.context == "user" and grant.resource_type == "*":
             held |= grant.interactions
     return held >= ALL_INTERACTIONS
+
+
+def without_unknown_types(text: str) -> tuple[str, list[str]]:
+    """``text`` without its resource scopes of a type this server does not hold
+    (``system/CommunicationRequest.write``), and those scopes. Such a scope grants
+    nothing here, so leaving it out of a request grants no more than refusing the
+    request would. Anything else is kept for ``parse`` to judge: a granular scope or a
+    malformed one is still refused, never read as something wider."""
+    kept: list[str] = []
+    unknown: list[str] = []
+    for item in text.split():
+        match = _SCOPE.match(item)
+        resource_type = match.group("type") if match else "*"
+        if resource_type != "*" and resource_type not in RESOURCE_TYPES:
+            unknown.append(item)
+        else:
+            kept.append(item)
+    return " ".join(kept), unknown
+
+
+#: The SMART v1 word for each set of interactions it stands for.
+_V1_WORDS = {letters: word for word, letters in _V1.items()}
+
+
+def as_asked(granted: str, asked: str | None) -> str:
+    """The granted scope string (``Scopes.text``, SMART v2) as the client spelled it:
+    each grant that only SMART v1 scopes asked for (``system/*.read`` for a grant of
+    ``system/*.rs``) written in v1, where its interactions are exactly a v1 word's
+    (SMART App Launch 2.0: servers "SHOULD return v1 scopes when v1 scopes are requested
+    and granted"). Only the words change, never what is granted: the token and the
+    ledger keep the v2 text, and a v1 scope means the same interactions in both."""
+    if not asked:
+        return granted
+    by_version: dict[bool, set[tuple[str, str]]] = {True: set(), False: set()}
+    for item in asked.split():
+        match = _SCOPE.match(item)
+        if match:
+            context, resource_type, perms = match.group("context", "type", "perms")
+            by_version[perms in _V1].add((context, resource_type))
+
+    def covered(context: str, resource_type: str, v1: bool) -> bool:
+        return any(
+            asked_context == context and asked_type in ("*", resource_type)
+            for asked_context, asked_type in by_version[v1]
+        )
+
+    parts = []
+    for item in granted.split():
+        match = _SCOPE.match(item)
+        if match:
+            context, resource_type, perms = match.group("context", "type", "perms")
+            word = _V1_WORDS.get(perms)
+            if (
+                word is not None
+                and covered(context, resource_type, True)
+                and not covered(context, resource_type, False)
+            ):
+                item = f"{context}/{resource_type}.{word}"
+        parts.append(item)
+    return " ".join(parts)

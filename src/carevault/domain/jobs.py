@@ -8,9 +8,12 @@ class JobRefused(Exception):
     """The kick-off is refused with ``status`` (400, 403, 404, 413, 415, 429 when the
     client's previous job is still in progress, 503 when contained)."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, *, insufficient_scope: bool = False) -> None:
         super().__init__(message)
         self.status = status
+        #: A 403 that a token granted more scope would not meet (RFC 6750 3.1's
+        #: ``insufficient_scope`` challenge goes with it).
+        self.insufficient_scope = insufficient_scope
 
 
 class JobNotFound(Exception):

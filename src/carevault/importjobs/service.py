@@ -119,10 +119,12 @@ class ImportService(JobService[ImportJob]):
 
     # --- kick-off, status, cancel (the client) --------------------------------------------
 
-    def refuse(self, caller: Caller, status: int, message: str) -> ImportRefused:
+    def refuse(
+        self, caller: Caller, status: int, message: str, *, insufficient_scope: bool = False
+    ) -> ImportRefused:
         """The kick-off's refusal, recorded (raise what it returns)."""
         self.record_refusal(Tag.IMPORT_REFUSED, caller, message, status=status)
-        return ImportRefused(status, message)
+        return ImportRefused(status, message, insufficient_scope=insufficient_scope)
 
     def allowed(self, caller: Caller) -> None:
         """Refuse (recorded) a caller who may not import, before its body is read."""
@@ -132,6 +134,7 @@ class ImportService(JobService[ImportJob]):
                 403,
                 "$import needs a backend service token whose scopes allow writes"
                 " (system/<type>.c or .u)",
+                insufficient_scope=caller.principal.startswith("client:"),
             )
         held = self.held(frozenset(caller.actor.clinic_ids) if caller.actor else frozenset())
         if held is not None:

@@ -121,6 +121,9 @@ _HISTORY_DOC = (
 _BULK = "http://hl7.org/fhir/uv/bulkdata/OperationDefinition"
 _EXPORT_PATIENT = f"{_BULK}/patient-export"
 #: Bulk Data Access v2 ``$export``: async kick-off, approved by privacy officers first.
+#: The system export is the server's; the Group export is the ``Group`` resource's
+#: (``GROUP``), as the IG's own CapabilityStatement places it and Inferno's Bulk Data
+#: test kit looks for it (it was a second system operation named ``export``).
 EXPORT_OPERATIONS = [
     {
         "name": "export",
@@ -131,14 +134,31 @@ EXPORT_OPERATIONS = [
             "the job; files are encrypted at rest and deleted after a set time."
         ),
     },
-    {
-        "name": "export",
-        "definition": f"{_BULK}/group-export",
-        "documentation": (
-            "Group/[clinic id]/$export: the patients of one clinic; one privacy officer's approval."
-        ),
-    },
 ]
+#: The Bulk Data IG's CapabilityStatement, which this server's export instantiates.
+BULK_DATA_STATEMENT = "http://hl7.org/fhir/uv/bulkdata/CapabilityStatement/bulk-data"
+#: A Group here is a clinic of the group (its registered patients): exported only, never
+#: read or searched as a resource (``GET /fhir/Group`` answers 404), so the entry names
+#: its one operation and no interaction.
+GROUP = {
+    "type": "Group",
+    "documentation": (
+        "A Group is a clinic of the group, its id the clinic's Organization id, its "
+        "members the patients registered there. Groups are not read or searched here; "
+        "Group/[clinic id]/$export is offered to backend services of that clinic."
+    ),
+    "operation": [
+        {
+            "name": "export",
+            "definition": f"{_BULK}/group-export",
+            "documentation": (
+                "Group/[clinic id]/$export: the patients of one clinic; one privacy "
+                "officer's approval (two for a client that reaches every patient of the "
+                "group)."
+            ),
+        }
+    ],
+}
 _IMPORT_DOC = (
     "Bulk Data $import (the draft's asynchronous pattern): POST [base]/$import with "
     "Prefer: respond-async and an application/fhir+ndjson body, one resource a line; 202 "
@@ -465,6 +485,7 @@ def capability_statement(base: str) -> dict[str, Any]:
         "kind": "instance",
         "software": {"name": "CareVault", "version": __version__},
         "implementation": {"description": "CareVault FHIR R4 server", "url": base},
+        "instantiates": [BULK_DATA_STATEMENT],
         "fhirVersion": "4.0.1",
         "format": ["application/fhir+json", "json"],
         "patchFormat": [mediatype.JSON_PATCH, mediatype.MERGE_PATCH],
@@ -498,6 +519,7 @@ def capability_statement(base: str) -> dict[str, Any]:
                 "resource": [
                     *(_resource(rt, base) for rt in RESOURCE_TYPES.values()),
                     AUDIT_EVENT,
+                    GROUP,
                 ],
                 "interaction": [
                     {"code": "transaction"},

@@ -31,6 +31,7 @@ from carevault.rest.bundles import dumps
 from carevault.web.fhir_routes import base_url, parameter_parts, query_params
 from carevault.web.job_calls import job_call, job_failed
 from carevault.web.officers import officer_code, require_officer
+from carevault.web.prefer import respond_async
 from carevault.web.responses import NO_STORE
 from carevault.web.security import CallerDep, ServicesDep
 from carevault.web.statuses import status_filter
@@ -72,8 +73,7 @@ async def _kick_off(
 ) -> Response:
     exports = _service(svc)
     try:
-        prefer = [part.strip() for part in request.headers.get("prefer", "").split(",")]
-        if "respond-async" not in prefer:
+        if not respond_async(request):
             raise FhirError(
                 400, [Issue("invalid", "$export needs the header Prefer: respond-async")]
             )
@@ -131,7 +131,7 @@ async def export_status(
     job_id: str, request: Request, svc: ServicesDep, who: CallerDep
 ) -> Response:
     exports = _service(svc)
-    job = await _call(exports.for_client, who, job_id)
+    job = await _call(exports.for_reader, who, job_id, "an export's status")
     if job.status is Status.COMPLETED:
         files = await run_in_threadpool(exports.output, job)
         body = manifest(job, files, f"{base_url(request)}/$export-file/{job.job_id}")

@@ -19,6 +19,7 @@ from carevault.rest.bundles import dumps
 from carevault.rest.capability import operation_definitions
 from carevault.web.fhir_routes import base_url, body_media, read_body
 from carevault.web.job_calls import job_call, job_failed
+from carevault.web.prefer import respond_async
 from carevault.web.responses import NO_STORE
 from carevault.web.security import CallerDep, ServicesDep
 
@@ -55,8 +56,7 @@ async def import_definition_route(request: Request) -> Response:
 @router.post("/fhir/$import")
 async def kick_off(request: Request, svc: ServicesDep, who: CallerDep) -> Response:
     imports = _service(svc)
-    prefer = [part.strip() for part in request.headers.get("prefer", "").split(",")]
-    if "respond-async" not in prefer:
+    if not respond_async(request):
         raise FhirError(400, [Issue("invalid", "$import needs the header Prefer: respond-async")])
     body_media(request, NDJSON_TYPES, "$import takes application/fhir+ndjson (one resource a line)")
     # Who may import is judged before the body is read.

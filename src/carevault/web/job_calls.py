@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from carevault.domain.jobs import JobNotFound, JobRefused
 from carevault.fhir.outcome import FhirError, Issue
+from carevault.rest.errors import INSUFFICIENT_SCOPE
 
 #: The issue code of each refusal's status.
 REFUSAL_CODES = {
@@ -29,6 +30,8 @@ BUSY_RETRY_SECONDS = 30
 def refusal(refused: JobRefused) -> FhirError:
     code = REFUSAL_CODES.get(refused.status, "invalid")
     headers = {"Retry-After": str(BUSY_RETRY_SECONDS)} if refused.status == 429 else {}
+    if refused.insufficient_scope:
+        headers["WWW-Authenticate"] = INSUFFICIENT_SCOPE
     return FhirError(refused.status, [Issue(code, str(refused))], headers)
 
 

@@ -281,8 +281,10 @@ def test_metadata_lists_exactly_what_is_supported(api: FhirTestClient) -> None:
     resources = {r["type"]: r for r in statement["rest"][0]["resource"]}
     # The 23 of the foundation issue, CareTeam and ServiceRequest; and AuditEvent, the
     # privacy officer's audit search (its parameters need an officer's token:
-    # tests/integration/access/test_integrator_round57.py).
-    assert len(resources) == 26
+    # tests/integration/access/test_integrator_round57.py); and Group, a clinic, which
+    # names only its $export (integrator round 60).
+    assert len(resources) == 27
+    assert "interaction" not in resources.pop("Group")
     del resources["AuditEvent"]
     patient_params = {p["name"] for p in resources["Patient"]["searchParam"]}
     assert {

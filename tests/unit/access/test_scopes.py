@@ -15,6 +15,7 @@ from carevault.access.scopes import (
     InvalidScope,
     ScopeGrant,
     Scopes,
+    as_asked,
     narrow,
     parse,
     whole_account,
@@ -267,3 +268,39 @@ def test_a_token_granted_less_is_not_the_whole_account(text: str) -> None:
 def test_a_service_token_and_no_token_are_not_a_staff_members_whole_account() -> None:
     assert not whole_account(parse("system/*.cruds", allowed_contexts=SERVICE))
     assert not whole_account(None)
+
+
+@pytest.mark.parametrize(
+    ("granted", "asked", "answered"),
+    [
+        ("system/*.rs", "system/*.read", "system/*.read"),
+        ("system/*.rs", "system/*.rs", "system/*.rs"),
+        ("system/*.rs", None, "system/*.rs"),
+        # The client is registered for less than it asked: the words it used, the grant's types.
+        (
+            "system/Patient.rs system/Observation.rs",
+            "system/*.read",
+            "system/Patient.read system/Observation.read",
+        ),
+        # Narrowed to interactions no v1 word names: left in v2.
+        ("system/*.cu", "system/*.write", "system/*.cu"),
+        ("user/*.cruds", "user/*.*", "user/*.*"),
+        # Asked both ways for one grant: v2 wins.
+        ("system/Patient.rs", "system/*.read system/Patient.rs", "system/Patient.rs"),
+        (
+            "launch/patient openid patient/*.rs",
+            "openid launch/patient patient/*.read",
+            "launch/patient openid patient/*.read",
+        ),
+    ],
+)
+def test_granted_scopes_are_answered_as_the_client_spelled_them(
+    granted: str, asked: str | None, answered: str
+) -> None:
+    assert as_asked(granted, asked) == answered
+    # The same interactions, whichever the spelling.
+    contexts = frozenset({"patient", "user", "system"})
+    assert (
+        parse(answered, allowed_contexts=contexts).grants
+        == parse(granted, allowed_contexts=contexts).grants
+    )
