@@ -4,6 +4,7 @@ an entry can never answer more (or otherwise) than the same request sent on its 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -14,14 +15,32 @@ if TYPE_CHECKING:
     from carevault.vault.records import Head
 
 
+def preferences(prefer: str | None) -> dict[str, str]:
+    """Each preference of a ``Prefer`` header (every line of it joined by commas, as RFC
+    7240 section 2 reads several), by name in lower case, with its value as sent (``""``
+    for none); a name given twice keeps its first value (a server "SHOULD ignore all but
+    the first instance"). Read leniently: a ``;`` separates preferences too, as clients
+    write ``return=minimal; handling=strict``, so a preference's parameter (RFC 7240's
+    ``respond-async; wait=10``) reads as a preference of its own: none CareVault weighs
+    is also a parameter. The one reading of ``return``, ``handling`` and
+    ``respond-async`` (integrator round 60 found the asynchronous kick-offs reading only
+    the header's first line, case for case)."""
+    found: dict[str, str] = {}
+    for item in _PREFERENCE_SEPARATORS.split(prefer or ""):
+        name, _, value = item.partition("=")
+        name = name.strip().lower()
+        if name and name not in found:
+            found[name] = value.strip().strip('"')
+    return found
+
+
+_PREFERENCE_SEPARATORS = re.compile(r"[,;]")
+
+
 def prefer_return(prefer: str | None) -> str | None:
     """The ``return`` preference of a ``Prefer`` header (FHIR R4 http.html#ops:
     ``minimal``, ``representation`` or ``OperationOutcome``); None when none is given."""
-    for part in (prefer or "").split(";"):
-        name, _, value = part.strip().partition("=")
-        if name.strip() == "return":
-            return value.strip().strip('"')
-    return None
+    return preferences(prefer).get("return")
 
 
 @dataclass(frozen=True)

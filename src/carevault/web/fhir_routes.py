@@ -42,6 +42,7 @@ from carevault.rest.errors import translated
 from carevault.rest.interactions import LAYOUT_PARAMS, FhirResponse
 from carevault.vault.records import Opened
 from carevault.web import unknown_operations
+from carevault.web.prefer import prefer_header, strict_handling
 from carevault.web.responses import fhir_response
 from carevault.web.security import CallerDep, ServicesDep, authenticate, caller, services
 
@@ -104,11 +105,6 @@ def view_params(request: Request) -> list[tuple[str, str]]:
     if not request.scope.get("query_string"):
         return []
     return [(name, value) for name, value in query_params(request) if name in VIEW_PARAMS]
-
-
-def strict_handling(request: Request) -> bool:
-    prefer = request.headers.get("prefer", "")
-    return any(part.strip() == "handling=strict" for part in prefer.split(";") + prefer.split(","))
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -227,7 +223,7 @@ async def bundle(request: Request, svc: ServicesDep, who: CallerDep) -> Response
         who,
         body,
         base_url(request),
-        prefer=request.headers.get("prefer"),
+        prefer=prefer_header(request),
     )
 
 
@@ -335,7 +331,7 @@ async def create(type_name: str, request: Request, svc: ServicesDep, who: Caller
         type_name,
         body,
         base_url(request),
-        prefer=request.headers.get("prefer"),
+        prefer=prefer_header(request),
         if_none_exist=create_criteria(request),
     )
 
@@ -507,7 +503,7 @@ async def update(
         body,
         base_url(request),
         if_match=request.headers.get("if-match"),
-        prefer=request.headers.get("prefer"),
+        prefer=prefer_header(request),
         if_none_match=request.headers.get("if-none-match"),
     )
 
@@ -537,7 +533,7 @@ async def patch(
         media,
         base_url(request),
         if_match=request.headers.get("if-match"),
-        prefer=request.headers.get("prefer"),
+        prefer=prefer_header(request),
         max_bytes=limit,
         if_none_match=request.headers.get("if-none-match"),
     )
@@ -557,7 +553,7 @@ async def conditional_update(
         body,
         base_url(request),
         if_match=request.headers.get("if-match"),
-        prefer=request.headers.get("prefer"),
+        prefer=prefer_header(request),
         if_none_match=request.headers.get("if-none-match"),
     )
 
@@ -578,7 +574,7 @@ async def conditional_patch(
         media,
         base_url(request),
         if_match=request.headers.get("if-match"),
-        prefer=request.headers.get("prefer"),
+        prefer=prefer_header(request),
         max_bytes=limit,
         if_none_match=request.headers.get("if-none-match"),
     )

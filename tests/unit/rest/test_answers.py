@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import pytest
 
-from carevault.rest.answers import WriteAnswer, not_modified, prefer_return, write_answer
+from carevault.rest.answers import (
+    WriteAnswer,
+    not_modified,
+    prefer_return,
+    preferences,
+    write_answer,
+)
 from carevault.rest.interactions import FhirResponse
 from carevault.vault.records import Head
 
@@ -23,12 +29,29 @@ BODY = b'{"resourceType":"Patient","id":"p-1"}'
         ("return=representation", "representation"),
         ("return=OperationOutcome", "OperationOutcome"),
         ('handling=lenient; return="minimal"', "minimal"),
+        # Two lines of the header, joined by a comma as RFC 7240 reads them.
+        ("handling=strict, return=minimal", "minimal"),
+        ("Return=minimal, return=representation", "minimal"),
     ],
 )
 def test_the_return_preference_is_read_from_prefer(
     header: str | None, returning: str | None
 ) -> None:
     assert prefer_return(header) == returning
+
+
+@pytest.mark.parametrize(
+    ("header", "found"),
+    [
+        ("respond-async", {"respond-async": ""}),
+        ("Respond-Async, handling=STRICT", {"respond-async": "", "handling": "STRICT"}),
+        ("respond-async; wait=10", {"respond-async": "", "wait": "10"}),
+        ("handling=strict,handling=lenient", {"handling": "strict"}),
+        (" , ;", {}),
+    ],
+)
+def test_each_preference_is_read_once_by_its_name(header: str, found: dict[str, str]) -> None:
+    assert preferences(header) == found
 
 
 def test_minimal_answers_nothing_and_representation_the_writers_version() -> None:
