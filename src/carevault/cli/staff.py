@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from carevault.cli.common import HomeOption, app, fail, open_services, operator
 from carevault.cli.terminal import cell, echo
 from carevault.domain.roles import Role
+
+if TYPE_CHECKING:
+    from carevault.bootstrap import Services
 
 staff_app = typer.Typer(
     help="Staff accounts: add, list, suspend, reset password or TOTP, recovery codes, back-off."
@@ -63,7 +66,9 @@ def staff_add(
             if account.role is Role.PRIVACY_OFFICER
             else []
         )
+        unknown = _unknown_clinics(services, clinic)
     echo(f"added {account.username} ({account.role}) as {account.account_id}")
+    _warn_unknown(unknown)
     _show_totp(account.username, secret)
     if codes:
         _show_recovery_codes(codes)
@@ -198,10 +203,12 @@ def client_add(
             account=account,
             jwks=key_set,
         )
+        unknown = _unknown_clinics(services, clinic or [])
     kind = "confidential" if app_.confidential else "public"
     if app_.jwks is not None:
         kind += ", signs assertions with its registered keys"
     echo(f"added client {app_.client_id} ({kind})")
+    _warn_unknown(unknown)
     if secret:
         echo(f"client secret (shown once): {secret}")
 
@@ -253,3 +260,32 @@ def staff_end_session(
         typer.secho(f"no live session {session_id}", fg=typer.colors.RED, err=True)
         raise typer.Exit(1)
     echo(f"session {session_id} ended")
+
+
+def _unknown_clinics(services: Services, clinics: list[str]) -> list[str]:
+    """Those of ``clinics`` that no Organization record held names. A clinic is named by
+    its Organization id: a clinic's name (as the demo's sign-in list prints it) was taken
+    as an id no patient has, and a client's export completed with no files (integrator
+    round 60). Told, not refused: staff and apps may be set up before the directory is
+    loaded."""
+    from carevault.vault.records import VaultError
+
+    unknown: list[str] = []
+    for clinic_id in dict.fromkeys(clinics):
+        try:
+            held = services.vault.locate("Organization", clinic_id)
+        except VaultError:
+            unknown.append(clinic_id)
+            continue
+        if held.head.deleted:
+            unknown.append(clinic_id)
+    return unknown
+
+
+def _warn_unknown(clinics: list[str]) -> None:
+    for clinic_id in clinics:
+        echo(
+            f"warning: no Organization/{cell(clinic_id)} is held: a clinic is named by its "
+            "Organization id, and this one reaches no patient until the directory holds it",
+            err=True,
+        )
