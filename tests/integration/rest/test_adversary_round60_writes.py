@@ -38,7 +38,7 @@ from tests.integration.access.group import (
     observation,
     registered_patient,
 )
-from tests.support.client import FHIR_JSON, FhirTestClient
+from tests.support.client import FHIR_JSON, FhirTestClient, transfer_body
 from tests.support.staff import Staff, make_staff
 
 pytestmark = pytest.mark.postgres
@@ -232,7 +232,7 @@ def test_a_clinic_keeps_and_names_its_directory_as_before(
     assert api.put_json("/fhir/Location/ward-7", placed).status_code == 200
 
 
-def test_a_desk_does_not_move_its_room_to_its_other_clinic_nor_claim_another_clinics(
+def test_a_desk_of_two_clinics_does_not_move_a_room_from_one_to_the_other(
     group: Group,
 ) -> None:
     """A desk of both clinics moving Tuen Mun's room to Tsuen Wan: where a room is is
@@ -424,3 +424,57 @@ def test_guard_a_transaction_naming_another_clinics_patient_by_hkid_or_uuid_writ
     made = [e for e in group.events(Tag.FHIR_CREATE) if e.outcome is Outcome.SUCCESS]
     assert len(made) == before
     _tw_patient_stays_closed(group)
+
+
+@pytest.mark.parametrize("kind", ["EpisodeOfCare", "ReferralRequest"])
+def test_guard_types_the_server_does_not_keep_open_nothing(group: Group, kind: str) -> None:
+    """Guard: Tuen Mun's doctor writes an EpisodeOfCare (its care manager himself) or a
+    DSTU3 ReferralRequest (to himself) for Tsuen Wan's patient: neither type is kept
+    here, so the write is refused whole and opens nothing."""
+    patient = _ref("Patient", group.tw_patient.id)
+    me = _ref("Practitioner", "dr-tm")
+    body: dict[str, Any] = (
+        {
+            "resourceType": kind,
+            "status": "active",
+            "patient": patient,
+            "careManager": me,
+            "managingOrganization": _ref("Organization", TM),
+            "period": {"start": TODAY.isoformat()},
+        }
+        if kind == "EpisodeOfCare"
+        else {"resourceType": kind, "status": "active", "subject": patient, "recipient": [me]}
+    )
+    answer = group.call(group.doctor_tm, "POST", f"/fhir/{kind}", body)
+    _refused(answer, 404)
+    assert answer.json()["issue"][0]["code"] == "not-supported"
+    _tw_patient_stays_closed(group)
+
+
+def test_guard_a_desk_reads_no_version_it_wrote_once_the_patient_left_its_clinic(
+    group: Group,
+) -> None:
+    """Guard: Tuen Mun's desk writes a patient (version 1) and their new telephone
+    (version 2); the officer transfers them to Tsuen Wan. The desk's own versions are
+    shown under the stricter of then and now: its history and versions answer as its
+    read of the patient does (403), nothing of them is given back."""
+    made = group.call(
+        group.desk_tm,
+        "POST",
+        "/fhir/Patient",
+        {"resourceType": "Patient", "name": [{"family": "Tse"}], "birthDate": "1990-01-02"},
+    )
+    assert made.status_code == 201, made.text
+    patient = made.json()["id"]
+    path = f"/fhir/Patient/{patient}"
+    body = {**made.json(), "telecom": [{"system": "phone", "value": "+852 9333 4444"}]}
+    body.pop("meta")
+    assert group.call(group.desk_tm, "PUT", path, body).status_code == 200
+    moved = group.call(group.officer, "POST", f"{path}/$transfer", transfer_body(TW))
+    assert moved.status_code == 200, moved.text
+
+    for asked in (path, f"{path}/_history", f"{path}/_history/1", f"{path}/_history/2"):
+        answer = group.call(group.desk_tm, "GET", asked)
+        _refused(answer)
+        assert "Tse" not in answer.text and "9333" not in answer.text
+    assert group.call(group.desk_tw, "GET", path).status_code == 200
