@@ -167,7 +167,9 @@ def claims_directory(
     rest."""
     if actor.role in CLINIC_RECORD_WRITERS or placed_at is None:
         return False
-    return placed_at in group and placed_at not in belonged_to
+    # The actor's own clinics are the group's, whatever a cached list of them says.
+    ours = placed_at in group or placed_at in actor.clinic_ids
+    return ours and placed_at not in belonged_to
 
 
 def working_elsewhere(

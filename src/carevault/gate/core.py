@@ -2437,7 +2437,16 @@ class Gate:
                 for practitioner in event.practitioner_ids
             }
         )
-        granted = grants(event, registered[pseudonym], standing, now, self.care.window, works_at)
+        # The group's clinics, for a member of staff's vouching only: what the system
+        # loads is not judged by them (``grants``).
+        group = (
+            access.known_clinics()
+            if actor is not None and event.source in VOUCHED
+            else frozenset[str]()
+        )
+        granted = grants(
+            event, registered[pseudonym], standing, now, self.care.window, works_at, group
+        )
         if event.source in VOUCHED:
             # Remembered when the record ends: the doctor referred to may complete,
             # revoke or delete it, then register the patient with what it showed.

@@ -12,6 +12,12 @@ patient became registered at the desk's clinic, read whole by its desk and cared
 its clinicians. Now a member of staff never places a directory record at a clinic of the
 group it was not at (``domain.policy.claims_directory``).
 
+Found too: a care team or referral by a doctor who cares for the patient opened the
+record to any practitioner or clinic id it named, one no account holds included, so
+whoever was given that id later (a locum's account, a clinic the group opens) read the
+chart. A visit naming an outside practitioner already opened nothing; a vouching by staff
+now opens the record only to practitioners and clinics of the group (``domain.care``).
+
 The other attacks of the round hold, and are kept here as guards (named ``guard``)."""
 
 from __future__ import annotations
@@ -33,9 +39,11 @@ from tests.integration.access.group import (
     TW,
     Group,
     build_group,
+    care_team,
     created,
     encounter,
     observation,
+    referral,
     registered_patient,
 )
 from tests.support.client import FHIR_JSON, FhirTestClient, transfer_body
@@ -248,6 +256,64 @@ def test_a_desk_of_two_clinics_does_not_move_a_room_from_one_to_the_other(
     room_id = made.json()["id"]
     moved = {**room, "id": room_id, "managingOrganization": _ref("Organization", TW)}
     _refused(group.call(both, "PUT", f"/fhir/Location/{room_id}", moved))
+
+
+@pytest.mark.parametrize("kind", ["CareTeam", "ServiceRequest"])
+def test_a_care_team_or_referral_opens_nothing_to_an_account_given_the_named_id_later(
+    group: Group, kind: str
+) -> None:
+    """Tuen Mun's doctor, who cares for his patient, names on a care team (or refers the
+    patient to) ``Practitioner/dr-later``, an id no account holds: it opened the record
+    to whichever account an administrator gave that id later (a locum at Tsuen Wan a week
+    on), as a visit naming an outside practitioner no longer does. Control: the same
+    record naming Tsuen Wan's doctor, who works here, opens the chart to him."""
+    patient = group.tm_patient
+
+    def vouching(practitioner: str) -> dict[str, Any]:
+        if kind == "CareTeam":
+            return care_team(patient.id, practitioner)
+        return referral(patient.id, f"Practitioner/{practitioner}")
+
+    made = group.call(group.doctor_tm, "POST", f"/fhir/{kind}", vouching("dr-later"))
+    assert made.status_code == 201, made.text
+    later = make_staff(group.services, Role.PHYSICIAN, [TW], "dr-later")
+    for path in (f"/fhir/Observation/{patient.observation}", f"/fhir/Patient/{patient.id}"):
+        assert group.call(later, "GET", path).status_code == 403
+    (written,) = [e for e in group.events(Tag.FHIR_CREATE) if e.resource_id == made.json()["id"]]
+    assert written.detail["care"]["opens"] == []
+
+    chart = f"/fhir/Observation/{patient.observation}"
+    assert group.call(group.doctor_tw, "GET", chart).status_code == 403
+    made = group.call(group.doctor_tm, "POST", f"/fhir/{kind}", vouching("dr-tw"))
+    assert made.status_code == 201, made.text
+    assert group.call(group.doctor_tw, "GET", chart).status_code == 200
+
+
+def test_a_referral_opens_nothing_to_a_clinic_the_group_opens_later(group: Group) -> None:
+    """Tuen Mun's doctor refers his patient to ``Organization/clinic-kt``, a clinic id no
+    one works at (a clinic the group is about to open, or a made-up one): the referral
+    opened the record to that id, so the clinicians of the clinic opened later read it.
+    Control: a referral to Tsuen Wan opens the chart to its doctor."""
+    patient = group.tm_patient
+    made = group.call(
+        group.doctor_tm,
+        "POST",
+        "/fhir/ServiceRequest",
+        referral(patient.id, "Organization/clinic-kt"),
+    )
+    assert made.status_code == 201, made.text
+    later = make_staff(group.services, Role.PHYSICIAN, ["clinic-kt"])
+    chart = f"/fhir/Observation/{patient.observation}"
+    assert group.call(later, "GET", chart).status_code == 403
+    (written,) = [e for e in group.events(Tag.FHIR_CREATE) if e.resource_id == made.json()["id"]]
+    assert written.detail["care"]["opens"] == []
+
+    assert group.call(group.doctor_tw, "GET", chart).status_code == 403
+    made = group.call(
+        group.doctor_tm, "POST", "/fhir/ServiceRequest", referral(patient.id, f"Organization/{TW}")
+    )
+    assert made.status_code == 201, made.text
+    assert group.call(group.doctor_tw, "GET", chart).status_code == 200
 
 
 # --- guards: attacks that already fail ---------------------------------------------------------

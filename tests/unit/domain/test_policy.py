@@ -309,6 +309,7 @@ def test_staff_never_claim_a_directory_record_for_a_clinic_it_was_not_at() -> No
     assert claims_directory(desk, frozenset({"clinic-b"}), "clinic-a", group)  # moved
     assert not claims_directory(desk, frozenset({"clinic-a"}), "clinic-a", group)  # its own
     assert not claims_directory(desk, frozenset(), "hosp-qeh", group)  # stays outside
+    assert claims_directory(desk, frozenset(), "clinic-a", frozenset())  # a stale list
     assert not claims_directory(desk, frozenset({"clinic-a"}), None, group)
     feed = Actor("client:directory", Role.INTEGRATION, frozenset({"clinic-a"}))
     assert not claims_directory(feed, frozenset(), "clinic-a", group)
