@@ -18,7 +18,9 @@ A relationship comes only from:
    patient of their own (from rule 1 or an earlier vouching, never from breaking the
    glass and never from the record being written), and only for one care window from
    when it is written, whatever dates it gives. It never opens the record to its writer
-   or the writer's own clinics: a vouching is for someone else.
+   or the writer's own clinics: a vouching is for someone else; and, by a member of
+   staff, only to practitioners who work at a clinic of the group and to the group's
+   clinics.
 3. **Breaking the glass**, stated, time-limited and reviewed (``access/breakglass.py``).
 
 Data loaded by the system itself (seeding, imports) states facts rather than asking
@@ -138,15 +140,19 @@ def grants(
     written_us: int,
     window: CareWindow,
     works_at: Mapping[str, frozenset[str]] | None = None,
+    group: frozenset[str] = frozenset(),
 ) -> Grants:
     """The relationships ``event`` opens for a patient registered at ``registered``.
 
     ``works_at``: the clinics of the practitioners it names. A visit or appointment by
     a member of staff opens the record only to those of them who work at its clinic:
     one naming a practitioner no one here works as (an outside specialist, a made-up
-    id) would otherwise open it to whichever account is given that id later."""
+    id) would otherwise open it to whichever account is given that id later. A care
+    team or referral by a member of staff likewise opens it only to practitioners who
+    work at a clinic of the group (any clinic: a referral crosses clinics by design),
+    and to a clinic only if it is one of the ``group``'s."""
     if event.source in VOUCHED:
-        return _vouched(event, registered, writer, written_us, window)
+        return _vouched(event, registered, writer, written_us, window, works_at, group)
     if event.clinic_id is None:
         return Grants((), "no relationship: the record names no clinic")
     if event.starts_us is None:
@@ -295,6 +301,8 @@ def _vouched(
     writer: WriterStanding,
     written_us: int,
     window: CareWindow,
+    works_at: Mapping[str, frozenset[str]] | None = None,
+    group: frozenset[str] = frozenset(),
 ) -> Grants:
     if not (writer.system or writer.has_relationship):
         return Grants(
@@ -316,12 +324,24 @@ def _vouched(
     clinic = event.clinic_id
     if clinic is not None and event.source is CareSource.CARE_TEAM and clinic not in registered:
         clinic = None
-    if clinic in writer.clinic_ids:
+    if clinic in writer.clinic_ids or (not writer.system and clinic not in group):
+        # A clinic of no one here (an outside hospital, a clinic not yet opened) holds
+        # no one to open it to now, and would hold it for whoever works there later.
         clinic = None
     others = tuple(ident for ident in event.practitioner_ids if ident != writer.practitioner_id)
+    if not writer.system:
+        # A practitioner no one here is (a hospital doctor, a made-up id) holds no account
+        # to open it to now, and must not be holding it for whichever account is given
+        # that id later: a doctor's care team naming "dr-later" opened their patient to
+        # the locum an administrator gave that id a month on (adversary round 60).
+        known = works_at or {}
+        others = tuple(ident for ident in others if known.get(ident))
     made = _windows(clinic, others, low, high)
     if not made:
-        return Grants((), f"no relationship: the {event.source} names no one but its writer")
+        return Grants(
+            (),
+            f"no relationship: the {event.source} names no one of the group but its writer",
+        )
     return Grants(made, f"{event.source} by a clinician who cares for the patient")
 
 

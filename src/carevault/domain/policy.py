@@ -149,6 +149,29 @@ def placed_elsewhere(
     return working_elsewhere(works_at, clinic_id, works_at)
 
 
+def claims_directory(
+    actor: Actor, belonged_to: frozenset[str], placed_at: str | None, group: frozenset[str]
+) -> bool:
+    """Whether ``actor``, changing a directory record (a Location, a PractitionerRole, a
+    Schedule, a Slot) that belonged to the group's clinics ``belonged_to`` (none: an
+    outside hospital's ward, a room written without ``managingOrganization``), would
+    place it at ``placed_at``, a clinic of the ``group`` it was not at: claim it.
+
+    Such a record was anyone's to write, and what names it is placed where it is: a
+    visit at the ward, a booking with the role. A desk that named its clinic on it had
+    every record later placed through it placed at its clinic, and a visit or booking
+    the system loads registers its patient where it is placed, so another clinic's
+    patients were registered at the desk's clinic (adversary round 60). A clinic's
+    staff create their own directory at their clinic; the system and the directory's
+    integration app (``CLINIC_RECORD_WRITERS``), which keep the directory, place the
+    rest."""
+    if actor.role in CLINIC_RECORD_WRITERS or placed_at is None:
+        return False
+    # The actor's own clinics are the group's, whatever a cached list of them says.
+    ours = placed_at in group or placed_at in actor.clinic_ids
+    return ours and placed_at not in belonged_to
+
+
 def working_elsewhere(
     practitioners: Iterable[str], clinic_id: str, works_at: Mapping[str, frozenset[str]]
 ) -> tuple[str, ...]:

@@ -42,7 +42,15 @@ from carevault.domain.care import (
     named_elsewhere,
 )
 from carevault.domain.categories import HEALTH_CATEGORIES, DataCategory
-from carevault.domain.policy import Actor, Decision, Target, decide, may_place, placed_elsewhere
+from carevault.domain.policy import (
+    Actor,
+    Decision,
+    Target,
+    claims_directory,
+    decide,
+    may_place,
+    placed_elsewhere,
+)
 from carevault.domain.roles import CLINIC_RECORD_WRITERS, CLINICIANS, GROUP_WIDE, RIGHTS, Right
 from carevault.domain.sensitive import is_sensitive_code
 from carevault.fhir import jsonio
@@ -1808,6 +1816,7 @@ class Gate:
                 raise AccessDenied("a patient's record can be placed only at your clinics")
             self._refuse_named_elsewhere(operation, head)
             self._refuse_placed_elsewhere(caller, connection, operation, head)
+            self._refuse_claimed(caller, connection, rt, head, stored)
         self._scope(caller, rt, interaction)
         if rt.name == "Organization" and actor.role not in CLINIC_RECORD_WRITERS and self.access:
             clinics = self.access.known_clinics()
@@ -2140,6 +2149,36 @@ class Gate:
                 "their staff account"
             )
 
+    def _refuse_claimed(
+        self,
+        caller: Caller,
+        connection: Connection,
+        rt: ResourceType,
+        head: Head,
+        stored: Head | None,
+    ) -> None:
+        """A member of staff's update never places a directory record at a clinic of the
+        group it was not at (``domain.policy.claims_directory``): judged on the clinics
+        the stored version belonged to (a deleted one's too: deleting and writing it
+        again claims it as well), so a ward no clinic holds stays so, and a room stays
+        at its clinic, until the system or the directory's integration app moves it."""
+        if (
+            self.access is None
+            or caller.actor is None
+            or stored is None
+            or rt.is_patient_data
+            or head.patient_pseudonym is not None
+            or stored.clinic_id == head.clinic_id
+        ):
+            return
+        before = self._directory_target(caller, connection, rt, stored, None).clinic_ids
+        if claims_directory(caller.actor, before, head.clinic_id, self.access.known_clinics()):
+            raise AccessDenied(
+                f"{rt.name}/{head.resource_id} is not at {head.clinic_id}: a directory "
+                "record is placed at another clinic than its own by the system or the "
+                "directory's integration app, not by staff"
+            )
+
     def _prepare(
         self, caller: Caller, operation: Operation
     ) -> tuple[Operation, tuple[int, dict[str, Any]] | None, tuple[str, ...] | None, _Kept | None]:
@@ -2398,7 +2437,16 @@ class Gate:
                 for practitioner in event.practitioner_ids
             }
         )
-        granted = grants(event, registered[pseudonym], standing, now, self.care.window, works_at)
+        # The group's clinics, for a member of staff's vouching only: what the system
+        # loads is not judged by them (``grants``).
+        group = (
+            access.known_clinics()
+            if actor is not None and event.source in VOUCHED
+            else frozenset[str]()
+        )
+        granted = grants(
+            event, registered[pseudonym], standing, now, self.care.window, works_at, group
+        )
         if event.source in VOUCHED:
             # Remembered when the record ends: the doctor referred to may complete,
             # revoke or delete it, then register the patient with what it showed.

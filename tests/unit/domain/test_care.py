@@ -75,10 +75,39 @@ def test_a_visit_that_lasts_for_years_counts_as_a_month_at_most() -> None:
 def test_a_care_team_needs_a_writer_who_cares() -> None:
     team = CareEvent(CareSource.CARE_TEAM, None, ("dr-b",), None, None)
 
-    assert grants(team, frozenset({"tm"}), STAFF, NOW, WINDOW).windows == ()
-    (opened,) = grants(team, frozenset({"tm"}), CARING, NOW, WINDOW).windows
+    works_at = {"dr-b": frozenset({"tw"})}
+    assert grants(team, frozenset({"tm"}), STAFF, NOW, WINDOW, works_at).windows == ()
+    (opened,) = grants(team, frozenset({"tm"}), CARING, NOW, WINDOW, works_at).windows
     assert opened.practitioner_id == "dr-b"
     assert opened.valid_until_us == NOW + WINDOW.after_us
+
+
+def test_a_vouching_by_staff_opens_nothing_to_a_practitioner_no_one_here_is() -> None:
+    """Adversary round 60: a care team or referral naming an id no account holds opened
+    the record to whichever account an administrator gave that id later."""
+    for source in VOUCHED:
+        named = CareEvent(source, None, ("dr-later", "dr-b"), NOW, None)
+        works_at = {"dr-b": frozenset({"tw"}), "dr-later": frozenset()}
+        made = grants(named, frozenset({"tm"}), CARING, NOW, WINDOW, works_at)
+        assert [window.practitioner_id for window in made.windows] == ["dr-b"]
+        alone = CareEvent(source, None, ("dr-later",), NOW, None)
+        assert grants(alone, frozenset({"tm"}), CARING, NOW, WINDOW, works_at).windows == ()
+        loaded = grants(alone, frozenset({"tm"}), SYSTEM, NOW, WINDOW)
+        assert [window.practitioner_id for window in loaded.windows] == ["dr-later"]
+
+
+def test_a_referral_by_staff_opens_nothing_to_a_clinic_of_no_one_here() -> None:
+    """Adversary round 60: a referral to a clinic id no one works at (an outside
+    hospital, a clinic not yet opened) opened the record to whoever worked there later."""
+    group = frozenset({"tm", "tw"})
+    for clinic, opened in (("kt", []), ("tw", ["tw"])):
+        referral = CareEvent(CareSource.REFERRAL, clinic, (), NOW, None)
+        made = grants(referral, frozenset({"tm"}), CARING, NOW, WINDOW, {}, group)
+        assert [window.clinic_id for window in made.windows] == opened
+    loaded = grants(
+        CareEvent(CareSource.REFERRAL, "kt", (), NOW, None), frozenset(), SYSTEM, NOW, WINDOW
+    )
+    assert [window.clinic_id for window in loaded.windows] == ["kt"]
 
 
 def test_a_referral_to_the_writers_own_clinic_or_self_opens_nothing() -> None:

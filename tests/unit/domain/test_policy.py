@@ -14,7 +14,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from carevault.domain.categories import DataCategory
-from carevault.domain.policy import Actor, Target, decide, may_place, placed_elsewhere
+from carevault.domain.policy import (
+    Actor,
+    Target,
+    claims_directory,
+    decide,
+    may_place,
+    placed_elsewhere,
+)
 from carevault.domain.roles import GROUP_WIDE, Right, Role
 
 CELLS = ("same clinic, care", "same clinic, no care", "other clinic, care", "other clinic, no care")
@@ -290,3 +297,19 @@ def test_a_directory_record_places_only_practitioners_who_work_at_its_clinic() -
     assert placed_elsewhere(desk, "clinic-b", works_at) == ()
     feed = Actor("client:directory", Role.INTEGRATION, frozenset({"clinic-a"}))
     assert placed_elsewhere(feed, "clinic-a", works_at) == ()
+
+
+def test_staff_never_claim_a_directory_record_for_a_clinic_it_was_not_at() -> None:
+    """Adversary round 60: a ward no clinic holds (an outside hospital's, or one written
+    without an organization) claimed by a desk for its clinic placed there every visit
+    the system later loaded at it, registering other clinics' patients there."""
+    desk = Actor("staff:desk", Role.FRONT_DESK, frozenset({"clinic-a", "clinic-b"}))
+    group = frozenset({"clinic-a", "clinic-b"})
+    assert claims_directory(desk, frozenset(), "clinic-a", group)  # no clinic's, or outside
+    assert claims_directory(desk, frozenset({"clinic-b"}), "clinic-a", group)  # moved
+    assert not claims_directory(desk, frozenset({"clinic-a"}), "clinic-a", group)  # its own
+    assert not claims_directory(desk, frozenset(), "hosp-qeh", group)  # stays outside
+    assert claims_directory(desk, frozenset(), "clinic-a", frozenset())  # a stale list
+    assert not claims_directory(desk, frozenset({"clinic-a"}), None, group)
+    feed = Actor("client:directory", Role.INTEGRATION, frozenset({"clinic-a"}))
+    assert not claims_directory(feed, frozenset(), "clinic-a", group)
