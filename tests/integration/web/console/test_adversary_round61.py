@@ -266,3 +266,26 @@ def test_staff_with_correct_credentials_get_no_console_and_no_session(
         e for e in ledger_events(console_services) if e["tag"] == Tag.CONSOLE_SIGN_IN_REFUSED
     ]
     assert refused[-1]["principal"] == f"staff:{person.username}"
+
+
+def test_a_client_apps_name_and_id_are_text_on_the_staff_and_containment_pages(
+    signed_in: Browser, console_services: Services, officer: Person
+) -> None:
+    """Guard (held): an app registered with a name that is markup (in Chinese, with
+    quotes) is text on the staff page and among the containment page's choices."""
+    console_services.clients.add(
+        "lab-app",
+        '化驗室"><img src=x onerror=alert(1)><script>alert(2)</script>',
+        confidential=False,
+        scopes="user/Patient.rs",
+        redirect_uris=["https://lab.example/callback"],
+        clinic_ids=[CLINIC_A],
+    )
+    client = signed_in(officer)
+    pages = [
+        client.get("/console/staff").text,
+        client.get("/console/containment/start?mode=client-revoked").text,
+    ]
+    for text in pages:
+        assert "化驗室&#34;&gt;&lt;img" in text or "化驗室&quot;&gt;&lt;img" in text
+        assert "<img src=x" not in text and "<script>alert" not in text
