@@ -237,6 +237,16 @@ class ConsoleSessions:
         self._forget(secret_hash(secret))
         self.oauth.end_session(viewer.account_id, viewer.session_id, origin)
 
+    def end_replaced(self, secret: str, origin: Origin) -> None:
+        """End the session a browser held when it signed in again (its cookie is replaced
+        by the new one): left live, it would serve only whoever copied the old cookie."""
+        try:
+            viewer = self.resolve(secret, touch=False)
+        except ConsoleSessionEnded:
+            return
+        if viewer is not None:
+            self.sign_out(secret, viewer, origin)
+
     def confirm_code(self, viewer: Viewer, code: str, action: str, origin: Origin) -> None:
         """A fresh TOTP code from the viewer's own authenticator, before a sensitive action
         (the same check as containment's); ``StepUpRefused``, recorded, otherwise."""

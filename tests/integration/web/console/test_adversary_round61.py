@@ -289,3 +289,20 @@ def test_a_client_apps_name_and_id_are_text_on_the_staff_and_containment_pages(
     for text in pages:
         assert "化驗室&#34;&gt;&lt;img" in text or "化驗室&quot;&gt;&lt;img" in text
         assert "<img src=x" not in text and "<script>alert" not in text
+
+
+def test_signing_in_again_ends_the_session_the_browser_held(
+    browser: Browser, console_services: Services, officer: Person
+) -> None:
+    """Someone copied the officer's cookie (a shared screen, a synced profile); the
+    officer signs in again in that browser, whose cookie is then replaced: the copied
+    one must open nothing more."""
+    svc = console_services
+    client = browser()
+    assert sign_in(client, officer).status_code == 303
+    copied = client.cookies.get("carevault-console")
+    assert copied and svc.console.resolve(copied) is not None
+    assert sign_in(client, officer).status_code == 303
+    assert client.cookies.get("carevault-console") != copied
+    assert svc.console.resolve(copied) is None
+    assert len(svc.sessions.list_for(officer.account_id)) == 1
