@@ -155,9 +155,11 @@ class ConsoleSessions:
         )
         return secret
 
-    def resolve(self, secret: str) -> Viewer | None:
+    def resolve(self, secret: str, *, touch: bool = True) -> Viewer | None:
         """The viewer behind a cookie secret, if its session is live and was used within
-        the idle time; ``ConsoleSessionEnded`` if it has just timed out."""
+        the idle time; ``ConsoleSessionEnded`` if it has just timed out. ``touch=False``
+        for a request that will be refused: it does not count as the person's activity
+        (a page elsewhere that kept asking would otherwise hold off the idle timeout)."""
         if not secret:
             return None
         digest = secret_hash(secret)
@@ -206,7 +208,7 @@ class ConsoleSessions:
                     session_id=row.session_id,
                 )
             return None
-        if now_us - row.last_seen_us > TOUCH_US:
+        if touch and now_us - row.last_seen_us > TOUCH_US:
             with write_transaction(self.engine) as connection:
                 connection.execute(
                     update(console_session)
@@ -234,6 +236,16 @@ class ConsoleSessions:
         """End this console session (recorded as ended by its owner)."""
         self._forget(secret_hash(secret))
         self.oauth.end_session(viewer.account_id, viewer.session_id, origin)
+
+    def end_replaced(self, secret: str, origin: Origin) -> None:
+        """End the session a browser held when it signed in again (its cookie is replaced
+        by the new one): left live, it would serve only whoever copied the old cookie."""
+        try:
+            viewer = self.resolve(secret, touch=False)
+        except ConsoleSessionEnded:
+            return
+        if viewer is not None:
+            self.sign_out(secret, viewer, origin)
 
     def confirm_code(self, viewer: Viewer, code: str, action: str, origin: Origin) -> None:
         """A fresh TOTP code from the viewer's own authenticator, before a sensitive action

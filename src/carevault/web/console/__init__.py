@@ -32,6 +32,7 @@ from carevault.web.console import (
 from carevault.web.console.clinics import ClinicNames
 from carevault.web.console.guard import (
     CsrfRefused,
+    ForeignRequest,
     NotForYou,
     SignInRequired,
     cookie_name,
@@ -79,6 +80,15 @@ async def _csrf_refused(request: Request, _error: Exception) -> Response:
     )
 
 
+async def _foreign(request: Request, _error: Exception) -> Response:
+    return page(
+        request,
+        "console/error.html",
+        {"title_key": "error.foreign_title", "body_key": "error.foreign"},
+        status=403,
+    )
+
+
 async def _malformed(request: Request, error: Exception) -> Response:
     """A console request whose path or form a page cannot read (an id that is no number
     a row can have): the console's own page, 400; elsewhere the FHIR answer, as before.
@@ -94,6 +104,7 @@ def install(app: FastAPI, services: Services) -> None:
     app.add_exception_handler(SignInRequired, _sign_in_required)
     app.add_exception_handler(NotForYou, _not_for_you)
     app.add_exception_handler(CsrfRefused, _csrf_refused)
+    app.add_exception_handler(ForeignRequest, _foreign)
     # Replaces the app's handler for every path: it hands the others back to it.
     app.add_exception_handler(RequestValidationError, _malformed)
     app.mount("/console/static", StaticFiles(directory=STATIC), name="console-static")

@@ -94,6 +94,12 @@ MESSAGES: dict[str, str] = {
         "This request did not come from your own console page, so it was refused and "
         "nothing was changed. Reload the page and try again."
     ),
+    "error.foreign_title": "Opened from another site",
+    "error.foreign": (
+        "This page was asked for by another site, not by the console itself, so nothing "
+        "was shown or done, and the request was recorded. Open the console directly to "
+        "continue."
+    ),
     "error.malformed_title": "Request not understood",
     "error.malformed": (
         "The link or form asked for something the console does not have: an id or a "

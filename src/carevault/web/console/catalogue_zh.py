@@ -78,6 +78,8 @@ MESSAGES: dict[str, str] = {
     "error.forbidden": "此頁只供私隱主任使用。系統沒有作出任何更改。",
     "error.csrf_title": "請求被拒",
     "error.csrf": "此請求並非來自你本人的控制台頁面，因此被拒，系統沒有作出任何更改。請重新載入頁面再試。",
+    "error.foreign_title": "由其他網站開啟",
+    "error.foreign": "此頁由其他網站而非控制台本身要求開啟，因此系統沒有顯示或執行任何內容，並已記錄此請求。請直接開啟控制台繼續。",
     "error.malformed_title": "無法理解此請求",
     "error.malformed": (
         "連結或表格所要求的並非控制台所有（編號或選項不屬於控制台）。系統沒有作出任何更改。"

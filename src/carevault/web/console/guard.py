@@ -64,6 +64,24 @@ class CsrfRefused(Exception):
     """The form's token is missing or belongs to another session (403); nothing done."""
 
 
+class ForeignRequest(Exception):
+    """A request the browser says another site made (Fetch Metadata): refused (403) and
+    recorded, before anything is read or done; the session is left as it was."""
+
+
+#: ``Sec-Fetch-Site`` of a request another site made. ``SameSite=Strict`` keeps the
+#: cookie from other *sites* only: a page on another port of the host, or on a sibling
+#: name of the group's domain, is the same site, and its link or ``<img>`` carried the
+#: cookie (adversary round 61). The console's own pages send ``same-origin``; an address
+#: typed or a bookmark ``none``; a browser without Fetch Metadata sends nothing, and the
+#: cookie's ``SameSite`` is then the defence.
+FOREIGN_SITES = frozenset({"same-site", "cross-site"})
+
+
+def from_elsewhere(request: Request) -> bool:
+    return request.headers.get("sec-fetch-site", "").strip().lower() in FOREIGN_SITES
+
+
 def services(request: Request) -> Services:
     found: Services = request.app.state.services
     return found
@@ -99,12 +117,19 @@ async def form(request: Request) -> dict[str, str]:
 async def current_viewer(request: Request) -> Viewer:
     svc = services(request)
     secret = request.cookies.get(cookie_name(request), "")
+    foreign = from_elsewhere(request)
     try:
-        found = await run_in_threadpool(svc.console.resolve, secret)
+        found = await run_in_threadpool(svc.console.resolve, secret, touch=not foreign)
     except ConsoleSessionEnded:
         raise SignInRequired(timed_out=True) from None
     if found is None:
         raise SignInRequired()
+    if foreign:
+        # Whose browser was used, and from where: the officer may be the target.
+        await run_in_threadpool(
+            record_refusal, request, found, "request made by another site (Sec-Fetch-Site)"
+        )
+        raise ForeignRequest()
     request.state.viewer = found
     request.state.csrf = csrf_token(secret)
     request.state.secret = secret

@@ -24,6 +24,7 @@ from carevault.fhir.outcome import FhirError
 from carevault.fhir.query import SearchError, parse_query
 from carevault.fhir.registry import RESOURCE_TYPES
 from carevault.gate import AccessDenied, Caller
+from carevault.rest.interactions import ID_PATTERN
 from carevault.vault.records import Gone, NotFound
 from carevault.web.audit_routes import build_access_report
 from carevault.web.console.guard import (
@@ -116,6 +117,10 @@ async def _load(
     request: Request, viewer: Any, patient_id: str
 ) -> tuple[PatientCard | None, dict[str, Any]] | Response:
     svc = services(request)
+    if not ID_PATTERN.fullmatch(patient_id):
+        # Only a FHIR id opens a record (adversary round 61): the path had been cut to 64
+        # characters to read, and named the download whole, its quotes and ``;`` too.
+        return _unknown(request)
     purpose = stated_purpose(request.query_params.get("purpose"))
     if purpose is None:
         return page(
@@ -127,7 +132,7 @@ async def _load(
         )
     caller = caller_for(viewer, request, purpose)
     try:
-        return await run_in_threadpool(_report, svc, caller, patient_id[:64])
+        return await run_in_threadpool(_report, svc, caller, patient_id)
     except FhirError as error:
         if error.status == 429:
             # The report is a release of its patient (adversary round 51): past the
@@ -139,13 +144,17 @@ async def _load(
                 status=429,
                 current="/console/patients",
             )
-        return page(
-            request,
-            "console/error.html",
-            {"title_key": "patients.unknown_title", "body_key": "patients.unknown"},
-            status=404,
-            current="/console/patients",
-        )
+        return _unknown(request)
+
+
+def _unknown(request: Request) -> Response:
+    return page(
+        request,
+        "console/error.html",
+        {"title_key": "patients.unknown_title", "body_key": "patients.unknown"},
+        status=404,
+        current="/console/patients",
+    )
 
 
 @router.get("/console/patients/{patient_id}")

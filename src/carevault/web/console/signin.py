@@ -128,6 +128,9 @@ async def sign_in(request: Request) -> Response:
         )
     except ConsoleRefused:
         return _sign_in_page(request, message="signin.not_for_role", status=403)
+    held = request.cookies.get(cookie_name(request), "")
+    if held:
+        await run_in_threadpool(svc.console.end_replaced, held, origin(request))
     response = RedirectResponse(next_path, status_code=303)
     response.set_cookie(
         cookie_name(request),
