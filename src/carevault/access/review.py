@@ -51,6 +51,42 @@ class BreakGlassReview:
         self._recorded(account, source_address, grant, Outcome.SUCCESS, outcome)
         return grant
 
+    def words_shown(
+        self,
+        grants: list[Grant],
+        *,
+        principal: str,
+        role: str | None,
+        session_id: str | None = None,
+        source_address: str | None = None,
+    ) -> dict[str, str]:
+        """The words each grant's clinician wrote (grant id -> text), unsealed for the
+        review only once ``access:break-glass:shown``, naming who is shown them and each
+        grant's patient, is in the ledger: the words may carry clinical detail, and the
+        queue showed them with no entry naming the officer or the patient (adversary
+        round 61). Fail closed: a ledger that cannot record raises, and nothing is
+        unsealed."""
+        if not grants:
+            return {}
+        at_us = to_micros(self.clock())
+        self.audit.record(
+            [
+                AuditEvent(
+                    tag=Tag.ACCESS_BREAK_GLASS_SHOWN,
+                    outcome=Outcome.SUCCESS,
+                    at_us=at_us,
+                    principal=principal,
+                    role=role,
+                    session_id=session_id,
+                    source_address=source_address,
+                    patient_pseudonym=grant.patient_pseudonym,
+                    reason=f"grant {grant.grant_id}: the clinician's words shown for review",
+                )
+                for grant in grants
+            ]
+        )
+        return {grant.grant_id: self.break_glass.reason_text(grant.grant_id) for grant in grants}
+
     def _recorded(
         self,
         account: Account,

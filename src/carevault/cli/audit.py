@@ -185,12 +185,14 @@ def witness_serve(
 def glass_queue(home: HomeOption = None) -> None:
     """Break-the-glass grants waiting for the privacy officer's review."""
     with open_services(home) as services:
-        for grant in services.break_glass.queue():
+        waiting = services.break_glass.queue()
+        words = services.glass_review.words_shown(waiting, principal=operator(), role=None)
+        for grant in waiting:
             account = services.accounts.get(grant.account_id)
             who = account.username if account else grant.account_id
             echo(
                 f"{grant.grant_id}\t{cell(who)}\t{cell(grant.reason)}\tpatient "
-                f"{cell(grant.patient_pseudonym)}\t{cell(services.break_glass.reason_text(grant.grant_id))}"
+                f"{cell(grant.patient_pseudonym)}\t{cell(words[grant.grant_id])}"
             )
 
 

@@ -63,6 +63,7 @@ class Tag(StrEnum):
     AUTH_PATIENT_CHOSEN = "auth:launch:patient-chosen"
     ACCESS_BREAK_GLASS = "access:break-glass:granted"
     ACCESS_BREAK_GLASS_REVIEWED = "access:break-glass:reviewed"
+    ACCESS_BREAK_GLASS_SHOWN = "access:break-glass:shown"
     ADMIN_STAFF_ADDED = "admin:staff:added"
     ADMIN_STAFF_SUSPENDED = "admin:staff:suspended"
     ADMIN_STAFF_REINSTATED = "admin:staff:reinstated"

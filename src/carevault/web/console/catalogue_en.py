@@ -540,6 +540,7 @@ MESSAGES: dict[str, str] = {
     "action.fhir:resource:export": "Exported",
     "action.audit:ledger:read": "Read who opened the record (access report)",
     "action.access:break-glass:granted": "Broke the glass",
+    "action.access:break-glass:shown": "Shown the clinician's words (break-the-glass review)",
     "action.containment:emergency-access:requested": "Asked for emergency access",
     # Account language switch
     "account.language_changed": "Language changed.",

@@ -430,6 +430,7 @@ MESSAGES: dict[str, str] = {
     "action.fhir:resource:export": "匯出",
     "action.audit:ledger:read": "查閱紀錄的查閱紀錄（查閱報告）",
     "action.access:break-glass:granted": "緊急取用",
+    "action.access:break-glass:shown": "覆核緊急取用時閱覽臨床人員的說明",
     "action.containment:emergency-access:requested": "申請緊急取用",
     # Account language switch
     "account.language_changed": "已更改語言。",

@@ -38,7 +38,7 @@ class QueuedGrant:
     opened: list[AuditEvent]
 
 
-def _queued(svc: Services, grant: Grant, people: dict[str, Account]) -> QueuedGrant:
+def _queued(svc: Services, grant: Grant, people: dict[str, Account], words: str) -> QueuedGrant:
     person = people.get(grant.account_id)
     events: list[AuditEvent] = []
     if person is not None:
@@ -62,9 +62,7 @@ def _queued(svc: Services, grant: Grant, people: dict[str, Account]) -> QueuedGr
         if event.tag not in (Tag.ACCESS_BREAK_GLASS, Tag.EMERGENCY_REQUESTED)
         and event.at_us <= grant.expires_us
     ]
-    return QueuedGrant(
-        grant, person, svc.break_glass.reason_text(grant.grant_id), patient_id, opened
-    )
+    return QueuedGrant(grant, person, words, patient_id, opened)
 
 
 @router.get("/console/break-glass")
@@ -73,7 +71,15 @@ async def queue(request: Request, viewer: OfficerDep) -> Response:
 
     def gather() -> dict[str, Any]:
         people = {account.account_id: account for account in svc.accounts.all()}
-        return {"queue": [_queued(svc, grant, people) for grant in svc.break_glass.queue()]}
+        waiting = svc.break_glass.queue()
+        words = svc.glass_review.words_shown(
+            waiting,
+            principal=viewer.principal,
+            role=str(viewer.role),
+            session_id=viewer.session_id,
+            source_address=client_address(request),
+        )
+        return {"queue": [_queued(svc, grant, people, words[grant.grant_id]) for grant in waiting]}
 
     context = await run_in_threadpool(gather)
     done = request.query_params.get("done")

@@ -300,6 +300,28 @@ def test_reviewing_a_grant_goes_through_the_review_service(
     assert entry[-1]["reason"] == f"grant {grant.grant_id}: unjustified"
 
 
+def test_the_clinicians_words_are_shown_only_once_the_ledger_names_who_saw_them(
+    signed_in: Browser, console_services: Services, officer: Person, history: None
+) -> None:
+    """The queue unsealed each clinician's own words (they may carry clinical detail)
+    with no entry naming the officer or the patient (adversary round 61, left open;
+    closed after it): ``access:break-glass:shown`` names both, per grant shown."""
+    (grant,) = console_services.break_glass.queue()
+    before = len(ledger_events(console_services))
+    text = signed_in(officer).get("/console/break-glass").text
+    assert "Seen in the waiting room" in text
+    shown = [
+        e
+        for e in ledger_events(console_services)[before:]
+        if e["tag"] == "access:break-glass:shown"
+    ]
+    assert [(e["principal"], e["patient_pseudonym"]) for e in shown] == [
+        ("staff:officer1", grant.patient_pseudonym)
+    ]
+    assert shown[0]["reason"].startswith(f"grant {grant.grant_id}:")
+    assert "Seen in the waiting room" not in str(shown)
+
+
 def test_the_report_lists_each_access_with_its_proof_and_its_pdf_letter(
     signed_in: Browser, console_services: Services, officer: Person, history: None
 ) -> None:
