@@ -39,7 +39,7 @@ from carevault.vault.writer import (
     version_conflict,
 )
 
-ID_PATTERN = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+ID_PATTERN = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 _ETAG = re.compile(r'^(?:W/)?"(\d{1,9})"$')
 
 #: Parameters every interaction takes (R4 http.html, "General parameters"): they lay an
@@ -80,7 +80,7 @@ def resource_type_named(name: str) -> ResourceType:
 
 
 def checked_id(resource_id: str) -> str:
-    if not ID_PATTERN.match(resource_id):
+    if not ID_PATTERN.fullmatch(resource_id):
         raise bad_request("not a valid resource id (1-64 of A-Z a-z 0-9 - .)")
     return resource_id
 

@@ -52,6 +52,13 @@ BAD_REQUESTS: dict[str, tuple[Request, int, str]] = {
         "structure",
     ),
     "a JSON array": (_post("/fhir/Patient", b"[]"), 400, "structure"),
+    # "^...$" matched an id before a trailing newline (adversary round 61, left open):
+    # refused as an id now, not only as the body's id disagreeing with the path's.
+    "a path id ending in a newline": (
+        _put("/fhir/Patient/newline-id%0A", lambda _: _dumps({**patient(), "id": "newline-id"})),
+        400,
+        "invalid",
+    ),
     "duplicate keys": (
         _post("/fhir/Patient", b'{"resourceType":"Patient","gender":"male","gender":"female"}'),
         400,
