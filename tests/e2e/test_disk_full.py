@@ -144,6 +144,12 @@ def small_tablespace() -> Iterator[SmallTablespace]:
                 pytest.skip(f"PostgreSQL cannot make a tablespace here: {error.orig}")
             try:
                 connection.execute(text(f'CREATE DATABASE "{database}" TABLESPACE "{space}"'))
+                # PostgreSQL 15 copies the catalogue through shared buffers (WAL_LOG):
+                # pages the tmpfs has not given space to yet. Once this test fills it,
+                # whichever backend evicts one of them fails to write it, and another
+                # test's COPY failed with DiskFull naming this database's relation
+                # (pg_tblspc/…/2838). Written out now, they have their space.
+                connection.execute(text("CHECKPOINT"))
                 yield SmallTablespace(
                     mount_point, url.set(database=database).render_as_string(hide_password=False)
                 )
