@@ -9,6 +9,7 @@ route; see docs/console.md for who may use which page.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from urllib.parse import quote
 
@@ -62,31 +63,20 @@ async def _sign_in_required(request: Request, error: Exception) -> Response:
     return response
 
 
-async def _not_for_you(request: Request, _error: Exception) -> Response:
-    return page(
-        request,
-        "console/error.html",
-        {"title_key": "error.forbidden_title", "body_key": "error.forbidden"},
-        status=403,
-    )
+def _refused_page(
+    title_key: str, body_key: str
+) -> Callable[[Request, Exception], Awaitable[Response]]:
+    """The handler of a refusal the console answers with its own page (403)."""
 
+    async def refused(request: Request, _error: Exception) -> Response:
+        return page(
+            request,
+            "console/error.html",
+            {"title_key": title_key, "body_key": body_key},
+            status=403,
+        )
 
-async def _csrf_refused(request: Request, _error: Exception) -> Response:
-    return page(
-        request,
-        "console/error.html",
-        {"title_key": "error.csrf_title", "body_key": "error.csrf"},
-        status=403,
-    )
-
-
-async def _foreign(request: Request, _error: Exception) -> Response:
-    return page(
-        request,
-        "console/error.html",
-        {"title_key": "error.foreign_title", "body_key": "error.foreign"},
-        status=403,
-    )
+    return refused
 
 
 async def _malformed(request: Request, error: Exception) -> Response:
@@ -102,9 +92,9 @@ def install(app: FastAPI, services: Services) -> None:
     app.state.console_clinics = ClinicNames(services)
     app.add_middleware(SecurityHeaders, prefix="/console", static="/console/static/")
     app.add_exception_handler(SignInRequired, _sign_in_required)
-    app.add_exception_handler(NotForYou, _not_for_you)
-    app.add_exception_handler(CsrfRefused, _csrf_refused)
-    app.add_exception_handler(ForeignRequest, _foreign)
+    app.add_exception_handler(NotForYou, _refused_page("error.forbidden_title", "error.forbidden"))
+    app.add_exception_handler(CsrfRefused, _refused_page("error.csrf_title", "error.csrf"))
+    app.add_exception_handler(ForeignRequest, _refused_page("error.foreign_title", "error.foreign"))
     # Replaces the app's handler for every path: it hands the others back to it.
     app.add_exception_handler(RequestValidationError, _malformed)
     app.mount("/console/static", StaticFiles(directory=STATIC), name="console-static")
