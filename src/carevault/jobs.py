@@ -252,8 +252,11 @@ class JobService(Generic[S]):
     def record(self, events: Sequence[AuditEvent]) -> None:
         self.ledger.writer.record(events)
 
-    def record_refusal(self, tag: Tag, caller: Caller, message: str, **detail: Any) -> None:
-        """A kick-off refused, as the caller asked it (no job was stored)."""
+    def record_refusal(
+        self, tag: Tag, caller: Caller, message: str, *, job: S | None = None, **detail: Any
+    ) -> None:
+        """A request refused, as the caller asked it: a kick-off (no job was stored), or a
+        request about ``job`` (its status, its files)."""
         self.record(
             [
                 AuditEvent(
@@ -265,7 +268,7 @@ class JobService(Generic[S]):
                     session_id=caller.session_id,
                     source_address=caller.source_address,
                     reason=message,
-                    detail=detail,
+                    detail={**(self.job_detail(job) if job else {}), **detail},
                 )
             ]
         )

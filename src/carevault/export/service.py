@@ -253,27 +253,9 @@ class ExportService(JobService[Job]):
         job = self.for_client(caller, job_id)
         if not may_export(caller.scopes, caller.principal):
             reason = f"{what} needs a token granted system/*.read, as the kick-off did"
-            self._record_refusal(caller, job, reason)
+            self.record_refusal(Tag.EXPORT_REFUSED, caller, reason, job=job)
             raise ExportRefused(403, reason, insufficient_scope=True)
         return job
-
-    def _record_refusal(self, caller: Caller, job: Job, reason: str, **detail: Any) -> None:
-        """``bulk:export:refused`` in the ledger: the client's request for a job's status
-        or files, refused (``reason``)."""
-        self.record(
-            [
-                self.event(
-                    Tag.EXPORT_REFUSED,
-                    job,
-                    principal=caller.principal,
-                    outcome=Outcome.DENIED,
-                    source_address=caller.source_address,
-                    reason=reason,
-                    session=caller.session_id,
-                    **detail,
-                )
-            ]
-        )
 
     # --- containment: a job is only as good as its principal ---------------------------
 
@@ -350,7 +332,9 @@ class ExportService(JobService[Job]):
         # locked, they wait, as running jobs do.
         held = self.held() or locked_for(self.gate, self.jobs.clinics(job.job_id))
         if held is not None:
-            self._record_refusal(caller, job, f"download held: {held}", file=name)
+            self.record_refusal(
+                Tag.EXPORT_REFUSED, caller, f"download held: {held}", job=job, file=name
+            )
             raise ExportRefused(503, held)
         self.record(
             [
