@@ -1,6 +1,7 @@
 """What a write and a read by id answer, whether asked alone or as an entry of a batch or
-transaction Bundle: one reading of ``Prefer: return=`` and of ``If-None-Match``, so that
-an entry can never answer more (or otherwise) than the same request sent on its own."""
+transaction Bundle: one reading of ``Prefer: return=``, of ``If-None-Match`` and of
+``If-Modified-Since``, so that an entry can never answer more (or otherwise) than the
+same request sent on its own."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import re
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from carevault.clock import read_http_date
 from carevault.fhir.outcome import Issue, outcome
 
 if TYPE_CHECKING:
@@ -74,16 +76,44 @@ def _opaque(tag: str) -> str:
     return tag[2:] if tag.startswith("W/") else tag
 
 
-def not_modified(if_none_match: str | None, result: FhirResponse) -> FhirResponse:
+def not_modified(
+    if_none_match: str | None,
+    result: FhirResponse,
+    modified_since_us: int | None = None,
+    now_us: int = 0,
+) -> FhirResponse:
     """304 Not Modified, with no body, when ``if_none_match`` (the ``If-None-Match``
     header, or ``Bundle.entry.request.ifNoneMatch``) names the version read, or is ``*``
     (FHIR http.html#cread); ``result`` otherwise. The read itself went through the gate
-    and is in the ledger: the caller was allowed it and already holds that version."""
+    and is in the ledger: the caller was allowed it and already holds that version.
+
+    With no ``If-None-Match`` (RFC 9110 13.1.3: it outranks the date), 304 too when the
+    version read was written before ``modified_since_us`` (``If-Modified-Since``, or
+    ``Bundle.entry.request.ifModifiedSince``), taken to its whole second below. Before,
+    not at: ``Last-Modified`` is a whole second, and a record written twice within one
+    second would otherwise be answered 304 to a client holding the first of the two
+    (RFC 9110 allows 304 "earlier than or equal"; a stale chart is worse than a second
+    sending). A client that echoes ``Last-Modified`` of the current version gets it
+    again; its ``ETag`` is the exact validator. A date after ``now_us`` (the services'
+    clock) is ignored, as RFC 7232 3.3 said: a client whose clock runs ahead would
+    otherwise be answered 304 for every change until its date came."""
     current = result.headers.get("ETag")
-    if if_none_match is None or current is None or result.status != 200:
+    if current is None or result.status != 200:
         return result
-    tags = {_opaque(tag) for tag in if_none_match.split(",")}
-    if "*" in tags or _opaque(current) in tags:
-        kept = {name: value for name, value in result.headers.items() if name != "Content-Type"}
-        return replace(result, status=304, body=None, headers=kept)
+    if if_none_match is not None:
+        tags = {_opaque(tag) for tag in if_none_match.split(",")}
+        if "*" in tags or _opaque(current) in tags:
+            return _unmodified(result)
+        return result
+    if modified_since_us is None or modified_since_us > now_us:
+        return result
+    # Our own header: the version's time to the whole second below.
+    written = read_http_date(result.headers.get("Last-Modified", ""))
+    if written is not None and written < modified_since_us - modified_since_us % 1_000_000:
+        return _unmodified(result)
     return result
+
+
+def _unmodified(result: FhirResponse) -> FhirResponse:
+    kept = {name: value for name, value in result.headers.items() if name != "Content-Type"}
+    return replace(result, status=304, body=None, headers=kept)

@@ -36,7 +36,7 @@ def _resource(rt: ResourceType, base: str) -> dict[str, Any]:
         "readHistory": True,
         "updateCreate": True,
         "conditionalCreate": True,
-        "conditionalRead": "not-match",
+        "conditionalRead": "full-support",
         "conditionalUpdate": True,
         "conditionalDelete": "single",
         "searchParam": params,

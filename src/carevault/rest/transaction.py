@@ -19,11 +19,13 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
 from sqlalchemy import Connection
 
+from carevault.clock import to_micros
 from carevault.db import pinned
 from carevault.fhir import jsonio
 from carevault.fhir.content import InputLimits
@@ -64,6 +66,8 @@ class _Entry:
     if_match: str | None
     if_none_exist: str | None
     if_none_match: str | None = None
+    #: ``request.ifModifiedSince``, in microseconds (a GET entry's).
+    if_modified_since: int | None = None
     resource_type: ResourceType | None = None
     resource_id: str | None = None
     #: What a conditional create (ifNoneExist) found, as its caller's search showed it:
@@ -138,9 +142,30 @@ def _entries(bundle: dict[str, Any], max_entries: int) -> list[_Entry]:
                 if_match=_text(request.get("ifMatch")),
                 if_none_exist=_text(request.get("ifNoneExist")),
                 if_none_match=_text(request.get("ifNoneMatch")),
+                if_modified_since=_instant(where, request.get("ifModifiedSince")),
             )
         )
     return entries
+
+
+def _instant(where: str, value: Any) -> int | None:
+    """``request.ifModifiedSince``: a FHIR instant (a time of day and its zone), or
+    absent. Anything else is refused: a Bundle that asks a condition CareVault cannot
+    read is not answered as if it had asked none."""
+    if value is None:
+        return None
+    if isinstance(value, str) and _INSTANT.fullmatch(value):
+        try:
+            return to_micros(datetime.fromisoformat(value.replace("Z", "+00:00")))
+        except (ValueError, OverflowError):
+            pass
+    raise _entry_error(
+        where, "request.ifModifiedSince must be a FHIR instant, such as 2026-12-05T10:00:00Z"
+    )
+
+
+#: FHIR R4's instant (datatypes.html#instant): seconds, and a zone, always given.
+_INSTANT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|[+-]\d{2}:\d{2})")
 
 
 def _text(value: Any) -> str | None:
@@ -530,23 +555,23 @@ def _run_get(
     interactions: FhirInteractions, caller: Caller, entry: _Entry, base: str
 ) -> FhirResponse:
     """The entry's GET as the route of the same request answers it. A read by id and a
-    vread weigh ``ifNoneMatch``, as their routes weigh ``If-None-Match`` (a search has no
-    ETag to match); none weighs ``If-Modified-Since`` (the CapabilityStatement's
-    conditionalRead: not-match)."""
+    vread weigh ``ifNoneMatch`` and ``ifModifiedSince``, as their routes weigh
+    ``If-None-Match`` and ``If-Modified-Since`` (a search has neither to match)."""
     path, _, query = entry.url.partition("?")
     parts = path.strip("/").split("/")
     # Blank values kept, as the REST routes keep them: ``_elements=`` is refused here too,
     # not taken for no view at all.
     params = parse_qsl(query, keep_blank_values=True)
     _refuse_operation(parts)
+    now_us = to_micros(interactions.gate.vault.clock())
     if len(parts) == 1:
         return interactions.search(caller, parts[0], params, base, strict=False)
     if len(parts) == 2:
         read = interactions.read(caller, parts[0], parts[1], base, params)
-        return not_modified(entry.if_none_match, read)
+        return not_modified(entry.if_none_match, read, entry.if_modified_since, now_us)
     if len(parts) == 4 and parts[2] == "_history":
         version = interactions.vread(caller, parts[0], parts[1], parts[3], base, params)
-        return not_modified(entry.if_none_match, version)
+        return not_modified(entry.if_none_match, version, entry.if_modified_since, now_us)
     raise bad_request("GET entries support read, vread and search")
 
 

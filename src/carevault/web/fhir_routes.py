@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.responses import Response
 
+from carevault.clock import read_http_date, to_micros
 from carevault.db import on_the_loop
 from carevault.fhir import jsonio, mediatype
 from carevault.fhir.content import has_control_characters
@@ -485,9 +486,14 @@ async def released(pending: Future[Opened], timeout: float) -> Opened:
 
 
 def not_modified(request: Request, result: FhirResponse) -> FhirResponse:
-    """304 Not Modified when ``If-None-Match`` names the version read (``answers``: the
-    same test a Bundle's GET entry makes of its ``ifNoneMatch``)."""
-    return answers.not_modified(request.headers.get("if-none-match"), result)
+    """304 Not Modified when ``If-None-Match`` names the version read, or, without it,
+    when the version was written before ``If-Modified-Since`` (``answers``: the same test
+    a Bundle's GET entry makes of its ``ifNoneMatch`` and ``ifModifiedSince``). A date
+    given twice, or one that is not an HTTP-date, is ignored (RFC 9110 13.1.3)."""
+    dates = request.headers.getlist("if-modified-since")
+    since = read_http_date(dates[0]) if len(dates) == 1 else None
+    now = to_micros(services(request).gate.vault.clock())
+    return answers.not_modified(request.headers.get("if-none-match"), result, since, now)
 
 
 @router.put("/{type_name}/{resource_id}")

@@ -1,7 +1,7 @@
-"""A batch or transaction entry's ``request.ifNoneMatch``, ``ifModifiedSince`` and
-``ifMatch`` answer as the same headers on the request sent on its own (FHIR R4
-http.html#transaction: the entry's request carries them "as for the HTTP header"). On
-SQLite and PostgreSQL."""
+"""A batch or transaction entry's ``request.ifNoneMatch`` and ``ifMatch`` answer as the
+same headers on the request sent on its own (FHIR R4 http.html#transaction: the entry's
+request carries them "as for the HTTP header"); ``ifModifiedSince``:
+``test_if_modified_since.py``. On SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -85,24 +85,6 @@ def test_if_none_match_is_weighed_by_an_entry_as_its_route_weighs_it(
     statuses = [e["response"]["status"] for e in api.post_json("/fhir", bundle).json()["entry"]]
 
     assert statuses == ["304 Not Modified", "200 OK"]
-
-
-def test_if_modified_since_is_not_weighed_as_the_plain_read_does_not_weigh_it(
-    api: FhirTestClient, stored: dict[str, Any]
-) -> None:
-    """The CapabilityStatement says conditionalRead: not-match; an entry answers so too."""
-    url = f"Patient/{stored['id']}"
-    later = "2999-01-01T00:00:00Z"
-    plain = api.get(f"/fhir/{url}", headers={"If-Modified-Since": "Tue, 01 Jan 2999 00:00:00 GMT"})
-    assert plain.status_code == 200
-    assert api.get("/fhir/metadata").json()["rest"][0]["resource"][0]["conditionalRead"] == (
-        "not-match"
-    )
-
-    [entry] = api.post_json("/fhir", one_get("batch", url, ifModifiedSince=later)).json()["entry"]
-
-    assert entry["response"]["status"] == "200 OK"
-    assert entry["resource"] == plain.json()
 
 
 @pytest.mark.parametrize("method", ["PUT", "DELETE"])

@@ -1,10 +1,11 @@
-"""One reading of ``Prefer: return=`` and ``If-None-Match`` for a request on its own and
-for a Bundle entry (``rest/answers.py``): pure, no database."""
+"""One reading of ``Prefer: return=``, ``If-None-Match`` and ``If-Modified-Since`` for a
+request on its own and for a Bundle entry (``rest/answers.py``): pure, no database."""
 
 from __future__ import annotations
 
 import pytest
 
+from carevault.clock import http_date
 from carevault.rest.answers import (
     WriteAnswer,
     not_modified,
@@ -96,3 +97,40 @@ def test_another_version_or_none_named_is_answered_in_full(tag: str | None) -> N
 def test_only_a_successful_versioned_answer_is_ever_304() -> None:
     assert not_modified("*", FhirResponse(200, BODY)).status == 200
     assert not_modified("*", FhirResponse(404, BODY, {"ETag": 'W/"2"'})).status == 404
+
+
+WRITTEN_US = 1_796_500_000_000_000  # a whole second
+NOW_US = WRITTEN_US + 3_600_000_000
+DATED = FhirResponse(200, BODY, {"ETag": 'W/"2"', "Last-Modified": http_date(WRITTEN_US + 250_000)})
+
+
+@pytest.mark.parametrize("since_us", [WRITTEN_US + 1_000_000, NOW_US])
+def test_a_version_written_before_the_date_given_is_not_modified(since_us: int) -> None:
+    answer = not_modified(None, DATED, since_us, NOW_US)
+
+    assert answer.status == 304 and answer.body is None
+    assert answer.headers["ETag"] == 'W/"2"'
+
+
+@pytest.mark.parametrize(
+    "since_us",
+    [
+        # The second it was written in: another write may have come within it.
+        WRITTEN_US,
+        WRITTEN_US + 999_999,
+        WRITTEN_US - 1_000_000,
+        # A client's clock ahead of the server's: a later change would go unseen.
+        NOW_US + 1,
+        None,
+    ],
+)
+def test_a_date_not_after_the_versions_second_or_in_the_future_is_answered_in_full(
+    since_us: int | None,
+) -> None:
+    assert not_modified(None, DATED, since_us, NOW_US) is DATED
+
+
+def test_if_none_match_outranks_the_date() -> None:
+    since = WRITTEN_US + 2_000_000
+    assert not_modified('W/"1"', DATED, since, NOW_US) is DATED
+    assert not_modified('W/"2"', DATED, WRITTEN_US, NOW_US).status == 304
