@@ -1,5 +1,6 @@
 """Conditional update, patch and delete (FHIR R4 http.html#cond-update, #cond-delete):
-``PUT``, ``PATCH`` and ``DELETE`` on ``[type]?[criteria]``.
+``PUT``, ``PATCH`` and ``DELETE`` on ``[type]?[criteria]``, and a Bundle's ``PUT`` and
+``DELETE`` entries on such a URL (``rest/transaction.py``: the same rules, one code).
 
 The criteria are a search through the gate, like any other: the caller's reach
 restricts it in SQL, it is in the ledger, and it sees only what the caller may read.
@@ -24,9 +25,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from typing import Any
 
 from carevault.fhir.outcome import FhirError, bad_request
 from carevault.fhir.query import SearchQuery
+from carevault.fhir.registry import ResourceType
 from carevault.fhir.validate import parse_json, validate_resource
 from carevault.gate import Caller
 from carevault.rest import bundles, patching
@@ -40,7 +43,7 @@ from carevault.rest.interactions import (
     written,
 )
 from carevault.vault.records import Method, Opened
-from carevault.vault.writer import Delete, Put
+from carevault.vault.writer import Delete, IfMatch, Put
 
 
 def match(interactions: FhirInteractions, caller: Caller, query: SearchQuery) -> Opened | None:
@@ -78,16 +81,13 @@ def update(
     expected = parse_etag(if_match)
     unwanted = parse_etags(if_none_match)
     resource = validate_resource(parse_json(body), rt.name, interactions.limits)
-    query = interactions.parse_criteria(rt, params)
-    found = match(interactions, caller, query)
-    given = resource.get("id")
-    if found is not None:
-        target = found.head.resource_id
-        if given is not None and given != target:
-            raise bad_request(
-                "the resource's id is not the id of the resource the criteria match",
-                code="invariant",
-            )
+    target, creates = update_target(
+        interactions, caller, rt, params, given=resource.get("id"), expected=expected
+    )
+    if creates:
+        # Created by the PUT it was: its history says so.
+        operation = Put(rt, target, resource, fresh=True, method=Method.PUT)
+    else:
         operation = Put(
             rt,
             target,
@@ -96,22 +96,57 @@ def update(
             if_none_match=unwanted,
             method=Method.PUT,
         )
-    else:
-        if expected is not None:
-            raise FhirError.of(412, "conflict", "If-Match names a version, but nothing matches")
-        if given is not None:
-            raise bad_request(
-                "nothing matches, and a conditional update creates with a server-assigned "
-                "id: leave id out, or PUT [type]/[id] to choose it",
-                code="invariant",
-            )
-        with translated():
-            interactions.gate.refuse_unseen_matches(caller, query, 0)
-        # Created by the PUT it was: its history says so.
-        operation = Put(rt, str(uuid.uuid4()), resource, fresh=True, method=Method.PUT)
     with translated():
         [result] = interactions.gate.write(caller, [operation])
     return written(201 if result.created else 200, result.head, result.body, base, prefer)
+
+
+def update_target(
+    interactions: FhirInteractions,
+    caller: Caller,
+    rt: ResourceType,
+    params: Sequence[tuple[str, str]],
+    *,
+    given: Any,
+    expected: IfMatch | None,
+) -> tuple[str, bool]:
+    """The record a conditional update writes (``PUT [type]?[criteria]``, alone or as a
+    Bundle's entry): the id of the one match the caller may see, or a new id to create
+    under, and whether it is created. ``given``: the id the resource carries, if any."""
+    query = interactions.parse_criteria(rt, params)
+    found = match(interactions, caller, query)
+    if found is not None:
+        target = found.head.resource_id
+        if given is not None and given != target:
+            raise bad_request(
+                "the resource's id is not the id of the resource the criteria match",
+                code="invariant",
+            )
+        return target, False
+    if expected is not None:
+        raise FhirError.of(412, "conflict", "If-Match names a version, but nothing matches")
+    if given is not None:
+        raise bad_request(
+            "nothing matches, and a conditional update creates with a server-assigned "
+            "id: leave id out, or PUT [type]/[id] to choose it",
+            code="invariant",
+        )
+    with translated():
+        interactions.gate.refuse_unseen_matches(caller, query, 0)
+    return str(uuid.uuid4()), True
+
+
+def delete_target(
+    interactions: FhirInteractions,
+    caller: Caller,
+    rt: ResourceType,
+    params: Sequence[tuple[str, str]],
+) -> str | None:
+    """The record a conditional delete removes (``DELETE [type]?[criteria]``, alone or
+    as a Bundle's entry): the one match the caller may see; None for none, whatever the
+    caller may not see matches (nothing is deleted, as for no match at all)."""
+    found = match(interactions, caller, interactions.parse_criteria(rt, params))
+    return None if found is None else found.head.resource_id
 
 
 def patch(
@@ -162,11 +197,10 @@ def delete(
     rt = resource_type_named(type_name)
     expected = parse_etag(if_match)
     unwanted = parse_etags(if_none_match)
-    found = match(interactions, caller, interactions.parse_criteria(rt, params))
-    if found is None:
-        # As for no match at all, whatever the caller may not see: nothing is deleted.
+    target = delete_target(interactions, caller, rt, params)
+    if target is None:
         return FhirResponse(204, None, {})
-    operation = Delete(rt, found.head.resource_id, expected, unwanted)
+    operation = Delete(rt, target, expected, unwanted)
     with translated():
         [result] = interactions.gate.write(caller, [operation])
     return FhirResponse(204, None, {"ETag": bundles.etag(result.head.version_id)})

@@ -11,7 +11,9 @@ entry's outcome.
 An entry answers as the same request sent on its own would: a write by ``Prefer:
 return=`` (``rest/answers.py``; with no preference, its ``response`` alone), showing
 only the version the gate let its writer have; a read by id ``304`` where its
-``ifNoneMatch`` names the version read; ``ifMatch`` as the header.
+``ifNoneMatch`` names the version read (or ``ifModifiedSince`` dates it after); ``ifMatch``
+as the header; a ``PUT`` or ``DELETE`` on ``[type]?[criteria]`` as that conditional
+update or delete (``rest/conditional.py``), its match found before anything is written.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from carevault.fhir.outcome import FhirError, Issue, bad_request, outcome
 from carevault.fhir.registry import RESOURCE_TYPES, ResourceType
 from carevault.fhir.validate import InvalidResource, parse_json, validate_resource
 from carevault.gate import AccessDenied, Caller
-from carevault.rest import bundles
+from carevault.rest import bundles, conditional
 from carevault.rest.answers import not_modified, prefer_return, write_answer
 from carevault.rest.bundle_refs import absolute
 from carevault.rest.errors import to_fhir_error, translated
@@ -70,9 +72,21 @@ class _Entry:
     if_modified_since: int | None = None
     resource_type: ResourceType | None = None
     resource_id: str | None = None
+    #: A conditional update's or delete's criteria (``PUT [type]?[criteria]``).
+    criteria: str | None = None
+    #: A conditional update that matched nothing: it creates under a new id.
+    creates: bool = False
+    #: A conditional delete that matched nothing the caller may see: it deletes nothing.
+    matched_nothing: bool = False
     #: What a conditional create (ifNoneExist) found, as its caller's search showed it:
     #: nothing to write.
     existing: Opened | None = None
+
+    @property
+    def writes(self) -> bool:
+        """Whether the entry writes a record (not a GET, not a conditional create that
+        found one, not a conditional delete that found none)."""
+        return self.method != "GET" and self.existing is None and not self.matched_nothing
 
     @property
     def reference(self) -> str:
@@ -189,12 +203,13 @@ def _target(entry: _Entry) -> None:
                 raise bad_request("POST goes to a type, e.g. Patient")
             entry.resource_id = str(uuid.uuid4())
         elif entry.method in ("PUT", "DELETE"):
-            if len(parts) != 2 or "?" in entry.url:
-                raise bad_request(
-                    "conditional update and delete are not supported in a Bundle; send "
-                    "PUT or DELETE [type]?[criteria] on their own"
-                )
-            entry.resource_id = checked_id(parts[1])
+            if len(parts) == 1 and "?" in entry.url:
+                # Conditional: the record is the criteria's match (``_resolve_conditional_writes``).
+                entry.criteria = entry.url.split("?", 1)[1]
+            elif len(parts) != 2 or "?" in entry.url:
+                raise bad_request(f"{entry.method} goes to [type]/[id] or [type]?[criteria]")
+            else:
+                entry.resource_id = checked_id(parts[1])
     except FhirError as error:
         code = error.issues[0].code if error.issues else "invalid"
         raise _entry_error(where, str(error), error.status, code) from None
@@ -215,6 +230,8 @@ def _transaction(
     for entry in entries:
         _target(entry)
     _resolve_conditional_creates(interactions, caller, entries)
+    for entry in entries:
+        _resolve_conditional_write(interactions, caller, entry)
     _refuse_overlaps(entries)
     _resolve_references(entries)
     _resolve_conditional_references(interactions, caller, entries)
@@ -273,6 +290,7 @@ def _transaction(
         for (entry, _), result in zip(kept, results, strict=True)
     }
     responses.update(dict.fromkeys(nothing, _DELETED_NOTHING))
+    responses.update((entry.index, _DELETED_NOTHING) for entry in entries if entry.matched_nothing)
     responses.update(answered)
     for entry in entries:
         if entry.existing is not None:
@@ -292,7 +310,7 @@ def _refuse_overlaps(entries: list[_Entry]) -> None:
     stands would depend on the order of processing."""
     first: dict[str, int] = {}
     for entry in entries:
-        if entry.method == "GET" or entry.existing is not None:
+        if not entry.writes:
             continue
         earlier = first.setdefault(entry.reference, entry.index)
         if earlier != entry.index:
@@ -307,7 +325,7 @@ def _write_order(entries: list[_Entry]) -> list[_Entry]:
     """The entries to write, in the order to write them: by method as R4 orders them,
     each after the entries of the Bundle it refers to (``write_order``), so that the
     outcome does not depend on the order the client listed them in."""
-    writes = [e for e in entries if e.method != "GET" and e.existing is None]
+    writes = [entry for entry in entries if entry.writes]
     position = {entry.reference: place for place, entry in enumerate(writes)}
     needs = [
         {
@@ -350,14 +368,18 @@ def _operation(entry: _Entry, limits: InputLimits) -> Operation:
     if entry.method == "DELETE":
         return Delete(entry.resource_type, entry.resource_id, expected)
     resource = validate_resource(entry.resource, entry.resource_type.name, limits)
-    if entry.method == "PUT" and resource.get("id") != entry.resource_id:
+    if entry.criteria is not None:
+        # The match's id, or the one a conditional update creates under
+        # (``_resolve_conditional_write`` checked any id the resource carries).
+        resource = {**resource, "id": entry.resource_id}
+    elif entry.method == "PUT" and resource.get("id") != entry.resource_id:
         raise InvalidResource(400, [Issue("invariant", "the resource's id must match request.url")])
     return Put(
         entry.resource_type,
         entry.resource_id,
         resource,
-        if_match=expected,
-        fresh=entry.method == "POST",
+        if_match=None if entry.creates else expected,
+        fresh=entry.method == "POST" or entry.creates,
         method=Method(entry.method),
     )
 
@@ -388,6 +410,32 @@ def _resolve_conditional_create(
     if existing is not None:
         entry.existing = existing
         entry.resource_id = existing.head.resource_id
+
+
+def _resolve_conditional_write(
+    interactions: FhirInteractions, caller: Caller, entry: _Entry
+) -> None:
+    """A PUT or DELETE entry on ``[type]?[criteria]``: the record it writes, as the same
+    request on its own finds it (``conditional.update_target``, ``delete_target``),
+    through the gate and in the ledger, before anything is written (R4 http.html#trules:
+    the matches are those of the server's state as the Bundle found it)."""
+    if entry.criteria is None or entry.resource_type is None:
+        return
+    params = parse_qsl(entry.criteria, keep_blank_values=True)
+    try:
+        if entry.method == "DELETE":
+            found = conditional.delete_target(interactions, caller, entry.resource_type, params)
+            entry.matched_nothing = found is None
+            entry.resource_id = found
+            return
+        given = (entry.resource or {}).get("id")
+        expected = parse_etag(entry.if_match)
+        entry.resource_id, entry.creates = conditional.update_target(
+            interactions, caller, entry.resource_type, params, given=given, expected=expected
+        )
+    except FhirError as error:
+        code = error.issues[0].code if error.issues else "invalid"
+        raise _entry_error(f"Bundle.entry[{entry.index}]", str(error), error.status, code) from None
 
 
 def _matched_response(existing: Opened, base: str, returning: str) -> bytes:
@@ -616,6 +664,9 @@ def _batch_entry(
     _resolve_conditional_create(interactions, caller, entry)
     if entry.existing is not None:
         return _matched_response(entry.existing, base, returning)
+    _resolve_conditional_write(interactions, caller, entry)
+    if entry.matched_nothing:
+        return _DELETED_NOTHING
     operation = _operation(entry, interactions.limits)
     with translated():
         try:
