@@ -7,18 +7,21 @@ the same, restarted) takes the job over.
 
 A client has at most one job of a kind in progress (``create_unless_busy``): a second
 kick-off is refused with 429 until the first ends. ``JobService`` is what the services
-of both kinds share: their audit entries, and each change of a job's status made in one
-transaction with its entry."""
+of both kinds share: their audit entries, each change of a job's status made in one
+transaction with its entry, and the rule that a request about a job (its status, its
+files, its cancellation) needs a token granted what the kick-off needed."""
 
 from __future__ import annotations
 
 import json
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Sequence
 from typing import Any, Generic, Protocol, TypeVar
 
 from sqlalchemy import Connection, Engine, RowMapping, Table, insert, or_, select, text, update
 
 from carevault.db import read_transaction, write_transaction
+from carevault.domain.jobs import JobRefused
 from carevault.export.files import SealedFiles
 from carevault.gate import Caller, Gate
 from carevault.ledger.events import AuditEvent, Outcome, Tag
@@ -207,19 +210,50 @@ class StoredJob(Protocol):
 S = TypeVar("S", bound=StoredJob)
 
 
-class JobService(Generic[S]):
+class JobService(ABC, Generic[S]):
     """What the services of exports and ``$import`` jobs share: the job's audit entries,
-    and each change of its status recorded in the ledger in the transaction that makes
-    it (so the ledger never tells of a change that did not happen, nor misses one).
-    Subclasses set ``gate``, ``ledger``, ``jobs`` and ``files``."""
+    each change of its status recorded in the ledger in the transaction that makes it
+    (so the ledger never tells of a change that did not happen, nor misses one), and
+    who may ask about a job once it is kicked off (``for_granted``). Subclasses set
+    ``gate``, ``ledger``, ``jobs``, ``files``, ``refused_tag``, ``refused_type`` and
+    ``kick_off_grant``."""
 
     gate: Gate
     ledger: Ledger
     jobs: LeasedJobs[S]
     files: SealedFiles
+    #: The ledger's tag of a refused request about a job of this kind.
+    refused_tag: Tag
+    #: What a refusal of this kind raises (the routes answer it with its status).
+    refused_type: type[JobRefused]
+    #: What a kick-off's token must be granted, as a refusal names it.
+    kick_off_grant: str
 
     def now_us(self) -> int:
         return self.gate.vault_now()
+
+    @abstractmethod
+    def granted(self, caller: Caller) -> bool:
+        """Whether the caller's token is granted what a kick-off needs."""
+
+    @abstractmethod
+    def for_client(self, caller: Caller, job_id: str) -> S:
+        """The caller's own job (another client's is as unknown as a missing one)."""
+
+    def for_granted(self, caller: Caller, job_id: str, what: str) -> S:
+        """The caller's own job (``for_client``), to a token granted what its kick-off
+        needed (``granted``). Bulk Data v2: status requests "SHALL be protected the same
+        way the Bulk Data Kick-off Request"; the same client's token granted less read
+        an export's manifest and files (integrator round 60), and an import's report or
+        cancelled the import. Refused 403 with the ``insufficient_scope`` challenge,
+        recorded; the job is untouched. Another client's token is answered by
+        ``for_client`` first (404), so the refusal tells it nothing."""
+        job = self.for_client(caller, job_id)
+        if not self.granted(caller):
+            reason = f"{what} needs a token granted {self.kick_off_grant}, as the kick-off did"
+            self.record_refusal(self.refused_tag, caller, reason, job=job)
+            raise self.refused_type(403, reason, insufficient_scope=True)
+        return job
 
     def job_detail(self, job: S) -> dict[str, Any]:
         """What every audit entry of ``job`` carries in its detail."""

@@ -69,6 +69,9 @@ class ExportSettings:
 
 class ExportService(JobService[Job]):
     jobs: JobStore
+    refused_tag = Tag.EXPORT_REFUSED
+    refused_type = ExportRefused
+    kick_off_grant = "system/*.read"
 
     def __init__(
         self,
@@ -93,6 +96,9 @@ class ExportService(JobService[Job]):
 
     def held(self) -> str | None:
         return held_by_containment(self.gate)
+
+    def granted(self, caller: Caller) -> bool:
+        return may_export(caller.scopes, caller.principal)
 
     # --- the ledger and the alert ------------------------------------------------------
 
@@ -132,7 +138,7 @@ class ExportService(JobService[Job]):
         ``params`` are the query string's, ``body`` a POST's Parameters: every one is
         applied or the kick-off refused, naming it (never ignored)."""
         try:
-            if not may_export(caller.scopes, caller.principal):
+            if not self.granted(caller):
                 # A backend service asked with too little scope (RFC 6750's challenge
                 # says so); a staff member's token is refused for who it is.
                 raise ExportRefused(
@@ -243,20 +249,6 @@ class ExportService(JobService[Job]):
             raise ExportNotFound("this export was cancelled or has expired; its files are gone")
         return found
 
-    def for_reader(self, caller: Caller, job_id: str, what: str) -> Job:
-        """The caller's own job (``for_client``), to a token granted what its kick-off
-        needed. Bulk Data v2: status and file requests "SHALL be protected the same way
-        the Bulk Data Kick-off Request, including an access token with scopes that cover
-        all resources being exported"; the same client's token granted less
-        (``system/Patient.read``) read the manifest and every file (integrator round 60).
-        Refused 403, recorded; the job is untouched."""
-        job = self.for_client(caller, job_id)
-        if not may_export(caller.scopes, caller.principal):
-            reason = f"{what} needs a token granted system/*.read, as the kick-off did"
-            self.record_refusal(Tag.EXPORT_REFUSED, caller, reason, job=job)
-            raise ExportRefused(403, reason, insufficient_scope=True)
-        return job
-
     # --- containment: a job is only as good as its principal ---------------------------
 
     def standing(self, job: Job) -> str | None:
@@ -315,7 +307,7 @@ class ExportService(JobService[Job]):
 
     def download(self, caller: Caller, job_id: str, name: str) -> bytes:
         """One file's NDJSON, to the client that asked for the export; in the ledger."""
-        job = self.for_reader(caller, job_id, "a file of an export")
+        job = self.for_granted(caller, job_id, "a file of an export")
         if job.status is not Status.COMPLETED:
             raise ExportNotFound("the export is not complete")
         # The caller's own token passed; the job's principal is judged afresh too, so a

@@ -1,9 +1,11 @@
 """``$import``: FHIR NDJSON sent by an integration client, written as that client's.
 
-- Only a backend service whose scopes allow writes may kick an import off; refusals
-  are in the ledger. The body is sealed at once with a data key of the job's own (as
-  export files are, ``export/files.py``) and never lies on disk in the clear; body and
-  key are deleted (the key shredded) when the job ends, however it ends.
+- Only a backend service whose scopes allow writes may kick an import off, and only a
+  token of its client granted as much may poll its status (its report) or cancel it
+  (``JobService.for_granted``); refusals are in the ledger. The body is sealed at once
+  with a data key of the job's own (as export files are, ``export/files.py``) and never
+  lies on disk in the clear; body and key are deleted (the key shredded) when the job
+  ends, however it ends.
 - The worker (``worker.py``) runs the body through the bulk ``Loader`` as the client,
   never as the system: each record is judged by the gate as that client's write
   (policy, scopes, writes never widen, containment), validated in full, with one audit
@@ -83,6 +85,9 @@ def import_files(root: Path, keys: KeyService | None, envelope: Envelope) -> Sea
 
 class ImportService(JobService[ImportJob]):
     jobs: ImportJobStore
+    refused_tag = Tag.IMPORT_REFUSED
+    refused_type = ImportRefused
+    kick_off_grant = "writes (system/<type>.c or .u)"
 
     def __init__(
         self,
@@ -117,6 +122,9 @@ class ImportService(JobService[ImportJob]):
         """The clinics the job's client reached at kick-off."""
         return self.jobs.clinics(job_id)
 
+    def granted(self, caller: Caller) -> bool:
+        return may_import(caller.scopes, caller.principal)
+
     # --- kick-off, status, cancel (the client) --------------------------------------------
 
     def refuse(
@@ -128,7 +136,7 @@ class ImportService(JobService[ImportJob]):
 
     def allowed(self, caller: Caller) -> None:
         """Refuse (recorded) a caller who may not import, before its body is read."""
-        if not may_import(caller.scopes, caller.principal):
+        if not self.granted(caller):
             raise self.refuse(
                 caller,
                 403,

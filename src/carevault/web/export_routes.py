@@ -131,7 +131,7 @@ async def export_status(
     job_id: str, request: Request, svc: ServicesDep, who: CallerDep
 ) -> Response:
     exports = _service(svc)
-    job = await _call(exports.for_reader, who, job_id, "an export's status")
+    job = await _call(exports.for_granted, who, job_id, "an export's status")
     if job.status is Status.COMPLETED:
         files = await run_in_threadpool(exports.output, job)
         body = manifest(job, files, f"{base_url(request)}/$export-file/{job.job_id}")

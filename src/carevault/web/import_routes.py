@@ -89,7 +89,7 @@ async def kick_off(request: Request, svc: ServicesDep, who: CallerDep) -> Respon
 @router.get("/fhir/$import-status/{job_id}")
 async def import_status(job_id: str, svc: ServicesDep, who: CallerDep) -> Response:
     imports = _service(svc)
-    job = await job_call(imports.for_client, who, job_id)
+    job = await job_call(imports.for_granted, who, job_id, "an import's status")
     report = await run_in_threadpool(imports.report, job)
     if job.status in (Status.QUEUED, Status.RUNNING):
         progress = (
@@ -127,7 +127,9 @@ async def import_status(job_id: str, svc: ServicesDep, who: CallerDep) -> Respon
 @router.delete("/fhir/$import-status/{job_id}")
 async def import_cancel(job_id: str, svc: ServicesDep, who: CallerDep) -> Response:
     imports = _service(svc)
-    job = await job_call(imports.for_client, who, job_id)
+    # Unlike an export's (which only withholds what was to leave), cancelling an import
+    # decides what is written: a token of the client that may not write may not.
+    job = await job_call(imports.for_granted, who, job_id, "cancelling an import")
     if not await job_call(imports.cancel, job, who.principal, who.source_address):
         raise FhirError(409, [Issue("conflict", f"this import has already ended ({job.status})")])
     return Response(status_code=202, headers=dict(NO_STORE))

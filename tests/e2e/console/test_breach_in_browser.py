@@ -7,7 +7,8 @@ evidence, suspends the account with a fresh code, declares an incident from the 
 opens the scope report, starts the notices (a real SMTP server, aiosmtpd, on loopback)
 and watches their progress, checks a notice's code on the public /verify page in both
 languages, and signs out. Each page is screenshotted, checked with axe-core and timed
-by the browser, into ``output/breach-<backend>/``.
+by the browser, into ``output/breach-<backend>/``. Last, an incident page left open while
+notices are being sent is signed out after the idle time, its polls notwithstanding.
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ from carevault.containment.state import Mode
 from carevault.domain.roles import Role
 from carevault.fhir.registry import RESOURCE_TYPES
 from carevault.gate import Caller
+from carevault.incidents import declare_case
+from carevault.incidents.service import Actor
+from carevault.notify.store import NoticeStore
 from carevault.vault.writer import Put
 from carevault.web.app import create_app
 from tests.conftest import BACKENDS, make_settings
@@ -306,3 +310,55 @@ def test_breach_page_timings_are_reported(pages: PageCheck) -> None:
     report = pages.write_report()
     assert all(item["rendered_ms"] > 0 for item in pages.timings)
     assert report.read_text(encoding="utf-8").count("| ") >= len(pages.timings)
+
+
+def _polls(d: WebDriver) -> int:
+    return int(d.execute_script("return window.carevaultPolls || 0"))
+
+
+def test_a_screen_left_on_the_notices_being_sent_is_signed_out_when_idle(
+    breach: Breach, driver: tuple[WebDriver, Path]
+) -> None:
+    """The incident page polls its notice panel every two seconds while the notices are
+    being sent (here a job whose lease another process holds). The polls are the page's,
+    not the officer's: an officer who walks away from the page is signed out after the
+    idle time, the next poll answered with the sign-in, where htmx takes the browser.
+    Each poll counted before, and the screen stayed signed in as long as the job ran."""
+    d = driver[0]
+    d.delete_all_cookies()
+    svc = breach.services
+    incident = declare_case(
+        svc,
+        Actor("staff:officer1"),
+        {
+            "title": "left open",
+            "since": "2026-01-01T00:00",
+            "accounts": [breach.desk.account.username],
+        },
+    )
+    assert NoticeStore(svc.engine).start_job(
+        str(incident.incident_id), ["confirmed"], 40, svc.now_us(),
+        owner="cli:elsewhere", lease_us=86_400_000_000,
+    )  # fmt: skip
+    incident_path = f"/console/incidents/{incident.incident_id}"
+    d.get(breach.base + incident_path)
+    wait_for_url(d, "/console/sign-in")
+    fill(d, "#username", breach.officer.username)
+    fill(d, "#password", breach.officer.password)
+    fill(d, "#totp", breach.officer.code())
+    click(d, "form[action='/console/sign-in'] button[type=submit]")
+    wait_for_url(d, incident_path)
+    wait_for_text(d, "Sending…")
+    # Counts the polls answered (WebDriver's script is not the page's: the CSP allows it).
+    d.execute_script(
+        "document.body.addEventListener('htmx:afterRequest',"
+        " function () { window.carevaultPolls = (window.carevaultPolls || 0) + 1; });"
+    )
+    idle = svc.settings.console_idle_minutes * 60
+    breach.officer.clock.advance(idle - 30)
+    answered = _polls(d)
+    WebDriverWait(d, 10).until(lambda x: _polls(x) >= answered + 2)
+    assert incident_path in d.current_url and "Sending…" in text_of(d)
+    breach.officer.clock.advance(31)
+    wait_for_url(d, "/console/sign-in?why=idle")
+    assert svc.sessions.list_for(breach.officer.account_id) == []

@@ -45,7 +45,7 @@ from carevault.notify.letters import FontMissing
 from carevault.notify.reporting import make_report
 from carevault.notify.reports import REGULATORS, report_pdf
 from carevault.web.console import notices
-from carevault.web.console.guard import FormDep, OfficerDep, services
+from carevault.web.console.guard import FormDep, OfficerDep, PollingOfficerDep, services
 from carevault.web.console.incidents import incident_page
 from carevault.web.console.render import is_htmx, malformed, page
 from carevault.web.ids import RowId, row_id
@@ -245,8 +245,11 @@ async def start_notices(
 
 
 @router.get("/console/incidents/{incident_id}/notices")
-async def notice_progress(request: Request, incident_id: RowId, viewer: OfficerDep) -> Response:
-    """The progress panel alone (the incident page polls it while the job runs)."""
+async def notice_progress(
+    request: Request, incident_id: RowId, viewer: PollingOfficerDep
+) -> Response:
+    """The progress panel alone (the incident page polls it while the job runs): a poll
+    needs a live session but does not keep it alive (``guard.polling_viewer``)."""
     svc = services(request)
     progress = await run_in_threadpool(notices.notices_of, request.app, svc, str(incident_id))
     if not is_htmx(request):

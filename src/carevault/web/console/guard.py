@@ -8,6 +8,9 @@
   token, or none, is refused (403) and recorded, and nothing changes.
 * Roles: each page names the roles it serves (see ``PAGES``); a role not listed
   gets 403.
+* Activity: a request the person makes holds off the idle timeout; one a page makes
+  by itself on a timer (``polling_viewer``) or one refused as made by another site
+  does not.
 * Headers: a strict Content-Security-Policy (scripts and styles from this origin
   only, no inline script, no framing), no caching, no referrer, no sniffing: those of
   every page a browser shows, /verify's too (``carevault.web.headers``).
@@ -114,12 +117,16 @@ async def form(request: Request) -> dict[str, str]:
     return values
 
 
-async def current_viewer(request: Request) -> Viewer:
+async def _viewer(request: Request, *, activity: bool) -> Viewer:
+    """The viewer of a live session; the request counts as their activity (it holds off
+    the idle timeout) if ``activity`` and the browser says the console's own page or
+    the person made it."""
     svc = services(request)
     secret = request.cookies.get(cookie_name(request), "")
     foreign = from_elsewhere(request)
+    touch = activity and not foreign
     try:
-        found = await run_in_threadpool(svc.console.resolve, secret, touch=not foreign)
+        found = await run_in_threadpool(svc.console.resolve, secret, touch=touch)
     except ConsoleSessionEnded:
         raise SignInRequired(timed_out=True) from None
     if found is None:
@@ -136,7 +143,22 @@ async def current_viewer(request: Request) -> Viewer:
     return found
 
 
+async def current_viewer(request: Request) -> Viewer:
+    """The viewer of a request the person made (a page, a form, a click)."""
+    return await _viewer(request, activity=True)
+
+
+async def polling_viewer(request: Request) -> Viewer:
+    """The viewer of a request a page makes by itself on a timer (htmx's ``every``): it
+    needs a live session as any request does, and an idle-expired one gets the sign-in
+    answer, but it is not the person's activity. Counted, the notice panel's poll every
+    two seconds kept an unattended screen on the incident page signed in for as long as
+    the notices were being sent (adversary round 61, left open then)."""
+    return await _viewer(request, activity=False)
+
+
 ViewerDep = Annotated[Viewer, Depends(current_viewer)]
+PollingViewerDep = Annotated[Viewer, Depends(polling_viewer)]
 
 
 def allow(viewer: Viewer, roles: Collection[Role]) -> None:
@@ -154,8 +176,15 @@ async def manager(viewer: ViewerDep) -> Viewer:
     return viewer
 
 
+async def polling_officer(viewer: PollingViewerDep) -> Viewer:
+    allow(viewer, OFFICER)
+    return viewer
+
+
 OfficerDep = Annotated[Viewer, Depends(officer)]
 ManagerDep = Annotated[Viewer, Depends(manager)]
+#: The officer, on a route a page polls (``polling_viewer``).
+PollingOfficerDep = Annotated[Viewer, Depends(polling_officer)]
 
 
 async def checked_form(request: Request, viewer: ViewerDep) -> dict[str, str]:
