@@ -37,6 +37,7 @@ from carevault.db import driver_executemany, driver_scalar, read_transaction
 from carevault.domain.care import CareEvent, CareSource, Opened, Window
 from carevault.fhir import dates
 from carevault.fhir.elements import reference_targets
+from carevault.fhir.registry import RESOURCE_TYPES
 
 #: Statuses that make no relationship.
 _VOID = frozenset({"cancelled", "noshow", "entered-in-error", "inactive", "revoked"})
@@ -84,6 +85,18 @@ def care_event(
         ),
         starts_us=to_micros(found.low) if found is not None and found.low else None,
         ends_us=to_micros(found.high) if found is not None and found.high else None,
+        through_directory=clinic_id is not None
+        and kind not in (CareSource.REFERRAL, CareSource.CARE_TEAM)
+        and clinic_id not in _named_organizations(resource_type, resource),
+    )
+
+
+def _named_organizations(resource_type: str, resource: dict[str, Any]) -> frozenset[str]:
+    """The organizations a record names itself where its clinic is read from (a visit's
+    ``serviceProvider``, a booking's participants), rather than through a room or role."""
+    paths = RESOURCE_TYPES[resource_type].clinic_paths
+    return frozenset(
+        ident for target, ident in reference_targets(resource, paths) if target == "Organization"
     )
 
 

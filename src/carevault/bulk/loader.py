@@ -25,6 +25,7 @@ from carevault.bulk.collector import Sweeper, collector_paused
 from carevault.bulk.journal import Journal
 from carevault.bulk.sources import Item, phase
 from carevault.db import write_transaction
+from carevault.fhir.derived import clinic_targets, patient_targets
 from carevault.fhir.outcome import FhirError
 from carevault.fhir.registry import RESOURCE_TYPES
 from carevault.gate import (
@@ -33,6 +34,7 @@ from carevault.gate import (
     ClinicRequired,
     Gate,
     PatientRequired,
+    ScopeDenied,
     SubsetWouldErase,
 )
 from carevault.vault.records import VaultError
@@ -139,6 +141,8 @@ class Loader:
         #: The system's load: one audit entry per patient of a batch. A client's
         #: (``$import``, ``caller`` with an actor): one entry per record, as any write.
         self._per_patient = caller.actor is None
+        #: (type, id) of the records whose own lines this load refused (``_unmoored``).
+        self._refused: set[tuple[str, str]] = set()
 
     @property
     def reads_again(self) -> bool:
@@ -302,6 +306,7 @@ class Loader:
     ) -> int:
         """The batch in one transaction if the store takes all of it; split otherwise.
         ``pending``: the batch's lines an earlier, interrupted run committed already."""
+        writes = self._unmoored(writes, refused)
         if not writes:
             self._record(position, refused, done)
             return 0
@@ -322,6 +327,7 @@ class Loader:
         except _RECORD_ERRORS as error:
             if len(writes) == 1:
                 refused[writes[0][0]] = _reason(error)
+                self._note_refused(writes[0][1], error)
                 self._record(position, refused, done)
                 return 0
             # The lines an earlier run committed stay recorded as committed: each part
@@ -357,7 +363,12 @@ class Loader:
         position: Position | None,
     ) -> None:
         """Halves in load order until what the store refuses stands alone; each part that
-        commits records its lines, so a resumed run does not write them again."""
+        commits records its lines, so a resumed run does not write them again. In load
+        order, a patient's line is settled before the records naming it are tried (its
+        phase comes first, and the left half is settled before the right)."""
+        writes = self._unmoored(writes, refused)
+        if not writes:
+            return
         lines = {line for line, _ in writes}
 
         def note(connection: Connection) -> None:
@@ -377,12 +388,47 @@ class Loader:
         except _RECORD_ERRORS as error:
             if len(writes) == 1:
                 refused[writes[0][0]] = _reason(error)
+                self._note_refused(writes[0][1], error)
                 return
             middle = len(writes) // 2
             self._split(writes[:middle], refused, committed, position)
             self._split(writes[middle:], refused, committed, position)
             return
         committed |= lines
+
+    def _note_refused(self, put: Put, error: Exception) -> None:
+        """Remember a record the store refused this load as one it may not change
+        (another clinic's patient, another patient's visit): its id is someone else's."""
+        if isinstance(error, AccessDenied) and not isinstance(error, ScopeDenied):
+            self._refused.add((put.resource_type.name, put.resource_id))
+
+    def _unmoored(
+        self, writes: list[tuple[int, Put]], refused: dict[int, str]
+    ) -> list[tuple[int, Put]]:
+        """``writes`` without the records that name, as their patient or where they
+        belong (their visit, room or clinic), a record whose own line this load refused;
+        those are refused in turn.
+
+        The id names this load's patient (or visit) only if the load wrote it. Refused,
+        the id is someone else's record: a patient a desk of another clinic made under
+        the id a migration would use, before it ran. The load's visits and results
+        naming that id were written into that patient's chart, which the desk's clinic
+        opened to itself with one booking (adversary round 62). Nothing is read: the
+        refusals are this load's own, kept for as long as it runs."""
+        if not self._refused:
+            return writes
+        kept: list[tuple[int, Put]] = []
+        for line, put in writes:
+            named = _names_refused(put, self._refused)
+            if named is None:
+                kept.append((line, put))
+            else:
+                refused[line] = (
+                    f"names {named[0]}/{named[1]}, whose own line this import refused: the "
+                    "record stored under that id is not the one the import sends"
+                )
+                self._refused.add((put.resource_type.name, put.resource_id))
+        return kept
 
     def _record(self, position: Position | None, refused: dict[int, str], done: int) -> None:
         if position is None:
@@ -396,6 +442,19 @@ class Loader:
                 rejections=refused,
                 items_done=done,
             )
+
+
+def _names_refused(put: Put, refused: set[tuple[str, str]]) -> tuple[str, str] | None:
+    """The first record of ``refused`` that ``put`` names as its patient or where it
+    belongs (what the writer follows to say whose it is and where); None if none."""
+    rt = put.resource_type
+    derived = put.derived
+    patients = derived.patients if derived is not None else patient_targets(rt, put.resource)
+    clinics = derived.clinics if derived is not None else clinic_targets(rt, put.resource)
+    for target in (*patients, *(pair for path in clinics for pair in path)):
+        if target in refused:
+            return target
+    return None
 
 
 def _collect(tasks: list[Checks]) -> Iterator[Outcome]:

@@ -24,7 +24,9 @@ A relationship comes only from:
 3. **Breaking the glass**, stated, time-limited and reviewed (``access/breakglass.py``).
 
 Data loaded by the system itself (seeding, imports) states facts rather than asking
-for access: a visit it writes at a clinic also registers the patient there.
+for access: a visit it writes at a clinic also registers the patient there, when the
+visit names that clinic itself (its ``serviceProvider``), not only through a room or
+role placed there, whose id a member of staff may have written first.
 
 **Self-made care explains nothing to the detectors.** Rule 1 lets a clinician book an
 appointment or open a visit naming themself and then read the chart: care goes on (a
@@ -87,6 +89,10 @@ class CareEvent:
     #: When the care starts and ends (µs); None where the record gives no date.
     starts_us: int | None
     ends_us: int | None
+    #: The record names its clinic only through a room or role placed there (a
+    #: Location, a PractitionerRole), not as an organization of its own (a visit's
+    #: ``serviceProvider``): where it is placed is what that room's writer said.
+    through_directory: bool = False
 
 
 @dataclass(frozen=True)
@@ -162,6 +168,15 @@ def grants(
         if not writer.system:
             return Grants(
                 (), "no relationship: the patient is not registered at the record's clinic"
+            )
+        if event.through_directory:
+            # A room or role is named by an id anyone may have written first: a desk that
+            # made "ward-7" at its clinic before a load naming it had every patient of
+            # the load's visits there registered at its clinic (adversary round 62).
+            return Grants(
+                (),
+                "no relationship: the patient is not registered at the record's clinic, "
+                "which the record names only through a room or role",
             )
         register = event.clinic_id
     ends = min(

@@ -242,7 +242,10 @@ def test_a_line_over_another_clinics_record_is_refused_alike_whichever_patient_i
     clinic: Clinic,
 ) -> None:
     """OTHER's observation sent back naming MINE's patient (a move), or naming its own
-    patient (a guess confirmed): refused in the same words, and nothing written."""
+    patient (a guess confirmed): refused in the same words, and nothing written. The
+    take-over of OTHER's patient is sent in an import of its own: in the same one, its
+    refusal refuses the lines naming that patient for it (round 62), which tells the
+    client only what its own refused line did."""
     put(clinic.services, observation("o-pb0", "pb0", "70.0"))
     token = _importer(clinic)
 
@@ -251,10 +254,11 @@ def test_a_line_over_another_clinics_record_is_refused_alike_whichever_patient_i
         token,
         observation("o-pb0", "pa0", "71.0"),
         observation("o-pb0", "pb0", "71.0"),
-        {**patient("pb0", MINE, "Taken")},
     )
+    taken = _run(clinic, token, {**patient("pb0", MINE, "Taken")})
 
-    assert sorted(refused) == [1, 2, 3]
+    assert sorted(refused) == [1, 2]
+    assert list(taken) == [1]
     assert refused[1] == refused[2]
     stored = clinic.services.gate.read(SYSTEM, RESOURCE_TYPES["Observation"], "o-pb0").body
     assert stored is not None and jsonio.load(stored)["meta"]["versionId"] == "1"

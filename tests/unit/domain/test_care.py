@@ -66,6 +66,21 @@ def test_a_visit_the_system_loads_registers_the_patient_there() -> None:
     assert made.windows
 
 
+def test_the_system_registers_no_one_where_a_visit_is_placed_only_by_its_room() -> None:
+    """A room or role is named by an id anyone may have written first (a desk's own room
+    under the id a migration's visits use): the system registers a patient only at a
+    clinic its visit names itself (adversary round 62). It still opens care where the
+    patient is registered already."""
+    through_room = CareEvent(CareSource.VISIT, "tm", ("dr-a",), NOW, None, through_directory=True)
+
+    unregistered = grants(through_room, frozenset({"tw"}), SYSTEM, NOW, WINDOW)
+    registered = grants(through_room, frozenset({"tm"}), SYSTEM, NOW, WINDOW)
+
+    assert (unregistered.register, unregistered.windows) == (None, ())
+    assert "room or role" in unregistered.reason
+    assert registered.register is None and registered.windows
+
+
 def test_a_visit_that_lasts_for_years_counts_as_a_month_at_most() -> None:
     made = grants(visit(ends=NOW + 5 * 365 * DAY_US), frozenset({"tm"}), STAFF, NOW, WINDOW)
 

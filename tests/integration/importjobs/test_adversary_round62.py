@@ -1,0 +1,369 @@
+"""Adversary round 62, the system's loads meeting what staff wrote first: Tuen Mun's front
+desk and doctor (ordinary logins of one clinic) expect a migration (``carevault import``
+of NDJSON files) or an integration client's ``$import`` to load Tsuen Wan's patients, and
+write records beforehand under the ids it will use. Each attack is sent as they sent it,
+on SQLite and PostgreSQL.
+
+Found: a room or role the desk made at its clinic under an id of its choosing (``PUT
+Location/ward-m``) placed every visit or booking a load named it in, without sending it,
+at the desk's clinic, and the system's load registered those patients there: the desk
+read them and its doctors had care. Now the system registers a patient only at a clinic
+the visit names itself (``domain.care.grants``: ``through_directory``).
+
+Found: a Patient the desk made at its clinic under the id a migration gives one of Tsuen
+Wan's patients took that migration's visits and results into its own chart: the load's
+Patient line was refused (a home clinic changes only by a transfer), but the lines naming
+``Patient/mig-1`` were written to the record stored under that id, which a booking by the
+desk opened to Tuen Mun's doctor. Now a load refuses the records that name, as their
+patient or their place, a record whose own line it refused
+(``bulk.loader.Loader._unmoored``).
+
+What must keep working is kept beside them (named ``guard``)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from carevault.bootstrap import Services
+from carevault.bulk.checking import Checker
+from carevault.bulk.importer import Importer, ImportReport
+from carevault.bulk.journal import Journal
+from carevault.bulk.loader import Loader
+from carevault.fhir import jsonio
+from carevault.fhir.content import DEFAULT_LIMITS
+from carevault.importjobs.worker import ImportWorker
+from tests.integration.access.browser import basic, bearer
+from tests.integration.access.group import (
+    TM,
+    TODAY,
+    TW,
+    Group,
+    booked_today,
+    build_group,
+    care_team,
+    encounter,
+    observation,
+)
+from tests.support.client import FhirTestClient
+
+pytestmark = pytest.mark.postgres
+
+NDJSON = {"Content-Type": "application/fhir+ndjson", "Prefer": "respond-async"}
+AT_TEN = f"{TODAY.isoformat()}T10:00:00+08:00"
+
+
+@pytest.fixture
+def group(services: Services, api: FhirTestClient) -> Iterator[Group]:
+    yield from build_group(services, api)
+
+
+def _ref(kind: str, ident: str) -> dict[str, str]:
+    return {"reference": f"{kind}/{ident}"}
+
+
+def _migrate(services: Services, folder: Path, *records: dict[str, Any]) -> ImportReport:
+    """``carevault import`` of ``records``, one NDJSON file per type as Bulk Data lays
+    them out, run as the CLI runs it (the system's load)."""
+    folder.mkdir()
+    files: dict[str, list[bytes]] = {}
+    for record in records:
+        files.setdefault(record["resourceType"], []).append(jsonio.dumps(record))
+    paths = []
+    for kind, lines in files.items():
+        path = folder / f"{kind}.ndjson"
+        path.write_bytes(b"\n".join(lines) + b"\n")
+        paths.append(path)
+    loader = Loader(services.gate, services.now_us, checker=Checker(DEFAULT_LIMITS, workers=0))
+    return Importer(loader, Journal(services.engine)).run(paths)
+
+
+def _client_import(group: Group, *records: dict[str, Any]) -> dict[str, Any]:
+    """Tsuen Wan's integration client's ``$import`` of ``records``, worked to the end:
+    the job's outcome."""
+    scopes = "system/*.cruds"
+    _, secret = group.services.admin.add_client(
+        "admin:test", "tw-lab", "TW lab", confidential=True, scopes=scopes, clinic_ids=[TW]
+    )
+    assert secret
+    response = group.web.post(
+        "/auth/token",
+        data={"grant_type": "client_credentials", "scope": scopes},
+        headers=basic("tw-lab", secret),
+    )
+    assert response.status_code == 200, response.text
+    token = response.json()["access_token"]
+    body = b"".join(jsonio.dumps(record) + b"\n" for record in records)
+    kicked = group.web.post("/fhir/$import", content=body, headers={**bearer(token), **NDJSON})
+    assert kicked.status_code == 202, kicked.text
+    job_id = kicked.headers["content-location"].rsplit("/", 1)[1]
+    assert group.services.imports is not None
+    ImportWorker(group.services.imports, "test-worker").run_once(None)
+    outcome = group.web.get(f"/fhir/$import-status/{job_id}", headers=bearer(token))
+    assert outcome.status_code == 200, outcome.text
+    result: dict[str, Any] = outcome.json()
+    return result
+
+
+def _status(group: Group, who: Any, path: str) -> int:
+    status: int = group.call(who, "GET", path).status_code
+    return status
+
+
+def _written(group: Group, who: Any, path: str, body: dict[str, Any]) -> None:
+    response = group.call(who, "PUT", path, body)
+    assert response.status_code == 201, response.text
+
+
+# --- found: a room or role made first, named by a load that does not send it ---------------
+
+
+def _room_made_first(group: Group) -> dict[str, Any]:
+    """Tuen Mun's desk makes ``ward-m`` at its clinic; the migration's visit of Tsuen
+    Wan's patient at ``ward-m``, which the migration does not send (its rooms are Tsuen
+    Wan's, loaded by the directory's app later), with no ``serviceProvider``."""
+    room = {"resourceType": "Location", "id": "ward-m", "name": "Ward M"}
+    _written(
+        group,
+        group.desk_tm,
+        "/fhir/Location/ward-m",
+        {**room, "managingOrganization": _ref("Organization", TM)},
+    )
+    return {
+        "resourceType": "Encounter",
+        "id": "mig-visit-1",
+        "status": "finished",
+        "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
+        "subject": _ref("Patient", group.tw_patient.id),
+        "location": [{"location": _ref("Location", "ward-m")}],
+        "period": {"start": AT_TEN},
+    }
+
+
+def _role_made_first(group: Group) -> dict[str, Any]:
+    """Tuen Mun's desk makes ``role-m`` at its clinic (naming its own doctor); the
+    migration's booking of Tsuen Wan's patient with ``role-m``, not sent."""
+    role = {
+        "resourceType": "PractitionerRole",
+        "id": "role-m",
+        "active": True,
+        "practitioner": _ref("Practitioner", "dr-tm"),
+        "organization": _ref("Organization", TM),
+    }
+    _written(group, group.desk_tm, "/fhir/PractitionerRole/role-m", role)
+    return {
+        "resourceType": "Appointment",
+        "id": "mig-booking-1",
+        "status": "booked",
+        "start": AT_TEN,
+        "end": f"{TODAY.isoformat()}T10:15:00+08:00",
+        "participant": [
+            {"actor": _ref("Patient", group.tw_patient.id), "status": "accepted"},
+            {"actor": _ref("PractitionerRole", "role-m"), "status": "accepted"},
+        ],
+    }
+
+
+@pytest.mark.parametrize("made_first", ["Location", "PractitionerRole"])
+def test_a_room_or_role_a_desk_made_first_does_not_register_the_patients_a_migration_places_there(
+    group: Group, tmp_path: Path, made_first: str
+) -> None:
+    record = _room_made_first(group) if made_first == "Location" else _role_made_first(group)
+    report = _migrate(group.services, tmp_path / "mig", record)
+    assert (report.accepted, report.rejected) == (1, 0)
+
+    patient = group.tw_patient
+    assert _status(group, group.desk_tm, f"/fhir/Patient/{patient.id}") == 403
+    assert _status(group, group.doctor_tm, f"/fhir/Observation/{patient.observation}") == 403
+    # Tsuen Wan's own staff read their patient's visit or booking as before.
+    path = f"/fhir/{record['resourceType']}/{record['id']}"
+    assert _status(group, group.desk_tw, path) == 200
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="left open (threat model, round 62): a visit a load names only by a room is "
+    "placed where the room is, and the room's clinic's desk reads that visit; placing it "
+    "by what the load says needs to know who placed the room, which the store does not keep",
+)
+def test_a_room_a_desk_made_first_does_not_show_it_a_migrated_visit_placed_there(
+    group: Group, tmp_path: Path
+) -> None:
+    record = _room_made_first(group)
+    _migrate(group.services, tmp_path / "mig", record)
+    assert _status(group, group.desk_tm, f"/fhir/Encounter/{record['id']}") == 403
+
+
+# --- found: a patient made first under the id a migration uses --------------------------------
+
+
+def _migrated_history(patient_id: str) -> list[dict[str, Any]]:
+    """A Tsuen Wan patient's migrated history: the patient, a visit at Tsuen Wan, a
+    result of that visit."""
+    patient = {
+        "resourceType": "Patient",
+        "id": patient_id,
+        "name": [{"family": "Ng", "given": ["Ka Yan"]}],
+        "birthDate": "1961-05-09",
+        "managingOrganization": _ref("Organization", TW),
+    }
+    visit = {**encounter(patient_id, TW), "id": f"{patient_id}-visit"}
+    result = {
+        **observation(patient_id, "HIV-1 RNA 40 copies/mL"),
+        "id": f"{patient_id}-result",
+        "encounter": _ref("Encounter", f"{patient_id}-visit"),
+    }
+    return [patient, visit, result]
+
+
+def _decoy(group: Group, patient_id: str) -> None:
+    """Tuen Mun's desk makes a patient of its own clinic under ``patient_id`` and books
+    them today with its clinic, which opens the record to Tuen Mun's clinicians."""
+    decoy = {
+        "resourceType": "Patient",
+        "id": patient_id,
+        "name": [{"family": "Decoy"}],
+        "managingOrganization": _ref("Organization", TM),
+    }
+    _written(group, group.desk_tm, f"/fhir/Patient/{patient_id}", decoy)
+    booked = group.call(group.desk_tm, "POST", "/fhir/Appointment", booked_today(patient_id, TM))
+    assert booked.status_code == 201, booked.text
+
+
+def _history_stays_closed_to_tuen_mun(group: Group, patient_id: str) -> None:
+    result = f"/fhir/Observation/{patient_id}-result"
+    visit = f"/fhir/Encounter/{patient_id}-visit"
+    assert _status(group, group.doctor_tm, result) in (403, 404)
+    assert _status(group, group.desk_tm, visit) in (403, 404)
+
+
+def test_a_patient_a_desk_made_first_under_a_migrations_id_takes_none_of_its_history(
+    group: Group, tmp_path: Path
+) -> None:
+    _decoy(group, "mig-1")
+    report = _migrate(group.services, tmp_path / "mig", *_migrated_history("mig-1"))
+
+    _history_stays_closed_to_tuen_mun(group, "mig-1")
+    assert (report.accepted, report.rejected) == (0, 3)
+    reasons = {reason for file in report.files for _, reason in file.rejections}
+    assert any("transfer" in reason for reason in reasons), reasons
+    assert any("Patient/mig-1" in reason for reason in reasons), reasons
+
+
+def test_a_patient_a_desk_made_first_under_a_clients_import_id_takes_none_of_its_history(
+    group: Group,
+) -> None:
+    _decoy(group, "mig-2")
+    outcome = _client_import(group, *_migrated_history("mig-2"))
+
+    _history_stays_closed_to_tuen_mun(group, "mig-2")
+    assert "0 accepted, 3 rejected" in json.dumps(outcome)
+
+
+def test_a_visit_a_doctor_wrote_first_under_a_migrations_id_places_none_of_its_results(
+    group: Group, tmp_path: Path
+) -> None:
+    """Tuen Mun's doctor writes ``mig-3-visit`` for his own patient; the migration's
+    visit under that id is another patient's (refused: an update never moves a record
+    to another patient). Its result named that visit, so it was placed at Tuen Mun
+    through the doctor's visit (read 403 all the same: no one at Tuen Mun cares for the
+    patient); now it is refused with the visit it names."""
+    mine = {**encounter(group.tm_patient.id, TM, "dr-tm"), "id": "mig-3-visit"}
+    _written(group, group.doctor_tm, "/fhir/Encounter/mig-3-visit", mine)
+    patient, visit, result = _migrated_history("mig-3")
+    report = _migrate(group.services, tmp_path / "mig", patient, visit, result)
+
+    assert _status(group, group.doctor_tm, "/fhir/Observation/mig-3-result") in (403, 404)
+    assert (report.accepted, report.rejected) == (1, 2)
+    stored = group.call(group.doctor_tm, "GET", "/fhir/Encounter/mig-3-visit").json()
+    assert stored["subject"] == _ref("Patient", group.tm_patient.id)
+
+
+# --- guards ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["Appointment", "CareTeam"])
+def test_guard_a_booking_or_care_team_written_first_under_a_migrations_id_opens_nothing(
+    group: Group, tmp_path: Path, kind: str
+) -> None:
+    """Tuen Mun's doctor writes, for his own patient, the booking or care team whose id
+    the migration gives one of Tsuen Wan's patient's (naming Tuen Mun's doctor on it):
+    the migration's line is refused (an update never moves a record to another
+    patient), and Tuen Mun reads nothing more of Tsuen Wan's patient."""
+    tw = group.tw_patient.id
+    if kind == "Appointment":
+        mine = booked_today(group.tm_patient.id, TM, "dr-tm")
+        theirs = booked_today(tw, TW, "dr-tm")
+    else:
+        mine = care_team(group.tm_patient.id, "dr-tw", TM)
+        theirs = care_team(tw, "dr-tm", TW)
+    _written(group, group.doctor_tm, f"/fhir/{kind}/mig-{kind}", {**mine, "id": f"mig-{kind}"})
+    report = _migrate(group.services, tmp_path / "mig", {**theirs, "id": f"mig-{kind}"})
+
+    assert (report.accepted, report.rejected) == (0, 1)
+    assert _status(group, group.desk_tm, f"/fhir/Patient/{tw}") == 403
+    assert (
+        _status(group, group.doctor_tm, f"/fhir/Observation/{group.tw_patient.observation}") == 403
+    )
+
+
+def test_guard_a_migration_registers_its_patients_at_the_clinic_its_visits_name(
+    group: Group, tmp_path: Path
+) -> None:
+    """A migration's visit of Tuen Mun's patient at Tsuen Wan (``serviceProvider``, in a
+    ward the migration sends) registers the patient there: Tsuen Wan's desk reads them."""
+    ward = {
+        "resourceType": "Location",
+        "id": "tw-ward-1",
+        "name": "TW ward 1",
+        "managingOrganization": _ref("Organization", TW),
+    }
+    visit = {
+        **encounter(group.tm_patient.id, TW),
+        "id": "mig-visit-tw",
+        "location": [{"location": _ref("Location", "tw-ward-1")}],
+    }
+    patient = f"/fhir/Patient/{group.tm_patient.id}"
+    assert _status(group, group.desk_tw, patient) == 403
+    report = _migrate(group.services, tmp_path / "mig", ward, visit)
+    assert (report.accepted, report.rejected) == (2, 0)
+    assert _status(group, group.desk_tw, patient) == 200
+
+
+def test_guard_a_migrated_patient_whose_id_no_one_held_loads_whole(
+    group: Group, tmp_path: Path
+) -> None:
+    report = _migrate(group.services, tmp_path / "mig", *_migrated_history("mig-4"))
+    assert (report.accepted, report.rejected) == (3, 0)
+    assert _status(group, group.desk_tw, "/fhir/Patient/mig-4") == 200
+    assert _status(group, group.doctor_tw, "/fhir/Observation/mig-4-result") == 200
+    _history_stays_closed_to_tuen_mun(group, "mig-4")
+
+
+def test_guard_a_clients_import_of_its_own_patients_loads_whole(group: Group) -> None:
+    outcome = _client_import(group, *_migrated_history("mig-5"))
+    assert "3 accepted, 0 rejected" in json.dumps(outcome)
+    assert _status(group, group.desk_tw, "/fhir/Encounter/mig-5-visit") == 200
+
+
+def test_guard_a_desk_still_makes_and_uses_its_own_rooms(group: Group) -> None:
+    """A desk names its clinic's new room (``PUT``) and books its own patient there; its
+    doctor sees the patient's visit in that room."""
+    room = {
+        "resourceType": "Location",
+        "id": "tm-room-9",
+        "name": "Room 9",
+        "managingOrganization": _ref("Organization", TM),
+    }
+    _written(group, group.desk_tm, "/fhir/Location/tm-room-9", room)
+    visit = {
+        **encounter(group.tm_patient.id, TM, "dr-tm"),
+        "location": [{"location": _ref("Location", "tm-room-9")}],
+    }
+    made = group.call(group.doctor_tm, "POST", "/fhir/Encounter", visit)
+    assert made.status_code == 201, made.text
+    assert _status(group, group.desk_tm, f"/fhir/Encounter/{made.json()['id']}") == 200
