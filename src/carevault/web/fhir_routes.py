@@ -257,6 +257,7 @@ async def as_caller(request: Request, call: Callable[[Caller], FhirResponse]) ->
 # An operation no router before defines (``$export``, ``$import`` come earlier): 404,
 # before ``/{type_name}`` reads its name as a type.
 unknown_operations.add(router, unknown_operations.SYSTEM_PATH)
+unknown_operations.add_system_search(router)
 
 
 @router.get("/{type_name}")
@@ -386,6 +387,7 @@ async def validate(type_name: str, request: Request, svc: ServicesDep, who: Call
 # After the operations above, before the routes that read an operation's name as an id.
 unknown_operations.add(router, unknown_operations.TYPE_PATH)
 unknown_operations.add(router, unknown_operations.INSTANCE_PATH)
+unknown_operations.add_compartments(router)
 
 
 @router.get("/{type_name}/_history")

@@ -17,6 +17,7 @@ from carevault.logsafe import describe
 from carevault.rest.bundles import dumps
 from carevault.rest.interactions import JSON, FhirResponse
 from carevault.web.allowed import allowed_methods
+from carevault.web.unknown_operations import method_refused
 
 log = logging.getLogger("carevault.web")
 #: Where the request's name is kept in its ASGI scope's state (``UnexpectedErrors``).
@@ -70,6 +71,7 @@ async def on_http_error(request: Request, error: Exception) -> Response:
         headers["Allow"] = ", ".join(allowed) if allowed else headers.get("Allow", "")
         if request.url.path in OAUTH_FORM_PATHS:
             return _oauth_method_refused(headers)
+        detail = method_refused(request) or detail
     return outcome_response(FhirError(error.status_code, [Issue(code, detail)], headers))
 
 

@@ -10,6 +10,20 @@ path. A known operation asked with a method it does not take still answers 405 w
 ``Allow`` (``GET /fhir/Patient/$register``): these routes come after every known
 operation's, so they are reached only when none took the request, and they allow
 nothing themselves.
+
+A compartment search (R4 http.html: ``GET [base]/Patient/[id]/Observation``, what
+fhir-kit-client's ``search({compartment})`` sends) is not offered either (the
+CapabilityStatement lists no ``compartment``). It answered Starlette's bare 404
+(``not-found``, "Not Found"), which a client reads as "no such patient"; it answers 404
+``not-supported`` naming what to search instead, the id never looked at.
+
+Nor is a search across all types (R4 ``GET [base]?_type=...``, ``POST [base]/_search``;
+the CapabilityStatement lists no ``search-system``): ``POST [base]/_search`` was read as
+a create of a type named ``_search`` (415 "send application/fhir+json" for the form a
+search sends), and ``GET [base]?...`` as Starlette's 405 "Method Not Allowed". The first
+answers 404 ``not-supported`` and the second keeps its 405 with ``Allow: POST`` (the
+base is an end-point, of batches and transactions), both in the same words, naming what
+to search instead.
 """
 
 from __future__ import annotations
@@ -19,6 +33,8 @@ from starlette.convertors import Convertor, register_url_convertor
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from carevault.fhir.outcome import FhirError, Issue
+from carevault.fhir.query import safe_name
 from carevault.rest import operations
 from carevault.web.allowed import METHODS, REFUSING_ENDPOINTS, allowed_methods
 
@@ -41,6 +57,17 @@ register_url_convertor("fhir_operation", _OperationName())
 SYSTEM_PATH = "/{operation:fhir_operation}"
 TYPE_PATH = "/{type_name:fhir_type}/{operation:fhir_operation}"
 INSTANCE_PATH = "/{type_name:fhir_type}/{resource_id}/{operation:fhir_operation}"
+#: A search across all types by POST (R4 http.html#search); its GET is the base's 405.
+SYSTEM_SEARCH_PATH = "/_search"
+#: What a search across all types is told, by either path.
+NO_SYSTEM_SEARCH = (
+    "this server offers no search across all types: search each type, [type]?[parameters]"
+)
+#: A search of one compartment (R4 http.html#search), by GET or by POST to ``_search``.
+COMPARTMENT_PATHS = (
+    "/{compartment:fhir_type}/{resource_id}/{type_name:fhir_type}",
+    "/{compartment:fhir_type}/{resource_id}/{type_name:fhir_type}/_search",
+)
 
 
 async def unknown_operation(request: Request) -> Response:
@@ -51,9 +78,54 @@ async def unknown_operation(request: Request) -> Response:
     raise operations.unknown_operation(str(request.path_params["operation"]))
 
 
+async def compartment_search(request: Request) -> Response:
+    """404 ``not-supported`` for a compartment search, whatever the method, the
+    compartment's id or whether its record exists (nothing is read: no oracle)."""
+    raise FhirError(
+        404,
+        [
+            Issue(
+                "not-supported",
+                "this server offers no compartment search ([compartment]/[id]/[type]): "
+                f"search {safe_name(str(request.path_params['type_name']))} itself, "
+                "by its patient or subject parameter",
+            )
+        ],
+    )
+
+
+async def system_search(_request: Request) -> Response:
+    """404 ``not-supported`` for ``[base]/_search``, whatever the method."""
+    raise FhirError(404, [Issue("not-supported", NO_SYSTEM_SEARCH)])
+
+
 def add(router: APIRouter, path: str) -> None:
     """Serve ``path`` (one of the paths above) as an unknown operation, every method."""
     router.add_api_route(path, unknown_operation, methods=list(METHODS), include_in_schema=False)
 
 
-REFUSING_ENDPOINTS.add(unknown_operation)
+def add_compartments(router: APIRouter) -> None:
+    """Serve the compartment search paths with their refusal, every method."""
+    for path in COMPARTMENT_PATHS:
+        router.add_api_route(
+            path, compartment_search, methods=list(METHODS), include_in_schema=False
+        )
+
+
+def add_system_search(router: APIRouter) -> None:
+    """Serve ``[base]/_search`` with its refusal, every method (before ``/{type_name}``
+    reads ``_search`` as a type)."""
+    router.add_api_route(
+        SYSTEM_SEARCH_PATH, system_search, methods=list(METHODS), include_in_schema=False
+    )
+
+
+def method_refused(request: Request) -> str | None:
+    """What a 405 says beyond Starlette's words: at the base, a GET is a search across
+    all types, and is told so (None elsewhere)."""
+    if request.url.path.rstrip("/") == "/fhir" and request.method in ("GET", "HEAD"):
+        return NO_SYSTEM_SEARCH
+    return None
+
+
+REFUSING_ENDPOINTS.update({unknown_operation, compartment_search, system_search})
