@@ -8,8 +8,9 @@ the same, restarted) takes the job over.
 A client has at most one job of a kind in progress (``create_unless_busy``): a second
 kick-off is refused with 429 until the first ends. ``JobService`` is what the services
 of both kinds share: their audit entries, each change of a job's status made in one
-transaction with its entry, and the rule that a request about a job (its status, its
-files, its cancellation) needs a token granted what the kick-off needed."""
+transaction with its entry, and the rule that a request about a job (its status, an
+export's files, an import's cancellation) needs a token granted what the kick-off needed.
+An export's cancellation releases nothing and takes any token of its client."""
 
 from __future__ import annotations
 
