@@ -123,8 +123,11 @@ def test_a_clinic_app_works_through_fhir_kit_client(
     everything = steps["everything"]["body"]
     assert {"Patient", "Encounter"} <= {e["resource"]["resourceType"] for e in everything["entry"]}
     assert steps["resolve"]["body"]["id"] == patient_id
-    (made,) = steps["transaction"]["body"]["entry"]
+    made, matched = steps["transaction"]["body"]["entry"]
     assert made["response"]["status"] == "201 Created"
+    # The conditional update entry found the patient created first, by its HKID.
+    assert matched["response"]["status"] == "200 OK"
+    assert matched["response"]["location"].startswith(f"Patient/{patient_id}/_history/")
     (read,) = steps["batch"]["body"]["entry"]
     assert read["response"]["status"] == "200 OK" and read["resource"]["id"] == patient_id
     assert steps["validate"]["body"]["resourceType"] == "OperationOutcome"

@@ -162,6 +162,11 @@ const transactionBody = {
     fullUrl: 'urn:uuid:0b5bd1c6-3b1a-4a43-9d5e-6c2a3f1e2d01',
     resource: patient('Lee', input.hkids[2]),
     request: { method: 'POST', url: 'Patient' },
+  }, {
+    // A conditional update, as HL7 v2 and CDA converters send them: "the patient with
+    // this HKID" (the one created first), whatever its id.
+    resource: { ...patient('Chan', input.hkids[0]), birthDate: '1984-05-09' },
+    request: { method: 'PUT', url: `Patient?identifier=${HKID}|${input.hkids[0]}` },
   }],
 };
 await step('transaction', () => desk.transaction({ body: transactionBody }));
