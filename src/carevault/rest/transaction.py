@@ -190,6 +190,12 @@ def _entry_error(where: str, message: str, status: int = 400, code: str = "inval
     return FhirError(status, [Issue(code, f"{where}: {message}", expression=(where,))])
 
 
+def _at_entry(where: str, error: FhirError) -> FhirError:
+    """``error`` as the entry ``where`` answers it: its status and code, named by entry."""
+    code = error.issues[0].code if error.issues else "invalid"
+    return _entry_error(where, str(error), error.status, code)
+
+
 def _target(entry: _Entry) -> None:
     """Fill in the entry's resource type and id from its method and URL."""
     where = f"Bundle.entry[{entry.index}]"
@@ -204,15 +210,14 @@ def _target(entry: _Entry) -> None:
             entry.resource_id = str(uuid.uuid4())
         elif entry.method in ("PUT", "DELETE"):
             if len(parts) == 1 and "?" in entry.url:
-                # Conditional: the record is the criteria's match (``_resolve_conditional_writes``).
+                # Conditional: the record is the criteria's match (``_resolve_conditional_write``).
                 entry.criteria = entry.url.split("?", 1)[1]
             elif len(parts) != 2 or "?" in entry.url:
                 raise bad_request(f"{entry.method} goes to [type]/[id] or [type]?[criteria]")
             else:
                 entry.resource_id = checked_id(parts[1])
     except FhirError as error:
-        code = error.issues[0].code if error.issues else "invalid"
-        raise _entry_error(where, str(error), error.status, code) from None
+        raise _at_entry(where, error) from None
     if (
         entry.resource is not None
         and entry.resource.get("resourceType") != entry.resource_type.name
@@ -434,8 +439,7 @@ def _resolve_conditional_write(
             interactions, caller, entry.resource_type, params, given=given, expected=expected
         )
     except FhirError as error:
-        code = error.issues[0].code if error.issues else "invalid"
-        raise _entry_error(f"Bundle.entry[{entry.index}]", str(error), error.status, code) from None
+        raise _at_entry(f"Bundle.entry[{entry.index}]", error) from None
 
 
 def _matched_response(existing: Opened, base: str, returning: str) -> bytes:

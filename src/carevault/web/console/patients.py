@@ -123,13 +123,7 @@ async def _load(
         return _unknown(request)
     purpose = stated_purpose(request.query_params.get("purpose"))
     if purpose is None:
-        return page(
-            request,
-            "console/error.html",
-            {"title_key": "patients.bad_purpose_title", "body_key": "patients.bad_purpose"},
-            status=400,
-            current="/console/patients",
-        )
+        return _error(request, "patients.bad_purpose", 400)
     caller = caller_for(viewer, request, purpose)
     try:
         return await run_in_threadpool(_report, svc, caller, patient_id)
@@ -137,22 +131,21 @@ async def _load(
         if error.status == 429:
             # The report is a release of its patient (adversary round 51): past the
             # officer's budget it is refused, which is not "no such patient".
-            return page(
-                request,
-                "console/error.html",
-                {"title_key": "patients.budget_title", "body_key": "patients.budget"},
-                status=429,
-                current="/console/patients",
-            )
+            return _error(request, "patients.budget", 429)
         return _unknown(request)
 
 
 def _unknown(request: Request) -> Response:
+    return _error(request, "patients.unknown", 404)
+
+
+def _error(request: Request, key: str, status: int) -> Response:
+    """The patients section's error page: the catalogue's ``key`` and ``key_title``."""
     return page(
         request,
         "console/error.html",
-        {"title_key": "patients.unknown_title", "body_key": "patients.unknown"},
-        status=404,
+        {"title_key": f"{key}_title", "body_key": key},
+        status=status,
         current="/console/patients",
     )
 
