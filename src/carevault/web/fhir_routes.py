@@ -326,6 +326,7 @@ def create_criteria(request: Request) -> str | None:
 
 @router.post("/{type_name}")
 async def create(type_name: str, request: Request, svc: ServicesDep, who: CallerDep) -> Response:
+    unknown_operations.refuse_other_method(request, type_name)
     body = await fhir_body(request, svc.settings.max_body_bytes)
     return await run(
         svc.fhir.create,
@@ -506,6 +507,7 @@ def not_modified(request: Request, result: FhirResponse) -> FhirResponse:
 async def update(
     type_name: str, resource_id: str, request: Request, svc: ServicesDep, who: CallerDep
 ) -> Response:
+    unknown_operations.refuse_other_method(request, type_name)
     body = await fhir_body(request, svc.settings.max_body_bytes)
     return await run(
         svc.fhir.update,
@@ -533,6 +535,7 @@ async def patch_body(request: Request, limit: int) -> tuple[bytes, str]:
 async def patch(
     type_name: str, resource_id: str, request: Request, svc: ServicesDep, who: CallerDep
 ) -> Response:
+    unknown_operations.refuse_other_method(request, type_name)
     limit = svc.settings.max_body_bytes
     body, media = await patch_body(request, limit)
     return await run(
@@ -555,6 +558,7 @@ async def patch(
 async def conditional_update(
     type_name: str, request: Request, svc: ServicesDep, who: CallerDep
 ) -> Response:
+    unknown_operations.refuse_other_method(request, type_name)
     body = await fhir_body(request, svc.settings.max_body_bytes)
     return await run(
         conditional.update,
@@ -574,6 +578,7 @@ async def conditional_update(
 async def conditional_patch(
     type_name: str, request: Request, svc: ServicesDep, who: CallerDep
 ) -> Response:
+    unknown_operations.refuse_other_method(request, type_name)
     limit = svc.settings.max_body_bytes
     body, media = await patch_body(request, limit)
     return await run(
@@ -596,6 +601,7 @@ async def conditional_patch(
 async def conditional_delete(
     type_name: str, request: Request, svc: ServicesDep, who: CallerDep
 ) -> Response:
+    unknown_operations.refuse_other_method(request, type_name)
     return await run(
         conditional.delete,
         svc.fhir,
@@ -611,6 +617,7 @@ async def conditional_delete(
 async def delete(
     type_name: str, resource_id: str, request: Request, svc: ServicesDep, who: CallerDep
 ) -> Response:
+    unknown_operations.refuse_other_method(request, type_name)
     return await run(
         svc.fhir.delete,
         who,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from http import HTTPStatus
 
 from fastapi import Request
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -17,7 +18,7 @@ from carevault.logsafe import describe
 from carevault.rest.bundles import dumps
 from carevault.rest.interactions import JSON, FhirResponse
 from carevault.web.allowed import allowed_methods
-from carevault.web.unknown_operations import method_refused
+from carevault.web.unknown_operations import routing_refused
 
 log = logging.getLogger("carevault.web")
 #: Where the request's name is kept in its ASGI scope's state (``UnexpectedErrors``).
@@ -71,8 +72,11 @@ async def on_http_error(request: Request, error: Exception) -> Response:
         headers["Allow"] = ", ".join(allowed) if allowed else headers.get("Allow", "")
         if request.url.path in OAUTH_FORM_PATHS:
             return _oauth_method_refused(headers)
-        detail = method_refused(request) or detail
-    return outcome_response(FhirError(error.status_code, [Issue(code, detail)], headers))
+    issue = Issue(code, detail)
+    if error.status_code in (404, 405) and detail == HTTPStatus(error.status_code).phrase:
+        # The router's own refusal (no words of ours): under the FHIR base, in FHIR's.
+        issue = routing_refused(request, error.status_code, headers.get("Allow", "")) or issue
+    return outcome_response(FhirError(error.status_code, [issue], headers))
 
 
 def _oauth_method_refused(headers: dict[str, str]) -> Response:

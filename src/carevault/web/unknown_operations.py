@@ -24,6 +24,13 @@ search sends), and ``GET [base]?...`` as Starlette's 405 "Method Not Allowed". T
 answers 404 ``not-supported`` and the second keeps its 405 with ``Allow: POST`` (the
 base is an end-point, of batches and transactions), both in the same words, naming what
 to search instead.
+
+Every other refusal of the router under the FHIR base had kept Starlette's words too:
+"Not Found" for a path no route serves, "Method Not Allowed" for a method a path does
+not take. They say what the server serves and what the path takes
+(``routing_refused``), naming no segment of the path; and a write of an end-point that
+takes none (``DELETE /fhir/metadata``), read as a conditional write of a type of that
+name, answers the 405 its ``OPTIONS`` promised (``refuse_other_method``).
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ from starlette.responses import Response
 
 from carevault.fhir.outcome import FhirError, Issue
 from carevault.fhir.query import safe_name
+from carevault.fhir.registry import RESOURCE_TYPES
 from carevault.rest import operations
 from carevault.web.allowed import METHODS, REFUSING_ENDPOINTS, allowed_methods
 
@@ -57,6 +65,15 @@ register_url_convertor("fhir_operation", _OperationName())
 SYSTEM_PATH = "/{operation:fhir_operation}"
 TYPE_PATH = "/{type_name:fhir_type}/{operation:fhir_operation}"
 INSTANCE_PATH = "/{type_name:fhir_type}/{resource_id}/{operation:fhir_operation}"
+#: The FHIR base: the paths under it are FHIR end-points, refused in FHIR's words.
+FHIR_BASE = "/fhir"
+#: What a path under the base that no route serves is told (R4 http.html: 404, "not a
+#: FHIR end-point"); it names no part of the path asked, which may carry an id.
+NO_END_POINT = (
+    "this server has no FHIR end-point at this path: it serves [type], [type]/[id], "
+    "[type]/[id]/_history[/[vid]], [type]/_history and the operations listed in "
+    "its CapabilityStatement (metadata)"
+)
 #: A search across all types by POST (R4 http.html#search); its GET is the base's 405.
 SYSTEM_SEARCH_PATH = "/_search"
 #: What a search across all types is told, by either path.
@@ -76,6 +93,20 @@ async def unknown_operation(request: Request) -> Response:
     if allowed_methods(request.app.router.routes, request.scope):
         raise StarletteHTTPException(405)
     raise operations.unknown_operation(str(request.path_params["operation"]))
+
+
+def refuse_other_method(request: Request, type_name: str) -> None:
+    """405 (with ``Allow``, by the 405 handler) for a generic FHIR route reached with a
+    name that is no type served here at a path other routes serve with other methods
+    (``DELETE /fhir/metadata``, ``PUT /fhir/AuditEvent/[id]``): what ``OPTIONS`` of the
+    path already said. These answered 404 "resource type 'metadata' is not supported",
+    or 415 asking for a patch body, of an end-point that is there. Called once the caller
+    is known (a 401 stays first) and before the body or any record is read; a name no
+    route serves returns here and is refused as before (404 ``not-supported``)."""
+    if type_name in RESOURCE_TYPES:
+        return
+    if allowed_methods(request.app.router.routes, request.scope):
+        raise StarletteHTTPException(405)
 
 
 async def compartment_search(request: Request) -> Response:
@@ -120,12 +151,27 @@ def add_system_search(router: APIRouter) -> None:
     )
 
 
-def method_refused(request: Request) -> str | None:
-    """What a 405 says beyond Starlette's words: at the base, a GET is a search across
-    all types, and is told so (None elsewhere)."""
-    if request.url.path.rstrip("/") == "/fhir" and request.method in ("GET", "HEAD"):
-        return NO_SYSTEM_SEARCH
-    return None
+def routing_refused(request: Request, status: int, allowed: str) -> Issue | None:
+    """What a 404 or 405 of the router says under the FHIR base, where Starlette's bare
+    "Not Found" and "Method Not Allowed" told a FHIR client nothing it could act on
+    (None elsewhere: the console, sign-in and ``/verify`` keep their answers). Only the
+    method and ``allowed`` (the ``Allow`` header sent) are read, never the path's
+    segments: an id is neither looked up nor repeated, whether its record exists or not."""
+    path = request.url.path
+    if path != FHIR_BASE and not path.startswith(FHIR_BASE + "/"):
+        return None
+    if status == 404:
+        return Issue("not-found", NO_END_POINT)
+    if status != 405:
+        return None
+    if path.rstrip("/") == FHIR_BASE and request.method in ("GET", "HEAD"):
+        return Issue("not-supported", NO_SYSTEM_SEARCH)
+    # A method is a token of the client's choosing: named only if it is one of HTTP's.
+    method = request.method if request.method in METHODS else "this method"
+    return Issue(
+        "not-supported",
+        f"{method} is not supported at this path, which takes {allowed or 'no method'}",
+    )
 
 
 REFUSING_ENDPOINTS.update({unknown_operation, compartment_search, system_search})

@@ -80,8 +80,11 @@ def test_a_search_across_all_types_says_it_is_not_offered(api: FhirTestClient) -
         assert issue["code"] == "not-supported"
         assert "no search across all types" in issue["diagnostics"]
     assert api.get("/fhir/_search").status_code == 404
-    # Other 405s keep Starlette's words; a type's own search is served as before.
-    assert api.put("/fhir").json()["issue"][0]["diagnostics"] == "Method Not Allowed"
+    # Other 405s name the method and what the base takes (test_routing_refusals.py); a
+    # type's own search is served as before.
+    assert api.put("/fhir").json()["issue"][0]["diagnostics"] == (
+        "PUT is not supported at this path, which takes POST"
+    )
     assert (
         api.post("/fhir/Patient/_search", content=f"_id={someone}", headers=FORM).json()["total"]
         == 1
