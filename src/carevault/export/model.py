@@ -47,8 +47,14 @@ NDJSON_FORMATS = frozenset(
 #: Parameters of the spec this server does not implement: refused, never ignored (an
 #: export that silently ignored ``_typeFilter`` would hand out more than was asked).
 UNSUPPORTED = frozenset(
-    {"_typeFilter", "_elements", "patient", "includeAssociatedData", "_until", "organizeOutputBy"}
+    {"_typeFilter", "_elements", "includeAssociatedData", "_until", "organizeOutputBy"}
 )
+#: At most this many ``patient`` parameters in one kick-off: a list is kept with its job,
+#: shown to the officers who approve it and matched in one query; a client wanting more
+#: patients asks in several exports (one at a time), or for all it may reach.
+MAX_PATIENTS = 1000
+#: A ``patient`` reference: ``Patient/[id]``, the id as FHIR (and every read here) takes it.
+_PATIENT_REFERENCE = re.compile(r"Patient/([A-Za-z0-9\-.]{1,64})")
 NDJSON = "application/fhir+ndjson"
 #: The manifest's ``type`` of a file of the ``deleted`` array (Bulk Data v2: NDJSON of
 #: transaction Bundles), and the type its ``export_file`` row is filed under. Bundle is
@@ -84,6 +90,9 @@ class Request:
     group_id: str | None
     types: tuple[str, ...]
     since_us: int | None
+    #: The ids the client named with ``patient`` (in the order sent): the export is
+    #: narrowed to them. Empty: no ``patient`` parameter, every patient in reach.
+    patients: tuple[str, ...] = ()
 
 
 def may_export(scopes: Scopes | None, principal: str) -> bool:
@@ -98,13 +107,33 @@ def may_export(scopes: Scopes | None, principal: str) -> bool:
     )
 
 
-def parse_request(level: Level, group_id: str | None, params: Sequence[tuple[str, str]]) -> Request:
-    """The kick-off's parameters; ExportRefused(400) names the first that is wrong."""
+def parse_request(
+    level: Level,
+    group_id: str | None,
+    params: Sequence[tuple[str, str]],
+    patients: Sequence[str] = (),
+) -> Request:
+    """The kick-off's parameters; ExportRefused(400) names the first that is wrong.
+    ``params`` are the query string's and a POST body's text parameters; ``patients``
+    the ids of a POST body's ``patient`` references (``body_patients``)."""
     types: list[str] = []
     since_us: int | None = None
+    if patients and level is Level.SYSTEM:
+        raise ExportRefused(
+            400,
+            "patient: not applicable to a system-level export"
+            " (ask Patient/$export or Group/[id]/$export)",
+        )
     for name, value in params:
         if name in UNSUPPORTED:
             raise _unsupported(name)
+        if name == "patient":
+            # Bulk Data v2: "POST requests only", as a Parameters valueReference.
+            raise ExportRefused(
+                400,
+                "patient: give it in a POST's Parameters body, as a valueReference"
+                " to Patient/[id], not in the query string",
+            )
         if name == "_outputFormat":
             if value not in NDJSON_FORMATS:
                 raise ExportRefused(
@@ -131,7 +160,7 @@ def parse_request(level: Level, group_id: str | None, params: Sequence[tuple[str
             since_us = parse_instant(value)
         else:
             raise _unknown(name)
-    return Request(level, group_id, tuple(types), since_us)
+    return Request(level, group_id, tuple(types), since_us, tuple(patients))
 
 
 def body_params(body: Sequence[Part]) -> list[tuple[str, str]]:
@@ -143,6 +172,8 @@ def body_params(body: Sequence[Part]) -> list[tuple[str, str]]:
     for part in body:
         if part.name in UNSUPPORTED:
             raise _unsupported(part.name)
+        if part.name == "patient":
+            continue  # ``body_patients`` reads these
         accepted = BODY_VALUE_TYPES.get(part.name)
         if accepted is None:
             raise _unknown(part.name)
@@ -158,6 +189,46 @@ def body_params(body: Sequence[Part]) -> list[tuple[str, str]]:
             raise ExportRefused(400, f"{part.name}: its {part.value_type} is not a string")
         params.append((part.name, part.value))
     return params
+
+
+def body_patients(body: Sequence[Part]) -> tuple[str, ...]:
+    """The ids of a POST kick-off's ``patient`` parts (Bulk Data v2: each a
+    ``valueReference`` to ``Patient/[id]``), in the order sent; ExportRefused(400) names
+    the first that is not one, one given twice, or a list longer than ``MAX_PATIENTS``.
+    Whether each is a patient the export may reach is the service's to judge."""
+    ids: list[str] = []
+    for part in body:
+        if part.name != "patient":
+            continue
+        if part.value_type is None:
+            raise ExportRefused(400, "patient: the parameter has no value")
+        if part.value_type != "valueReference":
+            raise ExportRefused(
+                400, f"patient: a {_quoted(part.value_type)} is not accepted (give valueReference)"
+            )
+        patient_id = _patient_id(part.value)
+        if patient_id in ids:
+            raise ExportRefused(400, f"patient: Patient/{patient_id} is given twice")
+        ids.append(patient_id)
+        if len(ids) > MAX_PATIENTS:
+            raise ExportRefused(
+                400,
+                f"patient: at most {MAX_PATIENTS} patients in one export"
+                " (ask for the others in another)",
+            )
+    return tuple(ids)
+
+
+def _patient_id(reference: Any) -> str:
+    """The id of a ``valueReference`` to ``Patient/[id]``; ExportRefused(400) for any
+    other (an absolute URL, another type, an identifier or a display alone)."""
+    text = reference.get("reference") if isinstance(reference, dict) else None
+    if not isinstance(text, str):
+        raise ExportRefused(400, "patient: a valueReference with a reference to Patient/[id]")
+    found = _PATIENT_REFERENCE.fullmatch(text)
+    if found is None or reference.get("type", "Patient") != "Patient":
+        raise ExportRefused(400, f"patient: '{_quoted(text)}' is not a reference to Patient/[id]")
+    return found.group(1)
 
 
 def _unsupported(name: str) -> ExportRefused:
@@ -237,6 +308,8 @@ class Job:
     error: str | None
     #: The session the client kicked the job off with: whose standing the job keeps.
     session_id: str | None = None
+    #: The ``patient`` ids the export is narrowed to (empty: every patient in reach).
+    patients: tuple[str, ...] = ()
 
     def progress(self, held: str | None) -> str:
         """The X-Progress text: what the job waits for, or how far it got."""
@@ -279,6 +352,7 @@ def job_from_row(m: Any) -> Job:
         key_id=m["key_id"],
         error=m["error"],
         session_id=m["session_id"],
+        patients=tuple(json.loads(m["patients"])) if m["patients"] else (),
     )
 
 
@@ -342,6 +416,8 @@ def as_dict(job: Job) -> dict[str, Any]:
         "status": str(job.status),
         "types": list(job.types),
         "since": instant(job.since_us) if job.since_us is not None else None,
+        # The narrowing an officer approves: the ids named (None: every patient in reach).
+        "patients": list(job.patients) if job.patients else None,
         "request": job.request_url,
         "approvals_needed": job.approvals_needed,
         "approvals": [{"officer": a.officer, "at": instant(a.at_us)} for a in job.approvals],

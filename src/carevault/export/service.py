@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -45,9 +46,11 @@ from carevault.export.model import (
     Request,
     Status,
     body_params,
+    body_patients,
     may_export,
     parse_request,
 )
+from carevault.export.reach import covered_patients, outside
 from carevault.export.store import JobStore
 from carevault.fhir.parameters import Part
 from carevault.gate import Caller, Gate
@@ -146,7 +149,9 @@ class ExportService(JobService[Job]):
                     "bulk export needs a backend service token granted system/*.read",
                     insufficient_scope=caller.principal.startswith("client:"),
                 )
-            request = parse_request(level, group_id, [*params, *body_params(body)])
+            request = parse_request(
+                level, group_id, [*params, *body_params(body)], body_patients(body)
+            )
             if level is Level.GROUP and group_id not in self.access.known_clinics():
                 raise ExportRefused(404, f"no Group '{(group_id or '')[:60]}' (a clinic id)")
             if level is Level.GROUP and not self._reaches_clinic(caller, group_id):
@@ -156,6 +161,7 @@ class ExportService(JobService[Job]):
                 raise ExportRefused(
                     403, "a Group (a clinic) is exported only by a client of that clinic"
                 )
+            self._refuse_outside_reach(caller, request)
             held = self.held()
             if held is not None:
                 raise ExportRefused(503, held)
@@ -182,6 +188,8 @@ class ExportService(JobService[Job]):
             self.record_refusal(Tag.EXPORT_REFUSED, caller, str(refused), level=str(level))
             raise
         job = self.job(job_id)
+        # The narrowing, by count, beside the types (the job keeps the ids).
+        narrowed: dict[str, Any] = {"patients": len(request.patients)} if request.patients else {}
         self.record(
             [
                 self.event(
@@ -192,11 +200,42 @@ class ExportService(JobService[Job]):
                     reason="awaiting privacy officer approval",
                     types=list(request.types),
                     group=group_id,
+                    **narrowed,
                 )
             ]
         )
-        self.alert(job, f"bulk export {job_id} ({level}) requested by {job.client_id}")
+        named = f" for {len(request.patients)} named patients" if request.patients else ""
+        self.alert(job, f"bulk export {job_id} ({level}){named} requested by {job.client_id}")
         return job
+
+    def _refuse_outside_reach(self, caller: Caller, request: Request) -> None:
+        """ExportRefused(400) naming the first ``patient`` the export could not export
+        without the parameter (``reach.covered_patients``, as the worker reads it): the
+        IG's error for a patient "not present on the server (or ... not members of the
+        group)". An unknown id, another clinic's patient, one outside the Group and one
+        deleted are refused in the same words, so the answer tells no more than a read
+        of the client's own patients does: which ids are among them."""
+        if not request.patients:
+            return
+        if caller.actor is None:
+            missing = list(request.patients)
+        else:
+            conditions = covered_patients(
+                self.access,
+                caller.actor,
+                request.level,
+                request.group_id,
+                request.since_us,
+                request.patients,
+                self.now_us(),
+            )
+            missing = outside(self.jobs.engine, conditions, request.patients)
+        if missing:
+            raise ExportRefused(
+                400,
+                f"patient: Patient/{missing[0]} is not a patient this export may reach"
+                f" ({len(missing)} of those named are not)",
+            )
 
     def _new_job(
         self,
@@ -220,6 +259,7 @@ class ExportService(JobService[Job]):
             "caller": caller_json(caller),
             "types": ",".join(request.types),
             "since_us": request.since_us,
+            "patients": json.dumps(list(request.patients)) if request.patients else None,
             "request_url": request_url[:2000],
             "status": str(Status.PENDING),
             "approvals_needed": self.approvals_needed(caller, level),

@@ -28,6 +28,9 @@ export_job = Table(
     #: Comma-separated resource types (empty: every type the caller may read).
     Column("types", Text, nullable=False),
     Column("since_us", BigInteger, nullable=True),
+    #: JSON list of the Patient ids a ``patient`` parameter narrowed the export to (NULL:
+    #: none given, every patient in reach).
+    Column("patients", Text, nullable=True),
     Column("request_url", Text, nullable=False),
     #: pending | approved | running | completed | failed | cancelled | denied | expired
     Column("status", String(16), nullable=False),

@@ -23,7 +23,7 @@ import socket
 import threading
 from typing import Protocol
 
-from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlalchemy import ColumnElement, func, select
 
 from carevault.access.scopes import parse as parse_scopes
 from carevault.containment.state import ContainmentActive
@@ -32,6 +32,7 @@ from carevault.domain.policy import Actor
 from carevault.domain.roles import Role
 from carevault.export.files import deleted_file_name, file_name
 from carevault.export.model import DELETED_TYPE, Job, Level, OutputFile, Status, deleted_ndjson
+from carevault.export.reach import covered_patients
 from carevault.export.service import ExportService
 from carevault.fhir.registry import RESOURCE_TYPES
 from carevault.gate import Caller
@@ -42,7 +43,6 @@ from carevault.vault.records import Opened
 from carevault.vault.tables import resource_head
 
 log = logging.getLogger(__name__)
-_PATIENT = RESOURCE_TYPES["Patient"]
 _PURPOSE = "HOPERAT"
 _WORKING = frozenset({Status.APPROVED, Status.RUNNING})
 
@@ -183,45 +183,20 @@ class ExportWorker:
     # --- patients in reach ---------------------------------------------------------------
 
     def _patients_query(self, job: Job, caller: Caller) -> list[ColumnElement[bool]]:
-        """The Patient heads the job covers: those in the client's reach (and the
-        Group's), live; with ``_since``, also those deleted after it, judged by the same
-        reach on the deleted head's patient and clinic: their records deleted since are
-        the job's to list too (a Patient is deleted only after every record of theirs
-        is), and nobody else's are.
-
-        A Patient deleted after the transactionTime (while the job runs, before its
-        batch) is covered as well: its records deleted at or before the transactionTime
-        are this export's to list (Bulk Data v2, export.html, ``deleted``: "resources
-        that would have been returned, but have been deleted subsequent to" ``_since``),
-        and the next export, ``_since`` this one's transactionTime, lists only what was
-        deleted after it. Bounding the patients by the transactionTime lost them from
-        both (integrator and adversary round 55). The deletions listed are still bounded by
-        it (``locate_*_deletions``)."""
+        """The Patient heads the job covers (``reach.covered_patients``), judged now: a
+        patient named in its ``patient`` list who has left the client's reach since
+        the kick-off is left out."""
         svc = self.service
         assert caller.actor is not None  # noqa: S101 - a job's caller is a client
-        covered: ColumnElement[bool] = resource_head.c.deleted.is_(False)
-        if job.since_us is not None:
-            covered = or_(
-                covered,
-                and_(
-                    resource_head.c.deleted.is_(True),
-                    resource_head.c.last_updated_us > job.since_us,
-                ),
-            )
-        conditions: list[ColumnElement[bool]] = [
-            resource_head.c.resource_type == "Patient",
-            covered,
-        ]
-        restriction = svc.access.restriction(caller.actor, _PATIENT, svc.now_us())
-        if restriction is not None:
-            conditions.append(restriction)
-        if job.level is Level.GROUP and job.group_id is not None:
-            registered = svc.access.registrations.patients_at([job.group_id])
-            conditions.append(
-                (resource_head.c.clinic_id == job.group_id)
-                | resource_head.c.patient_pseudonym.in_(registered)
-            )
-        return conditions
+        return covered_patients(
+            svc.access,
+            caller.actor,
+            job.level,
+            job.group_id,
+            job.since_us,
+            job.patients,
+            svc.now_us(),
+        )
 
     def _count_patients(self, job: Job, caller: Caller) -> int:
         conditions = self._patients_query(job, caller)

@@ -6,6 +6,7 @@ from typing import Any
 
 from carevault import __version__
 from carevault.clock import fhir_instant, utc_now
+from carevault.export.model import MAX_PATIENTS
 from carevault.fhir import definitions, mediatype
 from carevault.fhir.registry import RESOURCE_TYPES, ParamKind, ResourceType, SearchParam
 
@@ -51,7 +52,11 @@ def _resource(rt: ResourceType, base: str) -> dict[str, Any]:
                 "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything",
                 "documentation": _EVERYTHING_DOC,
             },
-            {"name": "export", "definition": _EXPORT_PATIENT},
+            {
+                "name": "export",
+                "definition": _EXPORT_PATIENT,
+                "documentation": _EXPORT_PATIENT_DOC,
+            },
             {
                 "name": "register",
                 "definition": f"{base}/OperationDefinition/Patient-register",
@@ -120,6 +125,18 @@ _HISTORY_DOC = (
 )
 _BULK = "http://hl7.org/fhir/uv/bulkdata/OperationDefinition"
 _EXPORT_PATIENT = f"{_BULK}/patient-export"
+#: The ``patient`` parameter (POST, Patient and Group level): what this server does with
+#: it where the IG leaves the choice to the server.
+_EXPORT_NARROWED = (
+    f" patient (POST only, at most {MAX_PATIENTS}, each a valueReference to Patient/[id]) narrows "
+    "the export to those patients; a patient the export could not reach without it "
+    "(unknown, not the client's, not in the Group) refuses the kick-off with 400."
+)
+_EXPORT_PATIENT_DOC = (
+    "Patient-level Bulk Data export (NDJSON; _type, _since, patient): every patient in "
+    "the client's reach, after a privacy officer approves (two for a client that reaches "
+    "every patient of the group)." + _EXPORT_NARROWED
+)
 #: Bulk Data Access v2 ``$export``: async kick-off, approved by privacy officers first.
 #: The system export is the server's; the Group export is the ``Group`` resource's
 #: (``GROUP``), as the IG's own CapabilityStatement places it and Inferno's Bulk Data
@@ -154,7 +171,7 @@ GROUP = {
             "documentation": (
                 "Group/[clinic id]/$export: the patients of one clinic; one privacy "
                 "officer's approval (two for a client that reaches every patient of the "
-                "group)."
+                "group)." + _EXPORT_NARROWED
             ),
         }
     ],

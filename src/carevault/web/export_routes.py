@@ -40,6 +40,10 @@ router = APIRouter()
 
 #: How long a client should wait between status polls.
 RETRY_SECONDS = 5
+#: A POST kick-off's body: room for ``MAX_PATIENTS`` ``patient`` references with the
+#: longest ids, pretty-printed, so that a list past the bound is refused naming the bound
+#: (400), not for its size (413).
+KICK_OFF_BODY_BYTES = 512 * 1024
 
 
 class ApproveRequest(BaseModel):
@@ -79,7 +83,9 @@ async def _kick_off(
             )
         # Every part of a POST's body, repeats and value types kept: the service applies
         # each as the same parameter in the query string, or refuses the kick-off.
-        body = await parameter_parts(request) if request.method == "POST" else []
+        body = (
+            await parameter_parts(request, KICK_OFF_BODY_BYTES) if request.method == "POST" else []
+        )
     except FhirError as error:
         # Refused before the service saw it: recorded as every refused export is (an
         # officer watching exports sees a staff token's malformed POST too).

@@ -94,7 +94,6 @@ def test_repeated_and_comma_separated_types_are_merged(clinic: Clinic) -> None:
 @pytest.mark.parametrize(
     ("part", "named"),
     [
-        ({"name": "patient", "valueReference": {"reference": "Patient/pa0"}}, "patient"),
         ({"name": "_typeFilter", "valueString": "Observation?status=final"}, "_typeFilter"),
         ({"name": "_elements", "valueString": "id"}, "_elements"),
         ({"name": "includeAssociatedData", "valueCode": "LatestProvenanceResources"}, "include"),
@@ -116,18 +115,6 @@ def test_a_part_not_applied_is_refused_naming_it_and_no_job_is_made(
     assert named in body["issue"][0]["diagnostics"]
     assert clinic.services.exports is not None
     assert clinic.services.exports.jobs.all() == []
-
-
-def test_patient_is_refused_alike_in_the_query_and_the_body(clinic: Clinic) -> None:
-    token = clinic.client("exporter", "system/*.read")
-    by_get = clinic.web.get(
-        "/fhir/Patient/$export?patient=Patient/pa0", headers={**bearer(token), **ASYNC}
-    )
-    by_post = post_kick_off(
-        clinic, token, [{"name": "patient", "valueReference": {"reference": "Patient/pa0"}}]
-    )
-    assert by_get.status_code == by_post.status_code == 400
-    assert by_get.json()["issue"] == by_post.json()["issue"]
 
 
 def test_since_given_twice_is_refused(clinic: Clinic) -> None:

@@ -15,6 +15,7 @@ from carevault.export.model import (
     OutputFile,
     Status,
     body_params,
+    body_patients,
     deleted_ndjson,
     deletion_bundle,
     manifest,
@@ -45,7 +46,7 @@ def test_repeated_and_comma_separated_types_are_merged_in_order() -> None:
 @pytest.mark.parametrize(
     ("part", "said"),
     [
-        (Part("patient", "valueReference", {"reference": "Patient/1"}), "patient is not supported"),
+        (Part("_elements", "valueString", "id"), "_elements is not supported"),
         (Part("_typeFilter", "valueString", "Observation?x=1"), "_typeFilter is not supported"),
         (Part("includeAssociatedData", "valueCode", "x"), "includeAssociatedData is not"),
         (Part("_since", "valueDate", "2024-03-01"), "_since: a valueDate is not accepted"),
@@ -61,6 +62,46 @@ def test_a_part_not_applied_is_refused_naming_it(part: Part, said: str) -> None:
         body_params([Part("_type", "valueString", "Patient"), part])
     assert refused.value.status == 400
     assert said in str(refused.value)
+
+
+def test_patient_references_are_read_in_order_and_left_out_of_the_text_parameters() -> None:
+    body = [
+        Part("patient", "valueReference", {"reference": "Patient/pa-2", "display": "Chan"}),
+        Part("_type", "valueString", "Patient"),
+        Part("patient", "valueReference", {"reference": "Patient/pa.1", "type": "Patient"}),
+    ]
+    assert body_patients(body) == ("pa-2", "pa.1")
+    request = parse_request(Level.GROUP, "clinic-a", body_params(body), body_patients(body))
+    assert (request.types, request.patients) == (("Patient",), ("pa-2", "pa.1"))
+    assert parse_request(Level.PATIENT, None, []).patients == ()
+
+
+@pytest.mark.parametrize(
+    ("reference", "said"),
+    [
+        ({"reference": "Patient/"}, "is not a reference to Patient/[id]"),
+        ({"reference": "Patient/" + "x" * 65}, "is not a reference to Patient/[id]"),
+        ({"reference": "Patient/a b"}, "is not a reference to Patient/[id]"),
+        ({"reference": "Group/clinic-a"}, "is not a reference to Patient/[id]"),
+        ({"reference": "Patient/pa1", "type": "Group"}, "is not a reference to Patient/[id]"),
+        ({"display": "Chan Tai Man"}, "a valueReference with a reference to Patient/[id]"),
+        ({"reference": 12}, "a valueReference with a reference to Patient/[id]"),
+    ],
+)
+def test_a_patient_that_is_not_a_reference_to_a_patient_id_is_refused(
+    reference: object, said: str
+) -> None:
+    with pytest.raises(ExportRefused) as refused:
+        body_patients([Part("patient", "valueReference", reference)])
+    assert refused.value.status == 400
+    assert said in str(refused.value)
+
+
+def test_patient_is_refused_at_system_level_and_in_the_query_string() -> None:
+    with pytest.raises(ExportRefused, match="patient: not applicable to a system-level"):
+        parse_request(Level.SYSTEM, None, [], ("pa1",))
+    with pytest.raises(ExportRefused, match="patient: give it in a POST's Parameters body"):
+        parse_request(Level.PATIENT, None, [("patient", "Patient/pa1")])
 
 
 def test_since_given_twice_is_refused_rather_than_one_ignored() -> None:
