@@ -92,10 +92,11 @@ def test_workers_killed_at_random_leave_one_verifiable_ledger(
         while kills < KILLS:
             waited = time.monotonic() + RESTART_SECONDS
             while len(_serving(server.process.pid)) < 2:
-                if time.monotonic() > waited:
+                if server.process.poll() is not None or time.monotonic() > waited:
                     pytest.fail(
                         f"uvicorn did not start a worker again within {RESTART_SECONDS} s "
-                        f"after kill {kills}:\n{server.log.read_text()[-3000:]}"
+                        f"after kill {kills} (server exit code {server.process.poll()}):\n"
+                        f"{server.log.read_text()[-3000:]}"
                     )
                 time.sleep(0.2)
             time.sleep(1 + chooser.random() * 2)
