@@ -47,6 +47,7 @@ from carevault.rest.interactions import (
     deletes_nothing,
     failed_precondition,
     parse_etag,
+    parse_etags,
     resource_type_named,
     write_response_entry,
 )
@@ -368,10 +369,17 @@ def _transaction_get(
 
 
 def _operation(entry: _Entry, limits: InputLimits) -> Operation:
+    """The write an entry asks, with its preconditions as the same request alone has
+    them: ``ifMatch``, and ``ifNoneMatch`` (``*``: create, never replace), which a write
+    entry had ignored, replacing what the request alone answers ``412`` for."""
     assert entry.resource_type is not None and entry.resource_id is not None  # noqa: S101
-    expected = parse_etag(entry.if_match)
+    try:
+        expected = parse_etag(entry.if_match)
+        unwanted = parse_etags(entry.if_none_match) if entry.method != "POST" else None
+    except FhirError as error:
+        raise _at_entry(f"Bundle.entry[{entry.index}]", error) from None
     if entry.method == "DELETE":
-        return Delete(entry.resource_type, entry.resource_id, expected)
+        return Delete(entry.resource_type, entry.resource_id, expected, unwanted)
     resource = validate_resource(entry.resource, entry.resource_type.name, limits)
     if entry.criteria is not None:
         # The match's id, or the one a conditional update creates under
@@ -384,6 +392,8 @@ def _operation(entry: _Entry, limits: InputLimits) -> Operation:
         entry.resource_id,
         resource,
         if_match=None if entry.creates else expected,
+        # A conditional update that creates replaces nothing (as alone).
+        if_none_match=None if entry.creates else unwanted,
         fresh=entry.method == "POST" or entry.creates,
         method=Method(entry.method),
     )

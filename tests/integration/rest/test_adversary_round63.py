@@ -7,11 +7,10 @@ attack is sent as they sent it, on SQLite and PostgreSQL, on a clock the test mo
 
 Every attack held, and each is kept as a guard (named ``guard``) where earlier rounds'
 tests did not send it: those sent the new doors as the system, or only by HKID, not as
-staff of one clinic at another clinic's values. Seen and not re-reported: a Bundle's
-write entries do not weigh ``ifNoneMatch`` (left open knowingly, docs/threat-model.md,
-docs/rest.md); measured this round (a loader's create-only ``PUT`` replaced a booking
-Tuen Mun's desk wrote first under the loader's id, placed at Tsuen Wan), it gave the desk
-nothing to read (``403``), so it is no test here."""
+staff of one clinic at another clinic's values. Seen this round and closed after it: a
+Bundle's write entries ignored ``ifNoneMatch`` (a loader's create-only ``PUT`` replaced a
+booking Tuen Mun's desk wrote first under the loader's id); the last tests hold them to
+the request alone."""
 
 from __future__ import annotations
 
@@ -291,3 +290,71 @@ def test_guard_routing_refusals_read_the_same_for_any_id_and_any_type(
     if "$everything" not in path:
         # $everything is Patient's operation alone: Observation has none of that name.
         assert said["Patient"] == said["Observation"], said
+
+
+def _patient_version(api: FhirTestClient, patient: str) -> str:
+    response = api.get(f"/fhir/Patient/{patient}")
+    assert response.status_code == 200, response.text
+    return str(response.json()["meta"]["versionId"])
+
+
+def _put_entry(patient: str, **request: str) -> dict[str, Any]:
+    return {
+        "resource": {
+            "resourceType": "Patient",
+            "id": patient,
+            "name": [{"family": "Replaced"}],
+            "managingOrganization": {"reference": f"Organization/{TM}"},
+        },
+        "request": {"method": "PUT", "url": f"Patient/{patient}", **request},
+    }
+
+
+@pytest.mark.parametrize("kind", ["transaction", "batch"])
+def test_a_write_entrys_if_none_match_is_weighed_as_the_request_alone_weighs_it(
+    api: FhirTestClient, kind: str
+) -> None:
+    """A loader's ``PUT`` entry with ``ifNoneMatch: *`` (create, never replace) replaced
+    a record written first under its id (a desk's booking, this round), and a ``DELETE``
+    entry with it deleted, where the same request alone answers ``412``. Now an entry's
+    ``ifNoneMatch`` is the request's ``If-None-Match``: ``412`` and nothing written."""
+    patient = registered_patient(api, TM, "Chan")
+    alone = api.put(
+        f"/fhir/Patient/{patient}",
+        content=json.dumps(_put_entry(patient)["resource"]),
+        headers={"content-type": "application/fhir+json", "If-None-Match": "*"},
+    )
+    assert alone.status_code == 412, alone.text
+    for entry in (
+        _put_entry(patient, ifNoneMatch="*"),
+        _put_entry(patient, ifNoneMatch='W/"1"'),
+        {"request": {"method": "DELETE", "url": f"Patient/{patient}", "ifNoneMatch": "*"}},
+    ):
+        answer = api.post_json("/fhir", _bundle(kind, entry))
+        if kind == "transaction":
+            assert answer.status_code == 412, answer.text
+        else:
+            assert answer.status_code == 200, answer.text
+            assert _entries(answer)[0]["status"].startswith("412"), answer.text
+        assert _patient_version(api, patient) == "1"
+    # A version not named, or an id not used yet, is written as alone.
+    other = api.post_json("/fhir", _bundle(kind, _put_entry(patient, ifNoneMatch='W/"9"')))
+    assert other.status_code == 200, other.text
+    assert _patient_version(api, patient) == "2"
+    fresh = api.post_json("/fhir", _bundle(kind, _put_entry("never-used-63", ifNoneMatch="*")))
+    assert fresh.status_code == 200, fresh.text
+    assert _entries(fresh)[0]["status"].startswith("201"), fresh.text
+
+
+@pytest.mark.parametrize("kind", ["transaction", "batch"])
+def test_an_if_none_match_no_write_can_weigh_is_refused_naming_its_entry(
+    api: FhirTestClient, kind: str
+) -> None:
+    patient = registered_patient(api, TM, "Chan")
+    answer = api.post_json("/fhir", _bundle(kind, _put_entry(patient, ifNoneMatch="yes")))
+    if kind == "transaction":
+        assert answer.status_code == 400, answer.text
+        assert "Bundle.entry[0]" in answer.text and "If-None-Match" in answer.text
+    else:
+        assert _entries(answer)[0]["status"].startswith("400"), answer.text
+    assert _patient_version(api, patient) == "1"
