@@ -156,6 +156,10 @@ def test_stopping_the_server_stops_the_detectors_after_their_last_write(
 ) -> None:
     with running_server(env, tmp_path) as running:
         detector = waited(lambda: detector_of(running))
+        # Judging: it holds the lease. A process stopped while it still imports has no
+        # last write to make (one CI run stopped it then: the cursor stayed at 0, for the
+        # next server's detectors to judge from).
+        waited(lambda: ledger_state(settings)[0].owner)
         read_some(running, settings, 2)
     # running_server stopped it with SIGTERM: the detection process has gone too, its
     # lease given up (a new server's detectors take over at once) and nothing left
