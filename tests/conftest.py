@@ -23,6 +23,7 @@ from sqlalchemy.exc import OperationalError
 from carevault.bootstrap import Services, build_services
 from carevault.config import Settings
 from carevault.db import temporary_database
+from tests.support.console import MovableClock
 from tests.support.template import lay, release
 
 # No timed assertions in tests (speed is measured in bench/): Hypothesis's per-example
@@ -105,8 +106,17 @@ def marked(request: pytest.FixtureRequest) -> dict[str, Any]:
 
 
 @pytest.fixture
-def services(settings: Settings) -> Iterator[Services]:
-    built = build_services(settings, create_keys=True, migrate=True)
+def clock() -> MovableClock:
+    """A clock the test moves (``clock.advance``); the services run on it where the test
+    is marked ``movable_clock``."""
+    return MovableClock()
+
+
+@pytest.fixture
+def services(settings: Settings, request: pytest.FixtureRequest) -> Iterator[Services]:
+    moved = request.node.get_closest_marker("movable_clock") is not None
+    extra: dict[str, Any] = {"clock": request.getfixturevalue("clock")} if moved else {}
+    built = build_services(settings, create_keys=True, migrate=True, **extra)
     yield built
     built.close()
 

@@ -21,9 +21,8 @@ from typing import Any
 
 import pytest
 
-from carevault.bootstrap import Services, build_services
+from carevault.bootstrap import Services
 from carevault.clock import http_date, to_micros
-from carevault.config import Settings
 from tests.integration.access.group import (
     HIV,
     HKID_SYSTEM,
@@ -37,23 +36,11 @@ from tests.support.client import FhirTestClient
 from tests.support.console import MovableClock
 from tests.support.staff import Staff
 
-pytestmark = pytest.mark.postgres
+pytestmark = [pytest.mark.postgres, pytest.mark.movable_clock]
 
 #: Seconds the clock moves on after the group is written: every record predates a date
 #: this far back by more than a second, so the date is one that answers 304.
 LATER = 60
-
-
-@pytest.fixture
-def clock() -> MovableClock:
-    return MovableClock()
-
-
-@pytest.fixture
-def services(settings: Settings, clock: MovableClock) -> Iterator[Services]:
-    built = build_services(settings, create_keys=True, migrate=True, clock=clock)
-    yield built
-    built.close()
 
 
 @pytest.fixture

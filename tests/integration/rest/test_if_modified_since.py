@@ -12,9 +12,8 @@ from typing import Any
 
 import pytest
 
-from carevault.bootstrap import Services, build_services
+from carevault.bootstrap import Services
 from carevault.clock import http_date, to_micros
-from carevault.config import Settings
 from carevault.gate import Caller
 from carevault.web.app import create_app
 from carevault.web.security import caller
@@ -22,17 +21,7 @@ from tests.integration.rest.test_interactions import create, patient
 from tests.support.client import FhirTestClient
 from tests.support.console import MovableClock
 
-
-@pytest.fixture
-def clock() -> MovableClock:
-    return MovableClock()
-
-
-@pytest.fixture
-def services(settings: Settings, clock: MovableClock) -> Iterator[Services]:
-    built = build_services(settings, create_keys=True, migrate=True, clock=clock)
-    yield built
-    built.close()
+pytestmark = pytest.mark.movable_clock
 
 
 @pytest.fixture
