@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from carevault.fhir.elements import walk_references
+from carevault.fhir.elements import FHIR_ID, walk_references
 from carevault.fhir.jsonio import MAX_DEPTH, FhirDecimal, MalformedJson, parse
 
 #: Load order: what a record refers to (for its patient and its clinic) goes first.
@@ -39,7 +39,6 @@ _PHASES = {
     "EpisodeOfCare": 6,
 }
 _OTHER_PHASE = 7
-_FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 #: A number with a fraction or an exponent, as compact JSON holds it (after ``:``, ``[``
 #: or ``,``): every float orjson writes has one. A string may look so too: that line
 #: only costs the walk it would have cost anyway.
@@ -138,7 +137,7 @@ def _ndjson_items(path: Path | bytes, seed: str, skip: int, exact_numbers: bool)
                 continue
             if "id" not in resource:
                 resource["id"] = str(uuid.uuid5(_NAMESPACE, f"{seed}:{number}"))
-            elif isinstance(resource["id"], str) and not _FHIR_ID.fullmatch(resource["id"]):
+            elif isinstance(resource["id"], str) and not FHIR_ID.fullmatch(resource["id"]):
                 # As a Bundle entry's: an id no request could name (or longer than the
                 # store's column) is refused here, by line; other types validation names.
                 yield Item(number, None, "the line's id is not a FHIR id (1-64 of A-Z a-z 0-9 - .)")
@@ -263,7 +262,7 @@ def _entry_item(number: int, entry: Any, seed: str) -> Item:
         else:
             # The same entry of the same file gets the same id every time it is read.
             resource_id = str(uuid.uuid5(_NAMESPACE, f"{seed}:{number}"))
-    if not _FHIR_ID.fullmatch(resource_id):
+    if not FHIR_ID.fullmatch(resource_id):
         return Item(number, None, "the entry's id is not a FHIR id")
     return Item(number, {**resource, "id": resource_id})
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from carevault.access.scopes import Interaction, Scopes
 from carevault.domain.jobs import JobNotFound, JobRefused
+from carevault.fhir.elements import FHIR_ID
 from carevault.fhir.parameters import Part
 from carevault.fhir.registry import RESOURCE_TYPES
 
@@ -54,7 +55,7 @@ UNSUPPORTED = frozenset(
 #: patients asks in several exports (one at a time), or for all it may reach.
 MAX_PATIENTS = 1000
 #: A ``patient`` reference: ``Patient/[id]``, the id as FHIR (and every read here) takes it.
-_PATIENT_REFERENCE = re.compile(r"Patient/([A-Za-z0-9\-.]{1,64})")
+_PATIENT_REFERENCE = re.compile(rf"Patient/({FHIR_ID.pattern})")
 NDJSON = "application/fhir+ndjson"
 #: The manifest's ``type`` of a file of the ``deleted`` array (Bulk Data v2: NDJSON of
 #: transaction Bundles), and the type its ``export_file`` row is filed under. Bundle is

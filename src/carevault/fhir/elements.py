@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from functools import cache
 from typing import Any
+
+#: A FHIR id (R4 datatypes.html#id): what a request may name, a store column holds.
+FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 
 
 @cache

@@ -17,7 +17,7 @@ from carevault.fhir.care_dates import CarePeriod
 from carevault.fhir.content import DEFAULT_LIMITS, InputLimits
 from carevault.fhir.dates import DateFormatError, DateRange
 from carevault.fhir.dates import parse as parse_date
-from carevault.fhir.elements import parse_reference, walk_references
+from carevault.fhir.elements import FHIR_ID, parse_reference, walk_references
 from carevault.fhir.outcome import FhirError, Issue, bad_request, outcome
 from carevault.fhir.query import SearchQuery, parse_query, safe_name
 from carevault.fhir.registry import RESOURCE_TYPES, ResourceType
@@ -39,7 +39,7 @@ from carevault.vault.writer import (
     version_conflict,
 )
 
-ID_PATTERN = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+ID_PATTERN = FHIR_ID
 _ETAG = re.compile(r'^(?:W/)?"(\d{1,9})"$')
 
 #: Parameters every interaction takes (R4 http.html, "General parameters"): they lay an
