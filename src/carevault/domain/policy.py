@@ -132,6 +132,24 @@ def may_place(actor: Actor, clinic_id: str | None) -> bool:
     return clinic_id is None or actor.role in GROUP_WIDE or clinic_id in actor.clinic_ids
 
 
+def writes_elsewhere(actor: Actor, placed_at: str | None, registered: frozenset[str]) -> bool:
+    """Whether ``actor``, changing a patient's record placed at clinic ``placed_at``
+    (the patient registered at ``registered``), would write into another clinic's record
+    for a patient that clinic does not have: staff of ``placed_at`` read the record
+    because it is placed there, and would read what ``actor`` wrote.
+
+    A desk or doctor may write a booking or visit at their own clinic for another
+    clinic's patient (it opens nothing: issue 9). The patient's own clinic sees it among
+    the patient's records; had its desk written a note or a new time into it, the
+    planter read that note (adversary round 60). Such a record is deleted by the
+    patient's clinic, not changed; the clinic where it is placed changes its own. Where
+    the patient is registered at ``placed_at`` too, that clinic has them already, and
+    the group-wide roles are everywhere."""
+    if placed_at is None or actor.role in GROUP_WIDE or placed_at in actor.clinic_ids:
+        return False
+    return placed_at not in registered
+
+
 def placed_elsewhere(
     actor: Actor, clinic_id: str, works_at: Mapping[str, frozenset[str]]
 ) -> tuple[str, ...]:

@@ -50,6 +50,7 @@ from carevault.domain.policy import (
     decide,
     may_place,
     placed_elsewhere,
+    writes_elsewhere,
 )
 from carevault.domain.roles import CLINIC_RECORD_WRITERS, CLINICIANS, GROUP_WIDE, RIGHTS, Right
 from carevault.domain.sensitive import is_sensitive_code
@@ -1845,7 +1846,39 @@ class Gate:
             decision = decision or verdict
         if rt.name == "Patient" and sent is not None:
             self._refuse_someone_elses_hkid(caller, connection, rt, sent, stored)
+        if isinstance(operation, Put):
+            self._refuse_writing_elsewhere(actor, connection, rt, head, stored)
         return decision
+
+    def _refuse_writing_elsewhere(
+        self,
+        actor: Actor,
+        connection: Connection,
+        rt: ResourceType,
+        head: Head,
+        stored: Head | None,
+    ) -> None:
+        """An update (or a deleted record written again) by a caller allowed to change
+        it, of a patient's record placed at a clinic that is not the caller's and where
+        the patient is not registered: refused (``domain.policy.writes_elsewhere``).
+        Judged once the write is allowed, so the refusal tells only a caller who may
+        read the record what it says; a new record is placed at the caller's own clinics
+        (``may_place``). A Patient is placed at their home clinic, where they are
+        registered."""
+        if (
+            self.access is None
+            or stored is None
+            or head.patient_pseudonym is None
+            or rt.name == "Patient"
+        ):
+            return
+        registered = self.access.registrations.clinics(head.patient_pseudonym, connection)
+        if writes_elsewhere(actor, head.clinic_id, registered):
+            raise AccessDenied(
+                f"{rt.name}/{head.resource_id} is placed at another clinic, where the patient "
+                "is not registered: that clinic's staff would read what you write. Delete "
+                "it, or ask that clinic to change it"
+            )
 
     def _refuse_as_if_kept(
         self,

@@ -45,6 +45,7 @@ from tests.integration.access.group import (
     encounter,
     observation,
     referral,
+    register_body,
     registered_patient,
 )
 from tests.support.client import FHIR_JSON, FhirTestClient, transfer_body
@@ -547,29 +548,100 @@ def test_guard_a_desk_reads_no_version_it_wrote_once_the_patient_left_its_clinic
     assert group.call(group.desk_tw, "GET", path).status_code == 200
 
 
-# --- left open, knowingly -------------------------------------------------------------------------
+# --- closed after the round: a booking planted for another clinic's patient ---------------------
 
 
-@pytest.mark.xfail(
-    reason="left open in round 60: a booking planted at one's own clinic for another "
-    "clinic's patient stays one's clinic's record, and that clinic's later edits of it "
-    "are read by the planter (docs/threat-model.md, round 60)",
-    strict=True,
-)
-def test_a_booking_planted_for_another_clinics_patient_does_not_carry_their_edits_back(
-    group: Group,
-) -> None:
+def _planted(group: Group) -> str:
     """Tuen Mun's desk books Tsuen Wan's patient at Tuen Mun (201, opens nothing: issue
-    9). Tsuen Wan's desk finds the booking among its patient's and writes a note on it;
-    Tuen Mun's desk reads the note, which is Tsuen Wan's."""
-    booking = booked_today(group.tw_patient.id, TM)
-    made = group.call(group.desk_tm, "POST", "/fhir/Appointment", booking)
+    9): the booking's path."""
+    made = group.call(
+        group.desk_tm, "POST", "/fhir/Appointment", booked_today(group.tw_patient.id, TM)
+    )
     assert made.status_code == 201, made.text
-    path = f"/fhir/Appointment/{made.json()['id']}"
-    body = group.call(group.desk_tw, "GET", path).json()
+    return f"/fhir/Appointment/{made.json()['id']}"
+
+
+def _with_note(group: Group, path: str) -> dict[str, Any]:
+    body: dict[str, Any] = group.call(group.desk_tw, "GET", path).json()
     body.pop("meta")
     body["comment"] = "moved: 12 Sha Tsui Road, flat 3B"
-    edited = group.call(group.desk_tw, "PUT", path, body)
-    assert edited.status_code == 200, edited.text
+    return body
 
-    assert "Sha Tsui" not in group.call(group.desk_tm, "GET", path).text
+
+@pytest.mark.parametrize("how", ["PUT", "PATCH", "transaction"])
+def test_a_booking_planted_for_another_clinics_patient_does_not_carry_their_edits_back(
+    group: Group, how: str
+) -> None:
+    """Tsuen Wan's desk finds the planted booking among its patient's and writes a note
+    on it: refused (round 60 measured Tuen Mun's desk reading the note), nothing
+    written, and recorded as refused; Tuen Mun's desk reads its booking as it wrote it."""
+    path = _planted(group)
+    before = group.call(group.desk_tm, "GET", path).json()
+    body = _with_note(group, path)
+    if how == "PUT":
+        answer = group.call(group.desk_tw, "PUT", path, body)
+    elif how == "PATCH":
+        note = {"op": "add", "path": "/comment", "value": body["comment"]}
+        answer = _patch(group, group.desk_tw, path, [note])
+    else:
+        bundle = {
+            "resourceType": "Bundle",
+            "type": "transaction",
+            "entry": [{"resource": body, "request": {"method": "PUT", "url": path[6:]}}],
+        }
+        answer = group.call(group.desk_tw, "POST", "/fhir", bundle)
+    _refused(answer)
+    assert "registered" in answer.text and "Sha Tsui" not in answer.text
+
+    after = group.call(group.desk_tm, "GET", path)
+    assert after.status_code == 200
+    assert "Sha Tsui" not in after.text
+    assert after.json()["meta"]["versionId"] == before["meta"]["versionId"]
+    refused = [
+        event
+        for event in group.events()
+        if event.principal == f"staff:{group.desk_tw.account.username}"
+        and event.resource_id == path.rsplit("/", 1)[1]
+        and event.outcome is Outcome.DENIED
+    ]
+    assert [event.tag for event in refused] == [Tag.FHIR_UPDATE]
+    _tw_patient_stays_closed(group)
+
+
+def test_the_patients_clinic_deletes_a_planted_booking_and_cannot_write_it_back(
+    group: Group,
+) -> None:
+    """What the patient's clinic may do with a booking planted at another clinic: delete
+    it (taking away tells the planter nothing new). Written again under the same id it
+    would be Tuen Mun's record again: refused as the edit is."""
+    path = _planted(group)
+    body = _with_note(group, path)
+    assert group.call(group.desk_tw, "DELETE", path).status_code in (200, 204)
+    _refused(group.call(group.desk_tw, "PUT", path, body))
+    assert group.call(group.desk_tm, "GET", path).status_code in (404, 410)
+
+
+def test_a_clinic_changes_its_own_bookings_and_those_of_patients_registered_there(
+    group: Group,
+) -> None:
+    """The rule takes nothing else away. Tuen Mun's desk changes the booking it wrote.
+    Once the patient is registered at Tuen Mun too (they attend, and show their card:
+    ``$register``), Tuen Mun has them, and Tsuen Wan's desk changes the booking there
+    as before."""
+    path = _planted(group)
+    own = group.call(group.desk_tm, "GET", path).json()
+    own.pop("meta")
+    own["comment"] = "bring the referral letter"
+    changed = group.call(group.desk_tm, "PUT", path, own)
+    assert changed.status_code == 200, changed.text
+
+    patient = group.tw_patient
+    registered = group.call(
+        group.desk_tm,
+        "POST",
+        "/fhir/Patient/$register",
+        register_body(patient.hkid, patient.birth_date, TM),
+    )
+    assert registered.status_code == 200, registered.text
+    edited = group.call(group.desk_tw, "PUT", path, _with_note(group, path))
+    assert edited.status_code == 200, edited.text

@@ -21,6 +21,7 @@ from carevault.domain.policy import (
     decide,
     may_place,
     placed_elsewhere,
+    writes_elsewhere,
 )
 from carevault.domain.roles import GROUP_WIDE, Right, Role
 
@@ -313,3 +314,20 @@ def test_staff_never_claim_a_directory_record_for_a_clinic_it_was_not_at() -> No
     assert not claims_directory(desk, frozenset({"clinic-a"}), None, group)
     feed = Actor("client:directory", Role.INTEGRATION, frozenset({"clinic-a"}))
     assert not claims_directory(feed, frozenset(), "clinic-a", group)
+
+
+def test_staff_change_a_patients_record_placed_elsewhere_only_where_the_patient_is_registered() -> (
+    None
+):
+    """Adversary round 60: a booking a desk planted at its clinic for another clinic's
+    patient, edited by the patient's clinic, showed the planter that clinic's note."""
+    desk = Actor("staff:desk", Role.FRONT_DESK, frozenset({"clinic-a"}))
+    home = frozenset({"clinic-a"})
+    assert writes_elsewhere(desk, "clinic-b", home)  # planted at b, the patient is a's
+    assert not writes_elsewhere(desk, "clinic-b", home | {"clinic-b"})  # b has them too
+    assert not writes_elsewhere(desk, "clinic-a", frozenset())  # the desk's own clinic's
+    assert not writes_elsewhere(desk, None, home)  # placed at no clinic: read by a's only
+    for role in GROUP_WIDE:
+        assert not writes_elsewhere(Actor("staff:x", role, frozenset()), "clinic-b", home)
+    feed = Actor("client:lab", Role.INTEGRATION, frozenset({"clinic-a"}))
+    assert writes_elsewhere(feed, "clinic-b", home)
