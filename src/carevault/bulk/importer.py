@@ -125,6 +125,11 @@ class Importer:
                     again.append((index, path, sha))
                     continue
                 known = self.journal.progress(sha)
+                if known is not None:
+                    # Loaded in part or whole by an earlier run: the records it refused to
+                    # change, so that the lines naming them (in this file or the next)
+                    # are refused as that run would have refused them.
+                    self.loader.remember(self.journal.refused_records(sha))
                 if known is not None and known.finished:
                     reports[index] = self._report(
                         path, sha, known.items_total, known.items_total, True

@@ -83,9 +83,12 @@ class Journal:
         rejections: Mapping[int, str],
         items_done: int | None,
         pending_lines: frozenset[int] = frozenset(),
+        records: Mapping[int, tuple[str, str]] | None = None,
     ) -> None:
         """Inside a batch's transaction: ``accepted`` more records, these refusals, and
-        either the batch done (``items_done``) or these of its lines committed so far."""
+        either the batch done (``items_done``) or these of its lines committed so far.
+        ``records``: for refused lines whose record the import may not change, that
+        record (type, id), kept for a resumed run (``refused_records``)."""
         values: dict[str, object] = {
             "accepted": bulk_import_file.c.accepted + accepted,
             "rejected": bulk_import_file.c.rejected + len(rejections),
@@ -105,7 +108,12 @@ class Journal:
             connection.execute(
                 insert(bulk_import_rejection),
                 [
-                    {"file_sha256": file_sha256, "line": line, "reason": reason[:2000]}
+                    {
+                        "file_sha256": file_sha256,
+                        "line": line,
+                        "reason": reason[:2000],
+                        "record": _named(records.get(line)) if records else None,
+                    }
                     for line, reason in sorted(rejections.items())
                 ],
             )
@@ -132,6 +140,22 @@ class Journal:
             ).all()
         return [(row.line, row.reason) for row in rows]
 
+    def refused_records(self, file_sha256: str) -> set[tuple[str, str]]:
+        """The records (type, id) an earlier run over the file refused to change, or
+        refused for naming one (``advance``'s ``records``)."""
+        rejections = bulk_import_rejection.c
+        with read_transaction(self.engine) as connection:
+            rows = connection.execute(
+                select(rejections.record).where(
+                    rejections.file_sha256 == file_sha256, rejections.record.is_not(None)
+                )
+            ).all()
+        found: set[tuple[str, str]] = set()
+        for (record,) in rows:
+            resource_type, _, resource_id = str(record).partition("/")
+            found.add((resource_type, resource_id))
+        return found
+
     def forget(self, connection: Connection, file_sha256: str) -> None:
         """Delete the file's progress and its refusals (their reasons), in the caller's
         transaction: a job's report, once it has been kept for the set time."""
@@ -141,3 +165,7 @@ class Journal:
         connection.execute(
             delete(bulk_import_file).where(bulk_import_file.c.file_sha256 == file_sha256)
         )
+
+
+def _named(record: tuple[str, str] | None) -> str | None:
+    return None if record is None else f"{record[0]}/{record[1]}"[:200]

@@ -141,8 +141,18 @@ class Loader:
         #: The system's load: one audit entry per patient of a batch. A client's
         #: (``$import``, ``caller`` with an actor): one entry per record, as any write.
         self._per_patient = caller.actor is None
-        #: (type, id) of the records whose own lines this load refused (``_unmoored``).
+        #: (type, id) of the records whose own lines this load refused (``_unmoored``),
+        #: and those an earlier run over the same sources refused (``remember``).
         self._refused: set[tuple[str, str]] = set()
+        #: The current batch's refused lines that added to ``_refused``: recorded with
+        #: their refusal, for a resumed run.
+        self._refused_lines: dict[int, tuple[str, str]] = {}
+
+    def remember(self, records: Iterable[tuple[str, str]]) -> None:
+        """Records (type, id) an earlier, interrupted run over the same sources refused
+        to change (``Journal.refused_records``): this run refuses the lines naming them
+        as that run would have."""
+        self._refused.update(records)
 
     @property
     def reads_again(self) -> bool:
@@ -270,6 +280,7 @@ class Loader:
         """Write a checked batch: (records accepted, refused lines with their reasons)."""
         writes: list[tuple[int, Put]] = []
         refused: dict[int, str] = {}
+        self._refused_lines = {}
         wanted = [item for item in batch if item.line not in pending]
         for item, found in zip(wanted, _collect(verdicts), strict=True):
             if isinstance(found, str):
@@ -320,6 +331,7 @@ class Loader:
                     accepted=len(writes),
                     rejections=refused,
                     items_done=done,
+                    records=self._refused_lines,
                 )
 
         try:
@@ -327,7 +339,7 @@ class Loader:
         except _RECORD_ERRORS as error:
             if len(writes) == 1:
                 refused[writes[0][0]] = _reason(error)
-                self._note_refused(writes[0][1], error)
+                self._note_refused(writes[0][0], writes[0][1], error)
                 self._record(position, refused, done)
                 return 0
             # The lines an earlier run committed stay recorded as committed: each part
@@ -388,7 +400,7 @@ class Loader:
         except _RECORD_ERRORS as error:
             if len(writes) == 1:
                 refused[writes[0][0]] = _reason(error)
-                self._note_refused(writes[0][1], error)
+                self._note_refused(writes[0][0], writes[0][1], error)
                 return
             middle = len(writes) // 2
             self._split(writes[:middle], refused, committed, position)
@@ -396,11 +408,16 @@ class Loader:
             return
         committed |= lines
 
-    def _note_refused(self, put: Put, error: Exception) -> None:
+    def _note_refused(self, line: int, put: Put, error: Exception) -> None:
         """Remember a record the store refused this load as one it may not change
         (another clinic's patient, another patient's visit): its id is someone else's."""
         if isinstance(error, AccessDenied) and not isinstance(error, ScopeDenied):
-            self._refused.add((put.resource_type.name, put.resource_id))
+            self._refuse(line, put)
+
+    def _refuse(self, line: int, put: Put) -> None:
+        record = (put.resource_type.name, put.resource_id)
+        self._refused.add(record)
+        self._refused_lines[line] = record
 
     def _unmoored(
         self, writes: list[tuple[int, Put]], refused: dict[int, str]
@@ -427,7 +444,7 @@ class Loader:
                     f"names {named[0]}/{named[1]}, whose own line this import refused: the "
                     "record stored under that id is not the one the import sends"
                 )
-                self._refused.add((put.resource_type.name, put.resource_id))
+                self._refuse(line, put)
         return kept
 
     def _record(self, position: Position | None, refused: dict[int, str], done: int) -> None:
@@ -441,6 +458,7 @@ class Loader:
                 accepted=0,
                 rejections=refused,
                 items_done=done,
+                records=self._refused_lines,
             )
 
 

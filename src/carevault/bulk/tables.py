@@ -37,4 +37,9 @@ bulk_import_rejection = Table(
     Column("file_sha256", String(64), primary_key=True),
     Column("line", Integer, primary_key=True),
     Column("reason", Text, nullable=False),
+    #: ``Type/id`` of the record stored under the line's id that the import may not change
+    #: (another clinic's patient made first under that id), or of a line refused for
+    #: naming one: a resumed run refuses the lines that name it, as the first run did
+    #: (``bulk.loader.Loader._unmoored``). None for any other refusal.
+    Column("record", String(200), nullable=True),
 )

@@ -93,6 +93,9 @@ class ImportWorker:
                 checker=Checker(svc.limits, 0),
                 batch_size=svc.settings.batch_lines,
             )
+            # What an earlier worker's run of the job refused to change (someone else's
+            # record under an id the body uses): refused again where later lines name it.
+            loader.remember(svc.journal.refused_records(job.digest))
             items = ndjson_body_items(body, job.digest, progress.items_done)
             position = Position(job.digest, svc.journal)
             start, pending = progress.items_done, progress.pending_lines

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +70,11 @@ def _ref(kind: str, ident: str) -> dict[str, str]:
 def _migrate(services: Services, folder: Path, *records: dict[str, Any]) -> ImportReport:
     """``carevault import`` of ``records``, one NDJSON file per type as Bulk Data lays
     them out, run as the CLI runs it (the system's load)."""
+    return _import(services, _files(folder, records))
+
+
+def _files(folder: Path, records: tuple[dict[str, Any], ...]) -> list[Path]:
+    """``records`` as NDJSON files in ``folder``, one per type, in the records' order."""
     folder.mkdir()
     files: dict[str, list[bytes]] = {}
     for record in records:
@@ -78,6 +84,10 @@ def _migrate(services: Services, folder: Path, *records: dict[str, Any]) -> Impo
         path = folder / f"{kind}.ndjson"
         path.write_bytes(b"\n".join(lines) + b"\n")
         paths.append(path)
+    return paths
+
+
+def _import(services: Services, paths: list[Path]) -> ImportReport:
     loader = Loader(services.gate, services.now_us, checker=Checker(DEFAULT_LIMITS, workers=0))
     return Importer(loader, Journal(services.engine)).run(paths)
 
@@ -85,6 +95,18 @@ def _migrate(services: Services, folder: Path, *records: dict[str, Any]) -> Impo
 def _client_import(group: Group, *records: dict[str, Any]) -> dict[str, Any]:
     """Tsuen Wan's integration client's ``$import`` of ``records``, worked to the end:
     the job's outcome."""
+    token, job_id = _kick_off(group, *records)
+    assert group.services.imports is not None
+    ImportWorker(group.services.imports, "test-worker").run_once(None)
+    outcome = group.web.get(f"/fhir/$import-status/{job_id}", headers=bearer(token))
+    assert outcome.status_code == 200, outcome.text
+    result: dict[str, Any] = outcome.json()
+    return result
+
+
+def _kick_off(group: Group, *records: dict[str, Any]) -> tuple[str, str]:
+    """Tsuen Wan's integration client sends ``records`` to ``$import``: (its token, the
+    job's id)."""
     scopes = "system/*.cruds"
     _, secret = group.services.admin.add_client(
         "admin:test", "tw-lab", "TW lab", confidential=True, scopes=scopes, clinic_ids=[TW]
@@ -100,13 +122,7 @@ def _client_import(group: Group, *records: dict[str, Any]) -> dict[str, Any]:
     body = b"".join(jsonio.dumps(record) + b"\n" for record in records)
     kicked = group.web.post("/fhir/$import", content=body, headers={**bearer(token), **NDJSON})
     assert kicked.status_code == 202, kicked.text
-    job_id = kicked.headers["content-location"].rsplit("/", 1)[1]
-    assert group.services.imports is not None
-    ImportWorker(group.services.imports, "test-worker").run_once(None)
-    outcome = group.web.get(f"/fhir/$import-status/{job_id}", headers=bearer(token))
-    assert outcome.status_code == 200, outcome.text
-    result: dict[str, Any] = outcome.json()
-    return result
+    return token, kicked.headers["content-location"].rsplit("/", 1)[1]
 
 
 def _status(group: Group, who: Any, path: str) -> int:
@@ -281,6 +297,50 @@ def test_a_visit_a_doctor_wrote_first_under_a_migrations_id_places_none_of_its_r
     assert (report.accepted, report.rejected) == (1, 2)
     stored = group.call(group.doctor_tm, "GET", "/fhir/Encounter/mig-3-visit").json()
     assert stored["subject"] == _ref("Patient", group.tm_patient.id)
+
+
+def test_a_resumed_migration_remembers_the_patient_its_first_run_refused(
+    group: Group, tmp_path: Path
+) -> None:
+    """The migration is stopped once its patients' file is done (the patient line
+    refused: the id is the desk's decoy) and run again over every file. The run that
+    refused the line knew it; the resumed run did not, and wrote the visit and the
+    result into the decoy's chart, open to Tuen Mun's doctor through the desk's
+    booking. Now each refusal keeps the record it was about, and a resumed run refuses
+    the lines naming it, as the first run would have."""
+    _decoy(group, "mig-5")
+    paths = _files(tmp_path / "mig", tuple(_migrated_history("mig-5")))
+    patients = [path for path in paths if path.name == "Patient.ndjson"]
+    first = _import(group.services, patients)
+    assert (first.accepted, first.rejected) == (0, 1)
+
+    resumed = _import(group.services, paths)
+
+    _history_stays_closed_to_tuen_mun(group, "mig-5")
+    assert resumed.written == 0
+    assert (resumed.accepted, resumed.rejected) == (0, 3)
+    reasons = [reason for file in resumed.files for _, reason in file.rejections]
+    # The visit and the result name the patient: each refused for it.
+    assert sum("names Patient/mig-5," in reason for reason in reasons) == 2, reasons
+
+
+def test_a_clients_import_picked_up_again_remembers_the_patient_it_refused(
+    group: Group,
+) -> None:
+    """The same through ``$import``: the worker stops after the body's first line (the
+    patient, refused) and a later pass picks the job up again."""
+    assert group.services.imports is not None
+    imports = group.services.imports
+    imports.settings = replace(imports.settings, batch_lines=1)
+    _decoy(group, "mig-6")
+    token, job_id = _kick_off(group, *_migrated_history("mig-6"))
+    worker = ImportWorker(imports, "test-worker")
+    assert worker.run_once(1) == 1
+    worker.run_once(None)
+
+    _history_stays_closed_to_tuen_mun(group, "mig-6")
+    outcome = group.web.get(f"/fhir/$import-status/{job_id}", headers=bearer(token))
+    assert "0 accepted, 3 rejected" in outcome.text
 
 
 # --- guards ----------------------------------------------------------------------------------
