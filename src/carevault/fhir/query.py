@@ -287,7 +287,7 @@ def date_value(
     and the AuditEvent search's ``date`` take it."""
     try:
         prefix, text = dates.split_prefix(value)
-        search = dates.parse(text, zone)
+        search = dates.parse(dates.from_query(text), zone)
     except dates.DateFormatError as error:
         raise SearchError(f"{name}: {error}") from None
     return prefix, dates.approximately(search, now) if prefix is dates.Prefix.AP else search

@@ -89,3 +89,69 @@ def test_format_naming_another_format_or_release_is_still_406(
         (issue,) = answer.json()["issue"]
         assert issue["code"] == "not-supported"
         assert issue["diagnostics"] == message
+
+
+def _total(api: FhirTestClient, url: str) -> int:
+    answer = api.get(url)
+    assert answer.status_code == 200, (url, answer.text)
+    body = answer.json()
+    return int(body["total"]) if "total" in body else len(body.get("entry", []))
+
+
+def test_a_date_whose_offset_plus_was_not_escaped_is_the_instant_meant(
+    api: FhirTestClient, stored: dict[str, Any]
+) -> None:
+    """``Patient?_lastUpdated=gt2000-01-01T08:00:00+08:00`` (Hong Kong's offset, the
+    ``+`` typed as is) was ``400`` "_lastUpdated: not a FHIR date, dateTime or instant",
+    and ``_history?_since=...+08:00`` ``400`` "_since must be a FHIR date or dateTime":
+    the query string had made the ``+`` a space. Round 60 read it so for ``$export``'s
+    ``_since`` only. Now every date read from a query (search parameters,
+    ``_lastUpdated``, a history's ``_since``, ``$everything``'s ``start``) is: each
+    answers as the same URL with ``%2B``."""
+    identity = stored["id"]
+    before, after = "2000-01-01T08:00:00", "2999-01-01T08:00:00"
+    for path in (
+        "/fhir/Patient?_lastUpdated=gt{}",
+        "/fhir/Patient?_lastUpdated=lt{}",
+        f"/fhir/Patient?_id={identity}&_lastUpdated=ge{{}}",
+        f"/fhir/Patient/{identity}/_history?_since={{}}",
+        "/fhir/Patient/_history?_since={}",
+        "/fhir/_history?_since={}",
+        f"/fhir/Patient/{identity}/$everything?start={{}}",
+    ):
+        for moment in (before, after):
+            unescaped = path.format(f"{moment}+08:00")
+            escaped = path.format(f"{moment}%2B08:00")
+            assert _total(api, unescaped) == _total(api, escaped), unescaped
+    assert _total(api, f"/fhir/Patient?_id={identity}&_lastUpdated=gt{before}+08:00") == 1
+    assert _total(api, f"/fhir/Patient/{identity}/_history?_since={before}+08:00") == 1
+    assert _total(api, f"/fhir/Patient/{identity}/_history?_since={after}+08:00") == 0
+
+    # A batch's search entry reads it as the search alone.
+    batch = {
+        "resourceType": "Bundle",
+        "type": "batch",
+        "entry": [
+            {
+                "request": {
+                    "method": "GET",
+                    "url": f"Patient?_id={identity}&_lastUpdated=gt{before}+08:00",
+                }
+            }
+        ],
+    }
+    (entry,) = api.post("/fhir", json=batch).json()["entry"]
+    assert entry["resource"]["total"] == 1, entry
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["gt2000-01-01 08:00", "gt2000-01-01T08:00:00 08", "gt2000-01-01T08:00:00  08:00"],
+)
+def test_a_space_anywhere_but_an_offsets_sign_is_still_refused(
+    api: FhirTestClient, value: str
+) -> None:
+    answer = api.get(f"/fhir/Patient?_lastUpdated={value}")
+    assert answer.status_code == 400, answer.text
+    (issue,) = answer.json()["issue"]
+    assert issue["diagnostics"] == "_lastUpdated: not a FHIR date, dateTime or instant"
