@@ -258,17 +258,29 @@ def as_asked(granted: str, asked: str | None) -> str:
     if not asked:
         return granted
     by_version: dict[bool, set[tuple[str, str]]] = {True: set(), False: set()}
+    v1_words: dict[tuple[str, str], set[str]] = {}
     for item in asked.split():
         match = _SCOPE.match(item)
         if match:
             context, resource_type, perms = match.group("context", "type", "perms")
             by_version[perms in _V1].add((context, resource_type))
+            if perms in _V1:
+                v1_words.setdefault((context, resource_type), set()).add(perms)
 
     def covered(context: str, resource_type: str, v1: bool) -> bool:
         return any(
             asked_context == context and asked_type in ("*", resource_type)
             for asked_context, asked_type in by_version[v1]
         )
+
+    def words(context: str, resource_type: str) -> set[str]:
+        """The v1 words the client asked that reach this grant's type."""
+        return {
+            word
+            for (asked_context, asked_type), asked_words in v1_words.items()
+            if asked_context == context and asked_type in ("*", resource_type)
+            for word in asked_words
+        }
 
     parts = []
     for item in granted.split():
@@ -281,6 +293,12 @@ def as_asked(granted: str, asked: str | None) -> str:
                 and covered(context, resource_type, True)
                 and not covered(context, resource_type, False)
             ):
+                spelled = words(context, resource_type)
+                if word == "*" and "*" not in spelled and {"read", "write"} <= spelled:
+                    # Asked as ``read`` and ``write``, granted both: answered in the two
+                    # words asked, not the one the grant merged them into (round 64).
+                    parts += [f"{context}/{resource_type}.{one}" for one in ("read", "write")]
+                    continue
                 item = f"{context}/{resource_type}.{word}"
         parts.append(item)
     return " ".join(parts)

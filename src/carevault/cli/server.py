@@ -284,6 +284,11 @@ def demo(
             daemon=True,
         ).start()
     application = create_app(settings, services)
+    # The app starts no background work for services it was handed (tests own theirs);
+    # the demo is a long-running server like `serve`: its checkpoints, sealer, detectors
+    # (in a thread: detect_thread) and the export and import workers, without which an
+    # approved $export stayed "approved, queued" for ever (integrator round 64).
+    services.start_background()
     base = f"http://{host}:{port}"
     typer.echo("")
     typer.echo(f"FHIR server:        {base}/fhir")

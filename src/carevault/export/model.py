@@ -13,6 +13,7 @@ from typing import Any
 
 from carevault.access.scopes import Interaction, Scopes
 from carevault.domain.jobs import JobNotFound, JobRefused
+from carevault.fhir import dates
 from carevault.fhir.elements import FHIR_ID
 from carevault.fhir.parameters import Part
 from carevault.fhir.registry import RESOURCE_TYPES
@@ -245,19 +246,12 @@ def _quoted(name: str) -> str:
     return "".join(c if c.isprintable() else "?" for c in name[:60])
 
 
-#: An instant whose offset's ``+`` a query string read as a space: a client that did not
-#: escape it as ``%2B`` (``_since=2026-01-01T08:00:00+08:00``). No instant holds a
-#: space, and there it can only have been the ``+`` (integrator round 60).
-_UNESCAPED_OFFSET = re.compile(
-    r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?) (\d{2}:\d{2})$"
-)
-
-
 def parse_instant(value: str) -> int:
     """A FHIR instant (with its time zone) as microseconds since the epoch."""
     from carevault.incidents.model import IncidentError, instant_in
 
-    value = _UNESCAPED_OFFSET.sub(r"\1+\2", value)
+    # An offset's ``+`` a query string read as a space (integrator round 60).
+    value = dates.from_query(value)
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:

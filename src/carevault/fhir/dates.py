@@ -34,6 +34,21 @@ _DATETIME = re.compile(
 )
 
 
+#: A dateTime whose offset's ``+`` a query string read as a space: a client that did not
+#: escape it as ``%2B`` (``_lastUpdated=gt2026-01-01T08:00:00+08:00``, Hong Kong's own
+#: offset). No FHIR date holds a space, and there it can only have been the ``+``.
+_UNESCAPED_OFFSET = re.compile(
+    r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?) (\d{2}:\d{2})$"
+)
+
+
+def from_query(text: str) -> str:
+    """A date of a URL's query as its sender wrote it: the ``+`` of an offset restored
+    where the query string made it a space (integrator rounds 60 and 64). Only for text
+    read from a query string: a resource's own dates are JSON, where a space is wrong."""
+    return _UNESCAPED_OFFSET.sub(r"\1+\2", text)
+
+
 class DateFormatError(ValueError):
     """A date search value or stored date is not a FHIR date, dateTime or instant."""
 

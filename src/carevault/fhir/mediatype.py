@@ -119,6 +119,19 @@ def negotiate(accept: str) -> Answer:
     return Answer.OTHER_RELEASE if other_release else Answer.NOT_JSON
 
 
+def format_parameter(value: str) -> str:
+    """A ``_format`` value as its sender wrote it: a query string reads an unescaped
+    ``+`` as a space, so ``?_format=application/fhir+json`` (R4's own spelling, typed
+    into a URL) arrives as ``application/fhir json``. No media type's name holds a
+    space, so a space inside one is the ``+`` that was sent; the parameters after a
+    ``;`` keep theirs (``; fhirVersion=3.0`` still names its release)."""
+    names = []
+    for part in value.split(","):
+        name, semicolon, parameters = part.partition(";")
+        names.append("+".join(name.split()) + semicolon + parameters)
+    return ",".join(names)
+
+
 def refusal(answer: Answer) -> str | None:
     """The 406 message for ``answer``; None when JSON is answered."""
     return {Answer.JSON: None, Answer.OTHER_RELEASE: NOT_R4, Answer.NOT_JSON: NOT_JSON}[answer]

@@ -263,7 +263,10 @@ def _result_param(query: SearchQuery, name: str, value: str, max_count: int) -> 
             # The vault sorts by the registry's name; the links repeat the one sent.
             canonical = query.resource_type.aliases.get(key_name, key_name)
             query.sort.append(SortKey(canonical, descending))
-    elif name == "_format" and mediatype.negotiate(value) is not mediatype.Answer.JSON:
+    elif (
+        name == "_format"
+        and mediatype.negotiate(mediatype.format_parameter(value)) is not mediatype.Answer.JSON
+    ):
         # What the web layer's negotiation lets through (``web.fhir_format``), so a
         # search of a batch entry answers as the same search sent on its own.
         raise SearchError("only FHIR R4 JSON is supported (_format=json)")
@@ -284,7 +287,7 @@ def date_value(
     and the AuditEvent search's ``date`` take it."""
     try:
         prefix, text = dates.split_prefix(value)
-        search = dates.parse(text, zone)
+        search = dates.parse(dates.from_query(text), zone)
     except dates.DateFormatError as error:
         raise SearchError(f"{name}: {error}") from None
     return prefix, dates.approximately(search, now) if prefix is dates.Prefix.AP else search

@@ -15,7 +15,7 @@ from carevault.clock import fhir_instant, from_micros, to_micros
 from carevault.fhir import jsonio
 from carevault.fhir.care_dates import CarePeriod
 from carevault.fhir.content import DEFAULT_LIMITS, InputLimits
-from carevault.fhir.dates import DateFormatError, DateRange
+from carevault.fhir.dates import DateFormatError, DateRange, from_query
 from carevault.fhir.dates import parse as parse_date
 from carevault.fhir.elements import FHIR_ID, parse_reference, walk_references
 from carevault.fhir.outcome import FhirError, Issue, bad_request, outcome
@@ -773,7 +773,7 @@ def _types(value: str, already: frozenset[str] | None) -> frozenset[str]:
 
 def _date(name: str, value: str, zone: tzinfo) -> DateRange:
     try:
-        return parse_date(value, zone)
+        return parse_date(from_query(value), zone)
     except DateFormatError as error:
         raise bad_request(f"{name} must be a FHIR date or dateTime") from error
 

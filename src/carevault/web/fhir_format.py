@@ -18,7 +18,7 @@ from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from carevault.fhir.mediatype import Answer, negotiate, refusal
+from carevault.fhir.mediatype import Answer, format_parameter, negotiate, refusal
 from carevault.fhir.outcome import FhirError, Issue
 from carevault.web.responses import outcome_response
 
@@ -38,7 +38,7 @@ def _asked_for(scope: Scope) -> str | None:
     if b"_format" in query:
         for name, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
             if name == "_format":
-                return str(value)
+                return format_parameter(value)
     for name, value in scope.get("headers", []):
         if name == b"accept":
             return str(value.decode("latin-1"))

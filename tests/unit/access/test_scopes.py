@@ -285,6 +285,7 @@ def test_a_service_token_and_no_token_are_not_a_staff_members_whole_account() ->
         # Narrowed to interactions no v1 word names: left in v2.
         ("system/*.cu", "system/*.write", "system/*.cu"),
         ("user/*.cruds", "user/*.*", "user/*.*"),
+        ("system/*.cruds", "system/*.read system/*.write system/*.*", "system/*.*"),
         # Asked both ways for one grant: v2 wins.
         ("system/Patient.rs", "system/*.read system/Patient.rs", "system/Patient.rs"),
         (
@@ -304,3 +305,33 @@ def test_granted_scopes_are_answered_as_the_client_spelled_them(
         parse(answered, allowed_contexts=contexts).grants
         == parse(granted, allowed_contexts=contexts).grants
     )
+
+
+@pytest.mark.parametrize(
+    ("granted", "asked", "answered"),
+    [
+        ("system/*.cruds", "system/*.read system/*.write", "system/*.read system/*.write"),
+        (
+            "system/Patient.cruds system/Observation.rs",
+            "system/*.read system/Patient.write",
+            "system/Patient.read system/Patient.write system/Observation.read",
+        ),
+    ],
+)
+def test_a_grant_asked_as_read_and_write_is_answered_in_those_two_words(
+    granted: str, asked: str, answered: str
+) -> None:
+    """Integrator round 64: ``system/*.read system/*.write`` was answered ``system/*.*``,
+    one v1 word for the two asked, so a client looking for each scope it asked in the
+    answer found neither. The two words name the same interactions as the grant."""
+    assert as_asked(granted, asked) == answered
+    contexts = frozenset({"system"})
+
+    def meaning(text: str) -> set[tuple[str, str, Interaction]]:
+        return {
+            (grant.context, grant.resource_type, interaction)
+            for grant in parse(text, allowed_contexts=contexts).grants
+            for interaction in grant.interactions
+        }
+
+    assert meaning(answered) == meaning(granted)

@@ -1,0 +1,101 @@
+"""SMART Backend Services as the round 64 integrator signed in (httpx and PyJWT, a key
+pair of its own): the scopes it asked for, answered in the words it used."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from carevault.bootstrap import Services
+from tests.integration.access.browser import bearer
+from tests.integration.access.conftest import CLINIC, MovableClock
+from tests.support.client import FhirTestClient
+
+SERVICE = "int64-feed"
+ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
+
+@pytest.fixture(scope="module")
+def private_key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+@pytest.fixture
+def service(auth_services: Services, private_key: rsa.RSAPrivateKey) -> None:
+    """Registered with its public key set for every interaction on every type."""
+    public = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(private_key.public_key()))
+    key_set = {"keys": [{**public, "kid": "k1", "alg": "RS384", "use": "sig"}]}
+    auth_services.admin.add_client(
+        "admin:test",
+        SERVICE,
+        "Round 64 feed",
+        confidential=True,
+        scopes="system/*.cruds",
+        clinic_ids=[CLINIC],
+        jwks=json.dumps(key_set),
+    )
+
+
+def _token(
+    web: FhirTestClient, private_key: rsa.RSAPrivateKey, clock: MovableClock, scope: str
+) -> Any:
+    token_url = web.get("/fhir/.well-known/smart-configuration").json()["token_endpoint"]
+    now = int(clock().timestamp())
+    claims = {"iss": SERVICE, "sub": SERVICE, "aud": token_url, "exp": now + 300}
+    assertion = jwt.encode(
+        {**claims, "jti": str(uuid.uuid4())}, private_key, algorithm="RS384", headers={"kid": "k1"}
+    )
+    return web.post(
+        token_url.removeprefix("http://testserver"),
+        data={
+            "grant_type": "client_credentials",
+            "scope": scope,
+            "client_assertion_type": ASSERTION_TYPE,
+            "client_assertion": assertion,
+        },
+    )
+
+
+@pytest.mark.usefixtures("service")
+@pytest.mark.parametrize(
+    ("asked", "answered"),
+    [
+        ("system/*.read system/*.write", {"system/*.read", "system/*.write"}),
+        (
+            "system/Patient.read system/Patient.write",
+            {"system/Patient.read", "system/Patient.write"},
+        ),
+        # Still one word where one was asked.
+        ("system/*.*", {"system/*.*"}),
+        ("system/*.read", {"system/*.read"}),
+    ],
+)
+def test_v1_scopes_asked_as_read_and_write_are_answered_in_those_words(
+    web: FhirTestClient,
+    private_key: rsa.RSAPrivateKey,
+    clock: MovableClock,
+    asked: str,
+    answered: set[str],
+) -> None:
+    """A service asking ``system/*.read system/*.write`` (SMART v1) was answered
+    ``system/*.*``: v1, and the same interactions, but a client that looks for each scope
+    it asked in the answer's list found neither, and read its request as refused (the
+    case round 60 closed for ``system/*.read`` alone). The token means the same: it reads
+    and writes."""
+    response = _token(web, private_key, clock, asked)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert set(body["scope"].split()) == answered
+    headers = bearer(body["access_token"])
+    made = web.post(
+        "/fhir/Patient",
+        json={"resourceType": "Patient", "name": [{"family": "Roundsixtyfour"}]},
+        headers=headers,
+    )
+    assert made.status_code == (201 if "write" in asked or "*.*" in asked else 403), made.text
+    assert web.get("/fhir/Patient?_count=1", headers=headers).status_code == 200
