@@ -1815,7 +1815,6 @@ class Gate:
                 and not may_place(actor, head.clinic_id)
             ):
                 raise AccessDenied("a patient's record can be placed only at your clinics")
-            self._refuse_named_elsewhere(operation, head)
             self._refuse_placed_elsewhere(caller, connection, operation, head)
             self._refuse_claimed(caller, connection, rt, head, stored)
         self._scope(caller, rt, interaction)
@@ -1844,6 +1843,13 @@ class Gate:
                     raise AccessDenied(verdict.reason)
                 raise AccessDenied(_told_of_stored(actor, rt, sent, target, asked, verdict))
             decision = decision or verdict
+        if isinstance(operation, Put):
+            # Once the caller may change the stored record: the clinic it is judged
+            # against may be the stored one (an update naming an outside provider keeps
+            # where the record is), which its words name (adversary round 64: Tuen Mun's
+            # desk, refused a read of a visit, learnt that it was Tsuen Wan's from "does
+            # not work at clinic-tw").
+            self._refuse_named_elsewhere(operation, head)
         self._refuse_moved_from_afar(actor, connection, operation, head, stored)
         if rt.name == "Patient" and sent is not None:
             self._refuse_someone_elses_hkid(caller, connection, rt, sent, stored)

@@ -16,6 +16,12 @@ patient's chart (200, then 403). Now a member of staff moves a patient's record 
 a clinic it belonged to already, or from a clinic of their own (``domain.policy.may_move``,
 ``Gate._refuse_moved_from_afar``).
 
+Found too: Tuen Mun's desk, refused a read of Tsuen Wan's visit (403, no clinic named),
+sent it back naming an outside hospital as provider and Tuen Mun's doctor, and was told
+"Practitioner/dr-tm ... does not work at clinic-tw": the practitioners a visit names were
+judged against the clinic it would stay at before the write was judged on the stored
+record. Now they are judged after it.
+
 The other attacks of the round hold, and are kept here as guards (named ``guard``)."""
 
 from __future__ import annotations
@@ -223,6 +229,53 @@ def test_guard_moves_that_open_a_record_to_no_one_new_are_made_as_before(
     _referred(group)
     own = encounter(group.tw_patient.id, TM, "dr-tm")
     assert group.call(group.doctor_tm, "POST", "/fhir/Encounter", own).status_code == 201
+
+
+OUTSIDE = "hosp-qeh"
+
+
+@pytest.mark.parametrize("whose", ["their-patient", "our-patient"])
+def test_a_desk_is_not_told_the_clinic_of_a_visit_it_may_not_read(
+    group: Group, api: FhirTestClient, whose: str
+) -> None:
+    """Tuen Mun's desk, refused a read of a visit (403, no clinic named), sends it back
+    naming an outside hospital as provider (so the update would keep the visit where it
+    is) and a doctor: Tuen Mun's, then Tsuen Wan's. Measured before: "names
+    Practitioner/dr-tm, who does not work at clinic-tw" for Tuen Mun's doctor, the plain
+    refusal for Tsuen Wan's: the clinic of a record it may not read, named; and by
+    naming each clinic's doctor in turn, which clinic it is (the practitioners were
+    judged against it before the write was judged on the stored record). Now the words
+    a read's refusal has, whoever is named, and naming no clinic."""
+    hospital = {"resourceType": "Organization", "id": OUTSIDE, "name": "QEH"}
+    assert api.put_json(f"/fhir/Organization/{OUTSIDE}", hospital).status_code == 201
+    visit = _tw_visit(api, group)
+    path = f"/fhir/Encounter/{visit}"
+    patient = group.tw_patient.id if whose == "their-patient" else group.tm_patient.id
+    answers = []
+    for doctor in ("dr-tm", "dr-tw", None):
+        body = {**encounter(patient, OUTSIDE, doctor), "id": visit}
+        answers.append(_words(group.call(group.desk_tm, "PUT", path, body)))
+    assert answers == [answers[0]] * 3, answers
+    assert TW not in answers[0] and "does not work" not in answers[0]
+    assert api.get(path).json()["meta"]["versionId"] == "1"
+
+
+def test_guard_who_may_change_a_record_is_still_told_whom_it_may_not_name(
+    group: Group, api: FhirTestClient
+) -> None:
+    """Guard: the refusal of a visit naming another clinic's doctor is as before for a
+    desk's own new visit, and for the referred doctor sending Tsuen Wan's visit back
+    naming himself (he reads it: he is told it is at Tsuen Wan, where he does not work)."""
+    own = encounter(group.tm_patient.id, TM, "dr-tw")
+    words = _words(group.call(group.desk_tm, "POST", "/fhir/Encounter", own))
+    assert "Practitioner/dr-tw, who does not work at clinic-tm" in words
+    visit = _tw_visit(api, group)
+    _referred(group)
+    path = f"/fhir/Encounter/{visit}"
+    body = {k: v for k, v in group.call(group.doctor_tm, "GET", path).json().items() if k != "meta"}
+    body["participant"] = [{"individual": _ref("Practitioner", "dr-tm")}]
+    words = _words(group.call(group.doctor_tm, "PUT", path, body))
+    assert "Practitioner/dr-tm, who does not work at clinic-tw" in words
 
 
 # --- held: kept as guards -------------------------------------------------------------------------
