@@ -150,6 +150,25 @@ def writes_elsewhere(actor: Actor, placed_at: str | None, registered: frozenset[
     return placed_at not in registered
 
 
+def may_move(actor: Actor, belonged_to: frozenset[str], placed_at: str | None) -> bool:
+    """Whether ``actor`` may move a patient's record that belonged to the clinics
+    ``belonged_to`` (its own clinic and every clinic where its patient is registered) so
+    that it is placed at ``placed_at``: to a clinic it belonged to already (or to none),
+    which opens it to no one new; or anywhere ``may_place`` allows, by a writer whose own
+    clinic it already belonged to.
+
+    A writer whose right to change the record is theirs alone (a clinician referred the
+    patient, or breaking the glass) and not their clinic's would otherwise open it to
+    their whole clinic, for good: Tuen Mun's doctor, referred Tsuen Wan's patient, named
+    his clinic as the provider of the patient's Tsuen Wan visit and his front desk read
+    it; the visit's care went with it, so Tsuen Wan's own doctors no longer read the
+    patient's chart (adversary round 64). A care window or a grant lasts a while and is
+    the person's; where a record is placed is the clinic's and has no end."""
+    if placed_at is None or placed_at in belonged_to or actor.role in GROUP_WIDE:
+        return True
+    return bool(actor.clinic_ids & belonged_to)
+
+
 def placed_elsewhere(
     actor: Actor, clinic_id: str, works_at: Mapping[str, frozenset[str]]
 ) -> tuple[str, ...]:

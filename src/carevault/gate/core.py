@@ -48,6 +48,7 @@ from carevault.domain.policy import (
     Target,
     claims_directory,
     decide,
+    may_move,
     may_place,
     placed_elsewhere,
     writes_elsewhere,
@@ -1815,7 +1816,6 @@ class Gate:
                 and not may_place(actor, head.clinic_id)
             ):
                 raise AccessDenied("a patient's record can be placed only at your clinics")
-            self._refuse_named_elsewhere(operation, head)
             self._refuse_placed_elsewhere(caller, connection, operation, head)
             self._refuse_claimed(caller, connection, rt, head, stored)
         self._scope(caller, rt, interaction)
@@ -1844,6 +1844,14 @@ class Gate:
                     raise AccessDenied(verdict.reason)
                 raise AccessDenied(_told_of_stored(actor, rt, sent, target, asked, verdict))
             decision = decision or verdict
+        if isinstance(operation, Put):
+            # Once the caller may change the stored record: the clinic it is judged
+            # against may be the stored one (an update naming an outside provider keeps
+            # where the record is), which its words name (adversary round 64: Tuen Mun's
+            # desk, refused a read of a visit, learnt that it was Tsuen Wan's from "does
+            # not work at clinic-tw").
+            self._refuse_named_elsewhere(operation, head)
+        self._refuse_moved_from_afar(actor, connection, operation, head, stored)
         if rt.name == "Patient" and sent is not None:
             self._refuse_someone_elses_hkid(caller, connection, rt, sent, stored)
         if isinstance(operation, Put):
@@ -1878,6 +1886,37 @@ class Gate:
                 f"{rt.name}/{head.resource_id} is placed at another clinic, where the patient "
                 "is not registered: that clinic's staff would read what you write. Delete "
                 "it, or ask that clinic to change it"
+            )
+
+    def _refuse_moved_from_afar(
+        self,
+        actor: Actor,
+        connection: Connection,
+        operation: Operation,
+        head: Head,
+        stored: Head | None,
+    ) -> None:
+        """A member of staff's update places a patient's record at a clinic it did not
+        belong to only if it belonged to one of theirs (``domain.policy.may_move``): a
+        clinician whose right to change it is theirs alone (a referral, a grant) does not
+        move it into their clinic's view. Judged once the write is allowed on the stored
+        record, so only a caller who may change it (and so read it) is told; a deleted
+        version is judged as a live one, since writing it again keeps its patient."""
+        if (
+            self.access is None
+            or stored is None
+            or not isinstance(operation, Put)
+            or operation.resource_type.is_patient
+            or head.patient_pseudonym is None
+            or stored.clinic_id == head.clinic_id
+        ):
+            return
+        belonged_to = self.access.clinics_of(stored, connection)
+        if not may_move(actor, belonged_to, head.clinic_id):
+            raise AccessDenied(
+                f"{operation.resource_type.name}/{operation.resource_id} belongs to a "
+                "clinic where you do not work: you may change it, but moving it to your "
+                "clinic would open it to all your clinic's staff; write a record of your own"
             )
 
     def _refuse_as_if_kept(

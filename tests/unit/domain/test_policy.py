@@ -19,6 +19,7 @@ from carevault.domain.policy import (
     Target,
     claims_directory,
     decide,
+    may_move,
     may_place,
     placed_elsewhere,
     writes_elsewhere,
@@ -331,3 +332,19 @@ def test_staff_change_a_patients_record_placed_elsewhere_only_where_the_patient_
         assert not writes_elsewhere(Actor("staff:x", role, frozenset()), "clinic-b", home)
     feed = Actor("client:lab", Role.INTEGRATION, frozenset({"clinic-a"}))
     assert writes_elsewhere(feed, "clinic-b", home)
+
+
+def test_a_patients_record_moves_only_to_a_clinic_it_belonged_to_or_from_one_of_the_writers() -> (
+    None
+):
+    """Adversary round 64: a clinician whose right to change a record is theirs alone (a
+    referral, a grant) moved it to their clinic, opening it to every colleague there."""
+    doctor = Actor("staff:doc", Role.PHYSICIAN, frozenset({"clinic-a"}), "dr-a")
+    assert not may_move(doctor, frozenset({"clinic-b"}), "clinic-a")  # from afar
+    assert may_move(doctor, frozenset({"clinic-b", "clinic-a"}), "clinic-a")  # open there
+    assert may_move(doctor, frozenset({"clinic-b"}), None)  # to no clinic: opens nothing
+    assert may_move(doctor, frozenset({"clinic-b"}), "clinic-b")
+    both = Actor("staff:desk", Role.FRONT_DESK, frozenset({"clinic-a", "clinic-b"}))
+    assert may_move(both, frozenset({"clinic-a"}), "clinic-b")  # from a clinic of theirs
+    for role in GROUP_WIDE:
+        assert may_move(Actor("staff:x", role, frozenset()), frozenset({"clinic-b"}), "clinic-a")
