@@ -169,6 +169,20 @@ def may_move(actor: Actor, belonged_to: frozenset[str], placed_at: str | None) -
     return bool(actor.clinic_ids & belonged_to)
 
 
+def may_delete(actor: Actor, belonged_to: frozenset[str]) -> bool:
+    """Whether ``actor`` may delete a patient's record that belongs to the clinics
+    ``belonged_to`` (its own clinic and every clinic where its patient is registered):
+    only as staff of one of them (or of the group as a whole).
+
+    A clinician's care of their own (a referral, a care team, a grant) opens another
+    clinic's records to read and change, not to take away: Tuen Mun's doctor, referred
+    Tsuen Wan's patient, deleted the patient's one Tsuen Wan visit, and with it the care
+    that visit opened to Tsuen Wan's own doctors, who no longer read the patient's chart
+    (adversary round 64). The patient's own clinic still deletes a booking another
+    clinic planted for them (``writes_elsewhere``)."""
+    return actor.role in GROUP_WIDE or bool(actor.clinic_ids & belonged_to)
+
+
 def placed_elsewhere(
     actor: Actor, clinic_id: str, works_at: Mapping[str, frozenset[str]]
 ) -> tuple[str, ...]:

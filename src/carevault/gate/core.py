@@ -48,6 +48,7 @@ from carevault.domain.policy import (
     Target,
     claims_directory,
     decide,
+    may_delete,
     may_move,
     may_place,
     placed_elsewhere,
@@ -1856,7 +1857,30 @@ class Gate:
             self._refuse_someone_elses_hkid(caller, connection, rt, sent, stored)
         if isinstance(operation, Put):
             self._refuse_writing_elsewhere(actor, connection, rt, head, stored)
+        else:
+            self._refuse_deleted_from_afar(actor, connection, rt, stored)
         return decision
+
+    def _refuse_deleted_from_afar(
+        self, actor: Actor, connection: Connection, rt: ResourceType, stored: Head | None
+    ) -> None:
+        """A deletion of a patient's record by a caller allowed to change it, who works
+        at none of the clinics it belongs to (its clinic, its patient's registrations):
+        refused (``domain.policy.may_delete``). Judged once the write is allowed, so only a
+        caller who may read the record is told why."""
+        if (
+            self.access is None
+            or stored is None
+            or stored.deleted
+            or stored.patient_pseudonym is None
+        ):
+            return
+        if not may_delete(actor, self.access.clinics_of(stored, connection)):
+            raise AccessDenied(
+                f"{rt.name}/{stored.resource_id} belongs to clinics where you do not work: "
+                "your care of the patient lets you read and change it, not delete it; ask "
+                "the patient's clinic"
+            )
 
     def _refuse_writing_elsewhere(
         self,

@@ -50,7 +50,11 @@ def _vouch(group: Group, ending: str) -> tuple[str, dict[str, Any]]:
 
 def _end(group: Group, ending: str, path: str, body: dict[str, Any]) -> None:
     if ending == "deleted":
-        ended = group.call(group.doctor_tw, "DELETE", path)
+        # The doctor referred to may end the referral, not delete Tuen Mun's record of it
+        # (a record is deleted by staff of a clinic it belongs to: adversary round 64);
+        # the referrer deletes it.
+        assert group.call(group.doctor_tw, "DELETE", path).status_code == 403
+        ended = group.call(group.doctor_tm, "DELETE", path)
     elif ending == "completed by the referrer":
         ended = group.call(group.doctor_tm, "PUT", path, {**body, "status": "completed"})
     elif ending == "team inactive":

@@ -402,25 +402,27 @@ def test_guard_types_not_kept_here_take_nothing(group: Group, kind: str) -> None
     assert group.call(group.doctor_tm, "GET", chart).status_code == 403
 
 
-# --- left open, knowingly -------------------------------------------------------------------------
+# --- closed after the round: deletes from afar --------------------------------------------------
 
 
-@pytest.mark.xfail(
-    reason="left open in round 64: a clinician's own care opens another clinic's visits "
-    "to change and delete, and a deleted visit takes the care it opened with it "
-    "(docs/threat-model.md, round 64)",
-    strict=True,
-)
 def test_a_referred_doctor_does_not_take_the_patients_care_from_their_own_clinic(
     group: Group, api: FhirTestClient
 ) -> None:
-    """Tuen Mun's doctor, referred Tsuen Wan's patient, deletes the patient's one Tsuen
-    Wan visit (204: care opens a visit's records to change): Tsuen Wan's own doctor no
-    longer reads the patient's observation (measured: 200, then 403). No one reads more;
-    the patient's own clinic reads less."""
+    """Tuen Mun's doctor, referred Tsuen Wan's patient, deleted the patient's one Tsuen
+    Wan visit (204: care opened a visit's records to change): Tsuen Wan's own doctor no
+    longer read the patient's observation (measured: 200, then 403). Closed after the
+    round (stop 52): a clinician's own care opens another clinic's records to read and
+    change, not to delete (``domain.policy.may_delete``); the visit stays, and with it
+    Tsuen Wan's care. Tsuen Wan's own doctor still deletes it."""
     visit = _tw_visit(api, group)
     chart = f"/fhir/Observation/{group.tw_patient.observation}"
     assert group.call(group.doctor_tw, "GET", chart).status_code == 200
     _referred(group)
-    assert group.call(group.doctor_tm, "DELETE", f"/fhir/Encounter/{visit}").status_code == 204
+    path = f"/fhir/Encounter/{visit}"
+    refused = group.call(group.doctor_tm, "DELETE", path)
+    assert refused.status_code == 403, refused.text
+    assert refused.json()["resourceType"] == "OperationOutcome"
+    assert "not delete" in refused.text
+    assert group.call(group.doctor_tm, "GET", path).status_code == 200
     assert group.call(group.doctor_tw, "GET", chart).status_code == 200
+    assert group.call(group.doctor_tw, "DELETE", path).status_code == 204

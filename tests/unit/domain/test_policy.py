@@ -19,6 +19,7 @@ from carevault.domain.policy import (
     Target,
     claims_directory,
     decide,
+    may_delete,
     may_move,
     may_place,
     placed_elsewhere,
@@ -348,3 +349,14 @@ def test_a_patients_record_moves_only_to_a_clinic_it_belonged_to_or_from_one_of_
     assert may_move(both, frozenset({"clinic-a"}), "clinic-b")  # from a clinic of theirs
     for role in GROUP_WIDE:
         assert may_move(Actor("staff:x", role, frozenset()), frozenset({"clinic-b"}), "clinic-a")
+
+
+def test_staff_delete_a_patients_record_only_as_staff_of_a_clinic_it_belongs_to() -> None:
+    """Adversary round 64: a referred doctor deleted the patient's visit at their own
+    clinic, and the care it opened there with it."""
+    doctor = Actor("staff:doc", Role.PHYSICIAN, frozenset({"clinic-a"}), "dr-a")
+    assert not may_delete(doctor, frozenset({"clinic-b"}))  # care of his own only
+    assert may_delete(doctor, frozenset({"clinic-b", "clinic-a"}))  # registered at a too
+    assert not may_delete(doctor, frozenset())
+    for role in GROUP_WIDE:
+        assert may_delete(Actor("staff:x", role, frozenset()), frozenset({"clinic-b"}))
