@@ -39,7 +39,7 @@ from carevault.fhir.validate import validate_resource
 _TASK = 250
 #: This process's compiled checks, per set of limits (they cache per model and value).
 _SHAPES: dict[InputLimits, Shapes] = {}
-#: Tasks between two full collections in a checking process (``_in_worker``).
+#: Tasks between two sweeps in a checking process (``_in_worker``).
 _WORKER_SWEEP_EVERY = 128
 #: A checking process's collections (None in any other process).
 _SWEEPER: Sweeper | None = None
@@ -194,7 +194,7 @@ def _sent_back(
 def _in_worker() -> None:
     """A checking process's start: its collector paused for good (what it holds between
     tasks is its modules and compiled checks; a task's records are freed by reference
-    counting once its outcomes are sent), with a full collection every
+    counting once its outcomes are sent), with a sweep of the young generations every
     ``_WORKER_SWEEP_EVERY`` tasks (``bulk/collector.py``)."""
     global _SWEEPER
     gc.disable()
