@@ -2,9 +2,11 @@
 
 The rules of where a relationship may come from are in ``carevault.domain.care``; here
 they meet the records. When an Encounter, Appointment, CareTeam or ServiceRequest is
-written, ``care_event`` reads what it says about care, the gate asks the rules what it
-opens, and ``replace`` stores that inside the same transaction, in a table of clear
-clinic ids, blind practitioner tokens and windows. A clinician has a care relationship
+written, ``care_event`` reads what it says about care (``fhir.care``: the record alone,
+which a bulk load's checking processes read for the writer; ``event_at``: with the
+clinic it is placed at), the gate asks the rules what it opens, and ``replace`` stores
+that inside the same transaction, in a table of clear clinic ids, blind practitioner
+tokens and windows. A clinician has a care relationship
 with a patient now if a window covers now for one of their clinics or for them as a
 practitioner.
 """
@@ -32,71 +34,35 @@ from sqlalchemy import (
 )
 
 from carevault.access.tables import care_relationship, care_vouched, staff_account
-from carevault.clock import to_micros
 from carevault.db import driver_executemany, driver_scalar, read_transaction
 from carevault.domain.care import CareEvent, CareSource, Opened, Window
-from carevault.fhir import dates
-from carevault.fhir.elements import reference_targets
-from carevault.fhir.registry import RESOURCE_TYPES
-
-#: Statuses that make no relationship.
-_VOID = frozenset({"cancelled", "noshow", "entered-in-error", "inactive", "revoked"})
-
-_SOURCES: dict[str, tuple[CareSource, str, tuple[str, ...]]] = {
-    # resource type → (what it is, element giving the time, elements naming who cares)
-    "Encounter": (CareSource.VISIT, "period", ("participant.individual",)),
-    "Appointment": (CareSource.APPOINTMENT, "start", ("participant.actor",)),
-    "CareTeam": (CareSource.CARE_TEAM, "period", ("participant.member",)),
-    "ServiceRequest": (CareSource.REFERRAL, "occurrencePeriod", ("performer",)),
-}
-
-#: The resource types whose writes may open (or close) a care relationship.
-CARE_TYPES = frozenset(_SOURCES)
+from carevault.fhir.care import CARE_TYPES as CARE_TYPES
+from carevault.fhir.care import CareFacts, care_facts
 
 
 def care_event(
     resource_type: str, resource: dict[str, Any], clinic_id: str | None, zone: tzinfo
 ) -> CareEvent | None:
     """What a record says about care (pure); None if it says nothing that could open one."""
-    source = _SOURCES.get(resource_type)
-    if source is None or resource.get("status") in _VOID:
-        return None
-    kind, when_path, people_paths = source
-    if kind is CareSource.REFERRAL and resource.get("status") != "active":
-        return None
-    value: Any = resource.get(when_path)
-    if kind is CareSource.APPOINTMENT:
-        value = {
-            "start": resource.get("start"),
-            "end": resource.get("end") or resource.get("start"),
-        }
-    elif kind is CareSource.REFERRAL and value is None:
-        value = resource.get("occurrenceDateTime") or resource.get("authoredOn")
-    found = dates.value_range(value, zone) if value is not None else None
-    people = reference_targets(resource, people_paths)
+    facts = care_facts(resource_type, resource, zone)
+    return None if facts is None else event_at(facts, clinic_id)
+
+
+def event_at(facts: CareFacts, clinic_id: str | None) -> CareEvent:
+    """The care a record says (``fhir.care.care_facts``), at the clinic it is placed at."""
+    kind = facts.source
     if kind is CareSource.REFERRAL:
         # A referral's clinic is the one it sends the patient to, not the one it is from.
-        clinic_id = next((ident for kind_, ident in people if kind_ == "Organization"), None)
+        clinic_id = facts.referred_to
     return CareEvent(
         source=kind,
         clinic_id=clinic_id,
-        practitioner_ids=tuple(
-            sorted({ident for target, ident in people if target == "Practitioner"})
-        ),
-        starts_us=to_micros(found.low) if found is not None and found.low else None,
-        ends_us=to_micros(found.high) if found is not None and found.high else None,
+        practitioner_ids=facts.practitioner_ids,
+        starts_us=facts.starts_us,
+        ends_us=facts.ends_us,
         through_directory=clinic_id is not None
         and kind not in (CareSource.REFERRAL, CareSource.CARE_TEAM)
-        and clinic_id not in _named_organizations(resource_type, resource),
-    )
-
-
-def _named_organizations(resource_type: str, resource: dict[str, Any]) -> frozenset[str]:
-    """The organizations a record names itself where its clinic is read from (a visit's
-    ``serviceProvider``, a booking's participants), rather than through a room or role."""
-    paths = RESOURCE_TYPES[resource_type].clinic_paths
-    return frozenset(
-        ident for target, ident in reference_targets(resource, paths) if target == "Organization"
+        and clinic_id not in facts.named_organizations,
     )
 
 

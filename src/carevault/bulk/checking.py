@@ -27,8 +27,10 @@ from typing import Any
 from carevault.bulk.collector import Sweeper, collector_paused
 from carevault.bulk.shape import Shapes
 from carevault.bulk.sources import Item, read_again
+from carevault.domain.care import CareSource
 from carevault.domain.categories import DataCategory
 from carevault.fhir import content
+from carevault.fhir.care import CareFacts
 from carevault.fhir.content import InputLimits
 from carevault.fhir.derived import Derived, Targets, derive
 from carevault.fhir.outcome import FhirError, Issue
@@ -39,7 +41,7 @@ from carevault.fhir.validate import validate_resource
 _TASK = 250
 #: This process's compiled checks, per set of limits (they cache per model and value).
 _SHAPES: dict[InputLimits, Shapes] = {}
-#: Tasks between two full collections in a checking process (``_in_worker``).
+#: Tasks between two sweeps in a checking process (``_in_worker``).
 _WORKER_SWEEP_EVERY = 128
 #: A checking process's collections (None in any other process).
 _SWEEPER: Sweeper | None = None
@@ -86,6 +88,8 @@ def verdict(
 Sent = tuple[dict[str, Any] | bytes | None, str | None]
 #: What checking an item gives: why it is refused, or what the writer needs worked out.
 Outcome = str | Derived
+#: ``CareFacts`` as it crosses: its source as its value, its organizations as a tuple.
+CareWire = tuple[str, tuple[str, ...], int | None, int | None, str | None, tuple[str, ...]]
 #: An outcome as it crosses back from a checking process: a Derived as a plain tuple, its
 #: categories as their values. A NamedTuple and an enum member are pickled as calls to
 #: their classes, which cost the writer four times what the rest of the outcome did
@@ -97,16 +101,18 @@ Wire = tuple[
     Targets,
     tuple[Targets, ...],
     tuple[tuple[str, int | None, int | None], ...],
+    CareWire | None,
 ]
 #: What a batch's futures give: outcomes, or their wire form (``received`` reads both).
 Found = Outcome | Wire
 _CATEGORIES = {category.value: category for category in DataCategory}
+_SOURCES = {source.value: source for source in CareSource}
 
 
 def _sendable(found: Outcome) -> str | Wire:
     if isinstance(found, str):
         return found
-    terms, marker, categories, patients, clinics, dates = found
+    terms, marker, categories, patients, clinics, dates, care = found
     return (
         terms,
         marker,
@@ -114,6 +120,16 @@ def _sendable(found: Outcome) -> str | Wire:
         patients,
         clinics,
         dates,
+        None
+        if care is None
+        else (
+            care.source.value,
+            care.practitioner_ids,
+            care.starts_us,
+            care.ends_us,
+            care.referred_to,
+            tuple(care.named_organizations),
+        ),
     )
 
 
@@ -121,7 +137,7 @@ def received(found: Found) -> Outcome:
     """The outcome of ``found``, as a checking process or this one gave it."""
     if isinstance(found, str | Derived):
         return found
-    terms, marker, categories, patients, clinics, dates = found
+    terms, marker, categories, patients, clinics, dates, care = found
     return Derived(
         terms,
         marker,
@@ -129,6 +145,9 @@ def received(found: Found) -> Outcome:
         patients,
         clinics,
         dates,
+        None
+        if care is None
+        else CareFacts(_SOURCES[care[0]], care[1], care[2], care[3], care[4], frozenset(care[5])),
     )
 
 
@@ -194,7 +213,7 @@ def _sent_back(
 def _in_worker() -> None:
     """A checking process's start: its collector paused for good (what it holds between
     tasks is its modules and compiled checks; a task's records are freed by reference
-    counting once its outcomes are sent), with a full collection every
+    counting once its outcomes are sent), with a sweep of the young generations every
     ``_WORKER_SWEEP_EVERY`` tasks (``bulk/collector.py``)."""
     global _SWEEPER
     gc.disable()

@@ -126,7 +126,7 @@ class Loader:
     ) -> None:
         """``checker`` validates records (None: the records are CareVault's own, from
         the simulator, and only their types are checked). ``hold_collector``: the cyclic
-        collector paused from the first batch to the last, a full collection every few
+        collector paused from the first batch to the last, a sweep every few
         batches, rather than a collection after each batch, which walked the next batch,
         read already (20-40 µs a record); only in a process of its own (``carevault
         import``), never in a server process, whose request threads would run without it.

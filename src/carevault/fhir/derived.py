@@ -1,6 +1,7 @@
 """What writing a resource works out from the resource alone, before any key or row:
 its search terms, its sensitivity marker, the data categories it holds, the references
-that say whose record it is and where it belongs, and its clear date values.
+that say whose record it is and where it belongs, its clear date values, and what a
+record of care says about care.
 
 A bulk load works these out in the processes that check its records, beside the
 writer (``bulk/checking.py``), from the very bytes the writer reads: the writer then
@@ -15,6 +16,7 @@ from typing import Any, NamedTuple
 
 from carevault.clock import to_micros
 from carevault.domain.categories import HEALTH_CATEGORIES, DataCategory
+from carevault.fhir.care import CARE_TYPES, CareFacts, care_facts
 from carevault.fhir.categories import element_categories, main_category
 from carevault.fhir.elements import reference_targets
 from carevault.fhir.indexing import (
@@ -46,6 +48,9 @@ class Derived(NamedTuple):
     #: (parameter, low, high in microseconds) of each clear date value
     #: (``indexing.clear_dates``: only resources that are not patient data have any).
     dates: tuple[tuple[str, int | None, int | None], ...]
+    #: What a record of care says about care (``fhir.care``); None for any other record,
+    #: and for one that opens nothing.
+    care: CareFacts | None = None
 
 
 def derive(rt: ResourceType, resource: dict[str, Any], zone: tzinfo) -> Derived:
@@ -62,6 +67,7 @@ def derive(rt: ResourceType, resource: dict[str, Any], zone: tzinfo) -> Derived:
         patients=patient_targets(rt, resource),
         clinics=clinic_targets(rt, resource),
         dates=clear_date_values(rt, resource, zone),
+        care=care_facts(rt.name, resource, zone) if rt.name in CARE_TYPES else None,
     )
 
 

@@ -24,7 +24,7 @@ from typing import Any, Protocol
 from sqlalchemy import Connection
 
 from carevault.access.breakglass import Grant
-from carevault.access.care import CARE_TYPES, care_event
+from carevault.access.care import CARE_TYPES, care_event, event_at
 from carevault.access.control import AccessControl
 from carevault.access.registrations import FailureCounter, Proof, TooManyAttempts, fisher
 from carevault.access.scopes import Interaction, Scopes
@@ -68,6 +68,7 @@ from carevault.fhir.categories import (
 )
 from carevault.fhir.codes import has_sensitive_code
 from carevault.fhir.content import GOVERNMENT_ID_SYSTEMS
+from carevault.fhir.derived import Derived
 from carevault.fhir.elements import parse_reference, reference_targets, values_at
 from carevault.fhir.indexing import hkid_terms, param_terms, system_only_term
 from carevault.fhir.name_shape import name_shape
@@ -1679,7 +1680,12 @@ class Gate:
                 if deferred_care is not None and self.access is not None:
                     care_notes.extend(
                         self._derive_all_care(
-                            connection, caller, results, registered, deferred_care
+                            connection,
+                            caller,
+                            results,
+                            registered,
+                            deferred_care,
+                            [op.derived if isinstance(op, Put) else None for op in prepared],
                         )
                     )
                     self.access.care.add_rows(
@@ -2464,9 +2470,11 @@ class Gate:
         results: list[WriteResult],
         registered: dict[str, frozenset[str]],
         deferred: dict[int, list[dict[str, Any]]],
+        derived: Sequence[Derived | None],
     ) -> list[dict[str, Any] | None]:
         """``_derive_care`` of every record of a request, in order, the registrations of
-        its patients read together first."""
+        its patients read together first. ``derived``: what each record's operation
+        carries worked out already (the system's bulk load), by position."""
         assert self.access is not None  # noqa: S101 - deferred only with an access service
         pseudonyms = {
             result.head.patient_pseudonym
@@ -2476,8 +2484,8 @@ class Gate:
         missing = [pseudonym for pseudonym in pseudonyms if pseudonym not in registered]
         registered.update(self.access.registrations.clinics_in(connection, missing))
         return [
-            self._derive_care(connection, caller, result, registered, deferred)
-            for result in results
+            self._derive_care(connection, caller, result, registered, deferred, worked_out)
+            for result, worked_out in zip(results, derived, strict=True)
         ]
 
     def _derive_care(
@@ -2487,11 +2495,14 @@ class Gate:
         result: WriteResult,
         registered: dict[str, frozenset[str]],
         deferred: dict[int, list[dict[str, Any]]] | None = None,
+        derived: Derived | None = None,
     ) -> dict[str, Any] | None:
         """What a written record opens, under the rules of ``domain/care.py``; the note
         for its audit entry. ``registered``: the request's cache of registrations.
         ``deferred``: where the relationships' rows wait, by source row, to be inserted
-        before the commit (None: inserted now, for the records after this one to see)."""
+        before the commit (None: inserted now, for the records after this one to see).
+        ``derived``: what the system's own loader worked out from this very record
+        (``fhir/derived.py``), its care among it; None: read from the record here."""
         head = result.head
         pseudonym = head.patient_pseudonym
         if self.access is None or head.resource_type not in CARE_TYPES or pseudonym is None:
@@ -2508,6 +2519,10 @@ class Gate:
             None
             if result.resource is None or head.deleted
             else care_event(head.resource_type, result.resource, head.clinic_id, self.care.zone)
+            if derived is None
+            else None
+            if derived.care is None
+            else event_at(derived.care, head.clinic_id)
         )
         if event is None:
             return {"opens": [], "reason": "no relationship: the record opens none"}

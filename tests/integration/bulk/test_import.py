@@ -423,8 +423,8 @@ def test_the_collector_stays_paused_through_a_load_and_runs_again_after(
 ) -> None:
     """A collection after each batch walked the next batch, already read (20-40 µs a
     record): a load in a process of its own (``hold_collector``: ``carevault import``)
-    keeps the collector paused from the first batch to the last, a full collection every
-    few batches, and running again once the load is done."""
+    keeps the collector paused from the first batch to the last, a sweep every few
+    batches, and running again once the load is done."""
     import gc
 
     from carevault.bulk import collector
@@ -450,7 +450,7 @@ def test_the_collector_stays_paused_through_a_load_and_runs_again_after(
     assert report.rejected == 0 and len(paused) > 9
     assert all(paused)
     assert gc.isenabled()
-    # One full collection every three batches, the load's cycles with it.
+    # One sweep every three batches, the load's cycles with it.
     assert swept == list(range(2, len(paused), 3))
 
 
