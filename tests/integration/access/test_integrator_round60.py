@@ -4,23 +4,21 @@ example makes it, and the token response read as the spec describes it."""
 
 from __future__ import annotations
 
-import json
-import uuid
 from typing import Any
 
-import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from carevault.bootstrap import Services
 from carevault.ledger.events import Tag
+from tests.integration.access import backend_service
 from tests.integration.access.audit_log import events
 from tests.integration.access.browser import bearer
-from tests.integration.access.conftest import CLINIC, MovableClock
+from tests.integration.access.conftest import MovableClock
 from tests.support.client import FhirTestClient
 
 SERVICE = "bili_monitor"
-ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+KID = "bili-1"
 
 
 @pytest.fixture(scope="module")
@@ -31,45 +29,15 @@ def private_key() -> rsa.RSAPrivateKey:
 @pytest.fixture
 def service(auth_services: Services, private_key: rsa.RSAPrivateKey) -> None:
     """Registered with its public key set, for reading and searching every type."""
-    public = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(private_key.public_key()))
-    key_set = {"keys": [{**public, "kid": "bili-1", "alg": "RS384", "use": "sig"}]}
-    auth_services.admin.add_client(
-        "admin:test",
-        SERVICE,
-        "Bilirubin monitor",
-        confidential=True,
-        scopes="system/*.rs",
-        clinic_ids=[CLINIC],
-        jwks=json.dumps(key_set),
+    backend_service.register(
+        auth_services, private_key, SERVICE, "Bilirubin monitor", "system/*.rs", KID
     )
 
 
 def _token(
     web: FhirTestClient, private_key: rsa.RSAPrivateKey, clock: MovableClock, scope: str
 ) -> Any:
-    """Backend Services' "Obtaining an Access Token": the endpoint from the
-    smart-configuration, an RS384 assertion, the four form parameters."""
-    token_url = web.get("/.well-known/smart-configuration").json()["token_endpoint"]
-    now = int(clock().timestamp())
-    claims = {
-        "iss": SERVICE,
-        "sub": SERVICE,
-        "aud": token_url,
-        "exp": now + 300,
-        "jti": str(uuid.uuid4()),
-    }
-    assertion = jwt.encode(
-        claims, private_key, algorithm="RS384", headers={"kid": "bili-1", "typ": "JWT"}
-    )
-    return web.post(
-        token_url.removeprefix("http://testserver"),
-        data={
-            "grant_type": "client_credentials",
-            "scope": scope,
-            "client_assertion_type": ASSERTION_TYPE,
-            "client_assertion": assertion,
-        },
-    )
+    return backend_service.token(web, private_key, clock, SERVICE, KID, scope)
 
 
 @pytest.mark.usefixtures("service")

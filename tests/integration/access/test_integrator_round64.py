@@ -3,21 +3,19 @@ pair of its own): the scopes it asked for, answered in the words it used."""
 
 from __future__ import annotations
 
-import json
-import uuid
 from typing import Any
 
-import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from carevault.bootstrap import Services
+from tests.integration.access import backend_service
 from tests.integration.access.browser import bearer
-from tests.integration.access.conftest import CLINIC, MovableClock
+from tests.integration.access.conftest import MovableClock
 from tests.support.client import FhirTestClient
 
 SERVICE = "int64-feed"
-ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+KID = "k1"
 
 
 @pytest.fixture(scope="module")
@@ -28,36 +26,22 @@ def private_key() -> rsa.RSAPrivateKey:
 @pytest.fixture
 def service(auth_services: Services, private_key: rsa.RSAPrivateKey) -> None:
     """Registered with its public key set for every interaction on every type."""
-    public = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(private_key.public_key()))
-    key_set = {"keys": [{**public, "kid": "k1", "alg": "RS384", "use": "sig"}]}
-    auth_services.admin.add_client(
-        "admin:test",
-        SERVICE,
-        "Round 64 feed",
-        confidential=True,
-        scopes="system/*.cruds",
-        clinic_ids=[CLINIC],
-        jwks=json.dumps(key_set),
+    backend_service.register(
+        auth_services, private_key, SERVICE, "Round 64 feed", "system/*.cruds", KID
     )
 
 
 def _token(
     web: FhirTestClient, private_key: rsa.RSAPrivateKey, clock: MovableClock, scope: str
 ) -> Any:
-    token_url = web.get("/fhir/.well-known/smart-configuration").json()["token_endpoint"]
-    now = int(clock().timestamp())
-    claims = {"iss": SERVICE, "sub": SERVICE, "aud": token_url, "exp": now + 300}
-    assertion = jwt.encode(
-        {**claims, "jti": str(uuid.uuid4())}, private_key, algorithm="RS384", headers={"kid": "k1"}
-    )
-    return web.post(
-        token_url.removeprefix("http://testserver"),
-        data={
-            "grant_type": "client_credentials",
-            "scope": scope,
-            "client_assertion_type": ASSERTION_TYPE,
-            "client_assertion": assertion,
-        },
+    return backend_service.token(
+        web,
+        private_key,
+        clock,
+        SERVICE,
+        KID,
+        scope,
+        discovery="/fhir/.well-known/smart-configuration",
     )
 
 
