@@ -7,16 +7,21 @@ is built on the same home (its own caches, its own pools), as a worker process i
 
 from __future__ import annotations
 
+import json
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
+import jwt
 import pytest
 
 from carevault.bootstrap import Services, build_services
 from carevault.config import Settings
 from carevault.containment.service import Officer
+from carevault.containment.state import Mode
+from carevault.domain.hkid import check_digit
 from carevault.web.app import create_app
-from tests.integration.access.group import Group, build_group
+from tests.integration.access.group import HKID_SYSTEM, TM, Group, build_group
 from tests.support.client import FhirTestClient
 
 pytestmark = pytest.mark.postgres
@@ -76,3 +81,167 @@ def test_an_erased_patient_is_not_read_through_another_process(
     assert group.call(group.doctor_tm, "GET", chart).status_code == 410
 
     assert _status_until(other_process, doctor, chart, 410) == 410
+
+
+def test_guard_a_patient_not_erased_is_still_read_through_every_process(
+    group: Group, other_process: FhirTestClient
+) -> None:
+    """Another patient's erasure (their key shredded) leaves the doctor's own patient
+    readable through both processes, before and after the look for shredded keys."""
+    chart = f"/fhir/Observation/{group.tm_patient.observation}"
+    doctor = group.doctor_tm.headers
+    assert other_process.get(chart, headers=doctor).status_code == 200
+    keys = group.services.keys
+    assert keys is not None
+    tw = group.services.vault.patient_pseudonyms([group.tw_patient.id])[group.tw_patient.id]
+    group.services.contain.erase_patient(
+        Officer(group.officer.account.username, group.officer.totp()), tw, "request 66", keys
+    )
+    tw_chart = f"/fhir/Observation/{group.tw_patient.observation}"
+    assert _status_until(other_process, group.doctor_tw.headers, tw_chart, 410) == 410
+    assert other_process.get(chart, headers=doctor).status_code == 200
+    assert group.call(group.doctor_tm, "GET", chart).status_code == 200
+
+
+def _session(staff_token: str) -> str:
+    claims = jwt.decode(staff_token, options={"verify_signature": False})
+    return str(claims["sid"])
+
+
+def _officer(group: Group) -> Officer:
+    return Officer(group.officer.account.username, group.officer.totp())
+
+
+#: What an officer (or a detector's response) does in one process, and what the
+#: desk's read of its patient gets in the other afterwards.
+CUTS: dict[str, tuple[Callable[[Group], None], int]] = {
+    "account suspended": (
+        lambda group: group.services.contain.start(
+            _officer(group), Mode.ACCOUNT_SUSPENDED, group.desk_tm.account.username, "stolen"
+        ),
+        401,
+    ),
+    "session revoked": (
+        lambda group: group.services.sessions.revoke(_session(group.desk_tm.token), "stolen"),
+        401,
+    ),
+    "step-up required": (
+        lambda group: group.services.sessions.require_step_up(
+            account_id=group.desk_tm.account.account_id, reason="detector"
+        ),
+        401,
+    ),
+    "clinic locked": (
+        lambda group: group.services.contain.start(_officer(group), Mode.CLINIC_LOCK, TM, "x"),
+        503,
+    ),
+    "patient data offline": (
+        lambda group: group.services.contain.start(_officer(group), Mode.PHI_OFFLINE, None, "x"),
+        503,
+    ),
+}
+
+
+@pytest.mark.parametrize("cut", sorted(CUTS))
+def test_guard_what_stops_a_login_in_one_process_stops_it_in_the_other(
+    group: Group, other_process: FhirTestClient, cut: str
+) -> None:
+    """The desk reads its patient through the second process, over and over, while the
+    officer acts through the first: the second stops answering with the patient once it
+    reads the change (held: sessions are read again every quarter second, containment
+    every half), and answers with no patient after that."""
+    patient = f"/fhir/Patient/{group.tm_patient.id}"
+    desk = group.desk_tm.headers
+    assert other_process.get(patient, headers=desk).status_code == 200
+    act, refused = CUTS[cut]
+    act(group)
+    status = other_process.get(patient, headers=desk).status_code
+    deadline = time.monotonic() + PATIENCE_SECONDS
+    while status == 200 and time.monotonic() < deadline:
+        status = other_process.get(patient, headers=desk).status_code
+    assert status == refused, cut
+    # Once refused, never answered again.
+    for _ in range(20):
+        assert other_process.get(patient, headers=desk).status_code == refused
+
+
+def test_guard_a_lifted_lock_opens_the_other_process_again(
+    group: Group, other_process: FhirTestClient
+) -> None:
+    patient = f"/fhir/Patient/{group.tm_patient.id}"
+    desk = group.desk_tm.headers
+    lock = group.services.contain.start(_officer(group), Mode.CLINIC_LOCK, TM, "drill")
+    assert _status_until(other_process, desk, patient, 503) == 503
+    group.services.contain.release(_officer(group), lock.containment_id, "drill over")
+    assert _status_until(other_process, desk, patient, 200) == 200
+
+
+@pytest.mark.settings(release_budget="physician=3/100")
+def test_guard_a_budget_spread_over_processes_is_spent_once(
+    group: Group, other_process: FhirTestClient, api: FhirTestClient
+) -> None:
+    """A stolen doctor's login reads patient after patient, its requests landing on
+    either process in turn: the release budget (3 patients an hour here) is one count in
+    the database, so the fourth patient is refused whichever process is asked."""
+    patients = [group.tm_patient.id]
+    for n in range(4):
+        patients.append(
+            str(
+                api.post_json(
+                    "/fhir/Patient",
+                    {
+                        "resourceType": "Patient",
+                        "name": [{"family": f"Budget{n}"}],
+                        "managingOrganization": {"reference": f"Organization/{TM}"},
+                    },
+                ).json()["id"]
+            )
+        )
+    doctor = group.doctor_tm.headers
+    webs = [group.web, other_process]
+    statuses = [
+        webs[n % 2].get(f"/fhir/Patient/{patient}", headers=doctor).status_code
+        for n, patient in enumerate(patients)
+    ]
+    assert statuses == [200, 200, 200, 429, 429]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a conditional create's search and its write are two transactions: two sent "
+    "together both find nothing and both create (see docs/threat-model.md, round 66)",
+)
+def test_a_conditional_create_sent_twice_at_once_creates_one_patient(
+    group: Group, other_process: FhirTestClient, api: FhirTestClient
+) -> None:
+    """The desk's app, timing out, sends its new patient again through another worker:
+    ``If-None-Exist`` on the HKID is meant to make the second a no-op (200, the first)."""
+    hkid = f"K123456({check_digit('K', '123456')})"
+    body = {
+        "resourceType": "Patient",
+        "identifier": [{"system": HKID_SYSTEM, "value": hkid}],
+        "name": [{"family": "Race"}],
+        "birthDate": "1990-01-01",
+        "managingOrganization": {"reference": f"Organization/{TM}"},
+    }
+    headers = {
+        **group.desk_tm.headers,
+        "content-type": "application/fhir+json",
+        "if-none-exist": f"identifier={HKID_SYSTEM}|{hkid}",
+    }
+    statuses: list[int] = []
+    webs = [group.web, other_process, group.web, other_process]
+    start = threading.Barrier(len(webs))
+
+    def send(web: FhirTestClient) -> None:
+        start.wait()
+        answer = web.post("/fhir/Patient", content=json.dumps(body), headers=headers)
+        statuses.append(answer.status_code)
+
+    threads = [threading.Thread(target=send, args=(web,)) for web in webs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    found = api.get(f"/fhir/Patient?identifier={HKID_SYSTEM}|{hkid}").json()
+    assert found["total"] == 1, statuses
