@@ -7,6 +7,7 @@ import secrets
 from dataclasses import dataclass
 
 from sqlalchemy import ColumnElement, Connection, Engine, func, insert, select, update
+from sqlalchemy import text as sql_text
 
 from carevault.access.tables import break_glass, staff_account
 from carevault.clock import Clock, to_micros, utc_now
@@ -125,6 +126,14 @@ class BreakGlass:
             self._key("break-glass"), f"carevault-bg|{grant_id}".encode(), text.encode()
         )
         with write_transaction(self.engine) as connection:
+            if connection.dialect.name == "postgresql":
+                # One person's grants are counted one at a time, as SQLite's write lock
+                # orders them: read committed, grants asked for together each counted
+                # the others' out and opened past the cap (adversary round 66).
+                connection.execute(
+                    sql_text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
+                    {"key": f"carevault-break-glass:{practitioner_id or account_id}"},
+                )
             recent = connection.execute(
                 select(func.count())
                 .select_from(break_glass)

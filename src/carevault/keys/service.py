@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from sqlalchemy import Engine, delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from carevault.clock import Clock, to_micros, utc_now
 from carevault.db import WouldBlock, read_transaction, refuse_on_the_loop, write_transaction
@@ -165,11 +166,17 @@ class KeyService:
             self._cache.discard(key_id)
 
     def ensure_data_key(self, key_id: str, kind: str, *, principal: str, purpose: str) -> bytes:
-        """The key ``key_id``, created on first use (for the shared directory and index keys)."""
+        """The key ``key_id``, created on first use (for the shared directory and index keys).
+        Another server process may create it at the same moment: the key it stored is the
+        key (the first break-the-glass grants through two workers at once answered one of
+        them 500; adversary round 66)."""
         with self._create_lock:
             found = self._wrapped([key_id])
             if key_id not in found:
-                return self.create_data_key(key_id, kind)
+                try:
+                    return self.create_data_key(key_id, kind)
+                except IntegrityError:
+                    pass  # stored by another process meanwhile: unwrapped below
         return self.data_keys([key_id], principal=principal, purpose=purpose)[key_id]
 
     def at_hand(self, key_ids: Collection[str]) -> bool:

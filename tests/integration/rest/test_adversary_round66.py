@@ -15,14 +15,17 @@ from collections.abc import Callable, Iterator
 import jwt
 import pytest
 
+from carevault.access.breakglass import MAX_GRANTS_PER_HOUR, TooManyGrants
 from carevault.bootstrap import Services, build_services
 from carevault.config import Settings
 from carevault.containment.service import Officer
 from carevault.containment.state import Mode
 from carevault.domain.hkid import check_digit
+from carevault.domain.roles import Role
 from carevault.web.app import create_app
 from tests.integration.access.group import HKID_SYSTEM, TM, Group, build_group
 from tests.support.client import FhirTestClient
+from tests.support.staff import make_staff
 
 pytestmark = pytest.mark.postgres
 
@@ -245,3 +248,124 @@ def test_a_conditional_create_sent_twice_at_once_creates_one_patient(
         thread.join()
     found = api.get(f"/fhir/Patient?identifier={HKID_SYSTEM}|{hkid}").json()
     assert found["total"] == 1, statuses
+
+
+def test_guard_care_ended_in_one_process_ends_in_the_other(
+    group: Group, other_process: FhirTestClient
+) -> None:
+    """Tsuen Wan's doctor reads their patient's chart through the second process, over
+    and over; Tsuen Wan's desk deletes the patient's one visit (the care the doctor had)
+    through the first: the second process refuses the chart once it reads the care again
+    (held: half a second), and never answers with it after."""
+    chart = f"/fhir/Observation/{group.tw_patient.observation}"
+    doctor = group.doctor_tw.headers
+    assert other_process.get(chart, headers=doctor).status_code == 200
+    found = group.call(group.desk_tw, "GET", f"/fhir/Encounter?patient={group.tw_patient.id}")
+    (visit,) = [entry["resource"]["id"] for entry in found.json()["entry"]]
+    deleted = group.call(group.desk_tw, "DELETE", f"/fhir/Encounter/{visit}")
+    assert deleted.status_code == 204, deleted.text
+    assert _status_until(other_process, doctor, chart, 403) == 403
+    for _ in range(20):
+        assert other_process.get(chart, headers=doctor).status_code == 403
+
+
+GLASS = {
+    "resourceType": "Parameters",
+    "parameter": [
+        {"name": "reason", "valueCode": "emergency-treatment"},
+        {"name": "text", "valueString": "collapsed in the waiting room"},
+    ],
+}
+#: Break-the-glass requests the doctor sends at once, and how many at a time.
+GLASS_SENT, GLASS_SENDERS = 3 * MAX_GRANTS_PER_HOUR, 12
+
+
+def _glass_all_at_once(group: Group, webs: list[FhirTestClient]) -> list[int]:
+    """``GLASS_SENT`` break-the-glass requests of Tuen Mun's doctor for Tsuen Wan's
+    patient, ``GLASS_SENDERS`` at a time, spread over ``webs``: their statuses."""
+    path = f"/fhir/Patient/{group.tw_patient.id}/$break-glass"
+    headers = {**group.doctor_tm.headers, "content-type": "application/fhir+json"}
+    statuses: list[int] = []
+    lock = threading.Lock()
+    start = threading.Barrier(GLASS_SENDERS)
+
+    def send(n: int) -> None:
+        web = webs[n % len(webs)]
+        start.wait()
+        for _ in range(GLASS_SENT // GLASS_SENDERS):
+            answer = web.post(path, content=json.dumps(GLASS), headers=headers)
+            status = answer.status_code
+            with lock:
+                statuses.append(status)
+
+    threads = [threading.Thread(target=send, args=(n,)) for n in range(GLASS_SENDERS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return statuses
+
+
+def test_break_the_glass_sent_all_at_once_opens_no_more_than_the_hours_cap(
+    group: Group, other_process: FhirTestClient
+) -> None:
+    """Tuen Mun's doctor breaks the glass sixty times at once, through both processes:
+    each grant counted the hour's grants and then opened one, and on PostgreSQL (read
+    committed) requests that counted together all saw room for one more."""
+    statuses = _glass_all_at_once(group, [group.web, other_process])
+    assert sorted(set(statuses)) == [200, 429], statuses
+    assert statuses.count(200) == MAX_GRANTS_PER_HOUR, statuses
+
+
+#: Rounds of the race below, each a doctor of their own with room for ``ROOM`` more
+#: grants in the hour, and their requests sent together.
+GLASS_ROUNDS, ROOM, TOGETHER = 15, 4, 12
+
+
+def _grants_together(group: Group, practitioner: str) -> int:
+    """A doctor (a new login naming ``practitioner``) with room for ``ROOM`` more grants
+    in the hour asks for ``TOGETHER`` at one moment: how many were opened."""
+    glass = group.services.access.break_glass
+    tw = group.services.vault.patient_pseudonyms([group.tw_patient.id])[group.tw_patient.id]
+    account = make_staff(group.services, Role.PHYSICIAN, [TM], practitioner).account
+
+    def ask() -> None:
+        glass.grant(
+            account.account_id,
+            tw,
+            "emergency-treatment",
+            "collapsed in the waiting room",
+            practitioner_id=practitioner,
+        )
+
+    for _ in range(MAX_GRANTS_PER_HOUR - ROOM):
+        ask()
+    granted: list[bool] = []
+    start = threading.Barrier(TOGETHER)
+
+    def one() -> None:
+        start.wait()
+        try:
+            ask()
+        except TooManyGrants:
+            granted.append(False)
+        else:
+            granted.append(True)
+
+    threads = [threading.Thread(target=one) for _ in range(TOGETHER)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return granted.count(True)
+
+
+def test_grants_asked_for_together_never_pass_the_hours_cap(group: Group) -> None:
+    """The same race, each request's grant asked for at one moment (what sixty requests at
+    once through several workers come to at the hour's twentieth): a doctor with room for
+    four more grants asks for twelve together. Each grant counted the hour's grants and
+    then opened one; on PostgreSQL (read committed) grants counted together each saw
+    room, and a doctor got five to seven in a round (up to 23 in the hour) before the
+    fix. Now one person's grants are counted one at a time."""
+    opened = [_grants_together(group, f"dr-race-{n}") for n in range(GLASS_ROUNDS)]
+    assert opened == [ROOM] * GLASS_ROUNDS
