@@ -97,6 +97,9 @@ class KeyService:
         self._create_lock = threading.Lock()
         #: Set by the composition root to the containment state's key-lockdown switch.
         self.locked: Callable[[], bool] = lambda: False
+        #: How often this process looks for keys shredded elsewhere (the composition root
+        #: sets containment's refresh).
+        self.shred_check_seconds = SHRED_CHECK_SECONDS
         #: When this process last looked for shredded keys (``time.monotonic()``, when the
         #: look was sent), and the newest shredding it saw (its ``shredded_us``).
         self._shreds_read_at = float("-inf")
@@ -188,11 +191,11 @@ class KeyService:
         return all(self._cache.get(key_id) is not None for key_id in key_ids)
 
     def _shreds_due(self) -> bool:
-        return time.monotonic() - self._shreds_read_at >= SHRED_CHECK_SECONDS
+        return time.monotonic() - self._shreds_read_at >= self.shred_check_seconds
 
     def _forget_shredded(self) -> None:
         """Take out of the cache every key shredded since this process last looked, by
-        whichever process shredded it, if that was ``SHRED_CHECK_SECONDS`` ago or more.
+        whichever process shredded it, if that was ``shred_check_seconds`` ago or more.
         On the event loop it does not look: ``at_hand`` has just said no look was due
         (it sends the request to a worker thread otherwise)."""
         if not self._shreds_due():
