@@ -145,9 +145,16 @@ def writes_elsewhere(actor: Actor, placed_at: str | None, registered: frozenset[
     patient's clinic, not changed; the clinic where it is placed changes its own. Where
     the patient is registered at ``placed_at`` too, that clinic has them already, and
     the group-wide roles are everywhere."""
-    if placed_at is None or actor.role in GROUP_WIDE or placed_at in actor.clinic_ids:
-        return False
-    return placed_at not in registered
+    return outside_own_clinics(actor, placed_at) and placed_at not in registered
+
+
+def outside_own_clinics(actor: Actor, placed_at: str | None) -> bool:
+    """Whether a record placed at clinic ``placed_at`` is outside ``actor``'s own
+    clinics (the group-wide roles are everywhere): only then do the patient's
+    registrations decide whether ``actor`` may change it (``writes_elsewhere``)."""
+    return (
+        placed_at is not None and actor.role not in GROUP_WIDE and placed_at not in actor.clinic_ids
+    )
 
 
 def may_move(actor: Actor, belonged_to: frozenset[str], placed_at: str | None) -> bool:

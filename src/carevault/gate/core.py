@@ -51,6 +51,7 @@ from carevault.domain.policy import (
     may_delete,
     may_move,
     may_place,
+    outside_own_clinics,
     placed_elsewhere,
     writes_elsewhere,
 )
@@ -1908,6 +1909,8 @@ class Gate:
             or stored is None
             or head.patient_pseudonym is None
             or rt.name == "Patient"
+            # Most updates are at the caller's own clinics: no registration to read.
+            or not outside_own_clinics(actor, head.clinic_id)
         ):
             return
         registered = self.access.registrations.clinics(head.patient_pseudonym, connection)

@@ -15,9 +15,12 @@ from carevault.incidents.model import TIERS
 
 #: Tiers whose patients are "affected" in the FHIR Group (the notifiable ones).
 AFFECTED = ("confirmed", "decrypted")
+#: The last three were added in integrator round 66 (scripts read the first nine by
+#: position): the pseudonym ties a line to its ledger entries, which name the patient so,
+#: and ``person`` is what ``counts`` counts.
 CSV_COLUMNS = (
     "tier", "patient", "categories", "clinics", "first", "last", "ledger", "evidence",
-    "checkpoint",
+    "checkpoint", "pseudonym", "person", "patient_record_missing",
 )  # fmt: skip
 
 
@@ -61,9 +64,17 @@ def to_csv(document: dict[str, Any]) -> str:
                 line["ledger"] or "",
                 " ".join(str(seq) for seq in line["evidence"]),
                 "" if line["checkpoint"] is None else line["checkpoint"],
+                # A ``changed`` line (and a run kept from an earlier build) may lack them.
+                line.get("pseudonym") or "",
+                line.get("person") or "",
+                _flag(line.get("patient_record_missing")),
             ]
         )
     return buffer.getvalue()
+
+
+def _flag(value: bool | None) -> str:
+    return "" if value is None else str(value).lower()
 
 
 def to_fhir(document: dict[str, Any]) -> dict[str, Any]:

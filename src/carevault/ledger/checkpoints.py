@@ -185,6 +185,13 @@ class Checkpoints:
         found = self._query(order=table.c.checkpoint_id.desc(), limit=1)
         return found[0] if found else None
 
+    def at_size(self, size: int) -> StoredCheckpoint | None:
+        """The latest checkpoint signed at exactly ``size`` (one an incident's scope or an
+        earlier answer cited), or None if none was signed at that size."""
+        table = self.store.tables.checkpoint
+        found = self._query(table.c.size == size, order=table.c.checkpoint_id.desc(), limit=1)
+        return found[0] if found else None
+
     def covering(self, size: int) -> StoredCheckpoint | None:
         """The latest checkpoint, if its tree holds the first ``size`` entries."""
         latest = self.latest()

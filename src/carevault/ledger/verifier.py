@@ -246,6 +246,13 @@ def key_hash(name: str, kind: int, public: bytes) -> bytes:
 def parse_note(text: str) -> SignedNote:
     if not text.endswith("\n"):
         raise VerificationError("a signed note ends with a newline")
+    if text.endswith("\n\n") and _DASH in text:
+        # Not a signed note (C2SP: its last line is a signature), and the usual way to
+        # make one: a note taken out of JSON with ``jq -r``, which adds a newline.
+        raise VerificationError(
+            "the note ends with a blank line after its signatures: keep it byte for byte "
+            "as served (jq -j, not jq -r)"
+        )
     split = text.rfind("\n\n")
     if split < 0:
         raise VerificationError("a signed note has a blank line before its signatures")

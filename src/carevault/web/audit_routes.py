@@ -141,13 +141,27 @@ async def inclusion(
     who: CallerDep,
     seq: Annotated[int, Query(ge=0)],
     ledger: LedgerName = "audit",
+    tree_size: Annotated[int | None, Query(ge=1)] = None,
 ) -> JSONResponse:
-    """An entry, its inclusion proof, and the signed checkpoint the proof leads to."""
+    """An entry, its inclusion proof, and the signed checkpoint the proof leads to: the
+    latest, or with ``tree_size`` one signed earlier at that size (the one an incident's
+    scope cites), so a line is proven against the checkpoint kept with it."""
     _require_privacy_officer(svc, who, "ledger entries")
     chosen = _ledger(svc, ledger)
 
+    def signed() -> StoredCheckpoint:
+        if tree_size is None:
+            return _latest(chosen)
+        found = chosen.checkpoints.at_size(tree_size)
+        if found is None:
+            # Names only the size asked for: the live tree's is not published unsigned.
+            raise FhirError(
+                404, [Issue("not-found", f"no checkpoint was signed at size {tree_size}")]
+            )
+        return found
+
     def prove() -> dict[str, Any]:
-        latest = _latest(chosen)
+        latest = signed()
         if seq >= latest.size:
             raise FhirError(404, [Issue("not-found", f"entry {seq} is not in the ledger")])
         data = chosen.store.entry(seq)

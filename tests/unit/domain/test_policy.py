@@ -22,6 +22,7 @@ from carevault.domain.policy import (
     may_delete,
     may_move,
     may_place,
+    outside_own_clinics,
     placed_elsewhere,
     writes_elsewhere,
 )
@@ -333,6 +334,22 @@ def test_staff_change_a_patients_record_placed_elsewhere_only_where_the_patient_
         assert not writes_elsewhere(Actor("staff:x", role, frozenset()), "clinic-b", home)
     feed = Actor("client:lab", Role.INTEGRATION, frozenset({"clinic-a"}))
     assert writes_elsewhere(feed, "clinic-b", home)
+
+
+def test_only_a_record_outside_the_writers_clinics_needs_its_patients_registrations() -> None:
+    """The gate reads a patient's registrations for an update only where
+    ``outside_own_clinics`` says they may decide it: for every other placing,
+    ``writes_elsewhere`` answers the same whatever the registrations are."""
+    desk = Actor("staff:desk", Role.FRONT_DESK, frozenset({"clinic-a"}))
+    group = [Actor("staff:x", role, frozenset()) for role in GROUP_WIDE]
+    every = [frozenset(), frozenset({"clinic-a"}), frozenset({"clinic-b"})]
+    for actor in (desk, *group):
+        for placed_at in ("clinic-a", "clinic-b", None):
+            answers = {writes_elsewhere(actor, placed_at, registered) for registered in every}
+            if not outside_own_clinics(actor, placed_at):
+                assert answers == {False}, (actor.role, placed_at)
+    assert outside_own_clinics(desk, "clinic-b")
+    assert not outside_own_clinics(desk, "clinic-a")
 
 
 def test_a_patients_record_moves_only_to_a_clinic_it_belonged_to_or_from_one_of_the_writers() -> (
