@@ -23,7 +23,7 @@ from carevault.containment.state import Mode
 from carevault.domain.hkid import check_digit
 from carevault.domain.roles import Role
 from carevault.web.app import create_app
-from tests.integration.access.group import HKID_SYSTEM, TM, Group, build_group
+from tests.integration.access.group import HKID_SYSTEM, TM, TW, Group, build_group
 from tests.support.client import FhirTestClient
 from tests.support.staff import make_staff
 
@@ -369,3 +369,54 @@ def test_grants_asked_for_together_never_pass_the_hours_cap(group: Group) -> Non
     fix. Now one person's grants are counted one at a time."""
     opened = [_grants_together(group, f"dr-race-{n}") for n in range(GLASS_ROUNDS)]
     assert opened == [ROOM] * GLASS_ROUNDS
+
+
+#: Rounds of the race below: a new person each round, written at both clinics at once.
+TWIN_ROUNDS = 12
+
+
+def _hkid(n: int) -> str:
+    digits = f"{654321 + n:06d}"
+    return f"M{digits}({check_digit('M', digits)})"
+
+
+def test_one_person_written_at_two_clinics_at_once_is_refused_at_one(
+    group: Group, other_process: FhirTestClient, api: FhirTestClient
+) -> None:
+    """Tuen Mun's desk writes a patient with an HKID through one process while Tsuen Wan's
+    desk writes the same person (the same HKID) through the other, at once. One after
+    the other, the second is refused (409: another clinic's patient holds the HKID;
+    register them with ``$register``); at once, each write looked for a holder before
+    the other had committed."""
+    outcomes: list[list[int]] = []
+    for n in range(TWIN_ROUNDS):
+        hkid = _hkid(n)
+        start = threading.Barrier(2)
+        statuses: list[int] = []
+
+        def write(web: FhirTestClient, desk: dict[str, str], clinic: str) -> None:
+            body = {
+                "resourceType": "Patient",
+                "identifier": [{"system": HKID_SYSTEM, "value": hkid}],  # noqa: B023
+                "name": [{"family": "Twin"}],
+                "birthDate": "1988-08-08",
+                "managingOrganization": {"reference": f"Organization/{clinic}"},
+            }
+            headers = {**desk, "content-type": "application/fhir+json"}
+            start.wait()  # noqa: B023
+            answer = web.post("/fhir/Patient", content=json.dumps(body), headers=headers)
+            statuses.append(answer.status_code)  # noqa: B023
+
+        # New desks each round: the refusals count against the registration throttle.
+        desk_tm = make_staff(group.services, Role.FRONT_DESK, [TM]).headers
+        desk_tw = make_staff(group.services, Role.FRONT_DESK, [TW]).headers
+        threads = [
+            threading.Thread(target=write, args=(group.web, desk_tm, TM)),
+            threading.Thread(target=write, args=(other_process, desk_tw, TW)),
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        outcomes.append(sorted(statuses))
+    assert outcomes == [[201, 409]] * TWIN_ROUNDS
