@@ -2101,11 +2101,14 @@ class Gate:
         if not terms:
             return
         tokens = {self.vault.token(rt.name, "identifier", term) for term in terms}
-        # One writer of an HKID at a time, until it commits: on PostgreSQL two clinics'
+        # One writer of HKIDs at a time, until it commits: on PostgreSQL two clinics'
         # desks writing one person at once each looked for a holder before the other had
-        # committed, and both wrote (adversary round 66). In one order: no deadlock.
-        for token in sorted(tokens):
-            lock_until_commit(connection, f"carevault-hkid:{token.hex()}")
+        # committed, and both wrote (adversary round 66). One lock for every HKID, not
+        # one per number: a Bundle of hundreds of patients would hold hundreds of locks
+        # (PostgreSQL's lock table is shared and bounded), taken in the Bundle's order
+        # (two Bundles could wait for each other). Staff and clients write patients a
+        # few at a time; the loads of the system and of imports do not come here.
+        lock_until_commit(connection, "carevault-hkid-writes")
         own = stored.row_id if stored is not None and not stored.deleted else None
         for holders in self.vault.holding(connection, rt.name, tokens).values():
             if own is not None and any(head.row_id == own for head in holders):
