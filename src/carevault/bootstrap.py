@@ -333,6 +333,7 @@ def build_services(
     )
     if keys is not None:
         keys.locked = lambda: containment.current().key_lockdown
+        keys.shred_check_seconds = settings.containment_refresh_seconds
     gate = Gate(
         vault,
         audit_ledger.writer,

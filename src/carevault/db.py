@@ -240,6 +240,18 @@ def hold_record_writes(connection: Connection) -> None:
         connection.exec_driver_sql(_RECORD_WRITES)
 
 
+def lock_until_commit(connection: Connection, key: str) -> None:
+    """In a write transaction: wait for, then hold until it ends, a lock on ``key``, so
+    that transactions that look before they write (a count against a cap, a holder of an
+    identifier) over the same ``key`` do so one at a time. PostgreSQL runs them side by
+    side (read committed: neither sees what the other has not committed) and takes an
+    advisory lock; SQLite's write lock, taken at ``BEGIN``, orders them already."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(
+            text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": key}
+        )
+
+
 def settled_now(engine: Engine, now_us: Callable[[], int]) -> int:
     """A time (``now_us``) before which every record version stamped is committed, or
     never will be, once this returns: what a Bulk Data export's ``transactionTime`` and a

@@ -10,7 +10,7 @@ from sqlalchemy import ColumnElement, Connection, Engine, func, insert, select, 
 
 from carevault.access.tables import break_glass, staff_account
 from carevault.clock import Clock, to_micros, utc_now
-from carevault.db import read_transaction, write_transaction
+from carevault.db import lock_until_commit, read_transaction, write_transaction
 from carevault.domain.roles import BreakGlassReason
 from carevault.keys.envelope import Envelope
 from carevault.keys.service import KeyService
@@ -125,6 +125,10 @@ class BreakGlass:
             self._key("break-glass"), f"carevault-bg|{grant_id}".encode(), text.encode()
         )
         with write_transaction(self.engine) as connection:
+            # One person's grants are counted one at a time: on PostgreSQL grants asked
+            # for together each counted the others' out and opened past the cap
+            # (adversary round 66).
+            lock_until_commit(connection, f"carevault-break-glass:{practitioner_id or account_id}")
             recent = connection.execute(
                 select(func.count())
                 .select_from(break_glass)

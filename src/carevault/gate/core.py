@@ -30,7 +30,13 @@ from carevault.access.registrations import FailureCounter, Proof, TooManyAttempt
 from carevault.access.scopes import Interaction, Scopes
 from carevault.clock import to_micros
 from carevault.containment.state import ContainmentActive, ContainmentState, ContainmentStore
-from carevault.db import WouldBlock, committed_reads, pinned_connection, settled_now
+from carevault.db import (
+    WouldBlock,
+    committed_reads,
+    lock_until_commit,
+    pinned_connection,
+    settled_now,
+)
 from carevault.detect.budget import ReleaseRefused
 from carevault.domain.care import (
     VOUCHED,
@@ -2095,6 +2101,14 @@ class Gate:
         if not terms:
             return
         tokens = {self.vault.token(rt.name, "identifier", term) for term in terms}
+        # One writer of HKIDs at a time, until it commits: on PostgreSQL two clinics'
+        # desks writing one person at once each looked for a holder before the other had
+        # committed, and both wrote (adversary round 66). One lock for every HKID, not
+        # one per number: a Bundle of hundreds of patients would hold hundreds of locks
+        # (PostgreSQL's lock table is shared and bounded), taken in the Bundle's order
+        # (two Bundles could wait for each other). Staff and clients write patients a
+        # few at a time; the loads of the system and of imports do not come here.
+        lock_until_commit(connection, "carevault-hkid-writes")
         own = stored.row_id if stored is not None and not stored.deleted else None
         for holders in self.vault.holding(connection, rt.name, tokens).values():
             if own is not None and any(head.row_id == own for head in holders):

@@ -5,26 +5,39 @@ Security contract:
   recorded (principal, key id — a patient pseudonym, never an identity —,
   purpose, time): if the record cannot be written, no key is returned;
 * unwrapped keys are cached only briefly and in bounded number (``DataKeyCache``);
-* a shredded key is gone: its records can never be decrypted again.
+* a shredded key is gone: its records can never be decrypted again, in any server
+  process (``SHRED_CHECK_SECONDS``).
 """
 
 from __future__ import annotations
 
 import secrets
 import threading
+import time
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from sqlalchemy import Engine, delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from carevault.clock import Clock, to_micros, utc_now
-from carevault.db import read_transaction, write_transaction
+from carevault.db import WouldBlock, read_transaction, refuse_on_the_loop, write_transaction
 from carevault.keys.cache import DataKeyCache
 from carevault.keys.provider import KeyProvider, KeyProviderUnavailable, WrappedKey
 from carevault.keys.tables import data_key
 
 DATA_KEY_BYTES = 32
+
+#: How long a process hands out cached keys before it looks for keys shredded since (by
+#: any process: an erasure through another worker, or the CLI), and forgets them: as
+#: stale as containment's and sessions' state may be. A cached key used to outlive its
+#: shredding in every other process for as long as the cache kept it (a minute by
+#: default; adversary round 66).
+SHRED_CHECK_SECONDS = 0.5
+#: Shreds stamped this long before the newest one seen are looked for again: one
+#: committed after a later one was stamped, or stamped by a host whose clock is behind.
+SHRED_MARGIN_US = 60_000_000
 
 #: Key ids of the keys that are not a patient's.
 DIRECTORY_KEY_ID = "directory"
@@ -84,6 +97,14 @@ class KeyService:
         self._create_lock = threading.Lock()
         #: Set by the composition root to the containment state's key-lockdown switch.
         self.locked: Callable[[], bool] = lambda: False
+        #: How often this process looks for keys shredded elsewhere (the composition root
+        #: sets containment's refresh).
+        self.shred_check_seconds = SHRED_CHECK_SECONDS
+        #: When this process last looked for shredded keys (``time.monotonic()``, when the
+        #: look was sent), and the newest shredding it saw (its ``shredded_us``).
+        self._shreds_read_at = float("-inf")
+        self._newest_shred_us = 0
+        self._shreds_lock = threading.Lock()
 
     def _check_lockdown(self, key_ids: Collection[str] = ()) -> None:
         if key_ids and all(key_id in LOCKDOWN_EXEMPT for key_id in key_ids):
@@ -148,23 +169,63 @@ class KeyService:
             self._cache.discard(key_id)
 
     def ensure_data_key(self, key_id: str, kind: str, *, principal: str, purpose: str) -> bytes:
-        """The key ``key_id``, created on first use (for the shared directory and index keys)."""
+        """The key ``key_id``, created on first use (for the shared directory and index keys).
+        Another server process may create it at the same moment: the key it stored is the
+        key (the first break-the-glass grants through two workers at once answered one of
+        them 500; adversary round 66)."""
         with self._create_lock:
             found = self._wrapped([key_id])
             if key_id not in found:
-                return self.create_data_key(key_id, kind)
+                try:
+                    return self.create_data_key(key_id, kind)
+                except IntegrityError:
+                    pass  # stored by another process meanwhile: unwrapped below
         return self.data_keys([key_id], principal=principal, purpose=purpose)[key_id]
 
     def at_hand(self, key_ids: Collection[str]) -> bool:
         """Whether ``data_keys`` would give every one of ``key_ids`` from the cache, without
-        an unwrap (whose log entry is a durable write the caller would wait for)."""
+        an unwrap (whose log entry is a durable write the caller would wait for), nor a
+        look for keys shredded elsewhere (due every ``SHRED_CHECK_SECONDS``)."""
+        if self._shreds_due():
+            return False
         return all(self._cache.get(key_id) is not None for key_id in key_ids)
+
+    def _shreds_due(self) -> bool:
+        return time.monotonic() - self._shreds_read_at >= self.shred_check_seconds
+
+    def _forget_shredded(self) -> None:
+        """Take out of the cache every key shredded since this process last looked, by
+        whichever process shredded it, if that was ``shred_check_seconds`` ago or more.
+        On the event loop it does not look: ``at_hand`` has just said no look was due
+        (it sends the request to a worker thread otherwise)."""
+        if not self._shreds_due():
+            return
+        try:
+            refuse_on_the_loop("keys shredded elsewhere")
+        except WouldBlock:
+            return
+        with self._shreds_lock:
+            if not self._shreds_due():
+                return
+            asked = time.monotonic()
+            since = max(0, self._newest_shred_us - SHRED_MARGIN_US)
+            with read_transaction(self.engine) as connection:
+                rows = connection.execute(
+                    select(data_key.c.key_id, data_key.c.shredded_us).where(
+                        data_key.c.shredded_us >= since
+                    )
+                ).all()
+            for row in rows:
+                self._cache.discard(row.key_id)
+                self._newest_shred_us = max(self._newest_shred_us, int(row.shredded_us))
+            self._shreds_read_at = asked
 
     def data_keys(
         self, key_ids: Collection[str], *, principal: str, purpose: str
     ) -> dict[str, bytes]:
         """Unwrapped keys for ``key_ids``; misses are unwrapped and logged in one write."""
         self._check_lockdown(key_ids)
+        self._forget_shredded()
         keys: dict[str, bytes] = {}
         missing: list[str] = []
         for key_id in set(key_ids):

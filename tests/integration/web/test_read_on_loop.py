@@ -78,6 +78,8 @@ def clinic(services: Services) -> Iterator[Clinic]:
     # is not read again (the read goes to a thread), which the tests below do on purpose.
     services.access.sessions.check_seconds = 60.0
     services.containment.refresh_seconds = 60.0
+    if services.keys is not None:  # and the look for keys shredded elsewhere
+        services.keys.shred_check_seconds = 60.0
     with FhirTestClient(create_app(services.settings, services)) as web:
         officer = make_staff(services, Role.PRIVACY_OFFICER, ["clinic-a"])
         desk = make_staff(services, Role.FRONT_DESK, ["clinic-a"])
