@@ -23,7 +23,7 @@ from carevault.fhir.query import SearchQuery, parse_query, safe_name
 from carevault.fhir.registry import RESOURCE_TYPES, ResourceType
 from carevault.fhir.validate import parse_json, validate_resource
 from carevault.fhir.views import FULL, View, ViewError, asked_view, shown_body
-from carevault.gate import Caller, Gate, withholds_counts
+from carevault.gate import Caller, Gate, MatchedMeanwhile, withholds_counts
 from carevault.gate.history import versions as history_versions
 from carevault.gate.prefetch import Prefetched
 from carevault.rest import bundles, cursor, offsets
@@ -516,20 +516,54 @@ class FhirInteractions:
     ) -> FhirResponse:
         rt = resource_type_named(type_name)
         resource = validate_resource(parse_json(body), rt.name, self.limits)
-        if if_none_exist:
-            existing = self._existing(caller, rt, if_none_exist)
+        query = self.criteria_of(rt, if_none_exist) if if_none_exist else None
+        unless_held: tuple[bytes, ...] = ()
+        if query is not None:
+            existing = self.matching(caller, query)
             if existing is not None:
                 return written(200, existing.head, existing.body, base, prefer)
+            unless_held = self.identifier_tokens(query)
         resource_id = str(uuid.uuid4())
+        operation = Put(
+            rt, resource_id, resource, fresh=True, method=Method.POST, unless_held=unless_held
+        )
         with translated():
-            operation = Put(rt, resource_id, resource, fresh=True, method=Method.POST)
-            [result] = self.gate.write(caller, [operation])
+            try:
+                [result] = self.gate.write(caller, [operation])
+            except MatchedMeanwhile:
+                # Another request made the match since the search: answered with it, as
+                # the search would now answer (a second search, in the ledger as any).
+                existing = None if query is None else self.matching(caller, query)
+                if existing is None:
+                    raise
+                return written(200, existing.head, existing.body, base, prefer)
         return written(201, result.head, result.body, base, prefer)
 
-    def _existing(self, caller: Caller, rt: ResourceType, criteria: str) -> Opened | None:
+    def identifier_tokens(self, query: SearchQuery) -> tuple[bytes, ...]:
+        """The tokens a record holds, every one, when conditional criteria made only of
+        identifiers match it (``Put.unless_held``); none for criteria of anything else,
+        which the gate does not look at again when it writes."""
+        if query.ids or query.patients or query.last_updated or query.dates:
+            return ()
+        if not query.terms or any(term.param.name != "identifier" for term in query.terms):
+            return ()
+        rt_name = query.resource_type.name
+        return tuple(
+            self.gate.vault.token(rt_name, term.param.name, value, clear=term.param.clear)
+            for term in query.terms
+            for alternative in term.alternatives
+            for value in alternative
+        )
+
+    def criteria_of(self, rt: ResourceType, criteria: str) -> SearchQuery:
+        """The search If-None-Exist names (``[type]?`` before it is allowed)."""
         from urllib.parse import parse_qsl
 
-        query = self.parse_criteria(rt, parse_qsl(criteria.split("?", 1)[-1]))
+        return self.parse_criteria(rt, parse_qsl(criteria.split("?", 1)[-1]))
+
+    def matching(self, caller: Caller, query: SearchQuery) -> Opened | None:
+        """The one record a conditional create's criteria match, or None; 412 for more
+        than one, 409 where only records the caller may not see match (a Patient's)."""
         query.count = 2
         with translated():
             items, total = self.gate.search(caller, query)

@@ -82,6 +82,9 @@ class _Entry:
     #: What a conditional create (ifNoneExist) found, as its caller's search showed it:
     #: nothing to write.
     existing: Opened | None = None
+    #: A conditional create that found no match: the identifier's tokens a record written
+    #: meanwhile would hold (``Put.unless_held``).
+    unless_held: tuple[bytes, ...] = ()
 
     @property
     def writes(self) -> bool:
@@ -396,6 +399,7 @@ def _operation(entry: _Entry, limits: InputLimits) -> Operation:
         if_none_match=None if entry.creates else unwanted,
         fresh=entry.method == "POST" or entry.creates,
         method=Method(entry.method),
+        unless_held=entry.unless_held,
     )
 
 
@@ -421,10 +425,15 @@ def _resolve_conditional_create(
     If-None-Exist finds it (and refuses it where only hidden records match)."""
     if entry.method != "POST" or not entry.if_none_exist or entry.resource_type is None:
         return
-    existing = interactions._existing(caller, entry.resource_type, entry.if_none_exist)
+    query = interactions.criteria_of(entry.resource_type, entry.if_none_exist)
+    existing = interactions.matching(caller, query)
     if existing is not None:
         entry.existing = existing
         entry.resource_id = existing.head.resource_id
+    else:
+        # Written meanwhile by another request, the match fails the transaction (409:
+        # sent again, the Bundle finds it) rather than make a second record.
+        entry.unless_held = interactions.identifier_tokens(query)
 
 
 def _resolve_conditional_write(

@@ -200,6 +200,11 @@ class Put:
     #: bulk import, seeding, a transfer): POST where the write creates the record, PUT
     #: where it replaces one.
     method: Method | None = None
+    #: A conditional create's identifier (``If-None-Exist: identifier=...``): the blind
+    #: tokens a record of the type holds, every one of them, when it is the match the
+    #: create looked for. The gate refuses the create (``MatchedMeanwhile``) if a record
+    #: holds them by the time it is written: the search that found none ran before.
+    unless_held: tuple[bytes, ...] = ()
 
 
 @dataclass(frozen=True)

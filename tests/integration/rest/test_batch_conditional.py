@@ -90,7 +90,7 @@ def test_a_batchs_conditional_create_finds_the_existing_record(group: Group) -> 
 def test_if_none_exist_with_summary_count_still_finds_the_existing_record(
     group: Group,
 ) -> None:
-    """``FhirInteractions._existing`` parses If-None-Exist as a search, result
+    """``FhirInteractions.matching`` parses If-None-Exist as a search, result
     parameters and all: with ``_summary=count`` the search returns no items, the visible
     match is taken for none, and a second record of the patient is created (201)."""
     hkid = group.tm_patient.hkid
