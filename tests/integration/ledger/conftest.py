@@ -40,3 +40,19 @@ def staff_token(services: Services, api: FhirTestClient) -> StaffToken:
 
 def bearer(token: str) -> dict[str, str]:
     return {"authorization": f"Bearer {token}"}
+
+
+def patient(web: FhirTestClient, token: str, family: str) -> str:
+    """A new patient of ``CLINIC`` written by the holder of ``token``: their id."""
+    response = web.post_json(
+        "/fhir/Patient",
+        {
+            "resourceType": "Patient",
+            "name": [{"family": family, "given": ["Mei"]}],
+            "managingOrganization": {"reference": f"Organization/{CLINIC}"},
+        },
+        **bearer(token),
+    )
+    assert response.status_code == 201, response.text
+    patient_id: str = response.json()["id"]
+    return patient_id

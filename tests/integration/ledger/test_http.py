@@ -28,25 +28,10 @@ from carevault.ledger.verifier import (
     verify_cosignature,
     verify_inclusion,
 )
-from tests.integration.ledger.conftest import CLINIC, StaffToken, bearer
+from tests.integration.ledger.conftest import StaffToken, bearer, patient
 from tests.support.client import FhirTestClient
 
 VERIFIER = Path(__file__).parents[3] / "src" / "carevault" / "ledger" / "verifier.py"
-
-
-def patient(web: FhirTestClient, token: str, family: str) -> str:
-    response = web.post_json(
-        "/fhir/Patient",
-        {
-            "resourceType": "Patient",
-            "name": [{"family": family, "given": ["Mei"]}],
-            "managingOrganization": {"reference": f"Organization/{CLINIC}"},
-        },
-        **bearer(token),
-    )
-    assert response.status_code == 201, response.text
-    patient_id: str = response.json()["id"]
-    return patient_id
 
 
 def standalone(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -13,7 +13,7 @@ import hashlib
 
 from carevault.bootstrap import Services
 from carevault.domain.roles import Role
-from tests.integration.ledger.conftest import CLINIC, StaffToken, bearer
+from tests.integration.ledger.conftest import StaffToken, bearer, patient
 from tests.support.client import FhirTestClient
 
 _DASH = "\u2014 "
@@ -55,26 +55,11 @@ def _checkpoint(note: str) -> tuple[str, int, bytes]:
     return origin, int(size), base64.b64decode(root)
 
 
-def _person(web: FhirTestClient, token: str, family: str) -> str:
-    response = web.post_json(
-        "/fhir/Patient",
-        {
-            "resourceType": "Patient",
-            "name": [{"family": family, "given": ["Wing"]}],
-            "managingOrganization": {"reference": f"Organization/{CLINIC}"},
-        },
-        **bearer(token),
-    )
-    assert response.status_code == 201, response.text
-    patient_id: str = response.json()["id"]
-    return patient_id
-
-
 def test_an_entry_is_proven_against_an_earlier_signed_checkpoint_a_scope_cited(
     services: Services, web: FhirTestClient, staff_token: StaffToken
 ) -> None:
     desk, officer = staff_token(Role.FRONT_DESK), staff_token(Role.PRIVACY_OFFICER)
-    someone = _person(web, desk, "Leung")
+    someone = patient(web, desk, "Leung")
     assert web.get(f"/fhir/Patient/{someone}", headers=bearer(desk)).status_code == 200
     kept = services.audit_ledger.checkpoints.make("incident scope")  # what a scope cites
     seq = kept.size - 1
@@ -108,7 +93,7 @@ def test_a_proof_is_refused_at_a_size_no_checkpoint_was_signed_at(
     services: Services, web: FhirTestClient, staff_token: StaffToken
 ) -> None:
     desk, officer = staff_token(Role.FRONT_DESK), staff_token(Role.PRIVACY_OFFICER)
-    someone = _person(web, desk, "Ho")
+    someone = patient(web, desk, "Ho")
     kept = services.audit_ledger.checkpoints.make("schedule")
     assert web.get(f"/fhir/Patient/{someone}", headers=bearer(desk)).status_code == 200
     unsigned = services.audit_ledger.store.head()[0]

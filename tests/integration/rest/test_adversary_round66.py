@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from functools import partial
+from typing import Any, TypeVar, cast
 
 import jwt
 import pytest
@@ -27,6 +28,8 @@ from carevault.web.app import create_app
 from tests.integration.access.group import HKID_SYSTEM, TM, TW, Group, build_group
 from tests.support.client import FhirTestClient
 from tests.support.staff import make_staff
+
+T = TypeVar("T")
 
 pytestmark = pytest.mark.postgres
 
@@ -220,23 +223,36 @@ def _new_patient_of_tm(hkid: str) -> dict[str, Any]:
     }
 
 
-def _sent_at_once(
-    webs: list[FhirTestClient], path: str, body: dict[str, Any], headers: dict[str, str]
-) -> list[Any]:
-    """``body`` posted to ``path`` through each of ``webs`` at one moment."""
-    answers: list[Any] = []
-    start = threading.Barrier(len(webs))
+def _at_once(actions: Sequence[Callable[[], T]]) -> list[T]:
+    """Each of ``actions`` in a thread of its own, all let go at one moment: what each
+    gave, in their order (an exception in one is raised here)."""
+    results: list[T | BaseException | None] = [None] * len(actions)
+    start = threading.Barrier(len(actions))
 
-    def send(web: FhirTestClient) -> None:
+    def run(n: int) -> None:
         start.wait()
-        answers.append(web.post(path, content=json.dumps(body), headers=headers))
+        try:
+            results[n] = actions[n]()
+        except BaseException as error:  # noqa: BLE001 - raised again in the test's thread
+            results[n] = error
 
-    threads = [threading.Thread(target=send, args=(web,)) for web in webs]
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(len(actions))]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    return answers
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return cast(list[T], results)
+
+
+def _sent_at_once(
+    webs: list[FhirTestClient], path: str, body: dict[str, Any], headers: dict[str, str]
+) -> list[Any]:
+    """``body`` posted to ``path`` through each of ``webs`` at one moment."""
+    content = json.dumps(body)
+    return _at_once([partial(web.post, path, content=content, headers=headers) for web in webs])
 
 
 def test_a_conditional_create_sent_twice_at_once_creates_one_patient(
@@ -337,25 +353,15 @@ def _glass_all_at_once(group: Group, webs: list[FhirTestClient]) -> list[int]:
     patient, ``GLASS_SENDERS`` at a time, spread over ``webs``: their statuses."""
     path = f"/fhir/Patient/{group.tw_patient.id}/$break-glass"
     headers = {**group.doctor_tm.headers, "content-type": "application/fhir+json"}
-    statuses: list[int] = []
-    lock = threading.Lock()
-    start = threading.Barrier(GLASS_SENDERS)
 
-    def send(n: int) -> None:
-        web = webs[n % len(webs)]
-        start.wait()
-        for _ in range(GLASS_SENT // GLASS_SENDERS):
-            answer = web.post(path, content=json.dumps(GLASS), headers=headers)
-            status = answer.status_code
-            with lock:
-                statuses.append(status)
+    def send(web: FhirTestClient) -> list[int]:
+        return [
+            web.post(path, content=json.dumps(GLASS), headers=headers).status_code
+            for _ in range(GLASS_SENT // GLASS_SENDERS)
+        ]
 
-    threads = [threading.Thread(target=send, args=(n,)) for n in range(GLASS_SENDERS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return statuses
+    sent = _at_once([partial(send, webs[n % len(webs)]) for n in range(GLASS_SENDERS)])
+    return [status for statuses in sent for status in statuses]
 
 
 def test_break_the_glass_sent_all_at_once_opens_no_more_than_the_hours_cap(
@@ -392,24 +398,15 @@ def _grants_together(group: Group, practitioner: str) -> int:
 
     for _ in range(MAX_GRANTS_PER_HOUR - ROOM):
         ask()
-    granted: list[bool] = []
-    start = threading.Barrier(TOGETHER)
 
-    def one() -> None:
-        start.wait()
+    def one() -> bool:
         try:
             ask()
         except TooManyGrants:
-            granted.append(False)
-        else:
-            granted.append(True)
+            return False
+        return True
 
-    threads = [threading.Thread(target=one) for _ in range(TOGETHER)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return granted.count(True)
+    return _at_once([one] * TOGETHER).count(True)
 
 
 def test_grants_asked_for_together_never_pass_the_hours_cap(group: Group) -> None:
@@ -443,32 +440,27 @@ def test_one_person_written_at_two_clinics_at_once_is_refused_at_one(
     outcomes: list[list[int]] = []
     for n in range(TWIN_ROUNDS):
         hkid = _hkid(n)
-        start = threading.Barrier(2)
-        statuses: list[int] = []
 
-        def write(web: FhirTestClient, desk: dict[str, str], clinic: str) -> None:
+        def write(web: FhirTestClient, desk: dict[str, str], clinic: str, hkid: str) -> int:
             body = {
                 "resourceType": "Patient",
-                "identifier": [{"system": HKID_SYSTEM, "value": hkid}],  # noqa: B023
+                "identifier": [{"system": HKID_SYSTEM, "value": hkid}],
                 "name": [{"family": "Twin"}],
                 "birthDate": "1988-08-08",
                 "managingOrganization": {"reference": f"Organization/{clinic}"},
             }
             headers = {**desk, "content-type": "application/fhir+json"}
-            start.wait()  # noqa: B023
             answer = web.post("/fhir/Patient", content=json.dumps(body), headers=headers)
-            statuses.append(answer.status_code)  # noqa: B023
+            return int(answer.status_code)
 
         # New desks each round: the refusals count against the registration throttle.
         desk_tm = make_staff(group.services, Role.FRONT_DESK, [TM]).headers
         desk_tw = make_staff(group.services, Role.FRONT_DESK, [TW]).headers
-        threads = [
-            threading.Thread(target=write, args=(group.web, desk_tm, TM)),
-            threading.Thread(target=write, args=(other_process, desk_tw, TW)),
-        ]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        statuses = _at_once(
+            [
+                partial(write, group.web, desk_tm, TM, hkid),
+                partial(write, other_process, desk_tw, TW, hkid),
+            ]
+        )
         outcomes.append(sorted(statuses))
     assert outcomes == [[201, 409]] * TWIN_ROUNDS
