@@ -1678,7 +1678,7 @@ class Gate:
                     caller, connection, operation, stored, kept.get(id(operation))
                 )
                 if isinstance(operation, Put) and operation.unless_held:
-                    self._refuse_matched_meanwhile(connection, operation)
+                    self._refuse_matched_meanwhile(caller, connection, operation)
                 # After the write is allowed: a caller who may not write it is refused as
                 # such (403, denied in the ledger), whatever it sent.
                 if id(operation) in erasing:
@@ -2407,18 +2407,28 @@ class Gate:
         prepared = replace(operation, resource=resource, clinic_id=placed)
         return prepared, existing, left_out, kept
 
-    def _refuse_matched_meanwhile(self, connection: Connection, operation: Put) -> None:
-        """A conditional create (``Put.unless_held``) refused if a record of its type now
-        holds every token of its identifier: its search found none, and another request
-        wrote one since. Conditional creates of a type take a lock until they commit, so
-        that of two sent at once the second looks once the first is committed
-        (PostgreSQL; SQLite's write lock orders every writer already). Judged once the
-        write is allowed, before the record is written."""
+    def _refuse_matched_meanwhile(
+        self, caller: Caller, connection: Connection, operation: Put
+    ) -> None:
+        """A conditional create (``Put.unless_held``) refused if a record of its type that
+        the caller may read now holds every token of its identifier: its search found
+        none, and another request wrote one since. Conditional creates of a type take a
+        lock until they commit, so that of two sent at once the second looks once the
+        first is committed (PostgreSQL; SQLite's write lock orders every writer already).
+        Judged once the write is allowed, before the record is written. A holder the
+        caller may not read is left to the rules that judge such a match
+        (``_refuse_someone_elses_hkid``): its existence is not told here."""
         rt = operation.resource_type
         lock_until_commit(connection, f"carevault-conditional-create:{rt.name}")
         holding = self.vault.holding(connection, rt.name, operation.unless_held)
         rows = [{head.row_id for head in holding.get(token, [])} for token in operation.unless_held]
-        if rows and set.intersection(*rows):
+        matched = set.intersection(*rows) if rows else set()
+        heads = {head.row_id: head for held in holding.values() for head in held}
+        for row_id in sorted(matched):
+            try:
+                self._decide_read(caller, rt, heads[row_id], reading=connection)
+            except (AccessDenied, ContainmentActive):
+                continue
             raise MatchedMeanwhile(
                 f"a {rt.name} matching If-None-Exist was written by another request "
                 "meanwhile; send the request again to be answered with it"

@@ -540,9 +540,14 @@ class FhirInteractions:
         return written(201, result.head, result.body, base, prefer)
 
     def identifier_tokens(self, query: SearchQuery) -> tuple[bytes, ...]:
-        """The tokens a record holds, every one, when conditional criteria made only of
+        """The tokens a Patient holds, every one, when conditional criteria made only of
         identifiers match it (``Put.unless_held``); none for criteria of anything else,
-        which the gate does not look at again when it writes."""
+        which the gate does not look at again when it writes, nor for other types: a
+        duplicate of another record splits no one's history, and a record of another
+        type that the caller reads only in part (a sensitive result) would be told of by
+        a refusal its search does not give (``Gate.refuse_unseen_matches``)."""
+        if not query.resource_type.is_patient:
+            return ()
         if query.ids or query.patients or query.last_updated or query.dates:
             return ()
         if not query.terms or any(term.param.name != "identifier" for term in query.terms):
