@@ -39,13 +39,34 @@ def register_test_app(services: Services) -> None:
         )
 
 
+#: ``PASSWORD``'s argon2 hash by the settings' (memory, time) cost, made once a process:
+#: every test account shares the password, and hashing it for each of a test's five
+#: staff was a fifth of setting up the access group (tests/integration/access/group.py).
+_hashes: dict[tuple[int, int], str] = {}
+
+
+def password_hash(services: Services) -> str:
+    """``PASSWORD`` hashed with ``services``' argon2 parameters (made once a process)."""
+    cost = (services.settings.argon2_memory_kib, services.settings.argon2_time_cost)
+    if cost not in _hashes:
+        _hashes[cost] = services.accounts.passwords.hash(PASSWORD)
+    return _hashes[cost]
+
+
 def make_staff(
     services: Services, role: Role, clinics: list[str], practitioner_id: str | None = None
 ) -> Staff:
     register_test_app(services)
     username = f"{role.value.replace('_', '')}{len(services.accounts.all())}"
     account, secret = services.accounts.add(
-        username, f"Test {role.value}", role, clinics, PASSWORD, practitioner_id
+        username,
+        f"Test {role.value}",
+        role,
+        clinics,
+        PASSWORD,
+        practitioner_id,
+        password_hash=password_hash(services),
+        hash_checked=True,
     )
     login = Login(account.username, str(role), secret, PASSWORD, frozenset(clinics))
     return Staff(account, login, open_token(services, account, "user/*.cruds"))

@@ -9,6 +9,7 @@ and a birth date (what they would show at a front desk), and an observation.
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -230,36 +231,77 @@ def created(api: FhirTestClient, body: dict[str, Any]) -> str:
     return created
 
 
-def _patient(api: FhirTestClient, clinic: str, family: str, hkid: str, born: str) -> Patient:
-    patient = created(
-        api,
-        {
-            "resourceType": "Patient",
-            "identifier": [{"system": HKID_SYSTEM, "value": hkid}],
-            "name": [{"family": family, "given": ["Siu Ming"]}],
-            "telecom": [{"system": "phone", "value": "+852 9123 4567"}],
-            "birthDate": born,
-            "managingOrganization": {"reference": f"Organization/{clinic}"},
-        },
+def _patient_entries(clinic: str, family: str, hkid: str, born: str) -> list[dict[str, Any]]:
+    """A transaction's entries for a patient of ``clinic``, their visit there yesterday
+    and an observation (the patient referred to by its entry's ``urn:uuid``)."""
+    patient = f"urn:uuid:{uuid.uuid4()}"
+    body = {
+        "resourceType": "Patient",
+        "identifier": [{"system": HKID_SYSTEM, "value": hkid}],
+        "name": [{"family": family, "given": ["Siu Ming"]}],
+        "telecom": [{"system": "phone", "value": "+852 9123 4567"}],
+        "birthDate": born,
+        "managingOrganization": {"reference": f"Organization/{clinic}"},
+    }
+    visit = encounter(patient, clinic, day=TODAY - timedelta(days=1))
+    seen = observation(patient)
+    visit["subject"] = seen["subject"] = {"reference": patient}
+    return [
+        {"fullUrl": patient, "resource": body, "request": {"method": "POST", "url": "Patient"}},
+        *(
+            {"resource": resource, "request": {"method": "POST", "url": resource["resourceType"]}}
+            for resource in (visit, seen)
+        ),
+    ]
+
+
+def transaction(api: FhirTestClient, entries: list[dict[str, Any]]) -> list[str]:
+    """The ids of ``entries`` written by the system in one transaction (200, or the test
+    fails), in the entries' order."""
+    answer = api.post_json(
+        "/fhir", {"resourceType": "Bundle", "type": "transaction", "entry": entries}
     )
-    created(api, encounter(patient, clinic, day=TODAY - timedelta(days=1)))
-    return Patient(patient, hkid, born, created(api, observation(patient)))
+    assert answer.status_code == 200, answer.text
+    return [entry["response"]["location"].split("/")[1] for entry in answer.json()["entry"]]
+
+
+def patient_seen(api: FhirTestClient, clinic: str, family: str, hkid: str, born: str) -> Patient:
+    """A patient of ``clinic`` with an HKID, seen there yesterday, and an observation."""
+    patient, _, seen = transaction(api, _patient_entries(clinic, family, hkid, born))
+    return Patient(patient, hkid, born, seen)
 
 
 def build_group(services: Services, api: FhirTestClient) -> Iterator[Group]:
-    """The group, its staff and patients (written by the system, as seeding does)."""
-    for clinic in (TM, TW):
-        api.put_json(
-            f"/fhir/Organization/{clinic}",
-            {"resourceType": "Organization", "id": clinic, "name": clinic},
-        )
-    for practitioner in ("dr-tm", "dr-tw", "dr-other"):
-        api.put_json(
-            f"/fhir/Practitioner/{practitioner}",
-            {"resourceType": "Practitioner", "id": practitioner, "name": [{"family": "Wong"}]},
-        )
-    tm_patient = _patient(api, TM, "Chan", "A123456(3)", "1970-03-14")
-    tw_patient = _patient(api, TW, "Lee", "C668668(9)", "1982-11-02")
+    """The group, its staff and patients (written by the system, as seeding does), in one
+    transaction: eleven requests one by one were half of setting the group up, and the
+    group is set up for over a thousand tests of a run."""
+    entries: list[dict[str, Any]] = [
+        {
+            "resource": {"resourceType": "Organization", "id": clinic, "name": clinic},
+            "request": {"method": "PUT", "url": f"Organization/{clinic}"},
+        }
+        for clinic in (TM, TW)
+    ]
+    entries += [
+        {
+            "resource": {
+                "resourceType": "Practitioner",
+                "id": practitioner,
+                "name": [{"family": "Wong"}],
+            },
+            "request": {"method": "PUT", "url": f"Practitioner/{practitioner}"},
+        }
+        for practitioner in ("dr-tm", "dr-tw", "dr-other")
+    ]
+    people = ((TM, "Chan", "A123456(3)", "1970-03-14"), (TW, "Lee", "C668668(9)", "1982-11-02"))
+    for person in people:
+        entries += _patient_entries(*person)
+    ids = transaction(api, entries)
+    # Each patient's three entries follow the five of the directory: patient, visit, note.
+    tm_patient, tw_patient = (
+        Patient(ids[at], hkid, born, ids[at + 2])
+        for at, (_, _, hkid, born) in zip((5, 8), people, strict=True)
+    )
     with FhirTestClient(create_app(services.settings, services)) as web:
         yield Group(
             services=services,

@@ -23,7 +23,7 @@ from carevault.ledger.events import Outcome, Tag
 from carevault.notify.scope import parse_scope
 from carevault.vault.writer import Put
 from tests.integration.access.browser import basic
-from tests.integration.access.group import TM, Group, _patient, build_group, observation
+from tests.integration.access.group import TM, Group, build_group, observation, patient_seen
 from tests.support.client import FhirTestClient
 from tests.support.staff import make_staff, open_token
 
@@ -64,7 +64,9 @@ def _shown(body: dict[str, Any], shown: dict[str, set[str]]) -> None:
 
 def test_scope_lists_exactly_what_the_account_was_shown(group: Group, api: FhirTestClient) -> None:
     hkids = [_hkid("B", "111111"), _hkid("D", "222222")]
-    more = [_patient(api, TM, f"Ho{n}", hkid, f"1990-01-0{n + 1}") for n, hkid in enumerate(hkids)]
+    more = [
+        patient_seen(api, TM, f"Ho{n}", hkid, f"1990-01-0{n + 1}") for n, hkid in enumerate(hkids)
+    ]
     p1, p2, p3 = group.tm_patient.id, more[0].id, more[1].id
     api.post_json("/fhir/Observation", observation(p3, "BP 150/95"))
     since = datetime.now(UTC) - timedelta(seconds=1)
@@ -167,8 +169,8 @@ def test_the_same_person_registered_at_two_clinics_is_counted_once(
     from tests.integration.access.group import TW
 
     hkid = _hkid("E", "333333")
-    first = _patient(api, TM, "Yip", hkid, "1960-05-05").id
-    second = _patient(api, TW, "Yip", hkid.replace("(", " ("), "1960-05-05").id
+    first = patient_seen(api, TM, "Yip", hkid, "1960-05-05").id
+    second = patient_seen(api, TW, "Yip", hkid.replace("(", " ("), "1960-05-05").id
     since = datetime.now(UTC) - timedelta(seconds=1)
     for patient in (first, second, group.tw_patient.id):
         assert api.get(f"/fhir/Patient/{patient}").status_code == 200
@@ -225,8 +227,8 @@ def test_a_scope_run_again_reads_only_the_records_that_changed(
     from tests.integration.access.group import TW
 
     hkid = _hkid("G", "444444")
-    first = _patient(api, TM, "Lau", hkid, "1970-06-06").id
-    second = _patient(api, TW, "Lau", hkid, "1970-06-06").id
+    first = patient_seen(api, TM, "Lau", hkid, "1970-06-06").id
+    second = patient_seen(api, TW, "Lau", hkid, "1970-06-06").id
     since = datetime.now(UTC) - timedelta(seconds=1)
     for patient in (first, second):
         assert api.get(f"/fhir/Patient/{patient}").status_code == 200
@@ -266,8 +268,8 @@ def test_a_record_shredded_since_the_last_scope_run_is_not_matched_from_memory(
     from tests.integration.access.group import TW
 
     hkid = _hkid("J", "666666")
-    first = _patient(api, TM, "Mok", hkid, "1980-07-07").id
-    second = _patient(api, TW, "Mok", hkid, "1980-07-07").id
+    first = patient_seen(api, TM, "Mok", hkid, "1980-07-07").id
+    second = patient_seen(api, TW, "Mok", hkid, "1980-07-07").id
     since = datetime.now(UTC) - timedelta(seconds=1)
     for patient in (first, second):
         assert api.get(f"/fhir/Patient/{patient}").status_code == 200
