@@ -56,7 +56,6 @@ def password_hash(services: Services) -> str:
 def make_staff(
     services: Services, role: Role, clinics: list[str], practitioner_id: str | None = None
 ) -> Staff:
-    register_test_app(services)
     username = f"{role.value.replace('_', '')}{len(services.accounts.all())}"
     account, secret = services.accounts.add(
         username,
