@@ -85,18 +85,36 @@ def _published(ledger: Ledger) -> StoredCheckpoint:
 
 
 @router.get("/audit/checkpoint")
-async def checkpoint(request: Request, svc: ServicesDep, ledger: LedgerName = "audit") -> Response:
+async def checkpoint(
+    request: Request,
+    svc: ServicesDep,
+    ledger: LedgerName = "audit",
+    tree_size: Annotated[int | None, Query(ge=0)] = None,
+) -> Response:
     """The latest signed checkpoint (C2SP signed note, with witness cosignatures).
 
     Anyone may fetch it, and is served the one signed last: checkpoints are signed on the
     schedule, at containment, and when a privacy officer asks with a bearer token (then
     one is signed now if the ledger has grown). A stranger cannot make the server sign.
+
+    With ``tree_size``, the note signed at exactly that size (the one an incident's
+    scope or an inclusion proof cited), as it was served then: every note stored was
+    the latest once. Nothing is signed for it, whoever asks; a size no note was signed at
+    is ``404`` in the same words whether or not the live tree has reached it (its size
+    is not published unsigned).
     """
     chosen = _ledger(svc, ledger)
     fresh = False
     if request.headers.get("authorization"):
         who = await caller(request, svc)  # a bad token is refused (401), as anywhere
         fresh = is_officer(who)
+    if tree_size is not None:
+        signed = await run_in_threadpool(chosen.checkpoints.at_size, tree_size)
+        if signed is None:
+            raise FhirError(
+                404, [Issue("not-found", f"no checkpoint was signed at size {tree_size}")]
+            )
+        return Response(signed.note, media_type="text/plain; charset=utf-8", headers=NO_STORE)
     found = await run_in_threadpool(_latest if fresh else _published, chosen)
     return Response(found.note, media_type="text/plain; charset=utf-8", headers=NO_STORE)
 

@@ -252,3 +252,62 @@ def test_staff_learn_nothing_from_the_new_parameters(
     assert {answer.status_code for answer in answers} == {403}
     assert len({answer.content for answer in answers}) == 1
     assert all("total" not in answer.text for answer in answers)
+
+
+def test_an_earlier_checkpoint_is_served_at_its_size_to_anyone(
+    services: Services, web: FhirTestClient, staff_token: StaffToken
+) -> None:
+    """A verifier holding a scope that cites size S fetches the note signed at S, after
+    the ledger has grown and been signed again: it was served only the latest."""
+    desk, officer = staff_token(Role.FRONT_DESK), staff_token(Role.PRIVACY_OFFICER)
+    someone = patient(web, desk, "Lau")
+    kept = services.audit_ledger.checkpoints.make("incident scope")
+    for _ in range(3):
+        assert web.get(f"/fhir/Patient/{someone}", headers=bearer(desk)).status_code == 200
+    latest = services.audit_ledger.checkpoints.make("schedule")
+    assert latest.size > kept.size
+
+    for headers in ({}, bearer(officer), bearer(desk)):
+        answer = web.get(f"/audit/checkpoint?tree_size={kept.size}", headers=headers)
+        assert answer.status_code == 200, answer.text
+        assert answer.text == kept.note  # byte for byte, its signatures and all
+        assert answer.headers["content-type"] == "text/plain; charset=utf-8"
+    assert web.get(f"/audit/checkpoint?tree_size={latest.size}").text == latest.note
+    assert web.get("/audit/checkpoint").text == latest.note  # without it, as before
+    unwrap = services.unwrap_ledger.checkpoints.make("schedule")
+    answer = web.get(f"/audit/checkpoint?ledger=unwrap&tree_size={unwrap.size}")
+    assert answer.text == unwrap.note
+    # Asking for an old note signs nothing, whoever asks (an officer's plain ask, the
+    # ledger having grown, would).
+    assert web.get(f"/fhir/Patient/{someone}", headers=bearer(desk)).status_code == 200
+    web.get(f"/audit/checkpoint?tree_size={kept.size}", headers=bearer(officer))
+    now_latest = services.audit_ledger.checkpoints.latest()
+    assert now_latest is not None and now_latest.note == latest.note
+
+
+def test_a_size_no_checkpoint_was_signed_at_is_refused_alike(
+    services: Services, web: FhirTestClient, staff_token: StaffToken
+) -> None:
+    desk, officer = staff_token(Role.FRONT_DESK), staff_token(Role.PRIVACY_OFFICER)
+    someone = patient(web, desk, "Yip")
+    kept = services.audit_ledger.checkpoints.make("schedule")
+    assert web.get(f"/fhir/Patient/{someone}", headers=bearer(desk)).status_code == 200
+    unsigned = services.audit_ledger.store.head()[0]
+    assert unsigned > kept.size
+    refusals = set()
+    for headers in ({}, bearer(officer)):
+        for tree_size in (kept.size - 1, unsigned, unsigned + 1000, 10**17, 10**20):
+            answer = web.get(f"/audit/checkpoint?tree_size={tree_size}", headers=headers)
+            # Whether the live tree has reached the size or not: nothing of the
+            # unsigned head is told, to a stranger or an officer.
+            assert answer.status_code == 404, answer.text
+            refusals.add(answer.text.replace(str(tree_size), "N"))
+    assert len(refusals) == 1
+    for bad in ("-1", "abc", "1.5", ""):
+        answer = web.get(f"/audit/checkpoint?tree_size={bad}")
+        assert answer.status_code == 400, (bad, answer.text)
+        assert "Traceback" not in answer.text
+    assert web.get("/audit/checkpoint?tree_size=1", headers=bearer("nonsense")).status_code == 401
+    # The inclusion proof's tree_size (round 66) too: a size past any number a row holds.
+    huge = web.get(f"/audit/proof/inclusion?seq=0&tree_size={10**20}", headers=bearer(officer))
+    assert huge.status_code == 404, huge.text
