@@ -52,20 +52,47 @@ def list_alerts(
     # A choice: a status that is not one is refused with the choices (exit 2), not taken
     # for a filter that matches no alert.
     status: Annotated[AlertStatus | None, typer.Option(help="Only alerts in this status.")] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            help="Only alerts raised, widened or escalated at or after this ISO-8601 time "
+            "(without a zone: CAREVAULT_TIMEZONE's)."
+        ),
+    ] = None,
+    after: Annotated[
+        str | None, typer.Option(help="Only alerts whose id is above this one (a poll's last).")
+    ] = None,
     as_json: JsonOption = False,
     home: HomeOption = None,
 ) -> None:
-    """Every alert, oldest first (the detectors catch up with the ledger first)."""
-    from carevault.detect.alerts import as_dict
+    """Every alert (or those a poll asks for), oldest first (the detectors catch up with
+    the ledger first). A malformed --since or --after: exit 2."""
+    from zoneinfo import ZoneInfo
+
+    from carevault.detect.listing import PollRefused, described, poll
 
     with open_services(home) as services:
         detection = services.detection
         assert detection is not None  # noqa: S101 - the composition root always builds it
+        try:
+            # Before the catch-up: a wrong call is told at once.
+            wanted = poll(
+                status.value if status else None,
+                since,
+                after,
+                ZoneInfo(services.settings.timezone),
+            )
+        except PollRefused as refused:
+            raise fail(str(refused), 2) from None
         detection.engine.catch_up()
-        found = [
-            as_dict(alert)
-            for alert in detection.alerts.list(status=status.value if status else None)
-        ]
+        found = described(
+            detection.alerts.list(
+                status=wanted.status,
+                after_id=wanted.after_id,
+                changed_since_us=wanted.changed_since_us,
+            ),
+            services.audit_ledger.store,
+        )
     if as_json:
         echo(json.dumps(found, indent=1))
         return
@@ -78,7 +105,7 @@ def list_alerts(
 @alerts_app.command("show")
 def show(alert_id: str, as_json: JsonOption = False, home: HomeOption = None) -> None:
     """One alert: what was seen, the ledger positions that prove it, what was done."""
-    from carevault.detect.alerts import as_dict
+    from carevault.detect.listing import described
 
     _alert_number(alert_id)
     with open_services(home) as services:
@@ -87,7 +114,7 @@ def show(alert_id: str, as_json: JsonOption = False, home: HomeOption = None) ->
             alert = services.detection.alerts.get(alert_id)
         except KeyError:
             raise fail(f"no alert {alert_id}") from None
-    shown = as_dict(alert)
+        (shown,) = described([alert], services.audit_ledger.store)
     if as_json:
         echo(json.dumps({**shown, "patients": list(alert.patients)}, indent=1))
         return

@@ -18,13 +18,13 @@ if TYPE_CHECKING:
 def alerts_as_dicts(services: Services) -> list[dict[str, Any]]:
     """Every alert, as ``carevault alerts list --json`` gives them, after bringing the
     detectors up to the whole ledger (so an offline run can be scored)."""
-    from carevault.detect.alerts import as_dict
+    from carevault.detect.listing import described
 
     detection = services.detection
     if detection is None:
         raise RuntimeError("detection is not configured in these services")
     detection.engine.catch_up()
-    return [as_dict(alert) for alert in detection.alerts.list()]
+    return described(detection.alerts.list(), services.audit_ledger.store)
 
 
 def alert_case(services: Services, alert_id: str | int) -> dict[str, Any]:

@@ -287,9 +287,22 @@ class AlertStore:
             return self._get(connection, wanted)
 
     def list(
-        self, *, status: str | None = None, case: str | None = None, limit: int = 10_000
+        self,
+        *,
+        status: str | None = None,
+        case: str | None = None,
+        limit: int = 10_000,
+        after_id: int = 0,
+        changed_since_us: int | None = None,
     ) -> list[Alert]:
+        """Alerts by id, oldest first: those numbered above ``after_id``, and with
+        ``changed_since_us`` those raised, widened or escalated at or after it (a poll
+        that kept only new ids would never see an alert of its own grow to critical)."""
         query = select(detect_alert).order_by(detect_alert.c.alert_id).limit(limit)
+        if after_id > 0:
+            query = query.where(detect_alert.c.alert_id > min(after_id, ROW_ID_MAX))
+        if changed_since_us is not None:
+            query = query.where(detect_alert.c.updated_us >= changed_since_us)
         if status is not None:
             query = query.where(detect_alert.c.status == status)
         if case is not None:

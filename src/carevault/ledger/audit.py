@@ -12,8 +12,12 @@ from typing import Any
 
 from carevault.ledger.checkpoints import StoredCheckpoint
 from carevault.ledger.events import AuditEvent, Tag, Unrecognised
+from carevault.ledger.export import event_subtype, event_type
 from carevault.ledger.service import Ledger
 from carevault.ledger.verifier import leaf_hash, verify_inclusion
+
+#: A token of a FHIR search: (system, code); a system of None matches any system.
+Token = tuple[str | None, str]
 
 
 @dataclass(frozen=True)
@@ -31,20 +35,38 @@ class AuditQuery:
     #: FHIR ``ne`` date, which is no one window ``since_us`` and ``until_us`` can say).
     outside_us: tuple[tuple[int, int], ...] = ()
     after_seq: int = -1
+    #: Only entries before this position (the cursor of a newest-first search's pages).
+    before_seq: int | None = None
+    #: Newest first (``_sort=-date``): the reverse of ledger order.
+    newest_first: bool = False
+    #: AuditEvent.type, then .subtype, as tokens: each group must hold, by any of its
+    #: (system or None for any system, code).
+    types: tuple[frozenset[Token], ...] = ()
+    subtypes: tuple[frozenset[Token], ...] = ()
+    #: Entries about one resource (AuditEvent.entity: its type and id).
+    entity: tuple[str, str] | None = None
     count: int = 50
 
 
 def matching(ledger: Ledger, query: AuditQuery) -> list[tuple[int, AuditEvent, bytes]]:
-    """The first ``query.count`` entries that match ``query``, in ledger order."""
+    """The first ``query.count`` entries that match ``query``, in ledger order (newest
+    first if ``query.newest_first``)."""
     return list(islice(each_matching(ledger, query, max(query.count * 2, 100)), query.count))
+
+
+def count_matching(ledger: Ledger, query: AuditQuery) -> int:
+    """How many entries match ``query`` (``count`` aside): a search's ``Bundle.total``,
+    read through the whole of what the indexed filters leave."""
+    return sum(1 for _ in each_matching(ledger, query))
 
 
 def each_matching(
     ledger: Ledger, query: AuditQuery, batch_size: int = 1000
 ) -> Iterator[tuple[int, AuditEvent, bytes]]:
-    """Every entry that matches ``query`` (``count`` aside), in ledger order, read
-    ``batch_size`` at a time and checked against the entry bytes themselves."""
-    after = query.after_seq
+    """Every entry that matches ``query`` (``count`` aside), in ledger order (or its
+    reverse), read ``batch_size`` at a time and checked against the entry bytes
+    themselves."""
+    after, before = query.after_seq, query.before_seq
     while True:
         batch = ledger.store.find(
             subject=query.patient_pseudonym,
@@ -52,7 +74,9 @@ def each_matching(
             since_us=query.since_us,
             until_us=query.until_us,
             after_seq=after,
+            before_seq=before,
             limit=batch_size,
+            newest_first=query.newest_first,
         )
         if not batch:
             return
@@ -60,7 +84,18 @@ def each_matching(
             event = AuditEvent.from_canonical(data, seq=seq)
             if _fits(query, event):
                 yield seq, event, data
-        after = batch[-1][0]
+        if query.newest_first:
+            before = batch[-1][0]
+        else:
+            after = batch[-1][0]
+
+
+def _holds(groups: tuple[frozenset[Token], ...], coding: tuple[str, str]) -> bool:
+    system, code = coding
+    return all(
+        any(code == wanted and (within is None or within == system) for within, wanted in group)
+        for group in groups
+    )
 
 
 def _fits(query: AuditQuery, event: AuditEvent) -> bool:
@@ -74,6 +109,9 @@ def _fits(query: AuditQuery, event: AuditEvent) -> bool:
         )
         or (query.outcome and event.outcome.value != query.outcome)
         or any(since <= event.at_us < until for since, until in query.outside_us)
+        or (query.types and not _holds(query.types, event_type(event.tag.value)))
+        or (query.subtypes and not _holds(query.subtypes, event_subtype(event.tag.value)))
+        or (query.entity is not None and (event.resource_type, event.resource_id) != query.entity)
     )
 
 

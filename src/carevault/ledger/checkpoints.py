@@ -14,7 +14,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import insert, select
 
-from carevault.db import read_transaction, write_transaction
+from carevault.db import ROW_ID_MAX, read_transaction, write_transaction
 from carevault.ledger.store import LedgerCorrupt, LedgerStore
 from carevault.ledger.verifier import (
     ED25519_TYPE,
@@ -188,6 +188,10 @@ class Checkpoints:
     def at_size(self, size: int) -> StoredCheckpoint | None:
         """The latest checkpoint signed at exactly ``size`` (one an incident's scope or an
         earlier answer cited), or None if none was signed at that size."""
+        if not 0 <= size <= ROW_ID_MAX:
+            # No tree has it, and the driver would overflow on the number (a 500 for a
+            # size typed into ``?tree_size=``).
+            return None
         table = self.store.tables.checkpoint
         found = self._query(table.c.size == size, order=table.c.checkpoint_id.desc(), limit=1)
         return found[0] if found else None

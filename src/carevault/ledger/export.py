@@ -53,24 +53,39 @@ def _instant(at_us: int) -> str:
     return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
+AUDIT_EVENT_TYPES = "http://terminology.hl7.org/CodeSystem/audit-event-type"
+
+
+def event_type(tag: str) -> tuple[str, str]:
+    """(system, code) of the AuditEvent.type of an entry with ``tag``: ``rest`` for the
+    FHIR RESTful interactions, else the tag's source (``auth:session``) under the
+    ledger's system. The AuditEvent search's ``type`` matches this very coding."""
+    source, _, verb = tag.rpartition(":")
+    if source.startswith("fhir") and verb in _REST:
+        return AUDIT_EVENT_TYPES, "rest"
+    return LEDGER_SYSTEM, source
+
+
+def event_subtype(tag: str) -> tuple[str, str]:
+    """(system, code) of the AuditEvent.subtype: the tag itself (``fhir:patient:read``)."""
+    return LEDGER_SYSTEM, tag
+
+
 def fhir_audit_event(seq: int, data: bytes) -> dict[str, Any]:
     """The FHIR R4 AuditEvent for ledger entry ``seq`` with canonical bytes ``data``."""
     event = AuditEvent.from_canonical(data, seq=seq)
-    source, _, verb = event.tag.value.rpartition(":")
-    rest = source.startswith("fhir") and verb in _REST
+    verb = event.tag.value.rpartition(":")[2]
+    type_system, type_code = event_type(event.tag.value)
+    subtype_system, subtype_code = event_subtype(event.tag.value)
     resource: dict[str, Any] = {
         "resourceType": "AuditEvent",
         "id": f"audit-{seq}",
         "type": (
-            {
-                "system": "http://terminology.hl7.org/CodeSystem/audit-event-type",
-                "code": "rest",
-                "display": "RESTful Operation",
-            }
-            if rest
-            else {"system": LEDGER_SYSTEM, "code": source, "display": source}
+            {"system": type_system, "code": type_code, "display": "RESTful Operation"}
+            if type_system == AUDIT_EVENT_TYPES
+            else {"system": type_system, "code": type_code, "display": type_code}
         ),
-        "subtype": [{"system": LEDGER_SYSTEM, "code": event.tag.value}],
+        "subtype": [{"system": subtype_system, "code": subtype_code}],
         "recorded": _instant(event.at_us),
         **_outcome_code(event),
         "agent": [_agent(event)],

@@ -239,9 +239,13 @@ AUDIT_EVENT = {
     "documentation": (
         "The audit ledger, searched: only for a privacy officer whose token carries the "
         "account's whole reach (user/*.cruds); anyone else gets 403. Entries come oldest "
-        "first, at most _count (1..500) a page; a page's next link carries _after, an "
-        "entry number. A search naming a patient is a release of that patient's accesses "
-        "and rides the release budget."
+        "first (_sort=date, ledger order) or newest first (_sort=-date), at most _count "
+        "(1..500) a page; a page's next link carries _after (newest first: _before), an "
+        "entry number. _total=accurate gives Bundle.total, every entry the search matches "
+        "(on the page asked for; next links do not repeat it); none, estimate or absent: "
+        "no total. A search naming a patient, or a record of a patient as its entity, is "
+        "a release of that patient's accesses and rides the release budget. Any other "
+        "parameter is refused (400)."
     ),
     "interaction": [{"code": "search-type"}],
     "searchParam": [
@@ -270,6 +274,36 @@ AUDIT_EVENT = {
             "name": "outcome",
             "type": "token",
             "documentation": "0 (success), 4 (denied) or 8 (failed); or the word.",
+        },
+        {
+            "name": "_lastUpdated",
+            "type": "date",
+            "documentation": "For an AuditEvent, when it was recorded: as date.",
+        },
+        {
+            "name": "type",
+            "type": "token",
+            "documentation": (
+                "AuditEvent.type: rest (system http://terminology.hl7.org/CodeSystem/"
+                "audit-event-type) for FHIR RESTful interactions, else the entry's source "
+                "under urn:carevault:audit-ledger (auth:session, audit:ledger, ...). code "
+                "or system|code, comma-separated for any of them."
+            ),
+        },
+        {
+            "name": "subtype",
+            "type": "token",
+            "documentation": (
+                "AuditEvent.subtype: the entry's action, urn:carevault:audit-ledger|"
+                "fhir:patient:read and the like. code or system|code, comma-separated."
+            ),
+        },
+        {
+            "name": "entity",
+            "type": "reference",
+            "documentation": (
+                "Entries about one resource, Type/id (Patient/123): AuditEvent.entity.what."
+            ),
         },
     ],
 }

@@ -19,13 +19,17 @@ from typing import Any
 
 from carevault.sim.workload.calendar import is_working_day
 
-ALERT_KEYS = frozenset(
+#: What an alert said before integrator round 67 added ``ACTIVITY_KEYS``: a run's alerts
+#: saved by an older build lack those, and are scored as ever.
+REQUIRED_ALERT_KEYS = frozenset(
     {
         "id", "case", "detector", "severity", "account", "role", "client", "source_address",
         "patient_count", "first_position", "last_position", "raised_at", "action", "status",
         "explanation",
     }
 )  # fmt: skip
+ACTIVITY_KEYS = frozenset({"updated_at", "first_activity_at", "last_activity_at", "clinics"})
+ALERT_KEYS = REQUIRED_ALERT_KEYS | ACTIVITY_KEYS
 SEVERITY_RANK = {"low": 0, "medium": 1, "high": 2, "critical": 3}
 CONTAINING = frozenset({"suspend", "phi-offline", "step-up"})
 HKT = timezone(timedelta(hours=8))
@@ -57,7 +61,7 @@ class Alert:
 
 
 def parse_alert(raw: dict[str, Any]) -> Alert:
-    missing, extra = ALERT_KEYS - raw.keys(), raw.keys() - ALERT_KEYS
+    missing, extra = REQUIRED_ALERT_KEYS - raw.keys(), raw.keys() - ALERT_KEYS
     if missing or extra:
         raise AlertFormatError(
             f"alert {raw.get('id')!r}: missing {sorted(missing)}, unexpected {sorted(extra)}"

@@ -437,6 +437,29 @@ class Vault:
             ).all()
         return {row.resource_id: row.patient_pseudonym for row in rows}
 
+    def patient_of(self, resource_type: str, resource_id: str) -> tuple[str, str] | None:
+        """(Patient id, pseudonym) of the patient whose record ``resource_type/id`` is
+        (deleted or not: its accesses are theirs), or None for a record of no patient
+        or one never written. A Patient record is its own patient."""
+        head = resource_head.c
+        with read_transaction(self.engine) as connection:
+            pseudonym = connection.execute(
+                select(head.patient_pseudonym)
+                .where(head.resource_type == resource_type, head.resource_id == resource_id)
+                .limit(1)
+            ).scalar()
+            if pseudonym is None:
+                return None
+            if resource_type == "Patient":
+                return resource_id, str(pseudonym)
+            patient = connection.execute(
+                select(head.resource_id)
+                .where(head.resource_type == "Patient", head.patient_pseudonym == pseudonym)
+                .order_by(head.deleted, head.resource_id)
+                .limit(1)
+            ).scalar()
+        return (str(patient), str(pseudonym)) if patient is not None else None
+
     def locate_compartment(self, pseudonym: str, restrict: Restriction = None) -> list[Sealed]:
         """Every live resource of one patient, sealed, in a stable order."""
         conditions = [

@@ -4,6 +4,7 @@ shape of ``carevault alerts list --json``); acknowledging or dismissing needs a 
 from __future__ import annotations
 
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
@@ -11,8 +12,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse
 
 from carevault.bootstrap import Services
-from carevault.detect.alerts import STATUSES, as_dict
+from carevault.detect.alerts import STATUSES
 from carevault.detect.desk import OfficerCode, OfficerRefused
+from carevault.detect.listing import PollRefused, described, poll
 from carevault.detect.service import Detection
 from carevault.fhir.outcome import FhirError, Issue
 from carevault.gate import Caller
@@ -37,11 +39,33 @@ def _officer_only(svc: Services, who: Caller) -> Detection:
 
 
 @router.get("/admin/alerts")
-async def list_alerts(svc: ServicesDep, who: CallerDep, status: str | None = None) -> JSONResponse:
+async def list_alerts(
+    svc: ServicesDep,
+    who: CallerDep,
+    status: str | None = None,
+    since: str | None = None,
+    after: str | None = None,
+) -> JSONResponse:
+    """``since`` (ISO 8601: alerts raised, widened or escalated since) and ``after`` (an
+    alert id: those numbered above it) as ``alerts list --since/--after``; a bad value
+    is ``400``."""
     detection = _officer_only(svc, who)
-    wanted = status_filter(status, STATUSES)
-    found = await run_in_threadpool(detection.alerts.list, status=wanted)
-    return JSONResponse({"alerts": [as_dict(alert) for alert in found]}, headers=NO_STORE)
+    try:
+        wanted = poll(
+            status_filter(status, STATUSES), since, after, ZoneInfo(svc.settings.timezone)
+        )
+    except PollRefused as refused:
+        raise FhirError(400, [Issue("invalid", str(refused))]) from None
+
+    def listed() -> list[dict[str, Any]]:
+        found = detection.alerts.list(
+            status=wanted.status,
+            after_id=wanted.after_id,
+            changed_since_us=wanted.changed_since_us,
+        )
+        return described(found, svc.audit_ledger.store)
+
+    return JSONResponse({"alerts": await run_in_threadpool(listed)}, headers=NO_STORE)
 
 
 @router.get("/admin/alerts/{alert_id}")
@@ -51,7 +75,8 @@ async def show_alert(alert_id: str, svc: ServicesDep, who: CallerDep) -> JSONRes
         alert = await run_in_threadpool(detection.alerts.get, alert_id)
     except KeyError:
         raise FhirError(404, [Issue("not-found", f"no alert {alert_id}")]) from None
-    return JSONResponse({**as_dict(alert), "patients": list(alert.patients)}, headers=NO_STORE)
+    (shown,) = await run_in_threadpool(described, [alert], svc.audit_ledger.store)
+    return JSONResponse({**shown, "patients": list(alert.patients)}, headers=NO_STORE)
 
 
 async def _handle(
@@ -67,7 +92,8 @@ async def _handle(
         raise FhirError(404, [Issue("not-found", f"no alert {alert_id}")]) from None
     except OfficerRefused as refused:
         raise FhirError(403, [Issue("forbidden", str(refused))]) from None
-    return JSONResponse(as_dict(handled), headers=NO_STORE)
+    (shown,) = await run_in_threadpool(described, [handled], svc.audit_ledger.store)
+    return JSONResponse(shown, headers=NO_STORE)
 
 
 @router.post("/admin/alerts/{alert_id}/ack")

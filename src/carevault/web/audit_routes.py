@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import base64
 from dataclasses import replace
-from datetime import datetime
 from typing import Annotated, Any
-from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Query, Request
@@ -17,13 +15,11 @@ from starlette.responses import JSONResponse, Response
 
 from carevault.access.breakglass import Grant
 from carevault.bootstrap import Services
-from carevault.clock import fhir_instant, from_micros, to_micros
+from carevault.clock import fhir_instant, from_micros
 from carevault.detect.budget import ReleaseRefused
-from carevault.fhir import dates
 from carevault.fhir.outcome import FhirError, Issue
-from carevault.fhir.query import date_value
 from carevault.gate import Caller, caller_event
-from carevault.ledger.audit import AuditQuery, access_report, matching
+from carevault.ledger.audit import AuditQuery, access_report, count_matching, matching
 from carevault.ledger.checkpoints import StoredCheckpoint
 from carevault.ledger.events import AuditEvent, Outcome, Tag
 from carevault.ledger.export import fhir_audit_event
@@ -31,7 +27,8 @@ from carevault.ledger.service import Ledger, OutOfRange
 from carevault.ledger.store import LedgerCorrupt
 from carevault.rest.bundles import dumps
 from carevault.rest.errors import translated
-from carevault.rest.interactions import JSON, LAYOUT_PARAMS, FhirResponse
+from carevault.rest.interactions import JSON, FhirResponse
+from carevault.web.audit_search import page_links, read_search
 from carevault.web.fhir_routes import base_url, parameters_body
 from carevault.web.officers import is_officer, officer_refusal, refusal_headers
 from carevault.web.responses import NO_STORE, fhir_response
@@ -88,18 +85,36 @@ def _published(ledger: Ledger) -> StoredCheckpoint:
 
 
 @router.get("/audit/checkpoint")
-async def checkpoint(request: Request, svc: ServicesDep, ledger: LedgerName = "audit") -> Response:
+async def checkpoint(
+    request: Request,
+    svc: ServicesDep,
+    ledger: LedgerName = "audit",
+    tree_size: Annotated[int | None, Query(ge=0)] = None,
+) -> Response:
     """The latest signed checkpoint (C2SP signed note, with witness cosignatures).
 
     Anyone may fetch it, and is served the one signed last: checkpoints are signed on the
     schedule, at containment, and when a privacy officer asks with a bearer token (then
     one is signed now if the ledger has grown). A stranger cannot make the server sign.
+
+    With ``tree_size``, the note signed at exactly that size (the one an incident's
+    scope or an inclusion proof cited), as it was served then: every note stored was
+    the latest once. Nothing is signed for it, whoever asks; a size no note was signed at
+    is ``404`` in the same words whether or not the live tree has reached it (its size
+    is not published unsigned).
     """
     chosen = _ledger(svc, ledger)
     fresh = False
     if request.headers.get("authorization"):
         who = await caller(request, svc)  # a bad token is refused (401), as anywhere
         fresh = is_officer(who)
+    if tree_size is not None:
+        signed = await run_in_threadpool(chosen.checkpoints.at_size, tree_size)
+        if signed is None:
+            raise FhirError(
+                404, [Issue("not-found", f"no checkpoint was signed at size {tree_size}")]
+            )
+        return Response(signed.note, media_type="text/plain; charset=utf-8", headers=NO_STORE)
     found = await run_in_threadpool(_latest if fresh else _published, chosen)
     return Response(found.note, media_type="text/plain; charset=utf-8", headers=NO_STORE)
 
@@ -180,104 +195,50 @@ async def inclusion(
     return JSONResponse(await run_in_threadpool(prove), headers=NO_STORE)
 
 
-def _narrow_by_date(query: dict[str, Any], value: str, zone: ZoneInfo, now: datetime) -> None:
-    """Narrow ``query`` by one ``date`` value, read as the FHIR search reads every date
-    (``date_value``: R4's prefixes ``ap`` included, the value's precision, the group's
-    zone for a time written without one). Repeated, each must hold: windows intersect."""
-    with translated():
-        prefix, search = date_value("date", value, zone, now)
-    if prefix is dates.Prefix.NE:
-        window = dates.instant_window(dates.Prefix.EQ, search)
-        assert window.low is not None and window.high is not None  # noqa: S101 - eq is bounded
-        query["outside_us"] = (
-            *query.get("outside_us", ()),
-            (to_micros(window.low), to_micros(window.high)),
-        )
-        return
-    window = dates.instant_window(prefix, search)
-    if window.low is not None:
-        since = to_micros(window.low)
-        query["since_us"] = max(since, query.get("since_us", since))
-    if window.high is not None:
-        until = to_micros(window.high)
-        query["until_us"] = min(until, query.get("until_us", until))
-
-
 @router.get("/fhir/AuditEvent")
 async def audit_events(request: Request, svc: ServicesDep, who: CallerDep) -> Response:
-    """AuditEvent search: patient, agent, date (R4's prefixes, as every FHIR date search
-    takes them), outcome, _count, _after."""
+    """AuditEvent search (``audit_search``: patient, agent, entity, type, subtype, date
+    and _lastUpdated with R4's prefixes, outcome, _sort, _total, _count, _after,
+    _before), for a privacy officer only, checked before any parameter is read."""
     _require_privacy_officer(svc, who, "audit events")
-    zone = ZoneInfo(svc.settings.timezone)
-    now = svc.clock()  # once: what an ``ap`` date is measured from
-    query: dict[str, Any] = {"count": 50}
-    #: The patient whose accesses are asked for (id, pseudonym): the answer is their
-    #: access report, and is released as one (``_release_report``).
-    patient: tuple[str, str] | None = None
-    for name, value in request.query_params.multi_items():
-        if name == "patient":
-            patient_id = value.removeprefix("Patient/")
-            pseudonyms = await run_in_threadpool(svc.vault.patient_pseudonyms, [patient_id])
-            query["patient_pseudonym"] = next(iter(pseudonyms.values()), "unknown-patient")
-            patient = (patient_id, pseudonyms[patient_id]) if pseudonyms else None
-        elif name == "agent":
-            query["principal"] = value
-        elif name == "date":
-            _narrow_by_date(query, value, zone, now)
-        elif name == "outcome":
-            query["outcome"] = {"0": "success", "4": "denied", "8": "failed"}.get(value, value)
-        elif name == "_count":
-            if not value.isdigit() or not 1 <= int(value) <= 500:
-                raise FhirError(400, [Issue("invalid", "_count must be 1..500")])
-            query["count"] = int(value)
-        elif name == "_after":
-            if not value.isdigit():
-                raise FhirError(400, [Issue("invalid", "_after is an entry number")])
-            query["after_seq"] = int(value)
-        elif name in LAYOUT_PARAMS:
-            continue
-        else:
-            raise FhirError(400, [Issue("not-supported", f"unknown search parameter {name}")])
-    found = await run_in_threadpool(matching, svc.audit_ledger, AuditQuery(**query))
-    if patient is not None:
-        await run_in_threadpool(
-            _release_report, svc, who, *patient, "AuditEvent search", returned=len(found)
-        )
+    params = request.query_params.multi_items()
+    search = await run_in_threadpool(
+        read_search,
+        params,
+        svc.vault,
+        ZoneInfo(svc.settings.timezone),
+        svc.clock(),  # once: what an ``ap`` date is measured from
+    )
+    query = AuditQuery(**search.query)
+    found = await run_in_threadpool(matching, svc.audit_ledger, query)
+    total = (
+        await run_in_threadpool(count_matching, svc.audit_ledger, query) if search.total else None
+    )
+    detail: dict[str, Any] = {"returned": len(found)}
+    if total is not None:
+        detail["total"] = total
+    if search.released:
+        # Before anything leaves: a patient past the release budget is refused (429).
+        for patient_id, pseudonym in search.released.items():
+            await run_in_threadpool(
+                _release_report, svc, who, patient_id, pseudonym, "AuditEvent search", **detail
+            )
     else:
-        await run_in_threadpool(
-            _record, svc, who, Outcome.SUCCESS, "AuditEvent search", returned=len(found)
-        )
+        await run_in_threadpool(_record, svc, who, Outcome.SUCCESS, "AuditEvent search", **detail)
     base = base_url(request)
-    bundle: dict[str, Any] = {
-        "resourceType": "Bundle",
-        "type": "searchset",
-        "entry": [
-            {
-                "fullUrl": f"{base}/AuditEvent/audit-{seq}",
-                "resource": fhir_audit_event(seq, data),
-                "search": {"mode": "match"},
-            }
-            for seq, _, data in found
-        ],
-    }
-    # Every filter, as the search used it: R4 search.html, "servers SHALL return the
-    # parameters that were actually used to process a search" (the self link), and the
-    # next page is the same search after this page's last entry (a page 2 that dropped
-    # them would list the whole ledger as the search's).
-    filters = [
-        (name, value)
-        for name, value in request.query_params.multi_items()
-        if name not in ("_after", "_count")
+    bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset"}
+    if total is not None:
+        bundle["total"] = total
+    last = found[-1][0] if len(found) == query.count else None
+    bundle["link"] = page_links(base, params, search, last)
+    bundle["entry"] = [
+        {
+            "fullUrl": f"{base}/AuditEvent/audit-{seq}",
+            "resource": fhir_audit_event(seq, data),
+            "search": {"mode": "match"},
+        }
+        for seq, _, data in found
     ]
-    used = [*filters, ("_count", str(query["count"]))]
-    if "after_seq" in query:
-        used.append(("_after", str(query["after_seq"])))
-    bundle["link"] = [{"relation": "self", "url": f"{base}/AuditEvent?{urlencode(used)}"}]
-    if len(found) == query["count"]:
-        following = [*filters, ("_count", str(query["count"])), ("_after", str(found[-1][0]))]
-        bundle["link"].append(
-            {"relation": "next", "url": f"{base}/AuditEvent?{urlencode(following)}"}
-        )
     return fhir_response(FhirResponse(200, dumps(bundle)))
 
 

@@ -171,9 +171,17 @@ def test_the_capability_statement_lists_the_audit_event_search_that_works(
     (audit,) = [r for r in statement.rest[0].resource if r.type == "AuditEvent"]
     assert [i.code for i in audit.interaction] == ["search-type"]
     params = {p.name: p.type for p in audit.searchParam}
-    assert params == {"patient": "reference", "agent": "token", "date": "date", "outcome": "token"}
+    assert params == {
+        "patient": "reference", "agent": "token", "date": "date", "outcome": "token",
+        # integrator round 67
+        "_lastUpdated": "date", "type": "token", "subtype": "token", "entity": "reference",
+    }  # fmt: skip
     officer = _grant(web, new_staff(Role.PRIVACY_OFFICER).grant("user/*.cruds"))["access_token"]
-    probes = {"patient": "Patient/p1", "agent": "staff:nobody", "date": "ge2024", "outcome": "0"}
+    probes = {
+        "patient": "Patient/p1", "agent": "staff:nobody", "date": "ge2024", "outcome": "0",
+        "_lastUpdated": "ge2024", "type": "rest", "subtype": "fhir:patient:read",
+        "entity": "Patient/p1",
+    }  # fmt: skip
     for name in params:
         answer = web.get(f"/fhir/AuditEvent?{name}={probes[name]}", headers=bearer(officer))
         assert answer.status_code == 200, (name, answer.text)
