@@ -531,7 +531,38 @@ class Gate:
             raise
 
     def _refusal(self, attempt: _Attempt, error: BaseException) -> AuditEvent:
-        """The audit entry of an attempt that ``error`` ended: refused by a rule, or failed."""
+        """The audit entry of an attempt that ``error`` ended: refused by a rule, or failed.
+        An id no record holds is named by its keyed digest (``_typed_ids``)."""
+        own = f"{attempt.resource_type}/{attempt.resource_id}"
+        by_id = attempt.resource_type and attempt.resource_id and not attempt.patient_pseudonym
+        asked = [own] if by_id else []
+        if isinstance(error, NotFound) and error.reference is not None:
+            asked.append(error.reference)
+        digests = self._typed_ids(asked)
+        if own in digests:
+            attempt = replace(attempt, resource_id=digests[own].partition("/")[2])
+        entry = self._refused_entry(attempt, error)
+        reason = entry.reason
+        for typed, digest in digests.items():
+            reason = reason.replace(typed, digest)
+        return entry if reason == entry.reason else replace(entry, reason=reason)
+
+    def _typed_ids(self, references: Sequence[str]) -> dict[str, str]:
+        """Of ``references`` (``Type/id``), those no record holds (live, deleted or
+        withheld), each with the reference the ledger names it by: its type and a keyed
+        digest of the id (``Vault.unknown_id``). Such an id was typed by the caller, and
+        what is typed where an id goes may be a patient's name or HKID number, which the
+        ledger would keep in the clear for good (adversary round 67). The same id gives
+        the same digest, so repeated tries of one id are still seen as such."""
+        found: dict[str, str] = {}
+        for reference in dict.fromkeys(references):
+            resource_type, _, resource_id = reference.partition("/")
+            if resource_id and not self.vault.holds_id(resource_type, resource_id):
+                digest = self.vault.unknown_id(resource_type, resource_id)
+                found[reference] = f"{resource_type}/{digest}"
+        return found
+
+    def _refused_entry(self, attempt: _Attempt, error: BaseException) -> AuditEvent:
         if isinstance(error, UnseenMatch | TooManyAttempts) and attempt.tag is not (
             Tag.PATIENT_REGISTERED
         ):
