@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from carevault.backup.service import take_backup
 from carevault.bootstrap import Services, build_services
@@ -33,6 +34,7 @@ from carevault.domain.roles import Role
 from carevault.export.worker import ExportWorker
 from carevault.importjobs.worker import ImportWorker
 from carevault.incidents import Actor, declare_case, scope_document
+from carevault.keys.tables import data_key
 from carevault.notify.scope import parse_scope
 from carevault.notify.service import send_job
 from carevault.web.app import create_app
@@ -443,3 +445,84 @@ def test_nothing_typed_about_a_patient_is_in_the_stolen_files(day: Day) -> None:
     taken = stolen(day)
     hits = find(taken, needles(ALL_SECRETS))
     assert not hits, describe(hits, limit=1000)
+
+
+def _wrapped_key(services: Services, key_id: str) -> bytes | None:
+    assert services.keys is not None
+    with services.keys.engine.connect() as connection:
+        found = connection.execute(
+            select(data_key.c.wrapped).where(data_key.c.key_id == key_id)
+        ).scalar()
+    return None if found is None else bytes(found)
+
+
+def _holding(root: Path, data: bytes) -> list[str]:
+    return sorted(
+        str(path.relative_to(root))
+        for path in root.rglob("*")
+        if path.is_file() and data in path.read_bytes()
+    )
+
+
+def test_an_erased_patients_data_key_is_not_left_in_the_key_stores_files(
+    services: Services, api: FhirTestClient, group_officer: Staff
+) -> None:
+    """Crypto-shredding leaves no copy of the destroyed (wrapped) data key on disk while
+    the server runs: the key store's page as it stood before the erasure (until SQLite's
+    next checkpoint) or its old frames in the -wal file. Whoever later holds those files
+    and the key custodian's keyring (its KEK is not rotated at each erasure) would unwrap
+    the key and read every record of the erased patient, whose ciphertext stays."""
+    ids = []
+    for number in range(300):
+        body = {"resourceType": "Patient", "name": [{"family": f"Shredtest{number}"}]}
+        ids.append(_created(None, api.post_json("/fhir/Patient", body)))
+    patient = ids[7]
+    pseudonym = services.vault.patient_pseudonyms([patient])[patient]
+    wrapped = _wrapped_key(services, pseudonym)
+    assert wrapped is not None and len(wrapped) >= 32
+    assert services.keys is not None
+    services.contain.erase_patient(
+        Officer(group_officer.account.username, group_officer.totp()),
+        pseudonym,
+        "erasure request",
+        services.keys,
+    )
+    assert _wrapped_key(services, pseudonym) is None
+    assert api.get(f"/fhir/Patient/{patient}").status_code == 410
+    assert _holding(services.settings.home, wrapped) == []
+
+
+@pytest.fixture
+def group_officer(services: Services) -> Staff:
+    return make_staff(services, Role.PRIVACY_OFFICER, [TM])
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "open (round 67): the officer's reason for an erasure is kept as typed in the "
+        "audit ledger's patient:erased entry (ContainmentService.erase_patient: "
+        "AuditEvent.reason), in the clear and for good; an officer who writes who asked "
+        "('erasure asked by <name> <HKID>') leaves the erased patient's details on disk. "
+        "Closing it means a fixed list of reasons with the words sealed apart, as "
+        "break-the-glass justifications are (a table, a migration, the CLI and API)"
+    ),
+)
+def test_an_erasures_reason_does_not_keep_the_erased_patients_details(
+    services: Services, api: FhirTestClient, group_officer: Staff
+) -> None:
+    body = {"resourceType": "Patient", "name": [{"family": WOBBLE["family"]}]}
+    patient = _created(None, api.post_json("/fhir/Patient", body))
+    pseudonym = services.vault.patient_pseudonyms([patient])[patient]
+    assert services.keys is not None
+    services.contain.erase_patient(
+        Officer(group_officer.account.username, group_officer.totp()),
+        pseudonym,
+        f"erasure asked in person by {WOBBLE['given']} {WOBBLE['family']}, {WOBBLE['hkid']}",
+        services.keys,
+    )
+    taken = [h for h in haystacks(services.settings.home, "home") if "/keys/" not in h.name]
+    if not services.settings.is_sqlite:
+        taken.append(Haystack("pg_dump", pg_dump(services.settings)))
+    hits = find(taken, needles([Secret(WOBBLE["hkid"], "HKID"), Secret("Ulrika", "given")]))
+    assert not hits, describe(hits)
