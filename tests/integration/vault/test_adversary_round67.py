@@ -35,6 +35,7 @@ from carevault.export.worker import ExportWorker
 from carevault.importjobs.worker import ImportWorker
 from carevault.incidents import Actor, declare_case, scope_document
 from carevault.keys.tables import data_key
+from carevault.ledger.events import Outcome, Tag
 from carevault.notify.scope import parse_scope
 from carevault.notify.service import send_job
 from carevault.web.app import create_app
@@ -526,3 +527,38 @@ def test_an_erasures_reason_does_not_keep_the_erased_patients_details(
         taken.append(Haystack("pg_dump", pg_dump(services.settings)))
     hits = find(taken, needles([Secret(WOBBLE["hkid"], "HKID"), Secret("Ulrika", "given")]))
     assert not hits, describe(hits)
+
+
+@pytest.fixture
+def group(services: Services, api: FhirTestClient) -> Iterator[Group]:
+    yield from build_group(services, api)
+
+
+def test_an_id_no_record_holds_is_named_in_the_ledger_by_a_keyed_digest(group: Group) -> None:
+    """A desk types an HKID number, then a name, where a Patient's id goes, twice each:
+    the entries name the same digest for the same typed id, never the text; a record that
+    exists but is refused (another clinic's observation, 403 to this doctor) keeps its id,
+    which is what the detectors and that patient's access report read."""
+    typed = [re.sub(r"[()]", "", WOBBLE["hkid"]), QUILL["family"]]
+    for wrong in typed * 2:
+        assert group.call(group.desk_tm, "GET", f"/fhir/Patient/{wrong}").status_code == 404
+    hidden = group.tw_patient.observation
+    assert group.call(group.doctor_tm, "GET", f"/fhir/Observation/{hidden}").status_code == 403
+    entries = b"".join(data for _, data in group.services.audit_ledger.store.entries())
+    assert [wrong for wrong in typed if wrong.encode() in entries] == []
+    refused = [e for e in group.events(Tag.FHIR_READ) if e.outcome is not Outcome.SUCCESS]
+    named = [(e.resource_id, e.reason) for e in refused]
+    digests = [group.services.vault.unknown_id("Patient", wrong) for wrong in typed]
+    assert named[:4] == [(d, f"Patient/{d} is not known") for d in digests * 2]
+    assert all(d.startswith("unknown-") and len(d) <= 64 for d in digests)
+    assert refused[4].resource_id == hidden
+
+
+def test_a_refused_requests_path_keeps_the_routes_words_only(group: Group) -> None:
+    """The officer asks for the access report of an HKID number typed as the patient's
+    id: 404 before the gate, recorded as ``web:request:refused`` with the route's shape."""
+    wrong = re.sub(r"[()]", "", WOBBLE["hkid"])
+    path = f"/audit/patients/{wrong}/access-report"
+    assert group.call(group.officer, "GET", path).status_code == 404
+    (entry,) = [e for e in group.events(Tag.REQUEST_REFUSED) if e.detail.get("status") == 404]
+    assert entry.detail["path"] == "/audit/patients/{}/access-report"
