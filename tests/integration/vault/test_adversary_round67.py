@@ -420,11 +420,17 @@ def day(settings: Settings, tmp_path: Path) -> Iterator[Day]:
         smtp.stop()
 
 
+def _key_file(name: str) -> bool:
+    """The key custodian's part: the keyring and key files (the key store's database,
+    wrapped keys and unwrap log, is the thief's, as it is in a backup's data part)."""
+    return name.startswith("home/keys/") and not name.startswith("home/keys/keys.db")
+
+
 def stolen(day: Day) -> list[Haystack]:
     """What the thief has: the home without its key files, the backup's data part, and
     on PostgreSQL a dump of the schema."""
     home = day.settings.home
-    taken = [h for h in haystacks(home, "home") if not h.name.startswith("home/keys/")]
+    taken = [h for h in haystacks(home, "home") if not _key_file(h.name)]
     taken += haystacks(day.backup, "backup")
     if not day.settings.is_sqlite:
         taken.append(Haystack("pg_dump", pg_dump(day.settings)))
