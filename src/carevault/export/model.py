@@ -138,16 +138,16 @@ def parse_request(
             )
         if name == "_outputFormat":
             if value not in NDJSON_FORMATS:
-                raise ExportRefused(
+                raise quoting(
                     400,
-                    f"_outputFormat: '{_quoted(value)}' is not offered"
-                    " (ask for application/fhir+ndjson)",
+                    "_outputFormat: {} is not offered (ask for application/fhir+ndjson)",
+                    value,
                 )
         elif name == "_type":
             for item in value.split(","):
                 item = item.strip()
                 if item not in RESOURCE_TYPES:
-                    raise ExportRefused(400, f"_type: no resource type '{item[:60]}' here")
+                    raise quoting(400, "_type: no resource type {} here", item)
                 if level is not Level.SYSTEM and not RESOURCE_TYPES[item].is_patient_data:
                     raise ExportRefused(
                         400, f"_type: {item} is not patient data (ask a system-level export)"
@@ -229,7 +229,7 @@ def _patient_id(reference: Any) -> str:
         raise ExportRefused(400, "patient: a valueReference with a reference to Patient/[id]")
     found = _PATIENT_REFERENCE.fullmatch(text)
     if found is None or reference.get("type", "Patient") != "Patient":
-        raise ExportRefused(400, f"patient: '{_quoted(text)}' is not a reference to Patient/[id]")
+        raise quoting(400, "patient: {} is not a reference to Patient/[id]", text)
     return found.group(1)
 
 
@@ -238,7 +238,15 @@ def _unsupported(name: str) -> ExportRefused:
 
 
 def _unknown(name: str) -> ExportRefused:
-    return ExportRefused(400, f"unknown parameter '{_quoted(name)}'")
+    return quoting(400, "unknown parameter {}", name)
+
+
+def quoting(status: int, message: str, sent: str) -> ExportRefused:
+    """A refusal whose ``message`` quotes ``sent`` (at ``{}``) back to the client; the
+    audit ledger's entry says only that something was sent there (``JobRefused.logged``)."""
+    return ExportRefused(
+        status, message.format(f"'{_quoted(sent)}'"), logged=message.format("(what was sent)")
+    )
 
 
 def _quoted(name: str) -> str:

@@ -80,3 +80,17 @@ def outside(
             connection.execute(select(resource_head.c.resource_id).where(*conditions)).scalars()
         )
     return [patient_id for patient_id in patients if patient_id not in found]
+
+
+def patient_held(engine: Engine, patient_id: str) -> bool:
+    """Whether a Patient record (live or deleted) has ``patient_id``."""
+    with read_transaction(engine) as connection:
+        found = connection.execute(
+            select(resource_head.c.row_id)
+            .where(
+                resource_head.c.resource_type == "Patient",
+                resource_head.c.resource_id == patient_id,
+            )
+            .limit(1)
+        ).first()
+    return found is not None

@@ -49,8 +49,9 @@ from carevault.export.model import (
     body_patients,
     may_export,
     parse_request,
+    quoting,
 )
-from carevault.export.reach import covered_patients, outside
+from carevault.export.reach import covered_patients, outside, patient_held
 from carevault.export.store import JobStore
 from carevault.fhir.parameters import Part
 from carevault.gate import Caller, Gate
@@ -153,7 +154,7 @@ class ExportService(JobService[Job]):
                 level, group_id, [*params, *body_params(body)], body_patients(body)
             )
             if level is Level.GROUP and group_id not in self.access.known_clinics():
-                raise ExportRefused(404, f"no Group '{(group_id or '')[:60]}' (a clinic id)")
+                raise quoting(404, "no Group {} (a clinic id)", group_id or "")
             if level is Level.GROUP and not self._reaches_clinic(caller, group_id):
                 # A Group is its clinic's registered patients: a client of another clinic
                 # would get those of its own patients registered there too, which none of
@@ -185,7 +186,7 @@ class ExportService(JobService[Job]):
                     " before asking for another",
                 )
         except ExportRefused as refused:
-            self.record_refusal(Tag.EXPORT_REFUSED, caller, str(refused), level=str(level))
+            self.record_refusal(Tag.EXPORT_REFUSED, caller, refused.logged, level=str(level))
             raise
         job = self.job(job_id)
         # The narrowing, by count, beside the types (the job keeps the ids).
@@ -231,11 +232,22 @@ class ExportService(JobService[Job]):
             )
             missing = outside(self.jobs.engine, conditions, request.patients)
         if missing:
+            message = "patient: Patient/{} is not a patient this export may reach"
+            count = f" ({len(missing)} of those named are not)"
             raise ExportRefused(
                 400,
-                f"patient: Patient/{missing[0]} is not a patient this export may reach"
-                f" ({len(missing)} of those named are not)",
+                message.format(missing[0]) + count,
+                # The ids are kept where a record holds them (a reach past the client's
+                # clinics is evidence), not where one was typed (round 67).
+                logged=message.format(self._named_patient(missing[0])) + count,
             )
+
+    def _named_patient(self, patient_id: str) -> str:
+        """How a refusal's ledger entry names a patient the kick-off named: by id where a
+        record holds it, not where the id was typed (it may be a name or a number)."""
+        return (
+            patient_id if patient_held(self.jobs.engine, patient_id) else "(an id no record holds)"
+        )
 
     def _new_job(
         self,

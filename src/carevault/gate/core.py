@@ -14,7 +14,7 @@ import contextvars
 import re
 import secrets
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -330,6 +330,9 @@ class _Attempt:
     resource_id: str | None
     patient_pseudonym: str | None = None
     detail: dict[str, Any] = field(default_factory=dict)
+    #: False when the read that failed found no record at all by this id (so a refusal
+    #: names the id by its digest without looking again: on the event loop it may not).
+    id_held: bool | None = None
     #: Names every audit entry of this one call through the gate (a search's records, a
     #: batch's patients, its refusal): entries of one request are told apart from a
     #: second, identical request in the same microsecond, and from an entry written twice.
@@ -531,7 +534,41 @@ class Gate:
             raise
 
     def _refusal(self, attempt: _Attempt, error: BaseException) -> AuditEvent:
-        """The audit entry of an attempt that ``error`` ended: refused by a rule, or failed."""
+        """The audit entry of an attempt that ``error`` ended: refused by a rule, or failed.
+        An id no record holds is named by its keyed digest (``_typed_ids``)."""
+        own = f"{attempt.resource_type}/{attempt.resource_id}"
+        by_id = attempt.resource_type and attempt.resource_id and not attempt.patient_pseudonym
+        asked = [own] if by_id else []
+        if isinstance(error, NotFound) and error.reference is not None:
+            asked.append(error.reference)
+        digests = self._typed_ids(asked, absent={own} if attempt.id_held is False else set())
+        if own in digests:
+            attempt = replace(attempt, resource_id=digests[own].partition("/")[2])
+        entry = self._refused_entry(attempt, error)
+        reason = entry.reason
+        for typed, digest in digests.items():
+            reason = reason.replace(typed, digest)
+        return entry if reason == entry.reason else replace(entry, reason=reason)
+
+    def _typed_ids(self, references: Sequence[str], absent: Collection[str] = ()) -> dict[str, str]:
+        """Of ``references`` (``Type/id``), those no record holds (live, deleted or
+        withheld), each with the reference the ledger names it by: its type and a keyed
+        digest of the id (``Vault.unknown_id``). Such an id was typed by the caller, and
+        what is typed where an id goes may be a patient's name or HKID number, which the
+        ledger would keep in the clear for good (adversary round 67). The same id gives
+        the same digest, so repeated tries of one id are still seen as such. ``absent``:
+        references a read just found no record by (not looked up again)."""
+        found: dict[str, str] = {}
+        for reference in dict.fromkeys(references):
+            resource_type, _, resource_id = reference.partition("/")
+            if resource_id and (
+                reference in absent or not self.vault.holds_id(resource_type, resource_id)
+            ):
+                digest = self.vault.unknown_id(resource_type, resource_id)
+                found[reference] = f"{resource_type}/{digest}"
+        return found
+
+    def _refused_entry(self, attempt: _Attempt, error: BaseException) -> AuditEvent:
         if isinstance(error, UnseenMatch | TooManyAttempts) and attempt.tag is not (
             Tag.PATIENT_REGISTERED
         ):
@@ -783,6 +820,7 @@ class Gate:
             if state.phi_offline or state.locked_clinics:
                 raise WouldBlock("an active containment mode's checks read the database")
             if known.located is None:
+                attempt.id_held = False
                 raise not_known(rt.name, resource_id)
             attempt.patient_pseudonym = known.located.head.patient_pseudonym
             if known.located.head.deleted:
@@ -796,7 +834,11 @@ class Gate:
         # what was committed, as a READ COMMITTED transaction would); released before the
         # record is opened and the audit entry written.
         with committed_reads(self.vault.engine, own=own_connection) as reading:
-            located = self.vault.locate(rt.name, resource_id, reading)
+            try:
+                located = self.vault.locate(rt.name, resource_id, reading)
+            except NotFound:
+                attempt.id_held = False
+                raise
             attempt.patient_pseudonym = located.head.patient_pseudonym
             if located.head.deleted and own_connection:
                 raise WouldBlock(_DELETION_IN_WORKER)

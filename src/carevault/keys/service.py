@@ -343,13 +343,28 @@ class KeyService:
         self.provider.destroy_version(version)
 
     def shred(self, key_id: str) -> None:
-        """Destroy a data key for good (crypto-shredding on an erasure request)."""
+        """Destroy a data key for good (crypto-shredding on an erasure request).
+
+        On SQLite the wrapped key would stay on disk after the update: in the key store's
+        file as its page stood before (until the next checkpoint), in the old frames of
+        its -wal file, in the bytes the update freed. Whoever later held those files and
+        the keyring (whose KEK no erasure rotates) would unwrap it and read the erased
+        patient's records, whose ciphertext stays (adversary round 67). So the freed
+        bytes are zeroed (``secure_delete``) and the WAL is folded into the file and
+        emptied at once (its TRUNCATE checkpoint waits, within the busy timeout, for
+        readers of older snapshots)."""
+        sqlite = self.engine.dialect.name == "sqlite"
         with write_transaction(self.engine) as connection:
+            if sqlite:
+                connection.exec_driver_sql("PRAGMA secure_delete=ON")
             connection.execute(
                 update(data_key)
                 .where(data_key.c.key_id == key_id)
                 .values(wrapped=None, kek_version=None, shredded_us=to_micros(self._clock()))
             )
+        if sqlite:
+            with self.engine.connect() as connection:
+                connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
         self._cache.discard(key_id)
 
     def shredded(self, key_ids: Collection[str]) -> set[str]:

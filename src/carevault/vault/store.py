@@ -7,6 +7,7 @@ and only the gate may import it (an import-linter contract).
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from collections.abc import Collection, Iterable, Sequence
 from contextlib import nullcontext
@@ -40,6 +41,10 @@ from carevault.vault.records import (
 from carevault.vault.tables import resource_head, resource_version, search_token
 
 SYSTEM_PRINCIPAL = "system:carevault"
+#: An id no record holds is named in the ledger as this prefix and a keyed digest
+#: (``Vault.unknown_id``); the blind index's parameter name the digest is made under.
+UNKNOWN_ID_PREFIX = "unknown-"
+UNKNOWN_ID_PARAM = "_unknown-id"
 
 #: An extra SQL condition on resource_head that the gate adds to every search
 #: (the access policy's reach); None means no restriction.
@@ -424,6 +429,26 @@ class Vault:
                 .limit(1)
             ).first()
         return found is not None
+
+    def holds_id(self, resource_type: str, resource_id: str) -> bool:
+        """Whether any record of ``resource_type`` (live or deleted) has ``resource_id``."""
+        with read_transaction(self.engine) as connection:
+            found = connection.execute(
+                select(resource_head.c.row_id)
+                .where(
+                    resource_head.c.resource_type == resource_type,
+                    resource_head.c.resource_id == resource_id,
+                )
+                .limit(1)
+            ).first()
+        return found is not None
+
+    def unknown_id(self, resource_type: str, resource_id: str) -> str:
+        """How the audit ledger names an id that no record holds: a keyed digest, a valid
+        FHIR id, the same for the same id. What a caller typed where an id goes may be a
+        name or an HKID number, and the ledger is kept in the clear and for good."""
+        token = self.blind.token(resource_type, UNKNOWN_ID_PARAM, resource_id)
+        return UNKNOWN_ID_PREFIX + hashlib.sha256(token).hexdigest()[:32]
 
     def patient_pseudonyms(self, patient_ids: Sequence[str]) -> dict[str, str]:
         """Pseudonym of each live Patient among ``patient_ids``."""

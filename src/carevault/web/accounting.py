@@ -25,6 +25,7 @@ from carevault.ledger.events import AuditEvent, Outcome, Tag
 from carevault.ledger.trail import AuditUnavailable
 from carevault.ledger.writer import counting_records
 from carevault.web.head import asked_method
+from carevault.web.paths import logged_path
 from carevault.web.responses import outcome_response, request_id_of
 
 
@@ -98,7 +99,7 @@ class RefusalRecords:
                     detail={
                         # The client's (HEAD, where the app was handed its GET).
                         "method": asked_method(scope)[:10],
-                        "path": str(scope.get("path", ""))[:200],
+                        "path": logged_path(scope),
                         "status": status,
                     },
                 )

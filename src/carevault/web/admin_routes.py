@@ -24,6 +24,7 @@ from carevault.rest.interactions import JSON
 from carevault.web.audit_routes import request_grant
 from carevault.web.ids import RowId
 from carevault.web.officers import officer_code, require_officer
+from carevault.web.paths import logged_path
 from carevault.web.responses import NO_STORE, request_id_of
 from carevault.web.security import CallerDep, ServicesDep
 
@@ -162,7 +163,7 @@ class BlockedAddresses:
                     request_id=request_id_of(scope),
                     source_address=address,
                     reason="source address is blocked",
-                    detail={"path": str(scope.get("path", ""))[:200]},
+                    detail={"path": logged_path(scope)},
                 )
             ],
         )

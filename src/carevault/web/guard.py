@@ -29,6 +29,7 @@ from carevault.ledger.events import AuditEvent, Outcome, Tag
 from carevault.rest.bundles import dumps
 from carevault.rest.interactions import JSON
 from carevault.web.head import asked_method
+from carevault.web.paths import logged_path
 from carevault.web.responses import NO_STORE, request_id_of
 
 #: Starlette's TestClient calls itself this; served only in the test environment.
@@ -181,7 +182,7 @@ class RequestGuard:
             source_address=address,
             reason=reason,
             detail={
-                "path": str(scope.get("path", ""))[:200],
+                "path": logged_path(scope),
                 **method_detail(asked_method(scope)),
             },
         )

@@ -37,6 +37,7 @@ from carevault.gate import Caller
 from carevault.ledger.events import AuditEvent, Outcome, Tag
 from carevault.web.cookies import secure_cookie
 from carevault.web.fhir_routes import read_body
+from carevault.web.paths import logged_path
 from carevault.web.responses import request_id_of
 from carevault.web.security import client_address
 
@@ -253,7 +254,7 @@ def record_refusal(request: Request, viewer: Viewer, reason: str) -> None:
                 session_id=viewer.session_id,
                 source_address=client_address(request),
                 reason=reason,
-                detail={"path": request.url.path[:200]},
+                detail={"path": logged_path(request.scope)},
             )
         ]
     )
