@@ -171,3 +171,35 @@ def erase(
         )
     echo(f"Patient/{patient_id} erased: its data key is destroyed")
     echo("Next: carevault keys rotate, then carevault keys destroy-version <old version>")
+
+
+@app.command("erasure-reason")
+def erasure_reason(
+    patient: Annotated[str, typer.Option(help="The erased patient's id.")],
+    officer: OfficerOption,
+    totp: TotpOption = None,
+    home: HomeOption = None,
+) -> None:
+    """The words the officer gave for erasing a patient: sealed apart from the ledger
+    (they may name the patient), shown to a privacy officer and recorded."""
+    from carevault.clock import fhir_instant, from_micros
+
+    with open_services(home) as services:
+        if services.keys is None:
+            typer.secho("encryption is off: nothing was erased", fg=typer.colors.RED, err=True)
+            raise typer.Exit(1)
+        patient_id = patient.removeprefix("Patient/")
+        pseudonyms = services.vault.patient_pseudonyms([patient_id])
+        if patient_id not in pseudonyms:
+            typer.secho(f"no patient {patient_id}", fg=typer.colors.RED, err=True)
+            raise typer.Exit(1)
+        found = services.contain.erasures(
+            as_officer(officer, totp), pseudonyms[patient_id], services.keys
+        )
+    if not found:
+        echo(f"Patient/{patient_id} was not erased")
+        return
+    for erasure in found:
+        when = fhir_instant(from_micros(erasure.at_us))
+        echo(f"{when}  {erasure.principal}  (ledger position {erasure.position})")
+        echo(f"  {erasure.reason}")

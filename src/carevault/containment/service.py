@@ -3,6 +3,7 @@ recorded in the audit ledger and followed by a signed checkpoint, refusals inclu
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -24,9 +25,35 @@ from carevault.containment.state import (
     parse_network,
 )
 from carevault.domain.roles import Role
+from carevault.keys.envelope import Envelope
 from carevault.keys.service import KeyService
 from carevault.ledger.events import AuditEvent, Outcome, Tag
 from carevault.ledger.service import Ledger
+
+#: The key an erasure's reason is sealed under (the officer's words: they may name the
+#: patient erased, and the ledger is in the clear and kept for good; adversary round 67).
+ERASURE_KEY_ID = "erasure-reasons"
+#: What an erasure's ledger entry says in place of the officer's words.
+ERASURE_REASON_SEALED = (
+    "erasure request: the officer's words are sealed apart "
+    "(carevault erasure-reason shows them, recorded)"
+)
+#: The longest reason an erasure takes (sealed into its ledger entry).
+MAX_ERASURE_REASON = 500
+
+
+@dataclass(frozen=True)
+class Erasure:
+    """An erasure as its ledger entry records it, with the officer's words unsealed."""
+
+    position: int
+    at_us: int
+    principal: str
+    reason: str
+
+
+def _erasure_aad(pseudonym: str, at_us: int) -> bytes:
+    return f"carevault-erasure|{pseudonym}|{at_us}".encode()
 
 
 class ContainmentRefused(Exception):
@@ -71,6 +98,7 @@ class ContainmentService:
         self.named_by: NamedBy | None = None
         self.held_by: HeldBy | None = None
         self.clinic_of: ClinicOf | None = None
+        self._envelope = Envelope()
 
     def _record(
         self,
@@ -271,25 +299,93 @@ class ContainmentService:
     ) -> None:
         """Crypto-shredding on an erasure request: the patient's data key is destroyed,
         so every version of every record of theirs is unreadable for good. The ledger
-        keeps the proof (it names the patient only by pseudonym)."""
+        keeps the proof (it names the patient only by pseudonym), and the officer's
+        ``reason`` sealed under a key of its own: an officer writes who asked ("asked in
+        person by <name>, <HKID>"), which the ledger would keep in the clear for good
+        beside the erased patient's pseudonym (adversary round 67). ``erasures`` shows
+        the words to an officer, recorded."""
+        reason = reason.strip()
+        if not reason or len(reason) > MAX_ERASURE_REASON:
+            raise ValueError(f"say why in 1 to {MAX_ERASURE_REASON} characters (sealed, recorded)")
         account = self._authorize(officer, "erase a patient")
         self._not_held(officer, account, pseudonym)
+        at_us = self.store.now_us()
+        sealed = self._envelope.seal(
+            self._erasure_key(keys, "erasure-reason"),
+            _erasure_aad(pseudonym, at_us),
+            reason.encode(),
+        )
         keys.shred(pseudonym)
         self.ledger.writer.record(
             [
                 AuditEvent(
                     tag=Tag.PATIENT_ERASED,
                     outcome=Outcome.SUCCESS,
+                    at_us=at_us,
+                    principal=f"staff:{account.username}",
+                    role=str(account.role),
+                    source_address=officer.source_address,
+                    patient_pseudonym=pseudonym,
+                    reason=ERASURE_REASON_SEALED,
+                    detail={"reason_sealed": base64.b64encode(sealed).decode("ascii")},
+                )
+            ]
+        )
+        self.ledger.checkpoints.make("erasure")
+
+    def erasures(self, officer: Officer, pseudonym: str, keys: KeyService) -> list[Erasure]:
+        """The erasures of the patient ``pseudonym``, each with the words its officer
+        gave, unsealed only once an entry naming who is shown them, and the patient, is
+        in the ledger (fail closed: nothing is unsealed if it cannot be written). An
+        erasure recorded before the words were sealed shows its entry's reason."""
+        account = self._authorize(officer, "show an erasure's reason")
+        found = [
+            (seq, event)
+            for seq, data in self.ledger.store.find(subject=pseudonym, limit=10_000)
+            if (event := AuditEvent.from_canonical(data, seq=seq)).tag is Tag.PATIENT_ERASED
+            and event.outcome is Outcome.SUCCESS
+        ]
+        if not found:
+            return []
+        self.ledger.writer.record(
+            [
+                AuditEvent(
+                    tag=Tag.PATIENT_ERASURE_SHOWN,
+                    outcome=Outcome.SUCCESS,
                     at_us=self.store.now_us(),
                     principal=f"staff:{account.username}",
                     role=str(account.role),
                     source_address=officer.source_address,
                     patient_pseudonym=pseudonym,
-                    reason=reason,
+                    reason=f"the reason of the erasure at position {seq} shown",
                 )
+                for seq, _ in found
             ]
         )
-        self.ledger.checkpoints.make("erasure")
+        key = self._erasure_key(keys, "erasure-reason-shown")
+        return [
+            Erasure(
+                seq, event.at_us, event.principal or "", self._words(key, pseudonym, seq, event)
+            )
+            for seq, event in found
+        ]
+
+    def _words(self, key: bytes, pseudonym: str, seq: int, event: AuditEvent) -> str:
+        sealed = event.detail.get("reason_sealed")
+        if not isinstance(sealed, str):
+            return event.reason or ""
+        return self._envelope.open(
+            key,
+            _erasure_aad(pseudonym, event.at_us),
+            base64.b64decode(sealed),
+            where=f"the erasure at ledger position {seq}",
+        ).decode()
+
+    @staticmethod
+    def _erasure_key(keys: KeyService, purpose: str) -> bytes:
+        return keys.ensure_data_key(
+            ERASURE_KEY_ID, "audit", principal="system:containment", purpose=purpose
+        )
 
     def _not_held(self, officer: Officer, account: Account, pseudonym: str) -> None:
         """A patient an open incident's scope holds is not erased: their records are its

@@ -89,6 +89,7 @@ class Tag(StrEnum):
     KEY_ROTATED = "keys:kek:rotated"
     KEY_VERSION_DESTROYED = "keys:kek:destroyed"
     PATIENT_ERASED = "keys:data-key:shredded"
+    PATIENT_ERASURE_SHOWN = "keys:erasure-reason:shown"
     AUDIT_VERIFIED = "audit:ledger:verified"
     ADMIN_SESSION_ENDED = "admin:session:ended"
     CONSOLE_SESSION_OPENED = "console:session:opened"

@@ -510,17 +510,6 @@ def group_officer(services: Services) -> Staff:
     return make_staff(services, Role.PRIVACY_OFFICER, [TM])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "open (round 67): the officer's reason for an erasure is kept as typed in the "
-        "audit ledger's patient:erased entry (ContainmentService.erase_patient: "
-        "AuditEvent.reason), in the clear and for good; an officer who writes who asked "
-        "('erasure asked by <name> <HKID>') leaves the erased patient's details on disk. "
-        "Closing it means a fixed list of reasons with the words sealed apart, as "
-        "break-the-glass justifications are (a table, a migration, the CLI and API)"
-    ),
-)
 def test_an_erasures_reason_does_not_keep_the_erased_patients_details(
     services: Services, api: FhirTestClient, group_officer: Staff
 ) -> None:
