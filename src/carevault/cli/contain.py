@@ -20,6 +20,7 @@ from carevault.containment.state import Mode
 
 if TYPE_CHECKING:
     from carevault.bootstrap import Services
+    from carevault.keys.service import KeyService
 
 contain_app = typer.Typer(help="Containment: graded switches for an incident (privacy officer).")
 app.add_typer(contain_app, name="contain")
@@ -141,6 +142,21 @@ def _detection_status(services: Services) -> None:
         echo(f"  the oldest entry not yet judged was written {waited:,} s ago")
 
 
+def _shreddable(services: Services, patient: str) -> tuple[KeyService, str, str]:
+    """The key service, the id and the pseudonym of the patient ``patient`` names (an id
+    or ``Patient/<id>``); exit 1 if encryption is off (no key to shred) or there is no
+    such patient."""
+    if services.keys is None:
+        typer.secho("encryption is off: no patient's key to shred", fg=typer.colors.RED, err=True)
+        raise typer.Exit(1)
+    patient_id = patient.removeprefix("Patient/")
+    pseudonyms = services.vault.patient_pseudonyms([patient_id])
+    if patient_id not in pseudonyms:
+        typer.secho(f"no patient {patient_id}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(1)
+    return services.keys, patient_id, pseudonyms[patient_id]
+
+
 @app.command()
 def erase(
     patient: Annotated[str, typer.Option(help="The patient's id.")],
@@ -156,19 +172,10 @@ def erase(
     run `carevault keys rotate` and `carevault keys destroy-version` for the old one.
     """
     with open_services(home) as services:
-        if services.keys is None:
-            typer.secho("encryption is off: nothing to shred", fg=typer.colors.RED, err=True)
-            raise typer.Exit(1)
-        patient_id = patient.removeprefix("Patient/")
-        pseudonyms = services.vault.patient_pseudonyms([patient_id])
-        if patient_id not in pseudonyms:
-            typer.secho(f"no patient {patient_id}", fg=typer.colors.RED, err=True)
-            raise typer.Exit(1)
+        keys, patient_id, pseudonym = _shreddable(services, patient)
         if not yes:
             typer.confirm(f"Erase Patient/{patient_id} for good?", abort=True)
-        services.contain.erase_patient(
-            as_officer(officer, totp), pseudonyms[patient_id], reason, services.keys
-        )
+        services.contain.erase_patient(as_officer(officer, totp), pseudonym, reason, keys)
     echo(f"Patient/{patient_id} erased: its data key is destroyed")
     echo("Next: carevault keys rotate, then carevault keys destroy-version <old version>")
 
@@ -185,17 +192,8 @@ def erasure_reason(
     from carevault.clock import fhir_instant, from_micros
 
     with open_services(home) as services:
-        if services.keys is None:
-            typer.secho("encryption is off: nothing was erased", fg=typer.colors.RED, err=True)
-            raise typer.Exit(1)
-        patient_id = patient.removeprefix("Patient/")
-        pseudonyms = services.vault.patient_pseudonyms([patient_id])
-        if patient_id not in pseudonyms:
-            typer.secho(f"no patient {patient_id}", fg=typer.colors.RED, err=True)
-            raise typer.Exit(1)
-        found = services.contain.erasures(
-            as_officer(officer, totp), pseudonyms[patient_id], services.keys
-        )
+        keys, patient_id, pseudonym = _shreddable(services, patient)
+        found = services.contain.erasures(as_officer(officer, totp), pseudonym, keys)
     if not found:
         echo(f"Patient/{patient_id} was not erased")
         return
