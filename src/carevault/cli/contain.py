@@ -141,6 +141,19 @@ def _detection_status(services: Services) -> None:
         echo(f"  the oldest entry not yet judged was written {waited:,} s ago")
 
 
+def _patient(services: Services, patient: str) -> tuple[str, str]:
+    """The id and pseudonym of the patient ``patient`` (``Patient/`` or not), whose record
+    may be deleted: a deletion keeps every version sealed under the patient's key, so an
+    erasure request still stands, and an erasure's words are still to be shown after a
+    deletion (adversary round 68: both said "no patient"). Exit 1 for none."""
+    patient_id = patient.removeprefix("Patient/")
+    found = services.vault.patient_of("Patient", patient_id)
+    if found is None:
+        typer.secho(f"no patient {patient_id}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(1)
+    return found
+
+
 @app.command()
 def erase(
     patient: Annotated[str, typer.Option(help="The patient's id.")],
@@ -159,16 +172,10 @@ def erase(
         if services.keys is None:
             typer.secho("encryption is off: nothing to shred", fg=typer.colors.RED, err=True)
             raise typer.Exit(1)
-        patient_id = patient.removeprefix("Patient/")
-        pseudonyms = services.vault.patient_pseudonyms([patient_id])
-        if patient_id not in pseudonyms:
-            typer.secho(f"no patient {patient_id}", fg=typer.colors.RED, err=True)
-            raise typer.Exit(1)
+        patient_id, pseudonym = _patient(services, patient)
         if not yes:
             typer.confirm(f"Erase Patient/{patient_id} for good?", abort=True)
-        services.contain.erase_patient(
-            as_officer(officer, totp), pseudonyms[patient_id], reason, services.keys
-        )
+        services.contain.erase_patient(as_officer(officer, totp), pseudonym, reason, services.keys)
     echo(f"Patient/{patient_id} erased: its data key is destroyed")
     echo("Next: carevault keys rotate, then carevault keys destroy-version <old version>")
 
@@ -188,14 +195,8 @@ def erasure_reason(
         if services.keys is None:
             typer.secho("encryption is off: nothing was erased", fg=typer.colors.RED, err=True)
             raise typer.Exit(1)
-        patient_id = patient.removeprefix("Patient/")
-        pseudonyms = services.vault.patient_pseudonyms([patient_id])
-        if patient_id not in pseudonyms:
-            typer.secho(f"no patient {patient_id}", fg=typer.colors.RED, err=True)
-            raise typer.Exit(1)
-        found = services.contain.erasures(
-            as_officer(officer, totp), pseudonyms[patient_id], services.keys
-        )
+        patient_id, pseudonym = _patient(services, patient)
+        found = services.contain.erasures(as_officer(officer, totp), pseudonym, services.keys)
     if not found:
         echo(f"Patient/{patient_id} was not erased")
         return
