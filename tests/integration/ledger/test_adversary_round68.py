@@ -86,3 +86,31 @@ def test_an_officer_finds_the_attempts_at_an_id_no_record_holds_by_the_id_typed(
     assert b"WX9081729" not in b"".join(data for _, data in services.audit_ledger.store.entries())
     other = web.get("/fhir/AuditEvent?entity=Patient/WX9081730", headers=bearer(officer))
     assert other.json()["entry"] == []
+
+
+def test_pages_walked_while_the_ledger_grows_repeat_and_miss_nothing(
+    web: FhirTestClient, staff_token: StaffToken
+) -> None:
+    """A desk keeps reading between an officer's pages: newest first, every page is below
+    the last (nothing repeated, the entries written since are above the walk: the next
+    poll's); oldest first, the walk runs on into them."""
+    desk, officer = staff_token(Role.FRONT_DESK), staff_token(Role.PRIVACY_OFFICER)
+    someone = patient(web, desk, "Yip")
+
+    def walk(query: str) -> list[int]:
+        seen: list[int] = []
+        while query:
+            page = web.get(f"/fhir/AuditEvent?{query}", headers=bearer(officer)).json()
+            seen += [int(e["resource"]["id"].removeprefix("audit-")) for e in page["entry"]]
+            web.get(f"/fhir/Patient/{someone}", headers=bearer(desk))  # the ledger grows
+            following = [link["url"] for link in page["link"] if link["relation"] == "next"]
+            query = following[0].partition("?")[2] if following else ""
+        return seen
+
+    for _ in range(5):
+        web.get(f"/fhir/Patient/{someone}", headers=bearer(desk))
+    newest = walk("subtype=fhir:resource:read&_sort=-date&_count=2")
+    assert newest == sorted(set(newest), reverse=True) and len(newest) == 5
+    oldest = walk("subtype=fhir:resource:read&_count=2")
+    # Oldest first runs on into the reads written during both walks.
+    assert oldest == sorted(set(oldest)) and len(oldest) > len(newest)
