@@ -114,3 +114,17 @@ def test_pages_walked_while_the_ledger_grows_repeat_and_miss_nothing(
     oldest = walk("subtype=fhir:resource:read&_count=2")
     # Oldest first runs on into the reads written during both walks.
     assert oldest == sorted(set(oldest)) and len(oldest) > len(newest)
+
+
+def test_forged_cursors_are_refused_or_read_as_a_window(
+    web: FhirTestClient, staff_token: StaffToken, services: Services
+) -> None:
+    officer = staff_token(Role.PRIVACY_OFFICER)
+    for query in ("_before=9999999999999999999", "_after=%2B1", "_after=1&_after=2"):
+        answer = web.get(f"/fhir/AuditEvent?{query}", headers=bearer(officer))
+        assert answer.status_code == 400, (query, answer.text)
+    before, _ = services.audit_ledger.store.head()
+    empty = web.get("/fhir/AuditEvent?_after=5&_before=3", headers=bearer(officer))
+    assert empty.status_code == 200 and empty.json()["entry"] == []
+    # Whatever the cursors, the search is recorded.
+    assert services.audit_ledger.store.head()[0] == before + 1
