@@ -144,17 +144,19 @@ def _detection_status(services: Services) -> None:
 
 def _shreddable(services: Services, patient: str) -> tuple[KeyService, str, str]:
     """The key service, the id and the pseudonym of the patient ``patient`` names (an id
-    or ``Patient/<id>``); exit 1 if encryption is off (no key to shred) or there is no
-    such patient."""
+    or ``Patient/<id>``), whose record may be deleted: a deletion keeps every version
+    sealed under the patient's key, so an erasure request still stands, and an erasure's
+    words are still to be shown after a deletion (adversary round 68: both said "no
+    patient"). Exit 1 if encryption is off (no key to shred) or there is no such patient."""
     if services.keys is None:
         typer.secho("encryption is off: no patient's key to shred", fg=typer.colors.RED, err=True)
         raise typer.Exit(1)
     patient_id = patient.removeprefix("Patient/")
-    pseudonyms = services.vault.patient_pseudonyms([patient_id])
-    if patient_id not in pseudonyms:
+    found = services.vault.patient_of("Patient", patient_id)
+    if found is None:
         typer.secho(f"no patient {patient_id}", fg=typer.colors.RED, err=True)
         raise typer.Exit(1)
-    return services.keys, patient_id, pseudonyms[patient_id]
+    return services.keys, found[0], found[1]
 
 
 @app.command()

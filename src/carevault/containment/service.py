@@ -4,7 +4,7 @@ recorded in the audit ledger and followed by a signed checkpoint, refusals inclu
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from carevault.access.accounts import (
@@ -341,7 +341,7 @@ class ContainmentService:
         account = self._authorize(officer, "show an erasure's reason")
         found = [
             (seq, event)
-            for seq, data in self.ledger.store.find(subject=pseudonym, limit=10_000)
+            for seq, data in self._trail(pseudonym)
             if (event := AuditEvent.from_canonical(data, seq=seq)).tag is Tag.PATIENT_ERASED
             and event.outcome is Outcome.SUCCESS
         ]
@@ -369,6 +369,16 @@ class ContainmentService:
             )
             for seq, event in found
         ]
+
+    def _trail(self, pseudonym: str) -> Iterator[tuple[int, bytes]]:
+        """Every ledger entry of the patient ``pseudonym``, oldest first, read 10,000 at a
+        time: the erasure comes after the rest of a patient's trail, and a patient read at
+        every visit for years has more entries than one page (adversary round 68: the
+        first 10,000 were read, and such a patient was told "not erased")."""
+        after = -1
+        while batch := self.ledger.store.find(subject=pseudonym, after_seq=after, limit=10_000):
+            yield from batch
+            after = batch[-1][0]
 
     def _words(self, key: bytes, pseudonym: str, seq: int, event: AuditEvent) -> str:
         sealed = event.detail.get("reason_sealed")

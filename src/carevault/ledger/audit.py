@@ -43,8 +43,10 @@ class AuditQuery:
     #: (system or None for any system, code).
     types: tuple[frozenset[Token], ...] = ()
     subtypes: tuple[frozenset[Token], ...] = ()
-    #: Entries about one resource (AuditEvent.entity: its type and id).
-    entity: tuple[str, str] | None = None
+    #: Entries about one resource (AuditEvent.entity: its type and id), by any of the
+    #: names the ledger gives it (an id no record holds is named by its keyed digest);
+    #: empty: entries about no one resource (two were asked for).
+    entity: frozenset[tuple[str, str]] | None = None
     count: int = 50
 
 
@@ -111,7 +113,10 @@ def _fits(query: AuditQuery, event: AuditEvent) -> bool:
         or any(since <= event.at_us < until for since, until in query.outside_us)
         or (query.types and not _holds(query.types, event_type(event.tag.value)))
         or (query.subtypes and not _holds(query.subtypes, event_subtype(event.tag.value)))
-        or (query.entity is not None and (event.resource_type, event.resource_id) != query.entity)
+        or (
+            query.entity is not None
+            and (event.resource_type, event.resource_id) not in query.entity
+        )
     )
 
 

@@ -109,15 +109,21 @@ def read_search(
                 raise FhirError(
                     400, [Issue("invalid", "entity is a reference, Type/id (Patient/123)")]
                 )
-            if "entity" in query and query["entity"] != matched.groups():
-                query["entity"] = ("", "")  # two resources: no entry is about both
-            else:
-                query["entity"] = matched.groups()
+            resource_type, resource_id = matched.groups()
+            names = {(resource_type, resource_id)}
             # Who opened a patient's record (any record of theirs) is that patient's
             # access report, released as one, as a search by ``patient`` is.
-            owner = vault.patient_of(*matched.groups())
+            owner = vault.patient_of(resource_type, resource_id)
             if owner is not None:
                 found.released[owner[0]] = owner[1]
+            elif not vault.holds_id(resource_type, resource_id):
+                # Attempts at an id no record holds are named by its keyed digest (round
+                # 67): an officer searches by the id they were told was typed (round 68).
+                names.add((resource_type, vault.unknown_id(resource_type, resource_id)))
+            if "entity" in query and query["entity"] != names:
+                query["entity"] = frozenset()  # two resources: no entry is about both
+            else:
+                query["entity"] = frozenset(names)
         elif name == "agent":
             query["principal"] = value
         elif name in ("date", "_lastUpdated"):
