@@ -154,6 +154,7 @@ def live_server(settings: Settings, tmp_path: Path) -> Iterator[Any]:
 #: (ending on one of them cost a full run minutes). ``scripts/test`` asks xdist to hand
 #: files out in this order (``--no-loadscope-reorder``), not by their number of tests.
 SLOW_FIRST = (
+    "tests/integration/cli/test_detector.py",
     "tests/integration/detect/test_serve.py",
     "tests/integration/access/test_writes_never_widen.py",
     "tests/e2e/test_smart_clients.py",
