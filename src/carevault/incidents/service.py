@@ -301,7 +301,11 @@ class Incidents:
                 update(incident)
                 .where(incident.c.incident_id == incident_id)
                 .values(
-                    title=changes.get("title", self.words.seal(incident_id, "title", after.title)),
+                    # An unchanged title is sealed afresh: a row stored before records_0031
+                    # holds it as typed until its next amendment.
+                    title=changes["title"]
+                    if "title" in changes
+                    else self.words.seal(incident_id, "title", after.title),
                     status=after.status.value,
                     since_us=after.since_us,
                     until_us=after.until_us,

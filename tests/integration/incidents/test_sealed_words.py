@@ -140,7 +140,7 @@ def test_an_incidents_words_are_not_in_the_stolen_files_and_are_shown_where_they
     assert (changes["title"], changes["note"]) == (NEW_TITLE, NOTE)
 
 
-def test_an_incident_stored_before_its_title_was_sealed_reads_as_typed(
+def test_an_incident_stored_before_its_title_was_sealed_reads_as_typed_until_amended(
     services: Services,
 ) -> None:
     with services.engine.begin() as connection:
@@ -158,6 +158,11 @@ def test_an_incident_stored_before_its_title_was_sealed_reads_as_typed(
         )
     (found,) = incidents_for(services).all()
     assert found.title == "Phished before r0031"
+    # Its next amendment seals it.
+    incidents_for(services).amend(OFFICER, found.incident_id, Amendment(note="reset"))
+    with services.engine.connect() as connection:
+        assert connection.execute(select(incident.c.title)).scalar_one().startswith(PREFIX)
+    assert incidents_for(services).get(found.incident_id).title == "Phished before r0031"
 
 
 @pytest.mark.xfail(
