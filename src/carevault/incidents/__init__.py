@@ -72,6 +72,7 @@ def incidents_for(services: Services) -> Incidents:
         services.containment,
         services.now_us,
         Directory(services),
+        services.keys,
     )
 
 

@@ -31,6 +31,8 @@ from carevault.incidents.model import (
 from carevault.incidents.naming import Naming, names
 from carevault.incidents.registry import Registry
 from carevault.incidents.tables import incident, incident_event, incident_scope_run
+from carevault.incidents.words import Words
+from carevault.keys.service import KeyService
 from carevault.ledger.events import AuditEvent, Outcome, Tag
 from carevault.ledger.service import Ledger
 from carevault.ledger.store import LedgerEntry
@@ -63,10 +65,17 @@ class Actor:
     source_address: str | None = None
 
 
-def _incident(row: Any) -> Incident:
+#: The ledger's reasons for a declaration and an amendment: the officer's words (a title,
+#: a note) are sealed in the incident's row and the entry's ``detail`` (``words``).
+DECLARED_REASON = "incident declared (its title sealed in the incident)"
+AMENDED_REASON = "incident amended (a new title or note sealed in the detail)"
+
+
+def _incident(row: Any, words: Words) -> Incident:
+    incident_id = int(row.incident_id)
     return Incident(
-        incident_id=int(row.incident_id),
-        title=row.title,
+        incident_id=incident_id,
+        title=words.open(incident_id, "title", row.title),
         status=Status(row.status),
         declared_us=int(row.declared_us),
         declared_by=row.declared_by,
@@ -85,8 +94,12 @@ class Incidents:
         containment: ContainmentStore,
         now_us: Callable[[], int],
         registry: Registry,
+        keys: KeyService | None,
     ) -> None:
+        """``keys`` seals the officers' words (``words.Words``); None only with encryption
+        off, where they are kept as typed."""
         self.engine = engine
+        self.words = Words(keys)
         self.ledger = ledger
         self.containment = containment
         self.now_us = now_us
@@ -160,8 +173,9 @@ class Incidents:
         now = self.now_us()
         with write_transaction(self.engine) as connection:
             incident_id = connection.execute(
+                # The words are sealed bound to the incident's id, known once inserted.
                 insert(incident).values(
-                    title=title,
+                    title="",
                     status=Status.OPEN.value,
                     declared_us=now,
                     declared_by=actor.principal,
@@ -173,12 +187,17 @@ class Incidents:
                 )
             ).inserted_primary_key
             assert incident_id is not None  # noqa: S101 - an insert returns its key
+            connection.execute(
+                update(incident)
+                .where(incident.c.incident_id == incident_id[0])
+                .values(title=self.words.seal(int(incident_id[0]), "title", title))
+            )
             declared = self._get(connection, int(incident_id[0]))
             detail = {"incident": declared.incident_id, **_window(declared)}
             detail["compromised"] = compromised.as_json()
             if alert_id:
                 detail["alert"] = alert_id
-            seq = self._record(connection, Tag.INCIDENT_DECLARED, actor, title, detail)
+            seq = self._record(connection, Tag.INCIDENT_DECLARED, actor, DECLARED_REASON, detail)
             self._event(connection, declared.incident_id, "declared", actor, detail, seq)
         self.ledger.checkpoints.make(f"incident {declared.incident_id} declared")
         return declared
@@ -274,11 +293,19 @@ class Incidents:
                 changes["note"] = amendment.note
             if not changes:
                 raise IncidentError("the amendment changes nothing")
+            # The ledger entry and the timeline keep the words sealed (``timeline`` opens them).
+            for field in ("title", "note"):
+                if field in changes:
+                    changes[field] = self.words.seal(incident_id, field, changes[field])
             connection.execute(
                 update(incident)
                 .where(incident.c.incident_id == incident_id)
                 .values(
-                    title=after.title,
+                    # An unchanged title is sealed afresh: a row stored before records_0031
+                    # holds it as typed until its next amendment.
+                    title=changes["title"]
+                    if "title" in changes
+                    else self.words.seal(incident_id, "title", after.title),
                     status=after.status.value,
                     since_us=after.since_us,
                     until_us=after.until_us,
@@ -287,9 +314,7 @@ class Incidents:
                 )
             )
             detail = {"incident": incident_id, "changes": changes}
-            seq = self._record(
-                connection, Tag.INCIDENT_AMENDED, actor, amendment.note or "amended", detail
-            )
+            seq = self._record(connection, Tag.INCIDENT_AMENDED, actor, AMENDED_REASON, detail)
             self._event(connection, incident_id, "amended", actor, detail, seq)
         self.ledger.checkpoints.make(f"incident {incident_id} amended")
         return after
@@ -306,7 +331,7 @@ class Incidents:
         ).first()
         if row is None:
             raise IncidentNotFound(f"no incident {incident_id}")
-        return _incident(row)
+        return _incident(row, self.words)
 
     def get(self, incident_id: int) -> Incident:
         with read_transaction(self.engine) as connection:
@@ -317,7 +342,16 @@ class Incidents:
         if status is not None:
             query = query.where(incident.c.status == status.value)
         with read_transaction(self.engine) as connection:
-            return [_incident(row) for row in connection.execute(query).all()]
+            return [_incident(row, self.words) for row in connection.execute(query).all()]
+
+    def _opened(self, incident_id: int, kind: str, detail: dict[str, Any]) -> dict[str, Any]:
+        """An amendment's detail with its title and note opened (sealed since round 67)."""
+        changes = detail.get("changes") if kind == "amended" else None
+        if isinstance(changes, dict):
+            for field in ("title", "note"):
+                if isinstance(changes.get(field), str):
+                    changes[field] = self.words.open(incident_id, field, changes[field])
+        return detail
 
     def names_in_containment(self, action: Containment, principal: str) -> bool:
         """Whether an incident not closed that ``action`` contains (``own_actions``)
@@ -351,7 +385,7 @@ class Incidents:
                     "at": instant(int(row.at_us)),
                     "kind": row.kind,
                     "actor": row.actor,
-                    "detail": json.loads(row.detail),
+                    "detail": self._opened(incident_id, row.kind, json.loads(row.detail)),
                     "ledger_position": row.ledger_seq,
                 },
             )

@@ -11,7 +11,8 @@ incident = Table(
     "incident",
     metadata,
     Column("incident_id", Sequence64, primary_key=True, autoincrement=True),
-    Column("title", String(500), nullable=False),
+    # The officer's words, sealed (``incidents.words``; plain in rows from before r0031).
+    Column("title", Text, nullable=False),
     Column("status", String(32), nullable=False),
     Column("declared_us", BigInteger, nullable=False),
     Column("declared_by", String(200), nullable=False),

@@ -36,7 +36,8 @@ def open_clocks(services: Services, scope: Scope) -> None:
         store.open_clock(
             incident.incident_id,
             regulator,
-            f"{TITLES[regulator]}: {incident.title}",
+            # Not the incident's title: an officer's words, sealed in the incident (round 67).
+            f"{TITLES[regulator]}: incident {incident.incident_id}",
             to_micros(incident.declared_at),
             to_micros(due),
         )
