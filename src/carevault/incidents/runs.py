@@ -8,7 +8,10 @@ digest, so a kept document can be checked against the signed ledger: ``read`` re
 a document whose text no longer matches its digest or its ledger entry (fail closed).
 
 Documents hold pseudonymous Patient ids, categories, clinics and ledger positions, as
-the report itself does: never a name, a number or a clinical value.
+the report itself does, and the incident's title, which is what an officer typed and may
+name a patient: a document is kept sealed (``incidents.words``, bound to the incident and
+the run's number) and opened to the very text its digest was made of, so what an outside
+verifier checks is unchanged (runs kept before the title was sealed read as they are).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from sqlalchemy import Connection, Engine, func, select
 from carevault.db import read_transaction
 from carevault.incidents.model import IncidentError, instant
 from carevault.incidents.tables import incident_scope_run
+from carevault.incidents.words import Words
 from carevault.ledger.store import LedgerStore
 
 #: The columns of a run without its document (listings read only these).
@@ -130,11 +134,21 @@ def listing(engine: Engine, incident_id: int, most: int = 1000) -> list[ScopeRun
     return [_run(row) for row in rows]
 
 
+def sealed_field(number: int) -> str:
+    """What a run's kept document is sealed as (``Words``' field, bound with the incident)."""
+    return f"scope-run-{number}"
+
+
 def read(
-    engine: Engine, audit: LedgerStore, incident_id: int, number: int | None = None
+    engine: Engine,
+    audit: LedgerStore,
+    words: Words,
+    incident_id: int,
+    number: int | None = None,
 ) -> ScopeRun:
-    """Run ``number`` of the incident (None: the latest kept whole), its document checked
-    against its digest and its ledger entry. ScopeRunMissing, ScopeRunTampered."""
+    """Run ``number`` of the incident (None: the latest kept whole), its document opened
+    (``words``) and checked against its digest and its ledger entry. ScopeRunMissing,
+    ScopeRunTampered."""
     query = select(*_HEADER, incident_scope_run.c.document).where(
         incident_scope_run.c.incident_id == incident_id
     )
@@ -153,7 +167,7 @@ def read(
         raise ScopeRunMissing(
             f"incident {incident_id}: run {row.number} was recorded before documents were kept"
         )
-    text = row.document.encode("utf-8")
+    text = words.open(incident_id, sealed_field(int(row.number)), row.document).encode("utf-8")
     if digest(text) != row.sha256 or _recorded_digest(audit, row.ledger_seq) != row.sha256:
         raise ScopeRunTampered(
             f"incident {incident_id}: run {row.number} does not match its digest or its "

@@ -458,7 +458,10 @@ class Incidents:
                     actor=actor.principal,
                     audit_size=covers.audit,
                     unwrap_size=covers.unwrap,
-                    document=text.decode("utf-8"),
+                    # Sealed: it holds the incident's title (an officer's words).
+                    document=self.words.seal(
+                        incident_id, runs.sealed_field(number), text.decode("utf-8")
+                    ),
                     sha256=sha256,
                     ledger_seq=seq,
                 )
@@ -472,7 +475,7 @@ class Incidents:
         """A kept run with its document (None: the latest), checked against its digest and
         ledger entry; ScopeRunMissing when there is none (IncidentNotFound: no incident)."""
         self.get(incident_id)
-        return runs.read(self.engine, self.ledger.store, incident_id, number)
+        return runs.read(self.engine, self.ledger.store, self.words, incident_id, number)
 
     def scope_runs(self, incident_id: int) -> list[runs.ScopeRun]:
         """The incident's runs, newest first, without their documents."""

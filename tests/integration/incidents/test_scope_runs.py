@@ -22,8 +22,9 @@ from carevault.incidents import (
     kept_scope,
     scope_document,
 )
-from carevault.incidents.runs import canonical
+from carevault.incidents.runs import canonical, sealed_field
 from carevault.incidents.tables import incident_scope_run
+from carevault.incidents.words import PREFIX
 from carevault.ledger.events import AuditEvent, Outcome, Tag
 from tests.support.ledgers import JAN_1, record_reads
 from tests.support.staff import add_account
@@ -118,14 +119,16 @@ def test_an_incident_without_a_kept_run_has_none_to_give(services: Services) -> 
 
 
 def _kept_text(services: Services, incident: int) -> str:
+    """The incident's one kept document as its digest was made of: stored sealed (it
+    holds the incident's title), opened here."""
     with read_transaction(services.engine) as connection:
-        text = connection.execute(
-            select(incident_scope_run.c.document).where(
+        row = connection.execute(
+            select(incident_scope_run.c.number, incident_scope_run.c.document).where(
                 incident_scope_run.c.incident_id == incident
             )
-        ).scalar_one()
-    assert isinstance(text, str)
-    return text
+        ).one()
+    assert isinstance(row.document, str) and row.document.startswith(PREFIX)
+    return incidents_for(services).words.open(incident, sealed_field(row.number), row.document)
 
 
 def test_a_kept_run_changed_in_the_database_is_refused(services: Services) -> None:
