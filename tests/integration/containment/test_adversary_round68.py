@@ -4,15 +4,22 @@ erasure, a patient whose ledger trail is long."""
 
 from __future__ import annotations
 
+from subprocess import CompletedProcess
+
 from carevault.bootstrap import Services
 from carevault.containment.service import Officer
 from carevault.domain.roles import Role
 from carevault.ledger.events import AuditEvent, Outcome, Tag
 from tests.support.client import FhirTestClient
 from tests.support.server import environment, invoke_cli
-from tests.support.staff import make_staff
+from tests.support.staff import Staff, make_staff
 
 WORDS = "asked by letter, form DSR-2026-0068"
+
+
+def _by(officer: Staff, env: dict[str, str], *args: str) -> CompletedProcess[str]:
+    """``carevault <args>`` as ``officer``, with a fresh code."""
+    return invoke_cli(env, *args, "--officer", officer.account.username, "--totp", officer.totp())
 
 
 def _patient(api: FhirTestClient) -> str:
@@ -27,18 +34,12 @@ def test_the_words_of_an_erased_patient_whose_record_was_deleted_are_still_shown
     patient = _patient(api)
     officer = make_staff(services, Role.PRIVACY_OFFICER, ["clinic-a"])
     env = environment(services.settings.home, services.settings.database_url)
-    erased = invoke_cli(
-        env, "erase", "--patient", patient, "--reason", WORDS, "--yes",
-        "--officer", officer.account.username, "--totp", officer.totp(),
-    )  # fmt: skip
+    erased = _by(officer, env, "erase", "--patient", patient, "--reason", WORDS, "--yes")
     assert erased.returncode == 0, erased.stdout + erased.stderr
     deleted = api.delete(f"/fhir/Patient/{patient}")
     assert deleted.status_code in (200, 204), deleted.text
 
-    shown = invoke_cli(
-        env, "erasure-reason", "--patient", patient,
-        "--officer", officer.account.username, "--totp", officer.totp(),
-    )  # fmt: skip
+    shown = _by(officer, env, "erasure-reason", "--patient", patient)
     assert shown.returncode == 0, shown.stdout + shown.stderr
     assert WORDS in shown.stdout
     assert any(
@@ -56,19 +57,13 @@ def test_a_deleted_patient_can_be_erased_and_its_words_shown(
     assert api.delete(f"/fhir/Patient/{patient}").status_code in (200, 204)
     officer = make_staff(services, Role.PRIVACY_OFFICER, ["clinic-a"])
     env = environment(services.settings.home, services.settings.database_url)
-    erased = invoke_cli(
-        env, "erase", "--patient", patient, "--reason", WORDS, "--yes",
-        "--officer", officer.account.username, "--totp", officer.totp(),
-    )  # fmt: skip
+    erased = _by(officer, env, "erase", "--patient", patient, "--reason", WORDS, "--yes")
     assert erased.returncode == 0, erased.stdout + erased.stderr
     assert services.keys is not None
     pseudonym = services.vault.patient_of("Patient", patient)
     assert pseudonym is not None
     assert services.keys.shredded([pseudonym[1]]) == {pseudonym[1]}
-    shown = invoke_cli(
-        env, "erasure-reason", "--patient", patient,
-        "--officer", officer.account.username, "--totp", officer.totp(),
-    )  # fmt: skip
+    shown = _by(officer, env, "erasure-reason", "--patient", patient)
     assert shown.returncode == 0 and WORDS in shown.stdout, shown.stdout + shown.stderr
 
 
