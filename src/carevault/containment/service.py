@@ -3,7 +3,6 @@ recorded in the audit ledger and followed by a signed checkpoint, refusals inclu
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -25,8 +24,8 @@ from carevault.containment.state import (
     parse_network,
 )
 from carevault.domain.roles import Role
-from carevault.keys.envelope import Envelope
 from carevault.keys.service import KeyService
+from carevault.keys.words import SealedWords
 from carevault.ledger.events import AuditEvent, Outcome, Tag
 from carevault.ledger.service import Ledger
 
@@ -52,8 +51,11 @@ class Erasure:
     reason: str
 
 
-def _erasure_aad(pseudonym: str, at_us: int) -> bytes:
-    return f"carevault-erasure|{pseudonym}|{at_us}".encode()
+def _erasure_words(keys: KeyService) -> SealedWords:
+    """An erasure's words, sealed bound to the patient's pseudonym and the entry's time."""
+    return SealedWords(
+        keys, ERASURE_KEY_ID, "system:containment", "erasure-reason", "carevault-erasure"
+    )
 
 
 class ContainmentRefused(Exception):
@@ -98,7 +100,6 @@ class ContainmentService:
         self.named_by: NamedBy | None = None
         self.held_by: HeldBy | None = None
         self.clinic_of: ClinicOf | None = None
-        self._envelope = Envelope()
 
     def _record(
         self,
@@ -310,11 +311,7 @@ class ContainmentService:
         account = self._authorize(officer, "erase a patient")
         self._not_held(officer, account, pseudonym)
         at_us = self.store.now_us()
-        sealed = self._envelope.seal(
-            self._erasure_key(keys, "erasure-reason"),
-            _erasure_aad(pseudonym, at_us),
-            reason.encode(),
-        )
+        sealed = _erasure_words(keys).seal(f"{pseudonym}|{at_us}", reason)
         keys.shred(pseudonym)
         self.ledger.writer.record(
             [
@@ -327,7 +324,7 @@ class ContainmentService:
                     source_address=officer.source_address,
                     patient_pseudonym=pseudonym,
                     reason=ERASURE_REASON_SEALED,
-                    detail={"reason_sealed": base64.b64encode(sealed).decode("ascii")},
+                    detail={"reason_sealed": sealed},
                 )
             ]
         )
@@ -362,11 +359,9 @@ class ContainmentService:
                 for seq, _ in found
             ]
         )
-        key = self._erasure_key(keys, "erasure-reason-shown")
+        words = _erasure_words(keys)
         return [
-            Erasure(
-                seq, event.at_us, event.principal or "", self._words(key, pseudonym, seq, event)
-            )
+            Erasure(seq, event.at_us, event.principal or "", _reason(words, pseudonym, seq, event))
             for seq, event in found
         ]
 
@@ -379,23 +374,6 @@ class ContainmentService:
         while batch := self.ledger.store.find(subject=pseudonym, after_seq=after, limit=10_000):
             yield from batch
             after = batch[-1][0]
-
-    def _words(self, key: bytes, pseudonym: str, seq: int, event: AuditEvent) -> str:
-        sealed = event.detail.get("reason_sealed")
-        if not isinstance(sealed, str):
-            return event.reason or ""
-        return self._envelope.open(
-            key,
-            _erasure_aad(pseudonym, event.at_us),
-            base64.b64decode(sealed),
-            where=f"the erasure at ledger position {seq}",
-        ).decode()
-
-    @staticmethod
-    def _erasure_key(keys: KeyService, purpose: str) -> bytes:
-        return keys.ensure_data_key(
-            ERASURE_KEY_ID, "audit", principal="system:containment", purpose=purpose
-        )
 
     def _not_held(self, officer: Officer, account: Account, pseudonym: str) -> None:
         """A patient an open incident's scope holds is not erased: their records are its
@@ -455,3 +433,14 @@ class ContainmentService:
         )
         self.ledger.checkpoints.make(f"emergency access {grant_id}")
         return grant
+
+
+def _reason(words: SealedWords, pseudonym: str, seq: int, event: AuditEvent) -> str:
+    """The words of the erasure ``event`` (at ledger position ``seq``): sealed in its
+    detail; an erasure recorded before they were sealed has them as its reason."""
+    sealed = event.detail.get("reason_sealed")
+    if not isinstance(sealed, str):
+        return event.reason or ""
+    return words.open(
+        f"{pseudonym}|{event.at_us}", sealed, where=f"the erasure at ledger position {seq}"
+    )
