@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Engine
 
 from carevault.access.accounts import StaffAccounts
-from carevault.access.admin import Administration
+from carevault.access.admin import ADMIN_WORDS, Administration
 from carevault.access.breakglass import BreakGlass
 from carevault.access.care import CareRelationships
 from carevault.access.clients import ClientApps
@@ -28,8 +28,9 @@ from carevault.clock import Clock, to_micros, utc_now
 from carevault.config import Settings
 from carevault.console.sessions import ConsoleSessions
 from carevault.containment.service import ContainmentService
-from carevault.containment.state import Containment, ContainmentStore
+from carevault.containment.state import CONTAINMENT_WORDS, Containment, ContainmentStore
 from carevault.db import make_engine
+from carevault.detect.desk import ALERT_WORDS
 from carevault.detect.service import Detection, build_detection
 from carevault.export.files import ExportFiles
 from carevault.export.service import ExportService, ExportSettings
@@ -45,6 +46,7 @@ from carevault.keys.files import ed25519_key, rsa_key
 from carevault.keys.local import LocalKeyring
 from carevault.keys.provider import KeyProvider, KeyProviderUnavailable
 from carevault.keys.service import DIRECTORY_KEY_ID, KeyService
+from carevault.keys.words import officer_words
 from carevault.ledger.activity import ActivityCounter
 from carevault.ledger.checkpoints import CheckpointSchedule, CheckpointSigner
 from carevault.ledger.runs import VerifyRuns
@@ -330,6 +332,7 @@ def build_services(
         make_engine(settings.resolved_database_url, pool_size=2),
         now_us,
         settings.containment_refresh_seconds,
+        officer_words(keys, "system:containment", CONTAINMENT_WORDS),
     )
     if keys is not None:
         keys.locked = lambda: containment.current().key_lockdown
@@ -345,7 +348,14 @@ def build_services(
             name.strip() for name in settings.phi_offline_types.split(",") if name.strip()
         ),
     )
-    admin = Administration(accounts, clients, sessions, audit_ledger.writer, clock)
+    admin = Administration(
+        accounts,
+        clients,
+        sessions,
+        audit_ledger.writer,
+        clock,
+        officer_words(keys, "system:administration", ADMIN_WORDS),
+    )
     detection = build_detection(
         settings,
         engine,
@@ -360,6 +370,7 @@ def build_services(
         accounts,
         sessions,
         now_us,
+        officer_words(keys, "system:detect", ALERT_WORDS),
     )
     gate.release = detection.budget if settings.detect else None
     gate.decoys = detection.decoys if settings.detect else None

@@ -17,8 +17,18 @@ from carevault.access.registrations import fisher
 from carevault.access.sessions import Sessions
 from carevault.clock import Clock, to_micros, utc_now
 from carevault.domain.roles import Role
+from carevault.keys.words import SealedWords, entry_reason, entry_words
 from carevault.ledger.events import AuditEvent, Outcome, Tag
 from carevault.ledger.trail import AuditTrail
+
+#: Why a suspended account's sessions ended, and a session an administrator ended: kept
+#: in the session's row and in the entry of every refused use of it, so fixed words, not
+#: what was typed (which may name a patient: "read Mrs Chan's chart"); the typed reason
+#: is sealed in the suspension's or the ending's own ledger entry.
+SUSPENDED = "account suspended"
+SESSION_ENDED = "ended by an administrator"
+#: What an administrator's reasons are sealed as (``keys.words.officer_words``).
+ADMIN_WORDS = "carevault-admin-reason/1"
 
 
 class Administration:
@@ -29,20 +39,27 @@ class Administration:
         sessions: Sessions,
         audit: AuditTrail,
         clock: Clock = utc_now,
+        words: SealedWords | None = None,
     ) -> None:
+        """``words`` seals the reasons typed for suspending an account or ending a
+        session into their ledger entries (``keys.words.officer_words``); the sessions
+        ended keep a fixed reason, since every refused use of one is recorded with it."""
+        self.words = words
         self.accounts = accounts
         self.clients = clients
         self.sessions = sessions
         self.audit = audit
         self.clock = clock
 
-    def _record(self, by: str, tag: Tag, subject: str, **detail: Any) -> None:
+    def _record(
+        self, by: str, tag: Tag, subject: str, at_us: int | None = None, **detail: Any
+    ) -> None:
         self.audit.record(
             [
                 AuditEvent(
                     tag=tag,
                     outcome=Outcome.SUCCESS,
-                    at_us=to_micros(self.clock()),
+                    at_us=to_micros(self.clock()) if at_us is None else at_us,
                     principal=by,
                     role="administrator",
                     reason=subject,
@@ -73,11 +90,33 @@ class Administration:
         )
         return account, secret
 
-    def suspend(self, by: str, username: str, *, reason: str) -> tuple[Account, int]:
+    def suspend(self, by: str, username: str, *, reason: str = "") -> tuple[Account, int]:
+        """Suspend an account and end its sessions. ``reason``: what the person
+        suspending typed, sealed into the entry (empty when containment suspends: its
+        measure keeps the reason)."""
         account = self.accounts.set_suspended(username, True)
-        ended = self.sessions.revoke_all(account_id=account.account_id, reason=reason)
-        self._record(by, Tag.ADMIN_STAFF_SUSPENDED, account.account_id, sessions_ended=ended)
+        ended = self.sessions.revoke_all(account_id=account.account_id, reason=SUSPENDED)
+        at_us = to_micros(self.clock())
+        self._record(
+            by, Tag.ADMIN_STAFF_SUSPENDED, account.account_id, at_us,
+            sessions_ended=ended,
+            **self._sealed("suspended", account.account_id, at_us, reason),
+        )  # fmt: skip
         return account, ended
+
+    def reason_of(self, event: AuditEvent) -> str:
+        """The reason typed for a suspension's or a session's ending ``event``, opened
+        (as ``SealedWords.shown`` shows words that do not open); empty if none was given."""
+        kind = "suspended" if event.tag is Tag.ADMIN_STAFF_SUSPENDED else "session-ended"
+        typed = str(event.detail.get("why", ""))
+        binding = _binding(kind, event.reason or "", event.at_us)
+        return entry_reason(self.words, binding, typed, event.detail)
+
+    def _sealed(self, kind: str, subject: str, at_us: int, reason: str) -> dict[str, str]:
+        """An entry's detail for ``reason``: sealed (``reason_sealed``), or as typed
+        (``why``) with encryption off; nothing for no reason."""
+        said, sealed = entry_words(self.words, _binding(kind, subject, at_us), reason[:500], "")
+        return sealed or ({"why": said[:200]} if said else {})
 
     def reinstate(self, by: str, username: str) -> Account:
         account = self.accounts.set_suspended(username, False)
@@ -99,9 +138,13 @@ class Administration:
     def end_session(self, by: str, session_id: str, *, reason: str) -> bool:
         """End one live session of anyone (a lost device, a shared screen); False if it
         was not live."""
-        ended = self.sessions.revoke(session_id, reason)
+        ended = self.sessions.revoke(session_id, SESSION_ENDED)
         if ended:
-            self._record(by, Tag.ADMIN_SESSION_ENDED, session_id, why=reason[:200])
+            at_us = to_micros(self.clock())
+            self._record(
+                by, Tag.ADMIN_SESSION_ENDED, session_id, at_us,
+                **self._sealed("session-ended", session_id, at_us, reason),
+            )  # fmt: skip
         return ended
 
     def issue_recovery_codes(self, by: str, username: str) -> tuple[Account, list[str]]:
@@ -170,3 +213,9 @@ class Administration:
         ended = self.sessions.revoke_all(client_id=client_id, reason="client app revoked")
         self._record(by, Tag.ADMIN_CLIENT_REVOKED, client_id, sessions_ended=ended)
         return app, ended
+
+
+def _binding(kind: str, subject: str, at_us: int) -> str:
+    """What an administrator's reason is sealed bound to: its entry's kind, subject (the
+    account or session) and time."""
+    return f"{kind}|{subject}|{at_us}"

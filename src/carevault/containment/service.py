@@ -22,10 +22,11 @@ from carevault.containment.state import (
     ContainmentStore,
     Mode,
     parse_network,
+    release_binding,
 )
 from carevault.domain.roles import Role
 from carevault.keys.service import KeyService
-from carevault.keys.words import SealedWords
+from carevault.keys.words import SealedWords, entry_words
 from carevault.ledger.events import AuditEvent, Outcome, Tag
 from carevault.ledger.service import Ledger
 
@@ -39,6 +40,11 @@ ERASURE_REASON_SEALED = (
 )
 #: The longest reason an erasure takes (sealed into its ledger entry).
 MAX_ERASURE_REASON = 500
+#: What a containment's ledger entries say in place of the officer's words, which are
+#: sealed in the entry's detail (``reason_sealed``) and, for a start, with the measure:
+#: "suspend alice, she read Mrs Chan's chart" names a patient (stop 55).
+STARTED_REASON = "containment started (the reason sealed in the detail)"
+RELEASED_REASON = "containment released (the reason sealed in the detail)"
 
 
 @dataclass(frozen=True)
@@ -156,7 +162,7 @@ class ContainmentService:
         account = self._authorize(officer, f"start {mode}")
         by = f"staff:{account.username}"
         if mode is Mode.ACCOUNT_SUSPENDED:
-            suspended, _ = self.admin.suspend(by, target or "", reason=f"containment: {reason}")
+            suspended, _ = self.admin.suspend(by, target or "")
             # Kept by the account's own name (as typed, ``DOCTOR1`` matched no page's
             # look-up of the suspension: adversary round 58).
             target = suspended.username
@@ -193,7 +199,7 @@ class ContainmentService:
             ):
                 continue
             why = f"{reason}, same person as {username}"
-            self.admin.suspend(by, other.username, reason=f"containment: {why}")
+            self.admin.suspend(by, other.username)
             self._started(officer, account, Mode.ACCOUNT_SUSPENDED, other.username, why)
 
     def _started(
@@ -201,15 +207,17 @@ class ContainmentService:
     ) -> Containment:
         """Start a containment ``account`` (``officer``'s) asked for, recorded."""
         started = self.store.start(mode, target, reason, f"staff:{account.username}")
+        said, sealed = entry_words(self.store.words, started.binding, reason, STARTED_REASON)
         self._record(
             Tag.CONTAIN_STARTED,
             Outcome.SUCCESS,
             officer,
-            reason,
+            said,
             account,
             mode=mode.value,
             target=target,
             containment=started.containment_id,
+            **sealed,
         )
         return started
 
@@ -223,15 +231,22 @@ class ContainmentService:
             self._not_about_them(officer, account, current.target or "", containment_id)
             self.admin.reinstate(by, current.target or "")
         released = self.store.release(containment_id, by)
+        said, sealed = entry_words(
+            self.store.words,
+            release_binding(containment_id, released.released_us),
+            reason,
+            RELEASED_REASON,
+        )
         self._record(
             Tag.CONTAIN_RELEASED,
             Outcome.SUCCESS,
             officer,
-            reason,
+            said,
             account,
             mode=released.mode.value,
             target=released.target,
             containment=containment_id,
+            **sealed,
         )
         self.ledger.checkpoints.make(f"containment {containment_id} released")
         return released

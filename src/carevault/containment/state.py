@@ -18,6 +18,7 @@ from sqlalchemy import Engine, insert, select, update
 
 from carevault.containment.tables import containment
 from carevault.db import read_transaction, refuse_on_the_loop, write_transaction
+from carevault.keys.words import SealedWords
 
 
 class Mode(StrEnum):
@@ -29,6 +30,9 @@ class Mode(StrEnum):
     ACCOUNT_SUSPENDED = "account-suspended"
     CLIENT_REVOKED = "client-revoked"
 
+
+#: What a measure's reason is sealed as (``keys.words.officer_words``).
+CONTAINMENT_WORDS = "carevault-containment-reason/1"
 
 #: Modes that name what they act on.
 TARGETED = frozenset(
@@ -45,15 +49,40 @@ class Containment:
     containment_id: int
     mode: Mode
     target: str | None
-    reason: str
+    #: The reason as stored: sealed (``keys.words``), or as typed when stored before
+    #: reasons were sealed or with encryption off. ``reason`` gives the words.
+    stored_reason: str
     started_us: int
     started_by: str
     released_us: int | None = None
     released_by: str | None = None
+    #: Opens ``stored_reason`` for a page or a listing (``SealedWords.shown``); only
+    #: asked when the reason is read, never by the gate's checks of the state.
+    opener: Callable[[Containment], str] | None = field(default=None, compare=False, repr=False)
 
     @property
     def active(self) -> bool:
         return self.released_us is None
+
+    @property
+    def reason(self) -> str:
+        """The officer's (or the detectors') words, opened."""
+        return self.opener(self) if self.opener is not None else self.stored_reason
+
+    @property
+    def binding(self) -> str:
+        """What the reason is sealed bound to: a reason moved to another row does not
+        open."""
+        return reason_binding(self.started_us, self.mode, self.target)
+
+
+def reason_binding(started_us: int, mode: Mode, target: str | None) -> str:
+    return f"{started_us}|{mode.value}|{target or ''}"
+
+
+def release_binding(containment_id: int, released_us: int | None) -> str:
+    """What a release's reason (kept in its ledger entry only) is sealed bound to."""
+    return f"release|{containment_id}|{released_us}"
 
 
 @dataclass(frozen=True)
@@ -89,7 +118,7 @@ class ContainmentState:
         return ip is not None and any(ip in network for network in self.networks)
 
 
-def _row(row: object) -> Containment:
+def _row(row: object, opener: Callable[[Containment], str] | None = None) -> Containment:
     m = row._mapping  # type: ignore[attr-defined]
     return Containment(
         int(m["containment_id"]),
@@ -100,6 +129,7 @@ def _row(row: object) -> Containment:
         m["started_by"],
         m["released_us"],
         m["released_by"],
+        opener,
     )
 
 
@@ -126,11 +156,18 @@ def parse_network(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
 
 class ContainmentStore:
     def __init__(
-        self, engine: Engine, now_us: Callable[[], int], refresh_seconds: float = 0.5
+        self,
+        engine: Engine,
+        now_us: Callable[[], int],
+        refresh_seconds: float = 0.5,
+        words: SealedWords | None = None,
     ) -> None:
+        """``words`` seals each measure's reason at rest (``containment.words``); None
+        keeps reasons as typed (encryption off, or a store that only reads the state)."""
         self.engine = engine
         self.now_us = now_us
         self.refresh_seconds = refresh_seconds
+        self.words = words
         self._state = ContainmentState()
         #: When the held state's read was sent (``time.monotonic()``): a state is as old
         #: as its snapshot, not as the moment a slow read came back.
@@ -164,7 +201,7 @@ class ContainmentStore:
                 .where(containment.c.released_us.is_(None))
                 .order_by(containment.c.containment_id)
             ).all()
-        active = tuple(_row(row) for row in rows)
+        active = tuple(_row(row, self._open) for row in rows)
         networks = tuple(
             parse_network(item.target)
             for item in active
@@ -177,15 +214,28 @@ class ContainmentStore:
         self._not_before = time.monotonic()
         return self.current()
 
+    def _open(self, item: Containment) -> str:
+        if self.words is None:
+            return item.stored_reason
+        return self.words.shown(
+            item.binding, item.stored_reason, where=f"containment #{item.containment_id}'s reason"
+        )
+
     def start(self, mode: Mode, target: str | None, reason: str, by: str) -> Containment:
+        """Start a measure; its reason is sealed (before the transaction: the key's unwrap
+        is logged in a write of its own). The key service out of reach does not stop a
+        measure: its reason is then not kept (``SealedWords.kept``)."""
+        started_us = self.now_us()
+        binding = reason_binding(started_us, mode, target)
+        stored = reason if self.words is None else self.words.kept(binding, reason)
         with write_transaction(self.engine) as connection:
             new_id = connection.execute(
                 insert(containment)
                 .values(
                     mode=mode.value,
                     target=target,
-                    reason=reason,
-                    started_us=self.now_us(),
+                    reason=stored,
+                    started_us=started_us,
                     started_by=by,
                 )
                 .returning(containment.c.containment_id)
@@ -215,11 +265,11 @@ class ContainmentStore:
             ).first()
         if row is None:
             raise ValueError(f"no containment #{containment_id}")
-        return _row(row)
+        return _row(row, self._open)
 
     def history(self, limit: int = 100) -> list[Containment]:
         with read_transaction(self.engine) as connection:
             rows = connection.execute(
                 select(containment).order_by(containment.c.containment_id.desc()).limit(limit)
             ).all()
-        return [_row(row) for row in rows]
+        return [_row(row, self._open) for row in rows]

@@ -13,8 +13,19 @@ from carevault.detect.decoys import KIND as DECOY_CONTACT
 from carevault.detect.decoys import DecoyContacts, generate
 from carevault.detect.flags import SWITCH_OFF, Flags
 from carevault.detect.kin import Kinship
+from carevault.keys.words import SealedWords, entry_reason, entry_words
 from carevault.ledger.events import AuditEvent, Outcome, Tag
 from carevault.ledger.trail import AuditTrail
+
+#: What an officer's reasons for handling alerts are sealed as.
+ALERT_WORDS = "carevault-alert-handling/1"
+
+
+def handled_binding(alert_id: int, status: str, at_us: int) -> str:
+    """What the reason an alert was handled for is sealed bound to (its ledger entry's
+    alert, status and time)."""
+    return f"{alert_id}|{status}|{at_us}"
+
 
 #: How long an officer's request to switch a patient's flag off waits for another
 #: officer's confirmation: a day.
@@ -52,7 +63,11 @@ class AlertDesk:
         now_us: Callable[[], int],
         kinship: Kinship,
         decoys: DecoyContacts,
+        words: SealedWords | None = None,
     ) -> None:
+        """``words`` seals the reasons officers give for handling an alert ("his mother
+        is Mrs Chan") in the ledger (``keys.words.officer_words``); None: kept as typed."""
+        self.words = words
         self.kinship = kinship
         self.decoys = decoys
         self.alerts = alerts
@@ -63,14 +78,20 @@ class AlertDesk:
         self.now_us = now_us
 
     def _record(
-        self, tag: Tag, outcome: Outcome, officer: OfficerCode, reason: str, **detail: object
+        self,
+        tag: Tag,
+        outcome: Outcome,
+        officer: OfficerCode,
+        reason: str,
+        at_us: int | None = None,
+        **detail: object,
     ) -> None:
         self.audit.record(
             [
                 AuditEvent(
                     tag=tag,
                     outcome=outcome,
-                    at_us=self.now_us(),
+                    at_us=self.now_us() if at_us is None else at_us,
                     principal=f"staff:{officer.username}",
                     source_address=officer.source_address,
                     reason=reason,
@@ -106,11 +127,26 @@ class AlertDesk:
         self._authorize(officer, f"{status} alert {alert.alert_id}")
         self._not_about_self(officer, alert.account, f"{status} alert {alert.alert_id}")
         handled = self.alerts.set_status(alert.alert_id, status, f"staff:{officer.username}")
+        at_us = self.now_us()
+        said, sealed = entry_words(
+            self.words,
+            handled_binding(alert.alert_id, status, at_us),
+            reason,
+            f"{status} (the officer's reason sealed in the detail)",
+        )
         self._record(
-            Tag.DETECT_ALERT_HANDLED, Outcome.SUCCESS, officer, reason or status,
-            alert=alert.alert_id, status=status,
+            Tag.DETECT_ALERT_HANDLED, Outcome.SUCCESS, officer, said or status,
+            alert=alert.alert_id, status=status, at_us=at_us, **sealed,
         )  # fmt: skip
         return handled
+
+    def reason_of(self, event: AuditEvent) -> str:
+        """The reason an officer gave for handling an alert (its ``DETECT_ALERT_HANDLED``
+        entry), opened."""
+        binding = handled_binding(
+            int(str(event.detail.get("alert", 0))), str(event.detail.get("status", "")), event.at_us
+        )
+        return entry_reason(self.words, binding, event.reason or "", event.detail)
 
     def flag(self, officer: OfficerCode, kind: str, patient_id: str, *, on: bool = True) -> Flagged:
         """Mark a patient VIP or decoy, or unmark them.

@@ -194,7 +194,7 @@ class Responder:
             if item.mode is mode and item.target == target:
                 return item.containment_id
         if mode is Mode.ACCOUNT_SUSPENDED:
-            self.admin.suspend(BY, target, reason=f"containment: {reason}")
+            self.admin.suspend(BY, target)
         else:
             self.admin.revoke_client(BY, target)
         return self.containment.start(mode, target, reason, BY).containment_id

@@ -27,6 +27,7 @@ from carevault.detect.notify import AlertSinks
 from carevault.detect.respond import Policy, Responder
 from carevault.detect.signals import Detectors
 from carevault.domain.care import CareWindow
+from carevault.keys.words import SealedWords
 from carevault.ledger.service import Ledger
 
 
@@ -73,7 +74,9 @@ def build_detection(
     accounts: StaffAccounts,
     sessions: Sessions,
     now_us: Callable[[], int],
+    words: SealedWords | None = None,
 ) -> Detection:
+    """``words`` seals officers' reasons for handling alerts (``AlertDesk``)."""
     offset = zone_offset_us(settings.timezone)
     alerts = AlertStore(engine)
     flags = Flags(engine, now_us)
@@ -129,8 +132,9 @@ def build_detection(
         # the thread, another process reads it back from the ledger.
         audit_ledger.writer.listeners.append(detection_engine.committed)
     desk = AlertDesk(
-        alerts, flags, accounts, audit_ledger.writer, pseudonym_of, now_us, kinship, decoys
-    )
+        alerts, flags, accounts, audit_ledger.writer, pseudonym_of, now_us, kinship, decoys,
+        words,
+    )  # fmt: skip
     return Detection(
         alerts, flags, kinship, decoys, budget, detection_engine, responder, sinks, desk,
         settings.detect, threaded,

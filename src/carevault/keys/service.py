@@ -44,7 +44,12 @@ DIRECTORY_KEY_ID = "directory"
 #: The key that seals staff TOTP secrets: key lockdown spares it, so that a privacy
 #: officer can still sign in with a fresh code, to release the lockdown.
 CREDENTIALS_KEY_ID = "credentials"
-LOCKDOWN_EXEMPT = frozenset({CREDENTIALS_KEY_ID})
+#: The key that seals what privacy officers type about containment, staff and alerts
+#: (``keys.words``): key lockdown spares it too, so that an officer can still contain
+#: (suspend an account, block an address) and see why each measure is on, while no
+#: patient's key is released.
+OFFICER_WORDS_KEY_ID = "officer-words"
+LOCKDOWN_EXEMPT = frozenset({CREDENTIALS_KEY_ID, OFFICER_WORDS_KEY_ID})
 ROTATION_PRINCIPAL = "system:kek-rotation"
 INDEX_KEY_ID = "index"
 
@@ -115,7 +120,7 @@ class KeyService:
 
     def create_data_key(self, key_id: str, kind: str) -> bytes:
         """Generate a data key, wrap it, and store it; the caller already holds it."""
-        self._check_lockdown()
+        self._check_lockdown((key_id,))
         key = secrets.token_bytes(DATA_KEY_BYTES)
         wrapped = self.provider.wrap(key_id, key)
         with write_transaction(self.engine) as connection:

@@ -13,12 +13,19 @@ key service) words are kept as typed, as the vault keeps records.
 from __future__ import annotations
 
 import base64
+from collections.abc import Mapping
 
 from carevault.keys.envelope import Envelope, RecordIntegrityError
-from carevault.keys.service import KeyService
+from carevault.keys.provider import KeyProviderError
+from carevault.keys.service import OFFICER_WORDS_KEY_ID, DataKeyError, KeyService
 
 #: What a sealed value starts with; a stored value without it predates sealing.
 PREFIX = "sealed:1:"
+#: What a page or a listing shows for words whose seal does not open (moved from another
+#: row, altered, or the key service out of reach), in place of the words.
+UNOPENED = "(the officer's words are sealed and could not be opened here: {why})"
+#: What is kept in place of words the key service could not seal (``SealedWords.kept``).
+WITHHELD = "(the officer's words were not kept: the key service could not seal them: {why})"
 
 
 class SealedWords:
@@ -70,3 +77,60 @@ class SealedWords:
             base64.b64decode(stored[len(PREFIX) :]),
             where=where,
         ).decode()
+
+    def kept(self, binding: str, text: str) -> str:
+        """``seal`` for words that must not stop what they explain: a measure an officer
+        starts, an alert handled, an account suspended while the key service (an HSM) is
+        out of reach goes ahead, and its words are not kept (``WITHHELD`` in their place,
+        naming why), never kept in the clear."""
+        try:
+            return self.seal(binding, text)
+        except (KeyProviderError, DataKeyError) as error:
+            return WITHHELD.format(why=type(error).__name__)
+
+    def shown(self, binding: str, stored: str, *, where: str) -> str:
+        """``open`` for a page or a listing: words that do not open are shown as
+        ``UNOPENED`` says, naming why (never the stored value), rather than failing the
+        whole page; the gate and anything that acts on the words use ``open``."""
+        try:
+            return self.open(binding, stored, where=where)
+        except RecordIntegrityError:
+            return UNOPENED.format(why="their seal does not match where they are kept")
+        except (KeyProviderError, DataKeyError) as error:
+            return UNOPENED.format(why=type(error).__name__)
+
+
+def officer_words(keys: KeyService | None, principal: str, context: str) -> SealedWords:
+    """What privacy officers type about containment, staff and alerts (a reason to
+    suspend an account, to lift a measure, to dismiss an alert): often a person's name
+    ("read Mrs Chan's chart"), so sealed at rest under ``officer-words``, which key
+    lockdown spares (``keys.service.LOCKDOWN_EXEMPT``). ``context`` names the kind of
+    words, so that words of one kind do not open as another."""
+    return SealedWords(keys, OFFICER_WORDS_KEY_ID, principal, "officer-words", context)
+
+
+def entry_words(
+    words: SealedWords | None, binding: str, text: str, fixed: str
+) -> tuple[str, dict[str, str]]:
+    """What a ledger entry keeps of the words ``text``: (its reason, what its detail
+    adds). Sealed: ``fixed`` names them and the detail carries them (``reason_sealed``,
+    bound to ``binding``); with encryption off, no words or no ``words``: ``text`` is the
+    reason, as before words were sealed; the key service out of reach: ``WITHHELD``."""
+    if words is None or not text:
+        return text, {}
+    stored = words.kept(binding, text)
+    if not stored.startswith(PREFIX):
+        # As typed with encryption off; ``WITHHELD`` if the key service failed.
+        return stored, {}
+    return fixed, {"reason_sealed": stored}
+
+
+def entry_reason(
+    words: SealedWords | None, binding: str, reason: str, detail: Mapping[str, object]
+) -> str:
+    """The words of an entry ``entry_words`` made (its reason and detail), opened as
+    ``SealedWords.shown`` shows them; an entry without sealed words gives its reason."""
+    sealed = detail.get("reason_sealed")
+    if not isinstance(sealed, str) or words is None:
+        return reason
+    return words.shown(binding, sealed, where="a ledger entry's words")

@@ -128,9 +128,12 @@ def test_staff_commands_add_list_reset_and_suspend_an_account(
         for event in done.values()
     )
     assert done[Tag.ADMIN_STAFF_ADDED].detail == {"role": "nurse", "clinics": [CLINIC]}
-    assert done[Tag.ADMIN_STAFF_SUSPENDED].detail == {"sessions_ended": 1}
+    suspended = done[Tag.ADMIN_STAFF_SUSPENDED]
+    assert suspended.detail["sessions_ended"] == 1
+    assert auth_services.admin.reason_of(suspended) == "left the clinic"
+    assert "left the clinic" not in str(suspended.detail)
     assert done[Tag.ADMIN_TOTP_RESET].detail == {"sessions_ended": 1}
-    refused(store, Tag.AUTH_TOKEN_REFUSED, "session revoked (left the clinic)")
+    refused(store, Tag.AUTH_TOKEN_REFUSED, "session revoked (account suspended)")
     refused(store, Tag.AUTH_SIGN_IN_FAILED, "account suspended")
 
 

@@ -281,10 +281,15 @@ def test_suspending_an_account_refuses_its_tokens_within_a_second(
     assert_refused_within(web, tokens["access_token"])
     assert _refresh(web, tokens["refresh_token"]).status_code == 400
     store = auth_services.audit_ledger.store
-    refused(store, Tag.AUTH_TOKEN_REFUSED, "session revoked (badge lost)")
+    # The refused token's entry gives fixed words; what was typed (it may name a
+    # patient) is sealed in the suspension's own entry (stop 55).
+    refused(store, Tag.AUTH_TOKEN_REFUSED, "session revoked (account suspended)")
     (suspended,) = events(store, Tag.ADMIN_STAFF_SUSPENDED)
     assert suspended.reason == staff.account_id
-    assert suspended.detail == {"sessions_ended": 1}
+    assert set(suspended.detail) == {"sessions_ended", "reason_sealed"}
+    assert suspended.detail["sessions_ended"] == 1
+    assert "badge" not in json.dumps(suspended.detail)
+    assert auth_services.admin.reason_of(suspended) == "badge lost"
 
 
 def test_a_suspension_another_process_wrote_takes_effect_within_a_second(

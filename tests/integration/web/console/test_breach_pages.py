@@ -20,6 +20,7 @@ from carevault.domain.roles import Role
 from carevault.fhir.registry import RESOURCE_TYPES
 from carevault.gate import Caller
 from carevault.incidents import incidents_for
+from carevault.ledger.events import AuditEvent
 from carevault.ledger.verifier import leaf_hash, verify_inclusion
 from carevault.notify.store import NoticeStore
 from carevault.vault.writer import Put
@@ -183,7 +184,11 @@ def test_acknowledging_and_dismissing_need_a_fresh_code_and_a_reason(
     events = ledger_events(console_services)
     handled = [e for e in events if e["tag"] == "detect:alert:handled"]
     assert [e["detail"]["status"] for e in handled] == ["acknowledged", "dismissed"]
-    assert handled[-1]["reason"] == "a planned audit of files"
+    # The officer's words are sealed in the entry (they may name a patient: stop 55).
+    assert handled[-1]["reason"] == "dismissed (the officer's reason sealed in the detail)"
+    assert "planned audit" not in str(handled[-1]["detail"])
+    dismissed = AuditEvent.from_canonical(json.dumps(handled[-1]).encode())
+    assert console_services.detection.desk.reason_of(dismissed) == "a planned audit of files"
     assert all(e["principal"] == "staff:officer1" for e in handled)
     assert any(e["tag"] == "containment:mode:refused" for e in events)
 
