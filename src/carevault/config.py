@@ -255,6 +255,13 @@ class Settings(BaseSettings):
     notify_contact_name: str = Field(
         default="The Data Protection Officer", description="The named contact in every notice."
     )
+    notify_contact_name_zh: str | None = Field(
+        default=None,
+        description=(
+            "The named contact in Chinese notices; by default 保障資料主任 while the English "
+            "contact is the default one, else the English name as it is (a person's name)."
+        ),
+    )
     notify_contact_email: str = Field(default="privacy@example.hk")
     notify_rate: float = Field(
         default=50.0, gt=0, description="Notices sent per second at most (all channels)."

@@ -21,6 +21,7 @@ from carevault.keys.service import (
     DIRECTORY_KEY_ID,
     INDEX_KEY_ID,
     ROTATION_PRINCIPAL,
+    not_patients_keys,
 )
 from carevault.ledger.events import Tag
 from carevault.ledger.store import LedgerStore
@@ -123,6 +124,12 @@ class BypassCheck:
         return self._judge(ready), end
 
     def _judge(self, unwraps: list[Unwrap]) -> list[Finding]:
+        if not unwraps:
+            return []
+        # Keys of CareVault's own other than the shared ones (an incident's sealed words,
+        # an erasure's, an export's files) are no patient's: the key store says which.
+        others = not_patients_keys(self.unwrap.engine, {u.key_id for u in unwraps})
+        unwraps = [u for u in unwraps if u.key_id not in others]
         if not unwraps:
             return []
         low = min(u.at_us for u in unwraps) - MATCH_US

@@ -41,6 +41,7 @@ from carevault.incidents import containment, patients, people
 from carevault.incidents.model import TIERS, Incident, instant, principal_of
 from carevault.incidents.query import CHANGE_TAGS, DuckScope, Hit, SqlScope, Who, Window
 from carevault.incidents.segments import Segments, segments_for
+from carevault.keys.service import not_patients_keys
 from carevault.ledger.service import Ledger
 
 if TYPE_CHECKING:
@@ -124,6 +125,10 @@ def compute(services: Services, incident: Incident, engine: str = "auto") -> dic
         unwrapped = query.unwrapped(processes, everyone) if (processes or everyone) else []
     finally:
         query.close()
+    # Only patients' data keys make the decrypted tier: the unwrap ledger also holds the
+    # keys of CareVault's own (the directory, the blind index, sealed words, job files).
+    others = not_patients_keys(services.key_engine, {hit.patient for hit in unwrapped})
+    unwrapped = [hit for hit in unwrapped if hit.patient not in others]
     tiers, known = _tiers(services, incident, released, unwrapped)
     altered = _hits(changed, "audit", with_categories=True)
     known.update(patients.facts(services.engine, set(altered) - set(known)))

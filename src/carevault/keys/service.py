@@ -52,6 +52,32 @@ OFFICER_WORDS_KEY_ID = "officer-words"
 LOCKDOWN_EXEMPT = frozenset({CREDENTIALS_KEY_ID, OFFICER_WORDS_KEY_ID})
 ROTATION_PRINCIPAL = "system:kek-rotation"
 INDEX_KEY_ID = "index"
+#: The kind of a patient's data key (``data_key.kind``); every other kind is a key of
+#: CareVault's own (the directory, credentials, the blind index, an incident's or an
+#: erasure's sealed words, an export's or an import's files, the break-glass log).
+PATIENT_KIND = "patient"
+
+
+def not_patients_keys(engine: Engine, key_ids: Collection[str]) -> set[str]:
+    """Those of ``key_ids`` stored as another kind than a patient's (``engine``: the key
+    store's). An id the store does not hold is not among them: whatever it was, it is
+    not known to be no patient's, so it counts as one (an erased patient's key is kept,
+    shredded, with its kind). Integrator round 68: the unwraps of the incident words'
+    key (stop 54) were read as a patient's, by the gate-bypass detector (a high alert at
+    every incident declared) and by a scope with the host or key service compromised (a
+    "patient" ``incident-words`` in the decrypted tier, counted as a person)."""
+    wanted = sorted(set(key_ids))
+    found: set[str] = set()
+    with read_transaction(engine) as connection:
+        for start in range(0, len(wanted), 500):
+            rows = connection.execute(
+                select(data_key.c.key_id).where(
+                    data_key.c.key_id.in_(wanted[start : start + 500]),
+                    data_key.c.kind != PATIENT_KIND,
+                )
+            ).all()
+            found.update(str(row[0]) for row in rows)
+    return found
 
 
 class DataKeyError(RuntimeError):
@@ -167,7 +193,7 @@ class KeyService:
         with write_transaction(self.engine) as connection:
             connection.execute(
                 delete(data_key).where(
-                    data_key.c.key_id.in_(list(key_ids)), data_key.c.kind == "patient"
+                    data_key.c.key_id.in_(list(key_ids)), data_key.c.kind == PATIENT_KIND
                 )
             )
         for key_id in key_ids:

@@ -40,9 +40,16 @@ class Sender:
     hotline: str
     contact_name: str
     zone: ZoneInfo
+    #: The contact as a Chinese notice names it (``None``: ``contact_name`` as it is).
+    contact_name_zh: str | None = None
 
     def name(self, language: str) -> str:
         return self.name_zh if language == "zh" else self.name_en
+
+    def contact(self, language: str) -> str:
+        if language == "zh" and self.contact_name_zh:
+            return self.contact_name_zh
+        return self.contact_name
 
 
 @dataclass(frozen=True)
@@ -92,6 +99,11 @@ def render(
     patient_name = addressable(recipient.patient_name)
     since: datetime | None = exposure.first or incident.since
     until: datetime | None = exposure.last or incident.until or incident.declared_at
+    same_day = (
+        since is not None
+        and until is not None
+        and day(since, language, sender.zone) == day(until, language, sender.zone)
+    )
     context = {
         "subject": SUBJECT[language],
         "group": sender.name(language),
@@ -101,6 +113,9 @@ def render(
         "happened": HAPPENED[language].get(exposure.tier, HAPPENED[language]["potentially"]),
         "since": day(since, language, sender.zone),
         "until": day(until, language, sender.zone),
+        # A window within one of the group's days is that day ("On 6 December 2026"), not
+        # "Between 6 December 2026 and 6 December 2026" (integrator round 68).
+        "same_day": same_day,
         "declared": day(incident.declared_at, language, sender.zone),
         "categories": words,
         "short_categories": short_list(language, exposure.categories),
@@ -108,7 +123,7 @@ def render(
         "has_government_id": DataCategory.GOVERNMENT_ID in exposure.categories,
         "site": sender.site,
         "hotline": sender.hotline,
-        "contact_name": sender.contact_name,
+        "contact_name": sender.contact(language),
         "code": code,
         "pcpd_told": "pcpd" in incident.filed_with,
         # Read-only stops changes, not reading: alone it stopped no one's access.

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections import Counter
 from datetime import UTC
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from carevault.clock import from_micros, to_micros
 from carevault.notify import store as states
@@ -113,4 +114,5 @@ def make_report(services: Services, scope: Scope, regulator: str) -> dict[str, A
         regions=regions,
         pcpd_days=settings.notify_pcpd_days,
         now=services.clock().astimezone(UTC),
+        zone=ZoneInfo(settings.timezone),
     )

@@ -10,19 +10,31 @@ from __future__ import annotations
 import io
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
+from zoneinfo import ZoneInfo
 
 from carevault.domain.categories import HEALTH_CATEGORIES, DataCategory
 from carevault.notify.letters import letter_font
-from carevault.notify.risk import Assessment
+from carevault.notify.risk import Assessment, media_notice_states
 from carevault.notify.scope import Scope
 from carevault.notify.wording import CATEGORY_WORDS
 
 TODO = "TO COMPLETE"
 REGULATORS = ("pcpd", "hipaa", "gdpr")
+#: The PCPD is Hong Kong's regulator and its form is filled in Hong Kong: its report gives
+#: every instant in Hong Kong time, whatever the group's own zone (integrator round 68: a
+#: UTC "11:00" copied into the form read as 11:00 in Hong Kong, eight hours off). HIPAA's
+#: and GDPR's reports keep UTC.
+REPORT_ZONES = {"pcpd": ZoneInfo("Asia/Hong_Kong")}
+#: 45 CFR 164.408(b): HHS at once for "500 or more individuals" (media notice, 164.406,
+#: is for more than 500 residents of one state: ``risk.media_notice_states``).
+HHS_AT_ONCE_FROM = 500
+#: 45 CFR 164.404(d)(2)(ii): ten or more people out of reach need the conspicuous form of
+#: substitute notice; fewer, any other written, telephone or other means.
+SUBSTITUTE_POSTING_FROM = 10
 TITLES = {
     "pcpd": "PCPD Data Breach Notification Form (Hong Kong)",
     "hipaa": "HIPAA breach notification (45 CFR 164.400-414)",
@@ -61,8 +73,36 @@ def deadline(regulator: str, declared_at: datetime, pcpd_days: int) -> datetime:
     return declared_at + timedelta(days=pcpd_days)
 
 
-def _iso(moment: datetime | None) -> str | None:
-    return moment.isoformat() if moment else None
+def _iso(moment: datetime | None, zone: ZoneInfo | None = None) -> str | None:
+    """An instant as ISO 8601 with its offset, in ``zone`` (the regulator's) if given."""
+    if moment is None:
+        return None
+    return (moment.astimezone(zone) if zone is not None else moment).isoformat()
+
+
+def hhs_report_due(people: int, discovered: datetime, zone: ZoneInfo) -> date:
+    """When HHS must have the report (164.408): 500 or more people, with the individual
+    notices and at the latest 60 days after discovery; fewer, in the annual log, 60 days
+    after the end of the calendar year (in the group's zone) the breach was discovered in."""
+    if people >= HHS_AT_ONCE_FROM:
+        return deadline("hipaa", discovered, 0).astimezone(zone).date()
+    return date(discovered.astimezone(zone).year, 12, 31) + timedelta(days=60)
+
+
+def substitute_notice(unreachable: int) -> dict[str, Any]:
+    """164.404(d)(2): substitute notice is owed to everyone whose contact details are
+    insufficient or out of date, not only from ten of them on; the number decides its form."""
+    if unreachable == 0:
+        form = None
+    elif unreachable < SUBSTITUTE_POSTING_FROM:
+        form = "an alternative form of written notice, telephone or other means (164.404(d)(2)(i))"
+    else:
+        form = (
+            "a conspicuous posting on the home page for 90 days or notice in major print or "
+            "broadcast media where they likely live, with a toll-free number active for at "
+            "least 90 days (164.404(d)(2)(ii))"
+        )
+    return {"people_out_of_reach": unreachable, "required": unreachable > 0, "form": form}
 
 
 def _kinds(assessment: Assessment) -> list[str]:
@@ -88,9 +128,10 @@ def _hhs_phi_types(categories: dict[str, int]) -> list[str]:
     return kinds
 
 
-def containment_taken(scope: Scope) -> list[str]:
+def containment_taken(scope: Scope, zone: ZoneInfo | None = None) -> list[str]:
     """The containment recorded for the incident, one line per action; or one line marked
-    ``TO COMPLETE`` when none is recorded: a report states only what was done."""
+    ``TO COMPLETE`` when none is recorded: a report states only what was done. With a
+    ``zone`` (the PCPD's), each time is given there and in UTC beside it."""
     actions = scope.incident.containment
     if not actions:
         return [
@@ -101,16 +142,21 @@ def containment_taken(scope: Scope) -> list[str]:
     for action in actions:
         target = f" on {action.target}" if action.target else ""
         ended = (
-            f"released {action.released_at.isoformat()}"
+            f"released {_both(action.released_at, zone)}"
             if action.released_at is not None
             else "still in force"
         )
         reason = f" ({action.reason})" if action.reason else ""
         lines.append(
-            f"{action.mode}{target} from {action.started_at.isoformat()}, {ended}{reason}; "
+            f"{action.mode}{target} from {_both(action.started_at, zone)}, {ended}{reason}; "
             "recorded in the tamper-evident audit ledger"
         )
     return lines
+
+
+def _both(moment: datetime, zone: ZoneInfo | None) -> str:
+    utc = moment.astimezone(UTC).isoformat()
+    return utc if zone is None else f"{moment.astimezone(zone).isoformat()} ({utc})"
 
 
 def _breach_type(scope: Scope) -> str:
@@ -130,28 +176,35 @@ def build_report(
     regions: Counter[str],
     pcpd_days: int,
     now: datetime,
+    zone: ZoneInfo | None = None,
 ) -> dict[str, Any]:
+    """``zone``: the group's (``CAREVAULT_TIMEZONE``), whose calendar year HIPAA's annual
+    log follows; UTC if not given. The PCPD's report is in Hong Kong time (``REPORT_ZONES``)."""
     incident = scope.incident
     due = deadline(regulator, incident.declared_at, pcpd_days)
+    shown = REPORT_ZONES.get(regulator)
     common: dict[str, Any] = {
         "regulator": regulator,
         "title": TITLES[regulator],
         "incident": incident.incident_id,
-        "prepared_at": now.isoformat(),
-        "deadline": due.isoformat(),
+        "prepared_at": _iso(now, shown),
+        "deadline": _iso(due, shown),
         "overdue": now > due,
     }
     breach = {
         "description": incident.title or TODO,
-        "breach_began": _iso(incident.since) or TODO,
-        "breach_ended": _iso(incident.until) or TODO,
-        "discovered": incident.declared_at.isoformat(),
+        "breach_began": _iso(incident.since, shown) or TODO,
+        "breach_ended": _iso(incident.until, shown) or TODO,
+        "discovered": _iso(incident.declared_at, shown),
         "what_was_compromised": {k: v for k, v in incident.compromised.items() if v},
         # Integrity beside confidentiality: patients whose records a compromised
         # principal wrote in the window (the scope's ``changed``).
         "patients_whose_records_were_changed": len(scope.changed),
     }
-    contained = containment_taken(scope)
+    contained = containment_taken(scope, shown)
+    # GDPR Art. 33(3)(a) asks for records beside people: the Patient records the scope
+    # lists (one person registered at two clinics is one data subject, two records).
+    records = scope.patient_count()
     measures = [
         *contained,
         f"Individual notices sent: {sum(tally.sent_by_channel.values())} "
@@ -170,6 +223,7 @@ def build_report(
             "D. Personal data involved": {
                 "kinds_of_personal_data": _kinds(assessment),
                 "number_of_data_subjects": assessment.people,
+                "number_of_records": records,
                 "by_tier": assessment.people_by_tier,
                 "minors": assessment.minors,
                 "sensitive_data": assessment.sensitive,
@@ -221,14 +275,19 @@ def build_report(
             "actions_taken_in_response": measures,
             "individual_notice_provided_from": _iso(tally.first_sent) or TODO,
             "individual_notice_provided_to": _iso(tally.last_sent) or TODO,
-            "substitute_notice_required": tally.unreachable >= 10,
+            "substitute_notice_required": tally.unreachable > 0,
+            "substitute_notice": substitute_notice(tally.unreachable),
             "report_to_hhs": "within 60 days of discovery"
-            if assessment.people >= 500
+            if assessment.people >= HHS_AT_ONCE_FROM
             else "annual log, within 60 days of the calendar year's end",
+            "report_to_hhs_due": hhs_report_due(
+                assessment.people, incident.declared_at, zone or ZoneInfo("UTC")
+            ).isoformat(),
         }
         common["media_notice"] = {
             "residents_by_state": by_state,
-            "required_in": sorted(s for s, n in by_state.items() if n >= 500),
+            "required_in": media_notice_states(regions),
+            "threshold": "more than 500 residents of a State or jurisdiction (164.406(a))",
         }
         common["clock_days"] = 60
     else:
@@ -237,6 +296,7 @@ def build_report(
             "categories_of_data_subjects": ["patients"]
             + (["children"] if assessment.minors else []),
             "approximate_number_of_data_subjects": assessment.people,
+            "approximate_number_of_personal_data_records": records,
             "categories_of_personal_data": _kinds(assessment),
             "special_categories_art_9": bool(
                 set(assessment.categories) & {str(c) for c in HEALTH_CATEGORIES}

@@ -20,6 +20,16 @@ BANDS = ("low", "medium", "high", "very high")
 _IDENTIFYING = frozenset({DataCategory.IDENTITY, DataCategory.GOVERNMENT_ID})
 
 
+#: 45 CFR 164.406(a): media notice for a breach "involving more than 500 residents of a
+#: State or jurisdiction": 500 exactly is not more than 500 (integrator round 68).
+MEDIA_NOTICE_ABOVE = 500
+
+
+def media_notice_states(regions: Counter[str]) -> list[str]:
+    """States or jurisdictions where HIPAA asks for media notice (164.406(a))."""
+    return sorted(state for state, count in regions.items() if count > MEDIA_NOTICE_ABOVE)
+
+
 def band_of(score: float) -> str:
     if score < 2:
         return "low"
@@ -188,11 +198,11 @@ def _recommend(a: Assessment, notified: int, regions: Counter[str]) -> dict[str,
         else "Log the breach and report it to HHS within 60 days of the end of the calendar "
         "year (fewer than 500 people) (164.408).",
     ]
-    media = sorted(state for state, count in regions.items() if count >= 500)
+    media = media_notice_states(regions)
     if media:
         hipaa.append(
-            "Notify prominent media outlets in " + ", ".join(media) + " (500 or more residents)"
-            " within 60 days (164.406)."
+            "Notify prominent media outlets in " + ", ".join(media) + " (more than 500 "
+            "residents) within 60 days (164.406)."
         )
     if a.encrypted_only and a.keys_safe:
         hipaa.append(

@@ -42,6 +42,25 @@ def sender_of(settings: Settings) -> Sender:
         hotline=settings.notify_hotline,
         contact_name=settings.notify_contact_name,
         zone=ZoneInfo(settings.timezone),
+        contact_name_zh=contact_name_zh(settings),
+    )
+
+
+#: The default contact (``Settings.notify_contact_name``) as Chinese notices name it.
+DEFAULT_CONTACT_ZH = "保障資料主任"
+
+
+def contact_name_zh(settings: Settings) -> str:
+    """The contact a Chinese notice names: the setting; else, while the English contact is
+    the default role ("The Data Protection Officer"), that role in Chinese; else the
+    English name as configured (a person's name reads the same in both notices)."""
+    if settings.notify_contact_name_zh:
+        return settings.notify_contact_name_zh
+    default = type(settings).model_fields["notify_contact_name"].default
+    return (
+        DEFAULT_CONTACT_ZH
+        if settings.notify_contact_name == default
+        else (settings.notify_contact_name)
     )
 
 
