@@ -310,15 +310,25 @@ class AlertStore:
         with read_transaction(self.engine) as connection:
             return [_alert(row) for row in connection.execute(query).all()]
 
-    def set_status(self, alert_id: int, status: str, by: str) -> Alert:
+    def set_status(self, alert_id: int, status: str, by: str, now_us: int) -> Alert:
+        """An officer's handling of an alert; it moves ``updated_us`` as widening does, so
+        that a SIEM polling ``--since`` sees the status change (integrator round 67 left
+        it open: an alert dismissed after it was polled stayed open in the SIEM)."""
         if status not in STATUSES:
             raise ValueError(f"status must be one of {', '.join(STATUSES)}")
         with write_transaction(self.engine) as connection:
-            self._get(connection, alert_id)
+            current = self._get(connection, alert_id)
             connection.execute(
                 update(detect_alert)
                 .where(detect_alert.c.alert_id == alert_id)
-                .values(status=status, handled_by=by)
+                .values(
+                    status=status,
+                    handled_by=by,
+                    # Past the alert's last change even on a clock that steps back, and a
+                    # change the detectors read before this commits (``_update``'s guard)
+                    # is written again over what this leaves.
+                    updated_us=max(now_us, current.updated_us + 1),
+                )
             )
             return self._get(connection, alert_id)
 

@@ -126,8 +126,8 @@ class AlertDesk:
         alert = self.alerts.get(alert_id)
         self._authorize(officer, f"{status} alert {alert.alert_id}")
         self._not_about_self(officer, alert.account, f"{status} alert {alert.alert_id}")
-        handled = self.alerts.set_status(alert.alert_id, status, f"staff:{officer.username}")
         at_us = self.now_us()
+        handled = self.alerts.set_status(alert.alert_id, status, f"staff:{officer.username}", at_us)
         said, sealed = entry_words(
             self.words,
             handled_binding(alert.alert_id, status, at_us),

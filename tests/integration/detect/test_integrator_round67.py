@@ -136,3 +136,24 @@ def test_the_poll_is_for_a_privacy_officer_only(clinic: Clinic) -> None:
     for query in ("after=0", "since=2000-01-01"):
         answer = clinic.web.get(f"/admin/alerts?{query}", headers=nurse.headers)
         assert answer.status_code == 403, answer.text
+
+
+def test_a_poll_since_a_time_lists_an_alert_handled_since_with_its_new_status(
+    clinic: Clinic,
+) -> None:
+    """An alert acknowledged or dismissed after the SIEM polled it is listed again by the
+    next poll, with its status (round 67 left it open: the SIEM kept it open for good)."""
+    _over_budget(clinic)
+    (first, *_) = _listed(clinic)
+    polled_at = clinic.services.clock()
+    assert _listed(clinic, "--since", polled_at.isoformat()) == []
+    colleague = make_staff(clinic.services, Role.PRIVACY_OFFICER, ["clinic-a"])
+    dismissed = clinic.web.post_json(
+        f"/admin/alerts/{first['id']}/dismiss",
+        {"reason": "a planned audit", "totp": colleague.totp()},
+        **colleague.headers,
+    )
+    assert dismissed.status_code == 200, dismissed.text
+    (again,) = _listed(clinic, "--since", polled_at.isoformat())
+    assert again["id"] == first["id"] and again["status"] == "dismissed"
+    assert again["updated_at"] > first["updated_at"]
