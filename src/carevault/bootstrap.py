@@ -33,7 +33,7 @@ from carevault.db import make_engine
 from carevault.detect.desk import ALERT_WORDS
 from carevault.detect.service import Detection, build_detection
 from carevault.export.files import ExportFiles
-from carevault.export.service import ExportService, ExportSettings
+from carevault.export.service import EXPORT_WORDS, ExportService, ExportSettings
 from carevault.export.worker import ExportThread, ExportWorker, JobThread
 from carevault.fhir.content import InputLimits
 from carevault.gate import CareSettings, Gate
@@ -434,6 +434,7 @@ def build_services(
                 batch_patients=settings.export_batch_patients,
                 lease_us=int(settings.export_lease_seconds * 1_000_000),
             ),
+            officer_words(keys, "system:export", EXPORT_WORDS),
         ),
         imports=ImportService(
             gate,

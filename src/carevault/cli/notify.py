@@ -123,7 +123,7 @@ def notify_preview(
     """Who would be notified, how and in which language; one notice in full (a privacy
     officer's fresh TOTP code, recorded as ``notify:preview:shown``). Sends nothing."""
     from carevault.notify.codes import CodeKeys
-    from carevault.notify.decisions import DecisionRefused, Decisions
+    from carevault.notify.decisions import DecisionRefused, decisions_for
     from carevault.notify.job import notice_key_of
     from carevault.notify.notice import render
     from carevault.notify.service import code_keys, reader_of, sender_of
@@ -150,7 +150,7 @@ def notify_preview(
             covering = next(e for e in exposures if wanted in e.covers)
             code_given: str = totp or typer.prompt("TOTP code", hide_input=True)
             try:
-                Decisions(services.accounts, services.audit, services.now_us).show_notice(
+                decisions_for(services).show_notice(
                     incident, officer, code_given, covering.covers, source="cli"
                 )
             except DecisionRefused as error:
@@ -218,7 +218,7 @@ def notify_send(
     resumes) them, recorded as ``notify:job:started``."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from carevault.notify.decisions import Decision, DecisionRefused, Decisions
+    from carevault.notify.decisions import Decision, DecisionRefused, decisions_for
     from carevault.notify.job import Progress as JobProgress
     from carevault.notify.reporting import open_clocks
     from carevault.notify.service import send_job
@@ -237,7 +237,7 @@ def notify_send(
         decision = Decision(incident, "notify-tiers", "notify", reason or "", officer)
         code: str = totp or typer.prompt("TOTP code", hide_input=True)
         try:
-            Decisions(services.accounts, services.audit, services.now_us).start_job(
+            decisions_for(services).start_job(
                 incident, officer, code, tiers=tiers, source="cli",
                 also=decision if also else None,
             )  # fmt: skip
@@ -405,7 +405,7 @@ def report_decide(
 ) -> None:
     """Record the officer's decision on notifying a regulator (and stop its clock)."""
     from carevault.notify.actions import named_accounts
-    from carevault.notify.decisions import DECISIONS, Decision, DecisionRefused, Decisions
+    from carevault.notify.decisions import DECISIONS, Decision, DecisionRefused, decisions_for
     from carevault.notify.reports import REGULATORS
     from carevault.notify.store import NoticeStore
 
@@ -414,7 +414,7 @@ def report_decide(
     with open_services(home) as services:
         code: str = totp or typer.prompt("TOTP code", hide_input=True)
         try:
-            Decisions(services.accounts, services.audit, services.now_us).record(
+            decisions_for(services).record(
                 Decision(incident, regulator, decision, reason, officer),
                 code,
                 {},

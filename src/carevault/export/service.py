@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from carevault.access.accounts import (
@@ -57,7 +57,8 @@ from carevault.fhir.parameters import Part
 from carevault.gate import Caller, Gate
 from carevault.gate.export import held_by_containment, locked_for
 from carevault.jobs import JobService, caller_json
-from carevault.ledger.events import Outcome, Tag
+from carevault.keys.words import SealedWords, entry_reason, entry_words
+from carevault.ledger.events import AuditEvent, Outcome, Tag
 from carevault.ledger.service import Ledger
 
 ALERT_DETECTOR = "bulk-export"
@@ -69,6 +70,10 @@ class ExportSettings:
     keep_us: int
     batch_patients: int
     lease_us: int
+
+
+#: What an officer's reasons for ending an export are sealed as.
+EXPORT_WORDS = "carevault-export-reason/1"
 
 
 class ExportService(JobService[Job]):
@@ -87,7 +92,11 @@ class ExportService(JobService[Job]):
         files: ExportFiles,
         alerts: AlertStore | None,
         settings: ExportSettings,
+        words: SealedWords | None = None,
     ) -> None:
+        """``words`` seals the reason an officer gives for denying or cancelling an export
+        into its ledger entry (``keys.words.officer_words``); None keeps it as typed."""
+        self.words = words
         self.gate = gate
         self.access = access
         self.clients = clients
@@ -580,10 +589,15 @@ class ExportService(JobService[Job]):
         reason: str,
         source: str | None = None,
     ) -> None:
+        said, sealed = entry_words(
+            self.words, ended_binding(tag, job.job_id), reason[:500],
+            f"{status} (the reason sealed in the detail)",
+        )  # fmt: skip
+        ending = self.event(tag, job, principal=by, reason=said, source_address=source)
         if not self.move(
             job,
             when,
-            self.event(tag, job, principal=by, reason=reason[:500], source_address=source),
+            replace(ending, detail={**ending.detail, **sealed}),
             ended=True,
             then=lambda connection: self.jobs.drop_files(connection, job.job_id),
             status=str(status),
@@ -594,6 +608,11 @@ class ExportService(JobService[Job]):
         ):
             raise ValueError(f"export {job.job_id} is {self.job(job.job_id).status}")
         self.alert(job, f"bulk export {job.job_id} ({job.level}) by {job.client_id}: {status}")
+
+    def reason_of(self, event: AuditEvent) -> str:
+        """The reason an export's denial or cancellation ``event`` records, opened."""
+        binding = ended_binding(Tag(event.tag), str(event.detail.get("job", "")))
+        return entry_reason(self.words, binding, event.reason or "", event.detail)
 
     def expire(self) -> int:
         """Delete the files of finished jobs past their time, and drop requests that
@@ -637,3 +656,8 @@ class ExportService(JobService[Job]):
             # Changed meanwhile (cancelled, approved, expired by another process).
             return self.job(job.job_id).status is Status.EXPIRED
         return True
+
+
+def ended_binding(tag: Tag, job_id: str) -> str:
+    """What the reason a job ended for is sealed bound to (a job ends once)."""
+    return f"{tag.value}|{job_id}"

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from carevault.notify.decisions import DECISIONS, Decision, Decisions
+from carevault.notify.decisions import DECISIONS, Decision, decisions_for
 from carevault.notify.job import Advance, Progress
 from carevault.notify.reporting import open_clocks
 from carevault.notify.reports import REGULATORS
@@ -62,7 +62,7 @@ def confirm_start(
 ) -> None:
     """The officer's go for the notices, with a fresh TOTP code: ``notify:job:started``
     naming them is in the ledger when this returns (``StartRefused``, recorded, if not)."""
-    Decisions(services.accounts, services.audit, services.now_us).start_job(
+    decisions_for(services).start_job(
         incident_id, officer, totp, tiers=tiers_of(services, incident_id), source=source
     )
 
@@ -84,7 +84,7 @@ def decide(
     in the ledger with its reason (``DecisionRefused`` otherwise), then the clock stops."""
     if regulator not in REGULATORS or decision not in DECISIONS:
         raise ValueError(f"regulator: one of {REGULATORS}; decision: one of {DECISIONS}")
-    Decisions(services.accounts, services.audit, services.now_us).record(
+    decisions_for(services).record(
         Decision(incident_id, regulator, decision, reason, officer),
         totp,
         {},

@@ -7,12 +7,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from carevault.access.accounts import SignInFailed, StaffAccounts
 from carevault.domain.roles import Role
 from carevault.incidents.naming import names
+from carevault.keys.words import SealedWords, entry_reason, entry_words, officer_words
 from carevault.ledger.events import AuditEvent, Outcome, Tag
 from carevault.ledger.trail import AuditTrail
+
+if TYPE_CHECKING:
+    from carevault.bootstrap import Services
 
 DECISIONS = ("notify", "not-notify", "filed")
 
@@ -38,13 +43,34 @@ class Decision:
     officer: str
 
 
+#: What an officer's reasons for a regulator decision are sealed as.
+DECISION_WORDS = "carevault-notify-decision/1"
+
+
+def decisions_for(services: Services) -> Decisions:
+    """The decisions of ``services``' officers, their reasons sealed at rest."""
+    return Decisions(
+        services.accounts,
+        services.audit,
+        services.now_us,
+        officer_words(services.keys, "system:notify", DECISION_WORDS),
+    )
+
+
 class Decisions:
     def __init__(
-        self, accounts: StaffAccounts, audit: AuditTrail, now_us: Callable[[], int]
+        self,
+        accounts: StaffAccounts,
+        audit: AuditTrail,
+        now_us: Callable[[], int],
+        words: SealedWords | None = None,
     ) -> None:
+        """``words`` seals the reason given for a decision into its ledger entry (it may
+        name a patient: "Mrs Chan's family already knows"); None keeps it as typed."""
         self.accounts = accounts
         self.audit = audit
         self.now_us = now_us
+        self.words = words
 
     def _refusal(self, officer: str, totp: str, source: str | None) -> str | None:
         """None if ``officer`` is a privacy officer who gave a fresh code (the code is
@@ -58,20 +84,39 @@ class Decisions:
     def _decided(
         self, decision: Decision, refused: str | None, detail: dict[str, object]
     ) -> AuditEvent:
+        at_us = self.now_us()
+        said, sealed = (
+            entry_words(
+                self.words,
+                decided_binding(decision.incident_id, decision.subject, at_us),
+                decision.reason[:500],
+                f"{decision.decision} (the officer's reason sealed in the detail)",
+            )
+            if not refused
+            else (f"refused: {refused}", {})
+        )
         return AuditEvent(
             tag=Tag.NOTIFY_RISK_DECIDED,
             outcome=Outcome.DENIED if refused else Outcome.SUCCESS,
-            at_us=self.now_us(),
+            at_us=at_us,
             principal=f"staff:{decision.officer}",
             role=str(Role.PRIVACY_OFFICER) if not refused else None,
-            reason=decision.reason[:500] if not refused else f"refused: {refused}",
+            reason=said,
             detail={
                 "incident": decision.incident_id,
                 "subject": decision.subject,
                 "decision": decision.decision,
                 **detail,
+                **sealed,
             },
         )
+
+    def reason_of(self, event: AuditEvent) -> str:
+        """The reason given for the decision ``event`` records, opened."""
+        binding = decided_binding(
+            str(event.detail.get("incident", "")), str(event.detail.get("subject", "")), event.at_us
+        )
+        return entry_reason(self.words, binding, event.reason or "", event.detail)
 
     def record(
         self,
@@ -189,3 +234,8 @@ class Decisions:
         self.audit.record(events)
         if refused:
             raise StartRefused("a privacy officer's fresh TOTP code is required")
+
+
+def decided_binding(incident_id: str, subject: str, at_us: int) -> str:
+    """What a decision's reason is sealed bound to: its incident, subject and time."""
+    return f"{incident_id}|{subject}|{at_us}"

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from carevault.cli import app
 from carevault.domain.roles import Role
 from carevault.export.model import Status
+from carevault.ledger.events import AuditEvent, Tag
 from tests.integration.access.browser import bearer
 from tests.integration.export.conftest import Clinic
 from tests.support.staff import make_staff
@@ -121,3 +122,24 @@ def test_an_unknown_status_is_refused_with_the_choices(tmp_path: Path) -> None:
     result = runner.invoke(app, ["export", "list", "--status", "bogus", "--home", str(tmp_path)])
     assert result.exit_code == 2
     assert "pending" in result.output and "Traceback" not in result.output
+
+
+def test_a_denials_words_are_sealed_in_its_ledger_entry(cli_env: Clinic) -> None:
+    """Why an officer refused an export may name a patient ("the client asked for Mrs
+    Chan's file twice"): the ledger keeps it sealed, and it opens to what was typed (stop
+    55)."""
+    clinic = cli_env
+    job = kick_off(clinic, "/fhir/Group/clinic-a/$export")
+    officer = clinic.officers[0]
+    words = "the client asked for Quillbrook Marzipane's file twice"
+    run(clinic, "export", "deny", job, "--reason", words,
+        "--officer", officer.login.username, "--totp", officer.totp())  # fmt: skip
+    (denied,) = [
+        event
+        for _, data in clinic.services.audit_ledger.store.entries()
+        if (event := AuditEvent.from_canonical(data)).tag is Tag.EXPORT_DENIED
+    ]
+    assert denied.reason == "denied (the reason sealed in the detail)"
+    assert "Marzipane" not in json.dumps(denied.detail)
+    assert clinic.services.exports is not None
+    assert clinic.services.exports.reason_of(denied) == words

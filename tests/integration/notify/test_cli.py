@@ -12,6 +12,7 @@ import pytest
 
 from carevault.domain.roles import Role
 from carevault.ledger.events import AuditEvent, Tag
+from carevault.notify.decisions import decisions_for
 from tests.integration.notify.conftest import Clinic
 from tests.support.auth import Login
 from tests.support.server import environment, invoke_cli
@@ -136,7 +137,11 @@ def test_preview_send_status_reports_and_decisions(clinic: Clinic, tmp_path: Pat
         ("denied", "not-notify"),
         ("success", "not-notify"),
     ]
-    assert decisions[1].reason == "EU residents are not affected"
+    # The officer's words are sealed in the entry (they may name a patient: stop 55).
+    assert decisions[1].reason == "not-notify (the officer's reason sealed in the detail)"
+    assert "EU residents" not in json.dumps(decisions[1].detail)
+    opened = decisions_for(clinic.services).reason_of(decisions[1])
+    assert opened == "EU residents are not affected"
 
 
 def test_a_preview_or_report_that_cannot_be_made_says_why_and_fails(
