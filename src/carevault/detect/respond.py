@@ -18,6 +18,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from carevault.access.accounts import StaffAccounts, other_logins
 from carevault.access.admin import Administration
@@ -26,9 +29,11 @@ from carevault.containment.state import ContainmentStore, Mode
 from carevault.detect.alerts import Alert, AlertStore, Raised, as_dict
 from carevault.detect.flags import Flags
 from carevault.detect.glass import UNDER_GRANT
+from carevault.detect.listing import described
 from carevault.detect.model import RESPONDER, Severity
 from carevault.detect.notify import AlertSinks
 from carevault.ledger.events import AuditEvent, Outcome, Tag
+from carevault.ledger.store import LedgerStore
 from carevault.ledger.trail import AuditTrail
 
 log = logging.getLogger("carevault.detect")
@@ -110,7 +115,12 @@ class Responder:
         audit: AuditTrail,
         sinks: AlertSinks,
         now_us: Callable[[], int],
+        ledger: LedgerStore | None = None,
     ) -> None:
+        """``ledger``: the audit ledger's store, from which an alert sent to the mailbox
+        and the webhook is described as ``alerts list --json`` lists it (when its
+        activity happened, at which clinics: ``listing.described``); None: its row only."""
+        self.ledger = ledger
         self.policy = policy
         self.alerts = alerts
         self.containment = containment
@@ -136,7 +146,21 @@ class Responder:
                 containment_id = None
             self.alerts.set_action(alert.alert_id, action, containment_id)
             self._record(alert, action, containment_id, item.trigger)
-            self.sinks.send({**as_dict(alert), "action": action})
+            self.sinks.send({**self._described(alert), "action": action})
+
+    def _described(self, alert: Alert) -> dict[str, Any]:
+        """The alert as a poller lists it (integrator round 67 left the mailbox and the
+        webhook with the fields before it); its row alone if its entries cannot be read,
+        so that the alert is still sent."""
+        if self.ledger is None:
+            return as_dict(alert)
+        try:
+            return described([alert], self.ledger)[0]
+        except SQLAlchemyError as error:
+            log.error(
+                "alert %d: described without its entries: %s", alert.alert_id, type(error).__name__
+            )
+            return as_dict(alert)
 
     def _covered(self, alert: Alert) -> bool:
         """Whether another privacy officer, not suspended, could undo the suspension of

@@ -101,6 +101,7 @@ def build_detection(
         audit_ledger.writer,
         sinks,
         now_us,
+        audit_ledger.store,
     )
     detection_engine = DetectionEngine(
         engine,

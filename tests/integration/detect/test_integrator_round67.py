@@ -5,16 +5,25 @@ each by when the activity happened and at which clinic, from the JSON alone."""
 from __future__ import annotations
 
 import json
+import threading
 from datetime import datetime, timedelta
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
 from typing import Any
 
+import pytest
 from typer.testing import CliRunner
 
 from carevault.cli import app
 from carevault.clock import fhir_instant
 from carevault.domain.roles import Role
 from carevault.sim.evaluate import ALERT_KEYS
-from tests.integration.detect.conftest import Clinic
+from tests.integration.detect.conftest import (
+    Clinic,
+    clinic_patients,
+    clinic_settings,
+    opened_clinic,
+)
 from tests.support.staff import make_staff
 
 
@@ -157,3 +166,43 @@ def test_a_poll_since_a_time_lists_an_alert_handled_since_with_its_new_status(
     (again,) = _listed(clinic, "--since", polled_at.isoformat())
     assert again["id"] == first["id"] and again["status"] == "dismissed"
     assert again["updated_at"] > first["updated_at"]
+
+
+def test_an_alert_sent_to_the_webhook_is_described_as_a_poll_lists_it(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """The webhook (and the mailbox) get the alert as ``alerts list --json`` gives it:
+    when its activity happened and at which clinics (round 67 left them the old fields)."""
+    received: list[dict[str, Any]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            received.append(json.loads(self.rfile.read(int(self.headers["content-length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *_args: object) -> None:
+            return
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    settings = clinic_settings(
+        backend, tmp_path, request, release_budget="front_desk=30/100",
+        alert_webhook_url=f"http://127.0.0.1:{server.server_address[1]}/hook",
+    )  # fmt: skip
+    try:
+        with opened_clinic(settings, clinic_patients()) as clinic:
+            _over_budget(clinic)
+            # Judged by this server's detectors, which send what they raise.
+            clinic.services.detection.engine.catch_up()
+            clinic.services.detection.sinks.flush()
+            listed = {alert["id"]: alert for alert in _listed(clinic)}
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert received
+    for sent in (item["alert"] for item in received):
+        polled = listed[sent["id"]]
+        assert sent["clinics"] == polled["clinics"] == ["clinic-a"]
+        assert sent["first_activity_at"] == polled["first_activity_at"]
+        assert set(sent) == set(polled) | {"action"}
