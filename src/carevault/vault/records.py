@@ -147,6 +147,9 @@ class WriteResult:
     created: bool
     body: bytes | None
     resource: dict[str, Any] | None = None
+    #: A patient's record placed at its clinic only through a directory record (a room,
+    #: a role: ``(type, id)``), which anyone of that clinic may have written first.
+    placed_by: tuple[str, str] | None = None
 
 
 def head_from_row(mapping: RowMapping) -> Head:

@@ -38,6 +38,21 @@ resource_head = Table(
     Index("ix_resource_head_updated", "resource_type", "last_updated_us", "resource_id"),
 )
 
+#: Directory records (a room, a role, a schedule: no patient's) whose current version a
+#: member of staff or a client app wrote, not the system's own load: each is a place
+#: someone of its clinic chose the id of. A patient's record the system loads that names
+#: its clinic only through one, where the patient is not registered, is refused
+#: (``Gate._placed_where_registered``; adversary round 62). Only its type and id, who
+#: wrote it and when: as in the clear as its head and its ledger entry.
+directory_written = Table(
+    "directory_written",
+    metadata,
+    Column("resource_type", String(64), primary_key=True),
+    Column("resource_id", String(64), primary_key=True),
+    Column("principal", String(200), nullable=False),
+    Column("written_us", BigInteger, nullable=False),
+)
+
 #: Every version ever written, sealed. A deletion is a version without a body.
 resource_version = Table(
     "resource_version",

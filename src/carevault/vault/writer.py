@@ -51,6 +51,7 @@ from carevault.vault.records import (
 )
 from carevault.vault.store import Vault
 from carevault.vault.tables import (
+    directory_written,
     patient_kin,
     patient_kin_replaced,
     resource_head,
@@ -337,6 +338,8 @@ class _Writer:
         # Kinship tokens an update or deletion of a Patient took away (rows of
         # ``patient_kin_replaced``): none for a new patient, so a bulk load adds nothing.
         self._kin_replaced: list[dict[str, Any]] = []
+        #: Directory records written by this request, by type (``directory_written``).
+        self._directory: dict[str, list[str]] = {}
         # Heads looked up as reference targets (a patient, a schedule), kept for the rest
         # of the transaction: a seeding batch refers to the same few over and over.
         self._targets: dict[tuple[str, str], Head | None] = {}
@@ -415,6 +418,9 @@ class _Writer:
         self._kin = {}
         driver_executemany(self.connection, _INSERT_KIN_REPLACED, self._kin_replaced)
         self._kin_replaced = []
+        if self._directory:
+            mark_directory(self.connection, self._directory, self.principal, self.now_us)
+            self._directory = {}
 
     def apply(self, operation: Operation) -> WriteResult:
         if isinstance(operation, Delete):
@@ -557,7 +563,10 @@ class _Writer:
         )
         patients, clinics = self._targets_of(operation)
         pseudonym = made[0] if made is not None else self._pseudonym(rt, patients, current)
-        clinic_id = operation.clinic_id or self._clinic(rt, clinics, operation.resource_id)
+        placed_by: tuple[str, str] | None = None
+        clinic_id = operation.clinic_id
+        if clinic_id is None:
+            clinic_id, placed_by = self._clinic(rt, clinics, operation.resource_id)
         if self.authorize is not None:
             self.authorize(
                 self.connection,
@@ -603,6 +612,8 @@ class _Writer:
             "status": status if isinstance(status, str) else None,
         }
         row_id = self._store_head(rt.name, operation.resource_id, current, values)
+        if pseudonym is None and rt.name not in _NOT_PLACES:
+            self._directory.setdefault(rt.name, []).append(operation.resource_id)
         method = operation.method or (Method.POST if current is None else Method.PUT)
         self._store_version(
             rt.name,
@@ -632,6 +643,7 @@ class _Writer:
             created=current is None or current.deleted,
             body=body,
             resource=operation.resource,
+            placed_by=placed_by if pseudonym is not None else None,
         )
 
     def _delete(self, operation: Delete) -> WriteResult:
@@ -737,13 +749,16 @@ class _Writer:
 
     def _clinic(
         self, rt: ResourceType, clinics: tuple[Targets, ...], resource_id: str
-    ) -> str | None:
+    ) -> tuple[str | None, tuple[str, str] | None]:
+        """The record's clinic, and the directory record (a room, a role) that placed it
+        there when it names its clinic only through one (None: it names the clinic, or a
+        record of its patient does)."""
         for path, targets in zip(rt.clinic_paths, clinics, strict=True):
             if path == "id":
-                return resource_id
+                return resource_id, None
             for target_type, target_id in targets:
                 if target_type == "Organization":
-                    return target_id
+                    return target_id, None
                 if target_type in ("Patient", "Practitioner"):
                     continue
                 found = self._target(target_type, target_id)
@@ -755,8 +770,9 @@ class _Writer:
                 if found is None or (found.deleted and found.patient_pseudonym is not None):
                     continue
                 if found.clinic_id:
-                    return found.clinic_id
-        return None
+                    directory = found.patient_pseudonym is None
+                    return found.clinic_id, (target_type, target_id) if directory else None
+        return None, None
 
     def _store_head(
         self, resource_type: str, resource_id: str, current: Head | None, values: dict[str, Any]
@@ -869,6 +885,67 @@ class _Writer:
             for kind, token in held
             if (kind, token) not in carried
         )
+
+
+#: Records of no patient that place nothing by themselves: an organization is the clinic
+#: (a record naming one is placed where it names), a practitioner works at several.
+_NOT_PLACES = frozenset({"Organization", "Practitioner"})
+#: The system's own principals (``system:import``, ``system:seed``): its loads are the
+#: group's directory.
+_SYSTEM = "system:"
+
+
+def mark_directory(
+    connection: Connection, written: dict[str, list[str]], principal: str, now_us: int
+) -> None:
+    """Record who wrote the directory records ``written`` (ids by type): a member of staff
+    or a client app is kept (``directory_written``); the system's own load clears what
+    was kept, its version being the group's directory's."""
+    table = directory_written.c
+    for resource_type, ids in written.items():
+        unique = sorted(set(ids))
+        for start in range(0, len(unique), 500):
+            chunk = unique[start : start + 500]
+            connection.execute(
+                delete(directory_written).where(
+                    table.resource_type == resource_type, table.resource_id.in_(chunk)
+                )
+            )
+            if not principal.startswith(_SYSTEM):
+                connection.execute(
+                    insert(directory_written),
+                    [
+                        {
+                            "resource_type": resource_type,
+                            "resource_id": ident,
+                            "principal": principal[:200],
+                            "written_us": now_us,
+                        }
+                        for ident in chunk
+                    ],
+                )
+
+
+def written_by_others(
+    connection: Connection, targets: Collection[tuple[str, str]]
+) -> set[tuple[str, str]]:
+    """Those of the directory records ``targets`` whose current version a member of
+    staff or a client app wrote (``mark_directory``)."""
+    table = directory_written.c
+    by_type: dict[str, list[str]] = {}
+    for resource_type, ident in set(targets):
+        by_type.setdefault(resource_type, []).append(ident)
+    found: set[tuple[str, str]] = set()
+    for resource_type, ids in by_type.items():
+        for start in range(0, len(ids), 500):
+            rows = connection.execute(
+                select(table.resource_id).where(
+                    table.resource_type == resource_type,
+                    table.resource_id.in_(ids[start : start + 500]),
+                )
+            )
+            found.update((resource_type, str(row[0])) for row in rows)
+    return found
 
 
 def store_tokens(connection: Connection, tokens: dict[int, set[bytes]]) -> None:

@@ -149,13 +149,18 @@ def _room_made_first(group: Group) -> dict[str, Any]:
         "/fhir/Location/ward-m",
         {**room, "managingOrganization": _ref("Organization", TM)},
     )
+    return _migrated_visit(group, "mig-visit-1", "ward-m")
+
+
+def _migrated_visit(group: Group, visit_id: str, room: str) -> dict[str, Any]:
+    """A migrated visit of Tsuen Wan's patient at ``room``, with no ``serviceProvider``."""
     return {
         "resourceType": "Encounter",
-        "id": "mig-visit-1",
+        "id": visit_id,
         "status": "finished",
         "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
         "subject": _ref("Patient", group.tw_patient.id),
-        "location": [{"location": _ref("Location", "ward-m")}],
+        "location": [{"location": _ref("Location", room)}],
         "period": {"start": AT_TEN},
     }
 
@@ -190,28 +195,58 @@ def test_a_room_or_role_a_desk_made_first_does_not_register_the_patients_a_migra
 ) -> None:
     record = _room_made_first(group) if made_first == "Location" else _role_made_first(group)
     report = _migrate(group.services, tmp_path / "mig", record)
-    assert (report.accepted, report.rejected) == (1, 0)
+    # Since stop 55 the visit or booking is refused, saying why, rather than placed at
+    # the desk's clinic (below); it registers no one either way.
+    assert (report.accepted, report.rejected) == (0, 1)
+    ((_, reason),) = report.files[0].rejections
+    assert f"only through {made_first}/" in reason
 
     patient = group.tw_patient
     assert _status(group, group.desk_tm, f"/fhir/Patient/{patient.id}") == 403
     assert _status(group, group.doctor_tm, f"/fhir/Observation/{patient.observation}") == 403
-    # Tsuen Wan's own staff read their patient's visit or booking as before.
-    path = f"/fhir/{record['resourceType']}/{record['id']}"
-    assert _status(group, group.desk_tw, path) == 200
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="left open (threat model, round 62): a visit a load names only by a room is "
-    "placed where the room is, and the room's clinic's desk reads that visit; placing it "
-    "by what the load says needs to know who placed the room, which the store does not keep",
-)
 def test_a_room_a_desk_made_first_does_not_show_it_a_migrated_visit_placed_there(
     group: Group, tmp_path: Path
 ) -> None:
+    """A visit a load names only by a room, at a clinic where its patient is not
+    registered, is refused with the reason, not placed at the room's clinic (a strict
+    xfail from round 62 to stop 55)."""
     record = _room_made_first(group)
-    _migrate(group.services, tmp_path / "mig", record)
+    report = _migrate(group.services, tmp_path / "mig", record)
+    assert (report.accepted, report.rejected) == (0, 1)
+    ((_, reason),) = report.files[0].rejections
+    assert "only through Location/ward-m" in reason and "serviceProvider" in reason
+    assert _status(group, group.desk_tm, f"/fhir/Encounter/{record['id']}") in (403, 404)
+
+
+def test_a_visit_naming_its_clinic_is_placed_there_though_it_names_a_room_too(
+    group: Group, tmp_path: Path
+) -> None:
+    """guard: the same migrated visit naming Tsuen Wan as its serviceProvider is written,
+    at Tsuen Wan, whatever room it names; Tuen Mun's desk does not read it."""
+    record = {**_room_made_first(group), "serviceProvider": _ref("Organization", TW)}
+    report = _migrate(group.services, tmp_path / "mig", record)
+    assert (report.accepted, report.rejected) == (1, 0)
     assert _status(group, group.desk_tm, f"/fhir/Encounter/{record['id']}") == 403
+    assert _status(group, group.desk_tw, f"/fhir/Encounter/{record['id']}") == 200
+
+
+def test_a_visit_in_a_room_of_its_patients_own_clinic_is_placed_there(
+    group: Group, tmp_path: Path
+) -> None:
+    """guard: a room of the clinic where the patient is registered places the visit
+    there, as before (a migration naming rooms only, no serviceProvider)."""
+    room = {"resourceType": "Location", "id": "ward-w", "name": "Ward W",
+            "managingOrganization": _ref("Organization", TW)}  # fmt: skip
+    _written(group, group.desk_tw, "/fhir/Location/ward-w", room)
+    record = {
+        **_room_made_first(group),
+        "location": [{"location": _ref("Location", "ward-w")}],
+    }
+    report = _migrate(group.services, tmp_path / "mig", record)
+    assert (report.accepted, report.rejected) == (1, 0)
+    assert _status(group, group.desk_tw, f"/fhir/Encounter/{record['id']}") == 200
 
 
 # --- found: a patient made first under the id a migration uses --------------------------------
@@ -427,3 +462,24 @@ def test_guard_a_desk_still_makes_and_uses_its_own_rooms(group: Group) -> None:
     made = group.call(group.doctor_tm, "POST", "/fhir/Encounter", visit)
     assert made.status_code == 201, made.text
     assert _status(group, group.desk_tm, f"/fhir/Encounter/{made.json()['id']}") == 200
+
+
+def test_a_room_the_system_loaded_places_a_visit_where_its_patient_is_not_registered(
+    group: Group, tmp_path: Path
+) -> None:
+    """guard: the group's directory as the system loads it places what the system loads
+    (a booking at another clinic the patient never came to: the simulated group has
+    them); only a room or role that staff or a client app wrote is held to the patient's
+    registrations, and a desk's later edit of the system's room makes it one."""
+    room = {"resourceType": "Location", "id": "ward-s", "name": "Ward S",
+            "managingOrganization": _ref("Organization", TM)}  # fmt: skip
+    visit = _migrated_visit(group, "mig-visit-1", "ward-s")
+    report = _migrate(group.services, tmp_path / "mig", room, visit)
+    assert (report.accepted, report.rejected) == (2, 0)
+
+    edited = group.call(group.desk_tm, "PUT", "/fhir/Location/ward-s", {**room, "name": "S2"})
+    assert edited.status_code == 200, edited.text
+    report = _migrate(
+        group.services, tmp_path / "mig2", _migrated_visit(group, "mig-visit-2", "ward-s")
+    )
+    assert (report.accepted, report.rejected) == (0, 1)
