@@ -5,7 +5,7 @@ each regulator's clock for the incident."""
 from __future__ import annotations
 
 from collections import Counter
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -115,4 +115,17 @@ def make_report(services: Services, scope: Scope, regulator: str) -> dict[str, A
         pcpd_days=settings.notify_pcpd_days,
         now=services.clock().astimezone(UTC),
         zone=ZoneInfo(settings.timezone),
+        alerted_at=_alerted_at(services, scope.incident.alert_id),
     )
+
+
+def _alerted_at(services: Services, alert_id: str | None) -> datetime | None:
+    """When the alert an incident was declared from was raised (None: no alert, or one
+    this group does not hold)."""
+    if alert_id is None or services.detection is None:
+        return None
+    try:
+        alert = services.detection.alerts.get(alert_id)
+    except (KeyError, ValueError):
+        return None
+    return from_micros(alert.raised_us).astimezone(UTC)

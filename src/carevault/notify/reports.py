@@ -177,6 +177,7 @@ def build_report(
     pcpd_days: int,
     now: datetime,
     zone: ZoneInfo | None = None,
+    alerted_at: datetime | None = None,
 ) -> dict[str, Any]:
     """``zone``: the group's (``CAREVAULT_TIMEZONE``), whose calendar year HIPAA's annual
     log follows; UTC if not given. The PCPD's report is in Hong Kong time (``REPORT_ZONES``)."""
@@ -196,6 +197,17 @@ def build_report(
         "breach_began": _iso(incident.since, shown) or TODO,
         "breach_ended": _iso(incident.until, shown) or TODO,
         "discovered": _iso(incident.declared_at, shown),
+        # Declared from an alert: when CareVault's detectors raised it. The deadlines
+        # here run from the declaration, when the officer judged it a breach; if the
+        # group counts its awareness from the alert, they run from this (integrator
+        # round 68 left it unsaid).
+        **(
+            {
+                "detected_by_alert": {"alert": incident.alert_id, "raised": _iso(alerted_at, shown)}
+            }  # fmt: skip
+            if alerted_at is not None
+            else {}
+        ),
         "what_was_compromised": {k: v for k, v in incident.compromised.items() if v},
         # Integrity beside confidentiality: patients whose records a compromised
         # principal wrote in the window (the scope's ``changed``).
@@ -266,6 +278,7 @@ def build_report(
             "breach_start_date": breach["breach_began"],
             "breach_end_date": breach["breach_ended"],
             "discovery_date": breach["discovered"],
+            **({"detected_by_alert": breach["detected_by_alert"]} if alerted_at else {}),
             "approximate_number_of_individuals": assessment.people,
             "type_of_breach": _breach_type(scope),
             "location_of_breached_information": "Electronic Medical Record",

@@ -85,6 +85,9 @@ class Incident:
     #: The containment recorded for the incident, oldest first (none: nothing recorded,
     #: and nothing is said to have been stopped).
     containment: tuple[ContainmentAction, ...] = ()
+    #: The alert the incident was declared from (``incident declare --from-alert``), if
+    #: any: a regulator's report says when it was raised beside the declaration.
+    alert_id: str | None = None
     #: Regulators whose report is recorded as filed (``report decide --decision filed``):
     #: not part of the scope document; the send job and the preview fill it in from the
     #: regulators' clocks (``NoticeStore.filed``), so a notice claims only what is done.
@@ -282,6 +285,7 @@ def parse_scope(document: Any) -> Scope:
         until=_instant(raw.get("until"), "incident.until"),
         compromised=compromised,
         containment=_containment(raw.get("containment")),
+        alert_id=_alert_id(raw.get("alert")),
     )
     tiers_raw = document.get("tiers")
     if not isinstance(tiers_raw, dict):
@@ -309,3 +313,9 @@ def parse_scope(document: Any) -> Scope:
         counts if isinstance(counts, dict) else {},
         {item.patient_id: item for item in changed},
     )
+
+
+def _alert_id(value: object) -> str | None:
+    """An incident's alert as its scope document names it (an id of digits), else None."""
+    text = str(value) if isinstance(value, int | str) and not isinstance(value, bool) else ""
+    return text if text.isdigit() and len(text) <= 18 else None

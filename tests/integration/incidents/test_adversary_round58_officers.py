@@ -228,3 +228,26 @@ def test_an_incident_declared_from_an_alert_holds_the_alerts_evidence(
     earlier = {**case_from_alert(services, alert_id), "since": "2025-12-31T00:00:00+00:00"}
     declared = declare_case(services, mallory, earlier, alert_id=alert_id)
     assert declared.alert_id == alert_id
+
+
+def test_a_regulators_report_of_an_incident_declared_from_an_alert_says_when_it_was_raised(
+    services: Services,
+) -> None:
+    """The report's deadlines run from the declaration; it also says when the detectors
+    raised the alert the incident was declared from (integrator round 68 left it unsaid:
+    a group warned days before it declared could not see it in its reports)."""
+    from carevault.clock import from_micros
+    from carevault.incidents import compute_scope
+    from carevault.notify.reporting import make_report
+    from carevault.notify.scope import parse_scope
+
+    _staff(services, "mallory", Role.PRIVACY_OFFICER, None)
+    alert_id = _officer_read_and_alerted(services)
+    case = {**case_from_alert(services, alert_id), "since": "2025-12-31T00:00:00+00:00"}
+    declared = declare_case(services, Actor("staff:officer1"), case, alert_id=alert_id)
+    document = compute_scope(services, declared.incident_id, actor=Actor("staff:officer1"))
+    report = make_report(services, parse_scope(document.document), "gdpr")
+    said = report["article_33"]["nature_of_breach"]["detected_by_alert"]
+    assert said["alert"] == alert_id
+    raised = services.detection.alerts.get(alert_id).raised_us  # type: ignore[union-attr]
+    assert said["raised"] == from_micros(raised).isoformat()

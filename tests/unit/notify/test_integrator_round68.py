@@ -177,3 +177,31 @@ def test_an_exposure_within_one_day_is_told_as_that_day() -> None:
                       datetime(2026, 12, 6, 16, 5, tzinfo=UTC), ())  # fmt: skip
     ranged = render(sender, incident, across, _recipient("en"), "K7MX-3HPA-RT9W")
     assert "Between 6 December 2026 and 7 December 2026" in ranged.text
+
+
+def test_an_incident_declared_from_an_alert_says_when_the_alert_was_raised() -> None:
+    """The deadlines run from the declaration; an incident declared from an alert says
+    when the detectors raised it, in each report (in Hong Kong time for the PCPD), so the
+    officer sees how long before the declaration the group was warned (round 68 left the
+    reports silent on it)."""
+    raised = datetime(2026, 12, 4, 9, 0, tzinfo=UTC)
+    scope = _scope({"confirmed": _people(3)}, alert="17")
+    for regulator, breach in (
+        ("pcpd", lambda r: r["parts"]["C. Particulars of the breach"]),
+        ("gdpr", lambda r: r["article_33"]["nature_of_breach"]),
+        ("hipaa", lambda r: r["hhs_portal"]),
+    ):
+        report = build_report(regulator, scope, assess(scope, regions=Counter()), ORG,
+                              _tally(), regions=Counter(), pcpd_days=5, now=DECLARED,
+                              alerted_at=raised)  # fmt: skip
+        said = breach(report)["detected_by_alert"]
+        assert said["alert"] == "17"
+        assert datetime.fromisoformat(said["raised"]) == raised
+        assert datetime.fromisoformat(report["deadline"]) > DECLARED  # from the declaration
+    pcpd = build_report("pcpd", scope, assess(scope, regions=Counter()), ORG, _tally(),
+                        regions=Counter(), pcpd_days=5, now=DECLARED,
+                        alerted_at=raised)  # fmt: skip
+    particulars = pcpd["parts"]["C. Particulars of the breach"]
+    assert particulars["detected_by_alert"]["raised"] == "2026-12-04T17:00:00+08:00"
+    plain = _report("gdpr", _scope({"confirmed": _people(3)}))
+    assert "detected_by_alert" not in plain["article_33"]["nature_of_breach"]
