@@ -49,7 +49,7 @@ from carevault.ledger.activity import ActivityCounter
 from carevault.ledger.checkpoints import CheckpointSchedule, CheckpointSigner
 from carevault.ledger.runs import VerifyRuns
 from carevault.ledger.schema import AUDIT_LEDGER, audit_tables
-from carevault.ledger.service import Ledger, open_ledger
+from carevault.ledger.service import Ledger, open_ledger, report_refusals
 from carevault.ledger.unwrap import UNWRAP_LEDGER, LedgerUnwrapRecorder, unwrap_tables
 from carevault.ledger.verifier import VerifierKey
 from carevault.ledger.witness import DirectoryWitness, HttpWitness, Witness, WitnessCore
@@ -266,6 +266,7 @@ def build_services(
     unwrap_ledger = open_ledger(
         key_engine, unwrap_tables, UNWRAP_LEDGER, unwrap_signer, witnesses, now_us
     )
+    report_refusals([audit_ledger, unwrap_ledger], audit_ledger)
 
     provider: KeyProvider | None = None
     keys: KeyService | None = None

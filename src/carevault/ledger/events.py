@@ -91,6 +91,9 @@ class Tag(StrEnum):
     PATIENT_ERASED = "keys:data-key:shredded"
     PATIENT_ERASURE_SHOWN = "keys:erasure-reason:shown"
     AUDIT_VERIFIED = "audit:ledger:verified"
+    #: A witness refused to cosign a checkpoint (adversary round 69): for a conflict or a
+    #: failed consistency proof, the ledger was rolled back or rewritten under the server.
+    AUDIT_WITNESS_REFUSED = "audit:witness:refused"
     ADMIN_SESSION_ENDED = "admin:session:ended"
     CONSOLE_SESSION_OPENED = "console:session:opened"
     CONSOLE_SESSION_ENDED = "console:session:ended"
