@@ -27,7 +27,7 @@ from carevault.access.tokens import TokenSigner
 from carevault.clock import Clock, to_micros, utc_now
 from carevault.config import Settings
 from carevault.console.sessions import ConsoleSessions
-from carevault.containment.service import ContainmentService
+from carevault.containment.service import ContainmentService, containment_altered
 from carevault.containment.state import Containment, ContainmentStore
 from carevault.db import make_engine
 from carevault.detect.service import Detection, build_detection
@@ -331,7 +331,9 @@ def build_services(
         make_engine(settings.resolved_database_url, pool_size=2),
         now_us,
         settings.containment_refresh_seconds,
+        seal_key=vault.row_seal_key("containment"),
     )
+    containment.altered = containment_altered(audit_ledger.writer, now_us)
     if keys is not None:
         keys.locked = lambda: containment.current().key_lockdown
         keys.shred_check_seconds = settings.containment_refresh_seconds

@@ -2,9 +2,10 @@
 but holds no key, leaves behind (adversary round 69). A record that fails its integrity
 check was altered or moved between rows (its sealed body, or the patient or clinic
 beside it); a witness that refuses a checkpoint for a conflict saw the ledger rolled
-back or rewritten. The caller who met the altered record is not to blame: the alert is
-for a person to judge (``respond.RAISE_ONLY``), and names no patient, since the row's
-patient is what may have been altered."""
+back or rewritten; a containment mode released, edited or deleted without the key its
+rows are sealed with is kept on, and told. The caller who met the altered record is not
+to blame: the alert is for a person to judge (``respond.RAISE_ONLY``), and names no
+patient, since the row's patient is what may have been altered."""
 
 from __future__ import annotations
 
@@ -26,6 +27,13 @@ def tamper_finding(access: Access) -> Finding | None:
             f"ledger entry {access.position}: witness {access.detail.get('witness')} refused "
             f"checkpoint {access.detail.get('size')} of the {access.detail.get('ledger')} "
             "ledger: the database was rolled back or its ledger rewritten"
+        )
+    elif access.tag == Tag.CONTAIN_ALTERED.value:
+        explanation = (
+            f"ledger entry {access.position}: containment "
+            f"#{access.detail.get('containment')} ({access.detail.get('mode')}) was "
+            f"{access.detail.get('why')} in the database, by someone without the key its "
+            "rows are sealed with: kept on"
         )
     elif access.outcome == "failed" and access.reason in INTEGRITY_FAILURES:
         explanation = (

@@ -83,6 +83,9 @@ class Tag(StrEnum):
     CONTAIN_RELEASED = "containment:mode:released"
     CONTAIN_REFUSED = "containment:mode:refused"
     CONTAIN_BLOCKED = "containment:address:blocked"
+    #: A mode kept on because its row was released, edited or deleted in the database
+    #: without the key its rows are sealed with (adversary round 69).
+    CONTAIN_ALTERED = "containment:state:altered"
     EMERGENCY_REQUESTED = "containment:emergency-access:requested"
     EMERGENCY_APPROVED = "containment:emergency-access:approved"
     KEY_ROTATION_STARTED = "keys:kek:rotation-started"

@@ -2,12 +2,15 @@
 
 records_0002 creates the access tables from their declarations; a table that later
 gained a column is spelled out here in its first shape, so that a fresh database
-gets the column from the migration that adds it (records_0005 for client_app).
+gets the column from the migration that adds it (records_0005 for client_app). The
+containment table, made there too, is here in its first shape (records_0032 seals it).
 """
 
 from __future__ import annotations
 
 import sqlalchemy as sa
+
+from carevault.db import Sequence64
 
 
 def first_client_app_table() -> sa.Table:
@@ -64,4 +67,21 @@ def first_auth_code_table() -> sa.Table:
         sa.Column("expires_us", sa.BigInteger, nullable=False),
         sa.Column("used_us", sa.BigInteger, nullable=True),
         sa.Column("session_id", sa.String(48), nullable=True),
+    )
+
+
+def first_containment_table() -> sa.Table:
+    """``containment`` without its rows' seal (records_0032)."""
+    return sa.Table(
+        "containment",
+        sa.MetaData(naming_convention=_NAMES),
+        sa.Column("containment_id", Sequence64, primary_key=True, autoincrement=True),
+        sa.Column("mode", sa.String(32), nullable=False),
+        sa.Column("target", sa.String(200), nullable=True),
+        sa.Column("reason", sa.Text, nullable=False),
+        sa.Column("started_us", sa.BigInteger, nullable=False),
+        sa.Column("started_by", sa.String(200), nullable=False),
+        sa.Column("released_us", sa.BigInteger, nullable=True),
+        sa.Column("released_by", sa.String(200), nullable=True),
+        sa.Index("ix_containment_active", "released_us"),
     )

@@ -20,6 +20,7 @@ from sqlalchemy import delete, insert, select
 from carevault.bootstrap import Services
 from carevault.db import write_transaction
 from carevault.ledger.schema import audit_tables
+from carevault.ledger.unwrap import unwrap_tables
 from tests.integration.ledger.test_tamper import activity
 from tests.support.client import FhirTestClient
 
@@ -106,3 +107,25 @@ def test_a_ledger_that_grew_is_cosigned_and_nothing_is_recorded(
     assert detection is not None
     detection.engine.catch_up()
     assert [alert for alert in detection.alerts.list() if alert.detector == DETECTOR] == []
+
+
+def test_an_unwrap_deleted_from_the_key_stores_log_is_named(
+    api: FhirTestClient, services: Services
+) -> None:
+    """Guard: the unwrap log (the key service's own ledger, in the key store's database)
+    edited by the insider to hide an unwrap is caught by ``audit verify`` as the audit
+    ledger is."""
+    activity(api, 2)
+    assert services.keys is not None
+    services.keys.forget_cached()
+    api.get("/fhir/Patient?family=tamper0")  # an unwrap, logged
+    services.unwrap_ledger.checkpoints.make("test")
+    assert services.unwrap_ledger.verify().ok
+    entry = unwrap_tables.entry
+    with write_transaction(services.unwrap_ledger.store.engine) as connection:
+        last = connection.execute(select(entry.c.seq).order_by(entry.c.seq.desc())).first()
+        assert last is not None
+        connection.execute(delete(entry).where(entry.c.seq == last.seq))
+    report = services.unwrap_ledger.verify()
+    assert not report.ok
+    assert any("head says" in problem for problem in report.problems), report.problems
