@@ -45,6 +45,7 @@ from carevault.keys.files import ed25519_key, rsa_key
 from carevault.keys.local import LocalKeyring
 from carevault.keys.provider import KeyProvider, KeyProviderUnavailable
 from carevault.keys.service import DIRECTORY_KEY_ID, KeyService
+from carevault.keys.shreds import ShredRegister, register_path
 from carevault.ledger.activity import ActivityCounter
 from carevault.ledger.checkpoints import CheckpointSchedule, CheckpointSigner
 from carevault.ledger.runs import VerifyRuns
@@ -278,6 +279,8 @@ def build_services(
         )
     zone = ZoneInfo(settings.timezone)
     envelope = Envelope(encrypted=settings.encryption)
+    if keys is not None:
+        keys.register = ShredRegister(register_path(settings.resolved_keyring_path))
     vault = Vault(engine, keys, envelope, zone, clock)
     vault.start()
     if keys is not None:

@@ -14,8 +14,8 @@ from carevault.ledger.events import Tag
 
 DETECTOR = "stored-data-altered"
 #: The reasons a refused access is recorded with when what is stored failed its check
-#: (``vault`` and ``keys``: a sealed record, a wrapped key).
-INTEGRITY_FAILURES = frozenset({"RecordIntegrityError", "KeyIntegrityError"})
+#: (``vault`` and ``keys``: a sealed record, a wrapped key, a shredded key put back).
+INTEGRITY_FAILURES = frozenset({"RecordIntegrityError", "KeyIntegrityError", "ShredUndone"})
 
 
 def tamper_finding(access: Access) -> Finding | None:
