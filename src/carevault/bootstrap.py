@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Engine
 
 from carevault.access.accounts import StaffAccounts
-from carevault.access.admin import Administration
+from carevault.access.admin import Administration, account_altered
 from carevault.access.breakglass import BreakGlass
 from carevault.access.care import CareRelationships
 from carevault.access.clients import ClientApps
@@ -39,6 +39,7 @@ from carevault.gate import CareSettings, Gate
 from carevault.importjobs.service import ImportService, ImportSettings, import_files
 from carevault.importjobs.worker import ImportWorker
 from carevault.incidents.sealer import SegmentSealer, sealer_for
+from carevault.keys.anchors import SealAnchors, anchors_path
 from carevault.keys.cache import DataKeyCache
 from carevault.keys.envelope import Envelope
 from carevault.keys.files import ed25519_key, rsa_key
@@ -228,6 +229,25 @@ def initialise(settings: Settings) -> None:
     services.close()
 
 
+def _seal_accounts(settings: Settings, vault: Vault, accounts: StaffAccounts) -> None:
+    """Accounts are sealed with a key derived from the index key (adversary round 69).
+    The accounts written before sealing began are sealed as they stand, once: the note
+    that it was done is kept beside the keyring, where the database cannot take it back
+    (a seal stripped from a row would otherwise pass for one from before)."""
+    accounts.seal_key = vault.row_seal_key("staff_account")
+    if accounts.seal_key is None:
+        return
+    anchors = SealAnchors(anchors_path(settings.resolved_keyring_path))
+    if not anchors.holds(ACCOUNTS_SEALED):
+        accounts.seal_unsealed()
+        anchors.add(ACCOUNTS_SEALED)
+    accounts.all_sealed = True
+
+
+#: The anchor's name for the staff accounts' seal (``keys.anchors``).
+ACCOUNTS_SEALED = "staff_account"
+
+
 def build_services(
     settings: Settings,
     *,
@@ -352,6 +372,9 @@ def build_services(
         ),
     )
     admin = Administration(accounts, clients, sessions, audit_ledger.writer, clock)
+    _seal_accounts(settings, vault, accounts)
+    sessions.account_genuine = accounts.genuine_session
+    sessions.account_altered = account_altered(audit_ledger.writer, now_us)
     detection = build_detection(
         settings,
         engine,

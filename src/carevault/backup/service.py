@@ -46,6 +46,7 @@ from carevault.clock import fhir_instant, utc_now
 from carevault.config import Settings
 from carevault.db import make_engine, read_transaction, write_transaction
 from carevault.incidents.tables import ledger_segment
+from carevault.keys.anchors import ANCHORS, anchors_path
 from carevault.keys.files import write_private
 from carevault.keys.shreds import REGISTER, register_path
 from carevault.keys.tables import data_key
@@ -261,6 +262,10 @@ def _key_sources(settings: Settings) -> dict[str, Path]:
     register = register_path(settings.resolved_keyring_path)
     if register.exists():
         sources[SHREDS] = register
+    # So does the note of which tables' rows are all sealed (``keys.anchors``).
+    anchors = anchors_path(settings.resolved_keyring_path)
+    if anchors.exists():
+        sources[ANCHORS] = anchors
     return sources
 
 
@@ -331,6 +336,8 @@ def restore_backup(source: Path, settings: Settings, keys_source: Path | None, b
     destinations = _key_sources(settings)
     if SHREDS in manifest.key_files:
         destinations[SHREDS] = register_path(settings.resolved_keyring_path)
+    if ANCHORS in manifest.key_files:
+        destinations[ANCHORS] = anchors_path(settings.resolved_keyring_path)
     for name, path in destinations.items():
         write_private(path, (keys_source / name).read_bytes())
     _store_backup_checkpoints(settings, manifest)

@@ -9,6 +9,7 @@ patient, since the row's patient is what may have been altered."""
 
 from __future__ import annotations
 
+from carevault.access.accounts import ACCOUNT_ALTERED
 from carevault.detect.model import DAY_US, Access, Finding, Severity
 from carevault.ledger.events import Tag
 
@@ -28,12 +29,24 @@ def tamper_finding(access: Access) -> Finding | None:
             f"checkpoint {access.detail.get('size')} of the {access.detail.get('ledger')} "
             "ledger: the database was rolled back or its ledger rewritten"
         )
+    elif access.tag == Tag.ACCOUNT_ALTERED.value:
+        explanation = (
+            f"ledger entry {access.position}: staff account {access.detail.get('account')} "
+            "does not match its seal: its role, clinics or practitioner were edited in the "
+            "database; its sessions are refused"
+        )
     elif access.tag == Tag.CONTAIN_ALTERED.value:
         explanation = (
             f"ledger entry {access.position}: containment "
             f"#{access.detail.get('containment')} ({access.detail.get('mode')}) was "
             f"{access.detail.get('why')} in the database, by someone without the key its "
             "rows are sealed with: kept on"
+        )
+    elif access.reason == ACCOUNT_ALTERED:
+        explanation = (
+            f"ledger entry {access.position}: a sign-in or step-up refused: the account "
+            "does not match its seal (its role, clinics or practitioner were edited in the "
+            "database)"
         )
     elif access.outcome == "failed" and access.reason in INTEGRITY_FAILURES:
         explanation = (

@@ -94,6 +94,9 @@ class Tag(StrEnum):
     PATIENT_ERASED = "keys:data-key:shredded"
     PATIENT_ERASURE_SHOWN = "keys:erasure-reason:shown"
     AUDIT_VERIFIED = "audit:ledger:verified"
+    #: A staff account whose row does not match its seal (role, clinics or practitioner
+    #: edited in the database without the key): its sessions refused (round 69).
+    ACCOUNT_ALTERED = "auth:account:altered"
     #: A witness refused to cosign a checkpoint (adversary round 69): for a conflict or a
     #: failed consistency proof, the ledger was rolled back or rewritten under the server.
     AUDIT_WITNESS_REFUSED = "audit:witness:refused"

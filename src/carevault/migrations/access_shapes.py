@@ -3,7 +3,8 @@
 records_0002 creates the access tables from their declarations; a table that later
 gained a column is spelled out here in its first shape, so that a fresh database
 gets the column from the migration that adds it (records_0005 for client_app). The
-containment table, made there too, is here in its first shape (records_0032 seals it).
+containment and staff account tables, made there too, are here in their first shapes
+(records_0032 and records_0033 seal them).
 """
 
 from __future__ import annotations
@@ -84,4 +85,27 @@ def first_containment_table() -> sa.Table:
         sa.Column("released_us", sa.BigInteger, nullable=True),
         sa.Column("released_by", sa.String(200), nullable=True),
         sa.Index("ix_containment_active", "released_us"),
+    )
+
+
+def first_staff_account_table() -> sa.Table:
+    """``staff_account`` without its seal (records_0033)."""
+    return sa.Table(
+        "staff_account",
+        sa.MetaData(naming_convention={**_NAMES, "uq": "uq_%(table_name)s_%(column_0_name)s"}),
+        sa.Column("account_id", sa.String(40), primary_key=True),
+        sa.Column("username", sa.String(64), nullable=False, unique=True),
+        sa.Column("display_name", sa.String(200), nullable=False),
+        sa.Column("role", sa.String(32), nullable=False),
+        sa.Column("clinic_ids", sa.Text, nullable=False),
+        sa.Column("practitioner_id", sa.String(64), nullable=True),
+        sa.Column("password_hash", sa.Text, nullable=False),
+        sa.Column("totp_sealed", sa.LargeBinary, nullable=True),
+        sa.Column("totp_last_step", sa.BigInteger, nullable=True),
+        sa.Column("failed_count", sa.Integer, nullable=False, default=0),
+        sa.Column("next_attempt_us", sa.BigInteger, nullable=False, default=0),
+        sa.Column("locked_until_us", sa.BigInteger, nullable=False, default=0),
+        sa.Column("suspended_us", sa.BigInteger, nullable=True),
+        sa.Column("password_changed_us", sa.BigInteger, nullable=False),
+        sa.Column("created_us", sa.BigInteger, nullable=False),
     )
