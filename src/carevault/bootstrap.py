@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
@@ -229,23 +230,31 @@ def initialise(settings: Settings) -> None:
     services.close()
 
 
-def _seal_accounts(settings: Settings, vault: Vault, accounts: StaffAccounts) -> None:
-    """Accounts are sealed with a key derived from the index key (adversary round 69).
-    The accounts written before sealing began are sealed as they stand, once: the note
-    that it was done is kept beside the keyring, where the database cannot take it back
-    (a seal stripped from a row would otherwise pass for one from before)."""
-    accounts.seal_key = vault.row_seal_key("staff_account")
-    if accounts.seal_key is None:
+def _seal_once(
+    settings: Settings, table: str, key: bytes | None, seal_unsealed: Callable[[], int]
+) -> None:
+    """Rows of policy state are sealed with a key derived from the index key (adversary
+    round 69). The rows of ``table`` written before sealing began are sealed as they
+    stand, once: the note that it was done is kept beside the keyring, where the
+    database cannot take it back (a seal stripped from a row would otherwise pass for
+    one from before)."""
+    if key is None:
         return
     anchors = SealAnchors(anchors_path(settings.resolved_keyring_path))
-    if not anchors.holds(ACCOUNTS_SEALED):
-        accounts.seal_unsealed()
-        anchors.add(ACCOUNTS_SEALED)
-    accounts.all_sealed = True
+    if not anchors.holds(table):
+        seal_unsealed()
+        anchors.add(table)
 
 
-#: The anchor's name for the staff accounts' seal (``keys.anchors``).
+def _seal_accounts(settings: Settings, vault: Vault, accounts: StaffAccounts) -> None:
+    accounts.seal_key = vault.row_seal_key("staff_account")
+    _seal_once(settings, ACCOUNTS_SEALED, accounts.seal_key, accounts.seal_unsealed)
+    accounts.all_sealed = accounts.seal_key is not None
+
+
+#: The anchors' names for the tables whose rows are all sealed (``keys.anchors``).
 ACCOUNTS_SEALED = "staff_account"
+CONTAINMENT_SEALED = "containment"
 
 
 def build_services(
@@ -357,6 +366,8 @@ def build_services(
         seal_key=vault.row_seal_key("containment"),
     )
     containment.altered = containment_altered(audit_ledger.writer, now_us)
+    _seal_once(settings, CONTAINMENT_SEALED, containment.seal_key, containment.seal_unsealed)
+    containment.all_sealed = containment.seal_key is not None
     if keys is not None:
         keys.locked = lambda: containment.current().key_lockdown
         keys.shred_check_seconds = settings.containment_refresh_seconds

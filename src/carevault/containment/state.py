@@ -9,7 +9,10 @@ does not hold): someone who may write to the database but holds no key, who rele
 PHI-offline or a suspension by editing its row, or deletes the row, does not lift it. A
 process keeps a mode on that it saw on and that ended with no sealed release, and at
 start keeps on every mode whose release is not sealed (adversary round 69); each is
-reported once (``altered``), for the ledger and an officer.
+reported once (``altered``), for the ledger and an officer. Rows from before sealing
+began are sealed as they stand at the first start after it (``seal_unsealed``), noted
+beside the keyring (``all_sealed``); a store without that note takes an unsealed row
+older than every sealed one for a row from before.
 """
 
 from __future__ import annotations
@@ -196,6 +199,9 @@ class ContainmentStore:
         #: The oldest sealed row's id: a row after it with no seal had its seal taken
         #: away. None until a sealed row is seen; read whole at the first load.
         self._sealed_from: int | None = None
+        #: Every row has been sealed (the composition root's note beside the keyring,
+        #: ``keys.anchors``): a row without a seal had it taken away, whatever its id.
+        self.all_sealed = False
         self._scanned = False
         self._state = ContainmentState()
         #: When the held state's read was sent (``time.monotonic()``): a state is as old
@@ -248,6 +254,8 @@ class ContainmentStore:
         assert self.seal_key is not None  # noqa: S101 - only called when sealing
         seal = row._mapping["seal"]
         if seal is None:
+            if self.all_sealed:
+                return False
             return self._sealed_from is None or int(row.containment_id) < self._sealed_from
         return hmac.compare_digest(bytes(seal), row_seal(self.seal_key, _row(row)))
 
@@ -322,6 +330,21 @@ class ContainmentStore:
                 self.altered(item, why)
             except Exception as error:  # noqa: BLE001 - the mode is held on regardless
                 log.error("containment #%d: not reported: %s", item.containment_id, error)
+
+    def seal_unsealed(self) -> int:
+        """Seal every row that has no seal, as it stands (once, when sealing begins);
+        returns how many."""
+        if self.seal_key is None:
+            return 0
+        with write_transaction(self.engine) as connection:
+            rows = connection.execute(select(containment).where(containment.c.seal.is_(None))).all()
+            for row in rows:
+                connection.execute(
+                    update(containment)
+                    .where(containment.c.containment_id == row.containment_id)
+                    .values(seal=row_seal(self.seal_key, _row(row)))
+                )
+        return len(rows)
 
     def refresh(self) -> ContainmentState:
         """The active modes read now: no state read before this call is used again."""

@@ -167,3 +167,23 @@ def test_an_officers_release_lifts_it_and_nothing_is_reported(
         data for _, data in services.audit_ledger.store.entries() if ALTERED.encode() in data
     ] == []
     assert _alerted(services) == []
+
+
+def test_every_seal_taken_away_while_the_servers_are_down_keeps_it_on(
+    group: Group, services: Services
+) -> None:
+    """The insider strips the seal of every row, so that none is younger than a sealed
+    one, and releases PHI-offline: the note beside the keyring says every row was
+    sealed, so the next server to start holds it on."""
+    _offline(group)
+    with services.engine.begin() as connection:
+        connection.execute(
+            update(containment).values(
+                released_us=services.now_us(), released_by="staff:someone", **_no_seal()
+            )
+        )
+    restarted = build_services(services.settings)
+    try:
+        assert restarted.containment.current().phi_offline
+    finally:
+        restarted.close()

@@ -7,8 +7,8 @@ Revision ID: records_0032
 Revises: records_0031
 Create Date: 2026-12-06
 
-Rows written before have no seal: they are read as they stand (``ContainmentStore``),
-as long as no sealed row is older than them.
+Rows written before have no seal: the first server to start after this revision seals
+them as they stand, once, and notes it beside the keyring (``keys.anchors``).
 """
 
 from __future__ import annotations
