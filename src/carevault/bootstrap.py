@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine
 
 from carevault.access.accounts import StaffAccounts
-from carevault.access.admin import ADMIN_WORDS, Administration
+from carevault.access.admin import ADMIN_WORDS, Administration, account_altered
 from carevault.access.breakglass import BreakGlass
 from carevault.access.care import CareRelationships
 from carevault.access.clients import ClientApps
@@ -27,7 +28,7 @@ from carevault.access.tokens import TokenSigner
 from carevault.clock import Clock, to_micros, utc_now
 from carevault.config import Settings
 from carevault.console.sessions import ConsoleSessions
-from carevault.containment.service import ContainmentService
+from carevault.containment.service import ContainmentService, containment_altered
 from carevault.containment.state import CONTAINMENT_WORDS, Containment, ContainmentStore
 from carevault.db import make_engine
 from carevault.detect.desk import ALERT_WORDS
@@ -40,18 +41,20 @@ from carevault.gate import CareSettings, Gate
 from carevault.importjobs.service import ImportService, ImportSettings, import_files
 from carevault.importjobs.worker import ImportWorker
 from carevault.incidents.sealer import SegmentSealer, sealer_for
+from carevault.keys.anchors import SealAnchors, anchors_path
 from carevault.keys.cache import DataKeyCache
 from carevault.keys.envelope import Envelope
 from carevault.keys.files import ed25519_key, rsa_key
 from carevault.keys.local import LocalKeyring
 from carevault.keys.provider import KeyProvider, KeyProviderUnavailable
 from carevault.keys.service import DIRECTORY_KEY_ID, KeyService
+from carevault.keys.shreds import ShredRegister, register_path
 from carevault.keys.words import officer_words
 from carevault.ledger.activity import ActivityCounter
 from carevault.ledger.checkpoints import CheckpointSchedule, CheckpointSigner
 from carevault.ledger.runs import VerifyRuns
 from carevault.ledger.schema import AUDIT_LEDGER, audit_tables
-from carevault.ledger.service import Ledger, open_ledger
+from carevault.ledger.service import Ledger, open_ledger, report_refusals
 from carevault.ledger.unwrap import UNWRAP_LEDGER, LedgerUnwrapRecorder, unwrap_tables
 from carevault.ledger.verifier import VerifierKey
 from carevault.ledger.witness import DirectoryWitness, HttpWitness, Witness, WitnessCore
@@ -229,6 +232,33 @@ def initialise(settings: Settings) -> None:
     services.close()
 
 
+def _seal_once(
+    settings: Settings, table: str, key: bytes | None, seal_unsealed: Callable[[], int]
+) -> None:
+    """Rows of policy state are sealed with a key derived from the index key (adversary
+    round 69). The rows of ``table`` written before sealing began are sealed as they
+    stand, once: the note that it was done is kept beside the keyring, where the
+    database cannot take it back (a seal stripped from a row would otherwise pass for
+    one from before)."""
+    if key is None:
+        return
+    anchors = SealAnchors(anchors_path(settings.resolved_keyring_path))
+    if not anchors.holds(table):
+        seal_unsealed()
+        anchors.add(table)
+
+
+def _seal_accounts(settings: Settings, vault: Vault, accounts: StaffAccounts) -> None:
+    accounts.seal_key = vault.row_seal_key("staff_account")
+    _seal_once(settings, ACCOUNTS_SEALED, accounts.seal_key, accounts.seal_unsealed)
+    accounts.all_sealed = accounts.seal_key is not None
+
+
+#: The anchors' names for the tables whose rows are all sealed (``keys.anchors``).
+ACCOUNTS_SEALED = "staff_account"
+CONTAINMENT_SEALED = "containment"
+
+
 def build_services(
     settings: Settings,
     *,
@@ -268,6 +298,7 @@ def build_services(
     unwrap_ledger = open_ledger(
         key_engine, unwrap_tables, UNWRAP_LEDGER, unwrap_signer, witnesses, now_us
     )
+    report_refusals([audit_ledger, unwrap_ledger], audit_ledger)
 
     provider: KeyProvider | None = None
     keys: KeyService | None = None
@@ -279,6 +310,8 @@ def build_services(
         )
     zone = ZoneInfo(settings.timezone)
     envelope = Envelope(encrypted=settings.encryption)
+    if keys is not None:
+        keys.register = ShredRegister(register_path(settings.resolved_keyring_path))
     vault = Vault(engine, keys, envelope, zone, clock)
     vault.start()
     if keys is not None:
@@ -333,7 +366,11 @@ def build_services(
         now_us,
         settings.containment_refresh_seconds,
         officer_words(keys, "system:containment", CONTAINMENT_WORDS),
+        seal_key=vault.row_seal_key("containment"),
     )
+    containment.altered = containment_altered(audit_ledger.writer, now_us)
+    _seal_once(settings, CONTAINMENT_SEALED, containment.seal_key, containment.seal_unsealed)
+    containment.all_sealed = containment.seal_key is not None
     if keys is not None:
         keys.locked = lambda: containment.current().key_lockdown
         keys.shred_check_seconds = settings.containment_refresh_seconds
@@ -356,6 +393,9 @@ def build_services(
         clock,
         officer_words(keys, "system:administration", ADMIN_WORDS),
     )
+    _seal_accounts(settings, vault, accounts)
+    sessions.account_genuine = accounts.genuine_session
+    sessions.account_altered = account_altered(audit_ledger.writer, now_us)
     detection = build_detection(
         settings,
         engine,

@@ -10,6 +10,9 @@ the address that fails, never locks, and cannot be aimed at an owner elsewhere.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -101,6 +104,25 @@ def _account(row: object) -> Account:
     )
 
 
+#: Why an account whose row does not match its seal is refused (a sign-in, a step-up, a
+#: session's state): its role, clinics or practitioner were edited in the database.
+ACCOUNT_ALTERED = "account record altered in the database"
+
+
+def account_seal(
+    key: bytes,
+    account_id: str,
+    username: str,
+    role: str,
+    clinic_ids: str,
+    practitioner_id: str | None,
+) -> bytes:
+    """The seal of what an account may do, as its row stores it (``clinic_ids`` as
+    stored: sorted, comma-separated)."""
+    fields = ["carevault-account/1", account_id, username, role, clinic_ids, practitioner_id]
+    return hmac.new(key, json.dumps(fields).encode(), hashlib.sha256).digest()
+
+
 @dataclass(frozen=True)
 class SignIn:
     """A successful sign-in: who, and whether a recovery code stood in for the TOTP code."""
@@ -126,6 +148,78 @@ class StaffAccounts:
         self.clock = clock
         self.throttle = SignInThrottle(engine, clock)
         self.recovery = RecoveryCodes(engine, clock)
+        #: The key accounts are sealed with (``account_seal``; None with encryption off)
+        #: and whether every account has been sealed, so that one without a seal was
+        #: stripped of it (the composition root sets both: ``keys.anchors``).
+        self.seal_key: bytes | None = None
+        self.all_sealed = False
+
+    # --- the account's seal ----------------------------------------------------------------
+
+    def _seal(
+        self, account_id: str, username: str, role: str, clinics: str, practitioner: str | None
+    ) -> bytes | None:
+        if self.seal_key is None:
+            return None
+        return account_seal(self.seal_key, account_id, username, role, clinics, practitioner)
+
+    def genuine(
+        self,
+        account_id: str,
+        username: str,
+        role: str,
+        clinic_ids: str,
+        practitioner_id: str | None,
+        seal: bytes | None,
+    ) -> bool:
+        """Whether an account's row is as CareVault wrote it (always, with no key)."""
+        expected = self._seal(account_id, username, role, clinic_ids, practitioner_id)
+        if expected is None:
+            return True
+        if seal is None:
+            return not self.all_sealed
+        return hmac.compare_digest(bytes(seal), expected)
+
+    def _genuine_row(self, row: Any) -> bool:
+        return self.genuine(
+            row.account_id, row.username, row.role, row.clinic_ids, row.practitioner_id, row.seal
+        )
+
+    def genuine_session(self, row: Any) -> bool:
+        """``genuine`` for a session's row (``Sessions._row``: the account's columns)."""
+        return self.genuine(
+            row.account_id,
+            row.username,
+            row.role,
+            row.staff_clinics,
+            row.practitioner_id,
+            row.staff_seal,
+        )
+
+    def seal_unsealed(self) -> int:
+        """Seal every account that has no seal, as it stands (once, when sealing begins);
+        returns how many."""
+        if self.seal_key is None:
+            return 0
+        with write_transaction(self.engine) as connection:
+            rows = connection.execute(
+                select(staff_account).where(staff_account.c.seal.is_(None))
+            ).all()
+            for row in rows:
+                connection.execute(
+                    update(staff_account)
+                    .where(staff_account.c.account_id == row.account_id)
+                    .values(
+                        seal=self._seal(
+                            row.account_id,
+                            row.username,
+                            row.role,
+                            row.clinic_ids,
+                            row.practitioner_id,
+                        )
+                    )
+                )
+        return len(rows)
 
     # --- the TOTP secret, sealed -----------------------------------------------------------
 
@@ -181,6 +275,8 @@ class StaffAccounts:
             # A given hash (the demo's one shared password) is used only if it matches.
             password_hash = self.passwords.hash(password)
         totp_sealed = self._seal_secret(account_id, secret)
+        clinics = ",".join(sorted(clinic_ids))
+        seal = self._seal(account_id, username, str(role), clinics, practitioner_id)
         with write_transaction(self.engine) as connection:
             taken = connection.execute(
                 select(staff_account.c.account_id).where(staff_account.c.username == username)
@@ -193,7 +289,7 @@ class StaffAccounts:
                     username=username,
                     display_name=display_name,
                     role=str(role),
-                    clinic_ids=",".join(sorted(clinic_ids)),
+                    clinic_ids=clinics,
                     practitioner_id=practitioner_id,
                     password_hash=password_hash,
                     totp_sealed=totp_sealed,
@@ -204,6 +300,7 @@ class StaffAccounts:
                     suspended_us=None,
                     password_changed_us=now,
                     created_us=now,
+                    seal=seal,
                 )
             )
         account = self.find(username)
@@ -332,6 +429,8 @@ class StaffAccounts:
             if step is None:
                 self.throttle.failed(name, source)
                 raise SignInFailed("wrong or replayed TOTP code", account.account_id)
+        if not self._genuine_row(row):
+            raise SignInFailed(ACCOUNT_ALTERED, account.account_id)
         if account.suspended:
             raise SignInFailed("account suspended", account.account_id)
         if account.role is Role.INTEGRATION:
@@ -371,6 +470,8 @@ class StaffAccounts:
         if row is None:
             raise SignInFailed("unknown username")
         account = _account(row)
+        if not self._genuine_row(row):
+            raise SignInFailed(ACCOUNT_ALTERED, account.account_id)
         if account.suspended:
             raise SignInFailed("account suspended", account.account_id)
         verdict = self.throttle.step_up_check(account.account_id, source)

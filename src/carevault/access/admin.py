@@ -8,7 +8,9 @@ token it holds; revoking a client app ends every session opened through it.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import logging
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from typing import Any
 
 from carevault.access.accounts import Account, AccountError, StaffAccounts
@@ -29,6 +31,41 @@ SUSPENDED = "account suspended"
 SESSION_ENDED = "ended by an administrator"
 #: What an administrator's reasons are sealed as (``keys.words.officer_words``).
 ADMIN_WORDS = "carevault-admin-reason/1"
+
+log = logging.getLogger("carevault.access")
+#: Who records an account found altered.
+ACCESS_PRINCIPAL = "system:access"
+
+
+def account_altered(audit: AuditTrail, now_us: Callable[[], int]) -> Callable[[str], None]:
+    """What ``Sessions.account_altered`` is told, recorded: an ``auth:account:altered``
+    entry naming the account (submitted, not waited for: a session's state is read on a
+    request's way), which the detectors raise as a critical alert (``detect.tamper``)."""
+
+    def record(account_id: str) -> None:
+        log.error("staff account %s was altered in the database: refused", account_id)
+        written = audit.submit(
+            [
+                AuditEvent(
+                    tag=Tag.ACCOUNT_ALTERED,
+                    outcome=Outcome.FAILED,
+                    at_us=now_us(),
+                    principal=ACCESS_PRINCIPAL,
+                    reason=f"staff account {account_id} does not match its seal: its role, "
+                    "clinics or practitioner were edited in the database; refused",
+                    detail={"account": account_id},
+                )
+            ]
+        )
+        written.add_done_callback(_unwritten)
+
+    return record
+
+
+def _unwritten(written: Future[None]) -> None:
+    error = written.exception()
+    if error is not None:
+        log.error("an altered account was not recorded: %s", type(error).__name__)
 
 
 class Administration:

@@ -21,6 +21,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, select, update
 
+from carevault.access.accounts import ACCOUNT_ALTERED
 from carevault.access.tables import auth_session, client_app, refresh_token, staff_account
 from carevault.access.tokens import TokenSigner
 from carevault.clock import Clock, to_micros, utc_now
@@ -117,6 +118,12 @@ class Sessions:
         self._cache: dict[str, tuple[float, SessionState]] = {}
         self._lock = threading.Lock()
         self._loading = [threading.Lock() for _ in range(64)]
+        #: Whether a session's account row is as CareVault wrote it (``StaffAccounts``'s
+        #: seal, adversary round 69), and whom to tell, once a process, of an account
+        #: that is not; both set by the composition root.
+        self.account_genuine: Callable[[Any], bool] | None = None
+        self.account_altered: Callable[[str], None] | None = None
+        self._told: set[str] = set()
 
     def open(
         self,
@@ -475,14 +482,25 @@ class Sessions:
         row = self._row(session_id)
         if row is None:
             return "unknown session"
-        return _why_not_live(row, to_micros(self.clock()), expiry=False)
+        return _why_not_live(row, to_micros(self.clock()), expiry=False) or self._altered(row)
+
+    def _altered(self, row: Any) -> str:
+        """Why the session's account may not act if its row was edited without the key
+        (its role, clinics or practitioner): told once a process; else empty."""
+        if row.account_id is None or self.account_genuine is None or self.account_genuine(row):
+            return ""
+        if row.account_id not in self._told:
+            self._told.add(row.account_id)
+            if self.account_altered is not None:
+                self.account_altered(str(row.account_id))
+        return ACCOUNT_ALTERED
 
     def _load(self, session_id: str) -> SessionState:
         now_us = to_micros(self.clock())
         row = self._row(session_id)
         if row is None:
             return SessionState(session_id, False, "unknown session", None, "", "")
-        reason = _why_not_live(row, now_us)
+        reason = _why_not_live(row, now_us) or self._altered(row)
         clinics = _clinics(row.staff_clinics if row.account_id else row.client_clinics)
         if row.account_id is None and row.bound_account_id is not None:
             clinics &= _clinics(row.bound_clinics)
@@ -513,6 +531,7 @@ class Sessions:
                     staff_account.c.role,
                     staff_account.c.clinic_ids.label("staff_clinics"),
                     staff_account.c.practitioner_id,
+                    staff_account.c.seal.label("staff_seal"),
                     client_app.c.kind.label("client_kind"),
                     client_app.c.scopes.label("client_scopes"),
                     client_app.c.revoked_us.label("client_revoked_us"),

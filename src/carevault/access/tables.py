@@ -38,6 +38,10 @@ staff_account = Table(
     Column("suspended_us", BigInteger, nullable=True),
     Column("password_changed_us", BigInteger, nullable=False),
     Column("created_us", BigInteger, nullable=False),
+    # HMAC-SHA256 of what the account may do (id, username, role, clinics, practitioner)
+    # under a key derived from the index key (``accounts.account_seal``, records_0033): a
+    # role or clinic edited in the database by someone without the key no longer matches.
+    Column("seal", LargeBinary, nullable=True),
 )
 
 client_app = Table(

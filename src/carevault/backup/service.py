@@ -46,7 +46,9 @@ from carevault.clock import fhir_instant, utc_now
 from carevault.config import Settings
 from carevault.db import make_engine, read_transaction, write_transaction
 from carevault.incidents.tables import ledger_segment
+from carevault.keys.anchors import ANCHORS, anchors_path
 from carevault.keys.files import write_private
+from carevault.keys.shreds import REGISTER, register_path
 from carevault.keys.tables import data_key
 from carevault.ledger.events import AuditEvent, Outcome, Tag
 from carevault.ledger.schema import AUDIT_LEDGER, audit_tables
@@ -62,6 +64,7 @@ KEYS_COPY = "keys.db"
 RECORDS_DUMP = "records.dump"
 KEYS_DUMP = "keys.dump"
 KEYRING = "keyring.json"
+SHREDS = REGISTER
 TOKEN_KEY = "token-signing.pem"  # noqa: S105 - a file name
 LEDGER_KEY = "ledger-signing.pem"
 SEGMENTS = "segments"
@@ -254,6 +257,15 @@ def _key_sources(settings: Settings) -> dict[str, Path]:
     }
     if settings.key_provider == "local":
         sources[KEYRING] = settings.resolved_keyring_path
+    # The erasures' register travels with the keys it speaks of (a backup's own: restored
+    # with it, it names the erasures made before the backup was taken).
+    register = register_path(settings.resolved_keyring_path)
+    if register.exists():
+        sources[SHREDS] = register
+    # So does the note of which tables' rows are all sealed (``keys.anchors``).
+    anchors = anchors_path(settings.resolved_keyring_path)
+    if anchors.exists():
+        sources[ANCHORS] = anchors
     return sources
 
 
@@ -321,7 +333,12 @@ def restore_backup(source: Path, settings: Settings, keys_source: Path | None, b
     for name in manifest.files:
         if name.startswith(f"{SEGMENTS}/"):
             _place(source / name, settings.resolved_segments_dir / Path(name).name)
-    for name, path in _key_sources(settings).items():
+    destinations = _key_sources(settings)
+    if SHREDS in manifest.key_files:
+        destinations[SHREDS] = register_path(settings.resolved_keyring_path)
+    if ANCHORS in manifest.key_files:
+        destinations[ANCHORS] = anchors_path(settings.resolved_keyring_path)
+    for name, path in destinations.items():
         write_private(path, (keys_source / name).read_bytes())
     _store_backup_checkpoints(settings, manifest)
     services = build_services(settings, migrate=True)

@@ -3,7 +3,9 @@ recorded in the audit ledger and followed by a signed checkpoint, refusals inclu
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass
 
 from carevault.access.accounts import (
@@ -29,6 +31,7 @@ from carevault.keys.service import KeyService
 from carevault.keys.words import SealedWords, entry_words
 from carevault.ledger.events import AuditEvent, Outcome, Tag
 from carevault.ledger.service import Ledger
+from carevault.ledger.trail import AuditTrail
 
 #: The key an erasure's reason is sealed under (the officer's words: they may name the
 #: patient erased, and the ledger is in the clear and kept for good; adversary round 67).
@@ -38,6 +41,9 @@ ERASURE_REASON_SEALED = (
     "erasure request: the officer's words are sealed apart "
     "(carevault erasure-reason shows them, recorded)"
 )
+log = logging.getLogger("carevault.containment")
+#: Who records a mode kept on against its altered row.
+STATE_PRINCIPAL = "system:containment"
 #: The longest reason an erasure takes (sealed into its ledger entry).
 MAX_ERASURE_REASON = 500
 #: What a containment's ledger entries say in place of the officer's words, which are
@@ -62,6 +68,43 @@ def _erasure_words(keys: KeyService) -> SealedWords:
     return SealedWords(
         keys, ERASURE_KEY_ID, "system:containment", "erasure-reason", "carevault-erasure"
     )
+
+
+def containment_altered(
+    trail: AuditTrail, now_us: Callable[[], int]
+) -> Callable[[Containment, str], None]:
+    """What ``ContainmentStore.altered`` is told, recorded: a ``containment:state:altered``
+    entry (submitted, not waited for: the state is read on a request's way), which the
+    detectors raise as a critical alert (``detect.tamper``). Never the mode's reason:
+    an officer's words."""
+
+    def record(item: Containment, why: str) -> None:
+        written = trail.submit(
+            [
+                AuditEvent(
+                    tag=Tag.CONTAIN_ALTERED,
+                    outcome=Outcome.FAILED,
+                    at_us=now_us(),
+                    principal=STATE_PRINCIPAL,
+                    reason=f"containment #{item.containment_id} ({item.mode.value}) was "
+                    f"{why} in the database: kept on",
+                    detail={
+                        "containment": item.containment_id,
+                        "mode": item.mode.value,
+                        "why": why,
+                    },
+                )
+            ]
+        )
+        written.add_done_callback(_unwritten)
+
+    return record
+
+
+def _unwritten(written: Future[None]) -> None:
+    error = written.exception()
+    if error is not None:
+        log.error("an altered containment was not recorded: %s", type(error).__name__)
 
 
 class ContainmentRefused(Exception):

@@ -3,22 +3,39 @@
 Each process re-reads the active modes at most every ``refresh_seconds`` (default
 0.5 s), so a mode started from the CLI or another process takes effect everywhere
 within a second, without restarts and without a message bus.
+
+The rows are sealed (an HMAC under a key derived from the index key, which the database
+does not hold): someone who may write to the database but holds no key, who releases
+PHI-offline or a suspension by editing its row, or deletes the row, does not lift it. A
+process keeps a mode on that it saw on and that ended with no sealed release, and at
+start keeps on every mode whose release is not sealed (adversary round 69); each is
+reported once (``altered``), for the ledger and an officer. Rows from before sealing
+began are sealed as they stand at the first start after it (``seal_unsealed``), noted
+beside the keyring (``all_sealed``); a store without that note takes an unsealed row
+older than every sealed one for a row from before.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import ipaddress
+import json
+import logging
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Connection, Engine, insert, select, update
 
 from carevault.containment.tables import containment
 from carevault.db import read_transaction, refuse_on_the_loop, write_transaction
 from carevault.keys.words import SealedWords
+
+log = logging.getLogger("carevault.containment")
 
 
 class Mode(StrEnum):
@@ -133,6 +150,32 @@ def _row(row: object, opener: Callable[[Containment], str] | None = None) -> Con
     )
 
 
+def row_seal(key: bytes, item: Containment) -> bytes:
+    """The seal of ``item`` as stored: an HMAC-SHA256 of every column but the seal."""
+    fields = [
+        "carevault-containment/1",
+        item.containment_id,
+        item.mode.value,
+        item.target,
+        item.stored_reason,
+        item.started_us,
+        item.started_by,
+        item.released_us,
+        item.released_by,
+    ]
+    return hmac.new(key, json.dumps(fields).encode(), hashlib.sha256).digest()
+
+
+def _still_on(item: Containment) -> Containment:
+    return replace(item, released_us=None, released_by=None)
+
+
+#: Why a mode is kept on though its row says otherwise (``ContainmentStore.altered``).
+DELETED = "deleted"
+RELEASED_UNSEALED = "released without a sealed release"
+ALTERED = "altered"
+
+
 def source_address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     """A request's source address as ranges are matched against it, or None if it is not
     one. An IPv4 address mapped into IPv6 (``::ffff:203.0.113.9``: what one socket
@@ -155,19 +198,38 @@ def parse_network(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
 
 
 class ContainmentStore:
+    """The containment table, and the state read from it.
+
+    ``seal_key`` (None with encryption off): the rows are sealed with it and checked
+    against it. ``altered`` is told, once a process, of each mode kept on because its
+    row was edited, released or deleted without the key: (the mode, why)."""
+
     def __init__(
         self,
         engine: Engine,
         now_us: Callable[[], int],
         refresh_seconds: float = 0.5,
         words: SealedWords | None = None,
+        seal_key: bytes | None = None,
     ) -> None:
-        """``words`` seals each measure's reason at rest (``containment.words``); None
-        keeps reasons as typed (encryption off, or a store that only reads the state)."""
+        """``words`` seals each measure's reason at rest (``keys.words``); None keeps
+        reasons as typed (encryption off, or a store that only reads the state)."""
+        self.words = words
         self.engine = engine
         self.now_us = now_us
         self.refresh_seconds = refresh_seconds
-        self.words = words
+        self.seal_key = seal_key
+        self.altered: Callable[[Containment, str], None] | None = None
+        #: Modes kept on against what the table says, by id (``_load``).
+        self._held: dict[int, Containment] = {}
+        self._reported: set[tuple[int, str]] = set()
+        #: The oldest sealed row's id: a row after it with no seal had its seal taken
+        #: away. None until a sealed row is seen; read whole at the first load.
+        self._sealed_from: int | None = None
+        #: Every row has been sealed (the composition root's note beside the keyring,
+        #: ``keys.anchors``): a row without a seal had it taken away, whatever its id.
+        self.all_sealed = False
+        self._scanned = False
         self._state = ContainmentState()
         #: When the held state's read was sent (``time.monotonic()``): a state is as old
         #: as its snapshot, not as the moment a slow read came back.
@@ -201,7 +263,11 @@ class ContainmentStore:
                 .where(containment.c.released_us.is_(None))
                 .order_by(containment.c.containment_id)
             ).all()
-        active = tuple(_row(row, self._open) for row in rows)
+            if self.seal_key is not None:
+                self._check(connection, rows)
+        stored = [self._item(row) for row in rows]
+        held = [item for item in self._held.values() if item not in stored]
+        active = tuple(sorted((*stored, *held), key=lambda item: item.containment_id))
         networks = tuple(
             parse_network(item.target)
             for item in active
@@ -209,10 +275,106 @@ class ContainmentStore:
         )
         return ContainmentState(active, networks)
 
-    def refresh(self) -> ContainmentState:
-        """The active modes read now: no state read before this call is used again."""
-        self._not_before = time.monotonic()
-        return self.current()
+    def _genuine(self, row: Any) -> bool:
+        """Whether ``row`` is as this store (or another with the same key) wrote it: its
+        seal matches, or it has none and is older than every sealed row."""
+        assert self.seal_key is not None  # noqa: S101 - only called when sealing
+        seal = row._mapping["seal"]
+        if seal is None:
+            if self.all_sealed:
+                return False
+            return self._sealed_from is None or int(row.containment_id) < self._sealed_from
+        return hmac.compare_digest(bytes(seal), row_seal(self.seal_key, _row(row)))
+
+    def _check(self, connection: Connection, active_rows: Sequence[Any]) -> None:
+        """Hold on every mode whose end was not sealed: at the first load, each released
+        row (the whole table, once); after, each mode seen on that the table no longer
+        has on (another process's release is sealed, and passes)."""
+        released = (
+            []
+            if self._scanned
+            else list(
+                connection.execute(
+                    select(containment).where(containment.c.released_us.is_not(None))
+                ).all()
+            )
+        )
+        sealed = [
+            int(row.containment_id) for row in (*active_rows, *released) if row.seal is not None
+        ]
+        if self._sealed_from is not None:
+            sealed.append(self._sealed_from)
+        if sealed:
+            self._sealed_from = min(sealed)
+        seen = {item.containment_id: item for item in self._state.active}
+        seen.update(self._held)
+        for row in active_rows:
+            if not self._genuine(row):
+                # On is the safe side; what it said before the edit is held on too.
+                self._report(self._item(row), ALTERED)
+                before = seen.get(int(row.containment_id))
+                if before is not None and before != self._item(row):
+                    self._held[before.containment_id] = before
+        for row in released:
+            if not self._genuine(row):
+                self._hold(_still_on(self._item(row)), RELEASED_UNSEALED)
+        self._scanned = True
+        on = {int(row.containment_id) for row in active_rows}
+        gone = [key for key in seen if key not in on]
+        if not gone:
+            return
+        ended = {
+            int(row.containment_id): row
+            for row in connection.execute(
+                select(containment).where(containment.c.containment_id.in_(gone))
+            ).all()
+        }
+        for key in gone:
+            row = ended.get(key)
+            if row is None:
+                self._hold(seen[key], DELETED)
+            elif not self._genuine(row):
+                self._hold(seen[key], RELEASED_UNSEALED)
+            else:
+                self._held.pop(key, None)  # released with a sealed release
+
+    def _hold(self, item: Containment, why: str) -> None:
+        self._held[item.containment_id] = item
+        self._report(item, why)
+
+    def _report(self, item: Containment, why: str) -> None:
+        if (item.containment_id, why) in self._reported:
+            return
+        self._reported.add((item.containment_id, why))
+        log.error(
+            "containment #%d (%s) was %s in the database: kept on",
+            item.containment_id,
+            item.mode.value,
+            why,
+        )
+        if self.altered is not None:
+            try:
+                self.altered(item, why)
+            except Exception as error:  # noqa: BLE001 - the mode is held on regardless
+                log.error("containment #%d: not reported: %s", item.containment_id, error)
+
+    def seal_unsealed(self) -> int:
+        """Seal every row that has no seal, as it stands (once, when sealing begins);
+        returns how many."""
+        if self.seal_key is None:
+            return 0
+        with write_transaction(self.engine) as connection:
+            rows = connection.execute(select(containment).where(containment.c.seal.is_(None))).all()
+            for row in rows:
+                connection.execute(
+                    update(containment)
+                    .where(containment.c.containment_id == row.containment_id)
+                    .values(seal=row_seal(self.seal_key, _row(row)))
+                )
+        return len(rows)
+
+    def _item(self, row: object) -> Containment:
+        return _row(row, self._open)
 
     def _open(self, item: Containment) -> str:
         if self.words is None:
@@ -220,6 +382,11 @@ class ContainmentStore:
         return self.words.shown(
             item.binding, item.stored_reason, where=f"containment #{item.containment_id}'s reason"
         )
+
+    def refresh(self) -> ContainmentState:
+        """The active modes read now: no state read before this call is used again."""
+        self._not_before = time.monotonic()
+        return self.current()
 
     def start(self, mode: Mode, target: str | None, reason: str, by: str) -> Containment:
         """Start a measure; its reason is sealed (before the transaction: the key's unwrap
@@ -229,47 +396,89 @@ class ContainmentStore:
         binding = reason_binding(started_us, mode, target)
         stored = reason if self.words is None else self.words.kept(binding, reason)
         with write_transaction(self.engine) as connection:
-            new_id = connection.execute(
-                insert(containment)
-                .values(
-                    mode=mode.value,
-                    target=target,
-                    reason=stored,
-                    started_us=started_us,
-                    started_by=by,
+            new_id = int(
+                connection.execute(
+                    insert(containment)
+                    .values(
+                        mode=mode.value,
+                        target=target,
+                        reason=stored,
+                        started_us=started_us,
+                        started_by=by,
+                    )
+                    .returning(containment.c.containment_id)
+                ).scalar_one()
+            )
+            if self.seal_key is not None:
+                made = Containment(new_id, mode, target, stored, started_us, by)
+                connection.execute(
+                    update(containment)
+                    .where(containment.c.containment_id == new_id)
+                    .values(seal=row_seal(self.seal_key, made))
                 )
-                .returning(containment.c.containment_id)
-            ).scalar_one()
+                if self._sealed_from is None or new_id < self._sealed_from:
+                    self._sealed_from = new_id
         self.refresh()
-        return self.get(int(new_id))
+        return self.get(new_id)
 
     def release(self, containment_id: int, by: str) -> Containment:
+        """End a mode: its row released and sealed so. A mode this process holds on
+        against its row (``_load``) is released too: its row is written back as it was,
+        released by ``by``."""
+        held = self._held.get(containment_id)
+        released_us = self.now_us()
         with write_transaction(self.engine) as connection:
-            changed = connection.execute(
-                update(containment)
-                .where(
-                    containment.c.containment_id == containment_id,
-                    containment.c.released_us.is_(None),
+            row = connection.execute(
+                select(containment).where(containment.c.containment_id == containment_id)
+            ).first()
+            if held is None and (row is None or row.released_us is not None):
+                raise ValueError(f"no active containment #{containment_id}")
+            item = held if held is not None else self._item(row)
+            ended = replace(item, released_us=released_us, released_by=by)
+            values = {
+                "mode": ended.mode.value,
+                "target": ended.target,
+                "reason": ended.stored_reason,
+                "started_us": ended.started_us,
+                "started_by": ended.started_by,
+                "released_us": released_us,
+                "released_by": by,
+                "seal": None if self.seal_key is None else row_seal(self.seal_key, ended),
+            }
+            if row is None:
+                connection.execute(
+                    insert(containment).values(containment_id=containment_id, **values)
                 )
-                .values(released_us=self.now_us(), released_by=by)
-            ).rowcount
-        if changed != 1:
-            raise ValueError(f"no active containment #{containment_id}")
+            else:
+                statement = update(containment).where(
+                    containment.c.containment_id == containment_id
+                )
+                if held is None:
+                    # Two officers releasing at once: the second is told it was not on.
+                    statement = statement.where(containment.c.released_us.is_(None))
+                if connection.execute(statement.values(**values)).rowcount != 1:
+                    raise ValueError(f"no active containment #{containment_id}")
+        self._held.pop(containment_id, None)
         self.refresh()
         return self.get(containment_id)
 
     def get(self, containment_id: int) -> Containment:
+        """A mode as this process obeys it: one it holds on against its row (``_load``)
+        as it was before the row was altered."""
+        held = self._held.get(containment_id)
+        if held is not None:
+            return held
         with read_transaction(self.engine) as connection:
             row = connection.execute(
                 select(containment).where(containment.c.containment_id == containment_id)
             ).first()
         if row is None:
             raise ValueError(f"no containment #{containment_id}")
-        return _row(row, self._open)
+        return self._item(row)
 
     def history(self, limit: int = 100) -> list[Containment]:
         with read_transaction(self.engine) as connection:
             rows = connection.execute(
                 select(containment).order_by(containment.c.containment_id.desc()).limit(limit)
             ).all()
-        return [_row(row, self._open) for row in rows]
+        return [self._item(row) for row in rows]

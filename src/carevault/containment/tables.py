@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Index, String, Table, Text
+from sqlalchemy import BigInteger, Column, Index, LargeBinary, String, Table, Text
 
 from carevault.db import Sequence64, metadata
 
@@ -18,5 +18,9 @@ containment = Table(
     Column("started_by", String(200), nullable=False),
     Column("released_us", BigInteger, nullable=True),
     Column("released_by", String(200), nullable=True),
+    # HMAC-SHA256 of the row's other columns under a key derived from the index key
+    # (``state.row_seal``, records_0032): a row edited, released or moved by someone
+    # without the key no longer matches. NULL in rows written before.
+    Column("seal", LargeBinary, nullable=True),
     Index("ix_containment_active", "released_us"),
 )

@@ -52,6 +52,7 @@ from carevault.detect.state import (
     save_states,
     write_cursor,
 )
+from carevault.detect.tamper import tamper_finding
 from carevault.ledger.events import Tag
 from carevault.ledger.store import LedgerEntry, LedgerStore
 
@@ -531,6 +532,9 @@ class DetectionEngine:
             return []
         if access.tag.startswith("detect:"):
             return []
+        altered = tamper_finding(access)
+        if altered is not None:
+            return [altered]
         if access.tag in REFUSED_SIGN_INS:
             # The sender's, not the named account's: counted per source network.
             return memory.sign_ins.observe(access, context.offset_us)

@@ -47,7 +47,13 @@ DEFAULT_POLICY: dict[tuple[str | None, Severity], str] = {
 }
 #: Detectors whose alerts are for a person to judge, whatever their severity.
 RAISE_ONLY = frozenset(
-    {"detector-failure", "sign-in-failures", "gate-bypass", "decoy-contact-data"}
+    {
+        "detector-failure",
+        "sign-in-failures",
+        "gate-bypass",
+        "decoy-contact-data",
+        "stored-data-altered",
+    }
 )
 
 

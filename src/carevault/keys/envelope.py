@@ -3,6 +3,10 @@
 The associated data binds each ciphertext to its row (resource type, id,
 version and the data key's id), so a ciphertext copied onto another resource's
 row, another version, or another patient fails to open with ``RecordIntegrityError``.
+Records sealed since adversary round 69 bind the clear facts the gate decides on too
+(the patient's pseudonym and the clinic), so that someone who may write to the
+database, but holds no key, cannot move a record to another patient or clinic by
+editing those columns (``record_aad``, form 2).
 """
 
 from __future__ import annotations
@@ -15,6 +19,10 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 _SEALED = b"\x01"
+#: Sealed as ``_SEALED``, under associated data of form 2 (``record_aad``). The marker
+#: only says which form to rebuild: a ciphertext opens under the form it was sealed
+#: with and no other, so changing the marker gains an insider nothing.
+_BOUND = b"\x02"
 _PLAIN = b"\x00"
 _NONCE_BYTES = 12
 #: Nonces drawn from the operating system at once (``Nonces``).
@@ -74,8 +82,36 @@ def _plain(aad: bytes, body: bytes) -> bytes:
     return _PLAIN + body
 
 
-def record_aad(resource_type: str, resource_id: str, version_id: int, key_id: str) -> bytes:
-    return f"carevault-record/1|{resource_type}|{resource_id}|{version_id}|{key_id}".encode()
+#: The form of the associated data of records sealed from now on (``record_aad``).
+RECORD_FORM = 2
+
+
+def record_aad(
+    resource_type: str,
+    resource_id: str,
+    version_id: int,
+    key_id: str,
+    patient_pseudonym: str | None = None,
+    clinic_id: str | None = None,
+    *,
+    form: int = RECORD_FORM,
+) -> bytes:
+    """The associated data of a record's version. Form 1 (records sealed before adversary
+    round 69) names the type, id, version and data key; form 2 adds the patient's
+    pseudonym and the clinic stored beside the ciphertext, which the gate's decision
+    reads in the clear."""
+    if form == 1:
+        return f"carevault-record/1|{resource_type}|{resource_id}|{version_id}|{key_id}".encode()
+    return (
+        f"carevault-record/2|{resource_type}|{resource_id}|{version_id}|{key_id}"
+        f"|{patient_pseudonym or ''}|{clinic_id or ''}"
+    ).encode()
+
+
+def sealed_form(sealed: bytes) -> int:
+    """Which form of associated data ``sealed`` was sealed under (1 for plain or unknown
+    markers: opening refuses those anyway)."""
+    return RECORD_FORM if sealed[:1] == _BOUND else 1
 
 
 class Envelope:
@@ -92,19 +128,21 @@ class Envelope:
     def seal(self, key: bytes | None, aad: bytes, body: bytes) -> bytes:
         return self.sealer(key)(aad, body)
 
-    def sealer(self, key: bytes | None) -> Callable[[bytes, bytes], bytes]:
+    def sealer(self, key: bytes | None, *, form: int = 1) -> Callable[[bytes, bytes], bytes]:
         """``seal`` under ``key`` as a function of (aad, body), the cipher made once: a bulk
         load seals a patient's records one after another, and making the cipher cost
-        nearly as much as encrypting a record."""
+        nearly as much as encrypting a record. ``form``: the form of ``record_aad`` the
+        caller passes (records), marked so that opening rebuilds the same one."""
         if not self.encrypted:
             return _plain
         assert key is not None  # noqa: S101 - the vault always passes a key when encrypting
         cipher = AESGCM(key)
         take_nonce = _NONCES.take
+        marker = _BOUND if form == RECORD_FORM else _SEALED
 
         def seal(aad: bytes, body: bytes) -> bytes:
             nonce = take_nonce()
-            return _SEALED + nonce + cipher.encrypt(nonce, body, aad)
+            return marker + nonce + cipher.encrypt(nonce, body, aad)
 
         return seal
 
@@ -112,7 +150,7 @@ class Envelope:
         marker = sealed[:1]
         if marker == _PLAIN and not self.encrypted:
             return sealed[1:]
-        if marker != _SEALED or not self.encrypted or key is None:
+        if marker not in (_SEALED, _BOUND) or not self.encrypted or key is None:
             raise RecordIntegrityError(f"{where} is not sealed as this server expects")
         nonce = sealed[1 : 1 + _NONCE_BYTES]
         try:

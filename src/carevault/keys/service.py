@@ -24,7 +24,13 @@ from sqlalchemy.exc import IntegrityError
 from carevault.clock import Clock, to_micros, utc_now
 from carevault.db import WouldBlock, read_transaction, refuse_on_the_loop, write_transaction
 from carevault.keys.cache import DataKeyCache
-from carevault.keys.provider import KeyProvider, KeyProviderUnavailable, WrappedKey
+from carevault.keys.provider import (
+    KeyIntegrityError,
+    KeyProvider,
+    KeyProviderUnavailable,
+    WrappedKey,
+)
+from carevault.keys.shreds import ShredRegister
 from carevault.keys.tables import data_key
 
 DATA_KEY_BYTES = 32
@@ -92,6 +98,11 @@ class KeyLockdown(KeyProviderUnavailable):
     """Key lockdown is on: no data key is unwrapped or created for anyone."""
 
 
+class ShredUndone(KeyIntegrityError):
+    """A data key an erasure shredded (``ShredRegister``) has a wrapped key in the
+    database again: put back from a copy by someone who may write to it (round 69)."""
+
+
 class UnwrapLogUnavailable(DataKeyError):
     """The unwrap could not be recorded, so the key is withheld (fail closed)."""
 
@@ -136,6 +147,9 @@ class KeyService:
         self._shreds_read_at = float("-inf")
         self._newest_shred_us = 0
         self._shreds_lock = threading.Lock()
+        #: The erasures' register beside the keyring (the composition root sets it; None
+        #: where there is no home, in tests of the service alone).
+        self.register: ShredRegister | None = None
 
     def _check_lockdown(self, key_ids: Collection[str] = ()) -> None:
         if key_ids and all(key_id in LOCKDOWN_EXEMPT for key_id in key_ids):
@@ -271,6 +285,14 @@ class KeyService:
         unknown = [key_id for key_id in missing if key_id not in wrapped]
         if unknown:
             raise DataKeyError(f"no data key {unknown[0]}")
+        erased = self.register.holds(missing) if self.register is not None else set()
+        if any(wrapped[key_id] is not None for key_id in erased):
+            # Never the key id in the words: they reach the caller.
+            raise ShredUndone(
+                "a data key shredded on an erasure has a wrapped key in the database again"
+            )
+        if erased:
+            raise DataKeyShredded("a data key was shredded")
         now = to_micros(self._clock())
         unwrapped: dict[str, bytes] = {}
         events: list[UnwrapEvent] = []
@@ -333,6 +355,11 @@ class KeyService:
             ).all()
         if not rows:
             return 0
+        if self.register is not None and self.register.holds([row.key_id for row in rows]):
+            # Re-wrapped, a key put back would pass for one never shredded: stop here.
+            raise ShredUndone(
+                "a data key shredded on an erasure has a wrapped key in the database again"
+            )
         now = to_micros(self._clock())
         rewrapped: list[tuple[str, int, WrappedKey]] = []
         events: list[UnwrapEvent] = []
@@ -384,6 +411,9 @@ class KeyService:
         bytes are zeroed (``secure_delete``) and the WAL is folded into the file and
         emptied at once (its TRUNCATE checkpoint waits, within the busy timeout, for
         readers of older snapshots)."""
+        if self.register is not None:
+            # First, outside the database: a copy of the row put back later is refused.
+            self.register.add(key_id)
         sqlite = self.engine.dialect.name == "sqlite"
         with write_transaction(self.engine) as connection:
             if sqlite:

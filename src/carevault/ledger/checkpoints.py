@@ -71,6 +71,11 @@ class Checkpoints:
         self.witnesses = list(witnesses)
         self.now_us = now_us
         self._lock = threading.Lock()
+        #: Told of each witness's refusal (the composition root records it in the audit
+        #: ledger, where the detectors see it): a log line alone went unnoticed while a
+        #: rolled-back database was served on (adversary round 69). Never raises into
+        #: ``make``: the checkpoint is kept whatever becomes of the report.
+        self.refused: Callable[[str, int, WitnessRefused], None] | None = None
 
     def make(self, reason: str) -> StoredCheckpoint:
         """Sign the current head, gather cosignatures, store it; return it.
@@ -131,7 +136,20 @@ class Checkpoints:
                     refusal.status,
                     refusal,
                 )
+                self._report(witness.name, size, refusal)
         return note + "".join(cosignatures), witnessed
+
+    def _report(self, witness: str, size: int, refusal: WitnessRefused) -> None:
+        if self.refused is None:
+            return
+        try:
+            self.refused(witness, size, refusal)
+        except Exception as error:  # noqa: BLE001 - the checkpoint is kept regardless
+            log.error(
+                "a witness's refusal of %s could not be recorded: %s",
+                self.store.name,
+                type(error).__name__,
+            )
 
     def _cosign(self, witness: Witness, size: int, note: str) -> list[str]:
         seen = witness.latest(self.signer.origin)

@@ -83,6 +83,9 @@ class Tag(StrEnum):
     CONTAIN_RELEASED = "containment:mode:released"
     CONTAIN_REFUSED = "containment:mode:refused"
     CONTAIN_BLOCKED = "containment:address:blocked"
+    #: A mode kept on because its row was released, edited or deleted in the database
+    #: without the key its rows are sealed with (adversary round 69).
+    CONTAIN_ALTERED = "containment:state:altered"
     EMERGENCY_REQUESTED = "containment:emergency-access:requested"
     EMERGENCY_APPROVED = "containment:emergency-access:approved"
     KEY_ROTATION_STARTED = "keys:kek:rotation-started"
@@ -91,6 +94,12 @@ class Tag(StrEnum):
     PATIENT_ERASED = "keys:data-key:shredded"
     PATIENT_ERASURE_SHOWN = "keys:erasure-reason:shown"
     AUDIT_VERIFIED = "audit:ledger:verified"
+    #: A staff account whose row does not match its seal (role, clinics or practitioner
+    #: edited in the database without the key): its sessions refused (round 69).
+    ACCOUNT_ALTERED = "auth:account:altered"
+    #: A witness refused to cosign a checkpoint (adversary round 69): for a conflict or a
+    #: failed consistency proof, the ledger was rolled back or rewritten under the server.
+    AUDIT_WITNESS_REFUSED = "audit:witness:refused"
     ADMIN_SESSION_ENDED = "admin:session:ended"
     CONSOLE_SESSION_OPENED = "console:session:opened"
     CONSOLE_SESSION_ENDED = "console:session:ended"

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
 from carevault.ledger.checkpoints import Checkpoints, CheckpointSigner
+from carevault.ledger.events import AuditEvent, Outcome, Tag
 from carevault.ledger.store import LedgerStore
 from carevault.ledger.tables import LedgerTables
 from carevault.ledger.verify import VerifyReport, verify_ledger
-from carevault.ledger.witness import Witness
+from carevault.ledger.witness import Witness, WitnessRefused
 from carevault.ledger.writer import LedgerWriter
+
+log = logging.getLogger("carevault.ledger")
 
 
 @dataclass
@@ -55,6 +60,59 @@ class Ledger:
 
     def close(self) -> None:
         self.writer.close()
+
+
+#: Who records a witness's refusal in the audit ledger.
+LEDGER_PRINCIPAL = "system:ledger"
+#: A witness's answers that say the ledger it saw grow is not the one it is shown now:
+#: a conflict (it saw a larger tree, or another root at a size) or a consistency proof
+#: that fails. Anything else (unreachable, a bad request) says nothing of the ledger.
+DIVERGED = frozenset({409, 422})
+
+
+def report_refusals(ledgers: Sequence[Ledger], audit: Ledger) -> None:
+    """Have each of ``ledgers`` record its witnesses' refusals in ``audit``, where the
+    detectors read it (``audit:witness:refused``). The entry is submitted, not waited
+    for: a checkpoint is made by whoever asks, some inside their own work."""
+
+    def refused(name: str) -> Callable[[str, int, WitnessRefused], None]:
+        def record(witness: str, size: int, refusal: WitnessRefused) -> None:
+            status = int(refusal.status)
+            diverged = status in DIVERGED
+            written = audit.writer.submit(
+                [
+                    AuditEvent(
+                        tag=Tag.AUDIT_WITNESS_REFUSED,
+                        outcome=Outcome.FAILED,
+                        at_us=audit.checkpoints.now_us(),
+                        principal=LEDGER_PRINCIPAL,
+                        reason=(
+                            f"witness {witness} refused checkpoint {size} of {name}"
+                            + (": the ledger was rolled back or rewritten" if diverged else "")
+                        ),
+                        detail={
+                            "ledger": name,
+                            "witness": witness,
+                            "size": size,
+                            "status": status,
+                            "known_size": refusal.known_size,
+                            "diverged": diverged,
+                        },
+                    )
+                ]
+            )
+            written.add_done_callback(_unwritten)
+
+        return record
+
+    for ledger in ledgers:
+        ledger.checkpoints.refused = refused(ledger.store.name)
+
+
+def _unwritten(written: Future[None]) -> None:
+    error = written.exception()
+    if error is not None:
+        log.error("a witness's refusal was not recorded: %s", type(error).__name__)
 
 
 class OutOfRange(ValueError):

@@ -2,12 +2,16 @@
 
 records_0002 creates the access tables from their declarations; a table that later
 gained a column is spelled out here in its first shape, so that a fresh database
-gets the column from the migration that adds it (records_0005 for client_app).
+gets the column from the migration that adds it (records_0005 for client_app). The
+containment and staff account tables, made there too, are here in their first shapes
+(records_0032 and records_0033 seal them).
 """
 
 from __future__ import annotations
 
 import sqlalchemy as sa
+
+from carevault.db import Sequence64
 
 
 def first_client_app_table() -> sa.Table:
@@ -64,4 +68,44 @@ def first_auth_code_table() -> sa.Table:
         sa.Column("expires_us", sa.BigInteger, nullable=False),
         sa.Column("used_us", sa.BigInteger, nullable=True),
         sa.Column("session_id", sa.String(48), nullable=True),
+    )
+
+
+def first_containment_table() -> sa.Table:
+    """``containment`` without its rows' seal (records_0032)."""
+    return sa.Table(
+        "containment",
+        sa.MetaData(naming_convention=_NAMES),
+        sa.Column("containment_id", Sequence64, primary_key=True, autoincrement=True),
+        sa.Column("mode", sa.String(32), nullable=False),
+        sa.Column("target", sa.String(200), nullable=True),
+        sa.Column("reason", sa.Text, nullable=False),
+        sa.Column("started_us", sa.BigInteger, nullable=False),
+        sa.Column("started_by", sa.String(200), nullable=False),
+        sa.Column("released_us", sa.BigInteger, nullable=True),
+        sa.Column("released_by", sa.String(200), nullable=True),
+        sa.Index("ix_containment_active", "released_us"),
+    )
+
+
+def first_staff_account_table() -> sa.Table:
+    """``staff_account`` without its seal (records_0033)."""
+    return sa.Table(
+        "staff_account",
+        sa.MetaData(naming_convention={**_NAMES, "uq": "uq_%(table_name)s_%(column_0_name)s"}),
+        sa.Column("account_id", sa.String(40), primary_key=True),
+        sa.Column("username", sa.String(64), nullable=False, unique=True),
+        sa.Column("display_name", sa.String(200), nullable=False),
+        sa.Column("role", sa.String(32), nullable=False),
+        sa.Column("clinic_ids", sa.Text, nullable=False),
+        sa.Column("practitioner_id", sa.String(64), nullable=True),
+        sa.Column("password_hash", sa.Text, nullable=False),
+        sa.Column("totp_sealed", sa.LargeBinary, nullable=True),
+        sa.Column("totp_last_step", sa.BigInteger, nullable=True),
+        sa.Column("failed_count", sa.Integer, nullable=False, default=0),
+        sa.Column("next_attempt_us", sa.BigInteger, nullable=False, default=0),
+        sa.Column("locked_until_us", sa.BigInteger, nullable=False, default=0),
+        sa.Column("suspended_us", sa.BigInteger, nullable=True),
+        sa.Column("password_changed_us", sa.BigInteger, nullable=False),
+        sa.Column("created_us", sa.BigInteger, nullable=False),
     )

@@ -8,6 +8,7 @@ and only the gate may import it (an import-linter contract).
 from __future__ import annotations
 
 import hashlib
+import hmac
 import secrets
 from collections.abc import Collection, Iterable, Sequence
 from contextlib import nullcontext
@@ -169,6 +170,8 @@ def _sealed_of(row: Sequence[Any]) -> Sealed:
 DATE_TOKEN_MEMO = 65536
 #: HKDF info of the history paging key, derived from the index key (separate uses).
 PAGING_KEY_INFO = b"carevault history paging cursor v1"
+#: HKDF info of the key that rows of policy state are sealed under (``row_seal_key``).
+ROW_SEAL_KEY_INFO = b"carevault row seals v1"
 
 
 #: A head beside the version before it: for a deleted record, the version its deletion
@@ -204,6 +207,7 @@ class Vault:
         #: index key by ``start``, the same in every process; the unencrypted benchmark
         #: baseline has no index key and makes one for this process.
         self.paging_key = secrets.token_bytes(32)
+        self._row_seals: bytes | None = None
         self._date_tokens: dict[tuple[str, str, str], bytes] = {}
 
     def start(self) -> None:
@@ -216,7 +220,19 @@ class Vault:
             self.paging_key = HKDF(
                 algorithm=hashes.SHA256(), length=32, salt=None, info=PAGING_KEY_INFO
             ).derive(key)
+            self._row_seals = HKDF(
+                algorithm=hashes.SHA256(), length=32, salt=None, info=ROW_SEAL_KEY_INFO
+            ).derive(key)
             self._date_tokens.clear()
+
+    def row_seal_key(self, table: str) -> bytes | None:
+        """The key rows of ``table`` are sealed under (an HMAC key), the same in every
+        process; None with encryption off. Derived from the index key, which the
+        database does not hold, so that someone who may write to the database cannot
+        seal a row of policy state (adversary round 69: containment)."""
+        if self._row_seals is None:
+            return None
+        return hmac.new(self._row_seals, table.encode(), hashlib.sha256).digest()
 
     # --- tokens and keys ---------------------------------------------------------------------
 

@@ -37,7 +37,7 @@ from carevault.fhir.derived import (
 from carevault.fhir.indexing import SENSITIVITY, index_term_rows, sensitivity_term
 from carevault.fhir.kinship import patient_terms
 from carevault.fhir.registry import ResourceType
-from carevault.keys.envelope import record_aad
+from carevault.keys.envelope import RECORD_FORM, record_aad
 from carevault.vault.records import (
     Erased,
     Head,
@@ -599,9 +599,16 @@ class _Writer:
             sealer = self._sealers[key_id] = self.vault.envelope.sealer(
                 made[1]
                 if made is not None
-                else self._key(key_id, new_patient=rt.is_patient and current is None)
+                else self._key(key_id, new_patient=rt.is_patient and current is None),
+                form=RECORD_FORM,
             )
-        sealed = sealer(record_aad(rt.name, operation.resource_id, version, key_id), body)
+        # Bound to the patient and clinic stored beside it in the clear (what the gate
+        # decides on): a database writer moving it by those columns gets a record that
+        # does not open (adversary round 69).
+        sealed = sealer(
+            record_aad(rt.name, operation.resource_id, version, key_id, pseudonym, clinic_id),
+            body,
+        )
         status = operation.resource.get("status")
         values: dict[str, Any] = {
             "version_id": version,

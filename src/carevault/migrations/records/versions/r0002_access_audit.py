@@ -7,8 +7,8 @@ Create Date: 2026-11-29
 
 The tables are created from their declarations as of this revision; a later change
 to one of them gets its own migration with explicit operations (the tile table's
-first shape is spelled out in ``ledger_tiles``, the client apps' in ``access_shapes``:
-they have changed since).
+first shape is spelled out in ``ledger_tiles``, the client apps', staff accounts' and
+containment's in ``access_shapes``: they have changed since).
 """
 
 from __future__ import annotations
@@ -16,12 +16,13 @@ from __future__ import annotations
 from alembic import op
 
 from carevault.access import tables as access
-from carevault.containment.tables import containment
 from carevault.ledger.schema import audit_tables
 from carevault.migrations.access_shapes import (
     first_auth_code_table,
     first_auth_session_table,
     first_client_app_table,
+    first_containment_table,
+    first_staff_account_table,
 )
 from carevault.migrations.ledger_tiles import first_tile_table
 
@@ -31,7 +32,7 @@ branch_labels = None
 depends_on = None
 
 _TABLES = [
-    access.staff_account,
+    first_staff_account_table(),
     first_client_app_table(),
     first_auth_session_table(),
     access.refresh_token,
@@ -42,7 +43,7 @@ _TABLES = [
     first_tile_table("audit"),
     audit_tables.head,
     audit_tables.checkpoint,
-    containment,
+    first_containment_table(),
 ]
 
 

@@ -3,8 +3,8 @@
 places the system's loaded records of patients not registered at its clinic (adversary
 round 62's strict xfail, closed in stop 55).
 
-Revision ID: records_0032
-Revises: records_0031
+Revision ID: records_0034
+Revises: records_0033
 Create Date: 2026-12-06
 
 Rooms and roles written before this revision are not in the table: they place records as
@@ -16,8 +16,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "records_0032"
-down_revision = "records_0031"
+revision = "records_0034"
+down_revision = "records_0033"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,65 @@
+"""Stored data altered under the server: what someone who may write to the database,
+but holds no key, leaves behind (adversary round 69). A record that fails its integrity
+check was altered or moved between rows (its sealed body, or the patient or clinic
+beside it); a witness that refuses a checkpoint for a conflict saw the ledger rolled
+back or rewritten; a containment mode released, edited or deleted without the key its
+rows are sealed with is kept on, and told. The caller who met the altered record is not
+to blame: the alert is for a person to judge (``respond.RAISE_ONLY``), and names no
+patient, since the row's patient is what may have been altered."""
+
+from __future__ import annotations
+
+from carevault.access.accounts import ACCOUNT_ALTERED
+from carevault.detect.model import DAY_US, Access, Finding, Severity
+from carevault.ledger.events import Tag
+
+DETECTOR = "stored-data-altered"
+#: The reasons a refused access is recorded with when what is stored failed its check
+#: (``vault`` and ``keys``: a sealed record, a wrapped key, a shredded key put back).
+INTEGRITY_FAILURES = frozenset({"RecordIntegrityError", "KeyIntegrityError", "ShredUndone"})
+
+
+def tamper_finding(access: Access) -> Finding | None:
+    """A critical finding for an entry that shows stored data altered, else None."""
+    if access.tag == Tag.AUDIT_WITNESS_REFUSED.value:
+        if not access.detail.get("diverged"):
+            return None
+        explanation = (
+            f"ledger entry {access.position}: witness {access.detail.get('witness')} refused "
+            f"checkpoint {access.detail.get('size')} of the {access.detail.get('ledger')} "
+            "ledger: the database was rolled back or its ledger rewritten"
+        )
+    elif access.tag == Tag.ACCOUNT_ALTERED.value:
+        explanation = (
+            f"ledger entry {access.position}: staff account {access.detail.get('account')} "
+            "does not match its seal: its role, clinics or practitioner were edited in the "
+            "database; its sessions are refused"
+        )
+    elif access.tag == Tag.CONTAIN_ALTERED.value:
+        explanation = (
+            f"ledger entry {access.position}: containment "
+            f"#{access.detail.get('containment')} ({access.detail.get('mode')}) was "
+            f"{access.detail.get('why')} in the database, by someone without the key its "
+            "rows are sealed with: kept on"
+        )
+    elif access.reason == ACCOUNT_ALTERED:
+        explanation = (
+            f"ledger entry {access.position}: a sign-in or step-up refused: the account "
+            "does not match its seal (its role, clinics or practitioner were edited in the "
+            "database)"
+        )
+    elif access.outcome == "failed" and access.reason in INTEGRITY_FAILURES:
+        explanation = (
+            f"ledger entry {access.position}: a stored {access.resource_type or 'record'} "
+            "failed its integrity check when read: altered in the database or moved "
+            "between rows"
+        )
+    else:
+        return None
+    return Finding(
+        DETECTOR,
+        Severity.CRITICAL,
+        str(access.at_us // DAY_US),
+        explanation,
+        access,
+    )

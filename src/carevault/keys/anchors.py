@@ -1,0 +1,42 @@
+"""What the database may not be trusted to say about itself, kept beside the keyring.
+
+Rows of policy state are sealed with a key the database does not hold (adversary round
+69). Rows written before sealing began have no seal, and whether sealing has begun for a
+table is exactly what someone who may write to the database would want to rewrite (strip
+a seal, and the row would pass for one from before). So the note that a table's rows are
+all sealed lives here, in the custodian's part: one table name a line, appended and
+fsynced, the file 0600.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+#: The file's name, beside the keyring (``anchors_path``).
+ANCHORS = "sealed-tables"
+
+
+def anchors_path(keyring: Path) -> Path:
+    return keyring.with_name(ANCHORS)
+
+
+class SealAnchors:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def holds(self, table: str) -> bool:
+        """Whether every row of ``table`` has been sealed (and must be from now on)."""
+        try:
+            return table in self.path.read_text().split()
+        except FileNotFoundError:
+            return False
+
+    def add(self, table: str) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            os.write(fd, f"{table}\n".encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
