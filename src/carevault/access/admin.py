@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
 from typing import Any
 
 from carevault.access.accounts import Account, AccountError, StaffAccounts
@@ -21,7 +20,7 @@ from carevault.clock import Clock, to_micros, utc_now
 from carevault.domain.roles import Role
 from carevault.keys.words import SealedWords, entry_reason, entry_words
 from carevault.ledger.events import AuditEvent, Outcome, Tag
-from carevault.ledger.trail import AuditTrail
+from carevault.ledger.trail import AuditTrail, submit_unwaited
 
 #: Why a suspended account's sessions ended, and a session an administrator ended: kept
 #: in the session's row and in the entry of every refused use of it, so fixed words, not
@@ -44,7 +43,8 @@ def account_altered(audit: AuditTrail, now_us: Callable[[], int]) -> Callable[[s
 
     def record(account_id: str) -> None:
         log.error("staff account %s was altered in the database: refused", account_id)
-        written = audit.submit(
+        submit_unwaited(
+            audit,
             [
                 AuditEvent(
                     tag=Tag.ACCOUNT_ALTERED,
@@ -55,17 +55,11 @@ def account_altered(audit: AuditTrail, now_us: Callable[[], int]) -> Callable[[s
                     "clinics or practitioner were edited in the database; refused",
                     detail={"account": account_id},
                 )
-            ]
+            ],
+            "an altered account",
         )
-        written.add_done_callback(_unwritten)
 
     return record
-
-
-def _unwritten(written: Future[None]) -> None:
-    error = written.exception()
-    if error is not None:
-        log.error("an altered account was not recorded: %s", type(error).__name__)
 
 
 class Administration:

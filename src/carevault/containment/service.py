@@ -3,9 +3,7 @@ recorded in the audit ledger and followed by a signed checkpoint, refusals inclu
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future
 from dataclasses import dataclass
 
 from carevault.access.accounts import (
@@ -31,7 +29,7 @@ from carevault.keys.service import KeyService
 from carevault.keys.words import SealedWords, entry_words
 from carevault.ledger.events import AuditEvent, Outcome, Tag
 from carevault.ledger.service import Ledger
-from carevault.ledger.trail import AuditTrail
+from carevault.ledger.trail import AuditTrail, submit_unwaited
 
 #: The key an erasure's reason is sealed under (the officer's words: they may name the
 #: patient erased, and the ledger is in the clear and kept for good; adversary round 67).
@@ -41,7 +39,6 @@ ERASURE_REASON_SEALED = (
     "erasure request: the officer's words are sealed apart "
     "(carevault erasure-reason shows them, recorded)"
 )
-log = logging.getLogger("carevault.containment")
 #: Who records a mode kept on against its altered row.
 STATE_PRINCIPAL = "system:containment"
 #: The longest reason an erasure takes (sealed into its ledger entry).
@@ -79,7 +76,8 @@ def containment_altered(
     an officer's words."""
 
     def record(item: Containment, why: str) -> None:
-        written = trail.submit(
+        submit_unwaited(
+            trail,
             [
                 AuditEvent(
                     tag=Tag.CONTAIN_ALTERED,
@@ -94,17 +92,11 @@ def containment_altered(
                         "why": why,
                     },
                 )
-            ]
+            ],
+            "an altered containment",
         )
-        written.add_done_callback(_unwritten)
 
     return record
-
-
-def _unwritten(written: Future[None]) -> None:
-    error = written.exception()
-    if error is not None:
-        log.error("an altered containment was not recorded: %s", type(error).__name__)
 
 
 class ContainmentRefused(Exception):

@@ -10,8 +10,9 @@ fsynced, the file 0600.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
+
+from carevault.keys.files import append_line
 
 #: The file's name, beside the keyring (``anchors_path``).
 ANCHORS = "sealed-tables"
@@ -33,10 +34,4 @@ class SealAnchors:
             return False
 
     def add(self, table: str) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        try:
-            os.write(fd, f"{table}\n".encode())
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        append_line(self.path, table)

@@ -15,10 +15,11 @@ shredding by another process counts at this one's next unwrap.
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Collection
 from pathlib import Path
+
+from carevault.keys.files import append_line
 
 #: The register's file name, beside the keyring (``register_path``).
 REGISTER = "shredded-keys"
@@ -38,15 +39,9 @@ class ShredRegister:
 
     def add(self, key_id: str) -> None:
         """Record ``key_id`` as shredded, durably, before its wrapped key is destroyed."""
-        if not key_id or "\n" in key_id or "\r" in key_id:
+        if not key_id:
             raise ValueError("a data key id is one line")
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        try:
-            os.write(fd, f"{key_id}\n".encode())
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        append_line(self.path, key_id)
 
     def holds(self, key_ids: Collection[str]) -> set[str]:
         """Which of ``key_ids`` the register names."""

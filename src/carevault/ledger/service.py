@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
 from dataclasses import dataclass
 
 from sqlalchemy import Engine
@@ -13,11 +11,10 @@ from carevault.ledger.checkpoints import Checkpoints, CheckpointSigner
 from carevault.ledger.events import AuditEvent, Outcome, Tag
 from carevault.ledger.store import LedgerStore
 from carevault.ledger.tables import LedgerTables
+from carevault.ledger.trail import submit_unwaited
 from carevault.ledger.verify import VerifyReport, verify_ledger
 from carevault.ledger.witness import Witness, WitnessRefused
 from carevault.ledger.writer import LedgerWriter
-
-log = logging.getLogger("carevault.ledger")
 
 
 @dataclass
@@ -79,7 +76,8 @@ def report_refusals(ledgers: Sequence[Ledger], audit: Ledger) -> None:
         def record(witness: str, size: int, refusal: WitnessRefused) -> None:
             status = int(refusal.status)
             diverged = status in DIVERGED
-            written = audit.writer.submit(
+            submit_unwaited(
+                audit.writer,
                 [
                     AuditEvent(
                         tag=Tag.AUDIT_WITNESS_REFUSED,
@@ -99,20 +97,14 @@ def report_refusals(ledgers: Sequence[Ledger], audit: Ledger) -> None:
                             "diverged": diverged,
                         },
                     )
-                ]
+                ],
+                "a witness's refusal",
             )
-            written.add_done_callback(_unwritten)
 
         return record
 
     for ledger in ledgers:
         ledger.checkpoints.refused = refused(ledger.store.name)
-
-
-def _unwritten(written: Future[None]) -> None:
-    error = written.exception()
-    if error is not None:
-        log.error("a witness's refusal was not recorded: %s", type(error).__name__)
 
 
 class OutOfRange(ValueError):

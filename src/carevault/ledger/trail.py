@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from concurrent.futures import Future
+from functools import partial
 from typing import Protocol
 
 from sqlalchemy import Connection
@@ -59,3 +61,19 @@ class AuditTrail(Protocol):
         (or fails as ``record`` would raise). Nothing the events describe may leave
         before it completes."""
         ...
+
+
+log = logging.getLogger("carevault.ledger")
+
+
+def submit_unwaited(trail: AuditTrail, events: Sequence[AuditEvent], what: str) -> None:
+    """``trail.submit`` for events no request waits on (what a process noticed on its
+    way: a row altered in the database, a witness's refusal): a failure to record them
+    is logged, naming ``what`` (never the events, which may name a patient)."""
+    trail.submit(events).add_done_callback(partial(_unrecorded, what))
+
+
+def _unrecorded(what: str, written: Future[None]) -> None:
+    error = written.exception()
+    if error is not None:
+        log.error("%s was not recorded: %s", what, type(error).__name__)
