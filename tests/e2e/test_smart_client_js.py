@@ -3,11 +3,13 @@ browser bundle in tests/e2e/smart_app), served from its own origin and run in he
 Chromium against ``carevault serve``: a patient launch through the sign-in page and the
 patient picker, the patient and their Observations paged by the library, the user
 (``fhirUser``), the ID token and a refresh; a user-level launch; then, in the same
-browser, another app holding the first app's refresh token, and the clinician suspended.
+browser, another app holding the first app's refresh token, the clinician suspended, and
+a clinician declining on the sign-in page.
 
 Integrator round 69 found that no browser app got its code (the sign-in pages' CSP
-``form-action 'self'`` blocked the redirect back to the app) and that client-js's
-refresh (the refresh token alone) was refused; see docs/threat-model.md."""
+``form-action 'self'`` blocked the redirect back to the app), that client-js's refresh
+(the refresh token alone) was refused, and that a clinician could not decline (the app
+waited for ever); see docs/threat-model.md."""
 
 from __future__ import annotations
 
@@ -290,3 +292,12 @@ def test_a_client_js_app_in_chromium_signs_in_reads_refreshes_and_is_stopped(
             time.sleep(0.2)
         # client-js met the 401, tried its refresh token, was refused, and says so.
         assert "error" in after, after
+
+        # 4. A clinician who declines on the sign-in page: the app is told, with its state.
+        driver.execute_script("sessionStorage.clear()")
+        driver.get(f"{app}/launch.html?" + urlencode({"iss": running.fhir, "scope": USER_LAUNCH}))
+        WebDriverWait(driver, 15).until(lambda d: "/auth/authorize" in d.current_url)
+        driver.find_element(By.CSS_SELECTOR, "button[name=cancel]").click()
+        WebDriverWait(driver, 20).until(lambda d: d.execute_script("return !!window.appDone"))
+        declined = driver.execute_script("return window.appDone")
+        assert "access_denied" in declined["ready"]["error"], declined

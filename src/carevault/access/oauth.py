@@ -229,6 +229,15 @@ class OAuth:
             # patient/ scopes mean the patient in context: none without the launch.
             granted = smart.without_patient_grants(granted)
         if not granted.grants:
+            patient_only = all(grant.context == "patient" for grant in requested.grants)
+            if requested.grants and patient_only and not smart.wants_patient_launch(requested):
+                # Said as it is: the app is allowed patient/ scopes, not without a patient.
+                raise OAuthError(
+                    "invalid_scope",
+                    "patient/ scopes are granted only with launch/patient (a patient chosen "
+                    "at sign-in)",
+                    302,
+                )
             raise OAuthError(
                 "invalid_scope", "none of the requested scopes is allowed for this app", 302
             )
@@ -308,6 +317,28 @@ class OAuth:
                 "access_denied", "the patient was not chosen in time: start again", 302
             )
         return row
+
+    def decline(self, code: str, request: AuthorizeRequest) -> str:
+        """The user declined at the patient picker: the waiting code is spent (never
+        redeemable, even if the app somehow had it) and the app is told ``access_denied``
+        (RFC 6749 4.1.2.1), with its ``state``; where to send the browser."""
+        row = self._picking_row(code, request)
+        with write_transaction(self.engine) as connection:
+            connection.execute(
+                update(auth_code)
+                .where(auth_code.c.code_hash == row.code_hash, auth_code.c.used_us.is_(None))
+                .values(used_us=to_micros(self.clock()))
+            )
+        return self.declined(request)
+
+    @staticmethod
+    def declined(request: AuthorizeRequest) -> str:
+        """Where to send the browser of a user who declined: the app's redirect URI with
+        ``access_denied`` and its ``state``."""
+        query = {"error": "access_denied", "error_description": "the user declined"}
+        if request.state:
+            query["state"] = request.state
+        return f"{request.redirect_uri}?{urlencode(query)}"
 
     def pick(
         self, code: str, request: AuthorizeRequest, patient: LaunchPatient, origin: Origin

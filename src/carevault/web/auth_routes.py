@@ -273,6 +273,12 @@ async def authorize_submit(request: Request, svc: ServicesDep) -> Response:
     checked = await _checked(request, svc, params)
     if isinstance(checked, Response):
         return checked
+    if form.get("cancel"):
+        # The user declined to sign in: the app is told so (RFC 6749 4.1.2.1), rather
+        # than left waiting for a browser that never comes back.
+        return RedirectResponse(
+            svc.oauth.declined(checked), status_code=302, headers={"Cache-Control": "no-store"}
+        )
     try:
         approved = await run_in_threadpool(
             svc.oauth.approve,
@@ -327,6 +333,12 @@ async def _pick(
         origin.user_agent,
         request_id_of(request.scope),
     )
+    if form.get("cancel"):
+        try:
+            declined = await run_in_threadpool(svc.oauth.decline, ticket, checked)
+        except OAuthError as error:
+            declined = svc.oauth.error_redirect(params, error)
+        return RedirectResponse(declined, status_code=302, headers={"Cache-Control": "no-store"})
     query = form.get("q", "")
     chosen = form.get("patient")
     message: str | None = None

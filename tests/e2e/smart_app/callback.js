@@ -64,6 +64,6 @@ async function run() {
 }
 
 run().finally(() => {
-  document.getElementById("out").textContent = JSON.stringify(out, null, 1);
   window.appDone = out;
+  document.getElementById("out").textContent = JSON.stringify(out, null, 1);
 });

@@ -18,6 +18,8 @@ from tests.integration.access.browser import (
     AuthRequest,
     bearer,
     code_from,
+    error_from,
+    read_login_page,
     read_picker_page,
     submit_login,
 )
@@ -269,3 +271,64 @@ def test_another_app_cannot_refresh_the_first_apps_token(group: Group, services:
 
     assert stolen.status_code == 400
     assert stolen.json()["error"] == "invalid_grant"
+
+
+# --- The user may decline, and the app is told (RFC 6749 4.1.2.1) ----------------------
+
+
+def test_declining_on_the_sign_in_page_sends_access_denied_to_the_app(group: Group) -> None:
+    request = AuthRequest(APP, FHIR_BASE, scope="openid user/*.rs")
+    page = group.web.get("/auth/authorize", params=request.params())
+    form = read_login_page(page.text)
+
+    declined = group.web.post(
+        form.action, data={**form.hidden, "cancel": "1"}, follow_redirects=False
+    )
+
+    assert error_from(declined, request) == "access_denied"
+    assert declined.headers["cache-control"] == "no-store"
+    # Nothing was signed in: no sign-in, failed or not, is recorded.
+    assert not group.events(Tag.AUTH_SIGNED_IN)
+    assert not group.events(Tag.AUTH_SIGN_IN_FAILED)
+
+
+def test_a_decline_without_the_forms_csrf_token_is_refused_on_a_page(group: Group) -> None:
+    request = AuthRequest(APP, FHIR_BASE, scope="openid user/*.rs")
+
+    forged = group.web.post(
+        "/auth/authorize", data={**request.params(), "cancel": "1"}, follow_redirects=False
+    )
+
+    assert forged.status_code == 400
+    assert "location" not in forged.headers
+
+
+def test_declining_at_the_picker_spends_the_waiting_code(group: Group) -> None:
+    request = AuthRequest(APP, FHIR_BASE, scope=LAUNCH_SCOPE)
+    picker = read_picker_page(_signed_in(group, request).text)
+
+    declined = group.web.post(
+        "/auth/launch", data={**picker.hidden, "cancel": "1"}, follow_redirects=False
+    )
+
+    assert error_from(declined, request) == "access_denied"
+    # The waiting code is spent: no patient can be chosen with it, nor can it be redeemed.
+    late = group.web.post(
+        "/auth/launch",
+        data={**picker.hidden, "patient": group.tm_patient.id},
+        follow_redirects=False,
+    )
+    assert error_from(late, request) == "access_denied"
+    redeemed = group.web.post("/auth/token", data=request.exchange(picker.hidden["ticket"]))
+    assert redeemed.json()["error"] == "invalid_grant"
+    assert not group.events(Tag.AUTH_PATIENT_CHOSEN)
+
+
+def test_patient_scopes_without_the_launch_say_what_is_missing(group: Group) -> None:
+    request = AuthRequest(APP, FHIR_BASE, scope="openid patient/*.rs")
+
+    refused = group.web.get("/auth/authorize", params=request.params(), follow_redirects=False)
+
+    assert error_from(refused, request) == "invalid_scope"
+    description = refused.headers["location"]
+    assert "launch%2Fpatient" in description or "launch/patient" in description
