@@ -332,3 +332,33 @@ def test_patient_scopes_without_the_launch_say_what_is_missing(group: Group) -> 
     assert error_from(refused, request) == "invalid_scope"
     description = refused.headers["location"]
     assert "launch%2Fpatient" in description or "launch/patient" in description
+
+
+def test_another_app_cannot_redeem_the_first_apps_code_nor_spend_it(
+    group: Group, services: Services
+) -> None:
+    """Held: a second app presenting the first app's code (with the first app's verifier,
+    even) is refused, and the first app still redeems it."""
+    services.clients.add(
+        "second-app",
+        "Second",
+        confidential=False,
+        scopes=APP_SCOPES,
+        redirect_uris=["http://127.0.0.1:8766/callback"],
+    )
+    request = AuthRequest(APP, FHIR_BASE, scope="openid user/*.rs")
+    code = code_from(_signed_in(group, request), request)
+
+    stolen = group.web.post(
+        "/auth/token",
+        data={
+            **request.exchange(code),
+            "client_id": "second-app",
+            "redirect_uri": "http://127.0.0.1:8766/callback",
+        },
+    )
+    redeemed = group.web.post("/auth/token", data=request.exchange(code))
+
+    assert stolen.status_code == 400
+    assert stolen.json()["error"] == "invalid_grant"
+    assert redeemed.status_code == 200, redeemed.text
