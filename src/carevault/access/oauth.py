@@ -229,6 +229,15 @@ class OAuth:
             # patient/ scopes mean the patient in context: none without the launch.
             granted = smart.without_patient_grants(granted)
         if not granted.grants:
+            patient_only = all(grant.context == "patient" for grant in requested.grants)
+            if requested.grants and patient_only and not smart.wants_patient_launch(requested):
+                # Said as it is: the app is allowed patient/ scopes, not without a patient.
+                raise OAuthError(
+                    "invalid_scope",
+                    "patient/ scopes are granted only with launch/patient (a patient chosen "
+                    "at sign-in)",
+                    302,
+                )
             raise OAuthError(
                 "invalid_scope", "none of the requested scopes is allowed for this app", 302
             )
@@ -308,6 +317,28 @@ class OAuth:
                 "access_denied", "the patient was not chosen in time: start again", 302
             )
         return row
+
+    def decline(self, code: str, request: AuthorizeRequest) -> str:
+        """The user declined at the patient picker: the waiting code is spent (never
+        redeemable, even if the app somehow had it) and the app is told ``access_denied``
+        (RFC 6749 4.1.2.1), with its ``state``; where to send the browser."""
+        row = self._picking_row(code, request)
+        with write_transaction(self.engine) as connection:
+            connection.execute(
+                update(auth_code)
+                .where(auth_code.c.code_hash == row.code_hash, auth_code.c.used_us.is_(None))
+                .values(used_us=to_micros(self.clock()))
+            )
+        return self.declined(request)
+
+    @staticmethod
+    def declined(request: AuthorizeRequest) -> str:
+        """Where to send the browser of a user who declined: the app's redirect URI with
+        ``access_denied`` and its ``state``."""
+        query = {"error": "access_denied", "error_description": "the user declined"}
+        if request.state:
+            query["state"] = request.state
+        return f"{request.redirect_uri}?{urlencode(query)}"
 
     def pick(
         self, code: str, request: AuthorizeRequest, patient: LaunchPatient, origin: Origin
@@ -435,7 +466,7 @@ class OAuth:
                 Outcome.DENIED,
                 origin,
                 f"{grant}: {error.reason}",
-                client_id=_claimed_client(form, authorization),
+                client_id=self._recorded_client(form, authorization),
             )
             raise
         self._record(
@@ -446,7 +477,7 @@ class OAuth:
             {"scope": pair.scope, **reach},
             session_id=pair.session_id,
             principal=f"staff-account:{account_id}" if account_id else None,
-            client_id=_claimed_client(form, authorization),
+            client_id=self._recorded_client(form, authorization),
         )
         body: dict[str, object] = {
             "access_token": pair.access_token,
@@ -465,6 +496,14 @@ class OAuth:
             if id_token:
                 body["id_token"] = id_token
         return body
+
+    def _recorded_client(self, form: Mapping[str, str], authorization: str | None) -> str | None:
+        """The client a token request's ledger entry names: the one it claims, or for a
+        public app's refresh that names none, the refresh token's client."""
+        claimed = _claimed_client(form, authorization)
+        if claimed is None and _names_no_client(form, authorization) and form.get("refresh_token"):
+            return self.sessions.client_of_refresh_token(form["refresh_token"])
+        return claimed
 
     def _id_token(
         self, pair: TokenPair, client_id: str, account_id: str, issuer: str, nonce: str | None
@@ -663,7 +702,10 @@ class OAuth:
         origin: Origin,
         audience: str | None,
     ) -> tuple[TokenPair, str | None]:
-        client = self._client(form, authorization, audience)
+        if _names_no_client(form, authorization):
+            client = self._refreshing_public_client(form)
+        else:
+            client = self._client(form, authorization, audience)
         if not form.get("refresh_token"):
             # RFC 6749 5.2: a required parameter missing is invalid_request.
             raise OAuthError("invalid_request", "refresh_token is required")
@@ -686,6 +728,31 @@ class OAuth:
             raise OAuthError(
                 "invalid_grant", "the refresh token is not valid", reason=refused.reason
             ) from None
+
+    def _refreshing_public_client(self, form: Mapping[str, str]) -> ClientApp:
+        """The client of a refresh request that names none (no ``client_id``, no
+        credentials): RFC 6749 section 6 asks only confidential clients to authenticate
+        to refresh, and SMART's client-js sends a public app's refresh token alone. The
+        token itself names its client; it must be a live public one (a confidential
+        client's token still needs its secret or assertion). A public client's id proves
+        nothing, so knowing it from the token gives a thief nothing the form would not."""
+        token = form.get("refresh_token", "")
+        if not token:
+            raise OAuthError("invalid_request", "refresh_token is required")
+        client_id = self.sessions.client_of_refresh_token(token)
+        if client_id is None:
+            raise OAuthError(
+                "invalid_grant", "the refresh token is not valid", reason="unknown refresh token"
+            )
+        client = self.clients.get(client_id)
+        if client is None or client.revoked or client.confidential:
+            raise OAuthError(
+                "invalid_client",
+                "client authentication failed",
+                401,
+                "refresh without client authentication for a confidential or revoked client",
+            )
+        return client
 
     def _client_credentials(
         self,
@@ -857,6 +924,15 @@ def _basic(authorization: str) -> tuple[str, str] | None:
     if not colon:
         return None
     return unquote_plus(client_id), unquote_plus(secret)
+
+
+def _names_no_client(form: Mapping[str, str], authorization: str | None) -> bool:
+    """Whether a token request identifies no client at all: no ``client_id``, secret or
+    assertion in the form, no HTTP Basic."""
+    return not authorization and not any(
+        name in form
+        for name in ("client_id", "client_secret", "client_assertion", "client_assertion_type")
+    )
 
 
 def _claimed_client(form: Mapping[str, str], authorization: str | None) -> str | None:

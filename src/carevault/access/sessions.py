@@ -304,6 +304,21 @@ class Sessions:
         self._forget(session_id)
         return changed == 1
 
+    def client_of_refresh_token(self, token: str) -> str | None:
+        """The client a refresh token was issued to, or None if it is not one: how a
+        public app that refreshes without naming itself is known. Spends nothing."""
+        with read_transaction(self.engine) as connection:
+            client_id = connection.execute(
+                select(auth_session.c.client_id)
+                .select_from(
+                    refresh_token.join(
+                        auth_session, auth_session.c.session_id == refresh_token.c.session_id
+                    )
+                )
+                .where(refresh_token.c.token_hash == token_hash(token))
+            ).scalar()
+        return None if client_id is None else str(client_id)
+
     def revoke_refresh_token(self, token: str, client_id: str, reason: str) -> str | None:
         """Revoke the session a refresh token belongs to, if it was issued to ``client_id``
         (RFC 7009 §2.1: a client revokes only its own tokens); the session's id, if so."""

@@ -14,6 +14,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from carevault.access.accounts import SignInFailed
 from carevault.access.oauth import AuthorizeRequest, OAuthError, Origin
+from carevault.config import browser_origin
 from carevault.fhir.outcome import FhirError
 from carevault.fhir.query import safe_name
 from carevault.rest.launch import PatientChoice, PatientPicker, picker_caller
@@ -48,6 +49,25 @@ _PAGE_HEADERS = {
     ),
     "Referrer-Policy": "no-referrer",
 }
+
+
+def _form_page_headers(redirect_uri: str) -> dict[str, str]:
+    """The headers of a sign-in form page of a checked authorize request: those above,
+    with ``form-action`` also allowing the origin of the request's (registered) redirect
+    URI. A browser applies form-action to the redirects that follow a post as well (CSP
+    Level 3), and each of these forms ends in a 302 to the app with its code or error:
+    under ``'self'`` alone Chromium blocked that redirect, and no browser app ever got
+    its code. Only that one origin is added, never a wildcard."""
+    origin = browser_origin(redirect_uri)
+    if origin is None:
+        return dict(_PAGE_HEADERS)
+    return {
+        **_PAGE_HEADERS,
+        "Content-Security-Policy": (
+            "default-src 'none'; style-src 'unsafe-inline'; "
+            f"form-action 'self' {origin}; frame-ancestors 'none'"
+        ),
+    }
 
 
 def _origin(request: Request) -> Origin:
@@ -112,6 +132,7 @@ def _form_page(
     *,
     csrf: str,
     status: int,
+    redirect_uri: str,
 ) -> Response:
     """A sign-in form page (login, patient picker): never framed nor cached, with its
     CSRF token in the page and in a strict cookie the post is checked against."""
@@ -124,7 +145,7 @@ def _form_page(
             "hidden": [(name, params[name]) for name in _AUTHORIZE_FIELDS if name in params],
         },
         status_code=status,
-        headers=_PAGE_HEADERS,
+        headers=_form_page_headers(redirect_uri),
     )
     response.set_cookie(
         _CSRF_COOKIE,
@@ -142,19 +163,24 @@ def _form_page(
 def _login_page(
     request: Request,
     params: dict[str, str],
-    client_name: str,
-    scope: str,
+    checked: AuthorizeRequest,
     error: str | None = None,
     status: int = 200,
 ) -> Response:
     context = {
-        "client_name": client_name,
-        "scope": scope,
+        "client_name": checked.client.name,
+        "scope": checked.scope.text(),
         "error": error,
         "action": "/auth/authorize",
     }
     return _form_page(
-        request, "login.html", params, context, csrf=secrets.token_urlsafe(24), status=status
+        request,
+        "login.html",
+        params,
+        context,
+        csrf=secrets.token_urlsafe(24),
+        status=status,
+        redirect_uri=checked.redirect_uri,
     )
 
 
@@ -179,7 +205,15 @@ def _picker_page(
         "action": "/auth/launch",
     }
     csrf = request.cookies.get(_CSRF_COOKIE) or secrets.token_urlsafe(24)
-    return _form_page(request, "patient_picker.html", params, context, csrf=csrf, status=status)
+    return _form_page(
+        request,
+        "patient_picker.html",
+        params,
+        context,
+        csrf=csrf,
+        status=status,
+        redirect_uri=checked.redirect_uri,
+    )
 
 
 def _refuse_page(request: Request, message: str) -> Response:
@@ -227,7 +261,7 @@ async def authorize_page(request: Request, svc: ServicesDep) -> Response:
     checked = await _checked(request, svc, params)
     if isinstance(checked, Response):
         return checked
-    return _login_page(request, params, checked.client.name, checked.scope.text())
+    return _login_page(request, params, checked)
 
 
 @router.post("/auth/authorize")
@@ -239,6 +273,12 @@ async def authorize_submit(request: Request, svc: ServicesDep) -> Response:
     checked = await _checked(request, svc, params)
     if isinstance(checked, Response):
         return checked
+    if form.get("cancel"):
+        # The user declined to sign in: the app is told so (RFC 6749 4.1.2.1), rather
+        # than left waiting for a browser that never comes back.
+        return RedirectResponse(
+            svc.oauth.declined(checked), status_code=302, headers={"Cache-Control": "no-store"}
+        )
     try:
         approved = await run_in_threadpool(
             svc.oauth.approve,
@@ -249,14 +289,7 @@ async def authorize_submit(request: Request, svc: ServicesDep) -> Response:
             _origin(request),
         )
     except SignInFailed as failure:
-        return _login_page(
-            request,
-            params,
-            checked.client.name,
-            checked.scope.text(),
-            error=str(failure),
-            status=401,
-        )
+        return _login_page(request, params, checked, error=str(failure), status=401)
     if approved.redirect is not None:
         return RedirectResponse(
             approved.redirect, status_code=302, headers={"Cache-Control": "no-store"}
@@ -300,6 +333,12 @@ async def _pick(
         origin.user_agent,
         request_id_of(request.scope),
     )
+    if form.get("cancel"):
+        try:
+            declined = await run_in_threadpool(svc.oauth.decline, ticket, checked)
+        except OAuthError as error:
+            declined = svc.oauth.error_redirect(params, error)
+        return RedirectResponse(declined, status_code=302, headers={"Cache-Control": "no-store"})
     query = form.get("q", "")
     chosen = form.get("patient")
     message: str | None = None
