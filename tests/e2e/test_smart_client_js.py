@@ -31,6 +31,7 @@ from starlette.staticfiles import StaticFiles
 
 from carevault.config import Settings
 from tests.e2e.console.browser import CHROMEDRIVER, CHROMIUM, chromium, serving
+from tests.e2e.test_smart_clients import _create
 from tests.support.auth import Login, colleagues, demo_logins, fresh_code, token_for
 from tests.support.server import RunningServer, invoke_cli, running_server
 from tests.support.template import served_staff
@@ -109,24 +110,12 @@ def _register(env: dict[str, str], client_id: str, origin: str) -> None:
     )
 
 
-def _created(server: RunningServer, token: str, body: dict[str, Any]) -> dict[str, Any]:
-    response = httpx.post(
-        f"{server.fhir}/{body['resourceType']}",
-        json=body,
-        headers={"authorization": f"Bearer {token}", "content-type": "application/fhir+json"},
-        timeout=30,
-    )
-    assert response.status_code == 201, response.text
-    created: dict[str, Any] = response.json()
-    return created
-
-
 def _patient_with_observations(
     server: RunningServer, desk: Login, doctor: Login, count: int
 ) -> str:
     """A patient registered at the desk, seen by the physician, with ``count``
     Observations: the patient's id."""
-    patient = _created(
+    patient = _create(
         server,
         token_for(server.url, desk),
         {
@@ -138,7 +127,7 @@ def _patient_with_observations(
         },
     )
     doctor_token = token_for(server.url, doctor)
-    _created(
+    _create(
         server,
         doctor_token,
         {
@@ -151,7 +140,7 @@ def _patient_with_observations(
         },
     )
     for index in range(count):
-        _created(
+        _create(
             server,
             doctor_token,
             {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -13,6 +14,18 @@ def audit_events(services: Services) -> list[AuditEvent]:
     """Every audit ledger entry, in ledger order."""
     store = services.audit_ledger.store
     return [AuditEvent.from_canonical(data) for _, data in store.entries()]
+
+
+def entries_once_written(services: Services, tag: str, seconds: float = 5) -> list[AuditEvent]:
+    """The audit entries of ``tag``, waiting up to ``seconds`` for the first: entries a
+    process submits without waiting (``ledger.trail.submit_unwaited``) land a moment
+    after what made them. Empty if none came."""
+    deadline = time.monotonic() + seconds
+    while True:
+        found = [event for event in audit_events(services) if event.tag == tag]
+        if found or time.monotonic() >= deadline:
+            return found
+        time.sleep(0.02)
 
 
 def unwraps(services: Services) -> int:

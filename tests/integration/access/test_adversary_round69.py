@@ -28,9 +28,9 @@ from carevault.access.accounts import SignInFailed
 from carevault.access.tables import staff_account
 from carevault.bootstrap import Services, build_services
 from carevault.domain.roles import Role
-from carevault.ledger.events import AuditEvent
 from tests.integration.access.group import TM, TW, Group, build_group
 from tests.support.client import FhirTestClient
+from tests.support.ledgers import entries_once_written
 from tests.support.staff import PASSWORD, make_staff, open_token
 
 pytestmark = pytest.mark.postgres
@@ -53,22 +53,6 @@ def _widened(services: Services, account_id: str, **values: str) -> None:
         )
 
 
-def _altered_entries(services: Services) -> list[AuditEvent]:
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        found = [
-            event
-            for event in (
-                AuditEvent.from_canonical(data) for _, data in services.audit_ledger.store.entries()
-            )
-            if event.tag == ALTERED
-        ]
-        if found:
-            return found
-        time.sleep(0.02)
-    return []
-
-
 def test_clinics_added_to_an_account_in_the_database_open_nothing(
     group: Group, services: Services
 ) -> None:
@@ -84,7 +68,7 @@ def test_clinics_added_to_an_account_in_the_database_open_nothing(
     assert opened.status_code != 200, "Tsuen Wan's patient read by Tuen Mun's desk"
     assert held.status_code == opened.status_code == 401
     assert "Lee" not in held.text + opened.text
-    (entry,) = _altered_entries(services)
+    (entry,) = entries_once_written(services, ALTERED)
     assert entry.detail == {"account": group.desk_tm.account.account_id}
     detection = services.detection
     assert detection is not None

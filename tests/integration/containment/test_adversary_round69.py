@@ -23,9 +23,9 @@ from carevault.bootstrap import Services, build_services
 from carevault.containment.service import Officer
 from carevault.containment.state import Mode
 from carevault.containment.tables import containment
-from carevault.ledger.events import AuditEvent
 from tests.integration.access.group import TM, Group, build_group
 from tests.support.client import FhirTestClient
+from tests.support.ledgers import entries_once_written
 
 pytestmark = pytest.mark.postgres
 
@@ -58,22 +58,6 @@ def _after_a_refresh(group: Group) -> int:
     return _doctor_reads(group)
 
 
-def _recorded(services: Services) -> list[AuditEvent]:
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        found = [
-            event
-            for event in (
-                AuditEvent.from_canonical(data) for _, data in services.audit_ledger.store.entries()
-            )
-            if event.tag == ALTERED
-        ]
-        if found:
-            return found
-        time.sleep(0.02)
-    return []
-
-
 def _alerted(services: Services) -> list[str]:
     detection = services.detection
     assert detection is not None
@@ -96,7 +80,7 @@ def test_phi_offline_released_in_the_database_stays_on(group: Group, services: S
         )
     assert _after_a_refresh(group) == 503
     assert services.containment.current().phi_offline
-    (entry,) = _recorded(services)
+    (entry,) = entries_once_written(services, ALTERED)
     assert entry.detail["containment"] == containment_id
     assert entry.detail["why"] == "released without a sealed release"
     assert "ransomware" not in entry.canonical().decode()  # the officer's words
@@ -108,7 +92,7 @@ def test_phi_offline_deleted_in_the_database_stays_on(group: Group, services: Se
     with services.engine.begin() as connection:
         connection.execute(delete(containment))
     assert _after_a_refresh(group) == 503
-    (entry,) = _recorded(services)
+    (entry,) = entries_once_written(services, ALTERED)
     assert entry.detail == {"containment": containment_id, "mode": "phi-offline", "why": "deleted"}
     # The officer's release still lifts it, and writes the row back, released.
     officer = Officer(group.officer.account.username, group.officer.totp())
