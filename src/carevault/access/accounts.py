@@ -116,10 +116,20 @@ def account_seal(
     role: str,
     clinic_ids: str,
     practitioner_id: str | None,
+    suspended: bool,
 ) -> bytes:
     """The seal of what an account may do, as its row stores it (``clinic_ids`` as
-    stored: sorted, comma-separated)."""
-    fields = ["carevault-account/1", account_id, username, role, clinic_ids, practitioner_id]
+    stored: sorted, comma-separated), and whether it is suspended: a database writer who
+    cleared ``suspended_us`` let a suspended person sign in again (review of round 69)."""
+    fields = [
+        "carevault-account/2",
+        account_id,
+        username,
+        role,
+        clinic_ids,
+        practitioner_id,
+        suspended,
+    ]
     return hmac.new(key, json.dumps(fields).encode(), hashlib.sha256).digest()
 
 
@@ -157,11 +167,19 @@ class StaffAccounts:
     # --- the account's seal ----------------------------------------------------------------
 
     def _seal(
-        self, account_id: str, username: str, role: str, clinics: str, practitioner: str | None
+        self,
+        account_id: str,
+        username: str,
+        role: str,
+        clinics: str,
+        practitioner: str | None,
+        suspended: bool,
     ) -> bytes | None:
         if self.seal_key is None:
             return None
-        return account_seal(self.seal_key, account_id, username, role, clinics, practitioner)
+        return account_seal(
+            self.seal_key, account_id, username, role, clinics, practitioner, suspended
+        )
 
     def genuine(
         self,
@@ -170,10 +188,11 @@ class StaffAccounts:
         role: str,
         clinic_ids: str,
         practitioner_id: str | None,
+        suspended: bool,
         seal: bytes | None,
     ) -> bool:
         """Whether an account's row is as CareVault wrote it (always, with no key)."""
-        expected = self._seal(account_id, username, role, clinic_ids, practitioner_id)
+        expected = self._seal(account_id, username, role, clinic_ids, practitioner_id, suspended)
         if expected is None:
             return True
         if seal is None:
@@ -182,7 +201,13 @@ class StaffAccounts:
 
     def _genuine_row(self, row: Any) -> bool:
         return self.genuine(
-            row.account_id, row.username, row.role, row.clinic_ids, row.practitioner_id, row.seal
+            row.account_id,
+            row.username,
+            row.role,
+            row.clinic_ids,
+            row.practitioner_id,
+            row.suspended_us is not None,
+            row.seal,
         )
 
     def genuine_session(self, row: Any) -> bool:
@@ -193,6 +218,7 @@ class StaffAccounts:
             row.role,
             row.staff_clinics,
             row.practitioner_id,
+            row.suspended_us is not None,
             row.staff_seal,
         )
 
@@ -216,6 +242,7 @@ class StaffAccounts:
                             row.role,
                             row.clinic_ids,
                             row.practitioner_id,
+                            row.suspended_us is not None,
                         )
                     )
                 )
@@ -276,7 +303,7 @@ class StaffAccounts:
             password_hash = self.passwords.hash(password)
         totp_sealed = self._seal_secret(account_id, secret)
         clinics = ",".join(sorted(clinic_ids))
-        seal = self._seal(account_id, username, str(role), clinics, practitioner_id)
+        seal = self._seal(account_id, username, str(role), clinics, practitioner_id, False)
         with write_transaction(self.engine) as connection:
             taken = connection.execute(
                 select(staff_account.c.account_id).where(staff_account.c.username == username)
@@ -349,12 +376,30 @@ class StaffAccounts:
         return account
 
     def set_suspended(self, username: str, suspended: bool) -> Account:
+        """Suspend or reinstate an account; its seal covers it (``account_seal``). A row
+        that no longer matches its seal keeps the seal it had: suspending an account a
+        database writer widened must not make the widened row genuine."""
         account = self._require(username)
         with write_transaction(self.engine) as connection:
+            row = connection.execute(
+                select(staff_account).where(staff_account.c.account_id == account.account_id)
+            ).one()
+            values: dict[str, Any] = {
+                "suspended_us": to_micros(self.clock()) if suspended else None
+            }
+            if self._genuine_row(row):
+                values["seal"] = self._seal(
+                    row.account_id,
+                    row.username,
+                    row.role,
+                    row.clinic_ids,
+                    row.practitioner_id,
+                    suspended,
+                )
             connection.execute(
                 update(staff_account)
                 .where(staff_account.c.account_id == account.account_id)
-                .values(suspended_us=to_micros(self.clock()) if suspended else None)
+                .values(**values)
             )
         return self._require(username)
 
@@ -470,8 +515,6 @@ class StaffAccounts:
         if row is None:
             raise SignInFailed("unknown username")
         account = _account(row)
-        if not self._genuine_row(row):
-            raise SignInFailed(ACCOUNT_ALTERED, account.account_id)
         if account.suspended:
             raise SignInFailed("account suspended", account.account_id)
         verdict = self.throttle.step_up_check(account.account_id, source)
@@ -481,6 +524,10 @@ class StaffAccounts:
         if step is None:
             self.throttle.step_up_failed(account.account_id, source)
             raise SignInFailed("wrong or replayed TOTP code", account.account_id)
+        # After the code, as at sign-in: only the account's own holder learns it was
+        # altered, not whoever knows its username.
+        if not self._genuine_row(row):
+            raise SignInFailed(ACCOUNT_ALTERED, account.account_id)
         self._claim_step(account, step)
         self.throttle.step_up_succeeded(account.account_id, source)
         return account

@@ -333,13 +333,20 @@ def restore_backup(source: Path, settings: Settings, keys_source: Path | None, b
     for name in manifest.files:
         if name.startswith(f"{SEGMENTS}/"):
             _place(source / name, settings.resolved_segments_dir / Path(name).name)
-    destinations = _key_sources(settings)
-    if SHREDS in manifest.key_files:
-        destinations[SHREDS] = register_path(settings.resolved_keyring_path)
-    if ANCHORS in manifest.key_files:
-        destinations[ANCHORS] = anchors_path(settings.resolved_keyring_path)
+    # Only the key files the backup holds: one taken before the first erasure (or before
+    # rows were sealed) has no register (no note), and a custodian's folder kept apart from
+    # the data directory keeps the ones it has (review of round 69: the restore stopped,
+    # half done, on a file the backup never had).
+    destinations = {
+        TOKEN_KEY: settings.resolved_token_key_path,
+        LEDGER_KEY: settings.resolved_ledger_key_path,
+        KEYRING: settings.resolved_keyring_path,
+        SHREDS: register_path(settings.resolved_keyring_path),
+        ANCHORS: anchors_path(settings.resolved_keyring_path),
+    }
     for name, path in destinations.items():
-        write_private(path, (keys_source / name).read_bytes())
+        if name in manifest.key_files and (name != KEYRING or settings.key_provider == "local"):
+            write_private(path, (keys_source / name).read_bytes())
     _store_backup_checkpoints(settings, manifest)
     services = build_services(settings, migrate=True)
     try:

@@ -6,10 +6,13 @@ within a second, without restarts and without a message bus.
 
 The rows are sealed (an HMAC under a key derived from the index key, which the database
 does not hold): someone who may write to the database but holds no key, who releases
-PHI-offline or a suspension by editing its row, or deletes the row, does not lift it. A
-process keeps a mode on that it saw on and that ended with no sealed release, and at
+PHI-offline or a suspension by editing its row, does not lift it. A process keeps a mode
+on that it saw on and that ended with no sealed release, or whose row was deleted, and at
 start keeps on every mode whose release is not sealed (adversary round 69); each is
-reported once (``altered``), for the ledger and an officer. Rows from before sealing
+reported once (``altered``), for the ledger and an officer. What a process started after
+the edit cannot know: a row deleted outright (nothing of it is left to check), or an
+active row's columns edited (it reports the row, and obeys what the row now says); the
+stop 55 review left both open (docs/threat-model.md). Rows from before sealing
 began are sealed as they stand at the first start after it (``seal_unsealed``), noted
 beside the keyring (``all_sealed``); a store without that note takes an unsealed row
 older than every sealed one for a row from before.
@@ -30,6 +33,7 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from carevault.containment.tables import containment
 from carevault.db import read_transaction, refuse_on_the_loop, write_transaction
@@ -427,6 +431,19 @@ class ContainmentStore:
         released by ``by``."""
         held = self._held.get(containment_id)
         released_us = self.now_us()
+        try:
+            self._write_release(containment_id, held, released_us, by)
+        except IntegrityError:
+            # Two officers releasing a mode held on after its row was deleted: the second
+            # finds it written back, released, by the first.
+            raise ValueError(f"no active containment #{containment_id}") from None
+        self._held.pop(containment_id, None)
+        self.refresh()
+        return self.get(containment_id)
+
+    def _write_release(
+        self, containment_id: int, held: Containment | None, released_us: int, by: str
+    ) -> None:
         with write_transaction(self.engine) as connection:
             row = connection.execute(
                 select(containment).where(containment.c.containment_id == containment_id)
@@ -458,9 +475,6 @@ class ContainmentStore:
                     statement = statement.where(containment.c.released_us.is_(None))
                 if connection.execute(statement.values(**values)).rowcount != 1:
                     raise ValueError(f"no active containment #{containment_id}")
-        self._held.pop(containment_id, None)
-        self.refresh()
-        return self.get(containment_id)
 
     def get(self, containment_id: int) -> Containment:
         """A mode as this process obeys it: one it holds on against its row (``_load``)

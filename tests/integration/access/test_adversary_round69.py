@@ -120,3 +120,35 @@ def test_accounts_from_before_the_seal_are_sealed_once_as_they_stand(
         assert refused.value.reason == ACCOUNT_ALTERED
     finally:
         restarted.close()
+
+
+def test_a_suspension_cleared_in_the_database_lets_no_one_back_in(
+    group: Group, services: Services
+) -> None:
+    """Review of round 69: the seal did not cover the suspension, so a database writer who
+    cleared ``suspended_us`` of a suspended desk let it sign in again and read. It does
+    now: the cleared row no longer matches, and is refused; reinstating through CareVault
+    seals the row anew, and suspending a row already altered does not make it genuine."""
+    desk = group.desk_tm
+    services.admin.suspend("admin:test", desk.login.username, reason="")
+    with services.engine.begin() as connection:
+        connection.execute(
+            update(staff_account)
+            .where(staff_account.c.account_id == desk.account.account_id)
+            .values(suspended_us=None)
+        )
+    with pytest.raises(SignInFailed) as refused:
+        services.accounts.authenticate(desk.login.username, PASSWORD, desk.totp())
+    assert refused.value.reason == ACCOUNT_ALTERED
+
+    nurse = make_staff(services, Role.NURSE, [TM])
+    services.admin.suspend("admin:test", nurse.login.username, reason="")
+    services.admin.reinstate("admin:test", nurse.login.username)
+    assert services.accounts.authenticate(nurse.login.username, PASSWORD, nurse.totp())
+
+    _widened(services, nurse.account.account_id, clinic_ids=f"{TM},{TW}")
+    services.admin.suspend("admin:test", nurse.login.username, reason="")
+    services.admin.reinstate("admin:test", nurse.login.username)
+    with pytest.raises(SignInFailed) as widened:
+        services.accounts.authenticate(nurse.login.username, PASSWORD, nurse.totp())
+    assert widened.value.reason == ACCOUNT_ALTERED

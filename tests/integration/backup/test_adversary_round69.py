@@ -63,3 +63,27 @@ def test_a_restored_home_keeps_the_erasures_register(
                 restored.keys.data_keys([pseudonym], principal="system:test", purpose="TREAT")
         finally:
             restored.close()
+
+
+def test_a_backup_from_before_any_erasure_restores_beside_a_custodians_register(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """Review of round 69: the restore wrote every custodian file the target had, reading
+    each from the backup; a backup taken before the first erasure has no register, and
+    with the keyring kept apart from the data directory (whose folder had a register) the
+    restore stopped half done on the missing file. It writes only the backup's own files
+    now, and the custodian's register stays."""
+    take_backup(settings, tmp_path / "b", tmp_path / "k", "cli:test")
+    manifest = json.loads((tmp_path / "b" / "manifest.json").read_text())
+    assert REGISTER not in manifest["key_files"]
+    with restore_target(settings) as url:
+        custodian = tmp_path / "custodian"
+        restored_settings = make_settings(
+            tmp_path / "restored", url, fresh=True, witness_dir=settings.home / "witness",
+            keyring_path=custodian / "keyring.json",
+        )  # fmt: skip
+        register = register_path(restored_settings.resolved_keyring_path)
+        register.parent.mkdir(parents=True)
+        register.write_text("erased-elsewhere\n")
+        assert restore_backup(tmp_path / "b", restored_settings, tmp_path / "k", "cli:test").ok
+        assert register.read_text() == "erased-elsewhere\n"
