@@ -199,6 +199,18 @@ class StaffAccounts:
             return not self.all_sealed
         return hmac.compare_digest(bytes(seal), expected)
 
+    def _row_seal(self, row: Any, suspended: bool | None = None) -> bytes | None:
+        """The seal of a ``staff_account`` row as it stands (``suspended``: as it is
+        about to be)."""
+        return self._seal(
+            row.account_id,
+            row.username,
+            row.role,
+            row.clinic_ids,
+            row.practitioner_id,
+            row.suspended_us is not None if suspended is None else suspended,
+        )
+
     def _genuine_row(self, row: Any) -> bool:
         return self.genuine(
             row.account_id,
@@ -235,16 +247,7 @@ class StaffAccounts:
                 connection.execute(
                     update(staff_account)
                     .where(staff_account.c.account_id == row.account_id)
-                    .values(
-                        seal=self._seal(
-                            row.account_id,
-                            row.username,
-                            row.role,
-                            row.clinic_ids,
-                            row.practitioner_id,
-                            row.suspended_us is not None,
-                        )
-                    )
+                    .values(seal=self._row_seal(row))
                 )
         return len(rows)
 
@@ -388,14 +391,7 @@ class StaffAccounts:
                 "suspended_us": to_micros(self.clock()) if suspended else None
             }
             if self._genuine_row(row):
-                values["seal"] = self._seal(
-                    row.account_id,
-                    row.username,
-                    row.role,
-                    row.clinic_ids,
-                    row.practitioner_id,
-                    suspended,
-                )
+                values["seal"] = self._row_seal(row, suspended)
             connection.execute(
                 update(staff_account)
                 .where(staff_account.c.account_id == account.account_id)
