@@ -184,6 +184,13 @@ class Settings(BaseSettings):
     checkpoint_seconds: float = Field(
         default=60.0, ge=0, description="A signed checkpoint this often while the ledger grows."
     )
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description=(
+            "The server's log lines on standard error: text (time, level, logger, process, "
+            "message) or json (one object a line, for a log shipper)."
+        ),
+    )
     witness_dir: Path | None = Field(
         default=None,
         description=(

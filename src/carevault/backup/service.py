@@ -67,6 +67,15 @@ KEYRING = "keyring.json"
 SHREDS = REGISTER
 TOKEN_KEY = "token-signing.pem"  # noqa: S105 - a file name
 LEDGER_KEY = "ledger-signing.pem"
+#: The keys of what was handed out before the backup, which must still check after a
+#: restore: ID tokens apps hold (their JWKS), the codes printed in breach notices
+#: (``/verify``), the DKIM signatures of notices sent. Integrator round 70: ``backup``
+#: left them behind and a restored home made new ones, so every notice already sent
+#: failed its check at ``/verify`` (a patient told to trust only a code that checks was
+#: told the genuine notice was not).
+ID_TOKEN_KEY = "id-token.pem"  # noqa: S105 - a file name
+NOTICE_CODES = "notice-codes.key"
+DKIM_KEY = "dkim.pem"
 SEGMENTS = "segments"
 
 _TABLES: dict[str, LedgerTables] = {AUDIT_LEDGER: audit_tables, UNWRAP_LEDGER: unwrap_tables}
@@ -255,6 +264,9 @@ def _key_sources(settings: Settings) -> dict[str, Path]:
         TOKEN_KEY: settings.resolved_token_key_path,
         LEDGER_KEY: settings.resolved_ledger_key_path,
     }
+    for name, path in _handed_out_keys(settings).items():
+        if path.exists():
+            sources[name] = path
     if settings.key_provider == "local":
         sources[KEYRING] = settings.resolved_keyring_path
     # The erasures' register travels with the keys it speaks of (a backup's own: restored
@@ -267,6 +279,16 @@ def _key_sources(settings: Settings) -> dict[str, Path]:
     if anchors.exists():
         sources[ANCHORS] = anchors
     return sources
+
+
+def _handed_out_keys(settings: Settings) -> dict[str, Path]:
+    """Where the keys of ID tokens, notice codes and DKIM signatures live (each made at
+    first use, so a home may lack some)."""
+    return {
+        ID_TOKEN_KEY: settings.resolved_id_token_key_path,
+        NOTICE_CODES: settings.home / "keys" / NOTICE_CODES,
+        DKIM_KEY: settings.resolved_dkim_key_path,
+    }
 
 
 def keyring_versions(path: Path) -> set[int]:
@@ -343,6 +365,7 @@ def restore_backup(source: Path, settings: Settings, keys_source: Path | None, b
         KEYRING: settings.resolved_keyring_path,
         SHREDS: register_path(settings.resolved_keyring_path),
         ANCHORS: anchors_path(settings.resolved_keyring_path),
+        **_handed_out_keys(settings),
     }
     for name, path in destinations.items():
         if name in manifest.key_files and (name != KEYRING or settings.key_provider == "local"):

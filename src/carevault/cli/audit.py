@@ -87,6 +87,29 @@ def audit_vkey(home: HomeOption = None) -> None:
             echo(f"witness: {witness.verifier_key().render()}")
 
 
+@audit_app.command("log-keys")
+def audit_log_keys(home: HomeOption = None) -> None:
+    """The ledgers' verifier keys, before the first `init`: what a witness needs to start.
+
+    Makes the ledger signing key if the data directory has none yet (0600), and prints
+    the audit and unwrap ledgers' vkeys as `audit vkey` does. Production refuses to start
+    without a witness, and the witness needs these keys to start: this breaks the circle.
+    """
+    from carevault.config import Settings
+    from carevault.keys.files import ed25519_key
+    from carevault.ledger.checkpoints import CheckpointSigner
+    from carevault.ledger.schema import AUDIT_LEDGER
+    from carevault.ledger.unwrap import UNWRAP_LEDGER
+
+    # Built unchecked on purpose: the one thing read or written is the ledger signing
+    # key, and the witness settings that production requires cannot exist yet.
+    settings = Settings() if home is None else Settings(home=home)
+    key = ed25519_key(settings.resolved_ledger_key_path, create=True)
+    for ledger_name in (AUDIT_LEDGER, UNWRAP_LEDGER):
+        signer = CheckpointSigner(f"{settings.ledger_origin}/{ledger_name}", key)
+        echo(f"{ledger_name}: {signer.vkey.render()}")
+
+
 @audit_app.command("export")
 def audit_export(
     form: Annotated[str, typer.Option("--format", help="fhir-ndjson, syslog or csv.")],

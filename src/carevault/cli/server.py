@@ -17,6 +17,7 @@ import typer
 from carevault.cli.common import HomeOption, app, open_services, operator, settings_for
 from carevault.cli.detector import DetectorProcess
 from carevault.config import Settings
+from carevault.logformat import logging_config
 
 if TYPE_CHECKING:
     from carevault.bootstrap import Services
@@ -39,6 +40,7 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         "forwarded_allow_ips": proxies if proxies else [],
         "log_level": "info",
         "access_log": False,
+        "log_config": logging_config(settings.log_format),
     }
 
 

@@ -5,7 +5,7 @@ The Host header decides nothing else here: with ``PUBLIC_BASE_URL`` set, every l
 server builds (SMART endpoints, ``fullUrl``, paging) comes from configuration, and only
 that host is served. Without it (development, the demo, tests) only loopback names are
 served, so a link built from the Host header can only point back at this machine.
-``/healthz`` answers any Host: load balancers probe by address.
+``/healthz`` and ``/readyz`` answer any Host: load balancers probe by address.
 
 The client address is what the ASGI server reports: behind a reverse proxy, uvicorn
 replaces it with the forwarded one only for proxies in ``TRUSTED_PROXIES``.
@@ -37,7 +37,7 @@ TEST_CLIENT_HOST = "testserver"
 #: Where a client or a person authenticates: the tighter per-address limit (revocation
 #: authenticates the client as the token endpoint does).
 _SIGN_IN_PATHS = frozenset({"/auth/token", "/auth/authorize", "/auth/revoke"})
-_OPEN_PATHS = frozenset({"/healthz"})
+_OPEN_PATHS = frozenset({"/healthz", "/readyz"})
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 

@@ -1,0 +1,79 @@
+"""What a load balancer asks: is this process alive (``/healthz``), and can it serve
+(``/readyz``).
+
+``/healthz`` answers as long as the process answers at all. ``/readyz`` also reaches
+what every request needs: the records database, the key store's database and the key
+provider (the PKCS#11 token). A process that cannot reach one of them answers every
+FHIR request with a 503, so the balancer should send its traffic elsewhere; until
+integrator round 70 there was only ``/healthz``, which said ``ok`` with the database
+gone, and a balancer kept sending every request to a server that could serve none.
+
+The answer names the checks and says ``ok`` or ``unavailable``, never why: an error's
+text can name the database's host and user or the token's module path, which are not
+for whoever can reach the port. The log has the error's kind and place (``logsafe``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from sqlalchemy import Engine, text
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import JSONResponse
+
+from carevault import __version__, logsafe
+from carevault.bootstrap import Services
+from carevault.web.responses import NO_STORE
+
+log = logging.getLogger("carevault.web.health")
+
+#: How long one check may take before the process is called not ready.
+CHECK_SECONDS = 2.0
+
+
+def _database(engine: Engine) -> Callable[[], object]:
+    def check() -> object:
+        with engine.connect() as connection:
+            return connection.execute(text("SELECT 1")).scalar_one()
+
+    return check
+
+
+def readiness_checks(services: Services) -> dict[str, Callable[[], object]]:
+    """The named checks ``/readyz`` runs, each a call that raises if it cannot serve."""
+    checks: dict[str, Callable[[], object]] = {
+        "database": _database(services.engine),
+        "key_store": _database(services.key_engine),
+    }
+    provider = services.provider
+    if provider is not None:
+        checks["key_provider"] = provider.active_version
+    return checks
+
+
+async def _run(name: str, check: Callable[[], object]) -> str:
+    try:
+        await asyncio.wait_for(run_in_threadpool(check), CHECK_SECONDS)
+    except Exception as error:  # noqa: BLE001 - any failure means "not ready"
+        log.warning("readyz: %s is unavailable (%s)", name, logsafe.describe(error))
+        return "unavailable"
+    return "ok"
+
+
+async def readiness(services: Services) -> JSONResponse:
+    """200 ``{"status": "ready", ...}`` when every check passes, else 503."""
+    checks = readiness_checks(services)
+    results = await asyncio.gather(*(_run(name, check) for name, check in checks.items()))
+    answers = dict(zip(checks, results, strict=True))
+    ready = all(result == "ok" for result in answers.values())
+    return JSONResponse(
+        {
+            "status": "ready" if ready else "unavailable",
+            "version": __version__,
+            "checks": answers,
+        },
+        status_code=200 if ready else 503,
+        headers=NO_STORE,
+    )
