@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import logging.config
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -87,3 +88,10 @@ def logging_config(form: LogFormat, level: str = "INFO") -> dict[str, Any]:
             for name in SERVER_LOGGERS
         },
     }
+
+
+def configure(form: LogFormat) -> None:
+    """Log as ``carevault serve`` does, in a process uvicorn does not configure: the
+    supervisor before uvicorn starts (a detection process's restarts), and
+    ``carevault detect``."""
+    logging.config.dictConfig(logging_config(form))

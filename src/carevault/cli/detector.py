@@ -12,6 +12,7 @@ database as the officers' do.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -26,6 +27,9 @@ from typing import Annotated
 import typer
 
 from carevault.cli.common import HomeOption, app, fail, settings_for
+from carevault.logformat import configure
+
+log = logging.getLogger("carevault.serve")
 
 #: How long a stopping detection process may take to write what it judged and give up
 #: its lease before it is killed (it is judged again by whoever takes over).
@@ -55,6 +59,9 @@ def detect(
     from carevault.keys.provider import KeyProviderUnavailable
 
     settings = settings_for(home, detect_thread=True)
+    # Its lines go to the same standard error as the servers', in the same form: the
+    # engine's and the alert sinks' warnings were bare messages in a JSON stream.
+    configure(settings.log_format)
     if not settings.detect:
         raise fail("detection is off (CAREVAULT_DETECT=false): nothing to run", 2)
     stop = threading.Event()
@@ -80,12 +87,13 @@ def detect(
         # by hand (``nohup … &``) outlives the shell that started it.
         while not stop.wait(PARENT_CHECK_SECONDS):
             if parent is not None and os.getppid() != parent:
-                typer.echo("the process that started the detectors is gone: stopping", err=True)
+                log.warning("the process that started the detectors is gone: stopping")
                 break
             if not services.detection.engine.alive:
                 # Whatever ended the thread (it outlives every failure of a batch), this
                 # process judges nothing any more: it ends, and ``serve`` starts another.
-                raise fail("the detectors' thread has ended: stopping", 1)
+                log.error("the detectors' thread has ended: stopping")
+                raise typer.Exit(1)
     finally:
         # The engine's last batch written and its lease given up (Detection.close).
         services.close()
@@ -147,10 +155,10 @@ class DetectorProcess:
             # stray ``kill``) left the servers with no one judging the ledger.
             if time.monotonic() - began >= STEADY_SECONDS:
                 pause = RESTART_FIRST_SECONDS
-            typer.secho(
-                f"the detection process stopped (exit {code}); starting it again in {pause:.0f} s",
-                fg=typer.colors.RED,
-                err=True,
+            log.error(
+                "the detection process stopped (exit %s); starting it again in %.0f s",
+                code,
+                pause,
             )
             if self._stopping.wait(pause):
                 return

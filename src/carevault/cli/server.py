@@ -17,7 +17,7 @@ import typer
 from carevault.cli.common import HomeOption, app, open_services, operator, settings_for
 from carevault.cli.detector import DetectorProcess
 from carevault.config import Settings
-from carevault.logformat import logging_config
+from carevault.logformat import configure, logging_config
 
 if TYPE_CHECKING:
     from carevault.bootstrap import Services
@@ -147,6 +147,9 @@ def serve(
         f"{count} process{'es' if count > 1 else ''}"
         + (" and the detectors' own" if settings.detect else "")
     )
+    # Before anything logs: the services built for one process, and the supervisor's
+    # word on a detection process that died, log as uvicorn's workers will.
+    configure(settings.log_format)
     detectors = None
     if settings.detect:
         # The detectors in a process of their own (cli/detector.py); the server processes

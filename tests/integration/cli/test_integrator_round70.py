@@ -3,10 +3,17 @@ refuses to start without a witness outside the host, and the witness needs the l
 verifier keys to start, which `carevault audit vkey` printed only from an initialised
 data directory, which production would not make without the witness: a circle.
 `carevault audit log-keys` makes the ledger signing key (only that) and prints the
-keys; `init` then uses that same key."""
+keys; `init` then uses that same key.
+
+And the operator's log shipper, with ``CAREVAULT_LOG_FORMAT=json``: every line
+`carevault serve` logs is one JSON object, the detection process's and the
+supervisor's included (a restart of the detectors was a bare red line)."""
 
 from __future__ import annotations
 
+import json
+import os
+import signal
 import stat
 from pathlib import Path
 
@@ -14,6 +21,10 @@ import pytest
 from typer.testing import CliRunner
 
 from carevault.cli import app
+from carevault.config import Settings
+from tests.integration.cli.test_detector import detector_of, waited
+from tests.support.server import running_server
+from tests.support.template import served_staff
 
 runner = CliRunner()
 
@@ -57,3 +68,26 @@ def test_production_prints_the_ledgers_keys_for_the_witness_before_the_first_ini
     assert vkeys.exit_code == 0, vkeys.output
     assert f"audit: {keys['audit']}" in vkeys.output
     assert f"unwrap: {keys['unwrap']}" in vkeys.output
+
+
+#: What `carevault serve` and `carevault detect` print on standard output, which the
+#: test's server log shares with standard error.
+STANDARD_OUTPUT = ("CareVault FHIR server: ", "detectors running (process ")
+
+
+@pytest.mark.e2e
+def test_a_served_home_logs_json_lines_the_detectors_restart_included(
+    settings: Settings, tmp_path: Path
+) -> None:
+    env = {**served_staff(settings), "CAREVAULT_LOG_FORMAT": "json"}
+    with running_server(env, tmp_path) as server:
+        first = waited(lambda: detector_of(server))
+        os.kill(first, signal.SIGKILL)
+        waited(lambda: pid if (pid := detector_of(server)) not in (None, first) else None)
+        waited(lambda: "starting it again" in server.log.read_text())
+    lines = [line for line in server.log.read_text().splitlines() if line.strip()]
+    logged = [json.loads(line) for line in lines if not line.startswith(STANDARD_OUTPUT)]
+    assert {"time", "level", "logger", "process", "message"} <= set(logged[0])
+    (restart,) = [line for line in logged if "starting it again" in line["message"]]
+    assert (restart["level"], restart["logger"]) == ("ERROR", "carevault.serve")
+    assert any(line["message"].startswith("Started server process") for line in logged)
