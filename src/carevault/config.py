@@ -656,6 +656,10 @@ def check_production(settings: Settings) -> None:
         settings.resolved_token_key_path,
         settings.resolved_ledger_key_path,
         settings.resolved_id_token_key_path,
+        # Integrator round 70: the secret of the notices' codes (whoever reads it mints
+        # codes that /verify calls genuine) and the notices' DKIM key were not checked.
+        settings.home / "keys" / "notice-codes.key",
+        settings.resolved_dkim_key_path,
     ):
         if path.exists() and stat.S_IMODE(path.stat().st_mode) & 0o077:
             problems.append(f"key file {path} is readable by others: chmod 600")
