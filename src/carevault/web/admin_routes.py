@@ -22,6 +22,7 @@ from carevault.ledger.events import AuditEvent, Outcome, Tag
 from carevault.rest.bundles import dumps
 from carevault.rest.interactions import JSON
 from carevault.web.audit_routes import request_grant
+from carevault.web.health import HEALTH_PATHS
 from carevault.web.ids import RowId
 from carevault.web.officers import officer_code, require_officer
 from carevault.web.paths import logged_path
@@ -136,7 +137,7 @@ class BlockedAddresses:
         self.services = services
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope["path"] in HEALTH_PATHS:
             await self.app(scope, receive, send)
             return
         client = scope.get("client")

@@ -34,7 +34,7 @@ from carevault.web.cors import CrossOrigin
 from carevault.web.fhir_format import FhirFormat
 from carevault.web.guard import RequestGuard
 from carevault.web.head import HeadAsGet
-from carevault.web.health import readiness
+from carevault.web.health import Readiness
 from carevault.web.responses import (
     UnexpectedErrors,
     on_fhir_error,
@@ -129,8 +129,10 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     async def health() -> JSONResponse:
         return JSONResponse({"status": "ok", "version": __version__})
 
+    readiness = Readiness(built)
+
     @app.get("/readyz", include_in_schema=False)
     async def ready() -> JSONResponse:
-        return await readiness(built)
+        return await readiness.respond()
 
     return app

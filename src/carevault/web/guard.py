@@ -29,6 +29,7 @@ from carevault.ledger.events import AuditEvent, Outcome, Tag
 from carevault.rest.bundles import dumps
 from carevault.rest.interactions import JSON
 from carevault.web.head import asked_method
+from carevault.web.health import HEALTH_PATHS
 from carevault.web.paths import logged_path
 from carevault.web.responses import NO_STORE, request_id_of
 
@@ -37,7 +38,6 @@ TEST_CLIENT_HOST = "testserver"
 #: Where a client or a person authenticates: the tighter per-address limit (revocation
 #: authenticates the client as the token endpoint does).
 _SIGN_IN_PATHS = frozenset({"/auth/token", "/auth/authorize", "/auth/revoke"})
-_OPEN_PATHS = frozenset({"/healthz", "/readyz"})
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
@@ -112,7 +112,7 @@ class RequestGuard:
         self._sources: dict[str | None, str] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in _OPEN_PATHS:
+        if scope["type"] != "http" or scope["path"] in HEALTH_PATHS:
             await self.app(scope, receive, send)
             return
         host = None

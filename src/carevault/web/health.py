@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 
 from sqlalchemy import Engine, text
@@ -28,6 +29,12 @@ from carevault.bootstrap import Services
 from carevault.web.responses import NO_STORE
 
 log = logging.getLogger("carevault.web.health")
+
+#: Open to anyone, any Host, and answered without the containment state (which the
+#: database holds): a blocked range learns nothing from them, and with the database
+#: gone ``/healthz`` answered 503 from the blocked-address check, so a liveness probe
+#: would have a process restarted for its database's outage (integrator round 70).
+HEALTH_PATHS = frozenset({"/healthz", "/readyz"})
 
 #: How long one check may take before the process is called not ready.
 CHECK_SECONDS = 2.0
@@ -62,18 +69,40 @@ async def _run(name: str, check: Callable[[], object]) -> str:
     return "ok"
 
 
-async def readiness(services: Services) -> JSONResponse:
-    """200 ``{"status": "ready", ...}`` when every check passes, else 503."""
-    checks = readiness_checks(services)
-    results = await asyncio.gather(*(_run(name, check) for name, check in checks.items()))
-    answers = dict(zip(checks, results, strict=True))
-    ready = all(result == "ok" for result in answers.values())
-    return JSONResponse(
-        {
-            "status": "ready" if ready else "unavailable",
-            "version": __version__,
-            "checks": answers,
-        },
-        status_code=200 if ready else 503,
-        headers=NO_STORE,
-    )
+class Readiness:
+    """``/readyz``'s answer, checked at most once per ``CACHE_SECONDS`` in a process: the
+    path is open (no token, any Host, no rate limit, as a balancer needs), and each check
+    costs two database round trips and a call into the token, so a flood of probes must
+    not become a flood on the database and the HSM."""
+
+    CACHE_SECONDS = 1.0
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self._lock = asyncio.Lock()
+        self._answer: tuple[float, dict[str, str]] | None = None
+
+    async def checked(self) -> dict[str, str]:
+        async with self._lock:
+            now = time.monotonic()
+            if self._answer is None or now - self._answer[0] >= self.CACHE_SECONDS:
+                checks = readiness_checks(self.services)
+                results = await asyncio.gather(
+                    *(_run(name, check) for name, check in checks.items())
+                )
+                self._answer = (time.monotonic(), dict(zip(checks, results, strict=True)))
+            return self._answer[1]
+
+    async def respond(self) -> JSONResponse:
+        """200 ``{"status": "ready", ...}`` when every check passes, else 503."""
+        answers = await self.checked()
+        ready = all(result == "ok" for result in answers.values())
+        return JSONResponse(
+            {
+                "status": "ready" if ready else "unavailable",
+                "version": __version__,
+                "checks": answers,
+            },
+            status_code=200 if ready else 503,
+            headers=NO_STORE,
+        )

@@ -6,6 +6,7 @@ cut and restored."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,6 +31,8 @@ def proxied_url(pg_schema: str) -> Iterator[tuple[TcpProxy, str]]:
 def test_readyz_answers_503_while_the_database_is_gone_and_200_when_it_is_back(
     proxied_url: tuple[TcpProxy, str], tmp_path: Path
 ) -> None:
+    from carevault.web.health import Readiness  # new in round 70; the other test runs before
+
     proxy, url = proxied_url
     settings = make_settings(tmp_path / "home", url)
     services = build_services(settings, create_keys=True, migrate=True)
@@ -45,16 +48,47 @@ def test_readyz_answers_503_while_the_database_is_gone_and_200_when_it_is_back(
             }
             assert ready.headers["cache-control"] == "no-store"
             proxy.cut()
+            # Checked at most once a second: a flood of probes on this open path is not
+            # a flood on the database and the token.
+            assert web.get("/readyz").status_code == 200
+            time.sleep(Readiness.CACHE_SECONDS)
             gone = web.get("/readyz")
-            assert gone.status_code == 503
+            assert gone.status_code == 503, gone.text
             assert gone.json()["status"] == "unavailable"
             assert gone.json()["checks"]["database"] == "unavailable"
             assert gone.json()["checks"]["key_provider"] == "ok"
             # What is down is named, never how it is reached.
             assert str(proxy.port) not in gone.text and "127.0.0.1" not in gone.text
-            assert web.get("/healthz").status_code == 200
+            # Liveness is not readiness: the process answers, whatever its database.
+            alive = web.get("/healthz")
+            assert alive.status_code == 200, alive.text
             proxy.restore()
+            time.sleep(Readiness.CACHE_SECONDS)
             back = web.get("/readyz")
             assert back.status_code == 200, back.text
+    finally:
+        services.close()
+
+
+def test_healthz_answers_while_the_database_is_gone(
+    proxied_url: tuple[TcpProxy, str], tmp_path: Path
+) -> None:
+    """A liveness probe that failed with the database would have an orchestrator restart
+    every process for its database's outage: ``/healthz`` answered 503 once the
+    containment state (re-read every half second on any request) could not be read."""
+    proxy, url = proxied_url
+    settings = make_settings(tmp_path / "home", url)
+    services = build_services(settings, create_keys=True, migrate=True)
+    try:
+        with FhirTestClient(create_app(settings, services)) as web:
+            assert web.get("/healthz").status_code == 200
+            proxy.cut()
+            time.sleep(1.0)
+            for _ in range(3):
+                alive = web.get("/healthz")
+                assert alive.status_code == 200, alive.text
+                assert alive.json()["status"] == "ok"
+            # The rest of the API fails closed as before.
+            assert web.get("/fhir/Patient/x").status_code == 503
     finally:
         services.close()
