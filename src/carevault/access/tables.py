@@ -174,6 +174,9 @@ break_glass = Table(
     Column("emergency", Boolean, nullable=False, default=False),
     Column("approved_by", String(40), nullable=True),
     Column("approved_us", BigInteger, nullable=True),
+    # What the grant opens, to whom and when, sealed (``breakglass.grant_seal``;
+    # records_0035): a row inserted or edited in the database opens nothing.
+    Column("seal", LargeBinary, nullable=True),
 )
 
 #: Clinics where a patient is registered besides their home clinic (the Patient's

@@ -64,6 +64,9 @@ class Tag(StrEnum):
     ACCESS_BREAK_GLASS = "access:break-glass:granted"
     ACCESS_BREAK_GLASS_REVIEWED = "access:break-glass:reviewed"
     ACCESS_BREAK_GLASS_SHOWN = "access:break-glass:shown"
+    #: A grant whose row does not match its seal (inserted or edited in the database
+    #: without the key): honoured nowhere (adversary round 70).
+    ACCESS_BREAK_GLASS_ALTERED = "access:break-glass:altered"
     ADMIN_STAFF_ADDED = "admin:staff:added"
     ADMIN_STAFF_SUSPENDED = "admin:staff:suspended"
     ADMIN_STAFF_REINSTATED = "admin:staff:reinstated"
