@@ -11,7 +11,13 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Engine
 
 from carevault.access.accounts import StaffAccounts
-from carevault.access.admin import ADMIN_WORDS, Administration, account_altered, grant_altered
+from carevault.access.admin import (
+    ADMIN_WORDS,
+    Administration,
+    account_altered,
+    grant_altered,
+    session_altered,
+)
 from carevault.access.breakglass import BreakGlass
 from carevault.access.care import CareRelationships
 from carevault.access.clients import ClientApps
@@ -258,6 +264,7 @@ def _seal_accounts(settings: Settings, vault: Vault, accounts: StaffAccounts) ->
 ACCOUNTS_SEALED = "staff_account"
 CONTAINMENT_SEALED = "containment"
 GRANTS_SEALED = "break_glass"
+SESSIONS_SEALED = "auth_session"
 
 
 def build_services(
@@ -401,6 +408,10 @@ def build_services(
     _seal_once(settings, GRANTS_SEALED, break_glass.seal_key, break_glass.seal_unsealed)
     break_glass.all_sealed = break_glass.seal_key is not None
     break_glass.altered = grant_altered(audit_ledger.writer, now_us)
+    sessions.seal_key = vault.row_seal_key("auth_session")
+    _seal_once(settings, SESSIONS_SEALED, sessions.seal_key, sessions.seal_unsealed)
+    sessions.all_sealed = sessions.seal_key is not None
+    sessions.session_altered = session_altered(audit_ledger.writer, now_us)
     detection = build_detection(
         settings,
         engine,

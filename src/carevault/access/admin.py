@@ -73,6 +73,23 @@ def grant_altered(audit: AuditTrail, now_us: Callable[[], int]) -> Callable[[str
     return record
 
 
+def session_altered(audit: AuditTrail, now_us: Callable[[], int]) -> Callable[[str], None]:
+    """What ``Sessions.session_altered`` is told, recorded: an ``auth:session:altered``
+    entry naming the session, raised by the detectors as a critical alert."""
+
+    def record(session_id: str) -> None:
+        _record_altered(
+            audit,
+            now_us,
+            Tag.SESSION_ALTERED,
+            f"session {session_id} does not match its seal: whom it acts for, its scopes, "
+            "patient, expiry, revocation or step-up were edited in the database; refused",
+            {"session": session_id},
+        )
+
+    return record
+
+
 def _record_altered(
     audit: AuditTrail,
     now_us: Callable[[], int],

@@ -100,6 +100,9 @@ class Tag(StrEnum):
     #: A staff account whose row does not match its seal (role, clinics or practitioner
     #: edited in the database without the key): its sessions refused (round 69).
     ACCOUNT_ALTERED = "auth:account:altered"
+    #: A session whose row does not match its seal (moved to another account,
+    #: lengthened, un-revoked, cleared of its step-up in the database): refused (round 70).
+    SESSION_ALTERED = "auth:session:altered"
     #: A witness refused to cosign a checkpoint (adversary round 69): for a conflict or a
     #: failed consistency proof, the ledger was rolled back or rewritten under the server.
     AUDIT_WITNESS_REFUSED = "audit:witness:refused"
