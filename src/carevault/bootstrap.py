@@ -11,7 +11,13 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Engine
 
 from carevault.access.accounts import StaffAccounts
-from carevault.access.admin import ADMIN_WORDS, Administration, account_altered
+from carevault.access.admin import (
+    ADMIN_WORDS,
+    Administration,
+    account_altered,
+    grant_altered,
+    session_altered,
+)
 from carevault.access.breakglass import BreakGlass
 from carevault.access.care import CareRelationships
 from carevault.access.clients import ClientApps
@@ -257,6 +263,8 @@ def _seal_accounts(settings: Settings, vault: Vault, accounts: StaffAccounts) ->
 #: The anchors' names for the tables whose rows are all sealed (``keys.anchors``).
 ACCOUNTS_SEALED = "staff_account"
 CONTAINMENT_SEALED = "containment"
+GRANTS_SEALED = "break_glass"
+SESSIONS_SEALED = "auth_session"
 
 
 def build_services(
@@ -396,6 +404,14 @@ def build_services(
     _seal_accounts(settings, vault, accounts)
     sessions.account_genuine = accounts.genuine_session
     sessions.account_altered = account_altered(audit_ledger.writer, now_us)
+    break_glass.seal_key = vault.row_seal_key("break_glass")
+    _seal_once(settings, GRANTS_SEALED, break_glass.seal_key, break_glass.seal_unsealed)
+    break_glass.all_sealed = break_glass.seal_key is not None
+    break_glass.altered = grant_altered(audit_ledger.writer, now_us)
+    sessions.seal_key = vault.row_seal_key("auth_session")
+    _seal_once(settings, SESSIONS_SEALED, sessions.seal_key, sessions.seal_unsealed)
+    sessions.all_sealed = sessions.seal_key is not None
+    sessions.session_altered = session_altered(audit_ledger.writer, now_us)
     detection = build_detection(
         settings,
         engine,
@@ -410,6 +426,7 @@ def build_services(
         accounts,
         sessions,
         now_us,
+        break_glass.genuine,
         officer_words(keys, "system:detect", ALERT_WORDS),
     )
     gate.release = detection.budget if settings.detect else None

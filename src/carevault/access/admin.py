@@ -43,23 +43,74 @@ def account_altered(audit: AuditTrail, now_us: Callable[[], int]) -> Callable[[s
 
     def record(account_id: str) -> None:
         log.error("staff account %s was altered in the database: refused", account_id)
-        submit_unwaited(
+        _record_altered(
             audit,
-            [
-                AuditEvent(
-                    tag=Tag.ACCOUNT_ALTERED,
-                    outcome=Outcome.FAILED,
-                    at_us=now_us(),
-                    principal=ACCESS_PRINCIPAL,
-                    reason=f"staff account {account_id} does not match its seal: its role, "
-                    "clinics or practitioner were edited in the database; refused",
-                    detail={"account": account_id},
-                )
-            ],
-            "an altered account",
+            now_us,
+            Tag.ACCOUNT_ALTERED,
+            f"staff account {account_id} does not match its seal: its role, clinics or "
+            "practitioner were edited in the database; refused",
+            {"account": account_id},
         )
 
     return record
+
+
+def grant_altered(audit: AuditTrail, now_us: Callable[[], int]) -> Callable[[str], None]:
+    """What ``BreakGlass.altered`` is told, recorded: an ``access:break-glass:altered``
+    entry naming the grant (never its patient: the row's patient is what may have been
+    altered), raised by the detectors as a critical alert (``detect.tamper``)."""
+
+    def record(grant_id: str) -> None:
+        _record_altered(
+            audit,
+            now_us,
+            Tag.ACCESS_BREAK_GLASS_ALTERED,
+            f"break-the-glass grant {grant_id} does not match its seal: inserted or edited "
+            "in the database; not honoured",
+            {"grant": grant_id},
+        )
+
+    return record
+
+
+def session_altered(audit: AuditTrail, now_us: Callable[[], int]) -> Callable[[str], None]:
+    """What ``Sessions.session_altered`` is told, recorded: an ``auth:session:altered``
+    entry naming the session, raised by the detectors as a critical alert."""
+
+    def record(session_id: str) -> None:
+        _record_altered(
+            audit,
+            now_us,
+            Tag.SESSION_ALTERED,
+            f"session {session_id} does not match its seal: whom it acts for, its scopes, "
+            "patient, expiry, revocation or step-up were edited in the database; refused",
+            {"session": session_id},
+        )
+
+    return record
+
+
+def _record_altered(
+    audit: AuditTrail,
+    now_us: Callable[[], int],
+    tag: Tag,
+    reason: str,
+    detail: dict[str, Any],
+) -> None:
+    submit_unwaited(
+        audit,
+        [
+            AuditEvent(
+                tag=tag,
+                outcome=Outcome.FAILED,
+                at_us=now_us(),
+                principal=ACCESS_PRINCIPAL,
+                reason=reason,
+                detail=detail,
+            )
+        ],
+        f"an altered row ({tag.value})",
+    )
 
 
 class Administration:

@@ -1,10 +1,27 @@
 """Break the glass: a clinician's time-limited access to one patient outside a care
-relationship, with a stated reason, queued for the privacy officer's review."""
+relationship, with a stated reason, queued for the privacy officer's review.
+
+Each grant is sealed (an HMAC of what it opens, to whom and when, under a key derived
+from the index key, which the database does not hold): someone who may write to the
+database but holds no key, who inserts a grant row for a colleague's account, or moves a
+grant to another patient or lengthens it, opens nothing (adversary round 70: a forged row
+let Tuen Mun's doctor read Tsuen Wan's patient, and would have explained the read to the
+detectors). A grant whose row does not match its seal is not honoured anywhere (a read,
+a search, the detectors' explanation, PHI-offline's emergency access), and is reported
+once (``altered``) for the ledger and an officer. Grants from before sealing began are
+sealed as they stand at the first start after it (``seal_unsealed``, noted beside the
+keyring: ``all_sealed``)."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
+import logging
 import secrets
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Engine, func, insert, select, update
 
@@ -27,6 +44,11 @@ MIN_WORDS = 3
 #: hour, high from 10); this is the hard stop behind them.
 MAX_GRANTS_PER_HOUR = 20
 HOUR_US = 3_600_000_000
+#: Why a grant is refused (an officer's review or approval) whose row does not match
+#: its seal.
+GRANT_ALTERED = "break-the-glass grant altered in the database"
+
+log = logging.getLogger("carevault.access")
 
 
 class BreakGlassError(ValueError):
@@ -49,6 +71,33 @@ class Grant:
     review_outcome: str | None
     emergency: bool = False
     approved: bool = False
+
+
+def grant_seal(
+    key: bytes,
+    grant_id: str,
+    account_id: str,
+    patient_pseudonym: str,
+    reason_code: str,
+    granted_us: int,
+    expires_us: int,
+    emergency: bool,
+    approved: bool,
+) -> bytes:
+    """The seal of what a grant opens: to whom, which patient, why (the code), from when
+    to when, and whether it waits for an officer's approval."""
+    fields = [
+        "carevault-grant/1",
+        grant_id,
+        account_id,
+        patient_pseudonym,
+        reason_code,
+        granted_us,
+        expires_us,
+        emergency,
+        approved,
+    ]
+    return hmac.new(key, json.dumps(fields).encode(), hashlib.sha256).digest()
 
 
 def _grant(row: object) -> Grant:
@@ -81,6 +130,92 @@ class BreakGlass:
         self.envelope = envelope
         self.minutes = minutes
         self.clock = clock
+        #: The key grants are sealed with (``grant_seal``; None with encryption off),
+        #: whether every grant has been sealed (so that one without a seal was stripped of
+        #: it), and who is told of a grant found altered: the composition root sets them.
+        self.seal_key: bytes | None = None
+        self.all_sealed = False
+        self.altered: Callable[[str], None] | None = None
+        self._told: set[str] = set()
+
+    # --- the grant's seal --------------------------------------------------------------
+
+    def _seal(
+        self,
+        grant_id: str,
+        account_id: str,
+        pseudonym: str,
+        reason_code: str,
+        granted_us: int,
+        expires_us: int,
+        emergency: bool,
+        approved: bool,
+    ) -> bytes | None:
+        if self.seal_key is None:
+            return None
+        return grant_seal(
+            self.seal_key,
+            grant_id,
+            account_id,
+            pseudonym,
+            reason_code,
+            granted_us,
+            expires_us,
+            emergency,
+            approved,
+        )
+
+    def _row_seal(self, row: Any) -> bytes | None:
+        return self._seal(
+            row.grant_id,
+            row.account_id,
+            row.patient_pseudonym,
+            row.reason_code,
+            int(row.granted_us),
+            int(row.expires_us),
+            bool(row.emergency),
+            row.approved_us is not None,
+        )
+
+    def genuine(self, row: Any) -> bool:
+        """Whether a ``break_glass`` row (all its columns) is as CareVault wrote it
+        (always, with no key); one that is not is reported once."""
+        expected = self._row_seal(row)
+        if expected is None:
+            return True
+        seal = row.seal
+        ok = not self.all_sealed if seal is None else hmac.compare_digest(bytes(seal), expected)
+        if not ok:
+            self._tell(str(row.grant_id))
+        return ok
+
+    def _genuine_rows(self, rows: Iterable[Any]) -> list[Any]:
+        return [row for row in rows if self.genuine(row)]
+
+    def _tell(self, grant_id: str) -> None:
+        if grant_id in self._told:
+            return
+        self._told.add(grant_id)
+        log.error("break-the-glass grant %s was altered in the database: not honoured", grant_id)
+        if self.altered is not None:
+            self.altered(grant_id)
+
+    def seal_unsealed(self) -> int:
+        """Seal every grant that has no seal, as it stands (once, when sealing begins);
+        returns how many."""
+        if self.seal_key is None:
+            return 0
+        with write_transaction(self.engine) as connection:
+            rows = connection.execute(select(break_glass).where(break_glass.c.seal.is_(None))).all()
+            for row in rows:
+                connection.execute(
+                    update(break_glass)
+                    .where(break_glass.c.grant_id == row.grant_id)
+                    .values(seal=self._row_seal(row))
+                )
+        return len(rows)
+
+    # --- grants ------------------------------------------------------------------------
 
     def _key(self, purpose: str) -> bytes | None:
         if self.keys is None:
@@ -142,6 +277,7 @@ class BreakGlass:
                     f"{MAX_GRANTS_PER_HOUR} grants in the last hour: no more are opened for "
                     "this account until the hour has passed; ask the privacy officer"
                 )
+            expires_us = now_us + self.minutes * 60_000_000
             connection.execute(
                 insert(break_glass).values(
                     grant_id=grant_id,
@@ -150,13 +286,23 @@ class BreakGlass:
                     reason_code=code.value,
                     reason_sealed=sealed,
                     granted_us=now_us,
-                    expires_us=now_us + self.minutes * 60_000_000,
+                    expires_us=expires_us,
                     reviewed_us=None,
                     reviewed_by=None,
                     review_outcome=None,
                     emergency=emergency,
                     approved_by=None,
                     approved_us=None,
+                    seal=self._seal(
+                        grant_id,
+                        account_id,
+                        pseudonym,
+                        code.value,
+                        now_us,
+                        expires_us,
+                        emergency,
+                        False,
+                    ),
                 )
             )
         return self.get(grant_id)
@@ -203,11 +349,12 @@ class BreakGlass:
             .order_by(break_glass.c.expires_us.desc())
         )
         if connection is not None:
-            row = connection.execute(statement).first()
+            rows = connection.execute(statement).all()
         else:
             with read_transaction(self.engine) as fresh:
-                row = fresh.execute(statement).first()
-        return None if row is None else _grant(row)
+                rows = fresh.execute(statement).all()
+        found = self._genuine_rows(rows)
+        return _grant(found[0]) if found else None
 
     def ever_opened(
         self, account_id: str, pseudonym: str, now_us: int, practitioner_id: str | None = None
@@ -217,19 +364,25 @@ class BreakGlass:
         stood in front of them (``gate.registration``). With ``practitioner_id``, a grant
         to any account naming that practitioner counts: one person's other login."""
         with read_transaction(self.engine) as connection:
-            found = connection.execute(
-                select(break_glass.c.grant_id).where(
+            rows = connection.execute(
+                select(break_glass).where(
                     _whose(account_id, practitioner_id),
                     break_glass.c.patient_pseudonym == pseudonym,
                     break_glass.c.granted_us <= now_us,
                     break_glass.c.emergency.is_(False) | break_glass.c.approved_us.is_not(None),
                 )
-            ).first()
-        return found is not None
+            ).all()
+        return any(self.genuine(row) for row in rows)
 
-    def patients(self, account_id: str, now_us: int) -> object:
-        """Subquery: pseudonyms of the patients this account has broken the glass for, now."""
-        return select(break_glass.c.patient_pseudonym).where(self._active(account_id, now_us))
+    def patients(self, account_id: str, now_us: int) -> list[str]:
+        """The pseudonyms of the patients this account has broken the glass for, now (a
+        list, not a subquery: each grant's seal is checked here, which SQL cannot do; an
+        account opens at most ``MAX_GRANTS_PER_HOUR`` an hour)."""
+        with read_transaction(self.engine) as connection:
+            rows = connection.execute(
+                select(break_glass).where(self._active(account_id, now_us))
+            ).all()
+        return sorted({str(row.patient_pseudonym) for row in self._genuine_rows(rows)})
 
     def queue(self) -> list[Grant]:
         """Grants not yet reviewed, oldest first."""
@@ -244,6 +397,7 @@ class BreakGlass:
     def review(self, grant_id: str, reviewer_id: str, outcome: str) -> Grant:
         if outcome not in ("justified", "unjustified"):
             raise BreakGlassError("a review outcome is 'justified' or 'unjustified'")
+        self._refuse_altered(grant_id)
         with write_transaction(self.engine) as connection:
             changed = connection.execute(
                 update(break_glass)
@@ -266,7 +420,17 @@ class BreakGlass:
         if grant.account_id == approver_id:
             raise BreakGlassError("a grant must be approved by someone other than the requester")
         now_us = to_micros(self.clock())
+        expires_us = now_us + self.minutes * 60_000_000
         with write_transaction(self.engine) as connection:
+            row = connection.execute(
+                select(break_glass).where(
+                    break_glass.c.grant_id == grant_id, break_glass.c.approved_us.is_(None)
+                )
+            ).first()
+            # An approval seals the grant anew: one inserted in the database, approved,
+            # would pass for genuine.
+            if row is None or not self.genuine(row):
+                raise BreakGlassError(f"grant {grant_id}: {GRANT_ALTERED}; not approved")
             connection.execute(
                 update(break_glass)
                 .where(break_glass.c.grant_id == grant_id, break_glass.c.approved_us.is_(None))
@@ -274,22 +438,41 @@ class BreakGlass:
                     approved_by=approver_id,
                     approved_us=now_us,
                     granted_us=now_us,
-                    expires_us=now_us + self.minutes * 60_000_000,
+                    expires_us=expires_us,
+                    seal=self._seal(
+                        row.grant_id,
+                        row.account_id,
+                        row.patient_pseudonym,
+                        row.reason_code,
+                        now_us,
+                        expires_us,
+                        True,
+                        True,
+                    ),
                 )
             )
         return self.get(grant_id)
 
+    def _refuse_altered(self, grant_id: str) -> None:
+        """``BreakGlassError`` for a grant whose row does not match its seal."""
+        with read_transaction(self.engine) as connection:
+            row = connection.execute(
+                select(break_glass).where(break_glass.c.grant_id == grant_id)
+            ).first()
+        if row is not None and not self.genuine(row):
+            raise BreakGlassError(f"grant {grant_id}: {GRANT_ALTERED}")
+
     def emergency_active(self, account_id: str, pseudonym: str, now_us: int) -> bool:
         """An approved emergency grant lets this account past PHI-offline for this patient."""
         with read_transaction(self.engine) as connection:
-            found = connection.execute(
-                select(break_glass.c.grant_id).where(
+            rows = connection.execute(
+                select(break_glass).where(
                     self._active(account_id, now_us),
                     break_glass.c.patient_pseudonym == pseudonym,
                     break_glass.c.emergency.is_(True),
                 )
-            ).first()
-        return found is not None
+            ).all()
+        return any(self.genuine(row) for row in rows)
 
     def pending(self) -> list[Grant]:
         """Emergency requests awaiting approval, oldest first."""

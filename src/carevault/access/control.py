@@ -199,7 +199,9 @@ class AccessControl:
         reach: list[ColumnElement[bool]] = []
         if actor.role in CLINICIANS:
             reach.append(_held(self.care.patients(actor.clinic_ids, actor.practitioner_id, now_us)))
-            reach.append(_held(self.break_glass.patients(_account_id(actor), now_us)))
+            glass = self.break_glass.patients(_account_id(actor), now_us)
+            if glass:
+                reach.append(resource_head.c.patient_pseudonym.in_(glass))
         if not (actor.role in CLINICIANS and rt.category in HEALTH_CATEGORIES) and actor.clinic_ids:
             clinics = sorted(actor.clinic_ids)
             reach.append(resource_head.c.clinic_id.in_(clinics))

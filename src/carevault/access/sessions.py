@@ -7,11 +7,21 @@ whole session, as RFC 9700 (OAuth security BCP) advises. ``state`` tells the
 gate whether a session is still live; it re-reads the database at least every
 ``check_seconds``, so a suspension or revocation takes effect within that time
 in every server process.
+
+Each session's row is sealed (an HMAC, under a key derived from the index key, of whom
+it acts for, through which client, with which scopes and patient, until when, and
+whether it is revoked or waits for a step-up): someone who may write to the database but
+holds no key, who moved a session to another account, lengthened it, un-revoked it or
+cleared its step-up, had the token it held act so at once (adversary round 70: Tuen
+Mun's front desk read Tsuen Wan's patient as Tsuen Wan's doctor). A session whose row
+does not match is refused, and reported once a process (``session_altered``).
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
+import json
 import secrets
 import threading
 import time
@@ -19,7 +29,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import ColumnElement, Connection, Engine, insert, select, update
 
 from carevault.access.accounts import ACCOUNT_ALTERED
 from carevault.access.tables import auth_session, client_app, refresh_token, staff_account
@@ -96,6 +106,31 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+#: Why a session whose row does not match its seal is refused.
+SESSION_ALTERED = "session record altered in the database"
+
+
+def session_seal(key: bytes, row: Any) -> bytes:
+    """The seal of what an ``auth_session`` row lets its token do: whom it acts for,
+    through which client, with which scopes and patient, until when, whether it is
+    revoked and whether it waits for a step-up (not when it was last used, nor the
+    revocation's words)."""
+    fields = [
+        "carevault-session/1",
+        row.session_id,
+        row.account_id,
+        row.client_id,
+        row.scopes,
+        row.patient_id,
+        row.patient_pseudonym,
+        int(row.created_us),
+        int(row.expires_us),
+        row.revoked_us is not None,
+        row.step_up_us is not None,
+    ]
+    return hmac.new(key, json.dumps(fields).encode(), hashlib.sha256).digest()
+
+
 class Sessions:
     def __init__(
         self,
@@ -124,6 +159,69 @@ class Sessions:
         self.account_genuine: Callable[[Any], bool] | None = None
         self.account_altered: Callable[[str], None] | None = None
         self._told: set[str] = set()
+        #: The key sessions are sealed with (``session_seal``; None with encryption off),
+        #: whether every session has been sealed, and whom to tell of one that does not
+        #: match: set by the composition root.
+        self.seal_key: bytes | None = None
+        self.all_sealed = False
+        self.session_altered: Callable[[str], None] | None = None
+        self._told_sessions: set[str] = set()
+
+    # --- the session's seal ------------------------------------------------------------
+
+    def _seal(self, row: Any) -> bytes | None:
+        return None if self.seal_key is None else session_seal(self.seal_key, row)
+
+    def _genuine(self, row: Any) -> bool:
+        """Whether the session's own columns are as CareVault wrote them (always, with no
+        key); one that is not is reported once a process."""
+        expected = self._seal(row)
+        if expected is None:
+            return True
+        seal = row.seal
+        ok = not self.all_sealed if seal is None else hmac.compare_digest(bytes(seal), expected)
+        if not ok and row.session_id not in self._told_sessions:
+            self._told_sessions.add(row.session_id)
+            if self.session_altered is not None:
+                self.session_altered(str(row.session_id))
+        return ok
+
+    def _reseal(self, connection: Connection, where: ColumnElement[bool], **values: Any) -> int:
+        """Set ``values`` on the sessions ``where`` selects, each sealed anew as it will
+        stand; returns how many. A row that does not match its seal keeps its old seal:
+        revoking or stepping up an altered session does not make it genuine."""
+        statement = select(auth_session).where(where)
+        if connection.dialect.name == "postgresql":
+            statement = statement.with_for_update()
+        rows = connection.execute(statement).all()
+        for row in rows:
+            changed = dict(row._mapping) | values
+            seal = row.seal if not self._genuine(row) else self._seal(_Row(changed))
+            connection.execute(
+                update(auth_session)
+                .where(auth_session.c.session_id == row.session_id)
+                .values(**values, seal=seal)
+            )
+        return len(rows)
+
+    def seal_unsealed(self) -> int:
+        """Seal every session that has no seal, as it stands (once, when sealing
+        begins); returns how many."""
+        if self.seal_key is None:
+            return 0
+        with write_transaction(self.engine) as connection:
+            rows = connection.execute(
+                select(auth_session).where(auth_session.c.seal.is_(None))
+            ).all()
+            for row in rows:
+                connection.execute(
+                    update(auth_session)
+                    .where(auth_session.c.session_id == row.session_id)
+                    .values(seal=self._seal(row))
+                )
+        return len(rows)
+
+    # --- sessions ----------------------------------------------------------------------
 
     def open(
         self,
@@ -141,24 +239,24 @@ class Sessions:
         # (``carevault staff end-session ID``), where a leading dash reads as an option.
         session_id = "s" + secrets.token_urlsafe(24)
         now_us = to_micros(self.clock())
+        values: dict[str, Any] = {
+            "session_id": session_id,
+            "account_id": account_id,
+            "client_id": client_id,
+            "scopes": scope,
+            "created_us": now_us,
+            "expires_us": now_us + self.session_seconds * 1_000_000,
+            "last_used_us": now_us,
+            "revoked_us": None,
+            "revoke_reason": None,
+            "source_address": (source_address or "")[:64] or None,
+            "user_agent": (user_agent or "")[:300] or None,
+            "patient_id": patient.patient_id if patient else None,
+            "patient_pseudonym": patient.pseudonym if patient else None,
+            "step_up_us": None,
+        }
         with write_transaction(self.engine) as connection:
-            connection.execute(
-                insert(auth_session).values(
-                    session_id=session_id,
-                    account_id=account_id,
-                    client_id=client_id,
-                    scopes=scope,
-                    created_us=now_us,
-                    expires_us=now_us + self.session_seconds * 1_000_000,
-                    last_used_us=now_us,
-                    revoked_us=None,
-                    revoke_reason=None,
-                    source_address=(source_address or "")[:64] or None,
-                    user_agent=(user_agent or "")[:300] or None,
-                    patient_id=patient.patient_id if patient else None,
-                    patient_pseudonym=patient.pseudonym if patient else None,
-                )
-            )
+            connection.execute(insert(auth_session).values(**values, seal=self._seal(_Row(values))))
             refresh = self._new_refresh(connection, session_id, now_us) if with_refresh else None
         return self._pair(
             subject,
@@ -258,13 +356,12 @@ class Sessions:
                     != 1
                 )
             if reused:
-                connection.execute(
-                    update(auth_session)
-                    .where(
-                        auth_session.c.session_id == row.session_id,
-                        auth_session.c.revoked_us.is_(None),
-                    )
-                    .values(revoked_us=now_us, revoke_reason="refresh token reused")
+                self._reseal(
+                    connection,
+                    (auth_session.c.session_id == row.session_id)
+                    & auth_session.c.revoked_us.is_(None),
+                    revoked_us=now_us,
+                    revoke_reason="refresh token reused",
                 )
             else:
                 connection.execute(
@@ -296,11 +393,12 @@ class Sessions:
 
     def revoke(self, session_id: str, reason: str) -> bool:
         with write_transaction(self.engine) as connection:
-            changed = connection.execute(
-                update(auth_session)
-                .where(auth_session.c.session_id == session_id, auth_session.c.revoked_us.is_(None))
-                .values(revoked_us=to_micros(self.clock()), revoke_reason=reason[:200])
-            ).rowcount
+            changed = self._reseal(
+                connection,
+                (auth_session.c.session_id == session_id) & auth_session.c.revoked_us.is_(None),
+                revoked_us=to_micros(self.clock()),
+                revoke_reason=reason[:200],
+            )
         self._forget(session_id)
         return changed == 1
 
@@ -349,14 +447,15 @@ class Sessions:
             else auth_session.c.client_id == client_id
         )
         with write_transaction(self.engine) as connection:
-            changed = connection.execute(
-                update(auth_session)
-                .where(condition, auth_session.c.revoked_us.is_(None))
-                .values(revoked_us=to_micros(self.clock()), revoke_reason=reason[:200])
-            ).rowcount
+            changed = self._reseal(
+                connection,
+                condition & auth_session.c.revoked_us.is_(None),
+                revoked_us=to_micros(self.clock()),
+                revoke_reason=reason[:200],
+            )
         with self._lock:
             self._cache.clear()
-        return int(changed)
+        return changed
 
     def list_for(self, account_id: str, *, live_only: bool = True) -> list[SessionInfo]:
         now_us = to_micros(self.clock())
@@ -427,27 +526,21 @@ class Sessions:
         data (``stepped_up``); returns how many. The person stays signed in."""
         now_us = to_micros(self.clock())
         with write_transaction(self.engine) as connection:
-            changed = connection.execute(
-                update(auth_session)
-                .where(
-                    auth_session.c.account_id == account_id,
-                    auth_session.c.revoked_us.is_(None),
-                    auth_session.c.expires_us > now_us,
-                )
-                .values(step_up_us=now_us)
-            ).rowcount
+            changed = self._reseal(
+                connection,
+                (auth_session.c.account_id == account_id)
+                & auth_session.c.revoked_us.is_(None)
+                & (auth_session.c.expires_us > now_us),
+                step_up_us=now_us,
+            )
         with self._lock:
             self._cache.clear()
-        return int(changed)
+        return changed
 
     def stepped_up(self, session_id: str) -> None:
         """The session presented a fresh TOTP code: it may go on."""
         with write_transaction(self.engine) as connection:
-            connection.execute(
-                update(auth_session)
-                .where(auth_session.c.session_id == session_id)
-                .values(step_up_us=None)
-            )
+            self._reseal(connection, auth_session.c.session_id == session_id, step_up_us=None)
         self._forget(session_id)
 
     def _forget(self, session_id: str) -> None:
@@ -500,8 +593,11 @@ class Sessions:
         return _why_not_live(row, to_micros(self.clock()), expiry=False) or self._altered(row)
 
     def _altered(self, row: Any) -> str:
-        """Why the session's account may not act if its row was edited without the key
-        (its role, clinics or practitioner): told once a process; else empty."""
+        """Why the session may not act if its row, or its account's, was edited without
+        the key (whom it acts for, its scopes or patient, its revocation or step-up; the
+        account's role, clinics or practitioner): told once a process; else empty."""
+        if not self._genuine(row):
+            return SESSION_ALTERED
         if row.account_id is None or self.account_genuine is None or self.account_genuine(row):
             return ""
         if row.account_id not in self._told:
@@ -561,6 +657,14 @@ class Sessions:
                 .outerjoin(bound, bound.c.account_id == client_app.c.account_id)
                 .where(auth_session.c.session_id == session_id)
             ).first()
+
+
+class _Row:
+    """Columns by attribute, as a fetched row gives them (``session_seal`` of a row
+    about to be written)."""
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        self.__dict__.update(values)
 
 
 def _clinics(text: str | None) -> frozenset[str]:

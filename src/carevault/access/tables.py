@@ -122,6 +122,10 @@ auth_session = Table(
     # Since when the session must present a fresh TOTP code before more data (records_0013):
     # an automatic response to an alert that keeps the person signed in.
     Column("step_up_us", BigInteger, nullable=True),
+    # What the session lets its token do, sealed (``sessions.session_seal``;
+    # records_0036): a row moved to another account, lengthened, un-revoked or cleared
+    # of its step-up in the database is refused.
+    Column("seal", LargeBinary, nullable=True),
 )
 
 refresh_token = Table(
@@ -174,6 +178,9 @@ break_glass = Table(
     Column("emergency", Boolean, nullable=False, default=False),
     Column("approved_by", String(40), nullable=True),
     Column("approved_us", BigInteger, nullable=True),
+    # What the grant opens, to whom and when, sealed (``breakglass.grant_seal``;
+    # records_0035): a row inserted or edited in the database opens nothing.
+    Column("seal", LargeBinary, nullable=True),
 )
 
 #: Clinics where a patient is registered besides their home clinic (the Patient's

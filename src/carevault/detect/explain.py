@@ -31,6 +31,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from typing import Any
 
 from sqlalchemy import Engine, select
 
@@ -59,8 +60,12 @@ class Explainer:
         engine: Engine,
         practitioner_token: Callable[[str], bytes],
         window: CareWindow,
+        grant_genuine: Callable[[Any], bool],
     ) -> None:
+        """``grant_genuine``: whether a ``break_glass`` row is as CareVault wrote it
+        (``BreakGlass.genuine``): a grant inserted in the database explains nothing."""
         self.engine = engine
+        self._grant_genuine = grant_genuine
         self._token_of = practitioner_token
         #: How long care opens a record before and after its visit (``care_days_*``): a
         #: relationship's visit is its window less these, for ``near_care``.
@@ -185,26 +190,23 @@ class Explainer:
             return found
         with read_transaction(self.engine) as connection:
             rows = connection.execute(
-                select(
-                    break_glass.c.account_id,
-                    break_glass.c.patient_pseudonym,
-                    break_glass.c.granted_us,
-                    break_glass.c.expires_us,
-                    break_glass.c.emergency,
-                    break_glass.c.approved_us,
-                ).where(
+                select(break_glass).where(
                     break_glass.c.account_id.in_(sorted(a for a in accounts if a)),
                     break_glass.c.patient_pseudonym.in_(sorted(pseudonyms)),
                 )
             ).all()
-        for account, pseudonym, granted, expires, emergency_grant, approved in rows:
+        for row in rows:
+            if not self._grant_genuine(row):
+                continue
             # An emergency grant (patient data offline) is active only once approved.
-            since = int(granted)
-            if emergency_grant:
-                if approved is None:
+            since = int(row.granted_us)
+            if row.emergency:
+                if row.approved_us is None:
                     continue
-                since = max(since, int(approved))
-            found.setdefault((str(account), str(pseudonym)), []).append((since, int(expires)))
+                since = max(since, int(row.approved_us))
+            found.setdefault((str(row.account_id), str(row.patient_pseudonym)), []).append(
+                (since, int(row.expires_us))
+            )
         return found
 
     def _under_glass(self, access: Access, glass: dict[tuple[str, str], list[GlassRow]]) -> bool:

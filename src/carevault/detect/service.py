@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine
@@ -74,9 +75,12 @@ def build_detection(
     accounts: StaffAccounts,
     sessions: Sessions,
     now_us: Callable[[], int],
+    grant_genuine: Callable[[Any], bool],
     words: SealedWords | None = None,
 ) -> Detection:
-    """``words`` seals officers' reasons for handling alerts (``AlertDesk``)."""
+    """``words`` seals officers' reasons for handling alerts (``AlertDesk``);
+    ``grant_genuine`` tells a break-the-glass grant as CareVault wrote it from one
+    written in the database (``BreakGlass.genuine``), which explains no access."""
     offset = zone_offset_us(settings.timezone)
     alerts = AlertStore(engine)
     flags = Flags(engine, now_us)
@@ -110,6 +114,7 @@ def build_detection(
             engine,
             practitioner_token,
             CareWindow.of_days(settings.care_days_before, settings.care_days_after),
+            grant_genuine,
         ),
         alerts,
         flags,

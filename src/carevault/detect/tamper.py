@@ -35,6 +35,18 @@ def tamper_finding(access: Access) -> Finding | None:
             "does not match its seal: its role, clinics or practitioner were edited in the "
             "database; its sessions are refused"
         )
+    elif access.tag == Tag.SESSION_ALTERED.value:
+        explanation = (
+            f"ledger entry {access.position}: session {access.detail.get('session')} does "
+            "not match its seal: whom it acts for, its scopes, patient, expiry, revocation "
+            "or step-up were edited in the database; refused"
+        )
+    elif access.tag == Tag.ACCESS_BREAK_GLASS_ALTERED.value:
+        explanation = (
+            f"ledger entry {access.position}: break-the-glass grant "
+            f"{access.detail.get('grant')} does not match its seal: inserted or edited in "
+            "the database; it opens nothing and explains no access"
+        )
     elif access.tag == Tag.CONTAIN_ALTERED.value:
         explanation = (
             f"ledger entry {access.position}: containment "

@@ -64,6 +64,9 @@ class Tag(StrEnum):
     ACCESS_BREAK_GLASS = "access:break-glass:granted"
     ACCESS_BREAK_GLASS_REVIEWED = "access:break-glass:reviewed"
     ACCESS_BREAK_GLASS_SHOWN = "access:break-glass:shown"
+    #: A grant whose row does not match its seal (inserted or edited in the database
+    #: without the key): honoured nowhere (adversary round 70).
+    ACCESS_BREAK_GLASS_ALTERED = "access:break-glass:altered"
     ADMIN_STAFF_ADDED = "admin:staff:added"
     ADMIN_STAFF_SUSPENDED = "admin:staff:suspended"
     ADMIN_STAFF_REINSTATED = "admin:staff:reinstated"
@@ -97,6 +100,9 @@ class Tag(StrEnum):
     #: A staff account whose row does not match its seal (role, clinics or practitioner
     #: edited in the database without the key): its sessions refused (round 69).
     ACCOUNT_ALTERED = "auth:account:altered"
+    #: A session whose row does not match its seal (moved to another account,
+    #: lengthened, un-revoked, cleared of its step-up in the database): refused (round 70).
+    SESSION_ALTERED = "auth:session:altered"
     #: A witness refused to cosign a checkpoint (adversary round 69): for a conflict or a
     #: failed consistency proof, the ledger was rolled back or rewritten under the server.
     AUDIT_WITNESS_REFUSED = "audit:witness:refused"

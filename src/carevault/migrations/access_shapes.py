@@ -3,8 +3,8 @@
 records_0002 creates the access tables from their declarations; a table that later
 gained a column is spelled out here in its first shape, so that a fresh database
 gets the column from the migration that adds it (records_0005 for client_app). The
-containment and staff account tables, made there too, are here in their first shapes
-(records_0032 and records_0033 seal them).
+containment, staff account and break-the-glass tables, made there too, are here in
+their first shapes (records_0032, records_0033 and records_0035 seal them).
 """
 
 from __future__ import annotations
@@ -108,4 +108,25 @@ def first_staff_account_table() -> sa.Table:
         sa.Column("suspended_us", sa.BigInteger, nullable=True),
         sa.Column("password_changed_us", sa.BigInteger, nullable=False),
         sa.Column("created_us", sa.BigInteger, nullable=False),
+    )
+
+
+def first_break_glass_table() -> sa.Table:
+    """``break_glass`` without its seal (records_0035)."""
+    return sa.Table(
+        "break_glass",
+        sa.MetaData(naming_convention=_NAMES),
+        sa.Column("grant_id", sa.String(40), primary_key=True),
+        sa.Column("account_id", sa.String(40), nullable=False, index=True),
+        sa.Column("patient_pseudonym", sa.String(40), nullable=False, index=True),
+        sa.Column("reason_code", sa.String(64), nullable=False),
+        sa.Column("reason_sealed", sa.LargeBinary, nullable=False),
+        sa.Column("granted_us", sa.BigInteger, nullable=False),
+        sa.Column("expires_us", sa.BigInteger, nullable=False),
+        sa.Column("reviewed_us", sa.BigInteger, nullable=True),
+        sa.Column("reviewed_by", sa.String(40), nullable=True),
+        sa.Column("review_outcome", sa.String(32), nullable=True),
+        sa.Column("emergency", sa.Boolean, nullable=False, default=False),
+        sa.Column("approved_by", sa.String(40), nullable=True),
+        sa.Column("approved_us", sa.BigInteger, nullable=True),
     )

@@ -20,6 +20,7 @@ from carevault.ledger.schema import audit_tables
 from carevault.migrations.access_shapes import (
     first_auth_code_table,
     first_auth_session_table,
+    first_break_glass_table,
     first_client_app_table,
     first_containment_table,
     first_staff_account_table,
@@ -37,7 +38,7 @@ _TABLES = [
     first_auth_session_table(),
     access.refresh_token,
     first_auth_code_table(),
-    access.break_glass,
+    first_break_glass_table(),
     access.care_relationship,
     audit_tables.entry,
     first_tile_table("audit"),

@@ -1,0 +1,76 @@
+"""Adversary round 70: a break-the-glass grant written in the database explains nothing
+to the detectors (SQLite and PostgreSQL).
+
+A doctor who read a patient outside any care, claiming emergency treatment, and then had
+a grant row inserted covering the read (an insider who may write to the database) saw
+the read taken for explained: ``Explainer`` read the grants' clear columns. Now a grant
+whose row does not match its seal explains nothing, and is itself raised as a critical
+``stored-data-altered`` alert."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import insert
+
+from carevault.access.tables import break_glass
+from carevault.detect import alerts_as_dicts
+from carevault.domain.roles import Role
+from carevault.ledger.events import AuditEvent, Outcome, Tag
+from tests.integration.detect.conftest import Clinic, clinic_patients, raising_clinic
+from tests.support.ledgers import patient_pseudonym
+from tests.support.staff import make_staff
+
+
+@pytest.fixture
+def clinic(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Clinic]:
+    with raising_clinic(backend, tmp_path, request, clinic_patients(2, "Star", "Famous")) as opened:
+        yield opened
+
+
+def test_a_grant_inserted_in_the_database_explains_no_emergency_read(clinic: Clinic) -> None:
+    services = clinic.services
+    detection = services.detection
+    assert detection is not None
+    vip = patient_pseudonym(services, clinic.patients[0])
+    detection.flags.set("vip", vip, "staff:test-officer")
+    doctor = make_staff(services, Role.PHYSICIAN, ["clinic-b"])
+    now = services.now_us()
+    with services.engine.begin() as connection:
+        connection.execute(
+            insert(break_glass).values(
+                grant_id="bg-after-the-fact",
+                account_id=doctor.account.account_id,
+                patient_pseudonym=vip,
+                reason_code="emergency-treatment",
+                reason_sealed=b"\x00" * 40,
+                granted_us=now - 60_000_000,
+                expires_us=now + 3_600_000_000,
+                emergency=False,
+            )
+        )
+    services.audit.record(
+        [
+            AuditEvent(
+                tag=Tag.FHIR_READ,
+                outcome=Outcome.SUCCESS,
+                at_us=now,
+                principal=f"staff:{doctor.account.username}",
+                role="physician",
+                clinic_ids=("clinic-b",),
+                resource_type="Patient",
+                patient_pseudonym=vip,
+                categories=("identity",),
+                purpose="ETREAT",
+                break_glass_reason="emergency-treatment",
+            )
+        ]
+    )
+    raised = alerts_as_dicts(services)
+    opened = [a for a in raised if a["detector"] == "vip"]
+    assert [(a["account"], a["severity"]) for a in opened] == [(doctor.account.username, "high")], (
+        "the read was taken for explained by a forged grant"
+    )
+    assert any(a["detector"] == "stored-data-altered" for a in raised)
