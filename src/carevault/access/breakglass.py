@@ -29,6 +29,7 @@ from carevault.access.tables import break_glass, staff_account
 from carevault.clock import Clock, to_micros, utc_now
 from carevault.db import lock_until_commit, read_transaction, write_transaction
 from carevault.domain.roles import BreakGlassReason
+from carevault.keys.anchors import seal_matches, seal_unsealed
 from carevault.keys.envelope import Envelope
 from carevault.keys.service import KeyService
 
@@ -183,8 +184,7 @@ class BreakGlass:
         expected = self._row_seal(row)
         if expected is None:
             return True
-        seal = row.seal
-        ok = not self.all_sealed if seal is None else hmac.compare_digest(bytes(seal), expected)
+        ok = seal_matches(row.seal, expected, self.all_sealed)
         if not ok:
             self._tell(str(row.grant_id))
         return ok
@@ -205,15 +205,7 @@ class BreakGlass:
         returns how many."""
         if self.seal_key is None:
             return 0
-        with write_transaction(self.engine) as connection:
-            rows = connection.execute(select(break_glass).where(break_glass.c.seal.is_(None))).all()
-            for row in rows:
-                connection.execute(
-                    update(break_glass)
-                    .where(break_glass.c.grant_id == row.grant_id)
-                    .values(seal=self._row_seal(row))
-                )
-        return len(rows)
+        return seal_unsealed(self.engine, break_glass, break_glass.c.grant_id, self._row_seal)
 
     # --- grants ------------------------------------------------------------------------
 

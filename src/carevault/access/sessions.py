@@ -36,6 +36,7 @@ from carevault.access.tables import auth_session, client_app, refresh_token, sta
 from carevault.access.tokens import TokenSigner
 from carevault.clock import Clock, to_micros, utc_now
 from carevault.db import read_transaction, refuse_on_the_loop, write_transaction
+from carevault.keys.anchors import seal_matches, seal_unsealed
 
 
 class RefreshRefused(Exception):
@@ -178,8 +179,7 @@ class Sessions:
         expected = self._seal(row)
         if expected is None:
             return True
-        seal = row.seal
-        ok = not self.all_sealed if seal is None else hmac.compare_digest(bytes(seal), expected)
+        ok = seal_matches(row.seal, expected, self.all_sealed)
         if not ok and row.session_id not in self._told_sessions:
             self._told_sessions.add(row.session_id)
             if self.session_altered is not None:
@@ -209,17 +209,7 @@ class Sessions:
         begins); returns how many."""
         if self.seal_key is None:
             return 0
-        with write_transaction(self.engine) as connection:
-            rows = connection.execute(
-                select(auth_session).where(auth_session.c.seal.is_(None))
-            ).all()
-            for row in rows:
-                connection.execute(
-                    update(auth_session)
-                    .where(auth_session.c.session_id == row.session_id)
-                    .values(seal=self._seal(row))
-                )
-        return len(rows)
+        return seal_unsealed(self.engine, auth_session, auth_session.c.session_id, self._seal)
 
     # --- sessions ----------------------------------------------------------------------
 

@@ -10,8 +10,14 @@ fsynced, the file 0600.
 
 from __future__ import annotations
 
+import hmac
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+from sqlalchemy import Column, Engine, Table, select, update
+
+from carevault.db import write_transaction
 from carevault.keys.files import append_line
 
 #: The file's name, beside the keyring (``anchors_path``).
@@ -35,3 +41,26 @@ class SealAnchors:
 
     def add(self, table: str) -> None:
         append_line(self.path, table)
+
+
+def seal_matches(seal: bytes | None, expected: bytes, all_sealed: bool) -> bool:
+    """Whether a row's stored ``seal`` is the one its columns call for (``expected``); a
+    row without one passes only while its table's rows are not all sealed yet."""
+    if seal is None:
+        return not all_sealed
+    return hmac.compare_digest(bytes(seal), expected)
+
+
+def seal_unsealed(
+    engine: Engine, table: Table, key: Column[Any], seal_of: Callable[[Any], bytes | None]
+) -> int:
+    """Seal every row of ``table`` that has no seal, as it stands (``seal_of`` a row; once,
+    when sealing of the table begins, before the note in the anchors); returns how many.
+    ``key``: the table's primary key column."""
+    with write_transaction(engine) as connection:
+        rows = connection.execute(select(table).where(table.c.seal.is_(None))).all()
+        for row in rows:
+            connection.execute(
+                update(table).where(key == getattr(row, key.name)).values(seal=seal_of(row))
+            )
+    return len(rows)
