@@ -62,6 +62,33 @@ def account_altered(audit: AuditTrail, now_us: Callable[[], int]) -> Callable[[s
     return record
 
 
+def client_altered(audit: AuditTrail, now_us: Callable[[], int]) -> Callable[[str], None]:
+    """What ``ClientApps.altered`` is told, recorded: an ``auth:client:altered`` entry
+    naming the app (submitted, not waited for), raised by the detectors as a critical
+    alert (``detect.tamper``; adversary round 70)."""
+
+    def record(client_id: str) -> None:
+        log.error("client app %s was altered in the database: refused", client_id)
+        submit_unwaited(
+            audit,
+            [
+                AuditEvent(
+                    tag=Tag.CLIENT_ALTERED,
+                    outcome=Outcome.FAILED,
+                    at_us=now_us(),
+                    principal=ACCESS_PRINCIPAL,
+                    reason=f"client app {client_id} does not match its seal: its clinics, "
+                    "scopes, credentials, account or revocation were edited in the "
+                    "database; refused",
+                    detail={"client": client_id},
+                )
+            ],
+            "an altered client app",
+        )
+
+    return record
+
+
 class Administration:
     def __init__(
         self,

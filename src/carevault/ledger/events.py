@@ -97,6 +97,9 @@ class Tag(StrEnum):
     #: A staff account whose row does not match its seal (role, clinics or practitioner
     #: edited in the database without the key): its sessions refused (round 69).
     ACCOUNT_ALTERED = "auth:account:altered"
+    #: A client app whose row does not match its seal (clinics, scopes, secret, keys,
+    #: bound account or revocation edited in the database): refused (round 70).
+    CLIENT_ALTERED = "auth:client:altered"
     #: A witness refused to cosign a checkpoint (adversary round 69): for a conflict or a
     #: failed consistency proof, the ledger was rolled back or rewritten under the server.
     AUDIT_WITNESS_REFUSED = "audit:witness:refused"
