@@ -374,7 +374,8 @@ class ContainmentStore:
     def _check_register(self, connection: Connection, active_rows: Sequence[Any]) -> None:
         """Hold on every measure the register names as started and not released whose row
         is not there as it was started, active or with a sealed release: deleted, edited,
-        or released unsealed, before this process ever saw it (review of round 69)."""
+        or released unsealed, before this process ever saw it (left open by the review of
+        round 69; adversary round 70)."""
         if self.register is None:
             return
         measures = [
