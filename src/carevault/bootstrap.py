@@ -15,6 +15,7 @@ from carevault.access.admin import (
     ADMIN_WORDS,
     Administration,
     account_altered,
+    client_altered,
     grant_altered,
     session_altered,
 )
@@ -52,6 +53,7 @@ from carevault.keys.cache import DataKeyCache
 from carevault.keys.envelope import Envelope
 from carevault.keys.files import ed25519_key, rsa_key
 from carevault.keys.local import LocalKeyring
+from carevault.keys.measures import MeasureRegister, measures_path
 from carevault.keys.provider import KeyProvider, KeyProviderUnavailable
 from carevault.keys.service import DIRECTORY_KEY_ID, KeyService
 from carevault.keys.shreds import ShredRegister, register_path
@@ -260,11 +262,34 @@ def _seal_accounts(settings: Settings, vault: Vault, accounts: StaffAccounts) ->
     accounts.all_sealed = accounts.seal_key is not None
 
 
+def _seal_clients(settings: Settings, vault: Vault, clients: ClientApps) -> None:
+    clients.seal_key = vault.row_seal_key("client_app")
+    _seal_once(settings, CLIENTS_SEALED, clients.seal_key, clients.seal_unsealed)
+    clients.all_sealed = clients.seal_key is not None
+
+
+def _seal_care(
+    settings: Settings, vault: Vault, care: CareRelationships, registrations: Registrations
+) -> None:
+    """Care relationships and registrations open a patient's record (adversary round
+    70): sealed as the accounts are."""
+    care.seal_key = vault.row_seal_key("care_relationship")
+    _seal_once(settings, CARE_SEALED, care.seal_key, care.seal_unsealed)
+    care.all_sealed = care.seal_key is not None
+    registrations.seal_key = vault.row_seal_key("patient_registration")
+    _seal_once(settings, REGISTRATIONS_SEALED, registrations.seal_key, registrations.seal_unsealed)
+    registrations.all_sealed = registrations.seal_key is not None
+
+
 #: The anchors' names for the tables whose rows are all sealed (``keys.anchors``).
 ACCOUNTS_SEALED = "staff_account"
 CONTAINMENT_SEALED = "containment"
 GRANTS_SEALED = "break_glass"
 SESSIONS_SEALED = "auth_session"
+MEASURES_RECORDED = "containment-measures"
+CLIENTS_SEALED = "client_app"
+CARE_SEALED = "care_relationship"
+REGISTRATIONS_SEALED = "patient_registration"
 
 
 def build_services(
@@ -348,9 +373,9 @@ def build_services(
         engine, lambda practitioner: vault.token("CareRelationship", "practitioner", practitioner)
     )
     break_glass = BreakGlass(engine, keys, envelope, settings.break_glass_minutes, clock)
-    access = AccessControl(
-        engine, signer, sessions, care, break_glass, Registrations(engine, clock), clock
-    )
+    registrations = Registrations(engine, clock)
+    _seal_care(settings, vault, care, registrations)
+    access = AccessControl(engine, signer, sessions, care, break_glass, registrations, clock)
     if create_keys and not settings.resolved_id_token_key_path.exists():
         rsa_key(settings.resolved_id_token_key_path)
     id_tokens = IdTokens(
@@ -379,6 +404,11 @@ def build_services(
     containment.altered = containment_altered(audit_ledger.writer, now_us)
     _seal_once(settings, CONTAINMENT_SEALED, containment.seal_key, containment.seal_unsealed)
     containment.all_sealed = containment.seal_key is not None
+    if containment.seal_key is not None:
+        containment.register = MeasureRegister(measures_path(settings.resolved_keyring_path))
+        # The measures on before the register began are written to it once, as the rows
+        # from before sealing were sealed (adversary round 70).
+        _seal_once(settings, MEASURES_RECORDED, containment.seal_key, containment.record_active)
     if keys is not None:
         keys.locked = lambda: containment.current().key_lockdown
         keys.shred_check_seconds = settings.containment_refresh_seconds
@@ -404,6 +434,10 @@ def build_services(
     _seal_accounts(settings, vault, accounts)
     sessions.account_genuine = accounts.genuine_session
     sessions.account_altered = account_altered(audit_ledger.writer, now_us)
+    sessions.bound_genuine = accounts.genuine_bound
+    _seal_clients(settings, vault, clients)
+    clients.altered = client_altered(audit_ledger.writer, now_us)
+    sessions.client_genuine = clients.genuine_session
     break_glass.seal_key = vault.row_seal_key("break_glass")
     _seal_once(settings, GRANTS_SEALED, break_glass.seal_key, break_glass.seal_unsealed)
     break_glass.all_sealed = break_glass.seal_key is not None

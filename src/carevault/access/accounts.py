@@ -234,6 +234,19 @@ class StaffAccounts:
             row.staff_seal,
         )
 
+    def genuine_bound(self, row: Any) -> bool:
+        """``genuine`` for the integration account a session's client app acts for
+        (``Sessions._row``: its columns labelled ``bound_``; adversary round 70)."""
+        return self.genuine(
+            row.bound_account_id,
+            row.bound_username,
+            row.bound_role,
+            row.bound_clinics,
+            row.bound_practitioner_id,
+            row.bound_suspended_us is not None,
+            row.bound_seal,
+        )
+
     def seal_unsealed(self) -> int:
         """Seal every account that has no seal, as it stands (once, when sealing begins);
         returns how many."""
@@ -350,6 +363,15 @@ class StaffAccounts:
                 select(staff_account).where(staff_account.c.account_id == account_id)
             ).first()
         return None if row is None else _account(row)
+
+    def get_genuine(self, account_id: str) -> Account | None:
+        """``get`` for an account about to be granted something (the one a client app
+        acts for, adversary round 70): None for one whose row does not match its seal."""
+        with read_transaction(self.engine) as connection:
+            row = connection.execute(
+                select(staff_account).where(staff_account.c.account_id == account_id)
+            ).first()
+        return None if row is None or not self._genuine_row(row) else _account(row)
 
     def all(self) -> list[Account]:
         with read_transaction(self.engine) as connection:

@@ -73,6 +73,25 @@ def grant_altered(audit: AuditTrail, now_us: Callable[[], int]) -> Callable[[str
     return record
 
 
+def client_altered(audit: AuditTrail, now_us: Callable[[], int]) -> Callable[[str], None]:
+    """What ``ClientApps.altered`` is told, recorded: an ``auth:client:altered`` entry
+    naming the app (submitted, not waited for), raised by the detectors as a critical
+    alert (``detect.tamper``; adversary round 70)."""
+
+    def record(client_id: str) -> None:
+        log.error("client app %s was altered in the database: refused", client_id)
+        _record_altered(
+            audit,
+            now_us,
+            Tag.CLIENT_ALTERED,
+            f"client app {client_id} does not match its seal: its clinics, scopes, "
+            "credentials, account or revocation were edited in the database; refused",
+            {"client": client_id},
+        )
+
+    return record
+
+
 def session_altered(audit: AuditTrail, now_us: Callable[[], int]) -> Callable[[str], None]:
     """What ``Sessions.session_altered`` is told, recorded: an ``auth:session:altered``
     entry naming the session, raised by the detectors as a critical alert."""

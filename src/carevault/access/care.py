@@ -9,14 +9,24 @@ that inside the same transaction, in a table of clear clinic ids, blind practiti
 tokens and windows. A clinician has a care relationship
 with a patient now if a window covers now for one of their clinics or for them as a
 practitioner.
+
+Each row is sealed (``care_seal``: an HMAC under a key derived from the index key, which
+the database does not hold; adversary round 70): a row inserted or widened by someone
+who may write to the database but holds no key opens nothing to a clinician's reading
+(``exists``). What it may still change is a search's count (``patients``, SQL) and what
+the detectors take as explained (``detect.explain``), both left open.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
+import hmac
+import json
+import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import tzinfo
 from typing import Any
 
@@ -27,17 +37,40 @@ from sqlalchemy import (
     Select,
     bindparam,
     delete,
-    exists,
     insert,
     or_,
     select,
+    update,
 )
 
 from carevault.access.tables import care_relationship, care_vouched, staff_account
-from carevault.db import driver_executemany, driver_scalar, read_transaction
+from carevault.db import driver_all, driver_executemany, read_transaction, write_transaction
 from carevault.domain.care import CareEvent, CareSource, Opened, Window
 from carevault.fhir.care import CARE_TYPES as CARE_TYPES
 from carevault.fhir.care import CareFacts, care_facts
+
+log = logging.getLogger("carevault.access")
+
+#: The columns a care relationship's seal covers, in order (all but the seal).
+SEALED_COLUMNS = (
+    "patient_pseudonym",
+    "clinic_id",
+    "practitioner_token",
+    "source_row_id",
+    "valid_from_us",
+    "valid_until_us",
+    "granted_by",
+)
+
+
+def _plain(value: Any) -> Any:
+    return bytes(value).hex() if isinstance(value, bytes | bytearray | memoryview) else value
+
+
+def care_seal(key: bytes, row: Mapping[Any, Any]) -> bytes:
+    """The seal of a ``care_relationship`` row as stored (its ``SEALED_COLUMNS``)."""
+    fields = ["carevault-care/1", *(_plain(row[name]) for name in SEALED_COLUMNS)]
+    return hmac.new(key, json.dumps(fields).encode(), hashlib.sha256).digest()
 
 
 def care_event(
@@ -72,23 +105,21 @@ def _whom(clinic_id: str | None, token: bytes | None) -> tuple[str, str | bytes 
 
 
 @functools.cache
-def _exists(clinics: int) -> Select[tuple[bool]]:
-    """Whether a clinician (by one of ``clinics`` clinics, or by practitioner token) has a
-    care relationship with a patient now. Built once per number of clinics: an
-    expanding ``IN`` parameter had SQLAlchemy rewrite the SQL on every execution, which
-    cost more than the query."""
+def _exists(clinics: int) -> Select[Any]:
+    """The care relationships a clinician (by one of ``clinics`` clinics, or by
+    practitioner token) has with a patient now, with their seals (``exists`` checks
+    them). Built once per number of clinics: an expanding ``IN`` parameter had
+    SQLAlchemy rewrite the SQL on every execution, which cost more than the query."""
     return select(
-        exists().where(
-            care_relationship.c.patient_pseudonym == bindparam("pseudonym"),
-            or_(
-                care_relationship.c.clinic_id.in_(
-                    [bindparam(f"clinic_{n}") for n in range(clinics)]
-                ),
-                care_relationship.c.practitioner_token == bindparam("token"),
-            ),
-            care_relationship.c.valid_from_us <= bindparam("now"),
-            care_relationship.c.valid_until_us >= bindparam("now"),
-        )
+        *(care_relationship.c[name] for name in SEALED_COLUMNS), care_relationship.c.seal
+    ).where(
+        care_relationship.c.patient_pseudonym == bindparam("pseudonym"),
+        or_(
+            care_relationship.c.clinic_id.in_([bindparam(f"clinic_{n}") for n in range(clinics)]),
+            care_relationship.c.practitioner_token == bindparam("token"),
+        ),
+        care_relationship.c.valid_from_us <= bindparam("now"),
+        care_relationship.c.valid_until_us >= bindparam("now"),
     )
 
 
@@ -119,6 +150,52 @@ class CareRelationships:
         self.cache_seconds = cache_seconds
         self._answers: dict[tuple[str, frozenset[str], str | None], tuple[float, bool]] = {}
         self._lock = threading.Lock()
+        #: The key rows are sealed with (None with encryption off) and whether every row
+        #: has been sealed (the composition root sets both: ``keys.anchors``).
+        self.seal_key: bytes | None = None
+        self.all_sealed = False
+
+    def _genuine(self, row: Mapping[Any, Any]) -> bool:
+        """Whether a row is as CareVault wrote it (always, with no key); one that is not
+        opens nothing, and is logged (no patient named)."""
+        if self.seal_key is None:
+            return True
+        seal = row["seal"]
+        if seal is None:
+            genuine = not self.all_sealed
+        else:
+            genuine = hmac.compare_digest(bytes(seal), care_seal(self.seal_key, row))
+        if not genuine:
+            log.error("a care relationship does not match its seal: it opens nothing")
+        return genuine
+
+    def _seal(self, row: Mapping[Any, Any]) -> bytes | None:
+        return None if self.seal_key is None else care_seal(self.seal_key, row)
+
+    def seal_unsealed(self) -> int:
+        """Seal every row that has no seal, as it stands (once, when sealing begins);
+        returns how many."""
+        if self.seal_key is None:
+            return 0
+        with write_transaction(self.engine) as connection:
+            rows = connection.execute(
+                select(care_relationship).where(care_relationship.c.seal.is_(None))
+            ).all()
+            for row in rows:
+                connection.execute(
+                    update(care_relationship)
+                    .where(
+                        *(
+                            care_relationship.c[name].is_(None)
+                            if row._mapping[name] is None
+                            else care_relationship.c[name] == row._mapping[name]
+                            for name in SEALED_COLUMNS
+                        ),
+                        care_relationship.c.seal.is_(None),
+                    )
+                    .values(seal=self._seal(row._mapping))
+                )
+        return len(rows)
 
     def _token(self, practitioner_id: str) -> bytes:
         found = self._tokens.get(practitioner_id)
@@ -242,7 +319,7 @@ class CareRelationships:
     ) -> list[dict[str, Any]]:
         """The rows ``add`` would insert, for ``add_rows`` to insert later in the same
         transaction (a bulk load by the system: nothing in it reads them back)."""
-        return [
+        rows = [
             {
                 **self._party(pseudonym, item),
                 "source_row_id": source_row_id,
@@ -252,6 +329,7 @@ class CareRelationships:
             }
             for item in relationships
         ]
+        return [{**row, "seal": self._seal(row)} for row in rows]
 
     def add_rows(self, connection: Connection, rows: list[dict[str, Any]]) -> None:
         """Inside the write's transaction: insert rows made by ``rows``, in one statement."""
@@ -299,7 +377,7 @@ class CareRelationships:
         query = _exists(len(clinic_ids))
         if connection is not None:
             params = self._params(pseudonym, clinic_ids, practitioner_id, now_us)
-            return bool(driver_scalar(connection, query, params))
+            return self._any_genuine(driver_all(connection, query, params))
         key = (pseudonym, clinic_ids, practitioner_id)
         moment = time.monotonic()
         with self._lock:
@@ -308,15 +386,19 @@ class CareRelationships:
             return cached[1]
         params = self._params(pseudonym, clinic_ids, practitioner_id, now_us)
         if reading is not None:
-            answer = bool(driver_scalar(reading, query, params))
+            answer = self._any_genuine(driver_all(reading, query, params))
         else:
             with read_transaction(self.engine) as fresh:
-                answer = bool(driver_scalar(fresh, query, params))
+                answer = self._any_genuine(driver_all(fresh, query, params))
         with self._lock:
             if len(self._answers) > 50_000:
                 self._answers.clear()
             self._answers[key] = (moment, answer)
         return answer
+
+    def _any_genuine(self, rows: list[tuple[Any, ...]]) -> bool:
+        names = (*SEALED_COLUMNS, "seal")
+        return any(self._genuine(dict(zip(names, row, strict=True))) for row in rows)
 
     def ever(self, pseudonym: str, clinic_ids: frozenset[str], practitioner_id: str | None) -> bool:
         """Whether a care relationship with the patient was ever opened to one of

@@ -13,9 +13,10 @@ import hmac
 import json
 import re
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from ipaddress import ip_address
+from typing import Any
 from urllib.parse import urlsplit
 
 from sqlalchemy import Engine, insert, select, update
@@ -32,6 +33,38 @@ _CLIENT_ID = re.compile(r"^[a-z0-9][a-z0-9\-_.]{2,63}$")
 
 class ClientError(ValueError):
     pass
+
+
+#: Why a client app whose row does not match its seal is refused (a session's state).
+CLIENT_ALTERED = "client app record altered in the database"
+
+#: The columns a client app's seal covers, in order: all but ``created_us`` and the seal.
+SEALED_COLUMNS = (
+    "client_id",
+    "name",
+    "kind",
+    "secret_hash",
+    "redirect_uris",
+    "scopes",
+    "clinic_ids",
+    "account_id",
+    "jwks",
+)
+
+
+def client_seal(key: bytes, columns: Mapping[Any, Any], revoked: bool) -> bytes:
+    """The seal of a ``client_app`` row whose ``SEALED_COLUMNS`` are ``columns`` (as
+    stored), and whether it is revoked."""
+    fields = ["carevault-client/1", *(columns[name] for name in SEALED_COLUMNS), revoked]
+    return hmac.new(key, json.dumps(fields).encode(), hashlib.sha256).digest()
+
+
+#: A session's row (``Sessions._row``) names the app's columns so.
+SESSION_LABELS = {name: f"client_{name}" for name in SEALED_COLUMNS} | {
+    "client_id": "client_id",
+    "clinic_ids": "client_clinics",
+    "account_id": "bound_account_id",
+}
 
 
 @dataclass(frozen=True)
@@ -104,6 +137,68 @@ class ClientApps:
     def __init__(self, engine: Engine, clock: Clock = utc_now) -> None:
         self.engine = engine
         self.clock = clock
+        #: The key apps are sealed with (None with encryption off) and whether every app
+        #: has been sealed, so that one without a seal was stripped of it; whom to tell,
+        #: once a process, of an app whose row does not match. The composition root sets
+        #: them (``keys.anchors``).
+        self.seal_key: bytes | None = None
+        self.all_sealed = False
+        self.altered: Callable[[str], None] | None = None
+        self._told: set[str] = set()
+
+    # --- the app's seal --------------------------------------------------------------------
+
+    def _seal(self, columns: Mapping[Any, Any], revoked: bool) -> bytes | None:
+        return None if self.seal_key is None else client_seal(self.seal_key, columns, revoked)
+
+    def _genuine(self, columns: Mapping[Any, Any], revoked: bool, seal: bytes | None) -> bool:
+        expected = self._seal(columns, revoked)
+        if expected is None:
+            return True
+        if seal is None:
+            return not self.all_sealed
+        return hmac.compare_digest(bytes(seal), expected)
+
+    def _checked(self, row: Any) -> bool:
+        """Whether a ``client_app`` row is as CareVault wrote it; one that is not is told
+        (once a process)."""
+        m = row._mapping
+        return self._told_unless(
+            str(m["client_id"]),
+            self._genuine(m, m["revoked_us"] is not None, m["seal"]),
+        )
+
+    def genuine_session(self, row: Any) -> bool:
+        """``_checked`` for a session's row (``Sessions._row``: the app's columns
+        labelled ``SESSION_LABELS``)."""
+        m = row._mapping
+        columns = {name: m[label] for name, label in SESSION_LABELS.items()}
+        return self._told_unless(
+            str(m["client_id"]),
+            self._genuine(columns, m["client_revoked_us"] is not None, m["client_seal"]),
+        )
+
+    def _told_unless(self, client_id: str, genuine: bool) -> bool:
+        if not genuine and client_id not in self._told:
+            self._told.add(client_id)
+            if self.altered is not None:
+                self.altered(client_id)
+        return genuine
+
+    def seal_unsealed(self) -> int:
+        """Seal every app that has no seal, as it stands (once, when sealing begins);
+        returns how many."""
+        if self.seal_key is None:
+            return 0
+        with write_transaction(self.engine) as connection:
+            rows = connection.execute(select(client_app).where(client_app.c.seal.is_(None))).all()
+            for row in rows:
+                connection.execute(
+                    update(client_app)
+                    .where(client_app.c.client_id == row.client_id)
+                    .values(seal=self._seal(row._mapping, row.revoked_us is not None))
+                )
+        return len(rows)
 
     def add(
         self,
@@ -152,19 +247,23 @@ class ClientApps:
             ).first()
             if exists is not None:
                 raise ClientError(f"client {client_id} exists")
+            columns: dict[str, Any] = {
+                "client_id": client_id,
+                "name": name,
+                "kind": "confidential" if confidential else "public",
+                "secret_hash": _hash_secret(secret) if secret else None,
+                "redirect_uris": json.dumps(list(redirect_uris)),
+                "scopes": scopes,
+                "clinic_ids": ",".join(sorted(clinic_ids)),
+                "account_id": account_id,
+                "jwks": jwks,
+            }
             connection.execute(
                 insert(client_app).values(
-                    client_id=client_id,
-                    name=name,
-                    kind="confidential" if confidential else "public",
-                    secret_hash=_hash_secret(secret) if secret else None,
-                    redirect_uris=json.dumps(list(redirect_uris)),
-                    scopes=scopes,
-                    clinic_ids=",".join(sorted(clinic_ids)),
+                    **columns,
                     revoked_us=None,
                     created_us=to_micros(self.clock()),
-                    account_id=account_id,
-                    jwks=jwks,
+                    seal=self._seal(columns, revoked=False),
                 )
             )
         found = self.get(client_id)
@@ -172,11 +271,13 @@ class ClientApps:
         return found, secret
 
     def get(self, client_id: str) -> ClientApp | None:
+        """The app, to be granted something: None for one whose row does not match its
+        seal (as for one not registered), which is told."""
         with read_transaction(self.engine) as connection:
             row = connection.execute(
                 select(client_app).where(client_app.c.client_id == client_id)
             ).first()
-        return None if row is None else _client(row)
+        return None if row is None or not self._checked(row) else _client(row)
 
     def all(self) -> list[ClientApp]:
         with read_transaction(self.engine) as connection:
@@ -189,30 +290,38 @@ class ClientApps:
         Confidential apps run on servers and get none."""
         with read_transaction(self.engine) as connection:
             rows = connection.execute(
-                select(client_app.c.redirect_uris).where(
+                select(client_app).where(
                     client_app.c.kind == "public", client_app.c.revoked_us.is_(None)
                 )
             ).all()
         origins = (
             browser_origin(uri)
             for row in rows
+            if self._checked(row)
             for uri in json.loads(row.redirect_uris)
             if redirect_uri_refusal(uri) is None  # one stored before URLs were judged whole
         )
         return frozenset(origin for origin in origins if origin is not None)
 
     def revoke(self, client_id: str) -> ClientApp:
+        """Revoke the app, its row sealed so. One whose row was altered keeps its old seal
+        (revoking it does not make it genuine), and is revoked all the same."""
         with write_transaction(self.engine) as connection:
-            changed = connection.execute(
-                update(client_app)
-                .where(client_app.c.client_id == client_id)
-                .values(revoked_us=to_micros(self.clock()))
-            ).rowcount
-        if changed != 1:
-            raise ClientError(f"no client {client_id}")
-        found = self.get(client_id)
-        assert found is not None  # noqa: S101
-        return found
+            row = connection.execute(
+                select(client_app).where(client_app.c.client_id == client_id)
+            ).first()
+            if row is None:
+                raise ClientError(f"no client {client_id}")
+            values: dict[str, Any] = {"revoked_us": to_micros(self.clock())}
+            if self._genuine(row._mapping, row.revoked_us is not None, row.seal):
+                values["seal"] = self._seal(row._mapping, revoked=True)
+            connection.execute(
+                update(client_app).where(client_app.c.client_id == client_id).values(**values)
+            )
+            row = connection.execute(
+                select(client_app).where(client_app.c.client_id == client_id)
+            ).one()
+        return _client(row)
 
     def authenticate(self, client_id: str, secret: str) -> ClientApp | None:
         """The confidential client, if the secret is right and it is not revoked."""
@@ -224,6 +333,7 @@ class ClientApps:
         matches = hmac.compare_digest(expected, _hash_secret(secret))
         if (
             row is None
+            or not self._checked(row)
             # A client that holds no secret (one registered with its keys) has none to
             # match: the placeholder compared against keeps the time alike, never lets in.
             or row.secret_hash is None

@@ -21,7 +21,7 @@ from sqlalchemy import Engine, insert, select, update
 
 from carevault.access import pkce
 from carevault.access import scopes as smart
-from carevault.access.accounts import Account, SignInFailed, StaffAccounts
+from carevault.access.accounts import ACCOUNT_ALTERED, Account, SignInFailed, StaffAccounts
 from carevault.access.assertions import (
     ASSERTION_TYPE,
     AssertionRefused,
@@ -787,6 +787,12 @@ class OAuth:
                     "invalid_grant",
                     "this client cannot be used now",
                     reason="the app's integration account is suspended or missing",
+                )
+            # Its row checked against its seal: the account's clinics are the app's reach
+            # (adversary round 70).
+            if self.accounts.get_genuine(client.account_id) is None:
+                raise OAuthError(
+                    "invalid_grant", "this client cannot be used now", reason=ACCOUNT_ALTERED
                 )
             clinics = clinics & bound.clinic_ids
         pair = self.sessions.open(

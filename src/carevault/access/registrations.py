@@ -8,29 +8,39 @@ transaction that records why.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
+import logging
 import threading
 import time
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     ColumnElement,
     Connection,
     Engine,
+    LargeBinary,
     Select,
+    String,
     bindparam,
+    cast,
     func,
     insert,
+    null,
     select,
     union,
+    update,
 )
 
 from carevault.access.tables import patient_registration
 from carevault.access.throttle import REGISTRATION, Counted, SignInThrottle
 from carevault.clock import Clock, utc_now
-from carevault.db import driver_all, read_transaction
+from carevault.db import driver_all, read_transaction, write_transaction
 from carevault.vault.tables import resource_head
 
 #: How long an answer is remembered outside writes: as stale at most as session state.
@@ -140,18 +150,40 @@ class Proof(StrEnum):
 #: Built once and run on the driver (``db.driver_all``): every read of a patient's record
 #: looks up where they are registered, and building and executing the statement through
 #: SQLAlchemy cost several times the indexed lookup itself.
-_REGISTERED: Select[Any] = select(patient_registration.c.clinic_id).where(
-    patient_registration.c.patient_pseudonym == bindparam("registered_patient")
-)
-#: The same, with the home clinic (the clinic of the patient's Patient record).
+#: Each row with what its seal covers (``SEALED_COLUMNS``) and its seal.
+_REGISTERED: Select[Any] = select(
+    patient_registration.c.clinic_id,
+    patient_registration.c.registered_us,
+    patient_registration.c.registered_by,
+    patient_registration.c.proof,
+    patient_registration.c.seal,
+).where(patient_registration.c.patient_pseudonym == bindparam("registered_patient"))
+#: The same, with the home clinic (the clinic of the patient's Patient record; no
+#: registration, so no ``registered_us``: its record is sealed in the vault).
 _WITH_HOME: Any = union(
-    select(resource_head.c.clinic_id).where(
+    select(
+        resource_head.c.clinic_id,
+        cast(null(), BigInteger),
+        cast(null(), String),
+        cast(null(), String),
+        cast(null(), LargeBinary),
+    ).where(
         resource_head.c.patient_pseudonym == bindparam("registered_patient"),
         resource_head.c.resource_type == bindparam("registered_type"),
         resource_head.c.clinic_id.is_not(None),
     ),
     _REGISTERED,
 )
+
+log = logging.getLogger("carevault.access")
+
+
+def registration_seal(
+    key: bytes, pseudonym: str, clinic_id: str, registered_us: int, by: str, proof: str
+) -> bytes:
+    """The seal of a ``patient_registration`` row as stored (adversary round 70)."""
+    fields = ["carevault-registration/1", pseudonym, clinic_id, int(registered_us), by, proof]
+    return hmac.new(key, json.dumps(fields).encode(), hashlib.sha256).digest()
 
 
 def registered_columns(pseudonym: ColumnElement[Any]) -> tuple[Any, Any]:
@@ -177,10 +209,6 @@ def registered_columns(pseudonym: ColumnElement[Any]) -> tuple[Any, Any]:
     return registered.label("registered_clinics"), homes.label("home_clinics")
 
 
-def _clinics(rows: list[tuple[Any, ...]]) -> frozenset[str]:
-    return frozenset(str(row[0]) for row in rows)
-
-
 class Registrations:
     def __init__(self, engine: Engine, clock: Clock = utc_now) -> None:
         self.engine = engine
@@ -189,6 +217,65 @@ class Registrations:
         #: an answer forgotten then (a registration made in this process).
         self._answers: dict[tuple[str, bool], tuple[float, frozenset[str] | None]] = {}
         self._lock = threading.Lock()
+        #: The key rows are sealed with (None with encryption off) and whether every row
+        #: has been sealed (the composition root sets both: ``keys.anchors``): a
+        #: registration that does not match places the patient nowhere (round 70).
+        self.seal_key: bytes | None = None
+        self.all_sealed = False
+
+    def _genuine(
+        self, pseudonym: str, clinic_id: str, registered_us: int, by: str, proof: str, seal: Any
+    ) -> bool:
+        if self.seal_key is None:
+            return True
+        if seal is None:
+            genuine = not self.all_sealed
+        else:
+            expected = registration_seal(
+                self.seal_key, pseudonym, clinic_id, registered_us, by, proof
+            )
+            genuine = hmac.compare_digest(bytes(seal), expected)
+        if not genuine:
+            log.error("a registration does not match its seal: it places the patient nowhere")
+        return genuine
+
+    def _clinics(self, pseudonym: str, rows: Sequence[Sequence[Any]]) -> frozenset[str]:
+        """The clinics of rows of ``_REGISTERED`` (or ``_WITH_HOME``: a home clinic has no
+        ``registered_us``), those whose registration does not match its seal left out."""
+        return frozenset(
+            str(row[0])
+            for row in rows
+            if row[1] is None
+            or self._genuine(pseudonym, str(row[0]), int(row[1]), row[2], row[3], row[4])
+        )
+
+    def seal_unsealed(self) -> int:
+        """Seal every registration that has no seal, as it stands (once, when sealing
+        begins); returns how many."""
+        if self.seal_key is None:
+            return 0
+        table = patient_registration
+        with write_transaction(self.engine) as connection:
+            rows = connection.execute(select(table).where(table.c.seal.is_(None))).all()
+            for row in rows:
+                connection.execute(
+                    update(table)
+                    .where(
+                        table.c.patient_pseudonym == row.patient_pseudonym,
+                        table.c.clinic_id == row.clinic_id,
+                    )
+                    .values(
+                        seal=registration_seal(
+                            self.seal_key,
+                            row.patient_pseudonym,
+                            row.clinic_id,
+                            row.registered_us,
+                            row.registered_by,
+                            row.proof,
+                        )
+                    )
+                )
+        return len(rows)
 
     def _keep(
         self, answers: Iterable[tuple[tuple[str, bool], frozenset[str]]], asked: float
@@ -234,7 +321,7 @@ class Registrations:
         # Every value a parameter: the driver is given no value the statement holds.
         params = {"registered_patient": pseudonym, "registered_type": "Patient"}
         if connection is not None:
-            return _clinics(driver_all(connection, statement, params))
+            return self._clinics(pseudonym, driver_all(connection, statement, params))
         key = (pseudonym, with_home)
         moment = time.monotonic()
         with self._lock:
@@ -242,10 +329,10 @@ class Registrations:
         if cached is not None and cached[1] is not None and moment - cached[0] < CACHE_SECONDS:
             return cached[1]
         if reading is not None:
-            found = _clinics(driver_all(reading, statement, params))
+            found = self._clinics(pseudonym, driver_all(reading, statement, params))
         else:
             with read_transaction(self.engine) as fresh:
-                found = _clinics(driver_all(fresh, statement, params))
+                found = self._clinics(pseudonym, driver_all(fresh, statement, params))
         self._keep([(key, found)], moment)
         return found
 
@@ -260,6 +347,9 @@ class Registrations:
         the clinics of their registrations, and of their Patient record) as ``clinics``
         would have read it, by a query sent at ``asked`` (``time.monotonic()``): lookups
         within ``CACHE_SECONDS`` of that answer from it."""
+        if registered and self.seal_key is not None:
+            # Registrations to check against their seals: ``clinics`` reads them whole.
+            return
         extra = frozenset(str(clinic) for clinic in registered or ())
         with_home = extra | frozenset(str(clinic) for clinic in homes or ())
         self._keep([((pseudonym, False), extra), ((pseudonym, True), with_home)], asked)
@@ -277,7 +367,7 @@ class Registrations:
             resource_head.c.patient_pseudonym.in_(wanted),
         )
         extra_query = select(
-            patient_registration.c.patient_pseudonym, patient_registration.c.clinic_id
+            patient_registration.c.patient_pseudonym, *_REGISTERED.selected_columns
         ).where(patient_registration.c.patient_pseudonym.in_(wanted))
         held = read_transaction(self.engine) if reading is None else nullcontext(reading)
         moment = time.monotonic()
@@ -285,8 +375,8 @@ class Registrations:
             for pseudonym, clinic in connection.execute(home_query):
                 if clinic:
                     homes[pseudonym].add(str(clinic))
-            for pseudonym, clinic in connection.execute(extra_query):
-                extras[pseudonym].add(str(clinic))
+            for pseudonym, *row in connection.execute(extra_query):
+                extras[pseudonym] |= self._clinics(pseudonym, [row])
         answers: list[tuple[tuple[str, bool], frozenset[str]]] = []
         for pseudonym in wanted:
             extra = frozenset(extras[pseudonym])
@@ -311,11 +401,13 @@ class Registrations:
             )
             extras = connection.execute(
                 select(
-                    patient_registration.c.patient_pseudonym, patient_registration.c.clinic_id
+                    patient_registration.c.patient_pseudonym, *_REGISTERED.selected_columns
                 ).where(patient_registration.c.patient_pseudonym.in_(chunk))
             )
-            for pseudonym, clinic in [*homes, *extras]:
+            for pseudonym, clinic in homes:
                 found[pseudonym].add(str(clinic))
+            for pseudonym, *row in extras:
+                found[pseudonym] |= self._clinics(pseudonym, [row])
         return {pseudonym: frozenset(clinics) for pseudonym, clinics in found.items()}
 
     def register(
@@ -334,6 +426,11 @@ class Registrations:
         transaction and kept up to date since (saves reading them again)."""
         if clinic_id in (known if known is not None else self.clinics(pseudonym, connection)):
             return False
+        seal = None
+        if self.seal_key is not None:
+            seal = registration_seal(
+                self.seal_key, pseudonym, clinic_id, now_us, by[:120], str(proof)
+            )
         connection.execute(
             insert(patient_registration).values(
                 patient_pseudonym=pseudonym,
@@ -341,6 +438,7 @@ class Registrations:
                 registered_us=now_us,
                 registered_by=by[:120],
                 proof=str(proof),
+                seal=seal,
             )
         )
         forgotten = time.monotonic()  # an answer asked for before now is not kept

@@ -32,6 +32,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, Engine, insert, select, update
 
 from carevault.access.accounts import ACCOUNT_ALTERED
+from carevault.access.clients import CLIENT_ALTERED
 from carevault.access.tables import auth_session, client_app, refresh_token, staff_account
 from carevault.access.tokens import TokenSigner
 from carevault.clock import Clock, to_micros, utc_now
@@ -160,6 +161,11 @@ class Sessions:
         self.account_genuine: Callable[[Any], bool] | None = None
         self.account_altered: Callable[[str], None] | None = None
         self._told: set[str] = set()
+        #: Whether a session's client app row is as CareVault wrote it (``ClientApps``'s
+        #: seal, adversary round 70; it tells of one that is not), and the app's bound
+        #: integration account's row (``StaffAccounts``). Set by the composition root.
+        self.client_genuine: Callable[[Any], bool] | None = None
+        self.bound_genuine: Callable[[Any], bool] | None = None
         #: The key sessions are sealed with (``session_seal``; None with encryption off),
         #: whether every session has been sealed, and whom to tell of one that does not
         #: match: set by the composition root.
@@ -583,18 +589,38 @@ class Sessions:
         return _why_not_live(row, to_micros(self.clock()), expiry=False) or self._altered(row)
 
     def _altered(self, row: Any) -> str:
-        """Why the session may not act if its row, or its account's, was edited without
-        the key (whom it acts for, its scopes or patient, its revocation or step-up; the
-        account's role, clinics or practitioner): told once a process; else empty."""
+        """Why the session may not act if a row it stands on was edited without the key:
+        its account's (its role, clinics or practitioner), its client app's (adversary
+        round 70), or the account the app acts for; each told once a process; else
+        empty. The session's own row first (whom it acts for, its scopes or patient, its
+        revocation or step-up)."""
         if not self._genuine(row):
             return SESSION_ALTERED
-        if row.account_id is None or self.account_genuine is None or self.account_genuine(row):
-            return ""
-        if row.account_id not in self._told:
-            self._told.add(row.account_id)
+        if row.account_id is not None:
+            if self.account_genuine is None or self.account_genuine(row):
+                return ""
+            self._tell(str(row.account_id))
+            return ACCOUNT_ALTERED
+        if (
+            row.client_kind is not None
+            and self.client_genuine is not None
+            and not self.client_genuine(row)
+        ):
+            return CLIENT_ALTERED
+        if (
+            row.bound_account_id is not None
+            and self.bound_genuine is not None
+            and not self.bound_genuine(row)
+        ):
+            self._tell(str(row.bound_account_id))
+            return ACCOUNT_ALTERED
+        return ""
+
+    def _tell(self, account_id: str) -> None:
+        if account_id not in self._told:
+            self._told.add(account_id)
             if self.account_altered is not None:
-                self.account_altered(str(row.account_id))
-        return ACCOUNT_ALTERED
+                self.account_altered(account_id)
 
     def _load(self, session_id: str) -> SessionState:
         now_us = to_micros(self.clock())
@@ -638,9 +664,18 @@ class Sessions:
                     client_app.c.revoked_us.label("client_revoked_us"),
                     client_app.c.clinic_ids.label("client_clinics"),
                     client_app.c.account_id.label("bound_account_id"),
+                    # The rest of what the app's seal covers (``clients.SESSION_LABELS``).
+                    client_app.c.name.label("client_name"),
+                    client_app.c.secret_hash.label("client_secret_hash"),
+                    client_app.c.redirect_uris.label("client_redirect_uris"),
+                    client_app.c.jwks.label("client_jwks"),
+                    client_app.c.seal.label("client_seal"),
                     bound.c.role.label("bound_role"),
                     bound.c.suspended_us.label("bound_suspended_us"),
                     bound.c.clinic_ids.label("bound_clinics"),
+                    bound.c.username.label("bound_username"),
+                    bound.c.practitioner_id.label("bound_practitioner_id"),
+                    bound.c.seal.label("bound_seal"),
                 )
                 .outerjoin(staff_account, staff_account.c.account_id == auth_session.c.account_id)
                 .outerjoin(client_app, client_app.c.client_id == auth_session.c.client_id)

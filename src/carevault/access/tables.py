@@ -62,6 +62,10 @@ client_app = Table(
     # A confidential client that signs assertions instead of holding a secret: its public
     # JWK Set (records_0024, ``access/assertions.py``).
     Column("jwks", Text, nullable=True),
+    # HMAC-SHA256 of every column but created_us under a key derived from the index key
+    # (``clients.client_seal``, records_0037): an app's clinics, scopes, secret, keys,
+    # bound account or revocation edited by someone without the key no longer match.
+    Column("seal", LargeBinary, nullable=True),
 )
 
 #: The ``jti`` of each client assertion accepted, hashed, kept until the assertion
@@ -194,6 +198,10 @@ patient_registration = Table(
     Column("registered_us", BigInteger, nullable=False),
     Column("registered_by", String(120), nullable=False),
     Column("proof", String(32), nullable=False),
+    # HMAC-SHA256 of the row's other columns under a key derived from the index key
+    # (``registrations.registration_seal``, records_0038): a registration inserted by
+    # someone without the key places the patient nowhere. NULL in rows written before.
+    Column("seal", LargeBinary, nullable=True),
 )
 
 #: Derived from Encounters, Appointments and CareTeams when they are written: who
@@ -212,6 +220,10 @@ care_relationship = Table(
     # (``domain.care.made_by``): it explains none of their accesses to the detectors.
     # None: the system made it, or someone else's write corroborated it (records_0022).
     Column("granted_by", LargeBinary, nullable=True),
+    # HMAC-SHA256 of the row's other columns under a key derived from the index key
+    # (``care.care_seal``, records_0038): a row inserted or widened by someone without the
+    # key opens nothing. NULL in rows written before.
+    Column("seal", LargeBinary, nullable=True),
     Index("ix_care_relationship_patient", "patient_pseudonym", "valid_until_us"),
     Index("ix_care_relationship_source", "source_row_id"),
     Index("ix_care_relationship_clinic", "clinic_id", "valid_until_us"),

@@ -48,6 +48,7 @@ from carevault.db import make_engine, read_transaction, write_transaction
 from carevault.incidents.tables import ledger_segment
 from carevault.keys.anchors import ANCHORS, anchors_path
 from carevault.keys.files import write_private
+from carevault.keys.measures import MEASURES, measures_path
 from carevault.keys.shreds import REGISTER, register_path
 from carevault.keys.tables import data_key
 from carevault.ledger.events import AuditEvent, Outcome, Tag
@@ -278,6 +279,11 @@ def _key_sources(settings: Settings) -> dict[str, Path]:
     anchors = anchors_path(settings.resolved_keyring_path)
     if anchors.exists():
         sources[ANCHORS] = anchors
+    # And the containment measures' register (``keys.measures``): a backup's own names the
+    # measures started before it was taken, as its data does.
+    measures = measures_path(settings.resolved_keyring_path)
+    if measures.exists():
+        sources[MEASURES] = measures
     return sources
 
 
@@ -366,6 +372,7 @@ def restore_backup(source: Path, settings: Settings, keys_source: Path | None, b
         SHREDS: register_path(settings.resolved_keyring_path),
         ANCHORS: anchors_path(settings.resolved_keyring_path),
         **_handed_out_keys(settings),
+        MEASURES: measures_path(settings.resolved_keyring_path),
     }
     for name, path in destinations.items():
         if name in manifest.key_files and (name != KEYRING or settings.key_provider == "local"):

@@ -9,10 +9,11 @@ does not hold): someone who may write to the database but holds no key, who rele
 PHI-offline or a suspension by editing its row, does not lift it. A process keeps a mode
 on that it saw on and that ended with no sealed release, or whose row was deleted, and at
 start keeps on every mode whose release is not sealed (adversary round 69); each is
-reported once (``altered``), for the ledger and an officer. What a process started after
-the edit cannot know: a row deleted outright (nothing of it is left to check), or an
-active row's columns edited (it reports the row, and obeys what the row now says); the
-stop 55 review left both open (docs/threat-model.md). Rows from before sealing
+reported once (``altered``), for the ledger and an officer. A process started after the
+edit learns of a row deleted outright, or an active row's columns edited, from the
+measures' register beside the keyring (``keys.measures``, adversary round 70): each
+measure is written there when it starts and when it is released, and one there with no
+sealed release in the database is kept on as the register names it. Rows from before sealing
 began are sealed as they stand at the first start after it (``seal_unsealed``), noted
 beside the keyring (``all_sealed``); a store without that note takes an unsealed row
 older than every sealed one for a row from before.
@@ -37,6 +38,7 @@ from sqlalchemy.exc import IntegrityError
 
 from carevault.containment.tables import containment
 from carevault.db import read_transaction, refuse_on_the_loop, write_transaction
+from carevault.keys.measures import Measure, MeasureRegister
 from carevault.keys.words import SealedWords
 
 log = logging.getLogger("carevault.containment")
@@ -174,6 +176,28 @@ def _still_on(item: Containment) -> Containment:
     return replace(item, released_us=None, released_by=None)
 
 
+#: The reason of a measure kept on from the register (``keys.measures``), which holds no
+#: officer's words; its row, if any, is what was altered.
+FROM_REGISTER = "kept on from the measures' register: its row was altered in the database"
+
+
+def _measure(item: Containment) -> Measure:
+    return Measure(
+        item.containment_id, item.mode.value, item.target, item.started_us, item.started_by
+    )
+
+
+def _is(row: Any, measure: Measure) -> bool:
+    """Whether ``row`` is the row of ``measure`` (an id given again is another measure)."""
+    m = row._mapping
+    return (
+        m["mode"] == measure.mode
+        and m["target"] == measure.target
+        and int(m["started_us"]) == measure.started_us
+        and m["started_by"] == measure.started_by
+    )
+
+
 #: Why a mode is kept on though its row says otherwise (``ContainmentStore.altered``).
 DELETED = "deleted"
 RELEASED_UNSEALED = "released without a sealed release"
@@ -224,6 +248,10 @@ class ContainmentStore:
         self.refresh_seconds = refresh_seconds
         self.seal_key = seal_key
         self.altered: Callable[[Containment, str], None] | None = None
+        #: The measures' register beside the keyring (``keys.measures``; the composition
+        #: root sets it where rows are sealed): written at each start and release, and
+        #: read at each load, so a measure whose row went is known to every process.
+        self.register: MeasureRegister | None = None
         #: Modes kept on against what the table says, by id (``_load``).
         self._held: dict[int, Containment] = {}
         self._reported: set[tuple[int, str]] = set()
@@ -269,6 +297,7 @@ class ContainmentStore:
             ).all()
             if self.seal_key is not None:
                 self._check(connection, rows)
+                self._check_register(connection, rows)
         stored = [self._item(row) for row in rows]
         held = [item for item in self._held.values() if item not in stored]
         active = tuple(sorted((*stored, *held), key=lambda item: item.containment_id))
@@ -341,6 +370,50 @@ class ContainmentStore:
                 self._hold(seen[key], RELEASED_UNSEALED)
             else:
                 self._held.pop(key, None)  # released with a sealed release
+
+    def _check_register(self, connection: Connection, active_rows: Sequence[Any]) -> None:
+        """Hold on every measure the register names as started and not released whose row
+        is not there as it was started, active or with a sealed release: deleted, edited,
+        or released unsealed, before this process ever saw it (left open by the review of
+        round 69; adversary round 70)."""
+        if self.register is None:
+            return
+        measures = [
+            measure
+            for measure in self.register.open_measures()
+            if measure.containment_id not in self._held
+        ]
+        if not measures:
+            return
+        rows = {int(row.containment_id): row for row in active_rows}
+        unseen = [
+            measure.containment_id for measure in measures if measure.containment_id not in rows
+        ]
+        if unseen:
+            rows.update(
+                (int(row.containment_id), row)
+                for row in connection.execute(
+                    select(containment).where(containment.c.containment_id.in_(unseen))
+                ).all()
+            )
+        for measure in measures:
+            row = rows.get(measure.containment_id)
+            if row is not None and _is(row, measure) and self._genuine(row):
+                continue  # on as it stands, or released with a sealed release
+            if row is None or not _is(row, measure):
+                why = DELETED
+            else:
+                why = ALTERED if row.released_us is None else RELEASED_UNSEALED
+            item = Containment(
+                measure.containment_id,
+                Mode(measure.mode),
+                measure.target,
+                FROM_REGISTER,
+                measure.started_us,
+                measure.started_by,
+                opener=self._open,
+            )
+            self._hold(item, why)
 
     def _hold(self, item: Containment, why: str) -> None:
         self._held[item.containment_id] = item
@@ -422,8 +495,42 @@ class ContainmentStore:
                 )
                 if self._sealed_from is None or new_id < self._sealed_from:
                     self._sealed_from = new_id
+        self._record(
+            lambda register: register.started(Measure(new_id, mode.value, target, started_us, by)),
+            new_id,
+        )
         self.refresh()
         return self.get(new_id)
+
+    def _record(self, write: Callable[[MeasureRegister], None], containment_id: int) -> None:
+        """Write to the register; a register out of reach does not stop a measure nor its
+        release (the row, sealed, says it), and is told in the log."""
+        if self.register is None:
+            return
+        try:
+            write(self.register)
+        except OSError as error:
+            log.error(
+                "containment #%d: not written to the measures' register: %s",
+                containment_id,
+                error.strerror or type(error).__name__,
+            )
+
+    def record_active(self) -> int:
+        """Write every active measure whose row is genuine to the register (once, when
+        the register begins: the measures started before it); returns how many."""
+        if self.register is None or self.seal_key is None:
+            return 0
+        with read_transaction(self.engine) as connection:
+            rows = connection.execute(
+                select(containment).where(containment.c.released_us.is_(None))
+            ).all()
+        written = {measure.key for measure in self.register.open_measures()}
+        items = [_row(row) for row in rows if self._genuine(row)]
+        for item in items:
+            if (item.containment_id, item.started_us) not in written:
+                self.register.started(_measure(item))
+        return len(items)
 
     def release(self, containment_id: int, by: str) -> Containment:
         """End a mode: its row released and sealed so. A mode this process holds on
@@ -432,18 +539,22 @@ class ContainmentStore:
         held = self._held.get(containment_id)
         released_us = self.now_us()
         try:
-            self._write_release(containment_id, held, released_us, by)
+            ended = self._write_release(containment_id, held, released_us, by)
         except IntegrityError:
             # Two officers releasing a mode held on after its row was deleted: the second
             # finds it written back, released, by the first.
             raise ValueError(f"no active containment #{containment_id}") from None
+        self._record(
+            lambda register: register.released(containment_id, ended.started_us, released_us),
+            containment_id,
+        )
         self._held.pop(containment_id, None)
         self.refresh()
         return self.get(containment_id)
 
     def _write_release(
         self, containment_id: int, held: Containment | None, released_us: int, by: str
-    ) -> None:
+    ) -> Containment:
         with write_transaction(self.engine) as connection:
             row = connection.execute(
                 select(containment).where(containment.c.containment_id == containment_id)
@@ -475,6 +586,7 @@ class ContainmentStore:
                     statement = statement.where(containment.c.released_us.is_(None))
                 if connection.execute(statement.values(**values)).rowcount != 1:
                     raise ValueError(f"no active containment #{containment_id}")
+        return ended
 
     def get(self, containment_id: int) -> Containment:
         """A mode as this process obeys it: one it holds on against its row (``_load``)

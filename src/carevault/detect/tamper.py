@@ -3,7 +3,8 @@ but holds no key, leaves behind (adversary round 69). A record that fails its in
 check was altered or moved between rows (its sealed body, or the patient or clinic
 beside it); a witness that refuses a checkpoint for a conflict saw the ledger rolled
 back or rewritten; a containment mode released, edited or deleted without the key its
-rows are sealed with is kept on, and told. The caller who met the altered record is not
+rows are sealed with is kept on, and told; a staff account or a client app (round 70)
+whose row does not match its seal is refused, and told. The caller who met the altered record is not
 to blame: the alert is for a person to judge (``respond.RAISE_ONLY``), and names no
 patient, since the row's patient is what may have been altered."""
 
@@ -46,6 +47,12 @@ def tamper_finding(access: Access) -> Finding | None:
             f"ledger entry {access.position}: break-the-glass grant "
             f"{access.detail.get('grant')} does not match its seal: inserted or edited in "
             "the database; it opens nothing and explains no access"
+        )
+    elif access.tag == Tag.CLIENT_ALTERED.value:
+        explanation = (
+            f"ledger entry {access.position}: client app {access.detail.get('client')} "
+            "does not match its seal: its clinics, scopes, credentials, account or "
+            "revocation were edited in the database; it is refused"
         )
     elif access.tag == Tag.CONTAIN_ALTERED.value:
         explanation = (

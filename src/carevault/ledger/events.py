@@ -103,6 +103,9 @@ class Tag(StrEnum):
     #: A session whose row does not match its seal (moved to another account,
     #: lengthened, un-revoked, cleared of its step-up in the database): refused (round 70).
     SESSION_ALTERED = "auth:session:altered"
+    #: A client app whose row does not match its seal (clinics, scopes, secret, keys,
+    #: bound account or revocation edited in the database): refused (round 70).
+    CLIENT_ALTERED = "auth:client:altered"
     #: A witness refused to cosign a checkpoint (adversary round 69): for a conflict or a
     #: failed consistency proof, the ledger was rolled back or rewritten under the server.
     AUDIT_WITNESS_REFUSED = "audit:witness:refused"

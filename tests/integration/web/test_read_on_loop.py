@@ -243,7 +243,11 @@ def test_an_answer_read_before_a_registration_is_not_kept_after_it(services: Ser
     registrations = services.access.registrations
     asked = time.monotonic()
     registrations._answers[("p-late", True)] = (time.monotonic(), None)  # forgotten now
-    registrations.remember("p-late", ["clinic-old"], ["clinic-old"], asked)
+    # Home clinics only: registrations beyond them are not kept from a prefetch, whose
+    # aggregate carries no seals (adversary round 70), and are read whole by ``clinics``.
+    registrations.remember("p-late", [], ["clinic-old"], asked)
     assert registrations._answers[("p-late", True)][1] is None
-    registrations.remember("p-late", ["clinic-new"], ["clinic-new"], time.monotonic())
+    registrations.remember("p-late", [], ["clinic-new"], time.monotonic())
+    assert registrations._answers[("p-late", True)][1] == frozenset({"clinic-new"})
+    registrations.remember("p-late", ["clinic-far"], ["clinic-new"], time.monotonic())
     assert registrations._answers[("p-late", True)][1] == frozenset({"clinic-new"})
