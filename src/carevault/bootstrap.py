@@ -461,6 +461,7 @@ def build_services(
         sessions,
         now_us,
         break_glass.genuine,
+        care.genuine,
         officer_words(keys, "system:detect", ALERT_WORDS),
     )
     gate.release = detection.budget if settings.detect else None

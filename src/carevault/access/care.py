@@ -13,8 +13,9 @@ practitioner.
 Each row is sealed (``care_seal``: an HMAC under a key derived from the index key, which
 the database does not hold; adversary round 70): a row inserted or widened by someone
 who may write to the database but holds no key opens nothing to a clinician's reading
-(``exists``). What it may still change is a search's count (``patients``, SQL) and what
-the detectors take as explained (``detect.explain``), both left open.
+(``exists``). What it may still change is a search's count (``patients``, SQL), left open;
+the detectors take no row that does not match as explaining an access
+(``detect.explain``).
 """
 
 from __future__ import annotations
@@ -155,7 +156,7 @@ class CareRelationships:
         self.seal_key: bytes | None = None
         self.all_sealed = False
 
-    def _genuine(self, row: Mapping[Any, Any]) -> bool:
+    def genuine(self, row: Mapping[Any, Any]) -> bool:
         """Whether a row is as CareVault wrote it (always, with no key); one that is not
         opens nothing, and is logged (no patient named)."""
         if self.seal_key is None:
@@ -398,7 +399,7 @@ class CareRelationships:
 
     def _any_genuine(self, rows: list[tuple[Any, ...]]) -> bool:
         names = (*SEALED_COLUMNS, "seal")
-        return any(self._genuine(dict(zip(names, row, strict=True))) for row in rows)
+        return any(self.genuine(dict(zip(names, row, strict=True))) for row in rows)
 
     def ever(self, pseudonym: str, clinic_ids: frozenset[str], practitioner_id: str | None) -> bool:
         """Whether a care relationship with the patient was ever opened to one of

@@ -29,12 +29,13 @@ alert; what the same client does outside it is judged as anything else.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import Engine, select
 
+from carevault.access.care import SEALED_COLUMNS as CARE_SEALED
 from carevault.access.tables import break_glass, care_relationship, staff_account
 from carevault.db import read_transaction
 from carevault.detect.model import DAY_US, EXPORT_TAG, Access
@@ -61,11 +62,16 @@ class Explainer:
         practitioner_token: Callable[[str], bytes],
         window: CareWindow,
         grant_genuine: Callable[[Any], bool],
+        care_genuine: Callable[[Mapping[Any, Any]], bool],
     ) -> None:
-        """``grant_genuine``: whether a ``break_glass`` row is as CareVault wrote it
-        (``BreakGlass.genuine``): a grant inserted in the database explains nothing."""
+        """``grant_genuine``, ``care_genuine``: whether a ``break_glass`` row, or a
+        ``care_relationship`` row (its sealed columns and seal, by name), is as CareVault
+        wrote it (``BreakGlass.genuine``, ``CareRelationships.genuine``): a grant or a
+        care relationship inserted in the database explains nothing (adversary round 70:
+        a care row inserted after the fact took a snooping read for care)."""
         self.engine = engine
         self._grant_genuine = grant_genuine
+        self._care_genuine = care_genuine
         self._token_of = practitioner_token
         #: How long care opens a record before and after its visit (``care_days_*``): a
         #: relationship's visit is its window less these, for ``near_care``.
@@ -223,19 +229,27 @@ class Explainer:
         ordered = sorted(pseudonyms)
         with read_transaction(self.engine) as connection:
             for start in range(0, len(ordered), CHUNK):
-                rows = connection.execute(
+                sealed = connection.execute(
                     select(
-                        care_relationship.c.patient_pseudonym,
-                        care_relationship.c.clinic_id,
-                        care_relationship.c.practitioner_token,
-                        care_relationship.c.valid_from_us,
-                        care_relationship.c.valid_until_us,
-                        care_relationship.c.granted_by,
-                        care_relationship.c.source_row_id,
+                        *(care_relationship.c[name] for name in CARE_SEALED),
+                        care_relationship.c.seal,
                     ).where(
                         care_relationship.c.patient_pseudonym.in_(ordered[start : start + CHUNK])
                     )
                 ).all()
+                rows = [
+                    (
+                        row.patient_pseudonym,
+                        row.clinic_id,
+                        row.practitioner_token,
+                        row.valid_from_us,
+                        row.valid_until_us,
+                        row.granted_by,
+                        row.source_row_id,
+                    )
+                    for row in sealed
+                    if self._care_genuine(row._mapping)
+                ]
                 # A window a continuation split (``domain.care.attribute``: the part
                 # someone else's care covered, the rest the writer's) is one visit's
                 # window: its pieces share their record, clinic and practitioner.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -76,11 +76,13 @@ def build_detection(
     sessions: Sessions,
     now_us: Callable[[], int],
     grant_genuine: Callable[[Any], bool],
+    care_genuine: Callable[[Mapping[Any, Any]], bool],
     words: SealedWords | None = None,
 ) -> Detection:
     """``words`` seals officers' reasons for handling alerts (``AlertDesk``);
-    ``grant_genuine`` tells a break-the-glass grant as CareVault wrote it from one
-    written in the database (``BreakGlass.genuine``), which explains no access."""
+    ``grant_genuine`` and ``care_genuine`` tell a break-the-glass grant and a care
+    relationship as CareVault wrote them from ones written in the database
+    (``BreakGlass.genuine``, ``CareRelationships.genuine``), which explain no access."""
     offset = zone_offset_us(settings.timezone)
     alerts = AlertStore(engine)
     flags = Flags(engine, now_us)
@@ -115,6 +117,7 @@ def build_detection(
             practitioner_token,
             CareWindow.of_days(settings.care_days_before, settings.care_days_after),
             grant_genuine,
+            care_genuine,
         ),
         alerts,
         flags,

@@ -1,10 +1,11 @@
-"""Adversary round 70: a break-the-glass grant written in the database explains nothing
-to the detectors (SQLite and PostgreSQL).
+"""Adversary round 70: a break-the-glass grant or a care relationship written in the
+database explains nothing to the detectors (SQLite and PostgreSQL).
 
-A doctor who read a patient outside any care, claiming emergency treatment, and then had
-a grant row inserted covering the read (an insider who may write to the database) saw
-the read taken for explained: ``Explainer`` read the grants' clear columns. Now a grant
-whose row does not match its seal explains nothing, and is itself raised as a critical
+A doctor who read a patient outside any care, and then had a grant row (claiming
+emergency treatment) or a care relationship row inserted covering the read (an insider
+who may write to the database), saw the read taken for explained: ``Explainer`` read the
+grants' and the care relationships' clear columns. Now a row that does not match its
+seal explains nothing; a grant so found is itself raised as a critical
 ``stored-data-altered`` alert."""
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import insert
 
-from carevault.access.tables import break_glass
+from carevault.access.tables import break_glass, care_relationship
 from carevault.detect import alerts_as_dicts
 from carevault.domain.roles import Role
 from carevault.ledger.events import AuditEvent, Outcome, Tag
@@ -74,3 +75,44 @@ def test_a_grant_inserted_in_the_database_explains_no_emergency_read(clinic: Cli
         "the read was taken for explained by a forged grant"
     )
     assert any(a["detector"] == "stored-data-altered" for a in raised)
+
+
+def test_a_care_relationship_inserted_in_the_database_explains_no_read(clinic: Clinic) -> None:
+    services = clinic.services
+    detection = services.detection
+    assert detection is not None
+    vip = patient_pseudonym(services, clinic.patients[0])
+    detection.flags.set("vip", vip, "staff:test-officer")
+    doctor = make_staff(services, Role.PHYSICIAN, ["clinic-b"])
+    now = services.now_us()
+    with services.engine.begin() as connection:
+        connection.execute(
+            insert(care_relationship).values(
+                patient_pseudonym=vip,
+                clinic_id="clinic-b",
+                practitioner_token=None,
+                source_row_id=1,
+                valid_from_us=now - 3_600_000_000,
+                valid_until_us=now + 3_600_000_000,
+                granted_by=None,
+            )
+        )
+    services.audit.record(
+        [
+            AuditEvent(
+                tag=Tag.FHIR_READ,
+                outcome=Outcome.SUCCESS,
+                at_us=now,
+                principal=f"staff:{doctor.account.username}",
+                role="physician",
+                clinic_ids=("clinic-b",),
+                resource_type="Patient",
+                patient_pseudonym=vip,
+                categories=("identity",),
+            )
+        ]
+    )
+    opened = [a for a in alerts_as_dicts(services) if a["detector"] == "vip"]
+    assert [(a["account"], a["severity"]) for a in opened] == [(doctor.account.username, "high")], (
+        "the read was taken for care by a forged care relationship"
+    )
