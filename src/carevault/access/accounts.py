@@ -28,6 +28,7 @@ from carevault.access.throttle import SignInThrottle, Verdict
 from carevault.clock import Clock, to_micros, utc_now
 from carevault.db import read_transaction, write_transaction
 from carevault.domain.roles import Role
+from carevault.keys.anchors import seal_matches, seal_unsealed
 from carevault.keys.envelope import Envelope
 from carevault.keys.service import CREDENTIALS_KEY_ID, KeyService
 
@@ -195,9 +196,7 @@ class StaffAccounts:
         expected = self._seal(account_id, username, role, clinic_ids, practitioner_id, suspended)
         if expected is None:
             return True
-        if seal is None:
-            return not self.all_sealed
-        return hmac.compare_digest(bytes(seal), expected)
+        return seal_matches(seal, expected, self.all_sealed)
 
     def _row_seal(self, row: Any, suspended: bool | None = None) -> bytes | None:
         """The seal of a ``staff_account`` row as it stands (``suspended``: as it is
@@ -252,17 +251,9 @@ class StaffAccounts:
         returns how many."""
         if self.seal_key is None:
             return 0
-        with write_transaction(self.engine) as connection:
-            rows = connection.execute(
-                select(staff_account).where(staff_account.c.seal.is_(None))
-            ).all()
-            for row in rows:
-                connection.execute(
-                    update(staff_account)
-                    .where(staff_account.c.account_id == row.account_id)
-                    .values(seal=self._row_seal(row))
-                )
-        return len(rows)
+        return seal_unsealed(
+            self.engine, staff_account, [staff_account.c.account_id], self._row_seal
+        )
 
     # --- the TOTP secret, sealed -----------------------------------------------------------
 

@@ -205,7 +205,7 @@ class BreakGlass:
         returns how many."""
         if self.seal_key is None:
             return 0
-        return seal_unsealed(self.engine, break_glass, break_glass.c.grant_id, self._row_seal)
+        return seal_unsealed(self.engine, break_glass, [break_glass.c.grant_id], self._row_seal)
 
     # --- grants ------------------------------------------------------------------------
 

@@ -49,6 +49,7 @@ from carevault.db import driver_all, driver_executemany, read_transaction, write
 from carevault.domain.care import CareEvent, CareSource, Opened, Window
 from carevault.fhir.care import CARE_TYPES as CARE_TYPES
 from carevault.fhir.care import CareFacts, care_facts
+from carevault.keys.anchors import seal_matches
 
 log = logging.getLogger("carevault.access")
 
@@ -161,11 +162,7 @@ class CareRelationships:
         opens nothing, and is logged (no patient named)."""
         if self.seal_key is None:
             return True
-        seal = row["seal"]
-        if seal is None:
-            genuine = not self.all_sealed
-        else:
-            genuine = hmac.compare_digest(bytes(seal), care_seal(self.seal_key, row))
+        genuine = seal_matches(row["seal"], care_seal(self.seal_key, row), self.all_sealed)
         if not genuine:
             log.error("a care relationship does not match its seal: it opens nothing")
         return genuine

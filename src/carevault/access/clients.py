@@ -27,6 +27,7 @@ from carevault.access.tables import client_app
 from carevault.clock import Clock, to_micros, utc_now
 from carevault.config import browser_origin
 from carevault.db import read_transaction, write_transaction
+from carevault.keys.anchors import seal_matches, seal_unsealed
 
 _CLIENT_ID = re.compile(r"^[a-z0-9][a-z0-9\-_.]{2,63}$")
 
@@ -155,9 +156,7 @@ class ClientApps:
         expected = self._seal(columns, revoked)
         if expected is None:
             return True
-        if seal is None:
-            return not self.all_sealed
-        return hmac.compare_digest(bytes(seal), expected)
+        return seal_matches(seal, expected, self.all_sealed)
 
     def _checked(self, row: Any) -> bool:
         """Whether a ``client_app`` row is as CareVault wrote it; one that is not is told
@@ -190,15 +189,12 @@ class ClientApps:
         returns how many."""
         if self.seal_key is None:
             return 0
-        with write_transaction(self.engine) as connection:
-            rows = connection.execute(select(client_app).where(client_app.c.seal.is_(None))).all()
-            for row in rows:
-                connection.execute(
-                    update(client_app)
-                    .where(client_app.c.client_id == row.client_id)
-                    .values(seal=self._seal(row._mapping, row.revoked_us is not None))
-                )
-        return len(rows)
+        return seal_unsealed(
+            self.engine,
+            client_app,
+            [client_app.c.client_id],
+            lambda row: self._seal(row._mapping, row.revoked_us is not None),
+        )
 
     def add(
         self,

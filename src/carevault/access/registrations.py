@@ -34,13 +34,13 @@ from sqlalchemy import (
     null,
     select,
     union,
-    update,
 )
 
 from carevault.access.tables import patient_registration
 from carevault.access.throttle import REGISTRATION, Counted, SignInThrottle
 from carevault.clock import Clock, utc_now
-from carevault.db import driver_all, read_transaction, write_transaction
+from carevault.db import driver_all, read_transaction
+from carevault.keys.anchors import seal_matches, seal_unsealed
 from carevault.vault.tables import resource_head
 
 #: How long an answer is remembered outside writes: as stale at most as session state.
@@ -228,13 +228,8 @@ class Registrations:
     ) -> bool:
         if self.seal_key is None:
             return True
-        if seal is None:
-            genuine = not self.all_sealed
-        else:
-            expected = registration_seal(
-                self.seal_key, pseudonym, clinic_id, registered_us, by, proof
-            )
-            genuine = hmac.compare_digest(bytes(seal), expected)
+        expected = registration_seal(self.seal_key, pseudonym, clinic_id, registered_us, by, proof)
+        genuine = seal_matches(seal, expected, self.all_sealed)
         if not genuine:
             log.error("a registration does not match its seal: it places the patient nowhere")
         return genuine
@@ -252,30 +247,23 @@ class Registrations:
     def seal_unsealed(self) -> int:
         """Seal every registration that has no seal, as it stands (once, when sealing
         begins); returns how many."""
-        if self.seal_key is None:
+        key = self.seal_key
+        if key is None:
             return 0
         table = patient_registration
-        with write_transaction(self.engine) as connection:
-            rows = connection.execute(select(table).where(table.c.seal.is_(None))).all()
-            for row in rows:
-                connection.execute(
-                    update(table)
-                    .where(
-                        table.c.patient_pseudonym == row.patient_pseudonym,
-                        table.c.clinic_id == row.clinic_id,
-                    )
-                    .values(
-                        seal=registration_seal(
-                            self.seal_key,
-                            row.patient_pseudonym,
-                            row.clinic_id,
-                            row.registered_us,
-                            row.registered_by,
-                            row.proof,
-                        )
-                    )
-                )
-        return len(rows)
+        return seal_unsealed(
+            self.engine,
+            table,
+            [table.c.patient_pseudonym, table.c.clinic_id],
+            lambda row: registration_seal(
+                key,
+                row.patient_pseudonym,
+                row.clinic_id,
+                row.registered_us,
+                row.registered_by,
+                row.proof,
+            ),
+        )
 
     def _keep(
         self, answers: Iterable[tuple[tuple[str, bool], frozenset[str]]], asked: float

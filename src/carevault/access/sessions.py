@@ -215,7 +215,7 @@ class Sessions:
         begins); returns how many."""
         if self.seal_key is None:
             return 0
-        return seal_unsealed(self.engine, auth_session, auth_session.c.session_id, self._seal)
+        return seal_unsealed(self.engine, auth_session, [auth_session.c.session_id], self._seal)
 
     # --- sessions ----------------------------------------------------------------------
 

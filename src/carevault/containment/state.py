@@ -38,6 +38,7 @@ from sqlalchemy.exc import IntegrityError
 
 from carevault.containment.tables import containment
 from carevault.db import read_transaction, refuse_on_the_loop, write_transaction
+from carevault.keys.anchors import seal_unsealed
 from carevault.keys.measures import Measure, MeasureRegister
 from carevault.keys.words import SealedWords
 
@@ -438,17 +439,15 @@ class ContainmentStore:
     def seal_unsealed(self) -> int:
         """Seal every row that has no seal, as it stands (once, when sealing begins);
         returns how many."""
-        if self.seal_key is None:
+        key = self.seal_key
+        if key is None:
             return 0
-        with write_transaction(self.engine) as connection:
-            rows = connection.execute(select(containment).where(containment.c.seal.is_(None))).all()
-            for row in rows:
-                connection.execute(
-                    update(containment)
-                    .where(containment.c.containment_id == row.containment_id)
-                    .values(seal=row_seal(self.seal_key, _row(row)))
-                )
-        return len(rows)
+        return seal_unsealed(
+            self.engine,
+            containment,
+            [containment.c.containment_id],
+            lambda row: row_seal(key, _row(row)),
+        )
 
     def _item(self, row: object) -> Containment:
         return _row(row, self._open)

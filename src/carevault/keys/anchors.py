@@ -11,7 +11,7 @@ fsynced, the file 0600.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -52,15 +52,20 @@ def seal_matches(seal: bytes | None, expected: bytes, all_sealed: bool) -> bool:
 
 
 def seal_unsealed(
-    engine: Engine, table: Table, key: Column[Any], seal_of: Callable[[Any], bytes | None]
+    engine: Engine,
+    table: Table,
+    key: Sequence[Column[Any]],
+    seal_of: Callable[[Any], bytes | None],
 ) -> int:
     """Seal every row of ``table`` that has no seal, as it stands (``seal_of`` a row; once,
     when sealing of the table begins, before the note in the anchors); returns how many.
-    ``key``: the table's primary key column."""
+    ``key``: the columns that pick out one row (its primary key)."""
     with write_transaction(engine) as connection:
         rows = connection.execute(select(table).where(table.c.seal.is_(None))).all()
         for row in rows:
             connection.execute(
-                update(table).where(key == getattr(row, key.name)).values(seal=seal_of(row))
+                update(table)
+                .where(*(column == getattr(row, column.name) for column in key))
+                .values(seal=seal_of(row))
             )
     return len(rows)
