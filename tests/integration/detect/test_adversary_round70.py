@@ -17,12 +17,13 @@ import pytest
 from sqlalchemy import insert
 
 from carevault.access.tables import break_glass, care_relationship
+from carevault.bootstrap import Services
 from carevault.detect import alerts_as_dicts
 from carevault.domain.roles import Role
 from carevault.ledger.events import AuditEvent, Outcome, Tag
 from tests.integration.detect.conftest import Clinic, clinic_patients, raising_clinic
 from tests.support.ledgers import patient_pseudonym
-from tests.support.staff import make_staff
+from tests.support.staff import Staff, make_staff
 
 
 @pytest.fixture
@@ -31,13 +32,44 @@ def clinic(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iter
         yield opened
 
 
+def _vip_and_doctor(clinic: Clinic) -> tuple[str, Staff]:
+    """A VIP of clinic A, and a doctor of clinic B: no care relationship with them."""
+    detection = clinic.services.detection
+    assert detection is not None
+    vip = patient_pseudonym(clinic.services, clinic.patients[0])
+    detection.flags.set("vip", vip, "staff:test-officer")
+    return vip, make_staff(clinic.services, Role.PHYSICIAN, ["clinic-b"])
+
+
+def _read(services: Services, doctor: Staff, vip: str, at_us: int, **claimed: str) -> None:
+    """The doctor's read of the VIP, as the gate records it (``claimed``: a purpose)."""
+    services.audit.record(
+        [
+            AuditEvent(
+                tag=Tag.FHIR_READ,
+                outcome=Outcome.SUCCESS,
+                at_us=at_us,
+                principal=f"staff:{doctor.account.username}",
+                role="physician",
+                clinic_ids=("clinic-b",),
+                resource_type="Patient",
+                patient_pseudonym=vip,
+                categories=("identity",),
+                **claimed,
+            )
+        ]
+    )
+
+
+def _vip_alerts(services: Services) -> list[tuple[str, str]]:
+    return [
+        (a["account"], a["severity"]) for a in alerts_as_dicts(services) if a["detector"] == "vip"
+    ]
+
+
 def test_a_grant_inserted_in_the_database_explains_no_emergency_read(clinic: Clinic) -> None:
     services = clinic.services
-    detection = services.detection
-    assert detection is not None
-    vip = patient_pseudonym(services, clinic.patients[0])
-    detection.flags.set("vip", vip, "staff:test-officer")
-    doctor = make_staff(services, Role.PHYSICIAN, ["clinic-b"])
+    vip, doctor = _vip_and_doctor(clinic)
     now = services.now_us()
     with services.engine.begin() as connection:
         connection.execute(
@@ -52,38 +84,16 @@ def test_a_grant_inserted_in_the_database_explains_no_emergency_read(clinic: Cli
                 emergency=False,
             )
         )
-    services.audit.record(
-        [
-            AuditEvent(
-                tag=Tag.FHIR_READ,
-                outcome=Outcome.SUCCESS,
-                at_us=now,
-                principal=f"staff:{doctor.account.username}",
-                role="physician",
-                clinic_ids=("clinic-b",),
-                resource_type="Patient",
-                patient_pseudonym=vip,
-                categories=("identity",),
-                purpose="ETREAT",
-                break_glass_reason="emergency-treatment",
-            )
-        ]
-    )
-    raised = alerts_as_dicts(services)
-    opened = [a for a in raised if a["detector"] == "vip"]
-    assert [(a["account"], a["severity"]) for a in opened] == [(doctor.account.username, "high")], (
+    _read(services, doctor, vip, now, purpose="ETREAT", break_glass_reason="emergency-treatment")
+    assert _vip_alerts(services) == [(doctor.account.username, "high")], (
         "the read was taken for explained by a forged grant"
     )
-    assert any(a["detector"] == "stored-data-altered" for a in raised)
+    assert any(a["detector"] == "stored-data-altered" for a in alerts_as_dicts(services))
 
 
 def test_a_care_relationship_inserted_in_the_database_explains_no_read(clinic: Clinic) -> None:
     services = clinic.services
-    detection = services.detection
-    assert detection is not None
-    vip = patient_pseudonym(services, clinic.patients[0])
-    detection.flags.set("vip", vip, "staff:test-officer")
-    doctor = make_staff(services, Role.PHYSICIAN, ["clinic-b"])
+    vip, doctor = _vip_and_doctor(clinic)
     now = services.now_us()
     with services.engine.begin() as connection:
         connection.execute(
@@ -97,22 +107,7 @@ def test_a_care_relationship_inserted_in_the_database_explains_no_read(clinic: C
                 granted_by=None,
             )
         )
-    services.audit.record(
-        [
-            AuditEvent(
-                tag=Tag.FHIR_READ,
-                outcome=Outcome.SUCCESS,
-                at_us=now,
-                principal=f"staff:{doctor.account.username}",
-                role="physician",
-                clinic_ids=("clinic-b",),
-                resource_type="Patient",
-                patient_pseudonym=vip,
-                categories=("identity",),
-            )
-        ]
-    )
-    opened = [a for a in alerts_as_dicts(services) if a["detector"] == "vip"]
-    assert [(a["account"], a["severity"]) for a in opened] == [(doctor.account.username, "high")], (
+    _read(services, doctor, vip, now)
+    assert _vip_alerts(services) == [(doctor.account.username, "high")], (
         "the read was taken for care by a forged care relationship"
     )
