@@ -286,6 +286,9 @@ ACCOUNTS_SEALED = "staff_account"
 CONTAINMENT_SEALED = "containment"
 GRANTS_SEALED = "break_glass"
 SESSIONS_SEALED = "auth_session"
+REFRESH_SEALED = "refresh_token"
+CODES_SEALED = "auth_code"
+CONSOLE_SEALED = "console_session"
 MEASURES_RECORDED = "containment-measures"
 CLIENTS_SEALED = "client_app"
 CARE_SEALED = "care_relationship"
@@ -446,6 +449,10 @@ def build_services(
     _seal_once(settings, SESSIONS_SEALED, sessions.seal_key, sessions.seal_unsealed)
     sessions.all_sealed = sessions.seal_key is not None
     sessions.session_altered = session_altered(audit_ledger.writer, now_us)
+    _seal_once(settings, REFRESH_SEALED, sessions.seal_key, sessions.seal_unsealed_refresh)
+    oauth.seal_key = vault.row_seal_key("auth_code")
+    _seal_once(settings, CODES_SEALED, oauth.seal_key, oauth.seal_unsealed_codes)
+    oauth.code_all_sealed = oauth.seal_key is not None
     detection = build_detection(
         settings,
         engine,
@@ -557,6 +564,10 @@ def build_services(
     services.contain.named_by = named_by
     services.contain.held_by = held_by
     services.contain.clinic_of = Directory(services).clinic
+    console = services.console
+    console.seal_key = vault.row_seal_key("console_session")
+    _seal_once(settings, CONSOLE_SEALED, console.seal_key, console.seal_unsealed)
+    console.all_sealed = console.seal_key is not None
     return services
 
 

@@ -172,8 +172,10 @@ class BreakGlass:
             row.account_id,
             row.patient_pseudonym,
             row.reason_code,
-            int(row.granted_us),
-            int(row.expires_us),
+            # As stored, never coerced: a number written as text ("1_796…") would seal
+            # as the number and compare in SQL as text, above every number.
+            row.granted_us,
+            row.expires_us,
             bool(row.emergency),
             row.approved_us is not None,
         )

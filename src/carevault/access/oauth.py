@@ -35,6 +35,7 @@ from carevault.access.tables import auth_code
 from carevault.clock import Clock, to_micros, utc_now
 from carevault.db import read_transaction, write_transaction
 from carevault.domain.roles import Role
+from carevault.keys.anchors import seal_fields, seal_matches, seal_unsealed
 from carevault.ledger.events import AuditEvent, Outcome, Tag
 from carevault.ledger.trail import AuditTrail
 
@@ -43,6 +44,30 @@ CODE_SECONDS = 60
 PICKER_SECONDS = 600
 _PICKING = "picking"
 _MAX_NONCE = 256
+
+
+#: The columns of an authorization code its seal covers (what the code will open), in
+#: order: not whether it was used, nor the session it opened.
+CODE_SEALED = (
+    "code_hash",
+    "client_id",
+    "account_id",
+    "redirect_uri",
+    "code_challenge",
+    "scopes",
+    "expires_us",
+    "nonce",
+    "launch_state",
+    "patient_id",
+    "patient_pseudonym",
+)
+#: Why a code whose row does not match its seal is refused.
+CODE_ALTERED = "authorization code record altered in the database"
+
+
+def code_seal(key: bytes, columns: Mapping[str, Any]) -> bytes:
+    """The seal of an ``auth_code`` row whose ``CODE_SEALED`` columns are ``columns``."""
+    return seal_fields(key, "carevault-code/1", [columns.get(name) for name in CODE_SEALED])
 
 
 class OAuthError(Exception):
@@ -133,6 +158,10 @@ class OAuth:
         self.audit = audit
         self.direct_grant = direct_grant
         self.clock = clock
+        #: The key codes are sealed with (None with encryption off) and whether every
+        #: code has been sealed: set by the composition root (``keys.anchors``).
+        self.seal_key: bytes | None = None
+        self.code_all_sealed = False
 
     def _record(
         self,
@@ -262,20 +291,23 @@ class OAuth:
         now_us = to_micros(self.clock())
         picking = request.patient_launch
         lifetime = PICKER_SECONDS if picking else CODE_SECONDS
+        columns: dict[str, Any] = {
+            "code_hash": _hash(authorization_code),
+            "client_id": request.client.client_id,
+            "account_id": account.account_id,
+            "redirect_uri": request.redirect_uri,
+            "code_challenge": request.code_challenge,
+            "scopes": self._identity_scopes(request.scope, account).text(),
+            "expires_us": now_us + lifetime * 1_000_000,
+            "nonce": request.nonce,
+            "launch_state": _PICKING if picking else None,
+            "patient_id": None,
+            "patient_pseudonym": None,
+        }
         with write_transaction(self.engine) as connection:
             connection.execute(
                 insert(auth_code).values(
-                    code_hash=_hash(authorization_code),
-                    client_id=request.client.client_id,
-                    account_id=account.account_id,
-                    redirect_uri=request.redirect_uri,
-                    code_challenge=request.code_challenge,
-                    scopes=self._identity_scopes(request.scope, account).text(),
-                    expires_us=now_us + lifetime * 1_000_000,
-                    used_us=None,
-                    session_id=None,
-                    nonce=request.nonce,
-                    launch_state=_PICKING if picking else None,
+                    **columns, used_us=None, session_id=None, seal=self._code_seal(columns)
                 )
             )
         if picking:
@@ -289,6 +321,26 @@ class OAuth:
         if "fhirUser" in scopes.session and account.practitioner_id is None:
             return smart.Scopes(scopes.grants, scopes.session - {"fhirUser"})
         return scopes
+
+    def _code_seal(self, columns: Mapping[str, Any]) -> bytes | None:
+        return None if self.seal_key is None else code_seal(self.seal_key, columns)
+
+    def _code_genuine(self, row: Any) -> bool:
+        """Whether an ``auth_code`` row is as CareVault wrote it (always, with no key): a
+        code inserted in the database, or edited, opens no session (review of round 70)."""
+        expected = self._code_seal(row._mapping)
+        return expected is None or seal_matches(row.seal, expected, self.code_all_sealed)
+
+    def seal_unsealed_codes(self) -> int:
+        """Seal every code that has no seal, as it stands (once, when sealing begins)."""
+        if self.seal_key is None:
+            return 0
+        return seal_unsealed(
+            self.engine,
+            auth_code,
+            [auth_code.c.code_hash],
+            lambda row: self._code_seal(row._mapping),
+        )
 
     def picking(self, code: str, request: AuthorizeRequest) -> Account:
         """The user a picker's code was issued to, while it still waits for a patient and
@@ -307,6 +359,7 @@ class OAuth:
             ).first()
         if (
             row is None
+            or not self._code_genuine(row)
             or row.launch_state != _PICKING
             or row.used_us is not None
             or row.expires_us <= now_us
@@ -347,16 +400,17 @@ class OAuth:
         code, and return where to send the browser with it."""
         row = self._picking_row(code, request)
         now_us = to_micros(self.clock())
+        chosen = {
+            "launch_state": None,
+            "patient_id": patient.patient_id,
+            "patient_pseudonym": patient.pseudonym,
+            "expires_us": now_us + CODE_SECONDS * 1_000_000,
+        }
         with write_transaction(self.engine) as connection:
             changed = connection.execute(
                 update(auth_code)
                 .where(auth_code.c.code_hash == row.code_hash, auth_code.c.launch_state == _PICKING)
-                .values(
-                    launch_state=None,
-                    patient_id=patient.patient_id,
-                    patient_pseudonym=patient.pseudonym,
-                    expires_us=now_us + CODE_SECONDS * 1_000_000,
-                )
+                .values(**chosen, seal=self._code_seal({**row._mapping, **chosen}))
             ).rowcount
         if changed != 1:
             raise OAuthError("access_denied", "the patient was already chosen", 302)
@@ -624,6 +678,8 @@ class OAuth:
             ).first()
         if row is None:
             raise OAuthError("invalid_grant", "the code is not valid", reason="unknown code")
+        if not self._code_genuine(row):
+            raise OAuthError("invalid_grant", "the code is not valid", reason=CODE_ALTERED)
         if row.used_us is not None:
             # A code used twice was probably intercepted: end what it opened (RFC 6749 §4.1.2).
             if row.session_id:

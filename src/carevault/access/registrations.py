@@ -29,10 +29,12 @@ from sqlalchemy import (
     String,
     bindparam,
     cast,
+    false,
     func,
     insert,
     null,
     select,
+    true,
     union,
 )
 
@@ -157,6 +159,10 @@ _REGISTERED: Select[Any] = select(
     patient_registration.c.registered_by,
     patient_registration.c.proof,
     patient_registration.c.seal,
+    # Not a home clinic: a registration, checked against its seal. A literal of the
+    # statement's, never a column a database writer could set (a registration with its
+    # ``registered_us`` NULL passed for a home clinic: review of round 70).
+    false().label("home"),
 ).where(patient_registration.c.patient_pseudonym == bindparam("registered_patient"))
 #: The same, with the home clinic (the clinic of the patient's Patient record; no
 #: registration, so no ``registered_us``: its record is sealed in the vault).
@@ -167,6 +173,7 @@ _WITH_HOME: Any = union(
         cast(null(), String),
         cast(null(), String),
         cast(null(), LargeBinary),
+        true(),
     ).where(
         resource_head.c.patient_pseudonym == bindparam("registered_patient"),
         resource_head.c.resource_type == bindparam("registered_type"),
@@ -179,10 +186,11 @@ log = logging.getLogger("carevault.access")
 
 
 def registration_seal(
-    key: bytes, pseudonym: str, clinic_id: str, registered_us: int, by: str, proof: str
+    key: bytes, pseudonym: str, clinic_id: str, registered_us: Any, by: str, proof: str
 ) -> bytes:
     """The seal of a ``patient_registration`` row as stored (adversary round 70)."""
-    fields = ["carevault-registration/1", pseudonym, clinic_id, int(registered_us), by, proof]
+    # As stored, never coerced: a time written as text must not seal as the number.
+    fields = ["carevault-registration/1", pseudonym, clinic_id, registered_us, by, proof]
     return hmac.new(key, json.dumps(fields).encode(), hashlib.sha256).digest()
 
 
@@ -224,7 +232,7 @@ class Registrations:
         self.all_sealed = False
 
     def _genuine(
-        self, pseudonym: str, clinic_id: str, registered_us: int, by: str, proof: str, seal: Any
+        self, pseudonym: str, clinic_id: str, registered_us: Any, by: str, proof: str, seal: Any
     ) -> bool:
         if self.seal_key is None:
             return True
@@ -235,13 +243,13 @@ class Registrations:
         return genuine
 
     def _clinics(self, pseudonym: str, rows: Sequence[Sequence[Any]]) -> frozenset[str]:
-        """The clinics of rows of ``_REGISTERED`` (or ``_WITH_HOME``: a home clinic has no
-        ``registered_us``), those whose registration does not match its seal left out."""
+        """The clinics of rows of ``_REGISTERED`` (or ``_WITH_HOME``, whose home clinic is
+        marked so by the statement), those whose registration does not match its seal
+        left out."""
         return frozenset(
             str(row[0])
             for row in rows
-            if row[1] is None
-            or self._genuine(pseudonym, str(row[0]), int(row[1]), row[2], row[3], row[4])
+            if row[5] or self._genuine(pseudonym, str(row[0]), row[1], row[2], row[3], row[4])
         )
 
     def seal_unsealed(self) -> int:

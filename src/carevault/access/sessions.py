@@ -37,7 +37,7 @@ from carevault.access.tables import auth_session, client_app, refresh_token, sta
 from carevault.access.tokens import TokenSigner
 from carevault.clock import Clock, to_micros, utc_now
 from carevault.db import read_transaction, refuse_on_the_loop, write_transaction
-from carevault.keys.anchors import seal_matches, seal_unsealed
+from carevault.keys.anchors import seal_fields, seal_matches, seal_unsealed
 
 
 class RefreshRefused(Exception):
@@ -112,6 +112,18 @@ def token_hash(token: str) -> str:
 SESSION_ALTERED = "session record altered in the database"
 
 
+#: Why a refresh token whose row does not match its seal is refused.
+REFRESH_ALTERED = "refresh token record altered in the database"
+
+
+def refresh_seal(
+    key: bytes, token_hash: str, session_id: str, issued_us: int, expires_us: int
+) -> bytes:
+    """The seal of a ``refresh_token`` row: which token (its hash), for which session,
+    from when until when (not whether it was used)."""
+    return seal_fields(key, "carevault-refresh/1", [token_hash, session_id, issued_us, expires_us])
+
+
 def session_seal(key: bytes, row: Any) -> bytes:
     """The seal of what an ``auth_session`` row lets its token do: whom it acts for,
     through which client, with which scopes and patient, until when, whether it is
@@ -125,8 +137,8 @@ def session_seal(key: bytes, row: Any) -> bytes:
         row.scopes,
         row.patient_id,
         row.patient_pseudonym,
-        int(row.created_us),
-        int(row.expires_us),
+        row.created_us,
+        row.expires_us,
         row.revoked_us is not None,
         row.step_up_us is not None,
     ]
@@ -286,16 +298,47 @@ class Sessions:
 
     def _new_refresh(self, connection: Connection, session_id: str, now_us: int) -> str:
         token = secrets.token_urlsafe(32)
+        hashed = token_hash(token)
+        expires_us = now_us + self.refresh_seconds * 1_000_000
         connection.execute(
             insert(refresh_token).values(
-                token_hash=token_hash(token),
+                token_hash=hashed,
                 session_id=session_id,
                 issued_us=now_us,
-                expires_us=now_us + self.refresh_seconds * 1_000_000,
+                expires_us=expires_us,
                 used_us=None,
+                seal=self._refresh_seal(hashed, session_id, now_us, expires_us),
             )
         )
         return token
+
+    def _refresh_seal(
+        self, hashed: str, session_id: str, issued_us: Any, expires_us: Any
+    ) -> bytes | None:
+        if self.seal_key is None:
+            return None
+        return refresh_seal(self.seal_key, hashed, session_id, issued_us, expires_us)
+
+    def _refresh_genuine(self, row: Any) -> bool:
+        """Whether a ``refresh_token`` row is as CareVault wrote it (always, with no
+        key): one inserted, or moved to another session, refreshes nothing."""
+        expected = self._refresh_seal(
+            row.token_hash, row.session_id, row.issued_us, row.refresh_expires_us
+        )
+        return expected is None or seal_matches(row.refresh_seal, expected, self.all_sealed)
+
+    def seal_unsealed_refresh(self) -> int:
+        """Seal every refresh token that has no seal, as it stands (once)."""
+        if self.seal_key is None:
+            return 0
+        return seal_unsealed(
+            self.engine,
+            refresh_token,
+            [refresh_token.c.token_hash],
+            lambda row: self._refresh_seal(
+                row.token_hash, row.session_id, row.issued_us, row.expires_us
+            ),
+        )
 
     def refresh(
         self,
@@ -313,6 +356,9 @@ class Sessions:
         with write_transaction(self.engine) as connection:
             row = connection.execute(
                 select(
+                    refresh_token.c.token_hash,
+                    refresh_token.c.issued_us,
+                    refresh_token.c.seal.label("refresh_seal"),
                     refresh_token.c.used_us,
                     refresh_token.c.expires_us.label("refresh_expires_us"),
                     auth_session.c.session_id,
@@ -328,6 +374,8 @@ class Sessions:
             ).first()
             if row is None:
                 raise RefreshRefused("unknown refresh token")
+            if not self._refresh_genuine(row):
+                raise RefreshRefused(REFRESH_ALTERED, row.session_id)
             if row.client_id != client_id:
                 raise RefreshRefused("refresh token of another client", row.session_id)
             reused = row.used_us is not None

@@ -140,6 +140,9 @@ refresh_token = Table(
     Column("issued_us", BigInteger, nullable=False),
     Column("expires_us", BigInteger, nullable=False),
     Column("used_us", BigInteger, nullable=True),
+    # The token's hash, session, issue and expiry, sealed (``sessions.refresh_seal``;
+    # records_0039): a row inserted or moved to another session refreshes nothing.
+    Column("seal", LargeBinary, nullable=True),
 )
 
 auth_code = Table(
@@ -161,6 +164,9 @@ auth_code = Table(
     Column("launch_state", String(16), nullable=True),
     Column("patient_id", String(64), nullable=True),
     Column("patient_pseudonym", String(40), nullable=True),
+    # What the code will open, sealed (``oauth.code_seal``; records_0039): a code
+    # inserted in the database opens no session.
+    Column("seal", LargeBinary, nullable=True),
 )
 
 break_glass = Table(

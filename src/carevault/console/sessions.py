@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Engine, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -23,6 +24,7 @@ from carevault.clock import Clock, to_micros, utc_now
 from carevault.console.tables import console_preference, console_session
 from carevault.db import read_transaction, write_transaction
 from carevault.domain.roles import Role
+from carevault.keys.anchors import seal_fields, seal_matches, seal_unsealed
 from carevault.ledger.events import AuditEvent, Outcome, Tag
 from carevault.ledger.trail import AuditTrail
 
@@ -84,6 +86,35 @@ class ConsoleSessions:
         self.audit = audit
         self.idle_us = idle_seconds * 1_000_000
         self.clock = clock
+        #: The key cookies' rows are sealed with (None with encryption off) and whether
+        #: every row has been sealed: set by the composition root (``keys.anchors``).
+        self.seal_key: bytes | None = None
+        self.all_sealed = False
+
+    def _seal(self, digest: str, session_id: str, account_id: str, created_us: int) -> bytes | None:
+        if self.seal_key is None:
+            return None
+        return seal_fields(
+            self.seal_key, "carevault-console/1", [digest, session_id, account_id, created_us]
+        )
+
+    def _genuine(self, row: Any) -> bool:
+        """Whether a ``console_session`` row is as CareVault wrote it (always, with no
+        key): a row of someone's own cookie pointed at an officer's session, or inserted,
+        opens no console (review of round 70)."""
+        expected = self._seal(row.secret_hash, row.session_id, row.account_id, row.created_us)
+        return expected is None or seal_matches(row.seal, expected, self.all_sealed)
+
+    def seal_unsealed(self) -> int:
+        """Seal every cookie's row that has no seal, as it stands (once)."""
+        if self.seal_key is None:
+            return 0
+        return seal_unsealed(
+            self.engine,
+            console_session,
+            [console_session.c.secret_hash],
+            lambda row: self._seal(row.secret_hash, row.session_id, row.account_id, row.created_us),
+        )
 
     def _record(
         self, tag: Tag, outcome: Outcome, origin: Origin, reason: str, **who: str | None
@@ -134,14 +165,16 @@ class ConsoleSessions:
         secret = secrets.token_urlsafe(32)
         now_us = to_micros(self.clock())
         with write_transaction(self.engine) as connection:
+            digest = secret_hash(secret)
             connection.execute(
                 insert(console_session).values(
-                    secret_hash=secret_hash(secret),
+                    secret_hash=digest,
                     session_id=pair.session_id,
                     account_id=account.account_id,
                     display_name=account.display_name,
                     created_us=now_us,
                     last_seen_us=now_us,
+                    seal=self._seal(digest, pair.session_id, account.account_id, now_us),
                 )
             )
         self._record(
@@ -172,7 +205,7 @@ class ConsoleSessions:
                 )
                 .where(console_session.c.secret_hash == digest)
             ).first()
-        if row is None:
+        if row is None or not self._genuine(row):
             return None
         now_us = to_micros(self.clock())
         if now_us - row.last_seen_us > self.idle_us:
@@ -188,7 +221,14 @@ class ConsoleSessions:
                 )
             raise ConsoleSessionEnded(row.session_id)
         state = self.sessions.state(row.session_id)
-        if not state.live or state.username is None or state.role not in CONSOLE_ROLES:
+        if (
+            not state.live
+            or state.username is None
+            or state.role not in CONSOLE_ROLES
+            # The cookie's account is its session's: never a viewer of one account
+            # with another's role.
+            or state.account_id != row.account_id
+        ):
             self._forget(digest)
             return None
         if state.step_up:

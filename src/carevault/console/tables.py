@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, String, Table
+from sqlalchemy import BigInteger, Column, LargeBinary, String, Table
 
 from carevault.db import metadata
 
@@ -18,6 +18,9 @@ console_session = Table(
     Column("display_name", String(200), nullable=False),
     Column("created_us", BigInteger, nullable=False),
     Column("last_seen_us", BigInteger, nullable=False),
+    # The cookie's hash, its session and account, sealed (``console.sessions``;
+    # records_0039): a row pointed at an officer's session opens no console.
+    Column("seal", LargeBinary, nullable=True),
 )
 
 #: What a staff member chose in the console, kept with their account (not the browser).

@@ -10,7 +10,9 @@ fsynced, the file 0600.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
+import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -41,6 +43,14 @@ class SealAnchors:
 
     def add(self, table: str) -> None:
         append_line(self.path, table)
+
+
+def seal_fields(key: bytes, form: str, fields: Sequence[object]) -> bytes:
+    """The seal of a row whose sealed columns hold ``fields`` (in a fixed order), under
+    ``key``; ``form`` names the table and the seal's version. A value that is not of
+    the type CareVault writes (a number stored as text, say) seals differently: the
+    JSON keeps the type."""
+    return hmac.new(key, json.dumps([form, *fields]).encode(), hashlib.sha256).digest()
 
 
 def seal_matches(seal: bytes | None, expected: bytes, all_sealed: bool) -> bool:
