@@ -62,3 +62,16 @@ def record_reads(services: Services, principal: str, numbers: Iterable[int], **f
             for n in numbers
         ]
     )
+
+
+def altered_alerts(services: Services) -> list[str]:
+    """The severities of the ``stored-data-altered`` alerts raised on what the ledger
+    holds now (the detectors caught up first)."""
+    detection = services.detection
+    assert detection is not None
+    detection.engine.catch_up()
+    return [
+        alert.severity
+        for alert in detection.alerts.list()
+        if alert.detector == "stored-data-altered"
+    ]

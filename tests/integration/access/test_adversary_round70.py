@@ -38,13 +38,12 @@ from carevault.bootstrap import Services, build_services
 from carevault.domain.roles import Role
 from tests.integration.access.group import TM, TW, Group, build_group
 from tests.support.client import FhirTestClient
-from tests.support.ledgers import entries_once_written
+from tests.support.ledgers import altered_alerts, entries_once_written
 from tests.support.staff import make_staff
 
 pytestmark = pytest.mark.postgres
 
 ALTERED = "auth:client:altered"
-DETECTOR = "stored-data-altered"
 FEED = "tm-lab-feed"
 
 
@@ -102,13 +101,6 @@ def _stale(services: Services) -> None:
     time.sleep(services.sessions.check_seconds + 0.1)
 
 
-def _alerted(services: Services) -> list[str]:
-    detection = services.detection
-    assert detection is not None
-    detection.engine.catch_up()
-    return [alert.severity for alert in detection.alerts.list() if alert.detector == DETECTOR]
-
-
 def test_clinics_added_to_a_client_app_in_the_database_open_nothing(
     group: Group, services: Services
 ) -> None:
@@ -125,7 +117,7 @@ def test_clinics_added_to_a_client_app_in_the_database_open_nothing(
     assert again.json()["error"] == "invalid_client"
     (entry,) = entries_once_written(services, ALTERED)
     assert entry.detail == {"client": FEED}
-    assert _alerted(services) == ["critical"]
+    assert altered_alerts(services) == ["critical"]
 
 
 def test_a_client_app_unrevoked_in_the_database_gets_no_token(

@@ -25,13 +25,12 @@ from carevault.bootstrap import Services, build_services
 from carevault.domain.roles import Role
 from tests.integration.access.group import TM, Group, build_group
 from tests.support.client import FhirTestClient
-from tests.support.ledgers import entries_once_written, patient_pseudonym
+from tests.support.ledgers import altered_alerts, entries_once_written, patient_pseudonym
 from tests.support.staff import Staff, make_staff
 
 pytestmark = pytest.mark.postgres
 
 ALTERED = "access:break-glass:altered"
-DETECTOR = "stored-data-altered"
 HOUR_US = 3_600_000_000
 
 
@@ -73,13 +72,6 @@ def _break_glass(group: Group, who: Staff, patient: str) -> None:
     assert answer.status_code in (200, 201), answer.text
 
 
-def _critical_alerts(services: Services) -> list[str]:
-    detection = services.detection
-    assert detection is not None
-    detection.engine.catch_up()
-    return [alert.severity for alert in detection.alerts.list() if alert.detector == DETECTOR]
-
-
 def test_a_grant_inserted_in_the_database_opens_nothing(group: Group, services: Services) -> None:
     theirs = group.tw_patient
     read = f"/fhir/Observation/{theirs.observation}"
@@ -94,7 +86,7 @@ def test_a_grant_inserted_in_the_database_opens_nothing(group: Group, services: 
     (entry,) = entries_once_written(services, ALTERED)
     assert entry.detail == {"grant": "bg-forged"}
     assert theirs.id not in str(entry.reason)
-    severities = _critical_alerts(services)
+    severities = altered_alerts(services)
     assert severities and set(severities) == {"critical"}
 
 

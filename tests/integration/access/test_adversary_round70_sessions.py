@@ -26,13 +26,12 @@ from carevault.access.tables import auth_session
 from carevault.bootstrap import Services, build_services
 from tests.integration.access.group import Group, build_group
 from tests.support.client import FhirTestClient
-from tests.support.ledgers import entries_once_written
+from tests.support.ledgers import altered_alerts, entries_once_written
 from tests.support.staff import Staff
 
 pytestmark = pytest.mark.postgres
 
 ALTERED = "auth:session:altered"
-DETECTOR = "stored-data-altered"
 
 
 @pytest.fixture
@@ -63,10 +62,7 @@ def test_a_session_moved_to_another_account_acts_for_no_one(
     assert "HbA1c" not in answered.text
     (entry,) = entries_once_written(services, ALTERED)
     assert set(entry.detail) == {"session"}
-    detection = services.detection
-    assert detection is not None
-    detection.engine.catch_up()
-    severities = [a.severity for a in detection.alerts.list() if a.detector == DETECTOR]
+    severities = altered_alerts(services)
     assert severities and set(severities) == {"critical"}
     # Tsuen Wan's doctor's own session is untouched.
     assert group.call(group.doctor_tw, "GET", theirs).status_code == 200

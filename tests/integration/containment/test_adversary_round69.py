@@ -25,12 +25,11 @@ from carevault.containment.state import Mode
 from carevault.containment.tables import containment
 from tests.integration.access.group import TM, Group, build_group
 from tests.support.client import FhirTestClient
-from tests.support.ledgers import entries_once_written
+from tests.support.ledgers import altered_alerts, entries_once_written
 
 pytestmark = pytest.mark.postgres
 
 ALTERED = "containment:state:altered"
-DETECTOR = "stored-data-altered"
 
 
 @pytest.fixture
@@ -58,13 +57,6 @@ def _after_a_refresh(group: Group) -> int:
     return _doctor_reads(group)
 
 
-def _alerted(services: Services) -> list[str]:
-    detection = services.detection
-    assert detection is not None
-    detection.engine.catch_up()
-    return [alert.severity for alert in detection.alerts.list() if alert.detector == DETECTOR]
-
-
 def _no_seal() -> dict[str, None]:
     """The seal taken away (a table without one, before records_0032: nothing to take)."""
     return {"seal": None} if "seal" in containment.c else {}
@@ -84,7 +76,7 @@ def test_phi_offline_released_in_the_database_stays_on(group: Group, services: S
     assert entry.detail["containment"] == containment_id
     assert entry.detail["why"] == "released without a sealed release"
     assert "ransomware" not in entry.canonical().decode()  # the officer's words
-    assert _alerted(services) == ["critical"]
+    assert altered_alerts(services) == ["critical"]
 
 
 def test_phi_offline_deleted_in_the_database_stays_on(group: Group, services: Services) -> None:
@@ -150,7 +142,7 @@ def test_an_officers_release_lifts_it_and_nothing_is_reported(
     assert [
         data for _, data in services.audit_ledger.store.entries() if ALTERED.encode() in data
     ] == []
-    assert _alerted(services) == []
+    assert altered_alerts(services) == []
 
 
 def test_every_seal_taken_away_while_the_servers_are_down_keeps_it_on(

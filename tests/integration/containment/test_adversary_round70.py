@@ -26,12 +26,11 @@ from carevault.containment.state import Mode
 from carevault.containment.tables import containment
 from tests.integration.access.group import TM, TW, Group, build_group
 from tests.support.client import FhirTestClient
-from tests.support.ledgers import entries_once_written
+from tests.support.ledgers import altered_alerts, entries_once_written
 
 pytestmark = pytest.mark.postgres
 
 ALTERED = "containment:state:altered"
-DETECTOR = "stored-data-altered"
 
 
 @pytest.fixture
@@ -56,13 +55,6 @@ def _doctor_reads(group: Group) -> int:
     return status
 
 
-def _alerted(services: Services) -> list[str]:
-    detection = services.detection
-    assert detection is not None
-    detection.engine.catch_up()
-    return [alert.severity for alert in detection.alerts.list() if alert.detector == DETECTOR]
-
-
 def test_a_measure_deleted_in_the_database_stays_on_in_a_server_started_after(
     group: Group, services: Services
 ) -> None:
@@ -79,7 +71,7 @@ def test_a_measure_deleted_in_the_database_stays_on_in_a_server_started_after(
             "why": "deleted",
         }
         assert "ransomware" not in entry.canonical().decode()
-        assert _alerted(restarted) == ["critical"]
+        assert altered_alerts(restarted) == ["critical"]
     finally:
         restarted.close()
 

@@ -14,10 +14,9 @@ from carevault.keys.tables import data_key
 from carevault.vault.tables import resource_head
 from tests.integration.access.group import Group, build_group
 from tests.support.client import FhirTestClient
+from tests.support.ledgers import altered_alerts
 
 pytestmark = pytest.mark.postgres
-
-DETECTOR = "stored-data-altered"
 
 
 @pytest.fixture
@@ -29,13 +28,6 @@ def _doctor_reads(group: Group) -> int:
     path = f"/fhir/Observation/{group.tw_patient.observation}"
     status: int = group.call(group.doctor_tw, "GET", path).status_code
     return status
-
-
-def _alerted(services: Services) -> list[str]:
-    detection = services.detection
-    assert detection is not None
-    detection.engine.catch_up()
-    return [alert.severity for alert in detection.alerts.list() if alert.detector == DETECTOR]
 
 
 def test_an_erasure_is_not_undone_by_putting_the_wrapped_key_back(
@@ -75,7 +67,7 @@ def test_an_erasure_is_not_undone_by_putting_the_wrapped_key_back(
     issue = read.json()["issue"][0]
     assert issue["code"] == "security" and "erasure" in issue["diagnostics"]
     assert pseudonym not in read.text and "HbA1c" not in read.text
-    assert _alerted(services) == ["critical"]
+    assert altered_alerts(services) == ["critical"]
     # A KEK rotation now would re-wrap it as if never shredded: it stops instead.
     from carevault.keys.service import ShredUndone  # here: the code before has none
 
