@@ -6,6 +6,7 @@ import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine
@@ -256,43 +257,28 @@ def _seal_once(
         anchors.add(table)
 
 
-def _seal_accounts(settings: Settings, vault: Vault, accounts: StaffAccounts) -> None:
-    accounts.seal_key = vault.row_seal_key("staff_account")
-    _seal_once(settings, ACCOUNTS_SEALED, accounts.seal_key, accounts.seal_unsealed)
-    accounts.all_sealed = accounts.seal_key is not None
+class _Sealing(Protocol):
+    """What keeps rows of one table sealed: the key, whether every row is sealed, and a
+    way to seal the rows from before."""
+
+    seal_key: bytes | None
+    all_sealed: bool
+
+    def seal_unsealed(self) -> int: ...
 
 
-def _seal_clients(settings: Settings, vault: Vault, clients: ClientApps) -> None:
-    clients.seal_key = vault.row_seal_key("client_app")
-    _seal_once(settings, CLIENTS_SEALED, clients.seal_key, clients.seal_unsealed)
-    clients.all_sealed = clients.seal_key is not None
+def _begin_sealing(settings: Settings, vault: Vault, table: str, holder: _Sealing) -> None:
+    """``holder``'s rows of ``table`` sealed from now on (its key derived for the table),
+    those from before sealed once (``_seal_once``)."""
+    holder.seal_key = vault.row_seal_key(table)
+    _seal_once(settings, table, holder.seal_key, holder.seal_unsealed)
+    holder.all_sealed = holder.seal_key is not None
 
 
-def _seal_care(
-    settings: Settings, vault: Vault, care: CareRelationships, registrations: Registrations
-) -> None:
-    """Care relationships and registrations open a patient's record (adversary round
-    70): sealed as the accounts are."""
-    care.seal_key = vault.row_seal_key("care_relationship")
-    _seal_once(settings, CARE_SEALED, care.seal_key, care.seal_unsealed)
-    care.all_sealed = care.seal_key is not None
-    registrations.seal_key = vault.row_seal_key("patient_registration")
-    _seal_once(settings, REGISTRATIONS_SEALED, registrations.seal_key, registrations.seal_unsealed)
-    registrations.all_sealed = registrations.seal_key is not None
-
-
-#: The anchors' names for the tables whose rows are all sealed (``keys.anchors``).
-ACCOUNTS_SEALED = "staff_account"
-CONTAINMENT_SEALED = "containment"
-GRANTS_SEALED = "break_glass"
-SESSIONS_SEALED = "auth_session"
-REFRESH_SEALED = "refresh_token"
-CODES_SEALED = "auth_code"
-CONSOLE_SEALED = "console_session"
+#: The anchors' notes (``keys.anchors``) that are not a table's name: the measures'
+#: register begun (``keys.measures``). A table whose rows are all sealed is noted by
+#: its name (``_begin_sealing``).
 MEASURES_RECORDED = "containment-measures"
-CLIENTS_SEALED = "client_app"
-CARE_SEALED = "care_relationship"
-REGISTRATIONS_SEALED = "patient_registration"
 
 
 def build_services(
@@ -377,7 +363,9 @@ def build_services(
     )
     break_glass = BreakGlass(engine, keys, envelope, settings.break_glass_minutes, clock)
     registrations = Registrations(engine, clock)
-    _seal_care(settings, vault, care, registrations)
+    # Care relationships and registrations open a patient's record (adversary round 70).
+    _begin_sealing(settings, vault, "care_relationship", care)
+    _begin_sealing(settings, vault, "patient_registration", registrations)
     access = AccessControl(engine, signer, sessions, care, break_glass, registrations, clock)
     if create_keys and not settings.resolved_id_token_key_path.exists():
         rsa_key(settings.resolved_id_token_key_path)
@@ -405,7 +393,7 @@ def build_services(
         seal_key=vault.row_seal_key("containment"),
     )
     containment.altered = containment_altered(audit_ledger.writer, now_us)
-    _seal_once(settings, CONTAINMENT_SEALED, containment.seal_key, containment.seal_unsealed)
+    _seal_once(settings, "containment", containment.seal_key, containment.seal_unsealed)
     containment.all_sealed = containment.seal_key is not None
     if containment.seal_key is not None:
         containment.register = MeasureRegister(measures_path(settings.resolved_keyring_path))
@@ -434,25 +422,20 @@ def build_services(
         clock,
         officer_words(keys, "system:administration", ADMIN_WORDS),
     )
-    _seal_accounts(settings, vault, accounts)
+    _begin_sealing(settings, vault, "staff_account", accounts)
     sessions.account_genuine = accounts.genuine_session
     sessions.account_altered = account_altered(audit_ledger.writer, now_us)
     sessions.bound_genuine = accounts.genuine_bound
-    _seal_clients(settings, vault, clients)
+    _begin_sealing(settings, vault, "client_app", clients)
     clients.altered = client_altered(audit_ledger.writer, now_us)
     sessions.client_genuine = clients.genuine_session
-    break_glass.seal_key = vault.row_seal_key("break_glass")
-    _seal_once(settings, GRANTS_SEALED, break_glass.seal_key, break_glass.seal_unsealed)
-    break_glass.all_sealed = break_glass.seal_key is not None
+    _begin_sealing(settings, vault, "break_glass", break_glass)
     break_glass.altered = grant_altered(audit_ledger.writer, now_us)
-    sessions.seal_key = vault.row_seal_key("auth_session")
-    _seal_once(settings, SESSIONS_SEALED, sessions.seal_key, sessions.seal_unsealed)
-    sessions.all_sealed = sessions.seal_key is not None
+    _begin_sealing(settings, vault, "auth_session", sessions)
     sessions.session_altered = session_altered(audit_ledger.writer, now_us)
-    _seal_once(settings, REFRESH_SEALED, sessions.seal_key, sessions.seal_unsealed_refresh)
-    oauth.seal_key = vault.row_seal_key("auth_code")
-    _seal_once(settings, CODES_SEALED, oauth.seal_key, oauth.seal_unsealed_codes)
-    oauth.code_all_sealed = oauth.seal_key is not None
+    # Refresh tokens under the sessions' key (their own seal's form).
+    _seal_once(settings, "refresh_token", sessions.seal_key, sessions.seal_unsealed_refresh)
+    _begin_sealing(settings, vault, "auth_code", oauth)
     detection = build_detection(
         settings,
         engine,
@@ -564,10 +547,7 @@ def build_services(
     services.contain.named_by = named_by
     services.contain.held_by = held_by
     services.contain.clinic_of = Directory(services).clinic
-    console = services.console
-    console.seal_key = vault.row_seal_key("console_session")
-    _seal_once(settings, CONSOLE_SEALED, console.seal_key, console.seal_unsealed)
-    console.all_sealed = console.seal_key is not None
+    _begin_sealing(settings, vault, "console_session", services.console)
     return services
 
 

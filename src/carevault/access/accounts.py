@@ -10,9 +10,6 @@ the address that fails, never locks, and cannot be aimed at an owner elsewhere.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,7 +25,7 @@ from carevault.access.throttle import SignInThrottle, Verdict
 from carevault.clock import Clock, to_micros, utc_now
 from carevault.db import read_transaction, write_transaction
 from carevault.domain.roles import Role
-from carevault.keys.anchors import seal_matches, seal_unsealed
+from carevault.keys.anchors import seal_fields, seal_matches, seal_unsealed
 from carevault.keys.envelope import Envelope
 from carevault.keys.service import CREDENTIALS_KEY_ID, KeyService
 
@@ -122,8 +119,7 @@ def account_seal(
     """The seal of what an account may do, as its row stores it (``clinic_ids`` as
     stored: sorted, comma-separated), and whether it is suspended: a database writer who
     cleared ``suspended_us`` let a suspended person sign in again (review of round 69)."""
-    fields = [
-        "carevault-account/2",
+    fields: list[object] = [
         account_id,
         username,
         role,
@@ -131,7 +127,7 @@ def account_seal(
         practitioner_id,
         suspended,
     ]
-    return hmac.new(key, json.dumps(fields).encode(), hashlib.sha256).digest()
+    return seal_fields(key, "carevault-account/2", fields)
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,6 @@ keyring: ``all_sealed``)."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
 import logging
 import secrets
 from collections.abc import Callable, Iterable
@@ -29,7 +26,7 @@ from carevault.access.tables import break_glass, staff_account
 from carevault.clock import Clock, to_micros, utc_now
 from carevault.db import lock_until_commit, read_transaction, write_transaction
 from carevault.domain.roles import BreakGlassReason
-from carevault.keys.anchors import seal_matches, seal_unsealed
+from carevault.keys.anchors import seal_fields, seal_matches, seal_unsealed
 from carevault.keys.envelope import Envelope
 from carevault.keys.service import KeyService
 
@@ -87,8 +84,7 @@ def grant_seal(
 ) -> bytes:
     """The seal of what a grant opens: to whom, which patient, why (the code), from when
     to when, and whether it waits for an officer's approval."""
-    fields = [
-        "carevault-grant/1",
+    fields: list[object] = [
         grant_id,
         account_id,
         patient_pseudonym,
@@ -98,7 +94,7 @@ def grant_seal(
         emergency,
         approved,
     ]
-    return hmac.new(key, json.dumps(fields).encode(), hashlib.sha256).digest()
+    return seal_fields(key, "carevault-grant/1", fields)
 
 
 def _grant(row: object) -> Grant:

@@ -21,9 +21,6 @@ the detectors take no row that does not match as explaining an access
 from __future__ import annotations
 
 import functools
-import hashlib
-import hmac
-import json
 import logging
 import threading
 import time
@@ -49,7 +46,7 @@ from carevault.db import driver_all, driver_executemany, read_transaction, write
 from carevault.domain.care import CareEvent, CareSource, Opened, Window
 from carevault.fhir.care import CARE_TYPES as CARE_TYPES
 from carevault.fhir.care import CareFacts, care_facts
-from carevault.keys.anchors import seal_matches
+from carevault.keys.anchors import seal_fields, seal_matches
 
 log = logging.getLogger("carevault.access")
 
@@ -71,8 +68,8 @@ def _plain(value: Any) -> Any:
 
 def care_seal(key: bytes, row: Mapping[Any, Any]) -> bytes:
     """The seal of a ``care_relationship`` row as stored (its ``SEALED_COLUMNS``)."""
-    fields = ["carevault-care/1", *(_plain(row[name]) for name in SEALED_COLUMNS)]
-    return hmac.new(key, json.dumps(fields).encode(), hashlib.sha256).digest()
+    fields: list[object] = [*(_plain(row[name]) for name in SEALED_COLUMNS)]
+    return seal_fields(key, "carevault-care/1", fields)
 
 
 def care_event(

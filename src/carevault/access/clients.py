@@ -27,7 +27,7 @@ from carevault.access.tables import client_app
 from carevault.clock import Clock, to_micros, utc_now
 from carevault.config import browser_origin
 from carevault.db import read_transaction, write_transaction
-from carevault.keys.anchors import seal_matches, seal_unsealed
+from carevault.keys.anchors import seal_fields, seal_matches, seal_unsealed
 
 _CLIENT_ID = re.compile(r"^[a-z0-9][a-z0-9\-_.]{2,63}$")
 
@@ -56,8 +56,8 @@ SEALED_COLUMNS = (
 def client_seal(key: bytes, columns: Mapping[Any, Any], revoked: bool) -> bytes:
     """The seal of a ``client_app`` row whose ``SEALED_COLUMNS`` are ``columns`` (as
     stored), and whether it is revoked."""
-    fields = ["carevault-client/1", *(columns[name] for name in SEALED_COLUMNS), revoked]
-    return hmac.new(key, json.dumps(fields).encode(), hashlib.sha256).digest()
+    fields: list[object] = [*(columns[name] for name in SEALED_COLUMNS), revoked]
+    return seal_fields(key, "carevault-client/1", fields)
 
 
 #: A session's row (``Sessions._row``) names the app's columns so.

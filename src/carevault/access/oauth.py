@@ -161,7 +161,7 @@ class OAuth:
         #: The key codes are sealed with (None with encryption off) and whether every
         #: code has been sealed: set by the composition root (``keys.anchors``).
         self.seal_key: bytes | None = None
-        self.code_all_sealed = False
+        self.all_sealed = False
 
     def _record(
         self,
@@ -329,9 +329,9 @@ class OAuth:
         """Whether an ``auth_code`` row is as CareVault wrote it (always, with no key): a
         code inserted in the database, or edited, opens no session (review of round 70)."""
         expected = self._code_seal(row._mapping)
-        return expected is None or seal_matches(row.seal, expected, self.code_all_sealed)
+        return expected is None or seal_matches(row.seal, expected, self.all_sealed)
 
-    def seal_unsealed_codes(self) -> int:
+    def seal_unsealed(self) -> int:
         """Seal every code that has no seal, as it stands (once, when sealing begins)."""
         if self.seal_key is None:
             return 0

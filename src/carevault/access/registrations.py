@@ -8,9 +8,6 @@ transaction that records why.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
 import logging
 import threading
 import time
@@ -42,7 +39,7 @@ from carevault.access.tables import patient_registration
 from carevault.access.throttle import REGISTRATION, Counted, SignInThrottle
 from carevault.clock import Clock, utc_now
 from carevault.db import driver_all, read_transaction
-from carevault.keys.anchors import seal_matches, seal_unsealed
+from carevault.keys.anchors import seal_fields, seal_matches, seal_unsealed
 from carevault.vault.tables import resource_head
 
 #: How long an answer is remembered outside writes: as stale at most as session state.
@@ -190,8 +187,8 @@ def registration_seal(
 ) -> bytes:
     """The seal of a ``patient_registration`` row as stored (adversary round 70)."""
     # As stored, never coerced: a time written as text must not seal as the number.
-    fields = ["carevault-registration/1", pseudonym, clinic_id, registered_us, by, proof]
-    return hmac.new(key, json.dumps(fields).encode(), hashlib.sha256).digest()
+    fields: list[object] = [pseudonym, clinic_id, registered_us, by, proof]
+    return seal_fields(key, "carevault-registration/1", fields)
 
 
 def registered_columns(pseudonym: ColumnElement[Any]) -> tuple[Any, Any]:

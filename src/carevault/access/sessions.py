@@ -20,8 +20,6 @@ does not match is refused, and reported once a process (``session_altered``).
 from __future__ import annotations
 
 import hashlib
-import hmac
-import json
 import secrets
 import threading
 import time
@@ -129,8 +127,7 @@ def session_seal(key: bytes, row: Any) -> bytes:
     through which client, with which scopes and patient, until when, whether it is
     revoked and whether it waits for a step-up (not when it was last used, nor the
     revocation's words)."""
-    fields = [
-        "carevault-session/1",
+    fields: list[object] = [
         row.session_id,
         row.account_id,
         row.client_id,
@@ -142,7 +139,7 @@ def session_seal(key: bytes, row: Any) -> bytes:
         row.revoked_us is not None,
         row.step_up_us is not None,
     ]
-    return hmac.new(key, json.dumps(fields).encode(), hashlib.sha256).digest()
+    return seal_fields(key, "carevault-session/1", fields)
 
 
 class Sessions:

@@ -21,10 +21,8 @@ older than every sealed one for a row from before.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import ipaddress
-import json
 import logging
 import threading
 import time
@@ -38,7 +36,7 @@ from sqlalchemy.exc import IntegrityError
 
 from carevault.containment.tables import containment
 from carevault.db import read_transaction, refuse_on_the_loop, write_transaction
-from carevault.keys.anchors import seal_unsealed
+from carevault.keys.anchors import seal_fields, seal_unsealed
 from carevault.keys.measures import Measure, MeasureRegister
 from carevault.keys.words import SealedWords
 
@@ -159,8 +157,7 @@ def _row(row: object, opener: Callable[[Containment], str] | None = None) -> Con
 
 def row_seal(key: bytes, item: Containment) -> bytes:
     """The seal of ``item`` as stored: an HMAC-SHA256 of every column but the seal."""
-    fields = [
-        "carevault-containment/1",
+    fields: list[object] = [
         item.containment_id,
         item.mode.value,
         item.target,
@@ -170,7 +167,7 @@ def row_seal(key: bytes, item: Containment) -> bytes:
         item.released_us,
         item.released_by,
     ]
-    return hmac.new(key, json.dumps(fields).encode(), hashlib.sha256).digest()
+    return seal_fields(key, "carevault-containment/1", fields)
 
 
 def _still_on(item: Containment) -> Containment:

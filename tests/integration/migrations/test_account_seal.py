@@ -1,5 +1,5 @@
 """records_0033: staff accounts gain a seal; accounts written before keep none (the
-first start after the upgrade seals them, ``bootstrap._seal_accounts``); the column
+first start after the upgrade seals them, ``bootstrap._begin_sealing``); the column
 comes and goes. SQLite and PostgreSQL."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """records_0038: care relationships and registrations gain a seal; rows written before
-keep none (the first start after the upgrade seals them, ``bootstrap._seal_care``); the
+keep none (the first start after the upgrade seals them, ``bootstrap._begin_sealing``); the
 column comes and goes. SQLite and PostgreSQL."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """records_0037: client apps gain a seal; apps registered before keep none (the first
-start after the upgrade seals them, ``bootstrap._seal_clients``); the column comes and
+start after the upgrade seals them, ``bootstrap._begin_sealing``); the column comes and
 goes. SQLite and PostgreSQL."""
 
 from __future__ import annotations
