@@ -17,8 +17,11 @@ from carevault.access.admin import (
     Administration,
     account_altered,
     client_altered,
+    client_written_back,
     grant_altered,
+    register_failed,
     session_altered,
+    session_written_back,
 )
 from carevault.access.breakglass import BreakGlass
 from carevault.access.care import CareRelationships
@@ -56,6 +59,7 @@ from carevault.keys.files import ed25519_key, rsa_key
 from carevault.keys.local import LocalKeyring
 from carevault.keys.measures import MeasureRegister, measures_path
 from carevault.keys.provider import KeyProvider, KeyProviderUnavailable
+from carevault.keys.revocations import RevocationRegister, revocations_path
 from carevault.keys.service import DIRECTORY_KEY_ID, KeyService
 from carevault.keys.shreds import ShredRegister, register_path
 from carevault.keys.words import officer_words
@@ -279,6 +283,39 @@ def _begin_sealing(settings: Settings, vault: Vault, table: str, holder: _Sealin
 #: register begun (``keys.measures``). A table whose rows are all sealed is noted by
 #: its name (``_begin_sealing``).
 MEASURES_RECORDED = "containment-measures"
+#: The revocations' register begun (``keys.revocations``): the revocations and step-ups
+#: the sealed rows held before it written to it once.
+REVOCATIONS_RECORDED = "revocations"
+
+
+def _begin_revocations(
+    settings: Settings,
+    sessions: Sessions,
+    clients: ClientApps,
+    audit: LedgerWriter,
+    now_us: Callable[[], int],
+) -> None:
+    """The register of revocations and step-ups beside the keyring (``keys.revocations``,
+    stop 57), shared by the sessions and the client apps; what the sealed rows held before
+    it began written to it once; rewritten without what no longer matters at each start
+    (a register out of reach is told, and does not stop the start)."""
+    register = RevocationRegister(revocations_path(settings.resolved_keyring_path), now_us)
+    failed = register_failed(audit, now_us)
+    sessions.register = clients.register = register
+    sessions.register_failed = clients.register_failed = failed
+    sessions.session_written_back = session_written_back(audit, now_us)
+    clients.written_back = client_written_back(audit, now_us)
+    _seal_once(
+        settings,
+        REVOCATIONS_RECORDED,
+        sessions.seal_key,
+        lambda: sessions.record_standing() + clients.record_revoked(),
+    )
+    try:
+        register.compact()
+    except OSError as error:
+        log.error("the revocations' register beside the keyring: not rewritten: %s", error)
+        failed("not rewritten at start")
 
 
 def build_services(
@@ -433,6 +470,8 @@ def build_services(
     break_glass.altered = grant_altered(audit_ledger.writer, now_us)
     _begin_sealing(settings, vault, "auth_session", sessions)
     sessions.session_altered = session_altered(audit_ledger.writer, now_us)
+    if sessions.seal_key is not None:
+        _begin_revocations(settings, sessions, clients, audit_ledger.writer, now_us)
     # Refresh tokens under the sessions' key (their own seal's form).
     _seal_once(settings, "refresh_token", sessions.seal_key, sessions.seal_unsealed_refresh)
     _begin_sealing(settings, vault, "auth_code", oauth)

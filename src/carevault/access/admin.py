@@ -109,6 +109,63 @@ def session_altered(audit: AuditTrail, now_us: Callable[[], int]) -> Callable[[s
     return record
 
 
+def session_written_back(
+    audit: AuditTrail, now_us: Callable[[], int]
+) -> Callable[[str, str], None]:
+    """What ``Sessions.session_written_back`` is told, recorded: an ``auth:session:altered``
+    entry naming the session and what its row written back lifted ("revocation" or
+    "step-up"), raised by the detectors as a critical alert."""
+
+    def record(session_id: str, lifted: str) -> None:
+        _record_altered(
+            audit,
+            now_us,
+            Tag.SESSION_ALTERED,
+            f"session {session_id}: a row saved before its {lifted} was written back in "
+            "the database; the register beside the keyring holds it: refused",
+            {"session": session_id, "why": "written back", "lifted": lifted},
+        )
+
+    return record
+
+
+def client_written_back(audit: AuditTrail, now_us: Callable[[], int]) -> Callable[[str], None]:
+    """What ``ClientApps.written_back`` is told, recorded: an ``auth:client:altered``
+    entry naming the app, raised by the detectors as a critical alert."""
+
+    def record(client_id: str) -> None:
+        _record_altered(
+            audit,
+            now_us,
+            Tag.CLIENT_ALTERED,
+            f"client app {client_id}: a row saved before its revocation was written back "
+            "in the database; the register beside the keyring holds it: refused",
+            {"client": client_id, "why": "written back"},
+        )
+
+    return record
+
+
+def register_failed(audit: AuditTrail, now_us: Callable[[], int]) -> Callable[[str], None]:
+    """What ``Sessions.register_failed`` and ``ClientApps.register_failed`` are told
+    (once a process for each kind of failure): the revocations' register beside the
+    keyring (``keys.revocations``) not written (a revocation or step-up then stands in
+    the database alone, where a row written back would undo it) or not read (every
+    session is refused). A ``keys:register:failed`` entry, raised by the detectors as a
+    critical alert: the custodian's folder wants looking at."""
+
+    def record(what: str) -> None:
+        _record_altered(
+            audit,
+            now_us,
+            Tag.REGISTER_FAILED,
+            f"the revocations' register beside the keyring: {what}",
+            {"register": "revocations", "what": what},
+        )
+
+    return record
+
+
 def _record_altered(
     audit: AuditTrail,
     now_us: Callable[[], int],

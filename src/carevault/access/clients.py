@@ -4,6 +4,11 @@ An integration service signs in only with the client-credentials grant of a
 confidential app. Such an app may be bound to an integration account: it then acts
 for that account, reaches only the clinics both are limited to, and stops when the
 account is suspended. Integration accounts cannot sign in through user apps at all.
+
+An app's revocation is written, inside its transaction, to the register beside the
+keyring too (``keys.revocations``): a row saved before the revocation and written back
+after, seal and all, got tokens again (review of round 70). An app the register names as
+revoked is refused whatever its row says, and told once (``written_back``).
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import re
 import secrets
 from collections.abc import Callable, Mapping, Sequence
@@ -28,6 +34,9 @@ from carevault.clock import Clock, to_micros, utc_now
 from carevault.config import browser_origin
 from carevault.db import read_transaction, write_transaction
 from carevault.keys.anchors import seal_fields, seal_matches, seal_unsealed
+from carevault.keys.revocations import WRITTEN_BACK_AFTER_US, RevocationRegister, client_line
+
+log = logging.getLogger("carevault.access")
 
 _CLIENT_ID = re.compile(r"^[a-z0-9][a-z0-9\-_.]{2,63}$")
 
@@ -146,6 +155,13 @@ class ClientApps:
         self.all_sealed = False
         self.altered: Callable[[str], None] | None = None
         self._told: set[str] = set()
+        #: The register of revocations beside the keyring (``keys.revocations``), whom to
+        #: tell of a row written back over a revocation it holds, and of the register not
+        #: written or not read; set by the composition root where rows are sealed.
+        self.register: RevocationRegister | None = None
+        self.written_back: Callable[[str], None] | None = None
+        self.register_failed: Callable[[str], None] | None = None
+        self._told_back: set[str] = set()
 
     # --- the app's seal --------------------------------------------------------------------
 
@@ -162,20 +178,71 @@ class ClientApps:
         """Whether a ``client_app`` row is as CareVault wrote it; one that is not is told
         (once a process)."""
         m = row._mapping
+        revoked = m["revoked_us"] is not None
         return self._told_unless(
-            str(m["client_id"]),
-            self._genuine(m, m["revoked_us"] is not None, m["seal"]),
-        )
+            str(m["client_id"]), self._genuine(m, revoked, m["seal"])
+        ) and self._not_revoked_in_register(str(m["client_id"]), revoked)
 
     def genuine_session(self, row: Any) -> bool:
         """``_checked`` for a session's row (``Sessions._row``: the app's columns
         labelled ``SESSION_LABELS``)."""
         m = row._mapping
         columns = {name: m[label] for name, label in SESSION_LABELS.items()}
+        revoked = m["client_revoked_us"] is not None
         return self._told_unless(
-            str(m["client_id"]),
-            self._genuine(columns, m["client_revoked_us"] is not None, m["client_seal"]),
+            str(m["client_id"]), self._genuine(columns, revoked, m["client_seal"])
+        ) and self._not_revoked_in_register(str(m["client_id"]), revoked)
+
+    # --- the register beside the keyring ----------------------------------------------
+
+    def _not_revoked_in_register(self, client_id: str, revoked_in_row: bool) -> bool:
+        """False if the register names the app as revoked and its row says it is not (a
+        row written back over its revocation, told once a process, and only
+        ``WRITTEN_BACK_AFTER_US`` after the revocation: one being committed in another
+        process is no row written back), or if the register cannot be read (the app
+        is then refused: the safe side)."""
+        if self.register is None or revoked_in_row:
+            return True
+        try:
+            revoked_us = self.register.client_revoked(client_id)
+        except OSError as error:
+            self._failed("not read", error)
+            return False
+        if revoked_us is None:
+            return True
+        late = to_micros(self.clock()) - revoked_us >= WRITTEN_BACK_AFTER_US
+        if late and client_id not in self._told_back:
+            self._told_back.add(client_id)
+            log.error("client app %s: its row was written back over its revocation", client_id)
+            if self.written_back is not None:
+                self.written_back(client_id)
+        return False
+
+    def _failed(self, what: str, error: OSError) -> None:
+        log.error(
+            "the revocations' register beside the keyring: %s: %s",
+            what,
+            error.strerror or type(error).__name__,
         )
+        if self.register_failed is not None:
+            self.register_failed(what)
+
+    def record_revoked(self) -> int:
+        """Write every genuine revoked app to the register (once, when the register
+        begins: the revocations made before it); returns how many."""
+        if self.register is None:
+            return 0
+        with read_transaction(self.engine) as connection:
+            rows = connection.execute(
+                select(client_app).where(client_app.c.revoked_us.is_not(None))
+            ).all()
+        lines = [
+            client_line(row.client_id, row.revoked_us)
+            for row in rows
+            if self._genuine(row._mapping, True, row.seal)
+        ]
+        self.register.append(lines)
+        return len(lines)
 
     def _told_unless(self, client_id: str, genuine: bool) -> bool:
         if not genuine and client_id not in self._told:
@@ -236,6 +303,9 @@ class ClientApps:
                 jwks = checked_key_set(jwks)
             except KeySetError as error:
                 raise ClientError(f"the key set: {error}") from None
+        if self.register is not None and self.register.client_revoked(client_id) is not None:
+            # Its row gone from the database, the id would be refused for good.
+            raise ClientError(f"client {client_id} was revoked: register the app anew")
         secret = secrets.token_urlsafe(32) if confidential and jwks is None else None
         with write_transaction(self.engine) as connection:
             exists = connection.execute(
@@ -309,6 +379,13 @@ class ClientApps:
             if row is None:
                 raise ClientError(f"no client {client_id}")
             values: dict[str, Any] = {"revoked_us": to_micros(self.clock())}
+            if self.register is not None:
+                # Before the commit: a crash between leaves the app revoked by the
+                # register alone (the safe side), never by the database alone.
+                try:
+                    self.register.append([client_line(client_id, values["revoked_us"])])
+                except OSError as error:
+                    self._failed("not written: a client app's revocation", error)
             if self._genuine(row._mapping, row.revoked_us is not None, row.seal):
                 values["seal"] = self._seal(row._mapping, revoked=True)
             connection.execute(

@@ -15,15 +15,23 @@ holds no key, who moved a session to another account, lengthened it, un-revoked 
 cleared its step-up, had the token it held act so at once (adversary round 70: Tuen
 Mun's front desk read Tsuen Wan's patient as Tsuen Wan's doctor). A session whose row
 does not match is refused, and reported once a process (``session_altered``).
+
+A seal says a row is as CareVault once wrote it, not that it is the latest: a row saved
+before a revocation or a step-up and written back after, seal and all, lived again
+(review of round 70). Each revocation, step-up asked and step-up met is written, inside
+its transaction, to the register beside the keyring (``keys.revocations``), and what the
+register says wins over the row (``_recorded``); a row that says less is told once
+(``session_written_back``).
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 import threading
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +44,16 @@ from carevault.access.tokens import TokenSigner
 from carevault.clock import Clock, to_micros, utc_now
 from carevault.db import read_transaction, refuse_on_the_loop, write_transaction
 from carevault.keys.anchors import seal_fields, seal_matches, seal_unsealed
+from carevault.keys.revocations import (
+    AFTER_EXPIRY_US,
+    WRITTEN_BACK_AFTER_US,
+    RevocationRegister,
+    met_line,
+    revoked_line,
+    step_up_line,
+)
+
+log = logging.getLogger("carevault.access")
 
 
 class RefreshRefused(Exception):
@@ -108,6 +126,13 @@ def token_hash(token: str) -> str:
 
 #: Why a session whose row does not match its seal is refused.
 SESSION_ALTERED = "session record altered in the database"
+
+#: Why a session the register beside the keyring names as revoked is refused though its
+#: row says it is live (a row written back over its revocation).
+REVOKED_IN_REGISTER = "session revoked (as the register beside the keyring holds)"
+
+#: Why every session is refused while the register beside the keyring cannot be read.
+REGISTER_UNREADABLE = "the revocations' register beside the keyring cannot be read"
 
 
 #: Why a refresh token whose row does not match its seal is refused.
@@ -182,6 +207,16 @@ class Sessions:
         self.all_sealed = False
         self.session_altered: Callable[[str], None] | None = None
         self._told_sessions: set[str] = set()
+        #: The register of revocations and step-ups beside the keyring
+        #: (``keys.revocations``), whom to tell of a row written back over what it holds
+        #: (the session and what the row lifted: "revocation" or "step-up"), and of the
+        #: register not written or not read; set by the composition root where rows are
+        #: sealed.
+        self.register: RevocationRegister | None = None
+        self.session_written_back: Callable[[str, str], None] | None = None
+        self.register_failed: Callable[[str], None] | None = None
+        self._told_back: set[tuple[str, str]] = set()
+        self._told_failed: set[str] = set()
 
     # --- the session's seal ------------------------------------------------------------
 
@@ -209,6 +244,7 @@ class Sessions:
         if connection.dialect.name == "postgresql":
             statement = statement.with_for_update()
         rows = connection.execute(statement).all()
+        self._record(rows, values)
         for row in rows:
             changed = dict(row._mapping) | values
             seal = row.seal if not self._genuine(row) else self._seal(_Row(changed))
@@ -218,6 +254,129 @@ class Sessions:
                 .values(**values, seal=seal)
             )
         return len(rows)
+
+    # --- the register beside the keyring ----------------------------------------------
+
+    def _record(self, rows: Sequence[Any], values: dict[str, Any]) -> None:
+        """Write what ``values`` do to ``rows`` (a revocation, a step-up asked or met) to
+        the register, inside the transaction that does it, before its commit: a crash
+        between the two leaves a revocation or step-up the database never committed,
+        which the register keeps (the safe side), never one the database holds and the
+        register does not. A register that cannot be written does not stop it (the row
+        says it): logged and told (``register_failed``)."""
+        if self.register is None or not rows:
+            return
+        now_us = to_micros(self.clock())
+        if values.get("revoked_us") is not None:
+            what = "a session's revocation"
+            lines = [
+                revoked_line(row.session_id, values["revoked_us"], self._until(row, now_us))
+                for row in rows
+            ]
+        elif values.get("step_up_us") is not None:
+            what = "a session's step-up"
+            lines = [
+                step_up_line(row.session_id, values["step_up_us"], self._until(row, now_us))
+                for row in rows
+            ]
+        elif "step_up_us" in values:
+            what = "a session's step-up met"
+            lines = []
+            for row in rows:
+                asked = set(self._asked(row.session_id))
+                if row.step_up_us is not None:
+                    asked.add(row.step_up_us)
+                if asked:
+                    lines.append(met_line(row.session_id, asked, self._until(row, now_us)))
+        else:
+            return
+        try:
+            self.register.append(lines)
+        except OSError as error:
+            self._failed(f"not written: {what}", error)
+
+    def _until(self, row: Any, now_us: int) -> int:
+        """The expiry a register line holds for the session: its row's, sealed; for a row
+        that does not match its seal, no earlier than any genuine row of it could hold."""
+        if self._genuine(row):
+            return int(row.expires_us)
+        return max(int(row.expires_us), now_us + self.session_seconds * 1_000_000)
+
+    def _asked(self, session_id: str) -> frozenset[int]:
+        assert self.register is not None  # noqa: S101 - only called with a register
+        try:
+            return self.register.step_ups(session_id)
+        except OSError as error:
+            self._failed("not read", error)
+            return frozenset()
+
+    def _failed(self, what: str, error: OSError) -> None:
+        log.error(
+            "the revocations' register beside the keyring: %s: %s",
+            what,
+            error.strerror or type(error).__name__,
+        )
+        if what not in self._told_failed:
+            self._told_failed.add(what)
+            if self.register_failed is not None:
+                self.register_failed(what)
+
+    def _recorded(self, row: Any) -> tuple[str, bool]:
+        """What the register holds against the session's row: why it may not act though
+        its row says it may (revoked, or the register unreadable: every session is then
+        refused, the safe side), and whether a step-up asked is still due though the row
+        no longer says so. A row saying less than the register was written back (or the
+        transaction that wrote the later row never committed): told once a process, and
+        only ``WRITTEN_BACK_AFTER_US`` after the line (a revocation being committed in
+        another process is no row written back)."""
+        if self.register is None:
+            return "", False
+        try:
+            revoked_us = self.register.session_revoked(row.session_id)
+            asked = self.register.step_ups(row.session_id)
+        except OSError as error:
+            self._failed("not read", error)
+            return REGISTER_UNREADABLE, False
+        if revoked_us is not None and row.revoked_us is None:
+            self._written_back(str(row.session_id), "revocation", revoked_us)
+            return REVOKED_IN_REGISTER, False
+        if asked and row.step_up_us is None and row.revoked_us is None:
+            self._written_back(str(row.session_id), "step-up", max(asked))
+            return "", True
+        return "", False
+
+    def _written_back(self, session_id: str, lifted: str, at_us: int) -> None:
+        told = (session_id, lifted)
+        if told in self._told_back or to_micros(self.clock()) - at_us < WRITTEN_BACK_AFTER_US:
+            return
+        self._told_back.add(told)
+        log.error("session %s: its row was written back over its %s: refused", session_id, lifted)
+        if self.session_written_back is not None:
+            self.session_written_back(session_id, lifted)
+
+    def record_standing(self) -> int:
+        """Write every revocation and step-up the sealed rows hold to the register (once,
+        when the register begins: those made before it), but for sessions whose lines
+        would already be pruned; returns how many lines."""
+        if self.register is None:
+            return 0
+        now_us = to_micros(self.clock())
+        with read_transaction(self.engine) as connection:
+            rows = connection.execute(
+                select(auth_session).where(
+                    auth_session.c.revoked_us.is_not(None) | auth_session.c.step_up_us.is_not(None),
+                    auth_session.c.expires_us > now_us - AFTER_EXPIRY_US,
+                )
+            ).all()
+        lines = [
+            revoked_line(row.session_id, row.revoked_us, row.expires_us)
+            if row.revoked_us is not None
+            else step_up_line(row.session_id, row.step_up_us, row.expires_us)
+            for row in rows
+            if self._genuine(row)
+        ]
+        self.register.append(lines)
+        return len(lines)
 
     def seal_unsealed(self) -> int:
         """Seal every session that has no seal, as it stands (once, when sealing
@@ -364,6 +523,7 @@ class Sessions:
                     auth_session.c.scopes,
                     auth_session.c.patient_id,
                     auth_session.c.revoked_us,
+                    auth_session.c.step_up_us,
                     auth_session.c.expires_us.label("session_expires_us"),
                 )
                 .join(auth_session, auth_session.c.session_id == refresh_token.c.session_id)
@@ -381,6 +541,7 @@ class Sessions:
                     row.refresh_expires_us <= now_us
                     or row.session_expires_us <= now_us
                     or row.revoked_us is not None
+                    or self._recorded(row)[0]
                 ):
                     raise RefreshRefused("refresh token expired or session ended", row.session_id)
                 scope = narrowed(row.scopes) if narrowed is not None else row.scopes
@@ -631,7 +792,11 @@ class Sessions:
         row = self._row(session_id)
         if row is None:
             return "unknown session"
-        return _why_not_live(row, to_micros(self.clock()), expiry=False) or self._altered(row)
+        return (
+            _why_not_live(row, to_micros(self.clock()), expiry=False)
+            or self._altered(row)
+            or self._recorded(row)[0]
+        )
 
     def _altered(self, row: Any) -> str:
         """Why the session may not act if a row it stands on was edited without the key:
@@ -672,7 +837,9 @@ class Sessions:
         row = self._row(session_id)
         if row is None:
             return SessionState(session_id, False, "unknown session", None, "", "")
-        reason = _why_not_live(row, now_us) or self._altered(row)
+        why = _why_not_live(row, now_us) or self._altered(row)
+        kept, step_up = ("", False) if why else self._recorded(row)
+        reason = why or kept
         clinics = _clinics(row.staff_clinics if row.account_id else row.client_clinics)
         if row.account_id is None and row.bound_account_id is not None:
             clinics &= _clinics(row.bound_clinics)
@@ -689,7 +856,7 @@ class Sessions:
             practitioner_id=row.practitioner_id,
             client_scopes=row.client_scopes or "",
             patient_pseudonym=row.patient_pseudonym,
-            step_up=row.step_up_us is not None,
+            step_up=row.step_up_us is not None or step_up,
         )
 
     def _row(self, session_id: str) -> Any:

@@ -49,6 +49,7 @@ from carevault.incidents.tables import ledger_segment
 from carevault.keys.anchors import ANCHORS, anchors_path
 from carevault.keys.files import write_private
 from carevault.keys.measures import MEASURES, measures_path
+from carevault.keys.revocations import REVOCATIONS, revocations_path
 from carevault.keys.shreds import REGISTER, register_path
 from carevault.keys.tables import data_key
 from carevault.ledger.events import AuditEvent, Outcome, Tag
@@ -284,6 +285,12 @@ def _key_sources(settings: Settings) -> dict[str, Path]:
     measures = measures_path(settings.resolved_keyring_path)
     if measures.exists():
         sources[MEASURES] = measures
+    # And the revocations' register (``keys.revocations``): a backup's own names the
+    # sessions and apps revoked before it was taken, so a row written back in the
+    # restored database does not bring one back.
+    revocations = revocations_path(settings.resolved_keyring_path)
+    if revocations.exists():
+        sources[REVOCATIONS] = revocations
     return sources
 
 
@@ -373,6 +380,7 @@ def restore_backup(source: Path, settings: Settings, keys_source: Path | None, b
         ANCHORS: anchors_path(settings.resolved_keyring_path),
         **_handed_out_keys(settings),
         MEASURES: measures_path(settings.resolved_keyring_path),
+        REVOCATIONS: revocations_path(settings.resolved_keyring_path),
     }
     for name, path in destinations.items():
         if name in manifest.key_files and (name != KEYRING or settings.key_provider == "local"):

@@ -4,7 +4,9 @@ check was altered or moved between rows (its sealed body, or the patient or clin
 beside it); a witness that refuses a checkpoint for a conflict saw the ledger rolled
 back or rewritten; a containment mode released, edited or deleted without the key its
 rows are sealed with is kept on, and told; a staff account or a client app (round 70)
-whose row does not match its seal is refused, and told. The caller who met the altered record is not
+whose row does not match its seal is refused, and told; so is a session or app whose row
+was written back over a revocation or step-up the register beside the keyring holds, and
+that register not written or read (stop 57). The caller who met the altered record is not
 to blame: the alert is for a person to judge (``respond.RAISE_ONLY``), and names no
 patient, since the row's patient is what may have been altered."""
 
@@ -35,6 +37,25 @@ def tamper_finding(access: Access) -> Finding | None:
             f"ledger entry {access.position}: staff account {access.detail.get('account')} "
             "does not match its seal: its role, clinics or practitioner were edited in the "
             "database; its sessions are refused"
+        )
+    elif access.tag == Tag.SESSION_ALTERED.value and access.detail.get("why"):
+        explanation = (
+            f"ledger entry {access.position}: session {access.detail.get('session')}: a "
+            f"row saved before its {access.detail.get('lifted')} was written back in the "
+            "database; the register beside the keyring holds it, and the session is refused"
+        )
+    elif access.tag == Tag.CLIENT_ALTERED.value and access.detail.get("why"):
+        explanation = (
+            f"ledger entry {access.position}: client app {access.detail.get('client')}: a "
+            "row saved before its revocation was written back in the database; the "
+            "register beside the keyring holds it, and the app is refused"
+        )
+    elif access.tag == Tag.REGISTER_FAILED.value:
+        explanation = (
+            f"ledger entry {access.position}: the {access.detail.get('register')} register "
+            f"beside the keyring: {access.detail.get('what')}. A revocation or step-up not "
+            "written there stands in the database alone, where a row written back undoes "
+            "it; one not read refuses every session. Check the custodian's folder"
         )
     elif access.tag == Tag.SESSION_ALTERED.value:
         explanation = (

@@ -106,6 +106,9 @@ class Tag(StrEnum):
     #: A client app whose row does not match its seal (clinics, scopes, secret, keys,
     #: bound account or revocation edited in the database): refused (round 70).
     CLIENT_ALTERED = "auth:client:altered"
+    #: A register beside the keyring (the revocations': ``keys.revocations``) could not
+    #: be written or read (review of round 70's helper, stop 57).
+    REGISTER_FAILED = "keys:register:failed"
     #: A witness refused to cosign a checkpoint (adversary round 69): for a conflict or a
     #: failed consistency proof, the ledger was rolled back or rewritten under the server.
     AUDIT_WITNESS_REFUSED = "audit:witness:refused"
