@@ -332,8 +332,7 @@ class Sessions:
         if self.register is None:
             return "", False
         try:
-            revoked_us = self.register.session_revoked(row.session_id)
-            asked = self.register.step_ups(row.session_id)
+            revoked_us, asked = self.register.session(row.session_id)
         except OSError as error:
             self._failed("not read", error)
             return REGISTER_UNREADABLE, False

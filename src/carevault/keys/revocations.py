@@ -240,9 +240,14 @@ class RevocationRegister:
 
     def session_revoked(self, session_id: str) -> int | None:
         """When the register says the session was revoked, or None."""
+        return self.session(session_id)[0]
+
+    def session(self, session_id: str) -> tuple[int | None, frozenset[int]]:
+        """What the register holds of the session, for one ``stat``: when it was revoked
+        (or None), and the step-ups asked of it and not met."""
         self._refresh()
         with self._lock:
-            return self._index.session_revoked(session_id)
+            return self._index.session_revoked(session_id), self._index.step_ups(session_id)
 
     def step_ups(self, session_id: str) -> frozenset[int]:
         """The step-ups asked of the session and not met, by when they were asked."""
