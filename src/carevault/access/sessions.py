@@ -298,9 +298,13 @@ class Sessions:
     def _until(self, row: Any, now_us: int) -> int:
         """The expiry a register line holds for the session: its row's, sealed; for a row
         that does not match its seal, no earlier than any genuine row of it could hold."""
+        longest = now_us + self.session_seconds * 1_000_000
         if self._genuine(row):
             return int(row.expires_us)
-        return max(int(row.expires_us), now_us + self.session_seconds * 1_000_000)
+        try:
+            return max(int(row.expires_us), longest)
+        except (TypeError, ValueError):  # not even a number: what an insider wrote
+            return longest
 
     def _asked(self, session_id: str) -> frozenset[int]:
         assert self.register is not None  # noqa: S101 - only called with a register
@@ -349,7 +353,7 @@ class Sessions:
         if told in self._told_back or to_micros(self.clock()) - at_us < WRITTEN_BACK_AFTER_US:
             return
         self._told_back.add(told)
-        log.error("session %s: its row was written back over its %s: refused", session_id, lifted)
+        log.error("session %s: its row was written back over its %s: kept", session_id, lifted)
         if self.session_written_back is not None:
             self.session_written_back(session_id, lifted)
 
