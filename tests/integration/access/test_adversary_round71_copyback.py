@@ -252,13 +252,19 @@ def test_a_client_apps_revocation_written_back_gets_no_token(
     issued = _token(group, secret)
     assert issued.status_code == 200
     saved = _saved_app(services)
+    with services.engine.begin() as connection:
+        (session_id,) = connection.execute(
+            select(auth_session.c.session_id).where(auth_session.c.client_id == FEED)
+        ).scalars()
+    saved_session = _saved(services, session_id)
     services.admin.revoke_client("admin:test", FEED)
     assert _token(group, secret).status_code == 401
     _write_back_app(services, saved)
     again = _token(group, secret)
     assert again.status_code == 401, "the revoked app was given a token"
     assert services.clients.get(FEED) is None
-    # Nor does a session it opened before come back (its own row written back too).
+    # Nor does a session it opened before come back, its own row written back too.
+    _write_back(services, saved_session)
     held = {"authorization": f"Bearer {issued.json()['access_token']}"}
     assert group.web.get(f"/fhir/Patient/{group.tm_patient.id}", headers=held).status_code == 401
 
