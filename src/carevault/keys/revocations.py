@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import tempfile
 import threading
@@ -55,6 +56,8 @@ from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+
+log = logging.getLogger("carevault.keys")
 
 #: The register's file name, beside the keyring (``revocations_path``).
 REVOCATIONS = "revocations"
@@ -190,7 +193,16 @@ class RevocationRegister:
             os.fsync(fd)
             size = os.fstat(fd).st_size
         if size >= self._compact_at:
-            self.compact()
+            # The lines are written: a rewrite that fails is the register's size, not a
+            # lost revocation, and is tried again when the file has doubled.
+            try:
+                self.compact()
+            except OSError as error:
+                self._compact_at = 2 * size
+                log.error(
+                    "the revocations' register beside the keyring: not rewritten: %s",
+                    error.strerror or type(error).__name__,
+                )
 
     def compact(self) -> int:
         """Rewrite the file with only the lines that still matter (the module's rule);
