@@ -18,7 +18,7 @@ until the partition heals. Each check therefore runs once at a time in a process
 one still hangs past its bound, ``/readyz`` says ``unavailable`` for it at once instead
 of starting another. Before, every probe (a balancer asks every second or so) left one
 more hung thread per check, and the pool every request's database work runs on (40
-threads) was spent within a minute.
+threads, anyio's default) would be spent within a minute.
 """
 
 from __future__ import annotations
