@@ -19,12 +19,15 @@ from sqlalchemy import (
     bindparam,
     create_engine,
     insert,
+    make_url,
     text,
 )
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
 
 from carevault import db
 from carevault.db import make_engine, write_transaction
+from tests.support.tcp_proxy import TcpProxy
 
 
 @pytest.fixture
@@ -124,3 +127,44 @@ def test_many_rows_of_a_plain_insert_go_in_whole_or_not_at_all(engine: Engine) -
     with engine.connect() as connection:
         stored = connection.execute(text("SELECT token FROM pair ORDER BY token")).scalars()
         assert [bytes(value) for value in stored] == sorted(row[0] for row in rows)
+
+
+def test_a_connection_to_a_database_behind_a_partition_is_given_up_not_waited_on(
+    pg_schema: str,
+) -> None:
+    """Behind a partition nothing resets a connection: a connection being made waited
+    for the server's first bytes for ever, holding a request's thread, and a server
+    whose database's network failed hung instead of answering 503. libpq's timeouts
+    and keepalives are set unless the URL gives its own (``db.PG_CONNECTION_DEFAULTS``)."""
+    url = make_url(pg_schema)
+    proxy = TcpProxy((url.host or "127.0.0.1", url.port or 5432))
+    through = url.set(port=proxy.port).render_as_string(hide_password=False)
+    engine = make_engine(through, pool_size=1)
+    try:
+        with engine.connect() as connection:
+            raw = connection.connection.driver_connection
+            assert raw is not None
+            given = raw.info.get_parameters()
+            for name in ("keepalives_idle", "keepalives_interval", "keepalives_count"):
+                assert given[name] == db.PG_CONNECTION_DEFAULTS[name], name
+            assert given["connect_timeout"] == "10"
+        engine.dispose()
+        proxy.stall()
+        began = time.monotonic()
+        with pytest.raises(OperationalError), engine.connect():
+            pass
+        assert time.monotonic() - began < 10 + 5
+    finally:
+        proxy.close()
+        engine.dispose()
+    # The URL's own setting wins.
+    own = make_engine(
+        url.update_query_dict({"connect_timeout": "4"}).render_as_string(hide_password=False)
+    )
+    try:
+        with own.connect() as connection:
+            raw = connection.connection.driver_connection
+            assert raw is not None
+            assert raw.info.get_parameters()["connect_timeout"] == "4"
+    finally:
+        own.dispose()
