@@ -18,6 +18,7 @@ from carevault.access.admin import (
     account_altered,
     client_altered,
     grant_altered,
+    registration_altered,
     session_altered,
 )
 from carevault.access.breakglass import BreakGlass
@@ -366,6 +367,7 @@ def build_services(
     # Care relationships and registrations open a patient's record (adversary round 70).
     _begin_sealing(settings, vault, "care_relationship", care)
     _begin_sealing(settings, vault, "patient_registration", registrations)
+    registrations.altered.record = registration_altered(audit_ledger.writer, now_us)
     access = AccessControl(engine, signer, sessions, care, break_glass, registrations, clock)
     if create_keys and not settings.resolved_id_token_key_path.exists():
         rsa_key(settings.resolved_id_token_key_path)
@@ -430,7 +432,7 @@ def build_services(
     clients.altered = client_altered(audit_ledger.writer, now_us)
     sessions.client_genuine = clients.genuine_session
     _begin_sealing(settings, vault, "break_glass", break_glass)
-    break_glass.altered = grant_altered(audit_ledger.writer, now_us)
+    break_glass.altered.record = grant_altered(audit_ledger.writer, now_us)
     _begin_sealing(settings, vault, "auth_session", sessions)
     sessions.session_altered = session_altered(audit_ledger.writer, now_us)
     # Refresh tokens under the sessions' key (their own seal's form).

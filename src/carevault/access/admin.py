@@ -109,6 +109,24 @@ def session_altered(audit: AuditTrail, now_us: Callable[[], int]) -> Callable[[s
     return record
 
 
+def registration_altered(audit: AuditTrail, now_us: Callable[[], int]) -> Callable[[str], None]:
+    """What ``Registrations.altered`` is told, recorded: an ``access:registration:altered``
+    entry naming the registration (its patient's pseudonym and clinic), raised by the
+    detectors as a critical alert."""
+
+    def record(registration: str) -> None:
+        _record_altered(
+            audit,
+            now_us,
+            Tag.ACCESS_REGISTRATION_ALTERED,
+            f"registration {registration} does not match its seal: inserted or edited in "
+            "the database; it places the patient nowhere",
+            {"registration": registration},
+        )
+
+    return record
+
+
 def _record_altered(
     audit: AuditTrail,
     now_us: Callable[[], int],

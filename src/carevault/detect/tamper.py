@@ -4,7 +4,8 @@ check was altered or moved between rows (its sealed body, or the patient or clin
 beside it); a witness that refuses a checkpoint for a conflict saw the ledger rolled
 back or rewritten; a containment mode released, edited or deleted without the key its
 rows are sealed with is kept on, and told; a staff account or a client app (round 70)
-whose row does not match its seal is refused, and told. The caller who met the altered record is not
+whose row does not match its seal is refused, and told; a registration (stop 57) that
+does not match places the patient nowhere, and is told. The caller who met the altered record is not
 to blame: the alert is for a person to judge (``respond.RAISE_ONLY``), and names no
 patient, since the row's patient is what may have been altered."""
 
@@ -20,6 +21,40 @@ DETECTOR = "stored-data-altered"
 INTEGRITY_FAILURES = frozenset({"RecordIntegrityError", "KeyIntegrityError", "ShredUndone"})
 
 
+#: Rows of policy state found not to match their seals, by the tag of the entry that
+#: tells of one: (what the row is, the entry's detail naming it, what was edited and
+#: what CareVault does with it).
+_SEALED_ROWS: dict[str, tuple[str, str, str]] = {
+    Tag.ACCOUNT_ALTERED.value: (
+        "staff account",
+        "account",
+        "its role, clinics or practitioner were edited in the database; its sessions are refused",
+    ),
+    Tag.SESSION_ALTERED.value: (
+        "session",
+        "session",
+        "whom it acts for, its scopes, patient, expiry, revocation or step-up were edited "
+        "in the database; refused",
+    ),
+    Tag.ACCESS_BREAK_GLASS_ALTERED.value: (
+        "break-the-glass grant",
+        "grant",
+        "inserted or edited in the database; it opens nothing and explains no access",
+    ),
+    Tag.CLIENT_ALTERED.value: (
+        "client app",
+        "client",
+        "its clinics, scopes, credentials, account or revocation were edited in the "
+        "database; it is refused",
+    ),
+    Tag.ACCESS_REGISTRATION_ALTERED.value: (
+        "registration",
+        "registration",
+        "inserted or edited in the database; it places the patient nowhere",
+    ),
+}
+
+
 def tamper_finding(access: Access) -> Finding | None:
     """A critical finding for an entry that shows stored data altered, else None."""
     if access.tag == Tag.AUDIT_WITNESS_REFUSED.value:
@@ -30,29 +65,11 @@ def tamper_finding(access: Access) -> Finding | None:
             f"checkpoint {access.detail.get('size')} of the {access.detail.get('ledger')} "
             "ledger: the database was rolled back or its ledger rewritten"
         )
-    elif access.tag == Tag.ACCOUNT_ALTERED.value:
+    elif access.tag in _SEALED_ROWS:
+        kind, key, what = _SEALED_ROWS[access.tag]
         explanation = (
-            f"ledger entry {access.position}: staff account {access.detail.get('account')} "
-            "does not match its seal: its role, clinics or practitioner were edited in the "
-            "database; its sessions are refused"
-        )
-    elif access.tag == Tag.SESSION_ALTERED.value:
-        explanation = (
-            f"ledger entry {access.position}: session {access.detail.get('session')} does "
-            "not match its seal: whom it acts for, its scopes, patient, expiry, revocation "
-            "or step-up were edited in the database; refused"
-        )
-    elif access.tag == Tag.ACCESS_BREAK_GLASS_ALTERED.value:
-        explanation = (
-            f"ledger entry {access.position}: break-the-glass grant "
-            f"{access.detail.get('grant')} does not match its seal: inserted or edited in "
-            "the database; it opens nothing and explains no access"
-        )
-    elif access.tag == Tag.CLIENT_ALTERED.value:
-        explanation = (
-            f"ledger entry {access.position}: client app {access.detail.get('client')} "
-            "does not match its seal: its clinics, scopes, credentials, account or "
-            "revocation were edited in the database; it is refused"
+            f"ledger entry {access.position}: {kind} {access.detail.get(key)} does not "
+            f"match its seal: {what}"
         )
     elif access.tag == Tag.CONTAIN_ALTERED.value:
         explanation = (

@@ -13,6 +13,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -79,3 +81,46 @@ def seal_unsealed(
                 .values(seal=seal_of(row))
             )
     return len(rows)
+
+
+class AlteredRows:
+    """The rows of one kind found not to match their seals, each told once a process: the
+    log says so, and ``record`` (the composition root's: a ledger entry the detectors
+    raise as a critical ``stored-data-altered`` alert) is given the row's name. A row
+    read on every request (a registration behind a patient's every read) would otherwise
+    be told on each: an insider could make the log, the ledger and the alerts as loud
+    as they liked. At most ``LIMIT`` rows are told by name in a process; past that one
+    line says that more were found, and nothing more is kept."""
+
+    LIMIT = 10_000
+
+    def __init__(self, log: logging.Logger, kind: str, consequence: str) -> None:
+        """``kind``: what a row is ("break-the-glass grant"); ``consequence``: what
+        CareVault does with one that does not match ("not honoured")."""
+        self.log = log
+        self.kind = kind
+        self.consequence = consequence
+        #: Told of each row found altered, once (None: only logged).
+        self.record: Callable[[str], None] | None = None
+        self._told: set[str] = set()
+        self._full = False
+        self._lock = threading.Lock()
+
+    def tell(self, name: str) -> None:
+        """``name`` (the row's own words: an id, never a patient's details) was found
+        not to match its seal."""
+        with self._lock:
+            if name in self._told or self._full:
+                return
+            if len(self._told) >= self.LIMIT:
+                self._full = True
+                self.log.error(
+                    "more than %d %ss were altered in the database: the rest are not told",
+                    self.LIMIT,
+                    self.kind,
+                )
+                return
+            self._told.add(name)
+        self.log.error("%s %s was altered in the database: %s", self.kind, name, self.consequence)
+        if self.record is not None:
+            self.record(name)
