@@ -27,7 +27,7 @@ from sqlalchemy.pool import NullPool
 
 from carevault import db
 from carevault.db import make_engine, write_transaction
-from tests.support.tcp_proxy import TcpProxy
+from tests.support.tcp_proxy import proxied
 
 
 @pytest.fixture
@@ -137,10 +137,8 @@ def test_a_connection_to_a_database_behind_a_partition_is_given_up_not_waited_on
     whose database's network failed hung instead of answering 503. libpq's timeouts
     and keepalives are set unless the URL gives its own (``db.PG_CONNECTION_DEFAULTS``)."""
     url = make_url(pg_schema)
-    proxy = TcpProxy((url.host or "127.0.0.1", url.port or 5432))
-    through = url.set(port=proxy.port).render_as_string(hide_password=False)
-    engine = make_engine(through, pool_size=1)
-    try:
+    with proxied(pg_schema) as (proxy, through):
+        engine = make_engine(through, pool_size=1)
         with engine.connect() as connection:
             raw = connection.connection.driver_connection
             assert raw is not None
@@ -151,12 +149,12 @@ def test_a_connection_to_a_database_behind_a_partition_is_given_up_not_waited_on
         engine.dispose()
         proxy.stall()
         began = time.monotonic()
-        with pytest.raises(OperationalError), engine.connect():
-            pass
+        try:
+            with pytest.raises(OperationalError), engine.connect():
+                pass
+        finally:
+            engine.dispose()
         assert time.monotonic() - began < 10 + 5
-    finally:
-        proxy.close()
-        engine.dispose()
     # The URL's own setting wins.
     own = make_engine(
         url.update_query_dict({"connect_timeout": "4"}).render_as_string(hide_password=False)

@@ -6,6 +6,9 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+from collections.abc import Iterator
+
+from sqlalchemy import make_url
 
 
 class TcpProxy:
@@ -90,3 +93,15 @@ class TcpProxy:
         self.flowing.set()
         self.cut()
         self.listener.close()
+
+
+@contextlib.contextmanager
+def proxied(database_url: str) -> Iterator[tuple[TcpProxy, str]]:
+    """A proxy in front of the PostgreSQL server of ``database_url``, and the URL that
+    reaches the same database through it; the proxy is closed after."""
+    url = make_url(database_url)
+    proxy = TcpProxy((url.host or "127.0.0.1", url.port or 5432))
+    try:
+        yield proxy, url.set(port=proxy.port).render_as_string(hide_password=False)
+    finally:
+        proxy.close()
