@@ -16,6 +16,7 @@ from carevault.access.admin import (
     ADMIN_WORDS,
     Administration,
     account_altered,
+    care_altered,
     client_altered,
     grant_altered,
     registration_altered,
@@ -366,6 +367,7 @@ def build_services(
     registrations = Registrations(engine, clock)
     # Care relationships and registrations open a patient's record (adversary round 70).
     _begin_sealing(settings, vault, "care_relationship", care)
+    care.altered.record = care_altered(audit_ledger.writer, now_us)
     _begin_sealing(settings, vault, "patient_registration", registrations)
     registrations.altered.record = registration_altered(audit_ledger.writer, now_us)
     access = AccessControl(engine, signer, sessions, care, break_glass, registrations, clock)

@@ -4,10 +4,12 @@ check was altered or moved between rows (its sealed body, or the patient or clin
 beside it); a witness that refuses a checkpoint for a conflict saw the ledger rolled
 back or rewritten; a containment mode released, edited or deleted without the key its
 rows are sealed with is kept on, and told; a staff account or a client app (round 70)
-whose row does not match its seal is refused, and told; a registration (stop 57) that
-does not match places the patient nowhere, and is told. The caller who met the altered record is not
-to blame: the alert is for a person to judge (``respond.RAISE_ONLY``), and names no
-patient, since the row's patient is what may have been altered."""
+whose row does not match its seal is refused, and told; a registration or a care
+relationship (stop 57) that does not match places or opens nothing, and is told. The
+caller who met the altered record is not to blame: the alert is for a person to judge
+(``respond.RAISE_ONLY``), and is held against no patient, since the row's patient is
+what may have been altered (a registration's or care relationship's words name the
+pseudonym its row claims, for the officer to see who was aimed at)."""
 
 from __future__ import annotations
 
@@ -51,6 +53,11 @@ _SEALED_ROWS: dict[str, tuple[str, str, str]] = {
         "registration",
         "registration",
         "inserted or edited in the database; it places the patient nowhere",
+    ),
+    Tag.ACCESS_CARE_ALTERED.value: (
+        "care relationship",
+        "relationship",
+        "inserted or edited in the database; it opens nothing and explains no access",
     ),
 }
 
