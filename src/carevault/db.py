@@ -37,6 +37,7 @@ from sqlalchemy import (
     make_url,
     text,
 )
+from sqlalchemy.engine import URL
 from sqlalchemy.pool import NullPool
 from sqlalchemy.sql.compiler import SQLCompiler
 
@@ -76,19 +77,33 @@ PG_CONNECTION_DEFAULTS: dict[str, str] = {
 }
 
 
+def pg_connect_args(url: str | URL) -> dict[str, str]:
+    """``PG_CONNECTION_DEFAULTS`` for a connection to ``url``, but those the operator set:
+    in the URL (``?connect_timeout=5``), in the environment (``PGCONNECT_TIMEOUT``), or in
+    the ``pg_service.conf`` service the URL names (``?service=``: none of them, as libpq
+    reads the file after its keywords). Every way CareVault connects to PostgreSQL takes
+    them: the engines, the reads on the event loop (``loop_reads``), a backup's snapshot."""
+    given = make_url(url).query if isinstance(url, str) else url.query
+    if "service" in given:
+        return {}
+    return {
+        name: value
+        for name, value in PG_CONNECTION_DEFAULTS.items()
+        if name not in given
+        and not (name == "connect_timeout" and "PGCONNECT_TIMEOUT" in os.environ)
+    }
+
+
 def make_engine(url: str, *, pool_size: int = 16) -> Engine:
     """Create the engine for ``url`` with the settings CareVault relies on."""
     if url.startswith("sqlite"):
         return _sqlite_engine(url)
-    given = make_url(url).query
     engine = create_engine(
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
         future=True,
-        connect_args={
-            name: value for name, value in PG_CONNECTION_DEFAULTS.items() if name not in given
-        },
+        connect_args=pg_connect_args(url),
     )
     _ping_when_idle(engine)
     return engine

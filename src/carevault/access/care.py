@@ -21,6 +21,7 @@ the detectors take no row that does not match as explaining an access
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 import threading
 import time
@@ -67,11 +68,12 @@ def _plain(value: Any) -> Any:
 
 
 def care_name(row: Mapping[Any, Any]) -> str:
-    """How a care relationship is named where it is told of (it has no id of its own):
-    the pseudonym of the patient it opens (as the ledger names patients), to whom (its
-    clinic, or a practitioner's), and the record it says it came from."""
+    """How a care relationship is named where it is told of (it has no id of its own): a
+    digest of what its seal covers, and to whom it opens (its clinic, or a
+    practitioner). Never the pseudonym (``registrations.registration_name``)."""
+    covered = repr(tuple(row[name] for name in SEALED_COLUMNS)).encode()
     to = row["clinic_id"] if row["clinic_id"] is not None else "a practitioner"
-    return f"{row['patient_pseudonym']}@{to}/{row['source_row_id']}"
+    return f"{hashlib.sha256(covered).hexdigest()[:12]}@{to}"
 
 
 def care_seal(key: bytes, row: Mapping[Any, Any]) -> bytes:

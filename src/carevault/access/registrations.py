@@ -8,6 +8,7 @@ transaction that records why.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
@@ -183,9 +184,12 @@ log = logging.getLogger("carevault.access")
 
 
 def registration_name(pseudonym: str, clinic_id: str) -> str:
-    """How a registration is named where it is told of: its patient's pseudonym and its
-    clinic (its key; it has no id of its own)."""
-    return f"{pseudonym}@{clinic_id}"
+    """How a registration is named where it is told of (it has no id of its own): a
+    digest of its key and the clinic it claims. Never the pseudonym: the alert goes by
+    mail and webhook, which carry no patient, and the row's patient is whoever the
+    insider wrote (review of stop 57)."""
+    digest = hashlib.sha256(f"{pseudonym}\0{clinic_id}".encode()).hexdigest()[:12]
+    return f"{digest}@{clinic_id}"
 
 
 def registration_seal(
@@ -244,8 +248,6 @@ class Registrations:
         expected = registration_seal(self.seal_key, pseudonym, clinic_id, registered_us, by, proof)
         genuine = seal_matches(seal, expected, self.all_sealed)
         if not genuine:
-            # Named by its key: the patient's pseudonym (as the ledger names patients)
-            # and the clinic it claims, what an officer needs to see who was aimed at.
             self.altered.tell(registration_name(pseudonym, clinic_id))
         return genuine
 

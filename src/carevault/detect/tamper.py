@@ -7,9 +7,9 @@ rows are sealed with is kept on, and told; a staff account or a client app (roun
 whose row does not match its seal is refused, and told; a registration or a care
 relationship (stop 57) that does not match places or opens nothing, and is told. The
 caller who met the altered record is not to blame: the alert is for a person to judge
-(``respond.RAISE_ONLY``), and is held against no patient, since the row's patient is
-what may have been altered (a registration's or care relationship's words name the
-pseudonym its row claims, for the officer to see who was aimed at)."""
+(``respond.RAISE_ONLY``), and names no patient, since the row's patient is what may
+have been altered (a registration or care relationship is named by a digest and the
+clinic it claims)."""
 
 from __future__ import annotations
 

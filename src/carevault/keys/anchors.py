@@ -89,10 +89,15 @@ class AlteredRows:
     raise as a critical ``stored-data-altered`` alert) is given the row's name. A row
     read on every request (a registration behind a patient's every read) would otherwise
     be told on each: an insider could make the log, the ledger and the alerts as loud
-    as they liked. At most ``LIMIT`` rows are told by name in a process; past that one
-    line says that more were found, and nothing more is kept."""
+    as they liked. At most ``LIMIT`` rows are told by name in a process; past that, once,
+    that there are more (the log and ``record`` both), and nothing more is kept.
 
-    LIMIT = 10_000
+    A name is shown as it is given, but for what is not printable (a row's column can
+    hold a line break, which would forge a log line or an alert's email): each such
+    character is shown as ``?``, and a name is cut at ``SHOWN`` characters."""
+
+    LIMIT = 100
+    SHOWN = 120
 
     def __init__(self, log: logging.Logger, kind: str, consequence: str) -> None:
         """``kind``: what a row is ("break-the-glass grant"); ``consequence``: what
@@ -107,20 +112,17 @@ class AlteredRows:
         self._lock = threading.Lock()
 
     def tell(self, name: str) -> None:
-        """``name`` (the row's own words: an id, never a patient's details) was found
-        not to match its seal."""
+        """``name`` (the row's own words: an id, or a digest and a clinic, never a
+        patient's details nor a pseudonym) was found not to match its seal."""
+        shown = "".join(c if c.isprintable() else "?" for c in name[: self.SHOWN])
         with self._lock:
-            if name in self._told or self._full:
+            if shown in self._told or self._full:
                 return
             if len(self._told) >= self.LIMIT:
                 self._full = True
-                self.log.error(
-                    "more than %d %ss were altered in the database: the rest are not told",
-                    self.LIMIT,
-                    self.kind,
-                )
-                return
-            self._told.add(name)
-        self.log.error("%s %s was altered in the database: %s", self.kind, name, self.consequence)
+                shown = f"beyond the first {self.LIMIT}"
+            else:
+                self._told.add(shown)
+        self.log.error("%s %s was altered in the database: %s", self.kind, shown, self.consequence)
         if self.record is not None:
-            self.record(name)
+            self.record(shown)

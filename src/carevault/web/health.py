@@ -127,7 +127,10 @@ class Readiness:
 
 
 def _collected(run: asyncio.Task[object]) -> None:
-    """Take a finished run's error, if any: one that ended after its bound was logged as
-    unavailable already, and asyncio would otherwise report it as never retrieved."""
-    if not run.cancelled():
-        run.exception()
+    """Take a finished run's error, if any (asyncio would otherwise report it as never
+    retrieved), and log how a run that hung past its bound ended."""
+    if run.cancelled():
+        return
+    error = run.exception()
+    if error is not None:
+        log.warning("readyz: a check failed (%s)", logsafe.describe(error))

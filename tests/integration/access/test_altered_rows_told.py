@@ -3,9 +3,10 @@ key places or opens nothing (adversary round 70). Until stop 57 that was all: th
 said "... does not match its seal" on every read that looked at it, and nothing reached
 the ledger or an officer. Now each is told once a process, as an altered grant,
 session, account or client app is: an ``access:registration:altered`` or
-``access:care:altered`` entry naming it (the patient's pseudonym, as the ledger names
-patients, and the clinic it claims: who was aimed at, and from where) and a critical
-``stored-data-altered`` alert. On SQLite and PostgreSQL."""
+``access:care:altered`` entry naming it (a digest of the row and the clinic it claims:
+never the patient's pseudonym, which the alert's mail and webhook must not carry and
+which the insider chose) and a critical ``stored-data-altered`` alert. On SQLite and
+PostgreSQL."""
 
 from __future__ import annotations
 
@@ -49,12 +50,14 @@ def test_a_registration_inserted_in_the_database_is_told_once_and_raised(
             assert group.call(group.desk_tm, "GET", path).status_code == 403
     (entry,) = entries_once_written(services, ALTERED)
     named = registration_name(pseudonym, TM)
+    assert named.endswith(f"@{TM}") and pseudonym not in named
     assert entry.detail == {"registration": named}
-    assert entry.principal == "system:access"
+    assert entry.principal == "system:access" and entry.patient_pseudonym is None
     # Told once a process, however often it is read: the log too.
     told = [record for record in caplog.records if "registration" in record.getMessage()]
     assert len(told) == 1, [record.getMessage() for record in told]
     assert altered_alerts(services) == ["critical"]
+    _no_pseudonym_told(services, caplog, pseudonym)
     # The patient's own clinic reads them as before.
     assert group.call(group.desk_tw, "GET", path).status_code == 200
 
@@ -70,7 +73,20 @@ def test_a_care_relationship_inserted_in_the_database_is_told_once_and_raised(
             _past_the_caches(services)
             assert group.call(group.doctor_tm, "GET", path).status_code == 403
     (entry,) = entries_once_written(services, CARE_ALTERED)
-    assert entry.detail == {"relationship": f"{pseudonym}@{TM}/0"}
+    (named,) = entry.detail.values()
+    assert list(entry.detail) == ["relationship"] and named.endswith(f"@{TM}")
     told = [record for record in caplog.records if "care relationship" in record.getMessage()]
     assert len(told) == 1, [record.getMessage() for record in told]
     assert altered_alerts(services) == ["critical"]
+    _no_pseudonym_told(services, caplog, pseudonym)
+
+
+def _no_pseudonym_told(
+    services: Services, caplog: pytest.LogCaptureFixture, pseudonym: str
+) -> None:
+    """Neither the log nor any alert (what mail and webhooks carry) names the patient."""
+    assert not [record for record in caplog.records if pseudonym in record.getMessage()]
+    detection = services.detection
+    assert detection is not None
+    for alert in detection.alerts.list():
+        assert pseudonym not in alert.explanation
