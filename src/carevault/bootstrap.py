@@ -16,10 +16,12 @@ from carevault.access.admin import (
     ADMIN_WORDS,
     Administration,
     account_altered,
+    care_altered,
     client_altered,
     client_written_back,
     grant_altered,
     register_failed,
+    registration_altered,
     session_altered,
     session_written_back,
 )
@@ -402,7 +404,9 @@ def build_services(
     registrations = Registrations(engine, clock)
     # Care relationships and registrations open a patient's record (adversary round 70).
     _begin_sealing(settings, vault, "care_relationship", care)
+    care.altered.record = care_altered(audit_ledger.writer, now_us)
     _begin_sealing(settings, vault, "patient_registration", registrations)
+    registrations.altered.record = registration_altered(audit_ledger.writer, now_us)
     access = AccessControl(engine, signer, sessions, care, break_glass, registrations, clock)
     if create_keys and not settings.resolved_id_token_key_path.exists():
         rsa_key(settings.resolved_id_token_key_path)
@@ -467,7 +471,7 @@ def build_services(
     clients.altered = client_altered(audit_ledger.writer, now_us)
     sessions.client_genuine = clients.genuine_session
     _begin_sealing(settings, vault, "break_glass", break_glass)
-    break_glass.altered = grant_altered(audit_ledger.writer, now_us)
+    break_glass.altered.record = grant_altered(audit_ledger.writer, now_us)
     _begin_sealing(settings, vault, "auth_session", sessions)
     sessions.session_altered = session_altered(audit_ledger.writer, now_us)
     if sessions.seal_key is not None:

@@ -37,6 +37,7 @@ from sqlalchemy import (
     make_url,
     text,
 )
+from sqlalchemy.engine import URL
 from sqlalchemy.pool import NullPool
 from sqlalchemy.sql.compiler import SQLCompiler
 
@@ -57,11 +58,53 @@ _IMMEDIATE = "carevault_immediate"
 Sequence64 = BigInteger().with_variant(Integer(), "sqlite")
 
 
+#: libpq's settings for every PostgreSQL connection, unless the URL gives its own
+#: (``?connect_timeout=5``). Behind a partition nothing resets a connection: without
+#: them a connection being made waited for the server's first bytes for ever, and one in
+#: use waited on its read for as long as the operating system keeps a silent peer (two
+#: hours before its first keepalive), each holding a request's thread, so a server
+#: whose database's network failed hung rather than answered 503, and stayed hung after
+#: the network came back. With them a connection is given up within 10 s of asking, a
+#: silent one within about a minute (30 s idle, then 3 probes 10 s apart), and data
+#: unacknowledged for 60 s ends its connection.
+PG_CONNECTION_DEFAULTS: dict[str, str] = {
+    "connect_timeout": "10",
+    "keepalives": "1",
+    "keepalives_idle": "30",
+    "keepalives_interval": "10",
+    "keepalives_count": "3",
+    "tcp_user_timeout": "60000",
+}
+
+
+def pg_connect_args(url: str | URL) -> dict[str, str]:
+    """``PG_CONNECTION_DEFAULTS`` for a connection to ``url``, but those the operator set:
+    in the URL (``?connect_timeout=5``), in the environment (``PGCONNECT_TIMEOUT``), or in
+    the ``pg_service.conf`` service the URL names (``?service=``: none of them, as libpq
+    reads the file after its keywords). Every way CareVault connects to PostgreSQL takes
+    them: the engines, the reads on the event loop (``loop_reads``), a backup's snapshot."""
+    given = make_url(url).query if isinstance(url, str) else url.query
+    if "service" in given:
+        return {}
+    return {
+        name: value
+        for name, value in PG_CONNECTION_DEFAULTS.items()
+        if name not in given
+        and not (name == "connect_timeout" and "PGCONNECT_TIMEOUT" in os.environ)
+    }
+
+
 def make_engine(url: str, *, pool_size: int = 16) -> Engine:
     """Create the engine for ``url`` with the settings CareVault relies on."""
     if url.startswith("sqlite"):
         return _sqlite_engine(url)
-    engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size, future=True)
+    engine = create_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        future=True,
+        connect_args=pg_connect_args(url),
+    )
     _ping_when_idle(engine)
     return engine
 

@@ -29,11 +29,12 @@ from typing import Any
 import psycopg
 from psycopg import pq
 from psycopg.adapt import Transformer
+from psycopg.conninfo import make_conninfo
 from sqlalchemy import ClauseElement, Engine, event
 from sqlalchemy.dialects.postgresql import asyncpg
 from sqlalchemy.sql.compiler import SQLCompiler
 
-from carevault.db import note_unreachable
+from carevault.db import note_unreachable, pg_connect_args
 
 #: Connections one event loop keeps at most: a read holds one for a single round trip,
 #: so a few serve many concurrent requests (a read finding all busy waits its turn).
@@ -168,8 +169,12 @@ class LoopReads:
             raise ValueError("reads on the event loop are for PostgreSQL")
         self.engine = engine
         self.size = size
-        self._conninfo = engine.url.set(drivername="postgresql").render_as_string(
-            hide_password=False
+        # With the engine's own timeouts and keepalives (``db.pg_connect_args``): behind a
+        # partition a connection being made, or one waiting on its read, is given up as
+        # the engine's are, not waited on for minutes (review of stop 57).
+        self._conninfo = make_conninfo(
+            engine.url.set(drivername="postgresql").render_as_string(hide_password=False),
+            **pg_connect_args(engine.url),
         )
         self._loops: dict[int, _LoopConnections] = {}
         #: Every connection opened, closed when the engine is disposed (from any thread:

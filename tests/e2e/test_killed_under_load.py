@@ -14,7 +14,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy.engine import make_url
 
 from carevault.bootstrap import build_services
 from carevault.config import Settings
@@ -29,6 +28,7 @@ from tests.support.mixed_load import (
 )
 from tests.support.server import environment, running_server
 from tests.support.tcp_proxy import TcpProxy
+from tests.support.tcp_proxy import proxied as proxied_through
 
 pytestmark = pytest.mark.e2e
 
@@ -132,10 +132,8 @@ def test_a_server_killed_under_mixed_load_keeps_every_acknowledged_thing(
 @pytest.fixture
 def proxied(settings: Settings) -> Iterator[tuple[TcpProxy, str]]:
     """A proxy in front of PostgreSQL and the database URL that goes through it."""
-    url = make_url(settings.resolved_database_url)
-    proxy = TcpProxy((url.host or "127.0.0.1", url.port or 5432))
-    yield proxy, url.set(port=proxy.port).render_as_string(hide_password=False)
-    proxy.close()
+    with proxied_through(settings.resolved_database_url) as made:
+        yield made
 
 
 @pytest.mark.parametrize("backend", ["postgres"])

@@ -4,6 +4,7 @@ connection cut while idle is replaced on checkout rather than failing a request.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Iterator
@@ -19,12 +20,16 @@ from sqlalchemy import (
     bindparam,
     create_engine,
     insert,
+    make_url,
     text,
 )
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
 
 from carevault import db
 from carevault.db import make_engine, write_transaction
+from carevault.loop_reads import LoopBusy, LoopReads
+from tests.support.tcp_proxy import proxied
 
 
 @pytest.fixture
@@ -124,3 +129,83 @@ def test_many_rows_of_a_plain_insert_go_in_whole_or_not_at_all(engine: Engine) -
     with engine.connect() as connection:
         stored = connection.execute(text("SELECT token FROM pair ORDER BY token")).scalars()
         assert [bytes(value) for value in stored] == sorted(row[0] for row in rows)
+
+
+def test_a_connection_to_a_database_behind_a_partition_is_given_up_not_waited_on(
+    pg_schema: str,
+) -> None:
+    """Behind a partition nothing resets a connection: a connection being made waited
+    for the server's first bytes for ever, holding a request's thread, and a server
+    whose database's network failed hung instead of answering 503. libpq's timeouts
+    and keepalives are set unless the URL gives its own (``db.PG_CONNECTION_DEFAULTS``)."""
+    url = make_url(pg_schema)
+    with proxied(pg_schema) as (proxy, through):
+        engine = make_engine(through, pool_size=1)
+        with engine.connect() as connection:
+            raw = connection.connection.driver_connection
+            assert raw is not None
+            given = raw.info.get_parameters()
+            for name, value in db.PG_CONNECTION_DEFAULTS.items():
+                assert given[name] == value, name
+            assert given["connect_timeout"] == "10"
+        engine.dispose()
+        proxy.stall()
+        began = time.monotonic()
+        try:
+            with pytest.raises(OperationalError), engine.connect():
+                pass
+        finally:
+            engine.dispose()
+        # Given up by the timeout itself (a refused connection fails at once).
+        assert 9 <= time.monotonic() - began < 10 + 5
+    # The URL's own setting wins.
+    own = make_engine(
+        url.update_query_dict({"connect_timeout": "4"}).render_as_string(hide_password=False)
+    )
+    try:
+        with own.connect() as connection:
+            raw = connection.connection.driver_connection
+            assert raw is not None
+            assert raw.info.get_parameters()["connect_timeout"] == "4"
+    finally:
+        own.dispose()
+
+
+def test_the_loops_reads_are_given_up_behind_a_partition_as_the_engines_are(
+    pg_schema: str,
+) -> None:
+    """The reads a server makes on its event loop connect on their own (``loop_reads``):
+    they take the engine's timeouts and keepalives too (review of stop 57: they had none,
+    and psycopg's own connect timeout is 130 s)."""
+    with proxied(pg_schema) as (proxy, through):
+        engine = make_engine(through, pool_size=1)
+        reads = LoopReads(engine, size=1)
+        statement = text("SELECT 1")
+        try:
+            assert asyncio.run(reads.first(statement, {})) == (1,)
+            (connection,) = reads._opened
+            given = connection.info.get_parameters()
+            for name, value in db.PG_CONNECTION_DEFAULTS.items():
+                assert given[name] == value, name
+            reads.close()
+            reads = LoopReads(engine, size=1)
+            proxy.stall()
+            began = time.monotonic()
+            with pytest.raises(LoopBusy):
+                asyncio.run(reads.first(statement, {}))
+            assert 9 <= time.monotonic() - began < 10 + 5
+        finally:
+            reads.close()
+            engine.dispose()
+
+
+def test_what_the_operator_set_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A URL's own parameter, the environment's ``PGCONNECT_TIMEOUT`` and a service file's
+    settings (``?service=``, read by libpq after the keywords it is given) win."""
+    base = "postgresql+psycopg://carevault@db/carevault"
+    assert db.pg_connect_args(base) == db.PG_CONNECTION_DEFAULTS
+    assert "keepalives_idle" not in db.pg_connect_args(base + "?keepalives_idle=120")
+    assert db.pg_connect_args("postgresql+psycopg:///?service=carevault") == {}
+    monkeypatch.setenv("PGCONNECT_TIMEOUT", "25")
+    kept = db.pg_connect_args(base)
+    assert "connect_timeout" not in kept and kept["keepalives_idle"] == "30"

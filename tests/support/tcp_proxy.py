@@ -6,11 +6,16 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+from collections.abc import Iterator
+
+from sqlalchemy import make_url
 
 
 class TcpProxy:
     """Forwards 127.0.0.1:<port> to ``target``. ``cut`` closes every connection and
-    refuses new ones (the database is gone); ``restore`` accepts again."""
+    refuses new ones (the database is gone); ``restore`` accepts again. ``stall`` holds
+    every byte and every new connection without closing anything (a partition: no
+    reset, so a client waits on its read); ``resume`` lets them through."""
 
     def __init__(self, target: tuple[str, int]) -> None:
         self.target = target
@@ -21,6 +26,8 @@ class TcpProxy:
         self.listener.listen(64)
         self.open = threading.Event()
         self.open.set()
+        self.flowing = threading.Event()
+        self.flowing.set()
         self.closed = False
         self.sockets: set[socket.socket] = set()
         self.lock = threading.Lock()
@@ -35,6 +42,9 @@ class TcpProxy:
             if not self.open.is_set():
                 client.close()
                 continue
+            # Stalled: the client's connection is made (the kernel's backlog) and waits
+            # for the server's first bytes, as behind a partition.
+            self.flowing.wait()
             try:
                 upstream = socket.create_connection(self.target, timeout=5)
             except OSError:
@@ -49,6 +59,7 @@ class TcpProxy:
     def _pipe(self, source: socket.socket, sink: socket.socket) -> None:
         try:
             while data := source.recv(65536):
+                self.flowing.wait()
                 sink.sendall(data)
         except OSError:
             pass
@@ -71,7 +82,26 @@ class TcpProxy:
     def restore(self) -> None:
         self.open.set()
 
+    def stall(self) -> None:
+        self.flowing.clear()
+
+    def resume(self) -> None:
+        self.flowing.set()
+
     def close(self) -> None:
         self.closed = True
+        self.flowing.set()
         self.cut()
         self.listener.close()
+
+
+@contextlib.contextmanager
+def proxied(database_url: str) -> Iterator[tuple[TcpProxy, str]]:
+    """A proxy in front of the PostgreSQL server of ``database_url``, and the URL that
+    reaches the same database through it; the proxy is closed after."""
+    url = make_url(database_url)
+    proxy = TcpProxy((url.host or "127.0.0.1", url.port or 5432))
+    try:
+        yield proxy, url.set(port=proxy.port).render_as_string(hide_password=False)
+    finally:
+        proxy.close()

@@ -166,6 +166,47 @@ def register_failed(audit: AuditTrail, now_us: Callable[[], int]) -> Callable[[s
     return record
 
 
+def registration_altered(audit: AuditTrail, now_us: Callable[[], int]) -> Callable[[str], None]:
+    """What ``Registrations.altered`` is told, recorded: an ``access:registration:altered``
+    entry naming the registration (its patient's pseudonym and clinic), raised by the
+    detectors as a critical alert."""
+    return _sealed_row_altered(
+        audit,
+        now_us,
+        Tag.ACCESS_REGISTRATION_ALTERED,
+        "registration",
+        "inserted or edited in the database; it places the patient nowhere",
+    )
+
+
+def care_altered(audit: AuditTrail, now_us: Callable[[], int]) -> Callable[[str], None]:
+    """What ``CareRelationships.altered`` is told, recorded: an ``access:care:altered``
+    entry naming the row (``care.care_name``), raised by the detectors as a critical
+    alert."""
+    return _sealed_row_altered(
+        audit,
+        now_us,
+        Tag.ACCESS_CARE_ALTERED,
+        "care relationship",
+        "inserted or edited in the database; it opens nothing and explains no access",
+    )
+
+
+def _sealed_row_altered(
+    audit: AuditTrail, now_us: Callable[[], int], tag: Tag, kind: str, what: str
+) -> Callable[[str], None]:
+    """A recorder of rows of ``kind`` found altered: an entry of ``tag`` whose detail
+    names the row under ``kind``'s last word."""
+    key = kind.split()[-1]
+
+    def record(name: str) -> None:
+        _record_altered(
+            audit, now_us, tag, f"{kind} {name} does not match its seal: {what}", {key: name}
+        )
+
+    return record
+
+
 def _record_altered(
     audit: AuditTrail,
     now_us: Callable[[], int],

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +26,7 @@ from carevault.access.tables import break_glass, staff_account
 from carevault.clock import Clock, to_micros, utc_now
 from carevault.db import lock_until_commit, read_transaction, write_transaction
 from carevault.domain.roles import BreakGlassReason
-from carevault.keys.anchors import seal_fields, seal_matches, seal_unsealed
+from carevault.keys.anchors import AlteredRows, seal_fields, seal_matches, seal_unsealed
 from carevault.keys.envelope import Envelope
 from carevault.keys.service import KeyService
 
@@ -132,8 +132,7 @@ class BreakGlass:
         #: it), and who is told of a grant found altered: the composition root sets them.
         self.seal_key: bytes | None = None
         self.all_sealed = False
-        self.altered: Callable[[str], None] | None = None
-        self._told: set[str] = set()
+        self.altered = AlteredRows(log, "break-the-glass grant", "not honoured")
 
     # --- the grant's seal --------------------------------------------------------------
 
@@ -184,19 +183,11 @@ class BreakGlass:
             return True
         ok = seal_matches(row.seal, expected, self.all_sealed)
         if not ok:
-            self._tell(str(row.grant_id))
+            self.altered.tell(str(row.grant_id))
         return ok
 
     def _genuine_rows(self, rows: Iterable[Any]) -> list[Any]:
         return [row for row in rows if self.genuine(row)]
-
-    def _tell(self, grant_id: str) -> None:
-        if grant_id in self._told:
-            return
-        self._told.add(grant_id)
-        log.error("break-the-glass grant %s was altered in the database: not honoured", grant_id)
-        if self.altered is not None:
-            self.altered(grant_id)
 
     def seal_unsealed(self) -> int:
         """Seal every grant that has no seal, as it stands (once, when sealing begins);

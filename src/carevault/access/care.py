@@ -21,6 +21,7 @@ the detectors take no row that does not match as explaining an access
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 import threading
 import time
@@ -46,7 +47,7 @@ from carevault.db import driver_all, driver_executemany, read_transaction, write
 from carevault.domain.care import CareEvent, CareSource, Opened, Window
 from carevault.fhir.care import CARE_TYPES as CARE_TYPES
 from carevault.fhir.care import CareFacts, care_facts
-from carevault.keys.anchors import seal_fields, seal_matches
+from carevault.keys.anchors import AlteredRows, seal_fields, seal_matches
 
 log = logging.getLogger("carevault.access")
 
@@ -64,6 +65,15 @@ SEALED_COLUMNS = (
 
 def _plain(value: Any) -> Any:
     return bytes(value).hex() if isinstance(value, bytes | bytearray | memoryview) else value
+
+
+def care_name(row: Mapping[Any, Any]) -> str:
+    """How a care relationship is named where it is told of (it has no id of its own): a
+    digest of what its seal covers, and to whom it opens (its clinic, or a
+    practitioner). Never the pseudonym (``registrations.registration_name``)."""
+    covered = repr(tuple(row[name] for name in SEALED_COLUMNS)).encode()
+    to = row["clinic_id"] if row["clinic_id"] is not None else "a practitioner"
+    return f"{hashlib.sha256(covered).hexdigest()[:12]}@{to}"
 
 
 def care_seal(key: bytes, row: Mapping[Any, Any]) -> bytes:
@@ -153,15 +163,17 @@ class CareRelationships:
         #: has been sealed (the composition root sets both: ``keys.anchors``).
         self.seal_key: bytes | None = None
         self.all_sealed = False
+        #: Rows found altered, each told once a process (``keys.anchors``).
+        self.altered = AlteredRows(log, "care relationship", "it opens nothing")
 
     def genuine(self, row: Mapping[Any, Any]) -> bool:
         """Whether a row is as CareVault wrote it (always, with no key); one that is not
-        opens nothing, and is logged (no patient named)."""
+        opens nothing and explains nothing, and is told once (``care_name``)."""
         if self.seal_key is None:
             return True
         genuine = seal_matches(row["seal"], care_seal(self.seal_key, row), self.all_sealed)
         if not genuine:
-            log.error("a care relationship does not match its seal: it opens nothing")
+            self.altered.tell(care_name(row))
         return genuine
 
     def _seal(self, row: Mapping[Any, Any]) -> bytes | None:

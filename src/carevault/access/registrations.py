@@ -8,6 +8,7 @@ transaction that records why.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
@@ -39,7 +40,7 @@ from carevault.access.tables import patient_registration
 from carevault.access.throttle import REGISTRATION, Counted, SignInThrottle
 from carevault.clock import Clock, utc_now
 from carevault.db import driver_all, read_transaction
-from carevault.keys.anchors import seal_fields, seal_matches, seal_unsealed
+from carevault.keys.anchors import AlteredRows, seal_fields, seal_matches, seal_unsealed
 from carevault.vault.tables import resource_head
 
 #: How long an answer is remembered outside writes: as stale at most as session state.
@@ -182,6 +183,15 @@ _WITH_HOME: Any = union(
 log = logging.getLogger("carevault.access")
 
 
+def registration_name(pseudonym: str, clinic_id: str) -> str:
+    """How a registration is named where it is told of (it has no id of its own): a
+    digest of its key and the clinic it claims. Never the pseudonym: the alert goes by
+    mail and webhook, which carry no patient, and the row's patient is whoever the
+    insider wrote (review of stop 57)."""
+    digest = hashlib.sha256(f"{pseudonym}\0{clinic_id}".encode()).hexdigest()[:12]
+    return f"{digest}@{clinic_id}"
+
+
 def registration_seal(
     key: bytes, pseudonym: str, clinic_id: str, registered_us: Any, by: str, proof: str
 ) -> bytes:
@@ -227,6 +237,8 @@ class Registrations:
         #: registration that does not match places the patient nowhere (round 70).
         self.seal_key: bytes | None = None
         self.all_sealed = False
+        #: Registrations found altered, each told once a process (``keys.anchors``).
+        self.altered = AlteredRows(log, "registration", "it places the patient nowhere")
 
     def _genuine(
         self, pseudonym: str, clinic_id: str, registered_us: Any, by: str, proof: str, seal: Any
@@ -236,7 +248,7 @@ class Registrations:
         expected = registration_seal(self.seal_key, pseudonym, clinic_id, registered_us, by, proof)
         genuine = seal_matches(seal, expected, self.all_sealed)
         if not genuine:
-            log.error("a registration does not match its seal: it places the patient nowhere")
+            self.altered.tell(registration_name(pseudonym, clinic_id))
         return genuine
 
     def _clinics(self, pseudonym: str, rows: Sequence[Sequence[Any]]) -> frozenset[str]:

@@ -14,7 +14,10 @@ from typing import Any
 from urllib.parse import unquote
 
 import psycopg
+from psycopg.conninfo import make_conninfo
 from sqlalchemy.engine import URL, make_url
+
+from carevault.db import pg_connect_args
 
 
 class SnapshotFailed(RuntimeError):
@@ -90,7 +93,8 @@ def _tool(name: str) -> str:
 def exported_snapshot(url: str) -> Iterator[tuple[str, psycopg.Connection[Any]]]:
     """A read-only REPEATABLE READ transaction whose snapshot ``pg_dump --snapshot`` can
     share: what the caller reads inside it is exactly what the dump holds."""
-    conninfo, env, _ = libpq(url)
+    plain, env, _ = libpq(url)
+    conninfo = make_conninfo(plain, **pg_connect_args(url))
     password = env.get("PGPASSWORD")
     with (
         psycopg.connect(conninfo, password=password)

@@ -4,11 +4,14 @@ check was altered or moved between rows (its sealed body, or the patient or clin
 beside it); a witness that refuses a checkpoint for a conflict saw the ledger rolled
 back or rewritten; a containment mode released, edited or deleted without the key its
 rows are sealed with is kept on, and told; a staff account or a client app (round 70)
-whose row does not match its seal is refused, and told; so is a session or app whose row
-was written back over a revocation or step-up the register beside the keyring holds, and
-that register not written or read (stop 57). The caller who met the altered record is not
-to blame: the alert is for a person to judge (``respond.RAISE_ONLY``), and names no
-patient, since the row's patient is what may have been altered."""
+whose row does not match its seal is refused, and told; a registration or a care
+relationship (stop 57) that does not match places or opens nothing, and is told; so is
+a session or app whose row was written back over a revocation or step-up the register
+beside the keyring holds, and that register not written or read (round 71). The
+caller who met the altered record is not to blame: the alert is for a person to judge
+(``respond.RAISE_ONLY``), and names no patient, since the row's patient is what may
+have been altered (a registration or care relationship is named by a digest and the
+clinic it claims)."""
 
 from __future__ import annotations
 
@@ -22,6 +25,45 @@ DETECTOR = "stored-data-altered"
 INTEGRITY_FAILURES = frozenset({"RecordIntegrityError", "KeyIntegrityError", "ShredUndone"})
 
 
+#: Rows of policy state found not to match their seals, by the tag of the entry that
+#: tells of one: (what the row is, the entry's detail naming it, what was edited and
+#: what CareVault does with it).
+_SEALED_ROWS: dict[str, tuple[str, str, str]] = {
+    Tag.ACCOUNT_ALTERED.value: (
+        "staff account",
+        "account",
+        "its role, clinics or practitioner were edited in the database; its sessions are refused",
+    ),
+    Tag.SESSION_ALTERED.value: (
+        "session",
+        "session",
+        "whom it acts for, its scopes, patient, expiry, revocation or step-up were edited "
+        "in the database; refused",
+    ),
+    Tag.ACCESS_BREAK_GLASS_ALTERED.value: (
+        "break-the-glass grant",
+        "grant",
+        "inserted or edited in the database; it opens nothing and explains no access",
+    ),
+    Tag.CLIENT_ALTERED.value: (
+        "client app",
+        "client",
+        "its clinics, scopes, credentials, account or revocation were edited in the "
+        "database; it is refused",
+    ),
+    Tag.ACCESS_REGISTRATION_ALTERED.value: (
+        "registration",
+        "registration",
+        "inserted or edited in the database; it places the patient nowhere",
+    ),
+    Tag.ACCESS_CARE_ALTERED.value: (
+        "care relationship",
+        "relationship",
+        "inserted or edited in the database; it opens nothing and explains no access",
+    ),
+}
+
+
 def tamper_finding(access: Access) -> Finding | None:
     """A critical finding for an entry that shows stored data altered, else None."""
     if access.tag == Tag.AUDIT_WITNESS_REFUSED.value:
@@ -31,12 +73,6 @@ def tamper_finding(access: Access) -> Finding | None:
             f"ledger entry {access.position}: witness {access.detail.get('witness')} refused "
             f"checkpoint {access.detail.get('size')} of the {access.detail.get('ledger')} "
             "ledger: the database was rolled back or its ledger rewritten"
-        )
-    elif access.tag == Tag.ACCOUNT_ALTERED.value:
-        explanation = (
-            f"ledger entry {access.position}: staff account {access.detail.get('account')} "
-            "does not match its seal: its role, clinics or practitioner were edited in the "
-            "database; its sessions are refused"
         )
     elif access.tag == Tag.SESSION_ALTERED.value and access.detail.get("why"):
         explanation = (
@@ -57,23 +93,11 @@ def tamper_finding(access: Access) -> Finding | None:
             "written there stands in the database alone, where a row written back undoes "
             "it; one not read refuses every session. Check the custodian's folder"
         )
-    elif access.tag == Tag.SESSION_ALTERED.value:
+    elif access.tag in _SEALED_ROWS:
+        kind, key, what = _SEALED_ROWS[access.tag]
         explanation = (
-            f"ledger entry {access.position}: session {access.detail.get('session')} does "
-            "not match its seal: whom it acts for, its scopes, patient, expiry, revocation "
-            "or step-up were edited in the database; refused"
-        )
-    elif access.tag == Tag.ACCESS_BREAK_GLASS_ALTERED.value:
-        explanation = (
-            f"ledger entry {access.position}: break-the-glass grant "
-            f"{access.detail.get('grant')} does not match its seal: inserted or edited in "
-            "the database; it opens nothing and explains no access"
-        )
-    elif access.tag == Tag.CLIENT_ALTERED.value:
-        explanation = (
-            f"ledger entry {access.position}: client app {access.detail.get('client')} "
-            "does not match its seal: its clinics, scopes, credentials, account or "
-            "revocation were edited in the database; it is refused"
+            f"ledger entry {access.position}: {kind} {access.detail.get(key)} does not "
+            f"match its seal: {what}"
         )
     elif access.tag == Tag.CONTAIN_ALTERED.value:
         explanation = (

@@ -13,6 +13,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -79,3 +81,48 @@ def seal_unsealed(
                 .values(seal=seal_of(row))
             )
     return len(rows)
+
+
+class AlteredRows:
+    """The rows of one kind found not to match their seals, each told once a process: the
+    log says so, and ``record`` (the composition root's: a ledger entry the detectors
+    raise as a critical ``stored-data-altered`` alert) is given the row's name. A row
+    read on every request (a registration behind a patient's every read) would otherwise
+    be told on each: an insider could make the log, the ledger and the alerts as loud
+    as they liked. At most ``LIMIT`` rows are told by name in a process; past that, once,
+    that there are more (the log and ``record`` both), and nothing more is kept.
+
+    A name is shown as it is given, but for what is not printable (a row's column can
+    hold a line break, which would forge a log line or an alert's email): each such
+    character is shown as ``?``, and a name is cut at ``SHOWN`` characters."""
+
+    LIMIT = 100
+    SHOWN = 120
+
+    def __init__(self, log: logging.Logger, kind: str, consequence: str) -> None:
+        """``kind``: what a row is ("break-the-glass grant"); ``consequence``: what
+        CareVault does with one that does not match ("not honoured")."""
+        self.log = log
+        self.kind = kind
+        self.consequence = consequence
+        #: Told of each row found altered, once (None: only logged).
+        self.record: Callable[[str], None] | None = None
+        self._told: set[str] = set()
+        self._full = False
+        self._lock = threading.Lock()
+
+    def tell(self, name: str) -> None:
+        """``name`` (the row's own words: an id, or a digest and a clinic, never a
+        patient's details nor a pseudonym) was found not to match its seal."""
+        shown = "".join(c if c.isprintable() else "?" for c in name[: self.SHOWN])
+        with self._lock:
+            if shown in self._told or self._full:
+                return
+            if len(self._told) >= self.LIMIT:
+                self._full = True
+                shown = f"beyond the first {self.LIMIT}"
+            else:
+                self._told.add(shown)
+        self.log.error("%s %s was altered in the database: %s", self.kind, shown, self.consequence)
+        if self.record is not None:
+            self.record(shown)

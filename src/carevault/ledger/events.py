@@ -67,6 +67,13 @@ class Tag(StrEnum):
     #: A grant whose row does not match its seal (inserted or edited in the database
     #: without the key): honoured nowhere (adversary round 70).
     ACCESS_BREAK_GLASS_ALTERED = "access:break-glass:altered"
+    #: A registration whose row does not match its seal (inserted or edited in the
+    #: database without the key): it places the patient nowhere (stop 57; before, the
+    #: log said so on every read, and nothing else did).
+    ACCESS_REGISTRATION_ALTERED = "access:registration:altered"
+    #: A care relationship whose row does not match its seal: it opens nothing and
+    #: explains nothing to the detectors (stop 57, as registrations).
+    ACCESS_CARE_ALTERED = "access:care:altered"
     ADMIN_STAFF_ADDED = "admin:staff:added"
     ADMIN_STAFF_SUSPENDED = "admin:staff:suspended"
     ADMIN_STAFF_REINSTATED = "admin:staff:reinstated"
