@@ -40,73 +40,59 @@ def account_altered(audit: AuditTrail, now_us: Callable[[], int]) -> Callable[[s
     """What ``Sessions.account_altered`` is told, recorded: an ``auth:account:altered``
     entry naming the account (submitted, not waited for: a session's state is read on a
     request's way), which the detectors raise as a critical alert (``detect.tamper``)."""
-
-    def record(account_id: str) -> None:
-        log.error("staff account %s was altered in the database: refused", account_id)
-        _record_altered(
-            audit,
-            now_us,
-            Tag.ACCOUNT_ALTERED,
-            f"staff account {account_id} does not match its seal: its role, clinics or "
-            "practitioner were edited in the database; refused",
-            {"account": account_id},
-        )
-
-    return record
+    return _sealed_row_altered(
+        audit,
+        now_us,
+        Tag.ACCOUNT_ALTERED,
+        "staff account",
+        "account",
+        "its role, clinics or practitioner were edited in the database; refused",
+        logged="refused",
+    )
 
 
 def grant_altered(audit: AuditTrail, now_us: Callable[[], int]) -> Callable[[str], None]:
     """What ``BreakGlass.altered`` is told, recorded: an ``access:break-glass:altered``
     entry naming the grant (never its patient: the row's patient is what may have been
     altered), raised by the detectors as a critical alert (``detect.tamper``)."""
-
-    def record(grant_id: str) -> None:
-        _record_altered(
-            audit,
-            now_us,
-            Tag.ACCESS_BREAK_GLASS_ALTERED,
-            f"break-the-glass grant {grant_id} does not match its seal: inserted or edited "
-            "in the database; not honoured",
-            {"grant": grant_id},
-        )
-
-    return record
+    return _sealed_row_altered(
+        audit,
+        now_us,
+        Tag.ACCESS_BREAK_GLASS_ALTERED,
+        "break-the-glass grant",
+        "grant",
+        "inserted or edited in the database; not honoured",
+    )
 
 
 def client_altered(audit: AuditTrail, now_us: Callable[[], int]) -> Callable[[str], None]:
     """What ``ClientApps.altered`` is told, recorded: an ``auth:client:altered`` entry
     naming the app (submitted, not waited for), raised by the detectors as a critical
     alert (``detect.tamper``; adversary round 70)."""
-
-    def record(client_id: str) -> None:
-        log.error("client app %s was altered in the database: refused", client_id)
-        _record_altered(
-            audit,
-            now_us,
-            Tag.CLIENT_ALTERED,
-            f"client app {client_id} does not match its seal: its clinics, scopes, "
-            "credentials, account or revocation were edited in the database; refused",
-            {"client": client_id},
-        )
-
-    return record
+    return _sealed_row_altered(
+        audit,
+        now_us,
+        Tag.CLIENT_ALTERED,
+        "client app",
+        "client",
+        "its clinics, scopes, credentials, account or revocation were edited in the "
+        "database; refused",
+        logged="refused",
+    )
 
 
 def session_altered(audit: AuditTrail, now_us: Callable[[], int]) -> Callable[[str], None]:
     """What ``Sessions.session_altered`` is told, recorded: an ``auth:session:altered``
     entry naming the session, raised by the detectors as a critical alert."""
-
-    def record(session_id: str) -> None:
-        _record_altered(
-            audit,
-            now_us,
-            Tag.SESSION_ALTERED,
-            f"session {session_id} does not match its seal: whom it acts for, its scopes, "
-            "patient, expiry, revocation or step-up were edited in the database; refused",
-            {"session": session_id},
-        )
-
-    return record
+    return _sealed_row_altered(
+        audit,
+        now_us,
+        Tag.SESSION_ALTERED,
+        "session",
+        "session",
+        "whom it acts for, its scopes, patient, expiry, revocation or step-up were edited "
+        "in the database; refused",
+    )
 
 
 def session_written_back(
@@ -168,12 +154,13 @@ def register_failed(audit: AuditTrail, now_us: Callable[[], int]) -> Callable[[s
 
 def registration_altered(audit: AuditTrail, now_us: Callable[[], int]) -> Callable[[str], None]:
     """What ``Registrations.altered`` is told, recorded: an ``access:registration:altered``
-    entry naming the registration (its patient's pseudonym and clinic), raised by the
-    detectors as a critical alert."""
+    entry naming the registration (a digest and its clinic: ``registration_name``),
+    raised by the detectors as a critical alert."""
     return _sealed_row_altered(
         audit,
         now_us,
         Tag.ACCESS_REGISTRATION_ALTERED,
+        "registration",
         "registration",
         "inserted or edited in the database; it places the patient nowhere",
     )
@@ -188,18 +175,28 @@ def care_altered(audit: AuditTrail, now_us: Callable[[], int]) -> Callable[[str]
         now_us,
         Tag.ACCESS_CARE_ALTERED,
         "care relationship",
+        "relationship",
         "inserted or edited in the database; it opens nothing and explains no access",
     )
 
 
 def _sealed_row_altered(
-    audit: AuditTrail, now_us: Callable[[], int], tag: Tag, kind: str, what: str
+    audit: AuditTrail,
+    now_us: Callable[[], int],
+    tag: Tag,
+    kind: str,
+    key: str,
+    what: str,
+    *,
+    logged: str | None = None,
 ) -> Callable[[str], None]:
-    """A recorder of rows of ``kind`` found altered: an entry of ``tag`` whose detail
-    names the row under ``kind``'s last word."""
-    key = kind.split()[-1]
+    """A recorder of rows of ``kind`` found not to match their seals: an entry of ``tag``
+    whose detail names the row under ``key``, saying ``what`` was edited and what is
+    done; ``logged``: also log it so (where the caller does not tell the log itself)."""
 
     def record(name: str) -> None:
+        if logged is not None:
+            log.error("%s %s was altered in the database: %s", kind, name, logged)
         _record_altered(
             audit, now_us, tag, f"{kind} {name} does not match its seal: {what}", {key: name}
         )
