@@ -14,7 +14,11 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 from carevault.keys.provider import KeyProviderUnavailable
 
 
-def write_private(path: Path, content: bytes) -> None:
+def write_private(path: Path, content: bytes, *, durable_rename: bool = False) -> None:
+    """Put ``content`` at ``path`` whole (0600, its folder 0700), through a temporary file
+    renamed over it. ``durable_rename``: the folder fsynced after the rename too, so the
+    new file cannot be lost to the old one coming back after a crash (a register that
+    other processes append to once it is in place)."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
     try:
@@ -27,6 +31,12 @@ def write_private(path: Path, content: bytes) -> None:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+    if durable_rename:
+        folder = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(folder)
+        finally:
+            os.close(folder)
 
 
 def append_line(path: Path, line: str) -> None:

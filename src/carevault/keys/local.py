@@ -13,7 +13,6 @@ import base64
 import json
 import os
 import secrets
-import tempfile
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from carevault.keys.files import write_private
 from carevault.keys.provider import (
     KeyIntegrityError,
     KeyProviderError,
@@ -145,14 +145,4 @@ def _write_keyring(path: Path, keys: dict[int, bytes], *, active: int) -> None:
         "written": datetime.now(UTC).isoformat(),
         "keks": {str(v): {"key": base64.b64encode(k).decode()} for v, k in sorted(keys.items())},
     }
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=".keyring-")
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            json.dump(document, handle, indent=2)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    write_private(path, json.dumps(document, indent=2).encode())

@@ -50,12 +50,13 @@ import fcntl
 import json
 import logging
 import os
-import tempfile
 import threading
 from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from carevault.keys.files import write_private
 
 log = logging.getLogger("carevault.keys")
 
@@ -320,19 +321,4 @@ def _read_from(fd: int, offset: int) -> bytes:
 def _replace(path: Path, content: bytes) -> None:
     """Put ``content`` at ``path`` whole (0600), the rename made durable: lines appended
     to the new file after it must not be lost to the old one coming back."""
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(content)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    folder = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(folder)
-    finally:
-        os.close(folder)
+    write_private(path, content, durable_rename=True)
