@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
-from carevault.access.sessions import RefreshRefused
+from carevault.access.sessions import RefreshRefused, TokenPair
 from carevault.access.tables import auth_session, client_app
 from carevault.bootstrap import Services, build_services
 from carevault.keys.anchors import anchors_path
@@ -112,16 +112,7 @@ def test_a_session_revoked_for_a_reused_refresh_token_and_written_back_stays_rev
     group: Group, services: Services
 ) -> None:
     account = group.desk_tm.account
-    pair = services.sessions.open(
-        subject=account.account_id,
-        account_id=account.account_id,
-        client_id=TEST_APP,
-        scope="user/*.cruds offline_access",
-        with_refresh=True,
-        source_address=None,
-        user_agent=None,
-    )
-    assert pair.refresh_token is not None
+    pair = _with_refresh(services, account.account_id)
     saved = _saved(services, pair.session_id)
     newer, _ = services.sessions.refresh(pair.refresh_token, TEST_APP)
     with pytest.raises(RefreshRefused) as reused:
@@ -293,16 +284,7 @@ def test_sign_out_refresh_step_up_and_revocations_work_as_before(
     """Guard: a refresh rotates, a step-up asked and met lets the session go on, a
     sign-out ends it, a new session of the same person reads; nothing is told."""
     account = group.desk_tm.account
-    pair = services.sessions.open(
-        subject=account.account_id,
-        account_id=account.account_id,
-        client_id=TEST_APP,
-        scope="user/*.cruds offline_access",
-        with_refresh=True,
-        source_address=None,
-        user_agent=None,
-    )
-    assert pair.refresh_token is not None
+    pair = _with_refresh(services, account.account_id)
     newer, _ = services.sessions.refresh(pair.refresh_token, TEST_APP)
     assert services.sessions.require_step_up(account_id=account.account_id, reason="x") == 2
     assert not services.sessions.state(pair.session_id, fresh=True).live or (
@@ -374,3 +356,18 @@ def test_an_unwritable_register_stops_no_revocation_and_is_told(
     assert not services.sessions.state(_session_of(services, group.doctor_tm), fresh=True).live
     register.rmdir()
     assert services.sessions.state(_session_of(services, group.doctor_tm), fresh=True).live
+
+
+def _with_refresh(services: Services, account_id: str) -> TokenPair:
+    """A session of ``account_id`` under the test app, with a refresh token."""
+    pair = services.sessions.open(
+        subject=account_id,
+        account_id=account_id,
+        client_id=TEST_APP,
+        scope="user/*.cruds offline_access",
+        with_refresh=True,
+        source_address=None,
+        user_agent=None,
+    )
+    assert pair.refresh_token is not None
+    return pair
