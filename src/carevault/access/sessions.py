@@ -236,15 +236,36 @@ class Sessions:
                 self.session_altered(str(row.session_id))
         return ok
 
-    def _reseal(self, connection: Connection, where: ColumnElement[bool], **values: Any) -> int:
+    def _reseal(
+        self,
+        connection: Connection,
+        where: ColumnElement[bool],
+        *,
+        scope: ColumnElement[bool] | None = None,
+        **values: Any,
+    ) -> int:
         """Set ``values`` on the sessions ``where`` selects, each sealed anew as it will
         stand; returns how many. A row that does not match its seal keeps its old seal:
-        revoking or stepping up an altered session does not make it genuine."""
+        revoking or stepping up an altered session does not make it genuine.
+
+        ``scope``: the sessions the change is meant for, ``where`` without its "still
+        live" conditions. Those of them that do not match their seals are written to
+        the register too, though not changed: an insider who marked the row revoked (or
+        expired) before the revocation, to keep it out of ``where``, then wrote the
+        saved genuine row back, had the session live again (review of stop 57)."""
         statement = select(auth_session).where(where)
         if connection.dialect.name == "postgresql":
             statement = statement.with_for_update()
         rows = connection.execute(statement).all()
-        self._record(rows, values)
+        recorded = list(rows)
+        if scope is not None and self.register is not None:
+            selected = {row.session_id for row in rows}
+            recorded.extend(
+                row
+                for row in connection.execute(select(auth_session).where(scope)).all()
+                if row.session_id not in selected and not self._genuine(row)
+            )
+        self._record(recorded, values)
         for row in rows:
             changed = dict(row._mapping) | values
             seal = row.seal if not self._genuine(row) else self._seal(_Row(changed))
@@ -297,14 +318,12 @@ class Sessions:
 
     def _until(self, row: Any, now_us: int) -> int:
         """The expiry a register line holds for the session: its row's, sealed; for a row
-        that does not match its seal, no earlier than any genuine row of it could hold."""
-        longest = now_us + self.session_seconds * 1_000_000
+        that does not match its seal, the latest any genuine row could hold (a session
+        never outlives its longest life from now), never what the row says: an insider
+        writing rows that expire in 2^62 would have kept their lines for good."""
         if self._genuine(row):
             return int(row.expires_us)
-        try:
-            return max(int(row.expires_us), longest)
-        except (TypeError, ValueError):  # not even a number: what an insider wrote
-            return longest
+        return now_us + self.session_seconds * 1_000_000
 
     def _asked(self, session_id: str) -> frozenset[int]:
         assert self.register is not None  # noqa: S101 - only called with a register
@@ -565,6 +584,7 @@ class Sessions:
                     connection,
                     (auth_session.c.session_id == row.session_id)
                     & auth_session.c.revoked_us.is_(None),
+                    scope=auth_session.c.session_id == row.session_id,
                     revoked_us=now_us,
                     revoke_reason="refresh token reused",
                 )
@@ -601,6 +621,7 @@ class Sessions:
             changed = self._reseal(
                 connection,
                 (auth_session.c.session_id == session_id) & auth_session.c.revoked_us.is_(None),
+                scope=auth_session.c.session_id == session_id,
                 revoked_us=to_micros(self.clock()),
                 revoke_reason=reason[:200],
             )
@@ -655,6 +676,7 @@ class Sessions:
             changed = self._reseal(
                 connection,
                 condition & auth_session.c.revoked_us.is_(None),
+                scope=condition,
                 revoked_us=to_micros(self.clock()),
                 revoke_reason=reason[:200],
             )
@@ -736,6 +758,7 @@ class Sessions:
                 (auth_session.c.account_id == account_id)
                 & auth_session.c.revoked_us.is_(None)
                 & (auth_session.c.expires_us > now_us),
+                scope=auth_session.c.account_id == account_id,
                 step_up_us=now_us,
             )
         with self._lock:

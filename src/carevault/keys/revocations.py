@@ -50,6 +50,7 @@ import fcntl
 import json
 import logging
 import os
+import secrets
 import threading
 from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
@@ -65,6 +66,10 @@ REVOCATIONS = "revocations"
 
 #: How long after a session's sealed expiry its lines are kept (see the module's text).
 AFTER_EXPIRY_US = 24 * 3600 * 1_000_000
+
+#: The first bytes of the file a reader compares to tell a rewritten file (whose
+#: generation line, some 50 bytes, is its first) from the one it read.
+_HEAD = 64
 
 #: Below this size the file is never rewritten.
 COMPACT_BYTES = 64 * 1024
@@ -174,6 +179,8 @@ class RevocationRegister:
         self._lock = threading.Lock()
         self._stamp: tuple[int, int, int] | None = None
         self._offset = 0
+        #: The file's first bytes as last read (at most ``_HEAD``): a rewrite changes them.
+        self._head = b""
         self._index = RegisterIndex()
         #: The size the file may grow to before this process rewrites it.
         self._compact_at = COMPACT_BYTES
@@ -218,7 +225,11 @@ class RevocationRegister:
             for line in before.decode(errors="replace").split("\n"):
                 index.add(line)
             kept = index.lines(self.now_us())
-            after = "".join(f"{line}\n" for line in kept).encode()
+            # A rewritten file begins with a generation of its own: a reader tells it from
+            # the file it read before by its first bytes, whatever its inode (Linux gives
+            # a freed inode's number again at once: review of stop 57).
+            generation = json.dumps({"generation": secrets.token_hex(16)})
+            after = "".join(f"{line}\n" for line in (generation, *kept)).encode()
             if len(after) < len(before):
                 _replace(self.path, after)
             size = min(len(after), len(before))
@@ -292,10 +303,17 @@ class RevocationRegister:
         fd = os.open(self.path, os.O_RDONLY)
         try:
             status = os.fstat(fd)
-            if self._stamp is None or status.st_ino != self._stamp[0]:
-                index, offset = RegisterIndex(), 0
-            else:
-                index, offset = self._index, self._offset
+            head = os.pread(fd, _HEAD, 0)
+            # The same file as read before, grown: the same inode, no shorter than what was
+            # read, and the same first bytes (a rewrite's generation line differs, even
+            # where the rewritten file was given the freed inode's number again).
+            grown = (
+                self._stamp is not None
+                and status.st_ino == self._stamp[0]
+                and status.st_size >= self._offset
+                and head[: len(self._head)] == self._head
+            )
+            index, offset = (self._index, self._offset) if grown else (RegisterIndex(), 0)
             tail = _read_from(fd, offset)
         finally:
             os.close(fd)
@@ -304,6 +322,7 @@ class RevocationRegister:
         for line in tail[:end].decode(errors="replace").split("\n"):
             index.add(line)
         self._index, self._offset = index, offset + end
+        self._head = head[: self._offset]
         # The size read up to: a part line left over does not match, and is read again.
         self._stamp = (status.st_ino, self._offset, status.st_mtime_ns)
 

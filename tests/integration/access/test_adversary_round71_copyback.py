@@ -126,6 +126,43 @@ def test_a_session_revoked_for_a_reused_refresh_token_and_written_back_stays_rev
         services.sessions.refresh(newer.refresh_token, TEST_APP)
 
 
+def _alter(services: Services, session_id: str, **values: Any) -> None:
+    """The insider edits the live row (its seal no longer matches)."""
+    with services.engine.begin() as connection:
+        connection.execute(
+            update(auth_session).where(auth_session.c.session_id == session_id).values(**values)
+        )
+
+
+def test_a_row_marked_revoked_before_the_officer_ends_it_is_still_recorded(
+    group: Group, services: Services
+) -> None:
+    """The insider saves the genuine row, marks the live row revoked (so the officer's
+    revocation, which takes live rows only, found nothing to record), and after the
+    officer has ended the session writes the saved row back: it was live (200; review of
+    stop 57). A row the revocation is meant for that does not match its seal is written
+    to the register all the same."""
+    session_id = _session_of(services, group.doctor_tm)
+    saved = _saved(services, session_id)
+    _alter(services, session_id, revoked_us=1)
+    services.admin.end_session("staff:officer", session_id, reason="lost laptop")
+    _write_back(services, saved)
+    assert _reads(group, group.doctor_tm) == 401, "the revocation was lost"
+
+
+def test_a_row_made_to_look_expired_before_a_step_up_is_still_asked(
+    group: Group, services: Services
+) -> None:
+    """The same for a detector's step-up, which takes unexpired rows only."""
+    account = group.desk_tm.account.account_id
+    session_id = _session_of(services, group.desk_tm)
+    saved = _saved(services, session_id)
+    _alter(services, session_id, expires_us=1)
+    services.sessions.require_step_up(account_id=account, reason="bulk reading")
+    _write_back(services, saved)
+    assert _reads(group, group.desk_tm) != 200, "the step-up was dodged"
+
+
 def test_a_step_up_written_back_is_still_asked(group: Group, services: Services) -> None:
     """A detector's containment of a stolen token: the row saved before the step-up was
     asked, written back after, lifted it. It stays asked until a fresh code is shown."""

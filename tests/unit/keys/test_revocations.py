@@ -170,3 +170,26 @@ def test_appends_racing_a_rewrite_are_never_lost(tmp_path: Path) -> None:
     reader = RevocationRegister(path, clock)
     assert all(reader.session_revoked(f"{name}{n}") == 2 for name in "abc" for n in range(200))
     assert reader.session_revoked("old0") is None
+
+
+def test_a_reader_alive_across_rewrites_sees_what_the_last_file_holds(tmp_path: Path) -> None:
+    """A reader that read once, then another process rewrites the file, appends a
+    revocation and rewrites again: the reader sees it. It compared inode numbers only,
+    and Linux gave the freed inode's number to the next rewrite at once: the reader read
+    on past the end of a shorter file, found nothing and kept what it knew (review of
+    stop 57: a copied-back row honoured in that process). Whatever the inodes, many
+    times over."""
+    clock = Clock()
+    path = tmp_path / "revocations"
+    expired = NOW_US - AFTER_EXPIRY_US - HOUR_US
+    for attempt in range(50):
+        writer = RevocationRegister(path, clock)
+        reader = RevocationRegister(path, clock)
+        # Enough old lines that each rewrite makes the file shorter.
+        writer.append(revoked_line(f"old-{attempt}-{n}", 1, expired) for n in range(40))
+        assert reader.session_revoked(f"victim-{attempt}") is None
+        writer.compact()
+        writer.append([revoked_line(f"victim-{attempt}", 7, NOW_US + HOUR_US)])
+        writer.append(revoked_line(f"old2-{attempt}-{n}", 1, expired) for n in range(40))
+        writer.compact()
+        assert reader.session_revoked(f"victim-{attempt}") == 7, attempt
