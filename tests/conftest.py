@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from hypothesis import settings as hypothesis_settings
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
@@ -24,7 +24,7 @@ from carevault.bootstrap import Services, build_services
 from carevault.config import Settings
 from carevault.db import temporary_database
 from tests.support.console import MovableClock
-from tests.support.template import lay, release
+from tests.support.template import admin, lay, release
 
 # No timed assertions in tests (speed is measured in bench/): Hypothesis's per-example
 # deadline failed a property test once on a loaded machine, though every example held.
@@ -51,17 +51,15 @@ def pg_database() -> Iterator[str]:
 def pg_schema(pg_database: str) -> Iterator[str]:
     """A schema of this test's own in the run's database; yields a URL that uses it."""
     schema = f"t_{secrets.token_hex(6)}"
-    engine = create_engine(pg_database, isolation_level="AUTOCOMMIT")
-    with engine.connect() as connection:
+    with admin(pg_database).begin() as connection:
         connection.execute(text(f'CREATE SCHEMA "{schema}"'))
     url = make_url(pg_database).update_query_dict({"options": f"-csearch_path={schema}"})
     yield url.render_as_string(hide_password=False)
     # Kept for the worker's next test if its definitions are still the template's
     # (tests/support/template.py): replaying the template cost half a second a test.
     if not release(pg_database, schema):
-        with engine.connect() as connection:
+        with admin(pg_database).begin() as connection:
             connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    engine.dispose()
 
 
 def make_settings(
