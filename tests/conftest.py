@@ -33,7 +33,8 @@ hypothesis_settings.register_profile("carevault", deadline=None)
 hypothesis_settings.load_profile("carevault")
 
 #: FastAPI (0.165) remembers whether each dependency is a coroutine, a generator and so on
-#: in three caches of 4,096 entries, keyed by the callable itself: the apps' own callables
+#: in three caches of 4,096 entries, keyed by (a wrapper holding) the callable itself: the
+#: apps' own callables
 #: (``create_app``'s closures) kept every app a test made reachable, and with it its
 #: services, engines and compiled statements, the last few hundred tests' worth (about
 #: 4,500 objects a test; 1.3 million after 240 tests, each full collection of the
@@ -49,8 +50,11 @@ _FASTAPI_CACHES = (
 #: and what lives through the run frozen, ``pytest_runtest_logfinish``).
 GC_THRESHOLDS = (20_000, 20, 20)
 #: After these tests of a process (counted from 1), what is alive is collected once and
-#: frozen (``gc.freeze``): the modules, the collected tests and the templates, which no
-#: collection need walk again. The first test imports the app; later ones the rest.
+#: frozen (``gc.freeze``): the modules, the collected tests, the templates and whatever
+#: module- or session-scoped fixtures are alive then, which no collection need walk
+#: again. The first test imports the app; later ones the rest. Unfrozen at the end
+#: (``pytest_unconfigure``), so that pytest's last collection still finds a frozen
+#: object left in a cycle, and the warning it would raise.
 FREEZE_AFTER = (1, 32)
 
 
@@ -58,20 +62,32 @@ def pytest_configure(config: pytest.Config) -> None:
     gc.set_threshold(*GC_THRESHOLDS)
 
 
+def pytest_unconfigure(config: pytest.Config) -> None:
+    gc.unfreeze()
+
+
 _finished = [0]
 
 
 def pytest_runtest_logfinish(nodeid: str, location: tuple[str, int | None, str]) -> None:
-    from fastapi.dependencies import models
-
-    for name in _FASTAPI_CACHES:
-        cache = getattr(models, name, None)
-        if cache is not None:
-            cache.cache_clear()
+    _empty_fastapi_caches()
     _finished[0] += 1
     if _finished[0] in FREEZE_AFTER:
         gc.collect()
         gc.freeze()
+
+
+def _empty_fastapi_caches() -> None:
+    """``_FASTAPI_CACHES`` emptied; a FastAPI that has moved or changed them is left as it
+    is (the tests still pass, only slower: the numbers above)."""
+    try:
+        from fastapi.dependencies import models
+    except ImportError:
+        return
+    for name in _FASTAPI_CACHES:
+        clear = getattr(getattr(models, name, None), "cache_clear", None)
+        if callable(clear):
+            clear()
 
 
 PG_ADMIN_URL = os.environ.get(

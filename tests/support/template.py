@@ -107,6 +107,7 @@ class Templates:
                 return False  # a store already there: its own keys belong with it
             if not self._take_kept(connection, database, schema):
                 connection.exec_driver_sql(script.replace(placeholder, schema))
+            _reset_session(connection)
         shutil.copytree(self._keys(), settings.home)
         return True
 
@@ -144,6 +145,7 @@ class Templates:
                     return False
                 connection.exec_driver_sql(f'ALTER SCHEMA "{schema}" RENAME TO "{name}"')
                 connection.exec_driver_sql(reset.replace(placeholder, name))
+                _reset_session(connection)
         except DBAPIError:
             return False
         self._kept.setdefault(database, []).append(name)
@@ -287,9 +289,18 @@ def admin(database: str) -> Engine:
     cost three new server processes a test (a PostgreSQL connection is about 5 ms of the
     client's time and as much of the server's)."""
     if database not in _admins:
-        _admins[database] = create_engine(database, pool_size=2, max_overflow=2)
+        # Pinged at checkout: a connection the server dropped since (a restart, a test
+        # that terminates backends) would fail the next test's setup.
+        _admins[database] = create_engine(database, pool_size=2, max_overflow=2, pool_pre_ping=True)
         atexit.register(_admins[database].dispose)
     return _admins[database]
+
+
+def _reset_session(connection: Connection) -> None:
+    """The session's settings back to the server's: a dump's script sets some for the
+    session (``search_path``, ``row_security``...), and the connection goes back to the
+    pool shared by the worker's tests (``admin``)."""
+    connection.exec_driver_sql("RESET ALL")
 
 
 def _templates() -> Templates:
@@ -426,18 +437,32 @@ def _note_sealed(home: Path, scratch: Path) -> None:
     ``build_services`` sealed a dozen empty tables, each in a transaction of its own, and
     appended and fsynced the note line by line (two fifths of that call's time). The
     note is taken from a real start, on a copy of the template, so that a table sealed
-    from a later change is in it without this module knowing its name."""
+    from a later change is in it without this module knowing its name. The start is on
+    SQLite; the PostgreSQL template's keys take the same note (``_keys``): which tables
+    are sealed does not depend on the backend (``bootstrap._seal_once``).
+
+    The start's settings are the scratch home's alone: ``CAREVAULT_*`` variables a test
+    may have set (another database, a witness directory, a key provider) are put aside
+    while it runs, or it would write there."""
     from carevault.bootstrap import build_services  # here: the app's whole graph
 
     shutil.copytree(home, scratch)
-    settings = Settings(
-        environment="test",
-        home=scratch,
-        argon2_memory_kib=8192,
-        argon2_time_cost=1,
-        checkpoint_seconds=0,
-    )
-    build_services(settings, create_keys=True, migrate=True).close()
+    aside = {
+        name: os.environ.pop(name)
+        for name in list(os.environ)
+        if name.startswith("CAREVAULT_") and not name.startswith("CAREVAULT_TEST_")
+    }
+    try:
+        settings = Settings(
+            environment="test",
+            home=scratch,
+            argon2_memory_kib=8192,
+            argon2_time_cost=1,
+            checkpoint_seconds=0,
+        )
+        build_services(settings, create_keys=True, migrate=True).close()
+    finally:
+        os.environ.update(aside)
     shutil.copy2(anchors_path(scratch / KEYRING), anchors_path(home / KEYRING))
     shutil.rmtree(scratch)
 
