@@ -30,6 +30,7 @@ from carevault.bootstrap import Services, build_services
 from carevault.domain.roles import Role
 from tests.integration.access.group import TM, TW, Group, build_group
 from tests.support.client import FhirTestClient
+from tests.support.insider import edit_rows
 from tests.support.ledgers import altered_alerts, entries_once_written
 from tests.support.staff import PASSWORD, make_staff, open_token
 
@@ -46,10 +47,7 @@ def group(services: Services, api: FhirTestClient) -> Iterator[Group]:
 
 
 def _widened(services: Services, account_id: str, **values: str) -> None:
-    with services.engine.begin() as connection:
-        connection.execute(
-            update(staff_account).where(staff_account.c.account_id == account_id).values(**values)
-        )
+    edit_rows(services, staff_account, staff_account.c.account_id == account_id, **values)
 
 
 def test_clinics_added_to_an_account_in_the_database_open_nothing(

@@ -38,6 +38,7 @@ from carevault.bootstrap import Services, build_services
 from carevault.domain.roles import Role
 from tests.integration.access.group import TM, TW, Group, build_group
 from tests.support.client import FhirTestClient
+from tests.support.insider import edit_rows
 from tests.support.ledgers import altered_alerts, entries_once_written
 from tests.support.staff import make_staff
 
@@ -90,10 +91,7 @@ def _reads(group: Group, token: str) -> int:
 
 
 def _edit(services: Services, **values: Any) -> None:
-    with services.engine.begin() as connection:
-        connection.execute(
-            update(client_app).where(client_app.c.client_id == FEED).values(**values)
-        )
+    edit_rows(services, client_app, client_app.c.client_id == FEED, **values)
 
 
 def _stale(services: Services) -> None:

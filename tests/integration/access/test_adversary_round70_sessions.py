@@ -26,6 +26,7 @@ from carevault.access.tables import auth_session
 from carevault.bootstrap import Services, build_services
 from tests.integration.access.group import Group, build_group
 from tests.support.client import FhirTestClient
+from tests.support.insider import edit_rows
 from tests.support.ledgers import altered_alerts, entries_once_written
 from tests.support.staff import Staff
 
@@ -40,15 +41,12 @@ def group(services: Services, api: FhirTestClient) -> Iterator[Group]:
 
 
 def _edit_sessions(services: Services, who: Staff, **values: object) -> int:
-    with services.engine.begin() as connection:
-        changed = connection.execute(
-            update(auth_session)
-            .where(auth_session.c.account_id == who.account.account_id)
-            .values(**values)
-        ).rowcount
+    changed = edit_rows(
+        services, auth_session, auth_session.c.account_id == who.account.account_id, **values
+    )
     # What a token's session says is read again a quarter second on.
     time.sleep(services.sessions.check_seconds + 0.05)
-    return int(changed)
+    return changed
 
 
 def test_a_session_moved_to_another_account_acts_for_no_one(

@@ -31,6 +31,7 @@ from carevault.keys.anchors import anchors_path
 from tests.integration.access.conftest import MovableClock
 from tests.integration.access.group import TM, Group, build_group
 from tests.support.client import FhirTestClient
+from tests.support.insider import edit_rows
 from tests.support.ledgers import altered_alerts, entries_once_written
 from tests.support.staff import TEST_APP, Staff
 
@@ -128,10 +129,7 @@ def test_a_session_revoked_for_a_reused_refresh_token_and_written_back_stays_rev
 
 def _alter(services: Services, session_id: str, **values: Any) -> None:
     """The insider edits the live row (its seal no longer matches)."""
-    with services.engine.begin() as connection:
-        connection.execute(
-            update(auth_session).where(auth_session.c.session_id == session_id).values(**values)
-        )
+    edit_rows(services, auth_session, auth_session.c.session_id == session_id, **values)
 
 
 def test_a_row_marked_revoked_before_the_officer_ends_it_is_still_recorded(
