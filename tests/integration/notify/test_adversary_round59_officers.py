@@ -20,9 +20,10 @@ from carevault.notify.scope import parse_scope
 from carevault.notify.service import code_keys, send_job
 from carevault.notify.store import NoticeStore
 from tests.integration.notify.conftest import Clinic
-from tests.integration.notify.test_cli import _code_now, officer_and_scope
+from tests.integration.notify.test_cli import officer_and_scope
 from tests.integration.notify.test_faults import _dsn
 from tests.integration.notify.test_verify import _checks, _client, sent
+from tests.support.auth import fresh_code
 from tests.support.server import invoke_cli
 
 __all__ = ["sent"]  # the fixture, shared with test_verify
@@ -242,7 +243,7 @@ def test_a_notice_in_full_is_shown_only_to_an_officer_and_recorded(
     assert "chan.taiman" not in anyone.stdout and "閣下" not in anyone.stdout
     wrong = invoke_cli(env, *asked, "--officer", "ada.lau", "--totp", "000000")
     assert wrong.returncode == 1 and "chan.taiman" not in wrong.stdout
-    shown = invoke_cli(env, *asked, "--officer", "ada.lau", "--totp", _code_now(officer))
+    shown = invoke_cli(env, *asked, "--officer", "ada.lau", "--totp", fresh_code(officer))
     assert shown.returncode == 0, shown.stderr
     assert "閣下" in shown.stdout
 

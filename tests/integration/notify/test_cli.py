@@ -4,17 +4,15 @@ decision with a fresh TOTP code, and the clocks in ``carevault status``."""
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
-import pyotp
 import pytest
 
 from carevault.domain.roles import Role
 from carevault.ledger.events import AuditEvent, Tag
 from carevault.notify.decisions import decisions_for
 from tests.integration.notify.conftest import Clinic
-from tests.support.auth import Login
+from tests.support.auth import Login, fresh_code
 from tests.support.server import environment, invoke_cli
 
 pytestmark = pytest.mark.postgres
@@ -34,22 +32,6 @@ def _env(clinic: Clinic) -> dict[str, str]:
             "CAREVAULT_NOTIFY_SITE": "clinics.example.hk",
         },
     )
-
-
-def _next_code(login: Login) -> str:
-    """The code of the next 30-second step: still valid when a slow CLI start checks it
-    (the server accepts one step either side of now)."""
-    return pyotp.TOTP(login.totp_secret).at(time.time() + 30)
-
-
-def _code_before(login: Login) -> str:
-    """The code of the step before now (one step either side is accepted): a later
-    check with ``_code_now`` is then no replay."""
-    return pyotp.TOTP(login.totp_secret).at(time.time() - 30)
-
-
-def _code_now(login: Login) -> str:
-    return pyotp.TOTP(login.totp_secret).at(time.time())
 
 
 def officer_and_scope(clinic: Clinic, tmp_path: Path) -> tuple[Login, Path, dict[str, str], str]:
@@ -73,7 +55,7 @@ def test_preview_send_status_reports_and_decisions(clinic: Clinic, tmp_path: Pat
 
     preview = invoke_cli(env, "notify", "preview", incident, "--scope", str(scope_file),
                       "--patient", clinic.ids["zh_email"], "--officer", "ada.lau",
-                      "--totp", _code_before(officer))  # fmt: skip
+                      "--totp", fresh_code(officer))  # fmt: skip
     assert preview.returncode == 0, preview.stderr
     assert "9 people to notify" in preview.stdout and "deceased" in preview.stdout
     assert "閣下" in preview.stdout and clinic.sink.messages == []
@@ -86,7 +68,7 @@ def test_preview_send_status_reports_and_decisions(clinic: Clinic, tmp_path: Pat
     assert wrong.returncode == 1 and "TOTP" in wrong.stderr
     assert clinic.sink.messages == [] and clinic.sms.messages == []
     sent = invoke_cli(env, "notify", "send", incident, "--scope", str(scope_file),
-                   "--officer", "ada.lau", "--totp", _code_now(officer))  # fmt: skip
+                   "--officer", "ada.lau", "--totp", fresh_code(officer))  # fmt: skip
     assert sent.returncode == 0, sent.stderr
     assert "8 notices sent" in sent.stdout
     started = [
@@ -124,7 +106,7 @@ def test_preview_send_status_reports_and_decisions(clinic: Clinic, tmp_path: Pat
     assert refused.returncode == 1
     decided = invoke_cli(env, "report", "decide", incident, "--regulator", "gdpr", "--decision",
                       "not-notify", "--reason", "EU residents are not affected",
-                      "--officer", "ada.lau", "--totp", _next_code(officer))  # fmt: skip
+                      "--officer", "ada.lau", "--totp", fresh_code(officer))  # fmt: skip
     assert decided.returncode == 0, decided.stderr
     overview = invoke_cli(env, "status")
     assert "Regulators' clocks running: 2" in overview.stdout
@@ -163,7 +145,7 @@ def test_a_preview_or_report_that_cannot_be_made_says_why_and_fails(
     officer = Login("ada.lau", "privacy_officer", secret, password, frozenset())
     deceased = invoke_cli(env, "notify", "preview", incident, "--scope", str(scope_file),
                           "--patient", f"Patient/{clinic.ids['deceased']}",
-                          "--officer", "ada.lau", "--totp", _code_now(officer))  # fmt: skip
+                          "--officer", "ada.lau", "--totp", fresh_code(officer))  # fmt: skip
     assert deceased.returncode == 1 and "deceased" in deceased.stderr
     assert clinic.sink.messages == []
     not_a_folder = tmp_path / "a-file"
