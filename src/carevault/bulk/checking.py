@@ -452,10 +452,14 @@ class Checker:
         # stopped instead: a checking process holds no key and nothing to keep.
         # Stopped before the pool is told to shut down: told first, a process could
         # start winding down (and be waited for after all) before it was stopped.
+        # The pool's own thread then reaps them; they are not also waited for here,
+        # beside it: of two threads waiting for one child, the one the system does not
+        # answer is told there is no such child, and its process object says "alive"
+        # until the other has recorded the exit (a CI run saw one so, just after close).
         processes = list((pool._processes or {}).values())
         for process in processes:
             process.terminate()
-        pool.shutdown(wait=False, cancel_futures=True)
+        pool.shutdown(wait=True, cancel_futures=True)
         for process in processes:
             process.join()
 
