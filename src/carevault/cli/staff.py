@@ -13,6 +13,7 @@ from carevault.cli.terminal import cell, echo
 from carevault.domain.roles import Role
 
 if TYPE_CHECKING:
+    from carevault.access.accounts import Account
     from carevault.bootstrap import Services
 
 staff_app = typer.Typer(
@@ -30,9 +31,20 @@ def _new_password(from_stdin: bool) -> str:
     return value
 
 
-def _show_totp(username: str, secret: str) -> None:
+def _show_totp(account: Account, secret: str) -> None:
+    """Show a new TOTP secret once, except an integration account's: it never signs in
+    with one (only through its bound app's client credentials), so a secret shown would
+    be a credential to keep safe for nothing."""
     from carevault.access.totp import provisioning_uri
 
+    username = account.username
+    if account.role is Role.INTEGRATION:
+        echo(
+            f"{username} is an integration account: it signs in only through the client "
+            f"credentials of a confidential app bound to it (carevault client add … "
+            f"--confidential --account {username}); no TOTP secret is shown"
+        )
+        return
     echo(f"TOTP secret for {username}: {secret}")
     echo(f"Authenticator link: {provisioning_uri(secret, username, 'CareVault')}")
     echo("Shown once: enrol it in an authenticator app now.")
@@ -69,7 +81,7 @@ def staff_add(
         unknown = _unknown_clinics(services, clinic)
     echo(f"added {account.username} ({account.role}) as {account.account_id}")
     _warn_unknown(unknown)
-    _show_totp(account.username, secret)
+    _show_totp(account, secret)
     if codes:
         _show_recovery_codes(codes)
 
@@ -155,7 +167,7 @@ def staff_reset_totp(username: str, home: HomeOption = None) -> None:
     """Issue a new TOTP secret (lost phone); every session of the account ends."""
     with open_services(home) as services:
         account, secret = services.admin.reset_totp(operator(), username)
-    _show_totp(account.username, secret)
+    _show_totp(account, secret)
 
 
 @client_app.command("add")

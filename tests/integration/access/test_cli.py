@@ -227,3 +227,39 @@ def test_recovery_codes_and_clearing_a_back_off_from_the_cli(
     assert issue.principal == clear.principal == OPERATOR
     assert issue.detail == {"count": 10}
     refused(store, Tag.AUTH_SIGN_IN_FAILED, "wrong or used recovery code")
+
+
+def test_an_integration_account_is_shown_no_totp_secret(
+    cli: Cli, web: FhirTestClient, auth_services: Services
+) -> None:
+    """An integration account signs in only through its bound app's client credentials:
+    adding it, or resetting its TOTP, shows no secret (one shown would be a credential to
+    keep safe for nothing) and says how it does sign in; the bound app's grant works."""
+    added = cli(
+        "staff", "add", "lab.svc", "--name", "Laboratory service", "--role", "integration",
+        "--clinic", CLINIC, password="a long service passphrase",
+    )  # fmt: skip
+    reset = cli("staff", "reset-totp", "lab.svc")
+    bound = cli(
+        "client", "add", "lab-bound", "--name", "Laboratory (bound)", "--confidential",
+        "--scope", "system/Observation.rs", "--clinic", CLINIC, "--account", "lab.svc",
+    )  # fmt: skip
+
+    for shown in (added, reset):
+        assert shown.returncode == 0, shown.stderr
+        assert "TOTP secret for" not in shown.stdout and "otpauth://" not in shown.stdout
+        assert "lab.svc is an integration account" in shown.stdout, shown.stdout
+        assert "--confidential --account lab.svc" in shown.stdout
+    assert "added lab.svc (integration) as st-" in added.stdout
+    found = re.search(r"client secret \(shown once\): (\S+)", bound.stdout)
+    assert bound.returncode == 0 and found, bound.stdout + bound.stderr
+    granted = web.post(
+        "/auth/token",
+        data={"grant_type": "client_credentials", "scope": "system/Observation.rs"},
+        headers=basic("lab-bound", found.group(1)),
+    )
+    assert granted.status_code == 200, granted.text
+    store = auth_services.audit_ledger.store
+    account = auth_services.accounts.find("lab.svc")
+    assert account is not None and account.role is Role.INTEGRATION
+    assert [event.reason for event in events(store, Tag.ADMIN_TOTP_RESET)] == [account.account_id]
