@@ -138,7 +138,7 @@ PHI_OFFLINE = (
     "patient data is offline for security reasons; scheduling remains available. "
     "Ask the privacy officer for emergency access."
 )
-PHI_OFFLINE_NAME_ONLY = "patient data offline: name only, for the day's appointments"
+PHI_OFFLINE_NAME_ONLY = "patient data offline: name only, for a patient with an open booking"
 KEY_LOCKDOWN = "key lockdown is on: no record can be decrypted for now"
 CLINIC_LOCKED = "this clinic's patient data is locked for security reasons"
 
@@ -407,20 +407,30 @@ class Gate:
         return self.containment.current() if self.containment else _NO_CONTAINMENT
 
     def _contain_read(
-        self, caller: Caller, rt: ResourceType, head: Head, plain_read: bool
-    ) -> Decision | None:
-        """Refuse (503) what an active mode takes offline; a Decision when PHI-offline
-        leaves only a patient's name for the day's appointments."""
-        state = self._state()
-        if state.key_lockdown:
-            raise ContainmentActive(KEY_LOCKDOWN)
+        self,
+        caller: Caller,
+        rt: ResourceType,
+        head: Head,
+        plain_read: bool,
+        decision: Decision,
+        state: ContainmentState,
+    ) -> Decision:
+        """``decision`` (the policy's, already granting the read) as an active mode leaves
+        it: refused (503) where the mode takes the record offline, cut to the patient's
+        name where PHI-offline leaves that for a patient with an open booking.
+
+        Asked after the policy, never before: a mode only ever narrows what the caller
+        could read anyway. Asked first, the name-only answer was given to anyone signed
+        in (another clinic's desk, an app launched for another patient), and a clinic's
+        lock answered 503 to other clinics' staff where the policy answers 403, which
+        sorted a list of ids by clinic (adversary round 72)."""
         if not state.active or head.patient_pseudonym is None:
-            return None
+            return decision
         locked = state.locked_clinics
         if locked and self.access is not None and self.access.clinics_of(head) & locked:
             raise ContainmentActive(CLINIC_LOCKED)
         if not state.phi_offline or rt.name in self.offline_types:
-            return None
+            return decision
         actor = caller.actor
         if (
             actor is not None
@@ -430,13 +440,14 @@ class Gate:
                 actor.account_id, head.patient_pseudonym, self.access.now_us()
             )
         ):
-            return None
+            return decision
+        shown = decision.granted & {DataCategory.IDENTITY}
         if (
             plain_read
             and rt.is_patient
+            and shown
             and self.vault.has_head("Appointment", head.patient_pseudonym, OPEN_APPOINTMENT)
         ):
-            shown = frozenset({DataCategory.IDENTITY})
             return Decision(True, shown, possible_categories(rt) - shown, PHI_OFFLINE_NAME_ONLY)
         raise ContainmentActive(PHI_OFFLINE)
 
@@ -645,21 +656,22 @@ class Gate:
         ``plain_read``: a read of the current version by id (what an appointment list
         does), the one request PHI-offline may still answer with a patient's name.
         """
-        contained = self._contain_read(caller, rt, head, plain_read)
-        if contained is not None:
-            return contained
+        state = self._state()
+        if state.key_lockdown:
+            raise ContainmentActive(KEY_LOCKDOWN)
         if caller.actor is None:
-            return Decision(True, _ALL, frozenset(), "system")
-        self._check_patient_context(caller, rt, head)
-        decision = decide(
-            caller.actor,
-            Right.READ,
-            possible_categories(rt),
-            self._target(caller, head, reading=reading),
-        )
-        if rt.category not in decision.granted:
-            raise AccessDenied(decision.reason)
-        return decision
+            decision = Decision(True, _ALL, frozenset(), "system")
+        else:
+            self._check_patient_context(caller, rt, head)
+            decision = decide(
+                caller.actor,
+                Right.READ,
+                possible_categories(rt),
+                self._target(caller, head, reading=reading),
+            )
+            if rt.category not in decision.granted:
+                raise AccessDenied(decision.reason)
+        return self._contain_read(caller, rt, head, plain_read, decision, state)
 
     @staticmethod
     def _check_patient_context(caller: Caller, rt: ResourceType, head: Head) -> None:
