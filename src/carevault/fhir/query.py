@@ -135,9 +135,12 @@ def parse_query(
     default_count: int,
     max_count: int,
     now: datetime | None = None,
+    base: str | None = None,
 ) -> SearchQuery:
     """``now``: the moment an ``ap`` (approximately) date is measured from (the clock's
-    when not given)."""
+    when not given). ``base``: this server's FHIR base as the client reached it, at which
+    an absolute reference (``[base]/Patient/x``) is read as the relative one it names;
+    without it, or at another base, an absolute reference is refused."""
     query = SearchQuery(resource_type=resource_type, count=default_count)
     moment = now or utc_now()
     views: list[tuple[str, str]] = []
@@ -179,6 +182,8 @@ def parse_query(
                 raise SearchError(_not_understood(resource_type, raw_name))
             _reject_modifier(raw_name, modifier)
             try:
+                # Kept relative in ``applied`` too: the links, and whom the ledger names.
+                value = _relative(param, value, base)
                 _param_condition(query, param, value, zone, moment)
             except SearchError as error:
                 # Named as the client sent it: R4's name for one of ours (``authoredon``
@@ -291,6 +296,29 @@ def date_value(
     except dates.DateFormatError as error:
         raise SearchError(f"{name}: {error}") from None
     return prefix, dates.approximately(search, now) if prefix is dates.Prefix.AP else search
+
+
+def _relative(param: SearchParam, value: str, base: str | None) -> str:
+    """``value`` with each absolute reference at ``base`` made relative; an absolute
+    reference at any other base refused. CareVault indexes only the references to its
+    own records, relative as it stores them, so another server's ``Patient/x`` would
+    have matched this server's (R4 search.html#reference: an absolute URL names a record
+    by its location; only the server's own base names one here)."""
+    if param.kind is not ParamKind.REFERENCE or "://" not in value:
+        return value
+    own = None if base is None else base.rstrip("/") + "/"
+    parts = []
+    for part in split_values(value):
+        if "://" in part:
+            if own is None or not part.startswith(own):
+                raise SearchError(
+                    f"{param.name}: an absolute reference names a record on another server; "
+                    "this server holds references to its own records only (search by "
+                    "Type/id, or by its URL at this server's base)"
+                )
+            part = part[len(own) :]
+        parts.append(part.replace("\\", "\\\\").replace(",", "\\,"))
+    return ",".join(parts)
 
 
 def _param_condition(

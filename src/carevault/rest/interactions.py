@@ -326,8 +326,15 @@ class FhirInteractions:
         return min(asked.count, self.search_settings.max_count)
 
     def parse_search(
-        self, type_name: str, params: Sequence[tuple[str, str]], *, strict: bool
+        self,
+        type_name: str,
+        params: Sequence[tuple[str, str]],
+        *,
+        strict: bool,
+        base: str | None = None,
     ) -> SearchQuery:
+        """``base``: the FHIR base the client reached, at which an absolute reference in
+        the criteria names a record here (``query.parse_query``)."""
         rt = resource_type_named(type_name)
         with translated():
             return parse_query(
@@ -340,6 +347,7 @@ class FhirInteractions:
                 # ``ap`` is measured from the services' clock, as the AuditEvent search's
                 # is (the simulator's runs keep a clock of their own).
                 now=self.gate.vault.clock(),
+                base=base,
             )
 
     def parse_criteria(self, rt: ResourceType, params: Sequence[tuple[str, str]]) -> SearchQuery:
@@ -373,7 +381,7 @@ class FhirInteractions:
         strict: bool,
     ) -> FhirResponse:
         sealed, params = _sealed_offset(params)
-        query = self.parse_search(type_name, params, strict=strict)
+        query = self.parse_search(type_name, params, strict=strict, base=base)
         key, rt_name = self.gate.vault.paging_key, query.resource_type.name
         bound = offsets.criteria(query.applied)
         now_s = int(self.gate.vault.clock().timestamp())
