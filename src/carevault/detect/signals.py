@@ -78,6 +78,10 @@ STAFF_CHANGES_PER_10_MINUTES = 40
 #: note) are not counted, but for care (``_books``).
 CHANGING = frozenset({"fhir:resource:update", "fhir:resource:delete"})
 EVERYTHING_PER_HOUR = 10
+#: How a slow drip's reason reads its CUSUM: the excess over the usual, day by day since
+#: it last fell back to it, which may be one day's (an integrator's client minutes old was
+#: told it had run high "for days").
+_SUMMED = "each day's excess over the usual, added up since it was last back to it"
 #: Distinct patients no care relationship explains that an account may open after a
 #: step-up response before ``after-step-up`` (``detect_after_step_up``). Whoever holds a
 #: stolen password and TOTP seed passes the step-up (or signs in again) and reads on;
@@ -1024,8 +1028,8 @@ class Detectors:
                     Severity.MEDIUM,
                     str(day),
                     f"patients read without a care relationship have run above this "
-                    f"account's usual {cusum.target:.0f} a day for days (CUSUM {total:.0f} > "
-                    f"{cusum.threshold:.0f}); {len(recent.today_unexplained)} today",
+                    f"account's usual {cusum.target:.0f} a day (CUSUM {total:.0f} > "
+                    f"{cusum.threshold:.0f}: {_SUMMED}); {len(recent.today_unexplained)} today",
                     access,
                     recent.unnamed(
                         "slow-drip", day, len(recent.today_unexplained), recent.today_unexplained
@@ -1059,8 +1063,8 @@ class Detectors:
                 f"{day} person",
                 f"patients read without a care relationship with the logins of one "
                 f"practitioner ({named(person.logins)}) have run above their usual "
-                f"{cusum.target:.0f} a day together for days (CUSUM {total:.0f} > "
-                f"{cusum.threshold:.0f}); {count} today, "
+                f"{cusum.target:.0f} a day together (CUSUM {total:.0f} > "
+                f"{cusum.threshold:.0f}: {_SUMMED}); {count} today, "
                 f"{len(state.recent.today_unexplained)} of them with this one",
                 access,
                 state.recent.unnamed("slow-drip person", day, count, patients),

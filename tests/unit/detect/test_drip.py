@@ -55,6 +55,10 @@ def test_eight_a_day_through_each_of_two_logins_is_the_persons_drip() -> None:
             assert first.period == f"{TODAY + day} person"
             assert "wong-a, wong-b" in first.explanation
             assert "usual 6 a day" in first.explanation and "> 30" in first.explanation
+            # What the total is, not how long it took ("for days" told a client minutes
+            # old it had run high for days: integrator round 72).
+            assert "excess over the usual, added up" in first.explanation
+            assert "for days" not in first.explanation
             # Named: the patients of today of both logins.
             assert any(p.startswith(f"d{day}-0-") for p in first.patients)
             assert any(p.startswith(f"d{day}-1-") for p in first.patients)
