@@ -6,7 +6,9 @@ gate in one call, which commits them in one database transaction. Entries are
 processed in the order the spec sets (DELETE, POST, PUT, then GET), a write after
 the Bundle's records it refers to (``write_order``), and answered in the order they
 came. A batch runs each entry on its own and reports each
-entry's outcome.
+entry's outcome. Two entries with one ``fullUrl`` (in either), or with the same
+conditional criteria (in a transaction), are refused before any entry is looked up
+(``bundle_identities``).
 
 An entry answers as the same request sent on its own would: a write by ``Prefer:
 return=`` (``rest/answers.py``; with no preference, its ``response`` alone), showing
@@ -38,6 +40,12 @@ from carevault.fhir.validate import InvalidResource, parse_json, validate_resour
 from carevault.gate import AccessDenied, Caller
 from carevault.rest import bundles, conditional
 from carevault.rest.answers import not_modified, prefer_return, write_answer
+from carevault.rest.bundle_identities import (
+    CriteriaKey,
+    criteria_key,
+    refuse_repeated_criteria,
+    refuse_repeated_full_urls,
+)
 from carevault.rest.bundle_refs import absolute
 from carevault.rest.errors import to_fhir_error, translated
 from carevault.rest.interactions import (
@@ -114,6 +122,9 @@ def process(
     if kind not in ("batch", "transaction"):
         raise bad_request("the Bundle type must be batch or transaction")
     entries = _entries(bundle, interactions.limits.bundle_entries)
+    # bdl-7 holds for a batch as for a transaction (only a history may repeat a fullUrl):
+    # refused whole, on the Bundle's text alone, before any entry is looked up.
+    refuse_repeated_full_urls((entry.index, entry.full_url) for entry in entries)
     # With no return preference an entry is its response alone, as before Prefer was read:
     # a Bundle of a thousand writes is not sent back whole unless asked for.
     returning = prefer_return(prefer) or "minimal"
@@ -238,6 +249,7 @@ def _transaction(
 ) -> FhirResponse:
     for entry in entries:
         _target(entry)
+    refuse_repeated_criteria(_conditional_criteria(entries))
     _resolve_conditional_creates(interactions, caller, entries)
     for entry in entries:
         _resolve_conditional_write(interactions, caller, entry)
@@ -328,6 +340,26 @@ def _refuse_overlaps(entries: list[_Entry]) -> None:
                 f"{entry.reference} is written by Bundle.entry[{earlier}] too; "
                 "a transaction writes each resource once",
             )
+
+
+def _conditional_criteria(entries: list[_Entry]) -> list[tuple[int, str, CriteriaKey]]:
+    """Each conditional entry's criteria (where they are, and as compared), for
+    ``refuse_repeated_criteria``: two with the same criteria come to one record, found or
+    created, and are refused before either is looked up, so alike whether one exists and
+    whether the caller may see it. Each is searched among the records stored before the
+    Bundle: where none matched, neither saw the record the other made, and two Patients
+    came to hold one MRN, after which every conditional write by it answered 412."""
+    found: list[tuple[int, str, CriteriaKey]] = []
+    for entry in entries:
+        assert entry.resource_type is not None  # noqa: S101 - set by _target
+        name = entry.resource_type.name
+        if entry.method == "POST" and entry.if_none_exist:
+            # As ``FhirInteractions.criteria_of`` reads it: ``[type]?`` before it is allowed.
+            criteria = entry.if_none_exist.split("?", 1)[-1]
+            found.append((entry.index, "request.ifNoneExist", criteria_key(name, criteria)))
+        elif entry.criteria is not None:
+            found.append((entry.index, "request.url", criteria_key(name, entry.criteria)))
+    return found
 
 
 def _write_order(entries: list[_Entry]) -> list[_Entry]:
