@@ -1,6 +1,6 @@
-"""The release budget: how many distinct patients the gate hands one person per hour
-and per day, enforced before data leaves and shared by every server process through
-the database.
+"""The release budget: how many distinct patients the gate hands one person in the last
+hour and in the last 24 hours (not the calendar day: adversary round 73), enforced
+before data leaves and shared by every server process through the database.
 
 A person is an account, or every account of one practitioner: a doctor with a login at
 each of two clinics (or a login and the apps launched with it) reads on one budget, not
@@ -124,7 +124,7 @@ class ReleaseBudget:
 
     def sweep_due(self, day: int) -> bool:
         """Whether the releases of days before ``day`` are still to be swept by this
-        process (once a day: the budget counts today's releases only)."""
+        process (once a day: the budget reaches back 24 hours, into yesterday at most)."""
         with self._lock:
             return self._swept != day
 
@@ -169,8 +169,8 @@ class Release:
     def ride(self, connection: Connection) -> None:
         """Refuse (``ReleaseRefused``, before writing anything) or record. The first
         release of a day a process records also forgets the releases of the days before
-        yesterday: the budget counts today's, and the table grew by every account's
-        patients of every day for good (the ledger keeps what was released)."""
+        yesterday: the budget counts the last 24 hours', and the table grew by every
+        account's patients of every day for good (the ledger keeps what was released)."""
         if self.budget.sweep_due(self.day):
             connection.execute(delete(detect_release).where(detect_release.c.day < self.day - 1))
         stored = _stored(connection, self.who, self.day, self.pseudonyms)
@@ -178,22 +178,23 @@ class Release:
         if not fresh:
             return
         since = self.at_us - HOUR_US
-        in_day, in_hour = _counts(connection, self.who, self.day, since)
-        hour_fresh = fresh
-        if (since + self.budget.offset_us) // DAY_US < self.day:
-            # The last hour began yesterday: its releases count too, once each (a patient
-            # given at 23:59 and again at 00:01 is one). Counted from today's alone, the
-            # hour began anew at midnight, and an account took its hour's budget twice
-            # in two minutes.
-            yesterday = _stored(connection, self.who, self.day - 1, fresh, since)
-            hour_fresh = fresh - yesterday
-            in_hour = _in_hour(connection, self.who, self.day, since)
-        if in_hour + len(hour_fresh) > self.hour_limit or in_day + len(fresh) > self.day_limit:
+        window = self.at_us - DAY_US
+        # The day is the last 24 hours, not the calendar day: counted from midnight, an
+        # account read a day's budget before it and another after, twice the budget in
+        # a few hours, every night (adversary round 73). The table keeps yesterday's
+        # releases, which is as far back as 24 hours reach; a patient given on both
+        # days is one, and one given today costs nothing more.
+        in_day, in_hour = _counts(connection, self.who, self.day, window, since)
+        earlier = _given_yesterday(connection, self.who, self.day - 1, fresh, window)
+        day_fresh = fresh - earlier.keys()
+        hour_fresh = fresh - {p for p, at_us in earlier.items() if at_us >= since}
+        if in_hour + len(hour_fresh) > self.hour_limit or in_day + len(day_fresh) > self.day_limit:
             raise ReleaseRefused(
                 f"{BUDGET_REASON}: this request would give {_whom(self.who)} "
                 f"{len(fresh)} more patients, after {in_hour} in the last hour "
-                f"and {in_day} today; this login's budget is {self.hour_limit} an hour and "
-                f"{self.day_limit} a day. Try later, or ask the privacy officer."
+                f"and {in_day} in the last 24 hours; this login's budget is "
+                f"{self.hour_limit} an hour and {self.day_limit} a day. Try later, or ask "
+                "the privacy officer."
             )
         connection.execute(
             insert(detect_release),
@@ -215,14 +216,8 @@ def _whom(who: str) -> str:
     return "the account"
 
 
-def _stored(
-    connection: Connection,
-    who: str,
-    day: int,
-    new: Collection[str],
-    since_us: int | None = None,
-) -> set[str]:
-    """Which of ``new`` were given to ``who`` on ``day`` (at or after ``since_us``)."""
+def _stored(connection: Connection, who: str, day: int, new: Collection[str]) -> set[str]:
+    """Which of ``new`` were given to ``who`` on ``day``."""
     ordered = sorted(new)
     found: set[str] = set()
     for start in range(0, len(ordered), 500):
@@ -231,31 +226,42 @@ def _stored(
             detect_release.c.day == day,
             detect_release.c.pseudonym.in_(ordered[start : start + 500]),
         )
-        if since_us is not None:
-            statement = statement.where(detect_release.c.at_us >= since_us)
         found.update(p for (p,) in connection.execute(statement).all())
     return found
 
 
-def _counts(connection: Connection, who: str, day: int, since_us: int) -> tuple[int, int]:
-    """(patients given today, of which in the last hour): one statement."""
+def _counts(
+    connection: Connection, who: str, day: int, window_us: int, since_us: int
+) -> tuple[int, int]:
+    """(distinct patients given since ``window_us``, of which since ``since_us``), on
+    ``day`` and the day before: one statement."""
+    recent = detect_release.c.at_us
     in_day, in_hour = connection.execute(
         select(
-            func.count(),
-            func.coalesce(func.sum(case((detect_release.c.at_us >= since_us, 1), else_=0)), 0),
-        ).where(detect_release.c.account == who, detect_release.c.day == day)
+            func.count(func.distinct(case((recent >= window_us, detect_release.c.pseudonym)))),
+            func.count(func.distinct(case((recent >= since_us, detect_release.c.pseudonym)))),
+        ).where(detect_release.c.account == who, detect_release.c.day.in_([day - 1, day]))
     ).one()
     return int(in_day), int(in_hour)
 
 
-def _in_hour(connection: Connection, who: str, day: int, since_us: int) -> int:
-    """Distinct patients given since ``since_us``, on ``day`` and the day before."""
-    return int(
-        connection.execute(
-            select(func.count(func.distinct(detect_release.c.pseudonym))).where(
+def _given_yesterday(
+    connection: Connection, who: str, day: int, new: Collection[str], since_us: int
+) -> dict[str, int]:
+    """Which of ``new`` were given to ``who`` on ``day`` at or after ``since_us``, and
+    when (the latest)."""
+    ordered = sorted(new)
+    found: dict[str, int] = {}
+    for start in range(0, len(ordered), 500):
+        rows = connection.execute(
+            select(detect_release.c.pseudonym, func.max(detect_release.c.at_us))
+            .where(
                 detect_release.c.account == who,
-                detect_release.c.day.in_([day - 1, day]),
+                detect_release.c.day == day,
                 detect_release.c.at_us >= since_us,
+                detect_release.c.pseudonym.in_(ordered[start : start + 500]),
             )
-        ).scalar_one()
-    )
+            .group_by(detect_release.c.pseudonym)
+        ).all()
+        found.update((pseudonym, int(at_us)) for pseudonym, at_us in rows)
+    return found

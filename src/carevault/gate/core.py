@@ -1441,7 +1441,13 @@ class Gate:
             )
             for pseudonym, (categories, references, decision) in by_patient.items()
         ] or [self._event(attempt, Outcome.SUCCESS, detail={"returned": []})]
-        self._record(events, self._release(attempt.caller, [p for p in by_patient if p]))
+        # Every patient an entry names is counted by the budget, the request's own
+        # patient among them where an entry falls back to it (``_event``): a count-only
+        # ``$everything`` or instance history of a patient (``_count=0``, an empty page)
+        # told how many records or versions they had, in an entry naming them, and was
+        # answered past a spent budget, charged nothing (adversary round 73).
+        charged = {p or attempt.patient_pseudonym for p in by_patient or (None,)}
+        self._record(events, self._release(attempt.caller, sorted(p for p in charged if p)))
 
     def _release(self, caller: Caller, pseudonyms: Sequence[str]) -> Rider | None:
         """The release budget's record of what this response gives, to be written with
