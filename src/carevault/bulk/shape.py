@@ -12,13 +12,15 @@ systems and references repeat from record to record).
 
 It also keeps the record rules that walk a whole record (``content.check_record_rules``:
 no government identity number outside ``Patient.identifier``), since it walks every
-object anyway. It answers only "certainly valid" (True) or "not sure" (False). Anything it does not
-handle (primitive extensions ``_x``, an element under a name it does not know) and any
-rule broken answers False, and the record then goes through ``validate_resource``,
-which refuses it with the usual reasons or accepts it. So a record this check passes is
-one the full validation passes, and a refusal reads the same whichever way the record
-came (tests/unit/bulk/test_shape.py checks both, on records and on thousands of
-broken copies of them).
+object anyway; checks each narrative's XHTML (``fhir.xhtml``); and asks R4's rules on
+contained resources (``fhir.contained``) of a record that has any. It answers only
+"certainly valid" (True) or "not sure" (False). Anything it does not handle (primitive
+extensions ``_x``, an element under a name it does not know) and any rule broken answers
+False, and the record then goes through ``validate_resource``, which refuses it with the
+usual reasons or accepts it. So a record this check passes is one the full validation
+passes, and a refusal reads the same whichever way the record came
+(tests/unit/bulk/test_shape.py checks both, on records and on thousands of broken copies
+of them).
 """
 
 from __future__ import annotations
@@ -35,9 +37,10 @@ from fhir.resources.R4B import get_fhir_model_class
 from pydantic import TypeAdapter, ValidationError
 
 from carevault.domain import hkid
-from carevault.fhir import content, dates
+from carevault.fhir import contained, content, dates, xhtml
 from carevault.fhir.content import InputLimits, Tier
 from carevault.fhir.normalise import HKID_SYSTEM
+from carevault.fhir.outcome import Issue
 from carevault.fhir.validate import _MAX_DEPTH, _fields
 
 _BOOL, _INTEGER, _DECIMAL, _STRING, _COMPLEX, _RESOURCE, _ANY = range(7)
@@ -93,7 +96,14 @@ class Shapes:
         model = _resource_model(name)
         if model is None:
             return False
-        return self._object(model, resource, 0, top=True)
+        if not self._object(model, resource, 0, top=True):
+            return False
+        if "contained" in resource:
+            # R4's rules on contained resources (``fhir.contained``): few records hold any.
+            broken: list[Issue] = []
+            contained.check(resource, name, broken)
+            return not broken
+        return True
 
     def _object(self, model: Any, data: dict[str, Any], depth: int, *, top: bool = False) -> bool:
         if depth > _MAX_DEPTH or not data:
@@ -208,6 +218,8 @@ class Shapes:
         if len(value) > limit:
             return False
         if element.tier is Tier.DATE and not dates.year_in_range(value):
+            return False
+        if element.tier is Tier.XHTML and xhtml.problem(value) is not None:
             return False
         if content.has_control_characters(value):
             return False

@@ -40,7 +40,7 @@ MAX_DECIMAL_DIGITS = 35
 MAX_DECIMAL_EXPONENT = 308
 
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
-_LONG_TYPES = frozenset({"xhtml", "markdown", "base64Binary"})
+_LONG_TYPES = frozenset({"markdown", "base64Binary"})
 _DATE_TYPES = frozenset({"date", "dateTime", "instant"})
 _SHORT_TYPES = frozenset({"HumanName", "Address", "ContactPoint"})
 
@@ -49,6 +49,8 @@ class Tier(Enum):
     NAME = "name"
     STRING = "string"
     TEXT = "text"
+    #: A narrative's XHTML: long as text is, and checked as XHTML (``fhir.xhtml``).
+    XHTML = "xhtml"
     DATE = "date"
 
 
@@ -64,7 +66,7 @@ class InputLimits:
     def chars(self, tier: Tier) -> int:
         if tier is Tier.NAME:
             return self.name_chars
-        if tier is Tier.TEXT:
+        if tier is Tier.TEXT or tier is Tier.XHTML:
             return self.text_chars
         return self.string_chars
 
@@ -74,6 +76,8 @@ DEFAULT_LIMITS = InputLimits()
 
 def tier(owner: str, element: str, fhir_type: str) -> Tier:
     """What the string element ``element`` of ``owner`` (a type name) is checked as."""
+    if fhir_type == "xhtml":
+        return Tier.XHTML
     if fhir_type in _LONG_TYPES:
         return Tier.TEXT
     if fhir_type in _DATE_TYPES:

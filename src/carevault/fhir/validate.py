@@ -1,13 +1,14 @@
 """Parsing and validating FHIR JSON.
 
-Three checks, all required: a strict walk of the JSON against the model's element
-types (FHIR JSON has no "true" strings or quoted numbers, no nulls, no empty
-arrays, no duplicate keys); the content rules of ``fhir.content`` (no control
-characters, bounded strings and numbers, HKID check digits, dates the store holds),
-answered with 422; then the fhir.resources R4B model, which checks cardinality,
-required elements, value formats and unknown elements. Issues name the element
-path and the rule, never the offending value. The model only checks: what is stored
-is the parsed JSON, decimals as sent.
+Three checks, all required: a strict walk of the JSON against the model's element types
+(FHIR JSON has no "true" strings or quoted numbers, no nulls, no empty arrays, no
+duplicate keys), with R4's rules on narrative XHTML (``fhir.xhtml``) and on contained
+resources and local references (``fhir.contained``), answered with 400; the content
+rules of ``fhir.content`` (no control characters, bounded strings and numbers, HKID
+check digits, dates the store holds), answered with 422; then the fhir.resources R4B
+model, which checks cardinality, required elements, value formats and unknown elements.
+Issues name the element path and the rule, never the offending value. The model only
+checks: what is stored is the parsed JSON, decimals as sent.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 from fhir.resources.R4B import get_fhir_model_class
 from pydantic import ValidationError
 
-from carevault.fhir import content
+from carevault.fhir import contained, content, xhtml
 from carevault.fhir.content import DEFAULT_LIMITS, InputLimits, Tier
 from carevault.fhir.jsonio import MalformedJson, parse
 from carevault.fhir.outcome import FhirError, Issue
@@ -71,6 +72,8 @@ def validate_resource(
     issues: list[Issue] = []
     rules: list[Issue] = []
     _check_object(model, data, resource_type, _Walk(issues, rules, limits), 0)
+    if not issues:
+        contained.check(data, resource_type, issues)
     if issues:
         raise InvalidResource(400, issues[:50])
     content.check_all(data, resource_type, rules, limits)
@@ -91,13 +94,19 @@ def validate_resource(
 
 
 def _issue(resource_type: str, error: Any) -> Issue:
-    location = ".".join(str(part) for part in error.get("loc", ()) if not str(part).startswith("_"))
+    # FHIRPath, as every other issue's expression: a repetition's index in brackets
+    # (``Patient.photo[0].data``), not pydantic's ``photo.0.data``.
+    path = resource_type
+    for part in error.get("loc", ()):
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif not str(part).startswith("_"):
+            path += f".{part}"
     kind = error.get("type", "")
     code = {"missing": "required", "extra_forbidden": "structure"}.get(kind, "value")
     message = error.get("msg", "invalid value")
     if kind == "extra_forbidden":
         message = "unknown element"
-    path = f"{resource_type}.{location}" if location else resource_type
     # Pydantic puts the input value in errors; only its location and rule are kept.
     return Issue(code, f"{path}: {message}", expression=(path,))
 
@@ -227,6 +236,10 @@ def _check_value(
         return
     if kind == _STRING:
         content.check_string(value, tier, where, walk.rules, walk.limits)
+        if tier is Tier.XHTML:
+            problem = xhtml.problem(value)
+            if problem is not None:
+                issues.append(Issue("invalid", f"{where}: {problem}", expression=(where,)))
     elif kind == _COMPLEX:
         _check_object(klass, value, where, walk, depth + 1)
     elif kind == _RESOURCE:

@@ -1,0 +1,158 @@
+"""What the round 72 integrator met driving CareVault with httpx, authlib, fhirclient and
+PyJWT against ``carevault demo`` (a backend service signing its JWT, a public app through
+authorization code and PKCE): each test sends what that client sent, and states what
+FHIR R4 asks instead. Each failed on the code as it stood: they were the findings (of
+them, the narrative, the contained-resource and the FHIRPath ones are here; dom-3 and
+ref-1 are still open)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.integration.rest.test_interactions import patient
+from tests.support.client import FhirTestClient
+
+XHTML = 'xmlns="http://www.w3.org/1999/xhtml"'
+NARRATIVES = {
+    "script": '<div xmlns="http://www.w3.org/1999/xhtml"><script>alert(1)</script></div>',
+    "event attribute": f'<div {XHTML}><img src="x" onerror="alert(1)"/></div>',
+    "iframe": '<div xmlns="http://www.w3.org/1999/xhtml"><iframe src="https://evil.example"/></div>',
+    "not xhtml": "plain words, no div at all",
+}
+
+
+def test_a_narrative_with_active_content_or_no_xhtml_div_is_refused(api: FhirTestClient) -> None:
+    """R4 narrative-definitions.html, Narrative.div: "The XHTML content SHALL NOT contain
+    a head, a body, external stylesheet references, scripts, forms, base/link/xlink,
+    frames, iframes and objects", and txt-1 ("only the basic html formatting elements
+    and attributes ... and internally contained style attributes": no ``on*`` event
+    attributes); the xhtml type is a ``div`` in the XHTML namespace. Each of these was
+    created (201) and stored, and a reader that sees narratives (the system here, a
+    clinician with the care relationship) got the script back as written: an app that
+    renders ``text.div``, as R4 means it to, runs it. Refused instead, naming the
+    element (``Patient.text.div``)."""
+    made: dict[str, str] = {}
+    for what, div in NARRATIVES.items():
+        body = {**patient(family=f"Narrative {what}"), "text": {"status": "generated", "div": div}}
+        answer = api.post_json("/fhir/Patient", body)
+        if answer.status_code == 201:
+            stored = api.get(f"/fhir/Patient/{answer.json()['id']}").json()
+            made[what] = stored.get("text", {}).get("div", "")
+            continue
+        assert answer.status_code in (400, 422), answer.text
+        assert "Patient.text.div" in answer.text, answer.text
+    assert made == {}, f"stored as sent: {made}"
+
+
+def _observation_with(
+    patient_id: str, contained: list[dict[str, Any]], **extra: Any
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "resourceType": "Observation",
+        "status": "final",
+        "code": {"text": "heart rate"},
+        "subject": {"reference": f"Patient/{patient_id}"},
+        **extra,
+    }
+    if contained:
+        body["contained"] = contained
+    return body
+
+
+CONTAINED_INVARIANTS = {
+    # dom-3: "If the resource is contained in another resource, it SHALL be referred to
+    # from elsewhere in the resource or SHALL refer to the containing resource".
+    "dom-3": ([{"resourceType": "Practitioner", "id": "pr1", "name": [{"family": "Orphan"}]}], {}),
+    # dom-4: "If a resource is contained in another resource, it SHALL NOT have a
+    # meta.versionId or a meta.lastUpdated".
+    "dom-4": (
+        [
+            {
+                "resourceType": "Practitioner",
+                "id": "pr1",
+                "meta": {"versionId": "3", "lastUpdated": "2020-01-01T00:00:00Z"},
+            }
+        ],
+        {"performer": [{"reference": "#pr1"}]},
+    ),
+    # dom-5: "If a resource is contained in another resource, it SHALL NOT have a
+    # security label" (a label that is not a sensitive one: an R label is refused, as
+    # sensitive, with a 403).
+    "dom-5": (
+        [
+            {
+                "resourceType": "Practitioner",
+                "id": "pr1",
+                "meta": {
+                    "security": [
+                        {
+                            "system": "http://terminology.hl7.org/CodeSystem/v3-Confidentiality",
+                            "code": "N",
+                        }
+                    ]
+                },
+            }
+        ],
+        {"performer": [{"reference": "#pr1"}]},
+    ),
+    # ref-1: "SHALL have a contained resource if a local reference is provided".
+    "ref-1": ([], {"performer": [{"reference": "#nothere"}]}),
+}
+
+
+#: dom-3 and ref-1 hold of a record as stored, not of the body a caller sends: a role's
+#: view leaves out the contained resources it may not see, and a view saved back (or
+#: patched) refers to them until the gate puts them back (fhir/contained.py).
+_AFTER_RESTORING = pytest.mark.xfail(
+    strict=True, reason="dom-3 and ref-1 need the record as the gate restores it: not yet"
+)
+
+
+@pytest.mark.parametrize(
+    "invariant",
+    [
+        pytest.param(name, marks=_AFTER_RESTORING) if name in ("dom-3", "ref-1") else name
+        for name in CONTAINED_INVARIANTS
+    ],
+)
+def test_contained_resources_that_break_r4_invariants_are_refused(
+    api: FhirTestClient, invariant: str
+) -> None:
+    """R4 DomainResource dom-3, dom-4 and dom-5, and Reference ref-1 (quoted above each case):
+    each Observation here breaks one, and each was created (201), so a reader (and every
+    export) gets back a resource that R4 validators reject. The README promises that bad
+    input "gets an OperationOutcome and changes nothing": 400 or 422 naming the element."""
+    created = api.post_json("/fhir/Patient", patient())
+    assert created.status_code == 201, created.text
+    patient_id = created.json()["id"]
+    accepted = []
+    contained, extra = CONTAINED_INVARIANTS[invariant]
+    answer = api.post_json("/fhir/Observation", _observation_with(patient_id, contained, **extra))
+    if answer.status_code == 201:
+        accepted.append(invariant)
+    else:
+        assert answer.status_code in (400, 422), (invariant, answer.text)
+    assert accepted == [], f"created despite breaking {accepted}"
+
+
+def test_an_error_names_the_element_as_fhirpath_with_its_index_in_brackets(
+    api: FhirTestClient,
+) -> None:
+    """R4 OperationOutcome.issue.expression: "A simple subset of FHIRPath limited to
+    element names, repetition indicators and the default child accessor". Most errors
+    say ``Patient.name[0].family``; those raised by the model check (validate.py
+    ``_issue``: the pydantic location joined with ``.``) said ``Patient.photo.0.data`` and
+    ``Patient.extension.0.valueFoo``, which is no FHIRPath (``0`` is no element name): a
+    client that maps expressions back to its form fields, or evaluates them, finds
+    nothing there."""
+    cases = {
+        "Patient.photo[0].data": {"photo": [{"data": "abc!!"}]},
+        "Patient.extension[0].valueFoo": {"extension": [{"url": "http://x", "valueFoo": "y"}]},
+    }
+    for wanted, extra in cases.items():
+        answer = api.post_json("/fhir/Patient", {**patient(), **extra})
+        assert answer.status_code == 400, answer.text
+        expressions = [e for issue in answer.json()["issue"] for e in issue.get("expression", [])]
+        assert expressions == [wanted], answer.text
