@@ -183,7 +183,12 @@ class Release:
         # account read a day's budget before it and another after, twice the budget in
         # a few hours, every night (adversary round 73). The table keeps yesterday's
         # releases, which is as far back as 24 hours reach; a patient given on both
-        # days is one, and one given today costs nothing more.
+        # days is one, and one given today costs nothing more. A patient given again
+        # today has their row of yesterday moved to today (below), so no patient has a
+        # row on both days and the counts are of rows, an index range, not of distinct
+        # patients: under the ledger head's lock, over 50,000 rows a day (an
+        # integration's budget), 8 ms against 86 ms for a distinct count (in-memory
+        # SQLite, stop 59).
         in_day, in_hour = _counts(connection, self.who, self.day, window, since)
         earlier = _given_yesterday(connection, self.who, self.day - 1, fresh, window)
         day_fresh = fresh - earlier.keys()
@@ -195,6 +200,15 @@ class Release:
                 f"and {in_day} in the last 24 hours; this login's budget is "
                 f"{self.hour_limit} an hour and {self.day_limit} a day. Try later, or ask "
                 "the privacy officer."
+            )
+        moved = sorted(earlier)
+        for start in range(0, len(moved), 500):
+            connection.execute(
+                delete(detect_release).where(
+                    detect_release.c.account == self.who,
+                    detect_release.c.day == self.day - 1,
+                    detect_release.c.pseudonym.in_(moved[start : start + 500]),
+                )
             )
         connection.execute(
             insert(detect_release),
@@ -233,14 +247,18 @@ def _stored(connection: Connection, who: str, day: int, new: Collection[str]) ->
 def _counts(
     connection: Connection, who: str, day: int, window_us: int, since_us: int
 ) -> tuple[int, int]:
-    """(distinct patients given since ``window_us``, of which since ``since_us``), on
-    ``day`` and the day before: one statement."""
-    recent = detect_release.c.at_us
+    """(patients given since ``window_us``, of which since ``since_us``), on ``day`` and
+    the day before: one statement over an index range. A row each: a patient has a row
+    on one of the two days only (``Release.ride`` moves yesterday's to today)."""
     in_day, in_hour = connection.execute(
         select(
-            func.count(func.distinct(case((recent >= window_us, detect_release.c.pseudonym)))),
-            func.count(func.distinct(case((recent >= since_us, detect_release.c.pseudonym)))),
-        ).where(detect_release.c.account == who, detect_release.c.day.in_([day - 1, day]))
+            func.count(),
+            func.coalesce(func.sum(case((detect_release.c.at_us >= since_us, 1), else_=0)), 0),
+        ).where(
+            detect_release.c.account == who,
+            detect_release.c.day.in_([day - 1, day]),
+            detect_release.c.at_us >= window_us,
+        )
     ).one()
     return int(in_day), int(in_hour)
 
@@ -249,19 +267,17 @@ def _given_yesterday(
     connection: Connection, who: str, day: int, new: Collection[str], since_us: int
 ) -> dict[str, int]:
     """Which of ``new`` were given to ``who`` on ``day`` at or after ``since_us``, and
-    when (the latest)."""
+    when."""
     ordered = sorted(new)
     found: dict[str, int] = {}
     for start in range(0, len(ordered), 500):
         rows = connection.execute(
-            select(detect_release.c.pseudonym, func.max(detect_release.c.at_us))
-            .where(
+            select(detect_release.c.pseudonym, detect_release.c.at_us).where(
                 detect_release.c.account == who,
                 detect_release.c.day == day,
                 detect_release.c.at_us >= since_us,
                 detect_release.c.pseudonym.in_(ordered[start : start + 500]),
             )
-            .group_by(detect_release.c.pseudonym)
         ).all()
         found.update((pseudonym, int(at_us)) for pseudonym, at_us in rows)
     return found

@@ -150,3 +150,21 @@ def test_count_only_answers_of_a_patient_are_charged_as_reads(clinic: Clinic) ->
         answer = clinic.web.get(probe.format(p=patient), headers=other.headers)
         assert answer.status_code == 200, (probe, answer.text)
     assert _charged(clinic) == HOUR + len(probes)
+
+
+def test_a_patient_given_again_today_has_one_row(clinic: Clinic) -> None:
+    """Yesterday's row of a patient given again today moves to today: the day's count is
+    of rows, and a patient is counted once however often they are given."""
+    doctor = _explained_doctor(clinic)
+    _to_local(clinic, 23, 0)
+    for patient in clinic.patients[:5]:
+        assert clinic.read(doctor, patient) == 200
+    _to_local(clinic, 0, 30)
+    for patient in clinic.patients[:3]:
+        assert clinic.read(doctor, patient) == 200
+    with clinic.services.engine.connect() as connection:
+        rows = connection.execute(
+            select(detect_release.c.day, func.count()).group_by(detect_release.c.day)
+        ).all()
+    assert sorted(count for _, count in rows) == [2, 3]
+    assert _charged(clinic) == 5
