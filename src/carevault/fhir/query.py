@@ -304,12 +304,14 @@ def _relative(param: SearchParam, value: str, base: str | None) -> str:
     own records, relative as it stores them, so another server's ``Patient/x`` would
     have matched this server's (R4 search.html#reference: an absolute URL names a record
     by its location; only the server's own base names one here)."""
-    if param.kind is not ParamKind.REFERENCE or "://" not in value:
+    if param.kind is not ParamKind.REFERENCE or ":" not in value:
         return value
     own = None if base is None else base.rstrip("/") + "/"
     parts = []
     for part in split_values(value):
-        if "://" in part:
+        # Judged as unescaped (``http:\/\/`` is ``http://``); a part with a scheme is a
+        # URL, and only this server's base names a record here.
+        if ":" in part:
             if own is None or not part.startswith(own):
                 raise SearchError(
                     f"{param.name}: an absolute reference names a record on another server; "
@@ -421,9 +423,12 @@ def _token_term(param: SearchParam, value: str) -> str | None:
 
 
 def _reference_id(param: SearchParam, value: str, expected: str) -> str:
+    """The id of ``Type/id`` or a bare id; any other form (a path, another server's URL
+    without its scheme: ``//host/fhir/Patient/x``) is refused, never read by its last
+    segments as this server's record."""
     target, slash, ident = value.rpartition("/")
-    if slash and target.split("/")[-1] != expected:
-        raise SearchError(f"{param.name} must point at a {expected}")
+    if slash and target != expected:
+        raise SearchError(f"{param.name} must point at a {expected} (Type/id, or a bare id)")
     return _checked_id(param, ident if slash else value)
 
 

@@ -167,6 +167,8 @@ _NAMED = frozenset(
 )
 #: Attributes whose value a browser follows as a URL.
 _LINKS = frozenset({"href", "src", "cite", "longdesc"})
+#: The images a narrative may carry in itself.
+_DATA_IMAGES = tuple(f"data:image/{kind}" for kind in ("png", "jpeg", "gif", "webp"))
 #: URL schemes a browser runs rather than fetches.
 _ACTIVE_SCHEMES = ("javascript:", "vbscript:", "livescript:", "mocha:")
 #: What a style attribute may not hold: CSS that runs, binds or fetches, and escapes
@@ -251,6 +253,11 @@ class _Check:
                     "HTML's formatting attributes)"
                 )
             if attribute in _LINKS and _active_link(text, image=local == "img"):
+                if local == "img":
+                    raise _Refused(
+                        "may not hold an image from another server (an image is a data: "
+                        "PNG, JPEG, GIF or WebP, or a reference within this server)"
+                    )
                 raise _Refused(
                     f"may not hold a link ({attribute}) that runs script or opens a document"
                 )
@@ -277,13 +284,22 @@ def _squeezed(text: str) -> str:
 
 
 def _active_link(text: str, *, image: bool) -> bool:
+    """Whether a link runs script, or, for an image, fetches from anywhere a writer
+    chooses: an image loads as the narrative is shown, so one on another server is a
+    tracking pixel telling it who read which record, and when (the review of integrator
+    round 72). An image is a ``data:`` PNG, JPEG, GIF or WebP, or a reference within the
+    record or this server (``#id``, ``Binary/x``); a link the reader follows may go
+    anywhere that runs nothing."""
     squeezed = _squeezed(text)
     if squeezed.startswith(_ACTIVE_SCHEMES):
         return True
-    # A data: image shown in an <img> runs nothing; a data: document opened by a link may.
-    return squeezed.startswith("data:") and not (
-        image and squeezed.startswith("data:image/") and not squeezed.startswith("data:image/svg")
-    )
+    if image:
+        if squeezed.startswith(_DATA_IMAGES):
+            return False
+        # No scheme and no host: not ``//host``, nor ``/\host``, which browsers read so.
+        return ":" in squeezed or "\\" in squeezed or squeezed.startswith("//")
+    # A data: document opened by a link may run.
+    return squeezed.startswith("data:")
 
 
 def _active_style(text: str) -> bool:

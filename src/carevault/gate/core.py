@@ -448,7 +448,14 @@ class Gate:
             and shown
             and self.vault.has_head("Appointment", head.patient_pseudonym, OPEN_APPOINTMENT)
         ):
-            return Decision(True, shown, possible_categories(rt) - shown, PHI_OFFLINE_NAME_ONLY)
+            # As the policy decided it but for what is shown: a grant of the glass that
+            # opened the name is still named in the entry (the review of round 72).
+            return replace(
+                decision,
+                granted=shown,
+                withheld=possible_categories(rt) - shown,
+                reason=PHI_OFFLINE_NAME_ONLY,
+            )
         raise ContainmentActive(PHI_OFFLINE)
 
     def _contain_search(self, rt: ResourceType) -> None:
@@ -1889,12 +1896,9 @@ class Gate:
         ``locked``: the clinics locked by containment when the request began. ``sent``:
         what a Put sent, before what the caller could not see was put back into it."""
         judged = [head] if stored is None or stored == head else [stored, head]
-        if locked and self.access is not None:
-            for item in judged:
-                if self.access.clinics_of(item, connection) & locked:
-                    raise ContainmentActive(CLINIC_LOCKED)
         actor = caller.actor
         if actor is None:
+            self._refuse_locked(connection, judged, locked)
             return None
         rt = operation.resource_type
         if isinstance(operation, Delete):
@@ -1961,6 +1965,11 @@ class Gate:
                     raise AccessDenied(verdict.reason)
                 raise AccessDenied(_told_of_stored(actor, rt, sent, target, asked, verdict))
             decision = decision or verdict
+        # Asked once the policy lets the caller change the record, as a read asks
+        # (``_contain_read``): asked first, a DELETE or PUT told other clinics' staff,
+        # whom the policy refuses, which ids were the locked clinic's (503 for those,
+        # 403 for any other clinic's: the review of adversary round 72).
+        self._refuse_locked(connection, judged, locked)
         if isinstance(operation, Put):
             # Once the caller may change the stored record: the clinic it is judged
             # against may be the stored one (an update naming an outside provider keeps
@@ -1976,6 +1985,15 @@ class Gate:
         else:
             self._refuse_deleted_from_afar(actor, connection, rt, stored)
         return decision
+
+    def _refuse_locked(
+        self, connection: Connection, judged: Sequence[Head], locked: frozenset[str]
+    ) -> None:
+        """Refuse (503) a write of a record that belongs to a clinic ``locked``."""
+        if locked and self.access is not None:
+            for item in judged:
+                if self.access.clinics_of(item, connection) & locked:
+                    raise ContainmentActive(CLINIC_LOCKED)
 
     def _refuse_deleted_from_afar(
         self, actor: Actor, connection: Connection, rt: ResourceType, stored: Head | None

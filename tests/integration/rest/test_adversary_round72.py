@@ -115,6 +115,23 @@ def test_a_clinic_lock_tells_another_clinics_staff_which_ids_are_that_clinics(
     # Expected: answered as any other record the desk may not read.
     assert at_tw.status_code == elsewhere.status_code, at_tw.text
 
+    # Writes too (the review of this round): a refused DELETE or PUT changes nothing,
+    # so it was a free probe answered 503 for the locked clinic's ids alone.
+    body = {"resourceType": "Patient", "name": [{"family": "Probe"}]}
+    for method, path, sent in [
+        ("DELETE", f"/fhir/Patient/{tw.id}", None),
+        ("DELETE", f"/fhir/Observation/{tw.observation}", None),
+        ("PUT", f"/fhir/Patient/{tw.id}", {**body, "id": tw.id}),
+    ]:
+        answer = group.call(group.desk_tm, method, path, sent)
+        assert answer.status_code == 403, (method, path, answer.text)
+    third_put = {**body, "id": third}
+    answer = group.call(group.desk_tm, "PUT", f"/fhir/Patient/{third}", third_put)
+    assert answer.status_code == 403, answer.text
+    # Those who may change the locked clinic's records are told it is locked.
+    own = group.call(group.doctor_tw, "DELETE", f"/fhir/Observation/{tw.observation}")
+    assert own.status_code == 503 and "locked" in own.text, own.text
+
 
 def registered_patient_elsewhere(api: FhirTestClient) -> str:
     """A patient of a third clinic of the group (Yuen Long), registered by the system."""

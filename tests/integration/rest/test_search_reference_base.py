@@ -42,6 +42,9 @@ def test_an_absolute_reference_at_this_base_matches_and_another_servers_is_refus
             f"http://other.example/fhir/Patient/{made}",
             f"{BASE}-evil/Patient/{made}",
             f"Patient/{other},http://other.example/fhir/Patient/{made}",
+            # Escaped, or with no scheme (the review): the same other server.
+            f"http:\\/\\/other.example/fhir/Patient/{made}",
+            f"http:/other.example/fhir/Patient/{made}",
         ):
             elsewhere = api.get("/fhir/Observation", params={name: value})
             assert elsewhere.status_code == 400, (name, value, elsewhere.text)
@@ -49,6 +52,13 @@ def test_an_absolute_reference_at_this_base_matches_and_another_servers_is_refus
             assert outcome["resourceType"] == "OperationOutcome"
             assert "another server" in outcome["issue"][0]["diagnostics"]
             assert made not in elsewhere.text
+        for value in (
+            f"//other.example/fhir/Patient/{made}",
+            f"other.example/fhir/Patient/{made}",
+            f"fhir/Patient/{made}",
+        ):
+            no_scheme = api.get("/fhir/Observation", params={name: value})
+            assert no_scheme.status_code == 400, (name, value, no_scheme.text)
 
 
 def test_conditional_criteria_with_an_absolute_reference_are_refused(

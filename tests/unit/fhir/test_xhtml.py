@@ -17,6 +17,7 @@ ALLOWED = [
     f'<div {NS}><table border="1"><tr><td style="color: red">x</td></tr></table></div>',
     f'<div {NS}><a href="https://example.org/x">link</a><a href="#pr1">local</a></div>',
     f'<div {NS}><img src="data:image/png;base64,iVBORw0KGgo=" alt=""/></div>',
+    f'<div {NS}><img src="Binary/scan-1" alt="scan"/><img src="#photo"/></div>',
     f"<div {NS}>Care Plan<br/>Activities: <ul><li>Wound care</li></ul><!-- note --></div>",
 ]
 
@@ -36,6 +37,10 @@ REFUSED = {
     "javascript link": f'<div {NS}><a href=" JaVa\tScRiPt:alert(1)">x</a></div>',
     "data document link": f'<div {NS}><a href="data:text/html,x">x</a></div>',
     "svg data image": f'<div {NS}><img src="data:image/svg+xml,x"/></div>',
+    "image from another server": f'<div {NS}><img src="https://t.example/p.gif?pid=1"/></div>',
+    "image, scheme-relative": f'<div {NS}><img src="//t.example/p.gif"/></div>',
+    "image, backslashed host": f'<div {NS}><img src="/\\t.example/p.gif"/></div>',
+    "image, http": f'<div {NS}><img src=" HTTP://t.example/p.gif"/></div>',
     "style url": f'<div {NS}><p style="background: url(https://evil.example/t.gif)">x</p></div>',
     "style escape": f'<div {NS}><p style="background: u\\72l(x)">x</p></div>',
     "style expression": f'<div {NS}><p style="width: expression(alert(1))">x</p></div>',

@@ -216,8 +216,8 @@ MESSAGES: dict[str, str] = {
     "mode.phi-offline.does": (
         "Patient records stop being served: reading, searching and changing patient data "
         "is refused with a clear message. Scheduling keeps working (appointments, slots, "
-        "schedules, practitioners, locations and clinics), and a patient's name is still "
-        "shown for the day's appointments."
+        "schedules, practitioners, locations and clinics), and a patient with an open "
+        "appointment still shows their name to staff who may read that patient."
     ),
     "mode.phi-offline.reaches": (
         "Every clinic app and every staff member is affected. Clinicians can ask for "
