@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from carevault.access.accounts import Account
 from carevault.bootstrap import Services
 from carevault.domain.roles import Role
+from carevault.gate import Caller, DecryptionBudget
 from tests.support.auth import Login, fresh_code
 
 TEST_APP = "test-app"
@@ -26,6 +27,21 @@ class Staff:
     def totp(self) -> str:
         """A code this account has not used yet."""
         return fresh_code(self.login)
+
+
+def caller_of(services: Services, staff: Staff, budget: int | None = None) -> Caller:
+    """The gate's caller for ``staff``'s token, as the web layer makes it (``budget``:
+    the records one request may decrypt; none when not given), for tests that call the
+    gate directly."""
+    who = services.access.authenticate(staff.token)
+    return Caller(
+        principal=who.actor.principal,
+        actor=who.actor,
+        session_id=who.session_id,
+        client_id=who.client_id,
+        scopes=who.scopes,
+        budget=None if budget is None else DecryptionBudget(budget),
+    )
 
 
 def register_test_app(services: Services) -> None:

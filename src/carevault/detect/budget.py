@@ -173,8 +173,7 @@ class Release:
         account's patients of every day for good (the ledger keeps what was released)."""
         if self.budget.sweep_due(self.day):
             connection.execute(delete(detect_release).where(detect_release.c.day < self.day - 1))
-        stored = _stored(connection, self.who, self.day, self.pseudonyms)
-        fresh = self.pseudonyms - stored
+        fresh = self.pseudonyms - _given(connection, self.who, self.day, self.pseudonyms).keys()
         if not fresh:
             return
         since = self.at_us - HOUR_US
@@ -190,7 +189,7 @@ class Release:
         # integration's budget), 8 ms against 86 ms for a distinct count (in-memory
         # SQLite, stop 59).
         in_day, in_hour = _counts(connection, self.who, self.day, window, since)
-        earlier = _given_yesterday(connection, self.who, self.day - 1, fresh, window)
+        earlier = _given(connection, self.who, self.day - 1, fresh, window)
         day_fresh = fresh - earlier.keys()
         hour_fresh = fresh - {p for p, at_us in earlier.items() if at_us >= since}
         if in_hour + len(hour_fresh) > self.hour_limit or in_day + len(day_fresh) > self.day_limit:
@@ -230,20 +229,6 @@ def _whom(who: str) -> str:
     return "the account"
 
 
-def _stored(connection: Connection, who: str, day: int, new: Collection[str]) -> set[str]:
-    """Which of ``new`` were given to ``who`` on ``day``."""
-    ordered = sorted(new)
-    found: set[str] = set()
-    for start in range(0, len(ordered), 500):
-        statement = select(detect_release.c.pseudonym).where(
-            detect_release.c.account == who,
-            detect_release.c.day == day,
-            detect_release.c.pseudonym.in_(ordered[start : start + 500]),
-        )
-        found.update(p for (p,) in connection.execute(statement).all())
-    return found
-
-
 def _counts(
     connection: Connection, who: str, day: int, window_us: int, since_us: int
 ) -> tuple[int, int]:
@@ -263,21 +248,20 @@ def _counts(
     return int(in_day), int(in_hour)
 
 
-def _given_yesterday(
-    connection: Connection, who: str, day: int, new: Collection[str], since_us: int
+def _given(
+    connection: Connection, who: str, day: int, new: Collection[str], since_us: int | None = None
 ) -> dict[str, int]:
-    """Which of ``new`` were given to ``who`` on ``day`` at or after ``since_us``, and
+    """Which of ``new`` were given to ``who`` on ``day`` (at or after ``since_us``), and
     when."""
     ordered = sorted(new)
     found: dict[str, int] = {}
     for start in range(0, len(ordered), 500):
-        rows = connection.execute(
-            select(detect_release.c.pseudonym, detect_release.c.at_us).where(
-                detect_release.c.account == who,
-                detect_release.c.day == day,
-                detect_release.c.at_us >= since_us,
-                detect_release.c.pseudonym.in_(ordered[start : start + 500]),
-            )
-        ).all()
-        found.update((pseudonym, int(at_us)) for pseudonym, at_us in rows)
+        statement = select(detect_release.c.pseudonym, detect_release.c.at_us).where(
+            detect_release.c.account == who,
+            detect_release.c.day == day,
+            detect_release.c.pseudonym.in_(ordered[start : start + 500]),
+        )
+        if since_us is not None:
+            statement = statement.where(detect_release.c.at_us >= since_us)
+        found.update((pseudonym, int(at_us)) for pseudonym, at_us in connection.execute(statement))
     return found

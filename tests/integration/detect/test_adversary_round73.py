@@ -24,14 +24,13 @@ from carevault.detect.budget import ReleaseRefused
 from carevault.detect.tables import detect_release
 from carevault.domain.roles import Role
 from carevault.fhir.registry import RESOURCE_TYPES
-from carevault.gate.core import Caller
 from tests.integration.detect.conftest import (
     Clinic,
     clinic_patients,
     clinic_settings,
     opened_clinic,
 )
-from tests.support.staff import Staff, make_staff
+from tests.support.staff import Staff, caller_of, make_staff
 
 pytestmark = pytest.mark.postgres
 
@@ -106,23 +105,13 @@ def test_the_days_budget_is_the_last_24_hours_not_the_calendar_day(clinic: Clini
     # 24 hours after the first ten, they leave the day's count, but the patient given
     # again at 00:10: nine more, and no more. (Through the gate: a token is checked
     # against the real clock, not the moved one.)
-    caller = _caller(clinic, doctor)
+    caller = caller_of(clinic.services, doctor)
     _to_local(clinic, 21, 1)
     gate, patient_type = clinic.services.gate, RESOURCE_TYPES["Patient"]
     for _ in range(HOUR - 1):
         gate.read(caller, patient_type, next(patients))
     with pytest.raises(ReleaseRefused, match="9 in the last hour and 20 in the last 24 hours"):
         gate.read(caller, patient_type, next(patients))
-
-
-def _caller(clinic: Clinic, who: Staff) -> Caller:
-    known = clinic.services.access.authenticate(who.token)
-    return Caller(
-        principal=known.actor.principal,
-        actor=known.actor,
-        session_id=known.session_id,
-        client_id=known.client_id,
-    )
 
 
 def test_count_only_answers_of_a_patient_are_charged_as_reads(clinic: Clinic) -> None:

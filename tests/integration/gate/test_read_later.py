@@ -14,13 +14,13 @@ from carevault.access.accounts import Account
 from carevault.bootstrap import Services
 from carevault.domain.roles import Role
 from carevault.fhir.registry import RESOURCE_TYPES
-from carevault.gate import AccessDenied, Caller, DecryptionBudget, WouldBlock
+from carevault.gate import AccessDenied, Caller, WouldBlock
 from carevault.ledger.events import AuditEvent, Outcome, Tag
 from carevault.vault.records import NotFound
 from carevault.web.app import create_app
 from tests.support.client import FhirTestClient, register_patient
 from tests.support.ledgers import audit_events, unwraps
-from tests.support.staff import Staff, make_staff
+from tests.support.staff import Staff, caller_of, make_staff
 
 PATIENT = RESOURCE_TYPES["Patient"]
 
@@ -33,15 +33,7 @@ class Clinic:
     patient: str
 
     def caller(self, staff: Staff, budget: int = 10) -> Caller:
-        who = self.services.access.authenticate(staff.token)
-        return Caller(
-            principal=who.actor.principal,
-            actor=who.actor,
-            session_id=who.session_id,
-            client_id=who.client_id,
-            scopes=who.scopes,
-            budget=DecryptionBudget(budget),
-        )
+        return caller_of(self.services, staff, budget)
 
     def entries(self) -> list[AuditEvent]:
         return audit_events(self.services)

@@ -20,13 +20,13 @@ from carevault.containment.state import Mode
 from carevault.db import on_the_loop
 from carevault.domain.roles import Role
 from carevault.fhir.registry import RESOURCE_TYPES
-from carevault.gate import Caller, DecryptionBudget, WouldBlock
+from carevault.gate import Caller, WouldBlock
 from carevault.ledger.events import AuditEvent, Outcome, Tag
 from carevault.loop_reads import LoopBusy, LoopReads
 from carevault.web.app import create_app
 from tests.support.client import FhirTestClient, register_patient
 from tests.support.ledgers import audit_events
-from tests.support.staff import Staff, make_staff
+from tests.support.staff import Staff, caller_of, make_staff
 
 PATIENT = RESOURCE_TYPES["Patient"]
 
@@ -55,15 +55,7 @@ class Clinic:
         return audit_events(self.services)
 
     def caller(self, staff: Staff) -> Caller:
-        who = self.services.access.authenticate(staff.token)
-        return Caller(
-            principal=who.actor.principal,
-            actor=who.actor,
-            session_id=who.session_id,
-            client_id=who.client_id,
-            scopes=who.scopes,
-            budget=DecryptionBudget(10),
-        )
+        return caller_of(self.services, staff, 10)
 
     def read(self, staff: Staff, resource_id: str | None = None) -> tuple[int, str]:
         response = self.web.get(
