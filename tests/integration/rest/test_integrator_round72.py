@@ -44,6 +44,16 @@ def test_a_narrative_with_active_content_or_no_xhtml_div_is_refused(api: FhirTes
         assert answer.status_code in (400, 422), answer.text
         assert "Patient.text.div" in answer.text, answer.text
     assert made == {}, f"stored as sent: {made}"
+    # Refused, nothing changed: no Patient was made, and an update of one that is
+    # stored leaves it as it was.
+    assert api.get("/fhir/Patient", params={"_summary": "count"}).json()["total"] == 0
+    kept = api.post_json("/fhir/Patient", patient(family="Kept")).json()
+    for div in NARRATIVES.values():
+        sent = {**kept, "text": {"status": "generated", "div": div}}
+        refused = api.put_json(f"/fhir/Patient/{kept['id']}", sent)
+        assert refused.status_code in (400, 422), refused.text
+    after = api.get(f"/fhir/Patient/{kept['id']}").json()
+    assert after["meta"]["versionId"] == kept["meta"]["versionId"] and "text" not in after
 
 
 def _observation_with(
