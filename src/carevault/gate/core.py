@@ -14,7 +14,7 @@ import contextvars
 import re
 import secrets
 import threading
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -101,7 +101,7 @@ from carevault.vault.records import (
     not_known,
 )
 from carevault.vault.reindex import reindex
-from carevault.vault.search import find
+from carevault.vault.search import find, marked_ordinary
 from carevault.vault.store import Restriction, Vault
 from carevault.vault.writer import (
     Delete,
@@ -1169,12 +1169,80 @@ class Gate:
             named = self._named(query)
             if len(found) < total and _names_one_by_one(caller, query):
                 named = self._counted(caller, query, restrict, keep, total, named)
+            told = (
+                self._told_by_total(caller, query, restrict, keep, total, found, named)
+                if named and len(found) < total and not withholds_counts(caller, query)
+                else {}
+            )
             sealed = [item for item in found if isinstance(item, Sealed)]
             opened = {item.head.row_id: item for item in self._open(caller, sealed)}
             opened.update((item.head.row_id, item) for item in found if isinstance(item, Opened))
             page = [opened[item.head.row_id] for item in found]
-            shown = self._show_many(caller, attempt, page, named=named)
+            shown = self._show_many(caller, attempt, page, named=named, told=told)
             return shown, total
+
+    def _told_by_total(
+        self,
+        caller: Caller,
+        query: SearchQuery,
+        restrict: Restriction,
+        keep: Callable[[Opened], bool] | None,
+        total: int,
+        page: Sequence[Sealed | Opened],
+        named: Sequence[str],
+    ) -> dict[str, frozenset[DataCategory]]:
+        """The categories a search's ``total`` tells of each patient it names, from the
+        records it counts past its page: that a record of the type exists (the type's
+        category) matching the criteria (the categories of the elements searched), and
+        whether it is sensitive (a health record not marked ordinary, or a sensitive code
+        asked of another type). Adversary round 74: ``Condition?patient=X&code=B20
+        &_summary=count`` told a doctor that X has HIV in an entry naming X with no
+        category, so the incident's scope and X's access report said nothing of
+        clinical data left, where ``_elements=id`` of the same search said
+        sensitive_clinical."""
+        every, _ = find(
+            self.vault,
+            replace(query, summary_count=False, count=total, offset=0),
+            principal=caller.principal,
+            purpose=caller.purpose,
+            restrict=restrict,
+            candidate_limit=self.candidate_limit,
+            keep=keep,
+        )
+        on_page = {item.head.row_id for item in page}
+        wanted = set(named)
+        counted = [
+            item.head
+            for item in every
+            if item.head.row_id not in on_page and item.head.patient_pseudonym in wanted
+        ]
+        if not counted:
+            return {}
+        rt = query.resource_type
+        searched: set[DataCategory] = {rt.category}
+        params = [term.param for term in query.terms] + [date.param for date in query.dates]
+        for param in params:
+            if param.patient:
+                continue
+            searched.update(
+                rt.element_categories.get(path.split(".")[0], rt.category) for path in param.paths
+            )
+        health = rt.category in HEALTH_CATEGORIES
+        if not health and _asks_sensitive_code(rt, query):
+            searched.add(DataCategory.SENSITIVE_CLINICAL)
+        ordinary = marked_ordinary(self.vault, counted) if health else set()
+        # A sensitive health record is sensitive_clinical where it would be ordinary
+        # clinical data, as a read of it names it (``main_category``).
+        sensitive = {
+            DataCategory.SENSITIVE_CLINICAL if category is rt.category else category
+            for category in searched
+        }
+        told: dict[str, set[DataCategory]] = {}
+        for head in counted:
+            assert head.patient_pseudonym is not None  # noqa: S101 - filtered on above
+            shown = sensitive if health and head.row_id not in ordinary else searched
+            told.setdefault(head.patient_pseudonym, set()).update(shown)
+        return {pseudonym: frozenset(found) for pseudonym, found in told.items()}
 
     def _counted(
         self,
@@ -1367,9 +1435,11 @@ class Gate:
         items: Sequence[Opened],
         *,
         named: Sequence[str] = (),
+        told: Mapping[str, frozenset[DataCategory]] | None = None,
     ) -> list[Opened]:
         """Per-record decisions for a page of records, then one audit entry per patient
-        (and per patient ``named`` by the request's criteria, records shown or not)."""
+        (and per patient ``named`` by the request's criteria, records shown or not, with
+        the categories its total ``told`` of them)."""
         if self.access is not None and caller.actor is not None:
             self.access.registrations.prefetch(
                 [item.head.patient_pseudonym for item in items if item.head.patient_pseudonym]
@@ -1382,7 +1452,7 @@ class Gate:
             if key not in decisions:
                 decisions[key] = self._decide_read(caller, rt, item.head)
             decided.append((item, decisions[key]))
-        return self._show_decided(attempt, decided, named=named)
+        return self._show_decided(attempt, decided, named=named, told=told)
 
     def _show_decided(
         self,
@@ -1391,10 +1461,11 @@ class Gate:
         *,
         versioned: bool = False,
         named: Sequence[str] = (),
+        told: Mapping[str, frozenset[DataCategory]] | None = None,
     ) -> list[Opened]:
         """Records cut to what each decision grants, then their audit entries."""
         cut = self._cut(decided)
-        self._record_shown(attempt, cut, versioned=versioned, named=named)
+        self._record_shown(attempt, cut, versioned=versioned, named=named, told=told)
         return [item for item, _, _ in cut]
 
     def _cut(
@@ -1416,11 +1487,13 @@ class Gate:
         *,
         versioned: bool = False,
         named: Sequence[str] = (),
+        told: Mapping[str, frozenset[DataCategory]] | None = None,
     ) -> None:
         """One audit entry per patient naming the categories actually shown and the records
         (``versioned``: the versions) returned; durable before anything is returned. A
         patient ``named`` by the criteria with nothing shown gets an entry returning
-        nothing, and is counted by the release budget all the same."""
+        nothing, and is counted by the release budget all the same; its categories are
+        those the answer's total ``told`` of them (``_told_by_total``)."""
         by_patient: dict[str | None, tuple[set[DataCategory], list[str], Decision | None]] = {}
         for item, decision, present in shown:
             categories, references, _ = by_patient.setdefault(
@@ -1433,7 +1506,9 @@ class Gate:
                 else item.head.reference
             )
         for pseudonym in named:
-            by_patient.setdefault(pseudonym, (set(), [], None))
+            by_patient.setdefault(pseudonym, (set(), [], None))[0].update(
+                (told or {}).get(pseudonym, ())
+            )
         events = [
             self._event(
                 attempt,
@@ -3119,6 +3194,18 @@ def _refuse_sensitive_codes(role: str, rt: ResourceType, query: SearchQuery) -> 
                     f"{role} may not search by '{param.name}' for a sensitive code: that "
                     "role may not read sensitive records"
                 )
+
+
+def _asks_sensitive_code(rt: ResourceType, query: SearchQuery) -> bool:
+    """Whether a token searched (an identifier aside) is a sensitive code, read as
+    ``_refuse_sensitive_codes`` reads it: a total of such a search tells who has it."""
+    for name, value in query.applied:
+        param = rt.param(name.partition(":")[0])
+        if param is None or param.kind is not ParamKind.TOKEN or param.name == "identifier":
+            continue
+        if any(_names_sensitive_code(alternative) for alternative in split_values(value)):
+            return True
+    return False
 
 
 def _names_sensitive_code(value: str) -> bool:

@@ -37,7 +37,7 @@ from carevault.fhir.query import (
     TermCondition,
 )
 from carevault.vault.opening import open_sealed
-from carevault.vault.records import Opened, Sealed, SearchTooCostly
+from carevault.vault.records import Head, Opened, Sealed, SearchTooCostly
 from carevault.vault.store import Restriction, Vault
 from carevault.vault.tables import resource_head, search_date, search_token, search_token_list
 from carevault.vault.tokenlist import unpack
@@ -514,3 +514,28 @@ def _sort_key(
             lows: list[datetime] = [r.low for r in ranges if r.low is not None]
             key.append(min(lows) if lows else None)
     return key
+
+
+def marked_ordinary(vault: Vault, heads: Sequence[Head]) -> set[int]:
+    """The row ids of ``heads`` that carry this version's ordinary sensitivity marker:
+    health records known, without opening them, to hold nothing sensitive. A record
+    marked sensitive, one indexed before these rules and one of a type that carries no
+    marker are left out, so whoever asks counts them as possibly sensitive (fail closed)."""
+    wanted: dict[str, list[int]] = {}
+    for head in heads:
+        wanted.setdefault(head.resource_type, []).append(head.row_id)
+    found: set[int] = set()
+    with read_transaction(vault.engine) as connection:
+        for type_name, rows in sorted(wanted.items()):
+            ordinary = vault.token(type_name, SENSITIVITY, ORDINARY_TERM)
+            for start in range(0, len(rows), 1000):
+                found.update(
+                    int(row_id)
+                    for row_id in connection.execute(
+                        select(search_token.c.row_id).where(
+                            search_token.c.token == ordinary,
+                            search_token.c.row_id.in_(rows[start : start + 1000]),
+                        )
+                    ).scalars()
+                )
+    return found
