@@ -1,0 +1,103 @@
+"""Adversary round 75: this month's new write features, tried as an insider of Tuen Mun
+would use them to widen what their clinic may read (SQLite and PostgreSQL).
+
+Both held on main; these are guards, so that a later change to contained resources or
+to the order of a booking's participants cannot open what they do not open today.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from carevault.ledger.events import Tag
+from tests.integration.access.group import TM, Group, booked_today, encounter
+
+pytestmark = pytest.mark.postgres
+
+
+def _visit_placed_by_a_contained_clinic(patient: str) -> dict[str, Any]:
+    """A visit whose only clinic element is a local reference to a contained Organization
+    (R4 ref-1 and dom-3 hold: ``#org`` is there and referred to)."""
+    body = encounter(patient, TM, "dr-tm")
+    body["serviceProvider"] = {"reference": "#org"}
+    body["contained"] = [{"resourceType": "Organization", "id": "org", "name": "Ward 3"}]
+    return body
+
+
+def test_a_visit_placed_only_by_a_contained_organization_is_at_the_patients_home_clinic(
+    group: Group,
+) -> None:
+    """The vault follows no ``#`` reference, so such a visit names no clinic: it is put at
+    the patient's home clinic. Tuen Mun's doctor is refused one for Tsuen Wan's patient
+    (403), and one for his own patient opens nothing and stays his clinic's."""
+    refused = group.call(
+        group.doctor_tm,
+        "POST",
+        "/fhir/Encounter",
+        _visit_placed_by_a_contained_clinic(group.tw_patient.id),
+    )
+    assert refused.status_code == 403, refused.text
+    assert (
+        group.call(group.doctor_tm, "GET", f"/fhir/Patient/{group.tw_patient.id}").status_code
+        == 403
+    )
+
+    made = group.call(
+        group.doctor_tm,
+        "POST",
+        "/fhir/Encounter",
+        _visit_placed_by_a_contained_clinic(group.tm_patient.id),
+    )
+    assert made.status_code == 201, made.text
+    visit = made.json()["id"]
+    (written,) = [e for e in group.events(Tag.FHIR_CREATE) if e.resource_id == visit]
+    assert written.detail["care"]["opens"] == []
+    assert group.call(group.doctor_tw, "GET", f"/fhir/Encounter/{visit}").status_code == 403
+    assert group.call(group.desk_tm, "GET", f"/fhir/Encounter/{visit}").status_code == 200
+
+
+def test_a_booking_naming_another_clinics_patient_beside_ones_own_opens_neither_way(
+    group: Group,
+) -> None:
+    """An Appointment's record is the first Patient it names. Tuen Mun's desk books
+    Tsuen Wan's patient first and its own second (and the other way round), with Tuen
+    Mun's doctor: both are accepted (a desk may book anyone at its own clinic) and
+    neither opens Tsuen Wan's patient to the doctor, by read or by search. Nor can the
+    booking be handed to the other patient afterwards: by swapping its participants
+    (PUT or a JSON Patch ``move``), or by deleting it and writing its id again."""
+    other, own = group.tw_patient.id, group.tm_patient.id
+    for first, second in ((other, own), (own, other)):
+        booking = booked_today(first, TM, "dr-tm")
+        booking["participant"].insert(
+            1, {"actor": {"reference": f"Patient/{second}"}, "status": "accepted"}
+        )
+        made = group.call(group.desk_tm, "POST", "/fhir/Appointment", booking)
+        assert made.status_code == 201, made.text
+
+    ident = made.json()["id"]  # the desk's own patient first
+    swapped = {
+        **booking,
+        "id": ident,
+        "participant": [
+            booking["participant"][1],
+            booking["participant"][0],
+            *booking["participant"][2:],
+        ],
+    }
+    path = f"/fhir/Appointment/{ident}"
+    assert group.call(group.desk_tm, "PUT", path, swapped).status_code == 403
+    moved = group.web.request(
+        "PATCH",
+        path,
+        headers={**group.desk_tm.headers, "Content-Type": "application/json-patch+json"},
+        content='[{"op": "move", "from": "/participant/1", "path": "/participant/0"}]',
+    )
+    assert moved.status_code == 403, moved.text
+    assert group.call(group.desk_tm, "DELETE", path).status_code == 204
+    assert group.call(group.desk_tm, "PUT", path, swapped).status_code == 403
+
+    assert group.call(group.doctor_tm, "GET", f"/fhir/Patient/{other}").status_code == 403
+    found = group.call(group.doctor_tm, "GET", f"/fhir/Observation?patient={other}").json()
+    assert found["total"] == 0
