@@ -101,3 +101,38 @@ def test_a_booking_naming_another_clinics_patient_beside_ones_own_opens_neither_
     assert group.call(group.doctor_tm, "GET", f"/fhir/Patient/{other}").status_code == 403
     found = group.call(group.doctor_tm, "GET", f"/fhir/Observation?patient={other}").json()
     assert found["total"] == 0
+
+
+@pytest.mark.parametrize(
+    "src",
+    ["/auth/logout", "../../console/incidents", "track?pid=1", "Binary/.."],
+    ids=["a-path-of-the-server", "a-parent-path", "a-query", "binarys-parent"],
+)
+def test_a_narrative_image_is_only_data_a_contained_resource_or_a_binary(
+    group: Group, src: str
+) -> None:
+    """Found this round: an image of a narrative could be any relative URL (the review of
+    integrator round 72 refused only one with a scheme or a host), so a doctor's note on
+    his own patient made every reader's browser fetch a path and query he chose from the
+    origin that shows it, with the reader's cookies. FAILS on main (201); now 400, naming
+    the rule and not the URL; ``Binary/[id]`` and ``#id`` are still accepted."""
+    note = {
+        "resourceType": "Observation",
+        "status": "final",
+        "code": {"text": "note"},
+        "subject": {"reference": f"Patient/{group.tm_patient.id}"},
+        "text": {
+            "status": "generated",
+            "div": f'<div xmlns="http://www.w3.org/1999/xhtml"><p>x</p><img src="{src}"/></div>',
+        },
+    }
+    refused = group.call(group.doctor_tm, "POST", "/fhir/Observation", note)
+    assert refused.status_code == 400, refused.text
+    assert "Observation.text.div" in refused.text
+    assert src not in refused.text
+
+    note["text"]["div"] = (
+        '<div xmlns="http://www.w3.org/1999/xhtml"><img src="Binary/scan-1"/>'
+        '<img src="#photo"/>x</div>'
+    )
+    assert group.call(group.doctor_tm, "POST", "/fhir/Observation", note).status_code == 201
