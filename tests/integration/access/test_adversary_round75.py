@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from carevault.ledger.events import Tag
-from tests.integration.access.group import TM, Group, booked_today, encounter
+from tests.integration.access.group import HKID_SYSTEM, TM, Group, booked_today, encounter
 
 pytestmark = pytest.mark.postgres
 
@@ -136,3 +136,22 @@ def test_a_narrative_image_is_only_data_a_contained_resource_or_a_binary(
         '<img src="#photo"/>x</div>'
     )
     assert group.call(group.doctor_tm, "POST", "/fhir/Observation", note).status_code == 201
+
+
+def test_a_conditional_update_refused_for_a_hidden_match_names_no_header_it_never_sent(
+    group: Group,
+) -> None:
+    """``PUT Patient?identifier=<Tsuen Wan's HKID>`` by Tuen Mun's desk is refused (409)
+    and counted as a conditional create is; its words said "If-None-Exist matches ...",
+    a header the request never sent. FAILS on main on the words alone; what is refused
+    and counted is unchanged."""
+    criteria = f"identifier={HKID_SYSTEM}|{group.tw_patient.hkid}"
+    body = {"resourceType": "Patient", "name": [{"family": "Ho"}]}
+
+    refused = group.call(group.desk_tm, "PUT", f"/fhir/Patient?{criteria}", body)
+
+    assert refused.status_code == 409, refused.text
+    told = refused.json()["issue"][0]["diagnostics"]
+    assert "If-None-Exist" not in told
+    assert told.startswith("the conditional criteria match a record you may not see")
+    assert group.tw_patient.hkid not in refused.text
