@@ -1376,9 +1376,12 @@ class Gate:
                 # quarter of an hour, and no entry named the patients it found).
                 attempt.patient_pseudonym = self._unseen_holder(caller, rt, _found)
                 raise UnseenMatch(  # named by the entry itself: no second one
-                    "If-None-Exist matches a record you may not see; for a patient known at "
-                    "another clinic, register them at yours with Patient/$register "
-                    "(identifier and birth date) instead of creating a second record"
+                    # A conditional update (``PUT Patient?identifier=``) is refused
+                    # here too: the words name no header it did not send.
+                    "the conditional criteria match a record you may not see; for a "
+                    "patient known at another clinic, register them at yours with "
+                    "Patient/$register (identifier and birth date) instead of creating a "
+                    "second record"
                 )
 
     def _hides_any(

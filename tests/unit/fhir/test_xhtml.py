@@ -41,6 +41,13 @@ REFUSED = {
     "image, scheme-relative": f'<div {NS}><img src="//t.example/p.gif"/></div>',
     "image, backslashed host": f'<div {NS}><img src="/\\t.example/p.gif"/></div>',
     "image, http": f'<div {NS}><img src=" HTTP://t.example/p.gif"/></div>',
+    # Adversary round 75: any other relative URL was fetched from the reader's origin.
+    "image, a path of the server": f'<div {NS}><img src="/auth/logout"/></div>',
+    "image, a parent path": f'<div {NS}><img src="../../console/incidents"/></div>',
+    "image, a query the writer chose": f'<div {NS}><img src="track?pid=1"/></div>',
+    "image, a search": f'<div {NS}><img src="Patient/p1/$everything"/></div>',
+    "image, Binary's parent": f'<div {NS}><img src="Binary/.."/></div>',
+    "image, Binary with a query": f'<div {NS}><img src="Binary/x?y=1"/></div>',
     "style url": f'<div {NS}><p style="background: url(https://evil.example/t.gif)">x</p></div>',
     "style escape": f'<div {NS}><p style="background: u\\72l(x)">x</p></div>',
     "style expression": f'<div {NS}><p style="width: expression(alert(1))">x</p></div>',
