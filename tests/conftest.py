@@ -244,10 +244,27 @@ SLOW_FIRST = (
 )
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The slowest files first, in ``SLOW_FIRST``'s order, the rest in their usual
-    order (every xdist worker reorders alike, so their collections stay the same)."""
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``only_backend`` left out on the other backend; then the slowest
+    files first, in ``SLOW_FIRST``'s order, the rest in their usual order (every xdist
+    worker reorders alike, so their collections stay the same)."""
+    elsewhere = [item for item in items if _on_another_backend(item)]
+    if elsewhere:
+        config.hook.pytest_deselected(items=elsewhere)
+        left_out = {id(item) for item in elsewhere}
+        items[:] = [item for item in items if id(item) not in left_out]
     rank = {path: index for index, path in enumerate(SLOW_FIRST)}
     last = len(SLOW_FIRST)
     # Stable: within a file, and among the rest, the collection's order stands.
     items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], last))
+
+
+def _on_another_backend(item: pytest.Item) -> bool:
+    """Whether ``item`` is marked ``only_backend(name)`` and runs on another backend (any
+    of its parameters, the ``backend`` fixture's or a module fixture's, naming one)."""
+    marker = item.get_closest_marker("only_backend")
+    callspec = getattr(item, "callspec", None)
+    if marker is None or callspec is None:
+        return False
+    others = set(BACKENDS) - {marker.args[0]}
+    return any(isinstance(value, str) and value in others for value in callspec.params.values())

@@ -24,7 +24,9 @@ from carevault.config import Settings
 from tests.support.auth import fresh_code, login_for, token_for
 from tests.support.server import environment, run_cli, running_server
 
-pytestmark = pytest.mark.e2e
+# What a client (or a browser) sees of the HTTP API: run on PostgreSQL, as production is; the
+# storage under it is tested on both backends by the integration tests.
+pytestmark = [pytest.mark.e2e, pytest.mark.only_backend("postgres")]
 
 SERVICE = "hospital-bulk"
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"

@@ -15,7 +15,9 @@ from carevault.config import Settings
 from tests.support.auth import colleagues
 from tests.support.server import RunningServer, environment, run_cli
 
-pytestmark = pytest.mark.e2e
+# What a client (or a browser) sees of the HTTP API: run on PostgreSQL, as production is; the
+# storage under it is tested on both backends by the integration tests.
+pytestmark = [pytest.mark.e2e, pytest.mark.only_backend("postgres")]
 
 HKID_SYSTEM = "http://carevault.hk/sid/hkid"
 #: Valid HKID numbers (check digits right), one per patient made here.

@@ -14,7 +14,9 @@ from tests.support.auth import colleagues, token_for
 from tests.support.conformance import check_body
 from tests.support.server import RunningServer
 
-pytestmark = pytest.mark.e2e
+# What a client (or a browser) sees of the HTTP API: run on PostgreSQL, as production is; the
+# storage under it is tested on both backends by the integration tests.
+pytestmark = [pytest.mark.e2e, pytest.mark.only_backend("postgres")]
 
 HKID_SYSTEM = "http://carevault.hk/sid/hkid"
 

@@ -36,8 +36,11 @@ from tests.support.auth import Login, colleagues, demo_logins, fresh_code, token
 from tests.support.server import RunningServer, invoke_cli, running_server
 from tests.support.template import served_staff
 
+# What a client (or a browser) sees of the HTTP API: run on PostgreSQL, as production is; the
+# storage under it is tested on both backends by the integration tests.
 pytestmark = [
     pytest.mark.e2e,
+    pytest.mark.only_backend("postgres"),
     pytest.mark.skipif(
         not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)),
         reason="no Chromium (or its driver) here",

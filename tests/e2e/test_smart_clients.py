@@ -27,7 +27,9 @@ from tests.integration.access.browser import read_login_page, read_picker_page
 from tests.support.auth import Login, colleagues, demo_logins, fresh_code, token_for
 from tests.support.server import RunningServer
 
-pytestmark = pytest.mark.e2e
+# What a client (or a browser) sees of the HTTP API: run on PostgreSQL, as production is; the
+# storage under it is tested on both backends by the integration tests.
+pytestmark = [pytest.mark.e2e, pytest.mark.only_backend("postgres")]
 
 HKID_SYSTEM = "http://carevault.hk/sid/hkid"
 REDIRECT = DEMO_REDIRECT_URIS[0]

@@ -46,7 +46,9 @@ from tests.support.console import (
     seed_clinics,
 )
 
-pytestmark = pytest.mark.e2e
+# What a client (or a browser) sees of the HTTP API: run on PostgreSQL, as production is; the
+# storage under it is tested on both backends by the integration tests.
+pytestmark = [pytest.mark.e2e, pytest.mark.only_backend("postgres")]
 
 
 @dataclass

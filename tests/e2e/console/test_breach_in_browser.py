@@ -52,7 +52,9 @@ from tests.support.console import CLINIC_A, MovableClock, Person, add_person, se
 from tests.support.notify import MailSink, smtp_server
 from tests.support.staff import Staff, make_staff
 
-pytestmark = pytest.mark.e2e
+# What a client (or a browser) sees of the HTTP API: run on PostgreSQL, as production is; the
+# storage under it is tested on both backends by the integration tests.
+pytestmark = [pytest.mark.e2e, pytest.mark.only_backend("postgres")]
 
 BUDGET = 5
 PATIENTS = 8
