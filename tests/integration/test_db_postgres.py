@@ -34,7 +34,15 @@ from tests.support.tcp_proxy import proxied
 
 @pytest.fixture
 def engine(pg_schema: str) -> Iterator[Engine]:
-    made = make_engine(pg_schema, pool_size=2)
+    """An engine whose sessions commit synchronously, as a production database's do: the
+    test database's default is ``synchronous_commit = off`` (tests/conftest.py), under
+    which no commit waits for the flush these tests are about."""
+    url = make_url(pg_schema)
+    options = f"{url.query.get('options', '')} -csynchronous_commit=on".strip()
+    made = make_engine(
+        url.update_query_dict({"options": options}).render_as_string(hide_password=False),
+        pool_size=2,
+    )
     with made.connect() as connection, connection.begin():
         connection.execute(text("CREATE TABLE counter (id int PRIMARY KEY, n int NOT NULL)"))
         connection.execute(text("INSERT INTO counter VALUES (1, 0)"))
