@@ -175,6 +175,8 @@ _ACTIVE_SCHEMES = ("javascript:", "vbscript:", "livescript:", "mocha:")
 #: The references an image may be besides a ``data:`` one: a contained resource
 #: (``#id``) or a Binary of this server (``Binary/id``), each by a FHIR id that is not
 #: all dots (``Binary/..`` is the parent directory to a browser, not a record).
+_C0_AND_SPACE = "".join(map(chr, range(0x21)))
+_TAB_AND_NEWLINES = str.maketrans("", "", "\t\n\r")
 _LOCAL_IMAGE = re.compile(r"(?:#|Binary/)(?!\.+$)[A-Za-z0-9\-.]{1,64}")
 #: What a style attribute may not hold: CSS that runs, binds or fetches, and escapes
 #: (``\\75 rl(`` is ``url(``) that would hide either.
@@ -303,9 +305,11 @@ def _active_link(text: str, *, image: bool) -> bool:
             return False
         # Only those shapes (adversary round 75): any other relative URL (``/auth/x``,
         # ``../x``, ``track?pid=1``) was fetched, with the reader's cookies, from the
-        # origin that shows the narrative, on a path and query the writer chose. A
-        # browser skips spaces and controls in a URL, so they are skipped here too.
-        return _LOCAL_IMAGE.fullmatch("".join(ch for ch in text if ch > " ")) is None
+        # origin that shows the narrative, on a path and query the writer chose. Read as
+        # a browser reads it (WHATWG URL): controls and spaces trimmed from both ends,
+        # tabs and line breaks dropped anywhere; a space inside is part of the URL.
+        url = text.strip(_C0_AND_SPACE).translate(_TAB_AND_NEWLINES)
+        return _LOCAL_IMAGE.fullmatch(url) is None
     # A data: document opened by a link may run.
     return squeezed.startswith("data:")
 

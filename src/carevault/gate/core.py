@@ -1170,7 +1170,9 @@ class Gate:
             if len(found) < total and _names_one_by_one(caller, query):
                 named = self._counted(caller, query, restrict, keep, total, named)
             told = (
-                self._told_by_total(caller, query, restrict, keep, total, found, named)
+                dict.fromkeys(
+                    named, self._told_by_total(caller, query, restrict, keep, total, found)
+                )
                 if named and len(found) < total and not withholds_counts(caller, query)
                 else {}
             )
@@ -1189,35 +1191,26 @@ class Gate:
         keep: Callable[[Opened], bool] | None,
         total: int,
         page: Sequence[Sealed | Opened],
-        named: Sequence[str],
-    ) -> dict[str, frozenset[DataCategory]]:
-        """The categories a search's ``total`` tells of each patient it names, from the
-        records it counts past its page: that a record of the type exists (the type's
-        category) matching the criteria (the categories of the elements searched), and
-        whether it is sensitive (a health record not marked ordinary, or a sensitive code
-        asked of another type). Adversary round 74: ``Condition?patient=X&code=B20
+    ) -> frozenset[DataCategory]:
+        """The categories a search's ``total`` tells of the patients it names, where it
+        counts records its page does not show: that a record of the type exists (the
+        type's category) matching the criteria (the categories of the elements
+        searched), and whether it is sensitive: a sensitive code asked, or, for health
+        records picked by a criterion other than their patient and status, any counted
+        record not marked ordinary (``marked_ordinary``; one indexed before these rules
+        counts as sensitive). Adversary round 74: ``Condition?patient=X&code=B20
         &_summary=count`` told a doctor that X has HIV in an entry naming X with no
         category, so the incident's scope and X's access report said nothing of
         clinical data left, where ``_elements=id`` of the same search said
-        sensitive_clinical."""
-        every, _ = find(
-            self.vault,
-            replace(query, summary_count=False, count=total, offset=0),
-            principal=caller.principal,
-            purpose=caller.purpose,
-            restrict=restrict,
-            candidate_limit=self.candidate_limit,
-            keep=keep,
-        )
-        on_page = {item.head.row_id for item in page}
-        wanted = set(named)
-        counted = [
-            item.head
-            for item in every
-            if item.head.row_id not in on_page and item.head.patient_pseudonym in wanted
-        ]
-        if not counted:
-            return {}
+        sensitive_clinical.
+
+        Every patient named is told it: a total over ``patient=A,B`` or an
+        Appointment's ``actor`` does not say whose records it counts (the review of round
+        74: a booking is its first patient's, not the one ``actor`` names). Only the
+        last case looks at the records, once, unsorted (none is opened); a count of a
+        patient's records by patient and status alone tells nothing of what they hold,
+        and a clinic app's everyday paging (``Observation?patient=X``) looks at nothing
+        more than before."""
         rt = query.resource_type
         searched: set[DataCategory] = {rt.category}
         params = [term.param for term in query.terms] + [date.param for date in query.dates]
@@ -1228,21 +1221,30 @@ class Gate:
                 rt.element_categories.get(path.split(".")[0], rt.category) for path in param.paths
             )
         health = rt.category in HEALTH_CATEGORIES
-        if not health and _asks_sensitive_code(rt, query):
-            searched.add(DataCategory.SENSITIVE_CLINICAL)
-        ordinary = marked_ordinary(self.vault, counted) if health else set()
         # A sensitive health record is sensitive_clinical where it would be ordinary
         # clinical data, as a read of it names it (``main_category``).
-        sensitive = {
+        sensitive = frozenset(
             DataCategory.SENSITIVE_CLINICAL if category is rt.category else category
             for category in searched
-        }
-        told: dict[str, set[DataCategory]] = {}
-        for head in counted:
-            assert head.patient_pseudonym is not None  # noqa: S101 - filtered on above
-            shown = sensitive if health and head.row_id not in ordinary else searched
-            told.setdefault(head.patient_pseudonym, set()).update(shown)
-        return {pseudonym: frozenset(found) for pseudonym, found in told.items()}
+        )
+        if _asks_sensitive_code(rt, query):
+            return sensitive if health else frozenset({*searched, DataCategory.SENSITIVE_CLINICAL})
+        if not health or not _picks_records(query):
+            return frozenset(searched)
+        every, _ = find(
+            self.vault,
+            replace(query, summary_count=False, count=total, offset=0, sort=[]),
+            principal=caller.principal,
+            purpose=caller.purpose,
+            restrict=restrict,
+            candidate_limit=self.candidate_limit,
+            keep=keep,
+        )
+        on_page = {item.head.row_id for item in page}
+        counted = [item.head for item in every if item.head.row_id not in on_page]
+        if len(marked_ordinary(self.vault, counted)) < len(counted):
+            return sensitive
+        return frozenset(searched)
 
     def _counted(
         self,
@@ -3197,6 +3199,17 @@ def _refuse_sensitive_codes(role: str, rt: ResourceType, query: SearchQuery) -> 
                     f"{role} may not search by '{param.name}' for a sensitive code: that "
                     "role may not read sensitive records"
                 )
+
+
+def _picks_records(query: SearchQuery) -> bool:
+    """Whether a search picks records by something other than their patient, status or
+    dates: a code, a category, a text, an id, which may single out sensitive ones."""
+    return any(
+        not term.param.patient
+        and term.param.kind in (ParamKind.TOKEN, ParamKind.STRING)
+        and not term.param.name.endswith("status")
+        for term in query.terms
+    ) or bool(query.ids)
 
 
 def _asks_sensitive_code(rt: ResourceType, query: SearchQuery) -> bool:

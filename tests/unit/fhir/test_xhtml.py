@@ -18,6 +18,8 @@ ALLOWED = [
     f'<div {NS}><a href="https://example.org/x">link</a><a href="#pr1">local</a></div>',
     f'<div {NS}><img src="data:image/png;base64,iVBORw0KGgo=" alt=""/></div>',
     f'<div {NS}><img src="Binary/scan-1" alt="scan"/><img src="#photo"/></div>',
+    # Read as a browser reads a URL: trimmed, its tabs and line breaks dropped.
+    f'<div {NS}><img src=" Binary/scan-1&#10; " alt="scan"/><img src="#ph&#9;oto"/></div>',
     f"<div {NS}>Care Plan<br/>Activities: <ul><li>Wound care</li></ul><!-- note --></div>",
 ]
 
@@ -48,6 +50,8 @@ REFUSED = {
     "image, a search": f'<div {NS}><img src="Patient/p1/$everything"/></div>',
     "image, Binary's parent": f'<div {NS}><img src="Binary/.."/></div>',
     "image, Binary with a query": f'<div {NS}><img src="Binary/x?y=1"/></div>',
+    "image, a space inside its URL": f'<div {NS}><img src="B inary/x"/></div>',
+    "image, Binary in lower case": f'<div {NS}><img src="binary/x"/></div>',
     "style url": f'<div {NS}><p style="background: url(https://evil.example/t.gif)">x</p></div>',
     "style escape": f'<div {NS}><p style="background: u\\72l(x)">x</p></div>',
     "style expression": f'<div {NS}><p style="width: expression(alert(1))">x</p></div>',
