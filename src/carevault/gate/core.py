@@ -70,6 +70,7 @@ from carevault.fhir.categories import (
     changed_categories,
     element_categories,
     main_categories,
+    main_category,
     own_categories,
     possible_categories,
 )
@@ -1121,15 +1122,30 @@ class Gate:
                     if self._visible(rt, item, decision) is not None
                 ]
                 where = cut([item.head.version_id for item, _ in shown], start, count)
-                page = self._show_decided(attempt, shown[where.begin : where.end], versioned=True)
+                told = self._told_by_count(
+                    [item for item, _ in [*shown[: where.begin], *shown[where.end :]]]
+                )
+                page = self._show_decided(
+                    attempt,
+                    shown[where.begin : where.end],
+                    versioned=True,
+                    named=sorted(told),
+                    told=told,
+                )
                 return VersionPage(page, len(shown), where.previous, where.following)
             where = cut([item.head.version_id for item, _ in readable], start, count)
             chosen = readable[where.begin : where.end]
             opened = self._open(caller, [item for item, _ in chosen])
+            told = self._told_by_count(
+                [item for item, _ in [*readable[: where.begin], *readable[where.end :]]],
+                versions=True,
+            )
             page = self._show_decided(
                 attempt,
                 [(item, decision) for item, (_, decision) in zip(opened, chosen, strict=True)],
                 versioned=True,
+                named=sorted(told),
+                told=told,
             )
             return VersionPage(page, len(readable), where.previous, where.following)
 
@@ -1600,13 +1616,59 @@ class Gate:
                 if care is not None:
                     cut = [entry for entry in cut if self._in_care(entry[0], care)]
                 page, total = cut[offset:end], len(cut)
+                counted: list[Sealed | Opened] = [
+                    item for item, _, _ in [*cut[:offset], *cut[len(cut) if end is None else end :]]
+                ]
             else:
                 chosen = decided[offset:end]
                 opened = self._open(caller, [item for item, _ in chosen])
                 page = self._cut(list(zip(opened, [d for _, d in chosen], strict=True)))
                 total = len(decided)
-            self._record_shown(attempt, page)
+                counted = [
+                    item
+                    for item, _ in [
+                        *decided[:offset],
+                        *decided[len(decided) if end is None else end :],
+                    ]
+                ]
+            told = self._told_by_count(counted)
+            self._record_shown(attempt, page, named=sorted(told), told=told)
             return [item for item, _, _ in page], total
+
+    def _told_by_count(
+        self, counted: Sequence[Sealed | Opened], *, versions: bool = False
+    ) -> dict[str, frozenset[DataCategory]]:
+        """The categories a total tells of each patient whose records (``versions``: a
+        record's versions) it counts past its page: that a record of the type exists (its
+        category), and whether it is sensitive: an opened record by what it holds
+        (``main_category``), a sealed health record unless marked ordinary (a version,
+        which no marker speaks for, is taken as sensitive). Adversary round 76:
+        ``$everything?_count=0`` and ``_history?_count=0`` named their patient with no
+        category, so the incident's scope said nothing of the diagnosis the total
+        counted."""
+        sealed = [
+            item.head
+            for item in counted
+            if isinstance(item, Sealed)
+            and RESOURCE_TYPES[item.head.resource_type].category in HEALTH_CATEGORIES
+        ]
+        ordinary = marked_ordinary(self.vault, sealed) if sealed and not versions else set()
+        told: dict[str, set[DataCategory]] = {}
+        for item in counted:
+            pseudonym = item.head.patient_pseudonym
+            if pseudonym is None:
+                continue
+            rt = RESOURCE_TYPES[item.head.resource_type]
+            if isinstance(item, Opened):
+                body = None if item.body is None else jsonio.load(item.body)
+                category = main_category(rt, body) if body is not None else rt.category
+                found = {category} if body is not None else set(main_categories(rt))
+            elif rt.category in HEALTH_CATEGORIES and item.head.row_id not in ordinary:
+                found = {DataCategory.SENSITIVE_CLINICAL}
+            else:
+                found = {rt.category}
+            told.setdefault(pseudonym, set()).update(found)
+        return {pseudonym: frozenset(found) for pseudonym, found in told.items()}
 
     def _in_care(self, item: Opened, care: CarePeriod) -> bool:
         """Whether what the caller sees of ``item`` falls in the care period (a care
