@@ -366,3 +366,14 @@ def hos(api: FhirTestClient, given: Iterable[str], **more: Any) -> set[str]:
         )
         for name in given
     }
+
+
+def scope_confirmed(group: Group, account: str, since: str) -> dict[str, list[str]]:
+    """The categories by patient of the confirmed tier of an incident an officer declares
+    on ``account`` from ``since`` (what the scope says that account read)."""
+    from carevault.incidents import Actor, declare_case, scope_document
+
+    case = {"title": "Phished", "accounts": [account], "since": since}
+    incident = declare_case(group.services, Actor("staff:officer1", "10.1.2.3"), case)
+    document = scope_document(group.services, incident.incident_id)
+    return {line["patient"]: line["categories"] for line in document["tiers"]["confirmed"]}

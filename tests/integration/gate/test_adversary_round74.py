@@ -18,7 +18,6 @@ from collections.abc import Iterator
 import pytest
 
 from carevault.bootstrap import Services
-from carevault.incidents import Actor, declare_case, scope_document
 from carevault.incidents.model import instant
 from carevault.ledger.events import Tag
 from tests.integration.access.group import (
@@ -29,24 +28,16 @@ from tests.integration.access.group import (
     build_group,
     created,
     doctors_condition,
+    scope_confirmed,
 )
 from tests.support.client import FhirTestClient
 
 pytestmark = pytest.mark.postgres
 
-OFFICER = Actor("staff:officer1", "10.1.2.3")
-
 
 @pytest.fixture
 def group(services: Services, api: FhirTestClient) -> Iterator[Group]:
     yield from build_group(services, api)
-
-
-def _confirmed(group: Group, account: str, since: str) -> dict[str, list[str]]:
-    case = {"title": "Phished", "accounts": [account], "since": since}
-    incident = declare_case(group.services, OFFICER, case)
-    document = scope_document(group.services, incident.incident_id)
-    return {line["patient"]: line["categories"] for line in document["tiers"]["confirmed"]}
 
 
 def _searched_categories(group: Group, start: int) -> list[tuple[str, ...]]:
@@ -71,7 +62,7 @@ def test_a_count_of_a_diagnosis_is_in_the_scope_as_the_sensitive_data_it_told(
     assert "entry" not in answer.json()
 
     assert _searched_categories(group, start) == [("sensitive_clinical",)]
-    confirmed = _confirmed(group, group.doctor_tm.account.username, since)
+    confirmed = scope_confirmed(group, group.doctor_tm.account.username, since)
     assert confirmed == {patient.id: ["sensitive_clinical"]}
 
 

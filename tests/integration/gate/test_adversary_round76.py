@@ -17,27 +17,23 @@ from collections.abc import Iterator
 import pytest
 
 from carevault.bootstrap import Services
-from carevault.incidents import Actor, declare_case, scope_document
 from carevault.incidents.model import instant
 from carevault.ledger.events import Tag
-from tests.integration.access.group import HIV, Group, build_group, doctors_condition
+from tests.integration.access.group import (
+    HIV,
+    Group,
+    build_group,
+    doctors_condition,
+    scope_confirmed,
+)
 from tests.support.client import FhirTestClient
 
 pytestmark = pytest.mark.postgres
-
-OFFICER = Actor("staff:officer1", "10.1.2.3")
 
 
 @pytest.fixture
 def group(services: Services, api: FhirTestClient) -> Iterator[Group]:
     yield from build_group(services, api)
-
-
-def _confirmed(group: Group, account: str, since: str) -> dict[str, list[str]]:
-    case = {"title": "Phished", "accounts": [account], "since": since}
-    incident = declare_case(group.services, OFFICER, case)
-    document = scope_document(group.services, incident.incident_id)
-    return {line["patient"]: line["categories"] for line in document["tiers"]["confirmed"]}
 
 
 @pytest.mark.parametrize("level", ["everything", "history"])
@@ -61,7 +57,7 @@ def test_a_count_of_records_or_versions_names_what_it_counted(group: Group, leve
 
     (entry,) = group.events(tag)[start:]
     assert "sensitive_clinical" in entry.categories
-    confirmed = _confirmed(group, group.doctor_tm.account.username, since)
+    confirmed = scope_confirmed(group, group.doctor_tm.account.username, since)
     assert "sensitive_clinical" in confirmed[patient.id]
 
 
