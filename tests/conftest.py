@@ -103,10 +103,11 @@ def pg_database() -> Iterator[str]:
     Its sessions commit without waiting for the WAL to reach the disk
     (``synchronous_commit = off``): a PostgreSQL test ran about sixty write transactions,
     each waiting 1.5-2.5 ms for fdatasync on these machines (``rest/test_adversary_round58``
-    on PostgreSQL: 85-100 s with the wait, 65-71 s without, in turns). Nothing a test
-    does can tell the two apart: only an operating-system crash loses such commits, and
-    the statements sent are the same (``carevault.db._commit_then_flush``). What the
-    flush costs the server is measured by bench/, on databases that keep it."""
+    on PostgreSQL: 85-100 s with the wait, 65-71 s without, in turns). The statements
+    sent are the same (``carevault.db._commit_then_flush``) and only an operating-system
+    crash loses such commits; the tests of the flush itself
+    (``integration/test_db_postgres.py``) connect with it on. What the flush costs the
+    server is measured by bench/, on databases that keep it."""
     try:
         with temporary_database(PG_ADMIN_URL, "carevault_test") as url:
             with admin(url).begin() as connection:
