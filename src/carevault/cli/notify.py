@@ -151,7 +151,7 @@ def notify_preview(
             code_given: str = totp or typer.prompt("TOTP code", hide_input=True)
             try:
                 decisions_for(services).show_notice(
-                    incident, officer, code_given, covering.covers, source="cli"
+                    incident, officer, code_given, covering, source="cli"
                 )
             except DecisionRefused as error:
                 raise fail(str(error)) from None

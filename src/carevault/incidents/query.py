@@ -24,7 +24,8 @@ from carevault.incidents.columns import to_table
 from carevault.incidents.segments import Segments
 from carevault.ledger.events import Tag
 
-#: What counts as records released to the caller: reads and exports, not writes.
+#: What counts as records released to the caller: reads, exports and notices shown in
+#: full, not writes.
 RELEASE_TAGS = (
     Tag.FHIR_READ.value,
     Tag.FHIR_VREAD.value,
@@ -32,6 +33,9 @@ RELEASE_TAGS = (
     Tag.FHIR_HISTORY.value,
     Tag.FHIR_EVERYTHING.value,
     Tag.FHIR_EXPORT.value,
+    # A notice printed in full for a privacy officer (``notify preview --patient``): the
+    # person's name, address and what of theirs was exposed, one entry per record.
+    Tag.NOTIFY_PREVIEW_SHOWN.value,
 )
 #: What a compromised principal wrote (integrity): records made, changed or deleted. A
 #: record written again after its deletion is a create in the ledger, so creates count.

@@ -140,6 +140,8 @@ ACCESS_TAGS = frozenset(
         Tag.ACCESS_BREAK_GLASS,
         # An officer's pull of this very report: what it showed is about the patient.
         Tag.AUDIT_READ,
+        # A privacy officer's print of the patient's breach notice in full.
+        Tag.NOTIFY_PREVIEW_SHOWN,
     )
 )
 

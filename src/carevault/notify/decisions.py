@@ -6,15 +6,17 @@ resuming) an incident's notices, which speaks to patients in the group's name.""
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from carevault.access.accounts import SignInFailed, StaffAccounts
+from carevault.domain.categories import DataCategory
 from carevault.domain.roles import Role
 from carevault.incidents.naming import names
 from carevault.keys.words import SealedWords, entry_reason, entry_words, officer_words
 from carevault.ledger.events import AuditEvent, Outcome, Tag
 from carevault.ledger.trail import AuditTrail
+from carevault.notify.scope import Exposure
 
 if TYPE_CHECKING:
     from carevault.bootstrap import Services
@@ -54,7 +56,24 @@ def decisions_for(services: Services) -> Decisions:
         services.audit,
         services.now_us,
         officer_words(services.keys, "system:notify", DECISION_WORDS),
+        pseudonym_of=lambda patient_id: _pseudonym(services, patient_id),
     )
+
+
+def _pseudonym(services: Services, patient_id: str) -> str | None:
+    """The pseudonym of Patient ``patient_id`` from its clear metadata (nothing is
+    decrypted); None if the vault has no such record."""
+    from carevault.vault.records import NotFound
+
+    try:
+        return services.vault.locate("Patient", patient_id).head.patient_pseudonym
+    except NotFound:
+        return None
+
+
+#: What any notice shown in full tells of its person besides what was exposed: their
+#: name (identity) and the address or number it is sent to (contact).
+NOTICE_SHOWS = (DataCategory.IDENTITY, DataCategory.CONTACT)
 
 
 class Decisions:
@@ -64,13 +83,18 @@ class Decisions:
         audit: AuditTrail,
         now_us: Callable[[], int],
         words: SealedWords | None = None,
+        *,
+        pseudonym_of: Callable[[str], str | None] = lambda patient_id: None,
     ) -> None:
         """``words`` seals the reason given for a decision into its ledger entry (it may
-        name a patient: "Mrs Chan's family already knows"); None keeps it as typed."""
+        name a patient: "Mrs Chan's family already knows"); None keeps it as typed.
+        ``pseudonym_of`` names a Patient record as the ledger does (None: not on
+        record); a notice of a record it cannot name is not shown."""
         self.accounts = accounts
         self.audit = audit
         self.now_us = now_us
         self.words = words
+        self.pseudonym_of = pseudonym_of
 
     def _refusal(self, officer: str, totp: str, source: str | None) -> str | None:
         """None if ``officer`` is a privacy officer who gave a fresh code (the code is
@@ -151,33 +175,65 @@ class Decisions:
         incident_id: str,
         officer: str,
         totp: str,
-        patients: tuple[str, ...],
+        exposure: Exposure,
         source: str | None = None,
     ) -> None:
         """The officer's go for one person's notice printed in full (``notify preview
         --patient``: their name, address, what of theirs was exposed, a code that will
-        verify): returns only once ``notify:preview:shown``, naming the officer and the
-        Patient records the notice covers, is in the ledger; ``PreviewRefused`` (the
-        refusal recorded) unless a privacy officer confirmed it with a fresh code.
+        verify): returns only once ``notify:preview:shown`` is in the ledger, one entry
+        per Patient record the notice covers, each naming the officer, the record, its
+        patient's pseudonym and what the notice shows of them (identity and contact, and
+        the categories it says were exposed: ``exposure.categories``), so that an incident
+        declared on the officer lists them (``incidents.query.RELEASE_TAGS``) and their
+        access reports show it. ``PreviewRefused`` (the refusal recorded) unless a
+        privacy officer confirmed it with a fresh code and every covered record is on
+        record (a record the ledger cannot name would be shown unaccounted for).
         Adversary round 59: anyone with a shell printed any notified patient's notice,
-        the reads recorded as the notification service's alone."""
+        the reads recorded as the notification service's alone. Round 77: the entry
+        named no patient and no category, so the scope of an incident on the officer
+        did not list the people whose notices were printed."""
+        patients = exposure.covers
         refused = self._refusal(officer, totp, source)
+        message = "a privacy officer's fresh TOTP code is required"
+        named = {patient: self.pseudonym_of(patient) for patient in patients}
+        if not refused and (not patients or None in named.values()):
+            refused = message = "a Patient record the notice covers is not on record"
+        if refused:
+            self.audit.record(
+                [
+                    self._go(
+                        Tag.NOTIFY_PREVIEW_SHOWN,
+                        incident_id,
+                        officer,
+                        source,
+                        refused,
+                        {"covers": list(patients)},
+                        resource_type="Patient",
+                        resource_id=patients[0] if patients else None,
+                    )  # fmt: skip
+                ]
+            )
+            raise PreviewRefused(message)
+        shows = sorted({str(c) for c in NOTICE_SHOWS} | {str(c) for c in exposure.categories})
         self.audit.record(
             [
-                self._go(
-                    Tag.NOTIFY_PREVIEW_SHOWN,
-                    incident_id,
-                    officer,
-                    source,
-                    refused,
-                    {"covers": list(patients)},
-                    resource_type="Patient",
-                    resource_id=patients[0] if patients else None,
-                )  # fmt: skip
+                replace(
+                    self._go(
+                        Tag.NOTIFY_PREVIEW_SHOWN,
+                        incident_id,
+                        officer,
+                        source,
+                        None,
+                        {"covers": list(patients)},
+                        resource_type="Patient",
+                        resource_id=patient,
+                    ),
+                    patient_pseudonym=named[patient],
+                    categories=tuple(shows),
+                )
+                for patient in patients
             ]
         )
-        if refused:
-            raise PreviewRefused("a privacy officer's fresh TOTP code is required")
 
     def _go(
         self,

@@ -542,6 +542,7 @@ MESSAGES: dict[str, str] = {
     "action.access:break-glass:granted": "Broke the glass",
     "action.access:break-glass:shown": "Shown the clinician's words (break-the-glass review)",
     "action.containment:emergency-access:requested": "Asked for emergency access",
+    "action.notify:preview:shown": "Shown the breach notice in full (privacy officer)",
     # Account language switch
     "account.language_changed": "Language changed.",
     # Alerts

@@ -433,6 +433,7 @@ MESSAGES: dict[str, str] = {
     "action.access:break-glass:granted": "緊急取用",
     "action.access:break-glass:shown": "覆核緊急取用時閱覽臨床人員的說明",
     "action.containment:emergency-access:requested": "申請緊急取用",
+    "action.notify:preview:shown": "私隱主任閱覽完整的資料外洩通知",
     # Account language switch
     "account.language_changed": "已更改語言。",
     # Alerts
