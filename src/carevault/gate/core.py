@@ -62,7 +62,6 @@ from carevault.domain.policy import (
     writes_elsewhere,
 )
 from carevault.domain.roles import CLINIC_RECORD_WRITERS, CLINICIANS, GROUP_WIDE, RIGHTS, Right
-from carevault.domain.sensitive import is_sensitive_code
 from carevault.fhir import jsonio
 from carevault.fhir.care_dates import CarePeriod, has_care_date, within
 from carevault.fhir.categories import (
@@ -81,9 +80,15 @@ from carevault.fhir.elements import parse_reference, reference_targets, values_a
 from carevault.fhir.indexing import hkid_terms, param_terms, system_only_term
 from carevault.fhir.name_shape import name_shape
 from carevault.fhir.query import SearchQuery, split_values
-from carevault.fhir.registry import RESOURCE_TYPES, ParamKind, ResourceType
+from carevault.fhir.registry import RESOURCE_TYPES, ResourceType
 from carevault.fhir.subsetting import HiddenItemNamed, restore_withheld, subset, without_subsetted
-from carevault.gate.counted import picks_out_people
+from carevault.gate.counted import (
+    picks_out_people,
+    picks_records,
+    query_params,
+    searched_categories,
+    sensitive_code_param,
+)
 from carevault.gate.loading import patient_batch_events
 from carevault.gate.paging import VersionPage, cut
 from carevault.gate.prefetch import NO_READS, Prefetched, prefetch_read
@@ -1183,12 +1188,11 @@ class Gate:
                 keep=keep,
             )
             named = self._named(query)
+            past = _PastPage(self.vault, caller, query, restrict, keep, self.candidate_limit, total)
             if len(found) < total and _names_one_by_one(caller, query):
-                named = self._counted(caller, query, restrict, keep, total, named)
+                named = sorted({*named, *past.patients()})
             told = (
-                dict.fromkeys(
-                    named, self._told_by_total(caller, query, restrict, keep, total, found)
-                )
+                dict.fromkeys(named, self._told_by_total(query, past, found))
                 if named and len(found) < total and not withholds_counts(caller, query)
                 else {}
             )
@@ -1200,13 +1204,7 @@ class Gate:
             return shown, total
 
     def _told_by_total(
-        self,
-        caller: Caller,
-        query: SearchQuery,
-        restrict: Restriction,
-        keep: Callable[[Opened], bool] | None,
-        total: int,
-        page: Sequence[Sealed | Opened],
+        self, query: SearchQuery, past: _PastPage, page: Sequence[Sealed | Opened]
     ) -> frozenset[DataCategory]:
         """The categories a search's ``total`` tells of the patients it names, where it
         counts records its page does not show: that a record of the type exists (the
@@ -1228,14 +1226,9 @@ class Gate:
         and a clinic app's everyday paging (``Observation?patient=X``) looks at nothing
         more than before."""
         rt = query.resource_type
-        searched: set[DataCategory] = {rt.category}
-        params = [term.param for term in query.terms] + [date.param for date in query.dates]
-        for param in params:
-            if param.patient:
-                continue
-            searched.update(
-                rt.element_categories.get(path.split(".")[0], rt.category) for path in param.paths
-            )
+        searched = {rt.category} | {
+            category for _, category in searched_categories(rt, query_params(query))
+        }
         health = rt.category in HEALTH_CATEGORIES
         # A sensitive health record is sensitive_clinical where it would be ordinary
         # clinical data, as a read of it names it (``main_category``).
@@ -1243,52 +1236,15 @@ class Gate:
             DataCategory.SENSITIVE_CLINICAL if category is rt.category else category
             for category in searched
         )
-        if _asks_sensitive_code(rt, query):
+        if sensitive_code_param(rt, query) is not None:
             return sensitive if health else frozenset({*searched, DataCategory.SENSITIVE_CLINICAL})
-        if not health or not _picks_records(query):
+        if not health or not picks_records(query):
             return frozenset(searched)
-        every, _ = find(
-            self.vault,
-            replace(query, summary_count=False, count=total, offset=0, sort=[]),
-            principal=caller.principal,
-            purpose=caller.purpose,
-            restrict=restrict,
-            candidate_limit=self.candidate_limit,
-            keep=keep,
-        )
         on_page = {item.head.row_id for item in page}
-        counted = [item.head for item in every if item.head.row_id not in on_page]
+        counted = [item.head for item in past.every() if item.head.row_id not in on_page]
         if len(marked_ordinary(self.vault, counted)) < len(counted):
             return sensitive
         return frozenset(searched)
-
-    def _counted(
-        self,
-        caller: Caller,
-        query: SearchQuery,
-        restrict: Restriction,
-        keep: Callable[[Opened], bool] | None,
-        total: int,
-        named: list[str],
-    ) -> list[str]:
-        """``named`` and the patient of every record a search's ``total`` counts past
-        its page, for a search whose count picks out people: a telephone number, an email
-        address, a name and a birth date (``gate/counted.py``), or an identifier for a role
-        shown its total (``_names_one_by_one``; round 59). Each is named in the ledger and
-        counted by the release budget, as the page's patients are; the count itself is
-        kept, which clinic apps ask for (fhirpy's ``count()``)."""
-        every, _ = find(
-            self.vault,
-            replace(query, summary_count=False, count=total, offset=0),
-            principal=caller.principal,
-            purpose=caller.purpose,
-            restrict=restrict,
-            candidate_limit=self.candidate_limit,
-            keep=keep,
-        )
-        return sorted(
-            {*named, *(p for item in every if (p := item.head.patient_pseudonym) is not None)}
-        )
 
     def _named(self, query: SearchQuery) -> list[str]:
         """The patients a search names in its criteria (``patient=``, ``subject=``; a
@@ -3124,9 +3080,52 @@ def _both(
     return lambda item: first(item) and second(item)
 
 
+class _PastPage:
+    """Every record a search's ``total`` counts, looked up once and only if asked
+    (unsorted; none is shown): whose they are where the count picks out people
+    (``picks_out_people``, ``_names_one_by_one``; rounds 58-59), and their sensitivity
+    markers where it picks records by a code or a text (``Gate._told_by_total``; round
+    74). A count that needed both (``Observation?identifier=…&_summary=count``) once
+    looked them up twice over, after the page."""
+
+    def __init__(
+        self,
+        vault: Vault,
+        caller: Caller,
+        query: SearchQuery,
+        restrict: Restriction,
+        keep: Callable[[Opened], bool] | None,
+        candidate_limit: int,
+        total: int,
+    ) -> None:
+        self._vault, self._caller, self._query = vault, caller, query
+        self._restrict, self._keep = restrict, keep
+        self._candidate_limit, self._total = candidate_limit, total
+        self._every: list[Sealed | Opened] | None = None
+
+    def every(self) -> list[Sealed | Opened]:
+        if self._every is None:
+            self._every, _ = find(
+                self._vault,
+                replace(self._query, summary_count=False, count=self._total, offset=0, sort=[]),
+                principal=self._caller.principal,
+                purpose=self._caller.purpose,
+                restrict=self._restrict,
+                candidate_limit=self._candidate_limit,
+                keep=self._keep,
+            )
+        return self._every
+
+    def patients(self) -> set[str]:
+        """The pseudonyms of the patients whose records the total counts. Each is named
+        in the ledger and counted by the release budget, as the page's patients are; the
+        count itself is kept, which clinic apps ask for (fhirpy's ``count()``)."""
+        return {p for item in self.every() if (p := item.head.patient_pseudonym) is not None}
+
+
 def _names_one_by_one(caller: Caller, query: SearchQuery) -> bool:
     """Whether a member of staff's (or an app's) search names whom it finds one by one,
-    so that which patients match is what its total tells (``Gate._counted``): a search
+    so that which patients match is what its total tells (``_PastPage.patients``): a search
     whose count picks out people (``gate/counted.py``: a telephone number, an email
     address, a name and a birth date), or an identifier (one person's). Adversary round
     59: ``Patient?identifier=<an HKID>&_summary=count`` (or a list of a hundred) told a
@@ -3221,81 +3220,31 @@ def _refuse_unreadable_criteria(caller: Caller, query: SearchQuery) -> None:
             "alone, or a page at a position not given by this server's links, would tell "
             "identifiers that role may not read"
         )
-    if rt.name in CODE_GUARDED_TYPES and Right.READ not in rights.get(
-        DataCategory.SENSITIVE_CLINICAL, frozenset()
+    if (
+        rt.name in CODE_GUARDED_TYPES
+        and Right.READ not in rights.get(DataCategory.SENSITIVE_CLINICAL, frozenset())
+        and (asked := sensitive_code_param(rt, query)) is not None
     ):
-        _refuse_sensitive_codes(actor.role, rt, query)
-    searched = [term.param for term in query.terms] + [date.param for date in query.dates]
+        # A visit's, booking's, care team's, patient's, claim's or coverage's sensitive
+        # codes are cut from what such a role reads (``categories.CODE_GUARDED_TYPES``),
+        # and which visits match ``type=<an HIV care code>`` (claims ``code=``, coverages
+        # ``type=HIVAIDS``) would tell it all the same. The answer depends only on the
+        # code asked, never on what is stored.
+        raise AccessDenied(
+            f"{actor.role} may not search by '{asked}' for a sensitive code: that "
+            "role may not read sensitive records"
+        )
+    searched = query_params(query)
     for key in query.sort:
         sorted_by = rt.param(key.name)
         if sorted_by is not None:
             searched.append(sorted_by)
-    for param in searched:
-        if param.patient or param.name == "identifier":
-            continue
-        for path in param.paths:
-            category = rt.element_categories.get(path.split(".")[0], rt.category)
-            allowed = rights.get(category, frozenset())
-            if Right.READ in allowed:
-                continue
+    for param, category in searched_categories(rt, searched):
+        if param.name != "identifier" and Right.READ not in rights.get(category, frozenset()):
             raise AccessDenied(
                 f"{actor.role} may not search by '{param.name}': it reads {category}, "
                 "which that role may not read"
             )
-
-
-def _refuse_sensitive_codes(role: str, rt: ResourceType, query: SearchQuery) -> None:
-    """AccessDenied if a token searched on a visit, booking, care team, patient, claim or
-    coverage is a sensitive code, for a role that may not see sensitive records: such an
-    element is cut from what the role reads (``categories.CODE_GUARDED_TYPES``), and which
-    visits match ``type=<an HIV care code>`` (claims ``code=``, coverages
-    ``type=HIVAIDS``) would tell it all the same.
-    The answer depends only on the code asked, never on what is stored."""
-    for name, value in query.applied:
-        param = rt.param(name.partition(":")[0])
-        if param is None or param.kind is not ParamKind.TOKEN or param.name == "identifier":
-            continue
-        for alternative in split_values(value):
-            if _names_sensitive_code(alternative):
-                raise AccessDenied(
-                    f"{role} may not search by '{param.name}' for a sensitive code: that "
-                    "role may not read sensitive records"
-                )
-
-
-def _picks_records(query: SearchQuery) -> bool:
-    """Whether a search picks records by something other than their patient, status or
-    dates: a code, a category, a text, an id, which may single out sensitive ones."""
-    return any(
-        not term.param.patient
-        and term.param.kind in (ParamKind.TOKEN, ParamKind.STRING)
-        and not term.param.name.endswith("status")
-        for term in query.terms
-    ) or bool(query.ids)
-
-
-def _asks_sensitive_code(rt: ResourceType, query: SearchQuery) -> bool:
-    """Whether a token searched (an identifier aside) is a sensitive code, read as
-    ``_refuse_sensitive_codes`` reads it: a total of such a search tells who has it."""
-    for name, value in query.applied:
-        param = rt.param(name.partition(":")[0])
-        if param is None or param.kind is not ParamKind.TOKEN or param.name == "identifier":
-            continue
-        if any(_names_sensitive_code(alternative) for alternative in split_values(value)):
-            return True
-    return False
-
-
-def _names_sensitive_code(value: str) -> bool:
-    """Whether some reading of one token value (as the parser has it: escapes dropped)
-    names a sensitive code: with no system, or split at any of its bars. The index cannot
-    tell a system holding a bar from a code that does (both are ``sys|a|b|c``), so every
-    reading is judged (fail closed)."""
-    pieces = value.split("|")
-    return any(
-        is_sensitive_code("|".join(pieces[:at]) or None, "|".join(pieces[at:]))
-        for at in range(len(pieces))
-    )
 
 
 def _searched_contacts(query: SearchQuery) -> list[dict[str, str]]:

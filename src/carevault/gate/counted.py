@@ -1,20 +1,31 @@
-"""Searches whose count picks out people: whom such a count counts is what it tells.
+"""What a search's criteria and its count tell, and of whom.
 
+Whom a count counts is what it tells of people when its criteria pick them out:
 ``Patient?phone=<a number>&_summary=count`` tells a front desk whether a number is a
 patient's, and how many of a household are (adversary round 58);
 ``Patient?family=Chan&birthdate=1980-05-02&_summary=count`` whether a person of that
 name born that day is one (left open by round 58). The gate names the patient of every
 record such a count counts past its page, in the ledger and against the release budget,
-as the page's patients are (``Gate._counted``). A count by name alone, or by name and a
+as the page's patients are (``_PastPage.patients``). A count by name alone, or by name and a
 birth year, is a broad net, and names no one.
+
+What criteria tell of the records they match is the categories of the elements they
+search (``searched_categories``), and whether they single out sensitive records: a
+sensitive code asked (``sensitive_code_param``) or a criterion other than the patient, a
+status or a date (``picks_records``). The gate refuses a search by what the caller may
+not read, and names in the ledger what a total told (``Gate._told_by_total``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
 
+from carevault.domain.categories import DataCategory
+from carevault.domain.sensitive import is_sensitive_code
 from carevault.fhir.dates import Prefix
-from carevault.fhir.query import SearchQuery
+from carevault.fhir.query import SearchQuery, split_values
+from carevault.fhir.registry import ParamKind, ResourceType, SearchParam
 
 #: The parameters of a person's name (a Patient's ``name``, ``family`` and ``given``).
 NAME_PARAMS = frozenset({"name", "family", "given"})
@@ -52,3 +63,57 @@ def _by_name_and_birth_date(query: SearchQuery) -> bool:
         if condition.prefix in _UNTIL and asked.high is not None:
             high = asked.high if high is None else min(high, asked.high)
     return low is not None and high is not None and high - low <= NARROW_BIRTH_DATES
+
+
+def searched_categories(
+    rt: ResourceType, params: Iterable[SearchParam]
+) -> Iterator[tuple[SearchParam, DataCategory]]:
+    """The category of every element each of ``params`` searches on ``rt`` (patient
+    parameters aside: they search whose records, not what the records hold), with the
+    parameter: which records match tells that element's values."""
+    for param in params:
+        if param.patient:
+            continue
+        for path in param.paths:
+            yield param, rt.element_categories.get(path.split(".")[0], rt.category)
+
+
+def query_params(query: SearchQuery) -> list[SearchParam]:
+    """The parameters ``query`` matches on (tokens, strings, references, dates)."""
+    return [term.param for term in query.terms] + [date.param for date in query.dates]
+
+
+def picks_records(query: SearchQuery) -> bool:
+    """Whether a search picks records by something other than their patient, status or
+    dates: a code, a category, a text, an id, which may single out sensitive ones."""
+    return any(
+        not term.param.patient
+        and term.param.kind in (ParamKind.TOKEN, ParamKind.STRING)
+        and not term.param.name.endswith("status")
+        for term in query.terms
+    ) or bool(query.ids)
+
+
+def sensitive_code_param(rt: ResourceType, query: SearchQuery) -> str | None:
+    """The first token parameter (an identifier aside) whose value names a sensitive
+    code, if any: which records match it tells who has that code, whether the answer
+    shows them or only counts them."""
+    for name, value in query.applied:
+        param = rt.param(name.partition(":")[0])
+        if param is None or param.kind is not ParamKind.TOKEN or param.name == "identifier":
+            continue
+        if any(names_sensitive_code(alternative) for alternative in split_values(value)):
+            return param.name
+    return None
+
+
+def names_sensitive_code(value: str) -> bool:
+    """Whether some reading of one token value (as the parser has it: escapes dropped)
+    names a sensitive code: with no system, or split at any of its bars. The index cannot
+    tell a system holding a bar from a code that does (both are ``sys|a|b|c``), so every
+    reading is judged (fail closed)."""
+    pieces = value.split("|")
+    return any(
+        is_sensitive_code("|".join(pieces[:at]) or None, "|".join(pieces[at:]))
+        for at in range(len(pieces))
+    )
