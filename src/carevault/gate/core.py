@@ -62,7 +62,7 @@ from carevault.domain.policy import (
     writes_elsewhere,
 )
 from carevault.domain.roles import CLINIC_RECORD_WRITERS, CLINICIANS, GROUP_WIDE, RIGHTS, Right
-from carevault.fhir import jsonio
+from carevault.fhir import contained, jsonio
 from carevault.fhir.care_dates import CarePeriod, has_care_date, within
 from carevault.fhir.categories import (
     CODE_GUARDED_TYPES,
@@ -82,6 +82,7 @@ from carevault.fhir.name_shape import name_shape
 from carevault.fhir.query import SearchQuery, split_values
 from carevault.fhir.registry import RESOURCE_TYPES, ResourceType
 from carevault.fhir.subsetting import HiddenItemNamed, restore_withheld, subset, without_subsetted
+from carevault.fhir.validate import InvalidResource
 from carevault.gate.counted import (
     picks_out_people,
     picks_records,
@@ -1855,6 +1856,8 @@ class Gate:
                 # such (403, denied in the ledger), whatever it sent.
                 if id(operation) in erasing:
                     raise SubsetWouldErase(_erasing(operation, erasing[id(operation)]))
+                if isinstance(operation, Put):
+                    _refuse_broken_references(operation, sent[id(operation)])
 
             def after_write(connection: Connection, result: WriteResult) -> None:
                 if deferred_care is None:
@@ -2960,6 +2963,22 @@ class Gate:
 
 #: Runs inside a write's transaction after the writes (a transaction Bundle's reads).
 Within = Callable[[Connection], None]
+
+
+def _refuse_broken_references(operation: Put, sent: dict[str, Any]) -> None:
+    """InvalidResource (400) if the record as it will be stored, with what the caller was
+    not shown put back (``_prepare``), holds a local reference that names no contained
+    resource (R4 ref-1). Judged here, not on the body sent: a role's view leaves out the
+    contained resources it may not see, and a view saved back refers to them until they
+    are put back (integrator round 72 found such references stored, which every R4
+    validator then rejects on read and export)."""
+    resource = operation.resource
+    if b'"#' not in jsonio.dumps(resource):
+        return  # no local reference: most writes
+    restored = [name for name, value in resource.items() if sent.get(name) != value]
+    issues = contained.check_references(resource, operation.resource_type.name, restored=restored)
+    if issues:
+        raise InvalidResource(400, issues[:50])
 
 
 def _name_the_patient(rt: ResourceType, resource: dict[str, Any]) -> None:

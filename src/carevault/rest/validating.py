@@ -3,7 +3,8 @@ accepted, generally?
 
 The resource, posted as it is (fhirpy's ``resource.is_valid()``) or as the ``resource``
 part of a Parameters, is checked by the very checks a create or an update runs before
-the gate (``fhir.validate.validate_resource``: structure, codes, content rules), and the
+the gate (``fhir.validate.validate_resource``: structure, codes, content rules) and that
+a create runs in it (R4 ref-1: ``contained.check_references``), and the
 answer is the operation's ``return``, an OperationOutcome listing what they found, with
 200: the operation ran, whatever it found. Nothing is read or written, so it goes to no
 gate: it says nothing of any stored record, and its messages name paths, never values.
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from carevault.fhir.contained import check_references
 from carevault.fhir.content import InputLimits
 from carevault.fhir.outcome import FhirError, Issue, bad_request, outcome
 from carevault.fhir.parameters import NotParameters, parts
@@ -44,7 +46,11 @@ def validate(type_name: str, body: bytes, limits: InputLimits) -> FhirResponse:
     except InvalidResource as invalid:
         issues = invalid.issues
     else:
-        issues = [Issue("informational", "no issues found", severity="information")]
+        # A create judges its local references once the gate has it (R4 ref-1): as
+        # sent, what a new record holds is all there is.
+        issues = check_references(resource, rt.name) or [
+            Issue("informational", "no issues found", severity="information")
+        ]
     return FhirResponse(200, bundles.dumps(outcome(issues)))
 
 

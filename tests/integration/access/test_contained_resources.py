@@ -285,7 +285,8 @@ def test_billings_patch_and_view_of_a_claim_keep_the_referral_in_its_place(
     not see is stored before it. A JSON Patch of that path changes the Coverage, not the
     referral; removing ``contained`` from its view leaves the referral alone; a labelled
     ``_elements`` view saved back names what billing saw and would erase (its Coverage),
-    never the referral."""
+    never the referral. Removing the Coverage that ``insurance`` still refers to is
+    refused (R4 ref-1), by the element billing sees, never by the referral's."""
     billing = make_staff(group.services, Role.BILLING, [TM])
     made = api.post_json("/fhir/ExplanationOfBenefit", _synthea_claim(group.tm_patient.id))
     assert made.status_code == 201, made.text
@@ -308,7 +309,22 @@ def test_billings_patch_and_view_of_a_claim_keep_the_referral_in_its_place(
     erasing = group.call(billing, "PUT", url, view)
     assert erasing.status_code == 422, erasing.text
     assert "contained" in erasing.text and "ServiceRequest" not in erasing.text
-    removed = _patch(group, billing, url, [{"op": "remove", "path": "/contained"}])
+    dangling = _patch(group, billing, url, [{"op": "remove", "path": "/contained"}])
+    assert dangling.status_code == 400, dangling.text
+    [issue] = dangling.json()["issue"]
+    assert issue["expression"] == ["ExplanationOfBenefit.insurance[0].coverage.reference"]
+    assert "ref-1" in issue["diagnostics"]
+    assert "referral" not in dangling.text and "ServiceRequest" not in dangling.text
+    self_pay = {"display": "self-pay"}
+    removed = _patch(
+        group,
+        billing,
+        url,
+        [
+            {"op": "remove", "path": "/contained"},
+            {"op": "replace", "path": "/insurance/0/coverage", "value": self_pay},
+        ],
+    )
     assert removed.status_code == 200, removed.text
     assert json.loads(_stored(api, reference))["contained"] == [referral]
 

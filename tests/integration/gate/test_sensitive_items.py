@@ -86,6 +86,42 @@ def test_a_location_contained_in_a_visit_typed_with_a_sensitive_code_is_cut_from
     assert group.call(group.doctor_tm, "GET", path).json()["contained"] == [place]
 
 
+def test_a_view_saved_back_keeps_its_reference_to_the_contained_resource_it_was_not_shown(
+    group: Group, api: FhirTestClient
+) -> None:
+    """R4 ref-1 is judged on the visit as it will be stored: the desk's view refers to
+    ``#room``, which it was not shown, and saved back (finished) it is put back, so the
+    update holds; a reference of its own to nothing contained is refused, named by its
+    place (400), and changes nothing."""
+    place = {"resourceType": "Location", "id": "room", "name": "Room 3", "type": [HIV_TYPE]}
+    visit = created(
+        api,
+        {
+            **encounter(group.tm_patient.id, TM),
+            "contained": [place],
+            "location": [{"location": {"reference": "#room"}}],
+        },
+    )
+    path = f"/fhir/Encounter/{visit}"
+    view = group.call(group.desk_tm, "GET", path).json()
+    assert view["location"] == [{"location": {"reference": "#room"}}]
+    assert "contained" not in view
+
+    finished = group.call(group.desk_tm, "PUT", path, {**view, "status": "finished"})
+    assert finished.status_code == 200, finished.text
+    stored = api.get(path).json()
+    assert stored["contained"] == [place] and stored["status"] == "finished"
+
+    current = group.call(group.desk_tm, "GET", path).json()
+    elsewhere = [{"location": {"reference": "#hall"}}]
+    dangling = group.call(group.desk_tm, "PUT", path, {**current, "location": elsewhere})
+    assert dangling.status_code == 400, dangling.text
+    [issue] = dangling.json()["issue"]
+    assert issue["expression"] == ["Encounter.location[0].location.reference"]
+    assert HIV_DISEASE not in dangling.text and "Room 3" not in dangling.text
+    assert api.get(path).json() == stored
+
+
 def test_a_medication_contained_in_a_claim_coded_with_a_sensitive_code_is_cut_from_billing(
     group: Group, api: FhirTestClient
 ) -> None:

@@ -1,4 +1,6 @@
-"""R4's dom-2, dom-4 and dom-5: what a contained resource may not hold (400)."""
+"""R4's dom-2, dom-4 and dom-5: what a contained resource may not hold (400); and ref-1,
+a local reference names a contained resource, judged on the record as it will be stored
+(``contained.check_references``)."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ from typing import Any
 import pytest
 
 from carevault.bulk.shape import Shapes
+from carevault.fhir.contained import check_references
 from carevault.fhir.content import DEFAULT_LIMITS
 from carevault.fhir.validate import InvalidResource, validate_resource
 
@@ -67,3 +70,50 @@ def test_the_compiled_import_check_is_not_sure_of_what_the_rules_refuse(invarian
 def test_a_contained_resource_with_a_profile_and_a_tag_is_accepted() -> None:
     meta = {"profile": ["http://example.org/p"], "tag": [{"code": "x"}]}
     assert validate_resource(_observation(meta=meta), "Observation")
+
+
+def _expressions(resource: dict[str, Any], restored: tuple[str, ...] = ()) -> list[str]:
+    issues = check_references(resource, "Observation", restored=restored)
+    assert all("ref-1" in issue.diagnostics for issue in issues)
+    return [e for issue in issues for e in issue.expression]
+
+
+def test_a_local_reference_to_a_contained_resource_holds() -> None:
+    assert _expressions(_observation()) == []
+
+
+def test_a_local_reference_that_names_nothing_contained_is_named_by_its_place() -> None:
+    dangling = {**_observation(), "performer": [{"reference": "#pr1"}, {"reference": "#pr2"}]}
+    assert _expressions(dangling) == ["Observation.performer[1].reference"]
+    assert _expressions({**dangling, "contained": []}) == [
+        "Observation.performer[0].reference",
+        "Observation.performer[1].reference",
+    ]
+
+
+def test_only_a_contained_resource_may_refer_to_its_container_by_a_bare_hash() -> None:
+    """``#`` alone is the resource that contains the one it is in (R4 dom-3's second
+    way): meaningless at the top, where no container is."""
+    inner = {"resourceType": "Practitioner", "id": "pr1", "extension": [_about("#")]}
+    holds = {**_observation(), "contained": [inner]}
+    assert _expressions(holds) == []
+    assert _expressions({**holds, "extension": [_about("#")]}) == [
+        "Observation.extension[0].valueReference.reference"
+    ]
+    sibling = {**inner, "extension": [_about("#pr9")]}
+    assert _expressions({**holds, "contained": [sibling]}) == [
+        "Observation.contained[0].extension[0].valueReference.reference"
+    ]
+
+
+def test_a_dangling_reference_the_writer_was_not_shown_is_named_by_no_place() -> None:
+    """What the gate put back (an element the writer may not see) is not named: the
+    writer learns only that something it was not shown needs a contained resource."""
+    dangling = {**_observation(), "contained": []}
+    [issue] = check_references(dangling, "Observation", restored=("performer",))
+    assert issue.expression == ("Observation.contained",)
+    assert "not shown" in issue.diagnostics and "performer" not in issue.diagnostics
+
+
+def _about(reference: str) -> dict[str, Any]:
+    return {"url": "http://example.org/about", "valueReference": {"reference": reference}}
