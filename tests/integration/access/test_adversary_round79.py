@@ -184,3 +184,56 @@ def test_a_patient_planted_under_a_newcomers_hkid_does_not_catch_what_another_cl
     read = group.call(group.doctor_tm, "GET", f"/fhir/Observation/{result.json()['id']}")
 
     assert read.status_code == 403, read.text
+
+
+MRN_SYSTEM = "http://carevault.hk/sid/mrn"
+
+
+def _by_mrn(number: str, born: str) -> dict[str, Any]:
+    """A ``Patient/$register`` body proving presence by a medical record number."""
+    return {
+        "resourceType": "Parameters",
+        "parameter": [
+            {"name": "identifier", "valueIdentifier": {"system": MRN_SYSTEM, "value": number}},
+            {"name": "birthDate", "valueDate": born},
+        ],
+    }
+
+
+def test_a_desk_cannot_give_its_decoy_another_clinics_patients_record_number(
+    group: Group, api: Any
+) -> None:
+    """Found this round: ``$register`` takes a medical record number as proof beside the
+    HKID, but only an HKID held by another clinic's patient refused a write. Tuen Mun's
+    desk wrote a decoy with Tsuen Wan's patient's number and birth date (201), and every
+    registration by that number answered 409 "more than one patient matches; ask the
+    privacy officer to merge them", the harm the HKID rule had closed. FAILS on main.
+    Now refused as an HKID twin is (409, naming nothing of the holder, counted as a
+    failed registration); a number no one holds is written as before, and Tsuen Wan's
+    desk still finds its patient by it."""
+    tw = group.tw_patient
+    stored = group.call(group.doctor_tw, "GET", f"/fhir/Patient/{tw.id}").json()
+    stored.pop("meta")
+    stored["identifier"].append({"system": MRN_SYSTEM, "value": "TW-000123"})
+    assert api.put_json(f"/fhir/Patient/{tw.id}", stored).status_code == 200
+
+    def decoy(number: str) -> Any:
+        body = {
+            "resourceType": "Patient",
+            "name": [{"family": "Decoy"}],
+            "birthDate": tw.birth_date,
+            "identifier": [{"system": MRN_SYSTEM, "value": number}],
+        }
+        return group.call(group.desk_tm, "POST", "/fhir/Patient", body)
+
+    twin = decoy("TW-000123")
+    assert twin.status_code == 409, twin.text
+    assert tw.id not in twin.text and "Lee" not in twin.text
+    assert group.call(group.desk_tm, "GET", "/fhir/Patient?family=Decoy").json()["total"] == 0
+    assert decoy("TM-999999").status_code == 201
+
+    found = group.call(
+        group.desk_tw, "POST", "/fhir/Patient/$register", _by_mrn("TW-000123", tw.birth_date)
+    )
+    assert found.status_code == 200, found.text
+    assert found.json()["id"] == tw.id
