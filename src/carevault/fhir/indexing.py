@@ -42,6 +42,26 @@ def hkid_terms(resource: dict[str, Any]) -> list[str]:
     return found
 
 
+#: The medical record number ``Patient/$register`` takes as proof beside the HKID.
+MRN_SYSTEM = "http://carevault.hk/sid/mrn"
+
+
+def proof_terms(resource: dict[str, Any]) -> list[str]:
+    """The ``identifier`` terms of what ``Patient/$register`` takes as proof of who a
+    patient is: the HKID numbers (``hkid_terms``) and the group's medical record numbers
+    (``MRN_SYSTEM``, as indexed under that system). A second record holding one of
+    another patient's makes every registration by it ambiguous (adversary round 79)."""
+    found = hkid_terms(resource)
+    for identifier in resource.get("identifier") or []:
+        if not isinstance(identifier, dict) or identifier.get("system") != MRN_SYSTEM:
+            continue
+        value = identifier.get("value")
+        text = normalise.identifier_value(MRN_SYSTEM, value) if isinstance(value, str) else ""
+        if text:
+            found.append(system_term(MRN_SYSTEM, text))
+    return found
+
+
 def system_only_term(system: str) -> str:
     """Any code or identifier value of ``system`` (a search ``system|``)."""
     return f"sysany|{system}"

@@ -224,6 +224,12 @@ def _merge_items(sent: list[Any], stored: list[Any], hidden: list[bool], name: s
         }
         if any(_item_name(item, key) in taken for item in sent):
             raise HiddenItemNamed(refusal)
+    # An item sent that is a hidden stored item, value for value, is that item: kept
+    # where it stood, not added a second time (adversary round 79: a desk that typed a
+    # patient's HKID again, which it may write but not read, stored it twice). What the
+    # caller is shown is the same either way: the item is of a category hidden from it.
+    withheld_items = [item for item, withheld in zip(stored, hidden, strict=True) if withheld]
+    sent = [item for item in sent if item not in withheld_items]
     waiting = list(reversed(sent))
     merged: list[Any] = []
     for item, withheld in zip(stored, hidden, strict=True):

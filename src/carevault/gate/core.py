@@ -77,7 +77,7 @@ from carevault.fhir.codes import has_sensitive_code
 from carevault.fhir.content import GOVERNMENT_ID_SYSTEMS
 from carevault.fhir.derived import Derived
 from carevault.fhir.elements import parse_reference, reference_targets, values_at
-from carevault.fhir.indexing import hkid_terms, param_terms, system_only_term
+from carevault.fhir.indexing import param_terms, proof_terms, system_only_term
 from carevault.fhir.name_shape import name_shape
 from carevault.fhir.query import SearchQuery, split_values
 from carevault.fhir.registry import RESOURCE_TYPES, ResourceType
@@ -1955,10 +1955,10 @@ class Gate:
         self, caller: Caller, sent: Iterable[dict[str, Any]]
     ) -> tuple[FailureCounter, str] | None:
         """The registration throttle and the account it counts, when a member of staff or
-        a client sends a Patient with an HKID; None otherwise."""
+        a client sends a Patient with an HKID or medical record number; None otherwise."""
         if caller.actor is None or self.access is None:
             return None
-        if not any(item.get("resourceType") == "Patient" and hkid_terms(item) for item in sent):
+        if not any(item.get("resourceType") == "Patient" and proof_terms(item) for item in sent):
             return None
         actor = caller.actor
         return self.access.registrations.failures, fisher(
@@ -2318,8 +2318,10 @@ class Gate:
         merged them) and served as a decoy to fish for their birth date; the clinic's
         desk registers a patient who attends with ``Patient/$register``. An HKID the
         record already carried, or one held only by records the caller may read, is the
-        clinic's own business (it sees both)."""
-        terms = hkid_terms(sent)
+        clinic's own business (it sees both). A medical record number, the other proof
+        ``$register`` takes, is judged alike (adversary round 79: a desk's decoy with
+        another clinic's patient's number made every registration by it a 409)."""
+        terms = proof_terms(sent)
         if not terms:
             return
         tokens = {self.vault.token(rt.name, "identifier", term) for term in terms}
@@ -2343,9 +2345,10 @@ class Gate:
                     # not read now: refused and counted alike (a 503 naming the lock
                     # would be an answer the throttle never counts).
                     raise UnseenMatch(
-                        "another clinic's patient record holds this HKID; register the "
-                        "patient at your clinic with Patient/$register (identifier and "
-                        "birth date) instead of writing a second record",
+                        "another clinic's patient record holds this HKID or medical "
+                        "record number; register the patient at your clinic with "
+                        "Patient/$register (identifier and birth date) instead of writing "
+                        "a second record",
                         holder=head.patient_pseudonym,
                     ) from None
 

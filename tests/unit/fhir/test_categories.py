@@ -213,6 +213,20 @@ def test_items_without_an_id_are_not_taken_for_one_another() -> None:
     assert merged["contained"] == [nameless, mine]
 
 
+def test_an_item_sent_that_is_a_hidden_item_is_kept_once() -> None:
+    """Adversary round 79: a desk that typed its patient's HKID again (it may write the
+    number, not read it) stored it twice; another number is added beside it."""
+    number = {"system": HKID, "value": "A123456(3)"}
+    other = {"system": HKID, "value": "K654321(9)"}
+    stored = _patient(identifier=[number])
+
+    again = restore_withheld(PATIENT, _patient(identifier=[dict(number)]), stored, DESK)
+    added = restore_withheld(PATIENT, _patient(identifier=[other]), stored, DESK)
+
+    assert again["identifier"] == [number]
+    assert added["identifier"] == [number, other]
+
+
 NARRATIVE = {"status": "generated", "div": '<div xmlns="http://www.w3.org/1999/xhtml">HIV</div>'}
 
 
