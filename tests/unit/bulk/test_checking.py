@@ -112,6 +112,34 @@ def test_a_practitioners_schedule_is_imported() -> None:
     assert verdict(resource, None, DEFAULT_LIMITS) is None
 
 
+@pytest.mark.parametrize("compiled", [True, False])
+def test_an_import_refuses_a_local_reference_to_nothing_contained(compiled: bool) -> None:
+    """R4 ref-1, as the gate judges a write (a load is the system's: what it sends is what
+    is stored), on both the compiled check's path and the full validation's; Synthea's
+    claims, whose ``#referral`` and ``#coverage`` are contained, pass."""
+    observation = {
+        "resourceType": "Observation",
+        "id": "o1",
+        "status": "final",
+        "code": {"text": "heart rate"},
+        "performer": [{"reference": "#nothere"}],
+    }
+    refused = verdict(observation, None, DEFAULT_LIMITS, compiled)
+    assert refused is not None and refused.startswith("Observation.performer[0].reference")
+    assert "ref-1" in refused
+    practitioner = {"resourceType": "Practitioner", "id": "nothere"}
+    assert verdict({**observation, "contained": [practitioner]}, None, DEFAULT_LIMITS) is None
+    claims = [
+        item.resource
+        for item in read_items(BUNDLES[0], "seed")
+        if item.resource is not None and item.resource["resourceType"] == "ExplanationOfBenefit"
+    ]
+    assert claims and all("contained" in claim for claim in claims)
+    assert [verdict(claim, None, DEFAULT_LIMITS, compiled) for claim in claims] == [None] * len(
+        claims
+    )
+
+
 def test_the_writer_checks_a_task_no_process_has_taken_yet_itself(tmp_path: Path) -> None:
     """A task still waiting for a checking process when the writer needs it is taken
     back and checked in the writer (whose core would otherwise idle), with the outcomes
