@@ -51,7 +51,12 @@ def proof_terms(resource: dict[str, Any]) -> list[str]:
     patient is: the HKID numbers (``hkid_terms``) and the group's medical record numbers
     (``MRN_SYSTEM``, as indexed under that system). A second record holding one of
     another patient's makes every registration by it ambiguous (adversary round 79)."""
-    found = hkid_terms(resource)
+    return hkid_terms(resource) + mrn_terms(resource)
+
+
+def mrn_terms(resource: dict[str, Any]) -> list[str]:
+    """The ``identifier`` terms of a Patient's medical record numbers (``MRN_SYSTEM``)."""
+    found: list[str] = []
     for identifier in resource.get("identifier") or []:
         if not isinstance(identifier, dict) or identifier.get("system") != MRN_SYSTEM:
             continue

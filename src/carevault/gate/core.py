@@ -77,7 +77,13 @@ from carevault.fhir.codes import has_sensitive_code
 from carevault.fhir.content import GOVERNMENT_ID_SYSTEMS
 from carevault.fhir.derived import Derived
 from carevault.fhir.elements import parse_reference, reference_targets, values_at
-from carevault.fhir.indexing import param_terms, proof_terms, system_only_term
+from carevault.fhir.indexing import (
+    hkid_terms,
+    mrn_terms,
+    param_terms,
+    proof_terms,
+    system_only_term,
+)
 from carevault.fhir.name_shape import name_shape
 from carevault.fhir.query import SearchQuery, split_values
 from carevault.fhir.registry import RESOURCE_TYPES, ResourceType
@@ -1858,7 +1864,11 @@ class Gate:
                     raise SubsetWouldErase(_erasing(operation, erasing[id(operation)]))
                 if isinstance(operation, Put) and not per_patient:
                     # A bulk load's checking processes judged it (``bulk.checking``).
-                    _refuse_broken_references(operation, sent[id(operation)])
+                    _refuse_broken_references(
+                        operation,
+                        sent[id(operation)],
+                        _shown_of(operation, seen.get(id(operation)), kept.get(id(operation))),
+                    )
 
             def after_write(connection: Connection, result: WriteResult) -> None:
                 if deferred_care is None:
@@ -1929,7 +1939,10 @@ class Gate:
             # patient's (``_refuse_someone_elses_hkid``): not while the account waits, and
             # each refusal counted as a failed registration, so probing is as slow as
             # fishing with registrations. A write that is not refused counts nothing.
-            probing = self._identity_probe(caller, sent.values())
+            probing = self._identity_probe(
+                caller,
+                [(body, seen[key][1] if key in seen else None) for key, body in sent.items()],
+            )
             if probing is not None:
                 probing[0].check(probing[1])
             try:
@@ -1953,13 +1966,26 @@ class Gate:
         return [self._answer(caller, result) for result in results]
 
     def _identity_probe(
-        self, caller: Caller, sent: Iterable[dict[str, Any]]
+        self, caller: Caller, sent: Iterable[tuple[dict[str, Any], dict[str, Any] | None]]
     ) -> tuple[FailureCounter, str] | None:
         """The registration throttle and the account it counts, when a member of staff or
-        a client sends a Patient with an HKID or medical record number; None otherwise."""
+        a client sends a Patient with an HKID, or with a medical record number the stored
+        record (``sent``'s second, where the caller could read it) does not already
+        carry; None otherwise. A desk reads record numbers, so every save of its view of
+        a numbered patient carries one: counted, a desk held by the throttle after a few
+        mistyped registrations could save no such patient (review of round 79). An HKID,
+        which the desk may not read, counts whatever the record holds, or whether a save
+        waited would tell it whether the number typed was the stored one."""
         if caller.actor is None or self.access is None:
             return None
-        if not any(item.get("resourceType") == "Patient" and proof_terms(item) for item in sent):
+        if not any(
+            item.get("resourceType") == "Patient"
+            and (
+                hkid_terms(item)
+                or set(mrn_terms(item)) - set(mrn_terms(stored) if stored is not None else ())
+            )
+            for item, stored in sent
+        ):
             return None
         actor = caller.actor
         return self.access.registrations.failures, fisher(
@@ -2969,18 +2995,43 @@ class Gate:
 Within = Callable[[Connection], None]
 
 
-def _refuse_broken_references(operation: Put, sent: dict[str, Any]) -> None:
-    """InvalidResource (400) if the record as it will be stored, with what the caller was
-    not shown put back (``_prepare``), holds a local reference that names no contained
-    resource (R4 ref-1). Judged here, not on the body sent: a role's view leaves out the
-    contained resources it may not see, and a view saved back refers to them until they
-    are put back (integrator round 72 found such references stored, which every R4
-    validator then rejects on read and export)."""
-    resource = operation.resource
-    if b'"#' not in jsonio.dumps(resource):
+def _shown_of(
+    operation: Operation, existing: tuple[int, dict[str, Any]] | None, kept: _Kept | None
+) -> dict[str, Any] | None:
+    """The caller's view of the version an update replaces (as a read showed it them),
+    where they could read it: the places in it are the places in what they send back."""
+    if existing is None:
+        return None
+    if kept is None:
+        return existing[1]
+    return subset(operation.resource_type, existing[1], kept.granted)
+
+
+def _refuse_broken_references(
+    operation: Put, sent: dict[str, Any], replaced: dict[str, Any] | None
+) -> None:
+    """InvalidResource (400) if a local reference the caller sent names no resource
+    contained in the record as it will be stored (R4 ref-1), what the caller was not
+    shown put back (``_prepare``): a role's view leaves out the contained resources it may
+    not see, and a view saved back refers to them until they are put back (integrator
+    round 72 found dangling references stored, which every R4 validator rejects on read
+    and export). Each is named by its place in what was sent. References in elements put
+    back are not judged: which of them dangles would tell the caller what an element it
+    may not see refers to (the review of stop 61: whether the desk's typed HKID was the
+    stored one). ``replaced``: the caller's view of the version replaced (``_shown_of``);
+    a reference that dangled there already, at the same place, is not refused (a record
+    stored before this rule stays writable)."""
+    if not contained.may_refer_locally(sent):
         return  # no local reference: most writes
-    restored = [name for name, value in resource.items() if sent.get(name) != value]
-    issues = contained.check_references(resource, operation.resource_type.name, restored=restored)
+    name = operation.resource_type.name
+    tolerated = (
+        ()
+        if replaced is None
+        else contained.dangling(replaced, name, contained.contained_ids(replaced))
+    )
+    issues = contained.check_references(
+        sent, name, held=contained.contained_ids(operation.resource), tolerated=tolerated
+    )
     if issues:
         raise InvalidResource(400, issues[:50])
 

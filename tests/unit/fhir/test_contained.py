@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from carevault.bulk.shape import Shapes
-from carevault.fhir.contained import check_references
+from carevault.fhir.contained import check_references, dangling, may_refer_locally
 from carevault.fhir.content import DEFAULT_LIMITS
 from carevault.fhir.validate import InvalidResource, validate_resource
 
@@ -72,8 +72,8 @@ def test_a_contained_resource_with_a_profile_and_a_tag_is_accepted() -> None:
     assert validate_resource(_observation(meta=meta), "Observation")
 
 
-def _expressions(resource: dict[str, Any], restored: tuple[str, ...] = ()) -> list[str]:
-    issues = check_references(resource, "Observation", restored=restored)
+def _expressions(resource: dict[str, Any], **given: Any) -> list[str]:
+    issues = check_references(resource, "Observation", **given)
     assert all("ref-1" in issue.diagnostics for issue in issues)
     return [e for issue in issues for e in issue.expression]
 
@@ -106,13 +106,27 @@ def test_only_a_contained_resource_may_refer_to_its_container_by_a_bare_hash() -
     ]
 
 
-def test_a_dangling_reference_the_writer_was_not_shown_is_named_by_no_place() -> None:
-    """What the gate put back (an element the writer may not see) is not named: the
-    writer learns only that something it was not shown needs a contained resource."""
-    dangling = {**_observation(), "contained": []}
-    [issue] = check_references(dangling, "Observation", restored=("performer",))
-    assert issue.expression == ("Observation.contained",)
-    assert "not shown" in issue.diagnostics and "performer" not in issue.diagnostics
+def test_references_sent_are_judged_against_what_the_record_will_contain() -> None:
+    """A view saved back refers to a contained resource the gate puts back (``held``);
+    one that dangled in the version replaced, at the same place, is let through
+    (``tolerated``); any other is named where it was sent."""
+    view = {**_observation(), "contained": []}
+    assert _expressions(view) == ["Observation.performer[0].reference"]
+    assert _expressions(view, held={"pr1"}) == []
+    legacy = dangling(view, "Observation", set())
+    assert legacy == [("Observation.performer[0].reference", "#pr1")]
+    assert _expressions(view, tolerated=legacy) == []
+    moved = {**view, "performer": [{"reference": "#x"}, {"reference": "#pr1"}]}
+    assert _expressions(moved, tolerated=legacy) == [
+        "Observation.performer[0].reference",
+        "Observation.performer[1].reference",
+    ]
+
+
+def test_only_records_that_contain_or_may_refer_locally_are_walked() -> None:
+    assert may_refer_locally(_observation())
+    assert may_refer_locally({"resourceType": "Observation", "note": [{"text": "#1"}]})
+    assert not may_refer_locally({"resourceType": "Observation", "status": "final"})
 
 
 def _about(reference: str) -> dict[str, Any]:
