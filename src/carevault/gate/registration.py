@@ -29,6 +29,7 @@ from carevault.db import write_transaction
 from carevault.domain.roles import CLINICIANS, Role
 from carevault.fhir import jsonio
 from carevault.fhir.indexing import MRN_SYSTEM
+from carevault.fhir.normalise import HKID_SYSTEM
 from carevault.fhir.query import parse_query
 from carevault.fhir.registry import RESOURCE_TYPES
 from carevault.gate.core import AccessDenied, Caller, Gate, identifiers_seen
@@ -37,7 +38,6 @@ from carevault.vault.records import Gone, Head, NotFound, ReferenceConflict, Wri
 from carevault.vault.search import find
 from carevault.vault.writer import Operation, Put, apply_writes
 
-HKID_SYSTEM = "http://carevault.hk/sid/hkid"
 _PROOF_KINDS = {HKID_SYSTEM: "hkid", MRN_SYSTEM: "mrn"}
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _PATIENT = RESOURCE_TYPES["Patient"]
