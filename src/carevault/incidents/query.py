@@ -33,6 +33,9 @@ RELEASE_TAGS = (
     Tag.FHIR_HISTORY.value,
     Tag.FHIR_EVERYTHING.value,
     Tag.FHIR_EXPORT.value,
+    # An export's file downloaded: one entry per patient it holds, as the downloader
+    # (the file may be fetched long after it was written and its patients recorded).
+    Tag.EXPORT_FILE_RELEASED.value,
     # A notice printed in full for a privacy officer (``notify preview --patient``): the
     # person's name, address and what of theirs was exposed, one entry per record.
     Tag.NOTIFY_PREVIEW_SHOWN.value,

@@ -136,6 +136,8 @@ ACCESS_TAGS = frozenset(
         Tag.FHIR_UPDATE,
         Tag.FHIR_DELETE,
         Tag.FHIR_EXPORT,
+        # The export's file downloaded: when, and by whom, the records left.
+        Tag.EXPORT_FILE_RELEASED,
         Tag.FHIR_IMPORT,
         Tag.ACCESS_BREAK_GLASS,
         # An officer's pull of this very report: what it showed is about the patient.
