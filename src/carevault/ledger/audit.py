@@ -144,6 +144,8 @@ ACCESS_TAGS = frozenset(
         Tag.AUDIT_READ,
         # A privacy officer's print of the patient's breach notice in full.
         Tag.NOTIFY_PREVIEW_SHOWN,
+        # An officer shown what the clinician who broke the glass wrote about the patient.
+        Tag.ACCESS_BREAK_GLASS_SHOWN,
     )
 )
 
