@@ -125,3 +125,16 @@ def test_a_fetched_file_is_in_its_patients_access_report(clinic: Clinic) -> None
     actions = [line["action"] for line in response.json()["accesses"]]
     assert actions.count(Tag.FHIR_EXPORT.value) == 1
     assert actions.count(Tag.EXPORT_FILE_RELEASED.value) == 1
+
+
+def test_guard_the_note_of_whose_records_a_file_holds_is_never_served(clinic: Clinic) -> None:
+    """The sealed note beside a batch's files is not one of the job's files: asked for by
+    name with the client's own token, 404; it is in no manifest."""
+    token = clinic.client("exporter", "system/*.read")
+    job_id, manifest = export(clinic, token, f"/fhir/Group/{MINE}/$export")
+    names = [item["url"].rsplit("/", 1)[1] for item in manifest["output"]]
+    assert not any("released" in name for name in names)
+    asked = clinic.web.get(
+        f"/fhir/$export-file/{job_id}/000001-released.ndjson", headers=bearer(token)
+    )
+    assert asked.status_code == 404
