@@ -6,6 +6,7 @@ from __future__ import annotations
 from carevault.access.accounts import Account, StaffAccounts
 from carevault.access.breakglass import BreakGlass, BreakGlassError, Grant
 from carevault.clock import Clock, to_micros, utc_now
+from carevault.domain.categories import DataCategory
 from carevault.domain.roles import Role
 from carevault.ledger.events import AuditEvent, Outcome, Tag
 from carevault.ledger.trail import AuditTrail
@@ -80,6 +81,11 @@ class BreakGlassReview:
                     session_id=session_id,
                     source_address=source_address,
                     patient_pseudonym=grant.patient_pseudonym,
+                    # Free text a clinician wrote about the patient, which may say
+                    # anything of their health: named as the most sensitive data it may
+                    # hold (fail closed), so the scope of an incident on the officer
+                    # lists the patient (adversary round 78).
+                    categories=(DataCategory.SENSITIVE_CLINICAL.value,),
                     reason=f"grant {grant.grant_id}: the clinician's words shown for review",
                 )
                 for grant in grants

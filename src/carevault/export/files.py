@@ -30,6 +30,13 @@ def deleted_file_name(batch: int) -> str:
     return file_name(batch, "deleted")
 
 
+def released_file_name(batch: int) -> str:
+    """The name of a batch's sealed note of whose records each of its files holds (read
+    at each download to name them in the ledger; never listed in a manifest, never
+    served)."""
+    return file_name(batch, "released")
+
+
 class SealedFiles:
     """The sealed files of every job, one directory per job under ``root``. ``kind``
     names the job's data keys (and binds each file to its kind of job); ``purpose`` is

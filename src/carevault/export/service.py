@@ -35,7 +35,7 @@ from carevault.db import write_transaction
 from carevault.detect.alerts import AlertStore
 from carevault.detect.model import Access, Finding, Severity
 from carevault.domain.roles import GROUP_WIDE, Role
-from carevault.export.files import ExportFiles
+from carevault.export.files import ExportFiles, released_file_name
 from carevault.export.model import (
     LIVE,
     ExportNotFound,
@@ -55,7 +55,7 @@ from carevault.export.reach import covered_patients, outside, patient_held
 from carevault.export.store import JobStore
 from carevault.fhir.parameters import Part
 from carevault.gate import Caller, Gate
-from carevault.gate.export import held_by_containment, locked_for
+from carevault.gate.export import Released, file_released, held_by_containment, locked_for
 from carevault.jobs import JobService, caller_json
 from carevault.keys.words import SealedWords, entry_reason, entry_words
 from carevault.ledger.events import AuditEvent, Outcome, Tag
@@ -398,13 +398,37 @@ class ExportService(JobService[Job]):
                     source_address=caller.source_address,
                     file=name,
                     count=known[name].count,
-                )
+                ),
+                *self._released(caller, job, known[name]),
             ]
         )
         try:
             return self.files.read(job.job_id, job.key_id, caller.principal, name)
         except FileNotFoundError:
             raise ExportNotFound("the file is gone") from None
+
+    def _released(self, caller: Caller, job: Job, item: OutputFile) -> list[AuditEvent]:
+        """One entry per patient the file holds, as released to ``caller`` now: the
+        batch's entries were written when the file was, perhaps long before whoever holds
+        the client's secret fetched it (adversary round 78). A batch with no note of its
+        patients (written by an earlier build) is not served: who it would release is
+        not known (fail closed; export again)."""
+        try:
+            note = self.files.read(
+                job.job_id, job.key_id, caller.principal, released_file_name(item.batch)
+            )
+        except FileNotFoundError:
+            raise ExportNotFound(
+                "this export's files do not say whose records they hold; export again"
+            ) from None
+        released = [Released.from_json(entry) for entry in json.loads(note)]
+        return file_released(
+            caller,
+            released,
+            item.resource_type,
+            self.now_us(),
+            {**self.job_detail(job), "file": item.name},
+        )
 
     # --- the privacy officer's decisions ----------------------------------------------------
 

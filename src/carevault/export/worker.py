@@ -30,7 +30,7 @@ from carevault.containment.state import ContainmentActive
 from carevault.db import WritesInFlight, read_transaction, settled_now, write_transaction
 from carevault.domain.policy import Actor
 from carevault.domain.roles import Role
-from carevault.export.files import deleted_file_name, file_name
+from carevault.export.files import deleted_file_name, file_name, released_file_name
 from carevault.export.model import DELETED_TYPE, Job, Level, OutputFile, Status, deleted_ndjson
 from carevault.export.reach import covered_patients
 from carevault.export.service import ExportService
@@ -252,6 +252,7 @@ class ExportWorker:
                 job.since_us,
                 job.job_id,
                 job.transaction_us,
+                DELETED_TYPE,
             )
             patients_done = sum(1 for event in exported.events if event.patient_pseudonym)
         self._commit(job, exported, cursor, patients_done)
@@ -285,6 +286,18 @@ class ExportWorker:
             )
             size = svc.files.write(job.job_id, job.key_id, job.principal, name, body)
             written.append(OutputFile(batch, DELETED_TYPE, name, len(exported.deleted), size))
+        # Whose records each file holds, sealed beside them: a download names them in the
+        # ledger as released to whoever fetched it (adversary round 78). Written for every
+        # batch (a directory batch names no one), so a batch without it is one written
+        # before downloads were attributed.
+        note = released_file_name(batch)
+        svc.files.write(
+            job.job_id,
+            job.key_id,
+            job.principal,
+            note,
+            json.dumps([item.as_json() for item in exported.released]).encode(),
+        )
         file_events: list[AuditEvent] = [
             svc.event(
                 Tag.EXPORT_FILE_WRITTEN,
@@ -320,7 +333,7 @@ class ExportWorker:
             if current is not None and current.status in (Status.CANCELLED, Status.FAILED):
                 svc.files.delete(job.job_id, job.key_id)
             else:
-                svc.files.discard(job.job_id, [item.name for item in written])
+                svc.files.discard(job.job_id, [item.name for item in written] + [note])
 
     def _complete(self, job: Job) -> None:
         svc = self.service

@@ -24,11 +24,20 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from carevault.containment.state import ContainmentActive
 from carevault.domain.categories import DataCategory
 from carevault.domain.policy import Decision
-from carevault.gate.core import CLINIC_LOCKED, KEY_LOCKDOWN, PHI_OFFLINE, Caller, Gate, _Attempt
+from carevault.gate.core import (
+    CLINIC_LOCKED,
+    KEY_LOCKDOWN,
+    PHI_OFFLINE,
+    Caller,
+    Gate,
+    _Attempt,
+    caller_event,
+)
 from carevault.ledger.events import AuditEvent, Outcome, Tag
 from carevault.vault.opening import open_sealed
 from carevault.vault.records import Head, Opened, Sealed
@@ -47,6 +56,38 @@ class ExportedBatch:
     #: The deletions to list in the manifest's ``deleted`` (each deletion's head: the
     #: record's type and id, and when it was deleted); empty without ``_since``.
     deleted: list[Head] = field(default_factory=list)
+    #: Whose records are in which of the batch's files: what a download of each file
+    #: releases (``file_released``), kept sealed beside the files.
+    released: list[Released] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Released:
+    """One patient of a batch: their Patient id, and per resource type of the batch's
+    files, the categories their records in it showed (a ``deleted`` file's type shows
+    none: the type and id of a deletion, no content)."""
+
+    pseudonym: str
+    patient_id: str | None
+    shown: dict[str, frozenset[DataCategory]]
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "pseudonym": self.pseudonym,
+            "patient": self.patient_id,
+            "shown": {kind: sorted(found) for kind, found in sorted(self.shown.items())},
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Released:
+        return cls(
+            str(data["pseudonym"]),
+            None if data.get("patient") is None else str(data["patient"]),
+            {
+                str(kind): frozenset(DataCategory(c) for c in found)
+                for kind, found in data["shown"].items()
+            },
+        )
 
 
 def held_by_containment(gate: Gate) -> str | None:
@@ -73,6 +114,7 @@ def export_patients(
     since_us: int | None,
     job_id: str,
     deleted_until_us: int | None = None,
+    deleted_type: str = "Bundle",
 ) -> ExportedBatch:
     """The records of ``patients`` ((patient id, pseudonym) pairs) that ``caller`` may
     read, of ``types`` (None: all), changed after ``since_us``; with ``since_us`` and
@@ -94,8 +136,64 @@ def export_patients(
         )
     ids = {pseudonym: patient_id for patient_id, pseudonym in patients}
     return ExportedBatch(
-        [item for item, _, _ in cut], _entries(gate, attempt, cut, deleted, ids), deleted
+        [item for item, _, _ in cut],
+        _entries(gate, attempt, cut, deleted, ids),
+        deleted,
+        _released(cut, deleted, ids, deleted_type),
     )
+
+
+def _released(
+    cut: Sequence[tuple[Opened, Decision, frozenset[DataCategory]]],
+    deleted: Sequence[Head],
+    ids: dict[str, str],
+    deleted_type: str,
+) -> list[Released]:
+    """Per patient of the batch, the categories each of its files shows of them."""
+    shown: dict[str, dict[str, set[DataCategory]]] = {}
+    for item, _, present in cut:
+        pseudonym = item.head.patient_pseudonym
+        assert pseudonym is not None  # noqa: S101 - a compartment's records name their patient
+        shown.setdefault(pseudonym, {}).setdefault(item.head.resource_type, set()).update(present)
+    for head in deleted:
+        pseudonym = head.patient_pseudonym
+        assert pseudonym is not None  # noqa: S101 - as above
+        shown.setdefault(pseudonym, {}).setdefault(deleted_type, set())
+    return [
+        Released(pseudonym, ids.get(pseudonym), {kind: frozenset(c) for kind, c in by_type.items()})
+        for pseudonym, by_type in shown.items()
+    ]
+
+
+def file_released(
+    caller: Caller,
+    released: Sequence[Released],
+    resource_type: str,
+    at_us: int,
+    detail: dict[str, Any],
+) -> list[AuditEvent]:
+    """The entries of one download of a file of ``resource_type``: one
+    ``bulk:export:file-released`` per patient whose records (or deletions) it holds,
+    naming them and what the file shows of them, made as the downloading caller (its
+    session, address and client), so that an incident declared after the file was
+    written and before it was fetched (a client's secret stolen in between) lists them,
+    as does their access report."""
+    return [
+        caller_event(
+            caller,
+            Tag.EXPORT_FILE_RELEASED,
+            Outcome.SUCCESS,
+            at_us,
+            resource_type="Patient",
+            resource_id=patient.patient_id,
+            patient_pseudonym=patient.pseudonym,
+            categories=tuple(sorted(patient.shown[resource_type])),
+            reason="bulk export file downloaded",
+            detail=detail,
+        )
+        for patient in released
+        if resource_type in patient.shown
+    ]
 
 
 def _entries(

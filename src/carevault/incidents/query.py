@@ -33,9 +33,19 @@ RELEASE_TAGS = (
     Tag.FHIR_HISTORY.value,
     Tag.FHIR_EVERYTHING.value,
     Tag.FHIR_EXPORT.value,
+    # An export's file downloaded: one entry per patient it holds, as the downloader
+    # (the file may be fetched long after it was written and its patients recorded).
+    Tag.EXPORT_FILE_RELEASED.value,
     # A notice printed in full for a privacy officer (``notify preview --patient``): the
     # person's name, address and what of theirs was exposed, one entry per record.
     Tag.NOTIFY_PREVIEW_SHOWN.value,
+    # A break-the-glass grant's clinician's words, unsealed for a reviewing officer: free
+    # text about the patient (the console's queue, ``break-glass queue``).
+    Tag.ACCESS_BREAK_GLASS_SHOWN.value,
+    # A patient's access report, or an AuditEvent search by patient, pulled by an
+    # officer: who opened which of their records and the categories touched. Only the
+    # entries naming a patient count (the scope reads only those).
+    Tag.AUDIT_READ.value,
 )
 #: What a compromised principal wrote (integrity): records made, changed or deleted. A
 #: record written again after its deletion is a create in the ledger, so creates count.

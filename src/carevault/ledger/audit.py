@@ -136,12 +136,16 @@ ACCESS_TAGS = frozenset(
         Tag.FHIR_UPDATE,
         Tag.FHIR_DELETE,
         Tag.FHIR_EXPORT,
+        # The export's file downloaded: when, and by whom, the records left.
+        Tag.EXPORT_FILE_RELEASED,
         Tag.FHIR_IMPORT,
         Tag.ACCESS_BREAK_GLASS,
         # An officer's pull of this very report: what it showed is about the patient.
         Tag.AUDIT_READ,
         # A privacy officer's print of the patient's breach notice in full.
         Tag.NOTIFY_PREVIEW_SHOWN,
+        # An officer shown what the clinician who broke the glass wrote about the patient.
+        Tag.ACCESS_BREAK_GLASS_SHOWN,
     )
 )
 

@@ -149,6 +149,9 @@ class Tag(StrEnum):
     EXPORT_EXPIRED = "bulk:export:expired"
     EXPORT_STOPPED = "bulk:export:stopped"
     EXPORT_DOWNLOADED = "bulk:export:downloaded"
+    #: One per patient whose records a downloaded export file holds: the release to
+    #: whoever fetched it (a file may be fetched long after it was written).
+    EXPORT_FILE_RELEASED = "bulk:export:file-released"
     # ``$import`` by an integration client (carevault.importjobs); each record it writes
     # is a fhir:resource:create/update entry of the client, as any write
     IMPORT_REQUESTED = "bulk:import:requested"

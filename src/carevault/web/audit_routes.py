@@ -5,6 +5,7 @@ break-the-glass for clinicians."""
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterable
 from dataclasses import replace
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
@@ -220,8 +221,16 @@ async def audit_events(request: Request, svc: ServicesDep, who: CallerDep) -> Re
     if search.released:
         # Before anything leaves: a patient past the release budget is refused (429).
         for patient_id, pseudonym in search.released.items():
+            told = _told(event for _, event, _ in found if event.patient_pseudonym == pseudonym)
             await run_in_threadpool(
-                _release_report, svc, who, patient_id, pseudonym, "AuditEvent search", **detail
+                _release_report,
+                svc,
+                who,
+                patient_id,
+                pseudonym,
+                "AuditEvent search",
+                told,
+                **detail,
             )
     else:
         await run_in_threadpool(_record, svc, who, Outcome.SUCCESS, "AuditEvent search", **detail)
@@ -276,12 +285,27 @@ def build_access_report(
         limit=svc.settings.access_report_limit,
         before_seq=before_seq,
     )
-    _release_report(svc, who, patient_id, pseudonyms[patient_id], "patient access report")
+    told = sorted({str(category) for line in report["accesses"] for category in line["categories"]})
+    _release_report(
+        svc, who, patient_id, pseudonyms[patient_id], "patient access report", tuple(told)
+    )
     return {"patient": f"Patient/{patient_id}", **report}
 
 
+def _told(events: Iterable[AuditEvent]) -> tuple[str, ...]:
+    """The categories the entries shown of one patient say were touched: what they tell
+    of the patient's records (adversary round 78)."""
+    return tuple(sorted({category for event in events for category in event.categories}))
+
+
 def _release_report(
-    svc: Services, who: Caller, patient_id: str, pseudonym: str, reason: str, **detail: Any
+    svc: Services,
+    who: Caller,
+    patient_id: str,
+    pseudonym: str,
+    reason: str,
+    told: tuple[str, ...],
+    **detail: Any,
 ) -> None:
     """Record a patient's accesses (their access report, or an AuditEvent search by
     ``patient``) as a release of the patient before they leave: they tell who opened
@@ -290,7 +314,9 @@ def _release_report(
     (adversary round 51). Its entry names the patient (their own report lists it, the
     detectors judge it as a read) and rides the release budget: a patient already given
     today costs nothing more, one past the budget is refused (429, recorded, the
-    ``release-budget`` alert) and nothing is returned."""
+    ``release-budget`` alert) and nothing is returned. It names ``told``, the categories
+    the entries shown say were touched (which tell that the patient has such records, as
+    a count does): an incident's scope counts it as a release (adversary round 78)."""
     actor = who.actor
     event = caller_event(
         who,
@@ -300,6 +326,7 @@ def _release_report(
         resource_type="Patient",
         resource_id=patient_id,
         patient_pseudonym=pseudonym,
+        categories=told,
         reason=reason,
         detail=detail,
     )

@@ -538,6 +538,7 @@ MESSAGES: dict[str, str] = {
     "action.fhir:resource:update": "Changed",
     "action.fhir:resource:delete": "Deleted",
     "action.fhir:resource:export": "Exported",
+    "action.bulk:export:file-released": "Export file downloaded",
     "action.audit:ledger:read": "Read who opened the record (access report)",
     "action.access:break-glass:granted": "Broke the glass",
     "action.access:break-glass:shown": "Shown the clinician's words (break-the-glass review)",

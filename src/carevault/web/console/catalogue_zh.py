@@ -429,6 +429,7 @@ MESSAGES: dict[str, str] = {
     "action.fhir:resource:update": "更改",
     "action.fhir:resource:delete": "刪除",
     "action.fhir:resource:export": "匯出",
+    "action.bulk:export:file-released": "下載匯出檔案",
     "action.audit:ledger:read": "查閱紀錄的查閱紀錄（查閱報告）",
     "action.access:break-glass:granted": "緊急取用",
     "action.access:break-glass:shown": "覆核緊急取用時閱覽臨床人員的說明",
