@@ -418,9 +418,9 @@ class ExportService(JobService[Job]):
                 job.job_id, job.key_id, caller.principal, released_file_name(item.batch)
             )
         except FileNotFoundError:
-            raise ExportNotFound(
-                "this export's files do not say whose records they hold; export again"
-            ) from None
+            refused = "this export's files do not say whose records they hold; export again"
+            self.record_refusal(Tag.EXPORT_REFUSED, caller, refused, job=job, file=item.name)
+            raise ExportNotFound(refused) from None
         released = [Released.from_json(entry) for entry in json.loads(note)]
         return file_released(
             caller,

@@ -19,7 +19,7 @@ from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import tzinfo
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from sqlalchemy import Connection
 
@@ -1792,9 +1792,13 @@ class Gate:
             sent: dict[int, dict[str, Any]] = {}
             # What was put back into each update, from which version (``_prepare``).
             kept: dict[int, _Kept] = {}
+            # The caller's view of the version each update replaces (``_view_shown``).
+            shown: dict[int, dict[str, Any]] = {}
             for operation in operations:
-                ready, existing, left_out, restored = self._prepare(caller, operation)
+                ready, existing, left_out, restored, view = self._prepare(caller, operation)
                 prepared.append(ready)
+                if view is not None:
+                    shown[id(ready)] = view
                 if restored is not None:
                     kept[id(ready)] = restored
                 if isinstance(operation, Put):
@@ -1865,9 +1869,7 @@ class Gate:
                 if isinstance(operation, Put) and not per_patient:
                     # A bulk load's checking processes judged it (``bulk.checking``).
                     _refuse_broken_references(
-                        operation,
-                        sent[id(operation)],
-                        _shown_of(operation, seen.get(id(operation)), kept.get(id(operation))),
+                        operation, sent[id(operation)], shown.get(id(operation))
                     )
 
             def after_write(connection: Connection, result: WriteResult) -> None:
@@ -1940,8 +1942,7 @@ class Gate:
             # each refusal counted as a failed registration, so probing is as slow as
             # fishing with registrations. A write that is not refused counts nothing.
             probing = self._identity_probe(
-                caller,
-                [(body, seen[key][1] if key in seen else None) for key, body in sent.items()],
+                caller, [(body, shown.get(key)) for key, body in sent.items()]
             )
             if probing is not None:
                 probing[0].check(probing[1])
@@ -1969,11 +1970,12 @@ class Gate:
         self, caller: Caller, sent: Iterable[tuple[dict[str, Any], dict[str, Any] | None]]
     ) -> tuple[FailureCounter, str] | None:
         """The registration throttle and the account it counts, when a member of staff or
-        a client sends a Patient with an HKID, or with a medical record number the stored
-        record (``sent``'s second, where the caller could read it) does not already
-        carry; None otherwise. A desk reads record numbers, so every save of its view of
-        a numbered patient carries one: counted, a desk held by the throttle after a few
-        mistyped registrations could save no such patient (review of round 79). An HKID,
+        a client sends a Patient with an HKID, or with a medical record number the record
+        as the caller was shown it (``sent``'s second: ``_view_shown``, None where it could
+        not read it) does not already carry; None otherwise. A desk reads record numbers,
+        so every save of its view of a numbered patient carries one: counted, a desk held
+        by the throttle after a few mistyped registrations could save no such patient
+        (review of round 79). An HKID,
         which the desk may not read, counts whatever the record holds, or whether a save
         waited would tell it whether the number typed was the stored one."""
         if caller.actor is None or self.access is None:
@@ -2550,9 +2552,7 @@ class Gate:
                 "directory's integration app, not by staff"
             )
 
-    def _prepare(
-        self, caller: Caller, operation: Operation
-    ) -> tuple[Operation, tuple[int, dict[str, Any]] | None, tuple[str, ...] | None, _Kept | None]:
+    def _prepare(self, caller: Caller, operation: Operation) -> _Prepared:
         """Fill in what a staff member would expect, and keep what they could not see.
 
         Returns the operation to apply; for an update of a record the staff member may
@@ -2565,7 +2565,7 @@ class Gate:
         version (``_refuse_changed_meanwhile``).
         """
         if caller.actor is None or not isinstance(operation, Put):
-            return operation, None, (), None
+            return _Prepared(operation)
         # What a client saves back is often what it read: the label of its view (which
         # may have left elements out) is not the record's.
         resource = without_subsetted(operation.resource)
@@ -2602,6 +2602,7 @@ class Gate:
                 )
         placed = self._place_outside(caller.actor, rt, resource, current)
         existing: tuple[int, dict[str, Any]] | None = None
+        shown: dict[str, Any] | None = None
         kept: _Kept | None = None
         left_out: tuple[str, ...] | None = () if current is None or not labelled else None
         if current is not None:
@@ -2615,8 +2616,10 @@ class Gate:
                 [opened] = self._open(caller, [current])
                 parsed = jsonio.load(opened.body or b"{}")
                 existing = (current.head.version_id, parsed)
+                if labelled or contained.may_refer_locally(resource) or mrn_terms(resource):
+                    shown = self._view_shown(caller, rt, current.head, parsed)
                 if labelled:
-                    left_out = self._left_out(caller, rt, current.head, resource, parsed)
+                    left_out = self._left_out(shown, resource)
                 if decision.withheld:
                     kept = _Kept(current.head.version_id, resource, decision.granted)
                     try:
@@ -2625,7 +2628,7 @@ class Gate:
                         raise AccessDenied(str(error)) from None
         _name_the_patient(rt, resource)
         prepared = replace(operation, resource=resource, clinic_id=placed)
-        return prepared, existing, left_out, kept
+        return _Prepared(prepared, existing, left_out, kept, shown)
 
     def _refuse_matched_meanwhile(
         self, caller: Caller, connection: Connection, operation: Put
@@ -2687,19 +2690,27 @@ class Gate:
         if again != operation.resource:
             raise changed
 
-    def _left_out(
-        self,
-        caller: Caller,
-        rt: ResourceType,
-        head: Head,
-        sent: dict[str, Any],
-        stored: dict[str, Any],
-    ) -> tuple[str, ...] | None:
-        """The top-level elements of the caller's view of ``stored`` (as a read would show
-        it them) that ``sent``, an update labelled SUBSETTED, leaves out; None if the
-        caller could not have read the record (its role, its token's scopes or patient in
-        context, containment, or the record's sensitivity), to whom the names would tell
-        what it holds.
+    def _view_shown(
+        self, caller: Caller, rt: ResourceType, head: Head, stored: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        """``stored`` as a read would show it the caller, or None if the caller could not
+        have read the record (its role, its token's scopes or patient in context,
+        containment, or the record's sensitivity): what an update is told by, or judged
+        against, of the version it replaces, which a write-only token must learn nothing
+        of (the second review of stop 61)."""
+        try:
+            self._scope(caller, rt, Interaction.READ)
+            decision = self._decide_read(caller, rt, head)
+        except (AccessDenied, ContainmentActive):
+            return None
+        return subset(rt, stored, decision.granted)
+
+    @staticmethod
+    def _left_out(view: dict[str, Any] | None, sent: dict[str, Any]) -> tuple[str, ...] | None:
+        """The top-level elements of the caller's view of the stored record (``view``, as a
+        read would show it them: ``_view_shown``) that ``sent``, an update labelled
+        SUBSETTED, leaves out; None if the caller could not have read the record, to whom
+        the names would tell what it holds.
 
         A PUT replaces the record: a view of ``_summary=true`` or ``_elements`` saved back
         as it came would erase every element it did not show. The role's own cut does
@@ -2708,12 +2719,6 @@ class Gate:
         record: the narrative the cut removes is not asked for, and an element of which
         the role sees only a part (a patient's identifiers without the HKID) is asked for
         as the role sees it. ``sent`` is taken before anything is put back into it."""
-        try:
-            self._scope(caller, rt, Interaction.READ)
-            decision = self._decide_read(caller, rt, head)
-        except (AccessDenied, ContainmentActive):
-            return None
-        view = subset(rt, stored, decision.granted)
         if view is None:
             return None
         return tuple(
@@ -2995,18 +3000,6 @@ class Gate:
 Within = Callable[[Connection], None]
 
 
-def _shown_of(
-    operation: Operation, existing: tuple[int, dict[str, Any]] | None, kept: _Kept | None
-) -> dict[str, Any] | None:
-    """The caller's view of the version an update replaces (as a read showed it them),
-    where they could read it: the places in it are the places in what they send back."""
-    if existing is None:
-        return None
-    if kept is None:
-        return existing[1]
-    return subset(operation.resource_type, existing[1], kept.granted)
-
-
 def _refuse_broken_references(
     operation: Put, sent: dict[str, Any], replaced: dict[str, Any] | None
 ) -> None:
@@ -3018,7 +3011,7 @@ def _refuse_broken_references(
     and export). Each is named by its place in what was sent. References in elements put
     back are not judged: which of them dangles would tell the caller what an element it
     may not see refers to (the review of stop 61: whether the desk's typed HKID was the
-    stored one). ``replaced``: the caller's view of the version replaced (``_shown_of``);
+    stored one). ``replaced``: the caller's view of the version replaced (``_view_shown``);
     a reference that dangled there already, at the same place, is not refused (a record
     stored before this rule stays writable)."""
     if not contained.may_refer_locally(sent):
@@ -3152,6 +3145,21 @@ def _both(
     first: Callable[[Opened], bool], second: Callable[[Opened], bool]
 ) -> Callable[[Opened], bool]:
     return lambda item: first(item) and second(item)
+
+
+class _Prepared(NamedTuple):
+    """What ``Gate._prepare`` makes of an operation: the operation to apply; for an update
+    of a record the caller may read, the version it replaces (its number and resource:
+    the policy judges only what the update changes); for a view saved back, the elements
+    it would erase, or None if the caller could not have read the record; what was put
+    back into it (``_Kept``); and the caller's view of the version it replaces, where it
+    could read it and it matters (``Gate._view_shown``)."""
+
+    operation: Operation
+    existing: tuple[int, dict[str, Any]] | None = None
+    left_out: tuple[str, ...] | None = ()
+    kept: _Kept | None = None
+    shown: dict[str, Any] | None = None
 
 
 class _PastPage:

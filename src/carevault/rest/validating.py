@@ -48,9 +48,10 @@ def validate(type_name: str, body: bytes, limits: InputLimits) -> FhirResponse:
         issues = invalid.issues
     else:
         # A create judges its local references in the gate (R4 ref-1): as sent, what a
-        # new record holds is all there is. Not a view of a record (SUBSETTED): its
-        # references may name what the gate puts back on a save, which it accepts.
-        view = without_subsetted(resource) is not resource
+        # new record holds is all there is. Not a view of a stored record (SUBSETTED,
+        # with its id): its references may name what the gate puts back when it is
+        # saved over that record, which accepts them.
+        view = without_subsetted(resource) is not resource and "id" in resource
         broken = [] if view else check_references(resource, rt.name)
         issues = broken or [Issue("informational", "no issues found", severity="information")]
     return FhirResponse(200, bundles.dumps(outcome(issues)))

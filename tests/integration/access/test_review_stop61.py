@@ -11,14 +11,19 @@ front desk and a clinic app meet them (SQLite and PostgreSQL).
   not hold counts.
 - ``$validate`` refused a desk's view that refers to a contained resource it was not
   shown, which the save of that view accepts.
+- The second review: a token that may write a patient but not read it was answered by
+  what the record holds (a record number held, a dangling reference at a place); and
+  ``$validate`` let through a labelled body with no id that its create refuses.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
+from carevault.bulk.loader import IMPORT_CALLER
 from carevault.fhir.registry import RESOURCE_TYPES
 from carevault.vault.writer import Put
 from tests.integration.access.group import (
@@ -29,7 +34,8 @@ from tests.integration.access.group import (
     encounter,
     register_body,
 )
-from tests.support.client import FhirTestClient
+from tests.support.client import FHIR_JSON, FhirTestClient
+from tests.support.staff import open_token
 
 pytestmark = pytest.mark.postgres
 
@@ -77,8 +83,6 @@ def _plant_dangling(group: Group, patient: str) -> dict[str, Any]:
     assigner ``#org``, nothing contained (a bulk load of the system, whose checks this
     skips, writes it)."""
     gate = group.services.gate
-    from carevault.bulk.loader import IMPORT_CALLER
-
     path = f"/fhir/Patient/{patient}"
     body = dict(group.call(group.doctor_tm, "GET", path).json())
     body.pop("meta")
@@ -177,3 +181,99 @@ def test_validate_accepts_a_view_that_refers_to_what_the_gate_puts_back(
     assert checked.status_code == 200, checked.text
     assert [issue["severity"] for issue in checked.json()["issue"]] == ["information"]
     assert saved.status_code == 200, saved.text
+
+
+def _as_token(group: Group, token: str, method: str, path: str, body: Any = None) -> Any:
+    headers = {"authorization": f"Bearer {token}", **FHIR_JSON}
+    content = None if body is None else json.dumps(body)
+    return group.web.request(method, path, content=content, headers=headers)
+
+
+def _write_only(group: Group, path: str) -> str:
+    """A token of Tuen Mun's desk that may create and update patients, not read them."""
+    token = open_token(group.services, group.desk_tm.account, "user/Patient.cu")
+    assert _as_token(group, token, "GET", path).status_code == 403
+    return token
+
+
+def test_a_write_only_token_is_not_answered_by_the_record_numbers_it_holds(
+    group: Group, api: FhirTestClient
+) -> None:
+    path = f"/fhir/Patient/{group.tm_patient.id}"
+    stored = api.get(path).json()
+    stored.pop("meta")
+    stored["identifier"].append({"system": MRN_SYSTEM, "value": "TM-000777"})
+    assert api.put_json(path, stored).status_code == 200
+    for _ in range(6):
+        last = group.call(
+            group.desk_tm, "POST", "/fhir/Patient/$register", register_body(NEW_HKID, "1990-01-01")
+        )
+    assert last.status_code == 429, last.text
+    token = _write_only(group, path)
+
+    answers = {
+        number: _as_token(
+            group,
+            token,
+            "PUT",
+            path,
+            {
+                "resourceType": "Patient",
+                "id": group.tm_patient.id,
+                "name": [{"family": "Chan"}],
+                "identifier": [{"system": MRN_SYSTEM, "value": number}],
+            },
+        ).status_code
+        for number in ("TM-000778", "TM-000777")
+    }
+
+    assert answers == {"TM-000778": 429, "TM-000777": 429}
+
+
+def test_a_write_only_token_is_not_answered_by_the_references_the_record_holds(
+    group: Group, api: FhirTestClient
+) -> None:
+    patient = group.tm_patient.id
+    path = f"/fhir/Patient/{patient}"
+    token = _write_only(group, path)
+    body = {
+        "resourceType": "Patient",
+        "id": patient,
+        "name": [{"family": "Chan"}],
+        "generalPractitioner": [{"reference": "#gp"}],
+    }
+    answers = []
+    for held in ("#gp", "Practitioner/dr-tm"):
+        planted = api.get(path).json()
+        planted.pop("meta")
+        planted["generalPractitioner"] = [{"reference": held}]
+        group.services.gate.write(
+            IMPORT_CALLER, [Put(RESOURCE_TYPES["Patient"], patient, planted)], per_patient=True
+        )
+        answer = _as_token(group, token, "PUT", path, body)
+        answers.append((answer.status_code, answer.json()["issue"]))
+
+    assert answers[0] == answers[1]
+    assert answers[0][0] == 400
+    assert answers[0][1][0]["expression"] == ["Patient.generalPractitioner[0].reference"]
+
+
+def test_validate_judges_a_labelled_body_with_no_id_as_its_create_does(group: Group) -> None:
+    body = {
+        **encounter(group.tm_patient.id, TM),
+        "meta": {
+            "security": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue",
+                    "code": "SUBSETTED",
+                }
+            ]
+        },
+        "location": [{"location": {"reference": "#nothing"}}],
+    }
+    checked = group.call(group.desk_tm, "POST", "/fhir/Encounter/$validate", body)
+    made = group.call(group.desk_tm, "POST", "/fhir/Encounter", body)
+
+    assert made.status_code == 400, made.text
+    assert [issue["severity"] for issue in checked.json()["issue"]] == ["error"]
+    assert checked.json()["issue"] == made.json()["issue"]

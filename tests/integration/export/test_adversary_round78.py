@@ -20,6 +20,7 @@ from carevault.ledger.events import Tag
 from tests.integration.access.browser import bearer
 from tests.integration.export.conftest import MINE, Clinic
 from tests.integration.export.test_deleted import delete, export, since_now
+from tests.integration.export.test_export import events
 
 pytestmark = pytest.mark.postgres
 
@@ -138,3 +139,28 @@ def test_guard_the_note_of_whose_records_a_file_holds_is_never_served(clinic: Cl
         f"/fhir/$export-file/{job_id}/000001-released.ndjson", headers=bearer(token)
     )
     assert asked.status_code == 404
+
+
+def test_a_file_whose_note_is_gone_is_refused_and_the_refusal_is_recorded(
+    clinic: Clinic,
+) -> None:
+    """A batch without its note (written before downloads were attributed, or the note
+    lost): whom its files would release is not known, so they are not served (404,
+    "export again"), and the refusal is in the ledger as the client's, as a held
+    download's is (the second review of stop 61: it left no trace)."""
+    token = clinic.client("exporter", "system/*.read")
+    job_id, manifest = export(clinic, token, f"/fhir/Group/{MINE}/$export")
+    exports = clinic.services.exports
+    assert exports is not None
+    [note] = list((exports.files.root / job_id).glob("000001-released*"))
+    note.unlink()
+    path = manifest["output"][0]["url"].split("testserver", 1)[1]
+
+    fetched = clinic.web.get(path, headers=bearer(token))
+
+    assert fetched.status_code == 404, fetched.text
+    assert "export again" in fetched.text
+    [refused] = events(clinic, Tag.EXPORT_REFUSED, job_id)
+    assert "export again" in refused.reason
+    assert refused.principal.endswith("exporter")
+    assert not events(clinic, Tag.EXPORT_DOWNLOADED, job_id)
