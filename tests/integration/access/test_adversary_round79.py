@@ -140,30 +140,16 @@ def test_a_patient_planted_under_a_newcomers_hkid_does_not_catch_what_another_cl
     as told; Tsuen Wan's doctor then records the visit and a result in it. Tuen Mun's
     desk books its doctor, who reads the result (200): a record the insider wrote opened
     to its clinic what another clinic recorded of a person it never saw."""
-    planted = group.call(
-        group.desk_tm,
-        "POST",
-        "/fhir/Patient",
-        {
-            "resourceType": "Patient",
-            "name": [{"family": "Yip"}],
-            "birthDate": NEW_BORN,
-            "identifier": [{"system": HKID_SYSTEM, "value": NEW_HKID}],
-        },
-    )
+    newcomer = {
+        "resourceType": "Patient",
+        "name": [{"family": "Yip"}],
+        "birthDate": NEW_BORN,
+        "identifier": [{"system": HKID_SYSTEM, "value": NEW_HKID}],
+    }
+    planted = group.call(group.desk_tm, "POST", "/fhir/Patient", newcomer)
     assert planted.status_code == 201, planted.text
     patient = planted.json()["id"]
-    own = group.call(
-        group.desk_tw,
-        "POST",
-        "/fhir/Patient",
-        {
-            "resourceType": "Patient",
-            "name": [{"family": "Yip"}],
-            "birthDate": NEW_BORN,
-            "identifier": [{"system": HKID_SYSTEM, "value": NEW_HKID}],
-        },
-    )
+    own = group.call(group.desk_tw, "POST", "/fhir/Patient", newcomer)
     assert own.status_code == 409, own.text
     assert patient not in own.text and "Yip" not in own.text
     registered = group.call(

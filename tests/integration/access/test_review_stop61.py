@@ -30,17 +30,16 @@ from tests.integration.access.group import (
     HKID_SYSTEM,
     TM,
     Group,
-    created,
     encounter,
     register_body,
 )
+from tests.integration.gate.test_sensitive_items import visit_in_an_hiv_room
 from tests.support.client import FHIR_JSON, FhirTestClient
 from tests.support.staff import open_token
 
 pytestmark = pytest.mark.postgres
 
 MRN_SYSTEM = "http://carevault.hk/sid/mrn"
-HIV_TYPE = {"coding": [{"system": "http://snomed.info/sct", "code": "86406008"}]}
 #: A valid HKID no patient of the group holds.
 NEW_HKID = "K654321(9)"
 
@@ -128,9 +127,10 @@ def test_a_record_stored_with_a_dangling_reference_stays_writable(
     ]
 
 
-def test_a_throttled_desk_saves_its_numbered_patient_but_not_a_new_number(
-    group: Group, api: FhirTestClient
-) -> None:
+def _numbered_and_throttled(group: Group, api: FhirTestClient) -> str:
+    """Tuen Mun's patient given record number TM-000777, and Tuen Mun's desk held by the
+    registration throttle (six registrations of a number no one holds: the last 429);
+    the patient's path."""
     path = f"/fhir/Patient/{group.tm_patient.id}"
     stored = api.get(path).json()
     stored.pop("meta")
@@ -143,6 +143,13 @@ def test_a_throttled_desk_saves_its_numbered_patient_but_not_a_new_number(
         for _ in range(6)
     ]
     assert misses[-1] == 429, misses
+    return path
+
+
+def test_a_throttled_desk_saves_its_numbered_patient_but_not_a_new_number(
+    group: Group, api: FhirTestClient
+) -> None:
+    path = _numbered_and_throttled(group, api)
 
     _, view = _desk_view(group)
     assert {"system": MRN_SYSTEM, "value": "TM-000777"} in view["identifier"]
@@ -163,15 +170,7 @@ def test_validate_accepts_a_view_that_refers_to_what_the_gate_puts_back(
     """The desk's view of a visit shows ``location #room``; the Location, typed with a
     sensitive code, is cut from it. ``$validate`` of that view answers as its save does:
     no issue."""
-    place = {"resourceType": "Location", "id": "room", "name": "Room 3", "type": [HIV_TYPE]}
-    visit = created(
-        api,
-        {
-            **encounter(group.tm_patient.id, TM),
-            "contained": [place],
-            "location": [{"location": {"reference": "#room"}}],
-        },
-    )
+    visit = visit_in_an_hiv_room(group, api)
     view = group.call(group.desk_tm, "GET", f"/fhir/Encounter/{visit}").json()
     assert "contained" not in view
 
@@ -199,16 +198,7 @@ def _write_only(group: Group, path: str) -> str:
 def test_a_write_only_token_is_not_answered_by_the_record_numbers_it_holds(
     group: Group, api: FhirTestClient
 ) -> None:
-    path = f"/fhir/Patient/{group.tm_patient.id}"
-    stored = api.get(path).json()
-    stored.pop("meta")
-    stored["identifier"].append({"system": MRN_SYSTEM, "value": "TM-000777"})
-    assert api.put_json(path, stored).status_code == 200
-    for _ in range(6):
-        last = group.call(
-            group.desk_tm, "POST", "/fhir/Patient/$register", register_body(NEW_HKID, "1990-01-01")
-        )
-    assert last.status_code == 429, last.text
+    path = _numbered_and_throttled(group, api)
     token = _write_only(group, path)
 
     answers = {

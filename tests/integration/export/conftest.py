@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -106,3 +107,23 @@ def clinic(services: Services) -> Iterator[Clinic]:
     officers = [make_staff(services, Role.PRIVACY_OFFICER, [MINE]) for _ in range(2)]
     with FhirTestClient(create_app(services.settings, services)) as web:
         yield Clinic(services, web, mine, other, officers)
+
+
+def scope_of_client(clinic: Clinic, client_id: str, since: datetime) -> dict[str, Any]:
+    """``incident scope --format json`` of an incident declared on ``client_id`` from
+    ``since``, through the admin API (as the CLI computes it)."""
+    headers = clinic.officers[0].headers
+    case = {
+        "title": "the exporter's secret leaked",
+        "clients": [client_id],
+        "since": since.isoformat(),
+        "until": (datetime.now(UTC) + timedelta(seconds=1)).isoformat(),
+    }
+    created = clinic.web.post("/admin/incidents", json=case, headers=headers)
+    assert created.status_code == 201, created.text
+    scope = clinic.web.get(
+        f"/admin/incidents/{created.json()['id']}/scope?format=json", headers=headers
+    )
+    assert scope.status_code == 200, scope.text
+    document: dict[str, Any] = scope.json()
+    return document

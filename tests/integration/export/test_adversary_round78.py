@@ -11,14 +11,14 @@ fetched, with the categories the files held; and their access reports had to sho
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from carevault.ledger.events import Tag
 from tests.integration.access.browser import bearer
-from tests.integration.export.conftest import MINE, Clinic
+from tests.integration.export.conftest import MINE, Clinic, scope_of_client
 from tests.integration.export.test_deleted import delete, export, since_now
 from tests.integration.export.test_export import events
 
@@ -30,26 +30,6 @@ def fetch_all(clinic: Clinic, token: str, items: list[dict[str, Any]]) -> None:
         path = item["url"].split("testserver", 1)[1]
         fetched = clinic.web.get(path, headers=bearer(token))
         assert fetched.status_code == 200, fetched.text
-
-
-def scope_of_client(clinic: Clinic, client_id: str, since: datetime) -> dict[str, Any]:
-    """``incident scope --format json`` of an incident declared on ``client_id`` from
-    ``since``, through the admin API (as the CLI computes it)."""
-    headers = clinic.officers[0].headers
-    case = {
-        "title": "the exporter's secret leaked",
-        "clients": [client_id],
-        "since": since.isoformat(),
-        "until": (datetime.now(UTC) + timedelta(seconds=1)).isoformat(),
-    }
-    created = clinic.web.post("/admin/incidents", json=case, headers=headers)
-    assert created.status_code == 201, created.text
-    scope = clinic.web.get(
-        f"/admin/incidents/{created.json()['id']}/scope?format=json", headers=headers
-    )
-    assert scope.status_code == 200, scope.text
-    document: dict[str, Any] = scope.json()
-    return document
 
 
 def test_files_fetched_after_the_compromise_put_their_patients_in_its_scope(

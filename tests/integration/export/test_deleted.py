@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -20,7 +20,15 @@ from carevault.fhir.registry import RESOURCE_TYPES
 from carevault.ledger.events import Tag
 from carevault.vault.writer import Delete
 from tests.integration.access.browser import bearer
-from tests.integration.export.conftest import MINE, OTHER, SYSTEM, Clinic, observation, put
+from tests.integration.export.conftest import (
+    MINE,
+    OTHER,
+    SYSTEM,
+    Clinic,
+    observation,
+    put,
+    scope_of_client,
+)
 from tests.integration.export.test_export import (
     approve_over_http,
     events,
@@ -227,20 +235,8 @@ def test_a_patient_whose_only_news_is_a_deletion_is_in_an_incidents_scope(
     job_id, manifest = export(clinic, token, f"/fhir/Patient/$export?_since={since}")
     assert manifest["output"] == []
     assert listed(clinic, token, manifest) == [f"Observation/o-{clinic.mine[0]}-1"]
-    headers = clinic.officers[0].headers
-    case = {
-        "title": "the exporter's secret leaked",
-        "clients": ["exporter"],
-        "since": after_since.isoformat(),
-        "until": (datetime.now(UTC) + timedelta(seconds=1)).isoformat(),
-    }
-    created = clinic.web.post("/admin/incidents", json=case, headers=headers)
-    assert created.status_code == 201, created.text
-    scope = clinic.web.get(
-        f"/admin/incidents/{created.json()['id']}/scope?format=json", headers=headers
-    )
-    assert scope.status_code == 200, scope.text
-    confirmed = {line["patient"] for line in scope.json()["tiers"]["confirmed"]}
+    scope = scope_of_client(clinic, "exporter", after_since)
+    confirmed = {line["patient"] for line in scope["tiers"]["confirmed"]}
     assert confirmed == {clinic.mine[0]}
 
 

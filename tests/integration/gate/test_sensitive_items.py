@@ -64,18 +64,27 @@ def test_a_patients_identifier_typed_with_a_sensitive_code_is_cut_and_kept(
     assert number in group.call(group.doctor_tm, "GET", path).json()["identifier"]
 
 
-def test_a_location_contained_in_a_visit_typed_with_a_sensitive_code_is_cut_from_a_desk(
-    group: Group, api: FhirTestClient
-) -> None:
-    place = {"resourceType": "Location", "id": "room", "name": "Room 3", "type": [HIV_TYPE]}
-    visit = created(
+#: A room typed with HIV disease, contained in a visit (``visit_in_an_hiv_room``).
+HIV_ROOM = {"resourceType": "Location", "id": "room", "name": "Room 3", "type": [HIV_TYPE]}
+
+
+def visit_in_an_hiv_room(group: Group, api: FhirTestClient) -> str:
+    """A visit of Tuen Mun's patient at Tuen Mun whose location, ``#room``, is a contained
+    Location typed with HIV disease: cut from a desk, which is shown the reference."""
+    return created(
         api,
         {
             **encounter(group.tm_patient.id, TM),
-            "contained": [place],
+            "contained": [HIV_ROOM],
             "location": [{"location": {"reference": "#room"}}],
         },
     )
+
+
+def test_a_location_contained_in_a_visit_typed_with_a_sensitive_code_is_cut_from_a_desk(
+    group: Group, api: FhirTestClient
+) -> None:
+    visit = visit_in_an_hiv_room(group, api)
     path = f"/fhir/Encounter/{visit}"
 
     shown = group.call(group.desk_tm, "GET", path)
@@ -83,7 +92,7 @@ def test_a_location_contained_in_a_visit_typed_with_a_sensitive_code_is_cut_from
 
     assert shown.status_code == 200 and "contained" not in shown.json()
     assert HIV_DISEASE not in shown.text and HIV_DISEASE not in listed.text
-    assert group.call(group.doctor_tm, "GET", path).json()["contained"] == [place]
+    assert group.call(group.doctor_tm, "GET", path).json()["contained"] == [HIV_ROOM]
 
 
 def test_a_view_saved_back_keeps_its_reference_to_the_contained_resource_it_was_not_shown(
@@ -93,15 +102,7 @@ def test_a_view_saved_back_keeps_its_reference_to_the_contained_resource_it_was_
     ``#room``, which it was not shown, and saved back (finished) it is put back, so the
     update holds; a reference of its own to nothing contained is refused, named by its
     place (400), and changes nothing."""
-    place = {"resourceType": "Location", "id": "room", "name": "Room 3", "type": [HIV_TYPE]}
-    visit = created(
-        api,
-        {
-            **encounter(group.tm_patient.id, TM),
-            "contained": [place],
-            "location": [{"location": {"reference": "#room"}}],
-        },
-    )
+    visit = visit_in_an_hiv_room(group, api)
     path = f"/fhir/Encounter/{visit}"
     view = group.call(group.desk_tm, "GET", path).json()
     assert view["location"] == [{"location": {"reference": "#room"}}]
@@ -110,7 +111,7 @@ def test_a_view_saved_back_keeps_its_reference_to_the_contained_resource_it_was_
     finished = group.call(group.desk_tm, "PUT", path, {**view, "status": "finished"})
     assert finished.status_code == 200, finished.text
     stored = api.get(path).json()
-    assert stored["contained"] == [place] and stored["status"] == "finished"
+    assert stored["contained"] == [HIV_ROOM] and stored["status"] == "finished"
 
     current = group.call(group.desk_tm, "GET", path).json()
     elsewhere = [{"location": {"reference": "#hall"}}]
