@@ -16,7 +16,7 @@ import pytest
 import carevault
 from carevault.bulk.checking import Checker, _sendable, outcome, received, verdict
 from carevault.bulk.shape import Shapes
-from carevault.bulk.sources import bundles_to_ndjson, read_items
+from carevault.bulk.sources import bundles_to_ndjson, read_again, read_items
 from carevault.domain.categories import DataCategory
 from carevault.fhir.content import DEFAULT_LIMITS
 from carevault.fhir.derived import Derived, derive
@@ -138,6 +138,21 @@ def test_an_import_refuses_a_local_reference_to_nothing_contained(compiled: bool
     assert [verdict(claim, None, DEFAULT_LIMITS, compiled) for claim in claims] == [None] * len(
         claims
     )
+
+
+def test_a_line_read_off_its_bytes_is_judged_for_ref_1_with_the_hash_escaped_too() -> None:
+    """A checking process tells a line with no ``#`` by its bytes; a ``#`` may be spelt
+    as the escape ``\\u0023``, which the record read from the line holds as ``#``."""
+    plain = (
+        b'{"resourceType":"Observation","id":"o1","status":"final",'
+        b'"code":{"text":"heart rate"},"performer":[{"reference":"Practitioner/p1"}]}'
+    )
+    escaped = plain.replace(b"Practitioner/p1", b"\\u0023nothere")
+    for line, refused in ((plain, False), (escaped, True)):
+        resource = read_again(line, None)
+        assert resource is not None
+        found = verdict(resource, None, DEFAULT_LIMITS, raw=line)
+        assert (found is not None and "ref-1" in found) is refused, (line, found)
 
 
 def test_the_writer_checks_a_task_no_process_has_taken_yet_itself(tmp_path: Path) -> None:
