@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from carevault.cli.common import HomeOption, app, open_services, operator
+from carevault.cli.common import HomeOption, app, fail, open_services, operator
 from carevault.cli.terminal import cell, echo
 
 if TYPE_CHECKING:
@@ -155,27 +155,27 @@ def audit_report(
     patient: Annotated[str, typer.Option(help="The patient's id (Patient/<id>).")],
     home: HomeOption = None,
 ) -> None:
-    """A patient's access report: every access to their record, each with its proof."""
+    """A patient's access report: every access to their record, each with its proof.
+    Recorded as a read of the ledger by whoever runs it (``cli:<user>``), naming the
+    patient and what the report shows was touched, as the API's and the console's are:
+    an incident's scope counts it (the second review of stop 61)."""
     import json
 
-    from carevault.ledger.audit import access_report
-    from carevault.web.audit_routes import describe_principal
+    from carevault.fhir.outcome import FhirError
+    from carevault.gate import Caller
+    from carevault.web.audit_routes import build_access_report
 
     with open_services(home) as services:
         patient_id = patient.removeprefix("Patient/")
-        pseudonyms = services.vault.patient_pseudonyms([patient_id])
-        if patient_id not in pseudonyms:
-            typer.secho(f"no patient {patient_id}", fg=typer.colors.RED, err=True)
-            raise typer.Exit(1)
-        checkpoint = services.audit_ledger.checkpoints.make("access report")
-        report = access_report(
-            services.audit_ledger,
-            pseudonyms[patient_id],
-            checkpoint,
-            describe_principal(services),
-            limit=services.settings.access_report_limit,
-        )
-    echo(json.dumps({"patient": f"Patient/{patient_id}", **report}, indent=2))
+        # Against a checkpoint made now, so that the report holds every access so far.
+        services.audit_ledger.checkpoints.make("access report")
+        try:
+            report = build_access_report(
+                services, Caller(principal=operator(), purpose="HOPERAT"), patient_id
+            )
+        except FhirError as error:
+            raise fail(f"no patient {patient_id}" if error.status == 404 else str(error)) from None
+    echo(json.dumps(report, indent=2))
 
 
 @witness_app.command("serve")
