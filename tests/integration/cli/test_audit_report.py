@@ -10,6 +10,7 @@ import json
 from collections.abc import Iterator
 
 import pytest
+from sqlalchemy import text
 
 from carevault.bootstrap import Services
 from carevault.incidents.query import RELEASE_TAGS
@@ -56,3 +57,41 @@ def test_a_report_of_no_patient_is_refused_and_releases_no_one(group: Group) -> 
     assert refused.returncode == 1
     assert "no patient nobody" in refused.stderr
     assert not [e for e in group.events(Tag.AUDIT_READ) if e.patient_pseudonym]
+
+
+def test_no_report_is_printed_when_its_reading_cannot_be_recorded(group: Group) -> None:
+    """Fail closed: an audit ledger that takes no entry gets no report printed, and one
+    line saying why (exit 3: try again later), not a traceback."""
+    patient = group.tm_patient.id
+    assert group.call(group.doctor_tm, "GET", f"/fhir/Patient/{patient}").status_code == 200
+    settings = group.services.settings
+    env = environment(settings.home, settings.database_url)
+    engine = group.services.engine
+    with engine.begin() as connection:
+        if engine.dialect.name == "sqlite":
+            connection.execute(
+                text(
+                    "CREATE TRIGGER refuse_entries BEFORE INSERT ON audit_entry "
+                    "BEGIN SELECT RAISE(FAIL, 'refused'); END"
+                )
+            )
+        else:
+            connection.execute(
+                text(
+                    "CREATE FUNCTION refuse_entries() RETURNS trigger LANGUAGE plpgsql AS "
+                    "$$ BEGIN RAISE EXCEPTION 'refused'; END $$"
+                )
+            )
+            connection.execute(
+                text(
+                    "CREATE TRIGGER refuse_entries BEFORE INSERT ON audit_entry "
+                    "FOR EACH ROW EXECUTE FUNCTION refuse_entries()"
+                )
+            )
+
+    refused = invoke_cli(env, "audit", "report", "--patient", f"Patient/{patient}")
+
+    assert refused.returncode == 3, refused.stdout + refused.stderr
+    assert refused.stdout == ""
+    assert "audit ledger cannot be written" in refused.stderr
+    assert "Traceback" not in refused.stderr
