@@ -1794,8 +1794,10 @@ class Gate:
             kept: dict[int, _Kept] = {}
             # The caller's view of the version each update replaces (``_view_shown``).
             shown: dict[int, dict[str, Any]] = {}
+            # The Puts whose bodies may hold a local reference (R4 ref-1 is judged).
+            local: set[int] = set()
             for operation in operations:
-                ready, existing, left_out, restored, view = self._prepare(caller, operation)
+                ready, existing, left_out, restored, view, refers = self._prepare(caller, operation)
                 prepared.append(ready)
                 if view is not None:
                     shown[id(ready)] = view
@@ -1803,6 +1805,12 @@ class Gate:
                     kept[id(ready)] = restored
                 if isinstance(operation, Put):
                     sent[id(ready)] = without_subsetted(operation.resource)
+                    # A bulk load's checking processes judge its references
+                    # (``bulk.checking``): nothing here for it.
+                    if not per_patient and (
+                        refers or (refers is None and contained.may_refer_locally(sent[id(ready)]))
+                    ):
+                        local.add(id(ready))
                 if existing is not None:
                     seen[id(ready)] = existing
                 if left_out is None or left_out:
@@ -1866,8 +1874,7 @@ class Gate:
                 # such (403, denied in the ledger), whatever it sent.
                 if id(operation) in erasing:
                     raise SubsetWouldErase(_erasing(operation, erasing[id(operation)]))
-                if isinstance(operation, Put) and not per_patient:
-                    # A bulk load's checking processes judged it (``bulk.checking``).
+                if isinstance(operation, Put) and id(operation) in local:
                     _refuse_broken_references(
                         operation, sent[id(operation)], shown.get(id(operation))
                     )
@@ -2570,6 +2577,7 @@ class Gate:
         # may have left elements out) is not the record's.
         resource = without_subsetted(operation.resource)
         labelled = resource is not operation.resource
+        refers = contained.may_refer_locally(resource)
         rt = operation.resource_type
         current: Sealed | None = None
         if not operation.fresh:
@@ -2616,7 +2624,7 @@ class Gate:
                 [opened] = self._open(caller, [current])
                 parsed = jsonio.load(opened.body or b"{}")
                 existing = (current.head.version_id, parsed)
-                if labelled or contained.may_refer_locally(resource) or mrn_terms(resource):
+                if labelled or refers or mrn_terms(resource):
                     shown = self._view_shown(caller, rt, current.head, parsed)
                 if labelled:
                     left_out = self._left_out(shown, resource)
@@ -2628,7 +2636,7 @@ class Gate:
                         raise AccessDenied(str(error)) from None
         _name_the_patient(rt, resource)
         prepared = replace(operation, resource=resource, clinic_id=placed)
-        return _Prepared(prepared, existing, left_out, kept, shown)
+        return _Prepared(prepared, existing, left_out, kept, shown, refers)
 
     def _refuse_matched_meanwhile(
         self, caller: Caller, connection: Connection, operation: Put
@@ -3013,9 +3021,8 @@ def _refuse_broken_references(
     may not see refers to (the review of stop 61: whether the desk's typed HKID was the
     stored one). ``replaced``: the caller's view of the version replaced (``_view_shown``);
     a reference that dangled there already, at the same place, is not refused (a record
-    stored before this rule stays writable)."""
-    if not contained.may_refer_locally(sent):
-        return  # no local reference: most writes
+    stored before this rule stays writable). Asked only of what may hold a local
+    reference (``contained.may_refer_locally``): most writes hold none."""
     name = operation.resource_type.name
     tolerated = (
         ()
@@ -3160,6 +3167,9 @@ class _Prepared(NamedTuple):
     left_out: tuple[str, ...] | None = ()
     kept: _Kept | None = None
     shown: dict[str, Any] | None = None
+    #: Whether what was sent may hold a local reference (``contained.may_refer_locally``),
+    #: where worked out already: each record is serialised for it once.
+    refers: bool | None = None
 
 
 class _PastPage:
