@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import socket
@@ -65,11 +66,32 @@ def invoke_cli(
     wanted.update(
         {key: None for key in os.environ if key.startswith("CAREVAULT_") and key not in env}
     )
-    result = CliRunner().invoke(app, list(args), input=input, env=wanted)
+    with _logging_kept():
+        result = CliRunner().invoke(app, list(args), input=input, env=wanted)
     stderr = result.stderr
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         stderr += "".join(traceback.format_exception(result.exception))
     return subprocess.CompletedProcess(list(args), result.exit_code, result.stdout, stderr)
+
+
+@contextmanager
+def _logging_kept() -> Iterator[None]:
+    """Put the server loggers back as they were after a command run in this process.
+    ``carevault detect`` and ``serve`` configure them as a process of their own would,
+    with a handler bound to the runner's standard error, which is closed once the
+    command returns: a later command whose ledger writer logs would print a logging
+    error's traceback into its own captured output."""
+    from carevault.logformat import SERVER_LOGGERS
+
+    loggers = [logging.getLogger(name) for name in SERVER_LOGGERS]
+    kept = [(logger, logger.handlers[:], logger.level, logger.propagate) for logger in loggers]
+    try:
+        yield
+    finally:
+        for logger, handlers, level, propagate in kept:
+            logger.handlers[:] = handlers
+            logger.setLevel(level)
+            logger.propagate = propagate
 
 
 @dataclass
