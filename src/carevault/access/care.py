@@ -242,6 +242,16 @@ class CareRelationships:
         connection.execute(_CLEAR, {"cleared_row_id": source_row_id})
         return opened
 
+    def end_all(self, connection: Connection, pseudonym: str) -> None:
+        """Inside the write's transaction: every relationship with the patient ends (a
+        registration that moved them elsewhere; ``gate.registration``). The records
+        that opened them stay; written again, they open what the rules then say."""
+        with self._lock:
+            self._answers.clear()
+        connection.execute(
+            delete(care_relationship).where(care_relationship.c.patient_pseudonym == pseudonym)
+        )
+
     def add(
         self,
         connection: Connection,

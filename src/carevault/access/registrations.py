@@ -27,6 +27,7 @@ from sqlalchemy import (
     String,
     bindparam,
     cast,
+    delete,
     false,
     func,
     insert,
@@ -56,6 +57,10 @@ FAILURE_WINDOW_SECONDS = REGISTRATION.max_wait_seconds
 #: The audit reason of a registration of a patient the clinic holds already: it
 #: registers no one, and counts as a failure (here and in ``registration-fishing``).
 ALREADY_REGISTERED = "already registered"
+#: The audit reason of a registration of a patient no one had recorded seeing: their
+#: home moved to the registering clinic and their other ties ended
+#: (``gate.registration``).
+FIRST_PRESENCE = "registered on first proof of presence: home moved here, other ties ended"
 
 
 class TooManyAttempts(Exception):
@@ -446,11 +451,27 @@ class Registrations:
                 seal=seal,
             )
         )
-        forgotten = time.monotonic()  # an answer asked for before now is not kept
+        self._forget(pseudonym)
+        return True
+
+    def end_all(self, connection: Connection, pseudonym: str) -> list[str]:
+        """Inside the write's transaction: the patient is registered nowhere any more
+        but at their home clinic; the clinics whose registrations ended."""
+        ended = connection.execute(
+            delete(patient_registration)
+            .where(patient_registration.c.patient_pseudonym == pseudonym)
+            .returning(patient_registration.c.clinic_id)
+        ).scalars()
+        clinics = sorted({str(clinic) for clinic in ended})
+        self._forget(pseudonym)
+        return clinics
+
+    def _forget(self, pseudonym: str) -> None:
+        """Answers about the patient asked for before now are not kept."""
+        forgotten = time.monotonic()
         with self._lock:
             self._answers[(pseudonym, True)] = (forgotten, None)
             self._answers[(pseudonym, False)] = (forgotten, None)
-        return True
 
     def patients_at(self, clinic_ids: list[str]) -> Any:
         """A subquery of the pseudonyms of patients registered at any of ``clinic_ids``."""

@@ -18,24 +18,26 @@ Both are recorded in the audit ledger in the transaction that makes the change.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Engine, false, select
 
-from carevault.access.registrations import ALREADY_REGISTERED, Proof, fisher
+from carevault.access.registrations import ALREADY_REGISTERED, FIRST_PRESENCE, Proof, fisher
 from carevault.access.scopes import Interaction
-from carevault.db import write_transaction
+from carevault.db import read_transaction, write_transaction
+from carevault.domain.categories import HEALTH_CATEGORIES, DataCategory
 from carevault.domain.roles import CLINICIANS, Role
 from carevault.fhir import jsonio
 from carevault.fhir.indexing import MRN_SYSTEM
 from carevault.fhir.normalise import HKID_SYSTEM
 from carevault.fhir.query import parse_query
 from carevault.fhir.registry import RESOURCE_TYPES
-from carevault.gate.core import AccessDenied, Caller, Gate, identifiers_seen
+from carevault.gate.core import AccessDenied, Caller, Gate, _Attempt, identifiers_seen
 from carevault.ledger.events import Outcome, Tag
 from carevault.vault.records import Gone, Head, NotFound, ReferenceConflict, WriteResult
 from carevault.vault.search import find
+from carevault.vault.tables import resource_head
 from carevault.vault.writer import Operation, Put, apply_writes
 
 _PROOF_KINDS = {HKID_SYSTEM: "hkid", MRN_SYSTEM: "mrn"}
@@ -116,6 +118,11 @@ def register(gate: Gate, caller: Caller, proof: PresenceProof, clinic_id: str | 
             attempt.resource_id = head.resource_id
             _refuse_what_the_record_showed(gate, caller, head.patient_pseudonym, clinic)
             gate._contain_move(head, clinic)
+            if clinic not in gate.access.registrations.clinics(
+                head.patient_pseudonym
+            ) and not _attended(gate.vault.engine, head.patient_pseudonym):
+                _register_first_presence(gate, caller, attempt, head, clinic)
+                return head.resource_id
             with write_transaction(gate.vault.engine) as connection:
                 added = gate.access.registrations.register(
                     connection,
@@ -139,6 +146,90 @@ def register(gate: Gate, caller: Caller, proof: PresenceProof, clinic_id: str | 
                 # (free) and the right date both patients (409), fishing past the throttle.
                 counted.missed()
         return head.resource_id
+
+
+#: Records that say someone attended: what a clinician (health data) or billing
+#: (a claim, an invoice) writes, or the system loads. A front desk writes none of them:
+#: the patient, their bookings and visits' administrative record are all a desk needs.
+ATTENDED_TYPES = tuple(
+    sorted(
+        rt.name
+        for rt in RESOURCE_TYPES.values()
+        if rt.patient_paths and rt.category in HEALTH_CATEGORIES | {DataCategory.FINANCIAL}
+    )
+)
+
+
+def _attended(engine: Engine, pseudonym: str, connection: Connection | None = None) -> bool:
+    """Whether any live record says the patient was ever seen: one of
+    ``ATTENDED_TYPES``. Without one, all the group knows of the person is what was typed
+    at a desk: a name, an identifier, a birth date, bookings."""
+    query = (
+        select(resource_head.c.row_id)
+        .where(
+            resource_head.c.patient_pseudonym == pseudonym,
+            resource_head.c.resource_type.in_(ATTENDED_TYPES),
+            resource_head.c.deleted.is_(false()),
+        )
+        .limit(1)
+    )
+    if connection is not None:
+        return connection.execute(query).first() is not None
+    with read_transaction(engine) as reading:
+        return reading.execute(query).first() is not None
+
+
+def _register_first_presence(
+    gate: Gate, caller: Caller, attempt: _Attempt, head: Head, clinic: str
+) -> None:
+    """Register, at ``clinic``, a patient whom no one in the group has ever recorded
+    seeing (``_attended``): the first clinic where they stand and prove who they are is
+    where they belong. Their home moves here, and every other tie ends (the home clinic
+    their record was written at, registrations elsewhere, the care that bookings there
+    opened): each rests on what someone typed, which a desk of another clinic may have
+    typed before the person ever came (adversary round 79: a patient planted under a
+    newcomer's HKID caught what another clinic later recorded of them). A clinic that
+    sees them later registers them as any other (``Patient/$register``), which the
+    ledger and the detectors weigh. In one transaction with its ledger entries."""
+    access = gate.access
+    pseudonym = head.patient_pseudonym
+    assert access is not None and pseudonym is not None  # noqa: S101 - checked by register
+    located = gate.vault.locate("Patient", head.resource_id)
+    [opened] = gate._open(caller, [located])
+    resource = jsonio.load(opened.body or b"{}")
+    resource["managingOrganization"] = {"reference": f"Organization/{clinic}"}
+    moved = Put(_PATIENT, head.resource_id, resource, if_match=located.head.version_id)
+    ended: list[str] = []
+
+    def still_unattended(
+        connection: Connection, operation: Operation, written: Head, stored: Head | None
+    ) -> None:
+        if stored is None or stored.deleted or _attended(gate.vault.engine, pseudonym, connection):
+            raise ReferenceConflict(
+                f"Patient/{head.resource_id} changed while it was being registered; try again"
+            )
+
+    def before_commit(connection: Connection, results: list[WriteResult]) -> None:
+        (result,) = results
+        # The clinic is the patient's home now (the version just written): no
+        # registration of its own is needed there.
+        ended.extend(access.registrations.end_all(connection, pseudonym))
+        access.care.end_all(connection, pseudonym)
+        written = replace(
+            gate._write_event(attempt, moved, result, None, None), reason=FIRST_PRESENCE
+        )
+        attempt.detail.update({"home_from": head.clinic_id, "ended": ended})
+        event = gate._event(attempt, Outcome.SUCCESS, reason=FIRST_PRESENCE)
+        gate.audit.record([written, event], connection)
+
+    apply_writes(
+        gate.vault,
+        [moved],
+        principal=caller.principal,
+        purpose="registration",
+        before_commit=before_commit,
+        authorize=still_unattended,
+    )
 
 
 def _refuse_what_the_record_showed(gate: Gate, caller: Caller, pseudonym: str, clinic: str) -> None:

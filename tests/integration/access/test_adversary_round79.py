@@ -121,15 +121,6 @@ def test_guard_a_transaction_creating_a_patient_cannot_carry_a_write_of_another_
     assert refused.status_code == 403
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "open (adversary round 79): $register proves presence by identifier and birth "
-        "date only, so a record another clinic's desk wrote with them before the person "
-        "ever attended is registered as theirs; a mend needs a decision on who attests "
-        "an identifier (docs/threat-model.md)"
-    ),
-)
 def test_a_patient_planted_under_a_newcomers_hkid_does_not_catch_what_another_clinic_records(
     group: Group,
 ) -> None:
@@ -138,8 +129,11 @@ def test_a_patient_planted_under_a_newcomers_hkid_does_not_catch_what_another_cl
     that person first comes to Tsuen Wan, its desk is refused a record of its own (409,
     "register the patient ... with Patient/$register") and registers Tuen Mun's record,
     as told; Tsuen Wan's doctor then records the visit and a result in it. Tuen Mun's
-    desk books its doctor, who reads the result (200): a record the insider wrote opened
-    to its clinic what another clinic recorded of a person it never saw."""
+    desk books its doctor, who read the result (200; a strict xfail until stop 62): a
+    record the insider wrote opened to its clinic what another clinic recorded of a
+    person it never saw. Now a registration of a patient no one has recorded seeing
+    moves their home to the registering clinic and ends the other ties
+    (``gate/test_registration_first_presence.py``): 403."""
     newcomer = {
         "resourceType": "Patient",
         "name": [{"family": "Yip"}],
