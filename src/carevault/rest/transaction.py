@@ -667,15 +667,23 @@ def _run_get(
     params = parse_qsl(query, keep_blank_values=True)
     _refuse_operation(parts)
     now_us = to_micros(interactions.gate.vault.clock())
+    # History at every level, as R4 lets a batch carry any read interaction (its routes'
+    # answers: a Bundle, named by no one record's location).
+    if parts == ["_history"]:
+        return interactions.history_of_many(caller, None, params, base)
     if len(parts) == 1:
         return interactions.search(caller, parts[0], params, base, strict=False)
+    if len(parts) == 2 and parts[1] == "_history":
+        return interactions.history_of_many(caller, parts[0], params, base)
     if len(parts) == 2:
         read = interactions.read(caller, parts[0], parts[1], base, params)
         return not_modified(entry.if_none_match, read, entry.if_modified_since, now_us)
+    if len(parts) == 3 and parts[2] == "_history":
+        return interactions.history(caller, parts[0], parts[1], base, params)
     if len(parts) == 4 and parts[2] == "_history":
         version = interactions.vread(caller, parts[0], parts[1], parts[3], base, params)
         return not_modified(entry.if_none_match, version, entry.if_modified_since, now_us)
-    raise bad_request("GET entries support read, vread and search")
+    raise bad_request("GET entries support read, vread, history and search")
 
 
 def _batch(
