@@ -50,6 +50,9 @@ RELEASING = frozenset(
 WRITING = frozenset({"fhir:resource:create", "fhir:resource:update", "fhir:resource:delete"})
 #: A patient's records written to a bulk export's files (``carevault.export``).
 EXPORT_TAG = "fhir:resource:export"
+#: One of a bulk export's files fetched by its client (``detail.asked_from``: the address
+#: the export was asked for from).
+EXPORT_DOWNLOADED = "bulk:export:downloaded"
 SIGN_IN_FAILED = "auth:session:sign-in-failed"
 SIGN_IN_THROTTLED = "auth:session:sign-in-throttled"
 #: Sign-ins refused before anyone was signed in: acts of the sender, not of the account

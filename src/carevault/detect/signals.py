@@ -30,6 +30,7 @@ from carevault.detect.glass import (
 from carevault.detect.model import (
     BUDGET_REASON,
     DAY_US,
+    EXPORT_DOWNLOADED,
     EXPORT_TAG,
     HOUR_US,
     MINUTE_US,
@@ -269,6 +270,52 @@ def _presented(access: Access) -> bool:
         and access.resource_type == "Patient"
         and bool(access.patient_pseudonym)
         and access.detail.get("version") == 1
+    )
+
+
+def _registered_again(access: Access, day: int) -> Finding:
+    """A ``$register`` at a clinic that was the patient's home until their record moved
+    away (``re-registration``): by a first registration elsewhere of a person no one had
+    recorded seeing, which ends the ties of the clinic that wrote the record, or by a
+    transfer. Honest when the person comes back; an insider who wrote the record before
+    the person ever came learns from its reads turning 403 that they came elsewhere, and
+    registers them again by what it typed (review of stop 62). For a person to judge."""
+    pseudonym = access.patient_pseudonym or ""
+    return Finding(
+        "re-registration",
+        Severity.LOW,
+        f"{day} {pseudonym}",
+        "registered a patient whose home this clinic was until their record moved away",
+        access,
+        (pseudonym,) if pseudonym else (),
+    )
+
+
+def _downloaded_elsewhere(access: Access, day: int) -> Finding | None:
+    """A bulk export's file fetched from another network (/24, /64) than the one the
+    export was asked for from (``export-download``): the files wait, written, until the
+    client fetches them, and whoever holds its secret by then fetches them from wherever
+    they are (adversary round 78: a secret stolen after the files were written). One
+    alert a job and day, naming no patient (the file's ``bulk:export:file-released``
+    entries name them)."""
+    if access.outcome != "success":
+        return None
+    asked = access.detail.get("asked_from")
+    fetched, origin = (
+        _network(access.source_address),
+        _network(asked if isinstance(asked, str) else None),
+    )
+    if fetched is None or origin is None or fetched == origin:
+        return None
+    job = str(access.detail.get("job", ""))[:64]
+    return Finding(
+        "export-download",
+        Severity.HIGH,
+        f"{day} {job}",
+        f"fetched a file of bulk export {job} from {fetched}, not from {origin}, where the "
+        "export was asked for: the client's secret in other hands?",
+        access,
+        (),
     )
 
 
@@ -540,6 +587,17 @@ class Detectors:
             watching = self._watching(access, state, role, pseudonym, live)
             sweep = self._sweep(access, state, day)
             return [f for f in (watching, sweep) if f is not None] if live else []
+        if (
+            live
+            and access.tag == REGISTERED
+            and access.outcome == "success"
+            and access.detail.get("home_before") is True
+        ):
+            found.append(_registered_again(access, day))
+        if live and access.tag == EXPORT_DOWNLOADED:
+            elsewhere = _downloaded_elsewhere(access, day)
+            if elsewhere is not None:
+                found.append(elsewhere)
         if not access.released:
             # A search that found no one may still be the one that made a burst of
             # fishing (adversary round 59: the tenth search by initials, finding no one,

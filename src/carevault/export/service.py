@@ -398,6 +398,9 @@ class ExportService(JobService[Job]):
                     source_address=caller.source_address,
                     file=name,
                     count=known[name].count,
+                    # Where the export was asked for from: the detectors weigh a file
+                    # fetched from elsewhere (``export-download``).
+                    asked_from=self.asked_from(job),
                 ),
                 *self._released(caller, job, known[name]),
             ]
@@ -406,6 +409,11 @@ class ExportService(JobService[Job]):
             return self.files.read(job.job_id, job.key_id, caller.principal, name)
         except FileNotFoundError:
             raise ExportNotFound("the file is gone") from None
+
+    def asked_from(self, job: Job) -> str | None:
+        """The address the job's client kicked it off from (its stored caller)."""
+        found = json.loads(self.jobs.stored_caller(job.job_id)).get("source_address")
+        return found if isinstance(found, str) else None
 
     def _released(self, caller: Caller, job: Job, item: OutputFile) -> list[AuditEvent]:
         """One entry per patient the file holds, as released to ``caller`` now: the

@@ -20,8 +20,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 from enum import StrEnum
+from itertools import takewhile
 
-from sqlalchemy import Connection, Engine, false, select
+from sqlalchemy import Connection, select
 
 from carevault.access.registrations import ALREADY_REGISTERED, FIRST_PRESENCE, Proof, fisher
 from carevault.access.scopes import Interaction
@@ -29,7 +30,8 @@ from carevault.db import read_transaction, write_transaction
 from carevault.domain.categories import HEALTH_CATEGORIES, DataCategory
 from carevault.domain.roles import CLINICIANS, Role
 from carevault.fhir import jsonio
-from carevault.fhir.indexing import MRN_SYSTEM
+from carevault.fhir.categories import element_categories
+from carevault.fhir.indexing import MRN_SYSTEM, hkid_terms, mrn_terms, proof_terms
 from carevault.fhir.normalise import HKID_SYSTEM
 from carevault.fhir.query import parse_query
 from carevault.fhir.registry import RESOURCE_TYPES
@@ -37,7 +39,7 @@ from carevault.gate.core import AccessDenied, Caller, Gate, _Attempt, identifier
 from carevault.ledger.events import Outcome, Tag
 from carevault.vault.records import Gone, Head, NotFound, ReferenceConflict, WriteResult
 from carevault.vault.search import find
-from carevault.vault.tables import resource_head
+from carevault.vault.tables import resource_version
 from carevault.vault.writer import Operation, Put, apply_writes
 
 _PROOF_KINDS = {HKID_SYSTEM: "hkid", MRN_SYSTEM: "mrn"}
@@ -118,11 +120,21 @@ def register(gate: Gate, caller: Caller, proof: PresenceProof, clinic_id: str | 
             attempt.resource_id = head.resource_id
             _refuse_what_the_record_showed(gate, caller, head.patient_pseudonym, clinic)
             gate._contain_move(head, clinic)
-            if clinic not in gate.access.registrations.clinics(
-                head.patient_pseudonym
-            ) and not _attended(gate.vault.engine, head.patient_pseudonym):
+            seen = _seen(gate, caller, head, clinic, proof)
+            if seen is Seen.NEVER:
                 _register_first_presence(gate, caller, attempt, head, clinic)
                 return head.resource_id
+            if seen is Seen.BEFORE_PROOF:
+                counted.missed()
+                raise ReferenceConflict(
+                    "the patient who matches was given this identifier or birth date after"
+                    " their care was recorded; ask the privacy officer to confirm who they are"
+                )
+            if head.clinic_id != clinic and _was_home(gate, head.resource_id, clinic):
+                # Told to the detectors (``re-registration``): a clinic that wrote a record
+                # before the person first came elsewhere learns they came (its reads turn
+                # 403) and may register them by what it typed (review of stop 62).
+                attempt.detail["home_before"] = True
             with write_transaction(gate.vault.engine) as connection:
                 added = gate.access.registrations.register(
                     connection,
@@ -148,9 +160,8 @@ def register(gate: Gate, caller: Caller, proof: PresenceProof, clinic_id: str | 
         return head.resource_id
 
 
-#: Records that say someone attended: what a clinician (health data) or billing
-#: (a claim, an invoice) writes, or the system loads. A front desk writes none of them:
-#: the patient, their bookings and visits' administrative record are all a desk needs.
+#: Records that say someone attended: what a clinician (health data) or billing (a
+#: claim, an invoice) writes, or the system loads. A front desk writes none of them.
 ATTENDED_TYPES = tuple(
     sorted(
         rt.name
@@ -158,25 +169,116 @@ ATTENDED_TYPES = tuple(
         if rt.patient_paths and rt.category in HEALTH_CATEGORIES | {DataCategory.FINANCIAL}
     )
 )
+#: Records of a visit or booking, which a desk writes too: they say someone attended only
+#: where a version holds health data (a visit's reason or diagnosis), which no desk may
+#: write.
+VISIT_TYPES = ("Appointment", "Encounter")
 
 
-def _attended(engine: Engine, pseudonym: str, connection: Connection | None = None) -> bool:
-    """Whether any live record says the patient was ever seen: one of
-    ``ATTENDED_TYPES``. Without one, all the group knows of the person is what was typed
-    at a desk: a name, an identifier, a birth date, bookings."""
-    query = (
-        select(resource_head.c.row_id)
-        .where(
-            resource_head.c.patient_pseudonym == pseudonym,
-            resource_head.c.resource_type.in_(ATTENDED_TYPES),
-            resource_head.c.deleted.is_(false()),
-        )
-        .limit(1)
+class Seen(StrEnum):
+    """Whether the group ever recorded seeing the person who showed a proof."""
+
+    #: Care recorded since the record held the identifier and birth date shown.
+    SINCE_PROOF = "since-proof"
+    #: Care recorded only before the record was given them: of whoever it was then.
+    BEFORE_PROOF = "before-proof"
+    #: No care recorded at all.
+    NEVER = "never"
+
+
+def _seen(gate: Gate, caller: Caller, head: Head, clinic: str, proof: PresenceProof) -> Seen:
+    """Whether anyone in the group has recorded seeing the patient who showed ``proof``
+    (``SINCE_PROOF`` too where it does not matter: the clinic holds them already, or
+    their home clinic is where they proved their presence).
+
+    A record of care is any version of one of ``ATTENDED_TYPES``, deleted since or not,
+    or a version of a visit or booking holding health data: what a front desk never
+    writes. It counts only if written since the record has held the identifier and
+    birth date shown: a desk that types a newcomer's HKID and birth date onto a patient
+    its clinic has seen did not see the newcomer (review of stop 62)."""
+    access = gate.access
+    pseudonym = head.patient_pseudonym
+    assert access is not None and pseudonym is not None  # noqa: S101 - checked by register
+    if clinic in access.registrations.clinics(pseudonym):
+        return Seen.SINCE_PROOF
+    if head.clinic_id is not None and head.clinic_id in access.registrations.proved_at(pseudonym):
+        # Their home is where they stood and proved who they are (a first presence
+        # moved it there): a registration elsewhere is an ordinary one.
+        return Seen.SINCE_PROOF
+    with read_transaction(gate.vault.engine) as connection:
+        rows = connection.execute(
+            select(
+                resource_version.c.resource_type,
+                resource_version.c.resource_id,
+                resource_version.c.version_id,
+                resource_version.c.last_updated_us,
+            ).where(
+                resource_version.c.patient_pseudonym == pseudonym,
+                resource_version.c.resource_type.in_((*ATTENDED_TYPES, *VISIT_TYPES)),
+            )
+        ).all()
+    cared = [int(row.last_updated_us) for row in rows if row.resource_type in ATTENDED_TYPES]
+    visits = {(str(row.resource_type), str(row.resource_id)) for row in rows} - {
+        (str(row.resource_type), str(row.resource_id))
+        for row in rows
+        if row.resource_type in ATTENDED_TYPES
+    }
+    since = _proof_since(gate, caller, head, proof)
+    if any(at >= since for at in cared):
+        return Seen.SINCE_PROOF
+    cared += _visits_with_care(gate, caller, sorted(visits))
+    if any(at >= since for at in cared):
+        return Seen.SINCE_PROOF
+    return Seen.BEFORE_PROOF if cared else Seen.NEVER
+
+
+def _proof_since(gate: Gate, caller: Caller, head: Head, proof: PresenceProof) -> int:
+    """Since when (µs) the Patient has held the identifier and birth date shown: the
+    oldest version of the latest unbroken run of versions holding both."""
+    _, versions = gate.vault.locate_history("Patient", head.resource_id)
+    wanted = (hkid_terms if proof.system == HKID_SYSTEM else mrn_terms)(
+        {"identifier": [{"system": proof.system, "value": proof.value}]}
     )
-    if connection is not None:
-        return connection.execute(query).first() is not None
-    with read_transaction(engine) as reading:
-        return reading.execute(query).first() is not None
+    since = head.last_updated_us
+    # A deletion ends the run: what was written after it is a record written anew.
+    standing = list(takewhile(lambda item: item.sealed is not None, versions))
+    for opened in gate._open(caller, standing):
+        resource = jsonio.load(opened.body or b"{}")
+        held = set(wanted) & set(proof_terms(resource))
+        if not held or resource.get("birthDate") != proof.birth_date:
+            break
+        since = opened.head.last_updated_us
+    return since
+
+
+def _visits_with_care(gate: Gate, caller: Caller, visits: list[tuple[str, str]]) -> list[int]:
+    """When each version of these visits and bookings that holds health data (a reason,
+    a diagnosis) was written."""
+    found: list[int] = []
+    for resource_type, resource_id in visits:
+        _, versions = gate.vault.locate_history(resource_type, resource_id)
+        sealed = [item for item in versions if item.sealed is not None]
+        rt = RESOURCE_TYPES[resource_type]
+        for opened in gate._open(caller, sealed):
+            shown = element_categories(rt, jsonio.load(opened.body or b"{}"))
+            if shown & HEALTH_CATEGORIES:
+                found.append(opened.head.last_updated_us)
+    return found
+
+
+def _was_home(gate: Gate, patient_id: str, clinic: str) -> bool:
+    """Whether a version of the Patient was placed at ``clinic`` (their home once)."""
+    with read_transaction(gate.vault.engine) as connection:
+        found = connection.execute(
+            select(resource_version.c.version_id)
+            .where(
+                resource_version.c.resource_type == "Patient",
+                resource_version.c.resource_id == patient_id,
+                resource_version.c.clinic_id == clinic,
+            )
+            .limit(1)
+        ).first()
+    return found is not None
 
 
 def _register_first_presence(
@@ -204,17 +306,36 @@ def _register_first_presence(
     def still_unattended(
         connection: Connection, operation: Operation, written: Head, stored: Head | None
     ) -> None:
-        if stored is None or stored.deleted or _attended(gate.vault.engine, pseudonym, connection):
+        cared = connection.execute(
+            select(resource_version.c.resource_id)
+            .where(
+                resource_version.c.patient_pseudonym == pseudonym,
+                resource_version.c.resource_type.in_(ATTENDED_TYPES),
+            )
+            .limit(1)
+        ).first()
+        if stored is None or stored.deleted or cared is not None:
             raise ReferenceConflict(
                 f"Patient/{head.resource_id} changed while it was being registered; try again"
             )
 
     def before_commit(connection: Connection, results: list[WriteResult]) -> None:
         (result,) = results
-        # The clinic is the patient's home now (the version just written): no
-        # registration of its own is needed there.
         ended.extend(access.registrations.end_all(connection, pseudonym))
         access.care.end_all(connection, pseudonym)
+        # The clinic is the patient's home now (the version just written); its
+        # registration says they stood there: the person was seen to be who they said,
+        # and a later registration elsewhere is an ordinary one (``_seen``), not a move
+        # back and forth between two desks (review of stop 62).
+        access.registrations.register(
+            connection,
+            pseudonym,
+            clinic,
+            by=caller.principal,
+            proof=Proof.PRESENCE,
+            now_us=access.now_us(),
+            known=frozenset(),
+        )
         written = replace(
             gate._write_event(attempt, moved, result, None, None), reason=FIRST_PRESENCE
         )

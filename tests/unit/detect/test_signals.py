@@ -463,3 +463,51 @@ def test_a_nurse_whose_watch_is_extended_reads_two_ordinary_days_of_walk_ins() -
     findings = _after_step_up(feed)
     assert findings, "a second day read on past the usual day is an alert"
     assert "care another account made alone" in findings[0].explanation
+
+
+def _downloaded(feed: Feed, address: str, asked_from: str | None) -> list[Finding]:
+    detail: dict[str, object] = {"job": "job-1", "file": "000001-Patient.ndjson"}
+    if asked_from is not None:
+        detail["asked_from"] = asked_from
+    return feed.entry(
+        MORNING,
+        None,
+        tag="bulk:export:downloaded",
+        principal="client:exporter",
+        client_id="exporter",
+        resource_type=None,
+        source_address=address,
+        detail=detail,
+    )
+
+
+def test_an_export_file_fetched_from_another_network_is_high() -> None:
+    """Asked for from 10.1.0.0/24, fetched from 203.0.113.0/24: ``export-download``."""
+    found = _downloaded(Feed(role="integration"), "203.0.113.7", "10.1.0.20")
+    assert [(f.detector, f.severity) for f in found] == [("export-download", Severity.HIGH)]
+    assert "job-1" in found[0].explanation and "203.0.113.0/24" in found[0].explanation
+
+
+def test_an_export_file_fetched_from_its_own_network_or_unknown_one_raises_nothing() -> None:
+    feed = Feed(role="integration")
+    assert _downloaded(feed, "10.1.0.99", "10.1.0.20") == []
+    assert _downloaded(feed, "203.0.113.7", None) == []
+
+
+def _registered(feed: Feed, **detail: object) -> list[Finding]:
+    return feed.entry(
+        MORNING,
+        "p9",
+        tag="fhir:patient:registered",
+        role="front_desk",
+        reason="registered on proof of presence",
+        detail={"clinic": "clinic-a", "proof": "hkid", **detail},
+    )
+
+
+def test_registering_a_patient_whose_home_the_clinic_once_was_is_low() -> None:
+    found = _registered(Feed(role="front_desk"), home_before=True)
+    assert [(f.detector, f.severity, f.patients) for f in found] == [
+        ("re-registration", Severity.LOW, ("p9",))
+    ]
+    assert _registered(Feed(role="front_desk")) == []
