@@ -37,7 +37,16 @@ from carevault.fhir.query import parse_query
 from carevault.fhir.registry import RESOURCE_TYPES
 from carevault.gate.core import AccessDenied, Caller, Gate, _Attempt, identifiers_seen
 from carevault.ledger.events import Outcome, Tag
-from carevault.vault.records import Gone, Head, NotFound, ReferenceConflict, WriteResult
+from carevault.vault.opening import open_sealed
+from carevault.vault.records import (
+    Gone,
+    Head,
+    NotFound,
+    Opened,
+    ReferenceConflict,
+    Sealed,
+    WriteResult,
+)
 from carevault.vault.search import find
 from carevault.vault.tables import resource_version
 from carevault.vault.writer import Operation, Put, apply_writes
@@ -242,13 +251,20 @@ def _proof_since(gate: Gate, caller: Caller, head: Head, proof: PresenceProof) -
     since = head.last_updated_us
     # A deletion ends the run: what was written after it is a record written anew.
     standing = list(takewhile(lambda item: item.sealed is not None, versions))
-    for opened in gate._open(caller, standing):
+    for opened in _looked_at(gate, caller, standing):
         resource = jsonio.load(opened.body or b"{}")
         held = set(wanted) & set(proof_terms(resource))
         if not held or resource.get("birthDate") != proof.birth_date:
             break
         since = opened.head.last_updated_us
     return since
+
+
+def _looked_at(gate: Gate, caller: Caller, items: list[Sealed]) -> list[Opened]:
+    """Versions opened to weigh a registration, never shown: their keys' unwraps are
+    logged as the caller's for ``registration``, and they spend none of the caller's
+    release budget (a patient with many bookings would drain a desk's)."""
+    return open_sealed(gate.vault, items, principal=caller.principal, purpose="registration")
 
 
 def _visits_with_care(gate: Gate, caller: Caller, visits: list[tuple[str, str]]) -> list[int]:
@@ -259,7 +275,7 @@ def _visits_with_care(gate: Gate, caller: Caller, visits: list[tuple[str, str]])
         _, versions = gate.vault.locate_history(resource_type, resource_id)
         sealed = [item for item in versions if item.sealed is not None]
         rt = RESOURCE_TYPES[resource_type]
-        for opened in gate._open(caller, sealed):
+        for opened in _looked_at(gate, caller, sealed):
             shown = element_categories(rt, jsonio.load(opened.body or b"{}"))
             if shown & HEALTH_CATEGORIES:
                 found.append(opened.head.last_updated_us)
