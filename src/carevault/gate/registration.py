@@ -30,7 +30,6 @@ from carevault.db import read_transaction, write_transaction
 from carevault.domain.categories import HEALTH_CATEGORIES, DataCategory
 from carevault.domain.roles import CLINICIANS, Role
 from carevault.fhir import jsonio
-from carevault.fhir.categories import element_categories
 from carevault.fhir.indexing import MRN_SYSTEM, hkid_terms, mrn_terms, proof_terms
 from carevault.fhir.normalise import HKID_SYSTEM
 from carevault.fhir.query import parse_query
@@ -268,17 +267,27 @@ def _looked_at(gate: Gate, caller: Caller, items: list[Sealed]) -> list[Opened]:
 
 
 def _visits_with_care(gate: Gate, caller: Caller, visits: list[tuple[str, str]]) -> list[int]:
-    """When each version of these visits and bookings that holds health data (a reason,
-    a diagnosis) was written."""
+    """When health data (a reason, a diagnosis) was written into these visits and
+    bookings: each version whose health data differs from the version before's. A
+    version that only carries the same health data on is no care of its writer's: a
+    desk saving its view of a doctor's visit keeps the reason it was not shown, and would
+    otherwise date the doctor's care to its own save (review of stop 62)."""
     found: list[int] = []
     for resource_type, resource_id in visits:
         _, versions = gate.vault.locate_history(resource_type, resource_id)
-        sealed = [item for item in versions if item.sealed is not None]
         rt = RESOURCE_TYPES[resource_type]
-        for opened in _looked_at(gate, caller, sealed):
-            shown = element_categories(rt, jsonio.load(opened.body or b"{}"))
-            if shown & HEALTH_CATEGORIES:
+        before: dict[str, object] = {}
+        # Oldest first; a deletion (no body) holds no health data.
+        for opened in _looked_at(gate, caller, list(reversed(versions))):
+            resource = jsonio.load(opened.body or b"{}")
+            health = {
+                name: value
+                for name, value in resource.items()
+                if rt.element_categories.get(name, rt.category) in HEALTH_CATEGORIES
+            }
+            if health and health != before:
                 found.append(opened.head.last_updated_us)
+            before = health
     return found
 
 
@@ -301,7 +310,7 @@ def _register_first_presence(
     gate: Gate, caller: Caller, attempt: _Attempt, head: Head, clinic: str
 ) -> None:
     """Register, at ``clinic``, a patient whom no one in the group has ever recorded
-    seeing (``_attended``): the first clinic where they stand and prove who they are is
+    seeing (``_seen``): the first clinic where they stand and prove who they are is
     where they belong. Their home moves here, and every other tie ends (the home clinic
     their record was written at, registrations elsewhere, the care that bookings there
     opened): each rests on what someone typed, which a desk of another clinic may have

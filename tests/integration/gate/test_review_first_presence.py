@@ -258,3 +258,41 @@ def test_the_clinic_that_wrote_the_record_cannot_take_the_home_back_mid_visit(
         group.doctor_tw, "POST", "/fhir/Observation", observation(patient, "HIV-1 RNA 20000")
     )
     assert result.status_code == 201, result.text
+
+
+def test_a_desk_saving_its_view_of_a_doctors_visit_does_not_date_the_care_anew(
+    group: Group,
+) -> None:
+    """The doctor records a visit with its reason; the desk then types a newcomer's HKID
+    and birth date onto the patient, and saves its view of the visit back (the reason it
+    was not shown is kept). The visit's new version carries the doctor's reason on, but
+    is no care since the number was typed: the registration elsewhere is refused (409),
+    as for the plant on a seen chart."""
+    patient = _planted(group)
+    booked = group.call(
+        group.desk_tm, "POST", "/fhir/Appointment", booked_today(patient, TM, "dr-tm")
+    )
+    assert booked.status_code == 201, booked.text
+    visit = encounter(patient, TM, "dr-tm")
+    visit["reasonCode"] = [{"text": "chest pain"}]
+    made = group.call(group.doctor_tm, "POST", "/fhir/Encounter", visit)
+    assert made.status_code == 201, made.text
+    path = f"/fhir/Patient/{patient}"
+    shown = group.call(group.desk_tm, "GET", path).json()
+    body = {key: value for key, value in shown.items() if key != "meta"}
+    body["identifier"] = [{"system": HKID_SYSTEM, "value": "A123457(1)"}]
+    body["birthDate"] = "1985-05-05"
+    assert group.call(group.desk_tm, "PUT", path, body).status_code == 200
+    visit_path = f"/fhir/Encounter/{made.json()['id']}"
+    desk_view = group.call(group.desk_tm, "GET", visit_path).json()
+    assert "reasonCode" not in desk_view
+    desk_view.pop("meta")
+    resaved = group.call(group.desk_tm, "PUT", visit_path, desk_view)
+    assert resaved.status_code == 200, resaved.text
+
+    answer = group.call(
+        group.desk_tw, "POST", "/fhir/Patient/$register", register_body("A123457(1)", "1985-05-05")
+    )
+
+    assert answer.status_code == 409, answer.text
+    assert _clinics(group, patient) == {TM}
