@@ -18,6 +18,7 @@ Both are recorded in the audit ledger in the transaction that makes the change.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from itertools import takewhile
@@ -48,7 +49,7 @@ from carevault.vault.records import (
 )
 from carevault.vault.search import find
 from carevault.vault.tables import resource_version
-from carevault.vault.writer import Operation, Put, apply_writes
+from carevault.vault.writer import Authorize, Operation, Put, apply_writes
 
 _PROOF_KINDS = {HKID_SYSTEM: "hkid", MRN_SYSTEM: "mrn"}
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -321,11 +322,6 @@ def _register_first_presence(
     access = gate.access
     pseudonym = head.patient_pseudonym
     assert access is not None and pseudonym is not None  # noqa: S101 - checked by register
-    located = gate.vault.locate("Patient", head.resource_id)
-    [opened] = gate._open(caller, [located])
-    resource = jsonio.load(opened.body or b"{}")
-    resource["managingOrganization"] = {"reference": f"Organization/{clinic}"}
-    moved = Put(_PATIENT, head.resource_id, resource, if_match=located.head.version_id)
     ended: list[str] = []
 
     def still_unattended(
@@ -344,8 +340,7 @@ def _register_first_presence(
                 f"Patient/{head.resource_id} changed while it was being registered; try again"
             )
 
-    def before_commit(connection: Connection, results: list[WriteResult]) -> None:
-        (result,) = results
+    def ties_end(connection: Connection) -> None:
         ended.extend(access.registrations.end_all(connection, pseudonym))
         access.care.end_all(connection, pseudonym)
         # The clinic is the patient's home now (the version just written); its
@@ -361,21 +356,59 @@ def _register_first_presence(
             now_us=access.now_us(),
             known=frozenset(),
         )
-        written = replace(
-            gate._write_event(attempt, moved, result, None, None), reason=FIRST_PRESENCE
-        )
         attempt.detail.update({"home_from": head.clinic_id, "ended": ended})
-        event = gate._event(attempt, Outcome.SUCCESS, reason=FIRST_PRESENCE)
+
+    _move_home(
+        gate,
+        caller,
+        attempt,
+        gate.vault.locate("Patient", head.resource_id),
+        clinic,
+        purpose="registration",
+        reason=FIRST_PRESENCE,
+        authorize=still_unattended,
+        within=ties_end,
+    )
+
+
+def _move_home(
+    gate: Gate,
+    caller: Caller,
+    attempt: _Attempt,
+    located: Sealed,
+    destination: str,
+    *,
+    purpose: str,
+    reason: str,
+    authorize: Authorize,
+    within: Callable[[Connection], None] | None = None,
+) -> WriteResult:
+    """Write the Patient of ``located`` again with ``destination`` as its home, as
+    ``caller``, with the attempt's entry and the Patient's update (both for ``reason``)
+    and whatever ``within`` does in the same transaction; ``authorize`` judges the
+    stored version inside it."""
+    [opened] = gate._open(caller, [located])
+    resource = jsonio.load(opened.body or b"{}")
+    resource["managingOrganization"] = {"reference": f"Organization/{destination}"}
+    moved = Put(_PATIENT, located.head.resource_id, resource, if_match=located.head.version_id)
+
+    def before_commit(connection: Connection, results: list[WriteResult]) -> None:
+        (result,) = results
+        if within is not None:
+            within(connection)
+        written = replace(gate._write_event(attempt, moved, result, None, None), reason=reason)
+        event = gate._event(attempt, Outcome.SUCCESS, reason=reason)
         gate.audit.record([written, event], connection)
 
-    apply_writes(
+    [result] = apply_writes(
         gate.vault,
         [moved],
         principal=caller.principal,
-        purpose="registration",
+        purpose=purpose,
         before_commit=before_commit,
-        authorize=still_unattended,
+        authorize=authorize,
     )
+    return result
 
 
 def _refuse_what_the_record_showed(gate: Gate, caller: Caller, pseudonym: str, clinic: str) -> None:
@@ -476,16 +509,6 @@ def transfer(
         gate._contain_move(located.head, destination)
         if gate.vault.locate("Organization", destination).head.deleted:
             raise Gone(f"Organization/{destination} was deleted")
-        [opened] = gate._open(caller, [located])
-        resource = jsonio.load(opened.body or b"{}")
-        resource["managingOrganization"] = {"reference": f"Organization/{destination}"}
-        moved = Put(patient_type, patient_id, resource, if_match=located.head.version_id)
-
-        def before_commit(connection: Connection, results: list[WriteResult]) -> None:
-            (result,) = results
-            written = gate._write_event(attempt, moved, result, None, None)
-            event = gate._event(attempt, Outcome.SUCCESS, reason=f"transfer: {why.value}")
-            gate.audit.record([written, event], connection)
 
         def keep_source(
             connection: Connection, operation: Operation, head: Head, stored: Head | None
@@ -493,12 +516,13 @@ def transfer(
             if stored is None or stored.clinic_id != source:
                 raise NotFound(f"Patient/{patient_id} changed while it was being transferred")
 
-        [result] = apply_writes(
-            gate.vault,
-            [moved],
-            principal=caller.principal,
+        return _move_home(
+            gate,
+            caller,
+            attempt,
+            located,
+            destination,
             purpose="transfer",
-            before_commit=before_commit,
+            reason=f"transfer: {why.value}",
             authorize=keep_source,
         )
-        return result
