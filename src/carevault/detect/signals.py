@@ -221,6 +221,10 @@ def _network_of(address: str) -> str:
         ip = ipaddress.ip_address(address)
     except ValueError:
         return address
+    if ip.version == 6 and ip.ipv4_mapped is not None:
+        # An IPv4 client of a dual-stack listener (``::ffff:a.b.c.d``): its IPv4 network,
+        # not the one /64 every such address shares (review of stop 62).
+        ip = ip.ipv4_mapped
     prefix = 24 if ip.version == 4 else 64
     return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
 
@@ -308,12 +312,16 @@ def _downloaded_elsewhere(access: Access, day: int) -> Finding | None:
     if fetched is None or origin is None or fetched == origin:
         return None
     job = str(access.detail.get("job", ""))[:64]
+    # One host of two address families (a dual-stack client may ask over IPv6 and fetch
+    # over IPv4) is told, not answered: high revokes the client (review of stop 62).
+    same_family = (":" in fetched) == (":" in origin)
     return Finding(
         "export-download",
-        Severity.HIGH,
+        Severity.HIGH if same_family else Severity.LOW,
         f"{day} {job}",
         f"fetched a file of bulk export {job} from {fetched}, not from {origin}, where the "
-        "export was asked for: the client's secret in other hands?",
+        "export was asked for: the client's secret in other hands?"
+        + ("" if same_family else " (another address family: perhaps the same host)"),
         access,
         (),
     )

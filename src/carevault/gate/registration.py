@@ -28,14 +28,15 @@ from sqlalchemy import Connection, select
 from carevault.access.registrations import ALREADY_REGISTERED, FIRST_PRESENCE, Proof, fisher
 from carevault.access.scopes import Interaction
 from carevault.db import read_transaction, write_transaction
-from carevault.domain.categories import HEALTH_CATEGORIES, DataCategory
+from carevault.domain.categories import HEALTH_CATEGORIES
 from carevault.domain.roles import CLINICIANS, Role
 from carevault.fhir import jsonio
-from carevault.fhir.indexing import MRN_SYSTEM, hkid_terms, mrn_terms, proof_terms
+from carevault.fhir.indexing import MRN_SYSTEM, hkid_terms, mrn_terms
 from carevault.fhir.normalise import HKID_SYSTEM
 from carevault.fhir.query import parse_query
 from carevault.fhir.registry import RESOURCE_TYPES
 from carevault.gate.core import AccessDenied, Caller, Gate, _Attempt, identifiers_seen
+from carevault.keys.envelope import RecordIntegrityError
 from carevault.ledger.events import Outcome, Tag
 from carevault.vault.opening import open_sealed
 from carevault.vault.records import (
@@ -139,6 +140,12 @@ def register(gate: Gate, caller: Caller, proof: PresenceProof, clinic_id: str | 
                     "the patient who matches was given this identifier or birth date after"
                     " their care was recorded; ask the privacy officer to confirm who they are"
                 )
+            if seen is Seen.TWO_NUMBERS:
+                counted.missed()
+                raise ReferenceConflict(
+                    "the patient who matches holds more than one number of this kind; ask"
+                    " the privacy officer to confirm who they are"
+                )
             if head.clinic_id != clinic and _was_home(gate, head.resource_id, clinic):
                 # Told to the detectors (``re-registration``): a clinic that wrote a record
                 # before the person first came elsewhere learns they came (its reads turn
@@ -170,12 +177,15 @@ def register(gate: Gate, caller: Caller, proof: PresenceProof, clinic_id: str | 
 
 
 #: Records that say someone attended: what a clinician (health data) or billing (a
-#: claim, an invoice) writes, or the system loads. A front desk writes none of them.
+#: claim for a service) writes, or the system loads. A front desk writes none of them.
+#: Not a coverage: billing records a patient's insurance before any visit (review of
+#: stop 62: a coverage kept a planted patient's ties).
 ATTENDED_TYPES = tuple(
     sorted(
         rt.name
         for rt in RESOURCE_TYPES.values()
-        if rt.patient_paths and rt.category in HEALTH_CATEGORIES | {DataCategory.FINANCIAL}
+        if rt.patient_paths
+        and (rt.category in HEALTH_CATEGORIES or rt.name in ("Claim", "ExplanationOfBenefit"))
     )
 )
 #: Records of a visit or booking, which a desk writes too: they say someone attended only
@@ -193,6 +203,8 @@ class Seen(StrEnum):
     BEFORE_PROOF = "before-proof"
     #: No care recorded at all.
     NEVER = "never"
+    #: The record holds more than one number of the kind shown: whose it is is in doubt.
+    TWO_NUMBERS = "two-numbers"
 
 
 def _seen(gate: Gate, caller: Caller, head: Head, clinic: str, proof: PresenceProof) -> Seen:
@@ -210,6 +222,12 @@ def _seen(gate: Gate, caller: Caller, head: Head, clinic: str, proof: PresencePr
     assert access is not None and pseudonym is not None  # noqa: S101 - checked by register
     if clinic in access.registrations.clinics(pseudonym):
         return Seen.SINCE_PROOF
+    since, numbers = _proof_since(gate, caller, head, proof)
+    if numbers > 1:
+        # A person has one HKID: a second, added beside the one a desk may not read (it
+        # keeps what it was not shown), is another person's, and whoever registers on
+        # it would be given the chart of the first (review of stop 62).
+        return Seen.TWO_NUMBERS
     if head.clinic_id is not None and head.clinic_id in access.registrations.proved_at(pseudonym):
         # Their home is where they stood and proved who they are (a first presence
         # moved it there): a registration elsewhere is an ordinary one.
@@ -232,7 +250,6 @@ def _seen(gate: Gate, caller: Caller, head: Head, clinic: str, proof: PresencePr
         for row in rows
         if row.resource_type in ATTENDED_TYPES
     }
-    since = _proof_since(gate, caller, head, proof)
     if any(at >= since for at in cared):
         return Seen.SINCE_PROOF
     cared += _visits_with_care(gate, caller, sorted(visits))
@@ -241,30 +258,40 @@ def _seen(gate: Gate, caller: Caller, head: Head, clinic: str, proof: PresencePr
     return Seen.BEFORE_PROOF if cared else Seen.NEVER
 
 
-def _proof_since(gate: Gate, caller: Caller, head: Head, proof: PresenceProof) -> int:
-    """Since when (µs) the Patient has held the identifier and birth date shown: the
-    oldest version of the latest unbroken run of versions holding both."""
+def _proof_since(gate: Gate, caller: Caller, head: Head, proof: PresenceProof) -> tuple[int, int]:
+    """Since when (µs) the Patient has held the identifier and birth date shown (the
+    oldest version of the latest unbroken run of versions holding both), and how many
+    numbers of the kind shown its current version holds."""
     _, versions = gate.vault.locate_history("Patient", head.resource_id)
-    wanted = (hkid_terms if proof.system == HKID_SYSTEM else mrn_terms)(
-        {"identifier": [{"system": proof.system, "value": proof.value}]}
-    )
-    since = head.last_updated_us
+    kind = hkid_terms if proof.system == HKID_SYSTEM else mrn_terms
+    wanted = set(kind({"identifier": [{"system": proof.system, "value": proof.value}]}))
+    since, numbers = head.last_updated_us, 0
     # A deletion ends the run: what was written after it is a record written anew.
     standing = list(takewhile(lambda item: item.sealed is not None, versions))
-    for opened in _looked_at(gate, caller, standing):
+    for at, opened in enumerate(_looked_at(gate, caller, standing)):
         resource = jsonio.load(opened.body or b"{}")
-        held = set(wanted) & set(proof_terms(resource))
-        if not held or resource.get("birthDate") != proof.birth_date:
+        held = set(kind(resource))
+        if at == 0:
+            numbers = len(held)
+        if not wanted & held or resource.get("birthDate") != proof.birth_date:
             break
         since = opened.head.last_updated_us
-    return since
+    return since, numbers
 
 
 def _looked_at(gate: Gate, caller: Caller, items: list[Sealed]) -> list[Opened]:
     """Versions opened to weigh a registration, never shown: their keys' unwraps are
     logged as the caller's for ``registration``, and they spend none of the caller's
     release budget (a patient with many bookings would drain a desk's)."""
-    return open_sealed(gate.vault, items, principal=caller.principal, purpose="registration")
+    try:
+        return open_sealed(gate.vault, items, principal=caller.principal, purpose="registration")
+    except RecordIntegrityError:
+        # Fail closed, naming no record: the caller may not know of the one that failed
+        # (another clinic's booking; review of stop 62).
+        raise RecordIntegrityError(
+            "a record this registration weighs failed its integrity check; the patient is"
+            " not registered"
+        ) from None
 
 
 def _visits_with_care(gate: Gate, caller: Caller, visits: list[tuple[str, str]]) -> list[int]:

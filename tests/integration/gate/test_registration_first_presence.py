@@ -16,16 +16,22 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from sqlalchemy import update
 
 from carevault.bootstrap import Services
 from carevault.detect import alerts_as_dicts
+from carevault.domain.roles import Role
 from carevault.ledger.events import Outcome, Tag
+from carevault.vault.tables import resource_version
 from tests.integration.access.group import (
+    EXTENDED_HEALTHCARE,
+    HKID_SYSTEM,
     TM,
     TW,
     Group,
     booked_today,
     build_group,
+    coverage,
     encounter,
     observation,
     register_body,
@@ -42,6 +48,7 @@ from tests.integration.gate.presence import (
     tsuen_wan_records_a_result,
 )
 from tests.support.client import FhirTestClient
+from tests.support.staff import make_staff
 
 pytestmark = pytest.mark.postgres
 
@@ -230,12 +237,27 @@ def test_plant_on_a_seen_patient_of_the_desks_own_is_refused_for_an_officer(
 def test_a_number_typed_after_the_care_and_seen_since_is_registered_as_ever(
     group: Group,
 ) -> None:
-    """The honest case of the rule above: a Tuen Mun patient given their HKID at a later
-    visit, and seen at that visit (an observation after the number), registers at Tsuen
-    Wan as any patient does; Tuen Mun keeps its home."""
-    chart = group.tm_patient.id
-    retyped(group, chart)
+    """The honest case of the rule above: a Tuen Mun patient seen before they had an
+    HKID on record (a child, a visitor), given it at a later visit and seen at that visit
+    (an observation after the number), registers at Tsuen Wan as any patient does; Tuen
+    Mun keeps its home. Before that visit, Tsuen Wan's registration waits for the
+    privacy officer (409)."""
+    made = group.call(
+        group.desk_tm,
+        "POST",
+        "/fhir/Patient",
+        {"resourceType": "Patient", "name": [{"family": "Ho"}], "birthDate": "2015-06-01"},
+    )
+    assert made.status_code == 201, made.text
+    chart = str(made.json()["id"])
     booked_at_tuen_mun(group, chart)
+    first = group.call(group.doctor_tm, "POST", "/fhir/Observation", observation(chart))
+    assert first.status_code == 201, first.text
+    retyped(group, chart)
+    waits = group.call(
+        group.desk_tw, "POST", "/fhir/Patient/$register", register_body(NEW_HKID, NEW_BORN)
+    )
+    assert waits.status_code == 409, waits.text
     noted = group.call(group.doctor_tm, "POST", "/fhir/Observation", observation(chart))
     assert noted.status_code == 201, noted.text
 
@@ -380,4 +402,75 @@ def test_a_desk_saving_its_view_of_a_doctors_visit_does_not_date_the_care_anew(
     )
 
     assert answer.status_code == 409, answer.text
+    assert clinics(group, patient) == {TM}
+
+
+# The second review (docs/threat-model.md, "Review of stop 62"): each failed before its
+# mend.
+
+
+def test_a_newcomers_number_added_beside_a_seen_patients_own_is_refused_for_an_officer(
+    group: Group,
+) -> None:
+    """Tuen Mun's desk adds the newcomer's HKID as a second identifier of Chan, a patient
+    its doctor has seen (Chan's own number, which the desk may not read, is kept), with
+    the newcomer's birth date; the doctor sees Chan again in ordinary work. Tsuen Wan
+    registered the newcomer on Chan's chart: its doctor read Chan's results, and Tuen
+    Mun's doctor what Tsuen Wan recorded. A person has one HKID: a record holding two
+    refuses a registration by either (409, for the privacy officer), counted."""
+    chart = group.tm_patient.id
+    path = f"/fhir/Patient/{chart}"
+    shown = group.call(group.desk_tm, "GET", path).json()
+    body = {key: value for key, value in shown.items() if key != "meta"}
+    body["identifier"] = [*body.get("identifier", []), {"system": HKID_SYSTEM, "value": NEW_HKID}]
+    body["birthDate"] = NEW_BORN
+    assert group.call(group.desk_tm, "PUT", path, body).status_code == 200
+    noted = group.call(group.doctor_tm, "POST", "/fhir/Observation", observation(chart))
+    assert noted.status_code == 201, noted.text
+
+    answer = group.call(
+        group.desk_tw, "POST", "/fhir/Patient/$register", register_body(NEW_HKID, NEW_BORN)
+    )
+
+    assert answer.status_code == 409, answer.text
+    assert "more than one number" in answer.text and chart not in answer.text
+    assert clinics(group, chart) == {TM}
+
+
+def test_a_coverage_billing_records_before_a_visit_is_no_attendance(group: Group) -> None:
+    """Billing records the insurance of the desk's new patient before any visit (its
+    ordinary work, group-wide): the first version took the coverage for attendance, and
+    the plant kept its ties. A coverage says nothing of a visit: the home moves."""
+    billing = make_staff(group.services, Role.BILLING, [TM])
+    patient = planted(group)
+    made = group.call(billing, "POST", "/fhir/Coverage", coverage(patient, EXTENDED_HEALTHCARE))
+    assert made.status_code == 201, made.text
+
+    answer = registered_at_tsuen_wan(group)
+
+    assert answer.json()["managingOrganization"] == {"reference": f"Organization/{TW}"}
+    assert clinics(group, patient) == {TW}
+
+
+def test_a_record_that_fails_its_integrity_check_refuses_the_registration_naming_nothing(
+    group: Group,
+) -> None:
+    """A version of a Tuen Mun booking whose ciphertext was altered: the registration
+    fails closed (500, nothing moved), and its answer no longer names the booking, which
+    the registering desk may not know of."""
+    patient = planted(group)
+    booking = booked_at_tuen_mun(group, patient)
+    with group.services.vault.engine.begin() as connection:
+        connection.execute(
+            update(resource_version)
+            .where(resource_version.c.resource_id == booking)
+            .values(sealed=b"\x01" * 64)
+        )
+
+    answer = group.call(
+        group.desk_tw, "POST", "/fhir/Patient/$register", register_body(NEW_HKID, NEW_BORN)
+    )
+
+    assert answer.status_code == 500, answer.text
+    assert booking not in answer.text and "integrity" in answer.text
     assert clinics(group, patient) == {TM}

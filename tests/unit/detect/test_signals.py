@@ -511,3 +511,19 @@ def test_registering_a_patient_whose_home_the_clinic_once_was_is_low() -> None:
         ("re-registration", Severity.LOW, ("p9",))
     ]
     assert _registered(Feed(role="front_desk")) == []
+
+
+def test_ipv4_clients_of_a_dual_stack_listener_are_judged_by_their_ipv4_network() -> None:
+    """``::ffff:a.b.c.d`` is an IPv4 peer: its /24, not the one /64 all such share
+    (which made a fetch from anywhere 'its own network'; review of stop 62)."""
+    found = _downloaded(Feed(role="integration"), "::ffff:203.0.113.7", "::ffff:10.1.0.20")
+    assert [f.detector for f in found] == ["export-download"]
+    assert "203.0.113.0/24" in found[0].explanation
+    assert _downloaded(Feed(role="integration"), "::ffff:10.1.0.99", "10.1.0.20") == []
+
+
+def test_a_fetch_over_the_other_address_family_is_told_not_answered() -> None:
+    """A dual-stack host may ask over IPv6 and fetch over IPv4: low (raised only), not
+    the high whose response revokes the client."""
+    found = _downloaded(Feed(role="integration"), "10.1.0.20", "2001:db8:1::20")
+    assert [(f.detector, f.severity) for f in found] == [("export-download", Severity.LOW)]
