@@ -150,6 +150,9 @@ class Proof(StrEnum):
     TRANSFER = "transfer"
     #: Data loaded by the system (seeding, import) stated a visit there.
     SYSTEM = "system"
+    #: A privacy officer confirmed who the patient is, where ``$register`` was refused for
+    #: them (``gate.registration.register_confirmed``).
+    OFFICER = "officer"
 
 
 #: Built once and run on the driver (``db.driver_all``): every read of a patient's record

@@ -20,6 +20,7 @@ from carevault.cli import (  # noqa: F401 - they register
     index,
     keys,
     notify,
+    patients,
     server,
     sim,
     staff,

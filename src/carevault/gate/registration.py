@@ -64,6 +64,16 @@ class RegistrationInvalid(ValueError):
     """The request is malformed (400); says what to send, never echoes a value."""
 
 
+class ConfirmReason(StrEnum):
+    """Why a privacy officer registers a patient ``$register`` refused (the fixed list a
+    reason comes from: free text could name the patient)."""
+
+    #: The officer confirmed who the person is (with their clinic, their documents).
+    IDENTITY_CONFIRMED = "identity-confirmed"
+    #: The record's identifiers or birth date were wrong, and have been corrected.
+    RECORD_CORRECTED = "record-corrected"
+
+
 class TransferReason(StrEnum):
     """The fixed list a transfer's reason comes from (free text could name the patient)."""
 
@@ -492,6 +502,55 @@ def _matching(gate: Gate, caller: Caller, proof: PresenceProof) -> list[Head]:
         keep=identifiers_seen(caller, query, gate.care.zone),
     )
     return [item.head for item in found if not item.head.deleted]
+
+
+def register_confirmed(
+    gate: Gate, caller: Caller, patient_id: str, clinic: str, reason: str
+) -> bool:
+    """A privacy officer registers a patient at ``clinic`` after confirming who they are,
+    where ``$register`` sent the clinic's desk to them (409: the record holds two numbers
+    of a kind, or its care predates the number shown). No proof of presence is asked:
+    the officer's confirmation is the proof, in the ledger with its reason. False if the
+    patient was registered there already."""
+    with gate._attempt(caller, Tag.PATIENT_REGISTERED, "Patient", patient_id) as attempt:
+        actor = caller.actor
+        if actor is None or actor.role is not Role.PRIVACY_OFFICER:
+            raise AccessDenied("only a privacy officer registers a patient on their confirmation")
+        access = gate.access
+        if access is None:
+            raise AccessDenied("access control is not configured")
+        gate._contain_change([_PATIENT])
+        try:
+            why = ConfirmReason(reason)
+        except ValueError:
+            raise RegistrationInvalid(
+                f"reason must be one of {', '.join(item.value for item in ConfirmReason)}"
+            ) from None
+        located = gate.vault.locate("Patient", patient_id)
+        if located.head.deleted:
+            raise Gone(f"Patient/{patient_id} was deleted")
+        pseudonym = located.head.patient_pseudonym
+        assert pseudonym is not None  # noqa: S101 - every Patient has one
+        attempt.patient_pseudonym = pseudonym
+        attempt.detail.update({"clinic": clinic, "proof": str(Proof.OFFICER), "why": why.value})
+        if clinic not in access.known_clinics():
+            raise RegistrationInvalid("the clinic must be one of the group's")
+        gate._contain_move(located.head, clinic)
+        with write_transaction(gate.vault.engine) as connection:
+            added = access.registrations.register(
+                connection,
+                pseudonym,
+                clinic,
+                by=caller.principal,
+                proof=Proof.OFFICER,
+                now_us=access.now_us(),
+            )
+            said = f"registered on the privacy officer's confirmation: {why.value}"
+            event = gate._event(
+                attempt, Outcome.SUCCESS, reason=said if added else ALREADY_REGISTERED
+            )
+            gate.audit.record([event], connection)
+        return added
 
 
 def transfer(

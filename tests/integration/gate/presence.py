@@ -84,8 +84,10 @@ def retyped(group: Group, patient: str, hkid: str = NEW_HKID, born: str = NEW_BO
 
 
 def clinics(group: Group, patient: str) -> frozenset[str]:
-    """Where the patient is registered, their home included."""
+    """Where the patient is registered, their home included: read afresh, past the
+    answers these services keep (a command with services of its own registered them)."""
     access = group.services.access
     assert access is not None
     pseudonym = group.services.vault.patient_pseudonyms([patient])[patient]
-    return access.registrations.clinics(pseudonym)
+    with group.services.vault.engine.connect() as connection:
+        return access.registrations.clinics(pseudonym, connection)
