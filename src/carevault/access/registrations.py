@@ -458,11 +458,13 @@ class Registrations:
         return True
 
     def proved_at(self, pseudonym: str) -> frozenset[str]:
-        """The clinics where the patient proved their presence (``Proof.PRESENCE``), those
-        whose registration does not match its seal left out."""
+        """The clinics where the patient proved their presence, or a privacy officer
+        confirmed who they are (``Proof.PRESENCE``, ``Proof.OFFICER``), those whose
+        registration does not match its seal left out."""
         with read_transaction(self.engine) as connection:
             rows = driver_all(connection, _REGISTERED, {"registered_patient": pseudonym})
-        return self._clinics(pseudonym, [row for row in rows if row[3] == Proof.PRESENCE])
+        proved = (Proof.PRESENCE, Proof.OFFICER)
+        return self._clinics(pseudonym, [row for row in rows if row[3] in proved])
 
     def end_all(self, connection: Connection, pseudonym: str) -> list[str]:
         """Inside the write's transaction: the patient is registered nowhere any more

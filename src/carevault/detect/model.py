@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any
 
 import orjson
@@ -30,6 +31,31 @@ class Severity(StrEnum):
 
 
 _RANKS = {severity: rank for rank, severity in enumerate(Severity)}
+
+#: NAT64's well-known prefix (RFC 6052): an IPv4 peer reached through a translator.
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+@lru_cache(maxsize=4096)
+def network_of(address: str) -> str | None:
+    """The network an address is judged by: its /24 (IPv4) or /64 (IPv6), None if it is
+    no address. An IPv4 address carried in an IPv6 one (mapped ``::ffff:a.b.c.d``, NAT64,
+    6to4, Teredo) is judged by its IPv4 /24: every peer of a dual-stack listener or a
+    translator shares one /64, and a thief could pick such a path to be "the same
+    network" as anyone (reviews of stop 62)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address):
+        carried = ip.ipv4_mapped or ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
+        if carried is None and ip in _NAT64:
+            carried = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+        if carried is not None:
+            return str(ipaddress.ip_network(f"{carried}/24", strict=False))
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ipaddress.ip_network(f"{ip}/24", strict=False))
+
 
 #: Tags whose successful entries hand patient data out.
 RELEASING = frozenset(

@@ -8,10 +8,8 @@ nothing is raised however quiet the history. See docs/detection.md.
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Callable, Mapping, Set
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import TypeVar, cast
 
 from carevault.access.care import CARE_TYPES
@@ -39,6 +37,7 @@ from carevault.detect.model import (
     Access,
     Finding,
     Severity,
+    network_of,
 )
 from carevault.detect.profile import (
     REGISTRATION_WINDOW_US,
@@ -214,19 +213,9 @@ def _network(address: str | None) -> str | None:
     return _network_of(address)
 
 
-@lru_cache(maxsize=4096)
 def _network_of(address: str) -> str:
-    """An address's /24 (IPv4) or /64 (IPv6): parsed once per address, not per entry."""
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return address
-    if ip.version == 6 and ip.ipv4_mapped is not None:
-        # An IPv4 client of a dual-stack listener (``::ffff:a.b.c.d``): its IPv4 network,
-        # not the one /64 every such address shares (review of stop 62).
-        ip = ip.ipv4_mapped
-    prefix = 24 if ip.version == 4 else 64
-    return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
+    """An address's network (``model.network_of``), or the address itself if it is none."""
+    return network_of(address) or address
 
 
 def _missed(access: Access) -> bool:
@@ -312,12 +301,14 @@ def _downloaded_elsewhere(access: Access, day: int) -> Finding | None:
     if fetched is None or origin is None or fetched == origin:
         return None
     job = str(access.detail.get("job", ""))[:64]
-    # One host of two address families (a dual-stack client may ask over IPv6 and fetch
-    # over IPv4) is told, not answered: high revokes the client (review of stop 62).
+    # Another address family is judged as another network: a thief holding the secret
+    # picks the family it fetches over, and a low alert for it was an evasion (third
+    # review of stop 62). A dual-stack client asking over one family and fetching over
+    # the other is revoked too, and told why; an officer lifts it.
     same_family = (":" in fetched) == (":" in origin)
     return Finding(
         "export-download",
-        Severity.HIGH if same_family else Severity.LOW,
+        Severity.HIGH,
         f"{day} {job}",
         f"fetched a file of bulk export {job} from {fetched}, not from {origin}, where the "
         "export was asked for: the client's secret in other hands?"

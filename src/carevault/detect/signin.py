@@ -19,11 +19,10 @@ quietest are forgotten.
 
 from __future__ import annotations
 
-import ipaddress
 from collections import deque
 from dataclasses import dataclass, field, replace
 
-from carevault.detect.model import DAY_US, MINUTE_US, Access, Finding, Severity
+from carevault.detect.model import DAY_US, MINUTE_US, Access, Finding, Severity, network_of
 
 DETECTOR = "sign-in-failures"
 FAILURES = 10
@@ -113,12 +112,5 @@ class SignInFailures:
 
 
 def _network(address: str | None) -> str:
-    """The /24 (IPv4) or /64 (IPv6) of ``address``; "unknown" without one."""
-    if not address:
-        return "unknown"
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return "unknown"
-    prefix = 24 if ip.version == 4 else 64
-    return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
+    """The network ``address`` is judged by (``model.network_of``); "unknown" without one."""
+    return (network_of(address) if address else None) or "unknown"

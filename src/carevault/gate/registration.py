@@ -22,17 +22,20 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from itertools import takewhile
+from typing import Any
 
 from sqlalchemy import Connection, select
 
 from carevault.access.registrations import ALREADY_REGISTERED, FIRST_PRESENCE, Proof, fisher
 from carevault.access.scopes import Interaction
 from carevault.db import read_transaction, write_transaction
+from carevault.domain import hkid
 from carevault.domain.categories import HEALTH_CATEGORIES
 from carevault.domain.roles import CLINICIANS, Role
 from carevault.fhir import jsonio
+from carevault.fhir.codes import has_sensitive_code
 from carevault.fhir.indexing import MRN_SYSTEM, hkid_terms, mrn_terms
-from carevault.fhir.normalise import HKID_SYSTEM
+from carevault.fhir.normalise import HKID_SYSTEM, identifier_value
 from carevault.fhir.query import parse_query
 from carevault.fhir.registry import RESOURCE_TYPES
 from carevault.gate.core import AccessDenied, Caller, Gate, _Attempt, identifiers_seen
@@ -62,6 +65,13 @@ REGISTERING_ROLES = frozenset({Role.FRONT_DESK, Role.NURSE, Role.PHYSICIAN, Role
 
 class RegistrationInvalid(ValueError):
     """The request is malformed (400); says what to send, never echoes a value."""
+
+
+#: What a desk is told when a registration needs the privacy officer (``Seen``).
+OFFICER_TO_CONFIRM = (
+    "this patient's record cannot be registered on the identifier and birth date alone;"
+    " ask the privacy officer to confirm who they are"
+)
 
 
 class ConfirmReason(StrEnum):
@@ -144,18 +154,11 @@ def register(gate: Gate, caller: Caller, proof: PresenceProof, clinic_id: str | 
             if seen is Seen.NEVER:
                 _register_first_presence(gate, caller, attempt, head, clinic)
                 return head.resource_id
-            if seen is Seen.BEFORE_PROOF:
+            if seen in (Seen.BEFORE_PROOF, Seen.TWO_NUMBERS):
+                # One answer for both: which it was would tell the desk that another
+                # clinic's patient holds a second number (third review of stop 62).
                 counted.missed()
-                raise ReferenceConflict(
-                    "the patient who matches was given this identifier or birth date after"
-                    " their care was recorded; ask the privacy officer to confirm who they are"
-                )
-            if seen is Seen.TWO_NUMBERS:
-                counted.missed()
-                raise ReferenceConflict(
-                    "the patient who matches holds more than one number of this kind; ask"
-                    " the privacy officer to confirm who they are"
-                )
+                raise ReferenceConflict(OFFICER_TO_CONFIRM)
             if head.clinic_id != clinic and _was_home(gate, head.resource_id, clinic):
                 # Told to the detectors (``re-registration``): a clinic that wrote a record
                 # before the person first came elsewhere learns they came (its reads turn
@@ -242,12 +245,21 @@ def _seen(gate: Gate, caller: Caller, head: Head, clinic: str, proof: PresencePr
         # Their home is where they stood and proved who they are (a first presence
         # moved it there): a registration elsewhere is an ordinary one.
         return Seen.SINCE_PROOF
+    cared = _care_since(gate, caller, pseudonym, since)
+    if any(at >= since for at in cared):
+        return Seen.SINCE_PROOF
+    return Seen.BEFORE_PROOF if cared else Seen.NEVER
+
+
+def _care_since(gate: Gate, caller: Caller, pseudonym: str, since: int) -> list[int]:
+    """When care of the patient was recorded (``_seen``): every version of one of
+    ``ATTENDED_TYPES``, and, unless one of those is at or after ``since``, every version
+    of a visit or booking that wrote health data into it."""
     with read_transaction(gate.vault.engine) as connection:
         rows = connection.execute(
             select(
                 resource_version.c.resource_type,
                 resource_version.c.resource_id,
-                resource_version.c.version_id,
                 resource_version.c.last_updated_us,
             ).where(
                 resource_version.c.patient_pseudonym == pseudonym,
@@ -255,23 +267,20 @@ def _seen(gate: Gate, caller: Caller, head: Head, clinic: str, proof: PresencePr
             )
         ).all()
     cared = [int(row.last_updated_us) for row in rows if row.resource_type in ATTENDED_TYPES]
-    visits = {(str(row.resource_type), str(row.resource_id)) for row in rows} - {
+    if any(at >= since for at in cared):
+        return cared
+    visits = {
         (str(row.resource_type), str(row.resource_id))
         for row in rows
-        if row.resource_type in ATTENDED_TYPES
+        if row.resource_type in VISIT_TYPES
     }
-    if any(at >= since for at in cared):
-        return Seen.SINCE_PROOF
-    cared += _visits_with_care(gate, caller, sorted(visits))
-    if any(at >= since for at in cared):
-        return Seen.SINCE_PROOF
-    return Seen.BEFORE_PROOF if cared else Seen.NEVER
+    return cared + _visits_with_care(gate, caller, sorted(visits))
 
 
 def _proof_since(gate: Gate, caller: Caller, head: Head, proof: PresenceProof) -> tuple[int, int]:
     """Since when (µs) the Patient has held the identifier and birth date shown (the
     oldest version of the latest unbroken run of versions holding both), and how many
-    numbers of the kind shown its current version holds."""
+    numbers of the kind shown its current version holds (``_numbers``)."""
     _, versions = gate.vault.locate_history("Patient", head.resource_id)
     kind = hkid_terms if proof.system == HKID_SYSTEM else mrn_terms
     wanted = set(kind({"identifier": [{"system": proof.system, "value": proof.value}]}))
@@ -280,13 +289,32 @@ def _proof_since(gate: Gate, caller: Caller, head: Head, proof: PresenceProof) -
     standing = list(takewhile(lambda item: item.sealed is not None, versions))
     for at, opened in enumerate(_looked_at(gate, caller, standing)):
         resource = jsonio.load(opened.body or b"{}")
-        held = set(kind(resource))
         if at == 0:
-            numbers = len(held)
-        if not wanted & held or resource.get("birthDate") != proof.birth_date:
+            numbers = _numbers(resource, proof.system)
+        if not wanted & set(kind(resource)) or resource.get("birthDate") != proof.birth_date:
             break
         since = opened.head.last_updated_us
     return since, numbers
+
+
+def _numbers(resource: dict[str, Any], system: str) -> int:
+    """How many distinct numbers of ``system``'s kind a Patient holds that say who they
+    are: HKIDs whose check digit holds (a passport number may look like one), under any
+    system as the index takes them, or the group's record numbers; never one typed with
+    a sensitive code (an HIV clinic's, which a desk is not shown and which no
+    registration matches by: counting it would tell the desk it is there)."""
+    found: set[str] = set()
+    for item in resource.get("identifier") or []:
+        if not isinstance(item, dict) or has_sensitive_code(item):
+            continue
+        value = item.get("value")
+        if not isinstance(value, str):
+            continue
+        if system == HKID_SYSTEM and hkid.is_valid(value):
+            found.add(hkid.normalise(value) or value)
+        elif system == MRN_SYSTEM and item.get("system") == MRN_SYSTEM:
+            found.add(identifier_value(MRN_SYSTEM, value))
+    return len(found)
 
 
 def _looked_at(gate: Gate, caller: Caller, items: list[Sealed]) -> list[Opened]:
@@ -345,7 +373,14 @@ def _was_home(gate: Gate, patient_id: str, clinic: str) -> bool:
 
 
 def _register_first_presence(
-    gate: Gate, caller: Caller, attempt: _Attempt, head: Head, clinic: str
+    gate: Gate,
+    caller: Caller,
+    attempt: _Attempt,
+    head: Head,
+    clinic: str,
+    *,
+    proof: Proof = Proof.PRESENCE,
+    reason: str = FIRST_PRESENCE,
 ) -> None:
     """Register, at ``clinic``, a patient whom no one in the group has ever recorded
     seeing (``_seen``): the first clinic where they stand and prove who they are is
@@ -389,7 +424,7 @@ def _register_first_presence(
             pseudonym,
             clinic,
             by=caller.principal,
-            proof=Proof.PRESENCE,
+            proof=proof,
             now_us=access.now_us(),
             known=frozenset(),
         )
@@ -402,7 +437,7 @@ def _register_first_presence(
         gate.vault.locate("Patient", head.resource_id),
         clinic,
         purpose="registration",
-        reason=FIRST_PRESENCE,
+        reason=reason,
         authorize=still_unattended,
         within=ties_end,
     )
@@ -536,6 +571,18 @@ def register_confirmed(
         if clinic not in access.known_clinics():
             raise RegistrationInvalid("the clinic must be one of the group's")
         gate._contain_move(located.head, clinic)
+        said = f"registered on the privacy officer's confirmation: {why.value}"
+        if clinic not in access.registrations.clinics(pseudonym) and not _care_since(
+            gate, caller, pseudonym, 0
+        ):
+            # No one has recorded seeing them: the officer's confirmation is where they
+            # belong, as a first presence is, and the clinic that wrote the record keeps
+            # no tie (a plant given two numbers, to be sent to the officer rather than
+            # moved by a desk: third review of stop 62).
+            _register_first_presence(
+                gate, caller, attempt, located.head, clinic, proof=Proof.OFFICER, reason=said
+            )
+            return True
         with write_transaction(gate.vault.engine) as connection:
             added = access.registrations.register(
                 connection,
@@ -545,7 +592,6 @@ def register_confirmed(
                 proof=Proof.OFFICER,
                 now_us=access.now_us(),
             )
-            said = f"registered on the privacy officer's confirmation: {why.value}"
             event = gate._event(
                 attempt, Outcome.SUCCESS, reason=said if added else ALREADY_REGISTERED
             )

@@ -6,7 +6,15 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 from carevault.detect.glass import GRANTED
-from carevault.detect.model import DAY_US, HOUR_US, MINUTE_US, Access, Finding, Severity
+from carevault.detect.model import (
+    DAY_US,
+    HOUR_US,
+    MINUTE_US,
+    Access,
+    Finding,
+    Severity,
+    network_of,
+)
 from carevault.detect.profile import Profile, RoleBaseline
 from carevault.detect.signals import AccountState, Context, Detectors
 
@@ -522,8 +530,24 @@ def test_ipv4_clients_of_a_dual_stack_listener_are_judged_by_their_ipv4_network(
     assert _downloaded(Feed(role="integration"), "::ffff:10.1.0.99", "10.1.0.20") == []
 
 
-def test_a_fetch_over_the_other_address_family_is_told_not_answered() -> None:
-    """A dual-stack host may ask over IPv6 and fetch over IPv4: low (raised only), not
-    the high whose response revokes the client."""
-    found = _downloaded(Feed(role="integration"), "10.1.0.20", "2001:db8:1::20")
-    assert [(f.detector, f.severity) for f in found] == [("export-download", Severity.LOW)]
+def test_a_fetch_over_the_other_address_family_is_high_and_says_so() -> None:
+    """A thief holding the secret picks the family it fetches over: the low alert the
+    second review asked for was an evasion (third review); high, saying it may be the
+    same host, for the officer who lifts a dual-stack client's revocation."""
+    for fetched, asked in (("10.1.0.20", "2001:db8:1::20"), ("2001:db8:dead::1", "10.1.0.20")):
+        found = _downloaded(Feed(role="integration"), fetched, asked)
+        assert [(f.detector, f.severity) for f in found] == [("export-download", Severity.HIGH)]
+        assert "another address family" in found[0].explanation
+
+
+def test_ipv4_carried_in_ipv6_is_judged_by_its_ipv4_network() -> None:
+    """6to4, Teredo and NAT64 carry an IPv4 address: its /24, so a fetch through any of
+    them from elsewhere is found, and from the asking network is not."""
+    assert network_of("2002:cb00:7107::1") == "203.0.113.0/24"
+    assert network_of("2001:0:4136:e378:8000:63bf:3fff:fdd2") == "192.0.2.0/24"
+    assert network_of("64:ff9b::cb00:7107") == "203.0.113.0/24"
+    assert network_of("2001:db8:1::20") == "2001:db8:1::/64"
+    assert network_of("testclient") is None
+    found = _downloaded(Feed(role="integration"), "64:ff9b::cb00:7107", "64:ff9b::a01:14")
+    assert [f.detector for f in found] == ["export-download"]
+    assert _downloaded(Feed(role="integration"), "2002:a01:14::1", "10.1.0.99") == []

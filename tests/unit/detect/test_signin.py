@@ -63,3 +63,18 @@ def test_memory_is_bounded_however_many_networks_appear() -> None:
         address = f"2001:db8:{n:x}::1"
         watch.observe(_refused(n, MORNING + n * MINUTE_US, address, None), 0)
         assert len(watch.sources) <= TRACKED
+
+
+def test_ipv4_peers_of_a_dual_stack_listener_are_their_own_networks() -> None:
+    """Ten refusals from ten unrelated IPv4 hosts seen as ``::ffff:a.b.c.d`` were one
+    /64's burst (third review of stop 62); each is now its own /24, and no burst."""
+    watch = SignInFailures()
+    found = []
+    for n in range(FAILURES):
+        address = f"::ffff:{n + 1}.{n + 7}.{n + 13}.9"
+        found += watch.observe(_refused(n, MORNING + n * MINUTE_US // 2, address, None), 0)
+    assert found == []
+    same = [f"::ffff:203.0.113.{n + 1}" for n in range(FAILURES)]
+    for n, address in enumerate(same):
+        found += watch.observe(_refused(n, MORNING + n * MINUTE_US // 2, address, None), 0)
+    assert [f.subject for f in found] == ["source:203.0.113.0/24"]
