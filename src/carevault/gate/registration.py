@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from itertools import takewhile
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, select
 
@@ -56,6 +56,7 @@ from carevault.vault.tables import resource_version
 from carevault.vault.writer import Authorize, Operation, Put, apply_writes
 
 _PROOF_KINDS = {HKID_SYSTEM: "hkid", MRN_SYSTEM: "mrn"}
+_R = TypeVar("_R", bound=StrEnum)
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _PATIENT = RESOURCE_TYPES["Patient"]
 
@@ -539,6 +540,17 @@ def _matching(gate: Gate, caller: Caller, proof: PresenceProof) -> list[Head]:
     return [item.head for item in found if not item.head.deleted]
 
 
+def _reason(kind: type[_R], given: str) -> _R:
+    """``given`` as one of the fixed reasons ``kind`` lists; RegistrationInvalid naming
+    them otherwise (never echoing what was given: free text could name the patient)."""
+    try:
+        return kind(given)
+    except ValueError:
+        raise RegistrationInvalid(
+            f"reason must be one of {', '.join(item.value for item in kind)}"
+        ) from None
+
+
 def register_confirmed(
     gate: Gate, caller: Caller, patient_id: str, clinic: str, reason: str
 ) -> bool:
@@ -555,12 +567,7 @@ def register_confirmed(
         if access is None:
             raise AccessDenied("access control is not configured")
         gate._contain_change([_PATIENT])
-        try:
-            why = ConfirmReason(reason)
-        except ValueError:
-            raise RegistrationInvalid(
-                f"reason must be one of {', '.join(item.value for item in ConfirmReason)}"
-            ) from None
+        why = _reason(ConfirmReason, reason)
         located = gate.vault.locate("Patient", patient_id)
         if located.head.deleted:
             raise Gone(f"Patient/{patient_id} was deleted")
@@ -608,12 +615,7 @@ def transfer(
     with gate._attempt(caller, Tag.PATIENT_TRANSFERRED, "Patient", patient_id) as attempt:
         gate._scope(caller, patient_type, Interaction.UPDATE)
         gate._contain_change([patient_type])
-        try:
-            why = TransferReason(reason)
-        except ValueError:
-            raise RegistrationInvalid(
-                f"reason must be one of {', '.join(item.value for item in TransferReason)}"
-            ) from None
+        why = _reason(TransferReason, reason)
         located = gate.vault.locate("Patient", patient_id)
         if located.head.deleted:
             # Told only to who may read the record, as a read tells it: 410 to anyone

@@ -15,8 +15,8 @@ import pytest
 from carevault.access.registrations import CACHE_SECONDS
 from carevault.bootstrap import Services
 from carevault.ledger.events import Outcome, Tag
-from tests.integration.access.group import HKID_SYSTEM, TM, TW, Group, build_group, register_body
-from tests.integration.gate.presence import NEW_BORN, NEW_HKID, clinics
+from tests.integration.access.group import TM, TW, Group, build_group, register_body
+from tests.integration.gate.presence import NEW_BORN, NEW_HKID, clinics, second_number_beside
 from tests.support.client import FhirTestClient
 from tests.support.server import environment, invoke_cli
 from tests.support.staff import Staff
@@ -33,12 +33,7 @@ def _refused_at_tsuen_wan(group: Group) -> str:
     """Tuen Mun's patient given a second HKID beside their own: Tsuen Wan's desk is
     sent to the privacy officer (409); the patient's id, as the refusal's entry names it."""
     chart = group.tm_patient.id
-    path = f"/fhir/Patient/{chart}"
-    shown = group.call(group.desk_tm, "GET", path).json()
-    body = {key: value for key, value in shown.items() if key != "meta"}
-    body["identifier"] = [*body.get("identifier", []), {"system": HKID_SYSTEM, "value": NEW_HKID}]
-    body["birthDate"] = NEW_BORN
-    assert group.call(group.desk_tm, "PUT", path, body).status_code == 200
+    second_number_beside(group, chart)
     refused = group.call(
         group.desk_tw, "POST", "/fhir/Patient/$register", register_body(NEW_HKID, NEW_BORN)
     )

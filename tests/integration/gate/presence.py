@@ -83,6 +83,18 @@ def retyped(group: Group, patient: str, hkid: str = NEW_HKID, born: str = NEW_BO
     assert saved.status_code == 200, saved.text
 
 
+def second_number_beside(group: Group, patient: str) -> None:
+    """Tuen Mun's desk saves its view of the patient with the newcomer's HKID added as a
+    second identifier (the one it was not shown is kept) and the newcomer's birth date."""
+    path = f"/fhir/Patient/{patient}"
+    shown = group.call(group.desk_tm, "GET", path).json()
+    body = {key: value for key, value in shown.items() if key != "meta"}
+    body["identifier"] = [*body.get("identifier", []), {"system": HKID_SYSTEM, "value": NEW_HKID}]
+    body["birthDate"] = NEW_BORN
+    saved = group.call(group.desk_tm, "PUT", path, body)
+    assert saved.status_code == 200, saved.text
+
+
 def clinics(group: Group, patient: str) -> frozenset[str]:
     """Where the patient is registered, their home included: read afresh, past the
     answers these services keep (a command with services of its own registered them)."""

@@ -47,6 +47,7 @@ from tests.integration.gate.presence import (
     planted,
     registered_at_tsuen_wan,
     retyped,
+    second_number_beside,
     seen_with_a_reason,
     tsuen_wan_records_a_result,
 )
@@ -425,12 +426,7 @@ def test_a_newcomers_number_added_beside_a_seen_patients_own_is_refused_for_an_o
     Mun's doctor what Tsuen Wan recorded. A person has one HKID: a record holding two
     refuses a registration by either (409, for the privacy officer), counted."""
     chart = group.tm_patient.id
-    path = f"/fhir/Patient/{chart}"
-    shown = group.call(group.desk_tm, "GET", path).json()
-    body = {key: value for key, value in shown.items() if key != "meta"}
-    body["identifier"] = [*body.get("identifier", []), {"system": HKID_SYSTEM, "value": NEW_HKID}]
-    body["birthDate"] = NEW_BORN
-    assert group.call(group.desk_tm, "PUT", path, body).status_code == 200
+    second_number_beside(group, chart)
     noted = group.call(group.doctor_tm, "POST", "/fhir/Observation", observation(chart))
     assert noted.status_code == 201, noted.text
 
