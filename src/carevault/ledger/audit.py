@@ -146,6 +146,10 @@ ACCESS_TAGS = frozenset(
         Tag.NOTIFY_PREVIEW_SHOWN,
         # An officer shown what the clinician who broke the glass wrote about the patient.
         Tag.ACCESS_BREAK_GLASS_SHOWN,
+        # Who registered the patient where, and moved their home: each opened the record
+        # to a clinic's staff (third review of stop 62: neither was in the report).
+        Tag.PATIENT_REGISTERED,
+        Tag.PATIENT_TRANSFERRED,
     )
 )
 

@@ -591,3 +591,27 @@ def test_the_officer_registering_a_never_seen_plant_ends_the_planters_ties(
     result = tsuen_wan_records_a_result(group, patient)
     booked_at_tuen_mun(group, patient)
     assert group.call(group.doctor_tm, "GET", f"/fhir/Observation/{result}").status_code == 403
+
+
+def test_a_registration_is_in_the_patients_access_report(group: Group) -> None:
+    """Who registered the patient where opened their record to a clinic's staff: the
+    desk's first presence and the planter's registration after it are both lines of the
+    patient's access report (neither was: third review of stop 62)."""
+    patient = planted(group)
+    registered_at_tsuen_wan(group)
+    again = group.call(
+        group.desk_tm, "POST", "/fhir/Patient/$register", register_body(NEW_HKID, NEW_BORN)
+    )
+    assert again.status_code == 200, again.text
+    group.services.audit_ledger.checkpoints.make("test")
+
+    report = group.web.get(
+        f"/audit/patients/{patient}/access-report", headers=group.officer.headers
+    )
+
+    assert report.status_code == 200, report.text
+    registered = [
+        line for line in report.json()["accesses"] if line["action"] == "fhir:patient:registered"
+    ]
+    assert len(registered) == 2
+    assert {line["outcome"] for line in registered} == {"success"}

@@ -544,6 +544,8 @@ MESSAGES: dict[str, str] = {
     "action.access:break-glass:shown": "Shown the clinician's words (break-the-glass review)",
     "action.containment:emergency-access:requested": "Asked for emergency access",
     "action.notify:preview:shown": "Shown the breach notice in full (privacy officer)",
+    "action.fhir:patient:registered": "Registered at a clinic",
+    "action.fhir:patient:transferred": "Home clinic changed",
     # Account language switch
     "account.language_changed": "Language changed.",
     # Alerts

@@ -435,6 +435,8 @@ MESSAGES: dict[str, str] = {
     "action.access:break-glass:shown": "覆核緊急取用時閱覽臨床人員的說明",
     "action.containment:emergency-access:requested": "申請緊急取用",
     "action.notify:preview:shown": "私隱主任閱覽完整的資料外洩通知",
+    "action.fhir:patient:registered": "於診所登記",
+    "action.fhir:patient:transferred": "更改主診診所",
     # Account language switch
     "account.language_changed": "已更改語言。",
     # Alerts
