@@ -38,6 +38,7 @@ def patients_register(
     from carevault.gate import Caller
     from carevault.gate.registration import register_confirmed
     from carevault.ledger.events import AuditEvent, Outcome, Tag
+    from carevault.ledger.trail import AuditUnavailable
     from carevault.rest.errors import translated
 
     patient_id = patient.removeprefix("Patient/")
@@ -49,12 +50,15 @@ def patients_register(
             refused = AuditEvent(
                 tag=Tag.PATIENT_REGISTERED,
                 outcome=Outcome.DENIED,
-                at_us=services.access.now_us() if services.access else 0,
+                at_us=services.now_us(),
                 principal=f"staff:{officer}"[:200],
                 source_address=SOURCE,
                 reason=f"register on confirmation: {failure.reason}",
             )
-            services.audit_ledger.writer.record([refused])
+            try:
+                services.audit_ledger.writer.record([refused])
+            except AuditUnavailable:
+                raise fail("the audit ledger cannot be written; try again later", 3) from None
             raise fail(officer_refusal(failure)) from None
         principal = f"staff:{account.username}"
         caller = Caller(
@@ -75,7 +79,9 @@ def patients_register(
                     services.gate, caller, patient_id, clinic.removeprefix("Organization/"), reason
                 )
         except FhirError as error:
-            raise fail(error.issues[0].diagnostics if error.issues else str(error)) from None
+            # 503: the ledger or the key service is unavailable; try again later (exit 3).
+            said = error.issues[0].diagnostics if error.issues else str(error)
+            raise fail(said, 3 if error.status == 503 else 1) from None
     if added:
         echo(f"Patient/{patient_id} registered at {clinic} ({reason})")
     else:
