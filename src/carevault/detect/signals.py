@@ -208,13 +208,10 @@ class AccountState:
 
 
 def _network(address: str | None) -> str | None:
+    """The network an address is judged by (``model.network_of``), or the address itself
+    if it is none; None without one."""
     if not address:
         return None
-    return _network_of(address)
-
-
-def _network_of(address: str) -> str:
-    """An address's network (``model.network_of``), or the address itself if it is none."""
     return network_of(address) or address
 
 

@@ -21,11 +21,9 @@ from tests.integration.access.group import (
     observation,
     register_body,
 )
+from tests.integration.gate.presence import NEW_BORN, NEW_HKID, NEWCOMER
 
 pytestmark = pytest.mark.postgres
-
-#: A valid HKID no patient of the group holds, and the birth date of its holder.
-NEW_HKID, NEW_BORN = "K654321(9)", "1990-01-01"
 
 
 def _identifiers(group: Group, patient: str) -> list[dict[str, Any]]:
@@ -134,12 +132,7 @@ def test_a_patient_planted_under_a_newcomers_hkid_does_not_catch_what_another_cl
     person it never saw. Now a registration of a patient no one has recorded seeing
     moves their home to the registering clinic and ends the other ties
     (``gate/test_registration_first_presence.py``): 403."""
-    newcomer = {
-        "resourceType": "Patient",
-        "name": [{"family": "Yip"}],
-        "birthDate": NEW_BORN,
-        "identifier": [{"system": HKID_SYSTEM, "value": NEW_HKID}],
-    }
+    newcomer = NEWCOMER
     planted = group.call(group.desk_tm, "POST", "/fhir/Patient", newcomer)
     assert planted.status_code == 201, planted.text
     patient = planted.json()["id"]

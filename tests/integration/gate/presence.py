@@ -20,15 +20,18 @@ from tests.integration.access.group import (
 NEW_HKID, NEW_BORN = "K654321(9)", "1990-01-01"
 
 
+#: The newcomer, as a desk types them.
+NEWCOMER = {
+    "resourceType": "Patient",
+    "name": [{"family": "Yip"}],
+    "birthDate": NEW_BORN,
+    "identifier": [{"system": HKID_SYSTEM, "value": NEW_HKID}],
+}
+
+
 def planted(group: Group) -> str:
     """A patient Tuen Mun's desk writes under the newcomer's HKID and birth date."""
-    body = {
-        "resourceType": "Patient",
-        "name": [{"family": "Yip"}],
-        "birthDate": NEW_BORN,
-        "identifier": [{"system": HKID_SYSTEM, "value": NEW_HKID}],
-    }
-    made = group.call(group.desk_tm, "POST", "/fhir/Patient", body)
+    made = group.call(group.desk_tm, "POST", "/fhir/Patient", NEWCOMER)
     assert made.status_code == 201, made.text
     assert made.json()["managingOrganization"] == {"reference": f"Organization/{TM}"}
     return str(made.json()["id"])
