@@ -283,6 +283,14 @@ def scope(
             "a backup",
             err=True,
         )
+    given = len(document.get("registered") or [])
+    if given:
+        typer.secho(
+            f"{given} patients were registered at a clinic or moved to another home by a "
+            "compromised principal in the window (listed as registered): review each "
+            "registration",
+            err=True,
+        )
     if output is None:
         echo(text)
     else:

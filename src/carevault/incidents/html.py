@@ -51,6 +51,7 @@ def to_html(document: dict[str, Any]) -> str:
         f"(each person counted once).</p><div class='big'>{boxes}</div>",
         _compromised(incident["compromised"]),
         _changed(document.get("changed") or []),
+        _registered(document.get("registered") or []),
         _changes(incident.get("changes") or {}),
         "<h2>Exposure over time</h2>",
         "<p class='muted'>People first exposed, cumulative, by tier.</p>",
@@ -66,6 +67,17 @@ def to_html(document: dict[str, Any]) -> str:
         "</body></html>",
     ]
     return "\n".join(parts)
+
+
+def _registered(lines: list[dict[str, Any]]) -> str:
+    if not lines:
+        return ""
+    return (
+        f"<h2>Access given</h2><p><b>{len(lines)}</b> people were registered at a clinic "
+        "or moved to another home by a compromised principal in the window (listed below "
+        "as <i>registered</i>): the clinic reaches their records until an officer reviews "
+        "each registration.</p>"
+    )
 
 
 def _changed(lines: list[dict[str, Any]]) -> str:

@@ -40,12 +40,14 @@ def render(document: dict[str, Any], fmt: str) -> str:
 
 def lines_of(document: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
     """Every line of the document with what it is: its tier, strongest first, then
-    ``changed`` (patients whose records a compromised principal wrote)."""
+    ``changed`` (patients whose records a compromised principal wrote), then
+    ``registered`` (patients it registered at a clinic or moved to another home)."""
     for tier in TIERS:
         for line in document["tiers"][tier]:
             yield tier, line
-    for line in document.get("changed") or []:
-        yield "changed", line
+    for group in ("changed", "registered"):
+        for line in document.get(group) or []:
+            yield group, line
 
 
 def to_csv(document: dict[str, Any]) -> str:

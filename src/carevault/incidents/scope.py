@@ -16,6 +16,9 @@ Beside the tiers, ``changed`` lists the patients whose records a compromised pri
 wrote in the window (made, changed or deleted: integrity, whatever was read), with the
 categories written: the records to check against a backup, and the patients whose
 contact details the notices must not take from those writes (``carevault.notify``).
+``registered`` lists the patients a compromised principal registered at a clinic or
+moved to another home in the window, with the clinics each named: access it gave, which
+no read shows and which outlasts the incident until an officer reviews it.
 
 Every confirmed, decrypted or changed line cites the ledger positions that prove it, and
 a signed checkpoint whose tree holds them (each checkable with the inclusion proofs).
@@ -35,13 +38,23 @@ from zoneinfo import ZoneInfo
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from carevault.access.registrations import ALREADY_REGISTERED
 from carevault.containment.state import source_address
 from carevault.domain.roles import GROUP_WIDE, Role
 from carevault.incidents import containment, patients, people
 from carevault.incidents.model import TIERS, Incident, instant, principal_of
-from carevault.incidents.query import CHANGE_TAGS, DuckScope, Hit, SqlScope, Who, Window
+from carevault.incidents.query import (
+    CHANGE_TAGS,
+    REGISTRATION_TAGS,
+    DuckScope,
+    Hit,
+    SqlScope,
+    Who,
+    Window,
+)
 from carevault.incidents.segments import Segments, segments_for
 from carevault.keys.service import not_patients_keys
+from carevault.ledger.events import AuditEvent, Outcome
 from carevault.ledger.service import Ledger
 
 if TYPE_CHECKING:
@@ -60,6 +73,9 @@ class Line:
     last_us: int | None = None
     evidence: list[int] = field(default_factory=list)
     ledger: str | None = None
+    #: A ``registered`` line's clinics: where its entries registered the patient or moved
+    #: their home to.
+    named_clinics: set[str] = field(default_factory=set)
 
 
 def _who(incident: Incident, seen_addresses: Iterable[str]) -> Who:
@@ -119,6 +135,7 @@ def compute(services: Services, incident: Incident, engine: str = "auto") -> dic
         who = _who(incident, query.addresses() if incident.compromised.addresses else ())
         released = query.released(who) if not who.is_empty() else []
         changed = query.released(who, CHANGE_TAGS) if not who.is_empty() else []
+        registrations = query.released(who, REGISTRATION_TAGS) if not who.is_empty() else []
         compromised = incident.compromised
         everyone = compromised.host or compromised.key_service
         processes = [p for p in who.principals if not p.startswith(("staff:", "client:"))]
@@ -131,8 +148,9 @@ def compute(services: Services, incident: Incident, engine: str = "auto") -> dic
     unwrapped = [hit for hit in unwrapped if hit.patient not in others]
     tiers, known = _tiers(services, incident, released, unwrapped)
     altered = _hits(changed, "audit", with_categories=True)
-    known.update(patients.facts(services.engine, set(altered) - set(known)))
-    return document(services, incident, tiers, engine_name(query), known, altered)
+    registered = _registered(services.audit_ledger, registrations)
+    known.update(patients.facts(services.engine, (set(altered) | set(registered)) - set(known)))
+    return document(services, incident, tiers, engine_name(query), known, altered, registered)
 
 
 def engine_name(query: DuckScope | SqlScope) -> str:
@@ -151,6 +169,39 @@ def _hits(hits: list[Hit], ledger: str, with_categories: bool) -> dict[str, Line
         )
         for hit in hits
     }
+
+
+def _registered(ledger: Ledger, hits: list[Hit]) -> dict[str, Line]:
+    """``hits`` of registrations and moves of home as lines naming the clinics each entry
+    gave the patient to. An entry that found the patient registered at the clinic already
+    gave nothing, and is no evidence of it."""
+    found = ledger.store.entries_at(seq for hit in hits for seq in hit.positions)
+    lines: dict[str, Line] = {}
+    for hit in hits:
+        kept: list[tuple[int, int, set[str]]] = []
+        for seq in hit.positions:
+            data = found.get(seq)
+            if data is None:
+                continue
+            event = AuditEvent.from_canonical(data, seq=seq)
+            if event.outcome is not Outcome.SUCCESS or event.reason == ALREADY_REGISTERED:
+                continue
+            named = {
+                str(event.detail[key])
+                for key in ("clinic", "to")
+                if isinstance(event.detail.get(key), str)
+            }
+            kept.append((seq, event.at_us, named))
+        if kept:
+            lines[hit.patient] = Line(
+                hit.patient,
+                first_us=min(at for _, at, _ in kept),
+                last_us=max(at for _, at, _ in kept),
+                evidence=[seq for seq, _, _ in kept],
+                ledger="audit",
+                named_clinics=set().union(*(named for _, _, named in kept)),
+            )
+    return lines
 
 
 def _tiers(
@@ -253,13 +304,15 @@ def document(
     engine: str,
     known: dict[str, patients.PatientFacts] | None = None,
     changed: dict[str, Line] | None = None,
+    registered: dict[str, Line] | None = None,
 ) -> dict[str, Any]:
     changed = changed or {}
+    registered = registered or {}
     if known is None:
-        everyone = {p for lines in tiers.values() for p in lines} | set(changed)
+        everyone = {p for lines in tiers.values() for p in lines} | set(changed) | set(registered)
         known = patients.facts(services.engine, everyone)
     reason = f"incident {incident.incident_id} scope"
-    audit_lines = chain(tiers["confirmed"].values(), changed.values())
+    audit_lines = chain(tiers["confirmed"].values(), changed.values(), registered.values())
     checkpoints = {
         "audit": _checkpoint(
             services.audit_ledger,
@@ -276,7 +329,7 @@ def document(
     # scope (tens of thousands of patients).
     moments = {
         at
-        for lines in [*tiers.values(), changed]
+        for lines in [*tiers.values(), changed, registered]
         for line in lines.values()
         for at in (line.first_us, line.last_us)
         if at is not None
@@ -294,6 +347,7 @@ def document(
 
     rendered = {tier: rendered_lines(tiers[tier]) for tier in TIERS}
     altered = rendered_lines(changed)
+    given = rendered_lines(registered)
     notifiable = {
         line["patient"]: line["patient"]
         for tier in ("confirmed", "decrypted")
@@ -325,7 +379,14 @@ def document(
     ]
     tally = counts(rendered, ZoneInfo(services.settings.timezone))
     tally["changed"] = len(altered)
-    return {"incident": header, "tiers": rendered, "changed": altered, "counts": tally}
+    tally["registered"] = len(given)
+    return {
+        "incident": header,
+        "tiers": rendered,
+        "changed": altered,
+        "registered": given,
+        "counts": tally,
+    }
 
 
 def instants(micros: list[int]) -> list[str]:
@@ -346,7 +407,7 @@ def _line(
     proof = checkpoints.get(line.ledger or "") if line.evidence else None
     # A pseudonym without a Patient record (erased, or entries from elsewhere) is still
     # reported, by pseudonym, and said to be so.
-    return {
+    rendered = {
         "patient": facts.patient_id or line.pseudonym,
         # What the ledger entries name the patient by (a data key's id too): without it
         # an outside verifier could not tell whose the evidence was (forensic round 53).
@@ -360,6 +421,9 @@ def _line(
         "ledger": line.ledger if line.evidence else None,
         "checkpoint": proof["size"] if proof else None,
     }
+    if line.named_clinics:
+        rendered["registered_at"] = sorted(line.named_clinics)
+    return rendered
 
 
 def counts(tiers: dict[str, list[dict[str, Any]]], zone: tzinfo) -> dict[str, Any]:

@@ -53,7 +53,7 @@ def test_declare_prints_the_id_last_and_the_rest_reads_it(home: Path) -> None:
     assert "Phished" in _run(home, "list")
     assert json.loads(_run(home, "show", incident))["compromised"]["accounts"] == ["thief"]
     document = json.loads(_run(home, "scope", incident, "--format", "json"))
-    assert set(document) == {"incident", "tiers", "changed", "counts"}
+    assert set(document) == {"incident", "tiers", "changed", "registered", "counts"}
     assert set(document["tiers"]) == {"confirmed", "decrypted", "at_rest_only", "potentially"}
     assert len(document["tiers"]["confirmed"]) == 3
     assert document["counts"]["people"]["confirmed"] == 3

@@ -303,7 +303,7 @@ def test_the_api_gives_a_kept_run_back_on_request_and_computes_by_default(group:
     assert group.web.get(f"{path}?run=latest", headers=officer).status_code == 404
     computed = group.web.get(path, headers=officer)
     assert computed.status_code == 200, computed.text
-    assert set(computed.json()) == {"incident", "tiers", "changed", "counts"}
+    assert set(computed.json()) == {"incident", "tiers", "changed", "registered", "counts"}
     assert computed.headers["x-carevault-scope-run"] == "1"
     again = group.web.get(path, headers=officer)
     assert again.headers["x-carevault-scope-run"] == "2"

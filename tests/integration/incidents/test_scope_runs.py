@@ -101,7 +101,7 @@ def test_scope_document_keeps_its_shape_and_is_kept_as_the_next_run(services: Se
     _reads(services, 3)
     incident = _incident(services)
     document = scope_document(services, incident)
-    assert set(document) == {"incident", "tiers", "changed", "counts"}
+    assert set(document) == {"incident", "tiers", "changed", "registered", "counts"}
     assert document["incident"]["changes"] == {"first_run": True}
     kept = kept_scope(services, incident)
     assert kept.number == 1 and kept.actor == "system:incident-scope"

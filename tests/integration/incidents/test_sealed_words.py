@@ -124,7 +124,7 @@ def test_an_incidents_words_are_not_in_the_stolen_files_and_are_shown_where_they
     document = json.loads(
         _cli(services, monkeypatch, "scope", str(incident_id), "--format", "json")
     )
-    assert set(document) == {"incident", "tiers", "changed", "counts"}
+    assert set(document) == {"incident", "tiers", "changed", "registered", "counts"}
     assert document["incident"]["title"] == NEW_TITLE
     officer = group.officer.headers
     shown = group.web.get(f"/admin/incidents/{incident_id}", headers=officer).json()

@@ -780,6 +780,11 @@ MESSAGES: dict[str, str] = {
         "principal in the window: check them against a backup. Their notices take no "
         "contact details from those writes."
     ),
+    "scope.registered": (
+        "{n} people were registered at a clinic or moved to another home by a compromised "
+        "principal in the window: the clinic reaches their records until you review each "
+        "registration."
+    ),
     "scope.notifiable": "{n} people had their data shown or decrypted.",
     "scope.download": "The whole report, for the board:",
     "scope.over_time": "People first exposed, by day",
@@ -809,6 +814,7 @@ MESSAGES: dict[str, str] = {
     "tier.decrypted": "Decrypted",
     "tier.decrypted.means": "Keys unwrapped by a compromised component.",
     "tier.changed": "Changed",
+    "tier.registered": "Registered",
     "tier.at_rest_only": "At rest only",
     "tier.at_rest_only.means": "An encrypted copy left, without keys.",
     "tier.potentially": "Potentially",

@@ -15,14 +15,17 @@ import pytest
 from carevault.bootstrap import Services
 from carevault.clock import utc_now
 from carevault.config import Settings
+from carevault.fhir.normalise import HKID_SYSTEM
 from carevault.fhir.registry import RESOURCE_TYPES
+from carevault.gate import Caller
+from carevault.gate.registration import PresenceProof, register
 from carevault.incidents import Actor, case_from_alert, declare_case, incidents_for, kept_scope
 from carevault.incidents.model import Amendment, Compromised
 from carevault.vault.writer import Put
 from tests.conftest import make_settings
 from tests.integration.web.console.conftest import Browser
 from tests.integration.web.console.test_breach_pages import EXTRA, _bulk_read, _never_shown
-from tests.support.console import CLINIC_B, Person, csrf_of, ledger_events
+from tests.support.console import CLINIC_A, CLINIC_B, Person, csrf_of, ledger_events
 
 pytestmark = pytest.mark.postgres
 
@@ -211,4 +214,52 @@ def test_records_the_compromised_account_changed_are_listed_apart(
     )
     assert [line["patient"] for line in document["changed"]] == [EXTRA[0]]
     assert document["counts"]["changed"] == 1
+    _never_shown(page)
+
+
+def test_patients_the_compromised_account_registered_are_listed_apart(
+    signed_in: Browser, console_services: Services, officer: Person, front_desk_b: Person
+) -> None:
+    """The desk's login also registered at its clinic a patient of clinic A whose HKID and
+    birth date it knew: the page, the CSV and the JSON list them as registered, apart from
+    the tiers (the clinic reaches their records until the officer reviews it)."""
+    incident = _declared(console_services, front_desk_b)
+    system = Caller(principal="system:test")
+    known = {
+        "resourceType": "Patient",
+        "id": "pt-known",
+        "birthDate": "1970-03-14",
+        "identifier": [{"system": HKID_SYSTEM, "value": "A123456(3)"}],
+        "managingOrganization": {"reference": f"Organization/{CLINIC_A}"},
+    }
+    seen = {
+        "resourceType": "Observation",
+        "id": "ob-known",
+        "status": "final",
+        "code": {"text": "Blood pressure"},
+        "subject": {"reference": "Patient/pt-known"},
+    }
+    console_services.gate.write(
+        system,
+        [
+            Put(RESOURCE_TYPES["Patient"], "pt-known", known),
+            Put(RESOURCE_TYPES["Observation"], "ob-known", seen),
+        ],
+    )
+    proof = PresenceProof(HKID_SYSTEM, "A123456(3)", "1970-03-14")
+    register(console_services.gate, front_desk_b.caller, proof, CLINIC_B)
+    client = signed_in(officer)
+
+    page = client.get(f"/console/incidents/{incident}/scope").text
+    csv_text = client.get(f"/console/incidents/{incident}/scope.csv?run=1").text
+    document = client.get(f"/console/incidents/{incident}/scope.json?run=1").json()
+
+    assert 'id="registered"' in page and "1 people were registered at a clinic" in page
+    assert "<td>Registered</td><td>pt-known</td>" in page
+    assert [
+        line.split(",")[1] for line in csv_text.splitlines() if line.startswith("registered,")
+    ] == ["pt-known"]
+    assert [line["patient"] for line in document["registered"]] == ["pt-known"]
+    assert document["registered"][0]["registered_at"] == [CLINIC_B]
+    assert document["counts"]["registered"] == 1
     _never_shown(page)
