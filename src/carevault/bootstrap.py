@@ -499,6 +499,7 @@ def build_services(
     )
     gate.release = detection.budget if settings.detect else None
     gate.decoys = detection.decoys if settings.detect else None
+    gate.audit_entries = audit_ledger.store
     if engine.dialect.name == "postgresql":
         gate.loop_reads = LoopReads(engine)
     fhir = FhirInteractions(

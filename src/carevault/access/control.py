@@ -161,7 +161,8 @@ class AccessControl:
             if head.clinic_id is None or head.clinic_id not in self.known_clinics():
                 return Target(None, frozenset())
             return Target(None, frozenset({head.clinic_id}))
-        clinics = set(self.clinics_of(head, connection, reading))
+        patient_clinics = self._patient_clinics(head, connection, reading)
+        clinics = patient_clinics | ({head.clinic_id} if head.clinic_id else set())
         care = actor.role in CLINICIANS and self.care.exists(
             pseudonym, actor.clinic_ids, actor.practitioner_id, now_us, connection, reading
         )
@@ -173,7 +174,13 @@ class AccessControl:
             )
             is not None
         )
-        return Target(pseudonym, frozenset(clinics), care_relationship=care, break_glass=glass)
+        return Target(
+            pseudonym,
+            frozenset(clinics),
+            care_relationship=care,
+            break_glass=glass,
+            patient_clinics=patient_clinics,
+        )
 
     def clinics_of(
         self, head: Head, connection: Connection | None = None, reading: Connection | None = None
@@ -181,13 +188,17 @@ class AccessControl:
         """The clinics a record belongs to: its own, and every clinic where its patient is
         registered (their home clinic and the clinics where they proved their presence)."""
         own = frozenset({head.clinic_id} if head.clinic_id else ())
+        return own | self._patient_clinics(head, connection, reading)
+
+    def _patient_clinics(
+        self, head: Head, connection: Connection | None, reading: Connection | None
+    ) -> frozenset[str]:
+        """Where the record's patient is: their home clinic and registrations."""
         if head.patient_pseudonym is None:
-            return own
+            return frozenset()
         # A Patient's own clinic is its home clinic: only the other registrations to look up.
         home = head.clinic_id if head.resource_type == "Patient" else None
-        return own | self.registrations.clinics(
-            head.patient_pseudonym, connection, reading, home=home
-        )
+        return self.registrations.clinics(head.patient_pseudonym, connection, reading, home=home)
 
     def restriction(
         self, actor: Actor, rt: ResourceType, now_us: int

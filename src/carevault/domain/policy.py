@@ -48,6 +48,9 @@ class Target:
     #: vault found: no directory record. Only its clinic's staff reach it, and no
     #: clinician its health data (no one has a care relationship with no one).
     orphan: bool = False
+    #: Clinics the patient is at (their home, their registrations), apart from where the
+    #: record itself is placed; None: not told (the same as ``clinic_ids``).
+    patient_clinics: frozenset[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,13 @@ class Decision:
     reason: str
     break_glass_used: bool = False
     notes: tuple[str, ...] = field(default=())
+
+
+#: Roles outside the clinicians that write health data or claims: only about a patient
+#: of their own clinics (a clinician needs a care relationship instead).
+PATIENT_BOUND_WRITERS = frozenset({Role.INTEGRATION})
+#: What records care: health data, and a claim for a service.
+CARE_CATEGORIES = HEALTH_CATEGORIES | {DataCategory.FINANCIAL}
 
 
 def rights_of(actor: Actor, category: DataCategory) -> frozenset[Right]:
@@ -92,6 +102,18 @@ def decide(
                 reasons[category] = "the record belongs to a clinic that is not yours"
             else:
                 granted.add(category)
+        elif (
+            right is Right.WRITE
+            and actor.role in PATIENT_BOUND_WRITERS
+            and category in CARE_CATEGORIES
+            and not actor.clinic_ids & _patients_clinics(target)
+        ):
+            # Placing a record at its own clinic opens nothing, but health data or a
+            # claim written there about another clinic's patient is in that patient's
+            # chart, where their clinic reads it, and says the patient was seen (adversary
+            # round 80: an app of one clinic wrote visits with reasons and claims into
+            # another clinic's patient's chart, which no doctor without care may).
+            reasons[category] = "the patient is not at any of your clinics"
         elif category in HEALTH_CATEGORIES and actor.role in CLINICIANS:
             if target.care_relationship:
                 granted.add(category)
@@ -123,6 +145,10 @@ def decide(
     if withheld:
         reason += f"; withheld: {', '.join(sorted(withheld))}"
     return Decision(True, frozenset(granted), frozenset(withheld), reason, used_glass)
+
+
+def _patients_clinics(target: Target) -> frozenset[str]:
+    return target.clinic_ids if target.patient_clinics is None else target.patient_clinics
 
 
 def may_place(actor: Actor, clinic_id: str | None) -> bool:

@@ -100,6 +100,7 @@ from carevault.gate.loading import patient_batch_events
 from carevault.gate.paging import VersionPage, cut
 from carevault.gate.prefetch import NO_READS, Prefetched, prefetch_read
 from carevault.ledger.events import AuditEvent, Outcome, Tag
+from carevault.ledger.store import LedgerStore
 from carevault.ledger.trail import AuditTrail, AuditUnavailable, Rider
 from carevault.loop_reads import LoopBusy, LoopReads
 from carevault.vault.opening import open_sealed
@@ -394,6 +395,10 @@ class Gate:
     decoys: DecoyWatch | None = None
     #: PostgreSQL: reads by id awaited on the event loop (``prefetch``); None: none.
     loop_reads: LoopReads | None = None
+    #: The audit ledger's entries, read where a decision rests on who wrote what (whether
+    #: anyone but an integration client recorded seeing a patient: ``registration``);
+    #: None: no one is taken to have (fail closed).
+    audit_entries: LedgerStore | None = None
 
     def __init__(
         self,

@@ -24,13 +24,13 @@ from enum import StrEnum
 from itertools import takewhile
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, Engine, func, select
 
 from carevault.access.registrations import ALREADY_REGISTERED, FIRST_PRESENCE, Proof, fisher
 from carevault.access.scopes import Interaction
 from carevault.db import read_transaction, write_transaction
 from carevault.domain import hkid
-from carevault.domain.categories import HEALTH_CATEGORIES
+from carevault.domain.categories import HEALTH_CATEGORIES, DataCategory
 from carevault.domain.roles import CLINICIANS, Role
 from carevault.fhir import jsonio
 from carevault.fhir.codes import has_sensitive_code
@@ -40,7 +40,7 @@ from carevault.fhir.query import parse_query
 from carevault.fhir.registry import RESOURCE_TYPES
 from carevault.gate.core import AccessDenied, Caller, Gate, _Attempt, identifiers_seen
 from carevault.keys.envelope import RecordIntegrityError
-from carevault.ledger.events import Outcome, Tag
+from carevault.ledger.events import AuditEvent, Outcome, Tag
 from carevault.vault.opening import open_sealed
 from carevault.vault.records import (
     Gone,
@@ -151,13 +151,15 @@ def register(gate: Gate, caller: Caller, proof: PresenceProof, clinic_id: str | 
             attempt.resource_id = head.resource_id
             _refuse_what_the_record_showed(gate, caller, head.patient_pseudonym, clinic)
             gate._contain_move(head, clinic)
+            weighed = _care_versions(gate.vault.engine, head.patient_pseudonym)
             seen = _seen(gate, caller, head, clinic, proof)
             if seen is Seen.NEVER:
-                _register_first_presence(gate, caller, attempt, head, clinic)
+                _register_first_presence(gate, caller, attempt, head, clinic, weighed)
                 return head.resource_id
-            if seen in (Seen.BEFORE_PROOF, Seen.TWO_NUMBERS):
-                # One answer for both: which it was would tell the desk that another
-                # clinic's patient holds a second number (third review of stop 62).
+            if seen in (Seen.BEFORE_PROOF, Seen.TWO_NUMBERS, Seen.BY_CLIENTS_ONLY):
+                # One answer for all: which it was would tell the desk that another
+                # clinic's patient holds a second number (third review of stop 62), or
+                # that an app wrote the care it has.
                 counted.missed()
                 raise ReferenceConflict(OFFICER_TO_CONFIRM)
             if head.clinic_id != clinic and _was_home(gate, head.resource_id, clinic):
@@ -219,6 +221,8 @@ class Seen(StrEnum):
     NEVER = "never"
     #: The record holds more than one number of the kind shown: whose it is is in doubt.
     TWO_NUMBERS = "two-numbers"
+    #: Care recorded since, but only by integration clients: no person saw them.
+    BY_CLIENTS_ONLY = "by-clients-only"
 
 
 def _seen(gate: Gate, caller: Caller, head: Head, clinic: str, proof: PresenceProof) -> Seen:
@@ -248,8 +252,58 @@ def _seen(gate: Gate, caller: Caller, head: Head, clinic: str, proof: PresencePr
         return Seen.SINCE_PROOF
     cared = _care_since(gate, caller, pseudonym, since)
     if any(at >= since for at in cared):
-        return Seen.SINCE_PROOF
+        return Seen.SINCE_PROOF if _attested(gate, pseudonym, since) else Seen.BY_CLIENTS_ONLY
     return Seen.BEFORE_PROOF if cared else Seen.NEVER
+
+
+#: How long before the proof's version a write's ledger entry may be dated: an entry is
+#: dated when its request began, the version when it was written.
+_ENTRY_LEAD_US = 5_000_000
+#: The writes that may record care: any of an attended type, a visit or booking that
+#: wrote health data, a bulk load by the system that did either.
+_CARE_TAGS = frozenset({Tag.FHIR_CREATE.value, Tag.FHIR_UPDATE.value, Tag.FHIR_IMPORT.value})
+#: What a bulk load's entry names when it loaded care: health data or a claim.
+_CARE_CATEGORIES = HEALTH_CATEGORIES | {DataCategory.FINANCIAL}
+
+
+def _attested(gate: Gate, pseudonym: str, since: int) -> bool:
+    """Whether a clinician, billing or the system (anyone but an integration client)
+    recorded care of the patient since ``since`` (µs), by the ledger's write entries.
+
+    An integration client's record of care attests no one's presence on its own: a
+    client of one clinic wrote a newcomer's record under their HKID and birth date and a
+    visit of its own, and when the person first came to another clinic, read what that
+    clinic recorded of them (adversary round 80). A person who writes care is answerable
+    for it; a client secret is not a person."""
+    entries = gate.audit_entries
+    if entries is None:
+        return False
+    after = -1
+    while batch := entries.find(
+        subject=pseudonym, since_us=since - _ENTRY_LEAD_US, after_seq=after, limit=500
+    ):
+        for seq, data in batch:
+            event = AuditEvent.from_canonical(data, seq=seq)
+            if _records_care(event):
+                return True
+        after = batch[-1][0]
+    return False
+
+
+def _records_care(event: AuditEvent) -> bool:
+    """Whether ``event`` is a write of care by anyone but an integration client."""
+    if (
+        event.outcome is not Outcome.SUCCESS
+        or event.tag.value not in _CARE_TAGS
+        or (event.principal or "client:").startswith("client:")
+        or event.role == Role.INTEGRATION
+    ):
+        return False
+    if event.tag is Tag.FHIR_IMPORT:
+        return bool(set(event.categories) & _CARE_CATEGORIES)
+    if event.resource_type in ATTENDED_TYPES:
+        return True
+    return event.resource_type in VISIT_TYPES and bool(set(event.categories) & HEALTH_CATEGORIES)
 
 
 def _care_since(gate: Gate, caller: Caller, pseudonym: str, since: int) -> list[int]:
@@ -373,12 +427,31 @@ def _was_home(gate: Gate, patient_id: str, clinic: str) -> bool:
     return found is not None
 
 
+def _care_versions(source: Engine | Connection, pseudonym: str) -> int:
+    """How many versions of the patient's records of care, visits and bookings there
+    are: weighed before a first presence is decided, and again inside its write, which
+    is refused if any was written in between."""
+    counted = (
+        select(func.count())
+        .select_from(resource_version)
+        .where(
+            resource_version.c.patient_pseudonym == pseudonym,
+            resource_version.c.resource_type.in_((*ATTENDED_TYPES, *VISIT_TYPES)),
+        )
+    )
+    if isinstance(source, Connection):
+        return int(source.execute(counted).scalar_one())
+    with read_transaction(source) as connection:
+        return int(connection.execute(counted).scalar_one())
+
+
 def _register_first_presence(
     gate: Gate,
     caller: Caller,
     attempt: _Attempt,
     head: Head,
     clinic: str,
+    weighed: int,
     *,
     proof: Proof = Proof.PRESENCE,
     reason: str = FIRST_PRESENCE,
@@ -400,15 +473,10 @@ def _register_first_presence(
     def still_unattended(
         connection: Connection, operation: Operation, written: Head, stored: Head | None
     ) -> None:
-        cared = connection.execute(
-            select(resource_version.c.resource_id)
-            .where(
-                resource_version.c.patient_pseudonym == pseudonym,
-                resource_version.c.resource_type.in_(ATTENDED_TYPES),
-            )
-            .limit(1)
-        ).first()
-        if stored is None or stored.deleted or cared is not None:
+        # A visit with a reason, a result, or a booking written while the registration
+        # weighed them was not weighed: the doctor who wrote it would lose his own visit
+        # to the move (adversary round 80; a booking only asks for another try).
+        if stored is None or stored.deleted or _care_versions(connection, pseudonym) != weighed:
             raise ReferenceConflict(
                 f"Patient/{head.resource_id} changed while it was being registered; try again"
             )
@@ -579,15 +647,24 @@ def register_confirmed(
             raise RegistrationInvalid("the clinic must be one of the group's")
         gate._contain_move(located.head, clinic)
         said = f"registered on the privacy officer's confirmation: {why.value}"
-        if clinic not in access.registrations.clinics(pseudonym) and not _care_since(
-            gate, caller, pseudonym, 0
+        weighed = _care_versions(gate.vault.engine, pseudonym)
+        if clinic not in access.registrations.clinics(pseudonym) and not (
+            _care_since(gate, caller, pseudonym, 0) and _attested(gate, pseudonym, 0)
         ):
-            # No one has recorded seeing them: the officer's confirmation is where they
-            # belong, as a first presence is, and the clinic that wrote the record keeps
-            # no tie (a plant given two numbers, to be sent to the officer rather than
-            # moved by a desk: third review of stop 62).
+            # No one has recorded seeing them (an integration client's care is no one's:
+            # adversary round 80): the officer's confirmation is where they belong, as a
+            # first presence is, and the clinic that wrote the record keeps no tie (a
+            # plant given two numbers, to be sent to the officer rather than moved by a
+            # desk: third review of stop 62).
             _register_first_presence(
-                gate, caller, attempt, located.head, clinic, proof=Proof.OFFICER, reason=said
+                gate,
+                caller,
+                attempt,
+                located.head,
+                clinic,
+                weighed,
+                proof=Proof.OFFICER,
+                reason=said,
             )
             return True
         with write_transaction(gate.vault.engine) as connection:

@@ -615,3 +615,43 @@ def test_a_registration_is_in_the_patients_access_report(group: Group) -> None:
     ]
     assert len(registered) == 2
     assert {line["outcome"] for line in registered} == {"success"}
+
+
+def test_a_visit_a_doctor_records_while_the_registration_weighs_stops_the_move(
+    group: Group, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Tuen Mun's doctor, who has the booked patient in front of him, records a visit with
+    its reason between the weighing of Tsuen Wan's registration and its move: the move
+    was let through (its last check looked only at results and claims), and the doctor's
+    visit lost its reason to him. Now any record of care, visit or booking written in
+    between asks for another try (adversary round 80)."""
+    from carevault.gate import registration
+
+    patient = planted(group)
+    booked_at_tuen_mun(group, patient)
+    weigh = registration._seen
+    written: list[str] = []
+
+    def seen_while_the_doctor_writes(*args: Any, **kwargs: Any) -> registration.Seen:
+        answer = weigh(*args, **kwargs)
+        visit = encounter(patient, TM, "dr-tm")
+        visit["reasonCode"] = [{"text": "chest pain"}]
+        made = group.call(group.doctor_tm, "POST", "/fhir/Encounter", visit)
+        assert made.status_code == 201, made.text
+        written.append(str(made.json()["id"]))
+        return answer
+
+    monkeypatch.setattr(registration, "_seen", seen_while_the_doctor_writes)
+    answer = group.call(
+        group.desk_tw, "POST", "/fhir/Patient/$register", register_body(NEW_HKID, NEW_BORN)
+    )
+    monkeypatch.setattr(registration, "_seen", weigh)
+
+    assert answer.status_code == 409, answer.text
+    assert "changed while it was being registered" in answer.text
+    assert clinics(group, patient) == {TM}
+    own = group.call(group.doctor_tm, "GET", f"/fhir/Encounter/{written[0]}")
+    assert own.status_code == 200 and "chest pain" in own.text
+    # Tried again, the registration weighs the doctor's visit: the person was seen.
+    registered_at_tsuen_wan(group)
+    assert clinics(group, patient) == {TM, TW}

@@ -1,0 +1,271 @@
+"""An integration client's records of care attest no one's presence, and it writes care
+only about its clinics' patients (adversary round 80).
+
+A client of clinic A (its secret stolen, or misused) loaded a newcomer's record under
+their HKID and birth date with a visit of its own carrying a reason: when the person
+first came to clinic B, B's desk registered them as seen (the client's visit was care),
+their home stayed A, and the client read the HIV result B's doctor recorded. One secret
+did what takes a desk and a doctor of A together. Now care written only by integration
+clients sends the registration to the privacy officer, whose registration of a person
+no one else recorded seeing is a first presence; and a client writing health data or a
+claim about another clinic's patient is refused, as a doctor without care is.
+
+SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from carevault.domain.roles import Role
+from carevault.fhir.normalise import HKID_SYSTEM
+from carevault.gate.registration import OFFICER_TO_CONFIRM, register_confirmed
+from tests.integration.access.browser import bearer
+from tests.integration.export.conftest import MINE, OTHER, put
+from tests.integration.gate.presence import NEW_BORN, NEW_HKID, NEWCOMER
+from tests.integration.importjobs.conftest import Clinic
+from tests.integration.importjobs.test_import_api import ndjson, outcome_of, refused_lines
+from tests.support.staff import Staff, caller_of, make_staff
+
+pytestmark = pytest.mark.postgres
+
+FHIR = {"Content-Type": "application/fhir+json"}
+REGISTER = {
+    "resourceType": "Parameters",
+    "parameter": [
+        {"name": "identifier", "valueIdentifier": {"system": HKID_SYSTEM, "value": NEW_HKID}},
+        {"name": "birthDate", "valueDate": NEW_BORN},
+    ],
+}
+
+
+def _newcomer(patient_id: str | None, clinic: str) -> dict[str, Any]:
+    """The newcomer at ``clinic``, under ``patient_id`` (None: for a POST)."""
+    made = {**NEWCOMER, "managingOrganization": _org(clinic)}
+    return made if patient_id is None else {**made, "id": patient_id}
+
+
+def _org(clinic: str) -> dict[str, str]:
+    return {"reference": f"Organization/{clinic}"}
+
+
+def _visit(patient_id: str, clinic: str, **more: Any) -> dict[str, Any]:
+    return {
+        "resourceType": "Encounter",
+        "status": "finished",
+        "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
+        "subject": {"reference": f"Patient/{patient_id}"},
+        "serviceProvider": _org(clinic),
+        "period": {"start": "2026-01-05T09:00:00+08:00"},
+        **more,
+    }
+
+
+def _result(patient_id: str, text: str) -> dict[str, Any]:
+    return {
+        "resourceType": "Observation",
+        "status": "final",
+        "code": {"text": text},
+        "subject": {"reference": f"Patient/{patient_id}"},
+    }
+
+
+def _claim(claim_id: str, patient_id: str, clinic: str) -> dict[str, Any]:
+    return {
+        "resourceType": "Claim",
+        "id": claim_id,
+        "status": "active",
+        "use": "claim",
+        "type": {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/claim-type",
+                    "code": "professional",
+                }
+            ]
+        },
+        "patient": {"reference": f"Patient/{patient_id}"},
+        "created": "2026-01-01",
+        "provider": _org(clinic),
+        "priority": {"coding": [{"code": "normal"}]},
+        "insurance": [{"sequence": 1, "focal": True, "coverage": {"display": "self"}}],
+    }
+
+
+def _call(clinic: Clinic, headers: dict[str, str], method: str, path: str, body: Any = None) -> Any:
+    if body is None:
+        return clinic.web.request(method, path, headers=headers)
+    return clinic.web.request(method, path, headers={**headers, **FHIR}, content=json.dumps(body))
+
+
+def _imported(clinic: Clinic, token: str, *lines: dict[str, Any]) -> dict[int, str]:
+    job = clinic.kick_off(token, ndjson(*lines))
+    clinic.work()
+    return refused_lines(outcome_of(clinic, token, job))
+
+
+def _home(clinic: Clinic, desk: Staff, patient_id: str) -> Any:
+    answer = _call(clinic, desk.headers, "GET", f"/fhir/Patient/{patient_id}")
+    return answer.json().get("managingOrganization") if answer.status_code == 200 else None
+
+
+def _doctor_of_b(clinic: Clinic) -> Staff:
+    put(clinic.services, {"resourceType": "Practitioner", "id": "dr-b", "name": [{"family": "Wu"}]})
+    return make_staff(clinic.services, Role.PHYSICIAN, [OTHER], "dr-b")
+
+
+def _b_records_a_result(clinic: Clinic, doctor: Staff, patient_id: str) -> str:
+    visit = _visit(
+        patient_id,
+        OTHER,
+        participant=[{"individual": {"reference": "Practitioner/dr-b"}}],
+        period={"start": "2026-12-07T09:00:00+08:00"},
+    )
+    made = _call(clinic, doctor.headers, "POST", "/fhir/Encounter", visit)
+    assert made.status_code == 201, made.text
+    result = _call(
+        clinic, doctor.headers, "POST", "/fhir/Observation", _result(patient_id, "HIV-1 RNA 20000")
+    )
+    assert result.status_code == 201, result.text
+    return str(result.json()["id"])
+
+
+def test_a_newcomer_a_client_loaded_with_its_own_visit_goes_to_the_officer(clinic: Clinic) -> None:
+    """The client loads the newcomer and a visit with a reason at A. B's desk is sent to
+    the officer (409, one answer with the other doubts), nothing registered; the
+    officer's registration at B is the person's first presence: their home is B, and
+    the client reads nothing B's doctor records."""
+    token = clinic.client("importer", clinics=[MINE])
+    assert (
+        _imported(
+            clinic,
+            token,
+            _newcomer("p-plant", MINE),
+            {**_visit("p-plant", MINE, reasonCode=[{"text": "checkup"}]), "id": "v-plant"},
+        )
+        == {}
+    )
+    desk_b = make_staff(clinic.services, Role.FRONT_DESK, [OTHER])
+
+    answer = _call(clinic, desk_b.headers, "POST", "/fhir/Patient/$register", REGISTER)
+
+    assert answer.status_code == 409, answer.text
+    assert OFFICER_TO_CONFIRM in answer.text
+    officer = make_staff(clinic.services, Role.PRIVACY_OFFICER, [MINE, OTHER])
+    caller = caller_of(clinic.services, officer)
+    assert register_confirmed(clinic.services.gate, caller, "p-plant", OTHER, "identity-confirmed")
+    assert _home(clinic, desk_b, "p-plant") == _org(OTHER)
+    result = _b_records_a_result(clinic, _doctor_of_b(clinic), "p-plant")
+    assert _call(clinic, bearer(token), "GET", f"/fhir/Observation/{result}").status_code in (
+        403,
+        404,
+    )
+    listed = _call(clinic, bearer(token), "GET", "/fhir/Observation?patient=p-plant")
+    assert "HIV" not in listed.text
+
+
+def test_a_newcomer_a_client_wrote_with_one_result_goes_to_the_officer(clinic: Clinic) -> None:
+    """The same without ``$import``: the client writes the newcomer and one result."""
+    token = clinic.client("writer", clinics=[MINE])
+    made = _call(clinic, bearer(token), "POST", "/fhir/Patient", _newcomer(None, MINE))
+    assert made.status_code == 201, made.text
+    patient_id = made.json()["id"]
+    wrote = _call(clinic, bearer(token), "POST", "/fhir/Observation", _result(patient_id, "weight"))
+    assert wrote.status_code == 201, wrote.text
+    desk_b = make_staff(clinic.services, Role.FRONT_DESK, [OTHER])
+
+    answer = _call(clinic, desk_b.headers, "POST", "/fhir/Patient/$register", REGISTER)
+
+    assert answer.status_code == 409, answer.text
+    desk_a = make_staff(clinic.services, Role.FRONT_DESK, [MINE])
+    assert _home(clinic, desk_a, patient_id) == _org(MINE)
+
+
+def test_care_a_doctor_recorded_still_registers_the_patient(clinic: Clinic) -> None:
+    """A person a doctor of A saw (his visit with a reason, after A's desk wrote them and
+    the client loaded a result) registers at B as before: someone answerable saw them."""
+    desk_a = make_staff(clinic.services, Role.FRONT_DESK, [MINE])
+    made = _call(clinic, desk_a.headers, "POST", "/fhir/Patient", _newcomer(None, MINE))
+    assert made.status_code == 201, made.text
+    patient_id = made.json()["id"]
+    token = clinic.client("lab", clinics=[MINE])
+    lab = _call(clinic, bearer(token), "POST", "/fhir/Observation", _result(patient_id, "HbA1c"))
+    assert lab.status_code == 201, lab.text
+    desk_b = make_staff(clinic.services, Role.FRONT_DESK, [OTHER])
+    # The lab's result alone: no one answerable saw them.
+    assert (
+        _call(clinic, desk_b.headers, "POST", "/fhir/Patient/$register", REGISTER).status_code
+        == 409
+    )
+    put(clinic.services, {"resourceType": "Practitioner", "id": "dr-a", "name": [{"family": "Ho"}]})
+    doctor_a = make_staff(clinic.services, Role.PHYSICIAN, [MINE], "dr-a")
+    booked = {
+        "resourceType": "Appointment",
+        "status": "booked",
+        "start": "2026-12-07T10:00:00+08:00",
+        "end": "2026-12-07T10:15:00+08:00",
+        "participant": [
+            {"actor": {"reference": f"Patient/{patient_id}"}, "status": "accepted"},
+            {"actor": {"reference": "Practitioner/dr-a"}, "status": "accepted"},
+            {"actor": _org(MINE), "status": "accepted"},
+        ],
+    }
+    assert _call(clinic, desk_a.headers, "POST", "/fhir/Appointment", booked).status_code == 201
+    seen = _visit(
+        patient_id,
+        MINE,
+        participant=[{"individual": {"reference": "Practitioner/dr-a"}}],
+        period={"start": "2026-12-07T10:00:00+08:00"},
+        reasonCode=[{"text": "chest pain"}],
+    )
+    visit = _call(clinic, doctor_a.headers, "POST", "/fhir/Encounter", seen)
+    assert visit.status_code == 201, visit.text
+
+    answer = _call(clinic, desk_b.headers, "POST", "/fhir/Patient/$register", REGISTER)
+
+    assert answer.status_code == 200, answer.text
+    assert _home(clinic, desk_b, patient_id) == _org(MINE)
+
+
+def test_a_client_writes_no_care_about_another_clinics_patient(clinic: Clinic) -> None:
+    """B's desk writes a patient; A's client may place a visit at A for them (it opens
+    nothing, as a desk's booking), but not a visit with a reason, nor a claim: by
+    ``$import`` (lines refused) or by REST (403). B's chart holds none of it."""
+    desk_b = make_staff(clinic.services, Role.FRONT_DESK, [OTHER])
+    made = _call(clinic, desk_b.headers, "POST", "/fhir/Patient", _newcomer(None, OTHER))
+    assert made.status_code == 201, made.text
+    patient_id = made.json()["id"]
+    token = clinic.client("importer", clinics=[MINE])
+
+    refused = _imported(
+        clinic,
+        token,
+        {**_visit(patient_id, MINE, reasonCode=[{"text": "checkup"}]), "id": "v-x"},
+        {**_visit(patient_id, MINE), "id": "v-y"},
+        _claim("c-x", patient_id, MINE),
+    )
+    rest = _call(
+        clinic,
+        bearer(token),
+        "POST",
+        "/fhir/Encounter",
+        _visit(patient_id, MINE, reasonCode=[{"text": "x"}]),
+    )
+
+    assert refused == {
+        1: "the patient is not at any of your clinics",
+        3: "the patient is not at any of your clinics",
+    }
+    assert rest.status_code == 403, rest.text
+    doctor_b = _doctor_of_b(clinic)
+    _b_records_a_result(clinic, doctor_b, patient_id)
+    chart = _call(clinic, doctor_b.headers, "GET", f"/fhir/Encounter?patient={patient_id}")
+    assert "checkup" not in chart.text and '"x"' not in chart.text
+    # What the client may write of its own clinic's patients is unchanged.
+    assert (
+        _imported(clinic, token, {**_visit("pa0", MINE, reasonCode=[{"text": "flu"}]), "id": "v-a"})
+        == {}
+    )
