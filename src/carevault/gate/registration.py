@@ -524,26 +524,63 @@ def _move_home(
     authorize: Authorize,
     within: Callable[[Connection], None] | None = None,
 ) -> WriteResult:
-    """Write the Patient of ``located`` again with ``destination`` as its home, as
-    ``caller``, with the attempt's entry and the Patient's update (both for ``reason``)
-    and whatever ``within`` does in the same transaction; ``authorize`` judges the
-    stored version inside it."""
+    """Write the Patient of ``located`` again with ``destination`` as its home
+    (``rewrite_patient``)."""
+
+    def home(resource: dict[str, Any]) -> None:
+        resource["managingOrganization"] = {"reference": f"Organization/{destination}"}
+
+    return rewrite_patient(
+        gate,
+        caller,
+        attempt,
+        located,
+        home,
+        purpose=purpose,
+        reason=reason,
+        authorize=authorize,
+        within=within,
+    )
+
+
+def rewrite_patient(
+    gate: Gate,
+    caller: Caller,
+    attempt: _Attempt,
+    located: Sealed,
+    change: Callable[[dict[str, Any]], None],
+    *,
+    purpose: str,
+    reason: str,
+    authorize: Authorize,
+    within: Callable[[Connection], None] | None = None,
+) -> WriteResult:
+    """Write the Patient of ``located`` again as ``change`` leaves its whole stored body
+    (nothing cut: what the caller may not read is kept), as ``caller``, through the
+    vault's write path (encrypted, its blind indexes computed anew), with the attempt's
+    entry and the Patient's update (both for ``reason``) and whatever ``within`` does in
+    the same transaction; ``authorize`` judges the stored version inside it, and a
+    version written since ``located`` was found refuses the write (412)."""
     [opened] = gate._open(caller, [located])
     resource = jsonio.load(opened.body or b"{}")
-    resource["managingOrganization"] = {"reference": f"Organization/{destination}"}
-    moved = Put(_PATIENT, located.head.resource_id, resource, if_match=located.head.version_id)
+    change(resource)
+    written_again = Put(
+        _PATIENT, located.head.resource_id, resource, if_match=located.head.version_id
+    )
 
     def before_commit(connection: Connection, results: list[WriteResult]) -> None:
         (result,) = results
         if within is not None:
             within(connection)
-        written = replace(gate._write_event(attempt, moved, result, None, None), reason=reason)
+        written = replace(
+            gate._write_event(attempt, written_again, result, None, None), reason=reason
+        )
         event = gate._event(attempt, Outcome.SUCCESS, reason=reason)
         gate.audit.record([written, event], connection)
 
     [result] = apply_writes(
         gate.vault,
-        [moved],
+        [written_again],
         principal=caller.principal,
         purpose=purpose,
         before_commit=before_commit,
@@ -608,7 +645,7 @@ def _matching(gate: Gate, caller: Caller, proof: PresenceProof) -> list[Head]:
     return [item.head for item in found if not item.head.deleted]
 
 
-def _reason(kind: type[_R], given: str) -> _R:
+def fixed_reason(kind: type[_R], given: str) -> _R:
     """``given`` as one of the fixed reasons ``kind`` lists; RegistrationInvalid naming
     them otherwise (never echoing what was given: free text could name the patient)."""
     try:
@@ -635,7 +672,7 @@ def register_confirmed(
         if access is None:
             raise AccessDenied("access control is not configured")
         gate._contain_change([_PATIENT])
-        why = _reason(ConfirmReason, reason)
+        why = fixed_reason(ConfirmReason, reason)
         located = gate.vault.locate("Patient", patient_id)
         if located.head.deleted:
             raise Gone(f"Patient/{patient_id} was deleted")
@@ -692,7 +729,7 @@ def transfer(
     with gate._attempt(caller, Tag.PATIENT_TRANSFERRED, "Patient", patient_id) as attempt:
         gate._scope(caller, patient_type, Interaction.UPDATE)
         gate._contain_change([patient_type])
-        why = _reason(TransferReason, reason)
+        why = fixed_reason(TransferReason, reason)
         located = gate.vault.locate("Patient", patient_id)
         if located.head.deleted:
             # Told only to who may read the record, as a read tells it: 410 to anyone

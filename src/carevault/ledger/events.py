@@ -47,6 +47,9 @@ class Tag(StrEnum):
     FHIR_IMPORT = "fhir:bulk:imported"
     PATIENT_REGISTERED = "fhir:patient:registered"
     PATIENT_TRANSFERRED = "fhir:patient:transferred"
+    #: A privacy officer took an identifier off a Patient (a desk's mistyped HKID): the
+    #: system and the fixed reason, never the value (stop 63).
+    PATIENT_IDENTIFIER_REMOVED = "fhir:patient:identifier-removed"
     AUDIT_READ = "audit:ledger:read"
     AUTH_SIGNED_IN = "auth:session:signed-in"
     AUTH_SIGN_IN_FAILED = "auth:session:sign-in-failed"

@@ -2,7 +2,12 @@
 ``Patient/$register`` refused for them (409 "ask the privacy officer"): the officer
 confirms who the person is and registers them, with a fresh code and a reason from a
 fixed list, in the ledger as theirs. Anyone else, a wrong code, a reason off the list, a
-clinic not the group's or active containment changes nothing (SQLite and PostgreSQL)."""
+clinic not the group's or active containment changes nothing (SQLite and PostgreSQL).
+
+``carevault patients identifiers`` and ``remove-identifier``: the officer lists a
+patient's identifiers (a read, in the ledger before anything is printed) and takes off
+the HKID a desk mistyped beside the patient's own, which the desk may neither read nor
+remove (stop 63); the ledger names the system and the reason, never the value."""
 
 from __future__ import annotations
 
@@ -14,7 +19,11 @@ import pytest
 
 from carevault.access.registrations import CACHE_SECONDS
 from carevault.bootstrap import Services
-from carevault.ledger.events import Outcome, Tag
+from carevault.domain.categories import DataCategory
+from carevault.fhir.normalise import HKID_SYSTEM
+from carevault.ledger.events import AuditEvent, Outcome, Tag
+from carevault.ledger.trail import AuditUnavailable
+from carevault.ledger.writer import LedgerWriter
 from tests.integration.access.group import TM, TW, Group, build_group, register_body
 from tests.integration.gate.presence import NEW_BORN, NEW_HKID, clinics, second_number_beside
 from tests.support.client import FhirTestClient
@@ -48,12 +57,18 @@ def _refused_at_tsuen_wan(group: Group) -> str:
 
 
 def _register(group: Group, who: Staff, patient: str, *more: str, code: str | None = None) -> Any:
+    return _patients(group, "register", who, patient, *more, code=code)
+
+
+def _patients(
+    group: Group, command: str, who: Staff, patient: str, *more: str, code: str | None = None
+) -> Any:
     settings = group.services.settings
     env = environment(settings.home, settings.database_url)
     return invoke_cli(
         env,
         "patients",
-        "register",
+        command,
         f"Patient/{patient}",
         "--officer",
         who.account.username,
@@ -147,16 +162,21 @@ def test_a_reason_off_the_list_or_a_clinic_not_the_groups_changes_nothing(
     assert clinics(group, patient) == {TM}
 
 
-def test_containment_refuses_a_registration_on_confirmation(group: Group) -> None:
-    patient = _refused_at_tsuen_wan(group)
+def _phi_offline(group: Group, mode: str = "phi-offline", target: str | None = None) -> None:
+    """The officer starts containment (by default, takes PHI offline)."""
     body = {
-        "mode": "phi-offline",
-        "target": None,
+        "mode": mode,
+        "target": target,
         "reason": "incident 42",
         "totp": group.officer.totp(),
     }
     started = group.web.post("/admin/containment", json=body, headers=group.officer.headers)
     assert started.status_code == 201, started.text
+
+
+def test_containment_refuses_a_registration_on_confirmation(group: Group) -> None:
+    patient = _refused_at_tsuen_wan(group)
+    _phi_offline(group)
 
     refused = _register(
         group, group.officer, patient, "--clinic", TW, "--reason", "identity-confirmed"
@@ -164,3 +184,220 @@ def test_containment_refuses_a_registration_on_confirmation(group: Group) -> Non
 
     assert refused.returncode == 3  # try again later: when containment ends
     assert clinics(group, patient) == {TM}
+
+
+#: The HKID Tuen Mun's desk mistypes beside its patient's own (a valid check digit).
+MISTYPED = NEW_HKID
+
+
+def _mistyped_beside(group: Group) -> str:
+    """Tuen Mun's desk saves its view of its patient with a mistyped HKID added (the one
+    it was not shown is kept): Tsuen Wan's desk, shown the patient's own HKID and birth
+    date, is sent to the privacy officer (409). The patient's id."""
+    patient = group.tm_patient
+    path = f"/fhir/Patient/{patient.id}"
+    shown = group.call(group.desk_tm, "GET", path).json()
+    body = {key: value for key, value in shown.items() if key != "meta"}
+    body["identifier"] = [*body.get("identifier", []), {"system": HKID_SYSTEM, "value": MISTYPED}]
+    saved = group.call(group.desk_tm, "PUT", path, body)
+    assert saved.status_code == 200, saved.text
+    assert _desk_tw_registers(group).status_code == 409
+    return patient.id
+
+
+def _desk_tw_registers(group: Group, hkid: str | None = None) -> Any:
+    patient = group.tm_patient
+    body = register_body(hkid or patient.hkid, patient.birth_date)
+    return group.call(group.desk_tw, "POST", "/fhir/Patient/$register", body)
+
+
+def _remove(group: Group, who: Staff, patient: str, *more: str, code: str | None = None) -> Any:
+    return _patients(group, "remove-identifier", who, patient, *more, code=code)
+
+
+#: What ``remove-identifier`` is given to take the mistyped number off.
+TAKE_OFF = ("--system", HKID_SYSTEM, "--value", MISTYPED, "--reason", "mistyped")
+
+
+def _correcting(
+    group: Group, command: str, who: Staff, patient: str, code: str | None = None
+) -> Any:
+    """``command`` (``identifiers``, or ``remove-identifier`` of the mistyped number)."""
+    more = TAKE_OFF if command == "remove-identifier" else ()
+    return _patients(group, command, who, patient, *more, code=code)
+
+
+def _version(group: Group, patient: str) -> int:
+    return group.services.vault.locate("Patient", patient).head.version_id
+
+
+def _officers(group: Group, tag: Tag) -> list[AuditEvent]:
+    officer = f"staff:{group.officer.account.username}"
+    return [event for event in group.events(tag) if event.principal == officer]
+
+
+def _no_value_in_the_ledger(group: Group) -> None:
+    """Nothing of the mistyped number in any entry, in any spelling."""
+    for event in group.events():
+        written = event.canonical().decode()
+        assert "654321" not in written, written
+
+
+def test_the_officer_removes_a_mistyped_hkid_and_the_patient_registers_normally(
+    group: Group,
+) -> None:
+    patient = _mistyped_beside(group)
+
+    listed = _patients(group, "identifiers", group.officer, patient)
+    removed = _remove(
+        group,
+        group.officer,
+        patient,
+        "--system",
+        HKID_SYSTEM,
+        "--value",
+        "k 654321 (9)",  # as the index reads it: the same number
+        "--reason",
+        "mistyped",
+    )
+
+    assert listed.returncode == 0, listed.stderr
+    assert len(listed.stdout.strip().splitlines()) == 1
+    assert f"{HKID_SYSTEM}|{group.tm_patient.hkid}" in listed.stdout
+    assert f"{HKID_SYSTEM}|{MISTYPED}" in listed.stdout
+    [read] = [e for e in _officers(group, Tag.FHIR_READ) if e.resource_id == patient]
+    assert read.outcome is Outcome.SUCCESS and read.purpose == "HOPERAT"
+    assert read.patient_pseudonym and read.source_address == "cli"
+    assert DataCategory.GOVERNMENT_ID in read.categories
+    assert read.detail["released_for"] == "identifier-correction"
+    assert removed.returncode == 0, removed.stderr
+    [entry] = _officers(group, Tag.PATIENT_IDENTIFIER_REMOVED)
+    assert entry.outcome is Outcome.SUCCESS and entry.resource_id == patient
+    assert entry.detail["why"] == "mistyped"
+    assert entry.detail["identifier_system"] == HKID_SYSTEM
+    [written] = [e for e in _officers(group, Tag.FHIR_UPDATE) if e.resource_id == patient]
+    assert written.detail["why"] == "mistyped"
+    _no_value_in_the_ledger(group)
+    # The patient's own number is all the record holds: registered as any patient is.
+    assert _desk_tw_registers(group).status_code == 200
+    assert clinics(group, patient) == {TM, TW}
+    # The blind index no longer finds the patient by the mistyped number.
+    assert _desk_tw_registers(group, MISTYPED).status_code == 404
+    again = _patients(group, "identifiers", group.officer, patient)
+    assert MISTYPED not in again.stdout and group.tm_patient.hkid in again.stdout
+
+
+def test_a_list_the_ledger_cannot_record_is_not_printed(
+    group: Group, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    patient = _mistyped_beside(group)
+    record = LedgerWriter.record
+
+    def unavailable(self: LedgerWriter, events: Any, *args: Any, **kwargs: Any) -> None:
+        if any(event.tag is Tag.FHIR_READ for event in events):
+            raise AuditUnavailable("the audit ledger could not be written")
+        record(self, events, *args, **kwargs)
+
+    monkeypatch.setattr(LedgerWriter, "record", unavailable)
+
+    listed = _patients(group, "identifiers", group.officer, patient)
+
+    assert listed.returncode == 3
+    assert group.tm_patient.hkid not in listed.stdout + listed.stderr
+    assert MISTYPED not in listed.stdout + listed.stderr
+
+
+@pytest.mark.parametrize("command", ["identifiers", "remove-identifier"])
+def test_a_wrong_code_corrects_nothing_and_is_recorded(group: Group, command: str) -> None:
+    patient = _mistyped_beside(group)
+    before = _version(group, patient)
+
+    refused = _correcting(group, command, group.officer, patient, code="000000")
+
+    assert refused.returncode == 1
+    assert MISTYPED not in refused.stdout and group.tm_patient.hkid not in refused.stdout
+    assert _version(group, patient) == before
+    tag = Tag.PATIENT_IDENTIFIER_REMOVED if command == "remove-identifier" else Tag.FHIR_READ
+    assert [event.outcome for event in _officers(group, tag)] == [Outcome.DENIED]
+
+
+@pytest.mark.parametrize("command", ["identifiers", "remove-identifier"])
+def test_only_a_privacy_officer_corrects_identifiers(group: Group, command: str) -> None:
+    patient = _mistyped_beside(group)
+    before = _version(group, patient)
+
+    refused = _correcting(group, command, group.desk_tm, patient)
+
+    assert refused.returncode == 1
+    assert "privacy officer" in refused.stderr
+    assert MISTYPED not in refused.stdout
+    assert _version(group, patient) == before
+    assert _desk_tw_registers(group).status_code == 409
+
+
+@pytest.mark.parametrize(
+    ("system", "value", "reason", "said"),
+    [
+        (HKID_SYSTEM, "A765432(1)", "mistyped", "holds no such identifier"),
+        ("urn:other", MISTYPED, "mistyped", "holds no such identifier"),
+        (HKID_SYSTEM, MISTYPED, "because K654321(9) is wrong", "reason must be one of"),
+    ],
+)
+def test_an_identifier_not_held_or_a_reason_off_the_list_changes_nothing(
+    group: Group, system: str, value: str, reason: str, said: str
+) -> None:
+    patient = _mistyped_beside(group)
+    before = _version(group, patient)
+
+    refused = _remove(
+        group,
+        group.officer,
+        patient,
+        "--system",
+        system,
+        "--value",
+        value,
+        "--reason",
+        reason,
+    )
+
+    assert refused.returncode == 1
+    assert said in refused.stderr
+    assert _version(group, patient) == before
+    [entry] = _officers(group, Tag.PATIENT_IDENTIFIER_REMOVED)
+    assert entry.outcome is not Outcome.SUCCESS
+    assert "identifier_system" not in entry.detail
+    _no_value_in_the_ledger(group)
+    assert _desk_tw_registers(group).status_code == 409
+
+
+def test_an_unknown_patient_is_refused(group: Group) -> None:
+    refused = _remove(group, group.officer, "no-such-patient", *TAKE_OFF)
+
+    assert refused.returncode == 1
+    [entry] = _officers(group, Tag.PATIENT_IDENTIFIER_REMOVED)
+    assert entry.outcome is not Outcome.SUCCESS
+    _no_value_in_the_ledger(group)
+
+
+@pytest.mark.parametrize(
+    ("command", "mode", "target"),
+    [
+        ("identifiers", "phi-offline", None),
+        ("remove-identifier", "phi-offline", None),
+        ("identifiers", "clinic-lock", TM),
+        ("remove-identifier", "clinic-lock", TM),
+    ],
+)
+def test_containment_refuses_a_correction_and_its_list(
+    group: Group, command: str, mode: str, target: str | None
+) -> None:
+    patient = _mistyped_beside(group)
+    before = _version(group, patient)
+    _phi_offline(group, mode, target)
+
+    refused = _correcting(group, command, group.officer, patient)
+
+    assert refused.returncode == 3  # try again later: when containment ends
+    assert MISTYPED not in refused.stdout
+    assert _version(group, patient) == before

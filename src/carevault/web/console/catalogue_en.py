@@ -546,6 +546,7 @@ MESSAGES: dict[str, str] = {
     "action.notify:preview:shown": "Shown the breach notice in full (privacy officer)",
     "action.fhir:patient:registered": "Registered at a clinic",
     "action.fhir:patient:transferred": "Home clinic changed",
+    "action.fhir:patient:identifier-removed": "Identifier removed",
     # Account language switch
     "account.language_changed": "Language changed.",
     # Alerts

@@ -437,6 +437,7 @@ MESSAGES: dict[str, str] = {
     "action.notify:preview:shown": "私隱主任閱覽完整的資料外洩通知",
     "action.fhir:patient:registered": "於診所登記",
     "action.fhir:patient:transferred": "更改主診診所",
+    "action.fhir:patient:identifier-removed": "移除身分識別號碼",
     # Account language switch
     "account.language_changed": "已更改語言。",
     # Alerts
