@@ -48,6 +48,7 @@ from carevault.domain.care import CareEvent, CareSource, Opened, Window
 from carevault.fhir.care import CARE_TYPES as CARE_TYPES
 from carevault.fhir.care import CareFacts, care_facts
 from carevault.keys.anchors import AlteredRows, seal_fields, seal_matches
+from carevault.vault.tables import resource_head
 
 log = logging.getLogger("carevault.access")
 
@@ -241,6 +242,28 @@ class CareRelationships:
         )
         connection.execute(_CLEAR, {"cleared_row_id": source_row_id})
         return opened
+
+    def end_at(self, connection: Connection, pseudonym: str, clinic_id: str) -> None:
+        """Inside the write's transaction: the relationships with the patient that
+        ``clinic_id`` holds end: those open to the clinic, and those the clinic's own
+        records opened (a booking there with one of its doctors opens the patient to
+        that doctor), as when an officer ends the patient's registration there. The
+        records stay; written again, they open what the rules then say."""
+        with self._lock:
+            self._answers.clear()
+        placed_there = select(resource_head.c.row_id).where(
+            resource_head.c.patient_pseudonym == pseudonym,
+            resource_head.c.clinic_id == clinic_id,
+        )
+        connection.execute(
+            delete(care_relationship).where(
+                care_relationship.c.patient_pseudonym == pseudonym,
+                or_(
+                    care_relationship.c.clinic_id == clinic_id,
+                    care_relationship.c.source_row_id.in_(placed_there),
+                ),
+            )
+        )
 
     def end_all(self, connection: Connection, pseudonym: str) -> None:
         """Inside the write's transaction: every relationship with the patient ends (a

@@ -466,6 +466,21 @@ class Registrations:
         proved = (Proof.PRESENCE, Proof.OFFICER)
         return self._clinics(pseudonym, [row for row in rows if row[3] in proved])
 
+    def end(self, connection: Connection, pseudonym: str, clinic_id: str) -> bool:
+        """Inside the write's transaction: the patient's registration at ``clinic_id``
+        ends (their home is not a registration: it changes by a transfer); False if
+        there was none."""
+        ended = connection.execute(
+            delete(patient_registration)
+            .where(
+                patient_registration.c.patient_pseudonym == pseudonym,
+                patient_registration.c.clinic_id == clinic_id,
+            )
+            .returning(patient_registration.c.clinic_id)
+        ).first()
+        self._forget(pseudonym)
+        return ended is not None
+
     def end_all(self, connection: Connection, pseudonym: str) -> list[str]:
         """Inside the write's transaction: the patient is registered nowhere any more
         but at their home clinic; the clinics whose registrations ended."""

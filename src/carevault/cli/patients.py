@@ -174,3 +174,34 @@ def patients_remove_identifier(
         with _through_gate():
             head = remove_identifier(services.gate, caller, patient_id, system, value, reason)
     echo(f"Patient/{patient_id} version {head.version_id}: an identifier of {system} removed")
+
+
+@patients_app.command("unregister")
+def patients_unregister(
+    patient: Annotated[str, typer.Argument(help="The patient's id (Patient/<id>).")],
+    clinic: Annotated[str, typer.Option(help="The clinic whose registration ends.")],
+    reason: Annotated[
+        str,
+        typer.Option(help="compromised-account or registered-in-error (recorded in the ledger)."),
+    ],
+    officer: OfficerOption,
+    totp: TotpOption = None,
+    home: HomeOption = None,
+) -> None:
+    """End a patient's registration at a clinic: one a stolen login made (an incident's
+    scope lists them as registered) or one made in error. The clinic no longer reaches
+    their records and the care its bookings opened there ends. Their home clinic is
+    moved by a transfer instead. A fresh TOTP code; in the ledger as yours."""
+    from carevault.gate.registration import unregister
+    from carevault.ledger.events import Tag
+
+    patient_id = patient.removeprefix("Patient/")
+    where = clinic.removeprefix("Organization/")
+    with open_services(home) as services:
+        caller = _officer(services, officer, totp, Tag.PATIENT_UNREGISTERED, "end a registration")
+        with _through_gate():
+            ended = unregister(services.gate, caller, patient_id, where, reason)
+    if ended:
+        echo(f"Patient/{patient_id}'s registration at {where} ended ({reason})")
+    else:
+        echo(f"Patient/{patient_id} was not registered at {where}")

@@ -94,6 +94,15 @@ class TransferReason(StrEnum):
     REGISTRATION_ERROR = "registration-error"
 
 
+class EndReason(StrEnum):
+    """Why a privacy officer ends a patient's registration at a clinic."""
+
+    #: Made by a login an incident holds compromised (its scope lists it: ``registered``).
+    COMPROMISED_ACCOUNT = "compromised-account"
+    #: Made in error (the wrong patient, the wrong clinic).
+    REGISTERED_IN_ERROR = "registered-in-error"
+
+
 @dataclass(frozen=True)
 class PresenceProof:
     """What the patient showed: an identifier and their birth date."""
@@ -774,3 +783,42 @@ def transfer(
             reason=f"transfer: {why.value}",
             authorize=keep_source,
         )
+
+
+def unregister(gate: Gate, caller: Caller, patient_id: str, clinic: str, reason: str) -> bool:
+    """A privacy officer ends the patient's registration at ``clinic``, for one of the
+    fixed reasons: the clinic no longer reaches their records, and the care its bookings
+    opened there ends (the bookings stay). What an incident's scope lists as a stolen
+    login's registrations (``registered``) is undone this way. Their home clinic is no
+    registration (a transfer moves it). False if they were not registered there."""
+    with gate._attempt(caller, Tag.PATIENT_UNREGISTERED, "Patient", patient_id) as attempt:
+        actor = caller.actor
+        if actor is None or actor.role is not Role.PRIVACY_OFFICER:
+            raise AccessDenied("only a privacy officer ends a patient's registration")
+        access = gate.access
+        if access is None:
+            raise AccessDenied("access control is not configured")
+        gate._contain_change([_PATIENT])
+        why = fixed_reason(EndReason, reason)
+        located = gate.vault.locate("Patient", patient_id)
+        if located.head.deleted:
+            raise Gone(f"Patient/{patient_id} was deleted")
+        pseudonym = located.head.patient_pseudonym
+        assert pseudonym is not None  # noqa: S101 - every Patient has one
+        attempt.patient_pseudonym = pseudonym
+        attempt.detail.update({"clinic": clinic, "why": why.value})
+        if clinic == located.head.clinic_id:
+            raise RegistrationInvalid(
+                "that is the patient's home clinic: a transfer moves it (Patient/$transfer)"
+            )
+        with write_transaction(gate.vault.engine) as connection:
+            ended = access.registrations.end(connection, pseudonym, clinic)
+            if ended:
+                access.care.end_at(connection, pseudonym, clinic)
+            event = gate._event(
+                attempt,
+                Outcome.SUCCESS,
+                reason=f"registration ended: {why.value}" if ended else "not registered there",
+            )
+            gate.audit.record([event], connection)
+        return ended

@@ -150,8 +150,10 @@ ACCESS_TAGS = frozenset(
         # to a clinic's staff (third review of stop 62: neither was in the report).
         Tag.PATIENT_REGISTERED,
         Tag.PATIENT_TRANSFERRED,
-        # An officer's correction of the patient's identifiers (stop 63).
+        # An officer's correction of the patient's identifiers, and a registration they
+        # ended (stop 63).
         Tag.PATIENT_IDENTIFIER_REMOVED,
+        Tag.PATIENT_UNREGISTERED,
     )
 )
 

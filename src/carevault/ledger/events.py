@@ -50,6 +50,9 @@ class Tag(StrEnum):
     #: A privacy officer took an identifier off a Patient (a desk's mistyped HKID): the
     #: system and the fixed reason, never the value (stop 63).
     PATIENT_IDENTIFIER_REMOVED = "fhir:patient:identifier-removed"
+    #: A privacy officer ended a patient's registration at a clinic (one a stolen login
+    #: made, one made in error), with the fixed reason (stop 63).
+    PATIENT_UNREGISTERED = "fhir:patient:unregistered"
     AUDIT_READ = "audit:ledger:read"
     AUTH_SIGNED_IN = "auth:session:signed-in"
     AUTH_SIGN_IN_FAILED = "auth:session:sign-in-failed"

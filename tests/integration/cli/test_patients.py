@@ -24,7 +24,7 @@ from carevault.fhir.normalise import HKID_SYSTEM
 from carevault.ledger.events import AuditEvent, Outcome, Tag
 from carevault.ledger.trail import AuditUnavailable
 from carevault.ledger.writer import LedgerWriter
-from tests.integration.access.group import TM, TW, Group, build_group, register_body
+from tests.integration.access.group import TM, TW, Group, booked_today, build_group, register_body
 from tests.integration.gate.presence import NEW_BORN, NEW_HKID, clinics, second_number_beside
 from tests.support.client import FhirTestClient
 from tests.support.server import environment, invoke_cli
@@ -401,3 +401,110 @@ def test_containment_refuses_a_correction_and_its_list(
     assert refused.returncode == 3  # try again later: when containment ends
     assert MISTYPED not in refused.stdout
     assert _version(group, patient) == before
+
+
+def _tsuen_wan_registers_tuen_muns_patient(group: Group) -> str:
+    """Tsuen Wan's desk registers Tuen Mun's patient on what it knows, and books them
+    with its doctor (a stolen desk login's doing, in an incident's scope as registered)."""
+    patient = group.tm_patient
+    answer = group.call(
+        group.desk_tw,
+        "POST",
+        "/fhir/Patient/$register",
+        register_body(patient.hkid, patient.birth_date),
+    )
+    assert answer.status_code == 200, answer.text
+    booked = group.call(
+        group.desk_tw, "POST", "/fhir/Appointment", booked_today(patient.id, TW, "dr-tw")
+    )
+    assert booked.status_code == 201, booked.text
+    assert (
+        group.call(group.doctor_tw, "GET", f"/fhir/Observation/{patient.observation}").status_code
+        == 200
+    )
+    return patient.id
+
+
+def _unregister(group: Group, who: Staff, patient: str, *more: str, code: str | None = None) -> Any:
+    return _patients(group, "unregister", who, patient, *more, code=code)
+
+
+def test_the_officer_ends_a_registration_a_stolen_login_made(group: Group) -> None:
+    """What an incident's scope lists as a compromised desk's registrations is undone
+    one by one: Tsuen Wan no longer reaches the patient (its desk, and its doctor, whose
+    care the desk's booking opened), Tuen Mun, the home, still does; in the ledger as
+    the officer's, and in the patient's access report."""
+    patient = _tsuen_wan_registers_tuen_muns_patient(group)
+
+    done = _unregister(
+        group, group.officer, patient, "--clinic", TW, "--reason", "compromised-account"
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert f"registration at {TW} ended" in done.stdout
+    assert clinics(group, patient) == {TM}
+    time.sleep(CACHE_SECONDS + 0.1)
+    assert group.call(group.desk_tw, "GET", f"/fhir/Patient/{patient}").status_code in (403, 404)
+    observation = f"/fhir/Observation/{group.tm_patient.observation}"
+    assert group.call(group.doctor_tw, "GET", observation).status_code in (403, 404)
+    assert group.call(group.desk_tm, "GET", f"/fhir/Patient/{patient}").status_code == 200
+    [entry] = _officers(group, Tag.PATIENT_UNREGISTERED)
+    assert entry.outcome == Outcome.SUCCESS and entry.patient_pseudonym
+    assert entry.detail == {"clinic": TW, "why": "compromised-account"}
+    group.services.audit_ledger.checkpoints.make("test")
+    report = group.web.get(
+        f"/audit/patients/{patient}/access-report", headers=group.officer.headers
+    )
+    assert "fhir:patient:unregistered" in {line["action"] for line in report.json()["accesses"]}
+    again = _unregister(
+        group, group.officer, patient, "--clinic", TW, "--reason", "compromised-account"
+    )
+    assert again.returncode == 0, again.stderr
+    assert "was not registered" in again.stdout
+
+
+def test_the_home_clinic_a_wrong_code_or_a_desk_ends_nothing(group: Group) -> None:
+    """The home is no registration (a transfer moves it); a wrong code, a reason off the
+    list and a desk's account end nothing, each refusal recorded."""
+    patient = _tsuen_wan_registers_tuen_muns_patient(group)
+
+    home = _unregister(
+        group, group.officer, patient, "--clinic", TM, "--reason", "registered-in-error"
+    )
+    wrong = _unregister(
+        group,
+        group.officer,
+        patient,
+        "--clinic",
+        TW,
+        "--reason",
+        "compromised-account",
+        code="000000",
+    )
+    off_list = _unregister(group, group.officer, patient, "--clinic", TW, "--reason", "because")
+    desk = _unregister(
+        group, group.desk_tm, patient, "--clinic", TW, "--reason", "compromised-account"
+    )
+
+    assert home.returncode == 1 and "home clinic" in home.stderr
+    assert wrong.returncode == 1 and off_list.returncode == 1 and desk.returncode == 1
+    assert "compromised-account" in off_list.stderr and "because" not in off_list.stderr
+    assert clinics(group, patient) == {TM, TW}
+    refused = [
+        event
+        for event in group.events(Tag.PATIENT_UNREGISTERED)
+        if event.outcome != Outcome.SUCCESS
+    ]
+    assert len(refused) == 4
+
+
+def test_containment_ends_no_registration(group: Group) -> None:
+    patient = _tsuen_wan_registers_tuen_muns_patient(group)
+    _phi_offline(group)
+
+    done = _unregister(
+        group, group.officer, patient, "--clinic", TW, "--reason", "compromised-account"
+    )
+
+    assert done.returncode == 3, (done.stdout, done.stderr)
+    assert clinics(group, patient) == {TM, TW}

@@ -547,6 +547,7 @@ MESSAGES: dict[str, str] = {
     "action.fhir:patient:registered": "Registered at a clinic",
     "action.fhir:patient:transferred": "Home clinic changed",
     "action.fhir:patient:identifier-removed": "Identifier removed",
+    "action.fhir:patient:unregistered": "Registration ended",
     # Account language switch
     "account.language_changed": "Language changed.",
     # Alerts

@@ -438,6 +438,7 @@ MESSAGES: dict[str, str] = {
     "action.fhir:patient:registered": "於診所登記",
     "action.fhir:patient:transferred": "更改主診診所",
     "action.fhir:patient:identifier-removed": "移除身分識別號碼",
+    "action.fhir:patient:unregistered": "終止登記",
     # Account language switch
     "account.language_changed": "已更改語言。",
     # Alerts
