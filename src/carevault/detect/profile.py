@@ -125,6 +125,10 @@ class Recent:
     )
     #: Searches by first name only or by initials (``fhir.name_shape``).
     vague_searches: CountWindow = field(default_factory=lambda: CountWindow(HOUR_US))
+    #: Who reaches a patient, or who the record says they are, changed by hand in the
+    #: last hour (``officer-changes``): an officer's registrations, registrations ended
+    #: and identifiers removed, and anyone's transfers of a home.
+    officer_changes: CountWindow = field(default_factory=lambda: CountWindow(HOUR_US))
     #: Patients the account broke the glass for in the last hour (``detect.glass``).
     glass: DistinctWindow = field(default_factory=lambda: DistinctWindow(HOUR_US))
     #: And in the last 24 hours: five an hour, every hour, is a sweep too.

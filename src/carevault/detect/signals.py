@@ -95,6 +95,13 @@ WATCH_US = DAY_US
 REGISTRATION_MISSES = MAX_FAILURES
 REGISTERED = "fhir:patient:registered"
 CREATED = "fhir:resource:create"
+#: Changes of who reaches a patient's records, or of who the record says they are, made
+#: by hand (``officer-changes``): more than this many in an hour by one account.
+OFFICER_CHANGES_PER_HOUR = 10
+#: Those changes' tags, besides an officer's registration (``_changed_by_hand``).
+BY_HAND = frozenset(
+    {"fhir:patient:transferred", "fhir:patient:unregistered", "fhir:patient:identifier-removed"}
+)
 DENIALS_PER_10_MINUTES = 20
 NAME_SEARCHES_PER_HOUR = 30
 VAGUE_SEARCHES_PER_HOUR = 10
@@ -130,6 +137,7 @@ BURSTS = {
     "registration-fishing": REGISTRATION_WINDOW_US,
     "name-fishing": HOUR_US,
     "everything-calls": HOUR_US,
+    "officer-changes": HOUR_US,
 }
 
 
@@ -261,6 +269,23 @@ def _presented(access: Access) -> bool:
         and bool(access.patient_pseudonym)
         and access.detail.get("version") == 1
     )
+
+
+def _changed_by_hand(access: Access) -> bool:
+    """A change of who reaches a patient's records or of who their record says they are,
+    made by one person's hand rather than by care: a registration on a privacy officer's
+    confirmation (a first presence among them: it moves the home), a registration an
+    officer ended, an identifier they removed, a home transferred (by an officer or a
+    clinic manager). Each is rare; a stolen officer's or manager's login making many moves
+    patients to a clinic of its choosing (left open at stop 62: no detector weighed them).
+    What changed nothing (a registration already there, one not there to end) is not one."""
+    if access.outcome != "success":
+        return False
+    if access.tag == REGISTERED:
+        return access.detail.get("proof") == "officer" and access.reason != ALREADY_REGISTERED
+    if access.tag == "fhir:patient:unregistered":
+        return access.reason.startswith("registration ended")
+    return access.tag in BY_HAND
 
 
 def _registered_again(access: Access, day: int) -> Finding:
@@ -513,6 +538,13 @@ class Detectors:
             return []  # the sender's, not this account's: ``signin`` counts them per source
         if _presented(access):
             recent.presented.add(access.patient_pseudonym or "")
+        if _changed_by_hand(access):
+            count = recent.officer_changes.add(access.at_us, access.position)
+            together = _together(state, "officer-changes", access, count)
+            if live and count > OFFICER_CHANGES_PER_HOUR:
+                found.append(self._burst(access, "officer-changes", recent, day))
+            elif live and together > OFFICER_CHANGES_PER_HOUR:
+                found.append(self._burst(access, "officer-changes", recent, day, state.person))
         if (access.tag == REGISTERED and _missed(access)) or _probed(access):
             count = recent.registration_misses.add(access.at_us, access.position)
             together = _together(state, "registration-fishing", access, count)
@@ -1160,6 +1192,12 @@ class Detectors:
                 recent.vague_searches,
                 "searches by first name only or by initials in an hour (how one looks for "
                 "people one knows, not for the patient at the desk)",
+            ),
+            "officer-changes": (
+                recent.officer_changes,
+                "registrations on confirmation, registrations ended, identifiers removed "
+                "and homes transferred in an hour (each changes who reaches a patient's "
+                "records, or who the record says they are)",
             ),
         }
         window, what = counts[name]

@@ -551,3 +551,63 @@ def test_ipv4_carried_in_ipv6_is_judged_by_its_ipv4_network() -> None:
     found = _downloaded(Feed(role="integration"), "64:ff9b::cb00:7107", "64:ff9b::a01:14")
     assert [f.detector for f in found] == ["export-download"]
     assert _downloaded(Feed(role="integration"), "2002:a01:14::1", "10.1.0.99") == []
+
+
+def _by_hand(feed: Feed, n: int, tag: str, **fields: object) -> list[Finding]:
+    """The ``n``-th change by hand of the hour: a new patient each, a minute apart."""
+    return feed.entry(MORNING + n * MINUTE_US, f"p{n}", tag=tag, role="privacy_officer", **fields)
+
+
+def test_more_changes_by_hand_in_an_hour_than_an_officer_makes_is_medium() -> None:
+    """An officer's registrations, registrations ended, identifiers removed and transfers
+    together: the eleventh in an hour raises ``officer-changes`` (no detector weighed
+    them: left open at stop 62)."""
+    feed = Feed(role="privacy_officer")
+    kinds = [
+        (
+            "fhir:patient:registered",
+            {
+                "reason": "registered on the privacy officer's confirmation: identity-confirmed",
+                "detail": {"clinic": "clinic-a", "proof": "officer"},
+            },
+        ),
+        (
+            "fhir:patient:unregistered",
+            {"reason": "registration ended: compromised-account", "detail": {"clinic": "clinic-a"}},
+        ),
+        ("fhir:patient:identifier-removed", {"reason": "mistyped", "detail": {"why": "mistyped"}}),
+        ("fhir:patient:transferred", {"reason": "patient-moved", "detail": {"to": "clinic-a"}}),
+    ]
+    found: list[Finding] = []
+    for n in range(11):
+        tag, fields = kinds[n % len(kinds)]
+        found = _by_hand(feed, n, tag, **fields)
+        if n < 10:
+            assert found == [], n
+    assert [(f.detector, f.severity) for f in found] == [("officer-changes", Severity.MEDIUM)]
+    assert "11 registrations on confirmation" in found[0].explanation
+
+
+def test_what_changed_nothing_is_no_change_by_hand() -> None:
+    """Registrations already there, registrations not there to end, a desk's ordinary
+    registration on proof of presence and refused attempts are not counted."""
+    feed = Feed(role="privacy_officer")
+    found: list[Finding] = []
+    for n in range(12):
+        found += _by_hand(
+            feed,
+            n,
+            "fhir:patient:registered",
+            reason="already registered",
+            detail={"clinic": "clinic-a", "proof": "officer"},
+        )
+        found += _by_hand(feed, n, "fhir:patient:unregistered", reason="not registered there")
+        found += _by_hand(feed, n, "fhir:patient:transferred", outcome="denied", reason="no")
+        found += _by_hand(
+            feed,
+            n,
+            "fhir:patient:registered",
+            reason="registered on proof of presence",
+            detail={"clinic": "clinic-a", "proof": "hkid"},
+        )
+    assert [f.detector for f in found if f.detector == "officer-changes"] == []
