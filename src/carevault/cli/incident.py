@@ -286,9 +286,9 @@ def scope(
     given = len(document.get("registered") or [])
     if given:
         typer.secho(
-            f"{given} patients were registered at a clinic or moved to another home by a "
-            "compromised principal in the window (listed as registered): review each "
-            "registration",
+            f"{given} patients were registered at a clinic, moved to another home or had a "
+            "registration ended by a compromised principal in the window (listed as "
+            "registered): review each",
             err=True,
         )
     if output is None:

@@ -30,7 +30,7 @@ from carevault.access.registrations import ALREADY_REGISTERED, FIRST_PRESENCE, P
 from carevault.access.scopes import Interaction
 from carevault.db import read_transaction, write_transaction
 from carevault.domain import hkid
-from carevault.domain.categories import HEALTH_CATEGORIES, DataCategory
+from carevault.domain.categories import HEALTH_CATEGORIES
 from carevault.domain.roles import CLINICIANS, Role
 from carevault.fhir import jsonio
 from carevault.fhir.codes import has_sensitive_code
@@ -83,6 +83,9 @@ class ConfirmReason(StrEnum):
     IDENTITY_CONFIRMED = "identity-confirmed"
     #: The record's identifiers or birth date were wrong, and have been corrected.
     RECORD_CORRECTED = "record-corrected"
+    #: The person says they were never seen at the record's clinic, and only integration
+    #: clients recorded care of them: the registering clinic becomes their home.
+    NOT_SEEN_BEFORE = "not-seen-before"
 
 
 class TransferReason(StrEnum):
@@ -259,86 +262,140 @@ def _seen(gate: Gate, caller: Caller, head: Head, clinic: str, proof: PresencePr
         # Their home is where they stood and proved who they are (a first presence
         # moved it there): a registration elsewhere is an ordinary one.
         return Seen.SINCE_PROOF
-    cared = _care_since(gate, caller, pseudonym, since)
-    if any(at >= since for at in cared):
-        return Seen.SINCE_PROOF if _attested(gate, pseudonym, since) else Seen.BY_CLIENTS_ONLY
-    return Seen.BEFORE_PROOF if cared else Seen.NEVER
+    acts, visits = _attended_acts(gate, pseudonym)
+    if _attested(gate, pseudonym, [act for act in acts if act.at_us >= since]):
+        return Seen.SINCE_PROOF
+    acts += _visits_with_care(gate, caller, visits)
+    recent = [act for act in acts if act.at_us >= since]
+    if recent:
+        return Seen.SINCE_PROOF if _attested(gate, pseudonym, recent) else Seen.BY_CLIENTS_ONLY
+    return Seen.BEFORE_PROOF if acts else Seen.NEVER
 
 
-#: How long before the proof's version a write's ledger entry may be dated: an entry is
-#: dated when its request began, the version when it was written.
-_ENTRY_LEAD_US = 5_000_000
-#: The writes that may record care: any of an attended type, a visit or booking that
-#: wrote health data, a bulk load by the system that did either.
+@dataclass(frozen=True)
+class _Act:
+    """A version that recorded care of the patient (``_attended_acts``,
+    ``_visits_with_care``): its record, its version and when it was written."""
+
+    at_us: int
+    resource_type: str
+    resource_id: str
+    version: int
+
+
+def _attended_acts(gate: Gate, pseudonym: str) -> tuple[list[_Act], list[tuple[str, str]]]:
+    """The versions that recorded care in one of ``ATTENDED_TYPES`` (each record's first,
+    and the first after a deletion: what a result or claim says of the person was said
+    when it was written; a status a clerk changes since, or a value a doctor corrects,
+    says nothing new of their presence), deleted since or not; and the patient's visits
+    and bookings, to be weighed by ``_visits_with_care``."""
+    with read_transaction(gate.vault.engine) as connection:
+        rows = connection.execute(
+            select(
+                resource_version.c.resource_type,
+                resource_version.c.resource_id,
+                resource_version.c.version_id,
+                resource_version.c.last_updated_us,
+                resource_version.c.deleted,
+            )
+            .where(
+                resource_version.c.patient_pseudonym == pseudonym,
+                resource_version.c.resource_type.in_((*ATTENDED_TYPES, *VISIT_TYPES)),
+            )
+            .order_by(
+                resource_version.c.resource_type,
+                resource_version.c.resource_id,
+                resource_version.c.version_id,
+            )
+        ).all()
+    acts: list[_Act] = []
+    visits: set[tuple[str, str]] = set()
+    previous: tuple[str, str, bool] | None = None
+    for row in rows:
+        record = (str(row.resource_type), str(row.resource_id))
+        if row.resource_type in VISIT_TYPES:
+            visits.add(record)
+            continue
+        begins = previous is None or previous[:2] != record or previous[2]
+        if begins and not row.deleted:
+            acts.append(_Act(int(row.last_updated_us), *record, int(row.version_id)))
+        previous = (*record, bool(row.deleted))
+    return acts, sorted(visits)
+
+
+#: How far a write's ledger entry may be dated from the version it wrote: an entry is
+#: dated as its transaction ends, after the versions it wrote; a bulk load's, once its
+#: batch (thousands of records) is written.
+_ENTRY_BEFORE_US, _ENTRY_AFTER_US = 5_000_000, 30_000_000
+#: The writes that may have written a version that recorded care.
 _CARE_TAGS = frozenset({Tag.FHIR_CREATE.value, Tag.FHIR_UPDATE.value, Tag.FHIR_IMPORT.value})
-#: What a bulk load's entry names when it loaded care: health data or a claim.
-_CARE_CATEGORIES = HEALTH_CATEGORIES | {DataCategory.FINANCIAL}
 
 
-def _attested(gate: Gate, pseudonym: str, since: int) -> bool:
-    """Whether a clinician, billing or the system (anyone but an integration client)
-    recorded care of the patient since ``since`` (µs), by the ledger's write entries.
+def _attested(gate: Gate, pseudonym: str, acts: list[_Act]) -> bool:
+    """Whether one of ``acts`` was written by a clinician, billing or the system (anyone
+    but an integration client), by its write's entry in the ledger.
 
     An integration client's record of care attests no one's presence on its own: a
     client of one clinic wrote a newcomer's record under their HKID and birth date and a
     visit of its own, and when the person first came to another clinic, read what that
     clinic recorded of them (adversary round 80). A person who writes care is answerable
-    for it; a client secret is not a person."""
+    for it; a client secret is not a person. Only the version that recorded the care
+    counts, never a later write of the record by someone else: a desk saving its view of
+    the client's visit (the reason put back), or billing cancelling the client's claim,
+    attested nothing (review of stop 63). Read from the ledger's entries about the
+    patient around each act only, not every read since."""
     entries = gate.audit_entries
-    if entries is None:
+    if entries is None or not acts:
         return False
-    after = -1
-    while batch := entries.find(
-        subject=pseudonym, since_us=since - _ENTRY_LEAD_US, after_seq=after, limit=500
-    ):
-        for seq, data in batch:
-            event = AuditEvent.from_canonical(data, seq=seq)
-            if _records_care(event):
-                return True
-        after = batch[-1][0]
+    wanted = {(act.resource_type, act.resource_id, act.version) for act in acts}
+    for since_us, until_us in _around(sorted(act.at_us for act in acts)):
+        after = -1
+        while batch := entries.find(
+            subject=pseudonym, since_us=since_us, until_us=until_us, after_seq=after, limit=500
+        ):
+            for seq, data in batch:
+                if wanted & _acts_written(AuditEvent.from_canonical(data, seq=seq)):
+                    return True
+            after = batch[-1][0]
     return False
 
 
-def _records_care(event: AuditEvent) -> bool:
-    """Whether ``event`` is a write of care by anyone but an integration client."""
+def _around(moments: list[int]) -> list[tuple[int, int]]:
+    """The windows (µs) in which the entries of versions written at ``moments`` (sorted)
+    are dated, overlapping ones joined: a bulk load's thousands of versions are one."""
+    windows: list[tuple[int, int]] = []
+    for at in moments:
+        since, until = at - _ENTRY_BEFORE_US, at + _ENTRY_AFTER_US
+        if windows and since <= windows[-1][1]:
+            windows[-1] = (windows[-1][0], until)
+        else:
+            windows.append((since, until))
+    return windows
+
+
+def _acts_written(event: AuditEvent) -> set[tuple[str, str, int]]:
+    """The versions (type, id, version) a successful write by anyone but an integration
+    client wrote, as its entry names them; none for any other entry."""
     if (
         event.outcome is not Outcome.SUCCESS
         or event.tag.value not in _CARE_TAGS
         or (event.principal or "client:").startswith("client:")
         or event.role == Role.INTEGRATION
     ):
-        return False
+        return set()
     if event.tag is Tag.FHIR_IMPORT:
-        return bool(set(event.categories) & _CARE_CATEGORIES)
-    if event.resource_type in ATTENDED_TYPES:
-        return True
-    return event.resource_type in VISIT_TYPES and bool(set(event.categories) & HEALTH_CATEGORIES)
-
-
-def _care_since(gate: Gate, caller: Caller, pseudonym: str, since: int) -> list[int]:
-    """When care of the patient was recorded (``_seen``): every version of one of
-    ``ATTENDED_TYPES``, and, unless one of those is at or after ``since``, every version
-    of a visit or booking that wrote health data into it."""
-    with read_transaction(gate.vault.engine) as connection:
-        rows = connection.execute(
-            select(
-                resource_version.c.resource_type,
-                resource_version.c.resource_id,
-                resource_version.c.last_updated_us,
-            ).where(
-                resource_version.c.patient_pseudonym == pseudonym,
-                resource_version.c.resource_type.in_((*ATTENDED_TYPES, *VISIT_TYPES)),
-            )
-        ).all()
-    cared = [int(row.last_updated_us) for row in rows if row.resource_type in ATTENDED_TYPES]
-    if any(at >= since for at in cared):
-        return cared
-    visits = {
-        (str(row.resource_type), str(row.resource_id))
-        for row in rows
-        if row.resource_type in VISIT_TYPES
-    }
-    return cared + _visits_with_care(gate, caller, sorted(visits))
+        written = event.detail.get("written")
+        found: set[tuple[str, str, int]] = set()
+        for resource_type, names in written.items() if isinstance(written, dict) else ():
+            for name in names if isinstance(names, list) else ():
+                resource_id, _, number = str(name).partition("/_history/")
+                if number.isdigit():
+                    found.add((str(resource_type), resource_id, int(number)))
+        return found
+    version = event.detail.get("version")
+    if event.resource_type is None or event.resource_id is None or not isinstance(version, int):
+        return set()
+    return {(event.resource_type, event.resource_id, version)}
 
 
 def _proof_since(gate: Gate, caller: Caller, head: Head, proof: PresenceProof) -> tuple[int, int]:
@@ -396,13 +453,13 @@ def _looked_at(gate: Gate, caller: Caller, items: list[Sealed]) -> list[Opened]:
         ) from None
 
 
-def _visits_with_care(gate: Gate, caller: Caller, visits: list[tuple[str, str]]) -> list[int]:
-    """When health data (a reason, a diagnosis) was written into these visits and
-    bookings: each version whose health data differs from the version before's. A
+def _visits_with_care(gate: Gate, caller: Caller, visits: list[tuple[str, str]]) -> list[_Act]:
+    """The versions of these visits and bookings that wrote health data (a reason, a
+    diagnosis) into them: each whose health data differs from the version before's. A
     version that only carries the same health data on is no care of its writer's: a
     desk saving its view of a doctor's visit keeps the reason it was not shown, and would
     otherwise date the doctor's care to its own save (review of stop 62)."""
-    found: list[int] = []
+    found: list[_Act] = []
     for resource_type, resource_id in visits:
         _, versions = gate.vault.locate_history(resource_type, resource_id)
         rt = RESOURCE_TYPES[resource_type]
@@ -416,7 +473,10 @@ def _visits_with_care(gate: Gate, caller: Caller, visits: list[tuple[str, str]])
                 if rt.element_categories.get(name, rt.category) in HEALTH_CATEGORIES
             }
             if health and health != before:
-                found.append(opened.head.last_updated_us)
+                head = opened.head
+                found.append(
+                    _Act(head.last_updated_us, resource_type, resource_id, head.version_id)
+                )
             before = health
     return found
 
@@ -665,6 +725,27 @@ def fixed_reason(kind: type[_R], given: str) -> _R:
         ) from None
 
 
+def _first_presence(gate: Gate, caller: Caller, pseudonym: str, why: ConfirmReason) -> bool:
+    """Whether an officer's registration is the patient's first presence: no one has
+    recorded seeing them; or only integration clients have and the officer, having asked
+    the person, says they were not seen before (``not-seen-before``). An app's record of
+    care may be a lab's genuine result of the record's clinic, which an ordinary
+    registration keeps (review of stop 63), or a stolen client's plant (round 80): the
+    officer tells them apart, never a clinic that a person recorded seeing them at."""
+    acts, visits = _attended_acts(gate, pseudonym)
+    acts += _visits_with_care(gate, caller, visits)
+    if not acts:
+        return True
+    if why is not ConfirmReason.NOT_SEEN_BEFORE:
+        return False
+    if _attested(gate, pseudonym, acts):
+        raise RegistrationInvalid(
+            "a clinician, billing or the system recorded seeing this patient: their home"
+            " moves only by a transfer"
+        )
+    return True
+
+
 def register_confirmed(
     gate: Gate, caller: Caller, patient_id: str, clinic: str, reason: str
 ) -> bool:
@@ -694,14 +775,13 @@ def register_confirmed(
         gate._contain_move(located.head, clinic)
         said = f"registered on the privacy officer's confirmation: {why.value}"
         weighed = _care_versions(gate.vault.engine, pseudonym)
-        if clinic not in access.registrations.clinics(pseudonym) and not (
-            _care_since(gate, caller, pseudonym, 0) and _attested(gate, pseudonym, 0)
+        if clinic not in access.registrations.clinics(pseudonym) and _first_presence(
+            gate, caller, pseudonym, why
         ):
-            # No one has recorded seeing them (an integration client's care is no one's:
-            # adversary round 80): the officer's confirmation is where they belong, as a
-            # first presence is, and the clinic that wrote the record keeps no tie (a
-            # plant given two numbers, to be sent to the officer rather than moved by a
-            # desk: third review of stop 62).
+            # The officer's confirmation is where they belong, as a first presence is,
+            # and the clinic that wrote the record keeps no tie (a plant given two
+            # numbers, to be sent to the officer rather than moved by a desk: third
+            # review of stop 62; one whose only care an app wrote: round 80).
             _register_first_presence(
                 gate,
                 caller,

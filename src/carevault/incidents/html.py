@@ -73,10 +73,11 @@ def _registered(lines: list[dict[str, Any]]) -> str:
     if not lines:
         return ""
     return (
-        f"<h2>Access given</h2><p><b>{len(lines)}</b> people were registered at a clinic "
-        "or moved to another home by a compromised principal in the window (listed below "
-        "as <i>registered</i>): the clinic reaches their records until an officer reviews "
-        "each registration.</p>"
+        f"<h2>Access given or taken</h2><p><b>{len(lines)}</b> people were registered at a "
+        "clinic, moved to another home or had a registration ended by a compromised "
+        "principal in the window (listed below as <i>registered</i>): a clinic given them "
+        "reaches their records until an officer reviews each registration, and one they "
+        "were taken from no longer does.</p>"
     )
 
 

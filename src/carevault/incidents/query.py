@@ -50,10 +50,15 @@ RELEASE_TAGS = (
 #: What a compromised principal wrote (integrity): records made, changed or deleted. A
 #: record written again after its deletion is a create in the ledger, so creates count.
 CHANGE_TAGS = (Tag.FHIR_CREATE.value, Tag.FHIR_UPDATE.value, Tag.FHIR_DELETE.value)
-#: Whom a compromised principal gave a clinic's access to: a patient registered at a
-#: clinic (by a desk on proof of presence, by an officer) or moved to another home. No
-#: record is shown by it, but the clinic reaches the patient's records from then on.
-REGISTRATION_TAGS = (Tag.PATIENT_REGISTERED.value, Tag.PATIENT_TRANSFERRED.value)
+#: Whom a compromised principal gave a clinic's access to, or took it from: a patient
+#: registered at a clinic (by a desk on proof of presence, by an officer), moved to
+#: another home, or whose registration an officer ended. No record is shown by it, but
+#: the clinic reaches the patient's records from then on, or no longer does.
+REGISTRATION_TAGS = (
+    Tag.PATIENT_REGISTERED.value,
+    Tag.PATIENT_TRANSFERRED.value,
+    Tag.PATIENT_UNREGISTERED.value,
+)
 
 
 @dataclass(frozen=True)

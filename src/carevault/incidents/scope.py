@@ -54,7 +54,7 @@ from carevault.incidents.query import (
 )
 from carevault.incidents.segments import Segments, segments_for
 from carevault.keys.service import not_patients_keys
-from carevault.ledger.events import AuditEvent, Outcome
+from carevault.ledger.events import AuditEvent, Outcome, Tag
 from carevault.ledger.service import Ledger
 
 if TYPE_CHECKING:
@@ -74,8 +74,9 @@ class Line:
     evidence: list[int] = field(default_factory=list)
     ledger: str | None = None
     #: A ``registered`` line's clinics: where its entries registered the patient or moved
-    #: their home to.
+    #: their home to, and where they ended the patient's registration or home.
     named_clinics: set[str] = field(default_factory=set)
+    ended_clinics: set[str] = field(default_factory=set)
 
 
 def _who(incident: Incident, seen_addresses: Iterable[str]) -> Who:
@@ -171,37 +172,53 @@ def _hits(hits: list[Hit], ledger: str, with_categories: bool) -> dict[str, Line
     }
 
 
+#: What an entry of ``REGISTRATION_TAGS`` says when it changed nothing.
+_CHANGED_NOTHING = (ALREADY_REGISTERED, "not registered there")
+
+
 def _registered(ledger: Ledger, hits: list[Hit]) -> dict[str, Line]:
-    """``hits`` of registrations and moves of home as lines naming the clinics each entry
-    gave the patient to. An entry that found the patient registered at the clinic already
-    gave nothing, and is no evidence of it."""
+    """``hits`` of registrations, moves of home and ended registrations as lines naming
+    the clinics each entry gave the patient to, and those it took them from (an ended
+    registration; a first presence ends the ties of the clinics in ``detail.ended`` and
+    of the home it moved from). An entry that changed nothing (the patient registered
+    there already, or not there to end) is no evidence of it."""
     found = ledger.store.entries_at(seq for hit in hits for seq in hit.positions)
     lines: dict[str, Line] = {}
     for hit in hits:
-        kept: list[tuple[int, int, set[str]]] = []
+        line = Line(hit.patient, ledger="audit")
         for seq in hit.positions:
             data = found.get(seq)
             if data is None:
                 continue
             event = AuditEvent.from_canonical(data, seq=seq)
-            if event.outcome is not Outcome.SUCCESS or event.reason == ALREADY_REGISTERED:
+            if event.outcome is not Outcome.SUCCESS or event.reason in _CHANGED_NOTHING:
                 continue
-            named = {
-                str(event.detail[key])
-                for key in ("clinic", "to")
-                if isinstance(event.detail.get(key), str)
-            }
-            kept.append((seq, event.at_us, named))
-        if kept:
-            lines[hit.patient] = Line(
-                hit.patient,
-                first_us=min(at for _, at, _ in kept),
-                last_us=max(at for _, at, _ in kept),
-                evidence=[seq for seq, _, _ in kept],
-                ledger="audit",
-                named_clinics=set().union(*(named for _, _, named in kept)),
-            )
+            given, taken = _clinics_moved(event)
+            line.named_clinics |= given
+            line.ended_clinics |= taken
+            line.evidence.append(seq)
+            line.first_us = min(event.at_us, line.first_us or event.at_us)
+            line.last_us = max(event.at_us, line.last_us or event.at_us)
+        if line.evidence:
+            lines[hit.patient] = line
     return lines
+
+
+def _clinics_moved(event: AuditEvent) -> tuple[set[str], set[str]]:
+    """The clinics a registration, transfer or ended registration gave the patient to, and
+    those it took them from."""
+    detail = event.detail
+
+    def named(*keys: str) -> set[str]:
+        return {str(detail[key]) for key in keys if isinstance(detail.get(key), str)}
+
+    if event.tag is Tag.PATIENT_UNREGISTERED:
+        return set(), named("clinic")
+    ended = detail.get("ended")
+    taken = {str(clinic) for clinic in ended} if isinstance(ended, list) else set()
+    taken |= named("home_from", "from")
+    given = named("clinic", "to")
+    return given, taken - given
 
 
 def _tiers(
@@ -423,6 +440,8 @@ def _line(
     }
     if line.named_clinics:
         rendered["registered_at"] = sorted(line.named_clinics)
+    if line.ended_clinics:
+        rendered["ended_at"] = sorted(line.ended_clinics)
     return rendered
 
 

@@ -101,9 +101,9 @@ def test_the_readme_says_what_scripts_read(home: Path) -> None:
     result = runner.invoke(app, ["alerts", "list", "--json", "--home", str(home)])
     for field in json.loads(result.stdout)[0]:
         assert f"`{field}`" in section, field
-    for field in ("incident", "tiers", "changed", "registered", "registered_at", "counts",
-                  "people", "notifiable", "by_category", "by_clinic", "by_day", "evidence",
-                  "checkpoint", "pseudonym"):  # fmt: skip
+    for field in ("incident", "tiers", "changed", "registered", "registered_at", "ended_at",
+                  "counts", "people", "notifiable", "by_category", "by_clinic", "by_day",
+                  "evidence", "checkpoint", "pseudonym"):  # fmt: skip
         assert f"`{field}`" in section, field
     for status in (*(s.value for s in Status), "exit 0", "exit 1", "exit 2", "exit 3"):
         assert status in section, status

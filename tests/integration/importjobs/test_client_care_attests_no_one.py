@@ -22,7 +22,8 @@ import pytest
 
 from carevault.domain.roles import Role
 from carevault.fhir.normalise import HKID_SYSTEM
-from carevault.gate.registration import OFFICER_TO_CONFIRM, register_confirmed
+from carevault.gate import Caller
+from carevault.gate.registration import OFFICER_TO_CONFIRM, RegistrationInvalid, register_confirmed
 from tests.integration.access.browser import bearer
 from tests.integration.export.conftest import MINE, OTHER, put
 from tests.integration.gate.presence import NEW_BORN, NEW_HKID, NEWCOMER
@@ -112,6 +113,10 @@ def _home(clinic: Clinic, desk: Staff, patient_id: str) -> Any:
     return answer.json().get("managingOrganization") if answer.status_code == 200 else None
 
 
+def _officer(clinic: Clinic) -> Caller:
+    return caller_of(clinic.services, make_staff(clinic.services, Role.PRIVACY_OFFICER, [MINE]))
+
+
 def _doctor_of_b(clinic: Clinic) -> Staff:
     put(clinic.services, {"resourceType": "Practitioner", "id": "dr-b", "name": [{"family": "Wu"}]})
     return make_staff(clinic.services, Role.PHYSICIAN, [OTHER], "dr-b")
@@ -154,9 +159,10 @@ def test_a_newcomer_a_client_loaded_with_its_own_visit_goes_to_the_officer(clini
 
     assert answer.status_code == 409, answer.text
     assert OFFICER_TO_CONFIRM in answer.text
-    officer = make_staff(clinic.services, Role.PRIVACY_OFFICER, [MINE, OTHER])
-    caller = caller_of(clinic.services, officer)
-    assert register_confirmed(clinic.services.gate, caller, "p-plant", OTHER, "identity-confirmed")
+    # The officer asks the person, who was never seen at A: B becomes their home.
+    assert register_confirmed(
+        clinic.services.gate, _officer(clinic), "p-plant", OTHER, "not-seen-before"
+    )
     assert _home(clinic, desk_b, "p-plant") == _org(OTHER)
     result = _b_records_a_result(clinic, _doctor_of_b(clinic), "p-plant")
     assert _call(clinic, bearer(token), "GET", f"/fhir/Observation/{result}").status_code in (
@@ -269,3 +275,123 @@ def test_a_client_writes_no_care_about_another_clinics_patient(clinic: Clinic) -
         _imported(clinic, token, {**_visit("pa0", MINE, reasonCode=[{"text": "flu"}]), "id": "v-a"})
         == {}
     )
+
+
+def _desk_of(clinic: Clinic, where: str) -> Staff:
+    return make_staff(clinic.services, Role.FRONT_DESK, [where])
+
+
+def _client_wrote_newcomer(clinic: Clinic, token: str) -> str:
+    made = _call(clinic, bearer(token), "POST", "/fhir/Patient", _newcomer(None, MINE))
+    assert made.status_code == 201, made.text
+    return str(made.json()["id"])
+
+
+def _saved_as_shown(clinic: Clinic, who: Staff, path: str, **changed: Any) -> None:
+    """``who`` saves its view of the record at ``path`` with ``changed`` (what it was not
+    shown, the gate puts back)."""
+    shown = _call(clinic, who.headers, "GET", path)
+    assert shown.status_code == 200, shown.text
+    body = {key: value for key, value in shown.json().items() if key != "meta"} | changed
+    saved = _call(clinic, who.headers, "PUT", path, body)
+    assert saved.status_code == 200, saved.text
+
+
+@pytest.mark.parametrize("work", ["visit re-saved", "booking cancelled", "claim cancelled"])
+def test_a_colleagues_routine_save_of_the_clients_care_attests_nothing(
+    clinic: Clinic, work: str
+) -> None:
+    """After the client's visit with a reason, booking with a reason or claim, A's desk
+    saves its view of the visit (the reason put back), cancels the booking no one came
+    to, or billing cancels the claim: each entry named the record's health data or claim,
+    and counted as a person's care; B's desk was registered (review of stop 63). Only
+    the version that recorded the care attests, by whoever wrote it."""
+    token = clinic.client("writer", clinics=[MINE])
+    patient_id = _client_wrote_newcomer(clinic, token)
+    if work == "claim cancelled":
+        path, saver, change = "/fhir/Claim/c-1", Role.BILLING, {"status": "cancelled"}
+        made = _call(clinic, bearer(token), "PUT", path, _claim("c-1", patient_id, MINE))
+    elif work == "booking cancelled":
+        booked = {
+            "resourceType": "Appointment",
+            "status": "booked",
+            "start": "2026-12-07T10:00:00+08:00",
+            "end": "2026-12-07T10:15:00+08:00",
+            "reasonCode": [{"text": "follow-up"}],
+            "participant": [
+                {"actor": {"reference": f"Patient/{patient_id}"}, "status": "accepted"},
+                {"actor": _org(MINE), "status": "accepted"},
+            ],
+        }
+        made = _call(clinic, bearer(token), "POST", "/fhir/Appointment", booked)
+        saver, change = Role.FRONT_DESK, {"status": "cancelled"}
+    else:
+        seen = _visit(patient_id, MINE, reasonCode=[{"text": "checkup"}])
+        made = _call(clinic, bearer(token), "POST", "/fhir/Encounter", seen)
+        saver, change = Role.FRONT_DESK, {"status": "cancelled"}
+    assert made.status_code in (200, 201), made.text
+    if work != "claim cancelled":
+        path = f"/fhir/{made.json()['resourceType']}/{made.json()['id']}"
+    desk_b = _desk_of(clinic, OTHER)
+    assert (
+        _call(clinic, desk_b.headers, "POST", "/fhir/Patient/$register", REGISTER).status_code
+        == 409
+    )
+
+    _saved_as_shown(clinic, make_staff(clinic.services, saver, [MINE]), path, **change)
+
+    answer = _call(clinic, desk_b.headers, "POST", "/fhir/Patient/$register", REGISTER)
+    assert answer.status_code == 409, answer.text
+
+
+def test_the_officer_keeps_a_lab_patient_at_their_clinic_unless_told_otherwise(
+    clinic: Clinic,
+) -> None:
+    """A's desk wrote the patient and A's lab client sent a result: B's desk is sent to
+    the officer (no person recorded seeing them). The officer's ordinary confirmation
+    registers them at B beside A, which keeps them (it moved their home to B, and A's
+    desk and lab lost them: review of stop 63); only ``not-seen-before`` moves it."""
+    desk_a = _desk_of(clinic, MINE)
+    made = _call(clinic, desk_a.headers, "POST", "/fhir/Patient", _newcomer(None, MINE))
+    assert made.status_code == 201, made.text
+    patient_id = made.json()["id"]
+    lab = clinic.client("lab", clinics=[MINE])
+    assert (
+        _call(
+            clinic, bearer(lab), "POST", "/fhir/Observation", _result(patient_id, "HbA1c")
+        ).status_code
+        == 201
+    )
+    desk_b = _desk_of(clinic, OTHER)
+    assert (
+        _call(clinic, desk_b.headers, "POST", "/fhir/Patient/$register", REGISTER).status_code
+        == 409
+    )
+
+    assert register_confirmed(
+        clinic.services.gate, _officer(clinic), patient_id, OTHER, "identity-confirmed"
+    )
+
+    assert _home(clinic, desk_a, patient_id) == _org(MINE)
+    assert _home(clinic, desk_b, patient_id) == _org(MINE)
+    again = _call(clinic, bearer(lab), "POST", "/fhir/Observation", _result(patient_id, "LDL"))
+    assert again.status_code == 201, again.text
+
+
+def test_not_seen_before_moves_no_patient_a_person_recorded_seeing(clinic: Clinic) -> None:
+    """A patient a doctor of A recorded seeing (the system's load, as seeding writes it)
+    is not taken from A on the officer's word: their home moves by a transfer."""
+    _desk_of(clinic, OTHER)  # B is a clinic of the group: someone works there
+    put(
+        clinic.services,
+        _newcomer("p-seen", MINE),
+        {**_visit("p-seen", MINE, reasonCode=[{"text": "chest pain"}]), "id": "v-seen"},
+    )
+
+    with pytest.raises(RegistrationInvalid, match="transfer"):
+        register_confirmed(
+            clinic.services.gate, _officer(clinic), "p-seen", OTHER, "not-seen-before"
+        )
+
+    desk_a = _desk_of(clinic, MINE)
+    assert _home(clinic, desk_a, "p-seen") == _org(MINE)

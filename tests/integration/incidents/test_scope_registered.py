@@ -21,7 +21,7 @@ from carevault.incidents import Actor, declare_case, scope_document
 from carevault.incidents.html import to_html
 from carevault.incidents.report import render
 from carevault.ledger.events import AuditEvent, Outcome, Tag
-from tests.integration.access.group import TW, Group, build_group, register_body
+from tests.integration.access.group import TM, TW, Group, build_group, register_body
 from tests.integration.gate.presence import planted, registered_at_tsuen_wan
 from tests.support.client import FhirTestClient
 
@@ -79,6 +79,9 @@ def test_the_patients_a_compromised_desk_registered_are_listed_with_the_clinic(
     assert lines[patient.id]["evidence"] == [given]
     assert lines[patient.id]["registered_at"] == [TW]
     assert lines[newcomer]["registered_at"] == [TW]
+    # The first presence took the record from the home the planter gave it.
+    assert lines[newcomer]["ended_at"] == [TM]
+    assert "ended_at" not in lines[patient.id]
     assert TW in lines[newcomer]["clinics"]
     for line in lines.values():
         assert line["ledger"] == "audit"
@@ -97,7 +100,7 @@ def test_the_registered_lines_are_in_every_format(group: Group) -> None:
     rows = list(csv.reader(io.StringIO(render(document, "csv"))))
     assert [row[1] for row in rows if row[0] == "registered"] == [patient.id]
     page = to_html(document)
-    assert "Access given" in page
+    assert "Access given or taken" in page
     assert "<td>registered</td>" in page
 
 
@@ -118,3 +121,26 @@ def test_a_desk_that_registered_no_one_has_no_registered_lines(group: Group) -> 
     assert document["registered"] == []
     assert document["counts"]["registered"] == 0
     assert "Access given" not in to_html(document)
+
+
+def test_the_registrations_an_officer_ended_are_listed_with_the_clinic(group: Group) -> None:
+    """A compromised officer's login ends Tsuen Wan's registration of a patient it
+    treats: the patient, cut off from the clinic, is in the officer's scope with the
+    clinic (they were only in the potentially tier: review of stop 63); ending one that
+    is not there changed nothing and is not evidence."""
+    from carevault.gate.registration import unregister
+    from tests.support.staff import caller_of
+
+    patient = group.tm_patient
+    body = register_body(patient.hkid, patient.birth_date)
+    assert group.call(group.desk_tw, "POST", "/fhir/Patient/$register", body).status_code == 200
+    officer = caller_of(group.services, group.officer)
+    assert unregister(group.services.gate, officer, patient.id, TW, "registered-in-error")
+    assert not unregister(group.services.gate, officer, patient.id, TW, "registered-in-error")
+
+    document = _scope(group, group.officer.login.username)
+
+    (line,) = document["registered"]
+    assert line["patient"] == patient.id
+    assert line["ended_at"] == [TW] and "registered_at" not in line
+    assert len(line["evidence"]) == 1

@@ -783,9 +783,9 @@ MESSAGES: dict[str, str] = {
         "contact details from those writes."
     ),
     "scope.registered": (
-        "{n} people were registered at a clinic or moved to another home by a compromised "
-        "principal in the window: the clinic reaches their records until you review each "
-        "registration."
+        "{n} people were registered at a clinic, moved to another home or had a "
+        "registration ended by a compromised principal in the window: a clinic given them "
+        "reaches their records until you review each registration."
     ),
     "scope.notifiable": "{n} people had their data shown or decrypted.",
     "scope.download": "The whole report, for the board:",
