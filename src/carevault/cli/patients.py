@@ -97,7 +97,12 @@ def patients_register(
     patient: Annotated[str, typer.Argument(help="The patient's id (Patient/<id>).")],
     clinic: Annotated[str, typer.Option(help="The clinic to register them at.")],
     reason: Annotated[
-        str, typer.Option(help="identity-confirmed or record-corrected (recorded in the ledger).")
+        str,
+        typer.Option(
+            help="identity-confirmed, record-corrected or not-seen-before (recorded in the "
+            "ledger; not-seen-before makes the clinic the home of a patient whose only care "
+            "an app recorded)."
+        ),
     ],
     officer: OfficerOption,
     totp: TotpOption = None,
