@@ -275,22 +275,9 @@ def scope(
         changed = [tier for tier in changes if tier not in ("first_run", "previous_run")]
         summary = ", ".join(changed) if changed else "nothing"
         typer.secho(f"changed since the last run: {summary}", err=True)
-    altered = len(document.get("changed") or [])
-    if altered:
-        typer.secho(
-            f"{altered} patients' records were written (made, changed or deleted) by a "
-            "compromised principal in the window (listed as changed): check them against "
-            "a backup",
-            err=True,
-        )
-    given = len(document.get("registered") or [])
-    if given:
-        typer.secho(
-            f"{given} patients were registered at a clinic, moved to another home or had a "
-            "registration ended by a compromised principal in the window (listed as "
-            "registered): review each",
-            err=True,
-        )
+    for listed, said in _APART:
+        if count := len(document.get(listed) or []):
+            typer.secho(f"{count} {said}", err=True)
     if output is None:
         echo(text)
     else:
@@ -300,6 +287,21 @@ def scope(
             kept = " (the run is kept: print it again with --run latest)" if run is None else ""
             raise fail(f"cannot write {output}: {error.strerror or error}{kept}") from None
         echo(f"wrote {output}")
+
+
+#: The lists a scope document holds apart from the tiers, and what the CLI says of each.
+_APART = (
+    (
+        "changed",
+        "patients' records were written (made, changed or deleted) by a compromised "
+        "principal in the window (listed as changed): check them against a backup",
+    ),
+    (
+        "registered",
+        "patients were registered at a clinic, moved to another home or had a registration "
+        "ended by a compromised principal in the window (listed as registered): review each",
+    ),
+)
 
 
 @incident_app.command("runs")

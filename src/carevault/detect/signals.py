@@ -539,19 +539,11 @@ class Detectors:
         if _presented(access):
             recent.presented.add(access.patient_pseudonym or "")
         if _changed_by_hand(access):
-            count = recent.officer_changes.add(access.at_us, access.position)
-            together = _together(state, "officer-changes", access, count)
-            if live and count > OFFICER_CHANGES_PER_HOUR:
-                found.append(self._burst(access, "officer-changes", recent, day))
-            elif live and together > OFFICER_CHANGES_PER_HOUR:
-                found.append(self._burst(access, "officer-changes", recent, day, state.person))
+            burst = self._counted(access, state, "officer-changes", OFFICER_CHANGES_PER_HOUR, day)
+            found.extend(burst if live else [])
         if (access.tag == REGISTERED and _missed(access)) or _probed(access):
-            count = recent.registration_misses.add(access.at_us, access.position)
-            together = _together(state, "registration-fishing", access, count)
-            if live and count > REGISTRATION_MISSES:
-                found.append(self._burst(access, "registration-fishing", recent, day))
-            elif live and together > REGISTRATION_MISSES:
-                found.append(self._burst(access, "registration-fishing", recent, day, state.person))
+            burst = self._counted(access, state, "registration-fishing", REGISTRATION_MISSES, day)
+            found.extend(burst if live else [])
             tried = _tried_decoy(access, context)
             if tried is not None:
                 found.append(tried)
@@ -1174,12 +1166,23 @@ class Detectors:
             return self._burst(access, "name-fishing", recent, day, state.person)
         return None
 
-    def _burst(
-        self, access: Access, name: str, recent: Recent, day: int, person: Person | None = None
-    ) -> Finding:
-        """An alert on a count of ``recent`` (the account's), or with ``person`` of
-        ``name``'s count of every login of its practitioner together."""
-        counts = {
+    def _counted(
+        self, access: Access, state: AccountState, name: str, limit: int, day: int
+    ) -> list[Finding]:
+        """Count ``access`` in the account's window of ``name`` (``_windows``) and in its
+        person's; the burst past ``limit``, the account's own first, if either is."""
+        count = self._windows(state.recent)[name][0].add(access.at_us, access.position)
+        together = _together(state, name, access, count)
+        if count > limit:
+            return [self._burst(access, name, state.recent, day)]
+        if together > limit:
+            return [self._burst(access, name, state.recent, day, state.person)]
+        return []
+
+    @staticmethod
+    def _windows(recent: Recent) -> dict[str, tuple[CountWindow, str]]:
+        """The account's count of each burst detector, and what its alert says it counts."""
+        return {
             "denials": (recent.denials, "refused requests in 10 minutes"),
             "name-searches": (recent.name_searches, "searches by name in an hour"),
             "registration-fishing": (
@@ -1200,7 +1203,13 @@ class Detectors:
                 "records, or who the record says they are)",
             ),
         }
-        window, what = counts[name]
+
+    def _burst(
+        self, access: Access, name: str, recent: Recent, day: int, person: Person | None = None
+    ) -> Finding:
+        """An alert on a count of ``recent`` (the account's), or with ``person`` of
+        ``name``'s count of every login of its practitioner together."""
+        window, what = self._windows(recent)[name]
         if person is not None:
             window = person.counts[name]
         return Finding(

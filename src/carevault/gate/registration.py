@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, func, select
 
+from carevault.access.control import AccessControl
 from carevault.access.registrations import ALREADY_REGISTERED, FIRST_PRESENCE, Proof, fisher
 from carevault.access.scopes import Interaction
 from carevault.db import read_transaction, write_transaction
@@ -725,6 +726,40 @@ def fixed_reason(kind: type[_R], given: str) -> _R:
         ) from None
 
 
+def _officers_patient(
+    gate: Gate,
+    caller: Caller,
+    attempt: _Attempt,
+    where: tuple[str, str],
+    reason: tuple[type[_R], str],
+    refusal: str,
+) -> tuple[AccessControl, Sealed, str, _R]:
+    """What an officer's change of a patient's registrations checks first: the caller is
+    a privacy officer (``refusal`` otherwise), containment allows a change, the reason is
+    one of the fixed list, the patient (``where``: their id and the clinic) is one the
+    vault holds and has not deleted, and the clinic is the group's; the access control,
+    the patient's record, pseudonym and the reason. The attempt names them."""
+    patient_id, clinic = where
+    actor = caller.actor
+    if actor is None or actor.role is not Role.PRIVACY_OFFICER:
+        raise AccessDenied(refusal)
+    access = gate.access
+    if access is None:
+        raise AccessDenied("access control is not configured")
+    gate._contain_change([_PATIENT])
+    why = fixed_reason(*reason)
+    located = gate.vault.locate("Patient", patient_id)
+    if located.head.deleted:
+        raise Gone(f"Patient/{patient_id} was deleted")
+    pseudonym = located.head.patient_pseudonym
+    assert pseudonym is not None  # noqa: S101 - every Patient has one
+    attempt.patient_pseudonym = pseudonym
+    attempt.detail.update({"clinic": clinic, "why": why.value})
+    if clinic not in access.known_clinics():
+        raise RegistrationInvalid("the clinic must be one of the group's")
+    return access, located, pseudonym, why
+
+
 def _first_presence(gate: Gate, caller: Caller, pseudonym: str, why: ConfirmReason) -> bool:
     """Whether an officer's registration is the patient's first presence: no one has
     recorded seeing them; or only integration clients have and the officer, having asked
@@ -755,23 +790,15 @@ def register_confirmed(
     the officer's confirmation is the proof, in the ledger with its reason. False if the
     patient was registered there already."""
     with gate._attempt(caller, Tag.PATIENT_REGISTERED, "Patient", patient_id) as attempt:
-        actor = caller.actor
-        if actor is None or actor.role is not Role.PRIVACY_OFFICER:
-            raise AccessDenied("only a privacy officer registers a patient on their confirmation")
-        access = gate.access
-        if access is None:
-            raise AccessDenied("access control is not configured")
-        gate._contain_change([_PATIENT])
-        why = fixed_reason(ConfirmReason, reason)
-        located = gate.vault.locate("Patient", patient_id)
-        if located.head.deleted:
-            raise Gone(f"Patient/{patient_id} was deleted")
-        pseudonym = located.head.patient_pseudonym
-        assert pseudonym is not None  # noqa: S101 - every Patient has one
-        attempt.patient_pseudonym = pseudonym
-        attempt.detail.update({"clinic": clinic, "proof": str(Proof.OFFICER), "why": why.value})
-        if clinic not in access.known_clinics():
-            raise RegistrationInvalid("the clinic must be one of the group's")
+        access, located, pseudonym, why = _officers_patient(
+            gate,
+            caller,
+            attempt,
+            (patient_id, clinic),
+            (ConfirmReason, reason),
+            "only a privacy officer registers a patient on their confirmation",
+        )
+        attempt.detail["proof"] = str(Proof.OFFICER)
         gate._contain_move(located.head, clinic)
         said = f"registered on the privacy officer's confirmation: {why.value}"
         weighed = _care_versions(gate.vault.engine, pseudonym)
@@ -872,21 +899,14 @@ def unregister(gate: Gate, caller: Caller, patient_id: str, clinic: str, reason:
     login's registrations (``registered``) is undone this way. Their home clinic is no
     registration (a transfer moves it). False if they were not registered there."""
     with gate._attempt(caller, Tag.PATIENT_UNREGISTERED, "Patient", patient_id) as attempt:
-        actor = caller.actor
-        if actor is None or actor.role is not Role.PRIVACY_OFFICER:
-            raise AccessDenied("only a privacy officer ends a patient's registration")
-        access = gate.access
-        if access is None:
-            raise AccessDenied("access control is not configured")
-        gate._contain_change([_PATIENT])
-        why = fixed_reason(EndReason, reason)
-        located = gate.vault.locate("Patient", patient_id)
-        if located.head.deleted:
-            raise Gone(f"Patient/{patient_id} was deleted")
-        pseudonym = located.head.patient_pseudonym
-        assert pseudonym is not None  # noqa: S101 - every Patient has one
-        attempt.patient_pseudonym = pseudonym
-        attempt.detail.update({"clinic": clinic, "why": why.value})
+        access, located, pseudonym, why = _officers_patient(
+            gate,
+            caller,
+            attempt,
+            (patient_id, clinic),
+            (EndReason, reason),
+            "only a privacy officer ends a patient's registration",
+        )
         if clinic == located.head.clinic_id:
             raise RegistrationInvalid(
                 "that is the patient's home clinic: a transfer moves it (Patient/$transfer)"
