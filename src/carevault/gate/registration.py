@@ -754,9 +754,12 @@ def _officers_patient(
     pseudonym = located.head.patient_pseudonym
     assert pseudonym is not None  # noqa: S101 - every Patient has one
     attempt.patient_pseudonym = pseudonym
-    attempt.detail.update({"clinic": clinic, "why": why.value})
+    attempt.detail["why"] = why.value
     if clinic not in access.known_clinics():
+        # Not recorded: whatever was typed for it (an HKID in the wrong field) would be
+        # in the ledger for good (review of stop 63).
         raise RegistrationInvalid("the clinic must be one of the group's")
+    attempt.detail["clinic"] = clinic
     return access, located, pseudonym, why
 
 
@@ -853,7 +856,7 @@ def transfer(
             raise gate._deleted(caller, patient_type, located.head)
         attempt.patient_pseudonym = located.head.patient_pseudonym
         source = located.head.clinic_id
-        attempt.detail.update({"from": source, "to": destination, "reason": why.value})
+        attempt.detail.update({"from": source, "reason": why.value})
         actor = caller.actor
         allowed = (
             actor is None
@@ -873,6 +876,8 @@ def transfer(
         gate._contain_move(located.head, destination)
         if gate.vault.locate("Organization", destination).head.deleted:
             raise Gone(f"Organization/{destination} was deleted")
+        # Named once it is a clinic of the directory: what was typed for it is not kept.
+        attempt.detail["to"] = destination
 
         def keep_source(
             connection: Connection, operation: Operation, head: Head, stored: Head | None

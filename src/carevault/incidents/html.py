@@ -9,7 +9,7 @@ from html import escape
 from typing import Any
 
 from carevault.incidents.model import TIERS
-from carevault.incidents.report import lines_of
+from carevault.incidents.report import lines_of, moved
 
 COLOURS = {
     "confirmed": "#b3261e",
@@ -221,7 +221,8 @@ def _lines(document: dict[str, Any], limit: int = 2000) -> str:
             rows.append(
                 f"<tr><td>{escape(tier)}</td><td>{escape(line['patient'])}</td>"
                 f"<td>{escape(', '.join(line['categories']))}</td>"
-                f"<td>{escape(', '.join(line['clinics']))}</td>"
+                f"<td>{escape(', '.join(line['clinics']))}"
+                f"{f' ({escape(moved(line))})' if moved(line) else ''}</td>"
                 f"<td>{escape(line['first'] or '')}</td><td>{escape(line['last'] or '')}</td>"
                 f"<td>{escape(line['ledger'] or '')} {evidence}"
                 f"{f' (+{more})' if more > 0 else ''}</td></tr>"

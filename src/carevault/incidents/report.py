@@ -20,7 +20,8 @@ AFFECTED = ("confirmed", "decrypted")
 #: and ``person`` is what ``counts`` counts.
 CSV_COLUMNS = (
     "tier", "patient", "categories", "clinics", "first", "last", "ledger", "evidence",
-    "checkpoint", "pseudonym", "person", "patient_record_missing",
+    "checkpoint", "pseudonym", "person", "patient_record_missing", "registered_at",
+    "ended_at",
 )  # fmt: skip
 
 
@@ -70,9 +71,23 @@ def to_csv(document: dict[str, Any]) -> str:
                 line.get("pseudonym") or "",
                 line.get("person") or "",
                 _flag(line.get("patient_record_missing")),
+                # A ``registered`` line's: the clinics it gave the patient to, took them from.
+                ";".join(line.get("registered_at") or ()),
+                ";".join(line.get("ended_at") or ()),
             ]
         )
     return buffer.getvalue()
+
+
+def moved(line: dict[str, Any]) -> str:
+    """What a ``registered`` line's clinics were given or lost: "registered at X; ended at
+    Y" (empty for any other line)."""
+    said = [
+        f"{what} {', '.join(line[key])}"
+        for key, what in (("registered_at", "registered at"), ("ended_at", "ended at"))
+        if line.get(key)
+    ]
+    return "; ".join(said)
 
 
 def _flag(value: bool | None) -> str:

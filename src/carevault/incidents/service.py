@@ -419,6 +419,17 @@ class Incidents:
             tier: {line["patient"]: line["categories"] for line in document["tiers"][tier]}
             for tier in document["tiers"]
         }
+        # The lists apart from the tiers too (a registration more since the last run was
+        # in no run's changes: review of stop 63); a registered line by the clinics it
+        # gave and took.
+        lines["changed"] = {line["patient"]: line["categories"] for line in document["changed"]}
+        lines["registered"] = {
+            line["patient"]: [
+                *(f"registered_at:{clinic}" for clinic in line.get("registered_at", ())),
+                *(f"ended_at:{clinic}" for clinic in line.get("ended_at", ())),
+            ]
+            for line in document.get("registered", ())
+        }
         with write_transaction(self.engine) as connection:
             # Runs of one incident are numbered one at a time: on PostgreSQL the incident's
             # row is the lock (SQLite's write transaction already holds the database's).
@@ -439,7 +450,7 @@ class Incidents:
             number = runs.next_number(connection, incident_id)
             text = runs.canonical(document)
             sha256 = runs.digest(text)
-            summary = {tier: len(patients) for tier, patients in lines.items()}
+            summary = {tier: len(lines[tier]) for tier in document["tiers"]}
             detail = {
                 "incident": incident_id,
                 "patients": summary,

@@ -508,3 +508,25 @@ def test_containment_ends_no_registration(group: Group) -> None:
 
     assert done.returncode == 3, (done.stdout, done.stderr)
     assert clinics(group, patient) == {TM, TW}
+
+
+def test_what_is_typed_for_a_clinic_is_recorded_only_once_it_is_a_clinic(group: Group) -> None:
+    """An officer typing a patient's HKID into ``--clinic`` is refused, and the refusal's
+    entry keeps no clinic: what was typed would be in the ledger for good (review of
+    stop 63); a clinic of the group is named."""
+    patient = _tsuen_wan_registers_tuen_muns_patient(group)
+
+    typed = _unregister(
+        group, group.officer, patient, "--clinic", "A123456(3)", "--reason", "compromised-account"
+    )
+    registered = _register(
+        group, group.officer, patient, "--clinic", "A123456(3)", "--reason", "identity-confirmed"
+    )
+
+    assert typed.returncode == 1 and registered.returncode == 1
+    assert "one of the group's" in typed.stderr
+    for tag in (Tag.PATIENT_UNREGISTERED, Tag.PATIENT_REGISTERED):
+        refused = [e for e in _officers(group, tag) if e.outcome != Outcome.SUCCESS]
+        assert refused and all("clinic" not in e.detail for e in refused)
+    entries = b"".join(data for _, data in group.services.audit_ledger.store.entries())
+    assert b"A123456(3)" not in entries

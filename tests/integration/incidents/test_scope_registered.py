@@ -98,10 +98,34 @@ def test_the_registered_lines_are_in_every_format(group: Group) -> None:
     document = _scope(group, group.desk_tw.login.username)
 
     rows = list(csv.reader(io.StringIO(render(document, "csv"))))
-    assert [row[1] for row in rows if row[0] == "registered"] == [patient.id]
+    header, *lines = rows
+    (line,) = [dict(zip(header, row, strict=True)) for row in lines if row[0] == "registered"]
+    # The clinic it was given to is in every format, not only the JSON (review of stop 63).
+    assert (line["patient"], line["registered_at"], line["ended_at"]) == (patient.id, TW, "")
     page = to_html(document)
     assert "Access given or taken" in page
-    assert "<td>registered</td>" in page
+    assert "<td>registered</td>" in page and f"(registered at {TW})" in page
+
+
+def test_a_registration_more_since_the_last_run_is_among_its_changes(group: Group) -> None:
+    """A kept run's ``incident.changes`` compared only the tiers: a registration made
+    since the previous run was in no run's changes (review of stop 63)."""
+    from carevault.incidents import Actor, declare_case
+
+    case = {"title": "Desk login phished", "accounts": [group.desk_tw.login.username]}
+    incident = declare_case(
+        group.services, Actor("staff:officer1", "10.1.2.3"), {**case, "since": "2020-01-01"}
+    )
+    first = scope_document(group.services, incident.incident_id)
+    assert first["registered"] == []
+    patient = group.tm_patient
+    body = register_body(patient.hkid, patient.birth_date)
+    assert group.call(group.desk_tw, "POST", "/fhir/Patient/$register", body).status_code == 200
+
+    second = scope_document(group.services, incident.incident_id)
+
+    changes = second["incident"]["changes"]
+    assert changes["registered"]["added"] == [patient.id]
 
 
 def test_a_desk_that_registered_no_one_has_no_registered_lines(group: Group) -> None:

@@ -81,13 +81,13 @@ def test_csv_has_a_line_per_patient_and_tier() -> None:
     lines = to_csv(_document()).splitlines()
     assert lines[0] == (
         "tier,patient,categories,clinics,first,last,ledger,evidence,checkpoint,"
-        "pseudonym,person,patient_record_missing"
+        "pseudonym,person,patient_record_missing,registered_at,ended_at"
     )
     assert lines[1].startswith("confirmed,p1,clinical;identity,clinic-tm,")
     assert lines[3].startswith("at_rest_only,p3,identity,clinic-tw,,,,,")
     assert lines[4] == ",".join(
         ["changed", "p4", "contact", "clinic-tw", "2026-01-02T10:00:00.000Z",
-         "2026-01-02T11:00:00.000Z", "audit", "3 9", "12", "", "", ""]
+         "2026-01-02T11:00:00.000Z", "audit", "3 9", "12", "", "", "", "", ""]
     )  # fmt: skip
 
 

@@ -140,7 +140,12 @@ async def scope(request: Request, incident_id: RowId, viewer: OfficerDep) -> Res
     document = run.document
     assert document is not None  # noqa: S101 - a read or computed run carries its document
     counts = document["counts"]
-    lines = list(lines_of(document))  # the tiers, then the records changed
+    # The tiers' lines, then those apart (records changed, registrations), each up to
+    # ``LINES_SHOWN``: a full page of tiers hid every registration (review of stop 63).
+    everyone = list(lines_of(document))
+    apart = [(group, line) for group, line in everyone if group not in TIERS]
+    tiered = everyone[: len(everyone) - len(apart)]
+    lines = tiered[:LINES_SHOWN] + apart[:LINES_SHOWN]
     # The charts are the incidents package's own SVG (escaped there, no script).
     charts = {
         "time": Markup(_timeline(counts["by_day"])),  # noqa: S704
@@ -168,8 +173,8 @@ async def scope(request: Request, incident_id: RowId, viewer: OfficerDep) -> Res
             "by_day": [
                 (day, [counts["by_day"][tier].get(day, 0) for tier in TIERS]) for day in days
             ],
-            "lines": lines[:LINES_SHOWN],
-            "more_lines": max(0, len(lines) - LINES_SHOWN),
+            "lines": lines,
+            "more_lines": len(everyone) - len(lines),
         },
         current="/console/incidents",
     )

@@ -817,6 +817,8 @@ MESSAGES: dict[str, str] = {
     "tier.decrypted.means": "Keys unwrapped by a compromised component.",
     "tier.changed": "Changed",
     "tier.registered": "Registered",
+    "scope.registered_at": "registered at {clinics}",
+    "scope.ended_at": "registration ended at {clinics}",
     "tier.at_rest_only": "At rest only",
     "tier.at_rest_only.means": "An encrypted copy left, without keys.",
     "tier.potentially": "Potentially",

@@ -662,6 +662,8 @@ MESSAGES: dict[str, str] = {
     "tier.decrypted.means": "金鑰曾被被入侵的組件解開。",
     "tier.changed": "已被更改",
     "tier.registered": "已被登記",
+    "scope.registered_at": "登記於 {clinics}",
+    "scope.ended_at": "已終止於 {clinics} 的登記",
     "tier.at_rest_only": "僅靜態資料",
     "tier.at_rest_only.means": "加密副本外洩，但沒有金鑰。",
     "tier.potentially": "可能受影響",

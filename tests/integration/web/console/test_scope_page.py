@@ -256,6 +256,8 @@ def test_patients_the_compromised_account_registered_are_listed_apart(
 
     assert 'id="registered"' in page and "1 people were registered at a clinic" in page
     assert "<td>Registered</td><td>pt-known</td>" in page
+    # The row says where it was registered, not only where the records are held.
+    assert f"registered at {CLINIC_B}" in page
     assert [
         line.split(",")[1] for line in csv_text.splitlines() if line.startswith("registered,")
     ] == ["pt-known"]
