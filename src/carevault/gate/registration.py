@@ -208,13 +208,14 @@ def register(gate: Gate, caller: Caller, proof: PresenceProof, clinic_id: str | 
 #: Records that say someone attended: what a clinician (health data) or billing (a
 #: claim for a service) writes, or the system loads. A front desk writes none of them.
 #: Not a coverage: billing records a patient's insurance before any visit (review of
-#: stop 62: a coverage kept a planted patient's ties).
+#: stop 62: a coverage kept a planted patient's ties). Nor an explanation of benefit: it
+#: is an insurer's answer to a claim, which billing records for whatever claim it is
+#: given, an app's planted one too (second review of stop 63); the claim says it.
 ATTENDED_TYPES = tuple(
     sorted(
         rt.name
         for rt in RESOURCE_TYPES.values()
-        if rt.patient_paths
-        and (rt.category in HEALTH_CATEGORIES or rt.name in ("Claim", "ExplanationOfBenefit"))
+        if rt.patient_paths and (rt.category in HEALTH_CATEGORIES or rt.name == "Claim")
     )
 )
 #: Records of a visit or booking, which a desk writes too: they say someone attended only
@@ -263,7 +264,7 @@ def _seen(gate: Gate, caller: Caller, head: Head, clinic: str, proof: PresencePr
         # Their home is where they stood and proved who they are (a first presence
         # moved it there): a registration elsewhere is an ordinary one.
         return Seen.SINCE_PROOF
-    acts, visits = _attended_acts(gate, pseudonym)
+    acts, visits = _attended_acts(gate, caller, pseudonym)
     if _attested(gate, pseudonym, [act for act in acts if act.at_us >= since]):
         return Seen.SINCE_PROOF
     acts += _visits_with_care(gate, caller, visits)
@@ -284,12 +285,15 @@ class _Act:
     version: int
 
 
-def _attended_acts(gate: Gate, pseudonym: str) -> tuple[list[_Act], list[tuple[str, str]]]:
+def _attended_acts(
+    gate: Gate, caller: Caller, pseudonym: str
+) -> tuple[list[_Act], list[tuple[str, str]]]:
     """The versions that recorded care in one of ``ATTENDED_TYPES`` (each record's first,
-    and the first after a deletion: what a result or claim says of the person was said
-    when it was written; a status a clerk changes since, or a value a doctor corrects,
-    says nothing new of their presence), deleted since or not; and the patient's visits
-    and bookings, to be weighed by ``_visits_with_care``."""
+    and the first after a deletion that says something other than the record said before
+    it: what a result or claim says of the person was said when it was written; a status
+    a clerk changes since, a value a doctor corrects, or a record deleted and written back
+    as it was, says nothing new of their presence), deleted since or not; and the
+    patient's visits and bookings, to be weighed by ``_visits_with_care``."""
     with read_transaction(gate.vault.engine) as connection:
         rows = connection.execute(
             select(
@@ -317,11 +321,31 @@ def _attended_acts(gate: Gate, pseudonym: str) -> tuple[list[_Act], list[tuple[s
         if row.resource_type in VISIT_TYPES:
             visits.add(record)
             continue
-        begins = previous is None or previous[:2] != record or previous[2]
-        if begins and not row.deleted:
+        first = previous is None or previous[:2] != record
+        again = not first and previous is not None and previous[2]
+        if not row.deleted and (
+            first or (again and _said_anew(gate, caller, record, int(row.version_id)))
+        ):
             acts.append(_Act(int(row.last_updated_us), *record, int(row.version_id)))
         previous = (*record, bool(row.deleted))
     return acts, sorted(visits)
+
+
+def _said_anew(gate: Gate, caller: Caller, record: tuple[str, str], version: int) -> bool:
+    """Whether ``version`` of ``record``, written after a deletion, says something other
+    than the version before the deletion: billing deleting an app's claim and writing its
+    view back to the same id wrote the app's words as its own (second review of stop
+    63)."""
+    _, versions = gate.vault.locate_history(*record)
+    earlier = [item for item in versions if item.head.version_id < version and item.sealed]
+    written = [item for item in versions if item.head.version_id == version]
+    if not earlier or not written:
+        return True
+    said_then, said_now = (
+        {key: value for key, value in jsonio.load(opened.body or b"{}").items() if key != "meta"}
+        for opened in _looked_at(gate, caller, [earlier[0], written[0]])
+    )
+    return said_then != said_now
 
 
 #: How far a write's ledger entry may be dated from the version it wrote: an entry is
@@ -770,7 +794,7 @@ def _first_presence(gate: Gate, caller: Caller, pseudonym: str, why: ConfirmReas
     care may be a lab's genuine result of the record's clinic, which an ordinary
     registration keeps (review of stop 63), or a stolen client's plant (round 80): the
     officer tells them apart, never a clinic that a person recorded seeing them at."""
-    acts, visits = _attended_acts(gate, pseudonym)
+    acts, visits = _attended_acts(gate, caller, pseudonym)
     acts += _visits_with_care(gate, caller, visits)
     if not acts:
         return True

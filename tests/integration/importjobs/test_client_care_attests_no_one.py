@@ -395,3 +395,53 @@ def test_not_seen_before_moves_no_patient_a_person_recorded_seeing(clinic: Clini
 
     desk_a = _desk_of(clinic, MINE)
     assert _home(clinic, desk_a, "p-seen") == _org(MINE)
+
+
+@pytest.mark.parametrize("work", ["insurer's answer recorded", "deleted and written back"])
+def test_billings_routine_work_on_the_clients_claim_attests_nothing(
+    clinic: Clinic, work: str
+) -> None:
+    """After the client's claim, A's billing records the insurer's answer to it (an
+    explanation of benefit, a record that counted as care of billing's own), or deletes
+    the claim and writes its view back to the same id (the first version after a
+    deletion counted): B's desk was registered (second review of stop 63)."""
+    token = clinic.client("writer", clinics=[MINE])
+    patient_id = _client_wrote_newcomer(clinic, token)
+    made = _call(clinic, bearer(token), "PUT", "/fhir/Claim/c-1", _claim("c-1", patient_id, MINE))
+    assert made.status_code in (200, 201), made.text
+    desk_b = _desk_of(clinic, OTHER)
+    assert (
+        _call(clinic, desk_b.headers, "POST", "/fhir/Patient/$register", REGISTER).status_code
+        == 409
+    )
+    billing = make_staff(clinic.services, Role.BILLING, [MINE])
+    if work == "insurer's answer recorded":
+        answer = {
+            "resourceType": "ExplanationOfBenefit",
+            "status": "active",
+            "type": _claim("c-1", patient_id, MINE)["type"],
+            "use": "claim",
+            "patient": {"reference": f"Patient/{patient_id}"},
+            "created": "2026-01-10",
+            "insurer": {"display": "AIA"},
+            "provider": _org(MINE),
+            "outcome": "complete",
+            "claim": {"reference": "Claim/c-1"},
+            "insurance": [{"focal": True, "coverage": {"display": "self"}}],
+        }
+        wrote = _call(clinic, billing.headers, "POST", "/fhir/ExplanationOfBenefit", answer)
+        assert wrote.status_code == 201, wrote.text
+    else:
+        shown = _call(clinic, billing.headers, "GET", "/fhir/Claim/c-1").json()
+        assert _call(clinic, billing.headers, "DELETE", "/fhir/Claim/c-1").status_code == 204
+        back = {key: value for key, value in shown.items() if key != "meta"}
+        wrote = _call(clinic, billing.headers, "PUT", "/fhir/Claim/c-1", back)
+        assert wrote.status_code == 201, wrote.text
+
+    answer_b = _call(clinic, desk_b.headers, "POST", "/fhir/Patient/$register", REGISTER)
+
+    assert answer_b.status_code == 409, answer_b.text
+    # The officer, told the person never came to A, may still make B their home.
+    assert register_confirmed(
+        clinic.services.gate, _officer(clinic), patient_id, OTHER, "not-seen-before"
+    )
