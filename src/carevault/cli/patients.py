@@ -5,9 +5,10 @@ desk may neither read nor remove) (docs/care-relationships.md)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Annotated
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
@@ -24,8 +25,10 @@ from carevault.cli.terminal import echo
 
 if TYPE_CHECKING:
     from carevault.bootstrap import Services
-    from carevault.gate import Caller
+    from carevault.gate import Caller, Gate
     from carevault.ledger.events import Tag
+
+T = TypeVar("T")
 
 patients_app = typer.Typer(help="A patient's registrations and identifiers (privacy officer).")
 app.add_typer(patients_app, name="patients")
@@ -76,6 +79,21 @@ def _officer(services: Services, officer: str, totp: str | None, tag: Tag, what:
     )
 
 
+def _as_officer(
+    who: tuple[Path | None, str, str | None],
+    refused_as: tuple[Tag, str],
+    act: Callable[[Gate, Caller], T],
+) -> T:
+    """``act`` through the gate of the home ``who`` names (home, officer, code), as that
+    officer once confirmed (``_officer``: a refusal recorded under ``refused_as``, the
+    tag and what was asked), the gate's refusals the command's (``_through_gate``)."""
+    home, officer, totp = who
+    with open_services(home) as services:
+        caller = _officer(services, officer, totp, *refused_as)
+        with _through_gate():
+            return act(services.gate, caller)
+
+
 @contextmanager
 def _through_gate() -> Iterator[None]:
     """The gate's refusals as the command's: what it says, and exit 1 for an invalid or
@@ -115,14 +133,12 @@ def patients_register(
     from carevault.ledger.events import Tag
 
     patient_id = patient.removeprefix("Patient/")
-    with open_services(home) as services:
-        caller = _officer(
-            services, officer, totp, Tag.PATIENT_REGISTERED, "register on confirmation"
-        )
-        with _through_gate():
-            added = register_confirmed(
-                services.gate, caller, patient_id, clinic.removeprefix("Organization/"), reason
-            )
+    where = clinic.removeprefix("Organization/")
+    added = _as_officer(
+        (home, officer, totp),
+        (Tag.PATIENT_REGISTERED, "register on confirmation"),
+        lambda gate, caller: register_confirmed(gate, caller, patient_id, where, reason),
+    )
     if added:
         echo(f"Patient/{patient_id} registered at {clinic} ({reason})")
     else:
@@ -143,10 +159,11 @@ def patients_identifiers(
     from carevault.ledger.events import Tag
 
     patient_id = patient.removeprefix("Patient/")
-    with open_services(home) as services:
-        caller = _officer(services, officer, totp, Tag.FHIR_READ, "list identifiers")
-        with _through_gate():
-            found = identifiers(services.gate, caller, patient_id)
+    found = _as_officer(
+        (home, officer, totp),
+        (Tag.FHIR_READ, "list identifiers"),
+        lambda gate, caller: identifiers(gate, caller, patient_id),
+    )
     shown = "; ".join(f"{item.system}|{item.value} ({item.type})" for item in found)
     echo(f"Patient/{patient_id}: {shown or 'no identifiers'}")
 
@@ -172,12 +189,11 @@ def patients_remove_identifier(
     from carevault.ledger.events import Tag
 
     patient_id = patient.removeprefix("Patient/")
-    with open_services(home) as services:
-        caller = _officer(
-            services, officer, totp, Tag.PATIENT_IDENTIFIER_REMOVED, "remove an identifier"
-        )
-        with _through_gate():
-            head = remove_identifier(services.gate, caller, patient_id, system, value, reason)
+    head = _as_officer(
+        (home, officer, totp),
+        (Tag.PATIENT_IDENTIFIER_REMOVED, "remove an identifier"),
+        lambda gate, caller: remove_identifier(gate, caller, patient_id, system, value, reason),
+    )
     echo(f"Patient/{patient_id} version {head.version_id}: an identifier of {system} removed")
 
 
@@ -202,10 +218,11 @@ def patients_unregister(
 
     patient_id = patient.removeprefix("Patient/")
     where = clinic.removeprefix("Organization/")
-    with open_services(home) as services:
-        caller = _officer(services, officer, totp, Tag.PATIENT_UNREGISTERED, "end a registration")
-        with _through_gate():
-            ended = unregister(services.gate, caller, patient_id, where, reason)
+    ended = _as_officer(
+        (home, officer, totp),
+        (Tag.PATIENT_UNREGISTERED, "end a registration"),
+        lambda gate, caller: unregister(gate, caller, patient_id, where, reason),
+    )
     if ended:
         echo(f"Patient/{patient_id}'s registration at {where} ended ({reason})")
     else:
