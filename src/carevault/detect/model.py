@@ -69,6 +69,12 @@ RELEASING = frozenset(
         # A patient's access report (an entry naming the patient): who opened their
         # records, which and what categories (adversary round 51).
         "audit:ledger:read",
+        # A patient's breach notice printed in full for an officer (``notify preview
+        # --patient``): their identity, contact details and what was exposed. Each is
+        # chosen, one fresh code a patient: a stolen officer's login printing one every
+        # code raised nothing (stop 64). Not ``access:break-glass:shown``: the review
+        # queue shows every grant it lists at once, chosen by no one.
+        "notify:preview:shown",
     }
 )
 #: Tags whose successful entries write patient data (one entry per record written, also

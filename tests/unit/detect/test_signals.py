@@ -611,3 +611,34 @@ def test_what_changed_nothing_is_no_change_by_hand() -> None:
             detail={"clinic": "clinic-a", "proof": "hkid"},
         )
     assert [f.detector for f in found if f.detector == "officer-changes"] == []
+
+
+def test_an_officer_shown_many_patients_notices_in_full_is_breadth() -> None:
+    """``notify preview --patient`` prints a patient's identity, contact details and
+    what the notice says was exposed: a release like an access report, counted with the
+    officer's other unexplained patients (left open since stop 60: a stolen officer's
+    login printing a preview every fresh code, 120 patients an hour, raised nothing)."""
+    feed = Feed(role="privacy_officer")
+    for n in range(61):
+        feed.entry(
+            MORNING + n * 30_000_000,
+            f"p{n}",
+            tag="notify:preview:shown",
+            resource_type="Patient",
+            reason="incident inc-1",
+        )
+    breadth = [f for f in feed.found if f.detector == "breadth"]
+    assert breadth, feed.found
+    assert "61 distinct patients" in breadth[-1].explanation
+    assert "in one hour" in breadth[-1].explanation
+
+
+def test_the_clinicians_words_shown_in_a_review_queue_are_not_breadth() -> None:
+    """The review queue shows the words of every grant it lists at once: an officer
+    opening a busy week's queue is shown many patients' grants without choosing any
+    (the queue is bounded by the grants clinicians made, each in the ledger and in the
+    scope of an incident on the officer)."""
+    feed = Feed(role="privacy_officer")
+    for n in range(300):
+        feed.entry(MORNING + n * 1_000_000, f"p{n}", tag="access:break-glass:shown")
+    assert [f for f in feed.found if f.detector == "breadth"] == []
