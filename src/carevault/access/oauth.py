@@ -44,6 +44,11 @@ CODE_SECONDS = 60
 PICKER_SECONDS = 600
 _PICKING = "picking"
 _MAX_NONCE = 256
+#: The longest ``state`` taken (and so sent back). SMART App Launch 2.0 has apps send one
+#: of at least 122 bits of entropy (a random UUID, 36 characters, is enough); it is echoed
+#: into every redirect back to the app, where a huge one would make a URL no browser or
+#: proxy takes.
+_MAX_STATE = 1024
 
 
 #: The columns of an authorization code its seal covers (what the code will open), in
@@ -224,6 +229,9 @@ class OAuth:
             or redirect_uri_refusal(redirect_uri) is not None
         ):
             raise OAuthError("invalid_request", "redirect_uri is not registered for this client")
+        refusal = _state_refusal(params.get("state", ""))
+        if refusal is not None:
+            raise OAuthError("invalid_request", refusal, 302)
         if not params.get("response_type"):
             # RFC 6749 4.1.2.1: a required parameter missing is invalid_request.
             raise OAuthError("invalid_request", "response_type is required", 302)
@@ -270,14 +278,14 @@ class OAuth:
             raise OAuthError(
                 "invalid_scope", "none of the requested scopes is allowed for this app", 302
             )
-        return AuthorizeRequest(
-            client, redirect_uri, granted, params.get("state", ""), challenge, nonce
-        )
+        return AuthorizeRequest(client, redirect_uri, granted, params["state"], challenge, nonce)
 
     def error_redirect(self, request_params: Mapping[str, str], error: OAuthError) -> str:
         query = {"error": error.error, "error_description": error.description}
-        if request_params.get("state"):
-            query["state"] = request_params["state"]
+        state = request_params.get("state", "")
+        if _state_refusal(state) is None:
+            # RFC 6749 4.1.2.1: the state as the app sent it; one refused is not sent back.
+            query["state"] = state
         return f"{request_params['redirect_uri']}?{urlencode(query)}"
 
     def approve(
@@ -388,9 +396,11 @@ class OAuth:
     def declined(request: AuthorizeRequest) -> str:
         """Where to send the browser of a user who declined: the app's redirect URI with
         ``access_denied`` and its ``state``."""
-        query = {"error": "access_denied", "error_description": "the user declined"}
-        if request.state:
-            query["state"] = request.state
+        query = {
+            "error": "access_denied",
+            "error_description": "the user declined",
+            "state": request.state,
+        }
         return f"{request.redirect_uri}?{urlencode(query)}"
 
     def pick(
@@ -967,10 +977,23 @@ class OAuth:
             )
 
 
+def _state_refusal(state: str) -> str | None:
+    """Why an authorization request's ``state`` is refused, or None. SMART App Launch 2.0
+    makes it REQUIRED: without it an app cannot tell its own callback from one an attacker
+    sent its user to (a forged request, a fixed session). How unguessable it is, no server
+    can tell."""
+    if not state:
+        return (
+            "state is required: an unguessable value the app checks when the answer "
+            "comes back (SMART App Launch)"
+        )
+    if len(state) > _MAX_STATE:
+        return f"state is longer than {_MAX_STATE} characters: it is not sent back"
+    return None
+
+
 def _code_redirect(request: AuthorizeRequest, code: str) -> str:
-    query = {"code": code}
-    if request.state:
-        query["state"] = request.state
+    query = {"code": code, "state": request.state}
     return f"{request.redirect_uri}?{urlencode(query)}"
 
 

@@ -4,6 +4,7 @@ what it refuses and where (an error page, or a redirect to the app), and the cod
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import jwt
 import pytest
@@ -25,6 +26,9 @@ from tests.integration.access.browser import (
 )
 from tests.integration.access.conftest import APP, FHIR_BASE, MovableClock, NewStaff, Staff
 from tests.support.client import FhirTestClient
+
+#: The longest ``state`` sent back to an app (docs/smart-apps.md).
+MAX_STATE = 1024
 
 
 def _signed_in_code(web: FhirTestClient, staff: Staff, request: AuthRequest) -> str:
@@ -402,3 +406,107 @@ def test_a_redirect_uri_registered_before_whole_url_checks_sends_no_code_there(
     assert "location" not in page.headers
     assert "http://localhost.evil.example" not in auth_services.clients.browser_origins()
     assert browser_origin(REDIRECT_URI) in auth_services.clients.browser_origins()
+
+
+def _sent_back_without_state(response: Any) -> dict[str, list[str]]:
+    """The query of a redirect back to the app's registered URI that carries an error,
+    no code and no ``state``; no sign-in form (nor its cookie) was offered."""
+    assert response.status_code == 302, response.text
+    assert "set-cookie" not in response.headers
+    location = urlsplit(response.headers["location"])
+    assert f"{location.scheme}://{location.netloc}{location.path}" == REDIRECT_URI
+    query = parse_qs(location.query)
+    assert "code" not in query and "state" not in query
+    return query
+
+
+@pytest.mark.parametrize("state", ["missing", "empty"])
+def test_a_request_without_state_is_sent_back_as_invalid_request(
+    state: str, web: FhirTestClient, auth_services: Services
+) -> None:
+    """SMART App Launch 2.0: ``state`` is required (the app's defence against a forged
+    callback). It was served without one, and its answers carried none (round 69)."""
+    params = AuthRequest(APP, FHIR_BASE).params(state="")
+    if state == "empty":
+        params["state"] = ""
+
+    response = web.get("/auth/authorize", params=params, follow_redirects=False)
+
+    query = _sent_back_without_state(response)
+    assert query["error"] == ["invalid_request"]
+    (description,) = query["error_description"]
+    assert "state is required" in description
+    event = refused(
+        auth_services.audit_ledger.store, Tag.AUTH_TOKEN_REFUSED, "authorize: state is required"
+    )
+    assert (event.client_id, event.source_address) == (APP, "testclient")
+
+
+def test_an_overlong_state_is_refused_and_not_echoed(
+    web: FhirTestClient, auth_services: Services
+) -> None:
+    """A state is echoed into the redirect back to the app: one of 100,000 characters
+    made every answer (a code, an error) a URL no browser or proxy takes. Refused, and
+    not sent back."""
+    request = AuthRequest(APP, FHIR_BASE, state="s" * (MAX_STATE + 1))
+
+    response = web.get("/auth/authorize", params=request.params(), follow_redirects=False)
+
+    query = _sent_back_without_state(response)
+    assert query["error"] == ["invalid_request"]
+    (description,) = query["error_description"]
+    assert f"state is longer than {MAX_STATE} characters" in description
+    assert "not sent back" in description
+    assert len(response.headers["location"]) < 300
+    event = refused(
+        auth_services.audit_ledger.store, Tag.AUTH_TOKEN_REFUSED, "authorize: state is longer"
+    )
+    assert event.client_id == APP
+    assert "s" * 100 not in event.reason
+
+
+def test_a_state_up_to_the_limit_is_echoed_with_the_code_and_with_an_error(
+    web: FhirTestClient, new_staff: NewStaff
+) -> None:
+    staff = new_staff()
+    odd = "a b&c=d/é+%?#"
+    request = AuthRequest(APP, FHIR_BASE, state=odd + "x" * (MAX_STATE - len(odd)))
+
+    code = _signed_in_code(web, staff, request)  # code_from checks the state came back
+
+    assert code
+    sent_back = web.get(
+        "/auth/authorize",
+        params=request.params(aud="https://other.example/fhir"),
+        follow_redirects=False,
+    )
+    assert error_from(sent_back, request) == "invalid_request"  # with the state, as sent
+
+
+@pytest.mark.parametrize("state", ["removed", "emptied", "overlong"])
+def test_a_sign_in_posted_without_a_good_state_signs_no_one_in(
+    state: str, web: FhirTestClient, auth_services: Services, new_staff: NewStaff
+) -> None:
+    """The sign-in post is the request checked again: a form whose ``state`` was taken
+    out (or emptied, or made overlong) on its way signs no one in and sends no code."""
+    staff = new_staff()
+    request = AuthRequest(APP, FHIR_BASE)
+    form = read_login_page(web.get("/auth/authorize", params=request.params()).text)
+    hidden = dict(form.hidden)
+    if state == "removed":
+        del hidden["state"]
+    else:
+        hidden["state"] = "" if state == "emptied" else "s" * (MAX_STATE + 1)
+    filled = {**hidden, "username": staff.username, "password": staff.password}
+
+    response = web.post(form.action, data={**filled, "totp": staff.code()}, follow_redirects=False)
+
+    assert response.status_code == 302, response.text
+    location = urlsplit(response.headers["location"])
+    assert f"{location.scheme}://{location.netloc}{location.path}" == REDIRECT_URI
+    query = parse_qs(location.query)
+    assert query["error"] == ["invalid_request"]
+    assert "code" not in query and "state" not in query
+    store = auth_services.audit_ledger.store
+    refused(store, Tag.AUTH_TOKEN_REFUSED, "authorize: state is")
+    assert events(store, Tag.AUTH_SIGNED_IN) == events(store, Tag.AUTH_SIGN_IN_FAILED) == []

@@ -336,3 +336,36 @@ def test_a_patient_launch_app_breaks_no_glass_on_another_patient(
     # The patient in context: the app may ask (what the glass opens it may read already).
     allowed = web.post(f"/fhir/Patient/{mine.id}/$break-glass", content=_glass(), headers=headers)
     assert allowed.status_code == 200, allowed.text
+
+
+def test_a_picker_post_without_state_chooses_no_patient_and_sends_no_code(
+    group: Group, services: Services
+) -> None:
+    """The patient picker's post is the authorize request checked again: ``state`` taken
+    out of it (SMART App Launch 2.0 requires it) sends the app ``invalid_request``, no
+    code, and puts no patient in context."""
+    web, doctor = group.web, group.doctor_tm
+    request = AuthRequest(APP, FHIR_BASE, scope=LAUNCH_SCOPE)
+    picker = _launch(web, doctor, request)
+    without = {name: value for name, value in picker.hidden.items() if name != "state"}
+
+    response = web.post(
+        "/auth/launch", data={**without, "patient": group.tm_patient.id}, follow_redirects=False
+    )
+
+    assert response.status_code == 302, response.text
+    assert response.headers["location"].startswith(f"{REDIRECT_URI}?")
+    assert "error=invalid_request" in response.headers["location"]
+    assert "code=" not in response.headers["location"]
+    assert "state=" not in response.headers["location"]
+    assert [event for event in group.events() if event.tag is Tag.AUTH_PATIENT_CHOSEN] == []
+    (denied,) = [
+        event
+        for event in group.events(Tag.AUTH_TOKEN_REFUSED)
+        if event.reason.startswith("authorize: state is required")
+    ]
+    assert denied.client_id == APP
+    # The waiting code is still not redeemable, and the form with its state still works.
+    assert _redeem(web, request, picker.hidden["ticket"]).json()["error"] == "invalid_grant"
+    chosen = _post_picker(web, picker, patient=group.tm_patient.id)
+    assert _redeem(web, request, code_from(chosen, request)).status_code == 200
