@@ -314,6 +314,12 @@ class Settings(BaseSettings):
     notify_pcpd_days: int = Field(
         default=5, ge=1, description="Days after declaring an incident to notify the PCPD."
     )
+    notify_code_days: int = Field(
+        default=180,
+        ge=1,
+        description="Days a notice's verification code is in use after the notice was sent; "
+        "then /verify says it has expired.",
+    )
     smtp_host: str = Field(default="127.0.0.1")
     smtp_port: int = Field(default=25, ge=1, le=65535)
     smtp_username: str | None = None

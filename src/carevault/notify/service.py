@@ -141,5 +141,5 @@ def send_job(services: Services, channels: dict[str, Channel] | None = None) -> 
 def verifier_of(services: Services, per_code: CodeAddresses | None = None) -> Verifier:
     return Verifier(
         NoticeStore(services.engine), code_keys(services.settings), services.audit,
-        services.now_us, per_code,
+        services.now_us, per_code, code_days=services.settings.notify_code_days,
     )  # fmt: skip

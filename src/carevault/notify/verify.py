@@ -10,7 +10,13 @@ mobile number their message came to (``to``): the verdict then says whether the 
 was sent there, by comparing the keyed digest of what was typed (read as the channel's
 address: an email address, or a number made E.164 as when it was sent) with the digest
 the notice keeps. Neither is recorded in the ledger, only whether one was given and
-whether it matched."""
+whether it matched.
+
+A code is in use for ``CAREVAULT_NOTIFY_CODE_DAYS`` after its notice was sent: a genuine
+code leaked from an old message or letter, pasted into phishing months later, would
+otherwise vouch for it for good. Past its days the verdict is ``expired`` (still
+``genuine``: the code was ours, and what reads only ``genuine`` keeps its meaning), with
+the day it was sent and no address weighed."""
 
 from __future__ import annotations
 
@@ -26,7 +32,15 @@ from carevault.ledger.trail import AuditTrail
 from carevault.notify import store as states
 from carevault.notify.codes import CodeKeys
 from carevault.notify.contacts import valid_email, valid_mobile
-from carevault.notify.store import NoticeStore
+
+#: Microseconds in a day: a code's days are counted from the instant its notice was sent.
+DAY_US = 86_400_000_000
+
+
+class NoticesByCode(Protocol):
+    """Where a code's notice is found (``store.NoticeStore``)."""
+
+    def by_code(self, digest: str) -> tuple[str, str, int | None, str | None] | None: ...
 
 
 class CodeAddresses(Protocol):
@@ -53,20 +67,28 @@ class Verdict:
     address: str | None = None
     #: The code was checked against too many addresses today: no verdict on this one.
     address_limited: bool = False
+    #: The code is ours, but its notice was sent ``CAREVAULT_NOTIFY_CODE_DAYS`` ago or
+    #: more: it is no longer in use, and a message carrying it now is no new notice of
+    #: ours. ``genuine`` stays True; no address is weighed.
+    expired: bool = False
 
 
 class Verifier:
     def __init__(
         self,
-        store: NoticeStore,
+        store: NoticesByCode,
         codes: CodeKeys,
         audit: AuditTrail,
         now_us: Callable[[], int],
         per_code: CodeAddresses | None = None,
+        *,
+        code_days: int,
     ) -> None:
         """``per_code``: how many addresses a genuine code was not sent to may still be
-        tried on it; None weighs every address."""
+        tried on it; None weighs every address. ``code_days``: how long after its notice
+        was sent a code is in use (``CAREVAULT_NOTIFY_CODE_DAYS``)."""
         self.per_code = per_code
+        self.code_days = code_days
         self.store = store
         self.codes = codes
         self.audit = audit
@@ -87,40 +109,34 @@ class Verifier:
         ``address_from_link``: the page was opened from a link that carried an address,
         which it did not weigh (``web.verify_routes``); recorded, since a run of such
         checks is a phishing campaign's links being clicked."""
+        now_us = self.now_us()
         digest = self.codes.digest(code)
         found = self.store.by_code(digest) if digest else None
-        if found is not None and found[0] == states.SENT:
+        if digest and found is not None and found[0] == states.SENT:
             _, channel, sent_us, kept = found
-            weighed = to if to and channel in ADDRESSES else None
-            budget = self.per_code if weighed and digest else None
-            if budget is not None and digest and not budget.code_addresses_left(digest):
-                # Too many addresses it was not sent to were tried on this code: a
-                # verdict on one more (even "sent to you") would let a code seen without
-                # its "To" line find its recipient, guess by guess.
-                verdict = Verdict(True, channel, sent_us, address_limited=True)
+            if sent_us is not None and now_us >= sent_us + self.code_days * DAY_US:
+                # Past its days the code says only that: no address is compared, and the
+                # code's budget of addresses is not spent (an answer about the address
+                # would speak for a message that is no notice of ours anyway).
+                verdict = Verdict(True, channel, sent_us, expired=True)
             else:
-                sent_there = self._sent_to(channel, kept, weighed)
-                if budget is not None and digest and sent_there is False:
-                    budget.spend_code_address(digest)
-                verdict = Verdict(
-                    True,
-                    channel,
-                    sent_us,
-                    sent_to_address=sent_there,
-                    address=typed_as(channel, weighed) if weighed else None,
-                )
+                verdict = self._genuine(digest, channel, sent_us, kept, to)
         else:
             verdict = Verdict(False, well_formed=digest is not None)
+        if verdict.expired:
+            reason = "expired"
+        else:
+            reason = "genuine" if verdict.genuine else "not a code of ours"
         self.audit.record(
             [
                 AuditEvent(
                     tag=Tag.NOTIFY_CODE_CHECKED,
                     outcome=Outcome.SUCCESS if verdict.genuine else Outcome.FAILED,
-                    at_us=self.now_us(),
+                    at_us=now_us,
                     principal=None,
                     source_address=source_address,
                     user_agent=(user_agent or "")[:200] or None,
-                    reason="genuine" if verdict.genuine else "not a code of ours",
+                    reason=reason,
                     detail={
                         "digest": digest[:8] if digest else None,
                         "channel": verdict.channel,
@@ -131,11 +147,34 @@ class Verifier:
                         ),
                         **({"address_from_link": True} if address_from_link else {}),
                         **({"address_limited": True} if verdict.address_limited else {}),
+                        **({"expired": True} if verdict.expired else {}),
                     },
                 )
             ]
         )
         return verdict
+
+    def _genuine(
+        self, digest: str, channel: str, sent_us: int | None, kept: str | None, to: str | None
+    ) -> Verdict:
+        """The verdict on a code in use, weighing ``to`` within the code's budget."""
+        weighed = to if to and channel in ADDRESSES else None
+        budget = self.per_code if weighed else None
+        if budget is not None and not budget.code_addresses_left(digest):
+            # Too many addresses it was not sent to were tried on this code: a verdict
+            # on one more (even "sent to you") would let a code seen without its "To"
+            # line find its recipient, guess by guess.
+            return Verdict(True, channel, sent_us, address_limited=True)
+        sent_there = self._sent_to(channel, kept, weighed)
+        if budget is not None and sent_there is False:
+            budget.spend_code_address(digest)
+        return Verdict(
+            True,
+            channel,
+            sent_us,
+            sent_to_address=sent_there,
+            address=typed_as(channel, weighed) if weighed else None,
+        )
 
     def _sent_to(self, channel: str, kept: str | None, to: str | None) -> bool | None:
         """Whether ``to``, read as an address of ``channel``, is where the notice went.

@@ -1,7 +1,8 @@
 """``GET /verify``: anyone may check that a notice's code is genuine.
 
 The answer says whether the code belongs to a notice we sent, by which channel and on
-which day, and nothing about the patient. Given also the email address or mobile number
+which day, and nothing about the patient; past ``CAREVAULT_NOTIFY_CODE_DAYS`` after that
+day, that it has expired. Given also the email address or mobile number
 the message came to (``to``), it says whether the notice was sent there: a genuine code
 pasted into a phishing message sent to someone else is then told apart
 (``notify.verify``). Rate-limited per address, per IPv6 /48 and
@@ -62,6 +63,9 @@ TEXT = {
         "{channel} on {date}. It has been checked with too many different addresses today, "
         "so we do not say whether it was sent to the one you typed: call our hotline "
         "{hotline}, or try again tomorrow.",
+        "expired": "Expired. This code belongs to a notice that {group} sent on {date}, and "
+        "it is no longer in use. A message that gives you this code now is not a new notice "
+        "from us: do not reply to it, do not open its links, and call our hotline {hotline}.",
         "not_genuine": "Not recognised. This code does not belong to any notice we sent. "
         "If a message gave you this code, do not reply to it, do not open its links, and "
         "call our hotline {hotline}.",
@@ -93,6 +97,9 @@ TEXT = {
         "addresses_spent": "真確。此核實碼屬於{group}於{date}以{channel}發出的通知。"
         "今日已有太多不同地址以此核實碼核實，因此我們不會說明該通知是否發送至閣下輸入的地址："
         "請致電我們的熱線 {hotline}，或明天再試。",
+        "expired": "已失效。此核實碼屬於{group}於{date}發出的通知，現已停止使用。"
+        "如現在有訊息向閣下提供此核實碼，該訊息並非我們發出的新通知：請勿回覆，"
+        "亦不要開啟其中的連結，並致電我們的熱線 {hotline}。",
         "not_genuine": "無法確認。此核實碼不屬於我們發出的任何通知。如有訊息向閣下提供此核實碼，"
         "請勿回覆，亦不要開啟其中的連結，並致電我們的熱線 {hotline}。",
         "malformed": "核實碼由12個英文字母及數字組成，例如 K7MX-3HPA-RT9W。請檢查輸入是否正確。",
@@ -202,6 +209,10 @@ async def verify(request: Request) -> Response:
         if to or address_from_link:
             # Only when an address was given: ``?code=`` alone keeps its three keys.
             answer["sent_to_address"] = verdict.sent_to_address
+        if verdict.expired:
+            # Only for a code past its days (``genuine`` stays true: the code was ours);
+            # every other answer is as it was.
+            answer["expired"] = True
         return JSONResponse(answer, headers=headers)
     if verdict.genuine:
         words["channel"] = CHANNEL_WORDS[language].get(verdict.channel or "", "")
@@ -222,8 +233,11 @@ def _from_elsewhere(request: Request) -> bool:
 
 
 def _genuine(verdict: Verdict, to: str | None) -> str:
-    """Which answer a genuine code gets: a letter's is what it is (its address is not
-    kept); a message's says whether it went to the address given, or asks for it."""
+    """Which answer a genuine code gets: one past its days is expired, whatever its
+    channel or the address given; a letter's is what it is (its address is not kept); a
+    message's says whether it went to the address given, or asks for it."""
+    if verdict.expired:
+        return "expired"
     if verdict.channel == "letter":
         return "genuine_by_post"
     if verdict.address_limited:
