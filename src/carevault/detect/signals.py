@@ -435,6 +435,23 @@ def limit_for(span: str, profile: Profile, role: RoleBaseline | None) -> tuple[i
     return baseline_limit(floors[SPAN_INDEX[span]], profile.history(span), pooled, profile)
 
 
+#: Roles whose work is not care: their clinic's care does not explain what they open
+#: (``care_explains_none``).
+NOT_CARE_ROLES = frozenset({"billing", "integration"})
+
+
+def care_explains_none(access: Access, role: str | None) -> bool:
+    """Whether care explains none of what ``access``'s account opens, so that ``breadth``
+    counts every patient it is given: a billing clerk or a program (a client's secret),
+    whose work is no patient's care. A clinic's bookings explain every other account's
+    reads of the patients booked, so a stolen billing login or client secret paged every
+    patient the clinic saw today, 400 in a second, and no detector counted one; only the
+    release budget (thousands an hour for these roles) bounded it (adversary round 81).
+    Counted, they are judged against these roles' own floors, which are sized for work
+    that opens many patients."""
+    return role in NOT_CARE_ROLES or (access.account or "").startswith("client:")
+
+
 def baseline_limit(
     floor: int, own_days: list[float], pooled: list[int], profile: Profile
 ) -> tuple[int, str]:
@@ -634,11 +651,13 @@ class Detectors:
             state.person.observe_picks(access, day)
         if not access.explained:
             recent.today_unexplained.add(pseudonym)
+        if not access.explained or care_explains_none(access, profile.role):
             for name, window in recent.breadth.items():
                 count = window.add(pseudonym, access.at_us, access.position)
                 recent.peaks[name] = max(recent.peaks[name], count)
                 if live:
                     found.extend(self._breadth(access, name, state, role, day))
+        if not access.explained:
             if state.person is not None:
                 found.extend(self._person_breadth(access, state, role, pseudonym, day, live))
             watching = self._watching(access, state, role, pseudonym, live)
@@ -758,12 +777,17 @@ class Detectors:
         if count <= limit:
             return []
         severity = Severity.HIGH if count >= 2 * limit else Severity.MEDIUM
+        which = (
+            "with a care relationship or not (care explains no billing clerk's or client's reads)"
+            if care_explains_none(access, profile.role)
+            else "without a care relationship"
+        )
         return [
             Finding(
                 "breadth",
                 severity,
                 f"{span} {day}",
-                f"read {count} distinct patients without a care relationship in one {span}; {why}",
+                f"read {count} distinct patients {which} in one {span}; {why}",
                 access,
                 recent.unnamed(span, day, window.changes, window.members),
                 window.first_position,

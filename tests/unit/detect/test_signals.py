@@ -642,3 +642,42 @@ def test_the_clinicians_words_shown_in_a_review_queue_are_not_breadth() -> None:
     for n in range(300):
         feed.entry(MORNING + n * 1_000_000, f"p{n}", tag="access:break-glass:shown")
     assert [f for f in feed.found if f.detector == "breadth"] == []
+
+
+def test_a_billing_clerk_paging_patients_care_explains_is_breadth() -> None:
+    """Care explains a clinician's reads, not a billing clerk's: a billing login paging
+    every patient the clinic booked today took 400 in a second with no alert (adversary
+    round 81). The clerk's explained patients count towards ``breadth`` as unexplained
+    ones do, against the billing floors (80 in ten minutes)."""
+    feed = Feed(role="billing")
+    for n in range(81):
+        feed.entry(MORNING + n * 1_000_000, f"p{n}", explained=True)
+    breadth = [f for f in feed.found if f.detector == "breadth"]
+    assert breadth, feed.found
+    assert "81 distinct patients" in breadth[-1].explanation
+    assert "care relationship or not" in breadth[-1].explanation
+
+
+def test_a_client_paging_patients_care_explains_is_breadth() -> None:
+    """A stolen integration client's secret likewise (round 81: 400 patients the desk
+    had booked, no alert): the 301st in ten minutes passes the integration floor."""
+    feed = Feed(role="integration")
+    for n in range(301):
+        feed.entry(
+            MORNING + n * 1_000_000,
+            f"p{n}",
+            explained=True,
+            principal="client:lab-feed",
+            client_id="lab-feed",
+        )
+    assert [f.severity for f in feed.found if f.detector == "breadth"][:1] == [Severity.MEDIUM]
+
+
+def test_a_clinician_reading_patients_care_explains_is_not_breadth() -> None:
+    """A clinician's explained reads still do not count (their clinic's care is their
+    work): the change is for the roles whose work is not care."""
+    for role in ("physician", "nurse", "front_desk", "pharmacist", "clinic_manager"):
+        feed = Feed(role=role)
+        for n in range(300):
+            feed.entry(MORNING + n * 1_000_000, f"p{n}", explained=True)
+        assert [f for f in feed.found if f.detector == "breadth"] == [], role
