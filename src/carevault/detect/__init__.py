@@ -27,10 +27,26 @@ def alerts_as_dicts(services: Services) -> list[dict[str, Any]]:
     return described(detection.alerts.list(), services.audit_ledger.store)
 
 
+#: Detectors whose alerts are about where an account acted from: the address in them is
+#: the suspect's place (a network the account had not used, a second place at once, a
+#: download from elsewhere, a run of failed sign-ins), which an incident holds.
+PLACE_DETECTORS = frozenset(
+    {"two-places", "unusual-hour-new-place", "export-download", "sign-in-failures"}
+)
+
+
 def alert_case(services: Services, alert_id: str | int) -> dict[str, Any]:
     """What an incident needs to know of an alert's case: its title, the accounts,
     client apps and source addresses involved, and the time window (``until`` None
-    while the case is open). KeyError for an unknown alert."""
+    while the case is open). KeyError for an unknown alert.
+
+    A member of staff's alert holds their account, not the app they used nor the
+    address they acted from, unless the alert is about that place (``PLACE_DETECTORS``):
+    a desk's ``breadth`` through the EHR app every clinician uses, from the clinic's
+    address, held both, and the scope confirmed every colleague's reads of the window
+    beside the desk's (left open since stop 39; stop 64). A client's alert holds the
+    client and where it acted from. The officer adds an app or an address by hand
+    (``--client``, ``--address``) where the thief used it."""
     from carevault.detect.alerts import iso
 
     detection = services.detection
@@ -42,7 +58,7 @@ def alert_case(services: Services, alert_id: str | int) -> dict[str, Any]:
         {
             str(ipaddress.ip_network(a.source_address or ""))
             for a in case
-            if _is_address(a.source_address)
+            if _is_address(a.source_address) and (not a.account or a.detector in PLACE_DETECTORS)
         }
     )
     still_open = any(a.status == "open" for a in case)
@@ -59,7 +75,8 @@ def alert_case(services: Services, alert_id: str | int) -> dict[str, Any]:
     return {
         "title": f"{alert.detector} by {who}: {alert.explanation}"[:200],
         "accounts": sorted({a.account for a in case if a.account} | processes),
-        "clients": sorted({a.client for a in case if a.client}),
+        # A member of staff's app is what they used, not what was compromised.
+        "clients": sorted({a.client for a in case if a.client and not a.account}),
         "addresses": networks,
         "since": iso(_first_evidence_us(services, case)),
         "until": None if still_open else iso(max(a.updated_us for a in case)),

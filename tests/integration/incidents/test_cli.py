@@ -182,7 +182,16 @@ def test_bad_input_and_an_unknown_alert_fail_clearly(home: Path) -> None:
     assert runner.invoke(app, ["incident", "list", "--home", str(home)]).output == ""
 
 
-def test_declare_from_an_alert_takes_its_case(home: Path) -> None:
+def _alert(
+    home: Path,
+    detector: str,
+    *,
+    account: str | None = "thief",
+    client: str | None = None,
+    address: str = "203.0.113.9",
+) -> None:
+    """A detection alert on the thief's three reads (or a client's), as the detectors
+    store it; the first alert of ``home`` is alert 1."""
     from sqlalchemy import insert
 
     from carevault.db import write_transaction
@@ -193,12 +202,13 @@ def test_declare_from_an_alert_takes_its_case(home: Path) -> None:
         with write_transaction(services.engine) as connection:
             connection.execute(
                 insert(detect_alert).values(
-                    dedup_key="volume|thief|2026-01-01",
-                    case_key="case:thief",
-                    detector="volume",
+                    dedup_key=f"{detector}|{account or client}|2026-01-01",
+                    case_key=f"case:{account or client}",
+                    detector=detector,
                     severity="high",
-                    account="thief",
-                    source_address="203.0.113.9",
+                    account=account,
+                    client=client,
+                    source_address=address,
                     patient_count=3,
                     patients="[]",
                     raised_us=1_767_226_000_000_000,
@@ -209,15 +219,67 @@ def test_declare_from_an_alert_takes_its_case(home: Path) -> None:
             )
     finally:
         services.close()
+
+
+def test_declare_from_an_alert_takes_its_case(home: Path) -> None:
+    _alert(home, "two-places")
     # The alert was raised after the reads it is about: the window is widened by hand.
     output = _run(home, "declare", "--from-alert", "1", "--since", "2026-01-01")
     incident = output.split()[-1]
     shown = json.loads(_run(home, "show", incident))
-    assert shown["alert"] == "1" and shown["title"].startswith("volume by thief")
+    assert shown["alert"] == "1" and shown["title"].startswith("two-places by thief")
     assert shown["compromised"]["accounts"] == ["thief"]
+    # An alert on where the account acted from: that place is the thief's.
     assert shown["compromised"]["addresses"] == ["203.0.113.9/32"]
     document = json.loads(_run(home, "scope", incident))
     assert len(document["tiers"]["confirmed"]) == 3
+
+
+def test_an_alert_on_a_staff_account_holds_neither_its_app_nor_its_workplace(home: Path) -> None:
+    """A desk's ``breadth`` alert, its reads through the EHR app every clinician uses,
+    from the clinic's address: the incident holds the desk's account, not the app nor
+    the address, or every colleague's reads of the window were confirmed beside the
+    desk's (a scope, and notices, for patients no thief touched; stop 64)."""
+    services = build_services(make_settings(home))
+    try:
+        services.clients.add(
+            "ehr-app",
+            "EHR",
+            confidential=False,
+            scopes="user/*.rs",
+            clinic_ids=["tm"],
+            redirect_uris=["https://ehr.example/cb"],
+        )
+        for principal, numbers in (("staff:thief", range(3, 5)), ("staff:colleague", range(5, 9))):
+            record_reads(services, principal, numbers, source_address="10.1.0.20",
+                         client_id="ehr-app")  # fmt: skip
+    finally:
+        services.close()
+    _alert(home, "breadth", client="ehr-app", address="10.1.0.20")
+    output = _run(home, "declare", "--from-alert", "1", "--since", "2026-01-01")
+    shown = json.loads(_run(home, "show", output.split()[-1]))
+    compromised = shown["compromised"]
+    assert (compromised["accounts"], compromised["clients"], compromised["addresses"]) == (
+        ["thief"],
+        [],
+        [],
+    )
+    document = json.loads(_run(home, "scope", output.split()[-1]))
+    assert sorted(line["patient"] for line in document["tiers"]["confirmed"]) == [
+        f"ps{n}" for n in range(5)
+    ]
+
+
+def test_an_alert_on_a_client_holds_the_client_and_its_address(home: Path) -> None:
+    """A client's alert: the client itself (its secret) and where it acted from."""
+    _alert(home, "breadth", account=None, client="lab-interface")
+    output = _run(home, "declare", "--from-alert", "1", "--since", "2026-01-01")
+    compromised = json.loads(_run(home, "show", output.split()[-1]))["compromised"]
+    assert (compromised["accounts"], compromised["clients"], compromised["addresses"]) == (
+        [],
+        ["lab-interface"],
+        ["203.0.113.9/32"],
+    )
 
 
 def test_scope_run_prints_a_kept_run_as_it_was_computed(home: Path) -> None:
