@@ -2666,8 +2666,9 @@ class Gate:
             except (AccessDenied, ContainmentActive):
                 continue
             raise MatchedMeanwhile(
-                f"a {rt.name} matching If-None-Exist was written by another request "
-                "meanwhile; send the request again to be answered with it"
+                f"a {rt.name} matching the conditional criteria (If-None-Exist, or a "
+                "conditional update's) was written by another request meanwhile; send "
+                "the request again: it finds that record"
             )
 
     def _refuse_changed_meanwhile(

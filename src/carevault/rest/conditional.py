@@ -31,7 +31,7 @@ from carevault.fhir.outcome import FhirError, bad_request
 from carevault.fhir.query import SearchQuery
 from carevault.fhir.registry import ResourceType
 from carevault.fhir.validate import parse_json, validate_resource
-from carevault.gate import Caller
+from carevault.gate import Caller, MatchedMeanwhile
 from carevault.rest import bundles, patching
 from carevault.rest.errors import translated
 from carevault.rest.interactions import (
@@ -85,17 +85,31 @@ def update(
         interactions, caller, rt, params, given=resource.get("id"), expected=expected
     )
     if creates:
-        # Created by the PUT it was: its history says so.
-        operation = Put(rt, target, resource, fresh=True, method=Method.PUT)
-    else:
-        operation = Put(
-            rt,
-            target,
-            {**resource, "id": target},
-            if_match=expected,
-            if_none_match=unwanted,
-            method=Method.PUT,
-        )
+        # Created by the PUT it was: its history says so. Refused if a record its
+        # identifiers match was written since its search (the same upsert sent again
+        # through another worker): it updates that record instead, as it would have had
+        # it come a moment later (integrator round, stop 64: each made a patient).
+        held = interactions.identifier_tokens(interactions.parse_criteria(rt, params))
+        operation = Put(rt, target, resource, fresh=True, method=Method.PUT, unless_held=held)
+        with translated():
+            try:
+                [result] = interactions.gate.write(caller, [operation])
+            except MatchedMeanwhile:
+                target, creates = update_target(
+                    interactions, caller, rt, params, given=None, expected=None
+                )
+                if creates:
+                    raise
+            else:
+                return written(201, result.head, result.body, base, prefer)
+    operation = Put(
+        rt,
+        target,
+        {**resource, "id": target},
+        if_match=expected,
+        if_none_match=unwanted,
+        method=Method.PUT,
+    )
     with translated():
         [result] = interactions.gate.write(caller, [operation])
     return written(201 if result.created else 200, result.head, result.body, base, prefer)

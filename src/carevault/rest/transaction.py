@@ -489,6 +489,12 @@ def _resolve_conditional_write(
         entry.resource_id, entry.creates = conditional.update_target(
             interactions, caller, entry.resource_type, params, given=given, expected=expected
         )
+        if entry.creates:
+            # Written meanwhile by another request, the match fails the transaction (409:
+            # sent again, the Bundle updates it) rather than make a second record.
+            entry.unless_held = interactions.identifier_tokens(
+                interactions.parse_criteria(entry.resource_type, params)
+            )
     except FhirError as error:
         raise _at_entry(f"Bundle.entry[{entry.index}]", error) from None
 

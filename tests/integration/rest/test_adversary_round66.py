@@ -318,6 +318,65 @@ def test_a_transaction_with_a_conditional_create_sent_twice_at_once_creates_one_
             assert "If-None-Exist" in answer.text, answer.text
 
 
+def _put_at_once(
+    webs: list[FhirTestClient], path: str, body: dict[str, Any], headers: dict[str, str]
+) -> list[Any]:
+    """``body`` put to ``path`` through each of ``webs`` at one moment."""
+    content = json.dumps(body)
+    return _at_once([partial(web.put, path, content=content, headers=headers) for web in webs])
+
+
+def test_a_conditional_update_sent_at_once_creates_one_patient(
+    group: Group, other_process: FhirTestClient, api: FhirTestClient
+) -> None:
+    """A feed's "update the patient with this HKID, or create them" (``PUT
+    Patient?identifier=…``, docs/rest.md), sent again through another worker while the
+    first is in flight: one patient, the others updating it. Each create under
+    no match made a patient of its own (integrator round, stop 64: four to six records
+    of one HKID, and the feed's next upsert answered 412 for good)."""
+    hkid = f"K246813({check_digit('K', '246813')})"
+    headers = {**group.desk_tm.headers, "content-type": "application/fhir+json"}
+    webs = [group.web, other_process, group.web, other_process]
+    path = f"/fhir/Patient?identifier={HKID_SYSTEM}|{hkid}"
+    answers = _put_at_once(webs, path, _new_patient_of_tm(hkid), headers)
+    statuses = [answer.status_code for answer in answers]
+    found = api.get(f"/fhir/Patient?identifier={HKID_SYSTEM}|{hkid}").json()
+    assert found["total"] == 1, statuses
+    assert statuses.count(201) == 1, statuses
+    assert set(statuses) - {200, 201, 429} == set(), statuses
+    again = group.web.put(path, content=json.dumps(_new_patient_of_tm(hkid)), headers=headers)
+    assert again.status_code == 200, again.text
+
+
+def test_a_transaction_with_a_conditional_update_sent_at_once_creates_one_patient(
+    group: Group, other_process: FhirTestClient, api: FhirTestClient
+) -> None:
+    """The same as a transaction's entry (``PUT Patient?identifier=…``): a Bundle whose
+    entry found no match, and whose match another wrote meanwhile, fails whole (409:
+    sent again, the Bundle updates the record)."""
+    hkid = f"K135792({check_digit('K', '135792')})"
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {
+                "resource": _new_patient_of_tm(hkid),
+                "request": {"method": "PUT", "url": f"Patient?identifier={HKID_SYSTEM}|{hkid}"},
+            }
+        ],
+    }
+    headers = {**group.desk_tm.headers, "content-type": "application/fhir+json"}
+    webs = [group.web, other_process, group.web, other_process]
+    answers = _sent_at_once(webs, "/fhir", bundle, headers)
+    statuses = [answer.status_code for answer in answers]
+    found = api.get(f"/fhir/Patient?identifier={HKID_SYSTEM}|{hkid}").json()
+    assert found["total"] == 1, statuses
+    assert set(statuses) - {200, 409, 429} == set(), statuses
+    for answer in answers:
+        if answer.status_code == 409:
+            assert "send the request again" in answer.text, answer.text
+
+
 def test_guard_care_ended_in_one_process_ends_in_the_other(
     group: Group, other_process: FhirTestClient
 ) -> None:
