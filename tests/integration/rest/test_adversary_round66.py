@@ -248,11 +248,40 @@ def _at_once(actions: Sequence[Callable[[], T]]) -> list[T]:
 
 
 def _sent_at_once(
-    webs: list[FhirTestClient], path: str, body: dict[str, Any], headers: dict[str, str]
+    webs: list[FhirTestClient],
+    path: str,
+    body: dict[str, Any],
+    headers: dict[str, str],
+    method: str = "post",
 ) -> list[Any]:
-    """``body`` posted to ``path`` through each of ``webs`` at one moment."""
+    """``body`` posted (or put) to ``path`` through each of ``webs`` at one moment."""
     content = json.dumps(body)
-    return _at_once([partial(web.post, path, content=content, headers=headers) for web in webs])
+    return _at_once(
+        [partial(getattr(web, method), path, content=content, headers=headers) for web in webs]
+    )
+
+
+def _raced(
+    group: Group,
+    other_process: FhirTestClient,
+    api: FhirTestClient,
+    hkid: str,
+    path: str,
+    body: dict[str, Any],
+    method: str = "post",
+) -> list[int]:
+    """The desk's ``body`` sent to ``path`` four times at once through two server
+    processes: the statuses, once the HKID is seen to be one patient's alone."""
+    headers = {**group.desk_tm.headers, "content-type": "application/fhir+json"}
+    webs = [group.web, other_process, group.web, other_process]
+    answers = _sent_at_once(webs, path, body, headers, method)
+    statuses = [answer.status_code for answer in answers]
+    found = api.get(f"/fhir/Patient?identifier={HKID_SYSTEM}|{hkid}").json()
+    assert found["total"] == 1, statuses
+    for answer in answers:
+        if answer.status_code == 409:
+            assert "send the request again" in answer.text, answer.text
+    return statuses
 
 
 def test_a_conditional_create_sent_twice_at_once_creates_one_patient(
@@ -318,14 +347,6 @@ def test_a_transaction_with_a_conditional_create_sent_twice_at_once_creates_one_
             assert "If-None-Exist" in answer.text, answer.text
 
 
-def _put_at_once(
-    webs: list[FhirTestClient], path: str, body: dict[str, Any], headers: dict[str, str]
-) -> list[Any]:
-    """``body`` put to ``path`` through each of ``webs`` at one moment."""
-    content = json.dumps(body)
-    return _at_once([partial(web.put, path, content=content, headers=headers) for web in webs])
-
-
 def test_a_conditional_update_sent_at_once_creates_one_patient(
     group: Group, other_process: FhirTestClient, api: FhirTestClient
 ) -> None:
@@ -335,15 +356,11 @@ def test_a_conditional_update_sent_at_once_creates_one_patient(
     no match made a patient of its own (integrator round, stop 64: four to six records
     of one HKID, and the feed's next upsert answered 412 for good)."""
     hkid = f"K246813({check_digit('K', '246813')})"
-    headers = {**group.desk_tm.headers, "content-type": "application/fhir+json"}
-    webs = [group.web, other_process, group.web, other_process]
     path = f"/fhir/Patient?identifier={HKID_SYSTEM}|{hkid}"
-    answers = _put_at_once(webs, path, _new_patient_of_tm(hkid), headers)
-    statuses = [answer.status_code for answer in answers]
-    found = api.get(f"/fhir/Patient?identifier={HKID_SYSTEM}|{hkid}").json()
-    assert found["total"] == 1, statuses
+    statuses = _raced(group, other_process, api, hkid, path, _new_patient_of_tm(hkid), "put")
     assert statuses.count(201) == 1, statuses
     assert set(statuses) - {200, 201, 429} == set(), statuses
+    headers = {**group.desk_tm.headers, "content-type": "application/fhir+json"}
     again = group.web.put(path, content=json.dumps(_new_patient_of_tm(hkid)), headers=headers)
     assert again.status_code == 200, again.text
 
@@ -365,16 +382,8 @@ def test_a_transaction_with_a_conditional_update_sent_at_once_creates_one_patien
             }
         ],
     }
-    headers = {**group.desk_tm.headers, "content-type": "application/fhir+json"}
-    webs = [group.web, other_process, group.web, other_process]
-    answers = _sent_at_once(webs, "/fhir", bundle, headers)
-    statuses = [answer.status_code for answer in answers]
-    found = api.get(f"/fhir/Patient?identifier={HKID_SYSTEM}|{hkid}").json()
-    assert found["total"] == 1, statuses
+    statuses = _raced(group, other_process, api, hkid, "/fhir", bundle)
     assert set(statuses) - {200, 409, 429} == set(), statuses
-    for answer in answers:
-        if answer.status_code == 409:
-            assert "send the request again" in answer.text, answer.text
 
 
 def test_guard_care_ended_in_one_process_ends_in_the_other(
