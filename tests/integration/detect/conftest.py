@@ -6,6 +6,7 @@ import base64
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,23 @@ class Clinic:
 
     def read(self, who: Staff, patient: str) -> int:
         return int(self.web.get(f"/fhir/Patient/{patient}", headers=who.headers).status_code)
+
+    def book_everyone(self, start: datetime, status: str = "booked") -> None:
+        """The desk books each patient at clinic A at ``start`` (a quarter of an hour):
+        care that explains every other account's reads of them."""
+        for patient in self.patients:
+            body = {
+                "resourceType": "Appointment",
+                "status": status,
+                "start": start.isoformat(),
+                "end": (start + timedelta(minutes=15)).isoformat(),
+                "participant": [
+                    {"actor": {"reference": f"Patient/{patient}"}, "status": "accepted"},
+                    {"actor": {"reference": "Organization/clinic-a"}, "status": "accepted"},
+                ],
+            }
+            response = self.web.post_json("/fhir/Appointment", body, **self.desk.headers)
+            assert response.status_code == 201, response.text
 
 
 def clinic_settings(

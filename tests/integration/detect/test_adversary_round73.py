@@ -14,7 +14,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -55,19 +54,7 @@ def _explained_doctor(clinic: Clinic) -> Staff:
     """The desk books every patient for today (fulfilled): care that explains the reads
     of the clinic's doctor, whom the detectors of unexplained reads then never count."""
     start = datetime.now(ZONE).replace(hour=10, minute=0, second=0, microsecond=0)
-    for patient in clinic.patients:
-        body: dict[str, Any] = {
-            "resourceType": "Appointment",
-            "status": "fulfilled",
-            "start": start.isoformat(),
-            "end": (start + timedelta(minutes=15)).isoformat(),
-            "participant": [
-                {"actor": {"reference": f"Patient/{patient}"}, "status": "accepted"},
-                {"actor": {"reference": "Organization/clinic-a"}, "status": "accepted"},
-            ],
-        }
-        response = clinic.web.post_json("/fhir/Appointment", body, **clinic.desk.headers)
-        assert response.status_code == 201, response.text
+    clinic.book_everyone(start, "fulfilled")
     doctor = make_staff(clinic.services, Role.PHYSICIAN, ["clinic-a"], practitioner_id="dr-x")
     clinic.services.access._clinics = None
     return doctor

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -49,20 +49,7 @@ def booked_clinic(backend: str, tmp_path: Path, request: pytest.FixtureRequest) 
         rate_limit_account_per_second=0,
         rate_limit_source_per_second=0,
     ) as clinic:
-        start = datetime.now(UTC).replace(microsecond=0)
-        for patient in clinic.patients:
-            body = {
-                "resourceType": "Appointment",
-                "status": "booked",
-                "start": start.isoformat(),
-                "end": (start + timedelta(minutes=15)).isoformat(),
-                "participant": [
-                    {"actor": {"reference": f"Patient/{patient}"}, "status": "accepted"},
-                    {"actor": {"reference": "Organization/clinic-a"}, "status": "accepted"},
-                ],
-            }
-            response = clinic.web.post_json("/fhir/Appointment", body, **clinic.desk.headers)
-            assert response.status_code == 201, response.text
+        clinic.book_everyone(datetime.now(UTC).replace(microsecond=0))
         assert alerts_as_dicts(clinic.services) == []
         yield clinic
 
