@@ -44,7 +44,7 @@ CODE_SECONDS = 60
 PICKER_SECONDS = 600
 _PICKING = "picking"
 _MAX_NONCE = 256
-#: The longest ``state`` taken (and so sent back). SMART App Launch 2.0 has apps send one
+#: The longest ``state`` taken (and so sent back), in bytes of UTF-8. SMART App Launch 2.0 has apps send one
 #: of at least 122 bits of entropy (a random UUID, 36 characters, is enough); it is echoed
 #: into every redirect back to the app, where a huge one would make a URL no browser or
 #: proxy takes.
@@ -987,8 +987,9 @@ def _state_refusal(state: str) -> str | None:
             "state is required: an unguessable value the app checks when the answer "
             "comes back (SMART App Launch)"
         )
-    if len(state) > _MAX_STATE:
-        return f"state is longer than {_MAX_STATE} characters: it is not sent back"
+    if len(state.encode()) > _MAX_STATE:
+        # Counted in bytes as sent (UTF-8): 1,024 emoji came back as 12 KB of query.
+        return f"state is longer than {_MAX_STATE} bytes: it is not sent back"
     return None
 
 

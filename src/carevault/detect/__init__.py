@@ -44,8 +44,8 @@ def alert_case(services: Services, alert_id: str | int) -> dict[str, Any]:
     address they acted from, unless the alert is about that place (``PLACE_DETECTORS``):
     a desk's ``breadth`` through the EHR app every clinician uses, from the clinic's
     address, held both, and the scope confirmed every colleague's reads of the window
-    beside the desk's (left open since stop 39; stop 64). A client's alert holds the
-    client and where it acted from. The officer adds an app or an address by hand
+    beside the desk's (left open since stop 39; stop 64). A client's alert, or a bound
+    integration account's (``_programs``), holds the client and where it acted from. The officer adds an app or an address by hand
     (``--client``, ``--address``) where the thief used it."""
     from carevault.detect.alerts import iso
 
@@ -54,11 +54,13 @@ def alert_case(services: Services, alert_id: str | int) -> dict[str, Any]:
         raise RuntimeError("detection is not configured in these services")
     alert = detection.alerts.get(alert_id)
     case = detection.alerts.list(case=alert.case_key)
+    programs = _programs(services, case)
     networks = sorted(
         {
             str(ipaddress.ip_network(a.source_address or ""))
             for a in case
-            if _is_address(a.source_address) and (not a.account or a.detector in PLACE_DETECTORS)
+            if _is_address(a.source_address)
+            and (not a.account or a.detector in PLACE_DETECTORS or a.client in programs)
         }
     )
     still_open = any(a.status == "open" for a in case)
@@ -75,8 +77,7 @@ def alert_case(services: Services, alert_id: str | int) -> dict[str, Any]:
     return {
         "title": f"{alert.detector} by {who}: {alert.explanation}"[:200],
         "accounts": sorted({a.account for a in case if a.account} | processes),
-        # A member of staff's app is what they used, not what was compromised.
-        "clients": sorted({a.client for a in case if a.client and not a.account}),
+        "clients": sorted(programs),
         "addresses": networks,
         "since": iso(_first_evidence_us(services, case)),
         "until": None if still_open else iso(max(a.updated_us for a in case)),
@@ -101,6 +102,21 @@ def _first_evidence_us(services: Services, case: list[Any]) -> int:
         if data is not None:
             earliest = min(earliest, int(json.loads(data)["at_us"]))
     return earliest
+
+
+def _programs(services: Services, case: list[Any]) -> set[str]:
+    """The client apps a case's alerts hold compromised: a client acting as itself, or a
+    backend service (no redirect URI: its secret is what acts) acting for the
+    integration account it is bound to; not the app a member of staff signed in through
+    (every clinician's EHR app). An app no longer known is held, as it was named."""
+    held: set[str] = set()
+    for alert in case:
+        if not alert.client or alert.client in held:
+            continue
+        app = services.clients.get(alert.client) if alert.account else None
+        if not alert.account or app is None or not app.redirect_uris:
+            held.add(alert.client)
+    return held
 
 
 def _is_address(text: str | None) -> bool:

@@ -649,15 +649,16 @@ class Detectors:
         observe_picks(access, recent)
         if state.person is not None:
             state.person.observe_picks(access, day)
-        if not access.explained:
-            recent.today_unexplained.add(pseudonym)
+        # Judged as unexplained: what no care explains, and whatever a billing clerk or a
+        # client opens (breadth, the drip, the watch after a step-up alike; the review of
+        # stop 64: a billing thief past a step-up read 300 booked patients unwatched).
         if not access.explained or care_explains_none(access, profile.role):
+            recent.today_unexplained.add(pseudonym)
             for name, window in recent.breadth.items():
                 count = window.add(pseudonym, access.at_us, access.position)
                 recent.peaks[name] = max(recent.peaks[name], count)
                 if live:
                     found.extend(self._breadth(access, name, state, role, day))
-        if not access.explained:
             if state.person is not None:
                 found.extend(self._person_breadth(access, state, role, pseudonym, day, live))
             watching = self._watching(access, state, role, pseudonym, live)

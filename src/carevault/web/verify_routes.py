@@ -200,7 +200,10 @@ async def verify(request: Request) -> Response:
     sent_day = day(from_micros(verdict.sent_us), language, zone) if verdict.sent_us else None
     if wants_json:
         answer: dict[str, object] = {
-            "genuine": verdict.genuine,
+            # An expired code vouches for nothing now: a script that reads ``genuine``
+            # alone tells its user not to trust the message (fail safe; the review of
+            # stop 64), and ``expired`` says why.
+            "genuine": verdict.genuine and not verdict.expired,
             "channel": verdict.channel,
             "sent_on": from_micros(verdict.sent_us).astimezone(zone).date().isoformat()
             if verdict.sent_us
@@ -210,8 +213,7 @@ async def verify(request: Request) -> Response:
             # Only when an address was given: ``?code=`` alone keeps its three keys.
             answer["sent_to_address"] = verdict.sent_to_address
         if verdict.expired:
-            # Only for a code past its days (``genuine`` stays true: the code was ours);
-            # every other answer is as it was.
+            # Only for a code past its days; every other answer is as it was.
             answer["expired"] = True
         return JSONResponse(answer, headers=headers)
     if verdict.genuine:

@@ -455,7 +455,7 @@ def test_an_overlong_state_is_refused_and_not_echoed(
     query = _sent_back_without_state(response)
     assert query["error"] == ["invalid_request"]
     (description,) = query["error_description"]
-    assert f"state is longer than {MAX_STATE} characters" in description
+    assert f"state is longer than {MAX_STATE} bytes" in description
     assert "not sent back" in description
     assert len(response.headers["location"]) < 300
     event = refused(
@@ -470,7 +470,9 @@ def test_a_state_up_to_the_limit_is_echoed_with_the_code_and_with_an_error(
 ) -> None:
     staff = new_staff()
     odd = "a b&c=d/é+%?#"
-    request = AuthRequest(APP, FHIR_BASE, state=odd + "x" * (MAX_STATE - len(odd)))
+    state = odd + "x" * (MAX_STATE - len(odd.encode()))
+    assert len(state.encode()) == MAX_STATE
+    request = AuthRequest(APP, FHIR_BASE, state=state)
 
     code = _signed_in_code(web, staff, request)  # code_from checks the state came back
 
@@ -481,6 +483,18 @@ def test_a_state_up_to_the_limit_is_echoed_with_the_code_and_with_an_error(
         follow_redirects=False,
     )
     assert error_from(sent_back, request) == "invalid_request"  # with the state, as sent
+
+
+def test_a_state_is_bounded_in_bytes_not_characters(web: FhirTestClient) -> None:
+    """1,024 characters of four bytes each came back as 12 KB of query (review of stop
+    64): the bound is on the bytes sent."""
+    request = AuthRequest(APP, FHIR_BASE, state="\U0001f600" * (MAX_STATE // 4 + 1))
+
+    response = web.get("/auth/authorize", params=request.params(), follow_redirects=False)
+
+    query = _sent_back_without_state(response)
+    assert query["error"] == ["invalid_request"]
+    assert len(response.headers["location"]) < 300
 
 
 @pytest.mark.parametrize("state", ["removed", "emptied", "overlong"])

@@ -270,13 +270,23 @@ def test_an_alert_on_a_staff_account_holds_neither_its_app_nor_its_workplace(hom
     ]
 
 
-def test_an_alert_on_a_client_holds_the_client_and_its_address(home: Path) -> None:
-    """A client's alert: the client itself (its secret) and where it acted from."""
-    _alert(home, "breadth", account=None, client="lab-interface")
+@pytest.mark.parametrize("account", [None, "labfeed"])
+def test_an_alert_on_a_client_holds_the_client_and_its_address(
+    home: Path, account: str | None
+) -> None:
+    """A client's alert (or that of the integration account a backend service is bound
+    to: the review of stop 64): the client itself (its secret) and where it acted from."""
+    if account is not None:
+        services = build_services(make_settings(home))
+        try:
+            services.accounts.add(account, "Lab feed", Role.INTEGRATION, ["tm"], PASSWORD)
+        finally:
+            services.close()
+    _alert(home, "breadth", account=account, client="lab-interface")
     output = _run(home, "declare", "--from-alert", "1", "--since", "2026-01-01")
     compromised = json.loads(_run(home, "show", output.split()[-1]))["compromised"]
     assert (compromised["accounts"], compromised["clients"], compromised["addresses"]) == (
-        [],
+        [account] if account else [],
         ["lab-interface"],
         ["203.0.113.9/32"],
     )

@@ -681,3 +681,34 @@ def test_a_clinician_reading_patients_care_explains_is_not_breadth() -> None:
         for n in range(300):
             feed.entry(MORNING + n * 1_000_000, f"p{n}", explained=True)
         assert [f for f in feed.found if f.detector == "breadth"] == [], role
+
+
+def test_a_billing_login_past_a_step_up_reading_booked_patients_is_watched() -> None:
+    """Stepped up (a medium ``breadth``'s response) and past it with a phished seed, a
+    billing login read 300 booked patients over ten hours, under every billing floor,
+    and the watch after the step-up counted none (review of stop 64): it counts them as
+    it counts unexplained ones, and raises ``after-step-up``."""
+    feed = Feed(role="billing")
+    Detectors.stepped_up(feed.state, MORNING, position=1)
+    for n in range(300):
+        feed.entry(MORNING + MINUTE_US + n * 2 * MINUTE_US, f"p{n}", explained=True)
+    assert "after-step-up" in feed.detectors_fired(), feed.detectors_fired()
+
+
+def test_a_billing_login_dripping_booked_patients_is_a_slow_drip() -> None:
+    """Sixty booked patients a day beyond a billing login's usual ten, one every eight
+    minutes (under every ``breadth`` floor), day after day: ``slow-drip`` within the
+    week, as for the same reads unexplained (review of stop 64)."""
+    profile = Profile(role="billing", first_us=MORNING - 20 * DAY_US, last_us=MORNING - HOUR_US)
+    for day in range(10):
+        profile.days[str(day)] = {"all": 10, "unexplained": 1, "10 minutes": 2, "hour": 5,
+                                  "day": 10}  # fmt: skip
+    for hour in range(9, 19):
+        profile.hours[hour] = 40
+    profile.addresses["10.1.0.0/24"] = MORNING - HOUR_US
+    profile.agents["workstation"] = MORNING - HOUR_US
+    feed = Feed(role="billing", profile=profile)
+    for day in range(6):
+        for n in range(60):
+            feed.entry(MORNING + day * DAY_US + n * 8 * MINUTE_US, f"d{day}-{n}", explained=True)
+    assert "slow-drip" in feed.detectors_fired(), feed.detectors_fired()
