@@ -45,8 +45,9 @@ def alert_case(services: Services, alert_id: str | int) -> dict[str, Any]:
     a desk's ``breadth`` through the EHR app every clinician uses, from the clinic's
     address, held both, and the scope confirmed every colleague's reads of the window
     beside the desk's (left open since stop 39; stop 64). A client's alert, or a bound
-    integration account's (``_programs``), holds the client and where it acted from. The officer adds an app or an address by hand
-    (``--client``, ``--address``) where the thief used it."""
+    integration account's (``_programs``), holds the client and where it acted from.
+    The officer adds an app or an address by hand (``--client``, ``--address``) where
+    the thief used it."""
     from carevault.detect.alerts import iso
 
     detection = services.detection
