@@ -47,8 +47,7 @@ _MAX_NONCE = 256
 #: The longest ``state`` taken (and so sent back), in bytes of UTF-8. SMART App Launch
 #: 2.0 has apps send one of at least 122 bits of entropy (a random UUID, 36 characters,
 #: is enough); it is echoed into every redirect back to the app, where a huge one would
-#: make a URL no browser or
-#: proxy takes.
+#: make a URL no browser or proxy takes.
 _MAX_STATE = 1024
 
 
