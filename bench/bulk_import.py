@@ -163,7 +163,7 @@ def load_import(
             loader = Loader(services.gate, services.now_us, checker=checker, hold_collector=True)
         except TypeError:  # another tree's src, from before (bench.bulk_import_ab)
             loader = Loader(services.gate, services.now_us, checker=checker)
-        report = Importer(loader, Journal(services.engine)).run(files)
+        report = Importer(loader, Journal(services.engine, services.keys)).run(files)
     finally:
         checker.close()
     assert report.rejected == 0, [f.rejections[:3] for f in report.files if f.rejections]

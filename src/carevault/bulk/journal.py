@@ -9,6 +9,14 @@ from sqlalchemy import Connection, Engine, delete, insert, select, update
 
 from carevault.bulk.tables import bulk_import_file, bulk_import_rejection
 from carevault.db import read_transaction, write_transaction
+from carevault.keys.envelope import RecordIntegrityError
+from carevault.keys.provider import KeyProviderError
+from carevault.keys.service import DataKeyError, KeyService
+from carevault.keys.words import SealedWords
+
+#: The data key the reasons of refused lines are sealed under, and who unwraps it.
+REASONS_KEY_ID = "import-reasons"
+REASONS_PRINCIPAL = "system:import"
 
 
 @dataclass(frozen=True)
@@ -24,10 +32,24 @@ class FileProgress:
 
 
 class Journal:
-    """Progress of import files, known by the SHA-256 of their bytes."""
+    """Progress of import files, known by the SHA-256 of their bytes.
 
-    def __init__(self, engine: Engine) -> None:
+    Why each refused line was refused is sealed at rest (``keys.words``), bound to the
+    file and the line: a reason names what the line held that CareVault does not take
+    (``Patient.<element>: unknown element``, a resource type it does not hold), which a
+    broken or hostile feed may make a person's name or number, and the tables are what
+    a thief with the database files or a backup reads (adversary round, stop 64). With
+    encryption off (``keys`` None) reasons are kept as written, as records are."""
+
+    def __init__(self, engine: Engine, keys: KeyService | None) -> None:
         self.engine = engine
+        self._reasons = SealedWords(
+            keys,
+            REASONS_KEY_ID,
+            REASONS_PRINCIPAL,
+            "import-reasons",
+            "carevault-import-reasons/1",
+        )
 
     def progress(self, file_sha256: str) -> FileProgress | None:
         with read_transaction(self.engine) as connection:
@@ -111,7 +133,7 @@ class Journal:
                     {
                         "file_sha256": file_sha256,
                         "line": line,
-                        "reason": reason[:2000],
+                        "reason": self._reasons.seal(f"{file_sha256}|{line}", reason[:2000]),
                         "record": _named(records.get(line)) if records else None,
                     }
                     for line, reason in sorted(rejections.items())
@@ -138,7 +160,21 @@ class Journal:
                 .order_by(bulk_import_rejection.c.line)
                 .limit(limit)
             ).all()
-        return [(row.line, row.reason) for row in rows]
+        return [(row.line, self._reason(file_sha256, row.line, row.reason)) for row in rows]
+
+    def _reason(self, file_sha256: str, line: int, stored: str) -> str:
+        """A refused line's reason as stored: one whose seal does not open (moved from
+        another line, altered, the key service out of reach) says so, never its stored
+        value, rather than fail the whole report."""
+        try:
+            return self._reasons.open(
+                f"{file_sha256}|{line}", stored, where=f"line {line}'s reason"
+            )
+        except RecordIntegrityError:
+            why = "its seal does not match where it is kept"
+        except (KeyProviderError, DataKeyError) as error:
+            why = type(error).__name__
+        return f"(the reason is sealed and could not be opened here: {why})"
 
     def refused_records(self, file_sha256: str) -> set[tuple[str, str]]:
         """The records (type, id) an earlier run over the file refused to change, or

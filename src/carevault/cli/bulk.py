@@ -86,7 +86,7 @@ def import_files(
         batch_size=batch_size,
         hold_collector=True,
     )
-    importer = Importer(loader, Journal(services.engine))
+    importer = Importer(loader, Journal(services.engine, services.keys))
     try:
         with Progress(
             TextColumn("[bold]{task.description}"),

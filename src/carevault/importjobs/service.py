@@ -105,7 +105,7 @@ class ImportService(JobService[ImportJob]):
         self.limits = limits
         self.settings = settings
         self.jobs = ImportJobStore(gate.vault.engine)
-        self.journal = Journal(gate.vault.engine)
+        self.journal = Journal(gate.vault.engine, gate.vault.keys)
 
     def held(self, clinics: frozenset[str] = frozenset()) -> str | None:
         """Why imports must wait now (patient data offline or read-only, key lockdown, or

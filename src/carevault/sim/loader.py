@@ -173,7 +173,7 @@ def seeding_begun(services: Services, group: ClinicGroup, seed: int, patients: i
     """Whether a seeding of ``patients`` without the directory (the demo's, in the
     background) has begun in this home: only such a one is carried on."""
     key = seed_key(group, seed, patients, directory=False)
-    return Journal(services.engine).progress(key) is not None
+    return Journal(services.engine, services.keys).progress(key) is not None
 
 
 def seed_patients(
@@ -193,7 +193,7 @@ def seed_patients(
     types are checked (the tests validate every kind it makes). Resumable: a seeding
     interrupted carries on after its last committed batch. ``advance`` is told of each
     patient done."""
-    journal = Journal(services.engine)
+    journal = Journal(services.engine, services.keys)
     key = seed_key(group, seed, patients, directory=directory)
     progress = journal.start(key, f"seed of {patients} patients", 0, services.now_us())
     if progress.finished:

@@ -38,7 +38,7 @@ READER = Caller(principal="system:test")
 
 def run_import(services: Services, paths: list[Path], batch_size: int = 2000) -> ImportReport:
     loader = Loader(services.gate, services.now_us, checker=_checker(), batch_size=batch_size)
-    return Importer(loader, Journal(services.engine)).run(paths)
+    return Importer(loader, Journal(services.engine, services.keys)).run(paths)
 
 
 def _checker() -> Checker:
@@ -286,7 +286,7 @@ def test_files_are_told_to_the_progress_in_load_order_and_reported_in_it(
     broken.write_bytes(b"[not json")
     loader = Loader(services.gate, services.now_us, checker=_checker(), batch_size=7)
     heard: list[tuple[str, int]] = []
-    report = Importer(loader, Journal(services.engine)).run(
+    report = Importer(loader, Journal(services.engine, services.keys)).run(
         [*files, broken],
         start=lambda name, count: heard.append((name, count)),
         advance=lambda count: heard.append(("+", count)),
@@ -368,7 +368,7 @@ def test_records_checked_in_another_process_are_refused_and_indexed_as_in_the_wr
         if started:
             checker.wait_started()
         loader = Loader(services.gate, services.now_us, checker=checker)
-        report = Importer(loader, Journal(services.engine)).run([*files, broken])
+        report = Importer(loader, Journal(services.engine, services.keys)).run([*files, broken])
     finally:
         checker.close()
     reasons = dict(report.files[-1].rejections)
@@ -444,7 +444,7 @@ def test_the_collector_stays_paused_through_a_load_and_runs_again_after(
 
     with monkeypatch.context() as patched:
         patched.setattr(gc, "collect", counted)
-        report = Importer(loader, Journal(services.engine)).run(
+        report = Importer(loader, Journal(services.engine, services.keys)).run(
             files, advance=lambda count: paused.append(not gc.isenabled())
         )
     assert report.rejected == 0 and len(paused) > 9
@@ -464,7 +464,7 @@ def test_a_load_in_a_server_process_lets_the_collector_run_between_batches(
     files = bundles_to_ndjson(BUNDLES[:1], tmp_path / "ndjson")
     loader = Loader(services.gate, services.now_us, checker=_checker(), batch_size=25)
     running: list[bool] = []
-    Importer(loader, Journal(services.engine)).run(
+    Importer(loader, Journal(services.engine, services.keys)).run(
         files, advance=lambda count: running.append(gc.isenabled())
     )
     assert len(running) > 3 and all(running)
@@ -485,7 +485,7 @@ def test_the_collector_runs_again_when_a_held_load_fails(
         raise RuntimeError("the progress bar broke")
 
     with pytest.raises(RuntimeError, match="progress bar"):
-        Importer(loader, Journal(services.engine)).run(files, advance=fail)
+        Importer(loader, Journal(services.engine, services.keys)).run(files, advance=fail)
     assert gc.isenabled()
 
 
@@ -511,7 +511,7 @@ def test_batches_are_sent_to_be_checked_ahead_of_the_writer(
         batch_size=7,
         ahead=ahead,
     )
-    report = Importer(loader, Journal(services.engine)).run(
+    report = Importer(loader, Journal(services.engine, services.keys)).run(
         files, advance=lambda count: happened.append("written")
     )
     assert report.rejected == 0 and report.written > 7 * (ahead + 3)
@@ -617,6 +617,6 @@ def test_checks_sent_ahead_are_cancelled_when_a_load_stops(
         services.gate, services.now_us, checker=Slow(DEFAULT_LIMITS, workers=0), batch_size=7
     )
     with pytest.raises(RuntimeError, match="gave up"):
-        Importer(loader, Journal(services.engine)).run(files, advance=stop)
+        Importer(loader, Journal(services.engine, services.keys)).run(files, advance=stop)
     assert len(waiting) == AHEAD
     assert all(future.cancelled() for future in waiting)

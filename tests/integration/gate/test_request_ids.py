@@ -70,7 +70,7 @@ def test_the_entries_of_one_batch_share_its_id_and_batches_differ(
     # A bulk load's batch is one call through the gate: one entry per patient, one id.
     files = bundles_to_ndjson(BUNDLES, tmp_path)
     loader = Loader(services.gate, services.now_us, checker=None, batch_size=40)
-    report = Importer(loader, Journal(services.engine)).run(files)
+    report = Importer(loader, Journal(services.engine, services.keys)).run(files)
     assert report.rejected == 0
     loaded = [e for e in audit_events(services) if e.tag is Tag.FHIR_IMPORT]
     by_request: dict[str | None, set[str | None]] = {}

@@ -89,7 +89,7 @@ def _files(folder: Path, records: tuple[dict[str, Any], ...]) -> list[Path]:
 
 def _import(services: Services, paths: list[Path]) -> ImportReport:
     loader = Loader(services.gate, services.now_us, checker=Checker(DEFAULT_LIMITS, workers=0))
-    return Importer(loader, Journal(services.engine)).run(paths)
+    return Importer(loader, Journal(services.engine, services.keys)).run(paths)
 
 
 def _client_import(group: Group, *records: dict[str, Any]) -> dict[str, Any]:
