@@ -105,6 +105,14 @@ class SearchQuery:
     #: and named in the ledger, on earlier pages. Set only by the REST layer once it has
     #: opened the seal; the gate lets a caller from whom it withholds counts page only so.
     offset_issued: bool = False
+    #: A page asked by a sealed cursor (``rest/offsets.py``): the matches strictly after
+    #: this ``(last_updated_us, row_id)`` in the default order (no ``_sort``), whatever
+    #: was written or deleted before it since; ``find`` then sets ``offset`` to how many
+    #: matches lie at or before it, for the page's other links.
+    after: tuple[int, int] | None = None
+    #: Set by ``find``: the ``(last_updated_us, row_id)`` of the page's last match, where
+    #: the next page of the default order starts (None: the page was empty).
+    following: tuple[int, int] | None = None
     summary_count: bool = False
     #: How much of each matching resource is shown (``_summary``, ``_elements``).
     view: View = FULL

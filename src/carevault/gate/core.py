@@ -3205,7 +3205,14 @@ class _PastPage:
         if self._every is None:
             self._every, _ = find(
                 self._vault,
-                replace(self._query, summary_count=False, count=self._total, offset=0, sort=[]),
+                replace(
+                    self._query,
+                    summary_count=False,
+                    count=self._total,
+                    offset=0,
+                    after=None,
+                    sort=[],
+                ),
                 principal=self._caller.principal,
                 purpose=self._caller.purpose,
                 restrict=self._restrict,
@@ -3305,14 +3312,18 @@ def _refuse_unreadable_criteria(caller: Caller, query: SearchQuery) -> None:
                     "alone would list who has a government identifier on file"
                 )
     if withholds_counts(caller, query) and (
-        query.summary_count or query.count == 0 or (query.offset and not query.offset_issued)
+        query.summary_count
+        or query.count == 0
+        or (query.offset and not query.offset_issued)
+        or query.after is not None
     ):
         # A total without the records it counts: whether a number is a patient's, told
         # with no patient named in the ledger and nothing from the release budget (a
         # leaked list of HKIDs checked against the group, unseen). So is a page at a
         # position the caller chose: entries at ``_offset=k`` say that k records before
         # them match, which no entry names. Such a search moves on by the server's own
-        # links only (``offset_issued``).
+        # links only (``offset_issued``), never by a cursor (``rest/offsets.py``): it is
+        # given none, its offsets being issued only once every record before was shown.
         raise AccessDenied(
             f"{actor.role} searches by identifier for the records it matches: a count "
             "alone, or a page at a position not given by this server's links, would tell "

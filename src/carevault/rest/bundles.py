@@ -103,6 +103,8 @@ def paging_links(
     total: int | None,
     full: bool = False,
     position: Callable[[int], str] = str,
+    at: str | None = None,
+    following: str | None = None,
 ) -> list[dict[str, str]]:
     """self, first, previous and next links, repeating the applied parameters.
 
@@ -110,19 +112,22 @@ def paging_links(
     search that tells only what it shows: ``gate.withholds_counts``), a next link where
     the page was ``full``, whether more match or not: its presence then says nothing the
     page's entries did not. ``position`` writes an offset as the link carries it (a
-    sealed offset, ``rest/offsets.py``, for such a search)."""
+    sealed offset, ``rest/offsets.py``, for such a search). ``at`` and ``following``:
+    the cursors (``rest/offsets.py``) the self and the next link carry instead of a
+    position, where the page was asked by one and where the next page starts."""
     kept = [(name, value) for name, value in params if name not in ("_count", "_offset")]
 
-    def link(relation: str, at: int) -> dict[str, str]:
-        query = urlencode([*kept, ("_count", str(count)), ("_offset", position(at))])
+    def link(relation: str, where: int | str) -> dict[str, str]:
+        value = where if isinstance(where, str) else position(where)
+        query = urlencode([*kept, ("_count", str(count)), ("_offset", value)])
         return {"relation": relation, "url": f"{url}?{query}"}
 
-    links = [link("self", offset), link("first", 0)]
+    links = [link("self", offset if at is None else at), link("first", 0)]
     if offset > 0:
         links.append(link("previous", max(0, offset - count)))
-    following = full if total is None else offset + count < total
-    if count and following:
-        links.append(link("next", offset + count))
+    more = full if total is None else offset + count < total
+    if count and more:
+        links.append(link("next", offset + count if following is None else following))
     return links
 
 

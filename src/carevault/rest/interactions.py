@@ -385,10 +385,15 @@ class FhirInteractions:
         key, rt_name = self.gate.vault.paging_key, query.resource_type.name
         bound = offsets.criteria(query.applied)
         now_s = int(self.gate.vault.clock().timestamp())
-        if sealed is not None:
+        if sealed is not None and offsets.is_cursor(sealed):
+            if query.sort:
+                raise bad_request("_offset of a sorted search is a position")
+            query.after = offsets.opened_cursor(key, caller.principal, rt_name, bound, sealed)
+            # Applied, as a position would be: the ledger names the parameters a search used.
+            query.applied.append(("_offset", "cursor"))
+        elif sealed is not None:
             query.offset = offsets.opened(key, caller.principal, rt_name, bound, sealed, now_s)
             query.offset_issued = True
-            # Applied, as a position would be: the ledger names the parameters a search used.
             query.applied.append(("_offset", str(query.offset)))
         with translated():
             # A search by ``_lastUpdated`` is how a client polls for changes: its Bundle
@@ -412,6 +417,13 @@ class FhirInteractions:
                 return str(at)
             return offsets.seal(key, caller.principal, rt_name, bound, at, now_s)
 
+        # The default order moves on by cursor (``rest/offsets.py``): after the page's
+        # last match, wherever records written or deleted meanwhile put it.
+        following = (
+            None
+            if withheld or query.sort or query.following is None
+            else offsets.seal_cursor(key, caller.principal, rt_name, bound, query.following)
+        )
         shown_total = None if withheld else total
         links = bundles.paging_links(
             f"{base}/{type_name}",
@@ -421,6 +433,8 @@ class FhirInteractions:
             total=shown_total,
             full=len(items) >= query.count,
             position=position,
+            at=sealed if query.after is not None else None,
+            following=following,
         )
         if query.summary_count:
             # A count has no pages: a pager following ``next`` searched total / _count
@@ -788,11 +802,11 @@ def history_query(params: Sequence[tuple[str, str]], zone: tzinfo) -> HistoryQue
 def _sealed_offset(
     params: Sequence[tuple[str, str]],
 ) -> tuple[str | None, list[tuple[str, str]]]:
-    """A search's sealed ``_offset`` (``rest/offsets.py``), if it was sent one, and the
+    """A search's sealed ``_offset`` or cursor (``rest/offsets.py``), if it was sent one, and the
     other parameters; a position (digits) stays among them. One ``_offset`` only, when
     one is sealed: a second beside it would say where the page starts otherwise."""
     given = [value for name, value in params if name == "_offset"]
-    sealed = [value for value in given if offsets.is_sealed(value)]
+    sealed = [value for value in given if offsets.is_sealed(value) or offsets.is_cursor(value)]
     if not sealed:
         return None, list(params)
     if len(given) > 1:

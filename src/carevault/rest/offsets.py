@@ -22,6 +22,18 @@ matches then, so the page may repeat a record already named or pass over one not
 shown (never one the caller was not let see: each entry is still judged and named as it
 leaves); replayed later (a record deleted, two written: the page would show the second,
 after one no page named) it is refused.
+
+Cursors: a search in the default order (no ``_sort``, and not one that withholds counts)
+moves on by where its last page ended, not by a position: the next link's ``_offset``
+seals the ``(last_updated_us, row_id)`` of the page's last entry, under its own format,
+bound as a sealed offset is (the caller's principal, the resource type, the criteria).
+The page it asks holds the matches strictly after that entry: a record updated or
+deleted on an earlier page moves no later one back past the page (a position did: each
+update skipped one record, round 64 of the integrators), and one updated comes again,
+at the end, in its new version. A cursor names a point in an order the caller was shown
+up to, not a count of what lies before it, so it has no lifetime: replayed later it
+asks what a search by ``_lastUpdated`` would. Its page's other links count positions
+as they stand when it is read.
 """
 
 from __future__ import annotations
@@ -100,6 +112,53 @@ def opened(
     ):
         raise _refused()
     return int(at)
+
+
+_CURSOR_FORMAT = b"\x05"
+#: ``[last_updated_us, row_id]`` as JSON, padded with spaces: 20 digits each and more.
+_CURSOR_BYTES = 49  # with the format, nonce and tag, 78 bytes: base64url with no spare bits
+CURSOR_LENGTH = sealing.sealed_length(_CURSOR_BYTES)
+
+
+def seal_cursor(
+    key: bytes,
+    principal: str,
+    type_name: str,
+    bound: Sequence[tuple[str, str]],
+    after: tuple[int, int],
+) -> str:
+    """The cursor of the page after ``after`` (``last_updated_us``, ``row_id``) of this
+    caller's search of ``type_name`` by ``bound``."""
+    plain = jsonio.dumps([after[0], after[1]])
+    binding = _binding(principal, type_name, bound)
+    return sealing.seal(key, _CURSOR_FORMAT, plain, _CURSOR_BYTES, binding)
+
+
+def opened_cursor(
+    key: bytes,
+    principal: str,
+    type_name: str,
+    bound: Sequence[tuple[str, str]],
+    value: str,
+) -> tuple[int, int]:
+    """What cursor ``value`` seals, if this server sealed it for this caller and these
+    criteria; otherwise a 400 that says no more than that."""
+    plain = sealing.opened(
+        key, _CURSOR_FORMAT, _CURSOR_BYTES, value, _binding(principal, type_name, bound)
+    )
+    if plain is None:
+        raise bad_request(
+            "_offset of this search is taken only from a link this server gave the same "
+            "caller for the same criteria; search again from the first page"
+        )
+    at, row_id = jsonio.parse(plain)
+    return int(at), int(row_id)
+
+
+def is_cursor(value: str) -> bool:
+    """Whether an ``_offset`` value is (shaped as) a sealed cursor, not a position nor a
+    sealed offset (another length)."""
+    return len(value) == CURSOR_LENGTH and not value.isdigit()
 
 
 def _refused() -> FhirError:

@@ -67,6 +67,8 @@ def find(
     candidates are about to be opened (the gate charges them to the request's budget;
     it may refuse).
     """
+    if query.after is not None and query.sort:
+        raise ValueError("a cursor pages the default order only")
     base = _conditions(vault, query)
     if restrict is not None:
         base.append(restrict)
@@ -127,8 +129,18 @@ def find(
     matching = _sorted(vault, query, matching)
     if query.summary_count:
         return [], len(matching)
-    page: list[Sealed | Opened] = list(matching[query.offset : query.offset + query.count])
+    start = query.offset
+    if query.after is not None:
+        # Sorted by the same key: those at or before the cursor come first.
+        start = query.offset = sum(1 for item in matching if _key(item.head) <= query.after)
+    page: list[Sealed | Opened] = list(matching[start : start + query.count])
+    query.following = _key(page[-1].head) if page else None
     return page, len(matching)
+
+
+def _key(head: Head) -> tuple[int, int]:
+    """Where a record stands in the default order (and after any ``_sort``'s keys)."""
+    return head.last_updated_us, head.row_id
 
 
 def _releasable(
@@ -231,24 +243,50 @@ def _sql_page(
     first: when it is not full and not empty (or is the first), it ends the matches and
     gives the total, and the count, a second statement, is needed only for a full or an
     empty later page (a search by identifier, the commonest, then costs one statement,
-    not two)."""
+    not two). A page asked after a cursor (``query.after``) holds the matches after it,
+    and counts those at or before it (``query.offset``, for its links): one statement
+    more, and the page, not full, ends the matches whatever that count."""
     counting = select(func.count()).select_from(resource_head).where(*conditions)
+    by_patient = bool(query.patients)
     with read_transaction(vault.engine) as connection:
         if query.summary_count or query.count == 0:
             return [], int(connection.execute(counting).scalar_one())
         statement = (
             select(resource_head.c.row_id)
             .where(*conditions)
-            .order_by(*_sql_order(query, by_patient=bool(query.patients)))
+            .order_by(*_sql_order(query, by_patient=by_patient))
             .limit(query.count)
-            .offset(query.offset)
         )
+        if query.after is None:
+            statement = statement.offset(query.offset)
+        else:
+            # After the cursor, not at a position: a record written or deleted before it
+            # since moves no later one past the page.
+            beyond = _beyond(query.after, by_patient=by_patient)
+            statement = statement.where(beyond)
+            query.offset = int(connection.execute(counting.where(not_(beyond))).scalar_one())
         row_ids = [int(row_id) for row_id in connection.execute(statement).scalars()]
-        if len(row_ids) < query.count and (row_ids or query.offset == 0):
+        if len(row_ids) < query.count and (row_ids or query.offset == 0 or query.after is not None):
             total = query.offset + len(row_ids)
         else:
             total = int(connection.execute(counting).scalar_one())
-        return list(vault.locate_rows(row_ids, connection)), total
+        page: list[Sealed | Opened] = list(vault.locate_rows(row_ids, connection))
+        query.following = _key(page[-1].head) if page else None
+        return page, total
+
+
+def _beyond(after: tuple[int, int], *, by_patient: bool) -> ColumnElement[bool]:
+    """The records strictly after ``after`` in the default order, ``(last_updated_us,
+    row_id)``: written as ``_sql_order`` writes them, so that a search that names its
+    patients keeps to ``ix_resource_head_patient`` (``+ 0``), and one that does not may
+    start its walk of ``ix_resource_head_updated`` at the cursor."""
+    updated: Any = resource_head.c.last_updated_us
+    row_id: Any = resource_head.c.row_id
+    if by_patient:
+        updated, row_id = updated + 0, row_id + 0
+    at, row = after
+    # The first term, implied by the rest, bounds the walk of an index on the time.
+    return and_(updated >= at, or_(updated > at, and_(updated == at, row_id > row)))
 
 
 def _sql_order(query: SearchQuery, *, by_patient: bool = False) -> list[Any]:
@@ -483,6 +521,9 @@ def _dates_match(vault: Vault, query: SearchQuery, item: Opened) -> bool:
 
 
 def _sorted(vault: Vault, query: SearchQuery, items: list[Opened]) -> list[Opened]:
+    """``items`` in the search's order, ties (and a search without ``_sort``) in the
+    default order, as SQL orders them (``_sql_order``)."""
+    items = sorted(items, key=lambda item: _key(item.head))
     if not query.sort:
         return items
     keyed: list[tuple[list[Any], Opened]] = []

@@ -23,6 +23,7 @@ import pytest
 from carevault.bootstrap import Services
 from carevault.domain.roles import Role
 from carevault.ledger.events import Outcome, Tag
+from carevault.rest import offsets
 from tests.integration.access.group import HKID_SYSTEM, TM, TW, Group, build_group, hos
 from tests.support.client import FhirTestClient
 from tests.support.staff import Staff, make_staff
@@ -187,6 +188,26 @@ def test_a_count_or_a_position_of_billings_choosing_is_still_refused(
     assert _named(group, billing) == set()
 
 
+def test_billing_pages_by_sealed_offsets_never_by_a_cursor(group: Group, members: set[str]) -> None:
+    """Integrator round 64: searches in the default order page by cursor, but one that
+    withholds counts keeps its sealed offsets (issued once every record before them was
+    shown); a cursor, even one sealed for billing and these criteria, is 403."""
+    billing = make_staff(group.services, Role.BILLING, [TM])
+    first = _get(group, billing, "/fhir/Patient", {"identifier": PLAN, "_count": "1"})
+    sealed = str(_link(first, "next")).split("_offset=")[1].split("&")[0]
+    assert offsets.is_sealed(sealed)
+    principal = f"staff:{billing.account.username}"
+    bound = [("identifier", PLAN)]
+    made = offsets.seal_cursor(group.services.vault.paging_key, principal, "Patient", bound, (0, 0))
+    response = group.web.get(
+        "/fhir/Patient",
+        params={"identifier": PLAN, "_count": "1", "_offset": made},
+        headers=billing.headers,
+    )
+    assert response.status_code == 403, response.text
+    assert _named(group, billing) == set(_ids(first))
+
+
 def test_a_next_link_is_billings_own_for_its_own_criteria(group: Group, members: set[str]) -> None:
     """A next link's offset moved onto another number would say whether the number
     matched a record before it, unnamed; used by another account, it would skip the
@@ -225,12 +246,14 @@ def test_a_next_link_is_billings_own_for_its_own_criteria(group: Group, members:
 def test_a_role_that_may_read_hkids_keeps_the_total_and_plain_offsets(
     group: Group, members: set[str]
 ) -> None:
-    """A physician reads HKIDs: nothing is withheld from it that a count could tell."""
+    """A physician reads HKIDs: nothing is withheld from it that a count could tell. Its
+    next link carries a cursor, as any search's in the default order does (integrator
+    round 64), not a sealed offset."""
     doctor = make_staff(group.services, Role.PHYSICIAN, [TM], "dr-tm")
     first = _get(group, doctor, "/fhir/Patient", {"identifier": PLAN, "_count": "2"})
     assert first["total"] == 3 and len(_ids(first)) == 2
     following = _link(first, "next")
-    assert following is not None and "_offset=2" in following
+    assert following is not None and offsets.is_cursor(following.rsplit("_offset=", 1)[1])
     assert _get(group, doctor, str(following))["total"] == 3
     for shaping in ({"_summary": "count"}, {"_count": "0"}, {"_offset": "5"}):
         counted = _get(group, doctor, "/fhir/Patient", {"identifier": PLAN, **shaping})
@@ -245,7 +268,7 @@ def test_billing_keeps_the_total_of_a_search_without_an_identifier(
     billing = make_staff(group.services, Role.BILLING, [TM])
     found = _get(group, billing, "/fhir/Patient", {"family": "Ho", "_count": "2"})
     assert found["total"] == 3
-    assert "_offset=2" in str(_link(found, "next"))
+    assert offsets.is_cursor(str(_link(found, "next")).rsplit("_offset=", 1)[1])
     assert (
         _get(group, billing, "/fhir/Patient", {"family": "Ho", "_summary": "count"})["total"] == 3
     )

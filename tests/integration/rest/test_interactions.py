@@ -316,3 +316,81 @@ def test_metadata_lists_exactly_what_is_supported(api: FhirTestClient) -> None:
                 f"/fhir/{type_name}?{name}={value}", headers={"Prefer": "handling=strict"}
             )
             assert response.status_code == 200, (type_name, name, response.text)
+
+
+def _next(bundle: dict[str, Any]) -> str | None:
+    url = {link["relation"]: link["url"] for link in bundle["link"]}.get("next")
+    return None if url is None else url[url.index("/fhir") :]
+
+
+def test_paging_misses_nothing_updated_or_deleted_on_pages_passed(api: FhirTestClient) -> None:
+    """Integrator round 64: a next link carried a position, so each record updated (it
+    moves to the end of the default order) or deleted on a page passed moved every later
+    record back one, and one was never returned. It carries a cursor: the page after the
+    last one shown, whatever was written before it since."""
+    made = [create(api, patient(given=f"Person {i}"))["id"] for i in range(20)]
+    first = api.get("/fhir/Patient?name=chan&_count=5").json()
+    seen = ids(first)
+    for record in api.get(f"/fhir/Patient?_id={','.join(seen[:2])}").json()["entry"]:
+        changed = {**record["resource"], "gender": "female"}
+        assert api.put_json(f"/fhir/Patient/{changed['id']}", changed).status_code == 200
+    assert api.delete(f"/fhir/Patient/{seen[2]}").status_code in (200, 204)
+    url = _next(first)
+    pages, offsets = 1, []
+    while url:
+        offsets.append(dict(p.split("=", 1) for p in url.split("?")[1].split("&"))["_offset"])
+        bundle = api.get(url).json()
+        assert bundle["total"] == 19
+        page = ids(bundle)
+        # Each page holds what follows the one before: never one already seen unchanged.
+        assert not set(page) & set(seen[2:5]), page
+        seen += page
+        pages += 1
+        url = _next(bundle)
+    assert set(made) - {seen[2]} <= set(seen)
+    # Sealed cursors, never a position or a row id.
+    assert not any(offset.isdigit() for offset in offsets)
+    # The two updated come again, at the end, in their new version.
+    assert sorted(seen[-2:]) == sorted(seen[:2]) and pages == 5
+    assert len(seen) == 22
+
+
+def test_a_search_cursor_is_the_callers_for_its_criteria(api: FhirTestClient) -> None:
+    """A cursor is sealed for the caller, the type and the criteria: another caller's,
+    another search's, or one altered is refused; the page's other links count positions."""
+    from carevault.gate import Caller
+    from carevault.web.security import caller
+
+    for i in range(5):
+        create(api, patient(given=f"Person {i}"))
+    create(api, patient(family="Wong"))
+    first = api.get("/fhir/Patient?name=chan&_count=2").json()
+    url = _next(first)
+    assert url is not None
+    cursor = dict(part.split("=", 1) for part in url.split("?")[1].split("&"))["_offset"]
+    second = api.get(url).json()
+    links = {link["relation"]: link["url"] for link in second["link"]}
+    assert cursor in links["self"] and links["previous"].endswith("_count=2&_offset=0")
+    assert second["total"] == 5 and len(ids(second)) == 2
+    assert not set(ids(second)) & set(ids(first))
+    altered = cursor[:-2] + ("AB" if cursor[-2:] != "AB" else "CD")
+    for other in (
+        f"/fhir/Patient?name=wong&_count=2&_offset={cursor}",
+        f"/fhir/Patient?name=chan&gender=male&_count=2&_offset={cursor}",
+        f"/fhir/Patient?name=chan&_sort=_id&_count=2&_offset={cursor}",
+        f"/fhir/Observation?_count=2&_offset={cursor}",
+        f"/fhir/Patient?name=chan&_count=2&_offset={altered}",
+    ):
+        assert api.get(other).status_code == 400, other
+    api.app.dependency_overrides[caller] = lambda: Caller(principal="system:another")
+    assert api.get(url).status_code == 400
+
+
+def test_sorted_searches_page_by_position(api: FhirTestClient) -> None:
+    """Searches with ``_sort`` keep paging by position (docs/search.md)."""
+    for i in range(5):
+        create(api, patient(given=f"Person {i}"))
+    bundle = api.get("/fhir/Patient?name=chan&_sort=_id&_count=2").json()
+    assert (_next(bundle) or "").endswith("_sort=_id&_count=2&_offset=2")
+    later = api.get("/fhir/Patient?name=chan&_sort=_id&_count=2&_offset=2").json()
+    assert (_next(later) or "").endswith("_offset=4") and len(ids(later)) == 2

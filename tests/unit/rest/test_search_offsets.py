@@ -115,3 +115,26 @@ def test_a_sealed_offset_pages_for_ten_minutes_only() -> None:
     for later in (NOW + offsets.LIFETIME_S + 1, NOW - offsets.SKEW_S - 1):
         with pytest.raises(FhirError):
             offsets.opened(KEY, BILLING, "Patient", PLAN, sealed, later)
+
+
+def test_a_cursor_opens_for_its_caller_and_criteria_and_is_neither_offset_nor_history() -> None:
+    """The cursor of a search in the default order (integrator round 64): the page's last
+    ``(last_updated_us, row_id)``, sealed under its own format and length."""
+    after = (1_780_000_000_123_456, 9_223_372_036_854_775_807)
+    sealed = offsets.seal_cursor(KEY, BILLING, "Patient", PLAN, after)
+    assert offsets.opened_cursor(KEY, BILLING, "Patient", PLAN, sealed) == after
+    assert str(after[1]) not in sealed and len(sealed) == offsets.CURSOR_LENGTH
+    assert offsets.is_cursor(sealed) and not offsets.is_sealed(sealed)
+    assert offsets.CURSOR_LENGTH not in (offsets.LENGTH, cursor.LENGTH)
+    assert len(offsets.seal_cursor(KEY, BILLING, "Patient", PLAN, (0, 1))) == len(sealed)
+    offset = offsets.seal(KEY, BILLING, "Patient", PLAN, 2, NOW)
+    for refused in (
+        lambda: offsets.opened_cursor(KEY, "staff:billing8", "Patient", PLAN, sealed),
+        lambda: offsets.opened_cursor(KEY, BILLING, "Coverage", PLAN, sealed),
+        lambda: offsets.opened_cursor(KEY, BILLING, "Patient", [], sealed),
+        lambda: offsets.opened_cursor(KEY, BILLING, "Patient", PLAN, "A" * len(sealed)),
+        lambda: offsets.opened_cursor(KEY, BILLING, "Patient", PLAN, offset),
+    ):
+        with pytest.raises(FhirError) as error:
+            refused()
+        assert error.value.status == 400

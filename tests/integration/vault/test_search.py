@@ -1,0 +1,91 @@
+"""Paging a search by cursor (``SearchQuery.after``) in each of ``find``'s paths: in SQL,
+in SQL by the patients it names, and among candidates opened in memory. A record
+updated or deleted on a page passed moves no later one past the next page (integrator
+round 64)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from carevault.bootstrap import Services
+from carevault.fhir.query import SearchQuery, parse_query
+from carevault.fhir.registry import RESOURCE_TYPES
+from carevault.vault.records import Opened
+from carevault.vault.search import find
+from tests.support.client import FhirTestClient
+
+
+def _create(api: FhirTestClient, body: dict[str, Any]) -> str:
+    response = api.post_json(f"/fhir/{body['resourceType']}", body)
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+def _query(services: Services, type_name: str, params: list[tuple[str, str]]) -> SearchQuery:
+    return parse_query(
+        RESOURCE_TYPES[type_name],
+        [*params, ("_count", "3")],
+        strict=True,
+        zone=services.vault.zone,
+        default_count=20,
+        max_count=100,
+    )
+
+
+def _everyone(item: Opened) -> bool:
+    return True
+
+
+@pytest.mark.parametrize("path", ["sql", "by_patient", "in_memory"])
+def test_a_cursor_pages_after_the_last_record_shown(
+    api: FhirTestClient, services: Services, path: str
+) -> None:
+    if path == "by_patient":
+        patient = _create(api, {"resourceType": "Patient", "name": [{"family": "Chan"}]})
+        body = {
+            "resourceType": "Observation",
+            "status": "final",
+            "code": {"text": "bp"},
+            "subject": {"reference": f"Patient/{patient}"},
+        }
+        type_name, params = "Observation", [("patient", patient)]
+    else:
+        body = {"resourceType": "Patient", "name": [{"family": "Chan"}]}
+        type_name, params = "Patient", [("name", "chan")]
+    made = [_create(api, body) for _ in range(9)]
+    # A keep of a type that is not health data opens every candidate (in memory).
+    keep: Callable[[Opened], bool] | None = _everyone if path == "in_memory" else None
+
+    def page(after: tuple[int, int] | None) -> tuple[list[str], SearchQuery, int]:
+        query = _query(services, type_name, params)
+        query.after = after
+        found, total = find(
+            services.vault,
+            query,
+            principal="system:test",
+            purpose="treatment",
+            restrict=None,
+            candidate_limit=1000,
+            keep=keep,
+        )
+        return [item.head.resource_id for item in found], query, total
+
+    seen, query, total = page(None)
+    assert total == 9 and query.following is not None
+    for record in seen[:2]:
+        current = api.get(f"/fhir/{type_name}/{record}").json()
+        changed = {**current, "id": record, "meta": {}, "language": "en"}
+        assert api.put_json(f"/fhir/{type_name}/{record}", changed).status_code == 200
+    assert api.delete(f"/fhir/{type_name}/{seen[2]}").status_code in (200, 204)
+    positions = []
+    while query.following is not None:
+        shown, query, total = page(query.following)
+        assert total == 8
+        positions.append(query.offset)
+        seen += shown
+    # The rest, then the two updated again; the offset counts what lies before.
+    assert seen[3:9] == made[3:9] and sorted(seen[9:]) == sorted(made[:2])
+    assert positions == [0, 3, 6, 8]  # the last, empty: nothing after the updated two
