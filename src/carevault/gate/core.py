@@ -2856,8 +2856,13 @@ class Gate:
         }
         missing = [pseudonym for pseudonym in pseudonyms if pseudonym not in registered]
         registered.update(self.access.registrations.clinics_in(connection, missing))
+        # Which of the rooms and roles that place these records staff or apps wrote: read
+        # once for the request (a load's bookings name a few rooms each, many times).
+        chosen = written_by_others(
+            connection, {result.placed_by for result in results if result.placed_by}
+        )
         return [
-            self._derive_care(connection, caller, result, registered, deferred, worked_out)
+            self._derive_care(connection, caller, result, registered, deferred, worked_out, chosen)
             for result, worked_out in zip(results, derived, strict=True)
         ]
 
@@ -2869,13 +2874,16 @@ class Gate:
         registered: dict[str, frozenset[str]],
         deferred: dict[int, list[dict[str, Any]]] | None = None,
         derived: Derived | None = None,
+        chosen: Collection[tuple[str, str]] | None = None,
     ) -> dict[str, Any] | None:
         """What a written record opens, under the rules of ``domain/care.py``; the note
         for its audit entry. ``registered``: the request's cache of registrations.
         ``deferred``: where the relationships' rows wait, by source row, to be inserted
         before the commit (None: inserted now, for the records after this one to see).
         ``derived``: what the system's own loader worked out from this very record
-        (``fhir/derived.py``), its care among it; None: read from the record here."""
+        (``fhir/derived.py``), its care among it; None: read from the record here.
+        ``chosen``: the rooms and roles among those placing the request's records that
+        staff or apps wrote (``written_by_others``; None: read here)."""
         head = result.head
         pseudonym = head.patient_pseudonym
         if self.access is None or head.resource_type not in CARE_TYPES or pseudonym is None:
@@ -2900,6 +2908,21 @@ class Gate:
         if event is None:
             return {"opens": [], "reason": "no relationship: the record opens none"}
         actor = caller.actor
+        if (
+            event.through_directory
+            and actor is None
+            and result.placed_by is not None
+            and result.placed_by
+            not in (written_by_others(connection, [result.placed_by]) if chosen is None else chosen)
+        ):
+            # The group's own directory, as the system loaded it, places what the system
+            # loads and registers its patient there (``_placed_where_registered``): an
+            # Appointment names its clinic only through a room or a role, and a migrated
+            # schedule's bookings at another branch registered no one, so that branch's
+            # nurses and doctors were refused the patients they saw (stop 64). Only a room
+            # or role a member of staff or a client app wrote is held to the patient's
+            # registrations (adversary round 62).
+            event = replace(event, through_directory=False)
         now = access.now_us()
         standing = WriterStanding(
             system=actor is None,

@@ -476,10 +476,46 @@ def test_a_room_the_system_loaded_places_a_visit_where_its_patient_is_not_regist
     visit = _migrated_visit(group, "mig-visit-1", "ward-s")
     report = _migrate(group.services, tmp_path / "mig", room, visit)
     assert (report.accepted, report.rejected) == (2, 0)
+    # And registers its patient there (stop 64): Tuen Mun's desk reads them.
+    assert _status(group, group.desk_tm, f"/fhir/Patient/{group.tw_patient.id}") == 200
 
     edited = group.call(group.desk_tm, "PUT", "/fhir/Location/ward-s", {**room, "name": "S2"})
     assert edited.status_code == 200, edited.text
-    report = _migrate(
-        group.services, tmp_path / "mig2", _migrated_visit(group, "mig-visit-2", "ward-s")
-    )
-    assert (report.accepted, report.rejected) == (0, 1)
+    patient, _, _ = _migrated_history("mig-6")
+    visit = {**_migrated_visit(group, "mig-6-visit", "ward-s"), "subject": _ref("Patient", "mig-6")}
+    report = _migrate(group.services, tmp_path / "mig2", patient, visit)
+    assert (report.accepted, report.rejected) == (1, 1)
+    assert _status(group, group.desk_tm, "/fhir/Patient/mig-6") == 403
+
+
+def test_a_booking_the_system_loads_in_its_own_room_registers_the_patient_there(
+    group: Group, tmp_path: Path
+) -> None:
+    """A migrated schedule books Tsuen Wan's patient into Tuen Mun's specialist clinic,
+    naming the room the same load brought (R4 lets an Appointment name its clinic only
+    through a room or a role). Since round 62's fix such a booking registered no one, and
+    Tuen Mun's nurse and doctor were refused the patient they saw that day (the simulated
+    month: 16 refusals of clinicians at the other branch; stop 64). The group's own
+    directory, as the system loaded it, registers the patient where it places the
+    booking; a room a desk wrote still does not (above)."""
+    room = {"resourceType": "Location", "id": "spec-m", "name": "Specialist room",
+            "managingOrganization": _ref("Organization", TM)}  # fmt: skip
+    booking = {
+        "resourceType": "Appointment",
+        "id": "mig-booking-s",
+        "status": "booked",
+        "start": AT_TEN,
+        "end": f"{TODAY.isoformat()}T10:15:00+08:00",
+        "participant": [
+            {"actor": _ref("Patient", group.tw_patient.id), "status": "accepted"},
+            {"actor": _ref("Practitioner", "dr-tm"), "status": "accepted"},
+            {"actor": _ref("Location", "spec-m"), "status": "accepted"},
+        ],
+    }
+    patient = group.tw_patient
+    assert _status(group, group.doctor_tm, f"/fhir/Patient/{patient.id}") == 403
+    report = _migrate(group.services, tmp_path / "mig", room, booking)
+    assert (report.accepted, report.rejected) == (2, 0)
+    assert _status(group, group.desk_tm, f"/fhir/Patient/{patient.id}") == 200
+    assert _status(group, group.doctor_tm, f"/fhir/Patient/{patient.id}") == 200
+    assert _status(group, group.doctor_tm, f"/fhir/Observation/{patient.observation}") == 200
