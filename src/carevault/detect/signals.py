@@ -441,14 +441,15 @@ NOT_CARE_ROLES = frozenset({"billing", "integration"})
 
 
 def care_explains_none(access: Access, role: str | None) -> bool:
-    """Whether care explains none of what ``access``'s account opens, so that ``breadth``
-    counts every patient it is given: a billing clerk or a program (a client's secret),
-    whose work is no patient's care. A clinic's bookings explain every other account's
-    reads of the patients booked, so a stolen billing login or client secret paged every
-    patient the clinic saw today, 400 in a second, and no detector counted one; only the
-    release budget (thousands an hour for these roles) bounded it (adversary round 81).
-    Counted, they are judged against these roles' own floors, which are sized for work
-    that opens many patients."""
+    """Whether care explains none of what ``access``'s account opens, so that every
+    patient it is given is judged as unexplained (``breadth``, the day's unexplained
+    patients of ``slow-drip``, the watch after a step-up): a billing clerk or a program
+    (a client's secret), whose work is no patient's care. A clinic's bookings explain
+    every other account's reads of the patients booked, so a stolen billing login or
+    client secret paged every patient the clinic saw today, 400 in a second, and no
+    detector counted one; only the release budget (thousands an hour for these roles)
+    bounded it (adversary round 81). Counted, they are judged against these roles' own
+    floors, which are sized for work that opens many patients."""
     return role in NOT_CARE_ROLES or (access.account or "").startswith("client:")
 
 
