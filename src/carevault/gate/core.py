@@ -1916,6 +1916,16 @@ class Gate:
                 )
 
             def before_commit(connection: Connection, results: list[WriteResult]) -> None:
+                # Which rooms and roles placing the system's records staff or apps wrote:
+                # read once for the request (a load's bookings name a few rooms, many
+                # times), and only for the system, whose writes they judge.
+                chosen = (
+                    written_by_others(
+                        connection, {result.placed_by for result in results if result.placed_by}
+                    )
+                    if caller.actor is None
+                    else frozenset()
+                )
                 if deferred_care is not None and self.access is not None:
                     care_notes.extend(
                         self._derive_all_care(
@@ -1925,6 +1935,7 @@ class Gate:
                             registered,
                             deferred_care,
                             [op.derived if isinstance(op, Put) else None for op in prepared],
+                            chosen,
                         )
                     )
                     self.access.care.add_rows(
@@ -1933,7 +1944,7 @@ class Gate:
                 if caller.actor is None and self.access is not None:
                     # After the care derived: a visit of the batch naming the clinic
                     # itself registers the patient there first.
-                    self._placed_where_registered(connection, results, registered)
+                    self._placed_where_registered(connection, results, registered, chosen)
                 if within is not None:
                     within(connection)
                 if per_patient:
@@ -2783,6 +2794,7 @@ class Gate:
         connection: Connection,
         results: list[WriteResult],
         registered: dict[str, frozenset[str]],
+        chosen: Collection[tuple[str, str]],
     ) -> None:
         """The system's load writes a patient's record at a clinic named only by a room or
         a role a member of staff or a client app wrote (``WriteResult.placed_by``,
@@ -2797,7 +2809,8 @@ class Gate:
         (``serviceProvider``) is placed there as before, and registers its patient.
         Registrations this transaction made count (a Patient line of the same batch, a
         visit naming the clinic itself): the heads are in and the care derived before
-        this runs."""
+        this runs. ``chosen``: the rooms and roles among those placing ``results`` that
+        staff or apps wrote (``written_by_others``)."""
         assert self.access is not None  # noqa: S101 - called only with an access service
         placed = [
             result
@@ -2811,9 +2824,6 @@ class Gate:
         # Only a room or role a member of staff or a client app wrote: the group's own
         # directory, as the system loaded it, places what it loads (a booking at another
         # clinic the patient never came to is still that clinic's).
-        chosen = written_by_others(
-            connection, [result.placed_by for result in placed if result.placed_by]
-        )
         placed = [result for result in placed if result.placed_by in chosen]
         if not placed:
             return
@@ -2844,10 +2854,12 @@ class Gate:
         registered: dict[str, frozenset[str]],
         deferred: dict[int, list[dict[str, Any]]],
         derived: Sequence[Derived | None],
+        chosen: Collection[tuple[str, str]],
     ) -> list[dict[str, Any] | None]:
         """``_derive_care`` of every record of a request, in order, the registrations of
         its patients read together first. ``derived``: what each record's operation
-        carries worked out already (the system's bulk load), by position."""
+        carries worked out already (the system's bulk load), by position; ``chosen``: as
+        ``_derive_care`` takes it."""
         assert self.access is not None  # noqa: S101 - deferred only with an access service
         pseudonyms = {
             result.head.patient_pseudonym
@@ -2856,11 +2868,6 @@ class Gate:
         }
         missing = [pseudonym for pseudonym in pseudonyms if pseudonym not in registered]
         registered.update(self.access.registrations.clinics_in(connection, missing))
-        # Which of the rooms and roles that place these records staff or apps wrote: read
-        # once for the request (a load's bookings name a few rooms each, many times).
-        chosen = written_by_others(
-            connection, {result.placed_by for result in results if result.placed_by}
-        )
         return [
             self._derive_care(connection, caller, result, registered, deferred, worked_out, chosen)
             for result, worked_out in zip(results, derived, strict=True)
