@@ -180,7 +180,7 @@ def notify_preview(
                 if shown is None and (wanted is None or wanted in exposure.covers):
                     code = keys.code_for(notice_key_of(incident, exposure), channel)
                     shown = render(sender_of(services.settings), scope.incident, exposure,
-                                   recipient, code)  # fmt: skip
+                                   recipient, code, at=services.clock())  # fmt: skip
         echo(f"Incident {incident}: {len(exposures)} people to notify")
         for label, count in sorted(plan.items()):
             echo(f"  {count:7,}  {label}")

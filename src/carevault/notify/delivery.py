@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from carevault.clock import from_micros
 from carevault.ledger.events import AuditEvent, Outcome, Tag
 from carevault.ledger.trail import AuditTrail
 from carevault.notify import store as states
@@ -206,7 +207,8 @@ class Delivery:
                                      code_digest=code_digest,
                                      last_error=f"{channel_name} unreachable")  # fmt: skip
                 return states.PENDING
-            rendered = render(self.sender, incident, notice.exposure, recipient, code)
+            rendered = render(self.sender, incident, notice.exposure, recipient, code,
+                              at=from_micros(self.now_us()))  # fmt: skip
             outgoing = Outgoing(key, recipient, rendered, incident.incident_id)
             address = recipient.email if channel_name == "email" else recipient.mobile
             digest = self.codes.address_digest(channel_name, address) if address else None

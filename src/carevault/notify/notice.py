@@ -9,8 +9,8 @@ taken from a record can become one (names and addresses are cleaned and escaped)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from functools import cache
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -42,6 +42,9 @@ class Sender:
     zone: ZoneInfo
     #: The contact as a Chinese notice names it (``None``: ``contact_name`` as it is).
     contact_name_zh: str | None = None
+    #: How many days after its notice is sent its code verifies
+    #: (``CAREVAULT_NOTIFY_CODE_DAYS``, ``notify/verify.py``).
+    code_days: int = field(kw_only=True)
 
     def name(self, language: str) -> str:
         return self.name_zh if language == "zh" else self.name_en
@@ -79,13 +82,26 @@ def _neutral(words: list[str], language: str) -> list[str]:
     return [word[:1].upper() + word[1:] for word in stripped] if language == "en" else stripped
 
 
+def _last_whole_day(at: datetime, sender: Sender) -> datetime:
+    """Noon of the group's last day on which a code sent ``at`` verifies all day."""
+    lapses = (at + timedelta(days=sender.code_days)).astimezone(sender.zone)
+    before = lapses.date() - timedelta(days=1)
+    return datetime(before.year, before.month, before.day, 12, tzinfo=sender.zone)
+
+
 def render(
     sender: Sender,
     incident: Incident,
     exposure: Exposure,
     recipient: Recipient,
     code: str,
+    *,
+    at: datetime,
 ) -> Rendered:
+    """The notice with ``code``, rendered (and so sent) ``at``: its code verifies until
+    ``Sender.code_days`` after it is sent, and the notice says the last whole day of them
+    (the day before the one on which it lapses, at the hour it was sent: every moment of
+    the day named is inside them, since a notice is sent no earlier than it is rendered)."""
     language = recipient.language if recipient.language in ("en", "zh") else "en"
     about_other = recipient.guardian or recipient.minor
     words = categories_in(language, exposure.categories)
@@ -125,6 +141,7 @@ def render(
         "hotline": sender.hotline,
         "contact_name": sender.contact(language),
         "code": code,
+        "checkable_until": day(_last_whole_day(at, sender), language, sender.zone),
         "pcpd_told": "pcpd" in incident.filed_with,
         # Read-only stops changes, not reading: alone it stopped no one's access.
         "contained": any(action.mode != READ_ONLY for action in incident.containment),

@@ -43,6 +43,7 @@ def sender_of(settings: Settings) -> Sender:
         contact_name=settings.notify_contact_name,
         zone=ZoneInfo(settings.timezone),
         contact_name_zh=contact_name_zh(settings),
+        code_days=settings.notify_code_days,
     )
 
 

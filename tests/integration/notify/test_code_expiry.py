@@ -7,21 +7,23 @@ Notices sent through the real SMTP server, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 from starlette.testclient import TestClient
 
-from carevault.clock import from_micros
+from carevault.clock import from_micros, to_micros
 from carevault.notify.job import notice_key
 from carevault.notify.service import code_keys
 from carevault.notify.store import NoticeStore
 from carevault.notify.wording import day
 from carevault.web.app import create_app
 from tests.integration.notify.conftest import Clinic
-from tests.integration.notify.test_verify import BASE, _checks, sent
+from tests.integration.notify.test_verify import BASE, CODE, _checks, sent
 
 __all__ = ["sent"]  # the fixture, shared with test_verify
 pytestmark = pytest.mark.postgres
@@ -127,3 +129,33 @@ def test_an_sms_and_a_letter_expire_too_and_the_days_are_a_setting(
         assert after.json()["expired"] is True
         page = checker.at(expiry).get("/verify", params={"code": code, "lang": "zh"})
         assert "已失效" in page.text and "真確" not in page.text
+
+
+def test_the_day_an_email_names_is_the_last_on_which_its_code_verifies_all_day(
+    sent: tuple[Clinic, list[str]],
+) -> None:
+    """The email, as the real SMTP server received it, says until which day its code can
+    be checked: at the last instant of that day (the group's time) /verify says genuine,
+    and by the end of the day after it, expired."""
+    clinic, _ = sent
+    checker = Checker(clinic)
+    zone = ZoneInfo(clinic.settings.timezone)
+    for _, message, _ in clinic.sink.parsed():
+        text = message.get_body(preferencelist=("plain",)).get_content()
+        code = CODE.findall(text)[0]
+        last_day = _named_day(text).replace(tzinfo=zone)
+        end_us = to_micros(last_day + timedelta(days=1))
+        inside = checker.at(end_us - 1).get("/verify", params={"code": code}, headers=ACCEPT)
+        assert inside.json()["genuine"] is True, last_day
+        past = checker.at(end_us + DAY_US).get("/verify", params={"code": code}, headers=ACCEPT)
+        assert past.json().get("expired") is True, last_day
+
+
+def _named_day(text: str) -> datetime:
+    """The day until which an email (English or Chinese) says its code can be checked."""
+    english = re.search(r"can be checked until (\d+ \w+ \d{4})\.", text)
+    if english is not None:
+        return datetime.strptime(english[1], "%d %B %Y")
+    chinese = re.search(r"核實碼可核實至(\d{4})年(\d+)月(\d+)日", text)
+    assert chinese is not None, "the email names no day"
+    return datetime(int(chinese[1]), int(chinese[2]), int(chinese[3]))

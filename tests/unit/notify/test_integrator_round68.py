@@ -143,11 +143,11 @@ def test_a_chinese_notice_names_its_contact_in_chinese(tmp_path: Any) -> None:
     sender = sender_of(Settings(home=tmp_path))
     incident = Incident("INC-68", "t", "open", DECLARED, None, None, {})
     exposure = Exposure("a", "confirmed", (DataCategory.IDENTITY,), (), None, None, ())
-    chinese = render(sender, incident, exposure, _recipient("zh"), "K7MX-3HPA-RT9W")
+    chinese = render(sender, incident, exposure, _recipient("zh"), "K7MX-3HPA-RT9W", at=DECLARED)
     for part in (chinese.text, chinese.html, chinese.letter):
         assert "保障資料主任，CareVault 診所" in part
         assert "Data Protection Officer" not in part
-    english = render(sender, incident, exposure, _recipient("en"), "K7MX-3HPA-RT9W")
+    english = render(sender, incident, exposure, _recipient("en"), "K7MX-3HPA-RT9W", at=DECLARED)
     assert "The Data Protection Officer, CareVault Clinics" in english.text
     # A contact configured by name keeps it in both; a Chinese name set is used.
     named = sender_of(Settings(home=tmp_path, notify_contact_name="Ms Ada Lau"))
@@ -161,21 +161,21 @@ def test_an_exposure_within_one_day_is_told_as_that_day() -> None:
     """ "Between 6 December 2026 and 6 December 2026" (「在2026年12月6日至2026年12月6日期間」)
     is what every patient of a one-evening breach read."""
     sender = Sender("Harbour Clinics", "海港診所", "clinics.example.hk", "+852 2000 0000",
-                    "The Data Protection Officer", HONG_KONG)  # fmt: skip
+                    "The Data Protection Officer", HONG_KONG, code_days=180)  # fmt: skip
     incident = Incident("INC-68", "t", "open", DECLARED, None, None, {})
     evening = Exposure("a", "confirmed", (DataCategory.IDENTITY,), (),
                        datetime(2026, 12, 6, 11, 5, tzinfo=UTC),
                        datetime(2026, 12, 6, 15, 55, tzinfo=UTC), ())  # fmt: skip
-    english = render(sender, incident, evening, _recipient("en"), "K7MX-3HPA-RT9W")
+    english = render(sender, incident, evening, _recipient("en"), "K7MX-3HPA-RT9W", at=DECLARED)
     assert "On 6 December 2026, a person" in english.text
     assert "Between" not in english.text and "Between" not in english.html
-    chinese = render(sender, incident, evening, _recipient("zh"), "K7MX-3HPA-RT9W")
+    chinese = render(sender, incident, evening, _recipient("zh"), "K7MX-3HPA-RT9W", at=DECLARED)
     assert "於2026年12月6日，一名" in chinese.text and "期間" not in chinese.text
     # 15:55 to 16:05 UTC crosses midnight in Hong Kong: two days, told as a range.
     across = Exposure("a", "confirmed", (DataCategory.IDENTITY,), (),
                       datetime(2026, 12, 6, 15, 55, tzinfo=UTC),
                       datetime(2026, 12, 6, 16, 5, tzinfo=UTC), ())  # fmt: skip
-    ranged = render(sender, incident, across, _recipient("en"), "K7MX-3HPA-RT9W")
+    ranged = render(sender, incident, across, _recipient("en"), "K7MX-3HPA-RT9W", at=DECLARED)
     assert "Between 6 December 2026 and 7 December 2026" in ranged.text
 
 

@@ -16,7 +16,7 @@ from carevault.domain.categories import DataCategory
 from carevault.notify.channels import Bounced, Outgoing
 from carevault.notify.mail import DkimSigner, build_message, dkim_key, dns_record
 from carevault.notify.notice import render
-from tests.unit.notify.test_notice import CODE, INCIDENT, SENDER, exposure, person
+from tests.unit.notify.test_notice import CODE, INCIDENT, SENDER, SENT, exposure, person
 
 KEY = "0123456789abcdef0123456789abcdef"
 WHEN = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
@@ -24,7 +24,7 @@ WHEN = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
 
 def _outgoing(language: str, **extra: object) -> Outgoing:
     recipient = person(language, "陳大文" if language == "zh" else "Alice Smith", **extra)
-    rendered = render(SENDER, INCIDENT, exposure(DataCategory.CLINICAL), recipient, CODE)
+    rendered = render(SENDER, INCIDENT, exposure(DataCategory.CLINICAL), recipient, CODE, at=SENT)
     return Outgoing(KEY, recipient, rendered, INCIDENT.incident_id)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -16,10 +16,13 @@ from carevault.notify.notice import Sender, render
 from carevault.notify.scope import ContainmentAction, Exposure, Incident
 
 SENDER = Sender("Harbour Clinics", "海港診所", "clinics.example.hk", "+852 2000 0000",
-                "Ms Ada Lau, Data Protection Officer", ZoneInfo("Asia/Hong_Kong"))  # fmt: skip
+                "Ms Ada Lau, Data Protection Officer", ZoneInfo("Asia/Hong_Kong"),
+                code_days=180)  # fmt: skip
 INCIDENT = Incident("INC-1", "t", "open", datetime(2026, 12, 1, tzinfo=UTC),
                     datetime(2026, 11, 20, tzinfo=UTC), None, {})  # fmt: skip
 CODE = "K7MX-3HPA-RT9W"
+#: When the notices here are rendered (and sent).
+SENT = datetime(2026, 12, 2, 9, 30, tzinfo=UTC)
 
 
 def person(language: str = "en", name: str = "Alice Smith", **extra: object) -> Recipient:
@@ -39,7 +42,7 @@ def exposure(*categories: DataCategory, tier: str = "confirmed") -> Exposure:
 @pytest.mark.parametrize("language", ["en", "zh"])
 def test_a_notice_has_no_link_no_request_and_says_how_to_check_it(language: str) -> None:
     notice = render(SENDER, INCIDENT, exposure(DataCategory.IDENTITY,
-                    DataCategory.GOVERNMENT_ID), person(language), CODE)  # fmt: skip
+                    DataCategory.GOVERNMENT_ID), person(language), CODE, at=SENT)  # fmt: skip
     for body in (notice.text, notice.html, notice.sms, notice.letter):
         assert CODE in body and "/verify" in body and "clinics.example.hk" in body
         assert not re.search(r"https?://|www\.|<a\s|href=", body, re.I)
@@ -49,16 +52,18 @@ def test_a_notice_has_no_link_no_request_and_says_how_to_check_it(language: str)
 
 
 def test_only_the_patients_own_categories_are_named() -> None:
-    mine = render(SENDER, INCIDENT, exposure(DataCategory.CONTACT), person(), CODE).text
+    mine = render(SENDER, INCIDENT, exposure(DataCategory.CONTACT), person(), CODE, at=SENT).text
     assert "contact details" in mine
     assert "medical records" not in mine and "identity document" not in mine
     assert "bank" not in mine
-    money = render(SENDER, INCIDENT, exposure(DataCategory.FINANCIAL), person(), CODE).text
+    money = render(SENDER, INCIDENT, exposure(DataCategory.FINANCIAL), person(), CODE, at=SENT).text
     assert "bank and credit card statements" in money
 
 
 def test_chinese_notice_is_in_chinese() -> None:
-    notice = render(SENDER, INCIDENT, exposure(DataCategory.CLINICAL), person("zh", "陳大文"), CODE)
+    notice = render(
+        SENDER, INCIDENT, exposure(DataCategory.CLINICAL), person("zh", "陳大文"), CODE, at=SENT
+    )
     assert notice.text.startswith("陳大文：") and "醫療紀錄" in notice.text
     assert "海港診所" in notice.text and "2026年11月20日" in notice.text
     assert notice.subject.startswith("重要通知")
@@ -67,7 +72,7 @@ def test_chinese_notice_is_in_chinese() -> None:
 def test_a_guardian_reads_about_the_child_not_about_themselves() -> None:
     notice = render(SENDER, INCIDENT, exposure(DataCategory.VISIT),
                     person(name="Kit Wong", addressee="Mei Ling Wong", guardian=True, minor=True),
-                    CODE)  # fmt: skip
+                    CODE, at=SENT)  # fmt: skip
     assert notice.text.startswith("Dear Mei Ling Wong,")
     assert "parent or guardian of Kit Wong" in notice.text
     assert "your appointments" not in notice.text and "Appointments and visits" in notice.text
@@ -75,7 +80,7 @@ def test_a_guardian_reads_about_the_child_not_about_themselves() -> None:
 
 def test_html_in_a_name_is_escaped_in_the_html_part() -> None:
     notice = render(SENDER, INCIDENT, exposure(DataCategory.IDENTITY),
-                    person(name="<img src=x onerror=alert(1)>"), CODE)  # fmt: skip
+                    person(name="<img src=x onerror=alert(1)>"), CODE, at=SENT)  # fmt: skip
     assert "<img" not in notice.html and "&lt;img" in notice.html
 
 
@@ -84,10 +89,14 @@ def test_html_in_a_name_is_escaped_in_the_html_part() -> None:
              "https://evil.example"],
 )  # fmt: skip
 def test_a_phishing_name_is_not_put_in_any_part_of_a_notice(name: str) -> None:
-    english = render(SENDER, INCIDENT, exposure(DataCategory.IDENTITY), person(name=name), CODE)
+    english = render(
+        SENDER, INCIDENT, exposure(DataCategory.IDENTITY), person(name=name), CODE, at=SENT
+    )
     assert english.text.startswith("Dear patient,")
     assert "<p>Dear patient,</p>" in english.html
-    chinese = render(SENDER, INCIDENT, exposure(DataCategory.IDENTITY), person("zh", name), CODE)
+    chinese = render(
+        SENDER, INCIDENT, exposure(DataCategory.IDENTITY), person("zh", name), CODE, at=SENT
+    )
     assert chinese.text.startswith("病人：") and "<p>病人：</p>" in chinese.html
     for notice in (english, chinese):
         for body in (notice.text, notice.html, notice.sms, notice.letter):
@@ -95,7 +104,7 @@ def test_a_phishing_name_is_not_put_in_any_part_of_a_notice(name: str) -> None:
     # A guardian's notice names the child: not such a "name" either.
     child = render(SENDER, INCIDENT, exposure(DataCategory.VISIT),
                    person(name=name, addressee="Mei Ling Wong", guardian=True, minor=True),
-                   CODE)  # fmt: skip
+                   CODE, at=SENT)  # fmt: skip
     assert "parent or guardian of the patient" in child.text
     assert all("evil" not in body for body in (child.text, child.html, child.sms))
 
@@ -106,15 +115,19 @@ def test_a_phishing_name_is_not_put_in_any_part_of_a_notice(name: str) -> None:
 def test_the_pcpd_is_said_to_be_told_only_once_its_report_is_recorded_as_filed(
     language: str, words: str
 ) -> None:
-    unfiled = render(SENDER, INCIDENT, exposure(DataCategory.IDENTITY), person(language), CODE)
+    unfiled = render(
+        SENDER, INCIDENT, exposure(DataCategory.IDENTITY), person(language), CODE, at=SENT
+    )
     for body in (unfiled.text, unfiled.html, unfiled.letter):
         assert words not in body
     filed = replace(INCIDENT, filed_with=frozenset({"pcpd"}))
-    told = render(SENDER, filed, exposure(DataCategory.IDENTITY), person(language), CODE)
+    told = render(SENDER, filed, exposure(DataCategory.IDENTITY), person(language), CODE, at=SENT)
     for body in (told.text, told.html, told.letter):
         assert words in body
     other = replace(INCIDENT, filed_with=frozenset({"gdpr"}))
-    not_told = render(SENDER, other, exposure(DataCategory.IDENTITY), person(language), CODE)
+    not_told = render(
+        SENDER, other, exposure(DataCategory.IDENTITY), person(language), CODE, at=SENT
+    )
     assert words not in not_told.text
 
 
@@ -123,12 +136,44 @@ def test_the_access_is_said_to_be_stopped_only_when_containment_is_recorded(
     language: str, words: str
 ) -> None:
     uncontained = render(SENDER, INCIDENT, exposure(DataCategory.IDENTITY), person(language),
-                         CODE)  # fmt: skip
+                         CODE, at=SENT)  # fmt: skip
     for body in (uncontained.text, uncontained.html, uncontained.letter):
         assert words not in body
     suspended = ContainmentAction("account-suspended", "mallory", "phished",
                                   datetime(2026, 12, 1, 9, tzinfo=UTC), None)  # fmt: skip
     contained = replace(INCIDENT, containment=(suspended,))
-    notice = render(SENDER, contained, exposure(DataCategory.IDENTITY), person(language), CODE)
+    notice = render(
+        SENDER, contained, exposure(DataCategory.IDENTITY), person(language), CODE, at=SENT
+    )
     for body in (notice.text, notice.html, notice.letter):
         assert words in body
+
+
+@pytest.mark.parametrize(("language", "day"), [("en", "30 May 2027"), ("zh", "2027年5月30日")])
+def test_a_notice_says_until_which_day_its_code_can_be_checked(language: str, day: str) -> None:
+    """Sent at 17:30 in Hong Kong on 2 December 2026, a code verifies for 180 days: until
+    17:30 on 31 May 2027, so the last whole day is 30 May (an SMS has no room for it)."""
+    notice = render(SENDER, INCIDENT, exposure(DataCategory.IDENTITY), person(language), CODE,
+                    at=SENT)  # fmt: skip
+    for body in (notice.text, notice.html, notice.letter):
+        assert day in body
+    assert day not in notice.sms
+
+
+@pytest.mark.parametrize("local_time", ["00:00", "00:01", "12:00", "23:59"])
+@pytest.mark.parametrize("days", [1, 2, 180])
+def test_every_moment_of_the_day_named_is_inside_the_codes_days(local_time: str, days: int) -> None:
+    """The day named is the last on which the code verifies all day, whatever the hour it
+    was sent: its end is no later than the moment the code lapses (``verify.py``: sent
+    plus the days), and the end of the day after it is later."""
+    hong_kong = ZoneInfo("Asia/Hong_Kong")
+    hour, minute = map(int, local_time.split(":"))
+    sent = datetime(2026, 12, 2, hour, minute, tzinfo=hong_kong)
+    sender = replace(SENDER, code_days=days)
+    text = render(sender, INCIDENT, exposure(DataCategory.IDENTITY), person(), CODE, at=sent).text
+    named = re.search(r"can be checked until (\d+ \w+ \d{4})\.", text)
+    assert named is not None
+    last = datetime.strptime(named[1], "%d %B %Y").replace(tzinfo=hong_kong)
+    end_of_named_day = last + timedelta(days=1)
+    lapses = sent + timedelta(days=days)
+    assert end_of_named_day <= lapses < end_of_named_day + timedelta(days=1)
