@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import delete
 
 from carevault.bootstrap import Services
 from carevault.bulk.checking import Checker
@@ -38,6 +39,9 @@ from carevault.bulk.loader import Loader
 from carevault.fhir import jsonio
 from carevault.fhir.content import DEFAULT_LIMITS
 from carevault.importjobs.worker import ImportWorker
+from carevault.migrations import downgrade, upgrade
+from carevault.migrations.records.versions import r0040_directory_unknown
+from carevault.vault.tables import directory_written
 from tests.integration.access.browser import basic, bearer
 from tests.integration.access.group import (
     TM,
@@ -519,3 +523,52 @@ def test_a_booking_the_system_loads_in_its_own_room_registers_the_patient_there(
     assert _status(group, group.desk_tm, f"/fhir/Patient/{patient.id}") == 200
     assert _status(group, group.doctor_tm, f"/fhir/Patient/{patient.id}") == 200
     assert _status(group, group.doctor_tm, f"/fhir/Observation/{patient.observation}") == 200
+
+
+@pytest.mark.parametrize("made_first", ["Location", "PractitionerRole"])
+def test_a_room_or_role_a_desk_made_before_records_0034_registers_no_one_after_records_0040(
+    group: Group, tmp_path: Path, made_first: str
+) -> None:
+    """Adversary round 82: a room or role a desk wrote before records_0034 has no
+    ``directory_written`` row, and stop 64 read "no row" as the system's own directory:
+    a load's booking in it registered Tsuen Wan's patient at Tuen Mun, and the desk and
+    its doctor read the chart. records_0040 keeps every such record as of an unknown
+    writer: the load's record is refused, as for one a desk wrote since."""
+    record = _room_made_first(group) if made_first == "Location" else _role_made_first(group)
+    # The database as it stood when upgraded across records_0034 ...
+    with group.services.engine.begin() as connection:
+        connection.execute(delete(directory_written))
+    # ... then across records_0040.
+    downgrade("records", group.services.engine, r0040_directory_unknown.down_revision)
+    upgrade("records", group.services.engine, r0040_directory_unknown.revision)
+
+    report = _migrate(group.services, tmp_path / "mig", record)
+    assert (report.accepted, report.rejected) == (0, 1)
+    ((_, reason),) = report.files[0].rejections
+    assert f"only through {made_first}/" in reason
+    patient = group.tw_patient
+    assert _status(group, group.desk_tm, f"/fhir/Patient/{patient.id}") == 403
+    assert _status(group, group.doctor_tm, f"/fhir/Observation/{patient.observation}") == 403
+
+
+def test_guard_a_room_the_system_loaded_before_records_0040_is_the_directorys_once_loaded_again(
+    group: Group, tmp_path: Path
+) -> None:
+    """guard: a room the system loaded before records_0040 is kept as of an unknown
+    writer too (nothing tells the two apart); once the system loads it again it is the
+    group's directory, and the visits loaded in it register their patients there."""
+    room = {"resourceType": "Location", "id": "spec-m", "name": "Specialist room",
+            "managingOrganization": _ref("Organization", TM)}  # fmt: skip
+    assert _migrate(group.services, tmp_path / "first", room).accepted == 1
+    downgrade("records", group.services.engine, r0040_directory_unknown.down_revision)
+    upgrade("records", group.services.engine, r0040_directory_unknown.revision)
+    visit = _migrated_visit(group, "mig-visit-s", "spec-m")
+    refused = _migrate(group.services, tmp_path / "refused", visit)
+    assert (refused.accepted, refused.rejected) == (0, 1)
+    # Loaded again (files of their own: a file loaded before is one the import has done),
+    # the room is the directory's, and a visit of the next load registers its patient.
+    renamed = {**room, "name": "Specialist room 2"}
+    assert _migrate(group.services, tmp_path / "room", renamed).accepted == 1
+    again = _migrate(group.services, tmp_path / "again", {**visit, "id": "mig-visit-s2"})
+    assert (again.accepted, again.rejected) == (1, 0)
+    assert _status(group, group.desk_tm, f"/fhir/Patient/{group.tw_patient.id}") == 200
