@@ -397,11 +397,11 @@ def _alternatives(param: SearchParam, value: str) -> list[tuple[str, ...]]:
             return [(reference_term(target, _checked_id(param, ident)),)]
         ident = _checked_id(param, value)
         return [(reference_term(target, ident),) for target in param.targets]
-    term = _token_term(param, value)
+    term = token_term(param, value)
     return [] if term is None else [(term,)]
 
 
-def _token_term(param: SearchParam, value: str) -> str | None:
+def token_term(param: SearchParam, value: str) -> str | None:
     """The term a token value searches for; None when nothing can match it (a code
     element searched under a code system other than its own)."""
     if param.telecom_system == "phone":

@@ -6,9 +6,10 @@ gate in one call, which commits them in one database transaction. Entries are
 processed in the order the spec sets (DELETE, POST, PUT, then GET), a write after
 the Bundle's records it refers to (``write_order``), and answered in the order they
 came. A batch runs each entry on its own and reports each
-entry's outcome. Two entries with one ``fullUrl`` (in either), or with the same
-conditional criteria (in a transaction), are refused before any entry is looked up
-(``bundle_identities``).
+entry's outcome. Two entries with one ``fullUrl`` (in either), or in a transaction
+with the same conditional criteria, or one whose identifier criteria find the record
+the other names or writes (one HKID spelt two ways), are refused before any entry is
+looked up (``bundle_identities``).
 
 An entry answers as the same request sent on its own would: a write by ``Prefer:
 return=`` (``rest/answers.py``; with no preference, its ``response`` alone), showing
@@ -34,6 +35,7 @@ from carevault.db import pinned
 from carevault.fhir import jsonio
 from carevault.fhir.content import InputLimits
 from carevault.fhir.elements import walk_references
+from carevault.fhir.identity import carried_identifiers, named_identifiers
 from carevault.fhir.outcome import FhirError, Issue, bad_request, outcome
 from carevault.fhir.registry import RESOURCE_TYPES, ResourceType
 from carevault.fhir.validate import InvalidResource, parse_json, validate_resource
@@ -42,7 +44,9 @@ from carevault.rest import bundles, conditional
 from carevault.rest.answers import not_modified, prefer_return, write_answer
 from carevault.rest.bundle_identities import (
     CriteriaKey,
+    Identity,
     criteria_key,
+    refuse_one_identity,
     refuse_repeated_criteria,
     refuse_repeated_full_urls,
 )
@@ -250,6 +254,7 @@ def _transaction(
     for entry in entries:
         _target(entry)
     refuse_repeated_criteria(_conditional_criteria(entries))
+    refuse_one_identity([_identity(entry) for entry in entries])
     _resolve_conditional_creates(interactions, caller, entries)
     for entry in entries:
         _resolve_conditional_write(interactions, caller, entry)
@@ -360,6 +365,32 @@ def _conditional_criteria(entries: list[_Entry]) -> list[tuple[int, str, Criteri
         elif entry.criteria is not None:
             found.append((entry.index, "request.url", criteria_key(name, entry.criteria)))
     return found
+
+
+def _identity(entry: _Entry) -> Identity:
+    """What the entry comes to by identifier, for ``refuse_one_identity``: the
+    identifiers its criteria name (read as its lookup reads them), those its resource
+    carries."""
+    rt = entry.resource_type
+    assert rt is not None  # noqa: S101 - set by _target
+    element, params = None, None
+    if entry.method == "POST" and entry.if_none_exist:
+        element = "request.ifNoneExist"
+        params = parse_qsl(entry.if_none_exist.split("?", 1)[-1])
+    elif entry.criteria is not None:
+        element = "request.url"
+        params = parse_qsl(entry.criteria, keep_blank_values=True)
+    named = None if params is None else named_identifiers(rt, params)
+    carried = frozenset() if entry.resource is None else carried_identifiers(rt, entry.resource)
+    return Identity(
+        entry.index,
+        rt.name,
+        element,
+        deletes=entry.method == "DELETE",
+        needs=frozenset() if named is None else named.needs,
+        named=frozenset() if named is None else named.holds,
+        carried=carried,
+    )
 
 
 def _write_order(entries: list[_Entry]) -> list[_Entry]:

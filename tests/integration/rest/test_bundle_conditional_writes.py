@@ -107,9 +107,14 @@ def test_a_transaction_deletes_by_criteria_and_a_delete_that_matches_nothing_del
         # Two matches: 412, as PUT [type]?[criteria] alone.
         (lambda: _put("Patient?family=Chan", patient()), 412, "more than one"),
         (lambda: _delete("Patient?family=Chan"), 412, "more than one"),
-        # An id that is not the match's, or an id where nothing matches.
+        # An id that is not the match's, or an id where nothing matches. (The match is
+        # not the record the first entry writes: two entries coming to one patient are
+        # refused before either is looked up, ``test_transaction_one_identifier``.)
         (
-            lambda: _put(f"Patient?{_by_hkid('A123456(3)')}", {**patient(), "id": "someone"}),
+            lambda: _put(
+                f"Patient?{_by_hkid('B234567(1)')}",
+                {**patient("Chan", "Siu Ming", "B234567(1)"), "id": "someone"},
+            ),
             400,
             "not the id",
         ),

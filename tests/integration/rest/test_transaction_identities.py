@@ -7,7 +7,7 @@ nothing. The first two tests are the round 72 integrator's findings, as they sen
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -259,6 +259,27 @@ def group(services: Services, api: FhirTestClient) -> Iterator[Group]:
     yield from build_group(services, api)
 
 
+def planted(hkid: str) -> dict[str, Any]:
+    """A Patient a desk of Tuen Mun sends with ``hkid``."""
+    return {
+        "resourceType": "Patient",
+        "identifier": [{"system": HKID_SYSTEM, "value": hkid}],
+        "name": [{"family": "Lee", "given": ["Planted"]}],
+        "managingOrganization": {"reference": f"Organization/{TM}"},
+    }
+
+
+def told_nothing(group: Group, send: Callable[[str], Any]) -> None:
+    """``send`` (a desk's transaction by an HKID) answers the 400 of a number no one holds
+    where it names another clinic's patient's, and leaves that patient as it was."""
+    hidden, nobody = send(group.tw_patient.hkid), send("Z000000(1)")
+
+    assert hidden.status_code == nobody.status_code == 400, hidden.text
+    assert hidden.json() == nobody.json()
+    held = group.call(group.desk_tw, "GET", f"/fhir/Patient/{group.tw_patient.id}").json()
+    assert held["meta"]["versionId"] == "1" and "Planted" not in str(held)
+
+
 def test_the_same_criteria_matching_only_another_clinics_patient_tell_nothing_of_it(
     group: Group,
 ) -> None:
@@ -267,20 +288,9 @@ def test_the_same_criteria_matching_only_another_clinics_patient_tell_nothing_of
     gets for an HKID no one holds, and the hidden record is not looked up."""
 
     def twice(hkid: str) -> Any:
-        url = f"Patient?identifier={HKID_SYSTEM}|{hkid}"
-        body = {
-            "resourceType": "Patient",
-            "identifier": [{"system": HKID_SYSTEM, "value": hkid}],
-            "name": [{"family": "Lee", "given": ["Planted"]}],
-            "managingOrganization": {"reference": f"Organization/{TM}"},
-        }
-        request = {"method": "PUT", "url": url}
+        request = {"method": "PUT", "url": f"Patient?identifier={HKID_SYSTEM}|{hkid}"}
+        body = planted(hkid)
         bundle = _bundle("transaction", _conditional(body, request), _conditional(body, request))
         return group.call(group.desk_tm, "POST", "/fhir", bundle)
 
-    hidden, nobody = twice(group.tw_patient.hkid), twice("Z000000(1)")
-
-    assert hidden.status_code == nobody.status_code == 400, hidden.text
-    assert hidden.json() == nobody.json()
-    held = group.call(group.desk_tw, "GET", f"/fhir/Patient/{group.tw_patient.id}").json()
-    assert held["meta"]["versionId"] == "1" and "Planted" not in str(held)
+    told_nothing(group, twice)

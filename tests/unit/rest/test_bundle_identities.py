@@ -6,7 +6,9 @@ import pytest
 
 from carevault.fhir.outcome import FhirError
 from carevault.rest.bundle_identities import (
+    Identity,
     criteria_key,
+    refuse_one_identity,
     refuse_repeated_criteria,
     refuse_repeated_full_urls,
 )
@@ -49,3 +51,33 @@ def test_repeated_criteria_name_the_later_entry_and_not_the_criteria() -> None:
     assert refused.value.status == 400
     assert issue.expression == ("Bundle.entry[3].request.url",)
     assert "X1" not in issue.diagnostics
+
+
+def test_criteria_finding_what_another_entry_writes_name_the_entry_and_no_value() -> None:
+    needs = frozenset({"any|K1234567"})
+    carried = frozenset({"any|K1234567", "sys|http://carevault.hk/sid/hkid|K1234567"})
+    plain = Identity(0, "Patient", carried=carried)
+    update = Identity(3, "Patient", "request.url", needs=needs, named=carried, carried=carried)
+    with pytest.raises(FhirError) as refused:
+        refuse_one_identity([plain, update])
+    issue = refused.value.issues[0]
+    assert refused.value.status == 400
+    assert issue.expression == ("Bundle.entry[3].request.url",)
+    assert "Bundle.entry[0]" in issue.diagnostics
+    assert "K1234567" not in issue.diagnostics
+
+
+def test_an_entry_alone_another_type_or_a_deletion_before_a_create_is_no_overlap() -> None:
+    needs = frozenset({"any|K1234567"})
+    held = frozenset({"any|K1234567"})
+    refuse_one_identity([Identity(0, "Patient", "request.url", needs=needs, carried=held)])
+    refuse_one_identity(
+        [
+            Identity(0, "Practitioner", carried=held),
+            Identity(1, "Patient", "request.ifNoneExist", needs=needs, carried=held),
+        ]
+    )
+    deletion = Identity(0, "Patient", "request.url", deletes=True, needs=needs, named=held)
+    refuse_one_identity([deletion, Identity(1, "Patient", carried=held)])
+    with pytest.raises(FhirError):
+        refuse_one_identity([deletion, Identity(1, "Patient", "request.url", named=held)])
