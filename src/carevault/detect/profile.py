@@ -109,7 +109,9 @@ class Recent:
     today_unexplained: set[str] = field(default_factory=set)
     peaks: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SPANS, 0))
     breadth: dict[str, DistinctWindow] = field(default_factory=breadth_windows)
-    everything: CountWindow = field(default_factory=lambda: CountWindow(HOUR_US))
+    #: Patients whose ``$everything`` the account asked for in the last hour (each of
+    #: its pages is an entry; one patient's pages and repeats count once).
+    everything: DistinctWindow = field(default_factory=lambda: DistinctWindow(HOUR_US))
     denials: CountWindow = field(default_factory=lambda: CountWindow(10 * MINUTE_US))
     name_searches: CountWindow = field(default_factory=lambda: CountWindow(HOUR_US))
     #: Records an integration client wrote in the last hour, and today's peak of it.

@@ -136,7 +136,6 @@ BURSTS = {
     "name-searches": HOUR_US,
     "registration-fishing": REGISTRATION_WINDOW_US,
     "name-fishing": HOUR_US,
-    "everything-calls": HOUR_US,
     "officer-changes": HOUR_US,
 }
 
@@ -155,7 +154,9 @@ class Person:
     changed: DistinctWindow = field(default_factory=lambda: DistinctWindow(10 * MINUTE_US))
     glass: DistinctWindow = field(default_factory=lambda: DistinctWindow(HOUR_US))
     glass_day: DistinctWindow = field(default_factory=lambda: DistinctWindow(DAY_US))
-    #: The counts ``_burst`` and ``everything-calls`` judge (``BURSTS``), of every login
+    #: As ``Recent.everything``, of every login together.
+    everything: DistinctWindow = field(default_factory=lambda: DistinctWindow(HOUR_US))
+    #: The counts ``_burst`` judges (``BURSTS``), of every login
     #: together (adversary round 58: five searches by initials with each of two logins
     #: fished unseen, ten refusals with each went past no one's twenty).
     counts: dict[str, CountWindow] = field(
@@ -672,18 +673,25 @@ class Detectors:
             if watching is not None:
                 found.append(watching)
         if access.tag == "fhir:patient:everything":
-            calls = recent.everything.add(access.at_us, access.position)
-            together = _together(state, "everything-calls", access, calls)
+            # Patients, not calls: the pages of one patient's $everything (each a ledger
+            # entry of its own) and a chart opened again are one (the integrators' round
+            # of stop 65: a client paging one chart two records a page was revoked).
+            calls = recent.everything.add(pseudonym, access.at_us, access.position)
+            together = (
+                calls
+                if state.person is None
+                else state.person.everything.add(pseudonym, access.at_us, access.position)
+            )
             person = state.person if calls <= EVERYTHING_PER_HOUR else None
-            calls_of = recent.everything if person is None else person.counts["everything-calls"]
+            calls_of = recent.everything if person is None else person.everything
             if live and max(calls, together) > EVERYTHING_PER_HOUR:
                 found.append(
                     Finding(
                         "everything-calls",
                         Severity.HIGH,
                         f"{day} person" if person else str(day),
-                        f"{len(calls_of)} $everything calls{_with(person)} in an hour (more "
-                        f"than {EVERYTHING_PER_HOUR})",
+                        f"$everything of {len(calls_of)} patients{_with(person)} in an hour "
+                        f"(more than {EVERYTHING_PER_HOUR})",
                         access,
                         (pseudonym,),
                         calls_of.first_position,

@@ -41,7 +41,7 @@ def clinic(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iter
         backend,
         tmp_path,
         request,
-        clinic_patients(4, "Lee", "Siu Ming"),
+        clinic_patients(12, "Lee", "Siu Ming"),
         detect_kin_grace_seconds=0,
     ) as opened:
         yield opened
@@ -103,17 +103,17 @@ def test_refusals_split_across_two_logins_of_one_person_are_a_burst(clinic: Clin
 def test_everything_calls_split_across_two_logins_of_one_person_are_too_many(
     clinic: Clinic,
 ) -> None:
-    """Six ``$everything`` calls with each login in an hour: twelve, past the ten of
-    ``everything-calls`` that neither login alone passed."""
+    """Six patients' ``$everything`` with each login in an hour: twelve, past the ten
+    of ``everything-calls`` that neither login alone passed."""
     first, second = _two_logins(clinic, "ms-everything")
-    for who in (first, second):
-        for n in range(6):
-            patient = clinic.patients[n % 2]
+    for start, who in ((0, first), (6, second)):
+        for n in range(start, start + 6):
+            patient = clinic.patients[n]
             called = clinic.web.get(f"/fhir/Patient/{patient}/$everything", headers=who.headers)
             assert called.status_code == 200, called.text
     (alert,) = _alerts(clinic, "everything-calls")
     assert alert["account"] == second.account.username
-    assert alert["explanation"].startswith("12 $everything calls with the logins")
+    assert alert["explanation"].startswith("$everything of 12 patients with the logins")
 
 
 def test_registration_guesses_split_across_two_logins_of_one_person_fish(clinic: Clinic) -> None:

@@ -124,13 +124,27 @@ def test_a_vip_opened_without_care_is_high_but_with_care_is_not() -> None:
     assert [(f.detector, f.severity) for f in found] == [("vip", Severity.HIGH)]
 
 
-def test_more_than_ten_everything_calls_in_an_hour() -> None:
+def test_more_than_ten_patients_everything_in_an_hour() -> None:
     feed = Feed()
     for n in range(10):
-        feed.entry(MORNING + n * MINUTE_US, "p1", tag="fhir:patient:everything", explained=True)
+        feed.entry(MORNING + n * MINUTE_US, f"p{n}", tag="fhir:patient:everything", explained=True)
     assert feed.found == []
-    feed.entry(MORNING + 11 * MINUTE_US, "p1", tag="fhir:patient:everything", explained=True)
+    feed.entry(MORNING + 11 * MINUTE_US, "p10", tag="fhir:patient:everything", explained=True)
     assert feed.detectors_fired() == {"everything-calls"}
+    assert feed.found[0].explanation.startswith("$everything of 11 patients in an hour")
+
+
+def test_the_pages_of_one_patients_everything_are_one() -> None:
+    """Integrator round, stop 65: a client paging one patient's chart two records a page
+    (13 pages, each a ledger entry of its own) was revoked for "13 $everything calls";
+    a clinician opening a chart again and again is one patient too."""
+    feed = Feed()
+    for n in range(40):
+        feed.entry(MORNING + n * 10_000_000, "p1", tag="fhir:patient:everything", explained=True)
+    for n in range(9):
+        feed.entry(MORNING + HOUR_US // 2 + n, f"q{n}", tag="fhir:patient:everything",
+                   explained=True)  # fmt: skip
+    assert feed.found == []
 
 
 def test_a_burst_of_refusals_and_a_budget_refusal() -> None:
