@@ -25,7 +25,7 @@ from carevault.fhir.registry import ResourceType
 
 @dataclass(frozen=True)
 class NamedIdentifiers:
-    """What criteria made of identifiers alone ask of a record."""
+    """What conditional criteria ask of a record by the identifiers they name."""
 
     #: The terms a record holds, every one, when the criteria find it. A Patient's HKID
     #: is asked without its system: a number shaped like an HKID is one person's under
@@ -40,17 +40,27 @@ class NamedIdentifiers:
 def named_identifiers(
     rt: ResourceType, params: Sequence[tuple[str, str]]
 ) -> NamedIdentifiers | None:
-    """``params`` (conditional criteria) when they are identifiers alone, each one value
-    (``identifier=[system|]value``, repeated or not); None for any other criteria (a name,
-    a date, a list of identifiers), which this does not judge."""
+    """What ``params`` (conditional criteria) ask of a record by their identifiers, each
+    one value (``identifier=[system|]value``, repeated or not); None for criteria naming
+    no identifier, or a list of them, or a modifier of one, which this does not judge.
+
+    Other parameters beside the identifiers (``identifier=…&birthdate=…``, a common
+    ``ifNoneExist``) only narrow what the identifiers find: a record they find holds the
+    identifiers still, so the criteria are judged by them (review of stop 65: the two
+    entries of such criteria spelt two ways made two patients of one HKID). A record
+    carrying the identifiers that the other parameters would pass over (another birth
+    date) is counted as found: the Bundle is refused rather than write two records of
+    one HKID, as processing it in one order or the other could."""
     param = rt.param("identifier")
-    if param is None or not params:
+    if param is None:
         return None
     needs: set[str] = set()
     holds: set[str] = set()
     for name, value in params:
+        if rt.param(name.partition(":")[0]) is not param:
+            continue
         parts = [part for part in split_values(value) if part]
-        if rt.param(name) is not param or len(parts) != 1:
+        if name != "identifier" or len(parts) != 1:
             return None
         text = parts[0]
         try:
@@ -71,6 +81,8 @@ def named_identifiers(
         else:
             named = {"value": code, **({"system": system} if system else {})}
             holds.update(param_terms(param, {"identifier": [named]}, UTC))
+    if not needs:
+        return None
     return NamedIdentifiers(frozenset(needs), frozenset(holds))
 
 

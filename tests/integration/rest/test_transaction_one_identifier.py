@@ -95,6 +95,15 @@ ONE_PATIENT = {
         _create_unless(f"identifier={TYPED}", patient(hkid=HKID)),
         _post(patient("Chan", "Siu Ming", HKID)),
     ),
+    # Review of stop 65: criteria of an identifier and more (a common ifNoneExist).
+    "identifier and birth date spelt two ways": lambda: (
+        _put_by(f"identifier={HKID_SYSTEM}|{HKID}&birthdate=1980-05-01", patient(hkid=HKID)),
+        _create_unless(f"identifier={TYPED}&birthdate=1980-05-01", patient(hkid=HKID)),
+    ),
+    "identifier and family name spelt two ways": lambda: (
+        _create_unless(f"identifier={HKID_SYSTEM}|{HKID}&family=Chan", patient(hkid=HKID)),
+        _create_unless(f"identifier={TYPED}&family=chan", patient(hkid=HKID)),
+    ),
     "a conditional update by the HKID and a create carrying it under a local system": lambda: (
         _put_by(f"identifier={HKID_SYSTEM}|{HKID}", patient(hkid=HKID)),
         _post({**patient(), "identifier": [{"system": "urn:oid:2.16.344.1.9", "value": TYPED}]}),

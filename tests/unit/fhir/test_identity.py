@@ -55,9 +55,19 @@ def test_the_identifiers_named_are_what_their_holder_carries() -> None:
     assert named.holds == carried_identifiers(PATIENT, resource)
 
 
+def test_criteria_of_an_identifier_and_more_are_judged_by_the_identifier() -> None:
+    """Review of stop 65: ``identifier=…&birthdate=…`` spelt two ways in one transaction
+    made two patients; what such criteria find holds the identifier still."""
+    alone = named_identifiers(PATIENT, [("identifier", "K1234567")])
+    for extra in (("birthdate", "1980-05-01"), ("family", "Chan"), ("_format", "json")):
+        for params in ([("identifier", "K1234567"), extra], [extra, ("identifier", "K1234567")]):
+            assert named_identifiers(PATIENT, params) == alone, params
+
+
 def test_criteria_of_anything_but_single_identifiers_are_not_judged() -> None:
     for params in (
-        [("identifier", "K1234567"), ("family", "Chan")],
+        [("family", "Chan"), ("birthdate", "1980-05-01")],
+        [("identifier", "K1234567"), ("identifier:not", "B1234566")],
         [("identifier", "K1234567,B1234566")],
         [("identifier:not", "K1234567")],
         [("identifier", "|")],
