@@ -83,9 +83,13 @@ def _neutral(words: list[str], language: str) -> list[str]:
 
 
 def _last_whole_day(at: datetime, sender: Sender) -> datetime:
-    """Noon of the group's last day on which a code sent ``at`` verifies all day."""
+    """Noon (the group's time) of the last day on which a code sent ``at`` verifies all
+    day wherever its reader is: two days before the group's day on which it lapses. The
+    day before that one is whole in the group's zone only: a patient abroad (UTC-12 to
+    UTC+14), checking late on it by their own clock, may be past the code's end (review
+    of stop 65); a day earlier ends before the group's last day begins, everywhere."""
     lapses = (at + timedelta(days=sender.code_days)).astimezone(sender.zone)
-    before = lapses.date() - timedelta(days=1)
+    before = lapses.date() - timedelta(days=2)
     return datetime(before.year, before.month, before.day, 12, tzinfo=sender.zone)
 
 
@@ -99,9 +103,9 @@ def render(
     at: datetime,
 ) -> Rendered:
     """The notice with ``code``, rendered (and so sent) ``at``: its code verifies until
-    ``Sender.code_days`` after it is sent, and the notice says the last whole day of them
-    (the day before the one on which it lapses, at the hour it was sent: every moment of
-    the day named is inside them, since a notice is sent no earlier than it is rendered)."""
+    ``Sender.code_days`` after it is sent, and the notice names a day every moment of
+    which, in any time zone, is inside them (``_last_whole_day``; a notice is marked sent
+    no earlier than it is rendered)."""
     language = recipient.language if recipient.language in ("en", "zh") else "en"
     about_other = recipient.guardian or recipient.minor
     words = categories_in(language, exposure.categories)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -135,8 +135,8 @@ def test_the_day_an_email_names_is_the_last_on_which_its_code_verifies_all_day(
     sent: tuple[Clinic, list[str]],
 ) -> None:
     """The email, as the real SMTP server received it, says until which day its code can
-    be checked: at the last instant of that day (the group's time) /verify says genuine,
-    and by the end of the day after it, expired."""
+    be checked: at the last instant of that day, at UTC-12 (the last place it ends),
+    /verify says genuine, and by the end of the group's day two days after it, expired."""
     clinic, _ = sent
     checker = Checker(clinic)
     zone = ZoneInfo(clinic.settings.timezone)
@@ -144,10 +144,12 @@ def test_the_day_an_email_names_is_the_last_on_which_its_code_verifies_all_day(
         text = message.get_body(preferencelist=("plain",)).get_content()
         code = CODE.findall(text)[0]
         last_day = _named_day(text).replace(tzinfo=zone)
-        end_us = to_micros(last_day + timedelta(days=1))
+        last_anywhere = last_day.replace(tzinfo=timezone(timedelta(hours=-12)))
+        end_us = to_micros(last_anywhere + timedelta(days=1))
         inside = checker.at(end_us - 1).get("/verify", params={"code": code}, headers=ACCEPT)
         assert inside.json()["genuine"] is True, last_day
-        past = checker.at(end_us + DAY_US).get("/verify", params={"code": code}, headers=ACCEPT)
+        after_us = to_micros(last_day.replace(tzinfo=zone) + timedelta(days=3))
+        past = checker.at(after_us).get("/verify", params={"code": code}, headers=ACCEPT)
         assert past.json().get("expired") is True, last_day
 
 

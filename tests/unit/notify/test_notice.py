@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -149,10 +149,11 @@ def test_the_access_is_said_to_be_stopped_only_when_containment_is_recorded(
         assert words in body
 
 
-@pytest.mark.parametrize(("language", "day"), [("en", "30 May 2027"), ("zh", "2027年5月30日")])
+@pytest.mark.parametrize(("language", "day"), [("en", "29 May 2027"), ("zh", "2027年5月29日")])
 def test_a_notice_says_until_which_day_its_code_can_be_checked(language: str, day: str) -> None:
     """Sent at 17:30 in Hong Kong on 2 December 2026, a code verifies for 180 days: until
-    17:30 on 31 May 2027, so the last whole day is 30 May (an SMS has no room for it)."""
+    17:30 on 31 May 2027 in Hong Kong, when it is still 30 May west of UTC+8; so the last
+    day whole everywhere is 29 May (an SMS has no room for it)."""
     notice = render(SENDER, INCIDENT, exposure(DataCategory.IDENTITY), person(language), CODE,
                     at=SENT)  # fmt: skip
     for body in (notice.text, notice.html, notice.letter):
@@ -160,12 +161,15 @@ def test_a_notice_says_until_which_day_its_code_can_be_checked(language: str, da
     assert day not in notice.sms
 
 
-@pytest.mark.parametrize("local_time", ["00:00", "00:01", "12:00", "23:59"])
+@pytest.mark.parametrize("local_time", ["00:00", "00:01", "00:30", "12:00", "23:59"])
 @pytest.mark.parametrize("days", [1, 2, 180])
-def test_every_moment_of_the_day_named_is_inside_the_codes_days(local_time: str, days: int) -> None:
-    """The day named is the last on which the code verifies all day, whatever the hour it
-    was sent: its end is no later than the moment the code lapses (``verify.py``: sent
-    plus the days), and the end of the day after it is later."""
+def test_every_moment_of_the_day_named_is_inside_the_codes_days_anywhere(
+    local_time: str, days: int
+) -> None:
+    """The day named is whole inside the code's days (``verify.py``: sent plus the days)
+    in every zone a patient may read it in, UTC-12 to UTC+14 (review of stop 65: sent at
+    00:30 in Hong Kong, "until 5 June" lapsed at 17:00 on 5 June in London), whatever the
+    hour it was sent; and it is the latest such day in Hong Kong but one."""
     hong_kong = ZoneInfo("Asia/Hong_Kong")
     hour, minute = map(int, local_time.split(":"))
     sent = datetime(2026, 12, 2, hour, minute, tzinfo=hong_kong)
@@ -173,7 +177,10 @@ def test_every_moment_of_the_day_named_is_inside_the_codes_days(local_time: str,
     text = render(sender, INCIDENT, exposure(DataCategory.IDENTITY), person(), CODE, at=sent).text
     named = re.search(r"can be checked until (\d+ \w+ \d{4})\.", text)
     assert named is not None
-    last = datetime.strptime(named[1], "%d %B %Y").replace(tzinfo=hong_kong)
-    end_of_named_day = last + timedelta(days=1)
+    last = datetime.strptime(named[1], "%d %B %Y")
     lapses = sent + timedelta(days=days)
-    assert end_of_named_day <= lapses < end_of_named_day + timedelta(days=1)
+    for offset in range(-12, 15):
+        zone = timezone(timedelta(hours=offset))
+        assert last.replace(tzinfo=zone) + timedelta(days=1) <= lapses, offset
+    in_hong_kong = last.replace(tzinfo=hong_kong) + timedelta(days=1)
+    assert lapses < in_hong_kong + timedelta(days=2)
