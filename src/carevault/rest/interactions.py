@@ -385,10 +385,13 @@ class FhirInteractions:
         key, rt_name = self.gate.vault.paging_key, query.resource_type.name
         bound = offsets.criteria(query.applied)
         now_s = int(self.gate.vault.clock().timestamp())
+        sorted_search = bool(query.sort)
         if sealed is not None and offsets.is_cursor(sealed):
-            if query.sort:
-                raise bad_request("_offset of a sorted search is a position")
-            query.after = offsets.opened_cursor(key, caller.principal, rt_name, bound, sealed)
+            if not query.pages_by_cursor:
+                raise bad_request("_offset of a search sorted by a record's values is a position")
+            query.after = offsets.opened_cursor(
+                key, caller.principal, rt_name, bound, sealed, sorted_search=sorted_search
+            )
             # Applied, as a position would be: the ledger names the parameters a search used.
             query.applied.append(("_offset", "cursor"))
         elif sealed is not None:
@@ -417,12 +420,20 @@ class FhirInteractions:
                 return str(at)
             return offsets.seal(key, caller.principal, rt_name, bound, at, now_s)
 
-        # The default order moves on by cursor (``rest/offsets.py``): after the page's
-        # last match, wherever records written or deleted meanwhile put it.
+        # The default order, and a sort by ``_id`` or ``_lastUpdated``, move on by cursor
+        # (``rest/offsets.py``): after the page's last match, wherever records written or
+        # deleted meanwhile put it.
         following = (
             None
-            if withheld or query.sort or query.following is None
-            else offsets.seal_cursor(key, caller.principal, rt_name, bound, query.following)
+            if withheld or not query.pages_by_cursor or query.following is None
+            else offsets.seal_cursor(
+                key,
+                caller.principal,
+                rt_name,
+                bound,
+                query.following,
+                sorted_search=sorted_search,
+            )
         )
         shown_total = None if withheld else total
         links = bundles.paging_links(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from tests.support.client import FhirTestClient
 
 HKID_SYSTEM = "http://carevault.hk/sid/hkid"
@@ -386,11 +388,79 @@ def test_a_search_cursor_is_the_callers_for_its_criteria(api: FhirTestClient) ->
     assert api.get(url).status_code == 400
 
 
-def test_sorted_searches_page_by_position(api: FhirTestClient) -> None:
-    """Searches with ``_sort`` keep paging by position (docs/search.md)."""
+@pytest.mark.parametrize("sort", ["_id", "-_id", "_lastUpdated", "-_lastUpdated"])
+def test_sorted_paging_misses_nothing_updated_or_deleted_on_pages_passed(
+    api: FhirTestClient, sort: str
+) -> None:
+    """Stop 65: a search sorted by ``_id`` or ``_lastUpdated`` paged by position, so a
+    record deleted on a page passed (by ``_id``), or updated there (by ``_lastUpdated``,
+    either way), moved every later record by one: one passed over, or one unchanged
+    listed twice. Its next link carries a cursor in its own order, as the default
+    order's does: every record not deleted returned, none of a page passed again
+    unchanged."""
+    made = [create(api, patient(given=f"Person {i}"))["id"] for i in range(20)]
+    first = api.get(f"/fhir/Patient?name=chan&_sort={sort}&_count=5").json()
+    seen = ids(first)
+    for record in api.get(f"/fhir/Patient?_id={','.join(seen[:2])}").json()["entry"]:
+        changed = {**record["resource"], "gender": "female"}
+        assert api.put_json(f"/fhir/Patient/{changed['id']}", changed).status_code == 200
+    assert api.delete(f"/fhir/Patient/{seen[2]}").status_code in (200, 204)
+    url, positions = _next(first), []
+    while url:
+        positions.append(dict(p.split("=", 1) for p in url.split("?")[1].split("&"))["_offset"])
+        bundle = api.get(url).json()
+        assert bundle["total"] == 19
+        page = ids(bundle)
+        assert not set(page) & set(seen[2:5]), page
+        seen += page
+        url = _next(bundle)
+    assert set(made) - {seen[2]} <= set(seen)
+    assert positions and not any(position.isdigit() for position in positions)
+    if sort == "_lastUpdated":
+        # The two updated move to the end, and come again there in their new version.
+        assert sorted(seen[-2:]) == sorted(seen[:2]) and len(seen) == 22
+    else:
+        # By id they stay where they were; newest first, they moved before the pages.
+        assert len(seen) == 20 and len(set(seen)) == 20
+
+
+def test_a_sorted_cursor_is_bound_to_its_sort(api: FhirTestClient) -> None:
+    """A sorted search's cursor is sealed for the caller, the type and every criterion,
+    the sort and its direction among them: used with another sort, none, or by another
+    caller, it is refused (400), and so is the default order's with a sort."""
+    from carevault.gate import Caller
+    from carevault.web.security import caller
+
     for i in range(5):
         create(api, patient(given=f"Person {i}"))
-    bundle = api.get("/fhir/Patient?name=chan&_sort=_id&_count=2").json()
-    assert (_next(bundle) or "").endswith("_sort=_id&_count=2&_offset=2")
-    later = api.get("/fhir/Patient?name=chan&_sort=_id&_count=2&_offset=2").json()
+    url = _next(api.get("/fhir/Patient?name=chan&_sort=_id&_count=2").json())
+    assert url is not None
+    cursor = dict(part.split("=", 1) for part in url.split("?")[1].split("&"))["_offset"]
+    second = api.get(url).json()
+    links = {link["relation"]: link["url"] for link in second["link"]}
+    assert cursor in links["self"] and links["previous"].endswith("_count=2&_offset=0")
+    assert second["total"] == 5 and len(ids(second)) == 2
+    plain = _next(api.get("/fhir/Patient?name=chan&_count=2").json())
+    assert plain is not None
+    default = dict(part.split("=", 1) for part in plain.split("?")[1].split("&"))["_offset"]
+    for other in (
+        f"/fhir/Patient?name=chan&_sort=-_id&_count=2&_offset={cursor}",
+        f"/fhir/Patient?name=chan&_sort=_lastUpdated&_count=2&_offset={cursor}",
+        f"/fhir/Patient?name=chan&_count=2&_offset={cursor}",
+        f"/fhir/Patient?name=chan&_sort=_id&_count=2&_offset={default}",
+        f"/fhir/Patient?name=chan&_sort=birthdate&_count=2&_offset={cursor}",
+    ):
+        assert api.get(other).status_code == 400, other
+    api.app.dependency_overrides[caller] = lambda: Caller(principal="system:another")
+    assert api.get(url).status_code == 400
+
+
+def test_searches_sorted_by_an_encrypted_value_page_by_position(api: FhirTestClient) -> None:
+    """A sort by a value only the record holds, encrypted (a birth date), keeps paging by
+    position: a cursor would carry the caller's records' dates in its link (docs/search.md)."""
+    for i in range(5):
+        create(api, patient(given=f"Person {i}"))
+    bundle = api.get("/fhir/Patient?name=chan&_sort=birthdate&_count=2").json()
+    assert (_next(bundle) or "").endswith("_sort=birthdate&_count=2&_offset=2")
+    later = api.get("/fhir/Patient?name=chan&_sort=birthdate&_count=2&_offset=2").json()
     assert (_next(later) or "").endswith("_offset=4") and len(ids(later)) == 2

@@ -89,3 +89,58 @@ def test_a_cursor_pages_after_the_last_record_shown(
     # The rest, then the two updated again; the offset counts what lies before.
     assert seen[3:9] == made[3:9] and sorted(seen[9:]) == sorted(made[:2])
     assert positions == [0, 3, 6, 8]  # the last, empty: nothing after the updated two
+
+
+@pytest.mark.parametrize("path", ["sql", "by_patient", "in_memory"])
+@pytest.mark.parametrize("sort", ["_id", "-_id", "-_lastUpdated", "_lastUpdated,-_id"])
+def test_a_sorted_cursor_pages_after_the_last_record_shown_in_its_order(
+    api: FhirTestClient, services: Services, path: str, sort: str
+) -> None:
+    """Stop 65: a search sorted by ``_id`` or ``_lastUpdated`` pages by a cursor in its
+    own order (``_beyond`` over the sort's keys, then the default order's), in each of
+    ``find``'s paths: what follows the last record shown, wherever records updated or
+    deleted before it since stand."""
+    if path == "by_patient":
+        patient = _create(api, {"resourceType": "Patient", "name": [{"family": "Chan"}]})
+        body = {
+            "resourceType": "Observation",
+            "status": "final",
+            "code": {"text": "bp"},
+            "subject": {"reference": f"Patient/{patient}"},
+        }
+        type_name, params = "Observation", [("patient", patient)]
+    else:
+        body = {"resourceType": "Patient", "name": [{"family": "Chan"}]}
+        type_name, params = "Patient", [("name", "chan")]
+    for _ in range(9):
+        _create(api, body)
+    keep: Callable[[Opened], bool] | None = _everyone if path == "in_memory" else None
+
+    def page(
+        after: tuple[int, int, str] | None, count: int = 3
+    ) -> tuple[list[str], SearchQuery, int]:
+        query = _query(services, type_name, [*params, ("_sort", sort)])
+        query.after, query.count = after, count
+        found, total = find(
+            services.vault,
+            query,
+            principal="system:test",
+            purpose="treatment",
+            restrict=None,
+            candidate_limit=1000,
+            keep=keep,
+        )
+        return [item.head.resource_id for item in found], query, total
+
+    everything, _, _ = page(None, count=9)  # the order as it stands
+    seen, query, total = page(None)
+    assert seen == everything[:3] and total == 9 and query.following is not None
+    assert api.delete(f"/fhir/{type_name}/{seen[1]}").status_code in (200, 204)
+    positions = []
+    while query.following is not None:
+        shown, query, total = page(query.following)
+        assert total == 8
+        positions.append(query.offset)
+        seen += shown
+    # Nothing passed over, nothing repeated: the rest, in the order they stood.
+    assert seen[3:] == everything[3:] and positions == [2, 5, 8]
