@@ -34,6 +34,17 @@ at the end, in its new version. A cursor names a point in an order the caller wa
 up to, not a count of what lies before it, so it has no lifetime: replayed later it
 asks what a search by ``_lastUpdated`` would. Its page's other links count positions
 as they stand when it is read.
+
+A search sorted by ``_id`` and ``_lastUpdated`` alone (stop 65) moves on by a cursor in
+its own order: the page's last ``(last_updated_us, row_id, resource_id)``, under a
+format and length of its own, bound as any cursor is (the criteria hold the sort and its
+direction). These are values every entry shows in the clear. A sort by a date pages by
+position: of patient data (a birth date, encrypted), its cursor would carry the date of
+the caller's last record shown, a record's value in a link that proxies, logs and
+histories keep, sealed or not; a directory's clear date (a Slot's start) is not in the
+record's head, and was left to positions with them.
+``Patient/$everything`` pages by the default order's cursor, bound to
+``Patient/<id>/$everything`` in place of a type.
 """
 
 from __future__ import annotations

@@ -155,7 +155,9 @@ def test_a_sorted_cursor_carries_the_id_and_opens_only_as_one() -> None:
     for refused in (
         lambda: offsets.opened_cursor(KEY, BILLING, "Patient", PLAN, sealed),
         lambda: offsets.opened_cursor(KEY, BILLING, "Patient", PLAN, plain, sorted_search=True),
-        lambda: offsets.opened_cursor(KEY, "staff:billing8", "Patient", PLAN, sealed, sorted_search=True),
+        lambda: offsets.opened_cursor(
+            KEY, "staff:billing8", "Patient", PLAN, sealed, sorted_search=True
+        ),
     ):
         with pytest.raises(FhirError) as error:
             refused()
