@@ -39,10 +39,8 @@ def _everyone(item: Opened) -> bool:
     return True
 
 
-@pytest.mark.parametrize("path", ["sql", "by_patient", "in_memory"])
-def test_a_cursor_pages_after_the_last_record_shown(
-    api: FhirTestClient, services: Services, path: str
-) -> None:
+def _records(api: FhirTestClient, path: str) -> tuple[str, list[tuple[str, str]], list[str]]:
+    """Nine records to page, as ``path`` finds them: the type, the criteria and the ids."""
     if path == "by_patient":
         patient = _create(api, {"resourceType": "Patient", "name": [{"family": "Chan"}]})
         body = {
@@ -55,13 +53,22 @@ def test_a_cursor_pages_after_the_last_record_shown(
     else:
         body = {"resourceType": "Patient", "name": [{"family": "Chan"}]}
         type_name, params = "Patient", [("name", "chan")]
-    made = [_create(api, body) for _ in range(9)]
+    return type_name, params, [_create(api, body) for _ in range(9)]
+
+
+Pager = Callable[[tuple[int, int, str] | None], tuple[list[str], SearchQuery, int]]
+
+
+def _pager(
+    services: Services, type_name: str, params: list[tuple[str, str]], path: str, count: int = 3
+) -> Pager:
+    """A page of the search after a cursor (None: the first), its query and total."""
     # A keep of a type that is not health data opens every candidate (in memory).
     keep: Callable[[Opened], bool] | None = _everyone if path == "in_memory" else None
 
-    def page(after: tuple[int, int] | None) -> tuple[list[str], SearchQuery, int]:
+    def page(after: tuple[int, int, str] | None) -> tuple[list[str], SearchQuery, int]:
         query = _query(services, type_name, params)
-        query.after = after
+        query.after, query.count = after, count
         found, total = find(
             services.vault,
             query,
@@ -73,6 +80,15 @@ def test_a_cursor_pages_after_the_last_record_shown(
         )
         return [item.head.resource_id for item in found], query, total
 
+    return page
+
+
+@pytest.mark.parametrize("path", ["sql", "by_patient", "in_memory"])
+def test_a_cursor_pages_after_the_last_record_shown(
+    api: FhirTestClient, services: Services, path: str
+) -> None:
+    type_name, params, made = _records(api, path)
+    page = _pager(services, type_name, params, path)
     seen, query, total = page(None)
     assert total == 9 and query.following is not None
     for record in seen[:2]:
@@ -98,41 +114,12 @@ def test_a_sorted_cursor_pages_after_the_last_record_shown_in_its_order(
 ) -> None:
     """Stop 65: a search sorted by ``_id`` or ``_lastUpdated`` pages by a cursor in its
     own order (``_beyond`` over the sort's keys, then the default order's), in each of
-    ``find``'s paths: what follows the last record shown, wherever records updated or
-    deleted before it since stand."""
-    if path == "by_patient":
-        patient = _create(api, {"resourceType": "Patient", "name": [{"family": "Chan"}]})
-        body = {
-            "resourceType": "Observation",
-            "status": "final",
-            "code": {"text": "bp"},
-            "subject": {"reference": f"Patient/{patient}"},
-        }
-        type_name, params = "Observation", [("patient", patient)]
-    else:
-        body = {"resourceType": "Patient", "name": [{"family": "Chan"}]}
-        type_name, params = "Patient", [("name", "chan")]
-    for _ in range(9):
-        _create(api, body)
-    keep: Callable[[Opened], bool] | None = _everyone if path == "in_memory" else None
-
-    def page(
-        after: tuple[int, int, str] | None, count: int = 3
-    ) -> tuple[list[str], SearchQuery, int]:
-        query = _query(services, type_name, [*params, ("_sort", sort)])
-        query.after, query.count = after, count
-        found, total = find(
-            services.vault,
-            query,
-            principal="system:test",
-            purpose="treatment",
-            restrict=None,
-            candidate_limit=1000,
-            keep=keep,
-        )
-        return [item.head.resource_id for item in found], query, total
-
-    everything, _, _ = page(None, count=9)  # the order as it stands
+    ``find``'s paths: what follows the last record shown, wherever records deleted
+    before it since stood."""
+    type_name, params, _ = _records(api, path)
+    params = [*params, ("_sort", sort)]
+    everything, _, _ = _pager(services, type_name, params, path, count=9)(None)
+    page = _pager(services, type_name, params, path)
     seen, query, total = page(None)
     assert seen == everything[:3] and total == 9 and query.following is not None
     assert api.delete(f"/fhir/{type_name}/{seen[1]}").status_code in (200, 204)
