@@ -83,6 +83,18 @@ def _pager(
     return page
 
 
+def _onwards(page: Pager, query: SearchQuery, *, total: int) -> tuple[list[str], list[int]]:
+    """Every page after ``query``'s, by its cursors: the records and each page's offset."""
+    seen: list[str] = []
+    positions: list[int] = []
+    while query.following is not None:
+        shown, query, found = page(query.following)
+        assert found == total
+        positions.append(query.offset)
+        seen += shown
+    return seen, positions
+
+
 @pytest.mark.parametrize("path", ["sql", "by_patient", "in_memory"])
 def test_a_cursor_pages_after_the_last_record_shown(
     api: FhirTestClient, services: Services, path: str
@@ -96,12 +108,8 @@ def test_a_cursor_pages_after_the_last_record_shown(
         changed = {**current, "id": record, "meta": {}, "language": "en"}
         assert api.put_json(f"/fhir/{type_name}/{record}", changed).status_code == 200
     assert api.delete(f"/fhir/{type_name}/{seen[2]}").status_code in (200, 204)
-    positions = []
-    while query.following is not None:
-        shown, query, total = page(query.following)
-        assert total == 8
-        positions.append(query.offset)
-        seen += shown
+    more, positions = _onwards(page, query, total=8)
+    seen += more
     # The rest, then the two updated again; the offset counts what lies before.
     assert seen[3:9] == made[3:9] and sorted(seen[9:]) == sorted(made[:2])
     assert positions == [0, 3, 6, 8]  # the last, empty: nothing after the updated two
@@ -123,11 +131,7 @@ def test_a_sorted_cursor_pages_after_the_last_record_shown_in_its_order(
     seen, query, total = page(None)
     assert seen == everything[:3] and total == 9 and query.following is not None
     assert api.delete(f"/fhir/{type_name}/{seen[1]}").status_code in (200, 204)
-    positions = []
-    while query.following is not None:
-        shown, query, total = page(query.following)
-        assert total == 8
-        positions.append(query.offset)
-        seen += shown
+    more, positions = _onwards(page, query, total=8)
+    seen += more
     # Nothing passed over, nothing repeated: the rest, in the order they stood.
     assert seen[3:] == everything[3:] and positions == [2, 5, 8]
