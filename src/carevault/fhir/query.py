@@ -106,13 +106,14 @@ class SearchQuery:
     #: opened the seal; the gate lets a caller from whom it withholds counts page only so.
     offset_issued: bool = False
     #: A page asked by a sealed cursor (``rest/offsets.py``): the matches strictly after
-    #: this ``(last_updated_us, row_id)`` in the default order (no ``_sort``), whatever
-    #: was written or deleted before it since; ``find`` then sets ``offset`` to how many
-    #: matches lie at or before it, for the page's other links.
-    after: tuple[int, int] | None = None
-    #: Set by ``find``: the ``(last_updated_us, row_id)`` of the page's last match, where
-    #: the next page of the default order starts (None: the page was empty).
-    following: tuple[int, int] | None = None
+    #: the record at this ``(last_updated_us, row_id, resource_id)`` in the search's
+    #: order (the default, or a sort by ``_id`` and ``_lastUpdated``: ``pages_by_cursor``),
+    #: whatever was written or deleted before it since; ``find`` then sets ``offset`` to
+    #: how many matches lie at or before it, for the page's other links.
+    after: tuple[int, int, str] | None = None
+    #: Set by ``find``: the ``(last_updated_us, row_id, resource_id)`` of the page's last
+    #: match, where the next page starts (None: the page was empty).
+    following: tuple[int, int, str] | None = None
     summary_count: bool = False
     #: How much of each matching resource is shown (``_summary``, ``_elements``).
     view: View = FULL
@@ -127,6 +128,15 @@ class SearchQuery:
     def sorts_on_encrypted(self) -> bool:
         """Whether ordering needs values only decryption shows."""
         return any(key.name not in ("_lastUpdated", "_id") for key in self.sort)
+
+    @property
+    def pages_by_cursor(self) -> bool:
+        """Whether a cursor can name a place in this search's order from a record's head
+        alone: the default order, or a sort by ``_id`` and ``_lastUpdated``, values in the
+        clear that every entry shows. A sort by a date the record holds would put that
+        date, the caller's record's, in the link (stop 65): such a search pages by
+        position."""
+        return not self.sorts_on_encrypted
 
     @property
     def needs_decryption(self) -> bool:

@@ -97,7 +97,7 @@ from carevault.gate.counted import (
     sensitive_code_param,
 )
 from carevault.gate.loading import patient_batch_events
-from carevault.gate.paging import VersionPage, cut
+from carevault.gate.paging import ChartPage, VersionPage, chart_cut, chart_place, cut
 from carevault.gate.prefetch import NO_READS, Prefetched, prefetch_read
 from carevault.ledger.events import AuditEvent, Outcome, Tag
 from carevault.ledger.store import LedgerStore
@@ -1536,13 +1536,17 @@ class Gate:
         patient_id: str,
         *,
         offset: int = 0,
+        after: tuple[int, int] | None = None,
         count: int | None = None,
         types: frozenset[str] | None = None,
         since_us: int | None = None,
         care: CarePeriod | None = None,
-    ) -> tuple[list[Opened], int]:
+    ) -> ChartPage:
         """One page of the patient's compartment the caller may read, and how many records
-        it holds in all; only the page is opened, returned and recorded.
+        it holds in all; only the page is opened, returned and recorded. The patient comes
+        first, then each record where it was last written (``paging.chart_place``); a page
+        starts at ``offset``, or after the place ``after`` (a cursor's: whatever was written
+        or deleted before it since moves nothing past the page).
 
         ``types`` and ``since_us`` (changed at or after) narrow on clear metadata, before
         anything is decided or opened. ``care`` (``start``/``end``) narrows on care dates,
@@ -1565,13 +1569,18 @@ class Gate:
                     since_us is None or head.last_updated_us >= since_us
                 )
 
+            subject = located.head.row_id
+
+            def place(item: Sealed | Opened) -> tuple[int, int]:
+                return chart_place(item.head.last_updated_us, item.head.row_id, subject)
+
             decided = [(located, patient_decision)] if wanted(located.head) else []
-            for item in self.vault.locate_compartment(located.head.patient_pseudonym):
-                if item.head.row_id != located.head.row_id and wanted(item.head):
+            compartment = self.vault.locate_compartment(located.head.patient_pseudonym)
+            for item in sorted(compartment, key=place):
+                if item.head.row_id != subject and wanted(item.head):
                     decision = self._may_read(caller, item)
                     if decision is not None:
                         decided.append((item, decision))
-            end = None if count is None else offset + count
             dated = care is not None and any(
                 has_care_date(RESOURCE_TYPES[item.head.resource_type]) for item, _ in decided
             )
@@ -1583,25 +1592,23 @@ class Gate:
                 cut = self._cut(list(zip(opened, [d for _, d in decided], strict=True)))
                 if care is not None:
                     cut = [entry for entry in cut if self._in_care(entry[0], care)]
-                page, total = cut[offset:end], len(cut)
-                counted: list[Sealed | Opened] = [
-                    item for item, _, _ in [*cut[:offset], *cut[len(cut) if end is None else end :]]
-                ]
+                begin, end = chart_cut([place(item) for item, _, _ in cut], offset, after, count)
+                page, total = cut[begin:end], len(cut)
+                last: Sealed | Opened | None = cut[end - 1][0] if end > begin else None
+                counted: list[Sealed | Opened] = [item for item, _, _ in [*cut[:begin], *cut[end:]]]
             else:
-                chosen = decided[offset:end]
+                places = [place(item) for item, _ in decided]
+                begin, end = chart_cut(places, offset, after, count)
+                chosen = decided[begin:end]
                 opened = self._open(caller, [item for item, _ in chosen])
                 page = self._cut(list(zip(opened, [d for _, d in chosen], strict=True)))
                 total = len(decided)
-                counted = [
-                    item
-                    for item, _ in [
-                        *decided[:offset],
-                        *decided[len(decided) if end is None else end :],
-                    ]
-                ]
+                last = chosen[-1][0] if chosen else None
+                counted = [item for item, _ in [*decided[:begin], *decided[end:]]]
             told = self._told_by_count(counted)
             self._record_shown(attempt, page, named=sorted(told), told=told)
-            return [item for item, _, _ in page], total
+            shown = [item for item, _, _ in page]
+            return ChartPage(shown, total, begin, None if last is None else place(last))
 
     def _told_by_count(
         self, counted: Sequence[Sealed | Opened], *, versions: bool = False

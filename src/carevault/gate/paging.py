@@ -52,3 +52,40 @@ class VersionPage:
     total: int
     previous: int | None = None
     following: int | None = None
+
+
+#: Where the patient stands in their own ``$everything``: first, before every record.
+SUBJECT_PLACE = (-1, -1)
+
+
+def chart_place(last_updated_us: int, row_id: int, subject_row: int) -> tuple[int, int]:
+    """Where a record of a patient's chart stands in ``$everything``'s order: the patient
+    (``subject_row``) first, then every other record where it was last written, as a
+    search's default order, so that a record written or deleted while a client pages
+    moves none past a page (stop 65): one written comes after every page passed."""
+    return SUBJECT_PLACE if row_id == subject_row else (last_updated_us, row_id)
+
+
+def chart_cut(
+    places: Sequence[tuple[int, int]],
+    offset: int,
+    after: tuple[int, int] | None,
+    count: int | None,
+) -> tuple[int, int]:
+    """Where a page of ``places`` (in order) lies: from ``offset``, or where a cursor
+    left off (the first place strictly after ``after``), ``count`` of them (None: the
+    rest)."""
+    begin = offset if after is None else sum(1 for place in places if place <= after)
+    return begin, len(places) if count is None else min(begin + count, len(places))
+
+
+@dataclass(frozen=True)
+class ChartPage:
+    """A page of a patient's ``$everything``: the records shown, how many the caller may
+    read in all, how many stand before the page, and the place of its last record (where
+    the next page starts; None: the page is empty)."""
+
+    records: list[Opened]
+    total: int
+    offset: int
+    following: tuple[int, int] | None

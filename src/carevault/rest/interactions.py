@@ -385,10 +385,13 @@ class FhirInteractions:
         key, rt_name = self.gate.vault.paging_key, query.resource_type.name
         bound = offsets.criteria(query.applied)
         now_s = int(self.gate.vault.clock().timestamp())
+        sorted_search = bool(query.sort)
         if sealed is not None and offsets.is_cursor(sealed):
-            if query.sort:
-                raise bad_request("_offset of a sorted search is a position")
-            query.after = offsets.opened_cursor(key, caller.principal, rt_name, bound, sealed)
+            if not query.pages_by_cursor:
+                raise bad_request("_offset of a search sorted by a record's values is a position")
+            query.after = offsets.opened_cursor(
+                key, caller.principal, rt_name, bound, sealed, sorted_search=sorted_search
+            )
             # Applied, as a position would be: the ledger names the parameters a search used.
             query.applied.append(("_offset", "cursor"))
         elif sealed is not None:
@@ -417,12 +420,20 @@ class FhirInteractions:
                 return str(at)
             return offsets.seal(key, caller.principal, rt_name, bound, at, now_s)
 
-        # The default order moves on by cursor (``rest/offsets.py``): after the page's
-        # last match, wherever records written or deleted meanwhile put it.
+        # The default order, and a sort by ``_id`` or ``_lastUpdated``, move on by cursor
+        # (``rest/offsets.py``): after the page's last match, wherever records written or
+        # deleted meanwhile put it.
         following = (
             None
-            if withheld or query.sort or query.following is None
-            else offsets.seal_cursor(key, caller.principal, rt_name, bound, query.following)
+            if withheld or not query.pages_by_cursor or query.following is None
+            else offsets.seal_cursor(
+                key,
+                caller.principal,
+                rt_name,
+                bound,
+                query.following,
+                sorted_search=sorted_search,
+            )
         )
         shown_total = None if withheld else total
         links = bundles.paging_links(
@@ -487,18 +498,30 @@ class FhirInteractions:
         self, caller: Caller, patient_id: str, params: Sequence[tuple[str, str]], base: str
     ) -> FhirResponse:
         asked = everything_query(params, self.search_settings.max_count, self.search_settings.zone)
+        patient_id = checked_id(patient_id)
+        # Its pages move on by cursor, as a search's do (``rest/offsets.py``), sealed for
+        # this caller, this patient's chart and the criteria.
+        key, chart = self.gate.vault.paging_key, f"Patient/{patient_id}/$everything"
+        bound = offsets.criteria(asked.repeated)
+        after = (
+            None
+            if asked.cursor is None
+            else offsets.opened_cursor(key, caller.principal, chart, bound, asked.cursor)[:2]
+        )
         with translated():
             # ``_since`` is a poll for what changed: as of a settled time (``history``).
             as_of = self.gate.settled_now() if asked.since_us is not None else None
-            page, total = self.gate.everything(
+            shown = self.gate.everything(
                 caller,
-                checked_id(patient_id),
+                patient_id,
                 offset=asked.offset,
+                after=after,
                 count=asked.count,
                 types=asked.types,
                 since_us=asked.since_us,
                 care=asked.care,
             )
+            page, total = shown.records, shown.total
             outside = [
                 reference
                 for reference in _outside_references(page)
@@ -510,10 +533,22 @@ class FhirInteractions:
             # Not paged: every record from the offset is on this page. The link is the
             # request's own (R4 search.html: the parameters used), not a _count= of the
             # total that no client asked for.
-            links = [bundles.self_link(url, asked.repeated, asked.offset)]
+            at = [("_offset", asked.cursor)] if asked.cursor is not None else []
+            links = [bundles.self_link(url, [*asked.repeated, *at], asked.offset)]
         else:
+            following = (
+                None
+                if shown.following is None
+                else offsets.seal_cursor(key, caller.principal, chart, bound, shown.following)
+            )
             links = bundles.paging_links(
-                url, asked.repeated, count=asked.count, offset=asked.offset, total=total
+                url,
+                asked.repeated,
+                count=asked.count,
+                offset=shown.offset,
+                total=total,
+                at=asked.cursor,
+                following=following,
             )
         # What the records refer to outside the compartment is included, not matched:
         # R4 Bundle.total counts the matches alone, and these repeat on pages.
@@ -720,21 +755,30 @@ class EverythingQuery:
     since_us: int | None = None
     care: CarePeriod | None = None
     repeated: tuple[tuple[str, str], ...] = ()
+    #: A sealed cursor (``rest/offsets.py``) from a next link, in place of ``offset``.
+    cursor: str | None = None
 
 
 def everything_query(
     params: Sequence[tuple[str, str]], max_count: int, zone: tzinfo
 ) -> EverythingQuery:
     """The parameters of ``$everything`` (FHIR R4 Patient-everything: ``start``, ``end``,
-    ``_since``, ``_type``, ``_count``) and ``_offset`` for its paging links. Any other
-    parameter is refused: it could be a filter the caller expects to narrow the result."""
+    ``_since``, ``_type``, ``_count``) and ``_offset`` for its paging links: a position,
+    or the sealed cursor of a next link (once). Any other parameter is refused: it could
+    be a filter the caller expects to narrow the result."""
     count: int | None = None
     offset = 0
+    given = [value for name, value in params if name == "_offset"]
+    cursor = next((value for value in given if offsets.is_cursor(value)), None)
+    if cursor is not None and len(given) > 1:
+        raise bad_request("_offset is given once")
     types: frozenset[str] | None = None
     since_us: int | None = None
     start = end = None
     repeated: list[tuple[str, str]] = []
     for name, value in params:
+        if name == "_offset" and value == cursor:
+            continue
         if name in ("_count", "_offset"):
             number = _whole_number(name, value)
             if name == "_count":
@@ -760,7 +804,7 @@ def everything_query(
     if start is not None and end is not None and end <= start:
         raise bad_request("$everything: end must not be before start")
     care = CarePeriod(start, end) if start is not None or end is not None else None
-    return EverythingQuery(count, offset, types, since_us, care, tuple(repeated))
+    return EverythingQuery(count, offset, types, since_us, care, tuple(repeated), cursor)
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,17 @@ at the end, in its new version. A cursor names a point in an order the caller wa
 up to, not a count of what lies before it, so it has no lifetime: replayed later it
 asks what a search by ``_lastUpdated`` would. Its page's other links count positions
 as they stand when it is read.
+
+A search sorted by ``_id`` and ``_lastUpdated`` alone (stop 65) moves on by a cursor in
+its own order: the page's last ``(last_updated_us, row_id, resource_id)``, under a
+format and length of its own, bound as any cursor is (the criteria hold the sort and its
+direction). These are values every entry shows in the clear. A sort by a date pages by
+position: of patient data (a birth date, encrypted), its cursor would carry the date of
+the caller's last record shown, a record's value in a link that proxies, logs and
+histories keep, sealed or not; a directory's clear date (a Slot's start) is not in the
+record's head, and was left to positions with them.
+``Patient/$everything`` pages by the default order's cursor, bound to
+``Patient/<id>/$everything`` in place of a type.
 """
 
 from __future__ import annotations
@@ -118,6 +129,14 @@ _CURSOR_FORMAT = b"\x05"
 #: ``[last_updated_us, row_id]`` as JSON, padded with spaces: 20 digits each and more.
 _CURSOR_BYTES = 49  # with the format, nonce and tag, 78 bytes: base64url with no spare bits
 CURSOR_LENGTH = sealing.sealed_length(_CURSOR_BYTES)
+_SORTED_FORMAT = b"\x06"
+#: ``[last_updated_us, row_id, resource_id]``: a default cursor's and an id of up to 64.
+_SORTED_BYTES = 118  # with the format, nonce and tag, 147 bytes: no spare bits either
+SORTED_CURSOR_LENGTH = sealing.sealed_length(_SORTED_BYTES)
+
+
+def _cursor_form(sorted_search: bool) -> tuple[bytes, int]:
+    return (_SORTED_FORMAT, _SORTED_BYTES) if sorted_search else (_CURSOR_FORMAT, _CURSOR_BYTES)
 
 
 def seal_cursor(
@@ -125,13 +144,17 @@ def seal_cursor(
     principal: str,
     type_name: str,
     bound: Sequence[tuple[str, str]],
-    after: tuple[int, int],
+    after: tuple[int, int] | tuple[int, int, str],
+    *,
+    sorted_search: bool = False,
 ) -> str:
-    """The cursor of the page after ``after`` (``last_updated_us``, ``row_id``) of this
-    caller's search of ``type_name`` by ``bound``."""
-    plain = jsonio.dumps([after[0], after[1]])
+    """The cursor of the page after ``after`` (``last_updated_us``, ``row_id`` and, for a
+    ``sorted_search``, the ``resource_id`` its ``_id`` sort may need) of this caller's
+    search of ``type_name`` by ``bound``."""
+    form, width = _cursor_form(sorted_search)
+    plain = jsonio.dumps(list(after) if sorted_search else [after[0], after[1]])
     binding = _binding(principal, type_name, bound)
-    return sealing.seal(key, _CURSOR_FORMAT, plain, _CURSOR_BYTES, binding)
+    return sealing.seal(key, form, plain, width, binding)
 
 
 def opened_cursor(
@@ -140,25 +163,27 @@ def opened_cursor(
     type_name: str,
     bound: Sequence[tuple[str, str]],
     value: str,
-) -> tuple[int, int]:
-    """What cursor ``value`` seals, if this server sealed it for this caller and these
-    criteria; otherwise a 400 that says no more than that."""
-    plain = sealing.opened(
-        key, _CURSOR_FORMAT, _CURSOR_BYTES, value, _binding(principal, type_name, bound)
-    )
+    *,
+    sorted_search: bool = False,
+) -> tuple[int, int, str]:
+    """Where cursor ``value`` places the page (``last_updated_us``, ``row_id``,
+    ``resource_id``: empty in the default order), if this server sealed it for this
+    caller, these criteria and this kind of order; otherwise a 400 that says no more."""
+    form, width = _cursor_form(sorted_search)
+    plain = sealing.opened(key, form, width, value, _binding(principal, type_name, bound))
     if plain is None:
         raise bad_request(
             "_offset of this search is taken only from a link this server gave the same "
             "caller for the same criteria; search again from the first page"
         )
-    at, row_id = jsonio.parse(plain)
-    return int(at), int(row_id)
+    at, row_id, *resource_id = jsonio.parse(plain)
+    return int(at), int(row_id), str(resource_id[0]) if resource_id else ""
 
 
 def is_cursor(value: str) -> bool:
-    """Whether an ``_offset`` value is (shaped as) a sealed cursor, not a position nor a
-    sealed offset (another length)."""
-    return len(value) == CURSOR_LENGTH and not value.isdigit()
+    """Whether an ``_offset`` value is (shaped as) a sealed cursor, of the default order
+    or of a sort, not a position nor a sealed offset (another length)."""
+    return len(value) in (CURSOR_LENGTH, SORTED_CURSOR_LENGTH) and not value.isdigit()
 
 
 def _refused() -> FhirError:

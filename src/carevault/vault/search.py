@@ -67,8 +67,8 @@ def find(
     candidates are about to be opened (the gate charges them to the request's budget;
     it may refuse).
     """
-    if query.after is not None and query.sort:
-        raise ValueError("a cursor pages the default order only")
+    if query.after is not None and not query.pages_by_cursor:
+        raise ValueError("a cursor pages an order by a record's clear head only")
     base = _conditions(vault, query)
     if restrict is not None:
         base.append(restrict)
@@ -131,16 +131,43 @@ def find(
         return [], len(matching)
     start = query.offset
     if query.after is not None:
-        # Sorted by the same key: those at or before the cursor come first.
-        start = query.offset = sum(1 for item in matching if _key(item.head) <= query.after)
+        # In the order the cursor names: those at or before it come first.
+        after = query.after
+        start = query.offset = sum(
+            1 for item in matching if not _follows(query, _place(item.head), after)
+        )
     page: list[Sealed | Opened] = list(matching[start : start + query.count])
-    query.following = _key(page[-1].head) if page else None
+    query.following = _place(page[-1].head) if page else None
     return page, len(matching)
 
 
-def _key(head: Head) -> tuple[int, int]:
-    """Where a record stands in the default order (and after any ``_sort``'s keys)."""
-    return head.last_updated_us, head.row_id
+def _place(head: Head) -> tuple[int, int, str]:
+    """What a cursor names of a record (``SearchQuery.after``); its first two are the
+    default order, and sort as it does."""
+    return head.last_updated_us, head.row_id, head.resource_id
+
+
+def _cursor_order(query: SearchQuery) -> list[tuple[str, bool]]:
+    """The keys of an order a cursor pages (``pages_by_cursor``), each with whether it
+    descends: the sort's, then the default order's; a key again adds nothing."""
+    keys = [*((key.name, key.descending) for key in query.sort)]
+    keys += [("_lastUpdated", False), ("_row", False)]
+    names = [name for name, _ in keys]
+    return [key for index, key in enumerate(keys) if names.index(key[0]) == index]
+
+
+def _value(name: str, place: tuple[int, int, str]) -> Any:
+    return {"_lastUpdated": place[0], "_row": place[1], "_id": place[2]}[name]
+
+
+def _follows(query: SearchQuery, place: tuple[int, int, str], after: tuple[int, int, str]) -> bool:
+    """Whether the record at ``place`` comes strictly after ``after`` in the search's
+    order (in memory, as ``_beyond`` says in SQL)."""
+    for name, descending in _cursor_order(query):
+        mine, theirs = _value(name, place), _value(name, after)
+        if mine != theirs:
+            return bool(mine < theirs if descending else mine > theirs)
+    return False
 
 
 def _releasable(
@@ -262,7 +289,7 @@ def _sql_page(
         else:
             # After the cursor, not at a position: a record written or deleted before it
             # since moves no later one past the page.
-            beyond = _beyond(query.after, by_patient=by_patient)
+            beyond = _beyond(query, query.after, by_patient=by_patient)
             statement = statement.where(beyond)
             query.offset = int(connection.execute(counting.where(not_(beyond))).scalar_one())
         row_ids = [int(row_id) for row_id in connection.execute(statement).scalars()]
@@ -271,22 +298,39 @@ def _sql_page(
         else:
             total = int(connection.execute(counting).scalar_one())
         page: list[Sealed | Opened] = list(vault.locate_rows(row_ids, connection))
-        query.following = _key(page[-1].head) if page else None
+        query.following = _place(page[-1].head) if page else None
         return page, total
 
 
-def _beyond(after: tuple[int, int], *, by_patient: bool) -> ColumnElement[bool]:
-    """The records strictly after ``after`` in the default order, ``(last_updated_us,
-    row_id)``: written as ``_sql_order`` writes them, so that a search that names its
-    patients keeps to ``ix_resource_head_patient`` (``+ 0``), and one that does not may
-    start its walk of ``ix_resource_head_updated`` at the cursor."""
-    updated: Any = resource_head.c.last_updated_us
-    row_id: Any = resource_head.c.row_id
-    if by_patient:
-        updated, row_id = updated + 0, row_id + 0
-    at, row = after
-    # The first term, implied by the rest, bounds the walk of an index on the time.
-    return and_(updated >= at, or_(updated > at, and_(updated == at, row_id > row)))
+def _beyond(
+    query: SearchQuery, after: tuple[int, int, str], *, by_patient: bool
+) -> ColumnElement[bool]:
+    """The records strictly after ``after`` in the search's order (``_cursor_order``):
+    the default, ``(lu > a) OR (lu = a AND row_id > b)``, and a sort's keys before it
+    likewise, each as ``_sql_order`` writes it, so that a search that names its patients
+    keeps to ``ix_resource_head_patient`` (``+ 0``), and one that does not may start its
+    walk of an index on its first key at the cursor."""
+    clauses: list[ColumnElement[bool]] = []
+    equal: list[ColumnElement[bool]] = []
+    for name, descending in _cursor_order(query):
+        column, value = _head_column(name, by_patient=by_patient), _value(name, after)
+        clauses.append(and_(*equal, column < value if descending else column > value))
+        equal.append(column == value)
+    # The first term, implied by the rest, bounds the walk of an index on the first key.
+    (name, descending), *_ = _cursor_order(query)
+    first, value = _head_column(name, by_patient=by_patient), _value(name, after)
+    return and_(first <= value if descending else first >= value, or_(*clauses))
+
+
+def _head_column(name: str, *, by_patient: bool) -> Any:
+    """A key of an order by what a record's head holds in the clear (``_id``,
+    ``_lastUpdated``, and the row, last of the default order), as ``_sql_order`` sorts
+    by it."""
+    if name == "_id":
+        column: Any = resource_head.c.resource_id
+        return column.concat("") if by_patient else column
+    column = resource_head.c.last_updated_us if name == "_lastUpdated" else resource_head.c.row_id
+    return column + 0 if by_patient else column
 
 
 def _sql_order(query: SearchQuery, *, by_patient: bool = False) -> list[Any]:
@@ -298,28 +342,25 @@ def _sql_order(query: SearchQuery, *, by_patient: bool = False) -> list[Any]:
     patients, growing with the group, against 0.02 ms)."""
     order: list[Any] = []
     for key in query.sort:
-        if key.name == "_id":
-            column: Any = resource_head.c.resource_id
-        elif key.name == "_lastUpdated":
-            column = resource_head.c.last_updated_us
-        else:  # a clear date (records that are not patient data): its earliest start
-            column = (
-                select(func.min(search_date.c.low_us))
-                .where(search_date.c.row_id == resource_head.c.row_id)
-                .where(search_date.c.param == key.name)
-                .scalar_subquery()
-            )
-            # Without the value: last, either way.
-            order.append(
-                column.desc().nulls_last() if key.descending else column.asc().nulls_last()
-            )
+        if key.name in ("_id", "_lastUpdated"):
+            column = _head_column(key.name, by_patient=by_patient)
+            order.append(column.desc() if key.descending else column.asc())
             continue
-        if by_patient:
-            column = column + 0 if key.name == "_lastUpdated" else column.concat("")
-        order.append(column.desc() if key.descending else column.asc())
-    if by_patient:
-        return [*order, resource_head.c.last_updated_us + 0, resource_head.c.row_id + 0]
-    return [*order, resource_head.c.last_updated_us, resource_head.c.row_id]
+        # A clear date (records that are not patient data): its earliest start.
+        earliest = (
+            select(func.min(search_date.c.low_us))
+            .where(search_date.c.row_id == resource_head.c.row_id)
+            .where(search_date.c.param == key.name)
+            .scalar_subquery()
+        )
+        # Without the value: last, either way.
+        order.append(
+            earliest.desc().nulls_last() if key.descending else earliest.asc().nulls_last()
+        )
+    return [
+        *order,
+        *(_head_column(name, by_patient=by_patient) for name in ("_lastUpdated", "_row")),
+    ]
 
 
 def _conditions(vault: Vault, query: SearchQuery) -> list[ColumnElement[bool]]:
@@ -523,7 +564,7 @@ def _dates_match(vault: Vault, query: SearchQuery, item: Opened) -> bool:
 def _sorted(vault: Vault, query: SearchQuery, items: list[Opened]) -> list[Opened]:
     """``items`` in the search's order, ties (and a search without ``_sort``) in the
     default order, as SQL orders them (``_sql_order``)."""
-    items = sorted(items, key=lambda item: _key(item.head))
+    items = sorted(items, key=lambda item: _place(item.head))
     if not query.sort:
         return items
     keyed: list[tuple[list[Any], Opened]] = []

@@ -205,7 +205,23 @@ def test_billing_pages_by_sealed_offsets_never_by_a_cursor(group: Group, members
         headers=billing.headers,
     )
     assert response.status_code == 403, response.text
-    assert _named(group, billing) == set(_ids(first))
+    # Sorted by id, likewise (stop 65): its sealed offsets, and a cursor refused.
+    sorted_first = _get(
+        group, billing, "/fhir/Patient", {"identifier": PLAN, "_sort": "_id", "_count": "1"}
+    )
+    assert offsets.is_sealed(str(_link(sorted_first, "next")).split("_offset=")[1].split("&")[0])
+    by_id = offsets.criteria([*bound, ("_sort", "_id")])
+    place = (0, 0, "")
+    made = offsets.seal_cursor(
+        group.services.vault.paging_key, principal, "Patient", by_id, place, sorted_search=True
+    )
+    response = group.web.get(
+        "/fhir/Patient",
+        params={"identifier": PLAN, "_sort": "_id", "_count": "1", "_offset": made},
+        headers=billing.headers,
+    )
+    assert response.status_code == 403, response.text
+    assert _named(group, billing) == set(_ids(first)) | set(_ids(sorted_first))
 
 
 def test_a_next_link_is_billings_own_for_its_own_criteria(group: Group, members: set[str]) -> None:

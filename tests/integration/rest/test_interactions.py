@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from tests.support.client import FhirTestClient
 
 HKID_SYSTEM = "http://carevault.hk/sid/hkid"
@@ -323,36 +325,64 @@ def _next(bundle: dict[str, Any]) -> str | None:
     return None if url is None else url[url.index("/fhir") :]
 
 
-def test_paging_misses_nothing_updated_or_deleted_on_pages_passed(api: FhirTestClient) -> None:
+def cursor_of(url: str) -> str:
+    """The ``_offset`` a paging link carries."""
+    return dict(part.split("=", 1) for part in url.split("?")[1].split("&"))["_offset"]
+
+
+def followed(api: FhirTestClient, url: str, count: int) -> dict[str, Any]:
+    """The page a next link asks: its self link repeats the cursor, and its previous link
+    counts positions."""
+    page: dict[str, Any] = api.get(url).json()
+    links = {link["relation"]: link["url"] for link in page["link"]}
+    assert cursor_of(url) in links["self"]
+    assert links["previous"].endswith(f"_count={count}&_offset=0")
+    return page
+
+
+def refused_all(api: FhirTestClient, *urls: str) -> None:
+    for url in urls:
+        assert api.get(url).status_code == 400, url
+
+
+@pytest.mark.parametrize("sort", ["", "_id", "-_id", "_lastUpdated", "-_lastUpdated"])
+def test_paging_misses_nothing_updated_or_deleted_on_pages_passed(
+    api: FhirTestClient, sort: str
+) -> None:
     """Integrator round 64: a next link carried a position, so each record updated (it
     moves to the end of the default order) or deleted on a page passed moved every later
     record back one, and one was never returned. It carries a cursor: the page after the
-    last one shown, whatever was written before it since."""
+    last one shown, whatever was written before it since. Stop 65: so does a search
+    sorted by ``_id`` or ``_lastUpdated``, in its own order (by position, a deletion
+    passed one over whatever the sort, and an update by ``-_lastUpdated`` listed one
+    unchanged twice)."""
     made = [create(api, patient(given=f"Person {i}"))["id"] for i in range(20)]
-    first = api.get("/fhir/Patient?name=chan&_count=5").json()
+    sorting = f"_sort={sort}&" if sort else ""
+    first = api.get(f"/fhir/Patient?name=chan&{sorting}_count=5").json()
     seen = ids(first)
     for record in api.get(f"/fhir/Patient?_id={','.join(seen[:2])}").json()["entry"]:
         changed = {**record["resource"], "gender": "female"}
         assert api.put_json(f"/fhir/Patient/{changed['id']}", changed).status_code == 200
     assert api.delete(f"/fhir/Patient/{seen[2]}").status_code in (200, 204)
-    url = _next(first)
-    pages, offsets = 1, []
+    url, cursors = _next(first), []
     while url:
-        offsets.append(dict(p.split("=", 1) for p in url.split("?")[1].split("&"))["_offset"])
+        cursors.append(cursor_of(url))
         bundle = api.get(url).json()
         assert bundle["total"] == 19
         page = ids(bundle)
         # Each page holds what follows the one before: never one already seen unchanged.
         assert not set(page) & set(seen[2:5]), page
         seen += page
-        pages += 1
         url = _next(bundle)
     assert set(made) - {seen[2]} <= set(seen)
     # Sealed cursors, never a position or a row id.
-    assert not any(offset.isdigit() for offset in offsets)
-    # The two updated come again, at the end, in their new version.
-    assert sorted(seen[-2:]) == sorted(seen[:2]) and pages == 5
-    assert len(seen) == 22
+    assert cursors and not any(cursor.isdigit() for cursor in cursors)
+    if sort in ("", "_lastUpdated"):
+        # The two updated move to the end, and come again there in their new version.
+        assert sorted(seen[-2:]) == sorted(seen[:2]) and len(seen) == 22
+    else:
+        # By id they stay where they were; newest first, they moved before the pages.
+        assert len(seen) == 20 and len(set(seen)) == 20
 
 
 def test_a_search_cursor_is_the_callers_for_its_criteria(api: FhirTestClient) -> None:
@@ -367,30 +397,57 @@ def test_a_search_cursor_is_the_callers_for_its_criteria(api: FhirTestClient) ->
     first = api.get("/fhir/Patient?name=chan&_count=2").json()
     url = _next(first)
     assert url is not None
-    cursor = dict(part.split("=", 1) for part in url.split("?")[1].split("&"))["_offset"]
-    second = api.get(url).json()
-    links = {link["relation"]: link["url"] for link in second["link"]}
-    assert cursor in links["self"] and links["previous"].endswith("_count=2&_offset=0")
+    cursor = cursor_of(url)
+    second = followed(api, url, 2)
     assert second["total"] == 5 and len(ids(second)) == 2
     assert not set(ids(second)) & set(ids(first))
     altered = cursor[:-2] + ("AB" if cursor[-2:] != "AB" else "CD")
-    for other in (
+    refused_all(
+        api,
         f"/fhir/Patient?name=wong&_count=2&_offset={cursor}",
         f"/fhir/Patient?name=chan&gender=male&_count=2&_offset={cursor}",
         f"/fhir/Patient?name=chan&_sort=_id&_count=2&_offset={cursor}",
         f"/fhir/Observation?_count=2&_offset={cursor}",
         f"/fhir/Patient?name=chan&_count=2&_offset={altered}",
-    ):
-        assert api.get(other).status_code == 400, other
+    )
     api.app.dependency_overrides[caller] = lambda: Caller(principal="system:another")
     assert api.get(url).status_code == 400
 
 
-def test_sorted_searches_page_by_position(api: FhirTestClient) -> None:
-    """Searches with ``_sort`` keep paging by position (docs/search.md)."""
+def test_a_sorted_cursor_is_bound_to_its_sort(api: FhirTestClient) -> None:
+    """A sorted search's cursor is sealed for the caller, the type and every criterion,
+    the sort and its direction among them: used with another sort, none, or by another
+    caller, it is refused (400), and so is the default order's with a sort."""
+    from carevault.gate import Caller
+    from carevault.web.security import caller
+
     for i in range(5):
         create(api, patient(given=f"Person {i}"))
-    bundle = api.get("/fhir/Patient?name=chan&_sort=_id&_count=2").json()
-    assert (_next(bundle) or "").endswith("_sort=_id&_count=2&_offset=2")
-    later = api.get("/fhir/Patient?name=chan&_sort=_id&_count=2&_offset=2").json()
+    url = _next(api.get("/fhir/Patient?name=chan&_sort=_id&_count=2").json())
+    assert url is not None
+    cursor = cursor_of(url)
+    second = followed(api, url, 2)
+    assert second["total"] == 5 and len(ids(second)) == 2
+    plain = _next(api.get("/fhir/Patient?name=chan&_count=2").json())
+    assert plain is not None
+    refused_all(
+        api,
+        f"/fhir/Patient?name=chan&_sort=-_id&_count=2&_offset={cursor}",
+        f"/fhir/Patient?name=chan&_sort=_lastUpdated&_count=2&_offset={cursor}",
+        f"/fhir/Patient?name=chan&_count=2&_offset={cursor}",
+        f"/fhir/Patient?name=chan&_sort=_id&_count=2&_offset={cursor_of(plain)}",
+        f"/fhir/Patient?name=chan&_sort=birthdate&_count=2&_offset={cursor}",
+    )
+    api.app.dependency_overrides[caller] = lambda: Caller(principal="system:another")
+    assert api.get(url).status_code == 400
+
+
+def test_searches_sorted_by_an_encrypted_value_page_by_position(api: FhirTestClient) -> None:
+    """A sort by a value only the record holds, encrypted (a birth date), keeps paging by
+    position: a cursor would carry the caller's records' dates in its link (docs/search.md)."""
+    for i in range(5):
+        create(api, patient(given=f"Person {i}"))
+    bundle = api.get("/fhir/Patient?name=chan&_sort=birthdate&_count=2").json()
+    assert (_next(bundle) or "").endswith("_sort=birthdate&_count=2&_offset=2")
+    later = api.get("/fhir/Patient?name=chan&_sort=birthdate&_count=2&_offset=2").json()
     assert (_next(later) or "").endswith("_offset=4") and len(ids(later)) == 2

@@ -71,7 +71,7 @@ def stored(settings: Settings) -> Stored:
         compartments = {
             pid: {
                 (item.head.resource_type, item.head.resource_id): _body(item.body)
-                for item in services.gate.everything(CALLER, pid)[0]
+                for item in services.gate.everything(CALLER, pid).records
             }
             for pid in patient_ids[:COMPARTMENTS]
         }

@@ -3,7 +3,7 @@ version written or gone between pages shifts nothing. Pure, no database."""
 
 from __future__ import annotations
 
-from carevault.gate.paging import Cut, cut
+from carevault.gate.paging import SUBJECT_PLACE, Cut, chart_cut, chart_place, cut
 
 TWENTY_FIVE = list(range(25, 0, -1))
 
@@ -38,3 +38,17 @@ def test_the_last_page_and_an_empty_one_have_no_next() -> None:
 
 def test_a_page_without_a_count_holds_every_version_from_its_start() -> None:
     assert cut([5, 4, 3, 2, 1], 3, None) == Cut(2, 5, 5, None)
+
+
+def test_a_chart_page_after_a_cursor_starts_at_the_first_record_after_it() -> None:
+    """``$everything`` (stop 65): the patient first, then by when each was written; a
+    cursor's page starts after its place whatever was deleted before it."""
+    assert chart_place(5, 7, subject_row=7) == SUBJECT_PLACE
+    places = [SUBJECT_PLACE, (10, 1), (10, 4), (30, 2)]
+    assert chart_place(10, 4, subject_row=7) == places[2]
+    assert chart_cut(places, 1, None, 2) == (1, 3)
+    assert chart_cut(places, 0, SUBJECT_PLACE, 2) == (1, 3)
+    # The record at (10, 1) deleted: the page after it starts where it stood.
+    assert chart_cut(places[:1] + places[2:], 0, (10, 1), 2) == (1, 3)
+    assert chart_cut(places, 0, (30, 2), None) == (4, 4)
+    assert chart_cut(places, 0, (10, 4), 5) == (3, 4)

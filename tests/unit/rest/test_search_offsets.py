@@ -122,7 +122,7 @@ def test_a_cursor_opens_for_its_caller_and_criteria_and_is_neither_offset_nor_hi
     ``(last_updated_us, row_id)``, sealed under its own format and length."""
     after = (1_780_000_000_123_456, 9_223_372_036_854_775_807)
     sealed = offsets.seal_cursor(KEY, BILLING, "Patient", PLAN, after)
-    assert offsets.opened_cursor(KEY, BILLING, "Patient", PLAN, sealed) == after
+    assert offsets.opened_cursor(KEY, BILLING, "Patient", PLAN, sealed) == (*after, "")
     assert str(after[1]) not in sealed and len(sealed) == offsets.CURSOR_LENGTH
     assert offsets.is_cursor(sealed) and not offsets.is_sealed(sealed)
     assert offsets.CURSOR_LENGTH not in (offsets.LENGTH, cursor.LENGTH)
@@ -134,6 +134,30 @@ def test_a_cursor_opens_for_its_caller_and_criteria_and_is_neither_offset_nor_hi
         lambda: offsets.opened_cursor(KEY, BILLING, "Patient", [], sealed),
         lambda: offsets.opened_cursor(KEY, BILLING, "Patient", PLAN, "A" * len(sealed)),
         lambda: offsets.opened_cursor(KEY, BILLING, "Patient", PLAN, offset),
+    ):
+        with pytest.raises(FhirError) as error:
+            refused()
+        assert error.value.status == 400
+
+
+def test_a_sorted_cursor_carries_the_id_and_opens_only_as_one() -> None:
+    """The cursor of a search sorted by ``_id`` or ``_lastUpdated`` (stop 65): the page's
+    last ``(last_updated_us, row_id, resource_id)``, sealed under a format and length of
+    its own, so neither cursor is taken for the other."""
+    after = (1_780_000_000_123_456, 9_223_372_036_854_775_807, "x" * 64)
+    sealed = offsets.seal_cursor(KEY, BILLING, "Patient", PLAN, after, sorted_search=True)
+    assert offsets.opened_cursor(KEY, BILLING, "Patient", PLAN, sealed, sorted_search=True) == after
+    assert "x" * 8 not in sealed and offsets.is_cursor(sealed)
+    assert len(sealed) not in (offsets.CURSOR_LENGTH, offsets.LENGTH, cursor.LENGTH)
+    short = offsets.seal_cursor(KEY, BILLING, "Patient", PLAN, (0, 1, "a"), sorted_search=True)
+    assert len(short) == len(sealed)
+    plain = offsets.seal_cursor(KEY, BILLING, "Patient", PLAN, after[:2])
+    for refused in (
+        lambda: offsets.opened_cursor(KEY, BILLING, "Patient", PLAN, sealed),
+        lambda: offsets.opened_cursor(KEY, BILLING, "Patient", PLAN, plain, sorted_search=True),
+        lambda: offsets.opened_cursor(
+            KEY, "staff:billing8", "Patient", PLAN, sealed, sorted_search=True
+        ),
     ):
         with pytest.raises(FhirError) as error:
             refused()
