@@ -12,10 +12,10 @@ bookings was their own second account, and their read of a VIP raised nothing
 So a relationship's maker (``care_relationship.granted_by``) says, besides who alone
 made it, whether only a client's writes stand behind it (``client_only``):
 
-- ``CLIENT_ALONE`` + the client's token: a client app's writes alone made it (it booked
+- ``CLIENT_ALONE`` and the client's token: a client app's writes alone made it (it booked
   the patient, or wrote again what another client made). It explains everyone's reads
   as care another principal made alone does; a VIP read it explains is still judged.
-- ``CLIENT_AND`` + a person's token: that person's writes and a client's made it (the
+- ``CLIENT_AND`` and a person's token: that person's writes and a client's made it (the
   kiosk checked in the doctor's own booking; the doctor wrote the portal's booking
   again). It explains every read as care someone else corroborated does, but that
   person's read of a VIP is still judged: no one else vouched for it.
@@ -32,8 +32,10 @@ from dataclasses import replace
 
 from carevault.domain.care import Opened, Window, attribute
 
-CLIENT_ALONE = b"\x01"
-CLIENT_AND = b"\x02"
+#: The marks, before the token: long enough that no token (32 bytes of HMAC) begins
+#: with one by chance (2^-96), where a byte would mark one token in 128.
+CLIENT_ALONE = b"\x00client-alone\x00"
+CLIENT_AND = b"\x00client-and\x00"
 #: Who a client's people-view names when no person stands behind the care.
 _NO_PERSON = b""
 
@@ -45,7 +47,7 @@ def client_only(maker: bytes | None, mine: Collection[bytes]) -> bool:
         return False
     if maker.startswith(CLIENT_ALONE):
         return True
-    return maker.startswith(CLIENT_AND) and maker[1:] in mine
+    return maker.startswith(CLIENT_AND) and maker.removeprefix(CLIENT_AND) in mine
 
 
 def broad(maker: bytes | None) -> bytes | None:
@@ -53,7 +55,7 @@ def broad(maker: bytes | None) -> bytes | None:
     alone is one principal alone; a person and a client, corroborated care."""
     if maker is None or maker.startswith(CLIENT_AND):
         return None
-    return maker[1:] if maker.startswith(CLIENT_ALONE) else maker
+    return maker.removeprefix(CLIENT_ALONE)
 
 
 def _person(
@@ -67,7 +69,7 @@ def _person(
         return None
     if maker.startswith(CLIENT_ALONE):
         return _NO_PERSON if client else writer
-    person = maker[1:] if maker.startswith(CLIENT_AND) else maker
+    person = maker.removeprefix(CLIENT_AND)
     return writer if person in mine else person
 
 

@@ -89,3 +89,12 @@ def test_staff_care_keeps_its_meaning() -> None:
     assert _version(None, DOCTOR) is None  # the system
     assert broad(DOCTOR) == DOCTOR and not client_only(DOCTOR, {DOCTOR})
     assert broad(None) is None and not client_only(None, {DOCTOR})
+
+
+def test_a_token_beginning_with_any_byte_is_no_mark() -> None:
+    # A one-byte mark would take one staff token in 128 for a client's: their own
+    # care would then explain their reads.
+    for first in range(256):
+        token = bytes([first]) + b"\x5a" * 31
+        assert broad(token) == token and not client_only(token, {token})
+        assert _version(token) == token
