@@ -442,6 +442,17 @@ class Settings(BaseSettings):
             "decides. Raise it for a planned migration."
         ),
     )
+    detect_client_care_per_10_minutes: int = Field(
+        default=40,
+        ge=1,
+        le=1_000_000,
+        description=(
+            "Distinct patients one client app may create care for (a booking, a visit, a "
+            "care team, a referral) in ten minutes before a client-care alert. Care for "
+            "patients the client itself registered does not count. Raise it for a feed "
+            "that books in batches or a planned migration of bookings."
+        ),
+    )
     detect_staff_changes_per_10_minutes: int = Field(
         default=40,
         ge=1,

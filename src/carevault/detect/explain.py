@@ -15,6 +15,12 @@ it or reads: an insider who books a celebrity and reads the chart is judged as
 if there were no booking, until someone else's write corroborates it (the desk checks
 the patient in, a colleague books or reschedules) or another relationship covers it.
 
+Care that only a client app's writes, and at most the person's own, stand behind (the
+portal booked the patient; the kiosk checked in the person's own booking;
+``carevault.domain.makers``) explains their access to every detector but ``vip``, and
+the entry says so (``Access.client_care``): a VIP's record asks for a person's word, and
+a client's secret is no person (adversary round 82).
+
 Care another principal made alone does explain the person's access, and the entry says
 so (``Access.made_alone``, the records of it): for an account watched after a step-up,
 care some other account made alone after the watch began is no explanation the watch
@@ -40,6 +46,7 @@ from carevault.access.tables import break_glass, care_relationship, staff_accoun
 from carevault.db import read_transaction
 from carevault.detect.model import DAY_US, EXPORT_TAG, Access
 from carevault.domain.care import CareWindow
+from carevault.domain.makers import broad, client_only
 from carevault.export.tables import export_job
 from carevault.vault.tables import resource_head, resource_version
 
@@ -118,21 +125,23 @@ class Explainer:
             clinics = set(access.clinic_ids)
             rows = care.get(access.patient_pseudonym or "", [])
             mine = people.get(access.principal or "") or {self._maker(access.principal or "")}
-            hit = near = established = False
+            hit = near = established = vouched = False
             alone: set[int] = set()
-            for clinic, held, low, high, maker, whole_low, whole_high, source in rows:
+            for clinic, held, low, high, marked, whole_low, whole_high, source in rows:
                 named = bool(token) and held == token
+                maker = broad(marked)
                 if not low <= access.at_us <= high or maker in mine:
                     continue
                 if not named and (clinic is None or clinic not in clinics):
                     continue
                 hit = True
                 near = near or named or self._near_visit(access.at_us, whole_low, whole_high)
+                vouched = vouched or not client_only(marked, mine)
                 if maker is None:
                     established = True
                 else:
                     alone.add(source)
-                if near and established:
+                if near and established and vouched:
                     break
             explained.append(
                 replace(
@@ -140,6 +149,7 @@ class Explainer:
                     explained=True,
                     near_care=near,
                     made_alone=() if established else tuple(sorted(alone)),
+                    client_care=not vouched,
                 )
                 if hit
                 else access

@@ -185,6 +185,10 @@ class Access:
     #: one else has written since. Empty when care the system stated, or two people
     #: wrote, explains it, or when nothing does (``explain``).
     made_alone: tuple[int, ...] = ()
+    #: Explained only by care no person but the account's own vouched for: a client
+    #: app's writes alone, or a client's and the account's person's (``domain.makers``).
+    #: It explains the access, but not a read of a VIP (adversary round 82).
+    client_care: bool = False
     #: When the first of ``made_alone`` was first written (µs); set only for an
     #: account watched after a step-up (``engine``), None otherwise.
     care_made_us: int | None = None

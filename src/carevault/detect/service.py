@@ -133,6 +133,7 @@ def build_detection(
             settings.detect_break_glass_per_hour,
             settings.detect_staff_changes_per_10_minutes,
             settings.detect_after_step_up,
+            settings.detect_client_care_per_10_minutes,
         ),
     )
     threaded = settings.detect and settings.detect_thread

@@ -74,6 +74,14 @@ CLIENT_WRITES_PER_HOUR = 2000
 #: every fifteen seconds, for ten minutes, is no one's work at a desk or a bedside; it is
 #: a script rewriting where the notices and codes go (every patient's phone number).
 STAFF_CHANGES_PER_10_MINUTES = 40
+#: Distinct patients a client app may create care for (a booking, a visit, a care team,
+#: a referral) in ten minutes before ``client-care`` (``detect_client_care_per_10_minutes``).
+#: A booking opens the patient's record to the clinic and the practitioners it names,
+#: and a client's secret booked 60 patients in a minute for one doctor, who then read
+#: them with every read explained (adversary round 82). Patients book online a few at
+#: a time, not one every fifteen seconds for ten minutes: the staff floor. A feed that
+#: books in batches (a schedule synchronised from another system) needs it raised.
+CLIENT_CARE_PER_10_MINUTES = STAFF_CHANGES_PER_10_MINUTES
 #: What a member of staff changes, of what is stored: new records (a registration, a
 #: note) are not counted, but for care (``_books``).
 CHANGING = frozenset({"fhir:resource:update", "fhir:resource:delete"})
@@ -372,13 +380,28 @@ def _vip_finding(access: Access, context: Context, pseudonym: str) -> Finding | 
     clinic's care explains, more than a day from any visit (medium: a relationship opens a
     record to all the clinic's staff for months around a visit; care that names the
     person, or a visit within a day, explains a look; client apps are judged by care
-    alone). Medium is paused for a fresh code, then watched."""
+    alone). Medium is paused for a fresh code, then watched.
+
+    Care no person but the reader vouched for (a client app's writes alone, or a client's
+    and the reader's own: ``Access.client_care``) explains no member of staff's look
+    either (medium: adversary round 82, one insider holding a doctor's login and a
+    kiosk's secret booked VIPs for themself with it). Medium, not high: an honest doctor
+    or desk opening a VIP the online portal booked is paused for a fresh code, not
+    suspended, and an officer sees the case; the insider meets the same step-up and the
+    same case, and a person's word on the care (the desk checking the VIP in) ends it."""
     if pseudonym not in context.vips:
         return None
+    staff = (access.account or "").startswith("staff:")
     if not access.explained:
         severity = Severity.MEDIUM if access.role == "front_desk" else Severity.HIGH
         why = "opened a patient marked VIP without a care relationship"
-    elif not access.near_care and (access.account or "").startswith("staff:"):
+    elif access.client_care and staff:
+        severity = Severity.MEDIUM
+        why = (
+            "opened a patient marked VIP whose only care is a client app's writing (with, "
+            "at most, this person's own): no other person vouched for it"
+        )
+    elif not access.near_care and staff:
         severity = Severity.MEDIUM
         why = (
             "opened a patient marked VIP whose care at the clinic is more than a day from "
@@ -508,8 +531,10 @@ class Detectors:
         break_glass_per_hour: int = BREAK_GLASS_PER_HOUR,
         staff_changes_per_10_minutes: int = STAFF_CHANGES_PER_10_MINUTES,
         after_step_up: int = AFTER_STEP_UP,
+        client_care_per_10_minutes: int = CLIENT_CARE_PER_10_MINUTES,
     ) -> None:
         self.client_writes_per_hour = client_writes_per_hour
+        self.client_care_per_10_minutes = client_care_per_10_minutes
         self.break_glass_per_hour = break_glass_per_hour
         self.staff_changes_per_10_minutes = staff_changes_per_10_minutes
         self.after_step_up = after_step_up
@@ -598,6 +623,12 @@ class Detectors:
                 recent.writes_peak = max(recent.writes_peak, count)
                 if live:
                     found.extend(self._writes(access, state, role, day))
+                if access.patient_pseudonym and _books(access, recent):
+                    booked = recent.changed.add(
+                        access.patient_pseudonym, access.at_us, access.position
+                    )
+                    if live and booked > self.client_care_per_10_minutes:
+                        found.append(self._client_care(access, recent, day))
             elif access.patient_pseudonym and (access.tag in CHANGING or _books(access, recent)):
                 count = recent.changed.add(access.patient_pseudonym, access.at_us, access.position)
                 limit = self.staff_changes_per_10_minutes
@@ -1025,6 +1056,24 @@ class Detectors:
             f"{together} in ten minutes (more than {limit})",
             access,
             recent.unnamed(what, day, window.changes, window.members),
+            window.first_position,
+        )
+
+    def _client_care(self, access: Access, recent: Recent, day: int) -> Finding:
+        """A client app creating care for more patients in ten minutes than a booking
+        portal does: each booking explains the patient's reads to the clinic and to the
+        practitioners it names, as a desk's would (``staff-changes``)."""
+        limit = self.client_care_per_10_minutes
+        window = recent.changed
+        count = len(window)
+        return Finding(
+            "client-care",
+            Severity.HIGH if count >= 2 * limit else Severity.MEDIUM,
+            str(day),
+            f"created care (a booking, visit, care team, referral) for {count} distinct "
+            f"patients in ten minutes (more than {limit})",
+            access,
+            recent.unnamed("client-care", day, window.changes, window.members),
             window.first_position,
         )
 

@@ -43,11 +43,11 @@ from carevault.domain.care import (
     CareWindow,
     Window,
     WriterStanding,
-    attribute,
     grants,
     named_elsewhere,
 )
 from carevault.domain.categories import HEALTH_CATEGORIES, DataCategory
+from carevault.domain.makers import attribute_marked
 from carevault.domain.policy import (
     Actor,
     Decision,
@@ -2985,16 +2985,15 @@ class Gate:
             registered[pseudonym] |= {granted.register}
         # Who alone made it: their own accesses are not explained by it (``made_by``).
         # Only what the version before opened around this version's date corroborates,
-        # and only within that care's own window (``attribute``).
+        # and only within that care's own window (``domain.care.attribute``).
+        # A client app's writes are marked: only a person's word explains a VIP read
+        # (``domain.makers``; adversary round 82).
         moment = event.starts_us if event.starts_us is not None else now
         writer = access.care.maker(caller.principal if actor else None)
+        mine = frozenset[bytes]()
         if earlier and actor is not None and actor.practitioner_id:
             # Another login of the writer's own person corroborates nothing: it is them.
             mine = access.care.makers(connection, actor.practitioner_id)
-            earlier = tuple(
-                replace(opened, maker=writer) if opened.maker in mine else opened
-                for opened in earlier
-            )
         if deferred is not None:
             deferred[head.row_id] = access.care.rows(head.row_id, pseudonym, granted.windows)
         else:
@@ -3002,8 +3001,14 @@ class Gate:
                 connection,
                 [
                     row
-                    for window, maker in attribute(
-                        granted.windows, writer, earlier, moment, access.care.whom
+                    for window, maker in attribute_marked(
+                        granted.windows,
+                        writer,
+                        earlier,
+                        moment,
+                        access.care.whom,
+                        client=caller.principal.startswith("client:"),
+                        mine=mine,
                     )
                     for row in access.care.rows(head.row_id, pseudonym, (window,), maker)
                 ],
