@@ -1,0 +1,116 @@
+"""What an integrator met driving the FHIR API with Node clients (fhir-kit-client, the
+SMART client-js), integrator round 65, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.integration.rest.test_interactions import create, patient
+from tests.support.client import FhirTestClient
+
+JSON_PATCH = "application/json-patch+json"
+MERGE_PATCH = "application/merge-patch+json"
+
+
+def _observation(patient_id: str, **extra: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "resourceType": "Observation",
+        "status": "final",
+        "code": {"text": "weight"},
+        "subject": {"reference": f"Patient/{patient_id}"},
+    }
+    body.update(extra)
+    return body
+
+
+#: Elements left empty (R4 element.html ele-1: "All FHIR elements must have a @value or
+#: children"), each somewhere else in an Observation.
+EMPTIED: tuple[dict[str, Any], ...] = (
+    {"valueQuantity": {}},
+    {"code": {}},
+    {"component": [{"code": {"text": "a"}, "valueQuantity": {}}]},
+    {"meta": {}},
+    {"note": [{"text": "n", "_text": {}}]},
+    {"extension": [{"url": "http://int65.example/x", "valueQuantity": {}}]},
+)
+
+
+@pytest.mark.parametrize("extra", EMPTIED)
+def test_an_empty_object_is_refused_as_an_empty_array_is(
+    api: FhirTestClient, extra: dict[str, Any]
+) -> None:
+    """``"valueQuantity": {}`` and ``"code": {}`` were stored (201), so an Observation
+    with no code at all was kept; an empty array (``"note": []``), an empty string and
+    null are refused (400). An empty object is refused the same way on create, update,
+    a transaction's or a batch's entry, and ``$validate`` says so; nothing is stored."""
+    someone = create(api, patient())["id"]
+    sent = _observation(someone, **extra)
+    answer = api.post_json("/fhir/Observation", sent)
+    assert answer.status_code == 400, (extra, answer.status_code, answer.text[:300])
+    assert "empty objects are not allowed" in answer.text, answer.text
+
+    made = create(api, _observation(someone))
+    updated = api.put_json(f"/fhir/Observation/{made['id']}", {**sent, "id": made["id"]})
+    assert updated.status_code == 400, updated.text
+
+    for kind in ("transaction", "batch"):
+        bundle = {
+            "resourceType": "Bundle",
+            "type": kind,
+            "entry": [{"resource": sent, "request": {"method": "POST", "url": "Observation"}}],
+        }
+        answer = api.post_json("/fhir", bundle)
+        if kind == "transaction":
+            assert answer.status_code == 400, answer.text
+        else:
+            assert answer.status_code == 200, answer.text
+            response = answer.json()["entry"][0]["response"]
+            assert response["status"].startswith("400"), response
+
+    checked = api.post_json("/fhir/Observation/$validate", sent)
+    assert checked.status_code == 200, checked.text
+    issues = checked.json()["issue"]
+    assert any(issue["severity"] == "error" for issue in issues), issues
+    assert "empty objects are not allowed" in checked.text, checked.text
+
+    stored = api.get(f"/fhir/Observation?subject=Patient/{someone}&_summary=count").json()
+    assert stored["total"] == 1  # only the one made valid
+    assert api.get(f"/fhir/Observation/{made['id']}").json()["meta"]["versionId"] == "1"
+
+
+@pytest.mark.parametrize(
+    ("body", "media"),
+    [
+        (
+            '[{"op":"remove","path":"/valueQuantity/value"},'
+            '{"op":"remove","path":"/valueQuantity/unit"}]',
+            JSON_PATCH,
+        ),
+        ('[{"op":"replace","path":"/code","value":{}}]', JSON_PATCH),
+        ('[{"op":"remove","path":"/component/0/valueQuantity/value"}]', JSON_PATCH),
+        ('{"valueQuantity":{"value":null,"unit":null}}', MERGE_PATCH),
+        ('{"component":[{"code":{"text":"a"},"valueQuantity":{}}]}', MERGE_PATCH),
+    ],
+)
+def test_a_patch_that_would_leave_an_empty_object_is_refused(
+    api: FhirTestClient, body: str, media: str
+) -> None:
+    """A JSON Patch removing an element's last member, or a merge patch nulling each of
+    them, stored ``{}`` (200); the result of a patch that is not a valid resource is 422
+    (docs/rest.md, "Patch formats"), and the record stays as it was."""
+    someone = create(api, patient())["id"]
+    made = create(
+        api,
+        _observation(
+            someone,
+            valueQuantity={"value": 72.5, "unit": "kg"},
+            component=[{"code": {"text": "a"}, "valueQuantity": {"value": 1.1}}],
+        ),
+    )
+    path = f"/fhir/Observation/{made['id']}"
+    answer = api.patch(path, content=body, headers={"content-type": media})
+    assert answer.status_code == 422, (body, answer.status_code, answer.text[:300])
+    assert "empty objects are not allowed" in answer.text, answer.text
+    assert api.get(path).json()["meta"]["versionId"] == "1"
