@@ -3,6 +3,7 @@ SMART client-js), integrator round 65, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from tests.integration.rest.test_interactions import create, patient
 from tests.support.client import FhirTestClient
 
+SYSTEM = "http://int65.example/mrn"
 JSON_PATCH = "application/json-patch+json"
 MERGE_PATCH = "application/merge-patch+json"
 
@@ -114,3 +116,84 @@ def test_a_patch_that_would_leave_an_empty_object_is_refused(
     assert answer.status_code == 422, (body, answer.status_code, answer.text[:300])
     assert "empty objects are not allowed" in answer.text, answer.text
     assert api.get(path).json()["meta"]["versionId"] == "1"
+
+
+def test_a_bundle_entry_whose_conditional_create_matched_answers_as_alone(
+    api: FhirTestClient,
+) -> None:
+    """docs/rest.md (Batch and transaction entries): a conditional create that found its
+    record answers ``location`` with its version, ``etag`` and ``lastModified``, as the
+    same request alone does (Location ``…/_history/n``, ETag, Last-Modified). The entry
+    answered only ``status`` and an unversioned ``location``, whatever was preferred."""
+    body = {
+        "resourceType": "Patient",
+        "identifier": [{"system": SYSTEM, "value": "M-1"}],
+        "name": [{"family": "Cc"}],
+    }
+    made = create(api, body)
+    changed = api.put_json(f"/fhir/Patient/{made['id']}", {**body, "id": made["id"]})
+    assert changed.status_code == 200
+    criteria = f"identifier={SYSTEM}|M-1"
+    alone = api.post_json("/fhir/Patient", body, **{"If-None-Exist": criteria})
+    assert alone.status_code == 200
+    assert alone.headers["etag"] == 'W/"2"'
+    assert alone.headers["location"].endswith(f"/Patient/{made['id']}/_history/2")
+    for kind in ("transaction", "batch"):
+        for prefer in (None, "return=minimal", "return=representation"):
+            bundle = {
+                "resourceType": "Bundle",
+                "type": kind,
+                "entry": [
+                    {
+                        "resource": body,
+                        "request": {"method": "POST", "url": "Patient", "ifNoneExist": criteria},
+                    }
+                ],
+            }
+            headers = {"Prefer": prefer} if prefer else {}
+            answer = api.post_json("/fhir", bundle, **headers)
+            assert answer.status_code == 200, answer.text
+            (entry,) = answer.json()["entry"]
+            response = entry["response"]
+            assert response == {
+                "status": "200 OK",
+                "location": f"Patient/{made['id']}/_history/2",
+                "etag": 'W/"2"',
+                "lastModified": response.get("lastModified"),
+            }, (kind, prefer, response)
+            assert response["lastModified"].startswith("20"), response
+
+
+def test_a_conditional_create_that_matched_says_it_found_and_wrote_nothing(
+    api: FhirTestClient,
+) -> None:
+    """With ``Prefer: return=OperationOutcome``, alone and in a Bundle, a conditional
+    create that found its record said "Patient/… saved as version n", though nothing
+    was saved: it says the record was found, and nothing written."""
+    body = {"resourceType": "Patient", "identifier": [{"system": SYSTEM, "value": "M-2"}]}
+    made = create(api, body)
+    criteria = f"identifier={SYSTEM}|M-2"
+    prefer = {"Prefer": "return=OperationOutcome"}
+    alone = api.post_json("/fhir/Patient", body, **{"If-None-Exist": criteria}, **prefer)
+    assert alone.status_code == 200
+    outcomes = [alone.json()]
+    for kind in ("transaction", "batch"):
+        request = {"method": "POST", "url": "Patient", "ifNoneExist": criteria}
+        bundle = {
+            "resourceType": "Bundle",
+            "type": kind,
+            "entry": [{"resource": body, "request": request}],
+        }
+        answer = api.post_json("/fhir", bundle, **prefer)
+        assert answer.status_code == 200, answer.text
+        outcomes.append(answer.json()["entry"][0]["response"]["outcome"])
+    for said in outcomes:
+        words = json.dumps(said)
+        assert "saved" not in words, words
+        assert f"Patient/{made['id']}" in words and "found" in words, words
+        assert "nothing written" in words, words
+    created = api.post_json(
+        "/fhir/Patient", {**body, "identifier": [{"system": SYSTEM, "value": "M-3"}]}, **prefer
+    )
+    assert created.status_code == 201
+    assert "saved as version 1" in created.text, created.text
