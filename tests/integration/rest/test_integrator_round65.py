@@ -4,10 +4,15 @@ SMART client-js), integrator round 65, on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import json
+import threading
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
+from carevault.bootstrap import Services
+from carevault.gate import Caller
+from carevault.vault.records import Opened
 from tests.integration.rest.test_interactions import create, patient
 from tests.support.client import FhirTestClient
 
@@ -197,3 +202,122 @@ def test_a_conditional_create_that_matched_says_it_found_and_wrote_nothing(
     )
     assert created.status_code == 201
     assert "saved as version 1" in created.text, created.text
+
+
+def _written_meanwhile(
+    services: Services, monkeypatch: pytest.MonkeyPatch, between: Callable[[], None]
+) -> None:
+    """Every read by the gate runs ``between`` once after it: another write that comes
+    between a PATCH's read and its write."""
+    gate = services.fhir.gate
+    read = gate.read
+    pending = [between]
+
+    def read_then_write(*args: Any, **kwargs: Any) -> Opened:
+        found = read(*args, **kwargs)
+        while pending:
+            pending.pop()()
+        return found
+
+    monkeypatch.setattr(gate, "read", read_then_write)
+
+
+def test_a_patch_without_if_match_beaten_by_another_write_is_a_conflict(
+    api: FhirTestClient, services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ten PATCHes at once with no If-Match: one 200, nine 412 "If-Match names version
+    2, which is not the current version", naming a header they never sent (RFC 9110
+    15.5.13 keeps 412 for conditions the request's headers set). Without If-Match, a
+    PATCH whose read another write overtook is 409, saying another write came first and
+    to send it again; with If-Match, 412 as before."""
+    made = create(api, patient())
+    path = f"/fhir/Patient/{made['id']}"
+
+    def another_write() -> None:
+        body = {**patient(), "id": made["id"], "gender": "female"}
+        services.fhir.update(
+            Caller(principal="system:test"),
+            "Patient",
+            made["id"],
+            json.dumps(body).encode(),
+            "http://testserver/fhir",
+            if_match=None,
+            prefer=None,
+        )
+
+    _written_meanwhile(services, monkeypatch, another_write)
+    patch = '[{"op":"add","path":"/birthDate","value":"1970-01-01"}]'
+    answer = api.patch(path, content=patch, headers={"content-type": JSON_PATCH})
+    assert answer.status_code == 409, answer.text
+    assert "If-Match" not in answer.text, answer.text
+    assert "came first" in answer.text and "send it again" in answer.text, answer.text
+    assert api.get(path).json()["meta"]["versionId"] == "2"
+    again = api.patch(path, content=patch, headers={"content-type": JSON_PATCH})
+    assert again.status_code == 200, again.text
+
+    _written_meanwhile(services, monkeypatch, another_write)
+    current = api.get(path).json()["meta"]["versionId"]
+    headers = {"content-type": JSON_PATCH, "If-Match": f'W/"{current}"'}
+    guarded = api.patch(path, content=patch, headers=headers)
+    assert guarded.status_code == 412, guarded.text
+    assert "If-Match" in guarded.text, guarded.text
+
+
+def _at_once(actions: list[Callable[[], Any]]) -> list[Any]:
+    results: list[Any] = [None] * len(actions)
+    start = threading.Barrier(len(actions))
+
+    def run(n: int) -> None:
+        start.wait()
+        results[n] = actions[n]()
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(len(actions))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
+
+
+def test_writes_at_once_without_if_match_never_answer_412(api: FhirTestClient) -> None:
+    """fhir-kit-client's ten PATCHes at once on one patient, and ten PUTs: none sent
+    If-Match, so none is answered 412; a PATCH another write overtook is 409."""
+    made = create(api, patient())
+    path = f"/fhir/Patient/{made['id']}"
+    headers = {"content-type": JSON_PATCH}
+    patches = [
+        (
+            lambda n=n: api.patch(
+                path,
+                content=json.dumps(
+                    [
+                        {
+                            "op": "add",
+                            "path": "/telecom",
+                            "value": [{"system": "phone", "value": f"9000000{n}"}],
+                        }
+                    ]
+                ),
+                headers=headers,
+            )
+        )
+        for n in range(10)
+    ]
+    answers = _at_once(patches)
+    statuses = [answer.status_code for answer in answers]
+    assert set(statuses) <= {200, 409}, statuses
+    assert 200 in statuses, statuses
+    for answer in answers:
+        if answer.status_code == 409:
+            assert "came first" in answer.text, answer.text
+
+    puts = [
+        (
+            lambda n=n: api.put_json(
+                path, {**patient(), "id": made["id"], "name": [{"family": f"Race{n}"}]}
+            )
+        )
+        for n in range(10)
+    ]
+    statuses = [answer.status_code for answer in _at_once(puts)]
+    assert set(statuses) <= {200, 409}, statuses
