@@ -248,57 +248,112 @@ def without_unknown_types(text: str) -> tuple[str, list[str]]:
 _V1_WORDS = {letters: word for word, letters in _V1.items()}
 
 
+@dataclass(frozen=True)
+class _Asked:
+    """One resource scope as the client wrote it."""
+
+    context: str
+    resource_type: str
+    #: What it was spelled with after the dot: a v1 word or v2 letters.
+    perms: str
+    interactions: frozenset[Interaction]
+
+
 def as_asked(granted: str, asked: str | None) -> str:
-    """The granted scope string (``Scopes.text``, SMART v2) as the client spelled it:
-    each grant that only SMART v1 scopes asked for (``system/*.read`` for a grant of
-    ``system/*.rs``) written in v1, where its interactions are exactly a v1 word's
-    (SMART App Launch 2.0: servers "SHOULD return v1 scopes when v1 scopes are requested
-    and granted"). Only the words change, never what is granted: the token and the
-    ledger keep the v2 text, and a v1 scope means the same interactions in both."""
+    """The granted scope string (``Scopes.text``, SMART v2, one grant per context and
+    type) answered scope by scope as the client asked: each resource scope it asked for,
+    with what of it was granted, in its own spelling (SMART App Launch 2.0: servers
+    "SHOULD return v1 scopes when v1 scopes are requested and granted"). Asked for
+    ``system/Patient.r system/Patient.s`` and granted both, a client is answered those
+    two, not the ``system/Patient.rs`` the grant merged them into, and finds each scope
+    it asked for (integrator rounds 64, v1 ``read`` and ``write``, and 65, v2 letters
+    and a v1 word beside them). A scope granted in part is answered in v2 letters of
+    what was granted (a v1 word where exactly one names it); ``system/*.read`` granted
+    for the client's registered types names those types. Only the words change, never
+    what is granted: the token and the ledger keep the v2 text, and the answer is the
+    granted text itself unless it grants exactly the same interactions on the same
+    types."""
     if not asked:
         return granted
-    by_version: dict[bool, set[tuple[str, str]]] = {True: set(), False: set()}
-    v1_words: dict[tuple[str, str], set[str]] = {}
-    for item in asked.split():
-        match = _SCOPE.match(item)
-        if match:
-            context, resource_type, perms = match.group("context", "type", "perms")
-            by_version[perms in _V1].add((context, resource_type))
-            if perms in _V1:
-                v1_words.setdefault((context, resource_type), set()).add(perms)
-
-    def covered(context: str, resource_type: str, v1: bool) -> bool:
-        return any(
-            asked_context == context and asked_type in ("*", resource_type)
-            for asked_context, asked_type in by_version[v1]
-        )
-
-    def words(context: str, resource_type: str) -> set[str]:
-        """The v1 words the client asked that reach this grant's type."""
-        return {
-            word
-            for (asked_context, asked_type), asked_words in v1_words.items()
-            if asked_context == context and asked_type in ("*", resource_type)
-            for word in asked_words
-        }
-
-    parts = []
+    grants: list[tuple[str, str, frozenset[Interaction]]] = []
+    parts: list[str] = []
     for item in granted.split():
         match = _SCOPE.match(item)
-        if match:
+        if match is None:
+            parts.append(item)  # session scopes, as granted
+            continue
+        context, resource_type, perms = match.group("context", "type", "perms")
+        letters = _V1.get(perms, perms)
+        grants.append((context, resource_type, frozenset(Interaction(ch) for ch in letters)))
+    wanted = _asked_scopes(asked)
+    for context, resource_type, interactions in grants:
+        for scope in wanted:
+            if scope.context != context:
+                continue
+            spelled = _answered(scope, resource_type, interactions, grants)
+            if spelled is not None and spelled not in parts:
+                parts.append(spelled)
+    answer = " ".join(parts)
+    return answer if _meaning(answer) == _meaning(granted) else granted
+
+
+def _asked_scopes(asked: str) -> list[_Asked]:
+    found: list[_Asked] = []
+    for item in asked.split():
+        match = _SCOPE.match(item)
+        if match is not None:
             context, resource_type, perms = match.group("context", "type", "perms")
-            word = _V1_WORDS.get(perms)
-            if (
-                word is not None
-                and covered(context, resource_type, True)
-                and not covered(context, resource_type, False)
-            ):
-                spelled = words(context, resource_type)
-                if word == "*" and "*" not in spelled and {"read", "write"} <= spelled:
-                    # Asked as ``read`` and ``write``, granted both: answered in the two
-                    # words asked, not the one the grant merged them into (round 64).
-                    parts += [f"{context}/{resource_type}.{one}" for one in ("read", "write")]
-                    continue
-                item = f"{context}/{resource_type}.{word}"
-        parts.append(item)
-    return " ".join(parts)
+            letters = _V1.get(perms, perms)
+            interactions = frozenset(Interaction(ch) for ch in letters)
+            found.append(_Asked(context, resource_type, perms, interactions))
+    return found
+
+
+def _answered(
+    scope: _Asked,
+    resource_type: str,
+    interactions: frozenset[Interaction],
+    grants: list[tuple[str, str, frozenset[Interaction]]],
+) -> str | None:
+    """What the grant of ``interactions`` on ``resource_type`` gives of the asked
+    ``scope``, spelled as it was asked; None if it gives nothing of it."""
+    if scope.resource_type == "*":
+        given = scope.interactions & interactions
+        if resource_type != "*":
+            # Asked for every type, granted the client's registered types: each named,
+            # unless the grant on every type already says it all.
+            every = next(
+                (
+                    held
+                    for context, kind, held in grants
+                    if context == scope.context and kind == "*"
+                ),
+                frozenset(),
+            )
+            if given <= scope.interactions & every:
+                return None
+    elif scope.resource_type == resource_type:
+        given = scope.interactions & interactions
+    else:
+        return None
+    if not given:
+        return None
+    if given == scope.interactions:
+        perms = scope.perms
+    else:
+        letters = "".join(i.value for i in Interaction if i in given)
+        word = _V1_WORDS.get(letters)
+        perms = word if word is not None and scope.perms in _V1 else letters
+    return f"{scope.context}/{resource_type}.{perms}"
+
+
+def _meaning(text: str) -> set[tuple[str, str, Interaction]]:
+    """Each (context, type, interaction) a scope string grants."""
+    meant: set[tuple[str, str, Interaction]] = set()
+    for item in text.split():
+        match = _SCOPE.match(item)
+        if match is not None:
+            context, resource_type, perms = match.group("context", "type", "perms")
+            for letter in _V1.get(perms, perms):
+                meant.add((context, resource_type, Interaction(letter)))
+    return meant

@@ -54,19 +54,27 @@ class WriteAnswer:
     outcome: dict[str, Any] | None = None
 
 
-def write_answer(head: Head, body: bytes | None, returning: str) -> WriteAnswer:
+def write_answer(
+    head: Head, body: bytes | None, returning: str, *, found: bool = False
+) -> WriteAnswer:
     """``body``: the written version as the gate let its writer have it (``Gate.write``
     cuts it as a read would, None if they may not read it): it is all a write ever shows,
-    so nothing withheld from the writer can leave through any form of the answer."""
+    so nothing withheld from the writer can leave through any form of the answer.
+    ``found``: nothing was written, a conditional create found ``head`` (as its caller's
+    search showed it), and the note says so rather than that it was saved."""
     if returning == "minimal":
         return WriteAnswer()
     if returning == "OperationOutcome" or body is None:
         # body None: the writer may write but not read what was written (a record of a
         # patient they do not care for); they are told it was saved, not shown it.
-        note = Issue(
-            "informational", f"{head.reference} saved as version {head.version_id}", "information"
-        )
-        return WriteAnswer(outcome=outcome([note]))
+        said = f"{head.reference} saved as version {head.version_id}"
+        if found:
+            # Integrator round 65: a create that matched said "saved", of nothing saved.
+            said = (
+                f"{head.reference} version {head.version_id} found by If-None-Exist: "
+                "nothing written"
+            )
+        return WriteAnswer(outcome=outcome([Issue("informational", said, "information")]))
     return WriteAnswer(resource=body)
 
 

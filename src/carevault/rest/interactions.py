@@ -578,7 +578,7 @@ class FhirInteractions:
         if query is not None:
             existing = self.matching(caller, query)
             if existing is not None:
-                return written(200, existing.head, existing.body, base, prefer)
+                return written(200, existing.head, existing.body, base, prefer, found=True)
             unless_held = self.identifier_tokens(query)
         resource_id = str(uuid.uuid4())
         operation = Put(
@@ -593,7 +593,7 @@ class FhirInteractions:
                 existing = None if query is None else self.matching(caller, query)
                 if existing is None:
                     raise
-                return written(200, existing.head, existing.body, base, prefer)
+                return written(200, existing.head, existing.body, base, prefer, found=True)
         return written(201, result.head, result.body, base, prefer)
 
     def identifier_tokens(self, query: SearchQuery) -> tuple[bytes, ...]:
@@ -732,13 +732,20 @@ def viewed(item: Opened, view: View) -> Opened:
 
 
 def written(
-    status: int, head: Head, body: bytes | None, base: str, prefer: str | None
+    status: int,
+    head: Head,
+    body: bytes | None,
+    base: str,
+    prefer: str | None,
+    *,
+    found: bool = False,
 ) -> FhirResponse:
     """The answer to a write on its own: the version as its writer may read it unless
-    ``Prefer`` asks for less (a Bundle's entries: ``rest/transaction.py``)."""
+    ``Prefer`` asks for less (a Bundle's entries: ``rest/transaction.py``); ``found``:
+    a conditional create that found ``head`` and wrote nothing."""
     headers = version_headers(head, base)
     headers["Location"] = headers.pop("Content-Location")
-    answer = write_answer(head, body, prefer_return(prefer) or "representation")
+    answer = write_answer(head, body, prefer_return(prefer) or "representation", found=found)
     if answer.outcome is not None:
         return FhirResponse(status, bundles.dumps(answer.outcome), headers)
     return FhirResponse(status, answer.resource, headers)
@@ -911,8 +918,15 @@ def write_response_entry(result: WriteResult, base: str) -> dict[str, Any]:
     head = result.head
     if head.deleted:
         return {"status": "204 No Content", "etag": bundles.etag(head.version_id)}
+    return version_response_entry(head, "201 Created" if result.created else "200 OK")
+
+
+def version_response_entry(head: Head, status: str) -> dict[str, Any]:
+    """The ``response`` of an entry answering with the version ``head``: where it is
+    (with its version, as ``Location`` is), its ETag and Last-Modified, as the same
+    request alone answers in its headers."""
     return {
-        "status": "201 Created" if result.created else "200 OK",
+        "status": status,
         "location": f"{head.resource_type}/{head.resource_id}/_history/{head.version_id}",
         "etag": bundles.etag(head.version_id),
         "lastModified": fhir_instant(from_micros(head.last_updated_us)),

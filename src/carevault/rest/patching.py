@@ -3,7 +3,8 @@
 A patch is a read and an update through the gate, nothing more: the record is read as
 the caller may see it (a gated read, in the ledger), the patch is applied to that view,
 and the result is written as a PUT of the same version would be (``If-Match`` on the
-version read, so a write that came between is a 412, never lost). The gate therefore
+version read, so a write that came between is never lost: 412 where the client sent
+If-Match, 409 where it did not, ``overtaken``). The gate therefore
 judges a patch exactly as it judges a PUT: against the stored and the new version,
 with the rules that keep a record on its patient and a patient at their clinic, and
 the care a written record opens. Elements the caller may not see are not in the view
@@ -37,7 +38,7 @@ from carevault.rest.interactions import (
     resource_type_named,
     written,
 )
-from carevault.vault.records import Gone, Method, NotFound, Opened
+from carevault.vault.records import Gone, Head, Method, NotFound, Opened, VersionConflict
 from carevault.vault.writer import ANY_VERSION, IfMatch, Put, names_current, version_conflict
 
 PATCH_TYPES = (JSON_PATCH, MERGE_PATCH, "application/json")
@@ -123,8 +124,29 @@ def apply_to(
         method=Method.PATCH,
     )
     with translated():
-        [result] = interactions.gate.write(caller, [operation])
+        try:
+            [result] = interactions.gate.write(caller, [operation])
+        except VersionConflict:
+            if expected is not None:
+                raise
+            raise overtaken(rt.name, current.head) from None
     return written(200, result.head, result.body, base, prefer)
+
+
+def overtaken(type_name: str, read: Head) -> FhirError:
+    """The refusal of a PATCH sent without If-Match whose record another write changed
+    between the patch's read of it and its write (409): the patch was made to the
+    version read, and writing it over a later one would lose that write. RFC 9110
+    15.5.13 keeps 412 for a condition the request's own headers set, so 412 "If-Match
+    names version n" would name a header the client never sent (integrator round 65:
+    fhir-kit-client's PATCHes at once). Sent again, the patch applies to what is now
+    current."""
+    return FhirError.of(
+        409,
+        "conflict",
+        f"{type_name}/{read.resource_id}: another write came first, after this patch read "
+        f"version {read.version_id}; nothing was written: send it again",
+    )
 
 
 def patch(

@@ -61,6 +61,7 @@ from carevault.rest.interactions import (
     parse_etag,
     parse_etags,
     resource_type_named,
+    version_response_entry,
     write_response_entry,
 )
 from carevault.rest.operations import DEFINED, unknown_operation
@@ -532,9 +533,10 @@ def _resolve_conditional_write(
 
 def _matched_response(existing: Opened, base: str, returning: str) -> bytes:
     """The record a conditional create found, answered as ``POST`` with If-None-Exist
-    answers it: as the caller's search showed it (and recorded it in the ledger)."""
-    response = {"status": "200 OK", "location": existing.head.reference}
-    return _shown_entry(existing.head, existing.body, response, base, returning)
+    answers it: as the caller's search showed it (and recorded it in the ledger), its
+    version, ETag and Last-Modified as that request's headers give them."""
+    response = version_response_entry(existing.head, "200 OK")
+    return _shown_entry(existing.head, existing.body, response, base, returning, found=True)
 
 
 def _write_entry(result: WriteResult, base: str, returning: str) -> bytes:
@@ -545,12 +547,18 @@ def _write_entry(result: WriteResult, base: str, returning: str) -> bytes:
 
 
 def _shown_entry(
-    head: Head, body: bytes | None, response: dict[str, Any], base: str, returning: str
+    head: Head,
+    body: bytes | None,
+    response: dict[str, Any],
+    base: str,
+    returning: str,
+    *,
+    found: bool = False,
 ) -> bytes:
     """An entry naming ``head`` by ``fullUrl``, answered as the same write on its own
     would be (``answers.write_answer``). ``body``: what the gate let the writer have, so
     an element withheld from them cannot leave through an entry either."""
-    answer = write_answer(head, body, returning)
+    answer = write_answer(head, body, returning, found=found)
     if answer.outcome is not None:
         response = {**response, "outcome": answer.outcome}
     shown = b"" if answer.resource is None else b',"resource":' + answer.resource

@@ -196,7 +196,7 @@ def test_conditional_create_in_a_transaction_reuses_the_existing_resource(
     }
     reply = api.post_json("/fhir", bundle).json()
     assert reply["entry"][0]["response"]["status"] == "200 OK"
-    assert reply["entry"][0]["response"]["location"] == f"Patient/{someone['id']}"
+    assert reply["entry"][0]["response"]["location"] == f"Patient/{someone['id']}/_history/1"
     found = api.get(f"/fhir/Observation?patient={someone['id']}").json()
     assert found["total"] == 1
     assert api.get("/fhir/Patient").json()["total"] == 1

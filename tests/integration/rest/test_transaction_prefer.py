@@ -196,7 +196,16 @@ def test_a_conditional_create_that_finds_its_record_answers_it_as_post_would(
     [entry] = api.post_json("/fhir", bundle, prefer="return=representation").json()["entry"]
 
     assert alone.status_code == 200
-    assert entry["response"] == {"status": "200 OK", "location": f"Patient/{someone['id']}"}
+    # Its version, ETag and Last-Modified, as the request alone answers in its headers
+    # (an unversioned location alone until integrator round 65).
+    response = entry["response"]
+    assert response == {
+        "status": "200 OK",
+        "location": f"Patient/{someone['id']}/_history/1",
+        "etag": alone.headers["etag"],
+        "lastModified": response["lastModified"],
+    }
+    assert alone.headers["location"].endswith(response["location"])
     assert entry["fullUrl"] == searched_full_url(api, f"Patient/{someone['id']}")
     assert entry["resource"] == alone.json()
 

@@ -285,9 +285,18 @@ def test_a_service_token_and_no_token_are_not_a_staff_members_whole_account() ->
         # Narrowed to interactions no v1 word names: left in v2.
         ("system/*.cu", "system/*.write", "system/*.cu"),
         ("user/*.cruds", "user/*.*", "user/*.*"),
-        ("system/*.cruds", "system/*.read system/*.write system/*.*", "system/*.*"),
-        # Asked both ways for one grant: v2 wins.
-        ("system/Patient.rs", "system/*.read system/Patient.rs", "system/Patient.rs"),
+        # Each scope asked is answered (integrator round 65: one word for three asked).
+        (
+            "system/*.cruds",
+            "system/*.read system/*.write system/*.*",
+            "system/*.read system/*.write system/*.*",
+        ),
+        # Asked both ways for one grant: both, each in its own words.
+        (
+            "system/Patient.rs",
+            "system/*.read system/Patient.rs",
+            "system/Patient.read system/Patient.rs",
+        ),
         (
             "launch/patient openid patient/*.rs",
             "openid launch/patient patient/*.read",
@@ -299,12 +308,17 @@ def test_granted_scopes_are_answered_as_the_client_spelled_them(
     granted: str, asked: str | None, answered: str
 ) -> None:
     assert as_asked(granted, asked) == answered
-    # The same interactions, whichever the spelling.
+    # The same interactions on the same types, whichever the spelling.
+    assert _meaning(answered) == _meaning(granted)
+
+
+def _meaning(text: str) -> set[tuple[str, str, Interaction]]:
     contexts = frozenset({"patient", "user", "system"})
-    assert (
-        parse(answered, allowed_contexts=contexts).grants
-        == parse(granted, allowed_contexts=contexts).grants
-    )
+    return {
+        (grant.context, grant.resource_type, interaction)
+        for grant in parse(text, allowed_contexts=contexts).grants
+        for interaction in grant.interactions
+    }
 
 
 @pytest.mark.parametrize(
@@ -325,13 +339,62 @@ def test_a_grant_asked_as_read_and_write_is_answered_in_those_two_words(
     one v1 word for the two asked, so a client looking for each scope it asked in the
     answer found neither. The two words name the same interactions as the grant."""
     assert as_asked(granted, asked) == answered
-    contexts = frozenset({"system"})
+    assert _meaning(answered) == _meaning(granted)
 
-    def meaning(text: str) -> set[tuple[str, str, Interaction]]:
-        return {
-            (grant.context, grant.resource_type, interaction)
-            for grant in parse(text, allowed_contexts=contexts).grants
-            for interaction in grant.interactions
-        }
 
-    assert meaning(answered) == meaning(granted)
+@pytest.mark.parametrize(
+    ("granted", "asked", "answered"),
+    [
+        (
+            "system/Patient.rs",
+            "system/Patient.r system/Patient.s",
+            "system/Patient.r system/Patient.s",
+        ),
+        ("system/*.rs", "system/*.rs system/*.read", "system/*.rs system/*.read"),
+        ("system/*.rs", "system/*.read system/*.rs", "system/*.read system/*.rs"),
+        (
+            "system/*.cruds",
+            "system/*.c system/*.r system/*.u system/*.d system/*.s",
+            "system/*.c system/*.r system/*.u system/*.d system/*.s",
+        ),
+        # Asked for every type and for one: each answered, the type's once.
+        (
+            "system/*.rs system/Patient.c",
+            "system/*.rs system/Patient.c",
+            "system/*.rs system/Patient.c",
+        ),
+        # Granted in part: what was granted, in v2 letters (or the v1 word that names it).
+        (
+            "system/Patient.rs",
+            "system/Patient.rds system/Patient.r",
+            "system/Patient.rs system/Patient.r",
+        ),
+        (
+            "patient/*.rs launch/patient",
+            "launch/patient patient/*.*",
+            "launch/patient patient/*.read",
+        ),
+        # Registered for fewer types than asked: each type named in each asked spelling.
+        (
+            "system/Patient.cruds system/Observation.rs",
+            "system/*.r system/*.s system/Patient.write",
+            "system/Patient.r system/Patient.s system/Patient.write "
+            "system/Observation.r system/Observation.s",
+        ),
+    ],
+)
+def test_v2_scopes_asked_apart_are_answered_apart(granted: str, asked: str, answered: str) -> None:
+    """Integrator round 65 (a Node client checking each scope it asked for): ``system/
+    Patient.r system/Patient.s`` was answered ``system/Patient.rs``, and ``system/*.rs
+    system/*.read`` as ``system/*.rs``, the v1 word dropped. Each scope asked is answered
+    with what of it was granted, spelled as asked; together they grant exactly what the
+    token holds."""
+    assert as_asked(granted, asked) == answered
+    assert _meaning(answered) == _meaning(granted)
+
+
+def test_an_answer_that_would_not_say_what_was_granted_is_the_grant_itself() -> None:
+    """Asked no scope that reaches a grant (a refresh asked for less, say), the granted
+    text is answered rather than a spelling that would grant less or more."""
+    assert as_asked("system/*.rs", "system/Patient.r") == "system/*.rs"
+    assert as_asked("system/Patient.rs", "openid") == "system/Patient.rs"
