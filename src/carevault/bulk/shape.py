@@ -11,16 +11,16 @@ through the very pydantic validator the model would run on it (cached by value: 
 systems and references repeat from record to record).
 
 It also keeps the record rules that walk a whole record (``content.check_record_rules``:
-no government identity number outside ``Patient.identifier``), since it walks every
-object anyway; checks each narrative's XHTML (``fhir.xhtml``); and asks R4's rules on
-contained resources (``fhir.contained``) of a record that has any. It answers only
-"certainly valid" (True) or "not sure" (False). Anything it does not handle (primitive
-extensions ``_x``, an element under a name it does not know) and any rule broken answers
-False, and the record then goes through ``validate_resource``, which refuses it with the
-usual reasons or accepts it. So a record this check passes is one the full validation
-passes, and a refusal reads the same whichever way the record came
-(tests/unit/bulk/test_shape.py checks both, on records and on thousands of broken copies
-of them).
+no government identity number in any Identifier but the Patient resource's own
+``identifier`` list), since it walks every object anyway; checks each narrative's XHTML
+(``fhir.xhtml``); and asks R4's rules on contained resources (``fhir.contained``) of a
+record that has any. It answers only "certainly valid" (True) or "not sure" (False).
+Anything it does not handle (primitive extensions ``_x``, an element under a name it
+does not know) and any rule broken answers False, and the record then goes through
+``validate_resource``, which refuses it with the usual reasons or accepts it. So a
+record this check passes is one the full validation passes, and a refusal reads the
+same whichever way the record came (tests/unit/bulk/test_shape.py checks both, on
+records and on thousands of broken copies of them).
 """
 
 from __future__ import annotations
@@ -71,9 +71,12 @@ class _Model:
     #: Each choice (``value[x]``): its names, and whether one of them is required.
     choices: tuple[tuple[frozenset[str], bool], ...]
     is_identifier: bool
-    #: Whether the model's ``identifier`` element may hold no government identity number
-    #: (``content.check_government_ids``: any model that has one but Patient).
-    guards_identifiers: bool
+    #: The model's elements of type Identifier, which may hold no government identity
+    #: number (``content.check_government_ids``) ...
+    identifiers: tuple[str, ...]
+    #: ... and those of them that may not when the model is the record's own: all of
+    #: them but the Patient resource's ``identifier`` list.
+    identifiers_at_top: tuple[str, ...]
 
 
 class Shapes:
@@ -158,11 +161,11 @@ class Shapes:
             value = data.get("value")
             if isinstance(value, str) and not hkid.is_valid(value):
                 return False
-        if spec.guards_identifiers:
-            # The government-number rule, here rather than in a walk of its own: this
-            # walk visits every object of a record it passes already (a record broken
-            # either way goes to the full validation, which runs the rule for its reason).
-            found = data.get("identifier")
+        # The government-number rule, here rather than in a walk of its own: this walk
+        # visits every object of a record it passes already (a record broken either way
+        # goes to the full validation, which runs the rule for its reason).
+        for name in spec.identifiers_at_top if depth == 0 else spec.identifiers:
+            found = data.get(name)
             if found is not None and any(
                 isinstance(item, dict) and content.is_government_id(item)
                 for item in (found if isinstance(found, list) else (found,))
@@ -313,13 +316,18 @@ def _compiled(model: Any) -> _Model:
         )
         for group in built.get_one_of_many_fields().values()
     )
+    # By name, as ``content.check_government_ids`` knows them, so both judge alike.
+    identifiers = tuple(name for name in elements if name in content.IDENTIFIER_ELEMENTS)
     return _Model(
         elements=elements,
         required=tuple(sorted(required)),
         required_set=frozenset(required),
         choices=choices,
         is_identifier=owner == "Identifier",
-        guards_identifiers="identifier" in elements and owner != "Patient",
+        identifiers=identifiers,
+        identifiers_at_top=tuple(
+            name for name in identifiers if owner != "Patient" or name != "identifier"
+        ),
     )
 
 
