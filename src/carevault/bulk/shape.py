@@ -71,12 +71,11 @@ class _Model:
     #: Each choice (``value[x]``): its names, and whether one of them is required.
     choices: tuple[tuple[frozenset[str], bool], ...]
     is_identifier: bool
-    #: The model's elements of type Identifier, which may hold no government identity
-    #: number (``content.check_government_ids``) ...
+    #: The model's elements of type Identifier that may hold no government identity
+    #: number (``content.check_government_ids``): all of them but a Patient's own
+    #: ``identifier`` list, whose items a contained Patient is judged on apart
+    #: (``certainly_valid``).
     identifiers: tuple[str, ...]
-    #: ... and those of them that may not when the model is the record's own: all of
-    #: them but the Patient resource's ``identifier`` list.
-    identifiers_at_top: tuple[str, ...]
 
 
 class Shapes:
@@ -105,7 +104,11 @@ class Shapes:
             # R4's rules on contained resources (``fhir.contained``): few records hold any.
             broken: list[Issue] = []
             contained.check(resource, name, broken)
-            return not broken
+            # Only the record's own Patient keeps a government number, not one it holds.
+            return not broken and not any(
+                item.get("resourceType") == "Patient" and _government_id_in(item.get("identifier"))
+                for item in resource["contained"]
+            )
         return True
 
     def _object(self, model: Any, data: dict[str, Any], depth: int, *, top: bool = False) -> bool:
@@ -164,13 +167,11 @@ class Shapes:
         # The government-number rule, here rather than in a walk of its own: this walk
         # visits every object of a record it passes already (a record broken either way
         # goes to the full validation, which runs the rule for its reason).
-        for name in spec.identifiers_at_top if depth == 0 else spec.identifiers:
-            found = data.get(name)
-            if found is not None and any(
-                isinstance(item, dict) and content.is_government_id(item)
-                for item in (found if isinstance(found, list) else (found,))
-            ):
-                return False
+        if spec.identifiers:
+            for name in spec.identifiers:
+                found = data.get(name)
+                if found is not None and _government_id_in(found):
+                    return False
         return True
 
     def _value(self, element: _Element, value: Any, depth: int) -> bool:
@@ -316,18 +317,35 @@ def _compiled(model: Any) -> _Model:
         )
         for group in built.get_one_of_many_fields().values()
     )
-    # By name, as ``content.check_government_ids`` knows them, so both judge alike.
-    identifiers = tuple(name for name in elements if name in content.IDENTIFIER_ELEMENTS)
     return _Model(
         elements=elements,
         required=tuple(sorted(required)),
         required_set=frozenset(required),
         choices=choices,
         is_identifier=owner == "Identifier",
-        identifiers=identifiers,
-        identifiers_at_top=tuple(
-            name for name in identifiers if owner != "Patient" or name != "identifier"
+        # By type, where ``content.check_government_ids`` knows them by name: it judges
+        # the few elements of other types under those names too (a Reference's string
+        # ``reference``, an Observation's ``component``), none of which can read as a
+        # government number, and asking them cost each Reference here a call.
+        identifiers=tuple(
+            name
+            for name, element in elements.items()
+            if element.kind == _COMPLEX
+            and element.model.__name__ == "Identifier"
+            and (owner, name) != _PATIENTS_OWN
         ),
+    )
+
+
+#: The one list a government number is kept in (the record's own Patient's).
+_PATIENTS_OWN = ("Patient", "identifier")
+
+
+def _government_id_in(found: Any) -> bool:
+    """Whether an Identifier element's value (one or a list) holds a government number."""
+    return any(
+        isinstance(item, dict) and content.is_government_id(item)
+        for item in (found if isinstance(found, list) else (found,))
     )
 
 
