@@ -11,16 +11,16 @@ through the very pydantic validator the model would run on it (cached by value: 
 systems and references repeat from record to record).
 
 It also keeps the record rules that walk a whole record (``content.check_record_rules``:
-no government identity number outside ``Patient.identifier``), since it walks every
-object anyway; checks each narrative's XHTML (``fhir.xhtml``); and asks R4's rules on
-contained resources (``fhir.contained``) of a record that has any. It answers only
-"certainly valid" (True) or "not sure" (False). Anything it does not handle (primitive
-extensions ``_x``, an element under a name it does not know) and any rule broken answers
-False, and the record then goes through ``validate_resource``, which refuses it with the
-usual reasons or accepts it. So a record this check passes is one the full validation
-passes, and a refusal reads the same whichever way the record came
-(tests/unit/bulk/test_shape.py checks both, on records and on thousands of broken copies
-of them).
+no government identity number in any Identifier but the Patient resource's own
+``identifier`` list), since it walks every object anyway; checks each narrative's XHTML
+(``fhir.xhtml``); and asks R4's rules on contained resources (``fhir.contained``) of a
+record that has any. It answers only "certainly valid" (True) or "not sure" (False).
+Anything it does not handle (primitive extensions ``_x``, an element under a name it
+does not know) and any rule broken answers False, and the record then goes through
+``validate_resource``, which refuses it with the usual reasons or accepts it. So a
+record this check passes is one the full validation passes, and a refusal reads the
+same whichever way the record came (tests/unit/bulk/test_shape.py checks both, on
+records and on thousands of broken copies of them).
 """
 
 from __future__ import annotations
@@ -71,9 +71,11 @@ class _Model:
     #: Each choice (``value[x]``): its names, and whether one of them is required.
     choices: tuple[tuple[frozenset[str], bool], ...]
     is_identifier: bool
-    #: Whether the model's ``identifier`` element may hold no government identity number
-    #: (``content.check_government_ids``: any model that has one but Patient).
-    guards_identifiers: bool
+    #: The model's elements of type Identifier that may hold no government identity
+    #: number (``content.check_government_ids``): all of them but a Patient's own
+    #: ``identifier`` list, whose items a contained Patient is judged on apart
+    #: (``certainly_valid``).
+    identifiers: tuple[str, ...]
 
 
 class Shapes:
@@ -102,7 +104,11 @@ class Shapes:
             # R4's rules on contained resources (``fhir.contained``): few records hold any.
             broken: list[Issue] = []
             contained.check(resource, name, broken)
-            return not broken
+            # Only the record's own Patient keeps a government number, not one it holds.
+            return not broken and not any(
+                item.get("resourceType") == "Patient" and _government_id_in(item.get("identifier"))
+                for item in resource["contained"]
+            )
         return True
 
     def _object(self, model: Any, data: dict[str, Any], depth: int, *, top: bool = False) -> bool:
@@ -158,16 +164,14 @@ class Shapes:
             value = data.get("value")
             if isinstance(value, str) and not hkid.is_valid(value):
                 return False
-        if spec.guards_identifiers:
-            # The government-number rule, here rather than in a walk of its own: this
-            # walk visits every object of a record it passes already (a record broken
-            # either way goes to the full validation, which runs the rule for its reason).
-            found = data.get("identifier")
-            if found is not None and any(
-                isinstance(item, dict) and content.is_government_id(item)
-                for item in (found if isinstance(found, list) else (found,))
-            ):
-                return False
+        # The government-number rule, here rather than in a walk of its own: this walk
+        # visits every object of a record it passes already (a record broken either way
+        # goes to the full validation, which runs the rule for its reason).
+        if spec.identifiers:
+            for name in spec.identifiers:
+                found = data.get(name)
+                if found is not None and _government_id_in(found):
+                    return False
         return True
 
     def _value(self, element: _Element, value: Any, depth: int) -> bool:
@@ -319,7 +323,29 @@ def _compiled(model: Any) -> _Model:
         required_set=frozenset(required),
         choices=choices,
         is_identifier=owner == "Identifier",
-        guards_identifiers="identifier" in elements and owner != "Patient",
+        # By type, where ``content.check_government_ids`` knows them by name: it judges
+        # the few elements of other types under those names too (a Reference's string
+        # ``reference``, an Observation's ``component``), none of which can read as a
+        # government number, and asking them cost each Reference here a call.
+        identifiers=tuple(
+            name
+            for name, element in elements.items()
+            if element.kind == _COMPLEX
+            and element.model.__name__ == "Identifier"
+            and (owner, name) != _PATIENTS_OWN
+        ),
+    )
+
+
+#: The one list a government number is kept in (the record's own Patient's).
+_PATIENTS_OWN = ("Patient", "identifier")
+
+
+def _government_id_in(found: Any) -> bool:
+    """Whether an Identifier element's value (one or a list) holds a government number."""
+    return any(
+        isinstance(item, dict) and content.is_government_id(item)
+        for item in (found if isinstance(found, list) else (found,))
     )
 
 

@@ -11,6 +11,8 @@
   18 digits and lets a server set a documented maximum; CareVault's is
   ``MAX_DECIMAL_DIGITS`` significant digits and a magnitude a double can hold.
 * HKID numbers (system ``http://carevault.hk/sid/hkid``) have a valid check digit.
+* A government identity number is held in the Patient resource's own ``identifier``
+  list and in no other Identifier of any record (``check_government_ids``).
 * Dates fall in the years the store holds (``fhir.dates``).
 * A directory record (clinics, practitioners, schedules, slots: no one's data) refers
   to no patient or relative: it would be a patient's record stored as no one's.
@@ -150,11 +152,44 @@ def is_government_id(identifier: Any, *, unnamed: bool = False) -> bool:
     return False
 
 
+#: The names R4 gives elements of type Identifier, in every resource, backbone element
+#: and data type (an extension's ``valueIdentifier`` and the other choices' included):
+#: the walk below knows an Identifier by its name, as it knows no model
+#: (tests/unit/fhir/test_government_ids.py checks the list against the models). Three
+#: of them name other types elsewhere too (``identifier`` a string, ``reference`` a
+#: Reference and its string, ``component`` an Observation's component and the like),
+#: none of which holds what ``is_government_id`` reads.
+IDENTIFIER_ELEMENTS = frozenset(
+    {
+        "accessionIdentifier",
+        "additionalIdentifier",
+        "component",
+        "defaultValueIdentifier",
+        "fixedIdentifier",
+        "groupIdentifier",
+        "identifier",
+        "masterIdentifier",
+        "patternIdentifier",
+        "paymentIdentifier",
+        "preAdmissionIdentifier",
+        "predecessor",
+        "reference",
+        "relatedIdentifier",
+        "requestIdentifier",
+        "requisition",
+        "targetIdentifier",
+        "valueIdentifier",
+    }
+)
+
+
 def check_government_ids(data: Any, path: str, rules: list[Issue]) -> None:
-    """A government identity number is held only in ``Patient.identifier``, where each
-    reader's role decides whether it is shown: anywhere else (a Reference's identifier,
-    a relative's or a practitioner's record, a claim's) it would be shown to whoever may
-    read the record that carries it.
+    """A government identity number is held only in the Patient resource's own
+    ``identifier`` list, where each reader's role decides whether it is shown: in any
+    other Identifier (a Reference's, an extension's ``valueIdentifier`` on the patient or
+    on a primitive of it, a contained resource's, a relative's or a practitioner's
+    record, an order's requisition) it would be shown to whoever may read the element
+    that carries it.
 
     Every write and every imported record runs this, so the walk visits containers only
     and spells an element's path only for an issue (building each path eagerly cost more
@@ -166,14 +201,13 @@ def check_government_ids(data: Any, path: str, rules: list[Issue]) -> None:
             f"[{step}]" if isinstance(step, int) else f".{_printable(step)}" for step in steps
         )
 
-    def walk(node: Any) -> None:
+    def walk(node: Any, kept: str | None) -> None:
         if isinstance(node, dict):
-            patient = node.get("resourceType") == "Patient"
             for key, value in node.items():
                 if not isinstance(value, dict | list):
                     continue
                 steps.append(key)
-                if key == "identifier" and not patient:
+                if key in IDENTIFIER_ELEMENTS and key != kept:
                     listed = isinstance(value, list)
                     for index, item in enumerate(value if listed else [value]):
                         if isinstance(item, dict) and is_government_id(item):
@@ -186,16 +220,19 @@ def check_government_ids(data: Any, path: str, rules: list[Issue]) -> None:
                                     expression=(at,),
                                 )
                             )
-                walk(value)
+                walk(value, None)
                 steps.pop()
         elif isinstance(node, list):
             for index, item in enumerate(node):
                 if isinstance(item, dict | list):
                     steps.append(index)
-                    walk(item)
+                    walk(item, None)
                     steps.pop()
 
-    walk(data)
+    # The Patient resource's own list only: not a contained Patient's, nor the patient's
+    # identifiers' assigners'.
+    on_patient = isinstance(data, dict) and data.get("resourceType") == "Patient"
+    walk(data, "identifier" if on_patient else None)
 
 
 #: The records of no one: stored in the clear, at no patient, readable by every clinic.

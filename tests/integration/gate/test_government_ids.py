@@ -13,6 +13,7 @@ and finds the patient by it.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,7 +21,15 @@ import pytest
 
 from carevault.bootstrap import Services
 from carevault.domain.roles import Role
-from tests.integration.access.group import HKID_SYSTEM, TM, Group, build_group, encounter
+from tests.integration.access.group import (
+    HKID_SYSTEM,
+    TM,
+    Group,
+    booked_today,
+    build_group,
+    encounter,
+    observation,
+)
 from tests.support.client import FhirTestClient
 from tests.support.staff import make_staff
 
@@ -104,3 +113,127 @@ def test_an_hkid_outside_patient_identifier_is_refused(
     assert "Patient.identifier" in refused.text
     assert patient.hkid not in refused.text
     assert api.get(f"{path}?_summary=count").json()["total"] == before
+
+
+ALT_ID = "http://example.org/alt-id"
+
+
+def _alt(identifier: dict[str, Any]) -> dict[str, Any]:
+    return {"url": ALT_ID, "valueIdentifier": identifier}
+
+
+def _written_anywhere(group: Group, place: str, identifier: dict[str, Any]) -> dict[str, Any]:
+    """A record of the group's patient holding ``identifier`` at ``place``."""
+    patient = group.tm_patient.id
+    registered = {
+        "resourceType": "Patient",
+        "name": [{"family": "Wong", "given": ["Tai Man"]}],
+        "managingOrganization": {"reference": f"Organization/{TM}"},
+    }
+    subject = {"subject": {"reference": f"Patient/{patient}"}}
+    order = {"status": "active", "intent": "order", **subject}
+    bodies: dict[str, dict[str, Any]] = {
+        "Patient.extension": {**registered, "extension": [_alt(identifier)]},
+        "Patient._gender": {
+            **registered,
+            "gender": "male",
+            "_gender": {"extension": [_alt(identifier)]},
+        },
+        "Patient.name._family": {
+            **registered,
+            "name": [{"family": "Wong", "_family": {"extension": [_alt(identifier)]}}],
+        },
+        "Observation.extension": {**observation(patient), "extension": [_alt(identifier)]},
+        "Appointment.extension": booked_today(patient, TM, extension=[_alt(identifier)]),
+        "Encounter.hospitalization.preAdmissionIdentifier": {
+            **encounter(patient, TM),
+            "hospitalization": {"preAdmissionIdentifier": identifier},
+        },
+        "MedicationRequest.groupIdentifier": {
+            "resourceType": "MedicationRequest",
+            **order,
+            "medicationCodeableConcept": {"text": "paracetamol 500 mg"},
+            "groupIdentifier": identifier,
+        },
+        "ServiceRequest.requisition": {
+            "resourceType": "ServiceRequest",
+            **order,
+            "code": {"text": "HbA1c"},
+            "requisition": identifier,
+        },
+        "DocumentReference.masterIdentifier": {
+            "resourceType": "DocumentReference",
+            "status": "current",
+            **subject,
+            "content": [{"attachment": {"contentType": "text/plain", "data": "aGk="}}],
+            "masterIdentifier": identifier,
+        },
+    }
+    return bodies[place]
+
+
+PLACES = [
+    "Patient.extension",
+    "Patient._gender",
+    "Patient.name._family",
+    "Observation.extension",
+    "Appointment.extension",
+    "Encounter.hospitalization.preAdmissionIdentifier",
+    "MedicationRequest.groupIdentifier",
+    "ServiceRequest.requisition",
+    "DocumentReference.masterIdentifier",
+]
+
+
+@pytest.mark.parametrize("place", PLACES)
+def test_an_hkid_in_any_identifier_but_patient_identifier_is_refused(
+    group: Group, api: FhirTestClient, place: str
+) -> None:
+    """Stop 65: an HKID as an extension's ``valueIdentifier`` (on the record or on one of
+    its primitives) or in an element of type Identifier not named ``identifier`` was
+    stored (201), and a front desk and billing read it back; it is refused as it is in
+    ``Observation.identifier``, naming the element. The same record holding a record
+    number there is written."""
+    hkid = {"system": HKID_SYSTEM, "value": group.tm_patient.hkid}
+    body = _written_anywhere(group, place, hkid)
+    path = f"/fhir/{body['resourceType']}"
+    before = api.get(f"{path}?_summary=count").json()["total"]
+
+    refused = api.post_json(path, body)
+
+    assert refused.status_code == 422, refused.text
+    [issue] = refused.json()["issue"]
+    assert issue["code"] == "business-rule"
+    assert "Patient.identifier" in issue["diagnostics"]
+    assert issue["expression"][0].startswith(place.split(".")[0] + ".")
+    assert group.tm_patient.hkid not in refused.text
+    assert api.get(f"{path}?_summary=count").json()["total"] == before
+    ordinary = _written_anywhere(group, place, {"system": "urn:oid:1.2.3.4", "value": "ORD-7"})
+    assert api.post_json(path, ordinary).status_code == 201
+
+
+JSON_PATCH = {"content-type": "application/json-patch+json"}
+MERGE_PATCH = {"content-type": "application/merge-patch+json"}
+
+
+@pytest.mark.parametrize("media", [JSON_PATCH, MERGE_PATCH], ids=["json-patch", "merge-patch"])
+def test_a_patch_adding_an_hkid_extension_is_refused(
+    group: Group, api: FhirTestClient, media: dict[str, str]
+) -> None:
+    """A patch is judged as the record it makes: adding the extension to the patient is
+    refused as writing it would be, and the stored version stays."""
+    path = f"/fhir/Patient/{group.tm_patient.id}"
+    stored = api.get(path).json()
+    extension = [_alt({"system": HKID_SYSTEM, "value": group.tm_patient.hkid})]
+    body: Any = (
+        [{"op": "add", "path": "/extension", "value": extension}]
+        if media is JSON_PATCH
+        else {"extension": extension}
+    )
+
+    refused = api.patch(path, content=json.dumps(body).encode(), headers=media)
+
+    assert refused.status_code == 422, refused.text
+    assert "Patient.extension[0].valueIdentifier" in refused.text
+    assert group.tm_patient.hkid not in refused.text
+    assert api.get(path).json()["meta"]["versionId"] == stored["meta"]["versionId"]

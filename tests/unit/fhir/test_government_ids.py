@@ -1,0 +1,275 @@
+"""A government identity number is kept only in the Patient resource's own
+``identifier`` list (stop 65): an Identifier anywhere else in a record (an extension's
+``valueIdentifier``, a primitive's ``_x`` extension, a contained resource, an element of
+type Identifier under another name) is refused with the element's path, by REST's full
+validation and by the compiled check of bulk loads alike; ordinary identifiers there are
+not."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from carevault.bulk.checking import verdict
+from carevault.bulk.shape import Shapes
+from carevault.fhir.content import DEFAULT_LIMITS, check_record_rules
+from carevault.fhir.normalise import HKID_SYSTEM
+from carevault.fhir.outcome import FhirError, Issue
+from carevault.fhir.validate import _COMPLEX, _fields, validate_resource
+
+HKID = "K987654(5)"
+GOVERNMENT: dict[str, Any] = {"system": HKID_SYSTEM, "value": HKID}
+PASSPORT_TYPED: dict[str, Any] = {
+    "type": {
+        "coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "PPN"}]
+    },
+    "system": "urn:oid:2.16.840.1.113883.4.330",
+    "value": "X1234567",
+}
+MRN: dict[str, Any] = {"system": "http://carevault.hk/sid/mrn", "value": "MRN-0001"}
+ORDER: dict[str, Any] = {"system": "urn:oid:1.2.3.4", "value": "ORD-77-2024"}
+
+
+def _alt(identifier: dict[str, Any]) -> dict[str, Any]:
+    return {"url": "http://example.org/alt-id", "valueIdentifier": identifier}
+
+
+_OBSERVATION: dict[str, Any] = {
+    "resourceType": "Observation",
+    "status": "final",
+    "code": {"text": "weight"},
+    "subject": {"reference": "Patient/p1"},
+}
+
+#: place → (the record holding ``identifier`` there, the path the issue names).
+Place = tuple[Callable[[dict[str, Any]], dict[str, Any]], str]
+PLACES: dict[str, Place] = {
+    "Patient.extension": (
+        lambda i: {"resourceType": "Patient", "extension": [_alt(i)]},
+        "Patient.extension[0].valueIdentifier",
+    ),
+    "Patient.modifierExtension": (
+        lambda i: {"resourceType": "Patient", "modifierExtension": [_alt(i)]},
+        "Patient.modifierExtension[0].valueIdentifier",
+    ),
+    "Patient.extension.extension": (
+        lambda i: {
+            "resourceType": "Patient",
+            "extension": [{"url": "http://example.org/ids", "extension": [_alt(i)]}],
+        },
+        "Patient.extension[0].extension[0].valueIdentifier",
+    ),
+    "Patient._gender": (
+        lambda i: {
+            "resourceType": "Patient",
+            "gender": "male",
+            "_gender": {"extension": [_alt(i)]},
+        },
+        "Patient._gender.extension[0].valueIdentifier",
+    ),
+    "Patient.name._family": (
+        lambda i: {
+            "resourceType": "Patient",
+            "name": [{"family": "Wong", "_family": {"extension": [_alt(i)]}}],
+        },
+        "Patient.name[0]._family.extension[0].valueIdentifier",
+    ),
+    "Patient.name._given": (
+        lambda i: {
+            "resourceType": "Patient",
+            "name": [{"given": ["Tai", "Man"], "_given": [None, {"extension": [_alt(i)]}]}],
+        },
+        "Patient.name[0]._given[1].extension[0].valueIdentifier",
+    ),
+    "Patient.identifier.assigner": (
+        # The list item is the patient's own (an MRN); its assigner's is not.
+        lambda i: {
+            "resourceType": "Patient",
+            "identifier": [{**MRN, "assigner": {"identifier": i}}],
+        },
+        "Patient.identifier[0].assigner.identifier",
+    ),
+    "Patient.extension.valueReference": (
+        lambda i: {
+            "resourceType": "Patient",
+            "extension": [{"url": "http://example.org/carer", "valueReference": {"identifier": i}}],
+        },
+        "Patient.extension[0].valueReference.identifier",
+    ),
+    "Observation.extension": (
+        lambda i: {**_OBSERVATION, "extension": [_alt(i)]},
+        "Observation.extension[0].valueIdentifier",
+    ),
+    "Observation.contained.Patient.identifier": (
+        lambda i: {
+            **_OBSERVATION,
+            "contained": [{"resourceType": "Patient", "id": "who", "identifier": [i]}],
+            "performer": [{"reference": "#who"}],
+        },
+        "Observation.contained[0].identifier[0]",
+    ),
+    "Observation.contained.extension": (
+        lambda i: {
+            **_OBSERVATION,
+            "contained": [{"resourceType": "Practitioner", "id": "by", "extension": [_alt(i)]}],
+            "performer": [{"reference": "#by"}],
+        },
+        "Observation.contained[0].extension[0].valueIdentifier",
+    ),
+    "Appointment.extension": (
+        lambda i: {
+            "resourceType": "Appointment",
+            "status": "booked",
+            "participant": [{"actor": {"reference": "Patient/p1"}, "status": "accepted"}],
+            "extension": [_alt(i)],
+        },
+        "Appointment.extension[0].valueIdentifier",
+    ),
+    "Encounter.hospitalization.preAdmissionIdentifier": (
+        lambda i: {
+            "resourceType": "Encounter",
+            "status": "finished",
+            "class": {"code": "AMB"},
+            "subject": {"reference": "Patient/p1"},
+            "hospitalization": {"preAdmissionIdentifier": i},
+        },
+        "Encounter.hospitalization.preAdmissionIdentifier",
+    ),
+    "MedicationRequest.groupIdentifier": (
+        lambda i: {
+            "resourceType": "MedicationRequest",
+            "status": "active",
+            "intent": "order",
+            "medicationCodeableConcept": {"text": "paracetamol"},
+            "subject": {"reference": "Patient/p1"},
+            "groupIdentifier": i,
+        },
+        "MedicationRequest.groupIdentifier",
+    ),
+    "ServiceRequest.requisition": (
+        lambda i: {
+            "resourceType": "ServiceRequest",
+            "status": "active",
+            "intent": "order",
+            "subject": {"reference": "Patient/p1"},
+            "requisition": i,
+        },
+        "ServiceRequest.requisition",
+    ),
+    "DocumentReference.masterIdentifier": (
+        lambda i: {
+            "resourceType": "DocumentReference",
+            "status": "current",
+            "subject": {"reference": "Patient/p1"},
+            "content": [{"attachment": {"contentType": "text/plain", "data": "aGk="}}],
+            "masterIdentifier": i,
+        },
+        "DocumentReference.masterIdentifier",
+    ),
+}
+
+
+def _rules(record: dict[str, Any]) -> list[Issue]:
+    rules: list[Issue] = []
+    check_record_rules(record, record["resourceType"], rules)
+    return rules
+
+
+@pytest.mark.parametrize("identifier", [GOVERNMENT, PASSPORT_TYPED], ids=["hkid", "passport"])
+@pytest.mark.parametrize("place", sorted(PLACES))
+def test_a_government_number_outside_patient_identifier_is_refused_at_its_path(
+    place: str, identifier: dict[str, Any]
+) -> None:
+    build, where = PLACES[place]
+    record = build(identifier)
+
+    [issue] = _rules(record)
+    assert issue.code == "business-rule"
+    assert issue.expression == (where,)
+    assert "Patient.identifier" in issue.diagnostics
+    assert identifier["value"] not in issue.diagnostics
+
+    with pytest.raises(FhirError) as refused:
+        validate_resource(record, record["resourceType"])
+    assert refused.value.status == 422
+    assert [i.expression for i in refused.value.issues] == [(where,)]
+    # A bulk load refuses it too, whichever check sees it, and says why as REST does.
+    assert not Shapes(DEFAULT_LIMITS).certainly_valid(record)
+    fast = verdict(record, None, DEFAULT_LIMITS, compiled=True)
+    assert fast is not None and fast == verdict(record, None, DEFAULT_LIMITS, compiled=False)
+    assert "Patient.identifier" in fast and identifier["value"] not in fast
+
+
+@pytest.mark.parametrize("identifier", [MRN, ORDER], ids=["mrn", "order-number"])
+@pytest.mark.parametrize("place", sorted(PLACES))
+def test_an_ordinary_identifier_there_is_kept(place: str, identifier: dict[str, Any]) -> None:
+    build, _ = PLACES[place]
+    record = build(identifier)
+
+    assert _rules(record) == []
+    validate_resource(record, record["resourceType"])
+    assert verdict(record, None, DEFAULT_LIMITS, compiled=True) is None
+    # The compiled check models every place but a primitive's extension (which it leaves
+    # to the full validation), so its refusal above is the rule's.
+    assert Shapes(DEFAULT_LIMITS).certainly_valid(record) is ("._" not in place)
+
+
+def test_the_patients_own_identifier_list_keeps_a_government_number() -> None:
+    record = {"resourceType": "Patient", "identifier": [MRN, GOVERNMENT, PASSPORT_TYPED]}
+
+    assert _rules(record) == []
+    validate_resource(record, "Patient")
+    assert Shapes(DEFAULT_LIMITS).certainly_valid(record)
+
+
+def _identifier_elements_of_every_model() -> dict[str, set[str]]:
+    """Every element name of every R4B model (resources, backbone elements, data
+    types), with the names of the types it has wherever it appears."""
+    import fhir.resources.R4B as r4b
+
+    types: dict[str, set[str]] = {}
+    for module_info in pkgutil.iter_modules(r4b.__path__):
+        try:
+            module = importlib.import_module(f"{r4b.__name__}.{module_info.name}")
+        except ImportError:
+            continue
+        for model in vars(module).values():
+            if not (isinstance(model, type) and hasattr(model, "model_fields")):
+                continue
+            if model.__module__ != module.__name__:
+                continue
+            for name, (_, kind, detail, _tier) in _fields(model).items():
+                shown = detail.__name__ if kind == _COMPLEX and isinstance(detail, type) else "-"
+                types.setdefault(name, set()).add(shown)
+    return types
+
+
+@pytest.mark.slow
+def test_the_identifier_elements_are_every_element_of_type_identifier_in_r4() -> None:
+    """The walk knows Identifiers by name (no model needed, so it costs what a walk of
+    containers costs); the names are checked here against the models. Three of them name
+    other types too, none of which holds a ``system``, a string ``value`` or a ``type``
+    that ``is_government_id`` reads, so they are never taken for a government number."""
+    from carevault.fhir.content import IDENTIFIER_ELEMENTS
+
+    types = _identifier_elements_of_every_model()
+    of_identifier = {name for name, kinds in types.items() if "Identifier" in kinds}
+
+    assert of_identifier == IDENTIFIER_ELEMENTS
+    shared = {
+        name: kinds - {"Identifier"} for name, kinds in types.items() if name in of_identifier
+    }
+    assert {name: kinds for name, kinds in shared.items() if kinds} == {
+        "identifier": {"-"},  # a string (MessageHeader.response's, ValueSet.expansion's)
+        "reference": {"-", "Reference"},  # a Reference's string, and References
+        "component": {
+            "ObservationComponent",
+            "SearchParameterComponent",
+            "MeasureGroupStratifierComponent",
+            "MeasureReportGroupStratifierStratumComponent",
+        },
+    }
