@@ -158,6 +158,6 @@ def _named_day(text: str) -> datetime:
     english = re.search(r"can be checked until (\d+ \w+ \d{4})\.", text)
     if english is not None:
         return datetime.strptime(english[1], "%d %B %Y")
-    chinese = re.search(r"核實碼可核實至(\d{4})年(\d+)月(\d+)日", text)
+    chinese = re.search(r"核實碼可核實至\s*(\d{4})年(\d+)月(\d+)日", text)
     assert chinese is not None, "the email names no day"
     return datetime(int(chinese[1]), int(chinese[2]), int(chinese[3]))

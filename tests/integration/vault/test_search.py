@@ -105,7 +105,8 @@ def test_a_cursor_pages_after_the_last_record_shown(
     assert total == 9 and query.following is not None
     for record in seen[:2]:
         current = api.get(f"/fhir/{type_name}/{record}").json()
-        changed = {**current, "id": record, "meta": {}, "language": "en"}
+        current.pop("meta", None)  # the server's; ``{}`` is refused (R4 ele-1)
+        changed = {**current, "id": record, "language": "en"}
         assert api.put_json(f"/fhir/{type_name}/{record}", changed).status_code == 200
     assert api.delete(f"/fhir/{type_name}/{seen[2]}").status_code in (200, 204)
     more, positions = _onwards(page, query, total=8)
