@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from carevault.access import totp
 from carevault.bootstrap import Services, build_services
@@ -168,3 +169,10 @@ def group(services: Services, api: FhirTestClient) -> Iterator[Group]:
     """Two clinics (TM, TW), a desk and a doctor at each, an officer, a patient at each
     (``group.build_group``); a module with its own ``group`` makes it its own way."""
     yield from build_group(services, api)
+
+
+@pytest.fixture(scope="module")
+def private_key() -> rsa.RSAPrivateKey:
+    """A backend service's own key pair (``backend_service.register`` registers its
+    public half): one a test module."""
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)

@@ -21,11 +21,6 @@ SERVICE = "bili_monitor"
 KID = "bili-1"
 
 
-@pytest.fixture(scope="module")
-def private_key() -> rsa.RSAPrivateKey:
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
 @pytest.fixture
 def service(auth_services: Services, private_key: rsa.RSAPrivateKey) -> None:
     """Registered with its public key set, for reading and searching every type."""

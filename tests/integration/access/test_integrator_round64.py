@@ -18,11 +18,6 @@ SERVICE = "int64-feed"
 KID = "k1"
 
 
-@pytest.fixture(scope="module")
-def private_key() -> rsa.RSAPrivateKey:
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
 @pytest.fixture
 def service(auth_services: Services, private_key: rsa.RSAPrivateKey) -> None:
     """Registered with its public key set for every interaction on every type."""

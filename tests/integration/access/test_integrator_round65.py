@@ -16,11 +16,6 @@ SERVICE = "int65-feed"
 KID = "k1"
 
 
-@pytest.fixture(scope="module")
-def private_key() -> rsa.RSAPrivateKey:
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
 @pytest.fixture
 def service(auth_services: Services, private_key: rsa.RSAPrivateKey) -> None:
     backend_service.register(

@@ -18,11 +18,6 @@ SERVICE = "int72-feed"
 KID = "k72"
 
 
-@pytest.fixture(scope="module")
-def private_key() -> rsa.RSAPrivateKey:
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
 @pytest.fixture
 def headers(
     web: FhirTestClient,
