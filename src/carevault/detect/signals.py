@@ -103,6 +103,11 @@ WATCH_US = DAY_US
 REGISTRATION_MISSES = MAX_FAILURES
 REGISTERED = "fhir:patient:registered"
 CREATED = "fhir:resource:create"
+#: What makes care by a member of staff (their other changes are counted as changes).
+CREATES = frozenset({CREATED})
+#: What makes care by a client: a new record of care, or a version naming whom it names
+#: now. Counted for a client as staff's updates are: one patient, once, in ten minutes.
+CARE_WRITES = frozenset({CREATED, "fhir:resource:update"})
 #: Changes of who reaches a patient's records, or of who the record says they are, made
 #: by hand (``officer-changes``): more than this many in an hour by one account.
 OFFICER_CHANGES_PER_HOUR = 10
@@ -249,15 +254,19 @@ def _probed(access: Access) -> bool:
     return access.tag != REGISTERED and access.detail.get("registration_miss") is True
 
 
-def _books(access: Access, recent: Recent) -> bool:
+def _books(access: Access, recent: Recent, tags: frozenset[str] = CREATES) -> bool:
     """A new record of care (a booking, a visit, a care team, a referral) for a patient
     the account did not itself register today or yesterday: it explains the patient's
     reads to everyone else at the clinic, so a desk that books the whole clinic for today
     opens it to a second account (which ``after-step-up`` counts if that account is
     watched). ``staff-changes`` counts it with the changes: a desk books a walk-in it
-    registers, or the day's patients one at a time, never one every fifteen seconds."""
+    registers, or the day's patients one at a time, never one every fifteen seconds.
+
+    ``tags``: what counts as making care; a client's version of a record of care
+    (``CARE_WRITES``) opens it anew too, to whom it names now (adversary round 83: a
+    client's secret naming a doctor on sixty old bookings in a minute)."""
     return (
-        access.tag == CREATED
+        access.tag in tags
         and access.resource_type in CARE_TYPES
         and access.patient_pseudonym not in recent.presented
         and access.patient_pseudonym not in recent.presented_before
@@ -623,7 +632,7 @@ class Detectors:
                 recent.writes_peak = max(recent.writes_peak, count)
                 if live:
                     found.extend(self._writes(access, state, role, day))
-                if access.patient_pseudonym and _books(access, recent):
+                if access.patient_pseudonym and _books(access, recent, CARE_WRITES):
                     booked = recent.changed.add(
                         access.patient_pseudonym, access.at_us, access.position
                     )
@@ -1060,8 +1069,8 @@ class Detectors:
         )
 
     def _client_care(self, access: Access, recent: Recent, day: int) -> Finding:
-        """A client app creating care for more patients in ten minutes than a booking
-        portal does: each booking explains the patient's reads to the clinic and to the
+        """A client app creating or rewriting care for more patients in ten minutes than
+        a booking portal does: each booking explains the patient's reads to the clinic and to the
         practitioners it names, as a desk's would (``staff-changes``)."""
         limit = self.client_care_per_10_minutes
         window = recent.changed
@@ -1070,8 +1079,8 @@ class Detectors:
             "client-care",
             Severity.HIGH if count >= 2 * limit else Severity.MEDIUM,
             str(day),
-            f"created care (a booking, visit, care team, referral) for {count} distinct "
-            f"patients in ten minutes (more than {limit})",
+            f"created or rewrote care (a booking, visit, care team, referral) for {count} "
+            f"distinct patients in ten minutes (more than {limit})",
             access,
             recent.unnamed("client-care", day, window.changes, window.members),
             window.first_position,

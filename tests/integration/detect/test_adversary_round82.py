@@ -17,7 +17,7 @@ client booking care for many patients in ten minutes is ``client-care``."""
 from __future__ import annotations
 
 import base64
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -52,8 +52,11 @@ def _token(clinic: Clinic) -> dict[str, str]:
     return {"Authorization": f"Bearer {answer.json()['access_token']}"}
 
 
-def _booking(patient: str, practitioner: str, status: str = "booked") -> dict[str, Any]:
-    today = datetime.now(ZoneInfo("Asia/Hong_Kong")).date().isoformat()
+def _booking(
+    patient: str, practitioner: str, status: str = "booked", days_ago: int = 0
+) -> dict[str, Any]:
+    now = datetime.now(ZoneInfo("Asia/Hong_Kong")) - timedelta(days=days_ago)
+    today = now.date().isoformat()
     return {
         "resourceType": "Appointment", "status": status,
         "start": f"{today}T10:00:00+08:00", "end": f"{today}T10:15:00+08:00",
@@ -140,3 +143,30 @@ def test_a_client_booking_many_patients_in_minutes_is_client_care(
         ]
         assert ("staff-changes", desk.account.username) in {a[:2] for a in alerts}
         assert [a[2] for a in alerts if a[0] == "client-care"] == [APP]
+
+
+def test_a_client_naming_a_doctor_on_many_old_bookings_is_client_care(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Adversary round 83: the desk's bookings of 60 patients with another doctor, over a
+    year old; an hour later the app names the doctor on each (``PUT``, today), which
+    opens each chart to him as 60 new bookings would. ``client-care`` counted creates
+    only, and the doctor's 50 reads that followed raised nothing."""
+    with raising_clinic(backend, tmp_path, request, clinic_patients(60)) as clinic:
+        doctor = make_staff(clinic.services, Role.PHYSICIAN, ["clinic-a"], practitioner_id="dr-in")
+        app = _token(clinic)
+        old: dict[str, str] = {}
+        for patient in clinic.patients:
+            body = _booking(patient, "dr-other", days_ago=400)
+            made = clinic.web.post_json("/fhir/Appointment", body, **clinic.desk.headers)
+            assert made.status_code == 201, made.text
+            old[patient] = str(made.json()["id"])
+        clinic.clock.advance(3600)  # the desk's bookings are out of every window
+        for patient, booking in old.items():
+            body = {**_booking(patient, "dr-in"), "id": booking}
+            put = clinic.web.put_json(f"/fhir/Appointment/{booking}", body, **app)
+            assert put.status_code == 200, put.text
+        for patient in clinic.patients[:50]:
+            assert clinic.read(doctor, patient) == 200  # each explained by the app's care
+        alerts = [(a["detector"], a["client"]) for a in alerts_as_dicts(clinic.services)]
+        assert ("client-care", APP) in alerts, alerts

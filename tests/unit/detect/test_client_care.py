@@ -1,5 +1,6 @@
 """Care a client app made (adversary round 82): it explains no member of staff's VIP
-read, and a client creating care for many patients in ten minutes is ``client-care``."""
+read, and a client creating or rewriting care for many patients in ten minutes is
+``client-care`` (adversary rounds 82 and 83)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from carevault.detect.signals import Context
 from tests.unit.detect.test_signals import MORNING, Feed
 
 CREATE = "fhir:resource:create"
+UPDATE = "fhir:resource:update"
 
 
 def test_a_vip_read_only_client_made_care_explains_is_medium() -> None:
@@ -27,11 +29,13 @@ def test_a_client_reading_a_vip_it_booked_is_judged_by_care_alone() -> None:
     assert "vip" not in {f.detector for f in found}
 
 
-def book(feed: Feed, at_us: int, patient: str, resource_type: str = "Appointment") -> None:
+def book(
+    feed: Feed, at_us: int, patient: str, resource_type: str = "Appointment", tag: str = CREATE
+) -> None:
     feed.entry(
         at_us,
         patient,
-        tag=CREATE,
+        tag=tag,
         principal="client:kiosk",
         client_id="kiosk",
         resource_type=resource_type,
@@ -65,4 +69,29 @@ def test_other_records_a_client_writes_are_not_care() -> None:
     feed.detectors.client_care_per_10_minutes = 10
     for n in range(30):
         book(feed, MORNING + n, f"p{n}", resource_type="Observation")
+    assert "client-care" not in feed.detectors_fired()
+
+
+def test_a_client_rewriting_many_bookings_in_ten_minutes_is_client_care() -> None:
+    """Adversary round 83: a client's secret naming a doctor on sixty of the desk's old
+    bookings (``PUT``) opened them to him as sixty new bookings would, and nothing
+    counted it. A version of a record of care is care the client makes; creates and
+    updates of one patient count once."""
+    feed = Feed("integration")
+    feed.detectors.client_care_per_10_minutes = 40
+    for n in range(40):
+        book(feed, MORNING + n * 1_000_000, f"p{n}", tag=UPDATE)
+        book(feed, MORNING + n * 1_000_000 + 1, f"p{n}")  # and booked anew: one patient
+    assert "client-care" not in feed.detectors_fired()
+    book(feed, MORNING + 41 * 1_000_000, "p40", tag=UPDATE)
+    [found] = [f for f in feed.found if f.detector == "client-care"]
+    assert "created or rewrote care" in found.explanation
+    assert "41 distinct patients" in found.explanation
+
+
+def test_a_client_deleting_bookings_makes_no_care() -> None:
+    feed = Feed("integration")
+    feed.detectors.client_care_per_10_minutes = 10
+    for n in range(30):
+        book(feed, MORNING + n, f"p{n}", tag="fhir:resource:delete")
     assert "client-care" not in feed.detectors_fired()
