@@ -27,6 +27,7 @@ from carevault.access.admin import (
 )
 from carevault.access.breakglass import BreakGlass
 from carevault.access.care import CareRelationships
+from carevault.access.client_marks import mark_client_care
 from carevault.access.clients import ClientApps
 from carevault.access.control import AccessControl
 from carevault.access.identity import IdTokens
@@ -263,6 +264,23 @@ def _seal_once(
         anchors.add(table)
 
 
+#: The anchors' note (``keys.anchors``) that the care client apps made before stop 65
+#: is marked as theirs (``access.client_marks``, stop 66).
+CLIENT_CARE_MARKED = "care-client-marks"
+
+
+def _mark_client_care_once(settings: Settings, care: CareRelationships) -> None:
+    """Care relationships client apps alone made before their makers were marked (stop
+    65) are marked once, at the first start after the upgrade (``carevault init``): the
+    note that it was done is kept beside the keyring, as that of the rows sealed, so no
+    later start reads the whole table again. After the rows are sealed
+    (``_begin_sealing``): only a row that matches its seal is marked and sealed again."""
+    anchors = SealAnchors(anchors_path(settings.resolved_keyring_path))
+    if not anchors.holds(CLIENT_CARE_MARKED):
+        mark_client_care(care)
+        anchors.add(CLIENT_CARE_MARKED)
+
+
 class _Sealing(Protocol):
     """What keeps rows of one table sealed: the key, whether every row is sealed, and a
     way to seal the rows from before."""
@@ -405,6 +423,7 @@ def build_services(
     # Care relationships and registrations open a patient's record (adversary round 70).
     _begin_sealing(settings, vault, "care_relationship", care)
     care.altered.record = care_altered(audit_ledger.writer, now_us)
+    _mark_client_care_once(settings, care)
     _begin_sealing(settings, vault, "patient_registration", registrations)
     registrations.altered.record = registration_altered(audit_ledger.writer, now_us)
     access = AccessControl(engine, signer, sessions, care, break_glass, registrations, clock)

@@ -177,8 +177,14 @@ class CareRelationships:
             self.altered.tell(care_name(row))
         return genuine
 
-    def _seal(self, row: Mapping[Any, Any]) -> bytes | None:
+    def seal(self, row: Mapping[Any, Any]) -> bytes | None:
+        """The seal ``row`` is stored with (None with encryption off)."""
         return None if self.seal_key is None else care_seal(self.seal_key, row)
+
+    def forget_answers(self) -> None:
+        """Drop the answers ``exists`` keeps: rows were rewritten outside a write."""
+        with self._lock:
+            self._answers.clear()
 
     def seal_unsealed(self) -> int:
         """Seal every row that has no seal, as it stands (once, when sealing begins);
@@ -201,7 +207,7 @@ class CareRelationships:
                         ),
                         care_relationship.c.seal.is_(None),
                     )
-                    .values(seal=self._seal(row._mapping))
+                    .values(seal=self.seal(row._mapping))
                 )
         return len(rows)
 
@@ -369,7 +375,7 @@ class CareRelationships:
             }
             for item in relationships
         ]
-        return [{**row, "seal": self._seal(row)} for row in rows]
+        return [{**row, "seal": self.seal(row)} for row in rows]
 
     def add_rows(self, connection: Connection, rows: list[dict[str, Any]]) -> None:
         """Inside the write's transaction: insert rows made by ``rows``, in one statement."""

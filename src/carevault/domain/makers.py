@@ -50,6 +50,18 @@ def client_only(maker: bytes | None, mine: Collection[bytes]) -> bool:
     return maker.startswith(CLIENT_AND) and maker.removeprefix(CLIENT_AND) in mine
 
 
+def marked_as_client(maker: bytes | None, clients: Collection[bytes]) -> bytes | None:
+    """The maker care stored before the marks (stop 65) carries from now on, if a client
+    app's writes alone made it: ``maker`` is then a client's plain token (``clients``: the
+    ``maker`` tokens of every client app registered, revoked or not), and becomes
+    ``CLIENT_ALONE`` and that token (stop 66). None where nothing changes: care the
+    system made or two principals corroborated (None: a person and a client among them
+    too, which the old rows cannot tell apart), a person's token, a maker already marked."""
+    if maker is None or maker.startswith((CLIENT_ALONE, CLIENT_AND)) or maker not in clients:
+        return None
+    return CLIENT_ALONE + maker
+
+
 def broad(maker: bytes | None) -> bytes | None:
     """``maker`` as every detector but ``vip`` reads it (as before the marks): a client
     alone is one principal alone; a person and a client, corroborated care."""

@@ -10,6 +10,7 @@ from carevault.domain.makers import (
     attribute_marked,
     broad,
     client_only,
+    marked_as_client,
 )
 
 DOCTOR, OTHER_LOGIN, DESK, KIOSK, PORTAL = b"dr", b"dr2", b"desk", b"kiosk", b"portal"
@@ -98,3 +99,41 @@ def test_a_token_beginning_with_any_byte_is_no_mark() -> None:
         token = bytes([first]) + b"\x5a" * 31
         assert broad(token) == token and not client_only(token, {token})
         assert _version(token) == token
+
+
+def test_a_clients_plain_token_from_before_the_marks_is_marked_as_the_clients_alone() -> None:
+    """Stop 66: care stored before stop 65 holds a client's plain token; marked, it
+    explains no VIP read (as care the client wrote now), and every other read as before."""
+    clients = frozenset({KIOSK, PORTAL})
+    marked = marked_as_client(KIOSK, clients)
+    assert marked == CLIENT_ALONE + KIOSK
+    assert client_only(marked, frozenset({DOCTOR}))
+    assert broad(marked) == KIOSK
+    assert marked_as_client(PORTAL, clients) == CLIENT_ALONE + PORTAL
+
+
+def test_what_is_not_a_clients_plain_token_is_left_as_it_is() -> None:
+    """Staff's care, the system's or corroborated care (None: a person and a client
+    together were stored so, and cannot be told apart), and care already marked."""
+    clients = frozenset({KIOSK, PORTAL})
+    for maker in (
+        None,
+        DOCTOR,
+        DESK,
+        CLIENT_ALONE + KIOSK,
+        CLIENT_AND + DOCTOR,
+        CLIENT_AND + KIOSK,
+        KIOSK + b"x",
+        b"",
+    ):
+        assert marked_as_client(maker, clients) is None, maker
+    assert marked_as_client(KIOSK, frozenset()) is None
+
+
+def test_a_marked_token_is_never_marked_twice() -> None:
+    """Idempotent: what a mark makes is nothing to mark, even were the marked token
+    itself taken for a client's (a second pass changes nothing)."""
+    clients = frozenset({KIOSK})
+    once = marked_as_client(KIOSK, clients)
+    assert once is not None
+    assert marked_as_client(once, clients | {once}) is None
