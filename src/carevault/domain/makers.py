@@ -32,8 +32,9 @@ from dataclasses import replace
 
 from carevault.domain.care import Opened, Window, attribute
 
-#: The marks, before the token: long enough that no token (32 bytes of HMAC) begins
-#: with one by chance (2^-96), where a byte would mark one token in 128.
+#: The marks, before the token: long enough that no token (16 bytes of HMAC,
+#: ``vault.blind.TOKEN_BYTES``) begins with one by chance (2^-96 or less), where a byte
+#: would mark one token in 128.
 CLIENT_ALONE = b"\x00client-alone\x00"
 CLIENT_AND = b"\x00client-and\x00"
 #: Who a client's people-view names when no person stands behind the care.
