@@ -77,7 +77,7 @@ class _Model:
     #: ``identifier`` list, whose items a contained Patient is judged on apart
     #: (``certainly_valid``).
     identifiers: tuple[str, ...]
-    #: A Coverage, whose string ``subscriberId`` may hold no HKID
+    #: A Coverage, whose string ``subscriberId`` and class values may hold no HKID
     #: (``content.check_subscriber_ids``).
     is_coverage: bool
 
@@ -176,8 +176,9 @@ class Shapes:
                 found = data.get(name)
                 if found is not None and _government_id_in(found):
                     return False
-        # A Coverage's string ``subscriberId``: no HKID (``content.check_subscriber_ids``).
-        return not (spec.is_coverage and content.holds_hkid(data.get("subscriberId")))
+        # A Coverage's string ``subscriberId`` and class values: no HKID
+        # (``content.check_subscriber_ids``).
+        return not (spec.is_coverage and content.coverage_hkids(data))
 
     def _value(self, element: _Element, value: Any, depth: int) -> bool:
         kind = element.kind

@@ -5,11 +5,15 @@ printed as ``A123456(3)``. People and systems also write ``a1234563``,
 ``A 123456 (3)``, ``A123456-3`` (a dash before the check digit), ``HKID A123456(3)``
 (the card's name before it) or, from Chinese input methods, full-width
 ``Ａ１２３４５６（３）``; a number pasted from a web page may carry invisible format
-characters (a zero-width space, Unicode category Cf), which NFKC keeps. ``normalise``
-folds every such spelling (NFKC, format characters dropped, case, spaces, brackets, the
-dash, the label) into ``A1234563``, the form blind indexes are made of. A number without
-its check digit (``A123456``) is not an HKID's shape: under a local system it collides
-with record numbers; under the HKID system it is refused as no valid HKID.
+characters (a zero-width space, Unicode category Cf, or another character that shows
+as nothing), which NFKC keeps. ``normalise`` folds every such spelling (NFKC, invisible
+characters dropped, case, spaces, brackets, the dash, the label) into ``A1234563``, the
+form blind indexes are made of. The two spellings a record number could have too (a
+dash before the last digit, a word before the number) count only with a check digit
+that matches: ``M123456-2`` is a lab's accession, ``ICU2024003`` an admission number. A
+number without its check digit (``A123456``) is not an HKID's shape: under a local
+system it collides with record numbers; under the HKID system it is refused as no valid
+HKID.
 
 The check digit makes the weighted sum of all characters divisible by 11: a
 single-letter prefix is padded on the left with a space worth 36, letters are worth
@@ -23,15 +27,30 @@ from __future__ import annotations
 import re
 import unicodedata
 
-#: The card's name written before the number (after ``fold``: no spaces, capitals):
-#: ``HKID``, ``HKIC``, ``ID``, ``HKID card no.:``, ``香港身份證號碼:`` and the like. Tried only
-#: where the rest is an HKID's shape (a two-letter prefix ``ID`` stays a prefix).
-_LABEL = r"(?:(?:HK)?I[DC](?:CARD)?(?:NO|NUMBER)?|(?:香港)?身份[證证](?:號碼|号码)?)[.:#]*"
+#: The card's name written before the number, then a separator: ``HKID``, ``HKIC``,
+#: ``ID``, ``HKID card no.:``, ``Identity Card No.``, ``Hong Kong ID``, and in Chinese
+#: ``香港身份證號碼``, ``身份証号：`` and the like. Read before spaces are folded away, and an
+#: English name must be followed by a space or ``.:#``: folded, any record number whose
+#: letters begin ``ID`` or ``IC`` (an ICU admission number ``ICU2024003``) read as a
+#: label and an HKID (review of stop 66).
+_LABEL = re.compile(
+    r"^\s*(?:"
+    r"(?:HONG\s*KONG\s*|HK\s*)?(?:IDENTITY\s*CARD|I[DC])(?:\s*CARD)?(?:\s*(?:NO|NUMBER))?[\s.:#]+"
+    r"|(?:香港)?身份[證证](?:號碼|号码|號|号)?[\s.:#]*"
+    r")"
+)
 #: A dash before the check digit, as typed or as a word processor makes it. Not between
 #: the letters and the digits: the group's record numbers are ``TM-0000042`` (a clinic's
 #: letters, a dash, seven digits), which would read as an HKID.
-_DASH = "[-\u2010-\u2015\u2212]?"
-_SHAPE = re.compile(rf"^(?:{_LABEL})?([A-Z]{{1,2}})(\d{{6}}){_DASH}(?:\(([0-9A])\)|([0-9A]))$")
+_DASH = "[-\u2010-\u2015\u2212]"
+_SHAPE = re.compile(rf"^([A-Z]{{1,2}})(\d{{6}})({_DASH})?(?:\(([0-9A])\)|([0-9A]))$")
+#: Characters a renderer shows as nothing that are not format characters (Unicode's
+#: Default_Ignorable_Code_Point beyond category Cf): the combining grapheme joiner,
+#: Hangul fillers, Mongolian and other variation selectors. NFKC keeps them.
+_IGNORABLE = re.compile(
+    "[\u034f\u115f\u1160\u17b4\u17b5\u180b-\u180d\u180f\u3164\ufe00-\ufe0f\uffa0"
+    "\U000e0100-\U000e01ef]"
+)
 _SPACES = re.compile(r"\s+")
 _SPACE_VALUE = 36
 _WEIGHTS = (9, 8, 7, 6, 5, 4, 3, 2)
@@ -61,25 +80,42 @@ def check_digit(prefix: str, digits: str) -> str:
     return "A" if check == 10 else str(check)
 
 
-def fold(text: str) -> str:
-    """NFKC (full-width letters, digits and brackets become ASCII), no format characters
-    (zero-width spaces and joiners, soft hyphens, direction marks: category Cf, which
-    NFKC keeps), no spaces, upper case."""
+def _clean(text: str) -> str:
+    """NFKC (full-width letters, digits and brackets become ASCII), without what shows as
+    nothing (format characters, category Cf: zero-width spaces and joiners, soft hyphens,
+    direction marks; and the other default-ignorable ones), upper case."""
     if not text.isascii():
-        text = "".join(
-            ch for ch in unicodedata.normalize("NFKC", text) if unicodedata.category(ch) != "Cf"
+        text = _IGNORABLE.sub(
+            "",
+            "".join(
+                ch for ch in unicodedata.normalize("NFKC", text) if unicodedata.category(ch) != "Cf"
+            ),
         )
-    return _SPACES.sub("", text).upper()
+    return text.upper()
+
+
+def fold(text: str) -> str:
+    """``_clean``, and no spaces."""
+    return _SPACES.sub("", _clean(text))
 
 
 def parts(text: str) -> tuple[str, str, str]:
     """Prefix, six digits and check character of any common spelling; InvalidHKID if the
-    text is not shaped like an HKID number (the check digit is not verified)."""
-    match = _SHAPE.match(fold(text))
+    text is not shaped like an HKID number. The check digit is verified only where the
+    spelling is one a record number could have too (the card's name before it, a dash
+    before the check digit: ``ID 1234567``, ``M123456-2``, an accession number): there
+    a wrong one says it is no HKID (review of stop 66); the plain shape is one whatever
+    its check digit."""
+    cleaned = _clean(text)
+    label = _LABEL.match(cleaned)
+    match = _SHAPE.match(_SPACES.sub("", cleaned[label.end() :] if label else cleaned))
     if match is None or not match.group(2).isascii():
         raise InvalidHKID("not shaped like an HKID number")
-    prefix, digits, bracketed, bare = match.groups()
-    return prefix, digits, bracketed or bare
+    prefix, digits, dash, bracketed, bare = match.groups()
+    check = bracketed or bare
+    if (label is not None or dash is not None) and check_digit(prefix, digits) != check:
+        raise InvalidHKID("not shaped like an HKID number")
+    return prefix, digits, check
 
 
 def normalise(text: str) -> str | None:

@@ -156,13 +156,21 @@ _GOVERNMENT_PREFIXES = (
 )
 
 
+#: An OID sent as a system without its ``urn:oid:``.
+_BARE_OID = re.compile(r"[0-2](?:\.\d+)+")
+
+
 @lru_cache(maxsize=4096)
 def is_government_system(system: str) -> bool:
     """Whether ``system`` names government identity numbers (kept by value: a feed's
     records repeat a handful of systems, and every Identifier of a bulk load asks)."""
-    folded = system.strip().lower()
+    # As systems are sent: in capitals, over https, with a slash after them, or an OID
+    # without its ``urn:oid:`` (review of stop 66).
+    folded = system.strip().lower().rstrip("/")
     if folded.startswith("https://hl7.org/"):
         folded = "http://" + folded[len("https://") :]
+    if _BARE_OID.fullmatch(folded):
+        folded = "urn:oid:" + folded
     return folded in GOVERNMENT_ID_SYSTEMS or folded.startswith(_GOVERNMENT_PREFIXES)
 
 
@@ -198,8 +206,25 @@ def is_government_id(identifier: Any, *, unnamed: bool = False) -> bool:
 
 
 def holds_hkid(text: Any) -> bool:
-    """Whether a string element holds an HKID in any spelling (``hkid.normalise``)."""
-    return isinstance(text, str) and hkid.normalise(text) is not None
+    """Whether a string element holds an HKID in any spelling, its check digit matching
+    (``hkid.is_valid``): such an element holds an insurer's or a clinic's numbers too,
+    and one of them shaped like an HKID with a wrong check digit is one of those."""
+    return isinstance(text, str) and hkid.is_valid(text)
+
+
+def coverage_hkids(coverage: dict[str, Any]) -> list[str]:
+    """The string elements of a Coverage (paths from it) that hold an HKID: its
+    ``subscriberId``, and a ``class``'s ``value`` (the coverage-class ``rxid`` is the
+    member's id with the insurer; review of stop 66)."""
+    found = ["subscriberId"] if holds_hkid(coverage.get("subscriberId")) else []
+    classes = coverage.get("class")
+    if isinstance(classes, list):
+        found += [
+            f"class[{n}].value"
+            for n, item in enumerate(classes)
+            if isinstance(item, dict) and holds_hkid(item.get("value"))
+        ]
+    return found
 
 
 #: The names R4 gives elements of type Identifier, in every resource, backbone element
@@ -287,12 +312,13 @@ def check_government_ids(data: Any, path: str, rules: list[Issue]) -> None:
 
 
 def check_subscriber_ids(data: Any, path: str, rules: list[Issue]) -> None:
-    """An HKID (in any spelling) as a Coverage's ``subscriberId``, of the record or of a
-    Coverage it contains. R4 makes that element a string, not an Identifier, so the walk
-    above does not judge it; an insurer that keys its members by HKID sends the number
-    there, and billing, who may not read HKIDs, reads every Coverage. Refused as any
-    government number outside ``Patient.identifier``: the Coverage names its
-    ``beneficiary``, whose record holds the HKID where each reader's role decides."""
+    """An HKID (in any spelling) as a Coverage's ``subscriberId`` or a class's ``value``
+    (``coverage_hkids``), of the record or of a Coverage it contains. R4 makes those
+    elements strings, not Identifiers, so the walk above does not judge them; an insurer
+    that keys its members by HKID sends the number there, and billing, who may not read
+    HKIDs, reads every Coverage. Refused as any government number outside
+    ``Patient.identifier``: the Coverage names its ``beneficiary``, whose record holds
+    the HKID where each reader's role decides."""
     if not isinstance(data, dict):
         return
     found = [(path, data)]
@@ -300,12 +326,10 @@ def check_subscriber_ids(data: Any, path: str, rules: list[Issue]) -> None:
     if isinstance(held, list):
         found += [(f"{path}.contained[{n}]", item) for n, item in enumerate(held)]
     for where, record in found:
-        if (
-            isinstance(record, dict)
-            and record.get("resourceType") == "Coverage"
-            and holds_hkid(record.get("subscriberId"))
-        ):
-            at = f"{where}.subscriberId"
+        if not isinstance(record, dict) or record.get("resourceType") != "Coverage":
+            continue
+        for element in coverage_hkids(record):
+            at = f"{where}.{element}"
             rules.append(
                 Issue(
                     "business-rule",

@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import Column, Engine, Table, select, update
 
 from carevault.db import write_transaction
-from carevault.keys.files import append_line
+from carevault.keys.files import append_line_once
 
 #: The file's name, beside the keyring (``anchors_path``).
 ANCHORS = "sealed-tables"
@@ -44,7 +44,8 @@ class SealAnchors:
             return False
 
     def add(self, table: str) -> None:
-        append_line(self.path, table)
+        """Note ``table`` once, however many processes finish its pass at once."""
+        append_line_once(self.path, table)
 
 
 def seal_fields(key: bytes, form: str, fields: Sequence[object]) -> bytes:

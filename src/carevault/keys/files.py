@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import tempfile
 from pathlib import Path
@@ -52,6 +53,30 @@ def append_line(path: Path, line: str) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def append_line_once(path: Path, line: str) -> bool:
+    """Append ``line`` to ``path`` as ``append_line`` does unless a line of the file is
+    ``line`` already; whether it was appended. Under an exclusive lock on the file, so
+    processes starting at once (``carevault serve --workers N``, the detector beside
+    them) write it once between them: a note written twice outlived the runbook's
+    "delete that line" (review of stop 66)."""
+    if "\n" in line or "\r" in line:
+        raise ValueError("one line at a time")
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        held = b""
+        while chunk := os.read(fd, 65536):
+            held += chunk
+        if line in held.decode().splitlines():
+            return False
+        os.write(fd, f"{line}\n".encode())
+        os.fsync(fd)
+        return True
+    finally:
+        os.close(fd)  # and the lock with it
 
 
 def ed25519_key(path: Path, *, create: bool) -> Ed25519PrivateKey:

@@ -409,3 +409,41 @@ def test_a_search_by_a_foreign_passport_system_alone_is_refused_to_the_desk(
 
     assert on_booking.status_code == 403, on_booking.text
     assert local.status_code == 200, local.text
+
+
+@pytest.mark.parametrize(
+    ("resource_type", "identifier"),
+    [
+        ("Encounter", {"system": "http://tm.example.hk/sid/icu-admission", "value": "ICU2024003"}),
+        ("Encounter", {"system": "http://tm.example.hk/sid/claim", "value": "CL123456-1"}),
+        (
+            "DiagnosticReport",
+            {
+                "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203",
+                                     "code": "ACSN"}]},
+                "system": "http://lab.example.hk/sid/accession",
+                "value": "M123456-2",
+            },
+        ),
+    ],
+    ids=["icu-admission", "claim-suffix", "accession-suffix"],
+)  # fmt: skip
+def test_a_clinics_own_numbers_shaped_like_a_spelt_hkid_are_written(
+    group: Group, resource_type: str, identifier: dict[str, Any]
+) -> None:
+    """Review of stop 66: the card's name was read after spaces were folded away, so an
+    ICU admission number (``IC`` then ``U2024003``) was an HKID, and so was any number
+    with a dash before its last digit (an accession's container, a claim's resubmission),
+    whatever the check digit: a doctor's Encounter or report carrying one was refused
+    (422), written before. Those spellings count only with a check digit that matches."""
+    if resource_type == "Encounter":
+        body = encounter(group.tm_patient.id, TM, "dr-tm")
+    else:
+        body = {"resourceType": "DiagnosticReport", "status": "final",
+                "code": {"coding": [{"system": "http://loinc.org", "code": "630-4"}]},
+                "subject": {"reference": f"Patient/{group.tm_patient.id}"}}  # fmt: skip
+    body["identifier"] = [identifier]
+    created = group.call(group.doctor_tm, "POST", f"/fhir/{resource_type}", body)
+    assert created.status_code == 201, created.text
+    read = group.call(group.doctor_tm, "GET", f"/fhir/{resource_type}/{created.json()['id']}")
+    assert read.json()["identifier"][0]["value"] == identifier["value"]

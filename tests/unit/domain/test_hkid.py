@@ -20,10 +20,14 @@ FORMAT_CHARACTERS = ["\u200b", "\u200c", "\u200d", "\u2060", "\ufeff", "\u00ad",
 
 
 @st.composite
-def spellings(draw: st.DrawFn, number: tuple[str, str, str]) -> str:
-    """One way a person or a system might write ``number``."""
+def spellings(draw: st.DrawFn, number: tuple[str, str, str], plain: bool = False) -> str:
+    """One way a person or a system might write ``number``; ``plain``: neither with a
+    dash before the check digit nor with the card's name before it (the two spellings a
+    record number has too, which count only with a check digit that matches)."""
     prefix, digits, check = number
-    ending = [f"({check})", check, f" ({check})", f"-{check}", f" - {check}", f"\u2013{check}"]
+    ending = [f"({check})", check, f" ({check})"]
+    if not plain:
+        ending += [f"-{check}", f" - {check}", f"\u2013{check}"]
     text = f"{prefix}{digits}" + draw(st.sampled_from(ending))
     if draw(st.booleans()):
         text = text.lower()
@@ -31,7 +35,7 @@ def spellings(draw: st.DrawFn, number: tuple[str, str, str]) -> str:
         text = " ".join(text) if draw(st.booleans()) else f"  {text}\t"
     if draw(st.booleans()):  # a Chinese input method: full-width letters, digits, brackets
         text = "".join(FULL_WIDTH.get(ch, "\u3000" if ch == " " else ch) for ch in text)
-    if draw(st.booleans()):  # the card's name before the number (stop 66)
+    if not plain and draw(st.booleans()):  # the card's name before the number (stop 66)
         text = draw(st.sampled_from(LABELS)) + text
     if draw(st.booleans()):  # pasted from a web page: an invisible format character
         at = draw(st.integers(min_value=0, max_value=len(text)))
@@ -68,8 +72,13 @@ def test_any_other_check_digit_is_refused(
         return
     written = data.draw(spellings((prefix, digits, other)))
     assert not hkid.is_valid(written)
-    # It still folds the same way, so a search for a mistyped number matches its record.
-    assert hkid.normalise(written) == f"{prefix}{digits}{other}"
+    # A dash or a label with a wrong check digit is some record's number (review of stop
+    # 66: ``M123456-2``, ``ICU2024003``): no HKID, stored or searched.
+    assert hkid.normalise(written) in (None, f"{prefix}{digits}{other}")
+    # Written plainly it still folds the same way, so a search for a mistyped number
+    # matches its record.
+    plainly = data.draw(spellings((prefix, digits, other), plain=True))
+    assert hkid.normalise(plainly) == f"{prefix}{digits}{other}"
 
 
 @given(st.text(max_size=40))
@@ -107,12 +116,57 @@ def test_spellings_a_feed_writes_fold_to_the_number(spelling: str) -> None:
     assert normalise.identifier_value(normalise.HKID_SYSTEM, written) == "K9876545"
 
 
+#: Those of the spellings above that a record number has too (review of stop 66).
+LIKE_RECORD_NUMBERS = {
+    "a dash before the check digit",
+    "an en dash",
+    "the card's name before it",
+    "the name in Chinese, a full-width colon",
+    "the name, a number and a colon",
+}
+
+
 @pytest.mark.parametrize("spelling", sorted(SPELT_OTHERWISE))
-def test_those_spellings_with_a_wrong_check_digit_fold_and_are_invalid(spelling: str) -> None:
+def test_those_spellings_with_a_wrong_check_digit_are_invalid(spelling: str) -> None:
+    """With a wrong check digit, a dash or a word before the number says it is some
+    record's number (no HKID: not folded, stored or searched as one); a number written
+    plainly folds still, so a search for a mistyped HKID finds its record."""
     written = SPELT_OTHERWISE[spelling].replace("5)", "4)").replace("-5", "-4")
     written = written.replace("\u20135", "\u20134")
-    assert hkid.normalise(written) == "K9876544"
+    expected = None if spelling in LIKE_RECORD_NUMBERS else "K9876544"
+    assert hkid.normalise(written) == expected
     assert not hkid.is_valid(written)
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["ICU2024003", "IDX1234567", "ICN2024117", "M123456-2", "CL123456-1", "AB123456-7"],
+)
+def test_record_numbers_shaped_like_the_new_spellings_are_no_hkid(value: str) -> None:
+    """Review of stop 66: an ICU admission number, a system's account number, an
+    insurer's claim number (``ID``/``IC`` then a letter: read as a label once spaces were
+    folded away), an accession with its container suffix, a claim's resubmission suffix,
+    a member's dependant suffix (a dash before the last digit), each with a check digit
+    that does not match: none is an HKID."""
+    assert hkid.normalise(value) is None
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "身份證號 K987654(5)",
+        "身份证号：K987654(5)",
+        "Identity Card No. K987654(5)",
+        "Hong Kong ID: K987654(5)",
+        "K987\u034f654(5)",  # a combining grapheme joiner
+        "K987654\ufe0f(5)",  # a variation selector
+        "K\u3164987654(5)",  # a Hangul filler
+    ],
+)
+def test_more_spellings_fold_to_the_number(value: str) -> None:
+    """Review of stop 66: the card's name in more words, and characters that show as
+    nothing but are not format characters (Unicode's default-ignorable ones)."""
+    assert hkid.normalise(value) == "K9876545"
 
 
 @pytest.mark.parametrize(

@@ -287,6 +287,9 @@ def test_another_countrys_number_in_the_patients_list_is_a_government_id(number:
         "http://ns.electronichealth.net.au/id/hi/ihi/1.0",
         "https://fhir.nhs.uk/Id/nhs-number",
         "http://fhir.nl/fhir/NamingSystem/bsn",
+        "http://hl7.org/fhir/sid/us-ssn/",  # a slash after it (review of stop 66)
+        "2.16.840.1.113883.4.1",  # an OID without its urn:oid:
+        "2.16.840.1.113883.4.330.156",
     ],
 )
 def test_government_systems(system: str) -> None:
@@ -304,6 +307,8 @@ def test_government_systems(system: str) -> None:
         "urn:oid:2.16.840.1.113883.4.3",  # the driver's licences' root, no state
         "http://hl7.org/fhir/sid/passport",
         "http://loinc.org",
+        "2.16.344.1.99",
+        "/",
         "",
     ],
 )
@@ -312,6 +317,7 @@ def test_other_systems_are_not(system: str) -> None:
     assert not is_government_id({"system": system, "value": "X-1"})
 
 
+COVERAGE_CLASS = "http://terminology.hl7.org/CodeSystem/coverage-class"
 COVERAGE: dict[str, Any] = {
     "resourceType": "Coverage",
     "status": "active",
@@ -357,14 +363,32 @@ def test_an_hkid_as_a_coverage_subscriber_id_is_refused(subscriber: str, contain
     assert where in fast and "987" not in fast
 
 
-@pytest.mark.parametrize("subscriber", ["MEM-0001", "K987654", "A1234567890", "598-76-5432"])
+@pytest.mark.parametrize(
+    "subscriber",
+    ["MEM-0001", "K987654", "A1234567890", "598-76-5432", "AB123456-7", "AB1234567", "M123456(2)"],
+)
 def test_an_insurers_member_number_is_kept(subscriber: str) -> None:
-    """A member number that is no HKID's shape (one without its check digit included:
-    local record numbers look like that) is the insurer's, written as before."""
-    record = {**COVERAGE, "subscriberId": subscriber}
-    assert _rules(record) == []
-    validate_resource(record, "Coverage")
-    assert Shapes(DEFAULT_LIMITS).certainly_valid(record)
+    """A member number that is no HKID (no HKID's shape, one without its check digit,
+    or one shaped like an HKID whose check digit does not match: an insurer's numbers
+    are shaped so too; review of stop 66) is the insurer's, written as before; in a
+    class's value too."""
+    plan = {"type": {"coding": [{"system": COVERAGE_CLASS, "code": "rxid"}]}, "value": subscriber}
+    for record in ({**COVERAGE, "subscriberId": subscriber}, {**COVERAGE, "class": [plan]}):
+        assert _rules(record) == []
+        validate_resource(record, "Coverage")
+        assert Shapes(DEFAULT_LIMITS).certainly_valid(record)
+
+
+@pytest.mark.parametrize("member", ["K987654(5)", "K987654-5", "HKID K987654(5)"])
+def test_an_hkid_as_a_coverage_class_value_is_refused(member: str) -> None:
+    """Review of stop 66: the coverage class ``rxid`` is the member's id with the
+    insurer, a string billing reads as it reads ``subscriberId``."""
+    group = {"type": {"coding": [{"system": COVERAGE_CLASS, "code": "group"}]}, "value": "G1"}
+    member_id = {"type": {"coding": [{"system": COVERAGE_CLASS, "code": "rxid"}]}, "value": member}
+    record = {**COVERAGE, "class": [group, member_id]}
+    [issue] = _rules(record)
+    assert issue.expression == ("Coverage.class[1].value",) and "987" not in issue.diagnostics
+    assert not Shapes(DEFAULT_LIMITS).certainly_valid(record)
 
 
 def _identifier_elements_of_every_model() -> dict[str, set[str]]:
