@@ -525,7 +525,9 @@ def build_services(
         gate,
         SearchSettings(
             zone=zone,
-            default_count=settings.search_default_count,
+            # A page without _count holds no more than one with it may (integrator round
+            # of stop 66: a maximum of 3 served 7 to a search that named no count).
+            default_count=min(settings.search_default_count, settings.search_max_count),
             max_count=settings.search_max_count,
         ),
         input_limits(settings),

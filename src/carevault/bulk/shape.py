@@ -12,7 +12,8 @@ systems and references repeat from record to record).
 
 It also keeps the record rules that walk a whole record (``content.check_record_rules``:
 no government identity number in any Identifier but the Patient resource's own
-``identifier`` list), since it walks every object anyway; checks each narrative's XHTML
+``identifier`` list, and no HKID as a Coverage's string ``subscriberId``), since it walks
+every object anyway; checks each narrative's XHTML
 (``fhir.xhtml``); and asks R4's rules on contained resources (``fhir.contained``) of a
 record that has any. It answers only "certainly valid" (True) or "not sure" (False).
 Anything it does not handle (primitive extensions ``_x``, an element under a name it
@@ -76,6 +77,9 @@ class _Model:
     #: ``identifier`` list, whose items a contained Patient is judged on apart
     #: (``certainly_valid``).
     identifiers: tuple[str, ...]
+    #: A Coverage, whose string ``subscriberId`` may hold no HKID
+    #: (``content.check_subscriber_ids``).
+    is_coverage: bool
 
 
 class Shapes:
@@ -172,7 +176,8 @@ class Shapes:
                 found = data.get(name)
                 if found is not None and _government_id_in(found):
                     return False
-        return True
+        # A Coverage's string ``subscriberId``: no HKID (``content.check_subscriber_ids``).
+        return not (spec.is_coverage and content.holds_hkid(data.get("subscriberId")))
 
     def _value(self, element: _Element, value: Any, depth: int) -> bool:
         kind = element.kind
@@ -334,6 +339,7 @@ def _compiled(model: Any) -> _Model:
             and element.model.__name__ == "Identifier"
             and (owner, name) != _PATIENTS_OWN
         ),
+        is_coverage=owner == "Coverage",
     )
 
 

@@ -2,9 +2,14 @@
 
 An HKID number is one or two letters, six digits and a check digit (0-9 or A),
 printed as ``A123456(3)``. People and systems also write ``a1234563``,
-``A 123456 (3)`` or, from Chinese input methods, full-width ``Ａ１２３４５６（３）``:
-``normalise`` folds every such spelling (Unicode NFKC, case, spaces, brackets) into
-``A1234563``, the form blind indexes are made of.
+``A 123456 (3)``, ``A123456-3`` (a dash before the check digit), ``HKID A123456(3)``
+(the card's name before it) or, from Chinese input methods, full-width
+``Ａ１２３４５６（３）``; a number pasted from a web page may carry invisible format
+characters (a zero-width space, Unicode category Cf), which NFKC keeps. ``normalise``
+folds every such spelling (NFKC, format characters dropped, case, spaces, brackets, the
+dash, the label) into ``A1234563``, the form blind indexes are made of. A number without
+its check digit (``A123456``) is not an HKID's shape: under a local system it collides
+with record numbers; under the HKID system it is refused as no valid HKID.
 
 The check digit makes the weighted sum of all characters divisible by 11: a
 single-letter prefix is padded on the left with a space worth 36, letters are worth
@@ -18,7 +23,15 @@ from __future__ import annotations
 import re
 import unicodedata
 
-_SHAPE = re.compile(r"^([A-Z]{1,2})(\d{6})(?:\(([0-9A])\)|([0-9A]))$")
+#: The card's name written before the number (after ``fold``: no spaces, capitals):
+#: ``HKID``, ``HKIC``, ``ID``, ``HKID card no.:``, ``香港身份證號碼:`` and the like. Tried only
+#: where the rest is an HKID's shape (a two-letter prefix ``ID`` stays a prefix).
+_LABEL = r"(?:(?:HK)?I[DC](?:CARD)?(?:NO|NUMBER)?|(?:香港)?身份[證证](?:號碼|号码)?)[.:#]*"
+#: A dash before the check digit, as typed or as a word processor makes it. Not between
+#: the letters and the digits: the group's record numbers are ``TM-0000042`` (a clinic's
+#: letters, a dash, seven digits), which would read as an HKID.
+_DASH = "[-\u2010-\u2015\u2212]?"
+_SHAPE = re.compile(rf"^(?:{_LABEL})?([A-Z]{{1,2}})(\d{{6}}){_DASH}(?:\(([0-9A])\)|([0-9A]))$")
 _SPACES = re.compile(r"\s+")
 _SPACE_VALUE = 36
 _WEIGHTS = (9, 8, 7, 6, 5, 4, 3, 2)
@@ -49,8 +62,14 @@ def check_digit(prefix: str, digits: str) -> str:
 
 
 def fold(text: str) -> str:
-    """NFKC (full-width letters, digits and brackets become ASCII), no spaces, upper case."""
-    return _SPACES.sub("", unicodedata.normalize("NFKC", text)).upper()
+    """NFKC (full-width letters, digits and brackets become ASCII), no format characters
+    (zero-width spaces and joiners, soft hyphens, direction marks: category Cf, which
+    NFKC keeps), no spaces, upper case."""
+    if not text.isascii():
+        text = "".join(
+            ch for ch in unicodedata.normalize("NFKC", text) if unicodedata.category(ch) != "Cf"
+        )
+    return _SPACES.sub("", text).upper()
 
 
 def parts(text: str) -> tuple[str, str, str]:

@@ -12,7 +12,8 @@
   ``MAX_DECIMAL_DIGITS`` significant digits and a magnitude a double can hold.
 * HKID numbers (system ``http://carevault.hk/sid/hkid``) have a valid check digit.
 * A government identity number is held in the Patient resource's own ``identifier``
-  list and in no other Identifier of any record (``check_government_ids``).
+  list and in no other Identifier of any record, nor as an HKID in a Coverage's string
+  ``subscriberId`` (``check_government_ids``).
 * Dates fall in the years the store holds (``fhir.dates``).
 * A directory record (clinics, practitioners, schedules, slots: no one's data) refers
   to no patient or relative: it would be a patient's record stored as no one's.
@@ -26,6 +27,7 @@ import re
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import Enum
+from functools import lru_cache
 from typing import Any
 
 from carevault.domain import hkid
@@ -118,13 +120,58 @@ def check_identifier(identifier: dict[str, Any], path: str, rules: list[Issue]) 
         )
 
 
-#: Identifier systems that are government identity numbers.
-GOVERNMENT_ID_SYSTEMS = frozenset({HKID_SYSTEM, "http://hl7.org/fhir/sid/passport-HKG"})
+#: Identifier systems that are government identity numbers, as HL7 names them: the HKID;
+#: the US social security number (R4's identifier registry, and its OID), Medicare's
+#: numbers (the MBI, HL7 Terminology's ``cmsMBI``, and the HICN) and the Australian IHI
+#: (R4's NamingSystem example, typed ``NI``); the national patient numbers of the NHS
+#: and of the Netherlands (the BSN); and the bare passport OID arc some feeds send.
+#: Passports of every country and US driver's licences of every state are prefixes
+#: (``_GOVERNMENT_PREFIXES``). Compared in lower case: a URI's case is the feed's slip,
+#: not another system.
+GOVERNMENT_ID_SYSTEMS = frozenset(
+    {
+        HKID_SYSTEM,
+        "http://hl7.org/fhir/sid/us-ssn",
+        "urn:oid:2.16.840.1.113883.4.1",
+        "http://hl7.org/fhir/sid/us-mbi",
+        "urn:oid:2.16.840.1.113883.4.927",
+        "http://hl7.org/fhir/sid/us-medicare",
+        "urn:oid:2.16.840.1.113883.4.572",
+        "http://ns.electronichealth.net.au/id/hi/ihi/1.0",
+        "urn:oid:1.2.36.1.2001.1003.0",
+        "https://fhir.nhs.uk/id/nhs-number",
+        "http://fhir.nhs.net/id/nhs-number",
+        "http://fhir.nl/fhir/namingsystem/bsn",
+        "urn:oid:2.16.840.1.113883.4.330",
+    }
+)
+#: Families of government systems: HL7's passport system of each country
+#: (``passport-XXX``, ISO 3166 alpha-3) and its OID arc (``.4.330.<ISO 3166 numeric>``,
+#: HL7 Terminology's ``passportNumNS-*``), and the US driver's licence OID of each state
+#: (``.4.3.<state>``, R4's NamingSystem registry).
+_GOVERNMENT_PREFIXES = (
+    "http://hl7.org/fhir/sid/passport-",
+    "urn:oid:2.16.840.1.113883.4.330.",
+    "urn:oid:2.16.840.1.113883.4.3.",
+)
+
+
+@lru_cache(maxsize=4096)
+def is_government_system(system: str) -> bool:
+    """Whether ``system`` names government identity numbers (kept by value: a feed's
+    records repeat a handful of systems, and every Identifier of a bulk load asks)."""
+    folded = system.strip().lower()
+    if folded.startswith("https://hl7.org/"):
+        folded = "http://" + folded[len("https://") :]
+    return folded in GOVERNMENT_ID_SYSTEMS or folded.startswith(_GOVERNMENT_PREFIXES)
+
 
 #: HL7 v2 table 0203 types of a number a state gives a person (besides ``NN`` and a
-#: country code, a national identity number): national unique id, passport, social
-#: security, social beneficiary, citizenship card, driver's licence.
-_GOVERNMENT_TYPES = frozenset({"NI", "PPN", "SS", "SB", "CZ", "DL"})
+#: country code, a national identity number): national unique id, passport, diplomatic
+#: passport, social security, social beneficiary, citizenship card, driver's licence,
+#: birth certificate, national health plan identifier, a patient's Medicare and
+#: Medicaid numbers.
+_GOVERNMENT_TYPES = frozenset({"NI", "PPN", "DP", "SS", "SB", "CZ", "DL", "BCT", "NH", "MC", "MA"})
 _NATIONAL_TYPE = re.compile(r"NN[A-Z]{3}")
 
 
@@ -136,7 +183,7 @@ def is_government_id(identifier: Any, *, unnamed: bool = False) -> bool:
     if not isinstance(identifier, dict):
         return True
     system = identifier.get("system")
-    if system in GOVERNMENT_ID_SYSTEMS or (unnamed and system is None):
+    if (system is None and unnamed) or (isinstance(system, str) and is_government_system(system)):
         return True
     value = identifier.get("value")
     if isinstance(value, str) and hkid.normalise(value) is not None:
@@ -145,11 +192,14 @@ def is_government_id(identifier: Any, *, unnamed: bool = False) -> bool:
     codings = kind.get("coding") if isinstance(kind, dict) else None
     for coding in codings if isinstance(codings, list) else ():
         code = coding.get("code") if isinstance(coding, dict) else None
-        if isinstance(code, str) and (
-            code in _GOVERNMENT_TYPES or re.fullmatch("NN[A-Z]{3}", code)
-        ):
+        if isinstance(code, str) and (code in _GOVERNMENT_TYPES or _NATIONAL_TYPE.fullmatch(code)):
             return True
     return False
+
+
+def holds_hkid(text: Any) -> bool:
+    """Whether a string element holds an HKID in any spelling (``hkid.normalise``)."""
+    return isinstance(text, str) and hkid.normalise(text) is not None
 
 
 #: The names R4 gives elements of type Identifier, in every resource, backbone element
@@ -233,6 +283,37 @@ def check_government_ids(data: Any, path: str, rules: list[Issue]) -> None:
     # identifiers' assigners'.
     on_patient = isinstance(data, dict) and data.get("resourceType") == "Patient"
     walk(data, "identifier" if on_patient else None)
+    check_subscriber_ids(data, path, rules)
+
+
+def check_subscriber_ids(data: Any, path: str, rules: list[Issue]) -> None:
+    """An HKID (in any spelling) as a Coverage's ``subscriberId``, of the record or of a
+    Coverage it contains. R4 makes that element a string, not an Identifier, so the walk
+    above does not judge it; an insurer that keys its members by HKID sends the number
+    there, and billing, who may not read HKIDs, reads every Coverage. Refused as any
+    government number outside ``Patient.identifier``: the Coverage names its
+    ``beneficiary``, whose record holds the HKID where each reader's role decides."""
+    if not isinstance(data, dict):
+        return
+    found = [(path, data)]
+    held = data.get("contained")
+    if isinstance(held, list):
+        found += [(f"{path}.contained[{n}]", item) for n, item in enumerate(held)]
+    for where, record in found:
+        if (
+            isinstance(record, dict)
+            and record.get("resourceType") == "Coverage"
+            and holds_hkid(record.get("subscriberId"))
+        ):
+            at = f"{where}.subscriberId"
+            rules.append(
+                Issue(
+                    "business-rule",
+                    f"{at}: an HKID is a government identity number, kept only in "
+                    "Patient.identifier; write the insurer's own member number here",
+                    expression=(at,),
+                )
+            )
 
 
 #: The records of no one: stored in the clear, at no patient, readable by every clinic.

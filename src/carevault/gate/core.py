@@ -74,7 +74,7 @@ from carevault.fhir.categories import (
     possible_categories,
 )
 from carevault.fhir.codes import has_sensitive_code
-from carevault.fhir.content import GOVERNMENT_ID_SYSTEMS
+from carevault.fhir.content import is_government_system
 from carevault.fhir.derived import Derived
 from carevault.fhir.elements import parse_reference, reference_targets, values_at
 from carevault.fhir.indexing import (
@@ -3138,9 +3138,8 @@ def _name_the_patient(rt: ResourceType, resource: dict[str, Any]) -> None:
 
 
 #: How a token search for any value of a system (``identifier=<system>|``) begins, as a
-#: term; and those terms of each government system.
+#: term.
 _SYSTEM_ONLY = system_only_term("")
-_GOVERNMENT_ONLY = frozenset(system_only_term(system) for system in GOVERNMENT_ID_SYSTEMS)
 _TYPE_NAME = re.compile(r"[A-Z][A-Za-z]{1,63}")
 
 
@@ -3360,7 +3359,8 @@ def _refuse_unreadable_criteria(caller: Caller, query: SearchQuery) -> None:
                     "identifiers that role may not read"
                 )
             if any(
-                part.startswith(_SYSTEM_ONLY) if rt.is_patient else part in _GOVERNMENT_ONLY
+                part.startswith(_SYSTEM_ONLY)
+                and (rt.is_patient or is_government_system(part[len(_SYSTEM_ONLY) :]))
                 for alt in term.alternatives
                 for part in alt
             ):

@@ -779,6 +779,10 @@ class EverythingQuery:
     cursor: str | None = None
 
 
+#: ``$everything``'s parameters of one value (R4 Patient-everything: 0..1 each).
+_ONCE_IN_EVERYTHING = ("start", "end", "_since", "_count")
+
+
 def everything_query(
     params: Sequence[tuple[str, str]], max_count: int, zone: tzinfo
 ) -> EverythingQuery:
@@ -796,6 +800,10 @@ def everything_query(
     since_us: int | None = None
     start = end = None
     repeated: list[tuple[str, str]] = []
+    for name in _ONCE_IN_EVERYTHING:
+        if sum(1 for given_name, _ in params if given_name == name) > 1:
+            # 0..1 in R4: which of two a server took would be its choice, not the caller's.
+            raise bad_request(f"$everything: {name} is given once")
     for name, value in params:
         if name == "_offset" and value == cursor:
             continue
@@ -892,8 +900,11 @@ def _types(value: str, already: frozenset[str] | None) -> frozenset[str]:
     if unknown:
         raise bad_request(f"_type names unsupported resource type '{safe_name(unknown[0])}'")
     given = frozenset(names)
-    # Repeated _type parameters narrow (AND), as repeated search parameters do.
-    return given if already is None else already & given
+    # R4 Patient-everything: _type is 0..*, "one or more parameters, each containing one
+    # or more comma-delimited FHIR resource types": repeated, they add types (client
+    # libraries send a list so; intersecting answered two types with an empty chart,
+    # integrator round of stop 66).
+    return given if already is None else already | given
 
 
 def _date(name: str, value: str, zone: tzinfo) -> DateRange:

@@ -20,11 +20,25 @@ from tests.integration.bulk.test_import import READER, run_import
 HKID = "K987654(5)"
 NUMBER = {"system": HKID_SYSTEM, "value": HKID}
 ALT = {"url": "http://example.org/alt-id", "valueIdentifier": NUMBER}
+#: Stop 66: a Chinese passport as a feed sends it, and an HKID spelt with a dash under a
+#: local system.
+PASSPORT = {"system": "http://hl7.org/fhir/sid/passport-CHN", "value": "E98765432"}
+SPELT = {"system": "urn:oid:2.16.344.1.99", "value": "K987654-5"}
+COVERAGE = {
+    "resourceType": "Coverage",
+    "status": "active",
+    "beneficiary": {"reference": "Patient/p1"},
+    "payor": [{"display": "Insurer"}],
+}
+#: The numbers no answer may quote.
+NUMBERS = (HKID, PASSPORT["value"], SPELT["value"], "987654")
 
 
 def lines(clinic: str | None = None) -> list[dict[str, Any]]:
-    """Two records to load and three to refuse (lines 2, 4 and 5), of patients ``p1``
-    and ``p2`` (at ``clinic``, if given)."""
+    """Three records to load and six to refuse (lines 2, 4, 5, 6, 7 and 8), of patients
+    ``p1``, ``p2`` and ``p3`` (at ``clinic``, if given). Lines 6-8 are stop 66's: another
+    country's passport, an HKID spelt with a dash under a local system, an HKID as a
+    Coverage's ``subscriberId``; line 9 a Coverage with a member number."""
     managed = {"managingOrganization": {"reference": f"Organization/{clinic}"}} if clinic else {}
     subject = {"subject": {"reference": "Patient/p1"}}
     weight = {"resourceType": "Observation", "status": "final", "code": {"text": "weight"}}
@@ -47,6 +61,14 @@ def lines(clinic: str | None = None) -> list[dict[str, Any]]:
             **subject,
             "requisition": NUMBER,
         },
+        {
+            "resourceType": "Patient",
+            "id": "p3",
+            "extension": [{**ALT, "valueIdentifier": PASSPORT}],
+        },
+        {**weight, "id": "o3", **subject, "extension": [{**ALT, "valueIdentifier": SPELT}]},
+        {**COVERAGE, "id": "c1", "subscriberId": SPELT["value"]},
+        {**COVERAGE, "id": "c2", "subscriberId": "MEM-0001"},
     ]
 
 
@@ -55,6 +77,9 @@ REFUSED = {
     2: "Patient.extension[0].valueIdentifier",
     4: "Observation._status.extension[0].valueIdentifier",
     5: "ServiceRequest.requisition",
+    6: "Patient.extension[0].valueIdentifier",
+    7: "Observation.extension[0].valueIdentifier",
+    8: "Coverage.subscriberId",
 }
 
 
@@ -67,12 +92,12 @@ def test_a_line_with_a_government_number_outside_patient_identifier_is_refused(
     report = run_import(services, [source])
 
     [file] = report.files
-    assert (file.accepted, file.rejected) == (2, 3)
+    assert (file.accepted, file.rejected) == (3, 6)
     reasons = dict(file.rejections)
     assert set(reasons) == set(REFUSED)
     for line, element in REFUSED.items():
         assert element in reasons[line] and "Patient.identifier" in reasons[line]
-        assert HKID not in reasons[line]
+        assert not any(number in reasons[line] for number in NUMBERS)
     assert services.gate.read(READER, RESOURCE_TYPES["Observation"], "o1").body is not None
     with pytest.raises(Exception):  # noqa: B017, PT011 - not found, whatever its class
         services.gate.read(READER, RESOURCE_TYPES["Patient"], "p2")

@@ -27,6 +27,7 @@ from tests.integration.access.group import (
     Group,
     booked_today,
     build_group,
+    coverage,
     encounter,
     observation,
 )
@@ -237,3 +238,174 @@ def test_a_patch_adding_an_hkid_extension_is_refused(
     assert "Patient.extension[0].valueIdentifier" in refused.text
     assert group.tm_patient.hkid not in refused.text
     assert api.get(path).json()["meta"]["versionId"] == stored["meta"]["versionId"]
+
+
+#: Stop 66: government numbers of other countries as a feed sends them (the system, no
+#: type coding); only the HKID system and ``passport-HKG`` counted before.
+OTHER_COUNTRIES: dict[str, dict[str, str]] = {
+    "passport-CHN": {"system": "http://hl7.org/fhir/sid/passport-CHN", "value": "E98765432"},
+    "passport-USA": {"system": "http://hl7.org/fhir/sid/passport-USA", "value": "598765432"},
+    "passport-USA-oid": {"system": "urn:oid:2.16.840.1.113883.4.330.840", "value": "598765432"},
+    "us-ssn": {"system": "http://hl7.org/fhir/sid/us-ssn", "value": "598-76-5432"},
+}
+#: Stop 66: an HKID spelt as people and legacy feeds spell it, under a local system.
+SPELT_OTHERWISE = {
+    "dash": "K987654-5",
+    "named": "HKID K987654(5)",
+    "zero-width-space": "K987\u200b654(5)",
+}
+LOCAL = "urn:oid:2.16.344.1.99"
+
+
+def _registered(**more: Any) -> dict[str, Any]:
+    return {
+        "resourceType": "Patient",
+        "name": [{"family": "Smith", "given": ["John"]}],
+        "managingOrganization": {"reference": f"Organization/{TM}"},
+        **more,
+    }
+
+
+def _numbers() -> dict[str, dict[str, str]]:
+    spelt = {f"hkid-{k}": {"system": LOCAL, "value": v} for k, v in SPELT_OTHERWISE.items()}
+    return {**OTHER_COUNTRIES, **spelt}
+
+
+@pytest.mark.parametrize("number", sorted(_numbers()))
+@pytest.mark.parametrize("role", [Role.FRONT_DESK, Role.BILLING])
+def test_another_countrys_number_or_a_spelt_hkid_is_withheld_from_the_desk_and_billing(
+    group: Group, api: FhirTestClient, number: str, role: Role
+) -> None:
+    identifier = _numbers()[number]
+    created = api.post_json("/fhir/Patient", _registered(identifier=[identifier]))
+    assert created.status_code == 201, created.text
+    reader = make_staff(group.services, role, [TM])
+
+    shown = group.call(reader, "GET", f"/fhir/Patient/{created.json()['id']}")
+    found = group.call(reader, "GET", "/fhir/Patient?family=Smith")
+
+    assert shown.status_code == 200, shown.text
+    assert found.status_code == 200, found.text
+    digits = identifier["value"][1:7]
+    assert digits not in shown.text, f"{role} read {shown.json().get('identifier')}"
+    assert digits not in found.text
+    # The clinic's doctor, who may read government numbers, reads it.
+    doctor = group.call(group.doctor_tm, "GET", f"/fhir/Patient/{created.json()['id']}")
+    assert (
+        doctor.status_code == 200 and identifier["value"] in doctor.json()["identifier"][0]["value"]
+    )
+
+
+@pytest.mark.parametrize("number", sorted(_numbers()))
+def test_another_countrys_number_or_a_spelt_hkid_is_refused_outside_patient_identifier(
+    group: Group, api: FhirTestClient, number: str
+) -> None:
+    identifier = _numbers()[number]
+    in_extension = api.post_json("/fhir/Patient", _registered(extension=[_alt(identifier)]))
+    practitioner = api.post_json(
+        "/fhir/Practitioner",
+        {"resourceType": "Practitioner", "identifier": [identifier], "name": [{"family": "Ho"}]},
+    )
+
+    assert (in_extension.status_code, practitioner.status_code) == (422, 422)
+    assert "Patient.extension[0].valueIdentifier" in in_extension.text
+    assert "Practitioner.identifier[0]" in practitioner.text
+    for answer in (in_extension, practitioner):
+        assert identifier["value"] not in answer.text
+        assert identifier["value"][1:7] not in answer.text
+
+
+def test_a_bare_number_without_its_check_digit_under_the_hkid_system_is_refused(
+    api: FhirTestClient,
+) -> None:
+    """Under a local system ``K987654`` is a record number like any other (kept, shown);
+    under the HKID system it is no valid HKID (422), as before stop 66."""
+    refused = api.post_json(
+        "/fhir/Patient", _registered(identifier=[{"system": HKID_SYSTEM, "value": "K987654"}])
+    )
+    assert refused.status_code == 422, refused.text
+    assert "not a valid HKID number" in refused.text and "K987654" not in refused.text
+    kept = api.post_json(
+        "/fhir/Patient", _registered(identifier=[{"system": LOCAL, "value": "K987654"}])
+    )
+    assert kept.status_code == 201, kept.text
+
+
+@pytest.mark.parametrize("spelling", ["K987654(5)", "K987654-5", "HKID K987654(5)"])
+def test_an_hkid_as_a_coverage_subscriber_id_is_refused(
+    group: Group, api: FhirTestClient, spelling: str
+) -> None:
+    """Stop 66: ``Coverage.subscriberId`` is a string in R4, read by billing (who may not
+    read HKIDs); an HKID there is refused as in any Identifier outside
+    ``Patient.identifier``, the element named and the number not quoted. An insurer's
+    member number is written."""
+    patient = group.tm_patient.id
+    before = api.get("/fhir/Coverage?_summary=count").json()["total"]
+
+    refused = api.post_json(
+        "/fhir/Coverage", coverage(patient, {"text": "private"}, subscriberId=spelling)
+    )
+
+    assert refused.status_code == 422, refused.text
+    [issue] = refused.json()["issue"]
+    assert issue["expression"] == ["Coverage.subscriberId"]
+    assert "Patient.identifier" in issue["diagnostics"]
+    assert "987654" not in refused.text
+    assert api.get("/fhir/Coverage?_summary=count").json()["total"] == before
+    kept = api.post_json("/fhir/Coverage", coverage(patient, {"text": "private"}))
+    assert kept.status_code == 201, kept.text
+
+
+@pytest.mark.parametrize("media", [JSON_PATCH, MERGE_PATCH], ids=["json-patch", "merge-patch"])
+def test_a_patch_or_a_transaction_putting_an_hkid_in_subscriber_id_is_refused(
+    group: Group, api: FhirTestClient, media: dict[str, str]
+) -> None:
+    patient = group.tm_patient.id
+    made = api.post_json("/fhir/Coverage", coverage(patient, {"text": "private"}))
+    assert made.status_code == 201, made.text
+    path = f"/fhir/Coverage/{made.json()['id']}"
+    body: Any = (
+        [{"op": "replace", "path": "/subscriberId", "value": "K987654-5"}]
+        if media is JSON_PATCH
+        else {"subscriberId": "K987654-5"}
+    )
+
+    patched = api.patch(path, content=json.dumps(body).encode(), headers=media)
+    bundle = api.post_json(
+        "/fhir",
+        {
+            "resourceType": "Bundle",
+            "type": "transaction",
+            "entry": [
+                {
+                    "resource": coverage(patient, {"text": "private"}, subscriberId="K987654(5)"),
+                    "request": {"method": "POST", "url": "Coverage"},
+                }
+            ],
+        },
+    )
+
+    assert patched.status_code == 422, patched.text
+    assert "Coverage.subscriberId" in patched.text and "987654" not in patched.text
+    assert api.get(path).json()["meta"]["versionId"] == made.json()["meta"]["versionId"]
+    # A transaction's entry refused by a content rule fails the Bundle (400), naming it.
+    assert bundle.status_code == 400, bundle.text
+    [issue] = bundle.json()["issue"]
+    assert issue["code"] == "business-rule" and "Coverage.subscriberId" in issue["diagnostics"]
+    assert "987654" not in bundle.text
+
+
+def test_a_search_by_a_foreign_passport_system_alone_is_refused_to_the_desk(
+    group: Group, api: FhirTestClient
+) -> None:
+    """``identifier=<system>|`` of a government system lists who holds such a number: a
+    role that may not read government ids is refused it on every type (on Patient, any
+    system alone), passports of every country now among them."""
+    desk = make_staff(group.services, Role.FRONT_DESK, [TM])
+    system = "http://hl7.org/fhir/sid/passport-CHN"
+
+    on_booking = group.call(desk, "GET", f"/fhir/Appointment?identifier={system}|")
+    local = group.call(desk, "GET", f"/fhir/Appointment?identifier={LOCAL}|")
+
+    assert on_booking.status_code == 403, on_booking.text
+    assert local.status_code == 200, local.text

@@ -56,6 +56,60 @@ def test_type_keeps_only_the_types_named(
     assert encounters["total"] == 0 and "entry" not in encounters
 
 
+def test_type_repeated_adds_types_as_r4_says(api: FhirTestClient) -> None:
+    """R4 Patient-everything's ``_type`` is 0..*, "one or more parameters, each containing
+    one or more comma-delimited FHIR resource types": ``_type=Observation&_type=
+    AllergyIntolerance`` (what fhir-kit-client sends for a list) asks for both. Repeated
+    ``_type`` was intersected, and a medication-reconciliation app was answered 200 with
+    an empty chart (integrator round of stop 66); by GET, paged, and by POST (one
+    ``valueCode`` a part)."""
+    someone = create(api, patient())["id"]
+    reading = create(api, observation(someone, "2024-02-10"))["id"]
+    allergy = {"resourceType": "AllergyIntolerance", "code": {"text": "penicillin"},
+               "patient": {"reference": f"Patient/{someone}"}}  # fmt: skip
+    allergy_id = create(api, allergy)["id"]
+    wanted = {("Observation", reading), ("AllergyIntolerance", allergy_id)}
+    base = f"/fhir/Patient/{someone}/$everything"
+    both = api.get(f"{base}?_type=Observation&_type=AllergyIntolerance").json()
+    assert _matches(both) == wanted and both["total"] == 2
+    listed = api.get(f"{base}?_type=Observation,Patient&_type=AllergyIntolerance").json()
+    assert _matches(listed) == wanted | {("Patient", someone)}
+    paged: set[tuple[str, str]] = set()
+    page = api.get(f"{base}?_type=Observation&_type=AllergyIntolerance&_count=1").json()
+    while True:
+        paged |= _matches(page)
+        following = [link["url"] for link in page["link"] if link["relation"] == "next"]
+        if not following:
+            break
+        page = api.get(following[0]).json()
+    assert paged == wanted
+    parts = [{"name": "_type", "valueCode": name} for name in ("Observation", "AllergyIntolerance")]
+    posted = api.post_json(base, {"resourceType": "Parameters", "parameter": parts})
+    assert posted.status_code == 200, posted.text
+    assert _matches(posted.json()) == wanted
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "start=2024-05-01&start=2024-03-01",
+        "end=2024-02-01&end=2024-04-30",
+        "_count=1&_count=50",
+        "_since=2024-01-01&_since=2025-01-01",
+    ],
+)
+def test_a_parameter_of_one_value_given_twice_is_refused(
+    api: FhirTestClient, charted: tuple[str, list[str]], query: str
+) -> None:
+    """``start``, ``end``, ``_since`` and ``_count`` are 0..1 in R4 Patient-everything:
+    the last of two was taken and the first dropped in silence (integrator round of stop
+    66); which of two to take is the caller's to say."""
+    someone, _ = charted
+    refused = api.get(f"/fhir/Patient/{someone}/$everything?{query}")
+    assert refused.status_code == 400, refused.text
+    assert "is given once" in refused.json()["issue"][0]["diagnostics"]
+
+
 def test_an_unknown_type_or_parameter_is_refused_with_an_outcome(
     api: FhirTestClient, charted: tuple[str, list[str]]
 ) -> None:

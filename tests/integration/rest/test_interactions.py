@@ -451,3 +451,19 @@ def test_searches_sorted_by_an_encrypted_value_page_by_position(api: FhirTestCli
     assert (_next(bundle) or "").endswith("_sort=birthdate&_count=2&_offset=2")
     later = api.get("/fhir/Patient?name=chan&_sort=birthdate&_count=2&_offset=2").json()
     assert (_next(later) or "").endswith("_offset=4") and len(ids(later)) == 2
+
+
+@pytest.mark.settings(search_max_count=3)
+def test_a_page_without_count_holds_no_more_than_a_page_may(api: FhirTestClient) -> None:
+    """``CAREVAULT_SEARCH_MAX_COUNT`` bounds every page: a search without ``_count`` took
+    the default (20) uncut, and an operator who lowered the maximum to bound what a page
+    decrypts still served pages of 20 (integrator round of stop 66); history too."""
+    someone = create(api, patient())["id"]
+    for month in range(1, 8):
+        create(api, observation(someone, f"2024-0{month}-10"))
+    for path in ("/fhir/Observation", "/fhir/Observation?_count=10", "/fhir/Observation/_history"):
+        page = api.get(path).json()
+        assert len(page["entry"]) == 3, path
+        assert "_count=3" in next(
+            link["url"] for link in page["link"] if link["relation"] == "next"
+        )

@@ -16,7 +16,14 @@ import pytest
 
 from carevault.bulk.checking import verdict
 from carevault.bulk.shape import Shapes
-from carevault.fhir.content import DEFAULT_LIMITS, check_record_rules
+from carevault.domain.categories import DataCategory
+from carevault.fhir.categories import _identifier_categories
+from carevault.fhir.content import (
+    DEFAULT_LIMITS,
+    check_record_rules,
+    is_government_id,
+    is_government_system,
+)
 from carevault.fhir.normalise import HKID_SYSTEM
 from carevault.fhir.outcome import FhirError, Issue
 from carevault.fhir.validate import _COMPLEX, _fields, validate_resource
@@ -29,6 +36,27 @@ PASSPORT_TYPED: dict[str, Any] = {
     },
     "system": "urn:oid:2.16.840.1.113883.4.330",
     "value": "X1234567",
+}
+#: Stop 66: government numbers of other countries as a feed sends them (a system, no
+#: type), and HKIDs spelt otherwise under a local system.
+OTHER_NUMBERS: dict[str, dict[str, Any]] = {
+    "passport-CHN": {"system": "http://hl7.org/fhir/sid/passport-CHN", "value": "E98765432"},
+    "passport-USA": {"system": "http://hl7.org/fhir/sid/passport-USA", "value": "598765432"},
+    "passport-oid-840": {"system": "urn:oid:2.16.840.1.113883.4.330.840", "value": "598765432"},
+    "us-ssn": {"system": "http://hl7.org/fhir/sid/us-ssn", "value": "598765432"},
+    "us-mbi": {"system": "http://hl7.org/fhir/sid/us-mbi", "value": "1EG4TE5MK73"},
+    "nhs-number": {"system": "https://fhir.nhs.uk/Id/nhs-number", "value": "9434765919"},
+    "us-driver-ca": {"system": "urn:oid:2.16.840.1.113883.4.3.6", "value": "D1234567"},
+    "typed-MC": {
+        "type": {
+            "coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "MC"}]
+        },
+        "system": "urn:oid:1.2.3.4.5",
+        "value": "1EG4TE5MK73",
+    },
+    "hkid-dash": {"system": "urn:oid:2.16.344.1.99", "value": "K987654-5"},
+    "hkid-named": {"system": "urn:oid:2.16.344.1.99", "value": "HKID K987654(5)"},
+    "hkid-zero-width": {"system": "urn:oid:2.16.344.1.99", "value": "K987\u200b654(5)"},
 }
 MRN: dict[str, Any] = {"system": "http://carevault.hk/sid/mrn", "value": "MRN-0001"}
 ORDER: dict[str, Any] = {"system": "urn:oid:1.2.3.4", "value": "ORD-77-2024"}
@@ -179,7 +207,11 @@ def _rules(record: dict[str, Any]) -> list[Issue]:
     return rules
 
 
-@pytest.mark.parametrize("identifier", [GOVERNMENT, PASSPORT_TYPED], ids=["hkid", "passport"])
+@pytest.mark.parametrize(
+    "identifier",
+    [GOVERNMENT, PASSPORT_TYPED, *OTHER_NUMBERS.values()],
+    ids=["hkid", "passport", *OTHER_NUMBERS],
+)
 @pytest.mark.parametrize("place", sorted(PLACES))
 def test_a_government_number_outside_patient_identifier_is_refused_at_its_path(
     place: str, identifier: dict[str, Any]
@@ -219,10 +251,119 @@ def test_an_ordinary_identifier_there_is_kept(place: str, identifier: dict[str, 
 
 
 def test_the_patients_own_identifier_list_keeps_a_government_number() -> None:
-    record = {"resourceType": "Patient", "identifier": [MRN, GOVERNMENT, PASSPORT_TYPED]}
+    record = {
+        "resourceType": "Patient",
+        "identifier": [MRN, GOVERNMENT, PASSPORT_TYPED, *OTHER_NUMBERS.values()],
+    }
 
     assert _rules(record) == []
     validate_resource(record, "Patient")
+    assert Shapes(DEFAULT_LIMITS).certainly_valid(record)
+
+
+@pytest.mark.parametrize("number", sorted(OTHER_NUMBERS))
+def test_another_countrys_number_in_the_patients_list_is_a_government_id(number: str) -> None:
+    """What a front desk and billing are not shown (``categories``, the read side)."""
+    assert is_government_id(OTHER_NUMBERS[number], unnamed=True)
+    assert _identifier_categories(OTHER_NUMBERS[number]) == {DataCategory.GOVERNMENT_ID}
+
+
+@pytest.mark.parametrize(
+    "system",
+    [
+        "http://carevault.hk/sid/hkid",
+        "http://hl7.org/fhir/sid/passport-HKG",
+        "http://hl7.org/fhir/sid/passport-CHN",
+        "http://hl7.org/fhir/sid/passport-gbr",  # a URI's case is the feed's slip
+        "HTTP://HL7.ORG/fhir/sid/passport-PHL",
+        "https://hl7.org/fhir/sid/us-ssn",
+        " http://hl7.org/fhir/sid/us-ssn ",
+        "urn:oid:2.16.840.1.113883.4.1",
+        "urn:oid:2.16.840.1.113883.4.330",
+        "urn:oid:2.16.840.1.113883.4.330.156",
+        "urn:oid:2.16.840.1.113883.4.3.25",
+        "http://hl7.org/fhir/sid/us-mbi",
+        "http://hl7.org/fhir/sid/us-medicare",
+        "http://ns.electronichealth.net.au/id/hi/ihi/1.0",
+        "https://fhir.nhs.uk/Id/nhs-number",
+        "http://fhir.nl/fhir/NamingSystem/bsn",
+    ],
+)
+def test_government_systems(system: str) -> None:
+    assert is_government_system(system)
+
+
+@pytest.mark.parametrize(
+    "system",
+    [
+        "http://carevault.hk/sid/mrn",
+        "urn:oid:2.16.344.1.99",
+        "http://hl7.org/fhir/sid/us-npi",  # a practitioner's number, published
+        "urn:oid:2.16.840.1.113883.4.6",
+        "urn:oid:2.16.840.1.113883.4.33",  # not the passport arc
+        "urn:oid:2.16.840.1.113883.4.3",  # the driver's licences' root, no state
+        "http://hl7.org/fhir/sid/passport",
+        "http://loinc.org",
+        "",
+    ],
+)
+def test_other_systems_are_not(system: str) -> None:
+    assert not is_government_system(system)
+    assert not is_government_id({"system": system, "value": "X-1"})
+
+
+COVERAGE: dict[str, Any] = {
+    "resourceType": "Coverage",
+    "status": "active",
+    "beneficiary": {"reference": "Patient/p1"},
+    "payor": [{"reference": "Organization/insurer"}],
+}
+
+
+@pytest.mark.parametrize(
+    "subscriber", ["K987654(5)", "k9876545", "K987654-5", "HKID K987654(5)", "K987\u200b654(5)"]
+)
+@pytest.mark.parametrize("contained", [False, True], ids=["coverage", "contained-coverage"])
+def test_an_hkid_as_a_coverage_subscriber_id_is_refused(subscriber: str, contained: bool) -> None:
+    """Stop 66: R4's ``Coverage.subscriberId`` is a string, which billing reads; an
+    insurer keying its members by HKID sends the number there."""
+    coverage = {**COVERAGE, "subscriberId": subscriber}
+    if contained:
+        record: dict[str, Any] = {
+            "resourceType": "Claim",
+            "status": "active",
+            "type": {"text": "professional"},
+            "use": "claim",
+            "patient": {"reference": "Patient/p1"},
+            "created": "2024-05-01",
+            "provider": {"reference": "Organization/clinic"},
+            "priority": {"text": "normal"},
+            "insurance": [{"sequence": 1, "focal": True, "coverage": {"reference": "#c"}}],
+            "contained": [{**coverage, "id": "c"}],
+        }
+        where = "Claim.contained[0].subscriberId"
+    else:
+        record, where = coverage, "Coverage.subscriberId"
+
+    [issue] = _rules(record)
+    assert issue.code == "business-rule" and issue.expression == (where,)
+    assert "Patient.identifier" in issue.diagnostics and "987" not in issue.diagnostics
+    with pytest.raises(FhirError) as refused:
+        validate_resource(record, record["resourceType"])
+    assert refused.value.status == 422
+    assert not Shapes(DEFAULT_LIMITS).certainly_valid(record)
+    fast = verdict(record, None, DEFAULT_LIMITS, compiled=True)
+    assert fast is not None and fast == verdict(record, None, DEFAULT_LIMITS, compiled=False)
+    assert where in fast and "987" not in fast
+
+
+@pytest.mark.parametrize("subscriber", ["MEM-0001", "K987654", "A1234567890", "598-76-5432"])
+def test_an_insurers_member_number_is_kept(subscriber: str) -> None:
+    """A member number that is no HKID's shape (one without its check digit included:
+    local record numbers look like that) is the insurer's, written as before."""
+    record = {**COVERAGE, "subscriberId": subscriber}
+    assert _rules(record) == []
+    validate_resource(record, "Coverage")
     assert Shapes(DEFAULT_LIMITS).certainly_valid(record)
 
 
