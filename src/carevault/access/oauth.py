@@ -44,6 +44,9 @@ CODE_SECONDS = 60
 PICKER_SECONDS = 600
 _PICKING = "picking"
 _MAX_NONCE = 256
+#: The most of an authorize request's scope string kept with its code for the token
+#: response's words (``AuthorizeRequest.asked``): far more than any app's scopes.
+_MAX_ASKED = 4096
 #: The longest ``state`` taken (and so sent back), in bytes of UTF-8. SMART App Launch
 #: 2.0 has apps send one of at least 122 bits of entropy (a random UUID, 36 characters,
 #: is enough); it is echoed into every redirect back to the app, where a huge one would
@@ -119,6 +122,8 @@ class AuthorizeRequest:
     state: str
     code_challenge: str
     nonce: str | None = None
+    #: The scopes as the app spelled them (v1 or v2), for the token response's words.
+    asked: str = ""
 
     @property
     def patient_launch(self) -> bool:
@@ -278,7 +283,15 @@ class OAuth:
             raise OAuthError(
                 "invalid_scope", "none of the requested scopes is allowed for this app", 302
             )
-        return AuthorizeRequest(client, redirect_uri, granted, params["state"], challenge, nonce)
+        return AuthorizeRequest(
+            client,
+            redirect_uri,
+            granted,
+            params["state"],
+            challenge,
+            nonce,
+            params.get("scope", "")[:_MAX_ASKED],
+        )
 
     def error_redirect(self, request_params: Mapping[str, str], error: OAuthError) -> str:
         query = {"error": error.error, "error_description": error.description}
@@ -315,7 +328,11 @@ class OAuth:
         with write_transaction(self.engine) as connection:
             connection.execute(
                 insert(auth_code).values(
-                    **columns, used_us=None, session_id=None, seal=self._code_seal(columns)
+                    **columns,
+                    used_us=None,
+                    session_id=None,
+                    seal=self._code_seal(columns),
+                    asked_scope=request.asked or None,
                 )
             )
         if picking:
@@ -509,9 +526,14 @@ class OAuth:
         account_id: str | None
         reach: dict[str, object] = {}
         nonce: str | None = None
+        # The scopes as the client spelled them: in this request, or (a code) at
+        # /auth/authorize, where the code's request asked for them.
+        asked: str | None = form.get("scope")
         try:
             if grant == "authorization_code":
-                pair, account_id, nonce = self._redeem_code(form, authorization, origin, audience)
+                pair, account_id, nonce, asked = self._redeem_code(
+                    form, authorization, origin, audience
+                )
             elif grant == "refresh_token":
                 pair, account_id = self._refresh(form, authorization, origin, audience)
             elif grant == "client_credentials":
@@ -548,7 +570,7 @@ class OAuth:
             "token_type": "Bearer",
             "expires_in": pair.expires_in,
             # As the client spelled its request (v1 or v2); the token holds the v2 text.
-            "scope": smart.as_asked(pair.scope, form.get("scope")),
+            "scope": smart.as_asked(pair.scope, asked),
         }
         if pair.refresh_token:
             body["refresh_token"] = pair.refresh_token
@@ -675,7 +697,9 @@ class OAuth:
         authorization: str | None,
         origin: Origin,
         audience: str | None,
-    ) -> tuple[TokenPair, str, str | None]:
+    ) -> tuple[TokenPair, str, str | None, str | None]:
+        """The session a code opens, its account, the nonce and the scopes as the app
+        asked for them at /auth/authorize (None for a code made before records_0041)."""
         client = self._client(form, authorization, audience)
         code = form.get("code", "")
         if not code:
@@ -759,7 +783,7 @@ class OAuth:
                 .where(auth_code.c.code_hash == row.code_hash)
                 .values(session_id=pair.session_id)
             )
-        return pair, account.account_id, row.nonce
+        return pair, account.account_id, row.nonce, row.asked_scope
 
     def _refresh(
         self,

@@ -167,6 +167,11 @@ auth_code = Table(
     # What the code will open, sealed (``oauth.code_seal``; records_0039): a code
     # inserted in the database opens no session.
     Column("seal", LargeBinary, nullable=True),
+    # records_0041: the scopes as the app spelled them at /auth/authorize (SMART v1 or
+    # v2), for the words of the token response (``scopes.as_asked``). Not sealed: it
+    # changes only how the grant is spelt, never what is granted (``as_asked`` answers
+    # the granted text unless the words grant exactly the same).
+    Column("asked_scope", Text, nullable=True),
 )
 
 break_glass = Table(
