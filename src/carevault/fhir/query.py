@@ -114,6 +114,11 @@ class SearchQuery:
     #: Set by ``find``: the ``(last_updated_us, row_id, resource_id)`` of the page's last
     #: match, where the next page starts (None: the page was empty).
     following: tuple[int, int, str] | None = None
+    #: Only records last written at or before this settled time (``db.settled_now``)
+    #: match: a page that moves on by cursor in the order records were written (stop
+    #: 66) ends at a record stamped by then, and every write not committed when it was
+    #: read stamps later, so comes after its cursor. Set by the REST layer.
+    as_of_us: int | None = None
     summary_count: bool = False
     #: How much of each matching resource is shown (``_summary``, ``_elements``).
     view: View = FULL

@@ -550,6 +550,18 @@ class Gate:
         committed (``db.settled_now``): what a history Bundle is as of."""
         return settled_now(self.vault.engine, self.vault_now)
 
+    def cursor_now(self) -> int | None:
+        """The settled time (``settled_now``) a page that moves on by cursor in the
+        order records were last written is read as of (``SearchQuery.as_of_us``), on
+        PostgreSQL: its writers run side by side, so a write stamped before the page's
+        last record may commit after the page was read, and its cursor would pass it
+        for good (stop 66). None on SQLite: one writer at a time stamps and commits
+        under the write lock, so a read holds every record stamped before the last it
+        holds, and taking that lock would queue each search behind the writes."""
+        if self.vault.engine.dialect.name != "postgresql":
+            return None
+        return self.settled_now()
+
     @contextmanager
     def _attempt(
         self, caller: Caller, tag: Tag, resource_type: str | None, resource_id: str | None = None
@@ -1541,12 +1553,18 @@ class Gate:
         types: frozenset[str] | None = None,
         since_us: int | None = None,
         care: CarePeriod | None = None,
+        as_of_us: int | None = None,
+        began_us: int | None = None,
     ) -> ChartPage:
         """One page of the patient's compartment the caller may read, and how many records
         it holds in all; only the page is opened, returned and recorded. The patient comes
-        first, then each record where it was last written (``paging.chart_place``); a page
-        starts at ``offset``, or after the place ``after`` (a cursor's: whatever was written
-        or deleted before it since moves nothing past the page).
+        first (if last written by ``began_us``, the settled time the answer's first page
+        was as of), then each record where it was last written (``paging.chart_place``);
+        a page starts at ``offset``, or after the place ``after`` (a cursor's: whatever
+        was written or deleted before it since moves nothing past the page). With
+        ``as_of_us`` (a settled time, ``settled_now``) only records last written by then
+        are counted and shown: a write not committed then stamps after it, so after the
+        page's last record (stop 66).
 
         ``types`` and ``since_us`` (changed at or after) narrow on clear metadata, before
         anything is decided or opened. ``care`` (``start``/``end``) narrows on care dates,
@@ -1565,22 +1583,26 @@ class Gate:
             patient_decision = self._decide_read(caller, patient_type, located.head)
 
             def wanted(head: Head) -> bool:
-                return (types is None or head.resource_type in types) and (
-                    since_us is None or head.last_updated_us >= since_us
+                return (
+                    (types is None or head.resource_type in types)
+                    and (since_us is None or head.last_updated_us >= since_us)
+                    and (as_of_us is None or head.last_updated_us <= as_of_us)
                 )
 
             subject = located.head.row_id
 
             def place(item: Sealed | Opened) -> tuple[int, int]:
-                return chart_place(item.head.last_updated_us, item.head.row_id, subject)
+                head = item.head
+                return chart_place(head.last_updated_us, head.row_id, subject, began_us)
 
             decided = [(located, patient_decision)] if wanted(located.head) else []
             compartment = self.vault.locate_compartment(located.head.patient_pseudonym)
-            for item in sorted(compartment, key=place):
+            for item in compartment:
                 if item.head.row_id != subject and wanted(item.head):
                     decision = self._may_read(caller, item)
                     if decision is not None:
                         decided.append((item, decision))
+            decided.sort(key=lambda pair: place(pair[0]))
             dated = care is not None and any(
                 has_care_date(RESOURCE_TYPES[item.head.resource_type]) for item, _ in decided
             )

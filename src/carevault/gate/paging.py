@@ -58,12 +58,22 @@ class VersionPage:
 SUBJECT_PLACE = (-1, -1)
 
 
-def chart_place(last_updated_us: int, row_id: int, subject_row: int) -> tuple[int, int]:
+def chart_place(
+    last_updated_us: int, row_id: int, subject_row: int, began_us: int | None
+) -> tuple[int, int]:
     """Where a record of a patient's chart stands in ``$everything``'s order: the patient
     (``subject_row``) first, then every other record where it was last written, as a
     search's default order, so that a record written or deleted while a client pages
-    moves none past a page (stop 65): one written comes after every page passed."""
-    return SUBJECT_PLACE if row_id == subject_row else (last_updated_us, row_id)
+    moves none past a page (stop 65): one written comes after every page passed.
+
+    The patient stands first only if last written by ``began_us``, the settled time the
+    answer's first page was as of (None: first whatever, as a cursor sealed before stop
+    66 had it); written after, the patient is a record written while the client pages,
+    and comes where it was written, after every page passed, in its new version (it was
+    pinned first, before every cursor, and never listed again: integrator round 66)."""
+    if row_id == subject_row and (began_us is None or last_updated_us <= began_us):
+        return SUBJECT_PLACE
+    return (last_updated_us, row_id)
 
 
 def chart_cut(

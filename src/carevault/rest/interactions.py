@@ -400,12 +400,16 @@ class FhirInteractions:
             query.applied.append(("_offset", str(query.offset)))
         with translated():
             # A search by ``_lastUpdated`` is how a client polls for changes: its Bundle
-            # is as of a settled time, as a history Bundle is (``bundles.history``).
+            # is as of a settled time, as a history Bundle is (``bundles.history``); so
+            # is a page that moves on by cursor, on PostgreSQL (``Gate.cursor_now``).
             as_of = (
                 self.gate.settled_now()
                 if any(name.partition(":")[0] == "_lastUpdated" for name, _ in query.applied)
+                else self.gate.cursor_now()
+                if offsets.moves_by_cursor(query, withheld=withholds_counts(caller, query))
                 else None
             )
+            query.as_of_us = as_of
             items, total = self.gate.search(caller, query)
             extra, cut = included(
                 self.gate, caller, query, items, max_count=self.search_settings.max_count
@@ -503,14 +507,19 @@ class FhirInteractions:
         # this caller, this patient's chart and the criteria.
         key, chart = self.gate.vault.paging_key, f"Patient/{patient_id}/$everything"
         bound = offsets.criteria(asked.repeated)
-        after = (
-            None
+        after, began = (
+            (None, None)
             if asked.cursor is None
-            else offsets.opened_cursor(key, caller.principal, chart, bound, asked.cursor)[:2]
+            else offsets.opened_chart_cursor(key, caller.principal, chart, bound, asked.cursor)
         )
         with translated():
-            # ``_since`` is a poll for what changed: as of a settled time (``history``).
-            as_of = self.gate.settled_now() if asked.since_us is not None else None
+            # As of a settled time, as a history Bundle is, whether or not it is asked
+            # ``_since`` (stop 66): the first call of a poller's loop asks without it, and
+            # its ``meta.lastUpdated`` is the next one's ``_since``.
+            as_of = self.gate.settled_now()
+            # The first page's time, or this one's: the first, or a cursor's from before
+            # stop 66, which had the patient first (as every patient shown by now is).
+            began = as_of if began is None else began
             shown = self.gate.everything(
                 caller,
                 patient_id,
@@ -520,6 +529,8 @@ class FhirInteractions:
                 types=asked.types,
                 since_us=asked.since_us,
                 care=asked.care,
+                as_of_us=as_of,
+                began_us=began,
             )
             page, total = shown.records, shown.total
             outside = [
@@ -539,7 +550,9 @@ class FhirInteractions:
             following = (
                 None
                 if shown.following is None
-                else offsets.seal_cursor(key, caller.principal, chart, bound, shown.following)
+                else offsets.seal_chart_cursor(
+                    key, caller.principal, chart, bound, shown.following, began
+                )
             )
             links = bundles.paging_links(
                 url,

@@ -43,8 +43,18 @@ position: of patient data (a birth date, encrypted), its cursor would carry the 
 the caller's last record shown, a record's value in a link that proxies, logs and
 histories keep, sealed or not; a directory's clear date (a Slot's start) is not in the
 record's head, and was left to positions with them.
-``Patient/$everything`` pages by the default order's cursor, bound to
-``Patient/<id>/$everything`` in place of a type.
+``Patient/$everything`` pages by a cursor of its own (stop 66): the place of the page's
+last record in the chart's order (``gate/paging.chart_place``) and the settled time its
+first page was as of (the patient stands first only if last written by then), bound to
+``Patient/<id>/$everything`` in place of a type. One sealed before stop 66 in the
+default order's format is still read, as the patient first.
+
+On PostgreSQL a page that moves on by cursor in the order records were written (the
+default, ``_lastUpdated``) is read as of a settled time (``Gate.cursor_now``), listing
+only what was written by then: writes run side by side there, and one stamped before
+the page's last record but committed after the page was read would lie behind its
+cursor, in no page (integrator round 66). Every write not committed by the settled time
+stamps after it, so after the cursor: it comes at the end.
 """
 
 from __future__ import annotations
@@ -53,6 +63,7 @@ from collections.abc import Sequence
 
 from carevault.fhir import jsonio
 from carevault.fhir.outcome import FhirError, bad_request
+from carevault.fhir.query import SearchQuery
 from carevault.rest import sealing
 
 _FORMAT = b"\x03"
@@ -180,10 +191,65 @@ def opened_cursor(
     return int(at), int(row_id), str(resource_id[0]) if resource_id else ""
 
 
+def moves_by_cursor(query: SearchQuery, *, withheld: bool) -> bool:
+    """Whether a page of this search may give a next link that moves on by cursor: the
+    default order or a sort by ``_id`` and ``_lastUpdated``, entries asked, and counts
+    not ``withheld`` (``gate.withholds_counts``: such a search pages by sealed offsets).
+    On PostgreSQL such a page is read as of a settled time (``Gate.cursor_now``)."""
+    return query.pages_by_cursor and query.count > 0 and not query.summary_count and not withheld
+
+
+_CHART_FORMAT = b"\x07"
+#: ``[last_updated_us, row_id, began_us]``: a default cursor's place and the settled time
+#: the answer's first page was as of, 20 characters each at most.
+_CHART_BYTES = 64  # with the format, nonce and tag, 93 bytes: no spare bits either
+CHART_CURSOR_LENGTH = sealing.sealed_length(_CHART_BYTES)
+
+
+def seal_chart_cursor(
+    key: bytes,
+    principal: str,
+    chart: str,
+    bound: Sequence[tuple[str, str]],
+    after: tuple[int, int],
+    began_us: int,
+) -> str:
+    """The cursor of the page after place ``after`` of this caller's ``$everything`` of
+    ``chart`` (``Patient/<id>/$everything``) by ``bound``, whose first page was as of
+    ``began_us``: the patient stands first only if last written by then (stop 66)."""
+    plain = jsonio.dumps([after[0], after[1], began_us])
+    binding = _binding(principal, chart, bound)
+    return sealing.seal(key, _CHART_FORMAT, plain, _CHART_BYTES, binding)
+
+
+def opened_chart_cursor(
+    key: bytes, principal: str, chart: str, bound: Sequence[tuple[str, str]], value: str
+) -> tuple[tuple[int, int], int | None]:
+    """Where chart cursor ``value`` places the page, and the time the first page was as
+    of, if this server sealed it for this caller, this chart and these criteria;
+    otherwise a 400 that says no more. A cursor sealed before stop 66 (the default
+    order's, with no time) is still read, the time None: the patient first, as its
+    first page had it."""
+    binding = _binding(principal, chart, bound)
+    if len(value) == CURSOR_LENGTH:
+        before = opened_cursor(key, principal, chart, bound, value)
+        return (before[0], before[1]), None
+    plain = sealing.opened(key, _CHART_FORMAT, _CHART_BYTES, value, binding)
+    if plain is None:
+        raise bad_request(
+            "_offset of this $everything is taken only from a link this server gave the "
+            "same caller for the same patient and parameters; ask again from the first page"
+        )
+    at, row_id, began_us = jsonio.parse(plain)
+    return (int(at), int(row_id)), int(began_us)
+
+
 def is_cursor(value: str) -> bool:
-    """Whether an ``_offset`` value is (shaped as) a sealed cursor, of the default order
-    or of a sort, not a position nor a sealed offset (another length)."""
-    return len(value) in (CURSOR_LENGTH, SORTED_CURSOR_LENGTH) and not value.isdigit()
+    """Whether an ``_offset`` value is (shaped as) a sealed cursor, of the default order,
+    of a sort or of ``$everything``, not a position nor a sealed offset (another
+    length)."""
+    lengths = (CURSOR_LENGTH, SORTED_CURSOR_LENGTH, CHART_CURSOR_LENGTH)
+    return len(value) in lengths and not value.isdigit()
 
 
 def _refused() -> FhirError:

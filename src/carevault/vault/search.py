@@ -378,6 +378,8 @@ def _conditions(vault: Vault, query: SearchQuery) -> list[ColumnElement[bool]]:
         )
     for updated in query.last_updated:
         conditions.append(_last_updated(updated))
+    if query.as_of_us is not None:
+        conditions.append(resource_head.c.last_updated_us <= query.as_of_us)
     for term_condition in query.terms:
         conditions.append(_terms(vault, rt.name, term_condition))
     return conditions

@@ -43,12 +43,24 @@ def test_a_page_without_a_count_holds_every_version_from_its_start() -> None:
 def test_a_chart_page_after_a_cursor_starts_at_the_first_record_after_it() -> None:
     """``$everything`` (stop 65): the patient first, then by when each was written; a
     cursor's page starts after its place whatever was deleted before it."""
-    assert chart_place(5, 7, subject_row=7) == SUBJECT_PLACE
+    assert chart_place(5, 7, subject_row=7, began_us=5) == SUBJECT_PLACE
     places = [SUBJECT_PLACE, (10, 1), (10, 4), (30, 2)]
-    assert chart_place(10, 4, subject_row=7) == places[2]
+    assert chart_place(10, 4, subject_row=7, began_us=5) == places[2]
     assert chart_cut(places, 1, None, 2) == (1, 3)
     assert chart_cut(places, 0, SUBJECT_PLACE, 2) == (1, 3)
     # The record at (10, 1) deleted: the page after it starts where it stood.
     assert chart_cut(places[:1] + places[2:], 0, (10, 1), 2) == (1, 3)
     assert chart_cut(places, 0, (30, 2), None) == (4, 4)
     assert chart_cut(places, 0, (10, 4), 5) == (3, 4)
+
+
+def test_a_patient_written_after_the_first_page_stands_where_it_was_written() -> None:
+    """Stop 66: the patient is first only if last written by the time the answer's first
+    page was as of; written after, it comes where it was written, after every page
+    passed, in its new version. None (a cursor sealed before stop 66): first."""
+    assert chart_place(40, 7, subject_row=7, began_us=40) == SUBJECT_PLACE
+    assert chart_place(41, 7, subject_row=7, began_us=40) == (41, 7)
+    assert chart_place(41, 7, subject_row=7, began_us=None) == SUBJECT_PLACE
+    # Another record's place never depends on it.
+    assert chart_place(41, 3, subject_row=7, began_us=40) == (41, 3)
+    assert chart_place(39, 3, subject_row=7, began_us=None) == (39, 3)

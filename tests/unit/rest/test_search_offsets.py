@@ -162,3 +162,31 @@ def test_a_sorted_cursor_carries_the_id_and_opens_only_as_one() -> None:
         with pytest.raises(FhirError) as error:
             refused()
         assert error.value.status == 400
+
+
+def test_a_chart_cursor_carries_the_first_pages_time_and_reads_one_from_before() -> None:
+    """``$everything``'s cursor (stop 66): the place of the page's last record and the
+    settled time the first page was as of, under a format and length of its own; a
+    cursor sealed before stop 66 in the default order's format is still read, with no
+    time (the patient first, as it then was)."""
+    chart = "Patient/p1/$everything"
+    after, began = (1_780_000_000_123_456, 9_223_372_036_854_775_807), 1_780_000_000_999_999
+    sealed = offsets.seal_chart_cursor(KEY, BILLING, chart, PLAN, after, began)
+    assert offsets.opened_chart_cursor(KEY, BILLING, chart, PLAN, sealed) == (after, began)
+    assert offsets.is_cursor(sealed) and str(began) not in sealed
+    lengths = (offsets.CURSOR_LENGTH, offsets.SORTED_CURSOR_LENGTH, offsets.LENGTH, cursor.LENGTH)
+    assert len(sealed) == offsets.CHART_CURSOR_LENGTH not in lengths
+    subject = offsets.seal_chart_cursor(KEY, BILLING, chart, PLAN, (-1, -1), began)
+    assert offsets.opened_chart_cursor(KEY, BILLING, chart, PLAN, subject) == ((-1, -1), began)
+    before = offsets.seal_cursor(KEY, BILLING, chart, PLAN, after)
+    assert offsets.opened_chart_cursor(KEY, BILLING, chart, PLAN, before) == (after, None)
+    for refused in (
+        lambda: offsets.opened_chart_cursor(KEY, BILLING, "Patient/p2/$everything", PLAN, sealed),
+        lambda: offsets.opened_chart_cursor(KEY, "staff:billing8", chart, PLAN, sealed),
+        lambda: offsets.opened_chart_cursor(KEY, BILLING, chart, [], before),
+        lambda: offsets.opened_chart_cursor(KEY, BILLING, chart, PLAN, "A" * len(sealed)),
+        lambda: offsets.opened_cursor(KEY, BILLING, chart, PLAN, sealed),
+    ):
+        with pytest.raises(FhirError) as error:
+            refused()
+        assert error.value.status == 400
