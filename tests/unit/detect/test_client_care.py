@@ -4,6 +4,8 @@ read, and a client creating or rewriting care for many patients in ten minutes i
 
 from __future__ import annotations
 
+import pytest
+
 from carevault.detect.model import MINUTE_US, Severity
 from carevault.detect.signals import Context
 from tests.unit.detect.test_signals import MORNING, Feed
@@ -64,11 +66,17 @@ def test_a_portal_booking_through_the_day_is_no_client_care() -> None:
     assert "client-care" not in feed.detectors_fired()
 
 
-def test_other_records_a_client_writes_are_not_care() -> None:
+@pytest.mark.parametrize(
+    ("resource_type", "tag"),
+    [("Observation", CREATE), ("Observation", UPDATE), ("Appointment", "fhir:resource:delete")],
+    ids=["other-records", "other-records-updated", "bookings-deleted"],
+)
+def test_what_a_client_writes_but_care_is_not_counted(resource_type: str, tag: str) -> None:
+    """Other records a client writes are no care; a booking deleted ends care."""
     feed = Feed("integration")
     feed.detectors.client_care_per_10_minutes = 10
     for n in range(30):
-        book(feed, MORNING + n, f"p{n}", resource_type="Observation")
+        book(feed, MORNING + n, f"p{n}", resource_type=resource_type, tag=tag)
     assert "client-care" not in feed.detectors_fired()
 
 
@@ -87,11 +95,3 @@ def test_a_client_rewriting_many_bookings_in_ten_minutes_is_client_care() -> Non
     [found] = [f for f in feed.found if f.detector == "client-care"]
     assert "created or rewrote care" in found.explanation
     assert "41 distinct patients" in found.explanation
-
-
-def test_a_client_deleting_bookings_makes_no_care() -> None:
-    feed = Feed("integration")
-    feed.detectors.client_care_per_10_minutes = 10
-    for n in range(30):
-        book(feed, MORNING + n, f"p{n}", tag="fhir:resource:delete")
-    assert "client-care" not in feed.detectors_fired()
