@@ -623,4 +623,5 @@ def input_limits(settings: Settings) -> InputLimits:
         string_chars=settings.max_string_chars,
         text_chars=max(settings.max_text_chars, settings.max_string_chars),
         bundle_entries=settings.max_bundle_entries,
+        transaction_read_seconds=settings.max_transaction_read_seconds,
     )

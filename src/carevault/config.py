@@ -107,6 +107,16 @@ class Settings(BaseSettings):
     max_bundle_entries: int = Field(
         default=500, ge=1, le=100_000, description="Most entries a batch or transaction may hold."
     )
+    max_transaction_read_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        le=60,
+        description=(
+            "Longest a transaction's GET entries may run while the transaction holds the audit "
+            "ledger and the record writes (every other request waits); past it the "
+            "transaction is refused whole, nothing written (reads that long go in a batch)."
+        ),
+    )
     max_name_chars: int = Field(
         default=256,
         ge=16,

@@ -327,7 +327,11 @@ def settled_now(engine: Engine, now_us: Callable[[], int]) -> int:
             if time.monotonic() > deadline:
                 raise WritesInFlight(f"{len(held)} record writes still in flight")
             time.sleep(pause)
-            pause = min(pause * 2, 0.02)
+            # A tenth of a second at most between looks: each is a read of ``pg_locks``
+            # on a connection of the pool, and many pages waiting at once (a desk's long
+            # transaction; clinicians' searches) slowed the write they waited for
+            # (adversary round 84: 50 reads a second each at 20 ms).
+            pause = min(pause * 2, 0.1)
             held &= {row[0] for row in connection.exec_driver_sql(_RECORD_WRITERS)}
             connection.rollback()
     return now

@@ -66,6 +66,9 @@ class InputLimits:
     string_chars: int = 4096
     text_chars: int = 64 * 1024
     bundle_entries: int = 500
+    #: How long a transaction's GET entries may run, in seconds, while it holds the audit
+    #: ledger and the record writes (``rest/transaction.py``).
+    transaction_read_seconds: float = 2.0
 
     def chars(self, tier: Tier) -> int:
         if tier is Tier.NAME:

@@ -22,6 +22,7 @@ update or delete (``rest/conditional.py``), its match found before anything is w
 from __future__ import annotations
 
 import re
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -276,9 +277,21 @@ def _transaction(
 
     def read_back(connection: Connection) -> None:
         # The reads run after the writes, in their transaction: they see what was just
-        # written, and if one is refused or fails, nothing at all is written.
+        # written, and if one is refused or fails, nothing at all is written. While they
+        # run, the transaction holds the audit ledger and the record writes, and every
+        # other request waits: bounded in time (adversary round 84: 499 searches by one
+        # desk held every clinician's read 12-19 s, then answered 503).
+        limit = interactions.limits.transaction_read_seconds
+        started = time.monotonic()
         with pinned(interactions.gate.vault.engine, connection):
             for entry in gets:
+                if answered and time.monotonic() - started > limit:
+                    raise _entry_error(
+                        f"Bundle.entry[{entry.index}]",
+                        f"a transaction's reads may run {limit:g} s, and they ran longer: "
+                        "nothing was written; send the reads in a batch, or fewer",
+                        code="too-costly",
+                    )
                 answered[entry.index] = _transaction_get(interactions, caller, entry, base)
 
     # DELETEs of records the caller does not know of delete nothing and succeed
