@@ -1070,8 +1070,8 @@ class Detectors:
 
     def _client_care(self, access: Access, recent: Recent, day: int) -> Finding:
         """A client app creating or rewriting care for more patients in ten minutes than
-        a booking portal does: each booking explains the patient's reads to the clinic and to the
-        practitioners it names, as a desk's would (``staff-changes``)."""
+        a booking portal does: each booking explains the patient's reads to the clinic
+        and to the practitioners it names, as a desk's would (``staff-changes``)."""
         limit = self.client_care_per_10_minutes
         window = recent.changed
         count = len(window)

@@ -121,8 +121,11 @@ def parts(text: str) -> tuple[str, str, str]:
 def normalise(text: str) -> str | None:
     """The ``A1234563`` form of any spelling shaped like an HKID number, else None.
 
-    Only the shape is checked, not the check digit: a search for a mistyped number must
-    still normalise the way the stored value it is compared with did.
+    A number written plainly is judged by its shape, not its check digit: a search for a
+    mistyped number must still normalise the way the stored value it is compared with
+    did. Written with a dash before the check digit or the card's name before it, it
+    counts only with a check digit that matches (``parts``): record numbers are spelt
+    so too.
     """
     try:
         return "".join(parts(text))
