@@ -259,6 +259,8 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
 #: test's, another instance's) are not this store's writes.
 _RECORD_WRITES_LOCK = "hashtextextended('carevault-record-writes:' || current_schema(), 0)"
 _RECORD_WRITES = f"SELECT pg_advisory_xact_lock_shared({_RECORD_WRITES_LOCK})"
+#: The same lock taken alone: no record write in flight while it is held.
+_RECORD_WRITES_ALONE = f"SELECT pg_advisory_xact_lock({_RECORD_WRITES_LOCK})"
 #: The transactions holding that lock now (granted, in this database), by virtual id.
 _RECORD_WRITERS = f"""
     SELECT virtualtransaction FROM pg_locks, (SELECT {_RECORD_WRITES_LOCK} AS k) AS lock
@@ -281,6 +283,16 @@ def hold_record_writes(connection: Connection) -> None:
     it. On SQLite the transaction's write lock does it already."""
     if connection.dialect.name == "postgresql":
         connection.exec_driver_sql(_RECORD_WRITES)
+
+
+def hold_record_writes_alone(connection: Connection) -> None:
+    """In a write transaction that rewrites rows record writes also rewrite, outside a
+    record write (a pass over a table at start): wait for every record write in flight,
+    and hold new ones until this transaction ends, so that neither waits for rows the
+    other holds (a deadlock PostgreSQL would end by failing one). On SQLite the
+    transaction's write lock does it already."""
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql(_RECORD_WRITES_ALONE)
 
 
 def lock_until_commit(connection: Connection, key: str) -> None:

@@ -23,7 +23,7 @@ from sqlalchemy import Connection, bindparam, select, update
 
 from carevault.access.care import CareRelationships
 from carevault.access.tables import care_relationship, client_app
-from carevault.db import read_transaction, write_transaction
+from carevault.db import hold_record_writes_alone, read_transaction, write_transaction
 from carevault.domain.makers import marked_as_client
 
 log = logging.getLogger("carevault.access")
@@ -67,6 +67,10 @@ def mark_client_care(care: CareRelationships, batch: int = BATCH) -> int:
     marked = 0
     for start in range(0, len(sources), batch):
         with write_transaction(care.engine) as connection:
+            # Record writes rewrite these rows too, and another server's pass may be
+            # marking them: one at a time, not in opposite orders (a deadlock on
+            # PostgreSQL failed a start, or a clinician's write).
+            hold_record_writes_alone(connection)
             marked += _mark(care, connection, sources[start : start + batch], tokens)
     care.forget_answers()
     if marked:
@@ -110,10 +114,12 @@ def _mark(
 ) -> int:
     """Inside a write's transaction: mark the client-made rows of ``sources``."""
     rows = connection.execute(
-        select(care_relationship).where(
+        select(care_relationship)
+        .where(
             care_relationship.c.source_row_id.in_(sources),
             care_relationship.c.granted_by.in_(sorted(tokens)),
         )
+        .order_by(care_relationship.c.source_row_id)
     ).all()
     sealed: list[dict[str, Any]] = []
     unsealed: list[dict[str, Any]] = []

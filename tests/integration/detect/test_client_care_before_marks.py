@@ -11,6 +11,7 @@ so (it explains nothing)."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -222,3 +223,41 @@ def test_the_pass_is_done_once_and_a_second_run_changes_nothing(
             monkeypatch.setattr(bootstrap, "mark_client_care", no_second_pass)
             third = build_services(again.settings, clock=clinic.clock)
             third.close()
+
+
+def test_the_pass_waits_for_record_writes_in_flight(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Record writes rewrite care rows too (a record written again clears and inserts
+    its own): a pass marking rows while one is in flight updated them in another order,
+    and PostgreSQL ended one of the two as a deadlock (a server's start failed, or a
+    clinician's write). The pass waits for the writes in flight; SQLite's write lock did
+    already."""
+    from carevault.access.client_marks import mark_client_care
+    from carevault.db import hold_record_writes
+
+    with vip_clinic(backend, tmp_path, request, 1) as clinic:
+        services = clinic.services
+        (patient,) = clinic.patients
+        client = services.access.care.maker(f"client:{APP}")
+        assert client is not None
+        _book(clinic, patient, _token(clinic))
+        pseudonym = patient_pseudonym(services, patient)
+        assert _rewrite(services, pseudonym, client, reseal=True) >= 1
+        done = threading.Event()
+        marked: list[int] = []
+
+        def mark() -> None:
+            marked.append(mark_client_care(services.access.care))
+            done.set()
+
+        with write_transaction(services.engine) as connection:
+            hold_record_writes(connection)
+            passing = threading.Thread(target=mark)
+            passing.start()
+            # The write in flight holds the pass: nothing marked while it runs.
+            assert not done.wait(0.5)
+        passing.join(timeout=30)
+        assert marked and marked[0] >= 1
+        rows = _rows(services, pseudonym)
+        assert {row[SEALED_COLUMNS.index("granted_by")] for row in rows} == {CLIENT_ALONE + client}
