@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationInfo, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Environment = Literal["development", "demo", "test", "benchmark", "production"]
@@ -670,6 +670,16 @@ class Settings(BaseSettings):
             raise UnsafeConfiguration(
                 "encryption can be turned off only in the benchmark environment"
             )
+        if (
+            "search_default_count" in self.model_fields_set
+            and self.search_default_count > self.search_max_count
+        ):
+            # Set alone, a maximum below the default cuts the default; set both, they
+            # contradict each other and the operator meant one of them.
+            raise UnsafeConfiguration(
+                f"CAREVAULT_SEARCH_DEFAULT_COUNT ({self.search_default_count}) is above "
+                f"CAREVAULT_SEARCH_MAX_COUNT ({self.search_max_count})"
+            )
         if self.environment == "production":
             check_production(self)
 
@@ -743,10 +753,28 @@ def _items(value: str) -> list[str]:
 
 
 def load_settings(**overrides: object) -> Settings:
-    """Build settings from the environment, with explicit overrides (CLI flags, tests)."""
-    settings = Settings(**overrides)  # type: ignore[arg-type]
+    """Build settings from the environment, with explicit overrides (CLI flags, tests).
+    A setting that is not what it must be is refused by its variable's name and what is
+    wrong with it, never its value (it may be a password or a PIN)."""
+    try:
+        settings = Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as error:
+        raise UnsafeConfiguration(
+            "; ".join(
+                f"{_variable(problem['loc'])}: {problem['msg']}"
+                for problem in error.errors(include_url=False, include_input=False)
+            )
+        ) from None
     settings.check()
     return settings
+
+
+def _variable(where: tuple[int | str, ...]) -> str:
+    """The environment variable of a setting's place in an error (``()``: the whole)."""
+    if not where:
+        return "settings"
+    prefix = str(Settings.model_config.get("env_prefix", ""))
+    return f"{prefix}{where[0]}".upper()
 
 
 def private_file_mode() -> int:
