@@ -453,8 +453,10 @@ class FhirInteractions:
         )
         if query.summary_count:
             # A count has no pages: a pager following ``next`` searched total / _count
-            # times for nothing, each search recorded.
-            links = [link for link in links if link["relation"] in ("self", "first")]
+            # times for nothing, each search recorded. Its self link is the count asked
+            # for, with no page size or position to shape it.
+            counted = [pair for pair in query.applied if pair[0] not in ("_count", "_offset")]
+            links = [bundles.self_link(f"{base}/{type_name}", counted, 0)]
         issues = [
             Issue(
                 "not-supported",
