@@ -38,7 +38,7 @@ from fhir.resources.R4B import get_fhir_model_class
 from pydantic import TypeAdapter, ValidationError
 
 from carevault.domain import hkid
-from carevault.fhir import contained, content, dates, xhtml
+from carevault.fhir import contained, content, dates, government, xhtml
 from carevault.fhir.content import InputLimits, Tier
 from carevault.fhir.normalise import HKID_SYSTEM
 from carevault.fhir.outcome import Issue
@@ -73,13 +73,13 @@ class _Model:
     choices: tuple[tuple[frozenset[str], bool], ...]
     is_identifier: bool
     #: The model's elements of type Identifier that may hold no government identity
-    #: number (``content.check_government_ids``): all of them but a Patient's own
+    #: number (``government.check_government_ids``): all of them but a Patient's own
     #: ``identifier`` list, whose items a contained Patient is judged on apart
     #: (``certainly_valid``).
     identifiers: tuple[str, ...]
-    #: A Coverage, whose string ``subscriberId`` and class values may hold no HKID
-    #: (``content.check_subscriber_ids``).
-    is_coverage: bool
+    #: A record billing reads, whose strings that carry a person's number with an insurer
+    #: may hold no HKID (``government.check_billing_ids``).
+    holds_billing_ids: bool
 
 
 class Shapes:
@@ -176,9 +176,9 @@ class Shapes:
                 found = data.get(name)
                 if found is not None and _government_id_in(found):
                     return False
-        # A Coverage's string ``subscriberId`` and class values: no HKID
-        # (``content.check_subscriber_ids``).
-        return not (spec.is_coverage and content.coverage_hkids(data))
+        # A billing record's strings that carry a person's number with an insurer: no
+        # HKID (``government.check_billing_ids``).
+        return not (spec.holds_billing_ids and government.billing_hkids(data))
 
     def _value(self, element: _Element, value: Any, depth: int) -> bool:
         kind = element.kind
@@ -329,7 +329,7 @@ def _compiled(model: Any) -> _Model:
         required_set=frozenset(required),
         choices=choices,
         is_identifier=owner == "Identifier",
-        # By type, where ``content.check_government_ids`` knows them by name: it judges
+        # By type, where ``government.check_government_ids`` knows them by name: it judges
         # the few elements of other types under those names too (a Reference's string
         # ``reference``, an Observation's ``component``), none of which can read as a
         # government number, and asking them cost each Reference here a call.
@@ -340,7 +340,7 @@ def _compiled(model: Any) -> _Model:
             and element.model.__name__ == "Identifier"
             and (owner, name) != _PATIENTS_OWN
         ),
-        is_coverage=owner == "Coverage",
+        holds_billing_ids=owner in government.BILLING_STRINGS,
     )
 
 
@@ -351,7 +351,7 @@ _PATIENTS_OWN = ("Patient", "identifier")
 def _government_id_in(found: Any) -> bool:
     """Whether an Identifier element's value (one or a list) holds a government number."""
     return any(
-        isinstance(item, dict) and content.is_government_id(item)
+        isinstance(item, dict) and government.is_government_id(item)
         for item in (found if isinstance(found, list) else (found,))
     )
 

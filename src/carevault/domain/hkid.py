@@ -52,6 +52,23 @@ _IGNORABLE = re.compile(
     "\U000e0100-\U000e01ef]"
 )
 _SPACES = re.compile(r"\s+")
+#: Cyrillic and Greek capitals drawn as Latin ones (Unicode's confusables): NFKC keeps
+#: them, and ``К987654(5)`` with a Cyrillic Ka reads as an HKID to anyone who sees it.
+_LOOKALIKES = str.maketrans(
+    "АВЕЅІЈКМНОРСТХУ" + "ΑΒΕΖΗΙΚΜΝΟΡΤΥΧ",
+    "ABESIJKMHOPCTXY" + "ABEZHIKMNOPTYX",
+)
+#: An HKID anywhere in a text (``holds``): not inside a longer word or number, the
+#: check digit after the serial as written (bracketed, after a dash, a slash, a dot or
+#: a space, or right after it), with what surrounds it (``HKID=``, ``Member``, a
+#: dependant's ``-01``, a full stop) left aside. A dash between the letters and the
+#: digits only before a bracketed check digit (``K-987654(5)``): ``TM-0000042`` is a
+#: record number of the group's.
+_WITHIN = re.compile(
+    rf"(?<![A-Z0-9])([A-Z]{{1,2}}) ?(?:{_DASH} ?(?=[0-9]{{6}} ?[(\[]))?([0-9]{{6}}) ?"
+    rf"(?:{_DASH}|[/.])? ?"
+    r"(?:\(([0-9A])\)|\[([0-9A])\]|([0-9A]))(?![A-Z0-9])"
+)
 _SPACE_VALUE = 36
 _WEIGHTS = (9, 8, 7, 6, 5, 4, 3, 2)
 
@@ -90,7 +107,8 @@ def _clean(text: str) -> str:
             "".join(
                 ch for ch in unicodedata.normalize("NFKC", text) if unicodedata.category(ch) != "Cf"
             ),
-        )
+        ).translate(_LOOKALIKES)
+        return text.upper().translate(_LOOKALIKES)
     return text.upper()
 
 
@@ -140,3 +158,27 @@ def is_valid(text: str) -> bool:
     except InvalidHKID:
         return False
     return check_digit(prefix, digits) == check
+
+
+def holds(text: str) -> bool:
+    """Whether an HKID whose check digit matches is written anywhere in ``text``:
+    ``K987654(5).``, ``K987654(5)-01``, ``Member K987654(5)``, ``HKID=K987654(5)``,
+    ``K987654[5]``, ``K987654/5`` as well as the spellings ``is_valid`` takes
+    (adversary round 85). One of the same letters and digits whose check digit does not
+    match is no HKID, however written: a clinic's accession, claim and visit numbers
+    (``VN1234567``) and an insurer's member numbers are spelt so (adversary round 85;
+    review of stop 66)."""
+    spaced = _SPACES.sub(" ", _clean(text))
+    return any(
+        check_digit(prefix, digits) == next(check for check in checks if check)
+        for prefix, digits, *checks in _WITHIN.findall(spaced)
+    )
+
+
+def printed_as_one(text: str) -> bool:
+    """Whether the whole of ``text`` is written as an HKID is printed: one or two
+    letters, six digits and the check character in brackets (``A123456(4)``), whatever
+    the check digit. As an Identifier's value, under any system, such a number mistyped
+    is one still, and tells the real one; clinics do not print their own numbers so."""
+    match = _SHAPE.match(fold(text))
+    return match is not None and match.group(4) is not None

@@ -36,7 +36,7 @@ from carevault.fhir.codes import (
     claim_line_sensitive,
     has_sensitive_code,
 )
-from carevault.fhir.content import is_government_id
+from carevault.fhir.government import is_government_id
 from carevault.fhir.registry import RESOURCE_TYPES, ResourceType
 
 #: Elements every reader of a resource may see: what the server itself tracks.

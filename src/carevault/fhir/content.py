@@ -10,10 +10,8 @@
 * Numbers are bounded: XML Schema's decimal, which FHIR's follows, must be supported to
   18 digits and lets a server set a documented maximum; CareVault's is
   ``MAX_DECIMAL_DIGITS`` significant digits and a magnitude a double can hold.
-* HKID numbers (system ``http://carevault.hk/sid/hkid``) have a valid check digit.
-* A government identity number is held in the Patient resource's own ``identifier``
-  list and in no other Identifier of any record, nor as an HKID in a Coverage's string
-  ``subscriberId`` (``check_government_ids``).
+* Government identity numbers are held only where each reader's role decides
+  (``fhir.government``); HKIDs under the HKID system have a valid check digit.
 * Dates fall in the years the store holds (``fhir.dates``).
 * A directory record (clinics, practitioners, schedules, slots: no one's data) refers
   to no patient or relative: it would be a patient's record stored as no one's.
@@ -27,13 +25,11 @@ import re
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import Enum
-from functools import lru_cache
 from typing import Any
 
-from carevault.domain import hkid
 from carevault.fhir import dates
-from carevault.fhir.normalise import HKID_SYSTEM
-from carevault.fhir.outcome import Issue
+from carevault.fhir.government import check_government_ids
+from carevault.fhir.outcome import Issue, element_name
 from carevault.fhir.registry import RESOURCE_TYPES
 
 #: Significant digits a decimal may have: the 18 before and 17 after the point that
@@ -107,242 +103,6 @@ def check_string(
         rules.append(Issue("value", f"{where}: {dates.OUT_OF_RANGE}", expression=(where,)))
 
 
-def check_identifier(identifier: dict[str, Any], path: str, rules: list[Issue]) -> None:
-    value = identifier.get("value")
-    if identifier.get("system") != HKID_SYSTEM or not isinstance(value, str):
-        return
-    if not hkid.is_valid(value):
-        where = f"{path}.value"
-        rules.append(
-            Issue(
-                "value",
-                f"{where}: not a valid HKID number (one or two letters, six digits and "
-                "the check digit, as in A123456(3))",
-                expression=(where,),
-            )
-        )
-
-
-#: Identifier systems that are government identity numbers, as HL7 names them: the HKID;
-#: the US social security number (R4's identifier registry, and its OID), Medicare's
-#: numbers (the MBI, HL7 Terminology's ``cmsMBI``, and the HICN) and the Australian IHI
-#: (R4's NamingSystem example, typed ``NI``); the national patient numbers of the NHS
-#: and of the Netherlands (the BSN); and the bare passport OID arc some feeds send.
-#: Passports of every country and US driver's licences of every state are prefixes
-#: (``_GOVERNMENT_PREFIXES``). Compared in lower case: a URI's case is the feed's slip,
-#: not another system.
-GOVERNMENT_ID_SYSTEMS = frozenset(
-    {
-        HKID_SYSTEM,
-        "http://hl7.org/fhir/sid/us-ssn",
-        "urn:oid:2.16.840.1.113883.4.1",
-        "http://hl7.org/fhir/sid/us-mbi",
-        "urn:oid:2.16.840.1.113883.4.927",
-        "http://hl7.org/fhir/sid/us-medicare",
-        "urn:oid:2.16.840.1.113883.4.572",
-        "http://ns.electronichealth.net.au/id/hi/ihi/1.0",
-        "urn:oid:1.2.36.1.2001.1003.0",
-        "https://fhir.nhs.uk/id/nhs-number",
-        "http://fhir.nhs.net/id/nhs-number",
-        "http://fhir.nl/fhir/namingsystem/bsn",
-        "urn:oid:2.16.840.1.113883.4.330",
-    }
-)
-#: Families of government systems: HL7's passport system of each country
-#: (``passport-XXX``, ISO 3166 alpha-3) and its OID arc (``.4.330.<ISO 3166 numeric>``,
-#: HL7 Terminology's ``passportNumNS-*``), and the US driver's licence OID of each state
-#: (``.4.3.<state>``, R4's NamingSystem registry).
-_GOVERNMENT_PREFIXES = (
-    "http://hl7.org/fhir/sid/passport-",
-    "urn:oid:2.16.840.1.113883.4.330.",
-    "urn:oid:2.16.840.1.113883.4.3.",
-)
-
-
-#: An OID sent as a system without its ``urn:oid:``.
-_BARE_OID = re.compile(r"[0-2](?:\.\d+)+")
-
-
-@lru_cache(maxsize=4096)
-def is_government_system(system: str) -> bool:
-    """Whether ``system`` names government identity numbers (kept by value: a feed's
-    records repeat a handful of systems, and every Identifier of a bulk load asks)."""
-    # As systems are sent: in capitals, over https, with a slash after them, or an OID
-    # without its ``urn:oid:`` (review of stop 66).
-    folded = system.strip().lower().rstrip("/")
-    if folded.startswith("https://hl7.org/"):
-        folded = "http://" + folded[len("https://") :]
-    if _BARE_OID.fullmatch(folded):
-        folded = "urn:oid:" + folded
-    return folded in GOVERNMENT_ID_SYSTEMS or folded.startswith(_GOVERNMENT_PREFIXES)
-
-
-#: HL7 v2 table 0203 types of a number a state gives a person (besides ``NN`` and a
-#: country code, a national identity number): national unique id, passport, diplomatic
-#: passport, social security, social beneficiary, citizenship card, driver's licence,
-#: birth certificate, national health plan identifier, a patient's Medicare and
-#: Medicaid numbers.
-_GOVERNMENT_TYPES = frozenset({"NI", "PPN", "DP", "SS", "SB", "CZ", "DL", "BCT", "NH", "MC", "MA"})
-_NATIONAL_TYPE = re.compile(r"NN[A-Z]{3}")
-
-
-def is_government_id(identifier: Any, *, unnamed: bool = False) -> bool:
-    """Whether ``identifier`` is (or may be) a government identity number: under a
-    government system, typed as one, or shaped like an HKID whatever its system says
-    (legacy sources and hand-typed records send it bare or under a local OID).
-    ``unnamed``: one with no system at all counts too (nothing says it is not one)."""
-    if not isinstance(identifier, dict):
-        return True
-    system = identifier.get("system")
-    if (system is None and unnamed) or (isinstance(system, str) and is_government_system(system)):
-        return True
-    value = identifier.get("value")
-    if isinstance(value, str) and hkid.normalise(value) is not None:
-        return True
-    kind = identifier.get("type")
-    codings = kind.get("coding") if isinstance(kind, dict) else None
-    for coding in codings if isinstance(codings, list) else ():
-        code = coding.get("code") if isinstance(coding, dict) else None
-        if isinstance(code, str) and (code in _GOVERNMENT_TYPES or _NATIONAL_TYPE.fullmatch(code)):
-            return True
-    return False
-
-
-def holds_hkid(text: Any) -> bool:
-    """Whether a string element holds an HKID in any spelling, its check digit matching
-    (``hkid.is_valid``): such an element holds an insurer's or a clinic's numbers too,
-    and one of them shaped like an HKID with a wrong check digit is one of those."""
-    return isinstance(text, str) and hkid.is_valid(text)
-
-
-def coverage_hkids(coverage: dict[str, Any]) -> list[str]:
-    """The string elements of a Coverage (paths from it) that hold an HKID: its
-    ``subscriberId``, and a ``class``'s ``value`` (the coverage-class ``rxid`` is the
-    member's id with the insurer; review of stop 66)."""
-    found = ["subscriberId"] if holds_hkid(coverage.get("subscriberId")) else []
-    classes = coverage.get("class")
-    if isinstance(classes, list):
-        found += [
-            f"class[{n}].value"
-            for n, item in enumerate(classes)
-            if isinstance(item, dict) and holds_hkid(item.get("value"))
-        ]
-    return found
-
-
-#: The names R4 gives elements of type Identifier, in every resource, backbone element
-#: and data type (an extension's ``valueIdentifier`` and the other choices' included):
-#: the walk below knows an Identifier by its name, as it knows no model
-#: (tests/unit/fhir/test_government_ids.py checks the list against the models). Three
-#: of them name other types elsewhere too (``identifier`` a string, ``reference`` a
-#: Reference and its string, ``component`` an Observation's component and the like),
-#: none of which holds what ``is_government_id`` reads.
-IDENTIFIER_ELEMENTS = frozenset(
-    {
-        "accessionIdentifier",
-        "additionalIdentifier",
-        "component",
-        "defaultValueIdentifier",
-        "fixedIdentifier",
-        "groupIdentifier",
-        "identifier",
-        "masterIdentifier",
-        "patternIdentifier",
-        "paymentIdentifier",
-        "preAdmissionIdentifier",
-        "predecessor",
-        "reference",
-        "relatedIdentifier",
-        "requestIdentifier",
-        "requisition",
-        "targetIdentifier",
-        "valueIdentifier",
-    }
-)
-
-
-def check_government_ids(data: Any, path: str, rules: list[Issue]) -> None:
-    """A government identity number is held only in the Patient resource's own
-    ``identifier`` list, where each reader's role decides whether it is shown: in any
-    other Identifier (a Reference's, an extension's ``valueIdentifier`` on the patient or
-    on a primitive of it, a contained resource's, a relative's or a practitioner's
-    record, an order's requisition) it would be shown to whoever may read the element
-    that carries it.
-
-    Every write and every imported record runs this, so the walk visits containers only
-    and spells an element's path only for an issue (building each path eagerly cost more
-    than the rest of an import's checks together)."""
-    steps: list[str | int] = []
-
-    def spelled() -> str:
-        return path + "".join(
-            f"[{step}]" if isinstance(step, int) else f".{_printable(step)}" for step in steps
-        )
-
-    def walk(node: Any, kept: str | None) -> None:
-        if isinstance(node, dict):
-            for key, value in node.items():
-                if not isinstance(value, dict | list):
-                    continue
-                steps.append(key)
-                if key in IDENTIFIER_ELEMENTS and key != kept:
-                    listed = isinstance(value, list)
-                    for index, item in enumerate(value if listed else [value]):
-                        if isinstance(item, dict) and is_government_id(item):
-                            at = f"{spelled()}[{index}]" if listed else spelled()
-                            rules.append(
-                                Issue(
-                                    "business-rule",
-                                    f"{at}: a government identity number is kept only in "
-                                    "Patient.identifier; refer to the patient by reference",
-                                    expression=(at,),
-                                )
-                            )
-                walk(value, None)
-                steps.pop()
-        elif isinstance(node, list):
-            for index, item in enumerate(node):
-                if isinstance(item, dict | list):
-                    steps.append(index)
-                    walk(item, None)
-                    steps.pop()
-
-    # The Patient resource's own list only: not a contained Patient's, nor the patient's
-    # identifiers' assigners'.
-    on_patient = isinstance(data, dict) and data.get("resourceType") == "Patient"
-    walk(data, "identifier" if on_patient else None)
-    check_subscriber_ids(data, path, rules)
-
-
-def check_subscriber_ids(data: Any, path: str, rules: list[Issue]) -> None:
-    """An HKID (in any spelling) as a Coverage's ``subscriberId`` or a class's ``value``
-    (``coverage_hkids``), of the record or of a Coverage it contains. R4 makes those
-    elements strings, not Identifiers, so the walk above does not judge them; an insurer
-    that keys its members by HKID sends the number there, and billing, who may not read
-    HKIDs, reads every Coverage. Refused as any government number outside
-    ``Patient.identifier``: the Coverage names its ``beneficiary``, whose record holds
-    the HKID where each reader's role decides."""
-    if not isinstance(data, dict):
-        return
-    found = [(path, data)]
-    held = data.get("contained")
-    if isinstance(held, list):
-        found += [(f"{path}.contained[{n}]", item) for n, item in enumerate(held)]
-    for where, record in found:
-        if not isinstance(record, dict) or record.get("resourceType") != "Coverage":
-            continue
-        for element in coverage_hkids(record):
-            at = f"{where}.{element}"
-            rules.append(
-                Issue(
-                    "business-rule",
-                    f"{at}: an HKID is a government identity number, kept only in "
-                    "Patient.identifier; write the insurer's own member number here",
-                    expression=(at,),
-                )
-            )
-
-
 #: The records of no one: stored in the clear, at no patient, readable by every clinic.
 DIRECTORY_TYPES = frozenset(name for name, rt in RESOURCE_TYPES.items() if not rt.is_patient_data)
 #: Resource types that are a patient or someone close to one.
@@ -405,7 +165,7 @@ def _references(node: Any, path: str) -> list[tuple[str, dict[str, Any]]]:
             found.append((path, node))
         for key, value in node.items():
             if key != "contained" and isinstance(value, dict | list):
-                found += _references(value, f"{path}.{_printable(key)}")
+                found += _references(value, f"{path}.{element_name(key)}")
     elif isinstance(node, list):
         for index, item in enumerate(node):
             found += _references(item, f"{path}[{index}]")
@@ -423,7 +183,7 @@ def check_all(data: Any, path: str, rules: list[Issue], limits: InputLimits) -> 
     """Control characters and the absolute bounds, in every string, key and number."""
     if isinstance(data, dict):
         for key, value in data.items():
-            where = f"{path}.{_printable(key)}"
+            where = f"{path}.{element_name(key)}"
             if _CONTROL.search(key):
                 rules.append(_control(where))
             check_all(value, where, rules, limits)
@@ -473,7 +233,3 @@ def _control(where: str) -> Issue:
         f"{where}: control characters (such as NUL) are not allowed in text",
         expression=(where,),
     )
-
-
-def _printable(key: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "_-" else "?" for ch in key[:64])

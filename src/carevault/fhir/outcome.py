@@ -39,6 +39,12 @@ class Issue:
         return issue
 
 
+def element_name(key: str) -> str:
+    """An element's name as sent, fit to spell in an issue's path: a key is the sender's
+    text, and only letters, digits, ``_`` and ``-`` of its first 64 characters are kept."""
+    return "".join(ch if ch.isalnum() or ch in "_-" else "?" for ch in key[:64])
+
+
 def outcome(issues: list[Issue]) -> dict[str, Any]:
     return {"resourceType": "OperationOutcome", "issue": [issue.to_json() for issue in issues]}
 

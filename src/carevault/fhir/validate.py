@@ -22,7 +22,7 @@ from typing import Any
 from fhir.resources.R4B import get_fhir_model_class
 from pydantic import ValidationError
 
-from carevault.fhir import contained, content, xhtml
+from carevault.fhir import contained, content, government, xhtml
 from carevault.fhir.content import DEFAULT_LIMITS, InputLimits, Tier
 from carevault.fhir.jsonio import MalformedJson, parse
 from carevault.fhir.outcome import FhirError, Issue
@@ -181,7 +181,7 @@ def _check_object(model: Any, data: dict[str, Any], path: str, walk: _Walk, dept
         return
     fields = _fields(model)
     if model.__name__ == "Identifier":
-        content.check_identifier(data, path, walk.rules)
+        government.check_identifier(data, path, walk.rules)
     for key, value in data.items():
         where = f"{path}.{key}"
         if key.startswith("_") and _holds_empty_object(value):

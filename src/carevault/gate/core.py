@@ -74,9 +74,9 @@ from carevault.fhir.categories import (
     possible_categories,
 )
 from carevault.fhir.codes import has_sensitive_code
-from carevault.fhir.content import is_government_system
 from carevault.fhir.derived import Derived
 from carevault.fhir.elements import parse_reference, reference_targets, values_at
+from carevault.fhir.government import is_government_system
 from carevault.fhir.indexing import (
     hkid_terms,
     mrn_terms,

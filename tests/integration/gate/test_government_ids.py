@@ -253,6 +253,11 @@ SPELT_OTHERWISE = {
     "dash": "K987654-5",
     "named": "HKID K987654(5)",
     "zero-width-space": "K987\u200b654(5)",
+    # Adversary round 85: with what surrounds it in records, or a look-alike letter.
+    "full-stop": "K987654(5).",
+    "dependant": "K987654(5)-01",
+    "square-brackets": "K987654[5]",
+    "cyrillic-ka": "\u041a987654(5)",
 }
 LOCAL = "urn:oid:2.16.344.1.99"
 
@@ -425,8 +430,12 @@ def test_a_search_by_a_foreign_passport_system_alone_is_refused_to_the_desk(
                 "value": "M123456-2",
             },
         ),
+        # Adversary round 85: two letters and seven digits, the last no check digit of
+        # the rest: refused whatever its system before.
+        ("Encounter", {"system": "http://tm.example.hk/sid/visit", "value": "VN1234567"}),
+        ("Encounter", {"system": "http://tm.example.hk/sid/claim", "value": "CL2024117"}),
     ],
-    ids=["icu-admission", "claim-suffix", "accession-suffix"],
+    ids=["icu-admission", "claim-suffix", "accession-suffix", "visit", "claim"],
 )  # fmt: skip
 def test_a_clinics_own_numbers_shaped_like_a_spelt_hkid_are_written(
     group: Group, resource_type: str, identifier: dict[str, Any]
@@ -447,3 +456,18 @@ def test_a_clinics_own_numbers_shaped_like_a_spelt_hkid_are_written(
     assert created.status_code == 201, created.text
     read = group.call(group.doctor_tm, "GET", f"/fhir/{resource_type}/{created.json()['id']}")
     assert read.json()["identifier"][0]["value"] == identifier["value"]
+
+
+def test_a_hospital_number_shaped_like_an_hkid_is_shown_to_the_desk(
+    group: Group, api: FhirTestClient
+) -> None:
+    """Adversary round 85: a hospital number of two letters and seven digits, under the
+    clinic's own system, was withheld from the desk that registers patients by it, as
+    an HKID would be; its last digit is no check digit of the rest."""
+    number = {"system": "http://tm.example.hk/sid/mrn", "value": "HN1234567"}
+    created = api.post_json("/fhir/Patient", _registered(identifier=[number]))
+    assert created.status_code == 201, created.text
+    desk = make_staff(group.services, Role.FRONT_DESK, [TM])
+    shown = group.call(desk, "GET", f"/fhir/Patient/{created.json()['id']}")
+    assert shown.status_code == 200, shown.text
+    assert shown.json()["identifier"] == [number]

@@ -191,3 +191,57 @@ def test_what_is_no_hkid_shape_stays_none(text: str) -> None:
 def test_a_two_letter_prefix_that_reads_as_a_label_stays_a_prefix() -> None:
     assert hkid.normalise("ID123456(7)") == "ID1234567"
     assert hkid.normalise("HKID AB123456(9)") == "AB1234569"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "K987654(5).",
+        "K987654(5)-01",
+        "Member K987654(5)",
+        "HKID=K987654(5)",
+        "K987654[5]",
+        "K987654/5",
+        "K-987654(5)",
+        "\u041a987654(5)",
+        "\u03ba987654(5)",
+        "A123456(3)",
+        "HKID A123456(3)",
+    ],
+)
+def test_an_hkid_written_anywhere_in_a_text_is_held(text: str) -> None:
+    """Adversary round 85: an HKID with its check digit, wherever in the text and
+    whatever surrounds it, Cyrillic and Greek letters drawn as Latin ones too."""
+    assert hkid.holds(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "VN1234567",
+        "HN1234567",
+        "A123456(4)",
+        "M123456(2)",
+        "TM-0000042",
+        "ICU2024003",
+        "XK987654(5)",
+        "K9876545X",
+        "K-987654-5",
+        "",
+    ],
+)
+def test_what_holds_no_hkid_with_its_check_digit_holds_none(text: str) -> None:
+    """A check digit that does not match, a number inside a longer word, a record
+    number's dash after the letters without a bracketed check digit: none."""
+    assert not hkid.holds(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "printed"),
+    [("A123456(4)", True), ("ab 123456 (8)", True), ("A1234564", False), ("M A123456(4)", False)],
+)
+def test_a_number_printed_as_an_hkid_is_one_whatever_its_check_digit(
+    text: str, printed: bool
+) -> None:
+    """As an Identifier's value a mistyped HKID, printed as one, still tells the real."""
+    assert hkid.printed_as_one(text) is printed

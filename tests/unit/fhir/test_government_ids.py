@@ -8,6 +8,7 @@ not."""
 from __future__ import annotations
 
 import importlib
+import json
 import pkgutil
 from collections.abc import Callable
 from typing import Any
@@ -18,12 +19,8 @@ from carevault.bulk.checking import verdict
 from carevault.bulk.shape import Shapes
 from carevault.domain.categories import DataCategory
 from carevault.fhir.categories import _identifier_categories
-from carevault.fhir.content import (
-    DEFAULT_LIMITS,
-    check_record_rules,
-    is_government_id,
-    is_government_system,
-)
+from carevault.fhir.content import DEFAULT_LIMITS, check_record_rules
+from carevault.fhir.government import is_government_id, is_government_system
 from carevault.fhir.normalise import HKID_SYSTEM
 from carevault.fhir.outcome import FhirError, Issue
 from carevault.fhir.validate import _COMPLEX, _fields, validate_resource
@@ -419,7 +416,7 @@ def test_the_identifier_elements_are_every_element_of_type_identifier_in_r4() ->
     containers costs); the names are checked here against the models. Three of them name
     other types too, none of which holds a ``system``, a string ``value`` or a ``type``
     that ``is_government_id`` reads, so they are never taken for a government number."""
-    from carevault.fhir.content import IDENTIFIER_ELEMENTS
+    from carevault.fhir.government import IDENTIFIER_ELEMENTS
 
     types = _identifier_elements_of_every_model()
     of_identifier = {name for name, kinds in types.items() if "Identifier" in kinds}
@@ -438,3 +435,124 @@ def test_the_identifier_elements_are_every_element_of_type_identifier_in_r4() ->
             "MeasureReportGroupStratifierStratumComponent",
         },
     }
+
+
+#: A clinic's own numbers of two letters and seven digits whose last digit is no HKID
+#: check digit of the rest: accession, claim, visit and hospital numbers.
+CLINIC_NUMBERS = ("AC2024001", "CL2024117", "VN1234567", "LA1234567", "HN1234567")
+
+
+@pytest.mark.parametrize("number", CLINIC_NUMBERS)
+def test_a_clinics_own_number_shaped_like_an_hkid_is_no_government_number(number: str) -> None:
+    """Adversary round 85: any value of an HKID's letters and digits was one, whatever
+    its check digit and system, so a doctor's Encounter carrying the clinic's visit
+    number was refused (and a hospital number hidden from the desk). Only one whose
+    check digit matches is."""
+    visit = {"system": "http://tm.example.hk/sid/visit", "value": number}
+    assert not is_government_id(visit)
+    encounter = {"resourceType": "Encounter", "status": "finished", "identifier": [visit]}
+    encounter["class"] = {"code": "AMB"}
+    assert _rules(encounter) == []
+    assert Shapes(DEFAULT_LIMITS).certainly_valid(encounter)
+
+
+#: An HKID written with what surrounds it in records: a full stop, a dependant's suffix,
+#: square brackets, a label or a word before it, quotes, a slash or a dot before the
+#: check digit, a dash after the letters, a Cyrillic letter drawn as a Latin one.
+SURROUNDED = (
+    "K987654(5).",
+    "K987654(5)-01",
+    "K987654(5)/01",
+    "K987654[5]",
+    "Member K987654(5)",
+    "HKID=K987654(5)",
+    "HKIC-K987654(5)",
+    "HK K987654(5)",
+    "K987654(5) HKID",
+    '"K987654(5)"',
+    "(K987654(5))",
+    "K987654/5",
+    "K987654.5",
+    "K-987654(5)",
+    "\u041a987654(5)",
+)
+
+
+@pytest.mark.parametrize("value", SURROUNDED)
+def test_an_hkid_with_what_surrounds_it_is_a_government_number(value: str) -> None:
+    """Adversary round 85: these spellings folded to no HKID, so they were written in
+    an extension's Identifier and a Coverage's ``subscriberId`` and read by the desk and
+    billing."""
+    record = {
+        "resourceType": "Encounter",
+        "status": "finished",
+        "class": {"code": "AMB"},
+        "identifier": [{"system": "urn:oid:1.2.3.4", "value": value}],
+    }
+    [issue] = _rules(record)
+    assert issue.expression == ("Encounter.identifier[0]",)
+    [issue] = _rules({**COVERAGE, "subscriberId": value})
+    assert issue.expression == ("Coverage.subscriberId",)
+    assert not Shapes(DEFAULT_LIMITS).certainly_valid({**COVERAGE, "subscriberId": value})
+
+
+CLAIM: dict[str, Any] = {
+    "resourceType": "Claim",
+    "status": "active",
+    "type": {"text": "professional"},
+    "use": "claim",
+    "patient": {"reference": "Patient/p1"},
+    "created": "2024-05-01",
+    "provider": {"reference": "Organization/clinic"},
+    "priority": {"text": "normal"},
+}
+_INSURANCE = {"sequence": 1, "focal": True, "coverage": {"reference": "Coverage/c1"}}
+
+
+@pytest.mark.parametrize(
+    ("record", "where"),
+    [
+        ({**COVERAGE, "dependent": HKID}, "Coverage.dependent"),
+        (
+            {**COVERAGE, "class": [{"type": {"text": "plan"}, "value": "P1", "name": HKID}]},
+            "Coverage.class[0].name",
+        ),
+        (
+            {**CLAIM, "insurance": [{**_INSURANCE, "preAuthRef": ["PA-1", HKID]}]},
+            "Claim.insurance[0].preAuthRef[1]",
+        ),
+        (
+            {**CLAIM, "insurance": [{**_INSURANCE, "businessArrangement": HKID}]},
+            "Claim.insurance[0].businessArrangement",
+        ),
+        (
+            {"resourceType": "ExplanationOfBenefit", "preAuthRef": [HKID]},
+            "ExplanationOfBenefit.preAuthRef[0]",
+        ),
+        (
+            {"resourceType": "ExplanationOfBenefit", "insurance": [{"preAuthRef": [HKID]}]},
+            "ExplanationOfBenefit.insurance[0].preAuthRef[0]",
+        ),
+    ],
+    ids=["dependent", "class-name", "pre-auth", "arrangement", "eob-pre-auth", "eob-insurance"],
+)
+def test_an_hkid_in_another_string_billing_reads_is_refused(
+    record: dict[str, Any], where: str
+) -> None:
+    """Adversary round 85: a Coverage's dependant number and class names, a claim's
+    pre-authorisation references and business arrangement are strings billing reads
+    that carry a person's number with an insurer, as ``subscriberId`` does."""
+    [issue] = _rules(record)
+    assert issue.code == "business-rule" and issue.expression == (where,)
+    assert "987" not in issue.diagnostics
+    assert not Shapes(DEFAULT_LIMITS).certainly_valid(record)
+    # The insurer's own numbers there are written.
+    kept = json.loads(json.dumps(record).replace(json.dumps(HKID), json.dumps("MEM-0001")))
+    assert _rules(kept) == []
+
+
+def test_an_hkid_printed_with_a_wrong_check_digit_is_a_government_number_in_an_identifier() -> None:
+    """Under any system, ``A123456(4)`` is a mistyped HKID, and tells the real one; as a
+    Coverage string it is an insurer's (``test_an_insurers_member_number_is_kept``)."""
+    assert is_government_id({"system": "urn:oid:2.16.344.1.1", "value": "A123456(4)"})
+    assert not is_government_id({"system": "urn:oid:2.16.344.1.1", "value": "A1234564"})
