@@ -49,6 +49,21 @@ def caller_json(caller: Caller) -> str:
     )
 
 
+#: The refusals that say *when*, not whether: 429 (the client's previous job is still in
+#: progress) and 503 (containment holds the data). The server's state, which the client
+#: is told to wait out (``Retry-After``), not an attempt beyond the caller's authority.
+#: Recorded as DENIED, a Bulk Data client that retried as told was suspended by the
+#: ``denials`` detector after 20 of them, its approved export destroyed (integrator
+#: round 85).
+WAIT_STATUSES = frozenset({429, 503})
+
+
+def refusal_outcome(status: int) -> Outcome:
+    """How the ledger records a refusal answered ``status``: FAILED for one that asks the
+    caller to wait (``WAIT_STATUSES``), DENIED for the rest (400, 403, 404, 413, ...)."""
+    return Outcome.FAILED if status in WAIT_STATUSES else Outcome.DENIED
+
+
 class LeasedJobs(Generic[J]):
     """A table of jobs (``job_id``, ``status``, ``caller``, ``requested_us``,
     ``lease_owner``, ``lease_until_us``, ``client_id`` columns) read as ``J`` by
@@ -288,15 +303,24 @@ class JobService(ABC, Generic[S]):
         self.ledger.writer.record(events)
 
     def record_refusal(
-        self, tag: Tag, caller: Caller, message: str, *, job: S | None = None, **detail: Any
+        self,
+        tag: Tag,
+        caller: Caller,
+        message: str,
+        *,
+        job: S | None = None,
+        outcome: Outcome = Outcome.DENIED,
+        **detail: Any,
     ) -> None:
         """A request refused, as the caller asked it: a kick-off (no job was stored), or a
-        request about ``job`` (its status, its files)."""
+        request about ``job`` (its status, its files). ``outcome``: DENIED for a request
+        beyond what the caller may do, FAILED for one refused for the server's state
+        (``refusal_outcome``), which the ``denials`` detector does not count."""
         self.record(
             [
                 AuditEvent(
                     tag=tag,
-                    outcome=Outcome.DENIED,
+                    outcome=outcome,
                     at_us=self.now_us(),
                     principal=caller.principal,
                     client_id=caller.client_id,

@@ -321,6 +321,9 @@ class Job:
                 f"awaiting privacy officer approval ({len(self.approvals)} of "
                 f"{self.approvals_needed})"
             )
+        if held is not None and self.status is Status.COMPLETED:
+            # Why, as the download's 503 says it: which containment holds the files.
+            return f"held: complete, its files wait while containment is active: {held}"
         if held is not None:
             return "held: containment is active"
         if self.status is Status.APPROVED:

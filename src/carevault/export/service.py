@@ -56,7 +56,7 @@ from carevault.export.store import JobStore
 from carevault.fhir.parameters import Part
 from carevault.gate import Caller, Gate
 from carevault.gate.export import Released, file_released, held_by_containment, locked_for
-from carevault.jobs import JobService, caller_json
+from carevault.jobs import JobService, caller_json, refusal_outcome
 from carevault.keys.words import SealedWords, entry_reason, entry_words
 from carevault.ledger.events import AuditEvent, Outcome, Tag
 from carevault.ledger.service import Ledger
@@ -195,7 +195,13 @@ class ExportService(JobService[Job]):
                     " before asking for another",
                 )
         except ExportRefused as refused:
-            self.record_refusal(Tag.EXPORT_REFUSED, caller, refused.logged, level=str(level))
+            self.record_refusal(
+                Tag.EXPORT_REFUSED,
+                caller,
+                refused.logged,
+                outcome=refusal_outcome(refused.status),
+                level=str(level),
+            )
             raise
         job = self.job(job_id)
         # The narrowing, by count, beside the types (the job keeps the ids).
@@ -366,6 +372,30 @@ class ExportService(JobService[Job]):
     def output(self, job: Job) -> list[OutputFile]:
         return self.jobs.files(job.job_id)
 
+    def files_held(self, job: Job) -> str | None:
+        """Why the files of ``job`` may not be downloaded now, or None. Files already
+        written are patient data leaving like any read: while patient data is offline,
+        keys are locked down or a clinic the client reached at kick-off is locked, they
+        wait, as running jobs do. The download and the status poll both ask this, so a
+        poll never hands out a manifest whose files would each be refused."""
+        return self.held() or locked_for(self.gate, self.jobs.clinics(job.job_id))
+
+    def poll(self, caller: Caller, job_id: str) -> tuple[Job, str | None]:
+        """The caller's job for a status poll (``for_granted``), and why it waits on
+        containment now, or None: its files held (``files_held``) if it is complete, its
+        run held (``held``) if not. A job an officer denied is refused 403, recorded as
+        FAILED: an answer about the job, not a denial of the caller, whom the ``denials``
+        detector suspended after 20 polls when the refusal middleware recorded each as
+        DENIED (integrator round 85)."""
+        job = self.for_granted(caller, job_id, "an export's status")
+        if job.status is Status.DENIED:
+            reason = "a privacy officer denied this export"
+            self.record_refusal(Tag.EXPORT_REFUSED, caller, reason, job=job, outcome=Outcome.FAILED)
+            raise ExportRefused(403, reason)
+        if job.status is Status.COMPLETED:
+            return job, self.files_held(job)
+        return job, None if job.status is Status.FAILED else self.held()
+
     def download(self, caller: Caller, job_id: str, name: str) -> bytes:
         """One file's NDJSON, to the client that asked for the export; in the ledger."""
         job = self.for_granted(caller, job_id, "a file of an export")
@@ -380,13 +410,18 @@ class ExportService(JobService[Job]):
         known = {item.name: item for item in self.output(job)}
         if name not in known:
             raise ExportNotFound("no such file in this export")
-        # Files already written are patient data leaving like any read: while patient
-        # data is offline, keys are locked down or a clinic the client reaches is
-        # locked, they wait, as running jobs do.
-        held = self.held() or locked_for(self.gate, self.jobs.clinics(job.job_id))
+        held = self.files_held(job)
         if held is not None:
+            # The server's state, which the client is told to wait out: not a denial of
+            # the caller (a client fetching its manifest once was suspended by
+            # ``denials`` after 20 files: integrator round 85).
             self.record_refusal(
-                Tag.EXPORT_REFUSED, caller, f"download held: {held}", job=job, file=name
+                Tag.EXPORT_REFUSED,
+                caller,
+                f"download held: {held}",
+                job=job,
+                outcome=refusal_outcome(503),
+                file=name,
             )
             raise ExportRefused(503, held)
         self.record(

@@ -46,7 +46,7 @@ from carevault.importjobs.model import (
     may_import,
 )
 from carevault.importjobs.store import ImportJobStore
-from carevault.jobs import JobService, caller_json
+from carevault.jobs import JobService, caller_json, refusal_outcome
 from carevault.keys.envelope import Envelope
 from carevault.keys.service import KeyService
 from carevault.ledger.events import Outcome, Tag
@@ -130,8 +130,11 @@ class ImportService(JobService[ImportJob]):
     def refuse(
         self, caller: Caller, status: int, message: str, *, insufficient_scope: bool = False
     ) -> ImportRefused:
-        """The kick-off's refusal, recorded (raise what it returns)."""
-        self.record_refusal(Tag.IMPORT_REFUSED, caller, message, status=status)
+        """The kick-off's refusal, recorded (raise what it returns): a 429 or 503 as
+        the server's state (``refusal_outcome``), not a denial of the caller."""
+        self.record_refusal(
+            Tag.IMPORT_REFUSED, caller, message, outcome=refusal_outcome(status), status=status
+        )
         return ImportRefused(status, message, insufficient_scope=insufficient_scope)
 
     def allowed(self, caller: Caller) -> None:

@@ -137,8 +137,8 @@ async def export_status(
     job_id: str, request: Request, svc: ServicesDep, who: CallerDep
 ) -> Response:
     exports = _service(svc)
-    job = await _call(exports.for_granted, who, job_id, "an export's status")
-    if job.status is Status.COMPLETED:
+    job, held = await _call(exports.poll, who, job_id)
+    if job.status is Status.COMPLETED and held is None:
         files = await run_in_threadpool(exports.output, job)
         body = manifest(job, files, f"{base_url(request)}/$export-file/{job.job_id}")
         headers = dict(NO_STORE)
@@ -146,11 +146,11 @@ async def export_status(
             # An HTTP-date (RFC 9110 5.6.7), as every HTTP header's time: not an instant.
             headers["Expires"] = http_date(job.expires_us)
         return JSONResponse(body, headers=headers)
-    if job.status is Status.DENIED:
-        raise FhirError(403, [Issue("forbidden", "a privacy officer denied this export")])
     if job.status is Status.FAILED:
         raise job_failed("the export", job.error)
-    held = await run_in_threadpool(exports.held)
+    # Running, queued or awaiting approval; or complete with its files held by
+    # containment: a manifest then would send the client on to fetch files each answered
+    # 503 (integrator round 85), so it polls again, as for a running job, until released.
     return Response(
         status_code=202,
         headers={

@@ -25,11 +25,18 @@ REFUSAL_CODES = {
 #: How long a client whose previous job is still in progress is told to wait (429): a
 #: job takes several status polls at least.
 BUSY_RETRY_SECONDS = 30
+#: How long a client refused because containment holds the data (503) is told to wait:
+#: an officer's containment lasts minutes at least. Without it a Bulk Data client has no
+#: word on when to come back (RFC 9110 15.6.4; integrator round 85).
+HELD_RETRY_SECONDS = 60
+#: The ``Retry-After`` of each refusal that asks the client to wait.
+RETRY_AFTER = {429: BUSY_RETRY_SECONDS, 503: HELD_RETRY_SECONDS}
 
 
 def refusal(refused: JobRefused) -> FhirError:
     code = REFUSAL_CODES.get(refused.status, "invalid")
-    headers = {"Retry-After": str(BUSY_RETRY_SECONDS)} if refused.status == 429 else {}
+    wait = RETRY_AFTER.get(refused.status)
+    headers = {"Retry-After": str(wait)} if wait is not None else {}
     if refused.insufficient_scope:
         headers["WWW-Authenticate"] = INSUFFICIENT_SCOPE
     return FhirError(refused.status, [Issue(code, str(refused))], headers)
@@ -48,7 +55,12 @@ async def job_call(call: Callable[..., Any], *args: Any) -> Any:
 def job_failed(what: str, error: str | None, *more: Issue) -> FhirError:
     """A status poll of a job that failed: 500 and an OperationOutcome saying what
     failed (Bulk Data: a 4XX or 5XX with an OperationOutcome). ``error`` is the job's
-    stored reason, which names rules and kinds of error, never a record's content."""
+    stored reason, which names rules and kinds of error, never a record's content.
+
+    Its issue code is ``processing``, not ``exception``: FHIR's IssueType puts
+    ``exception`` under ``transient`` ("may be retried"), and a client that read it so
+    polled the failed job for ever (integrator round 85). The job has ended: polling
+    again answers the same; a new kick-off is the way on."""
     return FhirError(
-        500, [Issue("exception", f"{what} failed: {error or 'no reason kept'}"), *more]
+        500, [Issue("processing", f"{what} failed: {error or 'no reason kept'}"), *more]
     )

@@ -6,7 +6,8 @@ approved export's entries are explained by its approval, not judged as bulk read
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from typing import Any
 
 import pytest
 
@@ -281,6 +282,29 @@ def test_an_approved_export_past_the_baseline_raises_only_its_own_alert(clinic: 
 # --- files already written: containment reaches the download too ----------------------------
 
 
+@dataclass(frozen=True)
+class Contained:
+    """A completed export of the client's, then containment started."""
+
+    job_id: str
+    manifest: dict[str, Any]
+    #: The first file's path (no scheme or host).
+    path: str
+    containment_id: str
+
+
+def complete_then_contain(clinic: Clinic, token: str, mode: Mode, target: str | None) -> Contained:
+    """Kick an export off with ``token``, approve and run it, read its manifest, then
+    start ``mode`` (on ``target``) by the second officer."""
+    job_id = kick_off(clinic, token)
+    approve_and_run(clinic, job_id)
+    manifest = status(clinic, token, job_id).json()
+    path = manifest["output"][0]["url"].split("testserver", 1)[1]
+    started = clinic.services.contain.start(officer(clinic.officers[1]), mode, target, "breach")
+    clinic.services.containment.refresh()
+    return Contained(job_id, manifest, path, started.containment_id)
+
+
 @pytest.mark.parametrize(
     ("mode", "target"),
     [(Mode.PHI_OFFLINE, None), (Mode.KEY_LOCKDOWN, None), (Mode.CLINIC_LOCK, MINE)],
@@ -297,19 +321,14 @@ def test_a_completed_export_is_not_downloaded_while_patient_data_is_offline(
     exports = clinic.services.exports
     assert exports is not None
     token = clinic.client("exporter", "system/*.read")
-    job_id = kick_off(clinic, token)
-    approve_and_run(clinic, job_id)
-    manifest = status(clinic, token, job_id).json()
-    path = manifest["output"][0]["url"].split("testserver", 1)[1]
-    started = clinic.services.contain.start(officer(clinic.officers[1]), mode, target, "breach")
-    clinic.services.containment.refresh()
+    contained = complete_then_contain(clinic, token, mode, target)
 
-    refused = clinic.web.get(path, headers=bearer(token))
+    refused = clinic.web.get(contained.path, headers=bearer(token))
 
     assert refused.status_code == 503, refused.text
     assert refused.json()["resourceType"] == "OperationOutcome"
     assert "Family" not in refused.text
-    assert events(clinic, Tag.EXPORT_DOWNLOADED, job_id) == []
-    clinic.services.contain.release(officer(clinic.officers[1]), started.containment_id, "over")
+    assert events(clinic, Tag.EXPORT_DOWNLOADED, contained.job_id) == []
+    clinic.services.contain.release(officer(clinic.officers[1]), contained.containment_id, "over")
     clinic.services.containment.refresh()
-    assert clinic.web.get(path, headers=bearer(token)).status_code == 200
+    assert clinic.web.get(contained.path, headers=bearer(token)).status_code == 200

@@ -389,7 +389,7 @@ def test_a_batch_that_keeps_failing_stops_its_job_without_quoting_it(
     # 5XX), its first issue saying what failed.
     failed = outcome_of(clinic, token, job_id, 500)
     first = failed["issue"][0]
-    assert (first["severity"], first["code"]) == ("error", "exception")
+    assert (first["severity"], first["code"]) == ("error", "processing")
     assert "RuntimeError" in first["diagnostics"]
     assert "Zephyrine" not in json.dumps(failed)
     assert not clinic.imports.files.exists(job_id)
