@@ -321,6 +321,16 @@ COVERAGE: dict[str, Any] = {
     "beneficiary": {"reference": "Patient/p1"},
     "payor": [{"reference": "Organization/insurer"}],
 }
+CLAIM: dict[str, Any] = {
+    "resourceType": "Claim",
+    "status": "active",
+    "type": {"text": "professional"},
+    "use": "claim",
+    "patient": {"reference": "Patient/p1"},
+    "created": "2024-05-01",
+    "provider": {"reference": "Organization/clinic"},
+    "priority": {"text": "normal"},
+}
 
 
 @pytest.mark.parametrize(
@@ -333,14 +343,7 @@ def test_an_hkid_as_a_coverage_subscriber_id_is_refused(subscriber: str, contain
     coverage = {**COVERAGE, "subscriberId": subscriber}
     if contained:
         record: dict[str, Any] = {
-            "resourceType": "Claim",
-            "status": "active",
-            "type": {"text": "professional"},
-            "use": "claim",
-            "patient": {"reference": "Patient/p1"},
-            "created": "2024-05-01",
-            "provider": {"reference": "Organization/clinic"},
-            "priority": {"text": "normal"},
+            **CLAIM,
             "insurance": [{"sequence": 1, "focal": True, "coverage": {"reference": "#c"}}],
             "contained": [{**coverage, "id": "c"}],
         }
@@ -496,16 +499,6 @@ def test_an_hkid_with_what_surrounds_it_is_a_government_number(value: str) -> No
     assert not Shapes(DEFAULT_LIMITS).certainly_valid({**COVERAGE, "subscriberId": value})
 
 
-CLAIM: dict[str, Any] = {
-    "resourceType": "Claim",
-    "status": "active",
-    "type": {"text": "professional"},
-    "use": "claim",
-    "patient": {"reference": "Patient/p1"},
-    "created": "2024-05-01",
-    "provider": {"reference": "Organization/clinic"},
-    "priority": {"text": "normal"},
-}
 _INSURANCE = {"sequence": 1, "focal": True, "coverage": {"reference": "Coverage/c1"}}
 
 
