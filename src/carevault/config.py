@@ -17,7 +17,7 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 Environment = Literal["development", "demo", "test", "benchmark", "production"]
 
@@ -753,11 +753,21 @@ def _items(value: str) -> list[str]:
 
 
 def load_settings(**overrides: object) -> Settings:
-    """Build settings from the environment, with explicit overrides (CLI flags, tests).
-    A setting that is not what it must be is refused by its variable's name and what is
-    wrong with it, never its value (it may be a password or a PIN)."""
+    """Build settings from the environment, with explicit overrides (CLI flags, tests),
+    and refuse those never acceptable (``Settings.check``)."""
+    settings = read_settings(**overrides)
+    settings.check()
+    return settings
+
+
+def read_settings(**overrides: object) -> Settings:
+    """Settings from the environment and ``overrides``, unchecked. A setting that is not
+    what it must be is refused (``UnsafeConfiguration``) by its variable's name and what
+    is wrong with it, not with the value typed, which may be a password or a PIN (a
+    setting's own check may quote part of a value that is no secret: a proxy's
+    address, an origin, a clinic's id)."""
     try:
-        settings = Settings(**overrides)  # type: ignore[arg-type]
+        return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as error:
         raise UnsafeConfiguration(
             "; ".join(
@@ -765,8 +775,9 @@ def load_settings(**overrides: object) -> Settings:
                 for problem in error.errors(include_url=False, include_input=False)
             )
         ) from None
-    settings.check()
-    return settings
+    except SettingsError as error:
+        # A JSON setting that is no JSON: pydantic-settings names the field, not the value.
+        raise UnsafeConfiguration(str(error)) from None
 
 
 def _variable(where: tuple[int | str, ...]) -> str:

@@ -12,7 +12,8 @@ systems and references repeat from record to record).
 
 It also keeps the record rules that walk a whole record (``content.check_record_rules``:
 no government identity number in any Identifier but the Patient resource's own
-``identifier`` list, and no HKID as a Coverage's string ``subscriberId``), since it walks
+``identifier`` list, and no HKID in the strings billing reads that carry a person's
+number with an insurer: ``government.BILLING_STRINGS``), since it walks
 every object anyway; checks each narrative's XHTML
 (``fhir.xhtml``); and asks R4's rules on contained resources (``fhir.contained``) of a
 record that has any. It answers only "certainly valid" (True) or "not sure" (False).

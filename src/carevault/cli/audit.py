@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from carevault.cli.common import HomeOption, app, fail, open_services, operator
+from carevault.cli.common import HomeOption, app, fail, open_services, operator, settings_for
 from carevault.cli.terminal import cell, echo
 
 if TYPE_CHECKING:
@@ -95,15 +95,14 @@ def audit_log_keys(home: HomeOption = None) -> None:
     the audit and unwrap ledgers' vkeys as `audit vkey` does. Production refuses to start
     without a witness, and the witness needs these keys to start: this breaks the circle.
     """
-    from carevault.config import Settings
     from carevault.keys.files import ed25519_key
     from carevault.ledger.checkpoints import CheckpointSigner
     from carevault.ledger.schema import AUDIT_LEDGER
     from carevault.ledger.unwrap import UNWRAP_LEDGER
 
-    # Built unchecked on purpose: the one thing read or written is the ledger signing
+    # Read unchecked on purpose: the one thing read or written is the ledger signing
     # key, and the witness settings that production requires cannot exist yet.
-    settings = Settings() if home is None else Settings(home=home)
+    settings = settings_for(home, checked=False)
     key = ed25519_key(settings.resolved_ledger_key_path, create=True)
     for ledger_name in (AUDIT_LEDGER, UNWRAP_LEDGER):
         signer = CheckpointSigner(f"{settings.ledger_origin}/{ledger_name}", key)

@@ -15,7 +15,7 @@ from carevault.access.accounts import AccountError
 from carevault.access.breakglass import BreakGlassError
 from carevault.access.clients import ClientError
 from carevault.access.passwords import WeakPassword
-from carevault.config import Settings, UnsafeConfiguration, load_settings
+from carevault.config import Settings, UnsafeConfiguration, load_settings, read_settings
 from carevault.containment.service import ContainmentRefused
 from carevault.domain.jobs import JobNotFound, JobRefused
 from carevault.keys.provider import KeyProviderUnavailable
@@ -58,11 +58,14 @@ REPORTED_ERRORS: tuple[type[Exception], ...] = (
 )
 
 
-def settings_for(home: Path | None, **overrides: object) -> Settings:
+def settings_for(home: Path | None, *, checked: bool = True, **overrides: object) -> Settings:
+    """The settings a command runs with; refused settings stop it (exit 2). ``checked``:
+    refuse those never acceptable too (``Settings.check``); a command that makes what
+    those checks need (``audit log-keys``) reads them unchecked."""
     if home is not None:
         overrides["home"] = home
     try:
-        return load_settings(**overrides)
+        return load_settings(**overrides) if checked else read_settings(**overrides)
     except UnsafeConfiguration as error:
         typer.secho(f"refusing to start: {error}", fg=typer.colors.RED, err=True)
         raise typer.Exit(2) from None

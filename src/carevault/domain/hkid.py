@@ -60,16 +60,21 @@ _LOOKALIKES = str.maketrans(
     "АВЕЅІЈКМНОРСТХУ" + "ΑΒΕΖΗΙΚΜΝΟΡΤΥΧ",
     "ABESIJKMHOPCTXY" + "ABEZHIKMNOPTYX",
 )
-#: An HKID anywhere in a text (``holds``): not inside a longer word or number, the
-#: check digit after the serial as written (bracketed, after a dash, a slash, a dot or
-#: a space, or right after it), with what surrounds it (``HKID=``, ``Member``, a
-#: dependant's ``-01``, a full stop) left aside. A dash between the letters and the
-#: digits only before a bracketed check digit (``K-987654(5)``): ``TM-0000042`` is a
-#: record number of the group's.
-_WITHIN = re.compile(
-    rf"(?<![A-Z0-9])([A-Z]{{1,2}}) ?(?:{_DASH} ?(?={_SERIAL} ?[(\[]))?({_SERIAL}) ?"
-    rf"(?:{_DASH}|[/.])? ?"
-    r"(?:\(([0-9A])\)|\[([0-9A])\]|([0-9A]))(?![A-Z0-9])"
+#: An HKID anywhere in a text (``holds``), its check digit in brackets: round, square,
+#: or the corner and lenticular ones Chinese input methods type (NFKC folds the
+#: full-width round and square ones). Unambiguous, so whatever is around it, letters and
+#: digits too (``HKIDK987654(5)``, ``K987654(5)01``); a dash may stand between the
+#: letters and the digits (``K-987654(5)``).
+_BRACKETED = re.compile(
+    rf"([A-Z]{{1,2}}) ?(?:{_DASH} ?)?({_SERIAL}) ?[(\[\u3010\u300c\u300e\u3014]"
+    r" ?([0-9A]) ?[)\]\u3011\u300d\u300f\u3015]"
+)
+#: An HKID anywhere in a text written without brackets: not inside a longer word or
+#: number, the check digit right after the serial or after a dash, a slash, a dot or a
+#: space, what surrounds it (``HKID=``, ``Member``, a full stop) left aside. No dash
+#: between the letters and the digits: ``TM-0000042`` is a record number of the group's.
+_PLAIN = re.compile(
+    rf"(?<![A-Z0-9])([A-Z]{{1,2}}) ?({_SERIAL}) ?(?:{_DASH}|[/.])? ?([0-9A])(?![A-Z0-9])"
 )
 _SPACE_VALUE = 36
 _WEIGHTS = (9, 8, 7, 6, 5, 4, 3, 2)
@@ -109,7 +114,7 @@ def _clean(text: str) -> str:
             "".join(
                 ch for ch in unicodedata.normalize("NFKC", text) if unicodedata.category(ch) != "Cf"
             ),
-        ).translate(_LOOKALIKES)
+        )
         return text.upper().translate(_LOOKALIKES)
     return text.upper()
 
@@ -184,9 +189,16 @@ def holds(text: str) -> bool:
     review of stop 66)."""
     if not _may_hold(text):
         return False
+    cleaned = _SPACES.sub(" ", _clean(text))
+    # Bracketed, a two-letter prefix found may be a label's last letter and the number's
+    # one (``HKIDK987654(5)``): both are tried.
+    for prefix, serial, check in _BRACKETED.findall(cleaned):
+        digits = serial.replace(" ", "")
+        if check in (check_digit(prefix, digits), check_digit(prefix[-1], digits)):
+            return True
     return any(
-        check_digit(prefix, serial.replace(" ", "")) == next(check for check in checks if check)
-        for prefix, serial, *checks in _WITHIN.findall(_SPACES.sub(" ", _clean(text)))
+        check_digit(prefix, serial.replace(" ", "")) == check
+        for prefix, serial, check in _PLAIN.findall(cleaned)
     )
 
 

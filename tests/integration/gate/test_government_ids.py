@@ -258,6 +258,8 @@ SPELT_OTHERWISE = {
     "dependant": "K987654(5)-01",
     "square-brackets": "K987654[5]",
     "cyrillic-ka": "\u041a987654(5)",
+    # Review of stop 67: spaces inside the serial, read plainly by the rule of round 85.
+    "spaced": "K987 654 5",
 }
 LOCAL = "urn:oid:2.16.344.1.99"
 

@@ -207,6 +207,19 @@ def test_a_two_letter_prefix_that_reads_as_a_label_stays_a_prefix() -> None:
         "\u03ba987654(5)",
         "A123456(3)",
         "HKID A123456(3)",
+        # Review of stop 67: spaces inside the six digits (read plainly before).
+        "K 987 654 5",
+        "K987 654-5",
+        "HKID: K 987 654 5",
+        "A 1 2 3 4 5 6 3",
+        "Member K 987 654 (5)",
+        # Bracketed, whatever is glued around it; Chinese input's brackets.
+        "K987654(5)01",
+        "HKIDK987654(5)",
+        "XK987654(5)",
+        "K987654\u30105\u3011",
+        "K987654\u300c5\u300d",
+        "K987654\u30145\u3015",
     ],
 )
 def test_an_hkid_written_anywhere_in_a_text_is_held(text: str) -> None:
@@ -224,7 +237,7 @@ def test_an_hkid_written_anywhere_in_a_text_is_held(text: str) -> None:
         "M123456(2)",
         "TM-0000042",
         "ICU2024003",
-        "XK987654(5)",
+        "XK9876545",
         "K9876545X",
         "K-987654-5",
         "",
