@@ -9,7 +9,14 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from carevault.cli.common import HomeOption, app, fail, open_services, operator, settings_for
+from carevault.cli.common import (
+    HomeOption,
+    app,
+    fail,
+    open_services,
+    operator,
+    unchecked_settings_for,
+)
 from carevault.cli.terminal import cell, echo
 
 if TYPE_CHECKING:
@@ -102,7 +109,7 @@ def audit_log_keys(home: HomeOption = None) -> None:
 
     # Read unchecked on purpose: the one thing read or written is the ledger signing
     # key, and the witness settings that production requires cannot exist yet.
-    settings = settings_for(home, checked=False)
+    settings = unchecked_settings_for(home)
     key = ed25519_key(settings.resolved_ledger_key_path, create=True)
     for ledger_name in (AUDIT_LEDGER, UNWRAP_LEDGER):
         signer = CheckpointSigner(f"{settings.ledger_origin}/{ledger_name}", key)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import getpass
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -58,14 +58,25 @@ REPORTED_ERRORS: tuple[type[Exception], ...] = (
 )
 
 
-def settings_for(home: Path | None, *, checked: bool = True, **overrides: object) -> Settings:
-    """The settings a command runs with; refused settings stop it (exit 2). ``checked``:
-    refuse those never acceptable too (``Settings.check``); a command that makes what
-    those checks need (``audit log-keys``) reads them unchecked."""
+def settings_for(home: Path | None, **overrides: object) -> Settings:
+    """The settings a command runs with; refused settings stop it (exit 2)."""
+    return _settings(load_settings, home, overrides)
+
+
+def unchecked_settings_for(home: Path | None) -> Settings:
+    """``settings_for`` without refusing what ``Settings.check`` refuses: for a command
+    that makes what those checks need (``audit log-keys``); settings of the wrong kind
+    stop it all the same."""
+    return _settings(read_settings, home, {})
+
+
+def _settings(
+    build: Callable[..., Settings], home: Path | None, overrides: dict[str, object]
+) -> Settings:
     if home is not None:
         overrides["home"] = home
     try:
-        return load_settings(**overrides) if checked else read_settings(**overrides)
+        return build(**overrides)
     except UnsafeConfiguration as error:
         typer.secho(f"refusing to start: {error}", fg=typer.colors.RED, err=True)
         raise typer.Exit(2) from None
