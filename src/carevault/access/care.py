@@ -43,7 +43,13 @@ from sqlalchemy import (
 )
 
 from carevault.access.tables import care_relationship, care_vouched, staff_account
-from carevault.db import driver_all, driver_executemany, read_transaction, write_transaction
+from carevault.db import (
+    driver_all,
+    driver_executemany,
+    hold_record_writes_alone,
+    read_transaction,
+    write_transaction,
+)
 from carevault.domain.care import CareEvent, CareSource, Opened, Window
 from carevault.fhir.care import CARE_TYPES as CARE_TYPES
 from carevault.fhir.care import CareFacts, care_facts
@@ -192,6 +198,8 @@ class CareRelationships:
         if self.seal_key is None:
             return 0
         with write_transaction(self.engine) as connection:
+            # Record writes rewrite these rows too: one at a time (``client_marks``).
+            hold_record_writes_alone(connection)
             rows = connection.execute(
                 select(care_relationship).where(care_relationship.c.seal.is_(None))
             ).all()

@@ -225,39 +225,56 @@ def test_the_pass_is_done_once_and_a_second_run_changes_nothing(
             third.close()
 
 
+@pytest.mark.parametrize("which", ["client-marks", "sealing"])
 def test_the_pass_waits_for_record_writes_in_flight(
-    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest, which: str
 ) -> None:
     """Record writes rewrite care rows too (a record written again clears and inserts
     its own): a pass marking rows while one is in flight updated them in another order,
     and PostgreSQL ended one of the two as a deadlock (a server's start failed, or a
-    clinician's write). The pass waits for the writes in flight; SQLite's write lock did
-    already."""
+    clinician's write). Each pass over the care rows at start (the client marks; the
+    sealing of rows from before sealing began) waits for the writes in flight; SQLite's
+    write lock did already."""
     from carevault.access.client_marks import mark_client_care
     from carevault.db import hold_record_writes
 
     with vip_clinic(backend, tmp_path, request, 1) as clinic:
         services = clinic.services
+        care = services.access.care
         (patient,) = clinic.patients
-        client = services.access.care.maker(f"client:{APP}")
+        client = care.maker(f"client:{APP}")
         assert client is not None
         _book(clinic, patient, _token(clinic))
         pseudonym = patient_pseudonym(services, patient)
-        assert _rewrite(services, pseudonym, client, reseal=True) >= 1
+        if which == "client-marks":
+            assert _rewrite(services, pseudonym, client, reseal=True) >= 1
+        else:
+            with write_transaction(services.engine) as connection:
+                connection.execute(
+                    update(care_relationship)
+                    .where(care_relationship.c.patient_pseudonym == pseudonym)
+                    .values(seal=None)
+                )
         done = threading.Event()
-        marked: list[int] = []
+        passed: list[int] = []
 
-        def mark() -> None:
-            marked.append(mark_client_care(services.access.care))
+        def run_the_pass() -> None:
+            passed.append(
+                mark_client_care(care) if which == "client-marks" else care.seal_unsealed()
+            )
             done.set()
 
         with write_transaction(services.engine) as connection:
             hold_record_writes(connection)
-            passing = threading.Thread(target=mark)
+            passing = threading.Thread(target=run_the_pass)
             passing.start()
-            # The write in flight holds the pass: nothing marked while it runs.
+            # The write in flight holds the pass: nothing changed while it runs.
             assert not done.wait(0.5)
         passing.join(timeout=30)
-        assert marked and marked[0] >= 1
+        assert passed and passed[0] >= 1
         rows = _rows(services, pseudonym)
-        assert {row[SEALED_COLUMNS.index("granted_by")] for row in rows} == {CLIENT_ALONE + client}
+        assert all(_genuine(care, row) for row in rows)
+        if which == "client-marks":
+            assert {row[SEALED_COLUMNS.index("granted_by")] for row in rows} == {
+                CLIENT_ALONE + client
+            }
