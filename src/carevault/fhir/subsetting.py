@@ -3,9 +3,11 @@ their writer was not shown.
 
 Reads return only what the caller may see (``fhir/categories.py`` says which category
 each element is of): withheld elements are removed and the resource is labelled
-SUBSETTED in ``meta.security``, as FHIR's security labels specify; a resource whose main
-category is withheld is not shown at all. An update from a caller who was shown a view
-keeps what the view left out.
+SUBSETTED in ``meta.tag``, where R4's search page puts it (a common tag: servers such as
+HAPI put and check it there), and in ``meta.security``, where FHIR's security labels and
+earlier releases of CareVault put it; a resource whose main category is withheld is not
+shown at all. An update from a caller who was shown a view keeps what the view left
+out.
 """
 
 from __future__ import annotations
@@ -103,22 +105,28 @@ def _meta_without(
 def mark_subsetted(kept: dict[str, Any]) -> dict[str, Any]:
     """``kept`` (a new dict, elements taken from a resource) labelled SUBSETTED, once:
     the one way a view of a record says it is not the whole record, whether the role
-    withheld elements or the client asked for fewer (``fhir/views.py``), or both. A
-    new meta with a new security list: what it shares with the stored resource is never
-    changed."""
+    withheld elements or the client asked for fewer (``fhir/views.py``), or both. In
+    ``meta.tag`` (integrator round 85: R4's search page says the tag; a server that
+    checks only the tag would store a view as a whole record) and in ``meta.security``
+    (clients of earlier releases look there), once in each. A new meta with new lists:
+    what it shares with the stored resource is never changed."""
     meta = dict(kept.get("meta") or {})
-    labels = meta.get("security") or []
-    if not any(_is_subsetted(label) for label in labels):
-        meta["security"] = [*labels, SUBSETTED]
+    for kind in MARKS:
+        given = meta.get(kind)
+        labels: list[Any] = given if isinstance(given, list) else []
+        if not any(_is_subsetted(label) for label in labels):
+            meta[kind] = [*labels, SUBSETTED]
     kept["meta"] = meta
     return kept
 
 
 def without_subsetted(resource: dict[str, Any]) -> dict[str, Any]:
-    """``resource`` without the SUBSETTED label (matched by system and code), which marks
-    a reader's view and never a record: a client that saves back what it read sends it.
-    The same object when there is none to take out; a new one (and a new meta) if so."""
-    kept = _meta_without(resource.get("meta"), _is_subsetted)
+    """``resource`` without the SUBSETTED label (matched by system and code) in
+    ``meta.security`` and ``meta.tag``, which marks a reader's view and never a record:
+    a client that saves back what it read sends it, in either or both (a client that
+    keeps only tags keeps the tag alone). The same object when there is none to take
+    out; a new one (and a new meta) if so: callers tell a view by that."""
+    kept = _meta_without(resource.get("meta"), _is_subsetted, MARKS)
     if kept is None:
         return resource
     unlabelled = {name: value for name, value in resource.items() if name != "meta"}

@@ -30,6 +30,7 @@ SUBSETTED = {
     "code": "SUBSETTED",
     "display": "subsetted",
 }
+MARKS = ("security", "tag")
 NARRATIVE = {"status": "generated", "div": '<div xmlns="http://www.w3.org/1999/xhtml">Chan</div>'}
 
 
@@ -67,18 +68,21 @@ def _labels(resource: dict[str, Any]) -> list[Any]:
     return list(resource.get("meta", {}).get("security", []))
 
 
+def _tags(resource: dict[str, Any]) -> list[Any]:
+    return list(resource.get("meta", {}).get("tag", []))
+
+
 def _matches(bundle: dict[str, Any], mode: str = "match") -> list[dict[str, Any]]:
     return [e["resource"] for e in bundle.get("entry", []) if e["search"]["mode"] == mode]
 
 
 def _within(view: dict[str, Any], whole: dict[str, Any]) -> None:
-    """Every element of ``view`` is in ``whole`` as it is there (meta aside: its label)."""
+    """Every element of ``view`` is in ``whole`` as it is there (meta aside: its label and
+    tag)."""
     for name, value in view.items():
         if name != "meta":
             assert whole.get(name) == value, name
-    assert {k: v for k, v in view["meta"].items() if k != "security"} == {
-        k: v for k, v in whole["meta"].items() if k != "security"
-    }
+    assert _unlabelled(view)["meta"] == _unlabelled(whole)["meta"]
 
 
 def test_each_summary_value_on_read_and_vread(
@@ -331,8 +335,16 @@ def test_what_third_party_clients_send_is_understood(group: Group) -> None:
 
 
 def _unlabelled(view: dict[str, Any]) -> dict[str, Any]:
-    meta = {name: value for name, value in view["meta"].items() if name != "security"}
+    """``view`` as a client that drops what marks it a view sends it: neither the
+    SUBSETTED label nor the tag (the records here hold no other)."""
+    meta = {name: value for name, value in view["meta"].items() if name not in MARKS}
     return {**view, "meta": meta}
+
+
+def _tagged_only(view: dict[str, Any]) -> dict[str, Any]:
+    """``view`` as a client that keeps tags and drops security labels (a HAPI-style
+    store) sends it back: SUBSETTED in ``meta.tag`` alone."""
+    return {**view, "meta": {**_unlabelled(view)["meta"], "tag": [SUBSETTED]}}
 
 
 def _refused(response: Any, *named: str) -> str:
@@ -492,3 +504,44 @@ def test_a_token_confined_to_another_patient_learns_nothing_by_a_labelled_update
         services.gate.write(caller, [Put(RESOURCE_TYPES["Patient"], view["id"], view)])
 
     assert "maritalStatus" not in str(refused.value) and "not a record" in str(refused.value)
+
+
+def test_views_are_tagged_subsetted_where_r4_puts_it(group: Group) -> None:
+    """Integrator round 85: R4's search page marks a view with the tag SUBSETTED, and
+    servers such as HAPI look for it in ``meta.tag``; a pipeline storing a view that was
+    labelled only in ``meta.security`` there stored it as a whole record. A view asked
+    for and a role's cut are each tagged once, and still labelled as before."""
+    url = f"/fhir/Patient/{group.tm_patient.id}"
+    asked = group.call(group.doctor_tm, "GET", f"{url}?_elements=name").json()
+    cut = group.call(group.desk_tm, "GET", url).json()
+    both = group.call(group.desk_tm, "GET", f"{url}?_elements=name").json()
+
+    for view in (asked, cut, both):
+        assert _tags(view) == [SUBSETTED] and _labels(view) == [SUBSETTED]
+    whole = group.call(group.doctor_tm, "GET", url).json()
+    assert "SUBSETTED" not in str(whole.get("meta"))
+
+
+def test_a_view_sent_back_with_only_the_tag_is_a_view_and_the_tag_is_never_stored(
+    group: Group, api: FhirTestClient
+) -> None:
+    """A client that kept the tag alone sends a view back: the desk's cut keeps the HKID
+    it never saw, a view of fewer elements is refused rather than erasing what it left
+    out, and the tag is not stored as part of the record."""
+    url = f"/fhir/Patient/{group.tm_patient.id}"
+    whole = api.get(url).json()
+    whole.update(maritalStatus={"text": "married"})
+    assert api.put_json(url, whole).status_code == 200
+
+    desk_view = _tagged_only(group.call(group.desk_tm, "GET", url).json())
+    desk_view["telecom"] = [{"system": "phone", "value": "+852 5555 0123"}]
+    saved = group.call(group.desk_tm, "PUT", url, desk_view)
+    assert saved.status_code == 200, saved.text
+    stored = api.get(url).json()
+    assert group.tm_patient.hkid in str(stored["identifier"]) and stored["telecom"]
+    assert "SUBSETTED" not in str(stored["meta"])
+
+    query = "_elements=name,gender,identifier"
+    named = _tagged_only(group.call(group.doctor_tm, "GET", f"{url}?{query}").json())
+    _refused(group.call(group.doctor_tm, "PUT", url, named), "maritalStatus")
+    assert api.get(url).json() == stored
